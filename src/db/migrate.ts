@@ -1,0 +1,93 @@
+// Applies prisma/migrations at start-up and records each one in `_prisma_migrations` exactly
+// as Prisma's migration engine does (same table, sha256 checksum of migration.sql, timestamps),
+// so `prisma migrate status` / `deploy` agree with us on a machine that has Prisma's engine.
+// Prisma's CLI cannot run here (its engine is a download), hence this module.
+import { createHash, randomUUID } from "node:crypto";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { SqliteDatabase } from "./open-database.js";
+
+// Prisma's own DDL for the history table on SQLite.
+const CREATE_HISTORY_TABLE = `CREATE TABLE IF NOT EXISTS "_prisma_migrations" (
+    "id"                    TEXT PRIMARY KEY NOT NULL,
+    "checksum"              TEXT NOT NULL,
+    "finished_at"           DATETIME,
+    "migration_name"        TEXT NOT NULL,
+    "logs"                  TEXT,
+    "rolled_back_at"        DATETIME,
+    "started_at"            DATETIME NOT NULL DEFAULT current_timestamp,
+    "applied_steps_count"   INTEGER UNSIGNED NOT NULL DEFAULT 0
+)`;
+
+export interface Migration {
+  name: string;
+  sql: string;
+  checksum: string;
+}
+
+/** The migrations folder, found from this file whether it runs from src/ or dist/src/. */
+export function defaultMigrationsDir(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 5; i++) {
+    const candidate = join(dir, "prisma", "migrations");
+    if (existsSync(candidate)) return candidate;
+    dir = resolve(dir, "..");
+  }
+  throw new Error("prisma/migrations not found next to the installed package");
+}
+
+export function readMigrations(dir: string): Migration[] {
+  return readdirSync(dir, { withFileTypes: true })
+    .filter((entry) => entry.isDirectory() && existsSync(join(dir, entry.name, "migration.sql")))
+    .map((entry) => entry.name)
+    .sort()
+    .map((name) => {
+      const sql = readFileSync(join(dir, name, "migration.sql"), "utf8");
+      return { name, sql, checksum: createHash("sha256").update(sql).digest("hex") };
+    });
+}
+
+/** The timestamp format Prisma's engine writes into _prisma_migrations on SQLite. */
+const prismaTimestamp = (date: Date): string => date.toISOString().replace("T", " ").replace("Z", "+00:00");
+
+export class MigrationError extends Error {
+  override name = "MigrationError";
+}
+
+/**
+ * Applies every migration not yet recorded, each in its own IMMEDIATE transaction so two
+ * server processes starting together on one file never apply the same migration twice.
+ * Returns the names applied now (empty when the database was already up to date).
+ */
+export function applyMigrations(db: SqliteDatabase, dir = defaultMigrationsDir()): string[] {
+  db.exec(CREATE_HISTORY_TABLE);
+  const applied: string[] = [];
+  const findRecord = db.prepare<[string], { checksum: string; finished_at: string | null }>(
+    `SELECT checksum, finished_at FROM "_prisma_migrations" WHERE migration_name = ? AND rolled_back_at IS NULL`,
+  );
+  const insertRecord = db.prepare(
+    `INSERT INTO "_prisma_migrations" (id, checksum, finished_at, migration_name, logs, rolled_back_at, started_at, applied_steps_count)
+     VALUES (?, ?, ?, ?, NULL, NULL, ?, 1)`,
+  );
+  for (const migration of readMigrations(dir)) {
+    const applyOne = db.transaction(() => {
+      const record = findRecord.get(migration.name);
+      if (record) {
+        if (record.finished_at === null) {
+          throw new MigrationError(`migration ${migration.name} was started but never finished; repair the database before starting`);
+        }
+        if (record.checksum !== migration.checksum) {
+          throw new MigrationError(`migration ${migration.name} was modified after it was applied (checksum differs)`);
+        }
+        return false;
+      }
+      const startedAt = prismaTimestamp(new Date());
+      db.exec(migration.sql);
+      insertRecord.run(randomUUID(), migration.checksum, prismaTimestamp(new Date()), migration.name, startedAt);
+      return true;
+    });
+    if (applyOne.immediate()) applied.push(migration.name);
+  }
+  return applied;
+}
