@@ -1,0 +1,113 @@
+// The `coordination` command: reads configuration (flags > env > file > defaults), starts the
+// server, and shuts it down gracefully on SIGINT/SIGTERM. Exit codes: 0 clean stop,
+// 2 invalid configuration or usage, 1 failure to start or to stop.
+import { ConfigError, FLAGS, SETTINGS, envName, loadConfig, type SettingName } from "./config.js";
+import { createLogger } from "./logger.js";
+import { createServer } from "./server/create-server.js";
+import { VERSION } from "./version.js";
+
+interface ParsedArgs {
+  flags: Partial<Record<SettingName, string>>;
+  configFile?: string;
+  help: boolean;
+  version: boolean;
+}
+
+class UsageError extends Error {}
+
+export function parseArgs(argv: string[]): ParsedArgs {
+  const parsed: ParsedArgs = { flags: {}, help: false, version: false };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === "--help" || arg === "-h") parsed.help = true;
+    else if (arg === "--version" || arg === "-v") parsed.version = true;
+    else {
+      const [flag, inline] = arg.includes("=") ? [arg.slice(0, arg.indexOf("=")), arg.slice(arg.indexOf("=") + 1)] : [arg, undefined];
+      if (flag !== "--config" && !(flag in FLAGS)) throw new UsageError(`unknown option "${arg}" (see --help)`);
+      const value = inline ?? argv[++i];
+      if (value === undefined) throw new UsageError(`${flag} needs a value`);
+      if (flag === "--config") parsed.configFile = value;
+      else parsed.flags[FLAGS[flag]!] = value;
+    }
+  }
+  return parsed;
+}
+
+function helpText(): string {
+  const flagFor = (name: SettingName) => Object.entries(FLAGS).find(([, s]) => s === name)?.[0];
+  const lines = (Object.keys(SETTINGS) as SettingName[]).map((name) => {
+    const setting = SETTINGS[name];
+    const flag = flagFor(name);
+    return `  ${envName(name).padEnd(38)}${flag ? `${flag} ` : ""}(default ${JSON.stringify(setting.default)})\n      ${setting.doc}`;
+  });
+  return [
+    `coordination ${VERSION}: queue/event coordination server for multi-agent systems`,
+    "",
+    "Usage: coordination [--host H] [--port P] [--db PATH] [--log-level L] [--config FILE.yaml]",
+    "",
+    "Settings (flags > environment > config file > defaults; the YAML file uses the camelCase names):",
+    ...lines,
+  ].join("\n");
+}
+
+async function main(): Promise<number> {
+  let args: ParsedArgs;
+  try {
+    args = parseArgs(process.argv.slice(2));
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    process.stderr.write(`coordination: ${error.message}\n`);
+    return 2;
+  }
+  if (args.help) {
+    process.stdout.write(`${helpText()}\n`);
+    return 0;
+  }
+  if (args.version) {
+    process.stdout.write(`${VERSION}\n`);
+    return 0;
+  }
+  let config;
+  try {
+    config = loadConfig({ flags: args.flags, ...(args.configFile ? { configFile: args.configFile } : {}) });
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    process.stderr.write(`coordination: ${error.message}\n`);
+    return 2;
+  }
+  const log = createLogger(config.logLevel);
+  let server;
+  try {
+    server = createServer(config, log);
+    await server.start();
+  } catch (error) {
+    log.fatal({ err: error }, "failed to start");
+    await server?.stop().catch(() => undefined);
+    return 1;
+  }
+  const running = server;
+  return new Promise<number>((resolve) => {
+    const shutdown = (signal: string) => {
+      log.info({ signal }, "signal received");
+      running.stop().then(
+        () => resolve(0),
+        (error: unknown) => {
+          log.error({ err: error }, "shutdown failed");
+          resolve(1);
+        },
+      );
+    };
+    process.once("SIGINT", () => shutdown("SIGINT"));
+    process.once("SIGTERM", () => shutdown("SIGTERM"));
+  });
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    process.stderr.write(`coordination: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    process.exitCode = 1;
+  },
+);

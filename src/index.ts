@@ -1,0 +1,6 @@
+// Public API for embedding the server in another Node program (package export "coordination/server").
+export { createServer, type CoordinationServer } from "./server/create-server.js";
+export { loadConfig, ConfigError, SETTINGS, envName, type Config, type ConfigSources } from "./config.js";
+export { createLogger } from "./logger.js";
+export type { AppRouter } from "./trpc/app-router.js";
+export { CoordinationError, type ErrorReason } from "./errors.js";

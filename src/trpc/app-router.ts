@@ -1,0 +1,35 @@
+// The root router: composes the capability routers and the health check. Its type is what
+// the client (client/) imports to get end-to-end types.
+import { z } from "zod";
+import { agentRouter } from "../agents/agent-router.js";
+import { eventRouter } from "../events/event-router.js";
+import { memoryRouter } from "../memory/memory-router.js";
+import { taskRouter } from "../tasks/task-router.js";
+import { VERSION } from "../version.js";
+import { procedure, router } from "./init.js";
+
+const startedAt = Date.now();
+
+export const healthSchema = z.object({
+  status: z.literal("ok"),
+  version: z.string(),
+  uptimeMs: z.number(),
+  db: z.literal("ok"),
+});
+
+export const appRouter = router({
+  health: procedure
+    .meta({ openapi: { method: "GET", path: "/health", tags: ["health"], summary: "Health check (queries the database)" } })
+    .input(z.object({}).optional())
+    .output(healthSchema)
+    .query(async ({ ctx }) => {
+      await ctx.services.prisma.$queryRaw`SELECT 1`;
+      return { status: "ok" as const, version: VERSION, uptimeMs: Date.now() - startedAt, db: "ok" as const };
+    }),
+  tasks: taskRouter,
+  events: eventRouter,
+  agents: agentRouter,
+  memory: memoryRouter,
+});
+
+export type AppRouter = typeof appRouter;
