@@ -1,0 +1,44 @@
+// tRPC procedures of the agent registry.
+import { z } from "zod";
+import { procedure, router } from "../trpc/init.js";
+import { agentHeartbeatInput, agentIdInput, agentSchema, findByCapabilityInput, listAgentsInput, registerInput } from "./agent-schemas.js";
+
+const tags = ["agents"];
+
+export const agentRouter = router({
+  register: procedure
+    .meta({ openapi: { method: "POST", path: "/agents", tags, summary: "Register (or re-register) an agent" } })
+    .input(registerInput)
+    .output(agentSchema)
+    .mutation(({ ctx, input }) => ctx.services.agents.register(input)),
+
+  heartbeat: procedure
+    .meta({ openapi: { method: "POST", path: "/agents/{agentId}/heartbeat", tags, summary: "Report liveness, status and load" } })
+    .input(agentHeartbeatInput)
+    .output(agentSchema)
+    .mutation(({ ctx, input }) => ctx.services.agents.heartbeat(input)),
+
+  deregister: procedure
+    .meta({ openapi: { method: "DELETE", path: "/agents/{agentId}", tags, summary: "Remove an agent; its tasks return to the queue" } })
+    .input(agentIdInput)
+    .output(agentSchema)
+    .mutation(({ ctx, input }) => ctx.services.agents.deregister(input.agentId)),
+
+  get: procedure
+    .meta({ openapi: { method: "GET", path: "/agents/{agentId}", tags, summary: "Get an agent" } })
+    .input(agentIdInput)
+    .output(agentSchema)
+    .query(({ ctx, input }) => ctx.services.agents.get(input.agentId)),
+
+  list: procedure
+    .meta({ openapi: { method: "GET", path: "/agents", tags, summary: "List agents" } })
+    .input(listAgentsInput)
+    .output(z.array(agentSchema))
+    .query(({ ctx, input }) => ctx.services.agents.list(input)),
+
+  findByCapability: procedure
+    .meta({ openapi: { method: "GET", path: "/agents/capability/{capability}", tags, summary: "Agents with a capability, healthy and least loaded first" } })
+    .input(findByCapabilityInput)
+    .output(z.array(agentSchema))
+    .query(({ ctx, input }) => ctx.services.agents.findByCapability(input.capability)),
+});

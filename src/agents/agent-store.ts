@@ -1,0 +1,91 @@
+// All SQL of the agent registry, run inside the Writer's transactions.
+import type { Statements } from "../db/statements.js";
+import type { AgentHealth } from "./agent-schemas.js";
+
+export interface AgentRow {
+  id: string;
+  metadata: string;
+  status: string;
+  health: string;
+  load: number;
+  registeredAt: number | Date;
+  lastHeartbeatAt: number | Date;
+  updatedAt: number | Date;
+}
+
+export interface HealthThresholds {
+  agentStaleMs: number;
+  agentOfflineMs: number;
+}
+
+/** SQL for the health an agent has now, given @stale and @offline cut-off times. */
+const CURRENT_HEALTH = `CASE WHEN lastHeartbeatAt > @stale THEN 'healthy' WHEN lastHeartbeatAt > @offline THEN 'stale' ELSE 'offline' END`;
+
+export class AgentStore {
+  constructor(private readonly st: Statements) {}
+
+  get(agentId: string): AgentRow | undefined {
+    return this.st.get<[string], AgentRow>(`SELECT * FROM agents WHERE id = ?`).get(agentId);
+  }
+
+  capabilitiesOf(agentId: string): string[] {
+    return this.st
+      .get<[string], { capability: string }>(`SELECT capability FROM agent_capabilities WHERE agentId = ? ORDER BY capability`)
+      .all(agentId)
+      .map((r) => r.capability);
+  }
+
+  /** Creates or replaces an agent's registration; a re-registered agent is healthy again. */
+  upsert(agentId: string, capabilities: readonly string[], metadata: string, now: number): AgentRow {
+    const row = this.st
+      .get<[string, string, number, number, number], AgentRow>(
+        `INSERT INTO agents (id, metadata, health, registeredAt, lastHeartbeatAt, updatedAt) VALUES (?, ?, 'healthy', ?, ?, ?)
+         ON CONFLICT(id) DO UPDATE SET metadata = excluded.metadata, health = 'healthy',
+           lastHeartbeatAt = excluded.lastHeartbeatAt, updatedAt = excluded.updatedAt
+         RETURNING *`,
+      )
+      .get(agentId, metadata, now, now, now)!;
+    this.st.get<[string]>(`DELETE FROM agent_capabilities WHERE agentId = ?`).run(agentId);
+    const insert = this.st.get<[string, string]>(`INSERT OR IGNORE INTO agent_capabilities (agentId, capability) VALUES (?, ?)`);
+    for (const capability of capabilities) insert.run(agentId, capability);
+    return row;
+  }
+
+  heartbeat(agentId: string, status: string | null, load: number | null, now: number): AgentRow | undefined {
+    return this.st
+      .get<[number, string | null, number | null, number, string], AgentRow>(
+        `UPDATE agents SET lastHeartbeatAt = ?, status = COALESCE(?, status), load = COALESCE(?, load), updatedAt = ?
+         WHERE id = ? RETURNING *`,
+      )
+      .get(now, status, load, now, agentId);
+  }
+
+  /** Any sign of life (a claim, a lease heartbeat) from a registered agent counts as a heartbeat. */
+  touch(agentId: string, now: number): void {
+    this.st.get<[number, string]>(`UPDATE agents SET lastHeartbeatAt = ? WHERE id = ?`).run(now, agentId);
+  }
+
+  delete(agentId: string): boolean {
+    return this.st.get<[string]>(`DELETE FROM agents WHERE id = ?`).run(agentId).changes > 0;
+  }
+
+  /** Agents whose current health differs from the health last published for them. */
+  healthChanges(now: number, thresholds: HealthThresholds): Array<AgentRow & { current: AgentHealth }> {
+    return this.st
+      .get<[Record<string, number>], AgentRow & { current: AgentHealth }>(
+        `SELECT *, ${CURRENT_HEALTH} AS current FROM agents WHERE health != ${CURRENT_HEALTH}`,
+      )
+      .all({ stale: now - thresholds.agentStaleMs, offline: now - thresholds.agentOfflineMs });
+  }
+
+  setHealth(agentId: string, health: AgentHealth, now: number): void {
+    this.st.get<[string, number, string]>(`UPDATE agents SET health = ?, updatedAt = ? WHERE id = ?`).run(health, now, agentId);
+  }
+}
+
+export function currentHealth(lastHeartbeatAt: number, now: number, thresholds: HealthThresholds): AgentHealth {
+  const age = now - lastHeartbeatAt;
+  if (age < thresholds.agentStaleMs) return "healthy";
+  if (age < thresholds.agentOfflineMs) return "stale";
+  return "offline";
+}

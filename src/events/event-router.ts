@@ -1,0 +1,78 @@
+// tRPC procedures of the event stream, including the live WebSocket subscription.
+import { z } from "zod";
+import { procedure, router } from "../trpc/init.js";
+import {
+  ackInput,
+  eventSchema,
+  listEventsInput,
+  onEventInput,
+  pollInput,
+  publishInput,
+  subscribeInput,
+  subscriptionSchema,
+  unsubscribeInput,
+} from "./event-schemas.js";
+import { streamEvents } from "./event-stream.js";
+
+const tags = ["events"];
+
+export const eventRouter = router({
+  publish: procedure
+    .meta({ openapi: { method: "POST", path: "/events", tags, summary: "Publish an event" } })
+    .input(publishInput)
+    .output(eventSchema)
+    .mutation(({ ctx, input }) => ctx.services.events.publish(input)),
+
+  subscribe: procedure
+    .meta({ openapi: { method: "POST", path: "/events/subscriptions", tags, summary: "Subscribe an agent to event types" } })
+    .input(subscribeInput)
+    .output(subscriptionSchema)
+    .mutation(({ ctx, input }) => ctx.services.events.subscribe(input)),
+
+  unsubscribe: procedure
+    .meta({ openapi: { method: "DELETE", path: "/events/subscriptions/{agentId}", tags, summary: "Drop types, or the whole subscription" } })
+    .input(unsubscribeInput)
+    .output(subscriptionSchema)
+    .mutation(({ ctx, input }) => ctx.services.events.unsubscribe(input)),
+
+  subscription: procedure
+    .meta({ openapi: { method: "GET", path: "/events/subscriptions/{agentId}", tags, summary: "An agent's subscription and cursor" } })
+    .input(z.object({ agentId: z.string().min(1).max(200) }))
+    .output(subscriptionSchema)
+    .query(({ ctx, input }) => ctx.services.events.getSubscription(input.agentId)),
+
+  poll: procedure
+    .meta({ openapi: { method: "GET", path: "/events/{agentId}", tags, summary: "Poll an agent's next events" } })
+    .input(pollInput)
+    .output(z.array(eventSchema))
+    .mutation(({ ctx, input, signal }) => ctx.services.events.poll(input, signal)),
+
+  ack: procedure
+    .meta({ openapi: { method: "POST", path: "/events/{agentId}/ack", tags, summary: "Acknowledge events up to seq (manual ack)" } })
+    .input(ackInput)
+    .output(subscriptionSchema)
+    .mutation(({ ctx, input }) => ctx.services.events.ack(input)),
+
+  list: procedure
+    .meta({ openapi: { method: "GET", path: "/events", tags, summary: "Event history after a seq" } })
+    .input(listEventsInput)
+    .output(z.array(eventSchema))
+    .query(({ ctx, input }) => ctx.services.events.list(input)),
+
+  /** Live events over WebSocket; tracked by seq, so a reconnecting client resumes where it left off. */
+  onEvent: procedure.input(onEventInput).subscription(({ ctx, input, signal }) => {
+    const { services, socket } = ctx;
+    return streamEvents(
+      {
+        bus: services.bus,
+        events: services.eventStore,
+        service: services.events,
+        bufferLimit: services.config.subscriptionBufferEvents,
+        onOverflow: (reason) => socket?.close(1013, reason.slice(0, 120)),
+        ...(socket ? { socketBacklog: () => socket.bufferedAmount } : {}),
+      },
+      input,
+      signal,
+    );
+  }),
+});

@@ -1,0 +1,35 @@
+// Turns any user text into a safe FTS5 query. FTS5 has its own syntax (quotes, AND/OR/NOT,
+// NEAR, column filters, `*`, `^`), so raw text can be a syntax error or mean something else.
+// We keep only word tokens and quote each one: the result can never fail to parse.
+
+const MAX_TERMS = 32;
+
+/** Word tokens of `text`, lower-cased, de-duplicated, at most MAX_TERMS. */
+export function extractTerms(text: string): string[] {
+  const words = text.toLowerCase().match(/[\p{L}\p{N}_]+/gu) ?? [];
+  return [...new Set(words.filter((w) => w.length >= 2))].slice(0, MAX_TERMS);
+}
+
+/** An FTS5 MATCH expression matching any of the terms, or null when there is nothing to search. */
+export function toFtsQuery(text: string): string | null {
+  const terms = extractTerms(text);
+  return terms.length === 0 ? null : terms.map((t) => `"${t.replaceAll('"', '""')}"`).join(" OR ");
+}
+
+/** The searchable text of a JSON payload: its keys and string/number values. */
+export function payloadText(payload: unknown, limit = 2000): string {
+  const parts: string[] = [];
+  const visit = (value: unknown): void => {
+    if (parts.join(" ").length > limit) return;
+    if (typeof value === "string" || typeof value === "number" || typeof value === "boolean") parts.push(String(value));
+    else if (Array.isArray(value)) value.forEach(visit);
+    else if (value && typeof value === "object") {
+      for (const [key, inner] of Object.entries(value)) {
+        parts.push(key);
+        visit(inner);
+      }
+    }
+  };
+  visit(payload);
+  return parts.join(" ").slice(0, limit);
+}

@@ -1,0 +1,131 @@
+// Pre-execution memory: every finished or failed run leaves an execution record, agents add
+// notes and lessons, and a claim hands each task the memories most relevant to it.
+// Ranking blends FTS5 bm25 relevance with recency and outcome (weights below).
+import { randomUUID } from "node:crypto";
+import { fromJsonText, toJsonText } from "../db/columns.js";
+import type { WriteContext, Writer } from "../db/writer.js";
+import { notFound } from "../errors.js";
+import type { Task } from "../tasks/task-schemas.js";
+import { toTask, type TaskRow, type TaskStore } from "../tasks/task-store.js";
+import { payloadText, toFtsQuery } from "./fts-query.js";
+import type { Memory, MemoryMatch, RecallRequest, RememberRequest } from "./memory-schemas.js";
+import { toMemory, type MemoryFilter, type MemoryRow, type MemoryStore } from "./memory-store.js";
+
+/** How much each signal counts; they add up to 1, so scores stay in [0, 1]. */
+const WEIGHTS = { relevance: 0.55, recency: 0.2, outcome: 0.1, sameQueue: 0.15 } as const;
+/** A memory loses half its recency weight every week. */
+const RECENCY_HALF_LIFE_MS = 7 * 24 * 3_600_000;
+/** Failures are worth recalling (what went wrong last time), a little less than successes. */
+const OUTCOME_WEIGHT: Record<string, number> = { completed: 1, failed: 0.6, dead_letter: 0.6 };
+const CANDIDATES = 50;
+
+export type ExecutionOutcome = "completed" | "failed" | "dead_letter";
+
+export class MemoryService {
+  constructor(
+    private readonly writer: Writer,
+    private readonly memories: MemoryStore,
+    private readonly tasks: TaskStore,
+  ) {}
+
+  remember(request: RememberRequest): Promise<Memory> {
+    return this.writer.write((ctx) =>
+      toMemory(
+        this.memories.insert(
+          {
+            id: randomUUID(),
+            kind: request.kind,
+            content: request.content,
+            agentId: request.agentId ?? null,
+            queue: request.queue ?? null,
+            capability: request.capability ?? null,
+            taskId: request.taskId ?? null,
+            outcome: null,
+            durationMs: null,
+            tags: JSON.stringify(request.tags),
+            data: toJsonText(request.data ?? {}),
+          },
+          ctx.now,
+        ),
+      ),
+    );
+  }
+
+  /** Inside a write: the execution record of a run that just ended. `run` is the row as it was while claimed. */
+  recordExecution(ctx: WriteContext, task: TaskRow, outcome: ExecutionOutcome, run: TaskRow = task): void {
+    const claimedAt = run.claimedAt == null ? null : Number(run.claimedAt);
+    const detail = outcome === "completed" ? `Result: ${truncate(task.result ?? "null")}` : `Error: ${truncate(task.lastError ?? "")}`;
+    this.memories.insert(
+      {
+        id: randomUUID(),
+        kind: "execution",
+        content: [
+          `Task in queue ${task.queue}${task.capability ? ` needing ${task.capability}` : ""} ${outcome.replace("_", " ")}`,
+          `on attempt ${run.attempts} of ${task.maxAttempts} by agent ${run.leaseOwner ?? "unknown"}.`,
+          `Payload: ${payloadText(fromJsonText(task.payload))}.`,
+          detail,
+        ].join(" "),
+        agentId: run.leaseOwner,
+        queue: task.queue,
+        capability: task.capability,
+        taskId: task.id,
+        outcome,
+        durationMs: claimedAt === null ? null : Math.max(0, ctx.now - claimedAt),
+        tags: JSON.stringify([task.queue, outcome, ...(task.capability ? [task.capability] : [])]),
+        data: JSON.stringify({ attempt: run.attempts }),
+      },
+      ctx.now,
+    );
+  }
+
+  recall(request: RecallRequest): MemoryMatch[] {
+    const filter: MemoryFilter = { queue: request.queue, capability: request.capability };
+    if (request.taskId !== undefined) {
+      const row = this.tasks.findById(request.taskId);
+      if (!row) throw notFound("TASK_NOT_FOUND", request.taskId);
+      return this.rank(toTask(row), request.query, filter, request.limit);
+    }
+    return this.rank(null, request.query, filter, request.limit);
+  }
+
+  /** The context handed out with a claimed task. */
+  recallForTask(task: Task, limit: number): MemoryMatch[] {
+    return this.rank(task, undefined, {}, limit);
+  }
+
+  private rank(task: Task | null, query: string | undefined, filter: MemoryFilter, limit: number): MemoryMatch[] {
+    const text = [query ?? "", task ? `${task.queue} ${task.capability ?? ""} ${payloadText(task.payload)}` : ""].join(" ");
+    const match = toFtsQuery(text);
+    const candidates = new Map<number, { row: MemoryRow; relevance: number }>();
+    if (match) {
+      const found = this.memories.search(match, filter, CANDIDATES);
+      const best = Math.max(...found.map((r) => -r.bm25), Number.EPSILON);
+      for (const row of found) candidates.set(row.seq, { row, relevance: -row.bm25 / best });
+    } else if (!task) {
+      for (const row of this.memories.recent(filter, CANDIDATES)) candidates.set(row.seq, { row, relevance: 0 });
+    }
+    // Earlier runs of the same task are the most relevant context there is.
+    if (task) for (const row of this.memories.byTask(task.id, 10)) candidates.set(row.seq, { row, relevance: 1 });
+
+    const now = Date.now();
+    const withRelevance = match !== null || task !== null;
+    return [...candidates.values()]
+      .map(({ row, relevance }) => {
+        const memory = toMemory(row);
+        const recency = 0.5 ** ((now - memory.createdAt.getTime()) / RECENCY_HALF_LIFE_MS);
+        const outcome = memory.outcome === null ? 1 : (OUTCOME_WEIGHT[memory.outcome] ?? 0.5);
+        const sameQueue = task && memory.queue === task.queue ? 1 : 0;
+        const raw =
+          (withRelevance ? WEIGHTS.relevance * relevance : 0) +
+          WEIGHTS.recency * recency +
+          WEIGHTS.outcome * outcome +
+          (task ? WEIGHTS.sameQueue * sameQueue : 0);
+        const max = (withRelevance ? WEIGHTS.relevance : 0) + WEIGHTS.recency + WEIGHTS.outcome + (task ? WEIGHTS.sameQueue : 0);
+        return { memory, score: Math.round((raw / max) * 1e6) / 1e6 };
+      })
+      .sort((a, b) => b.score - a.score || b.memory.createdAt.getTime() - a.memory.createdAt.getTime())
+      .slice(0, limit);
+  }
+}
+
+const truncate = (text: string, max = 1000): string => (text.length > max ? `${text.slice(0, max)}…` : text);

@@ -1,0 +1,94 @@
+// All SQL of the pre-execution memory: the memories table and its FTS5 index (memories_fts,
+// created in the migration SQL). bm25() is FTS5's relevance: lower (more negative) is better.
+import { fromJsonText, toDate } from "../db/columns.js";
+import type { Statements } from "../db/statements.js";
+import type { Memory } from "./memory-schemas.js";
+
+export interface MemoryRow {
+  seq: number;
+  id: string;
+  kind: string;
+  content: string;
+  agentId: string | null;
+  queue: string | null;
+  capability: string | null;
+  taskId: string | null;
+  outcome: string | null;
+  durationMs: number | null;
+  tags: string;
+  data: string;
+  createdAt: number | Date;
+}
+
+export type NewMemory = Omit<MemoryRow, "seq" | "createdAt">;
+
+export interface MemoryFilter {
+  queue?: string | undefined;
+  capability?: string | undefined;
+}
+
+export const toMemory = (row: MemoryRow): Memory => ({
+  id: row.id,
+  kind: row.kind as Memory["kind"],
+  content: row.content,
+  agentId: row.agentId,
+  queue: row.queue,
+  capability: row.capability,
+  taskId: row.taskId,
+  outcome: row.outcome,
+  durationMs: row.durationMs,
+  tags: JSON.parse(row.tags) as string[],
+  data: fromJsonText(row.data),
+  createdAt: toDate(row.createdAt),
+});
+
+function filterSql(filter: MemoryFilter, params: unknown[]): string {
+  let sql = "";
+  if (filter.queue !== undefined) {
+    sql += " AND m.queue = ?";
+    params.push(filter.queue);
+  }
+  if (filter.capability !== undefined) {
+    sql += " AND m.capability = ?";
+    params.push(filter.capability);
+  }
+  return sql;
+}
+
+export class MemoryStore {
+  constructor(private readonly st: Statements) {}
+
+  insert(memory: NewMemory, now: number): MemoryRow {
+    return this.st
+      .get<unknown[], MemoryRow>(
+        `INSERT INTO memories (id, kind, content, agentId, queue, capability, taskId, outcome, durationMs, tags, data, createdAt)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
+      )
+      .get(memory.id, memory.kind, memory.content, memory.agentId, memory.queue, memory.capability, memory.taskId,
+        memory.outcome, memory.durationMs, memory.tags, memory.data, now)!;
+  }
+
+  /** Full-text candidates, best bm25 first. `match` must come from toFtsQuery. */
+  search(match: string, filter: MemoryFilter, limit: number): Array<MemoryRow & { bm25: number }> {
+    const params: unknown[] = [match];
+    const where = filterSql(filter, params);
+    params.push(limit);
+    return this.st
+      .get<unknown[], MemoryRow & { bm25: number }>(
+        `SELECT m.*, bm25(memories_fts) AS bm25 FROM memories_fts JOIN memories m ON m.seq = memories_fts.rowid
+         WHERE memories_fts MATCH ?${where} ORDER BY bm25 LIMIT ?`,
+      )
+      .all(...params);
+  }
+
+  recent(filter: MemoryFilter, limit: number): MemoryRow[] {
+    const params: unknown[] = [];
+    const where = filterSql(filter, params);
+    params.push(limit);
+    return this.st.get<unknown[], MemoryRow>(`SELECT m.* FROM memories m WHERE 1${where} ORDER BY m.seq DESC LIMIT ?`).all(...params);
+  }
+
+  byTask(taskId: string, limit: number): MemoryRow[] {
+    return this.st.get<[string, number], MemoryRow>(`SELECT * FROM memories WHERE taskId = ? ORDER BY seq DESC LIMIT ?`).all(taskId, limit);
+  }
+}

@@ -1,0 +1,242 @@
+// All SQL of the task queue (SQLite dialect). Synchronous, run inside the Writer's transactions,
+// so each method sees and changes a consistent database. A PostgreSQL store would implement the
+// same methods (claims with FOR UPDATE SKIP LOCKED) without touching the service.
+import { fromJsonText, toDate, toDateOrNull, toJsonText } from "../db/columns.js";
+import { placeholders, type Statements } from "../db/statements.js";
+import type { Task, TaskStatus } from "./task-schemas.js";
+
+export interface TaskRow {
+  seq: number;
+  id: string;
+  queue: string;
+  payload: string;
+  priority: number;
+  capability: string | null;
+  targetAgentId: string | null;
+  status: string;
+  attempts: number;
+  maxAttempts: number;
+  runAt: number | Date;
+  leaseOwner: string | null;
+  leaseExpiresAt: number | Date | null;
+  leaseToken: number;
+  result: string | null;
+  lastError: string | null;
+  errorHistory: string;
+  idempotencyKey: string | null;
+  createdAt: number | Date;
+  updatedAt: number | Date;
+  claimedAt: number | Date | null;
+  finishedAt: number | Date | null;
+}
+
+interface StoredError {
+  attempt: number;
+  agentId: string | null;
+  error: string;
+  at: number;
+}
+
+export const toTask = (row: TaskRow): Task => ({
+  id: row.id,
+  queue: row.queue,
+  payload: fromJsonText(row.payload),
+  priority: row.priority,
+  capability: row.capability,
+  targetAgentId: row.targetAgentId,
+  status: row.status as TaskStatus,
+  attempts: row.attempts,
+  maxAttempts: row.maxAttempts,
+  runAt: toDate(row.runAt),
+  leaseOwner: row.leaseOwner,
+  leaseExpiresAt: toDateOrNull(row.leaseExpiresAt),
+  leaseToken: row.leaseToken,
+  result: fromJsonText(row.result),
+  lastError: row.lastError,
+  errorHistory: (JSON.parse(row.errorHistory) as StoredError[]).map((e) => ({ ...e, at: new Date(e.at) })),
+  idempotencyKey: row.idempotencyKey,
+  createdAt: toDate(row.createdAt),
+  updatedAt: toDate(row.updatedAt),
+  claimedAt: toDateOrNull(row.claimedAt),
+  finishedAt: toDateOrNull(row.finishedAt),
+});
+
+export interface NewTask {
+  id: string;
+  queue: string;
+  payload: string;
+  priority: number;
+  capability: string | null;
+  targetAgentId: string | null;
+  maxAttempts: number;
+  runAt: number;
+  idempotencyKey: string | null;
+}
+
+export interface ClaimFilter {
+  agentId: string;
+  /** null = any queue. */
+  queues: readonly string[] | null;
+  /** Tasks with a capability outside this list are skipped; tasks without one always match. */
+  capabilities: readonly string[];
+  /** Restrict to these tasks (work stealing). */
+  onlySeqs?: readonly number[];
+}
+
+/** WHERE clause (and its params) selecting the pending tasks a claimer may take. */
+function claimableWhere(filter: ClaimFilter, params: unknown[]): string {
+  const clauses = ["status = 'pending'", "(targetAgentId IS NULL OR targetAgentId = ?)"];
+  params.push(filter.agentId);
+  if (filter.queues) {
+    clauses.push(`queue IN (${placeholders(filter.queues.length)})`);
+    params.push(...filter.queues);
+  }
+  if (filter.capabilities.length > 0) {
+    clauses.push(`(capability IS NULL OR capability IN (${placeholders(filter.capabilities.length)}))`);
+    params.push(...filter.capabilities);
+  } else {
+    clauses.push("capability IS NULL");
+  }
+  if (filter.onlySeqs) {
+    clauses.push(`seq IN (${placeholders(filter.onlySeqs.length)})`);
+    params.push(...filter.onlySeqs);
+  }
+  return clauses.join(" AND ");
+}
+
+export class TaskStore {
+  constructor(private readonly st: Statements) {}
+
+  insert(task: NewTask, now: number): TaskRow {
+    return this.st
+      .get<unknown[], TaskRow>(
+        `INSERT INTO tasks (id, queue, payload, priority, capability, targetAgentId, maxAttempts, runAt, idempotencyKey, createdAt, updatedAt)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
+      )
+      .get(task.id, task.queue, task.payload, task.priority, task.capability, task.targetAgentId, task.maxAttempts, task.runAt, task.idempotencyKey, now, now)!;
+  }
+
+  findById(id: string): TaskRow | undefined {
+    return this.st.get<[string], TaskRow>(`SELECT * FROM tasks WHERE id = ?`).get(id);
+  }
+
+  findByIdempotencyKey(key: string): TaskRow | undefined {
+    return this.st.get<[string], TaskRow>(`SELECT * FROM tasks WHERE idempotencyKey = ?`).get(key);
+  }
+
+  /**
+   * The claim, in one statement: picks the best claimable tasks (lowest priority number, then
+   * oldest) and leases them. Atomic because it runs inside the Writer's IMMEDIATE transaction:
+   * no other claimer, in this process or another, can see these rows as pending meanwhile.
+   */
+  claim(filter: ClaimFilter, limit: number, leaseExpiresAt: number, now: number): TaskRow[] {
+    const params: unknown[] = [filter.agentId, leaseExpiresAt, now, now];
+    const where = claimableWhere(filter, params);
+    params.push(now, limit);
+    const rows = this.st
+      .get<unknown[], TaskRow>(
+        `UPDATE tasks SET status = 'claimed', leaseOwner = ?, leaseExpiresAt = ?, leaseToken = leaseToken + 1,
+           attempts = attempts + 1, claimedAt = ?, updatedAt = ?
+         WHERE seq IN (SELECT seq FROM tasks WHERE ${where} AND runAt <= ? ORDER BY priority, seq LIMIT ?)
+         RETURNING *`,
+      )
+      .all(...params);
+    // RETURNING does not promise an order; hand tasks out best first.
+    return rows.sort((a, b) => a.priority - b.priority || a.seq - b.seq);
+  }
+
+  /** When the next claimable-but-delayed task becomes due, so a long-poll can wake for it. */
+  nextRunAt(filter: ClaimFilter, now: number): number | null {
+    const params: unknown[] = [];
+    const where = claimableWhere(filter, params);
+    params.push(now);
+    const row = this.st.get<unknown[], { next: number | null }>(`SELECT MIN(runAt) AS next FROM tasks WHERE ${where} AND runAt > ?`).get(...params);
+    return row?.next ?? null;
+  }
+
+  extendLease(seq: number, leaseExpiresAt: number, now: number): TaskRow {
+    return this.st
+      .get<[number, number, number], TaskRow>(`UPDATE tasks SET leaseExpiresAt = ?, updatedAt = ? WHERE seq = ? RETURNING *`)
+      .get(leaseExpiresAt, now, seq)!;
+  }
+
+  complete(seq: number, result: unknown, now: number): TaskRow {
+    return this.st
+      .get<[string, number, number, number], TaskRow>(
+        `UPDATE tasks SET status = 'completed', result = ?, leaseExpiresAt = NULL, finishedAt = ?, updatedAt = ? WHERE seq = ? RETURNING *`,
+      )
+      .get(toJsonText(result), now, now, seq)!;
+  }
+
+  /** Records a failed run: back to pending at `retryAt`, or dead-lettered when retryAt is null. */
+  recordFailure(row: TaskRow, error: string, agentId: string | null, retryAt: number | null, now: number): TaskRow {
+    const history = JSON.parse(row.errorHistory) as StoredError[];
+    history.push({ attempt: row.attempts, agentId, error, at: now });
+    const errorHistory = JSON.stringify(history);
+    if (retryAt === null) {
+      return this.st
+        .get<[string, string, number, number, number], TaskRow>(
+          `UPDATE tasks SET status = 'dead_letter', lastError = ?, errorHistory = ?, leaseExpiresAt = NULL, finishedAt = ?, updatedAt = ?
+           WHERE seq = ? RETURNING *`,
+        )
+        .get(error, errorHistory, now, now, row.seq)!;
+    }
+    return this.st
+      .get<[string, string, number, number, number], TaskRow>(
+        `UPDATE tasks SET status = 'pending', lastError = ?, errorHistory = ?, runAt = ?, leaseOwner = NULL, leaseExpiresAt = NULL, updatedAt = ?
+         WHERE seq = ? RETURNING *`,
+      )
+      .get(error, errorHistory, retryAt, now, row.seq)!;
+  }
+
+  /** Back to pending without charging the attempt. */
+  release(seq: number, runAt: number, now: number): TaskRow {
+    return this.st
+      .get<[number, number, number], TaskRow>(
+        `UPDATE tasks SET status = 'pending', attempts = MAX(attempts - 1, 0), runAt = ?, leaseOwner = NULL, leaseExpiresAt = NULL, updatedAt = ?
+         WHERE seq = ? RETURNING *`,
+      )
+      .get(runAt, now, seq)!;
+  }
+
+  cancel(seq: number, now: number): TaskRow {
+    return this.st
+      .get<[number, number, number], TaskRow>(
+        `UPDATE tasks SET status = 'cancelled', leaseExpiresAt = NULL, finishedAt = ?, updatedAt = ? WHERE seq = ? RETURNING *`,
+      )
+      .get(now, now, seq)!;
+  }
+
+  /** A fresh start: pending now, attempts reset; the error history is kept. */
+  requeue(seq: number, now: number): TaskRow {
+    return this.st
+      .get<[number, number, number], TaskRow>(
+        `UPDATE tasks SET status = 'pending', attempts = 0, runAt = ?, leaseOwner = NULL, leaseExpiresAt = NULL, result = NULL,
+           finishedAt = NULL, updatedAt = ? WHERE seq = ? RETURNING *`,
+      )
+      .get(now, now, seq)!;
+  }
+
+  expiredClaims(now: number, limit: number): TaskRow[] {
+    return this.st
+      .get<[number, number], TaskRow>(`SELECT * FROM tasks WHERE status = 'claimed' AND leaseExpiresAt <= ? ORDER BY leaseExpiresAt LIMIT ?`)
+      .all(now, limit);
+  }
+
+  claimsHeldBy(agentId: string): TaskRow[] {
+    return this.st.get<[string], TaskRow>(`SELECT * FROM tasks WHERE status = 'claimed' AND leaseOwner = ?`).all(agentId);
+  }
+
+  /** Claims a thief may take over: expired leases, or leases held by offline agents. */
+  stealable(now: number, fromAgentId: string | null, limit: number): TaskRow[] {
+    const params: unknown[] = fromAgentId === null ? [] : [fromAgentId];
+    params.push(now, limit);
+    return this.st
+      .get<unknown[], TaskRow>(
+        `SELECT * FROM tasks WHERE status = 'claimed' ${fromAgentId === null ? "" : "AND leaseOwner = ?"}
+           AND (leaseExpiresAt <= ? OR leaseOwner IN (SELECT id FROM agents WHERE health = 'offline'))
+         ORDER BY priority, seq LIMIT ?`,
+      )
+      .all(...params);
+  }
+}
