@@ -1,0 +1,31 @@
+import { describe, expect, it } from "vitest";
+import { rest, startTestServer } from "./helpers/test-server.js";
+
+describe("health", () => {
+  it("answers GET /health over REST and the health query over tRPC, both checking the database", async () => {
+    await using t = await startTestServer();
+    const viaRest = await rest(t.url, "GET", "/health");
+    expect(viaRest.status).toBe(200);
+    expect(viaRest.body).toMatchObject({ status: "ok", db: "ok", version: "0.1.0" });
+    expect(viaRest.body.uptimeMs).toBeGreaterThanOrEqual(0);
+
+    const viaTrpc = await t.api.health.query();
+    expect(viaTrpc).toMatchObject({ status: "ok", db: "ok", version: "0.1.0" });
+  });
+
+  it("serves the OpenAPI document listing the seed's routes", async () => {
+    await using t = await startTestServer();
+    const doc = await rest(t.url, "GET", "/openapi.json");
+    expect(doc.status).toBe(200);
+    expect(doc.body.openapi).toBe("3.1.0");
+    const paths = doc.body.paths as Record<string, Record<string, unknown>>;
+    expect(Object.keys(paths["/tasks"]!)).toEqual(expect.arrayContaining(["post", "get"]));
+    expect(paths["/tasks/claim/{agent_id}"]).toHaveProperty("get");
+    expect(paths["/tasks/{taskId}/complete"]).toHaveProperty("post");
+    expect(paths["/tasks/{taskId}/fail"]).toHaveProperty("post");
+    expect(paths["/events"]).toHaveProperty("post");
+    expect(paths["/events/{agentId}"]).toHaveProperty("get");
+    expect(paths["/agents"]).toHaveProperty("get");
+    expect(paths["/health"]).toHaveProperty("get");
+  });
+});

@@ -1,0 +1,57 @@
+// A real server on a loopback port 0, over a fresh SQLite file in its own temp folder, with a
+// real tRPC client (HTTP + WebSocket). Use with `await using` or call stop().
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createCoordinationClient, type CoordinationApi } from "../../client/index.js";
+import { loadConfig, type Config, type SettingName } from "../../src/config.js";
+import { createServer, type CoordinationServer } from "../../src/server/create-server.js";
+
+export interface TestServer extends AsyncDisposable {
+  server: CoordinationServer;
+  url: string;
+  api: CoordinationApi;
+  config: Config;
+  dir: string;
+  dbPath: string;
+  /** Stops the server and closes the client; keeps the database file unless `removeFiles`. */
+  stop(options?: { removeFiles?: boolean }): Promise<void>;
+}
+
+export function makeTempDir(prefix = "coordination-test-"): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+export async function startTestServer(overrides: Partial<Record<SettingName, unknown>> = {}, dir = makeTempDir()): Promise<TestServer> {
+  const dbPath = join(dir, "coordination.db");
+  const config = loadConfig({ env: {}, overrides: { port: 0, dbPath, logLevel: "silent", ...overrides } });
+  const server = createServer(config);
+  await server.start();
+  const client = createCoordinationClient({ url: server.url });
+  let stopped = false;
+  const stop = async (options: { removeFiles?: boolean } = {}) => {
+    if (!stopped) {
+      stopped = true;
+      await client.close();
+      await server.stop();
+    }
+    if (options.removeFiles) rmSync(dir, { recursive: true, force: true });
+  };
+  return { server, url: server.url, api: client.api, config, dir, dbPath, stop, [Symbol.asyncDispose]: () => stop({ removeFiles: true }) };
+}
+
+/** A plain HTTP call, as curl or Python would make it. */
+export async function rest(
+  url: string,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<{ status: number; body: any }> {
+  const response = await fetch(`${url}${path}`, {
+    method,
+    headers: body === undefined ? {} : { "content-type": "application/json" },
+    body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body),
+  });
+  const text = await response.text();
+  return { status: response.status, body: text ? JSON.parse(text) : null };
+}
