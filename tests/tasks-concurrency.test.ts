@@ -1,0 +1,101 @@
+// Many claimers at once: every task handed out exactly once and completed exactly once;
+// idempotent enqueue under concurrency; a failed write never takes another's with it.
+import { describe, expect, it } from "vitest";
+import { rest, startTestServer } from "./helpers/test-server.js";
+
+describe("concurrency", () => {
+  it("32 concurrent HTTP claimers drain 2,000 tasks: each completed exactly once, none left", async () => {
+    await using t = await startTestServer({ memoryContextLimit: 0 });
+    const total = 2000;
+    for (let i = 0; i < total; i += 500) {
+      await t.api.tasks.enqueueMany.mutate({ tasks: Array.from({ length: 500 }, (_, j) => ({ payload: { n: i + j } })) });
+    }
+    const completedBy = new Map<string, string>();
+    const duplicates: string[] = [];
+    const errors: string[] = [];
+    const claimer = async (agent: string) => {
+      for (;;) {
+        const claim = await rest(t.url, "GET", `/tasks/claim/${agent}`);
+        if (claim.status === 204) return;
+        if (claim.status !== 200) {
+          errors.push(`claim ${claim.status}`);
+          return;
+        }
+        const id = claim.body.id as string;
+        if (completedBy.has(id)) duplicates.push(id);
+        completedBy.set(id, agent);
+        const done = await rest(t.url, "POST", `/tasks/${id}/complete`, { agentId: agent, result: { by: agent } });
+        if (done.status !== 200) errors.push(`complete ${done.status}`);
+      }
+    };
+    await Promise.all(Array.from({ length: 32 }, (_, i) => claimer(`agent-${i}`)));
+
+    expect(errors).toEqual([]);
+    expect(duplicates).toEqual([]);
+    expect(completedBy.size).toBe(total);
+    const stats = await t.api.tasks.stats.query();
+    expect(stats.totals).toEqual({ pending: 0, claimed: 0, completed: total, dead_letter: 0, cancelled: 0 });
+    // The event log agrees: one claim and one completion per task.
+    const claimedEvents = t.server.services.eventStore.readLog(0, 10_000, ["task.claimed"]);
+    const completedEvents = t.server.services.eventStore.readLog(0, 10_000, ["task.completed"]);
+    expect(claimedEvents).toHaveLength(total);
+    expect(new Set(completedEvents.map((e) => (e.payload as { taskId: string }).taskId)).size).toBe(total);
+  });
+
+  it("20 concurrent identical enqueues with one idempotency key create one task", async () => {
+    await using t = await startTestServer();
+    const request = { queue: "q", payload: { report: 42 }, priority: 3, idempotencyKey: "report-42" };
+    const results = await Promise.all([
+      ...Array.from({ length: 10 }, () => t.api.tasks.enqueue.mutate(request)),
+      ...Array.from({ length: 10 }, () => rest(t.url, "POST", "/tasks", request).then((r) => r.body as { id: string })),
+    ]);
+    expect(new Set(results.map((r) => r.id)).size).toBe(1);
+    const page = await t.api.tasks.list.query({ queue: "q" });
+    expect(page.items).toHaveLength(1);
+    expect(t.server.services.eventStore.readLog(0, 100, ["task.enqueued"])).toHaveLength(1);
+
+    // Reusing the key for a different task is a conflict, not a silent dedupe.
+    await expect(t.api.tasks.enqueue.mutate({ ...request, priority: 1 })).rejects.toMatchObject({
+      data: { code: "CONFLICT", reason: "IDEMPOTENCY_MISMATCH" },
+    });
+  });
+
+  it("a rolled-back operation never takes another request's write with it", async () => {
+    await using t = await startTestServer();
+    await t.api.tasks.enqueue.mutate({ payload: { original: true }, idempotencyKey: "taken" });
+    // enqueueMany is all-or-nothing: its second task reuses a key for a different task, so it
+    // rolls back after inserting the first one. 30 unrelated enqueues race with it in the same
+    // group commits; each must survive.
+    const doomed = t.api.tasks.enqueueMany.mutate({
+      tasks: [{ payload: { doomed: "first" } }, { payload: { different: true }, idempotencyKey: "taken" }],
+    });
+    const bystanders = Array.from({ length: 30 }, (_, i) => t.api.tasks.enqueue.mutate({ payload: { bystander: i } }));
+    const [doomedResult, ...bystanderResults] = await Promise.allSettled([doomed, ...bystanders]);
+    expect(doomedResult?.status).toBe("rejected");
+    expect(bystanderResults.every((r) => r.status === "fulfilled")).toBe(true);
+
+    const all = await t.api.tasks.list.query({ limit: 500 });
+    const payloads = all.items.map((task) => task.payload as Record<string, unknown>);
+    expect(payloads.filter((p) => "bystander" in p)).toHaveLength(30);
+    expect(payloads.filter((p) => "doomed" in p)).toHaveLength(0);
+    expect(all.items).toHaveLength(31);
+  });
+
+  it("the writer isolates a throwing write from the others in the same batch", async () => {
+    await using t = await startTestServer();
+    const { writer, db } = t.server.services;
+    const insert = (key: string) => db.prepare(`INSERT INTO system_state (key, value) VALUES (?, 'x')`).run(key);
+    // Queued in the same tick, so they share one transaction.
+    const results = await Promise.allSettled([
+      writer.write(() => insert("kept-1")),
+      writer.write(() => {
+        insert("rolled-back");
+        throw new Error("fails after writing");
+      }),
+      writer.write(() => insert("kept-2")),
+    ]);
+    expect(results.map((r) => r.status)).toEqual(["fulfilled", "rejected", "fulfilled"]);
+    const keys = db.prepare(`SELECT key FROM system_state WHERE key IN ('kept-1', 'rolled-back', 'kept-2') ORDER BY key`).pluck().all();
+    expect(keys).toEqual(["kept-1", "kept-2"]);
+  });
+});

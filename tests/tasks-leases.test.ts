@@ -1,0 +1,98 @@
+// Leases: expiry returns a task to the queue, a stale holder is fenced off, heartbeats extend,
+// release gives a task back without charging an attempt.
+import { describe, expect, it, vi } from "vitest";
+import { rest, startTestServer } from "./helpers/test-server.js";
+
+const conflict = { data: { code: "CONFLICT", httpStatus: 409, reason: "LEASE_CONFLICT" } };
+
+describe("leases and fencing", () => {
+  it("expires a short lease, lets another agent claim, and answers the first holder's complete with 409", async () => {
+    await using t = await startTestServer({ leaseSweepMs: 20 });
+    const task = await t.api.tasks.enqueue.mutate({ payload: { job: 1 }, maxAttempts: 5 });
+    const first = await t.api.tasks.claim.mutate({ agentId: "slow", leaseMs: 100 });
+    expect(first?.leaseToken).toBe(1);
+
+    await vi.waitFor(async () => expect((await t.api.tasks.get.query({ taskId: task.id })).status).toBe("pending"), { timeout: 3000, interval: 20 });
+    const second = await t.api.tasks.claim.mutate({ agentId: "fast" });
+    expect(second).toMatchObject({ id: task.id, leaseOwner: "fast", leaseToken: 2, attempts: 2 });
+
+    await expect(t.api.tasks.complete.mutate({ taskId: task.id, agentId: "slow", result: "late" })).rejects.toMatchObject(conflict);
+    const viaRest = await rest(t.url, "POST", `/tasks/${task.id}/complete`, { agentId: "slow", result: "late" });
+    expect(viaRest.status).toBe(409);
+    expect(viaRest.body.message).toContain('claimed by "fast"');
+
+    const done = await t.api.tasks.complete.mutate({ taskId: task.id, agentId: "fast", result: "ok" });
+    expect(done).toMatchObject({ status: "completed", result: "ok", leaseOwner: "fast" });
+    const expiry = done.errorHistory;
+    expect(expiry).toHaveLength(1);
+    expect(expiry[0]).toMatchObject({ attempt: 1, agentId: "slow" });
+    expect(expiry[0]!.error).toContain("lease expired");
+  });
+
+  it("fences by leaseToken: the same agent's stale lease cannot settle its newer one", async () => {
+    await using t = await startTestServer({ leaseSweepMs: 20 });
+    const task = await t.api.tasks.enqueue.mutate({ payload: {}, maxAttempts: 5 });
+    const old = await t.api.tasks.claim.mutate({ agentId: "a1", leaseMs: 80 });
+    await vi.waitFor(async () => expect((await t.api.tasks.get.query({ taskId: task.id })).status).toBe("pending"), { timeout: 3000, interval: 20 });
+    const fresh = await t.api.tasks.claim.mutate({ agentId: "a1" });
+    expect(fresh!.leaseToken).toBe(old!.leaseToken + 1);
+    await expect(t.api.tasks.complete.mutate({ taskId: task.id, agentId: "a1", leaseToken: old!.leaseToken })).rejects.toMatchObject(conflict);
+    const done = await t.api.tasks.complete.mutate({ taskId: task.id, agentId: "a1", leaseToken: fresh!.leaseToken });
+    expect(done.status).toBe("completed");
+  });
+
+  it("a retried complete from the holder gets the same answer, not a conflict", async () => {
+    await using t = await startTestServer();
+    const task = await t.api.tasks.enqueue.mutate({ payload: {} });
+    await t.api.tasks.claim.mutate({ agentId: "a1" });
+    const first = await t.api.tasks.complete.mutate({ taskId: task.id, agentId: "a1", result: { n: 1 } });
+    const again = await t.api.tasks.complete.mutate({ taskId: task.id, agentId: "a1", result: { n: 1 } });
+    expect(again).toEqual(first);
+    await expect(t.api.tasks.complete.mutate({ taskId: task.id, agentId: "a2" })).rejects.toMatchObject(conflict);
+  });
+
+  it("heartbeat extends the lease so the sweeper leaves the task alone", async () => {
+    await using t = await startTestServer({ leaseSweepMs: 20 });
+    const task = await t.api.tasks.enqueue.mutate({ payload: {} });
+    const claimed = await t.api.tasks.claim.mutate({ agentId: "a1", leaseMs: 300 });
+    const extended = await t.api.tasks.heartbeat.mutate({ taskId: task.id, agentId: "a1", leaseMs: 60_000 });
+    expect(extended.leaseExpiresAt!.getTime()).toBeGreaterThan(claimed!.leaseExpiresAt!.getTime() + 50_000);
+    await t.server.services.jobs.leaseSweeper.runNow();
+    expect((await t.api.tasks.get.query({ taskId: task.id })).status).toBe("claimed");
+    await expect(t.api.tasks.heartbeat.mutate({ taskId: task.id, agentId: "other" })).rejects.toMatchObject(conflict);
+  });
+
+  it("dead-letters a task whose lease keeps expiring once attempts run out", async () => {
+    await using t = await startTestServer({ leaseSweepMs: 20 });
+    const task = await t.api.tasks.enqueue.mutate({ payload: {}, maxAttempts: 2 });
+    for (const agent of ["a1", "a2"]) {
+      await vi.waitFor(async () => expect(await t.api.tasks.claim.mutate({ agentId: agent, leaseMs: 50 })).not.toBeNull(), { timeout: 3000, interval: 20 });
+    }
+    await vi.waitFor(async () => expect((await t.api.tasks.get.query({ taskId: task.id })).status).toBe("dead_letter"), { timeout: 3000, interval: 20 });
+    const dead = await t.api.tasks.get.query({ taskId: task.id });
+    expect(dead.attempts).toBe(2);
+    expect(dead.errorHistory.map((e) => e.agentId)).toEqual(["a1", "a2"]);
+  });
+
+  it("release returns the task to pending without charging the attempt; only the holder may release", async () => {
+    await using t = await startTestServer();
+    const task = await t.api.tasks.enqueue.mutate({ payload: {} });
+    await t.api.tasks.claim.mutate({ agentId: "a1" });
+    await expect(t.api.tasks.release.mutate({ taskId: task.id, agentId: "a2" })).rejects.toMatchObject(conflict);
+    const released = await t.api.tasks.release.mutate({ taskId: task.id, agentId: "a1" });
+    expect(released).toMatchObject({ status: "pending", attempts: 0, leaseOwner: null, leaseExpiresAt: null });
+    const again = await t.api.tasks.claim.mutate({ agentId: "a2" });
+    expect(again).toMatchObject({ id: task.id, attempts: 1, leaseToken: 2 });
+  });
+
+  it("cancel stops a pending or claimed task; the holder can no longer settle it", async () => {
+    await using t = await startTestServer();
+    const pending = await t.api.tasks.enqueue.mutate({ payload: {} });
+    expect((await t.api.tasks.cancel.mutate({ taskId: pending.id })).status).toBe("cancelled");
+    const claimedTask = await t.api.tasks.enqueue.mutate({ payload: {} });
+    await t.api.tasks.claim.mutate({ agentId: "a1" });
+    expect((await t.api.tasks.cancel.mutate({ taskId: claimedTask.id })).status).toBe("cancelled");
+    await expect(t.api.tasks.complete.mutate({ taskId: claimedTask.id, agentId: "a1" })).rejects.toMatchObject(conflict);
+    expect(await t.api.tasks.claim.mutate({ agentId: "a1" })).toBeNull();
+  });
+});

@@ -1,0 +1,50 @@
+// Long-polling claims: waiting claimers wake as soon as a task is enqueued, without a sleep loop.
+import { describe, expect, it } from "vitest";
+import { rest, startTestServer } from "./helpers/test-server.js";
+
+/** Lets a request reach the server and start waiting before the test acts. */
+const settle = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe("long-poll claim", () => {
+  it("returns within a few ms of an enqueue", async () => {
+    await using t = await startTestServer({ crossProcessPollMs: 10_000, memoryContextLimit: 0 });
+    // Warm up connections and prepared statements, then measure several rounds.
+    await t.api.tasks.enqueue.mutate({ payload: {} });
+    await t.api.tasks.claim.mutate({ agentId: "warm-up" });
+    const latencies: number[] = [];
+    for (let round = 0; round < 5; round++) {
+      const waiting = t.api.tasks.claim.mutate({ agentId: "a1", waitMs: 10_000 }).then((task) => ({ task, at: performance.now() }));
+      await settle(100);
+      const task = await t.api.tasks.enqueue.mutate({ payload: { round } });
+      const acknowledgedAt = performance.now();
+      const claimed = await waiting;
+      expect(claimed.task?.id).toBe(task.id);
+      latencies.push(claimed.at - acknowledgedAt);
+    }
+    latencies.sort((a, b) => a - b);
+    console.info(`long-poll claim returned ${latencies.map((l) => l.toFixed(1)).join(", ")} ms after the enqueue was acknowledged`);
+    // crossProcessPollMs is 10 s here, so only the in-process wake-up can explain a fast return.
+    // The median must be a few ms (one durable commit plus an HTTP response).
+    expect(latencies[2]).toBeLessThan(50);
+  });
+
+  it("many waiting claimers: one task wakes one winner, the rest keep waiting", async () => {
+    await using t = await startTestServer({ crossProcessPollMs: 10_000 });
+    const claims = Array.from({ length: 8 }, (_, i) => rest(t.url, "GET", `/tasks/claim/agent-${i}?waitMs=1500`));
+    await settle(200);
+    const task = await t.api.tasks.enqueue.mutate({ payload: {} });
+    const results = await Promise.all(claims);
+    expect(results.filter((r) => r.status === 200).map((r) => r.body.id)).toEqual([task.id]);
+    expect(results.filter((r) => r.status === 204)).toHaveLength(7);
+  });
+
+  it("returns null (REST: 204) when the wait ends with nothing to claim", async () => {
+    await using t = await startTestServer();
+    const started = performance.now();
+    expect(await t.api.tasks.claim.mutate({ agentId: "a1", waitMs: 300 })).toBeNull();
+    expect(performance.now() - started).toBeGreaterThanOrEqual(290);
+    const viaRest = await rest(t.url, "GET", "/tasks/claim/a1?waitMs=100");
+    expect(viaRest.status).toBe(204);
+    expect(viaRest.body).toBeNull();
+  });
+});

@@ -1,0 +1,77 @@
+// Two server processes on one database file: the claim stays atomic across processes
+// (BEGIN IMMEDIATE + busy_timeout), and no request sees an error.
+import { join } from "node:path";
+import Database from "better-sqlite3";
+import { afterEach, describe, expect, it } from "vitest";
+import { startServerProcess, type ServerProcess } from "./helpers/server-process.js";
+import { makeTempDir, rest } from "./helpers/test-server.js";
+
+let processes: ServerProcess[] = [];
+afterEach(async () => {
+  await Promise.all(processes.map((p) => p.stop()));
+  processes = [];
+});
+
+describe("two server processes on one database file", () => {
+  it("claim concurrently: no task claimed twice, none lost, no error surfaced", async () => {
+    const dir = makeTempDir();
+    const env = { COORDINATION_DB_PATH: join(dir, "shared.db"), COORDINATION_LOG_LEVEL: "info", COORDINATION_MEMORY_CONTEXT_LIMIT: "0" };
+    processes = [await startServerProcess({ env }), await startServerProcess({ env })];
+    const [a, b] = processes as [ServerProcess, ServerProcess];
+
+    const total = 600;
+    // Enqueue through both processes at once, so their writes contend too.
+    await Promise.all(
+      [a, b].map((server, s) =>
+        rest(server.url, "POST", "/tasks/batch", { tasks: Array.from({ length: total / 2 }, (_, i) => ({ payload: { s, i } })) }),
+      ),
+    );
+
+    const claims: Array<{ id: string; by: string }> = [];
+    const errors: string[] = [];
+    const claimer = async (server: ServerProcess, agent: string) => {
+      for (;;) {
+        const claim = await rest(server.url, "GET", `/tasks/claim/${agent}`);
+        if (claim.status === 204) return;
+        if (claim.status !== 200) return void errors.push(`claim ${claim.status} ${JSON.stringify(claim.body)}`);
+        claims.push({ id: claim.body.id, by: agent });
+        const done = await rest(server.url, "POST", `/tasks/${claim.body.id}/complete`, { agentId: agent });
+        if (done.status !== 200) errors.push(`complete ${done.status} ${JSON.stringify(done.body)}`);
+      }
+    };
+    await Promise.all([
+      ...Array.from({ length: 8 }, (_, i) => claimer(a, `a-${i}`)),
+      ...Array.from({ length: 8 }, (_, i) => claimer(b, `b-${i}`)),
+    ]);
+
+    expect(errors).toEqual([]);
+    expect(claims).toHaveLength(total);
+    expect(new Set(claims.map((c) => c.id)).size).toBe(total);
+    // Both processes did real work.
+    expect(claims.filter((c) => c.by.startsWith("a-")).length).toBeGreaterThan(0);
+    expect(claims.filter((c) => c.by.startsWith("b-")).length).toBeGreaterThan(0);
+
+    const db = new Database(join(dir, "shared.db"), { readonly: true });
+    try {
+      const counts = db.prepare(`SELECT status, COUNT(*) AS n FROM tasks GROUP BY status`).all();
+      expect(counts).toEqual([{ status: "completed", n: total }]);
+      const claimedEvents = db.prepare(`SELECT COUNT(*) FROM events WHERE type = 'task.claimed'`).pluck().get();
+      expect(claimedEvents).toBe(total);
+    } finally {
+      db.close();
+    }
+    expect(processes.map((p) => p.output())).not.toContainEqual(expect.stringContaining('"level":50'));
+  });
+
+  it("a task enqueued through one process wakes a long-poll claim waiting on the other", async () => {
+    const dir = makeTempDir();
+    const env = { COORDINATION_DB_PATH: join(dir, "shared.db"), COORDINATION_CROSS_PROCESS_POLL_MS: "50" };
+    processes = [await startServerProcess({ env }), await startServerProcess({ env })];
+    const [a, b] = processes as [ServerProcess, ServerProcess];
+    const waiting = rest(b.url, "GET", "/tasks/claim/waiter?waitMs=10000");
+    const task = await rest(a.url, "POST", "/tasks", { payload: { from: "a" } });
+    const claimed = await waiting;
+    expect(claimed.status).toBe(200);
+    expect(claimed.body.id).toBe(task.body.id);
+  });
+});

@@ -1,0 +1,78 @@
+// Failure handling: exponential backoff, dead-letter at maxAttempts with the error history
+// kept, requeue, and retry: false.
+import { describe, expect, it, vi } from "vitest";
+import { rest, startTestServer } from "./helpers/test-server.js";
+
+describe("retries and dead-letter", () => {
+  it("fail → retry with backoff → dead_letter at maxAttempts → requeue → completes", async () => {
+    await using t = await startTestServer({ retryBaseMs: 150, retryMaxMs: 250 });
+    const task = await t.api.tasks.enqueue.mutate({ payload: { flaky: true }, maxAttempts: 3 });
+    const delays: number[] = [];
+    for (let attempt = 1; attempt <= 3; attempt++) {
+      const claimed = await vi.waitFor(
+        async () => {
+          const c = await t.api.tasks.claim.mutate({ agentId: "a1" });
+          expect(c).not.toBeNull();
+          return c!;
+        },
+        { timeout: 3000, interval: 10 },
+      );
+      expect(claimed.attempts).toBe(attempt);
+      const failed = await t.api.tasks.fail.mutate({ taskId: task.id, agentId: "a1", error: `boom ${attempt}` });
+      if (attempt < 3) {
+        expect(failed.status).toBe("pending");
+        delays.push(failed.runAt.getTime() - failed.updatedAt.getTime());
+        // Backing off: not claimable right away.
+        expect(await t.api.tasks.claim.mutate({ agentId: "a1" })).toBeNull();
+      } else {
+        expect(failed.status).toBe("dead_letter");
+      }
+    }
+    expect(delays).toEqual([150, 250]); // base, then doubled but capped at retryMaxMs
+
+    const dead = await t.api.tasks.get.query({ taskId: task.id });
+    expect(dead).toMatchObject({ status: "dead_letter", attempts: 3, lastError: "boom 3" });
+    expect(dead.errorHistory.map((e) => [e.attempt, e.error])).toEqual([
+      [1, "boom 1"],
+      [2, "boom 2"],
+      [3, "boom 3"],
+    ]);
+    expect(await t.api.tasks.claim.mutate({ agentId: "a1" })).toBeNull();
+
+    const requeued = await t.api.tasks.requeue.mutate({ taskId: task.id });
+    expect(requeued).toMatchObject({ status: "pending", attempts: 0 });
+    expect(requeued.errorHistory).toHaveLength(3);
+    const again = await t.api.tasks.claim.mutate({ agentId: "a2" });
+    expect(again?.id).toBe(task.id);
+    const done = await t.api.tasks.complete.mutate({ taskId: task.id, agentId: "a2", result: "finally" });
+    expect(done).toMatchObject({ status: "completed", result: "finally", attempts: 1 });
+  });
+
+  it("retry: false dead-letters at once", async () => {
+    await using t = await startTestServer();
+    const task = await t.api.tasks.enqueue.mutate({ payload: {}, maxAttempts: 5 });
+    await t.api.tasks.claim.mutate({ agentId: "a1" });
+    const failed = await t.api.tasks.fail.mutate({ taskId: task.id, agentId: "a1", error: "poison", retry: false });
+    expect(failed).toMatchObject({ status: "dead_letter", attempts: 1, lastError: "poison" });
+  });
+
+  it("requeue refuses tasks that are not dead-lettered or cancelled (409)", async () => {
+    await using t = await startTestServer();
+    const task = await t.api.tasks.enqueue.mutate({ payload: {} });
+    await expect(t.api.tasks.requeue.mutate({ taskId: task.id })).rejects.toMatchObject({ data: { code: "CONFLICT", reason: "INVALID_STATE" } });
+    expect((await rest(t.url, "POST", `/tasks/${task.id}/requeue`)).status).toBe(409);
+    expect((await rest(t.url, "POST", `/tasks/nope/requeue`)).status).toBe(404);
+  });
+
+  it("the seed's REST fail route retries, then dead-letters", async () => {
+    await using t = await startTestServer({ retryBaseMs: 0 });
+    const { body: task } = await rest(t.url, "POST", "/tasks", { payload: { a: 1 }, maxAttempts: 2 });
+    for (const expected of ["pending", "dead_letter"]) {
+      const claim = await rest(t.url, "GET", "/tasks/claim/agent-1");
+      expect(claim.status).toBe(200);
+      const failed = await rest(t.url, "POST", `/tasks/${task.id}/fail`, { error: "nope" });
+      expect(failed.status).toBe(200);
+      expect(failed.body.status).toBe(expected);
+    }
+  });
+});
