@@ -1,0 +1,82 @@
+// Pre-execution memory: execution records from finished runs, notes, ranked recall, FTS-safe
+// input, and the context a claim hands out with each task.
+import { describe, expect, it } from "vitest";
+import { extractTerms, toFtsQuery } from "../src/memory/fts-query.js";
+import { rest, startTestServer } from "./helpers/test-server.js";
+
+describe("pre-execution memory", () => {
+  it("records completed and failed runs as execution memories", async () => {
+    await using t = await startTestServer({ retryBaseMs: 0 });
+    const task = await t.api.tasks.enqueue.mutate({ queue: "research", payload: { topic: "solar panels" }, maxAttempts: 2 });
+    await t.api.tasks.claim.mutate({ agentId: "a1" });
+    await t.api.tasks.fail.mutate({ taskId: task.id, agentId: "a1", error: "rate limited by the search API" });
+    await t.api.tasks.claim.mutate({ agentId: "a2" });
+    await t.api.tasks.complete.mutate({ taskId: task.id, agentId: "a2", result: { summary: "efficiency 22%" } });
+
+    const memories = await t.api.memory.recall.query({ taskId: task.id, limit: 10 });
+    const byOutcome = Object.fromEntries(memories.map((m) => [m.memory.outcome, m.memory]));
+    expect(Object.keys(byOutcome).sort()).toEqual(["completed", "failed"]);
+    expect(byOutcome.failed).toMatchObject({ kind: "execution", agentId: "a1", queue: "research", taskId: task.id });
+    expect(byOutcome.failed!.content).toContain("rate limited by the search API");
+    expect(byOutcome.completed!.content).toContain("efficiency 22%");
+    expect(byOutcome.completed!.content).toContain("solar panels");
+    expect(byOutcome.completed!.durationMs).toBeGreaterThanOrEqual(0);
+  });
+
+  it("ranks by relevance: the memory sharing the query's words comes first, with a score in (0, 1]", async () => {
+    await using t = await startTestServer();
+    await t.api.memory.remember.mutate({ content: "Invoices from ACME need the VAT number on page two", kind: "lesson", queue: "billing" });
+    await t.api.memory.remember.mutate({ content: "Deploys on Fridays are frozen", kind: "note" });
+    await t.api.memory.remember.mutate({ content: "The VAT rate changed in January", kind: "note", queue: "billing" });
+    const results = await t.api.memory.recall.query({ query: "ACME invoice VAT number" });
+    expect(results[0]!.memory.content).toContain("ACME");
+    expect(results.map((r) => r.memory.content)).not.toContain("Deploys on Fridays are frozen");
+    expect(results.every((r, i) => r.score > 0 && r.score <= 1 && (i === 0 || r.score <= results[i - 1]!.score))).toBe(true);
+    const filtered = await t.api.memory.recall.query({ query: "VAT", queue: "billing" });
+    expect(filtered).toHaveLength(2);
+  });
+
+  it("treats any text as plain words: FTS syntax and garbage give results or an empty list, never an error", async () => {
+    await using t = await startTestServer();
+    await t.api.memory.remember.mutate({ content: "NEAR the AND gate OR the NOT gate" });
+    const hostile = ['"unbalanced', "NEAR(a b", "a OR", "*", "col:value", "^start", "AND", "(((", "'; DROP TABLE memories; --", "\u0000", "  "];
+    for (const query of hostile) {
+      const results = await t.api.memory.recall.query({ query });
+      expect(Array.isArray(results)).toBe(true);
+    }
+    expect((await t.api.memory.recall.query({ query: 'gate" OR "x' }))[0]!.memory.content).toContain("gate");
+    const viaRest = await rest(t.url, "GET", `/memory/recall?query=${encodeURIComponent('"NEAR(')}`);
+    expect(viaRest.status).toBe(200);
+    expect(toFtsQuery('say "hi" NEAR(x)')).toBe('"say" OR "hi" OR "near"');
+    expect(extractTerms("(((")).toEqual([]);
+  });
+
+  it("hands each claimed task the memories of prior runs (and none when context: false)", async () => {
+    await using t = await startTestServer({ memoryContextLimit: 3 });
+    await t.api.memory.remember.mutate({ content: "Scraping example.com needs a user agent header", kind: "lesson", queue: "scrape" });
+    const first = await t.api.tasks.enqueue.mutate({ queue: "scrape", payload: { url: "https://example.com/a" } });
+    await t.api.tasks.claim.mutate({ agentId: "a1" });
+    await t.api.tasks.complete.mutate({ taskId: first.id, agentId: "a1", result: { pages: 3 } });
+
+    await t.api.tasks.enqueue.mutate({ queue: "scrape", payload: { url: "https://example.com/b" } });
+    const claimed = await t.api.tasks.claim.mutate({ agentId: "a2" });
+    expect(claimed!.context.length).toBeGreaterThanOrEqual(2);
+    expect(claimed!.context.length).toBeLessThanOrEqual(3);
+    const contents = claimed!.context.map((c) => c.memory.content);
+    expect(contents.some((c) => c.includes("user agent header"))).toBe(true);
+    expect(contents.some((c) => c.includes('"pages":3'))).toBe(true);
+
+    await t.api.tasks.enqueue.mutate({ queue: "scrape", payload: { url: "https://example.com/c" } });
+    expect((await t.api.tasks.claim.mutate({ agentId: "a3", context: false }))!.context).toEqual([]);
+  });
+
+  it("validates remember input and answers recall for an unknown task with 404", async () => {
+    await using t = await startTestServer();
+    const empty = await rest(t.url, "POST", "/memory", { content: "" });
+    expect(empty.status).toBe(400);
+    expect(empty.body.message).toContain("content");
+    expect((await rest(t.url, "GET", "/memory/recall?taskId=nope")).status).toBe(404);
+    const saved = await rest(t.url, "POST", "/memory", { content: "remember me", tags: ["x"], data: { k: 1 } });
+    expect(saved.body).toMatchObject({ kind: "note", content: "remember me", tags: ["x"], data: { k: 1 } });
+  });
+});
