@@ -45,6 +45,11 @@ export class EventBus {
     return this.seenSeq;
   }
 
+  /** Live streams currently attached (observability; tests see a dropped subscriber leave). */
+  get listenerCount(): number {
+    return this.listeners.size;
+  }
+
   listen(listener: EventListener): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);

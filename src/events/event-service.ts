@@ -19,7 +19,14 @@ export interface EventServiceDeps {
 }
 
 export class EventService {
+  private parkedPolls = 0;
+
   constructor(private readonly d: EventServiceDeps) {}
+
+  /** Long-polls currently waiting for an event (observability, and tests that must publish after one parked). */
+  get waitingPolls(): number {
+    return this.parkedPolls;
+  }
 
   /** Stores the event once, whatever the number of subscribers; returns it with its seq. */
   publish(request: PublishRequest): Promise<CoordinationEvent> {
@@ -30,7 +37,7 @@ export class EventService {
   subscribe(request: { agentId: string; types: string[]; fromSeq?: number | undefined }): Promise<Subscription> {
     return this.d.writer.write((ctx) => {
       const existing = this.d.events.getSubscription(request.agentId);
-      if (request.fromSeq !== undefined) this.assertRetained(request.fromSeq, "fromSeq");
+      if (request.fromSeq !== undefined) this.assertReadable(request.fromSeq, "fromSeq");
       const cursor = request.fromSeq ?? existing?.cursor ?? this.d.events.headSeq();
       const types = mergePatterns(existing?.types ?? [], request.types);
       return this.d.events.saveSubscription(request.agentId, types, cursor, ctx.now);
@@ -67,7 +74,12 @@ export class EventService {
       const batch = request.ack === "auto" ? await this.takeBatch(request.agentId, request.limit) : this.peekBatch(request.agentId, request.limit);
       const now = Date.now();
       if (batch.length > 0 || now >= deadline || stop.aborted) return batch;
-      await this.d.bus.arrived.wait(seen, Math.min(deadline - now, this.d.config.crossProcessPollMs), stop);
+      this.parkedPolls++;
+      try {
+        await this.d.bus.arrived.wait(seen, Math.min(deadline - now, this.d.config.crossProcessPollMs), stop);
+      } finally {
+        this.parkedPolls--;
+      }
     }
   }
 
@@ -95,6 +107,16 @@ export class EventService {
     return this.d.writer.write((ctx) =>
       this.d.events.prune(eventRetentionMs > 0 ? ctx.now - eventRetentionMs : null, eventRetentionCount > 0 ? eventRetentionCount : null),
     );
+  }
+
+  /**
+   * A position to read after: not behind the retained log (EVENTS_PRUNED), and not beyond its
+   * head (INVALID_INPUT: a cursor there would silently skip the next events published).
+   */
+  assertReadable(seq: number, what: string): void {
+    this.assertRetained(seq, what);
+    const head = this.d.events.headSeq();
+    if (seq > head) throw new CoordinationError("INVALID_INPUT", `${what} ${seq} is beyond the newest event (${head})`);
   }
 
   /** Throws EVENTS_PRUNED when events after `seq` are no longer all retained. */

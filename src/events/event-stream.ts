@@ -2,12 +2,13 @@
 // 1. listen to the bus first (into a bounded buffer), 2. backfill from the log after
 // lastEventId, 3. drain the buffer, skipping what the backfill already yielded.
 // Listening before reading is what makes a reconnect gap-free; the seq check makes it duplicate-free.
-import { tracked, type TrackedEnvelope } from "@trpc/server";
+import { tracked, TRPCError, type TrackedEnvelope } from "@trpc/server";
+import { CoordinationError, ERROR_REASONS } from "../errors.js";
 import type { EventBus } from "./event-bus.js";
 import type { CoordinationEvent } from "./event-schemas.js";
 import type { EventService } from "./event-service.js";
 import type { EventStore } from "./event-store.js";
-import { matchesType } from "./type-patterns.js";
+import { matchesType, mergePatterns } from "./type-patterns.js";
 
 export interface StreamRequest {
   agentId?: string | undefined;
@@ -42,7 +43,8 @@ export async function* streamEvents(
   signal: AbortSignal | undefined,
 ): AsyncGenerator<TrackedEnvelope<CoordinationEvent>> {
   const subscription = request.agentId ? deps.events.getSubscription(request.agentId) : undefined;
-  const patterns = request.types ?? subscription?.types ?? ["*"];
+  // The agent's subscription and the request's own patterns add up; neither given means everything.
+  const patterns = subscription || request.types ? mergePatterns(subscription?.types ?? [], request.types ?? []) : ["*"];
   const recipient = request.agentId ?? null;
   const wanted = (e: CoordinationEvent) => (e.target === null ? matchesType(e.type, patterns) : e.target === recipient);
 
@@ -61,9 +63,11 @@ export async function* streamEvents(
     let cursor = deps.bus.lastSeq;
     if (request.lastEventId != null) {
       cursor = Number(request.lastEventId);
-      deps.service.assertRetained(cursor, "lastEventId");
+      deps.service.assertReadable(cursor, "lastEventId");
       // Backfill what was published while the client was away, page by page, up to the live edge.
       for (;;) {
+        // The pruner may run between pages: a gap must be an error, never a silent skip.
+        deps.service.assertRetained(cursor, "lastEventId");
         const page = deps.events.readMatching(recipient, patterns, cursor, BACKFILL_PAGE);
         for (const event of page) {
           if (signal?.aborted) return;
@@ -93,6 +97,11 @@ export async function* streamEvents(
       cursor = event.seq;
       yield tracked(String(event.seq), event);
     }
+  } catch (error) {
+    // Thrown while iterating, where the procedure's error middleware no longer applies:
+    // translate here, or the client would see INTERNAL_SERVER_ERROR instead of e.g. EVENTS_PRUNED.
+    if (error instanceof CoordinationError) throw new TRPCError({ code: ERROR_REASONS[error.reason], message: error.message, cause: error });
+    throw error;
   } finally {
     unlisten();
     signal?.removeEventListener("abort", onAbort);

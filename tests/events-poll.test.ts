@@ -1,0 +1,159 @@
+// Polling the event stream: order, cursor and limit (auto ack), at-least-once manual ack,
+// long-polling woken by a publish, and the REST routes of the event stream.
+import { TRPCClientError } from "@trpc/client";
+import { describe, expect, it, vi } from "vitest";
+import { range } from "./helpers/event-collector.js";
+import { rest, startTestServer } from "./helpers/test-server.js";
+
+describe("events.poll", () => {
+  it("returns matching events in seq order, respects limit, and advances the cursor past them (auto ack)", async () => {
+    await using t = await startTestServer();
+    const { api } = t;
+    await api.events.subscribe.mutate({ agentId: "w", types: ["job.*"] });
+    // Published concurrently (one HTTP batch, one group commit), then put in seq order.
+    const published = (
+      await Promise.all(
+        range(1, 10).map((i) => api.events.publish.mutate({ type: i % 3 === 0 ? "other.noise" : `job.n${i}`, source: "t", payload: { i } })),
+      )
+    ).sort((a, b) => a.seq - b.seq);
+    expect(published.map((e) => e.seq)).toEqual(range(1, 10));
+    const jobs = published.filter((e) => e.type.startsWith("job."));
+    const jobSeqs = jobs.map((e) => e.seq);
+    expect(jobSeqs).toHaveLength(7);
+
+    const first = await api.events.poll.mutate({ agentId: "w", limit: 4 });
+    expect(first.map((e) => e.seq)).toEqual(jobSeqs.slice(0, 4));
+    expect((await api.events.subscription.query({ agentId: "w" })).cursor).toBe(jobSeqs[3]);
+    const second = await api.events.poll.mutate({ agentId: "w", limit: 4 });
+    expect(second.map((e) => e.seq)).toEqual(jobSeqs.slice(4));
+    expect(second.map((e) => e.payload)).toEqual(jobs.slice(4).map((e) => e.payload));
+    expect(await api.events.poll.mutate({ agentId: "w" })).toEqual([]);
+    // Nothing left that matches: the cursor skipped to the head, past the trailing noise.
+    expect((await api.events.subscription.query({ agentId: "w" })).cursor).toBe(published.at(-1)!.seq);
+
+    const newer = await api.events.publish.mutate({ type: "job.late", source: "t" });
+    expect((await api.events.poll.mutate({ agentId: "w" })).map((e) => e.seq)).toEqual([newer.seq]);
+  });
+
+  it("hands each event to exactly one of several concurrent auto-ack polls of the same agent", async () => {
+    await using t = await startTestServer();
+    const { api } = t;
+    await api.events.subscribe.mutate({ agentId: "shared", types: ["*"] });
+    const published = await Promise.all(range(1, 20).map((i) => api.events.publish.mutate({ type: "job.x", source: "t", payload: i })));
+    const batches = await Promise.all(range(1, 4).map(() => api.events.poll.mutate({ agentId: "shared", limit: 5 })));
+    const seen = batches.flat().map((e) => e.seq);
+    expect(seen.sort((a, b) => a - b)).toEqual(published.map((e) => e.seq).sort((a, b) => a - b));
+    for (const batch of batches) expect(batch).toHaveLength(5);
+  });
+
+  it("manual ack: the batch comes back until acked, ack never rewinds, ack beyond the head is BAD_REQUEST", async () => {
+    await using t = await startTestServer();
+    const { api } = t;
+    await api.events.subscribe.mutate({ agentId: "m", types: ["job.*"] });
+    const seqs: number[] = [];
+    for (const i of range(1, 5)) seqs.push((await api.events.publish.mutate({ type: "job.x", source: "t", payload: i })).seq);
+
+    const batch = await api.events.poll.mutate({ agentId: "m", limit: 3, ack: "manual" });
+    expect(batch.map((e) => e.seq)).toEqual(seqs.slice(0, 3));
+    // The consumer crashed before acking: the same batch again.
+    const again = await api.events.poll.mutate({ agentId: "m", limit: 3, ack: "manual" });
+    expect(again.map((e) => e.seq)).toEqual(seqs.slice(0, 3));
+
+    expect((await api.events.ack.mutate({ agentId: "m", seq: seqs[1]! })).cursor).toBe(seqs[1]);
+    expect((await api.events.poll.mutate({ agentId: "m", limit: 3, ack: "manual" })).map((e) => e.seq)).toEqual(seqs.slice(2));
+    // A late or repeated ack of an older seq leaves the cursor where it is.
+    expect((await api.events.ack.mutate({ agentId: "m", seq: seqs[0]! })).cursor).toBe(seqs[1]);
+    expect((await api.events.ack.mutate({ agentId: "m", seq: seqs[4]! })).cursor).toBe(seqs[4]);
+    expect(await api.events.poll.mutate({ agentId: "m", ack: "manual" })).toEqual([]);
+
+    const beyond = await api.events.ack.mutate({ agentId: "m", seq: seqs[4]! + 1 }).catch((e: unknown) => e);
+    expect(beyond).toBeInstanceOf(TRPCClientError);
+    expect(beyond).toMatchObject({ data: { code: "BAD_REQUEST", reason: "INVALID_INPUT" } });
+    expect((await api.events.subscription.query({ agentId: "m" })).cursor).toBe(seqs[4]);
+    await expect(api.events.ack.mutate({ agentId: "ghost", seq: 1 })).rejects.toMatchObject({
+      data: { code: "NOT_FOUND", reason: "SUBSCRIPTION_NOT_FOUND" },
+    });
+  });
+
+  it("long-poll: a waiting poll returns the event well under a second after it is published", async () => {
+    // crossProcessPollMs is long, so only the publish's own wake-up can end the wait early.
+    await using t = await startTestServer({ crossProcessPollMs: 5000 });
+    const { api } = t;
+    await api.events.subscribe.mutate({ agentId: "lp", types: ["job.*"] });
+    const polling = api.events.poll.mutate({ agentId: "lp", waitMs: 5000 });
+    await vi.waitFor(() => expect(t.server.services.events.waitingPolls).toBe(1), { timeout: 5000, interval: 5 });
+
+    const startedAt = performance.now();
+    let returnedAt = 0;
+    const timedPoll = polling.then((events) => ((returnedAt = performance.now()), events));
+    const published = await api.events.publish.mutate({ type: "job.ready", source: "t" });
+    const events = await timedPoll;
+    const latencyMs = returnedAt - startedAt;
+    expect(events.map((e) => e.seq)).toEqual([published.seq]);
+    expect(latencyMs).toBeLessThan(1000);
+    expect(t.server.services.events.waitingPolls).toBe(0);
+  });
+
+  it("long-poll: returns an empty batch when nothing arrives before waitMs", async () => {
+    await using t = await startTestServer();
+    await t.api.events.subscribe.mutate({ agentId: "idle", types: ["job.*"] });
+    await t.api.events.publish.mutate({ type: "other.x", source: "t" });
+    const startedAt = performance.now();
+    expect(await t.api.events.poll.mutate({ agentId: "idle", waitMs: 300 })).toEqual([]);
+    expect(performance.now() - startedAt).toBeGreaterThanOrEqual(290);
+  });
+});
+
+describe("event REST routes", () => {
+  it("publish, subscribe, poll (limit, ack, waitMs), ack, list and unsubscribe over plain HTTP", async () => {
+    await using t = await startTestServer();
+    const subscribed = await rest(t.url, "POST", "/events/subscriptions", { agentId: "r1", types: ["rest.*", "other.x"] });
+    expect(subscribed.status).toBe(200);
+    expect(subscribed.body).toMatchObject({ agentId: "r1", types: ["other.x", "rest.*"], cursor: 0 });
+
+    const one = await rest(t.url, "POST", "/events", { type: "rest.ping", source: "curl", payload: { n: 1 } });
+    expect(one.status).toBe(200);
+    expect(one.body).toMatchObject({ seq: 1, type: "rest.ping", source: "curl", payload: { n: 1 }, target: null });
+    expect(Date.parse(one.body.createdAt)).not.toBeNaN();
+    const two = await rest(t.url, "POST", "/events", { type: "rest.pong", source: "curl" });
+    expect(two.body).toMatchObject({ seq: 2, payload: {} });
+
+    const manual = await rest(t.url, "GET", "/events/r1?limit=1&ack=manual");
+    expect(manual.status).toBe(200);
+    expect(manual.body.map((e: { seq: number }) => e.seq)).toEqual([1]);
+    expect((await rest(t.url, "GET", "/events/r1?limit=1&ack=manual")).body.map((e: { seq: number }) => e.seq)).toEqual([1]);
+    const acked = await rest(t.url, "POST", "/events/r1/ack", { seq: 1 });
+    expect(acked.status).toBe(200);
+    expect(acked.body.cursor).toBe(1);
+    expect((await rest(t.url, "POST", "/events/r1/ack", { seq: 99 })).status).toBe(400);
+
+    const auto = await rest(t.url, "GET", "/events/r1?waitMs=0");
+    expect(auto.body.map((e: { seq: number }) => e.seq)).toEqual([2]);
+    const waited = await rest(t.url, "GET", "/events/r1?waitMs=200");
+    expect(waited).toEqual({ status: 200, body: [] });
+    expect((await rest(t.url, "GET", "/events/r1?limit=0")).status).toBe(400);
+
+    const listed = await rest(t.url, "GET", "/events?afterSeq=1&types=rest.*");
+    expect(listed.status).toBe(200);
+    expect(listed.body.map((e: { type: string }) => e.type)).toEqual(["rest.pong"]);
+    expect((await rest(t.url, "GET", "/events/subscriptions/r1")).body.cursor).toBe(2);
+
+    const narrowed = await rest(t.url, "DELETE", "/events/subscriptions/r1?types=other.x");
+    expect(narrowed.status).toBe(200);
+    expect(narrowed.body.types).toEqual(["rest.*"]);
+    const dropped = await rest(t.url, "DELETE", "/events/subscriptions/r1");
+    expect(dropped.status).toBe(200);
+    expect(dropped.body.types).toEqual([]);
+    expect((await rest(t.url, "GET", "/events/r1")).status).toBe(404);
+    expect((await rest(t.url, "DELETE", "/events/subscriptions/r1")).status).toBe(404);
+  });
+
+  it("answers 404 for polling an agent that never subscribed, 400 for a malformed event", async () => {
+    await using t = await startTestServer();
+    const unknown = await rest(t.url, "GET", "/events/nobody");
+    expect(unknown.status).toBe(404);
+    expect(unknown.body.message).toContain("nobody");
+    expect((await rest(t.url, "POST", "/events", { type: "bad type", source: "x" })).status).toBe(400);
+    expect((await rest(t.url, "POST", "/events", { type: "ok.type" })).status).toBe(400);
+  });
+});

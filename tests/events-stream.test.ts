@@ -1,0 +1,148 @@
+// The live WebSocket stream (events.onEvent): complete, ordered fan-out to several clients, and
+// resuming by lastEventId after a disconnect with no gap and no duplicate.
+import { describe, expect, it, vi } from "vitest";
+import { createCoordinationClient, type CoordinationClient } from "../client/index.js";
+import { collectEvents, range, type Collector } from "./helpers/event-collector.js";
+import { startTestServer } from "./helpers/test-server.js";
+
+/** Publishes `count` events of `type` from `publishers` concurrent loops; returns every seq, sorted. */
+async function publishConcurrently(api: CoordinationClient["api"], type: string, count: number, publishers = 4): Promise<number[]> {
+  const seqs: number[] = [];
+  let next = 0;
+  await Promise.all(
+    range(1, publishers).map(async (publisher) => {
+      while (next < count) {
+        const i = next++;
+        seqs.push((await api.events.publish.mutate({ type, source: `publisher-${publisher}`, payload: { i } })).seq);
+      }
+    }),
+  );
+  return seqs.sort((a, b) => a - b);
+}
+
+describe("events.onEvent over WebSocket", () => {
+  it("three clients each receive all 1,000 events, in seq order, as tracked { id, data } envelopes", async () => {
+    await using t = await startTestServer({ durability: "normal" });
+    const clients = range(1, 3).map(() => createCoordinationClient({ url: t.url }));
+    try {
+      const streams = clients.map((c) => collectEvents(c.api, { types: ["load.*"] }));
+      await Promise.all(streams.map((s) => s.started));
+      const noise = t.api.events.publish.mutate({ type: "noise.x", source: "t" });
+      const seqs = await publishConcurrently(t.api, "load.tick", 1000, 8);
+      await noise;
+      expect(seqs).toHaveLength(1000);
+      expect(new Set(seqs).size).toBe(1000);
+
+      for (const stream of streams) {
+        await vi.waitFor(() => expect(stream.events.length).toBeGreaterThanOrEqual(1000), { timeout: 10_000, interval: 20 });
+        expect(stream.seqs()).toEqual(seqs);
+        expect(stream.ids).toEqual(seqs.map(String));
+        expect(stream.events.every((e) => e.type === "load.tick" && e.createdAt instanceof Date)).toBe(true);
+        expect(stream.errors).toEqual([]);
+      }
+      // Every publisher's events arrive in the order it published them, and every payload is there once.
+      const payloads = streams[0]!.events.map((e) => (e.payload as { i: number }).i);
+      expect([...payloads].sort((a, b) => a - b)).toEqual(range(0, 999));
+      for (const source of new Set(streams[0]!.events.map((e) => e.source))) {
+        const own = streams[0]!.events.filter((e) => e.source === source).map((e) => (e.payload as { i: number }).i);
+        expect(own).toEqual([...own].sort((a, b) => a - b));
+      }
+      for (const stream of streams) stream.unsubscribe();
+    } finally {
+      await Promise.all(clients.map((c) => c.close()));
+    }
+  });
+
+  it("resumes after a disconnect with lastEventId: exactly the events published after the last one seen", async () => {
+    await using t = await startTestServer();
+    const { api } = t;
+    const first = createCoordinationClient({ url: t.url });
+    const N = 20;
+    let lastSeen = 0;
+    const seenBeforeDisconnect: number[] = [];
+    let reachedN!: () => void;
+    const gotN = new Promise<void>((resolve) => (reachedN = resolve));
+    const stream = collectEvents(first.api, { types: ["job.*"] }, (event, c) => {
+      // The consumer stops after N events, as if it crashed: later deliveries are never processed.
+      if (seenBeforeDisconnect.length === N) return;
+      seenBeforeDisconnect.push(event.seq);
+      lastSeen = event.seq;
+      if (seenBeforeDisconnect.length === N) {
+        c.unsubscribe();
+        reachedN();
+      }
+    });
+    await stream.started;
+    const before = await publishConcurrently(api, "job.before", 50);
+    await gotN;
+    await first.close();
+    expect(seenBeforeDisconnect).toEqual(before.slice(0, N));
+
+    const whileAway = await publishConcurrently(api, "job.away", 30);
+    await api.events.publish.mutate({ type: "other.noise", source: "t" });
+    const second = createCoordinationClient({ url: t.url });
+    try {
+      const resumed = collectEvents(second.api, { types: ["job.*"], lastEventId: String(lastSeen) });
+      await resumed.started;
+      const after = await publishConcurrently(api, "job.after", 10, 2);
+      const end = await api.events.publish.mutate({ type: "job.end", source: "t" });
+      await vi.waitFor(() => expect(resumed.seqs().at(-1)).toBe(end.seq), { timeout: 5000, interval: 10 });
+      expect(resumed.seqs()).toEqual([...before.slice(N), ...whileAway, ...after, end.seq]);
+      expect(resumed.errors).toEqual([]);
+      resumed.unsubscribe();
+    } finally {
+      await second.close();
+    }
+  });
+
+  it("the client reconnects by itself after the server restarts and resumes with no gap and no duplicate", async () => {
+    const t1 = await startTestServer();
+    const client = createCoordinationClient({ url: t1.url });
+    let t2: Awaited<ReturnType<typeof startTestServer>> | undefined;
+    try {
+      const stream = collectEvents(client.api, { types: ["job.*"] });
+      await stream.started;
+      const before = await publishConcurrently(t1.api, "job.before", 25, 2);
+      await vi.waitFor(() => expect(stream.seqs()).toEqual(before), { timeout: 5000, interval: 10 });
+
+      // Same file, same port: the client's WebSocket drops and it reconnects with lastEventId.
+      await t1.stop();
+      t2 = await startTestServer({ port: t1.server.port }, t1.dir);
+      // Published in-process: fetch's keep-alive pool may still hold a socket to the old server
+      // on this very origin, and a POST over it fails ("other side closed") rather than retrying.
+      const events = t2.server.services.events;
+      const after: number[] = [];
+      for (const i of range(1, 25)) after.push((await events.publish({ type: "job.after", source: "t", payload: { i } })).seq);
+      const end = await events.publish({ type: "job.end", source: "t", payload: {} });
+      await vi.waitFor(() => expect(stream.seqs().at(-1)).toBe(end.seq), { timeout: 10_000, interval: 20 });
+      expect(stream.seqs()).toEqual([...before, ...after, end.seq]);
+      expect(stream.errors).toEqual([]);
+      stream.unsubscribe();
+    } finally {
+      await client.close();
+      await t2?.stop();
+      await t1.stop({ removeFiles: true });
+    }
+  });
+
+  it("with agentId, follows the agent's subscription plus the request's own types, and its direct messages", async () => {
+    await using t = await startTestServer();
+    const { api } = t;
+    await api.events.subscribe.mutate({ agentId: "a1", types: ["task.*"] });
+    const streams: Collector[] = [
+      collectEvents(api, { agentId: "a1" }),
+      collectEvents(api, { agentId: "a1", types: ["build.*"] }),
+      collectEvents(api, { agentId: "no-subscription" }),
+    ];
+    await Promise.all(streams.map((s) => s.started));
+    const task = await api.events.publish.mutate({ type: "task.claimed", source: "t" });
+    const build = await api.events.publish.mutate({ type: "build.done", source: "t" });
+    const direct = await api.events.publish.mutate({ type: "chat.dm", source: "t", target: "a1" });
+    const end = await api.events.publish.mutate({ type: "task.end", source: "t" });
+    for (const s of streams) await vi.waitFor(() => expect(s.seqs().at(-1)).toBe(end.seq), { timeout: 5000, interval: 10 });
+    expect(streams[0]!.seqs()).toEqual([task.seq, direct.seq, end.seq]);
+    expect(streams[1]!.seqs()).toEqual([task.seq, build.seq, direct.seq, end.seq]);
+    expect(streams[2]!.seqs()).toEqual([task.seq, build.seq, end.seq]);
+    for (const s of streams) s.unsubscribe();
+  });
+});
