@@ -153,7 +153,8 @@ export class TaskService {
   async steal(request: { agentId: string; fromAgentId?: string | undefined; limit: number; leaseMs?: number | undefined; capabilities?: string[] | undefined }): Promise<ClaimedTask[]> {
     const leaseMs = this.leaseLength(request.leaseMs);
     const rows = await this.d.writer.write((ctx) => {
-      const victims = this.d.tasks.stealable(ctx.now, request.fromAgentId ?? null, request.limit);
+      const offlineBefore = ctx.now - this.d.config.agentOfflineMs;
+      const victims = this.d.tasks.stealable(ctx.now, offlineBefore, request.fromAgentId ?? null, request.limit);
       for (const victim of victims) this.expireClaim(ctx, victim, `stolen by ${request.agentId} from ${victim.leaseOwner}`);
       if (victims.length === 0) return [];
       const filter = { ...this.claimFilter(request), onlySeqs: victims.map((v) => v.seq) };

@@ -227,14 +227,18 @@ export class TaskStore {
     return this.st.get<[string], TaskRow>(`SELECT * FROM tasks WHERE status = 'claimed' AND leaseOwner = ?`).all(agentId);
   }
 
-  /** Claims a thief may take over: expired leases, or leases held by offline agents. */
-  stealable(now: number, fromAgentId: string | null, limit: number): TaskRow[] {
+  /**
+   * Claims a thief may take over: expired leases, or leases held by a registered agent whose last
+   * heartbeat is older than `offlineBefore`. Offline is judged from the heartbeat age now, not from
+   * the health last saved: that one lags by up to a health-check interval in both directions.
+   */
+  stealable(now: number, offlineBefore: number, fromAgentId: string | null, limit: number): TaskRow[] {
     const params: unknown[] = fromAgentId === null ? [] : [fromAgentId];
-    params.push(now, limit);
+    params.push(now, offlineBefore, limit);
     return this.st
       .get<unknown[], TaskRow>(
         `SELECT * FROM tasks WHERE status = 'claimed' ${fromAgentId === null ? "" : "AND leaseOwner = ?"}
-           AND (leaseExpiresAt <= ? OR leaseOwner IN (SELECT id FROM agents WHERE health = 'offline'))
+           AND (leaseExpiresAt <= ? OR leaseOwner IN (SELECT id FROM agents WHERE lastHeartbeatAt <= ?))
          ORDER BY priority, seq LIMIT ?`,
       )
       .all(...params);

@@ -1,0 +1,130 @@
+// Agent health over real time with short TTLs: stale, then offline (its tasks freed at once, well
+// before their leases expire), back to healthy on a heartbeat; stealing from an offline agent;
+// claims that name no capabilities use the agent's registered ones.
+import { describe, expect, it, vi } from "vitest";
+import type { TestServer } from "./helpers/test-server.js";
+import { startTestServer } from "./helpers/test-server.js";
+
+const SHORT_TTLS = { agentStaleMs: 250, agentOfflineMs: 600, agentHealthCheckMs: 50 };
+
+const eventsOf = async (t: TestServer, types: string[]) =>
+  (await t.api.events.list.query({ afterSeq: 0, types, limit: 1000 })).map((e) => ({ type: e.type, payload: e.payload as Record<string, unknown> }));
+
+describe("agent health", () => {
+  it("an agent that stops heartbeating turns stale then offline (in that order); a heartbeat makes it healthy again", async () => {
+    await using t = await startTestServer(SHORT_TTLS);
+    const { api } = t;
+    await api.agents.register.mutate({ agentId: "sleepy", capabilities: [] });
+    await vi.waitFor(async () => expect((await eventsOf(t, ["agent.offline"])).length).toBe(1), { timeout: 5000, interval: 25 });
+    expect((await api.agents.get.query({ agentId: "sleepy" })).health).toBe("offline");
+    expect((await api.agents.list.query({ health: "offline" })).map((a) => a.agentId)).toEqual(["sleepy"]);
+
+    const back = await api.agents.heartbeat.mutate({ agentId: "sleepy", status: "idle" });
+    expect(back.health).toBe("healthy");
+    // Deregistering at once ends the story before the agent could go stale again.
+    await api.agents.deregister.mutate({ agentId: "sleepy" });
+
+    const events = await eventsOf(t, ["agent.*"]);
+    expect(events.map((e) => e.type)).toEqual(["agent.registered", "agent.stale", "agent.offline", "agent.updated", "agent.deregistered"]);
+    expect(events[1]!.payload).toMatchObject({ agentId: "sleepy", health: "stale", previousHealth: "healthy" });
+    expect(events[2]!.payload).toMatchObject({ agentId: "sleepy", health: "offline", previousHealth: "stale", releasedTasks: 0 });
+    expect(events[3]!.payload).toEqual({ agentId: "sleepy", health: "healthy", previousHealth: "offline", status: "idle" });
+    // The transitions are published when they happen, not before: stale after agentStaleMs, offline after agentOfflineMs.
+    const heartbeatAt = Date.parse(events[1]!.payload.lastHeartbeatAt as string);
+    const [staleEvent, offlineEvent] = (await api.events.list.query({ afterSeq: 0, types: ["agent.stale", "agent.offline"] })).map((e) => e.createdAt.getTime());
+    expect(staleEvent! - heartbeatAt).toBeGreaterThanOrEqual(SHORT_TTLS.agentStaleMs);
+    expect(offlineEvent! - heartbeatAt).toBeGreaterThanOrEqual(SHORT_TTLS.agentOfflineMs);
+  });
+
+  it("tasks held by an agent that went offline are claimed by another agent long before their leases expire", async () => {
+    await using t = await startTestServer(SHORT_TTLS);
+    const { api } = t;
+    const tasks = await api.tasks.enqueueMany.mutate({ tasks: [1, 2, 3].map((n) => ({ queue: "work", payload: { n } })) });
+    const taskIds = tasks.map((task) => task.id).sort();
+    await api.agents.register.mutate({ agentId: "dying", capabilities: [] });
+    const held = await api.tasks.claimMany.mutate({ agentId: "dying", queues: ["work"], limit: 3, leaseMs: 60_000 });
+    expect(held.map((task) => task.id).sort()).toEqual(taskIds);
+    const leaseExpiresAt = Math.min(...held.map((task) => task.leaseExpiresAt!.getTime()));
+
+    // "rescuer" is not registered, so it can never be seen offline itself; it long-polls for work.
+    const rescued = await api.tasks.claimMany.mutate({ agentId: "rescuer", queues: ["work"], limit: 3, leaseMs: 60_000, waitMs: 10_000 });
+    expect(Date.now()).toBeLessThan(leaseExpiresAt - 50_000);
+    expect(rescued.map((task) => task.id).sort()).toEqual(taskIds);
+    for (const task of rescued) expect(task).toMatchObject({ status: "claimed", leaseOwner: "rescuer", attempts: 2 });
+
+    const expired = await eventsOf(t, ["task.lease_expired"]);
+    expect(expired.map((e) => e.payload.taskId).sort()).toEqual(taskIds);
+    for (const e of expired) expect(e.payload).toMatchObject({ agentId: "dying", attempt: 1, reason: "agent dying went offline" });
+    const offline = await eventsOf(t, ["agent.offline"]);
+    expect(offline).toEqual([{ type: "agent.offline", payload: expect.objectContaining({ agentId: "dying", releasedTasks: 3 }) }]);
+  });
+
+  // Known bug outside src/agents (see the report): TaskStore.stealable() treats an agent as offline
+  // only once the health monitor has stored health = 'offline' — and that same monitor run already
+  // releases its claims, so steal never finds an offline holder. It should use heartbeat age.
+  it("tasks.steal takes over exactly the claims of an agent that is offline, before any health check ran", async () => {
+    // The health monitor effectively never runs here: only steal can free the tasks.
+    await using t = await startTestServer({ agentStaleMs: 100, agentOfflineMs: 200, agentHealthCheckMs: 60_000 });
+    const { api } = t;
+    const [a, b, other] = await api.tasks.enqueueMany.mutate({ tasks: [{ priority: 1 }, { priority: 2 }, { priority: 3 }] });
+    await api.agents.register.mutate({ agentId: "gone", capabilities: [] });
+    await api.agents.register.mutate({ agentId: "alive", capabilities: [] });
+    expect((await api.tasks.claimMany.mutate({ agentId: "gone", limit: 2, leaseMs: 60_000 })).map((x) => x.id)).toEqual([a!.id, b!.id]);
+    expect((await api.tasks.claim.mutate({ agentId: "alive", leaseMs: 60_000 }))?.id).toBe(other!.id);
+    // A live holder with valid leases is not robbed.
+    expect(await api.tasks.steal.mutate({ agentId: "thief", fromAgentId: "alive", limit: 5 })).toEqual([]);
+
+    await vi.waitFor(async () => expect((await api.agents.get.query({ agentId: "gone" })).health).toBe("offline"), { timeout: 5000, interval: 25 });
+    const stolen = await api.tasks.steal.mutate({ agentId: "thief", fromAgentId: "gone", limit: 5, leaseMs: 60_000 });
+    expect(stolen.map((x) => x.id)).toEqual([a!.id, b!.id]);
+    for (const task of stolen) expect(task).toMatchObject({ status: "claimed", leaseOwner: "thief", attempts: 2 });
+    expect((await api.tasks.list.query({ agentId: "thief" })).items.map((x) => x.id)).toEqual([a!.id, b!.id]);
+    expect((await api.tasks.get.query({ taskId: other!.id })).leaseOwner).toBe("alive");
+    const claimed = (await eventsOf(t, ["task.claimed"])).filter((e) => e.payload.agentId === "thief");
+    expect(claimed.map((e) => e.payload.stolenFrom)).toEqual(["gone", "gone"]);
+    const expired = await eventsOf(t, ["task.lease_expired"]);
+    expect(expired.map((e) => e.payload.reason)).toEqual(["stolen by thief from gone", "stolen by thief from gone"]);
+  });
+
+  // Same bug, other face: an agent the monitor last saw offline that then shows a sign of life (a
+  // claim touches its heartbeat) keeps health = 'offline' until the next monitor run, and steal robs it.
+  it("tasks.steal never takes claims from an agent that is alive by heartbeat age, whatever the monitor last saw", async () => {
+    await using t = await startTestServer({ agentStaleMs: 150, agentOfflineMs: 400, agentHealthCheckMs: 60_000 });
+    const { api } = t;
+    await api.agents.register.mutate({ agentId: "flaky", capabilities: [] });
+    await vi.waitFor(async () => expect((await api.agents.get.query({ agentId: "flaky" })).health).toBe("offline"), { timeout: 5000, interval: 25 });
+    await t.server.services.jobs.healthMonitor.runNow();
+    expect((await eventsOf(t, ["agent.offline"])).map((e) => e.payload.agentId)).toEqual(["flaky"]);
+
+    const task = await api.tasks.enqueue.mutate({});
+    expect((await api.tasks.claim.mutate({ agentId: "flaky", leaseMs: 60_000 }))?.id).toBe(task.id);
+    expect((await api.agents.get.query({ agentId: "flaky" })).health).toBe("healthy");
+    expect(await api.tasks.steal.mutate({ agentId: "thief", fromAgentId: "flaky", limit: 5 })).toEqual([]);
+    expect(await api.tasks.get.query({ taskId: task.id })).toMatchObject({ status: "claimed", leaseOwner: "flaky" });
+  });
+});
+
+describe("claims and capabilities", () => {
+  it("a claim that names no capabilities uses the agent's registered ones", async () => {
+    await using t = await startTestServer();
+    const { api } = t;
+    await api.agents.register.mutate({ agentId: "cpu-agent", capabilities: ["cpu"] });
+    await api.agents.register.mutate({ agentId: "gpu-agent", capabilities: ["gpu"] });
+    const gpuTask = await api.tasks.enqueue.mutate({ queue: "render", capability: "gpu", priority: 0 });
+
+    // Neither an unregistered agent (no capabilities) nor the cpu agent may take the gpu task.
+    expect(await api.tasks.claim.mutate({ agentId: "stranger" })).toBeNull();
+    expect(await api.tasks.claim.mutate({ agentId: "cpu-agent" })).toBeNull();
+    // With the gpu task still first in line, the cpu agent gets the next task it is able to run.
+    const plainTask = await api.tasks.enqueue.mutate({ queue: "render", priority: 5 });
+    expect((await api.tasks.claim.mutate({ agentId: "cpu-agent" }))?.id).toBe(plainTask.id);
+    expect(await api.tasks.claim.mutate({ agentId: "cpu-agent" })).toBeNull();
+    const claimed = await api.tasks.claim.mutate({ agentId: "gpu-agent" });
+    expect(claimed).toMatchObject({ id: gpuTask.id, leaseOwner: "gpu-agent", capability: "gpu" });
+
+    // Re-registering changes what a claim may take.
+    const second = await api.tasks.enqueue.mutate({ queue: "render", capability: "gpu" });
+    await api.agents.register.mutate({ agentId: "cpu-agent", capabilities: ["cpu", "gpu"] });
+    expect((await api.tasks.claim.mutate({ agentId: "cpu-agent" }))?.id).toBe(second.id);
+  });
+});
