@@ -70,6 +70,27 @@ describe("pre-execution memory", () => {
     expect((await t.api.tasks.claim.mutate({ agentId: "a3", context: false }))!.context).toEqual([]);
   });
 
+  it("finds the one relevant memory among thousands sharing common words, in bounded time", async () => {
+    await using t = await startTestServer({ memoryContextLimit: 3 });
+    const { memory } = t.server.services;
+    await Promise.all(
+      Array.from({ length: 3000 }, (_, i) =>
+        memory.remember({ content: `Task in queue default completed: research topic report number ${i}`, kind: "note", queue: "default", tags: [] }),
+      ),
+    );
+    await memory.remember({ content: "Research on zebra migration needs the 2024 satellite data", kind: "lesson", queue: "default", tags: [] });
+    await Promise.all(
+      Array.from({ length: 1000 }, (_, i) => memory.remember({ content: `default research topic report ${i}`, kind: "note", tags: [] })),
+    );
+
+    await t.api.tasks.enqueue.mutate({ payload: { action: "research", topic: "zebra migration report" } });
+    const started = performance.now();
+    const claimed = await t.api.tasks.claim.mutate({ agentId: "a1" });
+    console.info(`claim with recall over 4,001 memories took ${(performance.now() - started).toFixed(1)} ms`);
+    expect(claimed!.context[0]!.memory.content).toContain("zebra migration");
+    expect(claimed!.context).toHaveLength(3);
+  });
+
   it("validates remember input and answers recall for an unknown task with 404", async () => {
     await using t = await startTestServer();
     const empty = await rest(t.url, "POST", "/memory", { content: "" });

@@ -10,10 +10,13 @@ export function extractTerms(text: string): string[] {
   return [...new Set(words.filter((w) => w.length >= 2))].slice(0, MAX_TERMS);
 }
 
+/** One term as an FTS5 string literal: matched as a word, never read as syntax. */
+export const quoteTerm = (term: string): string => `"${term.replaceAll('"', '""')}"`;
+
 /** An FTS5 MATCH expression matching any of the terms, or null when there is nothing to search. */
 export function toFtsQuery(text: string): string | null {
   const terms = extractTerms(text);
-  return terms.length === 0 ? null : terms.map((t) => `"${t.replaceAll('"', '""')}"`).join(" OR ");
+  return terms.length === 0 ? null : terms.map(quoteTerm).join(" OR ");
 }
 
 /** The searchable text of a JSON payload: its keys and string/number values. */

@@ -7,7 +7,7 @@ import type { WriteContext, Writer } from "../db/writer.js";
 import { notFound } from "../errors.js";
 import type { Task } from "../tasks/task-schemas.js";
 import { toTask, type TaskRow, type TaskStore } from "../tasks/task-store.js";
-import { payloadText, toFtsQuery } from "./fts-query.js";
+import { extractTerms, payloadText, quoteTerm } from "./fts-query.js";
 import type { Memory, MemoryMatch, RecallRequest, RememberRequest } from "./memory-schemas.js";
 import { toMemory, type MemoryFilter, type MemoryRow, type MemoryStore } from "./memory-store.js";
 
@@ -18,6 +18,8 @@ const RECENCY_HALF_LIFE_MS = 7 * 24 * 3_600_000;
 /** Failures are worth recalling (what went wrong last time), a little less than successes. */
 const OUTCOME_WEIGHT: Record<string, number> = { completed: 1, failed: 0.6, dead_letter: 0.6 };
 const CANDIDATES = 50;
+/** A term with at least this many matches is "common": not worth a bm25 pass over all of them. */
+const PROBE = 64;
 
 export type ExecutionOutcome = "completed" | "failed" | "dead_letter";
 
@@ -93,34 +95,68 @@ export class MemoryService {
     return this.rank(task, undefined, {}, limit);
   }
 
+  /**
+   * Ranks memories for a task and/or free text. Recall runs on every claim, so its cost must not
+   * grow with the number of memories. FTS5's bm25 scores every row a query matches, and a word
+   * like the queue name matches nearly all of them. So each term is first probed for its newest
+   * PROBE matches (bounded work): a term with fewer is rare and is ranked by bm25 (its doclist is
+   * short); common terms only contribute recent candidates, scored by how many terms they match.
+   */
   private rank(task: Task | null, query: string | undefined, filter: MemoryFilter, limit: number): MemoryMatch[] {
     const text = [query ?? "", task ? `${task.queue} ${task.capability ?? ""} ${payloadText(task.payload)}` : ""].join(" ");
-    const match = toFtsQuery(text);
-    const candidates = new Map<number, { row: MemoryRow; relevance: number }>();
-    if (match) {
-      const found = this.memories.search(match, filter, CANDIDATES);
+    const terms = extractTerms(text);
+    const relevance = new Map<number, number>();
+    const rare: string[] = [];
+    const commonHits = new Map<number, number>();
+    let commonTerms = 0;
+    for (const term of terms) {
+      const seqs = this.memories.newestMatches(quoteTerm(term), filter, PROBE);
+      if (seqs.length < PROBE) {
+        rare.push(term);
+        continue;
+      }
+      commonTerms++;
+      for (const seq of seqs) commonHits.set(seq, (commonHits.get(seq) ?? 0) + 1);
+    }
+    // Rare-term matches rank above common-only ones: relevance in (0.5, 1] by bm25, else [0, 0.5].
+    [...commonHits.entries()]
+      .sort(([seqA, a], [seqB, b]) => b - a || seqB - seqA)
+      .slice(0, CANDIDATES)
+      .forEach(([seq, hits]) => relevance.set(seq, (0.5 * hits) / commonTerms));
+    if (rare.length > 0) {
+      const found = this.memories.search(rare.map(quoteTerm).join(" OR "), filter, CANDIDATES);
       const best = Math.max(...found.map((r) => -r.bm25), Number.EPSILON);
-      for (const row of found) candidates.set(row.seq, { row, relevance: -row.bm25 / best });
-    } else if (!task) {
-      for (const row of this.memories.recent(filter, CANDIDATES)) candidates.set(row.seq, { row, relevance: 0 });
+      for (const row of found) relevance.set(row.seq, 0.5 + (0.5 * -row.bm25) / best);
+    }
+    const rows = new Map(this.memories.bySeqs([...relevance.keys()]).map((row) => [row.seq, row]));
+    if (terms.length === 0 && !task) {
+      for (const row of this.memories.recent(filter, CANDIDATES)) {
+        rows.set(row.seq, row);
+        relevance.set(row.seq, 0);
+      }
     }
     // Earlier runs of the same task are the most relevant context there is.
-    if (task) for (const row of this.memories.byTask(task.id, 10)) candidates.set(row.seq, { row, relevance: 1 });
+    if (task) {
+      for (const row of this.memories.byTask(task.id, 10)) {
+        rows.set(row.seq, row);
+        relevance.set(row.seq, 1);
+      }
+    }
 
     const now = Date.now();
-    const withRelevance = match !== null || task !== null;
-    return [...candidates.values()]
-      .map(({ row, relevance }) => {
+    const withRelevance = terms.length > 0 || task !== null;
+    const max = (withRelevance ? WEIGHTS.relevance : 0) + WEIGHTS.recency + WEIGHTS.outcome + (task ? WEIGHTS.sameQueue : 0);
+    return [...rows.values()]
+      .map((row) => {
         const memory = toMemory(row);
         const recency = 0.5 ** ((now - memory.createdAt.getTime()) / RECENCY_HALF_LIFE_MS);
         const outcome = memory.outcome === null ? 1 : (OUTCOME_WEIGHT[memory.outcome] ?? 0.5);
         const sameQueue = task && memory.queue === task.queue ? 1 : 0;
         const raw =
-          (withRelevance ? WEIGHTS.relevance * relevance : 0) +
+          (withRelevance ? WEIGHTS.relevance * (relevance.get(row.seq) ?? 0) : 0) +
           WEIGHTS.recency * recency +
           WEIGHTS.outcome * outcome +
           (task ? WEIGHTS.sameQueue * sameQueue : 0);
-        const max = (withRelevance ? WEIGHTS.relevance : 0) + WEIGHTS.recency + WEIGHTS.outcome + (task ? WEIGHTS.sameQueue : 0);
         return { memory, score: Math.round((raw / max) * 1e6) / 1e6 };
       })
       .sort((a, b) => b.score - a.score || b.memory.createdAt.getTime() - a.memory.createdAt.getTime())

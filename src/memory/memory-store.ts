@@ -1,7 +1,7 @@
 // All SQL of the pre-execution memory: the memories table and its FTS5 index (memories_fts,
 // created in the migration SQL). bm25() is FTS5's relevance: lower (more negative) is better.
 import { fromJsonText, toDate } from "../db/columns.js";
-import type { Statements } from "../db/statements.js";
+import { placeholders, type Statements } from "../db/statements.js";
 import type { Memory } from "./memory-schemas.js";
 
 export interface MemoryRow {
@@ -68,7 +68,10 @@ export class MemoryStore {
         memory.outcome, memory.durationMs, memory.tags, memory.data, now)!;
   }
 
-  /** Full-text candidates, best bm25 first. `match` must come from toFtsQuery. */
+  /**
+   * Full-text candidates, best bm25 first. `match` must come from toFtsQuery. bm25 has to score
+   * every row the query matches, so callers pass only rare terms (see MemoryService.rank).
+   */
   search(match: string, filter: MemoryFilter, limit: number): Array<MemoryRow & { bm25: number }> {
     const params: unknown[] = [match];
     const where = filterSql(filter, params);
@@ -79,6 +82,28 @@ export class MemoryStore {
          WHERE memories_fts MATCH ?${where} ORDER BY bm25 LIMIT ?`,
       )
       .all(...params);
+  }
+
+  /**
+   * The newest rows matching one quoted term. FTS5 walks the term's doclist newest first and
+   * stops at the limit, so this costs the same however common the term is.
+   */
+  newestMatches(term: string, filter: MemoryFilter, limit: number): number[] {
+    const params: unknown[] = [term];
+    const where = filterSql(filter, params);
+    params.push(limit);
+    return this.st
+      .get<unknown[], number>(
+        `SELECT m.seq FROM memories_fts JOIN memories m ON m.seq = memories_fts.rowid
+         WHERE memories_fts MATCH ?${where} ORDER BY memories_fts.rowid DESC LIMIT ?`,
+      )
+      .pluck()
+      .all(...params);
+  }
+
+  bySeqs(seqs: readonly number[]): MemoryRow[] {
+    if (seqs.length === 0) return [];
+    return this.st.get<unknown[], MemoryRow>(`SELECT * FROM memories WHERE seq IN (${placeholders(seqs.length)})`).all(...seqs);
   }
 
   recent(filter: MemoryFilter, limit: number): MemoryRow[] {
