@@ -3,7 +3,7 @@
 // 2 invalid configuration or usage, 1 failure to start or to stop.
 import { ConfigError, FLAGS, SETTINGS, envName, loadConfig, type SettingName } from "./config.js";
 import { createLogger } from "./logger.js";
-import { createServer } from "./server/create-server.js";
+import type { CoordinationServer } from "./server/create-server.js";
 import { VERSION } from "./version.js";
 
 interface ParsedArgs {
@@ -23,7 +23,8 @@ export function parseArgs(argv: string[]): ParsedArgs {
     else if (arg === "--version" || arg === "-v") parsed.version = true;
     else {
       const [flag, inline] = arg.includes("=") ? [arg.slice(0, arg.indexOf("=")), arg.slice(arg.indexOf("=") + 1)] : [arg, undefined];
-      if (flag !== "--config" && !(flag in FLAGS)) throw new UsageError(`unknown option "${arg}" (see --help)`);
+      // hasOwn, not `in`: "constructor" or "toString" must not pass as flags.
+      if (flag !== "--config" && !Object.hasOwn(FLAGS, flag)) throw new UsageError(`unknown option "${arg}" (see --help)`);
       const value = inline ?? argv[++i];
       if (value === undefined) throw new UsageError(`${flag} needs a value`);
       if (flag === "--config") parsed.configFile = value;
@@ -76,8 +77,18 @@ async function main(): Promise<number> {
     return 2;
   }
   const log = createLogger(config.logLevel);
-  let server;
+  // The handlers go in before the server starts: a supervisor (or a test) may send SIGTERM as soon
+  // as it reads the start-up line, and a signal nobody handles yet kills the process uncleanly.
+  // A signal that arrives during start-up stops the server as soon as it is up. Each handler runs
+  // once: a second Ctrl-C forces the exit.
+  const signalled = new Promise<NodeJS.Signals>((resolve) => {
+    process.once("SIGINT", () => resolve("SIGINT"));
+    process.once("SIGTERM", () => resolve("SIGTERM"));
+  });
+  let server: CoordinationServer | undefined;
   try {
+    // Loaded only now: --help, --version and configuration errors answer without loading the server.
+    const { createServer } = await import("./server/create-server.js");
     server = createServer(config, log);
     await server.start();
   } catch (error) {
@@ -85,21 +96,15 @@ async function main(): Promise<number> {
     await server?.stop().catch(() => undefined);
     return 1;
   }
-  const running = server;
-  return new Promise<number>((resolve) => {
-    const shutdown = (signal: string) => {
-      log.info({ signal }, "signal received");
-      running.stop().then(
-        () => resolve(0),
-        (error: unknown) => {
-          log.error({ err: error }, "shutdown failed");
-          resolve(1);
-        },
-      );
-    };
-    process.once("SIGINT", () => shutdown("SIGINT"));
-    process.once("SIGTERM", () => shutdown("SIGTERM"));
-  });
+  const signal = await signalled;
+  log.info({ signal }, "signal received");
+  try {
+    await server.stop();
+    return 0;
+  } catch (error) {
+    log.error({ err: error }, "shutdown failed");
+    return 1;
+  }
 }
 
 main().then(

@@ -6,51 +6,68 @@ import { readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 
-const ms = (max = 7 * 24 * 3_600_000) => z.coerce.number().int().min(0).max(max);
-const positiveMs = (max?: number) => ms(max).refine((v) => v > 0, "must be greater than 0");
+/**
+ * Numbers arrive as strings from the environment and flags and as YAML scalars from the file.
+ * Only a number or a decimal string is accepted: z.coerce would turn "" and YAML null into 0,
+ * true into 1 and [80] into 80, silently.
+ */
+const toNumber = (value: unknown): unknown => (typeof value === "string" && /^\s*[+-]?\d+(\.\d+)?\s*$/.test(value) ? Number(value) : value);
+/** An integer setting and the sentence that says what is allowed (used in error messages). */
+const int = (min: number, max?: number, unit = "") => ({
+  schema: z.preprocess(toNumber, max === undefined ? z.number().int().min(min) : z.number().int().min(min).max(max)),
+  allowed: max === undefined ? `an integer${unit} of at least ${min}` : `an integer${unit} from ${min} to ${max}`,
+});
+const WEEK_MS = 7 * 24 * 3_600_000;
+const ms = (max = WEEK_MS) => int(0, max, " (milliseconds)");
+const positiveMs = (max = WEEK_MS) => int(1, max, " (milliseconds)");
+const nonEmptyString = () => ({ schema: z.string().min(1), allowed: "a non-empty string" });
+const oneOf = <const T extends readonly [string, ...string[]]>(values: T) => ({ schema: z.enum(values), allowed: `one of ${values.join(", ")}` });
 
-/** Every setting: its schema, default and one line of documentation (also used by --help and .env.example). */
+/**
+ * Every setting: its schema, what it allows (said in error messages), its default and one line of
+ * documentation (also used by --help and .env.example).
+ */
 export const SETTINGS = {
-  host: { schema: z.string().min(1), default: "127.0.0.1", doc: "Server bind address" },
-  port: { schema: z.coerce.number().int().min(0).max(65_535), default: 8000, doc: "Server port (0 picks a free one)" },
-  dbPath: { schema: z.string().min(1), default: "coordination.db", doc: "SQLite database path (created and migrated at start-up)" },
+  host: { ...nonEmptyString(), default: "127.0.0.1", doc: "Server bind address" },
+  port: { ...int(0, 65_535), default: 8000, doc: "Server port (0 picks a free one)" },
+  dbPath: { ...nonEmptyString(), default: "coordination.db", doc: "SQLite database path (created and migrated at start-up)" },
   logLevel: {
-    schema: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]),
+    ...oneOf(["fatal", "error", "warn", "info", "debug", "trace", "silent"]),
     default: "info",
     doc: "Logging level (debug logs one line per request)",
   },
   durability: {
-    schema: z.enum(["full", "normal"]),
+    ...oneOf(["full", "normal"]),
     default: "full",
     doc: "SQLite synchronous mode: full = an acknowledged write survives power loss; normal = faster, may lose the last commits on power loss",
   },
-  busyTimeoutMs: { schema: ms(60_000), default: 5000, doc: "How long a write waits for another process holding the database lock" },
-  maxBodyBytes: { schema: z.coerce.number().int().min(1024).max(64 * 1024 * 1024), default: 1_048_576, doc: "Largest accepted request body (413 above it)" },
-  shutdownTimeoutMs: { schema: positiveMs(60_000), default: 5000, doc: "How long shutdown waits for in-flight requests" },
-  leaseMs: { schema: positiveMs(), default: 30_000, doc: "Default task lease length when a claim names none" },
-  maxLeaseMs: { schema: positiveMs(), default: 3_600_000, doc: "Longest lease a claim or heartbeat may ask for" },
-  maxAttempts: { schema: z.coerce.number().int().min(1).max(1000), default: 3, doc: "Default attempts before a task is dead-lettered" },
-  retryBaseMs: { schema: ms(), default: 1000, doc: "Backoff after the first failure; doubles with each attempt" },
-  retryMaxMs: { schema: ms(), default: 300_000, doc: "Longest retry backoff" },
-  leaseSweepMs: { schema: positiveMs(60_000), default: 1000, doc: "How often expired leases are returned to the queue" },
-  maxWaitMs: { schema: ms(300_000), default: 30_000, doc: "Longest long-poll (waitMs) a claim or poll may ask for" },
+  busyTimeoutMs: { ...ms(60_000), default: 5000, doc: "How long a write waits for another process holding the database lock" },
+  maxBodyBytes: { ...int(1024, 64 * 1024 * 1024, " (bytes)"), default: 1_048_576, doc: "Largest accepted request body (413 above it)" },
+  shutdownTimeoutMs: { ...positiveMs(60_000), default: 5000, doc: "How long shutdown waits for in-flight requests" },
+  leaseMs: { ...positiveMs(), default: 30_000, doc: "Default task lease length when a claim names none" },
+  maxLeaseMs: { ...positiveMs(), default: 3_600_000, doc: "Longest lease a claim or heartbeat may ask for" },
+  maxAttempts: { ...int(1, 1000), default: 3, doc: "Default attempts before a task is dead-lettered" },
+  retryBaseMs: { ...ms(), default: 1000, doc: "Backoff after the first failure; doubles with each attempt" },
+  retryMaxMs: { ...ms(), default: 300_000, doc: "Longest retry backoff" },
+  leaseSweepMs: { ...positiveMs(60_000), default: 1000, doc: "How often expired leases are returned to the queue" },
+  maxWaitMs: { ...ms(300_000), default: 30_000, doc: "Longest long-poll (waitMs) a claim or poll may ask for" },
   crossProcessPollMs: {
-    schema: positiveMs(10_000),
+    ...positiveMs(10_000),
     default: 250,
     doc: "How often waiting claims, polls and live streams re-read the database for writes by other server processes on the same file",
   },
-  eventRetentionMs: { schema: ms(3650 * 24 * 3_600_000), default: 7 * 24 * 3_600_000, doc: "Prune events older than this (0 keeps them forever)" },
-  eventRetentionCount: { schema: z.coerce.number().int().min(0), default: 1_000_000, doc: "Keep at most this many events (0 = no limit)" },
-  eventPruneMs: { schema: positiveMs(), default: 60_000, doc: "How often the event log is pruned" },
+  eventRetentionMs: { ...ms(3650 * 24 * 3_600_000), default: 7 * 24 * 3_600_000, doc: "Prune events older than this (0 keeps them forever)" },
+  eventRetentionCount: { ...int(0), default: 1_000_000, doc: "Keep at most this many events (0 = no limit)" },
+  eventPruneMs: { ...positiveMs(), default: 60_000, doc: "How often the event log is pruned" },
   subscriptionBufferEvents: {
-    schema: z.coerce.number().int().min(1).max(1_000_000),
+    ...int(1, 1_000_000),
     default: 10_000,
     doc: "Events buffered for one slow WebSocket subscriber before its stream is closed (it resumes by lastEventId)",
   },
-  agentStaleMs: { schema: positiveMs(), default: 30_000, doc: "An agent with no heartbeat for this long is stale" },
-  agentOfflineMs: { schema: positiveMs(), default: 90_000, doc: "An agent with no heartbeat for this long is offline and its tasks are released" },
-  agentHealthCheckMs: { schema: positiveMs(60_000), default: 1000, doc: "How often agent health is re-evaluated" },
-  memoryContextLimit: { schema: z.coerce.number().int().min(0).max(50), default: 5, doc: "Memories handed out with each claimed task (0 turns pre-execution recall off)" },
+  agentStaleMs: { ...positiveMs(), default: 30_000, doc: "An agent with no heartbeat for this long is stale" },
+  agentOfflineMs: { ...positiveMs(), default: 90_000, doc: "An agent with no heartbeat for this long is offline and its tasks are released" },
+  agentHealthCheckMs: { ...positiveMs(60_000), default: 1000, doc: "How often agent health is re-evaluated" },
+  memoryContextLimit: { ...int(0, 50), default: 5, doc: "Memories handed out with each claimed task (0 turns pre-execution recall off)" },
 } as const;
 
 type Settings = typeof SETTINGS;
@@ -118,12 +135,6 @@ function readConfigFile(path: string, problems: string[]): Record<string, unknow
   return parsed as Record<string, unknown>;
 }
 
-function describeAllowed(name: SettingName, issue: z.core.$ZodIssue): string {
-  const schema = SETTINGS[name].schema;
-  if (schema instanceof z.ZodEnum) return `one of ${schema.options.join(", ")}`;
-  return issue.message;
-}
-
 /** Builds the frozen, validated configuration or throws ConfigError listing every problem. */
 export function loadConfig(sources: ConfigSources = {}): Config {
   const env = sources.env ?? process.env;
@@ -132,21 +143,20 @@ export function loadConfig(sources: ConfigSources = {}): Config {
   const fileValues = configFile ? readConfigFile(configFile, problems) : {};
 
   const result: Record<string, unknown> = {};
+  const origins: Partial<Record<SettingName, string>> = {};
   for (const name of Object.keys(SETTINGS) as SettingName[]) {
     const raw = pickRawValue(name, { env, fileValues, configFile, sources });
     if (!raw) {
       result[name] = SETTINGS[name].default;
       continue;
     }
-    const parsed = SETTINGS[name].schema.safeParse(raw.value === "" ? undefined : raw.value);
-    if (parsed.success) {
-      result[name] = parsed.data;
-    } else {
-      const issue = parsed.error.issues[0]!;
-      problems.push(`${raw.origin}: ${describeAllowed(name, issue)} (got ${JSON.stringify(raw.value)})`);
-    }
+    origins[name] = raw.origin;
+    // An empty value is invalid, not "unset": the schemas reject "" (and YAML null).
+    const parsed = SETTINGS[name].schema.safeParse(raw.value);
+    if (parsed.success) result[name] = parsed.data;
+    else problems.push(`${raw.origin}: must be ${SETTINGS[name].allowed} (got ${describeValue(raw.value)})`);
   }
-  if (problems.length === 0) checkRelations(result as Config, problems);
+  if (problems.length === 0) checkRelations(result as Config, origins, problems);
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze(result) as Config;
 }
@@ -156,23 +166,27 @@ function pickRawValue(
   ctx: { env: NodeJS.ProcessEnv; fileValues: Record<string, unknown>; configFile: string | undefined; sources: ConfigSources },
 ): RawValue | undefined {
   const { sources } = ctx;
-  if (sources.overrides && name in sources.overrides) return { value: sources.overrides[name], origin: name };
+  if (sources.overrides?.[name] !== undefined) return { value: sources.overrides[name], origin: name };
   const flag = Object.entries(FLAGS).find(([, setting]) => setting === name)?.[0];
   if (flag && sources.flags?.[name] !== undefined) return { value: sources.flags[name], origin: flag };
   const fromEnv = ctx.env[envName(name)];
   if (fromEnv !== undefined) return { value: fromEnv, origin: envName(name) };
-  if (name in ctx.fileValues) return { value: ctx.fileValues[name], origin: `${name} (in ${ctx.configFile})` };
+  if (Object.hasOwn(ctx.fileValues, name)) return { value: ctx.fileValues[name], origin: `${name} (in ${ctx.configFile})` };
   return undefined;
 }
 
-function checkRelations(config: Config, problems: string[]): void {
+const describeValue = (value: unknown): string => (value === undefined ? "undefined" : JSON.stringify(value));
+
+/** Rules between settings. Each message names both settings the way the user gave them (or their env name when defaulted). */
+function checkRelations(config: Config, origins: Partial<Record<SettingName, string>>, problems: string[]): void {
+  const label = (name: SettingName) => `${origins[name] ?? envName(name)} = ${String(config[name])}${origins[name] ? "" : " (default)"}`;
   if (config.agentOfflineMs <= config.agentStaleMs) {
-    problems.push(`${envName("agentOfflineMs")}: must be greater than ${envName("agentStaleMs")} (${config.agentStaleMs})`);
+    problems.push(`${label("agentOfflineMs")} must be greater than ${label("agentStaleMs")}`);
   }
   if (config.retryMaxMs < config.retryBaseMs) {
-    problems.push(`${envName("retryMaxMs")}: must be at least ${envName("retryBaseMs")} (${config.retryBaseMs})`);
+    problems.push(`${label("retryMaxMs")} must be at least ${label("retryBaseMs")}`);
   }
   if (config.leaseMs > config.maxLeaseMs) {
-    problems.push(`${envName("leaseMs")}: must be at most ${envName("maxLeaseMs")} (${config.maxLeaseMs})`);
+    problems.push(`${label("leaseMs")} must be at most ${label("maxLeaseMs")}`);
   }
 }
