@@ -1,0 +1,134 @@
+// Runs the real `coordination` command (bin/coordination.js over the compiled dist/, as `npx
+// coordination` would) in a child process. Every process started here is tracked so a test's
+// afterEach can kill whatever is still running (killAllCli).
+import { spawn, type ChildProcess } from "node:child_process";
+import { fileURLToPath } from "node:url";
+
+export const CLI_PATH = fileURLToPath(new URL("../../bin/coordination.js", import.meta.url));
+
+const live = new Set<ChildProcess>();
+
+/** The parent's environment without any COORDINATION_* variable, plus `env`. */
+function childEnv(env: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const base = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith("COORDINATION_")));
+  return { ...base, ...env };
+}
+
+export interface CliOptions {
+  args?: string[];
+  env?: Record<string, string>;
+  cwd?: string;
+}
+
+export interface CliExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+export class CliProcess {
+  readonly child: ChildProcess;
+  stdout = "";
+  stderr = "";
+  /** True once the process exited and its output was fully read. */
+  closed = false;
+  /** Settles when the process has exited (never rejects). */
+  readonly exited: Promise<CliExit>;
+  private readonly lineWaiters: Array<() => void> = [];
+
+  constructor(options: CliOptions = {}) {
+    this.child = spawn(process.execPath, [CLI_PATH, ...(options.args ?? [])], {
+      cwd: options.cwd,
+      env: childEnv(options.env),
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    live.add(this.child);
+    this.child.stdout!.setEncoding("utf8").on("data", (chunk: string) => {
+      this.stdout += chunk;
+      this.lineWaiters.splice(0).forEach((wake) => wake());
+    });
+    this.child.stderr!.setEncoding("utf8").on("data", (chunk: string) => {
+      this.stderr += chunk;
+    });
+    this.exited = new Promise((resolve) => {
+      this.child.on("close", (code, signal) => {
+        live.delete(this.child);
+        this.closed = true;
+        this.lineWaiters.splice(0).forEach((wake) => wake());
+        resolve({ code, signal, stdout: this.stdout, stderr: this.stderr });
+      });
+    });
+  }
+
+  /** pino's JSON log lines written so far. */
+  logLines(): Array<Record<string, unknown>> {
+    return this.stdout
+      .split("\n")
+      .filter((line) => line.startsWith("{"))
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+  }
+
+  /** Waits for the start-up log line and returns its `url`; fails if the process exits first. */
+  async waitForUrl(timeoutMs = 10_000): Promise<string> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const started = this.logLines().find((line) => typeof line.url === "string" && String(line.msg).startsWith("coordination listening"));
+      if (started) return started.url as string;
+      if (this.closed) {
+        throw new Error(`coordination exited before listening (code ${this.child.exitCode}):\n${this.stdout}\n${this.stderr}`);
+      }
+      const remaining = deadline - Date.now();
+      if (remaining <= 0) throw new Error(`coordination did not start within ${timeoutMs} ms:\n${this.stdout}\n${this.stderr}`);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, remaining);
+        this.lineWaiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+  }
+
+  /** Resolves with the exit, or rejects if the process is still running after timeoutMs. */
+  async waitForExit(timeoutMs = 10_000): Promise<CliExit> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`coordination still running after ${timeoutMs} ms:\n${this.stdout}\n${this.stderr}`)), timeoutMs);
+    });
+    try {
+      return await Promise.race([this.exited, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  kill(signal: NodeJS.Signals = "SIGTERM"): void {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill(signal);
+  }
+}
+
+/** Runs the command to completion (it must exit by itself within timeoutMs). */
+export async function runCli(options: CliOptions = {}, timeoutMs = 10_000): Promise<CliExit> {
+  const cli = new CliProcess(options);
+  try {
+    return await cli.waitForExit(timeoutMs);
+  } finally {
+    cli.kill("SIGKILL");
+  }
+}
+
+/** For afterEach: SIGKILLs every process started here that is still running, and waits for them. */
+export async function killAllCli(): Promise<void> {
+  const children = [...live];
+  await Promise.all(
+    children.map(
+      (child) =>
+        new Promise<void>((resolve) => {
+          if (child.exitCode !== null || child.signalCode !== null) return resolve();
+          child.once("close", () => resolve());
+          child.kill("SIGKILL");
+        }),
+    ),
+  );
+}

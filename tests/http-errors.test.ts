@@ -1,0 +1,199 @@
+// HTTP error handling on a real server: every failure is a JSON answer with the right status
+// (never a 500 for a client mistake), and an internal error never shows its cause or stack.
+import Database from "better-sqlite3";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startTestServer, type TestServer } from "./helpers/test-server.js";
+
+const MAX_BODY = 4096;
+
+interface Answer {
+  status: number;
+  contentType: string | null;
+  text: string;
+  body: any;
+}
+
+async function send(url: string, init: RequestInit & { duplex?: "half" } = {}): Promise<Answer> {
+  const response = await fetch(url, init);
+  const text = await response.text();
+  let body: unknown;
+  try {
+    body = text ? JSON.parse(text) : null;
+  } catch {
+    body = undefined;
+  }
+  return { status: response.status, contentType: response.headers.get("content-type"), text, body };
+}
+
+const json = (body: string, contentType = "application/json"): RequestInit => ({ method: "POST", headers: { "content-type": contentType }, body });
+/** tRPC's HTTP body for a mutation (superjson envelope). */
+const trpcBody = (input: unknown) => JSON.stringify({ json: input });
+
+describe("HTTP errors", () => {
+  let t: TestServer;
+  beforeAll(async () => {
+    t = await startTestServer({ maxBodyBytes: MAX_BODY });
+  });
+  afterAll(async () => {
+    await t.stop({ removeFiles: true });
+  });
+
+  it("answers an unknown route with 404 JSON, on REST and on /trpc", async () => {
+    for (const init of [{}, json("{}"), { method: "DELETE" }]) {
+      const answer = await send(`${t.url}/no/such/route`, init);
+      expect(answer.status).toBe(404);
+      expect(answer.contentType).toBe("application/json");
+      expect(answer.body).toMatchObject({ code: "NOT_FOUND", message: "Not found" });
+    }
+    const trpc = await send(`${t.url}/trpc/tasks.nope`);
+    expect(trpc.status).toBe(404);
+    expect(trpc.body.error.json).toMatchObject({ message: 'No procedure found on path "tasks.nope"', data: { code: "NOT_FOUND", httpStatus: 404 } });
+  });
+
+  it("answers a malformed JSON body with 400, not 500", async () => {
+    const restAnswer = await send(`${t.url}/tasks`, json('{"queue": "a",'));
+    expect(restAnswer.status).toBe(400);
+    expect(restAnswer.contentType).toBe("application/json");
+    expect(restAnswer.body.code).toBe("PARSE_ERROR");
+    expect(restAnswer.body.message).toMatch(/^Malformed JSON body: /);
+
+    const trpc = await send(`${t.url}/trpc/tasks.enqueue`, json('{"json": {'));
+    expect(trpc.status).toBe(400);
+    expect(trpc.body.error.json.data).toMatchObject({ code: "BAD_REQUEST", httpStatus: 400 });
+  });
+
+  it("answers a JSON body that is not an object with 400", async () => {
+    for (const [body, got] of [["[1, 2]", "an array"], ['"text"', "a string"], ["null", "null"], ["42", "a number"]] as const) {
+      const answer = await send(`${t.url}/tasks`, json(body));
+      expect(answer.status, body).toBe(400);
+      expect(answer.body).toEqual({ code: "BAD_REQUEST", message: `Request body must be a JSON object (got ${got})` });
+    }
+    // Nothing was enqueued by those.
+    expect((await send(`${t.url}/tasks`)).body.items).toEqual([]);
+  });
+
+  it("answers a body over maxBodyBytes with 413, on REST (declared or chunked) and on /trpc", async () => {
+    const big = JSON.stringify({ payload: "x".repeat(MAX_BODY) });
+    const declared = await send(`${t.url}/tasks`, json(big));
+    expect(declared.status).toBe(413);
+    expect(declared.body).toEqual({ code: "PAYLOAD_TOO_LARGE", message: `Request body exceeds ${MAX_BODY} bytes` });
+
+    // No content-length: the size is only known while reading.
+    const chunked = await send(`${t.url}/tasks`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: new Blob([big]).stream(),
+      duplex: "half",
+    });
+    expect(chunked.status).toBe(413);
+    expect(chunked.body.code).toBe("PAYLOAD_TOO_LARGE");
+
+    const trpc = await send(`${t.url}/trpc/tasks.enqueue`, json(trpcBody({ payload: "x".repeat(MAX_BODY) })));
+    expect(trpc.status).toBe(413);
+    expect(trpc.body.error.json.data).toMatchObject({ code: "PAYLOAD_TOO_LARGE", httpStatus: 413 });
+
+    // Just under the limit is fine, and the server is still serving.
+    const fits = await send(`${t.url}/tasks`, json(JSON.stringify({ payload: "x".repeat(MAX_BODY - 100) })));
+    expect(fits.status).toBe(200);
+  });
+
+  it("answers bad input with 400 and a message naming the field", async () => {
+    const body = await send(`${t.url}/tasks`, json(JSON.stringify({ priority: -1 })));
+    expect(body.status).toBe(400);
+    expect(body.body).toMatchObject({ code: "BAD_REQUEST", message: "Invalid input: priority: Too small: expected number to be >=0" });
+    expect(body.body.issues).toEqual([expect.objectContaining({ path: ["priority"] })]);
+
+    const query = await send(`${t.url}/tasks?limit=abc`);
+    expect(query.status).toBe(400);
+    expect(query.body.message).toMatch(/^Invalid input: limit: /);
+
+    const nested = await send(`${t.url}/tasks/batch`, json(JSON.stringify({ tasks: [{ queue: "ok" }, { queue: "" }] })));
+    expect(nested.status).toBe(400);
+    expect(nested.body.message).toBe("Invalid input: tasks.1.queue: queue must not be empty");
+
+    const trpc = await send(`${t.url}/trpc/tasks.enqueue`, json(trpcBody({ priority: -1 })));
+    expect(trpc.status).toBe(400);
+    expect(trpc.body.error.json.message).toBe("Invalid input: priority: Too small: expected number to be >=0");
+  });
+
+  it("decodes percent-encoded path parameters, and answers a malformed encoding with 400", async () => {
+    const agentId = "worker 1/ü";
+    const path = encodeURIComponent(agentId);
+    expect(path).toBe("worker%201%2F%C3%BC");
+    expect((await send(`${t.url}/agents`, json(JSON.stringify({ agentId, capabilities: ["gpu"] })))).status).toBe(200);
+    const agent = await send(`${t.url}/agents/${path}`);
+    expect(agent.status).toBe(200);
+    expect(agent.body).toMatchObject({ agentId, capabilities: ["gpu"] });
+
+    // A task only this agent may take, claimed over the seed's REST route.
+    const task = await send(`${t.url}/tasks`, json(JSON.stringify({ queue: "encoded", agentId })));
+    expect(task.body.targetAgentId).toBe(agentId);
+    const claimed = await send(`${t.url}/tasks/claim/${path}?queue=encoded`);
+    expect(claimed.status).toBe(200);
+    expect(claimed.body).toMatchObject({ id: task.body.id, leaseOwner: agentId, status: "claimed" });
+
+    const malformed = await send(`${t.url}/tasks/%E0%A4%A`);
+    expect(malformed.status).toBe(400);
+    expect(malformed.body).toMatchObject({ code: "BAD_REQUEST", message: "Invalid input: taskId: malformed percent-encoding in the path" });
+  });
+
+  it("accepts application/json with a charset, and a JSON body sent as curl -d sends it", async () => {
+    const withCharset = await send(`${t.url}/tasks`, json(JSON.stringify({ queue: "charset" }), "application/json; charset=utf-8"));
+    expect(withCharset.status).toBe(200);
+    expect(withCharset.body).toMatchObject({ queue: "charset", status: "pending" });
+
+    const trpc = await send(`${t.url}/trpc/tasks.enqueue`, json(trpcBody({ queue: "charset-trpc" }), "application/json; charset=utf-8"));
+    expect(trpc.status).toBe(200);
+    expect(trpc.body.result.data.json).toMatchObject({ queue: "charset-trpc" });
+
+    const curl = await send(`${t.url}/tasks`, json(JSON.stringify({ queue: "curl" }), "application/x-www-form-urlencoded"));
+    expect(curl.status).toBe(200);
+    expect(curl.body.queue).toBe("curl");
+  });
+
+  it("accepts a POST with an empty body on a route that needs no body fields", async () => {
+    const enqueued = await send(`${t.url}/tasks`, { method: "POST" });
+    expect(enqueued.status).toBe(200);
+    expect(enqueued.body).toMatchObject({ queue: "default", payload: {}, priority: 5, status: "pending" });
+
+    const cancelled = await send(`${t.url}/tasks/${enqueued.body.id}/cancel`, { method: "POST", headers: { "content-type": "application/json" } });
+    expect(cancelled.status).toBe(200);
+    expect(cancelled.body).toMatchObject({ id: enqueued.body.id, status: "cancelled" });
+  });
+});
+
+describe("internal errors", () => {
+  it("answer 500 with a generic message: no cause, no SQL, no stack", async () => {
+    await using t = await startTestServer();
+    // A real failure under the server: another connection drops the table it writes to.
+    const other = new Database(t.dbPath);
+    other.exec(`DROP TABLE "tasks"`);
+    other.close();
+
+    const restAnswer = await send(`${t.url}/tasks`, json("{}"));
+    expect(restAnswer.status).toBe(500);
+    expect(restAnswer.body).toEqual({
+      message: "Internal server error",
+      code: "INTERNAL_SERVER_ERROR",
+      data: { code: "INTERNAL_SERVER_ERROR", httpStatus: 500, path: "tasks.enqueue" },
+    });
+
+    const read = await send(`${t.url}/tasks/some-id`);
+    expect(read.status).toBe(500);
+    expect(read.body.message).toBe("Internal server error");
+
+    const trpc = await send(`${t.url}/trpc/tasks.enqueue`, json(trpcBody({})));
+    expect(trpc.status).toBe(500);
+    expect(trpc.body.error.json).toEqual({
+      message: "Internal server error",
+      code: -32603,
+      data: { code: "INTERNAL_SERVER_ERROR", httpStatus: 500, path: "tasks.enqueue" },
+    });
+
+    for (const answer of [restAnswer, read, trpc]) {
+      expect(answer.text).not.toMatch(/no such table|sqlite|stack|\bat .+:\d+:\d+/i);
+    }
+    // The server itself is still up.
+    expect((await send(`${t.url}/health`)).status).toBe(200);
+  });
+});

@@ -1,0 +1,204 @@
+// Migrations applied at start-up: idempotent across restarts, recorded in _prisma_migrations the
+// way Prisma's engine records them, refused when an applied migration changed, all-or-nothing
+// when one fails; and the data a server wrote is there after a restart.
+import { createHash } from "node:crypto";
+import { appendFileSync, cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import Database from "better-sqlite3";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { loadConfig } from "../src/config.js";
+import { applyMigrations, defaultMigrationsDir, MigrationError, readMigrations } from "../src/db/migrate.js";
+import { openDatabase, type SqliteDatabase } from "../src/db/open-database.js";
+import { createServer } from "../src/server/create-server.js";
+import { CliProcess, killAllCli, runCli } from "./helpers/cli-process.js";
+import { makeTempDir, rest, startTestServer } from "./helpers/test-server.js";
+
+interface MigrationRecord {
+  id: string;
+  checksum: string;
+  finished_at: string | null;
+  migration_name: string;
+  logs: string | null;
+  rolled_back_at: string | null;
+  started_at: string;
+  applied_steps_count: number;
+}
+
+const MIGRATIONS_DIR = defaultMigrationsDir();
+/** The migration folders shipped in prisma/migrations, in order. */
+const SHIPPED = readMigrations(MIGRATIONS_DIR).map((m) => m.name);
+const INIT = "20261124000000_init";
+
+let dir: string;
+const open: SqliteDatabase[] = [];
+function openDb(name = "coordination.db"): SqliteDatabase {
+  const db = openDatabase({ dbPath: join(dir, name), busyTimeoutMs: 5000, durability: "full" });
+  open.push(db);
+  return db;
+}
+const records = (db: SqliteDatabase) =>
+  db.prepare<[], MigrationRecord>(`SELECT * FROM "_prisma_migrations" ORDER BY started_at, migration_name`).all();
+
+/** A copy of prisma/migrations that a test may change. */
+function copyMigrations(): string {
+  const copy = join(dir, "migrations");
+  cpSync(MIGRATIONS_DIR, copy, { recursive: true });
+  return copy;
+}
+
+beforeEach(() => {
+  dir = makeTempDir("coordination-migrations-");
+});
+afterEach(async () => {
+  await killAllCli();
+  for (const db of open.splice(0)) if (db.open) db.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe("applyMigrations", () => {
+  it("applies every migration once; a second run (a restart) applies nothing", () => {
+    expect(SHIPPED[0]).toBe(INIT);
+    const db = openDb();
+    expect(applyMigrations(db)).toEqual(SHIPPED);
+    expect(applyMigrations(db)).toEqual([]);
+    db.close();
+    // A new connection, as after a restart.
+    expect(applyMigrations(openDb())).toEqual([]);
+  });
+
+  it("records each migration as Prisma does: sha256 of migration.sql, finished, one step", () => {
+    const db = openDb();
+    const before = Date.now();
+    applyMigrations(db);
+    const rows = records(db);
+    expect(rows.map((r) => r.migration_name)).toEqual(SHIPPED);
+    for (const row of rows) {
+      const sql = readFileSync(join(MIGRATIONS_DIR, row.migration_name, "migration.sql"));
+      expect(row.checksum).toBe(createHash("sha256").update(sql).digest("hex"));
+      expect(row.id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
+      expect(row.applied_steps_count).toBe(1);
+      expect(row.rolled_back_at).toBeNull();
+      expect(row.logs).toBeNull();
+      // Prisma's format on SQLite: "2026-11-24 03:51:00.123+00:00".
+      expect(row.finished_at).toMatch(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}\+00:00$/);
+      expect(row.started_at).toMatch(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}\+00:00$/);
+      const finished = Date.parse(row.finished_at!.replace(" ", "T"));
+      expect(finished).toBeGreaterThanOrEqual(Math.floor(before / 1000) * 1000);
+      expect(finished).toBeGreaterThanOrEqual(Date.parse(row.started_at.replace(" ", "T")));
+    }
+    // Applying again adds no rows.
+    applyMigrations(db);
+    expect(records(db)).toHaveLength(SHIPPED.length);
+  });
+
+  it("refuses to start when an applied migration file was modified, naming it", () => {
+    const migrations = copyMigrations();
+    const db = openDb();
+    expect(applyMigrations(db, migrations)).toEqual(SHIPPED);
+    appendFileSync(join(migrations, INIT, "migration.sql"), "\n-- edited after it was applied\n");
+    expect(() => applyMigrations(db, migrations)).toThrow(MigrationError);
+    expect(() => applyMigrations(db, migrations)).toThrow(`migration ${INIT} was modified after it was applied (checksum differs)`);
+  });
+
+  it("refuses to start on a migration that was started but never finished", () => {
+    const db = openDb();
+    applyMigrations(db);
+    db.prepare(`UPDATE "_prisma_migrations" SET finished_at = NULL WHERE migration_name = ?`).run(INIT);
+    expect(() => applyMigrations(db)).toThrow(`migration ${INIT} was started but never finished; repair the database before starting`);
+  });
+
+  it("applies a migration added later, and only that one", () => {
+    const migrations = copyMigrations();
+    const db = openDb();
+    applyMigrations(db, migrations);
+    mkdirSync(join(migrations, "20270101000000_add_notes"));
+    writeFileSync(join(migrations, "20270101000000_add_notes", "migration.sql"), `CREATE TABLE "notes" ("id" TEXT NOT NULL PRIMARY KEY);\n`);
+    expect(applyMigrations(db, migrations)).toEqual(["20270101000000_add_notes"]);
+    expect(records(db).map((r) => r.migration_name)).toEqual([...SHIPPED, "20270101000000_add_notes"]);
+    expect(applyMigrations(db, migrations)).toEqual([]);
+  });
+
+  it("rolls a failing migration back entirely and records nothing for it", () => {
+    const migrations = copyMigrations();
+    const db = openDb();
+    applyMigrations(db, migrations);
+    const name = "20270101000000_broken";
+    mkdirSync(join(migrations, name));
+    writeFileSync(join(migrations, name, "migration.sql"), `CREATE TABLE "half" ("id" TEXT);\nINSERT INTO "no_such_table" VALUES (1);\n`);
+    expect(() => applyMigrations(db, migrations)).toThrow(/no such table: no_such_table/);
+    expect(db.prepare(`SELECT name FROM sqlite_master WHERE name = 'half'`).all()).toEqual([]);
+    expect(records(db).map((r) => r.migration_name)).toEqual(SHIPPED);
+    // Fixed, it applies.
+    writeFileSync(join(migrations, name, "migration.sql"), `CREATE TABLE "half" ("id" TEXT);\n`);
+    expect(applyMigrations(db, migrations)).toEqual([name]);
+  });
+});
+
+describe("migrations at server start-up", () => {
+  it("a server on an up-to-date database applies nothing; on a changed migration it refuses to start, naming it", async () => {
+    const dbPath = join(dir, "coordination.db");
+    const config = loadConfig({ env: {}, overrides: { port: 0, dbPath, logLevel: "silent" } });
+    const first = createServer(config);
+    expect(first.services.migrationsApplied).toEqual(SHIPPED);
+    await first.start();
+    await first.stop();
+    const second = createServer(config);
+    expect(second.services.migrationsApplied).toEqual([]);
+    await second.stop();
+
+    // The server reads its own prisma/migrations, which a test must not edit: record a different
+    // checksum instead, which is what an edited migration.sql looks like to the start-up check.
+    const db = new Database(dbPath);
+    db.prepare(`UPDATE "_prisma_migrations" SET checksum = ? WHERE migration_name = ?`).run("0".repeat(64), INIT);
+    db.close();
+    expect(() => createServer(config)).toThrow(`migration ${INIT} was modified after it was applied (checksum differs)`);
+
+    // The command exits 1 and says why.
+    const result = await runCli({ env: { COORDINATION_PORT: "0", COORDINATION_DB_PATH: dbPath }, cwd: dir });
+    expect(result.code).toBe(1);
+    const fatal = result.stdout
+      .split("\n")
+      .filter((line) => line.startsWith("{"))
+      .map((line) => JSON.parse(line) as { level: number; msg: string; err?: { message: string } })
+      .find((line) => line.level === 60);
+    expect(fatal).toMatchObject({ msg: "failed to start", err: { message: `migration ${INIT} was modified after it was applied (checksum differs)` } });
+  });
+
+  it("two server processes starting together on one new file apply the migrations exactly once", async () => {
+    const env = { COORDINATION_PORT: "0", COORDINATION_DB_PATH: join(dir, "shared.db") };
+    const a = new CliProcess({ env, cwd: dir });
+    const b = new CliProcess({ env, cwd: dir });
+    const urls = await Promise.all([a.waitForUrl(), b.waitForUrl()]);
+    for (const url of urls) expect((await rest(url, "GET", "/health")).body).toMatchObject({ status: "ok", db: "ok" });
+    const applied = [a, b].map((cli) => cli.logLines().find((line) => "migrationsApplied" in line)!.migrationsApplied);
+    expect(applied).toEqual(expect.arrayContaining([SHIPPED, []]));
+    a.kill("SIGTERM");
+    b.kill("SIGTERM");
+    expect((await a.waitForExit(5000)).code).toBe(0);
+    expect((await b.waitForExit(5000)).code).toBe(0);
+    const db = new Database(join(dir, "shared.db"), { readonly: true });
+    open.push(db);
+    expect(records(db).map((r) => r.migration_name)).toEqual(SHIPPED);
+  });
+
+  it("keeps the data across a restart on the same database file", async () => {
+    const first = await startTestServer({}, dir);
+    const enqueued = await rest(first.url, "POST", "/tasks", { queue: "restart", payload: { n: 42 }, priority: 1, idempotencyKey: "k-1" });
+    expect(enqueued.status).toBe(200);
+    await first.stop();
+
+    const second = await startTestServer({}, dir);
+    try {
+      expect(second.server.services.migrationsApplied).toEqual([]);
+      const fetched = await rest(second.url, "GET", `/tasks/${enqueued.body.id}`);
+      expect(fetched.status).toBe(200);
+      expect(fetched.body).toEqual(enqueued.body);
+      // The idempotency key still maps to the same task.
+      const again = await rest(second.url, "POST", "/tasks", { queue: "restart", payload: { n: 42 }, priority: 1, idempotencyKey: "k-1" });
+      expect(again.body.id).toBe(enqueued.body.id);
+      expect((await second.api.tasks.get.query({ taskId: enqueued.body.id })).payload).toEqual({ n: 42 });
+    } finally {
+      await second.stop();
+    }
+  });
+});
