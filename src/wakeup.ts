@@ -34,7 +34,16 @@ export class Wakeup {
   }
 }
 
-/** An AbortSignal that fires when any of the given ones does. */
-export function anySignal(signals: Array<AbortSignal | undefined>): AbortSignal {
-  return AbortSignal.any(signals.filter((s): s is AbortSignal => s !== undefined));
+/**
+ * A signal that aborts when any of the given ones does, plus `dispose` to detach it again.
+ * Not AbortSignal.any: on Node 20 it keeps a reference from the long-lived shutdown signal for
+ * every call (nodejs/node#55351), so each long-poll would leak a little memory for good.
+ */
+export function linkSignals(signals: Array<AbortSignal | undefined>): { signal: AbortSignal; dispose: () => void } {
+  const controller = new AbortController();
+  const sources = signals.filter((s): s is AbortSignal => s !== undefined);
+  const abort = () => controller.abort();
+  if (sources.some((s) => s.aborted)) controller.abort();
+  else for (const source of sources) source.addEventListener("abort", abort, { once: true });
+  return { signal: controller.signal, dispose: () => sources.forEach((source) => source.removeEventListener("abort", abort)) };
 }

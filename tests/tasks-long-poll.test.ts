@@ -1,4 +1,5 @@
 // Long-polling claims: waiting claimers wake as soon as a task is enqueued, without a sleep loop.
+import { getEventListeners } from "node:events";
 import { describe, expect, it } from "vitest";
 import { rest, startTestServer } from "./helpers/test-server.js";
 
@@ -46,5 +47,14 @@ describe("long-poll claim", () => {
     const viaRest = await rest(t.url, "GET", "/tasks/claim/a1?waitMs=100");
     expect(viaRest.status).toBe(204);
     expect(viaRest.body).toBeNull();
+  });
+
+  it("leaves nothing attached to the server's shutdown signal after long-polls end", async () => {
+    await using t = await startTestServer();
+    const { shutdownSignal } = t.server.services;
+    await Promise.all(Array.from({ length: 50 }, (_, i) => t.api.tasks.claim.mutate({ agentId: `a${i}`, waitMs: 20 })));
+    await t.api.events.subscribe.mutate({ agentId: "p", types: ["*"] });
+    await Promise.all(Array.from({ length: 20 }, () => t.api.events.poll.mutate({ agentId: "p", waitMs: 20 })));
+    expect(getEventListeners(shutdownSignal, "abort")).toHaveLength(0);
   });
 });

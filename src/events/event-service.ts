@@ -4,7 +4,7 @@
 import type { Config } from "../config.js";
 import type { Writer } from "../db/writer.js";
 import { CoordinationError } from "../errors.js";
-import { anySignal } from "../wakeup.js";
+import { linkSignals } from "../wakeup.js";
 import type { EventBus } from "./event-bus.js";
 import type { CoordinationEvent, PollRequest, PublishRequest, Subscription } from "./event-schemas.js";
 import type { EventStore } from "./event-store.js";
@@ -68,18 +68,22 @@ export class EventService {
    */
   async poll(request: PollRequest, signal?: AbortSignal): Promise<CoordinationEvent[]> {
     const deadline = Date.now() + Math.min(request.waitMs ?? 0, this.d.config.maxWaitMs);
-    const stop = anySignal([signal, this.d.shutdownSignal]);
-    for (;;) {
-      const seen = this.d.bus.arrived.current();
-      const batch = request.ack === "auto" ? await this.takeBatch(request.agentId, request.limit) : this.peekBatch(request.agentId, request.limit);
-      const now = Date.now();
-      if (batch.length > 0 || now >= deadline || stop.aborted) return batch;
-      this.parkedPolls++;
-      try {
-        await this.d.bus.arrived.wait(seen, Math.min(deadline - now, this.d.config.crossProcessPollMs), stop);
-      } finally {
-        this.parkedPolls--;
+    const stop = linkSignals([signal, this.d.shutdownSignal]);
+    try {
+      for (;;) {
+        const seen = this.d.bus.arrived.current();
+        const batch = request.ack === "auto" ? await this.takeBatch(request.agentId, request.limit) : this.peekBatch(request.agentId, request.limit);
+        const now = Date.now();
+        if (batch.length > 0 || now >= deadline || stop.signal.aborted) return batch;
+        this.parkedPolls++;
+        try {
+          await this.d.bus.arrived.wait(seen, Math.min(deadline - now, this.d.config.crossProcessPollMs), stop.signal);
+        } finally {
+          this.parkedPolls--;
+        }
       }
+    } finally {
+      stop.dispose();
     }
   }
 

@@ -10,7 +10,7 @@ import type { WriteContext, Writer } from "../db/writer.js";
 import { CoordinationError, notFound } from "../errors.js";
 import type { EventStore } from "../events/event-store.js";
 import type { MemoryService } from "../memory/memory-service.js";
-import { anySignal, type Wakeup } from "../wakeup.js";
+import { linkSignals, type Wakeup } from "../wakeup.js";
 import { readTaskStats } from "./task-stats.js";
 import type { ClaimedTask, ClaimRequest, EnqueueRequest, ListRequest, Task, TaskStats } from "./task-schemas.js";
 import { toTask, type ClaimFilter, type TaskRow, type TaskStore } from "./task-store.js";
@@ -56,20 +56,24 @@ export class TaskService {
     const limit = request.limit ?? 1;
     const leaseMs = this.leaseLength(request.leaseMs);
     const deadline = Date.now() + Math.min(request.waitMs ?? 0, config.maxWaitMs);
-    const stop = anySignal([signal, this.d.shutdownSignal]);
-    for (;;) {
-      const attempt = await this.d.writer.write((ctx) => {
-        const seen = this.d.taskAvailable.current();
-        const filter = this.claimFilter(request);
-        const rows = this.claimRows(ctx, filter, limit, leaseMs);
-        return { rows, seen, nextRunAt: rows.length > 0 ? null : this.d.tasks.nextRunAt(filter, ctx.now) };
-      });
-      if (attempt.rows.length > 0) return this.withContext(attempt.rows.map(toTask), request.context);
-      const now = Date.now();
-      if (now >= deadline || stop.aborted) return [];
-      // Wake on a local enqueue, when a delayed task falls due, or to look for other processes' writes.
-      const untilDue = attempt.nextRunAt === null ? Infinity : Math.max(attempt.nextRunAt - now, 1);
-      await this.d.taskAvailable.wait(attempt.seen, Math.min(deadline - now, untilDue, config.crossProcessPollMs), stop);
+    const stop = linkSignals([signal, this.d.shutdownSignal]);
+    try {
+      for (;;) {
+        const attempt = await this.d.writer.write((ctx) => {
+          const seen = this.d.taskAvailable.current();
+          const filter = this.claimFilter(request);
+          const rows = this.claimRows(ctx, filter, limit, leaseMs);
+          return { rows, seen, nextRunAt: rows.length > 0 ? null : this.d.tasks.nextRunAt(filter, ctx.now) };
+        });
+        if (attempt.rows.length > 0) return this.withContext(attempt.rows.map(toTask), request.context);
+        const now = Date.now();
+        if (now >= deadline || stop.signal.aborted) return [];
+        // Wake on a local enqueue, when a delayed task falls due, or to look for other processes' writes.
+        const untilDue = attempt.nextRunAt === null ? Infinity : Math.max(attempt.nextRunAt - now, 1);
+        await this.d.taskAvailable.wait(attempt.seen, Math.min(deadline - now, untilDue, config.crossProcessPollMs), stop.signal);
+      }
+    } finally {
+      stop.dispose();
     }
   }
 
