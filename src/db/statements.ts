@@ -3,16 +3,26 @@
 import type { Statement } from "better-sqlite3";
 import type { SqliteDatabase } from "./open-database.js";
 
+/**
+ * Statements built at run time vary with list lengths (queues, capabilities, stolen tasks), so the
+ * cache is bounded: least recently used statements are dropped past this many.
+ */
+const MAX_CACHED = 500;
+
 export class Statements {
   private readonly cache = new Map<string, Statement>();
   constructor(readonly db: SqliteDatabase) {}
 
   get<P extends unknown[] = unknown[], R = unknown>(sql: string): Statement<P, R> {
     let statement = this.cache.get(sql);
-    if (!statement) {
+    if (statement) {
+      // Re-insert: a Map iterates in insertion order, so the first key is the least recently used.
+      this.cache.delete(sql);
+    } else {
       statement = this.db.prepare(sql);
-      this.cache.set(sql, statement);
+      if (this.cache.size >= MAX_CACHED) this.cache.delete(this.cache.keys().next().value!);
     }
+    this.cache.set(sql, statement);
     return statement as Statement<P, R>;
   }
 }
