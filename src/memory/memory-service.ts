@@ -2,14 +2,14 @@
 // notes and lessons, and a claim hands each task the memories most relevant to it.
 // Ranking blends FTS5 bm25 relevance with recency and outcome (weights below).
 import { randomUUID } from "node:crypto";
-import { fromJsonText, toJsonText } from "../db/columns.js";
+import { fromJsonText, toDate, toJsonText } from "../db/columns.js";
 import type { WriteContext, Writer } from "../db/writer.js";
 import { notFound } from "../errors.js";
 import type { Task } from "../tasks/task-schemas.js";
 import { toTask, type TaskRow, type TaskStore } from "../tasks/task-store.js";
 import { extractTerms, payloadText, quoteTerm } from "./fts-query.js";
 import type { Memory, MemoryMatch, RecallRequest, RememberRequest } from "./memory-schemas.js";
-import { toMemory, type MemoryFilter, type MemoryRow, type MemoryStore } from "./memory-store.js";
+import { toMemory, type MemoryFilter, type MemoryStore, type ScoringFields } from "./memory-store.js";
 
 /** How much each signal counts; they add up to 1, so scores stay in [0, 1]. */
 const WEIGHTS = { relevance: 0.55, recency: 0.2, outcome: 0.1, sameQueue: 0.15 } as const;
@@ -128,7 +128,7 @@ export class MemoryService {
       const best = Math.max(...found.map((r) => -r.bm25), Number.EPSILON);
       for (const row of found) relevance.set(row.seq, 0.5 + (0.5 * -row.bm25) / best);
     }
-    const rows = new Map(this.memories.bySeqs([...relevance.keys()]).map((row) => [row.seq, row]));
+    const rows = new Map<number, ScoringFields>(this.memories.scoringFields([...relevance.keys()]).map((row) => [row.seq, row]));
     if (terms.length === 0 && !task) {
       for (const row of this.memories.recent(filter, CANDIDATES)) {
         rows.set(row.seq, row);
@@ -146,21 +146,24 @@ export class MemoryService {
     const now = Date.now();
     const withRelevance = terms.length > 0 || task !== null;
     const max = (withRelevance ? WEIGHTS.relevance : 0) + WEIGHTS.recency + WEIGHTS.outcome + (task ? WEIGHTS.sameQueue : 0);
-    return [...rows.values()]
+    const best = [...rows.values()]
       .map((row) => {
-        const memory = toMemory(row);
-        const recency = 0.5 ** ((now - memory.createdAt.getTime()) / RECENCY_HALF_LIFE_MS);
-        const outcome = memory.outcome === null ? 1 : (OUTCOME_WEIGHT[memory.outcome] ?? 0.5);
-        const sameQueue = task && memory.queue === task.queue ? 1 : 0;
+        const createdAt = toDate(row.createdAt).getTime();
+        const recency = 0.5 ** ((now - createdAt) / RECENCY_HALF_LIFE_MS);
+        const outcome = row.outcome === null ? 1 : (OUTCOME_WEIGHT[row.outcome] ?? 0.5);
+        const sameQueue = task && row.queue === task.queue ? 1 : 0;
         const raw =
           (withRelevance ? WEIGHTS.relevance * (relevance.get(row.seq) ?? 0) : 0) +
           WEIGHTS.recency * recency +
           WEIGHTS.outcome * outcome +
           (task ? WEIGHTS.sameQueue * sameQueue : 0);
-        return { memory, score: Math.round((raw / max) * 1e6) / 1e6 };
+        return { seq: row.seq, createdAt, score: Math.round((raw / max) * 1e6) / 1e6 };
       })
-      .sort((a, b) => b.score - a.score || b.memory.createdAt.getTime() - a.memory.createdAt.getTime())
+      .sort((a, b) => b.score - a.score || b.createdAt - a.createdAt || b.seq - a.seq)
       .slice(0, limit);
+    // Only the memories handed out are loaded in full.
+    const full = new Map(this.memories.bySeqs(best.map((b) => b.seq)).map((row) => [row.seq, row]));
+    return best.map(({ seq, score }) => ({ memory: toMemory(full.get(seq)!), score }));
   }
 }
 

@@ -20,6 +20,8 @@ export interface MemoryRow {
   createdAt: number | Date;
 }
 
+export type ScoringFields = Pick<MemoryRow, "seq" | "queue" | "outcome" | "createdAt">;
+
 export type NewMemory = Omit<MemoryRow, "seq" | "createdAt">;
 
 export interface MemoryFilter {
@@ -99,6 +101,14 @@ export class MemoryStore {
       )
       .pluck()
       .all(...params);
+  }
+
+  /** Just what ranking needs, so a claim does not load and convert every candidate in full. */
+  scoringFields(seqs: readonly number[]): ScoringFields[] {
+    if (seqs.length === 0) return [];
+    return this.st
+      .get<unknown[], ScoringFields>(`SELECT seq, queue, outcome, createdAt FROM memories WHERE seq IN (${placeholders(seqs.length)})`)
+      .all(...seqs);
   }
 
   bySeqs(seqs: readonly number[]): MemoryRow[] {
