@@ -7,7 +7,7 @@
 import { loadConfig } from "../dist/src/config.js";
 import { createLogger } from "../dist/src/logger.js";
 import { createCoordination } from "../dist/src/services.js";
-import { Lifecycle, pool } from "./lib.mjs";
+import { runLifecycle } from "./lib.mjs";
 
 const [dbPath, nArg, cArg, contextArg] = process.argv.slice(2);
 const N = Number(nArg ?? 3000);
@@ -17,29 +17,16 @@ const config = loadConfig({ env: {}, overrides });
 const coordination = createCoordination(config, createLogger("warn"));
 coordination.start();
 const { tasks } = coordination.services;
-const life = new Lifecycle();
-
 try {
-  let t = performance.now();
-  await pool(N, C, async (i) => {
-    const task = await tasks.enqueue({ queue: "default", payload: { i }, priority: i % 10 });
-    life.enqueued(task.id);
-  });
-  const enqueueS = (performance.now() - t) / 1000;
-
-  t = performance.now();
-  await Promise.all(
-    Array.from({ length: C }, async (_, w) => {
-      const agentId = `agent-${w}`;
-      for (;;) {
-        const [task] = await tasks.claim({ agentId });
-        if (!task) return;
-        life.completed(task.id);
-        await tasks.complete({ taskId: task.id, agentId, leaseToken: task.leaseToken, result: { ok: true } });
-      }
-    }),
+  const { life, enqueueS, lifeS } = await runLifecycle(
+    {
+      enqueue: (input) => tasks.enqueue(input),
+      claim: async (agentId) => (await tasks.claim({ agentId }))[0] ?? null,
+      complete: (input) => tasks.complete(input),
+    },
+    N,
+    C,
   );
-  const lifeS = (performance.now() - t) / 1000;
   console.log(JSON.stringify(life.result(N, C, enqueueS, lifeS, { memoryContextLimit: config.memoryContextLimit })));
 } finally {
   await coordination.close();

@@ -192,3 +192,31 @@ export const round = (x, digits = 2) => (x == null || !Number.isFinite(x) ? x : 
 
 /** Monotonic time in microseconds: the clock V8's CPU profiles use, shared by all processes on Linux. */
 export const monoUs = () => Number(process.hrtime.bigint() / 1000n);
+
+/**
+ * The lifecycle load through any API: enqueue N tasks with C concurrent callers, then C agents
+ * claim → complete until nothing is left. `api.claim(agentId)` returns a task or null.
+ * Returns the Lifecycle bookkeeping and the two phase durations in seconds.
+ */
+export async function runLifecycle(api, N, C) {
+  const life = new Lifecycle();
+  let t = performance.now();
+  await pool(N, C, async (i) => {
+    const task = await api.enqueue({ queue: "default", payload: { i }, priority: i % 10 });
+    life.enqueued(task.id);
+  });
+  const enqueueS = (performance.now() - t) / 1000;
+  t = performance.now();
+  await Promise.all(
+    Array.from({ length: C }, async (_, w) => {
+      const agentId = `agent-${w}`;
+      for (;;) {
+        const task = await api.claim(agentId);
+        if (!task) return;
+        life.completed(task.id);
+        await api.complete({ taskId: task.id, agentId, leaseToken: task.leaseToken, result: { ok: true } });
+      }
+    }),
+  );
+  return { life, enqueueS, lifeS: (performance.now() - t) / 1000 };
+}

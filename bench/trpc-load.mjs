@@ -5,36 +5,23 @@
 //
 // usage: node bench/trpc-load.mjs BASE_URL N C   → prints one JSON line
 import { createCoordinationClient } from "../dist/client/index.js";
-import { Lifecycle, pool } from "./lib.mjs";
+import { runLifecycle } from "./lib.mjs";
 
 const [base, nArg, cArg] = process.argv.slice(2);
 const N = Number(nArg ?? 3000);
 const C = Number(cArg ?? 32);
 const client = createCoordinationClient({ url: base });
 const { api } = client;
-const life = new Lifecycle();
-
 try {
-  let t = performance.now();
-  await pool(N, C, async (i) => {
-    const task = await api.tasks.enqueue.mutate({ queue: "default", payload: { i }, priority: i % 10 });
-    life.enqueued(task.id);
-  });
-  const enqueueS = (performance.now() - t) / 1000;
-
-  t = performance.now();
-  await Promise.all(
-    Array.from({ length: C }, async (_, w) => {
-      const agentId = `agent-${w}`;
-      for (;;) {
-        const task = await api.tasks.claim.mutate({ agentId });
-        if (!task) return;
-        life.completed(task.id);
-        await api.tasks.complete.mutate({ taskId: task.id, agentId, leaseToken: task.leaseToken, result: { ok: true } });
-      }
-    }),
+  const { life, enqueueS, lifeS } = await runLifecycle(
+    {
+      enqueue: (input) => api.tasks.enqueue.mutate(input),
+      claim: (agentId) => api.tasks.claim.mutate({ agentId }),
+      complete: (input) => api.tasks.complete.mutate(input),
+    },
+    N,
+    C,
   );
-  const lifeS = (performance.now() - t) / 1000;
   console.log(JSON.stringify(life.result(N, C, enqueueS, lifeS)));
 } finally {
   await client.close();

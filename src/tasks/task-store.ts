@@ -61,17 +61,10 @@ export const toTask = (row: TaskRow): Task => ({
   finishedAt: toDateOrNull(row.finishedAt),
 });
 
-export interface NewTask {
-  id: string;
-  queue: string;
-  payload: string;
-  priority: number;
-  capability: string | null;
-  targetAgentId: string | null;
-  maxAttempts: number;
+/** What enqueue writes; the other columns take their defaults. */
+export type NewTask = Pick<TaskRow, "id" | "queue" | "payload" | "priority" | "capability" | "targetAgentId" | "maxAttempts" | "idempotencyKey"> & {
   runAt: number;
-  idempotencyKey: string | null;
-}
+};
 
 export interface ClaimFilter {
   agentId: string;
