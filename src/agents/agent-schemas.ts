@@ -1,5 +1,6 @@
 // Wire shapes of the agent registry.
 import { z } from "zod";
+import { jsonObject, numberInput } from "../json-value.js";
 
 export const AGENT_HEALTH = ["healthy", "stale", "offline"] as const;
 export type AgentHealth = (typeof AGENT_HEALTH)[number];
@@ -28,13 +29,13 @@ export type Agent = z.infer<typeof agentSchema>;
 export const registerInput = z.object({
   agentId,
   capabilities: capabilityList.default([]),
-  metadata: z.record(z.string(), z.unknown()).default({}),
+  metadata: jsonObject.default({}),
 });
 export const agentHeartbeatInput = z.object({
   agentId,
   status: z.string().min(1).max(100).optional(),
   /** The agent's own measure of how busy it is; findByCapability prefers lower. */
-  load: z.coerce.number().min(0).max(1_000_000).optional(),
+  load: numberInput(0, 1_000_000).optional(),
 });
 export const agentIdInput = z.object({ agentId });
 export const listAgentsInput = z.object({

@@ -1,5 +1,6 @@
 // Wire shapes of the event stream.
 import { z } from "zod";
+import { jsonValue, intInput } from "../json-value.js";
 
 /** Event types are dotted names: task.claimed, agent.offline, build.finished. */
 export const eventTypeSchema = z
@@ -20,7 +21,7 @@ const patternList = z.preprocess(
   z.array(typePatternSchema).max(100),
 );
 const agentId = z.string().min(1).max(200);
-const seq = z.coerce.number().int().min(0);
+const seq = intInput(0);
 
 export const eventSchema = z.object({
   seq: z.number().int(),
@@ -36,7 +37,7 @@ export type CoordinationEvent = z.infer<typeof eventSchema>;
 export const publishInput = z.object({
   type: eventTypeSchema,
   source: z.string().min(1).max(200),
-  payload: z.unknown().default({}),
+  payload: jsonValue.default({}),
   target: agentId.optional(),
 });
 export type PublishRequest = z.output<typeof publishInput>;
@@ -64,8 +65,8 @@ export const unsubscribeInput = z.object({
 });
 export const pollInput = z.object({
   agentId,
-  limit: z.coerce.number().int().min(1).max(1000).default(100),
-  waitMs: z.coerce.number().int().min(0).max(3_600_000).optional(),
+  limit: intInput(1, 1000).default(100),
+  waitMs: intInput(0, 3_600_000).optional(),
   /** auto: the cursor advances past what is returned. manual: it stays until ack (at-least-once). */
   ack: z.enum(["auto", "manual"]).default("auto"),
 });
@@ -74,7 +75,7 @@ export const ackInput = z.object({ agentId, seq });
 export const listEventsInput = z.object({
   afterSeq: seq.default(0),
   types: patternList.optional(),
-  limit: z.coerce.number().int().min(1).max(1000).default(100),
+  limit: intInput(1, 1000).default(100),
 });
 export const onEventInput = z.object({
   /** Follow this agent's subscription (its types, plus events targeted at it). */

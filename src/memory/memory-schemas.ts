@@ -1,5 +1,6 @@
 // Wire shapes of the pre-execution memory.
 import { z } from "zod";
+import { jsonValue, intInput } from "../json-value.js";
 
 export const MEMORY_KINDS = ["execution", "note", "lesson"] as const;
 
@@ -37,7 +38,7 @@ export const rememberInput = z.object({
   capability: optionalName,
   taskId: optionalName,
   tags: z.array(z.string().min(1).max(100)).max(50).default([]),
-  data: z.unknown().optional(),
+  data: jsonValue.optional(),
 });
 export type RememberRequest = z.output<typeof rememberInput>;
 
@@ -48,6 +49,6 @@ export const recallInput = z.object({
   taskId: z.string().min(1).max(200).optional(),
   queue: optionalName,
   capability: optionalName,
-  limit: z.coerce.number().int().min(1).max(100).default(10),
+  limit: intInput(1, 100).default(10),
 });
 export type RecallRequest = z.output<typeof recallInput>;

@@ -1,6 +1,7 @@
 // Wire shapes of the task queue: zod schemas for every input and output (tRPC validates them,
 // trpc-to-openapi turns them into the OpenAPI document) and the TypeScript types inferred from them.
 import { z } from "zod";
+import { jsonValue, intInput } from "../json-value.js";
 import { memoryMatchSchema } from "../memory/memory-schemas.js";
 
 export const TASK_STATUSES = ["pending", "claimed", "completed", "dead_letter", "cancelled"] as const;
@@ -15,7 +16,7 @@ export const agentIdSchema = name("agentId");
 export const taskIdSchema = name("taskId");
 /** Accepts a Date (tRPC/superjson), an ISO string or Unix ms (REST). */
 export const dateInput = z.union([z.date(), z.iso.datetime({ offset: true }), z.number().int().nonnegative()]).transform((v) => new Date(v));
-const ms = (max: number) => z.coerce.number().int().min(0).max(max);
+const ms = (max: number) => intInput(0, max);
 /** Query strings carry repeated or comma-separated values; tRPC sends arrays. */
 const stringList = z.preprocess(
   (v) => (typeof v === "string" ? v.split(",").filter(Boolean) : v),
@@ -25,9 +26,9 @@ const stringList = z.preprocess(
 export const enqueueInput = z.object({
   queue: name("queue").default("default"),
   /** Any JSON value: what the agent needs to do the work. */
-  payload: z.unknown().default({}),
+  payload: jsonValue.default({}),
   /** 0 is the highest priority. */
-  priority: z.coerce.number().int().min(0).max(1_000_000).default(5),
+  priority: intInput(0, 1_000_000).default(5),
   /** Only an agent with this capability may claim the task. */
   capability: name("capability").optional(),
   /** Only this agent may claim the task. */
@@ -35,7 +36,7 @@ export const enqueueInput = z.object({
   /** Not claimable before this time. */
   runAt: dateInput.optional(),
   /** Attempts before the task is dead-lettered; defaults to the server's maxAttempts. */
-  maxAttempts: z.coerce.number().int().min(1).max(1000).optional(),
+  maxAttempts: intInput(1, 1000).optional(),
   /** The same key always returns the same task; never creates a duplicate. */
   idempotencyKey: z.string().min(1).max(500).optional(),
 });
@@ -59,7 +60,7 @@ const claimFields = {
 };
 export const claimInput = z.object(claimFields);
 export type ClaimRequest = z.output<typeof claimInput> & { limit?: number };
-export const claimManyInput = z.object({ ...claimFields, limit: z.coerce.number().int().min(1).max(100).default(10) });
+export const claimManyInput = z.object({ ...claimFields, limit: intInput(1, 100).default(10) });
 
 /** REST form of the seed's GET /tasks/claim/{agent_id}: singular `queue` / `capability` query parameters. */
 export const restClaimInput = z.object({
@@ -75,7 +76,7 @@ const settleFields = {
   taskId: taskIdSchema,
   agentId: agentIdSchema,
   /** Fencing token from the claim; when given, it must match the current lease. */
-  leaseToken: z.coerce.number().int().min(0).optional(),
+  leaseToken: intInput(0).optional(),
 };
 export const heartbeatInput = z.object({ ...settleFields, leaseMs: ms(7 * 24 * 3_600_000).optional() });
 /**
@@ -83,7 +84,7 @@ export const heartbeatInput = z.object({ ...settleFields, leaseMs: ms(7 * 24 * 3
  * be claimed, but there is no fencing; agents should always send agentId (and leaseToken).
  */
 const anyHolderSettleFields = { ...settleFields, agentId: agentIdSchema.optional() };
-export const completeInput = z.object({ ...anyHolderSettleFields, result: z.unknown().optional() });
+export const completeInput = z.object({ ...anyHolderSettleFields, result: jsonValue.optional() });
 export const failInput = z.object({
   ...anyHolderSettleFields,
   error: z.string().min(1).max(10_000),
@@ -95,7 +96,7 @@ export const taskIdInput = z.object({ taskId: taskIdSchema });
 export const stealInput = z.object({
   agentId: agentIdSchema,
   fromAgentId: agentIdSchema.optional(),
-  limit: z.coerce.number().int().min(1).max(100).default(1),
+  limit: intInput(1, 100).default(1),
   leaseMs: ms(7 * 24 * 3_600_000).optional(),
   capabilities: stringList.optional(),
 });
@@ -105,9 +106,12 @@ export const listInput = z.object({
   /** Tasks held (or last held) by this agent. */
   agentId: agentIdSchema.optional(),
   capability: name("capability").optional(),
-  limit: z.coerce.number().int().min(1).max(500).default(50),
+  limit: intInput(1, 500).default(50),
   /** nextCursor from the previous page. */
-  cursor: z.string().regex(/^\d+$/, "cursor must be a nextCursor value").optional(),
+  cursor: z
+    .string()
+    .regex(/^\d{1,15}$/, "cursor must be a nextCursor value")
+    .optional(),
   order: z.enum(["asc", "desc"]).default("asc"),
 });
 export type ListRequest = z.output<typeof listInput>;

@@ -1,0 +1,58 @@
+// Values that JSON cannot hold, and numbers that are not numbers, are 400s naming the field:
+// never a 500, never silently stored as something else.
+import { describe, expect, it } from "vitest";
+import { findNonJson } from "../src/json-value.js";
+import { rest, startTestServer } from "./helpers/test-server.js";
+
+const badRequest = { data: { code: "BAD_REQUEST", httpStatus: 400 } };
+
+describe("input validation", () => {
+  it("rejects non-JSON values that superjson would carry (BigInt, Map, Set, Date, NaN) with 400 naming the path", async () => {
+    await using t = await startTestServer();
+    const cases: Array<[unknown, string]> = [
+      [{ big: 10n }, "big is a bigint"],
+      [{ nested: { m: new Map([["a", 1]]) } }, "nested.m is a Map"],
+      [{ list: [1, new Set([2])] }, "list[1] is a Set"],
+      [{ when: new Date(0) }, "when is a Date"],
+      [{ ratio: Number.NaN }, "ratio is NaN"],
+      [{ ratio: Number.POSITIVE_INFINITY }, "ratio is Infinity"],
+    ];
+    for (const [payload, message] of cases) {
+      const error = await t.api.tasks.enqueue.mutate({ payload }).catch((e: unknown) => e);
+      expect(error).toMatchObject(badRequest);
+      expect((error as Error).message).toContain(`payload: must be JSON: ${message}`);
+    }
+    await expect(t.api.events.publish.mutate({ type: "x", source: "s", payload: { n: 1n } })).rejects.toMatchObject(badRequest);
+    await expect(t.api.agents.register.mutate({ agentId: "a", capabilities: [], metadata: { n: 1n } })).rejects.toMatchObject(badRequest);
+    await expect(t.api.memory.remember.mutate({ content: "c", data: new Map() })).rejects.toMatchObject(badRequest);
+    const task = await t.api.tasks.enqueue.mutate({ payload: {} });
+    await t.api.tasks.claim.mutate({ agentId: "a1" });
+    await expect(t.api.tasks.complete.mutate({ taskId: task.id, agentId: "a1", result: { n: 1n } })).rejects.toMatchObject(badRequest);
+    expect((await t.api.tasks.get.query({ taskId: task.id })).status).toBe("claimed");
+    expect((await t.api.tasks.list.query({})).items).toHaveLength(1);
+  });
+
+  it("does not read null or booleans as numbers", async () => {
+    await using t = await startTestServer();
+    const nullPriority = await rest(t.url, "POST", "/tasks", { payload: {}, priority: null });
+    expect(nullPriority.status).toBe(400);
+    expect(nullPriority.body.message).toContain("priority");
+    expect((await rest(t.url, "POST", "/tasks", { payload: {}, maxAttempts: true })).status).toBe(400);
+    expect((await rest(t.url, "POST", "/tasks", { payload: {}, priority: "3" })).body.priority).toBe(3);
+    expect((await rest(t.url, "GET", "/tasks?limit=2")).status).toBe(200);
+  });
+
+  it("answers an out-of-range list cursor with 400, not a database error", async () => {
+    await using t = await startTestServer();
+    const huge = await rest(t.url, "GET", "/tasks?cursor=99999999999999999999");
+    expect(huge.status).toBe(400);
+    expect(huge.body.message).toContain("cursor");
+  });
+
+  it("findNonJson accepts exactly the JSON values", () => {
+    expect(findNonJson({ a: [1, "x", true, null, { b: 2.5 }] })).toBeNull();
+    expect(findNonJson(Object.create(null))).toBeNull();
+    expect(findNonJson([undefined])).toBe("[0] is undefined (not representable in JSON)");
+    expect(findNonJson(() => 1)).toBe("value is a function (not representable in JSON)");
+  });
+});
