@@ -1,6 +1,6 @@
 // Long-polling claims: waiting claimers wake as soon as a task is enqueued, without a sleep loop.
 import { getEventListeners } from "node:events";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { rest, startTestServer } from "./helpers/test-server.js";
 
 /** Lets a request reach the server and start waiting before the test acts. */
@@ -56,5 +56,26 @@ describe("long-poll claim", () => {
     await t.api.events.subscribe.mutate({ agentId: "p", types: ["*"] });
     await Promise.all(Array.from({ length: 20 }, () => t.api.events.poll.mutate({ agentId: "p", waitMs: 20 })));
     expect(getEventListeners(shutdownSignal, "abort")).toHaveLength(0);
+  });
+
+  it("a long-poll whose client went away claims nothing (REST and tRPC)", async () => {
+    await using t = await startTestServer({ crossProcessPollMs: 10_000 });
+    const { shutdownSignal } = t.server.services;
+    const parked = () => getEventListeners(shutdownSignal, "abort").length;
+
+    const viaRest = new AbortController();
+    const restClaim = fetch(`${t.url}/tasks/claim/ghost-rest?waitMs=20000`, { signal: viaRest.signal }).catch((e: unknown) => e);
+    const viaTrpc = new AbortController();
+    const trpcClaim = t.api.tasks.claim.mutate({ agentId: "ghost-trpc", waitMs: 20_000 }, { signal: viaTrpc.signal }).catch((e: unknown) => e);
+    await vi.waitFor(() => expect(parked()).toBe(2), { timeout: 3000, interval: 10 });
+    viaRest.abort();
+    viaTrpc.abort();
+    await Promise.all([restClaim, trpcClaim]);
+    // Both server-side long-polls have returned once nothing waits on the shutdown signal.
+    await vi.waitFor(() => expect(parked()).toBe(0), { timeout: 3000, interval: 10 });
+
+    const task = await t.api.tasks.enqueue.mutate({ payload: {} });
+    expect(await t.api.tasks.get.query({ taskId: task.id })).toMatchObject({ status: "pending", attempts: 0, leaseToken: 0 });
+    expect(await t.api.tasks.claim.mutate({ agentId: "present" })).toMatchObject({ id: task.id, attempts: 1, leaseToken: 1 });
   });
 });

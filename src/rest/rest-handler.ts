@@ -4,6 +4,8 @@
 //    we read and parse the body ourselves (413 over the limit, 400 on bad JSON, {} when empty);
 //  - it spreads the body into the input, so `[1]`, `"x"` or `null` would pass as an empty object:
 //    a body that is not a JSON object is a 400;
+//  - it calls procedures without the request's abort signal: we pass one, so a long-poll ends when
+//    its client disconnects;
 //  - it hands path parameters over still percent-encoded (`/agents/worker%201` would look up
 //    agent "worker%201"; mcampa/trpc-to-openapi#166): they are decoded before the procedure runs;
 //  - an empty claim would be `200 null`: the contract says 204;
@@ -15,7 +17,7 @@ import type { Logger } from "../logger.js";
 import type { Services } from "../services.js";
 import { appRouter } from "../trpc/app-router.js";
 import { describeIssues, type Context } from "../trpc/init.js";
-import { readBody, sendJson } from "../server/http-io.js";
+import { clientGoneSignal, readBody, sendJson } from "../server/http-io.js";
 
 /** Procedures whose `null` result means "nothing available": REST answers 204 No Content. */
 const EMPTY_MEANS_NO_CONTENT = new Set(["tasks.claim", "tasks.claimNext"]);
@@ -54,7 +56,9 @@ type CallerNode = { [key: string]: CallerNode } & ((input: unknown) => Promise<u
  */
 const decodingRouter: typeof appRouter = Object.assign({}, appRouter, {
   createCaller: (ctx: Context, options?: Parameters<typeof appRouter.createCaller>[1]) => {
-    const caller = appRouter.createCaller(ctx, options) as unknown as CallerNode;
+    // trpc-to-openapi passes no signal, so a long-poll would outlive a client that went away and
+    // claim a task (or consume an event) for nobody.
+    const caller = appRouter.createCaller(ctx, { ...options, signal: options?.signal ?? ctx.clientSignal }) as unknown as CallerNode;
     const at = (segments: string[]): unknown => {
       const names = PATH_PARAMS.get(segments.join("."));
       if (names) {
@@ -70,7 +74,7 @@ const decodingRouter: typeof appRouter = Object.assign({}, appRouter, {
 export function createRestHandler(services: Services, log: Logger) {
   const handle = createOpenApiNodeHttpHandler({
     router: decodingRouter,
-    createContext: () => ({ services }),
+    createContext: ({ res }) => ({ services, clientSignal: clientGoneSignal(res) }),
     maxBodySize: services.config.maxBodyBytes,
     responseMeta: ({ paths, data, errors }) =>
       errors.length === 0 && data[0] === null && paths?.[0] && EMPTY_MEANS_NO_CONTENT.has(paths[0]) ? { status: 204 } : {},

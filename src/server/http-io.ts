@@ -28,3 +28,12 @@ export function readBody(req: IncomingMessage, limit: number): Promise<{ kind: "
     req.on("error", reject);
   });
 }
+
+/** Aborts when the connection closes before the response was sent: the client went away. */
+export function clientGoneSignal(res: { once(event: "close", listener: () => void): unknown; readonly writableFinished: boolean }): AbortSignal {
+  const controller = new AbortController();
+  res.once("close", () => {
+    if (!res.writableFinished) controller.abort();
+  });
+  return controller.signal;
+}

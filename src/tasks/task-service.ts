@@ -61,11 +61,18 @@ export class TaskService {
       for (;;) {
         const attempt = await this.d.writer.write((ctx) => {
           const seen = this.d.taskAvailable.current();
+          // The caller may have gone while this write waited for its batch: claim nothing for nobody.
+          if (signal?.aborted) return { rows: [], seen, nextRunAt: null };
           const filter = this.claimFilter(request);
           const rows = this.claimRows(ctx, filter, limit, leaseMs);
           return { rows, seen, nextRunAt: rows.length > 0 ? null : this.d.tasks.nextRunAt(filter, ctx.now) };
         });
-        if (attempt.rows.length > 0) return this.withContext(attempt.rows.map(toTask), request.context);
+        if (attempt.rows.length > 0) {
+          if (!signal?.aborted) return this.withContext(attempt.rows.map(toTask), request.context);
+          // Gone between the commit and now: hand the tasks back rather than let them wait out the lease.
+          await this.releaseAbandoned(attempt.rows);
+          return [];
+        }
         const now = Date.now();
         if (now >= deadline || stop.signal.aborted) return [];
         // Wake on a local enqueue, when a delayed task falls due, or to look for other processes' writes.
@@ -201,6 +208,19 @@ export class TaskService {
       const expired = this.d.tasks.expiredClaims(ctx.now, batchSize);
       for (const row of expired) this.expireClaim(ctx, row, `lease expired (held by ${row.leaseOwner})`);
       return expired.length;
+    });
+  }
+
+  /** Releases claims whose claimer disconnected before receiving them (no attempt charged). */
+  private releaseAbandoned(rows: TaskRow[]): Promise<void> {
+    return this.d.writer.write((ctx) => {
+      for (const claimed of rows) {
+        const current = this.d.tasks.findById(claimed.id);
+        if (current?.status !== "claimed" || current.leaseToken !== claimed.leaseToken) continue;
+        this.d.tasks.release(current.seq, ctx.now, ctx.now);
+        this.publish(ctx, "task.released", { taskId: current.id, queue: current.queue, agentId: current.leaseOwner, reason: "claimer disconnected" });
+      }
+      ctx.afterCommit(() => this.d.taskAvailable.notify());
     });
   }
 

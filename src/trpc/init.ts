@@ -12,6 +12,8 @@ export interface Context {
   services: Services;
   /** The client's socket, for subscriptions over WebSocket (backpressure and closing). */
   socket?: WebSocket;
+  /** REST only: aborts when the HTTP client disconnects (the REST caller hands it to procedures as `signal`). */
+  clientSignal?: AbortSignal;
 }
 
 /** "priority: Too small: expected number to be >=0; queue: ..." from zod issues. */
@@ -26,6 +28,7 @@ const t = initTRPC
     transformer: superjson,
     // Never send stack traces to clients; they are logged by the server's onError.
     isDev: false,
+    sse: { enabled: false },
     errorFormatter({ shape, error }) {
       const cause = error.cause;
       const { stack: _stack, ...data } = shape.data;
