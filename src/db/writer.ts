@@ -12,6 +12,7 @@
 //  - BEGIN IMMEDIATE takes the write lock up front, so a second server process on the same
 //    file waits (busy_timeout) instead of failing at COMMIT, avoiding the SQLITE_BUSY-at-COMMIT
 //    trap (prisma/orm#29933).
+import { CoordinationError } from "../errors.js";
 import type { SqliteDatabase } from "./open-database.js";
 
 export interface WriteContext {
@@ -40,7 +41,7 @@ export class Writer {
 
   /** Queues `run` for the next group commit; resolves with its return value once durable. */
   write<T>(run: (ctx: WriteContext) => T): Promise<T> {
-    if (this.closed) return Promise.reject(new Error("database is closed"));
+    if (this.closed) return Promise.reject(new CoordinationError("SHUTTING_DOWN", "the server is shutting down; retry on another instance or after restart"));
     return new Promise<T>((resolve, reject) => {
       this.queue.push({ run, resolve: resolve as (value: unknown) => void, reject });
       if (!this.scheduled) {
@@ -75,17 +76,22 @@ export class Writer {
     if (batch.length === 0) return;
     const outcomes: Array<{ ok: true; value: unknown } | { ok: false; error: unknown }> = [];
     const effects: Array<() => void> = [];
-    const ctx: WriteContext = { now: Date.now(), afterCommit: (effect) => effects.push(effect) };
     let commitError: unknown;
     try {
       this.db
         .transaction(() => {
+          // Taken inside the transaction: BEGIN IMMEDIATE may have waited for another process.
+          const ctx: WriteContext = { now: Date.now(), afterCommit: (effect) => effects.push(effect) };
           for (const write of batch) {
             const mark = effects.length;
             try {
               // A nested better-sqlite3 transaction is a SAVEPOINT: a throw undoes this write only.
               outcomes.push({ ok: true, value: this.db.transaction(() => write.run(ctx))() });
             } catch (error) {
+              // Some errors (SQLITE_FULL, IOERR, NOMEM) make SQLite roll back the whole transaction.
+              // Running the next writes now would commit each on its own, outside the batch, while
+              // the batch is reported failed: stop here and fail the whole batch instead.
+              if (!this.db.inTransaction) throw error;
               effects.length = mark;
               outcomes.push({ ok: false, error });
             }

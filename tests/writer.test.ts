@@ -1,0 +1,62 @@
+// The Writer's promises: acknowledged means committed, a failing write is undone alone, and a
+// failure that ends the whole transaction fails the whole batch (nothing commits behind it).
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { openDatabase } from "../src/db/open-database.js";
+import { Writer } from "../src/db/writer.js";
+
+function scratchDatabase() {
+  const db = openDatabase({ dbPath: join(mkdtempSync(join(tmpdir(), "writer-")), "w.db"), busyTimeoutMs: 1000, durability: "full" });
+  db.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)");
+  return db;
+}
+
+describe("Writer", () => {
+  it("when SQLite rolls back the whole transaction (disk full), rejects the batch and commits none of it", async () => {
+    const db = scratchDatabase();
+    try {
+      db.pragma(`max_page_count = ${Number(db.pragma("page_count", { simple: true })) + 2}`);
+      const writer = new Writer(db);
+      const insert = (v: string) => () => db.prepare("INSERT INTO t (v) VALUES (?)").run(v);
+      const results = await Promise.allSettled([writer.write(insert("a")), writer.write(insert("x".repeat(200_000))), writer.write(insert("c"))]);
+      expect(results.map((r) => r.status)).toEqual(["rejected", "rejected", "rejected"]);
+      expect(db.prepare("SELECT v FROM t").pluck().all()).toEqual([]);
+      expect(db.inTransaction).toBe(false);
+
+      // The writer keeps working once there is room again.
+      db.pragma("max_page_count = 1000000");
+      await expect(writer.write(insert("after"))).resolves.toBeDefined();
+      expect(db.prepare("SELECT v FROM t").pluck().all()).toEqual(["after"]);
+    } finally {
+      db.close();
+    }
+  });
+
+  it("runs afterCommit effects only for writes that committed, after the commit", async () => {
+    const db = scratchDatabase();
+    try {
+      const writer = new Writer(db);
+      const seen: string[] = [];
+      await Promise.allSettled([
+        writer.write((ctx) => ctx.afterCommit(() => seen.push(`kept, in transaction: ${db.inTransaction}`))),
+        writer.write((ctx) => {
+          ctx.afterCommit(() => seen.push("undone"));
+          throw new Error("fails");
+        }),
+      ]);
+      expect(seen).toEqual(["kept, in transaction: false"]);
+    } finally {
+      db.close();
+    }
+  });
+
+  it("rejects writes after close with SHUTTING_DOWN (503)", async () => {
+    const db = scratchDatabase();
+    const writer = new Writer(db);
+    writer.close();
+    db.close();
+    await expect(writer.write(() => 1)).rejects.toMatchObject({ reason: "SHUTTING_DOWN" });
+  });
+});
