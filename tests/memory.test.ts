@@ -1,7 +1,7 @@
 // Pre-execution memory: execution records from finished runs, notes, ranked recall, FTS-safe
 // input, and the context a claim hands out with each task.
 import { describe, expect, it } from "vitest";
-import { extractTerms, toFtsQuery } from "../src/memory/fts-query.js";
+import { extractTerms, payloadText, toFtsQuery } from "../src/memory/fts-query.js";
 import { rest, startTestServer } from "./helpers/test-server.js";
 
 describe("pre-execution memory", () => {
@@ -89,6 +89,23 @@ describe("pre-execution memory", () => {
     console.info(`claim with recall over 4,001 memories took ${(performance.now() - started).toFixed(1)} ms`);
     expect(claimed!.context[0]!.memory.content).toContain("zebra migration");
     expect(claimed!.context).toHaveLength(3);
+  });
+
+  it("reads at most a bounded prefix of a huge payload, in time proportional to that prefix", async () => {
+    const huge = { items: new Array(400_000).fill(0), note: "never reached" };
+    const started = performance.now();
+    const text = payloadText(huge);
+    expect(performance.now() - started).toBeLessThan(50);
+    expect(text.length).toBeLessThanOrEqual(2000);
+    expect(text.startsWith("items 0 0 0")).toBe(true);
+    expect(payloadText({ a: "x", b: { c: 2 } })).toBe("a x b c 2");
+
+    await using t = await startTestServer();
+    const task = await t.api.tasks.enqueue.mutate({ payload: { items: new Array(100_000).fill(0) } });
+    const claimed = await t.api.tasks.claim.mutate({ agentId: "a1" });
+    const done = await t.api.tasks.complete.mutate({ taskId: task.id, agentId: "a1" });
+    expect(claimed!.id).toBe(task.id);
+    expect(done.status).toBe("completed");
   });
 
   it("validates remember input and answers recall for an unknown task with 404", async () => {

@@ -19,16 +19,29 @@ export function toFtsQuery(text: string): string | null {
   return terms.length === 0 ? null : terms.map(quoteTerm).join(" OR ");
 }
 
-/** The searchable text of a JSON payload: its keys and string/number values. */
+/**
+ * The searchable text of a JSON payload: its keys and string/number values, at most `limit`
+ * characters. Stops walking once it has enough: a claim must not pay for a megabyte payload.
+ */
 export function payloadText(payload: unknown, limit = 2000): string {
   const parts: string[] = [];
+  let length = 0;
+  const add = (text: string) => {
+    parts.push(text);
+    length += text.length + 1;
+  };
   const visit = (value: unknown): void => {
-    if (parts.join(" ").length > limit) return;
-    if (typeof value === "string" || typeof value === "number" || typeof value === "boolean") parts.push(String(value));
-    else if (Array.isArray(value)) value.forEach(visit);
-    else if (value && typeof value === "object") {
+    if (length >= limit) return;
+    if (typeof value === "string" || typeof value === "number" || typeof value === "boolean") add(String(value).slice(0, limit));
+    else if (Array.isArray(value)) {
+      for (const item of value) {
+        if (length >= limit) return;
+        visit(item);
+      }
+    } else if (value && typeof value === "object") {
       for (const [key, inner] of Object.entries(value)) {
-        parts.push(key);
+        if (length >= limit) return;
+        add(key);
         visit(inner);
       }
     }
