@@ -66,6 +66,11 @@ export const SETTINGS = {
   },
   agentStaleMs: { ...positiveMs(), default: 30_000, doc: "An agent with no heartbeat for this long is stale" },
   agentOfflineMs: { ...positiveMs(), default: 90_000, doc: "An agent with no heartbeat for this long is offline and its tasks are released" },
+  agentStartupGraceMs: {
+    ...ms(),
+    default: 90_000,
+    doc: "For this long after start-up, heartbeat age counts from start-up at the earliest, so a server outage does not make every agent offline (0 = off)",
+  },
   agentHealthCheckMs: { ...positiveMs(60_000), default: 1000, doc: "How often agent health is re-evaluated" },
   memoryContextLimit: { ...int(0, 50), default: 5, doc: "Memories handed out with each claimed task (0 turns pre-execution recall off)" },
 } as const;

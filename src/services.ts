@@ -2,6 +2,7 @@
 // background jobs, with a lifecycle. The server (src/server/) only adds transports on top.
 import { AgentService } from "./agents/agent-service.js";
 import { AgentStore } from "./agents/agent-store.js";
+import { healthCutoffs } from "./agents/health-cutoffs.js";
 import type { Config } from "./config.js";
 import { applyMigrations } from "./db/migrate.js";
 import { openDatabase, type SqliteDatabase } from "./db/open-database.js";
@@ -56,6 +57,8 @@ export function createCoordination(config: Config, log: Logger): Coordination {
     const statements = new Statements(db);
     const writer = new Writer(db);
     const shutdown = new AbortController();
+    const startedAt = Date.now();
+    const cutoffs = (now: number) => healthCutoffs(now, config, startedAt);
     const eventStore = new EventStore(statements);
     const taskStore = new TaskStore(statements);
     const agentStore = new AgentStore(statements);
@@ -72,8 +75,9 @@ export function createCoordination(config: Config, log: Logger): Coordination {
       memory,
       taskAvailable: new Wakeup(),
       shutdownSignal: shutdown.signal,
+      healthCutoffs: cutoffs,
     });
-    const agents = new AgentService({ config, writer, prisma, agents: agentStore, events: eventStore, tasks });
+    const agents = new AgentService({ config, writer, prisma, agents: agentStore, events: eventStore, tasks, healthCutoffs: cutoffs });
     const jobs = {
       leaseSweeper: new PeriodicJob("lease-sweeper", config.leaseSweepMs, () => tasks.expireLeases(), log),
       healthMonitor: new PeriodicJob("agent-health", config.agentHealthCheckMs, () => agents.checkHealth(), log),

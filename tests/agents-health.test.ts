@@ -3,7 +3,7 @@
 // claims that name no capabilities use the agent's registered ones.
 import { describe, expect, it, vi } from "vitest";
 import type { TestServer } from "./helpers/test-server.js";
-import { startTestServer } from "./helpers/test-server.js";
+import { makeTempDir, startTestServer } from "./helpers/test-server.js";
 
 const SHORT_TTLS = { agentStaleMs: 250, agentOfflineMs: 600, agentHealthCheckMs: 50 };
 
@@ -126,5 +126,26 @@ describe("claims and capabilities", () => {
     const second = await api.tasks.enqueue.mutate({ queue: "render", capability: "gpu" });
     await api.agents.register.mutate({ agentId: "cpu-agent", capabilities: ["cpu", "gpu"] });
     expect((await api.tasks.claim.mutate({ agentId: "cpu-agent" }))?.id).toBe(second.id);
+  });
+
+  it("after a restart, heartbeats missed while the server was down do not count until the start-up grace ends", async () => {
+    const dir = makeTempDir();
+    const first = await startTestServer({ agentHealthCheckMs: 60_000 }, dir);
+    await first.api.agents.register.mutate({ agentId: "survivor", capabilities: [] });
+    const task = await first.api.tasks.enqueue.mutate({ payload: {} });
+    await first.api.tasks.claim.mutate({ agentId: "survivor", leaseMs: 600_000 });
+    // The server was down for an hour.
+    first.server.services.db.prepare(`UPDATE agents SET lastHeartbeatAt = ?`).run(Date.now() - 3_600_000);
+    await first.stop();
+
+    // Heartbeat age now counts from this start-up: stale after 1 s, offline after 2 s.
+    await using second = await startTestServer({ agentStaleMs: 1000, agentOfflineMs: 2000, agentHealthCheckMs: 20, agentStartupGraceMs: 60_000 }, dir);
+    const { jobs } = second.server.services;
+    await jobs.healthMonitor.runNow();
+    expect((await second.api.agents.get.query({ agentId: "survivor" })).health).toBe("healthy");
+    expect((await second.api.tasks.get.query({ taskId: task.id })).status).toBe("claimed");
+    // Still silent after the grace: now it is offline and its task goes back to the queue.
+    await vi.waitFor(async () => expect((await second.api.tasks.get.query({ taskId: task.id })).status).toBe("pending"), { timeout: 5000, interval: 50 });
+    expect((await second.api.agents.get.query({ agentId: "survivor" })).health).toBe("offline");
   });
 });

@@ -75,7 +75,8 @@ describe("agent registry", () => {
 
   it("lists by capability, health and status; findByCapability puts healthy first, then lowest load", async () => {
     // No health job during the test: health comes from heartbeat age alone.
-    await using t = await startTestServer({ agentStaleMs: 30_000, agentOfflineMs: 90_000, agentHealthCheckMs: 60_000 });
+    // No start-up grace: the backdated heartbeats below must count as they are.
+    await using t = await startTestServer({ agentStaleMs: 30_000, agentOfflineMs: 90_000, agentHealthCheckMs: 60_000, agentStartupGraceMs: 0 });
     const { api } = t;
     const register = async (agentId: string, capabilities: string[], load: number, status = "idle") => {
       await api.agents.register.mutate({ agentId, capabilities });

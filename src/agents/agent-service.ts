@@ -8,7 +8,8 @@ import { notFound } from "../errors.js";
 import type { EventStore } from "../events/event-store.js";
 import type { TaskService } from "../tasks/task-service.js";
 import type { Agent, AgentHealth } from "./agent-schemas.js";
-import { currentHealth, type AgentRow, type AgentStore } from "./agent-store.js";
+import type { AgentRow, AgentStore } from "./agent-store.js";
+import { healthAt, type HealthCutoffs } from "./health-cutoffs.js";
 
 const SOURCE = "coordination";
 const HEALTH_RANK: Record<AgentHealth, number> = { healthy: 0, stale: 1, offline: 2 };
@@ -20,6 +21,8 @@ export interface AgentServiceDeps {
   agents: AgentStore;
   events: EventStore;
   tasks: TaskService;
+  /** The stale/offline cut-offs at a given time (health-cutoffs.ts). */
+  healthCutoffs: (now: number) => HealthCutoffs;
 }
 
 export class AgentService {
@@ -96,7 +99,7 @@ export class AgentService {
   /** Publishes health transitions; an agent seen offline loses its leases at once. Run periodically. */
   checkHealth(): Promise<number> {
     return this.d.writer.write((ctx) => {
-      const changes = this.d.agents.healthChanges(ctx.now, this.d.config);
+      const changes = this.d.agents.healthChanges(this.d.healthCutoffs(ctx.now));
       for (const agent of changes) {
         this.d.agents.setHealth(agent.id, agent.current, ctx.now);
         const released = agent.current === "offline" ? this.d.tasks.releaseClaimsOf(ctx, agent.id, `agent ${agent.id} went offline`) : 0;
@@ -114,8 +117,9 @@ export class AgentService {
   }
 
   private heartbeatRange(health: AgentHealth, now: number): { gt?: Date; lte?: Date } {
-    const stale = new Date(now - this.d.config.agentStaleMs);
-    const offline = new Date(now - this.d.config.agentOfflineMs);
+    const cutoffs = this.d.healthCutoffs(now);
+    const stale = new Date(cutoffs.staleBefore);
+    const offline = new Date(cutoffs.offlineBefore);
     if (health === "healthy") return { gt: stale };
     if (health === "stale") return { gt: offline, lte: stale };
     return { lte: offline };
@@ -127,7 +131,7 @@ export class AgentService {
       capabilities,
       metadata: fromJsonText(row.metadata),
       status: row.status,
-      health: currentHealth(toDate(row.lastHeartbeatAt).getTime(), now, this.d.config),
+      health: healthAt(toDate(row.lastHeartbeatAt).getTime(), this.d.healthCutoffs(now)),
       load: row.load,
       registeredAt: toDate(row.registeredAt),
       lastHeartbeatAt: toDate(row.lastHeartbeatAt),

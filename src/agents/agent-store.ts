@@ -1,6 +1,7 @@
 // All SQL of the agent registry, run inside the Writer's transactions.
 import type { Statements } from "../db/statements.js";
 import type { AgentHealth } from "./agent-schemas.js";
+import type { HealthCutoffs } from "./health-cutoffs.js";
 
 export interface AgentRow {
   id: string;
@@ -13,12 +14,9 @@ export interface AgentRow {
   updatedAt: number | Date;
 }
 
-export interface HealthThresholds {
-  agentStaleMs: number;
-  agentOfflineMs: number;
-}
 
-/** SQL for the health an agent has now, given @stale and @offline cut-off times. */
+
+/** SQL for the health an agent has now, given the @stale and @offline cut-offs (see health-cutoffs.ts). */
 const CURRENT_HEALTH = `CASE WHEN lastHeartbeatAt > @stale THEN 'healthy' WHEN lastHeartbeatAt > @offline THEN 'stale' ELSE 'offline' END`;
 
 export class AgentStore {
@@ -70,22 +68,15 @@ export class AgentStore {
   }
 
   /** Agents whose current health differs from the health last published for them. */
-  healthChanges(now: number, thresholds: HealthThresholds): Array<AgentRow & { current: AgentHealth }> {
+  healthChanges(cutoffs: HealthCutoffs): Array<AgentRow & { current: AgentHealth }> {
     return this.st
       .get<[Record<string, number>], AgentRow & { current: AgentHealth }>(
         `SELECT *, ${CURRENT_HEALTH} AS current FROM agents WHERE health != ${CURRENT_HEALTH}`,
       )
-      .all({ stale: now - thresholds.agentStaleMs, offline: now - thresholds.agentOfflineMs });
+      .all({ stale: cutoffs.staleBefore, offline: cutoffs.offlineBefore });
   }
 
   setHealth(agentId: string, health: AgentHealth, now: number): void {
     this.st.get<[string, number, string]>(`UPDATE agents SET health = ?, updatedAt = ? WHERE id = ?`).run(health, now, agentId);
   }
-}
-
-export function currentHealth(lastHeartbeatAt: number, now: number, thresholds: HealthThresholds): AgentHealth {
-  const age = now - lastHeartbeatAt;
-  if (age < thresholds.agentStaleMs) return "healthy";
-  if (age < thresholds.agentOfflineMs) return "stale";
-  return "offline";
 }

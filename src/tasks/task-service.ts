@@ -3,6 +3,7 @@
 // written in one transaction (one Writer call), so no subscriber ever sees one without the other.
 import { randomUUID } from "node:crypto";
 import type { AgentStore } from "../agents/agent-store.js";
+import type { HealthCutoffs } from "../agents/health-cutoffs.js";
 import type { Config } from "../config.js";
 import { toJsonText } from "../db/columns.js";
 import type { Prisma } from "../db/prisma.js";
@@ -29,6 +30,8 @@ export interface TaskServiceDeps {
   taskAvailable: Wakeup;
   /** Aborted at shutdown: long-polls return at once. */
   shutdownSignal: AbortSignal;
+  /** When an agent counts as offline (agents/health-cutoffs.ts): steal takes from those. */
+  healthCutoffs: (now: number) => HealthCutoffs;
 }
 
 interface SettleRequest {
@@ -164,7 +167,7 @@ export class TaskService {
   async steal(request: { agentId: string; fromAgentId?: string | undefined; limit: number; leaseMs?: number | undefined; capabilities?: string[] | undefined }): Promise<ClaimedTask[]> {
     const leaseMs = this.leaseLength(request.leaseMs);
     const rows = await this.d.writer.write((ctx) => {
-      const offlineBefore = ctx.now - this.d.config.agentOfflineMs;
+      const { offlineBefore } = this.d.healthCutoffs(ctx.now);
       const victims = this.d.tasks.stealable(ctx.now, offlineBefore, request.fromAgentId ?? null, request.limit);
       for (const victim of victims) this.expireClaim(ctx, victim, `stolen by ${request.agentId} from ${victim.leaseOwner}`);
       if (victims.length === 0) return [];

@@ -1,0 +1,33 @@
+// When a heartbeat counts as stale or offline: one rule for the health monitor, agent reads,
+// list filters and work stealing.
+// After a server restart, the heartbeats agents could not send while it was down must not count
+// against them: for agentStartupGraceMs after start-up, heartbeat age is measured from start-up
+// at the earliest. Otherwise the first check after a long outage would call every agent offline
+// and take back all their tasks (charging attempts) seconds before they heartbeat again.
+import type { Config } from "../config.js";
+import type { AgentHealth } from "./agent-schemas.js";
+
+export interface HealthCutoffs {
+  /** A last heartbeat at or before this time (Unix ms) means stale; -1 when none can be. */
+  staleBefore: number;
+  /** At or before this time: offline. */
+  offlineBefore: number;
+}
+
+export type HealthSettings = Pick<Config, "agentStaleMs" | "agentOfflineMs" | "agentStartupGraceMs">;
+
+export function healthCutoffs(now: number, config: HealthSettings, startedAt: number): HealthCutoffs {
+  const inGrace = now - startedAt < config.agentStartupGraceMs;
+  const cutoff = (ttl: number) => {
+    const before = now - ttl;
+    // max(lastHeartbeatAt, startedAt) <= before is impossible while startedAt > before.
+    return inGrace && startedAt > before ? -1 : before;
+  };
+  return { staleBefore: cutoff(config.agentStaleMs), offlineBefore: cutoff(config.agentOfflineMs) };
+}
+
+export function healthAt(lastHeartbeatAt: number, cutoffs: HealthCutoffs): AgentHealth {
+  if (lastHeartbeatAt > cutoffs.staleBefore) return "healthy";
+  if (lastHeartbeatAt > cutoffs.offlineBefore) return "stale";
+  return "offline";
+}
