@@ -21,6 +21,14 @@ export type CoordinationApi = TRPCClient<AppRouter>;
 /** Procedures that may long-poll: sent on their own HTTP request so they never hold up a batch. */
 const LONG_POLLING = new Set(["tasks.claim", "tasks.claimMany", "tasks.claimNext", "events.poll"]);
 
+/**
+ * Batch limits: a batch of queries travels in the URL (Node answers 431 past ~16 KB of headers),
+ * a batch of mutations in one body (413 past the server's maxBodyBytes, 1 MB by default).
+ * Without them, a few hundred concurrent calls become one request the server refuses.
+ */
+const MAX_URL_LENGTH = 4000;
+const MAX_BATCH_ITEMS = 50;
+
 export interface CoordinationClientOptions {
   /** The server's base URL, e.g. http://127.0.0.1:8000 */
   url: string;
@@ -55,7 +63,7 @@ export function createCoordinationClient(options: CoordinationClientOptions): Co
         false: splitLink({
           condition: (op) => LONG_POLLING.has(op.path),
           true: httpLink(http),
-          false: httpBatchLink(http),
+          false: httpBatchLink({ ...http, maxURLLength: MAX_URL_LENGTH, maxItems: MAX_BATCH_ITEMS }),
         }),
       }),
     ],

@@ -1,6 +1,10 @@
-// The client's worker loop against a real server: claims, runs the handler, settles.
+// The client's worker loop against a real server: claims, runs the handler, settles; stops
+// gracefully, notices lost leases, times out hung handlers, retries a complete that hit a
+// transient error, and renews leases the server capped.
+import { createServer, request } from "node:http";
+import type { AddressInfo } from "node:net";
 import { describe, expect, it, vi } from "vitest";
-import { runWorker } from "../client/index.js";
+import { createCoordinationClient, runWorker } from "../client/index.js";
 import { startTestServer } from "./helpers/test-server.js";
 
 describe("runWorker", () => {
@@ -36,4 +40,231 @@ describe("runWorker", () => {
     await worker.stop();
     await expect(t.api.agents.get.query({ agentId: "worker-1" })).rejects.toMatchObject({ data: { code: "NOT_FOUND" } });
   });
+
+  it("stop() lets a running handler finish and complete it, claims nothing more, then deregisters", async () => {
+    await using t = await startTestServer();
+    const gate = deferred();
+    const started: string[] = [];
+    const worker = await runWorker({
+      api: t.api,
+      agentId: "w-stop",
+      waitMs: 200,
+      handler: async (task, signal) => {
+        started.push(task.id);
+        await Promise.race([gate.promise, untilAborted(signal)]);
+        signal.throwIfAborted();
+        return "done";
+      },
+    });
+    const first = await t.api.tasks.enqueue.mutate({ payload: {}, maxAttempts: 1 });
+    await vi.waitFor(() => expect(started).toEqual([first.id]), { timeout: 5000, interval: 20 });
+    const second = await t.api.tasks.enqueue.mutate({ payload: {} });
+
+    const stopped = worker.stop();
+    gate.open();
+    await stopped;
+
+    expect(await t.api.tasks.get.query({ taskId: first.id })).toMatchObject({ status: "completed", result: "done", attempts: 1, errorHistory: [] });
+    expect(await t.api.tasks.get.query({ taskId: second.id })).toMatchObject({ status: "pending", attempts: 0, leaseOwner: null });
+    expect(started).toEqual([first.id]);
+    expect([worker.completed, worker.failed, worker.lost]).toEqual([1, 0, 0]);
+    await expect(t.api.agents.get.query({ agentId: "w-stop" })).rejects.toMatchObject({ data: { code: "NOT_FOUND" } });
+  });
+
+  it("stop() past stopTimeoutMs aborts the handlers and releases their tasks without charging an attempt", async () => {
+    await using t = await startTestServer();
+    const reasons: string[] = [];
+    const worker = await runWorker({
+      api: t.api,
+      agentId: "w-stop-timeout",
+      concurrency: 2,
+      waitMs: 200,
+      stopTimeoutMs: 200,
+      handler: async (task, signal) => {
+        signal.addEventListener("abort", () => reasons.push((signal.reason as Error).message));
+        // One handler honours the signal, the other ignores it and never returns.
+        if ((task.payload as { polite: boolean }).polite) return untilAborted(signal).then(() => signal.throwIfAborted());
+        return new Promise(() => undefined);
+      },
+    });
+    const tasks = await t.api.tasks.enqueueMany.mutate({ tasks: [{ payload: { polite: true }, maxAttempts: 1 }, { payload: { polite: false }, maxAttempts: 1 }] });
+    await vi.waitFor(async () => expect((await t.api.tasks.stats.query()).totals.claimed).toBe(2), { timeout: 5000, interval: 20 });
+
+    await worker.stop();
+
+    expect(reasons).toEqual(["worker stopped", "worker stopped"]);
+    for (const task of tasks) {
+      expect(await t.api.tasks.get.query({ taskId: task.id })).toMatchObject({ status: "pending", attempts: 0, leaseOwner: null, errorHistory: [] });
+    }
+    expect([worker.completed, worker.failed, worker.lost]).toEqual([0, 0, 0]);
+    await expect(t.api.agents.get.query({ agentId: "w-stop-timeout" })).rejects.toMatchObject({ data: { code: "NOT_FOUND" } });
+  });
+
+  it("a lease lost while the handler runs aborts its signal; the task is neither completed nor failed", async () => {
+    await using t = await startTestServer();
+    const reasons: string[] = [];
+    const worker = await runWorker({
+      api: t.api,
+      agentId: "w-lost",
+      waitMs: 200,
+      leaseMs: 600, // renewed every 200 ms
+      handler: async (task, signal) => {
+        if ((task.payload as { n: number }).n === 2) return "second";
+        await untilAborted(signal);
+        reasons.push((signal.reason as Error).message);
+        return "duplicate work"; // ignored: the run is over
+      },
+    });
+    const first = await t.api.tasks.enqueue.mutate({ payload: { n: 1 } });
+    await vi.waitFor(async () => expect((await t.api.tasks.get.query({ taskId: first.id })).status).toBe("claimed"), { timeout: 5000, interval: 20 });
+    await t.api.tasks.cancel.mutate({ taskId: first.id });
+
+    await vi.waitFor(() => expect(worker.lost).toBe(1), { timeout: 5000, interval: 20 });
+    expect(reasons).toEqual([`lease lost: agent "w-lost" does not hold the lease on task "${first.id}": it is cancelled`]);
+    expect(await t.api.tasks.get.query({ taskId: first.id })).toMatchObject({ status: "cancelled", result: null, attempts: 1, errorHistory: [] });
+
+    // The slot is free again.
+    const second = await t.api.tasks.enqueue.mutate({ payload: { n: 2 } });
+    await vi.waitFor(() => expect(worker.completed).toBe(1), { timeout: 5000, interval: 20 });
+    expect(await t.api.tasks.get.query({ taskId: second.id })).toMatchObject({ status: "completed", result: "second" });
+    expect([worker.completed, worker.failed, worker.lost]).toEqual([1, 0, 1]);
+    await worker.stop();
+  });
+
+  it("a complete answered with CONFLICT counts the task as lost instead of failing it", async () => {
+    await using t = await startTestServer();
+    const gate = deferred();
+    const worker = await runWorker({
+      api: t.api,
+      agentId: "w-late",
+      waitMs: 200,
+      leaseMs: 60_000, // no renewal during the test: only complete finds out
+      handler: async () => {
+        await gate.promise;
+        return "late";
+      },
+    });
+    const task = await t.api.tasks.enqueue.mutate({ payload: {} });
+    await vi.waitFor(async () => expect((await t.api.tasks.get.query({ taskId: task.id })).status).toBe("claimed"), { timeout: 5000, interval: 20 });
+    await t.api.tasks.cancel.mutate({ taskId: task.id });
+    gate.open();
+
+    await vi.waitFor(() => expect(worker.lost).toBe(1), { timeout: 5000, interval: 20 });
+    expect([worker.completed, worker.failed, worker.lost]).toEqual([0, 0, 1]);
+    expect(await t.api.tasks.get.query({ taskId: task.id })).toMatchObject({ status: "cancelled", result: null, attempts: 1, errorHistory: [] });
+    await worker.stop();
+  });
+
+  it("taskTimeoutMs aborts a hung handler and fails its task, and the worker moves on", async () => {
+    await using t = await startTestServer();
+    const reasons: string[] = [];
+    const worker = await runWorker({
+      api: t.api,
+      agentId: "w-timeout",
+      waitMs: 200,
+      taskTimeoutMs: 300,
+      handler: async (task, signal) => {
+        signal.addEventListener("abort", () => reasons.push((signal.reason as Error).message));
+        if ((task.payload as { n: number }).n === 1) return new Promise(() => undefined); // hangs, ignores the signal
+        return "ok";
+      },
+    });
+    const [hung, next] = await t.api.tasks.enqueueMany.mutate({ tasks: [{ payload: { n: 1 }, maxAttempts: 1 }, { payload: { n: 2 } }] });
+
+    await vi.waitFor(async () => expect((await t.api.tasks.get.query({ taskId: next!.id })).status).toBe("completed"), { timeout: 5000, interval: 20 });
+    const failed = await t.api.tasks.get.query({ taskId: hung!.id });
+    expect(failed).toMatchObject({ status: "dead_letter", attempts: 1, lastError: "handler timed out after 300 ms" });
+    expect(failed.errorHistory.map((e) => [e.attempt, e.agentId, e.error])).toEqual([[1, "w-timeout", "handler timed out after 300 ms"]]);
+    expect(reasons).toEqual(["handler timed out after 300 ms"]);
+    expect([worker.completed, worker.failed, worker.lost]).toEqual([1, 1, 0]);
+    await worker.stop();
+  });
+
+  it("a complete that meets a dropped connection and a 503 is retried, not turned into a failure", async () => {
+    await using t = await startTestServer();
+    const proxy = await startFlakyProxy(t.url, ["reset", 503]);
+    const client = createCoordinationClient({ url: proxy.url });
+    const errors: unknown[] = [];
+    const worker = await runWorker({ api: client.api, agentId: "w-flaky", waitMs: 200, onError: (e) => errors.push(e), handler: async () => ({ ok: true }) });
+    try {
+      const task = await t.api.tasks.enqueue.mutate({ payload: {}, maxAttempts: 1 });
+      await vi.waitFor(() => expect(worker.completed).toBe(1), { timeout: 5000, interval: 20 });
+      expect(await t.api.tasks.get.query({ taskId: task.id })).toMatchObject({ status: "completed", result: { ok: true }, attempts: 1, errorHistory: [] });
+      expect([worker.completed, worker.failed, worker.lost]).toEqual([1, 0, 0]);
+      expect(proxy.completeCalls()).toBe(3);
+      expect(errors).toHaveLength(2);
+    } finally {
+      await worker.stop();
+      await client.close();
+      await proxy.close();
+    }
+  });
+
+  it("renews a lease the server capped below the one asked for, from the expiry the server returned", async () => {
+    await using t = await startTestServer({ leaseMs: 900, maxLeaseMs: 900, leaseSweepMs: 50 });
+    const gate = deferred();
+    let claimed: { leaseToken: number; leaseExpiresAt: Date | null } | undefined;
+    const worker = await runWorker({
+      api: t.api,
+      agentId: "w-capped",
+      waitMs: 200,
+      leaseMs: 30_000, // the server grants 900 ms
+      handler: async (task) => {
+        claimed = task;
+        await gate.promise;
+        return "kept";
+      },
+    });
+    const task = await t.api.tasks.enqueue.mutate({ payload: {}, maxAttempts: 5 });
+    await vi.waitFor(() => expect(claimed).toBeDefined(), { timeout: 5000, interval: 20 });
+    const firstExpiry = claimed!.leaseExpiresAt!.getTime();
+    // Still ours, under the same lease, well past the 900 ms first granted.
+    await vi.waitFor(
+      async () => {
+        const now = await t.api.tasks.get.query({ taskId: task.id });
+        expect(now).toMatchObject({ status: "claimed", leaseOwner: "w-capped", leaseToken: claimed!.leaseToken, attempts: 1 });
+        expect(now.leaseExpiresAt!.getTime()).toBeGreaterThan(firstExpiry + 1000);
+      },
+      { timeout: 5000, interval: 50 },
+    );
+    gate.open();
+    await vi.waitFor(() => expect(worker.completed).toBe(1), { timeout: 5000, interval: 20 });
+    expect(await t.api.tasks.get.query({ taskId: task.id })).toMatchObject({ status: "completed", result: "kept", attempts: 1, errorHistory: [] });
+    await worker.stop();
+  });
 });
+
+function deferred(): { promise: Promise<void>; open: () => void } {
+  let open!: () => void;
+  const promise = new Promise<void>((resolve) => (open = resolve));
+  return { promise, open };
+}
+
+function untilAborted(signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => (signal.aborted ? resolve() : signal.addEventListener("abort", () => resolve(), { once: true })));
+}
+
+/** A real HTTP proxy in front of the server that breaks the first tasks.complete requests: "reset" drops the connection, 503 answers like an overloaded load balancer. */
+async function startFlakyProxy(target: string, faults: Array<"reset" | 503>) {
+  let completeCalls = 0;
+  const server = createServer((req, res) => {
+    if (req.url?.includes("tasks.complete")) {
+      completeCalls++;
+      const fault = faults.shift();
+      if (fault === "reset") return void req.socket.destroy();
+      if (fault === 503) return void res.writeHead(503, { "content-type": "text/plain", connection: "close" }).end("Service Unavailable");
+    }
+    const upstream = request(`${target}${req.url}`, { method: req.method, headers: req.headers }, (answer) => {
+      res.writeHead(answer.statusCode ?? 502, answer.headers);
+      answer.pipe(res);
+    });
+    upstream.on("error", () => res.destroy());
+    req.pipe(upstream);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    completeCalls: () => completeCalls,
+    close: () => new Promise<void>((resolve) => (server.closeAllConnections(), server.close(() => resolve()))),
+  };
+}
