@@ -1,11 +1,13 @@
 // Backpressure: a WebSocket subscriber that stops reading is cut off (close code 1013) once it
 // falls more than subscriptionBufferEvents behind, instead of growing the server's memory; it
-// then resumes by lastEventId. Other subscribers are not held back meanwhile.
+// then resumes by lastEventId. Other subscribers are not held back meanwhile. A resume from an
+// old lastEventId (a backfill from the log) also waits for the socket instead of filling it.
 import superjson from "superjson";
 import { describe, expect, it, vi } from "vitest";
 import WebSocket from "ws";
+import { SOCKET_HIGH_WATER } from "../src/events/event-stream.js";
 import { collectEvents, range } from "./helpers/event-collector.js";
-import { startTestServer } from "./helpers/test-server.js";
+import { startTestServer, type TestServer } from "./helpers/test-server.js";
 
 interface RawMessage {
   id: number | null;
@@ -73,4 +75,89 @@ describe("slow WebSocket subscribers", () => {
     fast.unsubscribe();
     resumed.unsubscribe();
   });
+
+  it("a backfill from an old lastEventId waits for a paused socket, then delivers everything in order", async () => {
+    await using t = await startTestServer({ durability: "normal" });
+    const published = await publishBlobs(t, BACKLOG_EVENTS);
+    const streams = t.server.services.events.liveStreams;
+
+    const slow = await openRawSubscription(t, "0");
+    await vi.waitFor(() => expect(streams.size).toBe(1), { timeout: 5000, interval: 5 });
+    const [stream] = streams;
+    // The stream stops yielding once the socket holds more than the high-water mark...
+    await vi.waitFor(() => expect(stream!.waitingForSocket).toBe(true), { timeout: 10_000, interval: 10 });
+    // ...long before the whole log is in flight (kernel buffers hold a few MB; the log is 32 MB).
+    expect(stream!.sent).toBeLessThan(BACKLOG_EVENTS / 2);
+
+    slow.socket.resume();
+    await vi.waitFor(() => expect(slow.data()).toHaveLength(BACKLOG_EVENTS), { timeout: 20_000, interval: 20 });
+    expect(slow.data().map((m) => Number(m.result!.id))).toEqual(published);
+    expect(stream!.sent).toBe(BACKLOG_EVENTS);
+    // Never more than one message above the mark: the check runs before every send.
+    const largestFrame = Math.max(...slow.raw.map((m) => m.length)) + MAX_FRAME_HEADER;
+    expect(stream!.peakSocketBacklog).toBeGreaterThan(SOCKET_HIGH_WATER);
+    expect(stream!.peakSocketBacklog).toBeLessThanOrEqual(SOCKET_HIGH_WATER + largestFrame);
+    slow.socket.close();
+    await vi.waitFor(() => expect(streams.size).toBe(0), { timeout: 5000, interval: 10 });
+  });
+
+  it("a backfill held back by the socket still closes with 1013 when live events overflow the buffer", async () => {
+    await using t = await startTestServer({ durability: "normal", subscriptionBufferEvents: 50 });
+    const { api } = t;
+    const published = await publishBlobs(t, BACKLOG_EVENTS);
+    const streams = t.server.services.events.liveStreams;
+    const slow = await openRawSubscription(t, "0");
+    await vi.waitFor(() => expect([...streams].some((s) => s.waitingForSocket)).toBe(true), { timeout: 10_000, interval: 10 });
+
+    // 51 live events overflow the buffer of 50 while the backfill waits: the stream ends at once.
+    const live: number[] = [];
+    for (const i of range(1, 51)) live.push((await api.events.publish.mutate({ type: "big.live", source: "t", payload: { i } })).seq);
+    await vi.waitFor(() => expect(streams.size).toBe(0), { timeout: 5000, interval: 10 });
+
+    slow.socket.resume();
+    const { code, reason } = await slow.closed;
+    expect(code).toBe(1013);
+    const resumeFrom = Number(/resume with lastEventId (\d+)$/.exec(reason)?.[1]);
+    expect(resumeFrom).toBeLessThan(BACKLOG_EVENTS);
+    // Closed mid-backfill: exactly the events up to the cursor in the reason were delivered.
+    expect(slow.data().map((m) => Number(m.result!.id))).toEqual(published.filter((seq) => seq <= resumeFrom));
+
+    const resumed = collectEvents(api, { types: ["big.*"], lastEventId: String(resumeFrom) });
+    await vi.waitFor(() => expect(resumed.seqs().at(-1)).toBe(live.at(-1)), { timeout: 20_000, interval: 20 });
+    expect(resumed.seqs()).toEqual([...published.filter((seq) => seq > resumeFrom), ...live]);
+    expect(resumed.errors).toEqual([]);
+    resumed.unsubscribe();
+  });
 });
+
+/** 2,000 events of 16 KB: far more than the kernel's socket buffers and the 1 MB high-water mark. */
+const BACKLOG_EVENTS = 2000;
+/** An unmasked server frame's header is at most 10 bytes. */
+const MAX_FRAME_HEADER = 10;
+
+/** Publishes `count` big.blob events in-process (group-committed), returns their seqs in order. */
+async function publishBlobs(t: TestServer, count: number): Promise<number[]> {
+  const blob = "x".repeat(16 * 1024);
+  const seqs: number[] = [];
+  for (let from = 1; from <= count; from += 250) {
+    const batch = range(from, Math.min(from + 249, count)).map((i) => t.server.services.events.publish({ type: "big.blob", source: "t", payload: { i, blob } }));
+    seqs.push(...(await Promise.all(batch)).map((e) => e.seq));
+  }
+  return seqs.sort((a, b) => a - b);
+}
+
+/** A raw tRPC WebSocket subscription to big.* from `lastEventId`, paused before anything arrives. */
+async function openRawSubscription(t: TestServer, lastEventId: string) {
+  const socket = new WebSocket(`${t.url.replace(/^http/, "ws")}/trpc`);
+  const raw: Buffer[] = [];
+  socket.on("message", (data: Buffer) => raw.push(data));
+  const closed = new Promise<{ code: number; reason: string }>((resolve) =>
+    socket.on("close", (code, reason) => resolve({ code, reason: reason.toString() })),
+  );
+  await new Promise<void>((resolve, reject) => socket.once("open", () => resolve()).once("error", reject));
+  const input = superjson.serialize({ types: ["big.*"], lastEventId });
+  socket.send(JSON.stringify({ id: 1, method: "subscription", params: { path: "events.onEvent", input } }));
+  socket.pause();
+  const data = () => raw.map((m) => JSON.parse(String(m)) as RawMessage).filter((m) => m.result?.type === "data");
+  return { socket, raw, closed, data };
+}

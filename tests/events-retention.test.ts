@@ -68,6 +68,12 @@ describe("event retention", () => {
     expect(atBoundary.ids).toEqual(range(6, 11).map(String));
     expect(atBoundary.errors).toEqual([]);
     atBoundary.unsubscribe();
+
+    // lastEventId "0" means "everything retained", like fromSeq 0: no error after pruning.
+    const everything = collectEvents(api, { types: ["job.*"], lastEventId: "0" });
+    await vi.waitFor(() => expect(everything.seqs()).toEqual(range(6, 11)), { timeout: 5000, interval: 10 });
+    expect(everything.errors).toEqual([]);
+    everything.unsubscribe();
   });
 
   it("refuses positions beyond the newest event instead of silently skipping what comes next", async () => {
@@ -82,5 +88,69 @@ describe("event retention", () => {
     expect(ahead.errors[0]).toMatchObject({ data: { code: "BAD_REQUEST", reason: "INVALID_INPUT" } });
     // The head itself is a valid position: nothing to replay, live events follow.
     expect((await api.events.subscribe.mutate({ agentId: "head", types: ["*"], fromSeq: 1 })).cursor).toBe(1);
+  });
+
+  it("manual ack: a subscriber that matched nothing is not left behind when unrelated events are pruned", async () => {
+    await using t = await startTestServer({ eventRetentionCount: 5, eventPruneMs: 3_600_000 });
+    const { api } = t;
+    await api.events.subscribe.mutate({ agentId: "quiet", types: ["deploy.*"] });
+    for (const i of range(1, 10)) await api.events.publish.mutate({ type: "job.x", source: "t", payload: i });
+    expect(await api.events.poll.mutate({ agentId: "quiet", ack: "manual" })).toEqual([]);
+    // Nothing matched up to the head, so the cursor skipped there with nothing acked.
+    expect((await api.events.subscription.query({ agentId: "quiet" })).cursor).toBe(10);
+
+    await t.server.services.jobs.eventPruner.runNow();
+    expect(t.server.services.eventStore.prunedThroughSeq()).toBe(5);
+    expect(await api.events.poll.mutate({ agentId: "quiet", ack: "manual" })).toEqual([]);
+
+    // A matching event still waits for its ack: polled again until acked (at-least-once).
+    const deploy = await api.events.publish.mutate({ type: "deploy.done", source: "t" });
+    const noise = await api.events.publish.mutate({ type: "job.x", source: "t" });
+    expect((await api.events.poll.mutate({ agentId: "quiet", ack: "manual" })).map((e) => e.seq)).toEqual([deploy.seq]);
+    expect((await api.events.poll.mutate({ agentId: "quiet", ack: "manual" })).map((e) => e.seq)).toEqual([deploy.seq]);
+    expect((await api.events.subscription.query({ agentId: "quiet" })).cursor).toBe(10);
+    expect((await api.events.ack.mutate({ agentId: "quiet", seq: deploy.seq })).cursor).toBe(deploy.seq);
+    expect(await api.events.poll.mutate({ agentId: "quiet", ack: "manual" })).toEqual([]);
+    expect((await api.events.subscription.query({ agentId: "quiet" })).cursor).toBe(noise.seq);
+  });
+
+  it("after EVENTS_PRUNED, resubscribing without fromSeq restarts at the head, as the error says", async () => {
+    await using t = await startTestServer({ eventRetentionCount: 5, eventPruneMs: 3_600_000 });
+    const { api } = t;
+    await api.events.subscribe.mutate({ agentId: "lagger", types: ["job.*"] });
+    for (const i of range(1, 10)) await api.events.publish.mutate({ type: "job.x", source: "t", payload: i });
+    await t.server.services.jobs.eventPruner.runNow();
+
+    const error = await api.events.poll.mutate({ agentId: "lagger" }).catch((e: unknown) => e);
+    expect(error).toMatchObject(PRUNED);
+    expect((error as Error).message).toBe(
+      "cursor 0 is behind the retained event log: events up to 5 were pruned. " +
+        "Resubscribe with fromSeq 0 (or fromSeq >= 5) to read what is retained, or without fromSeq to skip to the newest event.",
+    );
+    // Following the advice works: the cursor moves to the head, and new events follow.
+    const resubscribed = await api.events.subscribe.mutate({ agentId: "lagger", types: ["job.*"] });
+    expect(resubscribed.cursor).toBe(10);
+    expect(await api.events.poll.mutate({ agentId: "lagger" })).toEqual([]);
+    const next = await api.events.publish.mutate({ type: "job.x", source: "t" });
+    expect((await api.events.poll.mutate({ agentId: "lagger" })).map((e) => e.seq)).toEqual([next.seq]);
+
+    // A cursor inside the retained log is kept when subscribing again (here: adding a type).
+    await api.events.subscribe.mutate({ agentId: "reader", types: ["job.*"], fromSeq: 7 });
+    const widened = await api.events.subscribe.mutate({ agentId: "reader", types: ["build.*"] });
+    expect(widened).toMatchObject({ cursor: 7, types: ["build.*", "job.*"] });
+  });
+
+  it("fromSeq 0 replays everything retained, even after pruning", async () => {
+    await using t = await startTestServer({ eventRetentionCount: 5, eventPruneMs: 3_600_000 });
+    const { api } = t;
+    for (const i of range(1, 10)) await api.events.publish.mutate({ type: "job.x", source: "t", payload: i });
+    await t.server.services.jobs.eventPruner.runNow();
+    expect(t.server.services.eventStore.prunedThroughSeq()).toBe(5);
+
+    const replay = await api.events.subscribe.mutate({ agentId: "replay", types: ["job.*"], fromSeq: 0 });
+    expect(replay.cursor).toBe(5);
+    expect((await api.events.poll.mutate({ agentId: "replay" })).map((e) => e.seq)).toEqual(range(6, 10));
+    // Other positions behind the retained log are still refused.
+    await expect(api.events.subscribe.mutate({ agentId: "replay", types: ["job.*"], fromSeq: 1 })).rejects.toMatchObject(PRUNED);
   });
 });

@@ -1,4 +1,5 @@
 // tRPC procedures of the event stream, including the live WebSocket subscription.
+import { TRPCError } from "@trpc/server";
 import { z } from "zod";
 import { procedure, router } from "../trpc/init.js";
 import {
@@ -62,14 +63,17 @@ export const eventRouter = router({
   /** Live events over WebSocket; tracked by seq, so a reconnecting client resumes where it left off. */
   onEvent: procedure.input(onEventInput).subscription(({ ctx, input, signal }) => {
     const { services, socket } = ctx;
+    // WebSocket only: backpressure and the overflow close need the socket. Server-sent events are
+    // also disabled in src/trpc/init.ts; this names the reason should anything else call it.
+    if (!socket) throw new TRPCError({ code: "METHOD_NOT_SUPPORTED", message: "events.onEvent is served over WebSocket only" });
     return streamEvents(
       {
         bus: services.bus,
         events: services.eventStore,
         service: services.events,
         bufferLimit: services.config.subscriptionBufferEvents,
-        onOverflow: (reason) => socket?.close(1013, reason.slice(0, 120)),
-        ...(socket ? { socketBacklog: () => socket.bufferedAmount } : {}),
+        onOverflow: (reason) => socket.close(1013, reason.slice(0, 120)),
+        socketBacklog: () => socket.bufferedAmount,
       },
       input,
       signal,

@@ -55,7 +55,11 @@ export type Subscription = z.infer<typeof subscriptionSchema>;
 export const subscribeInput = z.object({
   agentId,
   types: patternList.refine((t) => t.length > 0, "types must name at least one type or pattern"),
-  /** Start after this seq instead of at the head of the log (0 replays everything retained). */
+  /**
+   * Start after this seq (0 replays everything retained, even after pruning). Omitted: a new
+   * subscription starts at the head; an existing one keeps its cursor, or restarts at the head
+   * if that cursor fell behind the retained log (the way out of EVENTS_PRUNED).
+   */
   fromSeq: seq.optional(),
 });
 export const unsubscribeInput = z.object({

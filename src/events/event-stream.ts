@@ -28,11 +28,21 @@ export interface StreamDeps {
    * Bytes queued on the client's socket. tRPC's WebSocket adapter sends every yielded value at
    * once, so without this check a slow reader would pile events up inside the socket instead.
    */
-  socketBacklog?: () => number;
+  socketBacklog: () => number;
 }
 
-/** Above this many unsent bytes on the socket, the stream stops yielding and lets the buffer fill. */
-const SOCKET_HIGH_WATER = 1 << 20;
+/** What one open stream has done so far (observability: operators and tests see backpressure work). */
+export interface LiveStreamStats {
+  /** Events handed to the socket. */
+  sent: number;
+  /** The most unsent bytes seen on the socket right after an event was handed to it. */
+  peakSocketBacklog: number;
+  /** True while the stream waits for the socket to drain below SOCKET_HIGH_WATER. */
+  waitingForSocket: boolean;
+}
+
+/** Above this many unsent bytes on the socket, the stream stops yielding (backfill and live alike). */
+export const SOCKET_HIGH_WATER = 1 << 20;
 const DRAIN_CHECK_MS = 10;
 
 const BACKFILL_PAGE = 500;
@@ -59,10 +69,41 @@ export async function* streamEvents(
   });
   const onAbort = () => wake?.();
   signal?.addEventListener("abort", onAbort);
+  const stats: LiveStreamStats = { sent: 0, peakSocketBacklog: 0, waitingForSocket: false };
+  deps.service.liveStreams.add(stats);
+  let cursor = deps.bus.lastSeq;
+
+  /**
+   * Runs before every yield, backfill and live alike: false when the stream must end (aborted,
+   * or the buffer overflowed, which closes the connection: during a backfill the buffer fills
+   * from the bus too), else it waits while the socket holds more than SOCKET_HIGH_WATER bytes.
+   */
+  const readyToYield = async (): Promise<boolean> => {
+    for (;;) {
+      if (signal?.aborted) return false;
+      if (overflowed) {
+        deps.onOverflow(`subscriber fell more than ${deps.bufferLimit} events behind; resume with lastEventId ${cursor}`);
+        return false;
+      }
+      // The adapter sent the last value before asking for the next: the backlog includes it.
+      const backlog = deps.socketBacklog();
+      stats.peakSocketBacklog = Math.max(stats.peakSocketBacklog, backlog);
+      stats.waitingForSocket = backlog > SOCKET_HIGH_WATER;
+      if (!stats.waitingForSocket) return true;
+      // WebSocket has no drain event to await; look again shortly.
+      await new Promise<void>((resolve) => setTimeout(resolve, DRAIN_CHECK_MS));
+    }
+  };
+  const envelope = (event: CoordinationEvent) => {
+    cursor = event.seq;
+    stats.sent++;
+    return tracked(String(event.seq), event);
+  };
+
   try {
-    let cursor = deps.bus.lastSeq;
     if (request.lastEventId != null) {
-      cursor = Number(request.lastEventId);
+      // "0" asks for everything retained, like subscribe's fromSeq 0: start where the log now begins.
+      cursor = request.lastEventId === "0" ? deps.events.prunedThroughSeq() : Number(request.lastEventId);
       deps.service.assertReadable(cursor, "lastEventId");
       // Backfill what was published while the client was away, page by page, up to the live edge.
       for (;;) {
@@ -70,23 +111,14 @@ export async function* streamEvents(
         deps.service.assertRetained(cursor, "lastEventId");
         const page = deps.events.readMatching(recipient, patterns, cursor, BACKFILL_PAGE);
         for (const event of page) {
-          if (signal?.aborted) return;
-          cursor = event.seq;
-          yield tracked(String(event.seq), event);
+          if (!(await readyToYield())) return;
+          yield envelope(event);
         }
         if (page.length < BACKFILL_PAGE) break;
       }
     }
-    while (!signal?.aborted) {
-      if (overflowed) {
-        deps.onOverflow(`subscriber fell more than ${deps.bufferLimit} events behind; resume with lastEventId ${cursor}`);
-        return;
-      }
-      if (deps.socketBacklog && deps.socketBacklog() > SOCKET_HIGH_WATER) {
-        // WebSocket has no drain event to await; look again shortly (the buffer keeps filling meanwhile).
-        await new Promise<void>((resolve) => setTimeout(resolve, DRAIN_CHECK_MS));
-        continue;
-      }
+    for (;;) {
+      if (!(await readyToYield())) return;
       const event = buffer.shift();
       if (event === undefined) {
         await new Promise<void>((resolve) => (wake = resolve));
@@ -94,8 +126,7 @@ export async function* streamEvents(
         continue;
       }
       if (event.seq <= cursor) continue;
-      cursor = event.seq;
-      yield tracked(String(event.seq), event);
+      yield envelope(event);
     }
   } catch (error) {
     // Thrown while iterating, where the procedure's error middleware no longer applies:
@@ -105,5 +136,6 @@ export async function* streamEvents(
   } finally {
     unlisten();
     signal?.removeEventListener("abort", onAbort);
+    deps.service.liveStreams.delete(stats);
   }
 }

@@ -28,6 +28,9 @@ const t = initTRPC
     transformer: superjson,
     // Never send stack traces to clients; they are logged by the server's onError.
     isDev: false,
+    // Subscriptions over WebSocket only. Over SSE (a GET to /trpc/events.onEvent) a stream has no
+    // socket to apply backpressure to or close on overflow, and it held shutdown for
+    // shutdownTimeoutMs. Disabled, the GET gets one METHOD_NOT_SUPPORTED error event and ends.
     sse: { enabled: false },
     errorFormatter({ shape, error }) {
       const cause = error.cause;
