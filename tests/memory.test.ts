@@ -1,7 +1,7 @@
 // Pre-execution memory: execution records from finished runs, notes, ranked recall, FTS-safe
 // input, and the context a claim hands out with each task.
 import { describe, expect, it } from "vitest";
-import { extractTerms, payloadText, toFtsQuery } from "../src/memory/fts-query.js";
+import { extractTerms, matchAny, payloadText } from "../src/memory/fts-query.js";
 import { rest, startTestServer } from "./helpers/test-server.js";
 
 describe("pre-execution memory", () => {
@@ -47,7 +47,7 @@ describe("pre-execution memory", () => {
     expect((await t.api.memory.recall.query({ query: 'gate" OR "x' }))[0]!.memory.content).toContain("gate");
     const viaRest = await rest(t.url, "GET", `/memory/recall?query=${encodeURIComponent('"NEAR(')}`);
     expect(viaRest.status).toBe(200);
-    expect(toFtsQuery('say "hi" NEAR(x)')).toBe('"say" OR "hi" OR "near"');
+    expect(matchAny(extractTerms('say "hi" NEAR(x)'))).toBe('"say" OR "hi" OR "near"');
     expect(extractTerms("(((")).toEqual([]);
   });
 

@@ -13,11 +13,8 @@ export function extractTerms(text: string): string[] {
 /** One term as an FTS5 string literal: matched as a word, never read as syntax. */
 export const quoteTerm = (term: string): string => `"${term.replaceAll('"', '""')}"`;
 
-/** An FTS5 MATCH expression matching any of the terms, or null when there is nothing to search. */
-export function toFtsQuery(text: string): string | null {
-  const terms = extractTerms(text);
-  return terms.length === 0 ? null : terms.map(quoteTerm).join(" OR ");
-}
+/** An FTS5 MATCH expression matching any of the terms (each quoted, so never read as syntax). */
+export const matchAny = (terms: readonly string[]): string => terms.map(quoteTerm).join(" OR ");
 
 /**
  * The searchable text of a JSON payload: its keys and string/number values, at most `limit`

@@ -7,7 +7,7 @@ import type { WriteContext, Writer } from "../db/writer.js";
 import { notFound } from "../errors.js";
 import type { Task } from "../tasks/task-schemas.js";
 import { toTask, type TaskRow, type TaskStore } from "../tasks/task-store.js";
-import { extractTerms, payloadText, quoteTerm } from "./fts-query.js";
+import { extractTerms, matchAny, payloadText, quoteTerm } from "./fts-query.js";
 import type { Memory, MemoryMatch, RecallRequest, RememberRequest } from "./memory-schemas.js";
 import { toMemory, type MemoryFilter, type MemoryStore, type ScoringFields } from "./memory-store.js";
 
@@ -124,7 +124,7 @@ export class MemoryService {
       .slice(0, CANDIDATES)
       .forEach(([seq, hits]) => relevance.set(seq, (0.5 * hits) / commonTerms));
     if (rare.length > 0) {
-      const found = this.memories.search(rare.map(quoteTerm).join(" OR "), filter, CANDIDATES);
+      const found = this.memories.search(matchAny(rare), filter, CANDIDATES);
       const best = Math.max(...found.map((r) => -r.bm25), Number.EPSILON);
       for (const row of found) relevance.set(row.seq, 0.5 + (0.5 * -row.bm25) / best);
     }

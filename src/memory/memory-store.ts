@@ -71,7 +71,7 @@ export class MemoryStore {
   }
 
   /**
-   * Full-text candidates, best bm25 first. `match` must come from toFtsQuery. bm25 has to score
+   * Full-text candidates, best bm25 first. `match` must come from matchAny. bm25 has to score
    * every row the query matches, so callers pass only rare terms (see MemoryService.rank).
    */
   search(match: string, filter: MemoryFilter, limit: number): Array<MemoryRow & { bm25: number }> {
