@@ -1,5 +1,6 @@
 // HTTP error handling on a real server: every failure is a JSON answer with the right status
 // (never a 500 for a client mistake), and an internal error never shows its cause or stack.
+import { request } from "node:http";
 import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestServer, type TestServer } from "./helpers/test-server.js";
@@ -70,6 +71,36 @@ describe("HTTP errors", () => {
     }
     // Nothing was enqueued by those.
     expect((await send(`${t.url}/tasks`)).body.items).toEqual([]);
+  });
+
+  it("answers an endless chunked body with 413 and closes the connection, without reading on", async () => {
+    const { port } = new URL(t.url);
+    const outcome = await new Promise<{ status: number | undefined; bytesWritten: number }>((resolve, reject) => {
+      let bytesWritten = 0;
+      let done = false;
+      const req = request({ host: "127.0.0.1", port, method: "POST", path: "/tasks", headers: { "content-type": "application/json" } });
+      req.on("response", (res) => {
+        done = true;
+        res.resume();
+        resolve({ status: res.statusCode, bytesWritten });
+        req.destroy();
+      });
+      req.on("error", (error) => (done ? undefined : reject(error)));
+      const chunk = Buffer.alloc(16 * 1024, "x");
+      // Bounded: the test gives up after 20 MB; the server must answer long before.
+      const pump = () => {
+        while (!done && bytesWritten < 20 * 1024 * 1024) {
+          bytesWritten += chunk.length;
+          if (!req.write(chunk)) return void req.once("drain", pump);
+        }
+        if (!done) req.end();
+      };
+      req.write("{");
+      pump();
+    });
+    expect(outcome.status).toBe(413);
+    expect(outcome.bytesWritten).toBeLessThan(20 * 1024 * 1024);
+    expect((await send(`${t.url}/health`, { method: "GET" })).status).toBe(200);
   });
 
   it("answers a body over maxBodyBytes with 413, on REST (declared or chunked) and on /trpc", async () => {

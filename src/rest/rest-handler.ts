@@ -17,7 +17,7 @@ import type { Logger } from "../logger.js";
 import type { Services } from "../services.js";
 import { appRouter } from "../trpc/app-router.js";
 import { describeIssues, type Context } from "../trpc/init.js";
-import { clientGoneSignal, readBody, sendJson } from "../server/http-io.js";
+import { clientGoneSignal, readBody, sendJson, sendTooLarge } from "../server/http-io.js";
 
 /** Procedures whose `null` result means "nothing available": REST answers 204 No Content. */
 const EMPTY_MEANS_NO_CONTENT = new Set(["tasks.claim", "tasks.claimNext"]);
@@ -87,7 +87,7 @@ export function createRestHandler(services: Services, log: Logger) {
     if (METHODS_WITH_BODY.has(req.method ?? "")) {
       const body = await readBody(req, services.config.maxBodyBytes);
       if (body.kind === "too-large") {
-        return sendJson(res, 413, { code: "PAYLOAD_TOO_LARGE", message: `Request body exceeds ${services.config.maxBodyBytes} bytes` });
+        return sendTooLarge(res, services.config.maxBodyBytes);
       }
       if (body.text.trim() === "") req.body = {};
       else {

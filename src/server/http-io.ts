@@ -8,25 +8,33 @@ export function sendJson(res: ServerResponse, status: number, body: unknown): vo
 }
 
 /**
- * Reads a request body up to `limit` bytes. Past the limit it stops keeping data but drains the
- * rest, so the connection stays usable for the 413 answer.
+ * Reads a request body up to `limit` bytes. Past the limit it answers "too-large" at once and
+ * reads no further: the 413 goes out with `connection: close` (see sendTooLarge), so a client
+ * streaming an endless chunked body cannot keep the server reading.
  */
 export function readBody(req: IncomingMessage, limit: number): Promise<{ kind: "ok"; text: string } | { kind: "too-large" }> {
   const declared = Number(req.headers["content-length"]);
-  if (Number.isFinite(declared) && declared > limit) {
-    req.resume();
-    return Promise.resolve({ kind: "too-large" });
-  }
+  if (Number.isFinite(declared) && declared > limit) return Promise.resolve({ kind: "too-large" });
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
-    req.on("data", (chunk: Buffer) => {
+    const onData = (chunk: Buffer) => {
       size += chunk.length;
-      if (size <= limit) chunks.push(chunk);
-    });
-    req.on("end", () => resolve(size > limit ? { kind: "too-large" } : { kind: "ok", text: Buffer.concat(chunks).toString("utf8") }));
+      if (size <= limit) return void chunks.push(chunk);
+      req.off("data", onData);
+      req.pause();
+      resolve({ kind: "too-large" });
+    };
+    req.on("data", onData);
+    req.on("end", () => resolve({ kind: "ok", text: Buffer.concat(chunks).toString("utf8") }));
     req.on("error", reject);
   });
+}
+
+/** 413, then the connection is closed: the rest of the oversized body is never read. */
+export function sendTooLarge(res: ServerResponse, limit: number): void {
+  res.setHeader("connection", "close");
+  sendJson(res, 413, { code: "PAYLOAD_TOO_LARGE", message: `Request body exceeds ${limit} bytes` });
 }
 
 /** Aborts when the connection closes before the response was sent: the client went away. */
