@@ -4,7 +4,7 @@ import { AgentService } from "./agents/agent-service.js";
 import { AgentStore } from "./agents/agent-store.js";
 import { healthCutoffs } from "./agents/health-cutoffs.js";
 import type { Config } from "./config.js";
-import { applyMigrations } from "./db/migrate.js";
+import { applyMigrations, unknownMigrations } from "./db/migrate.js";
 import { openDatabase, type SqliteDatabase } from "./db/open-database.js";
 import { createPrismaClient, type Prisma } from "./db/prisma.js";
 import { Statements } from "./db/statements.js";
@@ -53,6 +53,10 @@ export function createCoordination(config: Config, log: Logger): Coordination {
   let prisma: Prisma | undefined;
   try {
     const migrationsApplied = applyMigrations(db);
+    const unknown = unknownMigrations(db);
+    if (unknown.length > 0) {
+      log.warn({ migrations: unknown }, "the database has migrations this version does not know: was it migrated by a newer version?");
+    }
     prisma = createPrismaClient(config);
     const statements = new Statements(db);
     const writer = new Writer(db);

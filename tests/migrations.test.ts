@@ -7,7 +7,7 @@ import { join } from "node:path";
 import Database from "better-sqlite3";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { loadConfig } from "../src/config.js";
-import { applyMigrations, defaultMigrationsDir, MigrationError, readMigrations } from "../src/db/migrate.js";
+import { applyMigrations, defaultMigrationsDir, MigrationError, readMigrations, unknownMigrations } from "../src/db/migrate.js";
 import { openDatabase, type SqliteDatabase } from "../src/db/open-database.js";
 import { createServer } from "../src/server/create-server.js";
 import { CliProcess, killAllCli, runCli } from "./helpers/cli-process.js";
@@ -64,6 +64,16 @@ describe("applyMigrations", () => {
     db.close();
     // A new connection, as after a restart.
     expect(applyMigrations(openDb())).toEqual([]);
+  });
+
+  it("names migrations in the database that this version does not ship (a downgrade)", () => {
+    const db = openDb();
+    applyMigrations(db);
+    expect(unknownMigrations(db)).toEqual([]);
+    db.prepare(
+      `INSERT INTO "_prisma_migrations" (id, checksum, finished_at, migration_name, started_at, applied_steps_count) VALUES ('x', 'c', '2030-01-01 00:00:00.000+00:00', '20300101000000_future', '2030-01-01 00:00:00.000+00:00', 1)`,
+    ).run();
+    expect(unknownMigrations(db)).toEqual(["20300101000000_future"]);
   });
 
   it("records each migration as Prisma does: sha256 of migration.sql, finished, one step", () => {

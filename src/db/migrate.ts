@@ -91,3 +91,16 @@ export function applyMigrations(db: SqliteDatabase, dir = defaultMigrationsDir()
   }
   return applied;
 }
+
+/**
+ * Migrations recorded in the database that this version does not ship: the database was
+ * migrated by a newer version (a downgrade). The server still starts, but says so.
+ */
+export function unknownMigrations(db: SqliteDatabase, dir = defaultMigrationsDir()): string[] {
+  const known = new Set(readMigrations(dir).map((m) => m.name));
+  return db
+    .prepare<[], string>(`SELECT migration_name FROM "_prisma_migrations" WHERE rolled_back_at IS NULL ORDER BY migration_name`)
+    .pluck()
+    .all()
+    .filter((name) => !known.has(name));
+}
