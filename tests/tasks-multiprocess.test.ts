@@ -3,21 +3,30 @@
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { afterEach, describe, expect, it } from "vitest";
-import { startServerProcess, type ServerProcess } from "./helpers/server-process.js";
+import { CliProcess, killAllCli } from "./helpers/cli-process.js";
 import { makeTempDir, rest } from "./helpers/test-server.js";
 
-let processes: ServerProcess[] = [];
-afterEach(async () => {
-  await Promise.all(processes.map((p) => p.stop()));
-  processes = [];
-});
+afterEach(killAllCli);
+
+interface Server {
+  url: string;
+  cli: CliProcess;
+}
+
+/** Two real server processes (the CLI) on the same database file. */
+async function startTwo(env: Record<string, string>): Promise<[Server, Server]> {
+  const start = async () => {
+    const cli = new CliProcess({ env: { COORDINATION_PORT: "0", ...env } });
+    return { url: await cli.waitForUrl(), cli };
+  };
+  return [await start(), await start()];
+}
 
 describe("two server processes on one database file", () => {
   it("claim concurrently: no task claimed twice, none lost, no error surfaced", async () => {
     const dir = makeTempDir();
     const env = { COORDINATION_DB_PATH: join(dir, "shared.db"), COORDINATION_LOG_LEVEL: "info", COORDINATION_MEMORY_CONTEXT_LIMIT: "0" };
-    processes = [await startServerProcess({ env }), await startServerProcess({ env })];
-    const [a, b] = processes as [ServerProcess, ServerProcess];
+    const [a, b] = await startTwo(env);
 
     const total = 600;
     // Enqueue through both processes at once, so their writes contend too.
@@ -29,7 +38,7 @@ describe("two server processes on one database file", () => {
 
     const claims: Array<{ id: string; by: string }> = [];
     const errors: string[] = [];
-    const claimer = async (server: ServerProcess, agent: string) => {
+    const claimer = async (server: Server, agent: string) => {
       for (;;) {
         const claim = await rest(server.url, "GET", `/tasks/claim/${agent}`);
         if (claim.status === 204) return;
@@ -60,14 +69,14 @@ describe("two server processes on one database file", () => {
     } finally {
       db.close();
     }
-    expect(processes.map((p) => p.output())).not.toContainEqual(expect.stringContaining('"level":50'));
+    // No error was logged by either process.
+    for (const server of [a, b]) expect(server.cli.logLines().filter((line) => Number(line.level) >= 50)).toEqual([]);
   });
 
   it("a task enqueued through one process wakes a long-poll claim waiting on the other", async () => {
     const dir = makeTempDir();
     const env = { COORDINATION_DB_PATH: join(dir, "shared.db"), COORDINATION_CROSS_PROCESS_POLL_MS: "50" };
-    processes = [await startServerProcess({ env }), await startServerProcess({ env })];
-    const [a, b] = processes as [ServerProcess, ServerProcess];
+    const [a, b] = await startTwo(env);
     const waiting = rest(b.url, "GET", "/tasks/claim/waiter?waitMs=10000");
     const task = await rest(a.url, "POST", "/tasks", { payload: { from: "a" } });
     const claimed = await waiting;
