@@ -3,7 +3,7 @@
 import type { Config } from "../config.js";
 import { fromJsonText, toDate } from "../db/columns.js";
 import type { Prisma } from "../db/prisma.js";
-import type { WriteContext, Writer } from "../db/writer.js";
+import type { Writer } from "../db/writer.js";
 import { notFound } from "../errors.js";
 import type { EventStore } from "../events/event-store.js";
 import type { TaskService } from "../tasks/task-service.js";
@@ -11,7 +11,6 @@ import type { Agent, AgentHealth } from "./agent-schemas.js";
 import type { AgentRow, AgentStore } from "./agent-store.js";
 import { healthAt, type HealthCutoffs } from "./health-cutoffs.js";
 
-const SOURCE = "coordination";
 const HEALTH_RANK: Record<AgentHealth, number> = { healthy: 0, stale: 1, offline: 2 };
 
 export interface AgentServiceDeps {
@@ -33,7 +32,7 @@ export class AgentService {
       const before = this.d.agents.get(request.agentId);
       const capabilities = [...new Set(request.capabilities)].sort();
       const row = this.d.agents.upsert(request.agentId, capabilities, JSON.stringify(request.metadata), ctx.now);
-      this.publish(ctx, before ? "agent.updated" : "agent.registered", {
+      this.d.events.appendSystem(ctx, before ? "agent.updated" : "agent.registered", {
         agentId: request.agentId,
         capabilities,
         health: "healthy",
@@ -51,7 +50,7 @@ export class AgentService {
       // Publish changes only: a heartbeat that changes nothing is not an event.
       if (before.health !== "healthy" || before.status !== row.status) {
         this.d.agents.setHealth(request.agentId, "healthy", ctx.now);
-        this.publish(ctx, "agent.updated", { agentId: request.agentId, health: "healthy", previousHealth: before.health, status: row.status });
+        this.d.events.appendSystem(ctx, "agent.updated", { agentId: request.agentId, health: "healthy", previousHealth: before.health, status: row.status });
       }
       return this.toAgent({ ...row, health: "healthy" }, this.d.agents.capabilitiesOf(request.agentId), ctx.now);
     });
@@ -65,7 +64,7 @@ export class AgentService {
       const capabilities = this.d.agents.capabilitiesOf(agentId);
       const released = this.d.tasks.releaseClaimsOf(ctx, agentId, `agent ${agentId} deregistered`);
       this.d.agents.delete(agentId);
-      this.publish(ctx, "agent.deregistered", { agentId, releasedTasks: released });
+      this.d.events.appendSystem(ctx, "agent.deregistered", { agentId, releasedTasks: released });
       return this.toAgent(row, capabilities, ctx.now);
     });
   }
@@ -104,7 +103,7 @@ export class AgentService {
         this.d.agents.setHealth(agent.id, agent.current, ctx.now);
         const released = agent.current === "offline" ? this.d.tasks.releaseClaimsOf(ctx, agent.id, `agent ${agent.id} went offline`) : 0;
         const type = agent.current === "healthy" ? "agent.updated" : `agent.${agent.current}`;
-        this.publish(ctx, type, {
+        this.d.events.appendSystem(ctx, type, {
           agentId: agent.id,
           health: agent.current,
           previousHealth: agent.health,
@@ -139,7 +138,4 @@ export class AgentService {
     };
   }
 
-  private publish(ctx: WriteContext, type: string, payload: Record<string, unknown>): void {
-    this.d.events.append({ type, source: SOURCE, payload }, ctx.now);
-  }
 }

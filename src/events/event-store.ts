@@ -47,9 +47,16 @@ export const toSubscription = (row: SubscriptionRow): Subscription => ({
 });
 
 const PRUNED_THROUGH_KEY = "events.prunedThroughSeq";
+/** The `source` of the events the server publishes about its own state changes. */
+const SYSTEM_SOURCE = "coordination";
 
 export class EventStore {
   constructor(private readonly st: Statements) {}
+
+  /** A system event (task and agent state changes), published by the server itself. */
+  appendSystem(ctx: { now: number }, type: string, payload: Record<string, unknown>): CoordinationEvent {
+    return this.append({ type, source: SYSTEM_SOURCE, payload }, ctx.now);
+  }
 
   append(event: NewEvent, now: number): CoordinationEvent {
     const row = this.st

@@ -16,8 +16,6 @@ import { readTaskStats } from "./task-stats.js";
 import type { ClaimedTask, ClaimRequest, EnqueueRequest, ListRequest, Task, TaskStats } from "./task-schemas.js";
 import { toTask, type ClaimFilter, type TaskRow, type TaskStore } from "./task-store.js";
 
-const SOURCE = "coordination";
-
 export interface TaskServiceDeps {
   config: Config;
   writer: Writer;
@@ -98,11 +96,11 @@ export class TaskService {
 
   complete(request: SettleRequest & { result?: unknown }): Promise<Task> {
     return this.d.writer.write((ctx) => {
-      const existing = this.d.tasks.findById(request.taskId);
+      const current = this.findTask(request.taskId);
       // A retried complete (its first response lost) gets the same answer, not a conflict.
-      if (existing?.status === "completed" && this.isHolder(existing, request)) return toTask(existing);
-      const row = this.d.tasks.complete(this.heldTask(request).seq, request.result, ctx.now);
-      this.publish(ctx, "task.completed", { taskId: row.id, queue: row.queue, agentId: row.leaseOwner, attempt: row.attempts });
+      if (current.status === "completed" && this.isHolder(current, request)) return toTask(current);
+      const row = this.d.tasks.complete(this.assertHeld(current, request).seq, request.result, ctx.now);
+      this.d.events.appendSystem(ctx, "task.completed", { taskId: row.id, queue: row.queue, agentId: row.leaseOwner, attempt: row.attempts });
       this.d.memory.recordExecution(ctx, row, "completed");
       return toTask(row);
     });
@@ -112,7 +110,7 @@ export class TaskService {
     return this.d.writer.write((ctx) => {
       const held = this.heldTask(request);
       const retryAt = request.retry && held.attempts < held.maxAttempts ? ctx.now + this.backoff(held.attempts) : null;
-      this.publish(ctx, "task.failed", {
+      this.d.events.appendSystem(ctx, "task.failed", {
         taskId: held.id,
         queue: held.queue,
         agentId: held.leaseOwner,
@@ -125,12 +123,7 @@ export class TaskService {
   }
 
   release(request: SettleRequest & { agentId: string; delayMs?: number | undefined }): Promise<Task> {
-    return this.d.writer.write((ctx) => {
-      const row = this.d.tasks.release(this.heldTask(request).seq, ctx.now + (request.delayMs ?? 0), ctx.now);
-      this.publish(ctx, "task.released", { taskId: row.id, queue: row.queue, agentId: request.agentId });
-      ctx.afterCommit(() => this.d.taskAvailable.notify());
-      return toTask(row);
-    });
+    return this.d.writer.write((ctx) => toTask(this.releaseRow(ctx, this.heldTask(request), ctx.now + (request.delayMs ?? 0))));
   }
 
   cancel(taskId: string): Promise<Task> {
@@ -141,7 +134,7 @@ export class TaskService {
         throw new CoordinationError("INVALID_STATE", `task "${taskId}" is ${row.status} and cannot be cancelled`);
       }
       const cancelled = this.d.tasks.cancel(row.seq, ctx.now);
-      this.publish(ctx, "task.cancelled", { taskId, queue: row.queue, previousStatus: row.status, agentId: row.leaseOwner });
+      this.d.events.appendSystem(ctx, "task.cancelled", { taskId, queue: row.queue, previousStatus: row.status, agentId: row.leaseOwner });
       return toTask(cancelled);
     });
   }
@@ -153,7 +146,7 @@ export class TaskService {
         throw new CoordinationError("INVALID_STATE", `task "${taskId}" is ${row.status}; only dead_letter or cancelled tasks can be requeued`);
       }
       const requeued = this.d.tasks.requeue(row.seq, ctx.now);
-      this.publish(ctx, "task.requeued", { taskId, queue: row.queue, previousStatus: row.status });
+      this.d.events.appendSystem(ctx, "task.requeued", { taskId, queue: row.queue, previousStatus: row.status });
       ctx.afterCommit(() => this.d.taskAvailable.notify());
       return toTask(requeued);
     });
@@ -220,10 +213,8 @@ export class TaskService {
       for (const claimed of rows) {
         const current = this.d.tasks.findById(claimed.id);
         if (current?.status !== "claimed" || current.leaseToken !== claimed.leaseToken) continue;
-        this.d.tasks.release(current.seq, ctx.now, ctx.now);
-        this.publish(ctx, "task.released", { taskId: current.id, queue: current.queue, agentId: current.leaseOwner, reason: "claimer disconnected" });
+        this.releaseRow(ctx, current, ctx.now, "claimer disconnected");
       }
-      ctx.afterCommit(() => this.d.taskAvailable.notify());
     });
   }
 
@@ -262,7 +253,7 @@ export class TaskService {
       { id: randomUUID(), ...definition, runAt: request.runAt?.getTime() ?? ctx.now, idempotencyKey: request.idempotencyKey ?? null },
       ctx.now,
     );
-    this.publish(ctx, "task.enqueued", {
+    this.d.events.appendSystem(ctx, "task.enqueued", {
       taskId: row.id,
       queue: row.queue,
       priority: row.priority,
@@ -272,6 +263,14 @@ export class TaskService {
     });
     ctx.afterCommit(() => this.d.taskAvailable.notify());
     return row;
+  }
+
+  /** Back to pending at `runAt` without charging the attempt, with its event. */
+  private releaseRow(ctx: WriteContext, row: TaskRow, runAt: number, reason?: string): TaskRow {
+    const released = this.d.tasks.release(row.seq, runAt, ctx.now);
+    this.d.events.appendSystem(ctx, "task.released", { taskId: row.id, queue: row.queue, agentId: row.leaseOwner, ...(reason ? { reason } : {}) });
+    ctx.afterCommit(() => this.d.taskAvailable.notify());
+    return released;
   }
 
   private claimRows(
@@ -285,7 +284,7 @@ export class TaskService {
     if (rows.length === 0) return rows;
     this.d.agents.touch(filter.agentId, ctx.now);
     for (const row of rows) {
-      this.publish(ctx, "task.claimed", {
+      this.d.events.appendSystem(ctx, "task.claimed", {
         taskId: row.id,
         queue: row.queue,
         agentId: filter.agentId,
@@ -300,7 +299,7 @@ export class TaskService {
 
   /** A run that ended without a verdict (lease expired, agent gone): retry now, or dead-letter at the limit. */
   private expireClaim(ctx: WriteContext, row: TaskRow, reason: string): TaskRow {
-    this.publish(ctx, "task.lease_expired", { taskId: row.id, queue: row.queue, agentId: row.leaseOwner, attempt: row.attempts, reason });
+    this.d.events.appendSystem(ctx, "task.lease_expired", { taskId: row.id, queue: row.queue, agentId: row.leaseOwner, attempt: row.attempts, reason });
     const retryAt = row.attempts < row.maxAttempts ? ctx.now : null;
     return this.recordFailedRun(ctx, row, reason, row.leaseOwner, retryAt);
   }
@@ -308,10 +307,10 @@ export class TaskService {
   private recordFailedRun(ctx: WriteContext, row: TaskRow, error: string, agentId: string | null, retryAt: number | null): TaskRow {
     const updated = this.d.tasks.recordFailure(row, error, agentId, retryAt, ctx.now);
     if (retryAt === null) {
-      this.publish(ctx, "task.dead_lettered", { taskId: row.id, queue: row.queue, attempts: row.attempts, error });
+      this.d.events.appendSystem(ctx, "task.dead_lettered", { taskId: row.id, queue: row.queue, attempts: row.attempts, error });
       this.d.memory.recordExecution(ctx, updated, "dead_letter", row);
     } else {
-      this.publish(ctx, "task.retried", { taskId: row.id, queue: row.queue, attempt: row.attempts, runAt: new Date(retryAt).toISOString() });
+      this.d.events.appendSystem(ctx, "task.retried", { taskId: row.id, queue: row.queue, attempt: row.attempts, runAt: new Date(retryAt).toISOString() });
       this.d.memory.recordExecution(ctx, updated, "failed", row);
       ctx.afterCommit(() => this.d.taskAvailable.notify());
     }
@@ -319,7 +318,11 @@ export class TaskService {
   }
 
   private heldTask(request: SettleRequest): TaskRow {
-    const row = this.findTask(request.taskId);
+    return this.assertHeld(this.findTask(request.taskId), request);
+  }
+
+  /** The row, if the caller holds its current lease; LEASE_CONFLICT otherwise. */
+  private assertHeld(row: TaskRow, request: SettleRequest): TaskRow {
     if (row.status === "claimed" && this.isHolder(row, request)) return row;
     const holder = row.status === "claimed" ? `claimed by "${row.leaseOwner}" (lease ${row.leaseToken})` : row.status;
     throw new CoordinationError(
@@ -351,9 +354,6 @@ export class TaskService {
     };
   }
 
-  private publish(ctx: WriteContext, type: string, payload: Record<string, unknown>): void {
-    this.d.events.append({ type, source: SOURCE, payload }, ctx.now);
-  }
 
   private leaseLength(requested: number | undefined): number {
     return Math.min(requested && requested > 0 ? requested : this.d.config.leaseMs, this.d.config.maxLeaseMs);
