@@ -43,6 +43,16 @@ export const SETTINGS = {
   },
   busyTimeoutMs: { ...ms(60_000), default: 5000, doc: "How long a write waits for another process holding the database lock" },
   maxBodyBytes: { ...int(1024, 64 * 1024 * 1024, " (bytes)"), default: 1_048_576, doc: "Largest accepted request body (413 above it)" },
+  maxJsonDepth: {
+    ...int(1, 512),
+    default: 64,
+    doc: "Deepest nesting of a stored JSON value (payloads, results, metadata, data); deeper is a 400 naming the field",
+  },
+  maxResponseBytes: {
+    ...int(65_536, 256 * 1024 * 1024, " (bytes)"),
+    default: 8 * 1024 * 1024,
+    doc: "Soft bound on one answer: polls, lists, claimMany and recall return fewer items (at least one) rather than exceed it",
+  },
   shutdownTimeoutMs: { ...positiveMs(60_000), default: 5000, doc: "How long shutdown waits for in-flight requests" },
   leaseMs: { ...positiveMs(), default: 30_000, doc: "Default task lease length when a claim names none" },
   maxLeaseMs: { ...positiveMs(), default: 3_600_000, doc: "Longest lease a claim or heartbeat may ask for" },

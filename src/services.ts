@@ -9,6 +9,7 @@ import { openDatabase, type SqliteDatabase } from "./db/open-database.js";
 import { createPrismaClient, type Prisma } from "./db/prisma.js";
 import { Statements } from "./db/statements.js";
 import { Writer } from "./db/writer.js";
+import { Deliveries } from "./delivery/delivery.js";
 import { EventBus } from "./events/event-bus.js";
 import { EventService } from "./events/event-service.js";
 import { EventStore } from "./events/event-store.js";
@@ -16,8 +17,10 @@ import type { Logger } from "./logger.js";
 import { MemoryService } from "./memory/memory-service.js";
 import { MemoryStore } from "./memory/memory-store.js";
 import { PeriodicJob } from "./periodic.js";
+import { LeaseRecovery } from "./tasks/lease-recovery.js";
 import { TaskService } from "./tasks/task-service.js";
 import { TaskStore } from "./tasks/task-store.js";
+import { TaskTransitions } from "./tasks/task-transitions.js";
 import { Wakeup } from "./wakeup.js";
 
 export interface Services {
@@ -32,6 +35,8 @@ export interface Services {
   bus: EventBus;
   agents: AgentService;
   memory: MemoryService;
+  /** Delivery confirmation of consuming calls (claims, steals, auto-ack polls). */
+  deliveries: Deliveries;
   jobs: { leaseSweeper: PeriodicJob; healthMonitor: PeriodicJob; eventPruner: PeriodicJob };
   /** Aborted when shutdown begins: long-polls and streams end. */
   shutdownSignal: AbortSignal;
@@ -66,9 +71,12 @@ export function createCoordination(config: Config, log: Logger): Coordination {
     const eventStore = new EventStore(statements);
     const taskStore = new TaskStore(statements);
     const agentStore = new AgentStore(statements);
-    const memory = new MemoryService(writer, new MemoryStore(statements), taskStore);
+    const memory = new MemoryService(config, writer, new MemoryStore(statements), taskStore);
     const bus = new EventBus(eventStore, writer, config, log);
     const events = new EventService({ config, writer, events: eventStore, bus, shutdownSignal: shutdown.signal });
+    const taskAvailable = new Wakeup();
+    const transitions = new TaskTransitions({ config, tasks: taskStore, events: eventStore, agents: agentStore, memory, taskAvailable });
+    const recovery = new LeaseRecovery(writer, taskStore, transitions);
     const tasks = new TaskService({
       config,
       writer,
@@ -77,18 +85,21 @@ export function createCoordination(config: Config, log: Logger): Coordination {
       events: eventStore,
       agents: agentStore,
       memory,
-      taskAvailable: new Wakeup(),
+      transitions,
+      recovery,
+      taskAvailable,
       shutdownSignal: shutdown.signal,
       healthCutoffs: cutoffs,
     });
-    const agents = new AgentService({ config, writer, prisma, agents: agentStore, events: eventStore, tasks, healthCutoffs: cutoffs });
+    const agents = new AgentService({ config, writer, prisma, agents: agentStore, events: eventStore, leases: recovery, healthCutoffs: cutoffs });
+    const deliveries = new Deliveries(log);
     const jobs = {
       leaseSweeper: new PeriodicJob("lease-sweeper", config.leaseSweepMs, () => tasks.expireLeases(), log),
       healthMonitor: new PeriodicJob("agent-health", config.agentHealthCheckMs, () => agents.checkHealth(), log),
       eventPruner: new PeriodicJob("event-pruner", config.eventPruneMs, () => events.prune(), log),
     };
     const services: Services = {
-      config, log, db, prisma, writer, tasks, events, eventStore, bus, agents, memory, jobs,
+      config, log, db, prisma, writer, tasks, events, eventStore, bus, agents, memory, deliveries, jobs,
       shutdownSignal: shutdown.signal,
       migrationsApplied,
     };
@@ -106,6 +117,8 @@ export function createCoordination(config: Config, log: Logger): Coordination {
         closed ??= (async () => {
           shutdown.abort();
           await Promise.all(Object.values(jobs).map((job) => job.stop()));
+          // Answers that did not reach their clients are undone before the database closes.
+          await deliveries.drain();
           bus.stop();
           writer.close();
           await prisma!.$disconnect();

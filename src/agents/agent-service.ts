@@ -5,8 +5,9 @@ import { fromJsonText, toDate } from "../db/columns.js";
 import type { Prisma } from "../db/prisma.js";
 import type { Writer } from "../db/writer.js";
 import { notFound } from "../errors.js";
+import { assertJsonDepth } from "../json-value.js";
 import type { EventStore } from "../events/event-store.js";
-import type { TaskService } from "../tasks/task-service.js";
+import type { LeaseRecovery } from "../tasks/lease-recovery.js";
 import type { Agent, AgentHealth } from "./agent-schemas.js";
 import type { AgentRow, AgentStore } from "./agent-store.js";
 import { healthAt, type HealthCutoffs } from "./health-cutoffs.js";
@@ -19,7 +20,8 @@ export interface AgentServiceDeps {
   prisma: Prisma;
   agents: AgentStore;
   events: EventStore;
-  tasks: TaskService;
+  /** Frees the leases of an agent that went offline or deregistered. */
+  leases: LeaseRecovery;
   /** The stale/offline cut-offs at a given time (health-cutoffs.ts). */
   healthCutoffs: (now: number) => HealthCutoffs;
 }
@@ -28,6 +30,7 @@ export class AgentService {
   constructor(private readonly d: AgentServiceDeps) {}
 
   register(request: { agentId: string; capabilities: string[]; metadata: Record<string, unknown> }): Promise<Agent> {
+    assertJsonDepth("metadata", request.metadata, this.d.config.maxJsonDepth);
     return this.d.writer.write((ctx) => {
       const before = this.d.agents.get(request.agentId);
       const capabilities = [...new Set(request.capabilities)].sort();
@@ -42,8 +45,15 @@ export class AgentService {
     });
   }
 
+  /**
+   * Liveness, status and load. An agent heard of for the first time is registered (with no
+   * capabilities), so health and offline release cover it like any other.
+   */
   heartbeat(request: { agentId: string; status?: string | undefined; load?: number | undefined }): Promise<Agent> {
     return this.d.writer.write((ctx) => {
+      if (this.d.agents.registerIfAbsent(request.agentId, [], ctx.now)) {
+        this.d.events.appendSystem(ctx, "agent.registered", { agentId: request.agentId, capabilities: [], health: "healthy", implicit: true });
+      }
       const before = this.d.agents.get(request.agentId);
       const row = this.d.agents.heartbeat(request.agentId, request.status ?? null, request.load ?? null, ctx.now);
       if (!before || !row) throw notFound("AGENT_NOT_FOUND", request.agentId);
@@ -62,7 +72,7 @@ export class AgentService {
       const row = this.d.agents.get(agentId);
       if (!row) throw notFound("AGENT_NOT_FOUND", agentId);
       const capabilities = this.d.agents.capabilitiesOf(agentId);
-      const released = this.d.tasks.releaseClaimsOf(ctx, agentId, `agent ${agentId} deregistered`);
+      const released = this.d.leases.releaseClaimsOf(ctx, agentId, `agent ${agentId} deregistered`);
       this.d.agents.delete(agentId);
       this.d.events.appendSystem(ctx, "agent.deregistered", { agentId, releasedTasks: released });
       return this.toAgent(row, capabilities, ctx.now);
@@ -101,7 +111,7 @@ export class AgentService {
       const changes = this.d.agents.healthChanges(this.d.healthCutoffs(ctx.now));
       for (const agent of changes) {
         this.d.agents.setHealth(agent.id, agent.current, ctx.now);
-        const released = agent.current === "offline" ? this.d.tasks.releaseClaimsOf(ctx, agent.id, `agent ${agent.id} went offline`) : 0;
+        const released = agent.current === "offline" ? this.d.leases.releaseClaimsOf(ctx, agent.id, `agent ${agent.id} went offline`) : 0;
         const type = agent.current === "healthy" ? "agent.updated" : `agent.${agent.current}`;
         this.d.events.appendSystem(ctx, type, {
           agentId: agent.id,

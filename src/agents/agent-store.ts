@@ -14,8 +14,6 @@ export interface AgentRow {
   updatedAt: number | Date;
 }
 
-
-
 /** SQL for the health an agent has now, given the @stale and @offline cut-offs (see health-cutoffs.ts). */
 const CURRENT_HEALTH = `CASE WHEN lastHeartbeatAt > @stale THEN 'healthy' WHEN lastHeartbeatAt > @offline THEN 'stale' ELSE 'offline' END`;
 
@@ -49,6 +47,22 @@ export class AgentStore {
     return row;
   }
 
+  /**
+   * Registers an agent the server first hears of through its work (a claim, a lease heartbeat, a
+   * settle). Returns false, changing nothing, when it is registered already.
+   */
+  registerIfAbsent(agentId: string, capabilities: readonly string[], now: number): boolean {
+    const inserted = this.st
+      .get<[string, number, number, number]>(
+        `INSERT OR IGNORE INTO agents (id, metadata, health, registeredAt, lastHeartbeatAt, updatedAt) VALUES (?, '{}', 'healthy', ?, ?, ?)`,
+      )
+      .run(agentId, now, now, now).changes > 0;
+    if (!inserted) return false;
+    const insert = this.st.get<[string, string]>(`INSERT OR IGNORE INTO agent_capabilities (agentId, capability) VALUES (?, ?)`);
+    for (const capability of capabilities) insert.run(agentId, capability);
+    return true;
+  }
+
   heartbeat(agentId: string, status: string | null, load: number | null, now: number): AgentRow | undefined {
     return this.st
       .get<[number, string | null, number | null, number, string], AgentRow>(
@@ -58,7 +72,7 @@ export class AgentStore {
       .get(now, status, load, now, agentId);
   }
 
-  /** Any sign of life (a claim, a lease heartbeat) from a registered agent counts as a heartbeat. */
+  /** Any sign of life (a claim, a lease heartbeat, a settle) from a registered agent counts as a heartbeat. */
   touch(agentId: string, now: number): void {
     this.st.get<[number, string]>(`UPDATE agents SET lastHeartbeatAt = ? WHERE id = ?`).run(now, agentId);
   }

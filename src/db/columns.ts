@@ -1,9 +1,27 @@
 // Conversions between column values and wire values, shared by every store. Raw SQL returns
 // times as integer ms and Prisma returns Dates; both go through toDate.
+import { JSON_DEPTH_CEILING, jsonDepth } from "../json-value.js";
 
 export const toDate = (value: number | bigint | Date): Date => (value instanceof Date ? value : new Date(Number(value)));
 export const toDateOrNull = (value: number | bigint | Date | null): Date | null => (value == null ? null : toDate(value));
 
 /** JSON text for a column. `undefined` (absent) is stored as null JSON. */
 export const toJsonText = (value: unknown): string => JSON.stringify(value ?? null);
-export const fromJsonText = (text: string | null): unknown => (text == null ? null : JSON.parse(text));
+
+/**
+ * What a stored value reads back as when no transport could carry it: nested deeper than
+ * JSON_DEPTH_CEILING, which only a database written before inputs were depth-bounded can hold.
+ * Answering with it keeps every read, poll and live stream working; a task whose payload is this
+ * is dead-lettered at claim time (TaskService), since no agent can run it.
+ */
+export const UNDELIVERABLE_VALUE = Object.freeze({
+  undeliverable: `stored value nests deeper than ${JSON_DEPTH_CEILING} levels and cannot be delivered`,
+});
+
+export const fromJsonText = (text: string | null): unknown => {
+  if (text == null) return null;
+  const value: unknown = JSON.parse(text);
+  // Every level takes two characters, so only a long text can be too deep: short ones cost nothing.
+  if (text.length > 2 * JSON_DEPTH_CEILING && jsonDepth(value, JSON_DEPTH_CEILING) > JSON_DEPTH_CEILING) return UNDELIVERABLE_VALUE;
+  return value;
+};

@@ -23,7 +23,7 @@ export class EventBus {
   constructor(
     private readonly events: EventStore,
     writer: Writer,
-    private readonly config: Pick<Config, "crossProcessPollMs">,
+    private readonly config: Pick<Config, "crossProcessPollMs" | "maxResponseBytes">,
     private readonly log: Logger,
   ) {
     this.seenSeq = events.headSeq();
@@ -59,7 +59,8 @@ export class EventBus {
   tail(): void {
     let found = false;
     for (;;) {
-      const batch = this.events.readLog(this.seenSeq, PAGE);
+      // Pages bounded in bytes too: a burst of large events is dispatched a slice at a time.
+      const { events: batch, more } = this.events.readLogPage(this.seenSeq, PAGE, this.config.maxResponseBytes);
       if (batch.length === 0) break;
       found = true;
       this.seenSeq = batch[batch.length - 1]!.seq;
@@ -70,7 +71,7 @@ export class EventBus {
           this.log.error({ err: error }, "event listener failed");
         }
       }
-      if (batch.length < PAGE) break;
+      if (!more) break;
     }
     if (found) this.arrived.notify();
   }

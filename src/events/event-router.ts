@@ -1,7 +1,7 @@
 // tRPC procedures of the event stream, including the live WebSocket subscription.
 import { TRPCError } from "@trpc/server";
 import { z } from "zod";
-import { procedure, router } from "../trpc/init.js";
+import { consumingProcedure, procedure, router } from "../trpc/init.js";
 import {
   ackInput,
   eventSchema,
@@ -42,11 +42,11 @@ export const eventRouter = router({
     .output(subscriptionSchema)
     .query(({ ctx, input }) => ctx.services.events.getSubscription(input.agentId)),
 
-  poll: procedure
-    .meta({ openapi: { method: "GET", path: "/events/{agentId}", tags, summary: "Poll an agent's next events" } })
+  poll: consumingProcedure
+    .meta({ openapi: { method: "GET", path: "/events/{agentId}", tags, summary: "Poll an agent's next events (its subscribed types and its mailbox)" } })
     .input(pollInput)
     .output(z.array(eventSchema))
-    .mutation(({ ctx, input, signal }) => ctx.services.events.poll(input, signal)),
+    .mutation(({ ctx, input }) => ctx.services.events.poll(input, ctx.call)),
 
   ack: procedure
     .meta({ openapi: { method: "POST", path: "/events/{agentId}/ack", tags, summary: "Acknowledge events up to seq (manual ack)" } })
@@ -72,6 +72,7 @@ export const eventRouter = router({
         events: services.eventStore,
         service: services.events,
         bufferLimit: services.config.subscriptionBufferEvents,
+        pageBytes: services.config.maxResponseBytes,
         onOverflow: (reason) => socket.close(1013, reason.slice(0, 120)),
         socketBacklog: () => socket.bufferedAmount,
       },

@@ -45,8 +45,10 @@ export type PublishRequest = z.output<typeof publishInput>;
 export const subscriptionSchema = z.object({
   agentId: z.string(),
   types: z.array(z.string()),
-  /** Highest acknowledged event seq; poll returns events after it. */
+  /** Highest acknowledged seq among untargeted events; poll returns matching ones after it. */
   cursor: z.number().int(),
+  /** Highest acknowledged seq among the events targeted at this agent (its mailbox). */
+  mailboxCursor: z.number().int(),
   createdAt: z.date(),
   updatedAt: z.date(),
 });

@@ -1,6 +1,7 @@
 // All SQL of the event stream. Synchronous functions over the writer's connection, so a task
 // change and its system event are written in one transaction (see src/db/writer.ts).
 import { fromJsonText, toDate, toJsonText } from "../db/columns.js";
+import { withinBudget } from "../db/answer-budget.js";
 import type { Statements } from "../db/statements.js";
 import type { CoordinationEvent, Subscription } from "./event-schemas.js";
 import { typePatternSql } from "./type-patterns.js";
@@ -18,8 +19,15 @@ export interface SubscriptionRow {
   agentId: string;
   types: string;
   cursor: number;
+  mailboxCursor: number;
   createdAt: number | Date;
   updatedAt: number | Date;
+}
+
+/** Where an agent has read to: untargeted events (`cursor`) and its mailbox (`mailboxCursor`). */
+export interface InboxPosition {
+  cursor: number;
+  mailboxCursor: number;
 }
 
 export interface NewEvent {
@@ -42,9 +50,14 @@ export const toSubscription = (row: SubscriptionRow): Subscription => ({
   agentId: row.agentId,
   types: JSON.parse(row.types) as string[],
   cursor: row.cursor,
+  mailboxCursor: row.mailboxCursor,
   createdAt: toDate(row.createdAt),
   updatedAt: toDate(row.updatedAt),
 });
+
+/** Room an event takes in an answer beside its payload (seq, type, source, target, time), in bytes. */
+const EVENT_FIXED_BYTES = 300;
+const eventAnswerBytes = (row: EventRow): number => row.payload.length + row.type.length + row.source.length + EVENT_FIXED_BYTES;
 
 const PRUNED_THROUGH_KEY = "events.prunedThroughSeq";
 /** The `source` of the events the server publishes about its own state changes. */
@@ -70,28 +83,57 @@ export class EventStore {
   /**
    * Events after `afterSeq` a recipient should receive: untargeted ones matching its patterns,
    * and those targeted at it (none when `recipient` is null: direct messages reach only their target).
+   * For the live stream's backfill, which reads from one position.
    */
-  readMatching(recipient: string | null, patterns: readonly string[], afterSeq: number, limit: number): CoordinationEvent[] {
+  readMatching(recipient: string | null, patterns: readonly string[], afterSeq: number, limit: number, budgetBytes: number): CoordinationEvent[] {
     const params: unknown[] = [afterSeq];
     const typeMatch = typePatternSql(patterns, params);
     params.push(recipient, limit);
-    return this.st
-      .get<unknown[], EventRow>(
-        `SELECT * FROM events WHERE seq > ? AND ((target IS NULL AND ${typeMatch}) OR target = ?) ORDER BY seq LIMIT ?`,
-      )
-      .all(...params)
-      .map(toEvent);
+    return this.readBounded(`SELECT * FROM events WHERE seq > ? AND ((target IS NULL AND ${typeMatch}) OR target = ?) ORDER BY seq LIMIT ?`, params, budgetBytes).rows.map(toEvent);
   }
 
-  /** The log itself, targeted events included (history and live tailing). */
-  readLog(afterSeq: number, limit: number, patterns?: readonly string[]): CoordinationEvent[] {
+  /**
+   * An agent's next events, in seq order: untargeted events after `position.cursor` matching its
+   * patterns, and its mailbox (events targeted at it) after `position.mailboxCursor`. Two indexed
+   * reads, merged. Each may stop early (at `limit`, or at the byte budget), so the merge never
+   * reaches past the last event either one read: an event it did not read could sit before that.
+   */
+  readInbox(agentId: string, patterns: readonly string[], position: InboxPosition, limit: number, budgetBytes: number): CoordinationEvent[] {
+    const parts: Array<{ rows: EventRow[]; complete: boolean }> = [];
+    if (patterns.length > 0) {
+      const params: unknown[] = [position.cursor];
+      const typeMatch = typePatternSql(patterns, params);
+      params.push(limit);
+      const typed = this.readBounded(`SELECT * FROM events WHERE seq > ? AND target IS NULL AND ${typeMatch} ORDER BY seq LIMIT ?`, params, budgetBytes);
+      parts.push({ rows: typed.rows, complete: !typed.truncated && typed.rows.length < limit });
+    }
+    const mail = this.readBounded(`SELECT * FROM events WHERE target = ? AND seq > ? ORDER BY seq LIMIT ?`, [agentId, position.mailboxCursor, limit], budgetBytes);
+    parts.push({ rows: mail.rows, complete: !mail.truncated && mail.rows.length < limit });
+    const horizon = Math.min(...parts.map((p) => (p.complete ? Infinity : p.rows.at(-1)?.seq ?? Infinity)));
+    const merged = parts
+      .flatMap((p) => p.rows)
+      .filter((row) => row.seq <= horizon)
+      .sort((a, b) => a.seq - b.seq);
+    return withinBudget(merged.slice(0, limit), eventAnswerBytes, budgetBytes).rows.map(toEvent);
+  }
+
+  /** The log itself, targeted events included (history and live tailing), cut at the byte budget. */
+  readLog(afterSeq: number, limit: number, patterns?: readonly string[], budgetBytes = Number.POSITIVE_INFINITY): CoordinationEvent[] {
+    return this.readLogPage(afterSeq, limit, budgetBytes, patterns).events;
+  }
+
+  /** readLog, saying whether more events may follow (the page was full or cut at the budget). */
+  readLogPage(afterSeq: number, limit: number, budgetBytes: number, patterns?: readonly string[]): { events: CoordinationEvent[]; more: boolean } {
     const params: unknown[] = [afterSeq];
     const typeMatch = patterns ? typePatternSql(patterns, params) : "1";
     params.push(limit);
-    return this.st
-      .get<unknown[], EventRow>(`SELECT * FROM events WHERE seq > ? AND ${typeMatch} ORDER BY seq LIMIT ?`)
-      .all(...params)
-      .map(toEvent);
+    const page = this.readBounded(`SELECT * FROM events WHERE seq > ? AND ${typeMatch} ORDER BY seq LIMIT ?`, params, budgetBytes);
+    return { events: page.rows.map(toEvent), more: page.truncated || page.rows.length === limit };
+  }
+
+  /** Runs an event query lazily, reading no further than the byte budget allows. */
+  private readBounded(sql: string, params: unknown[], budgetBytes: number): { rows: EventRow[]; truncated: boolean } {
+    return withinBudget(this.st.get<unknown[], EventRow>(sql).iterate(...params), eventAnswerBytes, budgetBytes);
   }
 
   /** The highest seq ever assigned (AUTOINCREMENT keeps it even when the log was pruned empty). */
@@ -133,28 +175,47 @@ export class EventStore {
     return row && toSubscription(row);
   }
 
-  saveSubscription(agentId: string, types: readonly string[], cursor: number, now: number): Subscription {
+  /** Creates or replaces an agent's subscription (its patterns and both cursors). */
+  saveSubscription(agentId: string, types: readonly string[], position: InboxPosition, now: number): Subscription {
     const row = this.st
-      .get<[string, string, number, number, number], SubscriptionRow>(
-        `INSERT INTO subscriptions (agentId, types, cursor, createdAt, updatedAt) VALUES (?, ?, ?, ?, ?)
-         ON CONFLICT(agentId) DO UPDATE SET types = excluded.types, cursor = excluded.cursor, updatedAt = excluded.updatedAt
+      .get<[string, string, number, number, number, number], SubscriptionRow>(
+        `INSERT INTO subscriptions (agentId, types, cursor, mailboxCursor, createdAt, updatedAt) VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT(agentId) DO UPDATE SET types = excluded.types, cursor = excluded.cursor, mailboxCursor = excluded.mailboxCursor,
+           updatedAt = excluded.updatedAt
          RETURNING *`,
       )
-      .get(agentId, JSON.stringify(types), cursor, now, now)!;
+      .get(agentId, JSON.stringify(types), position.cursor, position.mailboxCursor, now, now)!;
     return toSubscription(row);
   }
 
-  deleteSubscription(agentId: string): boolean {
-    return this.st.get<[string]>(`DELETE FROM subscriptions WHERE agentId = ?`).run(agentId).changes > 0;
+  /**
+   * Moves both cursors forward to at least `seq` (a late or repeated ack never rewinds them).
+   * An agent with no row yet gets one with no patterns: its mailbox position is now recorded.
+   */
+  advanceInbox(agentId: string, seq: number, now: number): Subscription {
+    const row = this.st
+      .get<[{ agentId: string; seq: number; now: number }], SubscriptionRow>(
+        `INSERT INTO subscriptions (agentId, types, cursor, mailboxCursor, createdAt, updatedAt) VALUES (@agentId, '[]', @seq, @seq, @now, @now)
+         ON CONFLICT(agentId) DO UPDATE SET cursor = MAX(cursor, excluded.cursor), mailboxCursor = MAX(mailboxCursor, excluded.mailboxCursor),
+           updatedAt = excluded.updatedAt
+         RETURNING *`,
+      )
+      .get({ agentId, seq, now })!;
+    return toSubscription(row);
   }
 
-  /** Moves the cursor forward only (a late or repeated ack never rewinds it). */
-  advanceCursor(agentId: string, seq: number, now: number): Subscription | undefined {
-    const row = this.st
-      .get<[number, number, string], SubscriptionRow>(
-        `UPDATE subscriptions SET cursor = MAX(cursor, ?), updatedAt = ? WHERE agentId = ? RETURNING *`,
+  /**
+   * Undoes an auto-ack poll whose answer never reached the agent: each cursor goes back to
+   * `before` if it is still at or past `after`. Should a poll in another process have moved it
+   * on meanwhile, that poll's events are read again too: a duplicate on a failure path, never a loss.
+   */
+  rewindInbox(agentId: string, before: InboxPosition, after: InboxPosition, now: number): void {
+    this.st
+      .get<[number, number, number, number, number, string]>(
+        `UPDATE subscriptions SET cursor = CASE WHEN cursor >= ? THEN ? ELSE cursor END,
+           mailboxCursor = CASE WHEN mailboxCursor >= ? THEN ? ELSE mailboxCursor END, updatedAt = ?
+         WHERE agentId = ?`,
       )
-      .get(seq, now, agentId);
-    return row && toSubscription(row);
+      .run(after.cursor, before.cursor, after.mailboxCursor, before.mailboxCursor, now, agentId);
   }
 }

@@ -22,6 +22,8 @@ export interface StreamDeps {
   service: EventService;
   /** Events buffered for a consumer that reads slower than events arrive. */
   bufferLimit: number;
+  /** Byte bound of one backfill page (maxResponseBytes). */
+  pageBytes: number;
   /** Called when the buffer overflows: closes the connection so the client resumes by lastEventId. */
   onOverflow: (reason: string) => void;
   /**
@@ -109,12 +111,27 @@ export async function* streamEvents(
       for (;;) {
         // The pruner may run between pages: a gap must be an error, never a silent skip.
         deps.service.assertRetained(cursor, "lastEventId");
-        const page = deps.events.readMatching(recipient, patterns, cursor, BACKFILL_PAGE);
+        const page = deps.events.readMatching(recipient, patterns, cursor, BACKFILL_PAGE, deps.pageBytes);
         for (const event of page) {
           if (!(await readyToYield())) return;
           yield envelope(event);
         }
-        if (page.length < BACKFILL_PAGE) break;
+        if (page.length === 0) break;
+      }
+    } else if (recipient !== null) {
+      // A fresh stream for an agent starts with its mailbox: the direct messages it has not
+      // consumed (by poll or ack), up to the live edge. They need no subscription.
+      const liveEdge = cursor;
+      let after = deps.service.mailboxStart(recipient);
+      for (;;) {
+        const page = deps.events.readMatching(recipient, [], after, BACKFILL_PAGE, deps.pageBytes).filter((e) => e.seq <= liveEdge);
+        for (const event of page) {
+          if (!(await readyToYield())) return;
+          after = event.seq;
+          yield tracked(String(event.seq), event);
+          stats.sent++;
+        }
+        if (page.length === 0) break;
       }
     }
     for (;;) {

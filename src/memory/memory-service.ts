@@ -2,14 +2,17 @@
 // notes and lessons, and a claim hands each task the memories most relevant to it.
 // Ranking blends FTS5 bm25 relevance with recency and outcome (weights below).
 import { randomUUID } from "node:crypto";
+import type { Config } from "../config.js";
+import { withinBudget } from "../db/answer-budget.js";
 import { fromJsonText, toDate, toJsonText } from "../db/columns.js";
 import type { WriteContext, Writer } from "../db/writer.js";
 import { notFound } from "../errors.js";
+import { assertJsonDepth } from "../json-value.js";
 import type { Task } from "../tasks/task-schemas.js";
 import { toTask, type TaskRow, type TaskStore } from "../tasks/task-store.js";
 import { extractTerms, matchAny, payloadText, quoteTerm } from "./fts-query.js";
 import type { Memory, MemoryMatch, RecallRequest, RememberRequest } from "./memory-schemas.js";
-import { toMemory, type MemoryFilter, type MemoryStore, type ScoringFields } from "./memory-store.js";
+import { memoryAnswerBytes, toMemory, type MemoryFilter, type MemoryStore, type ScoringFields } from "./memory-store.js";
 
 /** How much each signal counts; they add up to 1, so scores stay in [0, 1]. */
 const WEIGHTS = { relevance: 0.55, recency: 0.2, outcome: 0.1, sameQueue: 0.15 } as const;
@@ -25,12 +28,14 @@ export type ExecutionOutcome = "completed" | "failed" | "dead_letter";
 
 export class MemoryService {
   constructor(
+    private readonly config: Pick<Config, "maxJsonDepth" | "maxResponseBytes">,
     private readonly writer: Writer,
     private readonly memories: MemoryStore,
     private readonly tasks: TaskStore,
   ) {}
 
   remember(request: RememberRequest): Promise<Memory> {
+    assertJsonDepth("data", request.data, this.config.maxJsonDepth);
     return this.writer.write((ctx) =>
       toMemory(
         this.memories.insert(
@@ -80,19 +85,24 @@ export class MemoryService {
     );
   }
 
+  /** The best `limit` matches, fewer if their answer would pass maxResponseBytes. */
   recall(request: RecallRequest): MemoryMatch[] {
     const filter: MemoryFilter = { queue: request.queue, capability: request.capability };
+    const budget = { bytes: this.config.maxResponseBytes };
     if (request.taskId !== undefined) {
       const row = this.tasks.findById(request.taskId);
       if (!row) throw notFound("TASK_NOT_FOUND", request.taskId);
-      return this.rank(toTask(row), request.query, filter, request.limit);
+      return this.rank(toTask(row), request.query, filter, request.limit, budget);
     }
-    return this.rank(null, request.query, filter, request.limit);
+    return this.rank(null, request.query, filter, request.limit, budget);
   }
 
-  /** The context handed out with a claimed task. */
-  recallForTask(task: Task, limit: number): MemoryMatch[] {
-    return this.rank(task, undefined, {}, limit);
+  /**
+   * The context handed out with a claimed task: its best `limit` memories, fewer if they would
+   * not fit in `budget.bytes` (what is left of the claim's answer; used up as memories are taken).
+   */
+  recallForTask(task: Task, limit: number, budget: { bytes: number }): MemoryMatch[] {
+    return this.rank(task, undefined, {}, limit, budget);
   }
 
   /**
@@ -102,7 +112,7 @@ export class MemoryService {
    * PROBE matches (bounded work): a term with fewer is rare and is ranked by bm25 (its doclist is
    * short); common terms only contribute recent candidates, scored by how many terms they match.
    */
-  private rank(task: Task | null, query: string | undefined, filter: MemoryFilter, limit: number): MemoryMatch[] {
+  private rank(task: Task | null, query: string | undefined, filter: MemoryFilter, limit: number, budget: { bytes: number }): MemoryMatch[] {
     const text = [query ?? "", task ? `${task.queue} ${task.capability ?? ""} ${payloadText(task.payload)}` : ""].join(" ");
     const terms = extractTerms(text);
     const relevance = new Map<number, number>();
@@ -161,9 +171,11 @@ export class MemoryService {
       })
       .sort((a, b) => b.score - a.score || b.createdAt - a.createdAt || b.seq - a.seq)
       .slice(0, limit);
-    // Only the memories handed out are loaded in full.
+    // Only the memories handed out are loaded in full, best first, while they fit the budget.
     const full = new Map(this.memories.bySeqs(best.map((b) => b.seq)).map((row) => [row.seq, row]));
-    return best.map(({ seq, score }) => ({ memory: toMemory(full.get(seq)!), score }));
+    const taken = withinBudget(best, ({ seq }) => memoryAnswerBytes(full.get(seq)!), budget.bytes).rows;
+    for (const { seq } of taken) budget.bytes -= memoryAnswerBytes(full.get(seq)!);
+    return taken.map(({ seq, score }) => ({ memory: toMemory(full.get(seq)!), score }));
   }
 }
 

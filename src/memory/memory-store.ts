@@ -29,6 +29,9 @@ export interface MemoryFilter {
   capability?: string | undefined;
 }
 
+/** About how many bytes a memory takes in an answer. */
+export const memoryAnswerBytes = (row: MemoryRow): number => row.content.length + row.data.length + row.tags.length + 400;
+
 export const toMemory = (row: MemoryRow): Memory => ({
   id: row.id,
   kind: row.kind as Memory["kind"],

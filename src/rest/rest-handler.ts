@@ -17,11 +17,15 @@ import type { Logger } from "../logger.js";
 import type { Services } from "../services.js";
 import { appRouter } from "../trpc/app-router.js";
 import { describeIssues, type Context } from "../trpc/init.js";
-import { clientGoneSignal, readBody, sendJson, sendTooLarge } from "../server/http-io.js";
+import { httpTransport } from "../delivery/transports.js";
+import { JSON_DEPTH_CEILING, jsonDepth } from "../json-value.js";
+import { readBody, sendJson, sendTooLarge } from "../server/http-io.js";
 
 /** Procedures whose `null` result means "nothing available": REST answers 204 No Content. */
 const EMPTY_MEANS_NO_CONTENT = new Set(["tasks.claim", "tasks.claimNext"]);
 const METHODS_WITH_BODY = new Set(["POST", "PUT", "PATCH"]);
+/** A body field may hold a JSON value at JSON_DEPTH_CEILING inside a few levels of its own (tasks[i].payload). */
+const MAX_FIELD_DEPTH = JSON_DEPTH_CEILING + 4;
 
 /** Path parameter names of each REST procedure: "tasks.get" → ["taskId"]. */
 const PATH_PARAMS: ReadonlyMap<string, readonly string[]> = new Map(
@@ -56,9 +60,8 @@ type CallerNode = { [key: string]: CallerNode } & ((input: unknown) => Promise<u
  */
 const decodingRouter: typeof appRouter = Object.assign({}, appRouter, {
   createCaller: (ctx: Context, options?: Parameters<typeof appRouter.createCaller>[1]) => {
-    // trpc-to-openapi passes no signal, so a long-poll would outlive a client that went away and
-    // claim a task (or consume an event) for nobody.
-    const caller = appRouter.createCaller(ctx, { ...options, signal: options?.signal ?? ctx.clientSignal }) as unknown as CallerNode;
+    // trpc-to-openapi passes no signal; consuming procedures take the client's from ctx.transport.
+    const caller = appRouter.createCaller(ctx, options) as unknown as CallerNode;
     const at = (segments: string[]): unknown => {
       const names = PATH_PARAMS.get(segments.join("."));
       if (names) {
@@ -74,7 +77,7 @@ const decodingRouter: typeof appRouter = Object.assign({}, appRouter, {
 export function createRestHandler(services: Services, log: Logger) {
   const handle = createOpenApiNodeHttpHandler({
     router: decodingRouter,
-    createContext: ({ res }) => ({ services, clientSignal: clientGoneSignal(res) }),
+    createContext: ({ res }) => ({ services, transport: httpTransport(res) }),
     maxBodySize: services.config.maxBodyBytes,
     responseMeta: ({ paths, data, errors }) =>
       errors.length === 0 && data[0] === null && paths?.[0] && EMPTY_MEANS_NO_CONTENT.has(paths[0]) ? { status: 204 } : {},
@@ -100,6 +103,12 @@ export function createRestHandler(services: Services, log: Logger) {
         if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
           const got = Array.isArray(parsed) ? "an array" : parsed === null ? "null" : `a ${typeof parsed}`;
           return sendJson(res, 400, { code: "BAD_REQUEST", message: `Request body must be a JSON object (got ${got})` });
+        }
+        // Checked without recursion before anything walks the body: a body nested thousands of
+        // levels deep would overflow the stack of whatever recursed first (a 500).
+        const tooDeep = Object.entries(parsed).find(([, value]) => jsonDepth(value, MAX_FIELD_DEPTH) > MAX_FIELD_DEPTH);
+        if (tooDeep) {
+          return sendJson(res, 400, { code: "BAD_REQUEST", message: `Invalid input: ${tooDeep[0]}: nests deeper than ${JSON_DEPTH_CEILING} levels` });
         }
         req.body = parsed;
       }

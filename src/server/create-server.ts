@@ -7,6 +7,7 @@ import { createHTTPHandler } from "@trpc/server/adapters/standalone";
 import { applyWSSHandler } from "@trpc/server/adapters/ws";
 import { WebSocketServer } from "ws";
 import type { Config } from "../config.js";
+import { httpTransport, webSocketTransport } from "../delivery/transports.js";
 import { createLogger, type Logger } from "../logger.js";
 import { createRestHandler } from "../rest/rest-handler.js";
 import { buildOpenApiDocument } from "../rest/openapi-document.js";
@@ -34,7 +35,7 @@ export function createServer(config: Config, log: Logger = createLogger(config.l
     router: appRouter,
     basePath: "/trpc/",
     maxBodySize: config.maxBodyBytes,
-    createContext: () => ({ services }),
+    createContext: ({ res }) => ({ services, transport: httpTransport(res) }),
     onError: onTrpcError,
   });
   const rest = createRestHandler(services, log);
@@ -49,7 +50,9 @@ export function createServer(config: Config, log: Logger = createLogger(config.l
     inFlight++;
     res.on("close", () => {
       inFlight--;
-      log.debug({ method: req.method, url: req.url, status: res.statusCode, ms: Number(process.hrtime.bigint() - started) / 1e6 }, "request");
+      // finished: the whole response was handed to the connection; false means the client left first.
+      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      log.debug({ method: req.method, url: req.url, status: res.statusCode, finished: res.writableFinished, ms }, "request");
       if (inFlight === 0) idle.splice(0).forEach((resolve) => resolve());
     });
     if (stopping) res.setHeader("connection", "close");
@@ -70,7 +73,7 @@ export function createServer(config: Config, log: Logger = createLogger(config.l
   const wsHandler = applyWSSHandler({
     wss,
     router: appRouter,
-    createContext: ({ res }) => ({ services, socket: res }),
+    createContext: ({ res }) => ({ services, socket: res, transport: webSocketTransport(res) }),
     onError: onTrpcError,
     keepAlive: { enabled: true, pingMs: 30_000, pongWaitMs: 10_000 },
   });

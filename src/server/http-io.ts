@@ -36,12 +36,3 @@ export function sendTooLarge(res: ServerResponse, limit: number): void {
   res.setHeader("connection", "close");
   sendJson(res, 413, { code: "PAYLOAD_TOO_LARGE", message: `Request body exceeds ${limit} bytes` });
 }
-
-/** Aborts when the connection closes before the response was sent: the client went away. */
-export function clientGoneSignal(res: { once(event: "close", listener: () => void): unknown; readonly writableFinished: boolean }): AbortSignal {
-  const controller = new AbortController();
-  res.once("close", () => {
-    if (!res.writableFinished) controller.abort();
-  });
-  return controller.signal;
-}

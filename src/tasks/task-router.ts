@@ -1,6 +1,6 @@
 // tRPC procedures of the task queue; `meta.openapi` also exposes each one as a REST route.
 import { z } from "zod";
-import { procedure, router } from "../trpc/init.js";
+import { consumingProcedure, procedure, router } from "../trpc/init.js";
 import {
   claimedTaskSchema,
   claimInput,
@@ -13,6 +13,7 @@ import {
   listInput,
   releaseInput,
   restClaimInput,
+  settledTaskSchema,
   stealInput,
   taskIdInput,
   taskPageSchema,
@@ -35,28 +36,28 @@ export const taskRouter = router({
     .output(z.array(taskSchema))
     .mutation(({ ctx, input }) => ctx.services.tasks.enqueueMany(input.tasks)),
 
-  claim: procedure
+  claim: consumingProcedure
     .meta({ openapi: { method: "POST", path: "/tasks/claim", tags, summary: "Claim the best available task (null when none)" } })
     .input(claimInput)
     .output(claimedTaskSchema.nullable())
-    .mutation(async ({ ctx, input, signal }) => (await ctx.services.tasks.claim(input, signal))[0] ?? null),
+    .mutation(async ({ ctx, input }) => (await ctx.services.tasks.claim(input, ctx.call))[0] ?? null),
 
   /** The seed's REST claim: GET /tasks/claim/{agent_id}?queue=…&capability=… (204 when nothing is available). */
-  claimNext: procedure
+  claimNext: consumingProcedure
     .meta({ openapi: { method: "GET", path: "/tasks/claim/{agent_id}", tags, summary: "Claim the next task for an agent (204 when none)" } })
     .input(restClaimInput)
     .output(claimedTaskSchema.nullable())
-    .mutation(async ({ ctx, input, signal }) => {
+    .mutation(async ({ ctx, input }) => {
       const { agent_id, queue, capability, ...rest } = input;
-      const [task] = await ctx.services.tasks.claim({ ...rest, agentId: agent_id, queues: queue, capabilities: capability }, signal);
+      const [task] = await ctx.services.tasks.claim({ ...rest, agentId: agent_id, queues: queue, capabilities: capability }, ctx.call);
       return task ?? null;
     }),
 
-  claimMany: procedure
+  claimMany: consumingProcedure
     .meta({ openapi: { method: "POST", path: "/tasks/claim-many", tags, summary: "Claim up to limit tasks" } })
     .input(claimManyInput)
     .output(z.array(claimedTaskSchema))
-    .mutation(({ ctx, input, signal }) => ctx.services.tasks.claim(input, signal)),
+    .mutation(({ ctx, input }) => ctx.services.tasks.claim(input, ctx.call)),
 
   heartbeat: procedure
     .meta({ openapi: { method: "POST", path: "/tasks/{taskId}/heartbeat", tags, summary: "Extend a task's lease" } })
@@ -67,19 +68,19 @@ export const taskRouter = router({
   complete: procedure
     .meta({ openapi: { method: "POST", path: "/tasks/{taskId}/complete", tags, summary: "Mark a task done (lease holder only)" } })
     .input(completeInput)
-    .output(taskSchema)
+    .output(settledTaskSchema)
     .mutation(({ ctx, input }) => ctx.services.tasks.complete(input)),
 
   fail: procedure
     .meta({ openapi: { method: "POST", path: "/tasks/{taskId}/fail", tags, summary: "Mark a task failed: retried with backoff, or dead-lettered" } })
     .input(failInput)
-    .output(taskSchema)
+    .output(settledTaskSchema)
     .mutation(({ ctx, input }) => ctx.services.tasks.fail(input)),
 
   release: procedure
     .meta({ openapi: { method: "POST", path: "/tasks/{taskId}/release", tags, summary: "Give a task back without charging an attempt" } })
     .input(releaseInput)
-    .output(taskSchema)
+    .output(settledTaskSchema)
     .mutation(({ ctx, input }) => ctx.services.tasks.release(input)),
 
   cancel: procedure
@@ -94,11 +95,11 @@ export const taskRouter = router({
     .output(taskSchema)
     .mutation(({ ctx, input }) => ctx.services.tasks.requeue(input.taskId)),
 
-  steal: procedure
+  steal: consumingProcedure
     .meta({ openapi: { method: "POST", path: "/tasks/steal", tags, summary: "Take over tasks from offline agents or expired leases" } })
     .input(stealInput)
     .output(z.array(claimedTaskSchema))
-    .mutation(({ ctx, input }) => ctx.services.tasks.steal(input)),
+    .mutation(({ ctx, input }) => ctx.services.tasks.steal(input, ctx.call)),
 
   get: procedure
     .meta({ openapi: { method: "GET", path: "/tasks/{taskId}", tags, summary: "Get a task" } })

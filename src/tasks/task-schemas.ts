@@ -1,7 +1,7 @@
 // Wire shapes of the task queue: zod schemas for every input and output (tRPC validates them,
 // trpc-to-openapi turns them into the OpenAPI document) and the TypeScript types inferred from them.
 import { z } from "zod";
-import { jsonValue, intInput } from "../json-value.js";
+import { intInput, jsonValue, MAX_TIME_MS } from "../json-value.js";
 import { memoryMatchSchema } from "../memory/memory-schemas.js";
 
 export const TASK_STATUSES = ["pending", "claimed", "completed", "dead_letter", "cancelled"] as const;
@@ -14,8 +14,20 @@ const name = (what: string) =>
     .max(200, `${what} must be at most 200 characters`);
 export const agentIdSchema = name("agentId");
 export const taskIdSchema = name("taskId");
-/** Accepts a Date (tRPC/superjson), an ISO string or Unix ms (REST). */
-export const dateInput = z.union([z.date(), z.iso.datetime({ offset: true }), z.number().int().nonnegative()]).transform((v) => new Date(v));
+const isoDateTime = z.iso.datetime({ offset: true });
+/**
+ * A Date (tRPC/superjson), an ISO 8601 date-time with offset or Unix ms (REST), between 1970 and
+ * the end of year 9999 (MAX_TIME_MS): every time stored can be read back by every client.
+ */
+export const dateInput = z.union([z.date(), z.string(), z.number()]).transform((v, ctx) => {
+  const ms = v instanceof Date ? v.getTime() : typeof v === "number" ? v : isoDateTime.safeParse(v).success ? Date.parse(v) : Number.NaN;
+  if (Number.isInteger(ms) && ms >= 0 && ms <= MAX_TIME_MS) return new Date(ms);
+  ctx.addIssue({
+    code: "custom",
+    message: "must be a time between 1970-01-01T00:00:00Z and 9999-12-31T23:59:59.999Z: a Date, an ISO 8601 date-time with offset, or Unix ms",
+  });
+  return z.NEVER;
+});
 const ms = (max: number) => intInput(0, max);
 /** Query strings carry repeated or comma-separated values; tRPC sends arrays. */
 const stringList = z.preprocess(
@@ -149,6 +161,15 @@ export const taskSchema = z.object({
   finishedAt: z.date().nullable(),
 });
 export type Task = z.infer<typeof taskSchema>;
+
+export const settledTaskSchema = taskSchema.extend({
+  /**
+   * The lease this settle ended: its holder and fencing token. An anonymous settle (no agentId)
+   * acts on whatever lease is current; this says whose it was.
+   */
+  settledLease: z.object({ agentId: z.string(), leaseToken: z.number().int() }),
+});
+export type SettledTask = z.infer<typeof settledTaskSchema>;
 
 export const claimedTaskSchema = taskSchema.extend({ context: z.array(memoryMatchSchema) });
 export type ClaimedTask = z.infer<typeof claimedTaskSchema>;

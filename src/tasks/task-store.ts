@@ -2,6 +2,7 @@
 // so each method sees and changes a consistent database. A PostgreSQL store would implement the
 // same methods (claims with FOR UPDATE SKIP LOCKED) without touching the service.
 import { fromJsonText, toDate, toDateOrNull, toJsonText } from "../db/columns.js";
+import { withinBudget } from "../db/answer-budget.js";
 import { placeholders, type Statements } from "../db/statements.js";
 import type { Task, TaskStatus } from "./task-schemas.js";
 
@@ -61,6 +62,26 @@ export const toTask = (row: TaskRow): Task => ({
   finishedAt: toDateOrNull(row.finishedAt),
 });
 
+/** Room a task takes in an answer beside its JSON columns (ids, times, counters, keys), in bytes. */
+const TASK_FIXED_BYTES = 600;
+/** The same estimate in SQL. octet_length reads the size from the record header, not the text. */
+const TASK_ANSWER_BYTES = `octet_length(payload) + IFNULL(octet_length(result), 0) + octet_length(errorHistory) + IFNULL(octet_length(lastError), 0) + ${TASK_FIXED_BYTES}`;
+
+/** About how many bytes a task takes in an answer: its JSON texts plus the fixed fields. */
+export const taskAnswerBytes = (row: TaskRow): number =>
+  row.payload.length + (row.result?.length ?? 0) + row.errorHistory.length + (row.lastError?.length ?? 0) + TASK_FIXED_BYTES;
+
+export interface TaskListFilter {
+  queue?: string | undefined;
+  status?: TaskStatus | undefined;
+  /** Tasks held (or last held) by this agent. */
+  agentId?: string | undefined;
+  capability?: string | undefined;
+  /** The seq of the last task of the previous page. */
+  after?: number | undefined;
+  order: "asc" | "desc";
+}
+
 /** What enqueue writes; the other columns take their defaults. */
 export type NewTask = Pick<TaskRow, "id" | "queue" | "payload" | "priority" | "capability" | "targetAgentId" | "maxAttempts" | "idempotencyKey"> & {
   runAt: number;
@@ -118,22 +139,39 @@ export class TaskStore {
   }
 
   /**
-   * The claim, in one statement: picks the best claimable tasks (lowest priority number, then
-   * oldest) and leases them. Atomic because it runs inside the Writer's IMMEDIATE transaction:
-   * no other claimer, in this process or another, can see these rows as pending meanwhile.
+   * The claim: picks the best claimable tasks (lowest priority number, then oldest) and leases
+   * them. Atomic because it runs inside the Writer's IMMEDIATE transaction: no other claimer, in
+   * this process or another, can see these rows as pending meanwhile. One task is one statement;
+   * several stop before their answer would pass `budgetBytes` (but always include the first).
    */
-  claim(filter: ClaimFilter, limit: number, leaseExpiresAt: number, now: number): TaskRow[] {
+  claim(filter: ClaimFilter, limit: number, budgetBytes: number, leaseExpiresAt: number, now: number): TaskRow[] {
     const params: unknown[] = [filter.agentId, leaseExpiresAt, now, now];
     const where = claimableWhere(filter, params);
-    params.push(now, limit);
+    const lease = `UPDATE tasks SET status = 'claimed', leaseOwner = ?, leaseExpiresAt = ?, leaseToken = leaseToken + 1,
+           attempts = attempts + 1, claimedAt = ?, updatedAt = ?`;
+    if (limit === 1) {
+      params.push(now);
+      const row = this.st
+        .get<unknown[], TaskRow>(`${lease} WHERE seq = (SELECT seq FROM tasks WHERE ${where} AND runAt <= ? ORDER BY priority, seq LIMIT 1) RETURNING *`)
+        .get(...params);
+      return row ? [row] : [];
+    }
+    const pickParams: unknown[] = [];
+    const pickWhere = claimableWhere(filter, pickParams);
+    pickParams.push(now, limit);
+    const picked = withinBudget(
+      this.st
+        .get<unknown[], { seq: number; bytes: number }>(
+          `SELECT seq, ${TASK_ANSWER_BYTES} AS bytes FROM tasks WHERE ${pickWhere} AND runAt <= ? ORDER BY priority, seq LIMIT ?`,
+        )
+        .iterate(...pickParams),
+      (row) => row.bytes,
+      budgetBytes,
+    ).rows.map((row) => row.seq);
+    if (picked.length === 0) return [];
     const rows = this.st
-      .get<unknown[], TaskRow>(
-        `UPDATE tasks SET status = 'claimed', leaseOwner = ?, leaseExpiresAt = ?, leaseToken = leaseToken + 1,
-           attempts = attempts + 1, claimedAt = ?, updatedAt = ?
-         WHERE seq IN (SELECT seq FROM tasks WHERE ${where} AND runAt <= ? ORDER BY priority, seq LIMIT ?)
-         RETURNING *`,
-      )
-      .all(...params);
+      .get<unknown[], TaskRow>(`${lease} WHERE seq IN (${placeholders(picked.length)}) RETURNING *`)
+      .all(filter.agentId, leaseExpiresAt, now, now, ...picked);
     // RETURNING does not promise an order; hand tasks out best first.
     return rows.sort((a, b) => a.priority - b.priority || a.seq - b.seq);
   }
@@ -235,5 +273,32 @@ export class TaskStore {
          ORDER BY priority, seq LIMIT ?`,
       )
       .all(...params);
+  }
+
+  /** One page of `list`, oldest or newest first, cut before its answer would pass `budgetBytes`. */
+  listPage(filter: TaskListFilter, limit: number, budgetBytes: number): { rows: TaskRow[]; truncated: boolean } {
+    const clauses: string[] = [];
+    const params: unknown[] = [];
+    for (const [column, value] of [
+      ["queue", filter.queue],
+      ["status", filter.status],
+      ["leaseOwner", filter.agentId],
+      ["capability", filter.capability],
+    ] as const) {
+      if (value === undefined) continue;
+      clauses.push(`${column} = ?`);
+      params.push(value);
+    }
+    if (filter.after !== undefined) {
+      clauses.push(filter.order === "asc" ? "seq > ?" : "seq < ?");
+      params.push(filter.after);
+    }
+    params.push(limit);
+    const where = clauses.length > 0 ? `WHERE ${clauses.join(" AND ")}` : "";
+    return withinBudget(
+      this.st.get<unknown[], TaskRow>(`SELECT * FROM tasks ${where} ORDER BY seq ${filter.order === "asc" ? "ASC" : "DESC"} LIMIT ?`).iterate(...params),
+      taskAnswerBytes,
+      budgetBytes,
+    );
   }
 }

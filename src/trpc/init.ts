@@ -6,14 +6,17 @@ import type { OpenApiMeta } from "trpc-to-openapi";
 import type { WebSocket } from "ws";
 import { ZodError } from "zod";
 import { CoordinationError, ERROR_REASONS } from "../errors.js";
+import type { ConsumingCall } from "../delivery/delivery.js";
+import type { Transport } from "../delivery/transports.js";
 import type { Services } from "../services.js";
+import { linkSignals } from "../wakeup.js";
 
 export interface Context {
   services: Services;
+  /** How answers reach this client: tells when it is gone and whether an answer was delivered. */
+  transport: Transport;
   /** The client's socket, for subscriptions over WebSocket (backpressure and closing). */
   socket?: WebSocket;
-  /** REST only: aborts when the HTTP client disconnects (the REST caller hands it to procedures as `signal`). */
-  clientSignal?: AbortSignal;
 }
 
 /** "priority: Too small: expected number to be >=0; queue: ..." from zod issues. */
@@ -54,6 +57,27 @@ const translateDomainErrors = t.middleware(async ({ next }) => {
   return result;
 });
 
+/**
+ * For procedures that take something for their caller (a claim, a steal, an auto-ack poll): the
+ * call ends as soon as its client is gone, and what it took is given back when its answer does
+ * not reach the client (src/delivery/delivery.ts). Runs inside the output validation, so an
+ * answer that fails it counts as undelivered too.
+ */
+const confirmDelivery = t.middleware(async ({ ctx, path, signal, next }) => {
+  const delivery = ctx.services.deliveries.create(path);
+  const stop = linkSignals([signal, ctx.transport.clientGone]);
+  try {
+    const call: ConsumingCall = { signal: stop.signal, delivery };
+    const result = await next({ ctx: { call } });
+    if (result.ok) ctx.transport.confirm(delivery);
+    else delivery.undelivered();
+    return result;
+  } finally {
+    stop.dispose();
+  }
+});
+
 export const router = t.router;
 export const procedure = t.procedure.use(translateDomainErrors);
+export const consumingProcedure = procedure.use(confirmDelivery);
 export const createCallerFactory = t.createCallerFactory;

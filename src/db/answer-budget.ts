@@ -1,0 +1,22 @@
+// Answers that list many rows (polls, lists, claimMany, recall) are bounded in bytes as well as
+// in count: 560 events of 1 MB each make a 560 MB answer that no transport can carry (V8's
+// longest string is 512 MB), so it failed after the cursor had moved. Rows are read lazily
+// (better-sqlite3's iterate) and reading stops at the budget, so an oversized page is never
+// even loaded. The first row is always taken: each row is at most a request body's size, and
+// a page must make progress.
+
+/**
+ * Takes rows in order while their running size stays within `budget`, and always the first.
+ * `truncated` says it stopped for the budget (more rows were there), not for lack of rows.
+ */
+export function withinBudget<T>(rows: Iterable<T>, sizeOf: (row: T) => number, budget: number): { rows: T[]; truncated: boolean } {
+  const taken: T[] = [];
+  let used = 0;
+  for (const row of rows) {
+    used += sizeOf(row);
+    // Leaving the loop early closes a better-sqlite3 iterator: the rest is never read.
+    if (taken.length > 0 && used > budget) return { rows: taken, truncated: true };
+    taken.push(row);
+  }
+  return { rows: taken, truncated: false };
+}

@@ -1,0 +1,112 @@
+// Delivery confirmation: nothing is consumed for a client that never receives it.
+// A claim, a steal and an auto-ack poll change the database for their caller (a lease taken, a
+// cursor moved) and commit before the answer is sent. If the answer then never reaches the
+// client (its socket closed first, the response failed, a tRPC link was torn down), the change
+// must be undone, or the task waits out a lease and is charged an attempt, or the events are
+// gone for that agent. So each such call gets a Delivery: the service registers how to undo its
+// change (`onUndelivered`), and the transport that carries the answer decides the outcome once it
+// knows (src/delivery/transports.ts). Until then the compensation is held; after a confirmed
+// delivery it is dropped.
+import type { Logger } from "../logger.js";
+
+/** What a consuming service call receives from its transport. */
+export interface ConsumingCall {
+  /** Aborts when the client is gone (or the server shuts down): take nothing more for it. */
+  signal?: AbortSignal | undefined;
+  /** Where to register how to undo what the call committed, should its answer not arrive. */
+  delivery?: Delivery | undefined;
+}
+
+export type DeliveryOutcome = "pending" | "delivered" | "undelivered";
+
+/** Undoes what a call committed for its client: releases a claim, rewinds a cursor. */
+export type Compensation = () => Promise<unknown>;
+
+export class Delivery {
+  private outcome: DeliveryOutcome = "pending";
+  private compensations: Compensation[] = [];
+  /** Compensations run one after another on this chain. */
+  private tail: Promise<void> = Promise.resolve();
+  private decide!: () => void;
+  private readonly decided = new Promise<void>((resolve) => (this.decide = resolve));
+
+  constructor(
+    private readonly registry: Deliveries,
+    /** What the call was (procedure path), for the log line when a compensation runs. */
+    readonly label: string,
+  ) {}
+
+  get state(): DeliveryOutcome {
+    return this.outcome;
+  }
+
+  /**
+   * Registers how to undo the call's change. It runs when the answer is known not to have
+   * reached the client, at once if that is known already, and never after a confirmed delivery.
+   */
+  onUndelivered(compensate: Compensation): void {
+    if (this.outcome === "delivered") return;
+    if (this.outcome === "undelivered") this.run([compensate]);
+    else this.compensations.push(compensate);
+  }
+
+  /** Resolves once the outcome is known and every compensation registered so far has finished. */
+  whenSettled(): Promise<void> {
+    return this.decided.then(() => this.tail);
+  }
+
+  /** The transport handed the whole answer to the client's connection. */
+  delivered(): void {
+    if (this.outcome !== "pending") return;
+    this.outcome = "delivered";
+    this.compensations = [];
+    this.decide();
+  }
+
+  /** The answer did not reach the client: undo what the call committed. */
+  undelivered(): void {
+    if (this.outcome !== "pending") return;
+    this.outcome = "undelivered";
+    this.run(this.compensations);
+    this.compensations = [];
+    this.decide();
+  }
+
+  private run(work: Compensation[]): void {
+    if (work.length === 0) return;
+    const { log } = this.registry;
+    this.tail = this.tail.then(async () => {
+      log.info({ call: this.label, compensations: work.length }, "answer not delivered: undoing what the call committed");
+      for (const compensate of work) {
+        await compensate().catch((error: unknown) => log.error({ err: error, call: this.label }, "undoing an undelivered answer failed"));
+      }
+    });
+    this.registry.track(this.tail);
+  }
+}
+
+/** Creates Deliveries and lets shutdown wait for the compensations still running. */
+export class Deliveries {
+  private readonly running = new Set<Promise<void>>();
+
+  constructor(readonly log: Logger) {}
+
+  create(label: string): Delivery {
+    return new Delivery(this, label);
+  }
+
+  /** Compensations under way (observability and shutdown). */
+  get compensating(): number {
+    return this.running.size;
+  }
+
+  track(work: Promise<void>): void {
+    this.running.add(work);
+    void work.finally(() => this.running.delete(work));
+  }
+
+  /** Waits for every compensation under way: shutdown runs this before closing the database. */
+  async drain(): Promise<void> {
+    while (this.running.size > 0) await Promise.allSettled([...this.running]);
+  }
+}

@@ -1,0 +1,66 @@
+// How each transport tells whether a call's answer reached its client (see delivery.ts).
+//  - HTTP (tRPC and REST): the answer is delivered when the response finished, that is, was
+//    handed whole to the connection, with a status below 500. A connection that closes first, or
+//    a 5xx in its place, means the client never got it.
+//  - WebSocket: tRPC's adapter sends a query or mutation answer a few microtasks after the
+//    procedure returns, and only while the socket is open; one macrotask later it has either been
+//    handed to the socket or dropped.
+//  - In-process callers get the return value itself: always delivered.
+// Past that point no server can know more (the bytes may sit unread in the client's kernel when
+// it dies); the lease covers that case, as in every at-least-once queue.
+import type { WebSocket } from "ws";
+import type { Delivery } from "./delivery.js";
+
+export interface Transport {
+  /** Aborts when the client is gone: a long-poll ends at once and takes nothing for it. */
+  readonly clientGone: AbortSignal | undefined;
+  /** Decides `delivery` once the call's answer was handed over or dropped. Call after the procedure returned. */
+  confirm(delivery: Delivery): void;
+}
+
+/** What httpTransport needs of a response (node's ServerResponse, or what tRPC's adapters hand over). */
+export interface ObservableResponse {
+  readonly statusCode: number;
+  once(event: "finish" | "close", listener: () => void): unknown;
+}
+
+export function httpTransport(res: ObservableResponse): Transport {
+  const gone = new AbortController();
+  let state: "open" | "finished" | "closed" = "open";
+  const waiting: Delivery[] = [];
+  const decideFinished = (delivery: Delivery) => (res.statusCode < 500 ? delivery.delivered() : delivery.undelivered());
+  res.once("finish", () => {
+    state = "finished";
+    for (const delivery of waiting.splice(0)) decideFinished(delivery);
+  });
+  res.once("close", () => {
+    if (state === "finished") return;
+    state = "closed";
+    gone.abort();
+    for (const delivery of waiting.splice(0)) delivery.undelivered();
+  });
+  return {
+    clientGone: gone.signal,
+    confirm(delivery) {
+      if (state === "open") waiting.push(delivery);
+      else if (state === "finished") decideFinished(delivery);
+      else delivery.undelivered();
+    },
+  };
+}
+
+export function webSocketTransport(socket: WebSocket): Transport {
+  const gone = new AbortController();
+  socket.once("close", () => gone.abort());
+  return {
+    clientGone: gone.signal,
+    confirm(delivery) {
+      setImmediate(() => (socket.readyState === socket.OPEN ? delivery.delivered() : delivery.undelivered()));
+    },
+  };
+}
+
+export const inProcessTransport: Transport = {
+  clientGone: undefined,
+  confirm: (delivery) => delivery.delivered(),
+};

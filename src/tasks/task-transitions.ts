@@ -1,0 +1,186 @@
+// The task queue's state changes, as they run inside a write (one Writer transaction): each one
+// changes the row and appends its system event together, so no subscriber ever sees one without
+// the other. TaskService and LeaseRecovery compose them into the public operations.
+import { randomUUID } from "node:crypto";
+import type { AgentStore } from "../agents/agent-store.js";
+import type { Config } from "../config.js";
+import { fromJsonText, toJsonText } from "../db/columns.js";
+import type { WriteContext } from "../db/writer.js";
+import { CoordinationError, notFound } from "../errors.js";
+import type { EventStore } from "../events/event-store.js";
+import { assertJsonDepth, sameJson } from "../json-value.js";
+import type { MemoryService } from "../memory/memory-service.js";
+import type { Wakeup } from "../wakeup.js";
+import type { EnqueueRequest } from "./task-schemas.js";
+import type { ClaimFilter, TaskRow, TaskStore } from "./task-store.js";
+
+export interface TaskTransitionDeps {
+  config: Config;
+  tasks: TaskStore;
+  events: EventStore;
+  agents: AgentStore;
+  memory: MemoryService;
+  /** Notified whenever a task may have become claimable. */
+  taskAvailable: Wakeup;
+}
+
+/** Who asks to settle (complete, fail, release, heartbeat) a task. */
+export interface SettleRequest {
+  taskId: string;
+  /** The settling agent. Omitted only by the seed's REST routes: then the current lease is settled, whoever holds it. */
+  agentId?: string | undefined;
+  /** The claim's fencing token: when given, only that lease may be settled. */
+  leaseToken?: number | undefined;
+}
+
+export class TaskTransitions {
+  constructor(private readonly d: TaskTransitionDeps) {}
+
+  /** `field` names the task in errors ("payload", "tasks[3].payload"). */
+  insertTask(ctx: WriteContext, request: EnqueueRequest, field = "payload"): TaskRow {
+    assertJsonDepth(field, request.payload, this.d.config.maxJsonDepth);
+    const definition = {
+      queue: request.queue,
+      payload: toJsonText(request.payload),
+      priority: request.priority,
+      capability: request.capability ?? null,
+      targetAgentId: request.agentId ?? null,
+      maxAttempts: request.maxAttempts ?? this.d.config.maxAttempts,
+    };
+    if (request.idempotencyKey !== undefined) {
+      const existing = this.d.tasks.findByIdempotencyKey(request.idempotencyKey);
+      if (existing) {
+        const differs = (Object.keys(definition) as Array<keyof typeof definition>).filter((k) =>
+          k === "payload" ? !sameJson(fromJsonText(existing.payload), request.payload) : existing[k] !== definition[k],
+        );
+        if (differs.length > 0) {
+          throw new CoordinationError(
+            "IDEMPOTENCY_MISMATCH",
+            `idempotencyKey "${request.idempotencyKey}" was used for task "${existing.id}" with a different ${differs.join(", ")}`,
+          );
+        }
+        return existing;
+      }
+    }
+    const row = this.d.tasks.insert(
+      { id: randomUUID(), ...definition, runAt: request.runAt?.getTime() ?? ctx.now, idempotencyKey: request.idempotencyKey ?? null },
+      ctx.now,
+    );
+    this.d.events.appendSystem(ctx, "task.enqueued", {
+      taskId: row.id,
+      queue: row.queue,
+      priority: row.priority,
+      capability: row.capability,
+      targetAgentId: row.targetAgentId,
+      runAt: new Date(Number(row.runAt)).toISOString(),
+    });
+    ctx.afterCommit(() => this.d.taskAvailable.notify());
+    return row;
+  }
+
+  /** Leases up to `limit` claimable tasks to `filter.agentId`, each with its task.claimed event. */
+  claimRows(ctx: WriteContext, filter: ClaimFilter, limit: number, leaseMs: number, stolenFrom?: (row: TaskRow) => string | null): TaskRow[] {
+    const rows = this.d.tasks.claim(filter, limit, this.d.config.maxResponseBytes, ctx.now + leaseMs, ctx.now);
+    for (const row of rows) {
+      this.d.events.appendSystem(ctx, "task.claimed", {
+        taskId: row.id,
+        queue: row.queue,
+        agentId: filter.agentId,
+        attempt: row.attempts,
+        leaseToken: row.leaseToken,
+        leaseExpiresAt: new Date(ctx.now + leaseMs).toISOString(),
+        ...(stolenFrom ? { stolenFrom: stolenFrom(row) } : {}),
+      });
+    }
+    return rows;
+  }
+
+  /** Back to pending at `runAt` without charging the attempt, with its event. */
+  releaseRow(ctx: WriteContext, row: TaskRow, runAt: number, reason?: string): TaskRow {
+    const released = this.d.tasks.release(row.seq, runAt, ctx.now);
+    this.d.events.appendSystem(ctx, "task.released", { taskId: row.id, queue: row.queue, agentId: row.leaseOwner, ...(reason ? { reason } : {}) });
+    ctx.afterCommit(() => this.d.taskAvailable.notify());
+    return released;
+  }
+
+  /** A run that ended without a verdict (lease expired, agent gone): retry now, or dead-letter at the limit. */
+  expireClaim(ctx: WriteContext, row: TaskRow, reason: string): TaskRow {
+    this.d.events.appendSystem(ctx, "task.lease_expired", { taskId: row.id, queue: row.queue, agentId: row.leaseOwner, attempt: row.attempts, reason });
+    const retryAt = row.attempts < row.maxAttempts ? ctx.now : null;
+    return this.recordFailedRun(ctx, row, reason, row.leaseOwner, retryAt);
+  }
+
+  recordFailedRun(ctx: WriteContext, row: TaskRow, error: string, agentId: string | null, retryAt: number | null): TaskRow {
+    const updated = this.d.tasks.recordFailure(row, error, agentId, retryAt, ctx.now);
+    if (retryAt === null) {
+      this.d.events.appendSystem(ctx, "task.dead_lettered", { taskId: row.id, queue: row.queue, attempts: row.attempts, error });
+      this.d.memory.recordExecution(ctx, updated, "dead_letter", row);
+    } else {
+      this.d.events.appendSystem(ctx, "task.retried", { taskId: row.id, queue: row.queue, attempt: row.attempts, runAt: new Date(retryAt).toISOString() });
+      this.d.memory.recordExecution(ctx, updated, "failed", row);
+      ctx.afterCommit(() => this.d.taskAvailable.notify());
+    }
+    return updated;
+  }
+
+  /**
+   * Every agent that claims, heartbeats or settles is in the registry, so health, offline release
+   * and stealing cover it: an unknown one is registered here (capabilities only if given), with
+   * its agent.registered event; a known one has its heartbeat refreshed.
+   */
+  noteAgent(ctx: WriteContext, agentId: string, capabilities?: readonly string[]): void {
+    const caps = [...new Set(capabilities ?? [])].sort();
+    if (this.d.agents.registerIfAbsent(agentId, caps, ctx.now)) {
+      this.d.events.appendSystem(ctx, "agent.registered", { agentId, capabilities: caps, health: "healthy", implicit: true });
+    } else {
+      this.d.agents.touch(agentId, ctx.now);
+    }
+  }
+
+  heldTask(request: SettleRequest): TaskRow {
+    return this.assertHeld(this.findTask(request.taskId), request);
+  }
+
+  /** The row, if the caller holds its current lease; LEASE_CONFLICT otherwise. */
+  assertHeld(row: TaskRow, request: SettleRequest): TaskRow {
+    if (row.status === "claimed" && this.isHolder(row, request)) return row;
+    const holder = row.status === "claimed" ? `claimed by "${row.leaseOwner}" (lease ${row.leaseToken})` : row.status;
+    throw new CoordinationError(
+      "LEASE_CONFLICT",
+      `${request.agentId === undefined ? "the caller" : `agent "${request.agentId}"`} does not hold the lease on task "${request.taskId}": it is ${holder}`,
+      { status: row.status, leaseOwner: row.leaseOwner, leaseToken: row.leaseToken },
+    );
+  }
+
+  /** Fencing: the same agent (when named) and the same lease (when a token is given). */
+  isHolder(row: TaskRow, request: SettleRequest): boolean {
+    return (
+      (request.agentId === undefined || row.leaseOwner === request.agentId) &&
+      (request.leaseToken === undefined || request.leaseToken === row.leaseToken)
+    );
+  }
+
+  findTask(taskId: string): TaskRow {
+    const row = this.d.tasks.findById(taskId);
+    if (!row) throw notFound("TASK_NOT_FOUND", taskId);
+    return row;
+  }
+
+  claimFilter(request: { agentId: string; queues?: string[] | undefined; capabilities?: string[] | undefined }): ClaimFilter {
+    return {
+      agentId: request.agentId,
+      queues: request.queues && request.queues.length > 0 ? request.queues : null,
+      capabilities: request.capabilities ?? this.d.agents.capabilitiesOf(request.agentId),
+    };
+  }
+
+  leaseLength(requested: number | undefined): number {
+    return Math.min(requested && requested > 0 ? requested : this.d.config.leaseMs, this.d.config.maxLeaseMs);
+  }
+
+  /** Exponential: base, 2×base, 4×base … capped. */
+  backoff(attempt: number): number {
+    const { retryBaseMs, retryMaxMs } = this.d.config;
+    return Math.min(retryMaxMs, retryBaseMs * 2 ** Math.max(0, attempt - 1));
+  }
+}
