@@ -2,21 +2,12 @@
 // import: no server code is bundled); superjson on the wire, so Dates stay Dates.
 // Queries and mutations go over HTTP (batched), subscriptions over one WebSocket that opens
 // on first use and reconnects by itself, resuming tracked streams from their last event id.
-import {
-  createTRPCClient,
-  createWSClient,
-  httpBatchLink,
-  httpLink,
-  splitLink,
-  wsLink,
-  type TRPCClient,
-} from "@trpc/client";
+import { createTRPCClient, createWSClient, httpBatchLink, httpLink, splitLink, wsLink } from "@trpc/client";
 import superjson from "superjson";
 import WebSocket from "ws";
-import type { AppRouter } from "../src/trpc/app-router.js";
+import type { AppRouter, CoordinationApi } from "./types.js";
 
-export type { AppRouter };
-export type CoordinationApi = TRPCClient<AppRouter>;
+export type { AppRouter, ClaimedTask, CoordinationApi, RouterInputs, RouterOutputs } from "./types.js";
 
 /** Procedures that may long-poll: sent on their own HTTP request so they never hold up a batch. */
 const LONG_POLLING = new Set(["tasks.claim", "tasks.claimMany", "tasks.claimNext", "events.poll"]);

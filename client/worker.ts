@@ -2,14 +2,13 @@
 // alive with heartbeats, claims with long-polling, runs the handler, and settles the task.
 // Delivery is at-least-once: a handler can run again after a crash or an expired lease,
 // so handlers should be idempotent (the task id and leaseToken help).
+// It rides out a server restart: renewals and settles are retried while the lease may still be
+// valid (lease-calls.ts), and a claim whose answer was lost is found and run (adoptOrphans).
 import { setTimeout as sleep } from "node:timers/promises";
-import { isTRPCClientError } from "@trpc/client";
-import type { inferRouterOutputs } from "@trpc/server";
-import type { AppRouter } from "../src/trpc/app-router.js";
-import type { CoordinationApi } from "./index.js";
+import { HeldLease, isTransient } from "./lease-calls.js";
+import type { ClaimedTask, CoordinationApi } from "./types.js";
 
-type Outputs = inferRouterOutputs<AppRouter>;
-export type ClaimedTask = NonNullable<Outputs["tasks"]["claim"]>;
+export type { ClaimedTask };
 
 /**
  * Runs one task. The signal aborts when the worker gives up on the run: the lease was lost
@@ -57,21 +56,11 @@ export interface Worker {
 /** Why the worker gave up on a run before its handler settled it. */
 type Interruption = "lost" | "timeout" | "stopped";
 
-/** complete is retried this many times on network errors and 5xx, backing off from COMPLETE_BACKOFF_MS. */
-const COMPLETE_ATTEMPTS = 5;
-const COMPLETE_BACKOFF_MS = 100;
-/** Lease renewals never come faster than this, whatever the server granted. */
-const MIN_RENEW_MS = 20;
+/** How many finished leases the worker remembers, to skip one that arrives a second time. */
+const FINISHED_REMEMBERED = 1000;
+/** After a failed claim, wait this long before the next. */
+const CLAIM_RETRY_MS = 500;
 
-const httpStatus = (error: unknown): number | undefined => (isTRPCClientError(error) ? error.data?.httpStatus : undefined);
-/** The server says this lease is gone: another holder, cancelled, settled, or no such task. */
-const isLeaseGone = (error: unknown): boolean =>
-  isTRPCClientError(error) && (error.data?.code === "CONFLICT" || error.data?.code === "NOT_FOUND");
-/** No answer, or a 5xx: the request may succeed if sent again. */
-const isTransient = (error: unknown): boolean => {
-  const status = httpStatus(error);
-  return status === undefined || status >= 500;
-};
 const messageOf = (error: unknown): string => (error instanceof Error ? error.message : String(error));
 /** Rejects with the signal's reason once it aborts. */
 const whenAborted = (signal: AbortSignal): Promise<never> =>
@@ -82,8 +71,14 @@ export async function runWorker(options: WorkerOptions): Promise<Worker> {
   const onError = options.onError ?? (() => undefined);
   // Aborts claims only; each run has its own controller, so stopping never aborts a handler by itself.
   const claiming = new AbortController();
-  /** Interrupts of the runs in progress, for stop() past its timeout. */
-  const running = new Set<() => void>();
+  /** Interrupts of the runs in progress, by task id, for stop() past its timeout. */
+  const running = new Map<string, () => void>();
+  /** Tasks held for this agent that no loop runs yet (adopted after a lost claim answer). */
+  const backlog: Array<{ task: ClaimedTask; receivedAt: number }> = [];
+  /** Leases run to their end lately ("taskId:leaseToken"), so one that arrives twice is not run again. */
+  const finished = new Set<string>();
+  let orphansSuspected = false;
+  let adopting: Promise<void> | undefined;
   let completed = 0;
   let failed = 0;
   let lost = 0;
@@ -94,59 +89,26 @@ export async function runWorker(options: WorkerOptions): Promise<Worker> {
   }, options.heartbeatMs ?? 5000);
 
   /**
-   * Renews the lease until stopped, each time at a third of the lease the server granted (it may
-   * cap the leaseMs we asked for). The length is read on the server's clock (expiry - updatedAt),
-   * so clock skew between agent and server does not matter. Calls onLost when the lease is gone.
+   * A claim that failed without an answer (network error, 5xx, server restart) may have leased a
+   * task the worker never heard of: it would sit out its lease and be charged an attempt. Once
+   * the server answers again, the tasks it holds for this agent that no loop runs are adopted.
    */
-  const keepLease = (task: ClaimedTask, onLost: (error: unknown) => void) => {
-    let timer: NodeJS.Timeout | undefined;
-    let stopped = false;
-    let interval = 0;
-    const schedule = (lease: { leaseExpiresAt: Date | null; updatedAt: Date }) => {
-      const granted = lease.leaseExpiresAt ? lease.leaseExpiresAt.getTime() - lease.updatedAt.getTime() : (options.leaseMs ?? 30_000);
-      interval = Math.max(granted / 3, MIN_RENEW_MS);
-      timer = setTimeout(renew, interval);
-    };
-    const renew = async () => {
-      try {
-        const renewed = await api.tasks.heartbeat.mutate({ taskId: task.id, agentId, leaseToken: task.leaseToken, leaseMs: options.leaseMs });
-        if (!stopped) schedule(renewed);
-      } catch (error) {
-        if (stopped) return;
-        if (isLeaseGone(error)) return onLost(error);
-        // Transient (network, 5xx): try again after the same interval; a lease outlives one missed renewal.
-        onError(error);
-        timer = setTimeout(renew, interval);
+  const adoptOrphans = (): Promise<void> =>
+    (adopting ??= (async () => {
+      const receivedAt = Date.now();
+      const held = await api.tasks.list.query({ agentId, status: "claimed", limit: 500 });
+      for (const task of held.items) {
+        if (!running.has(task.id) && !backlog.some((b) => b.task.id === task.id)) backlog.push({ task: { ...task, context: [] }, receivedAt });
       }
-    };
-    schedule(task);
-    return () => {
-      stopped = true;
-      clearTimeout(timer);
-    };
-  };
+      orphansSuspected = false;
+    })().finally(() => {
+      adopting = undefined;
+    }));
 
-  /** complete, retried on network errors and 5xx (a retried complete is idempotent on the server). */
-  const complete = async (task: ClaimedTask, result: unknown): Promise<"completed" | "lost"> => {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await api.tasks.complete.mutate({ taskId: task.id, agentId, leaseToken: task.leaseToken, result });
-        return "completed";
-      } catch (error) {
-        if (isLeaseGone(error)) return "lost";
-        onError(error);
-        // Never fail a task whose handler succeeded: past the retries, its lease expires and the server retries it.
-        if (!isTransient(error) || attempt === COMPLETE_ATTEMPTS) return "lost";
-        await sleep(COMPLETE_BACKOFF_MS * 2 ** (attempt - 1));
-      }
-    }
-  };
-
-  const fail = (task: ClaimedTask, error: string) =>
-    api.tasks.fail.mutate({ taskId: task.id, agentId, leaseToken: task.leaseToken, error }).catch(onError);
-  const release = (task: ClaimedTask) => api.tasks.release.mutate({ taskId: task.id, agentId, leaseToken: task.leaseToken }).catch(onError);
-
-  const runOne = async (task: ClaimedTask) => {
+  const runOne = async (task: ClaimedTask, receivedAt: number) => {
+    // The same lease can reach the worker twice (its claim answer, and adoption): run it once.
+    const leaseKey = `${task.id}:${task.leaseToken}`;
+    if (running.has(task.id) || finished.has(leaseKey)) return;
     const run = new AbortController();
     let interruption: Interruption | undefined;
     const interrupt = (why: Interruption, reason: Error) => {
@@ -154,13 +116,14 @@ export async function runWorker(options: WorkerOptions): Promise<Worker> {
       interruption = why;
       run.abort(reason);
     };
-    // Renewed until the task is settled: complete's retries must not outlive a short lease.
-    const stopRenewing = keepLease(task, (error) => interrupt("lost", new Error(`lease lost: ${messageOf(error)}`, { cause: error })));
+    const stopNow = () => interrupt("stopped", new Error("worker stopped"));
+    running.set(task.id, stopNow);
+    const lease = new HeldLease(api, task, agentId, options.leaseMs, onError, receivedAt);
+    // Renewed until the task is settled: settles retried across an outage must not outlive the lease.
+    lease.keepAlive((error) => interrupt("lost", new Error(`lease lost: ${messageOf(error)}`, { cause: error })));
     const { taskTimeoutMs } = options;
     const timeout =
       taskTimeoutMs === undefined ? undefined : setTimeout(() => interrupt("timeout", new Error(`handler timed out after ${taskTimeoutMs} ms`)), taskTimeoutMs);
-    const stopNow = () => interrupt("stopped", new Error("worker stopped"));
-    running.add(stopNow);
 
     let outcome: { ok: true; result: unknown } | { ok: false; error: unknown };
     try {
@@ -170,44 +133,52 @@ export async function runWorker(options: WorkerOptions): Promise<Worker> {
       outcome = { ok: false, error };
     } finally {
       clearTimeout(timeout);
-      running.delete(stopNow);
     }
 
+    const fenced = { taskId: task.id, agentId, leaseToken: task.leaseToken };
     try {
       if (interruption === "lost") {
         lost++; // someone else owns the task now: settling it would only get CONFLICT
       } else if (interruption === "stopped") {
-        await release(task); // not the task's fault: back to the queue without charging an attempt
-      } else if (interruption === "timeout") {
+        await lease.settle(() => api.tasks.release.mutate(fenced)); // not the task's fault: back without charging an attempt
+      } else if (interruption === "timeout" || !outcome.ok) {
         failed++;
-        await fail(task, messageOf(run.signal.reason));
-      } else if (!outcome.ok) {
-        failed++;
-        await fail(task, messageOf(outcome.error));
-      } else if ((await complete(task, outcome.result)) === "completed") {
+        const error = interruption === "timeout" ? messageOf(run.signal.reason) : messageOf((outcome as { error: unknown }).error);
+        await lease.settle(() => api.tasks.fail.mutate({ ...fenced, error }));
+      } else if ((await lease.settle(() => api.tasks.complete.mutate({ ...fenced, result: outcome.result }))) === "settled") {
         completed++;
       } else {
         lost++;
       }
     } finally {
-      stopRenewing();
+      lease.stop();
+      running.delete(task.id);
+      finished.add(leaseKey);
+      if (finished.size > FINISHED_REMEMBERED) finished.delete(finished.values().next().value!);
     }
   };
 
   const loop = async () => {
     while (!claiming.signal.aborted) {
       try {
-        const task = await api.tasks.claim.mutate(
-          { agentId, queues: options.queues, leaseMs: options.leaseMs, waitMs: options.waitMs ?? 10_000 },
-          { signal: claiming.signal },
-        );
+        if (orphansSuspected) await adoptOrphans();
+        const adopted = backlog.shift();
+        const next = adopted ?? {
+          task: await api.tasks.claim.mutate(
+            { agentId, queues: options.queues, leaseMs: options.leaseMs, waitMs: options.waitMs ?? 10_000 },
+            { signal: claiming.signal },
+          ),
+          receivedAt: Date.now(),
+        };
+        if (!next.task) continue;
         // A claim answered just as stop() began: give the task back rather than start it.
-        if (task && claiming.signal.aborted) await release(task);
-        else if (task) await runOne(task);
+        if (claiming.signal.aborted) await api.tasks.release.mutate({ taskId: next.task.id, agentId, leaseToken: next.task.leaseToken }).catch(onError);
+        else await runOne(next.task, next.receivedAt);
       } catch (error) {
         if (claiming.signal.aborted) break;
+        if (isTransient(error)) orphansSuspected = true;
         onError(error);
-        await sleep(500, undefined, { signal: claiming.signal }).catch(() => undefined);
+        await sleep(CLAIM_RETRY_MS, undefined, { signal: claiming.signal }).catch(() => undefined);
       }
     }
   };
@@ -231,6 +202,8 @@ export async function runWorker(options: WorkerOptions): Promise<Worker> {
         await Promise.allSettled(loops);
         clearTimeout(deadline);
         clearInterval(agentHeartbeat);
+        // Adopted but never started: back to the queue without charging an attempt.
+        for (const { task } of backlog.splice(0)) await api.tasks.release.mutate({ taskId: task.id, agentId, leaseToken: task.leaseToken }).catch(onError);
         // Last: deregistering frees any claim still held, charging an attempt.
         await api.agents.deregister.mutate({ agentId }).catch(onError);
       })();

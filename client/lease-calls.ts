@@ -1,0 +1,105 @@
+// The worker's calls on a lease it holds: renewals (heartbeats) and settles, each retried on
+// transient errors for as long as the lease can still be valid. A server restart, a dropped
+// connection or a 503 then costs a delay, not a task run twice: the lease outlives the outage
+// (its expiry is in the database), so the complete that arrives after the restart still counts.
+import { setTimeout as sleep } from "node:timers/promises";
+import { isTRPCClientError } from "@trpc/client";
+import type { ClaimedTask, CoordinationApi } from "./types.js";
+
+/** Lease renewals never come faster than this, whatever the server granted. */
+const MIN_RENEW_MS = 20;
+/** Retries of a failed renewal or settle start at this delay and double up to RETRY_MAX_MS. */
+const RETRY_START_MS = 100;
+const RETRY_MAX_MS = 1000;
+
+const httpStatus = (error: unknown): number | undefined => (isTRPCClientError(error) ? error.data?.httpStatus : undefined);
+/** The server says this lease is gone: another holder, cancelled, settled, or no such task. */
+export const isLeaseGone = (error: unknown): boolean =>
+  isTRPCClientError(error) && (error.data?.code === "CONFLICT" || error.data?.code === "NOT_FOUND");
+/** No answer, or a 5xx: the request may succeed if sent again. */
+export const isTransient = (error: unknown): boolean => {
+  const status = httpStatus(error);
+  return status === undefined || status >= 500;
+};
+
+/**
+ * One held lease: when it may still be valid (on this machine's clock), renewals, and settles.
+ * The length granted is read on the server's clock (expiry - updatedAt of the answer), then laid
+ * from the moment the request was sent, so the local deadline is never later than the server's.
+ */
+export class HeldLease {
+  /** Until then (Date.now() ms) the lease may still be valid; calls are retried until it passes. */
+  private deadline: number;
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+  private interval: number;
+
+  constructor(
+    private readonly api: CoordinationApi,
+    readonly task: ClaimedTask,
+    private readonly agentId: string,
+    private readonly leaseMs: number | undefined,
+    private readonly onError: (error: unknown) => void,
+    receivedAt: number,
+  ) {
+    const granted = HeldLease.granted(task, leaseMs);
+    this.deadline = receivedAt + granted;
+    this.interval = Math.max(granted / 3, MIN_RENEW_MS);
+  }
+
+  private static granted(lease: { leaseExpiresAt: Date | null; updatedAt: Date }, fallback: number | undefined): number {
+    return lease.leaseExpiresAt ? lease.leaseExpiresAt.getTime() - lease.updatedAt.getTime() : (fallback ?? 30_000);
+  }
+
+  /** True while the lease may still be valid. */
+  get mayBeValid(): boolean {
+    return Date.now() < this.deadline;
+  }
+
+  /** Renews at a third of the granted lease until stop(); calls onLost once the lease is gone. */
+  keepAlive(onLost: (error: unknown) => void): void {
+    const renew = async () => {
+      const sentAt = Date.now();
+      try {
+        const renewed = await this.api.tasks.heartbeat.mutate({ taskId: this.task.id, agentId: this.agentId, leaseToken: this.task.leaseToken, leaseMs: this.leaseMs });
+        if (this.stopped) return;
+        const granted = HeldLease.granted(renewed, this.leaseMs);
+        this.deadline = sentAt + granted;
+        this.interval = Math.max(granted / 3, MIN_RENEW_MS);
+        this.timer = setTimeout(renew, this.interval);
+      } catch (error) {
+        if (this.stopped) return;
+        if (isLeaseGone(error)) return onLost(error);
+        this.onError(error);
+        // Transient: retry soon, for as long as the lease may still be valid.
+        if (!this.mayBeValid) return onLost(new Error("lease expired while the server could not be reached", { cause: error }));
+        this.timer = setTimeout(renew, Math.min(this.interval, RETRY_MAX_MS));
+      }
+    };
+    this.timer = setTimeout(renew, this.interval);
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.timer);
+  }
+
+  /**
+   * Runs a settle (complete, fail, release), retried on transient errors while the lease may be
+   * valid (a retried complete is idempotent on the server). "lost": the lease is gone, or ran out.
+   */
+  async settle(call: () => Promise<unknown>): Promise<"settled" | "lost"> {
+    for (let delay = RETRY_START_MS; ; delay = Math.min(delay * 2, RETRY_MAX_MS)) {
+      try {
+        await call();
+        return "settled";
+      } catch (error) {
+        if (isLeaseGone(error)) return "lost";
+        this.onError(error);
+        // Never turn a success into a failure: past the lease, the server retries the task itself.
+        if (!isTransient(error) || !this.mayBeValid) return "lost";
+        await sleep(delay);
+      }
+    }
+  }
+}
