@@ -46,8 +46,11 @@ describe("agent health", () => {
     expect(held.map((task) => task.id).sort()).toEqual(taskIds);
     const leaseExpiresAt = Math.min(...held.map((task) => task.leaseExpiresAt!.getTime()));
 
-    // "rescuer" is not registered, so it can never be seen offline itself; it long-polls for work.
-    const rescued = await api.tasks.claimMany.mutate({ agentId: "rescuer", queues: ["work"], limit: 3, leaseMs: 60_000, waitMs: 10_000 });
+    // "rescuer" long-polls for work, heartbeating as a live agent does (its claim registered it).
+    const alive = setInterval(() => void api.agents.heartbeat.mutate({ agentId: "rescuer" }).catch(() => undefined), 50);
+    const rescued = await api.tasks.claimMany
+      .mutate({ agentId: "rescuer", queues: ["work"], limit: 3, leaseMs: 60_000, waitMs: 10_000 })
+      .finally(() => clearInterval(alive));
     expect(Date.now()).toBeLessThan(leaseExpiresAt - 50_000);
     expect(rescued.map((task) => task.id).sort()).toEqual(taskIds);
     for (const task of rescued) expect(task).toMatchObject({ status: "claimed", leaseOwner: "rescuer", attempts: 2 });
@@ -59,9 +62,8 @@ describe("agent health", () => {
     expect(offline).toEqual([{ type: "agent.offline", payload: expect.objectContaining({ agentId: "dying", releasedTasks: 3 }) }]);
   });
 
-  // Known bug outside src/agents (see the report): TaskStore.stealable() treats an agent as offline
-  // only once the health monitor has stored health = 'offline' — and that same monitor run already
-  // releases its claims, so steal never finds an offline holder. It should use heartbeat age.
+  // Steal judges "offline" by heartbeat age, not by the health the monitor last stored: that
+  // monitor run already releases the claims, so a stored 'offline' would never find a holder.
   it("tasks.steal takes over exactly the claims of an agent that is offline, before any health check ran", async () => {
     // The health monitor effectively never runs here: only steal can free the tasks.
     await using t = await startTestServer({ agentStaleMs: 100, agentOfflineMs: 200, agentHealthCheckMs: 60_000 });
@@ -86,8 +88,8 @@ describe("agent health", () => {
     expect(expired.map((e) => e.payload.reason)).toEqual(["stolen by thief from gone", "stolen by thief from gone"]);
   });
 
-  // Same bug, other face: an agent the monitor last saw offline that then shows a sign of life (a
-  // claim touches its heartbeat) keeps health = 'offline' until the next monitor run, and steal robs it.
+  // The other face: an agent the monitor last saw offline that then shows a sign of life (a claim
+  // touches its heartbeat) keeps health = 'offline' until the next monitor run; steal must not rob it.
   it("tasks.steal never takes claims from an agent that is alive by heartbeat age, whatever the monitor last saw", async () => {
     await using t = await startTestServer({ agentStaleMs: 150, agentOfflineMs: 400, agentHealthCheckMs: 60_000 });
     const { api } = t;

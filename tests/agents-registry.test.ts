@@ -49,7 +49,12 @@ describe("agent registry", () => {
 
     expect((await agentEvents(t)).map((e) => e.type)).toEqual(["agent.registered", "agent.updated"]);
     expect((await agentEvents(t))[1]!.payload).toEqual({ agentId: "h1", health: "healthy", previousHealth: "healthy", status: "busy" });
-    await expect(api.agents.heartbeat.mutate({ agentId: "ghost" })).rejects.toMatchObject({ data: { code: "NOT_FOUND", reason: "AGENT_NOT_FOUND" } });
+    // An agent first heard of through its heartbeat is registered, with no capabilities.
+    expect(await api.agents.heartbeat.mutate({ agentId: "newcomer", status: "busy" })).toMatchObject({ agentId: "newcomer", capabilities: [], status: "busy", health: "healthy" });
+    expect((await agentEvents(t)).slice(2).map((e) => [e.type, e.payload])).toEqual([
+      ["agent.registered", { agentId: "newcomer", capabilities: [], health: "healthy", implicit: true }],
+      ["agent.updated", { agentId: "newcomer", health: "healthy", previousHealth: "healthy", status: "busy" }],
+    ]);
     await expect(api.agents.heartbeat.mutate({ agentId: "h1", load: -1 })).rejects.toMatchObject({ data: { code: "BAD_REQUEST" } });
   });
 
@@ -140,8 +145,8 @@ describe("agent REST routes", () => {
     expect(ids((await rest(t.url, "GET", "/agents/capability/cpu")).body)).toEqual(["r1"]);
 
     expect((await rest(t.url, "POST", "/agents", { capabilities: ["x"] })).status).toBe(400);
-    expect((await rest(t.url, "POST", "/agents/ghost/heartbeat", {})).status).toBe(404);
     expect((await rest(t.url, "GET", "/agents/ghost")).status).toBe(404);
+    expect((await rest(t.url, "POST", "/agents/ghost/heartbeat", {})).body).toMatchObject({ agentId: "ghost", capabilities: [] });
     const removed = await rest(t.url, "DELETE", "/agents/r1");
     expect(removed.status).toBe(200);
     expect(removed.body.agentId).toBe("r1");

@@ -70,9 +70,8 @@ describe("events.poll", () => {
     expect(beyond).toBeInstanceOf(TRPCClientError);
     expect(beyond).toMatchObject({ data: { code: "BAD_REQUEST", reason: "INVALID_INPUT" } });
     expect((await api.events.subscription.query({ agentId: "m" })).cursor).toBe(seqs[4]);
-    await expect(api.events.ack.mutate({ agentId: "ghost", seq: 1 })).rejects.toMatchObject({
-      data: { code: "NOT_FOUND", reason: "SUBSCRIPTION_NOT_FOUND" },
-    });
+    // Every agent has a mailbox: acknowledging for one never seen records its position.
+    expect(await api.events.ack.mutate({ agentId: "ghost", seq: 1 })).toMatchObject({ agentId: "ghost", types: [], cursor: 1, mailboxCursor: 1 });
   });
 
   it("long-poll: a waiting poll returns the event well under a second after it is published", async () => {
@@ -144,15 +143,16 @@ describe("event REST routes", () => {
     const dropped = await rest(t.url, "DELETE", "/events/subscriptions/r1");
     expect(dropped.status).toBe(200);
     expect(dropped.body.types).toEqual([]);
-    expect((await rest(t.url, "GET", "/events/r1")).status).toBe(404);
+    // Without patterns the agent still has its mailbox: polling answers [], never 404.
+    expect(await rest(t.url, "GET", "/events/r1")).toEqual({ status: 200, body: [] });
     expect((await rest(t.url, "DELETE", "/events/subscriptions/r1")).status).toBe(404);
   });
 
-  it("answers 404 for polling an agent that never subscribed, 400 for a malformed event", async () => {
+  it("answers [] for polling an agent nobody has heard of, 400 for a malformed event", async () => {
     await using t = await startTestServer();
-    const unknown = await rest(t.url, "GET", "/events/nobody");
-    expect(unknown.status).toBe(404);
-    expect(unknown.body.message).toContain("nobody");
+    expect(await rest(t.url, "GET", "/events/nobody")).toEqual({ status: 200, body: [] });
+    // Nothing was consumed, so nothing was recorded for it.
+    expect((await rest(t.url, "GET", "/events/subscriptions/nobody")).status).toBe(404);
     expect((await rest(t.url, "POST", "/events", { type: "bad type", source: "x" })).status).toBe(400);
     expect((await rest(t.url, "POST", "/events", { type: "ok.type" })).status).toBe(400);
   });

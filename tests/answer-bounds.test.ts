@@ -1,0 +1,203 @@
+// Answer-or-nothing, first half: whatever can be stored can be read back by every route and
+// transport. JSON deeper than maxJsonDepth, times outside 1970..9999 and answers past
+// maxResponseBytes used to be accepted, committed, and then fail to serialize: a 500 after the
+// cursor moved, the lease was taken or the task was stored. Now they are 400s naming the field
+// before anything is written, or pages cut short; a value too deep that an older version stored
+// reads back as a marker, and a task whose payload is one is dead-lettered at claim time.
+import Database from "better-sqlite3";
+import { TRPCClientError } from "@trpc/client";
+import { describe, expect, it } from "vitest";
+import { rest, startTestServer, type TestServer } from "./helpers/test-server.js";
+
+/** [[[…[1]…]]], `levels` arrays deep. */
+const nested = (levels: number): unknown => {
+  let value: unknown = 1;
+  for (let i = 0; i < levels; i++) value = [value];
+  return value;
+};
+/** The same as JSON text, built without recursion (JSON.stringify gives up near 4,000 levels). */
+const nestedText = (levels: number): string => `${"[".repeat(levels)}1${"]".repeat(levels)}`;
+
+const badRequest = { data: { code: "BAD_REQUEST", httpStatus: 400 } };
+
+async function expectBadRequest(call: Promise<unknown>, field: string): Promise<void> {
+  const error = await call.then(
+    () => new Error("resolved"),
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(TRPCClientError);
+  expect(error).toMatchObject(badRequest);
+  expect((error as Error).message).toContain(field);
+}
+
+/**
+ * A tRPC mutation sent as raw HTTP (superjson's wire form, JSON text built by hand): the typed
+ * client cannot even serialize a value this deep, but any other client can send one.
+ */
+async function rawMutation(t: TestServer, path: string, inputJson: string): Promise<{ status: number; code: string; message: string }> {
+  const response = await fetch(`${t.url}/trpc/${path}`, { method: "POST", headers: { "content-type": "application/json" }, body: `{"json":${inputJson}}` });
+  const body = (await response.json()) as { error?: { json: { message: string; data: { code: string } } } };
+  return { status: response.status, code: body.error?.json.data.code ?? "", message: body.error?.json.message ?? "" };
+}
+
+/** Writes straight into the database file, as an older version without the bounds could have. */
+function writeDirectly(t: TestServer, sql: string, ...params: unknown[]): void {
+  const db = new Database(t.dbPath);
+  try {
+    db.prepare(sql).run(...params);
+  } finally {
+    db.close();
+  }
+}
+
+describe("answer bounds: JSON depth", () => {
+  it("case 1: an event nested 1,500 levels is refused; the poll after it delivers the next event and moves the cursor past it only", async () => {
+    await using t = await startTestServer();
+    await t.api.events.subscribe.mutate({ agentId: "agent-1", types: ["job.*"] });
+    const deep = await rawMutation(t, "events.publish", `{"type":"job.deep","source":"s","payload":${nestedText(1500)}}`);
+    expect(deep).toMatchObject({ status: 400, code: "BAD_REQUEST" });
+    expect(deep.message).toContain("payload");
+    const normal = await t.api.events.publish.mutate({ type: "job.normal", source: "s", payload: { n: 2 } });
+    const polled = await t.api.events.poll.mutate({ agentId: "agent-1" });
+    expect(polled.map((e) => [e.type, e.payload])).toEqual([["job.normal", { n: 2 }]]);
+    expect((await t.api.events.subscription.query({ agentId: "agent-1" })).cursor).toBe(normal.seq);
+    expect(await t.api.events.poll.mutate({ agentId: "agent-1" })).toEqual([]);
+  });
+
+  it("case 4: a task nested 1,500 levels (tRPC) or 4,111 levels (REST) is a 400 naming payload, and nothing is stored", async () => {
+    await using t = await startTestServer();
+    for (const levels of [1500, 100_000]) {
+      const deep = await rawMutation(t, "tasks.enqueue", `{"queue":"q","payload":${nestedText(levels)}}`);
+      expect(deep).toMatchObject({ status: 400, code: "BAD_REQUEST" });
+      expect(deep.message).toContain("payload");
+    }
+    await expectBadRequest(t.api.tasks.enqueueMany.mutate({ tasks: [{ queue: "q", payload: {} }, { queue: "q", payload: nested(100) }] }), "tasks[1].payload");
+    const overRest = await rest(t.url, "POST", "/tasks", `{"queue":"q","payload":${nestedText(4111)}}`);
+    expect(overRest.status).toBe(400);
+    expect(overRest.body.message).toContain("payload");
+    const eventOverRest = await rest(t.url, "POST", "/events", `{"type":"job.deep","source":"s","payload":${nestedText(2600)}}`);
+    expect(eventOverRest.status).toBe(400);
+    expect(eventOverRest.body.message).toContain("payload");
+    expect((await t.api.tasks.list.query({ queue: "q" })).items).toEqual([]);
+    expect((await t.api.tasks.stats.query()).totals.pending).toBe(0);
+    // tasks.list on the queue still answers, over both transports.
+    expect((await rest(t.url, "GET", "/tasks?queue=q")).status).toBe(200);
+  });
+
+  it("holds every stored JSON value to maxJsonDepth (default 64): payload, result, event payload, metadata, memory data", async () => {
+    await using t = await startTestServer();
+    const deepest = nested(64);
+    const task = await t.api.tasks.enqueue.mutate({ queue: "q", payload: deepest });
+    expect(task.payload).toEqual(deepest);
+    await expectBadRequest(t.api.tasks.enqueue.mutate({ queue: "q", payload: nested(65) }), "payload nests deeper than 64 levels");
+    const claimed = await t.api.tasks.claim.mutate({ agentId: "a1" });
+    expect(claimed?.payload).toEqual(deepest);
+    await expectBadRequest(t.api.tasks.complete.mutate({ taskId: task.id, agentId: "a1", result: nested(65) }), "result");
+    expect((await t.api.tasks.get.query({ taskId: task.id })).status).toBe("claimed");
+    await expectBadRequest(t.api.events.publish.mutate({ type: "x", source: "s", payload: { a: nested(64) } }), "payload");
+    await expectBadRequest(t.api.agents.register.mutate({ agentId: "a2", capabilities: [], metadata: { a: nested(64) } }), "metadata");
+    await expectBadRequest(t.api.memory.remember.mutate({ content: "c", data: nested(65) }), "data");
+    // Over REST the same values come back as plain JSON.
+    expect((await rest(t.url, "GET", `/tasks/${task.id}`)).body.payload).toEqual(deepest);
+  });
+
+  it("maxJsonDepth is a setting", async () => {
+    await using t = await startTestServer({ maxJsonDepth: 3 });
+    await t.api.tasks.enqueue.mutate({ payload: { a: { b: [1] } } });
+    await expectBadRequest(t.api.tasks.enqueue.mutate({ payload: { a: { b: [[1]] } } }), "payload nests deeper than 3 levels");
+  });
+
+  it("case 5: a value too deep that an older version stored reads back as a marker; live streams and polls carry on past it", async () => {
+    await using t = await startTestServer();
+    await t.api.events.subscribe.mutate({ agentId: "reader", types: ["job.*"] });
+    const received: number[] = [];
+    const errors: unknown[] = [];
+    let started!: () => void;
+    const isStarted = new Promise<void>((resolve) => (started = resolve));
+    const live = t.api.events.onEvent.subscribe(
+      { types: ["job.*"] },
+      { onStarted: () => started(), onData: ({ data }) => received.push(data.seq), onError: (e) => errors.push(e) },
+    );
+    await isStarted;
+    writeDirectly(t, `INSERT INTO events (type, source, payload, target, createdAt) VALUES ('job.deep', 's', ?, NULL, ?)`, nestedText(2600), Date.now());
+    const after = await t.api.events.publish.mutate({ type: "job.after", source: "s" });
+    await expect.poll(() => received.at(-1), { timeout: 5000 }).toBe(after.seq);
+    expect(received).toEqual([after.seq - 1, after.seq]);
+    expect(errors).toEqual([]);
+    const polled = await t.api.events.poll.mutate({ agentId: "reader" });
+    expect(polled.map((e) => e.payload)).toEqual([{ undeliverable: "stored value nests deeper than 512 levels and cannot be delivered" }, {}]);
+    live.unsubscribe();
+  });
+
+  it("a task whose stored payload no transport can carry is dead-lettered at claim time, and the next task is claimed", async () => {
+    await using t = await startTestServer();
+    writeDirectly(
+      t,
+      `INSERT INTO tasks (id, queue, payload, priority, runAt, createdAt, updatedAt) VALUES ('poison', 'q', ?, 0, 0, 0, 0)`,
+      nestedText(3000),
+    );
+    const good = await t.api.tasks.enqueue.mutate({ queue: "q", payload: { ok: true } });
+    const claimed = await t.api.tasks.claim.mutate({ agentId: "a1", queues: ["q"] });
+    expect(claimed?.id).toBe(good.id);
+    const poison = await t.api.tasks.get.query({ taskId: "poison" });
+    expect(poison).toMatchObject({ status: "dead_letter", lastError: "the stored payload cannot be delivered: it nests too deep for any transport" });
+    expect((await rest(t.url, "GET", "/tasks/poison")).status).toBe(200);
+  });
+});
+
+describe("answer bounds: times", () => {
+  it("case 6: runAt past year 9999, past 8.64e15 or at 2^53-1 is a 400 naming runAt, not a database error", async () => {
+    await using t = await startTestServer();
+    for (const runAt of [8_640_000_000_000_001, Number.MAX_SAFE_INTEGER, 253_402_300_800_000, -1, "+275760-09-13T00:00:00.000Z", "2026-02-30T00:00:00Z"]) {
+      const answer = await rest(t.url, "POST", "/tasks", { runAt });
+      expect(answer.status, `runAt ${runAt}`).toBe(400);
+      expect(answer.body.message).toContain("runAt");
+    }
+    await expectBadRequest(t.api.tasks.enqueue.mutate({ runAt: new Date(Number.NaN) }), "runAt");
+    const latest = await rest(t.url, "POST", "/tasks", { runAt: "9999-12-31T23:59:59.999Z" });
+    expect(latest.status).toBe(200);
+    expect(latest.body.runAt).toBe("9999-12-31T23:59:59.999Z");
+    expect((await t.api.tasks.get.query({ taskId: latest.body.id })).runAt.getTime()).toBe(253_402_300_799_999);
+  });
+});
+
+describe("answer bounds: size", () => {
+  it("case 1, size: a poll, a list and events.list stop at maxResponseBytes; the rest comes on the next page, nothing skipped", async () => {
+    await using t = await startTestServer({ maxResponseBytes: 256 * 1024 });
+    await t.api.events.subscribe.mutate({ agentId: "agent-1", types: ["job.*"] });
+    const blob = "x".repeat(60 * 1024);
+    const published: number[] = [];
+    for (let i = 0; i < 20; i++) published.push((await t.api.events.publish.mutate({ type: "job.big", source: "s", payload: { i, blob } })).seq);
+    for (let i = 0; i < 20; i++) await t.api.tasks.enqueue.mutate({ queue: "big", payload: { i, blob } });
+
+    const pages: number[][] = [];
+    for (;;) {
+      const page = await rest(t.url, "GET", "/events/agent-1?limit=1000");
+      expect(page.status).toBe(200);
+      if (page.body.length === 0) break;
+      expect(page.body.length).toBeLessThanOrEqual(5);
+      pages.push(page.body.map((e: { seq: number }) => e.seq));
+    }
+    expect(pages.flat()).toEqual(published);
+    expect(pages.length).toBeGreaterThanOrEqual(4);
+
+    const listed: number[] = [];
+    let cursor: string | null | undefined;
+    do {
+      const page = await t.api.tasks.list.query({ queue: "big", limit: 500, ...(cursor ? { cursor } : {}) });
+      expect(page.items.length).toBeLessThanOrEqual(5);
+      listed.push(...page.items.map((task) => (task.payload as { i: number }).i));
+      cursor = page.nextCursor;
+    } while (cursor);
+    expect(listed).toEqual([...Array(20).keys()]);
+
+    const history = await t.api.events.list.query({ types: ["job.*"], limit: 1000 });
+    expect(history.map((e) => e.seq)).toEqual(published.slice(0, history.length));
+    expect(history.length).toBeLessThanOrEqual(5);
+
+    const many = await t.api.tasks.claimMany.mutate({ agentId: "a1", queues: ["big"], limit: 100 });
+    expect(many.length).toBeGreaterThanOrEqual(1);
+    expect(many.length).toBeLessThanOrEqual(5);
+    expect((await t.api.tasks.stats.query()).totals.claimed).toBe(many.length);
+  });
+});

@@ -1,0 +1,135 @@
+// Answer-or-nothing, second half: a claim or an auto-ack poll whose answer never reached its
+// client is undone. Cases 2 and 3 of the delivery-safety issue: long-polls parked, work arrives,
+// the clients' sockets are destroyed 10 ms later. The server runs in its own process (as in
+// production: its event loop does not wait for the test's), and the verdict is the invariant,
+// whatever the timing: every task is pending and uncharged, or held by the agent whose response
+// the server finished writing; every agent whose answer was not delivered still has its event.
+import net from "node:net";
+import { join } from "node:path";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { CliProcess, killAllCli } from "./helpers/cli-process.js";
+import { makeTempDir, rest } from "./helpers/test-server.js";
+
+afterEach(killAllCli);
+
+const AGENTS = 50;
+
+async function startServerProcess(): Promise<{ cli: CliProcess; url: string; port: number }> {
+  const dir = makeTempDir();
+  const cli = new CliProcess({
+    env: {
+      COORDINATION_PORT: "0",
+      COORDINATION_DB_PATH: join(dir, "c.db"),
+      // The request log says, per request, whether its response was handed over whole.
+      COORDINATION_LOG_LEVEL: "debug",
+      // Only the in-process wake-up may end the parked polls early.
+      COORDINATION_CROSS_PROCESS_POLL_MS: "10000",
+    },
+  });
+  const url = await cli.waitForUrl();
+  return { cli, url, port: Number(new URL(url).port) };
+}
+
+/** A raw HTTP request on its own socket, left parked until the test destroys it. */
+function park(port: number, request: string): net.Socket {
+  const socket = net.connect(port, "127.0.0.1");
+  socket.on("error", () => undefined);
+  socket.write(request);
+  return socket;
+}
+
+const get = (path: string) => `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`;
+const post = (path: string, body: unknown) => {
+  const text = JSON.stringify(body);
+  return `POST ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(text)}\r\n\r\n${text}`;
+};
+
+/** The server's log line for each finished or abandoned request, by URL. */
+function requestOutcomes(cli: CliProcess): Map<string, { status: number; finished: boolean }> {
+  const outcomes = new Map<string, { status: number; finished: boolean }>();
+  for (const line of cli.logLines()) {
+    if (line.msg === "request" && typeof line.url === "string") outcomes.set(line.url, { status: line.status as number, finished: line.finished === true });
+  }
+  return outcomes;
+}
+
+/** Sends `trigger` while the parked requests wait, and destroys their sockets 10 ms later. */
+async function destroyAfterTrigger(sockets: net.Socket[], trigger: () => Promise<unknown>): Promise<void> {
+  await new Promise((resolve) => setTimeout(resolve, 500)); // let the requests park; the verdict does not depend on it
+  const sent = trigger();
+  await new Promise((resolve) => setTimeout(resolve, 10));
+  for (const socket of sockets) socket.destroy();
+  await sent;
+}
+
+describe("delivery confirmation", () => {
+  it("case 2: long-poll claims whose sockets were destroyed hold no task and charge no attempt (REST and tRPC)", async () => {
+    const { cli, url, port } = await startServerProcess();
+    const forms = [
+      { queue: "rest", agent: (i: number) => `r${i}`, url: (i: number) => `/tasks/claim/r${i}?queue=rest&waitMs=15000`, body: () => undefined },
+      // tRPC ignores the query string of a POST: it only tells the requests apart in the log.
+      { queue: "trpc", agent: (i: number) => `t${i}`, url: (i: number) => `/trpc/tasks.claim?for=t${i}`, body: (i: number) => ({ json: { agentId: `t${i}`, queues: ["trpc"], waitMs: 15_000 } }) },
+    ];
+    for (const form of forms) {
+      const sockets = Array.from({ length: AGENTS }, (_, i) => park(port, form.body(i) === undefined ? get(form.url(i)) : post(form.url(i), form.body(i))));
+      await destroyAfterTrigger(sockets, () =>
+        rest(url, "POST", "/tasks/batch", { tasks: Array.from({ length: AGENTS }, (_, i) => ({ queue: form.queue, payload: { i } })) }),
+      );
+      await vi.waitFor(
+        async () => {
+          // Every parked request has ended, one way or the other, and was logged with its outcome.
+          const outcomes = requestOutcomes(cli);
+          const ended = Array.from({ length: AGENTS }, (_, i) => outcomes.get(form.url(i)));
+          expect(ended.filter(Boolean)).toHaveLength(AGENTS);
+          const delivered = new Set(ended.flatMap((outcome, i) => (outcome?.finished && outcome.status === 200 ? [form.agent(i)] : [])));
+          const tasks = (await rest(url, "GET", `/tasks?queue=${form.queue}&limit=500`)).body.items as Array<{ status: string; attempts: number; leaseOwner: string | null }>;
+          expect(tasks).toHaveLength(AGENTS);
+          for (const task of tasks) {
+            if (task.status === "claimed") expect(delivered.has(task.leaseOwner!), `${task.leaseOwner} holds a task it never received`).toBe(true);
+            else expect(task).toMatchObject({ status: "pending", attempts: 0 });
+          }
+        },
+        { timeout: 15_000, interval: 100 },
+      );
+      const stats = (await rest(url, "GET", "/stats/tasks")).body.queues.find((q: { queue: string }) => q.queue === form.queue);
+      console.info(`${form.queue}: ${stats.counts.pending} of ${AGENTS} tasks released after their claimers left, ${stats.counts.claimed} delivered before`);
+    }
+    // Released with an event that says why.
+    const released = (await rest(url, "GET", "/events?types=task.released&limit=1000")).body as Array<{ payload: { reason: string } }>;
+    for (const event of released) expect(event.payload.reason).toContain("never received");
+  });
+
+  it("case 3: auto-ack polls whose sockets were destroyed leave the cursor where it was", async () => {
+    const { cli, url, port } = await startServerProcess();
+    for (let i = 0; i < AGENTS; i++) await rest(url, "POST", "/events/subscriptions", { agentId: `e${i}`, types: ["news.*"] });
+    // One small event is written faster than a batch of tasks: destroy sooner, in several rounds.
+    for (const [round, delayMs] of [0, 2, 5, 10].entries()) {
+      const pollUrl = (i: number) => `/events/e${i}?waitMs=15000&round=${round}`;
+      const sockets = Array.from({ length: AGENTS }, (_, i) => park(port, get(pollUrl(i))));
+      await new Promise((resolve) => setTimeout(resolve, 500)); // let the polls park; the verdict does not depend on it
+      const sent = rest(url, "POST", "/events", { type: `news.round${round}`, source: "desk" });
+      await new Promise((resolve) => setTimeout(resolve, delayMs));
+      for (const socket of sockets) socket.destroy();
+      const published = (await sent).body.seq as number;
+      await vi.waitFor(() => expect(Array.from({ length: AGENTS }, (_, i) => requestOutcomes(cli).get(pollUrl(i))).filter(Boolean)).toHaveLength(AGENTS), {
+        timeout: 15_000,
+        interval: 50,
+      });
+      const outcomes = requestOutcomes(cli);
+      let handedBack = 0;
+      for (let i = 0; i < AGENTS; i++) {
+        const outcome = outcomes.get(pollUrl(i))!;
+        // Compensations run right after the socket closed; the poll lock makes this poll wait for them.
+        const next = (await rest(url, "GET", `/events/e${i}`)).body as Array<{ seq: number }>;
+        // Never lost: an answer that did not reach the agent gave the event back. A finished answer
+        // held it, or was [] (the poll saw its client leave before the event came): then it is still there.
+        if (outcome.finished && outcome.status === 200) expect([[], [published]]).toContainEqual(next.map((e) => e.seq));
+        else {
+          expect(next.map((e) => e.seq)).toEqual([published]);
+          handedBack++;
+        }
+      }
+      console.info(`destroyed ${delayMs} ms after the publish: ${handedBack} of ${AGENTS} agents had the event handed back`);
+    }
+  });
+});

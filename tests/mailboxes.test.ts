@@ -1,0 +1,82 @@
+// Every agent has a mailbox: events targeted at it are delivered by poll and by the live stream,
+// subscription or not, from the oldest retained one it has not consumed.
+import { describe, expect, it, vi } from "vitest";
+import { collectEvents } from "./helpers/event-collector.js";
+import { rest, startTestServer } from "./helpers/test-server.js";
+
+describe("mailboxes", () => {
+  it("a direct message to an agent that never subscribed is read by its poll, once", async () => {
+    await using t = await startTestServer();
+    const dm = await t.api.events.publish.mutate({ type: "chat.dm", source: "boss", target: "agent-x", payload: { text: "hi" } });
+    const other = await t.api.events.publish.mutate({ type: "chat.dm", source: "boss", target: "someone-else" });
+    const polled = await rest(t.url, "GET", "/events/agent-x");
+    expect(polled.status).toBe(200);
+    expect(polled.body).toEqual([expect.objectContaining({ seq: dm.seq, type: "chat.dm", target: "agent-x", payload: { text: "hi" } })]);
+    expect(await rest(t.url, "GET", "/events/agent-x")).toEqual({ status: 200, body: [] });
+    // The empty poll moved past what is not for it, up to the head.
+    expect(await t.api.events.subscription.query({ agentId: "agent-x" })).toMatchObject({ types: [], mailboxCursor: other.seq });
+  });
+
+  it("an agent that subscribes after a message was sent to it still reads it, before the events it subscribed to", async () => {
+    await using t = await startTestServer();
+    await t.api.events.publish.mutate({ type: "news.old", source: "desk" });
+    const dm = await t.api.events.publish.mutate({ type: "task.assigned", source: "boss", target: "late" });
+    const subscription = await t.api.events.subscribe.mutate({ agentId: "late", types: ["news.*"] });
+    // The subscription starts at the head for its types; the mailbox from the oldest retained message.
+    expect(subscription).toMatchObject({ cursor: dm.seq, mailboxCursor: 0 });
+    const news = await t.api.events.publish.mutate({ type: "news.new", source: "desk" });
+    expect((await t.api.events.poll.mutate({ agentId: "late" })).map((e) => e.seq)).toEqual([dm.seq, news.seq]);
+    expect(await t.api.events.poll.mutate({ agentId: "late" })).toEqual([]);
+  });
+
+  it("manual ack covers the mailbox too; a cut page never skips a message behind the last one read", async () => {
+    await using t = await startTestServer();
+    await t.api.events.subscribe.mutate({ agentId: "m", types: ["a.*"] });
+    const seqs: number[] = [];
+    for (let i = 0; i < 6; i++) {
+      seqs.push((await t.api.events.publish.mutate(i % 2 === 0 ? { type: "a.x", source: "s" } : { type: "dm", source: "s", target: "m" })).seq);
+    }
+    expect((await t.api.events.poll.mutate({ agentId: "m", ack: "manual", limit: 3 })).map((e) => e.seq)).toEqual(seqs.slice(0, 3));
+    expect((await t.api.events.poll.mutate({ agentId: "m", ack: "manual", limit: 3 })).map((e) => e.seq)).toEqual(seqs.slice(0, 3));
+    await t.api.events.ack.mutate({ agentId: "m", seq: seqs[2]! });
+    expect((await t.api.events.poll.mutate({ agentId: "m", limit: 2 })).map((e) => e.seq)).toEqual(seqs.slice(3, 5));
+    expect((await t.api.events.poll.mutate({ agentId: "m" })).map((e) => e.seq)).toEqual([seqs[5]]);
+  });
+
+  it("a fresh live stream for an agent starts with its unconsumed mailbox, then follows live events", async () => {
+    await using t = await startTestServer();
+    const consumed = await t.api.events.publish.mutate({ type: "dm", source: "s", target: "live" });
+    await t.api.events.poll.mutate({ agentId: "live" });
+    const waiting = await t.api.events.publish.mutate({ type: "dm", source: "s", target: "live" });
+    await t.api.events.publish.mutate({ type: "dm", source: "s", target: "other" });
+    const stream = collectEvents(t.api, { agentId: "live", types: ["news.*"] });
+    await stream.started;
+    const news = await t.api.events.publish.mutate({ type: "news.flash", source: "desk" });
+    const next = await t.api.events.publish.mutate({ type: "dm", source: "s", target: "live" });
+    await vi.waitFor(() => expect(stream.seqs()).toEqual([waiting.seq, news.seq, next.seq]), { timeout: 5000, interval: 10 });
+    expect(stream.seqs()).not.toContain(consumed.seq);
+    stream.unsubscribe();
+  });
+
+  it("concurrent auto-ack polls by one agent never receive the same event, and together receive every one", async () => {
+    await using t = await startTestServer();
+    await t.api.events.subscribe.mutate({ agentId: "busy", types: ["job.*"] });
+    const published: number[] = [];
+    for (let i = 0; i < 60; i++) {
+      const event = i % 3 === 0 ? { type: "dm", source: "s", target: "busy" } : { type: "job.run", source: "s" };
+      published.push((await t.api.events.publish.mutate(event)).seq);
+    }
+    const received: number[] = [];
+    await Promise.all(
+      Array.from({ length: 8 }, async (_, i) => {
+        for (;;) {
+          const batch = await rest(t.url, "GET", `/events/busy?limit=${1 + (i % 4)}`);
+          if (batch.body.length === 0) return;
+          received.push(...batch.body.map((e: { seq: number }) => e.seq));
+        }
+      }),
+    );
+    expect(received.length).toBe(new Set(received).size);
+    expect(received.sort((a, b) => a - b)).toEqual(published);
+  });
+});
