@@ -1,28 +1,67 @@
-// The domain's one error type. Services throw it with a closed `reason`; src/trpc/init.ts
-// translates it to a tRPC code (and so to an HTTP status on REST) in one place.
+// The one error vocabulary. Every error a client can see has one shape, { code, message,
+// details? }: the body of a REST error, and tRPC's error `data` (with the message on the error
+// itself). `code` comes from the closed list below; its HTTP status is fixed by it. Services throw
+// CoordinationError with a domain code; src/trpc/error-shape.ts translates everything else
+// (validation, parse and transport errors) into the same list, in one place.
 
-export const ERROR_REASONS = {
-  TASK_NOT_FOUND: "NOT_FOUND",
-  AGENT_NOT_FOUND: "NOT_FOUND",
-  SUBSCRIPTION_NOT_FOUND: "NOT_FOUND",
+/** Every code a client can see, with its HTTP status. */
+export const ERROR_STATUS = {
+  /** The input failed validation; `details.issues` lists each field and what is wrong. */
+  INVALID_INPUT: 400,
+  /** The request body is not valid JSON. */
+  MALFORMED_JSON: 400,
+  TASK_NOT_FOUND: 404,
+  AGENT_NOT_FOUND: 404,
+  SUBSCRIPTION_NOT_FOUND: 404,
+  /** No route or procedure at this path. */
+  ROUTE_NOT_FOUND: 404,
+  /** The path exists, not with this method (REST answers with `Allow`). */
+  METHOD_NOT_ALLOWED: 405,
   /** The caller does not hold the task's current lease (expired and re-claimed, or never held). */
-  LEASE_CONFLICT: "CONFLICT",
+  LEASE_CONFLICT: 409,
   /** The task is in a state that does not allow the operation (e.g. requeue a pending task). */
-  INVALID_STATE: "CONFLICT",
+  INVALID_STATE: 409,
   /** An idempotency key was reused with a different task definition. */
-  IDEMPOTENCY_MISMATCH: "CONFLICT",
+  IDEMPOTENCY_MISMATCH: 409,
   /** A cursor or lastEventId points before the retained part of the event log. */
-  EVENTS_PRUNED: "PRECONDITION_FAILED",
-  INVALID_INPUT: "BAD_REQUEST",
-  SHUTTING_DOWN: "SERVICE_UNAVAILABLE",
+  EVENTS_PRUNED: 412,
+  PAYLOAD_TOO_LARGE: 413,
+  /** A request body that is not application/json. */
+  UNSUPPORTED_MEDIA_TYPE: 415,
+  /** The URL and headers are longer than the server reads. */
+  HEADERS_TOO_LARGE: 431,
+  INTERNAL: 500,
+  /** The server is shutting down; retry on another instance or after the restart. */
+  SHUTTING_DOWN: 503,
 } as const;
 
-export type ErrorReason = keyof typeof ERROR_REASONS;
+export type ErrorCode = keyof typeof ERROR_STATUS;
+
+/** The error body of every route, and tRPC's error data beside its message. */
+export interface ErrorBody {
+  code: ErrorCode;
+  message: string;
+  details?: Record<string, unknown>;
+}
+
+/** The codes services throw: the domain's own. */
+export type DomainErrorCode = Extract<
+  ErrorCode,
+  | "INVALID_INPUT"
+  | "TASK_NOT_FOUND"
+  | "AGENT_NOT_FOUND"
+  | "SUBSCRIPTION_NOT_FOUND"
+  | "LEASE_CONFLICT"
+  | "INVALID_STATE"
+  | "IDEMPOTENCY_MISMATCH"
+  | "EVENTS_PRUNED"
+  | "SHUTTING_DOWN"
+>;
 
 export class CoordinationError extends Error {
   override name = "CoordinationError";
   constructor(
-    readonly reason: ErrorReason,
+    readonly code: DomainErrorCode,
     message: string,
     readonly details?: Record<string, unknown>,
   ) {
@@ -30,5 +69,5 @@ export class CoordinationError extends Error {
   }
 }
 
-export const notFound = (reason: Extract<ErrorReason, `${string}_NOT_FOUND`>, id: string): CoordinationError =>
-  new CoordinationError(reason, `${reason.replace("_NOT_FOUND", "").toLowerCase()} "${id}" not found`, { id });
+export const notFound = (code: Extract<DomainErrorCode, `${string}_NOT_FOUND`>, id: string): CoordinationError =>
+  new CoordinationError(code, `${code.replace("_NOT_FOUND", "").toLowerCase()} "${id}" not found`, { id });

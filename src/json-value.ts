@@ -1,4 +1,4 @@
-// Schemas shared by every capability's inputs, and the bounds that make every stored value
+// JSON in inputs and answers, and the bounds that make every stored value
 // readable again by every route and transport.
 //  - jsonValue: payloads, results, metadata and data are stored as JSON text. superjson (tRPC)
 //    would happily deliver a BigInt (JSON.stringify throws: a 500), a Map or Set (stored as {}),
@@ -8,9 +8,8 @@
 //    JSON.stringify at about 4,000. A value stored deeper could be written but never read back:
 //    a 500 after the commit. The schema stops anything deeper than JSON_DEPTH_CEILING (without
 //    recursing itself); services hold stored values to the configured maxJsonDepth (assertJsonDepth).
-//  - numberInput: numbers arrive as numbers (JSON, superjson) or as strings (query strings).
-//    z.coerce would also turn null into 0 (priority: null = the highest priority) and true into 1.
 import { z } from "zod";
+import type { JsonObject, JsonValue } from "./json-types.js";
 import { CoordinationError } from "./errors.js";
 
 /** No configuration may allow deeper JSON than this: superjson serializes 1,000 levels safely. */
@@ -84,17 +83,27 @@ export function assertJsonDepth(field: string, value: unknown, maxDepth: number)
   }
 }
 
-/** Any JSON value (object, array, string, finite number, boolean, null). */
-export const jsonValue = z.unknown().superRefine((value, ctx) => {
-  const problem = value === undefined ? null : findNonJson(value);
-  if (problem) ctx.addIssue({ code: "custom", message: `must be JSON: ${problem}` });
-});
+/** Any JSON value (object, array, string, finite number, boolean, null): anything else is a 400 naming where it is. */
+export const jsonValue = z
+  .custom<JsonValue>(() => true)
+  .superRefine((value, ctx) => {
+    const problem = value === undefined ? null : findNonJson(value);
+    if (problem) ctx.addIssue({ code: "custom", message: `must be JSON: ${problem}` });
+  })
+  .meta({ description: "Any JSON value" });
 
 /** A JSON object (for metadata). */
-export const jsonObject = z.record(z.string(), z.unknown()).superRefine((value, ctx) => {
-  const problem = findNonJson(value);
-  if (problem) ctx.addIssue({ code: "custom", message: `must be JSON: ${problem}` });
-});
+export const jsonObject = z
+  .custom<JsonObject>((value) => typeof value === "object" && value !== null && !Array.isArray(value), "must be a JSON object")
+  .superRefine((value, ctx) => {
+    const problem = findNonJson(value);
+    if (problem) ctx.addIssue({ code: "custom", message: `must be JSON: ${problem}` });
+  })
+  .meta({ description: "A JSON object" });
+
+/** A JSON value in an answer: stored values were checked on the way in, so they are not walked again. */
+export const jsonOutput = z.custom<JsonValue>(() => true).meta({ description: "Any JSON value" });
+export const jsonObjectOutput = z.custom<JsonObject>(() => true).meta({ description: "A JSON object" });
 
 /**
  * Whether two JSON values mean the same: equal scalars, arrays equal item by item, objects with
@@ -124,18 +133,6 @@ export function sameJson(a: unknown, b: unknown): boolean {
   }
   return true;
 }
-
-const fromQueryString = (v: unknown): unknown => (typeof v === "string" && /^\s*[+-]?\d+(\.\d+)?\s*$/.test(v) ? Number(v) : v);
-const bounded = (schema: z.ZodNumber, min?: number, max?: number): z.ZodNumber =>
-  max === undefined ? (min === undefined ? schema : schema.min(min)) : schema.min(min ?? -Number.MAX_VALUE).max(max);
-
-/** A number from JSON, or a decimal string from a query string; nothing else is converted. */
-export const numberInput = (min?: number, max?: number) => z.preprocess(fromQueryString, bounded(z.number(), min, max));
-/**
- * An integer, the same way. Never beyond 2^53 - 1: past it, integers are no longer exact in
- * JavaScript (and SQLite would store them as floating point).
- */
-export const intInput = (min?: number, max: number = Number.MAX_SAFE_INTEGER) => z.preprocess(fromQueryString, bounded(z.number().int(), min, max));
 
 /**
  * The latest time any route or transport can carry: 9999-12-31T23:59:59.999Z. JavaScript Dates

@@ -32,7 +32,7 @@ describe("agent registry", () => {
 
     const missing = await api.agents.get.query({ agentId: "nobody" }).catch((e: unknown) => e);
     expect(missing).toBeInstanceOf(TRPCClientError);
-    expect(missing).toMatchObject({ data: { code: "NOT_FOUND", reason: "AGENT_NOT_FOUND" } });
+    expect(missing).toMatchObject({ data: { code: "AGENT_NOT_FOUND" } });
   });
 
   it("heartbeat records status and load, publishing agent.updated only when the status changes", async () => {
@@ -55,7 +55,7 @@ describe("agent registry", () => {
       ["agent.registered", { agentId: "newcomer", capabilities: [], health: "healthy", implicit: true }],
       ["agent.updated", { agentId: "newcomer", health: "healthy", previousHealth: "healthy", status: "busy" }],
     ]);
-    await expect(api.agents.heartbeat.mutate({ agentId: "h1", load: -1 })).rejects.toMatchObject({ data: { code: "BAD_REQUEST" } });
+    await expect(api.agents.heartbeat.mutate({ agentId: "h1", load: -1 })).rejects.toMatchObject({ data: { code: "INVALID_INPUT" } });
   });
 
   it("deregister removes the agent and returns its claimed tasks to the queue at once", async () => {
@@ -68,14 +68,14 @@ describe("agent registry", () => {
 
     const removed = await api.agents.deregister.mutate({ agentId: "d1" });
     expect(removed).toMatchObject({ agentId: "d1", capabilities: ["gpu"] });
-    await expect(api.agents.get.query({ agentId: "d1" })).rejects.toMatchObject({ data: { code: "NOT_FOUND" } });
+    await expect(api.agents.get.query({ agentId: "d1" })).rejects.toMatchObject({ data: { code: "AGENT_NOT_FOUND" } });
     expect(await api.tasks.get.query({ taskId: task.id })).toMatchObject({ status: "pending", leaseOwner: null, attempts: 1 });
     const released = await api.events.list.query({ afterSeq: 0, types: ["task.lease_expired", "agent.deregistered"] });
     expect(released.map((e) => [e.type, e.payload])).toEqual([
       ["task.lease_expired", { taskId: task.id, queue: "q", agentId: "d1", attempt: 1, reason: "agent d1 deregistered" }],
       ["agent.deregistered", { agentId: "d1", releasedTasks: 1 }],
     ]);
-    await expect(api.agents.deregister.mutate({ agentId: "d1" })).rejects.toMatchObject({ data: { code: "NOT_FOUND" } });
+    await expect(api.agents.deregister.mutate({ agentId: "d1" })).rejects.toMatchObject({ data: { code: "AGENT_NOT_FOUND" } });
   });
 
   it("lists by capability, health and status; findByCapability puts healthy first, then lowest load", async () => {
@@ -123,7 +123,7 @@ describe("agent registry", () => {
 describe("agent REST routes", () => {
   it("POST /agents, GET /agents (filters as query), GET /agents/{id}, heartbeat, capability lookup and DELETE", async () => {
     await using t = await startTestServer();
-    const created = await rest(t.url, "POST", "/agents", { agentId: "r1", capabilities: "gpu,cpu", metadata: { host: "box-1" } });
+    const created = await rest(t.url, "POST", "/agents", { agentId: "r1", capabilities: ["gpu", "cpu"], metadata: { host: "box-1" } });
     expect(created.status).toBe(200);
     expect(created.body).toMatchObject({ agentId: "r1", capabilities: ["cpu", "gpu"], metadata: { host: "box-1" }, health: "healthy" });
     expect((await rest(t.url, "POST", "/agents", { agentId: "r2" })).body).toMatchObject({ capabilities: [], metadata: {} });

@@ -7,18 +7,19 @@
 import Database from "better-sqlite3";
 import { TRPCClientError } from "@trpc/client";
 import { describe, expect, it } from "vitest";
+import type { JsonValue } from "../src/json-types.js";
 import { rest, startTestServer, type TestServer } from "./helpers/test-server.js";
 
 /** [[[…[1]…]]], `levels` arrays deep. */
-const nested = (levels: number): unknown => {
-  let value: unknown = 1;
+const nested = (levels: number): JsonValue => {
+  let value: JsonValue = 1;
   for (let i = 0; i < levels; i++) value = [value];
   return value;
 };
 /** The same as JSON text, built without recursion (JSON.stringify gives up near 4,000 levels). */
 const nestedText = (levels: number): string => `${"[".repeat(levels)}1${"]".repeat(levels)}`;
 
-const badRequest = { data: { code: "BAD_REQUEST", httpStatus: 400 } };
+const badRequest = { data: { code: "INVALID_INPUT", httpStatus: 400 } };
 
 async function expectBadRequest(call: Promise<unknown>, field: string): Promise<void> {
   const error = await call.then(
@@ -55,7 +56,7 @@ describe("answer bounds: JSON depth", () => {
     await using t = await startTestServer();
     await t.api.events.subscribe.mutate({ agentId: "agent-1", types: ["job.*"] });
     const deep = await rawMutation(t, "events.publish", `{"type":"job.deep","source":"s","payload":${nestedText(1500)}}`);
-    expect(deep).toMatchObject({ status: 400, code: "BAD_REQUEST" });
+    expect(deep).toMatchObject({ status: 400, code: "INVALID_INPUT" });
     expect(deep.message).toContain("payload");
     const normal = await t.api.events.publish.mutate({ type: "job.normal", source: "s", payload: { n: 2 } });
     const polled = await t.api.events.poll.mutate({ agentId: "agent-1" });
@@ -68,7 +69,7 @@ describe("answer bounds: JSON depth", () => {
     await using t = await startTestServer();
     for (const levels of [1500, 100_000]) {
       const deep = await rawMutation(t, "tasks.enqueue", `{"queue":"q","payload":${nestedText(levels)}}`);
-      expect(deep).toMatchObject({ status: 400, code: "BAD_REQUEST" });
+      expect(deep).toMatchObject({ status: 400, code: "INVALID_INPUT" });
       expect(deep.message).toContain("payload");
     }
     await expectBadRequest(t.api.tasks.enqueueMany.mutate({ tasks: [{ queue: "q", payload: {} }, { queue: "q", payload: nested(100) }] }), "tasks[1].payload");

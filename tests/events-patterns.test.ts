@@ -94,9 +94,9 @@ describe("type patterns", () => {
   it("rejects malformed patterns and types with BAD_REQUEST", async () => {
     await using t = await startTestServer();
     for (const types of [["task*"], ["*.claimed"], ["task..x"], ["task.*.x"]]) {
-      await expect(t.api.events.subscribe.mutate({ agentId: "a", types })).rejects.toMatchObject({ data: { code: "BAD_REQUEST" } });
+      await expect(t.api.events.subscribe.mutate({ agentId: "a", types })).rejects.toMatchObject({ data: { code: "INVALID_INPUT" } });
     }
-    await expect(t.api.events.publish.mutate({ type: "task.*", source: "x" })).rejects.toMatchObject({ data: { code: "BAD_REQUEST" } });
+    await expect(t.api.events.publish.mutate({ type: "task.*", source: "x" })).rejects.toMatchObject({ data: { code: "INVALID_INPUT" } });
   });
 });
 

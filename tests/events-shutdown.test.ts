@@ -30,7 +30,7 @@ describe("events.onEvent and shutdown", () => {
       .map((block) => Object.fromEntries(block.split("\n").map((line) => [line.slice(0, line.indexOf(":")), line.slice(line.indexOf(":") + 2)])));
     expect(messages.map((m) => m.event)).toEqual(["connected", "serialized-error"]);
     expect(JSON.parse(messages[1]!.data!)).toMatchObject({
-      json: { message: "events.onEvent is served over WebSocket only", data: { code: "METHOD_NOT_SUPPORTED", httpStatus: 405 } },
+      json: { message: "events.onEvent is served over WebSocket only", data: { code: "METHOD_NOT_ALLOWED", httpStatus: 405 } },
     });
     // No stream was started for it.
     expect(t.server.services.bus.listenerCount).toBe(0);

@@ -29,11 +29,11 @@ describe("fencing of anonymous settles", () => {
 
     // The rightful holder finds out instead of being told its work was taken.
     const own = await t.api.tasks.complete.mutate({ taskId: task.id, agentId: "holder", leaseToken: 2, result: { by: "holder" } }).catch((e: unknown) => e);
-    expect(own).toMatchObject({ data: { code: "CONFLICT", reason: "INVALID_STATE", httpStatus: 409 } });
+    expect(own).toMatchObject({ data: { code: "INVALID_STATE", httpStatus: 409 } });
     expect((own as Error).message).toContain("with a different result");
     // A named complete by the stale agent is fenced out as before.
     await expect(t.api.tasks.complete.mutate({ taskId: task.id, agentId: "stale", result: { by: "stale" } })).rejects.toMatchObject({
-      data: { code: "CONFLICT", reason: "LEASE_CONFLICT" },
+      data: { code: "LEASE_CONFLICT" },
     });
     // The event log tells the anonymous settle apart.
     const [completed] = await t.api.events.list.query({ types: ["task.completed"] });

@@ -9,6 +9,7 @@ const MAX_BODY = 4096;
 
 interface Answer {
   status: number;
+  headers: Headers;
   contentType: string | null;
   text: string;
   body: any;
@@ -23,7 +24,7 @@ async function send(url: string, init: RequestInit & { duplex?: "half" } = {}): 
   } catch {
     body = undefined;
   }
-  return { status: response.status, contentType: response.headers.get("content-type"), text, body };
+  return { status: response.status, headers: response.headers, contentType: response.headers.get("content-type"), text, body };
 }
 
 const json = (body: string, contentType = "application/json"): RequestInit => ({ method: "POST", headers: { "content-type": contentType }, body });
@@ -40,34 +41,52 @@ describe("HTTP errors", () => {
   });
 
   it("answers an unknown route with 404 JSON, on REST and on /trpc", async () => {
-    for (const init of [{}, json("{}"), { method: "DELETE" }]) {
+    for (const init of [{}, json("{}"), { method: "DELETE" }, json("{broken")]) {
       const answer = await send(`${t.url}/no/such/route`, init);
       expect(answer.status).toBe(404);
       expect(answer.contentType).toBe("application/json");
-      expect(answer.body).toMatchObject({ code: "NOT_FOUND", message: "Not found" });
+      expect(answer.body).toEqual({ code: "ROUTE_NOT_FOUND", message: `no route ${init.method ?? "GET"} /no/such/route` });
     }
     const trpc = await send(`${t.url}/trpc/tasks.nope`);
     expect(trpc.status).toBe(404);
-    expect(trpc.body.error.json).toMatchObject({ message: 'No procedure found on path "tasks.nope"', data: { code: "NOT_FOUND", httpStatus: 404 } });
+    expect(trpc.body.error.json).toMatchObject({ message: 'No procedure found on path "tasks.nope"', data: { code: "ROUTE_NOT_FOUND", httpStatus: 404 } });
+  });
+
+  it("answers a wrong method on a known path with 405 and Allow; a 204 has no content type", async () => {
+    for (const [method, path, allow] of [
+      ["GET", "/tasks/claim", "POST"],
+      ["PUT", "/tasks", "GET, POST"],
+      ["DELETE", "/tasks/some-id/complete", "POST"],
+      ["POST", "/health", "GET"],
+    ] as const) {
+      const answer = await send(`${t.url}${path}`, { method });
+      expect(answer.status, `${method} ${path}`).toBe(405);
+      expect(answer.headers.get("allow")).toBe(allow);
+      expect(answer.body).toEqual({ code: "METHOD_NOT_ALLOWED", message: `${path} answers ${allow}, not ${method}` });
+    }
+    const empty = await send(`${t.url}/tasks/claim/nobody-here?queue=none`);
+    expect(empty.status).toBe(204);
+    expect(empty.contentType).toBeNull();
+    expect(empty.text).toBe("");
   });
 
   it("answers a malformed JSON body with 400, not 500", async () => {
     const restAnswer = await send(`${t.url}/tasks`, json('{"queue": "a",'));
     expect(restAnswer.status).toBe(400);
     expect(restAnswer.contentType).toBe("application/json");
-    expect(restAnswer.body.code).toBe("PARSE_ERROR");
+    expect(restAnswer.body.code).toBe("MALFORMED_JSON");
     expect(restAnswer.body.message).toMatch(/^Malformed JSON body: /);
 
     const trpc = await send(`${t.url}/trpc/tasks.enqueue`, json('{"json": {'));
     expect(trpc.status).toBe(400);
-    expect(trpc.body.error.json.data).toMatchObject({ code: "BAD_REQUEST", httpStatus: 400 });
+    expect(trpc.body.error.json.data).toMatchObject({ code: "MALFORMED_JSON", httpStatus: 400 });
   });
 
   it("answers a JSON body that is not an object with 400", async () => {
     for (const [body, got] of [["[1, 2]", "an array"], ['"text"', "a string"], ["null", "null"], ["42", "a number"]] as const) {
       const answer = await send(`${t.url}/tasks`, json(body));
       expect(answer.status, body).toBe(400);
-      expect(answer.body).toEqual({ code: "BAD_REQUEST", message: `Request body must be a JSON object (got ${got})` });
+      expect(answer.body).toEqual({ code: "INVALID_INPUT", message: `Request body must be a JSON object (got ${got})` });
     }
     // Nothing was enqueued by those.
     expect((await send(`${t.url}/tasks`)).body.items).toEqual([]);
@@ -128,23 +147,35 @@ describe("HTTP errors", () => {
     expect(fits.status).toBe(200);
   });
 
-  it("answers bad input with 400 and a message naming the field", async () => {
+  it("answers bad input with 400, one message naming each field once, the same over REST and tRPC", async () => {
     const body = await send(`${t.url}/tasks`, json(JSON.stringify({ priority: -1 })));
     expect(body.status).toBe(400);
-    expect(body.body).toMatchObject({ code: "BAD_REQUEST", message: "Invalid input: priority: Too small: expected number to be >=0" });
-    expect(body.body.issues).toEqual([expect.objectContaining({ path: ["priority"] })]);
+    expect(body.body).toEqual({
+      code: "INVALID_INPUT",
+      message: "priority: must be at least 0",
+      details: { issues: [{ path: "priority", message: "must be at least 0" }] },
+    });
 
     const query = await send(`${t.url}/tasks?limit=abc`);
     expect(query.status).toBe(400);
-    expect(query.body.message).toMatch(/^Invalid input: limit: /);
+    expect(query.body.message).toBe("limit: must be a number (got string)");
 
     const nested = await send(`${t.url}/tasks/batch`, json(JSON.stringify({ tasks: [{ queue: "ok" }, { queue: "" }] })));
     expect(nested.status).toBe(400);
-    expect(nested.body.message).toBe("Invalid input: tasks.1.queue: queue must not be empty");
+    expect(nested.body.message).toBe("tasks[1].queue: must be at least 1 character long");
+
+    const missing = await send(`${t.url}/events`, json(JSON.stringify({ type: "a.b" })));
+    expect(missing.body.message).toBe("source: is required");
 
     const trpc = await send(`${t.url}/trpc/tasks.enqueue`, json(trpcBody({ priority: -1 })));
     expect(trpc.status).toBe(400);
-    expect(trpc.body.error.json.message).toBe("Invalid input: priority: Too small: expected number to be >=0");
+    expect(trpc.body.error.json.message).toBe("priority: must be at least 0");
+    expect(trpc.body.error.json.data).toEqual({
+      code: "INVALID_INPUT",
+      httpStatus: 400,
+      path: "tasks.enqueue",
+      details: { issues: [{ path: "priority", message: "must be at least 0" }] },
+    });
   });
 
   it("decodes percent-encoded path parameters, and answers a malformed encoding with 400", async () => {
@@ -165,10 +196,10 @@ describe("HTTP errors", () => {
 
     const malformed = await send(`${t.url}/tasks/%E0%A4%A`);
     expect(malformed.status).toBe(400);
-    expect(malformed.body).toMatchObject({ code: "BAD_REQUEST", message: "Invalid input: taskId: malformed percent-encoding in the path" });
+    expect(malformed.body).toEqual({ code: "INVALID_INPUT", message: "taskId: malformed percent-encoding in the path" });
   });
 
-  it("accepts application/json with a charset, and a JSON body sent as curl -d sends it", async () => {
+  it("accepts application/json with a charset; any other body type is a 415", async () => {
     const withCharset = await send(`${t.url}/tasks`, json(JSON.stringify({ queue: "charset" }), "application/json; charset=utf-8"));
     expect(withCharset.status).toBe(200);
     expect(withCharset.body).toMatchObject({ queue: "charset", status: "pending" });
@@ -177,9 +208,13 @@ describe("HTTP errors", () => {
     expect(trpc.status).toBe(200);
     expect(trpc.body.result.data.json).toMatchObject({ queue: "charset-trpc" });
 
-    const curl = await send(`${t.url}/tasks`, json(JSON.stringify({ queue: "curl" }), "application/x-www-form-urlencoded"));
-    expect(curl.status).toBe(200);
-    expect(curl.body.queue).toBe("curl");
+    // What curl -d sends without -H 'content-type: application/json', and what a web page can send anywhere.
+    for (const type of ["application/x-www-form-urlencoded", "text/plain", "multipart/form-data; boundary=x"]) {
+      const refused = await send(`${t.url}/tasks`, json(JSON.stringify({ queue: "refused" }), type));
+      expect(refused.status, type).toBe(415);
+      expect(refused.body).toEqual({ code: "UNSUPPORTED_MEDIA_TYPE", message: `Request body must be application/json (got ${type.split(";")[0]})` });
+    }
+    expect((await send(`${t.url}/tasks?queue=refused`)).body.items).toEqual([]);
   });
 
   it("accepts a POST with an empty body on a route that needs no body fields", async () => {
@@ -203,11 +238,7 @@ describe("internal errors", () => {
 
     const restAnswer = await send(`${t.url}/tasks`, json("{}"));
     expect(restAnswer.status).toBe(500);
-    expect(restAnswer.body).toEqual({
-      message: "Internal server error",
-      code: "INTERNAL_SERVER_ERROR",
-      data: { code: "INTERNAL_SERVER_ERROR", httpStatus: 500, path: "tasks.enqueue" },
-    });
+    expect(restAnswer.body).toEqual({ code: "INTERNAL", message: "Internal server error" });
 
     const read = await send(`${t.url}/tasks/some-id`);
     expect(read.status).toBe(500);
@@ -218,7 +249,7 @@ describe("internal errors", () => {
     expect(trpc.body.error.json).toEqual({
       message: "Internal server error",
       code: -32603,
-      data: { code: "INTERNAL_SERVER_ERROR", httpStatus: 500, path: "tasks.enqueue" },
+      data: { code: "INTERNAL", httpStatus: 500, path: "tasks.enqueue" },
     });
 
     for (const answer of [restAnswer, read, trpc]) {

@@ -56,7 +56,7 @@ describe("concurrency", () => {
 
     // Reusing the key for a different task is a conflict, not a silent dedupe.
     await expect(t.api.tasks.enqueue.mutate({ ...request, priority: 1 })).rejects.toMatchObject({
-      data: { code: "CONFLICT", reason: "IDEMPOTENCY_MISMATCH" },
+      data: { code: "IDEMPOTENCY_MISMATCH" },
     });
   });
 

@@ -3,7 +3,7 @@
 import { describe, expect, it, vi } from "vitest";
 import { rest, startTestServer } from "./helpers/test-server.js";
 
-const conflict = { data: { code: "CONFLICT", httpStatus: 409, reason: "LEASE_CONFLICT" } };
+const conflict = { data: { code: "LEASE_CONFLICT", httpStatus: 409 } };
 
 describe("leases and fencing", () => {
   it("expires a short lease, lets another agent claim, and answers the first holder's complete with 409", async () => {

@@ -126,8 +126,8 @@ describe("task system events", () => {
     const task = await t.api.tasks.enqueue.mutate({ payload: {} });
     await t.api.tasks.claim.mutate({ agentId: "a1" });
     const before = (await t.api.events.list.query({ limit: 100 })).length;
-    await expect(t.api.tasks.complete.mutate({ taskId: task.id, agentId: "intruder" })).rejects.toMatchObject({ data: { code: "CONFLICT" } });
-    await expect(t.api.tasks.requeue.mutate({ taskId: task.id })).rejects.toMatchObject({ data: { code: "CONFLICT" } });
+    await expect(t.api.tasks.complete.mutate({ taskId: task.id, agentId: "intruder" })).rejects.toMatchObject({ data: { code: "LEASE_CONFLICT" } });
+    await expect(t.api.tasks.requeue.mutate({ taskId: task.id })).rejects.toMatchObject({ data: { code: "INVALID_STATE" } });
     expect((await t.api.events.list.query({ limit: 100 })).length).toBe(before);
   });
 });

@@ -38,7 +38,7 @@ describe("runWorker", () => {
     expect(done.items.find((task) => (task.payload as { n: number }).n === 4)?.result).toEqual({ doubled: 8 });
 
     await worker.stop();
-    await expect(t.api.agents.get.query({ agentId: "worker-1" })).rejects.toMatchObject({ data: { code: "NOT_FOUND" } });
+    await expect(t.api.agents.get.query({ agentId: "worker-1" })).rejects.toMatchObject({ data: { code: "AGENT_NOT_FOUND" } });
   });
 
   it("stop() lets a running handler finish and complete it, claims nothing more, then deregisters", async () => {
@@ -68,7 +68,7 @@ describe("runWorker", () => {
     expect(await t.api.tasks.get.query({ taskId: second.id })).toMatchObject({ status: "pending", attempts: 0, leaseOwner: null });
     expect(started).toEqual([first.id]);
     expect([worker.completed, worker.failed, worker.lost]).toEqual([1, 0, 0]);
-    await expect(t.api.agents.get.query({ agentId: "w-stop" })).rejects.toMatchObject({ data: { code: "NOT_FOUND" } });
+    await expect(t.api.agents.get.query({ agentId: "w-stop" })).rejects.toMatchObject({ data: { code: "AGENT_NOT_FOUND" } });
   });
 
   it("stop() past stopTimeoutMs aborts the handlers and releases their tasks without charging an attempt", async () => {
@@ -97,7 +97,7 @@ describe("runWorker", () => {
       expect(await t.api.tasks.get.query({ taskId: task.id })).toMatchObject({ status: "pending", attempts: 0, leaseOwner: null, errorHistory: [] });
     }
     expect([worker.completed, worker.failed, worker.lost]).toEqual([0, 0, 0]);
-    await expect(t.api.agents.get.query({ agentId: "w-stop-timeout" })).rejects.toMatchObject({ data: { code: "NOT_FOUND" } });
+    await expect(t.api.agents.get.query({ agentId: "w-stop-timeout" })).rejects.toMatchObject({ data: { code: "AGENT_NOT_FOUND" } });
   });
 
   it("a lease lost while the handler runs aborts its signal; the task is neither completed nor failed", async () => {

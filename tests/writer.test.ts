@@ -57,6 +57,6 @@ describe("Writer", () => {
     const writer = new Writer(db);
     writer.close();
     db.close();
-    await expect(writer.write(() => 1)).rejects.toMatchObject({ reason: "SHUTTING_DOWN" });
+    await expect(writer.write(() => 1)).rejects.toMatchObject({ code: "SHUTTING_DOWN" });
   });
 });

@@ -7,37 +7,37 @@ const tags = ["agents"];
 
 export const agentRouter = router({
   register: procedure
-    .meta({ openapi: { method: "POST", path: "/agents", tags, summary: "Register (or re-register) an agent" } })
+    .meta({ rest: { method: "POST", path: "/agents", tags, summary: "Register (or re-register) an agent" } })
     .input(registerInput)
     .output(agentSchema)
     .mutation(({ ctx, input }) => ctx.services.agents.register(input)),
 
   heartbeat: procedure
-    .meta({ openapi: { method: "POST", path: "/agents/{agentId}/heartbeat", tags, summary: "Report liveness, status and load" } })
+    .meta({ rest: { method: "POST", path: "/agents/{agentId}/heartbeat", tags, summary: "Report liveness, status and load (registers an unknown agent)" } })
     .input(agentHeartbeatInput)
     .output(agentSchema)
     .mutation(({ ctx, input }) => ctx.services.agents.heartbeat(input)),
 
   deregister: procedure
-    .meta({ openapi: { method: "DELETE", path: "/agents/{agentId}", tags, summary: "Remove an agent; its tasks return to the queue" } })
+    .meta({ rest: { method: "DELETE", path: "/agents/{agentId}", tags, summary: "Remove an agent; its tasks return to the queue", errors: ["AGENT_NOT_FOUND"] } })
     .input(agentIdInput)
     .output(agentSchema)
     .mutation(({ ctx, input }) => ctx.services.agents.deregister(input.agentId)),
 
   get: procedure
-    .meta({ openapi: { method: "GET", path: "/agents/{agentId}", tags, summary: "Get an agent" } })
+    .meta({ rest: { method: "GET", path: "/agents/{agentId}", tags, summary: "Get an agent", errors: ["AGENT_NOT_FOUND"] } })
     .input(agentIdInput)
     .output(agentSchema)
     .query(({ ctx, input }) => ctx.services.agents.get(input.agentId)),
 
   list: procedure
-    .meta({ openapi: { method: "GET", path: "/agents", tags, summary: "List agents" } })
+    .meta({ rest: { method: "GET", path: "/agents", tags, summary: "List agents" } })
     .input(listAgentsInput)
     .output(z.array(agentSchema))
     .query(({ ctx, input }) => ctx.services.agents.list(input)),
 
   findByCapability: procedure
-    .meta({ openapi: { method: "GET", path: "/agents/capability/{capability}", tags, summary: "Agents with a capability, healthy and least loaded first" } })
+    .meta({ rest: { method: "GET", path: "/agents/capability/{capability}", tags, summary: "Agents with a capability, healthy and least loaded first" } })
     .input(findByCapabilityInput)
     .output(z.array(agentSchema))
     .query(({ ctx, input }) => ctx.services.agents.findByCapability(input.capability)),

@@ -1,46 +1,46 @@
-// Wire shapes of the agent registry.
+// Wire shapes of the agent registry. Inputs are strict: an unknown field is a 400 naming it.
 import { z } from "zod";
-import { jsonObject, numberInput } from "../json-value.js";
+import { jsonObject, jsonObjectOutput } from "../json-value.js";
+import { name, text } from "../schema-parts.js";
 
 export const AGENT_HEALTH = ["healthy", "stale", "offline"] as const;
 export type AgentHealth = (typeof AGENT_HEALTH)[number];
 
-const agentId = z.string().min(1).max(200);
-const capabilityList = z.preprocess(
-  (v) => (typeof v === "string" ? v.split(",").filter(Boolean) : v),
-  z.array(z.string().min(1).max(200)).max(200),
-);
+const agentId = name();
+const capabilityList = z.array(name()).max(200);
 
-export const agentSchema = z.object({
-  agentId: z.string(),
-  capabilities: z.array(z.string()),
-  metadata: z.unknown(),
-  /** What the agent last reported about itself, e.g. idle, busy, draining. */
-  status: z.string(),
-  /** Derived from the age of the last heartbeat against the configured TTLs. */
-  health: z.enum(AGENT_HEALTH),
-  load: z.number(),
-  registeredAt: z.date(),
-  lastHeartbeatAt: z.date(),
-  updatedAt: z.date(),
-});
+export const agentSchema = z
+  .object({
+    agentId: z.string(),
+    capabilities: z.array(z.string()),
+    metadata: jsonObjectOutput,
+    /** What the agent last reported about itself, e.g. idle, busy, draining. */
+    status: z.string(),
+    /** Derived from the age of the last heartbeat against the configured TTLs. */
+    health: z.enum(AGENT_HEALTH),
+    load: z.number(),
+    registeredAt: z.date(),
+    lastHeartbeatAt: z.date(),
+    updatedAt: z.date(),
+  })
+  .meta({ id: "Agent" });
 export type Agent = z.infer<typeof agentSchema>;
 
-export const registerInput = z.object({
+export const registerInput = z.strictObject({
   agentId,
   capabilities: capabilityList.default([]),
   metadata: jsonObject.default({}),
 });
-export const agentHeartbeatInput = z.object({
+export const agentHeartbeatInput = z.strictObject({
   agentId,
-  status: z.string().min(1).max(100).optional(),
+  status: text(100).optional(),
   /** The agent's own measure of how busy it is; findByCapability prefers lower. */
-  load: numberInput(0, 1_000_000).optional(),
+  load: z.number().min(0).max(1_000_000).optional(),
 });
-export const agentIdInput = z.object({ agentId });
-export const listAgentsInput = z.object({
-  capability: z.string().min(1).max(200).optional(),
+export const agentIdInput = z.strictObject({ agentId });
+export const listAgentsInput = z.strictObject({
+  capability: name().optional(),
   health: z.enum(AGENT_HEALTH).optional(),
-  status: z.string().min(1).max(100).optional(),
+  status: text(100).optional(),
 });
-export const findByCapabilityInput = z.object({ capability: z.string().min(1).max(200) });
+export const findByCapabilityInput = z.strictObject({ capability: name() });

@@ -1,7 +1,7 @@
 // The agent registry's rules: registration, heartbeats, health derived from heartbeat age,
 // and freeing a dead agent's work the moment it is seen offline.
 import type { Config } from "../config.js";
-import { fromJsonText, toDate } from "../db/columns.js";
+import { fromJsonObjectText, toDate } from "../db/columns.js";
 import type { Prisma } from "../db/prisma.js";
 import type { Writer } from "../db/writer.js";
 import { notFound } from "../errors.js";
@@ -138,7 +138,7 @@ export class AgentService {
     return {
       agentId: row.id,
       capabilities,
-      metadata: fromJsonText(row.metadata),
+      metadata: fromJsonObjectText(row.metadata),
       status: row.status,
       health: healthAt(toDate(row.lastHeartbeatAt).getTime(), this.d.healthCutoffs(now)),
       load: row.load,

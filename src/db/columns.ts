@@ -1,5 +1,6 @@
 // Conversions between column values and wire values, shared by every store. Raw SQL returns
 // times as integer ms and Prisma returns Dates; both go through toDate.
+import type { JsonObject, JsonValue } from "../json-types.js";
 import { JSON_DEPTH_CEILING, jsonDepth } from "../json-value.js";
 
 export const toDate = (value: number | bigint | Date): Date => (value instanceof Date ? value : new Date(Number(value)));
@@ -18,10 +19,13 @@ export const UNDELIVERABLE_VALUE = Object.freeze({
   undeliverable: `stored value nests deeper than ${JSON_DEPTH_CEILING} levels and cannot be delivered`,
 });
 
-export const fromJsonText = (text: string | null): unknown => {
+export const fromJsonText = (text: string | null): JsonValue => {
   if (text == null) return null;
-  const value: unknown = JSON.parse(text);
+  const value = JSON.parse(text) as JsonValue;
   // Every level takes two characters, so only a long text can be too deep: short ones cost nothing.
   if (text.length > 2 * JSON_DEPTH_CEILING && jsonDepth(value, JSON_DEPTH_CEILING) > JSON_DEPTH_CEILING) return UNDELIVERABLE_VALUE;
   return value;
 };
+
+/** A JSON object column (metadata): written only from validated JSON objects. */
+export const fromJsonObjectText = (text: string): JsonObject => fromJsonText(text) as JsonObject;

@@ -9,26 +9,28 @@
 // Past that point no server can know more (the bytes may sit unread in the client's kernel when
 // it dies); the lease covers that case, as in every at-least-once queue.
 import type { WebSocket } from "ws";
-import type { Delivery } from "./delivery.js";
+import type { DeliverySink, Transport } from "../trpc/context.js";
 
-export interface Transport {
-  /** Aborts when the client is gone: a long-poll ends at once and takes nothing for it. */
-  readonly clientGone: AbortSignal | undefined;
-  /** Decides `delivery` once the call's answer was handed over or dropped. Call after the procedure returned. */
-  confirm(delivery: Delivery): void;
-}
+export type { Transport };
 
 /** What httpTransport needs of a response (node's ServerResponse, or what tRPC's adapters hand over). */
 export interface ObservableResponse {
   readonly statusCode: number;
+  /** True once the connection under the response is gone. */
+  readonly destroyed?: boolean;
   once(event: "finish" | "close", listener: () => void): unknown;
 }
 
 export function httpTransport(res: ObservableResponse): Transport {
   const gone = new AbortController();
   let state: "open" | "finished" | "closed" = "open";
-  const waiting: Delivery[] = [];
-  const decideFinished = (delivery: Delivery) => (res.statusCode < 500 ? delivery.delivered() : delivery.undelivered());
+  if (res.destroyed) {
+    // The client left before the call began (while its body was read): nothing can reach it.
+    state = "closed";
+    gone.abort();
+  }
+  const waiting: DeliverySink[] = [];
+  const decideFinished = (delivery: DeliverySink) => (res.statusCode < 500 ? delivery.delivered() : delivery.undelivered());
   res.once("finish", () => {
     state = "finished";
     for (const delivery of waiting.splice(0)) decideFinished(delivery);
@@ -56,6 +58,10 @@ export function webSocketTransport(socket: WebSocket): Transport {
     clientGone: gone.signal,
     confirm(delivery) {
       setImmediate(() => (socket.readyState === socket.OPEN ? delivery.delivered() : delivery.undelivered()));
+    },
+    stream: {
+      backlog: () => socket.bufferedAmount,
+      close: (code, reason) => socket.close(code, reason),
     },
   };
 }

@@ -3,7 +3,8 @@
 // lastEventId, 3. drain the buffer, skipping what the backfill already yielded.
 // Listening before reading is what makes a reconnect gap-free; the seq check makes it duplicate-free.
 import { tracked, TRPCError, type TrackedEnvelope } from "@trpc/server";
-import { CoordinationError, ERROR_REASONS } from "../errors.js";
+import { CoordinationError } from "../errors.js";
+import { trpcCodeOf } from "../trpc/error-shape.js";
 import type { EventBus } from "./event-bus.js";
 import type { CoordinationEvent } from "./event-schemas.js";
 import type { EventService } from "./event-service.js";
@@ -148,7 +149,7 @@ export async function* streamEvents(
   } catch (error) {
     // Thrown while iterating, where the procedure's error middleware no longer applies:
     // translate here, or the client would see INTERNAL_SERVER_ERROR instead of e.g. EVENTS_PRUNED.
-    if (error instanceof CoordinationError) throw new TRPCError({ code: ERROR_REASONS[error.reason], message: error.message, cause: error });
+    if (error instanceof CoordinationError) throw new TRPCError({ code: trpcCodeOf(error.code), message: error.message, cause: error });
     throw error;
   } finally {
     unlisten();

@@ -7,13 +7,19 @@ const tags = ["memory"];
 
 export const memoryRouter = router({
   remember: procedure
-    .meta({ openapi: { method: "POST", path: "/memory", tags, summary: "Store a note or lesson" } })
+    .meta({ rest: { method: "POST", path: "/memory", tags, summary: "Store a note or lesson" } })
     .input(rememberInput)
     .output(memorySchema)
     .mutation(({ ctx, input }) => ctx.services.memory.remember(input)),
 
   recall: procedure
-    .meta({ openapi: { method: "GET", path: "/memory/recall", tags, summary: "Memories ranked by relevance, recency and outcome" } })
+    .meta({
+      rest: [
+        { method: "GET", path: "/memory/recall", tags, summary: "Memories ranked by relevance, recency and outcome", errors: ["TASK_NOT_FOUND"] },
+        // The same with the input in a body: a query too long for a URL (2,000 CJK characters are 18 KB encoded).
+        { method: "POST", path: "/memory/recall", tags, summary: "Recall, with the input in a JSON body", errors: ["TASK_NOT_FOUND"] },
+      ],
+    })
     .input(recallInput)
     .output(z.array(memoryMatchSchema))
     .query(({ ctx, input }) => ctx.services.memory.recall(input)),

@@ -1,140 +1,109 @@
-// The REST compatibility layer: trpc-to-openapi serves each procedure's `meta.openapi` route.
-// Wrapped once, here, for what it does not do by itself:
-//  - it reads the body only for an exact "application/json" and answers malformed JSON with 500:
-//    we read and parse the body ourselves (413 over the limit, 400 on bad JSON, {} when empty);
-//  - it spreads the body into the input, so `[1]`, `"x"` or `null` would pass as an empty object:
-//    a body that is not a JSON object is a 400;
-//  - it calls procedures without the request's abort signal: we pass one, so a long-poll ends when
-//    its client disconnects;
-//  - it hands path parameters over still percent-encoded (`/agents/worker%201` would look up
-//    agent "worker%201"; mcampa/trpc-to-openapi#166): they are decoded before the procedure runs;
-//  - an empty claim would be `200 null`: the contract says 204;
-//  - input errors would say only "Input validation failed": the message names each field.
+// The REST layer: the seed's routes and the rest of the API, each served by its tRPC procedure
+// through a server-side caller, so both transports run the same validation, rules and errors.
+// A small adapter of our own rather than trpc-to-openapi: that library coerced by mutating the
+// shared zod schemas (one REST call changed what tRPC accepted), answered malformed JSON with
+// 500, passed no abort signal, left path parameters encoded and overflowed on deep JSON; our
+// wrapper had grown to fight all of it. Here the request is read, turned into the input
+// (rest-input.ts) and answered in one place; errors take the one shape of src/errors.ts.
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { TRPCError } from "@trpc/server";
-import { createOpenApiNodeHttpHandler, type OpenApiMeta } from "trpc-to-openapi";
+import { httpTransport } from "../delivery/transports.js";
+import { CoordinationError, ERROR_STATUS, type ErrorBody } from "../errors.js";
+import { JSON_DEPTH_CEILING, jsonDepth } from "../json-value.js";
 import type { Logger } from "../logger.js";
+import { readBody, sendJson } from "../server/http-io.js";
 import type { Services } from "../services.js";
 import { appRouter } from "../trpc/app-router.js";
-import { describeIssues, type Context } from "../trpc/init.js";
-import { httpTransport } from "../delivery/transports.js";
-import { JSON_DEPTH_CEILING, jsonDepth } from "../json-value.js";
-import { readBody, sendJson, sendTooLarge } from "../server/http-io.js";
+import { toErrorBody } from "../trpc/error-shape.js";
+import { createCallerFactory } from "../trpc/init.js";
+import { buildInput } from "./rest-input.js";
+import { matchRoute, type Route } from "./routes.js";
 
-/** Procedures whose `null` result means "nothing available": REST answers 204 No Content. */
-const EMPTY_MEANS_NO_CONTENT = new Set(["tasks.claim", "tasks.claimNext"]);
-const METHODS_WITH_BODY = new Set(["POST", "PUT", "PATCH"]);
 /** A body field may hold a JSON value at JSON_DEPTH_CEILING inside a few levels of its own (tasks[i].payload). */
 const MAX_FIELD_DEPTH = JSON_DEPTH_CEILING + 4;
+const createCaller = createCallerFactory(appRouter);
 
-/** Path parameter names of each REST procedure: "tasks.get" → ["taskId"]. */
-const PATH_PARAMS: ReadonlyMap<string, readonly string[]> = new Map(
-  // At run time `_def.procedures` is flat, keyed by dotted path (what trpc-to-openapi walks too).
-  Object.entries(appRouter._def.procedures as unknown as Record<string, { _def: { meta?: OpenApiMeta } }>).map(([path, procedure]) => [
-    path,
-    [...(procedure._def.meta?.openapi?.path ?? "").matchAll(/\{(\w+)\}/g)].map((match) => match[1]!),
-  ]),
-);
-
-function decodePathParams(input: unknown, names: readonly string[] | undefined): unknown {
-  if (!names?.length || typeof input !== "object" || input === null) return input;
-  const decoded: Record<string, unknown> = { ...input };
-  for (const name of names) {
-    const value = decoded[name];
-    if (typeof value !== "string") continue;
-    try {
-      decoded[name] = decodeURIComponent(value);
-    } catch {
-      throw new TRPCError({ code: "BAD_REQUEST", message: `Invalid input: ${name}: malformed percent-encoding in the path` });
-    }
-  }
-  return decoded;
-}
-
-type CallerNode = { [key: string]: CallerNode } & ((input: unknown) => Promise<unknown>);
-
-/**
- * The router trpc-to-openapi calls procedures through (`router.createCaller(ctx)`, then
- * `caller.tasks.get(input)`): the same router, with a caller that decodes path parameters first.
- * Only the path the handler walks is built, so a request pays for one procedure, not all.
- */
-const decodingRouter: typeof appRouter = Object.assign({}, appRouter, {
-  createCaller: (ctx: Context, options?: Parameters<typeof appRouter.createCaller>[1]) => {
-    // trpc-to-openapi passes no signal; consuming procedures take the client's from ctx.transport.
-    const caller = appRouter.createCaller(ctx, options) as unknown as CallerNode;
-    const at = (segments: string[]): unknown => {
-      const names = PATH_PARAMS.get(segments.join("."));
-      if (names) {
-        const procedure = segments.reduce((node, key) => node[key]!, caller);
-        return (input: unknown) => procedure(decodePathParams(input, names));
-      }
-      return new Proxy({}, { get: (_, key) => (typeof key === "string" ? at([...segments, key]) : undefined) });
-    };
-    return at([]);
-  },
-}) as unknown as typeof appRouter;
+type Procedure = (input: unknown) => Promise<unknown>;
 
 export function createRestHandler(services: Services, log: Logger) {
-  const handle = createOpenApiNodeHttpHandler({
-    router: decodingRouter,
-    createContext: ({ res }) => ({ services, transport: httpTransport(res) }),
-    maxBodySize: services.config.maxBodyBytes,
-    responseMeta: ({ paths, data, errors }) =>
-      errors.length === 0 && data[0] === null && paths?.[0] && EMPTY_MEANS_NO_CONTENT.has(paths[0]) ? { status: 204 } : {},
-    onError: ({ error, path }) => {
-      if (error.code === "INTERNAL_SERVER_ERROR") log.error({ err: error.cause ?? error, path }, "internal error");
-    },
-  });
+  /** Answers with the one error shape; INTERNAL is logged, never detailed to the client. */
+  const fail = (res: ServerResponse, error: unknown, route?: Route) => {
+    const body: ErrorBody = toErrorBody(error);
+    if (body.code === "INTERNAL") log.error({ err: error instanceof TRPCError ? (error.cause ?? error) : error, path: route?.procedure }, "internal error");
+    sendJson(res, ERROR_STATUS[body.code], body);
+  };
 
-  return async (req: IncomingMessage & { body?: unknown }, res: ServerResponse): Promise<void> => {
-    if (METHODS_WITH_BODY.has(req.method ?? "")) {
-      const body = await readBody(req, services.config.maxBodyBytes);
-      if (body.kind === "too-large") {
-        return sendTooLarge(res, services.config.maxBodyBytes);
-      }
-      if (body.text.trim() === "") req.body = {};
-      else {
-        let parsed: unknown;
-        try {
-          parsed = JSON.parse(body.text);
-        } catch (error) {
-          return sendJson(res, 400, { code: "PARSE_ERROR", message: `Malformed JSON body: ${(error as Error).message}` });
-        }
-        if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
-          const got = Array.isArray(parsed) ? "an array" : parsed === null ? "null" : `a ${typeof parsed}`;
-          return sendJson(res, 400, { code: "BAD_REQUEST", message: `Request body must be a JSON object (got ${got})` });
-        }
-        // Checked without recursion before anything walks the body: a body nested thousands of
-        // levels deep would overflow the stack of whatever recursed first (a 500).
-        const tooDeep = Object.entries(parsed).find(([, value]) => jsonDepth(value, MAX_FIELD_DEPTH) > MAX_FIELD_DEPTH);
-        if (tooDeep) {
-          return sendJson(res, 400, { code: "BAD_REQUEST", message: `Invalid input: ${tooDeep[0]}: nests deeper than ${JSON_DEPTH_CEILING} levels` });
-        }
-        req.body = parsed;
-      }
-      // We parsed it already; the library only needs to see JSON.
-      req.headers["content-type"] = "application/json";
+  return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const url = new URL(req.url ?? "/", "http://localhost");
+    const match = matchRoute(req.method ?? "GET", url.pathname);
+    if (match.kind === "not-found") return sendJson(res, 404, { code: "ROUTE_NOT_FOUND", message: `no route ${req.method} ${url.pathname}` });
+    if (match.kind === "method-not-allowed") {
+      res.setHeader("allow", match.allow.join(", "));
+      return sendJson(res, 405, { code: "METHOD_NOT_ALLOWED", message: `${url.pathname} answers ${match.allow.join(", ")}, not ${req.method}` });
     }
-    rewriteValidationErrors(res);
-    await handle(req, res);
+    const { route } = match;
+    // Watching the response from the start: a client that leaves while its body is read is gone too.
+    const transport = httpTransport(res);
+    try {
+      const body = await readJsonBody(req, services.config.maxBodyBytes);
+      if (body === "too-large") {
+        // Closed after the answer: the rest of an oversized body is never read.
+        res.setHeader("connection", "close");
+        return sendJson(res, 413, { code: "PAYLOAD_TOO_LARGE", message: `Request body exceeds ${services.config.maxBodyBytes} bytes` });
+      }
+      const input = buildInput(route, decodeParams(match.params), url.searchParams, body);
+      const caller = createCaller({ core: services, transport });
+      const call = route.procedure.split(".").reduce<unknown>((node, key) => (node as Record<string, unknown>)[key], caller) as Procedure;
+      const result = await call(input);
+      if (result === null && route.emptyIsNoContent) {
+        res.writeHead(204);
+        return void res.end();
+      }
+      sendJson(res, 200, result);
+    } catch (error) {
+      fail(res, error, route);
+    }
   };
 }
 
-/** Replaces the library's generic "Input validation failed" with one naming each invalid field. */
-function rewriteValidationErrors(res: ServerResponse): void {
-  const end = res.end.bind(res) as (chunk?: unknown) => ServerResponse;
-  res.end = ((chunk?: unknown) => {
-    if (res.statusCode === 400 && typeof chunk === "string") {
+/** Path parameters, percent-decoded: /agents/worker%201 names agent "worker 1". */
+function decodeParams(params: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(params).map(([name, value]) => {
       try {
-        const body = JSON.parse(chunk) as { message?: string; issues?: Array<{ path: PropertyKey[]; message: string }> };
-        if (Array.isArray(body.issues) && body.issues.length > 0) {
-          body.message = `Invalid input: ${describeIssues(body.issues)}`;
-          chunk = JSON.stringify(body);
-        }
+        return [name, decodeURIComponent(value)];
       } catch {
-        // not JSON; send as is
+        throw new CoordinationError("INVALID_INPUT", `${name}: malformed percent-encoding in the path`);
       }
-    }
-    return end(chunk);
-  }) as typeof res.end;
+    }),
+  );
+}
+
+/**
+ * The request's JSON body as an object: undefined when there is none, "too-large" past the
+ * limit. A body must be application/json (415 otherwise: a browser can send text/plain across
+ * origins without asking first), valid JSON (400 MALFORMED_JSON), an object, and not nested
+ * deeper than any field may be, checked without recursion before anything recursive sees it.
+ */
+async function readJsonBody(req: IncomingMessage, limit: number): Promise<Record<string, unknown> | undefined | "too-large"> {
+  const read = await readBody(req, limit);
+  if (read.kind === "too-large") return "too-large";
+  if (read.text.trim() === "") return undefined;
+  const type = (req.headers["content-type"] ?? "").split(";")[0]!.trim().toLowerCase();
+  if (type !== "application/json") {
+    throw new TRPCError({ code: "UNSUPPORTED_MEDIA_TYPE", message: `Request body must be application/json (got ${type || "no content-type"})` });
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(read.text);
+  } catch (error) {
+    throw new TRPCError({ code: "PARSE_ERROR", message: `Malformed JSON body: ${(error as Error).message}` });
+  }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
+    const got = Array.isArray(parsed) ? "an array" : parsed === null ? "null" : `a ${typeof parsed}`;
+    throw new CoordinationError("INVALID_INPUT", `Request body must be a JSON object (got ${got})`);
+  }
+  const tooDeep = Object.entries(parsed).find(([, value]) => jsonDepth(value, MAX_FIELD_DEPTH) > MAX_FIELD_DEPTH);
+  if (tooDeep) throw new CoordinationError("INVALID_INPUT", `${tooDeep[0]}: nests deeper than ${JSON_DEPTH_CEILING} levels`);
+  return parsed as Record<string, unknown>;
 }

@@ -15,6 +15,8 @@ import { createCoordination, type Services } from "../services.js";
 import { appRouter } from "../trpc/app-router.js";
 import { sendJson } from "./http-io.js";
 
+const MAX_HEADER_BYTES = 64 * 1024;
+
 export interface CoordinationServer {
   /** http://host:port once started. */
   readonly url: string;
@@ -35,7 +37,9 @@ export function createServer(config: Config, log: Logger = createLogger(config.l
     router: appRouter,
     basePath: "/trpc/",
     maxBodySize: config.maxBodyBytes,
-    createContext: ({ res }) => ({ services, transport: httpTransport(res) }),
+    // A query whose input is too long for a URL may come as a POST (the client sends every query so).
+    allowMethodOverride: true,
+    createContext: ({ res }) => ({ core: services, transport: httpTransport(res) }),
     onError: onTrpcError,
   });
   const rest = createRestHandler(services, log);
@@ -45,7 +49,9 @@ export function createServer(config: Config, log: Logger = createLogger(config.l
   let stopping = false;
   const idle: Array<() => void> = [];
 
-  const http = createHttpServer((req: IncomingMessage, res: ServerResponse) => {
+  // 64 KiB of URL and headers (Node reads 16 KiB): a recall query of 2,000 characters of any
+  // script is at most 24 KB percent-encoded. Longer still is a 431 with the JSON error body.
+  const http = createHttpServer({ maxHeaderSize: MAX_HEADER_BYTES }, (req: IncomingMessage, res: ServerResponse) => {
     const started = process.hrtime.bigint();
     inFlight++;
     res.on("close", () => {
@@ -58,22 +64,36 @@ export function createServer(config: Config, log: Logger = createLogger(config.l
     if (stopping) res.setHeader("connection", "close");
     const path = (req.url ?? "/").split("?")[0]!;
     if (path === "/trpc" || path.startsWith("/trpc/")) return trpc(req, res);
-    if (path === "/openapi.json" && req.method === "GET") {
+    if (path === "/openapi.json") {
+      if (req.method !== "GET") {
+        res.setHeader("allow", "GET");
+        return sendJson(res, 405, { code: "METHOD_NOT_ALLOWED", message: `/openapi.json answers GET, not ${req.method}` });
+      }
       openApiJson ??= JSON.stringify(buildOpenApiDocument(url));
       res.writeHead(200, { "content-type": "application/json" });
       return void res.end(openApiJson);
     }
     rest(req, res).catch((error: unknown) => {
       log.error({ err: error }, "request failed");
-      if (!res.headersSent) sendJson(res, 500, { code: "INTERNAL_SERVER_ERROR", message: "Internal server error" });
+      if (!res.headersSent) sendJson(res, 500, { code: "INTERNAL", message: "Internal server error" });
     });
+  });
+  // Node answers a request it cannot parse with a bare status line; say what is wrong, in the one error shape.
+  http.on("clientError", (error: NodeJS.ErrnoException, socket) => {
+    if (!socket.writable) return socket.destroy();
+    const [status, body] =
+      error.code === "HPE_HEADER_OVERFLOW"
+        ? [431, { code: "HEADERS_TOO_LARGE", message: `URL and headers exceed ${MAX_HEADER_BYTES} bytes; send long input in a POST body` }]
+        : [400, { code: "INVALID_INPUT", message: "Malformed HTTP request" }];
+    const text = JSON.stringify(body);
+    socket.end(`HTTP/1.1 ${status} ${status === 431 ? "Request Header Fields Too Large" : "Bad Request"}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(text)}\r\nconnection: close\r\n\r\n${text}`);
   });
 
   const wss = new WebSocketServer({ noServer: true, maxPayload: config.maxBodyBytes });
   const wsHandler = applyWSSHandler({
     wss,
     router: appRouter,
-    createContext: ({ res }) => ({ services, socket: res, transport: webSocketTransport(res) }),
+    createContext: ({ res }) => ({ core: services, transport: webSocketTransport(res) }),
     onError: onTrpcError,
     keepAlive: { enabled: true, pingMs: 30_000, pongWaitMs: 10_000 },
   });

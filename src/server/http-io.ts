@@ -30,9 +30,3 @@ export function readBody(req: IncomingMessage, limit: number): Promise<{ kind: "
     req.on("error", reject);
   });
 }
-
-/** 413, then the connection is closed: the rest of the oversized body is never read. */
-export function sendTooLarge(res: ServerResponse, limit: number): void {
-  res.setHeader("connection", "close");
-  sendJson(res, 413, { code: "PAYLOAD_TOO_LARGE", message: `Request body exceeds ${limit} bytes` });
-}

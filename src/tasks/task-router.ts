@@ -1,4 +1,4 @@
-// tRPC procedures of the task queue; `meta.openapi` also exposes each one as a REST route.
+// tRPC procedures of the task queue; `meta.rest` also serves each one as a REST route (src/rest/).
 import { z } from "zod";
 import { consumingProcedure, procedure, router } from "../trpc/init.js";
 import {
@@ -12,7 +12,6 @@ import {
   heartbeatInput,
   listInput,
   releaseInput,
-  restClaimInput,
   settledTaskSchema,
   stealInput,
   taskIdInput,
@@ -25,97 +24,122 @@ const tags = ["tasks"];
 
 export const taskRouter = router({
   enqueue: procedure
-    .meta({ openapi: { method: "POST", path: "/tasks", tags, summary: "Enqueue a task" } })
+    .meta({ rest: { method: "POST", path: "/tasks", tags, summary: "Enqueue a task", errors: ["IDEMPOTENCY_MISMATCH"] } })
     .input(enqueueInput)
     .output(taskSchema)
     .mutation(({ ctx, input }) => ctx.services.tasks.enqueue(input)),
 
   enqueueMany: procedure
-    .meta({ openapi: { method: "POST", path: "/tasks/batch", tags, summary: "Enqueue several tasks atomically" } })
+    .meta({ rest: { method: "POST", path: "/tasks/batch", tags, summary: "Enqueue several tasks atomically", errors: ["IDEMPOTENCY_MISMATCH"] } })
     .input(enqueueManyInput)
     .output(z.array(taskSchema))
     .mutation(({ ctx, input }) => ctx.services.tasks.enqueueMany(input.tasks)),
 
   claim: consumingProcedure
-    .meta({ openapi: { method: "POST", path: "/tasks/claim", tags, summary: "Claim the best available task (null when none)" } })
+    .meta({ rest: { method: "POST", path: "/tasks/claim", tags, summary: "Claim the best available task (null when none)" } })
     .input(claimInput)
     .output(claimedTaskSchema.nullable())
     .mutation(async ({ ctx, input }) => (await ctx.services.tasks.claim(input, ctx.call))[0] ?? null),
 
   /** The seed's REST claim: GET /tasks/claim/{agent_id}?queue=…&capability=… (204 when nothing is available). */
   claimNext: consumingProcedure
-    .meta({ openapi: { method: "GET", path: "/tasks/claim/{agent_id}", tags, summary: "Claim the next task for an agent (204 when none)" } })
-    .input(restClaimInput)
+    .meta({
+      rest: {
+        method: "GET",
+        path: "/tasks/claim/{agent_id}",
+        tags,
+        summary: "Claim the next task for an agent (204 when none)",
+        emptyIsNoContent: true,
+        aliases: { queue: "queues", capability: "capabilities" },
+      },
+    })
+    .input(claimInput)
     .output(claimedTaskSchema.nullable())
-    .mutation(async ({ ctx, input }) => {
-      const { agent_id, queue, capability, ...rest } = input;
-      const [task] = await ctx.services.tasks.claim({ ...rest, agentId: agent_id, queues: queue, capabilities: capability }, ctx.call);
-      return task ?? null;
-    }),
+    .mutation(async ({ ctx, input }) => (await ctx.services.tasks.claim(input, ctx.call))[0] ?? null),
 
   claimMany: consumingProcedure
-    .meta({ openapi: { method: "POST", path: "/tasks/claim-many", tags, summary: "Claim up to limit tasks" } })
+    .meta({ rest: { method: "POST", path: "/tasks/claim-many", tags, summary: "Claim up to limit tasks" } })
     .input(claimManyInput)
     .output(z.array(claimedTaskSchema))
     .mutation(({ ctx, input }) => ctx.services.tasks.claim(input, ctx.call)),
 
   heartbeat: procedure
-    .meta({ openapi: { method: "POST", path: "/tasks/{taskId}/heartbeat", tags, summary: "Extend a task's lease" } })
+    .meta({ rest: { method: "POST", path: "/tasks/{taskId}/heartbeat", tags, summary: "Extend a task's lease", errors: ["TASK_NOT_FOUND", "LEASE_CONFLICT"] } })
     .input(heartbeatInput)
     .output(taskSchema)
     .mutation(({ ctx, input }) => ctx.services.tasks.heartbeat(input)),
 
   complete: procedure
-    .meta({ openapi: { method: "POST", path: "/tasks/{taskId}/complete", tags, summary: "Mark a task done (lease holder only)" } })
+    .meta({
+      rest: {
+        method: "POST",
+        path: "/tasks/{taskId}/complete",
+        tags,
+        summary: "Mark a task done (lease holder only)",
+        errors: ["TASK_NOT_FOUND", "LEASE_CONFLICT", "INVALID_STATE"],
+      },
+    })
     .input(completeInput)
     .output(settledTaskSchema)
     .mutation(({ ctx, input }) => ctx.services.tasks.complete(input)),
 
   fail: procedure
-    .meta({ openapi: { method: "POST", path: "/tasks/{taskId}/fail", tags, summary: "Mark a task failed: retried with backoff, or dead-lettered" } })
+    .meta({
+      rest: {
+        method: "POST",
+        path: "/tasks/{taskId}/fail",
+        tags,
+        summary: "Mark a task failed: retried with backoff, or dead-lettered",
+        errors: ["TASK_NOT_FOUND", "LEASE_CONFLICT"],
+      },
+    })
     .input(failInput)
     .output(settledTaskSchema)
     .mutation(({ ctx, input }) => ctx.services.tasks.fail(input)),
 
   release: procedure
-    .meta({ openapi: { method: "POST", path: "/tasks/{taskId}/release", tags, summary: "Give a task back without charging an attempt" } })
+    .meta({
+      rest: { method: "POST", path: "/tasks/{taskId}/release", tags, summary: "Give a task back without charging an attempt", errors: ["TASK_NOT_FOUND", "LEASE_CONFLICT"] },
+    })
     .input(releaseInput)
     .output(settledTaskSchema)
     .mutation(({ ctx, input }) => ctx.services.tasks.release(input)),
 
   cancel: procedure
-    .meta({ openapi: { method: "POST", path: "/tasks/{taskId}/cancel", tags, summary: "Cancel a pending or claimed task" } })
+    .meta({ rest: { method: "POST", path: "/tasks/{taskId}/cancel", tags, summary: "Cancel a pending or claimed task", errors: ["TASK_NOT_FOUND", "INVALID_STATE"] } })
     .input(taskIdInput)
     .output(taskSchema)
     .mutation(({ ctx, input }) => ctx.services.tasks.cancel(input.taskId)),
 
   requeue: procedure
-    .meta({ openapi: { method: "POST", path: "/tasks/{taskId}/requeue", tags, summary: "Bring a dead-lettered or cancelled task back" } })
+    .meta({
+      rest: { method: "POST", path: "/tasks/{taskId}/requeue", tags, summary: "Bring a dead-lettered or cancelled task back", errors: ["TASK_NOT_FOUND", "INVALID_STATE"] },
+    })
     .input(taskIdInput)
     .output(taskSchema)
     .mutation(({ ctx, input }) => ctx.services.tasks.requeue(input.taskId)),
 
   steal: consumingProcedure
-    .meta({ openapi: { method: "POST", path: "/tasks/steal", tags, summary: "Take over tasks from offline agents or expired leases" } })
+    .meta({ rest: { method: "POST", path: "/tasks/steal", tags, summary: "Take over tasks from offline agents or expired leases", errors: ["AGENT_NOT_FOUND"] } })
     .input(stealInput)
     .output(z.array(claimedTaskSchema))
     .mutation(({ ctx, input }) => ctx.services.tasks.steal(input, ctx.call)),
 
   get: procedure
-    .meta({ openapi: { method: "GET", path: "/tasks/{taskId}", tags, summary: "Get a task" } })
+    .meta({ rest: { method: "GET", path: "/tasks/{taskId}", tags, summary: "Get a task", errors: ["TASK_NOT_FOUND"] } })
     .input(taskIdInput)
     .output(taskSchema)
     .query(({ ctx, input }) => ctx.services.tasks.get(input.taskId)),
 
   list: procedure
-    .meta({ openapi: { method: "GET", path: "/tasks", tags, summary: "List tasks (cursor pagination)" } })
+    .meta({ rest: { method: "GET", path: "/tasks", tags, summary: "List tasks (cursor pagination)" } })
     .input(listInput)
     .output(taskPageSchema)
     .query(({ ctx, input }) => ctx.services.tasks.list(input)),
 
   stats: procedure
-    .meta({ openapi: { method: "GET", path: "/stats/tasks", tags, summary: "Task counts per queue and status" } })
-    .input(z.object({}).optional())
+    .meta({ rest: { method: "GET", path: "/stats/tasks", tags, summary: "Task counts per queue and status" } })
+    .input(z.strictObject({}).optional())
     .output(taskStatsSchema)
     .query(({ ctx }) => ctx.services.tasks.stats()),
 });

@@ -1,129 +1,123 @@
-// Wire shapes of the task queue: zod schemas for every input and output (tRPC validates them,
-// trpc-to-openapi turns them into the OpenAPI document) and the TypeScript types inferred from them.
+// Wire shapes of the task queue: one zod schema per input and output, shared by tRPC, the REST
+// adapter, the in-process API and the OpenAPI document, and the TypeScript types inferred from
+// them. Inputs are strict: an unknown field is a 400 naming it.
 import { z } from "zod";
-import { intInput, jsonValue, MAX_TIME_MS } from "../json-value.js";
+import { jsonOutput, jsonValue, MAX_TIME_MS } from "../json-value.js";
 import { memoryMatchSchema } from "../memory/memory-schemas.js";
+import { int, ms, name, nameList, text, WEEK_MS } from "../schema-parts.js";
 
 export const TASK_STATUSES = ["pending", "claimed", "completed", "dead_letter", "cancelled"] as const;
 export type TaskStatus = (typeof TASK_STATUSES)[number];
 
-const name = (what: string) =>
-  z
-    .string()
-    .min(1, `${what} must not be empty`)
-    .max(200, `${what} must be at most 200 characters`);
-export const agentIdSchema = name("agentId");
-export const taskIdSchema = name("taskId");
+export const agentIdSchema = name();
+export const taskIdSchema = name();
+
 const isoDateTime = z.iso.datetime({ offset: true });
 /**
  * A Date (tRPC/superjson), an ISO 8601 date-time with offset or Unix ms (REST), between 1970 and
  * the end of year 9999 (MAX_TIME_MS): every time stored can be read back by every client.
  */
-export const dateInput = z.union([z.date(), z.string(), z.number()]).transform((v, ctx) => {
-  const ms = v instanceof Date ? v.getTime() : typeof v === "number" ? v : isoDateTime.safeParse(v).success ? Date.parse(v) : Number.NaN;
-  if (Number.isInteger(ms) && ms >= 0 && ms <= MAX_TIME_MS) return new Date(ms);
-  ctx.addIssue({
-    code: "custom",
-    message: "must be a time between 1970-01-01T00:00:00Z and 9999-12-31T23:59:59.999Z: a Date, an ISO 8601 date-time with offset, or Unix ms",
-  });
-  return z.NEVER;
-});
-const ms = (max: number) => intInput(0, max);
-/** Query strings carry repeated or comma-separated values; tRPC sends arrays. */
-const stringList = z.preprocess(
-  (v) => (typeof v === "string" ? v.split(",").filter(Boolean) : v),
-  z.array(name("value")).max(100),
-);
+export const dateInput = z
+  .union([z.date(), z.string(), z.number()])
+  .transform((v, ctx) => {
+    const ms = v instanceof Date ? v.getTime() : typeof v === "number" ? v : isoDateTime.safeParse(v).success ? Date.parse(v) : Number.NaN;
+    if (Number.isInteger(ms) && ms >= 0 && ms <= MAX_TIME_MS) return new Date(ms);
+    ctx.addIssue({
+      code: "custom",
+      message: "must be a time between 1970-01-01T00:00:00Z and 9999-12-31T23:59:59.999Z: a Date, an ISO 8601 date-time with offset, or Unix ms",
+    });
+    return z.NEVER;
+  })
+  .meta({ description: "ISO 8601 date-time with offset, or Unix ms; from 1970 to year 9999" });
 
-export const enqueueInput = z.object({
-  queue: name("queue").default("default"),
+const leaseMs = ms(WEEK_MS);
+
+const enqueueFields = z.strictObject({
+  queue: name().default("default"),
   /** Any JSON value: what the agent needs to do the work. */
   payload: jsonValue.default({}),
   /** 0 is the highest priority. */
-  priority: intInput(0, 1_000_000).default(5),
+  priority: int(0, 1_000_000).default(5),
   /** Only an agent with this capability may claim the task. */
-  capability: name("capability").optional(),
-  /** Only this agent may claim the task. */
+  capability: name().optional(),
+  /** Only this agent may claim the task (the name the task record carries). */
+  targetAgentId: agentIdSchema.optional(),
+  /** The seed's name for targetAgentId; when both are given they must agree. */
   agentId: agentIdSchema.optional(),
   /** Not claimable before this time. */
   runAt: dateInput.optional(),
   /** Attempts before the task is dead-lettered; defaults to the server's maxAttempts. */
-  maxAttempts: intInput(1, 1000).optional(),
+  maxAttempts: int(1, 1000).optional(),
   /** The same key always returns the same task; never creates a duplicate. */
-  idempotencyKey: z.string().min(1).max(500).optional(),
+  idempotencyKey: text(500).optional(),
 });
+
+export const enqueueInput = enqueueFields
+  .superRefine((input, ctx) => {
+    if (input.agentId !== undefined && input.targetAgentId !== undefined && input.agentId !== input.targetAgentId) {
+      ctx.addIssue({ code: "custom", path: ["agentId"], message: `must agree with targetAgentId ("${input.targetAgentId}"); agentId is its alias` });
+    }
+  })
+  .transform(({ agentId, targetAgentId, ...rest }) => ({ ...rest, targetAgentId: targetAgentId ?? agentId }));
 export type EnqueueInput = z.input<typeof enqueueInput>;
 export type EnqueueRequest = z.output<typeof enqueueInput>;
 
-export const enqueueManyInput = z.object({ tasks: z.array(enqueueInput).min(1).max(1000) });
+export const enqueueManyInput = z.strictObject({ tasks: z.array(enqueueInput).min(1).max(1000) });
 
 const claimFields = {
   agentId: agentIdSchema,
   /** Claim only from these queues (default: any queue). */
-  queues: stringList.optional(),
+  queues: nameList().optional(),
   /** Capabilities the claimer offers (default: the agent's registered capabilities). */
-  capabilities: stringList.optional(),
+  capabilities: nameList().optional(),
   /** Lease length; defaults to the server's leaseMs. */
-  leaseMs: ms(7 * 24 * 3_600_000).optional(),
+  leaseMs: leaseMs.optional(),
   /** Long-poll: wait up to this long for a task to arrive. */
   waitMs: ms(3_600_000).optional(),
   /** Return recalled memories with each task (default true). */
-  context: z.preprocess((v) => (v === "false" ? false : v === "true" ? true : v), z.boolean()).optional(),
+  context: z.boolean().optional(),
 };
-export const claimInput = z.object(claimFields);
+export const claimInput = z.strictObject(claimFields);
 export type ClaimRequest = z.output<typeof claimInput> & { limit?: number };
-export const claimManyInput = z.object({ ...claimFields, limit: intInput(1, 100).default(10) });
-
-/** REST form of the seed's GET /tasks/claim/{agent_id}: singular `queue` / `capability` query parameters. */
-export const restClaimInput = z.object({
-  agent_id: agentIdSchema,
-  queue: stringList.optional(),
-  capability: stringList.optional(),
-  leaseMs: claimFields.leaseMs,
-  waitMs: claimFields.waitMs,
-  context: claimFields.context,
-});
+export const claimManyInput = z.strictObject({ ...claimFields, limit: int(1, 100).default(10) });
 
 const settleFields = {
   taskId: taskIdSchema,
   agentId: agentIdSchema,
   /** Fencing token from the claim; when given, it must match the current lease. */
-  leaseToken: intInput(0).optional(),
+  leaseToken: int(0).optional(),
 };
-export const heartbeatInput = z.object({ ...settleFields, leaseMs: ms(7 * 24 * 3_600_000).optional() });
+export const heartbeatInput = z.strictObject({ ...settleFields, leaseMs: leaseMs.optional() });
 /**
- * complete/fail may omit agentId: the seed's REST routes do not send one. Then the task must still
- * be claimed, but there is no fencing; agents should always send agentId (and leaseToken).
+ * complete/fail may omit agentId: the seed's REST routes do not send one. Then the current lease
+ * is settled, whoever holds it (README, "Anonymous settles"); agents should send agentId and leaseToken.
  */
 const anyHolderSettleFields = { ...settleFields, agentId: agentIdSchema.optional() };
-export const completeInput = z.object({ ...anyHolderSettleFields, result: jsonValue.optional() });
-export const failInput = z.object({
+export const completeInput = z.strictObject({ ...anyHolderSettleFields, result: jsonValue.optional() });
+export const failInput = z.strictObject({
   ...anyHolderSettleFields,
-  error: z.string().min(1).max(10_000),
+  error: text(10_000),
   /** false dead-letters the task at once, whatever attempts remain. */
   retry: z.boolean().default(true),
 });
-export const releaseInput = z.object({ ...settleFields, delayMs: ms(7 * 24 * 3_600_000).optional() });
-export const taskIdInput = z.object({ taskId: taskIdSchema });
-export const stealInput = z.object({
+export const releaseInput = z.strictObject({ ...settleFields, delayMs: leaseMs.optional() });
+export const taskIdInput = z.strictObject({ taskId: taskIdSchema });
+export const stealInput = z.strictObject({
   agentId: agentIdSchema,
   fromAgentId: agentIdSchema.optional(),
-  limit: intInput(1, 100).default(1),
-  leaseMs: ms(7 * 24 * 3_600_000).optional(),
-  capabilities: stringList.optional(),
+  limit: int(1, 100).default(1),
+  leaseMs: leaseMs.optional(),
+  capabilities: nameList().optional(),
 });
-export const listInput = z.object({
-  queue: name("queue").optional(),
+export const listInput = z.strictObject({
+  queue: name().optional(),
   status: z.enum(TASK_STATUSES).optional(),
   /** Tasks held (or last held) by this agent. */
   agentId: agentIdSchema.optional(),
-  capability: name("capability").optional(),
-  limit: intInput(1, 500).default(50),
+  capability: name().optional(),
+  limit: int(1, 500).default(50),
   /** nextCursor from the previous page. */
-  cursor: z
-    .string()
-    .regex(/^\d{1,15}$/, "cursor must be a nextCursor value")
-    .optional(),
+  cursor: z.string().regex(/^\d{1,15}$/, "must be a nextCursor value").optional(),
   order: z.enum(["asc", "desc"]).default("asc"),
 });
 export type ListRequest = z.output<typeof listInput>;
@@ -135,43 +129,48 @@ export const taskErrorSchema = z.object({
   at: z.date(),
 });
 
-export const taskSchema = z.object({
-  id: z.string(),
-  queue: z.string(),
-  payload: z.unknown(),
-  priority: z.number().int(),
-  capability: z.string().nullable(),
-  /** The only agent allowed to claim the task, if any. */
-  targetAgentId: z.string().nullable(),
-  status: z.enum(TASK_STATUSES),
-  attempts: z.number().int(),
-  maxAttempts: z.number().int(),
-  runAt: z.date(),
-  /** The agent holding the lease (claimed), or that held it last (completed, dead_letter). */
-  leaseOwner: z.string().nullable(),
-  leaseExpiresAt: z.date().nullable(),
-  leaseToken: z.number().int(),
-  result: z.unknown(),
-  lastError: z.string().nullable(),
-  errorHistory: z.array(taskErrorSchema),
-  idempotencyKey: z.string().nullable(),
-  createdAt: z.date(),
-  updatedAt: z.date(),
-  claimedAt: z.date().nullable(),
-  finishedAt: z.date().nullable(),
-});
+export const taskSchema = z
+  .object({
+    id: z.string(),
+    queue: z.string(),
+    payload: jsonOutput,
+    priority: z.number().int(),
+    capability: z.string().nullable(),
+    /** The only agent allowed to claim the task, if any. */
+    targetAgentId: z.string().nullable(),
+    status: z.enum(TASK_STATUSES),
+    attempts: z.number().int(),
+    maxAttempts: z.number().int(),
+    runAt: z.date(),
+    /** The agent holding the lease (claimed), or that held it last (completed, dead_letter). */
+    leaseOwner: z.string().nullable(),
+    leaseExpiresAt: z.date().nullable(),
+    leaseToken: z.number().int(),
+    /** The completion result; null until completed. */
+    result: jsonOutput,
+    lastError: z.string().nullable(),
+    errorHistory: z.array(taskErrorSchema),
+    idempotencyKey: z.string().nullable(),
+    createdAt: z.date(),
+    updatedAt: z.date(),
+    claimedAt: z.date().nullable(),
+    finishedAt: z.date().nullable(),
+  })
+  .meta({ id: "Task" });
 export type Task = z.infer<typeof taskSchema>;
 
-export const settledTaskSchema = taskSchema.extend({
-  /**
-   * The lease this settle ended: its holder and fencing token. An anonymous settle (no agentId)
-   * acts on whatever lease is current; this says whose it was.
-   */
-  settledLease: z.object({ agentId: z.string(), leaseToken: z.number().int() }),
-});
+export const settledTaskSchema = taskSchema
+  .extend({
+    /**
+     * The lease this settle ended: its holder and fencing token. An anonymous settle (no agentId)
+     * acts on whatever lease is current; this says whose it was.
+     */
+    settledLease: z.object({ agentId: z.string(), leaseToken: z.number().int() }),
+  })
+  .meta({ id: "SettledTask" });
 export type SettledTask = z.infer<typeof settledTaskSchema>;
 
-export const claimedTaskSchema = taskSchema.extend({ context: z.array(memoryMatchSchema) });
+export const claimedTaskSchema = taskSchema.extend({ context: z.array(memoryMatchSchema) }).meta({ id: "ClaimedTask" });
 export type ClaimedTask = z.infer<typeof claimedTaskSchema>;
 
 export const taskPageSchema = z.object({ items: z.array(taskSchema), nextCursor: z.string().nullable() });

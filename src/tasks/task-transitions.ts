@@ -44,7 +44,7 @@ export class TaskTransitions {
       payload: toJsonText(request.payload),
       priority: request.priority,
       capability: request.capability ?? null,
-      targetAgentId: request.agentId ?? null,
+      targetAgentId: request.targetAgentId ?? null,
       maxAttempts: request.maxAttempts ?? this.d.config.maxAttempts,
     };
     if (request.idempotencyKey !== undefined) {

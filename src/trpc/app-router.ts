@@ -10,7 +10,7 @@ import { procedure, router } from "./init.js";
 
 const startedAt = Date.now();
 
-export const healthSchema = z.object({
+const healthSchema = z.object({
   status: z.literal("ok"),
   version: z.string(),
   uptimeMs: z.number(),
@@ -19,8 +19,8 @@ export const healthSchema = z.object({
 
 export const appRouter = router({
   health: procedure
-    .meta({ openapi: { method: "GET", path: "/health", tags: ["health"], summary: "Health check (queries the database)" } })
-    .input(z.object({}).optional())
+    .meta({ rest: { method: "GET", path: "/health", tags: ["health"], summary: "Health check (queries the database)" } })
+    .input(z.strictObject({}).optional())
     .output(healthSchema)
     .query(async ({ ctx }) => {
       await ctx.services.prisma.$queryRaw`SELECT 1`;

@@ -1,32 +1,22 @@
-// The tRPC builders the app uses, created once: context, OpenAPI meta, superjson on the wire,
-// and the single translation of domain errors into tRPC codes (which REST turns into statuses).
+// The tRPC builders the app uses, created once: context, REST meta, superjson on the wire, the
+// one error shape, and the base procedures: `procedure` (domain errors keep their code and
+// status) and `consumingProcedure` (delivery confirmation for calls that take something).
 import { initTRPC, TRPCError } from "@trpc/server";
 import superjson from "superjson";
-import type { OpenApiMeta } from "trpc-to-openapi";
-import type { WebSocket } from "ws";
-import { ZodError } from "zod";
-import { CoordinationError, ERROR_REASONS } from "../errors.js";
 import type { ConsumingCall } from "../delivery/delivery.js";
-import type { Transport } from "../delivery/transports.js";
+import { CoordinationError, ERROR_STATUS } from "../errors.js";
 import type { Services } from "../services.js";
 import { linkSignals } from "../wakeup.js";
+import type { Context } from "./context.js";
+import { toErrorBody, trpcCodeOf } from "./error-shape.js";
+import type { Meta } from "./meta.js";
 
-export interface Context {
-  services: Services;
-  /** How answers reach this client: tells when it is gone and whether an answer was delivered. */
-  transport: Transport;
-  /** The client's socket, for subscriptions over WebSocket (backpressure and closing). */
-  socket?: WebSocket;
-}
-
-/** "priority: Too small: expected number to be >=0; queue: ..." from zod issues. */
-export function describeIssues(issues: ReadonlyArray<{ path: PropertyKey[]; message: string }>): string {
-  return issues.map((issue) => `${issue.path.length ? issue.path.join(".") : "input"}: ${issue.message}`).join("; ");
-}
+export type { Context, Meta };
+export type { RestRoute } from "./meta.js";
 
 const t = initTRPC
   .context<Context>()
-  .meta<OpenApiMeta>()
+  .meta<Meta>()
   .create({
     transformer: superjson,
     // Never send stack traces to clients; they are logged by the server's onError.
@@ -35,24 +25,31 @@ const t = initTRPC
     // socket to apply backpressure to or close on overflow, and it held shutdown for
     // shutdownTimeoutMs. Disabled, the GET gets one METHOD_NOT_SUPPORTED error event and ends.
     sse: { enabled: false },
+    // The one error shape: { code, message, details? } (src/errors.ts), with the message on the error.
     errorFormatter({ shape, error }) {
-      const cause = error.cause;
-      const { stack: _stack, ...data } = shape.data;
-      if (cause instanceof ZodError) {
-        return { ...shape, message: `Invalid input: ${describeIssues(cause.issues)}`, data: { ...data, issues: cause.issues } };
-      }
-      if (error.code === "INTERNAL_SERVER_ERROR") return { ...shape, message: "Internal server error", data };
-      const reason = cause instanceof CoordinationError ? cause.reason : undefined;
-      return { ...shape, data: { ...data, ...(reason ? { reason } : {}) } };
+      const body = toErrorBody(error);
+      return {
+        message: body.message,
+        code: shape.code,
+        data: {
+          code: body.code,
+          httpStatus: ERROR_STATUS[body.code],
+          ...(shape.data.path === undefined ? {} : { path: shape.data.path }),
+          ...(body.details === undefined ? {} : { details: body.details }),
+        },
+      };
     },
   });
 
-/** Re-throws domain errors with their tRPC code; anything else stays an internal error. */
-const translateDomainErrors = t.middleware(async ({ next }) => {
-  const result = await next();
+/**
+ * Types the core for procedures (the context keeps it opaque, see context.ts), and re-throws
+ * domain errors with the tRPC code of their status; anything else stays an internal error.
+ */
+const withServices = t.middleware(async ({ ctx, next }) => {
+  const result = await next({ ctx: { services: ctx.core as Services } });
   if (!result.ok && result.error.cause instanceof CoordinationError) {
     const cause = result.error.cause;
-    throw new TRPCError({ code: ERROR_REASONS[cause.reason], message: cause.message, cause });
+    throw new TRPCError({ code: trpcCodeOf(cause.code), message: cause.message, cause });
   }
   return result;
 });
@@ -64,7 +61,8 @@ const translateDomainErrors = t.middleware(async ({ next }) => {
  * answer that fails it counts as undelivered too.
  */
 const confirmDelivery = t.middleware(async ({ ctx, path, signal, next }) => {
-  const delivery = ctx.services.deliveries.create(path);
+  const services = ctx.core as Services;
+  const delivery = services.deliveries.create(path);
   const stop = linkSignals([signal, ctx.transport.clientGone]);
   try {
     const call: ConsumingCall = { signal: stop.signal, delivery };
@@ -78,6 +76,6 @@ const confirmDelivery = t.middleware(async ({ ctx, path, signal, next }) => {
 });
 
 export const router = t.router;
-export const procedure = t.procedure.use(translateDomainErrors);
+export const procedure = t.procedure.use(withServices);
 export const consumingProcedure = procedure.use(confirmDelivery);
 export const createCallerFactory = t.createCallerFactory;

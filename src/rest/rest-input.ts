@@ -1,0 +1,96 @@
+// Builds a procedure's input from a REST request: path parameters, query string and JSON body,
+// merged into one object that the procedure's own schema then validates, exactly as over tRPC.
+// This is the one place where REST differs from tRPC, and it only changes spelling and text:
+//  - query-string and path values are text: each is turned into the type its field expects
+//    (a decimal integer, true/false, a list from repeated or comma-separated values); anything
+//    else stays text and fails validation with a message naming the field;
+//  - the seed's clients write snake_case: `max_attempts` is read as `maxAttempts`, and a route's
+//    aliases (the seed's `queue` for `queues`) as their field. Two spellings of one field that
+//    disagree are a 400 naming both.
+// JSON bodies are taken as they are: JSON already has numbers and booleans.
+import type { z } from "zod";
+import { CoordinationError } from "../errors.js";
+import { sameJson } from "../json-value.js";
+import type { Route } from "./routes.js";
+
+type Kind = "number" | "boolean" | "array" | "text" | "number-or-text";
+
+interface ZodDef {
+  type: string;
+  innerType?: z.ZodType;
+  in?: z.ZodType;
+  options?: z.ZodType[];
+  shape?: Record<string, z.ZodType>;
+}
+const defOf = (schema: z.ZodType): ZodDef => (schema as unknown as { _zod: { def: ZodDef } })._zod.def;
+
+/** Through optional, default, nullable and pipes, to the schema that decides the type. */
+function unwrap(schema: z.ZodType): z.ZodType {
+  for (let current = schema; ; ) {
+    const def = defOf(current);
+    const inner = def.type === "pipe" ? def.in : def.innerType;
+    if (inner === undefined || !["optional", "default", "prefault", "nullable", "pipe", "readonly", "nonoptional"].includes(def.type)) return current;
+    current = inner;
+  }
+}
+
+/** The fields of an object input schema. */
+export function inputShape(schema: z.ZodType | undefined): Record<string, z.ZodType> {
+  if (schema === undefined) return {};
+  return defOf(unwrap(schema)).shape ?? {};
+}
+
+function kindOf(schema: z.ZodType): Kind {
+  const def = defOf(unwrap(schema));
+  if (def.type === "number" || def.type === "int") return "number";
+  if (def.type === "boolean") return "boolean";
+  if (def.type === "array") return "array";
+  if (def.type === "union" && def.options?.some((option) => defOf(unwrap(option)).type === "number")) return "number-or-text";
+  return "text";
+}
+
+const DECIMAL = /^[+-]?\d+(\.\d+)?$/;
+
+/** One field's query-string values as the type its schema expects. */
+function fromText(values: string[], kind: Kind, field: string): unknown {
+  if (kind === "array") return values.flatMap((value) => value.split(",")).filter((value) => value !== "");
+  if (values.length > 1) throw invalid(`${field}: given ${values.length} times; give it once`);
+  const value = values[0]!;
+  if ((kind === "number" || kind === "number-or-text") && DECIMAL.test(value)) return Number(value);
+  if (kind === "boolean" && (value === "true" || value === "false")) return value === "true";
+  return value;
+}
+
+const invalid = (message: string) => new CoordinationError("INVALID_INPUT", message);
+const camelCase = (key: string): string => key.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+
+/**
+ * The procedure input for a request. `params` are the matched (already decoded) path
+ * parameters, `query` the query string, `body` the parsed JSON object or undefined.
+ */
+export function buildInput(route: Route, params: Record<string, string>, query: URLSearchParams, body: Record<string, unknown> | undefined): Record<string, unknown> {
+  const shape = inputShape(route.input);
+  const input: Record<string, unknown> = {};
+  /** Where each field came from, as the client spelled it: for the message when two disagree. */
+  const spelledAs: Record<string, string> = {};
+  const put = (key: string, value: unknown) => {
+    const field = route.aliases?.[key] ?? camelCase(key);
+    if (Object.hasOwn(input, field) && !sameJson(input[field], value)) {
+      throw invalid(`${spelledAs[field]} and ${key} give different values for ${field}; give one, or the same in both`);
+    }
+    input[field] = value;
+    spelledAs[field] ??= key;
+  };
+  const fieldSchema = (key: string) => shape[route.aliases?.[key] ?? camelCase(key)];
+  const typed = (key: string, values: string[]) => {
+    const schema = fieldSchema(key);
+    // An unknown field stays as it is: the strict schema names it in its 400.
+    return schema === undefined ? (values.length === 1 ? values[0] : values) : fromText(values, kindOf(schema), key);
+  };
+
+  for (const [key, value] of Object.entries(params)) put(key, typed(key, [value]));
+  const queryKeys = [...new Set(query.keys())];
+  for (const key of queryKeys) put(key, typed(key, query.getAll(key)));
+  for (const [key, value] of Object.entries(body ?? {})) put(key, value);
+  return input;
+}

@@ -1,0 +1,31 @@
+// The building blocks of every capability's input schemas. One set of rules for every
+// transport: tRPC validates with these schemas as they are, and the REST adapter only turns
+// query-string text into the types they expect (src/rest/query-coercion.ts) before the same
+// validation. Nothing here converts: a number is a number, a boolean a boolean.
+import { z } from "zod";
+
+/**
+ * Text stored in a column: ids, names, types, errors. Not valid Unicode (a lone surrogate) would
+ * be stored mangled, as U+FFFD, and no longer match itself: an agent "w\ud800" could then never
+ * settle its own task. Such text is refused.
+ */
+export const text = (max: number) =>
+  z
+    .string()
+    .min(1)
+    .max(max)
+    .refine((value) => value.isWellFormed(), "must be valid Unicode text (it has a lone surrogate)");
+
+/** Ids and names: agents, tasks, queues, capabilities. */
+export const name = () => text(200);
+
+/** An integer within [min, max] (never past 2^53 - 1, where integers stop being exact). */
+export const int = (min: number, max: number = Number.MAX_SAFE_INTEGER) => z.number().int().min(min).max(max);
+
+/** A duration in milliseconds, up to `max`. */
+export const ms = (max: number) => int(0, max);
+
+export const WEEK_MS = 7 * 24 * 3_600_000;
+
+/** A list of names (queues, capabilities). Over REST: repeated or comma-separated query values. */
+export const nameList = () => z.array(name()).max(100);

@@ -1,0 +1,33 @@
+// What every procedure call runs with. Its type is part of AppRouter, which the published client
+// types are built from, so it names nothing heavier than these small interfaces: the core is
+// opaque here and typed for procedures by the base procedure in init.ts. (Naming the services
+// would pull Prisma's, better-sqlite3's and pino's types into every client's compilation.)
+
+/** Receives the outcome of delivering one call's answer (src/delivery/delivery.ts). */
+export interface DeliverySink {
+  delivered(): void;
+  undelivered(): void;
+}
+
+/** A live stream's hold on its WebSocket: backpressure and closing. */
+export interface StreamSocket {
+  /** Bytes queued on the socket, not yet sent. */
+  backlog(): number;
+  close(code: number, reason: string): void;
+}
+
+/** How answers reach one client (src/delivery/transports.ts). */
+export interface Transport {
+  /** Aborts when the client is gone: a long-poll ends at once and takes nothing for it. */
+  readonly clientGone: AbortSignal | undefined;
+  /** Decides `delivery` once the call's answer was handed over or dropped. Call after the procedure returned. */
+  confirm(delivery: DeliverySink): void;
+  /** WebSocket only: what a live stream needs of its socket. */
+  readonly stream?: StreamSocket;
+}
+
+export interface Context {
+  /** The coordination core (src/services.ts) the call runs against. */
+  readonly core: object;
+  readonly transport: Transport;
+}

@@ -1,0 +1,94 @@
+// Turns any error a procedure or transport raises into the one public shape, { code, message,
+// details? } (src/errors.ts): domain errors keep their code, zod's validation errors become
+// INVALID_INPUT with one sentence per field, tRPC's own errors get their code from the list,
+// and anything unexpected is INTERNAL with no detail (the server logs it).
+import { TRPCError } from "@trpc/server";
+import type { TRPC_ERROR_CODE_KEY } from "@trpc/server/rpc";
+import { ZodError, type core } from "zod";
+import { CoordinationError, ERROR_STATUS, type ErrorBody, type ErrorCode } from "../errors.js";
+
+/** The tRPC code carrying each HTTP status (tRPC derives the response status from it). */
+const TRPC_CODE_BY_STATUS: Record<number, TRPC_ERROR_CODE_KEY> = {
+  400: "BAD_REQUEST",
+  404: "NOT_FOUND",
+  405: "METHOD_NOT_SUPPORTED",
+  409: "CONFLICT",
+  412: "PRECONDITION_FAILED",
+  413: "PAYLOAD_TOO_LARGE",
+  415: "UNSUPPORTED_MEDIA_TYPE",
+  500: "INTERNAL_SERVER_ERROR",
+  503: "SERVICE_UNAVAILABLE",
+};
+
+export const trpcCodeOf = (code: ErrorCode): TRPC_ERROR_CODE_KEY => TRPC_CODE_BY_STATUS[ERROR_STATUS[code]] ?? "INTERNAL_SERVER_ERROR";
+
+/** tRPC's own error codes, for errors raised before or outside our procedures. */
+const CODE_BY_TRPC: Partial<Record<TRPC_ERROR_CODE_KEY, ErrorCode>> = {
+  PARSE_ERROR: "MALFORMED_JSON",
+  BAD_REQUEST: "INVALID_INPUT",
+  NOT_FOUND: "ROUTE_NOT_FOUND",
+  METHOD_NOT_SUPPORTED: "METHOD_NOT_ALLOWED",
+  PAYLOAD_TOO_LARGE: "PAYLOAD_TOO_LARGE",
+  UNSUPPORTED_MEDIA_TYPE: "UNSUPPORTED_MEDIA_TYPE",
+  SERVICE_UNAVAILABLE: "SHUTTING_DOWN",
+};
+
+export function toErrorBody(error: unknown): ErrorBody {
+  const cause = error instanceof TRPCError ? error.cause : error;
+  if (cause instanceof CoordinationError) return { code: cause.code, message: cause.message, ...(cause.details ? { details: cause.details } : {}) };
+  if (cause instanceof ZodError) return invalidInput(cause.issues);
+  // tRPC's JSON.parse of a request body failed: a BAD_REQUEST caused by a SyntaxError.
+  if (error instanceof TRPCError && cause instanceof SyntaxError) return { code: "MALFORMED_JSON", message: `Malformed JSON body: ${cause.message}` };
+  if (error instanceof TRPCError && error.code !== "INTERNAL_SERVER_ERROR") {
+    return { code: CODE_BY_TRPC[error.code] ?? "INTERNAL", message: error.message };
+  }
+  return { code: "INTERNAL", message: "Internal server error" };
+}
+
+/** INVALID_INPUT naming each field: "priority: must be at least 0; queue: is required". */
+export function invalidInput(issues: readonly core.$ZodIssue[]): ErrorBody {
+  const described = issues.map((issue) => ({ path: pathOf(issue.path), message: describeIssue(issue) }));
+  return {
+    code: "INVALID_INPUT",
+    // An issue of the whole input (an unknown field) needs no field name in front.
+    message: described.map((issue) => (issue.path === "input" ? issue.message : `${issue.path}: ${issue.message}`)).join("; "),
+    details: { issues: described },
+  };
+}
+
+/** "payload.items[2].name", or "input" for the whole input. */
+export function pathOf(path: readonly PropertyKey[]): string {
+  let text = "";
+  for (const key of path) text += typeof key === "number" ? `[${key}]` : text === "" ? String(key) : `.${String(key)}`;
+  return text || "input";
+}
+
+const plural = (n: number | bigint, word: string) => `${n} ${word}${Number(n) === 1 ? "" : "s"}`;
+
+/** One issue as a short sentence about the field, in words a client can act on. */
+function describeIssue(issue: core.$ZodIssue): string {
+  switch (issue.code) {
+    case "invalid_type": {
+      // zod says what it received only in its message ("… received undefined").
+      const received = /received (\w+)/.exec(issue.message)?.[1];
+      if (received === "undefined") return "is required";
+      return `must be ${issue.expected === "array" || issue.expected === "object" ? "an" : "a"} ${issue.expected}${received ? ` (got ${received})` : ""}`;
+    }
+    case "unrecognized_keys":
+      return `unknown field${issue.keys.length === 1 ? "" : "s"} ${issue.keys.map((k) => `"${k}"`).join(", ")}`;
+    case "too_small":
+    case "too_big": {
+      const bound = issue.code === "too_small" ? issue.minimum : issue.maximum;
+      const [least, exclusive] = issue.code === "too_small" ? ["at least", "greater than"] : ["at most", "less than"];
+      if (issue.origin === "string") return `must be ${least} ${plural(bound, "character")} long`;
+      if (issue.origin === "array") return `must have ${least} ${plural(bound, "item")}`;
+      return `must be ${issue.inclusive === false ? exclusive : least} ${bound}`;
+    }
+    case "invalid_value":
+      return `must be ${issue.values.length === 1 ? JSON.stringify(issue.values[0]) : `one of ${issue.values.map((v) => JSON.stringify(v)).join(", ")}`}`;
+    case "not_multiple_of":
+      return issue.divisor === 1 ? "must be an integer" : `must be a multiple of ${issue.divisor}`;
+    default:
+      return issue.message;
+  }
+}
