@@ -7,18 +7,29 @@ import superjson from "superjson";
 import WebSocket from "ws";
 import type { AppRouter, CoordinationApi } from "./types.js";
 
-export type { AppRouter, ClaimedTask, CoordinationApi, RouterInputs, RouterOutputs } from "./types.js";
+export type { AppRouter, ClaimedTask, CoordinationApi, JsonObject, JsonValue, RouterInputs, RouterOutputs } from "./types.js";
 
 /** Procedures that may long-poll: sent on their own HTTP request so they never hold up a batch. */
 const LONG_POLLING = new Set(["tasks.claim", "tasks.claimMany", "tasks.claimNext", "events.poll"]);
 
 /**
- * Batch limits: a batch of queries travels in the URL (Node answers 431 past ~16 KB of headers),
- * a batch of mutations in one body (413 past the server's maxBodyBytes, 1 MB by default).
- * Without them, a few hundred concurrent calls become one request the server refuses.
+ * Batches are bounded in count and in size. Queries go as POST like mutations (methodOverride),
+ * so no URL limit applies (a recall query of 1,000 Cyrillic characters is 18 KB encoded). A
+ * batch travels as one body, which the server refuses past its maxBodyBytes (1 MiB by default):
+ * a call whose input is larger than its share of a batch goes alone, so every call the server
+ * accepts alone is accepted batched too.
  */
-const MAX_URL_LENGTH = 4000;
 const MAX_BATCH_ITEMS = 50;
+const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
+
+/** Roughly how many bytes `input` takes in a request body; Infinity when it cannot be measured (send it alone). */
+function inputBytes(input: unknown): number {
+  try {
+    return JSON.stringify(input)?.length ?? 0;
+  } catch {
+    return Number.POSITIVE_INFINITY;
+  }
+}
 
 export interface CoordinationClientOptions {
   /** The server's base URL, e.g. http://127.0.0.1:8000 */
@@ -27,6 +38,8 @@ export interface CoordinationClientOptions {
   headers?: Record<string, string>;
   /** Called when the WebSocket closes (code 1013: the server dropped a subscriber that fell behind). */
   onSocketClose?: (code: number | undefined) => void;
+  /** The server's maxBodyBytes, if changed from its default (1 MiB): batches stay below it. */
+  maxBodyBytes?: number;
 }
 
 export interface CoordinationClient {
@@ -45,16 +58,18 @@ export function createCoordinationClient(options: CoordinationClientOptions): Co
     retryDelayMs: (attempt) => Math.min(100 * 2 ** attempt, 5000),
     onClose: (cause) => options.onSocketClose?.(cause?.code),
   });
-  const http = { url: `${base}/trpc`, transformer: superjson, headers: options.headers ?? {} };
+  const http = { url: `${base}/trpc`, transformer: superjson, headers: options.headers ?? {}, methodOverride: "POST" as const };
+  // Each batched call's input stays under its share of the body, with room for the envelope.
+  const batchShare = Math.floor(((options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES) * 0.9) / MAX_BATCH_ITEMS);
   const api = createTRPCClient<AppRouter>({
     links: [
       splitLink({
         condition: (op) => op.type === "subscription",
         true: wsLink({ client: wsClient, transformer: superjson }),
         false: splitLink({
-          condition: (op) => LONG_POLLING.has(op.path),
+          condition: (op) => LONG_POLLING.has(op.path) || inputBytes(op.input) > batchShare,
           true: httpLink(http),
-          false: httpBatchLink({ ...http, maxURLLength: MAX_URL_LENGTH, maxItems: MAX_BATCH_ITEMS }),
+          false: httpBatchLink({ ...http, maxItems: MAX_BATCH_ITEMS }),
         }),
       }),
     ],

@@ -13,9 +13,11 @@ const RETRY_START_MS = 100;
 const RETRY_MAX_MS = 1000;
 
 const httpStatus = (error: unknown): number | undefined => (isTRPCClientError(error) ? error.data?.httpStatus : undefined);
-/** The server says this lease is gone: another holder, cancelled, settled, or no such task. */
-export const isLeaseGone = (error: unknown): boolean =>
-  isTRPCClientError(error) && (error.data?.code === "CONFLICT" || error.data?.code === "NOT_FOUND");
+/** The server says this lease is gone: another holder, cancelled, settled (409), or no such task (404). */
+export const isLeaseGone = (error: unknown): boolean => {
+  const status = httpStatus(error);
+  return status === 409 || status === 404;
+};
 /** No answer, or a 5xx: the request may succeed if sent again. */
 export const isTransient = (error: unknown): boolean => {
   const status = httpStatus(error);

@@ -5,6 +5,7 @@ import type { inferRouterInputs, inferRouterOutputs } from "@trpc/server";
 import type { AppRouter } from "../src/trpc/app-router.js";
 
 export type { AppRouter };
+export type { JsonObject, JsonValue } from "../src/json-types.js";
 export type CoordinationApi = TRPCClient<AppRouter>;
 export type RouterInputs = inferRouterInputs<AppRouter>;
 export type RouterOutputs = inferRouterOutputs<AppRouter>;

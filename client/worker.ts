@@ -6,7 +6,7 @@
 // valid (lease-calls.ts), and a claim whose answer was lost is found and run (adoptOrphans).
 import { setTimeout as sleep } from "node:timers/promises";
 import { HeldLease, isTransient } from "./lease-calls.js";
-import type { ClaimedTask, CoordinationApi } from "./types.js";
+import type { ClaimedTask, CoordinationApi, JsonObject, JsonValue } from "./types.js";
 
 export type { ClaimedTask };
 
@@ -15,13 +15,13 @@ export type { ClaimedTask };
  * (the task was cancelled, expired or taken over), taskTimeoutMs passed, or stop() ran out of
  * patience. Its `reason` says which. From then on the handler's outcome is ignored.
  */
-export type TaskHandler = (task: ClaimedTask, signal: AbortSignal) => Promise<unknown>;
+export type TaskHandler = (task: ClaimedTask, signal: AbortSignal) => Promise<JsonValue | void>;
 
 export interface WorkerOptions {
   api: CoordinationApi;
   agentId: string;
   capabilities?: string[];
-  metadata?: Record<string, unknown>;
+  metadata?: JsonObject;
   /** Queues to claim from (default: any). */
   queues?: string[];
   handler: TaskHandler;
@@ -125,7 +125,7 @@ export async function runWorker(options: WorkerOptions): Promise<Worker> {
     const timeout =
       taskTimeoutMs === undefined ? undefined : setTimeout(() => interrupt("timeout", new Error(`handler timed out after ${taskTimeoutMs} ms`)), taskTimeoutMs);
 
-    let outcome: { ok: true; result: unknown } | { ok: false; error: unknown };
+    let outcome: { ok: true; result: JsonValue | void } | { ok: false; error: unknown };
     try {
       // Once the signal fires the run is over, even for a handler that ignores it: it cannot hold the slot or the lease.
       outcome = { ok: true, result: await Promise.race([handler(task, run.signal), whenAborted(run.signal)]) };
@@ -145,7 +145,7 @@ export async function runWorker(options: WorkerOptions): Promise<Worker> {
         failed++;
         const error = interruption === "timeout" ? messageOf(run.signal.reason) : messageOf((outcome as { error: unknown }).error);
         await lease.settle(() => api.tasks.fail.mutate({ ...fenced, error }));
-      } else if ((await lease.settle(() => api.tasks.complete.mutate({ ...fenced, result: outcome.result }))) === "settled") {
+      } else if ((await lease.settle(() => api.tasks.complete.mutate({ ...fenced, result: outcome.result ?? undefined }))) === "settled") {
         completed++;
       } else {
         lost++;

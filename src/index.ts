@@ -3,4 +3,6 @@ export { createServer, type CoordinationServer } from "./server/create-server.js
 export { loadConfig, ConfigError, SETTINGS, envName, type Config, type ConfigSources } from "./config.js";
 export { createLogger } from "./logger.js";
 export type { AppRouter } from "./trpc/app-router.js";
-export { CoordinationError, type ErrorReason } from "./errors.js";
+export { CoordinationError, ERROR_STATUS, type ErrorBody, type ErrorCode } from "./errors.js";
+export type { JsonObject, JsonValue } from "./json-types.js";
+export { openCoordination, type InProcessCoordination, type InProcessOptions } from "./in-process-api.js";
