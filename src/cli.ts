@@ -27,6 +27,8 @@ export function parseArgs(argv: string[]): ParsedArgs {
       if (flag !== "--config" && !Object.hasOwn(FLAGS, flag)) throw new UsageError(`unknown option "${arg}" (see --help)`);
       const value = inline ?? argv[++i];
       if (value === undefined) throw new UsageError(`${flag} needs a value`);
+      // "--port --db x.db": the next word is another option, not the value that is missing.
+      if (inline === undefined && value.startsWith("--")) throw new UsageError(`${flag} needs a value (found the option ${value} after it)`);
       if (flag === "--config") parsed.configFile = value;
       else parsed.flags[FLAGS[flag]!] = value;
     }
@@ -35,18 +37,22 @@ export function parseArgs(argv: string[]): ParsedArgs {
 }
 
 function helpText(): string {
-  const flagFor = (name: SettingName) => Object.entries(FLAGS).find(([, s]) => s === name)?.[0];
-  const lines = (Object.keys(SETTINGS) as SettingName[]).map((name) => {
+  const flagFor = (name: SettingName) => Object.entries(FLAGS).find(([, s]) => s === name)?.[0] ?? "";
+  const names = Object.keys(SETTINGS) as SettingName[];
+  // Three aligned columns (variable, flag, default), the description on the line below.
+  const envWidth = Math.max(...names.map((name) => envName(name).length)) + 2;
+  const flagWidth = Math.max(...names.map((name) => flagFor(name).length)) + 2;
+  const lines = names.map((name) => {
     const setting = SETTINGS[name];
-    const flag = flagFor(name);
-    return `  ${envName(name).padEnd(38)}${flag ? `${flag} ` : ""}(default ${JSON.stringify(setting.default)})\n      ${setting.doc}`;
+    return `  ${envName(name).padEnd(envWidth)}${flagFor(name).padEnd(flagWidth)}default ${JSON.stringify(setting.default)}\n      ${setting.doc}`;
   });
   return [
     `coordination ${VERSION}: queue/event coordination server for multi-agent systems`,
     "",
     "Usage: coordination [--host H] [--port P] [--db PATH] [--log-level L] [--config FILE.yaml]",
     "",
-    "Settings (flags > environment > config file > defaults; the YAML file uses the camelCase names):",
+    "Settings (flags > environment > .env in the working directory > config file > defaults;",
+    "the YAML file uses the camelCase names):",
     ...lines,
   ].join("\n");
 }
@@ -70,7 +76,7 @@ async function main(): Promise<number> {
   }
   let config;
   try {
-    config = loadConfig({ flags: args.flags, ...(args.configFile ? { configFile: args.configFile } : {}) });
+    config = loadConfig({ flags: args.flags, dotenvFile: ".env", ...(args.configFile ? { configFile: args.configFile } : {}) });
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     process.stderr.write(`coordination: ${error.message}\n`);

@@ -1,8 +1,10 @@
 // The one place configuration is read. Sources, lowest precedence first:
-// built-in defaults < YAML file (COORDINATION_CONFIG or --config) < COORDINATION_* env < CLI flags.
+// built-in defaults < YAML file (COORDINATION_CONFIG or --config) < .env file < COORDINATION_* env < CLI flags.
 // Every value is validated with zod; all problems are reported at once, each naming the
 // setting the way the user wrote it (env name, flag or file key) and what is allowed.
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
+import { dirname, resolve } from "node:path";
+import { parseEnv } from "node:util";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 
@@ -21,7 +23,11 @@ const WEEK_MS = 7 * 24 * 3_600_000;
 const ms = (max = WEEK_MS) => int(0, max, " (milliseconds)");
 const positiveMs = (max = WEEK_MS) => int(1, max, " (milliseconds)");
 const nonEmptyString = () => ({ schema: z.string().min(1), allowed: "a non-empty string" });
-const oneOf = <const T extends readonly [string, ...string[]]>(values: T) => ({ schema: z.enum(values), allowed: `one of ${values.join(", ")}` });
+/** One of `values`, in any letter case (COORDINATION_LOG_LEVEL=DEBUG is debug). */
+const oneOf = <const T extends readonly [string, ...string[]]>(values: T) => ({
+  schema: z.preprocess((v) => (typeof v === "string" ? v.toLowerCase() : v), z.enum(values)),
+  allowed: `one of ${values.join(", ")}`,
+});
 
 /**
  * Every setting: its schema, what it allows (said in error messages), its default and one line of
@@ -102,7 +108,8 @@ export const envName = (name: SettingName): string =>
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
-    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
+    // One problem is one line; several are listed under a heading.
+    super(problems.length === 1 ? `invalid configuration: ${problems[0]}` : `Invalid configuration:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
     this.name = "ConfigError";
   }
 }
@@ -119,6 +126,11 @@ export interface ConfigSources {
   flags?: Partial<Record<SettingName, string>>;
   /** Path of a YAML file; falls back to env COORDINATION_CONFIG. */
   configFile?: string;
+  /**
+   * A .env file (KEY=value lines) read beneath the environment: a variable set in the
+   * environment wins over the same one in the file. The CLI passes ".env" in the working directory.
+   */
+  dotenvFile?: string;
   /** Programmatic overrides (tests, embedding); highest precedence. */
   overrides?: Partial<Record<SettingName, unknown>>;
 }
@@ -150,17 +162,57 @@ function readConfigFile(path: string, problems: string[]): Record<string, unknow
   return parsed as Record<string, unknown>;
 }
 
+/** Environment variables of ours that are not settings. */
+const OTHER_VARIABLES = new Set(["COORDINATION_CONFIG"]);
+
+/** The COORDINATION_* variables of a .env file, or nothing when there is no such file. */
+function readDotenv(path: string, problems: string[]): NodeJS.ProcessEnv {
+  if (!existsSync(path)) return {};
+  try {
+    return Object.fromEntries(Object.entries(parseEnv(readFileSync(path, "utf8"))).filter(([key]) => key.startsWith("COORDINATION_")));
+  } catch (error) {
+    problems.push(`${path}: cannot be read (${(error as NodeJS.ErrnoException).code ?? String(error)})`);
+    return {};
+  }
+}
+
+/** A COORDINATION_* variable that names no setting is a typo until proven otherwise: say which, and what was meant. */
+function checkUnknownVariables(env: NodeJS.ProcessEnv, where: (key: string) => string, problems: string[]): void {
+  const known = (Object.keys(SETTINGS) as SettingName[]).map(envName);
+  for (const key of Object.keys(env)) {
+    if (!key.startsWith("COORDINATION_") || OTHER_VARIABLES.has(key) || known.includes(key)) continue;
+    const closest = known.map((name) => ({ name, distance: editDistance(key, name) })).sort((a, b) => a.distance - b.distance)[0]!;
+    problems.push(`${where(key)}: unknown setting${closest.distance <= 3 ? ` (did you mean ${closest.name}?)` : "; --help lists them all"}`);
+  }
+}
+
+/** Levenshtein distance, for "did you mean". */
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) current[j] = Math.min(previous[j]! + 1, current[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    previous = current;
+  }
+  return previous[b.length]!;
+}
+
 /** Builds the frozen, validated configuration or throws ConfigError listing every problem. */
 export function loadConfig(sources: ConfigSources = {}): Config {
-  const env = sources.env ?? process.env;
   const problems: string[] = [];
+  const dotenv = sources.dotenvFile ? readDotenv(sources.dotenvFile, problems) : {};
+  const realEnv = sources.env ?? process.env;
+  checkUnknownVariables(dotenv, (key) => `${key} (in ${sources.dotenvFile})`, problems);
+  checkUnknownVariables(realEnv, (key) => key, problems);
+  const env: NodeJS.ProcessEnv = { ...dotenv, ...realEnv };
+  const fromDotenv = new Set(Object.keys(dotenv).filter((key) => realEnv[key] === undefined));
   const configFile = sources.configFile ?? env.COORDINATION_CONFIG;
   const fileValues = configFile ? readConfigFile(configFile, problems) : {};
 
   const result: Record<string, unknown> = {};
   const origins: Partial<Record<SettingName, string>> = {};
   for (const name of Object.keys(SETTINGS) as SettingName[]) {
-    const raw = pickRawValue(name, { env, fileValues, configFile, sources });
+    const raw = pickRawValue(name, { env, fromDotenv, fileValues, configFile, sources });
     if (!raw) {
       result[name] = SETTINGS[name].default;
       continue;
@@ -172,22 +224,32 @@ export function loadConfig(sources: ConfigSources = {}): Config {
     else problems.push(`${raw.origin}: must be ${SETTINGS[name].allowed} (got ${describeValue(raw.value)})`);
   }
   if (problems.length === 0) checkRelations(result as Config, origins, problems);
+  if (problems.length === 0) checkDatabaseDirectory(result as Config, origins, problems);
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze(result) as Config;
 }
 
 function pickRawValue(
   name: SettingName,
-  ctx: { env: NodeJS.ProcessEnv; fileValues: Record<string, unknown>; configFile: string | undefined; sources: ConfigSources },
+  ctx: { env: NodeJS.ProcessEnv; fromDotenv: Set<string>; fileValues: Record<string, unknown>; configFile: string | undefined; sources: ConfigSources },
 ): RawValue | undefined {
   const { sources } = ctx;
   if (sources.overrides?.[name] !== undefined) return { value: sources.overrides[name], origin: name };
   const flag = Object.entries(FLAGS).find(([, setting]) => setting === name)?.[0];
   if (flag && sources.flags?.[name] !== undefined) return { value: sources.flags[name], origin: flag };
   const fromEnv = ctx.env[envName(name)];
-  if (fromEnv !== undefined) return { value: fromEnv, origin: envName(name) };
+  if (fromEnv !== undefined) return { value: fromEnv, origin: ctx.fromDotenv.has(envName(name)) ? `${envName(name)} (in ${ctx.sources.dotenvFile})` : envName(name) };
   if (Object.hasOwn(ctx.fileValues, name)) return { value: ctx.fileValues[name], origin: `${name} (in ${ctx.configFile})` };
   return undefined;
+}
+
+/** The database file may be created, its directory must exist: a typo there would otherwise surface as a stack trace. */
+function checkDatabaseDirectory(config: Config, origins: Partial<Record<SettingName, string>>, problems: string[]): void {
+  if (config.dbPath === ":memory:") return;
+  const directory = dirname(resolve(config.dbPath));
+  if (!existsSync(directory)) {
+    problems.push(`${origins.dbPath ?? envName("dbPath")} = ${config.dbPath}: the directory ${directory} does not exist`);
+  }
 }
 
 const describeValue = (value: unknown): string => (value === undefined ? "undefined" : JSON.stringify(value));

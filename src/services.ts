@@ -21,7 +21,7 @@ import { LeaseRecovery } from "./tasks/lease-recovery.js";
 import { TaskService } from "./tasks/task-service.js";
 import { TaskStore } from "./tasks/task-store.js";
 import { TaskTransitions } from "./tasks/task-transitions.js";
-import { Wakeup } from "./wakeup.js";
+import { SignalFanout, Wakeup } from "./wakeup.js";
 
 export interface Services {
   config: Config;
@@ -40,6 +40,8 @@ export interface Services {
   jobs: { leaseSweeper: PeriodicJob; healthMonitor: PeriodicJob; eventPruner: PeriodicJob };
   /** Aborted when shutdown begins: long-polls and streams end. */
   shutdownSignal: AbortSignal;
+  /** Long-polls waiting on shutdown (a leak check for tests: 0 once they all ended). */
+  shutdownWaiters: SignalFanout;
   /** Migrations applied by this start-up. */
   migrationsApplied: string[];
 }
@@ -73,7 +75,8 @@ export function createCoordination(config: Config, log: Logger): Coordination {
     const agentStore = new AgentStore(statements);
     const memory = new MemoryService(config, writer, new MemoryStore(statements), taskStore);
     const bus = new EventBus(eventStore, writer, config, log);
-    const events = new EventService({ config, writer, events: eventStore, bus, shutdownSignal: shutdown.signal });
+    const stopping = new SignalFanout(shutdown.signal);
+    const events = new EventService({ config, writer, events: eventStore, bus, shutdown: stopping });
     const taskAvailable = new Wakeup();
     const transitions = new TaskTransitions({ config, tasks: taskStore, events: eventStore, agents: agentStore, memory, taskAvailable });
     const recovery = new LeaseRecovery(writer, taskStore, transitions);
@@ -88,7 +91,7 @@ export function createCoordination(config: Config, log: Logger): Coordination {
       transitions,
       recovery,
       taskAvailable,
-      shutdownSignal: shutdown.signal,
+      shutdown: stopping,
       healthCutoffs: cutoffs,
     });
     const agents = new AgentService({ config, writer, prisma, agents: agentStore, events: eventStore, leases: recovery, healthCutoffs: cutoffs });
@@ -101,6 +104,7 @@ export function createCoordination(config: Config, log: Logger): Coordination {
     const services: Services = {
       config, log, db, prisma, writer, tasks, events, eventStore, bus, agents, memory, deliveries, jobs,
       shutdownSignal: shutdown.signal,
+      shutdownWaiters: stopping,
       migrationsApplied,
     };
     let closed: Promise<void> | undefined;

@@ -47,3 +47,36 @@ export function linkSignals(signals: Array<AbortSignal | undefined>): { signal: 
   else for (const source of sources) source.addEventListener("abort", abort, { once: true });
   return { signal: controller.signal, dispose: () => sources.forEach((source) => source.removeEventListener("abort", abort)) };
 }
+
+/**
+ * Hands many waiters a signal that aborts with one source signal, through a single listener on
+ * it. Every parked long-poll needs to end at shutdown; a listener each on the shutdown signal
+ * is what made Node print MaxListenersExceededWarning past ten parked polls.
+ */
+export class SignalFanout {
+  private readonly children = new Set<AbortController>();
+
+  constructor(private readonly source: AbortSignal) {
+    source.addEventListener(
+      "abort",
+      () => {
+        for (const child of this.children) child.abort();
+        this.children.clear();
+      },
+      { once: true },
+    );
+  }
+
+  /** A signal that aborts with the source; dispose() lets it go. */
+  child(): { signal: AbortSignal; dispose: () => void } {
+    const controller = new AbortController();
+    if (this.source.aborted) controller.abort();
+    else this.children.add(controller);
+    return { signal: controller.signal, dispose: () => void this.children.delete(controller) };
+  }
+
+  /** Waiters attached now (leak checks in tests). */
+  get size(): number {
+    return this.children.size;
+  }
+}

@@ -176,7 +176,7 @@ describe("the coordination command", () => {
     const file = yaml === undefined ? undefined : writeYaml("config.yaml", yaml);
     const result = await runCli({ args: file ? [...args, "--config", file] : args, env, cwd: dir });
     expect(result.code).toBe(2);
-    expect(result.stderr).toBe(`coordination: Invalid configuration:\n  - ${problem.replace("{file}", file ?? "")}\n`);
+    expect(result.stderr).toBe(`coordination: invalid configuration: ${problem.replace("{file}", file ?? "")}\n`);
     expect(result.stdout).toBe("");
   });
 
@@ -184,10 +184,10 @@ describe("the coordination command", () => {
     const missing = join(dir, "nope.yaml");
     const viaFlag = await runCli({ args: ["--config", missing], cwd: dir });
     expect(viaFlag.code).toBe(2);
-    expect(viaFlag.stderr).toBe(`coordination: Invalid configuration:\n  - config file ${missing}: cannot be read (ENOENT)\n`);
+    expect(viaFlag.stderr).toBe(`coordination: invalid configuration: config file ${missing}: cannot be read (ENOENT)\n`);
     const viaEnv = await runCli({ env: { COORDINATION_CONFIG: dir }, cwd: dir });
     expect(viaEnv.code).toBe(2);
-    expect(viaEnv.stderr).toBe(`coordination: Invalid configuration:\n  - config file ${dir}: cannot be read (EISDIR)\n`);
+    expect(viaEnv.stderr).toBe(`coordination: invalid configuration: config file ${dir}: cannot be read (EISDIR)\n`);
   });
 
   it("exits 2 on an unknown option, a missing flag value or a stray argument", async () => {
@@ -195,6 +195,9 @@ describe("the coordination command", () => {
     expect(unknown).toMatchObject({ code: 2, stdout: "", stderr: 'coordination: unknown option "--bogus" (see --help)\n' });
     const missingValue = await runCli({ args: ["--port"], cwd: dir });
     expect(missingValue).toMatchObject({ code: 2, stdout: "", stderr: "coordination: --port needs a value\n" });
+    // The next word is another option: the value of --port is what is missing, not an "x.db" option.
+    const followedByOption = await runCli({ args: ["--port", "--db", "x.db"], cwd: dir });
+    expect(followedByOption).toMatchObject({ code: 2, stdout: "", stderr: "coordination: --port needs a value (found the option --db after it)\n" });
     // Object.prototype names must not pass as flags (they did, and were silently ignored).
     const inherited = await runCli({ args: ["constructor", "x"], cwd: dir });
     expect(inherited).toMatchObject({ code: 2, stdout: "", stderr: 'coordination: unknown option "constructor" (see --help)\n' });
@@ -208,12 +211,41 @@ describe("the coordination command", () => {
     expect(help.stdout).toContain("Usage: coordination");
     for (const name of SETTING_NAMES) expect(help.stdout).toContain(envName(name));
     for (const flag of ["--host", "--port", "--db", "--log-level", "--config"]) expect(help.stdout).toContain(flag);
+    // Aligned columns: every setting line has its flag column and its default at the same offsets.
+    const settingLines = help.stdout.split("\n").filter((line) => line.startsWith("  COORDINATION_"));
+    expect(settingLines).toHaveLength(SETTING_NAMES.length);
+    expect(new Set(settingLines.map((line) => line.indexOf("default "))).size).toBe(1);
+    expect(new Set(settingLines.filter((line) => line.includes(" --")).map((line) => line.indexOf(" --") + 1)).size).toBe(1);
 
     for (const flag of ["--version", "-v"]) {
       const version = await runCli({ args: [flag], cwd: dir });
       expect(version).toMatchObject({ code: 0, stdout: `${VERSION}\n`, stderr: "" });
     }
     expect(existsSync(join(dir, "coordination.db"))).toBe(false);
+  });
+
+  it("reads .env in the working directory beneath the environment; names a typo'd variable; any letter case for levels", async () => {
+    writeFileSync(join(dir, ".env"), "# comments are fine\nCOORDINATION_PORT=0\nCOORDINATION_LOG_LEVEL=WARN\nOTHER_TOOL=1\n");
+    const fromDotenv = new CliProcess({ env: { COORDINATION_LOG_LEVEL: "INFO" }, cwd: dir });
+    const url = await fromDotenv.waitForUrl();
+    // The environment (INFO, any case) beat .env (WARN): the start-up line is at info level.
+    expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    fromDotenv.kill("SIGTERM");
+    expect((await fromDotenv.waitForExit(5000)).code).toBe(0);
+
+    writeFileSync(join(dir, ".env"), "COORDINATION_PORT=abc\n");
+    const badDotenv = await runCli({ cwd: dir });
+    expect(badDotenv).toMatchObject({ code: 2, stderr: `coordination: invalid configuration: COORDINATION_PORT (in .env): must be an integer from 0 to 65535 (got "abc")\n` });
+    rmSync(join(dir, ".env"));
+
+    const typo = await runCli({ env: { COORDINATION_LEASE_MSS: "5000" }, cwd: dir });
+    expect(typo).toMatchObject({ code: 2, stdout: "", stderr: "coordination: invalid configuration: COORDINATION_LEASE_MSS: unknown setting (did you mean COORDINATION_LEASE_MS?)\n" });
+  });
+
+  it("exits 2 with one line when the database's directory does not exist", async () => {
+    const missing = join(dir, "no", "such", "dir", "c.db");
+    const result = await runCli({ args: ["--db", missing], cwd: dir });
+    expect(result).toMatchObject({ code: 2, stdout: "", stderr: `coordination: invalid configuration: --db = ${missing}: the directory ${join(dir, "no", "such", "dir")} does not exist\n` });
   });
 
   it("binds the port and database from the flag over env over the YAML file (end to end)", async () => {

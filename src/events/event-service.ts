@@ -9,7 +9,7 @@ import type { ConsumingCall } from "../delivery/delivery.js";
 import { CoordinationError } from "../errors.js";
 import { assertJsonDepth } from "../json-value.js";
 import { KeyedLock } from "../keyed-lock.js";
-import { linkSignals } from "../wakeup.js";
+import { linkSignals, type SignalFanout } from "../wakeup.js";
 import type { EventBus } from "./event-bus.js";
 import type { CoordinationEvent, PollRequest, PublishRequest, Subscription } from "./event-schemas.js";
 import type { EventStore, InboxPosition } from "./event-store.js";
@@ -33,7 +33,8 @@ export interface EventServiceDeps {
   writer: Writer;
   events: EventStore;
   bus: EventBus;
-  shutdownSignal: AbortSignal;
+  /** Aborts at shutdown: long-polls return at once. */
+  shutdown: SignalFanout;
 }
 
 /** What an agent reads from: its patterns and both cursors, recorded or (never seen) implied. */
@@ -109,7 +110,8 @@ export class EventService {
    */
   async poll(request: PollRequest, call: ConsumingCall = {}): Promise<CoordinationEvent[]> {
     const deadline = Date.now() + Math.min(request.waitMs ?? 0, this.d.config.maxWaitMs);
-    const stop = linkSignals([call.signal, this.d.shutdownSignal]);
+    const shutdown = this.d.shutdown.child();
+    const stop = linkSignals([call.signal, shutdown.signal]);
     try {
       for (;;) {
         const seen = this.d.bus.arrived.current();
@@ -125,6 +127,7 @@ export class EventService {
       }
     } finally {
       stop.dispose();
+      shutdown.dispose();
     }
   }
 

@@ -14,7 +14,7 @@ import { CoordinationError, notFound } from "../errors.js";
 import type { EventStore } from "../events/event-store.js";
 import { assertJsonDepth, sameJson } from "../json-value.js";
 import type { MemoryService } from "../memory/memory-service.js";
-import { linkSignals, type Wakeup } from "../wakeup.js";
+import { linkSignals, type SignalFanout, type Wakeup } from "../wakeup.js";
 import type { LeaseRecovery } from "./lease-recovery.js";
 import { readTaskStats } from "./task-stats.js";
 import type { ClaimedTask, ClaimRequest, EnqueueRequest, ListRequest, SettledTask, Task, TaskStats } from "./task-schemas.js";
@@ -33,8 +33,8 @@ export interface TaskServiceDeps {
   recovery: LeaseRecovery;
   /** Notified whenever a task may have become claimable. */
   taskAvailable: Wakeup;
-  /** Aborted at shutdown: long-polls return at once. */
-  shutdownSignal: AbortSignal;
+  /** Aborts at shutdown: long-polls return at once. */
+  shutdown: SignalFanout;
   /** When an agent counts as offline (agents/health-cutoffs.ts): steal takes from those. */
   healthCutoffs: (now: number) => HealthCutoffs;
 }
@@ -71,7 +71,8 @@ export class TaskService {
     const limit = request.limit ?? 1;
     const leaseMs = this.t.leaseLength(request.leaseMs);
     const deadline = Date.now() + Math.min(request.waitMs ?? 0, this.d.config.maxWaitMs);
-    const stop = linkSignals([call.signal, this.d.shutdownSignal]);
+    const shutdown = this.d.shutdown.child();
+    const stop = linkSignals([call.signal, shutdown.signal]);
     let first = true;
     try {
       for (;;) {
@@ -95,6 +96,7 @@ export class TaskService {
       }
     } finally {
       stop.dispose();
+      shutdown.dispose();
     }
   }
 
