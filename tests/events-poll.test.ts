@@ -89,7 +89,9 @@ describe("events.poll", () => {
     const events = await timedPoll;
     const latencyMs = returnedAt - startedAt;
     expect(events.map((e) => e.seq)).toEqual([published.seq]);
-    expect(latencyMs).toBeLessThan(1000);
+    // crossProcessPollMs is 5 s: returning well before it can only be the publish's own wake-up.
+    // (The bound is generous on purpose: how fast is the benchmark's business, not this test's.)
+    expect(latencyMs).toBeLessThan(4000);
     expect(t.server.services.events.waitingPolls).toBe(0);
   });
 

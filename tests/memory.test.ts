@@ -91,11 +91,18 @@ describe("pre-execution memory", () => {
     expect(claimed!.context).toHaveLength(3);
   });
 
-  it("reads at most a bounded prefix of a huge payload, in time proportional to that prefix", async () => {
-    const huge = { items: new Array(400_000).fill(0), note: "never reached" };
-    const started = performance.now();
+  it("reads at most a bounded prefix of a huge payload, visiting only that prefix", async () => {
+    // Counting the items read, not the time taken: the verdict must not depend on machine speed.
+    let read = 0;
+    const items = new Proxy(new Array(400_000).fill(0), {
+      get: (target, key, receiver) => {
+        if (typeof key === "string" && /^\d+$/.test(key)) read++;
+        return Reflect.get(target, key, receiver) as unknown;
+      },
+    });
+    const huge = { items, note: "never reached" };
     const text = payloadText(huge);
-    expect(performance.now() - started).toBeLessThan(50);
+    expect(read).toBeLessThan(2000);
     expect(text.length).toBeLessThanOrEqual(2000);
     expect(text.startsWith("items 0 0 0")).toBe(true);
     expect(payloadText({ a: "x", b: { c: 2 } })).toBe("a x b c 2");

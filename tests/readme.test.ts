@@ -4,7 +4,9 @@ import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
-import { startTestServer } from "./helpers/test-server.js";
+import { join } from "node:path";
+import { ROUTES } from "../src/rest/routes.js";
+import { makeTempDir, startTestServer } from "./helpers/test-server.js";
 
 const run = promisify(execFile);
 const README = readFileSync(fileURLToPath(new URL("../README.md", import.meta.url)), "utf8");
@@ -18,19 +20,43 @@ describe("README", () => {
     expect(readFileSync(fileURLToPath(new URL("../.ci/run", import.meta.url)), "utf8")).toMatch(/^npm test$/m);
   });
 
-  it("runs the curl session as written", async () => {
-    await using t = await startTestServer();
+  it("runs the curl session as written, block by block, even when the reader pauses long enough for leases to expire", async () => {
+    // Short leases, and between blocks every lease runs out: a reader who paused.
+    await using t = await startTestServer({ leaseMs: 50, leaseSweepMs: 60_000 });
     const port = new URL(t.url).port;
-    const session = blocks("bash")
-      .filter((b) => b.includes("curl"))
-      .join("\n")
-      .replaceAll("localhost:8000", `127.0.0.1:${port}`);
-    const { stdout } = await run("bash", ["-euo", "pipefail", "-c", session], { timeout: 20_000 });
+    let stdout = "";
+    for (const block of blocks("bash").filter((b) => b.includes("curl"))) {
+      const session = block.replaceAll("localhost:8000", `127.0.0.1:${port}`);
+      stdout += (await run("bash", ["-euo", "pipefail", "-c", session], { timeout: 20_000 })).stdout;
+      await new Promise((resolve) => setTimeout(resolve, 60));
+      await t.server.services.tasks.expireLeases();
+    }
     expect(stdout).toContain('"status":"ok"');
     expect(stdout).toContain('"summary":"done"');
     expect(stdout).toContain('"type":"task.assigned"');
+    expect(stdout).not.toContain('"code"');
     const stats = await t.api.tasks.stats.query();
     expect(stats.totals.completed).toBe(1);
+  });
+
+  it("lists every REST route in the API table", () => {
+    const table = README.slice(README.indexOf("## The API"), README.indexOf("## ", README.indexOf("## The API") + 5));
+    for (const route of ROUTES) expect(table, `${route.method} ${route.path}`).toContain(`${route.method} ${route.path}`);
+  });
+
+  it("runs the in-process example as written", async () => {
+    const dir = makeTempDir();
+    const example = blocks("ts")
+      .find((b) => b.includes("openCoordination"))!
+      .replace('dbPath: "coordination.db"', `dbPath: ${JSON.stringify(join(dir, "embedded.db"))}, logLevel: "warn"`);
+    const file = fileURLToPath(new URL(`../readme-example-${process.pid}-in-process.mjs`, import.meta.url));
+    writeFileSync(file, example);
+    try {
+      const { stdout } = await run(process.execPath, [file], { timeout: 20_000 });
+      expect(stdout.trim()).toBe("true [ 'task.assigned' ] [ 'agent-1' ]");
+    } finally {
+      rmSync(file, { force: true });
+    }
   });
 
   it("runs the TypeScript example as written (it is plain JavaScript at run time)", async () => {

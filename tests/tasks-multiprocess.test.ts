@@ -28,7 +28,7 @@ describe("two server processes on one database file", () => {
     const env = { COORDINATION_DB_PATH: join(dir, "shared.db"), COORDINATION_LOG_LEVEL: "info", COORDINATION_MEMORY_CONTEXT_LIMIT: "0" };
     const [a, b] = await startTwo(env);
 
-    const total = 600;
+    const total = 300;
     // Enqueue through both processes at once, so their writes contend too.
     await Promise.all(
       [a, b].map((server, s) =>

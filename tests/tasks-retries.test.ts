@@ -22,8 +22,6 @@ describe("retries and dead-letter", () => {
       if (attempt < 3) {
         expect(failed.status).toBe("pending");
         delays.push(failed.runAt.getTime() - failed.updatedAt.getTime());
-        // Backing off: not claimable right away.
-        expect(await t.api.tasks.claim.mutate({ agentId: "a1" })).toBeNull();
       } else {
         expect(failed.status).toBe("dead_letter");
       }
@@ -46,6 +44,17 @@ describe("retries and dead-letter", () => {
     expect(again?.id).toBe(task.id);
     const done = await t.api.tasks.complete.mutate({ taskId: task.id, agentId: "a2", result: "finally" });
     expect(done).toMatchObject({ status: "completed", result: "finally", attempts: 1 });
+  });
+
+  it("a task backing off is not claimable before its run-at", async () => {
+    // A backoff of a minute: "not yet" holds however slow the machine is.
+    await using t = await startTestServer({ retryBaseMs: 60_000 });
+    const task = await t.api.tasks.enqueue.mutate({ payload: {} });
+    await t.api.tasks.claim.mutate({ agentId: "a1" });
+    const failed = await t.api.tasks.fail.mutate({ taskId: task.id, agentId: "a1", error: "boom" });
+    expect(failed.runAt.getTime() - failed.updatedAt.getTime()).toBe(60_000);
+    expect(await t.api.tasks.claim.mutate({ agentId: "a1" })).toBeNull();
+    expect(await t.api.tasks.get.query({ taskId: task.id })).toMatchObject({ status: "pending", attempts: 1 });
   });
 
   it("retry: false dead-letters at once", async () => {

@@ -1,0 +1,237 @@
+// End-to-end types: every procedure's input and output is its exact type in AppRouter, as the
+// typed client sees it. These are compile-time checks (npm test runs tsc over tests/ first); a
+// field that leaks as `unknown` or a wrong call that compiles fails the typecheck. The runtime
+// test makes sure no procedure is left out: a new one must be added here.
+import { describe, expect, expectTypeOf, it } from "vitest";
+import type { TRPCClientError } from "@trpc/client";
+import type { AppRouter, CoordinationApi, JsonObject, JsonValue, RouterInputs, RouterOutputs } from "../client/index.js";
+import type { ERROR_STATUS, ErrorCode } from "../src/errors.js";
+import { appRouter } from "../src/trpc/app-router.js";
+
+type In = RouterInputs;
+type Out = RouterOutputs;
+
+type TaskStatus = "pending" | "claimed" | "completed" | "dead_letter" | "cancelled";
+interface Task {
+  id: string;
+  queue: string;
+  payload: JsonValue;
+  priority: number;
+  capability: string | null;
+  targetAgentId: string | null;
+  status: TaskStatus;
+  attempts: number;
+  maxAttempts: number;
+  runAt: Date;
+  leaseOwner: string | null;
+  leaseExpiresAt: Date | null;
+  leaseToken: number;
+  result: JsonValue;
+  lastError: string | null;
+  errorHistory: Array<{ attempt: number; agentId: string | null; error: string; at: Date }>;
+  idempotencyKey: string | null;
+  createdAt: Date;
+  updatedAt: Date;
+  claimedAt: Date | null;
+  finishedAt: Date | null;
+}
+interface Memory {
+  id: string;
+  kind: "execution" | "note" | "lesson";
+  content: string;
+  agentId: string | null;
+  queue: string | null;
+  capability: string | null;
+  taskId: string | null;
+  outcome: string | null;
+  durationMs: number | null;
+  tags: string[];
+  data: JsonValue;
+  createdAt: Date;
+}
+type MemoryMatch = { memory: Memory; score: number };
+/** One object type from an intersection: toEqualTypeOf compares the shapes it is given literally. */
+type Flat<T> = { [K in keyof T]: T[K] };
+type ClaimedTask = Flat<Task & { context: MemoryMatch[] }>;
+type SettledTask = Flat<Task & { settledLease: { agentId: string; leaseToken: number } }>;
+interface CoordinationEvent {
+  seq: number;
+  type: string;
+  source: string;
+  payload: JsonValue;
+  target: string | null;
+  createdAt: Date;
+}
+interface Subscription {
+  agentId: string;
+  types: string[];
+  cursor: number;
+  mailboxCursor: number;
+  createdAt: Date;
+  updatedAt: Date;
+}
+interface Agent {
+  agentId: string;
+  capabilities: string[];
+  metadata: JsonObject;
+  status: string;
+  health: "healthy" | "stale" | "offline";
+  load: number;
+  registeredAt: Date;
+  lastHeartbeatAt: Date;
+  updatedAt: Date;
+}
+type Counts = Record<TaskStatus, number>;
+type ClaimOptions = { agentId: string; queues?: string[]; capabilities?: string[]; leaseMs?: number; waitMs?: number; context?: boolean };
+type Settle = { taskId: string; agentId?: string; leaseToken?: number };
+
+/** Every procedure this file checks, by dotted path. */
+const CHECKED = [
+  "health",
+  "tasks.enqueue", "tasks.enqueueMany", "tasks.claim", "tasks.claimNext", "tasks.claimMany", "tasks.heartbeat", "tasks.complete",
+  "tasks.fail", "tasks.release", "tasks.cancel", "tasks.requeue", "tasks.steal", "tasks.get", "tasks.list", "tasks.stats",
+  "events.publish", "events.subscribe", "events.unsubscribe", "events.subscription", "events.poll", "events.ack", "events.list", "events.onEvent",
+  "agents.register", "agents.heartbeat", "agents.deregister", "agents.get", "agents.list", "agents.findByCapability",
+  "memory.remember", "memory.recall",
+];
+
+describe("AppRouter types", () => {
+  it("checks every procedure of the router", () => {
+    expect(Object.keys(appRouter._def.procedures).sort()).toEqual([...CHECKED].sort());
+  });
+
+  it("task procedures", () => {
+    expectTypeOf<In["tasks"]["enqueue"]>().toEqualTypeOf<{
+      queue?: string;
+      payload?: JsonValue;
+      priority?: number;
+      capability?: string;
+      targetAgentId?: string;
+      agentId?: string;
+      runAt?: Date | string | number;
+      maxAttempts?: number;
+      idempotencyKey?: string;
+    }>();
+    expectTypeOf<Out["tasks"]["enqueue"]>().toEqualTypeOf<Task>();
+    expectTypeOf<In["tasks"]["enqueueMany"]["tasks"][number]>().toEqualTypeOf<In["tasks"]["enqueue"]>();
+    expectTypeOf<Out["tasks"]["enqueueMany"]>().toEqualTypeOf<Task[]>();
+    expectTypeOf<In["tasks"]["claim"]>().toEqualTypeOf<ClaimOptions>();
+    expectTypeOf<Out["tasks"]["claim"]>().toEqualTypeOf<ClaimedTask | null>();
+    expectTypeOf<In["tasks"]["claimNext"]>().toEqualTypeOf<ClaimOptions>();
+    expectTypeOf<Out["tasks"]["claimNext"]>().toEqualTypeOf<ClaimedTask | null>();
+    expectTypeOf<In["tasks"]["claimMany"]>().toEqualTypeOf<Flat<ClaimOptions & { limit?: number }>>();
+    expectTypeOf<Out["tasks"]["claimMany"]>().toEqualTypeOf<ClaimedTask[]>();
+    expectTypeOf<In["tasks"]["heartbeat"]>().toEqualTypeOf<Flat<Omit<Settle, "agentId"> & { agentId: string; leaseMs?: number }>>();
+    expectTypeOf<Out["tasks"]["heartbeat"]>().toEqualTypeOf<Task>();
+    expectTypeOf<In["tasks"]["complete"]>().toEqualTypeOf<Flat<Settle & { result?: JsonValue }>>();
+    expectTypeOf<Out["tasks"]["complete"]>().toEqualTypeOf<SettledTask>();
+    expectTypeOf<In["tasks"]["fail"]>().toEqualTypeOf<Flat<Settle & { error: string; retry?: boolean }>>();
+    expectTypeOf<Out["tasks"]["fail"]>().toEqualTypeOf<SettledTask>();
+    expectTypeOf<In["tasks"]["release"]>().toEqualTypeOf<Flat<Omit<Settle, "agentId"> & { agentId: string; delayMs?: number }>>();
+    expectTypeOf<Out["tasks"]["release"]>().toEqualTypeOf<SettledTask>();
+    expectTypeOf<In["tasks"]["cancel"]>().toEqualTypeOf<{ taskId: string }>();
+    expectTypeOf<Out["tasks"]["cancel"]>().toEqualTypeOf<Task>();
+    expectTypeOf<In["tasks"]["requeue"]>().toEqualTypeOf<{ taskId: string }>();
+    expectTypeOf<Out["tasks"]["requeue"]>().toEqualTypeOf<Task>();
+    expectTypeOf<In["tasks"]["steal"]>().toEqualTypeOf<{ agentId: string; fromAgentId?: string; limit?: number; leaseMs?: number; capabilities?: string[] }>();
+    expectTypeOf<Out["tasks"]["steal"]>().toEqualTypeOf<ClaimedTask[]>();
+    expectTypeOf<In["tasks"]["get"]>().toEqualTypeOf<{ taskId: string }>();
+    expectTypeOf<Out["tasks"]["get"]>().toEqualTypeOf<Task>();
+    expectTypeOf<In["tasks"]["list"]>().toEqualTypeOf<{
+      queue?: string;
+      status?: TaskStatus;
+      agentId?: string;
+      capability?: string;
+      limit?: number;
+      cursor?: string;
+      order?: "asc" | "desc";
+    }>();
+    expectTypeOf<Out["tasks"]["list"]>().toEqualTypeOf<{ items: Task[]; nextCursor: string | null }>();
+    expectTypeOf<In["tasks"]["stats"]>().toEqualTypeOf<void | Record<string, never> | undefined>();
+    expectTypeOf<Out["tasks"]["stats"]>().toEqualTypeOf<{ queues: Array<{ queue: string; counts: Counts; oldestPendingAgeMs: number | null }>; totals: Counts }>();
+  });
+
+  it("event procedures", () => {
+    expectTypeOf<In["events"]["publish"]>().toEqualTypeOf<{ type: string; source: string; payload?: JsonValue; target?: string }>();
+    expectTypeOf<Out["events"]["publish"]>().toEqualTypeOf<CoordinationEvent>();
+    expectTypeOf<In["events"]["subscribe"]>().toEqualTypeOf<{ agentId: string; types: string[]; fromSeq?: number }>();
+    expectTypeOf<Out["events"]["subscribe"]>().toEqualTypeOf<Subscription>();
+    expectTypeOf<In["events"]["unsubscribe"]>().toEqualTypeOf<{ agentId: string; types?: string[] }>();
+    expectTypeOf<Out["events"]["unsubscribe"]>().toEqualTypeOf<Subscription>();
+    expectTypeOf<In["events"]["subscription"]>().toEqualTypeOf<{ agentId: string }>();
+    expectTypeOf<Out["events"]["subscription"]>().toEqualTypeOf<Subscription>();
+    expectTypeOf<In["events"]["poll"]>().toEqualTypeOf<{ agentId: string; limit?: number; waitMs?: number; ack?: "auto" | "manual" }>();
+    expectTypeOf<Out["events"]["poll"]>().toEqualTypeOf<CoordinationEvent[]>();
+    expectTypeOf<In["events"]["ack"]>().toEqualTypeOf<{ agentId: string; seq: number }>();
+    expectTypeOf<Out["events"]["ack"]>().toEqualTypeOf<Subscription>();
+    expectTypeOf<In["events"]["list"]>().toEqualTypeOf<{ afterSeq?: number; types?: string[]; limit?: number }>();
+    expectTypeOf<Out["events"]["list"]>().toEqualTypeOf<CoordinationEvent[]>();
+    expectTypeOf<In["events"]["onEvent"]>().toEqualTypeOf<{ agentId?: string; types?: string[]; lastEventId?: string | null }>();
+  });
+
+  it("agent, memory and health procedures", () => {
+    expectTypeOf<In["agents"]["register"]>().toEqualTypeOf<{ agentId: string; capabilities?: string[]; metadata?: JsonObject }>();
+    expectTypeOf<Out["agents"]["register"]>().toEqualTypeOf<Agent>();
+    expectTypeOf<In["agents"]["heartbeat"]>().toEqualTypeOf<{ agentId: string; status?: string; load?: number }>();
+    expectTypeOf<Out["agents"]["heartbeat"]>().toEqualTypeOf<Agent>();
+    expectTypeOf<In["agents"]["deregister"]>().toEqualTypeOf<{ agentId: string }>();
+    expectTypeOf<Out["agents"]["deregister"]>().toEqualTypeOf<Agent>();
+    expectTypeOf<In["agents"]["get"]>().toEqualTypeOf<{ agentId: string }>();
+    expectTypeOf<Out["agents"]["get"]>().toEqualTypeOf<Agent>();
+    expectTypeOf<In["agents"]["list"]>().toEqualTypeOf<{ capability?: string; health?: "healthy" | "stale" | "offline"; status?: string }>();
+    expectTypeOf<Out["agents"]["list"]>().toEqualTypeOf<Agent[]>();
+    expectTypeOf<In["agents"]["findByCapability"]>().toEqualTypeOf<{ capability: string }>();
+    expectTypeOf<Out["agents"]["findByCapability"]>().toEqualTypeOf<Agent[]>();
+    expectTypeOf<In["memory"]["remember"]>().toEqualTypeOf<{
+      content: string;
+      kind?: "note" | "lesson";
+      agentId?: string;
+      queue?: string;
+      capability?: string;
+      taskId?: string;
+      tags?: string[];
+      data?: JsonValue;
+    }>();
+    expectTypeOf<Out["memory"]["remember"]>().toEqualTypeOf<Memory>();
+    expectTypeOf<In["memory"]["recall"]>().toEqualTypeOf<{ query?: string; taskId?: string; queue?: string; capability?: string; limit?: number }>();
+    expectTypeOf<Out["memory"]["recall"]>().toEqualTypeOf<MemoryMatch[]>();
+    expectTypeOf<Out["health"]>().toEqualTypeOf<{ status: "ok"; version: string; uptimeMs: number; db: "ok" }>();
+  });
+
+  it("errors carry the one shape in data", () => {
+    type ErrorData = NonNullable<TRPCClientError<AppRouter>["data"]>;
+    expectTypeOf<ErrorData["code"]>().toEqualTypeOf<ErrorCode>();
+    expectTypeOf<ErrorData["httpStatus"]>().toEqualTypeOf<(typeof ERROR_STATUS)[ErrorCode]>();
+    expectTypeOf<ErrorData["details"]>().toEqualTypeOf<Record<string, unknown> | undefined>();
+  });
+});
+
+/** Never called: each line is a call the types must refuse. */
+export function wrongCallsDoNotCompile(api: CoordinationApi): void {
+  // @ts-expect-error priority is a number
+  void api.tasks.enqueue.mutate({ payload: {}, priority: "high" });
+  // @ts-expect-error maxAttempts is a number
+  void api.tasks.enqueue.mutate({ maxAttempts: "lots" });
+  // @ts-expect-error a payload is JSON: no Map, no BigInt, no functions
+  void api.tasks.enqueue.mutate({ payload: new Map() });
+  // @ts-expect-error an unknown field
+  void api.tasks.enqueue.mutate({ delay: 5 });
+  // @ts-expect-error leaseToken is a number
+  void api.tasks.complete.mutate({ taskId: "t", agentId: "a", leaseToken: "1" });
+  // @ts-expect-error leaseMs is a number
+  void api.tasks.claim.mutate({ agentId: "a", leaseMs: "30s" });
+  // @ts-expect-error waitMs is a number
+  void api.tasks.claim.mutate({ agentId: "a", waitMs: true });
+  // @ts-expect-error queues is a list
+  void api.tasks.claim.mutate({ agentId: "a", queues: "q" });
+  // @ts-expect-error capabilities is a list of names
+  void api.agents.register.mutate({ agentId: "a", capabilities: "gpu" });
+  // @ts-expect-error retry is a boolean
+  void api.tasks.fail.mutate({ taskId: "t", error: "e", retry: "false" });
+  // @ts-expect-error metadata is a JSON object
+  void api.agents.register.mutate({ agentId: "a", metadata: [1, 2] });
+  // @ts-expect-error ack is auto or manual
+  void api.events.poll.mutate({ agentId: "a", ack: "later" });
+  // @ts-expect-error agentId is required
+  void api.tasks.claim.mutate({});
+}

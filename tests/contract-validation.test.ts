@@ -1,0 +1,137 @@
+// One validation, both transports: REST never changes what tRPC accepts, unknown fields are
+// named, the seed's snake_case and singular names are read (and must agree with the camelCase
+// ones), ids are valid Unicode, idempotency keys compare meaning. Raw tRPC requests send what
+// the typed client's types would refuse, as any other client can.
+import { describe, expect, it } from "vitest";
+import { rest, startTestServer, type TestServer } from "./helpers/test-server.js";
+
+/** A tRPC mutation as raw HTTP, its input as given (the typed client would not compile these). */
+async function trpcMutation(t: TestServer, path: string, input: unknown): Promise<{ status: number; body: any }> {
+  const response = await fetch(`${t.url}/trpc/${path}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ json: input }) });
+  const body = (await response.json()) as { result?: { data: { json: unknown } }; error?: { json: { message: string; data: unknown } } };
+  return { status: response.status, body: body.error ? { message: body.error.json.message, ...(body.error.json.data as object) } : body.result!.data.json };
+}
+
+async function claimedTask(t: TestServer, agentId = "a1"): Promise<string> {
+  const task = await t.api.tasks.enqueue.mutate({ queue: agentId });
+  await t.api.tasks.claim.mutate({ agentId, queues: [agentId] });
+  return task.id;
+}
+
+describe("one validation over tRPC and REST", () => {
+  it('REST never alters tRPC: retry "false", "no" or "0" is a 400 on both, before and after any REST call', async () => {
+    await using t = await startTestServer();
+    for (const retry of ["false", "no", "0"]) {
+      const viaRest = await rest(t.url, "POST", `/tasks/${await claimedTask(t)}/fail`, { error: "e", retry });
+      expect(viaRest.status, `REST retry=${retry}`).toBe(400);
+      expect(viaRest.body.message).toBe("retry: must be a boolean (got string)");
+      const viaTrpc = await trpcMutation(t, "tasks.fail", { taskId: await claimedTask(t), error: "e", retry });
+      expect(viaTrpc.status, `tRPC retry=${retry}`).toBe(400);
+      expect(viaTrpc.body.message).toBe("retry: must be a boolean (got string)");
+    }
+    // true/false as JSON booleans on both; the task dead-letters at once when retry is false.
+    const id = await claimedTask(t);
+    expect((await rest(t.url, "POST", `/tasks/${id}/fail`, { error: "e", retry: false })).body).toMatchObject({ status: "dead_letter" });
+    // In a query string, booleans are their text: true and false only.
+    await t.api.tasks.enqueue.mutate({ queue: "q" });
+    expect((await rest(t.url, "GET", "/tasks/claim/a2?queue=q&context=false")).body.context).toEqual([]);
+    expect((await rest(t.url, "GET", "/tasks/claim/a2?queue=q&context=no")).body.message).toBe("context: must be a boolean (got string)");
+  });
+
+  it("unknown fields are a 400 naming them; targetAgentId is taken (agentId is its alias) and both must agree", async () => {
+    await using t = await startTestServer();
+    const targeted = await rest(t.url, "POST", "/tasks", { queue: "t", targetAgentId: "bob" });
+    expect(targeted.body.targetAgentId).toBe("bob");
+    expect((await rest(t.url, "GET", "/tasks/claim/alice?queue=t")).status).toBe(204);
+    expect((await rest(t.url, "GET", "/tasks/claim/bob?queue=t")).body.id).toBe(targeted.body.id);
+    expect((await rest(t.url, "POST", "/tasks", { queue: "t", agentId: "bob" })).body.targetAgentId).toBe("bob");
+    expect((await rest(t.url, "POST", "/tasks", { targetAgentId: "bob", agentId: "bob" })).status).toBe(200);
+    expect((await rest(t.url, "POST", "/tasks", { targetAgentId: "bob", agentId: "carol" })).body.message).toBe(
+      'agentId: must agree with targetAgentId ("bob"); agentId is its alias',
+    );
+    for (const answer of [await rest(t.url, "POST", "/tasks", { delay: 5 }), await trpcMutation(t, "tasks.enqueue", { delay: 5 })]) {
+      expect(answer.status).toBe(400);
+      expect(answer.body.message).toBe('unknown field "delay"');
+    }
+    expect((await rest(t.url, "GET", "/tasks?queue=t&colour=red")).body.message).toBe('unknown field "colour"');
+    expect((await rest(t.url, "POST", "/events", { type: "a.b", source: "s", targets: ["x"] })).body.message).toBe('unknown field "targets"');
+  });
+
+  it("REST reads the snake_case spelling of every multi-word field; two spellings that disagree are a 400", async () => {
+    await using t = await startTestServer();
+    const task = await rest(t.url, "POST", "/tasks", {
+      queue: "snake",
+      max_attempts: 7,
+      run_at: "2030-01-01T00:00:00Z",
+      idempotency_key: "k-1",
+      target_agent_id: "py-agent",
+    });
+    expect(task.body).toMatchObject({ maxAttempts: 7, runAt: "2030-01-01T00:00:00.000Z", idempotencyKey: "k-1", targetAgentId: "py-agent" });
+    expect((await rest(t.url, "POST", "/tasks", { max_attempts: 2, maxAttempts: 2 })).status).toBe(200);
+    const disagree = await rest(t.url, "POST", "/tasks", { max_attempts: 2, maxAttempts: 3 });
+    expect(disagree.status).toBe(400);
+    expect(disagree.body.message).toBe("max_attempts and maxAttempts give different values for maxAttempts; give one, or the same in both");
+
+    await rest(t.url, "POST", "/tasks", { queue: "snake-now" });
+    const claimed = await rest(t.url, "POST", "/tasks/claim", { agent_id: "py", queues: ["snake-now"], lease_ms: 60_000, wait_ms: 0 });
+    expect(claimed.body).toMatchObject({ leaseOwner: "py" });
+    expect(claimed.body.leaseExpiresAt).toBeDefined();
+    const settled = await rest(t.url, "POST", `/tasks/${claimed.body.id}/complete`, { agent_id: "py", lease_token: claimed.body.leaseToken });
+    expect(settled.body.settledLease).toEqual({ agentId: "py", leaseToken: claimed.body.leaseToken });
+    // In the path too: the seed's route names its parameter agent_id.
+    expect((await rest(t.url, "GET", "/tasks/claim/py?agentId=other")).body.message).toBe(
+      "agent_id and agentId give different values for agentId; give one, or the same in both",
+    );
+  });
+
+  it("the seed's claim route takes queue/capability, and queues/capabilities like tRPC", async () => {
+    await using t = await startTestServer();
+    await t.api.agents.register.mutate({ agentId: "w", capabilities: [] });
+    const gpu = await t.api.tasks.enqueue.mutate({ queue: "render", capability: "gpu" });
+    const plain = await t.api.tasks.enqueue.mutate({ queue: "mail" });
+    expect((await rest(t.url, "GET", "/tasks/claim/w?queue=render,mail&capability=gpu")).body.id).toBe(gpu.id);
+    expect((await rest(t.url, "GET", "/tasks/claim/w?queues=mail&queues=render")).body.id).toBe(plain.id);
+    expect((await rest(t.url, "GET", "/tasks/claim/w?queue=a&queues=b")).body.message).toBe("queue and queues give different values for queues; give one, or the same in both");
+  });
+
+  it("ids and names that are not valid Unicode (a lone surrogate) are a 400, over both transports", async () => {
+    await using t = await startTestServer();
+    const lone = "w\ud800";
+    const viaRest = await rest(t.url, "POST", "/agents", { agentId: lone, capabilities: [] });
+    expect(viaRest).toEqual({
+      status: 400,
+      body: { code: "INVALID_INPUT", message: "agentId: must be valid Unicode text (it has a lone surrogate)", details: { issues: [{ path: "agentId", message: "must be valid Unicode text (it has a lone surrogate)" }] } },
+    });
+    await expect(t.api.tasks.enqueue.mutate({ queue: `q\udc00` })).rejects.toMatchObject({ data: { code: "INVALID_INPUT" } });
+    await expect(t.api.tasks.claim.mutate({ agentId: lone })).rejects.toMatchObject({ data: { code: "INVALID_INPUT" } });
+    expect(await t.api.agents.list.query({})).toEqual([]);
+  });
+
+  it("an idempotency key compares the task's meaning: the same payload with its keys in another order is the same task", async () => {
+    await using t = await startTestServer();
+    const first = await rest(t.url, "POST", "/tasks", { payload: { a: 1, b: { c: [1, 2], d: null } }, idempotencyKey: "K" });
+    const again = await rest(t.url, "POST", "/tasks", { idempotencyKey: "K", payload: { b: { d: null, c: [1, 2] }, a: 1 } });
+    expect(again.status).toBe(200);
+    expect(again.body.id).toBe(first.body.id);
+    const different = await rest(t.url, "POST", "/tasks", { payload: { a: 1, b: { c: [2, 1], d: null } }, idempotencyKey: "K" });
+    expect(different.status).toBe(409);
+    expect(different.body.code).toBe("IDEMPOTENCY_MISMATCH");
+  });
+});
+
+describe("the OpenAPI document", () => {
+  it("lists every status each route can answer, and no security scheme", async () => {
+    await using t = await startTestServer();
+    const doc = (await rest(t.url, "GET", "/openapi.json")).body;
+    expect(doc.openapi).toBe("3.1.0");
+    expect(doc.components.securitySchemes).toBeUndefined();
+    expect(doc.security).toBeUndefined();
+    const statuses = (method: string, path: string) => Object.keys(doc.paths[path][method].responses).sort();
+    expect(statuses("get", "/tasks/claim/{agent_id}")).toEqual(["200", "204", "400", "500", "503"]);
+    expect(statuses("post", "/tasks/{taskId}/complete")).toEqual(["200", "400", "404", "409", "413", "415", "500", "503"]);
+    expect(statuses("get", "/events/{agentId}")).toEqual(["200", "400", "412", "500", "503"]);
+    expect(doc.paths["/tasks/claim/{agent_id}"].get.parameters.map((p: { name: string; in: string }) => `${p.in}:${p.name}`)).toContain("path:agent_id");
+    expect(doc.components.schemas.Task.properties.runAt).toMatchObject({ type: "string", format: "date-time" });
+    expect(doc.paths["/memory/recall"].post.requestBody).toBeDefined();
+  });
+});

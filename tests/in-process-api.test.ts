@@ -1,0 +1,53 @@
+// The seed's in-process API (TaskQueue, EventStream, AgentRegistry) for programs that embed the
+// core: same names in camelCase, the server's schemas and rules, CoordinationError with its code.
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { CoordinationError, openCoordination } from "../src/index.js";
+import { makeTempDir } from "./helpers/test-server.js";
+
+const open = () => openCoordination({ settings: { dbPath: join(makeTempDir(), "embedded.db"), logLevel: "silent" } });
+
+describe("openCoordination", () => {
+  it("runs the queue, the stream and the registry without HTTP", async () => {
+    const coordination = open();
+    try {
+      await coordination.agents.register("agent-1", { capabilities: ["research", "summarize"] });
+      expect((await coordination.agents.findByCapability("research")).map((a) => a.agentId)).toEqual(["agent-1"]);
+
+      const task = await coordination.tasks.enqueue({ queue: "default", payload: { action: "research" }, priority: 5 });
+      const claimed = await coordination.tasks.claim("agent-1");
+      expect(claimed).toMatchObject({ id: task.id, leaseOwner: "agent-1", status: "claimed" });
+      const done = await coordination.tasks.complete(task.id, { agentId: "agent-1", leaseToken: claimed!.leaseToken, result: { ok: true } });
+      expect(done.settledLease).toEqual({ agentId: "agent-1", leaseToken: 1 });
+      expect(await coordination.tasks.claim("agent-1", { waitMs: 50 })).toBeNull();
+
+      await coordination.events.subscribe("agent-1", ["task.assigned", "agent.updated"]);
+      const published = await coordination.events.publish({ type: "task.assigned", source: "coordinator", payload: { taskId: task.id } });
+      const direct = await coordination.events.publish({ type: "note", source: "boss", target: "agent-1" });
+      expect((await coordination.events.poll("agent-1")).map((e) => e.seq)).toEqual([published.seq, direct.seq]);
+      expect(await coordination.events.poll("agent-1")).toEqual([]);
+
+      const stats = await coordination.tasks.stats();
+      expect(stats.totals.completed).toBe(1);
+      expect((await coordination.memory.recall({ taskId: task.id })).length).toBeGreaterThan(0);
+    } finally {
+      await coordination.close();
+    }
+  });
+
+  it("validates with the server's schemas and throws CoordinationError with the API's codes", async () => {
+    const coordination = open();
+    try {
+      const invalid = await coordination.tasks.enqueue({ priority: -1 }).catch((e: unknown) => e);
+      expect(invalid).toBeInstanceOf(CoordinationError);
+      expect(invalid).toMatchObject({ code: "INVALID_INPUT", message: "priority: must be at least 0" });
+      await expect(coordination.tasks.get("nope")).rejects.toMatchObject({ code: "TASK_NOT_FOUND", message: 'task "nope" not found' });
+      const task = await coordination.tasks.enqueue({});
+      await coordination.tasks.claim("a");
+      await expect(coordination.tasks.complete(task.id, { agentId: "b" })).rejects.toMatchObject({ code: "LEASE_CONFLICT" });
+      await expect(coordination.events.subscription("never")).rejects.toMatchObject({ code: "SUBSCRIPTION_NOT_FOUND" });
+    } finally {
+      await coordination.close();
+    }
+  });
+});
