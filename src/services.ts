@@ -94,7 +94,16 @@ export function createCoordination(config: Config, log: Logger): Coordination {
       shutdown: stopping,
       healthCutoffs: cutoffs,
     });
-    const agents = new AgentService({ config, writer, prisma, agents: agentStore, events: eventStore, leases: recovery, healthCutoffs: cutoffs });
+    const agents = new AgentService({
+      config,
+      writer,
+      prisma,
+      agents: agentStore,
+      events: eventStore,
+      leases: recovery,
+      forgetAgent: (agentId) => transitions.forgetAgent(agentId),
+      healthCutoffs: cutoffs,
+    });
     const deliveries = new Deliveries(log);
     const jobs = {
       leaseSweeper: new PeriodicJob("lease-sweeper", config.leaseSweepMs, () => tasks.expireLeases(), log),

@@ -27,7 +27,8 @@ interface IndexShape {
   unique: boolean;
   columns: string[];
   descending: boolean[];
-  partial: boolean;
+  /** A partial index's WHERE predicate, whitespace-normalized; null for a full index. */
+  partial: string | null;
 }
 interface ForeignKeyShape {
   columns: string[];
@@ -105,8 +106,9 @@ function sqlDefault(model: Model, field: Field): string | null {
 }
 
 /** What Prisma's SQLite migration for this data model creates. */
-function expectedShape(datamodel: Datamodel): SchemaShape {
+function expectedShape(datamodel: Datamodel, schemaText = readFileSync(SCHEMA_PATH, "utf8")): SchemaShape {
   const shape: SchemaShape = {};
+  const partialPredicates = partialIndexPredicates(schemaText);
   const modelByName = new Map(datamodel.models.map((model) => [model.name, model]));
   for (const model of datamodel.models) {
     const table = tableOf(model);
@@ -126,7 +128,13 @@ function expectedShape(datamodel: Datamodel): SchemaShape {
       if (index.type === "fulltext") throw new Error(`${model.name}: @@fulltext does not exist on SQLite`);
       const cols = index.fields.map((f) => column(f.name));
       const name = index.dbName ?? `${table}_${cols.join("_")}_${index.type === "unique" ? "key" : "idx"}`;
-      indexes[name] = { unique: index.type === "unique", columns: cols, descending: index.fields.map((f) => f.sortOrder === "desc"), partial: false };
+      indexes[name] = {
+        unique: index.type === "unique",
+        columns: cols,
+        descending: index.fields.map((f) => f.sortOrder === "desc"),
+        // The DMMF leaves out a partial index's predicate: read it from the schema text.
+        partial: partialPredicates.get(name) ?? null,
+      };
     }
     const foreignKeys: ForeignKeyShape[] = [];
     for (const field of model.fields) {
@@ -148,6 +156,24 @@ function expectedShape(datamodel: Datamodel): SchemaShape {
   return shape;
 }
 
+const normalizePredicate = (text: string): string => text.trim().replace(/\s+/g, " ");
+
+/** Partial indexes of the schema by map name: `@@index([...], where: raw("…"), map: "…")`. */
+function partialIndexPredicates(schemaText: string): Map<string, string> {
+  const predicates = new Map<string, string>();
+  for (const [line] of schemaText.matchAll(/@@index\(.*\)/g)) {
+    const where = /where:\s*raw\("((?:[^"\\]|\\.)*)"\)/.exec(line)?.[1];
+    if (where === undefined) continue;
+    const map = /map:\s*"([^"]+)"/.exec(line)?.[1];
+    if (map === undefined) throw new Error(`a partial index needs a map name here: ${line}`);
+    predicates.set(map, normalizePredicate(where));
+  }
+  return predicates;
+}
+
+/** The predicate of a CREATE INDEX … WHERE statement. */
+const predicateOf = (sql: string): string => normalizePredicate(sql.slice(sql.search(/\sWHERE\s/i) + 7));
+
 /** What the database holds, for every table that is not in NON_MODEL_TABLES. */
 function actualShape(db: SqliteDatabase): SchemaShape {
   const shape: SchemaShape = {};
@@ -155,6 +181,12 @@ function actualShape(db: SqliteDatabase): SchemaShape {
     .prepare<[], { name: string; sql: string }>(`SELECT name, sql FROM sqlite_master WHERE type = 'table' ORDER BY name`)
     .all()
     .filter((table) => !NON_MODEL_TABLES.has(table.name));
+  const indexSql = new Map(
+    db
+      .prepare<[], { name: string; sql: string | null }>(`SELECT name, sql FROM sqlite_master WHERE type = 'index'`)
+      .all()
+      .map((index) => [index.name, index.sql ?? ""]),
+  );
   for (const { name: table, sql } of tables) {
     const columns: Record<string, ColumnShape> = {};
     for (const col of db.pragma(`table_info("${table}")`) as Array<{ name: string; type: string; notnull: number; dflt_value: string | null; pk: number }>) {
@@ -170,7 +202,7 @@ function actualShape(db: SqliteDatabase): SchemaShape {
         unique: index.unique === 1,
         columns: keys.map((info) => info.name ?? "<expression>"),
         descending: keys.map((info) => info.desc === 1),
-        partial: index.partial === 1,
+        partial: index.partial === 1 ? predicateOf(indexSql.get(index.name) ?? "") : null,
       };
     }
     const byId = new Map<number, ForeignKeyShape>();
@@ -186,7 +218,7 @@ function actualShape(db: SqliteDatabase): SchemaShape {
 }
 
 const describeIndex = (index: IndexShape) =>
-  `${index.unique ? "UNIQUE " : ""}(${index.columns.map((c, i) => `${c}${index.descending[i] ? " DESC" : ""}`).join(", ")})${index.partial ? " WHERE ..." : ""}`;
+  `${index.unique ? "UNIQUE " : ""}(${index.columns.map((c, i) => `${c}${index.descending[i] ? " DESC" : ""}`).join(", ")})${index.partial === null ? "" : ` WHERE ${index.partial}`}`;
 const describeForeignKey = (fk: ForeignKeyShape) =>
   `(${fk.columns.join(", ")}) REFERENCES ${fk.table}(${fk.references.join(", ")}) ON DELETE ${fk.onDelete} ON UPDATE ${fk.onUpdate}`;
 const describeColumn = (c: ColumnShape) => `${c.type}${c.notNull ? " NOT NULL" : ""}${c.default === null ? "" : ` DEFAULT ${c.default}`}${c.pk ? ` PRIMARY KEY #${c.pk}` : ""}`;
@@ -249,13 +281,14 @@ describe("schema drift", () => {
     // Sanity: the comparison sees what the schema declares (7 models, their indexes, the one relation).
     expect(Object.keys(expected).sort()).toEqual(["agent_capabilities", "agents", "events", "memories", "subscriptions", "system_state", "tasks"]);
     expect(Object.keys(expected.tasks!.indexes).sort()).toEqual([
+      "tasks_claimed_lease_idx",
       "tasks_id_key",
       "tasks_idempotencyKey_key",
       "tasks_leaseOwner_idx",
-      "tasks_queue_status_priority_seq_idx",
-      "tasks_status_leaseExpiresAt_idx",
-      "tasks_status_priority_seq_idx",
+      "tasks_pending_idx",
+      "tasks_pending_queue_idx",
     ]);
+    expect(expected.tasks!.indexes.tasks_pending_idx!.partial).toBe("status = 'pending'");
     expect(expected.agent_capabilities!.foreignKeys).toEqual([
       { columns: ["agentId"], table: "agents", references: ["id"], onDelete: "CASCADE", onUpdate: "CASCADE" },
     ]);
@@ -289,7 +322,7 @@ describe("schema drift", () => {
   describe("catches a deliberate mismatch", () => {
     it("a field added to the schema without a migration", async () => {
       const schema = readFileSync(SCHEMA_PATH, "utf8").replace("  leaseToken     Int       @default(0)\n", "  leaseToken     Int       @default(0)\n  note String?\n");
-      expect(compareShapes(expectedShape(await parseSchema(schema)), actualShape(db))).toEqual([
+      expect(compareShapes(expectedShape(await parseSchema(schema), schema), actualShape(db))).toEqual([
         "column tasks.note is in the schema but not in the database",
       ]);
     });
@@ -299,7 +332,7 @@ describe("schema drift", () => {
         .replace("priority       Int       @default(5)", "priority       Int       @default(6)")
         .replace("  source    String\n", "  source    String?\n")
         .replace("  @@index([health])\n", "  @@index([health, load])\n");
-      expect(compareShapes(expectedShape(await parseSchema(schema)), actualShape(db))).toEqual([
+      expect(compareShapes(expectedShape(await parseSchema(schema), schema), actualShape(db))).toEqual([
         "column tasks.priority is INTEGER NOT NULL DEFAULT 6 in the schema but INTEGER NOT NULL DEFAULT 5 in the database",
         "column events.source is TEXT in the schema but TEXT NOT NULL in the database",
         "index agents_health_load_idx (health, load) on agents is in the schema but not in the database",
@@ -325,7 +358,7 @@ describe("schema drift", () => {
           ownerId: { type: "TEXT", notNull: true, default: null, pk: 0 },
         },
         autoincrement: true,
-        indexes: { t_ownerId_idx: { unique: false, columns: ["ownerId"], descending: [false], partial: false } },
+        indexes: { t_ownerId_idx: { unique: false, columns: ["ownerId"], descending: [false], partial: null } },
         foreignKeys: [{ columns: ["ownerId"], table: "owners", references: ["id"], onDelete: "CASCADE", onUpdate: "CASCADE" }],
       });
       expect(compareShapes({ t: base() }, { t: base() })).toEqual([]);
@@ -333,12 +366,12 @@ describe("schema drift", () => {
       const drifted = base();
       drifted.columns.id = { type: "TEXT", notNull: true, default: null, pk: 0 };
       drifted.autoincrement = false;
-      drifted.indexes.t_ownerId_idx = { unique: true, columns: ["ownerId"], descending: [true], partial: true };
+      drifted.indexes.t_ownerId_idx = { unique: true, columns: ["ownerId"], descending: [true], partial: "ownerId IS NOT NULL" };
       drifted.foreignKeys[0]!.onDelete = "RESTRICT";
       expect(compareShapes({ t: base() }, { t: drifted })).toEqual([
         "column t.id is INTEGER NOT NULL PRIMARY KEY #1 in the schema but TEXT NOT NULL in the database",
         "table t is AUTOINCREMENT in the schema but is not in the database",
-        "index t_ownerId_idx on t is (ownerId) in the schema but UNIQUE (ownerId DESC) WHERE ... in the database",
+        "index t_ownerId_idx on t is (ownerId) in the schema but UNIQUE (ownerId DESC) WHERE ownerId IS NOT NULL in the database",
         "foreign key t(ownerId) REFERENCES owners(id) ON DELETE CASCADE ON UPDATE CASCADE is in the schema but not in the database",
         "foreign key t(ownerId) REFERENCES owners(id) ON DELETE RESTRICT ON UPDATE CASCADE is in the database but not in the schema",
       ]);

@@ -52,6 +52,29 @@ describe("Writer", () => {
     }
   });
 
+  it("a write that throws after changing rows is undone alone; the rest of its batch commits", async () => {
+    const db = scratchDatabase();
+    try {
+      const writer = new Writer(db);
+      const insert = (v: string) => () => db.prepare("INSERT INTO t (v) VALUES (?)").run(v).lastInsertRowid;
+      const results = await Promise.allSettled([
+        writer.write(insert("first")),
+        writer.write(() => {
+          db.prepare("INSERT INTO t (v) VALUES (?)").run("half");
+          throw new Error("fails halfway");
+        }),
+        writer.write(() => {
+          throw new Error("fails before writing");
+        }),
+        writer.write(insert("last")),
+      ]);
+      expect(results.map((r) => r.status)).toEqual(["fulfilled", "rejected", "rejected", "fulfilled"]);
+      expect(db.prepare("SELECT v FROM t ORDER BY id").pluck().all()).toEqual(["first", "last"]);
+    } finally {
+      db.close();
+    }
+  });
+
   it("rejects writes after close with SHUTTING_DOWN (503)", async () => {
     const db = scratchDatabase();
     const writer = new Writer(db);

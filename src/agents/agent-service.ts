@@ -22,6 +22,8 @@ export interface AgentServiceDeps {
   events: EventStore;
   /** Frees the leases of an agent that went offline or deregistered. */
   leases: LeaseRecovery;
+  /** Forgets that work showed an agent alive lately (task-transitions.ts), once it deregistered. */
+  forgetAgent: (agentId: string) => void;
   /** The stale/offline cut-offs at a given time (health-cutoffs.ts). */
   healthCutoffs: (now: number) => HealthCutoffs;
 }
@@ -75,6 +77,7 @@ export class AgentService {
       const released = this.d.leases.releaseClaimsOf(ctx, agentId, `agent ${agentId} deregistered`);
       this.d.agents.delete(agentId);
       this.d.events.appendSystem(ctx, "agent.deregistered", { agentId, releasedTasks: released });
+      ctx.afterCommit(() => this.d.forgetAgent(agentId));
       return this.toAgent(row, capabilities, ctx.now);
     });
   }

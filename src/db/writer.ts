@@ -5,21 +5,31 @@
 // can interleave with it inside this process, and:
 //  - group commit: the writes requested during one event-loop turn share a single
 //    BEGIN IMMEDIATE ... COMMIT, so durability=full costs one fsync per batch, not per request;
-//  - isolation: each write runs in its own SAVEPOINT, so one that throws is rolled back alone
-//    and never takes another request's write with it;
+//  - isolation: a write that throws is undone alone and never takes another request's write with
+//    it. Most throw before changing anything (not found, lease conflict): those need no undo. One
+//    that throws after changing rows rolls the batch back, and the batch runs again with a
+//    SAVEPOINT around each write (savepoints cost two statements a write, so only then);
 //  - acknowledgement = durability: promises settle only after COMMIT returned; if the commit
 //    fails, every write of the batch is rejected (none was acknowledged);
 //  - BEGIN IMMEDIATE takes the write lock up front, so a second server process on the same
 //    file waits (busy_timeout) instead of failing at COMMIT, avoiding the SQLITE_BUSY-at-COMMIT
 //    trap (prisma/orm#29933).
 import { CoordinationError } from "../errors.js";
+import type { Statement } from "better-sqlite3";
 import type { SqliteDatabase } from "./open-database.js";
+
+/** A row the batch appended to the event log, handed to commit listeners as written (no read-back). */
+export interface AppendedEvent {
+  readonly seq: number;
+}
 
 export interface WriteContext {
   /** Wall-clock time shared by the batch, in Unix ms. */
   readonly now: number;
-  /** Runs after the batch committed (wake waiters, fan out events). Not run if it rolled back. */
+  /** Runs after the batch committed (wake waiters). Not run if it rolled back. */
   afterCommit(effect: () => void): void;
+  /** Records an event row this write appended: after the commit it goes to the listeners. */
+  appended(event: AppendedEvent): void;
 }
 
 interface PendingWrite {
@@ -35,9 +45,17 @@ export class Writer {
   private queue: PendingWrite[] = [];
   private scheduled = false;
   private closed = false;
-  private readonly commitListeners: Array<() => void> = [];
+  private readonly commitListeners: Array<(events: readonly AppendedEvent[]) => void> = [];
 
-  constructor(private readonly db: SqliteDatabase) {}
+  /** Rows changed by the connection so far: tells a write that failed cleanly from one that failed halfway. */
+  private readonly totalChanges: Statement<[], number>;
+  /** Runs a function inside a SAVEPOINT (a nested better-sqlite3 transaction), made once. */
+  private readonly savepoint: (run: () => unknown) => unknown;
+
+  constructor(private readonly db: SqliteDatabase) {
+    this.totalChanges = db.prepare<[], number>("SELECT total_changes()").pluck();
+    this.savepoint = db.transaction((run: () => unknown) => run());
+  }
 
   /** Queues `run` for the next group commit; resolves with its return value once durable. */
   write<T>(run: (ctx: WriteContext) => T): Promise<T> {
@@ -51,8 +69,8 @@ export class Writer {
     });
   }
 
-  /** Called after every successful commit (e.g. the event bus tails the log). */
-  onCommit(listener: () => void): void {
+  /** Called after every successful commit with the events it appended, in seq order (the event bus). */
+  onCommit(listener: (events: readonly AppendedEvent[]) => void): void {
     this.commitListeners.push(listener);
   }
 
@@ -74,41 +92,70 @@ export class Writer {
   private flushBatch(): void {
     const batch = this.queue.splice(0, MAX_BATCH);
     if (batch.length === 0) return;
-    const outcomes: Array<{ ok: true; value: unknown } | { ok: false; error: unknown }> = [];
-    const effects: Array<() => void> = [];
-    let commitError: unknown;
+    let result: BatchResult;
     try {
-      this.db
-        .transaction(() => {
-          // Taken inside the transaction: BEGIN IMMEDIATE may have waited for another process.
-          const ctx: WriteContext = { now: Date.now(), afterCommit: (effect) => effects.push(effect) };
-          for (const write of batch) {
-            const mark = effects.length;
-            try {
-              // A nested better-sqlite3 transaction is a SAVEPOINT: a throw undoes this write only.
-              outcomes.push({ ok: true, value: this.db.transaction(() => write.run(ctx))() });
-            } catch (error) {
-              // Some errors (SQLITE_FULL, IOERR, NOMEM) make SQLite roll back the whole transaction.
-              // Running the next writes now would commit each on its own, outside the batch, while
-              // the batch is reported failed: stop here and fail the whole batch instead.
-              if (!this.db.inTransaction) throw error;
-              effects.length = mark;
-              outcomes.push({ ok: false, error });
-            }
-          }
-        })
-        .immediate();
-    } catch (error) {
-      commitError = error;
+      try {
+        result = this.runBatch(batch, false);
+      } catch (error) {
+        if (!(error instanceof DirtyFailure)) throw error;
+        // A write threw after changing rows: the batch was rolled back; run it again with a
+        // savepoint around each write, so that one is undone alone.
+        result = this.runBatch(batch, true);
+      }
+    } catch (commitError) {
+      for (const write of batch) write.reject(commitError);
+      return;
     }
     batch.forEach((write, i) => {
-      const outcome = outcomes[i];
-      if (commitError !== undefined) write.reject(commitError);
-      else if (outcome?.ok) write.resolve(outcome.value);
-      else write.reject(outcome?.error);
+      const outcome = result.outcomes[i]!;
+      if (outcome.ok) write.resolve(outcome.value);
+      else write.reject(outcome.error);
     });
-    if (commitError !== undefined) return;
-    for (const effect of effects) effect();
-    for (const listener of this.commitListeners) listener();
+    for (const effect of result.effects) effect();
+    for (const listener of this.commitListeners) listener(result.events);
+  }
+
+  /**
+   * One BEGIN IMMEDIATE … COMMIT around the batch. Without savepoints, a write that throws before
+   * changing a row (a domain error: not found, lease conflict) simply failed; one that throws after
+   * changing rows aborts the attempt (DirtyFailure) so the caller can retry `withSavepoints`.
+   */
+  private runBatch(batch: PendingWrite[], withSavepoints: boolean): BatchResult {
+    const outcomes: BatchResult["outcomes"] = [];
+    const effects: Array<() => void> = [];
+    const events: AppendedEvent[] = [];
+    this.db
+      .transaction(() => {
+        // Taken inside the transaction: BEGIN IMMEDIATE may have waited for another process.
+        const ctx: WriteContext = { now: Date.now(), afterCommit: (effect) => effects.push(effect), appended: (event) => events.push(event) };
+        for (const write of batch) {
+          const marks = [effects.length, events.length] as const;
+          const changesBefore = withSavepoints ? 0 : this.totalChanges.get()!;
+          try {
+            // A nested better-sqlite3 transaction is a SAVEPOINT: a throw undoes this write only.
+            outcomes.push({ ok: true, value: withSavepoints ? this.savepoint(() => write.run(ctx)) : write.run(ctx) });
+          } catch (error) {
+            // Some errors (SQLITE_FULL, IOERR, NOMEM) make SQLite roll back the whole transaction.
+            // Running the next writes now would commit each on its own, outside the batch, while
+            // the batch is reported failed: stop here and fail the whole batch instead.
+            if (!this.db.inTransaction) throw error;
+            if (!withSavepoints && this.totalChanges.get()! !== changesBefore) throw new DirtyFailure();
+            effects.length = marks[0];
+            events.length = marks[1];
+            outcomes.push({ ok: false, error });
+          }
+        }
+      })
+      .immediate();
+    return { outcomes, effects, events };
   }
 }
+
+interface BatchResult {
+  outcomes: Array<{ ok: true; value: unknown } | { ok: false; error: unknown }>;
+  effects: Array<() => void>;
+  events: AppendedEvent[];
+}
+
+/** A write threw after changing rows, in a batch run without savepoints. */
+class DirtyFailure extends Error {}

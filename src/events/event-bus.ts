@@ -1,9 +1,10 @@
-// Live fan-out of the event log. After every local commit (and every crossProcessPollMs, for
-// events written by other server processes on the same file) the bus reads the log past the
-// last seq it saw and hands the new events, in seq order, to every listener. The log is the
-// only source: listeners never see an event that is not committed, nor one out of order.
+// Live fan-out of the event log. Events this process commits come from the Writer as they were
+// written, in seq order, with no read of the log. Events other server processes commit on the
+// same file are read from the log: every crossProcessPollMs, and whenever a local batch does not
+// follow the last seq seen (another process wrote in between). Either way listeners get every
+// committed event, once, in seq order, and never one that is not committed.
 import type { Config } from "../config.js";
-import type { Writer } from "../db/writer.js";
+import type { AppendedEvent, Writer } from "../db/writer.js";
 import type { Logger } from "../logger.js";
 import { Wakeup } from "../wakeup.js";
 import type { CoordinationEvent } from "./event-schemas.js";
@@ -27,7 +28,7 @@ export class EventBus {
     private readonly log: Logger,
   ) {
     this.seenSeq = events.headSeq();
-    writer.onCommit(() => this.tail());
+    writer.onCommit((appended) => this.committed(appended as readonly CoordinationEvent[]));
   }
 
   start(): void {
@@ -55,7 +56,7 @@ export class EventBus {
     return () => this.listeners.delete(listener);
   }
 
-  /** Reads and dispatches everything committed since the last call. */
+  /** Reads and dispatches everything committed since the last call (events of other processes). */
   tail(): void {
     let found = false;
     for (;;) {
@@ -63,16 +64,31 @@ export class EventBus {
       const { events: batch, more } = this.events.readLogPage(this.seenSeq, PAGE, this.config.maxResponseBytes);
       if (batch.length === 0) break;
       found = true;
-      this.seenSeq = batch[batch.length - 1]!.seq;
-      for (const listener of this.listeners) {
-        try {
-          listener(batch);
-        } catch (error) {
-          this.log.error({ err: error }, "event listener failed");
-        }
-      }
+      this.dispatch(batch);
       if (!more) break;
     }
     if (found) this.arrived.notify();
+  }
+
+  /** A local commit's events, as written. Anything another process committed before them is read first. */
+  private committed(appended: readonly AppendedEvent[]): void {
+    const first = appended[0];
+    if (first === undefined) return;
+    if (first.seq !== this.seenSeq + 1) this.tail();
+    const fresh = (appended as readonly CoordinationEvent[]).filter((event) => event.seq > this.seenSeq);
+    if (fresh.length === 0) return;
+    this.dispatch(fresh);
+    this.arrived.notify();
+  }
+
+  private dispatch(batch: readonly CoordinationEvent[]): void {
+    this.seenSeq = batch[batch.length - 1]!.seq;
+    for (const listener of this.listeners) {
+      try {
+        listener(batch);
+      } catch (error) {
+        this.log.error({ err: error }, "event listener failed");
+      }
+    }
   }
 }

@@ -65,7 +65,7 @@ export class EventService {
   /** Stores the event once, whatever the number of subscribers; returns it with its seq. */
   publish(request: PublishRequest): Promise<CoordinationEvent> {
     assertJsonDepth("payload", request.payload, this.d.config.maxJsonDepth);
-    return this.d.writer.write((ctx) => this.d.events.append(request, ctx.now));
+    return this.d.writer.write((ctx) => this.d.events.append(ctx, request));
   }
 
   /**

@@ -3,6 +3,8 @@
 import { fromJsonText, toDate, toJsonText } from "../db/columns.js";
 import { withinBudget } from "../db/answer-budget.js";
 import type { Statements } from "../db/statements.js";
+import type { WriteContext } from "../db/writer.js";
+import type { JsonValue } from "../json-types.js";
 import type { CoordinationEvent, Subscription } from "./event-schemas.js";
 import { typePatternSql } from "./type-patterns.js";
 
@@ -33,7 +35,7 @@ export interface InboxPosition {
 export interface NewEvent {
   type: string;
   source: string;
-  payload?: unknown;
+  payload?: JsonValue;
   target?: string | null;
 }
 
@@ -67,17 +69,23 @@ export class EventStore {
   constructor(private readonly st: Statements) {}
 
   /** A system event (task and agent state changes), published by the server itself. */
-  appendSystem(ctx: { now: number }, type: string, payload: Record<string, unknown>): CoordinationEvent {
-    return this.append({ type, source: SYSTEM_SOURCE, payload }, ctx.now);
+  appendSystem(ctx: WriteContext, type: string, payload: Record<string, JsonValue>): CoordinationEvent {
+    return this.append(ctx, { type, source: SYSTEM_SOURCE, payload });
   }
 
-  append(event: NewEvent, now: number): CoordinationEvent {
-    const row = this.st
-      .get<[string, string, string, string | null, number], EventRow>(
-        `INSERT INTO events (type, source, payload, target, createdAt) VALUES (?, ?, ?, ?, ?) RETURNING *`,
-      )
-      .get(event.type, event.source, toJsonText(event.payload ?? {}), event.target ?? null, now)!;
-    return toEvent(row);
+  /**
+   * Appends an event. The answer is built from what was written (no read-back) and is also handed
+   * to the write's commit listeners (the event bus), so nothing reads the log for local events.
+   */
+  append(ctx: WriteContext, event: NewEvent): CoordinationEvent {
+    const payload = event.payload ?? {};
+    const target = event.target ?? null;
+    const { lastInsertRowid } = this.st
+      .get<[string, string, string, string | null, number]>(`INSERT INTO events (type, source, payload, target, createdAt) VALUES (?, ?, ?, ?, ?)`)
+      .run(event.type, event.source, toJsonText(payload), target, ctx.now);
+    const appended: CoordinationEvent = { seq: Number(lastInsertRowid), type: event.type, source: event.source, payload, target, createdAt: new Date(ctx.now) };
+    ctx.appended(appended);
+    return appended;
   }
 
   /**
@@ -150,19 +158,16 @@ export class EventStore {
 
   /** Deletes events older than `before` and beyond the newest `keep`; returns how many went. */
   prune(before: number | null, keep: number | null): number {
-    let deleted = 0;
     let through = this.prunedThroughSeq();
-    const prune = (sql: string, arg: number) => {
-      const row = this.st.get<[number], { maxSeq: number | null; n: number }>(sql.replace("%", "MAX(seq) AS maxSeq, COUNT(*) AS n")).get(arg);
-      if (!row || row.n === 0 || row.maxSeq == null) return;
-      this.st.get<[number]>(`DELETE FROM events WHERE seq <= ?`).run(row.maxSeq);
-      deleted += row.n;
-      through = Math.max(through, row.maxSeq);
-    };
-    // Age: events are appended in time order, so "older than" is a prefix of the log.
-    if (before !== null) prune(`SELECT % FROM events WHERE createdAt < ?`, before);
-    if (keep !== null) prune(`SELECT % FROM events WHERE seq <= ?`, this.headSeq() - keep);
-    if (deleted > 0) {
+    // Age: events are appended in time order, so those older than `before` are a prefix of the
+    // log; its end is found by walking the primary key from the oldest event to the first newer one.
+    if (before !== null) {
+      const firstKept = this.st.get<[number], number>(`SELECT seq FROM events WHERE createdAt >= ? ORDER BY seq LIMIT 1`).pluck().get(before);
+      through = Math.max(through, firstKept === undefined ? this.headSeq() : firstKept - 1);
+    }
+    if (keep !== null) through = Math.max(through, this.headSeq() - keep);
+    const deleted = this.st.get<[number]>(`DELETE FROM events WHERE seq <= ?`).run(through).changes;
+    if (through > this.prunedThroughSeq()) {
       this.st
         .get<[string, string]>(`INSERT INTO system_state (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`)
         .run(PRUNED_THROUGH_KEY, String(through));

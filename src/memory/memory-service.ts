@@ -12,7 +12,8 @@ import type { Task } from "../tasks/task-schemas.js";
 import { toTask, type TaskRow, type TaskStore } from "../tasks/task-store.js";
 import { extractTerms, matchAny, payloadText, quoteTerm } from "./fts-query.js";
 import type { Memory, MemoryMatch, RecallRequest, RememberRequest } from "./memory-schemas.js";
-import { memoryAnswerBytes, toMemory, type MemoryFilter, type MemoryStore, type ScoringFields } from "./memory-store.js";
+import { memoryAnswerBytes, toMemory, type MemoryFilter, type MemoryRow, type MemoryStore, type ScoringFields } from "./memory-store.js";
+import { RecallCache } from "./recall-cache.js";
 
 /** How much each signal counts; they add up to 1, so scores stay in [0, 1]. */
 const WEIGHTS = { relevance: 0.55, recency: 0.2, outcome: 0.1, sameQueue: 0.15 } as const;
@@ -27,6 +28,8 @@ const PROBE = 64;
 export type ExecutionOutcome = "completed" | "failed" | "dead_letter";
 
 export class MemoryService {
+  private readonly cache = new RecallCache();
+
   constructor(
     private readonly config: Pick<Config, "maxJsonDepth" | "maxResponseBytes">,
     private readonly writer: Writer,
@@ -109,24 +112,31 @@ export class MemoryService {
    * Ranks memories for a task and/or free text. Recall runs on every claim, so its cost must not
    * grow with the number of memories. FTS5's bm25 scores every row a query matches, and a word
    * like the queue name matches nearly all of them. So each term is first probed for its newest
-   * PROBE matches (bounded work): a term with fewer is rare and is ranked by bm25 (its doclist is
-   * short); common terms only contribute recent candidates, scored by how many terms they match.
+   * PROBE matches (bounded work, and cached for common terms: recall-cache.ts): a term with fewer
+   * is rare and is ranked by bm25 (its doclist is short); common terms only contribute recent
+   * candidates, scored by how many terms they match.
    */
   private rank(task: Task | null, query: string | undefined, filter: MemoryFilter, limit: number, budget: { bytes: number }): MemoryMatch[] {
     const text = [query ?? "", task ? `${task.queue} ${task.capability ?? ""} ${payloadText(task.payload)}` : ""].join(" ");
     const terms = extractTerms(text);
+    const now = Date.now();
     const relevance = new Map<number, number>();
+    const rows = new Map<number, ScoringFields>();
     const rare: string[] = [];
     const commonHits = new Map<number, number>();
     let commonTerms = 0;
     for (const term of terms) {
-      const seqs = this.memories.newestMatches(quoteTerm(term), filter, PROBE);
-      if (seqs.length < PROBE) {
-        rare.push(term);
+      const candidates = this.probe(term, filter, now);
+      if (candidates.length < PROBE) {
+        // A term no memory has is no use to bm25 either.
+        if (candidates.length > 0) rare.push(term);
         continue;
       }
       commonTerms++;
-      for (const seq of seqs) commonHits.set(seq, (commonHits.get(seq) ?? 0) + 1);
+      for (const row of candidates) {
+        rows.set(row.seq, row);
+        commonHits.set(row.seq, (commonHits.get(row.seq) ?? 0) + 1);
+      }
     }
     // Rare-term matches rank above common-only ones: relevance in (0.5, 1] by bm25, else [0, 0.5].
     [...commonHits.entries()]
@@ -136,46 +146,75 @@ export class MemoryService {
     if (rare.length > 0) {
       const found = this.memories.search(matchAny(rare), filter, CANDIDATES);
       const best = Math.max(...found.map((r) => -r.bm25), Number.EPSILON);
-      for (const row of found) relevance.set(row.seq, 0.5 + (0.5 * -row.bm25) / best);
+      for (const row of found) {
+        this.cache.keepRow(row);
+        rows.set(row.seq, row);
+        relevance.set(row.seq, 0.5 + (0.5 * -row.bm25) / best);
+      }
     }
-    const rows = new Map<number, ScoringFields>(this.memories.scoringFields([...relevance.keys()]).map((row) => [row.seq, row]));
     if (terms.length === 0 && !task) {
       for (const row of this.memories.recent(filter, CANDIDATES)) {
         rows.set(row.seq, row);
         relevance.set(row.seq, 0);
       }
     }
-    // Earlier runs of the same task are the most relevant context there is.
-    if (task) {
+    // Earlier runs of the same task are the most relevant context there is (a first run has none).
+    if (task && (task.attempts > 1 || task.errorHistory.length > 0 || task.status !== "claimed")) {
       for (const row of this.memories.byTask(task.id, 10)) {
         rows.set(row.seq, row);
         relevance.set(row.seq, 1);
       }
     }
 
-    const now = Date.now();
     const withRelevance = terms.length > 0 || task !== null;
     const max = (withRelevance ? WEIGHTS.relevance : 0) + WEIGHTS.recency + WEIGHTS.outcome + (task ? WEIGHTS.sameQueue : 0);
-    const best = [...rows.values()]
-      .map((row) => {
+    const best = [...relevance.keys()]
+      .map((seq) => {
+        const row = rows.get(seq)!;
         const createdAt = toDate(row.createdAt).getTime();
         const recency = 0.5 ** ((now - createdAt) / RECENCY_HALF_LIFE_MS);
         const outcome = row.outcome === null ? 1 : (OUTCOME_WEIGHT[row.outcome] ?? 0.5);
         const sameQueue = task && row.queue === task.queue ? 1 : 0;
         const raw =
-          (withRelevance ? WEIGHTS.relevance * (relevance.get(row.seq) ?? 0) : 0) +
+          (withRelevance ? WEIGHTS.relevance * (relevance.get(seq) ?? 0) : 0) +
           WEIGHTS.recency * recency +
           WEIGHTS.outcome * outcome +
           (task ? WEIGHTS.sameQueue * sameQueue : 0);
-        return { seq: row.seq, createdAt, score: Math.round((raw / max) * 1e6) / 1e6 };
+        return { seq, createdAt, score: Math.round((raw / max) * 1e6) / 1e6 };
       })
       .sort((a, b) => b.score - a.score || b.createdAt - a.createdAt || b.seq - a.seq)
       .slice(0, limit);
     // Only the memories handed out are loaded in full, best first, while they fit the budget.
-    const full = new Map(this.memories.bySeqs(best.map((b) => b.seq)).map((row) => [row.seq, row]));
+    const full = this.fullRows(best.map((b) => b.seq));
     const taken = withinBudget(best, ({ seq }) => memoryAnswerBytes(full.get(seq)!), budget.bytes).rows;
     for (const { seq } of taken) budget.bytes -= memoryAnswerBytes(full.get(seq)!);
     return taken.map(({ seq, score }) => ({ memory: toMemory(full.get(seq)!), score }));
+  }
+
+  /** A term's newest PROBE candidates; a common term's come from the cache when fresh. */
+  private probe(term: string, filter: MemoryFilter, now: number): ScoringFields[] {
+    const key = `${term}\u0000${filter.queue ?? ""}\u0000${filter.capability ?? ""}`;
+    const cached = this.cache.probe(key, now);
+    if (cached) return cached;
+    const found = this.memories.newestMatches(quoteTerm(term), filter, PROBE);
+    if (found.length === PROBE) this.cache.keepProbe(key, now, found);
+    return found;
+  }
+
+  /** Full rows by seq, from the cache where possible (rows never change once written). */
+  private fullRows(seqs: readonly number[]): Map<number, MemoryRow> {
+    const full = new Map<number, MemoryRow>();
+    const missing: number[] = [];
+    for (const seq of seqs) {
+      const row = this.cache.row(seq);
+      if (row) full.set(seq, row);
+      else missing.push(seq);
+    }
+    for (const row of this.memories.bySeqs(missing)) {
+      this.cache.keepRow(row);
+      full.set(row.seq, row);
+    }
+    return full;
   }
 }
 

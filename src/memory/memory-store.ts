@@ -93,25 +93,16 @@ export class MemoryStore {
    * The newest rows matching one quoted term. FTS5 walks the term's doclist newest first and
    * stops at the limit, so this costs the same however common the term is.
    */
-  newestMatches(term: string, filter: MemoryFilter, limit: number): number[] {
+  newestMatches(term: string, filter: MemoryFilter, limit: number): ScoringFields[] {
     const params: unknown[] = [term];
     const where = filterSql(filter, params);
     params.push(limit);
     return this.st
-      .get<unknown[], number>(
-        `SELECT m.seq FROM memories_fts JOIN memories m ON m.seq = memories_fts.rowid
+      .get<unknown[], ScoringFields>(
+        `SELECT m.seq, m.queue, m.outcome, m.createdAt FROM memories_fts JOIN memories m ON m.seq = memories_fts.rowid
          WHERE memories_fts MATCH ?${where} ORDER BY memories_fts.rowid DESC LIMIT ?`,
       )
-      .pluck()
       .all(...params);
-  }
-
-  /** Just what ranking needs, so a claim does not load and convert every candidate in full. */
-  scoringFields(seqs: readonly number[]): ScoringFields[] {
-    if (seqs.length === 0) return [];
-    return this.st
-      .get<unknown[], ScoringFields>(`SELECT seq, queue, outcome, createdAt FROM memories WHERE seq IN (${placeholders(seqs.length)})`)
-      .all(...seqs);
   }
 
   bySeqs(seqs: readonly number[]): MemoryRow[] {

@@ -118,18 +118,21 @@ export class TaskService {
   complete(request: SettleRequest & { result?: unknown }): Promise<SettledTask> {
     assertJsonDepth("result", request.result, this.d.config.maxJsonDepth);
     return this.d.writer.write((ctx) => {
-      const current = this.t.findTask(request.taskId);
-      if (current.status === "completed" && this.t.isHolder(current, request)) {
-        if (sameJson(fromJsonText(current.result), request.result ?? null)) return settled(current);
-        throw new CoordinationError(
-          "INVALID_STATE",
-          `task "${request.taskId}" was already completed under lease ${current.leaseToken} of agent "${current.leaseOwner}" with a different result`,
-          { status: current.status, leaseOwner: current.leaseOwner, leaseToken: current.leaseToken },
-        );
+      // The usual case in one statement: the task is claimed under the caller's lease.
+      const row = this.d.tasks.completeHeld(request.taskId, request.agentId ?? null, request.leaseToken ?? null, request.result, ctx.now);
+      if (row === undefined) {
+        const current = this.t.findTask(request.taskId);
+        if (current.status === "completed" && this.t.isHolder(current, request)) {
+          if (sameJson(fromJsonText(current.result), request.result ?? null)) return settled(current);
+          throw new CoordinationError(
+            "INVALID_STATE",
+            `task "${request.taskId}" was already completed under lease ${current.leaseToken} of agent "${current.leaseOwner}" with a different result`,
+            { status: current.status, leaseOwner: current.leaseOwner, leaseToken: current.leaseToken },
+          );
+        }
+        throw this.t.leaseConflict(current, request);
       }
-      const held = this.t.assertHeld(current, request);
       if (request.agentId !== undefined) this.t.noteAgent(ctx, request.agentId);
-      const row = this.d.tasks.complete(held.seq, request.result, ctx.now);
       this.d.events.appendSystem(ctx, "task.completed", {
         taskId: row.id,
         queue: row.queue,

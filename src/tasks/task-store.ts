@@ -91,8 +91,11 @@ export interface ClaimFilter {
   agentId: string;
   /** null = any queue. */
   queues: readonly string[] | null;
-  /** Tasks with a capability outside this list are skipped; tasks without one always match. */
-  capabilities: readonly string[];
+  /**
+   * Tasks with a capability outside this list are skipped; tasks without one always match.
+   * "registered": the agent's registered capabilities, looked up inside the claim statement.
+   */
+  capabilities: readonly string[] | "registered";
   /** Restrict to these tasks (work stealing). */
   onlySeqs?: readonly number[];
 }
@@ -105,7 +108,10 @@ function claimableWhere(filter: ClaimFilter, params: unknown[]): string {
     clauses.push(`queue IN (${placeholders(filter.queues.length)})`);
     params.push(...filter.queues);
   }
-  if (filter.capabilities.length > 0) {
+  if (filter.capabilities === "registered") {
+    clauses.push("(capability IS NULL OR capability IN (SELECT capability FROM agent_capabilities WHERE agentId = ?))");
+    params.push(filter.agentId);
+  } else if (filter.capabilities.length > 0) {
     clauses.push(`(capability IS NULL OR capability IN (${placeholders(filter.capabilities.length)}))`);
     params.push(...filter.capabilities);
   } else {
@@ -191,12 +197,18 @@ export class TaskStore {
       .get(leaseExpiresAt, now, seq)!;
   }
 
-  complete(seq: number, result: unknown, now: number): TaskRow {
+  /**
+   * Completes the task if it is claimed under the given lease (any holder when agentId is null,
+   * any token when leaseToken is null), in one statement; undefined when it is not.
+   */
+  completeHeld(id: string, agentId: string | null, leaseToken: number | null, result: unknown, now: number): TaskRow | undefined {
     return this.st
-      .get<[string, number, number, number], TaskRow>(
-        `UPDATE tasks SET status = 'completed', result = ?, leaseExpiresAt = NULL, finishedAt = ?, updatedAt = ? WHERE seq = ? RETURNING *`,
+      .get<[{ result: string; now: number; id: string; agentId: string | null; leaseToken: number | null }], TaskRow>(
+        `UPDATE tasks SET status = 'completed', result = @result, leaseExpiresAt = NULL, finishedAt = @now, updatedAt = @now
+         WHERE id = @id AND status = 'claimed' AND leaseOwner = COALESCE(@agentId, leaseOwner) AND leaseToken = COALESCE(@leaseToken, leaseToken)
+         RETURNING *`,
       )
-      .get(toJsonText(result), now, now, seq)!;
+      .get({ result: toJsonText(result), now, id, agentId, leaseToken });
   }
 
   /** Records a failed run: back to pending at `retryAt`, or dead-lettered when retryAt is null. */
