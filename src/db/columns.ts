@@ -1,7 +1,7 @@
 // Conversions between column values and wire values, shared by every store. Raw SQL returns
 // times as integer ms and Prisma returns Dates; both go through toDate.
 import type { JsonObject, JsonValue } from "../json-types.js";
-import { JSON_DEPTH_CEILING, jsonDepth } from "../json-value.js";
+import { JSON_DEPTH_CEILING, jsonDepth } from "../json-checks.js";
 
 export const toDate = (value: number | bigint | Date): Date => (value instanceof Date ? value : new Date(Number(value)));
 export const toDateOrNull = (value: number | bigint | Date | null): Date | null => (value == null ? null : toDate(value));

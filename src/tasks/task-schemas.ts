@@ -5,9 +5,9 @@ import { z } from "zod";
 import { jsonOutput, jsonValue, MAX_TIME_MS } from "../json-value.js";
 import { memoryMatchSchema } from "../memory/memory-schemas.js";
 import { int, ms, name, nameList, text, WEEK_MS } from "../schema-parts.js";
+import { TASK_STATUSES, type TaskStatus } from "./task-status.js";
 
-export const TASK_STATUSES = ["pending", "claimed", "completed", "dead_letter", "cancelled"] as const;
-export type TaskStatus = (typeof TASK_STATUSES)[number];
+export { TASK_STATUSES, type TaskStatus };
 
 export const agentIdSchema = name();
 export const taskIdSchema = name();

@@ -1,7 +1,8 @@
 // Counts per queue and status, and how long the oldest due task has waited: the read side,
 // through Prisma.
 import type { Prisma } from "../db/prisma.js";
-import { TASK_STATUSES, type TaskStats, type TaskStatus } from "./task-schemas.js";
+import type { TaskStats } from "./task-schemas.js";
+import { TASK_STATUSES, type TaskStatus } from "./task-status.js";
 
 type Counts = Record<TaskStatus, number>;
 const zeroCounts = (): Counts => Object.fromEntries(TASK_STATUSES.map((s) => [s, 0])) as Counts;
