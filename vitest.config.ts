@@ -3,6 +3,8 @@ import { defineConfig } from "vitest/config";
 export default defineConfig({
   test: {
     include: ["tests/**/*.test.ts"],
+    // The database threads run the compiled build: rebuild it first if a source is newer.
+    globalSetup: ["tests/helpers/build-if-stale.ts"],
     // Tests start real servers and processes; two workers match the 2-core CI machines.
     maxWorkers: 2,
     // One module graph per worker, not per file: loading the server (Prisma's client above all)

@@ -102,8 +102,15 @@ async function main(): Promise<number> {
     await server?.stop().catch(() => undefined);
     return 1;
   }
-  const signal = await signalled;
-  log.info({ signal }, "signal received");
+  const ended = await Promise.race([signalled, server.services.db.lost]);
+  if (ended instanceof Error) {
+    // A database thread died: nothing can be written any more. Exit for a supervisor to restart
+    // us; everything acknowledged is already in the file.
+    log.fatal({ err: ended }, "database thread lost; stopping");
+    await server.stop().catch(() => undefined);
+    return 1;
+  }
+  log.info({ signal: ended }, "signal received");
   try {
     await server.stop();
     return 0;

@@ -89,10 +89,15 @@ async function domainErrors<T>(call: Promise<T>): Promise<T> {
  * Opens (creating and migrating if needed) the database named by `settings.dbPath` and starts the
  * background jobs. Invalid settings throw ConfigError listing every problem.
  */
-export function openCoordination(options: InProcessOptions = {}): InProcessCoordination {
+export async function openCoordination(options: InProcessOptions = {}): Promise<InProcessCoordination> {
   const config = loadConfig({ env: {}, overrides: options.settings ?? {} });
   const coordination = createCoordination(config, options.logger ?? createLogger(config.logLevel));
-  coordination.start();
+  try {
+    await coordination.start();
+  } catch (error) {
+    await coordination.close().catch(() => undefined);
+    throw error;
+  }
   const api = createCaller({ core: coordination.services, transport: inProcessTransport });
   const run = domainErrors;
   return {

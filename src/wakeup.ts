@@ -1,38 +1,9 @@
-// Wakes long-polling claims and polls when something they wait for was committed.
-// A generation counter closes the race between "looked, found nothing" and "started waiting":
-// the waiter remembers the generation it looked at, and returns at once if it moved since.
-
-export class Wakeup {
-  private generation = 0;
-  private readonly waiters = new Set<() => void>();
-
-  /** The generation to pass to wait(), read at the moment you look for work. */
-  current(): number {
-    return this.generation;
-  }
-
-  notify(): void {
-    this.generation++;
-    for (const wake of this.waiters) wake();
-    this.waiters.clear();
-  }
-
-  /** Resolves on the next notify after `seen`, after `ms`, or when `signal` aborts. */
-  wait(seen: number, ms: number, signal?: AbortSignal): Promise<void> {
-    if (this.generation !== seen || ms <= 0 || signal?.aborted) return Promise.resolve();
-    return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        this.waiters.delete(done);
-        signal?.removeEventListener("abort", done);
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      this.waiters.add(done);
-      signal?.addEventListener("abort", done, { once: true });
-    });
-  }
-}
+/**
+ * How long a parked long-poll waits before it looks again by itself, in case a wake-up was missed
+ * (waiters are woken by committed events: claim-waiters.ts, poll-waiters.ts). Long, because it is
+ * only a safety net; scaled with crossProcessPollMs so it never fires before the log is read.
+ */
+export const safetyRelookMs = (crossProcessPollMs: number): number => Math.max(5000, 5 * crossProcessPollMs);
 
 /**
  * A signal that aborts when any of the given ones does, plus `dispose` to detach it again.

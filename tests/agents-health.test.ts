@@ -3,7 +3,7 @@
 // claims that name no capabilities use the agent's registered ones.
 import { describe, expect, it, vi } from "vitest";
 import type { TestServer } from "./helpers/test-server.js";
-import { makeTempDir, startTestServer } from "./helpers/test-server.js";
+import { makeTempDir, startTestServer, withDatabase } from "./helpers/test-server.js";
 
 const SHORT_TTLS = { agentStaleMs: 250, agentOfflineMs: 600, agentHealthCheckMs: 50 };
 
@@ -137,7 +137,7 @@ describe("claims and capabilities", () => {
     const task = await first.api.tasks.enqueue.mutate({ payload: {} });
     await first.api.tasks.claim.mutate({ agentId: "survivor", leaseMs: 600_000 });
     // The server was down for an hour.
-    first.server.services.db.prepare(`UPDATE agents SET lastHeartbeatAt = ?`).run(Date.now() - 3_600_000);
+    withDatabase(first, (db) => db.prepare(`UPDATE agents SET lastHeartbeatAt = ?`).run(Date.now() - 3_600_000));
     await first.stop();
 
     // Heartbeat age now counts from this start-up: stale after 1 s, offline after 2 s.

@@ -2,14 +2,14 @@
 import { TRPCClientError } from "@trpc/client";
 import { describe, expect, it } from "vitest";
 import type { TestServer } from "./helpers/test-server.js";
-import { rest, startTestServer } from "./helpers/test-server.js";
+import { rest, startTestServer, withDatabase } from "./helpers/test-server.js";
 
 const agentEvents = async (t: TestServer) =>
   (await t.api.events.list.query({ afterSeq: 0, types: ["agent.*"], limit: 1000 })).map((e) => ({ type: e.type, payload: e.payload }));
 
 /** Moves an agent's last heartbeat into the past, in the real database, to give it a known health. */
 const backdate = (t: TestServer, agentId: string, ageMs: number) =>
-  t.server.services.db.prepare(`UPDATE agents SET lastHeartbeatAt = ? WHERE id = ?`).run(Date.now() - ageMs, agentId);
+  withDatabase(t, (db) => db.prepare(`UPDATE agents SET lastHeartbeatAt = ? WHERE id = ?`).run(Date.now() - ageMs, agentId));
 
 describe("agent registry", () => {
   it("registers, re-registers (capabilities and metadata replaced) and publishes agent.registered then agent.updated", async () => {

@@ -3,7 +3,7 @@
 import { TRPCClientError } from "@trpc/client";
 import { describe, expect, it, vi } from "vitest";
 import { collectEvents, range } from "./helpers/event-collector.js";
-import { rest, startTestServer } from "./helpers/test-server.js";
+import { rest, startTestServer, withDatabase } from "./helpers/test-server.js";
 
 const PRUNED = { data: { code: "EVENTS_PRUNED" } };
 
@@ -20,7 +20,7 @@ describe("event retention", () => {
     for (const i of range(5, 10)) await api.events.publish.mutate({ type: "job.x", source: "t", payload: i });
 
     await t.server.services.jobs.eventPruner.runNow();
-    expect(t.server.services.eventStore.prunedThroughSeq()).toBe(5);
+    expect(withDatabase(t, (db) => db.prepare(`SELECT value FROM system_state WHERE key = 'events.prunedThroughSeq'`).pluck().get())).toBe("5");
     expect((await api.events.list.query({ afterSeq: 0 })).map((e) => e.seq)).toEqual(range(6, 10));
 
     // Behind: cursor 0 < 5.
@@ -100,7 +100,7 @@ describe("event retention", () => {
     expect((await api.events.subscription.query({ agentId: "quiet" })).cursor).toBe(10);
 
     await t.server.services.jobs.eventPruner.runNow();
-    expect(t.server.services.eventStore.prunedThroughSeq()).toBe(5);
+    expect(withDatabase(t, (db) => db.prepare(`SELECT value FROM system_state WHERE key = 'events.prunedThroughSeq'`).pluck().get())).toBe("5");
     expect(await api.events.poll.mutate({ agentId: "quiet", ack: "manual" })).toEqual([]);
 
     // A matching event still waits for its ack: polled again until acked (at-least-once).
@@ -145,7 +145,7 @@ describe("event retention", () => {
     const { api } = t;
     for (const i of range(1, 10)) await api.events.publish.mutate({ type: "job.x", source: "t", payload: i });
     await t.server.services.jobs.eventPruner.runNow();
-    expect(t.server.services.eventStore.prunedThroughSeq()).toBe(5);
+    expect(withDatabase(t, (db) => db.prepare(`SELECT value FROM system_state WHERE key = 'events.prunedThroughSeq'`).pluck().get())).toBe("5");
 
     const replay = await api.events.subscribe.mutate({ agentId: "replay", types: ["job.*"], fromSeq: 0 });
     expect(replay.cursor).toBe(5);

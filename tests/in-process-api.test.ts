@@ -9,7 +9,7 @@ const open = () => openCoordination({ settings: { dbPath: join(makeTempDir(), "e
 
 describe("openCoordination", () => {
   it("runs the queue, the stream and the registry without HTTP", async () => {
-    const coordination = open();
+    const coordination = await open();
     try {
       await coordination.agents.register("agent-1", { capabilities: ["research", "summarize"] });
       expect((await coordination.agents.findByCapability("research")).map((a) => a.agentId)).toEqual(["agent-1"]);
@@ -36,7 +36,7 @@ describe("openCoordination", () => {
   });
 
   it("validates with the server's schemas and throws CoordinationError with the API's codes", async () => {
-    const coordination = open();
+    const coordination = await open();
     try {
       const invalid = await coordination.tasks.enqueue({ priority: -1 }).catch((e: unknown) => e);
       expect(invalid).toBeInstanceOf(CoordinationError);

@@ -72,6 +72,38 @@ export class AgentStore {
       .get(now, status, load, now, agentId);
   }
 
+  /**
+   * Agents with their capabilities, ordered by id: all of them, or those offering `capability`,
+   * reporting `status`, or whose last heartbeat lies in (after, atOrBefore].
+   */
+  list(filter: { capability?: string | undefined; status?: string | undefined; heartbeatAfter?: number; heartbeatAtOrBefore?: number }): Array<AgentRow & { capabilities: string[] }> {
+    const clauses: string[] = [];
+    const params: unknown[] = [];
+    if (filter.capability !== undefined) {
+      clauses.push("id IN (SELECT agentId FROM agent_capabilities WHERE capability = ?)");
+      params.push(filter.capability);
+    }
+    if (filter.status !== undefined) {
+      clauses.push("status = ?");
+      params.push(filter.status);
+    }
+    if (filter.heartbeatAfter !== undefined) {
+      clauses.push("lastHeartbeatAt > ?");
+      params.push(filter.heartbeatAfter);
+    }
+    if (filter.heartbeatAtOrBefore !== undefined) {
+      clauses.push("lastHeartbeatAt <= ?");
+      params.push(filter.heartbeatAtOrBefore);
+    }
+    const rows = this.st
+      .get<unknown[], AgentRow & { caps: string | null }>(
+        `SELECT agents.*, (SELECT json_group_array(capability) FROM (SELECT capability FROM agent_capabilities WHERE agentId = agents.id ORDER BY capability)) AS caps
+         FROM agents ${clauses.length > 0 ? `WHERE ${clauses.join(" AND ")}` : ""} ORDER BY id`,
+      )
+      .all(...params);
+    return rows.map(({ caps, ...row }) => ({ ...row, capabilities: caps ? (JSON.parse(caps) as string[]) : [] }));
+  }
+
   /** Any sign of life (a claim, a lease heartbeat, a settle) from a registered agent counts as a heartbeat. */
   touch(agentId: string, now: number): void {
     this.st.get<[number, string]>(`UPDATE agents SET lastHeartbeatAt = ? WHERE id = ?`).run(now, agentId);

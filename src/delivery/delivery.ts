@@ -95,11 +95,6 @@ export class Deliveries {
     return new Delivery(this, label);
   }
 
-  /** Compensations under way (observability and shutdown). */
-  get compensating(): number {
-    return this.running.size;
-  }
-
   track(work: Promise<void>): void {
     this.running.add(work);
     void work.finally(() => this.running.delete(work));

@@ -1,38 +1,40 @@
-// Live fan-out of the event log. Events this process commits come from the Writer as they were
-// written, in seq order, with no read of the log. Events other server processes commit on the
-// same file are read from the log: every crossProcessPollMs, and whenever a local batch does not
-// follow the last seq seen (another process wrote in between). Either way listeners get every
-// committed event, once, in seq order, and never one that is not committed.
+// Live fan-out of the event log. Events this process commits arrive with the writer thread's
+// answers, as they were written, in seq order: nothing reads the log for them. Events other
+// server processes commit on the same file are read from the log by the reader thread: every
+// crossProcessPollMs, and at once when a local batch does not follow the last seq seen (another
+// process wrote in between). Either way listeners get every committed event once, in seq order,
+// and never one that is not committed. Dispatch is serialized: a read in progress holds back the
+// local batches behind it.
 import type { Config } from "../config.js";
-import type { AppendedEvent, Writer } from "../db/writer.js";
 import type { Logger } from "../logger.js";
-import { Wakeup } from "../wakeup.js";
 import type { CoordinationEvent } from "./event-schemas.js";
-import type { EventStore } from "./event-store.js";
 
 export type EventListener = (events: readonly CoordinationEvent[]) => void;
+
+/** Reads the log after a seq, a page at a time (the reader thread's events.tail). */
+export type LogReader = (afterSeq: number, limit: number) => Promise<{ events: CoordinationEvent[]; more: boolean }>;
 
 const PAGE = 1000;
 
 export class EventBus {
-  /** Notified whenever new events were seen: long-polling polls wait on it. */
-  readonly arrived = new Wakeup();
   private seenSeq = 0;
   private readonly listeners = new Set<EventListener>();
   private timer: NodeJS.Timeout | undefined;
+  private work: Promise<void> = Promise.resolve();
+  private tailFailing = false;
+  /** Steps serialized and not finished: while any is, a local batch waits its turn. */
+  private queued = 0;
 
   constructor(
-    private readonly events: EventStore,
-    writer: Writer,
-    private readonly config: Pick<Config, "crossProcessPollMs" | "maxResponseBytes">,
+    private readonly readLog: LogReader,
+    private readonly config: Pick<Config, "crossProcessPollMs">,
     private readonly log: Logger,
-  ) {
-    this.seenSeq = events.headSeq();
-    writer.onCommit((appended) => this.committed(appended as readonly CoordinationEvent[]));
-  }
+  ) {}
 
-  start(): void {
-    this.timer = setInterval(() => this.tail(), this.config.crossProcessPollMs);
+  /** Starts after the log's current head: listeners get what is committed from now on. */
+  start(head: number): void {
+    this.seenSeq = head;
+    this.timer = setInterval(() => void this.serialize(() => this.tail()), this.config.crossProcessPollMs);
     this.timer.unref();
   }
 
@@ -46,7 +48,7 @@ export class EventBus {
     return this.seenSeq;
   }
 
-  /** Live streams currently attached (observability; tests see a dropped subscriber leave). */
+  /** Live streams and waiters attached (observability; tests see a dropped subscriber leave). */
   get listenerCount(): number {
     return this.listeners.size;
   }
@@ -56,29 +58,55 @@ export class EventBus {
     return () => this.listeners.delete(listener);
   }
 
-  /** Reads and dispatches everything committed since the last call (events of other processes). */
-  tail(): void {
-    let found = false;
-    for (;;) {
-      // Pages bounded in bytes too: a burst of large events is dispatched a slice at a time.
-      const { events: batch, more } = this.events.readLogPage(this.seenSeq, PAGE, this.config.maxResponseBytes);
-      if (batch.length === 0) break;
-      found = true;
-      this.dispatch(batch);
-      if (!more) break;
+  /**
+   * A local batch's events, as written. Anything another process committed before them is read
+   * first. Resolves once they were dispatched: the writer's callers are answered only then, so
+   * a caller never sees its write before the bus has (a subscription opened after an answer does
+   * not receive the write as live). Dispatches at once when nothing is in the way.
+   */
+  committed(events: readonly CoordinationEvent[]): Promise<void> {
+    const first = events[0];
+    if (first === undefined) return Promise.resolve();
+    if (this.queued === 0 && first.seq === this.seenSeq + 1) {
+      this.dispatch(events);
+      return Promise.resolve();
     }
-    if (found) this.arrived.notify();
+    return this.serialize(async () => {
+      if (first.seq > this.seenSeq + 1) await this.tail();
+      const fresh = events.filter((event) => event.seq > this.seenSeq);
+      if (fresh.length > 0) this.dispatch(fresh);
+    });
   }
 
-  /** A local commit's events, as written. Anything another process committed before them is read first. */
-  private committed(appended: readonly AppendedEvent[]): void {
-    const first = appended[0];
-    if (first === undefined) return;
-    if (first.seq !== this.seenSeq + 1) this.tail();
-    const fresh = (appended as readonly CoordinationEvent[]).filter((event) => event.seq > this.seenSeq);
-    if (fresh.length === 0) return;
-    this.dispatch(fresh);
-    this.arrived.notify();
+  /** Resolves once everything committed so far has been dispatched (tests, shutdown). */
+  settled(): Promise<void> {
+    return this.work;
+  }
+
+  private serialize(step: () => Promise<void>): Promise<void> {
+    this.queued++;
+    this.work = this.work
+      .then(step)
+      .catch((error: unknown) => this.log.error({ err: error }, "event bus failed"))
+      .finally(() => this.queued--);
+    return this.work;
+  }
+
+  /** Reads and dispatches everything committed since the last event seen. */
+  private async tail(): Promise<void> {
+    try {
+      for (;;) {
+        const { events, more } = await this.readLog(this.seenSeq, PAGE);
+        if (events.length > 0) this.dispatch(events);
+        if (!more || events.length === 0) break;
+      }
+      if (this.tailFailing) this.log.info("reading the event log works again");
+      this.tailFailing = false;
+    } catch (error) {
+      // Logged once per episode, not every crossProcessPollMs.
+      if (!this.tailFailing) this.log.error({ err: error }, "reading the event log failed; retrying");
+      this.tailFailing = true;
+    }
   }
 
   private dispatch(batch: readonly CoordinationEvent[]): void {

@@ -73,10 +73,8 @@ export const eventRouter = router({
     return streamEvents(
       {
         bus: services.bus,
-        events: services.eventStore,
         service: services.events,
         bufferLimit: services.config.subscriptionBufferEvents,
-        pageBytes: services.config.maxResponseBytes,
         onOverflow: (reason) => socket.close(1013, reason.slice(0, 120)),
         socketBacklog: () => socket.backlog(),
       },

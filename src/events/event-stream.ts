@@ -8,7 +8,6 @@ import { trpcCodeOf } from "../trpc/error-shape.js";
 import type { EventBus } from "./event-bus.js";
 import type { CoordinationEvent } from "./event-schemas.js";
 import type { EventService } from "./event-service.js";
-import type { EventStore } from "./event-store.js";
 import { matchesType, mergePatterns } from "./type-patterns.js";
 
 export interface StreamRequest {
@@ -19,12 +18,9 @@ export interface StreamRequest {
 
 export interface StreamDeps {
   bus: EventBus;
-  events: EventStore;
   service: EventService;
   /** Events buffered for a consumer that reads slower than events arrive. */
   bufferLimit: number;
-  /** Byte bound of one backfill page (maxResponseBytes). */
-  pageBytes: number;
   /** Called when the buffer overflows: closes the connection so the client resumes by lastEventId. */
   onOverflow: (reason: string) => void;
   /**
@@ -55,18 +51,16 @@ export async function* streamEvents(
   request: StreamRequest,
   signal: AbortSignal | undefined,
 ): AsyncGenerator<TrackedEnvelope<CoordinationEvent>> {
-  const subscription = request.agentId ? deps.events.getSubscription(request.agentId) : undefined;
-  // The agent's subscription and the request's own patterns add up; neither given means everything.
-  const patterns = subscription || request.types ? mergePatterns(subscription?.types ?? [], request.types ?? []) : ["*"];
+  // Listen before anything is read, or an event committed meanwhile would be missed. Until the
+  // agent's patterns are known (one read away), everything is kept; then only what is wanted.
   const recipient = request.agentId ?? null;
-  const wanted = (e: CoordinationEvent) => (e.target === null ? matchesType(e.type, patterns) : e.target === recipient);
-
-  const buffer: CoordinationEvent[] = [];
+  let wanted: ((e: CoordinationEvent) => boolean) | undefined;
+  let buffer: CoordinationEvent[] = [];
   let overflowed = false;
   let wake: (() => void) | undefined;
   const unlisten = deps.bus.listen((events) => {
     if (overflowed) return;
-    for (const event of events) if (wanted(event)) buffer.push(event);
+    for (const event of events) if (wanted === undefined || wanted(event)) buffer.push(event);
     if (buffer.length > deps.bufferLimit) overflowed = true;
     wake?.();
   });
@@ -104,15 +98,18 @@ export async function* streamEvents(
   };
 
   try {
+    const setup = await deps.service.streamSetup(request.agentId);
+    // The agent's subscription and the request's own patterns add up; neither given means everything.
+    const patterns = setup.subscription || request.types ? mergePatterns(setup.subscription?.types ?? [], request.types ?? []) : ["*"];
+    wanted = (e) => (e.target === null ? matchesType(e.type, patterns) : e.target === recipient);
+    buffer = buffer.filter(wanted);
     if (request.lastEventId != null) {
       // "0" asks for everything retained, like subscribe's fromSeq 0: start where the log now begins.
-      cursor = request.lastEventId === "0" ? deps.events.prunedThroughSeq() : Number(request.lastEventId);
-      deps.service.assertReadable(cursor, "lastEventId");
+      cursor = await deps.service.streamStart(request.lastEventId, "lastEventId");
       // Backfill what was published while the client was away, page by page, up to the live edge.
+      // The pruner may run between pages: a gap is an error (EVENTS_PRUNED), never a silent skip.
       for (;;) {
-        // The pruner may run between pages: a gap must be an error, never a silent skip.
-        deps.service.assertRetained(cursor, "lastEventId");
-        const page = deps.events.readMatching(recipient, patterns, cursor, BACKFILL_PAGE, deps.pageBytes);
+        const page = await deps.service.backfill({ recipient, patterns, afterSeq: cursor, limit: BACKFILL_PAGE, position: "lastEventId" });
         for (const event of page) {
           if (!(await readyToYield())) return;
           yield envelope(event);
@@ -123,9 +120,11 @@ export async function* streamEvents(
       // A fresh stream for an agent starts with its mailbox: the direct messages it has not
       // consumed (by poll or ack), up to the live edge. They need no subscription.
       const liveEdge = cursor;
-      let after = deps.service.mailboxStart(recipient);
+      let after = setup.mailboxStart;
       for (;;) {
-        const page = deps.events.readMatching(recipient, [], after, BACKFILL_PAGE, deps.pageBytes).filter((e) => e.seq <= liveEdge);
+        const page = (await deps.service.backfill({ recipient, patterns: [], afterSeq: after, limit: BACKFILL_PAGE, position: "mailboxCursor" })).filter(
+          (e) => e.seq <= liveEdge,
+        );
         for (const event of page) {
           if (!(await readyToYield())) return;
           after = event.seq;

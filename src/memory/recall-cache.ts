@@ -3,8 +3,8 @@
 //  - Probes of common terms (a queue name, a frequent word): their newest matches change with
 //    every memory written, but a claim's context does not need the last second of them. Kept for
 //    PROBE_TTL_MS, per term and filter; rare terms are looked up every time (bm25, exact).
-//  - Memory rows: written once, never updated, so a row read is good until it is deleted (by
-//    retention, which forgets it here).
+//  - Memory rows: written once, never updated or deleted, so a row once read
+//    stays good.
 import type { MemoryRow, ScoringFields } from "./memory-store.js";
 
 /** How stale a common term's candidate list may be, in ms. */
@@ -38,11 +38,5 @@ export class RecallCache {
     // Least recently kept first out: a Map iterates in insertion order.
     if (this.rows.size >= MAX_ROWS) this.rows.delete(this.rows.keys().next().value!);
     this.rows.set(row.seq, row);
-  }
-
-  /** Memories deleted (retention): never served from here again. */
-  forget(seqs: Iterable<number>): void {
-    for (const seq of seqs) this.rows.delete(seq);
-    this.probes.clear();
   }
 }

@@ -119,6 +119,8 @@ export function createServer(config: Config, log: Logger = createLogger(config.l
     },
     services,
     async start() {
+      // The database threads first: nothing is served before they answer.
+      await coordination.start();
       await new Promise<void>((resolve, reject) => {
         http.once("error", reject);
         http.listen(config.port, config.host, () => {
@@ -129,7 +131,6 @@ export function createServer(config: Config, log: Logger = createLogger(config.l
       const address = http.address() as AddressInfo;
       port = address.port;
       url = `http://${address.family === "IPv6" ? `[${address.address}]` : address.address}:${port}`;
-      coordination.start();
       log.info(
         { url, dbPath: config.dbPath, migrationsApplied: services.migrationsApplied, durability: config.durability },
         `coordination listening on ${url}`,

@@ -1,98 +1,76 @@
-// The task queue's public operations: enqueue, claim with leases, settle with fencing, retries
-// with backoff, dead-letter, requeue, cancel and work stealing. Each write is one Writer call
-// composed of the transitions in task-transitions.ts, so a state change and its system event
-// commit together. Claims and steals take a ConsumingCall: what they lease goes back, uncharged,
-// when the answer does not reach the claimer (src/delivery/delivery.ts).
-import type { AgentStore } from "../agents/agent-store.js";
-import type { HealthCutoffs } from "../agents/health-cutoffs.js";
+// The task queue on the event loop. Its writes run in the database writer thread
+// (task-commands.ts) and its reads in the reader thread (task-queries.ts); what stays here needs
+// no database: long-polling (woken by committed events, claim-waiters.ts), the recalled context of
+// claimed tasks (the reader thread, off the write path), and delivery confirmation: what a claim or
+// a steal leased goes back, uncharged, when its answer does not reach the claimer.
 import type { Config } from "../config.js";
-import { fromJsonText, UNDELIVERABLE_VALUE } from "../db/columns.js";
-import type { Prisma } from "../db/prisma.js";
-import type { WriteContext, Writer } from "../db/writer.js";
+import type { Database } from "../db/thread/database.js";
 import type { ConsumingCall } from "../delivery/delivery.js";
-import { CoordinationError, notFound } from "../errors.js";
-import type { EventStore } from "../events/event-store.js";
-import { assertJsonDepth, sameJson } from "../json-value.js";
+import { assertJsonDepth } from "../json-value.js";
 import type { MemoryService } from "../memory/memory-service.js";
-import { linkSignals, type SignalFanout, type Wakeup } from "../wakeup.js";
-import type { LeaseRecovery } from "./lease-recovery.js";
-import { readTaskStats } from "./task-stats.js";
+import { linkSignals, safetyRelookMs, type SignalFanout } from "../wakeup.js";
+import type { ClaimWaiters } from "./claim-waiters.js";
+import type { Leased } from "./task-commands.js";
 import type { ClaimedTask, ClaimRequest, EnqueueRequest, ListRequest, SettledTask, Task, TaskStats } from "./task-schemas.js";
-import { taskAnswerBytes, toTask, type ClaimFilter, type TaskRow, type TaskStore } from "./task-store.js";
-import type { SettleRequest, TaskTransitions } from "./task-transitions.js";
+import type { SettleRequest } from "./task-transitions.js";
 
 export interface TaskServiceDeps {
   config: Config;
-  writer: Writer;
-  prisma: Prisma;
-  tasks: TaskStore;
-  events: EventStore;
-  agents: AgentStore;
+  db: Database;
   memory: MemoryService;
-  transitions: TaskTransitions;
-  recovery: LeaseRecovery;
-  /** Notified whenever a task may have become claimable. */
-  taskAvailable: Wakeup;
+  waiters: ClaimWaiters;
   /** Aborts at shutdown: long-polls return at once. */
   shutdown: SignalFanout;
-  /** When an agent counts as offline (agents/health-cutoffs.ts): steal takes from those. */
-  healthCutoffs: (now: number) => HealthCutoffs;
 }
 
-/** The settle answer: the task, and the lease the settle ended (whoever held it). */
-const settled = (row: TaskRow, lease: TaskRow = row): SettledTask => ({
-  ...toTask(row),
-  // A claimed task always has its leaseOwner; completed and dead-lettered ones keep it.
-  settledLease: { agentId: lease.leaseOwner!, leaseToken: lease.leaseToken },
-});
+/** Sweeps at most this many expired leases per run. */
+const EXPIRY_BATCH = 500;
 
 export class TaskService {
-  private readonly t: TaskTransitions;
-
-  constructor(private readonly d: TaskServiceDeps) {
-    this.t = d.transitions;
-  }
+  constructor(private readonly d: TaskServiceDeps) {}
 
   enqueue(request: EnqueueRequest): Promise<Task> {
-    return this.d.writer.write((ctx) => toTask(this.t.insertTask(ctx, request)));
+    assertJsonDepth("payload", request.payload, this.d.config.maxJsonDepth);
+    return this.d.db.write("tasks.enqueue", request);
   }
 
   /** All or nothing: one invalid task rolls the whole batch back. */
   enqueueMany(requests: EnqueueRequest[]): Promise<Task[]> {
-    return this.d.writer.write((ctx) => requests.map((request, i) => toTask(this.t.insertTask(ctx, request, `tasks[${i}].payload`))));
+    requests.forEach((request, i) => assertJsonDepth(`tasks[${i}].payload`, request.payload, this.d.config.maxJsonDepth));
+    return this.d.db.write("tasks.enqueueMany", requests);
   }
 
   /**
    * Claims up to `limit` tasks (default 1), long-polling up to `waitMs` when none is available.
-   * Registers an unknown claimer. Takes nothing once `call.signal` aborted (the claimer left), and
-   * hands back what it took if the answer does not reach the claimer (`call.delivery`).
+   * Registers an unknown claimer. Stops once `call.signal` aborted (the claimer left), and hands
+   * back what it took if the answer does not reach the claimer (`call.delivery`).
    */
   async claim(request: ClaimRequest, call: ConsumingCall = {}): Promise<ClaimedTask[]> {
     const limit = request.limit ?? 1;
-    const leaseMs = this.t.leaseLength(request.leaseMs);
+    const leaseMs = this.leaseLength(request.leaseMs);
     const deadline = Date.now() + Math.min(request.waitMs ?? 0, this.d.config.maxWaitMs);
     const shutdown = this.d.shutdown.child();
     const stop = linkSignals([call.signal, shutdown.signal]);
-    let first = true;
+    const interest = {
+      agentId: request.agentId,
+      queues: request.queues && request.queues.length > 0 ? request.queues : null,
+      capabilities: request.capabilities,
+    };
     try {
-      for (;;) {
-        const noteAgent = first;
-        first = false;
-        const attempt = await this.d.writer.write((ctx) => {
-          const seen = this.d.taskAvailable.current();
-          // The caller may have gone while this write waited for its batch: claim nothing for nobody.
-          if (call.signal?.aborted) return { rows: [], seen, nextRunAt: null };
-          const filter = this.t.claimFilter(request);
-          const rows = this.claimDeliverable(ctx, filter, limit, leaseMs);
-          if (noteAgent || rows.length > 0) this.t.noteAgent(ctx, request.agentId, filter.capabilities);
-          return { rows, seen, nextRunAt: rows.length > 0 ? null : this.d.tasks.nextRunAt(filter, ctx.now) };
-        });
-        if (attempt.rows.length > 0) return this.handOut(attempt.rows, request.context, call);
-        const now = Date.now();
-        if (now >= deadline || stop.signal.aborted) return [];
-        // Wake on a local enqueue, when a delayed task falls due, or to look for other processes' writes.
-        const untilDue = attempt.nextRunAt === null ? Infinity : Math.max(attempt.nextRunAt - now, 1);
-        await this.d.taskAvailable.wait(attempt.seen, Math.min(deadline - now, untilDue, this.d.config.crossProcessPollMs), stop.signal);
+      for (let attempt = 0; ; attempt++) {
+        if (call.signal?.aborted) return [];
+        // Waiting starts before the attempt: a task committed meanwhile wakes it at once.
+        const ticket = this.d.waiters.ticket(interest);
+        try {
+          const claimed = await this.d.db.write("tasks.claim", { request, limit, leaseMs, noteAgent: attempt === 0 });
+          if (claimed.leased.length > 0) return this.handOut(claimed.leased, request.context, call);
+          const now = Date.now();
+          if (now >= deadline || stop.signal.aborted) return [];
+          if (claimed.nextRunAt !== null) ticket.dueBy(claimed.nextRunAt);
+          await ticket.wait(Math.min(deadline - now, safetyRelookMs(this.d.config.crossProcessPollMs)), stop.signal);
+        } finally {
+          ticket.cancel();
+        }
       }
     } finally {
       stop.dispose();
@@ -101,195 +79,77 @@ export class TaskService {
   }
 
   heartbeat(request: SettleRequest & { agentId: string; leaseMs?: number | undefined }): Promise<Task> {
-    const leaseMs = this.t.leaseLength(request.leaseMs);
-    return this.d.writer.write((ctx) => {
-      const row = this.t.heldTask(request);
-      this.t.noteAgent(ctx, request.agentId);
-      return toTask(this.d.tasks.extendLease(row.seq, ctx.now + leaseMs, ctx.now));
-    });
+    return this.d.db.write("tasks.heartbeat", { ...request, leaseMs: this.leaseLength(request.leaseMs) });
   }
 
-  /**
-   * Completes the task under the caller's lease. Sent again (its first answer lost), it gets the
-   * same answer, as long as it carries the same result: a different result for a task already
-   * completed is a conflict, so a stale or forged anonymous complete can never pass as the
-   * rightful holder's.
-   */
+  /** Completes under the caller's lease; sent again with the same result, the same answer (task-commands.ts). */
   complete(request: SettleRequest & { result?: unknown }): Promise<SettledTask> {
     assertJsonDepth("result", request.result, this.d.config.maxJsonDepth);
-    return this.d.writer.write((ctx) => {
-      // The usual case in one statement: the task is claimed under the caller's lease.
-      const row = this.d.tasks.completeHeld(request.taskId, request.agentId ?? null, request.leaseToken ?? null, request.result, ctx.now);
-      if (row === undefined) {
-        const current = this.t.findTask(request.taskId);
-        if (current.status === "completed" && this.t.isHolder(current, request)) {
-          if (sameJson(fromJsonText(current.result), request.result ?? null)) return settled(current);
-          throw new CoordinationError(
-            "INVALID_STATE",
-            `task "${request.taskId}" was already completed under lease ${current.leaseToken} of agent "${current.leaseOwner}" with a different result`,
-            { status: current.status, leaseOwner: current.leaseOwner, leaseToken: current.leaseToken },
-          );
-        }
-        throw this.t.leaseConflict(current, request);
-      }
-      if (request.agentId !== undefined) this.t.noteAgent(ctx, request.agentId);
-      this.d.events.appendSystem(ctx, "task.completed", {
-        taskId: row.id,
-        queue: row.queue,
-        agentId: row.leaseOwner,
-        attempt: row.attempts,
-        leaseToken: row.leaseToken,
-        ...(request.agentId === undefined ? { anonymous: true } : {}),
-      });
-      this.d.memory.recordExecution(ctx, row, "completed");
-      return settled(row);
-    });
+    return this.d.db.write("tasks.complete", request);
   }
 
   fail(request: SettleRequest & { error: string; retry: boolean }): Promise<SettledTask> {
-    return this.d.writer.write((ctx) => {
-      const held = this.t.heldTask(request);
-      if (request.agentId !== undefined) this.t.noteAgent(ctx, request.agentId);
-      const retryAt = request.retry && held.attempts < held.maxAttempts ? ctx.now + this.t.backoff(held.attempts) : null;
-      this.d.events.appendSystem(ctx, "task.failed", {
-        taskId: held.id,
-        queue: held.queue,
-        agentId: held.leaseOwner,
-        attempt: held.attempts,
-        leaseToken: held.leaseToken,
-        error: request.error,
-        willRetry: retryAt !== null,
-        ...(request.agentId === undefined ? { anonymous: true } : {}),
-      });
-      return settled(this.t.recordFailedRun(ctx, held, request.error, held.leaseOwner, retryAt), held);
-    });
+    return this.d.db.write("tasks.fail", request);
   }
 
   release(request: SettleRequest & { agentId: string; delayMs?: number | undefined }): Promise<SettledTask> {
-    return this.d.writer.write((ctx) => {
-      const held = this.t.heldTask(request);
-      this.t.noteAgent(ctx, request.agentId);
-      return settled(this.t.releaseRow(ctx, held, ctx.now + (request.delayMs ?? 0)), held);
-    });
+    return this.d.db.write("tasks.release", request);
   }
 
   cancel(taskId: string): Promise<Task> {
-    return this.d.writer.write((ctx) => {
-      const row = this.t.findTask(taskId);
-      if (row.status === "cancelled") return toTask(row);
-      if (row.status !== "pending" && row.status !== "claimed") {
-        throw new CoordinationError("INVALID_STATE", `task "${taskId}" is ${row.status} and cannot be cancelled`);
-      }
-      const cancelled = this.d.tasks.cancel(row.seq, ctx.now);
-      this.d.events.appendSystem(ctx, "task.cancelled", { taskId, queue: row.queue, previousStatus: row.status, agentId: row.leaseOwner });
-      return toTask(cancelled);
-    });
+    return this.d.db.write("tasks.cancel", taskId);
   }
 
   requeue(taskId: string): Promise<Task> {
-    return this.d.writer.write((ctx) => {
-      const row = this.t.findTask(taskId);
-      if (row.status !== "dead_letter" && row.status !== "cancelled") {
-        throw new CoordinationError("INVALID_STATE", `task "${taskId}" is ${row.status}; only dead_letter or cancelled tasks can be requeued`);
-      }
-      const requeued = this.d.tasks.requeue(row.seq, ctx.now);
-      this.d.events.appendSystem(ctx, "task.requeued", { taskId, queue: row.queue, previousStatus: row.status });
-      ctx.afterCommit(() => this.d.taskAvailable.notify());
-      return toTask(requeued);
-    });
+    return this.d.db.write("tasks.requeue", taskId);
   }
 
   /**
    * Work stealing: takes over claims whose lease expired or whose holder is offline, without
-   * waiting for the sweeper. The abandoned run is charged like an expiry (a task that keeps
-   * killing its agents still reaches the dead-letter queue); the thief gets a fresh lease.
-   * Stealing from an agent the registry has never heard of is AGENT_NOT_FOUND.
+   * waiting for the sweeper (task-commands.ts). Stealing from an unknown agent is AGENT_NOT_FOUND.
    */
   async steal(
     request: { agentId: string; fromAgentId?: string | undefined; limit: number; leaseMs?: number | undefined; capabilities?: string[] | undefined },
     call: ConsumingCall = {},
   ): Promise<ClaimedTask[]> {
-    const leaseMs = this.t.leaseLength(request.leaseMs);
-    const rows = await this.d.writer.write((ctx) => {
-      if (request.fromAgentId !== undefined && !this.d.agents.get(request.fromAgentId)) throw notFound("AGENT_NOT_FOUND", request.fromAgentId);
-      if (call.signal?.aborted) return [];
-      const filter = this.t.claimFilter(request);
-      this.t.noteAgent(ctx, request.agentId, filter.capabilities);
-      const { offlineBefore } = this.d.healthCutoffs(ctx.now);
-      const victims = this.d.tasks.stealable(ctx.now, offlineBefore, request.fromAgentId ?? null, request.limit);
-      for (const victim of victims) this.t.expireClaim(ctx, victim, `stolen by ${request.agentId} from ${victim.leaseOwner}`);
-      if (victims.length === 0) return [];
-      const stolenFrom = (row: TaskRow) => victims.find((v) => v.seq === row.seq)?.leaseOwner ?? null;
-      return this.t.claimRows(ctx, { ...filter, onlySeqs: victims.map((v) => v.seq) }, request.limit, leaseMs, stolenFrom).map((row) => ({ row, task: toTask(row) }));
-    });
-    return rows.length === 0 ? [] : this.handOut(rows, true, call);
+    if (call.signal?.aborted) return [];
+    const leased = await this.d.db.write("tasks.steal", { ...request, leaseMs: this.leaseLength(request.leaseMs) });
+    return leased.length === 0 ? [] : this.handOut(leased, true, call);
   }
 
-  async get(taskId: string): Promise<Task> {
-    const row = await this.d.prisma.task.findUnique({ where: { id: taskId } });
-    if (!row) throw notFound("TASK_NOT_FOUND", taskId);
-    return toTask(row);
+  get(taskId: string): Promise<Task> {
+    return this.d.db.read("tasks.get", taskId);
   }
 
   /** One page, in seq order; a page stops early (with a nextCursor) rather than pass maxResponseBytes. */
-  list(request: ListRequest): { items: Task[]; nextCursor: string | null } {
-    const page = this.d.tasks.listPage(
-      {
-        queue: request.queue,
-        status: request.status,
-        agentId: request.agentId,
-        capability: request.capability,
-        after: request.cursor === undefined ? undefined : Number(request.cursor),
-        order: request.order,
-      },
-      request.limit + 1,
-      this.d.config.maxResponseBytes,
-    );
-    const items = page.rows.slice(0, request.limit);
-    const more = page.truncated || page.rows.length > request.limit;
-    return { items: items.map(toTask), nextCursor: more && items.length > 0 ? String(items[items.length - 1]!.seq) : null };
+  list(request: ListRequest): Promise<{ items: Task[]; nextCursor: string | null }> {
+    return this.d.db.read("tasks.list", request);
   }
 
   stats(): Promise<TaskStats> {
-    return readTaskStats(this.d.prisma, Date.now());
+    return this.d.db.read("tasks.stats", undefined);
   }
 
   /** Returns expired claims to the queue (charging the attempt). Run by the lease sweeper. */
-  expireLeases(batchSize?: number): Promise<number> {
-    return this.d.recovery.expireLeases(batchSize);
+  expireLeases(): Promise<number> {
+    return this.d.db.write("tasks.expireLeases", EXPIRY_BATCH);
   }
 
   /**
-   * Claims like claimRows, and checks each answer before the commit: a task whose stored payload
-   * no transport can carry (see UNDELIVERABLE_VALUE) is dead-lettered, saying why, instead of
-   * being handed out and failing after the lease was taken; then the next one is claimed.
+   * The claimed tasks as answered: each with the memories recalled for it (on the reader thread),
+   * in what is left of the answer's byte budget. From here on the claimer owns them, unless the
+   * answer does not reach it: then they go back, uncharged.
    */
-  private claimDeliverable(ctx: WriteContext, filter: ClaimFilter, limit: number, leaseMs: number): Array<{ row: TaskRow; task: Task }> {
-    const claimed: Array<{ row: TaskRow; task: Task }> = [];
-    for (;;) {
-      let poisoned = 0;
-      for (const row of this.t.claimRows(ctx, filter, limit - claimed.length, leaseMs)) {
-        const task = toTask(row);
-        if (task.payload !== UNDELIVERABLE_VALUE) claimed.push({ row, task });
-        else {
-          poisoned++;
-          this.t.recordFailedRun(ctx, row, "the stored payload cannot be delivered: it nests too deep for any transport", row.leaseOwner, null);
-        }
-      }
-      // Only a round that dead-lettered something leaves room to claim again.
-      if (poisoned === 0 || claimed.length === limit) return claimed;
-    }
-  }
-
-  /**
-   * The claimed tasks as answered: each with the memories recalled for it, in what is left of
-   * the answer's byte budget. From here on the claimer owns them, unless the answer does not
-   * reach it: then they go back, uncharged.
-   */
-  private handOut(claimed: Array<{ row: TaskRow; task: Task }>, wanted: boolean | undefined, call: ConsumingCall): ClaimedTask[] {
-    call.delivery?.onUndelivered(() => this.d.recovery.releaseUndelivered(claimed.map((c) => c.row)));
+  private async handOut(leased: Leased[], wanted: boolean | undefined, call: ConsumingCall): Promise<ClaimedTask[]> {
+    const tasks = leased.map((l) => l.task);
+    call.delivery?.onUndelivered(() => this.d.db.write("tasks.releaseUndelivered", tasks.map((t) => ({ id: t.id, leaseToken: t.leaseToken }))));
     const limit = wanted === false ? 0 : this.d.config.memoryContextLimit;
-    const budget = { bytes: this.d.config.maxResponseBytes - claimed.reduce((sum, { row }) => sum + taskAnswerBytes(row), 0) };
-    return claimed.map(({ task }) => ({ ...task, context: limit > 0 && budget.bytes > 0 ? this.d.memory.recallForTask(task, limit, budget) : [] }));
+    const budget = this.d.config.maxResponseBytes - leased.reduce((sum, l) => sum + l.bytes, 0);
+    const contexts = await this.d.memory.recallForTasks(tasks, limit, budget);
+    return tasks.map((task, i) => ({ ...task, context: contexts[i] ?? [] }));
+  }
+
+  private leaseLength(requested: number | undefined): number {
+    return Math.min(requested && requested > 0 ? requested : this.d.config.leaseMs, this.d.config.maxLeaseMs);
   }
 }

@@ -1,6 +1,7 @@
-// The task queue's state changes, as they run inside a write (one Writer transaction): each one
-// changes the row and appends its system event together, so no subscriber ever sees one without
-// the other. TaskService and LeaseRecovery compose them into the public operations.
+// The task queue's state changes, as they run inside a write (one Writer transaction in the
+// database writer thread): each one changes the row and appends its system event together, so no
+// subscriber ever sees one without the other. The commands (task-commands.ts, and the agent
+// registry's for an agent gone offline) compose them.
 import { randomUUID } from "node:crypto";
 import type { AgentStore } from "../agents/agent-store.js";
 import type { Config } from "../config.js";
@@ -8,9 +9,9 @@ import { fromJsonText, toJsonText } from "../db/columns.js";
 import type { WriteContext } from "../db/writer.js";
 import { CoordinationError, notFound } from "../errors.js";
 import type { EventStore } from "../events/event-store.js";
-import { assertJsonDepth, sameJson } from "../json-value.js";
-import type { MemoryService } from "../memory/memory-service.js";
-import type { Wakeup } from "../wakeup.js";
+import { assertJsonDepth, sameJson } from "../json-checks.js";
+import { recordExecution, type ExecutionOutcome } from "../memory/memory-commands.js";
+import type { MemoryStore } from "../memory/memory-store.js";
 import type { EnqueueRequest } from "./task-schemas.js";
 import type { ClaimFilter, TaskRow, TaskStore } from "./task-store.js";
 
@@ -19,9 +20,7 @@ export interface TaskTransitionDeps {
   tasks: TaskStore;
   events: EventStore;
   agents: AgentStore;
-  memory: MemoryService;
-  /** Notified whenever a task may have become claimable. */
-  taskAvailable: Wakeup;
+  memories: MemoryStore;
 }
 
 /** Who asks to settle (complete, fail, release, heartbeat) a task. */
@@ -81,7 +80,6 @@ export class TaskTransitions {
       targetAgentId: row.targetAgentId,
       runAt: new Date(Number(row.runAt)).toISOString(),
     });
-    ctx.afterCommit(() => this.d.taskAvailable.notify());
     return row;
   }
 
@@ -102,12 +100,34 @@ export class TaskTransitions {
     return rows;
   }
 
-  /** Back to pending at `runAt` without charging the attempt, with its event. */
+  /**
+   * Back to pending at `runAt` without charging the attempt, with its event. Events that make a
+   * task claimable carry what a waiting claimer needs to know whether it could take it.
+   */
   releaseRow(ctx: WriteContext, row: TaskRow, runAt: number, reason?: string): TaskRow {
     const released = this.d.tasks.release(row.seq, runAt, ctx.now);
-    this.d.events.appendSystem(ctx, "task.released", { taskId: row.id, queue: row.queue, agentId: row.leaseOwner, ...(reason ? { reason } : {}) });
-    ctx.afterCommit(() => this.d.taskAvailable.notify());
+    this.d.events.appendSystem(ctx, "task.released", {
+      taskId: row.id,
+      queue: row.queue,
+      agentId: row.leaseOwner,
+      capability: row.capability,
+      targetAgentId: row.targetAgentId,
+      runAt: new Date(runAt).toISOString(),
+      ...(reason ? { reason } : {}),
+    });
     return released;
+  }
+
+  /** Frees every claim an agent holds (it went offline or deregistered), charging each run. */
+  releaseClaimsOf(ctx: WriteContext, agentId: string, reason: string): number {
+    const held = this.d.tasks.claimsHeldBy(agentId);
+    for (const row of held) this.expireClaim(ctx, row, reason);
+    return held.length;
+  }
+
+  /** The execution record of a run that ended: pre-execution memory for the next runs. */
+  recordExecution(ctx: WriteContext, task: TaskRow, outcome: ExecutionOutcome, run: TaskRow = task): void {
+    recordExecution(this.d.memories, ctx, task, outcome, run);
   }
 
   /** A run that ended without a verdict (lease expired, agent gone): retry now, or dead-letter at the limit. */
@@ -121,11 +141,17 @@ export class TaskTransitions {
     const updated = this.d.tasks.recordFailure(row, error, agentId, retryAt, ctx.now);
     if (retryAt === null) {
       this.d.events.appendSystem(ctx, "task.dead_lettered", { taskId: row.id, queue: row.queue, attempts: row.attempts, error });
-      this.d.memory.recordExecution(ctx, updated, "dead_letter", row);
+      this.recordExecution(ctx, updated, "dead_letter", row);
     } else {
-      this.d.events.appendSystem(ctx, "task.retried", { taskId: row.id, queue: row.queue, attempt: row.attempts, runAt: new Date(retryAt).toISOString() });
-      this.d.memory.recordExecution(ctx, updated, "failed", row);
-      ctx.afterCommit(() => this.d.taskAvailable.notify());
+      this.d.events.appendSystem(ctx, "task.retried", {
+        taskId: row.id,
+        queue: row.queue,
+        attempt: row.attempts,
+        runAt: new Date(retryAt).toISOString(),
+        capability: row.capability,
+        targetAgentId: row.targetAgentId,
+      });
+      this.recordExecution(ctx, updated, "failed", row);
     }
     return updated;
   }
@@ -200,10 +226,6 @@ export class TaskTransitions {
       queues: request.queues && request.queues.length > 0 ? request.queues : null,
       capabilities: request.capabilities ?? "registered",
     };
-  }
-
-  leaseLength(requested: number | undefined): number {
-    return Math.min(requested && requested > 0 ? requested : this.d.config.leaseMs, this.d.config.maxLeaseMs);
   }
 
   /** Exponential: base, 2×base, 4×base … capped. */

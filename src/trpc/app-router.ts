@@ -23,7 +23,11 @@ export const appRouter = router({
     .input(z.strictObject({}).optional())
     .output(healthSchema)
     .query(async ({ ctx }) => {
-      await ctx.services.prisma.$queryRaw`SELECT 1`;
+      // A round trip to the database file, on the reader thread: never waits behind writes.
+      // A writer thread that died fails it too: the server could answer reads but take no write.
+      const failure = ctx.services.db.failure;
+      if (failure) throw failure;
+      await ctx.services.db.read("health.check", undefined);
       return { status: "ok" as const, version: VERSION, uptimeMs: Date.now() - startedAt, db: "ok" as const };
     }),
   tasks: taskRouter,

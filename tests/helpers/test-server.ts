@@ -1,6 +1,7 @@
 // A real server on a loopback port 0, over a fresh SQLite file in its own temp folder, with a
 // real tRPC client (HTTP + WebSocket). Use with `await using` or call stop().
 import { mkdtempSync, rmSync } from "node:fs";
+import BetterSqlite3 from "better-sqlite3";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createCoordinationClient, type CoordinationApi } from "../../client/index.js";
@@ -54,4 +55,17 @@ export async function rest(
   });
   const text = await response.text();
   return { status: response.status, body: text ? JSON.parse(text) : null };
+}
+
+/**
+ * Runs `use` on a connection of the test's own to the server's database file (WAL: it works
+ * beside the server's threads), closed afterwards. For setting up states no API call makes.
+ */
+export function withDatabase<T>(t: { dbPath: string }, use: (db: import("better-sqlite3").Database) => T): T {
+  const db = new BetterSqlite3(t.dbPath, { timeout: 5000 });
+  try {
+    return use(db);
+  } finally {
+    db.close();
+  }
 }

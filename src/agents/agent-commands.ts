@@ -1,0 +1,85 @@
+// The agent registry's writes, as the database writer thread runs them: registration, heartbeats,
+// deregistration, and the health monitor's transitions, which free a dead agent's work the moment
+// it is seen offline.
+import { toDate } from "../db/columns.js";
+import type { WriteContext } from "../db/writer.js";
+import { notFound } from "../errors.js";
+import type { EventStore } from "../events/event-store.js";
+import type { TaskTransitions } from "../tasks/task-transitions.js";
+import type { Agent } from "./agent-schemas.js";
+import type { AgentStore } from "./agent-store.js";
+import { toAgent } from "./agent-view.js";
+import type { HealthCutoffs } from "./health-cutoffs.js";
+
+export interface AgentCommandDeps {
+  agents: AgentStore;
+  events: EventStore;
+  transitions: TaskTransitions;
+  healthCutoffs: (now: number) => HealthCutoffs;
+}
+
+export function agentCommands(d: AgentCommandDeps) {
+  return {
+    "agents.register": (ctx: WriteContext, request: { agentId: string; capabilities: string[]; metadata: Record<string, unknown> }): Agent => {
+      const before = d.agents.get(request.agentId);
+      const capabilities = [...new Set(request.capabilities)].sort();
+      const row = d.agents.upsert(request.agentId, capabilities, JSON.stringify(request.metadata), ctx.now);
+      d.events.appendSystem(ctx, before ? "agent.updated" : "agent.registered", {
+        agentId: request.agentId,
+        capabilities,
+        health: "healthy",
+        ...(before ? { previousHealth: before.health } : {}),
+      });
+      return toAgent(row, capabilities, d.healthCutoffs(ctx.now));
+    },
+
+    /**
+     * Liveness, status and load. An agent heard of for the first time is registered (with no
+     * capabilities), so health and offline release cover it like any other.
+     */
+    "agents.heartbeat": (ctx: WriteContext, request: { agentId: string; status?: string | undefined; load?: number | undefined }): Agent => {
+      if (d.agents.registerIfAbsent(request.agentId, [], ctx.now)) {
+        d.events.appendSystem(ctx, "agent.registered", { agentId: request.agentId, capabilities: [], health: "healthy", implicit: true });
+      }
+      const before = d.agents.get(request.agentId);
+      const row = d.agents.heartbeat(request.agentId, request.status ?? null, request.load ?? null, ctx.now);
+      if (!before || !row) throw notFound("AGENT_NOT_FOUND", request.agentId);
+      // Publish changes only: a heartbeat that changes nothing is not an event.
+      if (before.health !== "healthy" || before.status !== row.status) {
+        d.agents.setHealth(request.agentId, "healthy", ctx.now);
+        d.events.appendSystem(ctx, "agent.updated", { agentId: request.agentId, health: "healthy", previousHealth: before.health, status: row.status });
+      }
+      return toAgent({ ...row, health: "healthy" }, d.agents.capabilitiesOf(request.agentId), d.healthCutoffs(ctx.now));
+    },
+
+    /** Removes the agent; tasks it still held go back to the queue at once. */
+    "agents.deregister": (ctx: WriteContext, agentId: string): Agent => {
+      const row = d.agents.get(agentId);
+      if (!row) throw notFound("AGENT_NOT_FOUND", agentId);
+      const capabilities = d.agents.capabilitiesOf(agentId);
+      const released = d.transitions.releaseClaimsOf(ctx, agentId, `agent ${agentId} deregistered`);
+      d.agents.delete(agentId);
+      d.events.appendSystem(ctx, "agent.deregistered", { agentId, releasedTasks: released });
+      ctx.afterCommit(() => d.transitions.forgetAgent(agentId));
+      return toAgent(row, capabilities, d.healthCutoffs(ctx.now));
+    },
+
+    /** Publishes health transitions; an agent seen offline loses its leases at once. Run periodically. */
+    "agents.checkHealth": (ctx: WriteContext): number => {
+      const changes = d.agents.healthChanges(d.healthCutoffs(ctx.now));
+      for (const agent of changes) {
+        d.agents.setHealth(agent.id, agent.current, ctx.now);
+        const released = agent.current === "offline" ? d.transitions.releaseClaimsOf(ctx, agent.id, `agent ${agent.id} went offline`) : 0;
+        const type = agent.current === "healthy" ? "agent.updated" : `agent.${agent.current}`;
+        d.events.appendSystem(ctx, type, {
+          agentId: agent.id,
+          health: agent.current,
+          previousHealth: agent.health,
+          lastHeartbeatAt: toDate(agent.lastHeartbeatAt).toISOString(),
+          ...(agent.current === "offline" ? { releasedTasks: released } : {}),
+        });
+      }
+      return changes.length;
+    },
+  };
+}

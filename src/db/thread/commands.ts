@@ -1,0 +1,77 @@
+// The command tables of the two database threads, built over each thread's own connection. The
+// event loop imports only their types (database.ts), so the stores and their SQL load in the
+// threads alone.
+import { agentCommands } from "../../agents/agent-commands.js";
+import { agentQueries } from "../../agents/agent-queries.js";
+import { AgentStore } from "../../agents/agent-store.js";
+import { healthCutoffs } from "../../agents/health-cutoffs.js";
+import type { Config } from "../../config.js";
+import { eventCommands } from "../../events/event-commands.js";
+import { eventQueries } from "../../events/event-queries.js";
+import { EventStore } from "../../events/event-store.js";
+import { memoryCommands } from "../../memory/memory-commands.js";
+import { MemoryRecall, recallQueries } from "../../memory/memory-recall.js";
+import { MemoryStore } from "../../memory/memory-store.js";
+import { taskCommands } from "../../tasks/task-commands.js";
+import { taskQueries } from "../../tasks/task-queries.js";
+import { TaskStore } from "../../tasks/task-store.js";
+import { TaskTransitions } from "../../tasks/task-transitions.js";
+import type { SqliteDatabase } from "../open-database.js";
+import type { Prisma } from "../prisma.js";
+import { Statements } from "../statements.js";
+
+/** The connection's effective settings (observability, and the tests of open-database.ts). */
+function connectionSettings(db: SqliteDatabase) {
+  return () => ({
+    journalMode: db.pragma("journal_mode", { simple: true }) as string,
+    synchronous: db.pragma("synchronous", { simple: true }) as number,
+    busyTimeoutMs: db.pragma("busy_timeout", { simple: true }) as number,
+    foreignKeys: db.pragma("foreign_keys", { simple: true }) as number,
+  });
+}
+
+/** What both threads share: the settings and when the server started (health's start-up grace). */
+export interface ThreadSetup {
+  config: Config;
+  startedAt: number;
+}
+
+export function createWriteCommands(db: SqliteDatabase, { config, startedAt }: ThreadSetup) {
+  const st = new Statements(db);
+  const tasks = new TaskStore(st);
+  const events = new EventStore(st);
+  const agents = new AgentStore(st);
+  const memories = new MemoryStore(st);
+  const cutoffs = (now: number) => healthCutoffs(now, config, startedAt);
+  const transitions = new TaskTransitions({ config, tasks, events, agents, memories });
+  return {
+    ...taskCommands({ tasks, events, agents, transitions, healthCutoffs: cutoffs }),
+    ...eventCommands({ events, maxResponseBytes: config.maxResponseBytes, eventRetentionMs: config.eventRetentionMs, eventRetentionCount: config.eventRetentionCount }),
+    ...agentCommands({ agents, events, transitions, healthCutoffs: cutoffs }),
+    ...memoryCommands(memories),
+    "db.settings": (_ctx: unknown, _: undefined) => connectionSettings(db)(),
+  };
+}
+
+/** `prisma`: the reader's Prisma client, created on first use. */
+export function createReadCommands(db: SqliteDatabase, prisma: () => Promise<Prisma>, { config, startedAt }: ThreadSetup) {
+  const st = new Statements(db);
+  const tasks = new TaskStore(st);
+  const events = new EventStore(st);
+  const agents = new AgentStore(st);
+  const memories = new MemoryStore(st);
+  const cutoffs = (now: number) => healthCutoffs(now, config, startedAt);
+  const ping = db.prepare("SELECT 1").pluck();
+  return {
+    ...taskQueries({ prisma, tasks, maxResponseBytes: config.maxResponseBytes }),
+    ...eventQueries({ events, maxResponseBytes: config.maxResponseBytes }),
+    ...agentQueries({ agents, healthCutoffs: cutoffs }),
+    ...recallQueries(new MemoryRecall(memories, tasks, config.maxResponseBytes)),
+    /** A round trip to the database file, for /health. */
+    "health.check": (_: undefined): boolean => ping.get() === 1,
+    "db.settings": (_: undefined) => connectionSettings(db)(),
+  };
+}
+
+export type WriteCommands = ReturnType<typeof createWriteCommands>;
+export type ReadCommands = ReturnType<typeof createReadCommands>;

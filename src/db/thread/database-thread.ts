@@ -1,0 +1,112 @@
+// A database thread (worker_threads): owns one SQLite connection and runs the commands the event
+// loop sends, so no SQLite work (statements, fsync, waits for another process's lock) ever
+// blocks the event loop. Two run per server:
+//  - the writer: every write, group-committed by the Writer (one BEGIN IMMEDIATE … COMMIT per
+//    batch of the calls that arrived together); answers after the commit, with the events the
+//    batch appended;
+//  - the reader: reads on its own connection (WAL: it never waits for the writer), recall and
+//    Prisma's queries among them.
+import { parentPort, workerData } from "node:worker_threads";
+import { openDatabase } from "../open-database.js";
+import type { Prisma } from "../prisma.js";
+import { Writer, type WriteContext } from "../writer.js";
+import { createReadCommands, createWriteCommands, type ThreadSetup } from "./commands.js";
+import { serializeError, type Call, type FromThread, type Outcome, type ThreadRole, type ToThread } from "./protocol.js";
+
+const port = parentPort!;
+const { role, ...setup } = workerData as ThreadSetup & { role: ThreadRole };
+
+let outcomes: Outcome[] = [];
+let events: unknown[] = [];
+let postScheduled = false;
+
+/** Answers go out together, once per turn of this thread's loop, after the writes they report committed. */
+function schedulePost(): void {
+  if (postScheduled) return;
+  postScheduled = true;
+  setImmediate(() => {
+    postScheduled = false;
+    if (outcomes.length === 0 && events.length === 0) return;
+    const message: FromThread = { kind: "results", outcomes, events };
+    outcomes = [];
+    events = [];
+    port.postMessage(message);
+  });
+}
+
+function settle(id: number, result: Promise<unknown>): void {
+  result.then(
+    (value) => outcomes.push({ id, ok: true, value }),
+    (error: unknown) => outcomes.push({ id, ok: false, error: serializeError(error) }),
+  ).finally(schedulePost);
+}
+
+type Run = (call: Call) => Promise<unknown>;
+
+function startWriter(): { run: Run; close: () => Promise<void> } {
+  const db = openDatabase(setup.config);
+  const writer = new Writer(db);
+  const commands = createWriteCommands(db, setup) as unknown as Record<string, (ctx: WriteContext, args: unknown) => unknown>;
+  writer.onCommit((appended) => {
+    events.push(...appended);
+    schedulePost();
+  });
+  return {
+    run: (call) => {
+      const command = commands[call.op];
+      if (!command) return Promise.reject(new Error(`unknown write command ${call.op}`));
+      return writer.write((ctx) => command(ctx, call.args));
+    },
+    close: async () => {
+      writer.close();
+      // Fold the WAL back into the main file so the database is self-contained after exit.
+      db.pragma("wal_checkpoint(TRUNCATE)");
+      db.close();
+    },
+  };
+}
+
+function startReader(): { run: Run; close: () => Promise<void> } {
+  const db = openDatabase(setup.config);
+  let prisma: Prisma | undefined;
+  // Loaded on first use: Prisma's client takes a good part of a second to load and start.
+  const lazyPrisma = async () => (prisma ??= (await import("../prisma.js")).createPrismaClient(setup.config));
+  const commands = createReadCommands(db, lazyPrisma, setup) as unknown as Record<string, (args: unknown) => unknown>;
+  return {
+    run: async (call) => {
+      const command = commands[call.op];
+      if (!command) throw new Error(`unknown read command ${call.op}`);
+      return command(call.args);
+    },
+    close: async () => {
+      await prisma?.$disconnect();
+      db.close();
+    },
+  };
+}
+
+let thread: { run: Run; close: () => Promise<void> };
+try {
+  thread = role === "writer" ? startWriter() : startReader();
+  port.postMessage({ kind: "ready" } satisfies FromThread);
+} catch (error) {
+  port.postMessage({ kind: "failed", error: serializeError(error) } satisfies FromThread);
+  process.exit(1);
+}
+
+port.on("message", (message: ToThread) => {
+  if (message.kind === "calls") {
+    for (const call of message.calls) settle(call.id, thread.run(call));
+    return;
+  }
+  // close: what was sent before it is answered first (messages arrive in order).
+  setImmediate(() => {
+    void thread
+      .close()
+      .catch((error: unknown) => port.postMessage({ kind: "log", level: "error", fields: { err: serializeError(error) }, message: "closing the database failed" } satisfies FromThread))
+      .finally(() => {
+        if (outcomes.length > 0 || events.length > 0) port.postMessage({ kind: "results", outcomes, events } satisfies FromThread);
+        port.postMessage({ kind: "closed" } satisfies FromThread);
+      });
+  });
+});

@@ -1,0 +1,65 @@
+// The event loop's database: a writer thread and a reader thread (database-thread.ts), called by
+// command name with typed arguments and results. Nothing here runs SQL.
+import type { Config } from "../../config.js";
+import type { Logger } from "../../logger.js";
+import type { ReadCommands, WriteCommands } from "./commands.js";
+import { DatabaseThread } from "./thread-client.js";
+
+type WriteArgs<F> = F extends (ctx: never, args: infer A) => unknown ? A : never;
+type ReadArgs<F> = F extends (args: infer A) => unknown ? A : never;
+type Result<F> = F extends (...args: never[]) => infer R ? Awaited<R> : never;
+
+export class Database {
+  private readonly writer: DatabaseThread<WriteCommands>;
+  private readonly reader: DatabaseThread<ReadCommands>;
+  /** Commands sent since start, by name (observability: what idle waiting costs, for one). */
+  readonly sent = new Map<string, number>();
+
+  constructor(config: Config, startedAt: number, log: Logger, onEvents: (events: unknown[]) => void | Promise<void>) {
+    const setup = { config, startedAt };
+    this.writer = new DatabaseThread({ role: "writer", ...setup, log, onEvents });
+    this.reader = new DatabaseThread({ role: "reader", ...setup, log });
+  }
+
+  /**
+   * Resolves if either thread dies without being closed (a crash, a native fault): the server
+   * cannot work without both, so its owner should stop it (the CLI exits 1 for a supervisor to
+   * restart it; everything acknowledged is in the file).
+   */
+  get lost(): Promise<Error> {
+    return Promise.race([this.writer.lost, this.reader.lost]);
+  }
+
+  /** Why the database cannot be used, if it cannot (health reports it). */
+  get failure(): Error | undefined {
+    return this.writer.failure ?? this.reader.failure;
+  }
+
+  /** Resolves once both threads opened their connections. */
+  async ready(): Promise<void> {
+    await Promise.all([this.writer.ready(), this.reader.ready()]);
+  }
+
+  /** A write, group-committed in the writer thread; resolves after its batch committed. */
+  write<K extends keyof WriteCommands & string>(op: K, args: WriteArgs<WriteCommands[K]>): Promise<Result<WriteCommands[K]>> {
+    this.sent.set(op, (this.sent.get(op) ?? 0) + 1);
+    return this.writer.call(op, args as never) as Promise<Result<WriteCommands[K]>>;
+  }
+
+  /** A read, on the reader thread's own connection. */
+  read<K extends keyof ReadCommands & string>(op: K, args: ReadArgs<ReadCommands[K]>): Promise<Result<ReadCommands[K]>> {
+    this.sent.set(op, (this.sent.get(op) ?? 0) + 1);
+    return this.reader.call(op, args as never) as Promise<Result<ReadCommands[K]>>;
+  }
+
+  /** Writes and reads waiting for an answer (observability). */
+  get inFlight(): { writes: number; reads: number } {
+    return { writes: this.writer.inFlight, reads: this.reader.inFlight };
+  }
+
+  /** The reader first (a checkpoint wants no reader), then the writer, which runs what was sent and checkpoints. */
+  async close(): Promise<void> {
+    await this.reader.close();
+    await this.writer.close();
+  }
+}

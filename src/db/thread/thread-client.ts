@@ -1,0 +1,161 @@
+// The event loop's handle on a database thread. Calls made in one tick travel as one message;
+// each resolves with its command's result once the thread answered (a writer: after its batch
+// committed). A writer's answer also carries the events its batch appended, handed to `onEvents`;
+// the batch's calls resolve once that settled, so a caller never sees its write before the bus has.
+import { fileURLToPath } from "node:url";
+import { Worker } from "node:worker_threads";
+import type { Config } from "../../config.js";
+import type { Logger } from "../../logger.js";
+import { CoordinationError } from "../../errors.js";
+import { deserializeError, type Call, type FromThread, type Outcome, type ThreadRole, type ToThread } from "./protocol.js";
+
+/** The command table of a thread: name → function. Writers' commands take a WriteContext first. */
+export type CommandTable = Record<string, (...args: never[]) => unknown>;
+
+export interface ThreadOptions {
+  role: ThreadRole;
+  config: Config;
+  /** When the server started: the threads judge agent health with the same start-up grace. */
+  startedAt: number;
+  log: Logger;
+  /** Writer only: the events each committed batch appended, in seq order; the batch's answers wait for it. */
+  onEvents?: (events: unknown[]) => void | Promise<void>;
+}
+
+/**
+ * The worker's script. Under the test runner the sources are TypeScript that a worker cannot
+ * load, so the thread always runs the compiled build (npm test builds first; see vitest.config.ts).
+ */
+function threadScript(): URL {
+  const here = fileURLToPath(import.meta.url);
+  if (here.endsWith(".js")) return new URL("./database-thread.js", import.meta.url);
+  return new URL("../../../dist/src/db/thread/database-thread.js", import.meta.url);
+}
+
+export class DatabaseThread<Commands extends CommandTable> {
+  private readonly worker: Worker;
+  private readonly pending = new Map<number, { resolve: (value: unknown) => void; reject: (error: unknown) => void }>();
+  private outbox: Call[] = [];
+  private nextId = 1;
+  private dead: Error | undefined;
+  private readonly started: Promise<void>;
+  private closed: Promise<void> | undefined;
+  private onClosed: (() => void) | undefined;
+  private onLost: ((error: Error) => void) | undefined;
+  /** Answers held until the bus dispatched their batch's events (see receive). */
+  private answering: Promise<void> | undefined;
+  /** Resolves if the thread ends without close() (a crash): every call from then on fails. */
+  readonly lost = new Promise<Error>((resolve) => (this.onLost = resolve));
+
+  constructor(private readonly options: ThreadOptions) {
+    this.worker = new Worker(threadScript(), { workerData: { role: options.role, config: options.config, startedAt: options.startedAt } });
+    this.started = new Promise((resolve, reject) => {
+      const onMessage = (message: FromThread) => {
+        if (message.kind === "ready") resolve();
+        else if (message.kind === "failed") reject(deserializeError(message.error));
+      };
+      this.worker.on("message", onMessage);
+      this.worker.once("error", reject);
+    });
+    this.worker.on("message", (message: FromThread) => this.receive(message));
+    // An uncaught error in the thread ends it: "exit" follows and reports it.
+    let crash: Error | undefined;
+    this.worker.on("error", (error) => (crash = error));
+    this.worker.on("exit", (code) => {
+      if (this.closed === undefined) {
+        const why = crash ? `: ${crash.message}` : "";
+        const lost = new CoordinationError("SHUTTING_DOWN", `the database ${options.role} thread exited (code ${code})${why}; the server cannot continue`);
+        this.fail(lost);
+        this.onLost?.(crash ?? lost);
+      } else {
+        this.fail(new CoordinationError("SHUTTING_DOWN", "the server is shutting down; retry on another instance or after restart"));
+      }
+      this.onClosed?.();
+    });
+  }
+
+  /** Resolves once the thread opened its connection; rejects with why it could not. */
+  ready(): Promise<void> {
+    return this.started;
+  }
+
+  /** Queues `op` for the thread; calls of one tick travel together. (Typed by database.ts.) */
+  call(op: keyof Commands & string, args: unknown): Promise<unknown> {
+    if (this.dead) return Promise.reject(this.dead);
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve: resolve as (value: unknown) => void, reject });
+      if (this.outbox.length === 0) queueMicrotask(() => this.send());
+      this.outbox.push({ id, op, args });
+    });
+  }
+
+  /** Calls waiting for an answer (observability). */
+  get inFlight(): number {
+    return this.pending.size;
+  }
+
+  /** Why the thread can take no more calls, if it cannot. */
+  get failure(): Error | undefined {
+    return this.dead;
+  }
+
+  /** Lets the thread finish what it was sent, close its connection and exit. Idempotent. */
+  close(): Promise<void> {
+    this.closed ??= new Promise<void>((resolve) => {
+      this.onClosed = resolve;
+      if (this.dead) return resolve();
+      this.send();
+      this.worker.postMessage({ kind: "close" } satisfies ToThread);
+    });
+    return this.closed;
+  }
+
+  private send(): void {
+    if (this.outbox.length === 0 || this.dead) return;
+    const calls = this.outbox;
+    this.outbox = [];
+    this.worker.postMessage({ kind: "calls", calls } satisfies ToThread);
+  }
+
+  private receive(message: FromThread): void {
+    switch (message.kind) {
+      case "results": {
+        // Answers wait until the bus dispatched the batch's events, and keep the threads' order.
+        const dispatched = message.events.length > 0 ? this.options.onEvents?.(message.events) : undefined;
+        if (dispatched === undefined && this.answering === undefined) return this.answer(message.outcomes);
+        const answering: Promise<void> = Promise.all([this.answering, dispatched]).then(() => {
+          this.answer(message.outcomes);
+          if (this.answering === answering) this.answering = undefined;
+        });
+        this.answering = answering;
+        return;
+      }
+      case "log":
+        this.options.log[message.level]({ ...message.fields, thread: this.options.role }, message.message);
+        return;
+      case "closed":
+        void this.worker.terminate();
+        return;
+      default:
+        return;
+    }
+  }
+
+  private answer(outcomes: readonly Outcome[]): void {
+    for (const outcome of outcomes) {
+      const waiter = this.pending.get(outcome.id);
+      if (!waiter) continue;
+      this.pending.delete(outcome.id);
+      if (outcome.ok) waiter.resolve(outcome.value);
+      else waiter.reject(deserializeError(outcome.error));
+    }
+  }
+
+  private fail(error: Error): void {
+    this.dead ??= error;
+    for (const waiter of this.pending.values()) waiter.reject(error);
+    this.pending.clear();
+    this.outbox = [];
+  }
+}

@@ -1,0 +1,64 @@
+// Where an agent reads the log from, and the rules every reader position obeys: an agent reads
+// untargeted events matching its patterns (after `cursor`) and its mailbox, the events targeted
+// at it (after `mailboxCursor`); a position behind the retained log is EVENTS_PRUNED, saying how to
+// recover, and never a silent skip. Used by the writer's and the reader's commands alike.
+import { CoordinationError } from "../errors.js";
+import type { CoordinationEvent } from "./event-schemas.js";
+import type { EventStore, InboxPosition } from "./event-store.js";
+
+/** The positions a reader can hold, each with its own way out of EVENTS_PRUNED. */
+export type Position = "cursor" | "mailboxCursor" | "fromSeq" | "lastEventId" | "afterSeq";
+const resubscribe = (prunedThrough: number) =>
+  `Resubscribe with fromSeq 0 (or fromSeq >= ${prunedThrough}) to read what is retained, or without fromSeq to skip to the newest event.`;
+const RECOVERY: Record<Position, (prunedThrough: number) => string> = {
+  cursor: resubscribe,
+  mailboxCursor: (p) => `Acknowledge up to seq ${p} (events.ack) or resubscribe to read the direct messages still retained.`,
+  fromSeq: resubscribe,
+  lastEventId: (p) => `Reconnect with lastEventId >= ${p}, or without lastEventId to follow new events only.`,
+  afterSeq: (p) => `List with afterSeq 0 (the oldest retained event) or afterSeq >= ${p}.`,
+};
+
+/** What an agent reads from: its patterns and both cursors, recorded or (never seen) implied. */
+export interface Inbox extends InboxPosition {
+  types: string[];
+  /** False for an agent with no row yet: its cursors are implied, nothing was consumed. */
+  recorded: boolean;
+}
+
+/** Throws EVENTS_PRUNED when events after `seq` are no longer all retained. */
+export function assertRetained(events: EventStore, seq: number, what: Position): void {
+  const prunedThrough = events.prunedThroughSeq();
+  if (seq < prunedThrough) {
+    throw new CoordinationError(
+      "EVENTS_PRUNED",
+      `${what} ${seq} is behind the retained event log: events up to ${prunedThrough} were pruned. ${RECOVERY[what](prunedThrough)}`,
+      { prunedThroughSeq: prunedThrough },
+    );
+  }
+}
+
+/**
+ * A position to read after: not behind the retained log (EVENTS_PRUNED), and not beyond its
+ * head (INVALID_INPUT: a cursor there would silently skip the next events published).
+ */
+export function assertReadable(events: EventStore, seq: number, what: Position): void {
+  assertRetained(events, seq, what);
+  const head = events.headSeq();
+  if (seq > head) throw new CoordinationError("INVALID_INPUT", `${what} ${seq} is beyond the newest event (${head})`);
+}
+
+/** The agent's patterns and cursors; an agent with no row reads every retained direct message. */
+export function inboxOf(events: EventStore, agentId: string): Inbox {
+  const row = events.getSubscription(agentId);
+  if (!row) return { types: [], cursor: events.headSeq(), mailboxCursor: events.prunedThroughSeq(), recorded: false };
+  if (row.types.length > 0) assertRetained(events, row.cursor, "cursor");
+  assertRetained(events, row.mailboxCursor, "mailboxCursor");
+  return { types: row.types, cursor: row.cursor, mailboxCursor: row.mailboxCursor, recorded: true };
+}
+
+export function readInbox(events: EventStore, agentId: string, inbox: Inbox, limit: number, budgetBytes: number): CoordinationEvent[] {
+  return events.readInbox(agentId, inbox.types, inbox, limit, budgetBytes);
+}
+
+export const notSubscribed = (agentId: string) =>
+  new CoordinationError("SUBSCRIPTION_NOT_FOUND", `agent "${agentId}" has no subscription; call events.subscribe first`, { agentId });

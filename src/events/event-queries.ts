@@ -1,0 +1,55 @@
+// The event stream's reads, as the database reader thread runs them: subscriptions, manual-ack
+// peeks, history, live-stream backfill pages and the log tail for other processes' events.
+import { assertReadable, assertRetained, inboxOf, notSubscribed, readInbox, type Position } from "./event-positions.js";
+import type { CoordinationEvent, PollRequest, Subscription } from "./event-schemas.js";
+import type { EventStore } from "./event-store.js";
+
+export function eventQueries(d: { events: EventStore; maxResponseBytes: number }) {
+  const { events } = d;
+  return {
+    "events.subscription": (agentId: string): Subscription => {
+      const subscription = events.getSubscription(agentId);
+      if (!subscription) throw notSubscribed(agentId);
+      return subscription;
+    },
+
+    /**
+     * manual ack: the agent's next batch, cursors unmoved. `skip`: nothing matched although the
+     * head is past a recorded cursor (the writer then moves it to the head: events.skipToHead).
+     */
+    "events.peek": (request: Pick<PollRequest, "agentId" | "limit">): { batch: CoordinationEvent[]; skip: boolean; types: string[] } => {
+      const inbox = inboxOf(events, request.agentId);
+      const batch = readInbox(events, request.agentId, inbox, request.limit, d.maxResponseBytes);
+      const head = events.headSeq();
+      return { batch, skip: batch.length === 0 && inbox.recorded && (inbox.cursor < head || inbox.mailboxCursor < head), types: inbox.types };
+    },
+
+    /** The log itself (all events, direct messages included), for history and audit. */
+    "events.list": (request: { afterSeq: number; types?: string[] | undefined; limit: number }): CoordinationEvent[] => {
+      if (request.afterSeq > 0) assertRetained(events, request.afterSeq, "afterSeq");
+      return events.readLog(request.afterSeq, request.limit, request.types, d.maxResponseBytes);
+    },
+
+    /** One page of a live stream's backfill (recipient's mailbox and its patterns' events). */
+    "events.backfill": (args: { recipient: string | null; patterns: string[]; afterSeq: number; limit: number; position: Position }): CoordinationEvent[] => {
+      assertRetained(events, args.afterSeq, args.position);
+      return events.readMatching(args.recipient, args.patterns, args.afterSeq, args.limit, d.maxResponseBytes);
+    },
+
+    /** Where a stream may start: "0" is everything retained; else the seq, if readable. */
+    "events.streamStart": (args: { lastEventId: string; position: Position }): number => {
+      const seq = args.lastEventId === "0" ? events.prunedThroughSeq() : Number(args.lastEventId);
+      assertReadable(events, seq, args.position);
+      return seq;
+    },
+
+    /** Where a live stream for `agentId` starts reading its mailbox when it names no lastEventId. */
+    "events.mailboxStart": (agentId: string): number => Math.max(events.getSubscription(agentId)?.mailboxCursor ?? 0, events.prunedThroughSeq()),
+
+    /** The log after `afterSeq`, a page at a time: the bus reads other processes' events with it. */
+    "events.tail": (args: { afterSeq: number; limit: number }): { events: CoordinationEvent[]; more: boolean } =>
+      events.readLogPage(args.afterSeq, args.limit, d.maxResponseBytes),
+
+    "events.head": (_: undefined): number => events.headSeq(),
+  };
+}

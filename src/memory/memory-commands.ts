@@ -1,0 +1,65 @@
+// The pre-execution memory's writes, as the database writer thread runs them: every finished or
+// failed run leaves an execution record (inside the write that ended the run), and agents add
+// notes and lessons. Searchable at once: the FTS5 index is kept in step by triggers.
+import { randomUUID } from "node:crypto";
+import { fromJsonText, toJsonText } from "../db/columns.js";
+import type { WriteContext } from "../db/writer.js";
+import type { TaskRow } from "../tasks/task-store.js";
+import { payloadText } from "./fts-query.js";
+import type { Memory, RememberRequest } from "./memory-schemas.js";
+import { toMemory, type MemoryStore } from "./memory-store.js";
+
+export type ExecutionOutcome = "completed" | "failed" | "dead_letter";
+
+const truncate = (text: string, max = 1000): string => (text.length > max ? `${text.slice(0, max)}…` : text);
+
+/** Inside a write: the execution record of a run that just ended. `run` is the row as it was while claimed. */
+export function recordExecution(memories: MemoryStore, ctx: WriteContext, task: TaskRow, outcome: ExecutionOutcome, run: TaskRow = task): void {
+  const claimedAt = run.claimedAt == null ? null : Number(run.claimedAt);
+  const detail = outcome === "completed" ? `Result: ${truncate(task.result ?? "null")}` : `Error: ${truncate(task.lastError ?? "")}`;
+  memories.insert(
+    {
+      id: randomUUID(),
+      kind: "execution",
+      content: [
+        `Task in queue ${task.queue}${task.capability ? ` needing ${task.capability}` : ""} ${outcome.replace("_", " ")}`,
+        `on attempt ${run.attempts} of ${task.maxAttempts} by agent ${run.leaseOwner ?? "unknown"}.`,
+        `Payload: ${payloadText(fromJsonText(task.payload))}.`,
+        detail,
+      ].join(" "),
+      agentId: run.leaseOwner,
+      queue: task.queue,
+      capability: task.capability,
+      taskId: task.id,
+      outcome,
+      durationMs: claimedAt === null ? null : Math.max(0, ctx.now - claimedAt),
+      tags: JSON.stringify([task.queue, outcome, ...(task.capability ? [task.capability] : [])]),
+      data: JSON.stringify({ attempt: run.attempts }),
+    },
+    ctx.now,
+  );
+}
+
+export function memoryCommands(memories: MemoryStore) {
+  return {
+    "memory.remember": (ctx: WriteContext, request: RememberRequest): Memory =>
+      toMemory(
+        memories.insert(
+          {
+            id: randomUUID(),
+            kind: request.kind,
+            content: request.content,
+            agentId: request.agentId ?? null,
+            queue: request.queue ?? null,
+            capability: request.capability ?? null,
+            taskId: request.taskId ?? null,
+            outcome: null,
+            durationMs: null,
+            tags: JSON.stringify(request.tags),
+            data: toJsonText(request.data ?? {}),
+          },
+          ctx.now,
+        ),
+      ),
+  };
+}

@@ -1,0 +1,176 @@
+// Pre-execution recall, as the database reader thread runs it: ranks memories for a task and/or
+// free text by FTS5 bm25 relevance blended with recency and outcome (weights below). Off the write
+// path: a claim commits, then its tasks' context is recalled here while the writer goes on.
+import { withinBudget } from "../db/answer-budget.js";
+import { toDate } from "../db/columns.js";
+import { notFound } from "../errors.js";
+import type { Task } from "../tasks/task-schemas.js";
+import { toTask, type TaskStore } from "../tasks/task-store.js";
+import { extractTerms, matchAny, payloadText, quoteTerm } from "./fts-query.js";
+import type { MemoryMatch, RecallRequest } from "./memory-schemas.js";
+import { memoryAnswerBytes, toMemory, type MemoryFilter, type MemoryRow, type MemoryStore, type ScoringFields } from "./memory-store.js";
+import { RecallCache } from "./recall-cache.js";
+
+/** How much each signal counts; they add up to 1, so scores stay in [0, 1]. */
+const WEIGHTS = { relevance: 0.55, recency: 0.2, outcome: 0.1, sameQueue: 0.15 } as const;
+/** A memory loses half its recency weight every week. */
+const RECENCY_HALF_LIFE_MS = 7 * 24 * 3_600_000;
+/** Failures are worth recalling (what went wrong last time), a little less than successes. */
+const OUTCOME_WEIGHT: Record<string, number> = { completed: 1, failed: 0.6, dead_letter: 0.6 };
+const CANDIDATES = 50;
+/** A term with at least this many matches is "common": not worth a bm25 pass over all of them. */
+const PROBE = 64;
+
+
+export class MemoryRecall {
+  private readonly cache = new RecallCache();
+
+  constructor(
+    private readonly memories: MemoryStore,
+    private readonly tasks: TaskStore,
+    private readonly maxResponseBytes: number,
+  ) {}
+
+  /** The best `limit` matches, fewer if their answer would pass maxResponseBytes. */
+  recall(request: RecallRequest): MemoryMatch[] {
+    const filter: MemoryFilter = { queue: request.queue, capability: request.capability };
+    const budget = { bytes: this.maxResponseBytes };
+    if (request.taskId !== undefined) {
+      const row = this.tasks.findById(request.taskId);
+      if (!row) throw notFound("TASK_NOT_FOUND", request.taskId);
+      return this.rank(toTask(row), request.query, filter, request.limit, budget);
+    }
+    return this.rank(null, request.query, filter, request.limit, budget);
+  }
+
+  /**
+   * The context handed out with a claimed task: its best `limit` memories, fewer if they would
+   * not fit in `budget.bytes` (what is left of the claim's answer; used up as memories are taken).
+   */
+  recallForTask(task: Task, limit: number, budget: { bytes: number }): MemoryMatch[] {
+    return this.rank(task, undefined, {}, limit, budget);
+  }
+
+  /**
+   * Ranks memories for a task and/or free text. Recall runs on every claim, so its cost must not
+   * grow with the number of memories. FTS5's bm25 scores every row a query matches, and a word
+   * like the queue name matches nearly all of them. So each term is first probed for its newest
+   * PROBE matches (bounded work, and cached for common terms: recall-cache.ts): a term with fewer
+   * is rare and is ranked by bm25 (its doclist is short); common terms only contribute recent
+   * candidates, scored by how many terms they match.
+   */
+  private rank(task: Task | null, query: string | undefined, filter: MemoryFilter, limit: number, budget: { bytes: number }): MemoryMatch[] {
+    const text = [query ?? "", task ? `${task.queue} ${task.capability ?? ""} ${payloadText(task.payload)}` : ""].join(" ");
+    const terms = extractTerms(text);
+    const now = Date.now();
+    const relevance = new Map<number, number>();
+    const rows = new Map<number, ScoringFields>();
+    const rare: string[] = [];
+    const commonHits = new Map<number, number>();
+    let commonTerms = 0;
+    for (const term of terms) {
+      const candidates = this.probe(term, filter, now);
+      if (candidates.length < PROBE) {
+        // A term no memory has is no use to bm25 either.
+        if (candidates.length > 0) rare.push(term);
+        continue;
+      }
+      commonTerms++;
+      for (const row of candidates) {
+        rows.set(row.seq, row);
+        commonHits.set(row.seq, (commonHits.get(row.seq) ?? 0) + 1);
+      }
+    }
+    // Rare-term matches rank above common-only ones: relevance in (0.5, 1] by bm25, else [0, 0.5].
+    [...commonHits.entries()]
+      .sort(([seqA, a], [seqB, b]) => b - a || seqB - seqA)
+      .slice(0, CANDIDATES)
+      .forEach(([seq, hits]) => relevance.set(seq, (0.5 * hits) / commonTerms));
+    if (rare.length > 0) {
+      const found = this.memories.search(matchAny(rare), filter, CANDIDATES);
+      const best = Math.max(...found.map((r) => -r.bm25), Number.EPSILON);
+      for (const row of found) {
+        this.cache.keepRow(row);
+        rows.set(row.seq, row);
+        relevance.set(row.seq, 0.5 + (0.5 * -row.bm25) / best);
+      }
+    }
+    if (terms.length === 0 && !task) {
+      for (const row of this.memories.recent(filter, CANDIDATES)) {
+        rows.set(row.seq, row);
+        relevance.set(row.seq, 0);
+      }
+    }
+    // Earlier runs of the same task are the most relevant context there is (a first run has none).
+    if (task && (task.attempts > 1 || task.errorHistory.length > 0 || task.status !== "claimed")) {
+      for (const row of this.memories.byTask(task.id, 10)) {
+        rows.set(row.seq, row);
+        relevance.set(row.seq, 1);
+      }
+    }
+
+    const withRelevance = terms.length > 0 || task !== null;
+    const max = (withRelevance ? WEIGHTS.relevance : 0) + WEIGHTS.recency + WEIGHTS.outcome + (task ? WEIGHTS.sameQueue : 0);
+    const best = [...relevance.keys()]
+      .map((seq) => {
+        const row = rows.get(seq)!;
+        const createdAt = toDate(row.createdAt).getTime();
+        const recency = 0.5 ** ((now - createdAt) / RECENCY_HALF_LIFE_MS);
+        const outcome = row.outcome === null ? 1 : (OUTCOME_WEIGHT[row.outcome] ?? 0.5);
+        const sameQueue = task && row.queue === task.queue ? 1 : 0;
+        const raw =
+          (withRelevance ? WEIGHTS.relevance * (relevance.get(seq) ?? 0) : 0) +
+          WEIGHTS.recency * recency +
+          WEIGHTS.outcome * outcome +
+          (task ? WEIGHTS.sameQueue * sameQueue : 0);
+        return { seq, createdAt, score: Math.round((raw / max) * 1e6) / 1e6 };
+      })
+      .sort((a, b) => b.score - a.score || b.createdAt - a.createdAt || b.seq - a.seq)
+      .slice(0, limit);
+    // Only the memories handed out are loaded in full, best first, while they fit the budget.
+    const full = this.fullRows(best.map((b) => b.seq));
+    const taken = withinBudget(best, ({ seq }) => memoryAnswerBytes(full.get(seq)!), budget.bytes).rows;
+    for (const { seq } of taken) budget.bytes -= memoryAnswerBytes(full.get(seq)!);
+    return taken.map(({ seq, score }) => ({ memory: toMemory(full.get(seq)!), score }));
+  }
+
+  /** A term's newest PROBE candidates; a common term's come from the cache when fresh. */
+  private probe(term: string, filter: MemoryFilter, now: number): ScoringFields[] {
+    const key = `${term}\u0000${filter.queue ?? ""}\u0000${filter.capability ?? ""}`;
+    const cached = this.cache.probe(key, now);
+    if (cached) return cached;
+    const found = this.memories.newestMatches(quoteTerm(term), filter, PROBE);
+    if (found.length === PROBE) this.cache.keepProbe(key, now, found);
+    return found;
+  }
+
+  /** Full rows by seq, from the cache where possible (rows never change once written). */
+  private fullRows(seqs: readonly number[]): Map<number, MemoryRow> {
+    const full = new Map<number, MemoryRow>();
+    const missing: number[] = [];
+    for (const seq of seqs) {
+      const row = this.cache.row(seq);
+      if (row) full.set(seq, row);
+      else missing.push(seq);
+    }
+    for (const row of this.memories.bySeqs(missing)) {
+      this.cache.keepRow(row);
+      full.set(row.seq, row);
+    }
+    return full;
+  }
+}
+
+export function recallQueries(recall: MemoryRecall) {
+  return {
+    "memory.recall": (request: RecallRequest): MemoryMatch[] => recall.recall(request),
+    /**
+     * The context of each claimed task: its best `limit` memories, within what is left of the
+     * claim's answer after its tasks (`budgetBytes`, used up in order).
+     */
+    "memory.recallForTasks": (args: { tasks: Task[]; limit: number; budgetBytes: number }): MemoryMatch[][] => {
+      const budget = { bytes: args.budgetBytes };
+      return args.tasks.map((task) => (budget.bytes > 0 ? recall.recallForTask(task, args.limit, budget) : []));
+    },
+  };
+}

@@ -1,0 +1,158 @@
+// Long-polling claims that found nothing wait here, and are woken by the events that make a task
+// claimable (task.enqueued, task.released, task.requeued, task.retried), whichever process
+// committed them: the event bus delivers both. Before, every parked claim re-ran its claim
+// statement every crossProcessPollMs, so 1,000 idle long-polls burned half a core; and every
+// enqueue woke them all, to find one task.
+//  - A task any agent on its queue may take wakes one waiter (the longest waiting); a task with a
+//    capability or a target wakes every waiter that could take it.
+//  - A task due later (a delay, a retry backoff) wakes nobody now: it brings the waiters' next
+//    look forward to its run-at.
+//  - A waiter also looks again after at most safetyRelookMs (wakeup.ts), in case a wake-up was
+//    missed (a capability granted by re-registration, a log pruned before it was read): bounded,
+//    and rare.
+import type { CoordinationEvent } from "../events/event-schemas.js";
+
+const AVAILABILITY = new Set(["task.enqueued", "task.released", "task.requeued", "task.retried"]);
+/** Registry changes that can make tasks claimable for that agent (new capabilities). */
+const AGENT_CHANGES = new Set(["agent.registered", "agent.updated"]);
+
+interface Availability {
+  queue: string;
+  capability: string | null;
+  targetAgentId: string | null;
+  /** When it becomes claimable, in ms; undefined: now. */
+  runAt: number | undefined;
+}
+
+export interface ClaimInterest {
+  agentId: string;
+  /** null: any queue. */
+  queues: readonly string[] | null;
+  /** The capabilities the claim offers; undefined: the agent's registered ones (not known here). */
+  capabilities: readonly string[] | undefined;
+}
+
+/** One parked claim: registered before its attempt, so an event during the attempt is not missed. */
+export class ClaimTicket {
+  private woken = false;
+  private wake: (() => void) | undefined;
+  /** When the earliest task this claimer could take falls due, in ms (Infinity: none known). */
+  dueAt = Number.POSITIVE_INFINITY;
+  private dueTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    readonly interest: ClaimInterest,
+    private readonly release: (ticket: ClaimTicket) => void,
+  ) {}
+
+  get isWoken(): boolean {
+    return this.woken;
+  }
+
+  notify(): void {
+    this.woken = true;
+    this.wake?.();
+  }
+
+  /** A task it could take falls due at `runAt`: look then, if that is sooner than planned. */
+  dueBy(runAt: number): void {
+    if (runAt >= this.dueAt) return;
+    this.dueAt = runAt;
+    if (this.wake) this.armDue();
+  }
+
+  /** Resolves when notified, when a task falls due, after `maxMs`, or when `signal` aborts. */
+  wait(maxMs: number, signal: AbortSignal): Promise<void> {
+    if (this.woken || signal.aborted || maxMs <= 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        clearTimeout(this.dueTimer);
+        signal.removeEventListener("abort", done);
+        this.wake = undefined;
+        resolve();
+      };
+      const timer = setTimeout(done, maxMs);
+      this.wake = done;
+      this.armDue();
+      signal.addEventListener("abort", done, { once: true });
+    });
+  }
+
+  /** Leaves the registry (the claim returned, or is about to look again with a new ticket). */
+  cancel(): void {
+    clearTimeout(this.dueTimer);
+    this.release(this);
+  }
+
+  private armDue(): void {
+    clearTimeout(this.dueTimer);
+    if (!Number.isFinite(this.dueAt)) return;
+    this.dueTimer = setTimeout(() => this.notify(), Math.max(this.dueAt - Date.now(), 1));
+  }
+}
+
+export class ClaimWaiters {
+  /** In arrival order: the first match of a one-waiter wake-up has waited longest. */
+  private readonly tickets = new Set<ClaimTicket>();
+
+  /** Claims parked now (observability, tests). */
+  get size(): number {
+    return this.tickets.size;
+  }
+
+  ticket(interest: ClaimInterest): ClaimTicket {
+    const ticket = new ClaimTicket(interest, (t) => this.tickets.delete(t));
+    this.tickets.add(ticket);
+    return ticket;
+  }
+
+  /** From the event bus: wakes the waiters the committed events concern. */
+  observe(events: readonly CoordinationEvent[]): void {
+    if (this.tickets.size === 0) return;
+    const now = Date.now();
+    for (const event of events) {
+      if (AGENT_CHANGES.has(event.type)) {
+        const change = event.payload as { agentId?: unknown; implicit?: unknown };
+        // An implicit registration (by the agent's own first claim) grants no capability.
+        if (change.implicit === true) continue;
+        for (const ticket of this.tickets) if (ticket.interest.agentId === change.agentId) ticket.notify();
+        continue;
+      }
+      if (!AVAILABILITY.has(event.type)) continue;
+      const task = availabilityOf(event);
+      if (!task) continue;
+      const later = task.runAt !== undefined && task.runAt > now;
+      const anyone = task.capability === null && task.targetAgentId === null;
+      for (const ticket of this.tickets) {
+        if (!couldTake(ticket.interest, task)) continue;
+        if (later) ticket.dueBy(task.runAt!);
+        else if (!ticket.isWoken) {
+          ticket.notify();
+          // One task any waiter can take needs one waiter; the others keep waiting.
+          if (anyone) break;
+        }
+      }
+    }
+  }
+}
+
+function availabilityOf(event: CoordinationEvent): Availability | null {
+  const p = event.payload as Record<string, unknown> | null;
+  if (!p || typeof p.queue !== "string") return null;
+  const runAt = typeof p.runAt === "string" ? Date.parse(p.runAt) : undefined;
+  return {
+    queue: p.queue,
+    capability: typeof p.capability === "string" ? p.capability : null,
+    targetAgentId: typeof p.targetAgentId === "string" ? p.targetAgentId : null,
+    runAt: Number.isNaN(runAt) ? undefined : runAt,
+  };
+}
+
+/** Whether the waiting claim might take the task (unknown capabilities count as yes: it will look). */
+function couldTake(interest: ClaimInterest, task: Availability): boolean {
+  if (interest.queues !== null && !interest.queues.includes(task.queue)) return false;
+  if (task.targetAgentId !== null && task.targetAgentId !== interest.agentId) return false;
+  if (task.capability !== null && interest.capabilities !== undefined && !interest.capabilities.includes(task.capability)) return false;
+  return true;
+}

@@ -1,0 +1,215 @@
+// The task queue's writes, as the database writer thread runs them: each command is one write of
+// a group-committed batch (src/db/writer.ts), composed of the transitions in task-transitions.ts,
+// so a state change and its system event commit together. TaskService (on the event loop) calls
+// them by name and adds what needs no database: long-polling, recall, delivery confirmation.
+import type { AgentStore } from "../agents/agent-store.js";
+import type { HealthCutoffs } from "../agents/health-cutoffs.js";
+import { fromJsonText, UNDELIVERABLE_VALUE } from "../db/columns.js";
+import type { WriteContext } from "../db/writer.js";
+import { CoordinationError, notFound } from "../errors.js";
+import type { EventStore } from "../events/event-store.js";
+import { sameJson } from "../json-checks.js";
+import type { ClaimRequest, EnqueueRequest, SettledTask, Task } from "./task-schemas.js";
+import { taskAnswerBytes, toTask, type ClaimFilter, type TaskRow, type TaskStore } from "./task-store.js";
+import type { SettleRequest, TaskTransitions } from "./task-transitions.js";
+
+export interface TaskCommandDeps {
+  tasks: TaskStore;
+  events: EventStore;
+  agents: AgentStore;
+  transitions: TaskTransitions;
+  /** When an agent counts as offline (agents/health-cutoffs.ts): steal takes from those. */
+  healthCutoffs: (now: number) => HealthCutoffs;
+}
+
+/** A leased task as a claim hands it out, with the room it takes in the answer (answer-budget.ts). */
+export interface Leased {
+  task: Task;
+  bytes: number;
+}
+
+/** The settle answer: the task, and the lease the settle ended (whoever held it). */
+const settled = (row: TaskRow, lease: TaskRow = row): SettledTask => ({
+  ...toTask(row),
+  // A claimed task always has its leaseOwner; completed and dead-lettered ones keep it.
+  settledLease: { agentId: lease.leaseOwner!, leaseToken: lease.leaseToken },
+});
+
+export function taskCommands(d: TaskCommandDeps) {
+  const t = d.transitions;
+
+  /**
+   * Claims like claimRows, and checks each answer before the commit: a task whose stored payload
+   * no transport can carry (see UNDELIVERABLE_VALUE) is dead-lettered, saying why, instead of
+   * being handed out and failing after the lease was taken; then the next one is claimed.
+   */
+  const claimDeliverable = (ctx: WriteContext, filter: ClaimFilter, limit: number, leaseMs: number): Leased[] => {
+    const claimed: Leased[] = [];
+    for (;;) {
+      let poisoned = 0;
+      for (const row of t.claimRows(ctx, filter, limit - claimed.length, leaseMs)) {
+        const task = toTask(row);
+        if (task.payload !== UNDELIVERABLE_VALUE) claimed.push({ task, bytes: taskAnswerBytes(row) });
+        else {
+          poisoned++;
+          t.recordFailedRun(ctx, row, "the stored payload cannot be delivered: it nests too deep for any transport", row.leaseOwner, null);
+        }
+      }
+      // Only a round that dead-lettered something leaves room to claim again.
+      if (poisoned === 0 || claimed.length === limit) return claimed;
+    }
+  };
+
+  return {
+    "tasks.enqueue": (ctx: WriteContext, request: EnqueueRequest): Task => toTask(t.insertTask(ctx, request)),
+
+    /** All or nothing: one invalid task rolls the whole batch back. */
+    "tasks.enqueueMany": (ctx: WriteContext, requests: EnqueueRequest[]): Task[] =>
+      requests.map((request, i) => toTask(t.insertTask(ctx, request, `tasks[${i}].payload`))),
+
+    /**
+     * One claim attempt. `noteAgent` registers or refreshes the claimer even when nothing is
+     * claimable (the first attempt of a long-poll). When nothing is, says when the next delayed
+     * task the claimer could take falls due, so a long-poll can wake for it.
+     */
+    "tasks.claim": (
+      ctx: WriteContext,
+      args: { request: ClaimRequest; limit: number; leaseMs: number; noteAgent: boolean },
+    ): { leased: Leased[]; nextRunAt: number | null } => {
+      const filter = t.claimFilter(args.request);
+      const leased = claimDeliverable(ctx, filter, args.limit, args.leaseMs);
+      if (args.noteAgent || leased.length > 0) t.noteAgent(ctx, args.request.agentId, filter.capabilities);
+      return { leased, nextRunAt: leased.length > 0 ? null : d.tasks.nextRunAt(filter, ctx.now) };
+    },
+
+    "tasks.heartbeat": (ctx: WriteContext, args: SettleRequest & { agentId: string; leaseMs: number }): Task => {
+      const row = t.heldTask(args);
+      t.noteAgent(ctx, args.agentId);
+      return toTask(d.tasks.extendLease(row.seq, ctx.now + args.leaseMs, ctx.now));
+    },
+
+    /**
+     * Completes the task under the caller's lease. Sent again (its first answer lost), it gets the
+     * same answer, as long as it carries the same result: a different result for a task already
+     * completed is a conflict, so a stale or forged anonymous complete can never pass as the
+     * rightful holder's.
+     */
+    "tasks.complete": (ctx: WriteContext, request: SettleRequest & { result?: unknown }): SettledTask => {
+      // The usual case in one statement: the task is claimed under the caller's lease.
+      const row = d.tasks.completeHeld(request.taskId, request.agentId ?? null, request.leaseToken ?? null, request.result, ctx.now);
+      if (row === undefined) {
+        const current = t.findTask(request.taskId);
+        if (current.status === "completed" && t.isHolder(current, request)) {
+          if (sameJson(fromJsonText(current.result), request.result ?? null)) return settled(current);
+          throw new CoordinationError(
+            "INVALID_STATE",
+            `task "${request.taskId}" was already completed under lease ${current.leaseToken} of agent "${current.leaseOwner}" with a different result`,
+            { status: current.status, leaseOwner: current.leaseOwner, leaseToken: current.leaseToken },
+          );
+        }
+        throw t.leaseConflict(current, request);
+      }
+      if (request.agentId !== undefined) t.noteAgent(ctx, request.agentId);
+      d.events.appendSystem(ctx, "task.completed", {
+        taskId: row.id,
+        queue: row.queue,
+        agentId: row.leaseOwner,
+        attempt: row.attempts,
+        leaseToken: row.leaseToken,
+        ...(request.agentId === undefined ? { anonymous: true } : {}),
+      });
+      t.recordExecution(ctx, row, "completed");
+      return settled(row);
+    },
+
+    "tasks.fail": (ctx: WriteContext, request: SettleRequest & { error: string; retry: boolean }): SettledTask => {
+      const held = t.heldTask(request);
+      if (request.agentId !== undefined) t.noteAgent(ctx, request.agentId);
+      const retryAt = request.retry && held.attempts < held.maxAttempts ? ctx.now + t.backoff(held.attempts) : null;
+      d.events.appendSystem(ctx, "task.failed", {
+        taskId: held.id,
+        queue: held.queue,
+        agentId: held.leaseOwner,
+        attempt: held.attempts,
+        leaseToken: held.leaseToken,
+        error: request.error,
+        willRetry: retryAt !== null,
+        ...(request.agentId === undefined ? { anonymous: true } : {}),
+      });
+      return settled(t.recordFailedRun(ctx, held, request.error, held.leaseOwner, retryAt), held);
+    },
+
+    "tasks.release": (ctx: WriteContext, request: SettleRequest & { agentId: string; delayMs?: number | undefined }): SettledTask => {
+      const held = t.heldTask(request);
+      t.noteAgent(ctx, request.agentId);
+      return settled(t.releaseRow(ctx, held, ctx.now + (request.delayMs ?? 0)), held);
+    },
+
+    "tasks.cancel": (ctx: WriteContext, taskId: string): Task => {
+      const row = t.findTask(taskId);
+      if (row.status === "cancelled") return toTask(row);
+      if (row.status !== "pending" && row.status !== "claimed") {
+        throw new CoordinationError("INVALID_STATE", `task "${taskId}" is ${row.status} and cannot be cancelled`);
+      }
+      const cancelled = d.tasks.cancel(row.seq, ctx.now);
+      d.events.appendSystem(ctx, "task.cancelled", { taskId, queue: row.queue, previousStatus: row.status, agentId: row.leaseOwner });
+      return toTask(cancelled);
+    },
+
+    "tasks.requeue": (ctx: WriteContext, taskId: string): Task => {
+      const row = t.findTask(taskId);
+      if (row.status !== "dead_letter" && row.status !== "cancelled") {
+        throw new CoordinationError("INVALID_STATE", `task "${taskId}" is ${row.status}; only dead_letter or cancelled tasks can be requeued`);
+      }
+      const requeued = d.tasks.requeue(row.seq, ctx.now);
+      d.events.appendSystem(ctx, "task.requeued", { taskId, queue: row.queue, previousStatus: row.status, capability: row.capability, targetAgentId: row.targetAgentId });
+      return toTask(requeued);
+    },
+
+    /**
+     * Work stealing: takes over claims whose lease expired or whose holder is offline, without
+     * waiting for the sweeper. The abandoned run is charged like an expiry (a task that keeps
+     * killing its agents still reaches the dead-letter queue); the thief gets a fresh lease.
+     * Stealing from an agent the registry has never heard of is AGENT_NOT_FOUND.
+     */
+    "tasks.steal": (
+      ctx: WriteContext,
+      request: { agentId: string; fromAgentId?: string | undefined; limit: number; leaseMs: number; capabilities?: string[] | undefined },
+    ): Leased[] => {
+      if (request.fromAgentId !== undefined && !d.agents.get(request.fromAgentId)) throw notFound("AGENT_NOT_FOUND", request.fromAgentId);
+      const filter = t.claimFilter(request);
+      t.noteAgent(ctx, request.agentId, filter.capabilities);
+      const { offlineBefore } = d.healthCutoffs(ctx.now);
+      const victims = d.tasks.stealable(ctx.now, offlineBefore, request.fromAgentId ?? null, request.limit);
+      for (const victim of victims) t.expireClaim(ctx, victim, `stolen by ${request.agentId} from ${victim.leaseOwner}`);
+      if (victims.length === 0) return [];
+      const stolenFrom = (row: TaskRow) => victims.find((v) => v.seq === row.seq)?.leaseOwner ?? null;
+      return t
+        .claimRows(ctx, { ...filter, onlySeqs: victims.map((v) => v.seq) }, request.limit, request.leaseMs, stolenFrom)
+        .map((row) => ({ task: toTask(row), bytes: taskAnswerBytes(row) }));
+    },
+
+    /** Returns expired claims to the queue, charging the attempt. Run by the lease sweeper. */
+    "tasks.expireLeases": (ctx: WriteContext, batchSize: number): number => {
+      const expired = d.tasks.expiredClaims(ctx.now, batchSize);
+      for (const row of expired) t.expireClaim(ctx, row, `lease expired (held by ${row.leaseOwner})`);
+      return expired.length;
+    },
+
+    /**
+     * The compensation for a claim whose answer never reached the claimer: each task still held
+     * under that very lease goes back to pending with no attempt charged; its task.released event
+     * says why. A lease that moved on meanwhile (settled, expired, stolen) is left alone.
+     */
+    "tasks.releaseUndelivered": (ctx: WriteContext, claimed: Array<{ id: string; leaseToken: number }>): number => {
+      let released = 0;
+      for (const lease of claimed) {
+        const current = d.tasks.findById(lease.id);
+        if (current?.status !== "claimed" || current.leaseToken !== lease.leaseToken) continue;
+        t.releaseRow(ctx, current, ctx.now, "the claimer never received the task (its connection closed before the answer was delivered)");
+        released++;
+      }
+      return released;
+    },
+  };
+}

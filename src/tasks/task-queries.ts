@@ -1,0 +1,40 @@
+// The task queue's reads, as the database reader thread runs them (its own connection: WAL readers
+// never wait for the writer, nor the event loop for either). Tasks and pages through the store's
+// prepared statements; the counts per queue and status through Prisma (its groupBy), loaded on
+// first use so a thread that never counts never pays for it.
+import type { Prisma } from "../db/prisma.js";
+import { notFound } from "../errors.js";
+import type { ListRequest, Task, TaskStats } from "./task-schemas.js";
+import { readTaskStats } from "./task-stats.js";
+import { toTask, type TaskStore } from "./task-store.js";
+
+export function taskQueries(d: { prisma: () => Promise<Prisma>; tasks: TaskStore; maxResponseBytes: number }) {
+  return {
+    "tasks.get": (taskId: string): Task => {
+      const row = d.tasks.findById(taskId);
+      if (!row) throw notFound("TASK_NOT_FOUND", taskId);
+      return toTask(row);
+    },
+
+    /** One page, in seq order; a page stops early (with a nextCursor) rather than pass maxResponseBytes. */
+    "tasks.list": (request: ListRequest): { items: Task[]; nextCursor: string | null } => {
+      const page = d.tasks.listPage(
+        {
+          queue: request.queue,
+          status: request.status,
+          agentId: request.agentId,
+          capability: request.capability,
+          after: request.cursor === undefined ? undefined : Number(request.cursor),
+          order: request.order,
+        },
+        request.limit + 1,
+        d.maxResponseBytes,
+      );
+      const items = page.rows.slice(0, request.limit);
+      const more = page.truncated || page.rows.length > request.limit;
+      return { items: items.map(toTask), nextCursor: more && items.length > 0 ? String(items[items.length - 1]!.seq) : null };
+    },
+
+    "tasks.stats": async (_: undefined): Promise<TaskStats> => readTaskStats(await d.prisma(), Date.now()),
+  };
+}

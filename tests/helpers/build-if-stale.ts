@@ -1,0 +1,31 @@
+// Vitest global setup. Tests import the TypeScript sources, but the database threads are worker
+// scripts and run the compiled build (src/db/thread/thread-client.ts): a build older than the
+// sources would test old code without a word. `npm test` builds first; a bare `npx vitest`
+// after an edit rebuilds here.
+import { execFileSync } from "node:child_process";
+import { readdirSync, statSync } from "node:fs";
+import { join } from "node:path";
+
+const root = join(import.meta.dirname, "..", "..");
+
+function newestSource(dir: string): number {
+  let newest = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) newest = Math.max(newest, newestSource(path));
+    else if (entry.name.endsWith(".ts")) newest = Math.max(newest, statSync(path).mtimeMs);
+  }
+  return newest;
+}
+
+export default function buildIfStale(): void {
+  const built = (() => {
+    try {
+      return statSync(join(root, "dist", "src", "db", "thread", "database-thread.js")).mtimeMs;
+    } catch {
+      return 0;
+    }
+  })();
+  if (newestSource(join(root, "src")) <= built) return;
+  execFileSync(process.execPath, [join(root, "node_modules", "typescript", "bin", "tsc"), "-p", join(root, "tsconfig.build.json")], { stdio: "inherit" });
+}
