@@ -9,6 +9,9 @@ import internals from "@prisma/internals";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { applyMigrations } from "../src/db/migrate.js";
 import { openDatabase, type SqliteDatabase } from "../src/db/open-database.js";
+import { Statements } from "../src/db/statements.js";
+import { MemoryStore } from "../src/memory/memory-store.js";
+import { TaskStore } from "../src/tasks/task-store.js";
 import { makeTempDir } from "./helpers/test-server.js";
 
 type Datamodel = Awaited<ReturnType<typeof internals.getDMMF>>["datamodel"];
@@ -56,7 +59,7 @@ const NON_MODEL_TABLES = new Set([
   "memories_fts",
   ...["data", "idx", "content", "docsize", "config"].map((suffix) => `memories_fts_${suffix}`),
 ]);
-const FTS_TRIGGERS = ["memories_fts_after_delete", "memories_fts_after_insert", "memories_fts_after_update"];
+const FTS_TRIGGERS = ["memories_fts_after_delete", "memories_fts_after_update"];
 
 /** Declared column types, as Prisma's SQLite migrations write them. */
 const SQLITE_TYPES: Record<string, string> = {
@@ -297,7 +300,7 @@ describe("schema drift", () => {
     expect(compareShapes(expected, actualShape(db))).toEqual([]);
   });
 
-  it("allows only the FTS5 index, its shadow tables and bookkeeping beside the models; the FTS triggers exist and work", async () => {
+  it("allows only the FTS5 index, its shadow tables and bookkeeping beside the models; the store indexes inserts, triggers updates and deletes", async () => {
     const objects = db.prepare<[], { type: string; name: string; tbl_name: string }>(`SELECT type, name, tbl_name FROM sqlite_master`).all();
     const models = new Set(Object.keys(expectedShape(await parseSchema())));
     const otherTables = objects.filter((o) => o.type === "table" && !models.has(o.name)).map((o) => o.name);
@@ -308,15 +311,29 @@ describe("schema drift", () => {
     expect(triggers.map((t) => t.name).sort()).toEqual(FTS_TRIGGERS);
     expect(new Set(triggers.map((t) => t.tbl_name))).toEqual(new Set(["memories"]));
 
-    // The triggers keep memories_fts in step with memories on insert, update and delete.
+    // The store indexes what it inserts; the triggers keep memories_fts in step on update and delete.
     const match = (term: string) => db.prepare<[string], { rowid: number }>(`SELECT rowid FROM memories_fts WHERE memories_fts MATCH ?`).all(term);
-    db.prepare(`INSERT INTO memories (seq, id, kind, content, createdAt) VALUES (1, 'm1', 'note', 'deploying the frobnicator', 0)`).run();
+    const memories = new MemoryStore(new Statements(db));
+    const note = { id: "m1", kind: "note", content: "deploying the frobnicator", agentId: null, queue: null, capability: null, taskId: null, outcome: null, durationMs: null, tags: "[]", data: "{}" };
+    expect(memories.insert(note, 0)).toEqual({ ...note, seq: 1, createdAt: 0 });
     expect(match("frobnicator")).toEqual([{ rowid: 1 }]);
     db.prepare(`UPDATE memories SET content = 'rolled back the widget' WHERE seq = 1`).run();
     expect(match("frobnicator")).toEqual([]);
     expect(match("widget")).toEqual([{ rowid: 1 }]);
     db.prepare(`DELETE FROM memories WHERE seq = 1`).run();
     expect(match("widget")).toEqual([]);
+  });
+
+  it("the rows the stores build instead of reading back are exactly what the database stored", () => {
+    const st = new Statements(db);
+    const tasks = new TaskStore(st);
+    const task = { id: "t1", queue: "q", payload: '{"a":1}', priority: 3, capability: "gpu", targetAgentId: null, maxAttempts: 4, idempotencyKey: "k", runAt: 5 };
+    const built = tasks.insert(task, 7);
+    expect(db.prepare(`SELECT * FROM tasks WHERE seq = ?`).get(built.seq)).toEqual(built);
+    const memories = new MemoryStore(st);
+    const note = { id: "m9", kind: "lesson", content: "c", agentId: "a", queue: "q", capability: null, taskId: "t1", outcome: "completed", durationMs: 3, tags: '["x"]', data: '{"k":1}' };
+    const memory = memories.insert(note, 8);
+    expect(db.prepare(`SELECT * FROM memories WHERE seq = ?`).get(memory.seq)).toEqual(memory);
   });
 
   describe("catches a deliberate mismatch", () => {

@@ -1,7 +1,7 @@
 // The pre-execution memory's writes, as the database writer thread runs them: every finished or
 // failed run leaves an execution record (inside the write that ended the run), and agents add
 // notes and lessons. Searchable at once: the FTS5 index is kept in step by triggers.
-import { randomUUID } from "node:crypto";
+import { newId } from "../ids.js";
 import { fromJsonText, toJsonText } from "../db/columns.js";
 import type { WriteContext } from "../db/writer.js";
 import type { TaskRow } from "../tasks/task-store.js";
@@ -19,7 +19,7 @@ export function recordExecution(memories: MemoryStore, ctx: WriteContext, task: 
   const detail = outcome === "completed" ? `Result: ${truncate(task.result ?? "null")}` : `Error: ${truncate(task.lastError ?? "")}`;
   memories.insert(
     {
-      id: randomUUID(),
+      id: newId(),
       kind: "execution",
       content: [
         `Task in queue ${task.queue}${task.capability ? ` needing ${task.capability}` : ""} ${outcome.replace("_", " ")}`,
@@ -46,7 +46,7 @@ export function memoryCommands(memories: MemoryStore) {
       toMemory(
         memories.insert(
           {
-            id: randomUUID(),
+            id: newId(),
             kind: request.kind,
             content: request.content,
             agentId: request.agentId ?? null,

@@ -68,8 +68,20 @@ export class MemoryRecall {
     const rare: string[] = [];
     const commonHits = new Map<number, number>();
     let commonTerms = 0;
+    const unfiltered = filter.queue === undefined && filter.capability === undefined;
+    // Unfiltered (a claim's context), a rare term's matches come with their bm25 from one look
+    // at the index; their sum over terms is the bm25 of the OR query (see termMatches).
+    const rareScores = new Map<number, number>();
     for (const term of terms) {
-      const candidates = this.probe(term, filter, now);
+      let candidates = this.cache.probe(probeKey(term, filter), now);
+      if (candidates === undefined && unfiltered) {
+        const matches = this.memories.termMatches(quoteTerm(term), PROBE);
+        if (matches.length < PROBE) {
+          for (const { seq, bm25 } of matches) rareScores.set(seq, (rareScores.get(seq) ?? 0) + bm25);
+          continue;
+        }
+      }
+      candidates ??= this.probe(term, filter, now);
       if (candidates.length < PROBE) {
         // A term no memory has is no use to bm25 either.
         if (candidates.length > 0) rare.push(term);
@@ -86,6 +98,15 @@ export class MemoryRecall {
       .sort(([seqA, a], [seqB, b]) => b - a || seqB - seqA)
       .slice(0, CANDIDATES)
       .forEach(([seq, hits]) => relevance.set(seq, (0.5 * hits) / commonTerms));
+    if (rareScores.size > 0) {
+      const found = [...rareScores.entries()].sort(([seqA, a], [seqB, b]) => a - b || seqB - seqA).slice(0, CANDIDATES);
+      const best = Math.max(-found[0]![1], Number.EPSILON);
+      const full = this.fullRows(found.map(([seq]) => seq));
+      for (const [seq, bm25] of found) {
+        rows.set(seq, full.get(seq)!);
+        relevance.set(seq, 0.5 + (0.5 * -bm25) / best);
+      }
+    }
     if (rare.length > 0) {
       const found = this.memories.search(matchAny(rare), filter, CANDIDATES);
       const best = Math.max(...found.map((r) => -r.bm25), Number.EPSILON);
@@ -136,7 +157,7 @@ export class MemoryRecall {
 
   /** A term's newest PROBE candidates; a common term's come from the cache when fresh. */
   private probe(term: string, filter: MemoryFilter, now: number): ScoringFields[] {
-    const key = `${term}\u0000${filter.queue ?? ""}\u0000${filter.capability ?? ""}`;
+    const key = probeKey(term, filter);
     const cached = this.cache.probe(key, now);
     if (cached) return cached;
     const found = this.memories.newestMatches(quoteTerm(term), filter, PROBE);
@@ -160,6 +181,8 @@ export class MemoryRecall {
     return full;
   }
 }
+
+const probeKey = (term: string, filter: MemoryFilter): string => `${term}\u0000${filter.queue ?? ""}\u0000${filter.capability ?? ""}`;
 
 export function recallQueries(recall: MemoryRecall) {
   return {

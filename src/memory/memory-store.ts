@@ -63,14 +63,22 @@ function filterSql(filter: MemoryFilter, params: unknown[]): string {
 export class MemoryStore {
   constructor(private readonly st: Statements) {}
 
+  /**
+   * Appends a memory and indexes it for full-text search in the same transaction: searchable as
+   * soon as the write commits. (Updates and deletes are kept in step by triggers; see the
+   * migration memory_fts_insert_in_store for why inserts are not.)
+   */
   insert(memory: NewMemory, now: number): MemoryRow {
-    return this.st
-      .get<unknown[], MemoryRow>(
+    const { lastInsertRowid } = this.st
+      .get(
         `INSERT INTO memories (id, kind, content, agentId, queue, capability, taskId, outcome, durationMs, tags, data, createdAt)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       )
-      .get(memory.id, memory.kind, memory.content, memory.agentId, memory.queue, memory.capability, memory.taskId,
-        memory.outcome, memory.durationMs, memory.tags, memory.data, now)!;
+      .run(memory.id, memory.kind, memory.content, memory.agentId, memory.queue, memory.capability, memory.taskId,
+        memory.outcome, memory.durationMs, memory.tags, memory.data, now);
+    const seq = Number(lastInsertRowid);
+    this.st.get(`INSERT INTO memories_fts (rowid, content, tags) VALUES (?, ?, ?)`).run(seq, memory.content, memory.tags);
+    return { ...memory, seq, createdAt: now };
   }
 
   /**
@@ -103,6 +111,18 @@ export class MemoryStore {
          WHERE memories_fts MATCH ?${where} ORDER BY memories_fts.rowid DESC LIMIT ?`,
       )
       .all(...params);
+  }
+
+  /**
+   * A term's newest matches and their bm25, read from the index alone (no join). bm25 adds up
+   * over the terms of an OR query, so terms scored apart rank exactly as the query would.
+   */
+  termMatches(term: string, limit: number): Array<{ seq: number; bm25: number }> {
+    return this.st
+      .get<[string, number], { seq: number; bm25: number }>(
+        `SELECT rowid AS seq, bm25(memories_fts) AS bm25 FROM memories_fts WHERE memories_fts MATCH ? ORDER BY rowid DESC LIMIT ?`,
+      )
+      .all(term, limit);
   }
 
   bySeqs(seqs: readonly number[]): MemoryRow[] {

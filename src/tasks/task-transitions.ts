@@ -2,7 +2,7 @@
 // database writer thread): each one changes the row and appends its system event together, so no
 // subscriber ever sees one without the other. The commands (task-commands.ts, and the agent
 // registry's for an agent gone offline) compose them.
-import { randomUUID } from "node:crypto";
+import { newId } from "../ids.js";
 import type { AgentStore } from "../agents/agent-store.js";
 import type { Config } from "../config.js";
 import { fromJsonText, toJsonText } from "../db/columns.js";
@@ -69,7 +69,7 @@ export class TaskTransitions {
       }
     }
     const row = this.d.tasks.insert(
-      { id: randomUUID(), ...definition, runAt: request.runAt?.getTime() ?? ctx.now, idempotencyKey: request.idempotencyKey ?? null },
+      { id: newId(), ...definition, runAt: request.runAt?.getTime() ?? ctx.now, idempotencyKey: request.idempotencyKey ?? null },
       ctx.now,
     );
     this.d.events.appendSystem(ctx, "task.enqueued", {
