@@ -11,11 +11,18 @@ import type { Logger } from "../logger.js";
 
 /** What a consuming service call receives from its transport. */
 export interface ConsumingCall {
-  /** Aborts when the client is gone (or the server shuts down): take nothing more for it. */
-  signal?: AbortSignal | undefined;
+  /**
+   * The client is gone once any of these aborted: take nothing more for it. Kept apart rather
+   * than linked into one signal: most calls only look at them, and linking costs an
+   * AbortController and listeners per call; a call that waits links them (wakeup.ts linkSignals).
+   */
+  signals?: ReadonlyArray<AbortSignal | undefined>;
   /** Where to register how to undo what the call committed, should its answer not arrive. */
   delivery?: Delivery | undefined;
 }
+
+/** Whether the call's client is gone. */
+export const clientGone = (call: ConsumingCall): boolean => call.signals?.some((signal) => signal?.aborted) ?? false;
 
 export type DeliveryOutcome = "pending" | "delivered" | "undelivered";
 

@@ -4,7 +4,7 @@
 // delivery confirmation (an auto-ack poll whose answer never arrives moves its cursors back).
 import type { Config } from "../config.js";
 import type { Database } from "../db/thread/database.js";
-import type { ConsumingCall } from "../delivery/delivery.js";
+import { clientGone, type ConsumingCall } from "../delivery/delivery.js";
 import { assertJsonDepth } from "../json-checks.js";
 import { KeyedLock } from "../keyed-lock.js";
 import { linkSignals, safetyRelookMs, type SignalFanout } from "../wakeup.js";
@@ -65,9 +65,11 @@ export class EventService {
    * (at-least-once). An agent never heard of gets its mailbox, or [].
    */
   async poll(request: PollRequest, call: ConsumingCall = {}): Promise<CoordinationEvent[]> {
-    const deadline = Date.now() + Math.min(request.waitMs ?? 0, this.d.config.maxWaitMs);
+    const waitMs = Math.min(request.waitMs ?? 0, this.d.config.maxWaitMs);
+    if (waitMs <= 0) return (request.ack === "auto" ? await this.take(request, call) : await this.peek(request)).batch;
+    const deadline = Date.now() + waitMs;
     const shutdown = this.d.shutdown.child();
-    const stop = linkSignals([call.signal, shutdown.signal]);
+    const stop = linkSignals([...(call.signals ?? []), shutdown.signal]);
     let types: readonly string[] | undefined;
     try {
       for (;;) {
@@ -134,7 +136,7 @@ export class EventService {
     let handedOff = false;
     try {
       // The caller may have gone while waiting for the lock: consume nothing for nobody.
-      if (call.signal?.aborted) return { batch: [], types: [] };
+      if (clientGone(call)) return { batch: [], types: [] };
       const taken = await this.d.db.write("events.take", { agentId: request.agentId, limit: request.limit });
       if (taken.batch.length === 0 || !("before" in taken)) return taken;
       const { delivery } = call;

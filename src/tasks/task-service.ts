@@ -5,7 +5,7 @@
 // a steal leased goes back, uncharged, when its answer does not reach the claimer.
 import type { Config } from "../config.js";
 import type { Database } from "../db/thread/database.js";
-import type { ConsumingCall } from "../delivery/delivery.js";
+import { clientGone, type ConsumingCall } from "../delivery/delivery.js";
 import { assertJsonDepth } from "../json-value.js";
 import type { MemoryService } from "../memory/memory-service.js";
 import { linkSignals, safetyRelookMs, type SignalFanout } from "../wakeup.js";
@@ -42,15 +42,22 @@ export class TaskService {
 
   /**
    * Claims up to `limit` tasks (default 1), long-polling up to `waitMs` when none is available.
-   * Registers an unknown claimer. Stops once `call.signal` aborted (the claimer left), and hands
+   * Registers an unknown claimer. Stops once the claimer left (`call.signals`), and hands
    * back what it took if the answer does not reach the claimer (`call.delivery`).
    */
   async claim(request: ClaimRequest, call: ConsumingCall = {}): Promise<ClaimedTask[]> {
     const limit = request.limit ?? 1;
     const leaseMs = this.leaseLength(request.leaseMs);
-    const deadline = Date.now() + Math.min(request.waitMs ?? 0, this.d.config.maxWaitMs);
+    const waitMs = Math.min(request.waitMs ?? 0, this.d.config.maxWaitMs);
+    if (waitMs <= 0) {
+      // One look, nothing to wait for: no waiter ticket, no signals to link.
+      if (clientGone(call)) return [];
+      const claimed = await this.d.db.write("tasks.claim", { request, limit, leaseMs, noteAgent: true });
+      return claimed.leased.length > 0 ? this.handOut(claimed.leased, request.context, call) : [];
+    }
+    const deadline = Date.now() + waitMs;
     const shutdown = this.d.shutdown.child();
-    const stop = linkSignals([call.signal, shutdown.signal]);
+    const stop = linkSignals([...(call.signals ?? []), shutdown.signal]);
     const interest = {
       agentId: request.agentId,
       queues: request.queues && request.queues.length > 0 ? request.queues : null,
@@ -58,7 +65,7 @@ export class TaskService {
     };
     try {
       for (let attempt = 0; ; attempt++) {
-        if (call.signal?.aborted) return [];
+        if (clientGone(call)) return [];
         // Waiting starts before the attempt: a task committed meanwhile wakes it at once.
         const ticket = this.d.waiters.ticket(interest);
         try {
@@ -112,7 +119,7 @@ export class TaskService {
     request: { agentId: string; fromAgentId?: string | undefined; limit: number; leaseMs?: number | undefined; capabilities?: string[] | undefined },
     call: ConsumingCall = {},
   ): Promise<ClaimedTask[]> {
-    if (call.signal?.aborted) return [];
+    if (clientGone(call)) return [];
     const leased = await this.d.db.write("tasks.steal", { ...request, leaseMs: this.leaseLength(request.leaseMs) });
     return leased.length === 0 ? [] : this.handOut(leased, true, call);
   }

@@ -6,7 +6,6 @@ import superjson from "superjson";
 import type { ConsumingCall } from "../delivery/delivery.js";
 import { CoordinationError, ERROR_STATUS } from "../errors.js";
 import type { Services } from "../services.js";
-import { linkSignals } from "../wakeup.js";
 import type { Context } from "./context.js";
 import { toErrorBody, trpcCodeOf } from "./error-shape.js";
 import type { Meta } from "./meta.js";
@@ -63,16 +62,11 @@ const withServices = t.middleware(async ({ ctx, next }) => {
 const confirmDelivery = t.middleware(async ({ ctx, path, signal, next }) => {
   const services = ctx.core as Services;
   const delivery = services.deliveries.create(path);
-  const stop = linkSignals([signal, ctx.transport.clientGone]);
-  try {
-    const call: ConsumingCall = { signal: stop.signal, delivery };
-    const result = await next({ ctx: { call } });
-    if (result.ok) ctx.transport.confirm(delivery);
-    else delivery.undelivered();
-    return result;
-  } finally {
-    stop.dispose();
-  }
+  const call: ConsumingCall = { signals: [signal, ctx.transport.clientGone], delivery };
+  const result = await next({ ctx: { call } });
+  if (result.ok) ctx.transport.confirm(delivery);
+  else delivery.undelivered();
+  return result;
 });
 
 export const router = t.router;

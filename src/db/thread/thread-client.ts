@@ -1,4 +1,4 @@
-// The event loop's handle on a database thread. Calls made in one tick travel as one message;
+// The event loop's handle on a database thread. Calls made in one turn travel as one message;
 // each resolves with its command's result once the thread answered (a writer: after its batch
 // committed). A writer's answer also carries the events its batch appended, handed to `onEvents`;
 // the batch's calls resolve once that settled, so a caller never sees its write before the bus has.
@@ -79,13 +79,15 @@ export class DatabaseThread<Commands extends CommandTable> {
     return this.started;
   }
 
-  /** Queues `op` for the thread; calls of one tick travel together. (Typed by database.ts.) */
+  /** Queues `op` for the thread; calls of one event-loop turn travel together. (Typed by database.ts.) */
   call(op: keyof Commands & string, args: unknown): Promise<unknown> {
     if (this.dead) return Promise.reject(this.dead);
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve: resolve as (value: unknown) => void, reject });
-      if (this.outbox.length === 0) queueMicrotask(() => this.send());
+      // Sent at the end of this turn of the event loop: the calls of every request that turn
+      // read travel as one message (one wake-up of the thread, one batch for the writer).
+      if (this.outbox.length === 0) setImmediate(() => this.send());
       this.outbox.push({ id, op, args });
     });
   }
