@@ -13,17 +13,13 @@ import { JSON_DEPTH_CEILING, jsonDepth } from "../json-value.js";
 import type { Logger } from "../logger.js";
 import { readBody, sendJson } from "../server/http-io.js";
 import type { Services } from "../services.js";
-import { appRouter } from "../trpc/app-router.js";
 import { toErrorBody } from "../trpc/error-shape.js";
-import { createCallerFactory } from "../trpc/init.js";
+import type { Context } from "../trpc/context.js";
 import { buildInput } from "./rest-input.js";
 import { matchRoute, type Route } from "./routes.js";
 
 /** A body field may hold a JSON value at JSON_DEPTH_CEILING inside a few levels of its own (tasks[i].payload). */
 const MAX_FIELD_DEPTH = JSON_DEPTH_CEILING + 4;
-const createCaller = createCallerFactory(appRouter);
-
-type Procedure = (input: unknown) => Promise<unknown>;
 
 export function createRestHandler(services: Services, log: Logger) {
   /** Answers with the one error shape; INTERNAL is logged, never detailed to the client. */
@@ -52,9 +48,16 @@ export function createRestHandler(services: Services, log: Logger) {
         return sendJson(res, 413, { code: "PAYLOAD_TOO_LARGE", message: `Request body exceeds ${services.config.maxBodyBytes} bytes` });
       }
       const input = buildInput(route, decodeParams(match.params), url.searchParams, body);
-      const caller = createCaller({ core: services, transport });
-      const call = route.procedure.split(".").reduce<unknown>((node, key) => (node as Record<string, unknown>)[key], caller) as Procedure;
-      const result = await call(input);
+      // The procedure itself, called as tRPC's server-side caller calls it (the same middlewares,
+      // validation and resolver), without the caller's proxy and lookup on every request.
+      const result = await route.call({
+        path: route.procedure,
+        type: route.type,
+        ctx: { core: services, transport } satisfies Context,
+        getRawInput: () => Promise.resolve(input),
+        signal: undefined,
+        batchIndex: 0,
+      });
       if (result === null && route.emptyIsNoContent) {
         res.writeHead(204);
         return void res.end();

@@ -12,18 +12,35 @@ export interface Route extends RestRoute {
   input: z.ZodType | undefined;
   /** The procedure's output schema. */
   output: z.ZodType | undefined;
+  /** The procedure itself, as tRPC's server-side caller invokes it (see rest-handler.ts). */
+  call: ProcedureCall;
+  /** query or mutation. */
+  type: ProcedureCallOptions["type"];
   /** Template segments: a string is literal, { param } a path parameter. */
   segments: Array<string | { param: string }>;
 }
 
-interface ProcedureDef {
-  _def: { meta?: Meta; inputs: z.ZodType[]; output?: z.ZodType };
+/** What tRPC's createCaller passes a procedure (@trpc/server, createCallerFactory). */
+export interface ProcedureCallOptions {
+  path: string;
+  type: "query" | "mutation" | "subscription";
+  ctx: unknown;
+  getRawInput: () => Promise<unknown>;
+  signal: AbortSignal | undefined;
+  batchIndex: number;
 }
+
+export type ProcedureCall = (options: ProcedureCallOptions) => Promise<unknown>;
+
+type ProcedureDef = ProcedureCall & {
+  _def: { meta?: Meta; inputs: z.ZodType[]; output?: z.ZodType; type: ProcedureCallOptions["type"] };
+};
 
 function buildRoutes(): Route[] {
   // At run time `_def.procedures` is flat, keyed by dotted path.
   const procedures = appRouter._def.procedures as unknown as Record<string, ProcedureDef>;
-  return Object.entries(procedures).flatMap(([procedure, { _def }]) => {
+  return Object.entries(procedures).flatMap(([procedure, callable]) => {
+    const { _def } = callable;
     const rest = _def.meta?.rest;
     const routes = rest === undefined ? [] : Array.isArray(rest) ? rest : [rest];
     return routes.map((route) => ({
@@ -31,6 +48,8 @@ function buildRoutes(): Route[] {
       procedure,
       input: _def.inputs[0],
       output: _def.output,
+      call: (options) => callable(options),
+      type: _def.type,
       segments: route.path
         .split("/")
         .filter(Boolean)
