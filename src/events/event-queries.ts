@@ -4,6 +4,9 @@ import { assertReadable, assertRetained, inboxOf, notSubscribed, readInbox, type
 import type { CoordinationEvent, PollRequest, Subscription } from "./event-schemas.js";
 import type { EventStore } from "./event-store.js";
 
+/** Pages that stream to the event loop (backfills, the bus's tail) stop at this many bytes. */
+const STREAM_PAGE_BYTES = 1 << 20;
+
 export function eventQueries(d: { events: EventStore; maxResponseBytes: number }) {
   const { events } = d;
   return {
@@ -30,10 +33,13 @@ export function eventQueries(d: { events: EventStore; maxResponseBytes: number }
       return events.readLog(request.afterSeq, request.limit, request.types, d.maxResponseBytes);
     },
 
-    /** One page of a live stream's backfill (recipient's mailbox and its patterns' events). */
+    /**
+     * One page of a live stream's backfill (recipient's mailbox and its patterns' events), at most
+     * STREAM_PAGE_BYTES: a page crosses to the event loop in one piece, and a big one would hold it.
+     */
     "events.backfill": (args: { recipient: string | null; patterns: string[]; afterSeq: number; limit: number; position: Position }): CoordinationEvent[] => {
       assertRetained(events, args.afterSeq, args.position);
-      return events.readMatching(args.recipient, args.patterns, args.afterSeq, args.limit, d.maxResponseBytes);
+      return events.readMatching(args.recipient, args.patterns, args.afterSeq, args.limit, Math.min(STREAM_PAGE_BYTES, d.maxResponseBytes));
     },
 
     /** Where a stream may start: "0" is everything retained; else the seq, if readable. */
@@ -48,7 +54,7 @@ export function eventQueries(d: { events: EventStore; maxResponseBytes: number }
 
     /** The log after `afterSeq`, a page at a time: the bus reads other processes' events with it. */
     "events.tail": (args: { afterSeq: number; limit: number }): { events: CoordinationEvent[]; more: boolean } =>
-      events.readLogPage(args.afterSeq, args.limit, d.maxResponseBytes),
+      events.readLogPage(args.afterSeq, args.limit, Math.min(STREAM_PAGE_BYTES, d.maxResponseBytes)),
 
     "events.head": (_: undefined): number => events.headSeq(),
   };

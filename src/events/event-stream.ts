@@ -45,6 +45,8 @@ export const SOCKET_HIGH_WATER = 1 << 20;
 const DRAIN_CHECK_MS = 10;
 
 const BACKFILL_PAGE = 500;
+/** How long a stream works before it gives the event loop back, in ms. */
+const SLICE_MS = 4;
 
 export async function* streamEvents(
   deps: StreamDeps,
@@ -75,7 +77,14 @@ export async function* streamEvents(
    * or the buffer overflowed, which closes the connection: during a backfill the buffer fills
    * from the bus too), else it waits while the socket holds more than SOCKET_HIGH_WATER bytes.
    */
+  let sliceStart = performance.now();
   const readyToYield = async (): Promise<boolean> => {
+    // Each event costs the event loop its serialization and send; a backfill of thousands in a
+    // row would hold every other connection. Past SLICE_MS of work, let the loop run first.
+    if (performance.now() - sliceStart > SLICE_MS) {
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      sliceStart = performance.now();
+    }
     for (;;) {
       if (signal?.aborted) return false;
       if (overflowed) {
