@@ -94,4 +94,29 @@ describe("database threads", () => {
       expect(late).toEqual([]);
     }
   });
+
+  it("a heartbeat sent in time keeps its lease although another process held the write lock past the lease's end", async () => {
+    await using t = await startTestServer({ busyTimeoutMs: 60_000, leaseSweepMs: 50 });
+    const task = await t.api.tasks.enqueue.mutate({ payload: {} });
+    const claimed = (await t.api.tasks.claim.mutate({ agentId: "a1", leaseMs: 5000 }))!;
+    const leaseEnd = claimed.leaseExpiresAt!.getTime();
+    const other = new BetterSqlite3(t.dbPath);
+    other.prepare("BEGIN IMMEDIATE").run();
+    let beat: Promise<unknown>;
+    try {
+      // Let the sweeper run into the lock, then heartbeat while the lease still holds.
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      expect(Date.now()).toBeLessThan(leaseEnd);
+      beat = t.api.tasks.heartbeat.mutate({ taskId: task.id, agentId: "a1", leaseToken: claimed.leaseToken, leaseMs: 5000 });
+      // Hold the lock until the lease has run out and sweeps asked for since have queued up.
+      await vi.waitFor(() => expect(Date.now()).toBeGreaterThan(leaseEnd + 500), { timeout: 30_000, interval: 50 });
+    } finally {
+      other.prepare("COMMIT").run();
+      other.close();
+    }
+    expect(await beat).toMatchObject({ id: task.id, status: "claimed", leaseOwner: "a1", leaseToken: claimed.leaseToken });
+    await t.server.services.jobs.leaseSweeper.runNow();
+    expect(await t.api.events.list.query({ afterSeq: 0, types: ["task.lease_expired"] })).toEqual([]);
+    expect((await t.api.tasks.get.query({ taskId: task.id })).status).toBe("claimed");
+  });
 });

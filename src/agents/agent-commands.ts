@@ -64,9 +64,13 @@ export function agentCommands(d: AgentCommandDeps) {
       return toAgent(row, capabilities, d.healthCutoffs(ctx.now));
     },
 
-    /** Publishes health transitions; an agent seen offline loses its leases at once. Run periodically. */
-    "agents.checkHealth": (ctx: WriteContext): number => {
-      const changes = d.agents.healthChanges(d.healthCutoffs(ctx.now));
+    /**
+     * Publishes health transitions as of `asOf` (when the check was asked for, not when it got the
+     * write lock: heartbeats sent before it wait ahead of it in the queue); an agent seen offline
+     * loses its leases at once. Run periodically.
+     */
+    "agents.checkHealth": (ctx: WriteContext, args: { asOf: number }): number => {
+      const changes = d.agents.healthChanges(d.healthCutoffs(args.asOf));
       for (const agent of changes) {
         d.agents.setHealth(agent.id, agent.current, ctx.now);
         const released = agent.current === "offline" ? d.transitions.releaseClaimsOf(ctx, agent.id, `agent ${agent.id} went offline`) : 0;

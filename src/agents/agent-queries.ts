@@ -24,6 +24,9 @@ export function agentQueries(d: { agents: AgentStore; healthCutoffs: (now: numbe
   };
 
   return {
+    /** Whether any agent's health changed by `asOf`: the monitor looks before it takes the write lock. */
+    "agents.anyHealthChange": (asOf: number): boolean => d.agents.healthChanges(d.healthCutoffs(asOf)).length > 0,
+
     "agents.get": (agentId: string): Agent => {
       const row = d.agents.get(agentId);
       if (!row) throw notFound("AGENT_NOT_FOUND", agentId);

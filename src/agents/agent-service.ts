@@ -40,7 +40,11 @@ export class AgentService {
   }
 
   /** Publishes health transitions; an agent seen offline loses its leases at once. Run periodically. */
-  checkHealth(): Promise<number> {
-    return this.db.write("agents.checkHealth", undefined);
+  async checkHealth(): Promise<number> {
+    // As of now (agent-commands.ts), and looked for on the reader first: an idle server takes no
+    // write lock every agentHealthCheckMs.
+    const asOf = Date.now();
+    if (!(await this.db.read("agents.anyHealthChange", asOf))) return 0;
+    return this.db.write("agents.checkHealth", { asOf });
   }
 }

@@ -82,6 +82,8 @@ export class EventService {
           const now = Date.now();
           if (taken.batch.length > 0 || now >= deadline || stop.signal.aborted) return taken.batch;
           await ticket.wait(Math.min(deadline - now, safetyRelookMs(this.d.config.crossProcessPollMs)), stop.signal);
+          // The wait ran out with nothing committed for it: no last read, the agent polls again.
+          if (!ticket.isWoken && Date.now() >= deadline) return [];
         } finally {
           ticket.cancel();
         }

@@ -17,6 +17,11 @@ export class PollTicket {
     private readonly release: (ticket: PollTicket) => void,
   ) {}
 
+  /** Whether an event it could read woke it. */
+  get isWoken(): boolean {
+    return this.woken;
+  }
+
   wants(event: CoordinationEvent): boolean {
     if (event.target !== null) return event.target === this.agentId;
     return this.types === undefined || matchesType(event.type, this.types);

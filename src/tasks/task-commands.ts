@@ -174,13 +174,14 @@ export function taskCommands(d: TaskCommandDeps) {
      */
     "tasks.steal": (
       ctx: WriteContext,
-      request: { agentId: string; fromAgentId?: string | undefined; limit: number; leaseMs: number; capabilities?: string[] | undefined },
+      request: { agentId: string; fromAgentId?: string | undefined; limit: number; leaseMs: number; capabilities?: string[] | undefined; asOf: number },
     ): Leased[] => {
       if (request.fromAgentId !== undefined && !d.agents.get(request.fromAgentId)) throw notFound("AGENT_NOT_FOUND", request.fromAgentId);
       const filter = t.claimFilter(request);
       t.noteAgent(ctx, request.agentId, filter.capabilities);
-      const { offlineBefore } = d.healthCutoffs(ctx.now);
-      const victims = d.tasks.stealable(ctx.now, offlineBefore, request.fromAgentId ?? null, request.limit);
+      // Expired or offline as of when the steal was asked for (see tasks.expireLeases).
+      const { offlineBefore } = d.healthCutoffs(request.asOf);
+      const victims = d.tasks.stealable(request.asOf, offlineBefore, request.fromAgentId ?? null, request.limit);
       for (const victim of victims) t.expireClaim(ctx, victim, `stolen by ${request.agentId} from ${victim.leaseOwner}`);
       if (victims.length === 0) return [];
       const stolenFrom = (row: TaskRow) => victims.find((v) => v.seq === row.seq)?.leaseOwner ?? null;
@@ -189,9 +190,14 @@ export function taskCommands(d: TaskCommandDeps) {
         .map((row) => ({ task: toTask(row), bytes: taskAnswerBytes(row) }));
     },
 
-    /** Returns expired claims to the queue, charging the attempt. Run by the lease sweeper. */
-    "tasks.expireLeases": (ctx: WriteContext, batchSize: number): number => {
-      const expired = d.tasks.expiredClaims(ctx.now, batchSize);
+    /**
+     * Returns claims whose lease had expired at `asOf` (when the sweep was asked for) to the
+     * queue, charging the attempt. Not the commit time: a sweep that waited for the write lock
+     * (another process held it) must not expire a lease whose holder's heartbeat, sent in time,
+     * waits in the same queue. Run by the lease sweeper.
+     */
+    "tasks.expireLeases": (ctx: WriteContext, args: { batchSize: number; asOf: number }): number => {
+      const expired = d.tasks.expiredClaims(args.asOf, args.batchSize);
       for (const row of expired) t.expireClaim(ctx, row, `lease expired (held by ${row.leaseOwner})`);
       return expired.length;
     },

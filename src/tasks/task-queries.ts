@@ -10,6 +10,9 @@ import { toTask, type TaskStore } from "./task-store.js";
 
 export function taskQueries(d: { prisma: () => Promise<Prisma>; tasks: TaskStore; maxResponseBytes: number }) {
   return {
+    /** Whether a lease had expired at `asOf`: the sweeper looks before it takes the write lock. */
+    "tasks.anyLeaseExpired": (asOf: number): boolean => d.tasks.expiredClaims(asOf, 1).length > 0,
+
     "tasks.get": (taskId: string): Task => {
       const row = d.tasks.findById(taskId);
       if (!row) throw notFound("TASK_NOT_FOUND", taskId);
