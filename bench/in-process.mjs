@@ -15,7 +15,7 @@ const C = Number(cArg ?? 32);
 const overrides = { dbPath, logLevel: "warn", ...(contextArg === undefined ? {} : { memoryContextLimit: Number(contextArg) }) };
 const config = loadConfig({ env: {}, overrides });
 const coordination = createCoordination(config, createLogger("warn"));
-coordination.start();
+await coordination.start();
 const { tasks } = coordination.services;
 try {
   const { life, enqueueS, lifeS } = await runLifecycle(

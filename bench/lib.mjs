@@ -33,7 +33,8 @@ export function killAll() {
 
 /**
  * Starts a child process and keeps the tail of its output. The returned object has
- * `exited` (a promise of { code, signal }), `stdout()`/`stderr()` (tails) and `stop()`.
+ * `exited` (a promise of { code, signal }), `stdout()`/`stderr()` (tails), `nextLine()`,
+ * `ask(line)` (stdin piped) and `stop()`.
  */
 export function startChild(command, args, options = {}) {
   installHooks();
@@ -42,9 +43,17 @@ export function startChild(command, args, options = {}) {
   const keep = 256 * 1024;
   let out = "";
   let err = "";
+  let partial = "";
+  const lineWaiters = [];
   child.stdout.on("data", (chunk) => {
     out = (out + chunk).slice(-keep);
     options.onStdout?.(chunk);
+    partial += chunk;
+    for (let end = partial.indexOf("\n"); end >= 0; end = partial.indexOf("\n")) {
+      const line = partial.slice(0, end);
+      partial = partial.slice(end + 1);
+      lineWaiters.shift()?.(line);
+    }
   });
   child.stderr.on("data", (chunk) => {
     err = (err + chunk).slice(-keep);
@@ -70,6 +79,14 @@ export function startChild(command, args, options = {}) {
     },
     stdout: () => out,
     stderr: () => err,
+    /** The next line the child prints (lines printed before this call are not waited for). */
+    nextLine: () => new Promise((resolve) => lineWaiters.push(resolve)),
+    /** Writes `line` to the child's stdin (started with stdio[0] "pipe") and resolves with its next line. */
+    ask(line) {
+      const answer = new Promise((resolve) => lineWaiters.push(resolve));
+      child.stdin.write(`${line}\n`);
+      return answer;
+    },
     /** SIGTERM, then SIGKILL after `graceMs`. Resolves with how it ended. */
     async stop(graceMs = 10_000) {
       if (exitInfo) return exitInfo;

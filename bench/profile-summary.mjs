@@ -135,7 +135,7 @@ export function formatSummary(summary, title) {
   const table = (rows, header) => [`| ${header} | ms | % of window |`, "|---|---:|---:|", ...rows.map((r) => `| ${r.name.replace(/\|/g, "\\|")} | ${r.ms} | ${r.pct} |`)].join("\n");
   return [
     `${title}: ${summary.samples} samples over ${summary.windowMs} ms (${summary.samplesOfExpectedPct}% of the samples a 1 ms interval would give; ` +
-      `fewer means CPU contention); the main thread was busy ${summary.busyPct}% of it.`,
+      `fewer means CPU contention); the thread was busy ${summary.busyPct}% of it.`,
     "",
     "Self time by area:",
     "",

@@ -1,0 +1,113 @@
+// The systems measured side by side, each as a function that runs one lifecycle (enqueue N with
+// C concurrent clients, then C workers claim → complete until empty) and returns
+// { enqueuePerS, processedPerS, completed, duplicates, lost }, or { skipped: why }.
+// Every server runs on a fresh database file, loopback only, and is stopped afterwards.
+import { existsSync, mkdirSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { freePort, runJsonChild, sleep, startChild, waitHealthy } from "./lib.mjs";
+
+export const ROOT = fileURLToPath(new URL("..", import.meta.url));
+export const SHARED = resolve(ROOT, "../shared/bench");
+const LOADGEN = join(SHARED, "lifecycle-load.mjs");
+const PYTHON = "/usr/bin/python3";
+
+/** Environment for server children: no COORDINATION_* settings leak in from the caller's shell. */
+export function serverEnv(extra = {}) {
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("COORDINATION_")));
+  return { ...env, COORDINATION_LOG_LEVEL: "warn", ...extra };
+}
+
+/** The lifecycle results of the different drivers under one set of names. */
+function normalize(r) {
+  return {
+    enqueuePerS: r.enqueuePerS,
+    processedPerS: r.claimCompletePerS ?? r.processedPerS,
+    completed: r.completed,
+    duplicates: r.duplicates,
+    lost: r.lost ?? null,
+    ...(r.cpuUsPerProcessed === undefined ? {} : { cpuUsPerProcessed: r.cpuUsPerProcessed }),
+  };
+}
+
+/** Starts a server child, waits for /health, runs `load(url)`, stops the server. */
+async function withServer({ command, args, env, cwd = ROOT, graceMs = 30_000, timeoutMs }, load) {
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const server = startChild(command, args(port), { env, cwd });
+  try {
+    await waitHealthy(`${url}/health`, server);
+    return normalize(await load(url, timeoutMs));
+  } finally {
+    await server.stop(graceMs);
+  }
+}
+
+const restLoad = (N, C) => (url, timeoutMs) => runJsonChild(process.execPath, [LOADGEN, url, String(N), String(C)], { timeoutMs, label: "lifecycle-load", cwd: ROOT });
+
+export function seedProblem() {
+  if (!existsSync(join(SHARED, "seed_replica.py"))) return "../shared/bench/seed_replica.py not found";
+  const r = spawnSync(PYTHON, ["-c", "import fastapi, uvicorn, aiosqlite"], { encoding: "utf8", timeout: 30_000 });
+  return r.status === 0 ? null : "python3-fastapi, python3-uvicorn or python3-aiosqlite missing (apt-get install them)";
+}
+
+export function redisProblem() {
+  return spawnSync("redis-server", ["--version"], { encoding: "utf8" }).status === 0 ? null : "redis-server not installed (apt-get install redis-server)";
+}
+
+const oursRest = (root, prefix) => ({ dir, round, N, C, timeoutMs }) =>
+  withServer(
+    { command: process.execPath, args: (port) => [join(root, "bin/coordination.js"), "--port", String(port), "--db", join(dir, `${prefix}-${round}.db`)], env: serverEnv(), cwd: root, timeoutMs },
+    restLoad(N, C),
+  );
+
+const oursInProcess = (root, prefix, extra = []) => async ({ dir, round, N, C, timeoutMs }) =>
+  normalize(await runJsonChild(process.execPath, [join(root, "bench/in-process.mjs"), join(dir, `${prefix}-${round}.db`), String(N), String(C), ...extra], { timeoutMs, label: prefix, cwd: root }));
+
+/**
+ * name → (ctx) => Promise<result>, ctx: { dir, round, N, C, timeoutMs }. `before`: the root of
+ * a built checkout of an earlier version, measured beside this one (BENCH_BEFORE).
+ */
+export function systems({ before } = {}) {
+  return {
+    "ours, REST": oursRest(ROOT, "ours"),
+    ...(before ? { "ours before, REST": oursRest(before, "before") } : {}),
+    "reference server (node:http + better-sqlite3, events)": ({ dir, round, N, C, timeoutMs }) =>
+      withServer(
+        { command: process.execPath, args: (port) => [join(SHARED, "reference-server.mjs"), String(port), join(dir, `ref-${round}.db`)], env: { ...process.env, REF_EVENTS: "1" }, timeoutMs },
+        restLoad(N, C),
+      ),
+    "seed stack (FastAPI + aiosqlite)": ({ dir, round, N, C, timeoutMs }) => {
+      const problem = seedProblem();
+      if (problem) return { skipped: problem };
+      // seed_replica.py hangs at exit (aiosqlite's thread); it is killed after 5 s.
+      return withServer(
+        { command: PYTHON, args: (port) => [join(SHARED, "seed_replica.py"), String(port), join(dir, `seed-${round}.db`)], env: { ...process.env, PYTHONDONTWRITEBYTECODE: "1" }, cwd: dir, graceMs: 5000, timeoutMs },
+        restLoad(N, C),
+      );
+    },
+    "ours, tRPC typed client": ({ dir, round, N, C, timeoutMs }) =>
+      withServer(
+        { command: process.execPath, args: (port) => [join(ROOT, "bin/coordination.js"), "--port", String(port), "--db", join(dir, `trpc-${round}.db`)], env: serverEnv(), timeoutMs },
+        (url) => runJsonChild(process.execPath, [join(ROOT, "bench/trpc-load.mjs"), url, String(N), String(C)], { timeoutMs, label: "trpc-load", cwd: ROOT }),
+      ),
+    "ours in-process": oursInProcess(ROOT, "inproc"),
+    ...(before ? { "ours before, in-process": oursInProcess(before, "inproc-before") } : {}),
+    "ours in-process, recall off": oursInProcess(ROOT, "inproc0", ["0"]),
+    "BullMQ Worker (Redis, appendfsync always)": async ({ dir, round, N, C, timeoutMs }) => {
+      const problem = redisProblem();
+      if (problem) return { skipped: problem };
+      const port = await freePort();
+      const data = join(dir, `redis-${round}`);
+      mkdirSync(data, { recursive: true });
+      const redis = startChild("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--appendonly", "yes", "--appendfsync", "always", "--dir", data, "--save", ""]);
+      try {
+        for (let i = 0; i < 100 && !/Ready to accept connections/.test(redis.stdout()); i++) await sleep(50);
+        return normalize(await runJsonChild(process.execPath, [join(SHARED, "peers/bullmq.mjs"), String(port), String(N), String(C), "bullmq", "worker"], { timeoutMs, label: "bullmq", cwd: ROOT }));
+      } finally {
+        await redis.stop(5000);
+      }
+    },
+  };
+}
