@@ -36,13 +36,21 @@ export interface ThreadSetup {
   startedAt: number;
 }
 
-export function createWriteCommands(db: SqliteDatabase, { config, startedAt }: ThreadSetup) {
+/** The stores over one connection's statement cache, and the health cutoffs both threads judge by. */
+function storesOf(db: SqliteDatabase, { config, startedAt }: ThreadSetup) {
   const st = new Statements(db);
-  const tasks = new TaskStore(st);
-  const events = new EventStore(st);
-  const agents = new AgentStore(st);
-  const memories = new MemoryStore(st);
-  const cutoffs = (now: number) => healthCutoffs(now, config, startedAt);
+  return {
+    tasks: new TaskStore(st),
+    events: new EventStore(st),
+    agents: new AgentStore(st),
+    memories: new MemoryStore(st),
+    cutoffs: (now: number) => healthCutoffs(now, config, startedAt),
+  };
+}
+
+export function createWriteCommands(db: SqliteDatabase, setup: ThreadSetup) {
+  const { config } = setup;
+  const { tasks, events, agents, memories, cutoffs } = storesOf(db, setup);
   const transitions = new TaskTransitions({ config, tasks, events, agents, memories });
   return {
     ...taskCommands({ tasks, events, agents, transitions, healthCutoffs: cutoffs }),
@@ -54,13 +62,9 @@ export function createWriteCommands(db: SqliteDatabase, { config, startedAt }: T
 }
 
 /** `prisma`: the reader's Prisma client, created on first use. */
-export function createReadCommands(db: SqliteDatabase, prisma: () => Promise<Prisma>, { config, startedAt }: ThreadSetup) {
-  const st = new Statements(db);
-  const tasks = new TaskStore(st);
-  const events = new EventStore(st);
-  const agents = new AgentStore(st);
-  const memories = new MemoryStore(st);
-  const cutoffs = (now: number) => healthCutoffs(now, config, startedAt);
+export function createReadCommands(db: SqliteDatabase, prisma: () => Promise<Prisma>, setup: ThreadSetup) {
+  const { config } = setup;
+  const { tasks, events, agents, memories, cutoffs } = storesOf(db, setup);
   const ping = db.prepare("SELECT 1").pluck();
   return {
     ...taskQueries({ prisma, tasks, maxResponseBytes: config.maxResponseBytes }),
