@@ -34,9 +34,19 @@ function inputBytes(input: unknown): number {
 export interface CoordinationClientOptions {
   /** The server's base URL, e.g. http://127.0.0.1:8000 */
   url: string;
+  /**
+   * A bearer token (`coordination tokens create`, or the admin token): sent as
+   * `Authorization: Bearer` on HTTP and in the WebSocket's connectionParams, checked before any
+   * subscription starts. An agent token acts as its agent: agentId may then be left out.
+   */
+  token?: string;
   /** Extra HTTP headers on every request (e.g. for a proxy). */
   headers?: Record<string, string>;
-  /** Called when the WebSocket closes (code 1013: the server dropped a subscriber that fell behind). */
+  /**
+   * Called when the WebSocket closes. Codes: 1013, the server dropped a subscriber that fell
+   * behind (it resumes by itself); 4401, no valid credential (missing, wrong or revoked); 1012,
+   * the server is restarting.
+   */
   onSocketClose?: (code: number | undefined) => void;
   /** The server's maxBodyBytes, if changed from its default (1 MiB): batches stay below it. */
   maxBodyBytes?: number;
@@ -57,8 +67,10 @@ export function createCoordinationClient(options: CoordinationClientOptions): Co
     lazy: { enabled: true, closeMs: 0 },
     retryDelayMs: (attempt) => Math.min(100 * 2 ** attempt, 5000),
     onClose: (cause) => options.onSocketClose?.(cause?.code),
+    ...(options.token === undefined ? {} : { connectionParams: { token: options.token } }),
   });
-  const http = { url: `${base}/trpc`, transformer: superjson, headers: options.headers ?? {}, methodOverride: "POST" as const };
+  const headers = { ...options.headers, ...(options.token === undefined ? {} : { authorization: `Bearer ${options.token}` }) };
+  const http = { url: `${base}/trpc`, transformer: superjson, headers, methodOverride: "POST" as const };
   // Each batched call's input stays under its share of the body, with room for the envelope.
   const batchShare = Math.floor(((options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES) * 0.9) / MAX_BATCH_ITEMS);
   const api = createTRPCClient<AppRouter>({

@@ -1,7 +1,7 @@
 // The `coordination` command: reads configuration (flags > env > file > defaults), starts the
 // server, and shuts it down gracefully on SIGINT/SIGTERM. Exit codes: 0 clean stop,
 // 2 invalid configuration or usage, 1 failure to start or to stop.
-import { ConfigError, FLAGS, SETTINGS, envName, loadConfig, type SettingName } from "./config.js";
+import { ConfigError, FLAGS, SETTINGS, SWITCHES, envName, loadConfig, type SettingName } from "./config.js";
 import { createLogger } from "./logger.js";
 import type { CoordinationServer } from "./server/create-server.js";
 import { VERSION } from "./version.js";
@@ -25,6 +25,10 @@ export function parseArgs(argv: string[]): ParsedArgs {
       const [flag, inline] = arg.includes("=") ? [arg.slice(0, arg.indexOf("=")), arg.slice(arg.indexOf("=") + 1)] : [arg, undefined];
       // hasOwn, not `in`: "constructor" or "toString" must not pass as flags.
       if (flag !== "--config" && !Object.hasOwn(FLAGS, flag)) throw new UsageError(`unknown option "${arg}" (see --help)`);
+      if (SWITCHES.has(flag) && inline === undefined) {
+        parsed.flags[FLAGS[flag]!] = "true";
+        continue;
+      }
       const value = inline ?? argv[++i];
       if (value === undefined) throw new UsageError(`${flag} needs a value`);
       // "--port --db x.db": the next word is another option, not the value that is missing.
@@ -50,6 +54,8 @@ function helpText(): string {
     `coordination ${VERSION}: queue/event coordination server for multi-agent systems`,
     "",
     "Usage: coordination [--host H] [--port P] [--db PATH] [--log-level L] [--config FILE.yaml]",
+    "                    [--insecure] [--tls-cert FILE --tls-key FILE]",
+    "       coordination tokens create|list|revoke …   (coordination tokens --help)",
     "",
     "Settings (flags > environment > .env in the working directory > config file > defaults;",
     "the YAML file uses the camelCase names):",
@@ -57,7 +63,34 @@ function helpText(): string {
   ].join("\n");
 }
 
+/** `coordination tokens …` (src/cli-tokens.ts). */
+async function tokensMain(argv: string[]): Promise<number> {
+  const { parseTokensArgs, runTokensCommand, TOKENS_USAGE, TokensUsageError } = await import("./cli-tokens.js");
+  if (argv.length === 0 || argv[0] === "--help" || argv[0] === "-h") {
+    process.stdout.write(`${TOKENS_USAGE}\n`);
+    return argv.length === 0 ? 2 : 0;
+  }
+  let parsed;
+  try {
+    parsed = parseTokensArgs(argv);
+  } catch (error) {
+    if (!(error instanceof TokensUsageError)) throw error;
+    process.stderr.write(`coordination: ${error.message}\n${TOKENS_USAGE}\n`);
+    return 2;
+  }
+  let config;
+  try {
+    config = loadConfig({ flags: parsed.db === undefined ? {} : { dbPath: parsed.db }, dotenvFile: ".env", ...(parsed.configFile ? { configFile: parsed.configFile } : {}) });
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    process.stderr.write(`coordination: ${error.message}\n`);
+    return 2;
+  }
+  return runTokensCommand(parsed.command, config, { stdout: (text) => process.stdout.write(text), stderr: (text) => process.stderr.write(text) });
+}
+
 async function main(): Promise<number> {
+  if (process.argv[2] === "tokens") return tokensMain(process.argv.slice(3));
   let args: ParsedArgs;
   try {
     args = parseArgs(process.argv.slice(2));
@@ -98,8 +131,13 @@ async function main(): Promise<number> {
     server = createServer(config, log);
     await server.start();
   } catch (error) {
-    log.fatal({ err: error }, "failed to start");
     await server?.stop().catch(() => undefined);
+    // A refusal to run insecurely is a configuration problem: exit 2 with the sentence, as for others.
+    if (error instanceof Error && error.name === "InsecureBindError") {
+      process.stderr.write(`coordination: ${error.message}\n`);
+      return 2;
+    }
+    log.fatal({ err: error }, "failed to start");
     return 1;
   }
   const ended = await Promise.race([signalled, server.services.db.lost]);

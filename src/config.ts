@@ -29,6 +29,31 @@ const oneOf = <const T extends readonly [string, ...string[]]>(values: T) => ({
   allowed: `one of ${values.join(", ")}`,
 });
 
+/** true or false; from text, "true"/"false" (any case), "1"/"0", "yes"/"no". */
+const bool = () => ({
+  schema: z.preprocess((v) => {
+    if (typeof v !== "string") return v;
+    const word = v.trim().toLowerCase();
+    return ["true", "1", "yes"].includes(word) ? true : ["false", "0", "no"].includes(word) ? false : v;
+  }, z.boolean()),
+  allowed: "true or false",
+});
+/** A list: a YAML sequence, or comma-separated text from the environment ("" is the empty list). */
+const list = (item: z.ZodType<string>, what: string) => ({
+  schema: z.preprocess(
+    (v) => (typeof v === "string" ? v.split(",").map((part) => part.trim()).filter((part) => part !== "") : v),
+    z.array(item),
+  ),
+  allowed: `a comma-separated list of ${what}`,
+});
+/** An optional text setting: "" means unset. */
+const optionalText = (min: number, what: string) => ({
+  schema: z.union([z.literal(""), z.string().min(min)]),
+  allowed: `${what} (or empty for none)`,
+});
+/** An origin as browsers send it: scheme://host[:port], nothing after. */
+const origin = z.string().regex(/^https?:\/\/[^/\s]+$/i);
+
 /**
  * Every setting: its schema, what it allows (said in error messages), its default and one line of
  * documentation (also used by --help and .env.example).
@@ -88,6 +113,38 @@ export const SETTINGS = {
     doc: "For this long after start-up, heartbeat age counts from start-up at the earliest, so a server outage does not make every agent offline (0 = off)",
   },
   agentHealthCheckMs: { ...positiveMs(60_000), default: 1000, doc: "How often agent health is re-evaluated" },
+  adminToken: {
+    ...optionalText(32, "a secret of at least 32 characters"),
+    default: "",
+    doc: "Bearer secret with every right; set it (or issue tokens with `coordination tokens create`) and every call but /health needs a credential. Keep it out of shell history: use the environment or the config file",
+  },
+  insecure: {
+    ...bool(),
+    default: false,
+    doc: "Allow listening on a non-loopback address with no credentials configured (anyone who reaches the port controls every agent)",
+  },
+  allowedOrigins: {
+    ...list(origin, "origins (https://app.example.com)"),
+    default: [] as string[],
+    doc: "Browser origins allowed to call the API (CORS) and open WebSockets; requests from any other origin are refused",
+  },
+  allowedHosts: {
+    ...list(z.string().min(1), "host names"),
+    default: [] as string[],
+    doc: "Host header values served besides localhost, 127.0.0.1 and [::1] when bound to loopback (DNS-rebinding defence); when bound elsewhere, the only ones served if set",
+  },
+  publicDocs: { ...bool(), default: true, doc: "Serve /openapi.json without a credential when credentials are enforced" },
+  tlsCert: { ...optionalText(1, "a PEM certificate file path"), default: "", doc: "Serve HTTPS and WSS with this certificate (PEM; with tlsKey)" },
+  tlsKey: { ...optionalText(1, "a PEM private key file path"), default: "", doc: "Private key of tlsCert (PEM)" },
+  tokenRefreshMs: {
+    ...positiveMs(60_000),
+    default: 2000,
+    doc: "How often the server re-reads credentials, so tokens issued or revoked by the CLI or another process take effect",
+  },
+  maxBatchCalls: { ...int(1, 10_000), default: 100, doc: "Most calls in one tRPC batch, over HTTP or in one WebSocket frame" },
+  maxSubscriptionsPerSocket: { ...int(1, 100_000), default: 100, doc: "Most live subscriptions (events.onEvent) open on one WebSocket" },
+  maxParkedPerAgent: { ...int(1, 100_000), default: 64, doc: "Most long-polls (claims and polls with waitMs) one agent may have waiting at once" },
+  maxConnections: { ...int(1, 1_000_000), default: 10_000, doc: "Most open connections (HTTP and WebSocket); more are answered 429 and closed" },
   memoryContextLimit: { ...int(0, 50), default: 5, doc: "Memories handed out with each claimed task (0 turns pre-execution recall off)" },
 } as const;
 
@@ -101,7 +158,13 @@ export const FLAGS: Record<string, SettingName> = {
   "--port": "port",
   "--db": "dbPath",
   "--log-level": "logLevel",
+  "--insecure": "insecure",
+  "--tls-cert": "tlsCert",
+  "--tls-key": "tlsKey",
 };
+
+/** Flags that take no value: present means true. */
+export const SWITCHES = new Set(["--insecure"]);
 
 export const envName = (name: SettingName): string =>
   `COORDINATION_${name.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`;
@@ -265,5 +328,11 @@ function checkRelations(config: Config, origins: Partial<Record<SettingName, str
   }
   if (config.leaseMs > config.maxLeaseMs) {
     problems.push(`${label("leaseMs")} must be at most ${label("maxLeaseMs")}`);
+  }
+  if ((config.tlsCert === "") !== (config.tlsKey === "")) {
+    problems.push(`${label(config.tlsCert === "" ? "tlsKey" : "tlsCert")} needs ${envName(config.tlsCert === "" ? "tlsCert" : "tlsKey")} too: TLS takes a certificate and its key`);
+  }
+  for (const name of ["tlsCert", "tlsKey"] as const) {
+    if (config[name] !== "" && !existsSync(config[name])) problems.push(`${label(name)}: no such file`);
   }
 }

@@ -10,6 +10,10 @@ export const ERROR_STATUS = {
   INVALID_INPUT: 400,
   /** The request body is not valid JSON. */
   MALFORMED_JSON: 400,
+  /** No credential, or one the server does not know (or revoked). Says nothing more, by design. */
+  UNAUTHORIZED: 401,
+  /** The credential is valid but may not do this (its role, or another agent's identity); also a Host or Origin the server does not serve. */
+  FORBIDDEN: 403,
   TASK_NOT_FOUND: 404,
   AGENT_NOT_FOUND: 404,
   SUBSCRIPTION_NOT_FOUND: 404,
@@ -28,6 +32,8 @@ export const ERROR_STATUS = {
   PAYLOAD_TOO_LARGE: 413,
   /** A request body that is not application/json. */
   UNSUPPORTED_MEDIA_TYPE: 415,
+  /** A per-client limit was reached (subscriptions per socket, calls per batch, parked long-polls per agent, open connections). */
+  LIMIT_EXCEEDED: 429,
   /** The URL and headers are longer than the server reads. */
   HEADERS_TOO_LARGE: 431,
   INTERNAL: 500,
@@ -48,6 +54,9 @@ export interface ErrorBody {
 export type DomainErrorCode = Extract<
   ErrorCode,
   | "INVALID_INPUT"
+  | "UNAUTHORIZED"
+  | "FORBIDDEN"
+  | "LIMIT_EXCEEDED"
   | "TASK_NOT_FOUND"
   | "AGENT_NOT_FOUND"
   | "SUBSCRIPTION_NOT_FOUND"

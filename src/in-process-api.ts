@@ -5,6 +5,7 @@
 // the procedures' own server-side caller, so it shares their schemas, rules and errors with tRPC
 // and REST; errors are CoordinationError with the codes of src/errors.ts.
 import type { inferRouterInputs, inferRouterOutputs } from "@trpc/server";
+import { TRUSTED } from "./auth/credentials.js";
 import { loadConfig, type SettingName } from "./config.js";
 import { inProcessTransport } from "./delivery/transports.js";
 import { CoordinationError, type DomainErrorCode } from "./errors.js";
@@ -98,7 +99,8 @@ export async function openCoordination(options: InProcessOptions = {}): Promise<
     await coordination.close().catch(() => undefined);
     throw error;
   }
-  const api = createCaller({ core: coordination.services, transport: inProcessTransport });
+  // In-process callers are the program itself: trusted, as a server with no credentials trusts everyone.
+  const api = createCaller({ core: coordination.services, transport: inProcessTransport, caller: TRUSTED });
   const run = domainErrors;
   return {
     tasks: {

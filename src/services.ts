@@ -3,6 +3,7 @@
 // the services, the event bus, the long-poll waiters and the background jobs. The server
 // (src/server/) and the in-process API only add transports on top.
 import { AgentService } from "./agents/agent-service.js";
+import { Credentials } from "./auth/credentials.js";
 import type { Config } from "./config.js";
 import { applyMigrations, unknownMigrations } from "./db/migrate.js";
 import { openDatabase } from "./db/open-database.js";
@@ -15,6 +16,7 @@ import { PollWaiters } from "./events/poll-waiters.js";
 import type { Logger } from "./logger.js";
 import { MemoryService } from "./memory/memory-service.js";
 import { PeriodicJob } from "./periodic.js";
+import { PerKeyLimit } from "./per-key-limit.js";
 import { ClaimWaiters } from "./tasks/claim-waiters.js";
 import { TaskService } from "./tasks/task-service.js";
 import { SignalFanout } from "./wakeup.js";
@@ -29,6 +31,8 @@ export interface Services {
   bus: EventBus;
   agents: AgentService;
   memory: MemoryService;
+  /** Who presents which bearer secret, and whether credentials are enforced at all (src/auth/). */
+  credentials: Credentials;
   /** Delivery confirmation of consuming calls (claims, steals, auto-ack polls). */
   deliveries: Deliveries;
   /** Long-polling claims and polls parked, woken by committed events. */
@@ -82,8 +86,11 @@ export function createCoordination(config: Config, log: Logger): Coordination {
     waiters.polls.observe(events);
   });
   const memory = new MemoryService(config, db);
-  const tasks = new TaskService({ config, db, memory, waiters: waiters.claims, shutdown: stopping });
-  const events = new EventService({ config, db, waiters: waiters.polls, shutdown: stopping });
+  // Claims and polls together: one agent's parked long-polls, whatever they wait for.
+  const parked = new PerKeyLimit(config.maxParkedPerAgent, (agentId) => `too many long-polls waiting for agent ${JSON.stringify(agentId)}`, "maxParkedPerAgent");
+  const tasks = new TaskService({ config, db, memory, waiters: waiters.claims, shutdown: stopping, parked });
+  const events = new EventService({ config, db, waiters: waiters.polls, shutdown: stopping, parked });
+  const credentials = new Credentials({ db, config, log });
   const agents = new AgentService(config, db);
   const jobs = {
     leaseSweeper: new PeriodicJob("lease-sweeper", config.leaseSweepMs, () => tasks.expireLeases(), log),
@@ -99,6 +106,7 @@ export function createCoordination(config: Config, log: Logger): Coordination {
     bus,
     agents,
     memory,
+    credentials,
     deliveries: new Deliveries(log),
     waiters,
     jobs,
@@ -112,6 +120,7 @@ export function createCoordination(config: Config, log: Logger): Coordination {
     async start() {
       await db.ready();
       bus!.start(await db.read("events.head", undefined));
+      await credentials.start();
       for (const job of Object.values(jobs)) job.start();
     },
     beginShutdown() {
@@ -120,6 +129,7 @@ export function createCoordination(config: Config, log: Logger): Coordination {
     close() {
       closed ??= (async () => {
         shutdown.abort();
+        credentials.stop();
         await Promise.all(Object.values(jobs).map((job) => job.stop()));
         // Answers that did not reach their clients are undone before the database closes.
         await services.deliveries.drain();

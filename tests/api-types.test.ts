@@ -93,6 +93,7 @@ const CHECKED = [
   "events.publish", "events.subscribe", "events.unsubscribe", "events.subscription", "events.poll", "events.ack", "events.list", "events.onEvent",
   "agents.register", "agents.heartbeat", "agents.deregister", "agents.get", "agents.list", "agents.findByCapability",
   "memory.remember", "memory.recall",
+  "tokens.create", "tokens.list", "tokens.revoke",
 ];
 
 describe("AppRouter types", () => {
@@ -196,6 +197,16 @@ describe("AppRouter types", () => {
     expectTypeOf<In["memory"]["recall"]>().toEqualTypeOf<{ query?: string; taskId?: string; queue?: string; capability?: string; limit?: number }>();
     expectTypeOf<Out["memory"]["recall"]>().toEqualTypeOf<MemoryMatch[]>();
     expectTypeOf<Out["health"]>().toEqualTypeOf<{ status: "ok"; version: string; uptimeMs: number; db: "ok" }>();
+  });
+
+  it("credential procedures", () => {
+    type Token = { id: string; role: "admin" | "agent" | "read"; agentId: string | null; name: string; createdAt: Date; lastUsedAt: Date | null; revokedAt: Date | null };
+    expectTypeOf<In["tokens"]["create"]>().toEqualTypeOf<{ role: "admin" | "agent" | "read"; agentId?: string; name?: string }>();
+    expectTypeOf<Out["tokens"]["create"]>().toEqualTypeOf<{ token: Token; secret: string }>();
+    expectTypeOf<In["tokens"]["list"]>().toEqualTypeOf<{ includeRevoked?: boolean } | undefined>();
+    expectTypeOf<Out["tokens"]["list"]>().toEqualTypeOf<Token[]>();
+    expectTypeOf<In["tokens"]["revoke"]>().toEqualTypeOf<{ tokenId: string }>();
+    expectTypeOf<Out["tokens"]["revoke"]>().toEqualTypeOf<Token>();
   });
 
   it("errors carry the one shape in data", () => {

@@ -1,5 +1,6 @@
 // tRPC procedures of the agent registry.
 import { z } from "zod";
+import { AS_AGENT, READ } from "../auth/access.js";
 import { procedure, router } from "../trpc/init.js";
 import { agentHeartbeatInput, agentIdInput, agentSchema, findByCapabilityInput, listAgentsInput, registerInput } from "./agent-schemas.js";
 
@@ -7,37 +8,37 @@ const tags = ["agents"];
 
 export const agentRouter = router({
   register: procedure
-    .meta({ rest: { method: "POST", path: "/agents", tags, summary: "Register (or re-register) an agent" } })
+    .meta({ access: AS_AGENT, rest: { method: "POST", path: "/agents", tags, summary: "Register (or re-register) an agent" } })
     .input(registerInput)
     .output(agentSchema)
     .mutation(({ ctx, input }) => ctx.services.agents.register(input)),
 
   heartbeat: procedure
-    .meta({ rest: { method: "POST", path: "/agents/{agentId}/heartbeat", tags, summary: "Report liveness, status and load (registers an unknown agent)" } })
+    .meta({ access: AS_AGENT, rest: { method: "POST", path: "/agents/{agentId}/heartbeat", tags, summary: "Report liveness, status and load (registers an unknown agent)" } })
     .input(agentHeartbeatInput)
     .output(agentSchema)
     .mutation(({ ctx, input }) => ctx.services.agents.heartbeat(input)),
 
   deregister: procedure
-    .meta({ rest: { method: "DELETE", path: "/agents/{agentId}", tags, summary: "Remove an agent; its tasks return to the queue", errors: ["AGENT_NOT_FOUND"] } })
+    .meta({ access: AS_AGENT, rest: { method: "DELETE", path: "/agents/{agentId}", tags, summary: "Remove an agent; its tasks return to the queue", errors: ["AGENT_NOT_FOUND"] } })
     .input(agentIdInput)
     .output(agentSchema)
     .mutation(({ ctx, input }) => ctx.services.agents.deregister(input.agentId)),
 
   get: procedure
-    .meta({ rest: { method: "GET", path: "/agents/{agentId}", tags, summary: "Get an agent", errors: ["AGENT_NOT_FOUND"] } })
+    .meta({ access: READ, rest: { method: "GET", path: "/agents/{agentId}", tags, summary: "Get an agent", errors: ["AGENT_NOT_FOUND"] } })
     .input(agentIdInput)
     .output(agentSchema)
     .query(({ ctx, input }) => ctx.services.agents.get(input.agentId)),
 
   list: procedure
-    .meta({ rest: { method: "GET", path: "/agents", tags, summary: "List agents" } })
+    .meta({ access: READ, rest: { method: "GET", path: "/agents", tags, summary: "List agents" } })
     .input(listAgentsInput)
     .output(z.array(agentSchema))
     .query(({ ctx, input }) => ctx.services.agents.list(input)),
 
   findByCapability: procedure
-    .meta({ rest: { method: "GET", path: "/agents/capability/{capability}", tags, summary: "Agents with a capability, healthy and least loaded first" } })
+    .meta({ access: READ, rest: { method: "GET", path: "/agents/capability/{capability}", tags, summary: "Agents with a capability, healthy and least loaded first" } })
     .input(findByCapabilityInput)
     .output(z.array(agentSchema))
     .query(({ ctx, input }) => ctx.services.agents.findByCapability(input.capability)),

@@ -9,6 +9,7 @@
 // Past that point no server can know more (the bytes may sit unread in the client's kernel when
 // it dies); the lease covers that case, as in every at-least-once queue.
 import type { WebSocket } from "ws";
+import type { PerKeyLimit } from "../per-key-limit.js";
 import type { DeliverySink, Transport } from "../trpc/context.js";
 
 export type { Transport };
@@ -51,7 +52,8 @@ export function httpTransport(res: ObservableResponse): Transport {
   };
 }
 
-export function webSocketTransport(socket: WebSocket): Transport {
+/** `streams`: the live streams open on this socket, bounded (src/per-key-limit.ts); one per socket. */
+export function webSocketTransport(socket: WebSocket, streams: PerKeyLimit): Transport {
   const gone = new AbortController();
   socket.once("close", () => gone.abort());
   return {
@@ -62,6 +64,7 @@ export function webSocketTransport(socket: WebSocket): Transport {
     stream: {
       backlog: () => socket.bufferedAmount,
       close: (code, reason) => socket.close(code, reason),
+      admitStream: () => streams.acquire("socket"),
     },
   };
 }

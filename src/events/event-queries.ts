@@ -2,6 +2,7 @@
 // peeks, history, live-stream backfill pages and the log tail for other processes' events.
 import { assertReadable, assertRetained, inboxOf, notSubscribed, readInbox, type Position } from "./event-positions.js";
 import type { CoordinationEvent, PollRequest, Subscription } from "./event-schemas.js";
+import type { ListEventsRequest } from "./event-service.js";
 import type { EventStore } from "./event-store.js";
 
 /** Pages that stream to the event loop (backfills, the bus's tail) stop at this many bytes. */
@@ -27,10 +28,10 @@ export function eventQueries(d: { events: EventStore; maxResponseBytes: number }
       return { batch, skip: batch.length === 0 && inbox.recorded && (inbox.cursor < head || inbox.mailboxCursor < head), types: inbox.types };
     },
 
-    /** The log itself (all events, direct messages included), for history and audit. */
-    "events.list": (request: { afterSeq: number; types?: string[] | undefined; limit: number }): CoordinationEvent[] => {
+    /** The log itself, for history and audit; with `recipient`, only the direct messages to it (none for null). */
+    "events.list": (request: ListEventsRequest): CoordinationEvent[] => {
       if (request.afterSeq > 0) assertRetained(events, request.afterSeq, "afterSeq");
-      return events.readLog(request.afterSeq, request.limit, request.types, d.maxResponseBytes);
+      return events.readLogPage(request.afterSeq, request.limit, d.maxResponseBytes, request.types, request.recipient).events;
     },
 
     /**

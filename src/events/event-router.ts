@@ -1,6 +1,7 @@
 // tRPC procedures of the event stream, including the live WebSocket subscription.
 import { TRPCError } from "@trpc/server";
 import { z } from "zod";
+import { AS_AGENT, assertMayPublish, mailboxViewOf, READ } from "../auth/access.js";
 import { consumingProcedure, procedure, router } from "../trpc/init.js";
 import {
   ackInput,
@@ -20,19 +21,22 @@ const tags = ["events"];
 
 export const eventRouter = router({
   publish: procedure
-    .meta({ rest: { method: "POST", path: "/events", tags, summary: "Publish an event (with target: a direct message)" } })
+    .meta({ access: { role: "agent", actingAs: { field: "source", fill: true } }, rest: { method: "POST", path: "/events", tags, summary: "Publish an event (with target: a direct message)" } })
     .input(publishInput)
     .output(eventSchema)
-    .mutation(({ ctx, input }) => ctx.services.events.publish(input)),
+    .mutation(({ ctx, input }) => {
+      assertMayPublish(ctx.caller, input.type);
+      return ctx.services.events.publish(input);
+    }),
 
   subscribe: procedure
-    .meta({ rest: { method: "POST", path: "/events/subscriptions", tags, summary: "Subscribe an agent to event types", errors: ["EVENTS_PRUNED"] } })
+    .meta({ access: AS_AGENT, rest: { method: "POST", path: "/events/subscriptions", tags, summary: "Subscribe an agent to event types", errors: ["EVENTS_PRUNED"] } })
     .input(subscribeInput)
     .output(subscriptionSchema)
     .mutation(({ ctx, input }) => ctx.services.events.subscribe(input)),
 
   unsubscribe: procedure
-    .meta({
+    .meta({ access: AS_AGENT,
       rest: { method: "DELETE", path: "/events/subscriptions/{agentId}", tags, summary: "Drop types, or all of them (the mailbox stays)", errors: ["SUBSCRIPTION_NOT_FOUND"] },
     })
     .input(unsubscribeInput)
@@ -40,37 +44,46 @@ export const eventRouter = router({
     .mutation(({ ctx, input }) => ctx.services.events.unsubscribe(input)),
 
   subscription: procedure
-    .meta({ rest: { method: "GET", path: "/events/subscriptions/{agentId}", tags, summary: "An agent's subscription and cursors", errors: ["SUBSCRIPTION_NOT_FOUND"] } })
+    .meta({ access: AS_AGENT, rest: { method: "GET", path: "/events/subscriptions/{agentId}", tags, summary: "An agent's subscription and cursors", errors: ["SUBSCRIPTION_NOT_FOUND"] } })
     .input(agentIdInput)
     .output(subscriptionSchema)
     .query(({ ctx, input }) => ctx.services.events.getSubscription(input.agentId)),
 
   poll: consumingProcedure
-    .meta({ rest: { method: "GET", path: "/events/{agentId}", tags, summary: "Poll an agent's next events (its subscribed types and its mailbox)", errors: ["EVENTS_PRUNED"] } })
+    .meta({ access: AS_AGENT, rest: { method: "GET", path: "/events/{agentId}", tags, summary: "Poll an agent's next events (its subscribed types and its mailbox)", errors: ["EVENTS_PRUNED"] } })
     .input(pollInput)
     .output(z.array(eventSchema))
     .mutation(({ ctx, input }) => ctx.services.events.poll(input, ctx.call)),
 
   ack: procedure
-    .meta({ rest: { method: "POST", path: "/events/{agentId}/ack", tags, summary: "Acknowledge events up to seq (manual ack)" } })
+    .meta({ access: AS_AGENT, rest: { method: "POST", path: "/events/{agentId}/ack", tags, summary: "Acknowledge events up to seq (manual ack)" } })
     .input(ackInput)
     .output(subscriptionSchema)
     .mutation(({ ctx, input }) => ctx.services.events.ack(input)),
 
   list: procedure
-    .meta({ rest: { method: "GET", path: "/events", tags, summary: "Event history after a seq", errors: ["EVENTS_PRUNED"] } })
+    .meta({ access: READ, rest: { method: "GET", path: "/events", tags, summary: "Event history after a seq", errors: ["EVENTS_PRUNED"] } })
     .input(listEventsInput)
     .output(z.array(eventSchema))
-    .query(({ ctx, input }) => ctx.services.events.list(input)),
+    // Direct messages are their target's: an agent credential sees its own, a read credential none.
+    .query(({ ctx, input }) => ctx.services.events.list({ ...input, ...mailboxViewOf(ctx.caller) })),
 
   /** Live events over WebSocket; tracked by seq, so a reconnecting client resumes where it left off. */
-  onEvent: procedure.input(onEventInput).subscription(({ ctx, input, signal }) => {
+  onEvent: procedure
+    // Streams untargeted events and, with agentId, that agent's mailbox: an agent credential may
+    // name only itself; left out, the stream follows the types asked for, as it does for anyone.
+    .meta({ access: { role: "read", actingAs: { field: "agentId", fill: false } } })
+    .input(onEventInput)
+    .subscription(({ ctx, input, signal }) => {
     const { services, transport } = ctx;
     // WebSocket only: backpressure and the overflow close need the socket. Server-sent events are
     // also disabled in src/trpc/init.ts; this names the reason should anything else call it.
     const socket = transport.stream;
     if (!socket) throw new TRPCError({ code: "METHOD_NOT_SUPPORTED", message: "events.onEvent is served over WebSocket only" });
-    return streamEvents(
+    // Counted against the socket's maxSubscriptionsPerSocket until the stream ends.
+    const release = socket.admitStream();
+    signal?.addEventListener("abort", release, { once: true });
+    return countedStream(release, streamEvents(
       {
         bus: services.bus,
         service: services.events,
@@ -80,6 +93,15 @@ export const eventRouter = router({
       },
       input,
       signal,
-    );
+    ));
   }),
 });
+
+/** Runs `release` when the stream ends, however it ends. */
+async function* countedStream<T>(release: () => void, stream: AsyncGenerator<T>): AsyncGenerator<T> {
+  try {
+    yield* stream;
+  } finally {
+    release();
+  }
+}

@@ -7,6 +7,7 @@ import type { Database } from "../db/thread/database.js";
 import { clientGone, type ConsumingCall } from "../delivery/delivery.js";
 import { assertJsonDepth } from "../json-checks.js";
 import { KeyedLock } from "../keyed-lock.js";
+import type { PerKeyLimit } from "../per-key-limit.js";
 import { linkSignals, safetyRelookMs, type SignalFanout } from "../wakeup.js";
 import type { Position } from "./event-positions.js";
 import type { CoordinationEvent, PollRequest, PublishRequest, Subscription } from "./event-schemas.js";
@@ -18,6 +19,16 @@ export interface EventServiceDeps {
   db: Database;
   waiters: PollWaiters;
   shutdown: SignalFanout;
+  /** Long-polls waiting per agent, bounded (maxParkedPerAgent). */
+  parked: PerKeyLimit;
+}
+
+export interface ListEventsRequest {
+  afterSeq: number;
+  types?: string[] | undefined;
+  limit: number;
+  /** Whose direct messages the answer may hold: absent, everyone's; null, nobody's. */
+  recipient?: string | null;
 }
 
 export class EventService {
@@ -67,6 +78,7 @@ export class EventService {
   async poll(request: PollRequest, call: ConsumingCall = {}): Promise<CoordinationEvent[]> {
     const waitMs = Math.min(request.waitMs ?? 0, this.d.config.maxWaitMs);
     if (waitMs <= 0) return (request.ack === "auto" ? await this.take(request, call) : await this.peek(request)).batch;
+    const unpark = this.d.parked.acquire(request.agentId);
     const deadline = Date.now() + waitMs;
     const shutdown = this.d.shutdown.child();
     const stop = linkSignals([...(call.signals ?? []), shutdown.signal]);
@@ -91,6 +103,7 @@ export class EventService {
     } finally {
       stop.dispose();
       shutdown.dispose();
+      unpark();
     }
   }
 
@@ -99,8 +112,11 @@ export class EventService {
     return this.d.db.write("events.ack", request);
   }
 
-  /** The log itself (all events, direct messages included), for history and audit. */
-  list(request: { afterSeq: number; types?: string[] | undefined; limit: number }): Promise<CoordinationEvent[]> {
+  /**
+   * The log itself, for history and audit: every event, or with `recipient` only the untargeted
+   * ones and the direct messages to that agent (null: none).
+   */
+  list(request: ListEventsRequest): Promise<CoordinationEvent[]> {
     return this.d.db.read("events.list", request);
   }
 

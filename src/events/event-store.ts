@@ -130,12 +130,27 @@ export class EventStore {
     return this.readLogPage(afterSeq, limit, budgetBytes, patterns).events;
   }
 
-  /** readLog, saying whether more events may follow (the page was full or cut at the budget). */
-  readLogPage(afterSeq: number, limit: number, budgetBytes: number, patterns?: readonly string[]): { events: CoordinationEvent[]; more: boolean } {
+  /**
+   * readLog, saying whether more events may follow (the page was full or cut at the budget).
+   * `recipient`: absent, every event; a string, untargeted events and direct messages to it; null, untargeted only.
+   */
+  readLogPage(
+    afterSeq: number,
+    limit: number,
+    budgetBytes: number,
+    patterns?: readonly string[],
+    recipient?: string | null,
+  ): { events: CoordinationEvent[]; more: boolean } {
     const params: unknown[] = [afterSeq];
     const typeMatch = patterns ? typePatternSql(patterns, params) : "1";
+    let targetMatch = "1";
+    if (recipient === null) targetMatch = "target IS NULL";
+    else if (recipient !== undefined) {
+      targetMatch = "(target IS NULL OR target = ?)";
+      params.push(recipient);
+    }
     params.push(limit);
-    const page = this.readBounded(`SELECT * FROM events WHERE seq > ? AND ${typeMatch} ORDER BY seq LIMIT ?`, params, budgetBytes);
+    const page = this.readBounded(`SELECT * FROM events WHERE seq > ? AND ${typeMatch} AND ${targetMatch} ORDER BY seq LIMIT ?`, params, budgetBytes);
     return { events: page.rows.map(toEvent), more: page.truncated || page.rows.length === limit };
   }
 

@@ -1,5 +1,6 @@
 // tRPC procedures of the pre-execution memory.
 import { z } from "zod";
+import { AS_AGENT, READ } from "../auth/access.js";
 import { procedure, router } from "../trpc/init.js";
 import { memoryMatchSchema, memorySchema, recallInput, rememberInput } from "./memory-schemas.js";
 
@@ -7,13 +8,13 @@ const tags = ["memory"];
 
 export const memoryRouter = router({
   remember: procedure
-    .meta({ rest: { method: "POST", path: "/memory", tags, summary: "Store a note or lesson" } })
+    .meta({ access: AS_AGENT, rest: { method: "POST", path: "/memory", tags, summary: "Store a note or lesson" } })
     .input(rememberInput)
     .output(memorySchema)
     .mutation(({ ctx, input }) => ctx.services.memory.remember(input)),
 
   recall: procedure
-    .meta({
+    .meta({ access: READ,
       rest: [
         { method: "GET", path: "/memory/recall", tags, summary: "Memories ranked by relevance, recency and outcome", errors: ["TASK_NOT_FOUND"] },
         // The same with the input in a body: a query too long for a URL (2,000 CJK characters are 18 KB encoded).

@@ -1,6 +1,7 @@
 // The OpenAPI 3.1 document of the REST routes, built from the same route table and zod schemas
 // the adapter serves (zod-openapi renders the schemas). Each operation lists every status it can
-// answer; no security scheme is declared, because the server has none yet.
+// answer. The bearer scheme is declared exactly when the server enforces credentials, and then
+// every operation but /health requires it and may answer 401 and 403.
 import { z } from "zod";
 import { createDocument, type oas31, type ZodOpenApiOperationObject, type ZodOpenApiPathsObject, type ZodOpenApiResponseObject } from "zod-openapi";
 import { ERROR_STATUS, type ErrorCode } from "../errors.js";
@@ -23,13 +24,17 @@ const WITH_BODY: ErrorCode[] = ["MALFORMED_JSON", "PAYLOAD_TOO_LARGE", "UNSUPPOR
 
 const camelCase = (key: string): string => key.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
 
-function operation(route: Route): ZodOpenApiOperationObject {
+/** Codes of a route that needs a credential. */
+const AUTHENTICATED: ErrorCode[] = ["UNAUTHORIZED", "FORBIDDEN"];
+
+function operation(route: Route, bearer: boolean): ZodOpenApiOperationObject {
+  const open = route.access.role === "open";
   const shape = inputShape(route.input);
   const pathParams = route.segments.flatMap((s) => (typeof s === "string" ? [] : [s.param]));
   const inPath = new Set(pathParams.map(camelCase));
   const rest = Object.fromEntries(Object.entries(shape).filter(([field]) => !inPath.has(field)));
   const bodyTaken = route.method === "POST";
-  const codes = [...ALWAYS, ...(bodyTaken ? WITH_BODY : []), ...(route.errors ?? [])];
+  const codes = [...ALWAYS, ...(bodyTaken ? WITH_BODY : []), ...(bearer && !open ? AUTHENTICATED : []), ...(route.errors ?? [])];
   const responses: Record<string, ZodOpenApiResponseObject> = {
     "200": { description: "OK", content: { "application/json": { schema: route.emptyIsNoContent ? (route.output as z.ZodNullable).unwrap() : route.output! } } },
   };
@@ -51,13 +56,15 @@ function operation(route: Route): ZodOpenApiOperationObject {
       ? { requestBody: { required: false, content: { "application/json": { schema: pathParams.length > 0 ? z.object(rest) : route.input } } } }
       : {}),
     responses,
+    ...(bearer && open ? { security: [] } : {}),
   };
 }
 
-export function buildOpenApiDocument(baseUrl: string): oas31.OpenAPIObject {
+/** `bearer`: the server enforces credentials (declare the scheme and require it). */
+export function buildOpenApiDocument(baseUrl: string, options: { bearer: boolean } = { bearer: false }): oas31.OpenAPIObject {
   const paths: ZodOpenApiPathsObject = {};
   for (const route of ROUTES) {
-    paths[route.path] = { ...paths[route.path], [route.method.toLowerCase()]: operation(route) };
+    paths[route.path] = { ...paths[route.path], [route.method.toLowerCase()]: operation(route, options.bearer) };
   }
   return createDocument(
     {
@@ -71,6 +78,12 @@ export function buildOpenApiDocument(baseUrl: string): oas31.OpenAPIObject {
       },
       servers: [{ url: baseUrl }],
       paths,
+      ...(options.bearer
+        ? {
+            components: { securitySchemes: { bearer: { type: "http", scheme: "bearer", description: "A token from `coordination tokens create`, or the admin token" } } },
+            security: [{ bearer: [] }],
+          }
+        : {}),
     },
     {
       // Dates travel as ISO 8601 strings; JSON values (payloads, results) are any JSON.

@@ -7,6 +7,7 @@
 // (rest-input.ts) and answered in one place; errors take the one shape of src/errors.ts.
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { TRPCError } from "@trpc/server";
+import { bearerSecret } from "../auth/token-secret.js";
 import { httpTransport } from "../delivery/transports.js";
 import { CoordinationError, ERROR_STATUS, type ErrorBody } from "../errors.js";
 import { JSON_DEPTH_CEILING, jsonDepth } from "../json-value.js";
@@ -26,6 +27,7 @@ export function createRestHandler(services: Services, log: Logger) {
   const fail = (res: ServerResponse, error: unknown, route?: Route) => {
     const body: ErrorBody = toErrorBody(error);
     if (body.code === "INTERNAL") log.error({ err: error instanceof TRPCError ? (error.cause ?? error) : error, path: route?.procedure }, "internal error");
+    if (body.code === "UNAUTHORIZED") res.setHeader("www-authenticate", "Bearer");
     sendJson(res, ERROR_STATUS[body.code], body);
   };
 
@@ -53,7 +55,7 @@ export function createRestHandler(services: Services, log: Logger) {
       const result = await route.call({
         path: route.procedure,
         type: route.type,
-        ctx: { core: services, transport } satisfies Context,
+        ctx: { core: services, transport, caller: await services.credentials.authenticate(bearerSecret(req.headers.authorization)) } satisfies Context,
         getRawInput: () => Promise.resolve(input),
         signal: undefined,
         batchIndex: 0,

@@ -3,11 +3,13 @@
 // if it does not have the request's method, the answer is 405 naming the methods it has.
 import type { z } from "zod";
 import { appRouter } from "../trpc/app-router.js";
-import type { Meta, RestRoute } from "../trpc/init.js";
+import type { Access, Meta, RestRoute } from "../trpc/meta.js";
 
 export interface Route extends RestRoute {
   /** The procedure's dotted path: "tasks.complete". */
   procedure: string;
+  /** Who may call it. */
+  access: Access;
   /** The procedure's input schema (undefined when it takes none). */
   input: z.ZodType | undefined;
   /** The procedure's output schema. */
@@ -46,6 +48,7 @@ function buildRoutes(): Route[] {
     return routes.map((route) => ({
       ...route,
       procedure,
+      access: _def.meta!.access!,
       input: _def.inputs[0],
       output: _def.output,
       call: (options) => callable(options),

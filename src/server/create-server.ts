@@ -1,21 +1,40 @@
 // One HTTP port for everything: tRPC over HTTP at /trpc (batching), tRPC subscriptions over
-// WebSocket on the same port, the REST routes, GET /openapi.json and GET /health.
+// WebSocket on the same port, the REST routes, GET /openapi.json and GET /health; HTTPS and WSS
+// when tlsCert and tlsKey are set. Every request passes the browser guards (browser-guards.ts)
+// and carries its caller (src/auth/) into the procedures, which decide what it may do.
 // createServer(config) -> { start, stop, url }; only the CLI installs signal handlers.
+import { readFileSync } from "node:fs";
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import { createServer as createHttpsServer } from "node:https";
+import type { AddressInfo, Socket } from "node:net";
 import { createHTTPHandler } from "@trpc/server/adapters/standalone";
 import { applyWSSHandler } from "@trpc/server/adapters/ws";
-import { WebSocketServer } from "ws";
+import { WebSocketServer, type WebSocket } from "ws";
+import { unauthorized } from "../auth/access.js";
+import { bearerSecret } from "../auth/token-secret.js";
 import type { Config } from "../config.js";
 import { httpTransport, webSocketTransport } from "../delivery/transports.js";
 import { createLogger, type Logger } from "../logger.js";
 import { createRestHandler } from "../rest/rest-handler.js";
 import { buildOpenApiDocument } from "../rest/openapi-document.js";
+import { PerKeyLimit } from "../per-key-limit.js";
 import { createCoordination, type Services } from "../services.js";
 import { appRouter } from "../trpc/app-router.js";
+import { browserGuards, isLoopback } from "./browser-guards.js";
 import { sendJson } from "./http-io.js";
 
 const MAX_HEADER_BYTES = 64 * 1024;
+
+/**
+ * WebSocket close codes of ours (4000–4999 are the application's): 4401, the connection carried
+ * no valid credential, or its credential was revoked; reconnect with a valid token.
+ */
+export const WS_CLOSE_UNAUTHORIZED = 4401;
+
+/** Listening on a non-loopback address with no credentials, without --insecure. */
+export class InsecureBindError extends Error {
+  override name = "InsecureBindError";
+}
 
 export interface CoordinationServer {
   /** http://host:port once started. */
@@ -33,17 +52,25 @@ export function createServer(config: Config, log: Logger = createLogger(config.l
   const onTrpcError = ({ error, path }: { error: { code: string; cause?: unknown }; path?: string | undefined }) => {
     if (error.code === "INTERNAL_SERVER_ERROR") log.error({ err: error.cause ?? error, path }, "internal error");
   };
+  const { credentials } = services;
+  const tls = config.tlsCert === "" ? undefined : { cert: readFileSync(config.tlsCert), key: readFileSync(config.tlsKey) };
+  const guards = browserGuards(config, tls ? "https" : "http");
   const trpc = createHTTPHandler({
     router: appRouter,
     basePath: "/trpc/",
     maxBodySize: config.maxBodyBytes,
+    maxBatchSize: config.maxBatchCalls,
     // A query whose input is too long for a URL may come as a POST (the client sends every query so).
     allowMethodOverride: true,
-    createContext: ({ res }) => ({ core: services, transport: httpTransport(res) }),
+    createContext: async ({ req, res }) => ({
+      core: services,
+      transport: httpTransport(res),
+      caller: await credentials.authenticate(bearerSecret(req.headers.authorization)),
+    }),
     onError: onTrpcError,
   });
   const rest = createRestHandler(services, log);
-  let openApiJson: string | undefined;
+  const openApiJson = new Map<boolean, string>();
 
   let inFlight = 0;
   let stopping = false;
@@ -51,7 +78,7 @@ export function createServer(config: Config, log: Logger = createLogger(config.l
 
   // 64 KiB of URL and headers (Node reads 16 KiB): a recall query of 2,000 characters of any
   // script is at most 24 KB percent-encoded. Longer still is a 431 with the JSON error body.
-  const http = createHttpServer({ maxHeaderSize: MAX_HEADER_BYTES }, (req: IncomingMessage, res: ServerResponse) => {
+  const handle = (req: IncomingMessage, res: ServerResponse) => {
     const started = process.hrtime.bigint();
     inFlight++;
     res.on("close", () => {
@@ -62,21 +89,48 @@ export function createServer(config: Config, log: Logger = createLogger(config.l
       if (inFlight === 0) idle.splice(0).forEach((resolve) => resolve());
     });
     if (stopping) res.setHeader("connection", "close");
+    const refusal = guards.refusal(req);
+    if (refusal) return sendJson(res, 403, refusal);
+    if (guards.preflight(req, res)) return;
+    guards.decorate(req, res);
     const path = (req.url ?? "/").split("?")[0]!;
     if (path === "/trpc" || path.startsWith("/trpc/")) return trpc(req, res);
-    if (path === "/openapi.json") {
-      if (req.method !== "GET") {
-        res.setHeader("allow", "GET");
-        return sendJson(res, 405, { code: "METHOD_NOT_ALLOWED", message: `/openapi.json answers GET, not ${req.method}` });
-      }
-      openApiJson ??= JSON.stringify(buildOpenApiDocument(url));
-      res.writeHead(200, { "content-type": "application/json" });
-      return void res.end(openApiJson);
+    if (path === "/openapi.json") return void serveOpenApi(req, res).catch((error: unknown) => fail(res, error));
+    rest(req, res).catch((error: unknown) => fail(res, error));
+  };
+  const fail = (res: ServerResponse, error: unknown) => {
+    log.error({ err: error }, "request failed");
+    if (!res.headersSent) sendJson(res, 500, { code: "INTERNAL", message: "Internal server error" });
+  };
+  /** The document declares the bearer scheme exactly when credentials are enforced; it needs one itself unless publicDocs. */
+  const serveOpenApi = async (req: IncomingMessage, res: ServerResponse) => {
+    if (req.method !== "GET") {
+      res.setHeader("allow", "GET");
+      return sendJson(res, 405, { code: "METHOD_NOT_ALLOWED", message: `/openapi.json answers GET, not ${req.method}` });
     }
-    rest(req, res).catch((error: unknown) => {
-      log.error({ err: error }, "request failed");
-      if (!res.headersSent) sendJson(res, 500, { code: "INTERNAL", message: "Internal server error" });
-    });
+    const enforced = credentials.enforced;
+    if (enforced && !config.publicDocs && (await credentials.authenticate(bearerSecret(req.headers.authorization))).kind === "anonymous") {
+      res.setHeader("www-authenticate", "Bearer");
+      return sendJson(res, 401, { code: "UNAUTHORIZED", message: unauthorized().message });
+    }
+    let text = openApiJson.get(enforced);
+    if (text === undefined) openApiJson.set(enforced, (text = JSON.stringify(buildOpenApiDocument(url, { bearer: enforced }))));
+    res.writeHead(200, { "content-type": "application/json" });
+    res.end(text);
+  };
+  const http = tls
+    ? createHttpsServer({ ...tls, maxHeaderSize: MAX_HEADER_BYTES }, handle)
+    : createHttpServer({ maxHeaderSize: MAX_HEADER_BYTES }, handle);
+
+  // Open connections are bounded (maxConnections): one more is answered 429 and closed, so a
+  // client that opens sockets without end cannot exhaust the process's file descriptors.
+  let connections = 0;
+  const tooManyConnections = JSON.stringify({ code: "LIMIT_EXCEEDED", message: `The server has ${config.maxConnections} connections open (setting maxConnections); retry later` });
+  http.on(tls ? "secureConnection" : "connection", (socket: Socket) => {
+    connections++;
+    socket.once("close", () => connections--);
+    if (connections <= config.maxConnections) return;
+    socket.end(`HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(tooManyConnections)}\r\nconnection: close\r\n\r\n${tooManyConnections}`);
   });
   // Node answers a request it cannot parse with a bare status line; say what is wrong, in the one error shape.
   http.on("clientError", (error: NodeJS.ErrnoException, socket) => {
@@ -90,10 +144,35 @@ export function createServer(config: Config, log: Logger = createLogger(config.l
   });
 
   const wss = new WebSocketServer({ noServer: true, maxPayload: config.maxBodyBytes });
+  /** Open WebSockets by the token they authenticated with: closed when it is revoked. */
+  const socketsByToken = new Map<string, Set<WebSocket>>();
+  const unlistenRevoked = credentials.onRevoked((tokenId) => {
+    for (const socket of socketsByToken.get(tokenId) ?? []) socket.close(WS_CLOSE_UNAUTHORIZED, "credential revoked");
+  });
   const wsHandler = applyWSSHandler({
     wss,
     router: appRouter,
-    createContext: ({ res }) => ({ core: services, transport: webSocketTransport(res) }),
+    maxBatchSize: config.maxBatchCalls,
+    // Runs once per connection, before any call on it: with the client's connectionParams when
+    // it sends them (the typed client does, with its token), else at once.
+    createContext: async ({ req, res, info }) => {
+      const token = info.connectionParams?.["token"];
+      const caller = await credentials.authenticate(token ?? bearerSecret(req.headers.authorization));
+      if (caller.kind === "anonymous") {
+        res.close(WS_CLOSE_UNAUTHORIZED, "unauthorized");
+        throw unauthorized();
+      }
+      if (caller.kind === "token") {
+        const sockets = socketsByToken.get(caller.tokenId) ?? new Set();
+        socketsByToken.set(caller.tokenId, sockets.add(res));
+        res.once("close", () => {
+          sockets.delete(res);
+          if (sockets.size === 0) socketsByToken.delete(caller.tokenId);
+        });
+      }
+      const streams = new PerKeyLimit(config.maxSubscriptionsPerSocket, () => "too many live subscriptions on this WebSocket", "maxSubscriptionsPerSocket");
+      return { core: services, transport: webSocketTransport(res, streams), caller };
+    },
     onError: onTrpcError,
     keepAlive: { enabled: true, pingMs: 30_000, pongWaitMs: 10_000 },
   });
@@ -101,6 +180,13 @@ export function createServer(config: Config, log: Logger = createLogger(config.l
     const path = (req.url ?? "/").split("?")[0];
     if (stopping || (path !== "/trpc" && path !== "/")) {
       socket.end("HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n");
+      return;
+    }
+    // A browser always sends Origin on a WebSocket: a page from another origin is refused here.
+    const refusal = guards.refusal(req);
+    if (refusal) {
+      const text = JSON.stringify(refusal);
+      socket.end(`HTTP/1.1 403 Forbidden\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(text)}\r\nconnection: close\r\n\r\n${text}`);
       return;
     }
     wss.handleUpgrade(req, socket, head, (ws) => wss.emit("connection", ws, req));
@@ -121,6 +207,15 @@ export function createServer(config: Config, log: Logger = createLogger(config.l
     async start() {
       // The database threads first: nothing is served before they answer.
       await coordination.start();
+      if (!credentials.enforced && !isLoopback(config.host)) {
+        if (!config.insecure) {
+          throw new InsecureBindError(
+            `refusing to listen on ${config.host} with no credentials: anyone who reaches the port would control every agent. ` +
+              "Set COORDINATION_ADMIN_TOKEN (or issue tokens with `coordination tokens create`), or pass --insecure to accept that",
+          );
+        }
+        log.warn({ host: config.host }, "listening on a non-loopback address with no credentials (--insecure): anyone who reaches the port controls every agent");
+      }
       await new Promise<void>((resolve, reject) => {
         http.once("error", reject);
         http.listen(config.port, config.host, () => {
@@ -130,15 +225,16 @@ export function createServer(config: Config, log: Logger = createLogger(config.l
       });
       const address = http.address() as AddressInfo;
       port = address.port;
-      url = `http://${address.family === "IPv6" ? `[${address.address}]` : address.address}:${port}`;
+      url = `${tls ? "https" : "http"}://${address.family === "IPv6" ? `[${address.address}]` : address.address}:${port}`;
       log.info(
-        { url, dbPath: config.dbPath, migrationsApplied: services.migrationsApplied, durability: config.durability },
+        { url, dbPath: config.dbPath, migrationsApplied: services.migrationsApplied, durability: config.durability, credentials: credentials.enforced ? "enforced" : "none" },
         `coordination listening on ${url}`,
       );
     },
     stop() {
       stopped ??= (async () => {
         stopping = true;
+        unlistenRevoked();
         log.info("shutting down");
         // Long-polls and live streams end now, so in-flight requests can finish quickly.
         coordination.beginShutdown();

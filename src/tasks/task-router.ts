@@ -1,5 +1,6 @@
 // tRPC procedures of the task queue; `meta.rest` also serves each one as a REST route (src/rest/).
 import { z } from "zod";
+import { ADMIN, AGENT, AS_AGENT, READ } from "../auth/access.js";
 import { consumingProcedure, procedure, router } from "../trpc/init.js";
 import {
   claimedTaskSchema,
@@ -24,26 +25,26 @@ const tags = ["tasks"];
 
 export const taskRouter = router({
   enqueue: procedure
-    .meta({ rest: { method: "POST", path: "/tasks", tags, summary: "Enqueue a task", errors: ["IDEMPOTENCY_MISMATCH"] } })
+    .meta({ access: AGENT, rest: { method: "POST", path: "/tasks", tags, summary: "Enqueue a task", errors: ["IDEMPOTENCY_MISMATCH"] } })
     .input(enqueueInput)
     .output(taskSchema)
     .mutation(({ ctx, input }) => ctx.services.tasks.enqueue(input)),
 
   enqueueMany: procedure
-    .meta({ rest: { method: "POST", path: "/tasks/batch", tags, summary: "Enqueue several tasks atomically", errors: ["IDEMPOTENCY_MISMATCH"] } })
+    .meta({ access: AGENT, rest: { method: "POST", path: "/tasks/batch", tags, summary: "Enqueue several tasks atomically", errors: ["IDEMPOTENCY_MISMATCH"] } })
     .input(enqueueManyInput)
     .output(z.array(taskSchema))
     .mutation(({ ctx, input }) => ctx.services.tasks.enqueueMany(input.tasks)),
 
   claim: consumingProcedure
-    .meta({ rest: { method: "POST", path: "/tasks/claim", tags, summary: "Claim the best available task (null when none)" } })
+    .meta({ access: AS_AGENT, rest: { method: "POST", path: "/tasks/claim", tags, summary: "Claim the best available task (null when none)" } })
     .input(claimInput)
     .output(claimedTaskSchema.nullable())
     .mutation(async ({ ctx, input }) => (await ctx.services.tasks.claim(input, ctx.call))[0] ?? null),
 
   /** The seed's REST claim: GET /tasks/claim/{agent_id}?queue=…&capability=… (204 when nothing is available). */
   claimNext: consumingProcedure
-    .meta({
+    .meta({ access: AS_AGENT,
       rest: {
         method: "GET",
         path: "/tasks/claim/{agent_id}",
@@ -58,19 +59,19 @@ export const taskRouter = router({
     .mutation(async ({ ctx, input }) => (await ctx.services.tasks.claim(input, ctx.call))[0] ?? null),
 
   claimMany: consumingProcedure
-    .meta({ rest: { method: "POST", path: "/tasks/claim-many", tags, summary: "Claim up to limit tasks" } })
+    .meta({ access: AS_AGENT, rest: { method: "POST", path: "/tasks/claim-many", tags, summary: "Claim up to limit tasks" } })
     .input(claimManyInput)
     .output(z.array(claimedTaskSchema))
     .mutation(({ ctx, input }) => ctx.services.tasks.claim(input, ctx.call)),
 
   heartbeat: procedure
-    .meta({ rest: { method: "POST", path: "/tasks/{taskId}/heartbeat", tags, summary: "Extend a task's lease", errors: ["TASK_NOT_FOUND", "LEASE_CONFLICT"] } })
+    .meta({ access: AS_AGENT, rest: { method: "POST", path: "/tasks/{taskId}/heartbeat", tags, summary: "Extend a task's lease", errors: ["TASK_NOT_FOUND", "LEASE_CONFLICT"] } })
     .input(heartbeatInput)
     .output(taskSchema)
     .mutation(({ ctx, input }) => ctx.services.tasks.heartbeat(input)),
 
   complete: procedure
-    .meta({
+    .meta({ access: AS_AGENT,
       rest: {
         method: "POST",
         path: "/tasks/{taskId}/complete",
@@ -84,7 +85,7 @@ export const taskRouter = router({
     .mutation(({ ctx, input }) => ctx.services.tasks.complete(input)),
 
   fail: procedure
-    .meta({
+    .meta({ access: AS_AGENT,
       rest: {
         method: "POST",
         path: "/tasks/{taskId}/fail",
@@ -98,7 +99,7 @@ export const taskRouter = router({
     .mutation(({ ctx, input }) => ctx.services.tasks.fail(input)),
 
   release: procedure
-    .meta({
+    .meta({ access: AS_AGENT,
       rest: { method: "POST", path: "/tasks/{taskId}/release", tags, summary: "Give a task back without charging an attempt", errors: ["TASK_NOT_FOUND", "LEASE_CONFLICT"] },
     })
     .input(releaseInput)
@@ -106,13 +107,13 @@ export const taskRouter = router({
     .mutation(({ ctx, input }) => ctx.services.tasks.release(input)),
 
   cancel: procedure
-    .meta({ rest: { method: "POST", path: "/tasks/{taskId}/cancel", tags, summary: "Cancel a pending or claimed task", errors: ["TASK_NOT_FOUND", "INVALID_STATE"] } })
+    .meta({ access: ADMIN, rest: { method: "POST", path: "/tasks/{taskId}/cancel", tags, summary: "Cancel a pending or claimed task", errors: ["TASK_NOT_FOUND", "INVALID_STATE"] } })
     .input(taskIdInput)
     .output(taskSchema)
     .mutation(({ ctx, input }) => ctx.services.tasks.cancel(input.taskId)),
 
   requeue: procedure
-    .meta({
+    .meta({ access: ADMIN,
       rest: { method: "POST", path: "/tasks/{taskId}/requeue", tags, summary: "Bring a dead-lettered or cancelled task back", errors: ["TASK_NOT_FOUND", "INVALID_STATE"] },
     })
     .input(taskIdInput)
@@ -120,25 +121,25 @@ export const taskRouter = router({
     .mutation(({ ctx, input }) => ctx.services.tasks.requeue(input.taskId)),
 
   steal: consumingProcedure
-    .meta({ rest: { method: "POST", path: "/tasks/steal", tags, summary: "Take over tasks from offline agents or expired leases", errors: ["AGENT_NOT_FOUND"] } })
+    .meta({ access: AS_AGENT, rest: { method: "POST", path: "/tasks/steal", tags, summary: "Take over tasks from offline agents or expired leases", errors: ["AGENT_NOT_FOUND"] } })
     .input(stealInput)
     .output(z.array(claimedTaskSchema))
     .mutation(({ ctx, input }) => ctx.services.tasks.steal(input, ctx.call)),
 
   get: procedure
-    .meta({ rest: { method: "GET", path: "/tasks/{taskId}", tags, summary: "Get a task", errors: ["TASK_NOT_FOUND"] } })
+    .meta({ access: READ, rest: { method: "GET", path: "/tasks/{taskId}", tags, summary: "Get a task", errors: ["TASK_NOT_FOUND"] } })
     .input(taskIdInput)
     .output(taskSchema)
     .query(({ ctx, input }) => ctx.services.tasks.get(input.taskId)),
 
   list: procedure
-    .meta({ rest: { method: "GET", path: "/tasks", tags, summary: "List tasks (cursor pagination)" } })
+    .meta({ access: READ, rest: { method: "GET", path: "/tasks", tags, summary: "List tasks (cursor pagination)" } })
     .input(listInput)
     .output(taskPageSchema)
     .query(({ ctx, input }) => ctx.services.tasks.list(input)),
 
   stats: procedure
-    .meta({ rest: { method: "GET", path: "/stats/tasks", tags, summary: "Task counts per queue and status" } })
+    .meta({ access: READ, rest: { method: "GET", path: "/stats/tasks", tags, summary: "Task counts per queue and status" } })
     .input(z.strictObject({}).optional())
     .output(taskStatsSchema)
     .query(({ ctx }) => ctx.services.tasks.stats()),

@@ -8,6 +8,7 @@ import type { Database } from "../db/thread/database.js";
 import { clientGone, type ConsumingCall } from "../delivery/delivery.js";
 import { assertJsonDepth } from "../json-value.js";
 import type { MemoryService } from "../memory/memory-service.js";
+import type { PerKeyLimit } from "../per-key-limit.js";
 import { linkSignals, safetyRelookMs, type SignalFanout } from "../wakeup.js";
 import type { ClaimWaiters } from "./claim-waiters.js";
 import type { Leased } from "./task-commands.js";
@@ -21,6 +22,8 @@ export interface TaskServiceDeps {
   waiters: ClaimWaiters;
   /** Aborts at shutdown: long-polls return at once. */
   shutdown: SignalFanout;
+  /** Long-polls waiting per agent, bounded (maxParkedPerAgent). */
+  parked: PerKeyLimit;
 }
 
 /** Sweeps at most this many expired leases per run. */
@@ -55,6 +58,7 @@ export class TaskService {
       const claimed = await this.d.db.write("tasks.claim", { request, limit, leaseMs, noteAgent: true });
       return claimed.leased.length > 0 ? this.handOut(claimed.leased, request.context, call) : [];
     }
+    const unpark = this.d.parked.acquire(request.agentId);
     const deadline = Date.now() + waitMs;
     const shutdown = this.d.shutdown.child();
     const stop = linkSignals([...(call.signals ?? []), shutdown.signal]);
@@ -84,6 +88,7 @@ export class TaskService {
     } finally {
       stop.dispose();
       shutdown.dispose();
+      unpark();
     }
   }
 

@@ -2,11 +2,13 @@
 // the client (client/) imports to get end-to-end types.
 import { z } from "zod";
 import { agentRouter } from "../agents/agent-router.js";
+import { OPEN } from "../auth/access.js";
+import { tokenRouter } from "../auth/token-router.js";
 import { eventRouter } from "../events/event-router.js";
 import { memoryRouter } from "../memory/memory-router.js";
 import { taskRouter } from "../tasks/task-router.js";
 import { VERSION } from "../version.js";
-import { procedure, router } from "./init.js";
+import { procedure, router, type Meta } from "./init.js";
 
 const startedAt = Date.now();
 
@@ -19,7 +21,7 @@ const healthSchema = z.object({
 
 export const appRouter = router({
   health: procedure
-    .meta({ rest: { method: "GET", path: "/health", tags: ["health"], summary: "Health check (queries the database)" } })
+    .meta({ access: OPEN, rest: { method: "GET", path: "/health", tags: ["health"], summary: "Health check (queries the database)" } })
     .input(z.strictObject({}).optional())
     .output(healthSchema)
     .query(async ({ ctx }) => {
@@ -34,6 +36,13 @@ export const appRouter = router({
   events: eventRouter,
   agents: agentRouter,
   memory: memoryRouter,
+  tokens: tokenRouter,
 });
 
 export type AppRouter = typeof appRouter;
+
+// A procedure that says nothing about who may call it would be refused on every call with
+// credentials on, and callable by all without: neither is a decision. Refuse to load instead.
+for (const [path, callable] of Object.entries(appRouter._def.procedures as unknown as Record<string, { _def: { meta?: Meta } }>)) {
+  if (callable._def.meta?.access === undefined) throw new Error(`procedure ${path} declares no access (meta.access, src/auth/access.ts)`);
+}

@@ -14,6 +14,8 @@ export interface StreamSocket {
   /** Bytes queued on the socket, not yet sent. */
   backlog(): number;
   close(code: number, reason: string): void;
+  /** Counts one more live stream on the socket; throws LIMIT_EXCEEDED past the server's maxSubscriptionsPerSocket. Returns its release (idempotent). */
+  admitStream(): () => void;
 }
 
 /** How answers reach one client (src/delivery/transports.ts). */
@@ -26,8 +28,25 @@ export interface Transport {
   readonly stream?: StreamSocket;
 }
 
+/** A role a credential carries (src/auth/access.ts says what each may call). */
+export type Role = "admin" | "agent" | "read";
+
+/**
+ * Who is calling, as the transport established it (src/auth/):
+ *  - trusted: no credentials are configured (the server is open, as on loopback by default), or
+ *    an in-process caller; nothing is checked;
+ *  - anonymous: credentials are enforced and the request carried none, or one the server does not
+ *    know: only open procedures (health) answer, the rest is 401;
+ *  - token: a valid credential, with its role and, for role agent, the agent it speaks for.
+ */
+export type Caller =
+  | { readonly kind: "trusted" }
+  | { readonly kind: "anonymous" }
+  | { readonly kind: "token"; readonly tokenId: string; readonly role: Role; readonly agentId: string | null };
+
 export interface Context {
   /** The coordination core (src/services.ts) the call runs against. */
   readonly core: object;
   readonly transport: Transport;
+  readonly caller: Caller;
 }

@@ -10,12 +10,15 @@ import { CoordinationError, ERROR_STATUS, type ErrorBody, type ErrorCode } from 
 /** The tRPC code carrying each HTTP status (tRPC derives the response status from it). */
 const TRPC_CODE_BY_STATUS: Record<number, TRPC_ERROR_CODE_KEY> = {
   400: "BAD_REQUEST",
+  401: "UNAUTHORIZED",
+  403: "FORBIDDEN",
   404: "NOT_FOUND",
   405: "METHOD_NOT_SUPPORTED",
   409: "CONFLICT",
   412: "PRECONDITION_FAILED",
   413: "PAYLOAD_TOO_LARGE",
   415: "UNSUPPORTED_MEDIA_TYPE",
+  429: "TOO_MANY_REQUESTS",
   500: "INTERNAL_SERVER_ERROR",
   503: "SERVICE_UNAVAILABLE",
 };
@@ -30,6 +33,9 @@ const CODE_BY_TRPC: Partial<Record<TRPC_ERROR_CODE_KEY, ErrorCode>> = {
   METHOD_NOT_SUPPORTED: "METHOD_NOT_ALLOWED",
   PAYLOAD_TOO_LARGE: "PAYLOAD_TOO_LARGE",
   UNSUPPORTED_MEDIA_TYPE: "UNSUPPORTED_MEDIA_TYPE",
+  UNAUTHORIZED: "UNAUTHORIZED",
+  FORBIDDEN: "FORBIDDEN",
+  TOO_MANY_REQUESTS: "LIMIT_EXCEEDED",
   SERVICE_UNAVAILABLE: "SHUTTING_DOWN",
 };
 
@@ -39,6 +45,10 @@ export function toErrorBody(error: unknown): ErrorBody {
   if (cause instanceof ZodError) return invalidInput(cause.issues);
   // tRPC's JSON.parse of a request body failed: a BAD_REQUEST caused by a SyntaxError.
   if (error instanceof TRPCError && cause instanceof SyntaxError) return { code: "MALFORMED_JSON", message: `Malformed JSON body: ${cause.message}` };
+  // tRPC's own batch bound (maxBatchSize, the maxBatchCalls setting): a limit, not bad input.
+  if (error instanceof TRPCError && error.message === "Batch call exceeds maximum size") {
+    return { code: "LIMIT_EXCEEDED", message: "Batch call exceeds maximum size (the server's maxBatchCalls); send fewer calls per batch" };
+  }
   if (error instanceof TRPCError && error.code !== "INTERNAL_SERVER_ERROR") {
     return { code: CODE_BY_TRPC[error.code] ?? "INTERNAL", message: error.message };
   }

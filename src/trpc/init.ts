@@ -3,6 +3,7 @@
 // status) and `consumingProcedure` (delivery confirmation for calls that take something).
 import { initTRPC, TRPCError } from "@trpc/server";
 import superjson from "superjson";
+import { authorize, unauthorized } from "../auth/access.js";
 import type { ConsumingCall } from "../delivery/delivery.js";
 import { CoordinationError, ERROR_STATUS } from "../errors.js";
 import type { Services } from "../services.js";
@@ -54,6 +55,22 @@ const withServices = t.middleware(async ({ ctx, next }) => {
 });
 
 /**
+ * Who may call what (src/auth/access.ts), before the input is validated: an agent credential's
+ * agent is filled in where the input names none. A WebSocket authenticated once; a token revoked
+ * since is refused here on every later call.
+ */
+const enforceAccess = t.middleware(async ({ ctx, meta, path, getRawInput, next }) => {
+  const services = ctx.core as Services;
+  const access = meta?.access;
+  // app-router.ts refuses to load a router with a procedure that declares none.
+  if (access === undefined) throw new Error(`${path} declares no access`);
+  if (!services.credentials.isCurrent(ctx.caller)) throw unauthorized();
+  if (ctx.caller.kind === "trusted" || access.role === "open") return next();
+  const input = authorize(access, ctx.caller, path, await getRawInput(), services.log);
+  return next({ getRawInput: () => Promise.resolve(input) });
+});
+
+/**
  * For procedures that take something for their caller (a claim, a steal, an auto-ack poll): the
  * call ends as soon as its client is gone, and what it took is given back when its answer does
  * not reach the client (src/delivery/delivery.ts). Runs inside the output validation, so an
@@ -70,6 +87,6 @@ const confirmDelivery = t.middleware(async ({ ctx, path, signal, next }) => {
 });
 
 export const router = t.router;
-export const procedure = t.procedure.use(withServices);
+export const procedure = t.procedure.use(withServices).use(enforceAccess);
 export const consumingProcedure = procedure.use(confirmDelivery);
 export const createCallerFactory = t.createCallerFactory;

@@ -17,7 +17,22 @@ export interface RestRoute {
   aliases?: Record<string, string>;
 }
 
+/** Who may call a procedure (src/auth/access.ts applies it). */
+export interface Access {
+  /** open: anyone; read: any credential; agent: agent or admin credentials; admin: admin only. */
+  role: "open" | "read" | "agent" | "admin";
+  /**
+   * The input field naming the agent the call acts as ("agentId"; "source" for publish). With an
+   * agent credential it must name that agent when present, and is filled in when absent if `fill`
+   * (where it is optional and means something else when absent, as for a live stream, it is not).
+   * A read credential may not give it.
+   */
+  actingAs?: { field: string; fill: boolean };
+}
+
 export interface Meta {
+  /** Required of every procedure: checked at start-up (src/trpc/app-router.ts) and by the role-matrix test. */
+  access?: Access;
   /** The REST route(s) serving this procedure. */
   rest?: RestRoute | RestRoute[];
 }

@@ -5,6 +5,8 @@ import { agentCommands } from "../../agents/agent-commands.js";
 import { agentQueries } from "../../agents/agent-queries.js";
 import { AgentStore } from "../../agents/agent-store.js";
 import { healthCutoffs } from "../../agents/health-cutoffs.js";
+import { tokenCommands, tokenQueries } from "../../auth/token-commands.js";
+import { TokenStore } from "../../auth/token-store.js";
 import type { Config } from "../../config.js";
 import { eventCommands } from "../../events/event-commands.js";
 import { eventQueries } from "../../events/event-queries.js";
@@ -44,19 +46,21 @@ function storesOf(db: SqliteDatabase, { config, startedAt }: ThreadSetup) {
     events: new EventStore(st),
     agents: new AgentStore(st),
     memories: new MemoryStore(st),
+    tokens: new TokenStore(st),
     cutoffs: (now: number) => healthCutoffs(now, config, startedAt),
   };
 }
 
 export function createWriteCommands(db: SqliteDatabase, setup: ThreadSetup) {
   const { config } = setup;
-  const { tasks, events, agents, memories, cutoffs } = storesOf(db, setup);
+  const { tasks, events, agents, memories, tokens, cutoffs } = storesOf(db, setup);
   const transitions = new TaskTransitions({ config, tasks, events, agents, memories });
   return {
     ...taskCommands({ tasks, events, agents, transitions, healthCutoffs: cutoffs }),
     ...eventCommands({ events, maxResponseBytes: config.maxResponseBytes, eventRetentionMs: config.eventRetentionMs, eventRetentionCount: config.eventRetentionCount }),
     ...agentCommands({ agents, events, transitions, healthCutoffs: cutoffs }),
     ...memoryCommands(memories),
+    ...tokenCommands(tokens),
     "db.settings": (_ctx: unknown, _: undefined) => connectionSettings(db)(),
   };
 }
@@ -64,13 +68,14 @@ export function createWriteCommands(db: SqliteDatabase, setup: ThreadSetup) {
 /** `prisma`: the reader's Prisma client, created on first use. */
 export function createReadCommands(db: SqliteDatabase, prisma: () => Promise<Prisma>, setup: ThreadSetup) {
   const { config } = setup;
-  const { tasks, events, agents, memories, cutoffs } = storesOf(db, setup);
+  const { tasks, events, agents, memories, tokens, cutoffs } = storesOf(db, setup);
   const ping = db.prepare("SELECT 1").pluck();
   return {
     ...taskQueries({ prisma, tasks, maxResponseBytes: config.maxResponseBytes }),
     ...eventQueries({ events, maxResponseBytes: config.maxResponseBytes }),
     ...agentQueries({ agents, healthCutoffs: cutoffs }),
     ...recallQueries(new MemoryRecall(memories, tasks, config.maxResponseBytes)),
+    ...tokenQueries(tokens),
     /** A round trip to the database file, for /health. */
     "health.check": (_: undefined): boolean => ping.get() === 1,
     "db.settings": (_: undefined) => connectionSettings(db)(),

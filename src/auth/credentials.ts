@@ -1,0 +1,132 @@
+// Who a presented secret belongs to, answered on the event loop from a cache of the api_tokens
+// table (the database threads hold the table; a request must not wait on them to be let in).
+//  - Enforced once any credential exists: the admin token setting, or any row in api_tokens
+//    (a revoked one too: revoking the last token must not open the server). Never switches back.
+//  - The cache is re-read every tokenRefreshMs, so tokens issued or revoked by the CLI or another
+//    server process take effect; a secret it does not know triggers an early re-read, at most one
+//    per MISS_REFRESH_MS whatever the number of wrong secrets presented.
+//  - Tokens issued or revoked through this server take effect at once; a revocation closes the
+//    token's WebSockets (the server listens with onRevoked).
+import type { Config } from "../config.js";
+import type { Database } from "../db/thread/database.js";
+import type { Logger } from "../logger.js";
+import type { Caller } from "../trpc/context.js";
+import type { TokenView } from "./token-schemas.js";
+import { hashSecret, sameHash } from "./token-secret.js";
+import type { TokenRecord } from "./token-store.js";
+
+/** The configured admin token's id in logs and on its caller (api_tokens ids are UUIDs). */
+export const ADMIN_TOKEN_ID = "config:adminToken";
+const MISS_REFRESH_MS = 250;
+/** lastUsedAt is written at most this often per token. */
+const TOUCH_EVERY_MS = 60_000;
+
+export const TRUSTED: Caller = Object.freeze({ kind: "trusted" });
+export const ANONYMOUS: Caller = Object.freeze({ kind: "anonymous" });
+
+export class Credentials {
+  private readonly byHash = new Map<string, TokenRecord>();
+  private readonly byId = new Map<string, TokenRecord>();
+  private readonly adminHash: string | undefined;
+  private anyToken = false;
+  private refreshing: Promise<void> | undefined;
+  private refreshedAt = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly touchedAt = new Map<string, number>();
+  private readonly revokedListeners = new Set<(tokenId: string) => void>();
+
+  constructor(private readonly d: { db: Database; config: Config; log: Logger }) {
+    this.adminHash = d.config.adminToken === "" ? undefined : hashSecret(d.config.adminToken);
+  }
+
+  /** True once any credential exists: then every call but the open ones needs one. */
+  get enforced(): boolean {
+    return this.adminHash !== undefined || this.anyToken;
+  }
+
+  async start(): Promise<void> {
+    await this.refresh();
+    this.timer = setInterval(() => void this.refresh().catch((error: unknown) => this.d.log.warn({ err: error }, "credential refresh failed")), this.d.config.tokenRefreshMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+
+  /**
+   * The caller presenting `secret` (undefined: none presented). Trusted while nothing is
+   * enforced; anonymous for a missing, unknown or revoked secret (the 401 says no more).
+   */
+  async authenticate(secret: string | undefined): Promise<Caller> {
+    if (!this.enforced) return TRUSTED;
+    if (!secret) return ANONYMOUS;
+    const hash = hashSecret(secret);
+    if (this.adminHash !== undefined && sameHash(hash, this.adminHash)) return { kind: "token", tokenId: ADMIN_TOKEN_ID, role: "admin", agentId: null };
+    let record = this.byHash.get(hash);
+    if (record === undefined && Date.now() - this.refreshedAt >= MISS_REFRESH_MS) {
+      await this.refresh();
+      record = this.byHash.get(hash);
+    }
+    // The map found it by hash; the comparison that decides is constant-time all the same.
+    if (record === undefined || record.revoked || !sameHash(record.secretHash, hash)) return ANONYMOUS;
+    this.noteUse(record.id);
+    return { kind: "token", tokenId: record.id, role: record.role as "admin" | "agent" | "read", agentId: record.agentId };
+  }
+
+  /** Whether a caller's credential is still good (a WebSocket authenticates once, then each call asks this). */
+  isCurrent(caller: Caller): boolean {
+    if (caller.kind !== "token" || caller.tokenId === ADMIN_TOKEN_ID) return true;
+    const record = this.byId.get(caller.tokenId);
+    return record !== undefined && !record.revoked;
+  }
+
+  /** Calls `listener` with the id of each token revoked from now on. Returns the unsubscribe. */
+  onRevoked(listener: (tokenId: string) => void): () => void {
+    this.revokedListeners.add(listener);
+    return () => this.revokedListeners.delete(listener);
+  }
+
+  /** A token issued or revoked through this server: in effect before the answer goes out. */
+  applied(token: TokenView, secretHash?: string): void {
+    const known = this.byId.get(token.id);
+    const record: TokenRecord = { id: token.id, role: token.role, agentId: token.agentId, secretHash: secretHash ?? known?.secretHash ?? "", revoked: token.revokedAt !== null };
+    this.put([...this.byId.values()].filter((r) => r.id !== token.id).concat(record.secretHash === "" ? [] : [record]));
+  }
+
+  /** Re-reads the table; concurrent callers share one read. */
+  refresh(): Promise<void> {
+    this.refreshing ??= (async () => {
+      try {
+        this.put(await this.d.db.read("tokens.records", undefined));
+        this.refreshedAt = Date.now();
+      } finally {
+        this.refreshing = undefined;
+      }
+    })();
+    return this.refreshing;
+  }
+
+  private put(records: TokenRecord[]): void {
+    const newlyRevoked = records.filter((r) => r.revoked && this.byId.get(r.id)?.revoked === false).map((r) => r.id);
+    this.byHash.clear();
+    this.byId.clear();
+    for (const record of records) {
+      this.byHash.set(record.secretHash, record);
+      this.byId.set(record.id, record);
+    }
+    if (records.length > 0 && !this.anyToken) {
+      this.anyToken = true;
+      this.d.log.info("credentials exist: every call but /health now needs a bearer token");
+    }
+    for (const id of newlyRevoked) for (const listener of this.revokedListeners) listener(id);
+  }
+
+  /** Records a use (lastUsedAt) at most once a minute per token; a write that fails is only logged. */
+  private noteUse(tokenId: string): void {
+    const now = Date.now();
+    if (now - (this.touchedAt.get(tokenId) ?? 0) < TOUCH_EVERY_MS) return;
+    this.touchedAt.set(tokenId, now);
+    this.d.db.write("tokens.touch", [tokenId]).catch((error: unknown) => this.d.log.debug({ err: error, tokenId }, "could not record token use"));
+  }
+}

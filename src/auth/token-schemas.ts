@@ -1,0 +1,47 @@
+// Wire shapes of credential management (admin procedures tokens.*, and the CLI's output).
+import { z } from "zod";
+import { name, text } from "../schema-parts.js";
+
+export const ROLES = ["admin", "agent", "read"] as const;
+
+/** A credential as listed: never its secret (only its hash is stored). */
+export const tokenSchema = z
+  .object({
+    id: z.string(),
+    /** admin: everything; agent: acts as one agent only; read: reads and live events, no direct messages. */
+    role: z.enum(ROLES),
+    /** The agent an agent credential speaks for; null for other roles. */
+    agentId: z.string().nullable(),
+    name: z.string(),
+    createdAt: z.date(),
+    /** Last authenticated use, to the minute; null if never used. */
+    lastUsedAt: z.date().nullable(),
+    /** Set once revoked: the token is refused from then on, and its open WebSockets are closed. */
+    revokedAt: z.date().nullable(),
+  })
+  .meta({ id: "Token" });
+export type TokenView = z.infer<typeof tokenSchema>;
+
+/** What issuing a credential answers: the token and its secret, shown this once. */
+export const issuedTokenSchema = z.object({ token: tokenSchema, secret: z.string() }).meta({ id: "IssuedToken" });
+export type IssuedToken = z.infer<typeof issuedTokenSchema>;
+
+/** Agent ids a credential may not speak for: the server's own event source. */
+export const RESERVED_AGENT_IDS = new Set(["coordination"]);
+
+export const createTokenInput = z
+  .strictObject({
+    role: z.enum(ROLES),
+    /** Required for role agent, refused for the others. */
+    agentId: name().optional(),
+    name: text(200).default(""),
+  })
+  .superRefine((input, ctx) => {
+    if (input.role === "agent" && input.agentId === undefined) ctx.addIssue({ code: "custom", path: ["agentId"], message: "is required for role agent" });
+    if (input.role !== "agent" && input.agentId !== undefined) ctx.addIssue({ code: "custom", path: ["agentId"], message: `is for role agent only (role is ${input.role})` });
+    if (input.agentId !== undefined && RESERVED_AGENT_IDS.has(input.agentId)) ctx.addIssue({ code: "custom", path: ["agentId"], message: `"${input.agentId}" is reserved for the server's own events` });
+  });
+export type CreateTokenRequest = z.output<typeof createTokenInput>;
+
+export const tokenIdInput = z.strictObject({ tokenId: name() });
+export const listTokensInput = z.strictObject({ includeRevoked: z.boolean().default(false) }).optional();

@@ -1,0 +1,75 @@
+// All SQL of credentials: the api_tokens table. Runs in the database threads (writes in the
+// writer's transactions, the credential cache's reads on the reader) and in the CLI's own
+// connection (`coordination tokens …`, which works on the file with or without a server running).
+import { toDate, toDateOrNull } from "../db/columns.js";
+import type { Statements } from "../db/statements.js";
+import { newId } from "../ids.js";
+import { hashSecret, newSecret } from "./token-secret.js";
+import type { CreateTokenRequest, IssuedToken, TokenView } from "./token-schemas.js";
+
+export interface TokenRow {
+  id: string;
+  role: string;
+  agentId: string | null;
+  name: string;
+  secretHash: string;
+  createdAt: number | Date;
+  lastUsedAt: number | Date | null;
+  revokedAt: number | Date | null;
+}
+
+/** What the credential cache keeps of a token: enough to authenticate, never the secret. */
+export type TokenRecord = Pick<TokenRow, "id" | "role" | "agentId" | "secretHash"> & { revoked: boolean };
+
+export const toTokenView = (row: TokenRow): TokenView => ({
+  id: row.id,
+  role: row.role as TokenView["role"],
+  agentId: row.agentId,
+  name: row.name,
+  createdAt: toDate(row.createdAt),
+  lastUsedAt: toDateOrNull(row.lastUsedAt),
+  revokedAt: toDateOrNull(row.revokedAt),
+});
+
+export class TokenStore {
+  constructor(private readonly st: Statements) {}
+
+  /** Issues a credential; its secret is in the answer and nowhere else. */
+  create(request: CreateTokenRequest, now: number): IssuedToken {
+    const secret = newSecret();
+    const row = this.st
+      .get<[string, string, string | null, string, string, number], TokenRow>(
+        `INSERT INTO api_tokens (id, role, agentId, name, secretHash, createdAt) VALUES (?, ?, ?, ?, ?, ?) RETURNING *`,
+      )
+      .get(newId(), request.role, request.agentId ?? null, request.name, hashSecret(secret), now)!;
+    return { token: toTokenView(row), secret };
+  }
+
+  get(id: string): TokenRow | undefined {
+    return this.st.get<[string], TokenRow>(`SELECT * FROM api_tokens WHERE id = ?`).get(id);
+  }
+
+  /** Revokes a token (idempotent: a second revoke keeps the first time). undefined: no such token. */
+  revoke(id: string, now: number): TokenRow | undefined {
+    this.st.get<[number, string]>(`UPDATE api_tokens SET revokedAt = ? WHERE id = ? AND revokedAt IS NULL`).run(now, id);
+    return this.get(id);
+  }
+
+  list(includeRevoked: boolean): TokenRow[] {
+    return this.st.get<[], TokenRow>(`SELECT * FROM api_tokens ${includeRevoked ? "" : "WHERE revokedAt IS NULL"} ORDER BY createdAt, id`).all();
+  }
+
+  /** Every token, revoked ones included (the cache must know a revoked secret to refuse it at once). */
+  records(): TokenRecord[] {
+    return this.st
+      .get<[], Omit<TokenRecord, "revoked"> & { revokedAt: number | null }>(`SELECT id, role, agentId, secretHash, revokedAt FROM api_tokens`)
+      .all()
+      .map(({ revokedAt, ...record }) => ({ ...record, revoked: revokedAt !== null }));
+  }
+
+  /** Records when tokens were last used (the cache batches these, at most one per token a minute). */
+  touch(ids: readonly string[], now: number): void {
+    const statement = this.st.get<[number, string]>(`UPDATE api_tokens SET lastUsedAt = ? WHERE id = ?`);
+    for (const id of ids) statement.run(now, id);
+  }
+}
