@@ -73,13 +73,17 @@ export async function runTokensCommand(command: TokensCommand, config: Config, o
     const now = Date.now();
     if (command.action === "create") {
       const agentId = command.options["--agent"];
+      if (agentId === undefined && command.options["--role"] === undefined) {
+        out.stderr("coordination tokens create: give --agent AGENT_ID, or --role read|admin\n");
+        return 2;
+      }
       const parsed = createTokenInput.safeParse({
         role: command.options["--role"] ?? (agentId === undefined ? undefined : "agent"),
         ...(agentId === undefined ? {} : { agentId }),
         ...(command.options["--name"] === undefined ? {} : { name: command.options["--name"] }),
       });
       if (!parsed.success) {
-        out.stderr(`coordination tokens create: ${toErrorBody(parsed.error).message.replace(/^role: is required$/, "give --agent AGENT_ID, or --role read|admin")}\n`);
+        out.stderr(`coordination tokens create: ${toErrorBody(parsed.error).message}\n`);
         return 2;
       }
       const issued = tokens.create(parsed.data, now);

@@ -30,6 +30,7 @@ export class Credentials {
   private readonly adminHash: string | undefined;
   private anyToken = false;
   private refreshing: Promise<void> | undefined;
+  private missRefresh: Promise<void> | undefined;
   private refreshedAt = 0;
   private timer: NodeJS.Timeout | undefined;
   private readonly touchedAt = new Map<string, number>();
@@ -64,8 +65,8 @@ export class Credentials {
     const hash = hashSecret(secret);
     if (this.adminHash !== undefined && sameHash(hash, this.adminHash)) return { kind: "token", tokenId: ADMIN_TOKEN_ID, role: "admin", agentId: null };
     let record = this.byHash.get(hash);
-    if (record === undefined && Date.now() - this.refreshedAt >= MISS_REFRESH_MS) {
-      await this.refresh();
+    if (record === undefined) {
+      await this.refreshAfterMiss();
       record = this.byHash.get(hash);
     }
     // The map found it by hash; the comparison that decides is constant-time all the same.
@@ -92,6 +93,23 @@ export class Credentials {
     const known = this.byId.get(token.id);
     const record: TokenRecord = { id: token.id, role: token.role, agentId: token.agentId, secretHash: secretHash ?? known?.secretHash ?? "", revoked: token.revokedAt !== null };
     this.put([...this.byId.values()].filter((r) => r.id !== token.id).concat(record.secretHash === "" ? [] : [record]));
+  }
+
+  /**
+   * A secret the cache does not know may be a token issued a moment ago elsewhere: re-read, at
+   * most once per MISS_REFRESH_MS however many unknown secrets arrive (they all wait for it).
+   */
+  private refreshAfterMiss(): Promise<void> {
+    this.missRefresh ??= (async () => {
+      try {
+        const wait = this.refreshedAt + MISS_REFRESH_MS - Date.now();
+        if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+        await this.refresh();
+      } finally {
+        this.missRefresh = undefined;
+      }
+    })();
+    return this.missRefresh;
   }
 
   /** Re-reads the table; concurrent callers share one read. */

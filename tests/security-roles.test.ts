@@ -1,0 +1,87 @@
+// Who may call what, for every procedure the router has: the expected access is written out
+// here, and the list must be the router's own, so a new procedure cannot be forgotten. Each
+// procedure is called over tRPC's HTTP transport (the WebSocket-only subscription over its own)
+// with no credential, a read, an agent and an admin credential.
+import WebSocket from "ws";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { appRouter } from "../src/trpc/app-router.js";
+import type { Meta } from "../src/trpc/meta.js";
+import { ADMIN_SECRET, startSecureServer, type SecureServer } from "./helpers/secure-server.js";
+
+type Need = "open" | "read" | "agent" | "admin";
+const EXPECTED: Record<string, Need> = {
+  health: "open",
+  "tasks.enqueue": "agent", "tasks.enqueueMany": "agent", "tasks.claim": "agent", "tasks.claimNext": "agent", "tasks.claimMany": "agent",
+  "tasks.heartbeat": "agent", "tasks.complete": "agent", "tasks.fail": "agent", "tasks.release": "agent", "tasks.steal": "agent",
+  "tasks.cancel": "admin", "tasks.requeue": "admin",
+  "tasks.get": "read", "tasks.list": "read", "tasks.stats": "read",
+  "events.publish": "agent", "events.subscribe": "agent", "events.unsubscribe": "agent", "events.subscription": "agent", "events.poll": "agent", "events.ack": "agent",
+  "events.list": "read", "events.onEvent": "read",
+  "agents.register": "agent", "agents.heartbeat": "agent", "agents.deregister": "agent",
+  "agents.get": "read", "agents.list": "read", "agents.findByCapability": "read",
+  "memory.remember": "agent", "memory.recall": "read",
+  "tokens.create": "admin", "tokens.list": "admin", "tokens.revoke": "admin",
+};
+const ALLOWED: Record<Need, string[]> = { open: ["none", "read", "agent", "admin"], read: ["read", "agent", "admin"], agent: ["agent", "admin"], admin: ["admin"] };
+
+const procedures = appRouter._def.procedures as unknown as Record<string, { _def: { type: string; meta?: Meta } }>;
+
+let t: SecureServer;
+const tokens: Record<string, string | undefined> = { none: undefined, admin: ADMIN_SECRET };
+beforeAll(async () => {
+  t = await startSecureServer();
+  tokens.read = await t.issue("read");
+  tokens.agent = await t.issue("agent", "matrix-agent");
+});
+afterAll(() => t.stop({ removeFiles: true }));
+
+/** The HTTP status of calling `path` with an empty input as `role`. */
+async function statusOf(path: string, role: string): Promise<number> {
+  const token = tokens[role];
+  const response = await fetch(`${t.url}/trpc/${path}`, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...(token === undefined ? {} : { authorization: `Bearer ${token}` }) },
+    body: JSON.stringify({ json: {} }),
+  });
+  await response.text();
+  return response.status;
+}
+
+/** Whether a live subscription opens for `role` (its first message is data or a 403). */
+async function subscriptionOpens(role: string): Promise<"opens" | "refused" | "closed 4401"> {
+  const token = tokens[role];
+  const socket = new WebSocket(`${t.url.replace("http", "ws")}/trpc`, token === undefined ? {} : { headers: { authorization: `Bearer ${token}` } });
+  return await new Promise((resolve) => {
+    socket.on("open", () => socket.send(JSON.stringify({ id: 1, method: "subscription", params: { path: "events.onEvent", input: { json: {} } } })));
+    socket.on("message", (data) => {
+      const message = JSON.parse(String(data));
+      if (message.id !== 1) return;
+      resolve(message.error ? "refused" : "opens");
+      socket.close();
+    });
+    socket.on("close", (code) => resolve(code === 4401 ? "closed 4401" : "refused"));
+  });
+}
+
+describe("the role matrix", () => {
+  it("covers every procedure of the router, and each declares its access", () => {
+    expect(Object.keys(procedures).sort()).toEqual(Object.keys(EXPECTED).sort());
+    for (const [path, procedure] of Object.entries(procedures)) expect(procedure._def.meta?.access?.role, path).toBe(EXPECTED[path]);
+  });
+
+  for (const [path, need] of Object.entries(EXPECTED)) {
+    if (path === "events.onEvent") continue;
+    it(`${path}: ${ALLOWED[need].join(", ")}`, async () => {
+      for (const role of ["none", "read", "agent", "admin"]) {
+        const status = await statusOf(path, role);
+        if (ALLOWED[need].includes(role)) expect([401, 403], `${path} as ${role}`).not.toContain(status);
+        else expect(status, `${path} as ${role}`).toBe(role === "none" ? 401 : 403);
+      }
+    });
+  }
+
+  it("events.onEvent: read, agent, admin (WebSocket; no credential closes with 4401)", async () => {
+    expect(await subscriptionOpens("none")).toBe("closed 4401");
+    for (const role of ["read", "agent", "admin"]) expect(await subscriptionOpens(role), role).toBe("opens");
+  });
+});

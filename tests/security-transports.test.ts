@@ -1,0 +1,120 @@
+// Credentials on both transports, their life cycle (issue, use, revoke; from the server's
+// admin procedures and from the CLI in another process), and what a copy of the database gives.
+import { createHash } from "node:crypto";
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { createCoordinationClient } from "../client/index.js";
+import { collectEvents } from "./helpers/event-collector.js";
+import { runCli, killAllCli } from "./helpers/cli-process.js";
+import { http, startSecureServer, type SecureServer } from "./helpers/secure-server.js";
+import { startTestServer, withDatabase, type TestServer } from "./helpers/test-server.js";
+
+let t: SecureServer | TestServer | undefined;
+afterEach(async () => {
+  await killAllCli();
+  await t?.stop({ removeFiles: true });
+  t = undefined;
+});
+
+const until = (condition: () => boolean | Promise<boolean>) =>
+  vi.waitFor(async () => expect(await condition()).toBe(true), { timeout: 15_000, interval: 20 });
+
+describe("WebSocket credentials", () => {
+  it("a right token streams its agent's mailbox; naming another agent is refused", async () => {
+    const s = (t = await startSecureServer());
+    const api = s.as(await s.issue("agent", "agent-C"));
+    const mine = collectEvents(api, { agentId: "agent-C" });
+    await mine.started;
+    const theirs = collectEvents(api, { agentId: "agent-D" });
+    await s.admin.events.publish.mutate({ type: "note", source: "ops", target: "agent-C", payload: { n: 1 } });
+    await until(() => mine.events.length === 1);
+    expect(mine.events[0]!.payload).toEqual({ n: 1 });
+    await until(() => theirs.errors.length === 1);
+    expect((theirs.errors[0] as { data: { code: string } }).data.code).toBe("FORBIDDEN");
+  });
+
+  it("no or a wrong token: the socket is closed with 4401 before any subscription starts", async () => {
+    const s = (t = await startSecureServer());
+    for (const token of [undefined, "not-a-token"]) {
+      const closes: Array<number | undefined> = [];
+      const client = createCoordinationClient({ url: s.url, ...(token === undefined ? {} : { token }), onSocketClose: (code) => closes.push(code) });
+      const stream = collectEvents(client.api, {});
+      await until(() => closes.length > 0);
+      expect(closes[0]).toBe(4401);
+      await s.admin.events.publish.mutate({ type: "x", source: "ops" });
+      expect(stream.events).toEqual([]);
+      stream.unsubscribe();
+      await client.close();
+    }
+  });
+
+  it("revoking a token refuses its next call and closes its open sockets", async () => {
+    const s = (t = await startSecureServer());
+    const issued = await s.admin.tokens.create.mutate({ role: "agent", agentId: "agent-R", name: "to revoke" });
+    const closes: Array<number | undefined> = [];
+    const api = s.as(issued.secret, { onSocketClose: (code) => closes.push(code) });
+    const stream = collectEvents(api, { types: ["*"] });
+    await stream.started;
+    expect((await http(s.url, "GET", "/tasks", { token: issued.secret })).status).toBe(200);
+    const revoked = await s.admin.tokens.revoke.mutate({ tokenId: issued.token.id });
+    expect(revoked.revokedAt).toBeInstanceOf(Date);
+    await until(() => closes.includes(4401));
+    expect((await http(s.url, "GET", "/tasks", { token: issued.secret })).status).toBe(401);
+    expect((await s.admin.tokens.list.query()).map((token) => token.id)).not.toContain(issued.token.id);
+    expect((await s.admin.tokens.list.query({ includeRevoked: true })).find((token) => token.id === issued.token.id)?.name).toBe("to revoke");
+  });
+});
+
+describe("the tokens command", () => {
+  it("issues a token another process's server accepts, and revokes it there", async () => {
+    const s = (t = await startSecureServer({ tokenRefreshMs: 200 }));
+    const created = await runCli({ args: ["tokens", "create", "--agent", "cli-agent", "--name", "from the CLI", "--db", s.dbPath] });
+    expect(created.code).toBe(0);
+    const secret = created.stdout.trim();
+    expect(secret).toMatch(/^coord_[A-Za-z0-9_-]{43}$/);
+    expect(created.stderr).toMatch(/^issued token \S+ \(role agent, agent cli-agent\); its secret follows, shown this once\n$/);
+    // Unknown to the server's cache: the miss re-reads the table.
+    const agent = s.as(secret);
+    expect((await agent.agents.register.mutate({ capabilities: ["x"] })).agentId).toBe("cli-agent");
+
+    const listed = await runCli({ args: ["tokens", "list", "--json", "--db", s.dbPath] });
+    const tokens = JSON.parse(listed.stdout) as Array<{ id: string; agentId: string | null; name: string }>;
+    const id = tokens.find((token) => token.agentId === "cli-agent")!.id;
+    expect(tokens.find((token) => token.id === id)!.name).toBe("from the CLI");
+    const revoked = await runCli({ args: ["tokens", "revoke", id, "--db", s.dbPath] });
+    expect([revoked.code, revoked.stderr]).toEqual([0, `revoked token ${id}\n`]);
+    await until(async () => (await http(s.url, "GET", "/agents", { token: secret })).status === 401);
+  });
+
+  it("says what is wrong with a request, exit 2", async () => {
+    const s = (t = await startTestServer());
+    const noRole = await runCli({ args: ["tokens", "create", "--db", s.dbPath] });
+    expect([noRole.code, noRole.stderr]).toEqual([2, "coordination tokens create: give --agent AGENT_ID, or --role read|admin\n"]);
+    const agentForRead = await runCli({ args: ["tokens", "create", "--role", "read", "--agent", "a", "--db", s.dbPath] });
+    expect([agentForRead.code, agentForRead.stderr]).toEqual([2, "coordination tokens create: agentId: is for role agent only (role is read)\n"]);
+    const unknown = await runCli({ args: ["tokens", "revoke", "nope", "--db", s.dbPath] });
+    expect([unknown.code, unknown.stderr]).toEqual([2, 'coordination tokens revoke: no token "nope"\n']);
+  });
+
+  it("the first token turns credentials on for a server that had none", async () => {
+    const s = (t = await startTestServer({ tokenRefreshMs: 200 }));
+    expect((await http(s.url, "GET", "/tasks")).status).toBe(200);
+    const created = await runCli({ args: ["tokens", "create", "--role", "read", "--db", s.dbPath] });
+    await until(async () => (await http(s.url, "GET", "/tasks")).status === 401);
+    expect((await http(s.url, "GET", "/tasks", { token: created.stdout.trim() })).status).toBe(200);
+  });
+});
+
+describe("stored credentials", () => {
+  it("the database holds a token's SHA-256 only, and when it was last used", async () => {
+    const s = (t = await startSecureServer());
+    const issued = await s.admin.tokens.create.mutate({ role: "read" });
+    expect(issued.token.lastUsedAt).toBeNull();
+    await http(s.url, "GET", "/tasks", { token: issued.secret });
+    await until(async () => (await s.admin.tokens.list.query()).find((token) => token.id === issued.token.id)?.lastUsedAt instanceof Date);
+    const hash = withDatabase(s, (db) => db.prepare("SELECT secretHash FROM api_tokens WHERE id = ?").pluck().get(issued.token.id));
+    expect(hash).toBe(createHash("sha256").update(issued.secret).digest("hex"));
+    for (const file of readdirSync(s.dir)) expect(readFileSync(join(s.dir, file)).includes(issued.secret), file).toBe(false);
+  });
+});
