@@ -203,7 +203,7 @@ describe("AppRouter types", () => {
     type Token = { id: string; role: "admin" | "agent" | "read"; agentId: string | null; name: string; createdAt: Date; lastUsedAt: Date | null; revokedAt: Date | null };
     expectTypeOf<In["tokens"]["create"]>().toEqualTypeOf<{ role: "admin" | "agent" | "read"; agentId?: string; name?: string }>();
     expectTypeOf<Out["tokens"]["create"]>().toEqualTypeOf<{ token: Token; secret: string }>();
-    expectTypeOf<In["tokens"]["list"]>().toEqualTypeOf<{ includeRevoked?: boolean } | undefined>();
+    expectTypeOf<In["tokens"]["list"]>().toEqualTypeOf<void | { includeRevoked?: boolean } | undefined>();
     expectTypeOf<Out["tokens"]["list"]>().toEqualTypeOf<Token[]>();
     expectTypeOf<In["tokens"]["revoke"]>().toEqualTypeOf<{ tokenId: string }>();
     expectTypeOf<Out["tokens"]["revoke"]>().toEqualTypeOf<Token>();

@@ -6,6 +6,8 @@ import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
 import { join } from "node:path";
 import { ROUTES } from "../src/rest/routes.js";
+import { CLI_PATH } from "./helpers/cli-process.js";
+import { ADMIN_SECRET } from "./helpers/secure-server.js";
 import { makeTempDir, startTestServer } from "./helpers/test-server.js";
 
 const run = promisify(execFile);
@@ -57,6 +59,26 @@ describe("README", () => {
     } finally {
       rmSync(file, { force: true });
     }
+  });
+
+  it("runs the Security session as written, against a server with credentials on", async () => {
+    await using t = await startTestServer({ adminToken: ADMIN_SECRET, tokenRefreshMs: 100 });
+    const port = new URL(t.url).port;
+    const session = blocks("sh")
+      .find((b) => b.includes("tokens create"))!
+      .replaceAll("localhost:8000", `127.0.0.1:${port}`)
+      .replaceAll("npx coordination", `${JSON.stringify(process.execPath)} ${JSON.stringify(CLI_PATH)}`)
+      // Print the status of each curl, to check them below; the revocation may take a refresh to be seen.
+      .replaceAll("curl -s ", "curl -s -w ' %{http_code}\\n' ")
+      .replace(/\ncurl -s -w ' %\{http_code\}\\n' (\S+) (-H "authorization: Bearer \$WORKER")\s+# revoked: 401.*/, "\nsleep 0.5; curl -s -w ' %{http_code}\\n' $1 $2");
+    expect(session).toContain("sleep 0.5; curl");
+    const env = { PATH: process.env.PATH!, COORDINATION_DB_PATH: t.dbPath, COORDINATION_ADMIN_TOKEN: ADMIN_SECRET };
+    const { stdout } = await run("bash", ["-euo", "pipefail", "-c", session], { timeout: 30_000, env, cwd: t.dir });
+    const statuses = [...stdout.matchAll(/ (\d{3})$/gm)].map((m) => m[1]);
+    // The first curl's answer goes to /dev/null.
+    expect(statuses).toEqual(["200", "403", "401"]);
+    expect(stdout).toContain("worker-1");
+    expect(stdout).toContain('"leaseOwner":"worker-1"');
   });
 
   it("runs the TypeScript example as written (it is plain JavaScript at run time)", async () => {

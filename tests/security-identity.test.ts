@@ -46,7 +46,7 @@ describe("credentials carry the agent's identity", () => {
   it("a settle without agentId settles as the credential's agent: no forged result", async () => {
     const { t, A, B, tokens } = await threeAgents();
     const task = await t.admin.tasks.enqueue.mutate({ queue: "q", payload: { n: 1 } });
-    const claimed = (await A.tasks.claim.mutate({ queues: ["q"] }))!;
+    const claimed = (await A.tasks.claim.mutate({ agentId: "agent-A", queues: ["q"] }))!;
     expect(claimed.leaseOwner).toBe("agent-A");
     // Before: a complete with no agentId settled whoever held the lease, with the forger's result.
     expect(await codeOf(B.tasks.complete.mutate({ taskId: task.id, result: { forged: true } }))).toBe("LEASE_CONFLICT");
@@ -64,16 +64,18 @@ describe("credentials carry the agent's identity", () => {
   it("naming another agent is a 403 on every route that acts as one", async () => {
     const { t, A, B, tokens } = await threeAgents();
     const task = await t.admin.tasks.enqueue.mutate({ queue: "q" });
-    const claimed = (await A.tasks.claim.mutate({ queues: ["q"], leaseMs: 60_000 }))!;
+    const claimed = (await A.tasks.claim.mutate({ agentId: "agent-A", queues: ["q"], leaseMs: 60_000 }))!;
     const asA = { agentId: "agent-A", taskId: task.id, leaseToken: claimed.leaseToken };
     expect(await codeOf(B.tasks.heartbeat.mutate({ ...asA, leaseMs: 3_600_000 }))).toBe("FORBIDDEN");
     expect(await codeOf(B.tasks.release.mutate(asA))).toBe("FORBIDDEN");
     expect(await codeOf(B.tasks.complete.mutate(asA))).toBe("FORBIDDEN");
     expect(await codeOf(B.agents.deregister.mutate({ agentId: "agent-A" }))).toBe("FORBIDDEN");
     expect(await codeOf(B.agents.register.mutate({ agentId: "agent-A", capabilities: ["x"] }))).toBe("FORBIDDEN");
-    // Without agentId, as itself: B holds no lease.
-    expect(await codeOf(B.tasks.heartbeat.mutate({ taskId: task.id, leaseToken: claimed.leaseToken }))).toBe("LEASE_CONFLICT");
-    expect(await codeOf(B.tasks.release.mutate({ taskId: task.id, leaseToken: claimed.leaseToken }))).toBe("LEASE_CONFLICT");
+    // As itself (over REST with no agentId, the seed's way, or naming itself): B holds no lease.
+    const asItself = { token: tokens.b, body: { leaseToken: claimed.leaseToken } };
+    expect((await http(t.url, "POST", `/tasks/${task.id}/heartbeat`, asItself)).body.code).toBe("LEASE_CONFLICT");
+    expect((await http(t.url, "POST", `/tasks/${task.id}/release`, asItself)).body.code).toBe("LEASE_CONFLICT");
+    expect(await codeOf(B.tasks.heartbeat.mutate({ agentId: "agent-B", taskId: task.id, leaseToken: claimed.leaseToken }))).toBe("LEASE_CONFLICT");
     // Cancelling is an operator's act.
     expect(await codeOf(B.tasks.cancel.mutate({ taskId: task.id }))).toBe("FORBIDDEN");
     const rest = await http(t.url, "DELETE", "/agents/agent-A", { token: tokens.b });
@@ -91,13 +93,13 @@ describe("credentials carry the agent's identity", () => {
     const { t, A, B } = await threeAgents();
     const task = await t.admin.tasks.enqueue.mutate({ queue: "q", targetAgentId: "agent-A" });
     expect(await codeOf(B.tasks.claim.mutate({ agentId: "agent-A", queues: ["q"] }))).toBe("FORBIDDEN");
-    expect(await B.tasks.claim.mutate({ queues: ["q"] })).toBeNull();
-    expect((await A.tasks.claim.mutate({ queues: ["q"] }))!.id).toBe(task.id);
+    expect(await B.tasks.claim.mutate({ agentId: "agent-B", queues: ["q"] })).toBeNull();
+    expect((await A.tasks.claim.mutate({ agentId: "agent-A", queues: ["q"] }))!.id).toBe(task.id);
   });
 
   it("an agent polls, acks and reads only its own mailbox and subscription", async () => {
     const { t, B, C, tokens } = await threeAgents();
-    await C.events.subscribe.mutate({ types: ["job.*"] });
+    await C.events.subscribe.mutate({ agentId: "agent-C", types: ["job.*"] });
     await t.admin.events.publish.mutate({ type: "job.done", source: "ops" });
     const direct = await t.admin.events.publish.mutate({ type: "note", source: "ops", target: "agent-C", payload: { secret: 42 } });
     const toB = await t.admin.events.publish.mutate({ type: "note", source: "ops", target: "agent-B" });
@@ -105,7 +107,7 @@ describe("credentials carry the agent's identity", () => {
     expect((await http(t.url, "GET", "/events/agent-C", { token: tokens.b })).status).toBe(403);
     expect((await http(t.url, "POST", "/events/agent-C/ack", { token: tokens.b, body: { seq: direct.seq } })).status).toBe(403);
     expect(await codeOf(B.events.subscription.query({ agentId: "agent-C" }))).toBe("FORBIDDEN");
-    expect((await C.events.poll.mutate({})).map((e) => e.type)).toEqual(["job.done", "note"]);
+    expect((await C.events.poll.mutate({ agentId: "agent-C" })).map((e) => e.type)).toEqual(["job.done", "note"]);
     // The history shows each agent its own direct messages only; a read credential none; the admin all.
     const bSees = (await B.events.list.query({})).map((e) => e.seq);
     expect(bSees).toContain(toB.seq);

@@ -4,7 +4,7 @@ import { createHash } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { createCoordinationClient } from "../client/index.js";
+import { createCoordinationClient, runWorker } from "../client/index.js";
 import { collectEvents } from "./helpers/event-collector.js";
 import { runCli, killAllCli } from "./helpers/cli-process.js";
 import { http, startSecureServer, type SecureServer } from "./helpers/secure-server.js";
@@ -66,6 +66,22 @@ describe("WebSocket credentials", () => {
   });
 });
 
+describe("the worker", () => {
+  it("runs tasks with an agent token: registers, claims, heartbeats, settles and deregisters as its agent", async () => {
+    const s = (t = await startSecureServer());
+    const api = s.as(await s.issue("agent", "worker-1"));
+    const task = await s.admin.tasks.enqueue.mutate({ queue: "q", payload: { n: 7 } });
+    const worker = await runWorker({ api, agentId: "worker-1", queues: ["q"], waitMs: 200, heartbeatMs: 100, handler: async (claimed) => ({ doubled: (claimed.payload as { n: number }).n * 2 }) });
+    await until(() => worker.completed === 1);
+    await worker.stop();
+    const done = await s.admin.tasks.get.query({ taskId: task.id });
+    expect([done.status, done.result, done.leaseOwner]).toEqual(["completed", { doubled: 14 }, "worker-1"]);
+    expect(await s.admin.agents.list.query({})).toEqual([]);
+    // A worker given another agent's name is refused at registration, before it claims anything.
+    await expect(runWorker({ api, agentId: "worker-2", handler: async () => undefined })).rejects.toThrow('this credential acts as agent "worker-1"');
+  });
+});
+
 describe("the tokens command", () => {
   it("issues a token another process's server accepts, and revokes it there", async () => {
     const s = (t = await startSecureServer({ tokenRefreshMs: 200 }));
@@ -76,7 +92,7 @@ describe("the tokens command", () => {
     expect(created.stderr).toMatch(/^issued token \S+ \(role agent, agent cli-agent\); its secret follows, shown this once\n$/);
     // Unknown to the server's cache: the miss re-reads the table.
     const agent = s.as(secret);
-    expect((await agent.agents.register.mutate({ capabilities: ["x"] })).agentId).toBe("cli-agent");
+    expect((await agent.agents.register.mutate({ agentId: "cli-agent", capabilities: ["x"] })).agentId).toBe("cli-agent");
 
     const listed = await runCli({ args: ["tokens", "list", "--json", "--db", s.dbPath] });
     const tokens = JSON.parse(listed.stdout) as Array<{ id: string; agentId: string | null; name: string }>;

@@ -1,0 +1,111 @@
+// How the server may be deployed: never open on a network by accident, TLS without a proxy, and
+// an OpenAPI document that says what the server enforces.
+import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { request } from "node:https";
+import { join } from "node:path";
+import WebSocket from "ws";
+import { afterEach, describe, expect, it } from "vitest";
+import { loadConfig } from "../src/config.js";
+import { createServer, type CoordinationServer } from "../src/server/create-server.js";
+import { killAllCli, runCli } from "./helpers/cli-process.js";
+import { ADMIN_SECRET, http, startSecureServer } from "./helpers/secure-server.js";
+import { makeTempDir, startTestServer, type TestServer } from "./helpers/test-server.js";
+
+let t: TestServer | undefined;
+let raw: CoordinationServer | undefined;
+afterEach(async () => {
+  await killAllCli();
+  await t?.stop({ removeFiles: true });
+  await raw?.stop();
+  t = raw = undefined;
+});
+
+const serverWith = (overrides: Record<string, unknown>) =>
+  createServer(loadConfig({ env: {}, overrides: { port: 0, dbPath: join(makeTempDir(), "c.db"), logLevel: "silent", ...overrides } }));
+
+describe("binding", () => {
+  it("refuses a non-loopback address with no credentials, unless --insecure", async () => {
+    raw = serverWith({ host: "0.0.0.0" });
+    await expect(raw.start()).rejects.toThrow(
+      "refusing to listen on 0.0.0.0 with no credentials: anyone who reaches the port would control every agent. Set COORDINATION_ADMIN_TOKEN (or issue tokens with `coordination tokens create`), or pass --insecure to accept that",
+    );
+    await raw.stop();
+    raw = serverWith({ host: "0.0.0.0", adminToken: ADMIN_SECRET });
+    await raw.start();
+    await raw.stop();
+    raw = serverWith({ host: "0.0.0.0", insecure: true });
+    await raw.start();
+    expect((await fetch(`http://127.0.0.1:${raw.port}/health`)).status).toBe(200);
+  });
+
+  it("the command exits 2 with that sentence", async () => {
+    const dir = makeTempDir();
+    const exit = await runCli({ args: ["--host", "0.0.0.0", "--port", "0", "--db", join(dir, "c.db")] });
+    expect(exit.code).toBe(2);
+    expect(exit.stderr).toContain("coordination: refusing to listen on 0.0.0.0 with no credentials");
+  });
+});
+
+describe("OpenAPI", () => {
+  it("declares the bearer scheme exactly when credentials are enforced", async () => {
+    t = await startTestServer();
+    const open = (await http(t.url, "GET", "/openapi.json")).body;
+    expect(open.components?.securitySchemes).toBeUndefined();
+    expect(open.security).toBeUndefined();
+    expect(Object.keys(open.paths["/tasks"].post.responses)).not.toContain("401");
+    await t.stop({ removeFiles: true });
+
+    t = await startSecureServer();
+    const secured = (await http(t.url, "GET", "/openapi.json")).body;
+    expect(secured.components.securitySchemes.bearer).toMatchObject({ type: "http", scheme: "bearer" });
+    expect(secured.security).toEqual([{ bearer: [] }]);
+    expect(secured.paths["/health"].get.security).toEqual([]);
+    expect(Object.keys(secured.paths["/tasks"].post.responses)).toEqual(expect.arrayContaining(["401", "403"]));
+    expect(secured.paths["/tokens"].post).toBeDefined();
+  });
+
+  it("publicDocs false: the document needs a credential too", async () => {
+    t = await startSecureServer({ publicDocs: false });
+    expect((await http(t.url, "GET", "/openapi.json")).status).toBe(401);
+    expect((await http(t.url, "GET", "/openapi.json", { token: ADMIN_SECRET })).status).toBe(200);
+  });
+});
+
+describe("TLS", () => {
+  it("serves HTTPS and WSS with the given certificate; the bearer token crosses encrypted", async () => {
+    const dir = makeTempDir();
+    const cert = join(dir, "cert.pem");
+    const key = join(dir, "key.pem");
+    execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"], { stdio: "ignore" });
+    t = await startSecureServer({ tlsCert: cert, tlsKey: key });
+    expect(t.url).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
+    const ca = readFileSync(cert);
+    const answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = request(`${t!.url}/tasks`, { ca, headers: { authorization: `Bearer ${ADMIN_SECRET}` } }, (res) => {
+        let body = "";
+        res.on("data", (chunk) => (body += chunk));
+        res.on("end", () => resolve({ status: res.statusCode!, body }));
+      });
+      req.on("error", reject);
+      req.end();
+    });
+    expect(answer.status).toBe(200);
+    expect(JSON.parse(answer.body).items).toEqual([]);
+    const socket = new WebSocket(`${t.url.replace("https", "wss")}/trpc`, { ca, headers: { authorization: `Bearer ${ADMIN_SECRET}` } });
+    const first = await new Promise<string>((resolve, reject) => {
+      socket.on("open", () => socket.send(JSON.stringify({ id: 1, method: "query", params: { path: "tasks.stats", input: { json: {} } } })));
+      socket.on("message", (data) => resolve(String(data)));
+      socket.on("error", reject);
+    });
+    expect(JSON.parse(first).result.data.json.queues).toEqual([]);
+    socket.close();
+  });
+
+  it("a certificate without its key is a configuration error naming both", () => {
+    const dir = makeTempDir();
+    expect(() => loadConfig({ env: {}, overrides: { dbPath: join(dir, "c.db"), tlsCert: join(dir, "missing.pem") } })).toThrow(
+      /tlsCert = .*missing\.pem needs COORDINATION_TLS_KEY too: TLS takes a certificate and its key/,
+    );
+  });
+});
