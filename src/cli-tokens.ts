@@ -2,6 +2,7 @@
 // or without a server running on it (WAL lets both work at once; a running server sees the change
 // within tokenRefreshMs). The secret of a new token goes alone to stdout, so
 // `TOKEN=$(coordination tokens create --agent worker-1)` captures it; everything else to stderr.
+import { existsSync } from "node:fs";
 import type { Config } from "./config.js";
 import { toErrorBody } from "./trpc/error-shape.js";
 
@@ -66,6 +67,11 @@ export async function runTokensCommand(command: TokensCommand, config: Config, o
     import("./auth/token-store.js"),
     import("./auth/token-schemas.js"),
   ]);
+  // A typo in --db must not create an empty database whose tokens no server will read.
+  if (config.dbPath !== ":memory:" && !existsSync(config.dbPath)) {
+    out.stderr(`coordination tokens: no database at ${config.dbPath} (start the server once to create it, or give --db)\n`);
+    return 2;
+  }
   const db = openDatabase(config);
   try {
     applyMigrations(db);

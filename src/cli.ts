@@ -1,6 +1,8 @@
 // The `coordination` command: reads configuration (flags > env > file > defaults), starts the
-// server, and shuts it down gracefully on SIGINT/SIGTERM. Exit codes: 0 clean stop,
-// 2 invalid configuration or usage, 1 failure to start or to stop.
+// server, and shuts it down gracefully on SIGINT/SIGTERM. Exit codes: 0 clean stop; 1 failure to
+// start or to stop cleanly (a database thread lost, a WAL checkpoint failed on a full disk: the
+// message says what is safe), 2 invalid configuration or usage (or a non-loopback host without
+// credentials), 3 a database file refused at start-up (damaged, read-only, another version's).
 import { ConfigError, FLAGS, SETTINGS, SWITCHES, envName, loadConfig, type SettingName } from "./config.js";
 import { createLogger } from "./logger.js";
 import type { CoordinationServer } from "./server/create-server.js";
@@ -137,6 +139,11 @@ async function main(): Promise<number> {
       process.stderr.write(`coordination: ${error.message}\n`);
       return 2;
     }
+    // A database file the server cannot use (damaged, read-only, another version's): exit 3.
+    if (error instanceof Error && error.name === "DatabaseRefused") {
+      process.stderr.write(`coordination: ${error.message}\n`);
+      return 3;
+    }
     log.fatal({ err: error }, "failed to start");
     return 1;
   }
@@ -154,6 +161,7 @@ async function main(): Promise<number> {
     return 0;
   } catch (error) {
     log.error({ err: error }, "shutdown failed");
+    process.stderr.write(`coordination: shutdown failed: ${error instanceof Error ? error.message : String(error)}\n`);
     return 1;
   }
 }

@@ -17,6 +17,7 @@ export const ERROR_STATUS = {
   TASK_NOT_FOUND: 404,
   AGENT_NOT_FOUND: 404,
   SUBSCRIPTION_NOT_FOUND: 404,
+  TOKEN_NOT_FOUND: 404,
   /** No route or procedure at this path. */
   ROUTE_NOT_FOUND: 404,
   /** The path exists, not with this method (REST answers with `Allow`). */
@@ -39,7 +40,26 @@ export const ERROR_STATUS = {
   INTERNAL: 500,
   /** The server is shutting down; retry on another instance or after the restart. */
   SHUTTING_DOWN: 503,
+  /** The disk holding the database is full: nothing was stored. Retry after Retry-After. */
+  DISK_FULL: 503,
+  /** The database file (or its directory) cannot be written: nothing was stored. */
+  READ_ONLY: 503,
+  /** The database could not be read or written (an I/O error, a damaged page): nothing was stored. */
+  IO_ERROR: 503,
+  /** Another process held the database's write lock past busyTimeoutMs: nothing was stored. Retry. */
+  DATABASE_LOCKED: 503,
+  /** The database file was deleted or replaced while the server ran: writes are refused until a restart. */
+  DATABASE_REPLACED: 503,
 } as const;
+
+/** Seconds a client should wait before retrying, for the codes where retrying makes sense (the Retry-After header). */
+export const RETRY_AFTER_SECONDS: Partial<Record<ErrorCode, number>> = {
+  SHUTTING_DOWN: 1,
+  DISK_FULL: 30,
+  READ_ONLY: 30,
+  IO_ERROR: 30,
+  DATABASE_LOCKED: 1,
+};
 
 export type ErrorCode = keyof typeof ERROR_STATUS;
 
@@ -60,11 +80,17 @@ export type DomainErrorCode = Extract<
   | "TASK_NOT_FOUND"
   | "AGENT_NOT_FOUND"
   | "SUBSCRIPTION_NOT_FOUND"
+  | "TOKEN_NOT_FOUND"
   | "LEASE_CONFLICT"
   | "INVALID_STATE"
   | "IDEMPOTENCY_MISMATCH"
   | "EVENTS_PRUNED"
   | "SHUTTING_DOWN"
+  | "DISK_FULL"
+  | "READ_ONLY"
+  | "IO_ERROR"
+  | "DATABASE_LOCKED"
+  | "DATABASE_REPLACED"
 >;
 
 export class CoordinationError extends Error {

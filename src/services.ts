@@ -5,7 +5,8 @@
 import { AgentService } from "./agents/agent-service.js";
 import { Credentials } from "./auth/credentials.js";
 import type { Config } from "./config.js";
-import { applyMigrations, unknownMigrations } from "./db/migrate.js";
+import { applyMigrations } from "./db/migrate.js";
+import { checkBeforeMigrating, checkSchema } from "./db/startup-checks.js";
 import { openDatabase } from "./db/open-database.js";
 import { Database } from "./db/thread/database.js";
 import { Deliveries } from "./delivery/delivery.js";
@@ -56,15 +57,17 @@ export interface Coordination {
   beginShutdown(): void;
 }
 
-/** Applies pending migrations on a short-lived connection, before the threads open theirs. */
-function migrate(config: Config, log: Logger): string[] {
+/**
+ * Checks the file (src/db/startup-checks.ts), then applies pending migrations on a short-lived
+ * connection, before the threads open theirs. A file the server cannot use well is refused
+ * (DatabaseRefused) before anything is written to it.
+ */
+function migrate(config: Config): string[] {
+  checkBeforeMigrating(config);
   const db = openDatabase(config);
   try {
     const applied = applyMigrations(db);
-    const unknown = unknownMigrations(db);
-    if (unknown.length > 0) {
-      log.warn({ migrations: unknown }, "the database has migrations this version does not know: was it migrated by a newer version?");
-    }
+    checkSchema(db, config.dbPath);
     return applied;
   } finally {
     db.close();
@@ -72,7 +75,7 @@ function migrate(config: Config, log: Logger): string[] {
 }
 
 export function createCoordination(config: Config, log: Logger): Coordination {
-  const migrationsApplied = migrate(config, log);
+  const migrationsApplied = migrate(config);
   const startedAt = Date.now();
   const shutdown = new AbortController();
   const stopping = new SignalFanout(shutdown.signal);

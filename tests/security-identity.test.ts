@@ -38,6 +38,8 @@ describe("credentials carry the agent's identity", () => {
       expect(answer.body).toEqual({ code: "UNAUTHORIZED", message: "Unauthorized: send a valid bearer token (Authorization: Bearer <token>)" });
       expect(answer.headers.get("www-authenticate")).toBe("Bearer");
     }
+    // Nothing of the request is read first: malformed JSON from nobody is a 401, not a 400.
+    expect((await http(t.url, "POST", "/tasks", { body: "{not json" })).status).toBe(401);
     const trpc = await fetch(`${t.url}/trpc/tasks.stats`);
     expect(trpc.status).toBe(401);
     expect((await fetch(`${t.url}/trpc/health`)).status).toBe(200);

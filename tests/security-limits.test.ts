@@ -101,7 +101,10 @@ describe("per-client limits", () => {
       open.push(socket);
     }
     await until(() => true);
+    // It sends a whole request at once: refused, it must not be served either.
     const extra = connect(Number(port), "127.0.0.1");
+    const body = JSON.stringify({ type: "sneaked.in", source: "s" });
+    extra.write(`POST /events HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n${body}`);
     let text = "";
     extra.on("data", (chunk) => (text += chunk));
     await new Promise((resolve) => extra.once("close", resolve));
@@ -112,5 +115,6 @@ describe("per-client limits", () => {
     });
     for (const socket of open) socket.destroy();
     await until(async () => (await fetch(`${t!.url}/health`).catch(() => undefined))?.status === 200);
+    expect(await t.api.events.list.query({})).toEqual([]);
   });
 });

@@ -3,6 +3,7 @@
 import { createHash } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import WebSocket from "ws";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { createCoordinationClient, runWorker } from "../client/index.js";
 import { collectEvents } from "./helpers/event-collector.js";
@@ -113,12 +114,17 @@ describe("the tokens command", () => {
     expect([unknown.code, unknown.stderr]).toEqual([2, 'coordination tokens revoke: no token "nope"\n']);
   });
 
-  it("the first token turns credentials on for a server that had none", async () => {
+  it("the first token turns credentials on for a server that had none, and open sockets lose their rights", async () => {
     const s = (t = await startTestServer({ tokenRefreshMs: 200 }));
     expect((await http(s.url, "GET", "/tasks")).status).toBe(200);
+    // A socket opened while the server was open: it must not keep an open caller's rights.
+    const socket = new WebSocket(`${s.url.replace("http", "ws")}/trpc`);
+    await new Promise((resolve) => socket.once("open", resolve));
+    const closed = new Promise<number>((resolve) => socket.once("close", resolve));
     const created = await runCli({ args: ["tokens", "create", "--role", "read", "--db", s.dbPath] });
     await until(async () => (await http(s.url, "GET", "/tasks")).status === 401);
     expect((await http(s.url, "GET", "/tasks", { token: created.stdout.trim() })).status).toBe(200);
+    expect(await closed).toBe(4401);
   });
 });
 

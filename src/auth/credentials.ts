@@ -18,10 +18,13 @@ import type { TokenRecord } from "./token-store.js";
 /** The configured admin token's id in logs and on its caller (api_tokens ids are UUIDs). */
 export const ADMIN_TOKEN_ID = "config:adminToken";
 const MISS_REFRESH_MS = 250;
+/** What onRevoked listeners hear when credentials become enforced: the open callers' rights end. */
+export const OPEN_CALLERS = "open callers";
 /** lastUsedAt is written at most this often per token. */
 const TOUCH_EVERY_MS = 60_000;
 
 export const TRUSTED: Caller = Object.freeze({ kind: "trusted" });
+export const OPEN: Caller = Object.freeze({ kind: "open" });
 export const ANONYMOUS: Caller = Object.freeze({ kind: "anonymous" });
 
 export class Credentials {
@@ -35,6 +38,8 @@ export class Credentials {
   private timer: NodeJS.Timeout | undefined;
   private readonly touchedAt = new Map<string, number>();
   private readonly revokedListeners = new Set<(tokenId: string) => void>();
+  /** Every token ever seen revoked: never taken back. */
+  private readonly revokedIds = new Set<string>();
 
   constructor(private readonly d: { db: Database; config: Config; log: Logger }) {
     this.adminHash = d.config.adminToken === "" ? undefined : hashSecret(d.config.adminToken);
@@ -56,11 +61,11 @@ export class Credentials {
   }
 
   /**
-   * The caller presenting `secret` (undefined: none presented). Trusted while nothing is
-   * enforced; anonymous for a missing, unknown or revoked secret (the 401 says no more).
+   * The caller presenting `secret` (undefined: none presented). Open while nothing is enforced;
+   * anonymous for a missing, unknown or revoked secret (the 401 says no more).
    */
   async authenticate(secret: string | undefined): Promise<Caller> {
-    if (!this.enforced) return TRUSTED;
+    if (!this.enforced) return OPEN;
     if (!secret) return ANONYMOUS;
     const hash = hashSecret(secret);
     if (this.adminHash !== undefined && sameHash(hash, this.adminHash)) return { kind: "token", tokenId: ADMIN_TOKEN_ID, role: "admin", agentId: null };
@@ -75,14 +80,21 @@ export class Credentials {
     return { kind: "token", tokenId: record.id, role: record.role as "admin" | "agent" | "read", agentId: record.agentId };
   }
 
-  /** Whether a caller's credential is still good (a WebSocket authenticates once, then each call asks this). */
+  /**
+   * Whether a caller's credential is still good (a WebSocket authenticates once, then each call
+   * asks this): a revoked token is not, nor an open caller once credentials are enforced.
+   */
   isCurrent(caller: Caller): boolean {
+    if (caller.kind === "open") return !this.enforced;
     if (caller.kind !== "token" || caller.tokenId === ADMIN_TOKEN_ID) return true;
     const record = this.byId.get(caller.tokenId);
     return record !== undefined && !record.revoked;
   }
 
-  /** Calls `listener` with the id of each token revoked from now on. Returns the unsubscribe. */
+  /**
+   * Calls `listener` with the id of each token revoked from now on, and with OPEN_CALLERS when
+   * credentials become enforced (open callers lose their rights then). Returns the unsubscribe.
+   */
   onRevoked(listener: (tokenId: string) => void): () => void {
     this.revokedListeners.add(listener);
     return () => this.revokedListeners.delete(listener);
@@ -90,6 +102,7 @@ export class Credentials {
 
   /** A token issued or revoked through this server: in effect before the answer goes out. */
   applied(token: TokenView, secretHash?: string): void {
+    if (token.revokedAt !== null) this.revokedIds.add(token.id);
     const known = this.byId.get(token.id);
     const record: TokenRecord = { id: token.id, role: token.role, agentId: token.agentId, secretHash: secretHash ?? known?.secretHash ?? "", revoked: token.revokedAt !== null };
     this.put([...this.byId.values()].filter((r) => r.id !== token.id).concat(record.secretHash === "" ? [] : [record]));
@@ -125,7 +138,10 @@ export class Credentials {
     return this.refreshing;
   }
 
-  private put(records: TokenRecord[]): void {
+  private put(fresh: TokenRecord[]): void {
+    // Revocation is for good: a re-read that began before a revoke and ends after it must not undo it.
+    const records = fresh.map((r) => (this.revokedIds.has(r.id) && !r.revoked ? { ...r, revoked: true } : r));
+    for (const record of records) if (record.revoked) this.revokedIds.add(record.id);
     const newlyRevoked = records.filter((r) => r.revoked && this.byId.get(r.id)?.revoked === false).map((r) => r.id);
     this.byHash.clear();
     this.byId.clear();
@@ -134,8 +150,12 @@ export class Credentials {
       this.byId.set(record.id, record);
     }
     if (records.length > 0 && !this.anyToken) {
+      const wasOpen = !this.enforced;
       this.anyToken = true;
-      this.d.log.info("credentials exist: every call but /health now needs a bearer token");
+      if (wasOpen) {
+        this.d.log.info("credentials exist: every call but /health now needs a bearer token");
+        for (const listener of this.revokedListeners) listener(OPEN_CALLERS);
+      }
     }
     for (const id of newlyRevoked) for (const listener of this.revokedListeners) listener(id);
   }

@@ -1,17 +1,16 @@
 // Credential writes and reads as the database threads run them (src/db/thread/commands.ts).
-import { CoordinationError } from "../errors.js";
+import { notFound } from "../errors.js";
 import type { WriteContext } from "../db/writer.js";
 import type { CreateTokenRequest, IssuedToken, TokenView } from "./token-schemas.js";
 import { toTokenView, type TokenRecord, type TokenStore } from "./token-store.js";
 
-const tokenNotFound = (id: string) => new CoordinationError("INVALID_INPUT", `tokenId: no token "${id}"`, { id });
 
 export function tokenCommands(tokens: TokenStore) {
   return {
     "tokens.create": (ctx: WriteContext, request: CreateTokenRequest): IssuedToken => tokens.create(request, ctx.now),
     "tokens.revoke": (ctx: WriteContext, tokenId: string): TokenView => {
       const row = tokens.revoke(tokenId, ctx.now);
-      if (!row) throw tokenNotFound(tokenId);
+      if (!row) throw notFound("TOKEN_NOT_FOUND", tokenId);
       return toTokenView(row);
     },
     "tokens.touch": (ctx: WriteContext, tokenIds: string[]): null => {

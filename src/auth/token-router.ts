@@ -28,7 +28,7 @@ export const tokenRouter = router({
     .query(({ ctx, input }) => ctx.services.db.read("tokens.list", { includeRevoked: input?.includeRevoked ?? false })),
 
   revoke: procedure
-    .meta({ access: ADMIN, rest: { method: "POST", path: "/tokens/{tokenId}/revoke", tags, summary: "Revoke a credential; its open WebSockets are closed" } })
+    .meta({ access: ADMIN, rest: { method: "POST", path: "/tokens/{tokenId}/revoke", tags, summary: "Revoke a credential; its open WebSockets are closed", errors: ["TOKEN_NOT_FOUND"] } })
     .input(tokenIdInput)
     .output(tokenSchema)
     .mutation(async ({ ctx, input }) => {

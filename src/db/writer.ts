@@ -46,6 +46,8 @@ export class Writer {
   private scheduled = false;
   private closed = false;
   private readonly commitListeners: Array<(events: readonly AppendedEvent[]) => void> = [];
+  /** Checks run last inside every batch's transaction: one that throws rolls the batch back and fails it. */
+  private readonly commitChecks: Array<() => void> = [];
 
   /** Rows changed by the connection so far: tells a write that failed cleanly from one that failed halfway. */
   private readonly totalChanges: Statement<[], number>;
@@ -72,6 +74,11 @@ export class Writer {
   /** Called after every successful commit with the events it appended, in seq order (the event bus). */
   onCommit(listener: (events: readonly AppendedEvent[]) => void): void {
     this.commitListeners.push(listener);
+  }
+
+  /** Runs `check` before every commit; if it throws, the batch is rolled back and every write in it rejected with that error. */
+  beforeCommit(check: () => void): void {
+    this.commitChecks.push(check);
   }
 
   /** Runs whatever is queued now; later writes are rejected. */
@@ -145,6 +152,7 @@ export class Writer {
             outcomes.push({ ok: false, error });
           }
         }
+        for (const check of this.commitChecks) check();
       })
       .immediate();
     return { outcomes, effects, events };

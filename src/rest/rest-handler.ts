@@ -7,9 +7,10 @@
 // (rest-input.ts) and answered in one place; errors take the one shape of src/errors.ts.
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { TRPCError } from "@trpc/server";
+import { unauthorized } from "../auth/access.js";
 import { bearerSecret } from "../auth/token-secret.js";
 import { httpTransport } from "../delivery/transports.js";
-import { CoordinationError, ERROR_STATUS, type ErrorBody } from "../errors.js";
+import { CoordinationError, ERROR_STATUS, RETRY_AFTER_SECONDS, type ErrorBody } from "../errors.js";
 import { JSON_DEPTH_CEILING, jsonDepth } from "../json-value.js";
 import type { Logger } from "../logger.js";
 import { readBody, sendJson } from "../server/http-io.js";
@@ -28,6 +29,8 @@ export function createRestHandler(services: Services, log: Logger) {
     const body: ErrorBody = toErrorBody(error);
     if (body.code === "INTERNAL") log.error({ err: error instanceof TRPCError ? (error.cause ?? error) : error, path: route?.procedure }, "internal error");
     if (body.code === "UNAUTHORIZED") res.setHeader("www-authenticate", "Bearer");
+    const retryAfter = RETRY_AFTER_SECONDS[body.code];
+    if (retryAfter !== undefined) res.setHeader("retry-after", String(retryAfter));
     sendJson(res, ERROR_STATUS[body.code], body);
   };
 
@@ -43,6 +46,10 @@ export function createRestHandler(services: Services, log: Logger) {
     // Watching the response from the start: a client that leaves while its body is read is gone too.
     const transport = httpTransport(res);
     try {
+      // Who is calling, before anything of the request is read: a caller without a valid
+      // credential learns nothing about what it sent (not even that its JSON was malformed).
+      const caller = await services.credentials.authenticate(bearerSecret(req.headers.authorization));
+      if (caller.kind === "anonymous" && route.access.role !== "open") throw unauthorized();
       const body = await readJsonBody(req, services.config.maxBodyBytes);
       if (body === "too-large") {
         // Closed after the answer: the rest of an oversized body is never read.
@@ -55,7 +62,7 @@ export function createRestHandler(services: Services, log: Logger) {
       const result = await route.call({
         path: route.procedure,
         type: route.type,
-        ctx: { core: services, transport, caller: await services.credentials.authenticate(bearerSecret(req.headers.authorization)) } satisfies Context,
+        ctx: { core: services, transport, caller } satisfies Context,
         getRawInput: () => Promise.resolve(input),
         signal: undefined,
         batchIndex: 0,

@@ -11,9 +11,12 @@ import { createHTTPHandler } from "@trpc/server/adapters/standalone";
 import { applyWSSHandler } from "@trpc/server/adapters/ws";
 import { WebSocketServer, type WebSocket } from "ws";
 import { unauthorized } from "../auth/access.js";
+import { OPEN_CALLERS } from "../auth/credentials.js";
 import { bearerSecret } from "../auth/token-secret.js";
 import type { Config } from "../config.js";
 import { httpTransport, webSocketTransport } from "../delivery/transports.js";
+import { RETRY_AFTER_SECONDS } from "../errors.js";
+import { toErrorBody } from "../trpc/error-shape.js";
 import { createLogger, type Logger } from "../logger.js";
 import { createRestHandler } from "../rest/rest-handler.js";
 import { buildOpenApiDocument } from "../rest/openapi-document.js";
@@ -68,6 +71,18 @@ export function createServer(config: Config, log: Logger = createLogger(config.l
       caller: await credentials.authenticate(bearerSecret(req.headers.authorization)),
     }),
     onError: onTrpcError,
+    // Retry-After for the errors where retrying makes sense (a full disk, a held lock, shutdown),
+    // and the bearer challenge on a 401, as the REST routes answer.
+    responseMeta: ({ errors }) => {
+      const codes = errors.map((error) => toErrorBody(error).code);
+      const retryAfter = Math.max(-1, ...codes.map((code) => RETRY_AFTER_SECONDS[code] ?? -1));
+      return {
+        headers: {
+          ...(retryAfter >= 0 ? { "retry-after": String(retryAfter) } : {}),
+          ...(codes.includes("UNAUTHORIZED") ? { "www-authenticate": "Bearer" } : {}),
+        },
+      };
+    },
   });
   const rest = createRestHandler(services, log);
   const openApiJson = new Map<boolean, string>();
@@ -79,6 +94,8 @@ export function createServer(config: Config, log: Logger = createLogger(config.l
   // 64 KiB of URL and headers (Node reads 16 KiB): a recall query of 2,000 characters of any
   // script is at most 24 KB percent-encoded. Longer still is a 431 with the JSON error body.
   const handle = (req: IncomingMessage, res: ServerResponse) => {
+    // A connection over maxConnections was answered 429 already: nothing it sends is served.
+    if (refused.has(req.socket)) return void req.socket.destroy();
     const started = process.hrtime.bigint();
     inFlight++;
     res.on("close", () => {
@@ -122,16 +139,25 @@ export function createServer(config: Config, log: Logger = createLogger(config.l
     ? createHttpsServer({ ...tls, maxHeaderSize: MAX_HEADER_BYTES }, handle)
     : createHttpServer({ maxHeaderSize: MAX_HEADER_BYTES }, handle);
 
-  // Open connections are bounded (maxConnections): one more is answered 429 and closed, so a
-  // client that opens sockets without end cannot exhaust the process's file descriptors.
+  // Open connections are bounded (maxConnections): one more is answered 429 (plain HTTP; under
+  // TLS it is dropped, having no handshake yet) and destroyed, before anything it sends is
+  // served, so a client that opens sockets without end cannot exhaust file descriptors. Counted
+  // on the raw TCP connection, ahead of Node's own listener.
   let connections = 0;
+  const refused = new WeakSet<Socket>();
   const tooManyConnections = JSON.stringify({ code: "LIMIT_EXCEEDED", message: `The server has ${config.maxConnections} connections open (setting maxConnections); retry later` });
-  http.on(tls ? "secureConnection" : "connection", (socket: Socket) => {
+  http.prependListener("connection", (socket: Socket) => {
+    if (connections >= config.maxConnections) {
+      refused.add(socket);
+      if (tls) return void socket.destroy();
+      socket.end(`HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(tooManyConnections)}\r\nconnection: close\r\n\r\n${tooManyConnections}`, () => socket.destroy());
+      setTimeout(() => socket.destroy(), 1000).unref();
+      return;
+    }
     connections++;
     socket.once("close", () => connections--);
-    if (connections <= config.maxConnections) return;
-    socket.end(`HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(tooManyConnections)}\r\nconnection: close\r\n\r\n${tooManyConnections}`);
   });
+
   // Node answers a request it cannot parse with a bare status line; say what is wrong, in the one error shape.
   http.on("clientError", (error: NodeJS.ErrnoException, socket) => {
     if (!socket.writable) return socket.destroy();
@@ -147,7 +173,8 @@ export function createServer(config: Config, log: Logger = createLogger(config.l
   /** Open WebSockets by the token they authenticated with: closed when it is revoked. */
   const socketsByToken = new Map<string, Set<WebSocket>>();
   const unlistenRevoked = credentials.onRevoked((tokenId) => {
-    for (const socket of socketsByToken.get(tokenId) ?? []) socket.close(WS_CLOSE_UNAUTHORIZED, "credential revoked");
+    const reason = tokenId === OPEN_CALLERS ? "credentials are now required" : "credential revoked";
+    for (const socket of socketsByToken.get(tokenId) ?? []) socket.close(WS_CLOSE_UNAUTHORIZED, reason);
   });
   const wsHandler = applyWSSHandler({
     wss,
@@ -162,12 +189,15 @@ export function createServer(config: Config, log: Logger = createLogger(config.l
         res.close(WS_CLOSE_UNAUTHORIZED, "unauthorized");
         throw unauthorized();
       }
-      if (caller.kind === "token") {
-        const sockets = socketsByToken.get(caller.tokenId) ?? new Set();
-        socketsByToken.set(caller.tokenId, sockets.add(res));
+      // Kept by credential, to be closed when it is revoked; open callers as one group, closed
+      // when credentials become enforced.
+      const group = caller.kind === "token" ? caller.tokenId : caller.kind === "open" ? OPEN_CALLERS : undefined;
+      if (group !== undefined) {
+        const sockets = socketsByToken.get(group) ?? new Set();
+        socketsByToken.set(group, sockets.add(res));
         res.once("close", () => {
           sockets.delete(res);
-          if (sockets.size === 0) socketsByToken.delete(caller.tokenId);
+          if (sockets.size === 0) socketsByToken.delete(group);
         });
       }
       const streams = new PerKeyLimit(config.maxSubscriptionsPerSocket, () => "too many live subscriptions on this WebSocket", "maxSubscriptionsPerSocket");
@@ -177,6 +207,7 @@ export function createServer(config: Config, log: Logger = createLogger(config.l
     keepAlive: { enabled: true, pingMs: 30_000, pongWaitMs: 10_000 },
   });
   http.on("upgrade", (req, socket, head) => {
+    if (refused.has(socket as Socket)) return void socket.destroy();
     const path = (req.url ?? "/").split("?")[0];
     if (stopping || (path !== "/trpc" && path !== "/")) {
       socket.end("HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n");

@@ -21,15 +21,19 @@ const healthSchema = z.object({
 
 export const appRouter = router({
   health: procedure
-    .meta({ access: OPEN, rest: { method: "GET", path: "/health", tags: ["health"], summary: "Health check (queries the database)" } })
+    .meta({ access: OPEN, rest: { method: "GET", path: "/health", tags: ["health"], summary: "Health check (queries the database; 503 with the reason while writes fail)", errors: ["DISK_FULL", "READ_ONLY", "IO_ERROR", "DATABASE_REPLACED"] } })
     .input(z.strictObject({}).optional())
     .output(healthSchema)
     .query(async ({ ctx }) => {
-      // A round trip to the database file, on the reader thread: never waits behind writes.
+      // A round trip to the database file, on the reader thread: never waits behind writes. It
+      // also notices a database file deleted or replaced under the server (DATABASE_REPLACED).
       // A writer thread that died fails it too: the server could answer reads but take no write.
-      const failure = ctx.services.db.failure;
-      if (failure) throw failure;
-      await ctx.services.db.read("health.check", undefined);
+      const { db } = ctx.services;
+      if (db.failure) throw db.failure;
+      await db.read("health.check", undefined);
+      // While writes are failing (a full disk, a read-only file, I/O errors), a small write says
+      // whether they work again: /health is 503 with the reason until one does.
+      if (db.faults.current) await db.write("health.probe", undefined);
       return { status: "ok" as const, version: VERSION, uptimeMs: Date.now() - startedAt, db: "ok" as const };
     }),
   tasks: taskRouter,

@@ -33,14 +33,17 @@ export type Role = "admin" | "agent" | "read";
 
 /**
  * Who is calling, as the transport established it (src/auth/):
- *  - trusted: no credentials are configured (the server is open, as on loopback by default), or
- *    an in-process caller; nothing is checked;
+ *  - trusted: an in-process caller (the program itself); nothing is checked;
+ *  - open: a network caller while no credentials are configured (the server is open, as on
+ *    loopback by default); nothing is checked until credentials exist, then it is refused (a
+ *    WebSocket opened before keeps no rights);
  *  - anonymous: credentials are enforced and the request carried none, or one the server does not
  *    know: only open procedures (health) answer, the rest is 401;
  *  - token: a valid credential, with its role and, for role agent, the agent it speaks for.
  */
 export type Caller =
   | { readonly kind: "trusted" }
+  | { readonly kind: "open" }
   | { readonly kind: "anonymous" }
   | { readonly kind: "token"; readonly tokenId: string; readonly role: Role; readonly agentId: string | null };
 

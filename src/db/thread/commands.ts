@@ -8,6 +8,7 @@ import { healthCutoffs } from "../../agents/health-cutoffs.js";
 import { tokenCommands, tokenQueries } from "../../auth/token-commands.js";
 import { TokenStore } from "../../auth/token-store.js";
 import type { Config } from "../../config.js";
+import type { WriteContext } from "../writer.js";
 import { eventCommands } from "../../events/event-commands.js";
 import { eventQueries } from "../../events/event-queries.js";
 import { EventStore } from "../../events/event-store.js";
@@ -55,6 +56,7 @@ export function createWriteCommands(db: SqliteDatabase, setup: ThreadSetup) {
   const { config } = setup;
   const { tasks, events, agents, memories, tokens, cutoffs } = storesOf(db, setup);
   const transitions = new TaskTransitions({ config, tasks, events, agents, memories });
+  const probe = db.prepare<[string]>(`INSERT INTO system_state (key, value) VALUES ('health.probe', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`);
   return {
     ...taskCommands({ tasks, events, agents, transitions, healthCutoffs: cutoffs }),
     ...eventCommands({ events, maxResponseBytes: config.maxResponseBytes, eventRetentionMs: config.eventRetentionMs, eventRetentionCount: config.eventRetentionCount }),
@@ -62,11 +64,16 @@ export function createWriteCommands(db: SqliteDatabase, setup: ThreadSetup) {
     ...memoryCommands(memories),
     ...tokenCommands(tokens),
     "db.settings": (_ctx: unknown, _: undefined) => connectionSettings(db)(),
+    /** /health's probe while writes are failing: a real write, so its success means they work again. */
+    "health.probe": (ctx: WriteContext, _: undefined): null => {
+      probe.run(String(ctx.now));
+      return null;
+    },
   };
 }
 
-/** `prisma`: the reader's Prisma client, created on first use. */
-export function createReadCommands(db: SqliteDatabase, prisma: () => Promise<Prisma>, setup: ThreadSetup) {
+/** `prisma`: the reader's Prisma client, created on first use. `sameFile`: throws if the database file was deleted or replaced. */
+export function createReadCommands(db: SqliteDatabase, prisma: () => Promise<Prisma>, setup: ThreadSetup, sameFile: () => void = () => undefined) {
   const { config } = setup;
   const { tasks, events, agents, memories, tokens, cutoffs } = storesOf(db, setup);
   const ping = db.prepare("SELECT 1").pluck();
@@ -77,7 +84,10 @@ export function createReadCommands(db: SqliteDatabase, prisma: () => Promise<Pri
     ...recallQueries(new MemoryRecall(memories, tasks, config.maxResponseBytes)),
     ...tokenQueries(tokens),
     /** A round trip to the database file, for /health. */
-    "health.check": (_: undefined): boolean => ping.get() === 1,
+    "health.check": (_: undefined): boolean => {
+      sameFile();
+      return ping.get() === 1;
+    },
     "db.settings": (_: undefined) => connectionSettings(db)(),
   };
 }

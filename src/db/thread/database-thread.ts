@@ -7,6 +7,7 @@
 //  - the reader: reads on its own connection (WAL: it never waits for the writer), recall and
 //    Prisma's queries among them.
 import { parentPort, workerData } from "node:worker_threads";
+import { assertSameFile, fileIdentity } from "../file-identity.js";
 import { openDatabase } from "../open-database.js";
 import type { Prisma } from "../prisma.js";
 import { Writer, type WriteContext } from "../writer.js";
@@ -46,6 +47,9 @@ type Run = (call: Call) => Promise<unknown>;
 function startWriter(): { run: Run; close: () => Promise<void> } {
   const db = openDatabase(setup.config);
   const writer = new Writer(db);
+  // Nothing is acknowledged into a file that was deleted or replaced under the server.
+  const opened = fileIdentity(setup.config.dbPath);
+  writer.beforeCommit(() => assertSameFile(setup.config.dbPath, opened));
   const commands = createWriteCommands(db, setup) as unknown as Record<string, (ctx: WriteContext, args: unknown) => unknown>;
   writer.onCommit((appended) => {
     events.push(...appended);
@@ -58,20 +62,25 @@ function startWriter(): { run: Run; close: () => Promise<void> } {
       return writer.write((ctx) => command(ctx, call.args));
     },
     close: async () => {
-      writer.close();
-      // Fold the WAL back into the main file so the database is self-contained after exit.
-      db.pragma("wal_checkpoint(TRUNCATE)");
-      db.close();
+      try {
+        writer.close();
+        // Fold the WAL back into the main file so the database is self-contained after exit. On a
+        // full or failing disk this fails; the committed data is safe in the -wal file all the same.
+        db.pragma("wal_checkpoint(TRUNCATE)");
+      } finally {
+        db.close();
+      }
     },
   };
 }
 
 function startReader(): { run: Run; close: () => Promise<void> } {
   const db = openDatabase(setup.config);
+  const opened = fileIdentity(setup.config.dbPath);
   let prisma: Prisma | undefined;
   // Loaded on first use: Prisma's client takes a good part of a second to load and start.
   const lazyPrisma = async () => (prisma ??= (await import("../prisma.js")).createPrismaClient(setup.config));
-  const commands = createReadCommands(db, lazyPrisma, setup) as unknown as Record<string, (args: unknown) => unknown>;
+  const commands = createReadCommands(db, lazyPrisma, setup, () => assertSameFile(setup.config.dbPath, opened)) as unknown as Record<string, (args: unknown) => unknown>;
   return {
     run: async (call) => {
       const command = commands[call.op];
@@ -101,12 +110,15 @@ port.on("message", (message: ToThread) => {
   }
   // close: what was sent before it is answered first (messages arrive in order).
   setImmediate(() => {
+    let closeError: ReturnType<typeof serializeError> | undefined;
     void thread
       .close()
-      .catch((error: unknown) => port.postMessage({ kind: "log", level: "error", fields: { err: serializeError(error) }, message: "closing the database failed" } satisfies FromThread))
+      .catch((error: unknown) => {
+        closeError = serializeError(error);
+      })
       .finally(() => {
         if (outcomes.length > 0 || events.length > 0) port.postMessage({ kind: "results", outcomes, events } satisfies FromThread);
-        port.postMessage({ kind: "closed" } satisfies FromThread);
+        port.postMessage({ kind: "closed", ...(closeError ? { error: closeError } : {}) } satisfies FromThread);
       });
   });
 });

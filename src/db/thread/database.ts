@@ -2,6 +2,7 @@
 // command name with typed arguments and results. Nothing here runs SQL.
 import type { Config } from "../../config.js";
 import type { Logger } from "../../logger.js";
+import { asFault, WriteFaults } from "../faults.js";
 import type { ReadCommands, WriteCommands } from "./commands.js";
 import { DatabaseThread } from "./thread-client.js";
 
@@ -14,8 +15,13 @@ export class Database {
   private readonly reader: DatabaseThread<ReadCommands>;
   /** Commands sent since start, by name (observability: what idle waiting costs, for one). */
   readonly sent = new Map<string, number>();
+  /** Whether writes are failing now (disk full, read-only, I/O errors, a replaced file), and why. */
+  readonly faults: WriteFaults;
+  private readonly busyTimeoutMs: number;
 
   constructor(config: Config, startedAt: number, log: Logger, onEvents: (events: unknown[]) => void | Promise<void>) {
+    this.faults = new WriteFaults(log);
+    this.busyTimeoutMs = config.busyTimeoutMs;
     const setup = { config, startedAt };
     this.writer = new DatabaseThread({ role: "writer", ...setup, log, onEvents });
     this.reader = new DatabaseThread({ role: "reader", ...setup, log });
@@ -40,16 +46,32 @@ export class Database {
     await Promise.all([this.writer.ready(), this.reader.ready()]);
   }
 
-  /** A write, group-committed in the writer thread; resolves after its batch committed. */
+  /**
+   * A write, group-committed in the writer thread; resolves after its batch committed. A failing
+   * database rejects with its fault's code (DISK_FULL, READ_ONLY, IO_ERROR, DATABASE_LOCKED,
+   * DATABASE_REPLACED: src/db/faults.ts); nothing of the write was stored then.
+   */
   write<K extends keyof WriteCommands & string>(op: K, args: WriteArgs<WriteCommands[K]>): Promise<Result<WriteCommands[K]>> {
     this.sent.set(op, (this.sent.get(op) ?? 0) + 1);
-    return this.writer.call(op, args as never) as Promise<Result<WriteCommands[K]>>;
+    return (this.writer.call(op, args as never) as Promise<Result<WriteCommands[K]>>).then(
+      (value) => {
+        this.faults.succeeded();
+        return value;
+      },
+      (error: unknown) => {
+        const fault = asFault(error, this.busyTimeoutMs);
+        this.faults.failed(fault);
+        throw fault;
+      },
+    );
   }
 
-  /** A read, on the reader thread's own connection. */
+  /** A read, on the reader thread's own connection; a failing database rejects with its fault's code. */
   read<K extends keyof ReadCommands & string>(op: K, args: ReadArgs<ReadCommands[K]>): Promise<Result<ReadCommands[K]>> {
     this.sent.set(op, (this.sent.get(op) ?? 0) + 1);
-    return this.reader.call(op, args as never) as Promise<Result<ReadCommands[K]>>;
+    return (this.reader.call(op, args as never) as Promise<Result<ReadCommands[K]>>).catch((error: unknown) => {
+      throw asFault(error, this.busyTimeoutMs);
+    });
   }
 
   /** Writes and reads waiting for an answer (observability). */
@@ -61,5 +83,12 @@ export class Database {
   async close(): Promise<void> {
     await this.reader.close();
     await this.writer.close();
+    const failure = this.writer.closeFailure ?? this.reader.closeFailure;
+    if (failure) {
+      throw new Error(
+        `the database was closed, but not cleanly: ${failure.message}. What was acknowledged is in the database's -wal file, which the next start reads; keep it with the database`,
+        { cause: failure },
+      );
+    }
   }
 }

@@ -27,7 +27,8 @@ export type FromThread =
   | { kind: "failed"; error: SerializedError }
   | { kind: "results"; outcomes: Outcome[]; events: unknown[] }
   | { kind: "log"; level: "debug" | "info" | "warn" | "error"; fields: Record<string, unknown>; message: string }
-  | { kind: "closed" };
+  /** `error`: closing did not finish cleanly (the WAL checkpoint failed on a full or failing disk); the connection was closed all the same. */
+  | { kind: "closed"; error?: SerializedError };
 
 export function serializeError(error: unknown): SerializedError {
   if (error instanceof CoordinationError) {

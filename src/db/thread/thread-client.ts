@@ -41,6 +41,8 @@ export class DatabaseThread<Commands extends CommandTable> {
   private readonly started: Promise<void>;
   private closed: Promise<void> | undefined;
   private onClosed: (() => void) | undefined;
+  /** Set when the thread closed its connection but not cleanly (see protocol.ts). */
+  closeFailure: Error | undefined;
   private onLost: ((error: Error) => void) | undefined;
   /** Answers held until the bus dispatched their batch's events (see receive). */
   private answering: Promise<void> | undefined;
@@ -137,6 +139,7 @@ export class DatabaseThread<Commands extends CommandTable> {
         this.options.log[message.level]({ ...message.fields, thread: this.options.role }, message.message);
         return;
       case "closed":
+        if (message.error) this.closeFailure = deserializeError(message.error);
         void this.worker.terminate();
         return;
       default:

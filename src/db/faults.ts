@@ -1,0 +1,64 @@
+// What a failing database means to a caller. SQLite reports a full disk, a read-only file, an
+// I/O error or a lock held too long by its result code; each becomes a 503 with a code of its
+// own (src/errors.ts) and, where retrying makes sense, Retry-After. Nothing was stored in any of
+// these cases: SQLite rolled the transaction back, so the write can be retried as it was.
+// The Database tracks whether writes are failing (an "episode"): /health then answers 503 with
+// the reason, probing with a small write until one succeeds, and the episode is logged once
+// when it starts and once when it ends, never per failing call.
+import { CoordinationError, type DomainErrorCode } from "../errors.js";
+import type { Logger } from "../logger.js";
+
+export type FaultCode = Extract<DomainErrorCode, "DISK_FULL" | "READ_ONLY" | "IO_ERROR" | "DATABASE_LOCKED" | "DATABASE_REPLACED">;
+
+/** The fault a SQLite result code stands for (extended codes included: SQLITE_IOERR_WRITE is IO_ERROR). */
+export function faultOfSqliteCode(code: string | undefined): FaultCode | undefined {
+  if (code === undefined) return undefined;
+  if (code === "SQLITE_FULL") return "DISK_FULL";
+  if (code.startsWith("SQLITE_READONLY") || code === "SQLITE_PERM") return "READ_ONLY";
+  if (code.startsWith("SQLITE_IOERR") || code.startsWith("SQLITE_CORRUPT") || code === "SQLITE_NOTADB" || code.startsWith("SQLITE_CANTOPEN")) return "IO_ERROR";
+  if (code.startsWith("SQLITE_BUSY") || code.startsWith("SQLITE_LOCKED")) return "DATABASE_LOCKED";
+  return undefined;
+}
+
+const SENTENCE: Record<Exclude<FaultCode, "DATABASE_REPLACED">, (sqliteCode: string, busyTimeoutMs: number) => string> = {
+  DISK_FULL: () => "The disk holding the database is full; nothing was stored. Free space, then retry",
+  READ_ONLY: (code) => `The database file or its directory cannot be written (${code}); nothing was stored`,
+  IO_ERROR: (code) => `The database could not be read or written (${code}); nothing was stored`,
+  DATABASE_LOCKED: (_, busyTimeoutMs) => `Another process held the database's write lock for more than ${busyTimeoutMs} ms (busyTimeoutMs); nothing was stored. Retry`,
+};
+
+/** The error a caller sees for `error`: a fault's own code, or `error` itself when it is none. */
+export function asFault(error: unknown, busyTimeoutMs: number): unknown {
+  if (error instanceof CoordinationError) return error;
+  const sqliteCode = (error as { code?: unknown } | null)?.code;
+  const fault = faultOfSqliteCode(typeof sqliteCode === "string" ? sqliteCode : undefined);
+  if (fault === undefined || fault === "DATABASE_REPLACED") return error;
+  return new CoordinationError(fault, SENTENCE[fault](sqliteCode as string, busyTimeoutMs), { sqliteCode });
+}
+
+/** Faults that say the database cannot take writes for now (a lock held by another process is not one: it passes). */
+const DEGRADING = new Set<string>(["DISK_FULL", "READ_ONLY", "IO_ERROR", "DATABASE_REPLACED"]);
+
+/** Whether writes are failing now, and why; logs each episode's start and end once. */
+export class WriteFaults {
+  private episode: { error: CoordinationError; since: number } | undefined;
+
+  constructor(private readonly log: Logger) {}
+
+  /** The fault of the current episode, if writes are failing. */
+  get current(): CoordinationError | undefined {
+    return this.episode?.error;
+  }
+
+  failed(error: unknown): void {
+    if (!(error instanceof CoordinationError) || !DEGRADING.has(error.code)) return;
+    if (this.episode === undefined) this.log.error({ code: error.code, err: error }, "database writes are failing; answering 503 until they work again");
+    this.episode = { error, since: this.episode?.since ?? Date.now() };
+  }
+
+  succeeded(): void {
+    if (this.episode === undefined) return;
+    this.log.info({ code: this.episode.error.code, failingForMs: Date.now() - this.episode.since }, "database writes work again");
+    this.episode = undefined;
+  }
+}

@@ -1,0 +1,34 @@
+// Which file a connection has open. A database file deleted while the server runs stays open
+// (the connection holds its inode) and takes writes that nobody will ever read; one replaced at
+// the same path is another database, which a second process would open. The writer compares the
+// path's file with the one it opened before every commit, and the reader before every /health.
+import { statSync } from "node:fs";
+import { CoordinationError } from "../errors.js";
+
+export interface FileIdentity {
+  dev: number;
+  ino: number;
+}
+
+/** The identity of the file at `path`; undefined for an in-memory database or a missing file. */
+export function fileIdentity(path: string): FileIdentity | undefined {
+  if (path === ":memory:" || path === "") return undefined;
+  try {
+    const stat = statSync(path);
+    return { dev: stat.dev, ino: stat.ino };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Throws DATABASE_REPLACED when the file at `path` is no longer the one opened as `opened`. */
+export function assertSameFile(path: string, opened: FileIdentity | undefined): void {
+  if (opened === undefined) return;
+  const now = fileIdentity(path);
+  if (now !== undefined && now.dev === opened.dev && now.ino === opened.ino) return;
+  throw new CoordinationError(
+    "DATABASE_REPLACED",
+    `The database file ${path} was ${now === undefined ? "deleted" : "replaced by another file"} while the server ran; writes are refused so that none is acknowledged into a file nobody will read. Restore it or restart the server`,
+    { path },
+  );
+}

@@ -1,0 +1,104 @@
+// What the server checks of its database file before it serves anything, so that a file it
+// cannot use well is refused with one sentence instead of served until something answers 500:
+//  - before anything is written (a read-only connection): the file can be written (and its
+//    directory, where SQLite keeps -wal and -shm); it is a database and not damaged (quick_check);
+//    it is ours (tables but no migration history: someone else's file); it was not migrated by a
+//    newer version (history this version does not know);
+//  - after the pending migrations: every table and column this version expects is there, as it
+//    expects it (a renamed or dropped column is a file this version would corrupt).
+// A refused file is never migrated nor written to; the CLI exits with code 3.
+import { accessSync, constants, existsSync } from "node:fs";
+import { dirname, resolve } from "node:path";
+import Database from "better-sqlite3";
+import type { Config } from "../config.js";
+import { applyMigrations, defaultMigrationsDir, readMigrations } from "./migrate.js";
+import type { SqliteDatabase } from "./open-database.js";
+
+export class DatabaseRefused extends Error {
+  override name = "DatabaseRefused";
+}
+
+const writable = (path: string): boolean => {
+  try {
+    accessSync(path, constants.W_OK);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+/** Checks an existing file before anything is written to it; throws DatabaseRefused naming the problem. */
+export function checkBeforeMigrating(config: Pick<Config, "dbPath">, dir = defaultMigrationsDir()): void {
+  const path = config.dbPath;
+  if (path === ":memory:" || !existsSync(path)) return;
+  if (!writable(path)) throw new DatabaseRefused(`the database file ${path} is read-only: this server writes to it. Make it writable, or point dbPath at a copy`);
+  const directory = dirname(resolve(path));
+  if (!writable(directory)) throw new DatabaseRefused(`the directory ${directory} is read-only: SQLite keeps the database's -wal and -shm files there`);
+  let db: SqliteDatabase;
+  try {
+    db = new Database(path, { readonly: true, fileMustExist: true });
+  } catch (error) {
+    throw new DatabaseRefused(`the database file ${path} cannot be opened (${(error as Error).message})`);
+  }
+  try {
+    let check: string;
+    try {
+      // quick_check(1): the first problem only; it reads every page once, without the slower index cross-checks.
+      check = db.pragma("quick_check(1)", { simple: true }) as string;
+    } catch (error) {
+      throw new DatabaseRefused(`the file ${path} is not a usable SQLite database (${(error as Error).message})`);
+    }
+    if (check !== "ok") throw new DatabaseRefused(`the database file ${path} is damaged (quick_check: ${check}); restore a backup`);
+    const tables = db.prepare<[], string>(`SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'`).pluck().all();
+    if (tables.length === 0) return;
+    if (!tables.includes("_prisma_migrations")) {
+      throw new DatabaseRefused(`the database file ${path} is not a coordination database (it has tables ${tables.slice(0, 5).join(", ")} and no migration history)`);
+    }
+    const known = new Set(readMigrations(dir).map((m) => m.name));
+    const applied = db.prepare<[], string>(`SELECT migration_name FROM _prisma_migrations WHERE rolled_back_at IS NULL`).pluck().all();
+    const unknown = applied.filter((name) => !known.has(name));
+    if (unknown.length > 0) {
+      throw new DatabaseRefused(
+        `the database file ${path} was migrated by a newer version of coordination (migrations this version does not know: ${unknown.join(", ")}); run that version, or restore a backup`,
+      );
+    }
+  } finally {
+    db.close();
+  }
+}
+
+interface Column {
+  name: string;
+  type: string;
+  notnull: number;
+  pk: number;
+}
+
+/** Tables and columns as SQLite describes them. */
+function shapeOf(db: SqliteDatabase): Map<string, Column[]> {
+  const tables = db.prepare<[], string>(`SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE 'memories_fts%' ORDER BY name`).pluck().all();
+  return new Map(tables.map((table) => [table, db.prepare<[string], Column>(`SELECT name, type, "notnull", pk FROM pragma_table_info(?)`).all(table)]));
+}
+
+/** After migrating: the file's tables and columns are those this version's migrations make; throws DatabaseRefused naming the first difference. */
+export function checkSchema(db: SqliteDatabase, path: string, dir = defaultMigrationsDir()): void {
+  const reference = new Database(":memory:");
+  try {
+    applyMigrations(reference, dir);
+    const expected = shapeOf(reference);
+    const actual = shapeOf(db);
+    for (const [table, columns] of expected) {
+      const have = actual.get(table);
+      if (have === undefined) throw new DatabaseRefused(`the database file ${path} does not match this version's schema: table ${table} is missing`);
+      for (const column of columns) {
+        const found = have.find((c) => c.name === column.name);
+        if (found === undefined) throw new DatabaseRefused(`the database file ${path} does not match this version's schema: column ${table}.${column.name} is missing`);
+        if (found.type !== column.type || found.notnull !== column.notnull || found.pk !== column.pk) {
+          throw new DatabaseRefused(`the database file ${path} does not match this version's schema: column ${table}.${column.name} is ${found.type}${found.notnull ? " NOT NULL" : ""}, expected ${column.type}${column.notnull ? " NOT NULL" : ""}`);
+        }
+      }
+    }
+  } finally {
+    reference.close();
+  }
+}
