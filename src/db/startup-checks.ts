@@ -48,7 +48,7 @@ export function checkBeforeMigrating(config: Pick<Config, "dbPath">, dir = defau
     } catch (error) {
       throw new DatabaseRefused(`the file ${path} is not a usable SQLite database (${(error as Error).message})`);
     }
-    if (check !== "ok") throw new DatabaseRefused(`the database file ${path} is damaged (quick_check: ${check}); restore a backup`);
+    if (check !== "ok") throw new DatabaseRefused(`the database file ${path} is damaged (quick_check: ${check.replace(/\s+/g, " ").trim()}); restore a backup`);
     const tables = db.prepare<[], string>(`SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'`).pluck().all();
     if (tables.length === 0) return;
     if (!tables.includes("_prisma_migrations")) {

@@ -1,0 +1,171 @@
+// A database that fails under the server, and files it should not serve: clear errors, no
+// crash, nothing acknowledged that is not stored, nothing written to a file it refuses.
+import { createHash } from "node:crypto";
+import { closeSync, openSync, readFileSync, rmSync, writeFileSync, writeSync, existsSync } from "node:fs";
+import { join } from "node:path";
+import Database from "better-sqlite3";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { CliProcess, killAllCli, runCli } from "./helpers/cli-process.js";
+import { mountSmallFilesystem, smallFilesystemProbe, type SmallFilesystem } from "./helpers/small-filesystem.js";
+import { http } from "./helpers/secure-server.js";
+import { makeTempDir, startTestServer, withDatabase, type TestServer } from "./helpers/test-server.js";
+
+let t: TestServer | undefined;
+let fs: SmallFilesystem | undefined;
+afterEach(async () => {
+  await killAllCli();
+  await t?.stop({ removeFiles: true }).catch(() => undefined);
+  fs?.unmount();
+  t = fs = undefined;
+});
+
+const until = (condition: () => boolean | Promise<boolean>, timeout = 15_000) =>
+  vi.waitFor(async () => expect(await condition()).toBe(true), { timeout, interval: 25 });
+const sha = (path: string) => createHash("sha256").update(readFileSync(path)).digest("hex");
+
+/** A database made by a real server, with a few tasks in it, closed cleanly. */
+async function madeDatabase(dir = makeTempDir()): Promise<string> {
+  const made = await startTestServer({}, dir);
+  await made.api.tasks.enqueueMany.mutate({ tasks: Array.from({ length: 200 }, (_, n) => ({ payload: { n, text: "x".repeat(500) } })) });
+  await made.stop();
+  return made.dbPath;
+}
+
+describe("files refused at start-up, untouched", () => {
+  it.each([
+    ["damaged", (path: string) => {
+      const fd = openSync(path, "r+");
+      writeSync(fd, Buffer.alloc(16 * 1024, 0xa5), 0, 16 * 1024, 32 * 1024);
+      closeSync(fd);
+    }, /is damaged \(quick_check: .+\); restore a backup|is not a usable SQLite database/],
+    ["migrated by a newer version", (path: string) => {
+      const db = new Database(path);
+      db.prepare("INSERT INTO _prisma_migrations (id, checksum, migration_name, finished_at, applied_steps_count) VALUES ('x', 'y', '20990101000000_future', '2099-01-01', 1)").run();
+      db.close();
+    }, /was migrated by a newer version of coordination \(migrations this version does not know: 20990101000000_future\)/],
+    ["a renamed column", (path: string) => {
+      const db = new Database(path);
+      db.exec('ALTER TABLE tasks RENAME COLUMN "runAt" TO "run_at"');
+      db.close();
+    }, /does not match this version's schema: column tasks\.runAt is missing/],
+  ])("%s: exit 3 with one line naming the problem", async (_what, damage, message) => {
+    const path = await madeDatabase();
+    damage(path);
+    const before = sha(path);
+    const exit = await runCli({ args: ["--port", "0", "--db", path] }, 20_000);
+    expect(exit.code).toBe(3);
+    expect(exit.stderr).toMatch(message);
+    expect(exit.stderr.trim().split("\n")).toHaveLength(1);
+    expect(sha(path)).toBe(before);
+    expect(existsSync(`${path}-wal`) && readFileSync(`${path}-wal`).length > 0).toBe(false);
+  });
+
+  it("someone else's database: exit 3, not migrated", async () => {
+    const path = join(makeTempDir(), "theirs.db");
+    const db = new Database(path);
+    db.exec("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)");
+    db.close();
+    const exit = await runCli({ args: ["--port", "0", "--db", path] });
+    expect([exit.code, exit.stderr]).toEqual([3, `coordination: the database file ${path} is not a coordination database (it has tables users and no migration history)\n`]);
+    expect(new Database(path).prepare("SELECT name FROM sqlite_master WHERE type = 'table'").pluck().all()).toEqual(["users"]);
+  });
+
+  it.skipIf(smallFilesystemProbe !== true)("a read-only file: exit 3", async () => {
+    const mounted = mountSmallFilesystem(8192);
+    if (typeof mounted === "string") throw new Error(mounted);
+    fs = mounted;
+    const path = await madeDatabase(fs.dir);
+    fs.remount("ro");
+    const exit = await runCli({ args: ["--port", "0", "--db", path] });
+    expect([exit.code, exit.stderr]).toEqual([3, `coordination: the database file ${path} is read-only: this server writes to it. Make it writable, or point dbPath at a copy\n`]);
+  });
+});
+
+describe("a database that fails under a running server", () => {
+  it("a deleted database file: no write is acknowledged into it, /health says so", async () => {
+    t = await startTestServer();
+    expect((await http(t.url, "POST", "/tasks", { body: { queue: "q" } })).status).toBe(200);
+    for (const suffix of ["", "-wal", "-shm"]) rmSync(`${t.dbPath}${suffix}`, { force: true });
+    const answers = await Promise.all(Array.from({ length: 20 }, () => http(t!.url, "POST", "/tasks", { body: { queue: "q" } })));
+    expect(new Set(answers.map((a) => `${a.status} ${a.body.code}`))).toEqual(new Set(["503 DATABASE_REPLACED"]));
+    expect(answers[0]!.body.message).toBe(
+      `The database file ${t.dbPath} was deleted while the server ran; writes are refused so that none is acknowledged into a file nobody will read. Restore it or restart the server`,
+    );
+    expect(answers[0]!.headers.get("retry-after")).toBeNull();
+    const health = await http(t.url, "GET", "/health");
+    expect([health.status, health.body.code]).toEqual([503, "DATABASE_REPLACED"]);
+  });
+
+  it("a write lock held past busyTimeoutMs by another process: 503 DATABASE_LOCKED with Retry-After, nothing stored, then it works", async () => {
+    t = await startTestServer({ busyTimeoutMs: 200 });
+    const holder = new Database(t.dbPath);
+    holder.exec("BEGIN IMMEDIATE");
+    const locked = await http(t.url, "POST", "/tasks", { body: { queue: "q" } });
+    expect([locked.status, locked.body.code, locked.headers.get("retry-after")]).toEqual([503, "DATABASE_LOCKED", "1"]);
+    expect(locked.body.message).toBe("Another process held the database's write lock for more than 200 ms (busyTimeoutMs); nothing was stored. Retry");
+    // /health reads on its own connection: the server is up, another process is busy.
+    expect((await http(t.url, "GET", "/health")).status).toBe(200);
+    holder.exec("ROLLBACK");
+    holder.close();
+    expect((await http(t.url, "POST", "/tasks", { body: { queue: "q" } })).status).toBe(200);
+    expect(withDatabase(t, (db) => db.prepare("SELECT count(*) FROM tasks").pluck().get())).toBe(1);
+  });
+
+  it.skipIf(smallFilesystemProbe !== true)("a full disk: 503 DISK_FULL, acknowledged data intact, /health 503 until space returns", async () => {
+    const mounted = mountSmallFilesystem(4096);
+    if (typeof mounted === "string") throw new Error(mounted);
+    fs = mounted;
+    t = await startTestServer({}, fs.dir);
+    const acknowledged: string[] = [];
+    const filler = join(fs.dir, "filler");
+    // Fill what is left, then write until the database cannot grow.
+    try {
+      writeFileSync(filler, Buffer.alloc(8 * 1024 * 1024));
+    } catch {
+      // ENOSPC: the filler took what it could.
+    }
+    let full: Awaited<ReturnType<typeof http>> | undefined;
+    for (let i = 0; i < 200 && full === undefined; i++) {
+      const answer = await http(t.url, "POST", "/tasks", { body: { queue: "q", payload: { text: "y".repeat(50_000) } } });
+      if (answer.status === 200) acknowledged.push(answer.body.id);
+      else full = answer;
+    }
+    expect([full?.status, full?.body.code, full?.headers.get("retry-after")]).toEqual([503, "DISK_FULL", "30"]);
+    const health = await http(t.url, "GET", "/health");
+    expect([health.status, health.body.code]).toEqual([503, "DISK_FULL"]);
+    rmSync(filler);
+    await until(async () => (await http(t!.url, "GET", "/health")).status === 200);
+    expect((await http(t.url, "POST", "/tasks", { body: { queue: "q" } })).status).toBe(200);
+    const stored = new Set((await t.api.tasks.list.query({ limit: 500 })).items.map((task) => task.id));
+    for (const id of acknowledged) expect(stored.has(id)).toBe(true);
+  });
+
+  it.skipIf(smallFilesystemProbe !== true)("SIGTERM on a full disk: the process exits with a documented code and what is safe, the data intact", async () => {
+    const mounted = mountSmallFilesystem(4096);
+    if (typeof mounted === "string") throw new Error(mounted);
+    fs = mounted;
+    const path = join(fs.dir, "c.db");
+    const cli = new CliProcess({ args: ["--port", "0", "--db", path] });
+    const url = await cli.waitForUrl();
+    const acknowledged: string[] = [];
+    try {
+      writeFileSync(join(fs.dir, "filler"), Buffer.alloc(8 * 1024 * 1024));
+    } catch {
+      // ENOSPC, as meant.
+    }
+    for (let i = 0; i < 200; i++) {
+      const answer = await http(url, "POST", "/tasks", { body: { queue: "q", payload: { text: "z".repeat(50_000) } } });
+      if (answer.status !== 200) break;
+      acknowledged.push(answer.body.id);
+    }
+    cli.child.kill("SIGTERM");
+    const exit = await cli.waitForExit(15_000);
+    expect([0, 1]).toContain(exit.code);
+    if (exit.code === 1) expect(exit.stderr).toContain("coordination: shutdown failed: the database was closed, but not cleanly");
+    rmSync(join(fs.dir, "filler"));
+    const db = new Database(path);
+    const ids = new Set(db.prepare("SELECT id FROM tasks").pluck().all());
+    db.close();
+    for (const id of acknowledged) expect(ids.has(id)).toBe(true);
+  });
+});
