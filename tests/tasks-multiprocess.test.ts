@@ -13,26 +13,30 @@ interface Server {
   cli: CliProcess;
 }
 
-/** Two real server processes (the CLI) on the same database file. */
-async function startTwo(env: Record<string, string>): Promise<[Server, Server]> {
+/** Real server processes (the CLI) on the same database file. */
+async function startMany(count: number, env: Record<string, string>): Promise<Server[]> {
   const start = async () => {
     const cli = new CliProcess({ env: { COORDINATION_PORT: "0", ...env } });
     return { url: await cli.waitForUrl(), cli };
   };
-  return [await start(), await start()];
+  const servers: Server[] = [];
+  for (let i = 0; i < count; i++) servers.push(await start());
+  return servers;
 }
+const startTwo = async (env: Record<string, string>) => (await startMany(2, env)) as [Server, Server];
 
-describe("two server processes on one database file", () => {
-  it("claim concurrently: no task claimed twice, none lost, no error surfaced", async () => {
+describe("server processes on one database file", () => {
+  it("three processes claim concurrently: no task claimed twice, none lost, no error surfaced", async () => {
     const dir = makeTempDir();
     const env = { COORDINATION_DB_PATH: join(dir, "shared.db"), COORDINATION_LOG_LEVEL: "info", COORDINATION_MEMORY_CONTEXT_LIMIT: "0" };
-    const [a, b] = await startTwo(env);
+    const servers = await startMany(3, env);
+    const [a, b, c] = servers as [Server, Server, Server];
 
     const total = 300;
-    // Enqueue through both processes at once, so their writes contend too.
+    // Enqueue through every process at once, so their writes contend too.
     await Promise.all(
-      [a, b].map((server, s) =>
-        rest(server.url, "POST", "/tasks/batch", { tasks: Array.from({ length: total / 2 }, (_, i) => ({ payload: { s, i } })) }),
+      servers.map((server, s) =>
+        rest(server.url, "POST", "/tasks/batch", { tasks: Array.from({ length: total / 3 }, (_, i) => ({ payload: { s, i } })) }),
       ),
     );
 
@@ -51,14 +55,14 @@ describe("two server processes on one database file", () => {
     await Promise.all([
       ...Array.from({ length: 8 }, (_, i) => claimer(a, `a-${i}`)),
       ...Array.from({ length: 8 }, (_, i) => claimer(b, `b-${i}`)),
+      ...Array.from({ length: 8 }, (_, i) => claimer(c, `c-${i}`)),
     ]);
 
     expect(errors).toEqual([]);
     expect(claims).toHaveLength(total);
     expect(new Set(claims.map((c) => c.id)).size).toBe(total);
-    // Both processes did real work.
-    expect(claims.filter((c) => c.by.startsWith("a-")).length).toBeGreaterThan(0);
-    expect(claims.filter((c) => c.by.startsWith("b-")).length).toBeGreaterThan(0);
+    // Every process did real work.
+    for (const prefix of ["a-", "b-", "c-"]) expect(claims.filter((claim) => claim.by.startsWith(prefix)).length, prefix).toBeGreaterThan(0);
 
     const db = new Database(join(dir, "shared.db"), { readonly: true });
     try {
@@ -70,7 +74,7 @@ describe("two server processes on one database file", () => {
       db.close();
     }
     // No error was logged by either process.
-    for (const server of [a, b]) expect(server.cli.logLines().filter((line) => Number(line.level) >= 50)).toEqual([]);
+    for (const server of servers) expect(server.cli.logLines().filter((line) => Number(line.level) >= 50)).toEqual([]);
   });
 
   it("a task enqueued through one process wakes a long-poll claim waiting on the other", async () => {
