@@ -1,11 +1,15 @@
 // Background jobs (lease sweeper, agent health monitor, event pruner) with a lifecycle:
 // started and stopped by the app, never a module-level timer. A run never overlaps the previous one.
+// A job survives its failures (a full disk, a read-only file): it runs again next tick, and an
+// episode of failures is logged once when it starts and once when it ends, never once per tick.
 import type { Logger } from "./logger.js";
 
 export class PeriodicJob {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private stopped = true;
+  /** Runs failed in a row (0: the last run succeeded). */
+  private failures = 0;
 
   constructor(
     private readonly name: string,
@@ -23,8 +27,15 @@ export class PeriodicJob {
   async runNow(): Promise<void> {
     if (this.running) return this.running;
     this.running = this.run()
-      .then(() => undefined)
-      .catch((error: unknown) => this.log.error({ err: error, job: this.name }, "background job failed"))
+      .then(() => {
+        if (this.failures > 0) this.log.info({ job: this.name, failedRuns: this.failures }, "background job works again");
+        this.failures = 0;
+      })
+      .catch((error: unknown) => {
+        if (this.failures === 0) this.log.error({ err: error, job: this.name }, "background job failed; retrying every tick, logging again when it works");
+        else this.log.debug({ err: error, job: this.name }, "background job failed again");
+        this.failures++;
+      })
       .finally(() => {
         this.running = undefined;
       });

@@ -4,7 +4,11 @@ import { createHash } from "node:crypto";
 import { closeSync, openSync, readFileSync, rmSync, writeFileSync, writeSync, existsSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
+import { Writable } from "node:stream";
+import { pino } from "pino";
 import { afterEach, describe, expect, it, vi } from "vitest";
+import { loadConfig } from "../src/config.js";
+import { createServer } from "../src/server/create-server.js";
 import { CliProcess, killAllCli, runCli } from "./helpers/cli-process.js";
 import { mountSmallFilesystem, smallFilesystemProbe, type SmallFilesystem } from "./helpers/small-filesystem.js";
 import { http } from "./helpers/secure-server.js";
@@ -94,6 +98,27 @@ describe("a database that fails under a running server", () => {
     expect(answers[0]!.headers.get("retry-after")).toBeNull();
     const health = await http(t.url, "GET", "/health");
     expect([health.status, health.body.code]).toEqual([503, "DATABASE_REPLACED"]);
+  });
+
+  it("background jobs survive a failing database, and log the episode once, not every tick", async () => {
+    const lines: Array<{ level: number; msg: string; job?: string }> = [];
+    const log = pino({ level: "debug" }, new Writable({ write: (chunk, _encoding, done) => (lines.push(JSON.parse(String(chunk))), done()) }));
+    const dir = makeTempDir();
+    const server = createServer(loadConfig({ env: {}, overrides: { port: 0, dbPath: join(dir, "c.db"), leaseSweepMs: 20, maxLeaseMs: 60_000 } }), log);
+    await server.start();
+    try {
+      await http(server.url, "POST", "/tasks", { body: { queue: "q" } });
+      // A lease that runs out well after the file is gone (3 s is far more than the next statement takes).
+      await http(server.url, "POST", "/tasks/claim", { body: { agentId: "a", leaseMs: 3000 } });
+      for (const suffix of ["", "-wal", "-shm"]) rmSync(join(dir, `c.db${suffix}`), { force: true });
+      // Then the sweeper finds the expired lease every tick (reads still work on the deleted file) and cannot write.
+      await until(() => lines.filter((line) => line.msg === "background job failed again").length >= 10, 30_000);
+      const failed = lines.filter((line) => line.job === "lease-sweeper" && line.level >= 50);
+      expect(failed.map((line) => line.msg)).toEqual(["background job failed; retrying every tick, logging again when it works"]);
+      expect((await http(server.url, "GET", "/health")).body.code).toBe("DATABASE_REPLACED");
+    } finally {
+      await server.stop();
+    }
   });
 
   it("a write lock held past busyTimeoutMs by another process: 503 DATABASE_LOCKED with Retry-After, nothing stored, then it works", async () => {

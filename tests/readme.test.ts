@@ -5,6 +5,7 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
 import { join } from "node:path";
+import { ERROR_STATUS } from "../src/errors.js";
 import { ROUTES } from "../src/rest/routes.js";
 import { CLI_PATH } from "./helpers/cli-process.js";
 import { ADMIN_SECRET } from "./helpers/secure-server.js";
@@ -44,6 +45,14 @@ describe("README", () => {
   it("lists every REST route in the API table", () => {
     const table = README.slice(README.indexOf("## The API"), README.indexOf("## ", README.indexOf("## The API") + 5));
     for (const route of ROUTES) expect(table, `${route.method} ${route.path}`).toContain(`${route.method} ${route.path}`);
+  });
+
+  it("says of every error code what it means and whether to retry", () => {
+    const section = (heading: string) => README.slice(README.indexOf(heading), README.indexOf("\n## ", README.indexOf(heading) + 5));
+    for (const code of Object.keys(ERROR_STATUS)) {
+      expect(section("## The API"), code).toContain(`\`${code}\``);
+      expect(section("## Guarantees"), code).toContain(`\`${code}\``);
+    }
   });
 
   it("runs the in-process example as written", async () => {

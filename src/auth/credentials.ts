@@ -52,7 +52,22 @@ export class Credentials {
 
   async start(): Promise<void> {
     await this.refresh();
-    this.timer = setInterval(() => void this.refresh().catch((error: unknown) => this.d.log.warn({ err: error }, "credential refresh failed")), this.d.config.tokenRefreshMs);
+    // A failing database must not end the refresh: logged once per episode, the cache kept meanwhile.
+    let failing = false;
+    this.timer = setInterval(
+      () =>
+        void this.refresh().then(
+          () => {
+            if (failing) this.d.log.info("credential refresh works again");
+            failing = false;
+          },
+          (error: unknown) => {
+            if (!failing) this.d.log.warn({ err: error }, "credential refresh failed; keeping the credentials read last");
+            failing = true;
+          },
+        ),
+      this.d.config.tokenRefreshMs,
+    );
     this.timer.unref();
   }
 
