@@ -117,7 +117,7 @@ async function main(): Promise<number> {
     process.stderr.write(`coordination: ${error.message}\n`);
     return 2;
   }
-  const log = createLogger(config.logLevel);
+  const log = createLogger(config.logLevel, config.logFormat);
   // The handlers go in before the server starts: a supervisor (or a test) may send SIGTERM as soon
   // as it reads the start-up line, and a signal nobody handles yet kills the process uncleanly.
   // A signal that arrives during start-up stops the server as soon as it is up. Each handler runs

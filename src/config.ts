@@ -67,6 +67,11 @@ export const SETTINGS = {
     default: "info",
     doc: "Logging level (debug logs one line per request)",
   },
+  logFormat: {
+    ...oneOf(["auto", "json", "pretty"]),
+    default: "auto",
+    doc: "json: one JSON object per line; pretty: readable lines; auto: pretty on a terminal, JSON otherwise",
+  },
   durability: {
     ...oneOf(["full", "normal"]),
     default: "full",
@@ -134,6 +139,12 @@ export const SETTINGS = {
     doc: "Host header values served besides localhost, 127.0.0.1 and [::1] when bound to loopback (DNS-rebinding defence); when bound elsewhere, the only ones served if set",
   },
   publicDocs: { ...bool(), default: true, doc: "Serve /openapi.json without a credential when credentials are enforced" },
+  publicMetrics: { ...bool(), default: false, doc: "Serve /metrics without a credential when credentials are enforced (else any valid token may scrape)" },
+  slowRequestMs: {
+    ...positiveMs(600_000),
+    default: 1000,
+    doc: "A request taking longer is logged at info (long-polls, which wait by design, are not)",
+  },
   tlsCert: { ...optionalText(1, "a PEM certificate file path"), default: "", doc: "Serve HTTPS and WSS with this certificate (PEM; with tlsKey)" },
   tlsKey: { ...optionalText(1, "a PEM private key file path"), default: "", doc: "Private key of tlsCert (PEM)" },
   tokenRefreshMs: {

@@ -16,6 +16,8 @@ import { EventService } from "./events/event-service.js";
 import { PollWaiters } from "./events/poll-waiters.js";
 import type { Logger } from "./logger.js";
 import { MemoryService } from "./memory/memory-service.js";
+import { Metrics } from "./observability/metrics.js";
+import { logOperatorEvents } from "./observability/operator-log.js";
 import { PeriodicJob } from "./periodic.js";
 import { PerKeyLimit } from "./per-key-limit.js";
 import { ClaimWaiters } from "./tasks/claim-waiters.js";
@@ -34,6 +36,8 @@ export interface Services {
   memory: MemoryService;
   /** Who presents which bearer secret, and whether credentials are enforced at all (src/auth/). */
   credentials: Credentials;
+  /** Prometheus metrics (/metrics). */
+  metrics: Metrics;
   /** Delivery confirmation of consuming calls (claims, steals, auto-ack polls). */
   deliveries: Deliveries;
   /** Long-polling claims and polls parked, woken by committed events. */
@@ -82,7 +86,13 @@ export function createCoordination(config: Config, log: Logger): Coordination {
   const waiters = { claims: new ClaimWaiters(), polls: new PollWaiters() };
   // The bus hears of local commits from the writer thread, and reads other processes' through the reader.
   let bus: EventBus | undefined;
-  const db = new Database(config, startedAt, log, (events) => bus!.committed(events as CoordinationEvent[]));
+  let metrics: Metrics | undefined;
+  // This process's own commits: counted, logged for operators where they act on them, then to the bus.
+  const db = new Database(config, startedAt, log, (events) => {
+    metrics!.observe(events as CoordinationEvent[]);
+    logOperatorEvents(log, events as CoordinationEvent[]);
+    return bus!.committed(events as CoordinationEvent[]);
+  });
   bus = new EventBus((afterSeq, limit) => db.read("events.tail", { afterSeq, limit }), config, log);
   bus.listen((events) => {
     waiters.claims.observe(events);
@@ -94,6 +104,12 @@ export function createCoordination(config: Config, log: Logger): Coordination {
   const tasks = new TaskService({ config, db, memory, waiters: waiters.claims, shutdown: stopping, parked });
   const events = new EventService({ config, db, waiters: waiters.polls, shutdown: stopping, parked });
   const credentials = new Credentials({ db, config, log });
+  metrics = new Metrics({
+    db,
+    parked: () => ({ claims: waiters.claims.size, polls: waiters.polls.size }),
+    liveStreams: () => events.liveStreams,
+  });
+  db.onBatches = (batches) => metrics!.observeBatches(batches);
   const agents = new AgentService(config, db);
   const jobs = {
     leaseSweeper: new PeriodicJob("lease-sweeper", config.leaseSweepMs, () => tasks.expireLeases(), log),
@@ -110,6 +126,7 @@ export function createCoordination(config: Config, log: Logger): Coordination {
     agents,
     memory,
     credentials,
+    metrics,
     deliveries: new Deliveries(log),
     waiters,
     jobs,

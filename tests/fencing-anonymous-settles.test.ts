@@ -37,7 +37,7 @@ describe("fencing of anonymous settles", () => {
     });
     // The event log tells the anonymous settle apart.
     const [completed] = await t.api.events.list.query({ types: ["task.completed"] });
-    expect(completed?.payload).toEqual({ taskId: task.id, queue: "default", agentId: "holder", attempt: 2, leaseToken: 2, anonymous: true });
+    expect(completed?.payload).toEqual({ taskId: task.id, queue: "default", agentId: "holder", attempt: 2, leaseToken: 2, ranMs: expect.any(Number), anonymous: true });
   });
 
   it("a complete sent again with the same result is idempotent, with the same answer; key order does not matter", async () => {

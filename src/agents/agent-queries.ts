@@ -33,6 +33,7 @@ export function agentQueries(d: { agents: AgentStore; healthCutoffs: (now: numbe
       return toAgent(row, d.agents.capabilitiesOf(agentId), d.healthCutoffs(Date.now()));
     },
     "agents.list": list,
+    "agents.healthCounts": (_: undefined): Record<AgentHealth, number> => d.agents.healthCounts(d.healthCutoffs(Date.now())),
     /** Agents offering a capability: healthy first, then stale, then offline; least loaded first within each. */
     "agents.findByCapability": (capability: string): Agent[] =>
       list({ capability }).sort((a, b) => HEALTH_RANK[a.health] - HEALTH_RANK[b.health] || a.load - b.load || a.agentId.localeCompare(b.agentId)),

@@ -122,6 +122,16 @@ export class AgentStore {
       .all({ stale: cutoffs.staleBefore, offline: cutoffs.offlineBefore });
   }
 
+  /** How many agents have each health now (metrics). */
+  healthCounts(cutoffs: HealthCutoffs): Record<AgentHealth, number> {
+    const counts: Record<AgentHealth, number> = { healthy: 0, stale: 0, offline: 0 };
+    const rows = this.st
+      .get<[Record<string, number>], { current: AgentHealth; n: number }>(`SELECT ${CURRENT_HEALTH} AS current, count(*) AS n FROM agents GROUP BY current`)
+      .all({ stale: cutoffs.staleBefore, offline: cutoffs.offlineBefore });
+    for (const row of rows) counts[row.current] = row.n;
+    return counts;
+  }
+
   setHealth(agentId: string, health: AgentHealth, now: number): void {
     this.st.get<[string, number, string]>(`UPDATE agents SET health = ?, updatedAt = ? WHERE id = ?`).run(health, now, agentId);
   }

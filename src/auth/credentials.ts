@@ -37,6 +37,7 @@ export class Credentials {
   private refreshedAt = 0;
   private timer: NodeJS.Timeout | undefined;
   private readonly touchedAt = new Map<string, number>();
+  private failures = { count: 0, loggedAt: 0 };
   private readonly revokedListeners = new Set<(tokenId: string) => void>();
   /** Every token ever seen revoked: never taken back. */
   private readonly revokedIds = new Set<string>();
@@ -90,7 +91,10 @@ export class Credentials {
       record = this.byHash.get(hash);
     }
     // The map found it by hash; the comparison that decides is constant-time all the same.
-    if (record === undefined || record.revoked || !sameHash(record.secretHash, hash)) return ANONYMOUS;
+    if (record === undefined || record.revoked || !sameHash(record.secretHash, hash)) {
+      this.noteFailure(record?.revoked ? "revoked" : "unknown");
+      return ANONYMOUS;
+    }
     this.noteUse(record.id);
     return { kind: "token", tokenId: record.id, role: record.role as "admin" | "agent" | "read", agentId: record.agentId };
   }
@@ -173,6 +177,18 @@ export class Credentials {
       }
     }
     for (const id of newlyRevoked) for (const listener of this.revokedListeners) listener(id);
+  }
+
+  /**
+   * Logs failed authentications for operators: the first at once, then at most one line a second
+   * with how many more there were, so that a client hammering with wrong secrets cannot flood the log.
+   */
+  private noteFailure(why: "unknown" | "revoked"): void {
+    const now = Date.now();
+    this.failures.count++;
+    if (now - this.failures.loggedAt < 1000) return;
+    this.d.log.info({ credential: why, failures: this.failures.count }, "authentication failed: a bearer secret that is unknown or revoked");
+    this.failures = { count: 0, loggedAt: now };
   }
 
   /** Records a use (lastUsedAt) at most once a minute per token; a write that fails is only logged. */

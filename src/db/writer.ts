@@ -45,7 +45,7 @@ export class Writer {
   private queue: PendingWrite[] = [];
   private scheduled = false;
   private closed = false;
-  private readonly commitListeners: Array<(events: readonly AppendedEvent[]) => void> = [];
+  private readonly commitListeners: Array<(events: readonly AppendedEvent[], batch: BatchStats) => void> = [];
   /** Checks run last inside every batch's transaction: one that throws rolls the batch back and fails it. */
   private readonly commitChecks: Array<() => void> = [];
 
@@ -71,8 +71,8 @@ export class Writer {
     });
   }
 
-  /** Called after every successful commit with the events it appended, in seq order (the event bus). */
-  onCommit(listener: (events: readonly AppendedEvent[]) => void): void {
+  /** Called after every successful commit with the events it appended, in seq order (the event bus), and the batch's size and time. */
+  onCommit(listener: (events: readonly AppendedEvent[], batch: BatchStats) => void): void {
     this.commitListeners.push(listener);
   }
 
@@ -99,6 +99,7 @@ export class Writer {
   private flushBatch(): void {
     const batch = this.queue.splice(0, MAX_BATCH);
     if (batch.length === 0) return;
+    const started = performance.now();
     let result: BatchResult;
     try {
       try {
@@ -119,7 +120,8 @@ export class Writer {
       else write.reject(outcome.error);
     });
     for (const effect of result.effects) effect();
-    for (const listener of this.commitListeners) listener(result.events);
+    const stats: BatchStats = { writes: batch.length, ms: performance.now() - started };
+    for (const listener of this.commitListeners) listener(result.events, stats);
   }
 
   /**
@@ -157,6 +159,12 @@ export class Writer {
       .immediate();
     return { outcomes, effects, events };
   }
+}
+
+/** One group commit: how many writes it carried and how long it took, BEGIN to COMMIT (fsync included), in ms. */
+export interface BatchStats {
+  writes: number;
+  ms: number;
 }
 
 interface BatchResult {

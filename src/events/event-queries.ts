@@ -58,5 +58,8 @@ export function eventQueries(d: { events: EventStore; maxResponseBytes: number }
       events.readLogPage(args.afterSeq, args.limit, Math.min(STREAM_PAGE_BYTES, d.maxResponseBytes)),
 
     "events.head": (_: undefined): number => events.headSeq(),
+
+    /** The log's head and how far it has been pruned: the retained window is (prunedThrough, head]. */
+    "events.window": (_: undefined): { head: number; prunedThrough: number } => ({ head: events.headSeq(), prunedThrough: events.prunedThroughSeq() }),
   };
 }

@@ -38,6 +38,8 @@ export interface LiveStreamStats {
   peakSocketBacklog: number;
   /** True while the stream waits for the socket to drain below SOCKET_HIGH_WATER. */
   waitingForSocket: boolean;
+  /** Events it should get that wait in its buffer, not yet handed to the socket: its lag. */
+  readonly buffered: number;
 }
 
 /** Above this many unsent bytes on the socket, the stream stops yielding (backfill and live alike). */
@@ -68,7 +70,14 @@ export async function* streamEvents(
   });
   const onAbort = () => wake?.();
   signal?.addEventListener("abort", onAbort);
-  const stats: LiveStreamStats = { sent: 0, peakSocketBacklog: 0, waitingForSocket: false };
+  const stats: LiveStreamStats = {
+    sent: 0,
+    peakSocketBacklog: 0,
+    waitingForSocket: false,
+    get buffered() {
+      return buffer.length;
+    },
+  };
   deps.service.liveStreams.add(stats);
   let cursor = deps.bus.lastSeq;
 

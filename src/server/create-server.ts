@@ -34,6 +34,10 @@ const MAX_HEADER_BYTES = 64 * 1024;
  */
 export const WS_CLOSE_UNAUTHORIZED = 4401;
 
+/** Long-polls wait by design: never "slow requests". */
+const LONG_POLL_PATHS = /^\/(tasks\/claim|tasks\/claim-many|tasks\/claim\/[^/?]+|events\/[^/?]+|trpc\/(tasks\.claim|tasks\.claimMany|tasks\.claimNext|events\.poll|events\.onEvent))(\?|$)/;
+const isLongPoll = (req: IncomingMessage): boolean => LONG_POLL_PATHS.test(req.url ?? "") && !(req.url ?? "").startsWith("/events/subscriptions");
+
 /** Listening on a non-loopback address with no credentials, without --insecure. */
 export class InsecureBindError extends Error {
   override name = "InsecureBindError";
@@ -102,7 +106,9 @@ export function createServer(config: Config, log: Logger = createLogger(config.l
       inFlight--;
       // finished: the whole response was handed to the connection; false means the client left first.
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
-      log.debug({ method: req.method, url: req.url, status: res.statusCode, finished: res.writableFinished, ms }, "request");
+      const line = { method: req.method, url: req.url, status: res.statusCode, finished: res.writableFinished, ms: Math.round(ms) };
+      if (ms > config.slowRequestMs && !isLongPoll(req)) log.info(line, "slow request");
+      else log.debug(line, "request");
       if (inFlight === 0) idle.splice(0).forEach((resolve) => resolve());
     });
     if (stopping) res.setHeader("connection", "close");
@@ -113,6 +119,7 @@ export function createServer(config: Config, log: Logger = createLogger(config.l
     const path = (req.url ?? "/").split("?")[0]!;
     if (path === "/trpc" || path.startsWith("/trpc/")) return trpc(req, res);
     if (path === "/openapi.json") return void serveOpenApi(req, res).catch((error: unknown) => fail(res, error));
+    if (path === "/metrics") return void serveMetrics(req, res).catch((error: unknown) => fail(res, error));
     rest(req, res).catch((error: unknown) => fail(res, error));
   };
   const fail = (res: ServerResponse, error: unknown) => {
@@ -133,6 +140,20 @@ export function createServer(config: Config, log: Logger = createLogger(config.l
     let text = openApiJson.get(enforced);
     if (text === undefined) openApiJson.set(enforced, (text = JSON.stringify(buildOpenApiDocument(url, { bearer: enforced }))));
     res.writeHead(200, { "content-type": "application/json" });
+    res.end(text);
+  };
+  /** Prometheus text; with credentials enforced, any valid token may scrape unless publicMetrics. */
+  const serveMetrics = async (req: IncomingMessage, res: ServerResponse) => {
+    if (req.method !== "GET") {
+      res.setHeader("allow", "GET");
+      return sendJson(res, 405, { code: "METHOD_NOT_ALLOWED", message: `/metrics answers GET, not ${req.method}` });
+    }
+    if (credentials.enforced && !config.publicMetrics && (await credentials.authenticate(bearerSecret(req.headers.authorization))).kind === "anonymous") {
+      res.setHeader("www-authenticate", "Bearer");
+      return sendJson(res, 401, { code: "UNAUTHORIZED", message: unauthorized().message });
+    }
+    const text = await services.metrics.render();
+    res.writeHead(200, { "content-type": services.metrics.contentType });
     res.end(text);
   };
   const http = tls

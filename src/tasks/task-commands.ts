@@ -116,6 +116,7 @@ export function taskCommands(d: TaskCommandDeps) {
         agentId: row.leaseOwner,
         attempt: row.attempts,
         leaseToken: row.leaseToken,
+        ...ranFor(row, ctx.now),
         ...(request.agentId === undefined ? { anonymous: true } : {}),
       });
       t.recordExecution(ctx, row, "completed");
@@ -132,6 +133,7 @@ export function taskCommands(d: TaskCommandDeps) {
         agentId: held.leaseOwner,
         attempt: held.attempts,
         leaseToken: held.leaseToken,
+        ...ranFor(held, ctx.now),
         error: request.error,
         willRetry: retryAt !== null,
         ...(request.agentId === undefined ? { anonymous: true } : {}),
@@ -218,4 +220,9 @@ export function taskCommands(d: TaskCommandDeps) {
       return released;
     },
   };
+}
+
+/** How long the settled run held its task, claim to settle, in ms (absent when the claim time is unknown). */
+function ranFor(row: { claimedAt: number | Date | null }, now: number): { ranMs?: number } {
+  return row.claimedAt == null ? {} : { ranMs: Math.max(0, now - Number(row.claimedAt)) };
 }

@@ -94,6 +94,8 @@ export class TaskTransitions {
         attempt: row.attempts,
         leaseToken: row.leaseToken,
         leaseExpiresAt: new Date(ctx.now + leaseMs).toISOString(),
+        /** How long it was claimable before this claim (since enqueue, or since its retry or delay came due), in ms. */
+        waitedMs: Math.max(0, ctx.now - Number(row.runAt)),
         ...(stolenFrom ? { stolenFrom: stolenFrom(row) } : {}),
       });
     }

@@ -19,6 +19,8 @@ const { role, ...setup } = workerData as ThreadSetup & { role: ThreadRole };
 
 let outcomes: Outcome[] = [];
 let events: unknown[] = [];
+/** Group commits since the last post (metrics). */
+let batches: Array<{ writes: number; ms: number }> = [];
 let postScheduled = false;
 
 /** Answers go out together, once per turn of this thread's loop, after the writes they report committed. */
@@ -28,9 +30,10 @@ function schedulePost(): void {
   setImmediate(() => {
     postScheduled = false;
     if (outcomes.length === 0 && events.length === 0) return;
-    const message: FromThread = { kind: "results", outcomes, events };
+    const message: FromThread = { kind: "results", outcomes, events, ...(batches.length > 0 ? { batches } : {}) };
     outcomes = [];
     events = [];
+    batches = [];
     port.postMessage(message);
   });
 }
@@ -51,8 +54,9 @@ function startWriter(): { run: Run; close: () => Promise<void> } {
   const opened = fileIdentity(setup.config.dbPath);
   writer.beforeCommit(() => assertSameFile(setup.config.dbPath, opened));
   const commands = createWriteCommands(db, setup) as unknown as Record<string, (ctx: WriteContext, args: unknown) => unknown>;
-  writer.onCommit((appended) => {
+  writer.onCommit((appended, batch) => {
     events.push(...appended);
+    batches.push(batch);
     schedulePost();
   });
   return {

@@ -19,11 +19,14 @@ export class Database {
   readonly faults: WriteFaults;
   private readonly busyTimeoutMs: number;
 
+  /** Receives each group commit's size and time (the metrics set it). */
+  onBatches: ((batches: Array<{ writes: number; ms: number }>) => void) | undefined;
+
   constructor(config: Config, startedAt: number, log: Logger, onEvents: (events: unknown[]) => void | Promise<void>) {
     this.faults = new WriteFaults(log);
     this.busyTimeoutMs = config.busyTimeoutMs;
     const setup = { config, startedAt };
-    this.writer = new DatabaseThread({ role: "writer", ...setup, log, onEvents });
+    this.writer = new DatabaseThread({ role: "writer", ...setup, log, onEvents, onBatches: (batches) => this.onBatches?.(batches) });
     this.reader = new DatabaseThread({ role: "reader", ...setup, log });
   }
 

@@ -25,7 +25,7 @@ export type ToThread = { kind: "calls"; calls: Call[] } | { kind: "close" };
 export type FromThread =
   | { kind: "ready" }
   | { kind: "failed"; error: SerializedError }
-  | { kind: "results"; outcomes: Outcome[]; events: unknown[] }
+  | { kind: "results"; outcomes: Outcome[]; events: unknown[]; batches?: Array<{ writes: number; ms: number }> }
   | { kind: "log"; level: "debug" | "info" | "warn" | "error"; fields: Record<string, unknown>; message: string }
   /** `error`: closing did not finish cleanly (the WAL checkpoint failed on a full or failing disk); the connection was closed all the same. */
   | { kind: "closed"; error?: SerializedError };

@@ -20,6 +20,8 @@ export interface ThreadOptions {
   log: Logger;
   /** Writer only: the events each committed batch appended, in seq order; the batch's answers wait for it. */
   onEvents?: (events: unknown[]) => void | Promise<void>;
+  /** Writer only: each group commit's size and time (metrics). */
+  onBatches?: (batches: Array<{ writes: number; ms: number }>) => void;
 }
 
 /**
@@ -125,6 +127,7 @@ export class DatabaseThread<Commands extends CommandTable> {
   private receive(message: FromThread): void {
     switch (message.kind) {
       case "results": {
+        if (message.batches) this.options.onBatches?.(message.batches);
         // Answers wait until the bus dispatched the batch's events, and keep the threads' order.
         const dispatched = message.events.length > 0 ? this.options.onEvents?.(message.events) : undefined;
         if (dispatched === undefined && this.answering === undefined) return this.answer(message.outcomes);

@@ -1,0 +1,182 @@
+// Prometheus metrics (prom-client), served at /metrics. Counters and histograms follow this
+// process's own commits (the events its writer appended: in a deployment of several processes
+// on one file, each counts its own work and Prometheus sums them); gauges of state (tasks per
+// queue and state, agents per health, the event log's window) are read from the database when
+// scraped, on the reader thread. Node's default metrics (event-loop delay among them) come with.
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
+import type { Database } from "../db/thread/database.js";
+import type { CoordinationEvent } from "../events/event-schemas.js";
+import type { LiveStreamStats } from "../events/event-stream.js";
+
+export interface MetricsSources {
+  db: Database;
+  /** Long-polls parked now. */
+  parked: () => { claims: number; polls: number };
+  /** The open live streams. */
+  liveStreams: () => Iterable<LiveStreamStats>;
+}
+
+/** Seconds, for waits and runs: from a millisecond to a day. */
+const DURATION_BUCKETS = [0.001, 0.005, 0.025, 0.1, 0.5, 1, 5, 30, 120, 600, 3600, 86_400];
+
+const COUNTED: Record<string, string> = {
+  "task.enqueued": "enqueued",
+  "task.claimed": "claimed",
+  "task.completed": "completed",
+  "task.failed": "failed",
+  "task.dead_lettered": "dead_lettered",
+  "task.lease_expired": "lease_expired",
+};
+
+export class Metrics {
+  readonly registry = new Registry();
+  private readonly transitions: Counter<"queue" | "transition">;
+  private readonly waited: Histogram<"queue">;
+  private readonly ran: Histogram<"queue" | "outcome">;
+  private readonly batchWrites: Histogram;
+  private readonly commitSeconds: Histogram;
+
+  constructor(sources: MetricsSources) {
+    const registers = [this.registry];
+    collectDefaultMetrics({ register: this.registry });
+    this.transitions = new Counter({
+      name: "coordination_task_transitions_total",
+      help: "Task transitions committed by this process, per queue: enqueued, claimed, completed, failed, dead_lettered, lease_expired",
+      labelNames: ["queue", "transition"],
+      registers,
+    });
+    this.waited = new Histogram({
+      name: "coordination_task_wait_seconds",
+      help: "Time from a task becoming claimable (its enqueue, or its retry or delay coming due) to its claim",
+      labelNames: ["queue"],
+      buckets: DURATION_BUCKETS,
+      registers,
+    });
+    this.ran = new Histogram({
+      name: "coordination_task_run_seconds",
+      help: "Time from claim to settle (completed or failed)",
+      labelNames: ["queue", "outcome"],
+      buckets: DURATION_BUCKETS,
+      registers,
+    });
+    this.batchWrites = new Histogram({
+      name: "coordination_commit_batch_writes",
+      help: "Writes per group commit",
+      buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256],
+      registers,
+    });
+    this.commitSeconds = new Histogram({
+      name: "coordination_commit_seconds",
+      help: "Time of one group commit, BEGIN to COMMIT with its fsync",
+      buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1, 5],
+      registers,
+    });
+    const { db } = sources;
+    new Gauge({
+      name: "coordination_tasks",
+      help: "Tasks per queue and state, now",
+      labelNames: ["queue", "state"],
+      registers,
+      async collect() {
+        this.reset();
+        for (const queue of (await db.read("tasks.stats", undefined)).queues) {
+          for (const [state, count] of Object.entries(queue.counts)) this.set({ queue: queue.queue, state }, count);
+        }
+      },
+    });
+    new Gauge({
+      name: "coordination_oldest_pending_age_seconds",
+      help: "Age of the oldest claimable pending task per queue (absent when none waits)",
+      labelNames: ["queue"],
+      registers,
+      async collect() {
+        this.reset();
+        for (const queue of (await db.read("tasks.stats", undefined)).queues) {
+          if (queue.oldestPendingAgeMs !== null) this.set({ queue: queue.queue }, queue.oldestPendingAgeMs / 1000);
+        }
+      },
+    });
+    new Gauge({
+      name: "coordination_agents",
+      help: "Registered agents per health, now",
+      labelNames: ["health"],
+      registers,
+      async collect() {
+        for (const [health, count] of Object.entries(await db.read("agents.healthCounts", undefined))) this.set({ health }, count);
+      },
+    });
+    new Gauge({
+      name: "coordination_event_log_seq",
+      help: "The event log: head (highest seq) and pruned_through (every seq up to it was pruned); the retained window lies between",
+      labelNames: ["position"],
+      registers,
+      async collect() {
+        const window = await db.read("events.window", undefined);
+        this.set({ position: "head" }, window.head);
+        this.set({ position: "pruned_through" }, window.prunedThrough);
+      },
+    });
+    new Gauge({
+      name: "coordination_long_polls_parked",
+      help: "Long-polls waiting now, claims and polls",
+      labelNames: ["kind"],
+      registers,
+      collect() {
+        const parked = sources.parked();
+        this.set({ kind: "claim" }, parked.claims);
+        this.set({ kind: "poll" }, parked.polls);
+      },
+    });
+    new Gauge({
+      name: "coordination_live_subscribers",
+      help: "Live event streams open (WebSocket subscriptions)",
+      registers,
+      collect() {
+        this.set([...sources.liveStreams()].length);
+      },
+    });
+    new Gauge({
+      name: "coordination_live_subscriber_lag_events",
+      help: "Events live subscribers should get that wait in their buffers: the largest (max) and all together (total)",
+      labelNames: ["aggregate"],
+      registers,
+      collect() {
+        const lags = [...sources.liveStreams()].map((stream) => stream.buffered);
+        this.set({ aggregate: "max" }, Math.max(0, ...lags));
+        this.set({ aggregate: "total" }, lags.reduce((sum, lag) => sum + lag, 0));
+      },
+    });
+  }
+
+  /** Events this process committed: counts transitions and times waits and runs. */
+  observe(events: readonly CoordinationEvent[]): void {
+    for (const event of events) {
+      const transition = COUNTED[event.type];
+      if (transition === undefined) continue;
+      const payload = event.payload as { queue?: string; waitedMs?: number; ranMs?: number };
+      const queue = payload.queue ?? "";
+      this.transitions.inc({ queue, transition });
+      if (event.type === "task.claimed" && typeof payload.waitedMs === "number") this.waited.observe({ queue }, payload.waitedMs / 1000);
+      if ((event.type === "task.completed" || event.type === "task.failed") && typeof payload.ranMs === "number") {
+        this.ran.observe({ queue, outcome: transition }, payload.ranMs / 1000);
+      }
+    }
+  }
+
+  /** Group commits of this process's writer. */
+  observeBatches(batches: ReadonlyArray<{ writes: number; ms: number }>): void {
+    for (const batch of batches) {
+      this.batchWrites.observe(batch.writes);
+      this.commitSeconds.observe(batch.ms / 1000);
+    }
+  }
+
+  /** The exposition text. */
+  render(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+}

@@ -1,0 +1,112 @@
+// /metrics moves with the work, and the log says, at info, what an operator acts on.
+import { Writable } from "node:stream";
+import { join } from "node:path";
+import { pino } from "pino";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { createCoordinationClient } from "../client/index.js";
+import { loadConfig } from "../src/config.js";
+import { createServer, type CoordinationServer } from "../src/server/create-server.js";
+import { collectEvents } from "./helpers/event-collector.js";
+import { ADMIN_SECRET, http } from "./helpers/secure-server.js";
+import { makeTempDir } from "./helpers/test-server.js";
+
+let server: CoordinationServer | undefined;
+afterEach(async () => {
+  await server?.stop();
+  server = undefined;
+});
+
+const until = (condition: () => boolean | Promise<boolean>) => vi.waitFor(async () => expect(await condition()).toBe(true), { timeout: 15_000, interval: 20 });
+
+/** A server whose log lines are kept; returns it and the lines. */
+async function logged(overrides: Record<string, unknown> = {}) {
+  const lines: Array<Record<string, any>> = [];
+  const log = pino({ level: "info" }, new Writable({ write: (chunk, _encoding, done) => (lines.push(JSON.parse(String(chunk))), done()) }));
+  server = createServer(loadConfig({ env: {}, overrides: { port: 0, dbPath: join(makeTempDir(), "c.db"), ...overrides } }), log);
+  await server.start();
+  const client = createCoordinationClient({ url: server.url, ...(overrides.adminToken ? { token: String(overrides.adminToken) } : {}) });
+  return { url: server.url, api: client.api, client, lines };
+}
+
+/** The value of one sample of the exposition text; undefined when absent. */
+function sample(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
+  const wanted = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
+  for (const line of text.split("\n")) {
+    if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
+    const labelText = line.slice(name.length).split(" ")[0]!;
+    if (wanted.every((pair) => labelText.includes(pair))) return Number(line.slice(line.lastIndexOf(" ") + 1));
+  }
+  return undefined;
+}
+
+describe("/metrics", () => {
+  it("counts, gauges and histograms follow the work", async () => {
+    const { url, api, client } = await logged();
+    const scrape = async () => (await http(url, "GET", "/metrics")).body as string;
+    const before = await scrape();
+    expect(sample(before, "coordination_task_transitions_total", { queue: "m", transition: "enqueued" })).toBeUndefined();
+    expect(sample(before, "nodejs_eventloop_lag_seconds")).toBeGreaterThanOrEqual(0);
+
+    await api.tasks.enqueueMany.mutate({ tasks: [{ queue: "m" }, { queue: "m" }, { queue: "m" }] });
+    const first = (await api.tasks.claim.mutate({ agentId: "a", queues: ["m"] }))!;
+    const second = (await api.tasks.claim.mutate({ agentId: "a", queues: ["m"] }))!;
+    await api.tasks.complete.mutate({ taskId: first.id, agentId: "a" });
+    await api.tasks.fail.mutate({ taskId: second.id, agentId: "a", error: "no", retry: false });
+    const parked = api.tasks.claim.mutate({ agentId: "p", queues: ["empty"], waitMs: 10_000 });
+    const stream = collectEvents(api, { types: ["nothing.*"] });
+    await stream.started;
+    await until(async () => sample(await scrape(), "coordination_long_polls_parked", { kind: "claim" }) === 1);
+
+    const text = await scrape();
+    const transitions = (transition: string) => sample(text, "coordination_task_transitions_total", { queue: "m", transition });
+    expect(["enqueued", "claimed", "completed", "failed", "dead_lettered"].map(transitions)).toEqual([3, 2, 1, 1, 1]);
+    const tasks = (state: string) => sample(text, "coordination_tasks", { queue: "m", state });
+    expect(["pending", "claimed", "completed", "dead_letter"].map(tasks)).toEqual([1, 0, 1, 1]);
+    expect(sample(text, "coordination_oldest_pending_age_seconds", { queue: "m" })).toBeGreaterThanOrEqual(0);
+    expect(sample(text, "coordination_task_wait_seconds_count", { queue: "m" })).toBe(2);
+    expect(sample(text, "coordination_task_run_seconds_count", { queue: "m", outcome: "completed" })).toBe(1);
+    expect(sample(text, "coordination_commit_batch_writes_count")).toBeGreaterThanOrEqual(5);
+    expect(sample(text, "coordination_commit_seconds_count")).toBeGreaterThanOrEqual(5);
+    expect(sample(text, "coordination_agents", { health: "healthy" })).toBe(2);
+    expect(sample(text, "coordination_live_subscribers")).toBe(1);
+    expect(sample(text, "coordination_live_subscriber_lag_events", { aggregate: "max" })).toBe(0);
+    expect(sample(text, "coordination_event_log_seq", { position: "head" })).toBeGreaterThanOrEqual(10);
+
+    await api.tasks.enqueue.mutate({ queue: "empty" });
+    await parked;
+    stream.unsubscribe();
+    await client.close();
+  });
+
+  it("with credentials on, scraping needs a token unless publicMetrics", async () => {
+    const { url, client } = await logged({ adminToken: ADMIN_SECRET });
+    expect((await http(url, "GET", "/metrics")).status).toBe(401);
+    expect((await http(url, "GET", "/metrics", { token: ADMIN_SECRET })).status).toBe(200);
+    await client.close();
+  });
+});
+
+describe("operator logs", () => {
+  it("a lease expiry, a dead letter, an agent going stale and offline, a failed authentication, a slow request: one info line each", async () => {
+    const { url, api, client, lines } = await logged({ adminToken: ADMIN_SECRET, leaseSweepMs: 20, agentStaleMs: 100, agentOfflineMs: 200, agentStartupGraceMs: 0, agentHealthCheckMs: 20, slowRequestMs: 1 });
+    await api.tasks.enqueue.mutate({ queue: "l", maxAttempts: 1 });
+    await api.tasks.claim.mutate({ agentId: "sleepy", queues: ["l"], leaseMs: 1 });
+    await until(() => lines.some((line) => line.msg.startsWith("task dead-lettered")));
+    const messages = () => lines.filter((line) => line.level === 30).map((line) => line.msg as string);
+    await until(() => messages().some((msg) => msg.startsWith("agent offline")));
+    expect(messages()).toEqual(
+      expect.arrayContaining([
+        "lease expired: the task goes back to its queue",
+        "task dead-lettered: it will not run again unless requeued",
+        "agent stale: no heartbeat for agentStaleMs",
+        "agent offline: its tasks were released",
+      ]),
+    );
+    const expiry = lines.find((line) => line.msg.startsWith("lease expired"))!;
+    expect([expiry.queue, expiry.agentId]).toEqual(["l", "sleepy"]);
+    await http(url, "GET", "/tasks", { token: "wrong" });
+    expect(lines.filter((line) => line.msg.startsWith("authentication failed"))).toHaveLength(1);
+    expect(lines.some((line) => line.msg === "slow request" && line.url === "/tasks")).toBe(true);
+    await client.close();
+  });
+});
