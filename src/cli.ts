@@ -57,6 +57,10 @@ function helpText(): string {
     "",
     "Usage: coordination [--host H] [--port P] [--db PATH] [--log-level L] [--config FILE.yaml]",
     "                    [--insecure] [--tls-cert FILE --tls-key FILE]",
+    "       coordination serve …                       the same, said explicitly",
+    "       coordination migrate [--db PATH]           check the file, apply pending migrations, exit",
+    "       coordination backup FILE [--db PATH]       an online, consistent copy (safe while a server runs)",
+    "       coordination stats | tasks … | agents | events tail …   a running server's state (coordination stats --help)",
     "       coordination tokens create|list|revoke …   (coordination tokens --help)",
     "",
     "Settings (flags > environment > .env in the working directory > config file > defaults;",
@@ -91,11 +95,60 @@ async function tokensMain(argv: string[]): Promise<number> {
   return runTokensCommand(parsed.command, config, { stdout: (text) => process.stdout.write(text), stderr: (text) => process.stderr.write(text) });
 }
 
-async function main(): Promise<number> {
-  if (process.argv[2] === "tokens") return tokensMain(process.argv.slice(3));
+/** Commands that talk to a running server (src/cli-operator.ts). */
+const OPERATOR_COMMANDS = new Set(["stats", "tasks", "agents", "events"]);
+
+async function operatorMain(argv: string[]): Promise<number> {
+  const { runOperatorCommand } = await import("./cli-operator.js");
+  // Ctrl-C ends an events tail cleanly.
+  const stop = new AbortController();
+  process.once("SIGINT", () => stop.abort());
+  process.once("SIGTERM", () => stop.abort());
+  return runOperatorCommand(argv, process.env, { stdout: (text) => process.stdout.write(text), stderr: (text) => process.stderr.write(text) }, stop.signal);
+}
+
+/** `coordination migrate` and `coordination backup FILE` (src/cli-database.ts): the database file from --db or the settings. */
+async function databaseMain(command: "migrate" | "backup", argv: string[]): Promise<number> {
+  const positional = argv.filter((arg, i) => !arg.startsWith("--") && !["--db", "--config"].includes(argv[i - 1] ?? ""));
   let args: ParsedArgs;
   try {
-    args = parseArgs(process.argv.slice(2));
+    args = parseArgs(argv.filter((arg) => !positional.includes(arg)));
+    if (command === "backup" ? positional.length !== 1 : positional.length !== 0) throw new UsageError(command === "backup" ? "backup takes one FILE" : `migrate: unexpected "${positional[0]}"`);
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    process.stderr.write(`coordination: ${error.message}\n`);
+    return 2;
+  }
+  let config;
+  try {
+    config = loadConfig({ flags: args.flags, dotenvFile: ".env", ...(args.configFile ? { configFile: args.configFile } : {}) });
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    process.stderr.write(`coordination: ${error.message}\n`);
+    return 2;
+  }
+  const { runMigrate, runBackup } = await import("./cli-database.js");
+  const out = { stdout: (text: string) => process.stdout.write(text), stderr: (text: string) => process.stderr.write(text) };
+  try {
+    return command === "migrate" ? await runMigrate(config, out) : await runBackup(config, positional[0]!, out);
+  } catch (error) {
+    if (error instanceof Error && error.name === "DatabaseRefused") {
+      process.stderr.write(`coordination: ${error.message}\n`);
+      return 3;
+    }
+    throw error;
+  }
+}
+
+async function main(): Promise<number> {
+  const [command, ...rest] = process.argv.slice(2);
+  if (command === "tokens") return tokensMain(rest);
+  if (command !== undefined && OPERATOR_COMMANDS.has(command)) return operatorMain(process.argv.slice(2));
+  if (command === "migrate" || command === "backup") return databaseMain(command, rest);
+  let args: ParsedArgs;
+  try {
+    // `coordination serve …` is the explicit form of the default.
+    args = parseArgs(process.argv.slice(command === "serve" ? 3 : 2));
   } catch (error) {
     if (!(error instanceof UsageError)) throw error;
     process.stderr.write(`coordination: ${error.message}\n`);

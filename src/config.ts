@@ -236,8 +236,8 @@ function readConfigFile(path: string, problems: string[]): Record<string, unknow
   return parsed as Record<string, unknown>;
 }
 
-/** Environment variables of ours that are not settings. */
-const OTHER_VARIABLES = new Set(["COORDINATION_CONFIG"]);
+/** Environment variables of ours that are not settings (the operator commands read the last two: src/cli-operator.ts). */
+const OTHER_VARIABLES = new Set(["COORDINATION_CONFIG", "COORDINATION_URL", "COORDINATION_TOKEN"]);
 
 /** The COORDINATION_* variables of a .env file, or nothing when there is no such file. */
 function readDotenv(path: string, problems: string[]): NodeJS.ProcessEnv {

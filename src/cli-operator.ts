@@ -1,0 +1,192 @@
+// The operator's commands against a running server, through the typed client (so they get the
+// same validation, errors and credentials as any agent): stats, tasks, agents, events tail. The
+// server's URL and token come from --url/--token or COORDINATION_URL/COORDINATION_TOKEN. Tables
+// for people, --json for scripts. Exit codes: 0 done, 1 the server refused or could not be
+// reached (the message says which), 2 usage.
+import { createCoordinationClient, isTRPCClientError, type CoordinationClient } from "../client/index.js";
+
+export const OPERATOR_USAGE = [
+  "Usage: coordination stats                                     task counts per queue and state",
+  "       coordination tasks list [--queue Q] [--status S] [--agent A] [--limit N]",
+  "       coordination tasks get|requeue|cancel TASK_ID",
+  "       coordination agents [--capability C] [--health healthy|stale|offline]",
+  "       coordination events tail [--types 'task.*,agent.*'] [--agent A] [--from SEQ]",
+  "Each takes --url URL (COORDINATION_URL, default http://127.0.0.1:8000), --token TOKEN",
+  "(COORDINATION_TOKEN) and --json (JSON for scripts instead of a table).",
+].join("\n");
+
+export class OperatorUsageError extends Error {}
+
+interface Parsed {
+  words: string[];
+  options: Record<string, string | true>;
+}
+
+const VALUE_OPTIONS = new Set(["--url", "--token", "--queue", "--status", "--agent", "--limit", "--capability", "--health", "--types", "--from"]);
+
+function parse(argv: string[]): Parsed {
+  const words: string[] = [];
+  const options: Record<string, string | true> = {};
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (!arg.startsWith("--")) {
+      words.push(arg);
+      continue;
+    }
+    const [flag, inline] = arg.includes("=") ? [arg.slice(0, arg.indexOf("=")), arg.slice(arg.indexOf("=") + 1)] : [arg, undefined];
+    if (flag === "--json") {
+      options[flag] = true;
+      continue;
+    }
+    if (!VALUE_OPTIONS.has(flag)) throw new OperatorUsageError(`unknown option "${flag}"`);
+    const value = inline ?? argv[++i];
+    if (value === undefined || (inline === undefined && value.startsWith("--"))) throw new OperatorUsageError(`${flag} needs a value`);
+    options[flag] = value;
+  }
+  return { words, options };
+}
+
+/** A table: columns padded to their widest cell. */
+export function table(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] ?? "").length)));
+  return [header, ...rows].map((row) => row.map((cell, i) => cell.padEnd(widths[i]!)).join("  ").trimEnd()).join("\n") + "\n";
+}
+
+const when = (date: Date | null | undefined): string => (date ? date.toISOString().replace("T", " ").slice(0, 19) : "-");
+const int = (text: string | true | undefined, flag: string): number | undefined => {
+  if (text === undefined) return undefined;
+  if (typeof text !== "string" || !/^\d+$/.test(text)) throw new OperatorUsageError(`${flag} must be a whole number`);
+  return Number(text);
+};
+const str = (value: string | true | undefined): string | undefined => (typeof value === "string" ? value : undefined);
+
+export interface Output {
+  stdout: (text: string) => void;
+  stderr: (text: string) => void;
+}
+
+/** Runs one operator command; resolves with the exit code. `stop` ends a tail (SIGINT). */
+export async function runOperatorCommand(argv: string[], env: NodeJS.ProcessEnv, out: Output, stop?: AbortSignal): Promise<number> {
+  if (argv.includes("--help") || argv.includes("-h")) {
+    out.stdout(`${OPERATOR_USAGE}\n`);
+    return 0;
+  }
+  let parsed: Parsed;
+  try {
+    parsed = parse(argv);
+  } catch (error) {
+    if (!(error instanceof OperatorUsageError)) throw error;
+    out.stderr(`coordination: ${error.message}\n${OPERATOR_USAGE}\n`);
+    return 2;
+  }
+  const { words, options } = parsed;
+  const url = str(options["--url"]) ?? env.COORDINATION_URL ?? "http://127.0.0.1:8000";
+  const token = str(options["--token"]) ?? env.COORDINATION_TOKEN;
+  const json = options["--json"] === true;
+  const client = createCoordinationClient({ url, ...(token ? { token } : {}) });
+  try {
+    return await dispatch(words, options, json, client, out, stop);
+  } catch (error) {
+    if (error instanceof OperatorUsageError) {
+      out.stderr(`coordination: ${error.message}\n${OPERATOR_USAGE}\n`);
+      return 2;
+    }
+    if (isTRPCClientError(error)) {
+      const data = error.data as { code?: string } | undefined;
+      const unreachable = data?.code === undefined && /fetch failed|ECONNREFUSED/i.test(error.message);
+      out.stderr(unreachable ? `coordination: cannot reach the server at ${url} (${error.cause instanceof Error ? error.cause.message : error.message})\n` : `coordination: ${data?.code ?? "ERROR"}: ${error.message}\n`);
+      return 1;
+    }
+    throw error;
+  } finally {
+    await client.close();
+  }
+}
+
+async function dispatch(words: string[], options: Parsed["options"], json: boolean, client: CoordinationClient, out: Output, stop?: AbortSignal): Promise<number> {
+  const { api } = client;
+  const print = (value: unknown, render: () => string) => out.stdout(json ? `${JSON.stringify(value, null, 2)}\n` : render());
+  const [command, sub, id] = words;
+  if (command === "stats" && words.length === 1) {
+    const stats = await api.tasks.stats.query();
+    print(stats, () =>
+      table(
+        ["QUEUE", "PENDING", "CLAIMED", "COMPLETED", "DEAD_LETTER", "CANCELLED", "OLDEST PENDING"],
+        stats.queues.map((q) => [q.queue, ...(["pending", "claimed", "completed", "dead_letter", "cancelled"] as const).map((s) => String(q.counts[s])), q.oldestPendingAgeMs === null ? "-" : `${Math.round(q.oldestPendingAgeMs / 1000)} s`]),
+      ),
+    );
+    return 0;
+  }
+  if (command === "tasks" && sub === "list" && words.length === 2) {
+    const status = str(options["--status"]);
+    const page = await api.tasks.list.query({
+      ...(str(options["--queue"]) ? { queue: str(options["--queue"])! } : {}),
+      ...(status ? { status: status as never } : {}),
+      ...(str(options["--agent"]) ? { agentId: str(options["--agent"])! } : {}),
+      limit: int(options["--limit"], "--limit") ?? 50,
+    });
+    print(page, () =>
+      table(
+        ["ID", "QUEUE", "STATUS", "PRIORITY", "ATTEMPTS", "OWNER", "CREATED"],
+        page.items.map((t) => [t.id, t.queue, t.status, String(t.priority), `${t.attempts}/${t.maxAttempts}`, t.leaseOwner ?? "-", when(t.createdAt)]),
+      ) + (page.nextCursor ? `(more: the API's list takes cursor ${page.nextCursor})\n` : ""),
+    );
+    return 0;
+  }
+  if (command === "tasks" && (sub === "get" || sub === "requeue" || sub === "cancel") && words.length === 3) {
+    const taskId = id!;
+    const task = sub === "get" ? await api.tasks.get.query({ taskId }) : sub === "requeue" ? await api.tasks.requeue.mutate({ taskId }) : await api.tasks.cancel.mutate({ taskId });
+    print(task, () =>
+      table(
+        ["FIELD", "VALUE"],
+        [
+          ["id", task.id],
+          ["queue", task.queue],
+          ["status", task.status],
+          ["priority", String(task.priority)],
+          ["attempts", `${task.attempts}/${task.maxAttempts}`],
+          ["lease", task.leaseOwner ? `${task.leaseOwner} (token ${task.leaseToken}, until ${when(task.leaseExpiresAt)})` : "-"],
+          ["payload", JSON.stringify(task.payload)],
+          ["result", JSON.stringify(task.result)],
+          ["last error", task.lastError ?? "-"],
+          ["created", when(task.createdAt)],
+        ],
+      ),
+    );
+    return 0;
+  }
+  if (command === "agents" && words.length === 1) {
+    const health = str(options["--health"]);
+    const agents = await api.agents.list.query({ ...(str(options["--capability"]) ? { capability: str(options["--capability"])! } : {}), ...(health ? { health: health as never } : {}) });
+    print(agents, () =>
+      table(
+        ["AGENT", "HEALTH", "STATUS", "LOAD", "CAPABILITIES", "LAST HEARTBEAT"],
+        agents.map((a) => [a.agentId, a.health, a.status, String(a.load), a.capabilities.join(",") || "-", when(a.lastHeartbeatAt)]),
+      ),
+    );
+    return 0;
+  }
+  if (command === "events" && sub === "tail" && words.length === 2) {
+    const types = str(options["--types"])?.split(",").map((t) => t.trim()).filter(Boolean);
+    const from = str(options["--from"]);
+    if (from !== undefined) int(from, "--from");
+    return await new Promise<number>((resolve) => {
+      const subscription = api.events.onEvent.subscribe(
+        { ...(types ? { types } : {}), ...(str(options["--agent"]) ? { agentId: str(options["--agent"])! } : {}), ...(from !== undefined ? { lastEventId: from } : {}) },
+        {
+          onData: ({ data: e }) =>
+            out.stdout(json ? `${JSON.stringify(e)}\n` : `${String(e.seq).padStart(8)}  ${when(e.createdAt)}  ${e.type}  ${e.source}${e.target ? ` → ${e.target}` : ""}  ${JSON.stringify(e.payload)}\n`),
+          onError: (error) => {
+            out.stderr(`coordination: ${(error.data as { code?: string } | undefined)?.code ?? "ERROR"}: ${error.message}\n`);
+            resolve(1);
+          },
+        },
+      );
+      stop?.addEventListener("abort", () => {
+        subscription.unsubscribe();
+        resolve(0);
+      });
+    });
+  }
+  throw new OperatorUsageError(command === undefined ? "which command?" : `unknown command "${words.join(" ")}"`);
+}

@@ -1,0 +1,130 @@
+// The operator's command line, as a real process against a real server: tables and --json,
+// credentials, the live tail, migrate, and an online backup taken while the server writes.
+import { copyFileSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import Database from "better-sqlite3";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { CliProcess, killAllCli, runCli } from "./helpers/cli-process.js";
+import { ADMIN_SECRET, http, startSecureServer } from "./helpers/secure-server.js";
+import { makeTempDir, startTestServer, type TestServer } from "./helpers/test-server.js";
+
+let t: TestServer | undefined;
+afterEach(async () => {
+  await killAllCli();
+  await t?.stop({ removeFiles: true });
+  t = undefined;
+});
+
+const until = (condition: () => boolean | Promise<boolean>) => vi.waitFor(async () => expect(await condition()).toBe(true), { timeout: 15_000, interval: 25 });
+
+describe("operator commands against a running server", () => {
+  it("stats, tasks list/get/requeue/cancel and agents: a table, or --json", async () => {
+    t = await startTestServer();
+    const env = { COORDINATION_URL: t.url };
+    await t.api.agents.register.mutate({ agentId: "agent-9", capabilities: ["pdf"] });
+    const dead = await t.api.tasks.enqueue.mutate({ queue: "ops", payload: { n: 1 }, maxAttempts: 1 });
+    const other = await t.api.tasks.enqueue.mutate({ queue: "ops", payload: { n: 2 } });
+    const claimed = (await t.api.tasks.claim.mutate({ agentId: "agent-9", queues: ["ops"] }))!;
+    expect(claimed.id).toBe(dead.id);
+    await t.api.tasks.fail.mutate({ taskId: dead.id, agentId: "agent-9", error: "boom" });
+
+    const stats = await runCli({ args: ["stats"], env });
+    expect(stats.code).toBe(0);
+    expect(stats.stdout.split("\n")[0]).toMatch(/^QUEUE\s+PENDING\s+CLAIMED\s+COMPLETED\s+DEAD_LETTER\s+CANCELLED\s+OLDEST PENDING$/);
+    expect(stats.stdout.split("\n")[1]).toMatch(/^ops\s+1\s+0\s+0\s+1\s+0\s+\d+ s$/);
+    const statsJson = JSON.parse((await runCli({ args: ["stats", "--json"], env })).stdout);
+    expect(statsJson).toEqual({
+      queues: [{ queue: "ops", counts: { pending: 1, claimed: 0, completed: 0, dead_letter: 1, cancelled: 0 }, oldestPendingAgeMs: expect.any(Number) }],
+      totals: { pending: 1, claimed: 0, completed: 0, dead_letter: 1, cancelled: 0 },
+    });
+
+    const list = await runCli({ args: ["tasks", "list", "--queue", "ops", "--status", "dead_letter"], env });
+    expect(list.stdout).toContain(dead.id);
+    expect(list.stdout).not.toContain(other.id);
+    const got = await runCli({ args: ["tasks", "get", dead.id], env });
+    expect(got.stdout).toMatch(/last error\s+boom/);
+    const requeued = JSON.parse((await runCli({ args: ["tasks", "requeue", dead.id, "--json"], env })).stdout);
+    expect(requeued.status).toBe("pending");
+    expect((await runCli({ args: ["tasks", "cancel", other.id], env })).stdout).toMatch(/status\s+cancelled/);
+
+    const agents = await runCli({ args: ["agents", "--capability", "pdf"], env });
+    expect(agents.stdout).toMatch(/agent-9\s+healthy\s+idle\s+0\s+pdf/);
+    const missing = await runCli({ args: ["tasks", "get", "no-such-task"], env });
+    expect([missing.code, missing.stderr]).toEqual([1, 'coordination: TASK_NOT_FOUND: task "no-such-task" not found\n']);
+  });
+
+  it("events tail follows the live log until Ctrl-C", async () => {
+    t = await startTestServer();
+    const tail = new CliProcess({ args: ["events", "tail", "--types", "task.*", "--url", t.url] });
+    // The stream starts after the socket opens: publish until the tail shows one.
+    await until(async () => {
+      await t!.api.tasks.enqueue.mutate({ queue: "tail" });
+      return tail.stdout.includes("task.enqueued");
+    });
+    await t.api.events.publish.mutate({ type: "other.thing", source: "s" });
+    expect(tail.stdout).not.toContain("other.thing");
+    tail.child.kill("SIGINT");
+    expect((await tail.waitForExit()).code).toBe(0);
+  });
+
+  it("takes the token from the environment; without it, the server's refusal", async () => {
+    t = await startSecureServer();
+    const refused = await runCli({ args: ["stats"], env: { COORDINATION_URL: t.url } });
+    expect([refused.code, refused.stderr]).toEqual([1, "coordination: UNAUTHORIZED: Unauthorized: send a valid bearer token (Authorization: Bearer <token>)\n"]);
+    expect((await runCli({ args: ["stats", "--json"], env: { COORDINATION_URL: t.url, COORDINATION_TOKEN: ADMIN_SECRET } })).code).toBe(0);
+  });
+
+  it("says when the server cannot be reached", async () => {
+    const exit = await runCli({ args: ["stats", "--url", "http://127.0.0.1:9"] });
+    expect(exit.code).toBe(1);
+    expect(exit.stderr).toMatch(/^coordination: cannot reach the server at http:\/\/127\.0\.0\.1:9/);
+  });
+});
+
+describe("the database file", () => {
+  it("migrate applies pending migrations and exits; then it is up to date", async () => {
+    const db = join(makeTempDir(), "m.db");
+    const first = await runCli({ args: ["migrate", "--db", db] });
+    expect([first.code, first.stderr]).toEqual([0, expect.stringMatching(new RegExp(`^applied to ${db}: 20261124000000_init, .*20261130000000_api_tokens\\n$`))]);
+    expect(await runCli({ args: ["migrate", "--db", db] })).toMatchObject({ code: 0, stderr: `${db} is up to date\n` });
+  });
+
+  it("backup copies a database online while a server writes to it, and the copy restores", async () => {
+    const dir = makeTempDir();
+    const db = join(dir, "live.db");
+    const server = new CliProcess({ args: ["--port", "0", "--db", db] });
+    const url = await server.waitForUrl();
+    const acknowledged: string[] = [];
+    let writing = true;
+    const writer = (async () => {
+      while (writing) {
+        const answer = await http(url, "POST", "/tasks", { body: { queue: "b", payload: { text: "x".repeat(2000) } } });
+        if (answer.status === 200) acknowledged.push(answer.body.id);
+      }
+    })();
+    await until(() => acknowledged.length >= 200);
+    const before = acknowledged.length;
+    const backup = join(dir, "copy.db");
+    const made = await runCli({ args: ["backup", backup, "--db", db] });
+    writing = false;
+    await writer;
+    expect(made.code).toBe(0);
+    expect(made.stderr).toMatch(new RegExp(`^backed up ${db} to ${backup}: \\d+ pages, \\d+ tasks, checked\\n$`));
+    const copy = new Database(backup, { readonly: true });
+    const ids = new Set(copy.prepare("SELECT id FROM tasks").pluck().all());
+    copy.close();
+    for (const id of acknowledged.slice(0, before)) expect(ids.has(id)).toBe(true);
+    expect((await runCli({ args: ["backup", backup, "--db", db] })).code).toBe(2);
+
+    // Restore, as the README says: stop, replace the file (without its -wal and -shm), start.
+    server.child.kill("SIGTERM");
+    expect((await server.waitForExit()).code).toBe(0);
+    for (const suffix of ["", "-wal", "-shm"]) rmSync(`${db}${suffix}`, { force: true });
+    copyFileSync(backup, db);
+    const restored = new CliProcess({ args: ["--port", "0", "--db", db] });
+    const restoredUrl = await restored.waitForUrl();
+    expect((await http(restoredUrl, "GET", `/tasks/${acknowledged[0]}`)).status).toBe(200);
+    restored.child.kill("SIGTERM");
+    await restored.waitForExit();
+  });
+});
