@@ -156,6 +156,17 @@ export const SETTINGS = {
   maxSubscriptionsPerSocket: { ...int(1, 100_000), default: 100, doc: "Most live subscriptions (events.onEvent) open on one WebSocket" },
   maxParkedPerAgent: { ...int(1, 100_000), default: 64, doc: "Most long-polls (claims and polls with waitMs) one agent may have waiting at once" },
   maxConnections: { ...int(1, 1_000_000), default: 10_000, doc: "Most open connections (HTTP and WebSocket); more are answered 429 and closed" },
+  settledTaskRetentionMs: {
+    ...ms(3650 * 24 * 3_600_000),
+    default: 30 * 24 * 3_600_000,
+    doc: "Delete completed, dead-lettered and cancelled tasks this long after they settled (0 keeps them)",
+  },
+  settledTaskRetentionCount: { ...int(0), default: 0, doc: "Keep at most this many settled tasks, the newest (0 = no limit)" },
+  executionRetentionMs: { ...ms(3650 * 24 * 3_600_000), default: 30 * 24 * 3_600_000, doc: "Delete execution records (memories of finished runs) this much older (0 keeps them)" },
+  executionRetentionCount: { ...int(0), default: 0, doc: "Keep at most this many execution records, the newest (0 = no limit)" },
+  noteRetentionMs: { ...ms(3650 * 24 * 3_600_000), default: 0, doc: "Delete agents' notes and lessons this much older (0, the default, keeps them)" },
+  noteRetentionCount: { ...int(0), default: 0, doc: "Keep at most this many notes and lessons, the newest (0 = no limit)" },
+  retentionPruneMs: { ...positiveMs(), default: 60_000, doc: "How often settled tasks and memories are pruned to their retention" },
   memoryContextLimit: { ...int(0, 50), default: 5, doc: "Memories handed out with each claimed task (0 turns pre-execution recall off)" },
 } as const;
 

@@ -19,6 +19,7 @@ import { MemoryService } from "./memory/memory-service.js";
 import { Metrics } from "./observability/metrics.js";
 import { logOperatorEvents } from "./observability/operator-log.js";
 import { PeriodicJob } from "./periodic.js";
+import { Retention } from "./retention/retention.js";
 import { PerKeyLimit } from "./per-key-limit.js";
 import { ClaimWaiters } from "./tasks/claim-waiters.js";
 import { TaskService } from "./tasks/task-service.js";
@@ -42,7 +43,9 @@ export interface Services {
   deliveries: Deliveries;
   /** Long-polling claims and polls parked, woken by committed events. */
   waiters: { claims: ClaimWaiters; polls: PollWaiters };
-  jobs: { leaseSweeper: PeriodicJob; healthMonitor: PeriodicJob; eventPruner: PeriodicJob };
+  jobs: { leaseSweeper: PeriodicJob; healthMonitor: PeriodicJob; eventPruner: PeriodicJob; retention: PeriodicJob };
+  /** Settled tasks and memories pruned to their retention (src/retention/). */
+  retention: Retention;
   /** Aborted when shutdown begins: long-polls and streams end. */
   shutdownSignal: AbortSignal;
   /** Long-polls waiting on shutdown (a leak check for tests: 0 once they all ended). */
@@ -111,10 +114,12 @@ export function createCoordination(config: Config, log: Logger): Coordination {
   });
   db.onBatches = (batches) => metrics!.observeBatches(batches);
   const agents = new AgentService(config, db);
+  const retention = new Retention(config, db);
   const jobs = {
     leaseSweeper: new PeriodicJob("lease-sweeper", config.leaseSweepMs, () => tasks.expireLeases(), log),
     healthMonitor: new PeriodicJob("agent-health", config.agentHealthCheckMs, () => agents.checkHealth(), log),
     eventPruner: new PeriodicJob("event-pruner", config.eventPruneMs, () => events.prune(), log),
+    retention: new PeriodicJob("retention", config.retentionPruneMs, () => retention.prune(), log),
   };
   const services: Services = {
     config,
@@ -127,6 +132,7 @@ export function createCoordination(config: Config, log: Logger): Coordination {
     memory,
     credentials,
     metrics,
+    retention,
     deliveries: new Deliveries(log),
     waiters,
     jobs,

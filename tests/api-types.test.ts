@@ -149,7 +149,12 @@ describe("AppRouter types", () => {
     }>();
     expectTypeOf<Out["tasks"]["list"]>().toEqualTypeOf<{ items: Task[]; nextCursor: string | null }>();
     expectTypeOf<In["tasks"]["stats"]>().toEqualTypeOf<void | Record<string, never> | undefined>();
-    expectTypeOf<Out["tasks"]["stats"]>().toEqualTypeOf<{ queues: Array<{ queue: string; counts: Counts; oldestPendingAgeMs: number | null }>; totals: Counts }>();
+    type Policy = { maxAgeMs: number | null; maxCount: number | null };
+    expectTypeOf<Out["tasks"]["stats"]>().toEqualTypeOf<{
+      queues: Array<{ queue: string; counts: Counts; oldestPendingAgeMs: number | null }>;
+      totals: Counts;
+      retention: { settledTasks: { maxAgeMs: number | null; maxCount: number | null; oldestSettledAt: Date | null }; executions: Policy; notes: Policy };
+    }>();
   });
 
   it("event procedures", () => {

@@ -88,7 +88,7 @@ describe("/metrics", () => {
 
 describe("operator logs", () => {
   it("a lease expiry, a dead letter, an agent going stale and offline, a failed authentication, a slow request: one info line each", async () => {
-    const { url, api, client, lines } = await logged({ adminToken: ADMIN_SECRET, leaseSweepMs: 20, agentStaleMs: 100, agentOfflineMs: 200, agentStartupGraceMs: 0, agentHealthCheckMs: 20, slowRequestMs: 1 });
+    const { url, api, client, lines } = await logged({ adminToken: ADMIN_SECRET, leaseSweepMs: 20, agentStaleMs: 100, agentOfflineMs: 2500, agentStartupGraceMs: 0, agentHealthCheckMs: 20, slowRequestMs: 1 });
     await api.tasks.enqueue.mutate({ queue: "l", maxAttempts: 1 });
     await api.tasks.claim.mutate({ agentId: "sleepy", queues: ["l"], leaseMs: 1 });
     await until(() => lines.some((line) => line.msg.startsWith("task dead-lettered")));

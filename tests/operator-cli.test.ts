@@ -36,6 +36,11 @@ describe("operator commands against a running server", () => {
     expect(statsJson).toEqual({
       queues: [{ queue: "ops", counts: { pending: 1, claimed: 0, completed: 0, dead_letter: 1, cancelled: 0 }, oldestPendingAgeMs: expect.any(Number) }],
       totals: { pending: 1, claimed: 0, completed: 0, dead_letter: 1, cancelled: 0 },
+      retention: {
+        settledTasks: { maxAgeMs: 2_592_000_000, maxCount: null, oldestSettledAt: expect.any(String) },
+        executions: { maxAgeMs: 2_592_000_000, maxCount: null },
+        notes: { maxAgeMs: null, maxCount: null },
+      },
     });
 
     const list = await runCli({ args: ["tasks", "list", "--queue", "ops", "--status", "dead_letter"], env });
@@ -85,7 +90,7 @@ describe("the database file", () => {
   it("migrate applies pending migrations and exits; then it is up to date", async () => {
     const db = join(makeTempDir(), "m.db");
     const first = await runCli({ args: ["migrate", "--db", db] });
-    expect([first.code, first.stderr]).toEqual([0, expect.stringMatching(new RegExp(`^applied to ${db}: 20261124000000_init, .*20261130000000_api_tokens\\n$`))]);
+    expect([first.code, first.stderr]).toEqual([0, expect.stringMatching(new RegExp(`^applied to ${db}: 20261124000000_init, .*20261130010000_settled_tasks_index\\n$`))]);
     expect(await runCli({ args: ["migrate", "--db", db] })).toMatchObject({ code: 0, stderr: `${db} is up to date\n` });
   });
 

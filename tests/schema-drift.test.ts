@@ -290,6 +290,7 @@ describe("schema drift", () => {
       "tasks_leaseOwner_idx",
       "tasks_pending_idx",
       "tasks_pending_queue_idx",
+      "tasks_settled_idx",
     ]);
     expect(expected.tasks!.indexes.tasks_pending_idx!.partial).toBe("status = 'pending'");
     expect(expected.agent_capabilities!.foreignKeys).toEqual([

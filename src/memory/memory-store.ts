@@ -140,4 +140,29 @@ export class MemoryStore {
   byTask(taskId: string, limit: number): MemoryRow[] {
     return this.st.get<[string, number], MemoryRow>(`SELECT * FROM memories WHERE taskId = ? ORDER BY seq DESC LIMIT ?`).all(taskId, limit);
   }
+
+  /**
+   * Retention: deletes up to `limit` memories of `kinds` created before `before` (or, with
+   * `belowSeq`, below that seq), oldest first. Walks the primary key from the oldest row to the
+   * first one created after `before`, as the event pruner does, so it reads no more than it
+   * deletes plus the kept kinds among them. The FTS rows go with them (the delete trigger).
+   */
+  prune(kinds: readonly string[], bound: { before: number } | { belowSeq: number }, limit: number): number {
+    const end =
+      "before" in bound
+        ? (this.st.get<[number], number>(`SELECT seq FROM memories WHERE createdAt >= ? ORDER BY seq LIMIT 1`).pluck().get(bound.before) ?? Number.MAX_SAFE_INTEGER)
+        : bound.belowSeq;
+    return this.st
+      .get<unknown[]>(`DELETE FROM memories WHERE seq IN (SELECT seq FROM memories WHERE seq < ? AND kind IN (${kinds.map(() => "?").join(", ")}) ORDER BY seq LIMIT ?)`)
+      .run(end, ...kinds, limit).changes;
+  }
+
+  /** The seq of the `keep`-th newest memory of `kinds` (older ones are beyond a count retention); null when fewer are kept. */
+  keepFromSeq(kinds: readonly string[], keep: number): number | null {
+    const seq = this.st
+      .get<unknown[], number>(`SELECT seq FROM memories WHERE kind IN (${kinds.map(() => "?").join(", ")}) ORDER BY seq DESC LIMIT 1 OFFSET ?`)
+      .pluck()
+      .get(...kinds, keep - 1);
+    return seq ?? null;
+  }
 }

@@ -3,8 +3,8 @@
 //  - Probes of common terms (a queue name, a frequent word): their newest matches change with
 //    every memory written, but a claim's context does not need the last second of them. Kept for
 //    PROBE_TTL_MS, per term and filter; rare terms are looked up every time (bm25, exact).
-//  - Memory rows: written once, never updated or deleted, so a row once read
-//    stays good.
+//  - Memory rows: written once and never updated, so a row once read stays good. Retention deletes
+//    old ones (src/retention/): a pruned row can come back from a probe at most PROBE_TTL_MS old.
 import type { MemoryRow, ScoringFields } from "./memory-store.js";
 
 /** How stale a common term's candidate list may be, in ms. */

@@ -4,8 +4,8 @@
 // first use so a thread that never counts never pays for it.
 import type { Prisma } from "../db/prisma.js";
 import { notFound } from "../errors.js";
-import type { ListRequest, Task, TaskStats } from "./task-schemas.js";
-import { readTaskStats } from "./task-stats.js";
+import type { ListRequest, Task, TaskCounts } from "./task-schemas.js";
+import { readTaskCounts } from "./task-stats.js";
 import { toTask, type TaskStore } from "./task-store.js";
 
 export function taskQueries(d: { prisma: () => Promise<Prisma>; tasks: TaskStore; maxResponseBytes: number }) {
@@ -38,6 +38,6 @@ export function taskQueries(d: { prisma: () => Promise<Prisma>; tasks: TaskStore
       return { items: items.map(toTask), nextCursor: more && items.length > 0 ? String(items[items.length - 1]!.seq) : null };
     },
 
-    "tasks.stats": async (_: undefined): Promise<TaskStats> => readTaskStats(await d.prisma(), Date.now()),
+    "tasks.stats": async (_: undefined): Promise<TaskCounts> => readTaskCounts(await d.prisma(), Date.now()),
   };
 }

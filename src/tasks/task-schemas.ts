@@ -186,5 +186,13 @@ export const taskStatsSchema = z.object({
     }),
   ),
   totals: statusCounts,
+  /** What is kept (src/retention/): each class's limits (null: none), and the oldest settled task still kept. */
+  retention: z.object({
+    settledTasks: z.object({ maxAgeMs: z.number().nullable(), maxCount: z.number().nullable(), oldestSettledAt: z.date().nullable() }),
+    executions: z.object({ maxAgeMs: z.number().nullable(), maxCount: z.number().nullable() }),
+    notes: z.object({ maxAgeMs: z.number().nullable(), maxCount: z.number().nullable() }),
+  }),
 });
 export type TaskStats = z.infer<typeof taskStatsSchema>;
+/** The counts part, as the reader computes it. */
+export type TaskCounts = Omit<TaskStats, "retention">;

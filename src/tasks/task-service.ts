@@ -9,6 +9,7 @@ import { clientGone, type ConsumingCall } from "../delivery/delivery.js";
 import { assertJsonDepth } from "../json-value.js";
 import type { MemoryService } from "../memory/memory-service.js";
 import type { PerKeyLimit } from "../per-key-limit.js";
+import { retentionPolicies } from "../retention/retention.js";
 import { linkSignals, safetyRelookMs, type SignalFanout } from "../wakeup.js";
 import type { ClaimWaiters } from "./claim-waiters.js";
 import type { Leased } from "./task-commands.js";
@@ -140,8 +141,11 @@ export class TaskService {
     return this.d.db.read("tasks.list", request);
   }
 
-  stats(): Promise<TaskStats> {
-    return this.d.db.read("tasks.stats", undefined);
+  /** Counts per queue and state, and what retention keeps. */
+  async stats(): Promise<TaskStats> {
+    const [counts, oldestSettledAt] = await Promise.all([this.d.db.read("tasks.stats", undefined), this.d.db.read("retention.oldestSettledAt", undefined)]);
+    const { settledTasks, executions, notes } = retentionPolicies(this.d.config);
+    return { ...counts, retention: { settledTasks: { ...settledTasks, oldestSettledAt: oldestSettledAt === null ? null : new Date(oldestSettledAt) }, executions, notes } };
   }
 
   /** Returns claims expired by now to the queue (charging the attempt). Run by the lease sweeper. */

@@ -1,13 +1,13 @@
 // Counts per queue and status, and how long the oldest due task has waited: the read side,
 // through Prisma.
 import type { Prisma } from "../db/prisma.js";
-import type { TaskStats } from "./task-schemas.js";
+import type { TaskCounts } from "./task-schemas.js";
 import { TASK_STATUSES, type TaskStatus } from "./task-status.js";
 
 type Counts = Record<TaskStatus, number>;
 const zeroCounts = (): Counts => Object.fromEntries(TASK_STATUSES.map((s) => [s, 0])) as Counts;
 
-export async function readTaskStats(prisma: Prisma, now: number): Promise<TaskStats> {
+export async function readTaskCounts(prisma: Prisma, now: number): Promise<TaskCounts> {
   const [groups, oldest] = await Promise.all([
     prisma.task.groupBy({ by: ["queue", "status"], _count: { _all: true } }),
     prisma.task.groupBy({ by: ["queue"], where: { status: "pending", runAt: { lte: new Date(now) } }, _min: { runAt: true } }),

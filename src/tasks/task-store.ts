@@ -334,4 +334,31 @@ export class TaskStore {
       budgetBytes,
     );
   }
+
+  /**
+   * Retention: deletes up to `limit` settled tasks (completed, dead-lettered, cancelled) that
+   * settled before `before`, oldest first, on the settled-tasks index. Returns how many went.
+   */
+  pruneSettled(before: number, limit: number): number {
+    return this.st
+      .get<[number, number]>(
+        `DELETE FROM tasks WHERE seq IN (SELECT seq FROM tasks WHERE status IN ('completed', 'dead_letter', 'cancelled') AND finishedAt < ? ORDER BY finishedAt LIMIT ?)`,
+      )
+      .run(before, limit).changes;
+  }
+
+  /** When the `keep`-th most recently settled task settled (older ones are beyond a count retention); null when fewer are kept. */
+  settledCutoff(keep: number): number | null {
+    const at = this.st
+      .get<[number], number>(`SELECT finishedAt FROM tasks WHERE status IN ('completed', 'dead_letter', 'cancelled') ORDER BY finishedAt DESC LIMIT 1 OFFSET ?`)
+      .pluck()
+      .get(keep - 1);
+    return at === undefined ? null : Number(at);
+  }
+
+  /** The oldest settled task's settle time (stats: what is retained); null when none. */
+  oldestSettledAt(): number | null {
+    const at = this.st.get<[], number>(`SELECT min(finishedAt) FROM tasks WHERE status IN ('completed', 'dead_letter', 'cancelled')`).pluck().get();
+    return at == null ? null : Number(at);
+  }
 }

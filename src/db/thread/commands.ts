@@ -8,6 +8,7 @@ import { healthCutoffs } from "../../agents/health-cutoffs.js";
 import { tokenCommands, tokenQueries } from "../../auth/token-commands.js";
 import { TokenStore } from "../../auth/token-store.js";
 import type { Config } from "../../config.js";
+import { retentionCommands, retentionQueries } from "../../retention/retention-commands.js";
 import type { WriteContext } from "../writer.js";
 import { eventCommands } from "../../events/event-commands.js";
 import { eventQueries } from "../../events/event-queries.js";
@@ -63,6 +64,7 @@ export function createWriteCommands(db: SqliteDatabase, setup: ThreadSetup) {
     ...agentCommands({ agents, events, transitions, healthCutoffs: cutoffs }),
     ...memoryCommands(memories),
     ...tokenCommands(tokens),
+    ...retentionCommands({ tasks, memories }),
     "db.settings": (_ctx: unknown, _: undefined) => connectionSettings(db)(),
     /** /health's probe while writes are failing: a real write, so its success means they work again. */
     "health.probe": (ctx: WriteContext, _: undefined): null => {
@@ -83,6 +85,7 @@ export function createReadCommands(db: SqliteDatabase, prisma: () => Promise<Pri
     ...agentQueries({ agents, healthCutoffs: cutoffs }),
     ...recallQueries(new MemoryRecall(memories, tasks, config.maxResponseBytes)),
     ...tokenQueries(tokens),
+    ...retentionQueries({ tasks, memories }),
     /** A round trip to the database file, for /health. */
     "health.check": (_: undefined): boolean => {
       sameFile();

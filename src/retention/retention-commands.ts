@@ -1,0 +1,37 @@
+// Retention's reads and writes as the database threads run them: where a count retention cuts
+// (read on the reader, so finding it never holds the write lock), and one bounded batch of
+// deletes per write (so pruning interleaves with the hot paths instead of holding them).
+import type { WriteContext } from "../db/writer.js";
+import type { MemoryStore } from "../memory/memory-store.js";
+import type { TaskStore } from "../tasks/task-store.js";
+
+/** What retention prunes: settled tasks, execution records, agents' notes and lessons. */
+export type RetainedClass = "settledTasks" | "executions" | "notes";
+export const MEMORY_KINDS: Record<Exclude<RetainedClass, "settledTasks">, readonly string[]> = { executions: ["execution"], notes: ["note", "lesson"] };
+
+/** The bound of one batch: older than a time, or (memories, count retention) below a seq. */
+export type PruneBound = { before: number } | { belowSeq: number };
+
+export function retentionCommands(d: { tasks: TaskStore; memories: MemoryStore }) {
+  return {
+    "retention.prune": (_ctx: WriteContext, args: { what: RetainedClass; bound: PruneBound; limit: number }): number => {
+      if (args.what === "settledTasks") return "before" in args.bound ? d.tasks.pruneSettled(args.bound.before, args.limit) : 0;
+      return d.memories.prune(MEMORY_KINDS[args.what], args.bound, args.limit);
+    },
+  };
+}
+
+export function retentionQueries(d: { tasks: TaskStore; memories: MemoryStore }) {
+  return {
+    /** Where keeping only the newest `keep` cuts: a settle time for tasks, a seq for memories; null when fewer exist. */
+    "retention.countCutoff": (args: { what: RetainedClass; keep: number }): PruneBound | null => {
+      if (args.what === "settledTasks") {
+        const at = d.tasks.settledCutoff(args.keep);
+        return at === null ? null : { before: at };
+      }
+      const seq = d.memories.keepFromSeq(MEMORY_KINDS[args.what], args.keep);
+      return seq === null ? null : { belowSeq: seq };
+    },
+    "retention.oldestSettledAt": (_: undefined): number | null => d.tasks.oldestSettledAt(),
+  };
+}

@@ -1,0 +1,63 @@
+// Data that does not grow without bound: settled tasks (completed, dead-lettered, cancelled),
+// execution records and agents' notes each have an age and a count retention (0: keep). A
+// periodic job prunes each class in batches of PRUNE_BATCH rows, one write each, giving the
+// event loop and the writer back between batches, so the hot paths never wait behind a big
+// delete. Pending and claimed tasks are never pruned; the event log has its own pruner.
+import type { Config } from "../config.js";
+import type { Database } from "../db/thread/database.js";
+import type { PruneBound, RetainedClass } from "./retention-commands.js";
+
+const PRUNE_BATCH = 500;
+
+export interface RetentionPolicy {
+  /** Oldest kept, in ms of age; null: no age limit. */
+  maxAgeMs: number | null;
+  /** Most kept (the newest); null: no count limit. */
+  maxCount: number | null;
+}
+
+export function retentionPolicies(config: Config): Record<RetainedClass, RetentionPolicy> {
+  const policy = (ms: number, count: number): RetentionPolicy => ({ maxAgeMs: ms > 0 ? ms : null, maxCount: count > 0 ? count : null });
+  return {
+    settledTasks: policy(config.settledTaskRetentionMs, config.settledTaskRetentionCount),
+    executions: policy(config.executionRetentionMs, config.executionRetentionCount),
+    notes: policy(config.noteRetentionMs, config.noteRetentionCount),
+  };
+}
+
+export class Retention {
+  readonly policies: Record<RetainedClass, RetentionPolicy>;
+  /** Rows pruned by this process since start, per class (observability). */
+  readonly pruned: Record<RetainedClass, number> = { settledTasks: 0, executions: 0, notes: 0 };
+
+  constructor(
+    config: Config,
+    private readonly db: Database,
+  ) {
+    this.policies = retentionPolicies(config);
+  }
+
+  /** Prunes every class down to its policy; returns how many rows went. */
+  async prune(now = Date.now()): Promise<number> {
+    let total = 0;
+    for (const [what, policy] of Object.entries(this.policies) as Array<[RetainedClass, RetentionPolicy]>) {
+      if (policy.maxAgeMs !== null) total += await this.pruneTo(what, { before: now - policy.maxAgeMs });
+      if (policy.maxCount !== null) {
+        const cutoff = await this.db.read("retention.countCutoff", { what, keep: policy.maxCount });
+        if (cutoff !== null) total += await this.pruneTo(what, cutoff);
+      }
+    }
+    return total;
+  }
+
+  private async pruneTo(what: RetainedClass, bound: PruneBound): Promise<number> {
+    let total = 0;
+    for (;;) {
+      const deleted = await this.db.write("retention.prune", { what, bound, limit: PRUNE_BATCH });
+      total += deleted;
+      this.pruned[what] += deleted;
+      if (deleted < PRUNE_BATCH) return total;
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+  }
+}

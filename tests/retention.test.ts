@@ -1,0 +1,57 @@
+// Settled tasks, execution records and notes are pruned to their retention, in small batches;
+// pending and claimed tasks never are; stats say what is kept.
+import { afterEach, describe, expect, it } from "vitest";
+import { startTestServer, withDatabase, type TestServer } from "./helpers/test-server.js";
+
+let t: TestServer | undefined;
+afterEach(async () => {
+  await t?.stop({ removeFiles: true });
+  t = undefined;
+});
+
+const count = (sql: string) => withDatabase(t!, (db) => db.prepare(sql).pluck().get() as number);
+
+describe("retention", () => {
+  it("by age: settled tasks and their execution records go, pending and claimed stay, notes stay by default", async () => {
+    t = await startTestServer({ settledTaskRetentionMs: 60_000, executionRetentionMs: 60_000, retentionPruneMs: 3_600_000 });
+    const { api, server } = t;
+    for (let i = 0; i < 2; i++) await api.tasks.enqueueMany.mutate({ tasks: Array.from({ length: 600 }, (_, n) => ({ queue: "r", payload: { n } })) });
+    const claimed = await api.tasks.claimMany.mutate({ agentId: "a", queues: ["r"], limit: 100, context: false });
+    for (const task of claimed.slice(0, 90)) await api.tasks.complete.mutate({ taskId: task.id, agentId: "a" });
+    await api.tasks.cancel.mutate({ taskId: claimed[95]!.id });
+    await api.memory.remember.mutate({ content: "keep me", kind: "lesson" });
+    // Everything settled so far is "old" an hour from now: pruned, in batches of 500 or fewer.
+    const pruned = await server.services.retention.prune(Date.now() + 3_600_000);
+    expect(pruned).toBe(91 + 90);
+    expect(count("SELECT count(*) FROM tasks WHERE status IN ('completed', 'dead_letter', 'cancelled')")).toBe(0);
+    expect(count("SELECT count(*) FROM tasks WHERE status = 'claimed'")).toBe(9);
+    expect(count("SELECT count(*) FROM tasks WHERE status = 'pending'")).toBe(1100);
+    expect(count("SELECT count(*) FROM memories WHERE kind = 'execution'")).toBe(0);
+    expect(count("SELECT count(*) FROM memories WHERE kind = 'lesson'")).toBe(1);
+    // The full-text index lost the pruned rows with them.
+    expect(count("SELECT count(*) FROM memories_fts")).toBe(1);
+    expect((await api.memory.recall.query({ query: "keep" })).map((m) => m.memory.content)).toEqual(["keep me"]);
+    // Nothing settled recently is touched.
+    expect(await server.services.retention.prune()).toBe(0);
+  });
+
+  it("by count: the newest settled tasks and notes are kept", async () => {
+    t = await startTestServer({ settledTaskRetentionMs: 0, settledTaskRetentionCount: 10, noteRetentionCount: 2, retentionPruneMs: 3_600_000 });
+    const { api, server } = t;
+    await api.tasks.enqueueMany.mutate({ tasks: Array.from({ length: 30 }, () => ({ queue: "c" })) });
+    const claimed = await api.tasks.claimMany.mutate({ agentId: "a", queues: ["c"], limit: 30, context: false });
+    for (const task of claimed) await api.tasks.complete.mutate({ taskId: task.id, agentId: "a" });
+    for (const content of ["first", "second", "third"]) await api.memory.remember.mutate({ content });
+    await server.services.retention.prune();
+    const kept = withDatabase(t, (db) => db.prepare("SELECT id FROM tasks WHERE status = 'completed' ORDER BY finishedAt, seq").pluck().all());
+    expect(kept).toHaveLength(10);
+    expect(kept).toEqual(claimed.slice(20).map((task) => task.id));
+    expect(withDatabase(t, (db) => db.prepare("SELECT content FROM memories WHERE kind = 'note' ORDER BY seq").pluck().all())).toEqual(["second", "third"]);
+    const stats = await api.tasks.stats.query();
+    expect(stats.retention).toEqual({
+      settledTasks: { maxAgeMs: null, maxCount: 10, oldestSettledAt: expect.any(Date) },
+      executions: { maxAgeMs: 2_592_000_000, maxCount: null },
+      notes: { maxAgeMs: null, maxCount: 2 },
+    });
+  });
+});
