@@ -89,8 +89,8 @@ type Settle = { taskId: string; agentId?: string; leaseToken?: number };
 const CHECKED = [
   "health",
   "tasks.enqueue", "tasks.enqueueMany", "tasks.claim", "tasks.claimNext", "tasks.claimMany", "tasks.heartbeat", "tasks.complete",
-  "tasks.fail", "tasks.release", "tasks.cancel", "tasks.requeue", "tasks.steal", "tasks.get", "tasks.list", "tasks.stats",
-  "events.publish", "events.subscribe", "events.unsubscribe", "events.subscription", "events.poll", "events.ack", "events.list", "events.onEvent",
+  "tasks.fail", "tasks.release", "tasks.cancel", "tasks.requeue", "tasks.steal", "tasks.get", "tasks.list", "tasks.stats", "tasks.events",
+  "events.publish", "events.subscribe", "events.unsubscribe", "events.subscription", "events.poll", "events.ack", "events.list", "events.head", "events.onEvent",
   "agents.register", "agents.heartbeat", "agents.deregister", "agents.get", "agents.list", "agents.findByCapability",
   "memory.remember", "memory.recall",
   "tokens.create", "tokens.list", "tokens.revoke",
@@ -202,6 +202,12 @@ describe("AppRouter types", () => {
     expectTypeOf<In["memory"]["recall"]>().toEqualTypeOf<{ query?: string; taskId?: string; queue?: string; capability?: string; limit?: number }>();
     expectTypeOf<Out["memory"]["recall"]>().toEqualTypeOf<MemoryMatch[]>();
     expectTypeOf<Out["health"]>().toEqualTypeOf<{ status: "ok"; version: string; uptimeMs: number; db: "ok" }>();
+  });
+
+  it("history procedures", () => {
+    expectTypeOf<In["tasks"]["events"]>().toEqualTypeOf<{ taskId: string; limit?: number }>();
+    expectTypeOf<Out["tasks"]["events"]>().toEqualTypeOf<Out["events"]["list"]>();
+    expectTypeOf<Out["events"]["head"]>().toEqualTypeOf<{ head: number; prunedThrough: number }>();
   });
 
   it("credential procedures", () => {

@@ -55,3 +55,19 @@ describe("retention", () => {
     });
   });
 });
+
+describe("a task's history", () => {
+  it("tasks.events lists its own events, oldest first, found from its creation on a log with others", async () => {
+    t = await startTestServer();
+    const { api } = t;
+    await api.tasks.enqueueMany.mutate({ tasks: Array.from({ length: 50 }, () => ({ queue: "noise" })) });
+    const task = await api.tasks.enqueue.mutate({ queue: "h" });
+    await api.tasks.enqueueMany.mutate({ tasks: Array.from({ length: 50 }, () => ({ queue: "noise" })) });
+    const claimed = (await api.tasks.claim.mutate({ agentId: "a", queues: ["h"] }))!;
+    await api.tasks.complete.mutate({ taskId: claimed.id, agentId: "a" });
+    const history = await api.tasks.events.query({ taskId: task.id });
+    expect(history.map((e) => e.type)).toEqual(["task.enqueued", "task.claimed", "task.completed"]);
+    expect(history.every((e) => (e.payload as { taskId: string }).taskId === task.id)).toBe(true);
+    expect((await api.events.head.query()).head).toBe(history.at(-1)!.seq);
+  });
+});

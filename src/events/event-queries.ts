@@ -7,6 +7,8 @@ import type { EventStore } from "./event-store.js";
 
 /** Pages that stream to the event loop (backfills, the bus's tail) stop at this many bytes. */
 const STREAM_PAGE_BYTES = 1 << 20;
+/** How many task events a task's history reads at most, from its creation on. */
+const TASK_EVENT_SCAN = 100_000;
 
 export function eventQueries(d: { events: EventStore; maxResponseBytes: number }) {
   const { events } = d;
@@ -58,6 +60,10 @@ export function eventQueries(d: { events: EventStore; maxResponseBytes: number }
       events.readLogPage(args.afterSeq, args.limit, Math.min(STREAM_PAGE_BYTES, d.maxResponseBytes)),
 
     "events.head": (_: undefined): number => events.headSeq(),
+
+    /** A task's events, found from its creation time (the dashboard's task page). */
+    "events.forTask": (args: { taskId: string; createdAt: number; limit: number }): CoordinationEvent[] =>
+      events.readForTask(args.taskId, events.firstSeqAtOrAfter(args.createdAt - 1000), args.limit, TASK_EVENT_SCAN, d.maxResponseBytes),
 
     /** The log's head and how far it has been pruned: the retained window is (prunedThrough, head]. */
     "events.window": (_: undefined): { head: number; prunedThrough: number } => ({ head: events.headSeq(), prunedThrough: events.prunedThroughSeq() }),

@@ -61,6 +61,13 @@ export const eventRouter = router({
     .output(subscriptionSchema)
     .mutation(({ ctx, input }) => ctx.services.events.ack(input)),
 
+  /** Where the log stands: its head (highest seq) and how far it has been pruned. */
+  head: procedure
+    .meta({ access: READ, rest: { method: "GET", path: "/stats/events", tags, summary: "The event log's head seq and pruned-through seq" } })
+    .input(z.strictObject({}).optional())
+    .output(z.object({ head: z.number().int(), prunedThrough: z.number().int() }))
+    .query(({ ctx }) => ctx.services.db.read("events.window", undefined)),
+
   list: procedure
     .meta({ access: READ, rest: { method: "GET", path: "/events", tags, summary: "Event history after a seq", errors: ["EVENTS_PRUNED"] } })
     .input(listEventsInput)

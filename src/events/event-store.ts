@@ -154,6 +154,33 @@ export class EventStore {
     return { events: page.rows.map(toEvent), more: page.truncated || page.rows.length === limit };
   }
 
+  /** The first seq of an event created at or after `at`: a binary search on the primary key (seq and time grow together). */
+  firstSeqAtOrAfter(at: number): number {
+    const timeOf = this.st.get<[number], { seq: number; createdAt: number }>(`SELECT seq, createdAt FROM events WHERE seq >= ? ORDER BY seq LIMIT 1`);
+    let low = this.prunedThroughSeq() + 1;
+    let high = this.headSeq() + 1;
+    while (low < high) {
+      const middle = Math.floor((low + high) / 2);
+      const row = timeOf.get(middle);
+      if (row === undefined) high = middle;
+      else if (Number(row.createdAt) < at) low = row.seq + 1;
+      else high = Math.min(middle, row.seq);
+    }
+    return low;
+  }
+
+  /**
+   * A task's own events (task.* with its id), from when it was created: at most `scanLimit` task
+   * events are read after `fromSeq`, so a task on a long busy log answers with what that reaches.
+   */
+  readForTask(taskId: string, fromSeq: number, limit: number, scanLimit: number, budgetBytes: number): CoordinationEvent[] {
+    return this.readBounded(
+      `SELECT * FROM (SELECT * FROM events WHERE seq >= ? AND type >= 'task.' AND type < 'task/' ORDER BY seq LIMIT ?) WHERE json_extract(payload, '$.taskId') = ? ORDER BY seq LIMIT ?`,
+      [fromSeq, scanLimit, taskId, limit],
+      budgetBytes,
+    ).rows.map(toEvent);
+  }
+
   /** Runs an event query lazily, reading no further than the byte budget allows. */
   private readBounded(sql: string, params: unknown[], budgetBytes: number): { rows: EventRow[]; truncated: boolean } {
     return withinBudget(this.st.get<unknown[], EventRow>(sql).iterate(...params), eventAnswerBytes, budgetBytes);

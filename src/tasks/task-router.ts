@@ -18,8 +18,10 @@ import {
   taskIdInput,
   taskPageSchema,
   taskSchema,
+  taskEventsInput,
   taskStatsSchema,
 } from "./task-schemas.js";
+import { eventSchema } from "../events/event-schemas.js";
 
 const tags = ["tasks"];
 
@@ -131,6 +133,16 @@ export const taskRouter = router({
     .input(taskIdInput)
     .output(taskSchema)
     .query(({ ctx, input }) => ctx.services.tasks.get(input.taskId)),
+
+  /** A task's own events, oldest first (the dashboard's task page). */
+  events: procedure
+    .meta({ access: READ, rest: { method: "GET", path: "/tasks/{taskId}/events", tags, summary: "A task's events, oldest first", errors: ["TASK_NOT_FOUND"] } })
+    .input(taskEventsInput)
+    .output(z.array(eventSchema))
+    .query(async ({ ctx, input }) => {
+      const task = await ctx.services.tasks.get(input.taskId);
+      return ctx.services.db.read("events.forTask", { taskId: task.id, createdAt: task.createdAt.getTime(), limit: input.limit });
+    }),
 
   list: procedure
     .meta({ access: READ, rest: { method: "GET", path: "/tasks", tags, summary: "List tasks (cursor pagination)" } })

@@ -102,6 +102,7 @@ export const failInput = z.strictObject({
 });
 export const releaseInput = z.strictObject({ ...settleFields, delayMs: leaseMs.optional() });
 export const taskIdInput = z.strictObject({ taskId: taskIdSchema });
+export const taskEventsInput = z.strictObject({ taskId: taskIdSchema, limit: int(1, 1000).default(200) });
 export const stealInput = z.strictObject({
   agentId: agentIdSchema,
   fromAgentId: agentIdSchema.optional(),
