@@ -24,6 +24,7 @@ import { PerKeyLimit } from "../per-key-limit.js";
 import { createCoordination, type Services } from "../services.js";
 import { appRouter } from "../trpc/app-router.js";
 import { browserGuards, isLoopback } from "./browser-guards.js";
+import { createDashboardHandler } from "./dashboard-files.js";
 import { sendJson } from "./http-io.js";
 
 const MAX_HEADER_BYTES = 64 * 1024;
@@ -89,6 +90,7 @@ export function createServer(config: Config, log: Logger = createLogger(config.l
     },
   });
   const rest = createRestHandler(services, log);
+  const dashboard = createDashboardHandler();
   const openApiJson = new Map<boolean, string>();
 
   let inFlight = 0;
@@ -120,6 +122,7 @@ export function createServer(config: Config, log: Logger = createLogger(config.l
     if (path === "/trpc" || path.startsWith("/trpc/")) return trpc(req, res);
     if (path === "/openapi.json") return void serveOpenApi(req, res).catch((error: unknown) => fail(res, error));
     if (path === "/metrics") return void serveMetrics(req, res).catch((error: unknown) => fail(res, error));
+    if (dashboard(req, res, path)) return;
     rest(req, res).catch((error: unknown) => fail(res, error));
   };
   const fail = (res: ServerResponse, error: unknown) => {

@@ -1,0 +1,48 @@
+// The dashboard's connection to the server: the typed tRPC client, over HTTP (batched) for
+// queries and mutations and over one WebSocket for live events, on the page's own origin, with
+// the bearer token the operator gave (kept in this browser's localStorage). The WebSocket
+// reconnects by itself after a server restart, and tracked streams resume from their last id.
+import { createTRPCClient, createWSClient, httpBatchLink, splitLink, wsLink, TRPCClientError, type TRPCClient } from "@trpc/client";
+import superjson from "superjson";
+import type { AppRouter } from "../src/trpc/app-router.js";
+
+export type Api = TRPCClient<AppRouter>;
+
+const TOKEN_KEY = "coordination.token";
+
+export const savedToken = (): string | null => localStorage.getItem(TOKEN_KEY);
+export const saveToken = (token: string | null): void => (token ? localStorage.setItem(TOKEN_KEY, token) : localStorage.removeItem(TOKEN_KEY));
+
+export interface Connection {
+  api: Api;
+  close(): void;
+}
+
+export function connect(token: string | null, onSocket: (open: boolean, code?: number) => void): Connection {
+  const wsUrl = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/trpc`;
+  const ws = createWSClient({
+    url: wsUrl,
+    retryDelayMs: (attempt) => Math.min(250 * 2 ** attempt, 3000),
+    onOpen: () => onSocket(true),
+    onClose: (cause) => onSocket(false, cause?.code),
+    ...(token ? { connectionParams: { token } } : {}),
+  });
+  const api = createTRPCClient<AppRouter>({
+    links: [
+      splitLink({
+        condition: (op) => op.type === "subscription",
+        true: wsLink({ client: ws, transformer: superjson }),
+        false: httpBatchLink({ url: "/trpc", transformer: superjson, methodOverride: "POST", headers: () => (token ? { authorization: `Bearer ${token}` } : {}) }),
+      }),
+    ],
+  });
+  return { api, close: () => ws.close() };
+}
+
+/** The API's error code of a failed call ("UNAUTHORIZED", "FORBIDDEN", …), or "NETWORK" when the server could not be reached. */
+export function errorCode(error: unknown): string {
+  if (error instanceof TRPCClientError) return (error.data as { code?: string } | undefined)?.code ?? "NETWORK";
+  return "NETWORK";
+}
+
+export const errorText = (error: unknown): string => (error instanceof Error ? error.message : String(error));

@@ -1,0 +1,98 @@
+// The dashboard: served by the server at /, talking to it only through the typed tRPC client
+// (HTTP and WebSocket), with the operator's token when credentials are on. What a read
+// credential may not do (requeue, cancel) the server refuses, and the page says so.
+import { render } from "preact";
+import { useEffect, useMemo, useState } from "preact/hooks";
+import { connect, saveToken, savedToken } from "./api.js";
+import { Agents, DeadLetters, LiveTail, Queues, Rates, TaskPage } from "./views.js";
+
+function useHash(): string {
+  const [hash, setHash] = useState(location.hash);
+  useEffect(() => {
+    const onChange = () => setHash(location.hash);
+    addEventListener("hashchange", onChange);
+    return () => removeEventListener("hashchange", onChange);
+  }, []);
+  return hash;
+}
+
+function Login({ onToken, rejected }: { onToken: (token: string) => void; rejected: boolean }) {
+  const [draft, setDraft] = useState("");
+  return (
+    <section class="login">
+      <h2>This server needs a token</h2>
+      <p class="muted">A read token shows everything; an admin token may also requeue and cancel. It stays in this browser.</p>
+      {rejected && <p class="error">That token was not accepted.</p>}
+      <form
+        onSubmit={(e) => {
+          e.preventDefault();
+          onToken(draft.trim());
+        }}
+      >
+        <input type="password" aria-label="token" value={draft} onInput={(e) => setDraft((e.target as HTMLInputElement).value)} />
+        <button class="primary">Open</button>
+      </form>
+    </section>
+  );
+}
+
+function App() {
+  const [token, setToken] = useState(savedToken());
+  const [needsToken, setNeedsToken] = useState(false);
+  const [socket, setSocket] = useState<{ open: boolean; code?: number | undefined }>({ open: false });
+  const connection = useMemo(() => connect(token, (open, code) => setSocket({ open, code })), [token]);
+  useEffect(() => () => connection.close(), [connection]);
+  const hash = useHash();
+  const onUnauthorized = () => setNeedsToken(true);
+  if (needsToken) {
+    return (
+      <Login
+        rejected={token !== null}
+        onToken={(next) => {
+          saveToken(next);
+          setToken(next);
+          setNeedsToken(false);
+        }}
+      />
+    );
+  }
+  const props = { api: connection.api, onUnauthorized };
+  const taskId = /^#\/task\/(.+)$/.exec(hash)?.[1];
+  return (
+    <div>
+      <header>
+        <h1>
+          <a href="#/">Coordination</a>
+        </h1>
+        <span class={`status ${socket.open ? "" : "down"}`} data-testid="connection">
+          {socket.open ? "live" : "reconnecting…"}
+        </span>
+        {token && (
+          <button
+            onClick={() => {
+              saveToken(null);
+              setToken(null);
+            }}
+          >
+            Forget token
+          </button>
+        )}
+      </header>
+      <main>
+        {taskId ? (
+          <TaskPage {...props} taskId={decodeURIComponent(taskId)} />
+        ) : (
+          <>
+            <Queues {...props} />
+            <Rates {...props} />
+            <Agents {...props} />
+            <DeadLetters {...props} />
+            <LiveTail {...props} />
+          </>
+        )}
+      </main>
+    </div>
+  );
+}
+
+render(<App />, document.getElementById("app")!);

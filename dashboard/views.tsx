@@ -1,0 +1,394 @@
+// The dashboard's views: queues with their rates, agents with the tasks they hold, dead
+// letters (requeue, cancel), the live event tail, and a task's own page.
+import { useEffect, useState } from "preact/hooks";
+import type { Api } from "./api.js";
+import { errorCode, errorText } from "./api.js";
+import { age, json, time, usePolling } from "./hooks.js";
+
+type TaskEvent = Awaited<ReturnType<Api["events"]["list"]["query"]>>[number];
+
+export interface ViewProps {
+  api: Api;
+  onUnauthorized: () => void;
+}
+
+const STATES = ["pending", "claimed", "completed", "dead_letter", "cancelled"] as const;
+
+function ErrorLine({ error }: { error: unknown }) {
+  if (error === undefined) return null;
+  return <p class="error">{errorCode(error) === "NETWORK" ? "server unreachable, retrying…" : errorText(error)}</p>;
+}
+
+export function Queues({ api, onUnauthorized }: ViewProps) {
+  const stats = usePolling(() => api.tasks.stats.query(), 1000, [api], onUnauthorized);
+  const retention = stats.data?.retention.settledTasks;
+  return (
+    <section>
+      <h2>Queues</h2>
+      <ErrorLine error={stats.error} />
+      <table data-testid="queues">
+        <thead>
+          <tr>
+            <th>queue</th>
+            {STATES.map((s) => (
+              <th class="num">{s.replace("_", " ")}</th>
+            ))}
+            <th class="num">oldest pending</th>
+          </tr>
+        </thead>
+        <tbody>
+          {stats.data?.queues.map((q) => (
+            <tr data-queue={q.queue}>
+              <td>{q.queue}</td>
+              {STATES.map((s) => (
+                <td class="num" data-state={s}>
+                  {q.counts[s]}
+                </td>
+              ))}
+              <td class="num">{age(q.oldestPendingAgeMs)}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      {retention && (
+        <p class="muted">
+          Settled tasks kept {retention.maxAgeMs === null ? "forever" : `for ${age(retention.maxAgeMs)}`}
+          {retention.maxCount === null ? "" : `, at most ${retention.maxCount}`}; oldest kept settled {time(retention.oldestSettledAt)}.
+        </p>
+      )}
+    </section>
+  );
+}
+
+const BUCKET_MS = 10_000;
+const BUCKETS = 30;
+
+/** Enqueued and completed tasks per 10 s over the last 5 minutes, from the live log (with its recent past). */
+export function Rates({ api, onUnauthorized }: ViewProps) {
+  const [events, setEvents] = useState<Array<{ type: string; at: number }>>([]);
+  const [now, setNow] = useState(Date.now());
+  useEffect(() => {
+    let subscription: { unsubscribe(): void } | undefined;
+    let alive = true;
+    void api.events.head.query().then(
+      ({ head }) => {
+        if (!alive) return;
+        subscription = api.events.onEvent.subscribe(
+          { types: ["task.enqueued", "task.completed"], lastEventId: String(Math.max(0, head - 5000)) },
+          {
+            onData: ({ data }) => setEvents((list) => [...list.filter((e) => e.at > Date.now() - BUCKETS * BUCKET_MS), { type: data.type, at: data.createdAt.getTime() }]),
+          },
+        );
+      },
+      (error: unknown) => errorCode(error) === "UNAUTHORIZED" && onUnauthorized(),
+    );
+    const timer = setInterval(() => setNow(Date.now()), 2000);
+    return () => {
+      alive = false;
+      subscription?.unsubscribe();
+      clearInterval(timer);
+    };
+  }, [api]);
+  const start = now - BUCKETS * BUCKET_MS;
+  const counts = (type: string) => {
+    const buckets = Array<number>(BUCKETS).fill(0);
+    for (const e of events) if (e.type === type && e.at >= start) buckets[Math.min(BUCKETS - 1, Math.floor((e.at - start) / BUCKET_MS))]!++;
+    return buckets;
+  };
+  const enqueued = counts("task.enqueued");
+  const completed = counts("task.completed");
+  const top = Math.max(1, ...enqueued, ...completed);
+  const bar = (value: number, i: number, offset: number, color: string) => (
+    <rect x={i * 20 + offset} y={100 - (value / top) * 100} width={8} height={(value / top) * 100} fill={color}>
+      <title>{value}</title>
+    </rect>
+  );
+  return (
+    <section>
+      <h2>Throughput, last 5 minutes</h2>
+      <svg viewBox={`0 0 ${BUCKETS * 20} 100`} width="100%" height="120" preserveAspectRatio="none" role="img" aria-label="enqueued and completed per 10 s">
+        {enqueued.map((v, i) => bar(v, i, 1, "#2f6fde"))}
+        {completed.map((v, i) => bar(v, i, 10, "#23885a"))}
+      </svg>
+      <p class="legend">
+        <span style="color:#2f6fde">■ enqueued {enqueued.reduce((a, b) => a + b, 0)}</span>
+        <span style="color:#23885a">■ completed {completed.reduce((a, b) => a + b, 0)}</span>
+        <span class="muted">per 10 s; peak {top}</span>
+      </p>
+    </section>
+  );
+}
+
+export function Agents({ api, onUnauthorized }: ViewProps) {
+  const agents = usePolling(
+    async () => {
+      const list = (await api.agents.list.query({})).slice(0, 100);
+      const held = await Promise.all(list.map((agent) => api.tasks.list.query({ agentId: agent.agentId, status: "claimed", limit: 10 })));
+      return list.map((agent, i) => ({ agent, tasks: held[i]!.items }));
+    },
+    3000,
+    [api],
+    onUnauthorized,
+  );
+  return (
+    <section>
+      <h2>Agents</h2>
+      <ErrorLine error={agents.error} />
+      <table data-testid="agents">
+        <thead>
+          <tr>
+            <th>agent</th>
+            <th>health</th>
+            <th>capabilities</th>
+            <th class="num">load</th>
+            <th>holds</th>
+            <th>last heartbeat</th>
+          </tr>
+        </thead>
+        <tbody>
+          {agents.data?.map(({ agent, tasks }) => (
+            <tr data-agent={agent.agentId}>
+              <td>{agent.agentId}</td>
+              <td class={`health-${agent.health}`}>{agent.health}</td>
+              <td>{agent.capabilities.join(", ") || <span class="muted">-</span>}</td>
+              <td class="num">{agent.load}</td>
+              <td>
+                {tasks.length === 0 ? <span class="muted">-</span> : tasks.map((task) => <a href={`#/task/${task.id}`}>{task.id.slice(-8)} </a>)}
+              </td>
+              <td>{time(agent.lastHeartbeatAt)}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </section>
+  );
+}
+
+export function DeadLetters({ api, onUnauthorized }: ViewProps) {
+  const [cursors, setCursors] = useState<Array<string | undefined>>([undefined]);
+  const [message, setMessage] = useState<string>("");
+  const cursor = cursors.at(-1);
+  const page = usePolling(() => api.tasks.list.query({ status: "dead_letter", limit: 20, order: "desc", ...(cursor ? { cursor } : {}) }), 2000, [api, cursor], onUnauthorized);
+  const act = async (what: "requeue" | "cancel", taskId: string) => {
+    try {
+      await (what === "requeue" ? api.tasks.requeue.mutate({ taskId }) : api.tasks.cancel.mutate({ taskId }));
+      setMessage(`${what === "requeue" ? "requeued" : "cancelled"} ${taskId}`);
+      page.refresh();
+    } catch (error) {
+      setMessage(`${what} failed: ${errorText(error)}`);
+    }
+  };
+  return (
+    <section class="wide">
+      <h2>
+        Dead letters <span class="muted">{message}</span>
+      </h2>
+      <ErrorLine error={page.error} />
+      <table data-testid="dead-letters">
+        <thead>
+          <tr>
+            <th>task</th>
+            <th>queue</th>
+            <th class="num">attempts</th>
+            <th>last error</th>
+            <th>dead since</th>
+            <th></th>
+          </tr>
+        </thead>
+        <tbody>
+          {page.data?.items.map((task) => (
+            <tr data-task={task.id}>
+              <td>
+                <a href={`#/task/${task.id}`}>{task.id}</a>
+              </td>
+              <td>{task.queue}</td>
+              <td class="num">
+                {task.attempts}/{task.maxAttempts}
+              </td>
+              <td>{task.lastError ?? "-"}</td>
+              <td>{time(task.finishedAt)}</td>
+              <td>
+                <button onClick={() => void act("requeue", task.id)}>Requeue</button> <button onClick={() => void act("cancel", task.id)}>Cancel</button>
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      <p>
+        {cursors.length > 1 && <button onClick={() => setCursors(cursors.slice(0, -1))}>Newer</button>}{" "}
+        {page.data?.nextCursor && <button onClick={() => setCursors([...cursors, page.data!.nextCursor!])}>Older</button>}
+      </p>
+    </section>
+  );
+}
+
+const TAIL_KEPT = 200;
+
+export function LiveTail({ api, onUnauthorized }: ViewProps) {
+  const [patterns, setPatterns] = useState("*");
+  const [draft, setDraft] = useState("*");
+  const [events, setEvents] = useState<TaskEvent[]>([]);
+  const [error, setError] = useState<unknown>(undefined);
+  useEffect(() => {
+    setEvents([]);
+    const types = patterns.split(",").map((p) => p.trim()).filter(Boolean);
+    // Tracked by seq: after a reconnect (a server restart) the stream resumes where it was.
+    const subscription = api.events.onEvent.subscribe(types.length > 0 ? { types } : {}, {
+      onData: ({ data }) => {
+        setError(undefined);
+        setEvents((list) => [data, ...list].slice(0, TAIL_KEPT));
+      },
+      onError: (failure) => {
+        setError(failure);
+        if (errorCode(failure) === "UNAUTHORIZED") onUnauthorized();
+      },
+    });
+    return () => subscription.unsubscribe();
+  }, [api, patterns]);
+  return (
+    <section class="wide">
+      <h2>
+        Live events
+        <form
+          onSubmit={(e) => {
+            e.preventDefault();
+            setPatterns(draft);
+          }}
+        >
+          <input aria-label="event types" value={draft} onInput={(e) => setDraft((e.target as HTMLInputElement).value)} size={40} /> <button>Follow</button>
+        </form>
+      </h2>
+      <ErrorLine error={error} />
+      <div class="tail">
+        <table data-testid="tail">
+          <tbody>
+            {events.map((e) => (
+              <tr data-seq={e.seq}>
+                <td class="num">{e.seq}</td>
+                <td>{time(e.createdAt)}</td>
+                <td>{e.type}</td>
+                <td>
+                  {e.source}
+                  {e.target ? ` → ${e.target}` : ""}
+                </td>
+                <td class="payload">
+                  <code>{JSON.stringify(e.payload).slice(0, 300)}</code>
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
+    </section>
+  );
+}
+
+export function TaskPage({ api, onUnauthorized, taskId }: ViewProps & { taskId: string }) {
+  const [message, setMessage] = useState("");
+  const detail = usePolling(
+    async () => {
+      const [task, history, context] = await Promise.all([
+        api.tasks.get.query({ taskId }),
+        api.tasks.events.query({ taskId }),
+        api.memory.recall.query({ taskId, limit: 5 }).catch(() => []),
+      ]);
+      return { task, history, context };
+    },
+    2000,
+    [api, taskId],
+    onUnauthorized,
+  );
+  const act = async (what: "requeue" | "cancel") => {
+    try {
+      await (what === "requeue" ? api.tasks.requeue.mutate({ taskId }) : api.tasks.cancel.mutate({ taskId }));
+      setMessage(what === "requeue" ? "requeued" : "cancelled");
+      detail.refresh();
+    } catch (error) {
+      setMessage(`${what} failed: ${errorText(error)}`);
+    }
+  };
+  const data = detail.data;
+  return (
+    <section class="wide">
+      <h2>
+        <a href="#/">← overview</a> Task <code>{taskId}</code> <span class="muted">{message}</span>
+      </h2>
+      <ErrorLine error={detail.error} />
+      {data && (
+        <div>
+          <table data-testid="task">
+            <tbody>
+              <tr>
+                <th>status</th>
+                <td data-field="status">{data.task.status}</td>
+                <th>queue</th>
+                <td>{data.task.queue}</td>
+                <th>priority</th>
+                <td>{data.task.priority}</td>
+              </tr>
+              <tr>
+                <th>attempts</th>
+                <td>
+                  {data.task.attempts}/{data.task.maxAttempts}
+                </td>
+                <th>lease</th>
+                <td colSpan={3}>{data.task.leaseOwner ? `${data.task.leaseOwner}, token ${data.task.leaseToken}, until ${time(data.task.leaseExpiresAt)}` : "-"}</td>
+              </tr>
+            </tbody>
+          </table>
+          <p>
+            <button onClick={() => void act("requeue")}>Requeue</button> <button onClick={() => void act("cancel")}>Cancel</button>
+          </p>
+          <h3>Payload</h3>
+          <pre>{json(data.task.payload)}</pre>
+          <h3>Result</h3>
+          <pre>{json(data.task.result)}</pre>
+          <h3>Error history</h3>
+          {data.task.errorHistory.length === 0 ? (
+            <p class="muted">none</p>
+          ) : (
+            <table>
+              <tbody>
+                {data.task.errorHistory.map((e) => (
+                  <tr>
+                    <td>attempt {e.attempt}</td>
+                    <td>{e.agentId}</td>
+                    <td>{e.error}</td>
+                    <td>{e.at.toLocaleString()}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          )}
+          <h3>Events</h3>
+          <table>
+            <tbody>
+              {data.history.map((e) => (
+                <tr>
+                  <td class="num">{e.seq}</td>
+                  <td>{time(e.createdAt)}</td>
+                  <td>{e.type}</td>
+                  <td>
+                    <code>{JSON.stringify(e.payload).slice(0, 200)}</code>
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+          <h3>Context recalled for it</h3>
+          {data.context.length === 0 ? (
+            <p class="muted">no memories match</p>
+          ) : (
+            <ul>
+              {data.context.map((m) => (
+                <li>
+                  <span class="muted">{m.score.toFixed(2)}</span> {m.memory.content.slice(0, 300)}
+                </li>
+              ))}
+            </ul>
+          )}
+        </div>
+      )}
+    </section>
+  );
+}

@@ -1,0 +1,104 @@
+// The dashboard in a real browser (Debian's Chromium, driven by playwright-core) against a real
+// server: it loads, shows a task enqueued through the API within a second, requeues a dead
+// letter, follows the live tail, survives a server restart, and asks for a token when
+// credentials are on. Skipped, saying so, where no Chromium is installed (.ci/run installs it).
+import { existsSync } from "node:fs";
+import { chromium, type Browser, type Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { loadConfig } from "../src/config.js";
+import { createServer } from "../src/server/create-server.js";
+import { ADMIN_SECRET, startSecureServer } from "./helpers/secure-server.js";
+import { startTestServer, type TestServer } from "./helpers/test-server.js";
+
+const CHROMIUM = [process.env.CHROMIUM_PATH, "/usr/bin/chromium", "/usr/bin/chromium-browser"].find((path) => path && existsSync(path));
+if (!CHROMIUM) console.warn("dashboard browser tests skipped: no Chromium found (apt-get install chromium, or set CHROMIUM_PATH)");
+
+let browser: Browser;
+beforeAll(async () => {
+  if (CHROMIUM) browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"] });
+});
+afterAll(async () => {
+  await browser?.close();
+});
+
+/** A cell's text once it equals `expected` (Playwright's polling, bounded generously). */
+const cellText = (page: Page, selector: string) => page.locator(selector).first();
+
+describe.skipIf(!CHROMIUM)("the dashboard in Chromium", () => {
+  it("shows tasks as they are enqueued, requeues a dead letter, follows the live tail, and survives a server restart", async () => {
+    let t: TestServer = await startTestServer();
+    const page = await browser.newPage();
+    const errors: string[] = [];
+    page.on("pageerror", (error) => errors.push(error.message));
+    try {
+      await page.goto(t.url);
+      await expect.poll(() => page.locator('[data-testid="connection"]').textContent(), { timeout: 10_000 }).toBe("live");
+
+      // A task enqueued through the API shows within a second (the queues poll every second).
+      await t.api.tasks.enqueue.mutate({ queue: "visible", payload: { n: 1 } });
+      await expect.poll(() => cellText(page, '[data-queue="visible"] [data-state="pending"]').textContent(), { timeout: 2500, interval: 50 }).toBe("1");
+
+      // A dead letter, requeued from the page.
+      const dead = await t.api.tasks.enqueue.mutate({ queue: "doomed", maxAttempts: 1 });
+      await t.api.tasks.claim.mutate({ agentId: "agent-x", queues: ["doomed"] });
+      await t.api.tasks.fail.mutate({ taskId: dead.id, agentId: "agent-x", error: "it broke" });
+      const row = page.locator(`[data-testid="dead-letters"] [data-task="${dead.id}"]`);
+      await row.getByText("it broke").waitFor({ timeout: 10_000 });
+      await row.getByRole("button", { name: "Requeue" }).click();
+      await expect.poll(async () => (await t.api.tasks.get.query({ taskId: dead.id })).status, { timeout: 10_000 }).toBe("pending");
+      await row.waitFor({ state: "detached", timeout: 10_000 });
+
+      // The live tail shows a published event.
+      await t.api.events.publish.mutate({ type: "demo.hello", source: "test", payload: { hi: 1 } });
+      await page.locator('[data-testid="tail"]').getByText("demo.hello").waitFor({ timeout: 10_000 });
+
+      // The task's page: its payload, events and status.
+      await page.goto(`${t.url}/#/task/${dead.id}`);
+      await page.locator('[data-field="status"]').getByText("pending").waitFor({ timeout: 10_000 });
+      await page.getByText("task.dead_lettered").waitFor({ timeout: 10_000 });
+      await page.goto(t.url);
+
+      // Restart the server on the same port and file: the page reconnects by itself.
+      const port = t.server.port;
+      await t.stop();
+      await expect.poll(() => page.locator('[data-testid="connection"]').textContent(), { timeout: 10_000 }).toBe("reconnecting…");
+      const restarted = createServer(loadConfig({ env: {}, overrides: { port, dbPath: t.dbPath, logLevel: "silent" } }));
+      await restarted.start();
+      t = { ...t, stop: () => restarted.stop() } as TestServer;
+      await expect.poll(() => page.locator('[data-testid="connection"]').textContent(), { timeout: 15_000 }).toBe("live");
+      await restarted.services.tasks.enqueue({ queue: "after-restart", payload: {}, priority: 5, maxAttempts: 3 } as never);
+      await expect.poll(() => cellText(page, '[data-queue="after-restart"] [data-state="pending"]').textContent(), { timeout: 10_000 }).toBe("1");
+      await restarted.services.events.publish({ type: "demo.again", source: "test", payload: {} });
+      await page.locator('[data-testid="tail"]').getByText("demo.again").waitFor({ timeout: 15_000 });
+      if (process.env.DASHBOARD_SCREENSHOT) await page.screenshot({ path: process.env.DASHBOARD_SCREENSHOT, fullPage: true });
+      expect(errors).toEqual([]);
+    } finally {
+      await page.close();
+      await t.stop();
+    }
+  });
+
+  it("asks for a token when credentials are on; a read token sees, and may not requeue", async () => {
+    const t = await startSecureServer();
+    const page = await browser.newPage();
+    try {
+      const reader = await t.issue("read");
+      const dead = await t.admin.tasks.enqueue.mutate({ queue: "q", maxAttempts: 1 });
+      await t.admin.tasks.claim.mutate({ agentId: "a", queues: ["q"] });
+      await t.admin.tasks.fail.mutate({ taskId: dead.id, agentId: "a", error: "nope" });
+      await page.goto(t.url);
+      await page.getByText("This server needs a token").waitFor({ timeout: 10_000 });
+      await page.getByLabel("token").fill(reader);
+      await page.getByRole("button", { name: "Open" }).click();
+      const row = page.locator(`[data-testid="dead-letters"] [data-task="${dead.id}"]`);
+      await row.waitFor({ timeout: 10_000 });
+      await row.getByRole("button", { name: "Requeue" }).click();
+      await page.getByText("requeue failed: a read credential may not call tasks.requeue (it needs admin)").waitFor({ timeout: 10_000 });
+      expect((await t.admin.tasks.get.query({ taskId: dead.id })).status).toBe("dead_letter");
+      expect(ADMIN_SECRET).not.toBe(reader);
+    } finally {
+      await page.close();
+      await t.stop({ removeFiles: true });
+    }
+  });
+});
