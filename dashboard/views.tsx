@@ -21,6 +21,7 @@ function ErrorLine({ error }: { error: unknown }) {
 
 export function Queues({ api, onUnauthorized }: ViewProps) {
   const stats = usePolling(() => api.tasks.stats.query(), 1000, [api], onUnauthorized);
+  // (The server shares one count a second among all callers: counting reads every task.)
   const retention = stats.data?.retention.settledTasks;
   return (
     <section>

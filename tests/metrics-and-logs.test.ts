@@ -57,7 +57,9 @@ describe("/metrics", () => {
     await stream.started;
     await until(async () => sample(await scrape(), "coordination_long_polls_parked", { kind: "claim" }) === 1);
 
-    const text = await scrape();
+    // Task counts in a scrape may be up to a second old (counting reads every task): wait for them.
+    let text = "";
+    await until(async () => sample((text = await scrape()), "coordination_tasks", { queue: "m", state: "dead_letter" }) === 1);
     const transitions = (transition: string) => sample(text, "coordination_task_transitions_total", { queue: "m", transition });
     expect(["enqueued", "claimed", "completed", "failed", "dead_lettered"].map(transitions)).toEqual([3, 2, 1, 1, 1]);
     const tasks = (state: string) => sample(text, "coordination_tasks", { queue: "m", state });

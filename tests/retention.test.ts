@@ -71,3 +71,19 @@ describe("a task's history", () => {
     expect((await api.events.head.query()).head).toBe(history.at(-1)!.seq);
   });
 });
+
+describe("stats", () => {
+  it("a count is reused while no task changed, and never hides the caller's own write", async () => {
+    t = await startTestServer();
+    const { api, server } = t;
+    const counted = () => server.services.db.sent.get("tasks.stats") ?? 0;
+    await api.tasks.enqueue.mutate({ queue: "s" });
+    expect((await api.tasks.stats.query()).totals.pending).toBe(1);
+    const reads = counted();
+    await Promise.all([api.tasks.stats.query(), api.tasks.stats.query(), api.tasks.stats.query()]);
+    expect(counted()).toBe(reads);
+    await api.tasks.enqueue.mutate({ queue: "s" });
+    expect((await api.tasks.stats.query()).totals.pending).toBe(2);
+    expect(counted()).toBe(reads + 1);
+  });
+});
