@@ -62,6 +62,7 @@ function helpText(): string {
     "       coordination backup FILE [--db PATH]       an online, consistent copy (safe while a server runs)",
     "       coordination stats | tasks … | agents | events tail …   a running server's state (coordination stats --help)",
     "       coordination tokens create|list|revoke …   (coordination tokens --help)",
+    "       coordination mcp --url URL [--token T] [--agent A]   MCP over stdio, relayed to a running server",
     "",
     "Settings (flags > environment > .env in the working directory > config file > defaults;",
     "the YAML file uses the camelCase names):",
@@ -140,9 +141,29 @@ async function databaseMain(command: "migrate" | "backup", argv: string[]): Prom
   }
 }
 
+/** `coordination mcp --url URL [--token T] [--agent A]`: MCP over stdio, relayed to a running server (src/mcp/mcp-stdio-proxy.ts). */
+async function mcpMain(argv: string[]): Promise<number> {
+  const options: Record<string, string> = {};
+  for (let i = 0; i < argv.length; i++) {
+    const flag = argv[i]!;
+    if (!["--url", "--token", "--agent"].includes(flag) || argv[i + 1] === undefined) {
+      process.stderr.write(`coordination: mcp takes --url URL, --token TOKEN and --agent AGENT_ID (got "${flag}")\n`);
+      return 2;
+    }
+    options[flag] = argv[++i]!;
+  }
+  const { runMcpStdioProxy } = await import("./mcp/mcp-stdio-proxy.js");
+  await runMcpStdioProxy(
+    { url: options["--url"] ?? process.env.COORDINATION_URL ?? "http://127.0.0.1:8000", token: options["--token"] ?? process.env.COORDINATION_TOKEN, agentId: options["--agent"] },
+    (text) => process.stderr.write(text),
+  );
+  return 0;
+}
+
 async function main(): Promise<number> {
   const [command, ...rest] = process.argv.slice(2);
   if (command === "tokens") return tokensMain(rest);
+  if (command === "mcp") return mcpMain(rest);
   if (command !== undefined && OPERATOR_COMMANDS.has(command)) return operatorMain(process.argv.slice(2));
   if (command === "migrate" || command === "backup") return databaseMain(command, rest);
   let args: ParsedArgs;

@@ -91,7 +91,7 @@ const CHECKED = [
   "tasks.enqueue", "tasks.enqueueMany", "tasks.claim", "tasks.claimNext", "tasks.claimMany", "tasks.heartbeat", "tasks.complete",
   "tasks.fail", "tasks.release", "tasks.cancel", "tasks.requeue", "tasks.steal", "tasks.get", "tasks.list", "tasks.stats", "tasks.events",
   "events.publish", "events.subscribe", "events.unsubscribe", "events.subscription", "events.poll", "events.ack", "events.list", "events.head", "events.onEvent",
-  "agents.register", "agents.heartbeat", "agents.deregister", "agents.get", "agents.list", "agents.findByCapability",
+  "agents.register", "agents.heartbeat", "agents.deregister", "agents.get", "agents.list", "agents.findByCapability", "agents.card",
   "memory.remember", "memory.recall",
   "tokens.create", "tokens.list", "tokens.revoke",
 ];
@@ -176,7 +176,9 @@ describe("AppRouter types", () => {
   });
 
   it("agent, memory and health procedures", () => {
-    expectTypeOf<In["agents"]["register"]>().toEqualTypeOf<{ agentId: string; capabilities?: string[]; metadata?: JsonObject }>();
+    expectTypeOf<Omit<In["agents"]["register"], "card">>().toEqualTypeOf<{ agentId: string; capabilities?: string[]; metadata?: JsonObject }>();
+    expectTypeOf<NonNullable<In["agents"]["register"]["card"]>["skills"][number]["id"]>().toEqualTypeOf<string>();
+    expectTypeOf<Out["agents"]["card"]>().toEqualTypeOf<JsonObject>();
     expectTypeOf<Out["agents"]["register"]>().toEqualTypeOf<Agent>();
     expectTypeOf<In["agents"]["heartbeat"]>().toEqualTypeOf<{ agentId: string; status?: string; load?: number }>();
     expectTypeOf<Out["agents"]["heartbeat"]>().toEqualTypeOf<Agent>();

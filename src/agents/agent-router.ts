@@ -2,6 +2,7 @@
 import { z } from "zod";
 import { AS_AGENT, READ } from "../auth/access.js";
 import { procedure, router } from "../trpc/init.js";
+import { jsonObjectOutput } from "../json-value.js";
 import { agentHeartbeatInput, agentIdInput, agentSchema, findByCapabilityInput, listAgentsInput, registerInput } from "./agent-schemas.js";
 
 const tags = ["agents"];
@@ -36,6 +37,13 @@ export const agentRouter = router({
     .input(listAgentsInput)
     .output(z.array(agentSchema))
     .query(({ ctx, input }) => ctx.services.agents.list(input)),
+
+  /** An A2A Agent Card for any registered agent: its own, or one made from its capabilities. */
+  card: procedure
+    .meta({ access: READ, rest: { method: "GET", path: "/agents/{agentId}/card", tags, summary: "The agent's A2A Agent Card", errors: ["AGENT_NOT_FOUND"] } })
+    .input(agentIdInput)
+    .output(jsonObjectOutput)
+    .query(({ ctx, input }) => ctx.services.agents.card(input.agentId)),
 
   findByCapability: procedure
     .meta({ access: READ, rest: { method: "GET", path: "/agents/capability/{capability}", tags, summary: "Agents with a capability, healthy and least loaded first" } })

@@ -1,6 +1,6 @@
 // Wire shapes of the agent registry. Inputs are strict: an unknown field is a 400 naming it.
 import { z } from "zod";
-import { jsonObject, jsonObjectOutput } from "../json-value.js";
+import { findNonJson, jsonObject, jsonObjectOutput } from "../json-value.js";
 import { name, text } from "../schema-parts.js";
 
 export const AGENT_HEALTH = ["healthy", "stale", "offline"] as const;
@@ -26,10 +26,34 @@ export const agentSchema = z
   .meta({ id: "Agent" });
 export type Agent = z.infer<typeof agentSchema>;
 
+/**
+ * An A2A Agent Card (the Agent2Agent protocol's self-description). What the registry reads of it:
+ * its name, and its skills, whose ids become capabilities; the whole card is kept, unknown fields
+ * included, and served back at GET /agents/{agentId}/card.
+ */
+export const agentCardSchema = z
+  .looseObject({
+    name: text(200),
+    description: z.string().max(10_000).optional(),
+    url: z.string().max(2000).optional(),
+    version: z.string().max(100).optional(),
+    skills: z
+      .array(z.looseObject({ id: name(), name: text(200), description: z.string().max(10_000).optional(), tags: z.array(z.string().max(200)).max(100).optional() }))
+      .max(200),
+  })
+  .superRefine((card, ctx) => {
+    const problem = findNonJson(card);
+    if (problem) ctx.addIssue({ code: "custom", message: `must be JSON: ${problem}` });
+  })
+  .meta({ id: "AgentCard", description: "An A2A Agent Card; skills[].id become capabilities" });
+export type AgentCard = z.output<typeof agentCardSchema>;
+
 export const registerInput = z.strictObject({
   agentId,
   capabilities: capabilityList.default([]),
   metadata: jsonObject.default({}),
+  /** An A2A Agent Card: its skills join the capabilities, and the card is kept (metadata.a2aCard). */
+  card: agentCardSchema.optional(),
 });
 export const agentHeartbeatInput = z.strictObject({
   agentId,

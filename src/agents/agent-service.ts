@@ -2,8 +2,9 @@
 // reader thread (agent-commands.ts, agent-queries.ts).
 import type { Config } from "../config.js";
 import type { Database } from "../db/thread/database.js";
+import type { JsonObject } from "../json-types.js";
 import { assertJsonDepth } from "../json-value.js";
-import type { Agent, AgentHealth } from "./agent-schemas.js";
+import type { Agent, AgentCard, AgentHealth } from "./agent-schemas.js";
 
 export class AgentService {
   constructor(
@@ -11,9 +12,36 @@ export class AgentService {
     private readonly db: Database,
   ) {}
 
-  register(request: { agentId: string; capabilities: string[]; metadata: Record<string, unknown> }): Promise<Agent> {
-    assertJsonDepth("metadata", request.metadata, this.config.maxJsonDepth);
-    return this.db.write("agents.register", request);
+  /** Registers (or re-registers) an agent; an A2A card's skills join its capabilities and the card is kept in metadata.a2aCard. */
+  register(request: { agentId: string; capabilities: string[]; metadata: Record<string, unknown>; card?: AgentCard | undefined }): Promise<Agent> {
+    const { card, ...registration } = request;
+    if (card !== undefined) {
+      assertJsonDepth("card", card, this.config.maxJsonDepth);
+      const skills = card.skills.map((skill) => skill.id);
+      registration.capabilities = [...new Set([...registration.capabilities, ...skills])];
+      registration.metadata = { ...registration.metadata, a2aCard: card };
+    }
+    assertJsonDepth("metadata", registration.metadata, this.config.maxJsonDepth);
+    return this.db.write("agents.register", registration);
+  }
+
+  /**
+   * The agent's A2A Agent Card: the one it registered with, or one made from its registration
+   * (its capabilities as skills) for an agent that gave none.
+   */
+  async card(agentId: string): Promise<JsonObject> {
+    const agent = await this.get(agentId);
+    const kept = (agent.metadata as { a2aCard?: unknown }).a2aCard;
+    if (typeof kept === "object" && kept !== null && !Array.isArray(kept)) return kept as JsonObject;
+    return {
+      name: agent.agentId,
+      description: `Agent ${agent.agentId}, registered with the coordination server`,
+      version: "1.0.0",
+      capabilities: {},
+      defaultInputModes: ["application/json"],
+      defaultOutputModes: ["application/json"],
+      skills: agent.capabilities.map((capability) => ({ id: capability, name: capability, tags: [capability] })),
+    };
   }
 
   /** Liveness, status and load; registers an agent heard of for the first time. */

@@ -24,6 +24,7 @@ import { PerKeyLimit } from "../per-key-limit.js";
 import { createCoordination, type Services } from "../services.js";
 import { appRouter } from "../trpc/app-router.js";
 import { browserGuards, isLoopback } from "./browser-guards.js";
+import { createMcpEndpoint } from "../mcp/mcp-endpoint.js";
 import { createDashboardHandler } from "./dashboard-files.js";
 import { sendJson } from "./http-io.js";
 
@@ -36,7 +37,7 @@ const MAX_HEADER_BYTES = 64 * 1024;
 export const WS_CLOSE_UNAUTHORIZED = 4401;
 
 /** Long-polls wait by design: never "slow requests". */
-const LONG_POLL_PATHS = /^\/(tasks\/claim|tasks\/claim-many|tasks\/claim\/[^/?]+|events\/[^/?]+|trpc\/(tasks\.claim|tasks\.claimMany|tasks\.claimNext|events\.poll|events\.onEvent))(\?|$)/;
+const LONG_POLL_PATHS = /^\/(mcp|tasks\/claim|tasks\/claim-many|tasks\/claim\/[^/?]+|events\/[^/?]+|trpc\/(tasks\.claim|tasks\.claimMany|tasks\.claimNext|events\.poll|events\.onEvent))(\?|$)/;
 const isLongPoll = (req: IncomingMessage): boolean => LONG_POLL_PATHS.test(req.url ?? "") && !(req.url ?? "").startsWith("/events/subscriptions");
 
 /** Listening on a non-loopback address with no credentials, without --insecure. */
@@ -91,6 +92,7 @@ export function createServer(config: Config, log: Logger = createLogger(config.l
   });
   const rest = createRestHandler(services, log);
   const dashboard = createDashboardHandler();
+  const mcp = createMcpEndpoint(services);
   const openApiJson = new Map<boolean, string>();
 
   let inFlight = 0;
@@ -122,6 +124,7 @@ export function createServer(config: Config, log: Logger = createLogger(config.l
     if (path === "/trpc" || path.startsWith("/trpc/")) return trpc(req, res);
     if (path === "/openapi.json") return void serveOpenApi(req, res).catch((error: unknown) => fail(res, error));
     if (path === "/metrics") return void serveMetrics(req, res).catch((error: unknown) => fail(res, error));
+    if (path === "/mcp") return void mcp.handle(req, res).catch((error: unknown) => fail(res, error));
     if (dashboard(req, res, path)) return;
     rest(req, res).catch((error: unknown) => fail(res, error));
   };
@@ -293,6 +296,7 @@ export function createServer(config: Config, log: Logger = createLogger(config.l
         log.info("shutting down");
         // Long-polls and live streams end now, so in-flight requests can finish quickly.
         coordination.beginShutdown();
+        await mcp.close();
         const closed = new Promise<void>((resolve) => http.close(() => resolve()));
         http.closeIdleConnections();
         // Tell tRPC clients to reconnect (to a new server), then close their sockets.

@@ -32,7 +32,7 @@ export const dateInput = z
 
 const leaseMs = ms(WEEK_MS);
 
-const enqueueFields = z.strictObject({
+export const enqueueFields = z.strictObject({
   queue: name().default("default"),
   /** Any JSON value: what the agent needs to do the work. */
   payload: jsonValue.default({}),

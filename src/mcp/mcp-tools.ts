@@ -1,0 +1,211 @@
+// The coordination server as MCP tools, resources and notifications, for one session acting as
+// one agent. Every tool calls the tRPC procedure itself (a server-side caller with the session's
+// credential), so it shares the procedures' validation, identity rules and errors; each tool's
+// input schema is made of the procedure's own field schemas, minus the agent, which the session
+// supplies (a tool's `agentId`, when given, must agree with it).
+import { McpServer, ResourceTemplate } from "@modelcontextprotocol/sdk/server/mcp.js";
+import { z } from "zod";
+import { mailboxViewOf } from "../auth/access.js";
+import { inProcessTransport } from "../delivery/transports.js";
+import { CoordinationError } from "../errors.js";
+import type { CoordinationEvent } from "../events/event-schemas.js";
+import type { JsonValue } from "../json-types.js";
+import { pollInput, publishInput } from "../events/event-schemas.js";
+import { findByCapabilityInput } from "../agents/agent-schemas.js";
+import { recallInput, rememberInput } from "../memory/memory-schemas.js";
+import type { Services } from "../services.js";
+import { claimInput, completeInput, enqueueFields, failInput, heartbeatInput, taskIdInput } from "../tasks/task-schemas.js";
+import type { Caller } from "../trpc/context.js";
+import { toErrorBody } from "../trpc/error-shape.js";
+import { appRouter } from "../trpc/app-router.js";
+import { createCallerFactory } from "../trpc/init.js";
+import { VERSION } from "../version.js";
+
+const createCaller = createCallerFactory(appRouter);
+
+/** The longest a claim_task or read_mailbox waits, in ms: an LLM's tool call should not hang for long. */
+export const MCP_MAX_WAIT_MS = 20_000;
+
+export interface McpSession {
+  /** The agent this session acts as; undefined when neither its credential nor X-Agent-Id names one. */
+  agentId: string | undefined;
+  caller: Caller;
+}
+
+type ToolResult = { content: Array<{ type: "text"; text: string }>; isError?: boolean };
+
+/** A tool's answer: the result as JSON text; an error as an MCP tool error with the API's code and message. */
+async function answer(run: () => Promise<unknown>): Promise<ToolResult> {
+  try {
+    const result = await run();
+    return { content: [{ type: "text", text: JSON.stringify(result ?? null, null, 2) }] };
+  } catch (error) {
+    const body = toErrorBody(error);
+    return { isError: true, content: [{ type: "text", text: JSON.stringify(body) }] };
+  }
+}
+
+/**
+ * A JSON value in a tool's schema. The procedures' own jsonValue is a custom check that JSON
+ * Schema cannot express; the tool says "any JSON" and the procedure it calls still checks it.
+ */
+const anyJson = (description: string) => z.unknown().optional().describe(description);
+
+const agentArg = { agentId: z.string().optional().describe("The agent to act as; defaults to the session's agent, and must agree with it") };
+
+export function createMcpServer(services: Services, session: McpSession): { server: McpServer; close(): void } {
+  const api = createCaller({ core: services, transport: inProcessTransport, caller: session.caller });
+  /** The agent a call acts as: the session's, or the argument, which must then agree. */
+  const agent = (given: string | undefined): string => {
+    if (given !== undefined && session.agentId !== undefined && given !== session.agentId) {
+      throw new CoordinationError("FORBIDDEN", `this session acts as agent ${JSON.stringify(session.agentId)}; agentId ${JSON.stringify(given)} names another agent`);
+    }
+    const id = given ?? session.agentId;
+    if (id === undefined) throw new CoordinationError("INVALID_INPUT", "agentId: this session acts as no agent; send X-Agent-Id when connecting, use an agent token, or give agentId");
+    return id;
+  };
+  const wait = (ms: number | undefined) => Math.min(ms ?? 0, MCP_MAX_WAIT_MS);
+
+  const server = new McpServer(
+    { name: "coordination", version: VERSION },
+    {
+      capabilities: { logging: {} },
+      instructions:
+        "A coordination server for agents. Take work with claim_task (it returns the task with memories of earlier runs in `context`), " +
+        "then settle it with complete_task or fail_task, passing the task's id and leaseToken; call heartbeat_task during long work. " +
+        "Read direct messages and subscribed events with read_mailbox. A task targeted at you, or a direct message, arrives as a logging notification.",
+    },
+  );
+
+  server.registerTool(
+    "claim_task",
+    {
+      description: `Claim the best available task for this agent (priority, then age), with a lease. Returns the task, including \`context\`: memories of earlier runs relevant to it, and \`leaseToken\`, needed to settle it; null when none is available. waitMs (at most ${MCP_MAX_WAIT_MS}) waits for one to arrive.`,
+      inputSchema: { ...agentArg, queues: claimInput.shape.queues, capabilities: claimInput.shape.capabilities, leaseMs: claimInput.shape.leaseMs, waitMs: claimInput.shape.waitMs },
+    },
+    (args) => answer(() => api.tasks.claim({ ...args, agentId: agent(args.agentId), waitMs: wait(args.waitMs) })),
+  );
+  server.registerTool(
+    "complete_task",
+    {
+      description: "Mark a claimed task done, with its result (any JSON). Only the lease holder may; pass the leaseToken from claim_task.",
+      inputSchema: { ...agentArg, taskId: completeInput.shape.taskId, leaseToken: completeInput.shape.leaseToken, result: anyJson("The task's result: any JSON") },
+    },
+    (args) => answer(() => api.tasks.complete({ ...args, result: args.result as JsonValue, agentId: agent(args.agentId) })),
+  );
+  server.registerTool(
+    "fail_task",
+    {
+      description: "Report that a claimed task failed. With retry true (the default) it runs again after a backoff while attempts remain; retry false dead-letters it at once.",
+      inputSchema: { ...agentArg, taskId: failInput.shape.taskId, leaseToken: failInput.shape.leaseToken, error: failInput.shape.error, retry: failInput.shape.retry },
+    },
+    (args) => answer(() => api.tasks.fail({ ...args, agentId: agent(args.agentId) })),
+  );
+  server.registerTool(
+    "heartbeat_task",
+    {
+      description: "Extend the lease of a task this agent holds (call it during long work, before the lease runs out).",
+      inputSchema: { ...agentArg, taskId: heartbeatInput.shape.taskId, leaseToken: heartbeatInput.shape.leaseToken, leaseMs: heartbeatInput.shape.leaseMs },
+    },
+    (args) => answer(() => api.tasks.heartbeat({ ...args, agentId: agent(args.agentId) })),
+  );
+  server.registerTool(
+    "enqueue_task",
+    {
+      description: "Add a task to a queue for an agent to claim: a payload (any JSON), a priority (0 is the highest), optionally a capability the claimer must have or a target agent.",
+      inputSchema: {
+        queue: enqueueFields.shape.queue,
+        payload: anyJson("What the agent needs to do the work: any JSON"),
+        priority: enqueueFields.shape.priority,
+        capability: enqueueFields.shape.capability,
+        targetAgentId: enqueueFields.shape.targetAgentId,
+        maxAttempts: enqueueFields.shape.maxAttempts,
+        idempotencyKey: enqueueFields.shape.idempotencyKey,
+      },
+    },
+    (args) => answer(() => api.tasks.enqueue({ ...args, payload: args.payload as JsonValue })),
+  );
+  server.registerTool(
+    "get_task",
+    { description: "A task by id: status, payload, result, attempts, lease, error history.", inputSchema: { taskId: taskIdInput.shape.taskId } },
+    (args) => answer(() => api.tasks.get(args)),
+  );
+  server.registerTool(
+    "publish_event",
+    {
+      description: "Publish an event to the stream (type is dot-separated, e.g. build.finished); with target, a direct message only that agent receives.",
+      inputSchema: { type: publishInput.shape.type, payload: anyJson("The event's data: any JSON"), target: publishInput.shape.target },
+    },
+    (args) => answer(() => api.events.publish({ ...args, payload: args.payload as JsonValue, source: agent(undefined) })),
+  );
+  server.registerTool(
+    "read_mailbox",
+    {
+      description: `This agent's next events: direct messages to it and the event types it subscribed to, oldest first, acknowledged as read. waitMs (at most ${MCP_MAX_WAIT_MS}) waits for one.`,
+      inputSchema: { ...agentArg, limit: pollInput.shape.limit, waitMs: pollInput.shape.waitMs },
+    },
+    (args) => answer(() => api.events.poll({ agentId: agent(args.agentId), ...(args.limit === undefined ? {} : { limit: args.limit }), waitMs: wait(args.waitMs), ack: "auto" })),
+  );
+  server.registerTool(
+    "remember",
+    {
+      description: "Store a note or a lesson for later runs: claim_task hands relevant memories to whoever claims a matching task.",
+      inputSchema: {
+        content: rememberInput.shape.content,
+        kind: rememberInput.shape.kind,
+        queue: rememberInput.shape.queue,
+        capability: rememberInput.shape.capability,
+        taskId: rememberInput.shape.taskId,
+        tags: rememberInput.shape.tags,
+      },
+    },
+    (args) => answer(() => api.memory.remember({ ...args, agentId: agent(undefined) })),
+  );
+  server.registerTool(
+    "recall",
+    {
+      description: "Memories relevant to a query or to a task (by taskId), ranked by relevance, recency and outcome.",
+      inputSchema: { query: recallInput.shape.query, taskId: recallInput.shape.taskId, queue: recallInput.shape.queue, capability: recallInput.shape.capability, limit: recallInput.shape.limit },
+    },
+    (args) => answer(() => api.memory.recall(args)),
+  );
+  server.registerTool(
+    "find_agents",
+    { description: "Agents offering a capability, healthy and least loaded first.", inputSchema: { capability: findByCapabilityInput.shape.capability } },
+    (args) => answer(() => api.agents.findByCapability(args)),
+  );
+  server.registerTool(
+    "queue_stats",
+    { description: "Task counts per queue and state, and the age of each queue's oldest pending task." },
+    () => answer(() => api.tasks.stats()),
+  );
+
+  server.registerResource(
+    "my-tasks",
+    "coordination://tasks/mine",
+    { description: "The tasks this session's agent holds now", mimeType: "application/json" },
+    async (uri) => ({ contents: [{ uri: uri.href, mimeType: "application/json", text: JSON.stringify((await api.tasks.list({ agentId: agent(undefined), status: "claimed", limit: 100 })).items, null, 2) }] }),
+  );
+  server.registerResource(
+    "task",
+    new ResourceTemplate("coordination://tasks/{taskId}", { list: undefined }),
+    { description: "A task by id", mimeType: "application/json" },
+    async (uri, { taskId }) => ({ contents: [{ uri: uri.href, mimeType: "application/json", text: JSON.stringify(await api.tasks.get({ taskId: String(taskId) }), null, 2) }] }),
+  );
+
+  // Work and mail arriving for this agent: a logging notification, so the agent need not poll.
+  const visible = mailboxViewOf(session.caller);
+  const unlisten =
+    session.agentId === undefined
+      ? () => undefined
+      : services.bus.listen((events: readonly CoordinationEvent[]) => {
+          for (const event of events) {
+            const payload = event.payload as { targetAgentId?: string | null };
+            const forMe = (event.type === "task.enqueued" && payload.targetAgentId === session.agentId) || event.target === session.agentId;
+            if (!forMe || (visible && event.target !== null && event.target !== visible.recipient)) continue;
+            const data = { kind: event.type === "task.enqueued" ? "task_assigned" : "direct_message", event };
+            server.server.sendLoggingMessage({ level: "notice", logger: "coordination", data }).catch(() => undefined);
+          }
+        });
+  return { server, close: () => unlisten() };
+}

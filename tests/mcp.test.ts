@@ -1,0 +1,132 @@
+// The server as an MCP server, tried with the SDK's own client over Streamable HTTP and over
+// stdio (the `coordination mcp` relay, a real process), and A2A agent cards in the registry.
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { LoggingMessageNotificationSchema } from "@modelcontextprotocol/sdk/types.js";
+import { Ajv } from "ajv";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { CLI_PATH } from "./helpers/cli-process.js";
+import { http, startSecureServer } from "./helpers/secure-server.js";
+import { startTestServer, type TestServer } from "./helpers/test-server.js";
+
+let t: TestServer | undefined;
+const clients: Client[] = [];
+afterEach(async () => {
+  await Promise.all(clients.splice(0).map((client) => client.close().catch(() => undefined)));
+  await t?.stop({ removeFiles: true });
+  t = undefined;
+});
+
+const TOOLS = ["claim_task", "complete_task", "enqueue_task", "fail_task", "find_agents", "get_task", "heartbeat_task", "publish_event", "queue_stats", "read_mailbox", "recall", "remember"];
+
+async function connect(url: string, headers: Record<string, string>): Promise<Client> {
+  const client = new Client({ name: "test", version: "1.0.0" });
+  await client.connect(new StreamableHTTPClientTransport(new URL("/mcp", url), { requestInit: { headers } }));
+  clients.push(client);
+  return client;
+}
+
+/** A tool's answer: its JSON, or { error } for a tool error. */
+async function call(client: Client, name: string, args: Record<string, unknown> = {}): Promise<any> {
+  const result = (await client.callTool({ name, arguments: args })) as { content: Array<{ text: string }>; isError?: boolean };
+  const value = JSON.parse(result.content[0]!.text);
+  return result.isError ? { error: value } : value;
+}
+
+describe("MCP over Streamable HTTP", () => {
+  it("lists its tools with valid JSON schemas; an agent enqueues, claims with context and completes through tools alone", async () => {
+    t = await startTestServer();
+    const client = await connect(t.url, { "x-agent-id": "mcp-agent" });
+    const { tools } = await client.listTools();
+    expect(tools.map((tool) => tool.name).sort()).toEqual(TOOLS);
+    const ajv = new Ajv({ strict: false });
+    for (const tool of tools) {
+      expect(tool.description!.length, tool.name).toBeGreaterThan(40);
+      expect(() => ajv.compile(tool.inputSchema), tool.name).not.toThrow();
+    }
+    await call(client, "remember", { content: "reports in queue reports need the quarterly template", kind: "lesson", queue: "reports" });
+    const enqueued = await call(client, "enqueue_task", { queue: "reports", payload: { quarter: "Q3" } });
+    const claimed = await call(client, "claim_task", { queues: ["reports"] });
+    expect([claimed.id, claimed.leaseOwner]).toEqual([enqueued.id, "mcp-agent"]);
+    expect(claimed.context.map((m: { memory: { content: string } }) => m.memory.content)).toContain("reports in queue reports need the quarterly template");
+    const done = await call(client, "complete_task", { taskId: claimed.id, leaseToken: claimed.leaseToken, result: { pages: 12 } });
+    expect([done.status, done.result]).toEqual(["completed", { pages: 12 }]);
+    expect((await call(client, "get_task", { taskId: claimed.id })).status).toBe("completed");
+    expect((await call(client, "queue_stats")).totals.completed).toBe(1);
+    // Errors are tool errors with the API's code and message, never protocol failures.
+    expect(await call(client, "complete_task", { taskId: "no-such-task" })).toEqual({ error: { code: "TASK_NOT_FOUND", message: 'task "no-such-task" not found', details: { id: "no-such-task" } } });
+    expect((await call(client, "claim_task", { agentId: "someone-else" })).error.code).toBe("FORBIDDEN");
+    const resource = await client.readResource({ uri: `coordination://tasks/${claimed.id}` });
+    expect(JSON.parse((resource.contents[0] as { text: string }).text).id).toBe(claimed.id);
+  });
+
+  it("a direct message reaches read_mailbox; a task targeted at the agent, and a message, arrive as notifications", async () => {
+    t = await startTestServer();
+    const client = await connect(t.url, { "x-agent-id": "listener" });
+    const notes: any[] = [];
+    client.setNotificationHandler(LoggingMessageNotificationSchema, (notification) => void notes.push(notification.params.data));
+    // The notification stream opens after initialization: wait until the server holds it.
+    await vi.waitFor(async () => {
+      await t!.api.tasks.enqueue.mutate({ queue: "inbox", targetAgentId: "listener", payload: { probe: true } });
+      expect(notes.some((note) => note.kind === "task_assigned")).toBe(true);
+    }, { timeout: 10_000, interval: 200 });
+    await t.api.events.publish.mutate({ type: "chat.message", source: "boss", target: "listener", payload: { text: "hi" } });
+    await vi.waitFor(() => expect(notes.some((note) => note.kind === "direct_message" && note.event.payload.text === "hi")).toBe(true), { timeout: 10_000 });
+    const mail = await call(client, "read_mailbox");
+    expect(mail.map((e: { type: string }) => e.type)).toContain("chat.message");
+    expect(await call(client, "read_mailbox")).toEqual([]);
+  });
+
+  it("with credentials: a wrong token is refused; an agent token is its agent, and may not name another", async () => {
+    const s = await startSecureServer();
+    t = s;
+    await expect(connect(s.url, { authorization: "Bearer wrong" })).rejects.toThrow(/UNAUTHORIZED/);
+    const token = await s.issue("agent", "tokened");
+    await expect(connect(s.url, { authorization: `Bearer ${token}`, "x-agent-id": "impostor" })).rejects.toThrow(/X-Agent-Id \\"impostor\\" names another agent/);
+    const client = await connect(s.url, { authorization: `Bearer ${token}` });
+    await s.admin.tasks.enqueue.mutate({ queue: "sec" });
+    expect((await call(client, "claim_task", { queues: ["sec"] })).leaseOwner).toBe("tokened");
+    expect((await call(client, "publish_event", { type: "task.completed" })).error.code).toBe("FORBIDDEN");
+  });
+});
+
+describe("MCP over stdio", () => {
+  it("coordination mcp relays a desktop client's session to the running server", async () => {
+    t = await startTestServer();
+    const client = new Client({ name: "desktop", version: "1.0.0" });
+    await client.connect(new StdioClientTransport({ command: process.execPath, args: [CLI_PATH, "mcp", "--url", t.url, "--agent", "desktop-agent"], stderr: "pipe" }));
+    clients.push(client);
+    expect((await client.listTools()).tools.map((tool) => tool.name).sort()).toEqual(TOOLS);
+    await t.api.tasks.enqueue.mutate({ queue: "desk", payload: { n: 1 } });
+    const claimed = await call(client, "claim_task", { queues: ["desk"] });
+    expect(claimed.leaseOwner).toBe("desktop-agent");
+    expect((await call(client, "complete_task", { taskId: claimed.id, leaseToken: claimed.leaseToken })).status).toBe("completed");
+  });
+});
+
+describe("A2A agent cards", () => {
+  it("a card's skills become capabilities; every agent has a card; findByCapability spans both", async () => {
+    t = await startTestServer();
+    const card = {
+      name: "Translator",
+      description: "Translates documents",
+      url: "https://agents.example/translator",
+      version: "2.1.0",
+      protocolVersion: "0.3.0",
+      capabilities: { streaming: true },
+      defaultInputModes: ["text/plain"],
+      defaultOutputModes: ["text/plain"],
+      skills: [{ id: "translate", name: "Translate", description: "Any language to any other", tags: ["language"] }],
+    };
+    const registered = await t.api.agents.register.mutate({ agentId: "translator-1", card });
+    expect(registered.capabilities).toEqual(["translate"]);
+    await t.api.agents.register.mutate({ agentId: "plain-1", capabilities: ["translate", "summarize"] });
+    expect((await http(t.url, "GET", "/agents/translator-1/card")).body).toEqual(card);
+    expect((await http(t.url, "GET", "/agents/plain-1/card")).body).toMatchObject({ name: "plain-1", skills: [{ id: "summarize", name: "summarize" }, { id: "translate", name: "translate" }] });
+    expect((await t.api.agents.findByCapability.query({ capability: "translate" })).map((a) => a.agentId).sort()).toEqual(["plain-1", "translator-1"]);
+    const invalid = await http(t.url, "POST", "/agents", { body: { agentId: "bad", card: { name: "x", skills: [{ name: "no id" }] } } });
+    expect([invalid.status, invalid.body.message]).toEqual([400, "card.skills[0].id: is required"]);
+    expect((await http(t.url, "GET", "/agents/nobody/card")).status).toBe(404);
+  });
+});
