@@ -7,6 +7,8 @@ import { describe, expect, it } from "vitest";
 import { join } from "node:path";
 import { ERROR_STATUS } from "../src/errors.js";
 import { ROUTES } from "../src/rest/routes.js";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { CLI_PATH } from "./helpers/cli-process.js";
 import { ADMIN_SECRET } from "./helpers/secure-server.js";
 import { makeTempDir, startTestServer } from "./helpers/test-server.js";
@@ -88,6 +90,24 @@ describe("README", () => {
     expect(statuses).toEqual(["200", "403", "401"]);
     expect(stdout).toContain("worker-1");
     expect(stdout).toContain('"leaseOwner":"worker-1"');
+  });
+
+  it("the desktop MCP configuration works as written (npx coordination is the CLI)", async () => {
+    await using t = await startTestServer({ port: 0 });
+    const config = JSON.parse(blocks("json").find((b) => b.includes("mcpServers"))!) as { mcpServers: { coordination: { command: string; args: string[]; env: Record<string, string> } } };
+    const { command, args, env } = config.mcpServers.coordination;
+    expect([command, args[0]]).toEqual(["npx", "coordination"]);
+    const client = new Client({ name: "readme", version: "1.0.0" });
+    await client.connect(
+      new StdioClientTransport({ command: process.execPath, args: [CLI_PATH, ...args.slice(1).map((arg) => arg.replace("http://127.0.0.1:8000", t.url))], env: { ...env, PATH: process.env.PATH! }, stderr: "pipe" }),
+    );
+    try {
+      await t.api.tasks.enqueue.mutate({ queue: "desk" });
+      const result = (await client.callTool({ name: "claim_task", arguments: {} })) as { content: Array<{ text: string }> };
+      expect(JSON.parse(result.content[0]!.text).leaseOwner).toBe("desktop-agent");
+    } finally {
+      await client.close();
+    }
   });
 
   it("runs the TypeScript example as written (it is plain JavaScript at run time)", async () => {
