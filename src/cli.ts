@@ -3,7 +3,7 @@
 // start or to stop cleanly (a database thread lost, a WAL checkpoint failed on a full disk: the
 // message says what is safe), 2 invalid configuration or usage (or a non-loopback host without
 // credentials), 3 a database file refused at start-up (damaged, read-only, another version's).
-import { ConfigError, FLAGS, SETTINGS, SWITCHES, envName, loadConfig, type SettingName } from "./config.js";
+import { ConfigError, FLAGS, SETTINGS, SWITCHES, envName, loadConfig, type Config, type SettingName } from "./config.js";
 import { createLogger } from "./logger.js";
 import type { CoordinationServer } from "./server/create-server.js";
 import { VERSION } from "./version.js";
@@ -70,6 +70,17 @@ function helpText(): string {
   ].join("\n");
 }
 
+/** The configuration from flags, the environment, .env and the config file; undefined after saying what is wrong (the caller exits 2). */
+function configOrExplain(flags: Partial<Record<SettingName, string>>, configFile: string | undefined): Config | undefined {
+  try {
+    return loadConfig({ flags, dotenvFile: ".env", ...(configFile ? { configFile } : {}) });
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    process.stderr.write(`coordination: ${error.message}\n`);
+    return undefined;
+  }
+}
+
 /** `coordination tokens …` (src/cli-tokens.ts). */
 async function tokensMain(argv: string[]): Promise<number> {
   const { parseTokensArgs, runTokensCommand, TOKENS_USAGE, TokensUsageError } = await import("./cli-tokens.js");
@@ -85,14 +96,8 @@ async function tokensMain(argv: string[]): Promise<number> {
     process.stderr.write(`coordination: ${error.message}\n${TOKENS_USAGE}\n`);
     return 2;
   }
-  let config;
-  try {
-    config = loadConfig({ flags: parsed.db === undefined ? {} : { dbPath: parsed.db }, dotenvFile: ".env", ...(parsed.configFile ? { configFile: parsed.configFile } : {}) });
-  } catch (error) {
-    if (!(error instanceof ConfigError)) throw error;
-    process.stderr.write(`coordination: ${error.message}\n`);
-    return 2;
-  }
+  const config = configOrExplain(parsed.db === undefined ? {} : { dbPath: parsed.db }, parsed.configFile);
+  if (config === undefined) return 2;
   return runTokensCommand(parsed.command, config, { stdout: (text) => process.stdout.write(text), stderr: (text) => process.stderr.write(text) });
 }
 
@@ -120,14 +125,8 @@ async function databaseMain(command: "migrate" | "backup", argv: string[]): Prom
     process.stderr.write(`coordination: ${error.message}\n`);
     return 2;
   }
-  let config;
-  try {
-    config = loadConfig({ flags: args.flags, dotenvFile: ".env", ...(args.configFile ? { configFile: args.configFile } : {}) });
-  } catch (error) {
-    if (!(error instanceof ConfigError)) throw error;
-    process.stderr.write(`coordination: ${error.message}\n`);
-    return 2;
-  }
+  const config = configOrExplain(args.flags, args.configFile);
+  if (config === undefined) return 2;
   const { runMigrate, runBackup } = await import("./cli-database.js");
   const out = { stdout: (text: string) => process.stdout.write(text), stderr: (text: string) => process.stderr.write(text) };
   try {
@@ -183,14 +182,8 @@ async function main(): Promise<number> {
     process.stdout.write(`${VERSION}\n`);
     return 0;
   }
-  let config;
-  try {
-    config = loadConfig({ flags: args.flags, dotenvFile: ".env", ...(args.configFile ? { configFile: args.configFile } : {}) });
-  } catch (error) {
-    if (!(error instanceof ConfigError)) throw error;
-    process.stderr.write(`coordination: ${error.message}\n`);
-    return 2;
-  }
+  const config = configOrExplain(args.flags, args.configFile);
+  if (config === undefined) return 2;
   const log = createLogger(config.logLevel, config.logFormat);
   // The handlers go in before the server starts: a supervisor (or a test) may send SIGTERM as soon
   // as it reads the start-up line, and a signal nobody handles yet kills the process uncleanly.
