@@ -58,7 +58,16 @@ describe("WebSocket credentials", () => {
     const stream = collectEvents(api, { types: ["*"] });
     await stream.started;
     expect((await http(s.url, "GET", "/tasks", { token: issued.secret })).status).toBe(200);
+    // A long-poll parked under the token ends when it is revoked, having taken nothing.
+    const started = Date.now();
+    const parked = http(s.url, "POST", "/tasks/claim", { token: issued.secret, body: { queues: ["later"], waitMs: 30_000 } });
+    await until(() => s.server.services.waiters.claims.size === 1);
     const revoked = await s.admin.tokens.revoke.mutate({ tokenId: issued.token.id });
+    const ended = await parked;
+    expect([ended.status, ended.body]).toEqual([200, null]);
+    expect(Date.now() - started).toBeLessThan(30_000);
+    await s.admin.tasks.enqueue.mutate({ queue: "later" });
+    expect((await s.admin.tasks.stats.query()).totals.pending).toBe(1);
     expect(revoked.revokedAt).toBeInstanceOf(Date);
     await until(() => closes.includes(4401));
     expect((await http(s.url, "GET", "/tasks", { token: issued.secret })).status).toBe(401);

@@ -11,6 +11,7 @@ import type { Config } from "../config.js";
 import type { Database } from "../db/thread/database.js";
 import type { Logger } from "../logger.js";
 import type { Caller } from "../trpc/context.js";
+import { SignalFanout } from "../wakeup.js";
 import type { TokenView } from "./token-schemas.js";
 import { hashSecret, sameHash } from "./token-secret.js";
 import type { TokenRecord } from "./token-store.js";
@@ -39,6 +40,8 @@ export class Credentials {
   private readonly touchedAt = new Map<string, number>();
   private failures = { count: 0, loggedAt: 0 };
   private readonly revokedListeners = new Set<(tokenId: string) => void>();
+  /** What watchRevocation hands out, by token id (or OPEN_CALLERS). */
+  private readonly revocations = new Map<string, { controller: AbortController; fanout: SignalFanout }>();
   /** Every token ever seen revoked: never taken back. */
   private readonly revokedIds = new Set<string>();
 
@@ -111,6 +114,24 @@ export class Credentials {
   }
 
   /**
+   * A signal that aborts when the caller's credential is revoked (or, for an open caller, when
+   * credentials become enforced): long-polls parked under it end at once, taking nothing.
+   * dispose() when the call ends. Undefined for callers that cannot lose their rights (trusted,
+   * the admin token). One listener per credential, fanned out: many parked calls share it.
+   */
+  watchRevocation(caller: Caller): { signal: AbortSignal; dispose: () => void } | undefined {
+    const key = caller.kind === "token" ? (caller.tokenId === ADMIN_TOKEN_ID ? undefined : caller.tokenId) : caller.kind === "open" ? OPEN_CALLERS : undefined;
+    if (key === undefined) return undefined;
+    let revocation = this.revocations.get(key);
+    if (revocation === undefined) {
+      const controller = new AbortController();
+      revocation = { controller, fanout: new SignalFanout(controller.signal) };
+      this.revocations.set(key, revocation);
+    }
+    return revocation.fanout.child();
+  }
+
+  /**
    * Calls `listener` with the id of each token revoked from now on, and with OPEN_CALLERS when
    * credentials become enforced (open callers lose their rights then). Returns the unsubscribe.
    */
@@ -173,10 +194,17 @@ export class Credentials {
       this.anyToken = true;
       if (wasOpen) {
         this.d.log.info("credentials exist: every call but /health now needs a bearer token");
-        for (const listener of this.revokedListeners) listener(OPEN_CALLERS);
+        this.revoke(OPEN_CALLERS);
       }
     }
-    for (const id of newlyRevoked) for (const listener of this.revokedListeners) listener(id);
+    for (const id of newlyRevoked) this.revoke(id);
+  }
+
+  /** Ends what runs under a credential that lost its rights: parked calls, and (through the listeners) its WebSockets. */
+  private revoke(key: string): void {
+    this.revocations.get(key)?.controller.abort();
+    this.revocations.delete(key);
+    for (const listener of this.revokedListeners) listener(key);
   }
 
   /**

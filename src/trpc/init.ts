@@ -79,8 +79,10 @@ const enforceAccess = t.middleware(async ({ ctx, meta, path, getRawInput, next }
 const confirmDelivery = t.middleware(async ({ ctx, path, signal, next }) => {
   const services = ctx.core as Services;
   const delivery = services.deliveries.create(path);
-  const call: ConsumingCall = { signals: [signal, ctx.transport.clientGone], delivery };
-  const result = await next({ ctx: { call } });
+  // Ends early if the client leaves, or if its credential is revoked while the call waits.
+  const revoked = services.credentials.watchRevocation(ctx.caller);
+  const call: ConsumingCall = { signals: [signal, ctx.transport.clientGone, revoked?.signal], delivery };
+  const result = await next({ ctx: { call } }).finally(() => revoked?.dispose());
   if (result.ok) ctx.transport.confirm(delivery);
   else delivery.undelivered();
   return result;
