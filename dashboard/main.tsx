@@ -43,7 +43,11 @@ function App() {
   const connection = useMemo(() => connect(token, (open, code) => setSocket({ open, code })), [token]);
   useEffect(() => () => connection.close(), [connection]);
   const hash = useHash();
-  const onUnauthorized = () => setNeedsToken(true);
+  const onUnauthorized = () => {
+    // A token the server refused is forgotten: the prompt asks for another.
+    if (token !== null) saveToken(null);
+    setNeedsToken(true);
+  };
   if (needsToken) {
     return (
       <Login

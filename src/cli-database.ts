@@ -42,10 +42,25 @@ export async function runBackup(config: Config, target: string, out: Output): Pr
     out.stderr(`coordination backup: ${target} exists; give a new file (a backup never overwrites)\n`);
     return 2;
   }
-  const source = new Database(config.dbPath, { readonly: true, fileMustExist: true, timeout: config.busyTimeoutMs });
+  let source: InstanceType<typeof Database>;
   try {
-    const { totalPages } = await source.backup(target);
-    const copy = new Database(target, { readonly: true, fileMustExist: true });
+    source = new Database(config.dbPath, { readonly: true, fileMustExist: true, timeout: config.busyTimeoutMs });
+    source.pragma("schema_version");
+  } catch (error) {
+    out.stderr(`coordination backup: ${config.dbPath} cannot be read as a database (${(error as Error).message})\n`);
+    return 1;
+  }
+  try {
+    let totalPages: number;
+    try {
+      ({ totalPages } = await source.backup(target));
+    } catch (error) {
+      out.stderr(`coordination backup: cannot write ${target} (${(error as Error).message})\n`);
+      return 1;
+    }
+    // A copy in one file: the WAL mode it inherited would leave -wal and -shm files beside it.
+    const copy = new Database(target, { fileMustExist: true });
+    copy.pragma("journal_mode = DELETE");
     try {
       const check = copy.pragma("quick_check(1)", { simple: true });
       if (check !== "ok") {

@@ -7,10 +7,10 @@ import { createCoordinationClient, isTRPCClientError, type CoordinationClient } 
 
 export const OPERATOR_USAGE = [
   "Usage: coordination stats                                     task counts per queue and state",
-  "       coordination tasks list [--queue Q] [--status S] [--agent A] [--limit N]",
+  "       coordination tasks list [--queue Q] [--status S] [--agent A] [--limit N] [--cursor C]",
   "       coordination tasks get|requeue|cancel TASK_ID",
   "       coordination agents [--capability C] [--health healthy|stale|offline]",
-  "       coordination events tail [--types 'task.*,agent.*'] [--agent A] [--from SEQ]",
+  "       coordination events tail [--types 'task.*,agent.*'] [--agent A] [--from SEQ]   (--from: the events after SEQ; 0 for all retained)",
   "Each takes --url URL (COORDINATION_URL, default http://127.0.0.1:8000), --token TOKEN",
   "(COORDINATION_TOKEN) and --json (JSON for scripts instead of a table).",
 ].join("\n");
@@ -22,7 +22,7 @@ interface Parsed {
   options: Record<string, string | true>;
 }
 
-const VALUE_OPTIONS = new Set(["--url", "--token", "--queue", "--status", "--agent", "--limit", "--capability", "--health", "--types", "--from"]);
+const VALUE_OPTIONS = new Set(["--url", "--token", "--queue", "--status", "--agent", "--limit", "--cursor", "--capability", "--health", "--types", "--from"]);
 
 function parse(argv: string[]): Parsed {
   const words: string[] = [];
@@ -124,12 +124,13 @@ async function dispatch(words: string[], options: Parsed["options"], json: boole
       ...(status ? { status: status as never } : {}),
       ...(str(options["--agent"]) ? { agentId: str(options["--agent"])! } : {}),
       limit: int(options["--limit"], "--limit") ?? 50,
+      ...(str(options["--cursor"]) ? { cursor: str(options["--cursor"])! } : {}),
     });
     print(page, () =>
       table(
         ["ID", "QUEUE", "STATUS", "PRIORITY", "ATTEMPTS", "OWNER", "CREATED"],
         page.items.map((t) => [t.id, t.queue, t.status, String(t.priority), `${t.attempts}/${t.maxAttempts}`, t.leaseOwner ?? "-", when(t.createdAt)]),
-      ) + (page.nextCursor ? `(more: the API's list takes cursor ${page.nextCursor})\n` : ""),
+      ) + (page.nextCursor ? `(more: --cursor ${page.nextCursor})\n` : ""),
     );
     return 0;
   }
@@ -170,6 +171,9 @@ async function dispatch(words: string[], options: Parsed["options"], json: boole
     const types = str(options["--types"])?.split(",").map((t) => t.trim()).filter(Boolean);
     const from = str(options["--from"]);
     if (from !== undefined) int(from, "--from");
+    // One HTTP call first: an unreachable server or a refused token is said as for every other
+    // command, where the WebSocket would only retry in silence.
+    await api.events.head.query();
     return await new Promise<number>((resolve) => {
       const subscription = api.events.onEvent.subscribe(
         { ...(types ? { types } : {}), ...(str(options["--agent"]) ? { agentId: str(options["--agent"])! } : {}), ...(from !== undefined ? { lastEventId: from } : {}) },

@@ -106,6 +106,11 @@ const OPERATOR_COMMANDS = new Set(["stats", "tasks", "agents", "events"]);
 
 async function operatorMain(argv: string[]): Promise<number> {
   const { runOperatorCommand } = await import("./cli-operator.js");
+  // `… | head` closes the pipe early: that ends the command, it is not an error.
+  process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+    if (error.code === "EPIPE") process.exit(0);
+    throw error;
+  });
   // Ctrl-C ends an events tail cleanly.
   const stop = new AbortController();
   process.once("SIGINT", () => stop.abort());

@@ -93,7 +93,7 @@ describe("a database that fails under a running server", () => {
     const answers = await Promise.all(Array.from({ length: 20 }, () => http(t!.url, "POST", "/tasks", { body: { queue: "q" } })));
     expect(new Set(answers.map((a) => `${a.status} ${a.body.code}`))).toEqual(new Set(["503 DATABASE_REPLACED"]));
     expect(answers[0]!.body.message).toBe(
-      `The database file ${t.dbPath} was deleted while the server ran; writes are refused so that none is acknowledged into a file nobody will read. Restore it or restart the server`,
+      `The database file ${t.dbPath} was deleted while the server ran; writes are refused so that none is acknowledged into a file nobody will read. Restart the server (it opens whatever file is at the path then)`,
     );
     expect(answers[0]!.headers.get("retry-after")).toBeNull();
     const health = await http(t.url, "GET", "/health");

@@ -128,5 +128,8 @@ describe("A2A agent cards", () => {
     const invalid = await http(t.url, "POST", "/agents", { body: { agentId: "bad", card: { name: "x", skills: [{ name: "no id" }] } } });
     expect([invalid.status, invalid.body.message]).toEqual([400, "card.skills[0].id: is required"]);
     expect((await http(t.url, "GET", "/agents/nobody/card")).status).toBe(404);
+    // The card's place in metadata cannot be filled without the card's checks.
+    const planted = await http(t.url, "POST", "/agents", { body: { agentId: "sneaky", metadata: { a2aCard: { name: 5 } } } });
+    expect([planted.status, planted.body.message]).toEqual([400, "metadata.a2aCard: reserved for the agent's A2A card; give the card as `card`"]);
   });
 });

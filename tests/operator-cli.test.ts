@@ -1,6 +1,6 @@
 // The operator's command line, as a real process against a real server: tables and --json,
 // credentials, the live tail, migrate, and an online backup taken while the server writes.
-import { copyFileSync, rmSync } from "node:fs";
+import { copyFileSync, existsSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { afterEach, describe, expect, it, vi } from "vitest";
@@ -77,12 +77,16 @@ describe("operator commands against a running server", () => {
     const refused = await runCli({ args: ["stats"], env: { COORDINATION_URL: t.url } });
     expect([refused.code, refused.stderr]).toEqual([1, "coordination: UNAUTHORIZED: Unauthorized: send a valid bearer token (Authorization: Bearer <token>)\n"]);
     expect((await runCli({ args: ["stats", "--json"], env: { COORDINATION_URL: t.url, COORDINATION_TOKEN: ADMIN_SECRET } })).code).toBe(0);
+    const tail = await runCli({ args: ["events", "tail"], env: { COORDINATION_URL: t.url, COORDINATION_TOKEN: "bad" } });
+    expect([tail.code, tail.stderr]).toEqual([1, "coordination: UNAUTHORIZED: Unauthorized: send a valid bearer token (Authorization: Bearer <token>)\n"]);
   });
 
-  it("says when the server cannot be reached", async () => {
-    const exit = await runCli({ args: ["stats", "--url", "http://127.0.0.1:9"] });
-    expect(exit.code).toBe(1);
-    expect(exit.stderr).toMatch(/^coordination: cannot reach the server at http:\/\/127\.0\.0\.1:9/);
+  it("says when the server cannot be reached, the live tail too", async () => {
+    for (const args of [["stats"], ["events", "tail"]]) {
+      const exit = await runCli({ args: [...args, "--url", "http://127.0.0.1:9"] });
+      expect(exit.code, args.join(" ")).toBe(1);
+      expect(exit.stderr).toMatch(/^coordination: cannot reach the server at http:\/\/127\.0\.0\.1:9/);
+    }
   });
 });
 
@@ -120,6 +124,9 @@ describe("the database file", () => {
     copy.close();
     for (const id of acknowledged.slice(0, before)) expect(ids.has(id)).toBe(true);
     expect((await runCli({ args: ["backup", backup, "--db", db] })).code).toBe(2);
+    expect(existsSync(`${backup}-wal`) || existsSync(`${backup}-shm`)).toBe(false);
+    const nowhere = await runCli({ args: ["backup", join(dir, "missing", "copy.db"), "--db", db] });
+    expect([nowhere.code, nowhere.stderr]).toEqual([1, expect.stringMatching(/^coordination backup: cannot write .*copy\.db \(.+\)\n$/)]);
 
     // Restore, as the README says: stop, replace the file (without its -wal and -shm), start.
     server.child.kill("SIGTERM");

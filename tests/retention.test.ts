@@ -85,5 +85,10 @@ describe("stats", () => {
     await api.tasks.enqueue.mutate({ queue: "s" });
     expect((await api.tasks.stats.query()).totals.pending).toBe(2);
     expect(counted()).toBe(reads + 1);
+    // A reused count still ages its oldest pending task.
+    const first = (await api.tasks.stats.query()).queues[0]!.oldestPendingAgeMs!;
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    expect((await api.tasks.stats.query()).queues[0]!.oldestPendingAgeMs!).toBeGreaterThanOrEqual(first + 30);
+    expect(counted()).toBe(reads + 1);
   });
 });

@@ -3,6 +3,7 @@
 import type { Config } from "../config.js";
 import type { Database } from "../db/thread/database.js";
 import type { JsonObject } from "../json-types.js";
+import { CoordinationError } from "../errors.js";
 import { assertJsonDepth } from "../json-value.js";
 import type { Agent, AgentCard, AgentHealth } from "./agent-schemas.js";
 
@@ -15,6 +16,10 @@ export class AgentService {
   /** Registers (or re-registers) an agent; an A2A card's skills join its capabilities and the card is kept in metadata.a2aCard. */
   register(request: { agentId: string; capabilities: string[]; metadata: Record<string, unknown>; card?: AgentCard | undefined }): Promise<Agent> {
     const { card, ...registration } = request;
+    // The card is kept under this key, validated; metadata may not plant one unvalidated.
+    if (Object.hasOwn(registration.metadata, "a2aCard")) {
+      throw new CoordinationError("INVALID_INPUT", "metadata.a2aCard: reserved for the agent's A2A card; give the card as `card`");
+    }
     if (card !== undefined) {
       assertJsonDepth("card", card, this.config.maxJsonDepth);
       const skills = card.skills.map((skill) => skill.id);

@@ -28,7 +28,7 @@ export function assertSameFile(path: string, opened: FileIdentity | undefined): 
   if (now !== undefined && now.dev === opened.dev && now.ino === opened.ino) return;
   throw new CoordinationError(
     "DATABASE_REPLACED",
-    `The database file ${path} was ${now === undefined ? "deleted" : "replaced by another file"} while the server ran; writes are refused so that none is acknowledged into a file nobody will read. Restore it or restart the server`,
+    `The database file ${path} was ${now === undefined ? "deleted" : "replaced by another file"} while the server ran; writes are refused so that none is acknowledged into a file nobody will read. Restart the server (it opens whatever file is at the path then)`,
     { path },
   );
 }

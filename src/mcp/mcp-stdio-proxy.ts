@@ -26,7 +26,9 @@ export async function runMcpStdioProxy(options: McpProxyOptions, stderr: (text: 
     stderr(`coordination mcp: ${error instanceof Error ? error.message : String(error)}\n`);
     // A request whose relay failed gets an error answer, so the client is not left waiting.
     if ("id" in message && "method" in message) {
-      void local.send({ jsonrpc: "2.0", id: message.id, error: { code: -32603, message: `the coordination server at ${options.url} did not answer: ${error instanceof Error ? error.message : String(error)}` } });
+      const text = error instanceof Error ? error.message : String(error);
+      const why = /UNAUTHORIZED|\b401\b/.test(text) ? "refused the credential (set COORDINATION_TOKEN or --token to a valid token)" : `could not be reached or refused the message`;
+      void local.send({ jsonrpc: "2.0", id: message.id, error: { code: -32603, message: `the coordination server at ${options.url} ${why}: ${text}` } });
     }
   };
   local.onmessage = (message) => void remote.send(message).catch((error: unknown) => fail(message, error));

@@ -154,7 +154,8 @@ export class TaskService {
     const now = Date.now();
     const mark = this.d.changeMark();
     const cached = this.statsCache;
-    if (cached && (cached.mark === mark || now - cached.at < (options.maxStaleMs ?? 0))) return cached.value;
+    // A reused count is as true as when it was read; the oldest pending task has aged since.
+    if (cached && (cached.mark === mark || now - cached.at < (options.maxStaleMs ?? 0))) return cached.value.then((stats) => agedBy(stats, now - cached.at));
     const value = this.readStats();
     const entry = { at: now, mark, value };
     this.statsCache = entry;
@@ -198,4 +199,10 @@ export class TaskService {
   private leaseLength(requested: number | undefined): number {
     return Math.min(requested && requested > 0 ? requested : this.d.config.leaseMs, this.d.config.maxLeaseMs);
   }
+}
+
+/** Stats read `ms` ago, with every oldest-pending age grown by `ms`. */
+function agedBy(stats: TaskStats, ms: number): TaskStats {
+  if (ms <= 0) return stats;
+  return { ...stats, queues: stats.queues.map((q) => (q.oldestPendingAgeMs === null ? q : { ...q, oldestPendingAgeMs: q.oldestPendingAgeMs + ms })) };
 }
