@@ -14,6 +14,19 @@ export interface ViewProps {
 
 const STATES = ["pending", "claimed", "completed", "dead_letter", "cancelled"] as const;
 
+type TaskAction = "requeue" | "cancel";
+
+/** An operator's act on a task; says how it went (the server's refusal, for a read token), and refreshes the view on success. */
+async function runTaskAction(api: Api, what: TaskAction, taskId: string, refresh: () => void): Promise<string> {
+  try {
+    await (what === "requeue" ? api.tasks.requeue.mutate({ taskId }) : api.tasks.cancel.mutate({ taskId }));
+    refresh();
+    return `${what === "requeue" ? "requeued" : "cancelled"} ${taskId}`;
+  } catch (error) {
+    return `${what} failed: ${errorText(error)}`;
+  }
+}
+
 function ErrorLine({ error }: { error: unknown }) {
   if (error === undefined) return null;
   return <p class="error">{errorCode(error) === "NETWORK" ? "server unreachable, retrying…" : errorText(error)}</p>;
@@ -170,14 +183,8 @@ export function DeadLetters({ api, onUnauthorized }: ViewProps) {
   const [message, setMessage] = useState<string>("");
   const cursor = cursors.at(-1);
   const page = usePolling(() => api.tasks.list.query({ status: "dead_letter", limit: 20, order: "desc", ...(cursor ? { cursor } : {}) }), 2000, [api, cursor], onUnauthorized);
-  const act = async (what: "requeue" | "cancel", taskId: string) => {
-    try {
-      await (what === "requeue" ? api.tasks.requeue.mutate({ taskId }) : api.tasks.cancel.mutate({ taskId }));
-      setMessage(`${what === "requeue" ? "requeued" : "cancelled"} ${taskId}`);
-      page.refresh();
-    } catch (error) {
-      setMessage(`${what} failed: ${errorText(error)}`);
-    }
+  const act = async (what: TaskAction, taskId: string) => {
+    setMessage(await runTaskAction(api, what, taskId, page.refresh));
   };
   return (
     <section class="wide">
@@ -299,14 +306,8 @@ export function TaskPage({ api, onUnauthorized, taskId }: ViewProps & { taskId: 
     [api, taskId],
     onUnauthorized,
   );
-  const act = async (what: "requeue" | "cancel") => {
-    try {
-      await (what === "requeue" ? api.tasks.requeue.mutate({ taskId }) : api.tasks.cancel.mutate({ taskId }));
-      setMessage(what === "requeue" ? "requeued" : "cancelled");
-      detail.refresh();
-    } catch (error) {
-      setMessage(`${what} failed: ${errorText(error)}`);
-    }
+  const act = async (what: TaskAction) => {
+    setMessage(await runTaskAction(api, what, taskId, detail.refresh));
   };
   const data = detail.data;
   return (

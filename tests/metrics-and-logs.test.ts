@@ -109,6 +109,10 @@ describe("operator logs", () => {
     await http(url, "GET", "/tasks", { token: "wrong" });
     expect(lines.filter((line) => line.msg.startsWith("authentication failed"))).toHaveLength(1);
     expect(lines.some((line) => line.msg === "slow request" && line.url === "/tasks")).toBe(true);
+    // A long-poll that parked waits by design: not a slow request, however long it took.
+    await http(url, "POST", "/tasks/claim", { token: ADMIN_SECRET, body: { agentId: "poller", queues: ["none"], waitMs: 100 } });
+    await http(url, "GET", "/health");
+    expect(lines.filter((line) => line.msg === "slow request" && line.url === "/tasks/claim")).toEqual([]);
     await client.close();
   });
 });

@@ -114,13 +114,22 @@ export class Credentials {
   }
 
   /**
+   * What onRevoked names when this caller loses its rights: its token's id, or OPEN_CALLERS;
+   * undefined for callers that cannot lose them (trusted, the admin token).
+   */
+  revocationKey(caller: Caller): string | undefined {
+    if (caller.kind === "token") return caller.tokenId === ADMIN_TOKEN_ID ? undefined : caller.tokenId;
+    return caller.kind === "open" ? OPEN_CALLERS : undefined;
+  }
+
+  /**
    * A signal that aborts when the caller's credential is revoked (or, for an open caller, when
    * credentials become enforced): long-polls parked under it end at once, taking nothing.
    * dispose() when the call ends. Undefined for callers that cannot lose their rights (trusted,
    * the admin token). One listener per credential, fanned out: many parked calls share it.
    */
   watchRevocation(caller: Caller): { signal: AbortSignal; dispose: () => void } | undefined {
-    const key = caller.kind === "token" ? (caller.tokenId === ADMIN_TOKEN_ID ? undefined : caller.tokenId) : caller.kind === "open" ? OPEN_CALLERS : undefined;
+    const key = this.revocationKey(caller);
     if (key === undefined) return undefined;
     let revocation = this.revocations.get(key);
     if (revocation === undefined) {

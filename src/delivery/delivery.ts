@@ -19,6 +19,8 @@ export interface ConsumingCall {
   signals?: ReadonlyArray<AbortSignal | undefined>;
   /** Where to register how to undo what the call committed, should its answer not arrive. */
   delivery?: Delivery | undefined;
+  /** Called when the call parks to wait (a long-poll): the time it waits is by design, not slowness. */
+  waiting?: (() => void) | undefined;
 }
 
 /** Whether the call's client is gone. */

@@ -22,6 +22,9 @@ export interface ObservableResponse {
   once(event: "finish" | "close", listener: () => void): unknown;
 }
 
+/** Responses of calls that parked to wait (long-polls): the server's slow-request log leaves them out. */
+export const longPolls = new WeakSet<object>();
+
 export function httpTransport(res: ObservableResponse): Transport {
   const gone = new AbortController();
   let state: "open" | "finished" | "closed" = "open";
@@ -44,6 +47,7 @@ export function httpTransport(res: ObservableResponse): Transport {
   });
   return {
     clientGone: gone.signal,
+    waiting: () => longPolls.add(res),
     confirm(delivery) {
       if (state === "open") waiting.push(delivery);
       else if (state === "finished") decideFinished(delivery);

@@ -93,6 +93,7 @@ export class EventService {
           ticket.types = types;
           const now = Date.now();
           if (taken.batch.length > 0 || now >= deadline || stop.signal.aborted) return taken.batch;
+          call.waiting?.();
           await ticket.wait(Math.min(deadline - now, safetyRelookMs(this.d.config.crossProcessPollMs)), stop.signal);
           // The wait ran out with nothing committed for it: no last read, the agent polls again.
           if (!ticket.isWoken && Date.now() >= deadline) return [];

@@ -7,9 +7,8 @@ import { randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
 import { isInitializeRequest } from "@modelcontextprotocol/sdk/types.js";
-import { unauthorized } from "../auth/access.js";
 import { bearerSecret } from "../auth/token-secret.js";
-import { readBody, sendJson } from "../server/http-io.js";
+import { readBody, sendJson, sendUnauthorized } from "../server/http-io.js";
 import type { Services } from "../services.js";
 import type { Caller } from "../trpc/context.js";
 import { createMcpServer } from "./mcp-tools.js";
@@ -30,10 +29,7 @@ export function createMcpEndpoint(services: Services) {
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const caller = await services.credentials.authenticate(bearerSecret(req.headers.authorization));
-    if (caller.kind === "anonymous") {
-      res.setHeader("www-authenticate", "Bearer");
-      return sendJson(res, 401, { code: "UNAUTHORIZED", message: unauthorized().message });
-    }
+    if (caller.kind === "anonymous") return sendUnauthorized(res);
     let body: unknown;
     if (req.method === "POST") {
       const read = await readBody(req, services.config.maxBodyBytes);

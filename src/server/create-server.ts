@@ -14,7 +14,7 @@ import { unauthorized } from "../auth/access.js";
 import { OPEN_CALLERS } from "../auth/credentials.js";
 import { bearerSecret } from "../auth/token-secret.js";
 import type { Config } from "../config.js";
-import { httpTransport, webSocketTransport } from "../delivery/transports.js";
+import { httpTransport, longPolls, webSocketTransport } from "../delivery/transports.js";
 import { RETRY_AFTER_SECONDS } from "../errors.js";
 import { toErrorBody } from "../trpc/error-shape.js";
 import { createLogger, type Logger } from "../logger.js";
@@ -26,7 +26,7 @@ import { appRouter } from "../trpc/app-router.js";
 import { browserGuards, isLoopback } from "./browser-guards.js";
 import { createMcpEndpoint } from "../mcp/mcp-endpoint.js";
 import { createDashboardHandler } from "./dashboard-files.js";
-import { sendJson } from "./http-io.js";
+import { rawJsonResponse, sendJson, sendUnauthorized } from "./http-io.js";
 
 const MAX_HEADER_BYTES = 64 * 1024;
 
@@ -35,10 +35,6 @@ const MAX_HEADER_BYTES = 64 * 1024;
  * no valid credential, or its credential was revoked; reconnect with a valid token.
  */
 export const WS_CLOSE_UNAUTHORIZED = 4401;
-
-/** Long-polls wait by design: never "slow requests". */
-const LONG_POLL_PATHS = /^\/(mcp|tasks\/claim|tasks\/claim-many|tasks\/claim\/[^/?]+|events\/[^/?]+|trpc\/(tasks\.claim|tasks\.claimMany|tasks\.claimNext|events\.poll|events\.onEvent))(\?|$)/;
-const isLongPoll = (req: IncomingMessage): boolean => LONG_POLL_PATHS.test(req.url ?? "") && !(req.url ?? "").startsWith("/events/subscriptions");
 
 /** Listening on a non-loopback address with no credentials, without --insecure. */
 export class InsecureBindError extends Error {
@@ -111,7 +107,8 @@ export function createServer(config: Config, log: Logger = createLogger(config.l
       // finished: the whole response was handed to the connection; false means the client left first.
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
       const line = { method: req.method, url: req.url, status: res.statusCode, finished: res.writableFinished, ms: Math.round(ms) };
-      if (ms > config.slowRequestMs && !isLongPoll(req)) log.info(line, "slow request");
+      // Long-polls (they said so when they parked) and MCP's notification streams wait by design.
+      if (ms > config.slowRequestMs && !longPolls.has(res) && !(req.method === "GET" && (req.url ?? "").split("?")[0] === "/mcp")) log.info(line, "slow request");
       else log.debug(line, "request");
       if (inFlight === 0) idle.splice(0).forEach((resolve) => resolve());
     });
@@ -132,17 +129,27 @@ export function createServer(config: Config, log: Logger = createLogger(config.l
     log.error({ err: error }, "request failed");
     if (!res.headersSent) sendJson(res, 500, { code: "INTERNAL", message: "Internal server error" });
   };
-  /** The document declares the bearer scheme exactly when credentials are enforced; it needs one itself unless publicDocs. */
-  const serveOpenApi = async (req: IncomingMessage, res: ServerResponse) => {
+  /**
+   * For the GET-only routes outside the procedures (/openapi.json, /metrics): false after
+   * answering 405 for another method, or 401 when credentials are enforced, the route is not
+   * public by its setting, and the request carries no valid credential.
+   */
+  const mayGet = async (req: IncomingMessage, res: ServerResponse, path: string, isPublic: boolean): Promise<boolean> => {
     if (req.method !== "GET") {
       res.setHeader("allow", "GET");
-      return sendJson(res, 405, { code: "METHOD_NOT_ALLOWED", message: `/openapi.json answers GET, not ${req.method}` });
+      sendJson(res, 405, { code: "METHOD_NOT_ALLOWED", message: `${path} answers GET, not ${req.method}` });
+      return false;
     }
+    if (credentials.enforced && !isPublic && (await credentials.authenticate(bearerSecret(req.headers.authorization))).kind === "anonymous") {
+      sendUnauthorized(res);
+      return false;
+    }
+    return true;
+  };
+  /** The document declares the bearer scheme exactly when credentials are enforced; it needs one itself unless publicDocs. */
+  const serveOpenApi = async (req: IncomingMessage, res: ServerResponse) => {
+    if (!(await mayGet(req, res, "/openapi.json", config.publicDocs))) return;
     const enforced = credentials.enforced;
-    if (enforced && !config.publicDocs && (await credentials.authenticate(bearerSecret(req.headers.authorization))).kind === "anonymous") {
-      res.setHeader("www-authenticate", "Bearer");
-      return sendJson(res, 401, { code: "UNAUTHORIZED", message: unauthorized().message });
-    }
     let text = openApiJson.get(enforced);
     if (text === undefined) openApiJson.set(enforced, (text = JSON.stringify(buildOpenApiDocument(url, { bearer: enforced }))));
     res.writeHead(200, { "content-type": "application/json" });
@@ -150,14 +157,7 @@ export function createServer(config: Config, log: Logger = createLogger(config.l
   };
   /** Prometheus text; with credentials enforced, any valid token may scrape unless publicMetrics. */
   const serveMetrics = async (req: IncomingMessage, res: ServerResponse) => {
-    if (req.method !== "GET") {
-      res.setHeader("allow", "GET");
-      return sendJson(res, 405, { code: "METHOD_NOT_ALLOWED", message: `/metrics answers GET, not ${req.method}` });
-    }
-    if (credentials.enforced && !config.publicMetrics && (await credentials.authenticate(bearerSecret(req.headers.authorization))).kind === "anonymous") {
-      res.setHeader("www-authenticate", "Bearer");
-      return sendJson(res, 401, { code: "UNAUTHORIZED", message: unauthorized().message });
-    }
+    if (!(await mayGet(req, res, "/metrics", config.publicMetrics))) return;
     const text = await services.metrics.render();
     res.writeHead(200, { "content-type": services.metrics.contentType });
     res.end(text);
@@ -172,12 +172,12 @@ export function createServer(config: Config, log: Logger = createLogger(config.l
   // on the raw TCP connection, ahead of Node's own listener.
   let connections = 0;
   const refused = new WeakSet<Socket>();
-  const tooManyConnections = JSON.stringify({ code: "LIMIT_EXCEEDED", message: `The server has ${config.maxConnections} connections open (setting maxConnections); retry later` });
+  const tooManyConnections = rawJsonResponse(429, { code: "LIMIT_EXCEEDED", message: `The server has ${config.maxConnections} connections open (setting maxConnections); retry later` });
   http.prependListener("connection", (socket: Socket) => {
     if (connections >= config.maxConnections) {
       refused.add(socket);
       if (tls) return void socket.destroy();
-      socket.end(`HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(tooManyConnections)}\r\nconnection: close\r\n\r\n${tooManyConnections}`, () => socket.destroy());
+      socket.end(tooManyConnections, () => socket.destroy());
       setTimeout(() => socket.destroy(), 1000).unref();
       return;
     }
@@ -192,8 +192,7 @@ export function createServer(config: Config, log: Logger = createLogger(config.l
       error.code === "HPE_HEADER_OVERFLOW"
         ? [431, { code: "HEADERS_TOO_LARGE", message: `URL and headers exceed ${MAX_HEADER_BYTES} bytes; send long input in a POST body` }]
         : [400, { code: "INVALID_INPUT", message: "Malformed HTTP request" }];
-    const text = JSON.stringify(body);
-    socket.end(`HTTP/1.1 ${status} ${status === 431 ? "Request Header Fields Too Large" : "Bad Request"}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(text)}\r\nconnection: close\r\n\r\n${text}`);
+    socket.end(rawJsonResponse(status, body));
   });
 
   const wss = new WebSocketServer({ noServer: true, maxPayload: config.maxBodyBytes });
@@ -218,7 +217,7 @@ export function createServer(config: Config, log: Logger = createLogger(config.l
       }
       // Kept by credential, to be closed when it is revoked; open callers as one group, closed
       // when credentials become enforced.
-      const group = caller.kind === "token" ? caller.tokenId : caller.kind === "open" ? OPEN_CALLERS : undefined;
+      const group = credentials.revocationKey(caller);
       if (group !== undefined) {
         const sockets = socketsByToken.get(group) ?? new Set();
         socketsByToken.set(group, sockets.add(res));
@@ -242,11 +241,7 @@ export function createServer(config: Config, log: Logger = createLogger(config.l
     }
     // A browser always sends Origin on a WebSocket: a page from another origin is refused here.
     const refusal = guards.refusal(req);
-    if (refusal) {
-      const text = JSON.stringify(refusal);
-      socket.end(`HTTP/1.1 403 Forbidden\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(text)}\r\nconnection: close\r\n\r\n${text}`);
-      return;
-    }
+    if (refusal) return void socket.end(rawJsonResponse(403, refusal));
     wss.handleUpgrade(req, socket, head, (ws) => wss.emit("connection", ws, req));
   });
 

@@ -1,10 +1,27 @@
 // Small HTTP helpers shared by the server and the REST layer.
-import type { IncomingMessage, ServerResponse } from "node:http";
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from "node:http";
+import { unauthorized } from "../auth/access.js";
 
 export function sendJson(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
   res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
   res.end(text);
+}
+
+/** The 401 of routes outside the procedures (/openapi.json, /metrics, /mcp): the bearer challenge and the one error shape. */
+export function sendUnauthorized(res: ServerResponse): void {
+  res.setHeader("www-authenticate", "Bearer");
+  sendJson(res, 401, { code: "UNAUTHORIZED", message: unauthorized().message });
+}
+
+/**
+ * A whole HTTP/1.1 response with a JSON body, as text for a raw socket, where no ServerResponse
+ * exists (a request Node could not parse, a refused upgrade, a connection over the limit). The
+ * connection closes after it.
+ */
+export function rawJsonResponse(status: number, body: unknown): string {
+  const text = JSON.stringify(body);
+  return `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ""}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(text)}\r\nconnection: close\r\n\r\n${text}`;
 }
 
 /**

@@ -81,6 +81,7 @@ export class TaskService {
           const now = Date.now();
           if (now >= deadline || stop.signal.aborted) return [];
           if (claimed.nextRunAt !== null) ticket.dueBy(claimed.nextRunAt);
+          call.waiting?.();
           await ticket.wait(Math.min(deadline - now, safetyRelookMs(this.d.config.crossProcessPollMs)), stop.signal);
           // The wait ran out with nothing committed for it: no last look, the claimer asks again.
           if (!ticket.isWoken && Date.now() >= deadline) return [];

@@ -24,6 +24,8 @@ export interface Transport {
   readonly clientGone: AbortSignal | undefined;
   /** Decides `delivery` once the call's answer was handed over or dropped. Call after the procedure returned. */
   confirm(delivery: DeliverySink): void;
+  /** The call parked to wait (a long-poll): its time is not slowness (HTTP only). */
+  waiting?(): void;
   /** WebSocket only: what a live stream needs of its socket. */
   readonly stream?: StreamSocket;
 }

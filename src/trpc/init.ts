@@ -81,7 +81,7 @@ const confirmDelivery = t.middleware(async ({ ctx, path, signal, next }) => {
   const delivery = services.deliveries.create(path);
   // Ends early if the client leaves, or if its credential is revoked while the call waits.
   const revoked = services.credentials.watchRevocation(ctx.caller);
-  const call: ConsumingCall = { signals: [signal, ctx.transport.clientGone, revoked?.signal], delivery };
+  const call: ConsumingCall = { signals: [signal, ctx.transport.clientGone, revoked?.signal], delivery, waiting: () => ctx.transport.waiting?.() };
   const result = await next({ ctx: { call } }).finally(() => revoked?.dispose());
   if (result.ok) ctx.transport.confirm(delivery);
   else delivery.undelivered();
