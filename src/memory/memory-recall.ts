@@ -1,6 +1,7 @@
 // Pre-execution recall, as the database reader thread runs it: ranks memories for a task and/or
 // free text by FTS5 bm25 relevance blended with recency and outcome (weights below). Off the write
-// path: a claim commits, then its tasks' context is recalled here while the writer goes on.
+// path: the writer hands a claim's tasks over as it leases them, and their context is recalled
+// here while the writer commits (src/db/thread/recall-relay.ts).
 import { withinBudget } from "../db/answer-budget.js";
 import { toDate } from "../db/columns.js";
 import { notFound } from "../errors.js";

@@ -3,7 +3,6 @@
 import type { Config } from "../config.js";
 import type { Database } from "../db/thread/database.js";
 import { assertJsonDepth } from "../json-value.js";
-import type { Task } from "../tasks/task-schemas.js";
 import type { Memory, MemoryMatch, RecallRequest, RememberRequest } from "./memory-schemas.js";
 
 export class MemoryService {
@@ -20,11 +19,5 @@ export class MemoryService {
   /** The best `limit` matches, fewer if their answer would pass maxResponseBytes. */
   recall(request: RecallRequest): Promise<MemoryMatch[]> {
     return this.db.read("memory.recall", request);
-  }
-
-  /** The context handed out with claimed tasks, within `budgetBytes` of answer. */
-  recallForTasks(tasks: Task[], limit: number, budgetBytes: number): Promise<MemoryMatch[][]> {
-    if (limit <= 0 || tasks.length === 0) return Promise.resolve(tasks.map(() => []));
-    return this.db.read("memory.recallForTasks", { tasks, limit, budgetBytes });
   }
 }

@@ -5,6 +5,7 @@
 import type { AgentStore } from "../agents/agent-store.js";
 import type { HealthCutoffs } from "../agents/health-cutoffs.js";
 import { fromJsonText, UNDELIVERABLE_VALUE } from "../db/columns.js";
+import type { RecallRequest } from "../db/thread/recall-relay.js";
 import type { WriteContext } from "../db/writer.js";
 import { CoordinationError, notFound } from "../errors.js";
 import type { EventStore } from "../events/event-store.js";
@@ -20,6 +21,27 @@ export interface TaskCommandDeps {
   transitions: TaskTransitions;
   /** When an agent counts as offline (agents/health-cutoffs.ts): steal takes from those. */
   healthCutoffs: (now: number) => HealthCutoffs;
+  /** Asks the reader thread for the context of leased tasks, sent before the batch commits (recall-relay.ts). */
+  recall: (request: RecallRequest) => void;
+  /** The soft bound on one answer: a claim's tasks and their context share it. */
+  maxResponseBytes: number;
+}
+
+/**
+ * What a claim or a steal answers: the leased tasks; whether their context is being recalled
+ * under the call's ticket (else they have none); when nothing was claimable, when the next
+ * delayed task the claimer could take falls due.
+ */
+export interface Handout {
+  leased: Leased[];
+  recalling: boolean;
+  nextRunAt: number | null;
+}
+
+/** What a claim or a steal is asked with: how many memories each leased task gets, and the ticket its context comes back under. */
+export interface ContextWanted {
+  contextLimit: number;
+  recallTicket: number;
 }
 
 /** A leased task as a claim hands it out, with the room it takes in the answer (answer-budget.ts). */
@@ -60,6 +82,14 @@ export function taskCommands(d: TaskCommandDeps) {
     }
   };
 
+  /** The leased tasks; their context, `contextLimit` memories each, recalled on the reader thread while this batch commits. */
+  const handOut = (leased: Leased[], wanted: ContextWanted): Handout => {
+    if (leased.length === 0 || wanted.contextLimit <= 0) return { leased, recalling: false, nextRunAt: null };
+    const budgetBytes = d.maxResponseBytes - leased.reduce((sum, l) => sum + l.bytes, 0);
+    d.recall({ ticket: wanted.recallTicket, tasks: leased.map((l) => l.task), limit: wanted.contextLimit, budgetBytes });
+    return { leased, recalling: true, nextRunAt: null };
+  };
+
   return {
     "tasks.enqueue": (ctx: WriteContext, request: EnqueueRequest): Task => toTask(t.insertTask(ctx, request)),
 
@@ -74,12 +104,13 @@ export function taskCommands(d: TaskCommandDeps) {
      */
     "tasks.claim": (
       ctx: WriteContext,
-      args: { request: ClaimRequest; limit: number; leaseMs: number; noteAgent: boolean },
-    ): { leased: Leased[]; nextRunAt: number | null } => {
+      args: ContextWanted & { request: ClaimRequest; limit: number; leaseMs: number; noteAgent: boolean },
+    ): Handout => {
       const filter = t.claimFilter(args.request);
       const leased = claimDeliverable(ctx, filter, args.limit, args.leaseMs);
       if (args.noteAgent || leased.length > 0) t.noteAgent(ctx, args.request.agentId, filter.capabilities);
-      return { leased, nextRunAt: leased.length > 0 ? null : d.tasks.nextRunAt(filter, ctx.now) };
+      if (leased.length > 0) return handOut(leased, args);
+      return { leased, recalling: false, nextRunAt: d.tasks.nextRunAt(filter, ctx.now) };
     },
 
     "tasks.heartbeat": (ctx: WriteContext, args: SettleRequest & { agentId: string; leaseMs: number }): Task => {
@@ -176,8 +207,8 @@ export function taskCommands(d: TaskCommandDeps) {
      */
     "tasks.steal": (
       ctx: WriteContext,
-      request: { agentId: string; fromAgentId?: string | undefined; limit: number; leaseMs: number; capabilities?: string[] | undefined; asOf: number },
-    ): Leased[] => {
+      request: ContextWanted & { agentId: string; fromAgentId?: string | undefined; limit: number; leaseMs: number; capabilities?: string[] | undefined; asOf: number },
+    ): Handout => {
       if (request.fromAgentId !== undefined && !d.agents.get(request.fromAgentId)) throw notFound("AGENT_NOT_FOUND", request.fromAgentId);
       const filter = t.claimFilter(request);
       t.noteAgent(ctx, request.agentId, filter.capabilities);
@@ -185,11 +216,12 @@ export function taskCommands(d: TaskCommandDeps) {
       const { offlineBefore } = d.healthCutoffs(request.asOf);
       const victims = d.tasks.stealable(request.asOf, offlineBefore, request.fromAgentId ?? null, request.limit);
       for (const victim of victims) t.expireClaim(ctx, victim, `stolen by ${request.agentId} from ${victim.leaseOwner}`);
-      if (victims.length === 0) return [];
+      if (victims.length === 0) return handOut([], request);
       const stolenFrom = (row: TaskRow) => victims.find((v) => v.seq === row.seq)?.leaseOwner ?? null;
-      return t
+      const leased = t
         .claimRows(ctx, { ...filter, onlySeqs: victims.map((v) => v.seq) }, request.limit, request.leaseMs, stolenFrom)
         .map((row) => ({ task: toTask(row), bytes: taskAnswerBytes(row) }));
+      return handOut(leased, request);
     },
 
     /**

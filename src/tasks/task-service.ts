@@ -1,17 +1,19 @@
 // The task queue on the event loop. Its writes run in the database writer thread
 // (task-commands.ts) and its reads in the reader thread (task-queries.ts); what stays here needs
-// no database: long-polling (woken by committed events, claim-waiters.ts), the recalled context of
-// claimed tasks (the reader thread, off the write path), and delivery confirmation: what a claim or
-// a steal leased goes back, uncharged, when its answer does not reach the claimer.
+// no database: long-polling (woken by committed events, claim-waiters.ts) and delivery
+// confirmation: what a claim or a steal leased goes back, uncharged, when its answer does not
+// reach the claimer. (A claim's context comes with its answer: recall-relay.ts.)
 import type { Config } from "../config.js";
+import { asFault } from "../db/faults.js";
 import type { Database } from "../db/thread/database.js";
+import { deserializeError } from "../db/thread/protocol.js";
 import { clientGone, type ConsumingCall } from "../delivery/delivery.js";
 import { assertJsonDepth } from "../json-value.js";
-import type { MemoryService } from "../memory/memory-service.js";
 import type { PerKeyLimit } from "../per-key-limit.js";
 import { retentionPolicies } from "../retention/retention.js";
 import { linkSignals, safetyRelookMs, type SignalFanout } from "../wakeup.js";
 import type { ClaimWaiters } from "./claim-waiters.js";
+import type { RecalledContexts } from "../db/thread/recall-relay.js";
 import type { Leased } from "./task-commands.js";
 import type { ClaimedTask, ClaimRequest, EnqueueRequest, ListRequest, SettledTask, Task, TaskStats } from "./task-schemas.js";
 import type { SettleRequest } from "./task-transitions.js";
@@ -19,7 +21,6 @@ import type { SettleRequest } from "./task-transitions.js";
 export interface TaskServiceDeps {
   config: Config;
   db: Database;
-  memory: MemoryService;
   waiters: ClaimWaiters;
   /** Aborts at shutdown: long-polls return at once. */
   shutdown: SignalFanout;
@@ -58,8 +59,8 @@ export class TaskService {
     if (waitMs <= 0) {
       // One look, nothing to wait for: no waiter ticket, no signals to link.
       if (clientGone(call)) return [];
-      const claimed = await this.d.db.write("tasks.claim", { request, limit, leaseMs, noteAgent: true });
-      return claimed.leased.length > 0 ? this.handOut(claimed.leased, request.context, call) : [];
+      const claimed = await this.d.db.handOut("tasks.claim", { request, limit, leaseMs, noteAgent: true, contextLimit: this.contextLimit(request.context) });
+      return claimed.leased.length > 0 ? this.handOut(claimed, call) : [];
     }
     const unpark = this.d.parked.acquire(request.agentId);
     const deadline = Date.now() + waitMs;
@@ -76,8 +77,8 @@ export class TaskService {
         // Waiting starts before the attempt: a task committed meanwhile wakes it at once.
         const ticket = this.d.waiters.ticket(interest);
         try {
-          const claimed = await this.d.db.write("tasks.claim", { request, limit, leaseMs, noteAgent: attempt === 0 });
-          if (claimed.leased.length > 0) return this.handOut(claimed.leased, request.context, call);
+          const claimed = await this.d.db.handOut("tasks.claim", { request, limit, leaseMs, noteAgent: attempt === 0, contextLimit: this.contextLimit(request.context) });
+          if (claimed.leased.length > 0) return this.handOut(claimed, call);
           const now = Date.now();
           if (now >= deadline || stop.signal.aborted) return [];
           if (claimed.nextRunAt !== null) ticket.dueBy(claimed.nextRunAt);
@@ -131,8 +132,8 @@ export class TaskService {
     call: ConsumingCall = {},
   ): Promise<ClaimedTask[]> {
     if (clientGone(call)) return [];
-    const leased = await this.d.db.write("tasks.steal", { ...request, leaseMs: this.leaseLength(request.leaseMs), asOf: Date.now() });
-    return leased.length === 0 ? [] : this.handOut(leased, true, call);
+    const stolen = await this.d.db.handOut("tasks.steal", { ...request, leaseMs: this.leaseLength(request.leaseMs), asOf: Date.now(), contextLimit: this.contextLimit(true) });
+    return stolen.leased.length === 0 ? [] : this.handOut(stolen, call);
   }
 
   get(taskId: string): Promise<Task> {
@@ -184,17 +185,21 @@ export class TaskService {
   }
 
   /**
-   * The claimed tasks as answered: each with the memories recalled for it (on the reader thread),
-   * in what is left of the answer's byte budget. From here on the claimer owns them, unless the
-   * answer does not reach it: then they go back, uncharged.
+   * The claimed tasks as answered, each with the memories recalled for it (the writer started
+   * recall on the reader thread inside the claim's batch: recall-relay.ts). From here on the
+   * claimer owns them, unless the answer does not reach it: then they go back, uncharged.
    */
-  private async handOut(leased: Leased[], wanted: boolean | undefined, call: ConsumingCall): Promise<ClaimedTask[]> {
+  private handOut({ leased, contexts }: { leased: Leased[]; contexts: RecalledContexts }, call: ConsumingCall): ClaimedTask[] {
     const tasks = leased.map((l) => l.task);
     call.delivery?.onUndelivered(() => this.d.db.write("tasks.releaseUndelivered", tasks.map((t) => ({ id: t.id, leaseToken: t.leaseToken }))));
-    const limit = wanted === false ? 0 : this.d.config.memoryContextLimit;
-    const budget = this.d.config.maxResponseBytes - leased.reduce((sum, l) => sum + l.bytes, 0);
-    const contexts = await this.d.memory.recallForTasks(tasks, limit, budget);
-    return tasks.map((task, i) => ({ ...task, context: contexts[i] ?? [] }));
+    // Recall failed: the claim fails, and what it leased goes back as undelivered.
+    if (!contexts.ok) throw asFault(deserializeError(contexts.error), this.d.config.busyTimeoutMs);
+    return tasks.map((task, i) => ({ ...task, context: contexts.contexts[i] ?? [] }));
+  }
+
+  /** How many memories each claimed task gets: none when the claimer said `context: false`. */
+  private contextLimit(wanted: boolean | undefined): number {
+    return wanted === false ? 0 : this.d.config.memoryContextLimit;
   }
 
   private leaseLength(requested: number | undefined): number {

@@ -16,7 +16,7 @@ import { EventStore } from "../../events/event-store.js";
 import { memoryCommands } from "../../memory/memory-commands.js";
 import { MemoryRecall, recallQueries } from "../../memory/memory-recall.js";
 import { MemoryStore } from "../../memory/memory-store.js";
-import { taskCommands } from "../../tasks/task-commands.js";
+import { taskCommands, type TaskCommandDeps } from "../../tasks/task-commands.js";
 import { taskQueries } from "../../tasks/task-queries.js";
 import { TaskStore } from "../../tasks/task-store.js";
 import { TaskTransitions } from "../../tasks/task-transitions.js";
@@ -53,13 +53,14 @@ function storesOf(db: SqliteDatabase, { config, startedAt }: ThreadSetup) {
   };
 }
 
-export function createWriteCommands(db: SqliteDatabase, setup: ThreadSetup) {
+/** `recall`: starts a claim's recall on the reader thread (recall-relay.ts). */
+export function createWriteCommands(db: SqliteDatabase, setup: ThreadSetup, recall: TaskCommandDeps["recall"]) {
   const { config } = setup;
   const { tasks, events, agents, memories, tokens, cutoffs } = storesOf(db, setup);
   const transitions = new TaskTransitions({ config, tasks, events, agents, memories });
   const probe = db.prepare<[string]>(`INSERT INTO system_state (key, value) VALUES ('health.probe', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`);
   return {
-    ...taskCommands({ tasks, events, agents, transitions, healthCutoffs: cutoffs }),
+    ...taskCommands({ tasks, events, agents, transitions, healthCutoffs: cutoffs, recall, maxResponseBytes: config.maxResponseBytes }),
     ...eventCommands({ events, maxResponseBytes: config.maxResponseBytes, eventRetentionMs: config.eventRetentionMs, eventRetentionCount: config.eventRetentionCount }),
     ...agentCommands({ agents, events, transitions, healthCutoffs: cutoffs }),
     ...memoryCommands(memories),
@@ -78,12 +79,13 @@ export function createWriteCommands(db: SqliteDatabase, setup: ThreadSetup) {
 export function createReadCommands(db: SqliteDatabase, prisma: () => Promise<Prisma>, setup: ThreadSetup, sameFile: () => void = () => undefined) {
   const { config } = setup;
   const { tasks, events, agents, memories, tokens, cutoffs } = storesOf(db, setup);
+  const recall = new MemoryRecall(memories, tasks, config.maxResponseBytes);
   const ping = db.prepare("SELECT 1").pluck();
   return {
     ...taskQueries({ prisma, tasks, maxResponseBytes: config.maxResponseBytes }),
     ...eventQueries({ events, maxResponseBytes: config.maxResponseBytes }),
     ...agentQueries({ agents, healthCutoffs: cutoffs }),
-    ...recallQueries(new MemoryRecall(memories, tasks, config.maxResponseBytes)),
+    ...recallQueries(recall),
     ...tokenQueries(tokens),
     ...retentionQueries({ tasks, memories }),
     /** A round trip to the database file, for /health. */

@@ -6,16 +6,19 @@
 //    batch appended;
 //  - the reader: reads on its own connection (WAL: it never waits for the writer), recall and
 //    Prisma's queries among them.
-import { parentPort, workerData } from "node:worker_threads";
+import { parentPort, workerData, type MessagePort } from "node:worker_threads";
 import { assertSameFile, fileIdentity } from "../file-identity.js";
 import { openDatabase } from "../open-database.js";
 import type { Prisma } from "../prisma.js";
 import { Writer, type WriteContext } from "../writer.js";
 import { createReadCommands, createWriteCommands, type ThreadSetup } from "./commands.js";
+import type { MemoryMatch } from "../../memory/memory-schemas.js";
+import { RecallRequests, serveRecalls, type RecallRequest } from "./recall-relay.js";
 import { serializeError, type Call, type FromThread, type Outcome, type ThreadRole, type ToThread } from "./protocol.js";
 
 const port = parentPort!;
-const { role, ...setup } = workerData as ThreadSetup & { role: ThreadRole };
+/** `recallPort`: this thread's end of the writer–reader channel that claims' recall travels on (recall-relay.ts). */
+const { role, recallPort, ...setup } = workerData as ThreadSetup & { role: ThreadRole; recallPort: MessagePort };
 
 let outcomes: Outcome[] = [];
 let events: unknown[] = [];
@@ -50,10 +53,13 @@ type Run = (call: Call) => Promise<unknown>;
 function startWriter(): { run: Run; close: () => Promise<void> } {
   const db = openDatabase(setup.config);
   const writer = new Writer(db);
+  const recalls = new RecallRequests(recallPort);
+  // The batch's claims go to recall before the commit's sync, so the two overlap.
+  writer.beforeCommit(() => recalls.flush());
   // Nothing is acknowledged into a file that was deleted or replaced under the server.
   const opened = fileIdentity(setup.config.dbPath);
   writer.beforeCommit(() => assertSameFile(setup.config.dbPath, opened));
-  const commands = createWriteCommands(db, setup) as unknown as Record<string, (ctx: WriteContext, args: unknown) => unknown>;
+  const commands = createWriteCommands(db, setup, (request) => recalls.request(request)) as unknown as Record<string, (ctx: WriteContext, args: unknown) => unknown>;
   writer.onCommit((appended, batch) => {
     events.push(...appended);
     batches.push(batch);
@@ -85,6 +91,8 @@ function startReader(): { run: Run; close: () => Promise<void> } {
   // Loaded on first use: Prisma's client takes a good part of a second to load and start.
   const lazyPrisma = async () => (prisma ??= (await import("../prisma.js")).createPrismaClient(setup.config));
   const commands = createReadCommands(db, lazyPrisma, setup, () => assertSameFile(setup.config.dbPath, opened)) as unknown as Record<string, (args: unknown) => unknown>;
+  const recallForTasks = commands["memory.recallForTasks"] as (request: RecallRequest) => MemoryMatch[][];
+  serveRecalls(recallPort, recallForTasks, (answers) => port.postMessage({ kind: "recalled", answers } satisfies FromThread));
   return {
     run: async (call) => {
       const command = commands[call.op];

@@ -1,10 +1,17 @@
 // The event loop's database: a writer thread and a reader thread (database-thread.ts), called by
 // command name with typed arguments and results. Nothing here runs SQL.
+import { MessageChannel } from "node:worker_threads";
 import type { Config } from "../../config.js";
 import type { Logger } from "../../logger.js";
 import { asFault, WriteFaults } from "../faults.js";
 import type { ReadCommands, WriteCommands } from "./commands.js";
+import type { ContextWanted, Handout } from "../../tasks/task-commands.js";
+import { serializeError } from "./protocol.js";
+import { RecallResults, type RecalledContexts } from "./recall-relay.js";
 import { DatabaseThread } from "./thread-client.js";
+
+/** The writes that lease tasks for their caller and recall their context. */
+type HandingOut = "tasks.claim" | "tasks.steal";
 
 type WriteArgs<F> = F extends (ctx: never, args: infer A) => unknown ? A : never;
 type ReadArgs<F> = F extends (args: infer A) => unknown ? A : never;
@@ -18,6 +25,7 @@ export class Database {
   /** Whether writes are failing now (disk full, read-only, I/O errors, a replaced file), and why. */
   readonly faults: WriteFaults;
   private readonly busyTimeoutMs: number;
+  private readonly recalled = new RecallResults();
 
   /** Receives each group commit's size and time (the metrics set it). */
   onBatches: ((batches: Array<{ writes: number; ms: number }>) => void) | undefined;
@@ -26,8 +34,10 @@ export class Database {
     this.faults = new WriteFaults(log);
     this.busyTimeoutMs = config.busyTimeoutMs;
     const setup = { config, startedAt };
-    this.writer = new DatabaseThread({ role: "writer", ...setup, log, onEvents, onBatches: (batches) => this.onBatches?.(batches) });
-    this.reader = new DatabaseThread({ role: "reader", ...setup, log });
+    const recall = new MessageChannel();
+    this.writer = new DatabaseThread({ role: "writer", ...setup, log, onEvents, onBatches: (batches) => this.onBatches?.(batches), recallPort: recall.port1 });
+    this.reader = new DatabaseThread({ role: "reader", ...setup, log, recallPort: recall.port2, onRecalled: (answers) => this.recalled.deliver(answers) });
+    void this.reader.lost.then((error) => this.recalled.fail(serializeError(error)));
   }
 
   /**
@@ -67,6 +77,24 @@ export class Database {
         throw fault;
       },
     );
+  }
+
+  /**
+   * A claim or a steal, and the context of what it leased: the writer asks the reader for it
+   * inside the claim's batch, and it arrives here, often before the claim's own answer
+   * (recall-relay.ts). `contextLimit`: memories per task (0: none).
+   */
+  async handOut<K extends HandingOut>(op: K, args: Omit<WriteArgs<WriteCommands[K]>, "recallTicket">): Promise<Handout & { contexts: RecalledContexts }> {
+    const recallTicket = this.recalled.ticket();
+    let handout: Handout;
+    try {
+      handout = (await this.write(op, { ...args, recallTicket } as ContextWanted as WriteArgs<WriteCommands[K]>)) as Handout;
+    } catch (error) {
+      this.recalled.forget(recallTicket);
+      throw error;
+    }
+    const contexts: RecalledContexts = handout.recalling ? await this.recalled.take(recallTicket) : { ok: true, contexts: handout.leased.map(() => []) };
+    return { ...handout, contexts };
   }
 
   /** A read, on the reader thread's own connection; a failing database rejects with its fault's code. */

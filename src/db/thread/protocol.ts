@@ -3,6 +3,7 @@
 // are rebuilt on the other side: a CoordinationError keeps its code, message and details; any
 // other error keeps its name, message and SQLite code (SQLITE_FULL, SQLITE_BUSY, …).
 import { CoordinationError, type DomainErrorCode } from "../../errors.js";
+import type { RecallAnswer } from "./recall-relay.js";
 
 export type ThreadRole = "writer" | "reader";
 
@@ -26,6 +27,8 @@ export type FromThread =
   | { kind: "ready" }
   | { kind: "failed"; error: SerializedError }
   | { kind: "results"; outcomes: Outcome[]; events: unknown[]; batches?: Array<{ writes: number; ms: number }> }
+  /** Reader only: the context of claims, asked for by the writer (recall-relay.ts). */
+  | { kind: "recalled"; answers: RecallAnswer[] }
   | { kind: "log"; level: "debug" | "info" | "warn" | "error"; fields: Record<string, unknown>; message: string }
   /** `error`: closing did not finish cleanly (the WAL checkpoint failed on a full or failing disk); the connection was closed all the same. */
   | { kind: "closed"; error?: SerializedError };

@@ -3,10 +3,11 @@
 // committed). A writer's answer also carries the events its batch appended, handed to `onEvents`;
 // the batch's calls resolve once that settled, so a caller never sees its write before the bus has.
 import { fileURLToPath } from "node:url";
-import { Worker } from "node:worker_threads";
+import { Worker, type MessagePort } from "node:worker_threads";
 import type { Config } from "../../config.js";
 import type { Logger } from "../../logger.js";
 import { CoordinationError } from "../../errors.js";
+import type { RecallAnswer } from "./recall-relay.js";
 import { deserializeError, type Call, type FromThread, type Outcome, type ThreadRole, type ToThread } from "./protocol.js";
 
 /** The command table of a thread: name → function. Writers' commands take a WriteContext first. */
@@ -22,6 +23,10 @@ export interface ThreadOptions {
   onEvents?: (events: unknown[]) => void | Promise<void>;
   /** Writer only: each group commit's size and time (metrics). */
   onBatches?: (batches: Array<{ writes: number; ms: number }>) => void;
+  /** Reader only: the context of claims, as it is recalled (recall-relay.ts). */
+  onRecalled?: (answers: RecallAnswer[]) => void;
+  /** This thread's end of the channel between the writer and the reader (claims' recall: recall-relay.ts). */
+  recallPort: MessagePort;
 }
 
 /**
@@ -52,7 +57,10 @@ export class DatabaseThread<Commands extends CommandTable> {
   readonly lost = new Promise<Error>((resolve) => (this.onLost = resolve));
 
   constructor(private readonly options: ThreadOptions) {
-    this.worker = new Worker(threadScript(), { workerData: { role: options.role, config: options.config, startedAt: options.startedAt } });
+    this.worker = new Worker(threadScript(), {
+      workerData: { role: options.role, config: options.config, startedAt: options.startedAt, recallPort: options.recallPort },
+      transferList: [options.recallPort],
+    });
     this.started = new Promise((resolve, reject) => {
       const onMessage = (message: FromThread) => {
         if (message.kind === "ready") resolve();
@@ -138,6 +146,9 @@ export class DatabaseThread<Commands extends CommandTable> {
         this.answering = answering;
         return;
       }
+      case "recalled":
+        this.options.onRecalled?.(message.answers);
+        return;
       case "log":
         this.options.log[message.level]({ ...message.fields, thread: this.options.role }, message.message);
         return;
