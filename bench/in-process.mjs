@@ -3,16 +3,17 @@
 // claim → complete work as the REST load. Sits between the raw SQLite ceiling and the servers:
 // what is lost here is service logic + extra writes; what is lost on top of it is HTTP/tRPC/REST.
 //
-// usage: node bench/in-process.mjs DBFILE N C [memoryContextLimit]   → prints one JSON line
+// usage: node bench/in-process.mjs DBFILE N C [memoryContextLimit|-] [next]   → prints one JSON line
+// `next`: workers use complete-and-claim (each complete claims the next task in the same write).
 import { loadConfig } from "../dist/src/config.js";
 import { createLogger } from "../dist/src/logger.js";
 import { createCoordination } from "../dist/src/services.js";
 import { runLifecycle } from "./lib.mjs";
 
-const [dbPath, nArg, cArg, contextArg] = process.argv.slice(2);
+const [dbPath, nArg, cArg, contextArg, mode] = process.argv.slice(2);
 const N = Number(nArg ?? 3000);
 const C = Number(cArg ?? 32);
-const overrides = { dbPath, logLevel: "warn", ...(contextArg === undefined ? {} : { memoryContextLimit: Number(contextArg) }) };
+const overrides = { dbPath, logLevel: "warn", ...(contextArg === undefined || contextArg === "-" ? {} : { memoryContextLimit: Number(contextArg) }) };
 const config = loadConfig({ env: {}, overrides });
 const coordination = createCoordination(config, createLogger("warn"));
 await coordination.start();
@@ -23,6 +24,7 @@ try {
       enqueue: (input) => tasks.enqueue(input),
       claim: async (agentId) => (await tasks.claim({ agentId }))[0] ?? null,
       complete: (input) => tasks.complete(input),
+      ...(mode === "next" ? { completeAndClaim: async (input) => (await tasks.completeAndClaim(input)).next } : {}),
     },
     N,
     C,

@@ -212,7 +212,8 @@ export const monoUs = () => Number(process.hrtime.bigint() / 1000n);
 
 /**
  * The lifecycle load through any API: enqueue N tasks with C concurrent callers, then C agents
- * claim → complete until nothing is left. `api.claim(agentId)` returns a task or null.
+ * claim → complete until nothing is left. `api.claim(agentId)` returns a task or null. With
+ * `api.completeAndClaim(settle)` (returns the next task or null), each complete claims the next.
  * Returns the Lifecycle bookkeeping and the two phase durations in seconds.
  */
 export async function runLifecycle(api, N, C) {
@@ -227,6 +228,14 @@ export async function runLifecycle(api, N, C) {
   await Promise.all(
     Array.from({ length: C }, async (_, w) => {
       const agentId = `agent-${w}`;
+      if (api.completeAndClaim) {
+        // A worker's loop with the combined call: claim once, then each complete claims the next.
+        for (let task = await api.claim(agentId); task; ) {
+          life.completed(task.id);
+          task = await api.completeAndClaim({ taskId: task.id, agentId, leaseToken: task.leaseToken, result: { ok: true } });
+        }
+        return;
+      }
       for (;;) {
         const task = await api.claim(agentId);
         if (!task) return;

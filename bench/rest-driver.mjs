@@ -3,10 +3,13 @@
 // to exactly the claim+complete phase. Used for the profiling run only; the measured numbers
 // in the table come from the shared load generator itself.
 //
-// usage: node bench/rest-driver.mjs BASE_URL N C   → prints one JSON line
+// With `next`, each complete claims the agent's next task (POST /tasks/{id}/complete-and-claim):
+// the throughput table's "ours, REST with complete-and-claim".
+//
+// usage: node bench/rest-driver.mjs BASE_URL N C [next]   → prints one JSON line
 import { Lifecycle, monoUs, pool } from "./lib.mjs";
 
-const [base, nArg, cArg] = process.argv.slice(2);
+const [base, nArg, cArg, mode] = process.argv.slice(2);
 const N = Number(nArg ?? 3000);
 const C = Number(cArg ?? 32);
 const json = { "content-type": "application/json" };
@@ -29,6 +32,17 @@ t = performance.now();
 await Promise.all(
   Array.from({ length: C }, async (_, w) => {
     const agent = `agent-${w}`;
+    if (mode === "next") {
+      const r = await fetch(`${base}/tasks/claim/${agent}`);
+      const text = await r.text();
+      for (let task = text ? JSON.parse(text) : null; task; ) {
+        life.completed(task.id);
+        const c = await fetch(`${base}/tasks/${task.id}/complete-and-claim`, { method: "POST", headers: json, body: JSON.stringify({ agentId: agent, result: { ok: true } }) });
+        if (!c.ok) throw new Error(`complete-and-claim ${c.status} ${await c.text()}`);
+        task = (await c.json()).next;
+      }
+      return;
+    }
     for (;;) {
       const r = await fetch(`${base}/tasks/claim/${agent}`);
       const text = await r.text();

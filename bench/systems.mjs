@@ -73,6 +73,12 @@ export function systems({ before } = {}) {
   return {
     "ours, REST": oursRest(ROOT, "ours"),
     ...(before ? { "ours before, REST": oursRest(before, "before") } : {}),
+    // The same load with each complete claiming the next task (bench/rest-driver.mjs, the shared load generator's requests otherwise).
+    "ours, REST with complete-and-claim": ({ dir, round, N, C, timeoutMs }) =>
+      withServer(
+        { command: process.execPath, args: (port) => [join(ROOT, "bin/coordination.js"), "--port", String(port), "--db", join(dir, `next-${round}.db`)], env: serverEnv(), timeoutMs },
+        (url) => runJsonChild(process.execPath, [join(ROOT, "bench/rest-driver.mjs"), url, String(N), String(C), "next"], { timeoutMs, label: "rest-driver", cwd: ROOT }),
+      ),
     "reference server (node:http + better-sqlite3, events)": ({ dir, round, N, C, timeoutMs }) =>
       withServer(
         { command: process.execPath, args: (port) => [join(SHARED, "reference-server.mjs"), String(port), join(dir, `ref-${round}.db`)], env: { ...process.env, REF_EVENTS: "1" }, timeoutMs },
@@ -95,6 +101,7 @@ export function systems({ before } = {}) {
     "ours in-process": oursInProcess(ROOT, "inproc"),
     ...(before ? { "ours before, in-process": oursInProcess(before, "inproc-before") } : {}),
     "ours in-process, recall off": oursInProcess(ROOT, "inproc0", ["0"]),
+    "ours in-process, complete-and-claim": oursInProcess(ROOT, "inproc-next", ["-", "next"]),
     "BullMQ Worker (Redis, appendfsync always)": async ({ dir, round, N, C, timeoutMs }) => {
       const problem = redisProblem();
       if (problem) return { skipped: problem };

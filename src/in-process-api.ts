@@ -29,6 +29,8 @@ export interface InProcessCoordination {
     claimMany(agentId: string, options?: Rest<In["tasks"]["claimMany"], "agentId">): Promise<Out["tasks"]["claimMany"]>;
     heartbeat(taskId: string, agentId: string, options?: Rest<In["tasks"]["heartbeat"], "taskId" | "agentId">): Promise<Out["tasks"]["heartbeat"]>;
     complete(taskId: string, settle?: Rest<In["tasks"]["complete"], "taskId">): Promise<Out["tasks"]["complete"]>;
+    /** Completes the agent's task and claims its next one in the same write; `next` is null when none is available. */
+    completeAndClaim(taskId: string, agentId: string, settle?: Rest<In["tasks"]["completeAndClaim"], "taskId" | "agentId">): Promise<Out["tasks"]["completeAndClaim"]>;
     fail(taskId: string, settle: Rest<In["tasks"]["fail"], "taskId">): Promise<Out["tasks"]["fail"]>;
     release(taskId: string, agentId: string, options?: Rest<In["tasks"]["release"], "taskId" | "agentId">): Promise<Out["tasks"]["release"]>;
     cancel(taskId: string): Promise<Out["tasks"]["cancel"]>;
@@ -110,6 +112,7 @@ export async function openCoordination(options: InProcessOptions = {}): Promise<
       claimMany: (agentId, claimOptions) => run(api.tasks.claimMany({ ...claimOptions, agentId })),
       heartbeat: (taskId, agentId, heartbeatOptions) => run(api.tasks.heartbeat({ ...heartbeatOptions, taskId, agentId })),
       complete: (taskId, settle) => run(api.tasks.complete({ ...settle, taskId })),
+      completeAndClaim: (taskId, agentId, settle) => run(api.tasks.completeAndClaim({ ...settle, taskId, agentId })),
       fail: (taskId, settle) => run(api.tasks.fail({ ...settle, taskId })),
       release: (taskId, agentId, releaseOptions) => run(api.tasks.release({ ...releaseOptions, taskId, agentId })),
       cancel: (taskId) => run(api.tasks.cancel({ taskId })),

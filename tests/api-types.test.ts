@@ -88,7 +88,7 @@ type Settle = { taskId: string; agentId?: string; leaseToken?: number };
 /** Every procedure this file checks, by dotted path. */
 const CHECKED = [
   "health",
-  "tasks.enqueue", "tasks.enqueueMany", "tasks.claim", "tasks.claimNext", "tasks.claimMany", "tasks.heartbeat", "tasks.complete",
+  "tasks.enqueue", "tasks.enqueueMany", "tasks.claim", "tasks.claimNext", "tasks.claimMany", "tasks.heartbeat", "tasks.complete", "tasks.completeAndClaim",
   "tasks.fail", "tasks.release", "tasks.cancel", "tasks.requeue", "tasks.steal", "tasks.get", "tasks.list", "tasks.stats", "tasks.events",
   "events.publish", "events.subscribe", "events.unsubscribe", "events.subscription", "events.poll", "events.ack", "events.list", "events.head", "events.onEvent",
   "agents.register", "agents.heartbeat", "agents.deregister", "agents.get", "agents.list", "agents.findByCapability", "agents.card",
@@ -126,6 +126,10 @@ describe("AppRouter types", () => {
     expectTypeOf<Out["tasks"]["heartbeat"]>().toEqualTypeOf<Task>();
     expectTypeOf<In["tasks"]["complete"]>().toEqualTypeOf<Flat<Settle & { result?: JsonValue }>>();
     expectTypeOf<Out["tasks"]["complete"]>().toEqualTypeOf<SettledTask>();
+    expectTypeOf<In["tasks"]["completeAndClaim"]>().toEqualTypeOf<
+      Flat<Omit<Settle, "agentId"> & { agentId: string; result?: JsonValue; next?: { queues?: string[]; capabilities?: string[]; leaseMs?: number; context?: boolean } }>
+    >();
+    expectTypeOf<Out["tasks"]["completeAndClaim"]>().toEqualTypeOf<{ completed: SettledTask; next: ClaimedTask | null }>();
     expectTypeOf<In["tasks"]["fail"]>().toEqualTypeOf<Flat<Settle & { error: string; retry?: boolean }>>();
     expectTypeOf<Out["tasks"]["fail"]>().toEqualTypeOf<SettledTask>();
     expectTypeOf<In["tasks"]["release"]>().toEqualTypeOf<Flat<Omit<Settle, "agentId"> & { agentId: string; delayMs?: number }>>();
@@ -250,6 +254,8 @@ export function wrongCallsDoNotCompile(api: CoordinationApi): void {
   void api.tasks.claim.mutate({ agentId: "a", queues: "q" });
   // @ts-expect-error capabilities is a list of names
   void api.agents.register.mutate({ agentId: "a", capabilities: "gpu" });
+  // @ts-expect-error the next claim's queues are a list
+  void api.tasks.completeAndClaim.mutate({ taskId: "t", agentId: "a", next: { queues: "q" } });
   // @ts-expect-error retry is a boolean
   void api.tasks.fail.mutate({ taskId: "t", error: "e", retry: "false" });
   // @ts-expect-error metadata is a JSON object

@@ -12,7 +12,7 @@ type Need = "open" | "read" | "agent" | "admin";
 const EXPECTED: Record<string, Need> = {
   health: "open",
   "tasks.enqueue": "agent", "tasks.enqueueMany": "agent", "tasks.claim": "agent", "tasks.claimNext": "agent", "tasks.claimMany": "agent",
-  "tasks.heartbeat": "agent", "tasks.complete": "agent", "tasks.fail": "agent", "tasks.release": "agent", "tasks.steal": "agent",
+  "tasks.heartbeat": "agent", "tasks.complete": "agent", "tasks.completeAndClaim": "agent", "tasks.fail": "agent", "tasks.release": "agent", "tasks.steal": "agent",
   "tasks.cancel": "admin", "tasks.requeue": "admin",
   "tasks.get": "read", "tasks.list": "read", "tasks.stats": "read", "tasks.events": "read",
   "events.publish": "agent", "events.subscribe": "agent", "events.unsubscribe": "agent", "events.subscription": "agent", "events.poll": "agent", "events.ack": "agent",

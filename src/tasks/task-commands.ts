@@ -38,6 +38,9 @@ export interface Handout {
   nextRunAt: number | null;
 }
 
+/** One claim attempt, as the event loop asks for it (TaskService.claim). */
+export type ClaimArgs = ContextWanted & { request: ClaimRequest; limit: number; leaseMs: number; noteAgent: boolean };
+
 /** What a claim or a steal is asked with: how many memories each leased task gets, and the ticket its context comes back under. */
 export interface ContextWanted {
   contextLimit: number;
@@ -90,6 +93,54 @@ export function taskCommands(d: TaskCommandDeps) {
     return { leased, recalling: true, nextRunAt: null };
   };
 
+  /**
+   * One claim attempt. `noteAgent` registers or refreshes the claimer even when nothing is
+   * claimable (the first attempt of a long-poll). When nothing is, says when the next delayed
+   * task the claimer could take falls due, so a long-poll can wake for it.
+   */
+  const claim = (ctx: WriteContext, args: ClaimArgs): Handout => {
+    const filter = t.claimFilter(args.request);
+    const leased = claimDeliverable(ctx, filter, args.limit, args.leaseMs);
+    if (args.noteAgent || leased.length > 0) t.noteAgent(ctx, args.request.agentId, filter.capabilities);
+    if (leased.length > 0) return handOut(leased, args);
+    return { leased, recalling: false, nextRunAt: d.tasks.nextRunAt(filter, ctx.now) };
+  };
+
+  /**
+   * Completes the task under the caller's lease. Sent again (its first answer lost), it gets the
+   * same answer, as long as it carries the same result: a different result for a task already
+   * completed is a conflict, so a stale or forged anonymous complete can never pass as the
+   * rightful holder's.
+   */
+  const complete = (ctx: WriteContext, request: SettleRequest & { result?: unknown }): SettledTask => {
+    // The usual case in one statement: the task is claimed under the caller's lease.
+    const row = d.tasks.completeHeld(request.taskId, request.agentId ?? null, request.leaseToken ?? null, request.result, ctx.now);
+    if (row === undefined) {
+      const current = t.findTask(request.taskId);
+      if (current.status === "completed" && t.isHolder(current, request)) {
+        if (sameJson(fromJsonText(current.result), request.result ?? null)) return settled(current);
+        throw new CoordinationError(
+          "INVALID_STATE",
+          `task "${request.taskId}" was already completed under lease ${current.leaseToken} of agent "${current.leaseOwner}" with a different result`,
+          { status: current.status, leaseOwner: current.leaseOwner, leaseToken: current.leaseToken },
+        );
+      }
+      throw t.leaseConflict(current, request);
+    }
+    if (request.agentId !== undefined) t.noteAgent(ctx, request.agentId);
+    d.events.appendSystem(ctx, "task.completed", {
+      taskId: row.id,
+      queue: row.queue,
+      agentId: row.leaseOwner,
+      attempt: row.attempts,
+      leaseToken: row.leaseToken,
+      ...ranFor(row, ctx.now),
+      ...(request.agentId === undefined ? { anonymous: true } : {}),
+    });
+    t.recordExecution(ctx, row, "completed");
+    return settled(row);
+  };
+
   return {
     "tasks.enqueue": (ctx: WriteContext, request: EnqueueRequest): Task => toTask(t.insertTask(ctx, request)),
 
@@ -97,21 +148,7 @@ export function taskCommands(d: TaskCommandDeps) {
     "tasks.enqueueMany": (ctx: WriteContext, requests: EnqueueRequest[]): Task[] =>
       requests.map((request, i) => toTask(t.insertTask(ctx, request, `tasks[${i}].payload`))),
 
-    /**
-     * One claim attempt. `noteAgent` registers or refreshes the claimer even when nothing is
-     * claimable (the first attempt of a long-poll). When nothing is, says when the next delayed
-     * task the claimer could take falls due, so a long-poll can wake for it.
-     */
-    "tasks.claim": (
-      ctx: WriteContext,
-      args: ContextWanted & { request: ClaimRequest; limit: number; leaseMs: number; noteAgent: boolean },
-    ): Handout => {
-      const filter = t.claimFilter(args.request);
-      const leased = claimDeliverable(ctx, filter, args.limit, args.leaseMs);
-      if (args.noteAgent || leased.length > 0) t.noteAgent(ctx, args.request.agentId, filter.capabilities);
-      if (leased.length > 0) return handOut(leased, args);
-      return { leased, recalling: false, nextRunAt: d.tasks.nextRunAt(filter, ctx.now) };
-    },
+    "tasks.claim": claim,
 
     "tasks.heartbeat": (ctx: WriteContext, args: SettleRequest & { agentId: string; leaseMs: number }): Task => {
       const row = t.heldTask(args);
@@ -119,39 +156,19 @@ export function taskCommands(d: TaskCommandDeps) {
       return toTask(d.tasks.extendLease(row.seq, ctx.now + args.leaseMs, ctx.now));
     },
 
+    "tasks.complete": complete,
+
     /**
-     * Completes the task under the caller's lease. Sent again (its first answer lost), it gets the
-     * same answer, as long as it carries the same result: a different result for a task already
-     * completed is a conflict, so a stale or forged anonymous complete can never pass as the
-     * rightful holder's.
+     * Completes the caller's task and claims its next one in the same write: one round trip per
+     * task for a worker instead of two. The claim runs only if the complete succeeded (a conflict
+     * claims nothing); it takes a task at once or answers none, without waiting.
      */
-    "tasks.complete": (ctx: WriteContext, request: SettleRequest & { result?: unknown }): SettledTask => {
-      // The usual case in one statement: the task is claimed under the caller's lease.
-      const row = d.tasks.completeHeld(request.taskId, request.agentId ?? null, request.leaseToken ?? null, request.result, ctx.now);
-      if (row === undefined) {
-        const current = t.findTask(request.taskId);
-        if (current.status === "completed" && t.isHolder(current, request)) {
-          if (sameJson(fromJsonText(current.result), request.result ?? null)) return settled(current);
-          throw new CoordinationError(
-            "INVALID_STATE",
-            `task "${request.taskId}" was already completed under lease ${current.leaseToken} of agent "${current.leaseOwner}" with a different result`,
-            { status: current.status, leaseOwner: current.leaseOwner, leaseToken: current.leaseToken },
-          );
-        }
-        throw t.leaseConflict(current, request);
-      }
-      if (request.agentId !== undefined) t.noteAgent(ctx, request.agentId);
-      d.events.appendSystem(ctx, "task.completed", {
-        taskId: row.id,
-        queue: row.queue,
-        agentId: row.leaseOwner,
-        attempt: row.attempts,
-        leaseToken: row.leaseToken,
-        ...ranFor(row, ctx.now),
-        ...(request.agentId === undefined ? { anonymous: true } : {}),
-      });
-      t.recordExecution(ctx, row, "completed");
-      return settled(row);
+    "tasks.completeAndClaim": (
+      ctx: WriteContext,
+      args: ContextWanted & { complete: SettleRequest & { result?: unknown }; claim: Omit<ClaimArgs, keyof ContextWanted> },
+    ): Handout & { completed: SettledTask } => {
+      const completed = complete(ctx, args.complete);
+      return { completed, ...claim(ctx, { ...args.claim, contextLimit: args.contextLimit, recallTicket: args.recallTicket }) };
     },
 
     "tasks.fail": (ctx: WriteContext, request: SettleRequest & { error: string; retry: boolean }): SettledTask => {

@@ -7,6 +7,8 @@ import {
   claimInput,
   claimManyInput,
   completeInput,
+  completeAndClaimInput,
+  completedAndClaimedSchema,
   enqueueInput,
   enqueueManyInput,
   failInput,
@@ -85,6 +87,20 @@ export const taskRouter = router({
     .input(completeInput)
     .output(settledTaskSchema)
     .mutation(({ ctx, input }) => ctx.services.tasks.complete(input)),
+
+  completeAndClaim: consumingProcedure
+    .meta({ access: AS_AGENT,
+      rest: {
+        method: "POST",
+        path: "/tasks/{taskId}/complete-and-claim",
+        tags,
+        summary: "Complete a task and claim the agent's next one in the same write (next is null when none is available)",
+        errors: ["TASK_NOT_FOUND", "LEASE_CONFLICT", "INVALID_STATE"],
+      },
+    })
+    .input(completeAndClaimInput)
+    .output(completedAndClaimedSchema)
+    .mutation(({ ctx, input }) => ctx.services.tasks.completeAndClaim(input, ctx.call)),
 
   fail: procedure
     .meta({ access: AS_AGENT,

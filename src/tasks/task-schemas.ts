@@ -94,6 +94,24 @@ export const heartbeatInput = z.strictObject({ ...settleFields, leaseMs: leaseMs
  */
 const anyHolderSettleFields = { ...settleFields, agentId: agentIdSchema.optional() };
 export const completeInput = z.strictObject({ ...anyHolderSettleFields, result: jsonValue.optional() });
+/**
+ * complete-and-claim: the complete's fields (agentId required: the next task is claimed for it)
+ * and what to claim next; by default any queue, the agent's registered capabilities, the
+ * server's lease, with context. The next claim does not wait: a task at once, or none.
+ */
+export const completeAndClaimInput = z.strictObject({
+  ...settleFields,
+  result: jsonValue.optional(),
+  next: z
+    .strictObject({
+      queues: claimFields.queues,
+      capabilities: claimFields.capabilities,
+      leaseMs: claimFields.leaseMs,
+      context: claimFields.context,
+    })
+    .optional(),
+});
+export type CompleteAndClaimRequest = z.output<typeof completeAndClaimInput>;
 export const failInput = z.strictObject({
   ...anyHolderSettleFields,
   error: text(10_000),
@@ -173,6 +191,12 @@ export type SettledTask = z.infer<typeof settledTaskSchema>;
 
 export const claimedTaskSchema = taskSchema.extend({ context: z.array(memoryMatchSchema) }).meta({ id: "ClaimedTask" });
 export type ClaimedTask = z.infer<typeof claimedTaskSchema>;
+
+/** What complete-and-claim answers: the completed task, and the next one claimed for the agent (null when none was available). */
+export const completedAndClaimedSchema = z
+  .object({ completed: settledTaskSchema, next: claimedTaskSchema.nullable() })
+  .meta({ id: "CompletedAndClaimed" });
+export type CompletedAndClaimed = z.infer<typeof completedAndClaimedSchema>;
 
 export const taskPageSchema = z.object({ items: z.array(taskSchema), nextCursor: z.string().nullable() });
 

@@ -15,7 +15,7 @@ import { linkSignals, safetyRelookMs, type SignalFanout } from "../wakeup.js";
 import type { ClaimWaiters } from "./claim-waiters.js";
 import type { RecalledContexts } from "../db/thread/recall-relay.js";
 import type { Leased } from "./task-commands.js";
-import type { ClaimedTask, ClaimRequest, EnqueueRequest, ListRequest, SettledTask, Task, TaskStats } from "./task-schemas.js";
+import type { ClaimedTask, ClaimRequest, CompleteAndClaimRequest, CompletedAndClaimed, EnqueueRequest, ListRequest, SettledTask, Task, TaskStats } from "./task-schemas.js";
 import type { SettleRequest } from "./task-transitions.js";
 
 export interface TaskServiceDeps {
@@ -105,6 +105,25 @@ export class TaskService {
   complete(request: SettleRequest & { result?: unknown }): Promise<SettledTask> {
     assertJsonDepth("result", request.result, this.d.config.maxJsonDepth);
     return this.d.db.write("tasks.complete", request);
+  }
+
+  /**
+   * Completes the agent's task and claims its next one in the same write (one round trip per
+   * task for a worker). If the answer does not reach the agent, the next task goes back
+   * uncharged; the complete stands (sent again with the same result, it answers the same).
+   */
+  async completeAndClaim(request: CompleteAndClaimRequest, call: ConsumingCall = {}): Promise<CompletedAndClaimed> {
+    assertJsonDepth("result", request.result, this.d.config.maxJsonDepth);
+    const { next = {}, ...settle } = request;
+    // The agent left before the write: its complete still counts (sent again, it answers the same); a next task would not reach it.
+    if (clientGone(call)) return { completed: await this.d.db.write("tasks.complete", settle), next: null };
+    const claimRequest: ClaimRequest = { agentId: request.agentId, queues: next.queues, capabilities: next.capabilities, leaseMs: next.leaseMs, context: next.context };
+    const done = await this.d.db.handOut("tasks.completeAndClaim", {
+      complete: settle,
+      claim: { request: claimRequest, limit: 1, leaseMs: this.leaseLength(next.leaseMs), noteAgent: false },
+      contextLimit: this.contextLimit(next.context),
+    });
+    return { completed: done.completed, next: done.leased.length > 0 ? this.handOut(done, call)[0]! : null };
   }
 
   fail(request: SettleRequest & { error: string; retry: boolean }): Promise<SettledTask> {

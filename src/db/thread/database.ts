@@ -11,7 +11,7 @@ import { RecallResults, type RecalledContexts } from "./recall-relay.js";
 import { DatabaseThread } from "./thread-client.js";
 
 /** The writes that lease tasks for their caller and recall their context. */
-type HandingOut = "tasks.claim" | "tasks.steal";
+type HandingOut = "tasks.claim" | "tasks.steal" | "tasks.completeAndClaim";
 
 type WriteArgs<F> = F extends (ctx: never, args: infer A) => unknown ? A : never;
 type ReadArgs<F> = F extends (args: infer A) => unknown ? A : never;
@@ -84,11 +84,11 @@ export class Database {
    * inside the claim's batch, and it arrives here, often before the claim's own answer
    * (recall-relay.ts). `contextLimit`: memories per task (0: none).
    */
-  async handOut<K extends HandingOut>(op: K, args: Omit<WriteArgs<WriteCommands[K]>, "recallTicket">): Promise<Handout & { contexts: RecalledContexts }> {
+  async handOut<K extends HandingOut>(op: K, args: Omit<WriteArgs<WriteCommands[K]>, "recallTicket">): Promise<Result<WriteCommands[K]> & { contexts: RecalledContexts }> {
     const recallTicket = this.recalled.ticket();
-    let handout: Handout;
+    let handout: Result<WriteCommands[K]> & Handout;
     try {
-      handout = (await this.write(op, { ...args, recallTicket } as ContextWanted as WriteArgs<WriteCommands[K]>)) as Handout;
+      handout = (await this.write(op, { ...args, recallTicket } as ContextWanted as WriteArgs<WriteCommands[K]>)) as Result<WriteCommands[K]> & Handout;
     } catch (error) {
       this.recalled.forget(recallTicket);
       throw error;

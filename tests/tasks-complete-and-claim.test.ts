@@ -1,0 +1,105 @@
+// complete-and-claim: a worker's complete and its next claim in one write and one round trip,
+// over tRPC, REST and in-process. The claim runs only if the complete succeeded; an answer that
+// does not reach the agent gives the next task back uncharged, and the complete stands.
+import net from "node:net";
+import { describe, expect, it, vi } from "vitest";
+import { rest, startTestServer, withDatabase } from "./helpers/test-server.js";
+
+describe("complete-and-claim", () => {
+  it("completes the task and claims the agent's next one, best first, with its context; null when none is left", async () => {
+    await using t = await startTestServer();
+    const earlier = await t.api.tasks.enqueue.mutate({ queue: "q", payload: { summarize: "quarterly report" }, priority: 0 });
+    const low = await t.api.tasks.enqueue.mutate({ queue: "q", payload: { summarize: "yearly report" }, priority: 7 });
+    const high = await t.api.tasks.enqueue.mutate({ queue: "q", payload: { translate: "memo" }, priority: 1 });
+    const run0 = await t.api.tasks.claim.mutate({ agentId: "w1", queues: ["q"] });
+    await t.api.tasks.complete.mutate({ taskId: earlier.id, agentId: "w1", leaseToken: run0!.leaseToken });
+    const first = await t.api.tasks.claim.mutate({ agentId: "w1", queues: ["q"] });
+    expect(first?.id).toBe(high.id);
+
+    const done = await t.api.tasks.completeAndClaim.mutate({ taskId: high.id, agentId: "w1", leaseToken: first!.leaseToken, result: { ok: 1 }, next: { queues: ["q"] } });
+    expect(done.completed).toMatchObject({ id: high.id, status: "completed", result: { ok: 1 }, settledLease: { agentId: "w1", leaseToken: 1 } });
+    expect(done.next).toMatchObject({ id: low.id, status: "claimed", leaseOwner: "w1", leaseToken: 1, attempts: 1 });
+    // The next task's context is recalled as for a claim, from runs committed before this call.
+    expect(done.next!.context.map((m) => m.memory.taskId)).toContain(earlier.id);
+
+    const last = await t.api.tasks.completeAndClaim.mutate({ taskId: low.id, agentId: "w1", leaseToken: 1 });
+    expect(last).toMatchObject({ completed: { id: low.id, status: "completed", result: null }, next: null });
+    // One write each: the log has the complete and the next claim in order.
+    const types = (await t.api.events.list.query({ limit: 50 })).map((e) => `${e.type}:${(e.payload as { taskId?: string }).taskId}`);
+    expect(types.filter((x) => x.startsWith("task.completed") || x.startsWith("task.claimed")).slice(2)).toEqual([
+      `task.claimed:${high.id}`,
+      `task.completed:${high.id}`,
+      `task.claimed:${low.id}`,
+      `task.completed:${low.id}`,
+    ]);
+  });
+
+  it("a complete that fails (a stale lease) claims nothing", async () => {
+    await using t = await startTestServer();
+    const a = await t.api.tasks.enqueue.mutate({ payload: { n: 1 } });
+    const b = await t.api.tasks.enqueue.mutate({ payload: { n: 2 } });
+    await t.api.tasks.claim.mutate({ agentId: "w1" });
+    await expect(t.api.tasks.completeAndClaim.mutate({ taskId: a.id, agentId: "w1", leaseToken: 7 })).rejects.toMatchObject({
+      data: { code: "LEASE_CONFLICT", httpStatus: 409 },
+    });
+    expect(await t.api.tasks.get.query({ taskId: a.id })).toMatchObject({ status: "claimed", leaseToken: 1 });
+    expect(await t.api.tasks.get.query({ taskId: b.id })).toMatchObject({ status: "pending", attempts: 0, leaseOwner: null });
+  });
+
+  it("over REST: POST /tasks/{taskId}/complete-and-claim, snake_case accepted, next limited to the queues asked for", async () => {
+    await using t = await startTestServer();
+    const a = await t.api.tasks.enqueue.mutate({ queue: "q1", payload: { n: 1 } });
+    await t.api.tasks.enqueue.mutate({ queue: "q1", payload: { n: 2 }, priority: 0 });
+    const other = await t.api.tasks.enqueue.mutate({ queue: "q2", payload: { n: 3 } });
+    const first = await t.api.tasks.claim.mutate({ agentId: "w1", queues: ["q1"] });
+    const answer = await rest(t.url, "POST", `/tasks/${first!.id}/complete-and-claim`, { agent_id: "w1", lease_token: first!.leaseToken, result: "ok", next: { queues: ["q2"], context: false } });
+    expect(answer.status).toBe(200);
+    expect(answer.body).toMatchObject({ completed: { id: first!.id, status: "completed", result: "ok" }, next: { id: other.id, queue: "q2", context: [] } });
+    expect(first!.id).not.toBe(a.id);
+    const refused = await rest(t.url, "POST", `/tasks/${other.id}/complete-and-claim`, { agentId: "w1", next: { queue: "q1" } });
+    expect(refused).toMatchObject({ status: 400, body: { code: "INVALID_INPUT" } });
+    expect(refused.body.message).toContain("queue");
+  });
+
+  it("an answer that never reaches the agent gives the next task back uncharged; the complete stands", async () => {
+    await using t = await startTestServer({ logLevel: "silent" });
+    const a = await t.api.tasks.enqueue.mutate({ payload: { n: 1 } });
+    const b = await t.api.tasks.enqueue.mutate({ payload: { n: 2 } });
+    const first = await t.api.tasks.claim.mutate({ agentId: "w1" });
+    expect(first?.id).toBe(a.id);
+    // The request is sent whole, then its socket destroyed: the server may see the complete, never the agent its answer.
+    const body = JSON.stringify({ agentId: "w1", leaseToken: 1 });
+    const { port } = new URL(t.url);
+    const socket = net.connect(Number(port), "127.0.0.1");
+    socket.on("error", () => undefined);
+    await new Promise<void>((resolve) => socket.once("connect", () => resolve()));
+    socket.write(`POST /tasks/${a.id}/complete-and-claim HTTP/1.1\r\nHost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+    socket.destroy();
+    // The request arrived whole, so the complete is done; the next task, claimed or not (the server may have seen
+    // the socket go first), is never left held by w1: a claim whose answer was not delivered is released.
+    await vi.waitFor(async () => {
+      expect(await t.api.tasks.get.query({ taskId: a.id })).toMatchObject({ status: "completed" });
+      expect(await t.api.tasks.get.query({ taskId: b.id })).toMatchObject({ status: "pending", attempts: 0, leaseOwner: null });
+      const count = (type: string) => withDatabase(t, (db) => db.prepare("SELECT COUNT(*) FROM events WHERE type = ?").pluck().get(type));
+      expect(count("task.released")).toBe((count("task.claimed") as number) - 1);
+    });
+    // The agent, sending its complete again with the same result, learns it stands.
+    expect(await t.api.tasks.complete.mutate({ taskId: a.id, agentId: "w1", leaseToken: 1 })).toMatchObject({ status: "completed" });
+  });
+
+  it("in-process: coordination.tasks.completeAndClaim", async () => {
+    const { openCoordination } = await import("../src/in-process-api.js");
+    const { makeTempDir } = await import("./helpers/test-server.js");
+    const coordination = await openCoordination({ settings: { dbPath: `${makeTempDir()}/c.db`, logLevel: "silent" } });
+    try {
+      const a = await coordination.tasks.enqueue({ payload: { n: 1 } });
+      const b = await coordination.tasks.enqueue({ payload: { n: 2 } });
+      const first = await coordination.tasks.claim("w1");
+      const done = await coordination.tasks.completeAndClaim(a.id, "w1", { leaseToken: first!.leaseToken, result: 5 });
+      expect(done.completed).toMatchObject({ id: a.id, status: "completed", result: 5 });
+      expect(done.next).toMatchObject({ id: b.id, leaseOwner: "w1" });
+    } finally {
+      await coordination.close();
+    }
+  });
+});
