@@ -1,5 +1,6 @@
 // An agent worker loop on top of the client: registers the agent, keeps it and its leases
-// alive with heartbeats, claims with long-polling, runs the handler, and settles the task.
+// alive with heartbeats, claims with long-polling, runs the handler, and settles the task; a
+// completed task's settle claims the next one in the same call (tasks.completeAndClaim).
 // Delivery is at-least-once: a handler can run again after a crash or an expired lease,
 // so handlers should be idempotent (the task id and leaseToken help).
 // It rides out a server restart: renewals and settles are retried while the lease may still be
@@ -53,6 +54,12 @@ export interface Worker {
   readonly lost: number;
 }
 
+/** A task leased to this worker, and when its claim was sent (the lease is laid from then). */
+interface Claimed {
+  task: ClaimedTask;
+  receivedAt: number;
+}
+
 /** Why the worker gave up on a run before its handler settled it. */
 type Interruption = "lost" | "timeout" | "stopped";
 
@@ -74,7 +81,7 @@ export async function runWorker(options: WorkerOptions): Promise<Worker> {
   /** Interrupts of the runs in progress, by task id, for stop() past its timeout. */
   const running = new Map<string, () => void>();
   /** Tasks held for this agent that no loop runs yet (adopted after a lost claim answer). */
-  const backlog: Array<{ task: ClaimedTask; receivedAt: number }> = [];
+  const backlog: Claimed[] = [];
   /** Leases run to their end lately ("taskId:leaseToken"), so one that arrives twice is not run again. */
   const finished = new Set<string>();
   let orphansSuspected = false;
@@ -105,10 +112,14 @@ export async function runWorker(options: WorkerOptions): Promise<Worker> {
       adopting = undefined;
     }));
 
-  const runOne = async (task: ClaimedTask, receivedAt: number) => {
+  /**
+   * Runs a task and settles it. A completed task's settle also claims this loop's next task
+   * (complete-and-claim: one round trip a task); that task is returned, to run next.
+   */
+  const runOne = async (task: ClaimedTask, receivedAt: number): Promise<Claimed | undefined> => {
     // The same lease can reach the worker twice (its claim answer, and adoption): run it once.
     const leaseKey = `${task.id}:${task.leaseToken}`;
-    if (running.has(task.id) || finished.has(leaseKey)) return;
+    if (running.has(task.id) || finished.has(leaseKey)) return undefined;
     const run = new AbortController();
     let interruption: Interruption | undefined;
     const interrupt = (why: Interruption, reason: Error) => {
@@ -136,6 +147,8 @@ export async function runWorker(options: WorkerOptions): Promise<Worker> {
     }
 
     const fenced = { taskId: task.id, agentId, leaseToken: task.leaseToken };
+    let next: Claimed | undefined;
+    let settleAttempts = 0;
     try {
       if (interruption === "lost") {
         lost++; // someone else owns the task now: settling it would only get CONFLICT
@@ -145,7 +158,7 @@ export async function runWorker(options: WorkerOptions): Promise<Worker> {
         failed++;
         const error = interruption === "timeout" ? messageOf(run.signal.reason) : messageOf((outcome as { error: unknown }).error);
         await lease.settle(() => api.tasks.fail.mutate({ ...fenced, error }));
-      } else if ((await lease.settle(() => api.tasks.complete.mutate({ ...fenced, result: outcome.result ?? undefined }))) === "settled") {
+      } else if ((await lease.settle(() => completeAndClaimNext(fenced, outcome.result ?? undefined, settleAttempts++ > 0, (claimed) => (next = claimed)))) === "settled") {
         completed++;
       } else {
         lost++;
@@ -156,24 +169,48 @@ export async function runWorker(options: WorkerOptions): Promise<Worker> {
       finished.add(leaseKey);
       if (finished.size > FINISHED_REMEMBERED) finished.delete(finished.values().next().value!);
     }
+    return next;
+  };
+
+  /**
+   * Completes, and while the worker is not stopping, claims the next task in the same call. A
+   * call sent again after a transient error (`retried`) may have claimed a task whose answer was
+   * lost with a crashed server: the worker then looks for such orphans before its next claim.
+   */
+  const completeAndClaimNext = async (
+    fenced: { taskId: string; agentId: string; leaseToken: number },
+    result: JsonValue | undefined,
+    retried: boolean,
+    onNext: (next: Claimed) => void,
+  ) => {
+    if (retried) orphansSuspected = true;
+    if (claiming.signal.aborted) return void (await api.tasks.complete.mutate({ ...fenced, result }));
+    const sentAt = Date.now();
+    const done = await api.tasks.completeAndClaim.mutate({ ...fenced, result, next: { queues: options.queues, leaseMs: options.leaseMs } });
+    if (done.next) onNext({ task: done.next, receivedAt: sentAt });
   };
 
   const loop = async () => {
     while (!claiming.signal.aborted) {
       try {
         if (orphansSuspected) await adoptOrphans();
-        const adopted = backlog.shift();
-        const next = adopted ?? {
-          task: await api.tasks.claim.mutate(
+        let next: Claimed | undefined = backlog.shift();
+        if (next === undefined) {
+          const task = await api.tasks.claim.mutate(
             { agentId, queues: options.queues, leaseMs: options.leaseMs, waitMs: options.waitMs ?? 10_000 },
             { signal: claiming.signal },
-          ),
-          receivedAt: Date.now(),
-        };
-        if (!next.task) continue;
-        // A claim answered just as stop() began: give the task back rather than start it.
-        if (claiming.signal.aborted) await api.tasks.release.mutate({ taskId: next.task.id, agentId, leaseToken: next.task.leaseToken }).catch(onError);
-        else await runOne(next.task, next.receivedAt);
+          );
+          next = task ? { task, receivedAt: Date.now() } : undefined;
+        }
+        // Each completed task hands over the next, until none is left: then a long-poll claim again.
+        while (next !== undefined) {
+          // A claim answered just as stop() began: give the task back rather than start it.
+          if (claiming.signal.aborted) {
+            await api.tasks.release.mutate({ taskId: next.task.id, agentId, leaseToken: next.task.leaseToken }).catch(onError);
+            break;
+          }
+          next = await runOne(next.task, next.receivedAt);
+        }
       } catch (error) {
         if (claiming.signal.aborted) break;
         if (isTransient(error)) orphansSuspected = true;

@@ -41,6 +41,22 @@ describe("runWorker", () => {
     await expect(t.api.agents.get.query({ agentId: "worker-1" })).rejects.toMatchObject({ data: { code: "AGENT_NOT_FOUND" } });
   });
 
+  it("one round trip a task: each complete claims the next (complete-and-claim); a long-poll claim only when none was left", async () => {
+    await using t = await startTestServer();
+    await t.api.tasks.enqueueMany.mutate({ tasks: Array.from({ length: 6 }, (_, n) => ({ queue: "chain", payload: { n } })) });
+    const sent = t.server.services.db.sent;
+    const claimsBefore = sent.get("tasks.claim") ?? 0;
+    const worker = await runWorker({ api: t.api, agentId: "w-chain", queues: ["chain"], waitMs: 60_000, handler: async (task) => (task.payload as { n: number }).n });
+    await vi.waitFor(() => expect(worker.completed).toBe(6), { timeout: 10_000, interval: 20 });
+    // The first claim, then six complete-and-claims (the last finds none) and a long-poll parked for more.
+    expect(sent.get("tasks.completeAndClaim")).toBe(6);
+    expect(sent.get("tasks.complete") ?? 0).toBe(0);
+    await vi.waitFor(() => expect((sent.get("tasks.claim") ?? 0) - claimsBefore).toBe(2), { timeout: 5000, interval: 20 });
+    const done = await t.api.tasks.list.query({ queue: "chain", status: "completed" });
+    expect(done.items.map((task) => task.result).sort()).toEqual([0, 1, 2, 3, 4, 5]);
+    await worker.stop();
+  });
+
   it("stop() lets a running handler finish and complete it, claims nothing more, then deregisters", async () => {
     await using t = await startTestServer();
     const gate = deferred();
