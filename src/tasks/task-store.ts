@@ -220,16 +220,19 @@ export class TaskStore {
 
   /**
    * Completes the task if it is claimed under the given lease (any holder when agentId is null,
-   * any token when leaseToken is null), in one statement; undefined when it is not.
+   * any token when leaseToken is null); undefined when it is not. Read, checked, then written by
+   * seq, inside the writer's transaction: the same as one conditional UPDATE … RETURNING, which
+   * cost a third more on the hot path (bench/RESULTS.md, 2026-11-30).
    */
   completeHeld(id: string, agentId: string | null, leaseToken: number | null, result: unknown, now: number): TaskRow | undefined {
-    return this.st
-      .get<[{ result: string; now: number; id: string; agentId: string | null; leaseToken: number | null }], TaskRow>(
-        `UPDATE tasks SET status = 'completed', result = @result, leaseExpiresAt = NULL, finishedAt = @now, updatedAt = @now
-         WHERE id = @id AND status = 'claimed' AND leaseOwner = COALESCE(@agentId, leaseOwner) AND leaseToken = COALESCE(@leaseToken, leaseToken)
-         RETURNING *`,
-      )
-      .get({ result: toJsonText(result), now, id, agentId, leaseToken });
+    const row = this.findById(id);
+    if (row === undefined || row.status !== "claimed") return undefined;
+    if ((agentId !== null && row.leaseOwner !== agentId) || (leaseToken !== null && row.leaseToken !== leaseToken)) return undefined;
+    const text = toJsonText(result);
+    this.st
+      .get<[string, number, number, number]>(`UPDATE tasks SET status = 'completed', result = ?, leaseExpiresAt = NULL, finishedAt = ?, updatedAt = ? WHERE seq = ?`)
+      .run(text, now, now, row.seq);
+    return { ...row, status: "completed", result: text, leaseExpiresAt: null, finishedAt: now, updatedAt: now };
   }
 
   /** Records a failed run: back to pending at `retryAt`, or dead-lettered when retryAt is null. */
