@@ -168,20 +168,22 @@ export class TaskStore {
   /**
    * The claim: picks the best claimable tasks (lowest priority number, then oldest) and leases
    * them. Atomic because it runs inside the Writer's IMMEDIATE transaction: no other claimer, in
-   * this process or another, can see these rows as pending meanwhile. One task is one statement;
-   * several stop before their answer would pass `budgetBytes` (but always include the first).
+   * this process or another, can see these rows as pending meanwhile. One task is read, then
+   * leased by seq; several stop before their answer would pass `budgetBytes` (but always include
+   * the first).
    */
   claim(filter: ClaimFilter, limit: number, budgetBytes: number, leaseExpiresAt: number, now: number): TaskRow[] {
-    const params: unknown[] = [filter.agentId, leaseExpiresAt, now, now];
-    const where = claimableWhere(filter, params);
     const lease = `UPDATE tasks SET status = 'claimed', leaseOwner = ?, leaseExpiresAt = ?, leaseToken = leaseToken + 1,
            attempts = attempts + 1, claimedAt = ?, updatedAt = ?`;
     if (limit === 1) {
-      params.push(now);
-      const row = this.st
-        .get<unknown[], TaskRow>(`${lease} WHERE seq = (SELECT seq FROM tasks WHERE ${where} AND runAt <= ? ORDER BY priority, seq LIMIT 1) RETURNING *`)
-        .get(...params);
-      return row ? [row] : [];
+      // Read, then written by seq (no RETURNING: a read-back costs more than building the row here).
+      const pickParams: unknown[] = [];
+      const pickWhere = claimableWhere(filter, pickParams);
+      pickParams.push(now);
+      const row = this.st.get<unknown[], TaskRow>(`SELECT * FROM tasks WHERE ${pickWhere} AND runAt <= ? ORDER BY priority, seq LIMIT 1`).get(...pickParams);
+      if (row === undefined) return [];
+      this.st.get<unknown[]>(`${lease} WHERE seq = ?`).run(filter.agentId, leaseExpiresAt, now, now, row.seq);
+      return [{ ...row, status: "claimed", leaseOwner: filter.agentId, leaseExpiresAt, leaseToken: row.leaseToken + 1, attempts: row.attempts + 1, claimedAt: now, updatedAt: now }];
     }
     const pickParams: unknown[] = [];
     const pickWhere = claimableWhere(filter, pickParams);
