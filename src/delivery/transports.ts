@@ -19,38 +19,54 @@ export interface ObservableResponse {
   readonly statusCode: number;
   /** True once the connection under the response is gone. */
   readonly destroyed?: boolean;
+  /** True once the response was handed whole to the connection. */
+  readonly writableFinished?: boolean;
   once(event: "finish" | "close", listener: () => void): unknown;
 }
 
 /** Responses of calls that parked to wait (long-polls): the server's slow-request log leaves them out. */
 export const longPolls = new WeakSet<object>();
 
+/**
+ * Watches the response only once a call asks (a claim, a steal, a poll: what takes something for
+ * its client): most requests never do, and an AbortController and two listeners a request were
+ * 2% of the event loop under load. Asked late, it reads where the response already is.
+ */
 export function httpTransport(res: ObservableResponse): Transport {
-  const gone = new AbortController();
-  let state: "open" | "finished" | "closed" = "open";
-  if (res.destroyed) {
+  let watch: { gone: AbortController; state: () => "open" | "finished" | "closed"; waiting: DeliverySink[] } | undefined;
+  const watched = () => {
+    if (watch) return watch;
+    const gone = new AbortController();
+    let state: "open" | "finished" | "closed" = res.writableFinished ? "finished" : res.destroyed ? "closed" : "open";
     // The client left before the call began (while its body was read): nothing can reach it.
-    state = "closed";
-    gone.abort();
-  }
-  const waiting: DeliverySink[] = [];
+    if (state === "closed") gone.abort();
+    const waiting: DeliverySink[] = [];
+    if (state === "open") {
+      res.once("finish", () => {
+        state = "finished";
+        for (const delivery of waiting.splice(0)) decideFinished(delivery);
+      });
+      res.once("close", () => {
+        if (state === "finished") return;
+        state = "closed";
+        gone.abort();
+        for (const delivery of waiting.splice(0)) delivery.undelivered();
+      });
+    }
+    watch = { gone, state: () => state, waiting };
+    return watch;
+  };
   const decideFinished = (delivery: DeliverySink) => (res.statusCode < 500 ? delivery.delivered() : delivery.undelivered());
-  res.once("finish", () => {
-    state = "finished";
-    for (const delivery of waiting.splice(0)) decideFinished(delivery);
-  });
-  res.once("close", () => {
-    if (state === "finished") return;
-    state = "closed";
-    gone.abort();
-    for (const delivery of waiting.splice(0)) delivery.undelivered();
-  });
   return {
-    clientGone: gone.signal,
+    get clientGone() {
+      return watched().gone.signal;
+    },
     waiting: () => longPolls.add(res),
     confirm(delivery) {
-      if (state === "open") waiting.push(delivery);
-      else if (state === "finished") decideFinished(delivery);
+      const { state, waiting } = watched();
+      const now = state();
+      if (now === "open") waiting.push(delivery);
+      else if (now === "finished") decideFinished(delivery);
       else delivery.undelivered();
     },
   };

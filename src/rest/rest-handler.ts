@@ -57,16 +57,8 @@ export function createRestHandler(services: Services, log: Logger) {
         return sendJson(res, 413, { code: "PAYLOAD_TOO_LARGE", message: `Request body exceeds ${services.config.maxBodyBytes} bytes` });
       }
       const input = buildInput(route, decodeParams(match.params), url.searchParams, body);
-      // The procedure itself, called as tRPC's server-side caller calls it (the same middlewares,
-      // validation and resolver), without the caller's proxy and lookup on every request.
-      const result = await route.call({
-        path: route.procedure,
-        type: route.type,
-        ctx: { core: services, transport, caller } satisfies Context,
-        getRawInput: () => Promise.resolve(input),
-        signal: undefined,
-        batchIndex: 0,
-      });
+      // The procedure's own steps: access, schemas, delivery confirmation, resolver (direct-call.ts).
+      const result = await route.call({ core: services, transport, caller } satisfies Context, input);
       if (result === null && route.emptyIsNoContent) {
         res.writeHead(204);
         return void res.end();

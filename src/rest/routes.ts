@@ -3,7 +3,8 @@
 // if it does not have the request's method, the answer is 405 naming the methods it has.
 import type { z } from "zod";
 import { appRouter } from "../trpc/app-router.js";
-import type { Access, Meta, RestRoute } from "../trpc/meta.js";
+import type { Access, RestRoute } from "../trpc/meta.js";
+import { directCall, type DirectCall, type ProcedureDefinition } from "./direct-call.js";
 
 export interface Route extends RestRoute {
   /** The procedure's dotted path: "tasks.complete". */
@@ -14,29 +15,15 @@ export interface Route extends RestRoute {
   input: z.ZodType | undefined;
   /** The procedure's output schema. */
   output: z.ZodType | undefined;
-  /** The procedure itself, as tRPC's server-side caller invokes it (see rest-handler.ts). */
-  call: ProcedureCall;
+  /** The procedure's own steps, run without tRPC's middleware chain (direct-call.ts). */
+  call: DirectCall;
   /** query or mutation. */
-  type: ProcedureCallOptions["type"];
+  type: ProcedureDefinition["type"];
   /** Template segments: a string is literal, { param } a path parameter. */
   segments: Array<string | { param: string }>;
 }
 
-/** What tRPC's createCaller passes a procedure (@trpc/server, createCallerFactory). */
-export interface ProcedureCallOptions {
-  path: string;
-  type: "query" | "mutation" | "subscription";
-  ctx: unknown;
-  getRawInput: () => Promise<unknown>;
-  signal: AbortSignal | undefined;
-  batchIndex: number;
-}
-
-export type ProcedureCall = (options: ProcedureCallOptions) => Promise<unknown>;
-
-type ProcedureDef = ProcedureCall & {
-  _def: { meta?: Meta; inputs: z.ZodType[]; output?: z.ZodType; type: ProcedureCallOptions["type"] };
-};
+type ProcedureDef = { _def: ProcedureDefinition };
 
 function buildRoutes(): Route[] {
   // At run time `_def.procedures` is flat, keyed by dotted path.
@@ -45,13 +32,14 @@ function buildRoutes(): Route[] {
     const { _def } = callable;
     const rest = _def.meta?.rest;
     const routes = rest === undefined ? [] : Array.isArray(rest) ? rest : [rest];
+    const call = routes.length > 0 ? directCall(procedure, _def) : undefined;
     return routes.map((route) => ({
       ...route,
       procedure,
       access: _def.meta!.access!,
       input: _def.inputs[0],
       output: _def.output,
-      call: (options) => callable(options),
+      call: call!,
       type: _def.type,
       segments: route.path
         .split("/")

@@ -57,36 +57,60 @@ const withServices = t.middleware(async ({ ctx, next }) => {
 /**
  * Who may call what (src/auth/access.ts), before the input is validated: an agent credential's
  * agent is filled in where the input names none. A WebSocket authenticated once; a token revoked
- * since is refused here on every later call.
+ * since is refused here on every later call. Returns the input to validate.
  */
-const enforceAccess = t.middleware(async ({ ctx, meta, path, getRawInput, next }) => {
+export function admitCall(ctx: Context, meta: Meta | undefined, path: string, rawInput: unknown): unknown {
   const services = ctx.core as Services;
   const access = meta?.access;
   // app-router.ts refuses to load a router with a procedure that declares none.
   if (access === undefined) throw new Error(`${path} declares no access`);
   if (!services.credentials.isCurrent(ctx.caller)) throw unauthorized();
-  if (ctx.caller.kind === "trusted" || ctx.caller.kind === "open" || access.role === "open") return next();
-  const input = authorize(access, ctx.caller, path, await getRawInput(), services.log);
-  return next({ getRawInput: () => Promise.resolve(input) });
+  if (ctx.caller.kind === "trusted" || ctx.caller.kind === "open" || access.role === "open") return rawInput;
+  return authorize(access, ctx.caller, path, rawInput, services.log);
+}
+
+const enforceAccess = t.middleware(async ({ ctx, meta, path, getRawInput, next }) => {
+  const raw = await getRawInput();
+  const input = admitCall(ctx, meta, path, raw);
+  return input === raw ? next() : next({ getRawInput: () => Promise.resolve(input) });
 });
 
 /**
  * For procedures that take something for their caller (a claim, a steal, an auto-ack poll): the
  * call ends as soon as its client is gone, and what it took is given back when its answer does
- * not reach the client (src/delivery/delivery.ts). Runs inside the output validation, so an
- * answer that fails it counts as undelivered too.
+ * not reach the client (src/delivery/delivery.ts). `settle(true)` once the answer passed output
+ * validation (an answer that fails it counts as undelivered too), `settle(false)` on failure.
  */
-const confirmDelivery = t.middleware(async ({ ctx, path, signal, next }) => {
+export function startDelivery(ctx: Context, path: string, signal: AbortSignal | undefined): { call: ConsumingCall; settle: (answered: boolean) => void } {
   const services = ctx.core as Services;
   const delivery = services.deliveries.create(path);
   // Ends early if the client leaves, or if its credential is revoked while the call waits.
   const revoked = services.credentials.watchRevocation(ctx.caller);
   const call: ConsumingCall = { signals: [signal, ctx.transport.clientGone, revoked?.signal], delivery, waiting: () => ctx.transport.waiting?.() };
-  const result = await next({ ctx: { call } }).finally(() => revoked?.dispose());
-  if (result.ok) ctx.transport.confirm(delivery);
-  else delivery.undelivered();
-  return result;
+  return {
+    call,
+    settle: (answered) => {
+      revoked?.dispose();
+      if (answered) ctx.transport.confirm(delivery);
+      else delivery.undelivered();
+    },
+  };
+}
+
+const confirmDelivery = t.middleware(async ({ ctx, path, signal, next }) => {
+  const { call, settle } = startDelivery(ctx, path, signal);
+  let answered = false;
+  try {
+    const result = await next({ ctx: { call } });
+    answered = result.ok;
+    return result;
+  } finally {
+    settle(answered);
+  }
 });
+
+/** Whether a procedure's middlewares (its `_def.middlewares`) include delivery confirmation: it takes something for its caller. */
+export const takesForCaller = (middlewares: readonly unknown[]): boolean => confirmDelivery._middlewares.some((m) => middlewares.includes(m));
 
 export const router = t.router;
 export const procedure = t.procedure.use(withServices).use(enforceAccess);
