@@ -4,6 +4,12 @@
 // nothing waits forever and nothing is kept.
 import { MessageChannel } from "node:worker_threads";
 import { describe, expect, it } from "vitest";
+import BetterSqlite3 from "better-sqlite3";
+import { loadConfig } from "../src/config.js";
+import { Database } from "../src/db/thread/database.js";
+import { openCoordination } from "../src/in-process-api.js";
+import { createLogger } from "../src/logger.js";
+import { makeTempDir } from "./helpers/test-server.js";
 import { RecallRequests, RecallResults, serveRecalls, type RecallAnswer, type RecallRequest } from "../src/db/thread/recall-relay.js";
 import type { Task } from "../src/tasks/task-schemas.js";
 
@@ -34,11 +40,14 @@ describe("recall relay", () => {
     expect(internals(results).arrived.size + internals(results).waiting.size + internals(results).forgotten.size).toBe(0);
   });
 
-  it("a reader that is gone fails every claim still waiting for its context", async () => {
+  it("a reader that is gone fails every claim waiting for its context, and every later one, instead of leaving it waiting", async () => {
     const results = new RecallResults();
     const waiting = results.take(results.ticket());
-    results.fail({ domain: false, name: "Error", message: "the database reader thread exited" });
-    expect(await waiting).toEqual({ ok: false, error: { domain: false, name: "Error", message: "the database reader thread exited" } });
+    const gone = { domain: false as const, name: "Error", message: "the database reader thread exited" };
+    results.fail(gone);
+    expect(await waiting).toEqual({ ok: false, error: gone });
+    // A claim the writer answered after the reader closed (a shutdown) asks too late: it fails at once.
+    expect(await results.take(results.ticket())).toEqual({ ok: false, error: gone });
   });
 
   it("the writer sends a batch's requests once each; the reader answers each exactly once, a failing recall as a failed answer", async () => {
@@ -74,5 +83,27 @@ describe("recall relay", () => {
       [3, true],
     ]);
     expect(received[1]).toMatchObject({ ok: false, error: { message: "no such table: memories_fts" } });
+  });
+
+  it("a claim the writer answers after the reader closed (a shutdown) fails with SHUTTING_DOWN instead of waiting forever for its context", async () => {
+    const dbPath = `${makeTempDir()}/c.db`;
+    const migrated = await openCoordination({ settings: { dbPath, logLevel: "silent" } });
+    await migrated.tasks.enqueue({ queue: "q", payload: { text: "quarterly report" } });
+    await migrated.close();
+    const config = loadConfig({ env: {}, overrides: { dbPath, logLevel: "silent", busyTimeoutMs: 60_000 } });
+    const db = new Database(config, Date.now(), createLogger("silent"), () => undefined);
+    await db.ready();
+    // Another process holds the write lock: the claim waits in the writer while the reader closes.
+    const other = new BetterSqlite3(dbPath);
+    other.prepare("BEGIN IMMEDIATE").run();
+    const claim = db.handOut("tasks.claim", { request: { agentId: "a1", queues: ["q"] }, limit: 1, leaseMs: 30_000, noteAgent: true, contextLimit: 5 });
+    const closing = db.close();
+    await (db as unknown as { reader: { close(): Promise<void> } }).reader.close();
+    other.prepare("COMMIT").run();
+    other.close();
+    const handout = await claim;
+    expect(handout.leased).toHaveLength(1);
+    expect(handout.contexts).toMatchObject({ ok: false, error: { code: "SHUTTING_DOWN" } });
+    await closing;
   });
 });

@@ -2,6 +2,7 @@
 // command name with typed arguments and results. Nothing here runs SQL.
 import { MessageChannel } from "node:worker_threads";
 import type { Config } from "../../config.js";
+import { CoordinationError } from "../../errors.js";
 import type { Logger } from "../../logger.js";
 import { asFault, WriteFaults } from "../faults.js";
 import type { ReadCommands, WriteCommands } from "./commands.js";
@@ -113,6 +114,8 @@ export class Database {
   /** The reader first (a checkpoint wants no reader), then the writer, which runs what was sent and checkpoints. */
   async close(): Promise<void> {
     await this.reader.close();
+    // A claim the writer still runs would wait for a context no reader will send: it fails instead, and gives its task back.
+    this.recalled.fail(serializeError(new CoordinationError("SHUTTING_DOWN", "the server is shutting down; retry on another instance or after restart")));
     await this.writer.close();
     const failure = this.writer.closeFailure ?? this.reader.closeFailure;
     if (failure) {

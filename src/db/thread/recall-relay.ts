@@ -85,6 +85,8 @@ export class RecallResults {
   private readonly arrived = new Map<number, RecalledContexts>();
   private readonly waiting = new Map<number, (answer: RecalledContexts) => void>();
   private readonly forgotten = new Set<number>();
+  /** Set once the reader is gone: every claim still waiting, and any later one, fails with it. */
+  private failure: SerializedError | undefined;
 
   ticket(): number {
     return this.nextTicket++;
@@ -108,6 +110,7 @@ export class RecallResults {
       this.arrived.delete(ticket);
       return Promise.resolve(answer);
     }
+    if (this.failure) return Promise.resolve({ ok: false, error: this.failure });
     return new Promise((resolve) => this.waiting.set(ticket, resolve));
   }
 
@@ -118,9 +121,10 @@ export class RecallResults {
     this.forgotten.add(ticket);
   }
 
-  /** The reader is gone: nothing more will arrive. */
+  /** The reader is gone (closed or crashed): nothing more will arrive; claims waiting now or later fail with `error`. */
   fail(error: SerializedError): void {
-    for (const resolve of this.waiting.values()) resolve({ ok: false, error });
+    this.failure ??= error;
+    for (const resolve of this.waiting.values()) resolve({ ok: false, error: this.failure });
     this.waiting.clear();
   }
 }
