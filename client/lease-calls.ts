@@ -18,6 +18,8 @@ export const isLeaseGone = (error: unknown): boolean => {
   const status = httpStatus(error);
   return status === 409 || status === 404;
 };
+/** The server does not know the procedure: it is older than this client (tasks.completeAndClaim came later). */
+export const isUnknownProcedure = (error: unknown): boolean => isTRPCClientError(error) && error.data?.code === "ROUTE_NOT_FOUND";
 /** No answer, or a 5xx: the request may succeed if sent again. */
 export const isTransient = (error: unknown): boolean => {
   const status = httpStatus(error);

@@ -6,7 +6,7 @@
 // It rides out a server restart: renewals and settles are retried while the lease may still be
 // valid (lease-calls.ts), and a claim whose answer was lost is found and run (adoptOrphans).
 import { setTimeout as sleep } from "node:timers/promises";
-import { HeldLease, isTransient } from "./lease-calls.js";
+import { HeldLease, isTransient, isUnknownProcedure } from "./lease-calls.js";
 import type { ClaimedTask, CoordinationApi, JsonObject, JsonValue } from "./types.js";
 
 export type { ClaimedTask };
@@ -54,7 +54,7 @@ export interface Worker {
   readonly lost: number;
 }
 
-/** A task leased to this worker, and when its claim was sent (the lease is laid from then). */
+/** A task leased to this worker, and when it was received (or, from complete-and-claim, sent for): the lease is laid from then. */
 interface Claimed {
   task: ClaimedTask;
   receivedAt: number;
@@ -85,6 +85,8 @@ export async function runWorker(options: WorkerOptions): Promise<Worker> {
   /** Leases run to their end lately ("taskId:leaseToken"), so one that arrives twice is not run again. */
   const finished = new Set<string>();
   let orphansSuspected = false;
+  /** False once the server said it has no tasks.completeAndClaim (an older server): plain complete then. */
+  let serverCompletesAndClaims = true;
   let adopting: Promise<void> | undefined;
   let completed = 0;
   let failed = 0;
@@ -184,10 +186,17 @@ export async function runWorker(options: WorkerOptions): Promise<Worker> {
     onNext: (next: Claimed) => void,
   ) => {
     if (retried) orphansSuspected = true;
-    if (claiming.signal.aborted) return void (await api.tasks.complete.mutate({ ...fenced, result }));
+    if (claiming.signal.aborted || !serverCompletesAndClaims) return void (await api.tasks.complete.mutate({ ...fenced, result }));
     const sentAt = Date.now();
-    const done = await api.tasks.completeAndClaim.mutate({ ...fenced, result, next: { queues: options.queues, leaseMs: options.leaseMs } });
-    if (done.next) onNext({ task: done.next, receivedAt: sentAt });
+    try {
+      const done = await api.tasks.completeAndClaim.mutate({ ...fenced, result, next: { queues: options.queues, leaseMs: options.leaseMs } });
+      if (done.next) onNext({ task: done.next, receivedAt: sentAt });
+    } catch (error) {
+      // A server older than this client (its 404 must not read as a lost lease): complete alone from now on.
+      if (!isUnknownProcedure(error)) throw error;
+      serverCompletesAndClaims = false;
+      await api.tasks.complete.mutate({ ...fenced, result });
+    }
   };
 
   const loop = async () => {
@@ -210,6 +219,11 @@ export async function runWorker(options: WorkerOptions): Promise<Worker> {
             break;
           }
           next = await runOne(next.task, next.receivedAt);
+          // Orphans to look for, or adopted tasks waiting: back to them first, the next task with them.
+          if (next !== undefined && (orphansSuspected || backlog.length > 0)) {
+            backlog.push(next);
+            break;
+          }
         }
       } catch (error) {
         if (claiming.signal.aborted) break;
@@ -239,6 +253,8 @@ export async function runWorker(options: WorkerOptions): Promise<Worker> {
         await Promise.allSettled(loops);
         clearTimeout(deadline);
         clearInterval(agentHeartbeat);
+        // A settle retried after a transient error may have claimed a task whose answer was lost: find it too.
+        if (orphansSuspected) await adoptOrphans().catch(onError);
         // Adopted but never started: back to the queue without charging an attempt.
         for (const { task } of backlog.splice(0)) await api.tasks.release.mutate({ taskId: task.id, agentId, leaseToken: task.leaseToken }).catch(onError);
         // Last: deregistering frees any claim still held, charging an attempt.

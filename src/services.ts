@@ -158,7 +158,9 @@ export function createCoordination(config: Config, log: Logger): Coordination {
         shutdown.abort();
         credentials.stop();
         await Promise.all(Object.values(jobs).map((job) => job.stop()));
-        // Answers that did not reach their clients are undone before the database closes.
+        // Claims in flight get their answer (and register their undo) first; then answers that
+        // did not reach their clients are undone, before the database closes.
+        await db.handOutsSettled();
         await services.deliveries.drain();
         bus!.stop();
         await db.close();

@@ -102,4 +102,42 @@ describe("complete-and-claim", () => {
       await coordination.close();
     }
   });
+
+  it("the completed task, the next one and its context share one answer's maxResponseBytes", async () => {
+    await using t = await startTestServer({ maxResponseBytes: 65_536 });
+    // Five notes of 12 kB that the next task's words match: alone they would fill most of an answer.
+    for (let i = 0; i < 5; i++) await t.api.memory.remember.mutate({ kind: "note", content: `quarterly report lesson ${i} ${"x".repeat(12_000)}` });
+    const first = await t.api.tasks.enqueue.mutate({ payload: { job: "translate memo" } });
+    await t.api.tasks.enqueue.mutate({ payload: { job: "quarterly report" } });
+    const claimed = await t.api.tasks.claim.mutate({ agentId: "w1", context: false });
+    expect(claimed?.id).toBe(first.id);
+    const answer = await rest(t.url, "POST", `/tasks/${first.id}/complete-and-claim`, { agentId: "w1", result: { text: "y".repeat(30_000) } });
+    expect(answer.status).toBe(200);
+    const { next } = answer.body as { next: { context: unknown[] } };
+    // Without the completed task's share, all five would have been handed out (5 x 12 kB beside the next task).
+    expect(next.context.length).toBeGreaterThan(0);
+    expect(next.context.length).toBeLessThan(5);
+    expect(JSON.stringify(answer.body).length).toBeLessThan(65_536);
+  });
+
+  it("a worker against a server without complete-and-claim (an older one) completes alone, losing nothing", async () => {
+    await using t = await startTestServer();
+    await t.api.tasks.enqueueMany.mutate({ tasks: Array.from({ length: 3 }, (_, n) => ({ queue: "old", payload: { n } })) });
+    // The older server's answer to a procedure it does not have: its own 404, through the real client.
+    const olderServer = new Proxy(t.api, {
+      get: (api, key) =>
+        key !== "tasks" ? Reflect.get(api, key) : new Proxy(api.tasks, { get: (tasks, name) => Reflect.get(tasks, name === "completeAndClaim" ? "notInThisVersion" : name) }),
+    });
+    const { runWorker } = await import("../client/index.js");
+    const worker = await runWorker({ api: olderServer, agentId: "w-old", queues: ["old"], waitMs: 200, handler: async (task) => (task.payload as { n: number }).n });
+    try {
+      await vi.waitFor(() => expect(worker.completed).toBe(3), { timeout: 10_000, interval: 20 });
+      expect([worker.completed, worker.failed, worker.lost]).toEqual([3, 0, 0]);
+      const done = await t.api.tasks.list.query({ queue: "old", status: "completed" });
+      expect(done.items.map((task) => task.result).sort()).toEqual([0, 1, 2]);
+      expect(t.server.services.db.sent.get("tasks.complete")).toBe(3);
+    } finally {
+      await worker.stop();
+    }
+  });
 });

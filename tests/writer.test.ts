@@ -34,6 +34,41 @@ describe("Writer", () => {
     }
   });
 
+  it("runs beforeCommit effects of the writes that succeeded, once all ran, inside the transaction; none of a failed write or a rolled-back batch", async () => {
+    const db = scratchDatabase();
+    try {
+      const writer = new Writer(db);
+      const seen: Array<[string, boolean, number]> = [];
+      const effect = (name: string) => () => seen.push([name, db.inTransaction, Number(db.prepare("SELECT COUNT(*) FROM t").pluck().get())]);
+      const ok = (v: string) => (ctx: import("../src/db/writer.js").WriteContext) => {
+        ctx.beforeCommit(effect(v));
+        db.prepare("INSERT INTO t (v) VALUES (?)").run(v);
+      };
+      const refused = (ctx: import("../src/db/writer.js").WriteContext) => {
+        ctx.beforeCommit(effect("refused"));
+        throw new Error("not found");
+      };
+      const results = await Promise.allSettled([writer.write(ok("a")), writer.write(refused), writer.write(ok("b"))]);
+      expect(results.map((r) => r.status)).toEqual(["fulfilled", "rejected", "fulfilled"]);
+      // After every write of the batch, before the COMMIT: both rows are there, still uncommitted.
+      expect(seen).toEqual([
+        ["a", true, 2],
+        ["b", true, 2],
+      ]);
+      // A batch SQLite rolls back whole (a full disk) runs none.
+      seen.length = 0;
+      db.pragma(`max_page_count = ${Number(db.pragma("page_count", { simple: true })) + 2}`);
+      const big = (ctx: import("../src/db/writer.js").WriteContext) => {
+        ctx.beforeCommit(effect("big"));
+        db.prepare("INSERT INTO t (v) VALUES (?)").run("x".repeat(200_000));
+      };
+      await Promise.allSettled([writer.write(ok("c")), writer.write(big)]);
+      expect(seen).toEqual([]);
+    } finally {
+      db.close();
+    }
+  });
+
   it("runs afterCommit effects only for writes that committed, after the commit", async () => {
     const db = scratchDatabase();
     try {

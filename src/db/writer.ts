@@ -28,6 +28,12 @@ export interface WriteContext {
   readonly now: number;
   /** Runs after the batch committed (wake waiters). Not run if it rolled back. */
   afterCommit(effect: () => void): void;
+  /**
+   * Runs once every write of the batch ran, just before COMMIT (a claim asks the reader for its
+   * context: recall-relay.ts). Not run for a write that failed, nor if the batch rolled back
+   * first; the COMMIT itself can still fail after it.
+   */
+  beforeCommit(effect: () => void): void;
   /** Records an event row this write appended: after the commit it goes to the listeners. */
   appended(event: AppendedEvent): void;
 }
@@ -132,13 +138,19 @@ export class Writer {
   private runBatch(batch: PendingWrite[], withSavepoints: boolean): BatchResult {
     const outcomes: BatchResult["outcomes"] = [];
     const effects: Array<() => void> = [];
+    const lastEffects: Array<() => void> = [];
     const events: AppendedEvent[] = [];
     this.db
       .transaction(() => {
         // Taken inside the transaction: BEGIN IMMEDIATE may have waited for another process.
-        const ctx: WriteContext = { now: Date.now(), afterCommit: (effect) => effects.push(effect), appended: (event) => events.push(event) };
+        const ctx: WriteContext = {
+          now: Date.now(),
+          afterCommit: (effect) => effects.push(effect),
+          beforeCommit: (effect) => lastEffects.push(effect),
+          appended: (event) => events.push(event),
+        };
         for (const write of batch) {
-          const marks = [effects.length, events.length] as const;
+          const marks = [effects.length, events.length, lastEffects.length] as const;
           const changesBefore = withSavepoints ? 0 : this.totalChanges.get()!;
           try {
             // A nested better-sqlite3 transaction is a SAVEPOINT: a throw undoes this write only.
@@ -151,9 +163,11 @@ export class Writer {
             if (!withSavepoints && this.totalChanges.get()! !== changesBefore) throw new DirtyFailure();
             effects.length = marks[0];
             events.length = marks[1];
+            lastEffects.length = marks[2];
             outcomes.push({ ok: false, error });
           }
         }
+        for (const effect of lastEffects) effect();
         for (const check of this.commitChecks) check();
       })
       .immediate();

@@ -47,7 +47,8 @@ export function directCall(path: string, def: ProcedureDefinition): DirectCall {
     try {
       let parsed: unknown;
       try {
-        parsed = input === undefined ? admitted : await parse(input, admitted);
+        // As over tRPC, a procedure without an input schema gets none.
+        parsed = input === undefined ? undefined : await parse(input, admitted);
       } catch (cause) {
         throw new TRPCError({ code: "BAD_REQUEST", cause });
       }

@@ -85,11 +85,16 @@ export function taskCommands(d: TaskCommandDeps) {
     }
   };
 
-  /** The leased tasks; their context, `contextLimit` memories each, recalled on the reader thread while this batch commits. */
-  const handOut = (leased: Leased[], wanted: ContextWanted): Handout => {
+  /**
+   * The leased tasks; their context, `contextLimit` memories each, recalled on the reader thread
+   * while this batch commits (asked for just before COMMIT, and only if this write succeeded).
+   * `answerBytes`: what else the answer carries beside the tasks and their context.
+   */
+  const handOut = (ctx: WriteContext, leased: Leased[], wanted: ContextWanted, answerBytes = 0): Handout => {
     if (leased.length === 0 || wanted.contextLimit <= 0) return { leased, recalling: false, nextRunAt: null };
-    const budgetBytes = d.maxResponseBytes - leased.reduce((sum, l) => sum + l.bytes, 0);
-    d.recall({ ticket: wanted.recallTicket, tasks: leased.map((l) => l.task), limit: wanted.contextLimit, budgetBytes });
+    const budgetBytes = d.maxResponseBytes - answerBytes - leased.reduce((sum, l) => sum + l.bytes, 0);
+    const request = { ticket: wanted.recallTicket, tasks: leased.map((l) => l.task), limit: wanted.contextLimit, budgetBytes };
+    ctx.beforeCommit(() => d.recall(request));
     return { leased, recalling: true, nextRunAt: null };
   };
 
@@ -98,11 +103,11 @@ export function taskCommands(d: TaskCommandDeps) {
    * claimable (the first attempt of a long-poll). When nothing is, says when the next delayed
    * task the claimer could take falls due, so a long-poll can wake for it.
    */
-  const claim = (ctx: WriteContext, args: ClaimArgs): Handout => {
+  const claim = (ctx: WriteContext, args: ClaimArgs, answerBytes = 0): Handout => {
     const filter = t.claimFilter(args.request);
     const leased = claimDeliverable(ctx, filter, args.limit, args.leaseMs);
     if (args.noteAgent || leased.length > 0) t.noteAgent(ctx, args.request.agentId, filter.capabilities);
-    if (leased.length > 0) return handOut(leased, args);
+    if (leased.length > 0) return handOut(ctx, leased, args, answerBytes);
     return { leased, recalling: false, nextRunAt: d.tasks.nextRunAt(filter, ctx.now) };
   };
 
@@ -110,15 +115,15 @@ export function taskCommands(d: TaskCommandDeps) {
    * Completes the task under the caller's lease. Sent again (its first answer lost), it gets the
    * same answer, as long as it carries the same result: a different result for a task already
    * completed is a conflict, so a stale or forged anonymous complete can never pass as the
-   * rightful holder's.
+   * rightful holder's. With the answer, the room it takes (answer-budget.ts).
    */
-  const complete = (ctx: WriteContext, request: SettleRequest & { result?: unknown }): SettledTask => {
+  const complete = (ctx: WriteContext, request: SettleRequest & { result?: unknown }): { task: SettledTask; bytes: number } => {
     // The usual case in one statement: the task is claimed under the caller's lease.
     const row = d.tasks.completeHeld(request.taskId, request.agentId ?? null, request.leaseToken ?? null, request.result, ctx.now);
     if (row === undefined) {
       const current = t.findTask(request.taskId);
       if (current.status === "completed" && t.isHolder(current, request)) {
-        if (sameJson(fromJsonText(current.result), request.result ?? null)) return settled(current);
+        if (sameJson(fromJsonText(current.result), request.result ?? null)) return { task: settled(current), bytes: taskAnswerBytes(current) };
         throw new CoordinationError(
           "INVALID_STATE",
           `task "${request.taskId}" was already completed under lease ${current.leaseToken} of agent "${current.leaseOwner}" with a different result`,
@@ -138,7 +143,7 @@ export function taskCommands(d: TaskCommandDeps) {
       ...(request.agentId === undefined ? { anonymous: true } : {}),
     });
     t.recordExecution(ctx, row, "completed");
-    return settled(row);
+    return { task: settled(row), bytes: taskAnswerBytes(row) };
   };
 
   return {
@@ -156,7 +161,7 @@ export function taskCommands(d: TaskCommandDeps) {
       return toTask(d.tasks.extendLease(row.seq, ctx.now + args.leaseMs, ctx.now));
     },
 
-    "tasks.complete": complete,
+    "tasks.complete": (ctx: WriteContext, request: SettleRequest & { result?: unknown }): SettledTask => complete(ctx, request).task,
 
     /**
      * Completes the caller's task and claims its next one in the same write: one round trip per
@@ -168,7 +173,8 @@ export function taskCommands(d: TaskCommandDeps) {
       args: ContextWanted & { complete: SettleRequest & { result?: unknown }; claim: Omit<ClaimArgs, keyof ContextWanted> },
     ): Handout & { completed: SettledTask } => {
       const completed = complete(ctx, args.complete);
-      return { completed, ...claim(ctx, { ...args.claim, contextLimit: args.contextLimit, recallTicket: args.recallTicket }) };
+      // The completed task shares the answer's byte budget with the next one and its context.
+      return { completed: completed.task, ...claim(ctx, { ...args.claim, contextLimit: args.contextLimit, recallTicket: args.recallTicket }, completed.bytes) };
     },
 
     "tasks.fail": (ctx: WriteContext, request: SettleRequest & { error: string; retry: boolean }): SettledTask => {
@@ -233,12 +239,12 @@ export function taskCommands(d: TaskCommandDeps) {
       const { offlineBefore } = d.healthCutoffs(request.asOf);
       const victims = d.tasks.stealable(request.asOf, offlineBefore, request.fromAgentId ?? null, request.limit);
       for (const victim of victims) t.expireClaim(ctx, victim, `stolen by ${request.agentId} from ${victim.leaseOwner}`);
-      if (victims.length === 0) return handOut([], request);
+      if (victims.length === 0) return handOut(ctx, [], request);
       const stolenFrom = (row: TaskRow) => victims.find((v) => v.seq === row.seq)?.leaseOwner ?? null;
       const leased = t
         .claimRows(ctx, { ...filter, onlySeqs: victims.map((v) => v.seq) }, request.limit, request.leaseMs, stolenFrom)
         .map((row) => ({ task: toTask(row), bytes: taskAnswerBytes(row) }));
-      return handOut(leased, request);
+      return handOut(ctx, leased, request);
     },
 
     /**

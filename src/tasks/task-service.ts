@@ -123,7 +123,13 @@ export class TaskService {
       claim: { request: claimRequest, limit: 1, leaseMs: this.leaseLength(next.leaseMs), noteAgent: false },
       contextLimit: this.contextLimit(next.context),
     });
-    return { completed: done.completed, next: done.leased.length > 0 ? this.handOut(done, call)[0]! : null };
+    if (done.leased.length === 0) return { completed: done.completed, next: null };
+    if (!done.contexts.ok) {
+      // The complete stands and must be answered as such: the next task goes back, uncharged, without its context.
+      await this.releaseUndelivered(done.leased).catch(() => undefined);
+      return { completed: done.completed, next: null };
+    }
+    return { completed: done.completed, next: this.handOut(done, call)[0]! };
   }
 
   fail(request: SettleRequest & { error: string; retry: boolean }): Promise<SettledTask> {
@@ -210,10 +216,15 @@ export class TaskService {
    */
   private handOut({ leased, contexts }: { leased: Leased[]; contexts: RecalledContexts }, call: ConsumingCall): ClaimedTask[] {
     const tasks = leased.map((l) => l.task);
-    call.delivery?.onUndelivered(() => this.d.db.write("tasks.releaseUndelivered", tasks.map((t) => ({ id: t.id, leaseToken: t.leaseToken }))));
+    call.delivery?.onUndelivered(() => this.releaseUndelivered(leased));
     // Recall failed: the claim fails, and what it leased goes back as undelivered.
     if (!contexts.ok) throw asFault(deserializeError(contexts.error), this.d.config.busyTimeoutMs);
     return tasks.map((task, i) => ({ ...task, context: contexts.contexts[i] ?? [] }));
+  }
+
+  /** Gives leased tasks back uncharged (their answer did not reach the claimer), each under the lease it was given. */
+  private releaseUndelivered(leased: Leased[]): Promise<unknown> {
+    return this.d.db.write("tasks.releaseUndelivered", leased.map(({ task }) => ({ id: task.id, leaseToken: task.leaseToken })));
   }
 
   /** How many memories each claimed task gets: none when the claimer said `context: false`. */

@@ -27,6 +27,8 @@ export class Database {
   readonly faults: WriteFaults;
   private readonly busyTimeoutMs: number;
   private readonly recalled = new RecallResults();
+  /** Claims and steals not yet answered with their context (close waits for them). */
+  private readonly handingOut = new Set<Promise<unknown>>();
 
   /** Receives each group commit's size and time (the metrics set it). */
   onBatches: ((batches: Array<{ writes: number; ms: number }>) => void) | undefined;
@@ -65,7 +67,7 @@ export class Database {
    * database rejects with its fault's code (DISK_FULL, READ_ONLY, IO_ERROR, DATABASE_LOCKED,
    * DATABASE_REPLACED: src/db/faults.ts); nothing of the write was stored then.
    */
-  write<K extends keyof WriteCommands & string>(op: K, args: WriteArgs<WriteCommands[K]>): Promise<Result<WriteCommands[K]>> {
+  write<K extends keyof WriteCommands & string>(op: K, args: WriteArgs<WriteCommands[K]>, onFailure?: (error: unknown) => void): Promise<Result<WriteCommands[K]>> {
     this.sent.set(op, (this.sent.get(op) ?? 0) + 1);
     return (this.writer.call(op, args as never) as Promise<Result<WriteCommands[K]>>).then(
       (value) => {
@@ -73,6 +75,7 @@ export class Database {
         return value;
       },
       (error: unknown) => {
+        onFailure?.(error);
         const fault = asFault(error, this.busyTimeoutMs);
         this.faults.failed(fault);
         throw fault;
@@ -85,15 +88,27 @@ export class Database {
    * inside the claim's batch, and it arrives here, often before the claim's own answer
    * (recall-relay.ts). `contextLimit`: memories per task (0: none).
    */
-  async handOut<K extends HandingOut>(op: K, args: Omit<WriteArgs<WriteCommands[K]>, "recallTicket">): Promise<Result<WriteCommands[K]> & { contexts: RecalledContexts }> {
+  handOut<K extends HandingOut>(op: K, args: Omit<WriteArgs<WriteCommands[K]>, "recallTicket">): Promise<Result<WriteCommands[K]> & { contexts: RecalledContexts }> {
+    const handing = this.handOutOnce(op, args);
+    this.handingOut.add(handing);
+    const settled = () => this.handingOut.delete(handing);
+    handing.then(settled, settled);
+    return handing;
+  }
+
+  /** Resolves once every claim and steal sent so far was answered (shutdown: before their undo is drained). */
+  async handOutsSettled(): Promise<void> {
+    await Promise.allSettled([...this.handingOut]);
+  }
+
+  private async handOutOnce<K extends HandingOut>(op: K, args: Omit<WriteArgs<WriteCommands[K]>, "recallTicket">): Promise<Result<WriteCommands[K]> & { contexts: RecalledContexts }> {
     const recallTicket = this.recalled.ticket();
-    let handout: Result<WriteCommands[K]> & Handout;
-    try {
-      handout = (await this.write(op, { ...args, recallTicket } as ContextWanted as WriteArgs<WriteCommands[K]>)) as Result<WriteCommands[K]> & Handout;
-    } catch (error) {
-      this.recalled.forget(recallTicket);
-      throw error;
-    }
+    // A write that failed by itself (a domain error) asked for nothing: its before-commit effects
+    // were dropped. A batch that failed at its commit checks or COMMIT may have asked.
+    const askedMaybe = (error: unknown) => !(error instanceof CoordinationError) || error.code === "DATABASE_REPLACED";
+    const handout = (await this.write(op, { ...args, recallTicket } as ContextWanted as WriteArgs<WriteCommands[K]>, (error) => {
+      if (askedMaybe(error)) this.recalled.forget(recallTicket);
+    })) as Result<WriteCommands[K]> & Handout;
     const contexts: RecalledContexts = handout.recalling ? await this.recalled.take(recallTicket) : { ok: true, contexts: handout.leased.map(() => []) };
     return { ...handout, contexts };
   }
