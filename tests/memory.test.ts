@@ -70,6 +70,25 @@ describe("pre-execution memory", () => {
     expect((await t.api.tasks.claim.mutate({ agentId: "a3", context: false }))!.context).toEqual([]);
   });
 
+  it("claims whose words are all common share one ranking, which a memory matching a rarer word of the next task does not hide", async () => {
+    await using t = await startTestServer({ memoryContextLimit: 3 });
+    const { memory } = t.server.services;
+    // Many memories share the queue's words: those words are common (recall-cache.ts).
+    await Promise.all(Array.from({ length: 200 }, (_, i) => memory.remember({ content: `reports queue digest number ${i}`, kind: "note", queue: "reports", tags: [] })));
+    await t.api.tasks.enqueueMany.mutate({ tasks: [{ queue: "reports", payload: { digest: "reports" } }, { queue: "reports", payload: { digest: "reports" } }] });
+    const a = await t.api.tasks.claim.mutate({ agentId: "a1" });
+    const b = await t.api.tasks.claim.mutate({ agentId: "a2" });
+    // Nothing but common words: the same three memories, with the same scores.
+    expect(b!.context).toEqual(a!.context);
+    expect(a!.context).toHaveLength(3);
+
+    // A memory with a rare word, then a task with that word: ranked anew, the memory first.
+    await t.api.memory.remember.mutate({ content: "The walrus digest needs the archive password", kind: "lesson", queue: "reports" });
+    await t.api.tasks.enqueue.mutate({ queue: "reports", payload: { digest: "walrus reports" } });
+    const c = await t.api.tasks.claim.mutate({ agentId: "a3" });
+    expect(c!.context[0]!.memory.content).toBe("The walrus digest needs the archive password");
+  });
+
   it("finds the one relevant memory among thousands sharing common words, in bounded time", async () => {
     await using t = await startTestServer({ memoryContextLimit: 3 });
     const { memory } = t.server.services;

@@ -10,7 +10,7 @@ import { toTask, type TaskStore } from "../tasks/task-store.js";
 import { extractTerms, matchAny, payloadText, quoteTerm } from "./fts-query.js";
 import type { MemoryMatch, RecallRequest } from "./memory-schemas.js";
 import { memoryAnswerBytes, toMemory, type MemoryFilter, type MemoryRow, type MemoryStore, type ScoringFields } from "./memory-store.js";
-import { RecallCache } from "./recall-cache.js";
+import { RecallCache, type RankedMemory } from "./recall-cache.js";
 
 /** How much each signal counts; they add up to 1, so scores stay in [0, 1]. */
 const WEIGHTS = { relevance: 0.55, recency: 0.2, outcome: 0.1, sameQueue: 0.15 } as const;
@@ -68,6 +68,7 @@ export class MemoryRecall {
     const rows = new Map<number, ScoringFields>();
     const rare: string[] = [];
     const commonHits = new Map<number, number>();
+    const commonLists: ScoringFields[][] = [];
     let commonTerms = 0;
     const unfiltered = filter.queue === undefined && filter.capability === undefined;
     // Unfiltered (a claim's context), a rare term's matches come with their bm25 from one look
@@ -88,7 +89,18 @@ export class MemoryRecall {
         if (candidates.length > 0) rare.push(term);
         continue;
       }
-      commonTerms++;
+      commonLists.push(candidates);
+    }
+    // A claim's context made of common terms only (its rare words matched nothing, it is a first
+    // run): the same for every task of its queue while those terms' candidates are (recall-cache.ts).
+    const sharedKey =
+      task !== null && query === undefined && unfiltered && rareScores.size === 0 && rare.length === 0 && !hasEarlierRuns(task) && commonLists.length > 0
+        ? this.cache.contextKey(task.queue, limit, commonLists)
+        : undefined;
+    const shared = sharedKey === undefined ? undefined : this.cache.context(sharedKey);
+    if (shared !== undefined) return inBudget(shared, budget);
+    commonTerms = commonLists.length;
+    for (const candidates of commonLists) {
       for (const row of candidates) {
         rows.set(row.seq, row);
         commonHits.set(row.seq, (commonHits.get(row.seq) ?? 0) + 1);
@@ -124,7 +136,7 @@ export class MemoryRecall {
       }
     }
     // Earlier runs of the same task are the most relevant context there is (a first run has none).
-    if (task && (task.attempts > 1 || task.errorHistory.length > 0 || task.status !== "claimed")) {
+    if (task && hasEarlierRuns(task)) {
       for (const row of this.memories.byTask(task.id, 10)) {
         rows.set(row.seq, row);
         relevance.set(row.seq, 1);
@@ -151,9 +163,9 @@ export class MemoryRecall {
       .slice(0, limit);
     // Only the memories handed out are loaded in full, best first, while they fit the budget.
     const full = this.fullRows(best.map((b) => b.seq));
-    const taken = withinBudget(best, ({ seq }) => memoryAnswerBytes(full.get(seq)!), budget.bytes).rows;
-    for (const { seq } of taken) budget.bytes -= memoryAnswerBytes(full.get(seq)!);
-    return taken.map(({ seq, score }) => ({ memory: toMemory(full.get(seq)!), score }));
+    const ranked = best.map(({ seq, score }) => ({ match: { memory: toMemory(full.get(seq)!), score }, bytes: memoryAnswerBytes(full.get(seq)!) }));
+    if (sharedKey !== undefined) this.cache.keepContext(sharedKey, ranked);
+    return inBudget(ranked, budget);
   }
 
   /** A term's newest PROBE candidates; a common term's come from the cache when fresh. */
@@ -181,6 +193,16 @@ export class MemoryRecall {
     }
     return full;
   }
+}
+
+/** Whether the task ran before (a retry, a requeue): its earlier runs' records are then its first context. */
+const hasEarlierRuns = (task: Task): boolean => task.attempts > 1 || task.errorHistory.length > 0 || task.status !== "claimed";
+
+/** The ranked memories that fit what is left of the answer's budget (always the first), the budget used up by them. */
+function inBudget(ranked: readonly RankedMemory[], budget: { bytes: number }): MemoryMatch[] {
+  const taken = withinBudget(ranked, (r) => r.bytes, budget.bytes).rows;
+  for (const r of taken) budget.bytes -= r.bytes;
+  return taken.map((r) => r.match);
 }
 
 const probeKey = (term: string, filter: MemoryFilter): string => `${term}\u0000${filter.queue ?? ""}\u0000${filter.capability ?? ""}`;

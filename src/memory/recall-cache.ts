@@ -5,16 +5,34 @@
 //    PROBE_TTL_MS, per term and filter; rare terms are looked up every time (bm25, exact).
 //  - Memory rows: written once and never updated, so a row once read stays good. Retention deletes
 //    old ones (src/retention/): a pruned row can come back from a probe at most PROBE_TTL_MS old.
+//  - Contexts made of common terms only: a first run whose rare words match nothing gets the same
+//    memories as every other such task of its queue, as long as the common terms' candidate lists
+//    are the same ones (their key names the lists, which live PROBE_TTL_MS). Ranked once, shared by
+//    the claims of that second; and a structured clone carries a shared object once, so the
+//    reader's answers to the event loop shrink too. The scores are those of the first ranking:
+//    under a second of recency apart, a millionth at most.
+import type { MemoryMatch } from "./memory-schemas.js";
 import type { MemoryRow, ScoringFields } from "./memory-store.js";
+
+/** A memory as recall hands it out, with the room it takes in an answer. */
+export interface RankedMemory {
+  match: MemoryMatch;
+  bytes: number;
+}
 
 /** How stale a common term's candidate list may be, in ms. */
 export const PROBE_TTL_MS = 1000;
 const MAX_PROBES = 1000;
 const MAX_ROWS = 2000;
+const MAX_CONTEXTS = 200;
 
 export class RecallCache {
   private readonly probes = new Map<string, { at: number; rows: ScoringFields[] }>();
   private readonly rows = new Map<number, MemoryRow>();
+  private readonly contexts = new Map<string, readonly RankedMemory[]>();
+  /** A serial per kept candidate list: what a shared context's key names. */
+  private readonly listSerials = new WeakMap<ScoringFields[], number>();
+  private nextSerial = 1;
 
   /** A common term's candidates probed less than PROBE_TTL_MS before `now`, or undefined. */
   probe(key: string, now: number): ScoringFields[] | undefined {
@@ -28,6 +46,28 @@ export class RecallCache {
   keepProbe(key: string, now: number, rows: ScoringFields[]): void {
     if (this.probes.size >= MAX_PROBES) this.probes.delete(this.probes.keys().next().value!);
     this.probes.set(key, { at: now, rows });
+    this.listSerials.set(rows, this.nextSerial++);
+  }
+
+  /** The key of a context made of these kept candidate lists, for a task of `queue` wanting `limit` memories. */
+  contextKey(queue: string, limit: number, lists: readonly ScoringFields[][]): string | undefined {
+    const serials: number[] = [];
+    for (const list of lists) {
+      const serial = this.listSerials.get(list);
+      // A list not kept (a filtered probe shorter than PROBE) is not shared.
+      if (serial === undefined) return undefined;
+      serials.push(serial);
+    }
+    return `${queue}\u0000${limit}\u0000${serials.join(",")}`;
+  }
+
+  context(key: string): readonly RankedMemory[] | undefined {
+    return this.contexts.get(key);
+  }
+
+  keepContext(key: string, ranked: readonly RankedMemory[]): void {
+    if (this.contexts.size >= MAX_CONTEXTS) this.contexts.delete(this.contexts.keys().next().value!);
+    this.contexts.set(key, ranked);
   }
 
   row(seq: number): MemoryRow | undefined {
