@@ -41,6 +41,7 @@ describe("complete-and-claim", () => {
     await t.api.tasks.claim.mutate({ agentId: "w1" });
     await expect(t.api.tasks.completeAndClaim.mutate({ taskId: a.id, agentId: "w1", leaseToken: 7 })).rejects.toMatchObject({
       data: { code: "LEASE_CONFLICT", httpStatus: 409 },
+      message: `lease 7 of agent "w1" on task "${a.id}" is not the current one: the task is claimed by "w1" under lease 1`,
     });
     expect(await t.api.tasks.get.query({ taskId: a.id })).toMatchObject({ status: "claimed", leaseToken: 1 });
     expect(await t.api.tasks.get.query({ taskId: b.id })).toMatchObject({ status: "pending", attempts: 0, leaseOwner: null });
@@ -59,6 +60,18 @@ describe("complete-and-claim", () => {
     const refused = await rest(t.url, "POST", `/tasks/${other.id}/complete-and-claim`, { agentId: "w1", next: { queue: "q1" } });
     expect(refused).toMatchObject({ status: 400, body: { code: "INVALID_INPUT" } });
     expect(refused.body.message).toContain("queue");
+    // Inside next too, snake_case is read as its camelCase field; the task id given twice says where each came from.
+    const third = await t.api.tasks.enqueue.mutate({ queue: "q3", payload: { n: 4 } });
+    const snake = await rest(t.url, "POST", `/tasks/${other.id}/complete-and-claim`, { agent_id: "w1", next: { queues: ["q3"], lease_ms: 60_000 } });
+    expect(snake.status).toBe(200);
+    expect(snake.body.next).toMatchObject({ id: third.id });
+    expect(new Date(snake.body.next.leaseExpiresAt).getTime() - new Date(snake.body.next.updatedAt).getTime()).toBe(60_000);
+    // OpenAPI says which bodies must be sent: this one names its agent; a plain complete need not (the seed's anonymous settles).
+    const paths = (await rest(t.url, "GET", "/openapi.json")).body.paths;
+    expect(paths["/tasks/{taskId}/complete-and-claim"].post.requestBody.required).toBe(true);
+    expect(paths["/tasks/{taskId}/complete"].post.requestBody.required).toBe(false);
+    const twice = await rest(t.url, "POST", `/tasks/${third.id}/complete-and-claim`, { agentId: "w1", taskId: other.id });
+    expect(twice.body.message).toBe("taskId (path) and taskId (body) give different values for taskId; give one, or the same in both");
   });
 
   it("an answer that never reaches the agent gives the next task back uncharged; the complete stands", async () => {

@@ -53,7 +53,11 @@ function operation(route: Route, bearer: boolean): ZodOpenApiOperationObject {
       ...(!bodyTaken && Object.keys(rest).length > 0 ? { query: z.object(rest) } : {}),
     },
     ...(bodyTaken && route.input
-      ? { requestBody: { required: false, content: { "application/json": { schema: pathParams.length > 0 ? z.object(rest) : route.input } } } }
+      ? (() => {
+          const schema = pathParams.length > 0 ? z.object(rest) : route.input;
+          // Required when an empty body would not do (a field the body must give).
+          return { requestBody: { required: !schema.safeParse({}).success, content: { "application/json": { schema } } } };
+        })()
       : {}),
     responses,
     ...(bearer && open ? { security: [] } : {}),

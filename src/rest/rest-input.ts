@@ -65,6 +65,26 @@ const invalid = (message: string) => new CoordinationError("INVALID_INPUT", mess
 const camelCase = (key: string): string => key.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
 
 /**
+ * An options object in the body (complete-and-claim's `next`) in the snake_case the seed's
+ * clients write, like the top-level fields. Only fields whose schema is an object with named
+ * fields: JSON values (payload, result, metadata) are the client's own data and are kept as sent.
+ */
+function optionsSpelling(schema: z.ZodType | undefined, value: unknown, field: string): unknown {
+  if (schema === undefined || value === null || typeof value !== "object" || Array.isArray(value)) return value;
+  const shape = defOf(unwrap(schema)).shape;
+  if (shape === undefined) return value;
+  const spelled: Record<string, unknown> = {};
+  for (const [key, inner] of Object.entries(value)) {
+    const name = camelCase(key);
+    if (Object.hasOwn(spelled, name) && !sameJson(spelled[name], inner)) {
+      throw invalid(`${field}: two spellings of ${name} give different values; give one, or the same in both`);
+    }
+    spelled[name] = inner;
+  }
+  return spelled;
+}
+
+/**
  * The procedure input for a request. `params` are the matched (already decoded) path
  * parameters, `query` the query string, `body` the parsed JSON object or undefined.
  */
@@ -73,13 +93,13 @@ export function buildInput(route: Route, params: Record<string, string>, query: 
   const input: Record<string, unknown> = {};
   /** Where each field came from, as the client spelled it: for the message when two disagree. */
   const spelledAs: Record<string, string> = {};
-  const put = (key: string, value: unknown) => {
+  const put = (key: string, value: unknown, from: "path" | "query" | "body") => {
     const field = route.aliases?.[key] ?? camelCase(key);
     if (Object.hasOwn(input, field) && !sameJson(input[field], value)) {
-      throw invalid(`${spelledAs[field]} and ${key} give different values for ${field}; give one, or the same in both`);
+      throw invalid(`${spelledAs[field]} and ${key} (${from}) give different values for ${field}; give one, or the same in both`);
     }
     input[field] = value;
-    spelledAs[field] ??= key;
+    spelledAs[field] ??= `${key} (${from})`;
   };
   const fieldSchema = (key: string) => shape[route.aliases?.[key] ?? camelCase(key)];
   const typed = (key: string, values: string[]) => {
@@ -88,9 +108,9 @@ export function buildInput(route: Route, params: Record<string, string>, query: 
     return schema === undefined ? (values.length === 1 ? values[0] : values) : fromText(values, kindOf(schema), key);
   };
 
-  for (const [key, value] of Object.entries(params)) put(key, typed(key, [value]));
+  for (const [key, value] of Object.entries(params)) put(key, typed(key, [value]), "path");
   const queryKeys = [...new Set(query.keys())];
-  for (const key of queryKeys) put(key, typed(key, query.getAll(key)));
-  for (const [key, value] of Object.entries(body ?? {})) put(key, value);
+  for (const key of queryKeys) put(key, typed(key, query.getAll(key)), "query");
+  for (const [key, value] of Object.entries(body ?? {})) put(key, optionsSpelling(fieldSchema(key), value, key), "body");
   return input;
 }

@@ -200,12 +200,18 @@ export class TaskTransitions {
 
   /** LEASE_CONFLICT, saying who holds the task instead (or what state it is in). */
   leaseConflict(row: TaskRow, request: SettleRequest): CoordinationError {
+    const details = { status: row.status, leaseOwner: row.leaseOwner, leaseToken: row.leaseToken };
+    const caller = request.agentId === undefined ? "the caller" : `agent "${request.agentId}"`;
+    if (row.status === "claimed" && request.leaseToken !== undefined && request.leaseToken !== row.leaseToken && (request.agentId ?? row.leaseOwner) === row.leaseOwner) {
+      // The same agent, an older (or unknown) lease: say which lease it sent and which one holds.
+      return new CoordinationError(
+        "LEASE_CONFLICT",
+        `lease ${request.leaseToken} of ${caller} on task "${request.taskId}" is not the current one: the task is claimed by "${row.leaseOwner}" under lease ${row.leaseToken}`,
+        details,
+      );
+    }
     const holder = row.status === "claimed" ? `claimed by "${row.leaseOwner}" (lease ${row.leaseToken})` : row.status;
-    return new CoordinationError(
-      "LEASE_CONFLICT",
-      `${request.agentId === undefined ? "the caller" : `agent "${request.agentId}"`} does not hold the lease on task "${request.taskId}": it is ${holder}`,
-      { status: row.status, leaseOwner: row.leaseOwner, leaseToken: row.leaseToken },
-    );
+    return new CoordinationError("LEASE_CONFLICT", `${caller} does not hold the lease on task "${request.taskId}": it is ${holder}`, details);
   }
 
   /** Fencing: the same agent (when named) and the same lease (when a token is given). */
