@@ -69,7 +69,6 @@ export class MemoryRecall {
     const rare: string[] = [];
     const commonHits = new Map<number, number>();
     const commonLists: ScoringFields[][] = [];
-    let commonTerms = 0;
     const unfiltered = filter.queue === undefined && filter.capability === undefined;
     // Unfiltered (a claim's context), a rare term's matches come with their bm25 from one look
     // at the index; their sum over terms is the bm25 of the OR query (see termMatches).
@@ -99,7 +98,6 @@ export class MemoryRecall {
         : undefined;
     const shared = sharedKey === undefined ? undefined : this.cache.context(sharedKey);
     if (shared !== undefined) return inBudget(shared, budget);
-    commonTerms = commonLists.length;
     for (const candidates of commonLists) {
       for (const row of candidates) {
         rows.set(row.seq, row);
@@ -110,7 +108,7 @@ export class MemoryRecall {
     [...commonHits.entries()]
       .sort(([seqA, a], [seqB, b]) => b - a || seqB - seqA)
       .slice(0, CANDIDATES)
-      .forEach(([seq, hits]) => relevance.set(seq, (0.5 * hits) / commonTerms));
+      .forEach(([seq, hits]) => relevance.set(seq, (0.5 * hits) / commonLists.length));
     if (rareScores.size > 0) {
       const found = [...rareScores.entries()].sort(([seqA, a], [seqB, b]) => a - b || seqB - seqA).slice(0, CANDIDATES);
       const best = Math.max(-found[0]![1], Number.EPSILON);

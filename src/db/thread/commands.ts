@@ -79,13 +79,12 @@ export function createWriteCommands(db: SqliteDatabase, setup: ThreadSetup, reca
 export function createReadCommands(db: SqliteDatabase, prisma: () => Promise<Prisma>, setup: ThreadSetup, sameFile: () => void = () => undefined) {
   const { config } = setup;
   const { tasks, events, agents, memories, tokens, cutoffs } = storesOf(db, setup);
-  const recall = new MemoryRecall(memories, tasks, config.maxResponseBytes);
   const ping = db.prepare("SELECT 1").pluck();
   return {
     ...taskQueries({ prisma, tasks, maxResponseBytes: config.maxResponseBytes }),
     ...eventQueries({ events, maxResponseBytes: config.maxResponseBytes }),
     ...agentQueries({ agents, healthCutoffs: cutoffs }),
-    ...recallQueries(recall),
+    ...recallQueries(new MemoryRecall(memories, tasks, config.maxResponseBytes)),
     ...tokenQueries(tokens),
     ...retentionQueries({ tasks, memories }),
     /** A round trip to the database file, for /health. */
