@@ -1,0 +1,59 @@
+// The statement cache's rows: built from raw arrays by a function made per statement, they must
+// read exactly as better-sqlite3's own row objects would, in every way the stores read them.
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { openDatabase } from "../src/db/open-database.js";
+import { Statements } from "../src/db/statements.js";
+
+function scratch() {
+  const db = openDatabase({ dbPath: join(mkdtempSync(join(tmpdir(), "statements-")), "s.db"), busyTimeoutMs: 1000, durability: "full" });
+  db.exec(`CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT, "odd ""name""" TEXT, n REAL);
+           INSERT INTO t (name, "odd ""name""", n) VALUES ('a', 'x', 1.5), ('b', NULL, 2), ('c', 'z', NULL);`);
+  return { db, st: new Statements(db) };
+}
+
+describe("Statements", () => {
+  it("reads rows equal to better-sqlite3's own objects, quoted column names and nulls included", () => {
+    const { db, st } = scratch();
+    const sql = "SELECT * FROM t ORDER BY id";
+    expect(st.get(sql).all()).toEqual(db.prepare(sql).all());
+    expect(st.get("SELECT * FROM t WHERE id = ?").get(2)).toEqual({ id: 2, name: "b", 'odd "name"': null, n: 2 });
+    expect(st.get("SELECT * FROM t WHERE id = ?").get(99)).toBeUndefined();
+    expect(Object.keys(st.get<[number], object>("SELECT * FROM t WHERE id = ?").get(1)!)).toEqual(["id", "name", 'odd "name"', "n"]);
+  });
+
+  it("keeps the last of a repeated column name, as better-sqlite3 does", () => {
+    const { db, st } = scratch();
+    const sql = "SELECT a.name, b.name FROM t a JOIN t b ON b.id = a.id + 1 ORDER BY a.id";
+    expect(st.get(sql).all()).toEqual(db.prepare(sql).all());
+    expect(st.get(sql).all()).toEqual([{ name: "b" }, { name: "c" }]);
+  });
+
+  it("plucks the first column once asked to, for that SQL text from then on", () => {
+    const { st } = scratch();
+    expect(st.get("SELECT name FROM t WHERE id = ?").pluck().get(3)).toBe("c");
+    expect(st.get("SELECT name FROM t ORDER BY id").pluck().all()).toEqual(["a", "b", "c"]);
+    expect(st.get("SELECT name FROM t WHERE id = ?").get(1)).toBe("a");
+    expect([...st.get("SELECT name FROM t ORDER BY id").iterate()]).toEqual(["a", "b", "c"]);
+  });
+
+  it("frees the statement when an iteration stops early, so it can run again", () => {
+    const { st } = scratch();
+    const query = st.get<[], { id: number }>("SELECT id FROM t ORDER BY id");
+    for (const row of query.iterate()) {
+      expect(row).toEqual({ id: 1 });
+      break;
+    }
+    expect([...query.iterate()].map((r) => r.id)).toEqual([1, 2, 3]);
+    expect(query.all()).toHaveLength(3);
+  });
+
+  it("runs writes, with or without RETURNING", () => {
+    const { st } = scratch();
+    expect(st.get("INSERT INTO t (name) VALUES (?)").run("d").changes).toBe(1);
+    expect(st.get("UPDATE t SET n = ? WHERE name = ? RETURNING id, n").get(7, "d")).toEqual({ id: 4, n: 7 });
+    expect(st.get("DELETE FROM t WHERE name = ? RETURNING name").run("d").changes).toBe(1);
+  });
+});
