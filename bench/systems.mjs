@@ -46,6 +46,17 @@ async function withServer({ command, args, env, cwd = ROOT, graceMs = 30_000, ti
 
 const restLoad = (N, C) => (url, timeoutMs) => runJsonChild(process.execPath, [LOADGEN, url, String(N), String(C)], { timeoutMs, label: "lifecycle-load", cwd: ROOT });
 
+/**
+ * The same load run twice on one server, the second measured: a server that has been running a
+ * while, its hot code compiled by V8's optimizing tiers. A fresh Node process spends the first
+ * seconds of load interpreting and compiling (V8's compiler threads took 0.8 ms of CPU a task in
+ * our server's first run of 3000, 0.2 ms in its third), the more so the more code runs per request.
+ */
+const warmRestLoad = (N, C) => async (url, timeoutMs) => {
+  await restLoad(N, C)(url, timeoutMs);
+  return restLoad(N, C)(url, timeoutMs);
+};
+
 export function seedProblem() {
   if (!existsSync(join(SHARED, "seed_replica.py"))) return "../shared/bench/seed_replica.py not found";
   const r = spawnSync(PYTHON, ["-c", "import fastapi, uvicorn, aiosqlite"], { encoding: "utf8", timeout: 30_000 });
@@ -72,6 +83,11 @@ const oursInProcess = (root, prefix, extra = []) => async ({ dir, round, N, C, t
 export function systems({ before } = {}) {
   return {
     "ours, REST": oursRest(ROOT, "ours"),
+    "ours, REST, warm server": ({ dir, round, N, C, timeoutMs }) =>
+      withServer(
+        { command: process.execPath, args: (port) => [join(ROOT, "bin/coordination.js"), "--port", String(port), "--db", join(dir, `warm-${round}.db`)], env: serverEnv(), timeoutMs },
+        warmRestLoad(N, C),
+      ),
     ...(before ? { "ours before, REST": oursRest(before, "before") } : {}),
     // The same load with each complete claiming the next task (bench/rest-driver.mjs, the shared load generator's requests otherwise).
     "ours, REST with complete-and-claim": ({ dir, round, N, C, timeoutMs }) =>
@@ -83,6 +99,11 @@ export function systems({ before } = {}) {
       withServer(
         { command: process.execPath, args: (port) => [join(SHARED, "reference-server.mjs"), String(port), join(dir, `ref-${round}.db`)], env: { ...process.env, REF_EVENTS: "1" }, timeoutMs },
         restLoad(N, C),
+      ),
+    "reference server, warm": ({ dir, round, N, C, timeoutMs }) =>
+      withServer(
+        { command: process.execPath, args: (port) => [join(SHARED, "reference-server.mjs"), String(port), join(dir, `ref-warm-${round}.db`)], env: { ...process.env, REF_EVENTS: "1" }, timeoutMs },
+        warmRestLoad(N, C),
       ),
     "seed stack (FastAPI + aiosqlite)": ({ dir, round, N, C, timeoutMs }) => {
       const problem = seedProblem();

@@ -44,6 +44,8 @@ export async function throughput({ dir, N, C, rounds, timeoutMs, before, log }) 
   const inproc = m("ours in-process");
   const inprocNext = m("ours in-process, complete-and-claim");
   const restNext = m("ours, REST with complete-and-claim");
+  const restWarm = m("ours, REST, warm server");
+  const refWarm = m("reference server, warm");
   const noRecall = m("ours in-process, recall off");
   const bull = m("BullMQ Worker (Redis, appendfsync always)");
   const seed = m("seed stack (FastAPI + aiosqlite)");
@@ -51,6 +53,8 @@ export async function throughput({ dir, N, C, rounds, timeoutMs, before, log }) 
   const inprocBefore = m("ours before, in-process");
   const ratios = [
     { label: "ours REST / reference server", goal: "≥ 0.9", enqueue: ratio(rest, ref, "enqueuePerS"), processed: ratio(rest, ref, "processedPerS") },
+    // Both servers after one run of the same load: steady state, not start-up (systems.mjs).
+    { label: "ours REST / reference server, both warm", goal: "", enqueue: ratio(restWarm, refWarm, "enqueuePerS"), processed: ratio(restWarm, refWarm, "processedPerS") },
     { label: "ours in-process / BullMQ Worker", goal: "≥ 1", enqueue: ratio(inproc, bull, "enqueuePerS"), processed: ratio(inproc, bull, "processedPerS") },
     // BullMQ's Worker fetches its next job in the script that completes the last: like for like.
     { label: "ours in-process, complete-and-claim / BullMQ Worker", goal: "≥ 1", enqueue: null, processed: ratio(inprocNext, bull, "processedPerS") },
