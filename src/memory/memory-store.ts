@@ -125,6 +125,23 @@ export class MemoryStore {
       .all(term, limit);
   }
 
+  /**
+   * The seqs of the newest rows matching one quoted term, newest first: the index alone, no row
+   * read (recall scores from fields it keeps: recall-cache.ts).
+   */
+  newestMatchSeqs(term: string, limit: number): number[] {
+    return this.st
+      .get<[string, number], number>(`SELECT rowid FROM memories_fts WHERE memories_fts MATCH ? ORDER BY rowid DESC LIMIT ?`)
+      .pluck()
+      .all(term, limit);
+  }
+
+  /** What recall scores a memory by, for these seqs (any order; pruned ones are left out). */
+  scoringBySeqs(seqs: readonly number[]): ScoringFields[] {
+    if (seqs.length === 0) return [];
+    return this.st.get<unknown[], ScoringFields>(`SELECT seq, queue, outcome, createdAt FROM memories WHERE seq IN (${placeholders(seqs.length)})`).all(...seqs);
+  }
+
   bySeqs(seqs: readonly number[]): MemoryRow[] {
     if (seqs.length === 0) return [];
     return this.st.get<unknown[], MemoryRow>(`SELECT * FROM memories WHERE seq IN (${placeholders(seqs.length)})`).all(...seqs);

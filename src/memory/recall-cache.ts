@@ -11,6 +11,14 @@
 //    the claims of that second; and a structured clone carries a shared object once, so the
 //    reader's answers to the event loop shrink too. The scores are those of the first ranking:
 //    under a second of recency apart, a millionth at most.
+//  - What recall scores a memory by (seq, queue, outcome, time): never changes either, and a
+//    common term's newest matches are mostly the same memories probe after probe, so its probe
+//    reads the index alone and the few memories it has not seen yet.
+//  - Which terms are common: a term's class changes only as memories are written or pruned, but
+//    finding it out by bm25 reads the term's whole doclist (FTS5 counts every row holding it for
+//    the inverse document frequency), which grows with the memory. A term once seen common goes
+//    straight to its newest-matches probe, whose length confirms it every time: a term pruned
+//    below PROBE rows since is found rare there, and scored by bm25 again.
 import type { MemoryMatch } from "./memory-schemas.js";
 import type { MemoryRow, ScoringFields } from "./memory-store.js";
 
@@ -25,14 +33,21 @@ export const PROBE_TTL_MS = 1000;
 const MAX_PROBES = 1000;
 const MAX_ROWS = 2000;
 const MAX_CONTEXTS = 200;
+/** Scoring fields kept: about 100 bytes each. */
+const MAX_SCORING = 50_000;
+/** Terms remembered as common (a key and a number each); the least recently confirmed go first. */
+const MAX_COMMON_TERMS = 20_000;
 
 export class RecallCache {
   private readonly probes = new Map<string, { at: number; rows: ScoringFields[] }>();
   private readonly rows = new Map<number, MemoryRow>();
+  private readonly scoring = new Map<number, ScoringFields>();
   private readonly contexts = new Map<string, readonly RankedMemory[]>();
   /** A serial per kept candidate list: what a shared context's key names. */
   private readonly listSerials = new WeakMap<ScoringFields[], number>();
   private nextSerial = 1;
+  /** Probe keys (term and filter) whose term had PROBE matches or more when last looked at. */
+  private readonly commonTerms = new Set<string>();
 
   /** A common term's candidates probed less than PROBE_TTL_MS before `now`, or undefined. */
   probe(key: string, now: number): ScoringFields[] | undefined {
@@ -43,10 +58,29 @@ export class RecallCache {
     return undefined;
   }
 
+  /** Keeps a common term's full candidate list (PROBE rows), which also confirms the term common. */
   keepProbe(key: string, now: number, rows: ScoringFields[]): void {
     if (this.probes.size >= MAX_PROBES) this.probes.delete(this.probes.keys().next().value!);
     this.probes.set(key, { at: now, rows });
     this.listSerials.set(rows, this.nextSerial++);
+    this.markCommon(key);
+  }
+
+  /** Whether the term (probe key) had PROBE matches or more when last looked at; its probe confirms it. */
+  isCommon(key: string): boolean {
+    return this.commonTerms.has(key);
+  }
+
+  markCommon(key: string): void {
+    // Re-inserted: a Set iterates in insertion order, so the first is the least recently confirmed.
+    this.commonTerms.delete(key);
+    if (this.commonTerms.size >= MAX_COMMON_TERMS) this.commonTerms.delete(this.commonTerms.values().next().value!);
+    this.commonTerms.add(key);
+  }
+
+  /** The term's probe came back short of PROBE rows: memories holding it were pruned. */
+  forgetCommon(key: string): void {
+    this.commonTerms.delete(key);
   }
 
   /** The key of a context made of these kept candidate lists, for a task of `queue` wanting `limit` memories. */
@@ -72,6 +106,16 @@ export class RecallCache {
 
   row(seq: number): MemoryRow | undefined {
     return this.rows.get(seq);
+  }
+
+  scoringFields(seq: number): ScoringFields | undefined {
+    return this.scoring.get(seq);
+  }
+
+  keepScoringFields(fields: ScoringFields): void {
+    // Oldest kept first out: the newest memories are the ones probes keep finding.
+    if (this.scoring.size >= MAX_SCORING) this.scoring.delete(this.scoring.keys().next().value!);
+    this.scoring.set(fields.seq, { seq: fields.seq, queue: fields.queue, outcome: fields.outcome, createdAt: fields.createdAt });
   }
 
   keepRow(row: MemoryRow): void {

@@ -1,0 +1,83 @@
+// What recall keeps between claims (src/memory/recall-cache.ts) must never change what it ranks:
+// a recall with everything kept answers exactly as one that starts cold, also once a term's
+// class flips (memories holding it pruned below the probe size). And a term known to be common
+// is not scored by bm25 again: bm25 reads the term's whole doclist, which grows with the memory.
+import { join } from "node:path";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { loadConfig } from "../src/config.js";
+import { applyMigrations } from "../src/db/migrate.js";
+import { openDatabase } from "../src/db/open-database.js";
+import { Statements } from "../src/db/statements.js";
+import { MemoryRecall } from "../src/memory/memory-recall.js";
+import { MemoryStore } from "../src/memory/memory-store.js";
+import { PROBE_TTL_MS } from "../src/memory/recall-cache.js";
+import { TaskStore } from "../src/tasks/task-store.js";
+import type { Task } from "../src/tasks/task-schemas.js";
+import { makeTempDir } from "./helpers/test-server.js";
+
+function scratch() {
+  const config = loadConfig({ env: {}, overrides: { dbPath: join(makeTempDir("recall-cache-"), "r.db") } });
+  const db = openDatabase(config);
+  applyMigrations(db);
+  const st = new Statements(db);
+  const memories = new MemoryStore(st);
+  const tasks = new TaskStore(st);
+  let now = Date.parse("2026-11-30T00:00:00Z");
+  const remember = (content: string, queue = "default") =>
+    memories.insert({ id: `m-${now}`, kind: "note", content, agentId: null, queue, capability: null, taskId: null, outcome: null, durationMs: null, tags: "[]", data: "{}" }, now++);
+  const fresh = () => new MemoryRecall(memories, tasks, config.maxResponseBytes);
+  return { db, memories, remember, fresh };
+}
+
+const task = (words: string): Task =>
+  ({ id: "t-1", queue: "default", payload: { words }, capability: null, attempts: 1, errorHistory: [], status: "claimed" }) as unknown as Task;
+const ranked = (recall: MemoryRecall, words: string) => recall.recallForTask(task(words), 5, { bytes: 1_000_000 }).map((m) => [m.memory.content, m.score]);
+
+afterEach(() => {
+  vi.useRealTimers();
+  vi.restoreAllMocks();
+});
+
+describe("recall cache", () => {
+  it("ranks as a cold recall does, before and after a common term's memories are pruned below the probe size", () => {
+    vi.useFakeTimers({ toFake: ["Date"] });
+    vi.setSystemTime(Date.parse("2026-11-30T01:00:00Z"));
+    const { db, remember, fresh } = scratch();
+    for (let i = 0; i < 100; i++) remember(`walrus sighting number ${i}`);
+    remember("zebra crossing near the walrus pier");
+    for (let i = 0; i < 50; i++) remember(`unrelated harbour log ${i}`);
+
+    const warm = fresh();
+    expect(ranked(warm, "walrus zebra")).toEqual(ranked(fresh(), "walrus zebra"));
+    vi.setSystemTime(Date.now() + PROBE_TTL_MS + 1);
+    expect(ranked(warm, "walrus zebra")).toEqual(ranked(fresh(), "walrus zebra"));
+
+    // Walrus memories pruned to a handful: the term is rare now, and bm25 ranks its memories first.
+    db.prepare("DELETE FROM memories WHERE content LIKE 'walrus sighting number %' AND content NOT LIKE '% 1'").run();
+    vi.setSystemTime(Date.now() + PROBE_TTL_MS + 1);
+    const after = ranked(warm, "walrus zebra");
+    expect(after).toEqual(ranked(fresh(), "walrus zebra"));
+    expect(after.map(([content]) => content)).toEqual(["zebra crossing near the walrus pier", "walrus sighting number 1"]);
+  });
+
+  it("asks bm25 about a common term once; later probes confirm it from the index alone", () => {
+    vi.useFakeTimers({ toFake: ["Date"] });
+    vi.setSystemTime(Date.parse("2026-11-30T01:00:00Z"));
+    const { memories, remember, fresh } = scratch();
+    for (let i = 0; i < 100; i++) remember(`walrus sighting number ${i}`);
+    const scored = vi.spyOn(memories, "termMatches");
+    const recall = fresh();
+    const walrusScorings = () => scored.mock.calls.filter(([term]) => term === '"walrus"').length;
+
+    ranked(recall, "walrus");
+    expect(walrusScorings()).toBe(1);
+    for (let i = 0; i < 3; i++) {
+      // Past the probe's freshness each time: the term is probed again, not scored again.
+      vi.setSystemTime(Date.now() + PROBE_TTL_MS + 1);
+      remember(`walrus sighting number ${100 + i}`);
+      ranked(recall, "walrus");
+    }
+    expect(walrusScorings()).toBe(1);
+    expect(ranked(recall, "walrus")).toEqual(ranked(fresh(), "walrus"));
+  });
+});
