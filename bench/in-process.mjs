@@ -3,14 +3,15 @@
 // claim → complete work as the REST load. Sits between the raw SQLite ceiling and the servers:
 // what is lost here is service logic + extra writes; what is lost on top of it is HTTP/tRPC/REST.
 //
-// usage: node bench/in-process.mjs DBFILE N C [memoryContextLimit|-] [next]   → prints one JSON line
+// usage: node bench/in-process.mjs DBFILE N C [memoryContextLimit|-] [next|-] [text]   → prints one JSON line
 // `next`: workers use complete-and-claim (each complete claims the next task in the same write).
+// `text`: payloads and results are text (lib.mjs textMaker), not numbers: what recall has to rank.
 import { loadConfig } from "../dist/src/config.js";
 import { createLogger } from "../dist/src/logger.js";
 import { createCoordination } from "../dist/src/services.js";
-import { runLifecycle } from "./lib.mjs";
+import { runLifecycle, textMaker } from "./lib.mjs";
 
-const [dbPath, nArg, cArg, contextArg, mode] = process.argv.slice(2);
+const [dbPath, nArg, cArg, contextArg, mode, content] = process.argv.slice(2);
 const N = Number(nArg ?? 3000);
 const C = Number(cArg ?? 32);
 const overrides = { dbPath, logLevel: "warn", ...(contextArg === undefined || contextArg === "-" ? {} : { memoryContextLimit: Number(contextArg) }) };
@@ -28,8 +29,14 @@ try {
     },
     N,
     C,
+    content === "text" ? textPayloads() : {},
   );
-  console.log(JSON.stringify(life.result(N, C, enqueueS, lifeS, { memoryContextLimit: config.memoryContextLimit })));
+  console.log(JSON.stringify(life.result(N, C, enqueueS, lifeS, { memoryContextLimit: config.memoryContextLimit, payloads: content === "text" ? "text" : "number" })));
 } finally {
   await coordination.close();
+}
+
+function textPayloads() {
+  const text = textMaker();
+  return { payload: () => ({ instruction: text() }), result: () => ({ summary: text() }) };
 }

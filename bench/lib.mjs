@@ -214,13 +214,14 @@ export const monoUs = () => Number(process.hrtime.bigint() / 1000n);
  * The lifecycle load through any API: enqueue N tasks with C concurrent callers, then C agents
  * claim → complete until nothing is left. `api.claim(agentId)` returns a task or null. With
  * `api.completeAndClaim(settle)` (returns the next task or null), each complete claims the next.
- * Returns the Lifecycle bookkeeping and the two phase durations in seconds.
+ * `payload(i)` and `result()` make what is enqueued and what a complete reports (default: a number
+ * and `{ ok: true }`). Returns the Lifecycle bookkeeping and the two phase durations in seconds.
  */
-export async function runLifecycle(api, N, C) {
+export async function runLifecycle(api, N, C, { payload = (i) => ({ i }), result = () => ({ ok: true }) } = {}) {
   const life = new Lifecycle();
   let t = performance.now();
   await pool(N, C, async (i) => {
-    const task = await api.enqueue({ queue: "default", payload: { i }, priority: i % 10 });
+    const task = await api.enqueue({ queue: "default", payload: payload(i), priority: i % 10 });
     life.enqueued(task.id);
   });
   const enqueueS = (performance.now() - t) / 1000;
@@ -232,7 +233,7 @@ export async function runLifecycle(api, N, C) {
         // A worker's loop with the combined call: claim once, then each complete claims the next.
         for (let task = await api.claim(agentId); task; ) {
           life.completed(task.id);
-          task = await api.completeAndClaim({ taskId: task.id, agentId, leaseToken: task.leaseToken, result: { ok: true } });
+          task = await api.completeAndClaim({ taskId: task.id, agentId, leaseToken: task.leaseToken, result: result() });
         }
         return;
       }
@@ -240,9 +241,30 @@ export async function runLifecycle(api, N, C) {
         const task = await api.claim(agentId);
         if (!task) return;
         life.completed(task.id);
-        await api.complete({ taskId: task.id, agentId, leaseToken: task.leaseToken, result: { ok: true } });
+        await api.complete({ taskId: task.id, agentId, leaseToken: task.leaseToken, result: result() });
       }
     }),
   );
   return { life, enqueueS, lifeS: (performance.now() - t) / 1000 };
+}
+
+/**
+ * Text an agent's task might carry: 8-17 words of a 3,000-word made-up vocabulary, Zipf-distributed
+ * as words of natural language are, from a fixed seed (every run and system sees the same texts).
+ * Pre-execution recall ranks memories by the words a task shares with them: numbers alone, as
+ * `{ i }` payloads give it, leave it almost nothing to match.
+ */
+export function textMaker(seed = 7) {
+  let state = seed;
+  const random = () => (state = (state * 1103515245 + 12345) % 2147483648) / 2147483648;
+  const syllables = ["ka", "lo", "mi", "ne", "ru", "ta", "vo", "xe", "zi", "po", "qu", "se"];
+  const vocabulary = Array.from({ length: 3000 }, (_, i) => {
+    let word = "";
+    for (let k = i + 7; ; k = Math.floor(k / 12)) {
+      word += syllables[k % 12];
+      if (k < 12) return word;
+    }
+  });
+  const word = () => vocabulary[Math.min(vocabulary.length - 1, Math.floor(Math.exp(random() * Math.log(vocabulary.length))) - 1)];
+  return () => Array.from({ length: 8 + Math.floor(random() * 10) }, word).join(" ");
 }

@@ -123,6 +123,9 @@ export function systems({ before } = {}) {
     ...(before ? { "ours before, in-process": oursInProcess(before, "inproc-before") } : {}),
     "ours in-process, recall off": oursInProcess(ROOT, "inproc0", ["0"]),
     "ours in-process, complete-and-claim": oursInProcess(ROOT, "inproc-next", ["-", "next"]),
+    // Text payloads give recall words to rank by: its cost on work like an agent's (lib.mjs textMaker).
+    "ours in-process, text payloads": oursInProcess(ROOT, "inproc-text", ["-", "-", "text"]),
+    "ours in-process, text payloads, recall off": oursInProcess(ROOT, "inproc-text0", ["0", "-", "text"]),
     "BullMQ Worker (Redis, appendfsync always)": async ({ dir, round, N, C, timeoutMs }) => {
       const problem = redisProblem();
       if (problem) return { skipped: problem };

@@ -69,5 +69,8 @@ export async function throughput({ dir, N, C, rounds, timeoutMs, before, log }) 
       : []),
   ];
   const recallCost = inproc && noRecall?.processedPerS ? round(1 - inproc.processedPerS / noRecall.processedPerS, 2) : null;
-  return { systems, ratios, recallCost };
+  const text = m("ours in-process, text payloads");
+  const textNoRecall = m("ours in-process, text payloads, recall off");
+  const textRecallCost = text && textNoRecall?.processedPerS ? round(1 - text.processedPerS / textNoRecall.processedPerS, 2) : null;
+  return { systems, ratios, recallCost, textRecallCost };
 }
