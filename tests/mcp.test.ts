@@ -61,6 +61,26 @@ describe("MCP over Streamable HTTP", () => {
     expect(JSON.parse((resource.contents[0] as { text: string }).text).id).toBe(claimed.id);
   });
 
+  it("complete_task with next completes and claims the agent's next task in one call; none left is next null", async () => {
+    t = await startTestServer();
+    const client = await connect(t.url, { "x-agent-id": "chain" });
+    await call(client, "remember", { content: "invoices in queue billing are due on the first", kind: "lesson", queue: "billing" });
+    const [first, second] = [await call(client, "enqueue_task", { queue: "billing", payload: { invoice: 1 } }), await call(client, "enqueue_task", { queue: "billing", payload: { invoice: 2 } })];
+    const claimed = await call(client, "claim_task", { queues: ["billing"] });
+    expect(claimed.id).toBe(first.id);
+    const chained = await call(client, "complete_task", { taskId: claimed.id, leaseToken: claimed.leaseToken, result: { paid: true }, next: { queues: ["billing"] } });
+    expect([chained.completed.id, chained.completed.status, chained.completed.result]).toEqual([first.id, "completed", { paid: true }]);
+    expect([chained.next.id, chained.next.status, chained.next.leaseOwner]).toEqual([second.id, "claimed", "chain"]);
+    expect(chained.next.context.map((m: { memory: { content: string } }) => m.memory.content)).toContain("invoices in queue billing are due on the first");
+    const last = await call(client, "complete_task", { taskId: chained.next.id, leaseToken: chained.next.leaseToken, next: {} });
+    expect([last.completed.id, last.next]).toEqual([second.id, null]);
+    expect((await t.api.tasks.get.query({ taskId: second.id })).status).toBe("completed");
+    // The next claim's options are checked as claim_task's are: a tool error naming the field.
+    const refused = (await client.callTool({ name: "complete_task", arguments: { taskId: second.id, next: { leaseMs: -1 } } })) as { content: Array<{ text: string }>; isError?: boolean };
+    expect(refused.isError).toBe(true);
+    expect(refused.content[0]!.text).toMatch(/leaseMs/);
+  });
+
   it("a direct message reaches read_mailbox; a task targeted at the agent, and a message, arrive as notifications", async () => {
     t = await startTestServer();
     const client = await connect(t.url, { "x-agent-id": "listener" });

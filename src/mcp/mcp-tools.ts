@@ -14,7 +14,7 @@ import { pollInput, publishInput } from "../events/event-schemas.js";
 import { findByCapabilityInput } from "../agents/agent-schemas.js";
 import { recallInput, rememberInput } from "../memory/memory-schemas.js";
 import type { Services } from "../services.js";
-import { claimInput, completeInput, enqueueFields, failInput, heartbeatInput, taskIdInput } from "../tasks/task-schemas.js";
+import { claimInput, completeAndClaimInput, completeInput, enqueueFields, failInput, heartbeatInput, taskIdInput } from "../tasks/task-schemas.js";
 import type { Caller } from "../trpc/context.js";
 import { toErrorBody } from "../trpc/error-shape.js";
 import { appRouter } from "../trpc/app-router.js";
@@ -72,7 +72,7 @@ export function createMcpServer(services: Services, session: McpSession): { serv
       capabilities: { logging: {} },
       instructions:
         "A coordination server for agents. Take work with claim_task (it returns the task with memories of earlier runs in `context`), " +
-        "then settle it with complete_task or fail_task, passing the task's id and leaseToken; call heartbeat_task during long work. " +
+        "then settle it with complete_task or fail_task, passing the task's id and leaseToken (complete_task with `next` claims the next task in the same call); call heartbeat_task during long work. " +
         "Read direct messages and subscribed events with read_mailbox. A task targeted at you, or a direct message, arrives as a logging notification.",
     },
   );
@@ -88,10 +88,24 @@ export function createMcpServer(services: Services, session: McpSession): { serv
   server.registerTool(
     "complete_task",
     {
-      description: "Mark a claimed task done, with its result (any JSON). Only the lease holder may; pass the leaseToken from claim_task.",
-      inputSchema: { ...agentArg, taskId: completeInput.shape.taskId, leaseToken: completeInput.shape.leaseToken, result: anyJson("The task's result: any JSON") },
+      description:
+        "Mark a claimed task done, with its result (any JSON). Only the lease holder may; pass the leaseToken from claim_task. " +
+        "With `next`, also claims this agent's next task in the same call, one round trip instead of two: the answer is then " +
+        "{ completed, next }, next being the task with its context as claim_task gives it, or null when none is available (no waiting).",
+      inputSchema: {
+        ...agentArg,
+        taskId: completeInput.shape.taskId,
+        leaseToken: completeInput.shape.leaseToken,
+        result: anyJson("The task's result: any JSON"),
+        next: completeAndClaimInput.shape.next.describe("Claim the next task too, with these claim_task options ({} for the defaults)"),
+      },
     },
-    (args) => answer(() => api.tasks.complete({ ...args, result: args.result as JsonValue, agentId: agent(args.agentId) })),
+    ({ next, ...args }) =>
+      answer(() =>
+        next === undefined
+          ? api.tasks.complete({ ...args, result: args.result as JsonValue, agentId: agent(args.agentId) })
+          : api.tasks.completeAndClaim({ ...args, result: args.result as JsonValue, agentId: agent(args.agentId), next }),
+      ),
   );
   server.registerTool(
     "fail_task",
