@@ -211,35 +211,29 @@ export class MemoryRecall {
 
   /** Scoring fields by seq, from the cache where possible (memories never change once written); pruned seqs are left out. */
   private scoringFields(seqs: readonly number[]): Map<number, ScoringFields> {
-    const found = new Map<number, ScoringFields>();
-    const missing: number[] = [];
-    for (const seq of seqs) {
-      const fields = this.cache.scoringFields(seq);
-      if (fields) found.set(seq, fields);
-      else missing.push(seq);
-    }
-    for (const fields of this.memories.scoringBySeqs(missing)) {
-      this.cache.keepScoringFields(fields);
-      found.set(fields.seq, fields);
-    }
-    return found;
+    return readThrough(seqs, (seq) => this.cache.scoringFields(seq), (missing) => this.memories.scoringBySeqs(missing), (fields) => this.cache.keepScoringFields(fields));
   }
 
   /** Full rows by seq, from the cache where possible (rows never change once written). */
   private fullRows(seqs: readonly number[]): Map<number, MemoryRow> {
-    const full = new Map<number, MemoryRow>();
-    const missing: number[] = [];
-    for (const seq of seqs) {
-      const row = this.cache.row(seq);
-      if (row) full.set(seq, row);
-      else missing.push(seq);
-    }
-    for (const row of this.memories.bySeqs(missing)) {
-      this.cache.keepRow(row);
-      full.set(row.seq, row);
-    }
-    return full;
+    return readThrough(seqs, (seq) => this.cache.row(seq), (missing) => this.memories.bySeqs(missing), (row) => this.cache.keepRow(row));
   }
+}
+
+/** What `cached` has of `seqs`, and the rest read in one go and kept; by seq. Seqs read back missing are left out. */
+function readThrough<T extends { seq: number }>(seqs: readonly number[], cached: (seq: number) => T | undefined, read: (missing: number[]) => T[], keep: (row: T) => void): Map<number, T> {
+  const found = new Map<number, T>();
+  const missing: number[] = [];
+  for (const seq of seqs) {
+    const row = cached(seq);
+    if (row) found.set(seq, row);
+    else missing.push(seq);
+  }
+  for (const row of read(missing)) {
+    keep(row);
+    found.set(row.seq, row);
+  }
+  return found;
 }
 
 /** Above any seq (2^47, 140 trillion), below a number's exact range once multiplied by MAX_TERMS hits. */
