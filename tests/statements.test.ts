@@ -5,13 +5,16 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { openDatabase } from "../src/db/open-database.js";
+import BetterSqlite3 from "better-sqlite3";
 import { Statements } from "../src/db/statements.js";
+import { readTransaction } from "../src/db/read-transaction.js";
 
 function scratch() {
-  const db = openDatabase({ dbPath: join(mkdtempSync(join(tmpdir(), "statements-")), "s.db"), busyTimeoutMs: 1000, durability: "full" });
+  const dbPath = join(mkdtempSync(join(tmpdir(), "statements-")), "s.db");
+  const db = openDatabase({ dbPath, busyTimeoutMs: 1000, durability: "full" });
   db.exec(`CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT, "odd ""name""" TEXT, n REAL);
            INSERT INTO t (name, "odd ""name""", n) VALUES ('a', 'x', 1.5), ('b', NULL, 2), ('c', 'z', NULL);`);
-  return { db, st: new Statements(db) };
+  return { db, dbPath, st: new Statements(db) };
 }
 
 describe("Statements", () => {
@@ -48,6 +51,41 @@ describe("Statements", () => {
     }
     expect([...query.iterate()].map((r) => r.id)).toEqual([1, 2, 3]);
     expect(query.all()).toHaveLength(3);
+  });
+
+  it("after another connection rebuilds a table with its columns in another order, names them right once revalidated", () => {
+    const { db, dbPath, st } = scratch();
+    const sql = "SELECT * FROM t WHERE id = ?";
+    expect(st.get(sql).get(1)).toEqual({ id: 1, name: "a", 'odd "name"': "x", n: 1.5 });
+    const other = new BetterSqlite3(dbPath);
+    other.exec(`CREATE TABLE t2 (n REAL, name TEXT, id INTEGER PRIMARY KEY, extra TEXT DEFAULT 'e');
+                INSERT INTO t2 (n, name, id) SELECT n, name, id FROM t; DROP TABLE t; ALTER TABLE t2 RENAME TO t;`);
+    other.close();
+    st.revalidate();
+    expect(st.get(sql).get(1)).toEqual(db.prepare(sql).get(1));
+    expect(st.get(sql).get(1)).toEqual({ n: 1.5, name: "a", id: 1, extra: "e" });
+  });
+
+  it("a read transaction hands back the read's own error, and one that cannot end says so instead of staying open", () => {
+    const { db, st } = scratch();
+    const stuck: unknown[] = [];
+    const inSnapshot = readTransaction(db, (error) => stuck.push(error));
+    expect(inSnapshot(() => st.get("SELECT name FROM t WHERE id = ?").pluck().get(2))).toBe("b");
+    expect(() => inSnapshot(() => { throw new Error("not found"); })).toThrow("not found");
+    expect(db.inTransaction).toBe(false);
+    // A statement of the transaction still running when the read returns: COMMIT and ROLLBACK
+    // are both refused, and the connection would stay on this snapshot.
+    let rows: IterableIterator<unknown> | undefined;
+    expect(() =>
+      inSnapshot(() => {
+        rows = db.prepare("SELECT id FROM t").iterate();
+        return rows.next();
+      }),
+    ).toThrow(/busy/);
+    expect(stuck).toHaveLength(1);
+    expect(db.inTransaction).toBe(true);
+    rows!.return!();
+    db.exec("ROLLBACK");
   });
 
   it("runs writes, with or without RETURNING", () => {

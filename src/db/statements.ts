@@ -27,7 +27,32 @@ export interface Query<P extends unknown[], R> {
 
 export class Statements {
   private readonly cache = new Map<string, Query<unknown[], unknown>>();
-  constructor(readonly db: SqliteDatabase) {}
+  private readonly schemaVersion: Statement<[], number>;
+  /** Any statement that reads the schema: running one makes the connection load a changed schema. */
+  private readonly schemaRead: Statement<[], number>;
+  private knownSchema: number;
+
+  constructor(readonly db: SqliteDatabase) {
+    this.schemaVersion = db.prepare<[], number>("PRAGMA schema_version").pluck();
+    this.schemaRead = db.prepare<[], number>("SELECT 1 FROM sqlite_schema LIMIT 1").pluck();
+    this.knownSchema = this.schemaVersion.get()!;
+  }
+
+  /**
+   * Drops every prepared statement if the schema changed since the last look (another process
+   * migrated the file, or rebuilt a table): SQLite re-prepares a statement by itself, but a row
+   * builder keeps the columns it was made for, and would name a rebuilt table's values wrongly.
+   * Run first in every transaction, where the schema cannot change until it ends: one pragma.
+   */
+  revalidate(): void {
+    const version = this.schemaVersion.get()!;
+    if (version === this.knownSchema) return;
+    // The pragma reads the file's header only; until a statement runs, the connection would
+    // still prepare new statements against the schema it had (and describe their columns so).
+    this.schemaRead.get();
+    this.cache.clear();
+    this.knownSchema = version;
+  }
 
   get<P extends unknown[] = unknown[], R = unknown>(sql: string): Query<P, R> {
     let query = this.cache.get(sql);
@@ -41,6 +66,15 @@ export class Statements {
     this.cache.set(sql, query);
     return query as Query<P, R>;
   }
+}
+
+const perConnection = new WeakMap<SqliteDatabase, Statements>();
+
+/** The connection's one statement cache, shared by its stores and by whoever runs its transactions. */
+export function statementsFor(db: SqliteDatabase): Statements {
+  let statements = perConnection.get(db);
+  if (statements === undefined) perConnection.set(db, (statements = new Statements(db)));
+  return statements;
 }
 
 function prepare(statement: Statement<unknown[], unknown>): Query<unknown[], unknown> {

@@ -54,6 +54,8 @@ export class Writer {
   private readonly commitListeners: Array<(events: readonly AppendedEvent[], batch: BatchStats) => void> = [];
   /** Checks run last inside every batch's transaction: one that throws rolls the batch back and fails it. */
   private readonly commitChecks: Array<() => void> = [];
+  /** Run first inside every batch's transaction, once the write lock is held. */
+  private readonly beginSteps: Array<() => void> = [];
 
   /** Rows changed by the connection so far: tells a write that failed cleanly from one that failed halfway. */
   private readonly totalChanges: Statement<[], number>;
@@ -85,6 +87,11 @@ export class Writer {
   /** Runs `check` before every commit; if it throws, the batch is rolled back and every write in it rejected with that error. */
   beforeCommit(check: () => void): void {
     this.commitChecks.push(check);
+  }
+
+  /** Runs `step` first in every batch's transaction, once the write lock is held; if it throws, the batch fails. */
+  afterBegin(step: () => void): void {
+    this.beginSteps.push(step);
   }
 
   /** Runs whatever is queued now; later writes are rejected. */
@@ -142,6 +149,7 @@ export class Writer {
     const events: AppendedEvent[] = [];
     this.db
       .transaction(() => {
+        for (const step of this.beginSteps) step();
         // Taken inside the transaction: BEGIN IMMEDIATE may have waited for another process.
         const ctx: WriteContext = {
           now: Date.now(),

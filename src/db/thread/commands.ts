@@ -22,7 +22,7 @@ import { TaskStore } from "../../tasks/task-store.js";
 import { TaskTransitions } from "../../tasks/task-transitions.js";
 import type { SqliteDatabase } from "../open-database.js";
 import type { Prisma } from "../prisma.js";
-import { Statements } from "../statements.js";
+import { statementsFor } from "../statements.js";
 
 /** The connection's effective settings (observability, and the tests of open-database.ts). */
 function connectionSettings(db: SqliteDatabase) {
@@ -42,7 +42,7 @@ export interface ThreadSetup {
 
 /** The stores over one connection's statement cache, and the health cutoffs both threads judge by. */
 function storesOf(db: SqliteDatabase, { config, startedAt }: ThreadSetup) {
-  const st = new Statements(db);
+  const st = statementsFor(db);
   return {
     tasks: new TaskStore(st),
     events: new EventStore(st),

@@ -8,7 +8,9 @@
 //    Prisma's queries among them.
 import { parentPort, workerData, type MessagePort } from "node:worker_threads";
 import { assertSameFile, fileIdentity } from "../file-identity.js";
-import { openDatabase, type SqliteDatabase } from "../open-database.js";
+import { openDatabase } from "../open-database.js";
+import { readTransaction } from "../read-transaction.js";
+import { statementsFor } from "../statements.js";
 import type { Prisma } from "../prisma.js";
 import { Writer, type WriteContext } from "../writer.js";
 import { createReadCommands, createWriteCommands, type ThreadSetup } from "./commands.js";
@@ -53,6 +55,8 @@ type Run = (call: Call) => Promise<unknown>;
 function startWriter(): { run: Run; close: () => Promise<void> } {
   const db = openDatabase(setup.config);
   const writer = new Writer(db);
+  // Statements made before another process changed the schema are made again (statements.ts).
+  writer.afterBegin(() => statementsFor(db).revalidate());
   const recalls = new RecallRequests(recallPort);
   // The batch's claims go to recall before the commit's sync, so the two overlap.
   writer.beforeCommit(() => recalls.flush());
@@ -84,33 +88,15 @@ function startWriter(): { run: Run; close: () => Promise<void> } {
   };
 }
 
-/**
- * Runs a read inside one read transaction: its statements see one snapshot of the database, and
- * the WAL read lock is taken once rather than by each statement (an autocommit read paid about
- * 8 µs of locking, and a recall runs a dozen statements). A command that returns a promise (a
- * Prisma query, on Prisma's own connection) has run its statements here by then.
- */
-function readTransaction(db: SqliteDatabase): <T>(read: () => T) => T {
-  const begin = db.prepare("BEGIN");
-  const commit = db.prepare("COMMIT");
-  const rollback = db.prepare("ROLLBACK");
-  return (read) => {
-    if (db.inTransaction) return read();
-    begin.run();
-    try {
-      const result = read();
-      commit.run();
-      return result;
-    } catch (error) {
-      if (db.inTransaction) rollback.run();
-      throw error;
-    }
-  };
-}
-
 function startReader(): { run: Run; close: () => Promise<void> } {
   const db = openDatabase(setup.config);
-  const inSnapshot = readTransaction(db);
+  // A read transaction that cannot end would keep the reader on one old snapshot for good: the
+  // thread ends instead (an uncaught error), and the server with it (thread-client.ts).
+  const inSnapshot = readTransaction(db, (error) =>
+    setImmediate(() => {
+      throw new Error("the reader's read transaction could not end; the thread stops rather than serve one old snapshot", { cause: error });
+    }),
+  );
   const opened = fileIdentity(setup.config.dbPath);
   let prisma: Prisma | undefined;
   // Loaded on first use: Prisma's client takes a good part of a second to load and start.
