@@ -60,6 +60,21 @@ describe("recall cache", () => {
     expect(after.map(([content]) => content)).toEqual(["zebra crossing near the walrus pier", "walrus sighting number 1"]);
   });
 
+  it("a candidate pruned since its probe was cached gives its place to the next one", () => {
+    vi.useFakeTimers({ toFake: ["Date"] });
+    vi.setSystemTime(Date.parse("2026-11-30T01:00:00Z"));
+    const { db, remember, fresh } = scratch();
+    // Walrus memories in two queues: a task of each queue ranks its own queue's first.
+    for (let i = 0; i < 100; i++) remember(`walrus sighting number ${i}`, i % 2 === 0 ? "north" : "south");
+    const recall = fresh();
+    const inQueue = (queue: string) =>
+      recall.recallForTask({ ...task("walrus"), queue } as Task, 5, { bytes: 1_000_000 }).map((m) => m.memory.content);
+    expect(inQueue("north")).toEqual([98, 96, 94, 92, 90].map((i) => `walrus sighting number ${i}`));
+    // South's newest goes, while the probe of "walrus" (which holds it) is still fresh.
+    db.prepare("DELETE FROM memories WHERE content = 'walrus sighting number 99'").run();
+    expect(inQueue("south")).toEqual([97, 95, 93, 91, 89].map((i) => `walrus sighting number ${i}`));
+  });
+
   it("asks bm25 about a common term once; later probes confirm it from the index alone", () => {
     vi.useFakeTimers({ toFake: ["Date"] });
     vi.setSystemTime(Date.parse("2026-11-30T01:00:00Z"));

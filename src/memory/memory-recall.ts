@@ -178,11 +178,20 @@ export class MemoryRecall {
           (task ? WEIGHTS.sameQueue * sameQueue : 0);
         return { seq, createdAt, score: Math.round((raw / max) * 1e6) / 1e6 };
       })
-      .sort((a, b) => b.score - a.score || b.createdAt - a.createdAt || b.seq - a.seq)
-      .slice(0, limit);
-    // Only the memories handed out are loaded in full, best first, while they fit the budget.
-    const full = this.fullRows(best.map((b) => b.seq));
-    const ranked = best.map(({ seq, score }) => ({ match: { memory: toMemory(full.get(seq)!), score }, bytes: memoryAnswerBytes(full.get(seq)!) }));
+      .sort((a, b) => b.score - a.score || b.createdAt - a.createdAt || b.seq - a.seq);
+    // Only the memories handed out are loaded in full, best first, while they fit the budget. A
+    // candidate from a probe up to PROBE_TTL_MS old may have been pruned since: the next one
+    // takes its place.
+    const ranked: RankedMemory[] = [];
+    for (let next = 0; ranked.length < limit && next < best.length; ) {
+      const batch = best.slice(next, next + limit - ranked.length);
+      next += batch.length;
+      const full = this.fullRows(batch.map((b) => b.seq));
+      for (const { seq, score } of batch) {
+        const row = full.get(seq);
+        if (row !== undefined) ranked.push({ match: { memory: toMemory(row), score }, bytes: memoryAnswerBytes(row) });
+      }
+    }
     if (sharedKey !== undefined) this.cache.keepContext(sharedKey, ranked);
     return inBudget(ranked, budget);
   }
