@@ -37,6 +37,8 @@ try {
 }
 
 function textPayloads() {
-  const text = textMaker();
-  return { payload: () => ({ instruction: text() }), result: () => ({ summary: text() }) };
+  // Apart, so the payloads are the same in every run and system whatever order tasks finish in.
+  const instruction = textMaker(7);
+  const summary = textMaker(11);
+  return { payload: () => ({ instruction: instruction() }), result: () => ({ summary: summary() }) };
 }

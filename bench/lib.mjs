@@ -255,8 +255,9 @@ export async function runLifecycle(api, N, C, { payload = (i) => ({ i }), result
  * `{ i }` payloads give it, leave it almost nothing to match.
  */
 export function textMaker(seed = 7) {
+  // Park-Miller: 48271 · (2^31 − 1) < 2^53, so every step is exact and the period is 2^31 − 2.
   let state = seed;
-  const random = () => (state = (state * 1103515245 + 12345) % 2147483648) / 2147483648;
+  const random = () => (state = (state * 48271) % 2147483647) / 2147483647;
   const syllables = ["ka", "lo", "mi", "ne", "ru", "ta", "vo", "xe", "zi", "po", "qu", "se"];
   const vocabulary = Array.from({ length: 3000 }, (_, i) => {
     let word = "";
