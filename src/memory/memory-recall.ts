@@ -93,7 +93,7 @@ export class MemoryRecall {
           for (const { seq, bm25 } of matches) rareScores.set(seq, (rareScores.get(seq) ?? 0) + bm25);
           continue;
         }
-        // Common after all (memories holding it were written since the probe): probe it again.
+        // Common: its candidates come from its probe below, which remembers it as common.
         candidates = undefined;
       }
       candidates ??= this.probe(term, filter, now);
