@@ -7,6 +7,7 @@
 // 15 µs that way and 6.6 µs this way (13-column memory 7.4 → 4.0 µs, 6-column event 3.8 → 2.6 µs;
 // bench/RESULTS.md). A claim reads two task rows, a recall up to fifty memories.
 import type { RunResult, Statement } from "better-sqlite3";
+import { setNewest } from "../bounded-map.js";
 import type { SqliteDatabase } from "./open-database.js";
 
 /**
@@ -55,15 +56,9 @@ export class Statements {
   }
 
   get<P extends unknown[] = unknown[], R = unknown>(sql: string): Query<P, R> {
-    let query = this.cache.get(sql);
-    if (query) {
-      // Re-insert: a Map iterates in insertion order, so the first key is the least recently used.
-      this.cache.delete(sql);
-    } else {
-      query = prepare(this.db.prepare(sql));
-      if (this.cache.size >= MAX_CACHED) this.cache.delete(this.cache.keys().next().value!);
-    }
-    this.cache.set(sql, query);
+    // Set again on every use, so the statement dropped when the cache is full is the least recently used.
+    const query = this.cache.get(sql) ?? prepare(this.db.prepare(sql));
+    setNewest(this.cache, sql, query, MAX_CACHED);
     return query as Query<P, R>;
   }
 }

@@ -19,6 +19,7 @@
 //    the inverse document frequency), which grows with the memory. A term once seen common goes
 //    straight to its newest-matches probe, whose length confirms it every time: a term pruned
 //    below PROBE rows since is found rare there, and scored by bm25 again.
+import { setNewest } from "../bounded-map.js";
 import type { MemoryMatch } from "./memory-schemas.js";
 import type { MemoryRow, ScoringFields } from "./memory-store.js";
 
@@ -60,8 +61,7 @@ export class RecallCache {
 
   /** Keeps a common term's full candidate list (PROBE rows), which also confirms the term common. */
   keepProbe(key: string, now: number, rows: ScoringFields[]): void {
-    if (this.probes.size >= MAX_PROBES) this.probes.delete(this.probes.keys().next().value!);
-    this.probes.set(key, { at: now, rows });
+    setNewest(this.probes, key, { at: now, rows }, MAX_PROBES);
     this.listSerials.set(rows, this.nextSerial++);
     this.markCommon(key);
   }
@@ -100,8 +100,7 @@ export class RecallCache {
   }
 
   keepContext(key: string, ranked: readonly RankedMemory[]): void {
-    if (this.contexts.size >= MAX_CONTEXTS) this.contexts.delete(this.contexts.keys().next().value!);
-    this.contexts.set(key, ranked);
+    setNewest(this.contexts, key, ranked, MAX_CONTEXTS);
   }
 
   row(seq: number): MemoryRow | undefined {
@@ -114,13 +113,10 @@ export class RecallCache {
 
   keepScoringFields(fields: ScoringFields): void {
     // Oldest kept first out: the newest memories are the ones probes keep finding.
-    if (this.scoring.size >= MAX_SCORING) this.scoring.delete(this.scoring.keys().next().value!);
-    this.scoring.set(fields.seq, { seq: fields.seq, queue: fields.queue, outcome: fields.outcome, createdAt: fields.createdAt });
+    setNewest(this.scoring, fields.seq, { seq: fields.seq, queue: fields.queue, outcome: fields.outcome, createdAt: fields.createdAt }, MAX_SCORING);
   }
 
   keepRow(row: MemoryRow): void {
-    // Least recently kept first out: a Map iterates in insertion order.
-    if (this.rows.size >= MAX_ROWS) this.rows.delete(this.rows.keys().next().value!);
-    this.rows.set(row.seq, row);
+    setNewest(this.rows, row.seq, row, MAX_ROWS);
   }
 }

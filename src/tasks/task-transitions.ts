@@ -2,6 +2,7 @@
 // database writer thread): each one changes the row and appends its system event together, so no
 // subscriber ever sees one without the other. The commands (task-commands.ts, and the agent
 // registry's for an agent gone offline) compose them.
+import { setNewest } from "../bounded-map.js";
 import { newId } from "../ids.js";
 import type { AgentStore } from "../agents/agent-store.js";
 import type { Config } from "../config.js";
@@ -183,9 +184,7 @@ export class TaskTransitions {
   }
 
   private seen(agentId: string, at: number): void {
-    this.recentlySeen.delete(agentId);
-    this.recentlySeen.set(agentId, at);
-    if (this.recentlySeen.size > MAX_REMEMBERED_AGENTS) this.recentlySeen.delete(this.recentlySeen.keys().next().value!);
+    setNewest(this.recentlySeen, agentId, at, MAX_REMEMBERED_AGENTS);
   }
 
   heldTask(request: SettleRequest): TaskRow {
