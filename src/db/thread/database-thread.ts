@@ -56,7 +56,8 @@ function startWriter(): { run: Run; close: () => Promise<void> } {
   const db = openDatabase(setup.config);
   const writer = new Writer(db);
   // Statements made before another process changed the schema are made again (statements.ts).
-  writer.afterBegin(() => statementsFor(db).revalidate());
+  const statements = statementsFor(db);
+  writer.afterBegin(() => statements.revalidate());
   const recalls = new RecallRequests(recallPort);
   // The batch's claims go to recall before the commit's sync, so the two overlap.
   writer.beforeCommit(() => recalls.flush());
