@@ -44,7 +44,9 @@ async function withServer({ command, args, env, cwd = ROOT, graceMs = 30_000, ti
   }
 }
 
-const restLoad = (N, C) => (url, timeoutMs) => runJsonChild(process.execPath, [LOADGEN, url, String(N), String(C)], { timeoutMs, label: "lifecycle-load", cwd: ROOT });
+/** A load: a driver script run against the server at `url`, N tasks by C clients, printing its JSON result. */
+const driver = (script, label, extra = []) => (N, C) => (url, timeoutMs) => runJsonChild(process.execPath, [script, url, String(N), String(C), ...extra], { timeoutMs, label, cwd: ROOT });
+const restLoad = driver(LOADGEN, "lifecycle-load");
 
 /**
  * The same load run twice on one server, the second measured: a server that has been running a
@@ -52,9 +54,9 @@ const restLoad = (N, C) => (url, timeoutMs) => runJsonChild(process.execPath, [L
  * seconds of load interpreting and compiling (V8's compiler threads took 0.8 ms of CPU a task in
  * our server's first run of 3000, 0.2 ms in its third), the more so the more code runs per request.
  */
-const warmRestLoad = (N, C) => async (url, timeoutMs) => {
-  await restLoad(N, C)(url, timeoutMs);
-  return restLoad(N, C)(url, timeoutMs);
+const warm = (load) => (N, C) => async (url, timeoutMs) => {
+  await load(N, C)(url, timeoutMs);
+  return load(N, C)(url, timeoutMs);
 };
 
 export function seedProblem() {
@@ -67,10 +69,18 @@ export function redisProblem() {
   return spawnSync("redis-server", ["--version"], { encoding: "utf8" }).status === 0 ? null : "redis-server not installed (apt-get install redis-server)";
 }
 
-const oursRest = (root, prefix) => ({ dir, round, N, C, timeoutMs }) =>
+/** Our server from the checkout at `root`, on a fresh database, under `load` (the shared REST load by default). */
+const oursServer = (root, prefix, load = restLoad) => ({ dir, round, N, C, timeoutMs }) =>
   withServer(
     { command: process.execPath, args: (port) => [join(root, "bin/coordination.js"), "--port", String(port), "--db", join(dir, `${prefix}-${round}.db`)], env: serverEnv(), cwd: root, timeoutMs },
-    restLoad(N, C),
+    load(N, C),
+  );
+
+/** The reference server, with an event row per change, on a fresh database, under `load`. */
+const referenceServer = (prefix, load = restLoad) => ({ dir, round, N, C, timeoutMs }) =>
+  withServer(
+    { command: process.execPath, args: (port) => [join(SHARED, "reference-server.mjs"), String(port), join(dir, `${prefix}-${round}.db`)], env: { ...process.env, REF_EVENTS: "1" }, timeoutMs },
+    load(N, C),
   );
 
 const oursInProcess = (root, prefix, extra = []) => async ({ dir, round, N, C, timeoutMs }) =>
@@ -82,29 +92,13 @@ const oursInProcess = (root, prefix, extra = []) => async ({ dir, round, N, C, t
  */
 export function systems({ before } = {}) {
   return {
-    "ours, REST": oursRest(ROOT, "ours"),
-    "ours, REST, warm server": ({ dir, round, N, C, timeoutMs }) =>
-      withServer(
-        { command: process.execPath, args: (port) => [join(ROOT, "bin/coordination.js"), "--port", String(port), "--db", join(dir, `warm-${round}.db`)], env: serverEnv(), timeoutMs },
-        warmRestLoad(N, C),
-      ),
-    ...(before ? { "ours before, REST": oursRest(before, "before") } : {}),
+    "ours, REST": oursServer(ROOT, "ours"),
+    "ours, REST, warm server": oursServer(ROOT, "warm", warm(restLoad)),
+    ...(before ? { "ours before, REST": oursServer(before, "before") } : {}),
     // The same load with each complete claiming the next task (bench/rest-driver.mjs, the shared load generator's requests otherwise).
-    "ours, REST with complete-and-claim": ({ dir, round, N, C, timeoutMs }) =>
-      withServer(
-        { command: process.execPath, args: (port) => [join(ROOT, "bin/coordination.js"), "--port", String(port), "--db", join(dir, `next-${round}.db`)], env: serverEnv(), timeoutMs },
-        (url) => runJsonChild(process.execPath, [join(ROOT, "bench/rest-driver.mjs"), url, String(N), String(C), "next"], { timeoutMs, label: "rest-driver", cwd: ROOT }),
-      ),
-    "reference server (node:http + better-sqlite3, events)": ({ dir, round, N, C, timeoutMs }) =>
-      withServer(
-        { command: process.execPath, args: (port) => [join(SHARED, "reference-server.mjs"), String(port), join(dir, `ref-${round}.db`)], env: { ...process.env, REF_EVENTS: "1" }, timeoutMs },
-        restLoad(N, C),
-      ),
-    "reference server, warm": ({ dir, round, N, C, timeoutMs }) =>
-      withServer(
-        { command: process.execPath, args: (port) => [join(SHARED, "reference-server.mjs"), String(port), join(dir, `ref-warm-${round}.db`)], env: { ...process.env, REF_EVENTS: "1" }, timeoutMs },
-        warmRestLoad(N, C),
-      ),
+    "ours, REST with complete-and-claim": oursServer(ROOT, "next", driver(join(ROOT, "bench/rest-driver.mjs"), "rest-driver", ["next"])),
+    "reference server (node:http + better-sqlite3, events)": referenceServer("ref"),
+    "reference server, warm": referenceServer("ref-warm", warm(restLoad)),
     "seed stack (FastAPI + aiosqlite)": ({ dir, round, N, C, timeoutMs }) => {
       const problem = seedProblem();
       if (problem) return { skipped: problem };
@@ -114,11 +108,7 @@ export function systems({ before } = {}) {
         restLoad(N, C),
       );
     },
-    "ours, tRPC typed client": ({ dir, round, N, C, timeoutMs }) =>
-      withServer(
-        { command: process.execPath, args: (port) => [join(ROOT, "bin/coordination.js"), "--port", String(port), "--db", join(dir, `trpc-${round}.db`)], env: serverEnv(), timeoutMs },
-        (url) => runJsonChild(process.execPath, [join(ROOT, "bench/trpc-load.mjs"), url, String(N), String(C)], { timeoutMs, label: "trpc-load", cwd: ROOT }),
-      ),
+    "ours, tRPC typed client": oursServer(ROOT, "trpc", driver(join(ROOT, "bench/trpc-load.mjs"), "trpc-load")),
     "ours in-process": oursInProcess(ROOT, "inproc"),
     ...(before ? { "ours before, in-process": oursInProcess(before, "inproc-before") } : {}),
     "ours in-process, recall off": oursInProcess(ROOT, "inproc0", ["0"]),
