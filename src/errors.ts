@@ -104,5 +104,18 @@ export class CoordinationError extends Error {
   }
 }
 
+/** One field of a 400's `details.issues`: "payload.items[2].name", or "input" for the whole input. */
+export interface FieldIssue {
+  path: string;
+  message: string;
+}
+
+/**
+ * INVALID_INPUT about one field, shaped as a validation error is: the message names the field
+ * first, `details.issues` holds it with its path. `path` "input" is the whole input.
+ */
+export const invalidField = (path: string, problem: string, details?: Record<string, unknown>): CoordinationError =>
+  new CoordinationError("INVALID_INPUT", path === "input" ? problem : `${path}: ${problem}`, { ...details, issues: [{ path, message: problem } satisfies FieldIssue] });
+
 export const notFound = (code: Extract<DomainErrorCode, `${string}_NOT_FOUND`>, id: string): CoordinationError =>
   new CoordinationError(code, `${code.replace("_NOT_FOUND", "").toLowerCase()} "${id}" not found`, { id });

@@ -5,7 +5,7 @@
 //    JSON.stringify at about 4,000. A value stored deeper could be written but never read back:
 //    a 500 after the commit. The schema stops anything deeper than JSON_DEPTH_CEILING (without
 //    recursing itself); services hold stored values to the configured maxJsonDepth (assertJsonDepth).
-import { CoordinationError } from "./errors.js";
+import { invalidField } from "./errors.js";
 
 /** No configuration may allow deeper JSON than this: superjson serializes 1,000 levels safely. */
 export const JSON_DEPTH_CEILING = 512;
@@ -70,11 +70,7 @@ export function jsonDepth(value: unknown, stopAbove: number): number {
  */
 export function assertJsonDepth(field: string, value: unknown, maxDepth: number): void {
   if (jsonDepth(value, maxDepth) > maxDepth) {
-    throw new CoordinationError(
-      "INVALID_INPUT",
-      `${field} nests deeper than ${maxDepth} levels (the server's maxJsonDepth); flatten it or store it as a string`,
-      { field, maxDepth },
-    );
+    throw invalidField(field, `nests deeper than ${maxDepth} levels (the server's maxJsonDepth); flatten it or store it as a string`, { field, maxDepth });
   }
 }
 

@@ -90,7 +90,7 @@ describe("answer bounds: JSON depth", () => {
     const deepest = nested(64);
     const task = await t.api.tasks.enqueue.mutate({ queue: "q", payload: deepest });
     expect(task.payload).toEqual(deepest);
-    await expectBadRequest(t.api.tasks.enqueue.mutate({ queue: "q", payload: nested(65) }), "payload nests deeper than 64 levels");
+    await expectBadRequest(t.api.tasks.enqueue.mutate({ queue: "q", payload: nested(65) }), "payload: nests deeper than 64 levels");
     const claimed = await t.api.tasks.claim.mutate({ agentId: "a1" });
     expect(claimed?.payload).toEqual(deepest);
     await expectBadRequest(t.api.tasks.complete.mutate({ taskId: task.id, agentId: "a1", result: nested(65) }), "result");
@@ -105,7 +105,7 @@ describe("answer bounds: JSON depth", () => {
   it("maxJsonDepth is a setting", async () => {
     await using t = await startTestServer({ maxJsonDepth: 3 });
     await t.api.tasks.enqueue.mutate({ payload: { a: { b: [1] } } });
-    await expectBadRequest(t.api.tasks.enqueue.mutate({ payload: { a: { b: [[1]] } } }), "payload nests deeper than 3 levels");
+    await expectBadRequest(t.api.tasks.enqueue.mutate({ payload: { a: { b: [[1]] } } }), "payload: nests deeper than 3 levels");
   });
 
   it("case 5: a value too deep that an older version stored reads back as a marker; live streams and polls carry on past it", async () => {

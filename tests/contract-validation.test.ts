@@ -70,7 +70,7 @@ describe("one validation over tRPC and REST", () => {
     expect((await rest(t.url, "POST", "/tasks", { max_attempts: 2, maxAttempts: 2 })).status).toBe(200);
     const disagree = await rest(t.url, "POST", "/tasks", { max_attempts: 2, maxAttempts: 3 });
     expect(disagree.status).toBe(400);
-    expect(disagree.body.message).toBe("max_attempts (body) and maxAttempts (body) give different values for maxAttempts; give one, or the same in both");
+    expect(disagree.body.message).toBe("maxAttempts: max_attempts (body) and maxAttempts (body) give different values; give one, or the same in both");
 
     await rest(t.url, "POST", "/tasks", { queue: "snake-now" });
     const claimed = await rest(t.url, "POST", "/tasks/claim", { agent_id: "py", queues: ["snake-now"], lease_ms: 60_000, wait_ms: 0 });
@@ -80,7 +80,7 @@ describe("one validation over tRPC and REST", () => {
     expect(settled.body.settledLease).toEqual({ agentId: "py", leaseToken: claimed.body.leaseToken });
     // In the path too: the seed's route names its parameter agent_id.
     expect((await rest(t.url, "GET", "/tasks/claim/py?agentId=other")).body.message).toBe(
-      "agent_id (path) and agentId (query) give different values for agentId; give one, or the same in both",
+      "agentId: agent_id (path) and agentId (query) give different values; give one, or the same in both",
     );
   });
 
@@ -91,7 +91,7 @@ describe("one validation over tRPC and REST", () => {
     const plain = await t.api.tasks.enqueue.mutate({ queue: "mail" });
     expect((await rest(t.url, "GET", "/tasks/claim/w?queue=render,mail&capability=gpu")).body.id).toBe(gpu.id);
     expect((await rest(t.url, "GET", "/tasks/claim/w?queues=mail&queues=render")).body.id).toBe(plain.id);
-    expect((await rest(t.url, "GET", "/tasks/claim/w?queue=a&queues=b")).body.message).toBe("queue (query) and queues (query) give different values for queues; give one, or the same in both");
+    expect((await rest(t.url, "GET", "/tasks/claim/w?queue=a&queues=b")).body.message).toBe("queues: queue (query) and queues (query) give different values; give one, or the same in both");
   });
 
   it("ids and names that are not valid Unicode (a lone surrogate) are a 400, over both transports", async () => {

@@ -86,7 +86,8 @@ describe("HTTP errors", () => {
     for (const [body, got] of [["[1, 2]", "an array"], ['"text"', "a string"], ["null", "null"], ["42", "a number"]] as const) {
       const answer = await send(`${t.url}/tasks`, json(body));
       expect(answer.status, body).toBe(400);
-      expect(answer.body).toEqual({ code: "INVALID_INPUT", message: `Request body must be a JSON object (got ${got})` });
+      const message = `Request body must be a JSON object (got ${got})`;
+      expect(answer.body).toEqual({ code: "INVALID_INPUT", message, details: { issues: [{ path: "input", message }] } });
     }
     // Nothing was enqueued by those.
     expect((await send(`${t.url}/tasks`)).body.items).toEqual([]);
@@ -178,6 +179,41 @@ describe("HTTP errors", () => {
     });
   });
 
+  it("names the field of every 400 in details.issues, whichever check refused it", async () => {
+    const issuesOf = async (path: string, body?: unknown) => {
+      const answer = await send(`${t.url}${path}`, body === undefined ? {} : json(typeof body === "string" ? body : JSON.stringify(body)));
+      expect(answer.status, path).toBe(400);
+      expect(answer.body.code, path).toBe("INVALID_INPUT");
+      return answer.body.details.issues;
+    };
+    // An unknown field is named by its own path, not "input", at any depth and on both transports.
+    expect(await issuesOf("/tasks", { queue: "q", bogus: 1, colour: "red" })).toEqual([
+      { path: "bogus", message: "unknown field" },
+      { path: "colour", message: "unknown field" },
+    ]);
+    const claimed = (await send(`${t.url}/tasks`, json(JSON.stringify({ queue: "issues" })))).body;
+    await send(`${t.url}/tasks/claim/issues-agent?queue=issues`);
+    expect(await issuesOf(`/tasks/${claimed.id}/complete-and-claim`, { agentId: "issues-agent", next: { queues: ["issues"], colour: 1 } })).toEqual([
+      { path: "next.colour", message: "unknown field" },
+    ]);
+    const trpc = await send(`${t.url}/trpc/tasks.enqueue`, json(trpcBody({ queue: "q", bogus: 1 })));
+    expect(trpc.body.error.json.message).toBe('unknown field "bogus"');
+    expect(trpc.body.error.json.data.details).toEqual({ issues: [{ path: "bogus", message: "unknown field" }] });
+    // Checks outside the schemas: the query string, spellings that disagree, the event log's head, nesting.
+    expect(await issuesOf("/tasks?queue=a&queue=b")).toEqual([{ path: "queue", message: "given 2 times; give it once" }]);
+    expect(await issuesOf("/tasks", { queue: "q", agentId: "a", agent_id: "b" })).toEqual([
+      { path: "agentId", message: "agentId (body) and agent_id (body) give different values; give one, or the same in both" },
+    ]);
+    expect(await issuesOf("/events/issues-agent/ack", { seq: 1_000_000 })).toEqual([
+      { path: "seq", message: expect.stringMatching(/^1000000 is beyond the newest event \(\d+\)$/) },
+    ]);
+    let deep: unknown = 1;
+    for (let i = 0; i < 80; i++) deep = [deep];
+    expect(await issuesOf("/tasks", { queue: "q", payload: { deep } })).toEqual([
+      { path: "payload", message: "nests deeper than 64 levels (the server's maxJsonDepth); flatten it or store it as a string" },
+    ]);
+  });
+
   it("decodes percent-encoded path parameters, and answers a malformed encoding with 400", async () => {
     const agentId = "worker 1/ü";
     const path = encodeURIComponent(agentId);
@@ -196,7 +232,11 @@ describe("HTTP errors", () => {
 
     const malformed = await send(`${t.url}/tasks/%E0%A4%A`);
     expect(malformed.status).toBe(400);
-    expect(malformed.body).toEqual({ code: "INVALID_INPUT", message: "taskId: malformed percent-encoding in the path" });
+    expect(malformed.body).toEqual({
+      code: "INVALID_INPUT",
+      message: "taskId: malformed percent-encoding in the path",
+      details: { issues: [{ path: "taskId", message: "malformed percent-encoding in the path" }] },
+    });
   });
 
   it("accepts application/json with a charset; any other body type is a 415", async () => {

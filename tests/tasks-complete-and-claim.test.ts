@@ -71,7 +71,7 @@ describe("complete-and-claim", () => {
     expect(paths["/tasks/{taskId}/complete-and-claim"].post.requestBody.required).toBe(true);
     expect(paths["/tasks/{taskId}/complete"].post.requestBody.required).toBe(false);
     const twice = await rest(t.url, "POST", `/tasks/${third.id}/complete-and-claim`, { agentId: "w1", taskId: other.id });
-    expect(twice.body.message).toBe("taskId (path) and taskId (body) give different values for taskId; give one, or the same in both");
+    expect(twice.body.message).toBe("taskId: taskId (path) and taskId (body) give different values; give one, or the same in both");
   });
 
   it("an answer that never reaches the agent gives the next task back uncharged; the complete stands", async () => {

@@ -3,7 +3,7 @@
 import type { Config } from "../config.js";
 import type { Database } from "../db/thread/database.js";
 import type { JsonObject } from "../json-types.js";
-import { CoordinationError } from "../errors.js";
+import { invalidField } from "../errors.js";
 import { assertJsonDepth } from "../json-value.js";
 import type { Agent, AgentCard, AgentHealth } from "./agent-schemas.js";
 
@@ -18,7 +18,7 @@ export class AgentService {
     const { card, ...registration } = request;
     // The card is kept under this key, validated; metadata may not plant one unvalidated.
     if (Object.hasOwn(registration.metadata, "a2aCard")) {
-      throw new CoordinationError("INVALID_INPUT", "metadata.a2aCard: reserved for the agent's A2A card; give the card as `card`");
+      throw invalidField("metadata.a2aCard", "reserved for the agent's A2A card; give the card as `card`");
     }
     if (card !== undefined) {
       assertJsonDepth("card", card, this.config.maxJsonDepth);

@@ -1,7 +1,7 @@
 // The event stream's writes, as the database writer thread runs them: publish, subscriptions and
 // their cursors, auto-ack takes and their undoing, retention.
 import type { WriteContext } from "../db/writer.js";
-import { CoordinationError } from "../errors.js";
+import { invalidField } from "../errors.js";
 import { assertReadable, inboxOf, notSubscribed, readInbox } from "./event-positions.js";
 import type { CoordinationEvent, PollRequest, PublishRequest, Subscription } from "./event-schemas.js";
 import type { EventStore, InboxPosition } from "./event-store.js";
@@ -112,7 +112,7 @@ export function eventCommands(d: EventCommandDeps) {
     /** Acknowledges everything up to and including `seq`, types and mailbox alike. Never moves back. */
     "events.ack": (ctx: WriteContext, request: { agentId: string; seq: number }): Subscription => {
       const head = events.headSeq();
-      if (request.seq > head) throw new CoordinationError("INVALID_INPUT", `seq ${request.seq} is beyond the newest event (${head})`);
+      if (request.seq > head) throw invalidField("seq", `${request.seq} is beyond the newest event (${head})`);
       return events.advanceInbox(request.agentId, request.seq, ctx.now);
     },
 

@@ -2,7 +2,7 @@
 // untargeted events matching its patterns (after `cursor`) and its mailbox, the events targeted
 // at it (after `mailboxCursor`); a position behind the retained log is EVENTS_PRUNED, saying how to
 // recover, and never a silent skip. Used by the writer's and the reader's commands alike.
-import { CoordinationError } from "../errors.js";
+import { CoordinationError, invalidField } from "../errors.js";
 import type { CoordinationEvent } from "./event-schemas.js";
 import type { EventStore, InboxPosition } from "./event-store.js";
 
@@ -44,7 +44,7 @@ export function assertRetained(events: EventStore, seq: number, what: Position):
 export function assertReadable(events: EventStore, seq: number, what: Position): void {
   assertRetained(events, seq, what);
   const head = events.headSeq();
-  if (seq > head) throw new CoordinationError("INVALID_INPUT", `${what} ${seq} is beyond the newest event (${head})`);
+  if (seq > head) throw invalidField(what, `${seq} is beyond the newest event (${head})`);
 }
 
 /** The agent's patterns and cursors; an agent with no row reads every retained direct message. */

@@ -7,7 +7,7 @@ import { McpServer, ResourceTemplate } from "@modelcontextprotocol/sdk/server/mc
 import { z } from "zod";
 import { mailboxViewOf } from "../auth/access.js";
 import { inProcessTransport } from "../delivery/transports.js";
-import { CoordinationError } from "../errors.js";
+import { CoordinationError, invalidField } from "../errors.js";
 import type { CoordinationEvent } from "../events/event-schemas.js";
 import type { JsonValue } from "../json-types.js";
 import { pollInput, publishInput } from "../events/event-schemas.js";
@@ -61,7 +61,7 @@ export function createMcpServer(services: Services, session: McpSession): { serv
       throw new CoordinationError("FORBIDDEN", `this session acts as agent ${JSON.stringify(session.agentId)}; agentId ${JSON.stringify(given)} names another agent`);
     }
     const id = given ?? session.agentId;
-    if (id === undefined) throw new CoordinationError("INVALID_INPUT", "agentId: this session acts as no agent; send X-Agent-Id when connecting, use an agent token, or give agentId");
+    if (id === undefined) throw invalidField("agentId", "this session acts as no agent; send X-Agent-Id when connecting, use an agent token, or give agentId");
     return id;
   };
   const wait = (ms: number | undefined) => Math.min(ms ?? 0, MCP_MAX_WAIT_MS);

@@ -10,7 +10,7 @@ import { TRPCError } from "@trpc/server";
 import { unauthorized } from "../auth/access.js";
 import { bearerSecret } from "../auth/token-secret.js";
 import { httpTransport } from "../delivery/transports.js";
-import { CoordinationError, ERROR_STATUS, RETRY_AFTER_SECONDS, type ErrorBody } from "../errors.js";
+import { invalidField, ERROR_STATUS, RETRY_AFTER_SECONDS, type ErrorBody } from "../errors.js";
 import { JSON_DEPTH_CEILING, jsonDepth } from "../json-value.js";
 import type { Logger } from "../logger.js";
 import { readBody, sendJson } from "../server/http-io.js";
@@ -77,7 +77,7 @@ function decodeParams(params: Record<string, string>): Record<string, string> {
       try {
         return [name, decodeURIComponent(value)];
       } catch {
-        throw new CoordinationError("INVALID_INPUT", `${name}: malformed percent-encoding in the path`);
+        throw invalidField(name, "malformed percent-encoding in the path");
       }
     }),
   );
@@ -105,9 +105,9 @@ async function readJsonBody(req: IncomingMessage, limit: number): Promise<Record
   }
   if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
     const got = Array.isArray(parsed) ? "an array" : parsed === null ? "null" : `a ${typeof parsed}`;
-    throw new CoordinationError("INVALID_INPUT", `Request body must be a JSON object (got ${got})`);
+    throw invalidField("input", `Request body must be a JSON object (got ${got})`);
   }
   const tooDeep = Object.entries(parsed).find(([, value]) => jsonDepth(value, MAX_FIELD_DEPTH) > MAX_FIELD_DEPTH);
-  if (tooDeep) throw new CoordinationError("INVALID_INPUT", `${tooDeep[0]}: nests deeper than ${JSON_DEPTH_CEILING} levels`);
+  if (tooDeep) throw invalidField(tooDeep[0], `nests deeper than ${JSON_DEPTH_CEILING} levels`);
   return parsed as Record<string, unknown>;
 }

@@ -9,7 +9,7 @@
 //    disagree are a 400 naming both.
 // JSON bodies are taken as they are: JSON already has numbers and booleans.
 import type { z } from "zod";
-import { CoordinationError } from "../errors.js";
+import { invalidField } from "../errors.js";
 import { sameJson } from "../json-value.js";
 import type { Route } from "./routes.js";
 
@@ -54,14 +54,13 @@ const DECIMAL = /^[+-]?\d+(\.\d+)?$/;
 /** One field's query-string values as the type its schema expects. */
 function fromText(values: string[], kind: Kind, field: string): unknown {
   if (kind === "array") return values.flatMap((value) => value.split(",")).filter((value) => value !== "");
-  if (values.length > 1) throw invalid(`${field}: given ${values.length} times; give it once`);
+  if (values.length > 1) throw invalidField(field, `given ${values.length} times; give it once`);
   const value = values[0]!;
   if ((kind === "number" || kind === "number-or-text") && DECIMAL.test(value)) return Number(value);
   if (kind === "boolean" && (value === "true" || value === "false")) return value === "true";
   return value;
 }
 
-const invalid = (message: string) => new CoordinationError("INVALID_INPUT", message);
 const camelCase = (key: string): string => key.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
 
 /**
@@ -77,7 +76,7 @@ function optionsSpelling(schema: z.ZodType | undefined, value: unknown, field: s
   for (const [key, inner] of Object.entries(value)) {
     const name = camelCase(key);
     if (Object.hasOwn(spelled, name) && !sameJson(spelled[name], inner)) {
-      throw invalid(`${field}: two spellings of ${name} give different values; give one, or the same in both`);
+      throw invalidField(field, `two spellings of ${name} give different values; give one, or the same in both`);
     }
     spelled[name] = inner;
   }
@@ -96,7 +95,7 @@ export function buildInput(route: Route, params: Record<string, string>, query: 
   const put = (key: string, value: unknown, from: "path" | "query" | "body") => {
     const field = route.aliases?.[key] ?? camelCase(key);
     if (Object.hasOwn(input, field) && !sameJson(input[field], value)) {
-      throw invalid(`${spelledAs[field]} and ${key} (${from}) give different values for ${field}; give one, or the same in both`);
+      throw invalidField(field, `${spelledAs[field]} and ${key} (${from}) give different values; give one, or the same in both`);
     }
     input[field] = value;
     spelledAs[field] ??= `${key} (${from})`;

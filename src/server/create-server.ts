@@ -191,7 +191,7 @@ export function createServer(config: Config, log: Logger = createLogger(config.l
     const [status, body] =
       error.code === "HPE_HEADER_OVERFLOW"
         ? [431, { code: "HEADERS_TOO_LARGE", message: `URL and headers exceed ${MAX_HEADER_BYTES} bytes; send long input in a POST body` }]
-        : [400, { code: "INVALID_INPUT", message: "Malformed HTTP request" }];
+        : [400, { code: "INVALID_INPUT", message: "Malformed HTTP request", details: { issues: [{ path: "input", message: "Malformed HTTP request" }] } }];
     socket.end(rawJsonResponse(status, body));
   });
 

@@ -5,7 +5,7 @@
 import { TRPCError } from "@trpc/server";
 import type { TRPC_ERROR_CODE_KEY } from "@trpc/server/rpc";
 import { ZodError, type core } from "zod";
-import { CoordinationError, ERROR_STATUS, type ErrorBody, type ErrorCode } from "../errors.js";
+import { CoordinationError, ERROR_STATUS, type ErrorBody, type ErrorCode, type FieldIssue } from "../errors.js";
 
 /** The tRPC code carrying each HTTP status (tRPC derives the response status from it). */
 const TRPC_CODE_BY_STATUS: Record<number, TRPC_ERROR_CODE_KEY> = {
@@ -41,7 +41,7 @@ const CODE_BY_TRPC: Partial<Record<TRPC_ERROR_CODE_KEY, ErrorCode>> = {
 
 export function toErrorBody(error: unknown): ErrorBody {
   const cause = error instanceof TRPCError ? error.cause : error;
-  if (cause instanceof CoordinationError) return { code: cause.code, message: cause.message, ...(cause.details ? { details: cause.details } : {}) };
+  if (cause instanceof CoordinationError) return withIssues({ code: cause.code, message: cause.message, ...(cause.details ? { details: cause.details } : {}) });
   if (cause instanceof ZodError) return invalidInput(cause.issues);
   // tRPC's JSON.parse of a request body failed: a BAD_REQUEST caused by a SyntaxError.
   if (error instanceof TRPCError && cause instanceof SyntaxError) return { code: "MALFORMED_JSON", message: `Malformed JSON body: ${cause.message}` };
@@ -50,20 +50,37 @@ export function toErrorBody(error: unknown): ErrorBody {
     return { code: "LIMIT_EXCEEDED", message: "Batch call exceeds maximum size (the server's maxBatchCalls); send fewer calls per batch" };
   }
   if (error instanceof TRPCError && error.code !== "INTERNAL_SERVER_ERROR") {
-    return { code: CODE_BY_TRPC[error.code] ?? "INTERNAL", message: error.message };
+    return withIssues({ code: CODE_BY_TRPC[error.code] ?? "INTERNAL", message: error.message });
   }
   return { code: "INTERNAL", message: "Internal server error" };
 }
 
-/** INVALID_INPUT naming each field: "priority: must be at least 0; queue: is required". */
+/**
+ * INVALID_INPUT naming each field: "priority: must be at least 0; queue: is required". In
+ * `details.issues` every issue has the path of the field it is about; an unknown field's is the
+ * field itself (zod reports it on the object that holds it), one issue per field.
+ */
 export function invalidInput(issues: readonly core.$ZodIssue[]): ErrorBody {
-  const described = issues.map((issue) => ({ path: pathOf(issue.path), message: describeIssue(issue) }));
-  return {
-    code: "INVALID_INPUT",
-    // An issue of the whole input (an unknown field) needs no field name in front.
-    message: described.map((issue) => (issue.path === "input" ? issue.message : `${issue.path}: ${issue.message}`)).join("; "),
-    details: { issues: described },
-  };
+  const sentences: string[] = [];
+  const described: FieldIssue[] = [];
+  for (const issue of issues) {
+    const path = pathOf(issue.path);
+    const message = describeIssue(issue);
+    // An issue of the whole input (an unknown top-level field) needs no field name in front.
+    sentences.push(path === "input" ? message : `${path}: ${message}`);
+    if (issue.code === "unrecognized_keys") {
+      for (const key of issue.keys) described.push({ path: pathOf([...issue.path, key]), message: "unknown field" });
+    } else {
+      described.push({ path, message });
+    }
+  }
+  return { code: "INVALID_INPUT", message: sentences.join("; "), details: { issues: described } };
+}
+
+/** Every INVALID_INPUT carries `details.issues`; one raised without (a sentence about the whole input) gets it here. */
+function withIssues(body: ErrorBody): ErrorBody {
+  if (body.code !== "INVALID_INPUT" || Array.isArray(body.details?.["issues"])) return body;
+  return { ...body, details: { ...body.details, issues: [{ path: "input", message: body.message } satisfies FieldIssue] } };
 }
 
 /** "payload.items[2].name", or "input" for the whole input. */
