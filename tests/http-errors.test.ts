@@ -214,6 +214,65 @@ describe("HTTP errors", () => {
     ]);
   });
 
+  it("takes the client's keys as text: names of Object's own properties, __proto__, snake_case and empty keys are fields like any other", async () => {
+    const refused = async (method: string, path: string, body?: unknown) => {
+      const answer = await send(`${t.url}${path}`, body === undefined ? { method } : { ...json(JSON.stringify(body)), method });
+      expect(answer.status, `${method} ${path}`).toBe(400);
+      return answer.body;
+    };
+    const unknown = (field: string, path = field) => ({ code: "INVALID_INPUT", message: `unknown field ${JSON.stringify(field)}`, details: { issues: [{ path, message: "unknown field" }] } });
+    // Looked up as properties, these were 500s (Object.prototype's members taken for schemas).
+    for (const key of ["constructor", "toString", "hasOwnProperty", "valueOf"]) {
+      expect(await refused("GET", `/health?${key}=1`)).toEqual(unknown(key));
+      expect(await refused("GET", `/tasks/claim/proto-agent?${key}=1`)).toEqual(unknown(key));
+      expect(await refused("POST", "/tasks", { queue: "proto", [key]: { a: 1 } })).toEqual(unknown(key));
+    }
+    // __proto__ is a field name too: it sets nothing (priority stays unset) and is named as sent.
+    expect(await refused("POST", "/tasks", JSON.parse('{"queue":"proto","__proto__":{"priority":9}}'))).toEqual(unknown("__proto__"));
+    expect(await refused("GET", "/tasks/claim/proto-agent?__proto__=1")).toEqual(unknown("__proto__"));
+    // Unknown fields keep the client's spelling; an empty key has a path of its own.
+    expect(await refused("POST", "/tasks", { queue: "proto", bogus_field: 1 })).toEqual(unknown("bogus_field"));
+    expect(await refused("POST", "/tasks", { queue: "proto", "": 1 })).toEqual(unknown("", '[""]'));
+    // Nothing of those was stored, nor did the claims register their agent.
+    expect((await send(`${t.url}/tasks?queue=proto`)).body.items).toEqual([]);
+    expect((await send(`${t.url}/agents/proto-agent`)).status).toBe(404);
+  });
+
+  it("refuses what it cannot read exactly: bad escapes in the query string, empty path segments", async () => {
+    const bad = "malformed percent-encoding in the query string";
+    for (const [path, field] of [
+      ["/tasks?queue=%ED%A0%80&limit=5", "queue"],
+      ["/tasks/claim/escape-agent?capabilities=%zz", "capabilities"],
+      ["/memory/recall?query=%E0%A4%A", "query"],
+    ] as const) {
+      const answer = await send(`${t.url}${path}`);
+      expect(answer.status, path).toBe(400);
+      expect(answer.body).toEqual({ code: "INVALID_INPUT", message: `${field}: ${bad}`, details: { issues: [{ path: field, message: bad }] } });
+    }
+    // The claim above did not run: its agent was not registered with a mangled capability.
+    expect((await send(`${t.url}/agents/escape-agent`)).status).toBe(404);
+    // An empty segment is an empty parameter, not a shorter path; one trailing slash is the same path.
+    for (const [method, path, param] of [
+      ["GET", "/tasks//events", "taskId"],
+      ["POST", "/tasks//heartbeat", "taskId"],
+      ["GET", "/agents//card", "agentId"],
+    ] as const) {
+      const answer = await send(`${t.url}${path}`, method === "POST" ? json(JSON.stringify({ agentId: "a" })) : {});
+      expect(answer.status, path).toBe(400);
+      expect(answer.body.details.issues, path).toEqual([{ path: param, message: "must be at least 1 character long" }]);
+    }
+    expect((await send(`${t.url}/tasks/?queue=nothing-here`)).body).toEqual({ items: [], nextCursor: null });
+  });
+
+  it("says one thing per field, in words: the type when it is wrong, the tighter bound, the forms a union accepts", async () => {
+    const message = async (path: string, body: unknown) => (await send(`${t.url}${path}`, json(JSON.stringify(body)))).body.message;
+    expect(await message("/tasks", { queue: [] })).toBe("queue: must be a string (got array)");
+    expect(await message("/tasks", { queue: "q", priority: 1e20 })).toBe("priority: must be at most 1000000");
+    expect(await message("/tasks", { queue: "q", priority: 1.5 })).toBe("priority: must be an integer");
+    expect(await message("/tasks", { queue: "q", runAt: null })).toBe("runAt: must be a date, a string or a number (got null)");
+    expect(await message("/events/words-agent/ack", { seq: 1e20 })).toBe("seq: must be at most 9007199254740991");
+  });
+
   it("decodes percent-encoded path parameters, and answers a malformed encoding with 400", async () => {
     const agentId = "worker 1/ü";
     const path = encodeURIComponent(agentId);

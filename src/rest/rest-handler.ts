@@ -56,6 +56,7 @@ export function createRestHandler(services: Services, log: Logger) {
         res.setHeader("connection", "close");
         return sendJson(res, 413, { code: "PAYLOAD_TOO_LARGE", message: `Request body exceeds ${services.config.maxBodyBytes} bytes` });
       }
+      assertQueryEncoding(url.search);
       const input = buildInput(route, decodeParams(match.params), url.searchParams, body);
       // The procedure's own steps: access, schemas, delivery confirmation, resolver (direct-call.ts).
       const result = await route.call({ core: services, transport, caller } satisfies Context, input);
@@ -68,6 +69,27 @@ export function createRestHandler(services: Services, log: Logger) {
       fail(res, error, route);
     }
   };
+}
+
+/**
+ * A query string's escapes must be UTF-8, as a path's must: URLSearchParams would turn a bad one
+ * into U+FFFD and the request would run with text the client never sent (a claim with capability
+ * "\uFFFD\uFFFD\uFFFD", a search for it).
+ */
+function assertQueryEncoding(search: string): void {
+  if (!search.includes("%")) return;
+  for (const pair of search.slice(1).split("&")) {
+    if (!pair.includes("%")) continue;
+    const [rawName = "", ...rest] = pair.split("=");
+    const decode = (text: string) => decodeURIComponent(text.replace(/\+/g, " "));
+    let name = rawName;
+    try {
+      name = decode(rawName);
+      decode(rest.join("="));
+    } catch {
+      throw invalidField(name, "malformed percent-encoding in the query string");
+    }
+  }
 }
 
 /** Path parameters, percent-decoded: /agents/worker%201 names agent "worker 1". */

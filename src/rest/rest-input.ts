@@ -64,6 +64,21 @@ function fromText(values: string[], kind: Kind, field: string): unknown {
 const camelCase = (key: string): string => key.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
 
 /**
+ * The field of `shape` a client's key names: itself, a route alias, or its camelCase spelling.
+ * A key that names no field keeps the client's spelling, so the strict schema's 400 names it as
+ * sent. Keys are the client's text: only own properties count (`constructor` or `__proto__` name
+ * no field), and objects built from them have no prototype.
+ */
+function fieldOf(key: string, shape: Record<string, z.ZodType>, aliases: Record<string, string> | undefined): string {
+  if (aliases !== undefined && Object.hasOwn(aliases, key)) return aliases[key]!;
+  if (Object.hasOwn(shape, key)) return key;
+  const camel = camelCase(key);
+  return Object.hasOwn(shape, camel) ? camel : key;
+}
+
+const schemaOf = (shape: Record<string, z.ZodType>, field: string): z.ZodType | undefined => (Object.hasOwn(shape, field) ? shape[field] : undefined);
+
+/**
  * An options object in the body (complete-and-claim's `next`) in the snake_case the seed's
  * clients write, like the top-level fields. Only fields whose schema is an object with named
  * fields: JSON values (payload, result, metadata) are the client's own data and are kept as sent.
@@ -72,9 +87,9 @@ function optionsSpelling(schema: z.ZodType | undefined, value: unknown, field: s
   if (schema === undefined || value === null || typeof value !== "object" || Array.isArray(value)) return value;
   const shape = defOf(unwrap(schema)).shape;
   if (shape === undefined) return value;
-  const spelled: Record<string, unknown> = {};
+  const spelled: Record<string, unknown> = Object.create(null);
   for (const [key, inner] of Object.entries(value)) {
-    const name = camelCase(key);
+    const name = fieldOf(key, shape, undefined);
     if (Object.hasOwn(spelled, name) && !sameJson(spelled[name], inner)) {
       throw invalidField(field, `two spellings of ${name} give different values; give one, or the same in both`);
     }
@@ -89,18 +104,18 @@ function optionsSpelling(schema: z.ZodType | undefined, value: unknown, field: s
  */
 export function buildInput(route: Route, params: Record<string, string>, query: URLSearchParams, body: Record<string, unknown> | undefined): Record<string, unknown> {
   const shape = inputShape(route.input);
-  const input: Record<string, unknown> = {};
+  const input: Record<string, unknown> = Object.create(null);
   /** Where each field came from, as the client spelled it: for the message when two disagree. */
-  const spelledAs: Record<string, string> = {};
+  const spelledAs: Record<string, string> = Object.create(null);
   const put = (key: string, value: unknown, from: "path" | "query" | "body") => {
-    const field = route.aliases?.[key] ?? camelCase(key);
+    const field = fieldOf(key, shape, route.aliases);
     if (Object.hasOwn(input, field) && !sameJson(input[field], value)) {
       throw invalidField(field, `${spelledAs[field]} and ${key} (${from}) give different values; give one, or the same in both`);
     }
     input[field] = value;
     spelledAs[field] ??= `${key} (${from})`;
   };
-  const fieldSchema = (key: string) => shape[route.aliases?.[key] ?? camelCase(key)];
+  const fieldSchema = (key: string) => schemaOf(shape, fieldOf(key, shape, route.aliases));
   const typed = (key: string, values: string[]) => {
     const schema = fieldSchema(key);
     // An unknown field stays as it is: the strict schema names it in its 400.

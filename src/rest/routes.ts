@@ -58,7 +58,9 @@ export type RouteMatch =
 
 /** The route for `method` on `path` (segments still percent-encoded; decoded by the caller). */
 export function matchRoute(method: string, path: string): RouteMatch {
-  const parts = path.split("/").filter(Boolean);
+  // One trailing slash is the same path; an empty segment inside is an empty parameter (its
+  // schema then names it), never a shorter path: /tasks//heartbeat is not /tasks/heartbeat.
+  const parts = path.replace(/^\//, "").replace(/\/$/, "").split("/");
   const matches: Array<{ route: Route; params: Record<string, string>; literals: number }> = [];
   for (const route of ROUTES) {
     if (route.segments.length !== parts.length) continue;

@@ -63,7 +63,7 @@ export function toErrorBody(error: unknown): ErrorBody {
 export function invalidInput(issues: readonly core.$ZodIssue[]): ErrorBody {
   const sentences: string[] = [];
   const described: FieldIssue[] = [];
-  for (const issue of issues) {
+  for (const issue of essential(issues)) {
     const path = pathOf(issue.path);
     const message = describeIssue(issue);
     // An issue of the whole input (an unknown top-level field) needs no field name in front.
@@ -77,6 +77,41 @@ export function invalidInput(issues: readonly core.$ZodIssue[]): ErrorBody {
   return { code: "INVALID_INPUT", message: sentences.join("; "), details: { issues: described } };
 }
 
+/**
+ * The issues worth saying, one per thing to fix: zod goes on checking a value of the wrong type
+ * (an array given for a name also fails the name's minimum length) and reports a safe-integer
+ * bound next to the field's own; a wrong type is all there is to say about its field, and of
+ * two bounds on one field the tighter one.
+ */
+function essential(issues: readonly core.$ZodIssue[]): core.$ZodIssue[] {
+  const key = (issue: core.$ZodIssue) => issue.path.map(String).join("\u0000");
+  const wrongType = new Set(issues.filter((issue) => issue.code === "invalid_type").map(key));
+  const kept: core.$ZodIssue[] = [];
+  const bounds = new Map<string, number>();
+  for (const issue of issues) {
+    if (issue.code !== "invalid_type" && wrongType.has(key(issue))) continue;
+    if (issue.code === "too_big" || issue.code === "too_small") {
+      const slot = `${issue.code} ${key(issue)}`;
+      const at = bounds.get(slot);
+      if (at !== undefined) {
+        const held = kept[at] as typeof issue;
+        const tighter = issue.code === "too_big" ? Number(issue.maximum) < Number((held as core.$ZodIssueTooBig).maximum) : Number(issue.minimum) > Number((held as core.$ZodIssueTooSmall).minimum);
+        if (tighter) kept[at] = issue;
+        continue;
+      }
+      bounds.set(slot, kept.length);
+    }
+    kept.push(issue);
+  }
+  return kept;
+}
+
+/** "a string", "an integer", "an array": the type zod expected, in words. */
+function aType(expected: string): string {
+  if (expected === "int") return "an integer";
+  return `${/^[aeiou]/.test(expected) ? "an" : "a"} ${expected}`;
+}
+
 /** Every INVALID_INPUT carries `details.issues`; one raised without (a sentence about the whole input) gets it here. */
 function withIssues(body: ErrorBody): ErrorBody {
   if (body.code !== "INVALID_INPUT" || Array.isArray(body.details?.["issues"])) return body;
@@ -86,7 +121,8 @@ function withIssues(body: ErrorBody): ErrorBody {
 /** "payload.items[2].name", or "input" for the whole input. */
 export function pathOf(path: readonly PropertyKey[]): string {
   let text = "";
-  for (const key of path) text += typeof key === "number" ? `[${key}]` : text === "" ? String(key) : `.${String(key)}`;
+  // An empty key (a JSON object may have one) is written as it is: [""].
+  for (const key of path) text += typeof key === "number" ? `[${key}]` : key === "" ? '[""]' : text === "" ? String(key) : `.${String(key)}`;
   return text || "input";
 }
 
@@ -99,7 +135,17 @@ function describeIssue(issue: core.$ZodIssue): string {
       // zod says what it received only in its message ("… received undefined").
       const received = /received (\w+)/.exec(issue.message)?.[1];
       if (received === "undefined") return "is required";
-      return `must be ${issue.expected === "array" || issue.expected === "object" ? "an" : "a"} ${issue.expected}${received ? ` (got ${received})` : ""}`;
+      // A number that is not an integer is still a number: "(got number)" would say nothing.
+      const got = received && !(issue.expected === "int" && received === "number") ? ` (got ${received})` : "";
+      return `must be ${aType(issue.expected)}${got}`;
+    }
+    case "invalid_union": {
+      // Each accepted form refused the value by its type: name the forms ("a date, a string or a number").
+      const forms = issue.errors.map((branch) => (branch.length === 1 && branch[0]!.code === "invalid_type" && branch[0]!.path.length === 0 ? branch[0] : undefined));
+      if (forms.length === 0 || forms.some((form) => form === undefined)) return "matches none of the forms this field accepts";
+      const names = forms.map((form) => aType((form as core.$ZodIssueInvalidType).expected));
+      const received = /received (\w+)/.exec(forms[0]!.message)?.[1];
+      return `must be ${names.length === 1 ? names[0] : `${names.slice(0, -1).join(", ")} or ${names.at(-1)}`}${received ? ` (got ${received})` : ""}`;
     }
     case "unrecognized_keys":
       return `unknown field${issue.keys.length === 1 ? "" : "s"} ${issue.keys.map((k) => `"${k}"`).join(", ")}`;
