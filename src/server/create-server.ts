@@ -7,6 +7,7 @@ import { readFileSync } from "node:fs";
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo, Socket } from "node:net";
+import { TRPCError } from "@trpc/server";
 import { createHTTPHandler } from "@trpc/server/adapters/standalone";
 import { applyWSSHandler } from "@trpc/server/adapters/ws";
 import { WebSocketServer, type WebSocket } from "ws";
@@ -17,6 +18,8 @@ import type { Config } from "../config.js";
 import { httpTransport, longPolls, webSocketTransport } from "../delivery/transports.js";
 import { RETRY_AFTER_SECONDS } from "../errors.js";
 import { toErrorBody } from "../trpc/error-shape.js";
+import type { Context } from "../trpc/context.js";
+import { createTrpcFastPath } from "../trpc/http-fast-path.js";
 import { createLogger, type Logger } from "../logger.js";
 import { createRestHandler } from "../rest/rest-handler.js";
 import { buildOpenApiDocument } from "../rest/openapi-document.js";
@@ -58,20 +61,21 @@ export function createServer(config: Config, log: Logger = createLogger(config.l
     if (error.code === "INTERNAL_SERVER_ERROR") log.error({ err: error.cause ?? error, path }, "internal error");
   };
   const { credentials } = services;
+  const createContext = async (req: IncomingMessage, res: ServerResponse): Promise<Context> => ({
+    core: services,
+    transport: httpTransport(res),
+    caller: await credentials.authenticate(bearerSecret(req.headers.authorization)),
+  });
   const tls = config.tlsCert === "" ? undefined : { cert: readFileSync(config.tlsCert), key: readFileSync(config.tlsKey) };
   const guards = browserGuards(config, tls ? "https" : "http");
-  const trpc = createHTTPHandler({
+  const trpcAdapter = createHTTPHandler({
     router: appRouter,
     basePath: "/trpc/",
     maxBodySize: config.maxBodyBytes,
     maxBatchSize: config.maxBatchCalls,
     // A query whose input is too long for a URL may come as a POST (the client sends every query so).
     allowMethodOverride: true,
-    createContext: async ({ req, res }) => ({
-      core: services,
-      transport: httpTransport(res),
-      caller: await credentials.authenticate(bearerSecret(req.headers.authorization)),
-    }),
+    createContext: ({ req, res }) => createContext(req, res),
     onError: onTrpcError,
     // Retry-After for the errors where retrying makes sense (a full disk, a held lock, shutdown),
     // and the bearer challenge on a 401, as the REST routes answer.
@@ -85,6 +89,16 @@ export function createServer(config: Config, log: Logger = createLogger(config.l
         },
       };
     },
+  });
+  // The typed client's calls skip tRPC's adapter and middleware chain; the rest goes to it (http-fast-path.ts).
+  const trpc = createTrpcFastPath({
+    maxBodyBytes: config.maxBodyBytes,
+    maxBatchCalls: config.maxBatchCalls,
+    createContext,
+    onError: (error, body, path) => {
+      if (body.code === "INTERNAL") log.error({ err: error instanceof TRPCError ? (error.cause ?? error) : error, path }, "internal error");
+    },
+    fallback: (req, res) => void trpcAdapter(req, res),
   });
   const rest = createRestHandler(services, log);
   const dashboard = createDashboardHandler();
@@ -118,7 +132,7 @@ export function createServer(config: Config, log: Logger = createLogger(config.l
     if (guards.preflight(req, res)) return;
     guards.decorate(req, res);
     const path = (req.url ?? "/").split("?")[0]!;
-    if (path === "/trpc" || path.startsWith("/trpc/")) return trpc(req, res);
+    if (path === "/trpc" || path.startsWith("/trpc/")) return void trpc(req, res).catch((error: unknown) => fail(res, error));
     if (path === "/openapi.json") return void serveOpenApi(req, res).catch((error: unknown) => fail(res, error));
     if (path === "/metrics") return void serveMetrics(req, res).catch((error: unknown) => fail(res, error));
     if (path === "/mcp") return void mcp.handle(req, res).catch((error: unknown) => fail(res, error));

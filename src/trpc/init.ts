@@ -115,4 +115,6 @@ export const takesForCaller = (middlewares: readonly unknown[]): boolean => conf
 export const router = t.router;
 export const procedure = t.procedure.use(withServices).use(enforceAccess);
 export const consumingProcedure = procedure.use(confirmDelivery);
+/** The middlewares whose steps a direct call runs itself (src/rest/direct-call.ts): a procedure with any other is left to tRPC. */
+export const directCallMiddlewares: readonly unknown[] = consumingProcedure._def.middlewares;
 export const createCallerFactory = t.createCallerFactory;

@@ -1,0 +1,142 @@
+// tRPC's HTTP calls as the typed client sends them (a POST with a JSON body: one call, or a batch
+// with `?batch=1`), answered by each procedure's own steps (src/rest/direct-call.ts: the access
+// check, the input schema, delivery confirmation, the resolver, the output schema) instead of
+// tRPC's fetch adapter and middleware chain. Under claim+complete load over tRPC, that adapter
+// (a Fetch Request built from every IncomingMessage, a Response written back) and the chain's
+// per-call object spreads were over a third of the event loop (bench/RESULTS.md, run of 07:30).
+//
+// The wire format is tRPC's own (https://trpc.io/docs/rpc), with superjson: inputs
+// `{ json, meta? }`, answers `{ result: { data } }` or `{ error }` with the error shape of
+// init.ts's errorFormatter, an array for a batch; the status is the call's, or for a batch the
+// one all calls share, else 207. Everything else goes to tRPC's handler as it came (`fallback`):
+// GET, streaming (trpc-accept: application/jsonl), other content types, a body without a declared
+// length or over maxBodyBytes, batches over maxBatchCalls, malformed JSON or envelopes, unknown
+// procedures, subscriptions, and any procedure with a middleware the direct call does not run.
+// Once the body was read, it goes to tRPC's handler as `req.body`, which tRPC reads instead of the
+// stream.
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { TRPC_ERROR_CODES_BY_KEY } from "@trpc/server/rpc";
+import superjson from "superjson";
+import { ERROR_STATUS, RETRY_AFTER_SECONDS, type ErrorBody } from "../errors.js";
+import { directCall, type DirectCall, type ProcedureDefinition } from "../rest/direct-call.js";
+import { readBody } from "../server/http-io.js";
+import { appRouter } from "./app-router.js";
+import type { Context } from "./context.js";
+import { toErrorBody, trpcCodeOf } from "./error-shape.js";
+import { directCallMiddlewares } from "./init.js";
+
+export interface FastPathOptions {
+  maxBodyBytes: number;
+  maxBatchCalls: number;
+  createContext: (req: IncomingMessage, res: ServerResponse) => Promise<Context>;
+  /** Called with each error answered, as tRPC's onError is (the server logs INTERNAL ones). */
+  onError: (error: unknown, body: ErrorBody, path: string) => void;
+  /** tRPC's own HTTP handler, for every request this does not answer. */
+  fallback: (req: IncomingMessage & { body?: string }, res: ServerResponse) => void;
+}
+
+/** The procedures the fast path may answer: queries and mutations whose middlewares the direct call runs, every one. */
+function directCalls(): Map<string, DirectCall> {
+  const known = new Set<unknown>(directCallMiddlewares);
+  const procedures = appRouter._def.procedures as unknown as Record<string, { _def: ProcedureDefinition }>;
+  const calls = new Map<string, DirectCall>();
+  for (const [path, { _def }] of Object.entries(procedures)) {
+    if (_def.type === "subscription") continue;
+    // tRPC appends the resolver as the last middleware (resolveMiddleware); the direct call runs `_def.resolver`.
+    const middlewares = _def.middlewares as Array<{ _type?: string; name?: string }>;
+    const steps = middlewares.at(-1)?.name === "resolveMiddleware" ? middlewares.slice(0, -1) : middlewares;
+    const runsAll = steps.every((m) => known.has(m) || m._type === "input" || m._type === "output");
+    if (runsAll && _def.inputs.length <= 1) calls.set(path, directCall(path, _def));
+  }
+  return calls;
+}
+
+const ANSWER_HEADERS = { "content-type": "application/json", vary: "trpc-accept, accept" };
+
+export function createTrpcFastPath(options: FastPathOptions) {
+  const calls = directCalls();
+
+  /** The direct calls for the request, or undefined when tRPC's handler must take it. */
+  const plan = (req: IncomingMessage): { paths: string[]; batch: boolean } | undefined => {
+    if (req.method !== "POST") return undefined;
+    const type = (req.headers["content-type"] ?? "").split(";")[0]!.trim().toLowerCase();
+    if (type !== "application/json" || req.headers["trpc-accept"] !== undefined) return undefined;
+    const declared = Number(req.headers["content-length"]);
+    if (!Number.isInteger(declared) || declared > options.maxBodyBytes) return undefined;
+    const url = req.url ?? "";
+    const q = url.indexOf("?");
+    const search = q === -1 ? "" : url.slice(q + 1);
+    if (search !== "" && search !== "batch=1") return undefined;
+    const batch = search === "batch=1";
+    let paths: string[];
+    try {
+      paths = decodeURIComponent(url.slice("/trpc/".length, q === -1 ? undefined : q)).split(",");
+    } catch {
+      return undefined;
+    }
+    if ((!batch && paths.length !== 1) || paths.length > options.maxBatchCalls) return undefined;
+    return paths.every((path) => calls.has(path)) ? { paths, batch } : undefined;
+  };
+
+  return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const planned = plan(req);
+    if (planned === undefined) return options.fallback(req, res);
+    const read = await readBody(req, options.maxBodyBytes);
+    if (read.kind !== "ok") return options.fallback(req, res);
+    const inputs = parseInputs(read.text, planned);
+    if (inputs === undefined) return options.fallback(Object.assign(req, { body: read.text }), res);
+    const ctx = await options.createContext(req, res);
+    const answers = await Promise.all(
+      planned.paths.map(async (path, i) => {
+        try {
+          return { status: 200, item: { result: { data: superjson.serialize(await calls.get(path)!(ctx, inputs[i])) } } } as Answer;
+        } catch (error) {
+          const body = toErrorBody(error);
+          options.onError(error, body, path);
+          return { status: ERROR_STATUS[body.code], code: body.code, item: { error: superjson.serialize(errorShape(body, path)) } } as Answer;
+        }
+      }),
+    );
+    const statuses = new Set(answers.map((answer) => answer.status));
+    const status = statuses.size === 1 ? answers[0]!.status : 207;
+    const codes = answers.flatMap((answer) => (answer.code === undefined ? [] : [answer.code]));
+    const retryAfter = Math.max(-1, ...codes.map((code) => RETRY_AFTER_SECONDS[code] ?? -1));
+    const text = JSON.stringify(planned.batch ? answers.map((answer) => answer.item) : answers[0]!.item);
+    res.writeHead(status, {
+      ...ANSWER_HEADERS,
+      ...(retryAfter >= 0 ? { "retry-after": String(retryAfter) } : {}),
+      ...(codes.includes("UNAUTHORIZED") ? { "www-authenticate": "Bearer" } : {}),
+      "content-length": Buffer.byteLength(text),
+    });
+    res.end(text);
+  };
+}
+
+interface Answer {
+  status: number;
+  code?: ErrorBody["code"];
+  item: unknown;
+}
+
+/** Each call's input, deserialized as tRPC does; undefined when the body is not what the typed client sends. */
+function parseInputs(text: string, { paths, batch }: { paths: string[]; batch: boolean }): unknown[] | undefined {
+  try {
+    const body: unknown = text.trim() === "" ? undefined : JSON.parse(text);
+    if (batch && !isObject(body)) return undefined;
+    const raw = batch ? paths.map((_, i) => (body as Record<string, unknown>)[String(i)]) : [body];
+    return raw.map((value) => (value === undefined ? undefined : superjson.deserialize(value as Parameters<typeof superjson.deserialize>[0])));
+  } catch {
+    return undefined;
+  }
+}
+
+const isObject = (value: unknown): value is Record<string, unknown> => typeof value === "object" && value !== null && !Array.isArray(value);
+
+/** The error shape init.ts's errorFormatter gives tRPC, for the same error. */
+function errorShape(body: ErrorBody, path: string) {
+  return {
+    message: body.message,
+    code: TRPC_ERROR_CODES_BY_KEY[trpcCodeOf(body.code)],
+    data: { code: body.code, httpStatus: ERROR_STATUS[body.code], path, ...(body.details === undefined ? {} : { details: body.details }) },
+  };
+}
