@@ -57,6 +57,17 @@ describe("MCP over Streamable HTTP", () => {
     // Errors are tool errors with the API's code and message, never protocol failures.
     expect(await call(client, "complete_task", { taskId: "no-such-task" })).toEqual({ error: { code: "TASK_NOT_FOUND", message: 'task "no-such-task" not found', details: { id: "no-such-task" } } });
     expect((await call(client, "claim_task", { agentId: "someone-else" })).error.code).toBe("FORBIDDEN");
+    // An unknown argument is refused, naming it, not dropped: nothing was enqueued or claimed for it.
+    for (const [name, args] of [
+      ["enqueue_task", { queue: "reports", payload: {}, colour: "red" }],
+      ["claim_task", { queues: ["reports"], bogus: 1 }],
+      ["complete_task", { taskId: claimed.id, next: { queues: ["reports"], colour: 1 } }],
+    ] as const) {
+      const refused = (await client.callTool({ name, arguments: args })) as { content: Array<{ text: string }>; isError?: boolean };
+      expect(refused.isError, name).toBe(true);
+      expect(refused.content[0]!.text, name).toMatch(/colour|bogus/);
+    }
+    expect((await call(client, "queue_stats")).totals).toMatchObject({ pending: 0, claimed: 0, completed: 1 });
     const resource = await client.readResource({ uri: `coordination://tasks/${claimed.id}` });
     expect(JSON.parse((resource.contents[0] as { text: string }).text).id).toBe(claimed.id);
   });

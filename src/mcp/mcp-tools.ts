@@ -51,6 +51,12 @@ async function answer(run: () => Promise<unknown>): Promise<ToolResult> {
  */
 const anyJson = (description: string) => z.unknown().optional().describe(description);
 
+/**
+ * A tool's arguments: an unknown one is refused, as an unknown field is everywhere else (the
+ * schema MCP clients see says additionalProperties: false), not dropped without a word.
+ */
+const strictArgs = <Shape extends z.ZodRawShape>(shape: Shape) => z.strictObject(shape);
+
 const agentArg = { agentId: z.string().optional().describe("The agent to act as; defaults to the session's agent, and must agree with it") };
 
 export function createMcpServer(services: Services, session: McpSession): { server: McpServer; close(): void } {
@@ -81,7 +87,7 @@ export function createMcpServer(services: Services, session: McpSession): { serv
     "claim_task",
     {
       description: `Claim the best available task for this agent (priority, then age), with a lease. Returns the task, including \`context\`: memories of earlier runs relevant to it, and \`leaseToken\`, needed to settle it; null when none is available. waitMs (at most ${MCP_MAX_WAIT_MS}) waits for one to arrive.`,
-      inputSchema: { ...agentArg, queues: claimInput.shape.queues, capabilities: claimInput.shape.capabilities, leaseMs: claimInput.shape.leaseMs, waitMs: claimInput.shape.waitMs },
+      inputSchema: strictArgs({ ...agentArg, queues: claimInput.shape.queues, capabilities: claimInput.shape.capabilities, leaseMs: claimInput.shape.leaseMs, waitMs: claimInput.shape.waitMs }),
     },
     (args) => answer(() => api.tasks.claim({ ...args, agentId: agent(args.agentId), waitMs: wait(args.waitMs) })),
   );
@@ -92,13 +98,13 @@ export function createMcpServer(services: Services, session: McpSession): { serv
         "Mark a claimed task done, with its result (any JSON). Only the lease holder may; pass the leaseToken from claim_task. " +
         "With `next`, also claims this agent's next task in the same call, one round trip instead of two: the answer is then " +
         "{ completed, next }, next being the task with its context as claim_task gives it, or null when none is available (no waiting).",
-      inputSchema: {
+      inputSchema: strictArgs({
         ...agentArg,
         taskId: completeInput.shape.taskId,
         leaseToken: completeInput.shape.leaseToken,
         result: anyJson("The task's result: any JSON"),
         next: completeAndClaimInput.shape.next.describe("Claim the next task too, with these claim_task options ({} for the defaults)"),
-      },
+      }),
     },
     ({ next, ...args }) =>
       answer(() =>
@@ -111,7 +117,7 @@ export function createMcpServer(services: Services, session: McpSession): { serv
     "fail_task",
     {
       description: "Report that a claimed task failed. With retry true (the default) it runs again after a backoff while attempts remain; retry false dead-letters it at once.",
-      inputSchema: { ...agentArg, taskId: failInput.shape.taskId, leaseToken: failInput.shape.leaseToken, error: failInput.shape.error, retry: failInput.shape.retry },
+      inputSchema: strictArgs({ ...agentArg, taskId: failInput.shape.taskId, leaseToken: failInput.shape.leaseToken, error: failInput.shape.error, retry: failInput.shape.retry }),
     },
     (args) => answer(() => api.tasks.fail({ ...args, agentId: agent(args.agentId) })),
   );
@@ -119,7 +125,7 @@ export function createMcpServer(services: Services, session: McpSession): { serv
     "heartbeat_task",
     {
       description: "Extend the lease of a task this agent holds (call it during long work, before the lease runs out).",
-      inputSchema: { ...agentArg, taskId: heartbeatInput.shape.taskId, leaseToken: heartbeatInput.shape.leaseToken, leaseMs: heartbeatInput.shape.leaseMs },
+      inputSchema: strictArgs({ ...agentArg, taskId: heartbeatInput.shape.taskId, leaseToken: heartbeatInput.shape.leaseToken, leaseMs: heartbeatInput.shape.leaseMs }),
     },
     (args) => answer(() => api.tasks.heartbeat({ ...args, agentId: agent(args.agentId) })),
   );
@@ -127,7 +133,7 @@ export function createMcpServer(services: Services, session: McpSession): { serv
     "enqueue_task",
     {
       description: "Add a task to a queue for an agent to claim: a payload (any JSON), a priority (0 is the highest), optionally a capability the claimer must have or a target agent.",
-      inputSchema: {
+      inputSchema: strictArgs({
         queue: enqueueFields.shape.queue,
         payload: anyJson("What the agent needs to do the work: any JSON"),
         priority: enqueueFields.shape.priority,
@@ -135,20 +141,20 @@ export function createMcpServer(services: Services, session: McpSession): { serv
         targetAgentId: enqueueFields.shape.targetAgentId,
         maxAttempts: enqueueFields.shape.maxAttempts,
         idempotencyKey: enqueueFields.shape.idempotencyKey,
-      },
+      }),
     },
     (args) => answer(() => api.tasks.enqueue({ ...args, payload: args.payload as JsonValue })),
   );
   server.registerTool(
     "get_task",
-    { description: "A task by id: status, payload, result, attempts, lease, error history.", inputSchema: { taskId: taskIdInput.shape.taskId } },
+    { description: "A task by id: status, payload, result, attempts, lease, error history.", inputSchema: strictArgs({ taskId: taskIdInput.shape.taskId }) },
     (args) => answer(() => api.tasks.get(args)),
   );
   server.registerTool(
     "publish_event",
     {
       description: "Publish an event to the stream (type is dot-separated, e.g. build.finished); with target, a direct message only that agent receives.",
-      inputSchema: { type: publishInput.shape.type, payload: anyJson("The event's data: any JSON"), target: publishInput.shape.target },
+      inputSchema: strictArgs({ type: publishInput.shape.type, payload: anyJson("The event's data: any JSON"), target: publishInput.shape.target }),
     },
     (args) => answer(() => api.events.publish({ ...args, payload: args.payload as JsonValue, source: agent(undefined) })),
   );
@@ -156,7 +162,7 @@ export function createMcpServer(services: Services, session: McpSession): { serv
     "read_mailbox",
     {
       description: `This agent's next events: direct messages to it and the event types it subscribed to, oldest first, acknowledged as read. waitMs (at most ${MCP_MAX_WAIT_MS}) waits for one.`,
-      inputSchema: { ...agentArg, limit: pollInput.shape.limit, waitMs: pollInput.shape.waitMs },
+      inputSchema: strictArgs({ ...agentArg, limit: pollInput.shape.limit, waitMs: pollInput.shape.waitMs }),
     },
     (args) => answer(() => api.events.poll({ agentId: agent(args.agentId), ...(args.limit === undefined ? {} : { limit: args.limit }), waitMs: wait(args.waitMs), ack: "auto" })),
   );
@@ -164,14 +170,14 @@ export function createMcpServer(services: Services, session: McpSession): { serv
     "remember",
     {
       description: "Store a note or a lesson for later runs: claim_task hands relevant memories to whoever claims a matching task.",
-      inputSchema: {
+      inputSchema: strictArgs({
         content: rememberInput.shape.content,
         kind: rememberInput.shape.kind,
         queue: rememberInput.shape.queue,
         capability: rememberInput.shape.capability,
         taskId: rememberInput.shape.taskId,
         tags: rememberInput.shape.tags,
-      },
+      }),
     },
     (args) => answer(() => api.memory.remember({ ...args, agentId: agent(undefined) })),
   );
@@ -179,13 +185,13 @@ export function createMcpServer(services: Services, session: McpSession): { serv
     "recall",
     {
       description: "Memories relevant to a query or to a task (by taskId), ranked by relevance, recency and outcome.",
-      inputSchema: { query: recallInput.shape.query, taskId: recallInput.shape.taskId, queue: recallInput.shape.queue, capability: recallInput.shape.capability, limit: recallInput.shape.limit },
+      inputSchema: strictArgs({ query: recallInput.shape.query, taskId: recallInput.shape.taskId, queue: recallInput.shape.queue, capability: recallInput.shape.capability, limit: recallInput.shape.limit }),
     },
     (args) => answer(() => api.memory.recall(args)),
   );
   server.registerTool(
     "find_agents",
-    { description: "Agents offering a capability, healthy and least loaded first.", inputSchema: { capability: findByCapabilityInput.shape.capability } },
+    { description: "Agents offering a capability, healthy and least loaded first.", inputSchema: strictArgs({ capability: findByCapabilityInput.shape.capability }) },
     (args) => answer(() => api.agents.findByCapability(args)),
   );
   server.registerTool(
