@@ -7,7 +7,7 @@
 // valid (lease-calls.ts), and a claim whose answer was lost is found and run (adoptOrphans).
 import { setTimeout as sleep } from "node:timers/promises";
 import { HeldLease, isTransient, isUnknownProcedure } from "./lease-calls.js";
-import type { ClaimedTask, CoordinationApi, JsonObject, JsonValue } from "./types.js";
+import type { ClaimedTask, CoordinationApi, JsonObject, JsonValue, RouterOutputs } from "./types.js";
 
 export type { ClaimedTask };
 
@@ -107,7 +107,8 @@ export async function runWorker(options: WorkerOptions): Promise<Worker> {
       const receivedAt = Date.now();
       const held = await api.tasks.list.query({ agentId, status: "claimed", limit: 500 });
       for (const task of held.items) {
-        if (!running.has(task.id) && !backlog.some((b) => b.task.id === task.id)) backlog.push({ task: { ...task, context: [] }, receivedAt });
+        const claimed = asClaimed(task);
+        if (claimed && !running.has(task.id) && !backlog.some((b) => b.task.id === task.id)) backlog.push({ task: claimed, receivedAt });
       }
       orphansSuspected = false;
     })().finally(() => {
@@ -263,4 +264,11 @@ export async function runWorker(options: WorkerOptions): Promise<Worker> {
       return stopping;
     },
   };
+}
+
+/** A listed task still held under a lease, as its claim handed it out (its context is not kept); undefined when it is not held. */
+function asClaimed(task: RouterOutputs["tasks"]["list"]["items"][number]): ClaimedTask | undefined {
+  const { status, leaseOwner, leaseExpiresAt, claimedAt } = task;
+  if (status !== "claimed" || leaseOwner === null || leaseExpiresAt === null || claimedAt === null) return undefined;
+  return { ...task, status, leaseOwner, leaseExpiresAt, claimedAt, context: [] };
 }

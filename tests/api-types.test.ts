@@ -52,7 +52,8 @@ interface Memory {
 type MemoryMatch = { memory: Memory; score: number };
 /** One object type from an intersection: toEqualTypeOf compares the shapes it is given literally. */
 type Flat<T> = { [K in keyof T]: T[K] };
-type ClaimedTask = Flat<Task & { context: MemoryMatch[] }>;
+/** Held by its claimer under a lease with an end: no null to check in a worker's hands. */
+type ClaimedTask = Flat<Omit<Task, "status" | "leaseOwner" | "leaseExpiresAt" | "claimedAt"> & { status: "claimed"; leaseOwner: string; leaseExpiresAt: Date; claimedAt: Date; context: MemoryMatch[] }>;
 type SettledTask = Flat<Task & { settledLease: { agentId: string; leaseToken: number } }>;
 interface CoordinationEvent {
   seq: number;

@@ -189,7 +189,15 @@ export const settledTaskSchema = taskSchema
   .meta({ id: "SettledTask" });
 export type SettledTask = z.infer<typeof settledTaskSchema>;
 
-export const claimedTaskSchema = taskSchema.extend({ context: z.array(memoryMatchSchema) }).meta({ id: "ClaimedTask" });
+/** What a claimed task always has: its holder, and a lease with an end. */
+const heldFields = { status: z.literal("claimed"), leaseOwner: z.string(), leaseExpiresAt: z.date(), claimedAt: z.date() };
+export type HeldTask = Task & { status: "claimed"; leaseOwner: string; leaseExpiresAt: Date; claimedAt: Date };
+
+/** Whether `task` is held under a lease now (narrows its lease fields from nullable). */
+export const isHeld = (task: Task): task is HeldTask => task.status === "claimed" && task.leaseOwner !== null && task.leaseExpiresAt !== null && task.claimedAt !== null;
+
+/** A task as a claim hands it out: held by the claimer under a lease that has an end, with the memories recalled for it. */
+export const claimedTaskSchema = taskSchema.extend({ ...heldFields, context: z.array(memoryMatchSchema) }).meta({ id: "ClaimedTask" });
 export type ClaimedTask = z.infer<typeof claimedTaskSchema>;
 
 /** What complete-and-claim answers: the completed task, and the next one claimed for the agent (null when none was available). */

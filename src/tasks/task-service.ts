@@ -15,7 +15,7 @@ import { linkSignals, safetyRelookMs, type SignalFanout } from "../wakeup.js";
 import type { ClaimWaiters } from "./claim-waiters.js";
 import type { RecalledContexts } from "../db/thread/recall-relay.js";
 import type { Leased } from "./task-commands.js";
-import type { ClaimedTask, ClaimRequest, CompleteAndClaimRequest, CompletedAndClaimed, EnqueueRequest, ListRequest, SettledTask, Task, TaskStats } from "./task-schemas.js";
+import { isHeld, type ClaimedTask, type ClaimRequest, type CompleteAndClaimRequest, type CompletedAndClaimed, type EnqueueRequest, type ListRequest, type SettledTask, type Task, type TaskStats } from "./task-schemas.js";
 import type { SettleRequest } from "./task-transitions.js";
 
 export interface TaskServiceDeps {
@@ -219,7 +219,11 @@ export class TaskService {
     call.delivery?.onUndelivered(() => this.releaseUndelivered(leased));
     // Recall failed: the claim fails, and what it leased goes back as undelivered.
     if (!contexts.ok) throw asFault(deserializeError(contexts.error), this.d.config.busyTimeoutMs);
-    return tasks.map((task, i) => ({ ...task, context: contexts.contexts[i] ?? [] }));
+    return tasks.map((task, i) => {
+      // A claim's write leased each of them in the batch that answered: held, by construction.
+      if (!isHeld(task)) throw new Error(`claimed task ${task.id} came back ${task.status}, not held`);
+      return { ...task, context: contexts.contexts[i] ?? [] };
+    });
   }
 
   /** Gives leased tasks back uncharged (their answer did not reach the claimer), each under the lease it was given. */
