@@ -20,7 +20,7 @@ const blocks = (lang: string) => [...README.matchAll(new RegExp("```" + lang + "
 describe("README", () => {
   it("opens with the install-and-start command and the test command", () => {
     const first = blocks("bash")[0]!;
-    expect(first).toContain("npm ci && npx coordination");
+    expect(first).toContain("npm ci && npm start");
     expect(first).toContain("npm test");
     expect(readFileSync(fileURLToPath(new URL("../.ci/run", import.meta.url)), "utf8")).toMatch(/^npm test$/m);
   });
