@@ -242,7 +242,7 @@ function readConfigFile(path: string, problems: string[]): Record<string, unknow
   }
   const known = new Set(Object.keys(SETTINGS));
   for (const key of Object.keys(parsed)) {
-    if (!known.has(key)) problems.push(`config file ${path}: unknown setting "${key}" (known: ${[...known].join(", ")})`);
+    if (!known.has(key)) problems.push(`config file ${path}: unknown setting "${key}"${suggestion(key, [...known])}`);
   }
   return parsed as Record<string, unknown>;
 }
@@ -266,9 +266,14 @@ function checkUnknownVariables(env: NodeJS.ProcessEnv, where: (key: string) => s
   const known = (Object.keys(SETTINGS) as SettingName[]).map(envName);
   for (const key of Object.keys(env)) {
     if (!key.startsWith("COORDINATION_") || OTHER_VARIABLES.has(key) || known.includes(key)) continue;
-    const closest = known.map((name) => ({ name, distance: editDistance(key, name) })).sort((a, b) => a.distance - b.distance)[0]!;
-    problems.push(`${where(key)}: unknown setting${closest.distance <= 3 ? ` (did you mean ${closest.name}?)` : "; --help lists them all"}`);
+    problems.push(`${where(key)}: unknown setting${suggestion(key, known)}`);
   }
+}
+
+/** " (did you mean X?)" for a near miss, else where the list is: a typo is the likely cause, and 50 names are not an answer. */
+function suggestion(key: string, known: readonly string[]): string {
+  const closest = known.map((name) => ({ name, distance: editDistance(key, name) })).sort((a, b) => a.distance - b.distance)[0];
+  return closest !== undefined && closest.distance <= 3 ? ` (did you mean ${closest.name}?)` : "; --help lists them all";
 }
 
 /** Levenshtein distance, for "did you mean". */
