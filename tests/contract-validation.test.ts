@@ -35,7 +35,7 @@ describe("one validation over tRPC and REST", () => {
     // In a query string, booleans are their text: true and false only.
     await t.api.tasks.enqueue.mutate({ queue: "q" });
     expect((await rest(t.url, "GET", "/tasks/claim/a2?queue=q&context=false")).body.context).toEqual([]);
-    expect((await rest(t.url, "GET", "/tasks/claim/a2?queue=q&context=no")).body.message).toBe("context: must be a boolean (got string)");
+    expect((await rest(t.url, "GET", "/tasks/claim/a2?queue=q&context=no")).body.message).toBe('context: must be true or false (got "no")');
   });
 
   it("unknown fields are a 400 naming them; targetAgentId is taken (agentId is its alias) and both must agree", async () => {

@@ -159,7 +159,7 @@ describe("HTTP errors", () => {
 
     const query = await send(`${t.url}/tasks?limit=abc`);
     expect(query.status).toBe(400);
-    expect(query.body.message).toBe("limit: must be a number (got string)");
+    expect(query.body.message).toBe('limit: must be a number (got "abc")');
 
     const nested = await send(`${t.url}/tasks/batch`, json(JSON.stringify({ tasks: [{ queue: "ok" }, { queue: "" }] })));
     expect(nested.status).toBe(400);

@@ -58,6 +58,9 @@ function fromText(values: string[], kind: Kind, field: string): unknown {
   const value = values[0]!;
   if ((kind === "number" || kind === "number-or-text") && DECIMAL.test(value)) return Number(value);
   if (kind === "boolean" && (value === "true" || value === "false")) return value === "true";
+  // Every query value is text: "(got string)" would say nothing; the text itself does.
+  if (kind === "number") throw invalidField(field, `must be a number (got ${JSON.stringify(value)})`);
+  if (kind === "boolean") throw invalidField(field, `must be true or false (got ${JSON.stringify(value)})`);
   return value;
 }
 
