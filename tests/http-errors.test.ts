@@ -271,6 +271,9 @@ describe("HTTP errors", () => {
     expect(await message("/tasks", { queue: "q", priority: 1.5 })).toBe("priority: must be an integer");
     expect(await message("/tasks", { queue: "q", runAt: null })).toBe("runAt: must be a date, a string or a number (got null)");
     expect(await message("/events/words-agent/ack", { seq: 1e20 })).toBe("seq: must be at most 9007199254740991");
+    // An id of spaces only names nothing anyone could name back.
+    expect(await message("/tasks/claim", { agentId: "   " })).toBe("agentId: must not be blank");
+    expect(await message("/tasks", { queue: " " })).toBe("queue: must not be blank");
   });
 
   it("decodes percent-encoded path parameters, and answers a malformed encoding with 400", async () => {
