@@ -17,7 +17,7 @@ export const text = (max: number) =>
     .refine((value) => value.isWellFormed(), "must be valid Unicode text (it has a lone surrogate)");
 
 /** Ids and names: agents, tasks, queues, capabilities. Only spaces is a mistake (an agent "   " holds leases no one can name back). */
-export const name = () => text(200).refine((value) => value.trim() !== "", "must not be blank");
+export const name = () => text(200).refine((value) => value === "" || value.trim() !== "", "must not be blank");
 
 /** An integer within [min, max] (never past 2^53 - 1, where integers stop being exact). */
 export const int = (min: number, max: number = Number.MAX_SAFE_INTEGER) => z.number().int().min(min).max(max);
