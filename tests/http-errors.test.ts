@@ -242,7 +242,7 @@ describe("HTTP errors", () => {
     const bad = "malformed percent-encoding in the query string";
     for (const [path, field] of [
       ["/tasks?queue=%ED%A0%80&limit=5", "queue"],
-      ["/tasks/claim/escape-agent?capabilities=%zz", "capabilities"],
+      ["/tasks/claim/escape-agent?capabilities=%C3%28", "capabilities"],
       ["/memory/recall?query=%E0%A4%A", "query"],
     ] as const) {
       const answer = await send(`${t.url}${path}`);
@@ -251,6 +251,20 @@ describe("HTTP errors", () => {
     }
     // The claim above did not run: its agent was not registered with a mangled capability.
     expect((await send(`${t.url}/agents/escape-agent`)).status).toBe(404);
+    // A % that starts no escape is the text it is, as before.
+    expect((await send(`${t.url}/memory/recall?query=100%&limit=1`)).status).toBe(200);
+    expect((await send(`${t.url}/tasks?queue=50%25%20off`)).status).toBe(200);
+    // A body that is not UTF-8 is refused too, over REST and tRPC, and nothing is stored.
+    for (const [path, body] of [
+      ["/tasks", Buffer.concat([Buffer.from('{"queue":"bytes-'), Buffer.from([0xff]), Buffer.from('"}')])],
+      ["/trpc/tasks.enqueue", Buffer.concat([Buffer.from('{"json":{"queue":"bytes-'), Buffer.from([0xc3, 0x28]), Buffer.from('"}}')])],
+    ] as const) {
+      const refused = await send(`${t.url}${path}`, { method: "POST", headers: { "content-type": "application/json" }, body });
+      expect(refused.status, path).toBe(400);
+      const error = path.startsWith("/trpc") ? refused.body.error.json.data : refused.body;
+      expect(error, path).toMatchObject({ code: "INVALID_INPUT", details: { issues: [{ path: "input", message: "Request body is not valid UTF-8 text" }] } });
+    }
+    expect((await send(`${t.url}/tasks`)).body.items.filter((task: { queue: string }) => task.queue.startsWith("bytes-"))).toEqual([]);
     // An empty segment is an empty parameter, not a shorter path; one trailing slash is the same path.
     for (const [method, path, param] of [
       ["GET", "/tasks//events", "taskId"],

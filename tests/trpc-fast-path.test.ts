@@ -86,6 +86,15 @@ describe("tRPC calls without tRPC's adapter", () => {
     expect((await slow("tasks.nope", "{}")).status).toBe(404);
     expect((await slow("tasks.get,tasks.get,tasks.get,tasks.get,tasks.get?batch=1", "{}")).body).toMatchObject({ error: { json: { data: { code: "LIMIT_EXCEEDED" } } } });
     expect((await slow("tasks.get,tasks.get?batch=1", "[1]")).status).toBe(400);
+    // A batch mixing a query and a mutation is refused by tRPC, and the mutation does not run.
+    const mixed = await slow("tasks.list,tasks.enqueue?batch=1", JSON.stringify({ 0: envelope({}), 1: envelope({ queue: "mixed" }) }));
+    expect(mixed.status).toBe(400);
+    // A streaming answer asked for with Accept: tRPC's; a single call cannot stream, and does not run.
+    const streaming = await post(t.url, "tasks.enqueue", JSON.stringify(envelope({ queue: "mixed" })), { accept: "application/jsonl" });
+    expect([streaming.fast, streaming.status]).toEqual([false, 400]);
+    expect((await t.api.tasks.list.query({ queue: "mixed" })).items).toEqual([]);
+    // Only an empty body is no input: whitespace is malformed JSON, on both paths.
+    expect((await slow("tokens.list", "   ")).body).toMatchObject({ error: { json: { data: { code: "MALFORMED_JSON" } } } });
     const get = await fetch(`${t.url}/trpc/tasks.get?input=${encodeURIComponent(JSON.stringify(envelope({ taskId })))}`);
     expect(get.headers.get("content-length")).toBeNull();
     expect(((await get.json()) as { result: { data: { json: { id: string } } } }).result.data.json.id).toBe(taskId);

@@ -8,7 +8,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
 import { isInitializeRequest } from "@modelcontextprotocol/sdk/types.js";
 import { bearerSecret } from "../auth/token-secret.js";
-import { readBody, sendJson, sendUnauthorized } from "../server/http-io.js";
+import { NOT_UTF8, readBody, sendJson, sendUnauthorized } from "../server/http-io.js";
 import type { Services } from "../services.js";
 import type { Caller } from "../trpc/context.js";
 import { createMcpServer } from "./mcp-tools.js";
@@ -33,10 +33,12 @@ export function createMcpEndpoint(services: Services) {
     let body: unknown;
     if (req.method === "POST") {
       const read = await readBody(req, services.config.maxBodyBytes);
+      if (read.kind === "gone") return;
       if (read.kind === "too-large") {
         res.setHeader("connection", "close");
         return jsonRpcError(res, 413, `Request body exceeds ${services.config.maxBodyBytes} bytes`);
       }
+      if (read.kind === "not-utf8") return sendJson(res, 400, { jsonrpc: "2.0", error: { code: -32700, message: `Parse error: ${NOT_UTF8}` }, id: null });
       try {
         body = JSON.parse(read.text);
       } catch {

@@ -13,7 +13,7 @@ import { httpTransport } from "../delivery/transports.js";
 import { invalidField, ERROR_STATUS, RETRY_AFTER_SECONDS, type ErrorBody } from "../errors.js";
 import { JSON_DEPTH_CEILING, jsonDepth } from "../json-value.js";
 import type { Logger } from "../logger.js";
-import { readBody, sendJson } from "../server/http-io.js";
+import { NOT_UTF8, readBody, sendJson } from "../server/http-io.js";
 import type { Services } from "../services.js";
 import { toErrorBody } from "../trpc/error-shape.js";
 import type { Context } from "../trpc/context.js";
@@ -51,6 +51,8 @@ export function createRestHandler(services: Services, log: Logger) {
       const caller = await services.credentials.authenticate(bearerSecret(req.headers.authorization));
       if (caller.kind === "anonymous" && route.access.role !== "open") throw unauthorized();
       const body = await readJsonBody(req, services.config.maxBodyBytes);
+      // The client left while sending: no one to answer.
+      if (body === "gone") return;
       if (body === "too-large") {
         // Closed after the answer: the rest of an oversized body is never read.
         res.setHeader("connection", "close");
@@ -72,23 +74,41 @@ export function createRestHandler(services: Services, log: Logger) {
 }
 
 /**
- * A query string's escapes must be UTF-8, as a path's must: URLSearchParams would turn a bad one
- * into U+FFFD and the request would run with text the client never sent (a claim with capability
- * "\uFFFD\uFFFD\uFFFD", a search for it).
+ * A query string's escapes must be UTF-8, as a path's must: URLSearchParams would turn the bytes
+ * of a bad one into U+FFFD and the request would run with text the client never sent (a claim
+ * with capability "\uFFFD\uFFFD\uFFFD", a search for it). A `%` that starts no escape stays a
+ * `%`, as URLSearchParams keeps it (`?query=100%`).
  */
 function assertQueryEncoding(search: string): void {
   if (!search.includes("%")) return;
   for (const pair of search.slice(1).split("&")) {
     if (!pair.includes("%")) continue;
     const [rawName = "", ...rest] = pair.split("=");
-    const decode = (text: string) => decodeURIComponent(text.replace(/\+/g, " "));
-    let name = rawName;
-    try {
-      name = decode(rawName);
-      decode(rest.join("="));
-    } catch {
-      throw invalidField(name, "malformed percent-encoding in the query string");
+    if (!isUtf8(rawName) || !isUtf8(rest.join("="))) {
+      throw invalidField(new URLSearchParams(`${rawName}=`).keys().next().value ?? rawName, "malformed percent-encoding in the query string");
     }
+  }
+}
+
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
+const ESCAPE = /%[0-9A-Fa-f]{2}/g;
+const HAS_ESCAPE = /%[0-9A-Fa-f]{2}/;
+
+/** Whether the bytes a form-encoded component's escapes stand for are UTF-8 (what URLSearchParams decodes, without its U+FFFD). */
+function isUtf8(component: string): boolean {
+  if (!HAS_ESCAPE.test(component)) return true;
+  const bytes: number[] = [];
+  let at = 0;
+  for (const match of component.matchAll(ESCAPE)) {
+    bytes.push(...Buffer.from(component.slice(at, match.index), "utf8"), Number.parseInt(match[0].slice(1), 16));
+    at = match.index + 3;
+  }
+  bytes.push(...Buffer.from(component.slice(at), "utf8"));
+  try {
+    strictUtf8.decode(Uint8Array.from(bytes));
+    return true;
+  } catch {
+    return false;
   }
 }
 
@@ -111,9 +131,10 @@ function decodeParams(params: Record<string, string>): Record<string, string> {
  * origins without asking first), valid JSON (400 MALFORMED_JSON), an object, and not nested
  * deeper than any field may be, checked without recursion before anything recursive sees it.
  */
-async function readJsonBody(req: IncomingMessage, limit: number): Promise<Record<string, unknown> | undefined | "too-large"> {
+async function readJsonBody(req: IncomingMessage, limit: number): Promise<Record<string, unknown> | undefined | "too-large" | "gone"> {
   const read = await readBody(req, limit);
-  if (read.kind === "too-large") return "too-large";
+  if (read.kind === "too-large" || read.kind === "gone") return read.kind;
+  if (read.kind === "not-utf8") throw invalidField("input", NOT_UTF8);
   if (read.text.trim() === "") return undefined;
   const type = (req.headers["content-type"] ?? "").split(";")[0]!.trim().toLowerCase();
   if (type !== "application/json") {

@@ -24,15 +24,20 @@ export function rawJsonResponse(status: number, body: unknown): string {
   return `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ""}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(text)}\r\nconnection: close\r\n\r\n${text}`;
 }
 
+/** A body's bytes as text: the bytes must be UTF-8 (a BOM is kept, and is not JSON). */
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+
 /**
  * Reads a request body up to `limit` bytes. Past the limit it answers "too-large" at once and
  * reads no further: the 413 goes out with `connection: close` (see sendTooLarge), so a client
- * streaming an endless chunked body cannot keep the server reading.
+ * streaming an endless chunked body cannot keep the server reading. Bytes that are not UTF-8 are
+ * "not-utf8", never text with U+FFFD in their place (a request must not run on text its client
+ * never sent); a client that left while sending is "gone" (there is no one to answer).
  */
-export function readBody(req: IncomingMessage, limit: number): Promise<{ kind: "ok"; text: string } | { kind: "too-large" }> {
+export function readBody(req: IncomingMessage, limit: number): Promise<{ kind: "ok"; text: string } | { kind: "too-large" } | { kind: "not-utf8" } | { kind: "gone" }> {
   const declared = Number(req.headers["content-length"]);
   if (Number.isFinite(declared) && declared > limit) return Promise.resolve({ kind: "too-large" });
-  return new Promise((resolve, reject) => {
+  return new Promise((resolve) => {
     const chunks: Buffer[] = [];
     let size = 0;
     const onData = (chunk: Buffer) => {
@@ -43,7 +48,16 @@ export function readBody(req: IncomingMessage, limit: number): Promise<{ kind: "
       resolve({ kind: "too-large" });
     };
     req.on("data", onData);
-    req.on("end", () => resolve({ kind: "ok", text: Buffer.concat(chunks).toString("utf8") }));
-    req.on("error", reject);
+    req.on("end", () => {
+      try {
+        resolve({ kind: "ok", text: strictUtf8.decode(Buffer.concat(chunks)) });
+      } catch {
+        resolve({ kind: "not-utf8" });
+      }
+    });
+    req.on("error", () => resolve({ kind: "gone" }));
   });
 }
+
+/** The sentence for a body that is not UTF-8. */
+export const NOT_UTF8 = "Request body is not valid UTF-8 text";

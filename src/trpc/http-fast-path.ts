@@ -17,9 +17,9 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { TRPC_ERROR_CODES_BY_KEY } from "@trpc/server/rpc";
 import superjson from "superjson";
-import { ERROR_STATUS, RETRY_AFTER_SECONDS, type ErrorBody } from "../errors.js";
+import { ERROR_STATUS, RETRY_AFTER_SECONDS, invalidField, type ErrorBody } from "../errors.js";
 import { directCall, type DirectCall, type ProcedureDefinition } from "../rest/direct-call.js";
-import { readBody } from "../server/http-io.js";
+import { NOT_UTF8, readBody } from "../server/http-io.js";
 import { appRouter } from "./app-router.js";
 import type { Context } from "./context.js";
 import { toErrorBody, trpcCodeOf } from "./error-shape.js";
@@ -36,17 +36,17 @@ export interface FastPathOptions {
 }
 
 /** The procedures the fast path may answer: queries and mutations whose middlewares the direct call runs, every one. */
-function directCalls(): Map<string, DirectCall> {
+function directCalls(): Map<string, { call: DirectCall; type: ProcedureDefinition["type"] }> {
   const known = new Set<unknown>(directCallMiddlewares);
   const procedures = appRouter._def.procedures as unknown as Record<string, { _def: ProcedureDefinition }>;
-  const calls = new Map<string, DirectCall>();
+  const calls = new Map<string, { call: DirectCall; type: ProcedureDefinition["type"] }>();
   for (const [path, { _def }] of Object.entries(procedures)) {
     if (_def.type === "subscription") continue;
     // tRPC appends the resolver as the last middleware (resolveMiddleware); the direct call runs `_def.resolver`.
     const middlewares = _def.middlewares as Array<{ _type?: string; name?: string }>;
     const steps = middlewares.at(-1)?.name === "resolveMiddleware" ? middlewares.slice(0, -1) : middlewares;
     const runsAll = steps.every((m) => known.has(m) || m._type === "input" || m._type === "output");
-    if (runsAll && _def.inputs.length <= 1) calls.set(path, directCall(path, _def));
+    if (runsAll && _def.inputs.length <= 1) calls.set(path, { call: directCall(path, _def), type: _def.type });
   }
   return calls;
 }
@@ -60,7 +60,8 @@ export function createTrpcFastPath(options: FastPathOptions) {
   const plan = (req: IncomingMessage): { paths: string[]; batch: boolean } | undefined => {
     if (req.method !== "POST") return undefined;
     const type = (req.headers["content-type"] ?? "").split(";")[0]!.trim().toLowerCase();
-    if (type !== "application/json" || req.headers["trpc-accept"] !== undefined) return undefined;
+    // Streaming answers (JSON Lines) are asked for with either header; tRPC's handler gives them.
+    if (type !== "application/json" || req.headers["trpc-accept"] !== undefined || (req.headers.accept ?? "").includes("application/jsonl")) return undefined;
     const declared = Number(req.headers["content-length"]);
     if (!Number.isInteger(declared) || declared > options.maxBodyBytes) return undefined;
     const url = req.url ?? "";
@@ -75,41 +76,63 @@ export function createTrpcFastPath(options: FastPathOptions) {
       return undefined;
     }
     if ((!batch && paths.length !== 1) || paths.length > options.maxBatchCalls) return undefined;
-    return paths.every((path) => calls.has(path)) ? { paths, batch } : undefined;
+    // tRPC refuses a batch that mixes queries and mutations; its handler says so.
+    const types = new Set(paths.map((path) => calls.get(path)?.type));
+    return types.size === 1 && !types.has(undefined) ? { paths, batch } : undefined;
   };
 
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const planned = plan(req);
     if (planned === undefined) return options.fallback(req, res);
     const read = await readBody(req, options.maxBodyBytes);
+    // The client left while sending: no one to answer.
+    if (read.kind === "gone") return;
+    // Not UTF-8: refused, where tRPC's handler would decode it with U+FFFD in place of the bad bytes.
+    if (read.kind === "not-utf8") return answer(res, planned, planned.paths.map((path) => refusal(invalidField("input", NOT_UTF8), path)));
     if (read.kind !== "ok") return options.fallback(req, res);
     const inputs = parseInputs(read.text, planned);
-    if (inputs === undefined) return options.fallback(Object.assign(req, { body: read.text }), res);
-    const ctx = await options.createContext(req, res);
+    let ctx: Context | undefined;
+    try {
+      if (inputs !== undefined) ctx = await options.createContext(req, res);
+    } catch {
+      // Who is calling could not be told (the database failing, shutdown): tRPC's handler answers that as it does.
+    }
+    if (inputs === undefined || ctx === undefined) return options.fallback(Object.assign(req, { body: read.text }), res);
+    const context = ctx;
     const answers = await Promise.all(
-      planned.paths.map(async (path, i) => {
+      planned.paths.map(async (path, i): Promise<Answer> => {
         try {
-          return { status: 200, item: { result: { data: superjson.serialize(await calls.get(path)!(ctx, inputs[i])) } } } as Answer;
+          return { status: 200, item: { result: { data: superjson.serialize(await calls.get(path)!.call(context, inputs[i])) } } };
         } catch (error) {
-          const body = toErrorBody(error);
-          options.onError(error, body, path);
-          return { status: ERROR_STATUS[body.code], code: body.code, item: { error: superjson.serialize(errorShape(body, path)) } } as Answer;
+          return refusal(error, path);
         }
       }),
     );
-    const statuses = new Set(answers.map((answer) => answer.status));
-    const status = statuses.size === 1 ? answers[0]!.status : 207;
-    const codes = answers.flatMap((answer) => (answer.code === undefined ? [] : [answer.code]));
-    const retryAfter = Math.max(-1, ...codes.map((code) => RETRY_AFTER_SECONDS[code] ?? -1));
-    const text = JSON.stringify(planned.batch ? answers.map((answer) => answer.item) : answers[0]!.item);
-    res.writeHead(status, {
-      ...ANSWER_HEADERS,
-      ...(retryAfter >= 0 ? { "retry-after": String(retryAfter) } : {}),
-      ...(codes.includes("UNAUTHORIZED") ? { "www-authenticate": "Bearer" } : {}),
-      "content-length": Buffer.byteLength(text),
-    });
-    res.end(text);
+    answer(res, planned, answers);
   };
+
+  /** One error for a call, shaped as tRPC's errorFormatter shapes it. */
+  function refusal(error: unknown, path: string): Answer {
+    const body = toErrorBody(error);
+    options.onError(error, body, path);
+    return { status: ERROR_STATUS[body.code], code: body.code, item: { error: superjson.serialize(errorShape(body, path)) } };
+  }
+}
+
+/** Writes the answers: one call's, or a batch's array; the status they share, else 207; Retry-After and the bearer challenge as tRPC's handler adds them (responseMeta in create-server.ts). */
+function answer(res: ServerResponse, planned: { batch: boolean }, answers: Answer[]): void {
+  const statuses = new Set(answers.map((one) => one.status));
+  const status = statuses.size === 1 ? answers[0]!.status : 207;
+  const codes = answers.flatMap((one) => (one.code === undefined ? [] : [one.code]));
+  const retryAfter = Math.max(-1, ...codes.map((code) => RETRY_AFTER_SECONDS[code] ?? -1));
+  const text = JSON.stringify(planned.batch ? answers.map((one) => one.item) : answers[0]!.item);
+  res.writeHead(status, {
+    ...ANSWER_HEADERS,
+    ...(retryAfter >= 0 ? { "retry-after": String(retryAfter) } : {}),
+    ...(codes.includes("UNAUTHORIZED") ? { "www-authenticate": "Bearer" } : {}),
+    "content-length": Buffer.byteLength(text),
+  });
+  res.end(text);
 }
 
 interface Answer {
@@ -121,7 +144,8 @@ interface Answer {
 /** Each call's input, deserialized as tRPC does; undefined when the body is not what the typed client sends. */
 function parseInputs(text: string, { paths, batch }: { paths: string[]; batch: boolean }): unknown[] | undefined {
   try {
-    const body: unknown = text.trim() === "" ? undefined : JSON.parse(text);
+    // Only an empty body is no input: tRPC parses anything else, and whitespace is malformed JSON.
+    const body: unknown = text === "" ? undefined : JSON.parse(text);
     if (batch && !isObject(body)) return undefined;
     const raw = batch ? paths.map((_, i) => (body as Record<string, unknown>)[String(i)]) : [body];
     return raw.map((value) => (value === undefined ? undefined : superjson.deserialize(value as Parameters<typeof superjson.deserialize>[0])));
