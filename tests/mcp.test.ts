@@ -62,6 +62,7 @@ describe("MCP over Streamable HTTP", () => {
       ["enqueue_task", { queue: "reports", payload: {}, colour: "red" }],
       ["claim_task", { queues: ["reports"], bogus: 1 }],
       ["complete_task", { taskId: claimed.id, next: { queues: ["reports"], colour: 1 } }],
+      ["queue_stats", { colour: "red" }],
     ] as const) {
       const refused = (await client.callTool({ name, arguments: args })) as { content: Array<{ text: string }>; isError?: boolean };
       expect(refused.isError, name).toBe(true);

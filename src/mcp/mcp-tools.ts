@@ -196,7 +196,7 @@ export function createMcpServer(services: Services, session: McpSession): { serv
   );
   server.registerTool(
     "queue_stats",
-    { description: "Task counts per queue and state, and the age of each queue's oldest pending task." },
+    { description: "Task counts per queue and state, and the age of each queue's oldest pending task.", inputSchema: strictArgs({}) },
     () => answer(() => api.tasks.stats()),
   );
 

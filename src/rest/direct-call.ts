@@ -6,6 +6,7 @@
 // tenth of the event loop under REST load (bench/RESULTS.md). Errors are thrown as tRPC's
 // middlewares throw them, and take the one error shape in the REST handler.
 import { TRPCError } from "@trpc/server";
+import { CoordinationError } from "../errors.js";
 import { ZodError, type z } from "zod";
 import type { Services } from "../services.js";
 import type { Context } from "../trpc/context.js";
@@ -53,7 +54,14 @@ export function directCall(path: string, def: ProcedureDefinition): DirectCall {
         throw new TRPCError({ code: "BAD_REQUEST", cause });
       }
       const services = ctx.core as Services;
-      const data = await resolver({ ctx: { ...ctx, services, ...(delivery ? { call: delivery.call } : {}) }, input: parsed, path, type, signal: undefined });
+      let data: unknown;
+      try {
+        data = await resolver({ ctx: { ...ctx, services, ...(delivery ? { call: delivery.call } : {}) }, input: parsed, path, type, signal: undefined });
+      } catch (error) {
+        // As tRPC does: what is neither a domain error nor tRPC's own is the server's failure.
+        if (error instanceof CoordinationError || error instanceof TRPCError) throw error;
+        throw new TRPCError({ code: "INTERNAL_SERVER_ERROR", cause: error });
+      }
       let answer: unknown = data;
       if (output !== undefined) {
         try {

@@ -42,6 +42,9 @@ const CODE_BY_TRPC: Partial<Record<TRPC_ERROR_CODE_KEY, ErrorCode>> = {
 export function toErrorBody(error: unknown): ErrorBody {
   const cause = error instanceof TRPCError ? error.cause : error;
   if (cause instanceof CoordinationError) return withIssues({ code: cause.code, message: cause.message, ...(cause.details ? { details: cause.details } : {}) });
+  // The server's own failure, whatever it wraps: a schema its answer did not pass (output
+  // validation), a parse inside a resolver. Not the client's input.
+  if (error instanceof TRPCError && error.code === "INTERNAL_SERVER_ERROR") return { code: "INTERNAL", message: "Internal server error" };
   if (cause instanceof ZodError) return invalidInput(cause.issues);
   // tRPC's JSON.parse of a request body failed: a BAD_REQUEST caused by a SyntaxError.
   if (error instanceof TRPCError && cause instanceof SyntaxError) return { code: "MALFORMED_JSON", message: `Malformed JSON body: ${cause.message}` };
