@@ -30,7 +30,7 @@ describe("slow WebSocket subscribers", () => {
     const closed = new Promise<{ code: number; reason: string }>((resolve) =>
       slow.on("close", (code, reason) => resolve({ code, reason: reason.toString() })),
     );
-    slow.on("message", (data) => messages.push(JSON.parse(String(data)) as RawMessage));
+    slow.on("message", (data) => (String(data) === "PING" ? slow.send("PONG") : messages.push(JSON.parse(String(data)) as RawMessage)));
     await new Promise<void>((resolve, reject) => slow.once("open", () => resolve()).once("error", reject));
     const input = superjson.serialize({ types: ["big.*"] });
     slow.send(JSON.stringify({ id: 1, method: "subscription", params: { path: "events.onEvent", input } }));

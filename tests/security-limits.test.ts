@@ -20,7 +20,7 @@ const until = (condition: () => boolean | Promise<boolean>) =>
 async function rawSocket(url: string): Promise<{ socket: WebSocket; messages: any[] }> {
   const socket = new WebSocket(`${url.replace("http", "ws")}/trpc`);
   const messages: any[] = [];
-  socket.on("message", (data) => messages.push(JSON.parse(String(data))));
+  socket.on("message", (data) => (String(data) === "PING" ? socket.send("PONG") : messages.push(JSON.parse(String(data)))));
   await new Promise((resolve, reject) => {
     socket.once("open", resolve);
     socket.once("error", reject);

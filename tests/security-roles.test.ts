@@ -54,6 +54,7 @@ async function subscriptionOpens(role: string): Promise<"opens" | "refused" | "c
   return await new Promise((resolve) => {
     socket.on("open", () => socket.send(JSON.stringify({ id: 1, method: "subscription", params: { path: "events.onEvent", input: { json: {} } } })));
     socket.on("message", (data) => {
+      if (String(data) === "PING") return socket.send("PONG");
       const message = JSON.parse(String(data));
       if (message.id !== 1) return;
       resolve(message.error ? "refused" : "opens");
