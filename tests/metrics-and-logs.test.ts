@@ -1,4 +1,6 @@
 // /metrics moves with the work, and the log says, at info, what an operator acts on.
+import { createServer as createHttpServer } from "node:http";
+import { connect, type AddressInfo } from "node:net";
 import { Writable } from "node:stream";
 import { join } from "node:path";
 import { pino } from "pino";
@@ -6,6 +8,7 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import { createCoordinationClient } from "../client/index.js";
 import { loadConfig } from "../src/config.js";
 import { createServer, type CoordinationServer } from "../src/server/create-server.js";
+import { readBody } from "../src/server/http-io.js";
 import { collectEvents } from "./helpers/event-collector.js";
 import { ADMIN_SECRET, http } from "./helpers/secure-server.js";
 import { makeTempDir } from "./helpers/test-server.js";
@@ -78,6 +81,34 @@ describe("/metrics", () => {
     await parked;
     stream.unsubscribe();
     await client.close();
+  });
+
+  it("a client that leaves while sending its body is no server error: nothing logged above info, the server carries on", async () => {
+    const { url, api, lines } = await logged();
+    const { hostname, port } = new URL(url);
+    for (const path of ["/tasks", "/trpc/tasks.enqueue", "/mcp"]) {
+      // A body declared 1,000 bytes long, 10 of them sent, then the connection closed.
+      const socket = connect(Number(port), hostname);
+      await new Promise<void>((resolve) => socket.once("connect", () => resolve()));
+      socket.write(`POST ${path} HTTP/1.1\r\nhost: ${hostname}:${port}\r\ncontent-type: application/json\r\naccept: application/json, text/event-stream\r\ncontent-length: 1000\r\n\r\n{"queue":"`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      socket.destroy();
+    }
+    await until(async () => (await api.health.query()).status === "ok");
+    expect((await api.tasks.list.query({})).items).toEqual([]);
+    expect(lines.filter((line) => line.level > 30).map((line) => line.msg)).toEqual([]);
+    // Reading such a body ends ("gone"), rather than waiting forever for bytes that will not come.
+    const reads: string[] = [];
+    const bare = createHttpServer((req, res) => void readBody(req, 1_000_000).then((read) => (reads.push(read.kind), res.end())));
+    await new Promise<void>((resolve) => bare.listen(0, "127.0.0.1", () => resolve()));
+    const socket = connect((bare.address() as AddressInfo).port, "127.0.0.1");
+    await new Promise<void>((resolve) => socket.once("connect", () => resolve()));
+    socket.write('POST /x HTTP/1.1\r\nhost: x\r\ncontent-length: 1000\r\n\r\n{"queue":"');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    socket.destroy();
+    await until(() => reads.length === 1);
+    expect(reads).toEqual(["gone"]);
+    bare.close();
   });
 
   it("with credentials on, scraping needs a token unless publicMetrics", async () => {

@@ -56,6 +56,10 @@ export function readBody(req: IncomingMessage, limit: number): Promise<{ kind: "
       }
     });
     req.on("error", () => resolve({ kind: "gone" }));
+    // A connection closed mid-body may end the request with no error event at all.
+    req.on("close", () => {
+      if (!req.complete) resolve({ kind: "gone" });
+    });
   });
 }
 
