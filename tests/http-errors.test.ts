@@ -233,6 +233,8 @@ describe("HTTP errors", () => {
     // Unknown fields keep the client's spelling; an empty key has a path of its own.
     expect(await refused("POST", "/tasks", { queue: "proto", bogus_field: 1 })).toEqual(unknown("bogus_field"));
     expect(await refused("POST", "/tasks", { queue: "proto", "": 1 })).toEqual(unknown("", '[""]'));
+    // A key with a dot is quoted: next.a.b would name another path.
+    expect((await refused("POST", "/tasks/some-task/complete-and-claim", { agentId: "a", next: { "a.b": 1 } })).details.issues).toEqual([{ path: 'next["a.b"]', message: "unknown field" }]);
     // Nothing of those was stored, nor did the claims register their agent.
     expect((await send(`${t.url}/tasks?queue=proto`)).body.items).toEqual([]);
     expect((await send(`${t.url}/agents/proto-agent`)).status).toBe(404);

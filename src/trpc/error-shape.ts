@@ -121,11 +121,18 @@ function withIssues(body: ErrorBody): ErrorBody {
   return { ...body, details: { ...body.details, issues: [{ path: "input", message: body.message } satisfies FieldIssue] } };
 }
 
+const PLAIN_KEY = /^[A-Za-z_$][\w$]*$/;
+
 /** "payload.items[2].name", or "input" for the whole input. */
 export function pathOf(path: readonly PropertyKey[]): string {
   let text = "";
-  // An empty key (a JSON object may have one) is written as it is: [""].
-  for (const key of path) text += typeof key === "number" ? `[${key}]` : key === "" ? '[""]' : text === "" ? String(key) : `.${String(key)}`;
+  // A key that is not a plain name (empty, or with a dot, a space, a bracket: a JSON object may
+  // have any) is written quoted, ["a.b"], so a path never reads as another.
+  for (const key of path) {
+    if (typeof key === "number") text += `[${key}]`;
+    else if (typeof key === "string" && !PLAIN_KEY.test(key)) text += `[${JSON.stringify(key)}]`;
+    else text += text === "" ? String(key) : `.${String(key)}`;
+  }
   return text || "input";
 }
 
