@@ -9,11 +9,13 @@
 // `{ json, meta? }`, answers `{ result: { data } }` or `{ error }` with the error shape of
 // init.ts's errorFormatter, an array for a batch; the status is the call's, or for a batch the
 // one all calls share, else 207. Everything else goes to tRPC's handler as it came (`fallback`):
-// GET, streaming (trpc-accept: application/jsonl), other content types, a body without a declared
-// length or over maxBodyBytes, batches over maxBatchCalls, malformed JSON or envelopes, unknown
-// procedures, subscriptions, and any procedure with a middleware the direct call does not run.
-// Once the body was read, it goes to tRPC's handler as `req.body`, which tRPC reads instead of the
-// stream.
+// GET, streaming (JSON Lines, asked for by trpc-accept or Accept), other content types, a body
+// without a declared length or over maxBodyBytes, batches over maxBatchCalls or mixing queries and
+// mutations, malformed JSON or envelopes, unknown procedures, subscriptions, any procedure with a
+// middleware the direct call does not run, and a caller who cannot be authenticated (a failing
+// database). Once the body was read, it goes to tRPC's handler as `req.body`, which tRPC reads
+// instead of the stream. One difference, on purpose: a body that is not UTF-8 is refused here,
+// where tRPC would decode it with U+FFFD in place of the bad bytes.
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { TRPC_ERROR_CODES_BY_KEY } from "@trpc/server/rpc";
 import superjson from "superjson";
