@@ -104,6 +104,19 @@ export class CoordinationError extends Error {
   }
 }
 
+/**
+ * The headers an answer carrying these errors gets, on every transport: Retry-After, the longest
+ * any of them asks for, where retrying makes sense (a full disk, a held lock, shutdown), and the
+ * bearer challenge with a 401.
+ */
+export function errorHeaders(codes: readonly ErrorCode[]): Record<string, string> {
+  const retryAfter = Math.max(-1, ...codes.map((code) => RETRY_AFTER_SECONDS[code] ?? -1));
+  return {
+    ...(retryAfter >= 0 ? { "retry-after": String(retryAfter) } : {}),
+    ...(codes.includes("UNAUTHORIZED") ? { "www-authenticate": "Bearer" } : {}),
+  };
+}
+
 /** One field of a 400's `details.issues`: "payload.items[2].name", or "input" for the whole input. */
 export interface FieldIssue {
   path: string;

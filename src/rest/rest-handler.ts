@@ -10,12 +10,12 @@ import { TRPCError } from "@trpc/server";
 import { unauthorized } from "../auth/access.js";
 import { bearerSecret } from "../auth/token-secret.js";
 import { httpTransport } from "../delivery/transports.js";
-import { invalidField, ERROR_STATUS, RETRY_AFTER_SECONDS, type ErrorBody } from "../errors.js";
+import { errorHeaders, invalidField, ERROR_STATUS, type ErrorBody } from "../errors.js";
 import { JSON_DEPTH_CEILING, jsonDepth } from "../json-value.js";
 import type { Logger } from "../logger.js";
 import { NOT_UTF8, readBody, sendJson } from "../server/http-io.js";
 import type { Services } from "../services.js";
-import { toErrorBody } from "../trpc/error-shape.js";
+import { failureOf, toErrorBody } from "../trpc/error-shape.js";
 import type { Context } from "../trpc/context.js";
 import { buildInput } from "./rest-input.js";
 import { matchRoute, type Route } from "./routes.js";
@@ -27,10 +27,8 @@ export function createRestHandler(services: Services, log: Logger) {
   /** Answers with the one error shape; INTERNAL is logged, never detailed to the client. */
   const fail = (res: ServerResponse, error: unknown, route?: Route) => {
     const body: ErrorBody = toErrorBody(error);
-    if (body.code === "INTERNAL") log.error({ err: error instanceof TRPCError ? (error.cause ?? error) : error, path: route?.procedure }, "internal error");
-    if (body.code === "UNAUTHORIZED") res.setHeader("www-authenticate", "Bearer");
-    const retryAfter = RETRY_AFTER_SECONDS[body.code];
-    if (retryAfter !== undefined) res.setHeader("retry-after", String(retryAfter));
+    if (body.code === "INTERNAL") log.error({ err: failureOf(error), path: route?.procedure }, "internal error");
+    for (const [name, value] of Object.entries(errorHeaders([body.code]))) res.setHeader(name, value);
     sendJson(res, ERROR_STATUS[body.code], body);
   };
 

@@ -7,7 +7,6 @@ import { readFileSync } from "node:fs";
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo, Socket } from "node:net";
-import { TRPCError } from "@trpc/server";
 import { createHTTPHandler } from "@trpc/server/adapters/standalone";
 import { applyWSSHandler } from "@trpc/server/adapters/ws";
 import { WebSocketServer, type WebSocket } from "ws";
@@ -16,8 +15,8 @@ import { OPEN_CALLERS } from "../auth/credentials.js";
 import { bearerSecret } from "../auth/token-secret.js";
 import type { Config } from "../config.js";
 import { httpTransport, longPolls, webSocketTransport } from "../delivery/transports.js";
-import { RETRY_AFTER_SECONDS } from "../errors.js";
-import { toErrorBody } from "../trpc/error-shape.js";
+import { errorHeaders } from "../errors.js";
+import { failureOf, toErrorBody } from "../trpc/error-shape.js";
 import type { Context } from "../trpc/context.js";
 import { createTrpcFastPath } from "../trpc/http-fast-path.js";
 import { createLogger, type Logger } from "../logger.js";
@@ -58,7 +57,7 @@ export function createServer(config: Config, log: Logger = createLogger(config.l
   const coordination = createCoordination(config, log);
   const { services } = coordination;
   const onTrpcError = ({ error, path }: { error: { code: string; cause?: unknown }; path?: string | undefined }) => {
-    if (error.code === "INTERNAL_SERVER_ERROR") log.error({ err: error.cause ?? error, path }, "internal error");
+    if (error.code === "INTERNAL_SERVER_ERROR") log.error({ err: failureOf(error), path }, "internal error");
   };
   const { credentials } = services;
   const createContext = async (req: IncomingMessage, res: ServerResponse): Promise<Context> => ({
@@ -79,16 +78,7 @@ export function createServer(config: Config, log: Logger = createLogger(config.l
     onError: onTrpcError,
     // Retry-After for the errors where retrying makes sense (a full disk, a held lock, shutdown),
     // and the bearer challenge on a 401, as the REST routes answer.
-    responseMeta: ({ errors }) => {
-      const codes = errors.map((error) => toErrorBody(error).code);
-      const retryAfter = Math.max(-1, ...codes.map((code) => RETRY_AFTER_SECONDS[code] ?? -1));
-      return {
-        headers: {
-          ...(retryAfter >= 0 ? { "retry-after": String(retryAfter) } : {}),
-          ...(codes.includes("UNAUTHORIZED") ? { "www-authenticate": "Bearer" } : {}),
-        },
-      };
-    },
+    responseMeta: ({ errors }) => ({ headers: errorHeaders(errors.map((error) => toErrorBody(error).code)) }),
   });
   // The typed client's calls skip tRPC's adapter and middleware chain; the rest goes to it (http-fast-path.ts).
   const trpc = createTrpcFastPath({
@@ -96,7 +86,7 @@ export function createServer(config: Config, log: Logger = createLogger(config.l
     maxBatchCalls: config.maxBatchCalls,
     createContext,
     onError: (error, body, path) => {
-      if (body.code === "INTERNAL") log.error({ err: error instanceof TRPCError ? (error.cause ?? error) : error, path }, "internal error");
+      if (body.code === "INTERNAL") log.error({ err: failureOf(error), path }, "internal error");
     },
     fallback: (req, res) => void trpcAdapter(req, res),
   });

@@ -39,6 +39,9 @@ const CODE_BY_TRPC: Partial<Record<TRPC_ERROR_CODE_KEY, ErrorCode>> = {
   SERVICE_UNAVAILABLE: "SHUTTING_DOWN",
 };
 
+/** What to log of an INTERNAL error: what tRPC wrapped, or the error itself. */
+export const failureOf = (error: unknown): unknown => (error instanceof TRPCError ? (error.cause ?? error) : error);
+
 export function toErrorBody(error: unknown): ErrorBody {
   const cause = error instanceof TRPCError ? error.cause : error;
   if (cause instanceof CoordinationError) return withIssues({ code: cause.code, message: cause.message, ...(cause.details ? { details: cause.details } : {}) });

@@ -19,7 +19,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { TRPC_ERROR_CODES_BY_KEY } from "@trpc/server/rpc";
 import superjson from "superjson";
-import { ERROR_STATUS, RETRY_AFTER_SECONDS, invalidField, type ErrorBody } from "../errors.js";
+import { ERROR_STATUS, errorHeaders, invalidField, type ErrorBody } from "../errors.js";
 import { directCall, type DirectCall, type ProcedureDefinition } from "../rest/direct-call.js";
 import { NOT_UTF8, readBody } from "../server/http-io.js";
 import { appRouter } from "./app-router.js";
@@ -121,19 +121,13 @@ export function createTrpcFastPath(options: FastPathOptions) {
   }
 }
 
-/** Writes the answers: one call's, or a batch's array; the status they share, else 207; Retry-After and the bearer challenge as tRPC's handler adds them (responseMeta in create-server.ts). */
+/** Writes the answers: one call's, or a batch's array; the status they share, else 207; the error headers tRPC's handler adds (responseMeta in create-server.ts). */
 function answer(res: ServerResponse, planned: { batch: boolean }, answers: Answer[]): void {
   const statuses = new Set(answers.map((one) => one.status));
   const status = statuses.size === 1 ? answers[0]!.status : 207;
   const codes = answers.flatMap((one) => (one.code === undefined ? [] : [one.code]));
-  const retryAfter = Math.max(-1, ...codes.map((code) => RETRY_AFTER_SECONDS[code] ?? -1));
   const text = JSON.stringify(planned.batch ? answers.map((one) => one.item) : answers[0]!.item);
-  res.writeHead(status, {
-    ...ANSWER_HEADERS,
-    ...(retryAfter >= 0 ? { "retry-after": String(retryAfter) } : {}),
-    ...(codes.includes("UNAUTHORIZED") ? { "www-authenticate": "Bearer" } : {}),
-    "content-length": Buffer.byteLength(text),
-  });
+  res.writeHead(status, { ...ANSWER_HEADERS, ...errorHeaders(codes), "content-length": Buffer.byteLength(text) });
   res.end(text);
 }
 
