@@ -39,6 +39,16 @@ const CODE_BY_TRPC: Partial<Record<TRPC_ERROR_CODE_KEY, ErrorCode>> = {
   SERVICE_UNAVAILABLE: "SHUTTING_DOWN",
 };
 
+/** A tRPC error's `data`: the one error shape's code and details, its HTTP status, the procedure's path (init.ts's errorFormatter, http-fast-path.ts). */
+export function trpcErrorData(body: ErrorBody, path: string | undefined) {
+  return {
+    code: body.code,
+    httpStatus: ERROR_STATUS[body.code],
+    ...(path === undefined ? {} : { path }),
+    ...(body.details === undefined ? {} : { details: body.details }),
+  };
+}
+
 /** What to log of an INTERNAL error: what tRPC wrapped, or the error itself. */
 export const failureOf = (error: unknown): unknown => (error instanceof TRPCError ? (error.cause ?? error) : error);
 

@@ -24,7 +24,7 @@ import { directCall, type DirectCall, type ProcedureDefinition } from "../rest/d
 import { NOT_UTF8, readBody } from "../server/http-io.js";
 import { appRouter } from "./app-router.js";
 import type { Context } from "./context.js";
-import { toErrorBody, trpcCodeOf } from "./error-shape.js";
+import { toErrorBody, trpcCodeOf, trpcErrorData } from "./error-shape.js";
 import { directCallMiddlewares } from "./init.js";
 
 export interface FastPathOptions {
@@ -154,9 +154,5 @@ const isObject = (value: unknown): value is Record<string, unknown> => typeof va
 
 /** The error shape init.ts's errorFormatter gives tRPC, for the same error. */
 function errorShape(body: ErrorBody, path: string) {
-  return {
-    message: body.message,
-    code: TRPC_ERROR_CODES_BY_KEY[trpcCodeOf(body.code)],
-    data: { code: body.code, httpStatus: ERROR_STATUS[body.code], path, ...(body.details === undefined ? {} : { details: body.details }) },
-  };
+  return { message: body.message, code: TRPC_ERROR_CODES_BY_KEY[trpcCodeOf(body.code)], data: trpcErrorData(body, path) };
 }

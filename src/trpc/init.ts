@@ -5,10 +5,10 @@ import { initTRPC, TRPCError } from "@trpc/server";
 import superjson from "superjson";
 import { authorize, unauthorized } from "../auth/access.js";
 import type { ConsumingCall } from "../delivery/delivery.js";
-import { CoordinationError, ERROR_STATUS } from "../errors.js";
+import { CoordinationError } from "../errors.js";
 import type { Services } from "../services.js";
 import type { Context } from "./context.js";
-import { toErrorBody, trpcCodeOf } from "./error-shape.js";
+import { toErrorBody, trpcCodeOf, trpcErrorData } from "./error-shape.js";
 import type { Meta } from "./meta.js";
 
 export type { Context, Meta };
@@ -28,16 +28,7 @@ const t = initTRPC
     // The one error shape: { code, message, details? } (src/errors.ts), with the message on the error.
     errorFormatter({ shape, error }) {
       const body = toErrorBody(error);
-      return {
-        message: body.message,
-        code: shape.code,
-        data: {
-          code: body.code,
-          httpStatus: ERROR_STATUS[body.code],
-          ...(shape.data.path === undefined ? {} : { path: shape.data.path }),
-          ...(body.details === undefined ? {} : { details: body.details }),
-        },
-      };
+      return { message: body.message, code: shape.code, data: trpcErrorData(body, shape.data.path) };
     },
   });
 
