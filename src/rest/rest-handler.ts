@@ -13,7 +13,7 @@ import { httpTransport } from "../delivery/transports.js";
 import { errorHeaders, invalidField, ERROR_STATUS, type ErrorBody } from "../errors.js";
 import { JSON_DEPTH_CEILING, jsonDepth } from "../json-value.js";
 import type { Logger } from "../logger.js";
-import { NOT_UTF8, readBody, sendJson } from "../server/http-io.js";
+import { decodeUtf8, NOT_UTF8, readBody, sendJson } from "../server/http-io.js";
 import type { Services } from "../services.js";
 import { failureOf, toErrorBody } from "../trpc/error-shape.js";
 import type { Context } from "../trpc/context.js";
@@ -88,7 +88,6 @@ function assertQueryEncoding(search: string): void {
   }
 }
 
-const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
 const ESCAPE = /%[0-9A-Fa-f]{2}/g;
 const HAS_ESCAPE = /%[0-9A-Fa-f]{2}/;
 
@@ -102,12 +101,7 @@ function isUtf8(component: string): boolean {
     at = match.index + 3;
   }
   bytes.push(...Buffer.from(component.slice(at), "utf8"));
-  try {
-    strictUtf8.decode(Uint8Array.from(bytes));
-    return true;
-  } catch {
-    return false;
-  }
+  return decodeUtf8(Uint8Array.from(bytes)) !== undefined;
 }
 
 /** Path parameters, percent-decoded: /agents/worker%201 names agent "worker 1". */

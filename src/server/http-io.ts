@@ -27,6 +27,15 @@ export function rawJsonResponse(status: number, body: unknown): string {
 /** A body's bytes as text: the bytes must be UTF-8 (a BOM is kept, and is not JSON). */
 const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
+/** `bytes` as text, or undefined when they are not UTF-8 (never U+FFFD in place of the bad ones). */
+export function decodeUtf8(bytes: Uint8Array): string | undefined {
+  try {
+    return strictUtf8.decode(bytes);
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * Reads a request body up to `limit` bytes. Past the limit it answers "too-large" at once and
  * reads no further: the 413 goes out with `connection: close` (see sendTooLarge), so a client
@@ -49,11 +58,8 @@ export function readBody(req: IncomingMessage, limit: number): Promise<{ kind: "
     };
     req.on("data", onData);
     req.on("end", () => {
-      try {
-        resolve({ kind: "ok", text: strictUtf8.decode(Buffer.concat(chunks)) });
-      } catch {
-        resolve({ kind: "not-utf8" });
-      }
+      const text = decodeUtf8(Buffer.concat(chunks));
+      resolve(text === undefined ? { kind: "not-utf8" } : { kind: "ok", text });
     });
     req.on("error", () => resolve({ kind: "gone" }));
     // A connection closed mid-body may end the request with no error event at all.

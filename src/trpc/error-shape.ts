@@ -151,12 +151,14 @@ export function pathOf(path: readonly PropertyKey[]): string {
 
 const plural = (n: number | bigint, word: string) => `${n} ${word}${Number(n) === 1 ? "" : "s"}`;
 
+/** What zod received, which it says only in its message ("… received undefined"). */
+const receivedIn = (issue: core.$ZodIssue): string | undefined => /received (\w+)/.exec(issue.message)?.[1];
+
 /** One issue as a short sentence about the field, in words a client can act on. */
 function describeIssue(issue: core.$ZodIssue): string {
   switch (issue.code) {
     case "invalid_type": {
-      // zod says what it received only in its message ("… received undefined").
-      const received = /received (\w+)/.exec(issue.message)?.[1];
+      const received = receivedIn(issue);
       if (received === "undefined") return "is required";
       // A number that is not an integer is still a number: "(got number)" would say nothing.
       const got = received && !(issue.expected === "int" && received === "number") ? ` (got ${received})` : "";
@@ -167,7 +169,7 @@ function describeIssue(issue: core.$ZodIssue): string {
       const forms = issue.errors.map((branch) => (branch.length === 1 && branch[0]!.code === "invalid_type" && branch[0]!.path.length === 0 ? branch[0] : undefined));
       if (forms.length === 0 || forms.some((form) => form === undefined)) return "matches none of the forms this field accepts";
       const names = forms.map((form) => aType((form as core.$ZodIssueInvalidType).expected));
-      const received = /received (\w+)/.exec(forms[0]!.message)?.[1];
+      const received = receivedIn(forms[0]!);
       return `must be ${names.length === 1 ? names[0] : `${names.slice(0, -1).join(", ")} or ${names.at(-1)}`}${received ? ` (got ${received})` : ""}`;
     }
     case "unrecognized_keys":
