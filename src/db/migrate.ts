@@ -56,8 +56,10 @@ export class MigrationError extends Error {
 }
 
 /**
- * Applies every migration not yet recorded, each in its own IMMEDIATE transaction so two
- * server processes starting together on one file never apply the same migration twice.
+ * Applies every migration not yet recorded, all in one IMMEDIATE transaction: two server
+ * processes starting together on one file never apply the same migration twice, and one of them
+ * applies the whole set while the other finds it done (with a transaction per migration they
+ * took turns, each applying some). A failure applies none of them.
  * Returns the names applied now (empty when the database was already up to date).
  */
 export function applyMigrations(db: SqliteDatabase, dir = defaultMigrationsDir()): string[] {
@@ -70,8 +72,9 @@ export function applyMigrations(db: SqliteDatabase, dir = defaultMigrationsDir()
     `INSERT INTO "_prisma_migrations" (id, checksum, finished_at, migration_name, logs, rolled_back_at, started_at, applied_steps_count)
      VALUES (?, ?, ?, ?, NULL, NULL, ?, 1)`,
   );
-  for (const migration of readMigrations(dir)) {
-    const applyOne = db.transaction(() => {
+  const migrations = readMigrations(dir);
+  db.transaction(() => {
+    for (const migration of migrations) {
       const record = findRecord.get(migration.name);
       if (record) {
         if (record.finished_at === null) {
@@ -80,15 +83,14 @@ export function applyMigrations(db: SqliteDatabase, dir = defaultMigrationsDir()
         if (record.checksum !== migration.checksum) {
           throw new MigrationError(`migration ${migration.name} was modified after it was applied (checksum differs)`);
         }
-        return false;
+        continue;
       }
       const startedAt = prismaTimestamp(new Date());
       db.exec(migration.sql);
       insertRecord.run(randomUUID(), migration.checksum, prismaTimestamp(new Date()), migration.name, startedAt);
-      return true;
-    });
-    if (applyOne.immediate()) applied.push(migration.name);
-  }
+      applied.push(migration.name);
+    }
+  }).immediate();
   return applied;
 }
 
