@@ -142,6 +142,14 @@ describe("HTTP errors", () => {
     const trpc = await send(`${t.url}/trpc/tasks.enqueue`, json(trpcBody({ payload: "x".repeat(MAX_BODY) })));
     expect(trpc.status).toBe(413);
     expect(trpc.body.error.json.data).toMatchObject({ code: "PAYLOAD_TOO_LARGE", httpStatus: 413 });
+    const trpcChunked = await send(`${t.url}/trpc/tasks.enqueue`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: new Blob([trpcBody({ payload: "x".repeat(MAX_BODY) })]).stream(),
+      duplex: "half",
+    });
+    expect(trpcChunked.status).toBe(413);
+    expect(trpcChunked.body.error.json.data).toEqual({ code: "PAYLOAD_TOO_LARGE", httpStatus: 413, path: "tasks.enqueue" });
 
     // Just under the limit is fine, and the server is still serving.
     const fits = await send(`${t.url}/tasks`, json(JSON.stringify({ payload: "x".repeat(MAX_BODY - 100) })));
@@ -266,6 +274,32 @@ describe("HTTP errors", () => {
       const error = path.startsWith("/trpc") ? refused.body.error.json.data : refused.body;
       expect(error, path).toMatchObject({ code: "INVALID_INPUT", details: { issues: [{ path: "input", message: "Request body is not valid UTF-8 text" }] } });
     }
+    // Every other way into tRPC: a body without a declared length, one asking for a stream (both
+    // read by tRPC's own handler, which decoded the bad bytes as U+FFFD), a query's input in the URL.
+    const notUtf8 = { code: "INVALID_INPUT", httpStatus: 400, details: { issues: [{ path: "input", message: "Request body is not valid UTF-8 text" }] } };
+    const badBody = () => Buffer.concat([Buffer.from('{"json":{"queue":"bytes-'), Buffer.from([0xff]), Buffer.from('"}}')]);
+    const chunked = await send(`${t.url}/trpc/tasks.enqueue`, { method: "POST", headers: { "content-type": "application/json" }, body: new Blob([badBody()]).stream(), duplex: "half" });
+    expect([chunked.status, chunked.body.error.json.data]).toEqual([400, { ...notUtf8, path: "tasks.enqueue" }]);
+    const streaming = await send(`${t.url}/trpc/tasks.enqueue?batch=1`, { method: "POST", headers: { "content-type": "application/json", "trpc-accept": "application/jsonl" }, body: badBody() });
+    expect([streaming.status, streaming.body[0].error.json.data]).toEqual([400, { ...notUtf8, path: "tasks.enqueue" }]);
+    const badQuery = { code: "INVALID_INPUT", httpStatus: 400, details: { issues: [{ path: "input", message: "malformed percent-encoding in the query string" }] } };
+    const get = await send(`${t.url}/trpc/tasks.list?input=${encodeURIComponent('{"json":{"queue":"bytes-')}%FF${encodeURIComponent('"}}')}`);
+    expect([get.status, get.body.error.json.data]).toEqual([400, { ...badQuery, path: "tasks.list" }]);
+    const getBatch = await send(`${t.url}/trpc/tasks.list,tasks.stats?batch=1&input=%E0%A4%A`);
+    expect([getBatch.status, getBatch.body.map((item: { error: { json: { data: unknown } } }) => item.error.json.data)]).toEqual([
+      400,
+      [{ ...badQuery, path: "tasks.list" }, { ...badQuery, path: "tasks.stats" }],
+    ]);
+    // UTF-8 through the same ways is taken as sent.
+    const good = await send(`${t.url}/trpc/tasks.enqueue`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: new Blob([trpcBody({ queue: "chunked-ü" })]).stream(),
+      duplex: "half",
+    });
+    expect([good.status, good.body.result.data.json.queue]).toEqual([200, "chunked-ü"]);
+    const listed = await send(`${t.url}/trpc/tasks.list?input=${encodeURIComponent(trpcBody({ queue: "chunked-ü" }))}`);
+    expect(listed.body.result.data.json.items.map((task: { queue: string }) => task.queue)).toEqual(["chunked-ü"]);
     expect((await send(`${t.url}/tasks`)).body.items.filter((task: { queue: string }) => task.queue.startsWith("bytes-"))).toEqual([]);
     // An empty segment is an empty parameter, not a shorter path; one trailing slash is the same path.
     for (const [method, path, param] of [

@@ -13,7 +13,7 @@ import { httpTransport } from "../delivery/transports.js";
 import { errorHeaders, invalidField, ERROR_STATUS, type ErrorBody } from "../errors.js";
 import { JSON_DEPTH_CEILING, jsonDepth } from "../json-value.js";
 import type { Logger } from "../logger.js";
-import { decodeUtf8, NOT_UTF8, readBody, sendJson } from "../server/http-io.js";
+import { assertQueryEncoding, NOT_UTF8, readBody, sendJson } from "../server/http-io.js";
 import type { Services } from "../services.js";
 import { failureOf, toErrorBody } from "../trpc/error-shape.js";
 import type { Context } from "../trpc/context.js";
@@ -69,39 +69,6 @@ export function createRestHandler(services: Services, log: Logger) {
       fail(res, error, route);
     }
   };
-}
-
-/**
- * A query string's escapes must be UTF-8, as a path's must: URLSearchParams would turn the bytes
- * of a bad one into U+FFFD and the request would run with text the client never sent (a claim
- * with capability "\uFFFD\uFFFD\uFFFD", a search for it). A `%` that starts no escape stays a
- * `%`, as URLSearchParams keeps it (`?query=100%`).
- */
-function assertQueryEncoding(search: string): void {
-  if (!search.includes("%")) return;
-  for (const pair of search.slice(1).split("&")) {
-    if (!pair.includes("%")) continue;
-    const [rawName = "", ...rest] = pair.split("=");
-    if (!isUtf8(rawName) || !isUtf8(rest.join("="))) {
-      throw invalidField(new URLSearchParams(`${rawName}=`).keys().next().value ?? rawName, "malformed percent-encoding in the query string");
-    }
-  }
-}
-
-const ESCAPE = /%[0-9A-Fa-f]{2}/g;
-const HAS_ESCAPE = /%[0-9A-Fa-f]{2}/;
-
-/** Whether the bytes a form-encoded component's escapes stand for are UTF-8 (what URLSearchParams decodes, without its U+FFFD). */
-function isUtf8(component: string): boolean {
-  if (!HAS_ESCAPE.test(component)) return true;
-  const bytes: number[] = [];
-  let at = 0;
-  for (const match of component.matchAll(ESCAPE)) {
-    bytes.push(...Buffer.from(component.slice(at, match.index), "utf8"), Number.parseInt(match[0].slice(1), 16));
-    at = match.index + 3;
-  }
-  bytes.push(...Buffer.from(component.slice(at), "utf8"));
-  return decodeUtf8(Uint8Array.from(bytes)) !== undefined;
 }
 
 /** Path parameters, percent-decoded: /agents/worker%201 names agent "worker 1". */

@@ -1,6 +1,7 @@
 // Small HTTP helpers shared by the server and the REST layer.
 import { STATUS_CODES, type IncomingMessage, type ServerResponse } from "node:http";
 import { unauthorized } from "../auth/access.js";
+import { invalidField } from "../errors.js";
 
 export function sendJson(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
@@ -71,3 +72,36 @@ export function readBody(req: IncomingMessage, limit: number): Promise<{ kind: "
 
 /** The sentence for a body that is not UTF-8. */
 export const NOT_UTF8 = "Request body is not valid UTF-8 text";
+
+/**
+ * A query string's escapes must be UTF-8, as a path's must: URLSearchParams would turn the bytes
+ * of a bad one into U+FFFD and the request would run with text the client never sent (a claim
+ * with capability "\uFFFD\uFFFD\uFFFD", a search for it). A `%` that starts no escape stays a
+ * `%`, as URLSearchParams keeps it (`?query=100%`).
+ */
+export function assertQueryEncoding(search: string): void {
+  if (!search.includes("%")) return;
+  for (const pair of search.slice(1).split("&")) {
+    if (!pair.includes("%")) continue;
+    const [rawName = "", ...rest] = pair.split("=");
+    if (!isUtf8(rawName) || !isUtf8(rest.join("="))) {
+      throw invalidField(new URLSearchParams(`${rawName}=`).keys().next().value ?? rawName, "malformed percent-encoding in the query string");
+    }
+  }
+}
+
+const ESCAPE = /%[0-9A-Fa-f]{2}/g;
+const HAS_ESCAPE = /%[0-9A-Fa-f]{2}/;
+
+/** Whether the bytes a form-encoded component's escapes stand for are UTF-8 (what URLSearchParams decodes, without its U+FFFD). */
+function isUtf8(component: string): boolean {
+  if (!HAS_ESCAPE.test(component)) return true;
+  const bytes: number[] = [];
+  let at = 0;
+  for (const match of component.matchAll(ESCAPE)) {
+    bytes.push(...Buffer.from(component.slice(at, match.index), "utf8"), Number.parseInt(match[0].slice(1), 16));
+    at = match.index + 3;
+  }
+  bytes.push(...Buffer.from(component.slice(at), "utf8"));
+  return decodeUtf8(Uint8Array.from(bytes)) !== undefined;
+}

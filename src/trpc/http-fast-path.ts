@@ -13,15 +13,18 @@
 // without a declared length or over maxBodyBytes, batches over maxBatchCalls or mixing queries and
 // mutations, malformed JSON or envelopes, unknown procedures, subscriptions, any procedure with a
 // middleware the direct call does not run, and a caller who cannot be authenticated (a failing
-// database). Once the body was read, it goes to tRPC's handler as `req.body`, which tRPC reads
-// instead of the stream. One difference, on purpose: a body that is not UTF-8 is refused here,
-// where tRPC would decode it with U+FFFD in place of the bad bytes.
+// database). Every POST's body is read here first and goes to tRPC's handler as `req.body`, which
+// tRPC reads instead of the stream (one it declared too large is left to it unread). One
+// difference, on purpose, whichever answers: a body that is not UTF-8, or a query string whose
+// escapes are not, is refused here, where tRPC would decode it with U+FFFD in place of the bad
+// bytes and run the call on text its client never sent.
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { TRPCError } from "@trpc/server";
 import { TRPC_ERROR_CODES_BY_KEY } from "@trpc/server/rpc";
 import superjson from "superjson";
 import { ERROR_STATUS, errorHeaders, invalidField, type ErrorBody } from "../errors.js";
 import { directCall, type DirectCall, type ProcedureDefinition } from "../rest/direct-call.js";
-import { NOT_UTF8, readBody } from "../server/http-io.js";
+import { assertQueryEncoding, NOT_UTF8, readBody } from "../server/http-io.js";
 import { appRouter } from "./app-router.js";
 import type { Context } from "./context.js";
 import { toErrorBody, trpcCodeOf, trpcErrorData } from "./error-shape.js";
@@ -55,43 +58,85 @@ function directCalls(): Map<string, { call: DirectCall; type: ProcedureDefinitio
 
 const ANSWER_HEADERS = { "content-type": "application/json", vary: "trpc-accept, accept" };
 
+/** The procedures a request names (undefined where the path's encoding is malformed) and whether it is a batch, as tRPC reads them. */
+interface Called {
+  paths: Array<string | undefined>;
+  batch: boolean;
+}
+
+/** The request's query string, with its "?" ("" when none). */
+function searchOf(req: IncomingMessage): string {
+  const url = req.url ?? "";
+  const q = url.indexOf("?");
+  return q === -1 ? "" : url.slice(q);
+}
+
+function calledIn(req: IncomingMessage): Called {
+  const url = req.url ?? "";
+  const q = url.indexOf("?");
+  const batch = new URLSearchParams(searchOf(req)).get("batch") === "1";
+  const paths = url
+    .slice("/trpc/".length, q === -1 ? undefined : q)
+    .split(",")
+    .map((path) => {
+      try {
+        return decodeURIComponent(path);
+      } catch {
+        return undefined;
+      }
+    });
+  return { paths, batch };
+}
+
 export function createTrpcFastPath(options: FastPathOptions) {
   const calls = directCalls();
 
   /** The direct calls for the request, or undefined when tRPC's handler must take it. */
-  const plan = (req: IncomingMessage): { paths: string[]; batch: boolean } | undefined => {
+  const plan = (req: IncomingMessage, called: Called): { paths: string[]; batch: boolean } | undefined => {
     if (req.method !== "POST") return undefined;
     const type = (req.headers["content-type"] ?? "").split(";")[0]!.trim().toLowerCase();
     // Streaming answers (JSON Lines) are asked for with either header; tRPC's handler gives them.
     if (type !== "application/json" || req.headers["trpc-accept"] !== undefined || (req.headers.accept ?? "").includes("application/jsonl")) return undefined;
     const declared = Number(req.headers["content-length"]);
     if (!Number.isInteger(declared) || declared > options.maxBodyBytes) return undefined;
-    const url = req.url ?? "";
-    const q = url.indexOf("?");
-    const search = q === -1 ? "" : url.slice(q + 1);
-    if (search !== "" && search !== "batch=1") return undefined;
-    const batch = search === "batch=1";
-    let paths: string[];
-    try {
-      paths = decodeURIComponent(url.slice("/trpc/".length, q === -1 ? undefined : q)).split(",");
-    } catch {
-      return undefined;
-    }
-    if ((!batch && paths.length !== 1) || paths.length > options.maxBatchCalls) return undefined;
+    const search = searchOf(req);
+    if (search !== "" && search !== "?batch=1") return undefined;
+    const paths = called.paths.filter((path) => path !== undefined);
+    const { batch } = called;
+    if (paths.length !== called.paths.length || (!batch && paths.length !== 1) || paths.length > options.maxBatchCalls) return undefined;
     // tRPC refuses a batch that mixes queries and mutations; its handler says so.
     const types = new Set(paths.map((path) => calls.get(path)?.type));
     return types.size === 1 && !types.has(undefined) ? { paths, batch } : undefined;
   };
 
+  /** The same refusal for every call of the request. */
+  const refuseAll = (res: ServerResponse, called: Called, error: unknown) => answer(res, called, called.paths.map((path) => refusal(error, path ?? "")));
+
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    const planned = plan(req);
-    if (planned === undefined) return options.fallback(req, res);
+    const called = calledIn(req);
+    // Escapes in the query (a GET's input) that are not UTF-8: refused, where tRPC would read U+FFFD in their place.
+    try {
+      assertQueryEncoding(searchOf(req));
+    } catch (error) {
+      return refuseAll(res, called, error);
+    }
+    const planned = plan(req, called);
+    // tRPC's handler reads a body only for a POST; read here first, so the same bytes are refused (below).
+    if (planned === undefined && req.method !== "POST") return options.fallback(req, res);
+    const declared = Number(req.headers["content-length"]);
+    // Nothing read yet: tRPC's handler answers the 413 as it does.
+    if (planned === undefined && Number.isFinite(declared) && declared > options.maxBodyBytes) return options.fallback(req, res);
     const read = await readBody(req, options.maxBodyBytes);
     // The client left while sending: no one to answer.
     if (read.kind === "gone") return;
     // Not UTF-8: refused, where tRPC's handler would decode it with U+FFFD in place of the bad bytes.
-    if (read.kind === "not-utf8") return answer(res, planned, planned.paths.map((path) => refusal(invalidField("input", NOT_UTF8), path)));
-    if (read.kind !== "ok") return options.fallback(req, res);
+    if (read.kind === "not-utf8") return refuseAll(res, called, invalidField("input", NOT_UTF8));
+    if (read.kind === "too-large") {
+      // A body without a declared length, over the limit: what was read is gone, so the 413 is answered here, and the rest never read.
+      res.setHeader("connection", "close");
+      return refuseAll(res, called, new TRPCError({ code: "PAYLOAD_TOO_LARGE", message: `Request body exceeds ${options.maxBodyBytes} bytes` }));
+    }
+    if (planned === undefined) return options.fallback(Object.assign(req, { body: read.text }), res);
     const inputs = parseInputs(read.text, planned);
     let ctx: Context | undefined;
     try {
