@@ -290,6 +290,9 @@ describe("HTTP errors", () => {
       400,
       [{ ...badQuery, path: "tasks.list" }, { ...badQuery, path: "tasks.stats" }],
     ]);
+    // A body that is not JSON is tRPC's to refuse, as it came: its 415 names the type sent.
+    const plain = await send(`${t.url}/trpc/tasks.enqueue`, { method: "POST", headers: { "content-type": "text/plain" }, body: badBody() });
+    expect([plain.status, plain.body.error.json.data.code, plain.body.error.json.message]).toEqual([415, "UNSUPPORTED_MEDIA_TYPE", 'Unsupported content-type "text/plain']);
     // UTF-8 through the same ways is taken as sent.
     const good = await send(`${t.url}/trpc/tasks.enqueue`, {
       method: "POST",

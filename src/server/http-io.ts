@@ -60,6 +60,8 @@ export function readBody(req: IncomingMessage, limit: number): Promise<{ kind: "
     req.on("data", onData);
     req.on("end", () => {
       const text = decodeUtf8(Buffer.concat(chunks));
+      // The listeners stay on the request as long as it lives (a long-poll's): not the bytes.
+      chunks.length = 0;
       resolve(text === undefined ? { kind: "not-utf8" } : { kind: "ok", text });
     });
     req.on("error", () => resolve({ kind: "gone" }));
@@ -90,18 +92,20 @@ export function assertQueryEncoding(search: string): void {
   }
 }
 
-const ESCAPE = /%[0-9A-Fa-f]{2}/g;
-const HAS_ESCAPE = /%[0-9A-Fa-f]{2}/;
+/** A `%` that starts no escape: kept as the text it is, as URLSearchParams keeps it. */
+const LONE_PERCENT = /%(?![0-9A-Fa-f]{2})/g;
 
-/** Whether the bytes a form-encoded component's escapes stand for are UTF-8 (what URLSearchParams decodes, without its U+FFFD). */
+/**
+ * Whether the bytes a form-encoded component's escapes stand for are UTF-8 (what URLSearchParams
+ * decodes, without its U+FFFD). decodeURIComponent refuses exactly those (truncated, overlong,
+ * surrogates, stray continuation bytes), in native code: a query string may be 64 KB.
+ */
 function isUtf8(component: string): boolean {
-  if (!HAS_ESCAPE.test(component)) return true;
-  const bytes: number[] = [];
-  let at = 0;
-  for (const match of component.matchAll(ESCAPE)) {
-    bytes.push(...Buffer.from(component.slice(at, match.index), "utf8"), Number.parseInt(match[0].slice(1), 16));
-    at = match.index + 3;
+  if (!component.includes("%")) return true;
+  try {
+    decodeURIComponent(component.replace(LONE_PERCENT, "%25"));
+    return true;
+  } catch {
+    return false;
   }
-  bytes.push(...Buffer.from(component.slice(at), "utf8"));
-  return decodeUtf8(Uint8Array.from(bytes)) !== undefined;
 }

@@ -131,7 +131,10 @@ export const stealInput = z.strictObject({
 export const listInput = z.strictObject({
   queue: name().optional(),
   status: z.enum(TASK_STATUSES).optional(),
-  /** Tasks held (or last held) by this agent. */
+  /**
+   * Tasks held (or last held) by this agent. With status "claimed" an index finds them; otherwise
+   * the table is read in seq order until the page is full, as for queue and capability.
+   */
   agentId: agentIdSchema.optional(),
   capability: name().optional(),
   limit: int(1, 500).default(50),

@@ -8,15 +8,16 @@
 // The wire format is tRPC's own (https://trpc.io/docs/rpc), with superjson: inputs
 // `{ json, meta? }`, answers `{ result: { data } }` or `{ error }` with the error shape of
 // init.ts's errorFormatter, an array for a batch; the status is the call's, or for a batch the
-// one all calls share, else 207. Everything else goes to tRPC's handler as it came (`fallback`):
-// GET, streaming (JSON Lines, asked for by trpc-accept or Accept), other content types, a body
-// without a declared length or over maxBodyBytes, batches over maxBatchCalls or mixing queries and
+// one all calls share, else 207. Everything else goes to tRPC's handler (`fallback`): GET,
+// streaming (JSON Lines, asked for by trpc-accept or Accept), other content types, a body without
+// a declared length or over maxBodyBytes, batches over maxBatchCalls or mixing queries and
 // mutations, malformed JSON or envelopes, unknown procedures, subscriptions, any procedure with a
 // middleware the direct call does not run, and a caller who cannot be authenticated (a failing
-// database). Every POST's body is read here first and goes to tRPC's handler as `req.body`, which
-// tRPC reads instead of the stream (one it declared too large is left to it unread). One
-// difference, on purpose, whichever answers: a body that is not UTF-8, or a query string whose
-// escapes are not, is refused here, where tRPC would decode it with U+FFFD in place of the bad
+// database). A JSON body is read here first, for those too, and goes to tRPC's handler as
+// `req.body`, which tRPC reads instead of the stream (one declared too large is left to it
+// unread). One difference, on purpose, whichever answers: a JSON body that is not UTF-8, or a
+// query string whose escapes are not, is refused here (400, as a plain JSON answer even to a
+// request that asked for JSON Lines), where tRPC would decode it with U+FFFD in place of the bad
 // bytes and run the call on text its client never sent.
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { TRPCError } from "@trpc/server";
@@ -58,83 +59,82 @@ function directCalls(): Map<string, { call: DirectCall; type: ProcedureDefinitio
 
 const ANSWER_HEADERS = { "content-type": "application/json", vary: "trpc-accept, accept" };
 
-/** The procedures a request names (undefined where the path's encoding is malformed) and whether it is a batch, as tRPC reads them. */
-interface Called {
-  paths: Array<string | undefined>;
+/** What the fast path reads of a request, once: its URL's parts and the headers that decide who answers. */
+interface RequestLine {
+  /** The procedures it names, as tRPC reads them: the path decoded, then split at commas if a batch; undefined when the path's encoding is malformed. */
+  paths: string[] | undefined;
   batch: boolean;
+  /** The query string with its "?" ("" when none). */
+  search: string;
+  /** A JSON body (content-type application/json), which tRPC would decode as text. */
+  json: boolean;
+  /** JSON Lines asked for, with either header: tRPC's handler streams the answer. */
+  streaming: boolean;
+  /** The declared content-length; NaN when none. */
+  declared: number;
 }
 
-/** The request's query string, with its "?" ("" when none). */
-function searchOf(req: IncomingMessage): string {
+function requestLine(req: IncomingMessage): RequestLine {
   const url = req.url ?? "";
   const q = url.indexOf("?");
-  return q === -1 ? "" : url.slice(q);
-}
-
-function calledIn(req: IncomingMessage): Called {
-  const url = req.url ?? "";
-  const q = url.indexOf("?");
-  const batch = new URLSearchParams(searchOf(req)).get("batch") === "1";
-  const paths = url
-    .slice("/trpc/".length, q === -1 ? undefined : q)
-    .split(",")
-    .map((path) => {
-      try {
-        return decodeURIComponent(path);
-      } catch {
-        return undefined;
-      }
-    });
-  return { paths, batch };
+  const search = q === -1 ? "" : url.slice(q);
+  const batch = search !== "" && new URLSearchParams(search).get("batch") === "1";
+  let paths: string[] | undefined;
+  try {
+    const path = decodeURIComponent(url.slice("/trpc/".length, q === -1 ? undefined : q));
+    paths = batch ? path.split(",") : [path];
+  } catch {
+    paths = undefined;
+  }
+  const type = (req.headers["content-type"] ?? "").split(";")[0]!.trim().toLowerCase();
+  const streaming = req.headers["trpc-accept"] !== undefined || (req.headers.accept ?? "").includes("application/jsonl");
+  return { paths, batch, search, json: type === "application/json", streaming, declared: Number(req.headers["content-length"]) };
 }
 
 export function createTrpcFastPath(options: FastPathOptions) {
   const calls = directCalls();
 
   /** The direct calls for the request, or undefined when tRPC's handler must take it. */
-  const plan = (req: IncomingMessage, called: Called): { paths: string[]; batch: boolean } | undefined => {
-    if (req.method !== "POST") return undefined;
-    const type = (req.headers["content-type"] ?? "").split(";")[0]!.trim().toLowerCase();
-    // Streaming answers (JSON Lines) are asked for with either header; tRPC's handler gives them.
-    if (type !== "application/json" || req.headers["trpc-accept"] !== undefined || (req.headers.accept ?? "").includes("application/jsonl")) return undefined;
-    const declared = Number(req.headers["content-length"]);
-    if (!Number.isInteger(declared) || declared > options.maxBodyBytes) return undefined;
-    const search = searchOf(req);
-    if (search !== "" && search !== "?batch=1") return undefined;
-    const paths = called.paths.filter((path) => path !== undefined);
-    const { batch } = called;
-    if (paths.length !== called.paths.length || (!batch && paths.length !== 1) || paths.length > options.maxBatchCalls) return undefined;
+  const plan = (req: IncomingMessage, line: RequestLine): { paths: string[]; batch: boolean } | undefined => {
+    if (req.method !== "POST" || !line.json || line.streaming) return undefined;
+    if (!Number.isInteger(line.declared) || line.declared > options.maxBodyBytes) return undefined;
+    if (line.search !== "" && line.search !== "?batch=1") return undefined;
+    const { paths, batch } = line;
+    if (paths === undefined || (!batch && paths.length !== 1) || paths.length > options.maxBatchCalls) return undefined;
     // tRPC refuses a batch that mixes queries and mutations; its handler says so.
     const types = new Set(paths.map((path) => calls.get(path)?.type));
     return types.size === 1 && !types.has(undefined) ? { paths, batch } : undefined;
   };
 
-  /** The same refusal for every call of the request. */
-  const refuseAll = (res: ServerResponse, called: Called, error: unknown) => answer(res, called, called.paths.map((path) => refusal(error, path ?? "")));
+  /** The same refusal for every call the request names (one, named "", when its path cannot be read). */
+  const refuseAll = (res: ServerResponse, line: RequestLine, error: unknown) =>
+    answer(res, line, (line.paths ?? [""]).map((path) => refusal(error, path)));
 
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    const called = calledIn(req);
+    const line = requestLine(req);
     // Escapes in the query (a GET's input) that are not UTF-8: refused, where tRPC would read U+FFFD in their place.
     try {
-      assertQueryEncoding(searchOf(req));
+      assertQueryEncoding(line.search);
     } catch (error) {
-      return refuseAll(res, called, error);
+      return refuseAll(res, line, error);
     }
-    const planned = plan(req, called);
-    // tRPC's handler reads a body only for a POST; read here first, so the same bytes are refused (below).
-    if (planned === undefined && req.method !== "POST") return options.fallback(req, res);
-    const declared = Number(req.headers["content-length"]);
-    // Nothing read yet: tRPC's handler answers the 413 as it does.
-    if (planned === undefined && Number.isFinite(declared) && declared > options.maxBodyBytes) return options.fallback(req, res);
+    const planned = plan(req, line);
+    if (planned === undefined) {
+      // A JSON body tRPC's handler would read is read here first, so that bytes that are not
+      // UTF-8 are refused (below); anything else goes to it as it came, and one declared too
+      // large too (nothing read yet: it answers the 413 itself).
+      if (req.method !== "POST" || !line.json) return options.fallback(req, res);
+      if (Number.isFinite(line.declared) && line.declared > options.maxBodyBytes) return options.fallback(req, res);
+    }
     const read = await readBody(req, options.maxBodyBytes);
     // The client left while sending: no one to answer.
     if (read.kind === "gone") return;
     // Not UTF-8: refused, where tRPC's handler would decode it with U+FFFD in place of the bad bytes.
-    if (read.kind === "not-utf8") return refuseAll(res, called, invalidField("input", NOT_UTF8));
+    if (read.kind === "not-utf8") return refuseAll(res, line, invalidField("input", NOT_UTF8));
     if (read.kind === "too-large") {
       // A body without a declared length, over the limit: what was read is gone, so the 413 is answered here, and the rest never read.
       res.setHeader("connection", "close");
-      return refuseAll(res, called, new TRPCError({ code: "PAYLOAD_TOO_LARGE", message: `Request body exceeds ${options.maxBodyBytes} bytes` }));
+      return refuseAll(res, line, new TRPCError({ code: "PAYLOAD_TOO_LARGE", message: `Request body exceeds ${options.maxBodyBytes} bytes` }));
     }
     if (planned === undefined) return options.fallback(Object.assign(req, { body: read.text }), res);
     const inputs = parseInputs(read.text, planned);
