@@ -12,11 +12,16 @@ import type { Logger } from "../logger.js";
 /** What a consuming service call receives from its transport. */
 export interface ConsumingCall {
   /**
-   * The client is gone once any of these aborted: take nothing more for it. Kept apart rather
-   * than linked into one signal: most calls only look at them, and linking costs an
-   * AbortController and listeners per call; a call that waits links them (wakeup.ts linkSignals).
+   * Whether the client is gone (it left, or its credential was revoked): take nothing more for
+   * it. A look, not a signal: most calls only look once, and every AbortController made per
+   * request was garbage that V8's young collections promoted (bench/RESULTS.md, 2026-11-30).
    */
-  signals?: ReadonlyArray<AbortSignal | undefined>;
+  gone?: (() => boolean) | undefined;
+  /**
+   * Signals that abort when the client is gone, for a call that waits (a long-poll links them
+   * with wakeup.ts linkSignals); made when first asked for.
+   */
+  signals?: (() => ReadonlyArray<AbortSignal | undefined>) | undefined;
   /** Where to register how to undo what the call committed, should its answer not arrive. */
   delivery?: Delivery | undefined;
   /** Called when the call parks to wait (a long-poll): the time it waits is by design, not slowness. */
@@ -24,7 +29,7 @@ export interface ConsumingCall {
 }
 
 /** Whether the call's client is gone. */
-export const clientGone = (call: ConsumingCall): boolean => call.signals?.some((signal) => signal?.aborted) ?? false;
+export const clientGone = (call: ConsumingCall): boolean => call.gone?.() ?? false;
 
 export type DeliveryOutcome = "pending" | "delivered" | "undelivered";
 

@@ -52,6 +52,12 @@ class HttpTransport implements Transport {
     return this.watched().gone.signal;
   }
 
+  gone(): boolean {
+    // As watched() would find it, without making its AbortController and listeners.
+    if (this.watch) return this.watch.state === "closed";
+    return !this.res.writableFinished && this.res.destroyed === true;
+  }
+
   waiting(): void {
     longPolls.add(this.res);
   }
@@ -101,6 +107,7 @@ export function webSocketTransport(socket: WebSocket, streams: PerKeyLimit): Tra
   socket.once("close", () => gone.abort());
   return {
     clientGone: gone.signal,
+    gone: () => gone.signal.aborted,
     confirm(delivery) {
       setImmediate(() => (socket.readyState === socket.OPEN ? delivery.delivered() : delivery.undelivered()));
     },
@@ -114,5 +121,6 @@ export function webSocketTransport(socket: WebSocket, streams: PerKeyLimit): Tra
 
 export const inProcessTransport: Transport = {
   clientGone: undefined,
+  gone: () => false,
   confirm: (delivery) => delivery.delivered(),
 };

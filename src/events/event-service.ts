@@ -81,7 +81,7 @@ export class EventService {
     const unpark = this.d.parked.acquire(request.agentId);
     const deadline = Date.now() + waitMs;
     const shutdown = this.d.shutdown.child();
-    const stop = linkSignals([...(call.signals ?? []), shutdown.signal]);
+    const stop = linkSignals([...(call.signals?.() ?? []), shutdown.signal]);
     let types: readonly string[] | undefined;
     try {
       for (;;) {

@@ -49,7 +49,7 @@ export class TaskService {
 
   /**
    * Claims up to `limit` tasks (default 1), long-polling up to `waitMs` when none is available.
-   * Registers an unknown claimer. Stops once the claimer left (`call.signals`), and hands
+   * Registers an unknown claimer. Stops once the claimer left (`call.gone`, `call.signals`), and hands
    * back what it took if the answer does not reach the claimer (`call.delivery`).
    */
   async claim(request: ClaimRequest, call: ConsumingCall = {}): Promise<ClaimedTask[]> {
@@ -65,7 +65,7 @@ export class TaskService {
     const unpark = this.d.parked.acquire(request.agentId);
     const deadline = Date.now() + waitMs;
     const shutdown = this.d.shutdown.child();
-    const stop = linkSignals([...(call.signals ?? []), shutdown.signal]);
+    const stop = linkSignals([...(call.signals?.() ?? []), shutdown.signal]);
     const interest = {
       agentId: request.agentId,
       queues: request.queues && request.queues.length > 0 ? request.queues : null,

@@ -22,6 +22,8 @@ export interface StreamSocket {
 export interface Transport {
   /** Aborts when the client is gone: a long-poll ends at once and takes nothing for it. */
   readonly clientGone: AbortSignal | undefined;
+  /** Whether the client is gone now; a look that makes no signal (clientGone makes one on first use over HTTP). */
+  gone(): boolean;
   /** Decides `delivery` once the call's answer was handed over or dropped. Call after the procedure returned. */
   confirm(delivery: DeliverySink): void;
   /** The call parked to wait (a long-poll): its time is not slowness (HTTP only). */

@@ -75,9 +75,23 @@ const enforceAccess = t.middleware(async ({ ctx, meta, path, getRawInput, next }
 export function startDelivery(ctx: Context, path: string, signal: AbortSignal | undefined): { call: ConsumingCall; settle: (answered: boolean) => void } {
   const services = ctx.core as Services;
   const delivery = services.deliveries.create(path);
-  // Ends early if the client leaves, or if its credential is revoked while the call waits.
-  const revoked = services.credentials.watchRevocation(ctx.caller);
-  const call: ConsumingCall = { signals: [signal, ctx.transport.clientGone, revoked?.signal], delivery, waiting: () => ctx.transport.waiting?.() };
+  const { credentials } = services;
+  // Ends early if the client leaves, or if its credential is revoked: looked at by every call,
+  // watched (signals) only by one that waits.
+  let revoked: { signal: AbortSignal; dispose: () => void } | undefined;
+  let watching = false;
+  const call: ConsumingCall = {
+    delivery,
+    gone: () => (signal?.aborted ?? false) || ctx.transport.gone() || !credentials.isCurrent(ctx.caller),
+    signals: () => {
+      if (!watching) {
+        watching = true;
+        revoked = credentials.watchRevocation(ctx.caller);
+      }
+      return [signal, ctx.transport.clientGone, revoked?.signal];
+    },
+    waiting: () => ctx.transport.waiting?.(),
+  };
   return {
     call,
     settle: (answered) => {
