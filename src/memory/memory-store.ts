@@ -3,6 +3,7 @@
 import { fromJsonText, toDate } from "../db/columns.js";
 import { placeholders, type Statements } from "../db/statements.js";
 import type { Memory } from "./memory-schemas.js";
+import { copyWith } from "../copy-with.js";
 
 export interface MemoryRow {
   seq: number;
@@ -78,7 +79,7 @@ export class MemoryStore {
         memory.outcome, memory.durationMs, memory.tags, memory.data, now);
     const seq = Number(lastInsertRowid);
     this.st.get(`INSERT INTO memories_fts (rowid, content, tags) VALUES (?, ?, ?)`).run(seq, memory.content, memory.tags);
-    return { ...memory, seq, createdAt: now };
+    return copyWith(memory, { seq, createdAt: now });
   }
 
   /**

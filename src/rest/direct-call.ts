@@ -12,6 +12,7 @@ import type { Services } from "../services.js";
 import type { Context } from "../trpc/context.js";
 import { admitCall, startDelivery, takesForCaller } from "../trpc/init.js";
 import type { Meta } from "../trpc/meta.js";
+import { copyWith } from "../copy-with.js";
 
 /** What a procedure's resolver receives (the part our resolvers read). */
 interface ResolverOptions {
@@ -56,7 +57,7 @@ export function directCall(path: string, def: ProcedureDefinition): DirectCall {
       const services = ctx.core as Services;
       let data: unknown;
       try {
-        data = await resolver({ ctx: { ...ctx, services, ...(delivery ? { call: delivery.call } : {}) }, input: parsed, path, type, signal: undefined });
+        data = await resolver({ ctx: copyWith(ctx, delivery ? { services, call: delivery.call } : { services }), input: parsed, path, type, signal: undefined });
       } catch (error) {
         // As tRPC does: what is neither a domain error nor tRPC's own is the server's failure.
         if (error instanceof CoordinationError || error instanceof TRPCError) throw error;

@@ -13,6 +13,7 @@ import { sameJson } from "../json-checks.js";
 import type { ClaimRequest, EnqueueRequest, SettledTask, Task } from "./task-schemas.js";
 import { taskAnswerBytes, toTask, type ClaimFilter, type TaskRow, type TaskStore } from "./task-store.js";
 import type { SettleRequest, TaskTransitions } from "./task-transitions.js";
+import { copyWith } from "../copy-with.js";
 
 export interface TaskCommandDeps {
   tasks: TaskStore;
@@ -54,11 +55,11 @@ export interface Leased {
 }
 
 /** The settle answer: the task, and the lease the settle ended (whoever held it). */
-const settled = (row: TaskRow, lease: TaskRow = row): SettledTask => ({
-  ...toTask(row),
-  // A claimed task always has its leaseOwner; completed and dead-lettered ones keep it.
-  settledLease: { agentId: lease.leaseOwner!, leaseToken: lease.leaseToken },
-});
+const settled = (row: TaskRow, lease: TaskRow = row): SettledTask =>
+  copyWith(toTask(row), {
+    // A claimed task always has its leaseOwner; completed and dead-lettered ones keep it.
+    settledLease: { agentId: lease.leaseOwner!, leaseToken: lease.leaseToken },
+  });
 
 export function taskCommands(d: TaskCommandDeps) {
   const t = d.transitions;
@@ -174,7 +175,7 @@ export function taskCommands(d: TaskCommandDeps) {
     ): Handout & { completed: SettledTask } => {
       const completed = complete(ctx, args.complete);
       // The completed task shares the answer's byte budget with the next one and its context.
-      return { completed: completed.task, ...claim(ctx, { ...args.claim, contextLimit: args.contextLimit, recallTicket: args.recallTicket }, completed.bytes) };
+      return { completed: completed.task, ...claim(ctx, copyWith(args.claim, { contextLimit: args.contextLimit, recallTicket: args.recallTicket }), completed.bytes) };
     },
 
     "tasks.fail": (ctx: WriteContext, request: SettleRequest & { error: string; retry: boolean }): SettledTask => {
@@ -242,7 +243,7 @@ export function taskCommands(d: TaskCommandDeps) {
       if (victims.length === 0) return handOut(ctx, [], request);
       const stolenFrom = (row: TaskRow) => victims.find((v) => v.seq === row.seq)?.leaseOwner ?? null;
       const leased = t
-        .claimRows(ctx, { ...filter, onlySeqs: victims.map((v) => v.seq) }, request.limit, request.leaseMs, stolenFrom)
+        .claimRows(ctx, copyWith(filter, { onlySeqs: victims.map((v) => v.seq) }), request.limit, request.leaseMs, stolenFrom)
         .map((row) => ({ task: toTask(row), bytes: taskAnswerBytes(row) }));
       return handOut(ctx, leased, request);
     },

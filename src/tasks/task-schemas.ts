@@ -6,6 +6,7 @@ import { jsonOutput, jsonValue, MAX_TIME_MS } from "../json-value.js";
 import { memoryMatchSchema } from "../memory/memory-schemas.js";
 import { int, ms, name, nameList, text, WEEK_MS } from "../schema-parts.js";
 import { TASK_STATUSES, type TaskStatus } from "./task-status.js";
+import { copyWith } from "../copy-with.js";
 
 export { TASK_STATUSES, type TaskStatus };
 
@@ -58,7 +59,7 @@ export const enqueueInput = enqueueFields
       ctx.addIssue({ code: "custom", path: ["agentId"], message: `must agree with targetAgentId ("${input.targetAgentId}"); agentId is its alias` });
     }
   })
-  .transform(({ agentId, targetAgentId, ...rest }) => ({ ...rest, targetAgentId: targetAgentId ?? agentId }));
+  .transform(({ agentId, targetAgentId, ...rest }) => copyWith(rest, { targetAgentId: targetAgentId ?? agentId }));
 export type EnqueueInput = z.input<typeof enqueueInput>;
 export type EnqueueRequest = z.output<typeof enqueueInput>;
 

@@ -17,6 +17,7 @@ import type { RecalledContexts } from "../db/thread/recall-relay.js";
 import type { Leased } from "./task-commands.js";
 import { isHeld, type ClaimedTask, type ClaimRequest, type CompleteAndClaimRequest, type CompletedAndClaimed, type EnqueueRequest, type ListRequest, type SettledTask, type Task, type TaskStats } from "./task-schemas.js";
 import type { SettleRequest } from "./task-transitions.js";
+import { copyWith } from "../copy-with.js";
 
 export interface TaskServiceDeps {
   config: Config;
@@ -98,7 +99,7 @@ export class TaskService {
   }
 
   heartbeat(request: SettleRequest & { agentId: string; leaseMs?: number | undefined }): Promise<Task> {
-    return this.d.db.write("tasks.heartbeat", { ...request, leaseMs: this.leaseLength(request.leaseMs) });
+    return this.d.db.write("tasks.heartbeat", copyWith(request, { leaseMs: this.leaseLength(request.leaseMs) }));
   }
 
   /** Completes under the caller's lease; sent again with the same result, the same answer (task-commands.ts). */
@@ -157,7 +158,7 @@ export class TaskService {
     call: ConsumingCall = {},
   ): Promise<ClaimedTask[]> {
     if (clientGone(call)) return [];
-    const stolen = await this.d.db.handOut("tasks.steal", { ...request, leaseMs: this.leaseLength(request.leaseMs), asOf: Date.now(), contextLimit: this.contextLimit(true) });
+    const stolen = await this.d.db.handOut("tasks.steal", copyWith(request, { leaseMs: this.leaseLength(request.leaseMs), asOf: Date.now(), contextLimit: this.contextLimit(true) }));
     return stolen.leased.length === 0 ? [] : this.handOut(stolen, call);
   }
 
@@ -197,7 +198,8 @@ export class TaskService {
   private async readStats(): Promise<TaskStats> {
     const [counts, oldestSettledAt] = await Promise.all([this.d.db.read("tasks.stats", undefined), this.d.db.read("retention.oldestSettledAt", undefined)]);
     const { settledTasks, executions, notes } = retentionPolicies(this.d.config);
-    return { ...counts, retention: { settledTasks: { ...settledTasks, oldestSettledAt: oldestSettledAt === null ? null : new Date(oldestSettledAt) }, executions, notes } };
+    const oldest = oldestSettledAt === null ? null : new Date(oldestSettledAt);
+    return copyWith(counts, { retention: { settledTasks: copyWith(settledTasks, { oldestSettledAt: oldest }), executions, notes } });
   }
 
   /** Returns claims expired by now to the queue (charging the attempt). Run by the lease sweeper. */
@@ -222,7 +224,7 @@ export class TaskService {
     return tasks.map((task, i) => {
       // A claim's write leased each of them in the batch that answered: held, by construction.
       if (!isHeld(task)) throw new Error(`claimed task ${task.id} came back ${task.status}, not held`);
-      return { ...task, context: contexts.contexts[i] ?? [] };
+      return copyWith(task, { context: contexts.contexts[i] ?? [] });
     });
   }
 
@@ -244,5 +246,5 @@ export class TaskService {
 /** Stats read `ms` ago, with every oldest-pending age grown by `ms`. */
 function agedBy(stats: TaskStats, ms: number): TaskStats {
   if (ms <= 0) return stats;
-  return { ...stats, queues: stats.queues.map((q) => (q.oldestPendingAgeMs === null ? q : { ...q, oldestPendingAgeMs: q.oldestPendingAgeMs + ms })) };
+  return copyWith(stats, { queues: stats.queues.map((q) => (q.oldestPendingAgeMs === null ? q : copyWith(q, { oldestPendingAgeMs: q.oldestPendingAgeMs + ms }))) });
 }

@@ -5,6 +5,7 @@ import { fromJsonText, toDate, toDateOrNull, toJsonText } from "../db/columns.js
 import { withinBudget } from "../db/answer-budget.js";
 import { placeholders, type Statements } from "../db/statements.js";
 import type { Task, TaskStatus } from "./task-schemas.js";
+import { copyWith } from "../copy-with.js";
 
 export interface TaskRow {
   seq: number;
@@ -54,7 +55,7 @@ export const toTask = (row: TaskRow): Task => ({
   leaseToken: row.leaseToken,
   result: fromJsonText(row.result),
   lastError: row.lastError,
-  errorHistory: (JSON.parse(row.errorHistory) as StoredError[]).map((e) => ({ ...e, at: new Date(e.at) })),
+  errorHistory: (JSON.parse(row.errorHistory) as StoredError[]).map((e) => copyWith(e, { at: new Date(e.at) })),
   idempotencyKey: row.idempotencyKey,
   createdAt: toDate(row.createdAt),
   updatedAt: toDate(row.updatedAt),
@@ -139,8 +140,7 @@ export class TaskStore {
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       )
       .run(task.id, task.queue, task.payload, task.priority, task.capability, task.targetAgentId, task.maxAttempts, task.runAt, task.idempotencyKey, now, now);
-    return {
-      ...task,
+    return copyWith(task, {
       seq: Number(lastInsertRowid),
       status: "pending",
       attempts: 0,
@@ -154,7 +154,7 @@ export class TaskStore {
       updatedAt: now,
       claimedAt: null,
       finishedAt: null,
-    };
+    });
   }
 
   findById(id: string): TaskRow | undefined {
@@ -183,7 +183,7 @@ export class TaskStore {
       const row = this.st.get<unknown[], TaskRow>(`SELECT * FROM tasks WHERE ${pickWhere} AND runAt <= ? ORDER BY priority, seq LIMIT 1`).get(...pickParams);
       if (row === undefined) return [];
       this.st.get<unknown[]>(`${lease} WHERE seq = ?`).run(filter.agentId, leaseExpiresAt, now, now, row.seq);
-      return [{ ...row, status: "claimed", leaseOwner: filter.agentId, leaseExpiresAt, leaseToken: row.leaseToken + 1, attempts: row.attempts + 1, claimedAt: now, updatedAt: now }];
+      return [copyWith(row, { status: "claimed", leaseOwner: filter.agentId, leaseExpiresAt, leaseToken: row.leaseToken + 1, attempts: row.attempts + 1, claimedAt: now, updatedAt: now })];
     }
     const pickParams: unknown[] = [];
     const pickWhere = claimableWhere(filter, pickParams);
@@ -234,7 +234,7 @@ export class TaskStore {
     this.st
       .get<[string, number, number, number]>(`UPDATE tasks SET status = 'completed', result = ?, leaseExpiresAt = NULL, finishedAt = ?, updatedAt = ? WHERE seq = ?`)
       .run(text, now, now, row.seq);
-    return { ...row, status: "completed", result: text, leaseExpiresAt: null, finishedAt: now, updatedAt: now };
+    return copyWith(row, { status: "completed", result: text, leaseExpiresAt: null, finishedAt: now, updatedAt: now });
   }
 
   /** Records a failed run: back to pending at `retryAt`, or dead-lettered when retryAt is null. */

@@ -10,6 +10,7 @@ import type { ContextWanted, Handout } from "../../tasks/task-commands.js";
 import { serializeError } from "./protocol.js";
 import { RecallResults, type RecalledContexts } from "./recall-relay.js";
 import { DatabaseThread } from "./thread-client.js";
+import { copyWith } from "../../copy-with.js";
 
 /** The writes that lease tasks for their caller and recall their context. */
 type HandingOut = "tasks.claim" | "tasks.steal" | "tasks.completeAndClaim";
@@ -106,11 +107,11 @@ export class Database {
     // A write that failed by itself (a domain error) asked for nothing: its before-commit effects
     // were dropped. A batch that failed at its commit checks or COMMIT may have asked.
     const askedMaybe = (error: unknown) => !(error instanceof CoordinationError) || error.code === "DATABASE_REPLACED";
-    const handout = (await this.write(op, { ...args, recallTicket } as ContextWanted as WriteArgs<WriteCommands[K]>, (error) => {
+    const handout = (await this.write(op, copyWith(args, { recallTicket }) as ContextWanted as WriteArgs<WriteCommands[K]>, (error) => {
       if (askedMaybe(error)) this.recalled.forget(recallTicket);
     })) as Result<WriteCommands[K]> & Handout;
     const contexts: RecalledContexts = handout.recalling ? await this.recalled.take(recallTicket) : { ok: true, contexts: handout.leased.map(() => []) };
-    return { ...handout, contexts };
+    return copyWith(handout, { contexts });
   }
 
   /** A read, on the reader thread's own connection; a failing database rejects with its fault's code. */

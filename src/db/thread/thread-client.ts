@@ -9,6 +9,7 @@ import type { Logger } from "../../logger.js";
 import { CoordinationError } from "../../errors.js";
 import type { RecallAnswer } from "./recall-relay.js";
 import { deserializeError, type Call, type FromThread, type Outcome, type ThreadRole, type ToThread } from "./protocol.js";
+import { copyWith } from "../../copy-with.js";
 
 /** The command table of a thread: name → function. Writers' commands take a WriteContext first. */
 export type CommandTable = Record<string, (...args: never[]) => unknown>;
@@ -150,7 +151,7 @@ export class DatabaseThread<Commands extends CommandTable> {
         this.options.onRecalled?.(message.answers);
         return;
       case "log":
-        this.options.log[message.level]({ ...message.fields, thread: this.options.role }, message.message);
+        this.options.log[message.level](copyWith(message.fields, { thread: this.options.role }), message.message);
         return;
       case "closed":
         if (message.error) this.closeFailure = deserializeError(message.error);
