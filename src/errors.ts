@@ -1,3 +1,4 @@
+import { copyWith } from "./copy-with.js";
 // The one error vocabulary. Every error a client can see has one shape, { code, message,
 // details? }: the body of a REST error, and tRPC's error `data` (with the message on the error
 // itself). `code` comes from the closed list below; its HTTP status is fixed by it. Services throw
@@ -110,11 +111,11 @@ export class CoordinationError extends Error {
  * bearer challenge with a 401.
  */
 export function errorHeaders(codes: readonly ErrorCode[]): Record<string, string> {
+  const headers: Record<string, string> = {};
   const retryAfter = Math.max(-1, ...codes.map((code) => RETRY_AFTER_SECONDS[code] ?? -1));
-  return {
-    ...(retryAfter >= 0 ? { "retry-after": String(retryAfter) } : {}),
-    ...(codes.includes("UNAUTHORIZED") ? { "www-authenticate": "Bearer" } : {}),
-  };
+  if (retryAfter >= 0) headers["retry-after"] = String(retryAfter);
+  if (codes.includes("UNAUTHORIZED")) headers["www-authenticate"] = "Bearer";
+  return headers;
 }
 
 /** One field of a 400's `details.issues`: "payload.items[2].name", or "input" for the whole input. */
@@ -128,7 +129,7 @@ export interface FieldIssue {
  * first, `details.issues` holds it with its path. `path` "input" is the whole input.
  */
 export const invalidField = (path: string, problem: string, details?: Record<string, unknown>): CoordinationError =>
-  new CoordinationError("INVALID_INPUT", path === "input" ? problem : `${path}: ${problem}`, { ...details, issues: [{ path, message: problem } satisfies FieldIssue] });
+  new CoordinationError("INVALID_INPUT", path === "input" ? problem : `${path}: ${problem}`, copyWith(details ?? {}, { issues: [{ path, message: problem } satisfies FieldIssue] }));
 
 export const notFound = (code: Extract<DomainErrorCode, `${string}_NOT_FOUND`>, id: string): CoordinationError =>
   new CoordinationError(code, `${code.replace("_NOT_FOUND", "").toLowerCase()} "${id}" not found`, { id });

@@ -25,6 +25,8 @@ const HOT_FILES = [
   "src/rest/rest-handler.ts",
   "src/rest/rest-input.ts",
   "src/trpc/init.ts",
+  "src/trpc/http-fast-path.ts",
+  "src/errors.ts",
   "src/delivery/transports.ts",
   "src/delivery/delivery.ts",
   "src/server/http-io.ts",

@@ -13,7 +13,7 @@ import { httpTransport } from "../delivery/transports.js";
 import { errorHeaders, invalidField, ERROR_STATUS, type ErrorBody } from "../errors.js";
 import { JSON_DEPTH_CEILING, jsonDepth } from "../json-value.js";
 import type { Logger } from "../logger.js";
-import { assertQueryEncoding, NOT_UTF8, readBody, sendJson } from "../server/http-io.js";
+import { assertQueryEncoding, mediaTypeOf, NOT_UTF8, readBody, sendJson } from "../server/http-io.js";
 import type { Services } from "../services.js";
 import { failureOf, toErrorBody } from "../trpc/error-shape.js";
 import type { Context } from "../trpc/context.js";
@@ -95,7 +95,7 @@ async function readJsonBody(req: IncomingMessage, limit: number): Promise<Record
   if (read.kind === "too-large" || read.kind === "gone") return read.kind;
   if (read.kind === "not-utf8") throw invalidField("input", NOT_UTF8);
   if (read.text.trim() === "") return undefined;
-  const type = (req.headers["content-type"] ?? "").split(";")[0]!.trim().toLowerCase();
+  const type = mediaTypeOf(req);
   if (type !== "application/json") {
     throw new TRPCError({ code: "UNSUPPORTED_MEDIA_TYPE", message: `Request body must be application/json (got ${type || "no content-type"})` });
   }

@@ -72,6 +72,9 @@ export function readBody(req: IncomingMessage, limit: number): Promise<{ kind: "
   });
 }
 
+/** The request's media type, lower-cased, without parameters ("application/json"; "" when none). */
+export const mediaTypeOf = (req: IncomingMessage): string => (req.headers["content-type"] ?? "").split(";")[0]!.trim().toLowerCase();
+
 /** The sentence for a body that is not UTF-8. */
 export const NOT_UTF8 = "Request body is not valid UTF-8 text";
 

@@ -25,7 +25,7 @@ import { TRPC_ERROR_CODES_BY_KEY } from "@trpc/server/rpc";
 import superjson from "superjson";
 import { ERROR_STATUS, errorHeaders, invalidField, type ErrorBody } from "../errors.js";
 import { directCall, type DirectCall, type ProcedureDefinition } from "../rest/direct-call.js";
-import { assertQueryEncoding, NOT_UTF8, readBody } from "../server/http-io.js";
+import { assertQueryEncoding, mediaTypeOf, NOT_UTF8, readBody } from "../server/http-io.js";
 import { appRouter } from "./app-router.js";
 import type { Context } from "./context.js";
 import { toErrorBody, trpcCodeOf, trpcErrorData } from "./error-shape.js";
@@ -86,9 +86,8 @@ function requestLine(req: IncomingMessage): RequestLine {
   } catch {
     paths = undefined;
   }
-  const type = (req.headers["content-type"] ?? "").split(";")[0]!.trim().toLowerCase();
   const streaming = req.headers["trpc-accept"] !== undefined || (req.headers.accept ?? "").includes("application/jsonl");
-  return { paths, batch, search, json: type === "application/json", streaming, declared: Number(req.headers["content-length"]) };
+  return { paths, batch, search, json: mediaTypeOf(req) === "application/json", streaming, declared: Number(req.headers["content-length"]) };
 }
 
 export function createTrpcFastPath(options: FastPathOptions) {
@@ -172,7 +171,7 @@ function answer(res: ServerResponse, planned: { batch: boolean }, answers: Answe
   const status = statuses.size === 1 ? answers[0]!.status : 207;
   const codes = answers.flatMap((one) => (one.code === undefined ? [] : [one.code]));
   const text = JSON.stringify(planned.batch ? answers.map((one) => one.item) : answers[0]!.item);
-  res.writeHead(status, { ...ANSWER_HEADERS, ...errorHeaders(codes), "content-length": Buffer.byteLength(text) });
+  res.writeHead(status, Object.assign({}, ANSWER_HEADERS, errorHeaders(codes), { "content-length": Buffer.byteLength(text) }));
   res.end(text);
 }
 
