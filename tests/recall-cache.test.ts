@@ -8,11 +8,10 @@ import { loadConfig } from "../src/config.js";
 import { applyMigrations } from "../src/db/migrate.js";
 import { openDatabase } from "../src/db/open-database.js";
 import { Statements } from "../src/db/statements.js";
-import { MemoryRecall } from "../src/memory/memory-recall.js";
+import { MemoryRecall, type RecallSubject } from "../src/memory/memory-recall.js";
 import { MemoryStore } from "../src/memory/memory-store.js";
 import { PROBE_TTL_MS } from "../src/memory/recall-cache.js";
 import { TaskStore } from "../src/tasks/task-store.js";
-import type { Task } from "../src/tasks/task-schemas.js";
 import { makeTempDir } from "./helpers/test-server.js";
 
 function scratch() {
@@ -29,8 +28,7 @@ function scratch() {
   return { db, memories, remember, fresh };
 }
 
-const task = (words: string): Task =>
-  ({ id: "t-1", queue: "default", payload: { words }, capability: null, attempts: 1, errorHistory: [], status: "claimed" }) as unknown as Task;
+const task = (words: string): RecallSubject => ({ id: "t-1", queue: "default", payload: { words }, capability: null, earlierRuns: false });
 const ranked = (recall: MemoryRecall, words: string) => recall.recallForTask(task(words), 5, { bytes: 1_000_000 }).map((m) => [m.memory.content, m.score]);
 
 afterEach(() => {
@@ -68,7 +66,7 @@ describe("recall cache", () => {
     for (let i = 0; i < 100; i++) remember(`walrus sighting number ${i}`, i % 2 === 0 ? "north" : "south");
     const recall = fresh();
     const inQueue = (queue: string) =>
-      recall.recallForTask({ ...task("walrus"), queue } as Task, 5, { bytes: 1_000_000 }).map((m) => m.memory.content);
+      recall.recallForTask({ ...task("walrus"), queue }, 5, { bytes: 1_000_000 }).map((m) => m.memory.content);
     expect(inQueue("north")).toEqual([98, 96, 94, 92, 90].map((i) => `walrus sighting number ${i}`));
     // South's newest goes, while the probe of "walrus" (which holds it) is still fresh.
     db.prepare("DELETE FROM memories WHERE content = 'walrus sighting number 99'").run();

@@ -11,7 +11,7 @@ import { openCoordination } from "../src/in-process-api.js";
 import { createLogger } from "../src/logger.js";
 import { makeTempDir } from "./helpers/test-server.js";
 import { RecallRequests, RecallResults, serveRecalls, type RecallAnswer, type RecallRequest } from "../src/db/thread/recall-relay.js";
-import type { Task } from "../src/tasks/task-schemas.js";
+import type { RecallSubject } from "../src/memory/memory-recall.js";
 
 const answer = (ticket: number, n: number): RecallAnswer => ({ ticket, ok: true, contexts: [Array.from({ length: n }, () => ({ memory: {} as never, score: 1 }))] });
 const internals = (results: RecallResults) => results as unknown as { arrived: Map<number, unknown>; waiting: Map<number, unknown>; forgotten: Set<number> };
@@ -67,7 +67,7 @@ describe("recall relay", () => {
         },
       ),
     );
-    const tasks = [{ id: "t" } as Task];
+    const tasks: RecallSubject[] = [{ id: "t", queue: "default", capability: null, payload: null, earlierRuns: false }];
     requests.request({ ticket: 1, tasks, limit: 5, budgetBytes: 1000 });
     // A batch retried with savepoints runs its claim twice: it is asked for once.
     requests.request({ ticket: 1, tasks, limit: 5, budgetBytes: 1000 });

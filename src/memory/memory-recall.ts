@@ -12,6 +12,29 @@ import type { MemoryMatch, RecallRequest } from "./memory-schemas.js";
 import { memoryAnswerBytes, toMemory, type MemoryFilter, type MemoryRow, type MemoryStore, type ScoringFields } from "./memory-store.js";
 import { RecallCache, type RankedMemory } from "./recall-cache.js";
 
+/**
+ * What recall needs of a task: its words (queue, capability, payload), its id (for its earlier
+ * runs' records), and whether it ran before. A claim's tasks cross from the writer to the reader
+ * as these, not as whole tasks: a structured clone costs by the field, and a task has 21 and six
+ * dates (recall-relay.ts).
+ */
+export interface RecallSubject {
+  id: string;
+  queue: string;
+  capability: string | null;
+  payload: unknown;
+  earlierRuns: boolean;
+}
+
+/** The subject of recall for `task`. A retry or a requeue has earlier runs: their records are then its first context. */
+export const recallSubject = (task: Task): RecallSubject => ({
+  id: task.id,
+  queue: task.queue,
+  capability: task.capability,
+  payload: task.payload,
+  earlierRuns: task.attempts > 1 || task.errorHistory.length > 0 || task.status !== "claimed",
+});
+
 /** How much each signal counts; they add up to 1, so scores stay in [0, 1]. */
 const WEIGHTS = { relevance: 0.55, recency: 0.2, outcome: 0.1, sameQueue: 0.15 } as const;
 /** A memory loses half its recency weight every week. */
@@ -39,7 +62,7 @@ export class MemoryRecall {
     if (request.taskId !== undefined) {
       const row = this.tasks.findById(request.taskId);
       if (!row) throw notFound("TASK_NOT_FOUND", request.taskId);
-      return this.rank(toTask(row), request.query, filter, request.limit, budget);
+      return this.rank(recallSubject(toTask(row)), request.query, filter, request.limit, budget);
     }
     return this.rank(null, request.query, filter, request.limit, budget);
   }
@@ -48,7 +71,7 @@ export class MemoryRecall {
    * The context handed out with a claimed task: its best `limit` memories, fewer if they would
    * not fit in `budget.bytes` (what is left of the claim's answer; used up as memories are taken).
    */
-  recallForTask(task: Task, limit: number, budget: { bytes: number }): MemoryMatch[] {
+  recallForTask(task: RecallSubject, limit: number, budget: { bytes: number }): MemoryMatch[] {
     return this.rank(task, undefined, {}, limit, budget);
   }
 
@@ -60,7 +83,7 @@ export class MemoryRecall {
    * is rare and is ranked by bm25 (its doclist is short); common terms only contribute recent
    * candidates, scored by how many terms they match.
    */
-  private rank(task: Task | null, query: string | undefined, filter: MemoryFilter, limit: number, budget: { bytes: number }): MemoryMatch[] {
+  private rank(task: RecallSubject | null, query: string | undefined, filter: MemoryFilter, limit: number, budget: { bytes: number }): MemoryMatch[] {
     const text = [query ?? "", task ? `${task.queue} ${task.capability ?? ""} ${payloadText(task.payload)}` : ""].join(" ");
     const terms = extractTerms(text);
     const now = Date.now();
@@ -107,7 +130,7 @@ export class MemoryRecall {
     // A claim's context made of common terms only (its rare words matched nothing, it is a first
     // run): the same for every task of its queue while those terms' candidates are (recall-cache.ts).
     const sharedKey =
-      task !== null && query === undefined && unfiltered && rareScores.size === 0 && rare.length === 0 && !hasEarlierRuns(task) && commonLists.length > 0
+      task !== null && query === undefined && unfiltered && rareScores.size === 0 && rare.length === 0 && !task.earlierRuns && commonLists.length > 0
         ? this.cache.contextKey(task.queue, limit, commonLists)
         : undefined;
     const shared = sharedKey === undefined ? undefined : this.cache.context(sharedKey);
@@ -155,7 +178,7 @@ export class MemoryRecall {
       }
     }
     // Earlier runs of the same task are the most relevant context there is (a first run has none).
-    if (task && hasEarlierRuns(task)) {
+    if (task?.earlierRuns) {
       for (const row of this.memories.byTask(task.id, 10)) {
         rows.set(row.seq, row);
         relevance.set(row.seq, 1);
@@ -263,8 +286,6 @@ function mostHits(hits: ReadonlyMap<number, { hits: number }>, n: number): numbe
   return best;
 }
 
-/** Whether the task ran before (a retry, a requeue): its earlier runs' records are then its first context. */
-const hasEarlierRuns = (task: Task): boolean => task.attempts > 1 || task.errorHistory.length > 0 || task.status !== "claimed";
 
 /** The ranked memories that fit what is left of the answer's budget (always the first), the budget used up by them. */
 function inBudget(ranked: readonly RankedMemory[], budget: { bytes: number }): MemoryMatch[] {
@@ -282,7 +303,7 @@ export function recallQueries(recall: MemoryRecall) {
      * The context of each claimed task: its best `limit` memories, within what is left of the
      * claim's answer after its tasks (`budgetBytes`, used up in order).
      */
-    "memory.recallForTasks": (args: { tasks: Task[]; limit: number; budgetBytes: number }): MemoryMatch[][] => {
+    "memory.recallForTasks": (args: { tasks: RecallSubject[]; limit: number; budgetBytes: number }): MemoryMatch[][] => {
       const budget = { bytes: args.budgetBytes };
       return args.tasks.map((task) => (budget.bytes > 0 ? recall.recallForTask(task, args.limit, budget) : []));
     },

@@ -3,7 +3,6 @@
 import { fromJsonText, toDate } from "../db/columns.js";
 import { placeholders, type Statements } from "../db/statements.js";
 import type { Memory } from "./memory-schemas.js";
-import { copyWith } from "../copy-with.js";
 
 export interface MemoryRow {
   seq: number;
@@ -79,7 +78,22 @@ export class MemoryStore {
         memory.outcome, memory.durationMs, memory.tags, memory.data, now);
     const seq = Number(lastInsertRowid);
     this.st.get(`INSERT INTO memories_fts (rowid, content, tags) VALUES (?, ?, ?)`).run(seq, memory.content, memory.tags);
-    return copyWith(memory, { seq, createdAt: now });
+    // Every column named, in the table's order: a row read back has the same hidden class (taskRowWith says why).
+    return {
+      seq,
+      id: memory.id,
+      kind: memory.kind,
+      content: memory.content,
+      agentId: memory.agentId,
+      queue: memory.queue,
+      capability: memory.capability,
+      taskId: memory.taskId,
+      outcome: memory.outcome,
+      durationMs: memory.durationMs,
+      tags: memory.tags,
+      data: memory.data,
+      createdAt: now,
+    };
   }
 
   /**

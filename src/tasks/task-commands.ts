@@ -6,12 +6,13 @@ import type { AgentStore } from "../agents/agent-store.js";
 import type { HealthCutoffs } from "../agents/health-cutoffs.js";
 import { fromJsonText, UNDELIVERABLE_VALUE } from "../db/columns.js";
 import type { RecallRequest } from "../db/thread/recall-relay.js";
+import { recallSubject } from "../memory/memory-recall.js";
 import type { WriteContext } from "../db/writer.js";
 import { CoordinationError, notFound } from "../errors.js";
 import type { EventStore } from "../events/event-store.js";
 import { sameJson } from "../json-checks.js";
 import type { ClaimRequest, EnqueueRequest, SettledTask, Task } from "./task-schemas.js";
-import { taskAnswerBytes, toTask, type ClaimFilter, type TaskRow, type TaskStore } from "./task-store.js";
+import { taskAnswerBytes, taskWith, toTask, type ClaimFilter, type TaskRow, type TaskStore } from "./task-store.js";
 import type { SettleRequest, TaskTransitions } from "./task-transitions.js";
 import { copyWith } from "../copy-with.js";
 
@@ -56,7 +57,7 @@ export interface Leased {
 
 /** The settle answer: the task, and the lease the settle ended (whoever held it). */
 const settled = (row: TaskRow, lease: TaskRow = row): SettledTask =>
-  copyWith(toTask(row), {
+  taskWith(toTask(row), {
     // A claimed task always has its leaseOwner; completed and dead-lettered ones keep it.
     settledLease: { agentId: lease.leaseOwner!, leaseToken: lease.leaseToken },
   });
@@ -94,7 +95,7 @@ export function taskCommands(d: TaskCommandDeps) {
   const handOut = (ctx: WriteContext, leased: Leased[], wanted: ContextWanted, answerBytes = 0): Handout => {
     if (leased.length === 0 || wanted.contextLimit <= 0) return { leased, recalling: false, nextRunAt: null };
     const budgetBytes = d.maxResponseBytes - answerBytes - leased.reduce((sum, l) => sum + l.bytes, 0);
-    const request = { ticket: wanted.recallTicket, tasks: leased.map((l) => l.task), limit: wanted.contextLimit, budgetBytes };
+    const request = { ticket: wanted.recallTicket, tasks: leased.map((l) => recallSubject(l.task)), limit: wanted.contextLimit, budgetBytes };
     ctx.beforeCommit(() => d.recall(request));
     return { leased, recalling: true, nextRunAt: null };
   };

@@ -18,6 +18,7 @@ import type { Leased } from "./task-commands.js";
 import { isHeld, type ClaimedTask, type ClaimRequest, type CompleteAndClaimRequest, type CompletedAndClaimed, type EnqueueRequest, type ListRequest, type SettledTask, type Task, type TaskStats } from "./task-schemas.js";
 import type { SettleRequest } from "./task-transitions.js";
 import { copyWith } from "../copy-with.js";
+import { taskWith } from "./task-store.js";
 
 export interface TaskServiceDeps {
   config: Config;
@@ -224,7 +225,7 @@ export class TaskService {
     return tasks.map((task, i) => {
       // A claim's write leased each of them in the batch that answered: held, by construction.
       if (!isHeld(task)) throw new Error(`claimed task ${task.id} came back ${task.status}, not held`);
-      return copyWith(task, { context: contexts.contexts[i] ?? [] });
+      return taskWith(task, { context: contexts.contexts[i] ?? [] });
     });
   }
 

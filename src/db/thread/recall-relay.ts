@@ -12,13 +12,13 @@
 // arrives for it anyway (its batch rolled back after the request went out) is dropped.
 import type { MessagePort } from "node:worker_threads";
 import type { MemoryMatch } from "../../memory/memory-schemas.js";
-import type { Task } from "../../tasks/task-schemas.js";
+import type { RecallSubject } from "../../memory/memory-recall.js";
 import { serializeError, type SerializedError } from "./protocol.js";
 
 /** What the reader is asked: the context of one claim's tasks, `limit` memories each, within `budgetBytes` of answer. */
 export interface RecallRequest {
   ticket: number;
-  tasks: Task[];
+  tasks: RecallSubject[];
   limit: number;
   budgetBytes: number;
 }
