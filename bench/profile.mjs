@@ -1,9 +1,13 @@
 // Where the time goes: our server under `node --cpu-prof` (every thread writes a profile: the
 // event loop, the database writer, the reader), driven by rest-driver.mjs, which records when
 // each phase ran; each thread's profile is cut to the REST claim+complete phase and summarised.
+// Then, when Linux perf is installed, the same load once more under perf: CPU alone, by thread
+// and kind of code (perf-cpu.mjs), which --cpu-prof's wall-clock samples cannot tell apart from
+// waiting for a core on a busy machine.
 import { mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { freePort, runJsonChild, startChild, waitHealthy } from "./lib.mjs";
+import { perfCpu } from "./perf-cpu.mjs";
 import { summarizeProfile } from "./profile-summary.mjs";
 import { ROOT, serverEnv } from "./systems.mjs";
 
@@ -42,5 +46,12 @@ export async function profile({ dir, N, C, timeoutMs, log }) {
     })
     .sort((a, b) => a.thread.localeCompare(b.thread));
   log(`profile: ${threads.map((t) => `${t.thread} busy ${t.summary.busyPct}%`).join(", ")}`);
-  return { load: { enqueuePerS: load.enqueuePerS, processedPerS: load.claimCompletePerS }, threads };
+  let cpu;
+  try {
+    cpu = await perfCpu({ dir, N, C, timeoutMs });
+  } catch (error) {
+    cpu = { error: error instanceof Error ? error.message : String(error) };
+  }
+  if (cpu.threads) log(`profile (perf): ${cpu.threads.map((t) => `${t.role} ${t.msPerTask} ms a task`).join(", ")}`);
+  return { load: { enqueuePerS: load.enqueuePerS, processedPerS: load.claimCompletePerS }, threads, cpu };
 }

@@ -81,9 +81,27 @@ export function markdown(results) {
       const p = results.profile;
       out.push(`Our server under \`node --cpu-prof\` (1 ms sampling), REST lifecycle (bench/rest-driver.mjs): ${p.load.enqueuePerS} enqueue/s, ${p.load.processedPerS} claim+complete/s with the profiler on. Each thread's profile, cut to the claim+complete phase:`, "");
       for (const t of p.threads) out.push(`<details><summary>${t.thread}: busy ${t.summary.busyPct}%</summary>`, "", formatSummary(t.summary, t.thread), "", "</details>", "");
+      out.push(...perfCpuSection(p.cpu));
     }
   }
   return out.join("\n");
+}
+
+/** The CPU by thread and kind of code, from perf (perf-cpu.mjs): a table, then each thread's areas and top functions. */
+function perfCpuSection(cpu) {
+  if (cpu === undefined) return [];
+  const out = ["#### CPU alone, by thread (Linux perf)", ""];
+  if (cpu.skipped) return [...out, `Skipped: ${cpu.skipped}.`, ""];
+  if (cpu.error) return [...out, `The perf run failed: ${cell(cpu.error)}`, ""];
+  out.push(
+    `The same REST lifecycle on a fresh server sampled by \`perf\` (${cpu.load.enqueuePerS} enqueue/s, ${cpu.load.processedPerS} claim+complete/s), cut to the ${cpu.seconds} s claim+complete phase: only time on a CPU counts.`,
+    "",
+    "| thread | cores kept busy | CPU ms a task | where (share of the thread's CPU) |",
+    "|---|---:|---:|---|",
+  );
+  for (const t of cpu.threads) out.push(`| ${t.role} | ${t.cores} | ${t.msPerTask} | ${t.areas.slice(0, 4).map((a) => `${a.area} ${a.pct}%`).join("; ")} |`);
+  out.push("", "Top functions by CPU, per thread: " + cpu.threads.map((t) => `**${t.role}**: ${t.top.slice(0, 5).map((f) => `\`${cell(f.symbol)}\` ${f.pct}%`).join(", ")}`).join("; ") + ".", "");
+  return out;
 }
 
 export function printSummary(results) {

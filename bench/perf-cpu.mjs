@@ -1,0 +1,117 @@
+// CPU alone, by thread and by kind of code, over the REST claim+complete phase: Linux `perf`
+// sampling our server (started with --perf-basic-prof, so JavaScript frames have names), when
+// `perf` is installed (Debian: linux-perf). `node --cpu-prof` (profile.mjs) samples wall time, so
+// on a busy machine a thread's wait for a core is charged to whatever it last ran; perf counts
+// only the time a thread was on a CPU (bench/README.md, "Reading a profile on a busy machine").
+import { spawnSync } from "node:child_process";
+import { rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { freePort, runJsonChild, startChild, waitHealthy } from "./lib.mjs";
+import { ROOT, serverEnv } from "./systems.mjs";
+
+/** Samples a second per thread: with CLOCK_MONOTONIC timestamps, the phase is cut out by rest-driver's marks. */
+const HZ = 999;
+
+/** What kind of code a sampled symbol is, by the object it is in. */
+function areaOf(dso, symbol) {
+  if (dso === "better_sqlite3.node") return "SQLite (and better-sqlite3)";
+  if (dso.startsWith("[JIT]") || symbol.startsWith("JS:")) return "JavaScript, compiled by V8";
+  if (dso === "node") return symbol.startsWith("Builtins_") ? "V8 builtins and inline caches (interpreter, baseline code)" : "V8 runtime, GC, Node internals (C++)";
+  if (dso === "[kernel.kallsyms]") return "kernel (syscalls, I/O, networking)";
+  if (dso.startsWith("libc")) return "libc (malloc, memcpy)";
+  return "other";
+}
+
+function report(data, args) {
+  const out = spawnSync("perf", ["report", "-i", data, "--no-children", "-g", "none", "--stdio", "-n", ...args], { encoding: "utf8", maxBuffer: 64 * 1024 * 1024 });
+  if (out.status !== 0) throw new Error(`perf report failed: ${out.stderr.slice(-500)}`);
+  return out.stdout.split("\n").filter((line) => /^\s+[\d.]+%/.test(line));
+}
+
+/** Threads' sample counts: "  44.93%   5123   16731:node". */
+function byThread(data, time) {
+  return report(data, ["--sort", "pid", "--time", time]).map((line) => {
+    const [, samples, tid] = line.trim().split(/\s+/);
+    return { tid: Number(tid.split(":")[0]), samples: Number(samples) };
+  });
+}
+
+/** One thread's samples by symbol: "   2.83%   123  better_sqlite3.node  [.] sqlite3BtreeIndexMoveto". */
+function symbolsOf(data, time, tid) {
+  return report(data, ["--tid", String(tid), "--sort", "dso,symbol", "--time", time]).map((line) => {
+    const match = /^\s+[\d.]+%\s+(\d+)\s+(\S+(?: tid \d+)?)\s+\[[.k]\]\s+(.*?)\s*$/.exec(line);
+    // perf pads the symbol column (and may add empty columns after it).
+    return match ? { samples: Number(match[1]), dso: match[2], symbol: match[3].replace(/(\s+-)*\s*$/, "").trim() } : undefined;
+  }).filter(Boolean);
+}
+
+/** The writer commits (SQLite's WAL writes); the reader reads with SQLite and commits nothing; V8's helper threads run no SQLite. */
+function roleOf(tid, pid, symbols) {
+  if (tid === pid) return "event loop";
+  // Functions only a connection that writes runs (some of SQLite's WAL writing is inlined into others).
+  if (symbols.some((s) => /^(sqlite3WalFrames|walWriteOneFrame|walWriteToLog|walIndexAppend|walChecksumBytes|sqlite3PagerCommitPhaseOne|sqlite3BtreeInsert)$/.test(s.symbol))) return "writer thread";
+  if (symbols.some((s) => s.dso === "better_sqlite3.node")) return "reader thread";
+  return "V8 helper threads";
+}
+
+export function perfInstalled() {
+  return spawnSync("perf", ["--version"], { encoding: "utf8" }).status === 0;
+}
+
+export async function perfCpu({ dir, N, C, timeoutMs }) {
+  if (!perfInstalled()) return { skipped: "perf is not installed (Debian: apt-get install -y linux-perf)" };
+  const db = join(dir, "perf.db");
+  const data = join(dir, "perf.data");
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const server = startChild(process.execPath, ["--perf-basic-prof", join(ROOT, "bin/coordination.js"), "--port", String(port), "--db", db], { env: serverEnv(), cwd: ROOT });
+  let load;
+  try {
+    await waitHealthy(`${url}/health`, server);
+    const perf = startChild("perf", ["record", "-q", "-k", "CLOCK_MONOTONIC", "-F", String(HZ), "-p", String(server.pid), "-o", data]);
+    try {
+      load = await runJsonChild(process.execPath, [join(ROOT, "bench/rest-driver.mjs"), url, String(N), String(C)], { timeoutMs, label: "rest-driver", cwd: ROOT });
+    } finally {
+      // Ctrl-C for perf: it stops sampling and finishes its file (a kill after 30 s if it does not).
+      process.kill(perf.pid, "SIGINT");
+      await Promise.race([perf.exited, new Promise((resolve) => setTimeout(resolve, 30_000))]);
+      await perf.stop(1000);
+    }
+  } finally {
+    await server.stop(30_000);
+  }
+  try {
+    const seconds = (load.marks.claimEndUs - load.marks.claimStartUs) / 1e6;
+    const time = `${(load.marks.claimStartUs / 1e6).toFixed(6)},${(load.marks.claimEndUs / 1e6).toFixed(6)}`;
+    const roles = new Map();
+    for (const { tid, samples } of byThread(data, time)) {
+      const symbols = symbolsOf(data, time, tid);
+      const role = roleOf(tid, server.pid, symbols);
+      const entry = roles.get(role) ?? { role, samples: 0, symbols: [] };
+      entry.samples += samples;
+      entry.symbols.push(...symbols);
+      roles.set(role, entry);
+    }
+    const order = ["event loop", "writer thread", "reader thread", "V8 helper threads"];
+    const threads = [...roles.values()]
+      .sort((a, b) => order.indexOf(a.role) - order.indexOf(b.role))
+      .map(({ role, samples, symbols }) => {
+        const areas = new Map();
+        for (const s of symbols) areas.set(areaOf(s.dso, s.symbol), (areas.get(areaOf(s.dso, s.symbol)) ?? 0) + s.samples);
+        const total = symbols.reduce((sum, s) => sum + s.samples, 0) || 1;
+        const pct = (n) => Math.round((1000 * n) / total) / 10;
+        return {
+          role,
+          // Cores this thread (these threads) kept busy over the phase, and CPU ms per task.
+          cores: Math.round((100 * samples) / HZ / seconds) / 100,
+          msPerTask: Math.round((1000 * samples) / HZ / N * 1000) / 1000,
+          areas: [...areas.entries()].sort((a, b) => b[1] - a[1]).map(([area, n]) => ({ area, pct: pct(n) })),
+          top: symbols.sort((a, b) => b.samples - a.samples).slice(0, 8).map((s) => ({ symbol: s.symbol.replace(/file:\/\/\S*\/(dist\/src|node_modules)\//, "$1/").slice(0, 100), pct: pct(s.samples) })),
+        };
+      });
+    return { load: { enqueuePerS: load.enqueuePerS, processedPerS: load.claimCompletePerS }, seconds: Math.round(seconds * 10) / 10, threads };
+  } finally {
+    rmSync(join(tmpdir(), `perf-${server.pid}.map`), { force: true });
+  }
+}
