@@ -65,7 +65,9 @@ export async function perfCpu({ dir, N, C, timeoutMs }) {
   const data = join(dir, "perf.data");
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  const server = startChild(process.execPath, ["--perf-basic-prof", join(ROOT, "bin/coordination.js"), "--port", String(port), "--db", db], { env: serverEnv(), cwd: ROOT });
+  // --perf-basic-prof also makes V8 write a log per isolate into the working directory: one file, in the temp dir, instead.
+  const v8Log = ["--no-logfile-per-isolate", `--logfile=${join(dir, "v8.log")}`];
+  const server = startChild(process.execPath, ["--perf-basic-prof", ...v8Log, join(ROOT, "bin/coordination.js"), "--port", String(port), "--db", db], { env: serverEnv(), cwd: ROOT });
   let load;
   try {
     await waitHealthy(`${url}/health`, server);
