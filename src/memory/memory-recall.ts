@@ -286,7 +286,6 @@ function mostHits(hits: ReadonlyMap<number, { hits: number }>, n: number): numbe
   return best;
 }
 
-
 /** The ranked memories that fit what is left of the answer's budget (always the first), the budget used up by them. */
 function inBudget(ranked: readonly RankedMemory[], budget: { bytes: number }): MemoryMatch[] {
   const taken = withinBudget(ranked, (r) => r.bytes, budget.bytes).rows;
