@@ -5,7 +5,6 @@
 // only the time a thread was on a CPU (bench/README.md, "Reading a profile on a busy machine").
 import { spawnSync } from "node:child_process";
 import { rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort, runJsonChild, startChild, waitHealthy } from "./lib.mjs";
 import { ROOT, serverEnv } from "./systems.mjs";
@@ -49,8 +48,9 @@ function symbolsOf(data, time, tid) {
 /** The writer commits (SQLite's WAL writes); the reader reads with SQLite and commits nothing; V8's helper threads run no SQLite. */
 function roleOf(tid, pid, symbols) {
   if (tid === pid) return "event loop";
-  // Functions only a connection that writes runs (some of SQLite's WAL writing is inlined into others).
-  if (symbols.some((s) => /^(sqlite3WalFrames|walWriteOneFrame|walWriteToLog|walIndexAppend|walChecksumBytes|sqlite3PagerCommitPhaseOne|sqlite3BtreeInsert)$/.test(s.symbol))) return "writer thread";
+  // Functions only a connection appending to the WAL runs (some of them are inlined into others).
+  // Not b-tree inserts: a reader builds temporary indexes too (IN lists).
+  if (symbols.some((s) => /^(sqlite3WalFrames|walWriteOneFrame|walWriteToLog|walIndexAppend|walChecksumBytes|sqlite3PagerCommitPhaseOne)$/.test(s.symbol))) return "writer thread";
   if (symbols.some((s) => s.dso === "better_sqlite3.node")) return "reader thread";
   return "V8 helper threads";
 }
@@ -68,52 +68,79 @@ export async function perfCpu({ dir, N, C, timeoutMs }) {
   // --perf-basic-prof also makes V8 write a log per isolate into the working directory: one file, in the temp dir, instead.
   const v8Log = ["--no-logfile-per-isolate", `--logfile=${join(dir, "v8.log")}`];
   const server = startChild(process.execPath, ["--perf-basic-prof", ...v8Log, join(ROOT, "bin/coordination.js"), "--port", String(port), "--db", db], { env: serverEnv(), cwd: ROOT });
-  let load;
+  // V8 writes the names of compiled functions here, always in /tmp, for perf report to read.
+  const symbolMap = `/tmp/perf-${server.pid}.map`;
   try {
-    await waitHealthy(`${url}/health`, server);
-    const perf = startChild("perf", ["record", "-q", "-k", "CLOCK_MONOTONIC", "-F", String(HZ), "-p", String(server.pid), "-o", data]);
+    let load;
     try {
-      load = await runJsonChild(process.execPath, [join(ROOT, "bench/rest-driver.mjs"), url, String(N), String(C)], { timeoutMs, label: "rest-driver", cwd: ROOT });
+      await waitHealthy(`${url}/health`, server);
+      const perf = startChild("perf", ["record", "-q", "-k", "CLOCK_MONOTONIC", "-F", String(HZ), "-p", String(server.pid), "-o", data]);
+      try {
+        load = await runJsonChild(process.execPath, [join(ROOT, "bench/rest-driver.mjs"), url, String(N), String(C)], { timeoutMs, label: "rest-driver", cwd: ROOT });
+      } finally {
+        await stopPerf(perf);
+      }
+      // perf that could not attach (perf_event_paranoid, a kernel without the event) exits at once, and says why.
+      if (perf.exitInfo.code !== 0 && perf.exitInfo.signal === null) throw new Error(`perf record exited ${perf.exitInfo.code}: ${perf.stderr().trim().slice(-300)}`);
     } finally {
-      // Ctrl-C for perf: it stops sampling and finishes its file (a kill after 30 s if it does not).
+      await server.stop(30_000);
+    }
+    return summarize(data, load, server.pid, N);
+  } finally {
+    rmSync(symbolMap, { force: true });
+  }
+}
+
+/** Ctrl-C for perf (it stops sampling and finishes its file); killed if it has not exited 30 s later. */
+async function stopPerf(perf) {
+  if (perf.exitInfo === undefined) {
+    try {
       process.kill(perf.pid, "SIGINT");
-      await Promise.race([perf.exited, new Promise((resolve) => setTimeout(resolve, 30_000))]);
-      await perf.stop(1000);
+    } catch {
+      // exited meanwhile
     }
-  } finally {
-    await server.stop(30_000);
   }
-  try {
-    const seconds = (load.marks.claimEndUs - load.marks.claimStartUs) / 1e6;
-    const time = `${(load.marks.claimStartUs / 1e6).toFixed(6)},${(load.marks.claimEndUs / 1e6).toFixed(6)}`;
-    const roles = new Map();
-    for (const { tid, samples } of byThread(data, time)) {
-      const symbols = symbolsOf(data, time, tid);
-      const role = roleOf(tid, server.pid, symbols);
-      const entry = roles.get(role) ?? { role, samples: 0, symbols: [] };
-      entry.samples += samples;
-      entry.symbols.push(...symbols);
-      roles.set(role, entry);
-    }
-    const order = ["event loop", "writer thread", "reader thread", "V8 helper threads"];
-    const threads = [...roles.values()]
-      .sort((a, b) => order.indexOf(a.role) - order.indexOf(b.role))
-      .map(({ role, samples, symbols }) => {
-        const areas = new Map();
-        for (const s of symbols) areas.set(areaOf(s.dso, s.symbol), (areas.get(areaOf(s.dso, s.symbol)) ?? 0) + s.samples);
-        const total = symbols.reduce((sum, s) => sum + s.samples, 0) || 1;
-        const pct = (n) => Math.round((1000 * n) / total) / 10;
-        return {
-          role,
-          // Cores this thread (these threads) kept busy over the phase, and CPU ms per task.
-          cores: Math.round((100 * samples) / HZ / seconds) / 100,
-          msPerTask: Math.round((1000 * samples) / HZ / N * 1000) / 1000,
-          areas: [...areas.entries()].sort((a, b) => b[1] - a[1]).map(([area, n]) => ({ area, pct: pct(n) })),
-          top: symbols.sort((a, b) => b.samples - a.samples).slice(0, 8).map((s) => ({ symbol: s.symbol.replace(/file:\/\/\S*\/(dist\/src|node_modules)\//, "$1/").slice(0, 100), pct: pct(s.samples) })),
-        };
-      });
-    return { load: { enqueuePerS: load.enqueuePerS, processedPerS: load.claimCompletePerS }, seconds: Math.round(seconds * 10) / 10, threads };
-  } finally {
-    rmSync(join(tmpdir(), `perf-${server.pid}.map`), { force: true });
+  let timer;
+  await Promise.race([perf.exited, new Promise((resolve) => (timer = setTimeout(resolve, 30_000)))]);
+  clearTimeout(timer);
+  await perf.stop(1000);
+}
+
+/** Each thread's CPU over rest-driver's claim+complete phase, by role. */
+function summarize(data, load, pid, N) {
+  const seconds = (load.marks.claimEndUs - load.marks.claimStartUs) / 1e6;
+  const time = `${(load.marks.claimStartUs / 1e6).toFixed(6)},${(load.marks.claimEndUs / 1e6).toFixed(6)}`;
+  const roles = new Map();
+  for (const { tid, samples } of byThread(data, time)) {
+    const symbols = symbolsOf(data, time, tid);
+    const role = roleOf(tid, pid, symbols);
+    const entry = roles.get(role) ?? { role, samples: 0, symbols: [] };
+    entry.samples += samples;
+    entry.symbols.push(...symbols);
+    roles.set(role, entry);
   }
+  const order = ["event loop", "writer thread", "reader thread", "V8 helper threads"];
+  const threads = [...roles.values()]
+    .sort((a, b) => order.indexOf(a.role) - order.indexOf(b.role))
+    .map(({ role, samples, symbols }) => {
+      const areas = new Map();
+      for (const s of symbols) areas.set(areaOf(s.dso, s.symbol), (areas.get(areaOf(s.dso, s.symbol)) ?? 0) + s.samples);
+      const total = symbols.reduce((sum, s) => sum + s.samples, 0) || 1;
+      // A role of several threads (V8's helpers) has each function once, its samples summed.
+      const bySymbol = new Map();
+      for (const s of symbols) bySymbol.set(s.symbol, (bySymbol.get(s.symbol) ?? 0) + s.samples);
+      const pct = (n) => Math.round((1000 * n) / total) / 10;
+      return {
+        role,
+        // Cores this thread (these threads) kept busy over the phase, and CPU ms per task.
+        cores: Math.round((100 * samples) / HZ / seconds) / 100,
+        msPerTask: Math.round((1000 * samples) / HZ / N * 1000) / 1000,
+        areas: [...areas.entries()].sort((a, b) => b[1] - a[1]).map(([area, n]) => ({ area, pct: pct(n) })),
+        top: [...bySymbol.entries()]
+          .sort((a, b) => b[1] - a[1])
+          .slice(0, 8)
+          .map(([symbol, n]) => ({ symbol: symbol.replace(/file:\/\/\S*\/(dist\/src|node_modules)\//, "$1/").slice(0, 100), pct: pct(n) })),
+      };
+    });
+  return { load: { enqueuePerS: load.enqueuePerS, processedPerS: load.claimCompletePerS }, seconds: Math.round(seconds * 10) / 10, threads };
 }
