@@ -11,8 +11,8 @@ import type { WriteContext } from "../db/writer.js";
 import { CoordinationError, notFound } from "../errors.js";
 import type { EventStore } from "../events/event-store.js";
 import { sameJson } from "../json-checks.js";
-import type { ClaimRequest, EnqueueRequest, SettledTask, Task } from "./task-schemas.js";
-import { taskAnswerBytes, taskWith, toTask, type ClaimFilter, type TaskRow, type TaskStore } from "./task-store.js";
+import { taskWith, type ClaimRequest, type EnqueueRequest, type SettledTask, type Task } from "./task-schemas.js";
+import { taskAnswerBytes, toTask, type ClaimFilter, type TaskRow, type TaskStore } from "./task-store.js";
 import type { SettleRequest, TaskTransitions } from "./task-transitions.js";
 import { copyWith } from "../copy-with.js";
 

@@ -200,6 +200,40 @@ export type HeldTask = Task & { status: "claimed"; leaseOwner: string; leaseExpi
 /** Whether `task` is held under a lease now (narrows its lease fields from nullable). */
 export const isHeld = (task: Task): task is HeldTask => task.status === "claimed" && task.leaseOwner !== null && task.leaseExpiresAt !== null && task.claimedAt !== null;
 
+/**
+ * `task` with the fields of `extra` added (a claim's `context`, a settle's `settledLease`): a
+ * literal naming every field of a task, as task-store.ts's taskRowWith does for a row and for
+ * the same reason; a claim and a settle each make one. Here, beside the type, so the event loop
+ * need not load the store. `task` must be a task and no more: a field beyond Task's is not copied.
+ */
+export function taskWith<T extends Task, E extends object>(task: T, extra: E): T & E {
+  const copy: Task = {
+    id: task.id,
+    queue: task.queue,
+    payload: task.payload,
+    priority: task.priority,
+    capability: task.capability,
+    targetAgentId: task.targetAgentId,
+    status: task.status,
+    attempts: task.attempts,
+    maxAttempts: task.maxAttempts,
+    runAt: task.runAt,
+    leaseOwner: task.leaseOwner,
+    leaseExpiresAt: task.leaseExpiresAt,
+    leaseToken: task.leaseToken,
+    result: task.result,
+    lastError: task.lastError,
+    errorHistory: task.errorHistory,
+    idempotencyKey: task.idempotencyKey,
+    createdAt: task.createdAt,
+    updatedAt: task.updatedAt,
+    claimedAt: task.claimedAt,
+    finishedAt: task.finishedAt,
+  };
+  // Every field copied from `task`: the narrowing of a held task (status, lease fields) holds for the copy.
+  return Object.assign(copy as T, extra);
+}
+
 /** A task as a claim hands it out: held by the claimer under a lease that has an end, with the memories recalled for it. */
 export const claimedTaskSchema = taskSchema.extend({ ...heldFields, context: z.array(memoryMatchSchema) }).meta({ id: "ClaimedTask" });
 export type ClaimedTask = z.infer<typeof claimedTaskSchema>;

@@ -15,10 +15,9 @@ import { linkSignals, safetyRelookMs, type SignalFanout } from "../wakeup.js";
 import type { ClaimWaiters } from "./claim-waiters.js";
 import type { RecalledContexts } from "../db/thread/recall-relay.js";
 import type { Leased } from "./task-commands.js";
-import { isHeld, type ClaimedTask, type ClaimRequest, type CompleteAndClaimRequest, type CompletedAndClaimed, type EnqueueRequest, type ListRequest, type SettledTask, type Task, type TaskStats } from "./task-schemas.js";
+import { isHeld, taskWith, type ClaimedTask, type ClaimRequest, type CompleteAndClaimRequest, type CompletedAndClaimed, type EnqueueRequest, type ListRequest, type SettledTask, type Task, type TaskStats } from "./task-schemas.js";
 import type { SettleRequest } from "./task-transitions.js";
 import { copyWith } from "../copy-with.js";
-import { taskWith } from "./task-store.js";
 
 export interface TaskServiceDeps {
   config: Config;

@@ -97,39 +97,6 @@ export function taskRowWith(row: TaskRow, changes: Partial<TaskRow>): TaskRow {
   return Object.assign(copy, changes);
 }
 
-/**
- * `task` with the fields of `extra` added (a claim's `context`, a settle's `settledLease`): a
- * literal naming every field of a task, as taskRowWith and for the same reason; a claim and a
- * settle each make one. `task` must be a task and no more: a field beyond Task's is not copied.
- */
-export function taskWith<T extends Task, E extends object>(task: T, extra: E): T & E {
-  const copy: Task = {
-    id: task.id,
-    queue: task.queue,
-    payload: task.payload,
-    priority: task.priority,
-    capability: task.capability,
-    targetAgentId: task.targetAgentId,
-    status: task.status,
-    attempts: task.attempts,
-    maxAttempts: task.maxAttempts,
-    runAt: task.runAt,
-    leaseOwner: task.leaseOwner,
-    leaseExpiresAt: task.leaseExpiresAt,
-    leaseToken: task.leaseToken,
-    result: task.result,
-    lastError: task.lastError,
-    errorHistory: task.errorHistory,
-    idempotencyKey: task.idempotencyKey,
-    createdAt: task.createdAt,
-    updatedAt: task.updatedAt,
-    claimedAt: task.claimedAt,
-    finishedAt: task.finishedAt,
-  };
-  // Every field copied from `task`: the narrowing of a held task (status, lease fields) holds for the copy.
-  return Object.assign(copy as T, extra);
-}
-
 /** Room a task takes in an answer beside its JSON columns (ids, times, counters, keys), in bytes. */
 const TASK_FIXED_BYTES = 600;
 /** The same estimate in SQL. octet_length reads the size from the record header, not the text. */
