@@ -1,9 +1,9 @@
-import { copyWith } from "./copy-with.js";
 // The one error vocabulary. Every error a client can see has one shape, { code, message,
 // details? }: the body of a REST error, and tRPC's error `data` (with the message on the error
 // itself). `code` comes from the closed list below; its HTTP status is fixed by it. Services throw
 // CoordinationError with a domain code; src/trpc/error-shape.ts translates everything else
 // (validation, parse and transport errors) into the same list, in one place.
+import { copyWith } from "./copy-with.js";
 
 /** Every code a client can see, with its HTTP status. */
 export const ERROR_STATUS = {

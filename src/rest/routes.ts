@@ -94,10 +94,12 @@ export function matchRoute(method: string, path: string): RouteMatch {
   let found: Route | undefined;
   for (const route of candidates) {
     const literals = literalsMatched(route, parts);
+    if (literals < 0 || literals < mostLiterals) continue;
     if (literals > mostLiterals) {
       mostLiterals = literals;
-      found = route.method === method ? route : undefined;
-    } else if (literals === mostLiterals && found === undefined && route.method === method) found = route;
+      found = undefined;
+    }
+    if (found === undefined && route.method === method) found = route;
   }
   if (mostLiterals < 0) return { kind: "not-found" };
   if (found === undefined) {
