@@ -124,7 +124,10 @@ function summarize(data, load, pid, N) {
     .sort((a, b) => order.indexOf(a.role) - order.indexOf(b.role))
     .map(({ role, samples, symbols }) => {
       const areas = new Map();
-      for (const s of symbols) areas.set(areaOf(s.dso, s.symbol), (areas.get(areaOf(s.dso, s.symbol)) ?? 0) + s.samples);
+      for (const s of symbols) {
+        const area = areaOf(s.dso, s.symbol);
+        areas.set(area, (areas.get(area) ?? 0) + s.samples);
+      }
       const total = symbols.reduce((sum, s) => sum + s.samples, 0) || 1;
       // A role of several threads (V8's helpers) has each function once, its samples summed.
       const bySymbol = new Map();
