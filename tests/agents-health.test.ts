@@ -21,11 +21,14 @@ describe("agent health", () => {
 
     const back = await api.agents.heartbeat.mutate({ agentId: "sleepy", status: "idle" });
     expect(back.health).toBe("healthy");
-    // Deregistering at once ends the story before the agent could go stale again.
     await api.agents.deregister.mutate({ agentId: "sleepy" });
 
+    // Up to the heartbeat the story is exact; between the heartbeat and the deregistration a slow
+    // machine may let it go stale once more, so only the last event is pinned after it.
     const events = await eventsOf(t, ["agent.*"]);
-    expect(events.map((e) => e.type)).toEqual(["agent.registered", "agent.stale", "agent.offline", "agent.updated", "agent.deregistered"]);
+    const upToHeartbeat = events.slice(0, events.findIndex((e) => e.type === "agent.updated") + 1);
+    expect(upToHeartbeat.map((e) => e.type)).toEqual(["agent.registered", "agent.stale", "agent.offline", "agent.updated"]);
+    expect(events.at(-1)!.type).toBe("agent.deregistered");
     expect(events[1]!.payload).toMatchObject({ agentId: "sleepy", health: "stale", previousHealth: "healthy" });
     expect(events[2]!.payload).toMatchObject({ agentId: "sleepy", health: "offline", previousHealth: "stale", releasedTasks: 0 });
     expect(events[3]!.payload).toEqual({ agentId: "sleepy", health: "healthy", previousHealth: "offline", status: "idle" });
@@ -130,24 +133,34 @@ describe("claims and capabilities", () => {
     expect((await api.tasks.claim.mutate({ agentId: "cpu-agent" }))?.id).toBe(second.id);
   });
 
-  it("after a restart, heartbeats missed while the server was down do not count until the start-up grace ends", async () => {
-    const dir = makeTempDir();
+  // An hour-old heartbeat, a server restarted on its file: the agent's silence counts from the
+  // start-up, not from its last heartbeat. Two servers each, so that no verdict depends on how
+  // long a start-up takes on a busy machine: TTLs far longer than any start-up for the first look,
+  // short ones (with a generous wait) for the silence that goes on after it.
+  const restartAfterAnHourDown = async (dir: string) => {
     const first = await startTestServer({ agentHealthCheckMs: 60_000 }, dir);
     await first.api.agents.register.mutate({ agentId: "survivor", capabilities: [] });
     const task = await first.api.tasks.enqueue.mutate({ payload: {} });
     await first.api.tasks.claim.mutate({ agentId: "survivor", leaseMs: 600_000 });
-    // The server was down for an hour.
     withDatabase(first, (db) => db.prepare(`UPDATE agents SET lastHeartbeatAt = ?`).run(Date.now() - 3_600_000));
     await first.stop();
+    return task;
+  };
 
-    // Heartbeat age now counts from this start-up: stale after 1 s, offline after 2 s.
-    await using second = await startTestServer({ agentStaleMs: 1000, agentOfflineMs: 2000, agentHealthCheckMs: 20, agentStartupGraceMs: 60_000 }, dir);
-    const { jobs } = second.server.services;
-    await jobs.healthMonitor.runNow();
+  it("after a restart, heartbeats missed while the server was down do not count against an agent", async () => {
+    const dir = makeTempDir();
+    const task = await restartAfterAnHourDown(dir);
+    await using second = await startTestServer({ agentStaleMs: 60_000, agentOfflineMs: 120_000, agentHealthCheckMs: 20, agentStartupGraceMs: 600_000 }, dir);
+    await second.server.services.jobs.healthMonitor.runNow();
     expect((await second.api.agents.get.query({ agentId: "survivor" })).health).toBe("healthy");
     expect((await second.api.tasks.get.query({ taskId: task.id })).status).toBe("claimed");
-    // Still silent after the grace: now it is offline and its task goes back to the queue.
-    await vi.waitFor(async () => expect((await second.api.tasks.get.query({ taskId: task.id })).status).toBe("pending"), { timeout: 5000, interval: 50 });
+  });
+
+  it("after a restart, an agent that stays silent goes offline once its TTL has passed since the start-up, within the grace", async () => {
+    const dir = makeTempDir();
+    const task = await restartAfterAnHourDown(dir);
+    await using second = await startTestServer({ agentStaleMs: 200, agentOfflineMs: 400, agentHealthCheckMs: 20, agentStartupGraceMs: 600_000 }, dir);
+    await vi.waitFor(async () => expect((await second.api.tasks.get.query({ taskId: task.id })).status).toBe("pending"), { timeout: 30_000, interval: 50 });
     expect((await second.api.agents.get.query({ agentId: "survivor" })).health).toBe("offline");
   });
 });
