@@ -42,6 +42,17 @@ describe("Statements", () => {
     expect([...st.get("SELECT name FROM t ORDER BY id").iterate()]).toEqual(["a", "b", "c"]);
   });
 
+  it("refuses a LIMIT or OFFSET bound as a bare parameter (SQLite would prepare it again on every run) and runs the CAST form", () => {
+    const { st } = scratch();
+    for (const sql of ["SELECT id FROM t ORDER BY id LIMIT ?", "SELECT id FROM t ORDER BY id LIMIT 1 OFFSET ?", "SELECT id FROM t limit ?2", "SELECT id FROM t LIMIT :n", "SELECT id FROM t LIMIT\n  @n"]) {
+      expect(() => st.get(sql), sql).toThrow(/LIMIT CAST\(\? AS INTEGER\)/);
+    }
+    const page = st.get<[number, number], { id: number }>("SELECT id FROM t ORDER BY id LIMIT CAST(? AS INTEGER) OFFSET CAST(? AS INTEGER)");
+    expect(page.all(2, 1)).toEqual([{ id: 2 }, { id: 3 }]);
+    expect(page.all(1, 0)).toEqual([{ id: 1 }]);
+    expect(st.get("SELECT id FROM t ORDER BY id LIMIT 2").all()).toEqual([{ id: 1 }, { id: 2 }]);
+  });
+
   it("frees the statement when an iteration stops early, so it can run again", () => {
     const { st } = scratch();
     const query = st.get<[], { id: number }>("SELECT id FROM t ORDER BY id");

@@ -97,7 +97,7 @@ export class EventStore {
     const params: unknown[] = [afterSeq];
     const typeMatch = typePatternSql(patterns, params);
     params.push(recipient, limit);
-    return this.readBounded(`SELECT * FROM events WHERE seq > ? AND ((target IS NULL AND ${typeMatch}) OR target = ?) ORDER BY seq LIMIT ?`, params, budgetBytes).rows.map(toEvent);
+    return this.readBounded(`SELECT * FROM events WHERE seq > ? AND ((target IS NULL AND ${typeMatch}) OR target = ?) ORDER BY seq LIMIT CAST(? AS INTEGER)`, params, budgetBytes).rows.map(toEvent);
   }
 
   /**
@@ -112,10 +112,10 @@ export class EventStore {
       const params: unknown[] = [position.cursor];
       const typeMatch = typePatternSql(patterns, params);
       params.push(limit);
-      const typed = this.readBounded(`SELECT * FROM events WHERE seq > ? AND target IS NULL AND ${typeMatch} ORDER BY seq LIMIT ?`, params, budgetBytes);
+      const typed = this.readBounded(`SELECT * FROM events WHERE seq > ? AND target IS NULL AND ${typeMatch} ORDER BY seq LIMIT CAST(? AS INTEGER)`, params, budgetBytes);
       parts.push({ rows: typed.rows, complete: !typed.truncated && typed.rows.length < limit });
     }
-    const mail = this.readBounded(`SELECT * FROM events WHERE target = ? AND seq > ? ORDER BY seq LIMIT ?`, [agentId, position.mailboxCursor, limit], budgetBytes);
+    const mail = this.readBounded(`SELECT * FROM events WHERE target = ? AND seq > ? ORDER BY seq LIMIT CAST(? AS INTEGER)`, [agentId, position.mailboxCursor, limit], budgetBytes);
     parts.push({ rows: mail.rows, complete: !mail.truncated && mail.rows.length < limit });
     const horizon = Math.min(...parts.map((p) => (p.complete ? Infinity : p.rows.at(-1)?.seq ?? Infinity)));
     const merged = parts
@@ -150,7 +150,7 @@ export class EventStore {
       params.push(recipient);
     }
     params.push(limit);
-    const page = this.readBounded(`SELECT * FROM events WHERE seq > ? AND ${typeMatch} AND ${targetMatch} ORDER BY seq LIMIT ?`, params, budgetBytes);
+    const page = this.readBounded(`SELECT * FROM events WHERE seq > ? AND ${typeMatch} AND ${targetMatch} ORDER BY seq LIMIT CAST(? AS INTEGER)`, params, budgetBytes);
     return { events: page.rows.map(toEvent), more: page.truncated || page.rows.length === limit };
   }
 
@@ -175,7 +175,7 @@ export class EventStore {
    */
   readForTask(taskId: string, fromSeq: number, limit: number, scanLimit: number, budgetBytes: number): CoordinationEvent[] {
     return this.readBounded(
-      `SELECT * FROM (SELECT * FROM events WHERE seq >= ? AND type >= 'task.' AND type < 'task/' ORDER BY seq LIMIT ?) WHERE json_extract(payload, '$.taskId') = ? ORDER BY seq LIMIT ?`,
+      `SELECT * FROM (SELECT * FROM events WHERE seq >= ? AND type >= 'task.' AND type < 'task/' ORDER BY seq LIMIT CAST(? AS INTEGER)) WHERE json_extract(payload, '$.taskId') = ? ORDER BY seq LIMIT CAST(? AS INTEGER)`,
       [fromSeq, scanLimit, taskId, limit],
       budgetBytes,
     ).rows.map(toEvent);

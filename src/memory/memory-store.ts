@@ -107,7 +107,7 @@ export class MemoryStore {
     return this.st
       .get<unknown[], MemoryRow & { bm25: number }>(
         `SELECT m.*, bm25(memories_fts) AS bm25 FROM memories_fts JOIN memories m ON m.seq = memories_fts.rowid
-         WHERE memories_fts MATCH ?${where} ORDER BY bm25 LIMIT ?`,
+         WHERE memories_fts MATCH ?${where} ORDER BY bm25 LIMIT CAST(? AS INTEGER)`,
       )
       .all(...params);
   }
@@ -123,7 +123,7 @@ export class MemoryStore {
     return this.st
       .get<unknown[], ScoringFields>(
         `SELECT m.seq, m.queue, m.outcome, m.createdAt FROM memories_fts JOIN memories m ON m.seq = memories_fts.rowid
-         WHERE memories_fts MATCH ?${where} ORDER BY memories_fts.rowid DESC LIMIT ?`,
+         WHERE memories_fts MATCH ?${where} ORDER BY memories_fts.rowid DESC LIMIT CAST(? AS INTEGER)`,
       )
       .all(...params);
   }
@@ -135,7 +135,7 @@ export class MemoryStore {
   termMatches(term: string, limit: number): Array<{ seq: number; bm25: number }> {
     return this.st
       .get<[string, number], { seq: number; bm25: number }>(
-        `SELECT rowid AS seq, bm25(memories_fts) AS bm25 FROM memories_fts WHERE memories_fts MATCH ? ORDER BY rowid DESC LIMIT ?`,
+        `SELECT rowid AS seq, bm25(memories_fts) AS bm25 FROM memories_fts WHERE memories_fts MATCH ? ORDER BY rowid DESC LIMIT CAST(? AS INTEGER)`,
       )
       .all(term, limit);
   }
@@ -146,7 +146,7 @@ export class MemoryStore {
    */
   newestMatchSeqs(term: string, limit: number): number[] {
     return this.st
-      .get<[string, number], number>(`SELECT rowid FROM memories_fts WHERE memories_fts MATCH ? ORDER BY rowid DESC LIMIT ?`)
+      .get<[string, number], number>(`SELECT rowid FROM memories_fts WHERE memories_fts MATCH ? ORDER BY rowid DESC LIMIT CAST(? AS INTEGER)`)
       .pluck()
       .all(term, limit);
   }
@@ -166,11 +166,11 @@ export class MemoryStore {
     const params: unknown[] = [];
     const where = filterSql(filter, params);
     params.push(limit);
-    return this.st.get<unknown[], MemoryRow>(`SELECT m.* FROM memories m WHERE 1${where} ORDER BY m.seq DESC LIMIT ?`).all(...params);
+    return this.st.get<unknown[], MemoryRow>(`SELECT m.* FROM memories m WHERE 1${where} ORDER BY m.seq DESC LIMIT CAST(? AS INTEGER)`).all(...params);
   }
 
   byTask(taskId: string, limit: number): MemoryRow[] {
-    return this.st.get<[string, number], MemoryRow>(`SELECT * FROM memories WHERE taskId = ? ORDER BY seq DESC LIMIT ?`).all(taskId, limit);
+    return this.st.get<[string, number], MemoryRow>(`SELECT * FROM memories WHERE taskId = ? ORDER BY seq DESC LIMIT CAST(? AS INTEGER)`).all(taskId, limit);
   }
 
   /**
@@ -185,14 +185,14 @@ export class MemoryStore {
         ? (this.st.get<[number], number>(`SELECT seq FROM memories WHERE createdAt >= ? ORDER BY seq LIMIT 1`).pluck().get(bound.before) ?? Number.MAX_SAFE_INTEGER)
         : bound.belowSeq;
     return this.st
-      .get<unknown[]>(`DELETE FROM memories WHERE seq IN (SELECT seq FROM memories WHERE seq < ? AND kind IN (${kinds.map(() => "?").join(", ")}) ORDER BY seq LIMIT ?)`)
+      .get<unknown[]>(`DELETE FROM memories WHERE seq IN (SELECT seq FROM memories WHERE seq < ? AND kind IN (${kinds.map(() => "?").join(", ")}) ORDER BY seq LIMIT CAST(? AS INTEGER))`)
       .run(end, ...kinds, limit).changes;
   }
 
   /** The seq of the `keep`-th newest memory of `kinds` (older ones are beyond a count retention); null when fewer are kept. */
   keepFromSeq(kinds: readonly string[], keep: number): number | null {
     const seq = this.st
-      .get<unknown[], number>(`SELECT seq FROM memories WHERE kind IN (${kinds.map(() => "?").join(", ")}) ORDER BY seq DESC LIMIT 1 OFFSET ?`)
+      .get<unknown[], number>(`SELECT seq FROM memories WHERE kind IN (${kinds.map(() => "?").join(", ")}) ORDER BY seq DESC LIMIT 1 OFFSET CAST(? AS INTEGER)`)
       .pluck()
       .get(...kinds, keep - 1);
     return seq ?? null;

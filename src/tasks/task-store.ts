@@ -235,7 +235,7 @@ export class TaskStore {
     const picked = withinBudget(
       this.st
         .get<unknown[], { seq: number; bytes: number }>(
-          `SELECT seq, ${TASK_ANSWER_BYTES} AS bytes FROM tasks WHERE ${pickWhere} AND runAt <= ? ORDER BY priority, seq LIMIT ?`,
+          `SELECT seq, ${TASK_ANSWER_BYTES} AS bytes FROM tasks WHERE ${pickWhere} AND runAt <= ? ORDER BY priority, seq LIMIT CAST(? AS INTEGER)`,
         )
         .iterate(...pickParams),
       (row) => row.bytes,
@@ -332,7 +332,7 @@ export class TaskStore {
 
   expiredClaims(now: number, limit: number): TaskRow[] {
     return this.st
-      .get<[number, number], TaskRow>(`SELECT * FROM tasks WHERE status = 'claimed' AND leaseExpiresAt <= ? ORDER BY leaseExpiresAt LIMIT ?`)
+      .get<[number, number], TaskRow>(`SELECT * FROM tasks WHERE status = 'claimed' AND leaseExpiresAt <= ? ORDER BY leaseExpiresAt LIMIT CAST(? AS INTEGER)`)
       .all(now, limit);
   }
 
@@ -352,7 +352,7 @@ export class TaskStore {
       .get<unknown[], TaskRow>(
         `SELECT * FROM tasks WHERE status = 'claimed' ${fromAgentId === null ? "" : "AND leaseOwner = ?"}
            AND (leaseExpiresAt <= ? OR leaseOwner IN (SELECT id FROM agents WHERE lastHeartbeatAt <= ?))
-         ORDER BY priority, seq LIMIT ?`,
+         ORDER BY priority, seq LIMIT CAST(? AS INTEGER)`,
       )
       .all(...params);
   }
@@ -378,7 +378,7 @@ export class TaskStore {
     params.push(limit);
     const where = clauses.length > 0 ? `WHERE ${clauses.join(" AND ")}` : "";
     return withinBudget(
-      this.st.get<unknown[], TaskRow>(`SELECT * FROM tasks ${where} ORDER BY seq ${filter.order === "asc" ? "ASC" : "DESC"} LIMIT ?`).iterate(...params),
+      this.st.get<unknown[], TaskRow>(`SELECT * FROM tasks ${where} ORDER BY seq ${filter.order === "asc" ? "ASC" : "DESC"} LIMIT CAST(? AS INTEGER)`).iterate(...params),
       taskAnswerBytes,
       budgetBytes,
     );
@@ -391,7 +391,7 @@ export class TaskStore {
   pruneSettled(before: number, limit: number): number {
     return this.st
       .get<[number, number]>(
-        `DELETE FROM tasks WHERE seq IN (SELECT seq FROM tasks WHERE status IN ('completed', 'dead_letter', 'cancelled') AND finishedAt < ? ORDER BY finishedAt LIMIT ?)`,
+        `DELETE FROM tasks WHERE seq IN (SELECT seq FROM tasks WHERE status IN ('completed', 'dead_letter', 'cancelled') AND finishedAt < ? ORDER BY finishedAt LIMIT CAST(? AS INTEGER))`,
       )
       .run(before, limit).changes;
   }
@@ -399,7 +399,7 @@ export class TaskStore {
   /** When the `keep`-th most recently settled task settled (older ones are beyond a count retention); null when fewer are kept. */
   settledCutoff(keep: number): number | null {
     const at = this.st
-      .get<[number], number>(`SELECT finishedAt FROM tasks WHERE status IN ('completed', 'dead_letter', 'cancelled') ORDER BY finishedAt DESC LIMIT 1 OFFSET ?`)
+      .get<[number], number>(`SELECT finishedAt FROM tasks WHERE status IN ('completed', 'dead_letter', 'cancelled') ORDER BY finishedAt DESC LIMIT 1 OFFSET CAST(? AS INTEGER)`)
       .pluck()
       .get(keep - 1);
     return at === undefined ? null : Number(at);
