@@ -44,9 +44,22 @@ describe("Statements", () => {
 
   it("refuses a LIMIT or OFFSET bound as a bare parameter (SQLite would prepare it again on every run) and runs the CAST form", () => {
     const { st } = scratch();
-    for (const sql of ["SELECT id FROM t ORDER BY id LIMIT ?", "SELECT id FROM t ORDER BY id LIMIT 1 OFFSET ?", "SELECT id FROM t limit ?2", "SELECT id FROM t LIMIT :n", "SELECT id FROM t LIMIT\n  @n"]) {
-      expect(() => st.get(sql), sql).toThrow(/LIMIT CAST\(\? AS INTEGER\)/);
-    }
+    const bare = [
+      "SELECT id FROM t ORDER BY id LIMIT ?",
+      "SELECT id FROM t ORDER BY id LIMIT 1 OFFSET ?",
+      "SELECT id FROM t limit ?2",
+      "SELECT id FROM t LIMIT :n",
+      "SELECT id FROM t LIMIT\n  @n",
+      "SELECT id FROM t LIMIT?",
+      "SELECT id FROM t LIMIT (?)",
+      "SELECT id FROM t LIMIT ((?))",
+      "SELECT id FROM t LIMIT/**/?",
+      "SELECT id FROM t LIMIT -- the page\n?",
+      "SELECT id FROM t LIMIT 0, ?",
+    ];
+    for (const sql of bare) expect(() => st.get(sql), sql).toThrow(/LIMIT CAST\(\? AS INTEGER\)/);
+    // What only looks like one: in a string, a quoted name or a comment.
+    expect(st.get("SELECT 'no limit ?' AS \"offset ?\" /* LIMIT ? */ -- OFFSET ?\n FROM t LIMIT 1").all()).toEqual([{ "offset ?": "no limit ?" }]);
     const page = st.get<[number, number], { id: number }>("SELECT id FROM t ORDER BY id LIMIT CAST(? AS INTEGER) OFFSET CAST(? AS INTEGER)");
     expect(page.all(2, 1)).toEqual([{ id: 2 }, { id: 3 }]);
     expect(page.all(1, 0)).toEqual([{ id: 1 }]);
