@@ -1,21 +1,30 @@
-// Agent health over real time with short TTLs: stale, then offline (its tasks freed at once, well
+// Agent health over real time where the monitor's timing is the subject: stale, then offline (its tasks freed at once, well
 // before their leases expire), back to healthy on a heartbeat; stealing from an offline agent;
 // claims that name no capabilities use the agent's registered ones.
 import { describe, expect, it, vi } from "vitest";
 import type { TestServer } from "./helpers/test-server.js";
 import { makeTempDir, startTestServer, withDatabase } from "./helpers/test-server.js";
 
-const SHORT_TTLS = { agentStaleMs: 250, agentOfflineMs: 600, agentHealthCheckMs: 50 };
+// Real time where the health monitor's own timing is the subject, with windows no stall of a busy
+// machine closes: the monitor checks every 50 ms, so a window of 2 s between stale and offline
+// always holds a check. Where only the verdict on an old heartbeat matters, TTLs of minutes and a
+// heartbeat moved back in the file (backdate) leave nothing to timing at all.
+const TTLS = { agentStaleMs: 250, agentOfflineMs: 2250, agentHealthCheckMs: 50 };
+const LONG_TTLS = { agentStaleMs: 30_000, agentOfflineMs: 60_000, agentStartupGraceMs: 0 };
+
+/** Makes `agentId`'s last heartbeat two minutes old: offline under LONG_TTLS, with no waiting. */
+const backdate = (t: TestServer, agentId: string) =>
+  withDatabase(t, (db) => db.prepare(`UPDATE agents SET lastHeartbeatAt = ? WHERE id = ?`).run(Date.now() - 120_000, agentId));
 
 const eventsOf = async (t: TestServer, types: string[]) =>
   (await t.api.events.list.query({ afterSeq: 0, types, limit: 1000 })).map((e) => ({ type: e.type, payload: e.payload as Record<string, unknown> }));
 
 describe("agent health", () => {
   it("an agent that stops heartbeating turns stale then offline (in that order); a heartbeat makes it healthy again", async () => {
-    await using t = await startTestServer(SHORT_TTLS);
+    await using t = await startTestServer(TTLS);
     const { api } = t;
     await api.agents.register.mutate({ agentId: "sleepy", capabilities: [] });
-    await vi.waitFor(async () => expect((await eventsOf(t, ["agent.offline"])).length).toBe(1), { timeout: 5000, interval: 25 });
+    await vi.waitFor(async () => expect((await eventsOf(t, ["agent.offline"])).length).toBe(1), { timeout: 30_000, interval: 25 });
     expect((await api.agents.get.query({ agentId: "sleepy" })).health).toBe("offline");
     expect((await api.agents.list.query({ health: "offline" })).map((a) => a.agentId)).toEqual(["sleepy"]);
 
@@ -35,26 +44,26 @@ describe("agent health", () => {
     // The transitions are published when they happen, not before: stale after agentStaleMs, offline after agentOfflineMs.
     const heartbeatAt = Date.parse(events[1]!.payload.lastHeartbeatAt as string);
     const [staleEvent, offlineEvent] = (await api.events.list.query({ afterSeq: 0, types: ["agent.stale", "agent.offline"] })).map((e) => e.createdAt.getTime());
-    expect(staleEvent! - heartbeatAt).toBeGreaterThanOrEqual(SHORT_TTLS.agentStaleMs);
-    expect(offlineEvent! - heartbeatAt).toBeGreaterThanOrEqual(SHORT_TTLS.agentOfflineMs);
+    expect(staleEvent! - heartbeatAt).toBeGreaterThanOrEqual(TTLS.agentStaleMs);
+    expect(offlineEvent! - heartbeatAt).toBeGreaterThanOrEqual(TTLS.agentOfflineMs);
   });
 
   it("tasks held by an agent that went offline are claimed by another agent long before their leases expire", async () => {
-    await using t = await startTestServer(SHORT_TTLS);
+    await using t = await startTestServer(TTLS);
     const { api } = t;
     const tasks = await api.tasks.enqueueMany.mutate({ tasks: [1, 2, 3].map((n) => ({ queue: "work", payload: { n } })) });
     const taskIds = tasks.map((task) => task.id).sort();
     await api.agents.register.mutate({ agentId: "dying", capabilities: [] });
-    const held = await api.tasks.claimMany.mutate({ agentId: "dying", queues: ["work"], limit: 3, leaseMs: 60_000 });
+    const held = await api.tasks.claimMany.mutate({ agentId: "dying", queues: ["work"], limit: 3, leaseMs: 600_000 });
     expect(held.map((task) => task.id).sort()).toEqual(taskIds);
     const leaseExpiresAt = Math.min(...held.map((task) => task.leaseExpiresAt!.getTime()));
 
     // "rescuer" long-polls for work, heartbeating as a live agent does (its claim registered it).
     const alive = setInterval(() => void api.agents.heartbeat.mutate({ agentId: "rescuer" }).catch(() => undefined), 50);
     const rescued = await api.tasks.claimMany
-      .mutate({ agentId: "rescuer", queues: ["work"], limit: 3, leaseMs: 60_000, waitMs: 10_000 })
+      .mutate({ agentId: "rescuer", queues: ["work"], limit: 3, leaseMs: 60_000, waitMs: 60_000 })
       .finally(() => clearInterval(alive));
-    expect(Date.now()).toBeLessThan(leaseExpiresAt - 50_000);
+    expect(Date.now()).toBeLessThan(leaseExpiresAt - 500_000);
     expect(rescued.map((task) => task.id).sort()).toEqual(taskIds);
     for (const task of rescued) expect(task).toMatchObject({ status: "claimed", leaseOwner: "rescuer", attempts: 2 });
 
@@ -69,7 +78,7 @@ describe("agent health", () => {
   // monitor run already releases the claims, so a stored 'offline' would never find a holder.
   it("tasks.steal takes over exactly the claims of an agent that is offline, before any health check ran", async () => {
     // The health monitor effectively never runs here: only steal can free the tasks.
-    await using t = await startTestServer({ agentStaleMs: 100, agentOfflineMs: 200, agentHealthCheckMs: 60_000 });
+    await using t = await startTestServer({ ...LONG_TTLS, agentHealthCheckMs: 60_000 });
     const { api } = t;
     const [a, b, other] = await api.tasks.enqueueMany.mutate({ tasks: [{ priority: 1 }, { priority: 2 }, { priority: 3 }] });
     await api.agents.register.mutate({ agentId: "gone", capabilities: [] });
@@ -79,7 +88,8 @@ describe("agent health", () => {
     // A live holder with valid leases is not robbed.
     expect(await api.tasks.steal.mutate({ agentId: "thief", fromAgentId: "alive", limit: 5 })).toEqual([]);
 
-    await vi.waitFor(async () => expect((await api.agents.get.query({ agentId: "gone" })).health).toBe("offline"), { timeout: 5000, interval: 25 });
+    backdate(t, "gone");
+    expect((await api.agents.get.query({ agentId: "gone" })).health).toBe("offline");
     const stolen = await api.tasks.steal.mutate({ agentId: "thief", fromAgentId: "gone", limit: 5, leaseMs: 60_000 });
     expect(stolen.map((x) => x.id)).toEqual([a!.id, b!.id]);
     for (const task of stolen) expect(task).toMatchObject({ status: "claimed", leaseOwner: "thief", attempts: 2 });
@@ -94,10 +104,11 @@ describe("agent health", () => {
   // The other face: an agent the monitor last saw offline that then shows a sign of life (a claim
   // touches its heartbeat) keeps health = 'offline' until the next monitor run; steal must not rob it.
   it("tasks.steal never takes claims from an agent that is alive by heartbeat age, whatever the monitor last saw", async () => {
-    await using t = await startTestServer({ agentStaleMs: 150, agentOfflineMs: 400, agentHealthCheckMs: 60_000 });
+    await using t = await startTestServer({ ...LONG_TTLS, agentHealthCheckMs: 60_000 });
     const { api } = t;
     await api.agents.register.mutate({ agentId: "flaky", capabilities: [] });
-    await vi.waitFor(async () => expect((await api.agents.get.query({ agentId: "flaky" })).health).toBe("offline"), { timeout: 5000, interval: 25 });
+    backdate(t, "flaky");
+    expect((await api.agents.get.query({ agentId: "flaky" })).health).toBe("offline");
     await t.server.services.jobs.healthMonitor.runNow();
     expect((await eventsOf(t, ["agent.offline"])).map((e) => e.payload.agentId)).toEqual(["flaky"]);
 
@@ -159,8 +170,12 @@ describe("claims and capabilities", () => {
   it("after a restart, an agent that stays silent goes offline once its TTL has passed since the start-up, within the grace", async () => {
     const dir = makeTempDir();
     const task = await restartAfterAnHourDown(dir);
-    await using second = await startTestServer({ agentStaleMs: 200, agentOfflineMs: 400, agentHealthCheckMs: 20, agentStartupGraceMs: 600_000 }, dir);
+    const beforeStartUp = Date.now();
+    await using second = await startTestServer({ agentStaleMs: 1000, agentOfflineMs: 2000, agentHealthCheckMs: 20, agentStartupGraceMs: 600_000 }, dir);
     await vi.waitFor(async () => expect((await second.api.tasks.get.query({ taskId: task.id })).status).toBe("pending"), { timeout: 30_000, interval: 50 });
     expect((await second.api.agents.get.query({ agentId: "survivor" })).health).toBe("offline");
+    // Offline no sooner than agentOfflineMs after the start-up (the hour-old heartbeat would have made it offline at once).
+    const [offline] = await second.api.events.list.query({ afterSeq: 0, types: ["agent.offline"] });
+    expect(offline!.createdAt.getTime() - beforeStartUp).toBeGreaterThanOrEqual(2000);
   });
 });
