@@ -122,7 +122,7 @@ describe("answer bounds: JSON depth", () => {
     await isStarted;
     writeDirectly(t, `INSERT INTO events (type, source, payload, target, createdAt) VALUES ('job.deep', 's', ?, NULL, ?)`, nestedText(2600), Date.now());
     const after = await t.api.events.publish.mutate({ type: "job.after", source: "s" });
-    await expect.poll(() => received.at(-1), { timeout: 5000 }).toBe(after.seq);
+    await expect.poll(() => received.at(-1), { timeout: 30_000 }).toBe(after.seq);
     expect(received).toEqual([after.seq - 1, after.seq]);
     expect(errors).toEqual([]);
     const polled = await t.api.events.poll.mutate({ agentId: "reader" });

@@ -14,7 +14,7 @@ describe("every claimer is known", () => {
     const [registered] = await t.api.events.list.query({ types: ["agent.registered"] });
     expect(registered?.payload).toEqual({ agentId: "ghost", capabilities: ["gpu"], health: "healthy", implicit: true });
 
-    await vi.waitFor(async () => expect((await t.api.tasks.get.query({ taskId: task.id })).status).toBe("pending"), { timeout: 5000, interval: 25 });
+    await vi.waitFor(async () => expect((await t.api.tasks.get.query({ taskId: task.id })).status).toBe("pending"), { timeout: 30_000, interval: 25 });
     expect(claimed!.leaseExpiresAt!.getTime() - Date.now()).toBeGreaterThan(3_000_000);
     const [expired] = await t.api.events.list.query({ types: ["task.lease_expired"] });
     expect(expired?.payload).toMatchObject({ taskId: task.id, agentId: "ghost", reason: "agent ghost went offline" });

@@ -34,7 +34,7 @@ describe("slow WebSocket subscribers", () => {
     await new Promise<void>((resolve, reject) => slow.once("open", () => resolve()).once("error", reject));
     const input = superjson.serialize({ types: ["big.*"] });
     slow.send(JSON.stringify({ id: 1, method: "subscription", params: { path: "events.onEvent", input } }));
-    await vi.waitFor(() => expect(messages.some((m) => m.result?.type === "started")).toBe(true), { timeout: 5000, interval: 5 });
+    await vi.waitFor(() => expect(messages.some((m) => m.result?.type === "started")).toBe(true), { timeout: 30_000, interval: 5 });
     expect(bus.listenerCount).toBe(internal + 2);
 
     // Stop reading: the kernel buffers fill, then the socket's own buffer, then the stream's buffer.
@@ -83,7 +83,7 @@ describe("slow WebSocket subscribers", () => {
     const streams = t.server.services.events.liveStreams;
 
     const slow = await openRawSubscription(t, "0");
-    await vi.waitFor(() => expect(streams.size).toBe(1), { timeout: 5000, interval: 5 });
+    await vi.waitFor(() => expect(streams.size).toBe(1), { timeout: 30_000, interval: 5 });
     const [stream] = streams;
     // The stream stops yielding once the socket holds more than the high-water mark...
     await vi.waitFor(() => expect(stream!.waitingForSocket).toBe(true), { timeout: 10_000, interval: 10 });
@@ -100,7 +100,7 @@ describe("slow WebSocket subscribers", () => {
     expect(stream!.peakSocketBacklog).toBeGreaterThan(SOCKET_HIGH_WATER);
     expect(stream!.peakSocketBacklog).toBeLessThanOrEqual(SOCKET_HIGH_WATER + largestFrame);
     slow.socket.close();
-    await vi.waitFor(() => expect(streams.size).toBe(0), { timeout: 5000, interval: 10 });
+    await vi.waitFor(() => expect(streams.size).toBe(0), { timeout: 30_000, interval: 10 });
   });
 
   it("a backfill held back by the socket still closes with 1013 when live events overflow the buffer", async () => {
@@ -114,7 +114,7 @@ describe("slow WebSocket subscribers", () => {
     // 51 live events overflow the buffer of 50 while the backfill waits: the stream ends at once.
     const live: number[] = [];
     for (const i of range(1, 51)) live.push((await api.events.publish.mutate({ type: "big.live", source: "t", payload: { i } })).seq);
-    await vi.waitFor(() => expect(streams.size).toBe(0), { timeout: 5000, interval: 10 });
+    await vi.waitFor(() => expect(streams.size).toBe(0), { timeout: 30_000, interval: 10 });
 
     slow.socket.resume();
     const { code, reason } = await slow.closed;

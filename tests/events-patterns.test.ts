@@ -77,7 +77,7 @@ describe("type patterns", () => {
       const listed = await api.events.list.query({ afterSeq: 0, types, limit: 1000 });
       expect(listed.map((e) => e.type), `list ${types.join(",")}`).toEqual(expectedFor(types));
       const backfill = collectEvents(api, { types: [...types, "zz.*"], lastEventId: "0" });
-      await vi.waitFor(() => expect(backfill.seqs()).toContain(sentinel.seq), { timeout: 5000, interval: 10 });
+      await vi.waitFor(() => expect(backfill.seqs()).toContain(sentinel.seq), { timeout: 30_000, interval: 10 });
       expect(backfill.events.map((e) => e.type), `backfill ${types.join(",")}`).toEqual(expectedFor([...types, "zz.*"]));
       backfill.unsubscribe();
     }
@@ -85,7 +85,7 @@ describe("type patterns", () => {
     // The live streams filter in memory; each also follows zz.* so it ends on the sentinel.
     for (const [i, types] of PATTERN_SETS.entries()) {
       const stream = live[i]!;
-      await vi.waitFor(() => expect(stream.seqs().at(-1)).toBe(sentinel.seq), { timeout: 5000, interval: 10 });
+      await vi.waitFor(() => expect(stream.seqs().at(-1)).toBe(sentinel.seq), { timeout: 30_000, interval: 10 });
       expect(stream.events.map((e) => e.type), `live ${types.join(",")}`).toEqual(expectedFor([...types, "zz.*"]));
       stream.unsubscribe();
     }
@@ -121,7 +121,7 @@ describe("targeted events", () => {
     expect((await api.events.poll.mutate({ agentId: "bob" })).map((e) => e.seq)).toEqual([broadcast.seq, end.seq]);
 
     for (const c of [anonymous, aliceLive, bobLive]) {
-      await vi.waitFor(() => expect(c.seqs().at(-1)).toBe(end.seq), { timeout: 5000, interval: 10 });
+      await vi.waitFor(() => expect(c.seqs().at(-1)).toBe(end.seq), { timeout: 30_000, interval: 10 });
     }
     expect(aliceLive.seqs()).toEqual([broadcast.seq, toAlice.seq, end.seq]);
     expect(aliceLive.events[1]!.payload).toEqual({ text: "hi" });

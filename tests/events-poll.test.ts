@@ -80,7 +80,7 @@ describe("events.poll", () => {
     const { api } = t;
     await api.events.subscribe.mutate({ agentId: "lp", types: ["job.*"] });
     const polling = api.events.poll.mutate({ agentId: "lp", waitMs: 5000 });
-    await vi.waitFor(() => expect(t.server.services.events.waitingPolls).toBe(1), { timeout: 5000, interval: 5 });
+    await vi.waitFor(() => expect(t.server.services.events.waitingPolls).toBe(1), { timeout: 30_000, interval: 5 });
 
     const startedAt = performance.now();
     let returnedAt = 0;

@@ -55,7 +55,7 @@ describe("event retention", () => {
     await t.server.services.jobs.eventPruner.runNow();
 
     const behind = collectEvents(api, { types: ["job.*"], lastEventId: "2" });
-    await vi.waitFor(() => expect(behind.errors).toHaveLength(1), { timeout: 5000, interval: 10 });
+    await vi.waitFor(() => expect(behind.errors).toHaveLength(1), { timeout: 30_000, interval: 10 });
     expect(behind.errors[0]).toBeInstanceOf(TRPCClientError);
     expect(behind.errors[0]).toMatchObject(PRUNED);
     expect(behind.events).toEqual([]);
@@ -63,7 +63,7 @@ describe("event retention", () => {
     const atBoundary = collectEvents(api, { types: ["job.*"], lastEventId: "5" });
     await atBoundary.started;
     const live = await api.events.publish.mutate({ type: "job.x", source: "t", payload: 11 });
-    await vi.waitFor(() => expect(atBoundary.seqs().at(-1)).toBe(live.seq), { timeout: 5000, interval: 10 });
+    await vi.waitFor(() => expect(atBoundary.seqs().at(-1)).toBe(live.seq), { timeout: 30_000, interval: 10 });
     expect(atBoundary.seqs()).toEqual(range(6, 11));
     expect(atBoundary.ids).toEqual(range(6, 11).map(String));
     expect(atBoundary.errors).toEqual([]);
@@ -71,7 +71,7 @@ describe("event retention", () => {
 
     // lastEventId "0" means "everything retained", like fromSeq 0: no error after pruning.
     const everything = collectEvents(api, { types: ["job.*"], lastEventId: "0" });
-    await vi.waitFor(() => expect(everything.seqs()).toEqual(range(6, 11)), { timeout: 5000, interval: 10 });
+    await vi.waitFor(() => expect(everything.seqs()).toEqual(range(6, 11)), { timeout: 30_000, interval: 10 });
     expect(everything.errors).toEqual([]);
     everything.unsubscribe();
   });
@@ -84,7 +84,7 @@ describe("event retention", () => {
       data: { code: "INVALID_INPUT" },
     });
     const ahead = collectEvents(api, { types: ["*"], lastEventId: "50" });
-    await vi.waitFor(() => expect(ahead.errors).toHaveLength(1), { timeout: 5000, interval: 10 });
+    await vi.waitFor(() => expect(ahead.errors).toHaveLength(1), { timeout: 30_000, interval: 10 });
     expect(ahead.errors[0]).toMatchObject({ data: { code: "INVALID_INPUT" } });
     // The head itself is a valid position: nothing to replay, live events follow.
     expect((await api.events.subscribe.mutate({ agentId: "head", types: ["*"], fromSeq: 1 })).cursor).toBe(1);

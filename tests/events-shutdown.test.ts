@@ -69,7 +69,7 @@ describe("events.onEvent and shutdown", () => {
       const took = performance.now() - began;
       expect(took).toBeLessThan(shutdownTimeoutMs / 2);
       // Both streams ended themselves (the stats leave the set in the stream's finally).
-      await vi.waitFor(() => expect(events.liveStreams.size).toBe(0), { timeout: 2000, interval: 10 });
+      await vi.waitFor(() => expect(events.liveStreams.size).toBe(0), { timeout: 30_000, interval: 10 });
       await sse.body?.cancel();
     } finally {
       raw?.terminate();

@@ -86,7 +86,7 @@ describe("events.onEvent over WebSocket", () => {
       await resumed.started;
       const after = await publishConcurrently(api, "job.after", 10, 2);
       const end = await api.events.publish.mutate({ type: "job.end", source: "t" });
-      await vi.waitFor(() => expect(resumed.seqs().at(-1)).toBe(end.seq), { timeout: 5000, interval: 10 });
+      await vi.waitFor(() => expect(resumed.seqs().at(-1)).toBe(end.seq), { timeout: 30_000, interval: 10 });
       expect(resumed.seqs()).toEqual([...before.slice(N), ...whileAway, ...after, end.seq]);
       expect(resumed.errors).toEqual([]);
       resumed.unsubscribe();
@@ -103,7 +103,7 @@ describe("events.onEvent over WebSocket", () => {
       const stream = collectEvents(client.api, { types: ["job.*"] });
       await stream.started;
       const before = await publishConcurrently(t1.api, "job.before", 25, 2);
-      await vi.waitFor(() => expect(stream.seqs()).toEqual(before), { timeout: 5000, interval: 10 });
+      await vi.waitFor(() => expect(stream.seqs()).toEqual(before), { timeout: 30_000, interval: 10 });
 
       // Same file, same port: the client's WebSocket drops and it reconnects with lastEventId.
       await t1.stop();
@@ -139,7 +139,7 @@ describe("events.onEvent over WebSocket", () => {
     const build = await api.events.publish.mutate({ type: "build.done", source: "t" });
     const direct = await api.events.publish.mutate({ type: "chat.dm", source: "t", target: "a1" });
     const end = await api.events.publish.mutate({ type: "task.end", source: "t" });
-    for (const s of streams) await vi.waitFor(() => expect(s.seqs().at(-1)).toBe(end.seq), { timeout: 5000, interval: 10 });
+    for (const s of streams) await vi.waitFor(() => expect(s.seqs().at(-1)).toBe(end.seq), { timeout: 30_000, interval: 10 });
     expect(streams[0]!.seqs()).toEqual([task.seq, direct.seq, end.seq]);
     expect(streams[1]!.seqs()).toEqual([task.seq, build.seq, direct.seq, end.seq]);
     expect(streams[2]!.seqs()).toEqual([task.seq, build.seq, end.seq]);

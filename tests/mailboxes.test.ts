@@ -53,7 +53,7 @@ describe("mailboxes", () => {
     await stream.started;
     const news = await t.api.events.publish.mutate({ type: "news.flash", source: "desk" });
     const next = await t.api.events.publish.mutate({ type: "dm", source: "s", target: "live" });
-    await vi.waitFor(() => expect(stream.seqs()).toEqual([waiting.seq, news.seq, next.seq]), { timeout: 5000, interval: 10 });
+    await vi.waitFor(() => expect(stream.seqs()).toEqual([waiting.seq, news.seq, next.seq]), { timeout: 30_000, interval: 10 });
     expect(stream.seqs()).not.toContain(consumed.seq);
     stream.unsubscribe();
   });

@@ -95,7 +95,7 @@ describe("complete-and-claim", () => {
       expect(await t.api.tasks.get.query({ taskId: b.id })).toMatchObject({ status: "pending", attempts: 0, leaseOwner: null });
       const count = (type: string) => withDatabase(t, (db) => db.prepare("SELECT COUNT(*) FROM events WHERE type = ?").pluck().get(type));
       expect(count("task.released")).toBe((count("task.claimed") as number) - 1);
-    });
+    }, { timeout: 30_000, interval: 20 });
     // The agent, sending its complete again with the same result, learns it stands.
     expect(await t.api.tasks.complete.mutate({ taskId: a.id, agentId: "w1", leaseToken: 1 })).toMatchObject({ status: "completed" });
   });

@@ -12,7 +12,7 @@ describe("leases and fencing", () => {
     const first = await t.api.tasks.claim.mutate({ agentId: "slow", leaseMs: 100 });
     expect(first?.leaseToken).toBe(1);
 
-    await vi.waitFor(async () => expect((await t.api.tasks.get.query({ taskId: task.id })).status).toBe("pending"), { timeout: 3000, interval: 20 });
+    await vi.waitFor(async () => expect((await t.api.tasks.get.query({ taskId: task.id })).status).toBe("pending"), { timeout: 30_000, interval: 20 });
     const second = await t.api.tasks.claim.mutate({ agentId: "fast" });
     expect(second).toMatchObject({ id: task.id, leaseOwner: "fast", leaseToken: 2, attempts: 2 });
 
@@ -33,7 +33,7 @@ describe("leases and fencing", () => {
     await using t = await startTestServer({ leaseSweepMs: 20 });
     const task = await t.api.tasks.enqueue.mutate({ payload: {}, maxAttempts: 5 });
     const old = await t.api.tasks.claim.mutate({ agentId: "a1", leaseMs: 80 });
-    await vi.waitFor(async () => expect((await t.api.tasks.get.query({ taskId: task.id })).status).toBe("pending"), { timeout: 3000, interval: 20 });
+    await vi.waitFor(async () => expect((await t.api.tasks.get.query({ taskId: task.id })).status).toBe("pending"), { timeout: 30_000, interval: 20 });
     const fresh = await t.api.tasks.claim.mutate({ agentId: "a1" });
     expect(fresh!.leaseToken).toBe(old!.leaseToken + 1);
     await expect(t.api.tasks.complete.mutate({ taskId: task.id, agentId: "a1", leaseToken: old!.leaseToken })).rejects.toMatchObject(conflict);
@@ -66,9 +66,9 @@ describe("leases and fencing", () => {
     await using t = await startTestServer({ leaseSweepMs: 20 });
     const task = await t.api.tasks.enqueue.mutate({ payload: {}, maxAttempts: 2 });
     for (const agent of ["a1", "a2"]) {
-      await vi.waitFor(async () => expect(await t.api.tasks.claim.mutate({ agentId: agent, leaseMs: 50 })).not.toBeNull(), { timeout: 3000, interval: 20 });
+      await vi.waitFor(async () => expect(await t.api.tasks.claim.mutate({ agentId: agent, leaseMs: 50 })).not.toBeNull(), { timeout: 30_000, interval: 20 });
     }
-    await vi.waitFor(async () => expect((await t.api.tasks.get.query({ taskId: task.id })).status).toBe("dead_letter"), { timeout: 3000, interval: 20 });
+    await vi.waitFor(async () => expect((await t.api.tasks.get.query({ taskId: task.id })).status).toBe("dead_letter"), { timeout: 30_000, interval: 20 });
     const dead = await t.api.tasks.get.query({ taskId: task.id });
     expect(dead.attempts).toBe(2);
     expect(dead.errorHistory.map((e) => e.agentId)).toEqual(["a1", "a2"]);

@@ -74,15 +74,15 @@ describe("long-poll claim", () => {
     const parked = () => t.server.services.shutdownWaiters.size;
 
     const viaRest = new AbortController();
-    const restClaim = fetch(`${t.url}/tasks/claim/ghost-rest?waitMs=20000`, { signal: viaRest.signal }).catch((e: unknown) => e);
+    const restClaim = fetch(`${t.url}/tasks/claim/ghost-rest?waitMs=600000`, { signal: viaRest.signal }).catch((e: unknown) => e);
     const viaTrpc = new AbortController();
-    const trpcClaim = t.api.tasks.claim.mutate({ agentId: "ghost-trpc", waitMs: 20_000 }, { signal: viaTrpc.signal }).catch((e: unknown) => e);
-    await vi.waitFor(() => expect(parked()).toBe(2), { timeout: 3000, interval: 10 });
+    const trpcClaim = t.api.tasks.claim.mutate({ agentId: "ghost-trpc", waitMs: 600_000 }, { signal: viaTrpc.signal }).catch((e: unknown) => e);
+    await vi.waitFor(() => expect(parked()).toBe(2), { timeout: 30_000, interval: 10 });
     viaRest.abort();
     viaTrpc.abort();
     await Promise.all([restClaim, trpcClaim]);
     // Both server-side long-polls have returned once nothing waits on the shutdown signal.
-    await vi.waitFor(() => expect(parked()).toBe(0), { timeout: 3000, interval: 10 });
+    await vi.waitFor(() => expect(parked()).toBe(0), { timeout: 30_000, interval: 10 });
 
     const task = await t.api.tasks.enqueue.mutate({ payload: {} });
     expect(await t.api.tasks.get.query({ taskId: task.id })).toMatchObject({ status: "pending", attempts: 0, leaseToken: 0 });

@@ -15,7 +15,7 @@ describe("retries and dead-letter", () => {
           expect(c).not.toBeNull();
           return c!;
         },
-        { timeout: 3000, interval: 10 },
+        { timeout: 30_000, interval: 10 },
       );
       expect(claimed.attempts).toBe(attempt);
       const failed = await t.api.tasks.fail.mutate({ taskId: task.id, agentId: "a1", error: `boom ${attempt}` });

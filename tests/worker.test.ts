@@ -51,7 +51,7 @@ describe("runWorker", () => {
     // The first claim, then six complete-and-claims (the last finds none) and a long-poll parked for more.
     expect(sent.get("tasks.completeAndClaim")).toBe(6);
     expect(sent.get("tasks.complete") ?? 0).toBe(0);
-    await vi.waitFor(() => expect((sent.get("tasks.claim") ?? 0) - claimsBefore).toBe(2), { timeout: 5000, interval: 20 });
+    await vi.waitFor(() => expect((sent.get("tasks.claim") ?? 0) - claimsBefore).toBe(2), { timeout: 30_000, interval: 20 });
     const done = await t.api.tasks.list.query({ queue: "chain", status: "completed" });
     expect(done.items.map((task) => task.result).sort()).toEqual([0, 1, 2, 3, 4, 5]);
     await worker.stop();
@@ -73,7 +73,7 @@ describe("runWorker", () => {
       },
     });
     const first = await t.api.tasks.enqueue.mutate({ payload: {}, maxAttempts: 1 });
-    await vi.waitFor(() => expect(started).toEqual([first.id]), { timeout: 5000, interval: 20 });
+    await vi.waitFor(() => expect(started).toEqual([first.id]), { timeout: 30_000, interval: 20 });
     const second = await t.api.tasks.enqueue.mutate({ payload: {} });
 
     const stopped = worker.stop();
@@ -104,7 +104,7 @@ describe("runWorker", () => {
       },
     });
     const tasks = await t.api.tasks.enqueueMany.mutate({ tasks: [{ payload: { polite: true }, maxAttempts: 1 }, { payload: { polite: false }, maxAttempts: 1 }] });
-    await vi.waitFor(async () => expect((await t.api.tasks.stats.query()).totals.claimed).toBe(2), { timeout: 5000, interval: 20 });
+    await vi.waitFor(async () => expect((await t.api.tasks.stats.query()).totals.claimed).toBe(2), { timeout: 30_000, interval: 20 });
 
     await worker.stop();
 
@@ -132,16 +132,16 @@ describe("runWorker", () => {
       },
     });
     const first = await t.api.tasks.enqueue.mutate({ payload: { n: 1 } });
-    await vi.waitFor(async () => expect((await t.api.tasks.get.query({ taskId: first.id })).status).toBe("claimed"), { timeout: 5000, interval: 20 });
+    await vi.waitFor(async () => expect((await t.api.tasks.get.query({ taskId: first.id })).status).toBe("claimed"), { timeout: 30_000, interval: 20 });
     await t.api.tasks.cancel.mutate({ taskId: first.id });
 
-    await vi.waitFor(() => expect(worker.lost).toBe(1), { timeout: 5000, interval: 20 });
+    await vi.waitFor(() => expect(worker.lost).toBe(1), { timeout: 30_000, interval: 20 });
     expect(reasons).toEqual([`lease lost: agent "w-lost" does not hold the lease on task "${first.id}": it is cancelled`]);
     expect(await t.api.tasks.get.query({ taskId: first.id })).toMatchObject({ status: "cancelled", result: null, attempts: 1, errorHistory: [] });
 
     // The slot is free again.
     const second = await t.api.tasks.enqueue.mutate({ payload: { n: 2 } });
-    await vi.waitFor(() => expect(worker.completed).toBe(1), { timeout: 5000, interval: 20 });
+    await vi.waitFor(() => expect(worker.completed).toBe(1), { timeout: 30_000, interval: 20 });
     expect(await t.api.tasks.get.query({ taskId: second.id })).toMatchObject({ status: "completed", result: "second" });
     expect([worker.completed, worker.failed, worker.lost]).toEqual([1, 0, 1]);
     await worker.stop();
@@ -161,11 +161,11 @@ describe("runWorker", () => {
       },
     });
     const task = await t.api.tasks.enqueue.mutate({ payload: {} });
-    await vi.waitFor(async () => expect((await t.api.tasks.get.query({ taskId: task.id })).status).toBe("claimed"), { timeout: 5000, interval: 20 });
+    await vi.waitFor(async () => expect((await t.api.tasks.get.query({ taskId: task.id })).status).toBe("claimed"), { timeout: 30_000, interval: 20 });
     await t.api.tasks.cancel.mutate({ taskId: task.id });
     gate.open();
 
-    await vi.waitFor(() => expect(worker.lost).toBe(1), { timeout: 5000, interval: 20 });
+    await vi.waitFor(() => expect(worker.lost).toBe(1), { timeout: 30_000, interval: 20 });
     expect([worker.completed, worker.failed, worker.lost]).toEqual([0, 0, 1]);
     expect(await t.api.tasks.get.query({ taskId: task.id })).toMatchObject({ status: "cancelled", result: null, attempts: 1, errorHistory: [] });
     await worker.stop();
@@ -187,7 +187,7 @@ describe("runWorker", () => {
     });
     const [hung, next] = await t.api.tasks.enqueueMany.mutate({ tasks: [{ payload: { n: 1 }, maxAttempts: 1 }, { payload: { n: 2 } }] });
 
-    await vi.waitFor(async () => expect((await t.api.tasks.get.query({ taskId: next!.id })).status).toBe("completed"), { timeout: 5000, interval: 20 });
+    await vi.waitFor(async () => expect((await t.api.tasks.get.query({ taskId: next!.id })).status).toBe("completed"), { timeout: 30_000, interval: 20 });
     const failed = await t.api.tasks.get.query({ taskId: hung!.id });
     expect(failed).toMatchObject({ status: "dead_letter", attempts: 1, lastError: "handler timed out after 300 ms" });
     expect(failed.errorHistory.map((e) => [e.attempt, e.agentId, e.error])).toEqual([[1, "w-timeout", "handler timed out after 300 ms"]]);
@@ -204,7 +204,7 @@ describe("runWorker", () => {
     const worker = await runWorker({ api: client.api, agentId: "w-flaky", waitMs: 200, onError: (e) => errors.push(e), handler: async () => ({ ok: true }) });
     try {
       const task = await t.api.tasks.enqueue.mutate({ payload: {}, maxAttempts: 1 });
-      await vi.waitFor(() => expect(worker.completed).toBe(1), { timeout: 5000, interval: 20 });
+      await vi.waitFor(() => expect(worker.completed).toBe(1), { timeout: 30_000, interval: 20 });
       expect(await t.api.tasks.get.query({ taskId: task.id })).toMatchObject({ status: "completed", result: { ok: true }, attempts: 1, errorHistory: [] });
       expect([worker.completed, worker.failed, worker.lost]).toEqual([1, 0, 0]);
       expect(proxy.completeCalls()).toBe(3);
@@ -232,7 +232,7 @@ describe("runWorker", () => {
       },
     });
     const task = await t.api.tasks.enqueue.mutate({ payload: {}, maxAttempts: 5 });
-    await vi.waitFor(() => expect(claimed).toBeDefined(), { timeout: 5000, interval: 20 });
+    await vi.waitFor(() => expect(claimed).toBeDefined(), { timeout: 30_000, interval: 20 });
     const firstExpiry = claimed!.leaseExpiresAt!.getTime();
     // Still ours, under the same lease, well past the 900 ms first granted.
     await vi.waitFor(
@@ -241,10 +241,10 @@ describe("runWorker", () => {
         expect(now).toMatchObject({ status: "claimed", leaseOwner: "w-capped", leaseToken: claimed!.leaseToken, attempts: 1 });
         expect(now.leaseExpiresAt!.getTime()).toBeGreaterThan(firstExpiry + 1000);
       },
-      { timeout: 5000, interval: 50 },
+      { timeout: 30_000, interval: 50 },
     );
     gate.open();
-    await vi.waitFor(() => expect(worker.completed).toBe(1), { timeout: 5000, interval: 20 });
+    await vi.waitFor(() => expect(worker.completed).toBe(1), { timeout: 30_000, interval: 20 });
     expect(await t.api.tasks.get.query({ taskId: task.id })).toMatchObject({ status: "completed", result: "kept", attempts: 1, errorHistory: [] });
     await worker.stop();
   });
