@@ -12,9 +12,18 @@ import { ROOT, serverEnv } from "./systems.mjs";
 /** Samples a second per thread: with CLOCK_MONOTONIC timestamps, the phase is cut out by rest-driver's marks. */
 const HZ = 999;
 
+/**
+ * SQLite's parser, planner and code generator: they run when a statement is prepared, which a warm
+ * server's statement cache does once per SQL text. A share of them in a profile means statements
+ * prepared again and again (a bare bound LIMIT did that to every paged read: statements.ts).
+ */
+const PREPARING = /^(sqlite3RunParser|yy_|sqlite3GetToken|sqlite3(LockAnd)?Prepare|sqlite3Reprepare|sqlite3Select(Prep|Expand)?\b|sqlite3WhereBegin|whereLoop|wherePathSolver|sqlite3Resolve|resolve(Expr|Select|OrderBy)|sqlite3ExprCode|sqlite3VdbeAddOp|sqlite3ExprDup|exprDup|sqlite3Walk(Expr|Select))/;
+
+const PREPARING_AREA = "SQLite preparing statements";
+
 /** What kind of code a sampled symbol is, by the object it is in. */
 function areaOf(dso, symbol) {
-  if (dso === "better_sqlite3.node") return "SQLite (and better-sqlite3)";
+  if (dso === "better_sqlite3.node") return PREPARING.test(symbol) ? PREPARING_AREA : "SQLite (and better-sqlite3)";
   if (dso.startsWith("[JIT]") || symbol.startsWith("JS:")) return "JavaScript, compiled by V8";
   if (dso === "node") return symbol.startsWith("Builtins_") ? "V8 builtins and inline caches (interpreter, baseline code)" : "V8 runtime, GC, Node internals (C++)";
   if (dso === "[kernel.kallsyms]") return "kernel (syscalls, I/O, networking)";
@@ -139,6 +148,7 @@ function summarize(data, load, pid, N) {
         cores: Math.round((100 * samples) / HZ / seconds) / 100,
         msPerTask: Math.round((1000 * samples) / HZ / N * 1000) / 1000,
         areas: [...areas.entries()].sort((a, b) => b[1] - a[1]).map(([area, n]) => ({ area, pct: pct(n) })),
+        preparingPct: pct(areas.get(PREPARING_AREA) ?? 0),
         top: [...bySymbol.entries()]
           .sort((a, b) => b[1] - a[1])
           .slice(0, 8)

@@ -96,10 +96,10 @@ function perfCpuSection(cpu) {
   out.push(
     `The same REST lifecycle on a fresh server sampled by \`perf\` (${cpu.load.enqueuePerS} enqueue/s, ${cpu.load.processedPerS} claim+complete/s), cut to the ${cpu.seconds} s claim+complete phase: only time on a CPU counts.`,
     "",
-    "| thread | cores kept busy | CPU ms a task | where (share of the thread's CPU) |",
-    "|---|---:|---:|---|",
+    "| thread | cores kept busy | CPU ms a task | where (share of the thread's CPU) | SQLite preparing statements (parser, planner: ~0 once warm) |",
+    "|---|---:|---:|---|---:|",
   );
-  for (const t of cpu.threads) out.push(`| ${t.role} | ${t.cores} | ${t.msPerTask} | ${t.areas.slice(0, 4).map((a) => `${a.area} ${a.pct}%`).join("; ")} |`);
+  for (const t of cpu.threads) out.push(`| ${t.role} | ${t.cores} | ${t.msPerTask} | ${t.areas.slice(0, 4).map((a) => `${a.area} ${a.pct}%`).join("; ")} | ${t.preparingPct}% |`);
   out.push("", "Top functions by CPU, per thread: " + cpu.threads.map((t) => `**${t.role}**: ${t.top.slice(0, 5).map((f) => `\`${cell(f.symbol)}\` ${f.pct}%`).join(", ")}`).join("; ") + ".", "");
   return out;
 }
