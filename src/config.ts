@@ -167,6 +167,11 @@ export const SETTINGS = {
   noteRetentionMs: { ...ms(3650 * 24 * 3_600_000), default: 0, doc: "Delete agents' notes and lessons this much older (0, the default, keeps them)" },
   noteRetentionCount: { ...int(0), default: 0, doc: "Keep at most this many notes and lessons, the newest (0 = no limit)" },
   retentionPruneMs: { ...positiveMs(), default: 60_000, doc: "How often settled tasks and memories are pruned to their retention" },
+  memoryIndexCompactMs: {
+    ...ms(),
+    default: 10_000,
+    doc: "How often the memory search index is compacted, in small steps, to keep recall fast on a server that ran long (0 turns it off)",
+  },
   memoryContextLimit: { ...int(0, 50), default: 5, doc: "Memories handed out with each claimed task (0 turns pre-execution recall off)" },
 } as const;
 

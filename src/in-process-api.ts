@@ -64,7 +64,7 @@ export interface InProcessCoordination {
     remember(note: In["memory"]["remember"]): Promise<Out["memory"]["remember"]>;
     recall(query: In["memory"]["recall"]): Promise<Out["memory"]["recall"]>;
   };
-  /** Stops the background jobs (lease sweeper, health monitor, pruner) and closes the database. */
+  /** Stops the background jobs (lease sweeper, health monitor, pruners, memory index compaction) and closes the database. */
   close(): Promise<void>;
 }
 

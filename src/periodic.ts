@@ -1,4 +1,4 @@
-// Background jobs (lease sweeper, agent health monitor, event pruner) with a lifecycle:
+// Background jobs (lease sweeper, agent health monitor, pruners, memory index compaction) with a lifecycle:
 // started and stopped by the app, never a module-level timer. A run never overlaps the previous one.
 // A job survives its failures (a full disk, a read-only file): it runs again next tick, and an
 // episode of failures is logged once when it starts and once when it ends, never once per tick.
@@ -18,7 +18,9 @@ export class PeriodicJob {
     private readonly log: Logger,
   ) {}
 
+  /** An interval of 0 turns the job off: start does nothing (runNow still runs it). */
   start(): void {
+    if (this.intervalMs <= 0) return;
     this.stopped = false;
     this.schedule();
   }

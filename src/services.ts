@@ -43,7 +43,7 @@ export interface Services {
   deliveries: Deliveries;
   /** Long-polling claims and polls parked, woken by committed events. */
   waiters: { claims: ClaimWaiters; polls: PollWaiters };
-  jobs: { leaseSweeper: PeriodicJob; healthMonitor: PeriodicJob; eventPruner: PeriodicJob; retention: PeriodicJob };
+  jobs: { leaseSweeper: PeriodicJob; healthMonitor: PeriodicJob; eventPruner: PeriodicJob; retention: PeriodicJob; memoryIndex: PeriodicJob };
   /** Settled tasks and memories pruned to their retention (src/retention/). */
   retention: Retention;
   /** Aborted when shutdown begins: long-polls and streams end. */
@@ -121,6 +121,7 @@ export function createCoordination(config: Config, log: Logger): Coordination {
     healthMonitor: new PeriodicJob("agent-health", config.agentHealthCheckMs, () => agents.checkHealth(), log),
     eventPruner: new PeriodicJob("event-pruner", config.eventPruneMs, () => events.prune(), log),
     retention: new PeriodicJob("retention", config.retentionPruneMs, () => retention.prune(), log),
+    memoryIndex: new PeriodicJob("memory-index", config.memoryIndexCompactMs, () => memory.compactIndex(), log),
   };
   const services: Services = {
     config,

@@ -42,6 +42,9 @@ export function recordExecution(memories: MemoryStore, ctx: WriteContext, task: 
 
 export function memoryCommands(memories: MemoryStore) {
   return {
+    /** One step of the search index's compaction, about `pages` pages; false once there is nothing left to merge. */
+    "memory.compactIndex": (_ctx: WriteContext, args: { pages: number }): boolean => memories.compactIndex(args.pages),
+
     "memory.remember": (ctx: WriteContext, request: RememberRequest): Memory =>
       toMemory(
         memories.insert(

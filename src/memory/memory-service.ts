@@ -5,7 +5,13 @@ import type { Database } from "../db/thread/database.js";
 import { assertJsonDepth } from "../json-value.js";
 import type { Memory, MemoryMatch, RecallRequest, RememberRequest } from "./memory-schemas.js";
 
+/** Pages (4 KiB) one compaction step merges: about 15 ms of the writer's time here, what a write arriving meanwhile may wait. */
+const COMPACTION_STEP_PAGES = 200;
+
 export class MemoryService {
+  /** db.writesSent when a compaction step last found nothing to merge. */
+  private compactAsOf = -1;
+
   constructor(
     private readonly config: Pick<Config, "maxJsonDepth" | "maxResponseBytes" | "memoryContextLimit">,
     private readonly db: Database,
@@ -19,5 +25,27 @@ export class MemoryService {
   /** The best `limit` matches, fewer if their answer would pass maxResponseBytes. */
   recall(request: RecallRequest): Promise<MemoryMatch[]> {
     return this.db.read("memory.recall", request);
+  }
+
+  /**
+   * Compacts the search index (the memoryIndexCompactMs job): merges its segments in steps of
+   * about `stepPages` pages, each a write of its own, so other writes take turns with it. While
+   * nothing else is written it goes on until no level holds two segments; while other writes
+   * arrive, one step a run. Nothing at all when nothing was written since the index was found
+   * compact. Resolves with the steps that merged something.
+   */
+  async compactIndex(stepPages = COMPACTION_STEP_PAGES): Promise<number> {
+    if (this.compactAsOf === this.db.writesSent) return 0;
+    let merged = 0;
+    for (;;) {
+      const sentBefore = this.db.writesSent;
+      if (!(await this.db.write("memory.compactIndex", { pages: stepPages }))) {
+        // Compact as of this step; a write sent meanwhile may have added a segment.
+        this.compactAsOf = sentBefore + 1;
+        return merged;
+      }
+      merged++;
+      if (this.db.writesSent !== sentBefore + 1) return merged;
+    }
   }
 }

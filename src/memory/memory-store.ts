@@ -97,6 +97,25 @@ export class MemoryStore {
   }
 
   /**
+   * One step of the index's compaction: merges about `pages` pages (4 KiB each) of the FTS5
+   * index's segments, on the level holding the most (two or more: the 'usermerge' setting of the
+   * migration memory_fts_usermerge); a merge left unfinished goes on at the next step. True if it
+   * merged anything, false once no level holds two segments. Recall looks a term up in every
+   * segment, so fewer segments make it cheaper; the merges that run as memories are written
+   * (FTS5's automerge) leave up to three a level.
+   */
+  compactIndex(pages: number): boolean {
+    const before = this.totalChanges();
+    this.st.get<[number]>(`INSERT INTO memories_fts (memories_fts, rank) VALUES ('merge', ?)`).run(pages);
+    // The command itself counts one change; a merge also writes the index's own rows.
+    return this.totalChanges() - before > 1;
+  }
+
+  private totalChanges(): number {
+    return this.st.get<[], number>(`SELECT total_changes()`).pluck().get()!;
+  }
+
+  /**
    * Full-text candidates, best bm25 first. `match` must come from matchAny. bm25 has to score
    * every row the query matches, so callers pass only rare terms (see MemoryService.rank).
    */

@@ -24,6 +24,8 @@ export class Database {
   private readonly reader: DatabaseThread<ReadCommands>;
   /** Commands sent since start, by name (observability: what idle waiting costs, for one). */
   readonly sent = new Map<string, number>();
+  /** Writes sent since start (writesSent). */
+  private writes = 0;
   /** Whether writes are failing now (disk full, read-only, I/O errors, a replaced file), and why. */
   readonly faults: WriteFaults;
   private readonly busyTimeoutMs: number;
@@ -70,6 +72,7 @@ export class Database {
    */
   write<K extends keyof WriteCommands & string>(op: K, args: WriteArgs<WriteCommands[K]>, onFailure?: (error: unknown) => void): Promise<Result<WriteCommands[K]>> {
     this.sent.set(op, (this.sent.get(op) ?? 0) + 1);
+    this.writes++;
     return (this.writer.call(op, args as never) as Promise<Result<WriteCommands[K]>>).then(
       (value) => {
         this.faults.succeeded();
@@ -120,6 +123,11 @@ export class Database {
     return (this.reader.call(op, args as never) as Promise<Result<ReadCommands[K]>>).catch((error: unknown) => {
       throw asFault(error, this.busyTimeoutMs);
     });
+  }
+
+  /** Writes sent since start, of any kind: tells background work whether anything else was written meanwhile. */
+  get writesSent(): number {
+    return this.writes;
   }
 
   /** Writes and reads waiting for an answer (observability). */
