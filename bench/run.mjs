@@ -8,7 +8,8 @@
 // and adds a dated section at the top of bench/RESULTS.md.
 //
 // usage: node bench/run.mjs [throughput] [responsiveness] [scale] [profile]   (default: all)
-// Environment: BENCH_N (3000), BENCH_C (32), BENCH_ROUNDS (3), BENCH_EVENTS (500000, the replayed
+// Environment: BENCH_N (3000), BENCH_C (32), BENCH_ROUNDS (3), BENCH_RECALL_ROUNDS (9: the paired rounds
+// of in-process recall on and off that measure recall's cost), BENCH_EVENTS (500000, the replayed
 // log), BENCH_PENDING (1000000, the deep queue), BENCH_BEFORE (a built checkout of an earlier
 // version, measured beside this one), BENCH_PHASE_TIMEOUT_S (300), BENCH_KEEP=1 (keep the temp
 // dir), BENCH_RESULTS (another file, or "-" for none).
@@ -49,6 +50,7 @@ async function main() {
     N: intEnv("BENCH_N", 3000),
     C: intEnv("BENCH_C", 32),
     rounds: intEnv("BENCH_ROUNDS", 3),
+    recallRounds: intEnv("BENCH_RECALL_ROUNDS", 9),
     events: intEnv("BENCH_EVENTS", 500_000),
     pending: intEnv("BENCH_PENDING", 1_000_000),
     timeoutMs: intEnv("BENCH_PHASE_TIMEOUT_S", 300) * 1000,
@@ -60,9 +62,9 @@ async function main() {
   const dir = mkdtempSync(join(tmpdir(), "coordination-bench-"));
   const results = { startedAt, settings, machine: machineInfo(dir) };
   log(`phases ${phases.join(", ")}; N=${settings.N} C=${settings.C} rounds=${settings.rounds}; temp dir ${dir}`);
-  const { N, C, rounds, timeoutMs, events, pending } = settings;
+  const { N, C, rounds, recallRounds, timeoutMs, events, pending } = settings;
   const run = {
-    throughput: () => throughput({ dir, N, C, rounds, timeoutMs, before, log }),
+    throughput: () => throughput({ dir, N, C, rounds, recallRounds, timeoutMs, before, log }),
     responsiveness: async () => ({
       ...(before ? { before: await responsiveness({ root: before, dir: mkdtempSync(join(dir, "resp-before-")), N, C, events, log }) } : {}),
       "this version": await responsiveness({ dir: mkdtempSync(join(dir, "resp-")), N, C, events, log }),
