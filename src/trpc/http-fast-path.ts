@@ -5,7 +5,8 @@
 // (a Fetch Request built from every IncomingMessage, a Response written back) and the chain's
 // per-call object spreads were over a third of the event loop (bench/RESULTS.md, run of 07:30).
 //
-// The wire format is tRPC's own (https://trpc.io/docs/rpc), with superjson: inputs
+// The wire format is tRPC's own (https://trpc.io/docs/rpc), with superjson (answers written by
+// wire-encoding.ts, the same output): inputs
 // `{ json, meta? }`, answers `{ result: { data } }` or `{ error }` with the error shape of
 // init.ts's errorFormatter, an array for a batch; the status is the call's, or for a batch the
 // one all calls share, else 207. Everything else goes to tRPC's handler (`fallback`): GET,
@@ -30,6 +31,7 @@ import { appRouter } from "./app-router.js";
 import type { Context } from "./context.js";
 import { toErrorBody, trpcCodeOf, trpcErrorData } from "./error-shape.js";
 import { directCallMiddlewares } from "./init.js";
+import { serializeAnswer } from "./wire-encoding.js";
 
 export interface FastPathOptions {
   maxBodyBytes: number;
@@ -148,7 +150,7 @@ export function createTrpcFastPath(options: FastPathOptions) {
     const answers = await Promise.all(
       planned.paths.map(async (path, i): Promise<Answer> => {
         try {
-          return { status: 200, item: { result: { data: superjson.serialize(await calls.get(path)!.call(context, inputs[i])) } } };
+          return { status: 200, item: { result: { data: serializeAnswer(await calls.get(path)!.call(context, inputs[i])) } } };
         } catch (error) {
           return refusal(error, path);
         }
@@ -161,7 +163,7 @@ export function createTrpcFastPath(options: FastPathOptions) {
   function refusal(error: unknown, path: string): Answer {
     const body = toErrorBody(error);
     options.onError(error, body, path);
-    return { status: ERROR_STATUS[body.code], code: body.code, item: { error: superjson.serialize(errorShape(body, path)) } };
+    return { status: ERROR_STATUS[body.code], code: body.code, item: { error: serializeAnswer(errorShape(body, path)) } };
   }
 }
 

@@ -2,7 +2,6 @@
 // one error shape, and the base procedures: `procedure` (domain errors keep their code and
 // status) and `consumingProcedure` (delivery confirmation for calls that take something).
 import { initTRPC, TRPCError } from "@trpc/server";
-import superjson from "superjson";
 import { authorize, unauthorized } from "../auth/access.js";
 import type { ConsumingCall } from "../delivery/delivery.js";
 import { CoordinationError } from "../errors.js";
@@ -10,6 +9,7 @@ import type { Services } from "../services.js";
 import type { Context } from "./context.js";
 import { toErrorBody, trpcCodeOf, trpcErrorData } from "./error-shape.js";
 import type { Meta } from "./meta.js";
+import { wireTransformer } from "./wire-encoding.js";
 
 export type { Context, Meta };
 export type { RestRoute } from "./meta.js";
@@ -18,7 +18,8 @@ const t = initTRPC
   .context<Context>()
   .meta<Meta>()
   .create({
-    transformer: superjson,
+    // superjson on the wire; answers written by our encoder of the same output (wire-encoding.ts).
+    transformer: wireTransformer,
     // Never send stack traces to clients; they are logged by the server's onError.
     isDev: false,
     // Subscriptions over WebSocket only. Over SSE (a GET to /trpc/events.onEvent) a stream has no
