@@ -1,11 +1,17 @@
 // Checks on JSON values that need no schema library: the bounds that make every stored value
 // readable again by every route and transport, and meaning-equality. Shared by the schemas
 // (json-value.ts) and the database threads, which load no zod (it takes 160 ms to import).
+//  - keys: superjson refuses to serialize an object with a key __proto__, constructor or
+//    prototype (it throws: a prototype pollution guard), so a value holding one, taken in over
+//    REST, failed every tRPC answer carrying it with a 500 (a claim, a whole page of a list).
 //  - depth: superjson serializes recursively and overflows the stack at about 1,200 levels, and
 //    JSON.stringify at about 4,000. A value stored deeper could be written but never read back:
 //    a 500 after the commit. The schema stops anything deeper than JSON_DEPTH_CEILING (without
 //    recursing itself); services hold stored values to the configured maxJsonDepth (assertJsonDepth).
 import { invalidField } from "./errors.js";
+
+/** Keys superjson (tRPC's wire format here) refuses to serialize: a value holding one could never be read back over tRPC. */
+export const REFUSED_KEYS: ReadonlySet<string> = new Set(["__proto__", "constructor", "prototype"]);
 
 /** No configuration may allow deeper JSON than this: superjson serializes 1,000 levels safely. */
 export const JSON_DEPTH_CEILING = 512;
@@ -41,7 +47,9 @@ export function findNonJson(value: unknown, maxDepth: number = JSON_DEPTH_CEILIN
     const entries = Object.entries(v);
     for (let i = entries.length - 1; i >= 0; i--) {
       const [key, inner] = entries[i]!;
-      stack.push({ value: inner, path: path ? `${path}.${key}` : key, depth: depth + 1 });
+      const keyPath = path ? `${path}.${key}` : key;
+      if (REFUSED_KEYS.has(key)) return `${keyPath} is a key tRPC's wire format (superjson) refuses to carry; rename it`;
+      stack.push({ value: inner, path: keyPath, depth: depth + 1 });
     }
   }
   return null;
@@ -62,6 +70,24 @@ export function jsonDepth(value: unknown, stopAbove: number): number {
     }
   }
   return max;
+}
+
+/** Whether `value` holds a key of REFUSED_KEYS at any depth. Iterative. */
+export function hasRefusedKey(value: unknown): boolean {
+  const stack: unknown[] = [value];
+  while (stack.length > 0) {
+    const v = stack.pop();
+    if (v === null || typeof v !== "object") continue;
+    if (Array.isArray(v)) {
+      for (const item of v) stack.push(item);
+      continue;
+    }
+    for (const key of Object.keys(v)) {
+      if (REFUSED_KEYS.has(key)) return true;
+      stack.push((v as Record<string, unknown>)[key]);
+    }
+  }
+  return false;
 }
 
 /**

@@ -146,6 +146,64 @@ describe("answer bounds: JSON depth", () => {
   });
 });
 
+describe("answer bounds: keys tRPC's wire format refuses", () => {
+  // superjson throws on an object with a key __proto__, constructor or prototype; values holding
+  // one were taken in over REST and then failed every tRPC answer carrying them with a 500.
+  it("a key __proto__, constructor or prototype is a 400 naming where it is, on every JSON input, over REST and tRPC", async () => {
+    await using t = await startTestServer();
+    const enqueued = await rest(t.url, "POST", "/tasks", '{"queue":"k","payload":{"job":{"constructor":{"name":"X"}}}}');
+    expect(enqueued.status).toBe(400);
+    expect(enqueued.body).toMatchObject({ code: "INVALID_INPUT" });
+    expect(enqueued.body.message).toContain("payload");
+    expect(enqueued.body.message).toContain("job.constructor");
+    // JSON.parse keeps "__proto__" as a key of its own: refused like the others, escaped or not.
+    for (const payload of ['{"__proto__":{"polluted":true}}', '[{"\\u0070rototype":1}]']) {
+      const refused = await rest(t.url, "POST", "/tasks", `{"queue":"k","payload":${payload}}`);
+      expect(refused.status, payload).toBe(400);
+    }
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+    // The typed client's own superjson refuses to send one; any other tRPC client can.
+    await expect(t.api.tasks.enqueue.mutate({ queue: "k", payload: { prototype: 1 } })).rejects.toThrow("Detected property prototype");
+    expect(await rawMutation(t, "tasks.enqueue", '{"queue":"k","payload":{"prototype":1}}')).toMatchObject({ status: 400, code: "INVALID_INPUT", message: expect.stringContaining("payload") });
+    const task = await t.api.tasks.enqueue.mutate({ queue: "k", payload: { ok: true } });
+    await t.api.tasks.claim.mutate({ agentId: "a1", queues: ["k"] });
+    const completed = await rest(t.url, "POST", `/tasks/${task.id}/complete`, `{"agentId":"a1","result":{"out":[{"constructor":1}]}}`);
+    expect(completed.status).toBe(400);
+    expect(completed.body.message).toContain("result");
+    expect((await t.api.tasks.get.query({ taskId: task.id })).status).toBe("claimed");
+    for (const [path, input, field] of [
+      ["events.publish", '{"type":"x","source":"s","payload":{"constructor":1}}', "payload"],
+      ["agents.register", '{"agentId":"a2","capabilities":[],"metadata":{"prototype":"p"}}', "metadata"],
+      ["memory.remember", '{"content":"c","data":{"a":{"constructor":1}}}', "data"],
+    ] as const) {
+      expect(await rawMutation(t, path, input), path).toMatchObject({ status: 400, code: "INVALID_INPUT", message: expect.stringContaining(field) });
+    }
+    expect(await t.api.events.list.query({ types: ["x"] })).toEqual([]);
+    // A value that only mentions the words is fine.
+    expect((await t.api.tasks.enqueue.mutate({ queue: "k", payload: { role: "constructor", note: "__proto__ prototype" } })).payload).toEqual({
+      role: "constructor",
+      note: "__proto__ prototype",
+    });
+  });
+
+  it("a value holding one that an older version stored reads back as a marker over tRPC; its task is dead-lettered at claim time", async () => {
+    await using t = await startTestServer();
+    writeDirectly(t, `INSERT INTO tasks (id, queue, payload, priority, runAt, createdAt, updatedAt) VALUES ('legacy', 'k', ?, 0, 0, 0, 0)`, '{"constructor":{"x":1}}');
+    writeDirectly(t, `INSERT INTO events (type, source, payload, target, createdAt) VALUES ('job.legacy', 's', ?, NULL, ?)`, '{"a":[{"\\u0063onstructor":1}]}', Date.now());
+    const good = await t.api.tasks.enqueue.mutate({ queue: "k", payload: { ok: true } });
+    const marker = { undeliverable: "stored value holds a key tRPC's wire format refuses (__proto__, constructor, prototype) and cannot be delivered" };
+    // A list holding it answers, over tRPC as over REST.
+    expect((await t.api.tasks.list.query({ queue: "k" })).items.map((task) => task.payload)).toEqual([marker, { ok: true }]);
+    expect((await t.api.events.list.query({ types: ["job.*"] })).map((event) => event.payload)).toEqual([marker]);
+    const claimed = await t.api.tasks.claim.mutate({ agentId: "a1", queues: ["k"] });
+    expect(claimed?.id).toBe(good.id);
+    expect(await t.api.tasks.get.query({ taskId: "legacy" })).toMatchObject({
+      status: "dead_letter",
+      lastError: "the stored payload cannot be delivered: it holds a key tRPC's wire format refuses (__proto__, constructor, prototype)",
+    });
+  });
+});
+
 describe("answer bounds: times", () => {
   it("case 6: runAt past year 9999, past 8.64e15 or at 2^53-1 is a 400 naming runAt, not a database error", async () => {
     await using t = await startTestServer();

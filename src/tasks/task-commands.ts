@@ -4,7 +4,7 @@
 // them by name and adds what needs no database: long-polling, recall, delivery confirmation.
 import type { AgentStore } from "../agents/agent-store.js";
 import type { HealthCutoffs } from "../agents/health-cutoffs.js";
-import { fromJsonText, UNDELIVERABLE_VALUE } from "../db/columns.js";
+import { fromJsonText, undeliverableReason } from "../db/columns.js";
 import type { RecallRequest } from "../db/thread/recall-relay.js";
 import { recallSubject } from "../memory/memory-recall.js";
 import type { WriteContext } from "../db/writer.js";
@@ -67,7 +67,7 @@ export function taskCommands(d: TaskCommandDeps) {
 
   /**
    * Claims like claimRows, and checks each answer before the commit: a task whose stored payload
-   * no transport can carry (see UNDELIVERABLE_VALUE) is dead-lettered, saying why, instead of
+   * cannot be delivered (see UNDELIVERABLE_VALUE and REFUSED_KEY_VALUE) is dead-lettered, saying why, instead of
    * being handed out and failing after the lease was taken; then the next one is claimed.
    */
   const claimDeliverable = (ctx: WriteContext, filter: ClaimFilter, limit: number, leaseMs: number): Leased[] => {
@@ -76,10 +76,11 @@ export function taskCommands(d: TaskCommandDeps) {
       let poisoned = 0;
       for (const row of t.claimRows(ctx, filter, limit - claimed.length, leaseMs)) {
         const task = toTask(row);
-        if (task.payload !== UNDELIVERABLE_VALUE) claimed.push({ task, bytes: taskAnswerBytes(row) });
+        const undeliverable = undeliverableReason(task.payload);
+        if (undeliverable === null) claimed.push({ task, bytes: taskAnswerBytes(row) });
         else {
           poisoned++;
-          t.recordFailedRun(ctx, row, "the stored payload cannot be delivered: it nests too deep for any transport", row.leaseOwner, null);
+          t.recordFailedRun(ctx, row, `the stored payload cannot be delivered: ${undeliverable}`, row.leaseOwner, null);
         }
       }
       // Only a round that dead-lettered something leaves room to claim again.
