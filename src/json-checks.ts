@@ -72,23 +72,27 @@ export function jsonDepth(value: unknown, stopAbove: number): number {
   return max;
 }
 
-/** Whether `value` holds a key of REFUSED_KEYS at any depth. Iterative. */
-export function hasRefusedKey(value: unknown): boolean {
-  const stack: unknown[] = [value];
+/** Where `value` holds a key of REFUSED_KEYS ("a.b[2].constructor"), at any depth, or null. Iterative. */
+export function findRefusedKey(value: unknown): string | null {
+  const stack: Array<{ value: unknown; path: string }> = [{ value, path: "" }];
   while (stack.length > 0) {
-    const v = stack.pop();
+    const { value: v, path } = stack.pop()!;
     if (v === null || typeof v !== "object") continue;
     if (Array.isArray(v)) {
-      for (const item of v) stack.push(item);
+      for (let i = 0; i < v.length; i++) stack.push({ value: v[i], path: `${path}[${i}]` });
       continue;
     }
     for (const key of Object.keys(v)) {
-      if (REFUSED_KEYS.has(key)) return true;
-      stack.push((v as Record<string, unknown>)[key]);
+      const keyPath = path ? `${path}.${key}` : key;
+      if (REFUSED_KEYS.has(key)) return keyPath;
+      stack.push({ value: (v as Record<string, unknown>)[key], path: keyPath });
     }
   }
-  return false;
+  return null;
 }
+
+/** Whether `value` holds a key of REFUSED_KEYS at any depth. */
+export const hasRefusedKey = (value: unknown): boolean => findRefusedKey(value) !== null;
 
 /**
  * Services call this on every JSON value they store: deeper than the configured maxJsonDepth is

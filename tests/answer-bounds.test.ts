@@ -175,10 +175,24 @@ describe("answer bounds: keys tRPC's wire format refuses", () => {
       ["events.publish", '{"type":"x","source":"s","payload":{"constructor":1}}', "payload"],
       ["agents.register", '{"agentId":"a2","capabilities":[],"metadata":{"prototype":"p"}}', "metadata"],
       ["memory.remember", '{"content":"c","data":{"a":{"constructor":1}}}', "data"],
+      // superjson's copy of an input would drop this one without a word: it is refused before.
+      ["memory.remember", '{"content":"c","data":{"a":{"__proto__":{"x":1}}}}', "data.a.__proto__"],
+      ["tasks.enqueue", '{"queue":"k","payload":[{"__proto__":1}]}', "payload[0].__proto__"],
     ] as const) {
       expect(await rawMutation(t, path, input), path).toMatchObject({ status: 400, code: "INVALID_INPUT", message: expect.stringContaining(field) });
     }
     expect(await t.api.events.list.query({ types: ["x"] })).toEqual([]);
+    expect((await t.api.tasks.list.query({ queue: "k" })).items).toHaveLength(1);
+    // In a batch, the call with such an input fails alone.
+    const batch = await fetch(`${t.url}/trpc/tasks.enqueue,memory.remember?batch=1`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: '{"0":{"json":{"queue":"k","payload":{"n":2}}},"1":{"json":{"content":"c","data":{"__proto__":{}}}}}',
+    });
+    expect(batch.status).toBe(207);
+    const [first, second] = (await batch.json()) as Array<{ result?: unknown; error?: { json: { data: { code: string } } } }>;
+    expect(first).toHaveProperty("result");
+    expect(second?.error?.json.data.code).toBe("INVALID_INPUT");
     // A value that only mentions the words is fine.
     expect((await t.api.tasks.enqueue.mutate({ queue: "k", payload: { role: "constructor", note: "__proto__ prototype" } })).payload).toEqual({
       role: "constructor",

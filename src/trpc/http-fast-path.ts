@@ -23,15 +23,14 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { TRPCError } from "@trpc/server";
 import { TRPC_ERROR_CODES_BY_KEY } from "@trpc/server/rpc";
-import superjson from "superjson";
-import { ERROR_STATUS, errorHeaders, invalidField, type ErrorBody } from "../errors.js";
+import { CoordinationError, ERROR_STATUS, errorHeaders, invalidField, type ErrorBody } from "../errors.js";
 import { directCall, type DirectCall, type ProcedureDefinition } from "../rest/direct-call.js";
 import { assertQueryEncoding, mediaTypeOf, NOT_UTF8, readBody } from "../server/http-io.js";
 import { appRouter } from "./app-router.js";
 import type { Context } from "./context.js";
 import { toErrorBody, trpcCodeOf, trpcErrorData } from "./error-shape.js";
 import { directCallMiddlewares } from "./init.js";
-import { serializeAnswer } from "./wire-encoding.js";
+import { deserializeInput, serializeAnswer } from "./wire-encoding.js";
 
 export interface FastPathOptions {
   maxBodyBytes: number;
@@ -150,7 +149,10 @@ export function createTrpcFastPath(options: FastPathOptions) {
     const answers = await Promise.all(
       planned.paths.map(async (path, i): Promise<Answer> => {
         try {
-          return { status: 200, item: { result: { data: serializeAnswer(await calls.get(path)!.call(context, inputs[i])) } } };
+          const input = inputs[i];
+          // An input refused as it was read fails its own call only (tRPC's handler would fail the batch).
+          if (input instanceof RefusedInput) throw input.error;
+          return { status: 200, item: { result: { data: serializeAnswer(await calls.get(path)!.call(context, input)) } } };
         } catch (error) {
           return refusal(error, path);
         }
@@ -183,14 +185,30 @@ interface Answer {
   item: unknown;
 }
 
-/** Each call's input, deserialized as tRPC does; undefined when the body is not what the typed client sends. */
+/** An input deserializeInput refused (a key superjson refuses): its call answers the error. */
+class RefusedInput {
+  constructor(readonly error: CoordinationError) {}
+}
+
+/**
+ * Each call's input, deserialized as tRPC does (a RefusedInput where deserializeInput refused
+ * one); undefined when the body is not what the typed client sends.
+ */
 function parseInputs(text: string, { paths, batch }: { paths: string[]; batch: boolean }): unknown[] | undefined {
   try {
     // Only an empty body is no input: tRPC parses anything else, and whitespace is malformed JSON.
     const body: unknown = text === "" ? undefined : JSON.parse(text);
     if (batch && !isObject(body)) return undefined;
     const raw = batch ? paths.map((_, i) => (body as Record<string, unknown>)[String(i)]) : [body];
-    return raw.map((value) => (value === undefined ? undefined : superjson.deserialize(value as Parameters<typeof superjson.deserialize>[0])));
+    return raw.map((value) => {
+      if (value === undefined) return undefined;
+      try {
+        return deserializeInput(value);
+      } catch (error) {
+        if (error instanceof CoordinationError) return new RefusedInput(error);
+        throw error;
+      }
+    });
   } catch {
     return undefined;
   }

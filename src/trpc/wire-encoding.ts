@@ -8,8 +8,12 @@
 // Anything else gives the value to superjson itself: a Map, Set, BigInt, RegExp, Error, URL or
 // class instance, NaN, ±Infinity, -0, an invalid Date, an array with holes, an object reached
 // twice (superjson records referential equalities), a key superjson refuses (__proto__,
-// constructor, prototype: it throws). Deserializing stays superjson's.
+// constructor, prototype: it throws). Deserializing stays superjson's, after one check: an input
+// holding one of those keys is refused (400) as REST refuses it, where superjson's copy would drop
+// a __proto__ key without a word (the value stored without it).
 import superjson from "superjson";
+import { invalidField } from "../errors.js";
+import { findRefusedKey } from "../json-checks.js";
 
 type SuperJsonResult = ReturnType<typeof superjson.serialize>;
 /** What meta.values holds for a node: its type, as superjson names it. */
@@ -115,8 +119,19 @@ function escapeKey(key: string): string {
   return key.replace(/\\/g, "\\\\").replace(/\./g, "\\.");
 }
 
-/** The transformer of the tRPC router: answers written by serializeAnswer, everything read by superjson. */
+/**
+ * superjson.deserialize(value) for a call's input ({ json, meta }); INVALID_INPUT (400) naming
+ * where the input holds a key superjson refuses to carry: its copy of the input would drop a
+ * __proto__ key, and no answer holding one could be serialized.
+ */
+export function deserializeInput(value: unknown): unknown {
+  const refused = findRefusedKey((value as { json?: unknown } | null | undefined)?.json);
+  if (refused !== null) throw invalidField(refused, "is a key tRPC's wire format (superjson) refuses to carry; rename it");
+  return superjson.deserialize(value as SuperJsonResult);
+}
+
+/** The transformer of the tRPC router: answers written by serializeAnswer, inputs read by deserializeInput. */
 export const wireTransformer = {
   serialize: serializeAnswer,
-  deserialize: (value: unknown): unknown => superjson.deserialize(value as SuperJsonResult),
+  deserialize: deserializeInput,
 };
