@@ -13,6 +13,9 @@ import { invalidField } from "./errors.js";
 /** Keys superjson (tRPC's wire format here) refuses to serialize: a value holding one could never be read back over tRPC. */
 export const REFUSED_KEYS: ReadonlySet<string> = new Set(["__proto__", "constructor", "prototype"]);
 
+/** What an input holding a key of REFUSED_KEYS is told, after where the key is. */
+export const REFUSED_KEY_PROBLEM = "is a key tRPC's wire format (superjson) refuses to carry; rename it";
+
 /** No configuration may allow deeper JSON than this: superjson serializes 1,000 levels safely. */
 export const JSON_DEPTH_CEILING = 512;
 
@@ -48,7 +51,7 @@ export function findNonJson(value: unknown, maxDepth: number = JSON_DEPTH_CEILIN
     for (let i = entries.length - 1; i >= 0; i--) {
       const [key, inner] = entries[i]!;
       const keyPath = path ? `${path}.${key}` : key;
-      if (REFUSED_KEYS.has(key)) return `${keyPath} is a key tRPC's wire format (superjson) refuses to carry; rename it`;
+      if (REFUSED_KEYS.has(key)) return `${keyPath} ${REFUSED_KEY_PROBLEM}`;
       stack.push({ value: inner, path: keyPath, depth: depth + 1 });
     }
   }

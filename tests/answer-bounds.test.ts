@@ -162,6 +162,12 @@ describe("answer bounds: keys tRPC's wire format refuses", () => {
       expect(refused.status, payload).toBe(400);
     }
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+    // An agent card keeps unknown fields: zod would leave a __proto__ key out of it without a word.
+    for (const card of ['{"name":"x","skills":[],"__proto__":{"evil":1}}', '{"name":"x","skills":[{"id":"s","name":"S","__proto__":1}]}']) {
+      const registered = await rest(t.url, "POST", "/agents", `{"agentId":"carded","card":${card}}`);
+      expect(registered.status, card).toBe(400);
+      expect(registered.body.message, card).toContain("__proto__");
+    }
     // The typed client's own superjson refuses to send one; any other tRPC client can.
     await expect(t.api.tasks.enqueue.mutate({ queue: "k", payload: { prototype: 1 } })).rejects.toThrow("Detected property prototype");
     expect(await rawMutation(t, "tasks.enqueue", '{"queue":"k","payload":{"prototype":1}}')).toMatchObject({ status: 400, code: "INVALID_INPUT", message: expect.stringContaining("payload") });

@@ -4,7 +4,8 @@
 import { initTRPC, TRPCError } from "@trpc/server";
 import { authorize, unauthorized } from "../auth/access.js";
 import type { ConsumingCall } from "../delivery/delivery.js";
-import { CoordinationError } from "../errors.js";
+import { CoordinationError, invalidField } from "../errors.js";
+import { findRefusedKey, REFUSED_KEY_PROBLEM } from "../json-checks.js";
 import type { Services } from "../services.js";
 import type { Context } from "./context.js";
 import { toErrorBody, trpcCodeOf, trpcErrorData } from "./error-shape.js";
@@ -57,6 +58,10 @@ export function admitCall(ctx: Context, meta: Meta | undefined, path: string, ra
   // app-router.ts refuses to load a router with a procedure that declares none.
   if (access === undefined) throw new Error(`${path} declares no access`);
   if (!services.credentials.isCurrent(ctx.caller)) throw unauthorized();
+  // Before any schema: zod leaves a __proto__ key out of what it parses, so a loose object (an
+  // agent card keeps unknown fields) would lose it without a word (json-checks.ts, REFUSED_KEYS).
+  const refused = findRefusedKey(rawInput);
+  if (refused !== null) throw invalidField(refused, REFUSED_KEY_PROBLEM);
   if (ctx.caller.kind === "trusted" || ctx.caller.kind === "open" || access.role === "open") return rawInput;
   return authorize(access, ctx.caller, path, rawInput, services.log);
 }
