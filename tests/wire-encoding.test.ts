@@ -1,6 +1,7 @@
-// The tRPC answers' encoder writes exactly what superjson.serialize writes: the same JSON text,
-// for any value, plain or not (what it does not write itself, superjson does); and it writes
-// plain data (tasks, memories, events) itself. A typed client decodes both alike.
+// The tRPC answers' encoder writes what superjson.serialize writes: the same JSON text, for plain
+// values and any other (what it does not write itself, superjson does); and it writes plain data
+// (tasks, memories, events) itself. A typed client decodes both alike. (Getters and values nested
+// past superjson's stack are the exceptions wire-encoding.ts names.)
 import fc from "fast-check";
 import superjson from "superjson";
 import { describe, expect, it } from "vitest";
@@ -98,7 +99,7 @@ describe("tRPC answers' encoding", () => {
       missing: undefined,
     };
     const ours = plainAnswer(task);
-    expect(ours).toEqual(superjson.serialize(task));
+    expect(JSON.stringify(ours)).toBe(JSON.stringify(superjson.serialize(task)));
     expect(ours!.meta).toEqual({
       values: {
         runAt: ["Date"],
@@ -112,17 +113,40 @@ describe("tRPC answers' encoding", () => {
     });
     expect(superjson.deserialize(ours!)).toEqual(task);
     // A root Date, undefined, or nothing to annotate.
-    expect(plainAnswer(at)).toEqual(superjson.serialize(at));
-    expect(plainAnswer(undefined)).toEqual(superjson.serialize(undefined));
+    expect(JSON.stringify(plainAnswer(at))).toBe(JSON.stringify(superjson.serialize(at)));
+    expect(JSON.stringify(plainAnswer(undefined))).toBe(JSON.stringify(superjson.serialize(undefined)));
     expect(plainAnswer({ ok: true, n: [1, 2] })).toEqual({ json: { ok: true, n: [1, 2] } });
   });
 
   it("leaves to superjson what it would write differently: an object reached twice, an array with holes, a refused key", () => {
     const shared = { at: new Date(0) };
-    for (const value of [{ a: shared, b: shared }, [shared, shared], { a: shared.at, b: shared.at }, [1, , 3], JSON.parse('{"__proto__": {"x": 1}}') as unknown]) {
+    const withConstructor = Object.assign([1], { constructor: 1 });
+    for (const value of [
+      { a: shared, b: shared },
+      [shared, shared],
+      { a: shared.at, b: shared.at },
+      [1, , 3],
+      JSON.parse('{"__proto__": {"x": 1}}') as unknown,
+      // Arrays with named properties: superjson walks them too (a match's groups is undefined).
+      { m: "abc".match(/b/) },
+      Object.assign([1], { when: new Date(0) }),
+      withConstructor,
+    ]) {
       expect(plainAnswer(value)).toBeUndefined();
       expect(oursText(value)).toBe(superjsonText(value));
     }
     expect(JSON.stringify(serializeAnswer({ a: shared, b: shared }))).toContain("referentialEqualities");
+  });
+
+  it("an index inherited from a polluted Array.prototype is a hole, as superjson has it", () => {
+    const polluted = Array.prototype as unknown as Record<number, unknown>;
+    polluted[1] = new Date(0);
+    try {
+      const value = [1, , 3];
+      expect(plainAnswer(value)).toBeUndefined();
+      expect(oursText(value)).toBe(superjsonText(value));
+    } finally {
+      delete polluted[1];
+    }
   });
 });

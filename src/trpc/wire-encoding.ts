@@ -3,17 +3,20 @@
 // and tries every registered transformation; under claim+complete load over tRPC it was 29% of
 // the event loop (bench/RESULTS.md, 2026-11-30), for answers that are plain objects, arrays,
 // strings, numbers, booleans, null and Dates (tasks, memories, events). serializeAnswer writes
-// exactly what superjson.serialize writes for such values, in one walk: the same `json`, the same
+// what superjson.serialize writes for such values, in one walk: the same `json`, the same
 // `meta.values` (each Date or undefined by its escaped path, in the same order) and `meta.v`.
 // Anything else gives the value to superjson itself: a Map, Set, BigInt, RegExp, Error, URL or
-// class instance, NaN, ±Infinity, -0, an invalid Date, an array with holes, an object reached
-// twice (superjson records referential equalities), a key superjson refuses (__proto__,
-// constructor, prototype: it throws). Deserializing stays superjson's, after one check: an input
+// class instance, NaN, ±Infinity, -0, an invalid Date, an array with holes or named properties,
+// an object reached twice (superjson records referential equalities), a key superjson refuses
+// (__proto__, constructor, prototype: it throws). Two differences remain, neither reachable by an
+// answer: a getter is read when its key's turn comes (superjson reads an object's values before
+// it walks any), and a value nested past superjson's own stack (about 1,250 objects deep) is
+// written where superjson threw; stored values nest 512 levels at most (json-checks.ts). Deserializing stays superjson's, after one check: an input
 // holding one of those keys is refused (400) as REST refuses it, where superjson's copy would drop
 // a __proto__ key without a word (the value stored without it).
 import superjson from "superjson";
 import { invalidField } from "../errors.js";
-import { findRefusedKey } from "../json-checks.js";
+import { findRefusedKey, REFUSED_KEY_PROBLEM } from "../json-checks.js";
 
 type SuperJsonResult = ReturnType<typeof superjson.serialize>;
 /** What meta.values holds for a node: its type, as superjson names it. */
@@ -76,10 +79,13 @@ class PlainWalk {
           return value.toISOString();
         }
         if (Array.isArray(value)) {
+          // superjson walks an array's own entries: a hole is skipped, a named property (a match's
+          // `groups`) walked too. Only an array of its indexes alone is written here.
+          if (Object.keys(value).length !== value.length) throw NOT_PLAIN;
           const out: unknown[] = new Array(value.length);
           let inner: Record<string, Annotation> | undefined;
           for (let i = 0; i < value.length; i++) {
-            if (!(i in value)) throw NOT_PLAIN;
+            if (!Object.hasOwn(value, i)) throw NOT_PLAIN;
             out[i] = this.encode(value[i]);
             if (this.annotations !== undefined) inner = nest(inner, String(i), this.annotations);
           }
@@ -126,7 +132,7 @@ function escapeKey(key: string): string {
  */
 export function deserializeInput(value: unknown): unknown {
   const refused = findRefusedKey((value as { json?: unknown } | null | undefined)?.json);
-  if (refused !== null) throw invalidField(refused, "is a key tRPC's wire format (superjson) refuses to carry; rename it");
+  if (refused !== null) throw invalidField(refused, REFUSED_KEY_PROBLEM);
   return superjson.deserialize(value as SuperJsonResult);
 }
 
