@@ -121,7 +121,7 @@ export function createCoordination(config: Config, log: Logger): Coordination {
     healthMonitor: new PeriodicJob("agent-health", config.agentHealthCheckMs, () => agents.checkHealth(), log),
     eventPruner: new PeriodicJob("event-pruner", config.eventPruneMs, () => events.prune(), log),
     retention: new PeriodicJob("retention", config.retentionPruneMs, () => retention.prune(), log),
-    memoryIndex: new PeriodicJob("memory-index", config.memoryIndexCompactMs, () => memory.compactIndex(), log),
+    memoryIndex: new PeriodicJob("memory-index", config.memoryIndexCompactMs, () => memory.compactIndex(undefined, shutdown.signal), log),
   };
   const services: Services = {
     config,

@@ -48,11 +48,14 @@ describe("memory index compaction", () => {
     expect(await memory.compactIndex()).toBeGreaterThanOrEqual(1);
     const after = segments(t);
     expect(after).toBeLessThan(before);
-    // Nothing left to merge: the next run finds it so, and the one after does not even ask.
-    expect(await memory.compactIndex()).toBe(0);
+    // The run went on until a step found nothing left to merge: the next one does not even ask.
     const sent = t.server.services.db.sent.get("memory.compactIndex");
     expect(await memory.compactIndex()).toBe(0);
     expect(t.server.services.db.sent.get("memory.compactIndex")).toBe(sent);
+    // Something else was written since (no memory): the next run asks once, and finds it compact.
+    await t.api.events.publish.mutate({ type: "unrelated", source: "s" });
+    expect(await memory.compactIndex()).toBe(0);
+    expect(t.server.services.db.sent.get("memory.compactIndex")).toBe(sent! + 1);
     expect(segments(t)).toBe(after);
 
     integrity(t);
@@ -87,6 +90,20 @@ describe("memory index compaction", () => {
     expect(await memory.compactIndex(1)).toBe(0);
     integrity(t);
     expect((await t.api.memory.recall.query({ query: "compacts" })).map((m) => m.memory.content)).toEqual(["written while the index compacts"]);
+  });
+
+  it("stops between steps once shutdown begins", async () => {
+    t = await startTestServer({ memoryIndexCompactMs: 0 });
+    const memory = t.server.services.memory;
+    await rememberOneByOne(t, 40, 0, 300);
+    const stop = new AbortController();
+    // The first step is sent at once; shutdown begins while it runs: no second step follows.
+    const running = memory.compactIndex(1, stop.signal);
+    stop.abort();
+    expect(await running).toBe(1);
+    expect(t.server.services.db.sent.get("memory.compactIndex")).toBe(1);
+    expect(await memory.compactIndex(1, stop.signal)).toBe(0);
+    expect(t.server.services.db.sent.get("memory.compactIndex")).toBe(1);
   });
 
   it("runs on its own every memoryIndexCompactMs", async () => {

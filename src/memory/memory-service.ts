@@ -32,12 +32,14 @@ export class MemoryService {
    * about `stepPages` pages, each a write of its own, so other writes take turns with it. While
    * nothing else is written it goes on until no level holds two segments; while other writes
    * arrive, one step a run. Nothing at all when nothing was written since the index was found
-   * compact. Resolves with the steps that merged something.
+   * compact. Stops between steps once `stop` is aborted (shutdown). Resolves with the steps that
+   * merged something. Only this process's writes count as "written since": memories another
+   * server process writes on the same file are merged by that process's own job.
    */
-  async compactIndex(stepPages = COMPACTION_STEP_PAGES): Promise<number> {
+  async compactIndex(stepPages = COMPACTION_STEP_PAGES, stop?: AbortSignal): Promise<number> {
     if (this.compactAsOf === this.db.writesSent) return 0;
     let merged = 0;
-    for (;;) {
+    while (stop?.aborted !== true) {
       const sentBefore = this.db.writesSent;
       if (!(await this.db.write("memory.compactIndex", { pages: stepPages }))) {
         // Compact as of this step; a write sent meanwhile may have added a segment.
@@ -47,5 +49,6 @@ export class MemoryService {
       merged++;
       if (this.db.writesSent !== sentBefore + 1) return merged;
     }
+    return merged;
   }
 }
