@@ -22,7 +22,9 @@ function goalsTable(t) {
   const out = ["| ratio | goal | enqueue | claim+complete |", "|---|---|---:|---:|"];
   for (const r of t.ratios) out.push(`| ${r.label} | ${r.goal} | ${fmt(r.enqueue)} | ${fmt(r.processed)} |`);
   const r = t.recall;
-  const over = r?.pairs ? ` (medians of ${r.pairs} paired rounds: ${r.on} and ${r.off}/s; by round ${Math.min(...r.byRound)} to ${Math.max(...r.byRound)})` : "";
+  const over = r?.pairs
+    ? ` (medians of ${r.pairs} rounds run in pairs: ${r.on} and ${r.off}/s; by pair ${Math.min(...r.byRound)} to ${Math.max(...r.byRound)}, median ${r.pairedMedian})`
+    : "";
   out.push(`| pre-execution recall's cost: 1 − in-process / in-process with recall off${over} | ≤ 0.15 | | ${fmt(t.recallCost)} |`);
   out.push(`| the same with text payloads (words to rank by, lib.mjs textMaker) | | | ${fmt(t.textRecallCost)} |`);
   return out.join("\n");

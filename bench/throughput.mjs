@@ -2,8 +2,8 @@
 // for `rounds` rounds, so a noisy neighbour hits all of them alike; the figure kept is each
 // system's median round. Recall's cost, the difference between two in-process runs of a few
 // seconds each, moves by more from round to round on a shared machine than the goal allows (0.02
-// to 0.34 in three rounds): it is measured over `recallRounds` paired rounds of those two systems,
-// the main rounds' and more of their own. Returns { systems: { name: { rounds: [...], median } },
+// to 0.34 in three rounds): it is measured over `recallRounds` rounds of those two systems run in
+// pairs, the main rounds' and more of their own. Returns { systems: { name: { rounds: [...], median } },
 // ratios, recall }.
 import { systems as systemsOf } from "./systems.mjs";
 import { round, sleep } from "./lib.mjs";
@@ -90,13 +90,15 @@ export async function throughput({ dir, N, C, rounds, recallRounds = rounds, tim
 }
 
 /**
- * Recall's cost over paired rounds [on, off]: 1 − median(on) / median(off), claim+complete/s of
- * the rounds where both ran, and each pair's own 1 − on / off (how much one round can say).
+ * Recall's cost over rounds run in pairs [on, off]: 1 − median(on) / median(off), claim+complete/s
+ * of the rounds where both ran (the figure kept, as for the other ratios); each pair's own
+ * 1 − on / off, and their median (the paired estimate, beside it).
  */
 function recallOf(pairs) {
   const ok = pairs.filter((pair) => pair.every((x) => typeof x?.processedPerS === "number"));
   if (ok.length === 0) return { cost: null, pairs: 0, byRound: [] };
   const on = median(ok.map(([x]) => x.processedPerS));
   const off = median(ok.map(([, x]) => x.processedPerS));
-  return { cost: round(1 - on / off, 2), pairs: ok.length, on, off, byRound: ok.map(([a, b]) => round(1 - a.processedPerS / b.processedPerS, 2)) };
+  const byRound = ok.map(([a, b]) => round(1 - a.processedPerS / b.processedPerS, 2));
+  return { cost: round(1 - on / off, 2), pairs: ok.length, on, off, byRound, pairedMedian: median(byRound) };
 }
