@@ -94,6 +94,19 @@ export function findRefusedKey(value: unknown): string | null {
   return null;
 }
 
+/**
+ * findRefusedKey for a call's input, inside its fields: a key of the input itself is a field
+ * name, which its schema refuses as an unknown field when it is not one (named as sent).
+ */
+export function findRefusedKeyInFields(input: unknown): string | null {
+  if (input === null || typeof input !== "object" || Array.isArray(input)) return findRefusedKey(input);
+  for (const field of Object.keys(input)) {
+    const inner = findRefusedKey((input as Record<string, unknown>)[field]);
+    if (inner !== null) return inner.startsWith("[") ? `${field}${inner}` : `${field}.${inner}`;
+  }
+  return null;
+}
+
 /** Whether `value` holds a key of REFUSED_KEYS at any depth. */
 export const hasRefusedKey = (value: unknown): boolean => findRefusedKey(value) !== null;
 

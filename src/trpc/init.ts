@@ -5,7 +5,7 @@ import { initTRPC, TRPCError } from "@trpc/server";
 import { authorize, unauthorized } from "../auth/access.js";
 import type { ConsumingCall } from "../delivery/delivery.js";
 import { CoordinationError, invalidField } from "../errors.js";
-import { findRefusedKey, REFUSED_KEY_PROBLEM } from "../json-checks.js";
+import { findRefusedKeyInFields, REFUSED_KEY_PROBLEM } from "../json-checks.js";
 import type { Services } from "../services.js";
 import type { Context } from "./context.js";
 import { toErrorBody, trpcCodeOf, trpcErrorData } from "./error-shape.js";
@@ -60,7 +60,8 @@ export function admitCall(ctx: Context, meta: Meta | undefined, path: string, ra
   if (!services.credentials.isCurrent(ctx.caller)) throw unauthorized();
   // Before any schema: zod leaves a __proto__ key out of what it parses, so a loose object (an
   // agent card keeps unknown fields) would lose it without a word (json-checks.ts, REFUSED_KEYS).
-  const refused = findRefusedKey(rawInput);
+  // A key of the input itself is a field name: the schema refuses it as an unknown field.
+  const refused = findRefusedKeyInFields(rawInput);
   if (refused !== null) throw invalidField(refused, REFUSED_KEY_PROBLEM);
   if (ctx.caller.kind === "trusted" || ctx.caller.kind === "open" || access.role === "open") return rawInput;
   return authorize(access, ctx.caller, path, rawInput, services.log);

@@ -16,7 +16,7 @@
 // a __proto__ key without a word (the value stored without it).
 import superjson from "superjson";
 import { invalidField } from "../errors.js";
-import { findRefusedKey, REFUSED_KEY_PROBLEM } from "../json-checks.js";
+import { findRefusedKeyInFields, REFUSED_KEY_PROBLEM } from "../json-checks.js";
 
 type SuperJsonResult = ReturnType<typeof superjson.serialize>;
 /** What meta.values holds for a node: its type, as superjson names it. */
@@ -131,7 +131,7 @@ function escapeKey(key: string): string {
  * __proto__ key, and no answer holding one could be serialized.
  */
 export function deserializeInput(value: unknown): unknown {
-  const refused = findRefusedKey((value as { json?: unknown } | null | undefined)?.json);
+  const refused = findRefusedKeyInFields((value as { json?: unknown } | null | undefined)?.json);
   if (refused !== null) throw invalidField(refused, REFUSED_KEY_PROBLEM);
   return superjson.deserialize(value as SuperJsonResult);
 }
