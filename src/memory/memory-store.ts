@@ -103,8 +103,6 @@ export class MemoryStore {
    * merged anything, false once no level holds two segments. Recall looks a term up in every
    * segment, so fewer segments make it cheaper; the merges that run as memories are written
    * (FTS5's 'automerge', a setting apart from 'usermerge', left at 4) leave up to three a level.
-   * (The migration's comment calls usermerge's default "the threshold of" those merges: the same
-   * number, not the same setting. An applied migration is never edited: its checksum is recorded.)
    */
   compactIndex(pages: number): boolean {
     const before = this.totalChanges();

@@ -67,8 +67,8 @@ export function taskCommands(d: TaskCommandDeps) {
 
   /**
    * Claims like claimRows, and checks each answer before the commit: a task whose stored payload
-   * cannot be delivered (see UNDELIVERABLE_VALUE and REFUSED_KEY_VALUE) is dead-lettered, saying why, instead of
-   * being handed out and failing after the lease was taken; then the next one is claimed.
+   * cannot be delivered (UNDELIVERABLE_VALUE, REFUSED_KEY_VALUE) is dead-lettered, saying why,
+   * instead of being handed out and failing after the lease was taken; then the next one is claimed.
    */
   const claimDeliverable = (ctx: WriteContext, filter: ClaimFilter, limit: number, leaseMs: number): Leased[] => {
     const claimed: Leased[] = [];
