@@ -19,19 +19,21 @@ export const UNDELIVERABLE_VALUE = Object.freeze({
   undeliverable: `stored value nests deeper than ${JSON_DEPTH_CEILING} levels and cannot be delivered`,
 });
 
+const REFUSED_KEY_LIST = [...REFUSED_KEYS];
+
 /**
  * What a stored value reads back as when it holds a key tRPC's wire format refuses (REFUSED_KEYS),
  * which only a database written before inputs refused those keys can hold. Like
  * UNDELIVERABLE_VALUE on every route: a task whose payload is this is dead-lettered at claim time.
  */
 export const REFUSED_KEY_VALUE = Object.freeze({
-  undeliverable: `stored value holds a key tRPC's wire format refuses (${[...REFUSED_KEYS].join(", ")}) and cannot be delivered`,
+  undeliverable: `stored value holds a key tRPC's wire format refuses (${REFUSED_KEY_LIST.join(", ")}) and cannot be delivered`,
 });
 
 /** Why a value read back cannot be delivered, if it is one of the markers above; else null. */
 export function undeliverableReason(value: unknown): string | null {
   if (value === UNDELIVERABLE_VALUE) return "it nests too deep for any transport";
-  if (value === REFUSED_KEY_VALUE) return `it holds a key tRPC's wire format refuses (${[...REFUSED_KEYS].join(", ")})`;
+  if (value === REFUSED_KEY_VALUE) return `it holds a key tRPC's wire format refuses (${REFUSED_KEY_LIST.join(", ")})`;
   return null;
 }
 
@@ -45,8 +47,7 @@ export const fromJsonText = (text: string | null): JsonValue => {
   return value;
 };
 
-const mayHoldRefusedKey = (text: string): boolean =>
-  text.includes("constructor") || text.includes("__proto__") || text.includes("prototype") || text.includes("\\u");
+const mayHoldRefusedKey = (text: string): boolean => text.includes("\\u") || REFUSED_KEY_LIST.some((key) => text.includes(key));
 
 /** A JSON object column (metadata): written only from validated JSON objects. */
 export const fromJsonObjectText = (text: string): JsonObject => fromJsonText(text) as JsonObject;

@@ -11,9 +11,9 @@
 // (__proto__, constructor, prototype: it throws). Two differences remain, neither reachable by an
 // answer: a getter is read when its key's turn comes (superjson reads an object's values before
 // it walks any), and a value nested past superjson's own stack (about 1,250 objects deep) is
-// written where superjson threw; stored values nest 512 levels at most (json-checks.ts). Deserializing stays superjson's, after one check: an input
-// holding one of those keys is refused (400) as REST refuses it, where superjson's copy would drop
-// a __proto__ key without a word (the value stored without it).
+// written where superjson threw; stored values nest 512 levels at most (json-checks.ts).
+// Deserializing stays superjson's, after one check: an input holding one of those keys is refused
+// (400) as REST refuses it, where superjson's copy would drop a __proto__ key without a word.
 import superjson from "superjson";
 import { invalidField } from "../errors.js";
 import { findRefusedKeyInFields, REFUSED_KEY_PROBLEM } from "../json-checks.js";
