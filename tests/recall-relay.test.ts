@@ -85,6 +85,64 @@ describe("recall relay", () => {
     expect(received[1]).toMatchObject({ ok: false, error: { message: "no such table: memories_fts" } });
   });
 
+  it("the requests of one chunk share one read transaction; a transaction that cannot start fails the request it was for and the next is answered", async () => {
+    const channel = new MessageChannel();
+    const requests = new RecallRequests(channel.port1);
+    const log: string[] = [];
+    let inside = false;
+    let begins = 0;
+    const snapshot = <T>(read: () => T): T => {
+      // The second BEGIN is refused (as SQLITE_BUSY_RECOVERY or an I/O error would refuse it).
+      if (++begins === 2) throw new Error("disk I/O error");
+      inside = true;
+      try {
+        return read();
+      } finally {
+        inside = false;
+      }
+    };
+    const received: RecallAnswer[] = [];
+    const answered = (count: number) =>
+      new Promise<void>((resolve) => {
+        const check = setInterval(() => {
+          if (received.length < count) return;
+          clearInterval(check);
+          resolve();
+        }, 5);
+      });
+    serveRecalls(
+      channel.port2,
+      (request) => {
+        log.push(`${request.ticket}:${inside ? "in" : "out"}`);
+        return request.tasks.map(() => []);
+      },
+      (answers) => received.push(...answers),
+      // One chunk for a whole message, whatever the machine's speed.
+      { snapshot, chunkMs: Number.POSITIVE_INFINITY },
+    );
+    const tasks: RecallSubject[] = [{ id: "t", queue: "default", capability: null, payload: null, earlierRuns: false }];
+    for (const ticket of [1, 2, 3]) requests.request({ ticket, tasks, limit: 5, budgetBytes: 1000 });
+    requests.flush();
+    await answered(3);
+    expect(begins).toBe(1);
+    expect(log).toEqual(["1:in", "2:in", "3:in"]);
+    // The next message's transaction cannot start: its first request fails, the others get a new one.
+    for (const ticket of [4, 5]) requests.request({ ticket, tasks, limit: 5, budgetBytes: 1000 });
+    requests.flush();
+    await answered(5);
+    channel.port1.close();
+    expect(begins).toBe(3);
+    expect(log).toEqual(["1:in", "2:in", "3:in", "5:in"]);
+    expect(received.map((a) => [a.ticket, a.ok])).toEqual([
+      [1, true],
+      [2, true],
+      [3, true],
+      [4, false],
+      [5, true],
+    ]);
+    expect(received[3]).toMatchObject({ ok: false, error: { message: "disk I/O error" } });
+  });
+
   it("a claim the writer answers after the reader closed (a shutdown) fails with SHUTTING_DOWN instead of waiting forever for its context", async () => {
     const dbPath = `${makeTempDir()}/c.db`;
     const migrated = await openCoordination({ settings: { dbPath, logLevel: "silent" } });

@@ -104,7 +104,7 @@ function startReader(): { run: Run; close: () => Promise<void> } {
   const lazyPrisma = async () => (prisma ??= (await import("../prisma.js")).createPrismaClient(setup.config));
   const commands = createReadCommands(db, lazyPrisma, setup, () => assertSameFile(setup.config.dbPath, opened)) as unknown as Record<string, (args: unknown) => unknown>;
   const recallForTasks = commands["memory.recallForTasks"] as (request: RecallRequest) => MemoryMatch[][];
-  serveRecalls(recallPort, (request) => inSnapshot(() => recallForTasks(request)), (answers) => port.postMessage({ kind: "recalled", answers } satisfies FromThread));
+  serveRecalls(recallPort, recallForTasks, (answers) => port.postMessage({ kind: "recalled", answers } satisfies FromThread), { snapshot: inSnapshot });
   return {
     run: async (call) => {
       const command = commands[call.op];

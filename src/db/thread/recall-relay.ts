@@ -48,31 +48,51 @@ export class RecallRequests {
   }
 }
 
-/** Answers go out once this much work piled up, so the first claims of a batch need not wait for the last. */
+/** Answers go out once this much work piled up (ms), so the first claims of a batch need not wait for the last. */
 const CHUNK_MS = 1;
+
+/** Runs reads in one read transaction (read-transaction.ts); what `read` returns, or the transaction's own error. */
+export type Snapshot = <T>(read: () => T) => T;
 
 /**
  * The reader's end: answers every request exactly once (an error becomes a failed answer), sending
- * what is done every CHUNK_MS and at the end of each message.
+ * what is done every `chunkMs` and at the end of each message. The requests of one chunk share one
+ * read transaction (`snapshot`): its BEGIN, schema check and COMMIT cost a tenth of a recall, and
+ * a chunk's requests were all sent before the same commit, so one snapshot suits them all.
  */
-export function serveRecalls(fromWriter: MessagePort, recall: (request: RecallRequest) => MemoryMatch[][], send: (answers: RecallAnswer[]) => void): void {
+export function serveRecalls(
+  fromWriter: MessagePort,
+  recall: (request: RecallRequest) => MemoryMatch[][],
+  send: (answers: RecallAnswer[]) => void,
+  { snapshot = (read) => read(), chunkMs = CHUNK_MS }: { snapshot?: Snapshot; chunkMs?: number } = {},
+): void {
   fromWriter.on("message", (requests: RecallRequest[]) => {
-    let answers: RecallAnswer[] = [];
-    let since = performance.now();
-    for (const request of requests) {
+    let next = 0;
+    while (next < requests.length) {
+      const answers: RecallAnswer[] = [];
+      const since = performance.now();
       try {
-        answers.push({ ticket: request.ticket, ok: true, contexts: recall(request) });
+        snapshot(() => {
+          do {
+            const request = requests[next++]!;
+            try {
+              answers.push({ ticket: request.ticket, ok: true, contexts: recall(request) });
+            } catch (error) {
+              answers.push({ ticket: request.ticket, ok: false, error: serializeError(error) });
+            }
+          } while (next < requests.length && performance.now() - since < chunkMs);
+        });
       } catch (error) {
-        answers.push({ ticket: request.ticket, ok: false, error: serializeError(error) });
+        // The transaction could not start (nothing was read: the request it was for fails with
+        // its error) or could not end (the answers were read all the same; read-transaction.ts
+        // stops the thread if it is stuck).
+        if (answers.length === 0) {
+          const request = requests[next++]!;
+          answers.push({ ticket: request.ticket, ok: false, error: serializeError(error) });
+        }
       }
-      const now = performance.now();
-      if (now - since >= CHUNK_MS) {
-        send(answers);
-        answers = [];
-        since = now;
-      }
+      send(answers);
     }
-    if (answers.length > 0) send(answers);
   });
 }
 
