@@ -3,7 +3,7 @@
 // before or after the claim's own, and the answer of a claim whose write failed is dropped, so
 // nothing waits forever and nothing is kept.
 import { MessageChannel } from "node:worker_threads";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import BetterSqlite3 from "better-sqlite3";
 import { loadConfig } from "../src/config.js";
 import { Database } from "../src/db/thread/database.js";
@@ -85,62 +85,118 @@ describe("recall relay", () => {
     expect(received[1]).toMatchObject({ ok: false, error: { message: "no such table: memories_fts" } });
   });
 
-  it("the requests of one chunk share one read transaction; a transaction that cannot start fails the request it was for and the next is answered", async () => {
+  /**
+   * serveRecalls with a scripted snapshot: transactions are numbered from 1; `refuseBegin` and
+   * `refuseCommit` name the transactions that fail to start or to end, `failing` the tickets whose
+   * recall throws. Each send is kept apart, and `settled` waits for a last ticket's answer: the
+   * reader answers in order, so every answer before it has arrived by then, and none after.
+   */
+  function scripted(chunkMs: number, script: { refuseBegin?: number[]; refuseCommit?: number[]; failing?: number[]; unprintable?: number[] } = {}) {
     const channel = new MessageChannel();
     const requests = new RecallRequests(channel.port1);
-    const log: string[] = [];
-    let inside = false;
-    let begins = 0;
+    const ranIn: string[] = [];
+    const sends: Array<Array<[number, boolean]>> = [];
+    const errors = new Map<number, string>();
+    let transactions = 0;
+    let open: number | undefined;
     const snapshot = <T>(read: () => T): T => {
-      // The second BEGIN is refused (as SQLITE_BUSY_RECOVERY or an I/O error would refuse it).
-      if (++begins === 2) throw new Error("disk I/O error");
-      inside = true;
+      const id = ++transactions;
+      if (script.refuseBegin?.includes(id)) throw new Error(`BEGIN ${id} refused`);
+      open = id;
       try {
-        return read();
+        const result = read();
+        if (script.refuseCommit?.includes(id)) throw new Error(`COMMIT ${id} refused`);
+        return result;
       } finally {
-        inside = false;
+        open = undefined;
       }
     };
-    const received: RecallAnswer[] = [];
-    const answered = (count: number) =>
-      new Promise<void>((resolve) => {
-        const check = setInterval(() => {
-          if (received.length < count) return;
-          clearInterval(check);
-          resolve();
-        }, 5);
-      });
     serveRecalls(
       channel.port2,
       (request) => {
-        log.push(`${request.ticket}:${inside ? "in" : "out"}`);
+        ranIn.push(`${request.ticket}@${open ?? "none"}`);
+        if (script.failing?.includes(request.ticket)) throw new Error(`recall ${request.ticket} failed`);
+        // A thrown value String() cannot turn into text.
+        if (script.unprintable?.includes(request.ticket)) throw Object.create(null);
         return request.tasks.map(() => []);
       },
-      (answers) => received.push(...answers),
-      // One chunk for a whole message, whatever the machine's speed.
-      { snapshot, chunkMs: Number.POSITIVE_INFINITY },
+      (answers) => {
+        sends.push(answers.map((a) => [a.ticket, a.ok]));
+        for (const a of answers) if (!a.ok) errors.set(a.ticket, a.error.message);
+      },
+      { snapshot, chunkMs },
     );
     const tasks: RecallSubject[] = [{ id: "t", queue: "default", capability: null, payload: null, earlierRuns: false }];
-    for (const ticket of [1, 2, 3]) requests.request({ ticket, tasks, limit: 5, budgetBytes: 1000 });
-    requests.flush();
-    await answered(3);
-    expect(begins).toBe(1);
-    expect(log).toEqual(["1:in", "2:in", "3:in"]);
-    // The next message's transaction cannot start: its first request fails, the others get a new one.
-    for (const ticket of [4, 5]) requests.request({ ticket, tasks, limit: 5, budgetBytes: 1000 });
-    requests.flush();
-    await answered(5);
-    channel.port1.close();
-    expect(begins).toBe(3);
-    expect(log).toEqual(["1:in", "2:in", "3:in", "5:in"]);
-    expect(received.map((a) => [a.ticket, a.ok])).toEqual([
-      [1, true],
-      [2, true],
-      [3, true],
-      [4, false],
-      [5, true],
+    return {
+      ranIn,
+      sends,
+      errors,
+      ask(tickets: number[]) {
+        for (const ticket of tickets) requests.request({ ticket, tasks, limit: 5, budgetBytes: 1000 });
+        requests.flush();
+      },
+      async settled(ticket: number) {
+        await vi.waitFor(() => expect(sends.flat().some(([t]) => t === ticket)).toBe(true), { timeout: 30_000 });
+      },
+      close: () => channel.port1.close(),
+    };
+  }
+
+  it("the requests of one chunk share one read transaction and go out in one send; each of its own when chunks are shorter than a recall", async () => {
+    const whole = scripted(Number.POSITIVE_INFINITY);
+    whole.ask([1, 2, 3]);
+    await whole.settled(3);
+    whole.close();
+    expect(whole.ranIn).toEqual(["1@1", "2@1", "3@1"]);
+    expect(whole.sends).toEqual([[[1, true], [2, true], [3, true]]]);
+
+    const apart = scripted(0);
+    apart.ask([1, 2, 3]);
+    await apart.settled(3);
+    apart.close();
+    expect(apart.ranIn).toEqual(["1@1", "2@2", "3@3"]);
+    expect(apart.sends).toEqual([[[1, true]], [[2, true]], [[3, true]]]);
+  });
+
+  it("a failed recall ends its chunk (the error may have ended the transaction); a transaction that cannot start fails only its request; one that cannot end still sends what it read", async () => {
+    const relay = scripted(Number.POSITIVE_INFINITY, { failing: [2], refuseBegin: [3], refuseCommit: [5], unprintable: [9] });
+    // Recall 2 throws: 3 is recalled in a transaction of its own.
+    relay.ask([1, 2, 3]);
+    await relay.settled(3);
+    // Transaction 3 cannot start: request 4 fails with its error, 5 and 6 get transaction 4.
+    relay.ask([4, 5, 6]);
+    await relay.settled(6);
+    // Transaction 5's COMMIT fails after both were read: they are answered all the same.
+    relay.ask([7, 8]);
+    await relay.settled(8);
+    // A recall throws what cannot be shown as text: still its own failed answer, and 10 goes on.
+    relay.ask([9, 10]);
+    await relay.settled(10);
+    relay.close();
+    expect(relay.ranIn).toEqual(["1@1", "2@1", "3@2", "5@4", "6@4", "7@5", "8@5", "9@6", "10@7"]);
+    expect(relay.sends).toEqual([
+      [
+        [1, true],
+        [2, false],
+      ],
+      [[3, true]],
+      [[4, false]],
+      [
+        [5, true],
+        [6, true],
+      ],
+      [
+        [7, true],
+        [8, true],
+      ],
+      [[9, false]],
+      [[10, true]],
     ]);
-    expect(received[3]).toMatchObject({ ok: false, error: { message: "disk I/O error" } });
+    expect([...relay.errors]).toEqual([
+      [2, "recall 2 failed"],
+      [4, "BEGIN 3 refused"],
+      [9, "a thrown object that cannot be shown as text"],
+    ]);
   });
 
   it("a claim the writer answers after the reader closed (a shutdown) fails with SHUTTING_DOWN instead of waiting forever for its context", async () => {

@@ -41,7 +41,16 @@ export function serializeError(error: unknown): SerializedError {
     const code = (error as { code?: unknown }).code;
     return { domain: false, name: error.name, message: error.message, ...(typeof code === "string" ? { code } : {}), ...(error.stack ? { stack: error.stack } : {}) };
   }
-  return { domain: false, name: "Error", message: String(error) };
+  return { domain: false, name: "Error", message: asText(error) };
+}
+
+/** A thrown value that is not an Error, as text; some cannot be (an object without a prototype). */
+function asText(value: unknown): string {
+  try {
+    return String(value);
+  } catch {
+    return `a thrown ${typeof value} that cannot be shown as text`;
+  }
 }
 
 /** An error from a database thread that is not a domain error: its SQLite code, when it has one. */

@@ -51,14 +51,23 @@ export class RecallRequests {
 /** Answers go out once this much work piled up (ms), so the first claims of a batch need not wait for the last. */
 const CHUNK_MS = 1;
 
-/** Runs reads in one read transaction (read-transaction.ts); what `read` returns, or the transaction's own error. */
+/**
+ * Runs `read` in one read transaction (read-transaction.ts) and returns what it returns; throws
+ * `read`'s own error, or the transaction's when it could not start or end. Called while one is
+ * open, it just runs `read`.
+ */
 export type Snapshot = <T>(read: () => T) => T;
 
 /**
- * The reader's end: answers every request exactly once (an error becomes a failed answer), sending
- * what is done every `chunkMs` and at the end of each message. The requests of one chunk share one
- * read transaction (`snapshot`): its BEGIN, schema check and COMMIT cost a tenth of a recall, and
- * a chunk's requests were all sent before the same commit, so one snapshot suits them all.
+ * The reader's end: answers every request exactly once, in order, sending what is done every
+ * `chunkMs` and at the end of each message. A recall that throws is a failed answer; so is the
+ * request a read transaction could not start for. The requests of one chunk share one read
+ * transaction (`snapshot`): its BEGIN, schema check and COMMIT cost about 15% of a recall with
+ * number payloads. A chunk's requests were all sent before the same commit of the writer, and all
+ * see the database as it was when the chunk began: whether that commit is in it depends on timing,
+ * for the chunk's first request as for its last (a claim's context never promised its own batch).
+ * After a COMMIT that failed, the chunk's answers go out all the same: they were read from one
+ * snapshot (read-transaction.ts stops the thread if the transaction is stuck).
  */
 export function serveRecalls(
   fromWriter: MessagePort,
@@ -69,28 +78,35 @@ export function serveRecalls(
   fromWriter.on("message", (requests: RecallRequest[]) => {
     let next = 0;
     while (next < requests.length) {
+      const first = next;
       const answers: RecallAnswer[] = [];
       const since = performance.now();
+      let read = false;
       try {
         snapshot(() => {
-          do {
-            const request = requests[next++]!;
+          for (;;) {
+            const request = requests[first + answers.length]!;
             try {
               answers.push({ ticket: request.ticket, ok: true, contexts: recall(request) });
             } catch (error) {
               answers.push({ ticket: request.ticket, ok: false, error: serializeError(error) });
+              // The error may have ended the transaction (SQLite rolls it back on some): the
+              // next request starts a new one rather than read outside any.
+              break;
             }
-          } while (next < requests.length && performance.now() - since < chunkMs);
+            if (first + answers.length >= requests.length || performance.now() - since >= chunkMs) break;
+          }
+          read = true;
         });
       } catch (error) {
-        // The transaction could not start (nothing was read: the request it was for fails with
-        // its error) or could not end (the answers were read all the same; read-transaction.ts
-        // stops the thread if it is stuck).
-        if (answers.length === 0) {
-          const request = requests[next++]!;
+        // Not read to the end: the transaction could not start, or the request after the last
+        // answered failed in a way that escaped it. That request fails with the error.
+        if (!read) {
+          const request = requests[first + answers.length]!;
           answers.push({ ticket: request.ticket, ok: false, error: serializeError(error) });
         }
       }
+      next = first + answers.length;
       send(answers);
     }
   });
