@@ -60,8 +60,9 @@ export class Writer {
   /** Rows changed by the connection so far: tells a write that failed cleanly from one that failed halfway. */
   private readonly totalChanges: Statement<[], number>;
   /**
-   * Runs a function in a transaction: `.immediate` opens a batch's (BEGIN IMMEDIATE … COMMIT);
-   * called inside one, it is a SAVEPOINT. Made once: better-sqlite3 builds four wrappers and their
+   * Runs a function in a transaction. better-sqlite3 decides at call time, whichever variant is
+   * called: with none open, a batch's (`.immediate`: BEGIN IMMEDIATE … COMMIT); inside one, a
+   * SAVEPOINT (a write's own). Made once: better-sqlite3 builds four wrappers and their
    * properties each time `transaction()` is called (2.6% of the writer's CPU when made per batch).
    */
   private readonly transaction: Transaction<(run: () => unknown) => unknown>;
