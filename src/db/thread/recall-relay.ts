@@ -76,16 +76,16 @@ export function serveRecalls(
   { snapshot = (read) => read(), chunkMs = CHUNK_MS }: { snapshot?: Snapshot; chunkMs?: number } = {},
 ): void {
   fromWriter.on("message", (requests: RecallRequest[]) => {
-    let next = 0;
-    while (next < requests.length) {
-      const first = next;
+    /** Requests answered so far: a chunk starts at the first one not answered. */
+    let answered = 0;
+    while (answered < requests.length) {
       const answers: RecallAnswer[] = [];
       const since = performance.now();
       let read = false;
       try {
         snapshot(() => {
           for (;;) {
-            const request = requests[first + answers.length]!;
+            const request = requests[answered + answers.length]!;
             try {
               answers.push({ ticket: request.ticket, ok: true, contexts: recall(request) });
             } catch (error) {
@@ -94,7 +94,7 @@ export function serveRecalls(
               // next request starts a new one rather than read outside any.
               break;
             }
-            if (first + answers.length >= requests.length || performance.now() - since >= chunkMs) break;
+            if (answered + answers.length >= requests.length || performance.now() - since >= chunkMs) break;
           }
           read = true;
         });
@@ -102,11 +102,11 @@ export function serveRecalls(
         // Not read to the end: the transaction could not start, or the request after the last
         // answered failed in a way that escaped it. That request fails with the error.
         if (!read) {
-          const request = requests[first + answers.length]!;
+          const request = requests[answered + answers.length]!;
           answers.push({ ticket: request.ticket, ok: false, error: serializeError(error) });
         }
       }
-      next = first + answers.length;
+      answered += answers.length;
       send(answers);
     }
   });
