@@ -77,8 +77,21 @@ describe("/metrics", () => {
     expect(sample(text, "coordination_live_subscriber_lag_events", { aggregate: "max" })).toBe(0);
     expect(sample(text, "coordination_event_log_seq", { position: "head" })).toBeGreaterThanOrEqual(10);
 
+    // How busy each thread has been: every group commit ran while the writer was working, so its
+    // busy time covers their sum (1 ms for the two clocks' rounding); the others did work too.
+    const busy = (scraped: string, thread: string) => sample(scraped, "coordination_thread_busy_seconds_total", { thread })!;
+    expect(busy(text, "writer")).toBeGreaterThanOrEqual(sample(text, "coordination_commit_seconds_sum")! - 0.001);
+    expect(busy(text, "event_loop")).toBeGreaterThan(0);
+    expect(busy(text, "reader")).toBeGreaterThan(0);
+
     await api.tasks.enqueue.mutate({ queue: "empty" });
     await parked;
+    // One more batch committed: the writer's busy time grew by at least its time.
+    const later = await scrape();
+    const commitTime = (scraped: string) => sample(scraped, "coordination_commit_seconds_sum")!;
+    expect(commitTime(later)).toBeGreaterThan(commitTime(text));
+    expect(busy(later, "writer") - busy(text, "writer")).toBeGreaterThanOrEqual(commitTime(later) - commitTime(text) - 0.001);
+    for (const thread of ["event_loop", "reader"]) expect(busy(later, thread)).toBeGreaterThanOrEqual(busy(text, thread));
     stream.unsubscribe();
     await client.close();
   });

@@ -3,6 +3,7 @@
 // on one file, each counts its own work and Prometheus sums them); gauges of state (tasks per
 // queue and state, agents per health, the event log's window) are read from the database when
 // scraped, on the reader thread. Node's default metrics (event-loop delay among them) come with.
+import { performance } from "node:perf_hooks";
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { Database } from "../db/thread/database.js";
 import type { CoordinationEvent } from "../events/event-schemas.js";
@@ -74,6 +75,20 @@ export class Metrics {
       registers,
     });
     const { db } = sources;
+    new Counter({
+      name: "coordination_thread_busy_seconds_total",
+      help: "Time each of the server's threads spent working rather than waiting for work: the event loop (HTTP, WebSocket, tRPC), the database writer (its group commits with their fsync) and the reader (reads, pre-execution recall). Its rate is the thread's utilization, 0 to 1: a writer near 1 is the bound of the server's write throughput",
+      labelNames: ["thread"],
+      registers,
+      collect() {
+        // Read whole from Node's event-loop utilization at each scrape, never counted by hand.
+        const threads = db.busyMs;
+        this.reset();
+        this.inc({ thread: "event_loop" }, performance.eventLoopUtilization().active / 1000);
+        this.inc({ thread: "writer" }, threads.writer / 1000);
+        this.inc({ thread: "reader" }, threads.reader / 1000);
+      },
+    });
     new Gauge({
       name: "coordination_tasks",
       help: "Tasks per queue and state, now",

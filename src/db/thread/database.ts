@@ -55,6 +55,11 @@ export class Database {
     return Promise.race([this.writer.lost, this.reader.lost]);
   }
 
+  /** Milliseconds each database thread has spent working since start (metrics: a writer near all the time is the server's bound). */
+  get busyMs(): { writer: number; reader: number } {
+    return { writer: this.writer.busyMs, reader: this.reader.busyMs };
+  }
+
   /** Why the database cannot be used, if it cannot (health reports it). */
   get failure(): Error | undefined {
     return this.writer.failure ?? this.reader.failure;

@@ -105,6 +105,15 @@ export class DatabaseThread<Commands extends CommandTable> {
     });
   }
 
+  /**
+   * Milliseconds the thread's event loop has spent working since it started (running commands,
+   * a writer's batches with their COMMIT and fsync), as opposed to waiting for work; from Node's
+   * event-loop utilization of the worker, read without a message. 0 once the thread exited.
+   */
+  get busyMs(): number {
+    return this.worker.performance.eventLoopUtilization().active;
+  }
+
   /** Calls waiting for an answer (observability). */
   get inFlight(): number {
     return this.pending.size;
