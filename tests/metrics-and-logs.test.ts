@@ -44,6 +44,7 @@ function sample(text: string, name: string, labels: Record<string, string> = {})
 
 describe("/metrics", () => {
   it("counts, gauges and histograms follow the work", async () => {
+    const started = performance.now();
     const { url, api, client } = await logged();
     const scrape = async () => (await http(url, "GET", "/metrics")).body as string;
     const before = await scrape();
@@ -62,7 +63,12 @@ describe("/metrics", () => {
 
     // Task counts in a scrape may be up to a second old (counting reads every task): wait for them.
     let text = "";
-    await until(async () => sample((text = await scrape()), "coordination_tasks", { queue: "m", state: "dead_letter" }) === 1);
+    /** When the scrape that gave `text` was sent. */
+    let textSent = 0;
+    await until(async () => {
+      textSent = performance.now();
+      return sample((text = await scrape()), "coordination_tasks", { queue: "m", state: "dead_letter" }) === 1;
+    });
     const transitions = (transition: string) => sample(text, "coordination_task_transitions_total", { queue: "m", transition });
     expect(["enqueued", "claimed", "completed", "failed", "dead_lettered"].map(transitions)).toEqual([3, 2, 1, 1, 1]);
     const tasks = (state: string) => sample(text, "coordination_tasks", { queue: "m", state });
@@ -77,21 +83,29 @@ describe("/metrics", () => {
     expect(sample(text, "coordination_live_subscriber_lag_events", { aggregate: "max" })).toBe(0);
     expect(sample(text, "coordination_event_log_seq", { position: "head" })).toBeGreaterThanOrEqual(10);
 
-    // How busy each thread has been: every group commit ran while the writer was working, so its
-    // busy time covers their sum (1 ms for the two clocks' rounding); the others did work too.
+    // How long each thread was not idle, in seconds: every group commit ran while the writer was
+    // busy, so its busy time covers their sum (1 ms for rounding), and no thread can have been
+    // busy longer than it has existed (the threads started with the server, the event loop with
+    // this process) or between two scrapes longer than the time between them.
     const busy = (scraped: string, thread: string) => sample(scraped, "coordination_thread_busy_seconds_total", { thread })!;
-    expect(busy(text, "writer")).toBeGreaterThanOrEqual(sample(text, "coordination_commit_seconds_sum")! - 0.001);
-    expect(busy(text, "event_loop")).toBeGreaterThan(0);
-    expect(busy(text, "reader")).toBeGreaterThan(0);
+    const commitTime = (scraped: string) => sample(scraped, "coordination_commit_seconds_sum")!;
+    const threads = ["event_loop", "writer", "reader"];
+    expect(busy(text, "writer")).toBeGreaterThanOrEqual(commitTime(text) - 0.001);
+    for (const thread of threads) expect(busy(text, thread)).toBeGreaterThan(0);
+    for (const thread of ["writer", "reader"]) expect(busy(text, thread)).toBeLessThanOrEqual((performance.now() - started) / 1000);
+    expect(busy(text, "event_loop")).toBeLessThanOrEqual(performance.now() / 1000);
 
     await api.tasks.enqueue.mutate({ queue: "empty" });
     await parked;
-    // One more batch committed: the writer's busy time grew by at least its time.
     const later = await scrape();
-    const commitTime = (scraped: string) => sample(scraped, "coordination_commit_seconds_sum")!;
+    // From before the first scrape was sent (its own handling after the count was read included).
+    const elapsed = (performance.now() - textSent) / 1000;
     expect(commitTime(later)).toBeGreaterThan(commitTime(text));
-    expect(busy(later, "writer") - busy(text, "writer")).toBeGreaterThanOrEqual(commitTime(later) - commitTime(text) - 0.001);
-    for (const thread of ["event_loop", "reader"]) expect(busy(later, thread)).toBeGreaterThanOrEqual(busy(text, thread));
+    expect(busy(later, "writer")).toBeGreaterThanOrEqual(commitTime(later) - 0.001);
+    for (const thread of threads) {
+      expect(busy(later, thread)).toBeGreaterThanOrEqual(busy(text, thread));
+      expect(busy(later, thread) - busy(text, thread)).toBeLessThanOrEqual(elapsed + 0.001);
+    }
     stream.unsubscribe();
     await client.close();
   });

@@ -77,7 +77,7 @@ export class Metrics {
     const { db } = sources;
     new Counter({
       name: "coordination_thread_busy_seconds_total",
-      help: "Time each of the server's threads spent working rather than waiting for work: the event loop (HTTP, WebSocket, tRPC), the database writer (its group commits with their fsync) and the reader (reads, pre-execution recall). Its rate is the thread's utilization, 0 to 1: a writer near 1 is the bound of the server's write throughput",
+      help: "Wall-clock time each of the server's threads was not idle waiting for work: the event loop (HTTP, WebSocket, tRPC), the database writer (group commits) and the reader (reads, pre-execution recall). Waits inside that work count: the disk's fsync, another process's write lock, a CPU to run on. A rate near 1 means work queues behind the thread; process_cpu_seconds_total tells the CPU apart",
       labelNames: ["thread"],
       registers,
       collect() {

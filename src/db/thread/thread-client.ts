@@ -54,6 +54,7 @@ export class DatabaseThread<Commands extends CommandTable> {
   private onLost: ((error: Error) => void) | undefined;
   /** Answers held until the bus dispatched their batch's events (see receive). */
   private answering: Promise<void> | undefined;
+  private lastBusyMs = 0;
   /** Resolves if the thread ends without close() (a crash): every call from then on fails. */
   readonly lost = new Promise<Error>((resolve) => (this.onLost = resolve));
 
@@ -106,12 +107,15 @@ export class DatabaseThread<Commands extends CommandTable> {
   }
 
   /**
-   * Milliseconds the thread's event loop has spent working since it started (running commands,
-   * a writer's batches with their COMMIT and fsync), as opposed to waiting for work; from Node's
-   * event-loop utilization of the worker, read without a message. 0 once the thread exited.
+   * Wall-clock milliseconds the thread's event loop has not been idle since it started: running
+   * commands, a writer's batches with their COMMIT (waits for fsync, a lock or a CPU included).
+   * From Node's event-loop utilization of the worker, read without a message. Node reports 0
+   * before the thread is online and after it exited: the last value is kept, so the count never
+   * goes back.
    */
   get busyMs(): number {
-    return this.worker.performance.eventLoopUtilization().active;
+    this.lastBusyMs = Math.max(this.lastBusyMs, this.worker.performance.eventLoopUtilization().active);
+    return this.lastBusyMs;
   }
 
   /** Calls waiting for an answer (observability). */
