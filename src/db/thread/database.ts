@@ -55,7 +55,7 @@ export class Database {
     return Promise.race([this.writer.lost, this.reader.lost]);
   }
 
-  /** Milliseconds each database thread has spent working since start (metrics: a writer near all the time is the server's bound). */
+  /** Wall-clock milliseconds each database thread has not been idle since start (metrics; see DatabaseThread.busyMs). */
   get busyMs(): { writer: number; reader: number } {
     return { writer: this.writer.busyMs, reader: this.reader.busyMs };
   }

@@ -54,6 +54,7 @@ export class DatabaseThread<Commands extends CommandTable> {
   private onLost: ((error: Error) => void) | undefined;
   /** Answers held until the bus dispatched their batch's events (see receive). */
   private answering: Promise<void> | undefined;
+  /** The largest busyMs seen (Node reports 0 for a worker that exited). */
   private lastBusyMs = 0;
   /** Resolves if the thread ends without close() (a crash): every call from then on fails. */
   readonly lost = new Promise<Error>((resolve) => (this.onLost = resolve));
