@@ -31,6 +31,29 @@ async function logged(overrides: Record<string, unknown> = {}) {
   return { url: server.url, api: client.api, client, lines };
 }
 
+/** POSTs body in two halves pauseMs apart over a raw socket; resolves to the response's status. */
+async function pausedPost(url: string, path: string, token: string, body: string, pauseMs: number): Promise<number> {
+  const { hostname, port } = new URL(url);
+  const socket = connect(Number(port), hostname);
+  await new Promise<void>((resolve) => socket.once("connect", () => resolve()));
+  const answer = new Promise<number>((resolve, reject) => {
+    let text = "";
+    socket.on("data", (chunk) => {
+      text += String(chunk);
+      const status = /^HTTP\/1\.1 (\d{3})/.exec(text);
+      if (status) resolve(Number(status[1]));
+    });
+    socket.once("error", reject);
+  });
+  const half = Math.floor(body.length / 2);
+  socket.write(`POST ${path} HTTP/1.1\r\nhost: ${hostname}:${port}\r\nauthorization: Bearer ${token}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body.slice(0, half)}`);
+  await new Promise((resolve) => setTimeout(resolve, pauseMs));
+  socket.write(body.slice(half));
+  const status = await answer;
+  socket.destroy();
+  return status;
+}
+
 /** The value of one sample of the exposition text; undefined when absent. */
 function sample(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
   const wanted = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
@@ -148,7 +171,7 @@ describe("/metrics", () => {
 
 describe("operator logs", () => {
   it("a lease expiry, a dead letter, an agent going stale and offline, a failed authentication, a slow request: one info line each", async () => {
-    const { url, api, client, lines } = await logged({ adminToken: ADMIN_SECRET, leaseSweepMs: 20, agentStaleMs: 100, agentOfflineMs: 2500, agentStartupGraceMs: 0, agentHealthCheckMs: 20, slowRequestMs: 1 });
+    const { url, api, client, lines } = await logged({ adminToken: ADMIN_SECRET, leaseSweepMs: 20, agentStaleMs: 100, agentOfflineMs: 2500, agentStartupGraceMs: 0, agentHealthCheckMs: 20, slowRequestMs: 50 });
     await api.tasks.enqueue.mutate({ queue: "l", maxAttempts: 1 });
     await api.tasks.claim.mutate({ agentId: "sleepy", queues: ["l"], leaseMs: 1 });
     await until(() => lines.some((line) => line.msg.startsWith("task dead-lettered")));
@@ -166,9 +189,14 @@ describe("operator logs", () => {
     expect([expiry.queue, expiry.agentId]).toEqual(["l", "sleepy"]);
     await http(url, "GET", "/tasks", { token: "wrong" });
     expect(lines.filter((line) => line.msg.startsWith("authentication failed"))).toHaveLength(1);
-    expect(lines.some((line) => line.msg === "slow request" && line.url === "/tasks")).toBe(true);
+    // A request is slow by construction, whatever the machine's speed: its client pauses 200 ms
+    // in the middle of its body. (A fast 401 was under 1 ms on a fast machine and went unlogged.)
+    const status = await pausedPost(url, "/tasks", ADMIN_SECRET, JSON.stringify({ queue: "slow" }), 200);
+    expect(status).toBe(200);
+    await until(() => lines.some((line) => line.msg === "slow request" && line.url === "/tasks" && line.method === "POST"));
+    expect(lines.find((line) => line.msg === "slow request" && line.url === "/tasks")!.ms).toBeGreaterThanOrEqual(200);
     // A long-poll that parked waits by design: not a slow request, however long it took.
-    await http(url, "POST", "/tasks/claim", { token: ADMIN_SECRET, body: { agentId: "poller", queues: ["none"], waitMs: 100 } });
+    await http(url, "POST", "/tasks/claim", { token: ADMIN_SECRET, body: { agentId: "poller", queues: ["none"], waitMs: 300 } });
     await http(url, "GET", "/health");
     expect(lines.filter((line) => line.msg === "slow request" && line.url === "/tasks/claim")).toEqual([]);
     await client.close();
