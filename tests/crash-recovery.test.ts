@@ -17,8 +17,8 @@ const until = (condition: () => boolean | Promise<boolean>, timeout = 30_000) =>
   vi.waitFor(async () => expect(await condition()).toBe(true), { timeout, interval: 50 });
 
 /** A server process on `db`; resolves with its URL once it listens. */
-async function serve(db: string): Promise<{ cli: CliProcess; url: string }> {
-  const cli = new CliProcess({ env: { ...SETTINGS, COORDINATION_DB_PATH: db } });
+async function serve(db: string, env: Record<string, string> = {}): Promise<{ cli: CliProcess; url: string }> {
+  const cli = new CliProcess({ env: { ...SETTINGS, ...env, COORDINATION_DB_PATH: db } });
   return { cli, url: await cli.waitForUrl(20_000) };
 }
 
@@ -87,7 +87,9 @@ describe("kill -9 of the server under load", () => {
 
 describe("kill -9 of a worker process mid-task", () => {
   it("its task is claimed again after the lease and completed once", async () => {
-    const { url } = await serve(join(makeTempDir(), "worker-crash.db"));
+    // A 4 s lease, renewed every third of it: after the kill, seconds of it are left to see it held
+    // however slowly the machine runs the next steps.
+    const { url } = await serve(join(makeTempDir(), "worker-crash.db"), { COORDINATION_LEASE_MS: "4000" });
     const task = (await http(url, "POST", "/tasks", { body: { queue: "crash", payload: { job: 1 } } })).body as { id: string };
     const script = fileURLToPath(new URL("./helpers/worker-process.mjs", import.meta.url));
     const worker = spawn(process.execPath, [script, url, "doomed-worker"], { stdio: ["ignore", "pipe", "inherit"] });
@@ -98,7 +100,7 @@ describe("kill -9 of a worker process mid-task", () => {
     await new Promise((resolve) => worker.once("exit", resolve));
     const held = (await http(url, "GET", `/tasks/${task.id}`)).body;
     expect([held.status, held.leaseOwner]).toEqual(["claimed", "doomed-worker"]);
-    // After the lease (1 s) runs out with no heartbeat, another agent gets it.
+    // After the lease (4 s) runs out with no heartbeat, another agent gets it.
     const again = await http(url, "POST", "/tasks/claim", { body: { agentId: "rescuer", queues: ["crash"], waitMs: 10_000 } });
     expect([again.status, again.body.id, again.body.attempts]).toEqual([200, task.id, 2]);
     const done = await http(url, "POST", `/tasks/${task.id}/complete`, { body: { agentId: "rescuer", leaseToken: again.body.leaseToken, result: { ok: true } } });

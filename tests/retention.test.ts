@@ -40,7 +40,12 @@ describe("retention", () => {
     const { api, server } = t;
     await api.tasks.enqueueMany.mutate({ tasks: Array.from({ length: 30 }, () => ({ queue: "c" })) });
     const claimed = await api.tasks.claimMany.mutate({ agentId: "a", queues: ["c"], limit: 30, context: false });
-    for (const task of claimed) await api.tasks.complete.mutate({ taskId: task.id, agentId: "a" });
+    for (const task of claimed) {
+      await api.tasks.complete.mutate({ taskId: task.id, agentId: "a" });
+      // Each in a millisecond of its own: the count keeps every task as new as the 10th newest, so
+      // two finished in one millisecond (a fast machine) would both be kept.
+      await new Promise((resolve) => setTimeout(resolve, 2));
+    }
     for (const content of ["first", "second", "third"]) await api.memory.remember.mutate({ content });
     await server.services.retention.prune();
     const kept = withDatabase(t, (db) => db.prepare("SELECT id FROM tasks WHERE status = 'completed' ORDER BY finishedAt, seq").pluck().all());
@@ -87,7 +92,8 @@ describe("stats", () => {
     expect(counted()).toBe(reads + 1);
     // A reused count still ages its oldest pending task.
     const first = (await api.tasks.stats.query()).queues[0]!.oldestPendingAgeMs!;
-    await new Promise((resolve) => setTimeout(resolve, 30));
+    // A timer may fire a millisecond early, and ages are whole milliseconds: 50 ms of sleep ages it 30 at least.
+    await new Promise((resolve) => setTimeout(resolve, 50));
     expect((await api.tasks.stats.query()).queues[0]!.oldestPendingAgeMs!).toBeGreaterThanOrEqual(first + 30);
     expect(counted()).toBe(reads + 1);
   });

@@ -25,7 +25,8 @@ describe("claim order and filters", () => {
 
   it("does not hand out a delayed task before its run-at", async () => {
     await using t = await startTestServer();
-    const runAt = new Date(Date.now() + 400);
+    // Far enough ahead that the two claims below come first on any machine.
+    const runAt = new Date(Date.now() + 2000);
     const delayed = await t.api.tasks.enqueue.mutate({ payload: { delayed: true }, runAt, priority: 0 });
     const now = await t.api.tasks.enqueue.mutate({ payload: { delayed: false }, priority: 9 });
     expect(delayed.runAt).toEqual(runAt);
@@ -35,7 +36,7 @@ describe("claim order and filters", () => {
     expect(await t.api.tasks.claim.mutate({ agentId: "a1" })).toBeNull();
 
     // A long-poll wakes when the delayed task falls due, not before.
-    const claimed = await t.api.tasks.claim.mutate({ agentId: "a1", waitMs: 5000 });
+    const claimed = await t.api.tasks.claim.mutate({ agentId: "a1", waitMs: 10_000 });
     expect(claimed?.id).toBe(delayed.id);
     expect(Date.now()).toBeGreaterThanOrEqual(runAt.getTime());
   });

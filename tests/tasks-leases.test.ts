@@ -54,9 +54,12 @@ describe("leases and fencing", () => {
   it("heartbeat extends the lease so the sweeper leaves the task alone", async () => {
     await using t = await startTestServer({ leaseSweepMs: 20 });
     const task = await t.api.tasks.enqueue.mutate({ payload: {} });
-    const claimed = await t.api.tasks.claim.mutate({ agentId: "a1", leaseMs: 300 });
+    // 2 s: the heartbeat comes before the sweeper could take the lease, on a slow machine too.
+    const claimed = await t.api.tasks.claim.mutate({ agentId: "a1", leaseMs: 2000 });
     const extended = await t.api.tasks.heartbeat.mutate({ taskId: task.id, agentId: "a1", leaseMs: 60_000 });
     expect(extended.leaseExpiresAt!.getTime()).toBeGreaterThan(claimed!.leaseExpiresAt!.getTime() + 50_000);
+    // Past the lease the claim gave: only the heartbeat keeps the task now.
+    await vi.waitFor(() => expect(Date.now()).toBeGreaterThan(claimed!.leaseExpiresAt!.getTime() + 40), { timeout: 10_000, interval: 50 });
     await t.server.services.jobs.leaseSweeper.runNow();
     expect((await t.api.tasks.get.query({ taskId: task.id })).status).toBe("claimed");
     await expect(t.api.tasks.heartbeat.mutate({ taskId: task.id, agentId: "other" })).rejects.toMatchObject(conflict);
