@@ -173,6 +173,11 @@ export const SETTINGS = {
     doc: "How often the memory search index is compacted, in small steps, to keep recall fast on a server that ran long (0 turns it off)",
   },
   memoryContextLimit: { ...int(0, 50), default: 5, doc: "Memories handed out with each claimed task (0 turns pre-execution recall off)" },
+  recordExecutions: {
+    ...bool(),
+    default: true,
+    doc: "Write an execution record (a memory) when a run completes, fails or is dead-lettered; off, recall draws on notes, lessons and the records kept from before, and a run's writes skip a row, three indexes and a search-index entry",
+  },
 } as const;
 
 type Settings = typeof SETTINGS;

@@ -2,7 +2,7 @@
 // input, and the context a claim hands out with each task.
 import { describe, expect, it } from "vitest";
 import { extractTerms, matchAny, payloadText } from "../src/memory/fts-query.js";
-import { rest, startTestServer } from "./helpers/test-server.js";
+import { rest, startTestServer, withDatabase } from "./helpers/test-server.js";
 
 describe("pre-execution memory", () => {
   it("records completed and failed runs as execution memories", async () => {
@@ -21,6 +21,23 @@ describe("pre-execution memory", () => {
     expect(byOutcome.completed!.content).toContain("efficiency 22%");
     expect(byOutcome.completed!.content).toContain("solar panels");
     expect(byOutcome.completed!.durationMs).toBeGreaterThanOrEqual(0);
+  });
+
+  it("with recordExecutions off, runs that end leave no record; notes are still recalled with a claim", async () => {
+    await using t = await startTestServer({ retryBaseMs: 0, recordExecutions: false });
+    await t.api.memory.remember.mutate({ content: "Solar panels lose efficiency in heat", kind: "lesson", queue: "research" });
+    const task = await t.api.tasks.enqueue.mutate({ queue: "research", payload: { topic: "solar panels" }, maxAttempts: 2 });
+    await t.api.tasks.claim.mutate({ agentId: "a1" });
+    await t.api.tasks.fail.mutate({ taskId: task.id, agentId: "a1", error: "rate limited" });
+    const again = await t.api.tasks.claim.mutate({ agentId: "a2" });
+    expect(again!.context.map((match) => match.memory.content)).toEqual(["Solar panels lose efficiency in heat"]);
+    await t.api.tasks.complete.mutate({ taskId: task.id, agentId: "a2", result: { summary: "efficiency 22%" } });
+    const dead = await t.api.tasks.enqueue.mutate({ queue: "research", payload: {}, maxAttempts: 1 });
+    await t.api.tasks.claim.mutate({ agentId: "a3" });
+    await t.api.tasks.fail.mutate({ taskId: dead.id, agentId: "a3", error: "bad input" });
+    expect((await t.api.tasks.get.query({ taskId: dead.id })).status).toBe("dead_letter");
+    const kinds = withDatabase(t, (db) => db.prepare("SELECT kind FROM memories ORDER BY seq").pluck().all());
+    expect(kinds).toEqual(["lesson"]);
   });
 
   it("ranks by relevance: the memory sharing the query's words comes first, with a score in (0, 1]", async () => {

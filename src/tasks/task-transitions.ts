@@ -130,7 +130,8 @@ export class TaskTransitions {
 
   /** The execution record of a run that ended: pre-execution memory for the next runs. */
   recordExecution(ctx: WriteContext, task: TaskRow, outcome: ExecutionOutcome, run: TaskRow = task): void {
-    recordExecution(this.d.memories, ctx, task, outcome, run);
+    // An operator whose agents use no context can spare the writer the record (config.ts).
+    if (this.d.config.recordExecutions) recordExecution(this.d.memories, ctx, task, outcome, run);
   }
 
   /** A run that ended without a verdict (lease expired, agent gone): retry now, or dead-letter at the limit. */
