@@ -215,9 +215,11 @@ export const monoUs = () => Number(process.hrtime.bigint() / 1000n);
  * claim → complete until nothing is left. `api.claim(agentId)` returns a task or null. With
  * `api.completeAndClaim(settle)` (returns the next task or null), each complete claims the next.
  * `payload(i)` and `result()` make what is enqueued and what a complete reports (default: a number
- * and `{ ok: true }`). Returns the Lifecycle bookkeeping and the two phase durations in seconds.
+ * and `{ ok: true }`). `betweenPhases()`, awaited after the last enqueue and before the first claim
+ * (outside both timings), lets a caller look at the database as the claim phase finds it. Returns
+ * the Lifecycle bookkeeping and the two phase durations in seconds.
  */
-export async function runLifecycle(api, N, C, { payload = (i) => ({ i }), result = () => ({ ok: true }) } = {}) {
+export async function runLifecycle(api, N, C, { payload = (i) => ({ i }), result = () => ({ ok: true }), betweenPhases = async () => {} } = {}) {
   const life = new Lifecycle();
   let t = performance.now();
   await pool(N, C, async (i) => {
@@ -225,6 +227,7 @@ export async function runLifecycle(api, N, C, { payload = (i) => ({ i }), result
     life.enqueued(task.id);
   });
   const enqueueS = (performance.now() - t) / 1000;
+  await betweenPhases();
   t = performance.now();
   await Promise.all(
     Array.from({ length: C }, async (_, w) => {

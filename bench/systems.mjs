@@ -113,6 +113,8 @@ export function systems({ before } = {}) {
     ...(before ? { "ours before, in-process": oursInProcess(before, "inproc-before") } : {}),
     "ours in-process, recall off": oursInProcess(ROOT, "inproc0", ["0"]),
     "ours in-process, complete-and-claim": oursInProcess(ROOT, "inproc-next", ["-", "next"]),
+    // recordExecutions off, what an operator whose agents use no context can choose: what the records cost.
+    "ours in-process, execution records off": oursInProcess(ROOT, "inproc-norec", ["-", "-", "-", "no-records"]),
     // Text payloads give recall words to rank by: its cost on work like an agent's (lib.mjs textMaker).
     "ours in-process, text payloads": oursInProcess(ROOT, "inproc-text", ["-", "-", "text"]),
     "ours in-process, text payloads, recall off": oursInProcess(ROOT, "inproc-text0", ["0", "-", "text"]),

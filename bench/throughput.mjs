@@ -58,6 +58,7 @@ export async function throughput({ dir, N, C, rounds, recallRounds = rounds, tim
   const ref = m("reference server (node:http + better-sqlite3, events)");
   const inproc = m("ours in-process");
   const inprocNext = m("ours in-process, complete-and-claim");
+  const inprocNoRecords = m("ours in-process, execution records off");
   const restNext = m("ours, REST with complete-and-claim");
   const restWarm = m("ours, REST, warm server");
   const refWarm = m("reference server, warm");
@@ -72,6 +73,8 @@ export async function throughput({ dir, N, C, rounds, recallRounds = rounds, tim
     { label: "ours in-process / BullMQ Worker", goal: "≥ 1", enqueue: ratio(inproc, bull, "enqueuePerS"), processed: ratio(inproc, bull, "processedPerS") },
     // BullMQ's Worker fetches its next job in the script that completes the last: like for like.
     { label: "ours in-process, complete-and-claim / BullMQ Worker", goal: "≥ 1", enqueue: null, processed: ratio(inprocNext, bull, "processedPerS") },
+    // Not the default: what writing an execution record per run costs (config recordExecutions).
+    { label: "ours in-process, execution records off / BullMQ Worker", goal: "", enqueue: null, processed: ratio(inprocNoRecords, bull, "processedPerS") },
     // Two requests per task instead of three: not the reference server's pattern, shown beside it.
     { label: "ours REST with complete-and-claim / reference server", goal: "", enqueue: null, processed: ratio(restNext, ref, "processedPerS") },
     { label: "ours REST / seed stack", goal: "", enqueue: ratio(rest, seed, "enqueuePerS"), processed: ratio(rest, seed, "processedPerS") },
