@@ -158,6 +158,33 @@ describe("recall relay", () => {
     expect(apart.sends).toEqual([[[1, true]], [[2, true]], [[3, true]]]);
   });
 
+  it("lets the thread's other work run between chunks: a read waits for one chunk, not for every recall queued before it", async () => {
+    const channel = new MessageChannel();
+    const requests = new RecallRequests(channel.port1);
+    const answered: number[] = [];
+    let answeredWhenOtherWorkRan: number | undefined;
+    const allAnswered = new Promise<void>((resolve) =>
+      serveRecalls(
+        channel.port2,
+        (request) => request.tasks.map(() => []),
+        (answers) => {
+          // Other work, queued as the first chunk is sent: run back to back, every chunk would go first.
+          if (answered.length === 0) setImmediate(() => (answeredWhenOtherWorkRan = answered.length));
+          answered.push(...answers.map((a) => a.ticket));
+          if (answered.length === 20) resolve();
+        },
+        { chunkMs: 0 },
+      ),
+    );
+    const tasks: RecallSubject[] = [{ id: "t", queue: "default", capability: null, payload: null, earlierRuns: false }];
+    for (let ticket = 1; ticket <= 20; ticket++) requests.request({ ticket, tasks, limit: 5, budgetBytes: 1000 });
+    requests.flush();
+    await allAnswered;
+    channel.port1.close();
+    expect(answeredWhenOtherWorkRan).toBe(1);
+    expect(answered).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
+  });
+
   it("a failed recall ends its chunk (the error may have ended the transaction); a transaction that cannot start fails only its request; one that cannot end still sends what it read", async () => {
     const relay = scripted(Number.POSITIVE_INFINITY, { failing: [2], refuseBegin: [3], refuseCommit: [5], unprintable: [9] });
     // Recall 2 throws: 3 is recalled in a transaction of its own.

@@ -59,15 +59,18 @@ const CHUNK_MS = 1;
 export type Snapshot = <T>(read: () => T) => T;
 
 /**
- * The reader's end: answers every request exactly once, in order, sending what is done every
- * `chunkMs` and at the end of each message. A recall that throws is a failed answer; so is the
- * request a read transaction could not start for. The requests of one chunk share one read
- * transaction (`snapshot`): its BEGIN, schema check and COMMIT cost about 15% of a recall with
- * number payloads. A chunk's requests were all sent before the same commit of the writer, and all
- * see the database as it was when the chunk began: whether that commit is in it depends on timing,
- * for the chunk's first request as for its last (a claim's context never promised its own batch).
- * After a COMMIT that failed, the chunk's answers go out all the same: they were read from one
- * snapshot (read-transaction.ts stops the thread if the transaction is stuck).
+ * The reader's end: answers every request exactly once, in order, a chunk at a time: each chunk
+ * runs for `chunkMs` or until no request is left, sends its answers, and lets the thread's event
+ * loop turn before the next one. The reader's other work (reads: a task, a list, /health) thus
+ * waits for one chunk at most, not for every recall queued before it: with text payloads a batch's
+ * recall took 8 ms and a backlog of them held a read for 200 ms (bench/RESULTS.md, 2026-12-01).
+ * A recall that throws is a failed answer; so is the request a read transaction could not start
+ * for. The requests of one chunk share one read transaction (`snapshot`): its BEGIN, schema check
+ * and COMMIT cost about 15% of a recall with number payloads. A chunk's requests see the database
+ * as it was when the chunk began: whether the commit of their own batch is in it depends on
+ * timing (a claim's context never promised its own batch). After a COMMIT that failed, the chunk's
+ * answers go out all the same: they were read from one snapshot (read-transaction.ts stops the
+ * thread if the transaction is stuck).
  */
 export function serveRecalls(
   fromWriter: MessagePort,
@@ -75,40 +78,58 @@ export function serveRecalls(
   send: (answers: RecallAnswer[]) => void,
   { snapshot = (read) => read(), chunkMs = CHUNK_MS }: { snapshot?: Snapshot; chunkMs?: number } = {},
 ): void {
-  fromWriter.on("message", (requests: RecallRequest[]) => {
-    /** Requests answered so far: a chunk starts at the first one not answered. */
-    let answered = 0;
-    while (answered < requests.length) {
-      const answers: RecallAnswer[] = [];
-      const since = performance.now();
-      let read = false;
-      try {
-        snapshot(() => {
-          for (;;) {
-            const request = requests[answered + answers.length]!;
-            try {
-              answers.push({ ticket: request.ticket, ok: true, contexts: recall(request) });
-            } catch (error) {
-              answers.push({ ticket: request.ticket, ok: false, error: serializeError(error) });
-              // The error may have ended the transaction (SQLite rolls it back on some): the
-              // next request starts a new one rather than read outside any.
-              break;
-            }
-            if (answered + answers.length >= requests.length || performance.now() - since >= chunkMs) break;
+  /** Requests not answered yet, in the order they came, from `next` on. */
+  let queued: RecallRequest[] = [];
+  let next = 0;
+  let scheduled = false;
+  const runChunk = () => {
+    scheduled = false;
+    const answers: RecallAnswer[] = [];
+    const since = performance.now();
+    let read = false;
+    try {
+      snapshot(() => {
+        for (;;) {
+          const request = queued[next + answers.length]!;
+          try {
+            answers.push({ ticket: request.ticket, ok: true, contexts: recall(request) });
+          } catch (error) {
+            answers.push({ ticket: request.ticket, ok: false, error: serializeError(error) });
+            // The error may have ended the transaction (SQLite rolls it back on some): the
+            // next request starts a new one rather than read outside any.
+            break;
           }
-          read = true;
-        });
-      } catch (error) {
-        // Not read to the end: the transaction could not start, or the request after the last
-        // answered failed in a way that escaped it. That request fails with the error.
-        if (!read) {
-          const request = requests[answered + answers.length]!;
-          answers.push({ ticket: request.ticket, ok: false, error: serializeError(error) });
+          if (next + answers.length >= queued.length || performance.now() - since >= chunkMs) break;
         }
+        read = true;
+      });
+    } catch (error) {
+      // Not read to the end: the transaction could not start, or the request after the last
+      // answered failed in a way that escaped it. That request fails with the error.
+      if (!read) {
+        const request = queued[next + answers.length]!;
+        answers.push({ ticket: request.ticket, ok: false, error: serializeError(error) });
       }
-      answered += answers.length;
-      send(answers);
     }
+    next += answers.length;
+    try {
+      send(answers);
+    } finally {
+      if (next < queued.length) schedule();
+      else {
+        queued = [];
+        next = 0;
+      }
+    }
+  };
+  const schedule = () => {
+    if (scheduled) return;
+    scheduled = true;
+    setImmediate(runChunk);
+  };
+  fromWriter.on("message", (requests: RecallRequest[]) => {
+    for (const request of requests) queued.push(request);
+    schedule();
   });
 }
 
