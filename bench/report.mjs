@@ -35,6 +35,7 @@ const SCENARIOS = {
   writeLock: (s) => `a write sent during the ${s.lockMs} ms lock answered ${s.writeStatus} after ${s.writeWaitedMs} ms`,
   parked: (s) => `${s.parkedClaims} parked claims: ${s.idleCpuPctOfCore}% of a core while idle, RSS ${s.rssMiB} MiB`,
   processes: (s) => `3 servers: ${s.processedPerS} claim+complete/s together, ${s.completed}/${s.tasks} completed, max attempts ${s.maxAttempts}`,
+  recall: (s) => `text payloads over REST (enqueue, then claim+complete: recall's full path): ${s.processedPerS} claim+complete/s, ${s.completed}/${s.tasks} completed`,
 };
 
 function responsivenessTable(byVersion) {

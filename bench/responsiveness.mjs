@@ -5,7 +5,9 @@
 //   replay    a subscriber resumes with lastEventId "0" on a log of `events` events;
 //   writeLock another process holds the write lock for 5 s (a write waits meanwhile);
 //   parked    1,000 long-poll claims wait for work that never comes: CPU while idle;
-//   processes 3 servers share one file under the lifecycle load.
+//   processes 3 servers share one file under the lifecycle load;
+//   recall    agents claim and complete tasks whose text recall ranks on its full path (the
+//             reader's busiest work, which /health's read shares the thread with).
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import Database from "better-sqlite3";
@@ -185,12 +187,30 @@ async function processes({ root, migrate, dir, N, C }) {
   }
 }
 
+async function recall({ root, migrate, dir, N, C }) {
+  const db = join(dir, "recall.db");
+  seedDatabase(db, { migrate });
+  const server = await startProbeServer(root, db);
+  try {
+    const prober = await startProber(server.url, "beater");
+    await server.reset();
+    const load = await runJsonChild(process.execPath, [join(ROOT, "bench/rest-driver.mjs"), server.url, String(N), String(C), "-", "text"], { timeoutMs: 600_000, label: "rest-driver text", cwd: ROOT });
+    const loop = await server.report();
+    return { processedPerS: load.claimCompletePerS, completed: load.completed, tasks: N, ...summary(await prober.finish(), loop) };
+  } finally {
+    await server.child.stop();
+  }
+}
+
 /** `root`: the built checkout to measure (default this one); its own migrations make its databases. */
 export async function responsiveness({ root = ROOT, dir, N, C, events, log }) {
   const { applyMigrations: migrateWith } = await import(pathToFileURL(join(root, "dist/src/db/migrate.js")).href);
   const migrate = (db) => migrateWith(db, join(root, "prisma/migrations"));
   const out = {};
-  for (const [name, run] of Object.entries({ replay, writeLock, parked, processes })) {
+  // BENCH_SCENARIOS=recall,parked runs only those.
+  const wanted = process.env.BENCH_SCENARIOS?.split(",").map((name) => name.trim());
+  const scenarios = Object.entries({ replay, writeLock, parked, processes, recall }).filter(([name]) => !wanted || wanted.includes(name));
+  for (const [name, run] of scenarios) {
     log(`responsiveness (${root === ROOT ? "this version" : root}): ${name}`);
     try {
       out[name] = await run({ root, migrate, dir, N, C, events, log });

@@ -4,12 +4,18 @@
 // in the table come from the shared load generator itself.
 //
 // With `next`, each complete claims the agent's next task (POST /tasks/{id}/complete-and-claim):
-// the throughput table's "ours, REST with complete-and-claim".
+// the throughput table's "ours, REST with complete-and-claim". With `text`, payloads and results
+// are text (lib.mjs textMaker), which recall ranks on its full path: the responsiveness phase's
+// "recall" scenario.
 //
-// usage: node bench/rest-driver.mjs BASE_URL N C [next]   → prints one JSON line
-import { Lifecycle, monoUs, pool } from "./lib.mjs";
+// usage: node bench/rest-driver.mjs BASE_URL N C [next|-] [text]   → prints one JSON line
+import { Lifecycle, monoUs, pool, textMaker } from "./lib.mjs";
 
-const [base, nArg, cArg, mode] = process.argv.slice(2);
+const [base, nArg, cArg, mode, content] = process.argv.slice(2);
+const instruction = textMaker(7);
+const summary = textMaker(11);
+const payloadOf = (i) => (content === "text" ? { instruction: instruction() } : { i });
+const resultOf = () => (content === "text" ? { summary: summary() } : { ok: true });
 const N = Number(nArg ?? 3000);
 const C = Number(cArg ?? 32);
 const json = { "content-type": "application/json" };
@@ -19,7 +25,7 @@ const marks = {};
 marks.enqueueStartUs = monoUs();
 let t = performance.now();
 await pool(N, C, async (i) => {
-  const r = await fetch(`${base}/tasks`, { method: "POST", headers: json, body: JSON.stringify({ queue: "default", payload: { i }, priority: i % 10 }) });
+  const r = await fetch(`${base}/tasks`, { method: "POST", headers: json, body: JSON.stringify({ queue: "default", payload: payloadOf(i), priority: i % 10 }) });
   if (!r.ok) throw new Error(`enqueue ${r.status} ${await r.text()}`);
   const body = await r.json();
   life.enqueued(body.id ?? body.task?.id);
@@ -37,7 +43,7 @@ await Promise.all(
       const text = await r.text();
       for (let task = text ? JSON.parse(text) : null; task; ) {
         life.completed(task.id);
-        const c = await fetch(`${base}/tasks/${task.id}/complete-and-claim`, { method: "POST", headers: json, body: JSON.stringify({ agentId: agent, result: { ok: true } }) });
+        const c = await fetch(`${base}/tasks/${task.id}/complete-and-claim`, { method: "POST", headers: json, body: JSON.stringify({ agentId: agent, result: resultOf() }) });
         if (!c.ok) throw new Error(`complete-and-claim ${c.status} ${await c.text()}`);
         task = (await c.json()).next;
       }
@@ -50,7 +56,7 @@ await Promise.all(
       const task = body && (body.id ? body : null);
       if (!task) return;
       life.completed(task.id);
-      const c = await fetch(`${base}/tasks/${task.id}/complete`, { method: "POST", headers: json, body: JSON.stringify({ agentId: agent, agent_id: agent, result: { ok: true } }) });
+      const c = await fetch(`${base}/tasks/${task.id}/complete`, { method: "POST", headers: json, body: JSON.stringify({ agentId: agent, agent_id: agent, result: resultOf() }) });
       if (!c.ok) throw new Error(`complete ${c.status} ${await c.text()}`);
       await c.text();
     }

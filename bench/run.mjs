@@ -1,6 +1,6 @@
 // `npm run bench`: measures us side by side with what users would otherwise run, in one run:
 //   throughput      the task lifecycle on every system of systems.mjs, interleaved rounds;
-//   responsiveness  four situations that used to freeze the event loop (responsiveness.mjs);
+//   responsiveness  situations that used to freeze the event loop or hold a read (responsiveness.mjs);
 //   scale           claim latency and memory at 1,000 and 1,000,000 pending tasks (scale.mjs);
 //   profile         where a REST claim+complete spends its time, per thread (profile.mjs).
 // Everything runs on fresh database files in a temp dir, loopback only; each phase is bounded in
