@@ -10,7 +10,7 @@ import { Database } from "../src/db/thread/database.js";
 import { openCoordination } from "../src/in-process-api.js";
 import { createLogger } from "../src/logger.js";
 import { makeTempDir } from "./helpers/test-server.js";
-import { RecallRequests, RecallResults, serveRecalls, type RecallAnswer, type RecallRequest } from "../src/db/thread/recall-relay.js";
+import { RecallRequests, RecallResults, serveRecalls, type RecallAnswer, type RecallRequest, type RecallServer } from "../src/db/thread/recall-relay.js";
 import type { RecallSubject } from "../src/memory/memory-recall.js";
 
 const answer = (ticket: number, n: number): RecallAnswer => ({ ticket, ok: true, contexts: [Array.from({ length: n }, () => ({ memory: {} as never, score: 1 }))] });
@@ -158,31 +158,69 @@ describe("recall relay", () => {
     expect(apart.sends).toEqual([[[1, true]], [[2, true]], [[3, true]]]);
   });
 
-  it("lets the thread's other work run between chunks: a read waits for one chunk, not for every recall queued before it", async () => {
+  it("lets the thread's other messages in between chunks: a read waits for the chunk in progress, not for every recall queued before it", async () => {
     const channel = new MessageChannel();
+    const reads = new MessageChannel();
     const requests = new RecallRequests(channel.port1);
     const answered: number[] = [];
-    let answeredWhenOtherWorkRan: number | undefined;
+    const chunksBegun: number[] = [];
+    let answeredWhenReadRan: number | undefined;
+    reads.port2.on("message", () => (answeredWhenReadRan = answered.length));
     const allAnswered = new Promise<void>((resolve) =>
       serveRecalls(
         channel.port2,
         (request) => request.tasks.map(() => []),
         (answers) => {
-          // Other work, queued as the first chunk is sent: run back to back, every chunk would go first.
-          if (answered.length === 0) setImmediate(() => (answeredWhenOtherWorkRan = answered.length));
+          // A read arrives on the thread's other port as the first chunk is sent.
+          if (answered.length === 0) reads.port1.postMessage("read");
           answered.push(...answers.map((a) => a.ticket));
           if (answered.length === 20) resolve();
         },
-        { chunkMs: 0 },
+        { chunkMs: 0, beforeChunk: () => chunksBegun.push(answered.length) },
       ),
     );
     const tasks: RecallSubject[] = [{ id: "t", queue: "default", capability: null, payload: null, earlierRuns: false }];
     for (let ticket = 1; ticket <= 20; ticket++) requests.request({ ticket, tasks, limit: 5, budgetBytes: 1000 });
     requests.flush();
     await allAnswered;
-    channel.port1.close();
-    expect(answeredWhenOtherWorkRan).toBe(1);
+    await vi.waitFor(() => expect(answeredWhenReadRan).toBeDefined(), { timeout: 30_000 });
+    for (const port of [channel.port1, reads.port1, reads.port2]) port.close();
+    expect(answeredWhenReadRan).toBeLessThan(20);
     expect(answered).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
+    // beforeChunk (the reader posts the reads' answers there) runs first in every chunk.
+    expect(chunksBegun).toEqual(Array.from({ length: 20 }, (_, i) => i));
+  });
+
+  it("stopped (the reader closing), answers what is left and whatever comes later with the error, once each", async () => {
+    const channel = new MessageChannel();
+    const requests = new RecallRequests(channel.port1);
+    const sent: Array<[number, boolean]> = [];
+    const gone = { domain: true as const, code: "SHUTTING_DOWN" as const, message: "the server is shutting down" };
+    let server: RecallServer | undefined = undefined;
+    server = serveRecalls(
+      channel.port2,
+      (request) => request.tasks.map(() => []),
+      (answers) => {
+        sent.push(...answers.map((a): [number, boolean] => [a.ticket, a.ok]));
+        // Stopped as the first chunk is sent: 2 and 3 are still queued.
+        if (sent.length === 1) server!.stop(gone);
+      },
+      { chunkMs: 0 },
+    );
+    const tasks: RecallSubject[] = [{ id: "t", queue: "default", capability: null, payload: null, earlierRuns: false }];
+    for (const ticket of [1, 2, 3]) requests.request({ ticket, tasks, limit: 5, budgetBytes: 1000 });
+    requests.flush();
+    await vi.waitFor(() => expect(sent).toHaveLength(3), { timeout: 30_000 });
+    requests.request({ ticket: 4, tasks, limit: 5, budgetBytes: 1000 });
+    requests.flush();
+    await vi.waitFor(() => expect(sent).toHaveLength(4), { timeout: 30_000 });
+    channel.port1.close();
+    expect(sent).toEqual([
+      [1, true],
+      [2, false],
+      [3, false],
+      [4, false],
+    ]);
   });
 
   it("a failed recall ends its chunk (the error may have ended the transaction); a transaction that cannot start fails only its request; one that cannot end still sends what it read", async () => {

@@ -7,6 +7,7 @@
 //  - the reader: reads on its own connection (WAL: it never waits for the writer), recall and
 //    Prisma's queries among them.
 import { parentPort, workerData, type MessagePort } from "node:worker_threads";
+import { CoordinationError } from "../../errors.js";
 import { assertSameFile, fileIdentity } from "../file-identity.js";
 import { openDatabase } from "../open-database.js";
 import { readTransaction } from "../read-transaction.js";
@@ -28,19 +29,22 @@ let events: unknown[] = [];
 let batches: Array<{ writes: number; ms: number }> = [];
 let postScheduled = false;
 
+/** Posts the answers (and a writer's events and batches) gathered so far, if any. */
+function postResults(): void {
+  postScheduled = false;
+  if (outcomes.length === 0 && events.length === 0) return;
+  const message: FromThread = { kind: "results", outcomes, events, ...(batches.length > 0 ? { batches } : {}) };
+  outcomes = [];
+  events = [];
+  batches = [];
+  port.postMessage(message);
+}
+
 /** Answers go out together, once per turn of this thread's loop, after the writes they report committed. */
 function schedulePost(): void {
   if (postScheduled) return;
   postScheduled = true;
-  setImmediate(() => {
-    postScheduled = false;
-    if (outcomes.length === 0 && events.length === 0) return;
-    const message: FromThread = { kind: "results", outcomes, events, ...(batches.length > 0 ? { batches } : {}) };
-    outcomes = [];
-    events = [];
-    batches = [];
-    port.postMessage(message);
-  });
+  setImmediate(postResults);
 }
 
 function settle(id: number, result: Promise<unknown>): void {
@@ -104,7 +108,8 @@ function startReader(): { run: Run; close: () => Promise<void> } {
   const lazyPrisma = async () => (prisma ??= (await import("../prisma.js")).createPrismaClient(setup.config));
   const commands = createReadCommands(db, lazyPrisma, setup, () => assertSameFile(setup.config.dbPath, opened)) as unknown as Record<string, (args: unknown) => unknown>;
   const recallForTasks = commands["memory.recallForTasks"] as (request: RecallRequest) => MemoryMatch[][];
-  serveRecalls(recallPort, recallForTasks, (answers) => port.postMessage({ kind: "recalled", answers } satisfies FromThread), { snapshot: inSnapshot });
+  // Reads answered since the last chunk go out before it, not behind it (recall-relay.ts).
+  const recalls = serveRecalls(recallPort, recallForTasks, (answers) => port.postMessage({ kind: "recalled", answers } satisfies FromThread), { snapshot: inSnapshot, beforeChunk: postResults });
   return {
     run: async (call) => {
       const command = commands[call.op];
@@ -112,6 +117,8 @@ function startReader(): { run: Run; close: () => Promise<void> } {
       return inSnapshot(() => command(call.args));
     },
     close: async () => {
+      // Claims still waiting for context fail as the server's other calls do while it stops.
+      recalls.stop(serializeError(new CoordinationError("SHUTTING_DOWN", "the server is shutting down; retry on another instance or after restart")));
       await prisma?.$disconnect();
       db.close();
     },

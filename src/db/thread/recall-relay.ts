@@ -58,12 +58,23 @@ const CHUNK_MS = 1;
  */
 export type Snapshot = <T>(read: () => T) => T;
 
+/** Answered requests kept at the head of the reader's queue before they are dropped (amortized: at most half of it). */
+const DROP_ANSWERED_AT = 64;
+
+/** The reader's end, as serveRecalls returns it. */
+export interface RecallServer {
+  /** Answers every request not answered yet, and each that arrives later, with `error`: the reader is closing. */
+  stop(error: SerializedError): void;
+}
+
 /**
  * The reader's end: answers every request exactly once, in order, a chunk at a time: each chunk
  * runs for `chunkMs` or until no request is left, sends its answers, and lets the thread's event
  * loop turn before the next one. The reader's other work (reads: a task, a list, /health) thus
- * waits for one chunk at most, not for every recall queued before it: with text payloads a batch's
- * recall took 8 ms and a backlog of them held a read for 200 ms (bench/RESULTS.md, 2026-12-01).
+ * waits for the chunk in progress, not for every recall queued before it: with text payloads a
+ * batch's recall took 8 ms and a backlog of them held a read for 200 ms (bench/RESULTS.md,
+ * 2026-12-01). `beforeChunk` runs first in each chunk: the reader posts the answers of the reads
+ * that ran since the last one, which would otherwise wait behind this chunk too.
  * A recall that throws is a failed answer; so is the request a read transaction could not start
  * for. The requests of one chunk share one read transaction (`snapshot`): its BEGIN, schema check
  * and COMMIT cost about 15% of a recall with number payloads. A chunk's requests see the database
@@ -76,14 +87,17 @@ export function serveRecalls(
   fromWriter: MessagePort,
   recall: (request: RecallRequest) => MemoryMatch[][],
   send: (answers: RecallAnswer[]) => void,
-  { snapshot = (read) => read(), chunkMs = CHUNK_MS }: { snapshot?: Snapshot; chunkMs?: number } = {},
-): void {
-  /** Requests not answered yet, in the order they came, from `next` on. */
+  { snapshot = (read) => read(), chunkMs = CHUNK_MS, beforeChunk = () => {} }: { snapshot?: Snapshot; chunkMs?: number; beforeChunk?: () => void } = {},
+): RecallServer {
+  /** Requests in the order they came; those before `next` are answered. */
   let queued: RecallRequest[] = [];
   let next = 0;
   let scheduled = false;
+  let stopped: SerializedError | undefined;
   const runChunk = () => {
     scheduled = false;
+    if (stopped || next >= queued.length) return;
+    beforeChunk();
     const answers: RecallAnswer[] = [];
     const since = performance.now();
     let read = false;
@@ -112,14 +126,18 @@ export function serveRecalls(
       }
     }
     next += answers.length;
+    // Under steady load the queue may never run empty: what was answered goes, not all of it.
+    if (next >= queued.length) {
+      queued = [];
+      next = 0;
+    } else if (next >= DROP_ANSWERED_AT && next * 2 >= queued.length) {
+      queued = queued.slice(next);
+      next = 0;
+    }
     try {
       send(answers);
     } finally {
       if (next < queued.length) schedule();
-      else {
-        queued = [];
-        next = 0;
-      }
     }
   };
   const schedule = () => {
@@ -127,10 +145,24 @@ export function serveRecalls(
     scheduled = true;
     setImmediate(runChunk);
   };
+  const refuse = (requests: readonly RecallRequest[], error: SerializedError) => {
+    if (requests.length > 0) send(requests.map((request) => ({ ticket: request.ticket, ok: false, error })));
+  };
   fromWriter.on("message", (requests: RecallRequest[]) => {
+    if (stopped) return refuse(requests, stopped);
     for (const request of requests) queued.push(request);
     schedule();
   });
+  return {
+    stop(error) {
+      if (stopped) return;
+      stopped = error;
+      const left = queued.slice(next);
+      queued = [];
+      next = 0;
+      refuse(left, error);
+    },
+  };
 }
 
 /** How many forgotten tickets are remembered: more than a server has claims failing at once. */
