@@ -77,7 +77,7 @@ export function createMcpServer(services: Services, session: McpSession): { serv
     {
       capabilities: { logging: {} },
       instructions:
-        "A coordination server for agents. Take work with claim_task (it returns the task with memories of earlier runs in `context`), " +
+        "A coordination server for agents. Take work with claim_task (it returns the task with the memories relevant to it in `context`: earlier runs' records, agents' notes and lessons), " +
         "then settle it with complete_task or fail_task, passing the task's id and leaseToken (complete_task with `next` claims the next task in the same call); call heartbeat_task during long work. " +
         "Read direct messages and subscribed events with read_mailbox. A task targeted at you, or a direct message, arrives as a logging notification.",
     },
@@ -86,7 +86,7 @@ export function createMcpServer(services: Services, session: McpSession): { serv
   server.registerTool(
     "claim_task",
     {
-      description: `Claim the best available task for this agent (priority, then age), with a lease. Returns the task, including \`context\`: memories of earlier runs relevant to it, and \`leaseToken\`, needed to settle it; null when none is available. waitMs (at most ${MCP_MAX_WAIT_MS}) waits for one to arrive.`,
+      description: `Claim the best available task for this agent (priority, then age), with a lease. Returns the task, including \`context\`: the memories relevant to it (earlier runs' records, agents' notes and lessons), and \`leaseToken\`, needed to settle it; null when none is available. waitMs (at most ${MCP_MAX_WAIT_MS}) waits for one to arrive.`,
       inputSchema: strictArgs({ ...agentArg, queues: claimInput.shape.queues, capabilities: claimInput.shape.capabilities, leaseMs: claimInput.shape.leaseMs, waitMs: claimInput.shape.waitMs }),
     },
     (args) => answer(() => api.tasks.claim({ ...args, agentId: agent(args.agentId), waitMs: wait(args.waitMs) })),
