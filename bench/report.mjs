@@ -65,10 +65,14 @@ export function markdown(results) {
       `load average (1/5/15 min) ${m.loadAvg.join(" / ")} at start, ${results.loadAvgEnd.join(" / ")} at end. Total run ${results.totalS} s.`,
     "",
   );
-  if (results.throughput) {
+  // A phase that failed as a whole (run.mjs keeps { error }) says so under its heading.
+  for (const [phase, heading] of [["throughput", "Throughput"], ["responsiveness", "Responsiveness"], ["scale", "Claim latency by queue depth"]]) {
+    if (results[phase]?.error) out.push(`### ${heading}`, "", `The phase failed: ${cell(results[phase].error)}`, "");
+  }
+  if (results.throughput && !results.throughput.error) {
     out.push("### Throughput", "", "Each system's median round; rounds ran interleaved (every system once per round).", "", throughputTable(results.throughput), "", goalsTable(results.throughput), "");
   }
-  if (results.responsiveness) {
+  if (results.responsiveness && !results.responsiveness.error) {
     out.push(
       "### Responsiveness",
       "",
@@ -78,7 +82,7 @@ export function markdown(results) {
       "",
     );
   }
-  if (results.scale) out.push("### Claim latency by queue depth", "", "Sequential claims over REST on a database holding that many pending tasks (bulk-inserted).", "", scaleTable(results.scale), "");
+  if (results.scale && !results.scale.error) out.push("### Claim latency by queue depth", "", "Sequential claims over REST on a database holding that many pending tasks (bulk-inserted).", "", scaleTable(results.scale), "");
   if (results.profile) {
     out.push("### Where the time goes", "");
     if (results.profile.error) out.push(`Profiling run failed: ${cell(results.profile.error)}`, "");
@@ -110,17 +114,18 @@ function perfCpuSection(cpu) {
 }
 
 export function printSummary(results) {
-  const t = results.throughput;
+  for (const phase of ["throughput", "responsiveness", "scale"]) if (results[phase]?.error) console.log(`${phase}: ERROR ${results[phase].error}`);
+  const t = results.throughput?.error ? undefined : results.throughput;
   if (t) {
     console.log("\nthroughput (median)                              enqueue/s  claim+complete/s");
     for (const [name, s] of Object.entries(t.systems)) console.log(`${name.padEnd(50)} ${fmt(s.median?.enqueuePerS ?? (s.skipped ? "skipped" : "ERROR")).padStart(8)}  ${fmt(s.median?.processedPerS).padStart(8)}`);
     for (const r of t.ratios) console.log(`${r.label.padEnd(50)} ${fmt(r.enqueue).padStart(8)}  ${fmt(r.processed).padStart(8)}  (goal ${r.goal || "–"})`);
     console.log(`recall cost ${fmt(t.recallCost)} (goal ≤ 0.15); with text payloads ${fmt(t.textRecallCost)}`);
   }
-  for (const [version, r] of Object.entries(results.responsiveness ?? {})) {
+  for (const [version, r] of Object.entries(results.responsiveness?.error ? {} : (results.responsiveness ?? {}))) {
     for (const [name, s] of Object.entries(r)) console.log(`${version} ${name}: ${s.error ? `ERROR ${s.error}` : `/health p99 ${s.healthP99Ms} ms max ${s.healthMaxMs} ms, loop p99 ${s.loopDelayP99Ms} ms, lease lost ${s.leaseLost}`}`);
   }
-  if (results.scale) console.log(`claim p50 ratio (largest/smallest queue): ${fmt(results.scale.p50Ratio)}`);
+  if (results.scale && !results.scale.error) console.log(`claim p50 ratio (largest/smallest queue): ${fmt(results.scale.p50Ratio)}`);
 }
 
 export function writeResults(file, section) {

@@ -1,7 +1,8 @@
-// Does the event loop ever wait on the database? Four situations that froze it before the
-// database threads, each with our server in its own process reporting its event-loop delay
-// (probe-server.mjs) while a prober (prober.mjs) times GET /health every 20 ms and an agent
-// heartbeats its task every second on a 5 s lease:
+// Does the event loop ever wait on the database, or a read behind the reader's other work? Five
+// situations (the first four froze the event loop before the database threads), each with our
+// server in its own process reporting its event-loop delay (probe-server.mjs) while a prober
+// (prober.mjs) times GET /health every 20 ms and an agent heartbeats its task every second on a
+// 5 s lease:
 //   replay    a subscriber resumes with lastEventId "0" on a log of `events` events;
 //   writeLock another process holds the write lock for 5 s (a write waits meanwhile);
 //   parked    1,000 long-poll claims wait for work that never comes: CPU while idle;
@@ -208,8 +209,11 @@ export async function responsiveness({ root = ROOT, dir, N, C, events, log }) {
   const migrate = (db) => migrateWith(db, join(root, "prisma/migrations"));
   const out = {};
   // BENCH_SCENARIOS=recall,parked runs only those.
+  const all = { replay, writeLock, parked, processes, recall };
   const wanted = process.env.BENCH_SCENARIOS?.split(",").map((name) => name.trim());
-  const scenarios = Object.entries({ replay, writeLock, parked, processes, recall }).filter(([name]) => !wanted || wanted.includes(name));
+  const unknown = wanted?.filter((name) => !(name in all)) ?? [];
+  if (unknown.length > 0 || wanted?.length === 0) throw new Error(`BENCH_SCENARIOS: no scenario ${unknown.join(", ") || "named"}; there are ${Object.keys(all).join(", ")}`);
+  const scenarios = Object.entries(all).filter(([name]) => !wanted || wanted.includes(name));
   for (const [name, run] of scenarios) {
     log(`responsiveness (${root === ROOT ? "this version" : root}): ${name}`);
     try {

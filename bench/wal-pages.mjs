@@ -33,10 +33,10 @@ const next = args[2] === "next";
 const WAL_HEADER = 32;
 const FRAME_HEADER = 24;
 
-/** The frames in the log now that carry its current salt: { page, commit } each, in order. */
+/** The frames in the log now that carry its current salts: { page, commit } each, in order; and the salts. */
 function framesOf(walPath) {
   const wal = readFileSync(walPath);
-  if (wal.length < WAL_HEADER) return [];
+  if (wal.length < WAL_HEADER) return { salts: "", frames: [] };
   const pageSize = wal.readUInt32BE(8);
   const salts = [wal.readUInt32BE(16), wal.readUInt32BE(20)];
   const frames = [];
@@ -44,19 +44,34 @@ function framesOf(walPath) {
     if (wal.readUInt32BE(at + 8) !== salts[0] || wal.readUInt32BE(at + 12) !== salts[1]) break;
     frames.push({ page: wal.readUInt32BE(at), commit: wal.readUInt32BE(at + 4) !== 0 });
   }
-  return frames;
+  return { salts: salts.join(":"), frames };
 }
 
 const owners = (db) => new Map(db.prepare("SELECT pageno, name FROM dbstat").all().map((row) => [row.pageno, row.name]));
 
 const dir = mkdtempSync(join(tmpdir(), "coordination-wal-pages-"));
-const dbPath = join(dir, "wal-pages.db");
-const coordination = createCoordination(loadConfig({ env: {}, overrides: { dbPath, logLevel: "warn" } }), createLogger("warn"));
-await coordination.start();
-const { tasks } = coordination.services;
-const held = new Database(dbPath, { readonly: true });
-let atHold;
 try {
+  const dbPath = join(dir, "wal-pages.db");
+  const coordination = createCoordination(loadConfig({ env: {}, overrides: { dbPath, logLevel: "warn" } }), createLogger("warn"));
+  await coordination.start();
+  try {
+    const held = new Database(dbPath, { readonly: true });
+    try {
+      report(await measure(coordination, held, dbPath));
+    } finally {
+      held.close();
+    }
+  } finally {
+    await coordination.close();
+  }
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}
+
+/** Runs the lifecycle with the snapshot held from the first claim; the claim phase's frames by owner. */
+async function measure(coordination, held, dbPath) {
+  const { tasks } = coordination.services;
+  let atHold;
   await runLifecycle(
     {
       enqueue: (input) => tasks.enqueue(input),
@@ -69,12 +84,17 @@ try {
     {
       betweenPhases: async () => {
         held.exec("BEGIN");
-        atHold = { owners: owners(held), pages: held.pragma("page_count", { simple: true }), frames: framesOf(`${dbPath}-wal`).length };
+        const log = framesOf(`${dbPath}-wal`);
+        atHold = { owners: owners(held), pages: held.pragma("page_count", { simple: true }), frames: log.frames.length, salts: log.salts };
       },
     },
   );
-  const frames = framesOf(`${dbPath}-wal`).slice(atHold.frames);
+  const log = framesOf(`${dbPath}-wal`);
   held.exec("COMMIT");
+  // A snapshot taken right after a checkpoint that copied the whole log reads none of it, and does
+  // not keep the log from being started over: then the phase's first frames are gone.
+  if (log.salts !== atHold.salts) throw new Error("the log was started over during the claim phase (a checkpoint had just copied all of it): run again");
+  const frames = log.frames.slice(atHold.frames);
   const after = owners(held);
   const commits = frames.filter((frame) => frame.commit).length;
   const byOwner = new Map();
@@ -83,15 +103,12 @@ try {
     byOwner.set(owner, (byOwner.get(owner) ?? 0) + 1);
   }
   const rows = [...byOwner].sort((a, b) => b[1] - a[1]).map(([owner, count]) => ({ owner, pages: count, perTask: round(count / N, 3), perCommit: round(count / commits, 2) }));
-  const result = { N, C, mode: next ? "complete-and-claim" : "claim, complete", commits, frames: frames.length, pagesPerTask: round(frames.length / N, 2), pagesPerCommit: round(frames.length / commits, 1), tasksPerCommit: round(N / commits, 1), rows };
-  if (json) console.log(JSON.stringify(result));
-  else {
-    console.log(`claim phase (${result.mode}), N=${N}, C=${C}: ${commits} commits, ${frames.length} pages; ${result.pagesPerTask} a task, ${result.pagesPerCommit} a commit of ${result.tasksPerCommit} tasks`);
-    console.log("| table or index | pages | a task | a commit |\n|---|---:|---:|---:|");
-    for (const row of rows) console.log(`| ${row.owner} | ${row.pages} | ${row.perTask} | ${row.perCommit} |`);
-  }
-} finally {
-  held.close();
-  await coordination.close();
-  rmSync(dir, { recursive: true, force: true });
+  return { N, C, mode: next ? "complete-and-claim" : "claim, complete", commits, frames: frames.length, pagesPerTask: round(frames.length / N, 2), pagesPerCommit: round(frames.length / commits, 1), tasksPerCommit: round(N / commits, 1), rows };
+}
+
+function report(result) {
+  if (json) return console.log(JSON.stringify(result));
+  console.log(`claim phase (${result.mode}), N=${N}, C=${C}: ${result.commits} commits, ${result.frames} pages; ${result.pagesPerTask} a task, ${result.pagesPerCommit} a commit of ${result.tasksPerCommit} tasks`);
+  console.log("| table or index | pages | a task | a commit |\n|---|---:|---:|---:|");
+  for (const row of result.rows) console.log(`| ${row.owner} | ${row.pages} | ${row.perTask} | ${row.perCommit} |`);
 }
