@@ -10,7 +10,7 @@
 import { loadConfig } from "../dist/src/config.js";
 import { createLogger } from "../dist/src/logger.js";
 import { createCoordination } from "../dist/src/services.js";
-import { runLifecycle, textMaker } from "./lib.mjs";
+import { runLifecycle, textPayloads } from "./lib.mjs";
 
 const [dbPath, nArg, cArg, contextArg, mode, content, records] = process.argv.slice(2);
 const N = Number(nArg ?? 3000);
@@ -40,11 +40,4 @@ try {
   console.log(JSON.stringify(life.result(N, C, enqueueS, lifeS, { memoryContextLimit: config.memoryContextLimit, recordExecutions: config.recordExecutions, payloads: content === "text" ? "text" : "number" })));
 } finally {
   await coordination.close();
-}
-
-function textPayloads() {
-  // Apart, so the payloads are the same in every run and system whatever order tasks finish in.
-  const instruction = textMaker(7);
-  const summary = textMaker(11);
-  return { payload: () => ({ instruction: instruction() }), result: () => ({ summary: summary() }) };
 }

@@ -272,3 +272,14 @@ export function textMaker(seed = 7) {
   const word = () => vocabulary[Math.min(vocabulary.length - 1, Math.floor(Math.exp(random() * Math.log(vocabulary.length))) - 1)];
   return () => Array.from({ length: 8 + Math.floor(random() * 10) }, word).join(" ");
 }
+
+/**
+ * The text payloads and results of the runs with words for recall to rank (`payload(i)` and
+ * `result()` for runLifecycle): task i's instruction and its result come from two makers apart, so
+ * they are the same in every run and system whatever order tasks finish in.
+ */
+export function textPayloads() {
+  const instruction = textMaker(7);
+  const summary = textMaker(11);
+  return { payload: () => ({ instruction: instruction() }), result: () => ({ summary: summary() }) };
+}

@@ -9,13 +9,10 @@
 // "recall" scenario.
 //
 // usage: node bench/rest-driver.mjs BASE_URL N C [next|-] [text]   → prints one JSON line
-import { Lifecycle, monoUs, pool, textMaker } from "./lib.mjs";
+import { Lifecycle, monoUs, pool, textPayloads } from "./lib.mjs";
 
 const [base, nArg, cArg, mode, content] = process.argv.slice(2);
-const instruction = textMaker(7);
-const summary = textMaker(11);
-const payloadOf = (i) => (content === "text" ? { instruction: instruction() } : { i });
-const resultOf = () => (content === "text" ? { summary: summary() } : { ok: true });
+const { payload: payloadOf, result: resultOf } = content === "text" ? textPayloads() : { payload: (i) => ({ i }), result: () => ({ ok: true }) };
 const N = Number(nArg ?? 3000);
 const C = Number(cArg ?? 32);
 const json = { "content-type": "application/json" };
