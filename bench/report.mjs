@@ -38,6 +38,9 @@ const SCENARIOS = {
   recall: (s) => `text payloads over REST (enqueue, then claim+complete: recall's full path): ${s.processedPerS} claim+complete/s, ${s.completed}/${s.tasks} completed`,
 };
 
+/** A phase's results, or undefined when it did not run or failed as a whole (run.mjs keeps { error }). */
+const measured = (results, phase) => (results[phase]?.error ? undefined : results[phase]);
+
 function responsivenessTable(byVersion) {
   const out = ["| version | scenario | /health p99 ms | /health max ms | loop delay p99 ms | loop delay max ms | heartbeat max ms | lease lost | |", "|---|---|---:|---:|---:|---:|---:|---|---|"];
   for (const [version, r] of Object.entries(byVersion)) {
@@ -69,10 +72,11 @@ export function markdown(results) {
   for (const [phase, heading] of [["throughput", "Throughput"], ["responsiveness", "Responsiveness"], ["scale", "Claim latency by queue depth"]]) {
     if (results[phase]?.error) out.push(`### ${heading}`, "", `The phase failed: ${cell(results[phase].error)}`, "");
   }
-  if (results.throughput && !results.throughput.error) {
-    out.push("### Throughput", "", "Each system's median round; rounds ran interleaved (every system once per round).", "", throughputTable(results.throughput), "", goalsTable(results.throughput), "");
+  const throughput = measured(results, "throughput");
+  if (throughput) {
+    out.push("### Throughput", "", "Each system's median round; rounds ran interleaved (every system once per round).", "", throughputTable(throughput), "", goalsTable(throughput), "");
   }
-  if (results.responsiveness && !results.responsiveness.error) {
+  if (measured(results, "responsiveness")) {
     out.push(
       "### Responsiveness",
       "",
@@ -82,7 +86,7 @@ export function markdown(results) {
       "",
     );
   }
-  if (results.scale && !results.scale.error) out.push("### Claim latency by queue depth", "", "Sequential claims over REST on a database holding that many pending tasks (bulk-inserted).", "", scaleTable(results.scale), "");
+  if (measured(results, "scale")) out.push("### Claim latency by queue depth", "", "Sequential claims over REST on a database holding that many pending tasks (bulk-inserted).", "", scaleTable(results.scale), "");
   if (results.profile) {
     out.push("### Where the time goes", "");
     if (results.profile.error) out.push(`Profiling run failed: ${cell(results.profile.error)}`, "");
@@ -115,17 +119,18 @@ function perfCpuSection(cpu) {
 
 export function printSummary(results) {
   for (const phase of ["throughput", "responsiveness", "scale"]) if (results[phase]?.error) console.log(`${phase}: ERROR ${results[phase].error}`);
-  const t = results.throughput?.error ? undefined : results.throughput;
+  const t = measured(results, "throughput");
   if (t) {
     console.log("\nthroughput (median)                              enqueue/s  claim+complete/s");
     for (const [name, s] of Object.entries(t.systems)) console.log(`${name.padEnd(50)} ${fmt(s.median?.enqueuePerS ?? (s.skipped ? "skipped" : "ERROR")).padStart(8)}  ${fmt(s.median?.processedPerS).padStart(8)}`);
     for (const r of t.ratios) console.log(`${r.label.padEnd(50)} ${fmt(r.enqueue).padStart(8)}  ${fmt(r.processed).padStart(8)}  (goal ${r.goal || "–"})`);
     console.log(`recall cost ${fmt(t.recallCost)} (goal ≤ 0.15); with text payloads ${fmt(t.textRecallCost)}`);
   }
-  for (const [version, r] of Object.entries(results.responsiveness?.error ? {} : (results.responsiveness ?? {}))) {
+  for (const [version, r] of Object.entries(measured(results, "responsiveness") ?? {})) {
     for (const [name, s] of Object.entries(r)) console.log(`${version} ${name}: ${s.error ? `ERROR ${s.error}` : `/health p99 ${s.healthP99Ms} ms max ${s.healthMaxMs} ms, loop p99 ${s.loopDelayP99Ms} ms, lease lost ${s.leaseLost}`}`);
   }
-  if (results.scale && !results.scale.error) console.log(`claim p50 ratio (largest/smallest queue): ${fmt(results.scale.p50Ratio)}`);
+  const scale = measured(results, "scale");
+  if (scale) console.log(`claim p50 ratio (largest/smallest queue): ${fmt(scale.p50Ratio)}`);
 }
 
 export function writeResults(file, section) {
