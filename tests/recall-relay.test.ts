@@ -14,6 +14,8 @@ import { RecallRequests, RecallResults, serveRecalls, type RecallAnswer, type Re
 import type { RecallSubject } from "../src/memory/memory-recall.js";
 
 const answer = (ticket: number, n: number): RecallAnswer => ({ ticket, ok: true, contexts: [Array.from({ length: n }, () => ({ memory: {} as never, score: 1 }))] });
+/** What each request of these tests asks about: one task. */
+const TASKS: RecallSubject[] = [{ id: "t", queue: "default", capability: null, payload: null, earlierRuns: false }];
 const internals = (results: RecallResults) => results as unknown as { arrived: Map<number, unknown>; waiting: Map<number, unknown>; forgotten: Set<number> };
 
 describe("recall relay", () => {
@@ -67,12 +69,11 @@ describe("recall relay", () => {
         },
       ),
     );
-    const tasks: RecallSubject[] = [{ id: "t", queue: "default", capability: null, payload: null, earlierRuns: false }];
-    requests.request({ ticket: 1, tasks, limit: 5, budgetBytes: 1000 });
+    requests.request({ ticket: 1, tasks: TASKS, limit: 5, budgetBytes: 1000 });
     // A batch retried with savepoints runs its claim twice: it is asked for once.
-    requests.request({ ticket: 1, tasks, limit: 5, budgetBytes: 1000 });
-    requests.request({ ticket: 2, tasks, limit: 5, budgetBytes: 1000 });
-    requests.request({ ticket: 3, tasks, limit: 5, budgetBytes: 1000 });
+    requests.request({ ticket: 1, tasks: TASKS, limit: 5, budgetBytes: 1000 });
+    requests.request({ ticket: 2, tasks: TASKS, limit: 5, budgetBytes: 1000 });
+    requests.request({ ticket: 3, tasks: TASKS, limit: 5, budgetBytes: 1000 });
     requests.flush();
     requests.flush();
     await allAnswered;
@@ -126,13 +127,12 @@ describe("recall relay", () => {
       },
       { snapshot, chunkMs },
     );
-    const tasks: RecallSubject[] = [{ id: "t", queue: "default", capability: null, payload: null, earlierRuns: false }];
     return {
       ranIn,
       sends,
       errors,
       ask(tickets: number[]) {
-        for (const ticket of tickets) requests.request({ ticket, tasks, limit: 5, budgetBytes: 1000 });
+        for (const ticket of tickets) requests.request({ ticket, tasks: TASKS, limit: 5, budgetBytes: 1000 });
         requests.flush();
       },
       async settled(ticket: number) {
@@ -179,8 +179,7 @@ describe("recall relay", () => {
         { chunkMs: 0, beforeChunk: () => chunksBegun.push(answered.length) },
       ),
     );
-    const tasks: RecallSubject[] = [{ id: "t", queue: "default", capability: null, payload: null, earlierRuns: false }];
-    for (let ticket = 1; ticket <= 20; ticket++) requests.request({ ticket, tasks, limit: 5, budgetBytes: 1000 });
+    for (let ticket = 1; ticket <= 20; ticket++) requests.request({ ticket, tasks: TASKS, limit: 5, budgetBytes: 1000 });
     requests.flush();
     await allAnswered;
     await vi.waitFor(() => expect(answeredWhenReadRan).toBeDefined(), { timeout: 30_000 });
@@ -207,11 +206,10 @@ describe("recall relay", () => {
       },
       { chunkMs: 0 },
     );
-    const tasks: RecallSubject[] = [{ id: "t", queue: "default", capability: null, payload: null, earlierRuns: false }];
-    for (const ticket of [1, 2, 3]) requests.request({ ticket, tasks, limit: 5, budgetBytes: 1000 });
+    for (const ticket of [1, 2, 3]) requests.request({ ticket, tasks: TASKS, limit: 5, budgetBytes: 1000 });
     requests.flush();
     await vi.waitFor(() => expect(sent).toHaveLength(3), { timeout: 30_000 });
-    requests.request({ ticket: 4, tasks, limit: 5, budgetBytes: 1000 });
+    requests.request({ ticket: 4, tasks: TASKS, limit: 5, budgetBytes: 1000 });
     requests.flush();
     await vi.waitFor(() => expect(sent).toHaveLength(4), { timeout: 30_000 });
     channel.port1.close();
