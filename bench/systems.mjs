@@ -4,7 +4,7 @@
 // Every server runs on a fresh database file, loopback only, and is stopped afterwards.
 import { existsSync, mkdirSync } from "node:fs";
 import { spawnSync } from "node:child_process";
-import { join, resolve } from "node:path";
+import { basename, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { freePort, runJsonChild, sleep, startChild, waitHealthy } from "./lib.mjs";
 
@@ -86,6 +86,22 @@ const referenceServer = (prefix, load = restLoad) => ({ dir, round, N, C, timeou
 const oursInProcess = (root, prefix, extra = []) => async ({ dir, round, N, C, timeoutMs }) =>
   normalize(await runJsonChild(process.execPath, [join(root, "bench/in-process.mjs"), join(dir, `${prefix}-${round}.db`), String(N), String(C), ...extra], { timeoutMs, label: prefix, cwd: root }));
 
+/** BullMQ's Worker: `script` (port, N, C, ...extra) against a redis-server of its own with appendfsync always. */
+const bullmq = (script, extra = []) => async ({ dir, round, N, C, timeoutMs }) => {
+  const problem = redisProblem();
+  if (problem) return { skipped: problem };
+  const port = await freePort();
+  const data = join(dir, `redis-${basename(script, ".mjs")}-${round}`);
+  mkdirSync(data, { recursive: true });
+  const redis = startChild("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--appendonly", "yes", "--appendfsync", "always", "--dir", data, "--save", ""]);
+  try {
+    for (let i = 0; i < 100 && !/Ready to accept connections/.test(redis.stdout()); i++) await sleep(50);
+    return normalize(await runJsonChild(process.execPath, [script, String(port), String(N), String(C), ...extra], { timeoutMs, label: basename(script), cwd: ROOT }));
+  } finally {
+    await redis.stop(5000);
+  }
+};
+
 /**
  * name → (ctx) => Promise<result>, ctx: { dir, round, N, C, timeoutMs }. `before`: the root of
  * a built checkout of an earlier version, measured beside this one (BENCH_BEFORE).
@@ -111,26 +127,18 @@ export function systems({ before } = {}) {
     "ours, tRPC typed client": oursServer(ROOT, "trpc", driver(join(ROOT, "bench/trpc-load.mjs"), "trpc-load")),
     "ours in-process": oursInProcess(ROOT, "inproc"),
     ...(before ? { "ours before, in-process": oursInProcess(before, "inproc-before") } : {}),
-    "ours in-process, recall off": oursInProcess(ROOT, "inproc0", ["0"]),
-    "ours in-process, complete-and-claim": oursInProcess(ROOT, "inproc-next", ["-", "next"]),
+    "ours in-process, recall off": oursInProcess(ROOT, "inproc0", ["--context", "0"]),
+    // A second lifecycle in the same process (in-process.mjs --warm): compiled code, and a first run's records for recall to find.
+    "ours in-process, warm": oursInProcess(ROOT, "inproc-warm", ["--warm"]),
+    "ours in-process, recall off, warm": oursInProcess(ROOT, "inproc0-warm", ["--context", "0", "--warm"]),
+    "ours in-process, complete-and-claim": oursInProcess(ROOT, "inproc-next", ["--next"]),
     // recordExecutions off, what an operator whose agents use no context can choose: what the records cost.
-    "ours in-process, execution records off": oursInProcess(ROOT, "inproc-norec", ["-", "-", "-", "no-records"]),
+    "ours in-process, execution records off": oursInProcess(ROOT, "inproc-norec", ["--no-records"]),
     // Text payloads give recall words to rank by: its cost on work like an agent's (lib.mjs textMaker).
-    "ours in-process, text payloads": oursInProcess(ROOT, "inproc-text", ["-", "-", "text"]),
-    "ours in-process, text payloads, recall off": oursInProcess(ROOT, "inproc-text0", ["0", "-", "text"]),
-    "BullMQ Worker (Redis, appendfsync always)": async ({ dir, round, N, C, timeoutMs }) => {
-      const problem = redisProblem();
-      if (problem) return { skipped: problem };
-      const port = await freePort();
-      const data = join(dir, `redis-${round}`);
-      mkdirSync(data, { recursive: true });
-      const redis = startChild("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--appendonly", "yes", "--appendfsync", "always", "--dir", data, "--save", ""]);
-      try {
-        for (let i = 0; i < 100 && !/Ready to accept connections/.test(redis.stdout()); i++) await sleep(50);
-        return normalize(await runJsonChild(process.execPath, [join(SHARED, "peers/bullmq.mjs"), String(port), String(N), String(C), "bullmq", "worker"], { timeoutMs, label: "bullmq", cwd: ROOT }));
-      } finally {
-        await redis.stop(5000);
-      }
-    },
+    "ours in-process, text payloads": oursInProcess(ROOT, "inproc-text", ["--text"]),
+    "ours in-process, text payloads, recall off": oursInProcess(ROOT, "inproc-text0", ["--context", "0", "--text"]),
+    "BullMQ Worker (Redis, appendfsync always)": bullmq(join(SHARED, "peers/bullmq.mjs"), ["bullmq", "worker"]),
+    "BullMQ Worker, warm": bullmq(join(ROOT, "bench/bullmq-warm.mjs")),
   };
 }
+

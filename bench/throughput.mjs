@@ -63,6 +63,9 @@ export async function throughput({ dir, N, C, rounds, recallRounds = rounds, tim
   const restWarm = m("ours, REST, warm server");
   const refWarm = m("reference server, warm");
   const bull = m("BullMQ Worker (Redis, appendfsync always)");
+  const inprocWarm = m("ours in-process, warm");
+  const inprocWarmNoRecall = m("ours in-process, recall off, warm");
+  const bullWarm = m("BullMQ Worker, warm");
   const seed = m("seed stack (FastAPI + aiosqlite)");
   const restBefore = m("ours before, REST");
   const inprocBefore = m("ours before, in-process");
@@ -71,6 +74,8 @@ export async function throughput({ dir, N, C, rounds, recallRounds = rounds, tim
     // Both servers after one run of the same load: steady state, not start-up (systems.mjs).
     { label: "ours REST / reference server, both warm", goal: "", enqueue: ratio(restWarm, refWarm, "enqueuePerS"), processed: ratio(restWarm, refWarm, "processedPerS") },
     { label: "ours in-process / BullMQ Worker", goal: "≥ 1", enqueue: ratio(inproc, bull, "enqueuePerS"), processed: ratio(inproc, bull, "processedPerS") },
+    // Both a second run in their process (in-process.mjs --warm, bullmq-warm.mjs): steady state.
+    { label: "ours in-process / BullMQ Worker, both warm", goal: "", enqueue: ratio(inprocWarm, bullWarm, "enqueuePerS"), processed: ratio(inprocWarm, bullWarm, "processedPerS") },
     // BullMQ's Worker fetches its next job in the script that completes the last: like for like.
     { label: "ours in-process, complete-and-claim / BullMQ Worker", goal: "≥ 1", enqueue: null, processed: ratio(inprocNext, bull, "processedPerS") },
     // Not the default: what writing an execution record per run costs (config recordExecutions).
@@ -88,8 +93,16 @@ export async function throughput({ dir, N, C, rounds, recallRounds = rounds, tim
   const recall = recallOf(pairs);
   const text = m("ours in-process, text payloads");
   const textNoRecall = m("ours in-process, text payloads, recall off");
-  const textRecallCost = text && textNoRecall?.processedPerS ? round(1 - text.processedPerS / textNoRecall.processedPerS, 2) : null;
-  return { systems, ratios, recallCost: recall.cost, recall, textRecallCost };
+  const costOf = (on, off) => (on && off?.processedPerS ? round(1 - on.processedPerS / off.processedPerS, 2) : null);
+  return {
+    systems,
+    ratios,
+    recallCost: recall.cost,
+    recall,
+    textRecallCost: costOf(text, textNoRecall),
+    // Warm, recall finds the first run's records: what it costs when there is something to recall.
+    warmRecallCost: costOf(inprocWarm, inprocWarmNoRecall),
+  };
 }
 
 /**
