@@ -77,29 +77,36 @@ const summary = (probe, server) => ({
   leaseLost: probe.leaseLost,
 });
 
-async function replay({ root, migrate, dir, events, log }) {
-  const db = join(dir, "replay.db");
-  log(`replay: seeding ${events} events`);
-  seedDatabase(db, { events, migrate });
-  const server = await startProbeServer(root, db);
+/**
+ * What the one-server scenarios share: `file` in `dir` seeded (`seed`: seedDatabase's counts),
+ * our server on it with `settings`, the heartbeating prober started and the counters reset;
+ * then `load(server, db)`, and its result with what the prober and the server saw meanwhile.
+ */
+async function probed({ root, migrate, dir }, file, { seed = {}, settings = {} }, load) {
+  const db = join(dir, file);
+  seedDatabase(db, { ...seed, migrate });
+  const server = await startProbeServer(root, db, settings);
   try {
     const prober = await startProber(server.url, "beater");
     await server.reset();
-    const replayed = await runJsonChild(process.execPath, [join(HERE, "replayer.mjs"), server.url, "0", String(events)], { timeoutMs: 600_000, label: "replayer", cwd: ROOT });
+    const result = await load(server, db);
     const loop = await server.report();
-    return { events, replaySeconds: replayed.seconds, replayEventsPerS: Math.round(events / replayed.seconds), ...summary(await prober.finish(), loop) };
+    return { ...result, ...summary(await prober.finish(), loop) };
   } finally {
     await server.child.stop();
   }
 }
 
-async function writeLock({ root, migrate, dir }) {
-  const db = join(dir, "lock.db");
-  seedDatabase(db, { migrate });
-  const server = await startProbeServer(root, db, { busyTimeoutMs: 30_000 });
-  try {
-    const prober = await startProber(server.url, "beater");
-    await server.reset();
+function replay(ctx) {
+  ctx.log(`replay: seeding ${ctx.events} events`);
+  return probed(ctx, "replay.db", { seed: { events: ctx.events } }, async (server) => {
+    const replayed = await runJsonChild(process.execPath, [join(HERE, "replayer.mjs"), server.url, "0", String(ctx.events)], { timeoutMs: 600_000, label: "replayer", cwd: ROOT });
+    return { events: ctx.events, replaySeconds: replayed.seconds, replayEventsPerS: Math.round(ctx.events / replayed.seconds) };
+  });
+}
+
+function writeLock(ctx) {
+  return probed(ctx, "lock.db", { settings: { busyTimeoutMs: 30_000 } }, async (server, db) => {
     const holder = startChild(process.execPath, [join(HERE, "lock-holder.mjs"), db, "5000"], { cwd: ROOT });
     if ((await holder.nextLine()) !== "locked") throw new Error(`lock holder failed: ${holder.stderr()}`);
     const t = performance.now();
@@ -107,11 +114,8 @@ async function writeLock({ root, migrate, dir }) {
     const writeMs = Math.round(performance.now() - t);
     await holder.exited;
     await sleep(1500);
-    const loop = await server.report();
-    return { lockMs: 5000, writeStatus: write.status, writeWaitedMs: writeMs, ...summary(await prober.finish(), loop) };
-  } finally {
-    await server.child.stop();
-  }
+    return { lockMs: 5000, writeStatus: write.status, writeWaitedMs: writeMs };
+  });
 }
 
 async function parked({ root, migrate, dir, count = 1000 }) {
@@ -188,19 +192,11 @@ async function processes({ root, migrate, dir, N, C }) {
   }
 }
 
-async function recall({ root, migrate, dir, N, C }) {
-  const db = join(dir, "recall.db");
-  seedDatabase(db, { migrate });
-  const server = await startProbeServer(root, db);
-  try {
-    const prober = await startProber(server.url, "beater");
-    await server.reset();
-    const load = await runJsonChild(process.execPath, [join(ROOT, "bench/rest-driver.mjs"), server.url, String(N), String(C), "-", "text"], { timeoutMs: 600_000, label: "rest-driver text", cwd: ROOT });
-    const loop = await server.report();
-    return { processedPerS: load.claimCompletePerS, completed: load.completed, tasks: N, ...summary(await prober.finish(), loop) };
-  } finally {
-    await server.child.stop();
-  }
+function recall(ctx) {
+  return probed(ctx, "recall.db", {}, async (server) => {
+    const load = await runJsonChild(process.execPath, [join(ROOT, "bench/rest-driver.mjs"), server.url, String(ctx.N), String(ctx.C), "-", "text"], { timeoutMs: 600_000, label: "rest-driver text", cwd: ROOT });
+    return { processedPerS: load.claimCompletePerS, completed: load.completed, tasks: ctx.N };
+  });
 }
 
 /** `root`: the built checkout to measure (default this one); its own migrations make its databases. */
