@@ -12,11 +12,12 @@
 // answer: a getter is read when its key's turn comes (superjson reads an object's values before
 // it walks any), and a value nested past superjson's own stack (about 1,250 objects deep) is
 // written where superjson threw; stored values nest 512 levels at most (json-checks.ts).
-// Deserializing stays superjson's, after one check: an input holding one of those keys is refused
-// (400) as REST refuses it, where superjson's copy would drop a __proto__ key without a word.
+// Deserializing stays superjson's, after two checks (deserializeInput): an input holding one of
+// those keys is refused (400) as REST refuses it, where superjson's copy would drop a __proto__
+// key without a word; and an input is read as the tree its `json` is, never as a graph.
 import superjson from "superjson";
 import { invalidField } from "../errors.js";
-import { findRefusedKeyInFields, REFUSED_KEY_PROBLEM } from "../json-checks.js";
+import { findRefusedKeyInFields, REFUSED_KEY_PROBLEM, REFUSED_KEYS } from "../json-checks.js";
 
 type SuperJsonResult = ReturnType<typeof superjson.serialize>;
 /** What meta.values holds for a node: its type, as superjson names it. */
@@ -126,14 +127,62 @@ function escapeKey(key: string): string {
 }
 
 /**
- * superjson.deserialize(value) for a call's input ({ json, meta }); INVALID_INPUT (400) naming
- * where the input holds a key superjson refuses to carry: its copy of the input would drop a
- * __proto__ key, and no answer holding one could be serialized.
+ * superjson.deserialize(value) for a call's input ({ json, meta }), read as the JSON tree its
+ * `json` is. INVALID_INPUT (400) naming the path:
+ *  - where the input holds a key superjson refuses to carry (a field of the input itself too:
+ *    superjson's copy would drop a __proto__ field, and the schema would never see it), since no
+ *    answer holding one could be serialized;
+ *  - where meta.referentialEqualities makes the input refer to itself (a cycle);
+ *  - where the body is not superjson's form, or its meta cannot be applied (an unknown type).
+ * Any other referential equality is left out (withoutSharedReferences).
  */
 export function deserializeInput(value: unknown): unknown {
-  const refused = findRefusedKeyInFields((value as { json?: unknown } | null | undefined)?.json);
+  if (value === undefined) return undefined;
+  if (value === null || typeof value !== "object" || Array.isArray(value)) throw invalidField("input", `must be superjson's wire form, {"json": …, "meta": …} (got ${value === null ? "null" : Array.isArray(value) ? "an array" : `a ${typeof value}`})`);
+  const json = (value as { json?: unknown }).json;
+  const refused = refusedField(json) ?? findRefusedKeyInFields(json);
   if (refused !== null) throw invalidField(refused, REFUSED_KEY_PROBLEM);
-  return superjson.deserialize(value as SuperJsonResult);
+  const tree = withoutSharedReferences(value);
+  try {
+    return superjson.deserialize(tree as SuperJsonResult);
+  } catch (error) {
+    // superjson overflows its stack on a class or custom type it has no registration for.
+    const why = error instanceof RangeError ? "it names a class or custom type no input takes" : error instanceof Error ? error.message : String(error);
+    throw invalidField("meta", `superjson could not read the input by it: ${why}`);
+  }
+}
+
+/** A field of the input named by a key superjson refuses (its copy of the input drops __proto__). */
+function refusedField(json: unknown): string | null {
+  if (json === null || typeof json !== "object" || Array.isArray(json)) return null;
+  return Object.keys(json).find((key) => REFUSED_KEYS.has(key)) ?? null;
+}
+
+/**
+ * The input without meta.referentialEqualities; INVALID_INPUT where one is a cycle. superjson
+ * writes an object met twice in full at each place in `json`, and lists the places in
+ * referentialEqualities for deserialize to make them one object again; where an object refers
+ * back to itself, `json` has null. An input is JSON, so sharing adds nothing to it, and from a
+ * crafted body it turned the input into a graph: a cycle kept the input checks (findRefusedKey)
+ * walking until the server ran out of memory, on one request and before the caller was
+ * authenticated; objects shared level on level make 2^n nodes of a body of n. A cycle is refused
+ * rather than read as its null: the caller's value was not JSON.
+ */
+function withoutSharedReferences(value: unknown): unknown {
+  const meta = (value as { meta?: unknown } | null | undefined)?.meta;
+  if (meta === null || typeof meta !== "object" || !("referentialEqualities" in meta)) return value;
+  const { referentialEqualities: equalities, ...rest } = meta as { referentialEqualities: unknown };
+  // superjson's forms: { source: [paths] }, or [[paths equal to the whole input]] with that map after it.
+  const [toRoot, bySource] = Array.isArray(equalities) ? [equalities[0] as unknown, equalities[1] as unknown] : [undefined, equalities];
+  if (Array.isArray(toRoot) && toRoot.length > 0) throw invalidField(String(toRoot[0]), "refers back to the whole input (a cycle, meta.referentialEqualities): an input must be JSON");
+  if (bySource !== null && typeof bySource === "object") {
+    for (const [source, targets] of Object.entries(bySource)) {
+      // superjson's paths are keys joined by unescaped dots: a path inside another starts with it and a dot.
+      const inside = Array.isArray(targets) ? targets.find((target) => target === source || String(target).startsWith(`${source}.`)) : undefined;
+      if (inside !== undefined) throw invalidField(String(inside), `refers back to ${source} (a cycle, meta.referentialEqualities): an input must be JSON`);
+    }
+  }
+  return { ...(value as object), meta: rest };
 }
 
 /** The transformer of the tRPC router: answers written by serializeAnswer, inputs read by deserializeInput. */

@@ -1,0 +1,131 @@
+// A tRPC input is read as the JSON tree its body's `json` is. superjson's meta can say that two
+// places of the input are one object (referentialEqualities), and deserialize made them so:
+// from a crafted body of a hundred bytes, an input that contains itself. The input checks that
+// run before anything else (a refused key, json-checks.ts) walked it forever, and the server ran
+// out of memory on one request, before the caller was even authenticated. Objects shared level
+// on level (not a cycle) made 2^n nodes of a body of n. Now a cycle is a 400 naming where it
+// points back, and other shared places are read as `json` has them (in full, as superjson's
+// client writes them), on every transport: POST, GET, batches, WebSocket.
+import { WebSocket } from "ws";
+import { describe, expect, it } from "vitest";
+import { rest, startTestServer, type TestServer } from "./helpers/test-server.js";
+
+/** A tRPC call as raw HTTP: POST of `body`, or GET with it as `?input=`. Bounded, so a server that hangs fails the test. */
+async function call(t: TestServer, path: string, body: unknown, method: "POST" | "GET" = "POST"): Promise<{ status: number; body: any }> {
+  const text = JSON.stringify(body);
+  const response =
+    method === "POST"
+      ? await fetch(`${t.url}/trpc/${path}`, { method, headers: { "content-type": "application/json" }, body: text, signal: AbortSignal.timeout(20_000) })
+      : await fetch(`${t.url}/trpc/${path}?input=${encodeURIComponent(text)}`, { signal: AbortSignal.timeout(20_000) });
+  return { status: response.status, body: await response.json() };
+}
+
+const refusal = (path: string, problem: string) => ({
+  // About the whole input, the message is the problem alone (errors.ts invalidField).
+  error: { json: { message: path === "input" ? problem : `${path}: ${problem}`, data: { code: "INVALID_INPUT", httpStatus: 400, details: { issues: [{ path, message: problem }] } } } },
+});
+const cycleAt = (path: string, source: string) => refusal(path, `refers back to ${source} (a cycle, meta.referentialEqualities): an input must be JSON`);
+
+/** A payload whose object at `payload` contains itself at payload.a.b once superjson applies the meta. */
+const cyclic = { json: { queue: "graph", payload: { a: {} } }, meta: { referentialEqualities: { payload: ["payload.a.b"] } } };
+
+async function expectHealthy(t: TestServer): Promise<void> {
+  expect((await rest(t.url, "GET", "/health")).status).toBe(200);
+}
+
+describe("tRPC inputs are JSON trees", () => {
+  it("an input made to contain itself is a 400 naming where, on POST, GET and a batch; nothing is stored and the server goes on", async () => {
+    await using t = await startTestServer();
+    expect(await call(t, "tasks.enqueue", cyclic)).toMatchObject({ status: 400, body: cycleAt("payload.a.b", "payload") });
+    // The other form superjson writes: places equal to the whole input.
+    const toRoot = { json: { queue: "graph", payload: { me: null } }, meta: { referentialEqualities: [["payload.me"]] } };
+    expect(await call(t, "tasks.enqueue", toRoot)).toMatchObject({ status: 400, body: refusal("payload.me", "refers back to the whole input (a cycle, meta.referentialEqualities): an input must be JSON") });
+    // A path equal to its source is a cycle too.
+    const self = { json: { queue: "graph", payload: { a: {} } }, meta: { referentialEqualities: { "payload.a": ["payload.a"] } } };
+    expect(await call(t, "tasks.enqueue", self)).toMatchObject({ status: 400, body: cycleAt("payload.a", "payload.a") });
+    const listed = { json: { queue: "graph", x: {} }, meta: { referentialEqualities: { "json.x": ["json.x.y"], x: ["x.y"] } } };
+    expect(await call(t, "tasks.list", listed, "GET")).toMatchObject({ status: 400, body: { error: { json: { data: { code: "INVALID_INPUT", httpStatus: 400 } } } } });
+    const batch = await fetch(`${t.url}/trpc/tasks.enqueue,tasks.enqueue?batch=1`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ 0: cyclic, 1: { json: { queue: "graph", payload: { fine: true } } } }),
+      signal: AbortSignal.timeout(20_000),
+    });
+    const [first, second] = (await batch.json()) as any[];
+    expect(first).toMatchObject(cycleAt("payload.a.b", "payload"));
+    expect(second.result.data.json).toMatchObject({ queue: "graph", payload: { fine: true } });
+    expect((await t.api.tasks.list.query({ queue: "graph" })).items.map((task) => task.payload)).toEqual([{ fine: true }]);
+    await expectHealthy(t);
+  });
+
+  it("the same over WebSocket: the subscription is refused with the reason, and the socket serves the next call", async () => {
+    await using t = await startTestServer();
+    const socket = new WebSocket(`${t.url.replace(/^http/, "ws")}/trpc`);
+    try {
+      await new Promise<void>((resolve, reject) => socket.once("open", () => resolve()).once("error", reject));
+      const answers = new Map<number | null, any>();
+      socket.on("message", (data) => {
+        const message = JSON.parse(String(data)) as { id: number | null };
+        answers.set(message.id, message);
+      });
+      const input = { json: { types: ["job.*"], x: {} }, meta: { referentialEqualities: { x: ["x.y"] } } };
+      socket.send(JSON.stringify({ id: 1, method: "subscription", params: { path: "events.onEvent", input } }));
+      // tRPC's WebSocket adapter reads a message's input with the message itself: what it cannot
+      // read is answered as a parse error without the request's id.
+      await expect.poll(() => answers.get(null), { timeout: 20_000, interval: 20 }).toBeDefined();
+      expect(answers.get(null)).toMatchObject({ id: null, error: { json: { message: "x.y: refers back to x (a cycle, meta.referentialEqualities): an input must be JSON", data: { code: "INVALID_INPUT" } } } });
+      socket.send(JSON.stringify({ id: 2, method: "query", params: { path: "tasks.stats", input: { json: {} } } }));
+      await expect.poll(() => answers.get(2), { timeout: 20_000, interval: 20 }).toBeDefined();
+      expect(answers.get(2)).toMatchObject({ id: 2, result: { type: "data" } });
+    } finally {
+      socket.terminate();
+    }
+    await expectHealthy(t);
+  });
+
+  it("with credentials required, a caller without a token gets a 400 for a cycle too, and the server goes on", async () => {
+    await using t = await startTestServer({ adminToken: "admin-secret-0123456789abcdef-0123456789" });
+    expect(await call(t, "tasks.enqueue", cyclic)).toMatchObject({ status: 400, body: cycleAt("payload.a.b", "payload") });
+    await expectHealthy(t);
+  });
+
+  it("places shared without a cycle are read as `json` has them: the typed client's input whole, a crafted one as small as sent", async () => {
+    await using t = await startTestServer();
+    // The typed client writes an object met twice in full at each place, and lists the places as one.
+    const step = { tool: "search", args: { q: "lease" } };
+    const sent = await t.api.tasks.enqueue.mutate({ queue: "shared", payload: { first: step, again: step, steps: [step, step] } });
+    expect((await t.api.tasks.get.query({ taskId: sent.id })).payload).toEqual({ first: step, again: step, steps: [step, step] });
+    // Forty levels, each naming its two children one object: 2^40 paths once shared, 40 objects as sent.
+    let payload: Record<string, unknown> = {};
+    const equalities: Record<string, string[]> = {};
+    let path = "payload";
+    for (let level = 0; level < 40; level++) {
+      equalities[`${path}.l`] = [`${path}.r`];
+      path = `${path}.l`;
+    }
+    for (let level = 0; level < 40; level++) payload = { l: payload, r: {} };
+    const crafted = await call(t, "tasks.enqueue", { json: { queue: "shared", payload }, meta: { referentialEqualities: equalities } });
+    expect(crafted.status).toBe(200);
+    expect((await t.api.tasks.get.query({ taskId: crafted.body.result.data.json.id })).payload).toEqual(payload);
+    await expectHealthy(t);
+  });
+
+  it("a body that is not superjson's form, or whose meta cannot be applied, is a 400 that says so", async () => {
+    await using t = await startTestServer();
+    expect(await call(t, "tasks.enqueue", null)).toMatchObject({ status: 400, body: refusal("input", `must be superjson's wire form, {"json": …, "meta": …} (got null)`) });
+    expect(await call(t, "tasks.enqueue", [{ json: {} }])).toMatchObject({ status: 400, body: refusal("input", `must be superjson's wire form, {"json": …, "meta": …} (got an array)`) });
+    const unknownClass = { json: { queue: "q", payload: { x: 1 } }, meta: { values: { "payload.x": ["class", "Foo"] } } };
+    expect(await call(t, "tasks.enqueue", unknownClass)).toMatchObject({ status: 400, body: refusal("meta", "superjson could not read the input by it: it names a class or custom type no input takes") });
+    const unknownType = { json: { queue: "q", payload: { x: 1 } }, meta: { values: { "payload.x": ["nonsense"] } } };
+    expect(await call(t, "tasks.enqueue", unknownType)).toMatchObject({ status: 400, body: refusal("meta", "superjson could not read the input by it: Unknown transformation: nonsense") });
+    expect(await t.api.tasks.list.query({ queue: "q" })).toMatchObject({ items: [] });
+    await expectHealthy(t);
+  });
+
+  it("a field of the input named __proto__ is refused as REST refuses it, not dropped", async () => {
+    await using t = await startTestServer();
+    const body = JSON.parse('{"json":{"__proto__":{"queue":"polluted"},"payload":1}}') as unknown;
+    expect(await call(t, "tasks.enqueue", body)).toMatchObject({ status: 400, body: refusal("__proto__", "is a key tRPC's wire format (superjson) refuses to carry; rename it") });
+    expect(await t.api.tasks.list.query({})).toMatchObject({ items: [] });
+  });
+});
