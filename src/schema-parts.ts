@@ -16,8 +16,18 @@ export const text = (max: number) =>
     .max(max)
     .refine((value) => value.isWellFormed(), "must be valid Unicode text (it has a lone surrogate)");
 
-/** Ids and names: agents, tasks, queues, capabilities. Only spaces is a mistake (an agent "   " holds leases no one can name back). */
-export const name = () => text(200).refine((value) => value === "" || value.trim() !== "", "must not be blank");
+/** What an id or name that is a URL path's dot segment is told. */
+export const DOT_SEGMENT_PROBLEM = 'must not be "." or "..": a URL path cannot carry it (clients resolve it as a dot segment, even written %2e)';
+
+/**
+ * Ids and names: agents, tasks, queues, capabilities. Only spaces is a mistake (an agent "   "
+ * holds leases no one can name back). So are "." and "..": in a REST path (/agents/{agentId}),
+ * URL parsers resolve them, %2e too, and the request reaches another route (/agents, the list).
+ */
+export const name = () =>
+  text(200)
+    .refine((value) => value === "" || value.trim() !== "", "must not be blank")
+    .refine((value) => value !== "." && value !== "..", DOT_SEGMENT_PROBLEM);
 
 /** An integer within [min, max] (never past 2^53 - 1, where integers stop being exact). */
 export const int = (min: number, max: number = Number.MAX_SAFE_INTEGER) => z.number().int().min(min).max(max);

@@ -107,6 +107,26 @@ describe("one validation over tRPC and REST", () => {
     expect(await t.api.agents.list.query({})).toEqual([]);
   });
 
+  it('ids and names "." and "..", which no URL path can carry, are a 400 naming the field, over both transports', async () => {
+    await using t = await startTestServer();
+    const problem = 'must not be "." or "..": a URL path cannot carry it (clients resolve it as a dot segment, even written %2e)';
+    for (const id of [".", ".."]) {
+      expect(await rest(t.url, "POST", "/agents", { agentId: id, capabilities: [] })).toEqual({
+        status: 400,
+        body: { code: "INVALID_INPUT", message: `agentId: ${problem}`, details: { issues: [{ path: "agentId", message: problem }] } },
+      });
+      expect((await rest(t.url, "POST", "/tasks", { queue: "q", targetAgentId: id })).body.message).toBe(`targetAgentId: ${problem}`);
+      await expect(t.api.agents.register.mutate({ agentId: id, capabilities: [] })).rejects.toMatchObject({ data: { code: "INVALID_INPUT" }, message: `agentId: ${problem}` });
+      await expect(t.api.tasks.enqueue.mutate({ queue: id })).rejects.toMatchObject({ message: `queue: ${problem}` });
+      await expect(t.api.tasks.enqueue.mutate({ capability: id })).rejects.toMatchObject({ message: `capability: ${problem}` });
+    }
+    // Names that only hold dots are names like any other.
+    expect((await rest(t.url, "POST", "/agents", { agentId: "...", capabilities: [] })).status).toBe(200);
+    expect((await rest(t.url, "GET", "/agents/...")).body.agentId).toBe("...");
+    expect((await t.api.agents.list.query({})).map((a) => a.agentId)).toEqual(["..."]);
+    expect(await t.api.tasks.list.query({})).toMatchObject({ items: [] });
+  });
+
   it("an idempotency key compares the task's meaning: the same payload with its keys in another order is the same task", async () => {
     await using t = await startTestServer();
     const first = await rest(t.url, "POST", "/tasks", { payload: { a: 1, b: { c: [1, 2], d: null } }, idempotencyKey: "K" });
