@@ -120,6 +120,8 @@ export const SETTINGS = {
   agentHealthCheckMs: { ...positiveMs(60_000), default: 1000, doc: "How often agent health is re-evaluated" },
   adminToken: {
     ...optionalText(32, "a secret of at least 32 characters"),
+    // A value refused is not echoed: one character short, it is still most of a secret.
+    secret: true,
     default: "",
     doc: "Bearer secret with every right; set it (or issue tokens with `coordination tokens create`) and every call but /health needs a credential. Keep it out of shell history: use the environment or the config file",
   },
@@ -321,7 +323,7 @@ export function loadConfig(sources: ConfigSources = {}): Config {
     // An empty value is invalid, not "unset": the schemas reject "" (and YAML null).
     const parsed = SETTINGS[name].schema.safeParse(raw.value);
     if (parsed.success) result[name] = parsed.data;
-    else problems.push(`${raw.origin}: must be ${SETTINGS[name].allowed} (got ${describeValue(raw.value)})`);
+    else problems.push(`${raw.origin}: must be ${SETTINGS[name].allowed} (got ${"secret" in SETTINGS[name] ? describeSecret(raw.value) : describeValue(raw.value)})`);
   }
   if (problems.length === 0) checkRelations(result as Config, origins, problems);
   if (problems.length === 0) checkDatabaseDirectory(result as Config, origins, problems);
@@ -353,6 +355,8 @@ function checkDatabaseDirectory(config: Config, origins: Partial<Record<SettingN
 }
 
 const describeValue = (value: unknown): string => (value === undefined ? "undefined" : JSON.stringify(value));
+/** A secret setting's value as an error may show it: its length, never its text (logs and terminals keep what they print). */
+const describeSecret = (value: unknown): string => (typeof value === "string" ? `${value.length} characters, not shown` : `a ${value === null ? "null" : typeof value}, not shown`);
 
 /** Rules between settings. Each message names both settings the way the user gave them (or their env name when defaulted). */
 function checkRelations(config: Config, origins: Partial<Record<SettingName, string>>, problems: string[]): void {

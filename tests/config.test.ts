@@ -95,6 +95,13 @@ describe("loadConfig", () => {
     expect(problemsOf({ env: { COORDINATION_EVENT_RETENTION_COUNT: "-1" } })).toEqual([
       'COORDINATION_EVENT_RETENTION_COUNT: must be an integer of at least 0 (got "-1")',
     ]);
+    // A secret refused is never echoed, from any source: one character short, it is most of the secret.
+    const almost = "s".repeat(31);
+    expect(problemsOf({ env: { COORDINATION_ADMIN_TOKEN: almost } })).toEqual(["COORDINATION_ADMIN_TOKEN: must be a secret of at least 32 characters (or empty for none) (got 31 characters, not shown)"]);
+    const fromFile = problemsOf({ configFile: writeYaml("secret.yaml", `adminToken: ${almost}\n`) });
+    expect(fromFile).toHaveLength(1);
+    expect(fromFile[0]).not.toContain(almost);
+    expect(problemsOf({ configFile: writeYaml("secret-number.yaml", "adminToken: 12345\n") })[0]).toMatch(/\(got a number, not shown\)$/);
     const file = writeYaml("bad.yaml", "logLevel: loud\n");
     expect(problemsOf({ configFile: file })).toEqual([`logLevel (in ${file}): must be one of ${LOG_LEVELS} (got "loud")`]);
   });
