@@ -96,14 +96,21 @@ describe("README", () => {
     expect(stdout).toContain('"leaseOwner":"worker-1"');
   });
 
-  it("the desktop MCP configuration works as written (npx coordination is the CLI)", async () => {
+  it("the desktop MCP configuration works as written, started from another directory (node and the checkout's CLI by its path)", async () => {
     await using t = await startTestServer({ port: 0 });
     const config = JSON.parse(blocks("json").find((b) => b.includes("mcpServers"))!) as { mcpServers: { coordination: { command: string; args: string[]; env: Record<string, string> } } };
     const { command, args, env } = config.mcpServers.coordination;
-    expect([command, args[0]]).toEqual(["npx", "coordination"]);
+    expect([command, args[0]]).toEqual(["node", "/path/to/checkout/bin/coordination.js"]);
     const client = new Client({ name: "readme", version: "1.0.0" });
     await client.connect(
-      new StdioClientTransport({ command: process.execPath, args: [CLI_PATH, ...args.slice(1).map((arg) => arg.replace("http://127.0.0.1:8000", t.url))], env: { ...env, PATH: process.env.PATH! }, stderr: "pipe" }),
+      new StdioClientTransport({
+        command: process.execPath,
+        args: [CLI_PATH, ...args.slice(1).map((arg) => arg.replace("http://127.0.0.1:8000", t.url))],
+        env: { ...env, PATH: process.env.PATH! },
+        // A desktop client's own directory, outside the checkout.
+        cwd: t.dir,
+        stderr: "pipe",
+      }),
     );
     try {
       await t.api.tasks.enqueue.mutate({ queue: "desk" });
