@@ -147,7 +147,16 @@ describe("event REST routes", () => {
     expect(dropped.body.types).toEqual([]);
     // Without patterns the agent still has its mailbox: polling answers [], never 404.
     expect(await rest(t.url, "GET", "/events/r1")).toEqual({ status: 200, body: [] });
-    expect((await rest(t.url, "DELETE", "/events/subscriptions/r1")).status).toBe(404);
+    // Dropping them again: a 404 that says there are none, not that the agent is unknown (its GET answers).
+    expect(await rest(t.url, "DELETE", "/events/subscriptions/r1")).toMatchObject({
+      status: 404,
+      body: { code: "SUBSCRIPTION_NOT_FOUND", message: 'agent "r1" is subscribed to no event types, so there are none to drop (its cursors are kept: GET /events/subscriptions/r1); call events.subscribe to add some' },
+    });
+    expect((await rest(t.url, "GET", "/events/subscriptions/r1")).body).toMatchObject({ agentId: "r1", types: [], cursor: 2 });
+    // An agent that only acked (it never subscribed) has cursors and no patterns alike.
+    expect((await rest(t.url, "POST", "/events/ghost/ack", { seq: 1 })).status).toBe(200);
+    expect((await rest(t.url, "GET", "/events/subscriptions/ghost")).body).toMatchObject({ agentId: "ghost", types: [], cursor: 1 });
+    expect((await rest(t.url, "DELETE", "/events/subscriptions/ghost")).body.message).toContain('agent "ghost" is subscribed to no event types');
   });
 
   it("answers [] for polling an agent nobody has heard of, 400 for a malformed event", async () => {

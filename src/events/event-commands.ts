@@ -2,7 +2,7 @@
 // their cursors, auto-ack takes and their undoing, retention.
 import type { WriteContext } from "../db/writer.js";
 import { invalidField } from "../errors.js";
-import { assertReadable, inboxOf, notSubscribed, readInbox } from "./event-positions.js";
+import { assertReadable, inboxOf, noPatterns, notSubscribed, readInbox } from "./event-positions.js";
 import type { CoordinationEvent, PollRequest, PublishRequest, Subscription } from "./event-schemas.js";
 import type { EventStore, InboxPosition } from "./event-store.js";
 import { mergePatterns } from "./type-patterns.js";
@@ -62,11 +62,14 @@ export function eventCommands(d: EventCommandDeps) {
 
     /**
      * Drops the given patterns, or all of them when none are given. The agent's row stays (with no
-     * patterns) so its mailbox position is kept; SUBSCRIPTION_NOT_FOUND when it had no patterns.
+     * patterns) so its mailbox position is kept; SUBSCRIPTION_NOT_FOUND when it has no patterns
+     * (none yet, or all dropped), or no row at all.
      */
     "events.unsubscribe": (ctx: WriteContext, request: { agentId: string; types?: string[] | undefined }): Subscription => {
       const existing = events.getSubscription(request.agentId);
-      if (!existing || existing.types.length === 0) throw notSubscribed(request.agentId);
+      if (!existing) throw notSubscribed(request.agentId);
+      // Its row (cursors) is what events.subscription answers: the 404 says why there is nothing to drop.
+      if (existing.types.length === 0) throw noPatterns(request.agentId);
       const remaining = request.types ? existing.types.filter((t) => !request.types!.includes(t)) : [];
       return events.saveSubscription(request.agentId, remaining, existing, ctx.now);
     },

@@ -62,3 +62,11 @@ export function readInbox(events: EventStore, agentId: string, inbox: Inbox, lim
 
 export const notSubscribed = (agentId: string) =>
   new CoordinationError("SUBSCRIPTION_NOT_FOUND", `agent "${agentId}" has no subscription; call events.subscribe first`, { agentId });
+
+/** An agent whose row holds cursors (it polled or acked, or dropped its patterns) but no patterns: nothing to unsubscribe. */
+export const noPatterns = (agentId: string) =>
+  new CoordinationError(
+    "SUBSCRIPTION_NOT_FOUND",
+    `agent "${agentId}" is subscribed to no event types, so there are none to drop (its cursors are kept: GET /events/subscriptions/${encodeURIComponent(agentId)}); call events.subscribe to add some`,
+    { agentId },
+  );
