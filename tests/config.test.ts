@@ -207,8 +207,13 @@ describe("the coordination command", () => {
     const followedByOption = await runCli({ args: ["--port", "--db", "x.db"], cwd: dir });
     expect(followedByOption).toMatchObject({ code: 2, stdout: "", stderr: "coordination: --port needs a value (found the option --db after it)\n" });
     // Object.prototype names must not pass as flags (they did, and were silently ignored).
-    const inherited = await runCli({ args: ["constructor", "x"], cwd: dir });
-    expect(inherited).toMatchObject({ code: 2, stdout: "", stderr: 'coordination: unknown option "constructor" (see --help)\n' });
+    const inherited = await runCli({ args: ["--constructor", "x"], cwd: dir });
+    expect(inherited).toMatchObject({ code: 2, stdout: "", stderr: 'coordination: unknown option "--constructor" (see --help)\n' });
+    // A word is not called an option: a mistyped command, or a value with no flag before it.
+    const word = await runCli({ args: ["stat"], cwd: dir });
+    expect(word).toMatchObject({ code: 2, stdout: "", stderr: 'coordination: unexpected "stat": not a command or an option (see --help)\n' });
+    const stray = await runCli({ args: ["--port", "0", "constructor"], cwd: dir });
+    expect(stray).toMatchObject({ code: 2, stdout: "", stderr: 'coordination: unexpected "constructor": not a command or an option (see --help)\n' });
     expect(existsSync(join(dir, "coordination.db"))).toBe(false);
   });
 
