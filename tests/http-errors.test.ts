@@ -293,6 +293,12 @@ describe("HTTP errors", () => {
     // A body that is not JSON is tRPC's to refuse, as it came: its 415 names the type sent.
     const plain = await send(`${t.url}/trpc/tasks.enqueue`, { method: "POST", headers: { "content-type": "text/plain" }, body: badBody() });
     expect([plain.status, plain.body.error.json.data.code, plain.body.error.json.message]).toEqual([415, "UNSUPPORTED_MEDIA_TYPE", 'Unsupported content-type "text/plain']);
+    // tRPC would read these as a stream or as form data, inputs no procedure takes (its schema then named a stream's methods).
+    for (const [type, body] of [["application/octet-stream", badBody()], ["multipart/form-data; boundary=x", "--x\r\ncontent-disposition: form-data; name=queue\r\n\r\nq\r\n--x--\r\n"]] as const) {
+      const refused = await send(`${t.url}/trpc/tasks.enqueue`, { method: "POST", headers: { "content-type": type }, body });
+      const media = type.split(";")[0];
+      expect([refused.status, refused.body.error.json.data.code, refused.body.error.json.message]).toEqual([415, "UNSUPPORTED_MEDIA_TYPE", `Unsupported content-type "${media}": every procedure takes application/json`]);
+    }
     // UTF-8 through the same ways is taken as sent.
     const good = await send(`${t.url}/trpc/tasks.enqueue`, {
       method: "POST",

@@ -58,6 +58,9 @@ function directCalls(): Map<string, { call: DirectCall; type: ProcedureDefinitio
   return calls;
 }
 
+/** Media types tRPC's handler reads as an input that is not JSON (octet streams, form data). */
+const NOT_JSON_INPUTS: ReadonlySet<string> = new Set(["application/octet-stream", "multipart/form-data"]);
+
 const ANSWER_HEADERS = { "content-type": "application/json", vary: "trpc-accept, accept" };
 
 /** What the fast path reads of a request, once: its URL's parts and the headers that decide who answers. */
@@ -117,6 +120,12 @@ export function createTrpcFastPath(options: FastPathOptions) {
       assertQueryEncoding(line.search);
     } catch (error) {
       return refuseAll(res, line, error);
+    }
+    // tRPC's handler takes these bodies as a stream or as form data, which no procedure's input
+    // is: the strict schema then listed a stream's methods as unknown fields.
+    const type = mediaTypeOf(req);
+    if (req.method === "POST" && NOT_JSON_INPUTS.has(type)) {
+      return refuseAll(res, line, new TRPCError({ code: "UNSUPPORTED_MEDIA_TYPE", message: `Unsupported content-type "${type}": every procedure takes application/json` }));
     }
     const planned = plan(req, line);
     if (planned === undefined) {
