@@ -4,6 +4,7 @@ import { connect, type AddressInfo } from "node:net";
 import { Writable } from "node:stream";
 import { join } from "node:path";
 import { pino } from "pino";
+import { WebSocket } from "ws";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { createCoordinationClient } from "../client/index.js";
 import { loadConfig } from "../src/config.js";
@@ -170,6 +171,23 @@ describe("/metrics", () => {
 });
 
 describe("operator logs", () => {
+  it("a WebSocket message past maxBodyBytes closes that socket with 1009 and logs a warning, not an internal error", async () => {
+    const { url, client, lines } = await logged({ maxBodyBytes: 4096 });
+    const socket = new WebSocket(`${url.replace(/^http/, "ws")}/trpc`);
+    await new Promise<void>((resolve, reject) => socket.once("open", () => resolve()).once("error", reject));
+    const closed = new Promise<number>((resolve) => socket.once("close", (code) => resolve(code)));
+    socket.send("x".repeat(10_000));
+    expect(await closed).toBe(1009);
+    await until(() => lines.some((line) => line.msg.startsWith("WebSocket closed")));
+    expect(lines.filter((line) => line.level >= 40).map((line) => [line.level, line.msg, line.code])).toEqual([
+      [40, "WebSocket closed: the client broke the protocol or sent a message past maxBodyBytes", "WS_ERR_UNSUPPORTED_MESSAGE_LENGTH"],
+    ]);
+    // The server goes on: another socket's calls are answered.
+    expect(await client.api.tasks.stats.query({})).toMatchObject({ queues: [] });
+    await client.close();
+  });
+
+
   it("a lease expiry, a dead letter, an agent going stale and offline, a failed authentication, a slow request: one info line each", async () => {
     const { url, api, client, lines } = await logged({ adminToken: ADMIN_SECRET, leaseSweepMs: 20, agentStaleMs: 100, agentOfflineMs: 2500, agentStartupGraceMs: 0, agentHealthCheckMs: 20, slowRequestMs: 50 });
     await api.tasks.enqueue.mutate({ queue: "l", maxAttempts: 1 });

@@ -57,7 +57,13 @@ export function createServer(config: Config, log: Logger = createLogger(config.l
   const coordination = createCoordination(config, log);
   const { services } = coordination;
   const onTrpcError = ({ error, path }: { error: { code: string; cause?: unknown }; path?: string | undefined }) => {
-    if (error.code === "INTERNAL_SERVER_ERROR") log.error({ err: failureOf(error), path }, "internal error");
+    if (error.code !== "INTERNAL_SERVER_ERROR") return;
+    // ws reports a client breaking the protocol (a message past maxPayload, a bad frame) as an
+    // error of the socket it then closes (1009, 1002), and tRPC passes that on as internal: it is
+    // the client's, so a warning without a stack, not an internal error.
+    const { code, message } = (error.cause ?? {}) as { code?: unknown; message?: unknown };
+    if (typeof code === "string" && code.startsWith("WS_ERR_")) return void log.warn({ code, reason: message }, "WebSocket closed: the client broke the protocol or sent a message past maxBodyBytes");
+    log.error({ err: failureOf(error), path }, "internal error");
   };
   const { credentials } = services;
   const createContext = async (req: IncomingMessage, res: ServerResponse): Promise<Context> => ({
