@@ -6,8 +6,10 @@
 // on level (not a cycle) made 2^n nodes of a body of n. Now a cycle is a 400 naming where it
 // points back, and other shared places are read as `json` has them (in full, as superjson's
 // client writes them), on every transport: POST, GET, batches, WebSocket.
+import superjson, { SuperJSON } from "superjson";
 import { WebSocket } from "ws";
 import { describe, expect, it } from "vitest";
+import { deserializeInput } from "../src/trpc/wire-encoding.js";
 import { rest, startTestServer, type TestServer } from "./helpers/test-server.js";
 
 /** A tRPC call as raw HTTP: POST of `body`, or GET with it as `?input=`. Bounded, so a server that hangs fails the test. */
@@ -115,7 +117,10 @@ describe("tRPC inputs are JSON trees", () => {
     expect(await call(t, "tasks.enqueue", null)).toMatchObject({ status: 400, body: refusal("input", `must be superjson's wire form, {"json": …, "meta": …} (got null)`) });
     expect(await call(t, "tasks.enqueue", [{ json: {} }])).toMatchObject({ status: 400, body: refusal("input", `must be superjson's wire form, {"json": …, "meta": …} (got an array)`) });
     const unknownClass = { json: { queue: "q", payload: { x: 1 } }, meta: { values: { "payload.x": ["class", "Foo"] } } };
-    expect(await call(t, "tasks.enqueue", unknownClass)).toMatchObject({ status: 400, body: refusal("meta", "superjson could not read the input by it: it names a class or custom type no input takes") });
+    expect(await call(t, "tasks.enqueue", unknownClass)).toMatchObject({
+      status: 400,
+      body: refusal("meta", "superjson could not read the input by it: it overflowed superjson's stack (a class or custom type no input takes, or annotations nested too deep)"),
+    });
     const unknownType = { json: { queue: "q", payload: { x: 1 } }, meta: { values: { "payload.x": ["nonsense"] } } };
     expect(await call(t, "tasks.enqueue", unknownType)).toMatchObject({ status: 400, body: refusal("meta", "superjson could not read the input by it: Unknown transformation: nonsense") });
     expect(await t.api.tasks.list.query({ queue: "q" })).toMatchObject({ items: [] });
@@ -127,5 +132,81 @@ describe("tRPC inputs are JSON trees", () => {
     const body = JSON.parse('{"json":{"__proto__":{"queue":"polluted"},"payload":1}}') as unknown;
     expect(await call(t, "tasks.enqueue", body)).toMatchObject({ status: 400, body: refusal("__proto__", "is a key tRPC's wire format (superjson) refuses to carry; rename it") });
     expect(await t.api.tasks.list.query({})).toMatchObject({ items: [] });
+  });
+});
+
+/** What the client's superjson writes, as the server receives it: JSON text parsed (serialize's own output may share objects). */
+const sent = (value: unknown, writer: { serialize: (value: any) => unknown } = superjson): unknown => JSON.parse(JSON.stringify(writer.serialize(value)));
+
+/** What deserializeInput throws for `value` (its message), or "" when it reads it. */
+function refusedWith(value: unknown): string {
+  try {
+    deserializeInput(value);
+    return "";
+  } catch (error) {
+    return (error as Error).message;
+  }
+}
+
+/** Every object reachable from `value`, counted by identity: a tree has each once. */
+function sharedObjects(value: unknown): number {
+  const seen = new Set<object>();
+  let shared = 0;
+  const stack = [value];
+  while (stack.length > 0) {
+    const v = stack.pop();
+    if (v === null || typeof v !== "object") continue;
+    if (seen.has(v)) {
+      shared++;
+      continue;
+    }
+    seen.add(v);
+    stack.push(...(v instanceof Map ? [...v.entries()] : v instanceof Set ? [...v] : Object.values(v)));
+  }
+  return shared;
+}
+
+describe("deserializeInput (the one door of tRPC inputs)", () => {
+  it("reads what superjson's client writes as the same value, a tree, with shared objects, dates, maps and keys holding dots or backslashes", () => {
+    const step = { at: new Date(0), "a.b": { "c\\d": [1, 2] }, tags: new Set(["x"]) };
+    const input = { first: step, again: step, byName: new Map([["s", step]]), list: [step, { nested: step }], "x.y": step };
+    const read = deserializeInput(sent(input));
+    expect(read).toEqual(input);
+    expect(sharedObjects(read)).toBe(0);
+  });
+
+  it("refuses every cycle the client can write, wherever superjson lists it: below the first place or below another", () => {
+    const self: Record<string, unknown> = { n: 1 };
+    self.self = self;
+    expect(refusedWith(sent({ payload: { a: self } }))).toBe("payload.a.self: refers back to payload.a (a cycle, meta.referentialEqualities): an input must be JSON");
+    // The object's first place is payload.z; the cycle closes below its second.
+    expect(refusedWith(sent({ payload: { b: { c: self }, z: self } }))).toBe(
+      "payload.b.c.self: refers back to payload.b.c (a cycle, meta.referentialEqualities): an input must be JSON",
+    );
+    // Across two objects: each comes again below itself.
+    const a: Record<string, unknown> = {};
+    const b: Record<string, unknown> = { a };
+    a.b = b;
+    expect(refusedWith(sent({ payload: a }))).toContain("(a cycle, meta.referentialEqualities)");
+    // A key holding a dot is one key: "p\\.q" is not inside "p".
+    expect(refusedWith({ json: { p: {}, "p.q": {} }, meta: { referentialEqualities: { p: ["p\\.q"] } } })).toBe("");
+  });
+
+  it("refuses what superjson's dedupe option writes (null where the equality fills the object in), saying so", () => {
+    const step = { tool: "search" };
+    expect(refusedWith(sent({ first: step, again: step }, new SuperJSON({ dedupe: true })))).toBe(
+      "again: is null, to be filled in from first by meta.referentialEqualities (superjson's dedupe option): send inputs without dedupe",
+    );
+  });
+
+  it("reads forty levels of crafted sharing as the forty objects sent, not 2^40", () => {
+    let payload: Record<string, unknown> = {};
+    const equalities: Record<string, string[]> = {};
+    for (let level = 0, path = "payload"; level < 40; level++, path += ".l") equalities[`${path}.l`] = [`${path}.r`];
+    for (let level = 0; level < 40; level++) payload = { l: payload, r: {} };
+    const read = deserializeInput({ json: { payload }, meta: { referentialEqualities: equalities } }) as { payload: unknown };
+    // Identity first: comparing a graph of 2^40 paths by value would not end.
+    expect(sharedObjects(read)).toBe(0);
+    expect(read.payload).toEqual(payload);
   });
 });

@@ -146,8 +146,8 @@ export function deserializeInput(value: unknown): unknown {
   try {
     return superjson.deserialize(tree as SuperJsonResult);
   } catch (error) {
-    // superjson overflows its stack on a class or custom type it has no registration for.
-    const why = error instanceof RangeError ? "it names a class or custom type no input takes" : error instanceof Error ? error.message : String(error);
+    // superjson overflows its stack on a class or custom type it has no registration for, and on annotations nested too deep.
+    const why = error instanceof RangeError ? "it overflowed superjson's stack (a class or custom type no input takes, or annotations nested too deep)" : error instanceof Error ? error.message : String(error);
     throw invalidField("meta", `superjson could not read the input by it: ${why}`);
   }
 }
@@ -159,30 +159,90 @@ function refusedField(json: unknown): string | null {
 }
 
 /**
- * The input without meta.referentialEqualities; INVALID_INPUT where one is a cycle. superjson
- * writes an object met twice in full at each place in `json`, and lists the places in
- * referentialEqualities for deserialize to make them one object again; where an object refers
- * back to itself, `json` has null. An input is JSON, so sharing adds nothing to it, and from a
- * crafted body it turned the input into a graph: a cycle kept the input checks (findRefusedKey)
- * walking until the server ran out of memory, on one request and before the caller was
- * authenticated; objects shared level on level make 2^n nodes of a body of n. A cycle is refused
- * rather than read as its null: the caller's value was not JSON.
+ * The input without meta.referentialEqualities; INVALID_INPUT where they make it a cycle or
+ * fill a place in. superjson writes an object met twice in full at each place in `json`, and
+ * lists the places (the first, then the others) for deserialize to make them one object again;
+ * where an object sits inside itself, `json` has null there. An input is JSON, so sharing adds
+ * nothing to it, and from a crafted body it turned the input into a graph: a cycle kept the input
+ * checks (findRefusedKey) walking until the server ran out of memory, on one request and before
+ * the caller was authenticated; objects shared level on level make 2^n nodes of a body of n.
+ * Refused rather than read as the null `json` has there:
+ *  - a cycle: a place of the object inside another place of it (every cycle a client can write
+ *    shows so: below the first place of any object on it, the object comes again);
+ *  - a place superjson's `dedupe` option left null for the equality to fill in.
+ * Equalities crafted otherwise (a cycle across two objects' lists) are left out with the rest:
+ * the input is what `json` says.
  */
 function withoutSharedReferences(value: unknown): unknown {
   const meta = (value as { meta?: unknown } | null | undefined)?.meta;
   if (meta === null || typeof meta !== "object" || !("referentialEqualities" in meta)) return value;
   const { referentialEqualities: equalities, ...rest } = meta as { referentialEqualities: unknown };
-  // superjson's forms: { source: [paths] }, or [[paths equal to the whole input]] with that map after it.
-  const [toRoot, bySource] = Array.isArray(equalities) ? [equalities[0] as unknown, equalities[1] as unknown] : [undefined, equalities];
+  // superjson's forms: { first place: [other places] }, or [[places equal to the whole input]] with that map after it.
+  const [toRoot, byFirst] = Array.isArray(equalities) ? [equalities[0] as unknown, equalities[1] as unknown] : [undefined, equalities];
   if (Array.isArray(toRoot) && toRoot.length > 0) throw invalidField(String(toRoot[0]), "refers back to the whole input (a cycle, meta.referentialEqualities): an input must be JSON");
-  if (bySource !== null && typeof bySource === "object") {
-    for (const [source, targets] of Object.entries(bySource)) {
-      // superjson's paths are keys joined by unescaped dots: a path inside another starts with it and a dot.
-      const inside = Array.isArray(targets) ? targets.find((target) => target === source || String(target).startsWith(`${source}.`)) : undefined;
-      if (inside !== undefined) throw invalidField(String(inside), `refers back to ${source} (a cycle, meta.referentialEqualities): an input must be JSON`);
+  if (byFirst !== null && typeof byFirst === "object") {
+    const json = (value as { json?: unknown }).json;
+    for (const [first, others] of Object.entries(byFirst)) {
+      if (!Array.isArray(others)) continue;
+      const places = [first, ...others.map(String)];
+      const cycle = placeInsideAnother(places);
+      if (cycle) throw invalidField(cycle.inner, `refers back to ${cycle.outer} (a cycle, meta.referentialEqualities): an input must be JSON`);
+      const firstValue = atPath(json, first);
+      const filled = firstValue !== null && firstValue !== undefined ? places.slice(1).find((place) => atPath(json, place) === null) : undefined;
+      if (filled !== undefined) {
+        throw invalidField(filled, `is null, to be filled in from ${first} by meta.referentialEqualities (superjson's dedupe option): send inputs without dedupe`);
+      }
     }
   }
   return { ...(value as object), meta: rest };
+}
+
+/**
+ * Two places of one object where one is the other or inside it, or undefined. Each place's
+ * prefixes at its unescaped dots are looked up in a set of all of them: linear in their length.
+ */
+function placeInsideAnother(places: readonly string[]): { inner: string; outer: string } | undefined {
+  const seen = new Set<string>();
+  for (const place of places) {
+    if (seen.has(place)) return { inner: place, outer: place };
+    seen.add(place);
+  }
+  for (const place of places) {
+    for (let i = place.indexOf("."); i !== -1; i = place.indexOf(".", i + 1)) {
+      if (isEscaped(place, i)) continue;
+      const outer = place.slice(0, i);
+      if (seen.has(outer)) return { inner: place, outer };
+    }
+  }
+  return undefined;
+}
+
+/** Whether the character at `i` follows an odd run of backslashes (superjson escapes "." and "\\" in keys). */
+function isEscaped(path: string, i: number): boolean {
+  let slashes = 0;
+  for (let j = i - 1; j >= 0 && path[j] === "\\"; j--) slashes++;
+  return slashes % 2 === 1;
+}
+
+/** The value at a superjson path in `json` (keys, or indexes into arrays), undefined where there is none. */
+function atPath(json: unknown, path: string): unknown {
+  let node = json;
+  let key = "";
+  for (let i = 0; i <= path.length; i++) {
+    const c = path[i];
+    if (c === "\\" && i + 1 < path.length) {
+      key += path[++i];
+      continue;
+    }
+    if (c !== "." && c !== undefined) {
+      key += c;
+      continue;
+    }
+    if (node === null || typeof node !== "object" || !Object.hasOwn(node, key)) return undefined;
+    node = (node as Record<string, unknown>)[key];
+    key = "";
+  }
+  return node;
 }
 
 /** The transformer of the tRPC router: answers written by serializeAnswer, inputs read by deserializeInput. */
