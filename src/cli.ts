@@ -26,7 +26,7 @@ export function parseArgs(argv: string[]): ParsedArgs {
     else {
       const [flag, inline] = arg.includes("=") ? [arg.slice(0, arg.indexOf("=")), arg.slice(arg.indexOf("=") + 1)] : [arg, undefined];
       // A word is a mistyped command ("coordination stat") or a stray value, not an option.
-      if (!arg.startsWith("-")) throw new UsageError(`unexpected "${arg}": not a command or an option (see --help)`);
+      if (!arg.startsWith("-")) throw new UsageError(`unexpected "${arg}": a command comes first and an option starts with "--" (see --help)`);
       // hasOwn, not `in`: "--constructor" or "--toString" must not pass as flags.
       if (flag !== "--config" && !Object.hasOwn(FLAGS, flag)) throw new UsageError(`unknown option "${arg}" (see --help)`);
       if (SWITCHES.has(flag) && inline === undefined) {

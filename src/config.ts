@@ -356,7 +356,11 @@ function checkDatabaseDirectory(config: Config, origins: Partial<Record<SettingN
 
 const describeValue = (value: unknown): string => (value === undefined ? "undefined" : JSON.stringify(value));
 /** A secret setting's value as an error may show it: its length, never its text (logs and terminals keep what they print). */
-const describeSecret = (value: unknown): string => (typeof value === "string" ? `${value.length} characters, not shown` : `a ${value === null ? "null" : typeof value}, not shown`);
+const describeSecret = (value: unknown): string => {
+  if (typeof value === "string") return `${value.length} characters, not shown`;
+  const kind = value === null ? "null" : Array.isArray(value) ? "a list" : typeof value === "object" ? "an object" : `a ${typeof value}`;
+  return `${kind}, not shown`;
+};
 
 /** Rules between settings. Each message names both settings the way the user gave them (or their env name when defaulted). */
 function checkRelations(config: Config, origins: Partial<Record<SettingName, string>>, problems: string[]): void {

@@ -20,14 +20,18 @@ export const text = (max: number) =>
 export const DOT_SEGMENT_PROBLEM = 'must not be "." or "..": a URL path cannot carry it (clients resolve it as a dot segment, even written %2e)';
 
 /**
- * Ids and names: agents, tasks, queues, capabilities. Only spaces is a mistake (an agent "   "
- * holds leases no one can name back). So are "." and "..": in a REST path (/agents/{agentId}),
- * URL parsers resolve them, %2e too, and the request reaches another route (/agents, the list).
+ * A name as it may already be stored: what lookups, filters and removals take (storedName), so
+ * that an agent "." registered by an earlier version can still be found and removed over tRPC.
+ * Only spaces is a mistake (an agent "   " holds leases no one can name back).
  */
-export const name = () =>
-  text(200)
-    .refine((value) => value === "" || value.trim() !== "", "must not be blank")
-    .refine((value) => value !== "." && value !== "..", DOT_SEGMENT_PROBLEM);
+export const storedName = () => text(200).refine((value) => value === "" || value.trim() !== "", "must not be blank");
+
+/**
+ * Ids and names that are given to something or act as it: agents, tasks, queues, capabilities.
+ * Also not "." or "..": in a REST path (/agents/{agentId}), URL parsers resolve them, %2e too,
+ * and the request reaches another route (/agents, the list).
+ */
+export const name = () => storedName().refine((value) => value !== "." && value !== "..", DOT_SEGMENT_PROBLEM);
 
 /** An integer within [min, max] (never past 2^53 - 1, where integers stop being exact). */
 export const int = (min: number, max: number = Number.MAX_SAFE_INTEGER) => z.number().int().min(min).max(max);

@@ -211,9 +211,9 @@ describe("the coordination command", () => {
     expect(inherited).toMatchObject({ code: 2, stdout: "", stderr: 'coordination: unknown option "--constructor" (see --help)\n' });
     // A word is not called an option: a mistyped command, or a value with no flag before it.
     const word = await runCli({ args: ["stat"], cwd: dir });
-    expect(word).toMatchObject({ code: 2, stdout: "", stderr: 'coordination: unexpected "stat": not a command or an option (see --help)\n' });
+    expect(word).toMatchObject({ code: 2, stdout: "", stderr: 'coordination: unexpected "stat": a command comes first and an option starts with "--" (see --help)\n' });
     const stray = await runCli({ args: ["--port", "0", "constructor"], cwd: dir });
-    expect(stray).toMatchObject({ code: 2, stdout: "", stderr: 'coordination: unexpected "constructor": not a command or an option (see --help)\n' });
+    expect(stray).toMatchObject({ code: 2, stdout: "", stderr: 'coordination: unexpected "constructor": a command comes first and an option starts with "--" (see --help)\n' });
     expect(existsSync(join(dir, "coordination.db"))).toBe(false);
   });
 

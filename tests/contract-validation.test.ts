@@ -3,7 +3,7 @@
 // ones), ids are valid Unicode, idempotency keys compare meaning. Raw tRPC requests send what
 // the typed client's types would refuse, as any other client can.
 import { describe, expect, it } from "vitest";
-import { rest, startTestServer, type TestServer } from "./helpers/test-server.js";
+import { rest, startTestServer, withDatabase, type TestServer } from "./helpers/test-server.js";
 
 /** A tRPC mutation as raw HTTP, its input as given (the typed client would not compile these). */
 async function trpcMutation(t: TestServer, path: string, input: unknown): Promise<{ status: number; body: any }> {
@@ -125,6 +125,17 @@ describe("one validation over tRPC and REST", () => {
     expect((await rest(t.url, "GET", "/agents/...")).body.agentId).toBe("...");
     expect((await t.api.agents.list.query({})).map((a) => a.agentId)).toEqual(["..."]);
     expect(await t.api.tasks.list.query({})).toMatchObject({ items: [] });
+  });
+
+  it('an agent "." that an earlier version stored can still be found, filtered by and removed over tRPC', async () => {
+    await using t = await startTestServer();
+    const now = Date.now();
+    withDatabase(t, (db) => db.prepare(`INSERT INTO agents (id, registeredAt, lastHeartbeatAt, updatedAt) VALUES ('.', ?, ?, ?)`).run(now, now, now));
+    expect(await t.api.agents.get.query({ agentId: "." })).toMatchObject({ agentId: "." });
+    expect(await t.api.tasks.list.query({ queue: ".", agentId: "..", capability: "." })).toMatchObject({ items: [] });
+    expect(await t.api.agents.list.query({ capability: "." })).toEqual([]);
+    await t.api.agents.deregister.mutate({ agentId: "." });
+    expect(await t.api.agents.list.query({})).toEqual([]);
   });
 
   it("an idempotency key compares the task's meaning: the same payload with its keys in another order is the same task", async () => {

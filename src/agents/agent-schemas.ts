@@ -1,7 +1,7 @@
 // Wire shapes of the agent registry. Inputs are strict: an unknown field is a 400 naming it.
 import { z } from "zod";
 import { findNonJson, jsonObject, jsonObjectOutput } from "../json-value.js";
-import { name, text } from "../schema-parts.js";
+import { name, storedName, text } from "../schema-parts.js";
 
 export const AGENT_HEALTH = ["healthy", "stale", "offline"] as const;
 export type AgentHealth = (typeof AGENT_HEALTH)[number];
@@ -61,10 +61,11 @@ export const agentHeartbeatInput = z.strictObject({
   /** The agent's own measure of how busy it is; findByCapability prefers lower. */
   load: z.number().min(0).max(1_000_000).optional(),
 });
-export const agentIdInput = z.strictObject({ agentId });
+// Finds or removes a stored agent: storedName (schema-parts.ts).
+export const agentIdInput = z.strictObject({ agentId: storedName() });
 export const listAgentsInput = z.strictObject({
-  capability: name().optional(),
+  capability: storedName().optional(),
   health: z.enum(AGENT_HEALTH).optional(),
   status: text(100).optional(),
 });
-export const findByCapabilityInput = z.strictObject({ capability: name() });
+export const findByCapabilityInput = z.strictObject({ capability: storedName() });

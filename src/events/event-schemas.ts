@@ -1,7 +1,7 @@
 // Wire shapes of the event stream. Inputs are strict: an unknown field is a 400 naming it.
 import { z } from "zod";
 import { jsonOutput, jsonValue } from "../json-value.js";
-import { int, name, text } from "../schema-parts.js";
+import { int, name, storedName, text } from "../schema-parts.js";
 
 /** Event types are dotted names: task.claimed, agent.offline, build.finished. */
 export const eventTypeSchema = text(200).regex(/^[A-Za-z0-9_:-]+(\.[A-Za-z0-9_:-]+)*$/, "must be dot-separated words of letters, digits, _, : or -");
@@ -60,12 +60,13 @@ export const subscribeInput = z.strictObject({
    */
   fromSeq: seq.optional(),
 });
+// Finds or drops what is stored for an agent: storedName (schema-parts.ts).
 export const unsubscribeInput = z.strictObject({
-  agentId,
+  agentId: storedName(),
   /** Patterns to drop; omitted drops them all (the mailbox stays). */
   types: patternList.optional(),
 });
-export const agentIdInput = z.strictObject({ agentId });
+export const agentIdInput = z.strictObject({ agentId: storedName() });
 export const pollInput = z.strictObject({
   agentId,
   limit: int(1, 1000).default(100),

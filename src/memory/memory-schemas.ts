@@ -1,7 +1,7 @@
 // Wire shapes of the pre-execution memory. Inputs are strict: an unknown field is a 400 naming it.
 import { z } from "zod";
 import { jsonOutput, jsonValue } from "../json-value.js";
-import { int, name, text } from "../schema-parts.js";
+import { int, name, storedName, text } from "../schema-parts.js";
 
 export const MEMORY_KINDS = ["execution", "note", "lesson"] as const;
 
@@ -49,9 +49,9 @@ export const recallInput = z.strictObject({
   /** Free text; any text is safe (it is never passed to FTS5 as syntax). */
   query: z.string().max(2000).optional(),
   /** Recall for this task: its queue, capability and payload become the query. */
-  taskId: name().optional(),
-  queue: name().optional(),
-  capability: name().optional(),
+  taskId: storedName().optional(),
+  queue: storedName().optional(),
+  capability: storedName().optional(),
   limit: int(1, 100).default(10),
 });
 export type RecallRequest = z.output<typeof recallInput>;

@@ -4,7 +4,7 @@
 import { z } from "zod";
 import { jsonOutput, jsonValue, MAX_TIME_MS } from "../json-value.js";
 import { memoryMatchSchema } from "../memory/memory-schemas.js";
-import { int, ms, name, nameList, text, WEEK_MS } from "../schema-parts.js";
+import { int, ms, name, nameList, storedName, text, WEEK_MS } from "../schema-parts.js";
 import { TASK_STATUSES, type TaskStatus } from "./task-status.js";
 import { copyWith } from "../copy-with.js";
 
@@ -129,15 +129,16 @@ export const stealInput = z.strictObject({
   leaseMs: leaseMs.optional(),
   capabilities: nameList().optional(),
 });
+// Filters find what is stored: storedName (schema-parts.ts).
 export const listInput = z.strictObject({
-  queue: name().optional(),
+  queue: storedName().optional(),
   status: z.enum(TASK_STATUSES).optional(),
   /**
    * Tasks held (or last held) by this agent. With status "claimed" an index finds them; otherwise
    * the table is read in seq order until the page is full, as for queue and capability.
    */
-  agentId: agentIdSchema.optional(),
-  capability: name().optional(),
+  agentId: storedName().optional(),
+  capability: storedName().optional(),
   limit: int(1, 500).default(50),
   /** nextCursor from the previous page. */
   cursor: z.string().regex(/^\d{1,15}$/, "must be a nextCursor value").optional(),
