@@ -188,6 +188,13 @@ describe("deserializeInput (the one door of tRPC inputs)", () => {
     const b: Record<string, unknown> = { a };
     a.b = b;
     expect(refusedWith(sent({ payload: a }))).toContain("(a cycle, meta.referentialEqualities)");
+    // Listed in any order: the place inside may come before the one holding it.
+    expect(refusedWith({ json: { p: { a: {}, b: {} } }, meta: { referentialEqualities: { "p.b": ["p.a.x.y", "p.a"] } } })).toBe(
+      "p.a.x.y: refers back to p.a (a cycle, meta.referentialEqualities): an input must be JSON",
+    );
+    // Deep paths are walked key by key, once (a crafted path of 100,000 keys).
+    const deep = `p${".k".repeat(100_000)}`;
+    expect(refusedWith({ json: { p: {}, q: {} }, meta: { referentialEqualities: { q: [deep, "p"] } } })).toBe(`${deep}: refers back to p (a cycle, meta.referentialEqualities): an input must be JSON`);
     // A key holding a dot is one key: "p\\.q" is not inside "p".
     expect(refusedWith({ json: { p: {}, "p.q": {} }, meta: { referentialEqualities: { p: ["p\\.q"] } } })).toBe("");
   });

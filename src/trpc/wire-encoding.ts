@@ -197,50 +197,62 @@ function withoutSharedReferences(value: unknown): unknown {
   return { ...(value as object), meta: rest };
 }
 
+/** A node of placeInsideAnother's trie: the place that ends here, if one does, and the keys below. */
+interface PlaceNode {
+  place?: string;
+  below: Map<string, PlaceNode>;
+}
+
 /**
- * Two places of one object where one is the other or inside it, or undefined. Each place's
- * prefixes at its unescaped dots are looked up in a set of all of them: linear in their length.
+ * Two places of one object where one is the other or inside it, or undefined. The places go into
+ * a trie by their keys: a place that passes one or ends above one is inside it or holds it.
+ * Linear in the paths' length, whatever a crafted body holds (a path of 100,000 dots too).
  */
 function placeInsideAnother(places: readonly string[]): { inner: string; outer: string } | undefined {
-  const seen = new Set<string>();
+  const root: PlaceNode = { below: new Map() };
   for (const place of places) {
-    if (seen.has(place)) return { inner: place, outer: place };
-    seen.add(place);
-  }
-  for (const place of places) {
-    for (let i = place.indexOf("."); i !== -1; i = place.indexOf(".", i + 1)) {
-      if (isEscaped(place, i)) continue;
-      const outer = place.slice(0, i);
-      if (seen.has(outer)) return { inner: place, outer };
+    let node = root;
+    for (const key of pathKeys(place)) {
+      if (node.place !== undefined) return { inner: place, outer: node.place };
+      let next = node.below.get(key);
+      if (next === undefined) node.below.set(key, (next = { below: new Map() }));
+      node = next;
     }
+    if (node.place !== undefined) return { inner: place, outer: node.place };
+    if (node.below.size > 0) return { inner: firstPlaceBelow(node), outer: place };
+    node.place = place;
   }
   return undefined;
 }
 
-/** Whether the character at `i` follows an odd run of backslashes (superjson escapes "." and "\\" in keys). */
-function isEscaped(path: string, i: number): boolean {
-  let slashes = 0;
-  for (let j = i - 1; j >= 0 && path[j] === "\\"; j--) slashes++;
-  return slashes % 2 === 1;
+/** A place that ends below `node` (there is one: only a place's keys make nodes). */
+function firstPlaceBelow(node: PlaceNode): string {
+  while (node.place === undefined) node = node.below.values().next().value!;
+  return node.place;
+}
+
+/** A superjson path's keys: split at the dots no backslash escapes, "\\." and "\\\\" unescaped. */
+function pathKeys(path: string): string[] {
+  const keys: string[] = [];
+  let key = "";
+  for (let i = 0; i < path.length; i++) {
+    const c = path[i]!;
+    if (c === "\\" && i + 1 < path.length) key += path[++i];
+    else if (c === ".") {
+      keys.push(key);
+      key = "";
+    } else key += c;
+  }
+  keys.push(key);
+  return keys;
 }
 
 /** The value at a superjson path in `json` (keys, or indexes into arrays), undefined where there is none. */
 function atPath(json: unknown, path: string): unknown {
   let node = json;
-  let key = "";
-  for (let i = 0; i <= path.length; i++) {
-    const c = path[i];
-    if (c === "\\" && i + 1 < path.length) {
-      key += path[++i];
-      continue;
-    }
-    if (c !== "." && c !== undefined) {
-      key += c;
-      continue;
-    }
+  for (const key of pathKeys(path)) {
     if (node === null || typeof node !== "object" || !Object.hasOwn(node, key)) return undefined;
     node = (node as Record<string, unknown>)[key];
-    key = "";
   }
   return node;
 }
