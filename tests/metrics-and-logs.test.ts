@@ -182,11 +182,10 @@ describe("operator logs", () => {
     expect(lines.filter((line) => line.level >= 40).map((line) => [line.level, line.msg, line.code])).toEqual([
       [40, "WebSocket closed: the client broke the protocol or sent a message past maxBodyBytes", "WS_ERR_UNSUPPORTED_MESSAGE_LENGTH"],
     ]);
-    // The server goes on: another socket's calls are answered.
+    // The server goes on: the next call is answered.
     expect(await client.api.tasks.stats.query({})).toMatchObject({ queues: [] });
     await client.close();
   });
-
 
   it("a lease expiry, a dead letter, an agent going stale and offline, a failed authentication, a slow request: one info line each", async () => {
     const { url, api, client, lines } = await logged({ adminToken: ADMIN_SECRET, leaseSweepMs: 20, agentStaleMs: 100, agentOfflineMs: 2500, agentStartupGraceMs: 0, agentHealthCheckMs: 20, slowRequestMs: 50 });
