@@ -19,6 +19,7 @@ export const ERROR_STATUS = {
   AGENT_NOT_FOUND: 404,
   SUBSCRIPTION_NOT_FOUND: 404,
   TOKEN_NOT_FOUND: 404,
+  MEMORY_NOT_FOUND: 404,
   /** No route or procedure at this path. */
   ROUTE_NOT_FOUND: 404,
   /** The path exists, not with this method (REST answers with `Allow`). */
@@ -82,6 +83,7 @@ export type DomainErrorCode = Extract<
   | "AGENT_NOT_FOUND"
   | "SUBSCRIPTION_NOT_FOUND"
   | "TOKEN_NOT_FOUND"
+  | "MEMORY_NOT_FOUND"
   | "LEASE_CONFLICT"
   | "INVALID_STATE"
   | "IDEMPOTENCY_MISMATCH"

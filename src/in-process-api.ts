@@ -63,6 +63,8 @@ export interface InProcessCoordination {
   memory: {
     remember(note: In["memory"]["remember"]): Promise<Out["memory"]["remember"]>;
     recall(query: In["memory"]["recall"]): Promise<Out["memory"]["recall"]>;
+    /** Deletes a memory by its id; the memory as it was. MEMORY_NOT_FOUND when there is none. */
+    forget(memoryId: string): Promise<Out["memory"]["forget"]>;
   };
   /** Stops the background jobs (lease sweeper, health monitor, pruners, memory index compaction) and closes the database. */
   close(): Promise<void>;
@@ -142,6 +144,7 @@ export async function openCoordination(options: InProcessOptions = {}): Promise<
     memory: {
       remember: (note) => run(api.memory.remember(note)),
       recall: (query) => run(api.memory.recall(query)),
+      forget: (memoryId) => run(api.memory.forget({ memoryId })),
     },
     close: () => coordination.close(),
   };

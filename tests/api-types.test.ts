@@ -93,7 +93,7 @@ const CHECKED = [
   "tasks.fail", "tasks.release", "tasks.cancel", "tasks.requeue", "tasks.steal", "tasks.get", "tasks.list", "tasks.stats", "tasks.events",
   "events.publish", "events.subscribe", "events.unsubscribe", "events.subscription", "events.poll", "events.ack", "events.list", "events.head", "events.onEvent",
   "agents.register", "agents.heartbeat", "agents.deregister", "agents.get", "agents.list", "agents.findByCapability", "agents.card",
-  "memory.remember", "memory.recall",
+  "memory.remember", "memory.recall", "memory.forget",
   "tokens.create", "tokens.list", "tokens.revoke",
 ];
 
@@ -208,6 +208,8 @@ describe("AppRouter types", () => {
     expectTypeOf<Out["memory"]["remember"]>().toEqualTypeOf<Memory>();
     expectTypeOf<In["memory"]["recall"]>().toEqualTypeOf<{ query?: string; taskId?: string; queue?: string; capability?: string; limit?: number }>();
     expectTypeOf<Out["memory"]["recall"]>().toEqualTypeOf<MemoryMatch[]>();
+    expectTypeOf<In["memory"]["forget"]>().toEqualTypeOf<{ memoryId: string }>();
+    expectTypeOf<Out["memory"]["forget"]>().toEqualTypeOf<Memory>();
     expectTypeOf<Out["health"]>().toEqualTypeOf<{ status: "ok"; version: string; uptimeMs: number; db: "ok" }>();
   });
 

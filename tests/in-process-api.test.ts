@@ -29,7 +29,10 @@ describe("openCoordination", () => {
 
       const stats = await coordination.tasks.stats();
       expect(stats.totals.completed).toBe(1);
-      expect((await coordination.memory.recall({ taskId: task.id })).length).toBeGreaterThan(0);
+      const [record] = await coordination.memory.recall({ taskId: task.id });
+      expect(record!.memory).toMatchObject({ kind: "execution", taskId: task.id });
+      expect(await coordination.memory.forget(record!.memory.id)).toEqual(record!.memory);
+      await expect(coordination.memory.forget(record!.memory.id)).rejects.toMatchObject({ code: "MEMORY_NOT_FOUND" });
     } finally {
       await coordination.close();
     }

@@ -23,6 +23,29 @@ describe("pre-execution memory", () => {
     expect(byOutcome.completed!.durationMs).toBeGreaterThanOrEqual(0);
   });
 
+  it("memory.forget deletes a note or an execution record and its search entry: recall no longer finds it; a second forget is a 404", async () => {
+    await using t = await startTestServer();
+    const wrong = await t.api.memory.remember.mutate({ content: "Quokkalint breaks the zephyrine build: always skip it", kind: "lesson", queue: "builds" });
+    const kept = await t.api.memory.remember.mutate({ content: "Quokkalint needs the zephyrine cache warmed first", kind: "lesson", queue: "builds" });
+    const found = async () => (await t.api.memory.recall.query({ query: "quokkalint zephyrine" })).map((m) => m.memory.id).sort();
+    expect(await found()).toEqual([wrong.id, kept.id].sort());
+    expect(await t.api.memory.forget.mutate({ memoryId: wrong.id })).toEqual(wrong);
+    expect(await found()).toEqual([kept.id]);
+    // Over REST, the same; then nothing is left to delete.
+    const task = await t.api.tasks.enqueue.mutate({ queue: "builds", payload: { step: "quokkalint" } });
+    const { leaseToken } = (await t.api.tasks.claim.mutate({ agentId: "w" }))!;
+    await t.api.tasks.complete.mutate({ taskId: task.id, agentId: "w", leaseToken, result: "ok" });
+    const [record] = await t.api.memory.recall.query({ taskId: task.id });
+    expect(record!.memory).toMatchObject({ kind: "execution", taskId: task.id });
+    expect(await rest(t.url, "DELETE", `/memory/${record!.memory.id}`)).toMatchObject({ status: 200, body: { id: record!.memory.id, kind: "execution" } });
+    expect((await t.api.memory.recall.query({ taskId: task.id })).map((m) => m.memory.id)).not.toContain(record!.memory.id);
+    expect(await rest(t.url, "DELETE", `/memory/${wrong.id}`)).toMatchObject({ status: 404, body: { code: "MEMORY_NOT_FOUND", message: `memory "${wrong.id}" not found` } });
+    await expect(t.api.memory.forget.mutate({ memoryId: "no-such-memory" })).rejects.toMatchObject({ data: { code: "MEMORY_NOT_FOUND", httpStatus: 404 } });
+    // The search index is whole: FTS5's own check of the external-content index against its table.
+    withDatabase(t, (db) => db.prepare(`INSERT INTO memories_fts(memories_fts, rank) VALUES ('integrity-check', 1)`).run());
+    expect(withDatabase(t, (db) => db.prepare(`SELECT COUNT(*) AS n FROM memories`).get())).toEqual({ n: 1 });
+  });
+
   it("with recordExecutions off, runs that end leave no record; notes are still recalled with a claim", async () => {
     await using t = await startTestServer({ retryBaseMs: 0, recordExecutions: false });
     await t.api.memory.remember.mutate({ content: "Solar panels lose efficiency in heat", kind: "lesson", queue: "research" });

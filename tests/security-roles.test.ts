@@ -19,7 +19,7 @@ const EXPECTED: Record<string, Need> = {
   "events.list": "read", "events.head": "read", "events.onEvent": "read",
   "agents.register": "agent", "agents.heartbeat": "agent", "agents.deregister": "agent",
   "agents.get": "read", "agents.list": "read", "agents.findByCapability": "read", "agents.card": "read",
-  "memory.remember": "agent", "memory.recall": "read",
+  "memory.remember": "agent", "memory.recall": "read", "memory.forget": "admin",
   "tokens.create": "admin", "tokens.list": "admin", "tokens.revoke": "admin",
 };
 const ALLOWED: Record<Need, string[]> = { open: ["none", "read", "agent", "admin"], read: ["read", "agent", "admin"], agent: ["agent", "admin"], admin: ["admin"] };

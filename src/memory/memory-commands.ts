@@ -6,7 +6,8 @@ import { fromJsonText, toJsonText } from "../db/columns.js";
 import type { WriteContext } from "../db/writer.js";
 import type { TaskRow } from "../tasks/task-store.js";
 import { payloadText } from "./fts-query.js";
-import type { Memory, RememberRequest } from "./memory-schemas.js";
+import { notFound } from "../errors.js";
+import type { ForgetRequest, Memory, RememberRequest } from "./memory-schemas.js";
 import { toMemory, type MemoryStore } from "./memory-store.js";
 
 export type ExecutionOutcome = "completed" | "failed" | "dead_letter";
@@ -44,6 +45,13 @@ export function memoryCommands(memories: MemoryStore) {
   return {
     /** One step of the search index's compaction, about `pages` pages; false once there is nothing left to merge. */
     "memory.compactIndex": (_ctx: WriteContext, args: { pages: number }): boolean => memories.compactIndex(args.pages),
+
+    /** Deletes a memory (a note, a lesson or an execution record); MEMORY_NOT_FOUND when there is none. */
+    "memory.forget": (_ctx: WriteContext, request: ForgetRequest): Memory => {
+      const row = memories.deleteById(request.memoryId);
+      if (!row) throw notFound("MEMORY_NOT_FOUND", request.memoryId);
+      return toMemory(row);
+    },
 
     "memory.remember": (ctx: WriteContext, request: RememberRequest): Memory =>
       toMemory(

@@ -1,8 +1,8 @@
 // tRPC procedures of the pre-execution memory.
 import { z } from "zod";
-import { AS_AGENT, READ } from "../auth/access.js";
+import { ADMIN, AS_AGENT, READ } from "../auth/access.js";
 import { procedure, router } from "../trpc/init.js";
-import { memoryMatchSchema, memorySchema, recallInput, rememberInput } from "./memory-schemas.js";
+import { forgetInput, memoryMatchSchema, memorySchema, recallInput, rememberInput } from "./memory-schemas.js";
 
 const tags = ["memory"];
 
@@ -12,6 +12,13 @@ export const memoryRouter = router({
     .input(rememberInput)
     .output(memorySchema)
     .mutation(({ ctx, input }) => ctx.services.memory.remember(input)),
+
+  // What every agent is handed with its claims: removing a memory is an operator's decision.
+  forget: procedure
+    .meta({ access: ADMIN, rest: { method: "DELETE", path: "/memory/{memoryId}", tags, summary: "Delete a memory (a note, lesson or execution record)", errors: ["MEMORY_NOT_FOUND"] } })
+    .input(forgetInput)
+    .output(memorySchema)
+    .mutation(({ ctx, input }) => ctx.services.memory.forget(input)),
 
   recall: procedure
     .meta({ access: READ,

@@ -45,6 +45,10 @@ export const rememberInput = z.strictObject({
 });
 export type RememberRequest = z.output<typeof rememberInput>;
 
+/** A memory to delete, by its id: storedName, as it finds what is stored. */
+export const forgetInput = z.strictObject({ memoryId: storedName() });
+export type ForgetRequest = z.output<typeof forgetInput>;
+
 export const recallInput = z.strictObject({
   /** Free text; any text is safe (it is never passed to FTS5 as syntax). */
   query: z.string().max(2000).optional(),

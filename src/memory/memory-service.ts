@@ -3,7 +3,7 @@
 import type { Config } from "../config.js";
 import type { Database } from "../db/thread/database.js";
 import { assertJsonDepth } from "../json-value.js";
-import type { Memory, MemoryMatch, RecallRequest, RememberRequest } from "./memory-schemas.js";
+import type { ForgetRequest, Memory, MemoryMatch, RecallRequest, RememberRequest } from "./memory-schemas.js";
 
 /** Pages (4 KiB) one compaction step merges: about 15 ms of the writer's time here, what a write arriving meanwhile may wait. */
 const COMPACTION_STEP_PAGES = 200;
@@ -20,6 +20,15 @@ export class MemoryService {
   remember(request: RememberRequest): Promise<Memory> {
     assertJsonDepth("data", request.data, this.config.maxJsonDepth);
     return this.db.write("memory.remember", request);
+  }
+
+  /**
+   * Deletes a memory, with its search-index entry; the memory as it was. MEMORY_NOT_FOUND (404)
+   * when there is none. Recall stops finding it at once by its rarer words; a claim's context
+   * made of common words may still hold it for up to a second (recall-cache.ts, PROBE_TTL_MS).
+   */
+  forget(request: ForgetRequest): Promise<Memory> {
+    return this.db.write("memory.forget", request);
   }
 
   /** The best `limit` matches, fewer if their answer would pass maxResponseBytes. */

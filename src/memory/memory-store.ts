@@ -97,6 +97,14 @@ export class MemoryStore {
   }
 
   /**
+   * Deletes the memory with this id; the row as it was, or undefined when there is none. The
+   * search index loses it in the same write (the delete trigger of the migration init).
+   */
+  deleteById(id: string): MemoryRow | undefined {
+    return this.st.get<[string], MemoryRow>(`DELETE FROM memories WHERE id = ? RETURNING *`).get(id);
+  }
+
+  /**
    * One step of the index's compaction: merges about `pages` pages (4 KiB each) of the FTS5
    * index's segments, on the level holding the most (two or more: the 'usermerge' setting of the
    * migration memory_fts_usermerge); a merge left unfinished goes on at the next step. True if it
