@@ -187,7 +187,14 @@ describe("runWorker", () => {
     });
     const [hung, next] = await t.api.tasks.enqueueMany.mutate({ tasks: [{ payload: { n: 1 }, maxAttempts: 1 }, { payload: { n: 2 } }] });
 
-    await vi.waitFor(async () => expect((await t.api.tasks.get.query({ taskId: next!.id })).status).toBe("completed"), { timeout: 30_000, interval: 20 });
+    await vi.waitFor(
+      async () => {
+        expect((await t.api.tasks.get.query({ taskId: next!.id })).status).toBe("completed");
+        // The server commits the complete before its answer reaches the worker: its counter follows.
+        expect(worker.completed).toBe(1);
+      },
+      { timeout: 30_000, interval: 20 },
+    );
     const failed = await t.api.tasks.get.query({ taskId: hung!.id });
     expect(failed).toMatchObject({ status: "dead_letter", attempts: 1, lastError: "handler timed out after 300 ms" });
     expect(failed.errorHistory.map((e) => [e.attempt, e.agentId, e.error])).toEqual([[1, "w-timeout", "handler timed out after 300 ms"]]);
