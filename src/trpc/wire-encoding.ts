@@ -17,7 +17,7 @@
 // key without a word; and an input is read as the tree its `json` is, never as a graph.
 import superjson from "superjson";
 import { invalidField } from "../errors.js";
-import { findRefusedKeyInFields, REFUSED_KEY_PROBLEM, REFUSED_KEYS } from "../json-checks.js";
+import { findRefusedKey, REFUSED_KEY_PROBLEM } from "../json-checks.js";
 
 type SuperJsonResult = ReturnType<typeof superjson.serialize>;
 /** What meta.values holds for a node: its type, as superjson names it. */
@@ -139,10 +139,11 @@ function escapeKey(key: string): string {
 export function deserializeInput(value: unknown): unknown {
   if (value === undefined) return undefined;
   if (value === null || typeof value !== "object" || Array.isArray(value)) throw invalidField("input", `must be superjson's wire form, {"json": …, "meta": …} (got ${value === null ? "null" : Array.isArray(value) ? "an array" : `a ${typeof value}`})`);
-  const json = (value as { json?: unknown }).json;
-  const refused = refusedField(json) ?? findRefusedKeyInFields(json);
+  const { json, meta } = value as { json?: unknown; meta?: unknown };
+  // Fields of the input too (not findRefusedKeyInFields, which leaves them to the schema): superjson's copy drops a __proto__ field before any schema sees it.
+  const refused = findRefusedKey(json);
   if (refused !== null) throw invalidField(refused, REFUSED_KEY_PROBLEM);
-  const tree = withoutSharedReferences(value);
+  const tree = withoutSharedReferences(value, json, meta);
   try {
     return superjson.deserialize(tree as SuperJsonResult);
   } catch (error) {
@@ -150,12 +151,6 @@ export function deserializeInput(value: unknown): unknown {
     const why = error instanceof RangeError ? "it overflowed superjson's stack (a class or custom type no input takes, or annotations nested too deep)" : error instanceof Error ? error.message : String(error);
     throw invalidField("meta", `superjson could not read the input by it: ${why}`);
   }
-}
-
-/** A field of the input named by a key superjson refuses (its copy of the input drops __proto__). */
-function refusedField(json: unknown): string | null {
-  if (json === null || typeof json !== "object" || Array.isArray(json)) return null;
-  return Object.keys(json).find((key) => REFUSED_KEYS.has(key)) ?? null;
 }
 
 /**
@@ -173,15 +168,13 @@ function refusedField(json: unknown): string | null {
  * Equalities crafted otherwise (a cycle across two objects' lists) are left out with the rest:
  * the input is what `json` says.
  */
-function withoutSharedReferences(value: unknown): unknown {
-  const meta = (value as { meta?: unknown } | null | undefined)?.meta;
+function withoutSharedReferences(value: object, json: unknown, meta: unknown): unknown {
   if (meta === null || typeof meta !== "object" || !("referentialEqualities" in meta)) return value;
   const { referentialEqualities: equalities, ...rest } = meta as { referentialEqualities: unknown };
   // superjson's forms: { first place: [other places] }, or [[places equal to the whole input]] with that map after it.
   const [toRoot, byFirst] = Array.isArray(equalities) ? [equalities[0] as unknown, equalities[1] as unknown] : [undefined, equalities];
   if (Array.isArray(toRoot) && toRoot.length > 0) throw invalidField(String(toRoot[0]), "refers back to the whole input (a cycle, meta.referentialEqualities): an input must be JSON");
   if (byFirst !== null && typeof byFirst === "object") {
-    const json = (value as { json?: unknown }).json;
     for (const [first, others] of Object.entries(byFirst)) {
       if (!Array.isArray(others)) continue;
       const places = [first, ...others.map(String)];
@@ -194,7 +187,7 @@ function withoutSharedReferences(value: unknown): unknown {
       }
     }
   }
-  return { ...(value as object), meta: rest };
+  return { ...value, meta: rest };
 }
 
 /** A node of placeInsideAnother's trie: the place that ends here, if one does, and the keys below. */
