@@ -70,6 +70,8 @@ interface RequestLine {
   batch: boolean;
   /** The query string with its "?" ("" when none). */
   search: string;
+  /** The content-type without its parameters, lower case ("" when none). */
+  mediaType: string;
   /** A JSON body (content-type application/json), which tRPC would decode as text. */
   json: boolean;
   /** JSON Lines asked for, with either header: tRPC's handler streams the answer. */
@@ -91,7 +93,8 @@ function requestLine(req: IncomingMessage): RequestLine {
     paths = undefined;
   }
   const streaming = req.headers["trpc-accept"] !== undefined || (req.headers.accept ?? "").includes("application/jsonl");
-  return { paths, batch, search, json: mediaTypeOf(req) === "application/json", streaming, declared: Number(req.headers["content-length"]) };
+  const mediaType = mediaTypeOf(req);
+  return { paths, batch, search, mediaType, json: mediaType === "application/json", streaming, declared: Number(req.headers["content-length"]) };
 }
 
 export function createTrpcFastPath(options: FastPathOptions) {
@@ -123,9 +126,8 @@ export function createTrpcFastPath(options: FastPathOptions) {
     }
     // tRPC's handler takes these bodies as a stream or as form data, which no procedure's input
     // is: the strict schema then listed a stream's methods as unknown fields.
-    const type = mediaTypeOf(req);
-    if (req.method === "POST" && NOT_JSON_INPUTS.has(type)) {
-      return refuseAll(res, line, new TRPCError({ code: "UNSUPPORTED_MEDIA_TYPE", message: `Unsupported content-type "${type}": every procedure takes application/json` }));
+    if (req.method === "POST" && NOT_JSON_INPUTS.has(line.mediaType)) {
+      return refuseAll(res, line, new TRPCError({ code: "UNSUPPORTED_MEDIA_TYPE", message: `Unsupported content-type "${line.mediaType}": every procedure takes application/json` }));
     }
     const planned = plan(req, line);
     if (planned === undefined) {
