@@ -93,4 +93,31 @@ describe("recall cache", () => {
     expect(walrusScorings()).toBe(1);
     expect(ranked(recall, "walrus")).toEqual(ranked(fresh(), "walrus"));
   });
+
+  it("merges a claim's rare matches and earlier runs into its queue's kept ranking as a cold recall ranks them all", () => {
+    vi.useFakeTimers({ toFake: ["Date"] });
+    vi.setSystemTime(Date.parse("2026-11-30T01:00:00Z"));
+    const { memories, remember, fresh } = scratch();
+    // "walrus" and "harbour" common, with different newest memories; the newest also hold a rare word.
+    for (let i = 0; i < 100; i++) remember(`walrus sighting number ${i}`);
+    for (let i = 0; i < 80; i++) remember(`harbour log ${i}${i % 30 === 0 ? " okapi walrus" : ""}`, i % 2 === 0 ? "default" : "other");
+    for (let i = 0; i < 3; i++) remember(`harbour log zebra ${i}`);
+    memories.insert({ id: "m-run", kind: "execution", content: "earlier run of t-1", agentId: null, queue: "default", capability: null, taskId: "t-1", outcome: "failed", durationMs: 5, tags: "[]", data: "{}" }, Date.now());
+    const recall = fresh();
+    const subject = (words: string, earlierRuns = false): RecallSubject => ({ ...task(words), earlierRuns });
+    const rank = (on: MemoryRecall, s: RecallSubject) => on.recallForTask(s, 8, { bytes: 1_000_000 }).map((m) => [m.memory.content, m.score]);
+
+    // The first claim ranks the common terms' candidates and keeps the ranking; the later ones merge into it.
+    const common = rank(recall, subject("walrus harbour"));
+    expect(common).toEqual(rank(fresh(), subject("walrus harbour")));
+    for (const s of [subject("walrus harbour zebra"), subject("walrus harbour okapi zebra"), subject("walrus harbour", true), subject("walrus harbour okapi", true)]) {
+      const warm = rank(recall, s);
+      expect(warm).toEqual(rank(fresh(), s));
+      expect(warm).not.toEqual(common);
+    }
+    // The rare word's memories, also the newest common candidates, are handed out once, ranked by the rare word.
+    const withZebra = rank(recall, subject("walrus harbour zebra")).map(([content]) => content);
+    expect(withZebra.slice(0, 3)).toEqual([2, 1, 0].map((i) => `harbour log zebra ${i}`));
+    expect(new Set(withZebra).size).toBe(withZebra.length);
+  });
 });

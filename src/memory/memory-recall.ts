@@ -9,8 +9,8 @@ import type { Task } from "../tasks/task-schemas.js";
 import { toTask, type TaskStore } from "../tasks/task-store.js";
 import { extractTerms, matchAny, payloadText, quoteTerm } from "./fts-query.js";
 import type { MemoryMatch, RecallRequest } from "./memory-schemas.js";
-import { memoryAnswerBytes, toMemory, type MemoryFilter, type MemoryRow, type MemoryStore, type ScoringFields } from "./memory-store.js";
-import { RecallCache, type RankedMemory } from "./recall-cache.js";
+import type { MemoryFilter, MemoryRow, MemoryStore, ScoringFields } from "./memory-store.js";
+import { handOutOf, RecallCache, type HandOut, type RankedMemory, type Scored } from "./recall-cache.js";
 
 /**
  * What recall needs of a task: its words (queue, capability, payload), its id (for its earlier
@@ -87,11 +87,7 @@ export class MemoryRecall {
     const text = [query ?? "", task ? `${task.queue} ${task.capability ?? ""} ${payloadText(task.payload)}` : ""].join(" ");
     const terms = extractTerms(text);
     const now = Date.now();
-    const relevance = new Map<number, number>();
-    const rows = new Map<number, ScoringFields>();
     const rare: string[] = [];
-    /** Common-term candidates: how many of the common terms each matches. */
-    const commonHits = new Map<number, { row: ScoringFields; hits: number }>();
     const commonLists: ScoringFields[][] = [];
     const unfiltered = filter.queue === undefined && filter.capability === undefined;
     // Unfiltered (a claim's context), a rare term's matches come with their bm25 from one look
@@ -127,96 +123,86 @@ export class MemoryRecall {
       }
       commonLists.push(candidates);
     }
+    // A claim's common terms rank their candidates the same way for every task of its queue
+    // while those terms' candidate lists are the same ones (recall-cache.ts).
+    const listsKey = task !== null && query === undefined && unfiltered && commonLists.length > 0 ? this.cache.listsKey(task.queue, commonLists) : undefined;
     // A claim's context made of common terms only (its rare words matched nothing, it is a first
-    // run): the same for every task of its queue while those terms' candidates are (recall-cache.ts).
-    const sharedKey =
-      task !== null && query === undefined && unfiltered && rareScores.size === 0 && rare.length === 0 && !task.earlierRuns && commonLists.length > 0
-        ? this.cache.contextKey(task.queue, limit, commonLists)
-        : undefined;
+    // run) is the same for all of them: the memories handed out, not only their ranking.
+    const sharedKey = listsKey !== undefined && rareScores.size === 0 && rare.length === 0 && !task!.earlierRuns ? `${listsKey}\u0000${limit}` : undefined;
     const shared = sharedKey === undefined ? undefined : this.cache.context(sharedKey);
     if (shared !== undefined) return inBudget(shared, budget);
-    for (const candidates of commonLists) {
-      for (const row of candidates) {
-        const hit = commonHits.get(row.seq);
-        if (hit === undefined) commonHits.set(row.seq, { row, hits: 1 });
-        else hit.hits++;
-      }
-    }
-    // Rare-term matches rank above common-only ones: relevance in (0.5, 1] by bm25, else [0, 0.5].
-    // The CANDIDATES matching most common terms, the newest first among equals.
-    for (const seq of mostHits(commonHits, CANDIDATES)) {
-      const { row, hits } = commonHits.get(seq)!;
-      rows.set(seq, row);
-      relevance.set(seq, (0.5 * hits) / commonLists.length);
-    }
-    if (rareScores.size > 0) {
-      const found = [...rareScores.entries()].sort(([seqA, a], [seqB, b]) => a - b || seqB - seqA).slice(0, CANDIDATES);
-      const best = Math.max(-found[0]![1], Number.EPSILON);
-      // Scored by their cheap fields; only the memories handed out are read in full (below).
-      const scoring = this.scoringFields(found.map(([seq]) => seq));
-      for (const [seq, bm25] of found) {
-        const fields = scoring.get(seq);
-        // Pruned between the index read and this one: not a candidate any more.
-        if (fields === undefined) continue;
-        rows.set(seq, fields);
-        relevance.set(seq, 0.5 + (0.5 * -bm25) / best);
-      }
-    }
-    if (rare.length > 0) {
-      const found = this.memories.search(matchAny(rare), filter, CANDIDATES);
-      const best = Math.max(...found.map((r) => -r.bm25), Number.EPSILON);
-      for (const row of found) {
-        this.cache.keepRow(row);
-        rows.set(row.seq, row);
-        relevance.set(row.seq, 0.5 + (0.5 * -row.bm25) / best);
-      }
-    }
-    if (terms.length === 0 && !task) {
-      for (const row of this.memories.recent(filter, CANDIDATES)) {
-        rows.set(row.seq, row);
-        relevance.set(row.seq, 0);
-      }
-    }
-    // Earlier runs of the same task are the most relevant context there is (a first run has none).
-    if (task?.earlierRuns) {
-      for (const row of this.memories.byTask(task.id, 10)) {
-        rows.set(row.seq, row);
-        relevance.set(row.seq, 1);
-      }
-    }
 
     const withRelevance = terms.length > 0 || task !== null;
     const max = (withRelevance ? WEIGHTS.relevance : 0) + WEIGHTS.recency + WEIGHTS.outcome + (task ? WEIGHTS.sameQueue : 0);
-    const best = [...relevance.keys()]
-      .map((seq) => {
-        const row = rows.get(seq)!;
-        const createdAt = toDate(row.createdAt).getTime();
-        const recency = 0.5 ** ((now - createdAt) / RECENCY_HALF_LIFE_MS);
-        const outcome = row.outcome === null ? 1 : (OUTCOME_WEIGHT[row.outcome] ?? 0.5);
-        const sameQueue = task && row.queue === task.queue ? 1 : 0;
-        const raw =
-          (withRelevance ? WEIGHTS.relevance * (relevance.get(seq) ?? 0) : 0) +
-          WEIGHTS.recency * recency +
-          WEIGHTS.outcome * outcome +
-          (task ? WEIGHTS.sameQueue * sameQueue : 0);
-        return { seq, createdAt, score: Math.round((raw / max) * 1e6) / 1e6 };
-      })
-      .sort((a, b) => b.score - a.score || b.createdAt - a.createdAt || b.seq - a.seq);
+    const scored = (row: ScoringFields, relevance: number): Scored => {
+      const createdAt = toDate(row.createdAt).getTime();
+      const recency = 0.5 ** ((now - createdAt) / RECENCY_HALF_LIFE_MS);
+      const outcome = row.outcome === null ? 1 : (OUTCOME_WEIGHT[row.outcome] ?? 0.5);
+      const sameQueue = task && row.queue === task.queue ? 1 : 0;
+      const raw =
+        (withRelevance ? WEIGHTS.relevance * relevance : 0) + WEIGHTS.recency * recency + WEIGHTS.outcome * outcome + (task ? WEIGHTS.sameQueue * sameQueue : 0);
+      return { seq: row.seq, createdAt, score: Math.round((raw / max) * 1e6) / 1e6 };
+    };
+
+    // Candidates by seq with their relevance; a later signal about a memory replaces an earlier
+    // one. Rare-term matches rank above common-only ones: relevance in (0.5, 1] by bm25, else
+    // [0, 0.5] (the common terms' candidates, ranked apart below).
+    const found = new Map<number, { row: ScoringFields; relevance: number }>();
+    /** Full rows read while ranking: those handed out need not be read again. */
+    const searched = new Map<number, MemoryRow>();
+    if (rareScores.size > 0) {
+      const best = [...rareScores.entries()].sort(([seqA, a], [seqB, b]) => a - b || seqB - seqA).slice(0, CANDIDATES);
+      const top = Math.max(-best[0]![1], Number.EPSILON);
+      // Scored by their cheap fields; only the memories handed out are read in full (below).
+      const scoring = this.scoringFields(best.map(([seq]) => seq));
+      for (const [seq, bm25] of best) {
+        const row = scoring.get(seq);
+        // Pruned between the index read and this one: not a candidate any more.
+        if (row !== undefined) found.set(seq, { row, relevance: 0.5 + (0.5 * -bm25) / top });
+      }
+    }
+    if (rare.length > 0) {
+      const rows = this.memories.search(matchAny(rare), filter, CANDIDATES);
+      const top = Math.max(...rows.map((r) => -r.bm25), Number.EPSILON);
+      for (const row of rows) {
+        searched.set(row.seq, row);
+        found.set(row.seq, { row, relevance: 0.5 + (0.5 * -row.bm25) / top });
+      }
+    }
+    if (terms.length === 0 && !task) {
+      for (const row of this.memories.recent(filter, CANDIDATES)) found.set(row.seq, { row, relevance: 0 });
+    }
+    // Earlier runs of the same task are the most relevant context there is (a first run has none).
+    if (task?.earlierRuns) {
+      for (const row of this.memories.byTask(task.id, 10)) found.set(row.seq, { row, relevance: 1 });
+    }
+    const ranked = [...found.values()].map(({ row, relevance }) => scored(row, relevance)).sort(byScore);
+
+    let common: readonly Scored[] = [];
+    if (commonLists.length > 0) {
+      const kept = listsKey === undefined ? undefined : this.cache.commonRanking(listsKey);
+      common = kept ?? rankCommon(commonLists, (row, hits) => scored(row, (0.5 * hits) / commonLists.length));
+      if (kept === undefined && listsKey !== undefined) this.cache.keepCommonRanking(listsKey, common);
+    }
+    // The two rankings merged, as one sort of all candidates would order them (byScore orders
+    // any two apart); a memory found by a stronger signal is not also ranked as a common one.
+    const best = ranked.length === 0 ? common : mergeRankings(ranked, common, found);
+
     // Only the memories handed out are loaded in full, best first, while they fit the budget. A
     // candidate from a probe up to PROBE_TTL_MS old may have been pruned since: the next one
     // takes its place.
-    const ranked: RankedMemory[] = [];
-    for (let next = 0; ranked.length < limit && next < best.length; ) {
-      const batch = best.slice(next, next + limit - ranked.length);
+    const handedOut: RankedMemory[] = [];
+    for (let next = 0; handedOut.length < limit && next < best.length; ) {
+      const batch = best.slice(next, next + limit - handedOut.length);
       next += batch.length;
-      const full = this.fullRows(batch.map((b) => b.seq));
+      const full = this.handOuts(batch.map((b) => b.seq), searched);
       for (const { seq, score } of batch) {
-        const row = full.get(seq);
-        if (row !== undefined) ranked.push({ match: { memory: toMemory(row), score }, bytes: memoryAnswerBytes(row) });
+        const handOut = full.get(seq);
+        if (handOut !== undefined) handedOut.push({ match: { memory: handOut.memory, score }, bytes: handOut.bytes });
       }
     }
-    if (sharedKey !== undefined) this.cache.keepContext(sharedKey, ranked);
-    return inBudget(ranked, budget);
+    if (sharedKey !== undefined) this.cache.keepContext(sharedKey, handedOut);
+    return inBudget(handedOut, budget);
   }
 
   /** A term's newest PROBE candidates; a common term's come from the cache when fresh. */
@@ -246,9 +232,17 @@ export class MemoryRecall {
     return readThrough(seqs, (seq) => this.cache.scoringFields(seq), (missing) => this.memories.scoringBySeqs(missing), (fields) => this.cache.keepScoringFields(fields));
   }
 
-  /** Full rows by seq, from the cache where possible (rows never change once written). */
-  private fullRows(seqs: readonly number[]): Map<number, MemoryRow> {
-    return readThrough(seqs, (seq) => this.cache.row(seq), (missing) => this.memories.bySeqs(missing), (row) => this.cache.keepRow(row));
+  /**
+   * Memories as handed out, by seq: from the cache where possible (memories never change once
+   * written), else from `rows` (read already), else read; pruned seqs are left out.
+   */
+  private handOuts(seqs: readonly number[], rows: ReadonlyMap<number, MemoryRow>): Map<number, HandOut> {
+    return readThrough(
+      seqs,
+      (seq) => this.cache.handOut(seq),
+      (missing) => [...missing.flatMap((seq) => rows.get(seq) ?? []), ...this.memories.bySeqs(missing.filter((seq) => !rows.has(seq)))].map(handOutOf),
+      (handOut) => this.cache.keepHandOut(handOut),
+    );
   }
 }
 
@@ -284,6 +278,40 @@ function mostHits(hits: ReadonlyMap<number, { hits: number }>, n: number): numbe
   const best: number[] = [];
   for (let j = keys.length - 1; j >= 0 && best.length < n; j--) best.push(keys[j]! % SEQ_SPAN);
   return best;
+}
+
+/** Best first: the higher score, then the newer memory, then the higher seq (so no two candidates tie). */
+const byScore = (a: Scored, b: Scored): number => b.score - a.score || b.createdAt - a.createdAt || b.seq - a.seq;
+
+/** The CANDIDATES memories matching most of the common terms' lists (the newest first among equals), scored by `score` and sorted. */
+function rankCommon(lists: readonly ScoringFields[][], score: (row: ScoringFields, hits: number) => Scored): Scored[] {
+  const hits = new Map<number, { row: ScoringFields; hits: number }>();
+  for (const list of lists) {
+    for (const row of list) {
+      const hit = hits.get(row.seq);
+      if (hit === undefined) hits.set(row.seq, { row, hits: 1 });
+      else hit.hits++;
+    }
+  }
+  return mostHits(hits, CANDIDATES)
+    .map((seq) => {
+      const { row, hits: n } = hits.get(seq)!;
+      return score(row, n);
+    })
+    .sort(byScore);
+}
+
+/** `first` and the entries of `second` whose seq is not in `skip`, both sorted by byScore, as one list sorted by it. */
+function mergeRankings(first: readonly Scored[], second: readonly Scored[], skip: ReadonlyMap<number, unknown>): Scored[] {
+  const merged: Scored[] = [];
+  let i = 0;
+  for (const entry of second) {
+    if (skip.has(entry.seq)) continue;
+    while (i < first.length && byScore(first[i]!, entry) < 0) merged.push(first[i++]!);
+    merged.push(entry);
+  }
+  while (i < first.length) merged.push(first[i++]!);
+  return merged;
 }
 
 /** The ranked memories that fit what is left of the answer's budget (always the first), the budget used up by them. */

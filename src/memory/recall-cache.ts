@@ -3,14 +3,19 @@
 //  - Probes of common terms (a queue name, a frequent word): their newest matches change with
 //    every memory written, but a claim's context does not need the last second of them. Kept for
 //    PROBE_TTL_MS, per term and filter; rare terms are looked up every time (bm25, exact).
-//  - Memory rows: written once and never updated, so a row once read stays good. Retention deletes
-//    old ones (src/retention/): a pruned row can come back from a probe at most PROBE_TTL_MS old.
+//  - Memories as handed out (the memory and the room it takes in an answer): written once and
+//    never updated, so a memory once read stays good. Retention deletes old ones (src/retention/):
+//    a pruned one can come back from a probe at most PROBE_TTL_MS old. The same object goes out
+//    with every claim that recalls it, and a structured clone carries a shared object once, so
+//    the reader's answers to the event loop shrink too.
+//  - The ranking of the common terms' candidates: the same for every task of a queue as long as
+//    those terms' candidate lists are the same ones (its key names the lists, which live
+//    PROBE_TTL_MS). A claim whose rare words found memories merges them into it rather than
+//    score the common candidates again. The scores are those of the first ranking: under a second
+//    of recency apart, a millionth at most.
 //  - Contexts made of common terms only: a first run whose rare words match nothing gets the same
-//    memories as every other such task of its queue, as long as the common terms' candidate lists
-//    are the same ones (their key names the lists, which live PROBE_TTL_MS). Ranked once, shared by
-//    the claims of that second; and a structured clone carries a shared object once, so the
-//    reader's answers to the event loop shrink too. The scores are those of the first ranking:
-//    under a second of recency apart, a millionth at most.
+//    memories as every other such task of its queue, under the same key: ranked and read once,
+//    shared by the claims of that second.
 //  - What recall scores a memory by (seq, queue, outcome, time): never changes either, and a
 //    common term's newest matches are mostly the same memories probe after probe, so its probe
 //    reads the index alone and the few memories it has not seen yet.
@@ -20,13 +25,29 @@
 //    straight to its newest-matches probe, whose length confirms it every time: a term pruned
 //    below PROBE rows since is found rare there, and scored by bm25 again.
 import { setNewest } from "../bounded-map.js";
-import type { MemoryMatch } from "./memory-schemas.js";
-import type { MemoryRow, ScoringFields } from "./memory-store.js";
+import type { Memory, MemoryMatch } from "./memory-schemas.js";
+import { memoryAnswerBytes, toMemory, type MemoryRow, type ScoringFields } from "./memory-store.js";
 
 /** A memory as recall hands it out, with the room it takes in an answer. */
 export interface RankedMemory {
   match: MemoryMatch;
   bytes: number;
+}
+
+/** A memory as recall hands it out, before it is scored: kept by seq. */
+export interface HandOut {
+  seq: number;
+  memory: Memory;
+  bytes: number;
+}
+
+export const handOutOf = (row: MemoryRow): HandOut => ({ seq: row.seq, memory: toMemory(row), bytes: memoryAnswerBytes(row) });
+
+/** A candidate's place in a ranking: its score and, for ties, its time (Unix ms) and seq. */
+export interface Scored {
+  seq: number;
+  createdAt: number;
+  score: number;
 }
 
 /** How stale a common term's candidate list may be, in ms. */
@@ -41,9 +62,10 @@ const MAX_COMMON_TERMS = 20_000;
 
 export class RecallCache {
   private readonly probes = new Map<string, { at: number; rows: ScoringFields[] }>();
-  private readonly rows = new Map<number, MemoryRow>();
+  private readonly handOuts = new Map<number, HandOut>();
   private readonly scoring = new Map<number, ScoringFields>();
   private readonly contexts = new Map<string, readonly RankedMemory[]>();
+  private readonly commonRankings = new Map<string, readonly Scored[]>();
   /** A serial per kept candidate list: what a shared context's key names. */
   private readonly listSerials = new WeakMap<ScoringFields[], number>();
   private nextSerial = 1;
@@ -83,8 +105,8 @@ export class RecallCache {
     this.commonTerms.delete(key);
   }
 
-  /** The key of a context made of these kept candidate lists, for a task of `queue` wanting `limit` memories. */
-  contextKey(queue: string, limit: number, lists: readonly ScoringFields[][]): string | undefined {
+  /** The key of a ranking of these kept candidate lists for a task of `queue`; undefined if one of them is not kept. */
+  listsKey(queue: string, lists: readonly ScoringFields[][]): string | undefined {
     const serials: number[] = [];
     for (const list of lists) {
       const serial = this.listSerials.get(list);
@@ -92,7 +114,7 @@ export class RecallCache {
       if (serial === undefined) return undefined;
       serials.push(serial);
     }
-    return `${queue}\u0000${limit}\u0000${serials.join(",")}`;
+    return `${queue}\u0000${serials.join(",")}`;
   }
 
   context(key: string): readonly RankedMemory[] | undefined {
@@ -103,8 +125,16 @@ export class RecallCache {
     setNewest(this.contexts, key, ranked, MAX_CONTEXTS);
   }
 
-  row(seq: number): MemoryRow | undefined {
-    return this.rows.get(seq);
+  commonRanking(key: string): readonly Scored[] | undefined {
+    return this.commonRankings.get(key);
+  }
+
+  keepCommonRanking(key: string, ranked: readonly Scored[]): void {
+    setNewest(this.commonRankings, key, ranked, MAX_CONTEXTS);
+  }
+
+  handOut(seq: number): HandOut | undefined {
+    return this.handOuts.get(seq);
   }
 
   scoringFields(seq: number): ScoringFields | undefined {
@@ -116,7 +146,7 @@ export class RecallCache {
     setNewest(this.scoring, fields.seq, { seq: fields.seq, queue: fields.queue, outcome: fields.outcome, createdAt: fields.createdAt }, MAX_SCORING);
   }
 
-  keepRow(row: MemoryRow): void {
-    setNewest(this.rows, row.seq, row, MAX_ROWS);
+  keepHandOut(handOut: HandOut): void {
+    setNewest(this.handOuts, handOut.seq, handOut, MAX_ROWS);
   }
 }
