@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { openDatabase } from "../src/db/open-database.js";
 import BetterSqlite3 from "better-sqlite3";
-import { Statements } from "../src/db/statements.js";
+import { MAX_CACHED, Statements } from "../src/db/statements.js";
 import { readTransaction } from "../src/db/read-transaction.js";
 
 function scratch() {
@@ -117,5 +117,22 @@ describe("Statements", () => {
     expect(st.get("INSERT INTO t (name) VALUES (?)").run("d").changes).toBe(1);
     expect(st.get("UPDATE t SET n = ? WHERE name = ? RETURNING id, n").get(7, "d")).toEqual({ id: 4, n: 7 });
     expect(st.get("DELETE FROM t WHERE name = ? RETURNING name").run("d").changes).toBe(1);
+  });
+
+  it("when full, drops the statement used least recently, however long ago it was prepared", () => {
+    const { st } = scratch();
+    const sqlOf = (i: number) => `SELECT ${i} AS n FROM t LIMIT 1`;
+    const prepared = Array.from({ length: MAX_CACHED }, (_, i) => st.get(sqlOf(i)));
+    // The first prepared is used again: the second is now the least recently used.
+    expect(st.get(sqlOf(0))).toBe(prepared[0]);
+    st.get(sqlOf(MAX_CACHED));
+    expect(st.get(sqlOf(0))).toBe(prepared[0]);
+    expect(st.get(sqlOf(2))).toBe(prepared[2]);
+    // Prepared anew, which drops the statement of 3: the least recently used by then.
+    const again = st.get(sqlOf(1));
+    expect(again).not.toBe(prepared[1]);
+    expect(again.get()).toEqual({ n: 1 });
+    expect(st.get(sqlOf(3))).not.toBe(prepared[3]);
+    expect(st.get(sqlOf(MAX_CACHED - 1))).toBe(prepared[MAX_CACHED - 1]);
   });
 });
