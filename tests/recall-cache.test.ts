@@ -120,4 +120,37 @@ describe("recall cache", () => {
     expect(withZebra.slice(0, 3)).toEqual([2, 1, 0].map((i) => `harbour log zebra ${i}`));
     expect(new Set(withZebra).size).toBe(withZebra.length);
   });
+
+  it("scores a claim's one rare word by bm25 only when it has more than one match, and ranks as if it always did", () => {
+    vi.useFakeTimers({ toFake: ["Date"] });
+    vi.setSystemTime(Date.parse("2026-11-30T01:00:00Z"));
+    const { memories, remember, fresh } = scratch();
+    for (let i = 0; i < 100; i++) remember(`walrus sighting number ${i}`);
+    remember("zebra crossing near the walrus pier");
+    remember("okapi tracks by the okapi pool, no walrus");
+    remember("okapi seen near the walrus pier");
+    const scored = vi.spyOn(memories, "termMatches");
+    const recall = fresh();
+    // A task of queue "walrus" (a common word) with the payload's words: nothing else to look up.
+    const rank = (words: string) => recall.recallForTask({ ...task(""), queue: "walrus", payload: words }, 5, { bytes: 1_000_000 }).map((m) => [m.memory.content, m.score]);
+    rank("");
+    const scoredWords = () => scored.mock.calls.map(([term]) => term);
+
+    // "zebra" is the only word to look up and matches one memory: first, with no bm25 read. With
+    // a second word to look up ("quokka", in no memory), bm25 scores it: the same answer.
+    scored.mockClear();
+    const sole = rank("zebra");
+    expect(scoredWords()).toEqual([]);
+    expect(sole[0]![0]).toBe("zebra crossing near the walrus pier");
+    expect(rank("zebra quokka")).toEqual(sole);
+    expect(scoredWords()).toEqual(['"zebra"', '"quokka"']);
+
+    // "okapi" matches two memories: bm25 ranks them (the one saying it twice first, though older), as with a second word.
+    scored.mockClear();
+    const two = rank("okapi");
+    expect(scoredWords()).toEqual(['"okapi"']);
+    expect(two.slice(0, 2).map(([content]) => content)).toEqual(["okapi tracks by the okapi pool, no walrus", "okapi seen near the walrus pier"]);
+    expect(two[0]![1]).toBeGreaterThan(two[1]![1] as number);
+    expect(rank("okapi quokka")).toEqual(two);
+  });
 });

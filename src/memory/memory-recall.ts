@@ -91,8 +91,12 @@ export class MemoryRecall {
     const commonLists: ScoringFields[][] = [];
     const unfiltered = filter.queue === undefined && filter.capability === undefined;
     // Unfiltered (a claim's context), a rare term's matches come with their bm25 from one look
-    // at the index; their sum over terms is the bm25 of the OR query (see termMatches).
-    const rareScores = new Map<number, number>();
+    // at the index; their sum over terms is the bm25 of the OR query (see termMatches). A claim
+    // with one term to look up (an id or a number beside its queue's common words) looks it up
+    // without bm25 first: bm25 reads every match's size, and a sole match needs no score
+    // (rareScores).
+    const lookups = unfiltered ? terms.filter((term) => this.needsLookup(probeKey(term, filter), now)).length : 0;
+    const rareFound: RareTermMatches[] = [];
     for (const term of terms) {
       const key = probeKey(term, filter);
       let candidates = this.cache.probe(key, now);
@@ -107,9 +111,10 @@ export class MemoryRecall {
           }
           this.cache.forgetCommon(key);
         }
-        const matches = this.memories.termMatches(quoteTerm(term), PROBE);
-        if (matches.length < PROBE) {
-          for (const { seq, bm25 } of matches) rareScores.set(seq, (rareScores.get(seq) ?? 0) + bm25);
+        const found: RareTermMatches = lookups === 1 ? { term, seqs: this.memories.newestMatchSeqs(quoteTerm(term), PROBE) } : { term, matches: this.memories.termMatches(quoteTerm(term), PROBE) };
+        const count = "seqs" in found ? found.seqs.length : found.matches.length;
+        if (count < PROBE) {
+          if (count > 0) rareFound.push(found);
           continue;
         }
         // Common: its candidates come from its probe below, which remembers it as common.
@@ -123,6 +128,7 @@ export class MemoryRecall {
       }
       commonLists.push(candidates);
     }
+    const rareScores = this.rareScores(rareFound);
     // A claim's common terms rank their candidates the same way for every task of its queue
     // while those terms' candidate lists are the same ones (recall-cache.ts).
     const listsKey = task !== null && query === undefined && unfiltered && commonLists.length > 0 ? this.cache.listsKey(task.queue, commonLists) : undefined;
@@ -205,6 +211,27 @@ export class MemoryRecall {
     return inBudget(handedOut, budget);
   }
 
+  /** Whether a term (its probe key) has to be looked up in the index: neither probed recently nor known to be common. */
+  private needsLookup(key: string, now: number): boolean {
+    return this.cache.probe(key, now) === undefined && !this.cache.isCommon(key);
+  }
+
+  /**
+   * The bm25 of the OR query over the rare terms, by seq: each term's bm25, added up in the
+   * terms' order. A term looked up without bm25 is scored now, unless the rare terms together
+   * have a sole match: its relevance is then 1 whatever its bm25 (relevance is bm25 over the
+   * best one's), and any negative number stands for it.
+   */
+  private rareScores(found: readonly RareTermMatches[]): Map<number, number> {
+    const scores = new Map<number, number>();
+    const matched = new Set(found.flatMap((f) => ("seqs" in f ? f.seqs : f.matches.map((m) => m.seq))));
+    for (const f of found) {
+      const matches = "matches" in f ? f.matches : matched.size === 1 ? f.seqs.map((seq) => ({ seq, bm25: -1 })) : this.memories.termMatches(quoteTerm(f.term), PROBE);
+      for (const { seq, bm25 } of matches) scores.set(seq, (scores.get(seq) ?? 0) + bm25);
+    }
+    return scores;
+  }
+
   /** A term's newest PROBE candidates; a common term's come from the cache when fresh. */
   private probe(term: string, filter: MemoryFilter, now: number): ScoringFields[] {
     const key = probeKey(term, filter);
@@ -279,6 +306,9 @@ function mostHits(hits: ReadonlyMap<number, { hits: number }>, n: number): numbe
   for (let j = keys.length - 1; j >= 0 && best.length < n; j--) best.push(keys[j]! % SEQ_SPAN);
   return best;
 }
+
+/** A rare term's matches: with their bm25, or (looked up without it) their seqs, newest first. */
+type RareTermMatches = { term: string; matches: Array<{ seq: number; bm25: number }> } | { term: string; seqs: number[] };
 
 /** Best first: the higher score, then the newer memory, then the higher seq (so no two candidates tie). */
 const byScore = (a: Scored, b: Scored): number => b.score - a.score || b.createdAt - a.createdAt || b.seq - a.seq;
