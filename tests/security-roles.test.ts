@@ -86,3 +86,42 @@ describe("the role matrix", () => {
     for (const role of ["read", "agent", "admin"]) expect(await subscriptionOpens(role), role).toBe("opens");
   });
 });
+
+describe("a caller without a credential", () => {
+  /** Status and error code of a raw HTTP call, with the admin token or none. */
+  async function call(method: string, path: string, body: string | undefined, token?: string): Promise<[number, string | undefined]> {
+    const response = await fetch(`${t.url}${path}`, {
+      method,
+      headers: { ...(body === undefined ? {} : { "content-type": "application/json" }), ...(token === undefined ? {} : { authorization: `Bearer ${token}` }) },
+      ...(body === undefined ? {} : { body }),
+    });
+    const text = await response.text();
+    type Refusal = { code?: string; error?: { json?: { data?: { code?: string } } } };
+    const parsed = JSON.parse(text) as Refusal | Refusal[];
+    // REST's error, or tRPC's (the first call's, for a batch).
+    const one = Array.isArray(parsed) ? parsed[0]! : parsed;
+    return [response.status, one.code ?? one.error?.json?.data?.code];
+  }
+  const malformed: Array<[string, string, string | undefined]> = [
+    ["POST", "/trpc/tasks.enqueue", "{not json"],
+    ["POST", "/trpc/tasks.enqueue", '{"json":{"payload":{"__proto__":{"x":1}}}}'],
+    ["POST", "/trpc/tasks.enqueue", '{"json":{},"meta":{"values":{"x":["custom","Nope"]}}}'],
+    ["POST", "/trpc/tasks.enqueue,tasks.claim?batch=1", "{not json"],
+    ["GET", `/trpc/tasks.get?input=${encodeURIComponent("{not json")}`, undefined],
+    ["POST", "/tasks", "{not json"],
+  ];
+
+  it("is answered 401 before its input is read, over tRPC as over REST; with a credential, the input's 400", async () => {
+    for (const [method, path, body] of malformed) {
+      expect(await call(method, path, body), `${method} ${path} ${body} without a token`).toEqual([401, "UNAUTHORIZED"]);
+      const [status] = await call(method, path, body, ADMIN_SECRET);
+      expect(status, `${method} ${path} ${body} as admin`).toBe(400);
+    }
+  });
+
+  it("still gets the 400 of a malformed input to an open procedure (health)", async () => {
+    expect((await call("GET", `/trpc/health?input=${encodeURIComponent("{not json")}`, undefined))[0]).toBe(400);
+    expect((await call("GET", "/trpc/health", undefined))[0]).toBe(200);
+  });
+});
+

@@ -17,12 +17,13 @@ import { rest, startTestServer, type TestServer } from "./helpers/test-server.js
  * to answer. A server caught in a synchronous loop blocks this test's own event loop (it runs in
  * the test's process), so no timer fires: deserializeInput is also tested directly, below.
  */
-async function call(t: TestServer, path: string, body: unknown, method: "POST" | "GET" = "POST"): Promise<{ status: number; body: any }> {
+async function call(t: TestServer, path: string, body: unknown, method: "POST" | "GET" = "POST", token?: string): Promise<{ status: number; body: any }> {
   const text = JSON.stringify(body);
+  const authorization: Record<string, string> = token === undefined ? {} : { authorization: `Bearer ${token}` };
   const response =
     method === "POST"
-      ? await fetch(`${t.url}/trpc/${path}`, { method, headers: { "content-type": "application/json" }, body: text, signal: AbortSignal.timeout(20_000) })
-      : await fetch(`${t.url}/trpc/${path}?input=${encodeURIComponent(text)}`, { signal: AbortSignal.timeout(20_000) });
+      ? await fetch(`${t.url}/trpc/${path}`, { method, headers: { "content-type": "application/json", ...authorization }, body: text, signal: AbortSignal.timeout(20_000) })
+      : await fetch(`${t.url}/trpc/${path}?input=${encodeURIComponent(text)}`, { headers: authorization, signal: AbortSignal.timeout(20_000) });
   return { status: response.status, body: await response.json() };
 }
 
@@ -89,9 +90,12 @@ describe("tRPC inputs are JSON trees", () => {
     await expectHealthy(t);
   });
 
-  it("with credentials required, a caller without a token gets a 400 for a cycle too, and the server goes on", async () => {
-    await using t = await startTestServer({ adminToken: "admin-secret-0123456789abcdef-0123456789" });
-    expect(await call(t, "tasks.enqueue", cyclic)).toMatchObject({ status: 400, body: cycleAt("payload.a.b", "payload") });
+  it("with credentials required: no token is a 401 before the input is read; with one, a cycle is a 400; the server goes on", async () => {
+    const admin = "admin-secret-0123456789abcdef-0123456789";
+    await using t = await startTestServer({ adminToken: admin });
+    expect(await call(t, "tasks.enqueue", cyclic)).toMatchObject({ status: 401, body: { error: { json: { data: { code: "UNAUTHORIZED" } } } } });
+    expect(await call(t, "tasks.enqueue", cyclic, "POST", admin)).toMatchObject({ status: 400, body: cycleAt("payload.a.b", "payload") });
+    expect(await call(t, "tasks.get", cyclic, "GET", admin)).toMatchObject({ status: 400 });
     await expectHealthy(t);
   });
 

@@ -16,18 +16,22 @@
 // middleware the direct call does not run, and a caller who cannot be authenticated (a failing
 // database). A JSON body is read here first, for those too, and goes to tRPC's handler as
 // `req.body`, which tRPC reads instead of the stream (one declared too large is left to it
-// unread). One difference, on purpose, whichever answers: a JSON body that is not UTF-8, or a
+// unread). Two differences, on purpose, whichever answers: a JSON body that is not UTF-8, or a
 // query string whose escapes are not, is refused here (400, as a plain JSON answer even to a
 // request that asked for JSON Lines), where tRPC would decode it with U+FFFD in place of the bad
-// bytes and run the call on text its client never sent.
+// bytes and run the call on text its client never sent. And with credentials enforced, a caller
+// without a valid one is answered 401 before its request is read, as on the REST routes, where
+// tRPC's handler would first refuse a malformed input with a 400.
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { TRPCError } from "@trpc/server";
 import { TRPC_ERROR_CODES_BY_KEY } from "@trpc/server/rpc";
+import { unauthorized } from "../auth/access.js";
 import { CoordinationError, ERROR_STATUS, errorHeaders, invalidField, type ErrorBody } from "../errors.js";
 import { directCall, type DirectCall, type ProcedureDefinition } from "../rest/direct-call.js";
 import { assertQueryEncoding, mediaTypeOf, NOT_UTF8, readBody } from "../server/http-io.js";
 import { appRouter } from "./app-router.js";
 import type { Context } from "./context.js";
+import type { Access, Meta } from "./meta.js";
 import { toErrorBody, trpcCodeOf, trpcErrorData } from "./error-shape.js";
 import { directCallMiddlewares } from "./init.js";
 import { deserializeInput, serializeAnswer } from "./wire-encoding.js";
@@ -57,6 +61,17 @@ function directCalls(): Map<string, { call: DirectCall; type: ProcedureDefinitio
   }
   return calls;
 }
+
+/** The role each procedure needs of its caller (its meta's access), by path. */
+const NEEDED_ROLE: ReadonlyMap<string, Access["role"] | undefined> = new Map(
+  Object.entries(appRouter._def.procedures as unknown as Record<string, { _def: { meta?: Meta } }>).map(([path, { _def }]) => [path, _def.meta?.access?.role]),
+);
+
+/** Whether calling `path` needs a credential (an unknown procedure is tRPC's 404 to answer). */
+const needsCredential = (path: string): boolean => {
+  const role = NEEDED_ROLE.get(path);
+  return role !== undefined && role !== "open";
+};
 
 /** Media types tRPC's handler reads as an input that is not JSON (octet streams, form data). */
 const NOT_JSON_INPUTS: ReadonlySet<string> = new Set(["application/octet-stream", "multipart/form-data"]);
@@ -118,6 +133,16 @@ export function createTrpcFastPath(options: FastPathOptions) {
 
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const line = requestLine(req);
+    // Who is calling, before anything of the request is read, as on the REST routes: a caller
+    // without a valid credential learns nothing about what it sent (not even that its JSON was
+    // malformed), whichever of the two handlers would answer it.
+    let ctx: Context | undefined;
+    try {
+      ctx = await options.createContext(req, res);
+    } catch {
+      // Who is calling could not be told (the database failing, shutdown): tRPC's handler answers that as it does.
+    }
+    if (ctx?.caller.kind === "anonymous" && line.paths !== undefined && line.paths.every(needsCredential)) return refuseAll(res, line, unauthorized());
     // Escapes in the query (a GET's input) that are not UTF-8: refused, where tRPC would read U+FFFD in their place.
     try {
       assertQueryEncoding(line.search);
@@ -149,12 +174,6 @@ export function createTrpcFastPath(options: FastPathOptions) {
     }
     if (planned === undefined) return options.fallback(Object.assign(req, { body: read.text }), res);
     const inputs = parseInputs(read.text, planned);
-    let ctx: Context | undefined;
-    try {
-      if (inputs !== undefined) ctx = await options.createContext(req, res);
-    } catch {
-      // Who is calling could not be told (the database failing, shutdown): tRPC's handler answers that as it does.
-    }
     if (inputs === undefined || ctx === undefined) return options.fallback(Object.assign(req, { body: read.text }), res);
     const context = ctx;
     const answers = await Promise.all(
