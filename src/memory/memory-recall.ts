@@ -44,6 +44,8 @@ const OUTCOME_WEIGHT: Record<string, number> = { completed: 1, failed: 0.6, dead
 const CANDIDATES = 50;
 /** A term with at least this many matches is "common": not worth a bm25 pass over all of them. */
 const PROBE = 64;
+/** What stands for the bm25 of the claim's sole rare match: any negative number (relevance is bm25 over the best one's, so 1). */
+const SOLE_MATCH_BM25 = -1;
 
 
 export class MemoryRecall {
@@ -88,47 +90,64 @@ export class MemoryRecall {
     const terms = extractTerms(text);
     const now = Date.now();
     const rare: string[] = [];
-    const commonLists: ScoringFields[][] = [];
     const unfiltered = filter.queue === undefined && filter.capability === undefined;
-    // Unfiltered (a claim's context), a rare term's matches come with their bm25 from one look
-    // at the index; their sum over terms is the bm25 of the OR query (see termMatches). A claim
-    // with one term to look up (an id or a number beside its queue's common words) looks it up
-    // without bm25 first: bm25 reads every match's size, and a sole match needs no score
-    // (rareScores).
-    const lookups = unfiltered ? terms.filter((term) => this.needsLookup(probeKey(term, filter), now)).length : 0;
-    const rareFound: RareTermMatches[] = [];
-    for (const term of terms) {
+    // Each common term's candidate list, at the term's place: the lists keep the terms' order.
+    const lists: Array<ScoringFields[] | undefined> = [];
+    /** A term whose candidates were probed: common with PROBE of them, else rare (none: no use to bm25 either). */
+    const probed = (at: number, term: string, candidates: ScoringFields[]) => {
+      if (candidates.length >= PROBE) lists[at] = candidates;
+      else if (candidates.length > 0) rare.push(term);
+    };
+    // Unfiltered (a claim's context), the terms neither probed recently nor known to be common
+    // are looked up in the index (below); a term known to be common skips bm25, which reads its
+    // whole doclist (recall-cache.ts), and its probe's length confirms it is still common.
+    const toLookUp: Array<{ term: string; at: number }> = [];
+    for (const [at, term] of terms.entries()) {
       const key = probeKey(term, filter);
-      let candidates = this.cache.probe(key, now);
-      if (candidates === undefined && unfiltered) {
-        // A term known to be common skips bm25, which reads its whole doclist (recall-cache.ts);
-        // its probe's length confirms it is still common.
-        if (this.cache.isCommon(key)) {
-          candidates = this.probe(term, filter, now);
-          if (candidates.length >= PROBE) {
-            commonLists.push(candidates);
-            continue;
-          }
-          this.cache.forgetCommon(key);
-        }
-        const found: RareTermMatches = lookups === 1 ? { term, seqs: this.memories.newestMatchSeqs(quoteTerm(term), PROBE) } : { term, matches: this.memories.termMatches(quoteTerm(term), PROBE) };
-        const count = "seqs" in found ? found.seqs.length : found.matches.length;
-        if (count < PROBE) {
-          if (count > 0) rareFound.push(found);
-          continue;
-        }
-        // Common: its candidates come from its probe below, which remembers it as common.
-        candidates = undefined;
-      }
-      candidates ??= this.probe(term, filter, now);
-      if (candidates.length < PROBE) {
-        // A term no memory has is no use to bm25 either.
-        if (candidates.length > 0) rare.push(term);
+      const kept = this.cache.probe(key, now);
+      if (kept !== undefined) {
+        lists[at] = kept;
         continue;
       }
-      commonLists.push(candidates);
+      if (!unfiltered) {
+        probed(at, term, this.probe(term, filter, now));
+        continue;
+      }
+      if (this.cache.isCommon(key)) {
+        const candidates = this.probe(term, filter, now);
+        if (candidates.length >= PROBE) {
+          lists[at] = candidates;
+          continue;
+        }
+        this.cache.forgetCommon(key);
+      }
+      toLookUp.push({ term, at });
     }
-    const rareScores = this.rareScores(rareFound);
+    // A rare term's matches come with their bm25 from one look at the index; their sum over terms,
+    // in the terms' order, is the bm25 of the OR query (see termMatches). A term with PROBE
+    // matches is common: its candidates come from its probe, which remembers it as common. But
+    // bm25 reads every match's size, and a claim's relevance is bm25 over the best candidate's:
+    // a sole match ranks 1 whatever its bm25. So a claim with one term to look up (an id or a
+    // number beside its queue's common words) looks it up without bm25, and scores it only if it
+    // has more than one match.
+    const rareScores = new Map<number, number>();
+    const addScores = (matches: ReadonlyArray<{ seq: number; bm25: number }>) => {
+      for (const { seq, bm25 } of matches) rareScores.set(seq, (rareScores.get(seq) ?? 0) + bm25);
+    };
+    if (toLookUp.length === 1) {
+      const { term, at } = toLookUp[0]!;
+      const seqs = this.memories.newestMatchSeqs(quoteTerm(term), PROBE);
+      if (seqs.length >= PROBE) probed(at, term, this.probe(term, filter, now, seqs));
+      else if (seqs.length === 1) rareScores.set(seqs[0]!, SOLE_MATCH_BM25);
+      else if (seqs.length > 1) addScores(this.memories.termMatches(quoteTerm(term), PROBE));
+    } else {
+      for (const { term, at } of toLookUp) {
+        const matches = this.memories.termMatches(quoteTerm(term), PROBE);
+        if (matches.length >= PROBE) probed(at, term, this.probe(term, filter, now));
+        else addScores(matches);
+      }
+    }
+    const commonLists = lists.filter((list) => list !== undefined);
     // A claim's common terms rank their candidates the same way for every task of its queue
     // while those terms' candidate lists are the same ones (recall-cache.ts).
     const listsKey = task !== null && query === undefined && unfiltered && commonLists.length > 0 ? this.cache.listsKey(task.queue, commonLists) : undefined;
@@ -150,39 +169,40 @@ export class MemoryRecall {
       return { seq: row.seq, createdAt, score: Math.round((raw / max) * 1e6) / 1e6 };
     };
 
-    // Candidates by seq with their relevance; a later signal about a memory replaces an earlier
-    // one. Rare-term matches rank above common-only ones: relevance in (0.5, 1] by bm25, else
+    // The claim's own candidates by seq with their relevance; a later signal about a memory
+    // replaces an earlier one. Rare-term matches rank above common-only ones: relevance in (0.5, 1] by bm25, else
     // [0, 0.5] (the common terms' candidates, ranked apart below).
-    const found = new Map<number, { row: ScoringFields; relevance: number }>();
+    const candidates = new Map<number, { row: ScoringFields; relevance: number }>();
     /** Full rows read while ranking: those handed out need not be read again. */
-    const searched = new Map<number, MemoryRow>();
+    const fullRows = new Map<number, MemoryRow>();
+    const candidate = (row: MemoryRow, relevance: number) => {
+      fullRows.set(row.seq, row);
+      candidates.set(row.seq, { row, relevance });
+    };
     if (rareScores.size > 0) {
-      const best = [...rareScores.entries()].sort(([seqA, a], [seqB, b]) => a - b || seqB - seqA).slice(0, CANDIDATES);
-      const top = Math.max(-best[0]![1], Number.EPSILON);
+      const matches = [...rareScores.entries()].sort(([seqA, a], [seqB, b]) => a - b || seqB - seqA).slice(0, CANDIDATES);
+      const top = Math.max(-matches[0]![1], Number.EPSILON);
       // Scored by their cheap fields; only the memories handed out are read in full (below).
-      const scoring = this.scoringFields(best.map(([seq]) => seq));
-      for (const [seq, bm25] of best) {
+      const scoring = this.scoringFields(matches.map(([seq]) => seq));
+      for (const [seq, bm25] of matches) {
         const row = scoring.get(seq);
         // Pruned between the index read and this one: not a candidate any more.
-        if (row !== undefined) found.set(seq, { row, relevance: 0.5 + (0.5 * -bm25) / top });
+        if (row !== undefined) candidates.set(seq, { row, relevance: 0.5 + (0.5 * -bm25) / top });
       }
     }
     if (rare.length > 0) {
       const rows = this.memories.search(matchAny(rare), filter, CANDIDATES);
       const top = Math.max(...rows.map((r) => -r.bm25), Number.EPSILON);
-      for (const row of rows) {
-        searched.set(row.seq, row);
-        found.set(row.seq, { row, relevance: 0.5 + (0.5 * -row.bm25) / top });
-      }
+      for (const row of rows) candidate(row, 0.5 + (0.5 * -row.bm25) / top);
     }
     if (terms.length === 0 && !task) {
-      for (const row of this.memories.recent(filter, CANDIDATES)) found.set(row.seq, { row, relevance: 0 });
+      for (const row of this.memories.recent(filter, CANDIDATES)) candidate(row, 0);
     }
     // Earlier runs of the same task are the most relevant context there is (a first run has none).
     if (task?.earlierRuns) {
-      for (const row of this.memories.byTask(task.id, 10)) found.set(row.seq, { row, relevance: 1 });
+      for (const row of this.memories.byTask(task.id, 10)) candidate(row, 1);
     }
-    const ranked = [...found.values()].map(({ row, relevance }) => scored(row, relevance)).sort(byScore);
+    const ranked = [...candidates.values()].map(({ row, relevance }) => scored(row, relevance)).sort(byScore);
 
     let common: readonly Scored[] = [];
     if (commonLists.length > 0) {
@@ -192,7 +212,7 @@ export class MemoryRecall {
     }
     // The two rankings merged, as one sort of all candidates would order them (byScore orders
     // any two apart); a memory found by a stronger signal is not also ranked as a common one.
-    const best = ranked.length === 0 ? common : mergeRankings(ranked, common, found);
+    const best = ranked.length === 0 ? common : mergeRankings(ranked, common, candidates);
 
     // Only the memories handed out are loaded in full, best first, while they fit the budget. A
     // candidate from a probe up to PROBE_TTL_MS old may have been pruned since: the next one
@@ -201,7 +221,7 @@ export class MemoryRecall {
     for (let next = 0; handedOut.length < limit && next < best.length; ) {
       const batch = best.slice(next, next + limit - handedOut.length);
       next += batch.length;
-      const full = this.handOuts(batch.map((b) => b.seq), searched);
+      const full = this.handOuts(batch.map((b) => b.seq), fullRows);
       for (const { seq, score } of batch) {
         const handOut = full.get(seq);
         if (handOut !== undefined) handedOut.push({ match: { memory: handOut.memory, score }, bytes: handOut.bytes });
@@ -211,40 +231,24 @@ export class MemoryRecall {
     return inBudget(handedOut, budget);
   }
 
-  /** Whether a term (its probe key) has to be looked up in the index: neither probed recently nor known to be common. */
-  private needsLookup(key: string, now: number): boolean {
-    return this.cache.probe(key, now) === undefined && !this.cache.isCommon(key);
-  }
-
   /**
-   * The bm25 of the OR query over the rare terms, by seq: each term's bm25, added up in the
-   * terms' order. A term looked up without bm25 is scored now, unless the rare terms together
-   * have a sole match: its relevance is then 1 whatever its bm25 (relevance is bm25 over the
-   * best one's), and any negative number stands for it.
+   * A term's newest PROBE candidates; a common term's come from the cache when fresh. `seqs`:
+   * unfiltered, the term's newest PROBE matches when they were just read.
    */
-  private rareScores(found: readonly RareTermMatches[]): Map<number, number> {
-    const scores = new Map<number, number>();
-    const matched = new Set(found.flatMap((f) => ("seqs" in f ? f.seqs : f.matches.map((m) => m.seq))));
-    for (const f of found) {
-      const matches = "matches" in f ? f.matches : matched.size === 1 ? f.seqs.map((seq) => ({ seq, bm25: -1 })) : this.memories.termMatches(quoteTerm(f.term), PROBE);
-      for (const { seq, bm25 } of matches) scores.set(seq, (scores.get(seq) ?? 0) + bm25);
-    }
-    return scores;
-  }
-
-  /** A term's newest PROBE candidates; a common term's come from the cache when fresh. */
-  private probe(term: string, filter: MemoryFilter, now: number): ScoringFields[] {
+  private probe(term: string, filter: MemoryFilter, now: number, seqs?: readonly number[]): ScoringFields[] {
     const key = probeKey(term, filter);
     const cached = this.cache.probe(key, now);
     if (cached) return cached;
-    const found = filter.queue === undefined && filter.capability === undefined ? this.newestUnfiltered(term) : this.memories.newestMatches(quoteTerm(term), filter, PROBE);
+    const found =
+      filter.queue === undefined && filter.capability === undefined
+        ? this.withScoringFields(seqs ?? this.memories.newestMatchSeqs(quoteTerm(term), PROBE))
+        : this.memories.newestMatches(quoteTerm(term), filter, PROBE);
     if (found.length === PROBE) this.cache.keepProbe(key, now, found);
     return found;
   }
 
-  /** A term's newest PROBE matches, newest first: seqs from the index, their fields from the cache where it has them. */
-  private newestUnfiltered(term: string): ScoringFields[] {
-    const seqs = this.memories.newestMatchSeqs(quoteTerm(term), PROBE);
+  /** The scoring fields of `seqs`, in their order: from the cache where it has them; pruned seqs are left out. */
+  private withScoringFields(seqs: readonly number[]): ScoringFields[] {
     const scoring = this.scoringFields(seqs);
     const found: ScoringFields[] = [];
     for (const seq of seqs) {
@@ -306,9 +310,6 @@ function mostHits(hits: ReadonlyMap<number, { hits: number }>, n: number): numbe
   for (let j = keys.length - 1; j >= 0 && best.length < n; j--) best.push(keys[j]! % SEQ_SPAN);
   return best;
 }
-
-/** A rare term's matches: with their bm25, or (looked up without it) their seqs, newest first. */
-type RareTermMatches = { term: string; matches: Array<{ seq: number; bm25: number }> } | { term: string; seqs: number[] };
 
 /** Best first: the higher score, then the newer memory, then the higher seq (so no two candidates tie). */
 const byScore = (a: Scored, b: Scored): number => b.score - a.score || b.createdAt - a.createdAt || b.seq - a.seq;

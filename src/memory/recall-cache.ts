@@ -12,7 +12,8 @@
 //    those terms' candidate lists are the same ones (its key names the lists, which live
 //    PROBE_TTL_MS). A claim whose rare words found memories merges them into it rather than
 //    score the common candidates again. The scores are those of the first ranking: under a second
-//    of recency apart, a millionth at most.
+//    of recency apart, a millionth at most, so that two candidates scored within a millionth of
+//    each other, one kept and one fresh, may come in either order.
 //  - Contexts made of common terms only: a first run whose rare words match nothing gets the same
 //    memories as every other such task of its queue, under the same key: ranked and read once,
 //    shared by the claims of that second.
@@ -55,6 +56,7 @@ export const PROBE_TTL_MS = 1000;
 const MAX_PROBES = 1000;
 const MAX_ROWS = 2000;
 const MAX_CONTEXTS = 200;
+const MAX_COMMON_RANKINGS = 200;
 /** Scoring fields kept: about 100 bytes each. */
 const MAX_SCORING = 50_000;
 /** Terms remembered as common (a key and a number each); the least recently confirmed go first. */
@@ -66,7 +68,7 @@ export class RecallCache {
   private readonly scoring = new Map<number, ScoringFields>();
   private readonly contexts = new Map<string, readonly RankedMemory[]>();
   private readonly commonRankings = new Map<string, readonly Scored[]>();
-  /** A serial per kept candidate list: what a shared context's key names. */
+  /** A serial per kept candidate list: what the keys of rankings and shared contexts name. */
   private readonly listSerials = new WeakMap<ScoringFields[], number>();
   private nextSerial = 1;
   /** Probe keys (term and filter) whose term had PROBE matches or more when last looked at. */
@@ -130,7 +132,7 @@ export class RecallCache {
   }
 
   keepCommonRanking(key: string, ranked: readonly Scored[]): void {
-    setNewest(this.commonRankings, key, ranked, MAX_CONTEXTS);
+    setNewest(this.commonRankings, key, ranked, MAX_COMMON_RANKINGS);
   }
 
   handOut(seq: number): HandOut | undefined {
