@@ -2,7 +2,7 @@
 // of the in-process claim+complete time (bench/RESULTS.md, 2026-11-29).
 //  - Probes of common terms (a queue name, a frequent word): their newest matches change with
 //    every memory written, but a claim's context does not need the last second of them. Kept for
-//    PROBE_TTL_MS, per term and filter; rare terms are looked up every time (bm25, exact).
+//    PROBE_TTL_MS, per term and filter; rare terms are looked up every time (exact).
 //  - Memories as handed out (the memory and the room it takes in an answer): written once and
 //    never updated, so a memory once read stays good. Retention deletes old ones (src/retention/):
 //    a pruned one can come back from a probe at most PROBE_TTL_MS old. The same object goes out
@@ -54,7 +54,7 @@ export interface Scored {
 /** How stale a common term's candidate list may be, in ms. */
 export const PROBE_TTL_MS = 1000;
 const MAX_PROBES = 1000;
-const MAX_ROWS = 2000;
+const MAX_HAND_OUTS = 2000;
 const MAX_CONTEXTS = 200;
 const MAX_COMMON_RANKINGS = 200;
 /** Scoring fields kept: about 100 bytes each. */
@@ -149,6 +149,6 @@ export class RecallCache {
   }
 
   keepHandOut(handOut: HandOut): void {
-    setNewest(this.handOuts, handOut.seq, handOut, MAX_ROWS);
+    setNewest(this.handOuts, handOut.seq, handOut, MAX_HAND_OUTS);
   }
 }
