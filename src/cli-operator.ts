@@ -1,7 +1,8 @@
 // The operator's commands against a running server, through the typed client (so they get the
 // same validation, errors and credentials as any agent): stats, tasks, agents, events tail. The
-// server's URL and token come from --url/--token or COORDINATION_URL/COORDINATION_TOKEN. Tables
-// for people, --json for scripts. Exit codes: 0 done, 1 the server refused or could not be
+// server's URL and token come from --url/--token or COORDINATION_URL/COORDINATION_TOKEN, and the
+// token else from COORDINATION_ADMIN_TOKEN: an operator whose shell started the server with it has
+// the server's admin credential at hand. Tables for people, --json for scripts. Exit codes: 0 done, 1 the server refused or could not be
 // reached (the message says which), 2 usage.
 import { createCoordinationClient, isTRPCClientError, type CoordinationClient } from "../client/index.js";
 
@@ -12,7 +13,7 @@ export const OPERATOR_USAGE = [
   "       coordination agents [--capability C] [--health healthy|stale|offline]",
   "       coordination events tail [--types 'task.*,agent.*'] [--agent A] [--from SEQ]   (--from: the events after SEQ; 0 for all retained)",
   "Each takes --url URL (COORDINATION_URL, default http://127.0.0.1:8000), --token TOKEN",
-  "(COORDINATION_TOKEN) and --json (JSON for scripts instead of a table).",
+  "(COORDINATION_TOKEN, else COORDINATION_ADMIN_TOKEN) and --json (JSON for scripts instead of a table).",
 ].join("\n");
 
 export class OperatorUsageError extends Error {}
@@ -81,7 +82,7 @@ export async function runOperatorCommand(argv: string[], env: NodeJS.ProcessEnv,
   }
   const { words, options } = parsed;
   const url = str(options["--url"]) ?? env.COORDINATION_URL ?? "http://127.0.0.1:8000";
-  const token = str(options["--token"]) ?? env.COORDINATION_TOKEN;
+  const token = str(options["--token"]) ?? env.COORDINATION_TOKEN ?? env.COORDINATION_ADMIN_TOKEN;
   const json = options["--json"] === true;
   const client = createCoordinationClient({ url, ...(token ? { token } : {}) });
   try {
@@ -94,7 +95,8 @@ export async function runOperatorCommand(argv: string[], env: NodeJS.ProcessEnv,
     if (isTRPCClientError(error)) {
       const data = error.data as { code?: string } | undefined;
       const unreachable = data?.code === undefined && /fetch failed|ECONNREFUSED/i.test(error.message);
-      out.stderr(unreachable ? `coordination: cannot reach the server at ${url} (${error.cause instanceof Error ? error.cause.message : error.message})\n` : `coordination: ${data?.code ?? "ERROR"}: ${error.message}\n`);
+      const fix = data?.code !== "UNAUTHORIZED" ? "" : token ? " (the server refused the token given)" : " (give one with --token or COORDINATION_TOKEN)";
+      out.stderr(unreachable ? `coordination: cannot reach the server at ${url} (${error.cause instanceof Error ? error.cause.message : error.message})\n` : `coordination: ${data?.code ?? "ERROR"}: ${error.message}${fix}\n`);
       return 1;
     }
     throw error;

@@ -73,13 +73,15 @@ describe("operator commands against a running server", () => {
     expect((await tail.waitForExit()).code).toBe(0);
   });
 
-  it("takes the token from the environment; without it, the server's refusal", async () => {
+  it("takes the token from the environment, the server's admin token too; without one, the server's refusal and how to give one", async () => {
     t = await startSecureServer();
     const refused = await runCli({ args: ["stats"], env: { COORDINATION_URL: t.url } });
-    expect([refused.code, refused.stderr]).toEqual([1, "coordination: UNAUTHORIZED: Unauthorized: send a valid bearer token (Authorization: Bearer <token>)\n"]);
+    expect([refused.code, refused.stderr]).toEqual([1, "coordination: UNAUTHORIZED: Unauthorized: send a valid bearer token (Authorization: Bearer <token>) (give one with --token or COORDINATION_TOKEN)\n"]);
     expect((await runCli({ args: ["stats", "--json"], env: { COORDINATION_URL: t.url, COORDINATION_TOKEN: ADMIN_SECRET } })).code).toBe(0);
-    const tail = await runCli({ args: ["events", "tail"], env: { COORDINATION_URL: t.url, COORDINATION_TOKEN: "bad" } });
-    expect([tail.code, tail.stderr]).toEqual([1, "coordination: UNAUTHORIZED: Unauthorized: send a valid bearer token (Authorization: Bearer <token>)\n"]);
+    // The shell that started the server with its admin token: the operator's commands use it.
+    expect((await runCli({ args: ["stats", "--json"], env: { COORDINATION_URL: t.url, COORDINATION_ADMIN_TOKEN: ADMIN_SECRET } })).code).toBe(0);
+    const tail = await runCli({ args: ["events", "tail"], env: { COORDINATION_URL: t.url, COORDINATION_TOKEN: "bad", COORDINATION_ADMIN_TOKEN: ADMIN_SECRET } });
+    expect([tail.code, tail.stderr]).toEqual([1, "coordination: UNAUTHORIZED: Unauthorized: send a valid bearer token (Authorization: Bearer <token>) (the server refused the token given)\n"]);
   });
 
   it("says when the server cannot be reached, the live tail too", async () => {
