@@ -119,6 +119,28 @@ describe("a caller without a credential", () => {
     }
   });
 
+  it("is answered 401 for a route, method or procedure that does not exist too; with a credential, the 404 or 405", async () => {
+    const absent: Array<[string, string, string | undefined, number]> = [
+      ["DELETE", "/tasks", "{", 405],
+      ["PUT", "/tokens", "{", 405],
+      ["GET", "/tokens/x/revoke", undefined, 405],
+      ["POST", "/metrics", undefined, 405],
+      ["GET", "/nope", undefined, 404],
+      ["GET", "//tasks", undefined, 404],
+      ["POST", "/trpc/tokens.nope", "{}", 404],
+      ["GET", "/trpc", undefined, 404],
+    ];
+    for (const [method, path, body, status] of absent) {
+      expect(await call(method, path, body), `${method} ${path} without a token`).toEqual([401, "UNAUTHORIZED"]);
+      expect((await call(method, path, body, ADMIN_SECRET))[0], `${method} ${path} as admin`).toBe(status);
+    }
+    // A path read as a path: not a host named "tasks".
+    const response = await fetch(`${t.url}//tasks`, { headers: { authorization: `Bearer ${ADMIN_SECRET}` } });
+    expect(await response.json()).toEqual({ code: "ROUTE_NOT_FOUND", message: "no route GET //tasks" });
+    // Health is open: its wrong method is a 405 for anyone.
+    expect(await call("POST", "/health", undefined)).toEqual([405, "METHOD_NOT_ALLOWED"]);
+  });
+
   it("still gets the 400 of a malformed input to an open procedure (health)", async () => {
     expect((await call("GET", `/trpc/health?input=${encodeURIComponent("{not json")}`, undefined))[0]).toBe(400);
     expect((await call("GET", "/trpc/health", undefined))[0]).toBe(200);

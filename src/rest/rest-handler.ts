@@ -33,21 +33,24 @@ export function createRestHandler(services: Services, log: Logger) {
   };
 
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    const url = new URL(req.url ?? "/", "http://localhost");
+    const url = requestUrl(req.url ?? "/");
     const match = matchRoute(req.method ?? "GET", url.pathname);
-    if (match.kind === "not-found") return sendJson(res, 404, { code: "ROUTE_NOT_FOUND", message: `no route ${req.method} ${url.pathname}` });
-    if (match.kind === "method-not-allowed") {
-      res.setHeader("allow", match.allow.join(", "));
-      return sendJson(res, 405, { code: "METHOD_NOT_ALLOWED", message: `${url.pathname} answers ${match.allow.join(", ")}, not ${req.method}` });
-    }
-    const { route } = match;
+    const matched = match.kind === "found" ? match.route : undefined;
     // Watching the response from the start: a client that leaves while its body is read is gone too.
     const transport = httpTransport(res);
     try {
       // Who is calling, before anything of the request is read: a caller without a valid
-      // credential learns nothing about what it sent (not even that its JSON was malformed).
+      // credential learns nothing about what it sent (not even that its JSON was malformed), nor
+      // which routes and methods there are, but for the open ones (health).
       const caller = await services.credentials.authenticate(bearerSecret(req.headers.authorization));
-      if (caller.kind === "anonymous" && route.access.role !== "open") throw unauthorized();
+      const open = match.kind === "found" ? match.route.access.role === "open" : match.kind === "method-not-allowed" && match.open;
+      if (caller.kind === "anonymous" && !open) throw unauthorized();
+      if (match.kind === "not-found") return sendJson(res, 404, { code: "ROUTE_NOT_FOUND", message: `no route ${req.method} ${url.pathname}` });
+      if (match.kind === "method-not-allowed") {
+        res.setHeader("allow", match.allow.join(", "));
+        return sendJson(res, 405, { code: "METHOD_NOT_ALLOWED", message: `${url.pathname} answers ${match.allow.join(", ")}, not ${req.method}` });
+      }
+      const { route } = match;
       const body = await readJsonBody(req, services.config.maxBodyBytes);
       // The client left while sending: no one to answer.
       if (body === "gone") return;
@@ -66,9 +69,18 @@ export function createRestHandler(services: Services, log: Logger) {
       }
       sendJson(res, 200, result);
     } catch (error) {
-      fail(res, error, route);
+      fail(res, error, matched);
     }
   };
+}
+
+/**
+ * The request's URL. A path read as relative to a base would make `//tasks` a host named "tasks"
+ * and path "/"; a path is put after the base's host instead. Other request targets (absolute, `*`)
+ * are read against the base as before.
+ */
+function requestUrl(target: string): URL {
+  return target.startsWith("/") ? new URL(`http://localhost${target}`) : new URL(target, "http://localhost");
 }
 
 /** Path parameters, percent-decoded: /agents/worker%201 names agent "worker 1". */

@@ -53,7 +53,8 @@ export const ROUTES: readonly Route[] = buildRoutes();
 
 export type RouteMatch =
   | { kind: "found"; route: Route; params: Record<string, string> }
-  | { kind: "method-not-allowed"; allow: string[] }
+  /** `open`: the path serves a route anyone may call (health), so its 405 needs no credential. */
+  | { kind: "method-not-allowed"; allow: string[]; open: boolean }
   | { kind: "not-found" };
 
 /** The routes by their number of path segments: a path is only matched against those of its length. */
@@ -103,8 +104,8 @@ export function matchRoute(method: string, path: string): RouteMatch {
   }
   if (mostLiterals < 0) return { kind: "not-found" };
   if (found === undefined) {
-    const allow = candidates.filter((route) => literalsMatched(route, parts) === mostLiterals).map((route) => route.method);
-    return { kind: "method-not-allowed", allow: [...new Set(allow)].sort() };
+    const atPath = candidates.filter((route) => literalsMatched(route, parts) === mostLiterals);
+    return { kind: "method-not-allowed", allow: [...new Set(atPath.map((route) => route.method))].sort(), open: atPath.some((route) => route.access.role === "open") };
   }
   const params: Record<string, string> = {};
   for (let i = 0; i < parts.length; i++) {

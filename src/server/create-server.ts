@@ -141,17 +141,18 @@ export function createServer(config: Config, log: Logger = createLogger(config.l
   };
   /**
    * For the GET-only routes outside the procedures (/openapi.json, /metrics): false after
-   * answering 405 for another method, or 401 when credentials are enforced, the route is not
-   * public by its setting, and the request carries no valid credential.
+   * answering 401 when credentials are enforced, the route is not public by its setting, and the
+   * request carries no valid credential, or else 405 for another method.
    */
   const mayGet = async (req: IncomingMessage, res: ServerResponse, path: string, isPublic: boolean): Promise<boolean> => {
+    // The credential first, as on every route: without one, not even which methods there are.
+    if (credentials.enforced && !isPublic && (await credentials.authenticate(bearerSecret(req.headers.authorization))).kind === "anonymous") {
+      sendUnauthorized(res);
+      return false;
+    }
     if (req.method !== "GET") {
       res.setHeader("allow", "GET");
       sendJson(res, 405, { code: "METHOD_NOT_ALLOWED", message: `${path} answers GET, not ${req.method}` });
-      return false;
-    }
-    if (credentials.enforced && !isPublic && (await credentials.authenticate(bearerSecret(req.headers.authorization))).kind === "anonymous") {
-      sendUnauthorized(res);
       return false;
     }
     return true;

@@ -21,7 +21,8 @@
 // request that asked for JSON Lines), where tRPC would decode it with U+FFFD in place of the bad
 // bytes and run the call on text its client never sent. And with credentials enforced, a caller
 // without a valid one is answered 401 before its request is read, as on the REST routes, where
-// tRPC's handler would first refuse a malformed input with a 400.
+// tRPC's handler would first refuse a malformed input with a 400, or an unknown procedure with a
+// 404.
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { TRPCError } from "@trpc/server";
 import { TRPC_ERROR_CODES_BY_KEY } from "@trpc/server/rpc";
@@ -67,11 +68,8 @@ const NEEDED_ROLE: ReadonlyMap<string, Access["role"] | undefined> = new Map(
   Object.entries(appRouter._def.procedures as unknown as Record<string, { _def: { meta?: Meta } }>).map(([path, { _def }]) => [path, _def.meta?.access?.role]),
 );
 
-/** Whether calling `path` needs a credential (an unknown procedure is tRPC's 404 to answer). */
-const needsCredential = (path: string): boolean => {
-  const role = NEEDED_ROLE.get(path);
-  return role !== undefined && role !== "open";
-};
+/** Whether anyone may call the procedure at `path` (health); an unknown one is not. */
+const isOpen = (path: string): boolean => NEEDED_ROLE.get(path) === "open";
 
 /** Media types tRPC's handler reads as an input that is not JSON (octet streams, form data). */
 const NOT_JSON_INPUTS: ReadonlySet<string> = new Set(["application/octet-stream", "multipart/form-data"]);
@@ -135,14 +133,15 @@ export function createTrpcFastPath(options: FastPathOptions) {
     const line = requestLine(req);
     // Who is calling, before anything of the request is read, as on the REST routes: a caller
     // without a valid credential learns nothing about what it sent (not even that its JSON was
-    // malformed), whichever of the two handlers would answer it.
+    // malformed), nor which procedures there are, whichever of the two handlers would answer it;
+    // only a request naming an open procedure (health) goes on.
     let ctx: Context | undefined;
     try {
       ctx = await options.createContext(req, res);
     } catch {
       // Who is calling could not be told (the database failing, shutdown): tRPC's handler answers that as it does.
     }
-    if (ctx?.caller.kind === "anonymous" && line.paths !== undefined && line.paths.every(needsCredential)) return refuseAll(res, line, unauthorized());
+    if (ctx?.caller.kind === "anonymous" && !(line.paths ?? []).some(isOpen)) return refuseAll(res, line, unauthorized());
     // Escapes in the query (a GET's input) that are not UTF-8: refused, where tRPC would read U+FFFD in their place.
     try {
       assertQueryEncoding(line.search);
