@@ -1,5 +1,6 @@
 // The server as an MCP server, tried with the SDK's own client over Streamable HTTP and over
 // stdio (the `coordination mcp` relay, a real process), and A2A agent cards in the registry.
+import { spawn } from "node:child_process";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
@@ -134,6 +135,38 @@ describe("MCP over stdio", () => {
     const claimed = await call(client, "claim_task", { queues: ["desk"] });
     expect(claimed.leaseOwner).toBe("desktop-agent");
     expect((await call(client, "complete_task", { taskId: claimed.id, leaseToken: claimed.leaseToken })).status).toBe("completed");
+  });
+
+  it("a client that writes initialize and its first calls at once gets every answer (they wait for the session)", async () => {
+    t = await startTestServer();
+    await t.api.tasks.enqueue.mutate({ queue: "piped", payload: { n: 1 } });
+    const relay = spawn(process.execPath, [CLI_PATH, "mcp", "--url", t.url, "--agent", "piped-agent"], { stdio: ["pipe", "pipe", "pipe"] });
+    type Answer = { id?: number; result?: { content?: Array<{ text: string }> }; error?: unknown };
+    const answers = new Map<number, Answer>();
+    let buffered = "";
+    relay.stdout.on("data", (chunk: Buffer) => {
+      buffered += chunk.toString();
+      for (let nl = buffered.indexOf("\n"); nl >= 0; nl = buffered.indexOf("\n")) {
+        const message = JSON.parse(buffered.slice(0, nl)) as Answer;
+        buffered = buffered.slice(nl + 1);
+        if (typeof message.id === "number") answers.set(message.id, message);
+      }
+    });
+    const lines = [
+      { jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "piped", version: "1.0.0" } } },
+      { jsonrpc: "2.0", method: "notifications/initialized" },
+      { jsonrpc: "2.0", id: 2, method: "tools/call", params: { name: "claim_task", arguments: { queues: ["piped"] } } },
+      { jsonrpc: "2.0", id: 3, method: "tools/list" },
+    ];
+    relay.stdin.write(lines.map((line) => `${JSON.stringify(line)}\n`).join(""));
+    try {
+      await vi.waitFor(() => expect([...answers.keys()].sort()).toEqual([1, 2, 3]), { timeout: 15_000, interval: 25 });
+      expect(answers.get(2)!.error).toBeUndefined();
+      expect(JSON.parse(answers.get(2)!.result!.content![0]!.text)).toMatchObject({ leaseOwner: "piped-agent", payload: { n: 1 } });
+      expect(answers.get(3)!.error).toBeUndefined();
+    } finally {
+      relay.kill();
+    }
   });
 });
 

@@ -5,7 +5,7 @@
 // Diagnostics go to stderr: stdout carries the protocol alone.
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
-import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
+import { isInitializeRequest, type JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
 
 export interface McpProxyOptions {
   url: string;
@@ -31,7 +31,16 @@ export async function runMcpStdioProxy(options: McpProxyOptions, stderr: (text: 
       void local.send({ jsonrpc: "2.0", id: message.id, error: { code: -32603, message: `the coordination server at ${options.url} ${why}: ${text}` } });
     }
   };
-  local.onmessage = (message) => void remote.send(message).catch((error: unknown) => fail(message, error));
+  // The server's session starts with the answer to `initialize` (its id comes back in a header):
+  // what the client sends before that answer arrives (a client that writes its first messages
+  // at once) waits for it, in order. After, messages go as they come, so a notification such as
+  // a cancellation is not held behind a long call.
+  let session: Promise<unknown> = Promise.resolve();
+  local.onmessage = (message) => {
+    const relay = () => remote.send(message).catch((error: unknown) => fail(message, error));
+    if (isInitializeRequest(message)) session = session.then(relay);
+    else void session.then(relay);
+  };
   remote.onmessage = (message) => void local.send(message).catch(() => undefined);
   remote.onerror = (error) => stderr(`coordination mcp: ${error.message}\n`);
   local.onclose = () => {
