@@ -1,9 +1,9 @@
 // The operator's commands against a running server, through the typed client (so they get the
 // same validation, errors and credentials as any agent): stats, tasks, agents, events tail. The
 // server's URL and token come from --url/--token or COORDINATION_URL/COORDINATION_TOKEN, and the
-// token else from COORDINATION_ADMIN_TOKEN: an operator whose shell started the server with it has
-// the server's admin credential at hand. Tables for people, --json for scripts. Exit codes: 0 done, 1 the server refused or could not be
-// reached (the message says which), 2 usage.
+// token else from COORDINATION_ADMIN_TOKEN: an operator whose shell started the server with it
+// has the server's admin credential at hand. Tables for people, --json for scripts. Exit codes:
+// 0 done, 1 the server refused or could not be reached (the message says which), 2 usage.
 import { createCoordinationClient, isTRPCClientError, type CoordinationClient } from "../client/index.js";
 
 export const OPERATOR_USAGE = [
