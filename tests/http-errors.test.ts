@@ -50,6 +50,19 @@ describe("HTTP errors", () => {
     const trpc = await send(`${t.url}/trpc/tasks.nope`);
     expect(trpc.status).toBe(404);
     expect(trpc.body.error.json).toMatchObject({ message: 'No procedure found on path "tasks.nope"', data: { code: "ROUTE_NOT_FOUND", httpStatus: 404 } });
+    // A path that starts with two slashes is a path, not a host: //[ was a 500 (an invalid host), //tasks a 404 for "/".
+    for (const target of ["//[", "//tasks"]) {
+      const raw = await new Promise<{ status: number; body: unknown }>((resolve, reject) => {
+        const req = request({ host: "127.0.0.1", port: Number(new URL(t.url).port), path: target }, (res) => {
+          let text = "";
+          res.on("data", (chunk: Buffer) => (text += chunk.toString()));
+          res.on("end", () => resolve({ status: res.statusCode!, body: JSON.parse(text) }));
+        });
+        req.on("error", reject);
+        req.end();
+      });
+      expect(raw, target).toEqual({ status: 404, body: { code: "ROUTE_NOT_FOUND", message: `no route GET ${target}` } });
+    }
   });
 
   it("answers a wrong method on a known path with 405 and Allow; a 204 has no content type", async () => {
