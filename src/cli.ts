@@ -207,19 +207,21 @@ async function main(): Promise<number> {
     server = createServer(config, log);
     await server.start();
   } catch (error) {
-    await server?.stop().catch(() => undefined);
+    // Why first, then what stopping the half-started server logs ("shutting down", "stopped").
+    let exitCode = 1;
     // A refusal to run insecurely is a configuration problem: exit 2 with the sentence, as for others.
     if (error instanceof Error && error.name === "InsecureBindError") {
       process.stderr.write(`coordination: ${error.message}\n`);
-      return 2;
-    }
-    // A database file the server cannot use (damaged, read-only, another version's): exit 3.
-    if (error instanceof Error && error.name === "DatabaseRefused") {
+      exitCode = 2;
+    } else if (error instanceof Error && error.name === "DatabaseRefused") {
+      // A database file the server cannot use (damaged, read-only, another version's): exit 3.
       process.stderr.write(`coordination: ${error.message}\n`);
-      return 3;
+      exitCode = 3;
+    } else {
+      log.fatal({ err: error }, "failed to start");
     }
-    log.fatal({ err: error }, "failed to start");
-    return 1;
+    await server?.stop().catch(() => undefined);
+    return exitCode;
   }
   const ended = await Promise.race([signalled, server.services.db.lost]);
   if (ended instanceof Error) {

@@ -143,8 +143,12 @@ describe("the coordination process", () => {
       const cli = new CliProcess({ env: { COORDINATION_PORT: String(port) }, cwd: dir });
       const exit = await cli.waitForExit(10_000);
       expect(exit.code).toBe(1);
-      const fatal = cli.logLines().find((line) => line.level === 60);
-      expect(fatal).toMatchObject({ msg: "failed to start", err: { code: "EADDRINUSE" } });
+      const lines = cli.logLines();
+      const fatal = lines.findIndex((line) => line.level === 60);
+      expect(lines[fatal]).toMatchObject({ msg: "failed to start", err: { code: "EADDRINUSE" } });
+      // Why it failed comes first, then what stopping what had started logs.
+      expect(lines.slice(fatal + 1).map((line) => line.msg)).toContain("stopped");
+      expect(lines.slice(0, fatal).map((line) => line.msg)).not.toContain("stopped");
     } finally {
       await new Promise<void>((resolve) => holder.close(() => resolve()));
     }
