@@ -5,6 +5,7 @@
 import { createTRPCClient, createWSClient, httpBatchLink, httpLink, splitLink, wsLink } from "@trpc/client";
 import superjson from "superjson";
 import WebSocket from "ws";
+import { keepAliveFetch, type TrpcFetch } from "./keep-alive-fetch.js";
 import type { AppRouter, CoordinationApi } from "./types.js";
 
 export type { AppRouter, ClaimedTask, CoordinationApi, JsonObject, JsonValue, RouterInputs, RouterOutputs } from "./types.js";
@@ -50,12 +51,18 @@ export interface CoordinationClientOptions {
   onSocketClose?: (code: number | undefined) => void;
   /** The server's maxBodyBytes, if changed from its default (1 MiB): batches stay below it. */
   maxBodyBytes?: number;
+  /**
+   * The HTTP client for queries and mutations, in place of the client's own (undici's request()
+   * on a keep-alive pool): `fetch`, say, to go through the global dispatcher (a proxy agent set
+   * with undici's setGlobalDispatcher) or a test's interceptor.
+   */
+  fetch?: TrpcFetch;
 }
 
 export interface CoordinationClient {
   /** Every procedure, typed: api.tasks.enqueue.mutate({...}), api.events.onEvent.subscribe(...). */
   api: CoordinationApi;
-  /** Closes the WebSocket (HTTP needs no cleanup). */
+  /** Closes the WebSocket and the HTTP connections kept open. */
   close(): Promise<void>;
 }
 
@@ -70,7 +77,8 @@ export function createCoordinationClient(options: CoordinationClientOptions): Co
     ...(options.token === undefined ? {} : { connectionParams: { token: options.token } }),
   });
   const headers = { ...options.headers, ...(options.token === undefined ? {} : { authorization: `Bearer ${options.token}` }) };
-  const http = { url: `${base}/trpc`, transformer: superjson, headers, methodOverride: "POST" as const };
+  const pool = options.fetch === undefined ? keepAliveFetch() : undefined;
+  const http = { url: `${base}/trpc`, transformer: superjson, headers, methodOverride: "POST" as const, fetch: options.fetch ?? pool!.fetch };
   // Each batched call's input stays under its share of the body, with room for the envelope.
   const batchShare = Math.floor(((options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES) * 0.9) / MAX_BATCH_ITEMS);
   const api = createTRPCClient<AppRouter>({
@@ -86,7 +94,7 @@ export function createCoordinationClient(options: CoordinationClientOptions): Co
       }),
     ],
   });
-  return { api, close: () => wsClient.close() };
+  return { api, close: async () => void (await Promise.all([wsClient.close(), pool?.close()])) };
 }
 
 export { runWorker, type WorkerOptions, type Worker, type TaskHandler } from "./worker.js";
