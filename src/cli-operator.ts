@@ -94,7 +94,8 @@ export async function runOperatorCommand(argv: string[], env: NodeJS.ProcessEnv,
     }
     if (isTRPCClientError(error)) {
       const data = error.data as { code?: string } | undefined;
-      const unreachable = data?.code === undefined && /fetch failed|ECONNREFUSED/i.test(error.message);
+      // No answer from the server at all (refused, reset, a certificate not trusted): the transport's reason.
+      const unreachable = data?.code === undefined;
       const fix = data?.code !== "UNAUTHORIZED" ? "" : token ? " (the server refused the token given)" : " (give one with --token or COORDINATION_TOKEN)";
       out.stderr(unreachable ? `coordination: cannot reach the server at ${url} (${error.cause instanceof Error ? error.cause.message : error.message})\n` : `coordination: ${data?.code ?? "ERROR"}: ${error.message}${fix}\n`);
       return 1;

@@ -100,6 +100,14 @@ describe("TLS", () => {
     });
     expect(JSON.parse(first).result.data.json.queues).toEqual([]);
     socket.close();
+    // The typed client (here under the operator's CLI, a process of its own) trusts what Node
+    // trusts: the certificate through NODE_EXTRA_CA_CERTS, and nothing without it.
+    const env = { COORDINATION_URL: t.url, COORDINATION_TOKEN: ADMIN_SECRET };
+    const trusted = await runCli({ args: ["stats", "--json"], env: { ...env, NODE_EXTRA_CA_CERTS: cert } });
+    expect([trusted.code, JSON.parse(trusted.stdout).queues]).toEqual([0, []]);
+    const untrusted = await runCli({ args: ["stats", "--json"], env });
+    expect(untrusted.code).toBe(1);
+    expect(untrusted.stderr).toMatch(/^coordination: cannot reach the server at https:\/\/127\.0\.0\.1:\d+ \(self[- ]signed certificate\)/);
   });
 
   it("a certificate without its key is a configuration error naming both", () => {
