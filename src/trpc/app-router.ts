@@ -2,7 +2,7 @@
 // the client (client/) imports to get end-to-end types.
 import { z } from "zod";
 import { agentRouter } from "../agents/agent-router.js";
-import { OPEN } from "../auth/access.js";
+import { OPEN, type Access } from "../auth/access.js";
 import { tokenRouter } from "../auth/token-router.js";
 import { eventRouter } from "../events/event-router.js";
 import { memoryRouter } from "../memory/memory-router.js";
@@ -45,8 +45,13 @@ export const appRouter = router({
 
 export type AppRouter = typeof appRouter;
 
-// A procedure that says nothing about who may call it would be refused on every call with
-// credentials on, and callable by all without: neither is a decision. Refuse to load instead.
-for (const [path, callable] of Object.entries(appRouter._def.procedures as unknown as Record<string, { _def: { meta?: Meta } }>)) {
-  if (callable._def.meta?.access === undefined) throw new Error(`procedure ${path} declares no access (meta.access, src/auth/access.ts)`);
-}
+/** Who may call each procedure (its meta's access), by path: the transports ask before they read a request. */
+export const PROCEDURE_ACCESS: ReadonlyMap<string, Access> = new Map(
+  Object.entries(appRouter._def.procedures as unknown as Record<string, { _def: { meta?: Meta } }>).map(([path, callable]) => {
+    const access = callable._def.meta?.access;
+    // A procedure that says nothing about who may call it would be refused on every call with
+    // credentials on, and callable by all without: neither is a decision. Refuse to load instead.
+    if (access === undefined) throw new Error(`procedure ${path} declares no access (meta.access, src/auth/access.ts)`);
+    return [path, access];
+  }),
+);

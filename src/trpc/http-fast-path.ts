@@ -30,9 +30,8 @@ import { unauthorized } from "../auth/access.js";
 import { CoordinationError, ERROR_STATUS, errorHeaders, invalidField, type ErrorBody } from "../errors.js";
 import { directCall, type DirectCall, type ProcedureDefinition } from "../rest/direct-call.js";
 import { assertQueryEncoding, mediaTypeOf, NOT_UTF8, readBody } from "../server/http-io.js";
-import { appRouter } from "./app-router.js";
+import { appRouter, PROCEDURE_ACCESS } from "./app-router.js";
 import type { Context } from "./context.js";
-import type { Access, Meta } from "./meta.js";
 import { toErrorBody, trpcCodeOf, trpcErrorData } from "./error-shape.js";
 import { directCallMiddlewares } from "./init.js";
 import { deserializeInput, serializeAnswer } from "./wire-encoding.js";
@@ -63,13 +62,8 @@ function directCalls(): Map<string, { call: DirectCall; type: ProcedureDefinitio
   return calls;
 }
 
-/** The role each procedure needs of its caller (its meta's access), by path. */
-const NEEDED_ROLE: ReadonlyMap<string, Access["role"] | undefined> = new Map(
-  Object.entries(appRouter._def.procedures as unknown as Record<string, { _def: { meta?: Meta } }>).map(([path, { _def }]) => [path, _def.meta?.access?.role]),
-);
-
 /** Whether anyone may call the procedure at `path` (health); an unknown one is not. */
-const isOpen = (path: string): boolean => NEEDED_ROLE.get(path) === "open";
+const isOpen = (path: string): boolean => PROCEDURE_ACCESS.get(path)?.role === "open";
 
 /** Media types tRPC's handler reads as an input that is not JSON (octet streams, form data). */
 const NOT_JSON_INPUTS: ReadonlySet<string> = new Set(["application/octet-stream", "multipart/form-data"]);
