@@ -93,11 +93,13 @@ export async function runOperatorCommand(argv: string[], env: NodeJS.ProcessEnv,
       return 2;
     }
     if (isTRPCClientError(error)) {
-      const data = error.data as { code?: string } | undefined;
+      const code = (error.data as { code?: string } | undefined)?.code;
       // No answer from the server at all (refused, reset, a certificate not trusted): the transport's reason.
-      const unreachable = data?.code === undefined;
-      const fix = data?.code !== "UNAUTHORIZED" ? "" : token ? " (the server refused the token given)" : " (give one with --token or COORDINATION_TOKEN)";
-      out.stderr(unreachable ? `coordination: cannot reach the server at ${url} (${error.cause instanceof Error ? error.cause.message : error.message})\n` : `coordination: ${data?.code ?? "ERROR"}: ${error.message}${fix}\n`);
+      if (code === undefined) out.stderr(`coordination: cannot reach the server at ${url} (${error.cause instanceof Error ? error.cause.message : error.message})\n`);
+      else {
+        const fix = code !== "UNAUTHORIZED" ? "" : token ? " (the server refused the token given)" : " (give one with --token or COORDINATION_TOKEN)";
+        out.stderr(`coordination: ${code}: ${error.message}${fix}\n`);
+      }
       return 1;
     }
     throw error;
