@@ -170,8 +170,8 @@ export class MemoryRecall {
     };
 
     // The claim's own candidates by seq with their relevance; a later signal about a memory
-    // replaces an earlier one. Rare-term matches rank above common-only ones: relevance in (0.5, 1] by bm25, else
-    // [0, 0.5] (the common terms' candidates, ranked apart below).
+    // replaces an earlier one. Rare-term matches rank above common-only ones: relevance in
+    // (0.5, 1] by bm25, else [0, 0.5] (the common terms' candidates, ranked apart below).
     const candidates = new Map<number, { row: ScoringFields; relevance: number }>();
     /** Full rows read while ranking: those handed out need not be read again. */
     const fullRows = new Map<number, MemoryRow>();
