@@ -6,7 +6,7 @@ import WebSocket from "ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { appRouter } from "../src/trpc/app-router.js";
 import type { Meta } from "../src/trpc/meta.js";
-import { ADMIN_SECRET, startSecureServer, type SecureServer } from "./helpers/secure-server.js";
+import { ADMIN_SECRET, http, startSecureServer, type SecureServer } from "./helpers/secure-server.js";
 
 type Need = "open" | "read" | "agent" | "admin";
 const EXPECTED: Record<string, Need> = {
@@ -88,19 +88,13 @@ describe("the role matrix", () => {
 });
 
 describe("a caller without a credential", () => {
-  /** Status and error code of a raw HTTP call, with the admin token or none. */
+  /** Status and error code of a raw HTTP call (the body sent as written), with the admin token or none. */
   async function call(method: string, path: string, body: string | undefined, token?: string): Promise<[number, string | undefined]> {
-    const response = await fetch(`${t.url}${path}`, {
-      method,
-      headers: { ...(body === undefined ? {} : { "content-type": "application/json" }), ...(token === undefined ? {} : { authorization: `Bearer ${token}` }) },
-      ...(body === undefined ? {} : { body }),
-    });
-    const text = await response.text();
+    const answer = await http(t.url, method, path, { ...(body === undefined ? {} : { body }), ...(token === undefined ? {} : { token }) });
     type Refusal = { code?: string; error?: { json?: { data?: { code?: string } } } };
-    const parsed = JSON.parse(text) as Refusal | Refusal[];
     // REST's error, or tRPC's (the first call's, for a batch).
-    const one = Array.isArray(parsed) ? parsed[0]! : parsed;
-    return [response.status, one.code ?? one.error?.json?.data?.code];
+    const one = (Array.isArray(answer.body) ? answer.body[0] : answer.body) as Refusal;
+    return [answer.status, one.code ?? one.error?.json?.data?.code];
   }
   const malformed: Array<[string, string, string | undefined]> = [
     ["POST", "/trpc/tasks.enqueue", "{not json"],
