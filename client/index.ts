@@ -5,6 +5,7 @@
 import { createTRPCClient, createWSClient, httpBatchLink, httpLink, splitLink, wsLink } from "@trpc/client";
 import superjson from "superjson";
 import WebSocket from "ws";
+import { encodedBytesUpTo } from "./encoded-size.js";
 import { keepAliveFetch, type TrpcFetch } from "./keep-alive-fetch.js";
 import type { AppRouter, CoordinationApi } from "./types.js";
 
@@ -17,20 +18,11 @@ const LONG_POLLING = new Set(["tasks.claim", "tasks.claimMany", "tasks.claimNext
  * Batches are bounded in count and in size. Queries go as POST like mutations (methodOverride),
  * so no URL limit applies (a recall query of 1,000 Cyrillic characters is 18 KB encoded). A
  * batch travels as one body, which the server refuses past its maxBodyBytes (1 MiB by default):
- * a call whose input is larger than its share of a batch goes alone, so every call the server
- * accepts alone is accepted batched too.
+ * a call whose input takes more bytes than its share of a batch goes alone, so every call the
+ * server accepts alone is accepted batched too.
  */
 const MAX_BATCH_ITEMS = 50;
 const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
-
-/** Roughly how many bytes `input` takes in a request body; Infinity when it cannot be measured (send it alone). */
-function inputBytes(input: unknown): number {
-  try {
-    return JSON.stringify(input)?.length ?? 0;
-  } catch {
-    return Number.POSITIVE_INFINITY;
-  }
-}
 
 export interface CoordinationClientOptions {
   /** The server's base URL, e.g. http://127.0.0.1:8000 */
@@ -87,7 +79,7 @@ export function createCoordinationClient(options: CoordinationClientOptions): Co
         condition: (op) => op.type === "subscription",
         true: wsLink({ client: wsClient, transformer: superjson }),
         false: splitLink({
-          condition: (op) => LONG_POLLING.has(op.path) || inputBytes(op.input) > batchShare,
+          condition: (op) => LONG_POLLING.has(op.path) || encodedBytesUpTo(op.input, batchShare) > batchShare,
           true: httpLink(http),
           false: httpBatchLink({ ...http, maxItems: MAX_BATCH_ITEMS }),
         }),

@@ -34,6 +34,16 @@ describe("client batching", () => {
     expect((await t.api.tasks.stats.query()).totals.pending).toBe(42);
   });
 
+  it("measures a batch in bytes: fifty concurrent enqueues of 18,000 CJK characters (54 KB each) all succeed", async () => {
+    await using t = await startTestServer();
+    // One UTF-16 unit and three UTF-8 bytes each: counted in characters, fifty of them shared one
+    // 2.7 MB batch, and the server refused it whole (413) though it accepts each alone.
+    const cjk = "漢".repeat(18_000);
+    const enqueued = await Promise.all(Array.from({ length: 50 }, (_, n) => t.api.tasks.enqueue.mutate({ queue: "cjk", payload: { n, cjk } })));
+    expect(enqueued.map((task) => (task.payload as { n: number }).n)).toEqual(Array.from({ length: 50 }, (_, n) => n));
+    expect((await t.api.tasks.stats.query()).totals.pending).toBe(50);
+  });
+
   it("queries as long as the schema allows: a 2,000-character recall in any script, 100 long patterns", async () => {
     await using t = await startTestServer();
     await t.api.memory.remember.mutate({ content: "Привет мир: how to deploy" });
