@@ -11,6 +11,7 @@ import { extractTerms, matchAny, payloadText, quoteTerm } from "./fts-query.js";
 import type { MemoryMatch, RecallRequest } from "./memory-schemas.js";
 import type { MemoryFilter, MemoryRow, MemoryStore, ScoringFields } from "./memory-store.js";
 import { handOutOf, RecallCache, type HandOut, type RankedMemory, type Scored } from "./recall-cache.js";
+import { byScore, mergeRankings, rankCommon } from "./recall-ranking.js";
 
 /**
  * What recall needs of a task: its words (queue, capability, payload), its id (for its earlier
@@ -89,64 +90,8 @@ export class MemoryRecall {
     const text = [query ?? "", task ? `${task.queue} ${task.capability ?? ""} ${payloadText(task.payload)}` : ""].join(" ");
     const terms = extractTerms(text);
     const now = Date.now();
-    const rare: string[] = [];
     const unfiltered = filter.queue === undefined && filter.capability === undefined;
-    // Each common term's candidate list, at the term's place: the lists keep the terms' order.
-    const lists: Array<ScoringFields[] | undefined> = [];
-    /** A term whose candidates were probed: common with PROBE of them, else rare (none: no use to bm25 either). */
-    const probed = (at: number, term: string, candidates: ScoringFields[]) => {
-      if (candidates.length >= PROBE) lists[at] = candidates;
-      else if (candidates.length > 0) rare.push(term);
-    };
-    // Unfiltered (a claim's context), the terms neither probed recently nor known to be common
-    // are looked up in the index (below); a term known to be common skips bm25, which reads its
-    // whole doclist (recall-cache.ts), and its probe's length confirms it is still common.
-    const toLookUp: Array<{ term: string; at: number }> = [];
-    for (const [at, term] of terms.entries()) {
-      const key = probeKey(term, filter);
-      const kept = this.cache.probe(key, now);
-      if (kept !== undefined) {
-        lists[at] = kept;
-        continue;
-      }
-      if (!unfiltered) {
-        probed(at, term, this.probe(term, filter, now));
-        continue;
-      }
-      if (this.cache.isCommon(key)) {
-        const candidates = this.probe(term, filter, now);
-        if (candidates.length >= PROBE) {
-          lists[at] = candidates;
-          continue;
-        }
-        this.cache.forgetCommon(key);
-      }
-      toLookUp.push({ term, at });
-    }
-    // A rare term's matches come with their bm25 from one look at the index; their sum over terms,
-    // in the terms' order, is the bm25 of the OR query (see termMatches). A term with PROBE
-    // matches is common: its candidates come from its probe, which remembers it as common. But
-    // bm25 reads every match's size, and a claim's relevance is bm25 over the best candidate's:
-    // a sole match ranks 1 whatever its bm25. So a claim with one term to look up (an id or a
-    // number beside its queue's common words) looks it up without bm25, and scores it only if it
-    // has more than one match.
-    const rareScores = new Map<number, number>();
-    const addScores = (matches: ReadonlyArray<{ seq: number; bm25: number }>) => {
-      for (const { seq, bm25 } of matches) rareScores.set(seq, (rareScores.get(seq) ?? 0) + bm25);
-    };
-    if (toLookUp.length === 1) {
-      const { term, at } = toLookUp[0]!;
-      const seqs = this.memories.newestMatchSeqs(quoteTerm(term), PROBE);
-      if (seqs.length >= PROBE) probed(at, term, this.probe(term, filter, now, seqs));
-      else if (seqs.length === 1) rareScores.set(seqs[0]!, SOLE_MATCH_BM25);
-      else if (seqs.length > 1) addScores(this.memories.termMatches(quoteTerm(term), PROBE));
-    } else {
-      for (const { term, at } of toLookUp) {
-        const matches = this.memories.termMatches(quoteTerm(term), PROBE);
-        if (matches.length >= PROBE) probed(at, term, this.probe(term, filter, now));
-        else addScores(matches);
-      }
-    }
+    const { lists, rare, rareScores } = this.termSignals(terms, filter, now);
     const commonLists = lists.filter((list) => list !== undefined);
     // A claim's common terms rank their candidates the same way for every task of its queue
     // while those terms' candidate lists are the same ones (recall-cache.ts).
@@ -207,7 +152,7 @@ export class MemoryRecall {
     let common: readonly Scored[] = [];
     if (commonLists.length > 0) {
       const kept = listsKey === undefined ? undefined : this.cache.commonRanking(listsKey);
-      common = kept ?? rankCommon(commonLists, (row, hits) => scored(row, (0.5 * hits) / commonLists.length));
+      common = kept ?? rankCommon(commonLists, CANDIDATES, (row, hits) => scored(row, (0.5 * hits) / commonLists.length));
       if (kept === undefined && listsKey !== undefined) this.cache.keepCommonRanking(listsKey, common);
     }
     // The two rankings merged, as one sort of all candidates would order them (byScore orders
@@ -229,6 +174,74 @@ export class MemoryRecall {
     }
     if (sharedKey !== undefined) this.cache.keepContext(sharedKey, handedOut);
     return inBudget(handedOut, budget);
+  }
+
+  /**
+   * What a claim's terms say, in two passes: first what the cache settles (a common term's fresh
+   * probe, or a term known to be common whose probe confirms it), then a look at the index for
+   * the rest. Gives each common term's candidate list at the term's place, the rare terms to rank
+   * by bm25 (filtered recall), and the rare matches' bm25 by seq, summed over terms (a claim).
+   */
+  private termSignals(terms: readonly string[], filter: MemoryFilter, now: number): { lists: Array<ScoringFields[] | undefined>; rare: string[]; rareScores: Map<number, number> } {
+    const rare: string[] = [];
+    const unfiltered = filter.queue === undefined && filter.capability === undefined;
+    // Each common term's candidate list, at the term's place: the lists keep the terms' order.
+    const lists: Array<ScoringFields[] | undefined> = [];
+    /** A term whose candidates were probed: common with PROBE of them, else rare (none: no use to bm25 either). */
+    const probed = (at: number, term: string, candidates: ScoringFields[]) => {
+      if (candidates.length >= PROBE) lists[at] = candidates;
+      else if (candidates.length > 0) rare.push(term);
+    };
+    // Unfiltered (a claim's context), the terms neither probed recently nor known to be common
+    // are looked up in the index (below); a term known to be common skips bm25, which reads its
+    // whole doclist (recall-cache.ts), and its probe's length confirms it is still common.
+    const toLookUp: Array<{ term: string; at: number }> = [];
+    for (const [at, term] of terms.entries()) {
+      const key = probeKey(term, filter);
+      const kept = this.cache.probe(key, now);
+      if (kept !== undefined) {
+        lists[at] = kept;
+        continue;
+      }
+      if (!unfiltered) {
+        probed(at, term, this.probe(term, filter, now));
+        continue;
+      }
+      if (this.cache.isCommon(key)) {
+        const candidates = this.probe(term, filter, now);
+        if (candidates.length >= PROBE) {
+          lists[at] = candidates;
+          continue;
+        }
+        this.cache.forgetCommon(key);
+      }
+      toLookUp.push({ term, at });
+    }
+    // A rare term's matches come with their bm25 from one look at the index; their sum over terms,
+    // in the terms' order, is the bm25 of the OR query (see termMatches). A term with PROBE
+    // matches is common: its candidates come from its probe, which remembers it as common. But
+    // bm25 reads every match's size, and a claim's relevance is bm25 over the best candidate's:
+    // a sole match ranks 1 whatever its bm25. So a claim with one term to look up (an id or a
+    // number beside its queue's common words) looks it up without bm25, and scores it only if it
+    // has more than one match.
+    const rareScores = new Map<number, number>();
+    const addScores = (matches: ReadonlyArray<{ seq: number; bm25: number }>) => {
+      for (const { seq, bm25 } of matches) rareScores.set(seq, (rareScores.get(seq) ?? 0) + bm25);
+    };
+    if (toLookUp.length === 1) {
+      const { term, at } = toLookUp[0]!;
+      const seqs = this.memories.newestMatchSeqs(quoteTerm(term), PROBE);
+      if (seqs.length >= PROBE) probed(at, term, this.probe(term, filter, now, seqs));
+      else if (seqs.length === 1) rareScores.set(seqs[0]!, SOLE_MATCH_BM25);
+      else if (seqs.length > 1) addScores(this.memories.termMatches(quoteTerm(term), PROBE));
+    } else {
+      for (const { term, at } of toLookUp) {
+        const matches = this.memories.termMatches(quoteTerm(term), PROBE);
+        if (matches.length >= PROBE) probed(at, term, this.probe(term, filter, now));
+        else addScores(matches);
+      }
+    }
+    return { lists, rare, rareScores };
   }
 
   /**
@@ -291,58 +304,6 @@ function readThrough<T extends { seq: number }>(seqs: readonly number[], cached:
     found.set(row.seq, row);
   }
   return found;
-}
-
-/** Above any seq (2^47, 140 trillion), below a number's exact range once multiplied by MAX_TERMS hits. */
-const SEQ_SPAN = 2 ** 47;
-
-/**
- * The seqs of the `n` candidates with the most hits, most first, then the newest (highest seq).
- * One numeric sort of hits·SEQ_SPAN + seq: a claim ranks hundreds of candidates, and a sort
- * with a comparator function over entry pairs was a tenth of recall's time.
- */
-function mostHits(hits: ReadonlyMap<number, { hits: number }>, n: number): number[] {
-  const keys = new Float64Array(hits.size);
-  let i = 0;
-  for (const [seq, hit] of hits) keys[i++] = hit.hits * SEQ_SPAN + seq;
-  keys.sort();
-  const best: number[] = [];
-  for (let j = keys.length - 1; j >= 0 && best.length < n; j--) best.push(keys[j]! % SEQ_SPAN);
-  return best;
-}
-
-/** Best first: the higher score, then the newer memory, then the higher seq (so no two candidates tie). */
-const byScore = (a: Scored, b: Scored): number => b.score - a.score || b.createdAt - a.createdAt || b.seq - a.seq;
-
-/** The CANDIDATES memories matching most of the common terms' lists (the newest first among equals), scored by `score` and sorted. */
-function rankCommon(lists: readonly ScoringFields[][], score: (row: ScoringFields, hits: number) => Scored): Scored[] {
-  const hits = new Map<number, { row: ScoringFields; hits: number }>();
-  for (const list of lists) {
-    for (const row of list) {
-      const hit = hits.get(row.seq);
-      if (hit === undefined) hits.set(row.seq, { row, hits: 1 });
-      else hit.hits++;
-    }
-  }
-  return mostHits(hits, CANDIDATES)
-    .map((seq) => {
-      const { row, hits: n } = hits.get(seq)!;
-      return score(row, n);
-    })
-    .sort(byScore);
-}
-
-/** `first` and the entries of `second` whose seq is not in `skip`, both sorted by byScore, as one list sorted by it. */
-function mergeRankings(first: readonly Scored[], second: readonly Scored[], skip: ReadonlyMap<number, unknown>): Scored[] {
-  const merged: Scored[] = [];
-  let i = 0;
-  for (const entry of second) {
-    if (skip.has(entry.seq)) continue;
-    while (i < first.length && byScore(first[i]!, entry) < 0) merged.push(first[i++]!);
-    merged.push(entry);
-  }
-  while (i < first.length) merged.push(first[i++]!);
-  return merged;
 }
 
 /** The ranked memories that fit what is left of the answer's budget (always the first), the budget used up by them. */
