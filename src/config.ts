@@ -157,6 +157,16 @@ export const SETTINGS = {
   maxBatchCalls: { ...int(1, 10_000), default: 100, doc: "Most calls in one tRPC batch, over HTTP or in one WebSocket frame" },
   maxSubscriptionsPerSocket: { ...int(1, 100_000), default: 100, doc: "Most live subscriptions (events.onEvent) open on one WebSocket" },
   maxParkedPerAgent: { ...int(1, 100_000), default: 64, doc: "Most long-polls (claims and polls with waitMs) one agent may have waiting at once" },
+  maxMcpSessionsPerAgent: {
+    ...int(1, 10_000),
+    default: 8,
+    doc: "Most MCP sessions open at once for one agent and credential; a new one ends the least recently used (its client initializes again)",
+  },
+  mcpSessionIdleMs: {
+    ...positiveMs(),
+    default: 600_000,
+    doc: "An MCP session with no request and no open stream for this long is ended (its client initializes again)",
+  },
   maxConnections: { ...int(1, 1_000_000), default: 10_000, doc: "Most open connections (HTTP and WebSocket); more are answered 429 and closed" },
   settledTaskRetentionMs: {
     ...ms(3650 * 24 * 3_600_000),

@@ -1,12 +1,22 @@
 // /mcp: the Model Context Protocol over Streamable HTTP (the SDK's transport), one MCP server per
 // session. A session is opened by an initialize request and acts as one agent: its credential's,
 // or (an admin's credential, or no credentials configured) the X-Agent-Id header's. Every later
-// request of the session must carry the same credential. Sessions end when the client deletes
-// them, or at shutdown.
+// request of the session must carry the same credential. A session ends when:
+//  - its client deletes it, or the server shuts down;
+//  - its credential is revoked (or, opened with none, credentials become required): its stream
+//    of notifications must not outlive the right to read them;
+//  - it has had no request and no open stream for mcpSessionIdleMs: clients that go away without
+//    deleting their session leave nothing behind for long;
+//  - its agent opens more than maxMcpSessionsPerAgent with the same credential: the least
+//    recently used one ends. Each session is an MCP server and an event listener, so their
+//    number is bounded by the clients' use, not by how many initialize requests one can send.
+// A client whose session ended gets a 404 on its next request, and initializes again (the MCP
+// specification's rule for a session the server no longer knows).
 import { randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
 import { isInitializeRequest } from "@modelcontextprotocol/sdk/types.js";
+import { Gauge } from "prom-client";
 import { bearerSecret } from "../auth/token-secret.js";
 import { NOT_UTF8, readBody, sendJson, sendUnauthorized } from "../server/http-io.js";
 import type { Services } from "../services.js";
@@ -15,28 +25,65 @@ import { createMcpServer } from "./mcp-tools.js";
 
 interface Session {
   transport: StreamableHTTPServerTransport;
-  close(): void;
   /** The credential the session was opened with ("" without credentials). */
   credential: string;
+  /** What Credentials.onRevoked names when that credential loses its rights; undefined if it cannot. */
+  revocationKey: string | undefined;
+  /** The credential and the agent: sessions are bounded per owner. */
+  owner: string;
+  /** When the session last had a request or a stream end (Unix ms). */
+  lastActiveAt: number;
+  /** Its open streams (GET): a session listening for notifications is not idle. */
+  streams: number;
 }
 
 const credentialOf = (caller: Caller): string => (caller.kind === "token" ? caller.tokenId : "");
 
 export function createMcpEndpoint(services: Services) {
+  const { config, credentials, log } = services;
   const sessions = new Map<string, Session>();
+  const end = (id: string, session: Session, reason: string) => {
+    log.debug({ session: id, owner: session.owner, reason }, "MCP session ended");
+    void session.transport.close().catch(() => undefined);
+  };
+  const unlistenRevoked = credentials.onRevoked((key) => {
+    for (const [id, session] of sessions) if (session.revocationKey === key) end(id, session, "credential revoked");
+  });
+  const sweep = setInterval(() => {
+    const now = Date.now();
+    for (const [id, session] of sessions) {
+      if (session.streams === 0 && now - session.lastActiveAt >= config.mcpSessionIdleMs) end(id, session, "idle");
+    }
+  }, Math.max(10, Math.min(config.mcpSessionIdleMs / 2, 60_000)));
+  sweep.unref();
+  new Gauge({
+    name: "coordination_mcp_sessions",
+    help: "MCP sessions open, and those holding a notification stream",
+    labelNames: ["state"],
+    registers: [services.metrics.registry],
+    collect() {
+      this.set({ state: "open" }, sessions.size);
+      this.set({ state: "streaming" }, [...sessions.values()].filter((session) => session.streams > 0).length);
+    },
+  });
+  /** Ends the least recently used sessions of `owner` past the cap, never `keep` (the one just opened). */
+  const bound = (owner: string, keep: string) => {
+    const mine = [...sessions].filter(([id, session]) => session.owner === owner && id !== keep).sort(([, a], [, b]) => a.lastActiveAt - b.lastActiveAt);
+    for (const [id, session] of mine.slice(0, Math.max(0, mine.length + 1 - config.maxMcpSessionsPerAgent))) end(id, session, "maxMcpSessionsPerAgent");
+  };
   const jsonRpcError = (res: ServerResponse, status: number, message: string) =>
     sendJson(res, status, { jsonrpc: "2.0", error: { code: -32000, message }, id: null });
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    const caller = await services.credentials.authenticate(bearerSecret(req.headers.authorization));
+    const caller = await credentials.authenticate(bearerSecret(req.headers.authorization));
     if (caller.kind === "anonymous") return sendUnauthorized(res);
     let body: unknown;
     if (req.method === "POST") {
-      const read = await readBody(req, services.config.maxBodyBytes);
+      const read = await readBody(req, config.maxBodyBytes);
       if (read.kind === "gone") return;
       if (read.kind === "too-large") {
         res.setHeader("connection", "close");
-        return jsonRpcError(res, 413, `Request body exceeds ${services.config.maxBodyBytes} bytes`);
+        return jsonRpcError(res, 413, `Request body exceeds ${config.maxBodyBytes} bytes`);
       }
       if (read.kind === "not-utf8") return sendJson(res, 400, { jsonrpc: "2.0", error: { code: -32700, message: `Parse error: ${NOT_UTF8}` }, id: null });
       try {
@@ -50,6 +97,14 @@ export function createMcpEndpoint(services: Services) {
       const session = sessions.get(sessionId);
       if (!session) return jsonRpcError(res, 404, "Session not found: initialize a new one");
       if (session.credential !== credentialOf(caller)) return jsonRpcError(res, 403, "This session was opened with another credential");
+      session.lastActiveAt = Date.now();
+      if (req.method === "GET") {
+        session.streams++;
+        res.once("close", () => {
+          session.streams--;
+          session.lastActiveAt = Date.now();
+        });
+      }
       return session.transport.handleRequest(req, res, body);
     }
     if (req.method !== "POST" || !isInitializeRequest(body)) return jsonRpcError(res, 400, "No session: send an initialize request first (without mcp-session-id)");
@@ -66,7 +121,9 @@ export function createMcpEndpoint(services: Services) {
     const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),
       onsessioninitialized: (id) => {
-        sessions.set(id, { transport, close: mcp.close, credential: credentialOf(caller) });
+        const owner = `${credentialOf(caller)}\u0000${agentId ?? ""}`;
+        sessions.set(id, { transport, credential: credentialOf(caller), revocationKey: credentials.revocationKey(caller), owner, lastActiveAt: Date.now(), streams: 0 });
+        bound(owner, id);
       },
     });
     transport.onclose = () => {
@@ -85,6 +142,8 @@ export function createMcpEndpoint(services: Services) {
     },
     /** Ends every session (shutdown). */
     async close(): Promise<void> {
+      unlistenRevoked();
+      clearInterval(sweep);
       await Promise.all([...sessions.values()].map((session) => session.transport.close().catch(() => undefined)));
       sessions.clear();
     },

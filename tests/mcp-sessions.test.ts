@@ -1,0 +1,131 @@
+// MCP sessions end when their credential is revoked, when idle, and past a per-agent cap: each is
+// an MCP server and an event listener, so neither a revoked token nor a client that never
+// deletes its sessions keeps one. Spoken over plain HTTP, as any MCP client speaks it.
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { ADMIN_SECRET, startSecureServer } from "./helpers/secure-server.js";
+import { startTestServer, type TestServer } from "./helpers/test-server.js";
+
+let t: TestServer | undefined;
+const streams: AbortController[] = [];
+afterEach(async () => {
+  for (const stream of streams.splice(0)) stream.abort();
+  await t?.stop({ removeFiles: true });
+  t = undefined;
+});
+
+const ACCEPT = "application/json, text/event-stream";
+const INITIALIZE = { jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "raw", version: "1.0.0" } } };
+
+/** Opens a session (initialize, then initialized) with these headers; its id. */
+async function openSession(url: string, headers: Record<string, string>): Promise<string> {
+  const response = await fetch(`${url}/mcp`, { method: "POST", headers: { ...headers, "content-type": "application/json", accept: ACCEPT }, body: JSON.stringify(INITIALIZE) });
+  expect(response.status).toBe(200);
+  await response.text();
+  const id = response.headers.get("mcp-session-id")!;
+  const initialized = await fetch(`${url}/mcp`, {
+    method: "POST",
+    headers: { ...headers, "content-type": "application/json", accept: ACCEPT, "mcp-session-id": id },
+    body: JSON.stringify({ jsonrpc: "2.0", method: "notifications/initialized" }),
+  });
+  expect(initialized.status).toBe(202);
+  return id;
+}
+
+/** A request in the session (tools/list): its status, 200 while the session lives, 404 once it ended. */
+async function listTools(url: string, id: string, headers: Record<string, string>): Promise<number> {
+  const response = await fetch(`${url}/mcp`, {
+    method: "POST",
+    headers: { ...headers, "content-type": "application/json", accept: ACCEPT, "mcp-session-id": id },
+    body: JSON.stringify({ jsonrpc: "2.0", id: 2, method: "tools/list" }),
+  });
+  await response.text();
+  return response.status;
+}
+
+/** The session's notification stream (GET): the text read from it so far, and whether it ended. */
+async function openStream(url: string, id: string, headers: Record<string, string>): Promise<{ text: () => string; ended: () => boolean }> {
+  const controller = new AbortController();
+  streams.push(controller);
+  const response = await fetch(`${url}/mcp`, { headers: { ...headers, accept: "text/event-stream", "mcp-session-id": id }, signal: controller.signal });
+  expect(response.status).toBe(200);
+  let text = "";
+  let ended = false;
+  void (async () => {
+    const decoder = new TextDecoder();
+    try {
+      for await (const chunk of response.body!) text += decoder.decode(chunk as Uint8Array, { stream: true });
+    } catch {
+      // aborted by the test
+    }
+    ended = true;
+  })();
+  return { text: () => text, ended: () => ended };
+}
+
+/** The coordination_mcp_sessions gauge, by state. */
+async function sessionGauge(url: string, token?: string): Promise<Record<string, number>> {
+  const text = await (await fetch(`${url}/metrics`, { headers: token ? { authorization: `Bearer ${token}` } : {} })).text();
+  return Object.fromEntries([...text.matchAll(/^coordination_mcp_sessions\{state="(\w+)"\} (\d+)$/gm)].map(([, state, n]) => [state!, Number(n)]));
+}
+
+describe("MCP sessions", () => {
+  it("a revoked token's session ends: its notification stream closes before a message sent after the revocation", async () => {
+    const s = await startSecureServer();
+    t = s;
+    const issued = await s.admin.tokens.create.mutate({ role: "agent", agentId: "w2" });
+    const headers = { authorization: `Bearer ${issued.secret}` };
+    const id = await openSession(s.url, headers);
+    const stream = await openStream(s.url, id, headers);
+    // The stream is live once a direct message comes through it.
+    await vi.waitFor(async () => {
+      await s.admin.events.publish.mutate({ type: "dm", source: "admin", target: "w2", payload: { msg: "before" } });
+      expect(stream.text()).toContain('"msg":"before"');
+    }, { timeout: 10_000, interval: 200 });
+
+    await s.admin.tokens.revoke.mutate({ tokenId: issued.token.id });
+    await vi.waitFor(() => expect(stream.ended()).toBe(true), { timeout: 10_000 });
+    await s.admin.events.publish.mutate({ type: "dm", source: "admin", target: "w2", payload: { msg: "after-revoke" } });
+    expect(stream.text()).not.toContain("after-revoke");
+    expect(await listTools(s.url, id, headers)).toBe(401);
+    expect(await sessionGauge(s.url, ADMIN_SECRET)).toEqual({ open: 0, streaming: 0 });
+  });
+
+  it("with no credentials, open sessions end when credentials become required", async () => {
+    t = await startTestServer();
+    const id = await openSession(t.url, { "x-agent-id": "open-agent" });
+    const stream = await openStream(t.url, id, {});
+    expect(await sessionGauge(t.url)).toEqual({ open: 1, streaming: 1 });
+    await t.api.tokens.create.mutate({ role: "admin" });
+    await vi.waitFor(() => expect(stream.ended()).toBe(true), { timeout: 10_000 });
+  });
+
+  it("a session with no request and no open stream for mcpSessionIdleMs ends; one holding its stream stays", async () => {
+    t = await startTestServer({ mcpSessionIdleMs: 300 });
+    const idle = await openSession(t.url, { "x-agent-id": "idle-agent" });
+    const listening = await openSession(t.url, { "x-agent-id": "listening-agent" });
+    const stream = await openStream(t.url, listening, {});
+    // Watched through the gauge: a request in the session would keep it alive.
+    await vi.waitFor(async () => expect(await sessionGauge(t!.url)).toEqual({ open: 1, streaming: 1 }), { timeout: 10_000, interval: 100 });
+    expect(await listTools(t.url, idle, {})).toBe(404);
+    // Ten idle periods later the listening one lives (the sweep may be late, never early).
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    expect(stream.ended()).toBe(false);
+    expect(await listTools(t.url, listening, {})).toBe(200);
+    expect(await sessionGauge(t.url)).toEqual({ open: 1, streaming: 1 });
+  });
+
+  it("past maxMcpSessionsPerAgent the agent's least recently used session ends; other agents' stay", async () => {
+    t = await startTestServer({ maxMcpSessionsPerAgent: 2 });
+    const other = await openSession(t.url, { "x-agent-id": "b" });
+    const first = await openSession(t.url, { "x-agent-id": "a" });
+    const second = await openSession(t.url, { "x-agent-id": "a" });
+    // Used after the second: the second is now the least recently used.
+    expect(await listTools(t.url, first, {})).toBe(200);
+    const third = await openSession(t.url, { "x-agent-id": "a" });
+    expect(await listTools(t.url, second, {})).toBe(404);
+    expect([await listTools(t.url, first, {}), await listTools(t.url, third, {}), await listTools(t.url, other, {})]).toEqual([200, 200, 200]);
+    // A thousand initialize requests leave two sessions for the agent.
+    for (let n = 0; n < 1000; n++) await openSession(t.url, { "x-agent-id": "a" });
+    expect(await sessionGauge(t.url)).toEqual({ open: 3, streaming: 0 });
+  });
+});
