@@ -196,9 +196,12 @@ async function main(): Promise<number> {
   // as it reads the start-up line, and a signal nobody handles yet kills the process uncleanly.
   // A signal that arrives during start-up stops the server as soon as it is up. Each handler runs
   // once: a second Ctrl-C forces the exit.
+  const handlers: Array<[NodeJS.Signals, () => void]> = [];
   const signalled = new Promise<NodeJS.Signals>((resolve) => {
-    process.once("SIGINT", () => resolve("SIGINT"));
-    process.once("SIGTERM", () => resolve("SIGTERM"));
+    for (const signal of ["SIGINT", "SIGTERM"] as const) {
+      handlers.push([signal, () => resolve(signal)]);
+      process.once(signal, handlers.at(-1)![1]);
+    }
   });
   let server: CoordinationServer | undefined;
   try {
@@ -220,6 +223,8 @@ async function main(): Promise<number> {
     } else {
       log.fatal({ err: error }, "failed to start");
     }
+    // Nothing waits for a signal any more: one that comes while this process winds down ends it.
+    for (const [signal, handler] of handlers) process.off(signal, handler);
     await server?.stop().catch(() => undefined);
     return exitCode;
   }

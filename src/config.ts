@@ -5,6 +5,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { parseEnv } from "node:util";
+import { createSecureContext } from "node:tls";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 
@@ -387,7 +388,15 @@ function checkRelations(config: Config, origins: Partial<Record<SettingName, str
   if ((config.tlsCert === "") !== (config.tlsKey === "")) {
     problems.push(`${label(config.tlsCert === "" ? "tlsKey" : "tlsCert")} needs ${envName(config.tlsCert === "" ? "tlsCert" : "tlsKey")} too: TLS takes a certificate and its key`);
   }
-  for (const name of ["tlsCert", "tlsKey"] as const) {
-    if (config[name] !== "" && !existsSync(config[name])) problems.push(`${label(name)}: no such file`);
+  const missing = (["tlsCert", "tlsKey"] as const).filter((name) => config[name] !== "" && !existsSync(config[name]));
+  for (const name of missing) problems.push(`${label(name)}: no such file`);
+  if (config.tlsCert !== "" && config.tlsKey !== "" && missing.length === 0) {
+    // Checked now, so a file that is not PEM, or a key that is not the certificate's, is a
+    // sentence naming both settings, not a server that fails halfway through starting.
+    try {
+      createSecureContext({ cert: readFileSync(config.tlsCert), key: readFileSync(config.tlsKey) });
+    } catch (error) {
+      problems.push(`${label("tlsCert")} with ${label("tlsKey")}: not a PEM certificate and its private key (${error instanceof Error ? error.message : String(error)})`);
+    }
   }
 }

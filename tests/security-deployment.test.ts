@@ -1,7 +1,7 @@
 // How the server may be deployed: never open on a network by accident, TLS without a proxy, and
 // an OpenAPI document that says what the server enforces.
 import { execFileSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { request } from "node:https";
 import { join } from "node:path";
 import WebSocket from "ws";
@@ -108,6 +108,21 @@ describe("TLS", () => {
     const untrusted = await runCli({ args: ["stats", "--json"], env });
     expect(untrusted.code).toBe(1);
     expect(untrusted.stderr).toMatch(/^coordination: cannot reach the server at https:\/\/127\.0\.0\.1:\d+ \(self[- ]signed certificate\)/);
+  });
+
+  it("a key that is not PEM, or not the certificate's, is a configuration error: the server exits 2 at once, naming both", async () => {
+    const dir = makeTempDir();
+    const [cert, key, otherKey, garbage] = ["cert.pem", "key.pem", "other-key.pem", "garbage.pem"].map((name) => join(dir, name));
+    execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key!, "-out", cert!, "-days", "1", "-subj", "/CN=localhost"], { stdio: "ignore" });
+    execFileSync("openssl", ["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", otherKey!], { stdio: "ignore" });
+    writeFileSync(garbage!, "garbage\n");
+    // It used to start its database threads, fail on the key, and hang there with no server to stop them.
+    for (const [badKey, reason] of [[garbage!, /DECODER routines::unsupported|no start line|bad base64/], [otherKey!, /key values mismatch/]] as const) {
+      const exit = await runCli({ args: ["--tls-cert", cert!, "--tls-key", badKey, "--port", "0", "--db", join(dir, "c.db")] }, 20_000);
+      expect(exit.code).toBe(2);
+      expect(exit.stderr).toMatch(/--tls-cert = .*cert\.pem with --tls-key = .*\.pem: not a PEM certificate and its private key \(/);
+      expect(exit.stderr).toMatch(reason);
+    }
   });
 
   it("a certificate without its key is a configuration error naming both", () => {

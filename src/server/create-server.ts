@@ -23,7 +23,7 @@ import { createLogger, type Logger } from "../logger.js";
 import { createRestHandler } from "../rest/rest-handler.js";
 import { buildOpenApiDocument } from "../rest/openapi-document.js";
 import { PerKeyLimit } from "../per-key-limit.js";
-import { createCoordination, type Services } from "../services.js";
+import { createCoordination, type Coordination, type Services } from "../services.js";
 import { appRouter } from "../trpc/app-router.js";
 import { browserGuards, isLoopback } from "./browser-guards.js";
 import { createMcpEndpoint } from "../mcp/mcp-endpoint.js";
@@ -54,7 +54,21 @@ export interface CoordinationServer {
 }
 
 export function createServer(config: Config, log: Logger = createLogger(config.logLevel)): CoordinationServer {
+  // Read before the database threads start: a file that went away since the configuration was
+  // checked fails here with nothing to stop.
+  const tls = config.tlsCert === "" ? undefined : { cert: readFileSync(config.tlsCert), key: readFileSync(config.tlsKey) };
   const coordination = createCoordination(config, log);
+  try {
+    return serverOver(coordination, config, log, tls);
+  } catch (error) {
+    // Whatever fails while the server is put together: its threads must not keep the process
+    // alive, with no server to stop them.
+    void coordination.close().catch(() => undefined);
+    throw error;
+  }
+}
+
+function serverOver(coordination: Coordination, config: Config, log: Logger, tls: { cert: Buffer; key: Buffer } | undefined): CoordinationServer {
   const { services } = coordination;
   const onTrpcError = ({ error, path }: { error: { code: string; cause?: unknown }; path?: string | undefined }) => {
     if (error.code !== "INTERNAL_SERVER_ERROR") return;
@@ -71,7 +85,6 @@ export function createServer(config: Config, log: Logger = createLogger(config.l
     transport: httpTransport(res),
     caller: await credentials.authenticate(bearerSecret(req.headers.authorization)),
   });
-  const tls = config.tlsCert === "" ? undefined : { cert: readFileSync(config.tlsCert), key: readFileSync(config.tlsKey) };
   const guards = browserGuards(config, tls ? "https" : "http");
   const trpcAdapter = createHTTPHandler({
     router: appRouter,
