@@ -121,6 +121,24 @@ describe("credentials carry the agent's identity", () => {
     expect(restList.body.map((e: { target: string | null }) => e.target)).not.toContain("agent-C");
   });
 
+  it("a task's history shows direct messages about it to their target only, as the log does", async () => {
+    const { t, B, C, tokens } = await threeAgents();
+    const task = await t.admin.tasks.enqueue.mutate({ queue: "q" });
+    // Only an admin may publish task.* events; one about this task, addressed to agent-C.
+    const direct = await t.admin.events.publish.mutate({ type: "task.note", source: "ops", target: "agent-C", payload: { taskId: task.id, secret: "s3cret" } });
+    const seqsOf = (events: Array<{ seq: number }>) => events.map((e) => e.seq);
+    expect(seqsOf(await C.tasks.events.query({ taskId: task.id }))).toContain(direct.seq);
+    expect(seqsOf(await B.tasks.events.query({ taskId: task.id }))).not.toContain(direct.seq);
+    const reader = t.as(await t.issue("read"));
+    expect(seqsOf(await reader.tasks.events.query({ taskId: task.id }))).not.toContain(direct.seq);
+    expect(seqsOf(await t.admin.tasks.events.query({ taskId: task.id }))).toContain(direct.seq);
+    const rest = await http(t.url, "GET", `/tasks/${task.id}/events`, { token: tokens.b });
+    expect(rest.status).toBe(200);
+    expect(JSON.stringify(rest.body)).not.toContain("s3cret");
+    // The task's own events are everyone's.
+    expect((await B.tasks.events.query({ taskId: task.id })).map((e) => e.type)).toEqual(["task.enqueued"]);
+  });
+
   it("an agent cannot publish as the server, nor as another agent", async () => {
     const { t, B, tokens } = await threeAgents();
     expect(await codeOf(B.events.publish.mutate({ type: "task.completed", source: "agent-B" }))).toBe("FORBIDDEN");

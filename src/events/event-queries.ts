@@ -61,9 +61,9 @@ export function eventQueries(d: { events: EventStore; maxResponseBytes: number }
 
     "events.head": (_: undefined): number => events.headSeq(),
 
-    /** A task's events, found from its creation time (the dashboard's task page). */
-    "events.forTask": (args: { taskId: string; createdAt: number; limit: number }): CoordinationEvent[] =>
-      events.readForTask(args.taskId, events.firstSeqAtOrAfter(args.createdAt - 1000), args.limit, TASK_EVENT_SCAN, d.maxResponseBytes),
+    /** A task's events, found from its creation time (the dashboard's task page); `recipient` as for events.list. */
+    "events.forTask": (args: { taskId: string; createdAt: number; limit: number; recipient?: string | null }): CoordinationEvent[] =>
+      events.readForTask(args.taskId, events.firstSeqAtOrAfter(args.createdAt - 1000), args.limit, TASK_EVENT_SCAN, d.maxResponseBytes, args.recipient),
 
     /** The log's head and how far it has been pruned: the retained window is (prunedThrough, head]. */
     "events.window": (_: undefined): { head: number; prunedThrough: number } => ({ head: events.headSeq(), prunedThrough: events.prunedThroughSeq() }),

@@ -1,6 +1,6 @@
 // tRPC procedures of the task queue; `meta.rest` also serves each one as a REST route (src/rest/).
 import { z } from "zod";
-import { ADMIN, AGENT, AS_AGENT, READ } from "../auth/access.js";
+import { ADMIN, AGENT, AS_AGENT, mailboxViewOf, READ } from "../auth/access.js";
 import { consumingProcedure, procedure, router } from "../trpc/init.js";
 import {
   claimedTaskSchema,
@@ -157,7 +157,8 @@ export const taskRouter = router({
     .output(z.array(eventSchema))
     .query(async ({ ctx, input }) => {
       const task = await ctx.services.tasks.get(input.taskId);
-      return ctx.services.db.read("events.forTask", { taskId: task.id, createdAt: task.createdAt.getTime(), limit: input.limit });
+      // Direct messages about the task reach only their target, here as in the log (mailboxViewOf).
+      return ctx.services.db.read("events.forTask", { taskId: task.id, createdAt: task.createdAt.getTime(), limit: input.limit, ...mailboxViewOf(ctx.caller) });
     }),
 
   list: procedure
