@@ -216,6 +216,11 @@ async function main(): Promise<number> {
     if (error instanceof Error && error.name === "InsecureBindError") {
       process.stderr.write(`coordination: ${error.message}\n`);
       exitCode = 2;
+    } else if (error instanceof Error && error.name === "ListenError") {
+      // A port in use, an address not this machine's: one sentence naming the setting, exit 1;
+      // the log line says the same, with the system's code, for whoever reads the logs.
+      log.fatal({ code: (error.cause as NodeJS.ErrnoException | undefined)?.code }, `failed to start: ${error.message}`);
+      process.stderr.write(`coordination: ${error.message}\n`);
     } else if (error instanceof Error && error.name === "DatabaseRefused") {
       // A database file the server cannot use (damaged, read-only, another version's): exit 3.
       process.stderr.write(`coordination: ${error.message}\n`);

@@ -74,6 +74,27 @@ describe("files refused at start-up, untouched", () => {
     expect(new Database(path).prepare("SELECT name FROM sqlite_master WHERE type = 'table'").pluck().all()).toEqual(["users"]);
   });
 
+  it("a new database file under a path that is not a directory: exit 3 with one line, from the server and from migrate", async () => {
+    const file = join(makeTempDir(), "plain-file");
+    writeFileSync(file, "not a directory\n");
+    const path = join(file, "coordination.db");
+    const expected = `coordination: cannot create the database file ${path}: ${file} is not a directory\n`;
+    const served = await runCli({ args: ["--port", "0", "--db", path] });
+    expect([served.code, served.stderr]).toEqual([3, expected]);
+    const migrated = await runCli({ args: ["migrate", "--db", path] });
+    expect([migrated.code, migrated.stderr]).toEqual([3, expected]);
+  });
+
+  it.skipIf(smallFilesystemProbe !== true)("a new database file in a read-only directory: exit 3", async () => {
+    const mounted = mountSmallFilesystem(8192);
+    if (typeof mounted === "string") throw new Error(mounted);
+    fs = mounted;
+    fs.remount("ro");
+    const path = join(fs.dir, "new.db");
+    const exit = await runCli({ args: ["--port", "0", "--db", path] });
+    expect([exit.code, exit.stderr]).toEqual([3, `coordination: cannot create the database file ${path}: the directory ${fs.dir} is read-only\n`]);
+  });
+
   it.skipIf(smallFilesystemProbe !== true)("a read-only file: exit 3", async () => {
     const mounted = mountSmallFilesystem(8192);
     if (typeof mounted === "string") throw new Error(mounted);

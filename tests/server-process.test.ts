@@ -143,14 +143,24 @@ describe("the coordination process", () => {
       const cli = new CliProcess({ env: { COORDINATION_PORT: String(port) }, cwd: dir });
       const exit = await cli.waitForExit(10_000);
       expect(exit.code).toBe(1);
+      const sentence = `cannot listen on 127.0.0.1:${port}: the port is in use (another server on it?); choose another with --port or COORDINATION_PORT`;
+      expect(cli.stderr).toBe(`coordination: ${sentence}\n`);
       const lines = cli.logLines();
       const fatal = lines.findIndex((line) => line.level === 60);
-      expect(lines[fatal]).toMatchObject({ msg: "failed to start", err: { code: "EADDRINUSE" } });
+      expect(lines[fatal]).toMatchObject({ msg: `failed to start: ${sentence}`, code: "EADDRINUSE" });
       // Why it failed comes first, then what stopping what had started logs.
       expect(lines.slice(fatal + 1).map((line) => line.msg)).toContain("stopped");
       expect(lines.slice(0, fatal).map((line) => line.msg)).not.toContain("stopped");
     } finally {
       await new Promise<void>((resolve) => holder.close(() => resolve()));
     }
+  });
+
+  it("exits 1 when its address is not this machine's, naming the setting", async () => {
+    // 192.0.2.1 is TEST-NET-1 (RFC 5737): never a local address.
+    const cli = new CliProcess({ env: { COORDINATION_HOST: "192.0.2.1", COORDINATION_PORT: "0", COORDINATION_INSECURE: "true" }, cwd: dir });
+    const exit = await cli.waitForExit(10_000);
+    expect(exit.code).toBe(1);
+    expect(cli.stderr).toBe("coordination: cannot listen on 192.0.2.1:0: the address is not one of this machine's; fix --host or COORDINATION_HOST\n");
   });
 });

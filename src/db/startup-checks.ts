@@ -7,7 +7,7 @@
 //  - after the pending migrations: every table and column this version expects is there, as it
 //    expects it (a renamed or dropped column is a file this version would corrupt).
 // A refused file is never migrated nor written to; the CLI exits with code 3.
-import { accessSync, constants, existsSync } from "node:fs";
+import { accessSync, constants, existsSync, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import Database from "better-sqlite3";
 import type { Config } from "../config.js";
@@ -30,7 +30,14 @@ const writable = (path: string): boolean => {
 /** Checks an existing file before anything is written to it; throws DatabaseRefused naming the problem. */
 export function checkBeforeMigrating(config: Pick<Config, "dbPath">, dir = defaultMigrationsDir()): void {
   const path = config.dbPath;
-  if (path === ":memory:" || !existsSync(path)) return;
+  if (path === ":memory:") return;
+  if (!existsSync(path)) {
+    // A new file: SQLite creates it, and its -wal and -shm files, in its directory.
+    const directory = dirname(resolve(path));
+    if (!statSync(directory).isDirectory()) throw new DatabaseRefused(`cannot create the database file ${path}: ${directory} is not a directory`);
+    if (!writable(directory)) throw new DatabaseRefused(`cannot create the database file ${path}: the directory ${directory} is read-only`);
+    return;
+  }
   if (!writable(path)) throw new DatabaseRefused(`the database file ${path} is read-only: this server writes to it. Make it writable, or point dbPath at a copy`);
   const directory = dirname(resolve(path));
   if (!writable(directory)) throw new DatabaseRefused(`the directory ${directory} is read-only: SQLite keeps the database's -wal and -shm files there`);

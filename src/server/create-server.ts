@@ -43,6 +43,30 @@ export class InsecureBindError extends Error {
   override name = "InsecureBindError";
 }
 
+/** The port or address could not be listened on: a sentence naming the setting to change. */
+export class ListenError extends Error {
+  override name = "ListenError";
+}
+
+/** Why `host:port` cannot be listened on, as a sentence naming the setting (the error itself when it is none of these). */
+function listenError(error: NodeJS.ErrnoException, host: string, port: number): Error {
+  const where = `cannot listen on ${host}:${port}`;
+  switch (error.code) {
+    case "EADDRINUSE":
+      return new ListenError(`${where}: the port is in use (another server on it?); choose another with --port or COORDINATION_PORT`, { cause: error });
+    case "EACCES":
+      return new ListenError(`${where}: permission denied (ports below 1024 need privileges); choose another with --port or COORDINATION_PORT`, { cause: error });
+    case "EADDRNOTAVAIL":
+      return new ListenError(`${where}: the address is not one of this machine's; fix --host or COORDINATION_HOST`, { cause: error });
+    case "ENOTFOUND":
+    case "EAI_AGAIN":
+    case "EAI_FAIL":
+      return new ListenError(`${where}: the host name does not resolve; fix --host or COORDINATION_HOST`, { cause: error });
+    default:
+      return error;
+  }
+}
+
 export interface CoordinationServer {
   /** http://host:port once started. */
   readonly url: string;
@@ -294,7 +318,7 @@ function serverOver(coordination: Coordination, config: Config, log: Logger, tls
         log.warn({ host: config.host }, "listening on a non-loopback address with no credentials (--insecure): anyone who reaches the port controls every agent");
       }
       await new Promise<void>((resolve, reject) => {
-        http.once("error", reject);
+        http.once("error", (error: NodeJS.ErrnoException) => reject(listenError(error, config.host, config.port)));
         http.listen(config.port, config.host, () => {
           http.off("error", reject);
           resolve();
