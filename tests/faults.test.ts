@@ -157,6 +157,26 @@ describe("a database that fails under a running server", () => {
     expect(withDatabase(t, (db) => db.prepare("SELECT count(*) FROM tasks").pluck().get())).toBe(1);
   });
 
+  it("a write lock held by another process does not hold up shutdown: the closing checkpoint does not wait for it", async () => {
+    t = await startTestServer({ busyTimeoutMs: 60_000 });
+    expect((await http(t.url, "POST", "/tasks", { body: { queue: "q" } })).status).toBe(200);
+    const holder = new Database(t.dbPath);
+    holder.exec("BEGIN IMMEDIATE");
+    try {
+      const started = Date.now();
+      await t.stop();
+      // It waited the whole busyTimeoutMs (60 s) for the lock; the bound is generous for a slow machine.
+      expect(Date.now() - started).toBeLessThan(30_000);
+    } finally {
+      holder.exec("ROLLBACK");
+      holder.close();
+    }
+    // The committed task is in the file (its -wal), for the next start to read.
+    const reader = new Database(t.dbPath, { readonly: true });
+    expect(reader.prepare("SELECT count(*) FROM tasks").pluck().get()).toBe(1);
+    reader.close();
+  });
+
   it.skipIf(smallFilesystemProbe !== true)("a full disk: 503 DISK_FULL, acknowledged data intact, /health 503 until space returns", async () => {
     const mounted = mountSmallFilesystem(4096);
     if (typeof mounted === "string") throw new Error(mounted);

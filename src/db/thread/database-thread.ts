@@ -85,6 +85,9 @@ function startWriter(): { run: Run; close: () => Promise<void> } {
         writer.close();
         // Fold the WAL back into the main file so the database is self-contained after exit. On a
         // full or failing disk this fails; the committed data is safe in the -wal file all the same.
+        // It does not wait for another process's lock (busyTimeoutMs would add to every shutdown
+        // under one): blocked, it leaves the WAL to the next checkpoint, which any start makes.
+        db.pragma("busy_timeout = 0");
         db.pragma("wal_checkpoint(TRUNCATE)");
       } finally {
         db.close();
