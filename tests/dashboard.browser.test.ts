@@ -30,6 +30,9 @@ describe.skipIf(!CHROMIUM)("the dashboard in Chromium", () => {
     const page = await browser.newPage();
     const errors: string[] = [];
     page.on("pageerror", (error) => errors.push(error.message));
+    // Nothing the page asks for is missing (a browser asks for /favicon.ico unless the page names an icon).
+    const missing: string[] = [];
+    page.on("response", (response) => void (response.status() === 404 && missing.push(response.url())));
     try {
       await page.goto(t.url);
       await expect.poll(() => page.locator('[data-testid="connection"]').textContent(), { timeout: 10_000 }).toBe("live");
@@ -72,6 +75,9 @@ describe.skipIf(!CHROMIUM)("the dashboard in Chromium", () => {
       await page.locator('[data-testid="tail"]').getByText("demo.again").waitFor({ timeout: 15_000 });
       if (process.env.DASHBOARD_SCREENSHOT) await page.screenshot({ path: process.env.DASHBOARD_SCREENSHOT, fullPage: true });
       expect(errors).toEqual([]);
+      expect(missing).toEqual([]);
+      // Headless Chromium asks for no icon, but a desktop browser asks for /favicon.ico unless the page names one.
+      expect(await page.evaluate(() => document.querySelector<HTMLLinkElement>('link[rel="icon"]')?.href.startsWith("data:image/svg+xml,"))).toBe(true);
     } finally {
       await page.close();
       await t.stop();
