@@ -391,6 +391,29 @@ describe("HTTP errors", () => {
     expect((await send(`${t.url}/tasks?queue=refused`)).body.items).toEqual([]);
   });
 
+  it("a compressed body, or one declared in a charset other than UTF-8, is a 415 saying so, on REST, tRPC and MCP; nothing stored", async () => {
+    const body = JSON.stringify({ queue: "compressed" });
+    const gzip = { "content-type": "application/json", "content-encoding": "gzip" };
+    const latin1 = { "content-type": "application/json; charset=latin1" };
+    const gzipSentence = 'Content-Encoding "gzip" is not supported: send the body uncompressed';
+    const latin1Sentence = 'charset "latin1" is not supported: bodies are UTF-8';
+    // The body is plain JSON: before, the header was ignored and the task stored.
+    for (const [headers, message] of [[gzip, gzipSentence], [latin1, latin1Sentence]] as const) {
+      const rest = await send(`${t.url}/tasks`, { method: "POST", headers, body });
+      expect([rest.status, rest.body]).toEqual([415, { code: "UNSUPPORTED_MEDIA_TYPE", message }]);
+      const trpc = await send(`${t.url}/trpc/tasks.enqueue`, { method: "POST", headers, body: trpcBody({ queue: "compressed" }) });
+      expect([trpc.status, trpc.body.error.json.data.code, trpc.body.error.json.message]).toEqual([415, "UNSUPPORTED_MEDIA_TYPE", message]);
+      const mcp = await send(`${t.url}/mcp`, { method: "POST", headers: { ...headers, accept: "application/json, text/event-stream" }, body: "{}" });
+      expect([mcp.status, mcp.body.error.message]).toEqual([415, message]);
+    }
+    expect((await send(`${t.url}/tasks?queue=compressed`)).body.items).toEqual([]);
+    // identity is no encoding; "utf8" and a quoted "UTF-8" are UTF-8.
+    const passing: Array<Record<string, string>> = [{ "content-type": "application/json", "content-encoding": "identity" }, { "content-type": 'application/json; charset="UTF-8"' }, { "content-type": "application/json;charset=utf8" }];
+    for (const headers of passing) {
+      expect((await send(`${t.url}/tasks`, { method: "POST", headers, body })).status).toBe(200);
+    }
+  });
+
   it("accepts a POST with an empty body on a route that needs no body fields", async () => {
     const enqueued = await send(`${t.url}/tasks`, { method: "POST" });
     expect(enqueued.status).toBe(200);

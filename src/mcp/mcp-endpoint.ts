@@ -18,7 +18,7 @@ import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/
 import { isInitializeRequest } from "@modelcontextprotocol/sdk/types.js";
 import { Gauge } from "prom-client";
 import { bearerSecret } from "../auth/token-secret.js";
-import { NOT_UTF8, readBody, sendJson, sendUnauthorized } from "../server/http-io.js";
+import { NOT_UTF8, readBody, sendJson, sendUnauthorized, unreadableBody } from "../server/http-io.js";
 import type { Services } from "../services.js";
 import type { Caller } from "../trpc/context.js";
 import { createMcpServer } from "./mcp-tools.js";
@@ -79,6 +79,8 @@ export function createMcpEndpoint(services: Services) {
     if (caller.kind === "anonymous") return sendUnauthorized(res);
     let body: unknown;
     if (req.method === "POST") {
+      const unreadable = unreadableBody(req);
+      if (unreadable !== undefined) return jsonRpcError(res, 415, unreadable);
       const read = await readBody(req, config.maxBodyBytes);
       if (read.kind === "gone") return;
       if (read.kind === "too-large") {

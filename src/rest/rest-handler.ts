@@ -13,7 +13,7 @@ import { httpTransport } from "../delivery/transports.js";
 import { errorHeaders, invalidField, ERROR_STATUS, type ErrorBody } from "../errors.js";
 import { JSON_DEPTH_CEILING, jsonDepth } from "../json-value.js";
 import type { Logger } from "../logger.js";
-import { assertQueryEncoding, mediaTypeOf, NOT_UTF8, readBody, sendJson } from "../server/http-io.js";
+import { assertQueryEncoding, mediaTypeOf, NOT_UTF8, readBody, sendJson, unreadableBody } from "../server/http-io.js";
 import type { Services } from "../services.js";
 import { failureOf, toErrorBody } from "../trpc/error-shape.js";
 import type { Context } from "../trpc/context.js";
@@ -103,6 +103,8 @@ function decodeParams(params: Record<string, string>): Record<string, string> {
  * deeper than any field may be, checked without recursion before anything recursive sees it.
  */
 async function readJsonBody(req: IncomingMessage, limit: number): Promise<Record<string, unknown> | undefined | "too-large" | "gone"> {
+  const unreadable = unreadableBody(req);
+  if (unreadable !== undefined) throw new TRPCError({ code: "UNSUPPORTED_MEDIA_TYPE", message: unreadable });
   const read = await readBody(req, limit);
   if (read.kind === "too-large" || read.kind === "gone") return read.kind;
   if (read.kind === "not-utf8") throw invalidField("input", NOT_UTF8);

@@ -75,6 +75,19 @@ export function readBody(req: IncomingMessage, limit: number): Promise<{ kind: "
 /** The request's media type, lower-cased, without parameters ("application/json"; "" when none). */
 export const mediaTypeOf = (req: IncomingMessage): string => (req.headers["content-type"] ?? "").split(";")[0]!.trim().toLowerCase();
 
+/**
+ * Why a request's body cannot be read as it is declared, or undefined: a Content-Encoding (the
+ * server reads no compressed body: gzip bytes would be refused as "not UTF-8", or worse, read),
+ * or a charset other than UTF-8 (the bytes would be read as text the client did not mean).
+ */
+export function unreadableBody(req: IncomingMessage): string | undefined {
+  const encoding = (req.headers["content-encoding"] ?? "").trim().toLowerCase();
+  if (encoding !== "" && encoding !== "identity") return `Content-Encoding "${encoding}" is not supported: send the body uncompressed`;
+  const charset = /;\s*charset\s*=\s*"?([^";]*)"?/i.exec(req.headers["content-type"] ?? "")?.[1]?.trim().toLowerCase();
+  if (charset !== undefined && charset !== "utf-8" && charset !== "utf8") return `charset "${charset}" is not supported: bodies are UTF-8`;
+  return undefined;
+}
+
 /** The sentence for a body that is not UTF-8. */
 export const NOT_UTF8 = "Request body is not valid UTF-8 text";
 

@@ -29,7 +29,7 @@ import { TRPC_ERROR_CODES_BY_KEY } from "@trpc/server/rpc";
 import { unauthorized } from "../auth/access.js";
 import { CoordinationError, ERROR_STATUS, errorHeaders, invalidField, type ErrorBody } from "../errors.js";
 import { directCall, type DirectCall, type ProcedureDefinition } from "../rest/direct-call.js";
-import { assertQueryEncoding, mediaTypeOf, NOT_UTF8, readBody } from "../server/http-io.js";
+import { assertQueryEncoding, mediaTypeOf, NOT_UTF8, readBody, unreadableBody } from "../server/http-io.js";
 import { appRouter, PROCEDURE_ACCESS } from "./app-router.js";
 import type { Context } from "./context.js";
 import { toErrorBody, trpcCodeOf, trpcErrorData } from "./error-shape.js";
@@ -147,6 +147,8 @@ export function createTrpcFastPath(options: FastPathOptions) {
     if (req.method === "POST" && NOT_JSON_INPUTS.has(line.mediaType)) {
       return refuseAll(res, line, new TRPCError({ code: "UNSUPPORTED_MEDIA_TYPE", message: `Unsupported content-type "${line.mediaType}": every procedure takes application/json` }));
     }
+    const unreadable = req.method === "POST" ? unreadableBody(req) : undefined;
+    if (unreadable !== undefined) return refuseAll(res, line, new TRPCError({ code: "UNSUPPORTED_MEDIA_TYPE", message: unreadable }));
     const planned = plan(req, line);
     if (planned === undefined) {
       // A JSON body tRPC's handler would read is read here first, so that bytes that are not
