@@ -15,25 +15,19 @@ function getOverSse(t: TestServer, signal: AbortSignal): Promise<Response> {
 }
 
 describe("events.onEvent and shutdown", () => {
-  it("is not served over server-sent events: a GET gets one METHOD_NOT_SUPPORTED error and ends", async () => {
+  it("is not served over server-sent events: a GET or POST is a 405 naming the WebSocket, and starts no stream", async () => {
     await using t = await startTestServer();
     const internal = t.server.services.bus.listenerCount; // the server's own waiters
-    // Bounded: before the fix this stream stayed open until the client went away.
+    // Bounded: before SSE was turned off this stream stayed open until the client went away.
     const response = await getOverSse(t, AbortSignal.timeout(5000));
-    const body = await response.text();
-    // tRPC answers every GET to a subscription as a stream; with SSE disabled it carries only the error.
-    expect(response.status).toBe(200);
-    expect(response.headers.get("content-type")).toBe("text/event-stream");
-    const messages = body
-      .split("\n\n")
-      .map((block) => block.trim())
-      .filter(Boolean)
-      .map((block) => Object.fromEntries(block.split("\n").map((line) => [line.slice(0, line.indexOf(":")), line.slice(line.indexOf(":") + 2)])));
-    expect(messages.map((m) => m.event)).toEqual(["connected", "serialized-error"]);
-    expect(JSON.parse(messages[1]!.data!)).toMatchObject({
-      json: { message: "events.onEvent is served over WebSocket only", data: { code: "METHOD_NOT_ALLOWED", httpStatus: 405 } },
-    });
-    // No stream was started for it.
+    // tRPC answered 200 with a stream carrying the error alone: an EventSource took it for a stream that ended, and reconnected.
+    expect(response.status).toBe(405);
+    expect(response.headers.get("content-type")).toMatch(/^application\/json/);
+    const expected = { message: "events.onEvent is served over WebSocket only", data: { code: "METHOD_NOT_ALLOWED", httpStatus: 405 } };
+    expect((await response.json()).error.json).toMatchObject(expected);
+    const posted = await fetch(`${t.url}/trpc/events.onEvent`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(superjson.serialize({})) });
+    expect([posted.status, (await posted.json()).error.json]).toMatchObject([405, expected]);
+    // No stream was started for them.
     expect(t.server.services.bus.listenerCount).toBe(internal);
     expect(t.server.services.events.liveStreams.size).toBe(0);
   });

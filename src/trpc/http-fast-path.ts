@@ -62,6 +62,11 @@ function directCalls(): Map<string, { call: DirectCall; type: ProcedureDefinitio
   return calls;
 }
 
+/** Procedures served over WebSocket only (tRPC's server-sent events are off: src/trpc/init.ts). */
+const SUBSCRIPTIONS: ReadonlySet<string> = new Set(
+  Object.entries(appRouter._def.procedures as unknown as Record<string, { _def: ProcedureDefinition }>).flatMap(([path, { _def }]) => (_def.type === "subscription" ? [path] : [])),
+);
+
 /** Whether anyone may call the procedure at `path` (health); an unknown one is not. */
 const isOpen = (path: string): boolean => PROCEDURE_ACCESS.get(path)?.role === "open";
 
@@ -147,6 +152,9 @@ export function createTrpcFastPath(options: FastPathOptions) {
     if (req.method === "POST" && NOT_JSON_INPUTS.has(line.mediaType)) {
       return refuseAll(res, line, new TRPCError({ code: "UNSUPPORTED_MEDIA_TYPE", message: `Unsupported content-type "${line.mediaType}": every procedure takes application/json` }));
     }
+    // Over HTTP, tRPC answered these 200 with an error event in the body: a 405 says it in the status too.
+    const subscription = (line.paths ?? []).find((path) => SUBSCRIPTIONS.has(path));
+    if (subscription !== undefined) return refuseAll(res, line, new TRPCError({ code: "METHOD_NOT_SUPPORTED", message: `${subscription} is served over WebSocket only` }));
     const unreadable = req.method === "POST" ? unreadableBody(req) : undefined;
     if (unreadable !== undefined) return refuseAll(res, line, new TRPCError({ code: "UNSUPPORTED_MEDIA_TYPE", message: unreadable }));
     const planned = plan(req, line);
