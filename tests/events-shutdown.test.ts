@@ -24,9 +24,9 @@ describe("events.onEvent and shutdown", () => {
     expect(response.status).toBe(405);
     expect(response.headers.get("content-type")).toMatch(/^application\/json/);
     const expected = { message: "events.onEvent is served over WebSocket only", data: { code: "METHOD_NOT_ALLOWED", httpStatus: 405 } };
-    expect((await response.json()).error.json).toMatchObject(expected);
+    expect(((await response.json()) as { error: { json: unknown } }).error.json).toMatchObject(expected);
     const posted = await fetch(`${t.url}/trpc/events.onEvent`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(superjson.serialize({})) });
-    expect([posted.status, (await posted.json()).error.json]).toMatchObject([405, expected]);
+    expect([posted.status, ((await posted.json()) as { error: { json: unknown } }).error.json]).toMatchObject([405, expected]);
     // No stream was started for them.
     expect(t.server.services.bus.listenerCount).toBe(internal);
     expect(t.server.services.events.liveStreams.size).toBe(0);
