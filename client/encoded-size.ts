@@ -53,7 +53,10 @@ export function encodedBytesUpTo(input: unknown, limit: number): number {
         }
         if (add(2)) return true;
         let first = true;
-        for (const [name, item] of Object.entries(value)) {
+        // for…in, not Object.entries: a wide object is not copied whole to measure its start.
+        for (const name in value) {
+          if (!Object.hasOwn(value, name)) continue;
+          const item: unknown = (value as Record<string, unknown>)[name];
           if (typeof item === "function" || typeof item === "symbol") continue;
           const nameBytes = Buffer.byteLength(JSON.stringify(name));
           if (add(nameBytes + 1 + (first ? 0 : 1))) return true;

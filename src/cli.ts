@@ -212,8 +212,9 @@ async function main(): Promise<number> {
   } catch (error) {
     // Why first, then what stopping the half-started server logs ("shutting down", "stopped").
     let exitCode = 1;
-    // A refusal to run insecurely is a configuration problem: exit 2 with the sentence, as for others.
-    if (error instanceof Error && error.name === "InsecureBindError") {
+    // A refusal to run insecurely, or a TLS file the server cannot read, is a configuration
+    // problem: exit 2 with the sentence, as for others.
+    if (error instanceof Error && (error.name === "InsecureBindError" || error.name === "ConfigError")) {
       process.stderr.write(`coordination: ${error.message}\n`);
       exitCode = 2;
     } else if (error instanceof Error && error.name === "ListenError") {

@@ -392,11 +392,21 @@ function checkRelations(config: Config, origins: Partial<Record<SettingName, str
   for (const name of missing) problems.push(`${label(name)}: no such file`);
   if (config.tlsCert !== "" && config.tlsKey !== "" && missing.length === 0) {
     // Checked now, so a file that is not PEM, or a key that is not the certificate's, is a
-    // sentence naming both settings, not a server that fails halfway through starting.
+    // sentence naming both settings, not a server that fails halfway through starting. Files
+    // this user cannot read are left to the server (createServer says so): the operator's other
+    // commands (tokens, migrate, backup) read the same settings and need no key.
+    let pair: { cert: Buffer; key: Buffer } | undefined;
     try {
-      createSecureContext({ cert: readFileSync(config.tlsCert), key: readFileSync(config.tlsKey) });
-    } catch (error) {
-      problems.push(`${label("tlsCert")} with ${label("tlsKey")}: not a PEM certificate and its private key (${error instanceof Error ? error.message : String(error)})`);
+      pair = { cert: readFileSync(config.tlsCert), key: readFileSync(config.tlsKey) };
+    } catch {
+      pair = undefined;
+    }
+    if (pair !== undefined) {
+      try {
+        createSecureContext(pair);
+      } catch (error) {
+        problems.push(`${label("tlsCert")} with ${label("tlsKey")}: not a PEM certificate and its private key (${error instanceof Error ? error.message : String(error)})`);
+      }
     }
   }
 }

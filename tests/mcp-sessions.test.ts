@@ -100,15 +100,15 @@ describe("MCP sessions", () => {
   });
 
   it("a session with no request and no open stream for mcpSessionIdleMs ends; one holding its stream stays", async () => {
-    t = await startTestServer({ mcpSessionIdleMs: 300 });
+    t = await startTestServer({ mcpSessionIdleMs: 1500 });
     const idle = await openSession(t.url, { "x-agent-id": "idle-agent" });
     const listening = await openSession(t.url, { "x-agent-id": "listening-agent" });
     const stream = await openStream(t.url, listening, {});
     // Watched through the gauge: a request in the session would keep it alive.
     await vi.waitFor(async () => expect(await sessionGauge(t!.url)).toEqual({ open: 1, streaming: 1 }), { timeout: 10_000, interval: 100 });
     expect(await listTools(t.url, idle, {})).toBe(404);
-    // Ten idle periods later the listening one lives (the sweep may be late, never early).
-    await new Promise((resolve) => setTimeout(resolve, 3000));
+    // Three idle periods later the listening one lives (the sweep may be late, never early).
+    await new Promise((resolve) => setTimeout(resolve, 4500));
     expect(stream.ended()).toBe(false);
     expect(await listTools(t.url, listening, {})).toBe(200);
     expect(await sessionGauge(t.url)).toEqual({ open: 1, streaming: 1 });
@@ -127,5 +127,44 @@ describe("MCP sessions", () => {
     // A thousand initialize requests leave two sessions for the agent.
     for (let n = 0; n < 1000; n++) await openSession(t.url, { "x-agent-id": "a" });
     expect(await sessionGauge(t.url)).toEqual({ open: 3, streaming: 0 });
+  });
+
+  it("a session with a request under way is never ended for the cap: a new one is a 429 until the request is answered", async () => {
+    t = await startTestServer({ maxMcpSessionsPerAgent: 1 });
+    const headers = { "x-agent-id": "busy-agent" };
+    const busy = await openSession(t.url, headers);
+    // A long-poll claim in flight on the session.
+    const claiming = fetch(`${t.url}/mcp`, {
+      method: "POST",
+      headers: { ...headers, "content-type": "application/json", accept: ACCEPT, "mcp-session-id": busy },
+      body: JSON.stringify({ jsonrpc: "2.0", id: 7, method: "tools/call", params: { name: "claim_task", arguments: { queues: ["later"], waitMs: 20_000 } } }),
+    }).then((response) => response.text());
+    await vi.waitFor(() => expect(t!.server.services.waiters.claims.size).toBe(1), { timeout: 10_000 });
+    const refused = await fetch(`${t.url}/mcp`, { method: "POST", headers: { ...headers, "content-type": "application/json", accept: ACCEPT }, body: JSON.stringify(INITIALIZE) });
+    expect(refused.status).toBe(429);
+    expect(((await refused.json()) as { error: { message: string } }).error.message).toBe(
+      "1 MCP sessions of this agent are all handling a request (maxMcpSessionsPerAgent); retry, or delete one",
+    );
+    // The claim's answer, with its lease token, reaches the client.
+    const task = await t.api.tasks.enqueue.mutate({ queue: "later" });
+    const answered = await claiming;
+    expect(answered).toContain(task.id);
+    expect(answered).toContain("leaseToken");
+    // Idle now: the next session takes its place.
+    const next = await openSession(t.url, headers);
+    expect([await listTools(t.url, busy, {}), await listTools(t.url, next, {})]).toEqual([404, 200]);
+  });
+
+  it("an initialize the SDK refuses leaves no session and no listener behind", async () => {
+    t = await startTestServer();
+    const listeners = t.server.services.bus.listenerCount;
+    // No Accept naming text/event-stream: the SDK answers 406 before any session exists.
+    for (let n = 0; n < 20; n++) {
+      const refused = await fetch(`${t.url}/mcp`, { method: "POST", headers: { "x-agent-id": "a", "content-type": "application/json", accept: "application/json" }, body: JSON.stringify(INITIALIZE) });
+      expect(refused.status).toBe(406);
+      await refused.text();
+    }
+    expect(t.server.services.bus.listenerCount).toBe(listeners);
+    expect(await sessionGauge(t.url)).toEqual({ open: 0, streaming: 0 });
   });
 });

@@ -34,7 +34,13 @@ export function checkBeforeMigrating(config: Pick<Config, "dbPath">, dir = defau
   if (!existsSync(path)) {
     // A new file: SQLite creates it, and its -wal and -shm files, in its directory.
     const directory = dirname(resolve(path));
-    if (!statSync(directory).isDirectory()) throw new DatabaseRefused(`cannot create the database file ${path}: ${directory} is not a directory`);
+    let isDirectory: boolean;
+    try {
+      isDirectory = statSync(directory).isDirectory();
+    } catch (error) {
+      throw new DatabaseRefused(`cannot create the database file ${path}: ${directory} cannot be read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+    }
+    if (!isDirectory) throw new DatabaseRefused(`cannot create the database file ${path}: ${directory} is not a directory`);
     if (!writable(directory)) throw new DatabaseRefused(`cannot create the database file ${path}: the directory ${directory} is read-only`);
     return;
   }

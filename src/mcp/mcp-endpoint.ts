@@ -8,8 +8,11 @@
 //  - it has had no request and no open stream for mcpSessionIdleMs: clients that go away without
 //    deleting their session leave nothing behind for long;
 //  - its agent opens more than maxMcpSessionsPerAgent with the same credential: the least
-//    recently used one ends. Each session is an MCP server and an event listener, so their
-//    number is bounded by the clients' use, not by how many initialize requests one can send.
+//    recently used one with no request under way ends (with every one busy, the new one is a
+//    429). Each session is an MCP server and an event listener, so their number is bounded by
+//    the clients' use, not by how many initialize requests one can send.
+// A session with a request under way (a tool call, a long-poll) is never ended for idleness or
+// the cap: its answer would be lost, and with it a claimed task's lease token.
 // A client whose session ended gets a 404 on its next request, and initializes again (the MCP
 // specification's rule for a session the server no longer knows).
 import { randomUUID } from "node:crypto";
@@ -31,10 +34,14 @@ interface Session {
   revocationKey: string | undefined;
   /** The credential and the agent: sessions are bounded per owner. */
   owner: string;
-  /** When the session last had a request or a stream end (Unix ms). */
+  /** When the session last had a request or a stream end (Unix ms): the idle check's clock. */
   lastActiveAt: number;
+  /** The endpoint's use counter when the session was last used: least recently used first, no ties. */
+  used: number;
   /** Its open streams (GET): a session listening for notifications is not idle. */
   streams: number;
+  /** Its requests under way (POST, DELETE): a session with one is never ended but by revocation. */
+  busy: number;
 }
 
 const credentialOf = (caller: Caller): string => (caller.kind === "token" ? caller.tokenId : "");
@@ -49,15 +56,17 @@ export function createMcpEndpoint(services: Services) {
   const unlistenRevoked = credentials.onRevoked((key) => {
     for (const [id, session] of sessions) if (session.revocationKey === key) end(id, session, "credential revoked");
   });
+  let uses = 0;
   const sweep = setInterval(() => {
     const now = Date.now();
     for (const [id, session] of sessions) {
-      if (session.streams === 0 && now - session.lastActiveAt >= config.mcpSessionIdleMs) end(id, session, "idle");
+      if (session.streams === 0 && session.busy === 0 && now - session.lastActiveAt >= config.mcpSessionIdleMs) end(id, session, "idle");
     }
   }, Math.max(10, Math.min(config.mcpSessionIdleMs / 2, 60_000)));
   sweep.unref();
+  const GAUGE = "coordination_mcp_sessions";
   new Gauge({
-    name: "coordination_mcp_sessions",
+    name: GAUGE,
     help: "MCP sessions open, and those holding a notification stream",
     labelNames: ["state"],
     registers: [services.metrics.registry],
@@ -66,10 +75,18 @@ export function createMcpEndpoint(services: Services) {
       this.set({ state: "streaming" }, [...sessions.values()].filter((session) => session.streams > 0).length);
     },
   });
-  /** Ends the least recently used sessions of `owner` past the cap, never `keep` (the one just opened). */
-  const bound = (owner: string, keep: string) => {
-    const mine = [...sessions].filter(([id, session]) => session.owner === owner && id !== keep).sort(([, a], [, b]) => a.lastActiveAt - b.lastActiveAt);
-    for (const [id, session] of mine.slice(0, Math.max(0, mine.length + 1 - config.maxMcpSessionsPerAgent))) end(id, session, "maxMcpSessionsPerAgent");
+  /**
+   * Makes room for one more session of `owner`: ends its least recently used sessions with no
+   * request under way until it has fewer than the cap. False when they are all busy.
+   */
+  const makeRoom = (owner: string): boolean => {
+    const mine = [...sessions].filter(([, session]) => session.owner === owner);
+    const over = mine.length + 1 - config.maxMcpSessionsPerAgent;
+    if (over <= 0) return true;
+    const idle = mine.filter(([, session]) => session.busy === 0).sort(([, a], [, b]) => a.used - b.used);
+    if (idle.length < over) return false;
+    for (const [id, session] of idle.slice(0, over)) end(id, session, "maxMcpSessionsPerAgent");
+    return true;
   };
   const jsonRpcError = (res: ServerResponse, status: number, message: string) =>
     sendJson(res, status, { jsonrpc: "2.0", error: { code: -32000, message }, id: null });
@@ -100,13 +117,15 @@ export function createMcpEndpoint(services: Services) {
       if (!session) return jsonRpcError(res, 404, "Session not found: initialize a new one");
       if (session.credential !== credentialOf(caller)) return jsonRpcError(res, 403, "This session was opened with another credential");
       session.lastActiveAt = Date.now();
-      if (req.method === "GET") {
-        session.streams++;
-        res.once("close", () => {
-          session.streams--;
-          session.lastActiveAt = Date.now();
-        });
-      }
+      session.used = ++uses;
+      const stream = req.method === "GET";
+      if (stream) session.streams++;
+      else session.busy++;
+      res.once("close", () => {
+        if (stream) session.streams--;
+        else session.busy--;
+        session.lastActiveAt = Date.now();
+      });
       return session.transport.handleRequest(req, res, body);
     }
     if (req.method !== "POST" || !isInitializeRequest(body)) return jsonRpcError(res, 400, "No session: send an initialize request first (without mcp-session-id)");
@@ -119,13 +138,19 @@ export function createMcpEndpoint(services: Services) {
     }
     if (caller.kind === "token" && caller.role === "read" && named !== undefined) return jsonRpcError(res, 403, "a read credential acts as no agent: X-Agent-Id is not allowed");
     const agentId = caller.kind === "token" && caller.role === "agent" ? (caller.agentId ?? undefined) : named;
+    const owner = `${credentialOf(caller)}\u0000${agentId ?? ""}`;
+    if (!makeRoom(owner)) {
+      return sendJson(res, 429, {
+        jsonrpc: "2.0",
+        error: { code: -32000, message: `${config.maxMcpSessionsPerAgent} MCP sessions of this agent are all handling a request (maxMcpSessionsPerAgent); retry, or delete one` },
+        id: null,
+      });
+    }
     const mcp = createMcpServer(services, { agentId, caller });
     const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),
       onsessioninitialized: (id) => {
-        const owner = `${credentialOf(caller)}\u0000${agentId ?? ""}`;
-        sessions.set(id, { transport, credential: credentialOf(caller), revocationKey: credentials.revocationKey(caller), owner, lastActiveAt: Date.now(), streams: 0 });
-        bound(owner, id);
+        sessions.set(id, { transport, credential: credentialOf(caller), revocationKey: credentials.revocationKey(caller), owner, lastActiveAt: Date.now(), used: ++uses, streams: 0, busy: 0 });
       },
     });
     transport.onclose = () => {
@@ -134,6 +159,12 @@ export function createMcpEndpoint(services: Services) {
     };
     await mcp.server.connect(transport);
     await transport.handleRequest(req, res, body);
+    // Refused by the SDK (a missing Accept, an unsupported protocol version) or revoked while it
+    // opened: no session to keep, and nothing of it may stay listening.
+    if (transport.sessionId === undefined || !sessions.has(transport.sessionId) || !credentials.isCurrent(caller)) {
+      mcp.close();
+      void transport.close().catch(() => undefined);
+    }
   };
 
   return {
@@ -146,6 +177,7 @@ export function createMcpEndpoint(services: Services) {
     async close(): Promise<void> {
       unlistenRevoked();
       clearInterval(sweep);
+      services.metrics.registry.removeSingleMetric(GAUGE);
       await Promise.all([...sessions.values()].map((session) => session.transport.close().catch(() => undefined)));
       sessions.clear();
     },

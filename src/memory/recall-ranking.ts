@@ -36,8 +36,8 @@ export function rankCommon(lists: readonly ScoringFields[][], n: number, score: 
   }
   return mostHits(hits, n)
     .map((seq) => {
-      const { row, hits: n } = hits.get(seq)!;
-      return score(row, n);
+      const { row, hits: count } = hits.get(seq)!;
+      return score(row, count);
     })
     .sort(byScore);
 }

@@ -13,7 +13,7 @@ import { WebSocketServer, type WebSocket } from "ws";
 import { unauthorized } from "../auth/access.js";
 import { OPEN_CALLERS } from "../auth/credentials.js";
 import { bearerSecret } from "../auth/token-secret.js";
-import type { Config } from "../config.js";
+import { ConfigError, envName, type Config } from "../config.js";
 import { httpTransport, longPolls, webSocketTransport } from "../delivery/transports.js";
 import { errorHeaders } from "../errors.js";
 import { failureOf, toErrorBody } from "../trpc/error-shape.js";
@@ -80,7 +80,7 @@ export interface CoordinationServer {
 export function createServer(config: Config, log: Logger = createLogger(config.logLevel)): CoordinationServer {
   // Read before the database threads start: a file that went away since the configuration was
   // checked fails here with nothing to stop.
-  const tls = config.tlsCert === "" ? undefined : { cert: readFileSync(config.tlsCert), key: readFileSync(config.tlsKey) };
+  const tls = config.tlsCert === "" ? undefined : { cert: readTlsFile(config.tlsCert, "tlsCert"), key: readTlsFile(config.tlsKey, "tlsKey") };
   const coordination = createCoordination(config, log);
   try {
     return serverOver(coordination, config, log, tls);
@@ -89,6 +89,15 @@ export function createServer(config: Config, log: Logger = createLogger(config.l
     // alive, with no server to stop them.
     void coordination.close().catch(() => undefined);
     throw error;
+  }
+}
+
+/** A TLS file's bytes; one it cannot read is a configuration error naming the setting (the CLI exits 2). */
+function readTlsFile(path: string, setting: "tlsCert" | "tlsKey"): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (error) {
+    throw new ConfigError([`${envName(setting)} = ${path}: cannot be read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`]);
   }
 }
 
@@ -318,9 +327,10 @@ function serverOver(coordination: Coordination, config: Config, log: Logger, tls
         log.warn({ host: config.host }, "listening on a non-loopback address with no credentials (--insecure): anyone who reaches the port controls every agent");
       }
       await new Promise<void>((resolve, reject) => {
-        http.once("error", (error: NodeJS.ErrnoException) => reject(listenError(error, config.host, config.port)));
+        const failed = (error: NodeJS.ErrnoException) => reject(listenError(error, config.host, config.port));
+        http.once("error", failed);
         http.listen(config.port, config.host, () => {
-          http.off("error", reject);
+          http.off("error", failed);
           resolve();
         });
       });
