@@ -120,6 +120,14 @@ async function operatorMain(argv: string[]): Promise<number> {
   return runOperatorCommand(argv, process.env, { stdout: (text) => process.stdout.write(text), stderr: (text) => process.stderr.write(text) }, stop.signal);
 }
 
+/**
+ * Start-up failures an operator fixes, by error name, and the exit code each gets with its one
+ * sentence: a refusal to run insecurely and a TLS file the server cannot read are configuration
+ * (2); a port in use or an address not this machine's, a failure to start (1); a database file
+ * the server cannot use (damaged, read-only, another version's, not creatable), 3.
+ */
+const SENTENCE_EXITS: Readonly<Record<string, number>> = { InsecureBindError: 2, ConfigError: 2, ListenError: 1, DatabaseRefused: 3 };
+
 /** `coordination migrate` and `coordination backup FILE` (src/cli-database.ts): the database file from --db or the settings. */
 async function databaseMain(command: "migrate" | "backup", argv: string[]): Promise<number> {
   const positional = argv.filter((arg, i) => !arg.startsWith("--") && !["--db", "--config"].includes(argv[i - 1] ?? ""));
@@ -211,28 +219,19 @@ async function main(): Promise<number> {
     await server.start();
   } catch (error) {
     // Why first, then what stopping the half-started server logs ("shutting down", "stopped").
-    let exitCode = 1;
-    // A refusal to run insecurely, or a TLS file the server cannot read, is a configuration
-    // problem: exit 2 with the sentence, as for others.
-    if (error instanceof Error && (error.name === "InsecureBindError" || error.name === "ConfigError")) {
-      process.stderr.write(`coordination: ${error.message}\n`);
-      exitCode = 2;
-    } else if (error instanceof Error && error.name === "ListenError") {
-      // A port in use, an address not this machine's: one sentence naming the setting, exit 1;
-      // the log line says the same, with the system's code, for whoever reads the logs.
-      log.fatal({ code: (error.cause as NodeJS.ErrnoException | undefined)?.code }, `failed to start: ${error.message}`);
-      process.stderr.write(`coordination: ${error.message}\n`);
-    } else if (error instanceof Error && error.name === "DatabaseRefused") {
-      // A database file the server cannot use (damaged, read-only, another version's): exit 3.
-      process.stderr.write(`coordination: ${error.message}\n`);
-      exitCode = 3;
-    } else {
-      log.fatal({ err: error }, "failed to start");
+    // The failures an operator fixes are one sentence on stderr (SENTENCE_EXITS); a port in use
+    // is also in the log, with the system's code, for whoever reads the logs.
+    const exitCode = error instanceof Error ? SENTENCE_EXITS[error.name] : undefined;
+    if (exitCode === undefined) log.fatal({ err: error }, "failed to start");
+    else {
+      const { name, message, cause } = error as Error;
+      if (name === "ListenError") log.fatal({ code: (cause as NodeJS.ErrnoException | undefined)?.code }, `failed to start: ${message}`);
+      process.stderr.write(`coordination: ${message}\n`);
     }
     // Nothing waits for a signal any more: one that comes while this process winds down ends it.
     for (const [signal, handler] of handlers) process.off(signal, handler);
     await server?.stop().catch(() => undefined);
-    return exitCode;
+    return exitCode ?? 1;
   }
   const ended = await Promise.race([signalled, server.services.db.lost]);
   if (ended instanceof Error) {

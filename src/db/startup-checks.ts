@@ -31,9 +31,9 @@ const writable = (path: string): boolean => {
 export function checkBeforeMigrating(config: Pick<Config, "dbPath">, dir = defaultMigrationsDir()): void {
   const path = config.dbPath;
   if (path === ":memory:") return;
+  // Where SQLite keeps the -wal and -shm files, and creates a new database file.
+  const directory = dirname(resolve(path));
   if (!existsSync(path)) {
-    // A new file: SQLite creates it, and its -wal and -shm files, in its directory.
-    const directory = dirname(resolve(path));
     let isDirectory: boolean;
     try {
       isDirectory = statSync(directory).isDirectory();
@@ -45,7 +45,6 @@ export function checkBeforeMigrating(config: Pick<Config, "dbPath">, dir = defau
     return;
   }
   if (!writable(path)) throw new DatabaseRefused(`the database file ${path} is read-only: this server writes to it. Make it writable, or point dbPath at a copy`);
-  const directory = dirname(resolve(path));
   if (!writable(directory)) throw new DatabaseRefused(`the directory ${directory} is read-only: SQLite keeps the database's -wal and -shm files there`);
   let db: SqliteDatabase;
   try {

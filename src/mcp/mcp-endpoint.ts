@@ -140,11 +140,7 @@ export function createMcpEndpoint(services: Services) {
     const agentId = caller.kind === "token" && caller.role === "agent" ? (caller.agentId ?? undefined) : named;
     const owner = `${credentialOf(caller)}\u0000${agentId ?? ""}`;
     if (!makeRoom(owner)) {
-      return sendJson(res, 429, {
-        jsonrpc: "2.0",
-        error: { code: -32000, message: `${config.maxMcpSessionsPerAgent} MCP sessions of this agent are all handling a request (maxMcpSessionsPerAgent); retry, or delete one` },
-        id: null,
-      });
+      return jsonRpcError(res, 429, `${config.maxMcpSessionsPerAgent} MCP sessions of this agent are all handling a request (maxMcpSessionsPerAgent); retry, or delete one`);
     }
     const mcp = createMcpServer(services, { agentId, caller });
     const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
