@@ -168,6 +168,11 @@ export const SETTINGS = {
     default: 600_000,
     doc: "An MCP session with no request and no open stream for this long is ended (its client initializes again)",
   },
+  maxMetricsQueues: {
+    ...int(0, 100_000),
+    default: 100,
+    doc: "Most queues given a label of their own in /metrics (the first this process sees); the others are counted together in series labelled queue_overflow=\"true\", so client-chosen queue names cannot grow the metrics without bound",
+  },
   maxConnections: { ...int(1, 1_000_000), default: 10_000, doc: "Most open connections (HTTP and WebSocket); more are answered 429 and closed" },
   settledTaskRetentionMs: {
     ...ms(3650 * 24 * 3_600_000),

@@ -112,6 +112,7 @@ export function createCoordination(config: Config, log: Logger): Coordination {
     taskStats: () => tasks.stats({ maxStaleMs: 1000 }),
     parked: () => ({ claims: waiters.claims.size, polls: waiters.polls.size }),
     liveStreams: () => events.liveStreams,
+    maxMetricsQueues: config.maxMetricsQueues,
   });
   db.onBatches = (batches) => metrics!.observeBatches(batches);
   const agents = new AgentService(config, db);

@@ -134,6 +134,35 @@ describe("/metrics", () => {
     await client.close();
   });
 
+  it("gives the first maxMetricsQueues queues a label each and counts the rest in one overflow series", async () => {
+    const { url, api, client } = await logged({ maxMetricsQueues: 2 });
+    const scrape = async () => (await http(url, "GET", "/metrics")).body as string;
+    const queues = Array.from({ length: 500 }, (_, i) => `q${i}`);
+    await api.tasks.enqueueMany.mutate({ tasks: queues.map((queue) => ({ queue })) });
+    for (const queue of ["q0", "q7", "q8"]) {
+      const task = (await api.tasks.claim.mutate({ agentId: "a", queues: [queue] }))!;
+      await api.tasks.complete.mutate({ taskId: task.id, agentId: "a" });
+    }
+    let text = "";
+    await until(async () => sample((text = await scrape()), "coordination_tasks", { queue_overflow: "true", state: "completed" }) === 2);
+
+    // Every queue label in the exposition is one of the first two queues seen.
+    const queueLabels = new Set([...text.matchAll(/[{,]queue="([^"]*)"/g)].map((match) => match[1]));
+    expect([...queueLabels].sort()).toEqual(["q0", "q1"]);
+    const overflow = { queue_overflow: "true" };
+    const transitions = (labels: Record<string, string>, transition: string) => sample(text, "coordination_task_transitions_total", { ...labels, transition });
+    expect([transitions({ queue: "q0" }, "enqueued"), transitions({ queue: "q1" }, "enqueued"), transitions(overflow, "enqueued")]).toEqual([1, 1, 498]);
+    expect([transitions({ queue: "q0" }, "completed"), transitions(overflow, "completed")]).toEqual([1, 2]);
+    expect(sample(text, "coordination_tasks", { ...overflow, state: "pending" })).toBe(496);
+    expect(sample(text, "coordination_tasks", { queue: "q1", state: "pending" })).toBe(1);
+    expect(sample(text, "coordination_task_wait_seconds_count", overflow)).toBe(2);
+    expect(sample(text, "coordination_task_run_seconds_count", { ...overflow, outcome: "completed" })).toBe(2);
+    expect(sample(text, "coordination_oldest_pending_age_seconds", overflow)).toBeGreaterThanOrEqual(0);
+    // An overflow sample never also names a queue.
+    expect(text.split("\n").filter((line) => line.includes("queue_overflow") && line.includes('queue="'))).toEqual([]);
+    await client.close();
+  });
+
   it("a client that leaves while sending its body is no server error: nothing logged above info, the server carries on", async () => {
     const { url, api, lines } = await logged();
     const { hostname, port } = new URL(url);

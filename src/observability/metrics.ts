@@ -8,6 +8,7 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom
 import type { Database } from "../db/thread/database.js";
 import type { CoordinationEvent } from "../events/event-schemas.js";
 import type { LiveStreamStats } from "../events/event-stream.js";
+import { QueueLabels, type QueueLabel } from "./queue-labels.js";
 
 export interface MetricsSources {
   db: Database;
@@ -17,10 +18,16 @@ export interface MetricsSources {
   parked: () => { claims: number; polls: number };
   /** The open live streams. */
   liveStreams: () => Iterable<LiveStreamStats>;
+  /** The most queues given a label of their own; the rest share the overflow series (queue-labels.ts). */
+  maxMetricsQueues: number;
 }
 
 /** Seconds, for waits and runs: from a millisecond to a day. */
 const DURATION_BUCKETS = [0.001, 0.005, 0.025, 0.1, 0.5, 1, 5, 30, 120, 600, 3600, 86_400];
+
+/** A per-queue series is labelled by its queue, or as the overflow of queues past the bound. */
+const QUEUE_LABEL_NAMES = ["queue", "queue_overflow"] as const;
+type QueueLabelName = (typeof QUEUE_LABEL_NAMES)[number];
 
 const COUNTED: Record<string, string> = {
   "task.enqueued": "enqueued",
@@ -33,32 +40,34 @@ const COUNTED: Record<string, string> = {
 
 export class Metrics {
   readonly registry = new Registry();
-  private readonly transitions: Counter<"queue" | "transition">;
-  private readonly waited: Histogram<"queue">;
-  private readonly ran: Histogram<"queue" | "outcome">;
+  private readonly queueLabels: QueueLabels;
+  private readonly transitions: Counter<QueueLabelName | "transition">;
+  private readonly waited: Histogram<QueueLabelName>;
+  private readonly ran: Histogram<QueueLabelName | "outcome">;
   private readonly batchWrites: Histogram;
   private readonly commitSeconds: Histogram;
 
   constructor(sources: MetricsSources) {
     const registers = [this.registry];
+    const queueLabels = (this.queueLabels = new QueueLabels(sources.maxMetricsQueues));
     collectDefaultMetrics({ register: this.registry });
     this.transitions = new Counter({
       name: "coordination_task_transitions_total",
       help: "Task transitions committed by this process, per queue: enqueued, claimed, completed, failed, dead_lettered, lease_expired",
-      labelNames: ["queue", "transition"],
+      labelNames: [...QUEUE_LABEL_NAMES, "transition"],
       registers,
     });
     this.waited = new Histogram({
       name: "coordination_task_wait_seconds",
       help: "Time from a task becoming claimable (its enqueue, or its retry or delay coming due) to its claim",
-      labelNames: ["queue"],
+      labelNames: QUEUE_LABEL_NAMES,
       buckets: DURATION_BUCKETS,
       registers,
     });
     this.ran = new Histogram({
       name: "coordination_task_run_seconds",
       help: "Time from claim to settle (completed or failed)",
-      labelNames: ["queue", "outcome"],
+      labelNames: [...QUEUE_LABEL_NAMES, "outcome"],
       buckets: DURATION_BUCKETS,
       registers,
     });
@@ -92,25 +101,34 @@ export class Metrics {
     new Gauge({
       name: "coordination_tasks",
       help: "Tasks per queue and state, now",
-      labelNames: ["queue", "state"],
+      labelNames: [...QUEUE_LABEL_NAMES, "state"],
       registers,
       async collect() {
         this.reset();
+        // Queues past the bound add up in the overflow series, state by state.
         for (const queue of (await sources.taskStats()).queues) {
-          for (const [state, count] of Object.entries(queue.counts)) this.set({ queue: queue.queue, state }, count);
+          const label = queueLabels.of(queue.queue);
+          for (const [state, count] of Object.entries(queue.counts)) this.inc({ ...label, state }, count);
         }
       },
     });
     new Gauge({
       name: "coordination_oldest_pending_age_seconds",
       help: "Age of the oldest claimable pending task per queue (absent when none waits)",
-      labelNames: ["queue"],
+      labelNames: QUEUE_LABEL_NAMES,
       registers,
       async collect() {
         this.reset();
+        // The overflow series gives the oldest of the queues it holds.
+        const oldest = new Map<string, { label: QueueLabel; ageMs: number }>();
         for (const queue of (await sources.taskStats()).queues) {
-          if (queue.oldestPendingAgeMs !== null) this.set({ queue: queue.queue }, queue.oldestPendingAgeMs / 1000);
+          if (queue.oldestPendingAgeMs === null) continue;
+          const label = queueLabels.of(queue.queue);
+          const key = "queue" in label ? label.queue : "";
+          const seen = oldest.get(key);
+          if (!seen || seen.ageMs < queue.oldestPendingAgeMs) oldest.set(key, { label, ageMs: queue.oldestPendingAgeMs });
         }
+        for (const { label, ageMs } of oldest.values()) this.set(label, ageMs / 1000);
       },
     });
     new Gauge({
@@ -171,11 +189,11 @@ export class Metrics {
       const transition = COUNTED[event.type];
       if (transition === undefined) continue;
       const payload = event.payload as { queue?: string; waitedMs?: number; ranMs?: number };
-      const queue = payload.queue ?? "";
-      this.transitions.inc({ queue, transition });
-      if (event.type === "task.claimed" && typeof payload.waitedMs === "number") this.waited.observe({ queue }, payload.waitedMs / 1000);
+      const queue = this.queueLabels.of(payload.queue ?? "");
+      this.transitions.inc({ ...queue, transition });
+      if (event.type === "task.claimed" && typeof payload.waitedMs === "number") this.waited.observe(queue, payload.waitedMs / 1000);
       if ((event.type === "task.completed" || event.type === "task.failed") && typeof payload.ranMs === "number") {
-        this.ran.observe({ queue, outcome: transition }, payload.ranMs / 1000);
+        this.ran.observe({ ...queue, outcome: transition }, payload.ranMs / 1000);
       }
     }
   }
