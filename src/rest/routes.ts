@@ -2,7 +2,7 @@
 // As in OpenAPI, the most specific template matches a path (/tasks/claim before /tasks/{taskId});
 // if it does not have the request's method, the answer is 405 naming the methods it has.
 import type { z } from "zod";
-import { appRouter } from "../trpc/app-router.js";
+import { PROCEDURES } from "../trpc/app-router.js";
 import type { Access, RestRoute } from "../trpc/meta.js";
 import { directCall, type DirectCall, type ProcedureDefinition } from "./direct-call.js";
 
@@ -23,13 +23,8 @@ export interface Route extends RestRoute {
   segments: Array<string | { param: string }>;
 }
 
-type ProcedureDef = { _def: ProcedureDefinition };
-
 function buildRoutes(): Route[] {
-  // At run time `_def.procedures` is flat, keyed by dotted path.
-  const procedures = appRouter._def.procedures as unknown as Record<string, ProcedureDef>;
-  return Object.entries(procedures).flatMap(([procedure, callable]) => {
-    const { _def } = callable;
+  return [...PROCEDURES].flatMap(([procedure, _def]) => {
     const rest = _def.meta?.rest;
     const routes = rest === undefined ? [] : Array.isArray(rest) ? rest : [rest];
     const call = routes.length > 0 ? directCall(procedure, _def) : undefined;

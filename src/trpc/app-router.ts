@@ -2,13 +2,14 @@
 // the client (client/) imports to get end-to-end types.
 import { z } from "zod";
 import { agentRouter } from "../agents/agent-router.js";
-import { OPEN, type Access } from "../auth/access.js";
+import { OPEN } from "../auth/access.js";
 import { tokenRouter } from "../auth/token-router.js";
 import { eventRouter } from "../events/event-router.js";
 import { memoryRouter } from "../memory/memory-router.js";
 import { taskRouter } from "../tasks/task-router.js";
 import { VERSION } from "../version.js";
-import { procedure, router, type Meta } from "./init.js";
+import type { ProcedureDefinition } from "../rest/direct-call.js";
+import { procedure, router } from "./init.js";
 
 const startedAt = Date.now();
 
@@ -45,13 +46,15 @@ export const appRouter = router({
 
 export type AppRouter = typeof appRouter;
 
-/** Who may call each procedure (its meta's access), by path: the transports ask before they read a request. */
-export const PROCEDURE_ACCESS: ReadonlyMap<string, Access> = new Map(
-  Object.entries(appRouter._def.procedures as unknown as Record<string, { _def: { meta?: Meta } }>).map(([path, callable]) => {
-    const access = callable._def.meta?.access;
+/**
+ * Every procedure's tRPC definition by dotted path (at run time `_def.procedures` is flat): what
+ * the transports read of a procedure (its type, access, schemas and resolver) before they call it.
+ */
+export const PROCEDURES: ReadonlyMap<string, ProcedureDefinition> = new Map(
+  Object.entries(appRouter._def.procedures as unknown as Record<string, { _def: ProcedureDefinition }>).map(([path, { _def }]) => {
     // A procedure that says nothing about who may call it would be refused on every call with
     // credentials on, and callable by all without: neither is a decision. Refuse to load instead.
-    if (access === undefined) throw new Error(`procedure ${path} declares no access (meta.access, src/auth/access.ts)`);
-    return [path, access];
+    if (_def.meta?.access === undefined) throw new Error(`procedure ${path} declares no access (meta.access, src/auth/access.ts)`);
+    return [path, _def];
   }),
 );

@@ -30,7 +30,7 @@ import { unauthorized } from "../auth/access.js";
 import { CoordinationError, ERROR_STATUS, errorHeaders, invalidField, type ErrorBody } from "../errors.js";
 import { directCall, type DirectCall, type ProcedureDefinition } from "../rest/direct-call.js";
 import { assertQueryEncoding, mediaTypeOf, NOT_UTF8, readBody, unreadableBody } from "../server/http-io.js";
-import { appRouter, PROCEDURE_ACCESS } from "./app-router.js";
+import { PROCEDURES } from "./app-router.js";
 import type { Context } from "./context.js";
 import { toErrorBody, trpcCodeOf, trpcErrorData } from "./error-shape.js";
 import { directCallMiddlewares } from "./init.js";
@@ -49,9 +49,8 @@ export interface FastPathOptions {
 /** The procedures the fast path may answer: queries and mutations whose middlewares the direct call runs, every one. */
 function directCalls(): Map<string, { call: DirectCall; type: ProcedureDefinition["type"] }> {
   const known = new Set<unknown>(directCallMiddlewares);
-  const procedures = appRouter._def.procedures as unknown as Record<string, { _def: ProcedureDefinition }>;
   const calls = new Map<string, { call: DirectCall; type: ProcedureDefinition["type"] }>();
-  for (const [path, { _def }] of Object.entries(procedures)) {
+  for (const [path, _def] of PROCEDURES) {
     if (_def.type === "subscription") continue;
     // tRPC appends the resolver as the last middleware (resolveMiddleware); the direct call runs `_def.resolver`.
     const middlewares = _def.middlewares as Array<{ _type?: string; name?: string }>;
@@ -63,12 +62,10 @@ function directCalls(): Map<string, { call: DirectCall; type: ProcedureDefinitio
 }
 
 /** Procedures served over WebSocket only (tRPC's server-sent events are off: src/trpc/init.ts). */
-const SUBSCRIPTIONS: ReadonlySet<string> = new Set(
-  Object.entries(appRouter._def.procedures as unknown as Record<string, { _def: ProcedureDefinition }>).flatMap(([path, { _def }]) => (_def.type === "subscription" ? [path] : [])),
-);
+const SUBSCRIPTIONS: ReadonlySet<string> = new Set([...PROCEDURES].flatMap(([path, { type }]) => (type === "subscription" ? [path] : [])));
 
 /** Whether anyone may call the procedure at `path` (health); an unknown one is not. */
-const isOpen = (path: string): boolean => PROCEDURE_ACCESS.get(path)?.role === "open";
+const isOpen = (path: string): boolean => PROCEDURES.get(path)?.meta?.access?.role === "open";
 
 /** Media types tRPC's handler reads as an input that is not JSON (octet streams, form data). */
 const NOT_JSON_INPUTS: ReadonlySet<string> = new Set(["application/octet-stream", "multipart/form-data"]);
