@@ -5,6 +5,9 @@
 //  - WebSocket: tRPC's adapter sends a query or mutation answer a few microtasks after the
 //    procedure returns, and only while the socket is open; one macrotask later it has either been
 //    handed to the socket or dropped.
+//  - MCP: a tool's answer travels in the HTTP response of the POST that carried its request, and
+//    is delivered as that response is (above); a request its client cancelled
+//    (notifications/cancelled) is never answered by the SDK, so it is undelivered at once.
 //  - In-process callers get the return value itself: always delivered.
 // Past that point no server can know more (the bytes may sit unread in the client's kernel when
 // it dies); the lease covers that case, as in every at-least-once queue.
@@ -115,6 +118,32 @@ export function webSocketTransport(socket: WebSocket, streams: PerKeyLimit): Tra
       backlog: () => socket.bufferedAmount,
       close: (code, reason) => socket.close(code, reason),
       admitStream: () => streams.acquire("socket"),
+    },
+  };
+}
+
+/**
+ * An MCP tool call's: `cancelled` is the SDK's signal for the request (aborted by the client's
+ * notifications/cancelled, or when the session closes); `res` is the HTTP response its answer
+ * goes out in, when known.
+ */
+export function mcpCallTransport(cancelled: AbortSignal, res: ObservableResponse | undefined): Transport {
+  const http = res === undefined ? undefined : httpTransport(res);
+  let gone: AbortSignal | undefined;
+  return {
+    get clientGone() {
+      gone ??= http === undefined ? cancelled : AbortSignal.any([cancelled, http.clientGone!]);
+      return gone;
+    },
+    gone: () => cancelled.aborted || (http?.gone() ?? false),
+    waiting: () => http?.waiting?.(),
+    confirm(delivery) {
+      // The SDK sends no answer to a cancelled request: one cancelled now, or before its
+      // response is finished, never arrives.
+      if (cancelled.aborted) return delivery.undelivered();
+      cancelled.addEventListener("abort", () => delivery.undelivered(), { once: true });
+      if (http === undefined) delivery.delivered();
+      else http.confirm(delivery);
     },
   };
 }

@@ -42,6 +42,19 @@ interface Session {
   streams: number;
   /** Its requests under way (POST, DELETE): a session with one is never ended but by revocation. */
   busy: number;
+  /** The response each JSON-RPC request under way is answered in, by id (delivery confirmation). */
+  responses: Map<string | number, ServerResponse>;
+}
+
+/** The ids of the JSON-RPC requests in a POST's body (a message or a batch of them). */
+function requestIds(body: unknown): Array<string | number> {
+  const ids: Array<string | number> = [];
+  for (const message of Array.isArray(body) ? body : [body]) {
+    if (typeof message !== "object" || message === null || !("method" in message) || !("id" in message)) continue;
+    const { id } = message as { id: unknown };
+    if (typeof id === "string" || typeof id === "number") ids.push(id);
+  }
+  return ids;
 }
 
 const credentialOf = (caller: Caller): string => (caller.kind === "token" ? caller.tokenId : "");
@@ -121,10 +134,13 @@ export function createMcpEndpoint(services: Services) {
       const stream = req.method === "GET";
       if (stream) session.streams++;
       else session.busy++;
+      const ids = requestIds(body);
+      for (const id of ids) session.responses.set(id, res);
       res.once("close", () => {
         if (stream) session.streams--;
         else session.busy--;
         session.lastActiveAt = Date.now();
+        for (const id of ids) if (session.responses.get(id) === res) session.responses.delete(id);
       });
       return session.transport.handleRequest(req, res, body);
     }
@@ -142,11 +158,12 @@ export function createMcpEndpoint(services: Services) {
     if (!makeRoom(owner)) {
       return jsonRpcError(res, 429, `${config.maxMcpSessionsPerAgent} MCP sessions of this agent are all handling a request (maxMcpSessionsPerAgent); retry, or delete one`);
     }
-    const mcp = createMcpServer(services, { agentId, caller });
+    const responses = new Map<string | number, ServerResponse>();
+    const mcp = createMcpServer(services, { agentId, caller, responseOf: (id) => responses.get(id) });
     const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),
       onsessioninitialized: (id) => {
-        sessions.set(id, { transport, credential: credentialOf(caller), revocationKey: credentials.revocationKey(caller), owner, lastActiveAt: Date.now(), used: ++uses, streams: 0, busy: 0 });
+        sessions.set(id, { transport, credential: credentialOf(caller), revocationKey: credentials.revocationKey(caller), owner, lastActiveAt: Date.now(), used: ++uses, streams: 0, busy: 0, responses });
       },
     });
     transport.onclose = () => {

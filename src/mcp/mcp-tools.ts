@@ -6,7 +6,7 @@
 import { McpServer, ResourceTemplate } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { z } from "zod";
 import { mailboxViewOf } from "../auth/access.js";
-import { inProcessTransport } from "../delivery/transports.js";
+import { mcpCallTransport, type ObservableResponse } from "../delivery/transports.js";
 import { CoordinationError, invalidField } from "../errors.js";
 import type { CoordinationEvent } from "../events/event-schemas.js";
 import type { JsonValue } from "../json-types.js";
@@ -30,6 +30,14 @@ export interface McpSession {
   /** The agent this session acts as; undefined when neither its credential nor X-Agent-Id names one. */
   agentId: string | undefined;
   caller: Caller;
+  /** The HTTP response a request's answer goes out in, by JSON-RPC id, while it is open. */
+  responseOf: (requestId: string | number) => ObservableResponse | undefined;
+}
+
+/** What a tool's handler is told of its request by the SDK. */
+interface RequestExtra {
+  signal: AbortSignal;
+  requestId: string | number;
 }
 
 type ToolResult = { content: Array<{ type: "text"; text: string }>; isError?: boolean };
@@ -60,7 +68,10 @@ const strictArgs = <Shape extends z.ZodRawShape>(shape: Shape) => z.strictObject
 const agentArg = { agentId: z.string().optional().describe("The agent to act as; defaults to the session's agent, and must agree with it") };
 
 export function createMcpServer(services: Services, session: McpSession): { server: McpServer; close(): void } {
-  const api = createCaller({ core: services, transport: inProcessTransport, caller: session.caller });
+  // Each request gets its own caller: a claim or a mailbox read takes something for its client,
+  // and gives it back if the answer never reaches it: the request was cancelled, or the HTTP
+  // response carrying it closed first (src/delivery/delivery.ts).
+  const apiFor = (extra: RequestExtra) => createCaller({ core: services, transport: mcpCallTransport(extra.signal, session.responseOf(extra.requestId)), caller: session.caller });
   /** The agent a call acts as: the session's, or the argument, which must then agree. */
   const agent = (given: string | undefined): string => {
     if (given !== undefined && session.agentId !== undefined && given !== session.agentId) {
@@ -89,7 +100,7 @@ export function createMcpServer(services: Services, session: McpSession): { serv
       description: `Claim the best available task for this agent (priority, then age), with a lease. Returns the task, including \`context\`: the memories relevant to it (earlier runs' records, agents' notes and lessons), and \`leaseToken\`, needed to settle it; null when none is available. waitMs (at most ${MCP_MAX_WAIT_MS}) waits for one to arrive.`,
       inputSchema: strictArgs({ ...agentArg, queues: claimInput.shape.queues, capabilities: claimInput.shape.capabilities, leaseMs: claimInput.shape.leaseMs, waitMs: claimInput.shape.waitMs }),
     },
-    (args) => answer(() => api.tasks.claim({ ...args, agentId: agent(args.agentId), waitMs: wait(args.waitMs) })),
+    (args, extra) => answer(() => apiFor(extra).tasks.claim({ ...args, agentId: agent(args.agentId), waitMs: wait(args.waitMs) })),
   );
   server.registerTool(
     "complete_task",
@@ -106,11 +117,11 @@ export function createMcpServer(services: Services, session: McpSession): { serv
         next: completeAndClaimInput.shape.next.describe("Claim the next task too, with these claim_task options ({} for the defaults)"),
       }),
     },
-    ({ next, ...args }) =>
+    ({ next, ...args }, extra) =>
       answer(() =>
         next === undefined
-          ? api.tasks.complete({ ...args, result: args.result as JsonValue, agentId: agent(args.agentId) })
-          : api.tasks.completeAndClaim({ ...args, result: args.result as JsonValue, agentId: agent(args.agentId), next }),
+          ? apiFor(extra).tasks.complete({ ...args, result: args.result as JsonValue, agentId: agent(args.agentId) })
+          : apiFor(extra).tasks.completeAndClaim({ ...args, result: args.result as JsonValue, agentId: agent(args.agentId), next }),
       ),
   );
   server.registerTool(
@@ -119,7 +130,7 @@ export function createMcpServer(services: Services, session: McpSession): { serv
       description: "Report that a claimed task failed. With retry true (the default) it runs again after a backoff while attempts remain; retry false dead-letters it at once.",
       inputSchema: strictArgs({ ...agentArg, taskId: failInput.shape.taskId, leaseToken: failInput.shape.leaseToken, error: failInput.shape.error, retry: failInput.shape.retry }),
     },
-    (args) => answer(() => api.tasks.fail({ ...args, agentId: agent(args.agentId) })),
+    (args, extra) => answer(() => apiFor(extra).tasks.fail({ ...args, agentId: agent(args.agentId) })),
   );
   server.registerTool(
     "heartbeat_task",
@@ -127,7 +138,7 @@ export function createMcpServer(services: Services, session: McpSession): { serv
       description: "Extend the lease of a task this agent holds (call it during long work, before the lease runs out).",
       inputSchema: strictArgs({ ...agentArg, taskId: heartbeatInput.shape.taskId, leaseToken: heartbeatInput.shape.leaseToken, leaseMs: heartbeatInput.shape.leaseMs }),
     },
-    (args) => answer(() => api.tasks.heartbeat({ ...args, agentId: agent(args.agentId) })),
+    (args, extra) => answer(() => apiFor(extra).tasks.heartbeat({ ...args, agentId: agent(args.agentId) })),
   );
   server.registerTool(
     "enqueue_task",
@@ -143,12 +154,12 @@ export function createMcpServer(services: Services, session: McpSession): { serv
         idempotencyKey: enqueueFields.shape.idempotencyKey,
       }),
     },
-    (args) => answer(() => api.tasks.enqueue({ ...args, payload: args.payload as JsonValue })),
+    (args, extra) => answer(() => apiFor(extra).tasks.enqueue({ ...args, payload: args.payload as JsonValue })),
   );
   server.registerTool(
     "get_task",
     { description: "A task by id: status, payload, result, attempts, lease, error history.", inputSchema: strictArgs({ taskId: taskIdInput.shape.taskId }) },
-    (args) => answer(() => api.tasks.get(args)),
+    (args, extra) => answer(() => apiFor(extra).tasks.get(args)),
   );
   server.registerTool(
     "publish_event",
@@ -156,7 +167,7 @@ export function createMcpServer(services: Services, session: McpSession): { serv
       description: "Publish an event to the stream (type is dot-separated, e.g. build.finished); with target, a direct message only that agent receives.",
       inputSchema: strictArgs({ type: publishInput.shape.type, payload: anyJson("The event's data: any JSON"), target: publishInput.shape.target }),
     },
-    (args) => answer(() => api.events.publish({ ...args, payload: args.payload as JsonValue, source: agent(undefined) })),
+    (args, extra) => answer(() => apiFor(extra).events.publish({ ...args, payload: args.payload as JsonValue, source: agent(undefined) })),
   );
   server.registerTool(
     "read_mailbox",
@@ -164,7 +175,7 @@ export function createMcpServer(services: Services, session: McpSession): { serv
       description: `This agent's next events: direct messages to it and the event types it subscribed to, oldest first, acknowledged as read. waitMs (at most ${MCP_MAX_WAIT_MS}) waits for one.`,
       inputSchema: strictArgs({ ...agentArg, limit: pollInput.shape.limit, waitMs: pollInput.shape.waitMs }),
     },
-    (args) => answer(() => api.events.poll({ agentId: agent(args.agentId), ...(args.limit === undefined ? {} : { limit: args.limit }), waitMs: wait(args.waitMs), ack: "auto" })),
+    (args, extra) => answer(() => apiFor(extra).events.poll({ agentId: agent(args.agentId), ...(args.limit === undefined ? {} : { limit: args.limit }), waitMs: wait(args.waitMs), ack: "auto" })),
   );
   server.registerTool(
     "remember",
@@ -179,7 +190,7 @@ export function createMcpServer(services: Services, session: McpSession): { serv
         tags: rememberInput.shape.tags,
       }),
     },
-    (args) => answer(() => api.memory.remember({ ...args, agentId: agent(undefined) })),
+    (args, extra) => answer(() => apiFor(extra).memory.remember({ ...args, agentId: agent(undefined) })),
   );
   server.registerTool(
     "recall",
@@ -187,30 +198,30 @@ export function createMcpServer(services: Services, session: McpSession): { serv
       description: "Memories relevant to a query or to a task (by taskId), ranked by relevance, recency and outcome.",
       inputSchema: strictArgs({ query: recallInput.shape.query, taskId: recallInput.shape.taskId, queue: recallInput.shape.queue, capability: recallInput.shape.capability, limit: recallInput.shape.limit }),
     },
-    (args) => answer(() => api.memory.recall(args)),
+    (args, extra) => answer(() => apiFor(extra).memory.recall(args)),
   );
   server.registerTool(
     "find_agents",
     { description: "Agents offering a capability, healthy and least loaded first.", inputSchema: strictArgs({ capability: findByCapabilityInput.shape.capability }) },
-    (args) => answer(() => api.agents.findByCapability(args)),
+    (args, extra) => answer(() => apiFor(extra).agents.findByCapability(args)),
   );
   server.registerTool(
     "queue_stats",
     { description: "Task counts per queue and state, and the age of each queue's oldest pending task.", inputSchema: strictArgs({}) },
-    () => answer(() => api.tasks.stats()),
+    (_args, extra) => answer(() => apiFor(extra).tasks.stats()),
   );
 
   server.registerResource(
     "my-tasks",
     "coordination://tasks/mine",
     { description: "The tasks this session's agent holds now", mimeType: "application/json" },
-    async (uri) => ({ contents: [{ uri: uri.href, mimeType: "application/json", text: JSON.stringify((await api.tasks.list({ agentId: agent(undefined), status: "claimed", limit: 100 })).items, null, 2) }] }),
+    async (uri, extra) => ({ contents: [{ uri: uri.href, mimeType: "application/json", text: JSON.stringify((await apiFor(extra).tasks.list({ agentId: agent(undefined), status: "claimed", limit: 100 })).items, null, 2) }] }),
   );
   server.registerResource(
     "task",
     new ResourceTemplate("coordination://tasks/{taskId}", { list: undefined }),
     { description: "A task by id", mimeType: "application/json" },
-    async (uri, { taskId }) => ({ contents: [{ uri: uri.href, mimeType: "application/json", text: JSON.stringify(await api.tasks.get({ taskId: String(taskId) }), null, 2) }] }),
+    async (uri, { taskId }, extra) => ({ contents: [{ uri: uri.href, mimeType: "application/json", text: JSON.stringify(await apiFor(extra).tasks.get({ taskId: String(taskId) }), null, 2) }] }),
   );
 
   // Work and mail arriving for this agent: a logging notification, so the agent need not poll.

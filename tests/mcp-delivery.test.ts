@@ -1,0 +1,89 @@
+// An MCP tool call that takes something for its agent (claim_task, read_mailbox, complete_task
+// with next) takes nothing for a client that is gone: a request cancelled or a connection dropped
+// while it waits ends the wait, and what was taken for an answer that never arrived is given back,
+// as over REST, tRPC and WebSocket (src/delivery/). Spoken over plain HTTP, as any MCP client.
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { startTestServer, type TestServer } from "./helpers/test-server.js";
+
+let t: TestServer | undefined;
+const requests: AbortController[] = [];
+afterEach(async () => {
+  for (const request of requests.splice(0)) request.abort();
+  await t?.stop({ removeFiles: true });
+  t = undefined;
+});
+
+const ACCEPT = "application/json, text/event-stream";
+const HEADERS = { "x-agent-id": "llm", "content-type": "application/json", accept: ACCEPT };
+const INITIALIZE = { jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "raw", version: "1.0.0" } } };
+
+async function openSession(url: string): Promise<string> {
+  const response = await fetch(`${url}/mcp`, { method: "POST", headers: HEADERS, body: JSON.stringify(INITIALIZE) });
+  await response.text();
+  const id = response.headers.get("mcp-session-id")!;
+  const initialized = await fetch(`${url}/mcp`, { method: "POST", headers: { ...HEADERS, "mcp-session-id": id }, body: JSON.stringify({ jsonrpc: "2.0", method: "notifications/initialized" }) });
+  expect(initialized.status).toBe(202);
+  return id;
+}
+
+/** POSTs JSON-RPC messages in the session; the response's text, and the controller that drops its connection. */
+function post(url: string, session: string, message: unknown): { text: Promise<string>; drop: () => void } {
+  const controller = new AbortController();
+  requests.push(controller);
+  const text = fetch(`${url}/mcp`, { method: "POST", headers: { ...HEADERS, "mcp-session-id": session }, body: JSON.stringify(message), signal: controller.signal })
+    .then((response) => response.text())
+    .catch(() => "");
+  return { text, drop: () => controller.abort() };
+}
+
+const toolCall = (id: number, name: string, args: Record<string, unknown>) => ({ jsonrpc: "2.0", id, method: "tools/call", params: { name, arguments: args } });
+
+/** A tool's answer in an SSE or JSON response body: the JSON of its first text content. */
+function toolAnswer(text: string): any {
+  const data = text.split("\n").find((line) => line.startsWith("data: "));
+  const message = JSON.parse(data ? data.slice(6) : text) as { result: { content: Array<{ text: string }> } };
+  return JSON.parse(message.result.content[0]!.text);
+}
+
+describe("MCP delivery", () => {
+  it("a claim_task the client cancels while it waits ends at once and claims nothing", async () => {
+    t = await startTestServer();
+    const session = await openSession(t.url);
+    post(t.url, session, toolCall(7, "claim_task", { queues: ["work"], waitMs: 20_000 }));
+    await vi.waitFor(() => expect(t!.server.services.waiters.claims.size).toBe(1), { timeout: 10_000 });
+    const cancelled = post(t.url, session, { jsonrpc: "2.0", method: "notifications/cancelled", params: { requestId: 7, reason: "the user stopped it" } });
+    await cancelled.text;
+    await vi.waitFor(() => expect(t!.server.services.waiters.claims.size).toBe(0), { timeout: 10_000 });
+
+    const task = await t.api.tasks.enqueue.mutate({ queue: "work" });
+    expect(await t.api.tasks.get.query({ taskId: task.id })).toMatchObject({ status: "pending", attempts: 0 });
+    const claimed = await t.api.tasks.claim.mutate({ agentId: "other", queues: ["work"] });
+    expect([claimed?.id, claimed?.attempts]).toEqual([task.id, 1]);
+  });
+
+  it("a read_mailbox whose connection drops while it waits ends and leaves the next message unread", async () => {
+    t = await startTestServer();
+    const session = await openSession(t.url);
+    const waiting = post(t.url, session, toolCall(8, "read_mailbox", { waitMs: 20_000 }));
+    await vi.waitFor(() => expect(t!.server.services.waiters.polls.size).toBe(1), { timeout: 10_000 });
+    waiting.drop();
+    await vi.waitFor(() => expect(t!.server.services.waiters.polls.size).toBe(0), { timeout: 10_000 });
+
+    await t.api.events.publish.mutate({ type: "note.sent", source: "boss", target: "llm", payload: { text: "call me" } });
+    const read = toolAnswer(await post(t.url, session, toolCall(9, "read_mailbox", {})).text);
+    expect(read.map((event: { type: string; payload: unknown }) => [event.type, event.payload])).toEqual([["note.sent", { text: "call me" }]]);
+  });
+
+  it("a claim answered into a response that closes before it finished is given back, uncharged", async () => {
+    t = await startTestServer();
+    const session = await openSession(t.url);
+    const task = await t.api.tasks.enqueue.mutate({ queue: "work" });
+    // One POST, two requests: the response finishes only once both are answered. The claim takes
+    // the task at once; the mailbox read waits; the connection drops before the response finished.
+    const both = post(t.url, session, [toolCall(10, "claim_task", { queues: ["work"] }), toolCall(11, "read_mailbox", { waitMs: 20_000 })]);
+    await vi.waitFor(() => expect(t!.server.services.waiters.polls.size).toBe(1), { timeout: 10_000 });
+    expect(await t.api.tasks.get.query({ taskId: task.id })).toMatchObject({ status: "claimed", leaseOwner: "llm" });
+    both.drop();
+    await vi.waitFor(async () => expect(await t!.api.tasks.get.query({ taskId: task.id })).toMatchObject({ status: "pending", attempts: 0 }), { timeout: 10_000 });
+  });
+});
