@@ -128,24 +128,39 @@ export function webSocketTransport(socket: WebSocket, streams: PerKeyLimit): Tra
  * goes out in, when known.
  */
 export function mcpCallTransport(cancelled: AbortSignal, res: ObservableResponse | undefined): Transport {
-  const http = res === undefined ? undefined : httpTransport(res);
-  let gone: AbortSignal | undefined;
-  return {
-    get clientGone() {
-      gone ??= http === undefined ? cancelled : AbortSignal.any([cancelled, http.clientGone!]);
-      return gone;
-    },
-    gone: () => cancelled.aborted || (http?.gone() ?? false),
-    waiting: () => http?.waiting?.(),
-    confirm(delivery) {
-      // The SDK sends no answer to a cancelled request: one cancelled now, or before its
-      // response is finished, never arrives.
-      if (cancelled.aborted) return delivery.undelivered();
-      cancelled.addEventListener("abort", () => delivery.undelivered(), { once: true });
-      if (http === undefined) delivery.delivered();
-      else http.confirm(delivery);
-    },
-  };
+  return new McpCallTransport(cancelled, res === undefined ? undefined : httpTransport(res));
+}
+
+/** A class for the reason HttpTransport is one: an object literal with an accessor is built in the old generation. */
+class McpCallTransport implements Transport {
+  private goneSignal: AbortSignal | undefined;
+
+  constructor(
+    private readonly cancelled: AbortSignal,
+    private readonly http: Transport | undefined,
+  ) {}
+
+  get clientGone(): AbortSignal {
+    this.goneSignal ??= this.http === undefined ? this.cancelled : AbortSignal.any([this.cancelled, this.http.clientGone!]);
+    return this.goneSignal;
+  }
+
+  gone(): boolean {
+    return this.cancelled.aborted || (this.http?.gone() ?? false);
+  }
+
+  waiting(): void {
+    this.http?.waiting?.();
+  }
+
+  confirm(delivery: DeliverySink): void {
+    // The SDK sends no answer to a cancelled request: one cancelled now, or before its response
+    // finished, never arrives.
+    if (this.cancelled.aborted) return delivery.undelivered();
+    this.cancelled.addEventListener("abort", () => delivery.undelivered(), { once: true });
+    if (this.http === undefined) delivery.delivered();
+    else this.http.confirm(delivery);
+  }
 }
 
 export const inProcessTransport: Transport = {
