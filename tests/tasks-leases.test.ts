@@ -65,6 +65,26 @@ describe("leases and fencing", () => {
     await expect(t.api.tasks.heartbeat.mutate({ taskId: task.id, agentId: "other" })).rejects.toMatchObject(conflict);
   });
 
+  it("a heartbeat naming no leaseMs renews the lease by the length it was claimed or last renewed with", async () => {
+    await using t = await startTestServer({ leaseMs: 30_000 });
+    const task = await t.api.tasks.enqueue.mutate({ payload: {} });
+    const claimed = (await t.api.tasks.claim.mutate({ agentId: "a1", leaseMs: 600_000 }))!;
+    /** The lease a heartbeat gave, in ms from when it was renewed (its updatedAt). */
+    const length = (renewed: { leaseExpiresAt: Date | null; updatedAt: Date }) => renewed.leaseExpiresAt!.getTime() - renewed.updatedAt.getTime();
+    expect(length(claimed)).toBe(600_000);
+    expect(length(await t.api.tasks.heartbeat.mutate({ taskId: task.id, agentId: "a1", leaseToken: claimed.leaseToken }))).toBe(600_000);
+    // Over REST too, and leaseMs 0 means "not named", as on a claim.
+    const viaRest = await rest(t.url, "POST", `/tasks/${task.id}/heartbeat`, { agentId: "a1", leaseMs: 0 });
+    expect(Date.parse(viaRest.body.leaseExpiresAt) - Date.parse(viaRest.body.updatedAt)).toBe(600_000);
+    // A length named is the lease's from then on.
+    expect(length(await t.api.tasks.heartbeat.mutate({ taskId: task.id, agentId: "a1", leaseMs: 120_000 }))).toBe(120_000);
+    expect(length(await t.api.tasks.heartbeat.mutate({ taskId: task.id, agentId: "a1" }))).toBe(120_000);
+    // A claim with no length takes the server's, and so do its heartbeats.
+    const other = await t.api.tasks.enqueue.mutate({ payload: {} });
+    await t.api.tasks.claim.mutate({ agentId: "a2" });
+    expect(length(await t.api.tasks.heartbeat.mutate({ taskId: other.id, agentId: "a2" }))).toBe(30_000);
+  });
+
   it("dead-letters a task whose lease keeps expiring once attempts run out", async () => {
     await using t = await startTestServer({ leaseSweepMs: 20 });
     const task = await t.api.tasks.enqueue.mutate({ payload: {}, maxAttempts: 2 });

@@ -135,7 +135,7 @@ export function createMcpServer(services: Services, session: McpSession): { serv
   server.registerTool(
     "heartbeat_task",
     {
-      description: "Extend the lease of a task this agent holds (call it during long work, before the lease runs out).",
+      description: "Renew the lease of a task this agent holds, from now: by leaseMs, or by default by the length it was claimed with. Call it during long work, before the lease runs out.",
       inputSchema: strictArgs({ ...agentArg, taskId: heartbeatInput.shape.taskId, leaseToken: heartbeatInput.shape.leaseToken, leaseMs: heartbeatInput.shape.leaseMs }),
     },
     (args, extra) => answer(() => apiFor(extra).tasks.heartbeat({ ...args, agentId: agent(args.agentId) })),

@@ -158,10 +158,11 @@ export function taskCommands(d: TaskCommandDeps) {
 
     "tasks.claim": claim,
 
-    "tasks.heartbeat": (ctx: WriteContext, args: SettleRequest & { agentId: string; leaseMs: number }): Task => {
+    /** Renews the lease by `leaseMs`, or when none is named by the length it was claimed or last renewed with. */
+    "tasks.heartbeat": (ctx: WriteContext, args: SettleRequest & { agentId: string; leaseMs: number | undefined; defaultLeaseMs: number }): Task => {
       const row = t.heldTask(args);
       t.noteAgent(ctx, args.agentId);
-      return toTask(d.tasks.extendLease(row.seq, ctx.now + args.leaseMs, ctx.now));
+      return toTask(d.tasks.extendLease(row.seq, args.leaseMs ?? row.leaseMs ?? args.defaultLeaseMs, ctx.now));
     },
 
     "tasks.complete": (ctx: WriteContext, request: SettleRequest & { result?: unknown }): SettledTask => complete(ctx, request).task,

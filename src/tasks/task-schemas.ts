@@ -88,7 +88,11 @@ const settleFields = {
   /** Fencing token from the claim; when given, it must match the current lease. */
   leaseToken: int(0).optional(),
 };
-export const heartbeatInput = z.strictObject({ ...settleFields, leaseMs: leaseMs.optional() });
+export const heartbeatInput = z.strictObject({
+  ...settleFields,
+  /** The lease's new length from now; by default (or 0) the length it was claimed or last renewed with. */
+  leaseMs: leaseMs.optional(),
+});
 /**
  * complete/fail may omit agentId: the seed's REST routes do not send one. Then the current lease
  * is settled, whoever holds it (README, "Anonymous settles"); agents should send agentId and leaseToken.

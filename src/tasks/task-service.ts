@@ -99,7 +99,9 @@ export class TaskService {
   }
 
   heartbeat(request: SettleRequest & { agentId: string; leaseMs?: number | undefined }): Promise<Task> {
-    return this.d.db.write("tasks.heartbeat", copyWith(request, { leaseMs: this.leaseLength(request.leaseMs) }));
+    // Named (and not 0), the new length; else the lease's own, which only the writer knows.
+    const named = request.leaseMs !== undefined && request.leaseMs > 0 ? this.leaseLength(request.leaseMs) : undefined;
+    return this.d.db.write("tasks.heartbeat", copyWith(request, { leaseMs: named, defaultLeaseMs: this.leaseLength(undefined) }));
   }
 
   /** Completes under the caller's lease; sent again with the same result, the same answer (task-commands.ts). */

@@ -29,6 +29,7 @@ export interface TaskRow {
   updatedAt: number | Date;
   claimedAt: number | Date | null;
   finishedAt: number | Date | null;
+  leaseMs: number | null;
 }
 
 interface StoredError {
@@ -93,6 +94,7 @@ export function taskRowWith(row: TaskRow, changes: Partial<TaskRow>): TaskRow {
     updatedAt: row.updatedAt,
     claimedAt: row.claimedAt,
     finishedAt: row.finishedAt,
+    leaseMs: row.leaseMs,
   };
   return Object.assign(copy, changes);
 }
@@ -198,6 +200,7 @@ export class TaskStore {
       updatedAt: now,
       claimedAt: null,
       finishedAt: null,
+      leaseMs: null,
     };
   }
 
@@ -216,9 +219,10 @@ export class TaskStore {
    * leased by seq; several stop before their answer would pass `budgetBytes` (but always include
    * the first).
    */
-  claim(filter: ClaimFilter, limit: number, budgetBytes: number, leaseExpiresAt: number, now: number): TaskRow[] {
+  claim(filter: ClaimFilter, limit: number, budgetBytes: number, leaseMs: number, now: number): TaskRow[] {
+    const leaseExpiresAt = now + leaseMs;
     const lease = `UPDATE tasks SET status = 'claimed', leaseOwner = ?, leaseExpiresAt = ?, leaseToken = leaseToken + 1,
-           attempts = attempts + 1, claimedAt = ?, updatedAt = ?`;
+           attempts = attempts + 1, claimedAt = ?, updatedAt = ?, leaseMs = ?`;
     if (limit === 1) {
       // Read, then written by seq (no RETURNING: a read-back costs more than building the row here).
       const pickParams: unknown[] = [];
@@ -226,8 +230,8 @@ export class TaskStore {
       pickParams.push(now);
       const row = this.st.get<unknown[], TaskRow>(`SELECT * FROM tasks WHERE ${pickWhere} AND runAt <= ? ORDER BY priority, seq LIMIT 1`).get(...pickParams);
       if (row === undefined) return [];
-      this.st.get<unknown[]>(`${lease} WHERE seq = ?`).run(filter.agentId, leaseExpiresAt, now, now, row.seq);
-      return [taskRowWith(row, { status: "claimed", leaseOwner: filter.agentId, leaseExpiresAt, leaseToken: row.leaseToken + 1, attempts: row.attempts + 1, claimedAt: now, updatedAt: now })];
+      this.st.get<unknown[]>(`${lease} WHERE seq = ?`).run(filter.agentId, leaseExpiresAt, now, now, leaseMs, row.seq);
+      return [taskRowWith(row, { status: "claimed", leaseOwner: filter.agentId, leaseExpiresAt, leaseToken: row.leaseToken + 1, attempts: row.attempts + 1, claimedAt: now, updatedAt: now, leaseMs })];
     }
     const pickParams: unknown[] = [];
     const pickWhere = claimableWhere(filter, pickParams);
@@ -244,7 +248,7 @@ export class TaskStore {
     if (picked.length === 0) return [];
     const rows = this.st
       .get<unknown[], TaskRow>(`${lease} WHERE seq IN (${placeholders(picked.length)}) RETURNING *`)
-      .all(filter.agentId, leaseExpiresAt, now, now, ...picked);
+      .all(filter.agentId, leaseExpiresAt, now, now, leaseMs, ...picked);
     // RETURNING does not promise an order; hand tasks out best first.
     return rows.sort((a, b) => a.priority - b.priority || a.seq - b.seq);
   }
@@ -258,10 +262,11 @@ export class TaskStore {
     return row?.next ?? null;
   }
 
-  extendLease(seq: number, leaseExpiresAt: number, now: number): TaskRow {
+  /** Renews a lease for `leaseMs` from `now`; that length is the lease's from then on. */
+  extendLease(seq: number, leaseMs: number, now: number): TaskRow {
     return this.st
-      .get<[number, number, number], TaskRow>(`UPDATE tasks SET leaseExpiresAt = ?, updatedAt = ? WHERE seq = ? RETURNING *`)
-      .get(leaseExpiresAt, now, seq)!;
+      .get<[number, number, number, number], TaskRow>(`UPDATE tasks SET leaseExpiresAt = ?, leaseMs = ?, updatedAt = ? WHERE seq = ? RETURNING *`)
+      .get(now + leaseMs, leaseMs, now, seq)!;
   }
 
   /**

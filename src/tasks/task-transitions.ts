@@ -86,7 +86,7 @@ export class TaskTransitions {
 
   /** Leases up to `limit` claimable tasks to `filter.agentId`, each with its task.claimed event. */
   claimRows(ctx: WriteContext, filter: ClaimFilter, limit: number, leaseMs: number, stolenFrom?: (row: TaskRow) => string | null): TaskRow[] {
-    const rows = this.d.tasks.claim(filter, limit, this.d.config.maxResponseBytes, ctx.now + leaseMs, ctx.now);
+    const rows = this.d.tasks.claim(filter, limit, this.d.config.maxResponseBytes, leaseMs, ctx.now);
     for (const row of rows) {
       this.d.events.appendSystem(ctx, "task.claimed", {
         taskId: row.id,
