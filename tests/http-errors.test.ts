@@ -155,6 +155,8 @@ describe("HTTP errors", () => {
     const trpc = await send(`${t.url}/trpc/tasks.enqueue`, json(trpcBody({ payload: "x".repeat(MAX_BODY) })));
     expect(trpc.status).toBe(413);
     expect(trpc.body.error.json.data).toMatchObject({ code: "PAYLOAD_TOO_LARGE", httpStatus: 413 });
+    // Named as on REST: what the limit is, not only the code.
+    expect(trpc.body.error.json.message).toBe(`Request body exceeds ${MAX_BODY} bytes`);
     const trpcChunked = await send(`${t.url}/trpc/tasks.enqueue`, {
       method: "POST",
       headers: { "content-type": "application/json" },

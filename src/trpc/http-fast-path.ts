@@ -154,24 +154,24 @@ export function createTrpcFastPath(options: FastPathOptions) {
     if (subscription !== undefined) return refuseAll(res, line, new TRPCError({ code: "METHOD_NOT_SUPPORTED", message: `${subscription} is served over WebSocket only` }));
     const unreadable = req.method === "POST" ? unreadableBody(req) : undefined;
     if (unreadable !== undefined) return refuseAll(res, line, new TRPCError({ code: "UNSUPPORTED_MEDIA_TYPE", message: unreadable }));
+    const tooLarge = () => {
+      // The body is never read: the connection cannot carry another request after it.
+      res.setHeader("connection", "close");
+      return refuseAll(res, line, new TRPCError({ code: "PAYLOAD_TOO_LARGE", message: `Request body exceeds ${options.maxBodyBytes} bytes` }));
+    };
+    // Declared too large: refused before a byte is read, naming the limit (tRPC's own 413 says only its code).
+    if (req.method === "POST" && Number.isFinite(line.declared) && line.declared > options.maxBodyBytes) return tooLarge();
     const planned = plan(req, line);
-    if (planned === undefined) {
-      // A JSON body tRPC's handler would read is read here first, so that bytes that are not
-      // UTF-8 are refused (below); anything else goes to it as it came, and one declared too
-      // large too (nothing read yet: it answers the 413 itself).
-      if (req.method !== "POST" || !line.json) return options.fallback(req, res);
-      if (Number.isFinite(line.declared) && line.declared > options.maxBodyBytes) return options.fallback(req, res);
-    }
+    // A JSON body tRPC's handler would read is read here first, so that bytes that are not UTF-8
+    // are refused (below); anything else goes to it as it came.
+    if (planned === undefined && (req.method !== "POST" || !line.json)) return options.fallback(req, res);
     const read = await readBody(req, options.maxBodyBytes);
     // The client left while sending: no one to answer.
     if (read.kind === "gone") return;
     // Not UTF-8: refused, where tRPC's handler would decode it with U+FFFD in place of the bad bytes.
     if (read.kind === "not-utf8") return refuseAll(res, line, invalidField("input", NOT_UTF8));
-    if (read.kind === "too-large") {
-      // A body without a declared length, over the limit: what was read is gone, so the 413 is answered here, and the rest never read.
-      res.setHeader("connection", "close");
-      return refuseAll(res, line, new TRPCError({ code: "PAYLOAD_TOO_LARGE", message: `Request body exceeds ${options.maxBodyBytes} bytes` }));
-    }
+    // A body without a declared length, over the limit: what was read is gone, and the rest is never read.
+    if (read.kind === "too-large") return tooLarge();
     if (planned === undefined) return options.fallback(Object.assign(req, { body: read.text }), res);
     const inputs = parseInputs(read.text, planned);
     if (inputs === undefined || ctx === undefined) return options.fallback(Object.assign(req, { body: read.text }), res);
