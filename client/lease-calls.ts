@@ -6,6 +6,9 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { isTRPCClientError } from "@trpc/client";
 import type { ClaimedTask, CoordinationApi } from "./types.js";
 
+/** How a settle ended (HeldLease.settle). */
+export type SettleOutcome = { kind: "settled" } | { kind: "lost" } | { kind: "refused"; error: unknown };
+
 /** Lease renewals never come faster than this, whatever the server granted. */
 const MIN_RENEW_MS = 20;
 /** Retries of a failed renewal or settle start at this delay and double up to RETRY_MAX_MS. */
@@ -90,18 +93,22 @@ export class HeldLease {
 
   /**
    * Runs a settle (complete, fail, release), retried on transient errors while the lease may be
-   * valid (a retried complete is idempotent on the server). "lost": the lease is gone, or ran out.
+   * valid (a retried complete is idempotent on the server). "lost": the lease is gone, or ran out
+   * while the server could not be reached; "refused": the server answered that it will not take
+   * this call as sent (a 4xx other than a lost lease: a result too large, bad input), so sending
+   * it again would not help.
    */
-  async settle(call: () => Promise<unknown>): Promise<"settled" | "lost"> {
+  async settle(call: () => Promise<unknown>): Promise<SettleOutcome> {
     for (let delay = RETRY_START_MS; ; delay = Math.min(delay * 2, RETRY_MAX_MS)) {
       try {
         await call();
-        return "settled";
+        return { kind: "settled" };
       } catch (error) {
-        if (isLeaseGone(error)) return "lost";
+        if (isLeaseGone(error)) return { kind: "lost" };
         this.onError(error);
+        if (!isTransient(error)) return { kind: "refused", error };
         // Never turn a success into a failure: past the lease, the server retries the task itself.
-        if (!isTransient(error) || !this.mayBeValid) return "lost";
+        if (!this.mayBeValid) return { kind: "lost" };
         await sleep(delay);
       }
     }

@@ -69,6 +69,22 @@ const FINISHED_REMEMBERED = 1000;
 const CLAIM_RETRY_MS = 500;
 
 const messageOf = (error: unknown): string => (error instanceof Error ? error.message : String(error));
+
+/** The most characters of an error a fail stores: the server refuses longer (tasks.fail's `error`, 1 to 10,000). */
+export const MAX_ERROR_CHARS = 10_000;
+
+/**
+ * What a fail reports of a handler's error, as the server takes it: its message, or its name when
+ * it has none (an empty error is refused); valid Unicode (a lone surrogate is refused); cut to
+ * MAX_ERROR_CHARS with a note of how much was left out (a stack or a model's output can be longer).
+ */
+export function failureText(error: unknown): string {
+  const message = messageOf(error);
+  const text = (message.trim() === "" ? `${error instanceof Error ? error.name : typeof error} with no message` : message).toWellFormed();
+  if (text.length <= MAX_ERROR_CHARS) return text;
+  const note = ` … (${text.length} characters, cut)`;
+  return text.slice(0, MAX_ERROR_CHARS - note.length).toWellFormed() + note;
+}
 /** Rejects with the signal's reason once it aborts. */
 const whenAborted = (signal: AbortSignal): Promise<never> =>
   new Promise((_, reject) => signal.addEventListener("abort", () => reject(signal.reason), { once: true }));
@@ -153,18 +169,25 @@ export async function runWorker(options: WorkerOptions): Promise<Worker> {
     let next: Claimed | undefined;
     let settleAttempts = 0;
     try {
+      /** Fails the task with `error`; counted as failed once the server took it. */
+      const fail = async (error: unknown) => {
+        const failedAs = await lease.settle(() => api.tasks.fail.mutate({ ...fenced, error: failureText(error) }));
+        if (failedAs.kind === "settled") failed++;
+        else lost++;
+      };
       if (interruption === "lost") {
         lost++; // someone else owns the task now: settling it would only get CONFLICT
       } else if (interruption === "stopped") {
         await lease.settle(() => api.tasks.release.mutate(fenced)); // not the task's fault: back without charging an attempt
       } else if (interruption === "timeout" || !outcome.ok) {
-        failed++;
-        const error = interruption === "timeout" ? messageOf(run.signal.reason) : messageOf((outcome as { error: unknown }).error);
-        await lease.settle(() => api.tasks.fail.mutate({ ...fenced, error }));
-      } else if ((await lease.settle(() => completeAndClaimNext(fenced, outcome.result ?? undefined, settleAttempts++ > 0, (claimed) => (next = claimed)))) === "settled") {
-        completed++;
+        await fail(interruption === "timeout" ? run.signal.reason : (outcome as { error: unknown }).error);
       } else {
-        lost++;
+        const completedAs = await lease.settle(() => completeAndClaimNext(fenced, outcome.result ?? undefined, settleAttempts++ > 0, (claimed) => (next = claimed)));
+        if (completedAs.kind === "settled") completed++;
+        // The server will not take the result as it is (too large, too deep, not JSON): the run
+        // failed, and says why, rather than waiting out its lease to run again with no trace.
+        else if (completedAs.kind === "refused") await fail(new Error(`the server refused the handler's result: ${messageOf(completedAs.error)}`));
+        else lost++;
       }
     } finally {
       lease.stop();

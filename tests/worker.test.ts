@@ -5,6 +5,7 @@ import { createServer, request } from "node:http";
 import type { AddressInfo } from "node:net";
 import { describe, expect, it, vi } from "vitest";
 import { createCoordinationClient, runWorker } from "../client/index.js";
+import { failureText, MAX_ERROR_CHARS } from "../client/worker.js";
 import { startTestServer } from "./helpers/test-server.js";
 
 describe("runWorker", () => {
@@ -169,6 +170,48 @@ describe("runWorker", () => {
     expect([worker.completed, worker.failed, worker.lost]).toEqual([0, 0, 1]);
     expect(await t.api.tasks.get.query({ taskId: task.id })).toMatchObject({ status: "cancelled", result: null, attempts: 1, errorHistory: [] });
     await worker.stop();
+  });
+
+  it("what the server would refuse is made fit to store: an empty or huge error, a result too large, each fails its task with the reason", async () => {
+    await using t = await startTestServer({ maxBodyBytes: 64 * 1024 });
+    const huge = "x".repeat(MAX_ERROR_CHARS - 20) + "😀".repeat(50) + "y".repeat(20_000);
+    const worker = await runWorker({
+      api: t.api,
+      agentId: "w-refused",
+      waitMs: 200,
+      onError: () => undefined,
+      handler: async (task) => {
+        const kind = (task.payload as { kind: string }).kind;
+        if (kind === "empty") throw new Error();
+        if (kind === "huge") throw new Error(huge);
+        if (kind === "lone") throw new Error("bad \ud800 text");
+        return { text: "z".repeat(100 * 1024) };
+      },
+    });
+    const tasks = await t.api.tasks.enqueueMany.mutate({ tasks: ["empty", "huge", "lone", "large"].map((kind) => ({ payload: { kind }, maxAttempts: 1 })) });
+    await vi.waitFor(async () => expect((await t.api.tasks.stats.query()).totals).toMatchObject({ dead_letter: 4, pending: 0, claimed: 0 }), { timeout: 30_000, interval: 50 });
+    const [empty, longOne, lone, large] = await Promise.all(tasks.map((task) => t.api.tasks.get.query({ taskId: task.id })));
+    expect(empty!.lastError).toBe("Error with no message");
+    expect(longOne!.lastError!.length).toBe(MAX_ERROR_CHARS);
+    expect(longOne!.lastError!.startsWith("x".repeat(MAX_ERROR_CHARS - 100))).toBe(true);
+    expect(longOne!.lastError!.endsWith(` … (${huge.length} characters, cut)`)).toBe(true);
+    expect(lone!.lastError).toBe("bad \ufffd text");
+    expect(large!.lastError).toMatch(/^the server refused the handler's result: .*65536 bytes/);
+    // Every one a failure the server took, none a lease left to run out.
+    expect(large!.errorHistory.map((entry) => entry.agentId)).toEqual(["w-refused"]);
+    expect([worker.completed, worker.failed, worker.lost]).toEqual([0, 4, 0]);
+    await worker.stop();
+  });
+
+  it("failureText never exceeds what the server stores and never cuts a character in two", () => {
+    expect(failureText("plain")).toBe("plain");
+    expect(failureText(new TypeError(""))).toBe("TypeError with no message");
+    expect(failureText("   ")).toBe("string with no message");
+    for (let shift = 0; shift < 4; shift++) {
+      const text = failureText("a".repeat(MAX_ERROR_CHARS - 40 + shift) + "😀".repeat(100));
+      expect(text.length).toBeLessThanOrEqual(MAX_ERROR_CHARS);
+      expect(text.isWellFormed()).toBe(true);
+    }
   });
 
   it("taskTimeoutMs aborts a hung handler and fails its task, and the worker moves on", async () => {
