@@ -7,6 +7,7 @@ import superjson from "superjson";
 import WebSocket from "ws";
 import { encodedBytesUpTo } from "./encoded-size.js";
 import { keepAliveFetch, type TrpcFetch } from "./keep-alive-fetch.js";
+import { socketRefusal } from "./socket-refusal.js";
 import type { AppRouter, CoordinationApi } from "./types.js";
 
 export type { AppRouter, ClaimedTask, CoordinationApi, JsonObject, JsonValue, RouterInputs, RouterOutputs } from "./types.js";
@@ -37,7 +38,8 @@ export interface CoordinationClientOptions {
   headers?: Record<string, string>;
   /**
    * Called when the WebSocket closes. Codes: 1013, the server dropped a subscriber that fell
-   * behind (it resumes by itself); 4401, no valid credential (missing, wrong or revoked); 1012,
+   * behind (it resumes by itself); 4401, no valid credential (missing, wrong or revoked): every
+   * live subscription then ends with an UNAUTHORIZED error (onError), and none reconnects; 1012,
    * the server is restarting.
    */
   onSocketClose?: (code: number | undefined) => void;
@@ -60,12 +62,17 @@ export interface CoordinationClient {
 
 export function createCoordinationClient(options: CoordinationClientOptions): CoordinationClient {
   const base = options.url.replace(/\/+$/, "");
+  const refusal = socketRefusal();
   const wsClient = createWSClient({
     url: `${base.replace(/^http/, "ws")}/trpc`,
     WebSocket: WebSocket as unknown as typeof globalThis.WebSocket,
     lazy: { enabled: true, closeMs: 0 },
     retryDelayMs: (attempt) => Math.min(100 * 2 ** attempt, 5000),
-    onClose: (cause) => options.onSocketClose?.(cause?.code),
+    onOpen: () => refusal.opened(),
+    onClose: (cause) => {
+      options.onSocketClose?.(cause?.code);
+      refusal.closed(cause?.code);
+    },
     ...(options.token === undefined ? {} : { connectionParams: { token: options.token } }),
   });
   const headers = { ...options.headers, ...(options.token === undefined ? {} : { authorization: `Bearer ${options.token}` }) };
@@ -77,7 +84,7 @@ export function createCoordinationClient(options: CoordinationClientOptions): Co
     links: [
       splitLink({
         condition: (op) => op.type === "subscription",
-        true: wsLink({ client: wsClient, transformer: superjson }),
+        true: [refusal.link, wsLink({ client: wsClient, transformer: superjson })],
         false: splitLink({
           condition: (op) => LONG_POLLING.has(op.path) || encodedBytesUpTo(op.input, batchShare) > batchShare,
           true: httpLink(http),

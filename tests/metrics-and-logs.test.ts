@@ -235,6 +235,12 @@ describe("operator logs", () => {
     expect([expiry.queue, expiry.agentId]).toEqual(["l", "sleepy"]);
     await http(url, "GET", "/tasks", { token: "wrong" });
     expect(lines.filter((line) => line.msg.startsWith("authentication failed"))).toHaveLength(1);
+    // A WebSocket refused for its token is a refusal, not an internal error (it logged one, with a stack).
+    const refused = createCoordinationClient({ url, token: "wrong" });
+    const stream = collectEvents(refused.api, {});
+    await until(() => stream.errors.length === 1);
+    await refused.close();
+    expect(lines.filter((line) => line.level >= 50)).toEqual([]);
     // A request is slow by construction, whatever the machine's speed: its client pauses 300 ms
     // in the middle of its body, 250 ms more than the threshold the server's clock must see
     // (it starts once the headers are read). A fast 401 was under 1 ms on a fast machine.

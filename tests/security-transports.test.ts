@@ -43,6 +43,12 @@ describe("WebSocket credentials", () => {
       const stream = collectEvents(client.api, {});
       await until(() => closes.length > 0);
       expect(closes[0]).toBe(4401);
+      // The subscription is told why, and the client stops trying (it reconnected ~10 times a second).
+      await until(() => stream.errors.length === 1);
+      expect((stream.errors[0] as { data: { code: string } }).data.code).toBe("UNAUTHORIZED");
+      const closedSoFar = closes.length;
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      expect(closes.length).toBeLessThanOrEqual(closedSoFar + 1);
       await s.admin.events.publish.mutate({ type: "x", source: "ops" });
       expect(stream.events).toEqual([]);
       stream.unsubscribe();
@@ -70,6 +76,11 @@ describe("WebSocket credentials", () => {
     expect((await s.admin.tasks.stats.query()).totals.pending).toBe(1);
     expect(revoked.revokedAt).toBeInstanceOf(Date);
     await until(() => closes.includes(4401));
+    await until(() => stream.errors.length === 1);
+    expect((stream.errors[0] as { data: { code: string } }).data.code).toBe("UNAUTHORIZED");
+    const closedSoFar = closes.length;
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    expect(closes.length).toBeLessThanOrEqual(closedSoFar + 1);
     expect((await http(s.url, "GET", "/tasks", { token: issued.secret })).status).toBe(401);
     expect((await s.admin.tokens.list.query()).map((token) => token.id)).not.toContain(issued.token.id);
     expect((await s.admin.tokens.list.query({ includeRevoked: true })).find((token) => token.id === issued.token.id)?.name).toBe("to revoke");
