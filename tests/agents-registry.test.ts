@@ -78,6 +78,19 @@ describe("agent registry", () => {
     await expect(api.agents.deregister.mutate({ agentId: "d1" })).rejects.toMatchObject({ data: { code: "AGENT_NOT_FOUND" } });
   });
 
+  it("a claim in the same group commit as the agent's deregistration registers it again", async () => {
+    await using t = await startTestServer();
+    const { api } = t;
+    await api.tasks.enqueueMany.mutate({ tasks: [{ payload: 1 }, { payload: 2 }] });
+    const first = (await api.tasks.claim.mutate({ agentId: "d2" }))!;
+    await api.tasks.complete.mutate({ taskId: first.id, agentId: "d2" });
+    // Called in one turn of the event loop: one message to the writer, one batch, in this order.
+    const { agents, tasks } = t.server.services;
+    const [, again] = await Promise.all([agents.deregister("d2"), tasks.claim({ agentId: "d2" })]);
+    expect(again[0]?.payload).toBe(2);
+    expect(await api.agents.get.query({ agentId: "d2" })).toMatchObject({ agentId: "d2", health: "healthy" });
+  });
+
   it("lists by capability, health and status; findByCapability puts healthy first, then lowest load", async () => {
     // No health job during the test: health comes from heartbeat age alone.
     // No start-up grace: the backdated heartbeats below must count as they are.

@@ -87,4 +87,20 @@ describe("server processes on one database file", () => {
     expect(claimed.status).toBe(200);
     expect(claimed.body.id).toBe(task.body.id);
   });
+
+  it("an agent deregistered through one process and claiming through the other is registered again", async () => {
+    const dir = makeTempDir();
+    const [a, b] = await startTwo({ COORDINATION_DB_PATH: join(dir, "shared.db") });
+    await rest(a.url, "POST", "/tasks/batch", { tasks: [{ payload: 1 }, { payload: 2 }] });
+    // Back to back: a remembers it saw x less than a second ago.
+    const first = await rest(a.url, "POST", "/tasks/claim", { agentId: "x" });
+    expect((await rest(a.url, "POST", `/tasks/${first.body.id}/complete`, { agentId: "x" })).status).toBe(200);
+    expect((await rest(b.url, "DELETE", "/agents/x")).status).toBe(200);
+    const held = await rest(a.url, "POST", "/tasks/claim", { agentId: "x", leaseMs: 600_000 });
+    expect(held.body.payload).toBe(2);
+    expect((await rest(b.url, "GET", "/agents/x")).status).toBe(200);
+    // Known again, so offline release and stealing reach its task (x is healthy: nothing to steal yet; unknown was a 404).
+    const stolen = await rest(b.url, "POST", "/tasks/steal", { agentId: "y", fromAgentId: "x" });
+    expect([stolen.status, stolen.body]).toEqual([200, []]);
+  });
 });

@@ -60,7 +60,9 @@ export function agentCommands(d: AgentCommandDeps) {
       const released = d.transitions.releaseClaimsOf(ctx, agentId, `agent ${agentId} deregistered`);
       d.agents.delete(agentId);
       d.events.appendSystem(ctx, "agent.deregistered", { agentId, releasedTasks: released });
-      ctx.afterCommit(() => d.transitions.forgetAgent(agentId));
+      // Forgotten now, not after the commit: a claim later in this batch must register it again.
+      // (Rolled back, the agent is only looked up once more.)
+      d.transitions.forgetAgent(agentId);
       return toAgent(row, capabilities, d.healthCutoffs(ctx.now));
     },
 

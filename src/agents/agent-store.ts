@@ -20,6 +20,11 @@ const CURRENT_HEALTH = `CASE WHEN lastHeartbeatAt > @stale THEN 'healthy' WHEN l
 export class AgentStore {
   constructor(private readonly st: Statements) {}
 
+  /** Whether another process (or the CLI) wrote to the file since the last look (Statements.changedElsewhere). */
+  changedElsewhere(): boolean {
+    return this.st.changedElsewhere();
+  }
+
   get(agentId: string): AgentRow | undefined {
     return this.st.get<[string], AgentRow>(`SELECT * FROM agents WHERE id = ?`).get(agentId);
   }

@@ -33,8 +33,12 @@ export class Statements {
   /** Any statement that reads the schema: running one makes the connection load a changed schema. */
   private readonly schemaRead: Statement<[], number>;
   private knownSchema: number;
+  private readonly dataVersion: Statement<[], number>;
+  private knownData: number;
 
   constructor(readonly db: SqliteDatabase) {
+    this.dataVersion = db.prepare<[], number>("PRAGMA data_version").pluck();
+    this.knownData = this.dataVersion.get()!;
     this.schemaVersion = db.prepare<[], number>("PRAGMA schema_version").pluck();
     this.schemaRead = db.prepare<[], number>("SELECT 1 FROM sqlite_schema LIMIT 1").pluck();
     this.knownSchema = this.schemaVersion.get()!;
@@ -54,6 +58,17 @@ export class Statements {
     this.schemaRead.get();
     this.cache.clear();
     this.knownSchema = version;
+  }
+
+  /**
+   * Whether another connection (another server process on the file, the CLI) committed since the
+   * last look: what this process remembers of the rows is then no longer sure. One pragma.
+   */
+  changedElsewhere(): boolean {
+    const version = this.dataVersion.get()!;
+    if (version === this.knownData) return false;
+    this.knownData = version;
+    return true;
   }
 
   /** The cached statement for `sql`, prepared on first use; throws for a LIMIT or OFFSET bound bare (see assertPlannedOnce). */

@@ -169,7 +169,13 @@ export class TaskTransitions {
     // Health is judged in seconds (agentStaleMs): one sign of life a second is plenty, and it spares
     // two statements on most claims and settles of a busy agent.
     const seen = this.recentlySeen.get(agentId);
-    if (seen !== undefined && ctx.now - seen < TOUCH_INTERVAL_MS) return;
+    if (seen !== undefined && ctx.now - seen < TOUCH_INTERVAL_MS) {
+      // Remembered from this process's own writes: still so unless another process wrote since
+      // (it may have deregistered the agent: a claim must then register it again, or the agent
+      // would hold a task no offline check or steal can reach).
+      if (!this.d.agents.changedElsewhere()) return;
+      this.recentlySeen.clear();
+    }
     const caps = capabilities === undefined || capabilities === "registered" ? [] : [...new Set(capabilities)].sort();
     if (this.d.agents.registerIfAbsent(agentId, caps, ctx.now)) {
       this.d.events.appendSystem(ctx, "agent.registered", { agentId, capabilities: caps, health: "healthy", implicit: true });
