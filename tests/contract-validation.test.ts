@@ -148,6 +148,20 @@ describe("one validation over tRPC and REST", () => {
     expect(different.status).toBe(409);
     expect(different.body.code).toBe("IDEMPOTENCY_MISMATCH");
   });
+
+  it("an idempotency key compares what the client sent, not the server's defaults; a key twice in one batch names the batch's task", async () => {
+    await using t = await startTestServer({ maxAttempts: 3 });
+    // Enqueued where the default was 5 (another process's setting, or this one's before a restart).
+    const first = await rest(t.url, "POST", "/tasks", { payload: { n: 1 }, idempotencyKey: "M", maxAttempts: 5 });
+    const again = await rest(t.url, "POST", "/tasks", { payload: { n: 1 }, idempotencyKey: "M" });
+    expect([again.status, again.body.id, again.body.maxAttempts]).toEqual([200, first.body.id, 5]);
+    const changed = await rest(t.url, "POST", "/tasks", { payload: { n: 1 }, idempotencyKey: "M", maxAttempts: 4 });
+    expect([changed.status, changed.body.message]).toEqual([409, `idempotencyKey "M" was used for task "${first.body.id}" with a different maxAttempts`]);
+
+    const batch = await rest(t.url, "POST", "/tasks/batch", { tasks: [{ payload: 1, idempotencyKey: "B" }, { payload: 2, idempotencyKey: "B" }] });
+    expect([batch.status, batch.body.message]).toEqual([409, `idempotencyKey "B" is also tasks[0]'s in this batch, with a different payload`]);
+    expect((await t.api.tasks.stats.query()).totals.pending).toBe(1);
+  });
 });
 
 describe("the OpenAPI document", () => {

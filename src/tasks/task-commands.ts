@@ -153,8 +153,14 @@ export function taskCommands(d: TaskCommandDeps) {
     "tasks.enqueue": (ctx: WriteContext, request: EnqueueRequest): Task => toTask(t.insertTask(ctx, request)),
 
     /** All or nothing: one invalid task rolls the whole batch back. */
-    "tasks.enqueueMany": (ctx: WriteContext, requests: EnqueueRequest[]): Task[] =>
-      requests.map((request, i) => toTask(t.insertTask(ctx, request, `tasks[${i}].payload`))),
+    "tasks.enqueueMany": (ctx: WriteContext, requests: EnqueueRequest[]): Task[] => {
+      const inBatch = new Map<string, string>();
+      return requests.map((request, i) => {
+        const row = t.insertTask(ctx, request, `tasks[${i}].payload`, inBatch);
+        if (!inBatch.has(row.id)) inBatch.set(row.id, `tasks[${i}]`);
+        return toTask(row);
+      });
+    },
 
     "tasks.claim": claim,
 

@@ -43,8 +43,11 @@ export class TaskTransitions {
 
   constructor(private readonly d: TaskTransitionDeps) {}
 
-  /** `field` names the task in errors ("payload", "tasks[3].payload"). */
-  insertTask(ctx: WriteContext, request: EnqueueRequest, field = "payload"): TaskRow {
+  /**
+   * `field` names the task in errors ("payload", "tasks[3].payload"); `inBatch`, the tasks an
+   * enqueueMany inserted before this one (id → "tasks[i]").
+   */
+  insertTask(ctx: WriteContext, request: EnqueueRequest, field = "payload", inBatch?: ReadonlyMap<string, string>): TaskRow {
     assertJsonDepth(field, request.payload, this.d.config.maxJsonDepth);
     const definition = {
       queue: request.queue,
@@ -57,13 +60,23 @@ export class TaskTransitions {
     if (request.idempotencyKey !== undefined) {
       const existing = this.d.tasks.findByIdempotencyKey(request.idempotencyKey);
       if (existing) {
+        // What the client sent is compared, not the server's defaults: an identical request sent
+        // again to a server with another maxAttempts setting (or after it changed) is the same task.
         const differs = (Object.keys(definition) as Array<keyof typeof definition>).filter((k) =>
-          k === "payload" ? !sameJson(fromJsonText(existing.payload), request.payload) : existing[k] !== definition[k],
+          k === "payload"
+            ? !sameJson(fromJsonText(existing.payload), request.payload)
+            : k === "maxAttempts"
+              ? request.maxAttempts !== undefined && existing.maxAttempts !== request.maxAttempts
+              : existing[k] !== definition[k],
         );
         if (differs.length > 0) {
+          // A key used twice in one enqueueMany names no stored task: the batch is rolled back.
+          const where = inBatch?.get(existing.id);
           throw new CoordinationError(
             "IDEMPOTENCY_MISMATCH",
-            `idempotencyKey "${request.idempotencyKey}" was used for task "${existing.id}" with a different ${differs.join(", ")}`,
+            where === undefined
+              ? `idempotencyKey "${request.idempotencyKey}" was used for task "${existing.id}" with a different ${differs.join(", ")}`
+              : `idempotencyKey "${request.idempotencyKey}" is also ${where}'s in this batch, with a different ${differs.join(", ")}`,
           );
         }
         return existing;
