@@ -170,6 +170,43 @@ describe("MCP over stdio", () => {
   });
 });
 
+describe("the stdio relay's session", () => {
+  it("ended by the server (here: replaced past maxMcpSessionsPerAgent), is opened again for the client, which never notices", async () => {
+    t = await startTestServer({ maxMcpSessionsPerAgent: 1 });
+    const client = new Client({ name: "desktop", version: "1.0.0" });
+    await client.connect(new StdioClientTransport({ command: process.execPath, args: [CLI_PATH, "mcp", "--url", t.url, "--agent", "desk"], stderr: "pipe" }));
+    clients.push(client);
+    expect((await client.listTools()).tools.length).toBe(TOOLS.length);
+    // Another session of the same agent ends the relay's (the least recently used).
+    const other = await fetch(`${t.url}/mcp`, {
+      method: "POST",
+      headers: { "x-agent-id": "desk", "content-type": "application/json", accept: "application/json, text/event-stream" },
+      body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "other", version: "1.0.0" } } }),
+    });
+    expect(other.status).toBe(200);
+    await other.text();
+    await t.api.tasks.enqueue.mutate({ queue: "desk", payload: { n: 2 } });
+    const claimed = await call(client, "claim_task", { queues: ["desk"] });
+    expect([claimed.leaseOwner, claimed.payload]).toEqual(["desk", { n: 2 }]);
+    expect((await call(client, "complete_task", { taskId: claimed.id, leaseToken: claimed.leaseToken })).status).toBe("completed");
+  });
+
+  it("ends when its input ends, deleting its session on the server", async () => {
+    t = await startTestServer();
+    const relay = spawn(process.execPath, [CLI_PATH, "mcp", "--url", t.url, "--agent", "leaving"], { stdio: ["pipe", "pipe", "pipe"] });
+    const exited = new Promise<number | null>((resolve) => relay.once("exit", (code) => resolve(code)));
+    let out = "";
+    relay.stdout.on("data", (chunk: Buffer) => (out += chunk.toString()));
+    relay.stdin.write(`${JSON.stringify({ jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "p", version: "1.0.0" } } })}\n`);
+    const openSessions = async () => Number(/^coordination_mcp_sessions\{state="open"\} (\d+)$/m.exec(await (await fetch(`${t!.url}/metrics`)).text())?.[1] ?? 0);
+    await vi.waitFor(async () => expect(await openSessions()).toBe(1), { timeout: 15_000, interval: 25 });
+    expect(out).toContain('"id":1');
+    relay.stdin.end();
+    expect(await exited).toBe(0);
+    expect(await openSessions()).toBe(0);
+  });
+});
+
 describe("A2A agent cards", () => {
   it("a card's skills become capabilities; every agent has a card; findByCapability spans both", async () => {
     t = await startTestServer();

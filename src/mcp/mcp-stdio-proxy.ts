@@ -3,9 +3,17 @@
 // running server's /mcp endpoint (Streamable HTTP) and back, so there is one implementation of
 // the tools; the credential and the agent travel as the HTTP headers of the relayed session.
 // Diagnostics go to stderr: stdout carries the protocol alone.
-import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+//
+// The server's session can end under a client that is still there: the server restarted, the
+// session sat idle past mcpSessionIdleMs, or its agent opened more than maxMcpSessionsPerAgent.
+// The server then answers 404, and the MCP specification has the client initialize again; but
+// the desktop client sees only this process's stdin and stdout, which never closed. So the relay
+// does it for the client: it sends the client's own initialize again (its answer kept here),
+// then the message that met the 404. The relay ends when stdin ends or on SIGTERM/SIGINT, and
+// deletes its session on the server as it goes.
+import { StreamableHTTPClientTransport, StreamableHTTPError } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
-import { isInitializeRequest, type JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
+import { isInitializeRequest, isInitializedNotification, type JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
 
 export interface McpProxyOptions {
   url: string;
@@ -13,15 +21,20 @@ export interface McpProxyOptions {
   agentId?: string | undefined;
 }
 
+/** The server no longer knows the session (404): initialize again (the MCP specification's rule). */
+const sessionGone = (error: unknown): boolean => error instanceof StreamableHTTPError && error.code === 404;
+
 /** Relays until either side closes; resolves then. */
 export async function runMcpStdioProxy(options: McpProxyOptions, stderr: (text: string) => void): Promise<void> {
   const headers: Record<string, string> = {};
   if (options.token) headers.authorization = `Bearer ${options.token}`;
   if (options.agentId) headers["x-agent-id"] = options.agentId;
-  const remote = new StreamableHTTPClientTransport(new URL("/mcp", options.url), { requestInit: { headers } });
+  const endpoint = new URL("/mcp", options.url);
   const local = new StdioServerTransport();
   let finish!: () => void;
   const finished = new Promise<void>((resolve) => (finish = resolve));
+  let ending = false;
+
   const fail = (message: JSONRPCMessage, error: unknown) => {
     stderr(`coordination mcp: ${error instanceof Error ? error.message : String(error)}\n`);
     // A request whose relay failed gets an error answer, so the client is not left waiting.
@@ -31,23 +44,101 @@ export async function runMcpStdioProxy(options: McpProxyOptions, stderr: (text: 
       void local.send({ jsonrpc: "2.0", id: message.id, error: { code: -32603, message: `the coordination server at ${options.url} ${why}: ${text}` } });
     }
   };
+
+  /** The client's initialize and initialized, sent again to open a new session. */
+  let initialize: JSONRPCMessage | undefined;
+  let initialized: JSONRPCMessage | undefined;
+  /** Answers to initialize requests the relay sent itself: kept from the client, which has its own. */
+  const replays = new Map<string | number, () => void>();
+  let reopenings = 0;
+
+  const connect = (): StreamableHTTPClientTransport => {
+    const transport = new StreamableHTTPClientTransport(endpoint, { requestInit: { headers } });
+    transport.onmessage = (message) => {
+      const id = "id" in message && !("method" in message) ? message.id : undefined;
+      const replay = id === undefined ? undefined : replays.get(id);
+      if (replay !== undefined) {
+        replays.delete(id!);
+        return replay();
+      }
+      void local.send(message).catch(() => undefined);
+    };
+    transport.onerror = (error) => stderr(`coordination mcp: ${error.message}\n`);
+    transport.onclose = () => {
+      if (transport === remote && !ending) void local.close();
+    };
+    return transport;
+  };
+  let remote = connect();
+
+  /** A new session for the client, once for every message that met the old one's end. */
+  let reopening: Promise<void> | undefined;
+  const reopen = (): Promise<void> =>
+    (reopening ??= (async () => {
+      const old = remote;
+      remote = connect();
+      void old.close().catch(() => undefined);
+      await remote.start();
+      const id = `coordination-mcp-reinitialize-${++reopenings}`;
+      const answered = new Promise<void>((resolve) => replays.set(id, resolve));
+      await remote.send({ ...(initialize as object), id } as JSONRPCMessage);
+      await answered;
+      if (initialized !== undefined) await remote.send(initialized);
+      stderr("coordination mcp: the server had ended the session (restarted, idle or replaced); a new one was opened\n");
+    })().finally(() => (reopening = undefined)));
+
+  const relay = async (message: JSONRPCMessage) => {
+    const via = remote;
+    try {
+      await via.send(message);
+    } catch (error) {
+      if (!sessionGone(error) || initialize === undefined || isInitializeRequest(message)) return fail(message, error);
+      try {
+        // Sent on a session already replaced: the new one takes it.
+        if (via === remote) await reopen();
+        else await reopening;
+        await remote.send(message);
+      } catch (again) {
+        fail(message, again);
+      }
+    }
+  };
+
   // The server's session starts with the answer to `initialize` (its id comes back in a header):
   // what the client sends before that answer arrives (a client that writes its first messages
   // at once) waits for it, in order. After, messages go as they come, so a notification such as
   // a cancellation is not held behind a long call.
   let session: Promise<unknown> = Promise.resolve();
   local.onmessage = (message) => {
-    const relay = () => remote.send(message).catch((error: unknown) => fail(message, error));
-    if (isInitializeRequest(message)) session = session.then(relay);
-    else void session.then(relay);
+    if (isInitializeRequest(message)) {
+      initialize = message;
+      session = session.then(() => relay(message));
+      return;
+    }
+    if (isInitializedNotification(message)) initialized = message;
+    void session.then(() => relay(message));
   };
-  remote.onmessage = (message) => void local.send(message).catch(() => undefined);
-  remote.onerror = (error) => stderr(`coordination mcp: ${error.message}\n`);
-  local.onclose = () => {
-    void remote.terminateSession().catch(() => undefined).finally(() => void remote.close().finally(finish));
+
+  const end = () => {
+    if (ending) return;
+    ending = true;
+    // The session is deleted on the server rather than left to its idle limit (it counts toward
+    // the agent's maxMcpSessionsPerAgent until then).
+    void remote
+      .terminateSession()
+      .catch(() => undefined)
+      .finally(() => void remote.close().finally(finish));
   };
-  remote.onclose = () => void local.close().finally(finish);
+  local.onclose = end;
+  // The SDK's stdio transport does not notice its input ending: a client that closes our stdin
+  // (or a host that stops us) ends the relay here.
+  process.stdin.once("end", () => void local.close());
+  const onSignal = () => void local.close();
+  process.once("SIGTERM", onSignal);
+  process.once("SIGINT", onSignal);
   await remote.start();
   await local.start();
   await finished;
+  process.off("SIGTERM", onSignal);
+  process.off("SIGINT", onSignal);
 }
