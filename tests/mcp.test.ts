@@ -9,7 +9,7 @@ import { Ajv } from "ajv";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { CLI_PATH } from "./helpers/cli-process.js";
 import { http, startSecureServer } from "./helpers/secure-server.js";
-import { startTestServer, type TestServer } from "./helpers/test-server.js";
+import { startTestServer, withDatabase, type TestServer } from "./helpers/test-server.js";
 
 let t: TestServer | undefined;
 const clients: Client[] = [];
@@ -167,6 +167,27 @@ describe("MCP over stdio", () => {
     } finally {
       relay.kill();
     }
+  });
+});
+
+describe("MCP sessions and their agent", () => {
+  it("any tool call is a sign of life for the session's agent; a session with no agent is told how to name one", async () => {
+    t = await startTestServer();
+    const first = await connect(t.url, { "x-agent-id": "thinker" });
+    await call(first, "queue_stats");
+    await vi.waitFor(async () => expect((await t!.api.agents.get.query({ agentId: "thinker" })).health).toBe("healthy"), { timeout: 10_000 });
+    // Its last sign of life a minute ago: a call of any tool (here in another session) refreshes it.
+    withDatabase(t, (db) => db.prepare(`UPDATE agents SET lastHeartbeatAt = ? WHERE id = ?`).run(Date.now() - 60_000, "thinker"));
+    const second = await connect(t.url, { "x-agent-id": "thinker" });
+    await call(second, "recall", { query: "anything" });
+    await vi.waitFor(async () => expect(Date.now() - (await t!.api.agents.get.query({ agentId: "thinker" })).lastHeartbeatAt.getTime()).toBeLessThan(30_000), { timeout: 10_000 });
+
+    const nobody = await connect(t.url, {});
+    expect((await call(nobody, "publish_event", { type: "x.y" })).error).toMatchObject({
+      code: "INVALID_INPUT",
+      message: "session: this session acts as no agent; connect again with an X-Agent-Id header or an agent token",
+    });
+    expect((await call(nobody, "claim_task", {})).error.message).toBe("agentId: this session acts as no agent; send X-Agent-Id when connecting, use an agent token, or give agentId");
   });
 });
 

@@ -23,6 +23,9 @@ import { VERSION } from "../version.js";
 
 const createCaller = createCallerFactory(appRouter);
 
+/** An MCP session's calls refresh its agent's heartbeat at most this often (ms). */
+const SIGN_OF_LIFE_MS = 1000;
+
 /** The longest a claim_task or read_mailbox waits, in ms: an LLM's tool call should not hang for long. */
 export const MCP_MAX_WAIT_MS = 20_000;
 
@@ -46,7 +49,7 @@ type ToolResult = { content: Array<{ type: "text"; text: string }>; isError?: bo
 async function answer(run: () => Promise<unknown>): Promise<ToolResult> {
   try {
     const result = await run();
-    return { content: [{ type: "text", text: JSON.stringify(result ?? null, null, 2) }] };
+    return { content: [{ type: "text", text: JSON.stringify(result ?? null) }] };
   } catch (error) {
     const body = toErrorBody(error);
     return { isError: true, content: [{ type: "text", text: JSON.stringify(body) }] };
@@ -71,14 +74,29 @@ export function createMcpServer(services: Services, session: McpSession): { serv
   // Each request gets its own caller: a claim or a mailbox read takes something for its client,
   // and gives it back if the answer never reaches it: the request was cancelled, or the HTTP
   // response carrying it closed first (src/delivery/delivery.ts).
-  const apiFor = (extra: RequestExtra) => createCaller({ core: services, transport: mcpCallTransport(extra.signal, session.responseOf(extra.requestId)), caller: session.caller });
+  // Every call of a session acting as an agent is a sign of life, as a task call is: an LLM can
+  // think for minutes between task calls, and an agent with no sign of life for agentOfflineMs is
+  // seen offline and loses its claims. At most one heartbeat a second (health is judged in seconds).
+  let lastSignOfLife = 0;
+  const signOfLife = () => {
+    const now = Date.now();
+    if (session.agentId === undefined || now - lastSignOfLife < SIGN_OF_LIFE_MS) return;
+    lastSignOfLife = now;
+    void services.agents.heartbeat({ agentId: session.agentId }).catch(() => undefined);
+  };
+  const apiFor = (extra: RequestExtra) => (signOfLife(), apiForCall(extra));
+  const apiForCall = (extra: RequestExtra) => createCaller({ core: services, transport: mcpCallTransport(extra.signal, session.responseOf(extra.requestId)), caller: session.caller });
   /** The agent a call acts as: the session's, or the argument, which must then agree. */
-  const agent = (given: string | undefined): string => {
+  /** The agent a call acts as: the session's, or `given` (a tool's agentId argument), which must then agree. */
+  const agent = (given: string | undefined, toolTakesAgentId = true): string => {
     if (given !== undefined && session.agentId !== undefined && given !== session.agentId) {
       throw new CoordinationError("FORBIDDEN", `this session acts as agent ${JSON.stringify(session.agentId)}; agentId ${JSON.stringify(given)} names another agent`);
     }
     const id = given ?? session.agentId;
-    if (id === undefined) throw invalidField("agentId", "this session acts as no agent; send X-Agent-Id when connecting, use an agent token, or give agentId");
+    if (id === undefined) {
+      const ways = toolTakesAgentId ? "send X-Agent-Id when connecting, use an agent token, or give agentId" : "connect again with an X-Agent-Id header or an agent token";
+      throw invalidField(toolTakesAgentId ? "agentId" : "session", `this session acts as no agent; ${ways}`);
+    }
     return id;
   };
   const wait = (ms: number | undefined) => Math.min(ms ?? 0, MCP_MAX_WAIT_MS);
@@ -89,7 +107,8 @@ export function createMcpServer(services: Services, session: McpSession): { serv
       capabilities: { logging: {} },
       instructions:
         "A coordination server for agents. Take work with claim_task (it returns the task with the memories relevant to it in `context`: earlier runs' records, agents' notes and lessons), " +
-        "then settle it with complete_task or fail_task, passing the task's id and leaseToken (complete_task with `next` claims the next task in the same call); call heartbeat_task during long work. " +
+        "then settle it with complete_task or fail_task, passing the task's id and leaseToken (complete_task with `next` claims the next task in the same call); call heartbeat_task during long work, before the lease runs out. " +
+        "Any tool call keeps this agent alive: with none for the server's agentOfflineMs (90 s by default) it is seen offline and its tasks go back to the queue. " +
         "Read direct messages and subscribed events with read_mailbox. A task targeted at you, or a direct message, arrives as a logging notification.",
     },
   );
@@ -167,7 +186,7 @@ export function createMcpServer(services: Services, session: McpSession): { serv
       description: "Publish an event to the stream (type is dot-separated, e.g. build.finished); with target, a direct message only that agent receives.",
       inputSchema: strictArgs({ type: publishInput.shape.type, payload: anyJson("The event's data: any JSON"), target: publishInput.shape.target }),
     },
-    (args, extra) => answer(() => apiFor(extra).events.publish({ ...args, payload: args.payload as JsonValue, source: agent(undefined) })),
+    (args, extra) => answer(() => apiFor(extra).events.publish({ ...args, payload: args.payload as JsonValue, source: agent(undefined, false) })),
   );
   server.registerTool(
     "read_mailbox",
@@ -190,7 +209,7 @@ export function createMcpServer(services: Services, session: McpSession): { serv
         tags: rememberInput.shape.tags,
       }),
     },
-    (args, extra) => answer(() => apiFor(extra).memory.remember({ ...args, agentId: agent(undefined) })),
+    (args, extra) => answer(() => apiFor(extra).memory.remember({ ...args, agentId: agent(undefined, false) })),
   );
   server.registerTool(
     "recall",
@@ -215,13 +234,13 @@ export function createMcpServer(services: Services, session: McpSession): { serv
     "my-tasks",
     "coordination://tasks/mine",
     { description: "The tasks this session's agent holds now", mimeType: "application/json" },
-    async (uri, extra) => ({ contents: [{ uri: uri.href, mimeType: "application/json", text: JSON.stringify((await apiFor(extra).tasks.list({ agentId: agent(undefined), status: "claimed", limit: 100 })).items, null, 2) }] }),
+    async (uri, extra) => ({ contents: [{ uri: uri.href, mimeType: "application/json", text: JSON.stringify((await apiFor(extra).tasks.list({ agentId: agent(undefined, false), status: "claimed", limit: 100 })).items) }] }),
   );
   server.registerResource(
     "task",
     new ResourceTemplate("coordination://tasks/{taskId}", { list: undefined }),
     { description: "A task by id", mimeType: "application/json" },
-    async (uri, { taskId }, extra) => ({ contents: [{ uri: uri.href, mimeType: "application/json", text: JSON.stringify(await apiFor(extra).tasks.get({ taskId: String(taskId) }), null, 2) }] }),
+    async (uri, { taskId }, extra) => ({ contents: [{ uri: uri.href, mimeType: "application/json", text: JSON.stringify(await apiFor(extra).tasks.get({ taskId: String(taskId) })) }] }),
   );
 
   // Work and mail arriving for this agent: a logging notification, so the agent need not poll.
@@ -235,7 +254,8 @@ export function createMcpServer(services: Services, session: McpSession): { serv
             const forMe = (event.type === "task.enqueued" && payload.targetAgentId === session.agentId) || event.target === session.agentId;
             if (!forMe || (visible && event.target !== null && event.target !== visible.recipient)) continue;
             const data = { kind: event.type === "task.enqueued" ? "task_assigned" : "direct_message", event };
-            server.server.sendLoggingMessage({ level: "notice", logger: "coordination", data }).catch(() => undefined);
+            // With the session's id: the SDK keeps each session's logging/setLevel under it.
+            server.server.sendLoggingMessage({ level: "notice", logger: "coordination", data }, server.server.transport?.sessionId).catch(() => undefined);
           }
         });
   return { server, close: () => unlisten() };
