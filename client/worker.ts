@@ -91,6 +91,8 @@ const whenAborted = (signal: AbortSignal): Promise<never> =>
 
 export async function runWorker(options: WorkerOptions): Promise<Worker> {
   const { api, agentId, handler } = options;
+  // The server refuses an empty list on every claim; said once here, not as a claim error a second.
+  if (options.queues?.length === 0) throw new TypeError("runWorker: queues is empty; name at least one queue, or leave it out to claim from any queue");
   const onError = options.onError ?? (() => undefined);
   // Aborts claims only; each run has its own controller, so stopping never aborts a handler by itself.
   const claiming = new AbortController();

@@ -1,6 +1,7 @@
 // Values that JSON cannot hold, and numbers that are not numbers, are 400s naming the field:
 // never a 500, never silently stored as something else.
 import { describe, expect, it } from "vitest";
+import { runWorker } from "../client/index.js";
 import { findNonJson } from "../src/json-value.js";
 import { rest, startTestServer } from "./helpers/test-server.js";
 
@@ -42,6 +43,18 @@ describe("input validation", () => {
     // A JSON body carries numbers as numbers: "3" is text there, as it is over tRPC. Query strings are text, read by type.
     expect((await rest(t.url, "POST", "/tasks", { payload: {}, priority: "3" })).body.message).toBe("priority: must be a number (got string)");
     expect((await rest(t.url, "GET", "/tasks?limit=2")).status).toBe(200);
+  });
+
+  it("refuses a claim from an empty list of queues (it claimed from every queue), on every transport", async () => {
+    await using t = await startTestServer();
+    await t.api.tasks.enqueue.mutate({ queue: "unrelated" });
+    const message = "queues: must name at least one queue; leave it out to claim from any queue";
+    await expect(t.api.tasks.claim.mutate({ agentId: "x", queues: [] })).rejects.toMatchObject({ ...badRequest, message });
+    await expect(t.api.tasks.claimMany.mutate({ agentId: "x", queues: [], limit: 2 })).rejects.toMatchObject(badRequest);
+    const viaRest = await rest(t.url, "POST", "/tasks/claim", { agentId: "x", queues: [] });
+    expect([viaRest.status, viaRest.body.message]).toEqual([400, message]);
+    expect((await t.api.tasks.stats.query()).totals.pending).toBe(1);
+    await expect(runWorker({ api: t.api, agentId: "w", queues: [], handler: async () => null })).rejects.toThrow("runWorker: queues is empty");
   });
 
   it("answers an out-of-range list cursor with 400, not a database error", async () => {

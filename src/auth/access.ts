@@ -43,7 +43,7 @@ export function authorize(access: Access, caller: Caller, path: string, rawInput
   if (caller.kind === "trusted" || caller.kind === "open" || access.role === "open") return rawInput;
   if (caller.kind === "anonymous") throw unauthorized();
   if (!ALLOWED[access.role].includes(caller.role)) {
-    throw forbidden(`a ${caller.role} credential may not call ${path} (it needs ${ALLOWED[access.role].join(" or ")})`);
+    throw forbidden(`${caller.role === "admin" || caller.role === "agent" ? "an" : "a"} ${caller.role} credential may not call ${path} (it needs ${ALLOWED[access.role].join(" or ")})`);
   }
   if (caller.role === "admin") {
     if (access.role !== "read") log.info({ tokenId: caller.tokenId, path }, "admin call");

@@ -67,8 +67,13 @@ export const enqueueManyInput = z.strictObject({ tasks: z.array(enqueueInput).mi
 
 const claimFields = {
   agentId: agentIdSchema,
-  /** Claim only from these queues (default: any queue). */
-  queues: nameList().optional(),
+  /**
+   * Claim only from these queues (default: any queue). An empty list is refused: it claimed from
+   * every queue, the opposite of what a filter that came out empty means.
+   */
+  queues: nameList()
+    .refine((queues) => queues.length > 0, "must name at least one queue; leave it out to claim from any queue")
+    .optional(),
   /** Capabilities the claimer offers (default: the agent's registered capabilities). */
   capabilities: nameList().optional(),
   /** Lease length; defaults to the server's leaseMs. */
