@@ -38,13 +38,21 @@ export interface WorkerOptions {
   taskTimeoutMs?: number;
   /** How long stop() waits for running handlers before aborting them and releasing their tasks (default 30 s). */
   stopTimeoutMs?: number;
+  /**
+   * Deregister the agent when stop() is done (default true): the registry then lists only agents
+   * that run. Deregistering releases every task held under the agentId, so workers that share one
+   * agentId (replicas of one role) set this to false: one replica stopping must not free the
+   * others' tasks. Such an agent goes offline by itself agentOfflineMs after the last one stops.
+   */
+  deregisterOnStop?: boolean;
   onError?: (error: unknown) => void;
 }
 
 export interface Worker {
   /**
    * Stops claiming, lets running handlers finish (up to stopTimeoutMs; then aborts them and
-   * releases their tasks without charging an attempt), deregisters the agent.
+   * releases their tasks without charging an attempt), deregisters the agent (unless
+   * deregisterOnStop is false: workers sharing an agentId).
    */
   stop(): Promise<void>;
   /** Tasks settled so far. */
@@ -284,7 +292,7 @@ export async function runWorker(options: WorkerOptions): Promise<Worker> {
         // Adopted but never started: back to the queue without charging an attempt.
         for (const { task } of backlog.splice(0)) await api.tasks.release.mutate({ taskId: task.id, agentId, leaseToken: task.leaseToken }).catch(onError);
         // Last: deregistering frees any claim still held, charging an attempt.
-        await api.agents.deregister.mutate({ agentId }).catch(onError);
+        if (options.deregisterOnStop !== false) await api.agents.deregister.mutate({ agentId }).catch(onError);
       })();
       return stopping;
     },

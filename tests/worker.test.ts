@@ -214,6 +214,22 @@ describe("runWorker", () => {
     }
   });
 
+  it("workers sharing an agentId: one stopping with deregisterOnStop false leaves the other's task alone", async () => {
+    await using t = await startTestServer();
+    const gate = deferred();
+    const busy = await runWorker({ api: t.api, agentId: "replica", queues: ["r"], waitMs: 200, deregisterOnStop: false, handler: async () => (await gate.promise, "done") });
+    const task = await t.api.tasks.enqueue.mutate({ queue: "r" });
+    await vi.waitFor(async () => expect((await t.api.tasks.get.query({ taskId: task.id })).status).toBe("claimed"), { timeout: 30_000, interval: 20 });
+    const idle = await runWorker({ api: t.api, agentId: "replica", queues: ["other"], waitMs: 200, deregisterOnStop: false, handler: async () => null });
+    await idle.stop();
+    expect(await t.api.tasks.get.query({ taskId: task.id })).toMatchObject({ status: "claimed", attempts: 1 });
+    gate.open();
+    await vi.waitFor(() => expect(busy.completed).toBe(1), { timeout: 30_000, interval: 20 });
+    expect((await t.api.tasks.get.query({ taskId: task.id })).status).toBe("completed");
+    await busy.stop();
+    expect((await t.api.agents.get.query({ agentId: "replica" })).agentId).toBe("replica");
+  });
+
   it("taskTimeoutMs aborts a hung handler and fails its task, and the worker moves on", async () => {
     await using t = await startTestServer();
     const reasons: string[] = [];
