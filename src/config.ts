@@ -163,6 +163,11 @@ export const SETTINGS = {
     default: 8,
     doc: "Most MCP sessions open at once for one agent and credential; a new one ends the least recently used (its client initializes again)",
   },
+  maxMcpSessions: {
+    ...int(1, 1_000_000),
+    default: 1000,
+    doc: "Most MCP sessions open at once in all (each holds an MCP server and a listener: ~90 KB); a new one past it ends the least recently used",
+  },
   mcpSessionIdleMs: {
     ...positiveMs(),
     default: 600_000,

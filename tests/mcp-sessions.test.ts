@@ -129,6 +129,16 @@ describe("MCP sessions", () => {
     expect(await sessionGauge(t.url)).toEqual({ open: 3, streaming: 0 });
   });
 
+  it("past maxMcpSessions in all (each initialize naming another agent) the least recently used session ends", async () => {
+    t = await startTestServer({ maxMcpSessions: 3 });
+    const [a, b, c] = [await openSession(t.url, { "x-agent-id": "a" }), await openSession(t.url, { "x-agent-id": "b" }), await openSession(t.url, { "x-agent-id": "c" })];
+    expect(await listTools(t.url, a, {})).toBe(200);
+    const d = await openSession(t.url, { "x-agent-id": "d" });
+    expect([await listTools(t.url, b, {}), await listTools(t.url, a, {}), await listTools(t.url, c, {}), await listTools(t.url, d, {})]).toEqual([404, 200, 200, 200]);
+    for (let n = 0; n < 300; n++) await openSession(t.url, { "x-agent-id": `agent-${n}` });
+    expect(await sessionGauge(t.url)).toEqual({ open: 3, streaming: 0 });
+  });
+
   it("a session with a request under way is never ended for the cap: a new one is a 429 until the request is answered", async () => {
     t = await startTestServer({ maxMcpSessionsPerAgent: 1 });
     const headers = { "x-agent-id": "busy-agent" };

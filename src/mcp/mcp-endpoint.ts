@@ -7,9 +7,10 @@
 //    of notifications must not outlive the right to read them;
 //  - it has had no request and no open stream for mcpSessionIdleMs: clients that go away without
 //    deleting their session leave nothing behind for long;
-//  - its agent opens more than maxMcpSessionsPerAgent with the same credential: the least
-//    recently used one with no request under way ends (with every one busy, the new one is a
-//    429). Each session is an MCP server and an event listener, so their number is bounded by
+//  - its agent opens more than maxMcpSessionsPerAgent with the same credential, or the server
+//    holds more than maxMcpSessions in all (many agents: with no credentials, or an admin's, the
+//    X-Agent-Id header names any): the least recently used one with no request under way ends
+//    (with every one busy, the new one is a 429). Each session is an MCP server and an event listener, so their number is bounded by
 //    the clients' use, not by how many initialize requests one can send.
 // A session with a request under way (a tool call, a long-poll) is never ended for idleness or
 // the cap: its answer would be lost, and with it a claimed task's lease token.
@@ -42,6 +43,8 @@ interface Session {
   streams: number;
   /** Its requests under way (POST, DELETE): a session with one is never ended but by revocation. */
   busy: number;
+  /** Set once it is being ended: no longer counted against the caps. */
+  ending?: boolean;
   /** The response each JSON-RPC request under way is answered in, by id (delivery confirmation). */
   responses: Map<string | number, ServerResponse>;
 }
@@ -63,6 +66,8 @@ export function createMcpEndpoint(services: Services) {
   const { config, credentials, log } = services;
   const sessions = new Map<string, Session>();
   const end = (id: string, session: Session, reason: string) => {
+    // Counted out at once: its transport closes (and leaves the map) a little later.
+    session.ending = true;
     log.debug({ session: id, owner: session.owner, reason }, "MCP session ended");
     void session.transport.close().catch(() => undefined);
   };
@@ -89,16 +94,16 @@ export function createMcpEndpoint(services: Services) {
     },
   });
   /**
-   * Makes room for one more session of `owner`: ends its least recently used sessions with no
-   * request under way until it has fewer than the cap. False when they are all busy.
+   * Makes room for one more session among `among` under `cap`: ends their least recently used
+   * sessions with no request under way until they are fewer than it. False when they are all busy.
    */
-  const makeRoom = (owner: string): boolean => {
-    const mine = [...sessions].filter(([, session]) => session.owner === owner);
-    const over = mine.length + 1 - config.maxMcpSessionsPerAgent;
+  const makeRoom = (among: Array<[string, Session]>, cap: number, reason: string): boolean => {
+    const open = among.filter(([, session]) => !session.ending);
+    const over = open.length + 1 - cap;
     if (over <= 0) return true;
-    const idle = mine.filter(([, session]) => session.busy === 0).sort(([, a], [, b]) => a.used - b.used);
+    const idle = open.filter(([, session]) => session.busy === 0).sort(([, a], [, b]) => a.used - b.used);
     if (idle.length < over) return false;
-    for (const [id, session] of idle.slice(0, over)) end(id, session, "maxMcpSessionsPerAgent");
+    for (const [id, session] of idle.slice(0, over)) end(id, session, reason);
     return true;
   };
   const jsonRpcError = (res: ServerResponse, status: number, message: string) =>
@@ -155,8 +160,11 @@ export function createMcpEndpoint(services: Services) {
     if (caller.kind === "token" && caller.role === "read" && named !== undefined) return jsonRpcError(res, 403, "a read credential acts as no agent: X-Agent-Id is not allowed");
     const agentId = caller.kind === "token" && caller.role === "agent" ? (caller.agentId ?? undefined) : named;
     const owner = `${credentialOf(caller)}\u0000${agentId ?? ""}`;
-    if (!makeRoom(owner)) {
+    if (!makeRoom([...sessions].filter(([, session]) => session.owner === owner), config.maxMcpSessionsPerAgent, "maxMcpSessionsPerAgent")) {
       return jsonRpcError(res, 429, `${config.maxMcpSessionsPerAgent} MCP sessions of this agent are all handling a request (maxMcpSessionsPerAgent); retry, or delete one`);
+    }
+    if (!makeRoom([...sessions], config.maxMcpSessions, "maxMcpSessions")) {
+      return jsonRpcError(res, 429, `the server's ${config.maxMcpSessions} MCP sessions are all handling a request (maxMcpSessions); retry later`);
     }
     const responses = new Map<string | number, ServerResponse>();
     const mcp = createMcpServer(services, { agentId, caller, responseOf: (id) => responses.get(id) });
