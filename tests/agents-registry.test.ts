@@ -89,6 +89,12 @@ describe("agent registry", () => {
     const [, again] = await Promise.all([agents.deregister("d2"), tasks.claim({ agentId: "d2" })]);
     expect(again[0]?.payload).toBe(2);
     expect(await api.agents.get.query({ agentId: "d2" })).toMatchObject({ agentId: "d2", health: "healthy" });
+    // The other order: an agent's first sign of life, then its deregistration, in one batch; its
+    // next claim registers it again.
+    await api.tasks.enqueue.mutate({ payload: 3 });
+    await Promise.all([tasks.claim({ agentId: "d3" }), agents.deregister("d3")]);
+    expect((await tasks.claim({ agentId: "d3" }))[0]?.payload).toBe(3);
+    expect(await api.agents.get.query({ agentId: "d3" })).toMatchObject({ agentId: "d3" });
   });
 
   it("lists by capability, health and status; findByCapability puts healthy first, then lowest load", async () => {

@@ -60,9 +60,11 @@ export function agentCommands(d: AgentCommandDeps) {
       const released = d.transitions.releaseClaimsOf(ctx, agentId, `agent ${agentId} deregistered`);
       d.agents.delete(agentId);
       d.events.appendSystem(ctx, "agent.deregistered", { agentId, releasedTasks: released });
-      // Forgotten now, not after the commit: a claim later in this batch must register it again.
-      // (Rolled back, the agent is only looked up once more.)
+      // Forgotten now (a claim later in this batch must register it again; rolled back, the agent
+      // is only looked up once more) and after the commit (a sign of life earlier in this batch
+      // records the agent as seen when the batch commits, after this).
       d.transitions.forgetAgent(agentId);
+      ctx.afterCommit(() => d.transitions.forgetAgent(agentId));
       return toAgent(row, capabilities, d.healthCutoffs(ctx.now));
     },
 
