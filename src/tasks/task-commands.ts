@@ -154,12 +154,9 @@ export function taskCommands(d: TaskCommandDeps) {
 
     /** All or nothing: one invalid task rolls the whole batch back. */
     "tasks.enqueueMany": (ctx: WriteContext, requests: EnqueueRequest[]): Task[] => {
+      // The tasks this batch inserted ("tasks[i]" by id): a key used twice in it names no stored task.
       const inBatch = new Map<string, string>();
-      return requests.map((request, i) => {
-        const row = t.insertTask(ctx, request, `tasks[${i}].payload`, inBatch);
-        if (!inBatch.has(row.id)) inBatch.set(row.id, `tasks[${i}]`);
-        return toTask(row);
-      });
+      return requests.map((request, i) => toTask(t.insertTask(ctx, request, `tasks[${i}].payload`, inBatch)));
     },
 
     "tasks.claim": claim,

@@ -47,7 +47,7 @@ export class TaskTransitions {
    * `field` names the task in errors ("payload", "tasks[3].payload"); `inBatch`, the tasks an
    * enqueueMany inserted before this one (id → "tasks[i]").
    */
-  insertTask(ctx: WriteContext, request: EnqueueRequest, field = "payload", inBatch?: ReadonlyMap<string, string>): TaskRow {
+  insertTask(ctx: WriteContext, request: EnqueueRequest, field = "payload", inBatch?: Map<string, string>): TaskRow {
     assertJsonDepth(field, request.payload, this.d.config.maxJsonDepth);
     const definition = {
       queue: request.queue,
@@ -86,6 +86,7 @@ export class TaskTransitions {
       { id: newId(), ...definition, runAt: request.runAt?.getTime() ?? ctx.now, idempotencyKey: request.idempotencyKey ?? null },
       ctx.now,
     );
+    inBatch?.set(row.id, field.replace(/\.payload$/, ""));
     this.d.events.appendSystem(ctx, "task.enqueued", {
       taskId: row.id,
       queue: row.queue,
