@@ -23,10 +23,12 @@ export const isLeaseGone = (error: unknown): boolean => {
 };
 /** The server does not know the procedure: it is older than this client (tasks.completeAndClaim came later). */
 export const isUnknownProcedure = (error: unknown): boolean => isTRPCClientError(error) && error.data?.code === "ROUTE_NOT_FOUND";
-/** No answer, or a 5xx: the request may succeed if sent again. */
+/** No answer, a 429 or a 5xx: the request may succeed if sent again. */
 export const isTransient = (error: unknown): boolean => {
   const status = httpStatus(error);
-  return status === undefined || status >= 500;
+  // 429: a limit of the moment (a batch past the server's maxBatchCalls, connections): sent
+  // again, it may pass; never a reason to give up a result.
+  return status === undefined || status === 429 || status >= 500;
 };
 
 /**

@@ -39,12 +39,13 @@ export interface WorkerOptions {
   /** How long stop() waits for running handlers before aborting them and releasing their tasks (default 30 s). */
   stopTimeoutMs?: number;
   /**
-   * Deregister the agent when stop() is done (default true): the registry then lists only agents
-   * that run. Deregistering releases every task held under the agentId, so workers that share one
-   * agentId (replicas of one role) set this to false: one replica stopping must not free the
-   * others' tasks. Such an agent goes offline by itself agentOfflineMs after the last one stops.
+   * Other workers run under the same agentId (replicas of one role; default false). This worker
+   * then cannot tell their tasks from its own: stop() does not deregister the agent (that would
+   * release every task held under the id), and a claim whose answer was lost with a crashed
+   * server is left to run out its lease rather than found and run (adoption would take the other
+   * replicas' tasks too). The agent goes offline by itself agentOfflineMs after the last one stops.
    */
-  deregisterOnStop?: boolean;
+  sharedAgentId?: boolean;
   onError?: (error: unknown) => void;
 }
 
@@ -52,7 +53,7 @@ export interface Worker {
   /**
    * Stops claiming, lets running handlers finish (up to stopTimeoutMs; then aborts them and
    * releases their tasks without charging an attempt), deregisters the agent (unless
-   * deregisterOnStop is false: workers sharing an agentId).
+   * sharedAgentId).
    */
   stop(): Promise<void>;
   /** Tasks settled so far. */
@@ -130,6 +131,8 @@ export async function runWorker(options: WorkerOptions): Promise<Worker> {
    */
   const adoptOrphans = (): Promise<void> =>
     (adopting ??= (async () => {
+      // The agent's other tasks may be another replica's, running there.
+      if (options.sharedAgentId === true) return void (orphansSuspected = false);
       const receivedAt = Date.now();
       const held = await api.tasks.list.query({ agentId, status: "claimed", limit: 500 });
       for (const task of held.items) {
@@ -292,7 +295,7 @@ export async function runWorker(options: WorkerOptions): Promise<Worker> {
         // Adopted but never started: back to the queue without charging an attempt.
         for (const { task } of backlog.splice(0)) await api.tasks.release.mutate({ taskId: task.id, agentId, leaseToken: task.leaseToken }).catch(onError);
         // Last: deregistering frees any claim still held, charging an attempt.
-        if (options.deregisterOnStop !== false) await api.agents.deregister.mutate({ agentId }).catch(onError);
+        if (options.sharedAgentId !== true) await api.agents.deregister.mutate({ agentId }).catch(onError);
       })();
       return stopping;
     },

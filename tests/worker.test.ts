@@ -214,14 +214,28 @@ describe("runWorker", () => {
     }
   });
 
-  it("workers sharing an agentId: one stopping with deregisterOnStop false leaves the other's task alone", async () => {
+  it("workers sharing an agentId (sharedAgentId): one stopping leaves the other's task alone, also after a failed claim", async () => {
     await using t = await startTestServer();
     const gate = deferred();
-    const busy = await runWorker({ api: t.api, agentId: "replica", queues: ["r"], waitMs: 200, deregisterOnStop: false, handler: async () => (await gate.promise, "done") });
+    const busy = await runWorker({ api: t.api, agentId: "replica", queues: ["r"], waitMs: 200, sharedAgentId: true, handler: async () => (await gate.promise, "done") });
     const task = await t.api.tasks.enqueue.mutate({ queue: "r" });
     await vi.waitFor(async () => expect((await t.api.tasks.get.query({ taskId: task.id })).status).toBe("claimed"), { timeout: 30_000, interval: 20 });
-    const idle = await runWorker({ api: t.api, agentId: "replica", queues: ["other"], waitMs: 200, deregisterOnStop: false, handler: async () => null });
+    // The other replica's first claim fails without an answer (as across a server restart): it
+    // must not adopt the first replica's task as an orphan of its own.
+    let claims = 0;
+    const flaky = createCoordinationClient({
+      url: t.url,
+      fetch: (async (url: string, init: RequestInit) => {
+        if (String(url).includes("tasks.claim") && ++claims === 1) throw new TypeError("fetch failed");
+        return fetch(url, init);
+      }) as never,
+    });
+    let idleRuns = 0;
+    const idle = await runWorker({ api: flaky.api, agentId: "replica", queues: ["other"], waitMs: 200, sharedAgentId: true, onError: () => undefined, handler: async () => (idleRuns++, null) });
+    await vi.waitFor(() => expect(claims).toBeGreaterThanOrEqual(3), { timeout: 30_000, interval: 20 });
     await idle.stop();
+    await flaky.close();
+    expect(idleRuns).toBe(0);
     expect(await t.api.tasks.get.query({ taskId: task.id })).toMatchObject({ status: "claimed", attempts: 1 });
     gate.open();
     await vi.waitFor(() => expect(busy.completed).toBe(1), { timeout: 30_000, interval: 20 });
