@@ -212,6 +212,25 @@ describe("the stdio relay's session", () => {
     expect((await call(client, "complete_task", { taskId: claimed.id, leaseToken: claimed.leaseToken })).status).toBe("completed");
   });
 
+  it("a new session refused once (every session of the agent busy) is tried again on the next message", async () => {
+    t = await startTestServer({ maxMcpSessionsPerAgent: 1 });
+    const client = new Client({ name: "desktop", version: "1.0.0" });
+    await client.connect(new StdioClientTransport({ command: process.execPath, args: [CLI_PATH, "mcp", "--url", t.url, "--agent", "desk"], stderr: "pipe" }));
+    clients.push(client);
+    await call(client, "queue_stats");
+    // Another session of the agent replaces the relay's, and is busy in a long-poll.
+    const other = await connect(t.url, { "x-agent-id": "desk" });
+    const busy = other.callTool({ name: "read_mailbox", arguments: { waitMs: 20_000 } });
+    await vi.waitFor(() => expect(t!.server.services.waiters.polls.size).toBe(1), { timeout: 10_000 });
+    // The relay's new session is refused (429: the agent's one session is busy): this call fails.
+    await expect(client.callTool({ name: "queue_stats", arguments: {} })).rejects.toThrow(/429|busy|handling a request/);
+    await t.api.events.publish.mutate({ type: "note", source: "ops", target: "desk" });
+    await busy;
+    await other.close();
+    // The agent's session is idle now: the next call opens the relay's session again.
+    expect((await call(client, "queue_stats")).totals).toMatchObject({ pending: 0 });
+  });
+
   it("ends when its input ends, deleting its session on the server", async () => {
     t = await startTestServer();
     const relay = spawn(process.execPath, [CLI_PATH, "mcp", "--url", t.url, "--agent", "leaving"], { stdio: ["pipe", "pipe", "pipe"] });
@@ -220,8 +239,11 @@ describe("the stdio relay's session", () => {
     relay.stdout.on("data", (chunk: Buffer) => (out += chunk.toString()));
     relay.stdin.write(`${JSON.stringify({ jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "p", version: "1.0.0" } } })}\n`);
     const openSessions = async () => Number(/^coordination_mcp_sessions\{state="open"\} (\d+)$/m.exec(await (await fetch(`${t!.url}/metrics`)).text())?.[1] ?? 0);
-    await vi.waitFor(async () => expect(await openSessions()).toBe(1), { timeout: 15_000, interval: 25 });
-    expect(out).toContain('"id":1');
+    // The session is counted before its answer is written, and the relay writes it after: wait for both.
+    await vi.waitFor(async () => {
+      expect(out).toContain('"id":1');
+      expect(await openSessions()).toBe(1);
+    }, { timeout: 15_000, interval: 25 });
     relay.stdin.end();
     expect(await exited).toBe(0);
     expect(await openSessions()).toBe(0);

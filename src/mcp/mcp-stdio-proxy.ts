@@ -21,6 +21,9 @@ export interface McpProxyOptions {
   agentId?: string | undefined;
 }
 
+/** How long a session opened again waits for its initialize's answer (ms). */
+const REINITIALIZE_WAIT_MS = 30_000;
+
 /** The server no longer knows the session (404): initialize again (the MCP specification's rule). */
 const sessionGone = (error: unknown): boolean => error instanceof StreamableHTTPError && error.code === 404;
 
@@ -49,7 +52,7 @@ export async function runMcpStdioProxy(options: McpProxyOptions, stderr: (text: 
   let initialize: JSONRPCMessage | undefined;
   let initialized: JSONRPCMessage | undefined;
   /** Answers to initialize requests the relay sent itself: kept from the client, which has its own. */
-  const replays = new Map<string | number, () => void>();
+  const replays = new Map<string | number, (answer: JSONRPCMessage) => void>();
   let reopenings = 0;
 
   const connect = (): StreamableHTTPClientTransport => {
@@ -59,7 +62,7 @@ export async function runMcpStdioProxy(options: McpProxyOptions, stderr: (text: 
       const replay = id === undefined ? undefined : replays.get(id);
       if (replay !== undefined) {
         replays.delete(id!);
-        return replay();
+        return replay(message);
       }
       void local.send(message).catch(() => undefined);
     };
@@ -71,23 +74,47 @@ export async function runMcpStdioProxy(options: McpProxyOptions, stderr: (text: 
   };
   let remote = connect();
 
-  /** A new session for the client, once for every message that met the old one's end. */
+  /**
+   * A new session for the client, once for every message that met the old one's end. The new
+   * transport replaces the old only once its initialize was answered: one refused (a 429 while
+   * the agent's sessions are all busy, a restart under way) leaves the old, whose next message
+   * meets the 404 again and tries again.
+   */
   let reopening: Promise<void> | undefined;
   const reopen = (): Promise<void> =>
     (reopening ??= (async () => {
+      const fresh = connect();
+      try {
+        await fresh.start();
+        const id = `coordination-mcp-reinitialize-${++reopenings}`;
+        const answered = new Promise<JSONRPCMessage>((resolve, reject) => {
+          replays.set(id, resolve);
+          // Not left waiting on a server that took the request and went away.
+          setTimeout(() => reject(new Error("initialize was not answered in 30 s")), REINITIALIZE_WAIT_MS).unref();
+        });
+        answered.catch(() => undefined);
+        let answer: JSONRPCMessage;
+        try {
+          await fresh.send({ ...(initialize as object), id } as JSONRPCMessage);
+          answer = await answered;
+        } finally {
+          replays.delete(id);
+        }
+        if ("error" in answer) throw new Error(`initialize refused: ${JSON.stringify(answer.error)}`);
+        if (initialized !== undefined) await fresh.send(initialized);
+      } catch (error) {
+        void fresh.close().catch(() => undefined);
+        throw error;
+      }
       const old = remote;
-      remote = connect();
+      remote = fresh;
       void old.close().catch(() => undefined);
-      await remote.start();
-      const id = `coordination-mcp-reinitialize-${++reopenings}`;
-      const answered = new Promise<void>((resolve) => replays.set(id, resolve));
-      await remote.send({ ...(initialize as object), id } as JSONRPCMessage);
-      await answered;
-      if (initialized !== undefined) await remote.send(initialized);
       stderr("coordination mcp: the server had ended the session (restarted, idle or replaced); a new one was opened\n");
     })().finally(() => (reopening = undefined)));
 
   const relay = async (message: JSONRPCMessage) => {
+    // A session being opened again: what comes meanwhile goes on it, in order, once it is open.
+    if (reopening !== undefined) await reopening.catch(() => undefined);
     const via = remote;
     try {
       await via.send(message);
@@ -96,7 +123,7 @@ export async function runMcpStdioProxy(options: McpProxyOptions, stderr: (text: 
       try {
         // Sent on a session already replaced: the new one takes it.
         if (via === remote) await reopen();
-        else await reopening;
+        else if (reopening !== undefined) await reopening;
         await remote.send(message);
       } catch (again) {
         fail(message, again);
