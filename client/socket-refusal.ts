@@ -27,12 +27,12 @@ const CLOSE_WAIT_MS = 5000;
 export function socketRefusal(): SocketRefusal {
   const live = new Set<(error: TRPCClientError<AppRouter>) => void>();
   /** Run at the socket's next open or close, once. */
-  let atNextSocketEvent: Array<() => void> = [];
+  const atNextSocketEvent = new Set<() => void>();
   /** The refusal, while the last socket closed with 4401 and none opened since. */
   let refused: TRPCClientError<AppRouter> | undefined;
   const socketEvent = () => {
-    const waiting = atNextSocketEvent;
-    atNextSocketEvent = [];
+    const waiting = [...atNextSocketEvent];
+    atNextSocketEvent.clear();
     for (const run of waiting) run();
   };
   return {
@@ -57,6 +57,8 @@ export function socketRefusal(): SocketRefusal {
           // Once ended here, what the WebSocket client says of the subscription (its completion as
           // it is torn down) no longer reaches the caller: the refusal is the last word.
           let ended = false;
+          /** Set while its error waits for the socket's close to say why (below). */
+          let waitingForClose: (() => void) | undefined;
           // Assigned once next(op) subscribed; an error raised while it subscribes ends it after.
           let subscription: { unsubscribe(): void } | undefined;
           const end = (error: TRPCClientError<AppRouter>) => {
@@ -72,15 +74,20 @@ export function socketRefusal(): SocketRefusal {
             error: (error) => {
               if (ended) return;
               if (refused !== undefined) return end(refused);
-              // Sent while its socket was being closed, before the close arrived ("Active
-              // connection is not open" from tRPC's client): the close says whether it was a
+              // An error the server sent (it has data: INVALID_INPUT, EVENTS_PRUNED…) is passed on.
+              if (error.data !== undefined) return end(error);
+              // One of the connection's own, raised while its socket was being closed before the
+              // close arrived ("Active connection is not open"): the close says whether it was a
               // refusal, which is then the error given; else (or if none comes) this one.
-              const fallback = setTimeout(() => end(error), CLOSE_WAIT_MS);
-              fallback.unref?.();
-              atNextSocketEvent.push(() => {
+              const settle = () => {
                 clearTimeout(fallback);
+                atNextSocketEvent.delete(settle);
                 end(refused ?? error);
-              });
+              };
+              const fallback = setTimeout(settle, CLOSE_WAIT_MS);
+              fallback.unref?.();
+              atNextSocketEvent.add(settle);
+              waitingForClose = settle;
             },
             complete: () => {
               if (ended) return;
@@ -94,6 +101,7 @@ export function socketRefusal(): SocketRefusal {
           return () => {
             ended = true;
             live.delete(end);
+            if (waitingForClose !== undefined) atNextSocketEvent.delete(waitingForClose);
             subscription?.unsubscribe();
           };
         }),

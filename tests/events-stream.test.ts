@@ -20,6 +20,20 @@ async function publishConcurrently(api: CoordinationClient["api"], type: string,
   return seqs.sort((a, b) => a - b);
 }
 
+describe("a subscription the server refuses", () => {
+  it("gets its error at once while another subscription keeps the socket open", async () => {
+    await using t = await startTestServer();
+    const live = collectEvents(t.api, { types: ["tick"] });
+    await live.started;
+    const refused = collectEvents(t.api, { types: [""] });
+    // The server answers on one socket in order: the refusal before the later event.
+    await t.api.events.publish.mutate({ type: "tick", source: "test" });
+    await vi.waitFor(() => expect(live.events).toHaveLength(1), { timeout: 10_000, interval: 10 });
+    expect(refused.errors.map((error) => (error as { data: { code: string } }).data.code)).toEqual(["INVALID_INPUT"]);
+    live.unsubscribe();
+  });
+});
+
 describe("events.onEvent over WebSocket", () => {
   it("three clients each receive all 1,000 events, in seq order, as tracked { id, data } envelopes", async () => {
     await using t = await startTestServer({ durability: "normal" });
