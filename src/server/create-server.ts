@@ -15,7 +15,7 @@ import { OPEN_CALLERS } from "../auth/credentials.js";
 import { bearerSecret } from "../auth/token-secret.js";
 import { ConfigError, envName, type Config } from "../config.js";
 import { httpTransport, longPolls, webSocketTransport } from "../delivery/transports.js";
-import { CoordinationError, errorHeaders } from "../errors.js";
+import { CoordinationError, ERROR_STATUS, errorHeaders } from "../errors.js";
 import { failureOf, toErrorBody } from "../trpc/error-shape.js";
 import type { Context } from "../trpc/context.js";
 import { createTrpcFastPath } from "../trpc/http-fast-path.js";
@@ -110,10 +110,10 @@ function serverOver(coordination: Coordination, config: Config, log: Logger, tls
     // the client's, so a warning without a stack, not an internal error.
     const { code, message } = (error.cause ?? {}) as { code?: unknown; message?: unknown };
     if (typeof code === "string" && code.startsWith("WS_ERR_")) return void log.warn({ code, reason: message }, "WebSocket closed: the client broke the protocol or sent a message past maxBodyBytes");
-    // A refusal of ours (its code is never internal) thrown where tRPC expects none (a WebSocket's createContext refusing a
+    // A refusal of ours (a 4xx) thrown where tRPC expects none (a WebSocket's createContext refusing a
     // credential): tRPC calls anything but its own errors internal. The refusal was answered
     // (the socket closed 4401) and authentication failures are logged where they are decided.
-    if (error.cause instanceof CoordinationError) return;
+    if (error.cause instanceof CoordinationError && ERROR_STATUS[error.cause.code] < 500) return;
     log.error({ err: failureOf(error), path }, "internal error");
   };
   const { credentials } = services;
