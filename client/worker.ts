@@ -94,6 +94,7 @@ export function failureText(error: unknown): string {
   const note = ` … (${text.length} characters, cut)`;
   return text.slice(0, MAX_ERROR_CHARS - note.length).toWellFormed() + note;
 }
+
 /** Rejects with the signal's reason once it aborts. */
 const whenAborted = (signal: AbortSignal): Promise<never> =>
   new Promise((_, reject) => signal.addEventListener("abort", () => reject(signal.reason), { once: true }));

@@ -10,8 +10,9 @@
 //  - its agent opens more than maxMcpSessionsPerAgent with the same credential, or the server
 //    holds more than maxMcpSessions in all (many agents: with no credentials, or an admin's, the
 //    X-Agent-Id header names any): the least recently used one with no request under way ends
-//    (with every one busy, the new one is a 429). Each session is an MCP server and an event listener, so their number is bounded by
-//    the clients' use, not by how many initialize requests one can send.
+//    (with every one busy, the new one is a 429). Each session is an MCP server and an event
+//    listener, so their number is bounded by the clients' use, not by how many initialize
+//    requests one can send.
 // A session with a request under way (a tool call, a long-poll) is never ended for idleness or
 // the cap: its answer would be lost, and with it a claimed task's lease token.
 // A client whose session ended gets a 404 on its next request, and initializes again (the MCP

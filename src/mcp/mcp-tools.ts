@@ -71,9 +71,6 @@ const strictArgs = <Shape extends z.ZodRawShape>(shape: Shape) => z.strictObject
 const agentArg = { agentId: z.string().optional().describe("The agent to act as; defaults to the session's agent, and must agree with it") };
 
 export function createMcpServer(services: Services, session: McpSession): { server: McpServer; close(): void } {
-  // Each request gets its own caller: a claim or a mailbox read takes something for its client,
-  // and gives it back if the answer never reaches it: the request was cancelled, or the HTTP
-  // response carrying it closed first (src/delivery/delivery.ts).
   // Every call of a session acting as an agent is a sign of life, as a task call is: an LLM can
   // think for minutes between task calls, and an agent with no sign of life for agentOfflineMs is
   // seen offline and loses its claims. At most one heartbeat a second (health is judged in seconds).
@@ -84,9 +81,13 @@ export function createMcpServer(services: Services, session: McpSession): { serv
     lastSignOfLife = now;
     void services.agents.heartbeat({ agentId: session.agentId }).catch(() => undefined);
   };
-  const apiFor = (extra: RequestExtra) => (signOfLife(), apiForCall(extra));
-  const apiForCall = (extra: RequestExtra) => createCaller({ core: services, transport: mcpCallTransport(extra.signal, session.responseOf(extra.requestId)), caller: session.caller });
-  /** The agent a call acts as: the session's, or the argument, which must then agree. */
+  // Each request gets its own caller: a claim or a mailbox read takes something for its client,
+  // and gives it back if the answer never reaches it: the request was cancelled, or the HTTP
+  // response carrying it closed first (src/delivery/delivery.ts).
+  const apiFor = (extra: RequestExtra) => {
+    signOfLife();
+    return createCaller({ core: services, transport: mcpCallTransport(extra.signal, session.responseOf(extra.requestId)), caller: session.caller });
+  };
   /** The agent a call acts as: the session's, or `given` (a tool's agentId argument), which must then agree. */
   const agent = (given: string | undefined, toolTakesAgentId = true): string => {
     if (given !== undefined && session.agentId !== undefined && given !== session.agentId) {

@@ -45,7 +45,7 @@ export class TaskTransitions {
 
   /**
    * `field` names the task in errors ("payload", "tasks[3].payload"); `inBatch`, the tasks an
-   * enqueueMany inserted before this one (id → "tasks[i]").
+   * enqueueMany inserted before this one (id → "tasks[i]"), to which this one is added if inserted.
    */
   insertTask(ctx: WriteContext, request: EnqueueRequest, field = "payload", inBatch?: Map<string, string>): TaskRow {
     assertJsonDepth(field, request.payload, this.d.config.maxJsonDepth);
