@@ -3,6 +3,7 @@
 // while it waits ends the wait, and what was taken for an answer that never arrived is given back,
 // as over REST, tRPC and WebSocket (src/delivery/). Spoken over plain HTTP, as any MCP client.
 import { afterEach, describe, expect, it, vi } from "vitest";
+import { mcpPostHeaders, openMcpSession } from "./helpers/mcp-http.js";
 import { startTestServer, type TestServer } from "./helpers/test-server.js";
 
 let t: TestServer | undefined;
@@ -13,18 +14,8 @@ afterEach(async () => {
   t = undefined;
 });
 
-const ACCEPT = "application/json, text/event-stream";
-const HEADERS = { "x-agent-id": "llm", "content-type": "application/json", accept: ACCEPT };
-const INITIALIZE = { jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "raw", version: "1.0.0" } } };
-
-async function openSession(url: string): Promise<string> {
-  const response = await fetch(`${url}/mcp`, { method: "POST", headers: HEADERS, body: JSON.stringify(INITIALIZE) });
-  await response.text();
-  const id = response.headers.get("mcp-session-id")!;
-  const initialized = await fetch(`${url}/mcp`, { method: "POST", headers: { ...HEADERS, "mcp-session-id": id }, body: JSON.stringify({ jsonrpc: "2.0", method: "notifications/initialized" }) });
-  expect(initialized.status).toBe(202);
-  return id;
-}
+const HEADERS = mcpPostHeaders({ "x-agent-id": "llm" });
+const openSession = (url: string) => openMcpSession(url, { "x-agent-id": "llm" });
 
 /** POSTs JSON-RPC messages in the session; the response's text, and the controller that drops its connection. */
 function post(url: string, session: string, message: unknown): { text: Promise<string>; drop: () => void } {

@@ -2,6 +2,7 @@
 // an MCP server and an event listener, so neither a revoked token nor a client that never
 // deletes its sessions keeps one. Spoken over plain HTTP, as any MCP client speaks it.
 import { afterEach, describe, expect, it, vi } from "vitest";
+import { MCP_INITIALIZE, mcpPostHeaders, openMcpSession } from "./helpers/mcp-http.js";
 import { ADMIN_SECRET, startSecureServer } from "./helpers/secure-server.js";
 import { startTestServer, type TestServer } from "./helpers/test-server.js";
 
@@ -13,29 +14,11 @@ afterEach(async () => {
   t = undefined;
 });
 
-const ACCEPT = "application/json, text/event-stream";
-const INITIALIZE = { jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "raw", version: "1.0.0" } } };
-
-/** Opens a session (initialize, then initialized) with these headers; its id. */
-async function openSession(url: string, headers: Record<string, string>): Promise<string> {
-  const response = await fetch(`${url}/mcp`, { method: "POST", headers: { ...headers, "content-type": "application/json", accept: ACCEPT }, body: JSON.stringify(INITIALIZE) });
-  expect(response.status).toBe(200);
-  await response.text();
-  const id = response.headers.get("mcp-session-id")!;
-  const initialized = await fetch(`${url}/mcp`, {
-    method: "POST",
-    headers: { ...headers, "content-type": "application/json", accept: ACCEPT, "mcp-session-id": id },
-    body: JSON.stringify({ jsonrpc: "2.0", method: "notifications/initialized" }),
-  });
-  expect(initialized.status).toBe(202);
-  return id;
-}
-
 /** A request in the session (tools/list): its status, 200 while the session lives, 404 once it ended. */
 async function listTools(url: string, id: string, headers: Record<string, string>): Promise<number> {
   const response = await fetch(`${url}/mcp`, {
     method: "POST",
-    headers: { ...headers, "content-type": "application/json", accept: ACCEPT, "mcp-session-id": id },
+    headers: { ...mcpPostHeaders(headers), "mcp-session-id": id },
     body: JSON.stringify({ jsonrpc: "2.0", id: 2, method: "tools/list" }),
   });
   await response.text();
@@ -74,7 +57,7 @@ describe("MCP sessions", () => {
     t = s;
     const issued = await s.admin.tokens.create.mutate({ role: "agent", agentId: "w2" });
     const headers = { authorization: `Bearer ${issued.secret}` };
-    const id = await openSession(s.url, headers);
+    const id = await openMcpSession(s.url, headers);
     const stream = await openStream(s.url, id, headers);
     // The stream is live once a direct message comes through it.
     await vi.waitFor(async () => {
@@ -92,7 +75,7 @@ describe("MCP sessions", () => {
 
   it("with no credentials, open sessions end when credentials become required", async () => {
     t = await startTestServer();
-    const id = await openSession(t.url, { "x-agent-id": "open-agent" });
+    const id = await openMcpSession(t.url, { "x-agent-id": "open-agent" });
     const stream = await openStream(t.url, id, {});
     expect(await sessionGauge(t.url)).toEqual({ open: 1, streaming: 1 });
     await t.api.tokens.create.mutate({ role: "admin" });
@@ -101,8 +84,8 @@ describe("MCP sessions", () => {
 
   it("a session with no request and no open stream for mcpSessionIdleMs ends; one holding its stream stays", async () => {
     t = await startTestServer({ mcpSessionIdleMs: 1500 });
-    const idle = await openSession(t.url, { "x-agent-id": "idle-agent" });
-    const listening = await openSession(t.url, { "x-agent-id": "listening-agent" });
+    const idle = await openMcpSession(t.url, { "x-agent-id": "idle-agent" });
+    const listening = await openMcpSession(t.url, { "x-agent-id": "listening-agent" });
     const stream = await openStream(t.url, listening, {});
     // Watched through the gauge: a request in the session would keep it alive.
     await vi.waitFor(async () => expect(await sessionGauge(t!.url)).toEqual({ open: 1, streaming: 1 }), { timeout: 10_000, interval: 100 });
@@ -116,41 +99,41 @@ describe("MCP sessions", () => {
 
   it("past maxMcpSessionsPerAgent the agent's least recently used session ends; other agents' stay", async () => {
     t = await startTestServer({ maxMcpSessionsPerAgent: 2 });
-    const other = await openSession(t.url, { "x-agent-id": "b" });
-    const first = await openSession(t.url, { "x-agent-id": "a" });
-    const second = await openSession(t.url, { "x-agent-id": "a" });
+    const other = await openMcpSession(t.url, { "x-agent-id": "b" });
+    const first = await openMcpSession(t.url, { "x-agent-id": "a" });
+    const second = await openMcpSession(t.url, { "x-agent-id": "a" });
     // Used after the second: the second is now the least recently used.
     expect(await listTools(t.url, first, {})).toBe(200);
-    const third = await openSession(t.url, { "x-agent-id": "a" });
+    const third = await openMcpSession(t.url, { "x-agent-id": "a" });
     expect(await listTools(t.url, second, {})).toBe(404);
     expect([await listTools(t.url, first, {}), await listTools(t.url, third, {}), await listTools(t.url, other, {})]).toEqual([200, 200, 200]);
     // A thousand initialize requests leave two sessions for the agent.
-    for (let n = 0; n < 1000; n++) await openSession(t.url, { "x-agent-id": "a" });
+    for (let n = 0; n < 1000; n++) await openMcpSession(t.url, { "x-agent-id": "a" });
     expect(await sessionGauge(t.url)).toEqual({ open: 3, streaming: 0 });
   });
 
   it("past maxMcpSessions in all (each initialize naming another agent) the least recently used session ends", async () => {
     t = await startTestServer({ maxMcpSessions: 3 });
-    const [a, b, c] = [await openSession(t.url, { "x-agent-id": "a" }), await openSession(t.url, { "x-agent-id": "b" }), await openSession(t.url, { "x-agent-id": "c" })];
+    const [a, b, c] = [await openMcpSession(t.url, { "x-agent-id": "a" }), await openMcpSession(t.url, { "x-agent-id": "b" }), await openMcpSession(t.url, { "x-agent-id": "c" })];
     expect(await listTools(t.url, a, {})).toBe(200);
-    const d = await openSession(t.url, { "x-agent-id": "d" });
+    const d = await openMcpSession(t.url, { "x-agent-id": "d" });
     expect([await listTools(t.url, b, {}), await listTools(t.url, a, {}), await listTools(t.url, c, {}), await listTools(t.url, d, {})]).toEqual([404, 200, 200, 200]);
-    for (let n = 0; n < 300; n++) await openSession(t.url, { "x-agent-id": `agent-${n}` });
+    for (let n = 0; n < 300; n++) await openMcpSession(t.url, { "x-agent-id": `agent-${n}` });
     expect(await sessionGauge(t.url)).toEqual({ open: 3, streaming: 0 });
   });
 
   it("a session with a request under way is never ended for the cap: a new one is a 429 until the request is answered", async () => {
     t = await startTestServer({ maxMcpSessionsPerAgent: 1 });
     const headers = { "x-agent-id": "busy-agent" };
-    const busy = await openSession(t.url, headers);
+    const busy = await openMcpSession(t.url, headers);
     // A long-poll claim in flight on the session.
     const claiming = fetch(`${t.url}/mcp`, {
       method: "POST",
-      headers: { ...headers, "content-type": "application/json", accept: ACCEPT, "mcp-session-id": busy },
+      headers: { ...mcpPostHeaders(headers), "mcp-session-id": busy },
       body: JSON.stringify({ jsonrpc: "2.0", id: 7, method: "tools/call", params: { name: "claim_task", arguments: { queues: ["later"], waitMs: 20_000 } } }),
     }).then((response) => response.text());
     await vi.waitFor(() => expect(t!.server.services.waiters.claims.size).toBe(1), { timeout: 10_000 });
-    const refused = await fetch(`${t.url}/mcp`, { method: "POST", headers: { ...headers, "content-type": "application/json", accept: ACCEPT }, body: JSON.stringify(INITIALIZE) });
+    const refused = await fetch(`${t.url}/mcp`, { method: "POST", headers: mcpPostHeaders(headers), body: JSON.stringify(MCP_INITIALIZE) });
     expect(refused.status).toBe(429);
     expect(((await refused.json()) as { error: { message: string } }).error.message).toBe(
       "1 MCP sessions of this agent are all handling a request (maxMcpSessionsPerAgent); retry, or delete one",
@@ -161,7 +144,7 @@ describe("MCP sessions", () => {
     expect(answered).toContain(task.id);
     expect(answered).toContain("leaseToken");
     // Idle now: the next session takes its place.
-    const next = await openSession(t.url, headers);
+    const next = await openMcpSession(t.url, headers);
     expect([await listTools(t.url, busy, {}), await listTools(t.url, next, {})]).toEqual([404, 200]);
   });
 
@@ -170,7 +153,7 @@ describe("MCP sessions", () => {
     const listeners = t.server.services.bus.listenerCount;
     // No Accept naming text/event-stream: the SDK answers 406 before any session exists.
     for (let n = 0; n < 20; n++) {
-      const refused = await fetch(`${t.url}/mcp`, { method: "POST", headers: { "x-agent-id": "a", "content-type": "application/json", accept: "application/json" }, body: JSON.stringify(INITIALIZE) });
+      const refused = await fetch(`${t.url}/mcp`, { method: "POST", headers: { "x-agent-id": "a", "content-type": "application/json", accept: "application/json" }, body: JSON.stringify(MCP_INITIALIZE) });
       expect(refused.status).toBe(406);
       await refused.text();
     }
