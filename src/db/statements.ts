@@ -35,10 +35,14 @@ export class Statements {
   private knownSchema: number;
   private readonly dataVersion: Statement<[], number>;
   private knownData: number;
+  /** data_version when this connection opened; `shared` once it differs (see fileShared). */
+  private readonly openedData: number;
+  private shared = false;
 
   constructor(readonly db: SqliteDatabase) {
     this.dataVersion = db.prepare<[], number>("PRAGMA data_version").pluck();
     this.knownData = this.dataVersion.get()!;
+    this.openedData = this.knownData;
     this.schemaVersion = db.prepare<[], number>("PRAGMA schema_version").pluck();
     this.schemaRead = db.prepare<[], number>("SELECT 1 FROM sqlite_schema LIMIT 1").pluck();
     this.knownSchema = this.schemaVersion.get()!;
@@ -69,6 +73,16 @@ export class Statements {
     if (version === this.knownData) return false;
     this.knownData = version;
     return true;
+  }
+
+  /**
+   * Whether another connection (another server process, the CLI) has committed to the file since
+   * this one opened. Once true it stays true: the file is shared, and a write of this process may
+   * be racing one that waits for the lock in another. One pragma until then, none after.
+   */
+  fileShared(): boolean {
+    if (!this.shared && this.dataVersion.get() !== this.openedData) this.shared = true;
+    return this.shared;
   }
 
   /** The cached statement for `sql`, prepared on first use; throws for a LIMIT or OFFSET bound bare (see assertPlannedOnce). */

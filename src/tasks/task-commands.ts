@@ -23,6 +23,12 @@ export interface TaskCommandDeps {
   transitions: TaskTransitions;
   /** When an agent counts as offline (agents/health-cutoffs.ts): steal takes from those. */
   healthCutoffs: (now: number) => HealthCutoffs;
+  /**
+   * How far before `asOf` a lease or a heartbeat must have ended for a check to count it run out,
+   * in ms: 0 while no other process writes to the file; then the longest a heartbeat sent in time
+   * may still wait for the write lock over there (SQLite does not hand the lock out in order).
+   */
+  lockWaitGraceMs: () => number;
   /** Asks the reader thread for the context of leased tasks, sent before the batch commits (recall-relay.ts). */
   recall: (request: RecallRequest) => void;
   /** The soft bound on one answer: a claim's tasks and their context share it. */
@@ -242,9 +248,12 @@ export function taskCommands(d: TaskCommandDeps) {
       if (request.fromAgentId !== undefined && !d.agents.get(request.fromAgentId)) throw notFound("AGENT_NOT_FOUND", request.fromAgentId);
       const filter = t.claimFilter(request);
       t.noteAgent(ctx, request.agentId, filter.capabilities);
-      // Expired or offline as of when the steal was asked for (see tasks.expireLeases).
+      // Expired or offline as of when the steal was asked for, less the grace for a heartbeat
+      // still waiting for the lock in another process (see tasks.expireLeases).
+      const grace = d.lockWaitGraceMs();
       const { offlineBefore } = d.healthCutoffs(request.asOf);
-      const victims = d.tasks.stealable(request.asOf, offlineBefore, request.fromAgentId ?? null, request.limit);
+      const offline = offlineBefore < 0 ? offlineBefore : offlineBefore - grace;
+      const victims = d.tasks.stealable(request.asOf - grace, offline, request.fromAgentId ?? null, request.limit);
       for (const victim of victims) t.expireClaim(ctx, victim, `stolen by ${request.agentId} from ${victim.leaseOwner}`);
       if (victims.length === 0) return handOut(ctx, [], request);
       const stolenFrom = (row: TaskRow) => victims.find((v) => v.seq === row.seq)?.leaseOwner ?? null;
@@ -258,10 +267,13 @@ export function taskCommands(d: TaskCommandDeps) {
      * Returns claims whose lease had expired at `asOf` (when the sweep was asked for) to the
      * queue, charging the attempt. Not the commit time: a sweep that waited for the write lock
      * (another process held it) must not expire a lease whose holder's heartbeat, sent in time,
-     * waits in the same queue. Run by the lease sweeper.
+     * waits in the same queue. Within one process that ordering is exact. Across processes it is
+     * not (SQLite's lock goes to whichever waiter polls first), so once another process writes to
+     * the file a lease counts as expired only lockWaitGraceMs after its end: by then a heartbeat
+     * sent before the end has committed or failed. Run by the lease sweeper.
      */
     "tasks.expireLeases": (ctx: WriteContext, args: { batchSize: number; asOf: number }): number => {
-      const expired = d.tasks.expiredClaims(args.asOf, args.batchSize);
+      const expired = d.tasks.expiredClaims(args.asOf - d.lockWaitGraceMs(), args.batchSize);
       for (const row of expired) t.expireClaim(ctx, row, `lease expired (held by ${row.leaseOwner})`);
       return expired.length;
     },

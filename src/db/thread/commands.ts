@@ -50,17 +50,21 @@ function storesOf(db: SqliteDatabase, { config, startedAt }: ThreadSetup) {
     memories: new MemoryStore(st),
     tokens: new TokenStore(st),
     cutoffs: (now: number) => healthCutoffs(now, config, startedAt),
+    // A write that waits for another process's lock waits up to busyTimeoutMs, behind at most one
+    // batch of its own process that waited as long: a lease check in a shared file looks that far
+    // back, so a heartbeat sent in time elsewhere is not overtaken by it (task-commands.ts).
+    lockWaitGraceMs: () => (st.fileShared() ? 2 * config.busyTimeoutMs : 0),
   };
 }
 
 /** `recall`: starts a claim's recall on the reader thread (recall-relay.ts). */
 export function createWriteCommands(db: SqliteDatabase, setup: ThreadSetup, recall: TaskCommandDeps["recall"]) {
   const { config } = setup;
-  const { tasks, events, agents, memories, tokens, cutoffs } = storesOf(db, setup);
+  const { tasks, events, agents, memories, tokens, cutoffs, lockWaitGraceMs } = storesOf(db, setup);
   const transitions = new TaskTransitions({ config, tasks, events, agents, memories });
   const probe = db.prepare<[string]>(`INSERT INTO system_state (key, value) VALUES ('health.probe', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`);
   return {
-    ...taskCommands({ tasks, events, agents, transitions, healthCutoffs: cutoffs, recall, maxResponseBytes: config.maxResponseBytes }),
+    ...taskCommands({ tasks, events, agents, transitions, healthCutoffs: cutoffs, lockWaitGraceMs, recall, maxResponseBytes: config.maxResponseBytes }),
     ...eventCommands({ events, maxResponseBytes: config.maxResponseBytes, eventRetentionMs: config.eventRetentionMs, eventRetentionCount: config.eventRetentionCount }),
     ...agentCommands({ agents, events, transitions, healthCutoffs: cutoffs }),
     ...memoryCommands(memories),
@@ -78,7 +82,7 @@ export function createWriteCommands(db: SqliteDatabase, setup: ThreadSetup, reca
 /** `prisma`: the reader's Prisma client, created on first use. `sameFile`: throws if the database file was deleted or replaced. */
 export function createReadCommands(db: SqliteDatabase, prisma: () => Promise<Prisma>, setup: ThreadSetup, sameFile: () => void = () => undefined) {
   const { config } = setup;
-  const { tasks, events, agents, memories, tokens, cutoffs } = storesOf(db, setup);
+  const { tasks, events, agents, memories, tokens, cutoffs, lockWaitGraceMs } = storesOf(db, setup);
   const ping = db.prepare("SELECT 1").pluck();
   return {
     ...taskQueries({ prisma, tasks, maxResponseBytes: config.maxResponseBytes }),
