@@ -3,6 +3,7 @@
 // ones), ids are valid Unicode, idempotency keys compare meaning. Raw tRPC requests send what
 // the typed client's types would refuse, as any other client can.
 import { describe, expect, it } from "vitest";
+import { undocumentedFields } from "./helpers/schema-docs.js";
 import { rest, startTestServer, withDatabase, type TestServer } from "./helpers/test-server.js";
 
 /** A tRPC mutation as raw HTTP, its input as given (the typed client would not compile these). */
@@ -178,5 +179,27 @@ describe("the OpenAPI document", () => {
     expect(doc.paths["/tasks/claim/{agent_id}"].get.parameters.map((p: { name: string; in: string }) => `${p.in}:${p.name}`)).toContain("path:agent_id");
     expect(doc.components.schemas.Task.properties.runAt).toMatchObject({ type: "string", format: "date-time" });
     expect(doc.paths["/memory/recall"].post.requestBody).toBeDefined();
+  });
+
+  it("documents every input: each parameter and request-body field of every route has a description", async () => {
+    await using t = await startTestServer();
+    const doc = (await rest(t.url, "GET", "/openapi.json")).body;
+    const undocumented: string[] = [];
+    let fields = 0;
+    for (const [path, operations] of Object.entries<Record<string, any>>(doc.paths)) {
+      for (const [method, operation] of Object.entries<any>(operations)) {
+        for (const parameter of operation.parameters ?? []) {
+          fields++;
+          if (!parameter.description && !parameter.schema?.description) undocumented.push(`${method} ${path} ${parameter.in}:${parameter.name}`);
+        }
+        const body = operation.requestBody?.content?.["application/json"]?.schema;
+        if (body) fields += undocumentedFields(body, `${method} ${path} body`, undocumented);
+      }
+    }
+    expect(undocumented).toEqual([]);
+    expect(fields).toBeGreaterThan(100);
+    expect(doc.paths["/tasks/{taskId}/fail"].post.requestBody.content["application/json"].schema.properties.retry.description).toBe(
+      "true: run again after a backoff while attempts remain; false: dead-letter at once",
+    );
   });
 });

@@ -8,6 +8,7 @@ import { LoggingMessageNotificationSchema } from "@modelcontextprotocol/sdk/type
 import { Ajv } from "ajv";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { CLI_PATH } from "./helpers/cli-process.js";
+import { undocumentedFields } from "./helpers/schema-docs.js";
 import { http, startSecureServer } from "./helpers/secure-server.js";
 import { startTestServer, withDatabase, type TestServer } from "./helpers/test-server.js";
 
@@ -42,10 +43,16 @@ describe("MCP over Streamable HTTP", () => {
     const { tools } = await client.listTools();
     expect(tools.map((tool) => tool.name).sort()).toEqual(TOOLS);
     const ajv = new Ajv({ strict: false });
+    const undocumented: string[] = [];
     for (const tool of tools) {
       expect(tool.description!.length, tool.name).toBeGreaterThan(40);
       expect(() => ajv.compile(tool.inputSchema), tool.name).not.toThrow();
+      undocumentedFields(tool.inputSchema, tool.name, undocumented);
     }
+    // An LLM reads a tool's fields by their descriptions alone.
+    expect(undocumented).toEqual([]);
+    const claimArgs = tools.find((tool) => tool.name === "claim_task")!.inputSchema.properties as Record<string, { description: string }>;
+    expect(claimArgs.waitMs!.description).toMatch(/^Wait up to this many ms for a task to arrive, at most 20000 /);
     await call(client, "remember", { content: "reports in queue reports need the quarterly template", kind: "lesson", queue: "reports" });
     const enqueued = await call(client, "enqueue_task", { queue: "reports", payload: { quarter: "Q3" } });
     const claimed = await call(client, "claim_task", { queues: ["reports"] });

@@ -48,24 +48,23 @@ export const agentCardSchema = z
   .meta({ id: "AgentCard", description: "An A2A Agent Card; skills[].id become capabilities" });
 export type AgentCard = z.output<typeof agentCardSchema>;
 
+// Each field's description is its documentation (OpenAPI, MCP tools).
 export const registerInput = z.strictObject({
-  agentId,
-  capabilities: capabilityList.default([]),
-  metadata: jsonObject.default({}),
-  /** An A2A Agent Card: its skills join the capabilities, and the card is kept (metadata.a2aCard). */
-  card: agentCardSchema.optional(),
+  agentId: agentId.describe("The agent's id, chosen by the agent; registering again updates it"),
+  capabilities: capabilityList.default([]).describe("What the agent can do: a task that requires a capability goes only to an agent offering it"),
+  metadata: jsonObject.default({}).describe("Anything else about the agent: a JSON object"),
+  card: agentCardSchema.optional().describe("An A2A Agent Card: its skills' ids join the capabilities, and the card is kept (metadata.a2aCard)"),
 });
 export const agentHeartbeatInput = z.strictObject({
-  agentId,
-  status: text(100).optional(),
-  /** The agent's own measure of how busy it is; findByCapability prefers lower. */
-  load: z.number().min(0).max(1_000_000).optional(),
+  agentId: agentId.describe("The agent; registered on first use"),
+  status: text(100).optional().describe("What the agent reports about itself, e.g. idle, busy, draining"),
+  load: z.number().min(0).max(1_000_000).optional().describe("The agent's own measure of how busy it is; findByCapability prefers lower"),
 });
 // Finds or removes a stored agent: storedName (schema-parts.ts).
-export const agentIdInput = z.strictObject({ agentId: storedName() });
+export const agentIdInput = z.strictObject({ agentId: storedName().describe("The agent's id") });
 export const listAgentsInput = z.strictObject({
-  capability: storedName().optional(),
-  health: z.enum(AGENT_HEALTH).optional(),
-  status: text(100).optional(),
+  capability: storedName().optional().describe("Only agents offering this capability"),
+  health: z.enum(AGENT_HEALTH).optional().describe("Only agents in this health: by the age of their last heartbeat"),
+  status: text(100).optional().describe("Only agents reporting this status"),
 });
-export const findByCapabilityInput = z.strictObject({ capability: storedName() });
+export const findByCapabilityInput = z.strictObject({ capability: storedName().describe("The capability wanted") });

@@ -31,10 +31,9 @@ export const RESERVED_AGENT_IDS = new Set(["coordination"]);
 
 export const createTokenInput = z
   .strictObject({
-    role: z.enum(ROLES),
-    /** Required for role agent, refused for the others. */
-    agentId: name().optional(),
-    name: text(200).default(""),
+    role: z.enum(ROLES).describe("admin: everything; agent: acts as one agent only; read: reads and live events, no direct messages"),
+    agentId: name().optional().describe("The agent an agent credential speaks for: required for role agent, refused for the others"),
+    name: text(200).default("").describe("A label to tell credentials apart"),
   })
   .superRefine((input, ctx) => {
     if (input.role === "agent" && input.agentId === undefined) ctx.addIssue({ code: "custom", path: ["agentId"], message: "is required for role agent" });
@@ -43,5 +42,5 @@ export const createTokenInput = z
   });
 export type CreateTokenRequest = z.output<typeof createTokenInput>;
 
-export const tokenIdInput = z.strictObject({ tokenId: name() });
-export const listTokensInput = z.strictObject({ includeRevoked: z.boolean().default(false) }).optional();
+export const tokenIdInput = z.strictObject({ tokenId: name().describe("The credential's id (not its secret)") });
+export const listTokensInput = z.strictObject({ includeRevoked: z.boolean().default(false).describe("List revoked credentials too") }).optional();

@@ -27,12 +27,13 @@ export const eventSchema = z
   .meta({ id: "Event" });
 export type CoordinationEvent = z.infer<typeof eventSchema>;
 
+// Each field's description is its documentation (OpenAPI, MCP tools).
+const PATTERNS = "exact types, prefix.* wildcards, or * for every event";
 export const publishInput = z.strictObject({
-  type: eventTypeSchema,
-  source: name(),
-  payload: jsonValue.default({}),
-  /** A direct message: only this agent receives it, in its mailbox. */
-  target: agentId.optional(),
+  type: eventTypeSchema.describe("The event's type: dot-separated words, e.g. build.finished"),
+  source: name().describe("Who publishes: an agent's id or a component's name"),
+  payload: jsonValue.default({}).describe("The event's data: any JSON"),
+  target: agentId.optional().describe("A direct message: only this agent receives it, in its mailbox"),
 });
 export type PublishRequest = z.output<typeof publishInput>;
 
@@ -51,41 +52,45 @@ export const subscriptionSchema = z
 export type Subscription = z.infer<typeof subscriptionSchema>;
 
 export const subscribeInput = z.strictObject({
-  agentId,
-  types: patternList.min(1),
-  /**
-   * Start after this seq (0 replays everything retained, even after pruning). Omitted: a new
-   * subscription starts at the head; an existing one keeps its cursor, or restarts at the head
-   * if that cursor fell behind the retained log (the way out of EVENTS_PRUNED).
-   */
-  fromSeq: seq.optional(),
+  agentId: agentId.describe("The subscribing agent"),
+  types: patternList.min(1).describe(`The types to receive: ${PATTERNS}`),
+  fromSeq: seq
+    .optional()
+    .describe(
+      "Start after this seq (0 replays everything retained). Left out, a new subscription starts at the head; an existing one keeps its cursor, or restarts at the head if it fell behind the retained log",
+    ),
 });
 // Finds or drops what is stored for an agent: storedName (schema-parts.ts).
 export const unsubscribeInput = z.strictObject({
-  agentId: storedName(),
-  /** Patterns to drop; omitted drops them all (the mailbox stays). */
-  types: patternList.optional(),
+  agentId: storedName().describe("The subscribed agent"),
+  types: patternList.optional().describe("The patterns to drop; left out, all of them (the mailbox stays)"),
 });
-export const agentIdInput = z.strictObject({ agentId: storedName() });
+export const agentIdInput = z.strictObject({ agentId: storedName().describe("The agent") });
 export const pollInput = z.strictObject({
-  agentId,
-  limit: int(1, 1000).default(100),
-  waitMs: int(0, 3_600_000).optional(),
-  /** auto: the cursors advance past what is returned. manual: they stay until ack (at-least-once). */
-  ack: z.enum(["auto", "manual"]).default("auto"),
+  agentId: agentId.describe("The agent whose subscription and mailbox to read"),
+  limit: int(1, 1000).default(100).describe("The most events to return, oldest first"),
+  waitMs: int(0, 3_600_000).optional().describe("Long-poll: wait up to this many ms for an event; left out or 0, answer at once"),
+  ack: z
+    .enum(["auto", "manual"])
+    .default("auto")
+    .describe("auto: what is returned counts as read; manual: it is returned again until acknowledged (events.ack), at least once"),
 });
 export type PollRequest = z.output<typeof pollInput>;
-export const ackInput = z.strictObject({ agentId, seq });
+export const ackInput = z.strictObject({
+  agentId: agentId.describe("The agent acknowledging"),
+  seq: seq.describe("Every event up to and including this seq counts as read"),
+});
 export const listEventsInput = z.strictObject({
-  afterSeq: seq.default(0),
-  types: patternList.optional(),
-  limit: int(1, 1000).default(100),
+  afterSeq: seq.default(0).describe("Events after this seq; 0, from the oldest retained"),
+  types: patternList.optional().describe(`Only events of these types: ${PATTERNS}`),
+  limit: int(1, 1000).default(100).describe("The most events to return, oldest first"),
 });
 export const onEventInput = z.strictObject({
-  /** Follow this agent's subscription (its types, plus events targeted at it). */
-  agentId: agentId.optional(),
-  /** Type patterns; combined with the agent's subscription when both are given. */
-  types: patternList.optional(),
-  /** Resume after this seq (set by the client on reconnect). */
-  lastEventId: z.string().regex(/^\d{1,15}$/, "must be an event seq").nullish(),
+  agentId: agentId.optional().describe("Follow this agent's subscription: its types, and the events targeted at it"),
+  types: patternList.optional().describe(`Only events of these types (${PATTERNS}), beside the agent's subscription when both are given`),
+  lastEventId: z
+    .string()
+    .regex(/^\d{1,15}$/, "must be an event seq")
+    .nullish()
+    .describe("Resume after this seq (the client sets it on reconnect)"),
 });

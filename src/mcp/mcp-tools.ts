@@ -68,6 +68,10 @@ const anyJson = (description: string) => z.unknown().optional().describe(descrip
  */
 const strictArgs = <Shape extends z.ZodRawShape>(shape: Shape) => z.strictObject(shape);
 
+/** A tool's waitMs: the procedure's, cut to MCP_MAX_WAIT_MS, which the schema says. */
+const mcpWait = (what: string) =>
+  z.number().int().min(0).optional().describe(`Wait up to this many ms for ${what} to arrive, at most ${MCP_MAX_WAIT_MS} (a longer wait is cut to it); left out or 0, answer at once`);
+
 const agentArg = { agentId: z.string().optional().describe("The agent to act as; defaults to the session's agent, and must agree with it") };
 
 export function createMcpServer(services: Services, session: McpSession): { server: McpServer; close(): void } {
@@ -118,7 +122,7 @@ export function createMcpServer(services: Services, session: McpSession): { serv
     "claim_task",
     {
       description: `Claim the best available task for this agent (priority, then age), with a lease. Returns the task, including \`context\`: the memories relevant to it (earlier runs' records, agents' notes and lessons), and \`leaseToken\`, needed to settle it; null when none is available. waitMs (at most ${MCP_MAX_WAIT_MS}) waits for one to arrive.`,
-      inputSchema: strictArgs({ ...agentArg, queues: claimInput.shape.queues, capabilities: claimInput.shape.capabilities, leaseMs: claimInput.shape.leaseMs, waitMs: claimInput.shape.waitMs }),
+      inputSchema: strictArgs({ ...agentArg, queues: claimInput.shape.queues, capabilities: claimInput.shape.capabilities, leaseMs: claimInput.shape.leaseMs, waitMs: mcpWait("a task") }),
     },
     (args, extra) => answer(() => apiFor(extra).tasks.claim({ ...args, agentId: agent(args.agentId), waitMs: wait(args.waitMs) })),
   );
@@ -193,7 +197,7 @@ export function createMcpServer(services: Services, session: McpSession): { serv
     "read_mailbox",
     {
       description: `This agent's next events: direct messages to it and the event types it subscribed to, oldest first, acknowledged as read. waitMs (at most ${MCP_MAX_WAIT_MS}) waits for one.`,
-      inputSchema: strictArgs({ ...agentArg, limit: pollInput.shape.limit, waitMs: pollInput.shape.waitMs }),
+      inputSchema: strictArgs({ ...agentArg, limit: pollInput.shape.limit, waitMs: mcpWait("an event") }),
     },
     (args, extra) => answer(() => apiFor(extra).events.poll({ agentId: agent(args.agentId), ...(args.limit === undefined ? {} : { limit: args.limit }), waitMs: wait(args.waitMs), ack: "auto" })),
   );

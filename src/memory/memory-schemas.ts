@@ -33,29 +33,29 @@ export const memoryMatchSchema = z
   .meta({ id: "MemoryMatch" });
 export type MemoryMatch = z.infer<typeof memoryMatchSchema>;
 
+// Each field's description is its documentation (OpenAPI, MCP tools).
 export const rememberInput = z.strictObject({
-  content: text(20_000),
-  kind: z.enum(["note", "lesson"]).default("note"),
-  agentId: name().optional(),
-  queue: name().optional(),
-  capability: name().optional(),
-  taskId: name().optional(),
-  tags: z.array(text(100)).max(50).default([]),
-  data: jsonValue.optional(),
+  content: text(20_000).describe("The note or lesson, as text: recall finds it by its words"),
+  kind: z.enum(["note", "lesson"]).default("note").describe("note: something known; lesson: what to do, or not do, next time"),
+  agentId: name().optional().describe("The agent it comes from"),
+  queue: name().optional().describe("The queue it is about: it ranks higher for that queue's tasks, and recall can filter by it"),
+  capability: name().optional().describe("The capability it is about; recall can filter by it"),
+  taskId: name().optional().describe("The task it comes from"),
+  tags: z.array(text(100)).max(50).default([]).describe("Words to find it by, beside its content"),
+  data: jsonValue.optional().describe("Structured data kept with it: any JSON"),
 });
 export type RememberRequest = z.output<typeof rememberInput>;
 
 /** A memory to delete, by its id: storedName, as it finds what is stored. */
-export const forgetInput = z.strictObject({ memoryId: storedName() });
+export const forgetInput = z.strictObject({ memoryId: storedName().describe("The memory's id") });
 export type ForgetRequest = z.output<typeof forgetInput>;
 
 export const recallInput = z.strictObject({
-  /** Free text; any text is safe (it is never passed to FTS5 as syntax). */
-  query: z.string().max(2000).optional(),
-  /** Recall for this task: its queue, capability and payload become the query. */
-  taskId: storedName().optional(),
-  queue: storedName().optional(),
-  capability: storedName().optional(),
-  limit: int(1, 100).default(10),
+  // Any text is safe: it is never passed to FTS5 as syntax.
+  query: z.string().max(2000).optional().describe("Free text: memories sharing its words rank first"),
+  taskId: storedName().optional().describe("Recall for this task: its queue, capability and payload become the query"),
+  queue: storedName().optional().describe("Only memories of this queue"),
+  capability: storedName().optional().describe("Only memories of this capability"),
+  limit: int(1, 100).default(10).describe("The most memories to return, best first"),
 });
 export type RecallRequest = z.output<typeof recallInput>;

@@ -33,24 +33,20 @@ export const dateInput = z
 
 const leaseMs = ms(WEEK_MS);
 
+// Each field's description is its documentation: the OpenAPI document and the MCP tools'
+// schemas carry it to plain HTTP clients and to LLM agents.
 export const enqueueFields = z.strictObject({
-  queue: name().default("default"),
-  /** Any JSON value: what the agent needs to do the work. */
-  payload: jsonValue.default({}),
-  /** 0 is the highest priority. */
-  priority: int(0, 1_000_000).default(5),
-  /** Only an agent with this capability may claim the task. */
-  capability: name().optional(),
-  /** Only this agent may claim the task (the name the task record carries). */
-  targetAgentId: agentIdSchema.optional(),
-  /** The seed's name for targetAgentId; when both are given they must agree. */
-  agentId: agentIdSchema.optional(),
-  /** Not claimable before this time. */
-  runAt: dateInput.optional(),
-  /** Attempts before the task is dead-lettered; defaults to the server's maxAttempts. */
-  maxAttempts: int(1, 1000).optional(),
-  /** The same key always returns the same task; never creates a duplicate. */
-  idempotencyKey: text(500).optional(),
+  queue: name().default("default").describe("The queue to add the task to"),
+  payload: jsonValue.default({}).describe("What the agent needs to do the work: any JSON"),
+  priority: int(0, 1_000_000).default(5).describe("0 is the highest: a claim takes the lowest number first, then the oldest"),
+  capability: name().optional().describe("Only an agent offering this capability may claim the task"),
+  targetAgentId: agentIdSchema.optional().describe("Only this agent may claim the task"),
+  agentId: agentIdSchema.optional().describe("The seed's name for targetAgentId; when both are given they must agree"),
+  runAt: dateInput.optional().describe("Not claimable before this time: an ISO 8601 date-time with offset, or Unix ms"),
+  maxAttempts: int(1, 1000).optional().describe("Attempts before the task is dead-lettered; left out, the server's maxAttempts"),
+  idempotencyKey: text(500)
+    .optional()
+    .describe("The same key always answers the same task and never adds a second one, for as long as the task is kept"),
 });
 
 export const enqueueInput = enqueueFields
@@ -63,47 +59,47 @@ export const enqueueInput = enqueueFields
 export type EnqueueInput = z.input<typeof enqueueInput>;
 export type EnqueueRequest = z.output<typeof enqueueInput>;
 
-export const enqueueManyInput = z.strictObject({ tasks: z.array(enqueueInput).min(1).max(1000) });
+export const enqueueManyInput = z.strictObject({ tasks: z.array(enqueueInput).min(1).max(1000).describe("The tasks to add, in one write: all are added or none") });
 
 const claimFields = {
-  agentId: agentIdSchema,
-  /**
-   * Claim only from these queues (default: any queue). An empty list is refused: it claimed from
-   * every queue, the opposite of what a filter that came out empty means.
-   */
+  agentId: agentIdSchema.describe("The claiming agent; registered on first use"),
+  // An empty list is refused: it claimed from every queue, the opposite of what a filter that
+  // came out empty means.
   queues: nameList()
     .refine((queues) => queues.length > 0, "must name at least one queue; leave it out to claim from any queue")
-    .optional(),
-  /** Capabilities the claimer offers (default: the agent's registered capabilities). */
-  capabilities: nameList().optional(),
-  /** Lease length; defaults to the server's leaseMs. */
-  leaseMs: leaseMs.optional(),
-  /** Long-poll: wait up to this long for a task to arrive. */
-  waitMs: ms(3_600_000).optional(),
-  /** Return recalled memories with each task (default true). */
-  context: z.boolean().optional(),
+    .optional()
+    .describe("Claim only from these queues; left out, from any queue"),
+  capabilities: nameList().optional().describe("The capabilities the claimer offers; left out, the agent's registered ones"),
+  leaseMs: leaseMs
+    .optional()
+    .describe("The lease's length in ms; left out, the server's leaseMs. Renew it (heartbeat) or settle the task before it ends, or the task goes back to the queue"),
+  waitMs: ms(3_600_000).optional().describe("Long-poll: wait up to this many ms for a task to arrive; left out or 0, answer at once"),
+  context: z.boolean().optional().describe("Hand over the memories recalled for each task in its `context` (default true)"),
 };
 export const claimInput = z.strictObject(claimFields);
 export type ClaimRequest = z.output<typeof claimInput> & { limit?: number };
-export const claimManyInput = z.strictObject({ ...claimFields, limit: int(1, 100).default(10) });
+export const claimManyInput = z.strictObject({ ...claimFields, limit: int(1, 100).default(10).describe("The most tasks to claim") });
 
+const taskIdField = taskIdSchema.describe("The task's id");
 const settleFields = {
-  taskId: taskIdSchema,
-  agentId: agentIdSchema,
-  /** Fencing token from the claim; when given, it must match the current lease. */
-  leaseToken: int(0).optional(),
+  taskId: taskIdField,
+  agentId: agentIdSchema.describe("The agent holding the task's lease"),
+  leaseToken: int(0).optional().describe("The fencing token the claim answered; when given, it must match the current lease"),
 };
 export const heartbeatInput = z.strictObject({
   ...settleFields,
-  /** The lease's new length from now; by default (or 0) the length it was claimed or last renewed with. */
-  leaseMs: leaseMs.optional(),
+  leaseMs: leaseMs.optional().describe("The lease's new length from now, in ms; left out or 0, the length it was claimed or last renewed with"),
 });
 /**
  * complete/fail may omit agentId: the seed's REST routes do not send one. Then the current lease
  * is settled, whoever holds it (README, "Anonymous settles"); agents should send agentId and leaseToken.
  */
-const anyHolderSettleFields = { ...settleFields, agentId: agentIdSchema.optional() };
-export const completeInput = z.strictObject({ ...anyHolderSettleFields, result: jsonValue.optional() });
+const anyHolderSettleFields = {
+  ...settleFields,
+  agentId: agentIdSchema.optional().describe("The agent holding the task's lease; left out, the current lease is settled whoever holds it"),
+};
+const resultField = jsonValue.optional().describe("The task's result: any JSON");
+export const completeInput = z.strictObject({ ...anyHolderSettleFields, result: resultField });
 /**
  * complete-and-claim: the complete's fields (agentId required: the next task is claimed for it)
  * and what to claim next; by default any queue, the agent's registered capabilities, the
@@ -111,7 +107,7 @@ export const completeInput = z.strictObject({ ...anyHolderSettleFields, result: 
  */
 export const completeAndClaimInput = z.strictObject({
   ...settleFields,
-  result: jsonValue.optional(),
+  result: resultField,
   next: z
     .strictObject({
       queues: claimFields.queues,
@@ -119,39 +115,43 @@ export const completeAndClaimInput = z.strictObject({
       leaseMs: claimFields.leaseMs,
       context: claimFields.context,
     })
-    .optional(),
+    .optional()
+    .describe("Claim this agent's next task in the same write, with these options ({} for the defaults); it does not wait. Left out, nothing is claimed"),
 });
 export type CompleteAndClaimRequest = z.output<typeof completeAndClaimInput>;
 export const failInput = z.strictObject({
   ...anyHolderSettleFields,
-  error: text(10_000),
-  /** false dead-letters the task at once, whatever attempts remain. */
-  retry: z.boolean().default(true),
+  error: text(10_000).describe("What went wrong, kept in the task's error history (at most 10,000 characters)"),
+  retry: z.boolean().default(true).describe("true: run again after a backoff while attempts remain; false: dead-letter at once"),
 });
-export const releaseInput = z.strictObject({ ...settleFields, delayMs: leaseMs.optional() });
-export const taskIdInput = z.strictObject({ taskId: taskIdSchema });
-export const taskEventsInput = z.strictObject({ taskId: taskIdSchema, limit: int(1, 1000).default(200) });
+export const releaseInput = z.strictObject({
+  ...settleFields,
+  delayMs: leaseMs.optional().describe("Not claimable again for this many ms; left out, at once. No attempt is charged"),
+});
+export const taskIdInput = z.strictObject({ taskId: taskIdField });
+export const taskEventsInput = z.strictObject({ taskId: taskIdField, limit: int(1, 1000).default(200).describe("The most events to return, oldest first") });
 export const stealInput = z.strictObject({
-  agentId: agentIdSchema,
-  fromAgentId: agentIdSchema.optional(),
-  limit: int(1, 100).default(1),
-  leaseMs: leaseMs.optional(),
-  capabilities: nameList().optional(),
+  agentId: agentIdSchema.describe("The agent taking the tasks over; it gets a fresh lease"),
+  fromAgentId: agentIdSchema.optional().describe("Take only from this agent; left out, from any agent offline or past its lease"),
+  limit: int(1, 100).default(1).describe("The most tasks to take"),
+  leaseMs: leaseMs.optional().describe("The new lease's length in ms; left out, the server's leaseMs"),
+  capabilities: nameList().optional().describe("The capabilities the thief offers; left out, its registered ones"),
 });
 // Filters find what is stored: storedName (schema-parts.ts).
 export const listInput = z.strictObject({
-  queue: storedName().optional(),
-  status: z.enum(TASK_STATUSES).optional(),
-  /**
-   * Tasks held (or last held) by this agent. With status "claimed" an index finds them; otherwise
-   * the table is read in seq order until the page is full, as for queue and capability.
-   */
-  agentId: storedName().optional(),
-  capability: storedName().optional(),
-  limit: int(1, 500).default(50),
-  /** nextCursor from the previous page. */
-  cursor: z.string().regex(/^\d{1,15}$/, "must be a nextCursor value").optional(),
-  order: z.enum(["asc", "desc"]).default("asc"),
+  queue: storedName().optional().describe("Only tasks of this queue"),
+  status: z.enum(TASK_STATUSES).optional().describe("Only tasks in this state"),
+  // With status "claimed" an index finds an agent's tasks; otherwise the table is read in seq
+  // order until the page is full, as for queue and capability.
+  agentId: storedName().optional().describe("Only tasks held (or last held) by this agent"),
+  capability: storedName().optional().describe("Only tasks that require this capability"),
+  limit: int(1, 500).default(50).describe("The page's size"),
+  cursor: z
+    .string()
+    .regex(/^\d{1,15}$/, "must be a nextCursor value")
+    .optional()
+    .describe("The nextCursor of the previous page; left out, the first page"),
+  order: z.enum(["asc", "desc"]).default("asc").describe("asc: oldest first; desc: newest first"),
 });
 export type ListRequest = z.output<typeof listInput>;
 
