@@ -20,7 +20,24 @@ afterEach(async () => {
   t = undefined;
 });
 
-const TOOLS = ["claim_task", "complete_task", "enqueue_task", "fail_task", "find_agents", "get_task", "heartbeat_task", "publish_event", "queue_stats", "read_mailbox", "recall", "remember"];
+const TOOLS = [
+  "claim_task",
+  "complete_task",
+  "enqueue_task",
+  "fail_task",
+  "find_agents",
+  "get_task",
+  "heartbeat_task",
+  "publish_event",
+  "queue_stats",
+  "read_mailbox",
+  "recall",
+  "register_agent",
+  "release_task",
+  "remember",
+  "subscribe_events",
+  "unsubscribe_events",
+];
 
 async function connect(url: string, headers: Record<string, string>): Promise<Client> {
   const client = new Client({ name: "test", version: "1.0.0" });
@@ -79,6 +96,27 @@ describe("MCP over Streamable HTTP", () => {
     expect((await call(client, "queue_stats")).totals).toMatchObject({ pending: 0, claimed: 0, completed: 1 });
     const resource = await client.readResource({ uri: `coordination://tasks/${claimed.id}` });
     expect(JSON.parse((resource.contents[0] as { text: string }).text).id).toBe(claimed.id);
+  });
+
+  it("through tools alone, an agent registers its capabilities, gives a task back uncharged, and subscribes to event types", async () => {
+    t = await startTestServer();
+    const client = await connect(t.url, { "x-agent-id": "reader" });
+    expect(await call(client, "register_agent", { capabilities: ["pdf"], metadata: { model: "m1" } })).toMatchObject({ agentId: "reader", capabilities: ["pdf"], metadata: { model: "m1" } });
+    const task = await call(client, "enqueue_task", { queue: "docs", capability: "pdf", payload: { file: "a.pdf" } });
+    // The registered capability is offered by default; context false leaves the memories out.
+    const claimed = await call(client, "claim_task", { queues: ["docs"], context: false });
+    expect([claimed.id, claimed.attempts, claimed.context]).toEqual([task.id, 1, []]);
+    const released = await call(client, "release_task", { taskId: claimed.id, leaseToken: claimed.leaseToken });
+    expect([released.status, released.attempts, released.leaseOwner]).toEqual(["pending", 0, null]);
+
+    expect((await call(client, "subscribe_events", { types: ["build.*"] })).types).toEqual(["build.*"]);
+    await t.api.events.publish.mutate({ type: "deploy.finished", source: "ci" });
+    await t.api.events.publish.mutate({ type: "build.finished", source: "ci", payload: { ok: true } });
+    const mail = await call(client, "read_mailbox", {});
+    expect(mail.map((event: { type: string; payload: unknown }) => [event.type, event.payload])).toEqual([["build.finished", { ok: true }]]);
+    expect((await call(client, "unsubscribe_events", {})).types).toEqual([]);
+    await t.api.events.publish.mutate({ type: "build.started", source: "ci" });
+    expect(await call(client, "read_mailbox", {})).toEqual([]);
   });
 
   it("complete_task with next completes and claims the agent's next task in one call; none left is next null", async () => {

@@ -10,11 +10,11 @@ import { mcpCallTransport, type ObservableResponse } from "../delivery/transport
 import { CoordinationError, invalidField } from "../errors.js";
 import type { CoordinationEvent } from "../events/event-schemas.js";
 import type { JsonValue } from "../json-types.js";
-import { pollInput, publishInput } from "../events/event-schemas.js";
-import { findByCapabilityInput } from "../agents/agent-schemas.js";
+import { pollInput, publishInput, subscribeInput, unsubscribeInput } from "../events/event-schemas.js";
+import { findByCapabilityInput, registerInput } from "../agents/agent-schemas.js";
 import { recallInput, rememberInput } from "../memory/memory-schemas.js";
 import type { Services } from "../services.js";
-import { claimInput, completeAndClaimInput, completeInput, enqueueFields, failInput, heartbeatInput, taskIdInput } from "../tasks/task-schemas.js";
+import { claimInput, completeAndClaimInput, completeInput, enqueueFields, failInput, heartbeatInput, releaseInput, taskIdInput } from "../tasks/task-schemas.js";
 import type { Caller } from "../trpc/context.js";
 import { toErrorBody } from "../trpc/error-shape.js";
 import { appRouter } from "../trpc/app-router.js";
@@ -114,7 +114,8 @@ export function createMcpServer(services: Services, session: McpSession): { serv
         "A coordination server for agents. Take work with claim_task (it returns the task with the memories relevant to it in `context`: earlier runs' records, agents' notes and lessons), " +
         "then settle it with complete_task or fail_task, passing the task's id and leaseToken (complete_task with `next` claims the next task in the same call); call heartbeat_task during long work, before the lease runs out. " +
         "Any tool call keeps this agent alive: with none for the server's agentOfflineMs (90 s by default) it is seen offline and its tasks go back to the queue. " +
-        "Read direct messages and subscribed events with read_mailbox. A task targeted at you, or a direct message, arrives as a logging notification.",
+        "Register what you can do with register_agent (tasks that require a capability go only to agents offering it); give back a task you cannot do with release_task (no attempt is charged). " +
+        "Read direct messages, and the event types you subscribed to with subscribe_events, with read_mailbox. A task targeted at you, or a direct message, arrives as a logging notification.",
     },
   );
 
@@ -122,7 +123,7 @@ export function createMcpServer(services: Services, session: McpSession): { serv
     "claim_task",
     {
       description: `Claim the best available task for this agent (priority, then age), with a lease. Returns the task, including \`context\`: the memories relevant to it (earlier runs' records, agents' notes and lessons), and \`leaseToken\`, needed to settle it; null when none is available. waitMs (at most ${MCP_MAX_WAIT_MS}) waits for one to arrive.`,
-      inputSchema: strictArgs({ ...agentArg, queues: claimInput.shape.queues, capabilities: claimInput.shape.capabilities, leaseMs: claimInput.shape.leaseMs, waitMs: mcpWait("a task") }),
+      inputSchema: strictArgs({ ...agentArg, queues: claimInput.shape.queues, capabilities: claimInput.shape.capabilities, leaseMs: claimInput.shape.leaseMs, waitMs: mcpWait("a task"), context: claimInput.shape.context }),
     },
     (args, extra) => answer(() => apiFor(extra).tasks.claim({ ...args, agentId: agent(args.agentId), waitMs: wait(args.waitMs) })),
   );
@@ -165,6 +166,14 @@ export function createMcpServer(services: Services, session: McpSession): { serv
     (args, extra) => answer(() => apiFor(extra).tasks.heartbeat({ ...args, agentId: agent(args.agentId) })),
   );
   server.registerTool(
+    "release_task",
+    {
+      description: "Give a claimed task back to the queue without charging an attempt, e.g. it is not for this agent or it cannot start now; delayMs keeps it from being claimed again for a while.",
+      inputSchema: strictArgs({ ...agentArg, taskId: releaseInput.shape.taskId, leaseToken: releaseInput.shape.leaseToken, delayMs: releaseInput.shape.delayMs }),
+    },
+    (args, extra) => answer(() => apiFor(extra).tasks.release({ ...args, agentId: agent(args.agentId) })),
+  );
+  server.registerTool(
     "enqueue_task",
     {
       description: "Add a task to a queue for an agent to claim: a payload (any JSON), a priority (0 is the highest), optionally a capability the claimer must have or a target agent.",
@@ -200,6 +209,31 @@ export function createMcpServer(services: Services, session: McpSession): { serv
       inputSchema: strictArgs({ ...agentArg, limit: pollInput.shape.limit, waitMs: mcpWait("an event") }),
     },
     (args, extra) => answer(() => apiFor(extra).events.poll({ agentId: agent(args.agentId), ...(args.limit === undefined ? {} : { limit: args.limit }), waitMs: wait(args.waitMs), ack: "auto" })),
+  );
+  server.registerTool(
+    "subscribe_events",
+    {
+      description: "Subscribe this agent to event types: read_mailbox then returns events of those types beside its direct messages, from now on (or after fromSeq). Subscribing again adds types.",
+      inputSchema: strictArgs({ ...agentArg, types: subscribeInput.shape.types, fromSeq: subscribeInput.shape.fromSeq }),
+    },
+    (args, extra) => answer(() => apiFor(extra).events.subscribe({ ...args, agentId: agent(args.agentId) })),
+  );
+  server.registerTool(
+    "unsubscribe_events",
+    {
+      description: "Stop receiving event types in read_mailbox: the types named, or all of them. Direct messages still arrive.",
+      inputSchema: strictArgs({ ...agentArg, types: unsubscribeInput.shape.types }),
+    },
+    (args, extra) => answer(() => apiFor(extra).events.unsubscribe({ ...args, agentId: agent(args.agentId) })),
+  );
+  server.registerTool(
+    "register_agent",
+    {
+      description:
+        "Register this agent with its capabilities: a task that requires a capability goes only to an agent offering it, and claim_task offers the registered ones by default. Registering again replaces them.",
+      inputSchema: strictArgs({ ...agentArg, capabilities: registerInput.shape.capabilities, metadata: z.record(z.string(), z.unknown()).optional().describe("Anything else about the agent: a JSON object") }),
+    },
+    (args, extra) => answer(() => apiFor(extra).agents.register({ ...args, metadata: args.metadata as Record<string, JsonValue> | undefined, agentId: agent(args.agentId) })),
   );
   server.registerTool(
     "remember",
