@@ -96,5 +96,5 @@ export function createCoordinationClient(options: CoordinationClientOptions): Co
   return { api, close: async () => void (await Promise.all([wsClient.close(), pool?.close()])) };
 }
 
-export { runWorker, type WorkerOptions, type Worker, type TaskHandler } from "./worker.js";
+export { runWorker, type WorkerOptions, type Worker, type TaskHandler, type WorkerTask } from "./worker.js";
 export { TRPCClientError, isTRPCClientError } from "@trpc/client";

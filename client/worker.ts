@@ -11,21 +11,31 @@ import type { ClaimedTask, CoordinationApi, JsonObject, JsonValue, RouterOutputs
 
 export type { ClaimedTask };
 
+/** A claimed task as the handler gets it: its payload as parsePayload returned it (JSON without one). */
+export type WorkerTask<P = JsonValue> = Omit<ClaimedTask, "payload"> & { payload: P };
+
 /**
  * Runs one task. The signal aborts when the worker gives up on the run: the lease was lost
  * (the task was cancelled, expired or taken over), taskTimeoutMs passed, or stop() ran out of
  * patience. Its `reason` says which. From then on the handler's outcome is ignored.
  */
-export type TaskHandler = (task: ClaimedTask, signal: AbortSignal) => Promise<JsonValue | void>;
+export type TaskHandler<P = JsonValue> = (task: WorkerTask<P>, signal: AbortSignal) => Promise<JsonValue | void>;
 
-export interface WorkerOptions {
+export interface WorkerOptions<P = JsonValue> {
   api: CoordinationApi;
   agentId: string;
   capabilities?: string[];
   metadata?: JsonObject;
   /** Queues to claim from (default: any). */
   queues?: string[];
-  handler: TaskHandler;
+  /**
+   * Checks each task's payload and gives it its type before the handler runs, e.g. a zod
+   * schema's `parse`. A payload it throws for can never succeed (a poison message): the task is
+   * failed without retry, so it is dead-lettered at once with the thrown error's message, and the
+   * handler never sees it. Without it the handler gets the payload as JSON.
+   */
+  parsePayload?: (payload: JsonValue) => P;
+  handler: TaskHandler<P>;
   /** Tasks run at once (default 1). */
   concurrency?: number;
   /** Lease per claim (default: the server's). Renewed at a third of what the server actually granted. */
@@ -79,6 +89,16 @@ const CLAIM_RETRY_MS = 500;
 
 const messageOf = (error: unknown): string => (error instanceof Error ? error.message : String(error));
 
+/** The task as the handler gets it, or why its payload was refused (a payload parsePayload threw for). */
+function toWorkerTask<P>(task: ClaimedTask, parsePayload: ((payload: JsonValue) => P) | undefined): { ok: true; task: WorkerTask<P> } | { ok: false; error: Error } {
+  if (parsePayload === undefined) return { ok: true, task: task as WorkerTask<P> };
+  try {
+    return { ok: true, task: { ...task, payload: parsePayload(task.payload as JsonValue) } };
+  } catch (error) {
+    return { ok: false, error: new Error(`parsePayload refused the payload: ${messageOf(error)}`, { cause: error }) };
+  }
+}
+
 /** The most characters of an error a fail stores: the server refuses longer (tasks.fail's `error`, 1 to 10,000). */
 export const MAX_ERROR_CHARS = 10_000;
 
@@ -99,7 +119,10 @@ export function failureText(error: unknown): string {
 const whenAborted = (signal: AbortSignal): Promise<never> =>
   new Promise((_, reject) => signal.addEventListener("abort", () => reject(signal.reason), { once: true }));
 
-export async function runWorker(options: WorkerOptions): Promise<Worker> {
+/** Starts a worker; with parsePayload, its handler's payload has the type parsePayload returns. */
+export function runWorker(options: WorkerOptions & { parsePayload?: undefined }): Promise<Worker>;
+export function runWorker<P>(options: WorkerOptions<P> & { parsePayload: (payload: JsonValue) => P }): Promise<Worker>;
+export async function runWorker<P>(options: WorkerOptions<P>): Promise<Worker> {
   const { api, agentId, handler } = options;
   // The server refuses an empty list on every claim; said once here, not as a claim error a second.
   if (options.queues?.length === 0) throw new TypeError("runWorker: queues is empty; name at least one queue, or leave it out to claim from any queue");
@@ -169,12 +192,14 @@ export async function runWorker(options: WorkerOptions): Promise<Worker> {
     const timeout =
       taskTimeoutMs === undefined ? undefined : setTimeout(() => interrupt("timeout", new Error(`handler timed out after ${taskTimeoutMs} ms`)), taskTimeoutMs);
 
-    let outcome: { ok: true; result: JsonValue | void } | { ok: false; error: unknown };
+    let outcome: { ok: true; result: JsonValue | void } | { ok: false; error: unknown; retry: boolean };
     try {
+      const given = toWorkerTask(task, options.parsePayload);
+      if (!given.ok) outcome = { ok: false, error: given.error, retry: false };
       // Once the signal fires the run is over, even for a handler that ignores it: it cannot hold the slot or the lease.
-      outcome = { ok: true, result: await Promise.race([handler(task, run.signal), whenAborted(run.signal)]) };
+      else outcome = { ok: true, result: await Promise.race([handler(given.task, run.signal), whenAborted(run.signal)]) };
     } catch (error) {
-      outcome = { ok: false, error };
+      outcome = { ok: false, error, retry: true };
     } finally {
       clearTimeout(timeout);
     }
@@ -184,8 +209,8 @@ export async function runWorker(options: WorkerOptions): Promise<Worker> {
     let settleAttempts = 0;
     try {
       /** Fails the task with `error`; counted as failed once the server took it. */
-      const fail = async (error: unknown) => {
-        const failedAs = await lease.settle(() => api.tasks.fail.mutate({ ...fenced, error: failureText(error) }));
+      const fail = async (error: unknown, retry = true) => {
+        const failedAs = await lease.settle(() => api.tasks.fail.mutate({ ...fenced, error: failureText(error), retry }));
         if (failedAs.kind === "settled") failed++;
         else lost++;
       };
@@ -193,8 +218,10 @@ export async function runWorker(options: WorkerOptions): Promise<Worker> {
         lost++; // someone else owns the task now: settling it would only get CONFLICT
       } else if (interruption === "stopped") {
         await lease.settle(() => api.tasks.release.mutate(fenced)); // not the task's fault: back without charging an attempt
-      } else if (interruption === "timeout" || !outcome.ok) {
-        await fail(interruption === "timeout" ? run.signal.reason : (outcome as { error: unknown }).error);
+      } else if (interruption === "timeout") {
+        await fail(run.signal.reason);
+      } else if (!outcome.ok) {
+        await fail(outcome.error, outcome.retry);
       } else {
         const completedAs = await lease.settle(() => completeAndClaimNext(fenced, outcome.result ?? undefined, settleAttempts++ > 0, (claimed) => (next = claimed)));
         if (completedAs.kind === "settled") completed++;

@@ -6,6 +6,7 @@ import { describe, expect, expectTypeOf, it } from "vitest";
 import type { TRPCClientError } from "@trpc/client";
 import type { AppRouter, CoordinationApi, JsonObject, JsonValue, RouterInputs, RouterOutputs } from "../client/index.js";
 import type { ERROR_STATUS, ErrorCode } from "../src/errors.js";
+import { runWorker } from "../client/index.js";
 import { appRouter } from "../src/trpc/app-router.js";
 
 type In = RouterInputs;
@@ -267,4 +268,8 @@ export function wrongCallsDoNotCompile(api: CoordinationApi): void {
   void api.events.poll.mutate({ agentId: "a", ack: "later" });
   // @ts-expect-error agentId is required
   void api.tasks.claim.mutate({});
+  // @ts-expect-error without parsePayload a worker's payload is JSON: no narrower type unchecked
+  void runWorker({ api, agentId: "a", handler: async (task: { payload: { n: number } }) => task.payload.n });
+  // @ts-expect-error the handler's payload is what parsePayload returns
+  void runWorker({ api, agentId: "a", parsePayload: (payload) => String(payload), handler: async (task: { payload: number }) => task.payload });
 }

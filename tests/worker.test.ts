@@ -3,7 +3,8 @@
 // transient error, and renews leases the server capped.
 import { createServer, request } from "node:http";
 import type { AddressInfo } from "node:net";
-import { describe, expect, it, vi } from "vitest";
+import { describe, expect, expectTypeOf, it, vi } from "vitest";
+import { z } from "zod";
 import { createCoordinationClient, runWorker } from "../client/index.js";
 import { failureText, MAX_ERROR_CHARS } from "../client/worker.js";
 import { startTestServer } from "./helpers/test-server.js";
@@ -40,6 +41,31 @@ describe("runWorker", () => {
 
     await worker.stop();
     await expect(t.api.agents.get.query({ agentId: "worker-1" })).rejects.toMatchObject({ data: { code: "AGENT_NOT_FOUND" } });
+  });
+
+  it("parsePayload types the handler's payload; a payload it refuses is dead-lettered at once, naming why, and never reaches the handler", async () => {
+    await using t = await startTestServer();
+    const seen: number[] = [];
+    const worker = await runWorker({
+      api: t.api,
+      agentId: "typed",
+      waitMs: 200,
+      parsePayload: z.object({ n: z.number().int() }).parse,
+      handler: async (task) => {
+        expectTypeOf(task.payload).toEqualTypeOf<{ n: number }>();
+        seen.push(task.payload.n);
+        return task.payload.n * 2;
+      },
+    });
+    const good = await t.api.tasks.enqueue.mutate({ payload: { n: 21 }, maxAttempts: 5 });
+    const poison = await t.api.tasks.enqueue.mutate({ payload: { n: "21" }, maxAttempts: 5 });
+    await vi.waitFor(() => expect([worker.completed, worker.failed]).toEqual([1, 1]), { timeout: 10_000, interval: 20 });
+    expect(seen).toEqual([21]);
+    expect(await t.api.tasks.get.query({ taskId: good.id })).toMatchObject({ status: "completed", result: 42 });
+    const dead = await t.api.tasks.get.query({ taskId: poison.id });
+    expect([dead.status, dead.attempts]).toEqual(["dead_letter", 1]);
+    expect(dead.lastError).toMatch(/^parsePayload refused the payload: .*expected number/s);
+    await worker.stop();
   });
 
   it("one round trip a task: each complete claims the next (complete-and-claim); a long-poll claim only when none was left", async () => {
