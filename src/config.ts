@@ -78,7 +78,7 @@ export const SETTINGS = {
     default: "full",
     doc: "SQLite synchronous mode: full = an acknowledged write survives power loss; normal = faster, may lose the last commits on power loss",
   },
-  busyTimeoutMs: { ...ms(60_000), default: 5000, doc: "How long a write waits for another process holding the database lock; on a file another process writes too, a lease runs out twice this long after its end" },
+  busyTimeoutMs: { ...ms(60_000), default: 5000, doc: "How long a write waits for another process holding the database lock; on a file other servers write to, a lease counts as expired, or an agent offline, twice this long after it was due" },
   maxBodyBytes: { ...int(1024, 64 * 1024 * 1024, " (bytes)"), default: 1_048_576, doc: "Largest accepted request body (413 above it)" },
   maxJsonDepth: {
     ...int(1, 512),

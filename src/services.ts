@@ -148,6 +148,10 @@ export function createCoordination(config: Config, log: Logger): Coordination {
     services,
     async start() {
       await db.ready();
+      // Other servers on the file learn of this one from this commit (tasks/lock-wait-grace.ts).
+      // A file that takes no write yet (a full disk) must not keep the server from starting:
+      // /health says why writes fail.
+      await db.write("server.announce", undefined).catch((error: unknown) => log.warn({ err: error }, "could not announce this server on the database file"));
       bus!.start(await db.read("events.head", undefined));
       await credentials.start();
       for (const job of Object.values(jobs)) job.start();

@@ -5,6 +5,7 @@ import { toDate } from "../db/columns.js";
 import type { WriteContext } from "../db/writer.js";
 import { notFound } from "../errors.js";
 import type { EventStore } from "../events/event-store.js";
+import { offlineShiftMs, type LockWaitGrace } from "../tasks/lock-wait-grace.js";
 import type { TaskTransitions } from "../tasks/task-transitions.js";
 import type { Agent } from "./agent-schemas.js";
 import type { AgentStore } from "./agent-store.js";
@@ -16,6 +17,8 @@ export interface AgentCommandDeps {
   events: EventStore;
   transitions: TaskTransitions;
   healthCutoffs: (now: number) => HealthCutoffs;
+  /** What a health check allows for a heartbeat waiting for another process's lock (tasks/lock-wait-grace.ts). */
+  lockWaitGrace: () => LockWaitGrace;
 }
 
 export function agentCommands(d: AgentCommandDeps) {
@@ -71,10 +74,13 @@ export function agentCommands(d: AgentCommandDeps) {
     /**
      * Publishes health transitions as of `asOf` (when the check was asked for, not when it got the
      * write lock: heartbeats sent before it wait ahead of it in the queue); an agent seen offline
-     * loses its leases at once. Run periodically.
+     * loses its leases at once. On a file another process writes to, as of the lock-wait grace
+     * before `asOf`: a heartbeat sent in time there may still wait for the lock. Run periodically.
+     * `sharedGraceMs`: how far the monitor's look on the reader may lag asOf.
      */
-    "agents.checkHealth": (ctx: WriteContext, args: { asOf: number }): number => {
-      const changes = d.agents.healthChanges(d.healthCutoffs(args.asOf));
+    "agents.checkHealth": (ctx: WriteContext, args: { asOf: number }): { changed: number; sharedGraceMs: number } => {
+      const sharedGraceMs = offlineShiftMs(d.lockWaitGrace());
+      const changes = d.agents.healthChanges(d.healthCutoffs(args.asOf - sharedGraceMs));
       for (const agent of changes) {
         d.agents.setHealth(agent.id, agent.current, ctx.now);
         const released = agent.current === "offline" ? d.transitions.releaseClaimsOf(ctx, agent.id, `agent ${agent.id} went offline`) : 0;
@@ -87,7 +93,7 @@ export function agentCommands(d: AgentCommandDeps) {
           ...(agent.current === "offline" ? { releasedTasks: released } : {}),
         });
       }
-      return changes.length;
+      return { changed: changes.length, sharedGraceMs };
     },
   };
 }

@@ -72,12 +72,17 @@ export class AgentService {
     return this.db.read("agents.findByCapability", capability);
   }
 
+  /** The lock-wait grace the last check allowed on a shared file (ms; tasks/lock-wait-grace.ts). */
+  private checkGraceMs = 0;
+
   /** Publishes health transitions; an agent seen offline loses its leases at once. Run periodically. */
   async checkHealth(): Promise<number> {
     // As of now (agent-commands.ts), and looked for on the reader first: an idle server takes no
     // write lock every agentHealthCheckMs.
     const asOf = Date.now();
-    if (!(await this.db.read("agents.anyHealthChange", asOf))) return 0;
-    return this.db.write("agents.checkHealth", { asOf });
+    if (!(await this.db.read("agents.anyHealthChange", asOf - this.checkGraceMs))) return 0;
+    const { changed, sharedGraceMs } = await this.db.write("agents.checkHealth", { asOf });
+    this.checkGraceMs = sharedGraceMs;
+    return changed;
   }
 }

@@ -17,7 +17,9 @@ export interface HealthCutoffs {
 export type HealthSettings = Pick<Config, "agentStaleMs" | "agentOfflineMs" | "agentStartupGraceMs">;
 
 export function healthCutoffs(now: number, config: HealthSettings, startedAt: number): HealthCutoffs {
-  const inGrace = now - startedAt < config.agentStartupGraceMs;
+  // 0 turns the rule off: a check judged as of a moment before start-up (a shared file's
+  // lock-wait grace moves it back) must not count as within a grace of none.
+  const inGrace = config.agentStartupGraceMs > 0 && now - startedAt < config.agentStartupGraceMs;
   const cutoff = (ttl: number) => {
     const before = now - ttl;
     // max(lastHeartbeatAt, startedAt) <= before is impossible while startedAt > before.

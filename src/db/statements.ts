@@ -38,6 +38,8 @@ export class Statements {
   /** data_version when this connection opened; `shared` once it differs (see fileShared). */
   private readonly openedData: number;
   private shared = false;
+  /** When this connection opened, Unix ms (src/tasks/lock-wait-grace.ts). */
+  readonly openedAt = Date.now();
 
   constructor(readonly db: SqliteDatabase) {
     this.dataVersion = db.prepare<[], number>("PRAGMA data_version").pluck();

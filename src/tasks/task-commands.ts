@@ -14,6 +14,7 @@ import { sameJson } from "../json-checks.js";
 import { taskWith, type ClaimRequest, type EnqueueRequest, type SettledTask, type Task } from "./task-schemas.js";
 import { taskAnswerBytes, toTask, type ClaimFilter, type TaskRow, type TaskStore } from "./task-store.js";
 import type { SettleRequest, TaskTransitions } from "./task-transitions.js";
+import { leaseBounds, offlineShiftMs, type LockWaitGrace } from "./lock-wait-grace.js";
 import { copyWith } from "../copy-with.js";
 
 export interface TaskCommandDeps {
@@ -23,12 +24,8 @@ export interface TaskCommandDeps {
   transitions: TaskTransitions;
   /** When an agent counts as offline (agents/health-cutoffs.ts): steal takes from those. */
   healthCutoffs: (now: number) => HealthCutoffs;
-  /**
-   * How far before `asOf` a lease or a heartbeat must have ended for a check to count it run out,
-   * in ms: 0 while no other process writes to the file; then the longest a heartbeat sent in time
-   * may still wait for the write lock over there (SQLite does not hand the lock out in order).
-   */
-  lockWaitGraceMs: () => number;
+  /** What a lease check allows for a heartbeat waiting for another process's lock (lock-wait-grace.ts). */
+  lockWaitGrace: () => LockWaitGrace;
   /** Asks the reader thread for the context of leased tasks, sent before the batch commits (recall-relay.ts). */
   recall: (request: RecallRequest) => void;
   /** The soft bound on one answer: a claim's tasks and their context share it. */
@@ -248,12 +245,11 @@ export function taskCommands(d: TaskCommandDeps) {
       if (request.fromAgentId !== undefined && !d.agents.get(request.fromAgentId)) throw notFound("AGENT_NOT_FOUND", request.fromAgentId);
       const filter = t.claimFilter(request);
       t.noteAgent(ctx, request.agentId, filter.capabilities);
-      // Expired or offline as of when the steal was asked for, less the grace for a heartbeat
-      // still waiting for the lock in another process (see tasks.expireLeases).
-      const grace = d.lockWaitGraceMs();
-      const { offlineBefore } = d.healthCutoffs(request.asOf);
-      const offline = offlineBefore < 0 ? offlineBefore : offlineBefore - grace;
-      const victims = d.tasks.stealable(request.asOf - grace, offline, request.fromAgentId ?? null, request.limit);
+      // Expired or offline as of when the steal was asked for, allowing for a heartbeat still
+      // waiting for the lock in another process (see tasks.expireLeases).
+      const grace = d.lockWaitGrace();
+      const { offlineBefore } = d.healthCutoffs(request.asOf - offlineShiftMs(grace));
+      const victims = d.tasks.stealable(leaseBounds(request.asOf, grace), offlineBefore, request.fromAgentId ?? null, request.limit);
       for (const victim of victims) t.expireClaim(ctx, victim, `stolen by ${request.agentId} from ${victim.leaseOwner}`);
       if (victims.length === 0) return handOut(ctx, [], request);
       const stolenFrom = (row: TaskRow) => victims.find((v) => v.seq === row.seq)?.leaseOwner ?? null;
@@ -268,14 +264,15 @@ export function taskCommands(d: TaskCommandDeps) {
      * queue, charging the attempt. Not the commit time: a sweep that waited for the write lock
      * (another process held it) must not expire a lease whose holder's heartbeat, sent in time,
      * waits in the same queue. Within one process that ordering is exact. Across processes it is
-     * not (SQLite's lock goes to whichever waiter polls first), so once another process writes to
-     * the file a lease counts as expired only lockWaitGraceMs after its end: by then a heartbeat
-     * sent before the end has committed or failed. Run by the lease sweeper.
+     * not, and a lease another process may renew counts as expired only the lock-wait grace after
+     * its end (lock-wait-grace.ts). Run by the lease sweeper. `sharedGraceMs`: how far the
+     * sweeper's look on the reader may lag asOf (the grace while the file is shared, else 0).
      */
-    "tasks.expireLeases": (ctx: WriteContext, args: { batchSize: number; asOf: number }): number => {
-      const expired = d.tasks.expiredClaims(args.asOf - d.lockWaitGraceMs(), args.batchSize);
+    "tasks.expireLeases": (ctx: WriteContext, args: { batchSize: number; asOf: number }): { expired: number; sharedGraceMs: number } => {
+      const grace = d.lockWaitGrace();
+      const expired = d.tasks.expiredClaims(leaseBounds(args.asOf, grace), args.batchSize);
       for (const row of expired) t.expireClaim(ctx, row, `lease expired (held by ${row.leaseOwner})`);
-      return expired.length;
+      return { expired: expired.length, sharedGraceMs: offlineShiftMs(grace) };
     },
 
     /**

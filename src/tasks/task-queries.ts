@@ -7,11 +7,12 @@ import { notFound } from "../errors.js";
 import type { ListRequest, Task, TaskCounts } from "./task-schemas.js";
 import { readTaskCounts } from "./task-stats.js";
 import { toTask, type TaskStore } from "./task-store.js";
+import { exactBounds } from "./lock-wait-grace.js";
 
 export function taskQueries(d: { prisma: () => Promise<Prisma>; tasks: TaskStore; maxResponseBytes: number }) {
   return {
     /** Whether a lease had expired at `asOf`: the sweeper looks before it takes the write lock. */
-    "tasks.anyLeaseExpired": (asOf: number): boolean => d.tasks.expiredClaims(asOf, 1).length > 0,
+    "tasks.anyLeaseExpired": (asOf: number): boolean => d.tasks.expiredClaims(exactBounds(asOf), 1).length > 0,
 
     "tasks.get": (taskId: string): Task => {
       const row = d.tasks.findById(taskId);

@@ -204,13 +204,19 @@ export class TaskService {
     return copyWith(counts, { retention: { settledTasks: copyWith(settledTasks, { oldestSettledAt: oldest }), executions, notes } });
   }
 
+  /** The lock-wait grace the last sweep allowed on a shared file (ms; lock-wait-grace.ts). */
+  private sweepGraceMs = 0;
+
   /** Returns claims expired by now to the queue (charging the attempt). Run by the lease sweeper. */
   async expireLeases(): Promise<number> {
     // Judged as of now, not as of when the write commits (task-commands.ts); and looked for on
-    // the reader first, so an idle server takes no write lock every leaseSweepMs.
+    // the reader first, so an idle server takes no write lock every leaseSweepMs, nor one for a
+    // lease still within the grace a shared file gives it.
     const asOf = Date.now();
-    if (!(await this.d.db.read("tasks.anyLeaseExpired", asOf))) return 0;
-    return this.d.db.write("tasks.expireLeases", { batchSize: EXPIRY_BATCH, asOf });
+    if (!(await this.d.db.read("tasks.anyLeaseExpired", asOf - this.sweepGraceMs))) return 0;
+    const { expired, sharedGraceMs } = await this.d.db.write("tasks.expireLeases", { batchSize: EXPIRY_BATCH, asOf });
+    this.sweepGraceMs = sharedGraceMs;
+    return expired;
   }
 
   /**

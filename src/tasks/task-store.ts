@@ -5,6 +5,7 @@ import { fromJsonText, toDate, toDateOrNull, toJsonText } from "../db/columns.js
 import { withinBudget } from "../db/answer-budget.js";
 import { placeholders, type Statements } from "../db/statements.js";
 import type { Task, TaskStatus } from "./task-schemas.js";
+import type { LeaseBounds } from "./lock-wait-grace.js";
 
 export interface TaskRow {
   seq: number;
@@ -335,10 +336,14 @@ export class TaskStore {
       .get(now, now, seq)!;
   }
 
-  expiredClaims(now: number, limit: number): TaskRow[] {
+  /** Claims whose lease ran out within `bounds` (lock-wait-grace.ts), soonest ended first. */
+  expiredClaims(bounds: LeaseBounds, limit: number): TaskRow[] {
     return this.st
-      .get<[number, number], TaskRow>(`SELECT * FROM tasks WHERE status = 'claimed' AND leaseExpiresAt <= ? ORDER BY leaseExpiresAt LIMIT CAST(? AS INTEGER)`)
-      .all(now, limit);
+      .get<[number, number, number, number], TaskRow>(
+        `SELECT * FROM tasks WHERE status = 'claimed' AND leaseExpiresAt <= ? AND (leaseExpiresAt <= ? OR updatedAt >= ?)
+         ORDER BY leaseExpiresAt LIMIT CAST(? AS INTEGER)`,
+      )
+      .all(bounds.asOf, bounds.endedBy, bounds.exactSince, limit);
   }
 
   claimsHeldBy(agentId: string): TaskRow[] {
@@ -350,13 +355,13 @@ export class TaskStore {
    * heartbeat is older than `offlineBefore`. Offline is judged from the heartbeat age now, not from
    * the health last saved: that one lags by up to a health-check interval in both directions.
    */
-  stealable(now: number, offlineBefore: number, fromAgentId: string | null, limit: number): TaskRow[] {
+  stealable(bounds: LeaseBounds, offlineBefore: number, fromAgentId: string | null, limit: number): TaskRow[] {
     const params: unknown[] = fromAgentId === null ? [] : [fromAgentId];
-    params.push(now, offlineBefore, limit);
+    params.push(bounds.asOf, bounds.endedBy, bounds.exactSince, offlineBefore, limit);
     return this.st
       .get<unknown[], TaskRow>(
         `SELECT * FROM tasks WHERE status = 'claimed' ${fromAgentId === null ? "" : "AND leaseOwner = ?"}
-           AND (leaseExpiresAt <= ? OR leaseOwner IN (SELECT id FROM agents WHERE lastHeartbeatAt <= ?))
+           AND ((leaseExpiresAt <= ? AND (leaseExpiresAt <= ? OR updatedAt >= ?)) OR leaseOwner IN (SELECT id FROM agents WHERE lastHeartbeatAt <= ?))
          ORDER BY priority, seq LIMIT CAST(? AS INTEGER)`,
       )
       .all(...params);

@@ -20,6 +20,7 @@ import { taskCommands, type TaskCommandDeps } from "../../tasks/task-commands.js
 import { taskQueries } from "../../tasks/task-queries.js";
 import { TaskStore } from "../../tasks/task-store.js";
 import { TaskTransitions } from "../../tasks/task-transitions.js";
+import { lockWaitGrace } from "../../tasks/lock-wait-grace.js";
 import type { SqliteDatabase } from "../open-database.js";
 import type { Prisma } from "../prisma.js";
 import { statementsFor } from "../statements.js";
@@ -50,23 +51,24 @@ function storesOf(db: SqliteDatabase, { config, startedAt }: ThreadSetup) {
     memories: new MemoryStore(st),
     tokens: new TokenStore(st),
     cutoffs: (now: number) => healthCutoffs(now, config, startedAt),
-    // A write that waits for another process's lock waits up to busyTimeoutMs, behind at most one
-    // batch of its own process that waited as long: a lease check in a shared file looks that far
-    // back, so a heartbeat sent in time elsewhere is not overtaken by it (task-commands.ts).
-    lockWaitGraceMs: () => (st.fileShared() ? 2 * config.busyTimeoutMs : 0),
+    st,
   };
 }
 
 /** `recall`: starts a claim's recall on the reader thread (recall-relay.ts). */
 export function createWriteCommands(db: SqliteDatabase, setup: ThreadSetup, recall: TaskCommandDeps["recall"]) {
   const { config } = setup;
-  const { tasks, events, agents, memories, tokens, cutoffs, lockWaitGraceMs } = storesOf(db, setup);
+  const { tasks, events, agents, memories, tokens, cutoffs, st } = storesOf(db, setup);
+  // The writer's connection alone tells whether another process commits to the file: the
+  // reader's sees this process's own writer commit too.
+  const grace = lockWaitGrace(st, config.busyTimeoutMs);
   const transitions = new TaskTransitions({ config, tasks, events, agents, memories });
   const probe = db.prepare<[string]>(`INSERT INTO system_state (key, value) VALUES ('health.probe', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`);
+  const announce = db.prepare<[string]>(`INSERT INTO system_state (key, value) VALUES ('server.started', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`);
   return {
-    ...taskCommands({ tasks, events, agents, transitions, healthCutoffs: cutoffs, lockWaitGraceMs, recall, maxResponseBytes: config.maxResponseBytes }),
+    ...taskCommands({ tasks, events, agents, transitions, healthCutoffs: cutoffs, lockWaitGrace: grace, recall, maxResponseBytes: config.maxResponseBytes }),
     ...eventCommands({ events, maxResponseBytes: config.maxResponseBytes, eventRetentionMs: config.eventRetentionMs, eventRetentionCount: config.eventRetentionCount }),
-    ...agentCommands({ agents, events, transitions, healthCutoffs: cutoffs }),
+    ...agentCommands({ agents, events, transitions, healthCutoffs: cutoffs, lockWaitGrace: grace }),
     ...memoryCommands(memories),
     ...tokenCommands(tokens),
     ...retentionCommands({ tasks, memories }),
@@ -76,13 +78,21 @@ export function createWriteCommands(db: SqliteDatabase, setup: ThreadSetup, reca
       probe.run(String(ctx.now));
       return null;
     },
+    /**
+     * A server's first write: a commit every other server on the file sees (PRAGMA data_version),
+     * so their lease checks know at once that this one may hold leases (lock-wait-grace.ts).
+     */
+    "server.announce": (ctx: WriteContext, _: undefined): null => {
+      announce.run(String(ctx.now));
+      return null;
+    },
   };
 }
 
 /** `prisma`: the reader's Prisma client, created on first use. `sameFile`: throws if the database file was deleted or replaced. */
 export function createReadCommands(db: SqliteDatabase, prisma: () => Promise<Prisma>, setup: ThreadSetup, sameFile: () => void = () => undefined) {
   const { config } = setup;
-  const { tasks, events, agents, memories, tokens, cutoffs, lockWaitGraceMs } = storesOf(db, setup);
+  const { tasks, events, agents, memories, tokens, cutoffs } = storesOf(db, setup);
   const ping = db.prepare("SELECT 1").pluck();
   return {
     ...taskQueries({ prisma, tasks, maxResponseBytes: config.maxResponseBytes }),
