@@ -84,7 +84,7 @@ export function agentCommands(d: AgentCommandDeps) {
       for (const agent of changes) {
         d.agents.setHealth(agent.id, agent.current, ctx.now);
         const released = agent.current === "offline" ? d.transitions.releaseClaimsOf(ctx, agent.id, `agent ${agent.id} went offline`) : 0;
-        const type = agent.current === "healthy" ? "agent.updated" : `agent.${agent.current}`;
+        const type = agent.current === "healthy" ? "agent.updated" : agent.current === "stale" ? "agent.stale" : "agent.offline";
         d.events.appendSystem(ctx, type, {
           agentId: agent.id,
           health: agent.current,

@@ -7,7 +7,8 @@ export interface AgentRow {
   id: string;
   metadata: string;
   status: string;
-  health: string;
+  /** The health last published (the column holds only these). */
+  health: AgentHealth;
   load: number;
   registeredAt: number | Date;
   lastHeartbeatAt: number | Date;

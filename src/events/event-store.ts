@@ -6,6 +6,7 @@ import type { Statements } from "../db/statements.js";
 import type { WriteContext } from "../db/writer.js";
 import type { JsonValue } from "../json-types.js";
 import type { CoordinationEvent, Subscription } from "./event-schemas.js";
+import type { SystemEventPayloads, SystemEventType } from "./system-events.js";
 import { typePatternSql } from "./type-patterns.js";
 
 export interface EventRow {
@@ -69,8 +70,10 @@ export class EventStore {
   constructor(private readonly st: Statements) {}
 
   /** A system event (task and agent state changes), published by the server itself. */
-  appendSystem(ctx: WriteContext, type: string, payload: Record<string, JsonValue>): CoordinationEvent {
-    return this.append(ctx, { type, source: SYSTEM_SOURCE, payload });
+  /** Appends one of the server's own events (system-events.ts), its payload typed by its type. */
+  appendSystem<K extends SystemEventType>(ctx: WriteContext, type: K, payload: SystemEventPayloads[K]): CoordinationEvent {
+    // JSON by construction: optional fields are left out, never set to undefined.
+    return this.append(ctx, { type, source: SYSTEM_SOURCE, payload: payload as unknown as JsonValue });
   }
 
   /**

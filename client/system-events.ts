@@ -1,0 +1,45 @@
+// The server's own events (one for every task and agent transition) as a discriminated union,
+// and a guard that narrows an event received from events.onEvent, poll or list to them. The
+// payload shapes are the server's (src/events/system-events.ts types its writes by them).
+import type { SystemEventPayloads, SystemEventType } from "../src/events/system-events.js";
+
+export type { SystemEventPayloads, SystemEventType };
+
+/** One of the server's own events (source "coordination"), its payload typed by its type. */
+export type SystemEvent<K extends SystemEventType = SystemEventType> = {
+  [T in K]: { seq: number; type: T; source: "coordination"; payload: SystemEventPayloads[T]; target: null; createdAt: Date };
+}[K];
+
+const SYSTEM_EVENT_TYPES = [
+  "task.enqueued",
+  "task.claimed",
+  "task.completed",
+  "task.failed",
+  "task.retried",
+  "task.dead_lettered",
+  "task.lease_expired",
+  "task.released",
+  "task.cancelled",
+  "task.requeued",
+  "agent.registered",
+  "agent.updated",
+  "agent.stale",
+  "agent.offline",
+  "agent.deregistered",
+] as const satisfies readonly SystemEventType[];
+// A type the server adds and this list misses is a compile error here.
+type Unlisted = Exclude<SystemEventType, (typeof SYSTEM_EVENT_TYPES)[number]>;
+const everyTypeListed: [Unlisted] extends [never] ? true : Unlisted = true;
+void everyTypeListed;
+const KNOWN: ReadonlySet<string> = new Set(SYSTEM_EVENT_TYPES);
+
+/**
+ * Whether `event` is one of the server's own events, of one of `types` when any are given: then
+ * its payload is typed, e.g. `if (isSystemEvent(data, "task.claimed")) data.payload.agentId`.
+ * With credentials on, only an admin may publish task.* and agent.* events under the server's
+ * name; with none, anyone can, as anyone can do anything.
+ */
+export function isSystemEvent<K extends SystemEventType = SystemEventType>(event: { type: string; source: string }, ...types: K[]): event is SystemEvent<K> {
+  if (event.source !== "coordination") return false;
+  return types.length === 0 ? KNOWN.has(event.type) : (types as string[]).includes(event.type);
+}

@@ -1,0 +1,49 @@
+// The events the server itself appends (source "coordination"), one for every task and agent
+// transition, with their payloads. EventStore.appendSystem is typed by this map, so the shapes a
+// client narrows an event to (client/system-events.ts) are the shapes the writer writes. Times
+// are ISO 8601 strings (payloads are JSON); durations are in ms.
+import type { AgentHealth } from "../agents/agent-schemas.js";
+import type { TaskStatus } from "../tasks/task-status.js";
+
+/** A settle sent without agentId (the seed's REST routes): whoever held the lease. */
+type Anonymous = { anonymous?: true };
+/** How long the run held its task, claim to settle, in ms (absent when the claim time is unknown). */
+type RanFor = { ranMs?: number };
+
+// Object types, not interfaces: they must be assignable to JSON objects.
+export type SystemEventPayloads = {
+  "task.enqueued": { taskId: string; queue: string; priority: number; capability: string | null; targetAgentId: string | null; runAt: string };
+  "task.claimed": {
+    taskId: string;
+    queue: string;
+    agentId: string;
+    attempt: number;
+    leaseToken: number;
+    leaseExpiresAt: string;
+    /** How long it was claimable before this claim (since enqueue, or since its retry or delay came due), in ms. */
+    waitedMs: number;
+    /** The agent it was taken from, on a steal. */
+    stolenFrom?: string | null;
+  };
+  "task.completed": { taskId: string; queue: string; agentId: string | null; attempt: number; leaseToken: number } & RanFor & Anonymous;
+  "task.failed": { taskId: string; queue: string; agentId: string | null; attempt: number; leaseToken: number; error: string; willRetry: boolean } & RanFor & Anonymous;
+  /** After a failure or an expired lease with attempts left: claimable again at runAt. */
+  "task.retried": { taskId: string; queue: string; attempt: number; runAt: string; capability: string | null; targetAgentId: string | null };
+  "task.dead_lettered": { taskId: string; queue: string; attempts: number; error: string };
+  /** Its holder lost the lease: it ran out, was stolen, or its agent went offline or was deregistered (`reason`). */
+  "task.lease_expired": { taskId: string; queue: string; agentId: string | null; attempt: number; reason: string };
+  /** Given back without charging an attempt (by its holder, by stop(), or because the claim's answer never arrived: `reason`). */
+  "task.released": { taskId: string; queue: string; agentId: string | null; capability: string | null; targetAgentId: string | null; runAt: string; reason?: string };
+  "task.cancelled": { taskId: string; queue: string; previousStatus: TaskStatus; agentId: string | null };
+  "task.requeued": { taskId: string; queue: string; previousStatus: TaskStatus; capability: string | null; targetAgentId: string | null };
+  /** `implicit`: registered by its first claim or heartbeat, with no capabilities. */
+  "agent.registered": { agentId: string; capabilities: string[]; health: "healthy"; implicit?: true };
+  /** Registered again (capabilities), back to healthy (previousHealth), or a new status from a heartbeat. */
+  "agent.updated": { agentId: string; health: AgentHealth; previousHealth?: AgentHealth; capabilities?: string[]; status?: string; lastHeartbeatAt?: string };
+  "agent.stale": { agentId: string; health: AgentHealth; previousHealth: AgentHealth; lastHeartbeatAt: string };
+  /** Its claims went back to the queue (releasedTasks of them). */
+  "agent.offline": { agentId: string; health: AgentHealth; previousHealth: AgentHealth; lastHeartbeatAt: string; releasedTasks?: number };
+  "agent.deregistered": { agentId: string; releasedTasks: number };
+};
+
+export type SystemEventType = keyof SystemEventPayloads;

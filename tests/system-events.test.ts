@@ -1,0 +1,89 @@
+// The server's own events, as the typed client narrows them (client/system-events.ts): every
+// event the server appends is one of the declared types, from the server, and its payload has the
+// declared fields; an event an agent publishes is not one, whatever its type.
+import { describe, expect, expectTypeOf, it } from "vitest";
+import { isSystemEvent, type RouterOutputs, type SystemEvent, type SystemEventType } from "../client/index.js";
+import { startTestServer } from "./helpers/test-server.js";
+
+const ALL: SystemEventType[] = [
+  "task.enqueued",
+  "task.claimed",
+  "task.completed",
+  "task.failed",
+  "task.retried",
+  "task.dead_lettered",
+  "task.lease_expired",
+  "task.released",
+  "task.cancelled",
+  "task.requeued",
+  "agent.registered",
+  "agent.updated",
+  "agent.stale",
+  "agent.offline",
+  "agent.deregistered",
+];
+
+describe("system events", () => {
+  it("every transition's event is a declared system event with its declared payload; a published one is not", async () => {
+    await using t = await startTestServer({ retryBaseMs: 0, agentStaleMs: 1000, agentOfflineMs: 2000, agentStartupGraceMs: 0, agentHealthCheckMs: 60_000 });
+    const { api } = t;
+    await api.agents.register.mutate({ agentId: "a1", capabilities: ["x"] });
+    await api.agents.register.mutate({ agentId: "a1", capabilities: ["y"] });
+    const [one, two, three] = await api.tasks.enqueueMany.mutate({ tasks: [{ priority: 0 }, { priority: 1, maxAttempts: 1 }, { priority: 2 }] });
+    const first = (await api.tasks.claim.mutate({ agentId: "a1" }))!;
+    await api.tasks.release.mutate({ taskId: first.id, agentId: "a1", leaseToken: first.leaseToken });
+    const again = (await api.tasks.claim.mutate({ agentId: "a1" }))!;
+    await api.tasks.fail.mutate({ taskId: again.id, agentId: "a1", error: "flaky", retry: true });
+    const third = (await api.tasks.claim.mutate({ agentId: "a1" }))!;
+    await api.tasks.complete.mutate({ taskId: third.id, agentId: "a1", leaseToken: third.leaseToken, result: 1 });
+    const dying = (await api.tasks.claim.mutate({ agentId: "a1" }))!;
+    expect(dying.id).toBe(two!.id);
+    await api.tasks.fail.mutate({ taskId: dying.id, agentId: "a1", error: "fatal", retry: false });
+    await api.tasks.requeue.mutate({ taskId: two!.id });
+    await api.tasks.cancel.mutate({ taskId: three!.id });
+    // stale, then offline (its claim goes back: lease_expired), then healthy again by a heartbeat.
+    const held = (await api.tasks.claim.mutate({ agentId: "a1" }))!;
+    const beat = (await api.agents.get.query({ agentId: "a1" })).lastHeartbeatAt.getTime();
+    // Health checks as of given times (their writer command), so nothing waits on the clock.
+    await t.server.services.db.write("agents.checkHealth", { asOf: beat + 1000 });
+    await t.server.services.db.write("agents.checkHealth", { asOf: beat + 2000 });
+    await api.agents.heartbeat.mutate({ agentId: "a1", status: "busy" });
+    await api.agents.deregister.mutate({ agentId: "a1" });
+    await api.events.publish.mutate({ type: "task.claimed", source: "impostor", payload: { taskId: held.id } });
+
+    const events = await api.events.list.query({ afterSeq: 0, limit: 1000 });
+    const fromServer = events.filter((event) => event.source === "coordination");
+    expect(fromServer.every((event) => isSystemEvent(event))).toBe(true);
+    expect([...new Set(fromServer.map((event) => event.type))].sort()).toEqual([...ALL].sort());
+    expect(events.filter((event) => !isSystemEvent(event)).map((event) => event.source)).toEqual(["impostor"]);
+
+    const claimed = fromServer.find((event) => isSystemEvent(event, "task.claimed") && event.payload.taskId === one!.id);
+    expect(claimed?.payload).toEqual({
+      taskId: one!.id,
+      queue: "default",
+      agentId: "a1",
+      attempt: 1,
+      leaseToken: 1,
+      leaseExpiresAt: expect.any(String),
+      waitedMs: expect.any(Number),
+    });
+    const offline = fromServer.find((event) => isSystemEvent(event, "agent.offline"));
+    expect(offline?.payload).toMatchObject({ agentId: "a1", health: "offline", previousHealth: "stale", releasedTasks: 1 });
+    expect(fromServer.filter((event) => isSystemEvent(event, "task.lease_expired", "task.dead_lettered")).map((event) => event.type)).toEqual([
+      "task.dead_lettered",
+      // The requeued task, held by the agent that went offline, had no attempt left.
+      "task.lease_expired",
+      "task.dead_lettered",
+    ]);
+  });
+
+  it("narrows an event's type and payload", () => {
+    const event = {} as RouterOutputs["events"]["list"][number];
+    if (isSystemEvent(event, "task.claimed", "task.completed")) {
+      expectTypeOf(event.type).toEqualTypeOf<"task.claimed" | "task.completed">();
+      expectTypeOf(event.payload.taskId).toEqualTypeOf<string>();
+      if (event.type === "task.claimed") expectTypeOf(event.payload.leaseExpiresAt).toEqualTypeOf<string>();
+    }
+    expectTypeOf<SystemEvent<"agent.offline">["payload"]["releasedTasks"]>().toEqualTypeOf<number | undefined>();
+  });
+});
