@@ -189,7 +189,12 @@ export const SETTINGS = {
   executionRetentionCount: { ...int(0), default: 0, doc: "Keep at most this many execution records, the newest (0 = no limit)" },
   noteRetentionMs: { ...ms(3650 * 24 * 3_600_000), default: 0, doc: "Delete agents' notes and lessons this much older (0, the default, keeps them)" },
   noteRetentionCount: { ...int(0), default: 0, doc: "Keep at most this many notes and lessons, the newest (0 = no limit)" },
-  retentionPruneMs: { ...positiveMs(), default: 60_000, doc: "How often settled tasks and memories are pruned to their retention" },
+  agentRetentionMs: {
+    ...ms(3650 * 24 * 3_600_000),
+    default: 7 * 24 * 3_600_000,
+    doc: "Remove agents offline with no heartbeat for this long, as a deregistration would (0 keeps them): every claim, heartbeat or MCP session registers its agent",
+  },
+  retentionPruneMs: { ...positiveMs(), default: 60_000, doc: "How often settled tasks, memories and long-gone agents are pruned to their retention" },
   memoryIndexCompactMs: {
     ...ms(),
     default: 10_000,

@@ -15,7 +15,7 @@ const GRACE = 2 * BUSY;
 const settings = { busyTimeoutMs: BUSY, leaseSweepMs: 60_000, agentHealthCheckMs: 60_000 };
 
 const sweep = (server: TestServer, asOf: number) => server.server.services.db.write("tasks.expireLeases", { batchSize: 500, asOf });
-const checkHealth = (server: TestServer, asOf: number) => server.server.services.db.write("agents.checkHealth", { asOf });
+const checkHealth = (server: TestServer, asOf: number) => server.server.services.db.write("agents.checkHealth", { asOf, limit: 500 });
 
 describe("leases on a file shared by several servers", () => {
   it("a heartbeat sent in time through one server keeps its lease though another server's sweep, asked after the lease's end, waited for the same lock", async () => {

@@ -351,12 +351,12 @@ describe("schema drift", () => {
       const schema = readFileSync(SCHEMA_PATH, "utf8")
         .replace("priority       Int       @default(5)", "priority       Int       @default(6)")
         .replace("  source    String\n", "  source    String?\n")
-        .replace("  @@index([health])\n", "  @@index([health, load])\n");
+        .replace("  @@index([health, lastHeartbeatAt])\n", "  @@index([health, load])\n");
       expect(compareShapes(expectedShape(await parseSchema(schema), schema), actualShape(db))).toEqual([
         "column tasks.priority is INTEGER NOT NULL DEFAULT 6 in the schema but INTEGER NOT NULL DEFAULT 5 in the database",
         "column events.source is TEXT in the schema but TEXT NOT NULL in the database",
         "index agents_health_load_idx (health, load) on agents is in the schema but not in the database",
-        "index agents_health_idx (health) on agents is in the database but not in the schema",
+        "index agents_health_lastHeartbeatAt_idx (health, lastHeartbeatAt) on agents is in the database but not in the schema",
       ]);
     });
 

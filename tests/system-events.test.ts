@@ -45,8 +45,8 @@ describe("system events", () => {
     const held = (await api.tasks.claim.mutate({ agentId: "a1" }))!;
     const beat = (await api.agents.get.query({ agentId: "a1" })).lastHeartbeatAt.getTime();
     // Health checks as of given times (their writer command), so nothing waits on the clock.
-    await t.server.services.db.write("agents.checkHealth", { asOf: beat + 1000 });
-    await t.server.services.db.write("agents.checkHealth", { asOf: beat + 2000 });
+    await t.server.services.db.write("agents.checkHealth", { asOf: beat + 1000, limit: 500 });
+    await t.server.services.db.write("agents.checkHealth", { asOf: beat + 2000, limit: 500 });
     await api.agents.heartbeat.mutate({ agentId: "a1", status: "busy" });
     await api.agents.deregister.mutate({ agentId: "a1" });
     await api.events.publish.mutate({ type: "task.claimed", source: "impostor", payload: { taskId: held.id } });

@@ -76,11 +76,12 @@ export function agentCommands(d: AgentCommandDeps) {
      * write lock: heartbeats sent before it wait ahead of it in the queue); an agent seen offline
      * loses its leases at once. On a file another process writes to, as of the lock-wait grace
      * before `asOf`: a heartbeat sent in time there may still wait for the lock. Run periodically.
-     * `sharedGraceMs`: how far the monitor's look on the reader may lag asOf.
+     * `sharedGraceMs`: how far the monitor's look on the reader may lag asOf. At most `limit`
+     * agents a write: each change appends an event and may release claims.
      */
-    "agents.checkHealth": (ctx: WriteContext, args: { asOf: number }): { changed: number; sharedGraceMs: number } => {
+    "agents.checkHealth": (ctx: WriteContext, args: { asOf: number; limit: number }): { changed: number; sharedGraceMs: number } => {
       const sharedGraceMs = offlineShiftMs(d.lockWaitGrace());
-      const changes = d.agents.healthChanges(d.healthCutoffs(args.asOf - sharedGraceMs));
+      const changes = d.agents.healthChanges(d.healthCutoffs(args.asOf - sharedGraceMs), args.limit);
       for (const agent of changes) {
         d.agents.setHealth(agent.id, agent.current, ctx.now);
         const released = agent.current === "offline" ? d.transitions.releaseClaimsOf(ctx, agent.id, `agent ${agent.id} went offline`) : 0;

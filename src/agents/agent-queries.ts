@@ -8,24 +8,17 @@ import type { HealthCutoffs } from "./health-cutoffs.js";
 const HEALTH_RANK: Record<AgentHealth, number> = { healthy: 0, stale: 1, offline: 2 };
 
 export function agentQueries(d: { agents: AgentStore; healthCutoffs: (now: number) => HealthCutoffs }) {
-  /** Heartbeat times that make an agent `health` now. */
-  const heartbeatRange = (health: AgentHealth, now: number): { heartbeatAfter?: number; heartbeatAtOrBefore?: number } => {
-    const { staleBefore, offlineBefore } = d.healthCutoffs(now);
-    if (health === "healthy") return { heartbeatAfter: staleBefore };
-    if (health === "stale") return { heartbeatAfter: offlineBefore, heartbeatAtOrBefore: staleBefore };
-    return { heartbeatAtOrBefore: offlineBefore };
-  };
-
+  // The health filter applies to each agent's health as its view computes it (healthAt), the
+  // published health included, so a list filtered by health agrees with the agents it shows.
   const list = (filter: { capability?: string | undefined; health?: AgentHealth | undefined; status?: string | undefined }): Agent[] => {
-    const now = Date.now();
-    const cutoffs = d.healthCutoffs(now);
-    const rows = d.agents.list({ capability: filter.capability, status: filter.status, ...(filter.health ? heartbeatRange(filter.health, now) : {}) });
-    return rows.map((row) => toAgent(row, row.capabilities, cutoffs));
+    const cutoffs = d.healthCutoffs(Date.now());
+    const agents = d.agents.list({ capability: filter.capability, status: filter.status }).map((row) => toAgent(row, row.capabilities, cutoffs));
+    return filter.health === undefined ? agents : agents.filter((agent) => agent.health === filter.health);
   };
 
   return {
     /** Whether any agent's health changed by `asOf`: the monitor looks before it takes the write lock. */
-    "agents.anyHealthChange": (asOf: number): boolean => d.agents.healthChanges(d.healthCutoffs(asOf)).length > 0,
+    "agents.anyHealthChange": (asOf: number): boolean => d.agents.healthChanges(d.healthCutoffs(asOf), 1).length > 0,
 
     "agents.get": (agentId: string): Agent => {
       const row = d.agents.get(agentId);

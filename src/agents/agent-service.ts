@@ -7,6 +7,9 @@ import { invalidField } from "../errors.js";
 import { assertJsonDepth } from "../json-value.js";
 import type { Agent, AgentCard, AgentHealth } from "./agent-schemas.js";
 
+/** Agents a health check's write changes at most. */
+const HEALTH_BATCH = 500;
+
 export class AgentService {
   constructor(
     private readonly config: Pick<Config, "maxJsonDepth">,
@@ -78,11 +81,18 @@ export class AgentService {
   /** Publishes health transitions; an agent seen offline loses its leases at once. Run periodically. */
   async checkHealth(): Promise<number> {
     // As of now (agent-commands.ts), and looked for on the reader first: an idle server takes no
-    // write lock every agentHealthCheckMs.
+    // write lock every agentHealthCheckMs. Changes go in writes of HEALTH_BATCH agents, the event
+    // loop and the writer given back between them: a fleet that goes offline at once (or a large
+    // registry after a long outage) must not become one write of a million events.
     const asOf = Date.now();
     if (!(await this.db.read("agents.anyHealthChange", asOf - this.checkGraceMs))) return 0;
-    const { changed, sharedGraceMs } = await this.db.write("agents.checkHealth", { asOf });
-    this.checkGraceMs = sharedGraceMs;
-    return changed;
+    let total = 0;
+    for (;;) {
+      const { changed, sharedGraceMs } = await this.db.write("agents.checkHealth", { asOf, limit: HEALTH_BATCH });
+      this.checkGraceMs = sharedGraceMs;
+      total += changed;
+      if (changed < HEALTH_BATCH) return total;
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
   }
 }

@@ -15,8 +15,11 @@ export interface AgentRow {
   updatedAt: number | Date;
 }
 
-/** SQL for the health an agent has now, given the @stale and @offline cut-offs (see health-cutoffs.ts). */
-const CURRENT_HEALTH = `CASE WHEN lastHeartbeatAt > @stale THEN 'healthy' WHEN lastHeartbeatAt > @offline THEN 'stale' ELSE 'offline' END`;
+/** SQL for the health an agent has now, given the @stale, @offline and @kept cut-offs (healthAt in health-cutoffs.ts). */
+const CURRENT_HEALTH = `CASE WHEN health = 'offline' AND lastHeartbeatAt <= @kept THEN 'offline'
+  WHEN lastHeartbeatAt > @stale THEN 'healthy' WHEN lastHeartbeatAt > @offline THEN 'stale' ELSE 'offline' END`;
+
+const cutoffParams = (cutoffs: HealthCutoffs) => ({ stale: cutoffs.staleBefore, offline: cutoffs.offlineBefore, kept: cutoffs.offlineKeptUpTo });
 
 export class AgentStore {
   constructor(private readonly st: Statements) {}
@@ -80,9 +83,9 @@ export class AgentStore {
 
   /**
    * Agents with their capabilities, ordered by id: all of them, or those offering `capability`,
-   * reporting `status`, or whose last heartbeat lies in (after, atOrBefore].
+   * reporting `status`.
    */
-  list(filter: { capability?: string | undefined; status?: string | undefined; heartbeatAfter?: number; heartbeatAtOrBefore?: number }): Array<AgentRow & { capabilities: string[] }> {
+  list(filter: { capability?: string | undefined; status?: string | undefined }): Array<AgentRow & { capabilities: string[] }> {
     const clauses: string[] = [];
     const params: unknown[] = [];
     if (filter.capability !== undefined) {
@@ -92,14 +95,6 @@ export class AgentStore {
     if (filter.status !== undefined) {
       clauses.push("status = ?");
       params.push(filter.status);
-    }
-    if (filter.heartbeatAfter !== undefined) {
-      clauses.push("lastHeartbeatAt > ?");
-      params.push(filter.heartbeatAfter);
-    }
-    if (filter.heartbeatAtOrBefore !== undefined) {
-      clauses.push("lastHeartbeatAt <= ?");
-      params.push(filter.heartbeatAtOrBefore);
     }
     const rows = this.st
       .get<unknown[], AgentRow & { caps: string | null }>(
@@ -119,13 +114,38 @@ export class AgentStore {
     return this.st.get<[string]>(`DELETE FROM agents WHERE id = ?`).run(agentId).changes > 0;
   }
 
-  /** Agents whose current health differs from the health last published for them. */
-  healthChanges(cutoffs: HealthCutoffs): Array<AgentRow & { current: AgentHealth }> {
+  /**
+   * Up to `limit` agents whose current health differs from the health last published for them.
+   * Written as ranges of (health, lastHeartbeatAt), the index's order, so a check that finds no
+   * change reads no row, however many agents are registered (each CASE branch of CURRENT_HEALTH
+   * that differs from the published health is one range).
+   */
+  healthChanges(cutoffs: HealthCutoffs, limit: number): Array<AgentRow & { current: AgentHealth }> {
     return this.st
       .get<[Record<string, number>], AgentRow & { current: AgentHealth }>(
-        `SELECT *, ${CURRENT_HEALTH} AS current FROM agents WHERE health != ${CURRENT_HEALTH}`,
+        `SELECT *, ${CURRENT_HEALTH} AS current FROM agents
+         WHERE (health = 'healthy' AND lastHeartbeatAt <= @stale)
+            OR (health = 'stale' AND (lastHeartbeatAt > @stale OR lastHeartbeatAt <= @offline))
+            OR (health = 'offline' AND lastHeartbeatAt > @offline AND lastHeartbeatAt > @kept)
+         LIMIT CAST(@limit AS INTEGER)`,
       )
-      .all({ stale: cutoffs.staleBefore, offline: cutoffs.offlineBefore });
+      .all({ ...cutoffParams(cutoffs), limit });
+  }
+
+  /**
+   * Deletes up to `limit` agents offline whose last heartbeat is older than `before` (Unix ms)
+   * and that hold no claim (retention: a registry that keeps every agent ever seen grows
+   * forever); their subscriptions and mailboxes stay, as after a deregistration. How many went.
+   */
+  pruneGone(before: number, limit: number): number {
+    return this.st
+      .get<[number, number]>(
+        `DELETE FROM agents WHERE id IN (
+           SELECT id FROM agents WHERE health = 'offline' AND lastHeartbeatAt < ?
+             AND id NOT IN (SELECT leaseOwner FROM tasks WHERE status = 'claimed' AND leaseOwner IS NOT NULL)
+           LIMIT CAST(? AS INTEGER))`,
+      )
+      .run(before, limit).changes;
   }
 
   /** How many agents have each health now (metrics). */
@@ -133,7 +153,7 @@ export class AgentStore {
     const counts: Record<AgentHealth, number> = { healthy: 0, stale: 0, offline: 0 };
     const rows = this.st
       .get<[Record<string, number>], { current: AgentHealth; n: number }>(`SELECT ${CURRENT_HEALTH} AS current, count(*) AS n FROM agents GROUP BY current`)
-      .all({ stale: cutoffs.staleBefore, offline: cutoffs.offlineBefore });
+      .all(cutoffParams(cutoffs));
     for (const row of rows) counts[row.current] = row.n;
     return counts;
   }

@@ -5,13 +5,13 @@ import type { Agent } from "./agent-schemas.js";
 import type { AgentRow } from "./agent-store.js";
 import { healthAt, type HealthCutoffs } from "./health-cutoffs.js";
 
-export function toAgent(row: Omit<AgentRow, "health"> & { health: string }, capabilities: string[], cutoffs: HealthCutoffs): Agent {
+export function toAgent(row: AgentRow, capabilities: string[], cutoffs: HealthCutoffs): Agent {
   return {
     agentId: row.id,
     capabilities,
     metadata: fromJsonObjectText(row.metadata),
     status: row.status,
-    health: healthAt(toDate(row.lastHeartbeatAt).getTime(), cutoffs),
+    health: healthAt(toDate(row.lastHeartbeatAt).getTime(), row.health, cutoffs),
     load: row.load,
     registeredAt: toDate(row.registeredAt),
     lastHeartbeatAt: toDate(row.lastHeartbeatAt),

@@ -12,6 +12,12 @@ export interface HealthCutoffs {
   staleBefore: number;
   /** At or before this time: offline. */
   offlineBefore: number;
+  /**
+   * An agent last published offline stays offline while its last heartbeat is at or before this
+   * time: start-up, within the start-up grace (else -1). The grace spares agents that were alive
+   * when the server went down; it must not bring back every agent that was already gone.
+   */
+  offlineKeptUpTo: number;
 }
 
 export type HealthSettings = Pick<Config, "agentStaleMs" | "agentOfflineMs" | "agentStartupGraceMs">;
@@ -25,10 +31,12 @@ export function healthCutoffs(now: number, config: HealthSettings, startedAt: nu
     // max(lastHeartbeatAt, startedAt) <= before is impossible while startedAt > before.
     return inGrace && startedAt > before ? -1 : before;
   };
-  return { staleBefore: cutoff(config.agentStaleMs), offlineBefore: cutoff(config.agentOfflineMs) };
+  return { staleBefore: cutoff(config.agentStaleMs), offlineBefore: cutoff(config.agentOfflineMs), offlineKeptUpTo: inGrace ? startedAt : -1 };
 }
 
-export function healthAt(lastHeartbeatAt: number, cutoffs: HealthCutoffs): AgentHealth {
+/** An agent's health now, from its last heartbeat and the health last published for it (the SQL twin: agent-store.ts). */
+export function healthAt(lastHeartbeatAt: number, published: AgentHealth, cutoffs: HealthCutoffs): AgentHealth {
+  if (published === "offline" && lastHeartbeatAt <= cutoffs.offlineKeptUpTo) return "offline";
   if (lastHeartbeatAt > cutoffs.staleBefore) return "healthy";
   if (lastHeartbeatAt > cutoffs.offlineBefore) return "stale";
   return "offline";

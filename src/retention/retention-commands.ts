@@ -4,18 +4,21 @@
 import type { WriteContext } from "../db/writer.js";
 import type { MemoryStore } from "../memory/memory-store.js";
 import type { TaskStore } from "../tasks/task-store.js";
+import type { AgentStore } from "../agents/agent-store.js";
 
-/** What retention prunes: settled tasks, execution records, agents' notes and lessons. */
-export type RetainedClass = "settledTasks" | "executions" | "notes";
-export const MEMORY_KINDS: Record<Exclude<RetainedClass, "settledTasks">, readonly string[]> = { executions: ["execution"], notes: ["note", "lesson"] };
+/** What retention prunes: settled tasks, execution records, agents' notes and lessons, agents long offline. */
+export type RetainedClass = "settledTasks" | "executions" | "notes" | "agents";
+export const MEMORY_KINDS: Record<"executions" | "notes", readonly string[]> = { executions: ["execution"], notes: ["note", "lesson"] };
 
 /** The bound of one batch: older than a time, or (memories, count retention) below a seq. */
 export type PruneBound = { before: number } | { belowSeq: number };
 
-export function retentionCommands(d: { tasks: TaskStore; memories: MemoryStore }) {
+export function retentionCommands(d: { tasks: TaskStore; memories: MemoryStore; agents: AgentStore }) {
   return {
     "retention.prune": (_ctx: WriteContext, args: { what: RetainedClass; bound: PruneBound; limit: number }): number => {
       if (args.what === "settledTasks") return "before" in args.bound ? d.tasks.pruneSettled(args.bound.before, args.limit) : 0;
+      // Age only (by last heartbeat): a registry has no "newest N" worth keeping.
+      if (args.what === "agents") return "before" in args.bound ? d.agents.pruneGone(args.bound.before, args.limit) : 0;
       return d.memories.prune(MEMORY_KINDS[args.what], args.bound, args.limit);
     },
   };
@@ -25,6 +28,7 @@ export function retentionQueries(d: { tasks: TaskStore; memories: MemoryStore })
   return {
     /** Where keeping only the newest `keep` cuts: a settle time for tasks, a seq for memories; null when fewer exist. */
     "retention.countCutoff": (args: { what: RetainedClass; keep: number }): PruneBound | null => {
+      if (args.what === "agents") return null;
       if (args.what === "settledTasks") {
         const at = d.tasks.settledCutoff(args.keep);
         return at === null ? null : { before: at };

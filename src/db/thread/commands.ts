@@ -71,7 +71,7 @@ export function createWriteCommands(db: SqliteDatabase, setup: ThreadSetup, reca
     ...agentCommands({ agents, events, transitions, healthCutoffs: cutoffs, lockWaitGrace: grace }),
     ...memoryCommands(memories),
     ...tokenCommands(tokens),
-    ...retentionCommands({ tasks, memories }),
+    ...retentionCommands({ tasks, memories, agents }),
     "db.settings": (_ctx: unknown, _: undefined) => connectionSettings(db)(),
     /** /health's probe while writes are failing: a real write, so its success means they work again. */
     "health.probe": (ctx: WriteContext, _: undefined): null => {

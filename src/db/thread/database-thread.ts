@@ -70,7 +70,9 @@ function startWriter(): { run: Run; close: () => Promise<void> } {
   writer.beforeCommit(() => assertSameFile(setup.config.dbPath, opened));
   const commands = createWriteCommands(db, setup, (request) => recalls.request(request)) as unknown as Record<string, (ctx: WriteContext, args: unknown) => unknown>;
   writer.onCommit((appended, batch) => {
-    events.push(...appended);
+    // Not push(...appended): a batch can append more events than a call has room for arguments
+    // (a health check that changed 500,000 agents threw RangeError and ended the thread).
+    for (const event of appended) events.push(event);
     batches.push(batch);
     schedulePost();
   });

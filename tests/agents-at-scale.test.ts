@@ -1,0 +1,68 @@
+// The agent registry over a long life: agents come and go (every claim, heartbeat and MCP
+// session registers one), so the registry must stay cheap to watch, must not bring back every
+// agent that was already gone when the server restarts, and must forget agents long gone.
+// Agents are inserted straight into the file, as a registry that grew over months would be.
+import type { Database } from "better-sqlite3";
+import { describe, expect, it } from "vitest";
+import { makeTempDir, startTestServer, withDatabase } from "./helpers/test-server.js";
+
+const DAY = 24 * 3_600_000;
+
+/** `count` agents with a last heartbeat `ageMs` ago and that health published, ids prefix-0…. */
+function insertAgents(db: Database, prefix: string, count: number, ageMs: number, health: "healthy" | "offline"): void {
+  const at = Date.now() - ageMs;
+  const insert = db.prepare(`INSERT INTO agents (id, metadata, status, health, load, registeredAt, lastHeartbeatAt, updatedAt) VALUES (?, '{}', 'idle', ?, 0, ?, ?, ?)`);
+  db.transaction(() => {
+    for (let i = 0; i < count; i++) insert.run(`${prefix}-${i}`, health, at, at, at);
+  })();
+}
+
+describe("the agent registry at scale", () => {
+  it("a restart does not bring back the agents already offline; the start-up grace still spares those that were alive", async () => {
+    const dir = makeTempDir();
+    const first = await startTestServer({}, dir);
+    withDatabase(first, (db) => {
+      insertAgents(db, "gone", 2000, 3 * DAY, "offline");
+      insertAgents(db, "alive", 3, 10 * 60_000, "healthy");
+    });
+    await first.stop();
+    // Started again after ten minutes down: the live agents' heartbeats could not arrive meanwhile.
+    await using again = await startTestServer({ agentStartupGraceMs: 90_000, agentHealthCheckMs: 60_000 }, dir);
+    expect(await again.server.services.agents.checkHealth()).toBe(0);
+    expect(await again.api.events.list.query({ afterSeq: 0, types: ["agent.*"], limit: 1000 })).toEqual([]);
+    const offline = await again.api.agents.list.query({ health: "offline" });
+    expect(offline).toHaveLength(2000);
+    expect((await again.api.agents.get.query({ agentId: "gone-7" })).health).toBe("offline");
+    expect((await again.api.agents.list.query({ health: "healthy" })).map((agent) => agent.agentId).sort()).toEqual(["alive-0", "alive-1", "alive-2"]);
+  });
+
+  it("the health monitor changes agents in writes of 500: a fleet that went offline together is not one write", async () => {
+    await using t = await startTestServer({ agentStartupGraceMs: 0, agentHealthCheckMs: 60_000 });
+    withDatabase(t, (db) => insertAgents(db, "fleet", 1200, DAY, "healthy"));
+    const sent = () => t.server.services.db.sent.get("agents.checkHealth") ?? 0;
+    const before = sent();
+    expect(await t.server.services.agents.checkHealth()).toBe(1200);
+    expect(sent() - before).toBe(3);
+    expect((await t.api.events.list.query({ afterSeq: 0, types: ["agent.offline"], limit: 1000 })).length).toBe(1000);
+    expect(await t.api.agents.list.query({ health: "offline" })).toHaveLength(1200);
+    // Nothing left to change: the next check finds it on the reader and writes nothing.
+    expect(await t.server.services.agents.checkHealth()).toBe(0);
+    expect(sent() - before).toBe(3);
+  });
+
+  it("agents offline with no heartbeat for agentRetentionMs are removed; a recent or a live one stays", async () => {
+    await using t = await startTestServer({ agentRetentionMs: DAY, agentStartupGraceMs: 0 });
+    withDatabase(t, (db) => {
+      insertAgents(db, "old", 700, 2 * DAY, "offline");
+      insertAgents(db, "recent", 2, DAY / 2, "offline");
+    });
+    await t.api.agents.register.mutate({ agentId: "live", capabilities: ["x"] });
+    await t.api.events.subscribe.mutate({ agentId: "old-1", types: ["build.*"] });
+    expect(await t.server.services.retention.prune()).toBe(700);
+    expect((await t.api.agents.list.query({})).map((agent) => agent.agentId).sort()).toEqual(["live", "recent-0", "recent-1"]);
+    await expect(t.api.agents.get.query({ agentId: "old-1" })).rejects.toMatchObject({ data: { code: "AGENT_NOT_FOUND" } });
+    // As after a deregistration, its subscription and mailbox stay.
+    expect((await t.api.events.subscription.query({ agentId: "old-1" })).types).toEqual(["build.*"]);
+    expect(t.server.services.retention.pruned.agents).toBe(700);
+  });
+});
