@@ -118,4 +118,21 @@ describe("leases and fencing", () => {
     await expect(t.api.tasks.complete.mutate({ taskId: claimedTask.id, agentId: "a1" })).rejects.toMatchObject(conflict);
     expect(await t.api.tasks.claim.mutate({ agentId: "a1" })).toBeNull();
   });
+
+  it("cancel discards a dead letter, keeping its errors; a completed task cannot be cancelled", async () => {
+    await using t = await startTestServer();
+    const dead = await t.api.tasks.enqueue.mutate({ payload: {}, maxAttempts: 1 });
+    await t.api.tasks.claim.mutate({ agentId: "a1" });
+    await t.api.tasks.fail.mutate({ taskId: dead.id, agentId: "a1", error: "broken input" });
+    const discarded = await t.api.tasks.cancel.mutate({ taskId: dead.id });
+    expect([discarded.status, discarded.lastError, discarded.errorHistory.length]).toEqual(["cancelled", "broken input", 1]);
+    expect((await t.api.tasks.list.query({ status: "dead_letter" })).items).toEqual([]);
+    const events = await t.api.events.list.query({ afterSeq: 0, types: ["task.cancelled"] });
+    expect(events.map((event) => event.payload)).toEqual([{ taskId: dead.id, queue: "default", previousStatus: "dead_letter", agentId: null }]);
+
+    const done = await t.api.tasks.enqueue.mutate({ payload: {} });
+    await t.api.tasks.claim.mutate({ agentId: "a1" });
+    await t.api.tasks.complete.mutate({ taskId: done.id, agentId: "a1" });
+    await expect(t.api.tasks.cancel.mutate({ taskId: done.id })).rejects.toMatchObject({ data: { code: "INVALID_STATE", httpStatus: 409 } });
+  });
 });

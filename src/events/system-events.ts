@@ -34,6 +34,7 @@ export type SystemEventPayloads = {
   "task.lease_expired": { taskId: string; queue: string; agentId: string | null; attempt: number; reason: string };
   /** Given back without charging an attempt (by its holder, by stop(), or because the claim's answer never arrived: `reason`). */
   "task.released": { taskId: string; queue: string; agentId: string | null; capability: string | null; targetAgentId: string | null; runAt: string; reason?: string };
+  /** A pending or claimed task stopped, or a dead letter discarded; agentId: the holder whose lease it ended. */
   "task.cancelled": { taskId: string; queue: string; previousStatus: TaskStatus; agentId: string | null };
   "task.requeued": { taskId: string; queue: string; previousStatus: TaskStatus; capability: string | null; targetAgentId: string | null };
   /** `implicit`: registered by its first claim or heartbeat, with no capabilities. */

@@ -211,14 +211,19 @@ export function taskCommands(d: TaskCommandDeps) {
       return settled(t.releaseRow(ctx, held, ctx.now + (request.delayMs ?? 0)), held);
     },
 
+    /**
+     * Stops a pending or claimed task (its holder can no longer settle it), or discards a dead
+     * letter: handled, out of the dead-letter queue, its errors kept. A completed task stays so.
+     */
     "tasks.cancel": (ctx: WriteContext, taskId: string): Task => {
       const row = t.findTask(taskId);
       if (row.status === "cancelled") return toTask(row);
-      if (row.status !== "pending" && row.status !== "claimed") {
+      if (row.status === "completed") {
         throw new CoordinationError("INVALID_STATE", `task "${taskId}" is ${row.status} and cannot be cancelled`);
       }
       const cancelled = d.tasks.cancel(row.seq, ctx.now);
-      d.events.appendSystem(ctx, "task.cancelled", { taskId, queue: row.queue, previousStatus: row.status, agentId: row.leaseOwner });
+      // agentId: the holder whose lease this ends (a dead letter keeps its last holder's name, but no lease).
+      d.events.appendSystem(ctx, "task.cancelled", { taskId, queue: row.queue, previousStatus: row.status, agentId: row.status === "claimed" ? row.leaseOwner : null });
       return toTask(cancelled);
     },
 

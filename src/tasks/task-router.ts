@@ -125,7 +125,7 @@ export const taskRouter = router({
     .mutation(({ ctx, input }) => ctx.services.tasks.release(input)),
 
   cancel: procedure
-    .meta({ access: ADMIN, rest: { method: "POST", path: "/tasks/{taskId}/cancel", tags, summary: "Cancel a pending or claimed task", errors: ["TASK_NOT_FOUND", "INVALID_STATE"] } })
+    .meta({ access: ADMIN, rest: { method: "POST", path: "/tasks/{taskId}/cancel", tags, summary: "Cancel a pending or claimed task, or discard a dead letter", errors: ["TASK_NOT_FOUND", "INVALID_STATE"] } })
     .input(taskIdInput)
     .output(taskSchema)
     .mutation(({ ctx, input }) => ctx.services.tasks.cancel(input.taskId)),

@@ -15,7 +15,8 @@ export interface TaskRow {
   priority: number;
   capability: string | null;
   targetAgentId: string | null;
-  status: string;
+  /** The column holds only these. */
+  status: TaskStatus;
   attempts: number;
   maxAttempts: number;
   runAt: number | Date;
