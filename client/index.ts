@@ -97,5 +97,5 @@ export function createCoordinationClient(options: CoordinationClientOptions): Co
 }
 
 export { runWorker, type WorkerOptions, type Worker, type TaskHandler, type WorkerTask } from "./worker.js";
-export { isSystemEvent, type SystemEvent, type SystemEventPayloads, type SystemEventType } from "./system-events.js";
+export { isSystemEvent, SYSTEM_EVENT_TYPES, type SystemEvent, type SystemEventPayloads, type SystemEventType } from "./system-events.js";
 export { TRPCClientError, isTRPCClientError } from "@trpc/client";

@@ -10,7 +10,8 @@ export type SystemEvent<K extends SystemEventType = SystemEventType> = {
   [T in K]: { seq: number; type: T; source: "coordination"; payload: SystemEventPayloads[T]; target: null; createdAt: Date };
 }[K];
 
-const SYSTEM_EVENT_TYPES = [
+/** Every type of the server's own events. */
+export const SYSTEM_EVENT_TYPES = [
   "task.enqueued",
   "task.claimed",
   "task.completed",
