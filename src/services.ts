@@ -167,6 +167,9 @@ export function createCoordination(config: Config, log: Logger): Coordination {
         // Claims in flight get their answer (and register their undo) first; then answers that
         // did not reach their clients are undone, before the database closes.
         await db.handOutsSettled();
+        // From an answer's arrival to its call's delivery decision (and compensation) is a chain
+        // of microtasks: let it run out before looking for compensations under way.
+        await new Promise((resolve) => setImmediate(resolve));
         await services.deliveries.drain();
         bus!.stop();
         await db.close();

@@ -166,7 +166,7 @@ function serverOver(coordination: Coordination, config: Config, log: Logger, tls
       inFlight--;
       // finished: the whole response was handed to the connection; false means the client left first.
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
-      const line = { method: req.method, url: req.url, status: res.statusCode, finished: res.writableFinished, ms: Math.round(ms) };
+      const line = { method: req.method, url: req.url, status: res.statusCode, finished: res.writableFinished, ms: Math.round(ms), ...requestIdOf(req) };
       // Long-polls (they said so when they parked) and MCP's notification streams wait by design.
       if (ms > config.slowRequestMs && !longPolls.has(res) && !(req.method === "GET" && (req.url ?? "").split("?")[0] === "/mcp")) log.info(line, "slow request");
       else log.debug(line, "request");
@@ -374,4 +374,13 @@ function serverOver(coordination: Coordination, config: Config, log: Logger, tls
       return stopped;
     },
   };
+}
+
+/**
+ * The client's X-Request-Id, for its request's log line: a caller can find its own request in
+ * the server's log. Only a short printable one, so a client cannot write what it likes there.
+ */
+function requestIdOf(req: IncomingMessage): { requestId?: string } {
+  const id = req.headers["x-request-id"];
+  return typeof id === "string" && id.length <= 200 && /^[\x21-\x7e]+$/.test(id) ? { requestId: id } : {};
 }
