@@ -40,7 +40,9 @@ const KNOWN: ReadonlySet<string> = new Set(SYSTEM_EVENT_TYPES);
  * With credentials on, only an admin may publish task.* and agent.* events under the server's
  * name; with none, anyone can, as anyone can do anything.
  */
-export function isSystemEvent<K extends SystemEventType = SystemEventType>(event: { type: string; source: string }, ...types: K[]): event is SystemEvent<K> {
+export function isSystemEvent(event: { type: string; source: string }): event is SystemEvent;
+export function isSystemEvent<K extends SystemEventType>(event: { type: string; source: string }, type: K, ...more: K[]): event is SystemEvent<K>;
+export function isSystemEvent(event: { type: string; source: string }, ...types: SystemEventType[]): boolean {
   if (event.source !== "coordination") return false;
   return types.length === 0 ? KNOWN.has(event.type) : (types as string[]).includes(event.type);
 }

@@ -119,9 +119,12 @@ export function failureText(error: unknown): string {
 const whenAborted = (signal: AbortSignal): Promise<never> =>
   new Promise((_, reject) => signal.addEventListener("abort", () => reject(signal.reason), { once: true }));
 
-/** Starts a worker; with parsePayload, its handler's payload has the type parsePayload returns. */
-export function runWorker(options: WorkerOptions & { parsePayload?: undefined }): Promise<Worker>;
+/**
+ * Starts a worker; with parsePayload, its handler's payload has the type parsePayload returns.
+ * Without it the payload is JSON: a handler declaring a narrower type does not compile.
+ */
 export function runWorker<P>(options: WorkerOptions<P> & { parsePayload: (payload: JsonValue) => P }): Promise<Worker>;
+export function runWorker(options: WorkerOptions): Promise<Worker>;
 export async function runWorker<P>(options: WorkerOptions<P>): Promise<Worker> {
   const { api, agentId, handler } = options;
   // The server refuses an empty list on every claim; said once here, not as a claim error a second.

@@ -43,7 +43,11 @@ describe("the agent registry at scale", () => {
     const before = sent();
     expect(await t.server.services.agents.checkHealth()).toBe(1200);
     expect(sent() - before).toBe(3);
-    expect((await t.api.events.list.query({ afterSeq: 0, types: ["agent.offline"], limit: 1000 })).length).toBe(1000);
+    const offlineEvents = [
+      ...(await t.api.events.list.query({ afterSeq: 0, types: ["agent.offline"], limit: 1000 })),
+      ...(await t.api.events.list.query({ afterSeq: 1000, types: ["agent.offline"], limit: 1000 })),
+    ];
+    expect(new Set(offlineEvents.map((event) => (event.payload as { agentId: string }).agentId)).size).toBe(1200);
     expect(await t.api.agents.list.query({ health: "offline" })).toHaveLength(1200);
     // Nothing left to change: the next check finds it on the reader and writes nothing.
     expect(await t.server.services.agents.checkHealth()).toBe(0);
@@ -64,5 +68,23 @@ describe("the agent registry at scale", () => {
     // As after a deregistration, its subscription and mailbox stay.
     expect((await t.api.events.subscription.query({ agentId: "old-1" })).types).toEqual(["build.*"]);
     expect(t.server.services.retention.pruned.agents).toBe(700);
+    // Each with its event, as a deregistration would: a registry followed by events forgets it too.
+    const gone = await t.api.events.list.query({ afterSeq: 0, types: ["agent.deregistered"], limit: 1000 });
+    expect(gone).toHaveLength(700);
+    expect(gone[0]!.payload).toEqual({ agentId: expect.stringMatching(/^old-\d+$/), releasedTasks: 0, reason: "retention" });
+  });
+
+  it("a health check changes an agent once: a row another server changed since the check was asked for is left to the next", async () => {
+    const dir = makeTempDir();
+    // Two servers judging the same agents otherwise: one within its start-up grace, one not.
+    await using strict = await startTestServer({ agentStartupGraceMs: 0, agentHealthCheckMs: 60_000 }, dir);
+    await using lenient = await startTestServer({ agentStartupGraceMs: 600_000, agentHealthCheckMs: 60_000 }, dir);
+    withDatabase(strict, (db) => insertAgents(db, "w", 600, 60_000, "healthy"));
+    const asked = Date.now();
+    // The strict server calls them stale; the lenient one, asked before that write, would call
+    // them healthy again, and each check's next batch would undo the other's.
+    expect(await strict.server.services.db.write("agents.checkHealth", { asOf: Date.now() + 1, limit: 1000 })).toMatchObject({ changed: 600 });
+    expect(await lenient.server.services.db.write("agents.checkHealth", { asOf: asked, limit: 1000 })).toMatchObject({ changed: 0 });
+    expect((await strict.api.agents.list.query({ health: "stale" })).length).toBe(600);
   });
 });

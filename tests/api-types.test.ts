@@ -6,7 +6,7 @@ import { describe, expect, expectTypeOf, it } from "vitest";
 import type { TRPCClientError } from "@trpc/client";
 import type { AppRouter, CoordinationApi, JsonObject, JsonValue, RouterInputs, RouterOutputs } from "../client/index.js";
 import type { ERROR_STATUS, ErrorCode } from "../src/errors.js";
-import { runWorker } from "../client/index.js";
+import { isSystemEvent, runWorker, type WorkerOptions } from "../client/index.js";
 import { appRouter } from "../src/trpc/app-router.js";
 
 type In = RouterInputs;
@@ -238,6 +238,14 @@ describe("AppRouter types", () => {
   });
 });
 
+/** Never called: options built apart (a variable, a spread of defaults) are taken as they are. */
+export function workerOptionsCompile(api: CoordinationApi, defaults: Partial<WorkerOptions>, parse?: (payload: JsonValue) => JsonValue): void {
+  const options: WorkerOptions = { api, agentId: "a", handler: async (task) => task.payload };
+  void runWorker(options);
+  void runWorker({ api, agentId: "a", ...defaults, handler: async () => undefined });
+  void runWorker({ api, agentId: "a", parsePayload: parse, handler: async (task) => task.payload });
+}
+
 /** Never called: each line is a call the types must refuse. */
 export function wrongCallsDoNotCompile(api: CoordinationApi): void {
   // @ts-expect-error priority is a number
@@ -270,6 +278,8 @@ export function wrongCallsDoNotCompile(api: CoordinationApi): void {
   void api.tasks.claim.mutate({});
   // @ts-expect-error without parsePayload a worker's payload is JSON: no narrower type unchecked
   void runWorker({ api, agentId: "a", handler: async (task: { payload: { n: number } }) => task.payload.n });
+  // @ts-expect-error naming a type to narrow to takes that type as an argument too
+  void isSystemEvent<"task.claimed">({ type: "task.enqueued", source: "coordination" });
   // @ts-expect-error the handler's payload is what parsePayload returns
   void runWorker({ api, agentId: "a", parsePayload: (payload) => String(payload), handler: async (task: { payload: number }) => task.payload });
 }

@@ -55,6 +55,20 @@ export function agentCommands(d: AgentCommandDeps) {
       return toAgent({ ...row, health: "healthy" }, d.agents.capabilitiesOf(request.agentId), d.healthCutoffs(ctx.now));
     },
 
+    /**
+     * Retention: removes up to `limit` agents offline with no heartbeat since `before` and no
+     * claim, each with its agent.deregistered event, as a deregistration would. How many went.
+     */
+    "agents.pruneGone": (ctx: WriteContext, args: { before: number; limit: number }): number => {
+      const gone = d.agents.pruneGone(args.before, args.limit);
+      for (const agentId of gone) {
+        d.events.appendSystem(ctx, "agent.deregistered", { agentId, releasedTasks: 0, reason: "retention" });
+        d.transitions.forgetAgent(agentId);
+        ctx.afterCommit(() => d.transitions.forgetAgent(agentId));
+      }
+      return gone.length;
+    },
+
     /** Removes the agent; tasks it still held go back to the queue at once. */
     "agents.deregister": (ctx: WriteContext, agentId: string): Agent => {
       const row = d.agents.get(agentId);
@@ -81,7 +95,7 @@ export function agentCommands(d: AgentCommandDeps) {
      */
     "agents.checkHealth": (ctx: WriteContext, args: { asOf: number; limit: number }): { changed: number; sharedGraceMs: number } => {
       const sharedGraceMs = offlineShiftMs(d.lockWaitGrace());
-      const changes = d.agents.healthChanges(d.healthCutoffs(args.asOf - sharedGraceMs), args.limit);
+      const changes = d.agents.healthChanges(d.healthCutoffs(args.asOf - sharedGraceMs), args.limit, args.asOf);
       for (const agent of changes) {
         d.agents.setHealth(agent.id, agent.current, ctx.now);
         const released = agent.current === "offline" ? d.transitions.releaseClaimsOf(ctx, agent.id, `agent ${agent.id} went offline`) : 0;

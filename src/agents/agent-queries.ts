@@ -18,7 +18,7 @@ export function agentQueries(d: { agents: AgentStore; healthCutoffs: (now: numbe
 
   return {
     /** Whether any agent's health changed by `asOf`: the monitor looks before it takes the write lock. */
-    "agents.anyHealthChange": (asOf: number): boolean => d.agents.healthChanges(d.healthCutoffs(asOf), 1).length > 0,
+    "agents.anyHealthChange": (asOf: number): boolean => d.agents.healthChanges(d.healthCutoffs(asOf), 1, Number.MAX_SAFE_INTEGER).length > 0,
 
     "agents.get": (agentId: string): Agent => {
       const row = d.agents.get(agentId);

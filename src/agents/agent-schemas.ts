@@ -64,7 +64,7 @@ export const agentHeartbeatInput = z.strictObject({
 export const agentIdInput = z.strictObject({ agentId: storedName().describe("The agent's id") });
 export const listAgentsInput = z.strictObject({
   capability: storedName().optional().describe("Only agents offering this capability"),
-  health: z.enum(AGENT_HEALTH).optional().describe("Only agents in this health: by the age of their last heartbeat"),
+  health: z.enum(AGENT_HEALTH).optional().describe("Only agents in this health now: by the age of their last heartbeat (an agent offline before a restart stays so until a sign of life)"),
   status: text(100).optional().describe("Only agents reporting this status"),
 });
 export const findByCapabilityInput = z.strictObject({ capability: storedName().describe("The capability wanted") });

@@ -120,32 +120,38 @@ export class AgentStore {
    * change reads no row, however many agents are registered (each CASE branch of CURRENT_HEALTH
    * that differs from the published health is one range).
    */
-  healthChanges(cutoffs: HealthCutoffs, limit: number): Array<AgentRow & { current: AgentHealth }> {
+  healthChanges(cutoffs: HealthCutoffs, limit: number, updatedBefore: number): Array<AgentRow & { current: AgentHealth }> {
+    // updatedBefore: a check changes an agent once. A row written since the check was asked for
+    // (by this check's earlier batch, a heartbeat, or another server that judges it otherwise)
+    // is left to the next check: two servers that disagree must not flip it back and forth.
     return this.st
       .get<[Record<string, number>], AgentRow & { current: AgentHealth }>(
         `SELECT *, ${CURRENT_HEALTH} AS current FROM agents
-         WHERE (health = 'healthy' AND lastHeartbeatAt <= @stale)
+         WHERE ((health = 'healthy' AND lastHeartbeatAt <= @stale)
             OR (health = 'stale' AND (lastHeartbeatAt > @stale OR lastHeartbeatAt <= @offline))
-            OR (health = 'offline' AND lastHeartbeatAt > @offline AND lastHeartbeatAt > @kept)
+            OR (health = 'offline' AND lastHeartbeatAt > @offline AND lastHeartbeatAt > @kept))
+           AND updatedAt < @updatedBefore
          LIMIT CAST(@limit AS INTEGER)`,
       )
-      .all({ ...cutoffParams(cutoffs), limit });
+      .all({ ...cutoffParams(cutoffs), limit, updatedBefore });
   }
 
   /**
    * Deletes up to `limit` agents offline whose last heartbeat is older than `before` (Unix ms)
    * and that hold no claim (retention: a registry that keeps every agent ever seen grows
-   * forever); their subscriptions and mailboxes stay, as after a deregistration. How many went.
+   * forever); their subscriptions and mailboxes stay, as after a deregistration. Their ids.
    */
-  pruneGone(before: number, limit: number): number {
+  pruneGone(before: number, limit: number): string[] {
     return this.st
-      .get<[number, number]>(
+      .get<[number, number], string>(
         `DELETE FROM agents WHERE id IN (
            SELECT id FROM agents WHERE health = 'offline' AND lastHeartbeatAt < ?
              AND id NOT IN (SELECT leaseOwner FROM tasks WHERE status = 'claimed' AND leaseOwner IS NOT NULL)
-           LIMIT CAST(? AS INTEGER))`,
+           LIMIT CAST(? AS INTEGER))
+         RETURNING id`,
       )
-      .run(before, limit).changes;
+      .pluck()
+      .all(before, limit);
   }
 
   /** How many agents have each health now (metrics). */

@@ -44,7 +44,8 @@ export type SystemEventPayloads = {
   "agent.stale": { agentId: string; health: AgentHealth; previousHealth: AgentHealth; lastHeartbeatAt: string };
   /** Its claims went back to the queue (releasedTasks of them). */
   "agent.offline": { agentId: string; health: AgentHealth; previousHealth: AgentHealth; lastHeartbeatAt: string; releasedTasks?: number };
-  "agent.deregistered": { agentId: string; releasedTasks: number };
+  /** reason "retention": removed after agentRetentionMs offline (it held no task). */
+  "agent.deregistered": { agentId: string; releasedTasks: number; reason?: "retention" };
 };
 
 export type SystemEventType = keyof SystemEventPayloads;

@@ -4,7 +4,6 @@
 import type { WriteContext } from "../db/writer.js";
 import type { MemoryStore } from "../memory/memory-store.js";
 import type { TaskStore } from "../tasks/task-store.js";
-import type { AgentStore } from "../agents/agent-store.js";
 
 /** What retention prunes: settled tasks, execution records, agents' notes and lessons, agents long offline. */
 export type RetainedClass = "settledTasks" | "executions" | "notes" | "agents";
@@ -13,12 +12,12 @@ export const MEMORY_KINDS: Record<"executions" | "notes", readonly string[]> = {
 /** The bound of one batch: older than a time, or (memories, count retention) below a seq. */
 export type PruneBound = { before: number } | { belowSeq: number };
 
-export function retentionCommands(d: { tasks: TaskStore; memories: MemoryStore; agents: AgentStore }) {
+export function retentionCommands(d: { tasks: TaskStore; memories: MemoryStore; pruneAgents: (ctx: WriteContext, args: { before: number; limit: number }) => number }) {
   return {
-    "retention.prune": (_ctx: WriteContext, args: { what: RetainedClass; bound: PruneBound; limit: number }): number => {
+    "retention.prune": (ctx: WriteContext, args: { what: RetainedClass; bound: PruneBound; limit: number }): number => {
       if (args.what === "settledTasks") return "before" in args.bound ? d.tasks.pruneSettled(args.bound.before, args.limit) : 0;
       // Age only (by last heartbeat): a registry has no "newest N" worth keeping.
-      if (args.what === "agents") return "before" in args.bound ? d.agents.pruneGone(args.bound.before, args.limit) : 0;
+      if (args.what === "agents") return "before" in args.bound ? d.pruneAgents(ctx, { before: args.bound.before, limit: args.limit }) : 0;
       return d.memories.prune(MEMORY_KINDS[args.what], args.bound, args.limit);
     },
   };

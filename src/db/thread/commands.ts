@@ -64,14 +64,15 @@ export function createWriteCommands(db: SqliteDatabase, setup: ThreadSetup, reca
   const grace = lockWaitGrace(st, config.busyTimeoutMs);
   const transitions = new TaskTransitions({ config, tasks, events, agents, memories });
   const probe = db.prepare<[string]>(`INSERT INTO system_state (key, value) VALUES ('health.probe', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`);
+  const agentWrites = agentCommands({ agents, events, transitions, healthCutoffs: cutoffs, lockWaitGrace: grace });
   const announce = db.prepare<[string]>(`INSERT INTO system_state (key, value) VALUES ('server.started', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`);
   return {
     ...taskCommands({ tasks, events, agents, transitions, healthCutoffs: cutoffs, lockWaitGrace: grace, recall, maxResponseBytes: config.maxResponseBytes }),
     ...eventCommands({ events, maxResponseBytes: config.maxResponseBytes, eventRetentionMs: config.eventRetentionMs, eventRetentionCount: config.eventRetentionCount }),
-    ...agentCommands({ agents, events, transitions, healthCutoffs: cutoffs, lockWaitGrace: grace }),
+    ...agentWrites,
     ...memoryCommands(memories),
     ...tokenCommands(tokens),
-    ...retentionCommands({ tasks, memories, agents }),
+    ...retentionCommands({ tasks, memories, pruneAgents: agentWrites["agents.pruneGone"] }),
     "db.settings": (_ctx: unknown, _: undefined) => connectionSettings(db)(),
     /** /health's probe while writes are failing: a real write, so its success means they work again. */
     "health.probe": (ctx: WriteContext, _: undefined): null => {
