@@ -3,6 +3,7 @@
 import type { Config } from "../config.js";
 import type { Database } from "../db/thread/database.js";
 import type { JsonObject } from "../json-types.js";
+import { inBatches } from "../db/in-batches.js";
 import { invalidField } from "../errors.js";
 import { assertJsonDepth } from "../json-value.js";
 import type { Agent, AgentCard, AgentHealth } from "./agent-schemas.js";
@@ -86,13 +87,10 @@ export class AgentService {
     // registry after a long outage) must not become one write of a million events.
     const asOf = Date.now();
     if (!(await this.db.read("agents.anyHealthChange", asOf - this.checkGraceMs))) return 0;
-    let total = 0;
-    for (;;) {
+    return inBatches(HEALTH_BATCH, async () => {
       const { changed, sharedGraceMs } = await this.db.write("agents.checkHealth", { asOf, limit: HEALTH_BATCH });
       this.checkGraceMs = sharedGraceMs;
-      total += changed;
-      if (changed < HEALTH_BATCH) return total;
-      await new Promise<void>((resolve) => setImmediate(resolve));
-    }
+      return changed;
+    });
   }
 }

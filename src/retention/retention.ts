@@ -5,6 +5,7 @@
 // event loop and the writer back between batches, so the hot paths never wait behind a big
 // delete. Pending and claimed tasks are never pruned; the event log has its own pruner.
 import type { Config } from "../config.js";
+import { inBatches } from "../db/in-batches.js";
 import type { Database } from "../db/thread/database.js";
 import type { PruneBound, RetainedClass } from "./retention-commands.js";
 
@@ -52,14 +53,11 @@ export class Retention {
     return total;
   }
 
-  private async pruneTo(what: RetainedClass, bound: PruneBound): Promise<number> {
-    let total = 0;
-    for (;;) {
+  private pruneTo(what: RetainedClass, bound: PruneBound): Promise<number> {
+    return inBatches(PRUNE_BATCH, async () => {
       const deleted = await this.db.write("retention.prune", { what, bound, limit: PRUNE_BATCH });
-      total += deleted;
       this.pruned[what] += deleted;
-      if (deleted < PRUNE_BATCH) return total;
-      await new Promise<void>((resolve) => setImmediate(resolve));
-    }
+      return deleted;
+    });
   }
 }

@@ -7,6 +7,10 @@ import { placeholders, type Statements } from "../db/statements.js";
 import type { Task, TaskStatus } from "./task-schemas.js";
 import type { LeaseBounds } from "./lock-wait-grace.js";
 
+/** SQL: the lease ran out within a check's bounds (leaseRunOutParams); the sweeper and steal share it. */
+const LEASE_RUN_OUT = `(leaseExpiresAt <= ? AND (leaseExpiresAt <= ? OR updatedAt >= ?))`;
+const leaseRunOutParams = (bounds: LeaseBounds): [number, number, number] => [bounds.asOf, bounds.endedBy, bounds.exactSince];
+
 export interface TaskRow {
   seq: number;
   id: string;
@@ -340,11 +344,8 @@ export class TaskStore {
   /** Claims whose lease ran out within `bounds` (lock-wait-grace.ts), soonest ended first. */
   expiredClaims(bounds: LeaseBounds, limit: number): TaskRow[] {
     return this.st
-      .get<[number, number, number, number], TaskRow>(
-        `SELECT * FROM tasks WHERE status = 'claimed' AND leaseExpiresAt <= ? AND (leaseExpiresAt <= ? OR updatedAt >= ?)
-         ORDER BY leaseExpiresAt LIMIT CAST(? AS INTEGER)`,
-      )
-      .all(bounds.asOf, bounds.endedBy, bounds.exactSince, limit);
+      .get<unknown[], TaskRow>(`SELECT * FROM tasks WHERE status = 'claimed' AND ${LEASE_RUN_OUT} ORDER BY leaseExpiresAt LIMIT CAST(? AS INTEGER)`)
+      .all(...leaseRunOutParams(bounds), limit);
   }
 
   claimsHeldBy(agentId: string): TaskRow[] {
@@ -358,11 +359,11 @@ export class TaskStore {
    */
   stealable(bounds: LeaseBounds, offlineBefore: number, fromAgentId: string | null, limit: number): TaskRow[] {
     const params: unknown[] = fromAgentId === null ? [] : [fromAgentId];
-    params.push(bounds.asOf, bounds.endedBy, bounds.exactSince, offlineBefore, limit);
+    params.push(...leaseRunOutParams(bounds), offlineBefore, limit);
     return this.st
       .get<unknown[], TaskRow>(
         `SELECT * FROM tasks WHERE status = 'claimed' ${fromAgentId === null ? "" : "AND leaseOwner = ?"}
-           AND ((leaseExpiresAt <= ? AND (leaseExpiresAt <= ? OR updatedAt >= ?)) OR leaseOwner IN (SELECT id FROM agents WHERE lastHeartbeatAt <= ?))
+           AND (${LEASE_RUN_OUT} OR leaseOwner IN (SELECT id FROM agents WHERE lastHeartbeatAt <= ?))
          ORDER BY priority, seq LIMIT CAST(? AS INTEGER)`,
       )
       .all(...params);
