@@ -136,7 +136,8 @@ export function Rates({ api, onUnauthorized }: ViewProps) {
 export function Agents({ api, onUnauthorized }: ViewProps) {
   const agents = usePolling(
     async () => {
-      const list = (await api.agents.list.query({})).slice(0, 100);
+      // The first 100 by id: the registry can hold thousands, and each shown agent costs a query for its tasks.
+      const list = await api.agents.list.query({ limit: 100 });
       const held = await Promise.all(list.map((agent) => api.tasks.list.query({ agentId: agent.agentId, status: "claimed", limit: 10 })));
       return list.map((agent, i) => ({ agent, tasks: held[i]!.items }));
     },

@@ -127,6 +127,18 @@ describe("agent registry", () => {
     expect((await api.agents.get.query({ agentId: "g-stale" })).health).toBe("stale");
     expect((await api.agents.get.query({ agentId: "g-off" })).health).toBe("offline");
 
+    // Pages: limit agents in id order, the next page after the last id; every filter applies
+    // before the limit, so a filtered page is full while more agents match.
+    expect(ids(await api.agents.list.query({ limit: 2 }))).toEqual(["c-1", "g-a"]);
+    expect(ids(await api.agents.list.query({ limit: 2, after: "g-a" }))).toEqual(["g-b", "g-busy"]);
+    expect(ids(await api.agents.list.query({ limit: 2, after: "g-busy" }))).toEqual(["g-off", "g-stale"]);
+    expect(await api.agents.list.query({ limit: 2, after: "g-stale" })).toEqual([]);
+    expect(ids(await api.agents.list.query({ after: "g-b" }))).toEqual(["g-busy", "g-off", "g-stale"]);
+    expect(ids(await api.agents.list.query({ after: "a" }))).toEqual(["c-1", "g-a", "g-b", "g-busy", "g-off", "g-stale"]);
+    expect(ids(await api.agents.list.query({ health: "healthy", limit: 2, after: "c-1" }))).toEqual(["g-a", "g-b"]);
+    expect(ids(await api.agents.list.query({ health: "offline", limit: 1 }))).toEqual(["g-off"]);
+    expect(ids(await api.agents.list.query({ capability: "gpu", status: "idle", limit: 3, after: "g-a" }))).toEqual(["g-b", "g-off", "g-stale"]);
+
     const found = await api.agents.findByCapability.query({ capability: "gpu" });
     expect(found.map((a) => [a.agentId, a.health, a.load])).toEqual([
       ["g-a", "healthy", 1],
@@ -161,6 +173,14 @@ describe("agent REST routes", () => {
     expect(ids((await rest(t.url, "GET", "/agents?status=busy&health=healthy")).body)).toEqual(["r1"]);
     expect((await rest(t.url, "GET", "/agents?health=offline")).body).toEqual([]);
     expect((await rest(t.url, "GET", "/agents?health=sleepy")).status).toBe(400);
+    expect(ids((await rest(t.url, "GET", "/agents?limit=1")).body)).toEqual(["r1"]);
+    expect(ids((await rest(t.url, "GET", "/agents?limit=1&after=r1")).body)).toEqual(["r2"]);
+    expect((await rest(t.url, "GET", "/agents?limit=1&after=r2")).body).toEqual([]);
+    for (const [query, field] of [["limit=0", "limit"], ["limit=1001", "limit"], ["limit=two", "limit"], ["after=", "after"]] as const) {
+      const refused = await rest(t.url, "GET", `/agents?${query}`);
+      expect(refused.status, query).toBe(400);
+      expect(JSON.stringify(refused.body), query).toContain(field);
+    }
     expect(ids((await rest(t.url, "GET", "/agents/capability/cpu")).body)).toEqual(["r1"]);
 
     expect((await rest(t.url, "POST", "/agents", { capabilities: ["x"] })).status).toBe(400);

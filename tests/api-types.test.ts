@@ -192,7 +192,7 @@ describe("AppRouter types", () => {
     expectTypeOf<Out["agents"]["deregister"]>().toEqualTypeOf<Agent>();
     expectTypeOf<In["agents"]["get"]>().toEqualTypeOf<{ agentId: string }>();
     expectTypeOf<Out["agents"]["get"]>().toEqualTypeOf<Agent>();
-    expectTypeOf<In["agents"]["list"]>().toEqualTypeOf<{ capability?: string; health?: "healthy" | "stale" | "offline"; status?: string }>();
+    expectTypeOf<In["agents"]["list"]>().toEqualTypeOf<{ capability?: string; health?: "healthy" | "stale" | "offline"; status?: string; limit?: number; after?: string }>();
     expectTypeOf<Out["agents"]["list"]>().toEqualTypeOf<Agent[]>();
     expectTypeOf<In["agents"]["findByCapability"]>().toEqualTypeOf<{ capability: string }>();
     expectTypeOf<Out["agents"]["findByCapability"]>().toEqualTypeOf<Agent[]>();

@@ -1,6 +1,6 @@
 // The agent registry's reads, as the database reader thread runs them.
 import { notFound } from "../errors.js";
-import type { Agent, AgentHealth } from "./agent-schemas.js";
+import type { Agent, AgentHealth, AgentListFilter } from "./agent-schemas.js";
 import type { AgentStore } from "./agent-store.js";
 import { toAgent } from "./agent-view.js";
 import type { HealthCutoffs } from "./health-cutoffs.js";
@@ -8,12 +8,11 @@ import type { HealthCutoffs } from "./health-cutoffs.js";
 const HEALTH_RANK: Record<AgentHealth, number> = { healthy: 0, stale: 1, offline: 2 };
 
 export function agentQueries(d: { agents: AgentStore; healthCutoffs: (now: number) => HealthCutoffs }) {
-  // The health filter applies to each agent's health as its view computes it (healthAt), the
+  // The health filter is each agent's health as its view computes it (healthAt's SQL twin), the
   // published health included, so a list filtered by health agrees with the agents it shows.
-  const list = (filter: { capability?: string | undefined; health?: AgentHealth | undefined; status?: string | undefined }): Agent[] => {
+  const list = (filter: AgentListFilter): Agent[] => {
     const cutoffs = d.healthCutoffs(Date.now());
-    const agents = d.agents.list({ capability: filter.capability, status: filter.status }).map((row) => toAgent(row, row.capabilities, cutoffs));
-    return filter.health === undefined ? agents : agents.filter((agent) => agent.health === filter.health);
+    return d.agents.list(filter, cutoffs).map((row) => toAgent(row, row.capabilities, cutoffs));
   };
 
   return {

@@ -1,7 +1,7 @@
 // Wire shapes of the agent registry. Inputs are strict: an unknown field is a 400 naming it.
 import { z } from "zod";
 import { findNonJson, jsonObject, jsonObjectOutput } from "../json-value.js";
-import { name, storedName, text } from "../schema-parts.js";
+import { int, name, storedName, text } from "../schema-parts.js";
 
 export const AGENT_HEALTH = ["healthy", "stale", "offline"] as const;
 export type AgentHealth = (typeof AGENT_HEALTH)[number];
@@ -66,5 +66,8 @@ export const listAgentsInput = z.strictObject({
   capability: storedName().optional().describe("Only agents offering this capability"),
   health: z.enum(AGENT_HEALTH).optional().describe("Only agents in this health now: by the age of their last heartbeat (an agent offline before a restart stays so until a sign of life)"),
   status: text(100).optional().describe("Only agents reporting this status"),
+  limit: int(1, 1000).optional().describe("The most agents to return, in agentId order; left out, every agent that matches. To page, pass the last agentId of a full page as after"),
+  after: storedName().optional().describe("Only agents whose agentId sorts after this one (byte order): the last agentId of the previous page"),
 });
+export type AgentListFilter = z.output<typeof listAgentsInput>;
 export const findByCapabilityInput = z.strictObject({ capability: storedName().describe("The capability wanted") });

@@ -6,7 +6,7 @@ import type { JsonObject } from "../json-types.js";
 import { inBatches } from "../db/in-batches.js";
 import { invalidField } from "../errors.js";
 import { assertJsonDepth } from "../json-value.js";
-import type { Agent, AgentCard, AgentHealth } from "./agent-schemas.js";
+import type { Agent, AgentCard, AgentListFilter } from "./agent-schemas.js";
 
 /** Agents a health check's write changes at most. */
 const HEALTH_BATCH = 500;
@@ -67,7 +67,8 @@ export class AgentService {
     return this.db.read("agents.get", agentId);
   }
 
-  list(filter: { capability?: string | undefined; health?: AgentHealth | undefined; status?: string | undefined }): Promise<Agent[]> {
+  /** Agents in agentId order that match the filter; a page of `limit` after `after` (agent-schemas.ts listAgentsInput). */
+  list(filter: AgentListFilter): Promise<Agent[]> {
     return this.db.read("agents.list", filter);
   }
 

@@ -1,6 +1,6 @@
 // All SQL of the agent registry, run inside the Writer's transactions.
 import type { Statements } from "../db/statements.js";
-import type { AgentHealth } from "./agent-schemas.js";
+import type { AgentHealth, AgentListFilter } from "./agent-schemas.js";
 import type { HealthCutoffs } from "./health-cutoffs.js";
 
 export interface AgentRow {
@@ -82,26 +82,36 @@ export class AgentStore {
   }
 
   /**
-   * Agents with their capabilities, ordered by id: all of them, or those offering `capability`,
-   * reporting `status`.
+   * Agents with their capabilities, ordered by id (byte order): those that match every filter
+   * given, `health` judged now by `cutoffs` (CURRENT_HEALTH, the twin of healthAt), after the id
+   * `after`, at most `limit`. Every filter is in the SQL, so a page reads only the rows it shows.
    */
-  list(filter: { capability?: string | undefined; status?: string | undefined }): Array<AgentRow & { capabilities: string[] }> {
+  list(filter: AgentListFilter, cutoffs: HealthCutoffs): Array<AgentRow & { capabilities: string[] }> {
     const clauses: string[] = [];
-    const params: unknown[] = [];
+    const params: Record<string, unknown> = {};
     if (filter.capability !== undefined) {
-      clauses.push("id IN (SELECT agentId FROM agent_capabilities WHERE capability = ?)");
-      params.push(filter.capability);
+      clauses.push("id IN (SELECT agentId FROM agent_capabilities WHERE capability = @capability)");
+      params["capability"] = filter.capability;
     }
     if (filter.status !== undefined) {
-      clauses.push("status = ?");
-      params.push(filter.status);
+      clauses.push("status = @status");
+      params["status"] = filter.status;
     }
+    if (filter.health !== undefined) {
+      clauses.push(`(${CURRENT_HEALTH}) = @health`);
+      Object.assign(params, cutoffParams(cutoffs), { health: filter.health });
+    }
+    if (filter.after !== undefined) {
+      clauses.push("id > @after");
+      params["after"] = filter.after;
+    }
+    if (filter.limit !== undefined) params["limit"] = filter.limit;
     const rows = this.st
-      .get<unknown[], AgentRow & { caps: string | null }>(
+      .get<[Record<string, unknown>], AgentRow & { caps: string | null }>(
         `SELECT agents.*, (SELECT json_group_array(capability) FROM (SELECT capability FROM agent_capabilities WHERE agentId = agents.id ORDER BY capability)) AS caps
-         FROM agents ${clauses.length > 0 ? `WHERE ${clauses.join(" AND ")}` : ""} ORDER BY id`,
+         FROM agents ${clauses.length > 0 ? `WHERE ${clauses.join(" AND ")}` : ""} ORDER BY id${filter.limit !== undefined ? " LIMIT CAST(@limit AS INTEGER)" : ""}`,
       )
-      .all(...params);
+      .all(params);
     return rows.map(({ caps, ...row }) => ({ ...row, capabilities: caps ? (JSON.parse(caps) as string[]) : [] }));
   }
 

@@ -1,0 +1,53 @@
+// (e) Our core without any transport: createCoordination (the same services, Writer with group
+// commit, event log, memory) driven in-process by C concurrent async loops, the same enqueue and
+// claim → complete work as the REST load. Sits between the raw SQLite ceiling and the servers:
+// what is lost here is service logic + extra writes; what is lost on top of it is HTTP/tRPC/REST.
+//
+// usage: node bench/in-process.mjs DBFILE N C [--context LIMIT] [--next] [--text] [--no-records] [--warm]
+//   → prints one JSON line
+// --context: memoryContextLimit (0 turns pre-execution recall off).
+// --next: workers use complete-and-claim (each complete claims the next task in the same write).
+// --text: payloads and results are text (lib.mjs textMaker), not numbers: what recall has to rank.
+// --no-records: recordExecutions off (runs that end write no execution record).
+// --warm: the lifecycle runs twice in this process and the second is measured: V8 has compiled
+//   the hot code, and recall finds the first run's execution records (the same payloads), as it
+//   does on a server that has been running a while. A first run's claims find nothing to recall.
+import { parseArgs } from "node:util";
+import { loadConfig } from "../dist/src/config.js";
+import { createLogger } from "../dist/src/logger.js";
+import { createCoordination } from "../dist/src/services.js";
+import { runLifecycle, textPayloads } from "./lib.mjs";
+
+const { positionals, values: flags } = parseArgs({
+  allowPositionals: true,
+  options: { context: { type: "string" }, next: { type: "boolean" }, text: { type: "boolean" }, "no-records": { type: "boolean" }, warm: { type: "boolean" } },
+});
+const [dbPath, nArg, cArg] = positionals;
+const N = Number(nArg ?? 3000);
+const C = Number(cArg ?? 32);
+const overrides = {
+  dbPath,
+  logLevel: "warn", ...(process.env.DUR ? { durability: process.env.DUR } : {}),
+  ...(flags.context === undefined ? {} : { memoryContextLimit: Number(flags.context) }),
+  ...(flags["no-records"] ? { recordExecutions: false } : {}),
+};
+const config = loadConfig({ env: {}, overrides });
+const coordination = createCoordination(config, createLogger("warn"));
+await coordination.start();
+const { tasks } = coordination.services;
+const api = {
+  enqueue: (input) => tasks.enqueue(input),
+  claim: async (agentId) => (await tasks.claim({ agentId }))[0] ?? null,
+  complete: (input) => tasks.complete(input),
+  ...(flags.next ? { completeAndClaim: async (input) => (await tasks.completeAndClaim(input)).next } : {}),
+};
+// Each run makes its payloads afresh, so a warm run's tasks carry the first run's texts again.
+const lifecycle = () => runLifecycle(api, N, C, flags.text ? textPayloads() : {});
+try {
+  if (flags.warm) await lifecycle();
+  const { life, enqueueS, lifeS } = await lifecycle();
+  const settings = { memoryContextLimit: config.memoryContextLimit, recordExecutions: config.recordExecutions, payloads: flags.text ? "text" : "number", warm: flags.warm === true };
+  console.log(JSON.stringify(life.result(N, C, enqueueS, lifeS, settings)));
+} finally {
+  await coordination.close();
+}
