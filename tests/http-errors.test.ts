@@ -3,7 +3,7 @@
 import { request } from "node:http";
 import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startTestServer, type TestServer } from "./helpers/test-server.js";
+import { rest, startTestServer, type TestServer } from "./helpers/test-server.js";
 
 const MAX_BODY = 4096;
 
@@ -67,7 +67,8 @@ describe("HTTP errors", () => {
 
   it("answers a wrong method on a known path with 405 and Allow; a 204 has no content type", async () => {
     for (const [method, path, allow] of [
-      ["GET", "/tasks/claim", "POST"],
+      // GET would read the task "claim" (GET /tasks/{taskId}): every template that fits counts.
+      ["PUT", "/tasks/claim", "GET, POST"],
       ["PUT", "/tasks", "GET, POST"],
       ["DELETE", "/tasks/some-id/complete", "POST"],
       ["POST", "/health", "GET"],
@@ -81,6 +82,23 @@ describe("HTTP errors", () => {
     expect(empty.status).toBe(204);
     expect(empty.contentType).toBeNull();
     expect(empty.text).toBe("");
+  });
+
+  it("routes a name that is also a literal of another route to the route whose template has the method", async () => {
+    // Agent ids and capabilities are the clients' own words: any of them may equal a path literal.
+    await rest(t.url, "POST", "/agents", { agentId: "capability", capabilities: ["card"] });
+    await rest(t.url, "POST", "/agents", { agentId: "subscriptions", capabilities: ["card"] });
+    const byCapability = await rest(t.url, "GET", "/agents/capability/card");
+    expect([byCapability.status, byCapability.body.map((a: { agentId: string }) => a.agentId)]).toEqual([200, ["capability", "subscriptions"]]);
+    const card = await rest(t.url, "GET", "/agents/capability/card/");
+    expect(card.status).toBe(200);
+    expect((await rest(t.url, "POST", "/events", { type: "note", source: "tester", payload: {}, target: "subscriptions" })).status).toBe(200);
+    const polled = await rest(t.url, "GET", "/events/subscriptions");
+    expect([polled.status, polled.body.map((e: { type: string }) => e.type)]).toEqual([200, ["note"]]);
+    const subscribed = await rest(t.url, "POST", "/events/subscriptions", { agentId: "watcher", types: ["note"] });
+    expect(subscribed.status).toBe(200);
+    // A task id is the server's uuid, so GET /tasks/claim asks for a task that cannot exist.
+    expect((await rest(t.url, "GET", "/tasks/claim")).body).toMatchObject({ code: "TASK_NOT_FOUND" });
   });
 
   it("answers a malformed JSON body with 400, not 500", async () => {

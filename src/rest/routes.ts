@@ -1,6 +1,6 @@
 // The REST routes, read once from the router: every procedure whose meta names a `rest` route.
-// As in OpenAPI, the most specific template matches a path (/tasks/claim before /tasks/{taskId});
-// if it does not have the request's method, the answer is 405 naming the methods it has.
+// As in OpenAPI, the most specific template that has the request's method matches a path
+// (/tasks/claim before /tasks/{taskId}); a path no template of that method fits is a 405.
 import type { z } from "zod";
 import { PROCEDURES } from "../trpc/app-router.js";
 import type { Access, RestRoute } from "../trpc/meta.js";
@@ -52,30 +52,47 @@ export type RouteMatch =
   | { kind: "method-not-allowed"; allow: string[]; open: boolean }
   | { kind: "not-found" };
 
-/** The routes by their number of path segments: a path is only matched against those of its length. */
+/**
+ * Orders two templates of one length by specificity, as OpenAPI matches paths: at the first
+ * segment where one is literal and the other a parameter, the literal one comes first
+ * (/agents/capability/{capability} before /agents/{agentId}/card, /tasks/claim before
+ * /tasks/{taskId}). Templates that differ only in their literals never match the same path.
+ */
+function bySpecificity(a: Route, b: Route): number {
+  for (let i = 0; i < a.segments.length; i++) {
+    const literalA = typeof a.segments[i] === "string";
+    const literalB = typeof b.segments[i] === "string";
+    if (literalA !== literalB) return literalA ? -1 : 1;
+  }
+  return 0;
+}
+
+/** The routes by their number of path segments, most specific first: a path is only matched against those of its length. */
 const BY_LENGTH = new Map<number, Route[]>();
 for (const route of ROUTES) {
   const sameLength = BY_LENGTH.get(route.segments.length);
   if (sameLength === undefined) BY_LENGTH.set(route.segments.length, [route]);
   else sameLength.push(route);
 }
+for (const routes of BY_LENGTH.values()) routes.sort(bySpecificity);
 
-/** How many literal segments of `route` the path's `parts` match, or -1 when the path does not fit it. */
-function literalsMatched(route: Route, parts: readonly string[]): number {
-  let literals = 0;
+/** Whether the path's `parts` fit `route`'s template (every literal segment equal). */
+function fits(route: Route, parts: readonly string[]): boolean {
   for (let i = 0; i < parts.length; i++) {
     const segment = route.segments[i]!;
-    if (typeof segment !== "string") continue;
-    if (segment !== parts[i]) return -1;
-    literals++;
+    if (typeof segment === "string" && segment !== parts[i]) return false;
   }
-  return literals;
+  return true;
 }
 
 /**
- * The route for `method` on `path` (segments still percent-encoded; decoded by the caller). Only
- * the routes of the path's length are read, in order, and nothing is built for those that do not
- * fit (every route tried with a closure and a params object each: 2.2-4.2 µs a request; 1.3-1.6).
+ * The route for `method` on `path` (segments still percent-encoded; decoded by the caller): the
+ * most specific template that fits the path and has the method. So a parameter may take any value,
+ * a literal of another route included: GET /events/subscriptions polls the agent "subscriptions"
+ * (POST there subscribes), GET /agents/capability/card lists agents offering "card". A path that
+ * fits templates none of which has the method is a 405 naming the methods they have. Only the
+ * routes of the path's length are read, and nothing is built for those that do not fit (every
+ * route tried with a closure and a params object each: 2.2-4.2 µs a request; 1.3-1.6).
  */
 export function matchRoute(method: string, path: string): RouteMatch {
   // One trailing slash is the same path; an empty segment inside is an empty parameter (its
@@ -84,28 +101,19 @@ export function matchRoute(method: string, path: string): RouteMatch {
   const end = path.length > start && path.endsWith("/") ? path.length - 1 : path.length;
   const parts = path.slice(start, end).split("/");
   const candidates = BY_LENGTH.get(parts.length) ?? [];
-  // The most specific template wins, as in OpenAPI: /tasks/claim before /tasks/{taskId}. Among
-  // those, the first with the request's method; without one, the methods they have.
-  let mostLiterals = -1;
-  let found: Route | undefined;
+  let fitted = false;
   for (const route of candidates) {
-    const literals = literalsMatched(route, parts);
-    if (literals < 0 || literals < mostLiterals) continue;
-    if (literals > mostLiterals) {
-      mostLiterals = literals;
-      found = undefined;
+    if (!fits(route, parts)) continue;
+    fitted = true;
+    if (route.method !== method) continue;
+    const params: Record<string, string> = {};
+    for (let i = 0; i < parts.length; i++) {
+      const segment = route.segments[i]!;
+      if (typeof segment !== "string") params[segment.param] = parts[i]!;
     }
-    if (found === undefined && route.method === method) found = route;
+    return { kind: "found", route, params };
   }
-  if (mostLiterals < 0) return { kind: "not-found" };
-  if (found === undefined) {
-    const atPath = candidates.filter((route) => literalsMatched(route, parts) === mostLiterals);
-    return { kind: "method-not-allowed", allow: [...new Set(atPath.map((route) => route.method))].sort(), open: atPath.some((route) => route.access.role === "open") };
-  }
-  const params: Record<string, string> = {};
-  for (let i = 0; i < parts.length; i++) {
-    const segment = found.segments[i]!;
-    if (typeof segment !== "string") params[segment.param] = parts[i]!;
-  }
-  return { kind: "found", route: found, params };
+  if (!fitted) return { kind: "not-found" };
+  const atPath = candidates.filter((route) => fits(route, parts));
+  return { kind: "method-not-allowed", allow: [...new Set(atPath.map((route) => route.method))].sort(), open: atPath.some((route) => route.access.role === "open") };
 }
