@@ -93,6 +93,14 @@ describe("one validation over tRPC and REST", () => {
     expect((await rest(t.url, "GET", "/tasks/claim/w?queue=render,mail&capability=gpu")).body.id).toBe(gpu.id);
     expect((await rest(t.url, "GET", "/tasks/claim/w?queues=mail&queues=render")).body.id).toBe(plain.id);
     expect((await rest(t.url, "GET", "/tasks/claim/w?queue=a&queues=b")).body.message).toBe("queues: queue (query) and queues (query) give different values; give one, or the same in both");
+
+    // A literal comma separates; %2C is a comma inside a name, which a queue's name may hold.
+    const commaQueue = await t.api.tasks.enqueue.mutate({ queue: "a,b x" });
+    expect((await rest(t.url, "GET", "/tasks/claim/w?queues=a,b+x")).status).toBe(204);
+    expect((await rest(t.url, "GET", "/tasks/claim/w?queues=a%2Cb%20x")).body.id).toBe(commaQueue.id);
+    const commaCapability = await t.api.tasks.enqueue.mutate({ queue: "c", capability: "c,d" });
+    expect((await rest(t.url, "GET", "/tasks/claim/w?queues=c&capabilities=c,d")).status).toBe(204);
+    expect((await rest(t.url, "GET", "/tasks/claim/w?queues=c&capabilities=c%2Cd")).body.id).toBe(commaCapability.id);
   });
 
   it("ids and names that are not valid Unicode (a lone surrogate) are a 400, over both transports", async () => {
