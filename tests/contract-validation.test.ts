@@ -181,12 +181,48 @@ describe("the OpenAPI document", () => {
     expect(doc.components.securitySchemes).toBeUndefined();
     expect(doc.security).toBeUndefined();
     const statuses = (method: string, path: string) => Object.keys(doc.paths[path][method].responses).sort();
-    expect(statuses("get", "/tasks/claim/{agent_id}")).toEqual(["200", "204", "400", "500", "503"]);
-    expect(statuses("post", "/tasks/{taskId}/complete")).toEqual(["200", "400", "404", "409", "413", "415", "500", "503"]);
-    expect(statuses("get", "/events/{agentId}")).toEqual(["200", "400", "412", "500", "503"]);
+    // 403: a Host or Origin the server does not serve; 429: a long-poll past maxParkedPerAgent.
+    expect(statuses("get", "/tasks/claim/{agent_id}")).toEqual(["200", "204", "400", "403", "429", "500", "503"]);
+    expect(statuses("post", "/tasks/{taskId}/complete")).toEqual(["200", "400", "403", "404", "409", "413", "415", "500", "503"]);
+    expect(statuses("get", "/events/{agentId}")).toEqual(["200", "400", "403", "412", "429", "500", "503"]);
+    expect(statuses("get", "/agents")).toEqual(["200", "400", "403", "500", "503"]);
+    // Every database fault is named: a write's 503 may also be a full disk or a read-only file.
+    expect(doc.paths["/tasks/{taskId}/complete"].post.responses["503"].description).toBe("SHUTTING_DOWN, IO_ERROR, DATABASE_LOCKED, DATABASE_REPLACED, DISK_FULL, READ_ONLY");
+    expect(doc.paths["/agents"].get.responses["503"].description).toBe("SHUTTING_DOWN, IO_ERROR, DATABASE_LOCKED, DATABASE_REPLACED");
+    expect(doc.info.description).toContain("405 METHOD_NOT_ALLOWED");
     expect(doc.paths["/tasks/claim/{agent_id}"].get.parameters.map((p: { name: string; in: string }) => `${p.in}:${p.name}`)).toContain("path:agent_id");
     expect(doc.components.schemas.Task.properties.runAt).toMatchObject({ type: "string", format: "date-time" });
     expect(doc.paths["/memory/recall"].post.requestBody).toBeDefined();
+  });
+
+  it("says what the server accepts: strict bodies, list parameters, bounds the schemas check in words", async () => {
+    await using t = await startTestServer();
+    const doc = (await rest(t.url, "GET", "/openapi.json")).body;
+    const resolve = (schema: any) => (schema.$ref ? doc.components.schemas[schema.$ref.split("/").pop()] : schema);
+    const loose: string[] = [];
+    const lists: string[] = [];
+    for (const [path, operations] of Object.entries<Record<string, any>>(doc.paths)) {
+      for (const [method, operation] of Object.entries<any>(operations)) {
+        const body = operation.requestBody?.content?.["application/json"]?.schema;
+        // Every input is a strict object: an unknown field is a 400, so the document says none is allowed.
+        if (body && resolve(body).additionalProperties !== false) loose.push(`${method} ${path}`);
+        for (const parameter of operation.parameters ?? []) {
+          if (parameter.in !== "query" || parameter.schema.type !== "array") continue;
+          lists.push(`${method} ${path} ${parameter.name}`);
+          expect([parameter.style, parameter.explode, parameter.description]).toEqual(["form", true, expect.stringContaining("separate values by commas (%2C is a comma inside a value)")]);
+        }
+      }
+    }
+    expect(loose).toEqual([]);
+    expect(lists).toContain("get /tasks/claim/{agent_id} queues");
+    const body = (method: string, path: string) => resolve(doc.paths[path][method].requestBody.content["application/json"].schema);
+    expect(body("post", "/tasks").properties.runAt.anyOf).toEqual([
+      { type: "string", format: "date-time", description: "With an offset (Z or ±hh:mm)" },
+      { type: "integer", minimum: 0, maximum: 253402300799999, description: "Unix ms" },
+    ]);
+    expect(body("post", "/tasks/claim").properties.queues.minItems).toBe(1);
+    expect(body("post", "/tokens").properties.name.default).toBeUndefined();
+    expect((await t.api.tokens.create.mutate({ role: "read" })).token.name).toBe("");
   });
 
   it("documents every input: each parameter and request-body field of every route has a description", async () => {

@@ -41,7 +41,7 @@ export class TokenStore {
       .get<[string, string, string | null, string, string, number], TokenRow>(
         `INSERT INTO api_tokens (id, role, agentId, name, secretHash, createdAt) VALUES (?, ?, ?, ?, ?, ?) RETURNING *`,
       )
-      .get(newId(), request.role, request.agentId ?? null, request.name, hashSecret(secret), now)!;
+      .get(newId(), request.role, request.agentId ?? null, request.name ?? "", hashSecret(secret), now)!;
     return { token: toTokenView(row), secret };
   }
 

@@ -69,7 +69,7 @@ export const agentIdInput = z.strictObject({ agentId: storedName().describe("The
 export const pollInput = z.strictObject({
   agentId: agentId.describe("The agent whose subscription and mailbox to read"),
   limit: int(1, 1000).default(100).describe("The most events to return, oldest first"),
-  waitMs: int(0, 3_600_000).optional().describe("Long-poll: wait up to this many ms for an event; left out or 0, answer at once"),
+  waitMs: int(0, 3_600_000).optional().describe("Long-poll: wait up to this many ms for an event; left out or 0, answer at once. At most the server's maxWaitMs (30 s by default): a longer wait is cut to it"),
   ack: z
     .enum(["auto", "manual"])
     .default("auto")

@@ -1,12 +1,14 @@
 // The OpenAPI 3.1 document of the REST routes, built from the same route table and zod schemas
-// the adapter serves (zod-openapi renders the schemas). Each operation lists every status it can
-// answer. The bearer scheme is declared exactly when the server enforces credentials, and then
-// every operation but /health requires it and may answer 401 and 403.
+// the adapter serves (zod-openapi renders the schemas). Each operation lists every status its
+// request can be answered with; those answered before an operation is chosen (an unknown path,
+// a method the path does not serve, too many connections, headers too large) are said once, in
+// the document's description. The bearer scheme is declared exactly when the server enforces
+// credentials, and then every operation but /health requires it and may answer 401.
 import { z } from "zod";
 import { createDocument, type oas31, type ZodOpenApiOperationObject, type ZodOpenApiPathsObject, type ZodOpenApiResponseObject } from "zod-openapi";
 import { ERROR_STATUS, type ErrorCode } from "../errors.js";
 import { VERSION } from "../version.js";
-import { inputShape } from "./rest-input.js";
+import { inputObject, inputShape } from "./rest-input.js";
 import { ROUTES, type Route } from "./routes.js";
 
 const errorSchema = z
@@ -17,15 +19,31 @@ const errorSchema = z
   })
   .meta({ id: "Error", description: "Every error: a code from a closed list (its HTTP status is fixed by it), a message, and details" });
 
-/** Codes any route may answer. */
-const ALWAYS: ErrorCode[] = ["INVALID_INPUT", "INTERNAL", "SHUTTING_DOWN"];
+/**
+ * Codes any route may answer: FORBIDDEN for a Host or Origin the server does not serve (with or
+ * without credentials); a database that cannot be read (src/db/faults.ts).
+ */
+const ALWAYS: ErrorCode[] = ["INVALID_INPUT", "FORBIDDEN", "INTERNAL", "SHUTTING_DOWN", "IO_ERROR", "DATABASE_LOCKED", "DATABASE_REPLACED"];
+/** And routes that write: a database that cannot be written. */
+const WRITING: ErrorCode[] = ["DISK_FULL", "READ_ONLY"];
 /** And routes that take a body. */
 const WITH_BODY: ErrorCode[] = ["MALFORMED_JSON", "PAYLOAD_TOO_LARGE", "UNSUPPORTED_MEDIA_TYPE"];
+/** And long-polls (an input with waitMs): too many already waiting for the agent (maxParkedPerAgent). */
+const LONG_POLL: ErrorCode[] = ["LIMIT_EXCEEDED"];
+
+/** Said once for every operation: answered before one is chosen (rest-handler.ts, create-server.ts). */
+const BEFORE_ANY_OPERATION =
+  "Any request may also be answered, before its operation is chosen: 403 FORBIDDEN (a Host or Origin this server does not serve), " +
+  "404 ROUTE_NOT_FOUND (no such path), 405 METHOD_NOT_ALLOWED (with Allow: the methods the path serves), " +
+  "429 LIMIT_EXCEEDED (the server's maxConnections are open) and 431 HEADERS_TOO_LARGE, each with the Error body.";
+
+/** How a list travels in a query string (rest-input.ts). */
+const QUERY_LIST = "In a query string: repeat the parameter, or separate values by commas (%2C is a comma inside a value).";
 
 const camelCase = (key: string): string => key.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
 
 /** Codes of a route that needs a credential. */
-const AUTHENTICATED: ErrorCode[] = ["UNAUTHORIZED", "FORBIDDEN"];
+const AUTHENTICATED: ErrorCode[] = ["UNAUTHORIZED"];
 
 function operation(route: Route, bearer: boolean): ZodOpenApiOperationObject {
   const open = route.access.role === "open";
@@ -34,13 +52,20 @@ function operation(route: Route, bearer: boolean): ZodOpenApiOperationObject {
   const inPath = new Set(pathParams.map(camelCase));
   const rest = Object.fromEntries(Object.entries(shape).filter(([field]) => !inPath.has(field)));
   const bodyTaken = route.method === "POST";
-  const codes = [...ALWAYS, ...(bodyTaken ? WITH_BODY : []), ...(bearer && !open ? AUTHENTICATED : []), ...(route.errors ?? [])];
+  const codes = [
+    ...ALWAYS,
+    ...(route.type === "mutation" ? WRITING : []),
+    ...(bodyTaken ? WITH_BODY : []),
+    ...("waitMs" in shape ? LONG_POLL : []),
+    ...(bearer && !open ? AUTHENTICATED : []),
+    ...(route.errors ?? []),
+  ];
   const responses: Record<string, ZodOpenApiResponseObject> = {
     "200": { description: "OK", content: { "application/json": { schema: route.emptyIsNoContent ? (route.output as z.ZodNullable).unwrap() : route.output! } } },
   };
   if (route.emptyIsNoContent) responses["204"] = { description: "Nothing available" };
   for (const status of [...new Set(codes.map((code) => ERROR_STATUS[code]))].sort()) {
-    const named = codes.filter((code) => ERROR_STATUS[code] === status);
+    const named = [...new Set(codes.filter((code) => ERROR_STATUS[code] === status))];
     responses[String(status)] = { description: named.join(", "), content: { "application/json": { schema: errorSchema } } };
   }
   return {
@@ -54,7 +79,8 @@ function operation(route: Route, bearer: boolean): ZodOpenApiOperationObject {
     },
     ...(bodyTaken && route.input
       ? (() => {
-          const schema = pathParams.length > 0 ? z.object(rest) : route.input;
+          // Without the path's fields, as strict as the input: an unknown body field is a 400.
+          const schema = pathParams.length > 0 ? inputObject(route.input).omit(Object.fromEntries([...inPath].map((field) => [field, true])) as never) : route.input;
           // Required when an empty body would not do (a field the body must give).
           return { requestBody: { required: !schema.safeParse({}).success, content: { "application/json": { schema } } } };
         })()
@@ -70,7 +96,7 @@ export function buildOpenApiDocument(baseUrl: string, options: { bearer: boolean
   for (const route of ROUTES) {
     paths[route.path] = { ...paths[route.path], [route.method.toLowerCase()]: operation(route, options.bearer) };
   }
-  return createDocument(
+  return withQueryLists(createDocument(
     {
       openapi: "3.1.0",
       info: {
@@ -78,7 +104,8 @@ export function buildOpenApiDocument(baseUrl: string, options: { bearer: boolean
         version: VERSION,
         description:
           "Queue/event coordination server for multi-agent systems: priority task queue with leases, event stream with mailboxes, agent registry and pre-execution memory. " +
-          "Field names are camelCase; the snake_case spelling of every multi-word field is accepted as well.",
+          "Field names are camelCase; the snake_case spelling of every multi-word field is accepted as well. " +
+          BEFORE_ANY_OPERATION,
       },
       servers: [{ url: baseUrl }],
       paths,
@@ -99,5 +126,20 @@ export function buildOpenApiDocument(baseUrl: string, options: { bearer: boolean
       },
       allowEmptySchema: { custom: true },
     },
-  );
+  ));
+}
+
+/** Says how each list in a query string may be written (QUERY_LIST), as form style, exploded. */
+function withQueryLists(document: oas31.OpenAPIObject): oas31.OpenAPIObject {
+  for (const pathItem of Object.values(document.paths ?? {})) {
+    for (const op of Object.values(pathItem as Record<string, oas31.OperationObject>)) {
+      for (const param of (op.parameters ?? []) as oas31.ParameterObject[]) {
+        if (param.in !== "query" || (param.schema as oas31.SchemaObject | undefined)?.type !== "array") continue;
+        param.style = "form";
+        param.explode = true;
+        param.description = param.description ? `${param.description}. ${QUERY_LIST}` : QUERY_LIST;
+      }
+    }
+  }
+  return document;
 }

@@ -35,6 +35,13 @@ function unwrap(schema: z.ZodType): z.ZodType {
   }
 }
 
+/** An object input schema itself, through its wrappers (optional, default, pipes). */
+export function inputObject(schema: z.ZodType): z.ZodObject {
+  const object = unwrap(schema);
+  if (defOf(object).type !== "object") throw new Error("a REST route's input must be an object schema");
+  return object as z.ZodObject;
+}
+
 /** The fields of an object input schema. */
 export function inputShape(schema: z.ZodType | undefined): Record<string, z.ZodType> {
   if (schema === undefined) return {};

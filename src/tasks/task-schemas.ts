@@ -29,7 +29,16 @@ export const dateInput = z
     });
     return z.NEVER;
   })
-  .meta({ description: "ISO 8601 date-time with offset, or Unix ms; from 1970 to year 9999" });
+  .meta({
+    description: "ISO 8601 date-time with offset, or Unix ms; from 1970 to year 9999",
+    // What a client may send (the union's Date is the typed client's; it travels as the string).
+    override: {
+      anyOf: [
+        { type: "string", format: "date-time", description: "With an offset (Z or ±hh:mm)" },
+        { type: "integer", minimum: 0, maximum: MAX_TIME_MS, description: "Unix ms" },
+      ],
+    },
+  });
 
 const leaseMs = ms(WEEK_MS);
 
@@ -67,13 +76,15 @@ const claimFields = {
   // came out empty means.
   queues: nameList()
     .refine((queues) => queues.length > 0, "must name at least one queue; leave it out to claim from any queue")
+    // The refinement's words are clearer than a size check's; the document still says it.
+    .meta({ override: ({ jsonSchema }) => void (jsonSchema.minItems = 1) })
     .optional()
     .describe("Claim only from these queues; left out, from any queue"),
   capabilities: nameList().optional().describe("The capabilities the claimer offers; left out, the agent's registered ones"),
   leaseMs: leaseMs
     .optional()
-    .describe("The lease's length in ms; left out, the server's leaseMs. Renew it (heartbeat) or settle the task before it ends, or the task goes back to the queue"),
-  waitMs: ms(3_600_000).optional().describe("Long-poll: wait up to this many ms for a task to arrive; left out or 0, answer at once"),
+    .describe("The lease's length in ms; left out, the server's leaseMs. At most the server's maxLeaseMs (1 hour by default): a longer one is cut to it, and the answer's leaseExpiresAt is the lease granted. Renew it (heartbeat) or settle the task before it ends, or the task goes back to the queue"),
+  waitMs: ms(3_600_000).optional().describe("Long-poll: wait up to this many ms for a task to arrive; left out or 0, answer at once. At most the server's maxWaitMs (30 s by default): a longer wait is cut to it"),
   context: z.boolean().optional().describe("Hand over the memories recalled for each task in its `context` (default true)"),
 };
 export const claimInput = z.strictObject(claimFields);
@@ -88,7 +99,7 @@ const settleFields = {
 };
 export const heartbeatInput = z.strictObject({
   ...settleFields,
-  leaseMs: leaseMs.optional().describe("The lease's new length from now, in ms; left out or 0, the length it was claimed or last renewed with"),
+  leaseMs: leaseMs.optional().describe("The lease's new length from now, in ms; left out or 0, the length it was claimed or last renewed with. At most the server's maxLeaseMs (1 hour by default): the answer's leaseExpiresAt is the lease granted"),
 });
 /**
  * complete/fail may omit agentId: the seed's REST routes do not send one. Then the current lease
@@ -134,7 +145,7 @@ export const stealInput = z.strictObject({
   agentId: agentIdSchema.describe("The agent taking the tasks over; it gets a fresh lease"),
   fromAgentId: agentIdSchema.optional().describe("Take only from this agent; left out, from any agent offline or past its lease"),
   limit: int(1, 100).default(1).describe("The most tasks to take"),
-  leaseMs: leaseMs.optional().describe("The new lease's length in ms; left out, the server's leaseMs"),
+  leaseMs: leaseMs.optional().describe("The new lease's length in ms; left out, the server's leaseMs. At most the server's maxLeaseMs (1 hour by default)"),
   capabilities: nameList().optional().describe("The capabilities the thief offers; left out, its registered ones"),
 });
 // Filters find what is stored: storedName (schema-parts.ts).
