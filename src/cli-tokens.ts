@@ -60,9 +60,10 @@ export function parseTokensArgs(argv: string[]): { command: TokensCommand; db?: 
 /** Runs a tokens command on the configured database; returns the exit code (0 done, 2 refused input). */
 export async function runTokensCommand(command: TokensCommand, config: Config, out: { stdout: (text: string) => void; stderr: (text: string) => void }): Promise<number> {
   // Loaded here: the other commands need none of it.
-  const [{ openDatabase }, { applyMigrations }, { Statements }, { TokenStore, toTokenView }, { createTokenInput }] = await Promise.all([
+  const [{ openDatabase }, { pendingMigrations }, { checkBeforeMigrating, checkSchema, DatabaseRefused }, { Statements }, { TokenStore, toTokenView }, { createTokenInput }] = await Promise.all([
     import("./db/open-database.js"),
     import("./db/migrate.js"),
+    import("./db/startup-checks.js"),
     import("./db/statements.js"),
     import("./auth/token-store.js"),
     import("./auth/token-schemas.js"),
@@ -72,9 +73,19 @@ export async function runTokensCommand(command: TokensCommand, config: Config, o
     out.stderr(`coordination tokens: no database at ${config.dbPath} (start the server once to create it, or give --db)\n`);
     return 2;
   }
+  // The server's checks of the file (one sentence and exit 3 for what it refuses: not a database,
+  // damaged, migrated by a newer version). A tokens command never migrates: a server of the
+  // version that wrote the file may be running on it, and would be refused at its next start.
+  checkBeforeMigrating(config);
   const db = openDatabase(config);
   try {
-    applyMigrations(db);
+    const pending = pendingMigrations(db);
+    if (pending.length > 0) {
+      throw new DatabaseRefused(
+        `the database file ${config.dbPath} lacks migrations this version brings (${pending.join(", ")}): run \`coordination migrate\`, or start this version's server on it, first`,
+      );
+    }
+    checkSchema(db, config.dbPath);
     const tokens = new TokenStore(new Statements(db));
     const now = Date.now();
     if (command.action === "create") {

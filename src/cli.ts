@@ -100,7 +100,15 @@ async function tokensMain(argv: string[]): Promise<number> {
   }
   const config = configOrExplain(parsed.db === undefined ? {} : { dbPath: parsed.db }, parsed.configFile);
   if (config === undefined) return 2;
-  return runTokensCommand(parsed.command, config, { stdout: (text) => process.stdout.write(text), stderr: (text) => process.stderr.write(text) });
+  try {
+    return await runTokensCommand(parsed.command, config, { stdout: (text) => process.stdout.write(text), stderr: (text) => process.stderr.write(text) });
+  } catch (error) {
+    if (error instanceof Error && error.name === "DatabaseRefused") {
+      process.stderr.write(`coordination: ${error.message}\n`);
+      return 3;
+    }
+    throw error;
+  }
 }
 
 /** Commands that talk to a running server (src/cli-operator.ts). */

@@ -1,7 +1,9 @@
 // Credentials on both transports, their life cycle (issue, use, revoke; from the server's
 // admin procedures and from the CLI in another process), and what a copy of the database gives.
 import { createHash } from "node:crypto";
-import { readdirSync, readFileSync } from "node:fs";
+import { cpSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import Database from "better-sqlite3";
+import { applyMigrations, defaultMigrationsDir, readMigrations } from "../src/db/migrate.js";
 import { join } from "node:path";
 import WebSocket from "ws";
 import { afterEach, describe, expect, it, vi } from "vitest";
@@ -9,7 +11,15 @@ import { createCoordinationClient, runWorker } from "../client/index.js";
 import { collectEvents } from "./helpers/event-collector.js";
 import { runCli, killAllCli } from "./helpers/cli-process.js";
 import { http, startSecureServer, type SecureServer } from "./helpers/secure-server.js";
-import { startTestServer, withDatabase, type TestServer } from "./helpers/test-server.js";
+import { makeTempDir, startTestServer, withDatabase, type TestServer } from "./helpers/test-server.js";
+
+/** A migrations folder holding only `names` of the shipped ones: what an older version shipped. */
+function copyOfMigrations(dir: string, names: string[]): string {
+  const copy = join(dir, "older-migrations");
+  mkdirSync(copy);
+  for (const name of names) cpSync(join(defaultMigrationsDir(), name), join(copy, name), { recursive: true });
+  return copy;
+}
 
 let t: SecureServer | TestServer | undefined;
 afterEach(async () => {
@@ -132,6 +142,34 @@ describe("the tokens command", () => {
     expect([agentForRead.code, agentForRead.stderr]).toEqual([2, "coordination tokens create: agentId: is for role agent only (role is read)\n"]);
     const unknown = await runCli({ args: ["tokens", "revoke", "nope", "--db", s.dbPath] });
     expect([unknown.code, unknown.stderr]).toEqual([2, 'coordination tokens revoke: no token "nope"\n']);
+  });
+
+  it("runs the server's checks of the file and never migrates it: what a server refuses, or an older version's file, is exit 3 and one sentence", async () => {
+    const dir = makeTempDir();
+    try {
+      const notADatabase = join(dir, "notes.db");
+      writeFileSync(notADatabase, "not a database, just text ".repeat(100));
+      const refused = await runCli({ args: ["tokens", "list", "--db", notADatabase] });
+      expect([refused.code, refused.stderr]).toEqual([3, expect.stringMatching(/^coordination: the file .*notes\.db is not a usable SQLite database \(.*\)\n$/)]);
+
+      // A file an older version made: its migrations stop before the newest one. The tokens
+      // command must leave it so: a server of that version may be running on it.
+      const older = join(dir, "older.db");
+      const db = new Database(older);
+      const shipped = readMigrations(defaultMigrationsDir());
+      applyMigrations(db, copyOfMigrations(dir, shipped.slice(0, -1).map((m) => m.name)));
+      db.close();
+      const beforeMigrating = await runCli({ args: ["tokens", "create", "--role", "read", "--db", older] });
+      expect([beforeMigrating.code, beforeMigrating.stdout]).toEqual([3, ""]);
+      expect(beforeMigrating.stderr).toBe(
+        `coordination: the database file ${older} lacks migrations this version brings (${shipped.at(-1)!.name}): run \`coordination migrate\`, or start this version's server on it, first\n`,
+      );
+      const after = new Database(older, { readonly: true });
+      expect(after.prepare(`SELECT count(*) FROM _prisma_migrations`).pluck().get()).toBe(shipped.length - 1);
+      after.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("the first token turns credentials on for a server that had none, and open sockets lose their rights", async () => {

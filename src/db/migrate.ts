@@ -94,6 +94,17 @@ export function applyMigrations(db: SqliteDatabase, dir = defaultMigrationsDir()
   return applied;
 }
 
+/** Migrations this version ships that the database has not recorded as applied, in order. */
+export function pendingMigrations(db: SqliteDatabase, dir = defaultMigrationsDir()): string[] {
+  const history = db.prepare<[], number>(`SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '_prisma_migrations'`).pluck().get()!;
+  const applied = new Set(
+    history === 0 ? [] : db.prepare<[], string>(`SELECT migration_name FROM "_prisma_migrations" WHERE rolled_back_at IS NULL AND finished_at IS NOT NULL`).pluck().all(),
+  );
+  return readMigrations(dir)
+    .map((m) => m.name)
+    .filter((name) => !applied.has(name));
+}
+
 /**
  * Migrations recorded in the database that this version does not ship: the database was
  * migrated by a newer version (a downgrade). The server still starts, but says so.
