@@ -191,6 +191,35 @@ describe("migrations at server start-up", () => {
     expect(records(db).map((r) => r.migration_name)).toEqual(SHIPPED);
   });
 
+  it("gives a lease an older version granted (no leaseMs) the length it was granted: a heartbeat naming none renews it by that", async () => {
+    // The file as the last version without tasks.leaseMs left it, with a task claimed for 10 minutes.
+    const older = copyMigrations();
+    for (const name of SHIPPED.filter((n) => n >= "20261201000000_task_lease_length")) rmSync(join(older, name), { recursive: true });
+    const db = openDb();
+    applyMigrations(db, older);
+    const claimedAt = Date.now() - 60_000;
+    const insert = db.prepare(
+      `INSERT INTO tasks (id, queue, payload, status, attempts, runAt, leaseOwner, leaseExpiresAt, leaseToken, createdAt, updatedAt, claimedAt)
+       VALUES (?, 'q', '{}', 'claimed', 1, ?, 'old-agent', ?, 1, ?, ?, ?)`,
+    );
+    insert.run("t-long", claimedAt, claimedAt + 600_000, claimedAt, claimedAt, claimedAt);
+    // Updated since without a new lease (not a shape any version wrote): left to the server's default.
+    insert.run("t-odd", claimedAt, claimedAt + 600_000, claimedAt, claimedAt + 700_000, claimedAt);
+    db.close();
+
+    const server = await startTestServer({}, dir);
+    try {
+      expect(server.server.services.migrationsApplied).toContain("20261203000000_older_leases_length");
+      const beat = await rest(server.url, "POST", "/tasks/t-long/heartbeat", { agentId: "old-agent", leaseToken: 1 });
+      expect(beat.status).toBe(200);
+      expect(Date.parse(beat.body.leaseExpiresAt) - Date.parse(beat.body.updatedAt)).toBe(600_000);
+      const odd = await rest(server.url, "POST", "/tasks/t-odd/heartbeat", { agentId: "old-agent", leaseToken: 1 });
+      expect(Date.parse(odd.body.leaseExpiresAt) - Date.parse(odd.body.updatedAt)).toBe(30_000);
+    } finally {
+      await server.stop();
+    }
+  });
+
   it("keeps the data across a restart on the same database file", async () => {
     const first = await startTestServer({}, dir);
     const enqueued = await rest(first.url, "POST", "/tasks", { queue: "restart", payload: { n: 42 }, priority: 1, idempotencyKey: "k-1" });
