@@ -9,7 +9,7 @@ import { makeTempDir, startTestServer, withDatabase } from "./helpers/test-serve
 const DAY = 24 * 3_600_000;
 
 /** `count` agents with a last heartbeat `ageMs` ago and that health published, ids prefix-0…. */
-function insertAgents(db: Database, prefix: string, count: number, ageMs: number, health: "healthy" | "offline"): void {
+function insertAgents(db: Database, prefix: string, count: number, ageMs: number, health: "healthy" | "stale" | "offline"): void {
   const at = Date.now() - ageMs;
   const insert = db.prepare(`INSERT INTO agents (id, metadata, status, health, load, registeredAt, lastHeartbeatAt, updatedAt) VALUES (?, '{}', 'idle', ?, 0, ?, ?, ?)`);
   db.transaction(() => {
@@ -34,6 +34,24 @@ describe("the agent registry at scale", () => {
     expect(offline).toHaveLength(2000);
     expect((await again.api.agents.get.query({ agentId: "gone-7" })).health).toBe("offline");
     expect((await again.api.agents.list.query({ health: "healthy" })).map((agent) => agent.agentId).sort()).toEqual(["alive-0", "alive-1", "alive-2"]);
+  });
+
+  it("within the start-up grace an agent already stale stays stale, in every view, until a sign of life", async () => {
+    const dir = makeTempDir();
+    const first = await startTestServer({}, dir);
+    // Stale when the server stopped: 2 minutes without a heartbeat (stale after 30 s, offline after 5 minutes).
+    withDatabase(first, (db) => insertAgents(db, "idle", 3, 2 * 60_000, "stale"));
+    await first.stop();
+    await using again = await startTestServer({ agentStaleMs: 30_000, agentOfflineMs: 300_000, agentStartupGraceMs: 90_000, agentHealthCheckMs: 60_000 }, dir);
+    // No "recovered" agent.updated now and "stale" again after the grace: nothing changed.
+    expect(await again.server.services.agents.checkHealth()).toBe(0);
+    expect(await again.api.events.list.query({ afterSeq: 0, types: ["agent.*"], limit: 1000 })).toEqual([]);
+    expect((await again.api.agents.get.query({ agentId: "idle-0" })).health).toBe("stale");
+    expect((await again.api.agents.list.query({ health: "stale" })).map((agent) => agent.agentId)).toEqual(["idle-0", "idle-1", "idle-2"]);
+    expect(await again.api.agents.list.query({ health: "healthy" })).toEqual([]);
+    // A heartbeat is a sign of life: healthy at once, and the monitor publishes it.
+    expect((await again.api.agents.heartbeat.mutate({ agentId: "idle-1" })).health).toBe("healthy");
+    expect((await again.api.agents.list.query({ health: "stale" })).map((agent) => agent.agentId)).toEqual(["idle-0", "idle-2"]);
   });
 
   it("the health monitor changes agents in writes of 500: a fleet that went offline together is not one write", async () => {

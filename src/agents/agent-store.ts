@@ -15,11 +15,15 @@ export interface AgentRow {
   updatedAt: number | Date;
 }
 
-/** SQL for the health an agent has now, given the @stale, @offline and @kept cut-offs (healthAt in health-cutoffs.ts). */
+/**
+ * SQL for the health an agent has now, given the @stale, @offline and @kept cut-offs (healthAt in
+ * health-cutoffs.ts): with no heartbeat since @kept, no better than the health published.
+ */
 const CURRENT_HEALTH = `CASE WHEN health = 'offline' AND lastHeartbeatAt <= @kept THEN 'offline'
+  WHEN health = 'stale' AND lastHeartbeatAt <= @kept AND lastHeartbeatAt > @stale THEN 'stale'
   WHEN lastHeartbeatAt > @stale THEN 'healthy' WHEN lastHeartbeatAt > @offline THEN 'stale' ELSE 'offline' END`;
 
-const cutoffParams = (cutoffs: HealthCutoffs) => ({ stale: cutoffs.staleBefore, offline: cutoffs.offlineBefore, kept: cutoffs.offlineKeptUpTo });
+const cutoffParams = (cutoffs: HealthCutoffs) => ({ stale: cutoffs.staleBefore, offline: cutoffs.offlineBefore, kept: cutoffs.publishedKeptUpTo });
 
 export class AgentStore {
   constructor(private readonly st: Statements) {}
@@ -138,7 +142,7 @@ export class AgentStore {
       .get<[Record<string, number>], AgentRow & { current: AgentHealth }>(
         `SELECT *, ${CURRENT_HEALTH} AS current FROM agents
          WHERE ((health = 'healthy' AND lastHeartbeatAt <= @stale)
-            OR (health = 'stale' AND (lastHeartbeatAt > @stale OR lastHeartbeatAt <= @offline))
+            OR (health = 'stale' AND ((lastHeartbeatAt > @stale AND lastHeartbeatAt > @kept) OR lastHeartbeatAt <= @offline))
             OR (health = 'offline' AND lastHeartbeatAt > @offline AND lastHeartbeatAt > @kept))
            AND updatedAt < @updatedBefore
          LIMIT CAST(@limit AS INTEGER)`,

@@ -13,11 +13,12 @@ export interface HealthCutoffs {
   /** At or before this time: offline. */
   offlineBefore: number;
   /**
-   * An agent last published offline stays offline while its last heartbeat is at or before this
-   * time: start-up, within the start-up grace (else -1). The grace spares agents that were alive
-   * when the server went down; it must not bring back every agent that was already gone.
+   * While its last heartbeat is at or before this time, an agent's health is no better than the
+   * health last published for it: start-up, within the start-up grace (else -1). The grace spares
+   * agents that were alive when the server went down from going stale or offline; it must not
+   * make an agent that was already stale or gone look recovered (nor say so in an event).
    */
-  offlineKeptUpTo: number;
+  publishedKeptUpTo: number;
 }
 
 export type HealthSettings = Pick<Config, "agentStaleMs" | "agentOfflineMs" | "agentStartupGraceMs">;
@@ -31,13 +32,13 @@ export function healthCutoffs(now: number, config: HealthSettings, startedAt: nu
     // max(lastHeartbeatAt, startedAt) <= before is impossible while startedAt > before.
     return inGrace && startedAt > before ? -1 : before;
   };
-  return { staleBefore: cutoff(config.agentStaleMs), offlineBefore: cutoff(config.agentOfflineMs), offlineKeptUpTo: inGrace ? startedAt : -1 };
+  return { staleBefore: cutoff(config.agentStaleMs), offlineBefore: cutoff(config.agentOfflineMs), publishedKeptUpTo: inGrace ? startedAt : -1 };
 }
+
+const RANK: Record<AgentHealth, number> = { healthy: 0, stale: 1, offline: 2 };
 
 /** An agent's health now, from its last heartbeat and the health last published for it (the SQL twin: agent-store.ts). */
 export function healthAt(lastHeartbeatAt: number, published: AgentHealth, cutoffs: HealthCutoffs): AgentHealth {
-  if (published === "offline" && lastHeartbeatAt <= cutoffs.offlineKeptUpTo) return "offline";
-  if (lastHeartbeatAt > cutoffs.staleBefore) return "healthy";
-  if (lastHeartbeatAt > cutoffs.offlineBefore) return "stale";
-  return "offline";
+  const judged = lastHeartbeatAt > cutoffs.staleBefore ? "healthy" : lastHeartbeatAt > cutoffs.offlineBefore ? "stale" : "offline";
+  return lastHeartbeatAt <= cutoffs.publishedKeptUpTo && RANK[published] > RANK[judged] ? published : judged;
 }
