@@ -116,7 +116,7 @@ export function createCoordination(config: Config, log: Logger): Coordination {
   });
   db.onBatches = (batches) => metrics!.observeBatches(batches);
   const agents = new AgentService(config, db);
-  const retention = new Retention(config, db);
+  const retention = new Retention(config, db, log);
   const jobs = {
     leaseSweeper: new PeriodicJob("lease-sweeper", config.leaseSweepMs, () => tasks.expireLeases(), log),
     healthMonitor: new PeriodicJob("agent-health", config.agentHealthCheckMs, () => agents.checkHealth(), log),

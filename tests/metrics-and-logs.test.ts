@@ -216,6 +216,19 @@ describe("operator logs", () => {
     await client.close();
   });
 
+  it("retention that removed rows says so at info: how many of each class, and the limit that removed them", async () => {
+    const { api, lines } = await logged({ settledTaskRetentionMs: 60_000, retentionPruneMs: 3_600_000 });
+    const task = await api.tasks.enqueue.mutate({ queue: "r" });
+    await api.tasks.cancel.mutate({ taskId: task.id });
+    expect(await server!.services.retention.prune(Date.now() + 120_000)).toBe(1);
+    const line = lines.find((l) => l.msg.startsWith("retention removed"))!;
+    expect([line.level, line.msg, line.removed]).toEqual([30, "retention removed 1 rows past their age or count limits", { settledTasks: { rows: 1, maxAgeMs: 60_000, maxCount: null } }]);
+    // A run that removed nothing says nothing.
+    const before = lines.length;
+    expect(await server!.services.retention.prune()).toBe(0);
+    expect(lines.slice(before).filter((l) => l.msg.startsWith("retention"))).toEqual([]);
+  });
+
   it("a lease expiry, a dead letter, an agent going stale and offline, a failed authentication, a slow request: one info line each", async () => {
     const { url, api, client, lines } = await logged({ adminToken: ADMIN_SECRET, leaseSweepMs: 20, agentStaleMs: 100, agentOfflineMs: 2500, agentStartupGraceMs: 0, agentHealthCheckMs: 20, slowRequestMs: 50 });
     await api.tasks.enqueue.mutate({ queue: "l", maxAttempts: 1 });

@@ -7,6 +7,7 @@
 import type { Config } from "../config.js";
 import { inBatches } from "../db/in-batches.js";
 import type { Database } from "../db/thread/database.js";
+import type { Logger } from "../logger.js";
 import type { PruneBound, RetainedClass } from "./retention-commands.js";
 
 const PRUNE_BATCH = 500;
@@ -36,20 +37,31 @@ export class Retention {
   constructor(
     config: Config,
     private readonly db: Database,
+    private readonly log: Logger,
   ) {
     this.policies = retentionPolicies(config);
   }
 
-  /** Prunes every class down to its policy; returns how many rows went. */
+  /**
+   * Prunes every class down to its policy; returns how many rows went. A run that removed any
+   * says so at info, each class with its count and the policy that removed it: deleting data is
+   * never silent (the first run after an upgrade from a version without retention removes
+   * everything older than the defaults).
+   */
   async prune(now = Date.now()): Promise<number> {
+    const removed: Partial<Record<RetainedClass, { rows: number } & RetentionPolicy>> = {};
     let total = 0;
     for (const [what, policy] of Object.entries(this.policies) as Array<[RetainedClass, RetentionPolicy]>) {
-      if (policy.maxAgeMs !== null) total += await this.pruneTo(what, { before: now - policy.maxAgeMs });
+      let rows = 0;
+      if (policy.maxAgeMs !== null) rows += await this.pruneTo(what, { before: now - policy.maxAgeMs });
       if (policy.maxCount !== null) {
         const cutoff = await this.db.read("retention.countCutoff", { what, keep: policy.maxCount });
-        if (cutoff !== null) total += await this.pruneTo(what, cutoff);
+        if (cutoff !== null) rows += await this.pruneTo(what, cutoff);
       }
+      if (rows > 0) removed[what] = { rows, ...policy };
+      total += rows;
     }
+    if (total > 0) this.log.info({ removed }, `retention removed ${total} rows past their age or count limits`);
     return total;
   }
 
