@@ -76,8 +76,9 @@ const claimFields = {
   // came out empty means.
   queues: nameList()
     .refine((queues) => queues.length > 0, "must name at least one queue; leave it out to claim from any queue")
-    // The refinement's words are clearer than a size check's; the document still says it.
-    .meta({ override: ({ jsonSchema }) => void (jsonSchema.minItems = 1) })
+    // The refinement's words are clearer than a size check's; the document still says it. (Typed
+    // here: a program that does not load zod-openapi, such as the dashboard's, types meta without it.)
+    .meta({ override: ({ jsonSchema }: { jsonSchema: { minItems?: number } }) => void (jsonSchema.minItems = 1) })
     .optional()
     .describe("Claim only from these queues; left out, from any queue"),
   capabilities: nameList().optional().describe("The capabilities the claimer offers; left out, the agent's registered ones"),
