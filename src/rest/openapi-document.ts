@@ -38,7 +38,8 @@ const BEFORE_ANY_OPERATION =
   "429 LIMIT_EXCEEDED (the server's maxConnections are open) and 431 HEADERS_TOO_LARGE, each with the Error body.";
 
 /** How a list travels in a query string (rest-input.ts). */
-const QUERY_LIST = "In a query string: repeat the parameter, or separate values by commas (%2C is a comma inside a value).";
+const QUERY_LIST =
+  "In a query string: repeat the parameter, or separate values by commas (encoded as %2C or not; a name holding a comma is given in the JSON body of a POST route instead).";
 
 const camelCase = (key: string): string => key.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
 

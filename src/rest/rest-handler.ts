@@ -60,7 +60,7 @@ export function createRestHandler(services: Services, log: Logger) {
         return sendJson(res, 413, { code: "PAYLOAD_TOO_LARGE", message: `Request body exceeds ${services.config.maxBodyBytes} bytes` });
       }
       assertQueryEncoding(url.search);
-      const input = buildInput(route, decodeParams(match.params), url.search, body);
+      const input = buildInput(route, decodeParams(match.params), url.searchParams, body);
       // The procedure's own steps: access, schemas, delivery confirmation, resolver (direct-call.ts).
       const result = await route.call({ core: services, transport, caller } satisfies Context, input);
       if (result === null && route.emptyIsNoContent) {

@@ -2,9 +2,8 @@
 // merged into one object that the procedure's own schema then validates, exactly as over tRPC.
 // This is the one place where REST differs from tRPC, and it only changes spelling and text:
 //  - query-string and path values are text: each is turned into the type its field expects
-//    (a decimal integer, true/false, a list from repeated or comma-separated values: a literal
-//    comma separates, a percent-encoded one, %2C, is part of a value); anything else stays text
-//    and fails validation with a message naming the field;
+//    (a decimal integer, true/false, a list from repeated or comma-separated values); anything
+//    else stays text and fails validation with a message naming the field;
 //  - the seed's clients write snake_case: `max_attempts` is read as `maxAttempts`, and a route's
 //    aliases (the seed's `queue` for `queues`) as their field. Two spellings of one field that
 //    disagree are a 400 naming both.
@@ -59,27 +58,9 @@ function kindOf(schema: z.ZodType): Kind {
 
 const DECIMAL = /^[+-]?\d+(\.\d+)?$/;
 
-/** A piece of a query string, decoded as URLSearchParams decodes a value (+ is a space, %XX a byte). */
-const decodeQueryText = (raw: string): string => new URLSearchParams(`v=${raw}`).get("v")!;
-
-/**
- * A list field's values from the raw query string: each time `key` is given, its value split at
- * literal commas, each piece then decoded. Decoded first, a comma sent as %2C (inside a queue's
- * or a capability's name) would split the name.
- */
-function listValues(rawQuery: string, key: string): string[] {
-  const values: string[] = [];
-  for (const pair of rawQuery.split("&")) {
-    const equals = pair.indexOf("=");
-    if (decodeQueryText(equals < 0 ? pair : pair.slice(0, equals)) !== key) continue;
-    for (const piece of (equals < 0 ? "" : pair.slice(equals + 1)).split(",")) values.push(decodeQueryText(piece));
-  }
-  return values;
-}
-
-/** One field's query-string values as the type its schema expects (a list's: listValues). */
+/** One field's query-string values as the type its schema expects. */
 function fromText(values: string[], kind: Kind, field: string): unknown {
-  if (kind === "array") return values.filter((value) => value !== "");
+  if (kind === "array") return values.flatMap((value) => value.split(",")).filter((value) => value !== "");
   if (values.length > 1) throw invalidField(field, `given ${values.length} times; give it once`);
   const value = values[0]!;
   if ((kind === "number" || kind === "number-or-text") && DECIMAL.test(value)) return Number(value);
@@ -129,10 +110,9 @@ function optionsSpelling(schema: z.ZodType | undefined, value: unknown, field: s
 
 /**
  * The procedure input for a request. `params` are the matched (already decoded) path
- * parameters, `search` the URL's query string as sent (with its "?", or empty), `body` the
- * parsed JSON object or undefined.
+ * parameters, `query` the query string, `body` the parsed JSON object or undefined.
  */
-export function buildInput(route: Route, params: Record<string, string>, search: string, body: Record<string, unknown> | undefined): Record<string, unknown> {
+export function buildInput(route: Route, params: Record<string, string>, query: URLSearchParams, body: Record<string, unknown> | undefined): Record<string, unknown> {
   const shape = inputShape(route.input);
   const input: Record<string, unknown> = Object.create(null);
   /** Where each field came from, as the client spelled it: for the message when two disagree. */
@@ -146,23 +126,15 @@ export function buildInput(route: Route, params: Record<string, string>, search:
     spelledAs[field] ??= `${key} (${from})`;
   };
   const fieldSchema = (key: string) => schemaOf(shape, fieldOf(key, shape, route.aliases));
-  const typed = (key: string, values: () => string[], list: () => string[]) => {
+  const typed = (key: string, values: string[]) => {
     const schema = fieldSchema(key);
-    if (schema === undefined) {
-      // An unknown field stays as it is: the strict schema names it in its 400.
-      const given = values();
-      return given.length === 1 ? given[0] : given;
-    }
-    const kind = kindOf(schema);
-    return fromText(kind === "array" ? list() : values(), kind, key);
+    // An unknown field stays as it is: the strict schema names it in its 400.
+    return schema === undefined ? (values.length === 1 ? values[0] : values) : fromText(values, kindOf(schema), key);
   };
 
-  for (const [key, value] of Object.entries(params)) put(key, typed(key, () => [value], () => value.split(",")), "path");
-  if (search.length > 1) {
-    const query = new URLSearchParams(search);
-    const raw = search.slice(1);
-    for (const key of new Set(query.keys())) put(key, typed(key, () => query.getAll(key), () => listValues(raw, key)), "query");
-  }
+  for (const [key, value] of Object.entries(params)) put(key, typed(key, [value]), "path");
+  const queryKeys = [...new Set(query.keys())];
+  for (const key of queryKeys) put(key, typed(key, query.getAll(key)), "query");
   for (const [key, value] of Object.entries(body ?? {})) put(key, optionsSpelling(fieldSchema(key), value, key), "body");
   return input;
 }
