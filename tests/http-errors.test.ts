@@ -67,8 +67,11 @@ describe("HTTP errors", () => {
 
   it("answers a wrong method on a known path with 405 and Allow; a 204 has no content type", async () => {
     for (const [method, path, allow] of [
-      // GET would read the task "claim" (GET /tasks/{taskId}): every template that fits counts.
-      ["PUT", "/tasks/claim", "GET, POST"],
+      // The path is matched first: /tasks/claim, not a task "claim" (GET /tasks/{taskId}).
+      ["GET", "/tasks/claim", "POST"],
+      ["GET", "/tasks/steal", "POST"],
+      ["DELETE", "/memory/recall", "GET, POST"],
+      ["GET", "/events/subscriptions", "POST"],
       ["PUT", "/tasks", "GET, POST"],
       ["DELETE", "/tasks/some-id/complete", "POST"],
       ["POST", "/health", "GET"],
@@ -84,21 +87,17 @@ describe("HTTP errors", () => {
     expect(empty.text).toBe("");
   });
 
-  it("routes a name that is also a literal of another route to the route whose template has the method", async () => {
-    // Agent ids and capabilities are the clients' own words: any of them may equal a path literal.
+  it("matches the most specific template segment by segment: a literal before a parameter at the first place they differ", async () => {
+    // /agents/capability/{capability} and /agents/{agentId}/card both fit /agents/capability/card;
+    // at the second segment the first has a literal: it lists the agents offering "card".
     await rest(t.url, "POST", "/agents", { agentId: "capability", capabilities: ["card"] });
-    await rest(t.url, "POST", "/agents", { agentId: "subscriptions", capabilities: ["card"] });
-    const byCapability = await rest(t.url, "GET", "/agents/capability/card");
-    expect([byCapability.status, byCapability.body.map((a: { agentId: string }) => a.agentId)]).toEqual([200, ["capability", "subscriptions"]]);
-    const card = await rest(t.url, "GET", "/agents/capability/card/");
-    expect(card.status).toBe(200);
-    expect((await rest(t.url, "POST", "/events", { type: "note", source: "tester", payload: {}, target: "subscriptions" })).status).toBe(200);
-    const polled = await rest(t.url, "GET", "/events/subscriptions");
-    expect([polled.status, polled.body.map((e: { type: string }) => e.type)]).toEqual([200, ["note"]]);
-    const subscribed = await rest(t.url, "POST", "/events/subscriptions", { agentId: "watcher", types: ["note"] });
-    expect(subscribed.status).toBe(200);
-    // A task id is the server's uuid, so GET /tasks/claim asks for a task that cannot exist.
-    expect((await rest(t.url, "GET", "/tasks/claim")).body).toMatchObject({ code: "TASK_NOT_FOUND" });
+    await rest(t.url, "POST", "/agents", { agentId: "carder", capabilities: ["card"] });
+    for (const path of ["/agents/capability/card", "/agents/capability/card/"]) {
+      const listed = await rest(t.url, "GET", path);
+      expect([listed.status, listed.body.map((a: { agentId: string }) => a.agentId)], path).toEqual([200, ["capability", "carder"]]);
+    }
+    // The card of an agent named "capability" is agents.card over tRPC.
+    expect((await t.api.agents.card.query({ agentId: "capability" })).name).toBe("capability");
   });
 
   it("answers a malformed JSON body with 400, not 500", async () => {

@@ -1,6 +1,7 @@
 // The REST routes, read once from the router: every procedure whose meta names a `rest` route.
-// As in OpenAPI, the most specific template that has the request's method matches a path
-// (/tasks/claim before /tasks/{taskId}); a path no template of that method fits is a 405.
+// As in OpenAPI, the most specific template matches a path (/tasks/claim before /tasks/{taskId},
+// compared segment by segment); if it does not have the request's method, the answer is 405
+// naming the methods it has.
 import type { z } from "zod";
 import { PROCEDURES } from "../trpc/app-router.js";
 import type { Access, RestRoute } from "../trpc/meta.js";
@@ -86,13 +87,14 @@ function fits(route: Route, parts: readonly string[]): boolean {
 }
 
 /**
- * The route for `method` on `path` (segments still percent-encoded; decoded by the caller): the
- * most specific template that fits the path and has the method. So a parameter may take any value,
- * a literal of another route included: GET /events/subscriptions polls the agent "subscriptions"
- * (POST there subscribes), GET /agents/capability/card lists agents offering "card". A path that
- * fits templates none of which has the method is a 405 naming the methods they have. Only the
- * routes of the path's length are read, and nothing is built for those that do not fit (every
- * route tried with a closure and a params object each: 2.2-4.2 µs a request; 1.3-1.6).
+ * The route for `method` on `path` (segments still percent-encoded; decoded by the caller). As in
+ * OpenAPI, the path is matched first: the most specific template that fits it (literal segments
+ * before parameters, compared left to right); then the method among that template's routes, a
+ * 405 naming its methods when none has it. So GET /tasks/steal is a 405 (POST only), not a
+ * read of a task "steal", and a name that equals a literal of a more specific template is
+ * reached over tRPC: an agent named "subscriptions" polls with events.poll. Only the routes of
+ * the path's length are read, and nothing is built for those that do not fit (every route tried
+ * with a closure and a params object each: 2.2-4.2 µs a request; 1.3-1.6).
  */
 export function matchRoute(method: string, path: string): RouteMatch {
   // One trailing slash is the same path; an empty segment inside is an empty parameter (its
@@ -101,19 +103,25 @@ export function matchRoute(method: string, path: string): RouteMatch {
   const end = path.length > start && path.endsWith("/") ? path.length - 1 : path.length;
   const parts = path.slice(start, end).split("/");
   const candidates = BY_LENGTH.get(parts.length) ?? [];
-  let fitted = false;
+  // Sorted most specific first: the first route that fits names the template; its routes are
+  // those of the same path.
+  const template = candidates.find((route) => fits(route, parts))?.path;
+  if (template === undefined) return { kind: "not-found" };
+  let found: Route | undefined;
+  const allow: string[] = [];
   for (const route of candidates) {
-    if (!fits(route, parts)) continue;
-    fitted = true;
-    if (route.method !== method) continue;
-    const params: Record<string, string> = {};
-    for (let i = 0; i < parts.length; i++) {
-      const segment = route.segments[i]!;
-      if (typeof segment !== "string") params[segment.param] = parts[i]!;
-    }
-    return { kind: "found", route, params };
+    if (route.path !== template) continue;
+    allow.push(route.method);
+    if (found === undefined && route.method === method) found = route;
   }
-  if (!fitted) return { kind: "not-found" };
-  const atPath = candidates.filter((route) => fits(route, parts));
-  return { kind: "method-not-allowed", allow: [...new Set(atPath.map((route) => route.method))].sort(), open: atPath.some((route) => route.access.role === "open") };
+  if (found === undefined) {
+    const atPath = candidates.filter((route) => route.path === template);
+    return { kind: "method-not-allowed", allow: [...new Set(allow)].sort(), open: atPath.some((route) => route.access.role === "open") };
+  }
+  const params: Record<string, string> = {};
+  for (let i = 0; i < parts.length; i++) {
+    const segment = found.segments[i]!;
+    if (typeof segment !== "string") params[segment.param] = parts[i]!;
+  }
+  return { kind: "found", route: found, params };
 }
