@@ -138,6 +138,10 @@ describe("agent registry", () => {
     expect(ids(await api.agents.list.query({ health: "healthy", limit: 2, after: "c-1" }))).toEqual(["g-a", "g-b"]);
     expect(ids(await api.agents.list.query({ health: "offline", limit: 1 }))).toEqual(["g-off"]);
     expect(ids(await api.agents.list.query({ capability: "gpu", status: "idle", limit: 3, after: "g-a" }))).toEqual(["g-b", "g-off", "g-stale"]);
+    // Any stored id ends a page and starts the next: one of spaces only, as an earlier version allowed.
+    withDatabase(t, (db) => db.prepare(`INSERT INTO agents (id, metadata, status, health, load, registeredAt, lastHeartbeatAt, updatedAt) VALUES ('  ', '{}', 'idle', 'healthy', 0, ?, ?, ?)`).run(Date.now(), Date.now(), Date.now()));
+    expect(ids(await api.agents.list.query({ limit: 1 }))).toEqual(["  "]);
+    expect(ids(await api.agents.list.query({ limit: 1, after: "  " }))).toEqual(["c-1"]);
 
     const found = await api.agents.findByCapability.query({ capability: "gpu" });
     expect(found.map((a) => [a.agentId, a.health, a.load])).toEqual([
@@ -176,7 +180,8 @@ describe("agent REST routes", () => {
     expect(ids((await rest(t.url, "GET", "/agents?limit=1")).body)).toEqual(["r1"]);
     expect(ids((await rest(t.url, "GET", "/agents?limit=1&after=r1")).body)).toEqual(["r2"]);
     expect((await rest(t.url, "GET", "/agents?limit=1&after=r2")).body).toEqual([]);
-    for (const [query, field] of [["limit=0", "limit"], ["limit=1001", "limit"], ["limit=two", "limit"], ["after=", "after"]] as const) {
+    expect(ids((await rest(t.url, "GET", "/agents?after=")).body)).toEqual(["r1", "r2"]);
+    for (const [query, field] of [["limit=0", "limit"], ["limit=1001", "limit"], ["limit=two", "limit"], [`after=${"x".repeat(201)}`, "after"]] as const) {
       const refused = await rest(t.url, "GET", `/agents?${query}`);
       expect(refused.status, query).toBe(400);
       expect(JSON.stringify(refused.body), query).toContain(field);

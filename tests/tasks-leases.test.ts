@@ -85,6 +85,16 @@ describe("leases and fencing", () => {
     expect(length(await t.api.tasks.heartbeat.mutate({ taskId: other.id, agentId: "a2" }))).toBe(30_000);
   });
 
+  it("a lease's own length is renewed up to maxLeaseMs: after the setting was lowered, its next heartbeat is cut to it", async () => {
+    const first = await startTestServer({ maxLeaseMs: 600_000 });
+    await first.api.tasks.enqueue.mutate({ payload: {} });
+    const claimed = (await first.api.tasks.claim.mutate({ agentId: "a1", leaseMs: 600_000 }))!;
+    await first.stop();
+    await using again = await startTestServer({ maxLeaseMs: 60_000 }, first.dir);
+    const renewed = await again.api.tasks.heartbeat.mutate({ taskId: claimed.id, agentId: "a1", leaseToken: claimed.leaseToken });
+    expect(renewed.leaseExpiresAt!.getTime() - renewed.updatedAt.getTime()).toBe(60_000);
+  });
+
   it("dead-letters a task whose lease keeps expiring once attempts run out", async () => {
     await using t = await startTestServer({ leaseSweepMs: 20 });
     const task = await t.api.tasks.enqueue.mutate({ payload: {}, maxAttempts: 2 });

@@ -67,7 +67,8 @@ export const listAgentsInput = z.strictObject({
   health: z.enum(AGENT_HEALTH).optional().describe("Only agents in this health now: by the age of their last heartbeat (an agent offline before a restart stays so until a sign of life)"),
   status: text(100).optional().describe("Only agents reporting this status"),
   limit: int(1, 1000).optional().describe("The most agents to return, in agentId order; left out, every agent that matches. To page, pass the last agentId of a full page as after"),
-  after: storedName().optional().describe("Only agents whose agentId sorts after this one (byte order): the last agentId of the previous page"),
+  // A bound, not a name: any stored id may end a page (one of spaces only, from an earlier version, too).
+  after: z.string().max(200).optional().describe("Only agents whose agentId sorts after this one (byte order): the last agentId of the previous page"),
 });
 export type AgentListFilter = z.output<typeof listAgentsInput>;
 export const findByCapabilityInput = z.strictObject({ capability: storedName().describe("The capability wanted") });

@@ -164,11 +164,14 @@ export function taskCommands(d: TaskCommandDeps) {
 
     "tasks.claim": claim,
 
-    /** Renews the lease by `leaseMs`, or when none is named by the length it was claimed or last renewed with. */
-    "tasks.heartbeat": (ctx: WriteContext, args: SettleRequest & { agentId: string; leaseMs: number | undefined; defaultLeaseMs: number }): Task => {
+    /**
+     * Renews the lease by `leaseMs`, or when none is named by the length it was claimed or last
+     * renewed with; never past `maxLeaseMs` (a lease granted before the setting was lowered).
+     */
+    "tasks.heartbeat": (ctx: WriteContext, args: SettleRequest & { agentId: string; leaseMs: number | undefined; defaultLeaseMs: number; maxLeaseMs: number }): Task => {
       const row = t.heldTask(args);
       t.noteAgent(ctx, args.agentId);
-      return toTask(d.tasks.extendLease(row.seq, args.leaseMs ?? row.leaseMs ?? args.defaultLeaseMs, ctx.now));
+      return toTask(d.tasks.extendLease(row.seq, Math.min(args.leaseMs ?? row.leaseMs ?? args.defaultLeaseMs, args.maxLeaseMs), ctx.now));
     },
 
     "tasks.complete": (ctx: WriteContext, request: SettleRequest & { result?: unknown }): SettledTask => complete(ctx, request).task,

@@ -101,7 +101,7 @@ export class TaskService {
   heartbeat(request: SettleRequest & { agentId: string; leaseMs?: number | undefined }): Promise<Task> {
     // Named (and not 0), the new length; else the lease's own, which only the writer knows.
     const named = request.leaseMs !== undefined && request.leaseMs > 0 ? this.leaseLength(request.leaseMs) : undefined;
-    return this.d.db.write("tasks.heartbeat", copyWith(request, { leaseMs: named, defaultLeaseMs: this.leaseLength(undefined) }));
+    return this.d.db.write("tasks.heartbeat", copyWith(request, { leaseMs: named, defaultLeaseMs: this.leaseLength(undefined), maxLeaseMs: this.d.config.maxLeaseMs }));
   }
 
   /** Completes under the caller's lease; sent again with the same result, the same answer (task-commands.ts). */
