@@ -107,16 +107,10 @@ export function matchRoute(method: string, path: string): RouteMatch {
   // those of the same path.
   const template = candidates.find((route) => fits(route, parts))?.path;
   if (template === undefined) return { kind: "not-found" };
-  let found: Route | undefined;
-  const allow: string[] = [];
-  for (const route of candidates) {
-    if (route.path !== template) continue;
-    allow.push(route.method);
-    if (found === undefined && route.method === method) found = route;
-  }
+  const atPath = candidates.filter((route) => route.path === template);
+  const found = atPath.find((route) => route.method === method);
   if (found === undefined) {
-    const atPath = candidates.filter((route) => route.path === template);
-    return { kind: "method-not-allowed", allow: [...new Set(allow)].sort(), open: atPath.some((route) => route.access.role === "open") };
+    return { kind: "method-not-allowed", allow: [...new Set(atPath.map((route) => route.method))].sort(), open: atPath.some((route) => route.access.role === "open") };
   }
   const params: Record<string, string> = {};
   for (let i = 0; i < parts.length; i++) {
