@@ -270,4 +270,52 @@ export class EventStore {
       )
       .run(after.cursor, before.cursor, after.mailboxCursor, before.mailboxCursor, now, agentId);
   }
+  /**
+   * Holds an auto-ack take until its answer is known to have reached the agent (poll_takes):
+   * past `expiresAt` (Unix ms) unconfirmed, any server gives the batch back. Returns the hold's seq.
+   */
+  holdTake(agentId: string, before: InboxPosition, after: InboxPosition, expiresAt: number): number {
+    return this.st
+      .get<[string, number, number, number, number, number], number>(
+        `INSERT INTO poll_takes (agentId, beforeCursor, beforeMailboxCursor, afterCursor, afterMailboxCursor, expiresAt)
+         VALUES (?, ?, ?, ?, ?, ?) RETURNING seq`,
+      )
+      .pluck()
+      .get(agentId, before.cursor, before.mailboxCursor, after.cursor, after.mailboxCursor, expiresAt)!;
+  }
+
+  /** Drops a hold: its answer reached the agent, or its batch was given back. */
+  releaseTake(seq: number): void {
+    this.st.get<[number]>(`DELETE FROM poll_takes WHERE seq = ?`).run(seq);
+  }
+
+  /** Whether any hold is unconfirmed at `asOf` (the reader's look before the writer gives them back). */
+  anyExpiredTake(asOf: number): boolean {
+    return this.st.get<[number], number>(`SELECT 1 FROM poll_takes WHERE expiresAt <= ? LIMIT 1`).pluck().get(asOf) !== undefined;
+  }
+
+  /**
+   * Gives back up to `limit` takes still unconfirmed at `asOf`, oldest first: each agent's
+   * cursors move back (rewindInbox) and the hold goes. Returns how many.
+   */
+  giveBackExpiredTakes(asOf: number, limit: number, now: number): number {
+    const holds = this.st
+      .get<[number, number], PollTakeRow>(`SELECT * FROM poll_takes WHERE expiresAt <= ? ORDER BY expiresAt LIMIT CAST(? AS INTEGER)`)
+      .all(asOf, limit);
+    for (const hold of holds) {
+      this.rewindInbox(hold.agentId, { cursor: hold.beforeCursor, mailboxCursor: hold.beforeMailboxCursor }, { cursor: hold.afterCursor, mailboxCursor: hold.afterMailboxCursor }, now);
+      this.releaseTake(hold.seq);
+    }
+    return holds.length;
+  }
+}
+
+interface PollTakeRow {
+  seq: number;
+  agentId: string;
+  beforeCursor: number;
+  beforeMailboxCursor: number;
+  afterCursor: number;
+  afterMailboxCursor: number;
+  expiresAt: number;
 }
