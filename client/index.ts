@@ -6,6 +6,7 @@ import { createTRPCClient, createWSClient, httpBatchLink, httpLink, splitLink, w
 import superjson from "superjson";
 import WebSocket from "ws";
 import { encodedBytesUpTo } from "./encoded-size.js";
+import { failoverFetch, ServerList } from "./failover.js";
 import { keepAliveFetch, type TrpcFetch } from "./keep-alive-fetch.js";
 import { socketRefusal } from "./socket-refusal.js";
 import type { AppRouter, CoordinationApi } from "./types.js";
@@ -26,8 +27,12 @@ const MAX_BATCH_ITEMS = 50;
 const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
 
 export interface CoordinationClientOptions {
-  /** The server's base URL, e.g. http://127.0.0.1:8000 */
-  url: string;
+  /**
+   * The server's base URL, e.g. http://127.0.0.1:8000; or the base URLs of several servers on one
+   * database file, in order of preference: calls go to one and move to the next when it stops
+   * answering (failover.ts says which calls are sent again).
+   */
+  url: string | readonly string[];
   /**
    * A bearer token (`coordination tokens create`, or the admin token): sent as
    * `Authorization: Bearer` on HTTP and in the WebSocket's connectionParams, checked before any
@@ -61,23 +66,28 @@ export interface CoordinationClient {
 }
 
 export function createCoordinationClient(options: CoordinationClientOptions): CoordinationClient {
-  const base = options.url.replace(/\/+$/, "");
+  const servers = new ServerList((typeof options.url === "string" ? [options.url] : options.url).map((url) => url.replace(/\/+$/, "")));
   const refusal = socketRefusal();
   const wsClient = createWSClient({
-    url: `${base.replace(/^http/, "ws")}/trpc`,
+    // Asked at every (re)connection: after a close the server did not choose, the next server.
+    url: () => servers.socketUrl(),
     WebSocket: WebSocket as unknown as typeof globalThis.WebSocket,
     lazy: { enabled: true, closeMs: 0 },
     retryDelayMs: (attempt) => Math.min(100 * 2 ** attempt, 5000),
-    onOpen: () => refusal.opened(),
+    onOpen: () => {
+      refusal.opened();
+      servers.socketOpen();
+    },
     onClose: (cause) => {
       options.onSocketClose?.(cause?.code);
       refusal.closed(cause?.code);
+      servers.socketClosed();
     },
     ...(options.token === undefined ? {} : { connectionParams: { token: options.token } }),
   });
   const headers = { ...options.headers, ...(options.token === undefined ? {} : { authorization: `Bearer ${options.token}` }) };
   const pool = options.fetch === undefined ? keepAliveFetch() : undefined;
-  const http = { url: `${base}/trpc`, transformer: superjson, headers, methodOverride: "POST" as const, fetch: options.fetch ?? pool!.fetch };
+  const http = { url: `${servers.bases[0]}/trpc`, transformer: superjson, headers, methodOverride: "POST" as const, fetch: failoverFetch(servers, options.fetch ?? pool!.fetch) };
   // Each batched call's input stays under its share of the body, with room for the envelope.
   const batchShare = Math.floor(((options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES) * 0.9) / MAX_BATCH_ITEMS);
   const api = createTRPCClient<AppRouter>({

@@ -1,0 +1,89 @@
+// Several servers on one database file are one service: a client given their URLs uses one at a
+// time and moves to the next when it stops answering. What moves a call:
+//  - HTTP: a call whose connection could not be made (refused, unreachable, timed out
+//    connecting) never reached a server, so it is sent again to the next one, whatever it does.
+//    A connection that broke during a call may have been served: the call fails as it would
+//    with one server (a claim comes back with its lease, an auto-ack batch is given back, an
+//    enqueue with an idempotencyKey can be sent again), and the next calls go to the next server.
+//  - WebSocket: a connection that could not be made moves the next attempt to the next server
+//    (a server that died with the socket open gets one attempt first, as after a blip);
+//    tracked subscriptions resume there from their last event id (the log is the file's).
+import type { TrpcFetch } from "./keep-alive-fetch.js";
+
+/** Error codes of a connection that was never made: the request never left this process. */
+const NEVER_SENT = new Set(["ECONNREFUSED", "EHOSTUNREACH", "ENETUNREACH", "ENOTFOUND", "EAI_AGAIN", "UND_ERR_CONNECT_TIMEOUT", "ETIMEDOUT"]);
+
+/** The servers a client may use, in order of preference: calls go to the current one. */
+export class ServerList {
+  private index = 0;
+
+  /** `bases`: server base URLs, no trailing slash; at least one. */
+  constructor(readonly bases: readonly string[]) {
+    if (bases.length === 0) throw new Error("createCoordinationClient: url names no server");
+  }
+
+  get current(): string {
+    return this.bases[this.index]!;
+  }
+
+  /** The server at `base` failed a call: the next calls go to the next server (unless one moved on already). */
+  failed(base: string): void {
+    if (this.current === base) this.index = (this.index + 1) % this.bases.length;
+  }
+
+  /** The WebSocket URL of the current server. */
+  socketUrl(): string {
+    return `${this.current.replace(/^http/, "ws")}/trpc`;
+  }
+
+  /** Whether the WebSocket opened since it last closed. */
+  private socketOpened = false;
+
+  /** Call when the WebSocket opens. */
+  socketOpen(): void {
+    this.socketOpened = true;
+  }
+
+  /**
+   * Call when the WebSocket closes: one that never opened could not connect, and the next
+   * attempt goes to the next server. One that was open (the server closed it, or died) tries
+   * its server again first: a server that answers keeps its clients.
+   */
+  socketClosed(): void {
+    if (!this.socketOpened) this.failed(this.current);
+    this.socketOpened = false;
+  }
+}
+
+/** Whether `error` (undici's, or fetch's TypeError with its cause) is a connection never made. */
+function neverSent(error: unknown): boolean {
+  for (let cause = error, depth = 0; cause !== null && typeof cause === "object" && depth < 4; depth++) {
+    const code = (cause as { code?: unknown }).code;
+    if (typeof code === "string" && NEVER_SENT.has(code)) return true;
+    cause = (cause as { cause?: unknown }).cause;
+  }
+  return false;
+}
+
+/**
+ * `fetch` for tRPC's HTTP links over `servers`: the links are given the first server's URL; each
+ * call goes to the current server instead, and to the next while connections cannot be made.
+ */
+export function failoverFetch(servers: ServerList, fetch: TrpcFetch): TrpcFetch {
+  if (servers.bases.length === 1) return fetch;
+  const placeholder = servers.bases[0]!;
+  return async (input, init) => {
+    const url = typeof input === "string" ? input : input instanceof URL ? input.href : input.url;
+    const path = url.startsWith(placeholder) ? url.slice(placeholder.length) : url;
+    for (let tried = 1; ; tried++) {
+      const base = servers.current;
+      try {
+        return await fetch(`${base}${path}`, init);
+      } catch (error) {
+        if (init?.signal?.aborted) throw error;
+        servers.failed(base);
+        if (!neverSent(error) || tried >= servers.bases.length) throw error;
+      }
+    }
+  };
+}

@@ -1,0 +1,58 @@
+// The typed client given several servers on one database file: a call whose connection cannot be
+// made goes to the next server, and a live stream whose server went away resumes on the next one
+// from its last event id, with no gap and no duplicate.
+import { createServer } from "node:net";
+import type { AddressInfo } from "node:net";
+import { describe, expect, it, vi } from "vitest";
+import { createCoordinationClient } from "../client/index.js";
+import { collectEvents, range } from "./helpers/event-collector.js";
+import { makeTempDir, startTestServer } from "./helpers/test-server.js";
+
+/** A loopback URL where nothing listens: a port taken, then let go. */
+async function deadUrl(): Promise<string> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return `http://127.0.0.1:${port}`;
+}
+
+describe("a client of several servers on one file", () => {
+  it("sends a call that cannot connect to the next server, and keeps using that one", async () => {
+    await using live = await startTestServer();
+    const client = createCoordinationClient({ url: [await deadUrl(), `${live.url}/`] });
+    try {
+      const task = await client.api.tasks.enqueue.mutate({ queue: "f" });
+      expect((await live.api.tasks.get.query({ taskId: task.id })).queue).toBe("f");
+      const [claimed] = await client.api.tasks.claimMany.mutate({ agentId: "w", queues: ["f"], context: false });
+      expect(claimed!.id).toBe(task.id);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it("a live stream whose server stops resumes on the next server from its last event id: no gap, no duplicate", async () => {
+    const dir = makeTempDir();
+    const first = await startTestServer({}, dir);
+    await using second = await startTestServer({}, dir);
+    const client = createCoordinationClient({ url: [first.url, second.url] });
+    try {
+      const stream = collectEvents(client.api, { types: ["news.*"] });
+      await stream.started;
+      for (const i of range(1, 3)) await client.api.events.publish.mutate({ type: "news.item", source: "desk", payload: { i } });
+      await vi.waitFor(() => expect(stream.events).toHaveLength(3));
+      await first.stop();
+      // Published through the server that is left while the stream has no socket.
+      for (const i of range(4, 6)) await second.api.events.publish.mutate({ type: "news.item", source: "desk", payload: { i } });
+      // HTTP calls move on too: the first server refuses connections now.
+      await client.api.events.publish.mutate({ type: "news.item", source: "desk", payload: { i: 7 } });
+      await vi.waitFor(() => expect(stream.events).toHaveLength(7), { timeout: 20_000 });
+      expect(stream.events.map((event) => (event.payload as { i: number }).i)).toEqual(range(1, 7));
+      expect(stream.errors).toEqual([]);
+      stream.unsubscribe();
+    } finally {
+      await client.close();
+      await first.stop({ removeFiles: false });
+    }
+  });
+});
