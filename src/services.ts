@@ -43,7 +43,7 @@ export interface Services {
   deliveries: Deliveries;
   /** Long-polling claims and polls parked, woken by committed events. */
   waiters: { claims: ClaimWaiters; polls: PollWaiters };
-  jobs: { leaseSweeper: PeriodicJob; pollTakes: PeriodicJob; healthMonitor: PeriodicJob; eventPruner: PeriodicJob; retention: PeriodicJob; memoryIndex: PeriodicJob };
+  jobs: { leaseSweeper: PeriodicJob; healthMonitor: PeriodicJob; eventPruner: PeriodicJob; retention: PeriodicJob; memoryIndex: PeriodicJob };
   /** Settled tasks and memories pruned to their retention (src/retention/). */
   retention: Retention;
   /** Aborted when shutdown begins: long-polls and streams end. */
@@ -119,8 +119,6 @@ export function createCoordination(config: Config, log: Logger): Coordination {
   const retention = new Retention(config, db, log);
   const jobs = {
     leaseSweeper: new PeriodicJob("lease-sweeper", config.leaseSweepMs, () => tasks.expireLeases(), log),
-    // Auto-ack polls' batches whose answers were never confirmed come back as leases do.
-    pollTakes: new PeriodicJob("poll-takes", config.leaseSweepMs, () => events.giveBackExpiredTakes(), log),
     healthMonitor: new PeriodicJob("agent-health", config.agentHealthCheckMs, () => agents.checkHealth(), log),
     eventPruner: new PeriodicJob("event-pruner", config.eventPruneMs, () => events.prune(), log),
     retention: new PeriodicJob("retention", config.retentionPruneMs, () => retention.prune(), log),

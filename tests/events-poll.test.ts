@@ -3,39 +3,9 @@
 import { TRPCClientError } from "@trpc/client";
 import { describe, expect, it, vi } from "vitest";
 import { range } from "./helpers/event-collector.js";
-import { rest, startTestServer, withDatabase } from "./helpers/test-server.js";
+import { rest, startTestServer } from "./helpers/test-server.js";
 
 describe("events.poll", () => {
-  it("holds an auto-ack batch until its answer was delivered; a take never confirmed is given back once leaseMs passed", async () => {
-    // The give-back job only when the test runs it: every hold here lives an hour unconfirmed.
-    await using t = await startTestServer({ leaseSweepMs: 60_000, leaseMs: 3_600_000 });
-    const { events, db } = t.server.services;
-    const holds = () => withDatabase(t, (file) => file.prepare("SELECT count(*) FROM poll_takes").pluck().get() as number);
-    const send = (i: number) => t.api.events.publish.mutate({ type: "work.item", source: "p", target: "h1", payload: { i } });
-    const seen = (batch: Array<{ payload: unknown }>) => batch.map((event) => (event.payload as { i: number }).i);
-    for (const i of [1, 2, 3]) await send(i);
-    // Over REST and tRPC: delivered, so the hold goes; nothing comes back later.
-    expect(seen((await rest(t.url, "GET", "/events/h1?limit=2")).body)).toEqual([1, 2]);
-    expect(seen(await t.api.events.poll.mutate({ agentId: "h1" }))).toEqual([3]);
-    await vi.waitFor(() => expect(holds()).toBe(0));
-    expect(await events.giveBackExpiredTakes(Date.now() + 3_600_000)).toBe(0);
-    expect(await t.api.events.poll.mutate({ agentId: "h1" })).toEqual([]);
-    // In process there is no connection to lose: nothing is held.
-    await send(4);
-    expect(seen(await events.poll({ agentId: "h1", ack: "auto", limit: 100, waitMs: 0 }))).toEqual([4]);
-    expect(holds()).toBe(0);
-    // A take whose server died before its answer went out: held, never confirmed.
-    await send(5);
-    await send(6);
-    const lost = await db.write("events.take", { agentId: "h1", limit: 100, holdMs: 1000 });
-    expect([seen(lost.batch), holds()]).toEqual([[5, 6], 1]);
-    expect(await t.api.events.poll.mutate({ agentId: "h1" })).toEqual([]);
-    expect(await events.giveBackExpiredTakes(Date.now() + 500)).toBe(0);
-    expect(await events.giveBackExpiredTakes(Date.now() + 1000)).toBe(1);
-    expect(seen(await t.api.events.poll.mutate({ agentId: "h1" }))).toEqual([5, 6]);
-    await vi.waitFor(() => expect(holds()).toBe(0));
-  });
-
   it("returns matching events in seq order, respects limit, and advances the cursor past them (auto ack)", async () => {
     await using t = await startTestServer();
     const { api } = t;

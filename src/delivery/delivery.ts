@@ -39,7 +39,6 @@ export type Compensation = () => Promise<unknown>;
 export class Delivery {
   private outcome: DeliveryOutcome = "pending";
   private compensations: Compensation[] = [];
-  private confirmations: Compensation[] = [];
   /** Compensations run one after another on this chain. */
   private tail: Promise<void> = Promise.resolve();
   private decide!: () => void;
@@ -65,17 +64,6 @@ export class Delivery {
     else this.compensations.push(compensate);
   }
 
-  /**
-   * Registers what to do once the answer is known to have reached the client (release a held
-   * take). Runs then, at once if that is known already, and never after a failed delivery.
-   * Tracked as compensations are: shutdown waits for it.
-   */
-  onDelivered(effect: Compensation): void {
-    if (this.outcome === "undelivered") return;
-    if (this.outcome === "delivered") this.runEffects([effect]);
-    else this.confirmations.push(effect);
-  }
-
   /** Resolves once the outcome is known and every compensation registered so far has finished. */
   whenSettled(): Promise<void> {
     return this.decided.then(() => this.tail);
@@ -86,8 +74,6 @@ export class Delivery {
     if (this.outcome !== "pending") return;
     this.outcome = "delivered";
     this.compensations = [];
-    this.runEffects(this.confirmations);
-    this.confirmations = [];
     this.decide();
   }
 
@@ -97,18 +83,7 @@ export class Delivery {
     this.outcome = "undelivered";
     this.run(this.compensations);
     this.compensations = [];
-    this.confirmations = [];
     this.decide();
-  }
-
-  /** Runs what follows a confirmed delivery on the chain, tracked for shutdown. */
-  private runEffects(work: Compensation[]): void {
-    if (work.length === 0) return;
-    const { log } = this.registry;
-    this.tail = this.tail.then(async () => {
-      for (const effect of work) await effect().catch((error: unknown) => log.error({ err: error, call: this.label }, "confirming a delivered answer failed"));
-    });
-    this.registry.track(this.tail);
   }
 
   private run(work: Compensation[]): void {

@@ -21,8 +21,6 @@ export interface Taken {
   after: InboxPosition;
   /** The agent's patterns (the event loop wakes a parked poll only for events it could take). */
   types: string[];
-  /** The hold kept until the answer is confirmed (poll_takes), when the take asked for one. */
-  held?: number;
 }
 
 export function eventCommands(d: EventCommandDeps) {
@@ -79,11 +77,9 @@ export function eventCommands(d: EventCommandDeps) {
     /**
      * auto-ack: reads the agent's next batch and moves its cursors past it, in one write (two
      * concurrent polls never get the same event). Nothing for it up to the head: the cursors skip
-     * what did not match, so the next poll does not scan it again; null then. `holdMs`: the batch
-     * is held in the same write until its answer is confirmed, given back if not within holdMs
-     * (a server killed before its answer went out gives it back too, through any server).
+     * what did not match, so the next poll does not scan it again; null then.
      */
-    "events.take": (ctx: WriteContext, request: Pick<PollRequest, "agentId" | "limit"> & { holdMs?: number }): Taken | { batch: []; types: string[] } => {
+    "events.take": (ctx: WriteContext, request: Pick<PollRequest, "agentId" | "limit">): Taken | { batch: []; types: string[] } => {
       const inbox = inboxOf(events, request.agentId);
       const batch = readInbox(events, request.agentId, inbox, request.limit, d.maxResponseBytes);
       const last = batch.at(-1);
@@ -92,25 +88,18 @@ export function eventCommands(d: EventCommandDeps) {
         if (inbox.recorded && (inbox.cursor < head || inbox.mailboxCursor < head)) events.advanceInbox(request.agentId, head, ctx.now);
         return { batch: [], types: inbox.types };
       }
-      const moved = events.advanceInbox(request.agentId, last.seq, ctx.now);
-      const before = { cursor: inbox.cursor, mailboxCursor: inbox.mailboxCursor };
-      const after = { cursor: moved.cursor, mailboxCursor: moved.mailboxCursor };
-      const taken: Taken = { batch, before, after, types: inbox.types };
-      if (request.holdMs !== undefined) taken.held = events.holdTake(request.agentId, before, after, ctx.now + request.holdMs);
-      return taken;
+      const after = events.advanceInbox(request.agentId, last.seq, ctx.now);
+      return {
+        batch,
+        before: { cursor: inbox.cursor, mailboxCursor: inbox.mailboxCursor },
+        after: { cursor: after.cursor, mailboxCursor: after.mailboxCursor },
+        types: inbox.types,
+      };
     },
 
-    /** Undoes a take whose answer never reached the agent (see EventStore.rewindInbox), and drops its hold. */
-    "events.rewind": (ctx: WriteContext, args: { agentId: string; before: InboxPosition; after: InboxPosition; held?: number | undefined }): void => {
-      events.rewindInbox(args.agentId, args.before, args.after, ctx.now);
-      if (args.held !== undefined) events.releaseTake(args.held);
-    },
-
-    /** A held take's answer reached the agent: the batch is its for good. */
-    "events.confirmTake": (_: WriteContext, held: number): void => events.releaseTake(held),
-
-    /** Gives back up to `limit` takes still unconfirmed at `asOf` (their server died, or never confirmed them). */
-    "events.giveBackExpiredTakes": (ctx: WriteContext, args: { asOf: number; limit: number }): number => events.giveBackExpiredTakes(args.asOf, args.limit, ctx.now),
+    /** Undoes a take whose answer never reached the agent (see EventStore.rewindInbox). */
+    "events.rewind": (ctx: WriteContext, args: { agentId: string; before: InboxPosition; after: InboxPosition }): void =>
+      events.rewindInbox(args.agentId, args.before, args.after, ctx.now),
 
     /**
      * manual ack: when nothing matched up to the head, the cursors skip to the head: nothing there

@@ -60,8 +60,6 @@ export function eventQueries(d: { events: EventStore; maxResponseBytes: number }
       events.readLogPage(args.afterSeq, args.limit, Math.min(STREAM_PAGE_BYTES, d.maxResponseBytes)),
 
     "events.head": (_: undefined): number => events.headSeq(),
-    /** Whether any auto-ack take is still unconfirmed at `asOf`: the look before a give-back write. */
-    "events.anyExpiredTake": (asOf: number): boolean => events.anyExpiredTake(asOf),
 
     /** A task's events, found from its creation time (the dashboard's task page); `recipient` as for events.list. */
     "events.forTask": (args: { taskId: string; createdAt: number; limit: number; recipient?: string | null }): CoordinationEvent[] =>

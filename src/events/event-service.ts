@@ -3,7 +3,6 @@
 // long-polling (woken by the bus, poll-waiters.ts), one auto-ack poll per agent at a time, and
 // delivery confirmation (an auto-ack poll whose answer never arrives moves its cursors back).
 import type { Config } from "../config.js";
-import { inBatches } from "../db/in-batches.js";
 import type { Database } from "../db/thread/database.js";
 import { clientGone, type ConsumingCall } from "../delivery/delivery.js";
 import { assertJsonDepth } from "../json-checks.js";
@@ -14,9 +13,6 @@ import type { Position } from "./event-positions.js";
 import type { CoordinationEvent, PollRequest, PublishRequest, Subscription } from "./event-schemas.js";
 import type { LiveStreamStats } from "./event-stream.js";
 import type { PollWaiters } from "./poll-waiters.js";
-
-/** Takes given back per write. */
-const GIVE_BACK_BATCH = 500;
 
 export interface EventServiceDeps {
   config: Config;
@@ -160,15 +156,12 @@ export class EventService {
     try {
       // The caller may have gone while waiting for the lock: consume nothing for nobody.
       if (clientGone(call)) return { batch: [], types: [] };
-      const { delivery } = call;
-      // With a transport that confirms delivery, the batch is held (poll_takes) until it does: a
-      // server that dies before its answer goes out gives it back through any server, leaseMs on.
-      const taken = await this.d.db.write("events.take", { agentId: request.agentId, limit: request.limit, ...(delivery ? { holdMs: this.d.config.leaseMs } : {}) });
+      const taken = await this.d.db.write("events.take", { agentId: request.agentId, limit: request.limit });
       if (taken.batch.length === 0 || !("before" in taken)) return taken;
+      const { delivery } = call;
       if (delivery) {
-        const { before, after, held } = taken;
-        delivery.onUndelivered(() => this.d.db.write("events.rewind", { agentId: request.agentId, before, after, held }));
-        if (held !== undefined) delivery.onDelivered(() => this.d.db.write("events.confirmTake", held));
+        const { before, after } = taken;
+        delivery.onUndelivered(() => this.d.db.write("events.rewind", { agentId: request.agentId, before, after }));
         void delivery.whenSettled().then(unlock);
         handedOff = true;
       }
@@ -176,16 +169,6 @@ export class EventService {
     } finally {
       if (!handedOff) unlock();
     }
-  }
-
-  /**
-   * Gives back the auto-ack takes whose answers were not confirmed in time (their server died
-   * between the take and the answer): their agents get those events again. Returns how many.
-   */
-  async giveBackExpiredTakes(asOf = Date.now()): Promise<number> {
-    // The reader looks first: most runs find none and write nothing.
-    if (!(await this.d.db.read("events.anyExpiredTake", asOf))) return 0;
-    return inBatches(GIVE_BACK_BATCH, () => this.d.db.write("events.giveBackExpiredTakes", { asOf, limit: GIVE_BACK_BATCH }));
   }
 
   /**
