@@ -10,8 +10,12 @@
 //    tracked subscriptions resume there from their last event id (the log is the file's).
 import type { TrpcFetch } from "./keep-alive-fetch.js";
 
-/** Error codes of a connection that was never made: the request never left this process. */
-const NEVER_SENT = new Set(["ECONNREFUSED", "EHOSTUNREACH", "ENETUNREACH", "ENOTFOUND", "EAI_AGAIN", "UND_ERR_CONNECT_TIMEOUT", "ETIMEDOUT"]);
+/**
+ * Error codes only a connection never made has: refused, a name not resolved, undici's connect
+ * timeout. Others (ETIMEDOUT, EHOSTUNREACH…) also end requests already sent on an established
+ * connection, which may have been served: those count only when the failing call was connect().
+ */
+const NEVER_SENT = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "UND_ERR_CONNECT_TIMEOUT"]);
 
 /** The servers a client may use, in order of preference: calls go to the current one. */
 export class ServerList {
@@ -31,8 +35,12 @@ export class ServerList {
     if (this.current === base) this.index = (this.index + 1) % this.bases.length;
   }
 
-  /** The WebSocket URL of the current server. */
+  /** The server the WebSocket last tried to connect to. */
+  private socketBase: string | undefined;
+
+  /** The WebSocket URL of the current server, for the socket's next attempt. */
   socketUrl(): string {
+    this.socketBase = this.current;
     return `${this.current.replace(/^http/, "ws")}/trpc`;
   }
 
@@ -50,7 +58,8 @@ export class ServerList {
    * its server again first: a server that answers keeps its clients.
    */
   socketClosed(): void {
-    if (!this.socketOpened) this.failed(this.current);
+    // The server it tried, not the current one: an HTTP call may have moved on meanwhile.
+    if (!this.socketOpened && this.socketBase !== undefined) this.failed(this.socketBase);
     this.socketOpened = false;
   }
 }
@@ -58,8 +67,8 @@ export class ServerList {
 /** Whether `error` (undici's, or fetch's TypeError with its cause) is a connection never made. */
 function neverSent(error: unknown): boolean {
   for (let cause = error, depth = 0; cause !== null && typeof cause === "object" && depth < 4; depth++) {
-    const code = (cause as { code?: unknown }).code;
-    if (typeof code === "string" && NEVER_SENT.has(code)) return true;
+    const { code, syscall } = cause as { code?: unknown; syscall?: unknown };
+    if ((typeof code === "string" && NEVER_SENT.has(code)) || syscall === "connect") return true;
     cause = (cause as { cause?: unknown }).cause;
   }
   return false;

@@ -4,6 +4,7 @@
 import { createServer } from "node:net";
 import type { AddressInfo } from "node:net";
 import { describe, expect, it, vi } from "vitest";
+import { ServerList } from "../client/failover.js";
 import { createCoordinationClient } from "../client/index.js";
 import { collectEvents, range } from "./helpers/event-collector.js";
 import { makeTempDir, startTestServer } from "./helpers/test-server.js";
@@ -29,6 +30,39 @@ describe("a client of several servers on one file", () => {
     } finally {
       await client.close();
     }
+  });
+
+  it("a call whose established connection failed (it may have been served) is not sent again: it fails, and the next call goes to the next server", async () => {
+    const dir = makeTempDir();
+    await using first = await startTestServer({}, dir);
+    await using second = await startTestServer({}, dir);
+    // The request reaches the first server and is served; then its connection times out, as
+    // undici reports a peer that vanished under an established connection.
+    const timingOut: typeof fetch = async (input, init) => {
+      const url = typeof input === "string" ? input : input instanceof URL ? input.href : input.url;
+      const response = await fetch(url, init);
+      if (!url.startsWith(first.url)) return response;
+      await response.text();
+      throw Object.assign(new Error("read ETIMEDOUT"), { code: "ETIMEDOUT", syscall: "read" });
+    };
+    const client = createCoordinationClient({ url: [first.url, second.url], fetch: timingOut as never });
+    try {
+      await expect(client.api.tasks.enqueue.mutate({ queue: "once" })).rejects.toThrow("ETIMEDOUT");
+      expect((await second.api.tasks.list.query({ queue: "once" })).items).toHaveLength(1);
+      await client.api.tasks.enqueue.mutate({ queue: "once" });
+      expect((await second.api.tasks.list.query({ queue: "once" })).items).toHaveLength(2);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it("a socket that could not connect moves the list off the server it tried, not off the one HTTP moved to meanwhile", () => {
+    const servers = new ServerList(["http://a", "http://b", "http://c"]);
+    expect(servers.socketUrl()).toBe("ws://a/trpc");
+    servers.failed("http://a");
+    servers.socketClosed();
+    expect(servers.current).toBe("http://b");
+    expect(servers.socketUrl()).toBe("ws://b/trpc");
   });
 
   it("a live stream whose server stops resumes on the next server from its last event id: no gap, no duplicate", async () => {
