@@ -43,7 +43,7 @@ export interface Services {
   deliveries: Deliveries;
   /** Long-polling claims and polls parked, woken by committed events. */
   waiters: { claims: ClaimWaiters; polls: PollWaiters };
-  jobs: { leaseSweeper: PeriodicJob; healthMonitor: PeriodicJob; eventPruner: PeriodicJob; retention: PeriodicJob; memoryIndex: PeriodicJob };
+  jobs: { leaseSweeper: PeriodicJob; pollHolds: PeriodicJob; healthMonitor: PeriodicJob; eventPruner: PeriodicJob; retention: PeriodicJob; memoryIndex: PeriodicJob };
   /** Settled tasks and memories pruned to their retention (src/retention/). */
   retention: Retention;
   /** Aborted when shutdown begins: long-polls and streams end. */
@@ -119,6 +119,8 @@ export function createCoordination(config: Config, log: Logger): Coordination {
   const retention = new Retention(config, db, log);
   const jobs = {
     leaseSweeper: new PeriodicJob("lease-sweeper", config.leaseSweepMs, () => tasks.expireLeases(), log),
+    // Auto-ack batches whose answers are still on their way keep their holds (event-service.ts).
+    pollHolds: new PeriodicJob("poll-holds", config.leaseSweepMs, () => events.renewHolds(), log),
     healthMonitor: new PeriodicJob("agent-health", config.agentHealthCheckMs, () => agents.checkHealth(), log),
     eventPruner: new PeriodicJob("event-pruner", config.eventPruneMs, () => events.prune(), log),
     retention: new PeriodicJob("retention", config.retentionPruneMs, () => retention.prune(), log),

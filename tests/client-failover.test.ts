@@ -74,7 +74,7 @@ describe("a client of several servers on one file", () => {
       const stream = collectEvents(client.api, { types: ["news.*"] });
       await stream.started;
       for (const i of range(1, 3)) await client.api.events.publish.mutate({ type: "news.item", source: "desk", payload: { i } });
-      await vi.waitFor(() => expect(stream.events).toHaveLength(3));
+      await vi.waitFor(() => expect(stream.events).toHaveLength(3), { timeout: 15_000, interval: 20 });
       await first.stop();
       // Published through the server that is left while the stream has no socket.
       for (const i of range(4, 6)) await second.api.events.publish.mutate({ type: "news.item", source: "desk", payload: { i } });

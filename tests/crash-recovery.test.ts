@@ -3,6 +3,8 @@
 // acknowledged enqueue lost, no task completed twice, no completed task back to pending, every
 // orphaned claim back after its lease, a killed worker's task run again and completed once.
 import { spawn } from "node:child_process";
+import { connect } from "node:net";
+import Database from "better-sqlite3";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it, vi } from "vitest";
@@ -81,6 +83,56 @@ describe("kill -9 of the server under load", () => {
       const done = await http(url, "POST", `/tasks/${claimed.body.id}/complete`, { body: { agentId: "drainer", leaseToken: claimed.body.leaseToken } });
       expect(done.status).toBe(200);
       expect(completions.has(claimed.body.id), `task ${claimed.body.id} completed twice`).toBe(false);
+    }
+  }, 120_000);
+});
+
+describe("kill -9 of the server while an auto-ack poll's answer is on its way", () => {
+  it("the batch is the agent's next poll through another server once its hold ran out: each message once", async () => {
+    const db = join(makeTempDir(), "poll-crash.db");
+    // leaseMs is how long a take waits for its answer's confirmation.
+    const env = { COORDINATION_LEASE_MS: "1000", COORDINATION_LEASE_SWEEP_MS: "100" };
+    const first = await serve(db, env);
+    // 120 direct messages of 64 KB: an answer of ~7.7 MB, more than the kernel takes from a
+    // server for a client that reads nothing, so its answer cannot be handed over whole.
+    const text = "x".repeat(64 * 1024);
+    for (let i = 0; i < 120; i++) {
+      expect((await http(first.url, "POST", "/events", { body: { type: "work.item", source: "producer", target: "mailbox-agent", payload: { i, text } } })).status).toBe(200);
+    }
+    const { hostname, port } = new URL(first.url);
+    const socket = connect(Number(port), hostname);
+    await new Promise<void>((resolve) => socket.once("connect", () => resolve()));
+    socket.pause();
+    socket.on("error", () => undefined);
+    socket.write(`GET /events/mailbox-agent?limit=1000 HTTP/1.1\r\nHost: ${hostname}:${port}\r\n\r\n`);
+    // The take committed (the cursor moved past the batch, held until confirmed), the answer not
+    // confirmed: the moment a server dies with an answer on its way.
+    const file = new Database(db, { readonly: true });
+    try {
+      await until(() => (file.prepare("SELECT mailboxCursor FROM subscriptions WHERE agentId = 'mailbox-agent'").pluck().get() as number | undefined ?? 0) > 0);
+      expect(file.prepare("SELECT count(*) FROM poll_takes").pluck().get()).toBe(1);
+      first.cli.kill("SIGKILL");
+      await first.cli.waitForExit();
+      socket.destroy();
+
+      // The agent goes on through the next server at once: newer messages come meanwhile.
+      const second = await serve(db, env);
+      for (let i = 120; i < 123; i++) {
+        expect((await http(second.url, "POST", "/events", { body: { type: "work.item", source: "producer", target: "mailbox-agent", payload: { i, text: "" } } })).status).toBe(200);
+      }
+      const seen: number[] = [];
+      await until(async () => {
+        const polled = await http(second.url, "GET", "/events/mailbox-agent?limit=1000");
+        for (const event of polled.body) seen.push(event.payload.i);
+        return seen.length >= 123;
+      });
+      // Each message once: the lost batch came back whole (when its hold ran out, leaseMs after
+      // the take), and what the agent had read since did not come again.
+      expect([...seen].sort((x, y) => x - y)).toEqual(Array.from({ length: 123 }, (_, i) => i));
+      expect((await http(second.url, "GET", "/events/mailbox-agent?limit=1000")).body).toEqual([]);
+      await until(() => file.prepare("SELECT count(*) FROM poll_takes").pluck().get() === 0);
+    } finally {
+      file.close();
     }
   }, 120_000);
 });

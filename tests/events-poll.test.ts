@@ -3,7 +3,83 @@
 import { TRPCClientError } from "@trpc/client";
 import { describe, expect, it, vi } from "vitest";
 import { range } from "./helpers/event-collector.js";
-import { rest, startTestServer } from "./helpers/test-server.js";
+import { rest, startTestServer, withDatabase } from "./helpers/test-server.js";
+
+describe("events.poll: an auto-ack batch held until its answer is confirmed", () => {
+  const setup = async () => {
+    const t = await startTestServer({ leaseMs: 60_000 });
+    const holds = () => withDatabase(t, (file) => file.prepare("SELECT count(*) FROM poll_takes").pluck().get() as number);
+    /** The hold's time runs out (the clock of the file's rows, moved as a long wait would). */
+    const runOut = () => withDatabase(t, (file) => file.prepare("UPDATE poll_takes SET expiresAt = 1").run());
+    const send = (i: number) => t.api.events.publish.mutate({ type: "work.item", source: "p", target: "h1", payload: { i } });
+    /** Takes a batch as a server that then died would have: held, never confirmed. */
+    const takeAndDie = () => t.server.services.db.write("events.take", { agentId: "h1", limit: 100, hold: { owner: "a-server-that-died", holdMs: 60_000 } });
+    return { t, holds, runOut, send, takeAndDie };
+  };
+  const seen = (batch: ReadonlyArray<{ payload: unknown }>) => batch.map((event) => (event.payload as { i: number }).i);
+
+  it("a delivered answer (REST, tRPC) leaves no hold; in process none is taken", async () => {
+    const { t, holds, send } = await setup();
+    await using _ = t;
+    for (const i of [1, 2, 3]) await send(i);
+    expect(seen((await rest(t.url, "GET", "/events/h1?limit=2")).body)).toEqual([1, 2]);
+    expect(seen(await t.api.events.poll.mutate({ agentId: "h1" }))).toEqual([3]);
+    await vi.waitFor(() => expect(holds()).toBe(0), { timeout: 15_000, interval: 20 });
+    await send(4);
+    expect(seen(await t.server.services.events.poll({ agentId: "h1", ack: "auto", limit: 100, waitMs: 0 }))).toEqual([4]);
+    expect(holds()).toBe(0);
+  });
+
+  it("a batch lost with its server is the agent's next poll once its hold runs out, and only that batch: what it read since does not come again", async () => {
+    const { t, holds, runOut, send, takeAndDie } = await setup();
+    await using _ = t;
+    for (const i of [1, 2]) await send(i);
+    expect(seen((await takeAndDie()).batch)).toEqual([1, 2]);
+    // The agent goes on meanwhile: its cursors are past the lost batch.
+    for (const i of [3, 4, 5, 6]) await send(i);
+    expect(seen(await t.api.events.poll.mutate({ agentId: "h1", limit: 3 }))).toEqual([3, 4, 5]);
+    runOut();
+    expect(seen(await t.api.events.poll.mutate({ agentId: "h1", limit: 1 }))).toEqual([1]);
+    expect(seen(await t.api.events.poll.mutate({ agentId: "h1" }))).toEqual([2]);
+    expect(seen(await t.api.events.poll.mutate({ agentId: "h1" }))).toEqual([6]);
+    expect(await t.api.events.poll.mutate({ agentId: "h1" })).toEqual([]);
+    await vi.waitFor(() => expect(holds()).toBe(0), { timeout: 15_000, interval: 20 });
+  });
+
+  it("the server sending an answer renews its hold: another server's take does not count the batch lost", async () => {
+    const { t, holds, runOut, send } = await setup();
+    await using _ = t;
+    const { events, deliveries, db } = t.server.services;
+    await send(1);
+    // An answer on its way (a tRPC batch holding a long-poll, a slow reader): not decided yet.
+    const delivery = deliveries.create("a slow answer");
+    expect(seen(await events.poll({ agentId: "h1", ack: "auto", limit: 100, waitMs: 0 }, { delivery }))).toEqual([1]);
+    expect(holds()).toBe(1);
+    runOut();
+    await events.renewHolds(Date.now() + 60_000);
+    expect((await db.write("events.take", { agentId: "h1", limit: 100, hold: { owner: "another-server", holdMs: 60_000 } })).batch).toEqual([]);
+    delivery.delivered();
+    await vi.waitFor(() => expect(holds()).toBe(0), { timeout: 15_000, interval: 20 });
+  });
+
+  it("an answer that did not arrive makes its batch the next poll's; an ack through it drops a lost batch", async () => {
+    const { t, holds, runOut, send, takeAndDie } = await setup();
+    await using _ = t;
+    const { events, deliveries } = t.server.services;
+    await send(1);
+    const delivery = deliveries.create("a lost answer");
+    expect(seen(await events.poll({ agentId: "h1", ack: "auto", limit: 100, waitMs: 0 }, { delivery }))).toEqual([1]);
+    delivery.undelivered();
+    await delivery.whenSettled();
+    expect(seen(await t.api.events.poll.mutate({ agentId: "h1" }))).toEqual([1]);
+    await send(2);
+    const lost = await takeAndDie();
+    runOut();
+    await t.api.events.ack.mutate({ agentId: "h1", seq: lost.batch[0]!.seq });
+    expect(await t.api.events.poll.mutate({ agentId: "h1" })).toEqual([]);
+    await vi.waitFor(() => expect(holds()).toBe(0), { timeout: 15_000, interval: 20 });
+  });
+});
 
 describe("events.poll", () => {
   it("returns matching events in seq order, respects limit, and advances the cursor past them (auto ack)", async () => {

@@ -2,11 +2,12 @@
 // A claim, a steal and an auto-ack poll change the database for their caller (a lease taken, a
 // cursor moved) and commit before the answer is sent. If the answer then never reaches the
 // client (its socket closed first, the response failed, a tRPC link was torn down), the change
-// must be undone, or the task waits out a lease and is charged an attempt, or the events are
-// gone for that agent. So each such call gets a Delivery: the service registers how to undo its
-// change (`onUndelivered`), and the transport that carries the answer decides the outcome once it
-// knows (src/delivery/transports.ts). Until then the compensation is held; after a confirmed
-// delivery it is dropped.
+// must be undone, or the task waits out a lease and is charged an attempt, or the agent waits
+// for its batch to be counted lost (poll_takes, event-service.ts). So each such call gets a
+// Delivery: the service registers how to undo its change (`onUndelivered`) and what to do once
+// it is known to have arrived (`onDelivered`), and the transport that carries the answer decides
+// the outcome once it knows (src/delivery/transports.ts). Until then both are held; after the
+// outcome, the other is dropped.
 import type { Logger } from "../logger.js";
 
 /** What a consuming service call receives from its transport. */
@@ -39,6 +40,7 @@ export type Compensation = () => Promise<unknown>;
 export class Delivery {
   private outcome: DeliveryOutcome = "pending";
   private compensations: Compensation[] = [];
+  private confirmations: Compensation[] = [];
   /** Compensations run one after another on this chain. */
   private tail: Promise<void> = Promise.resolve();
   private decide!: () => void;
@@ -64,6 +66,17 @@ export class Delivery {
     else this.compensations.push(compensate);
   }
 
+  /**
+   * Registers what to do once the answer is known to have reached the client (confirm a held
+   * batch). Runs then, at once if that is known already, and never after a failed delivery.
+   * Tracked as compensations are: shutdown waits for it.
+   */
+  onDelivered(effect: Compensation): void {
+    if (this.outcome === "undelivered") return;
+    if (this.outcome === "delivered") this.runEffects([effect]);
+    else this.confirmations.push(effect);
+  }
+
   /** Resolves once the outcome is known and every compensation registered so far has finished. */
   whenSettled(): Promise<void> {
     return this.decided.then(() => this.tail);
@@ -74,6 +87,8 @@ export class Delivery {
     if (this.outcome !== "pending") return;
     this.outcome = "delivered";
     this.compensations = [];
+    this.runEffects(this.confirmations);
+    this.confirmations = [];
     this.decide();
   }
 
@@ -83,7 +98,18 @@ export class Delivery {
     this.outcome = "undelivered";
     this.run(this.compensations);
     this.compensations = [];
+    this.confirmations = [];
     this.decide();
+  }
+
+  /** Runs what follows a confirmed delivery on the chain, tracked for shutdown. */
+  private runEffects(work: Compensation[]): void {
+    if (work.length === 0) return;
+    const { log } = this.registry;
+    this.tail = this.tail.then(async () => {
+      for (const effect of work) await effect().catch((error: unknown) => log.error({ err: error, call: this.label }, "confirming a delivered answer failed"));
+    });
+    this.registry.track(this.tail);
   }
 
   private run(work: Compensation[]): void {

@@ -4,7 +4,7 @@ import type { WriteContext } from "../db/writer.js";
 import { invalidField } from "../errors.js";
 import { assertReadable, inboxOf, noPatterns, notSubscribed, readInbox } from "./event-positions.js";
 import type { CoordinationEvent, PollRequest, PublishRequest, Subscription } from "./event-schemas.js";
-import type { EventStore, InboxPosition } from "./event-store.js";
+import type { EventStore } from "./event-store.js";
 import { mergePatterns } from "./type-patterns.js";
 
 export interface EventCommandDeps {
@@ -14,13 +14,22 @@ export interface EventCommandDeps {
   eventRetentionCount: number;
 }
 
-/** What an auto-ack poll took, and the positions to go back to should its answer not arrive. */
+/** What an auto-ack poll took. */
 export interface Taken {
   batch: CoordinationEvent[];
-  before: InboxPosition;
-  after: InboxPosition;
   /** The agent's patterns (the event loop wakes a parked poll only for events it could take). */
   types: string[];
+  /** The batch's hold (poll_takes), when the take asked for one: confirm it, or lose it. */
+  held?: number;
+}
+
+/**
+ * How a take keeps its batch until the answer is confirmed: the server process taking it (it
+ * renews the hold while the answer is on its way), and how long the hold lasts unrenewed.
+ */
+export interface TakeHold {
+  owner: string;
+  holdMs: number;
 }
 
 export function eventCommands(d: EventCommandDeps) {
@@ -41,6 +50,28 @@ export function eventCommands(d: EventCommandDeps) {
     }
     if (existing && existing.cursor >= events.prunedThroughSeq()) return existing.cursor;
     return events.headSeq();
+  };
+
+  /**
+   * The agent's oldest lost batch, given again: its inbox in the range the batch covered (after
+   * its before cursors, up to its last event), matched against the agent's patterns now, up to
+   * `limit`. What is left of the range stays lost for the next take; what is given again is held
+   * as any batch is. Undefined when the agent has no lost batch with events left.
+   */
+  const takeLost = (ctx: WriteContext, request: Pick<PollRequest, "agentId" | "limit"> & { hold?: TakeHold }, types: string[]): Taken | undefined => {
+    const lost = events.lostTake(request.agentId, ctx.now);
+    if (lost === undefined) return undefined;
+    const before = { cursor: lost.beforeCursor, mailboxCursor: lost.beforeMailboxCursor };
+    const read = events.readInbox(request.agentId, types, before, request.limit, d.maxResponseBytes);
+    const batch = read.filter((event) => event.seq <= lost.lastSeq);
+    const last = batch.at(-1);
+    // Read past the range's end, or to it: nothing of it is left after this batch.
+    if (last === undefined || last.seq >= lost.lastSeq || batch.length < read.length) events.releaseTake(lost.seq);
+    else events.shrinkLostTake(lost, last.seq);
+    if (last === undefined) return undefined;
+    const taken: Taken = { batch, types };
+    if (request.hold !== undefined) taken.held = events.holdTake(request.agentId, request.hold.owner, before, last.seq, ctx.now + request.hold.holdMs);
+    return taken;
   };
 
   return {
@@ -77,10 +108,15 @@ export function eventCommands(d: EventCommandDeps) {
     /**
      * auto-ack: reads the agent's next batch and moves its cursors past it, in one write (two
      * concurrent polls never get the same event). Nothing for it up to the head: the cursors skip
-     * what did not match, so the next poll does not scan it again; null then.
+     * what did not match, so the next poll does not scan it again. With `hold`, the batch is kept
+     * (poll_takes) until its answer is confirmed. A batch lost for this agent (its hold expired
+     * unconfirmed: the server that took it died, or the answer did not arrive) comes first, from
+     * the range it covered, whichever server lost it; the cursors stay where they are then.
      */
-    "events.take": (ctx: WriteContext, request: Pick<PollRequest, "agentId" | "limit">): Taken | { batch: []; types: string[] } => {
+    "events.take": (ctx: WriteContext, request: Pick<PollRequest, "agentId" | "limit"> & { hold?: TakeHold }): Taken => {
       const inbox = inboxOf(events, request.agentId);
+      const again = takeLost(ctx, request, inbox.types);
+      if (again !== undefined) return again;
       const batch = readInbox(events, request.agentId, inbox, request.limit, d.maxResponseBytes);
       const last = batch.at(-1);
       if (last === undefined) {
@@ -88,18 +124,22 @@ export function eventCommands(d: EventCommandDeps) {
         if (inbox.recorded && (inbox.cursor < head || inbox.mailboxCursor < head)) events.advanceInbox(request.agentId, head, ctx.now);
         return { batch: [], types: inbox.types };
       }
-      const after = events.advanceInbox(request.agentId, last.seq, ctx.now);
-      return {
-        batch,
-        before: { cursor: inbox.cursor, mailboxCursor: inbox.mailboxCursor },
-        after: { cursor: after.cursor, mailboxCursor: after.mailboxCursor },
-        types: inbox.types,
-      };
+      events.advanceInbox(request.agentId, last.seq, ctx.now);
+      const taken: Taken = { batch, types: inbox.types };
+      if (request.hold !== undefined) {
+        taken.held = events.holdTake(request.agentId, request.hold.owner, { cursor: inbox.cursor, mailboxCursor: inbox.mailboxCursor }, last.seq, ctx.now + request.hold.holdMs);
+      }
+      return taken;
     },
 
-    /** Undoes a take whose answer never reached the agent (see EventStore.rewindInbox). */
-    "events.rewind": (ctx: WriteContext, args: { agentId: string; before: InboxPosition; after: InboxPosition }): void =>
-      events.rewindInbox(args.agentId, args.before, args.after, ctx.now),
+    /** A held batch's answer reached its agent: the batch is its for good. */
+    "events.confirmTake": (_: WriteContext, held: number): void => events.releaseTake(held),
+
+    /** A held batch's answer did not reach its agent: its next auto-ack poll gets the batch again. */
+    "events.loseTake": (_: WriteContext, held: number): void => events.loseTake(held),
+
+    /** Renews the holds of batches whose answers `owner` is still sending (so no other take counts them lost). */
+    "events.renewTakes": (ctx: WriteContext, args: { owner: string; held: number[]; holdMs: number }): void => events.renewTakes(args.owner, args.held, ctx.now + args.holdMs),
 
     /**
      * manual ack: when nothing matched up to the head, the cursors skip to the head: nothing there
@@ -116,11 +156,17 @@ export function eventCommands(d: EventCommandDeps) {
     "events.ack": (ctx: WriteContext, request: { agentId: string; seq: number }): Subscription => {
       const head = events.headSeq();
       if (request.seq > head) throw invalidField("seq", `${request.seq} is beyond the newest event (${head})`);
+      // Batches it says it has are not to be given again.
+      events.releaseTakesThrough(request.agentId, request.seq);
       return events.advanceInbox(request.agentId, request.seq, ctx.now);
     },
 
     /** Deletes events past the configured age and count. Run periodically. */
-    "events.prune": (ctx: WriteContext, _: undefined): number =>
-      events.prune(d.eventRetentionMs > 0 ? ctx.now - d.eventRetentionMs : null, d.eventRetentionCount > 0 ? d.eventRetentionCount : null),
+    "events.prune": (ctx: WriteContext, _: undefined): number => {
+      const pruned = events.prune(d.eventRetentionMs > 0 ? ctx.now - d.eventRetentionMs : null, d.eventRetentionCount > 0 ? d.eventRetentionCount : null);
+      // A lost batch whose events are gone has nothing left to give.
+      if (pruned > 0) events.releasePrunedTakes();
+      return pruned;
+    },
   };
 }

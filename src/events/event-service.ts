@@ -2,6 +2,7 @@
 // reader thread (event-commands.ts, event-queries.ts); what stays here needs no database:
 // long-polling (woken by the bus, poll-waiters.ts), one auto-ack poll per agent at a time, and
 // delivery confirmation (an auto-ack poll whose answer never arrives moves its cursors back).
+import { randomUUID } from "node:crypto";
 import type { Config } from "../config.js";
 import type { Database } from "../db/thread/database.js";
 import { clientGone, type ConsumingCall } from "../delivery/delivery.js";
@@ -41,7 +42,17 @@ export class EventService {
   /** The open live streams (events.onEvent), each with its counters; they add and remove themselves. */
   readonly liveStreams = new Set<LiveStreamStats>();
 
+  /** This process among the servers on the file: the owner of the holds it takes (poll_takes). */
+  private readonly owner = randomUUID();
+  /** Holds of answers on their way, by seq: when each was taken or last renewed (Unix ms). */
+  private readonly holds = new Map<number, number>();
+
   constructor(private readonly d: EventServiceDeps) {}
+
+  /** How long a held batch lasts unrenewed: the server's lease length, as a claim's would. */
+  private get holdMs(): number {
+    return this.d.config.leaseMs;
+  }
 
   /** Long-polls currently waiting for an event (observability, and tests that must publish after one parked). */
   get waitingPolls(): number {
@@ -156,19 +167,39 @@ export class EventService {
     try {
       // The caller may have gone while waiting for the lock: consume nothing for nobody.
       if (clientGone(call)) return { batch: [], types: [] };
-      const taken = await this.d.db.write("events.take", { agentId: request.agentId, limit: request.limit });
-      if (taken.batch.length === 0 || !("before" in taken)) return taken;
       const { delivery } = call;
-      if (delivery) {
-        const { before, after } = taken;
-        delivery.onUndelivered(() => this.d.db.write("events.rewind", { agentId: request.agentId, before, after }));
-        void delivery.whenSettled().then(unlock);
+      // With a transport that confirms delivery, the batch is held until it does (poll_takes):
+      // lost (the answer did not arrive, or this server died first), it is the agent's next batch.
+      const taken = await this.d.db.write("events.take", { agentId: request.agentId, limit: request.limit, ...(delivery ? { hold: { owner: this.owner, holdMs: this.holdMs } } : {}) });
+      const { held } = taken;
+      if (delivery && held !== undefined) {
+        this.holds.set(held, Date.now());
+        delivery.onUndelivered(() => this.d.db.write("events.loseTake", held));
+        delivery.onDelivered(() => this.d.db.write("events.confirmTake", held));
+        void delivery.whenSettled().then(() => {
+          this.holds.delete(held);
+          unlock();
+        });
         handedOff = true;
       }
       return taken;
     } finally {
       if (!handedOff) unlock();
     }
+  }
+
+  /**
+   * Renews the holds of batches whose answers this server is still sending, before half their
+   * time is gone: no take, here or on another server, counts them lost while they are on their
+   * way (a tRPC batch that holds a long-poll, a slow reader). A server that died renews nothing:
+   * its batches are lost holdMs after their last renewal. Run every leaseSweepMs.
+   */
+  async renewHolds(now = Date.now()): Promise<void> {
+    // Due when less than half its time would be left at the next run.
+    const due = [...this.holds].filter(([, renewedAt]) => renewedAt + this.holdMs - now <= this.holdMs / 2 + this.d.config.leaseSweepMs).map(([held]) => held);
+    if (due.length === 0) return;
+    for (const held of due) this.holds.set(held, now);
+    await this.d.db.write("events.renewTakes", { owner: this.owner, held: due, holdMs: this.holdMs });
   }
 
   /**

@@ -257,17 +257,66 @@ export class EventStore {
   }
 
   /**
-   * Undoes an auto-ack poll whose answer never reached the agent: each cursor goes back to
-   * `before` if it is still at or past `after`. Should a poll in another process have moved it
-   * on meanwhile, that poll's events are read again too: a duplicate on a failure path, never a loss.
+   * Keeps an auto-ack batch (the agent's inbox after `before`, up to `lastSeq`) until its answer
+   * is confirmed (poll_takes); `owner` renews it while the answer is on its way. Its seq.
    */
-  rewindInbox(agentId: string, before: InboxPosition, after: InboxPosition, now: number): void {
-    this.st
-      .get<[number, number, number, number, number, string]>(
-        `UPDATE subscriptions SET cursor = CASE WHEN cursor >= ? THEN ? ELSE cursor END,
-           mailboxCursor = CASE WHEN mailboxCursor >= ? THEN ? ELSE mailboxCursor END, updatedAt = ?
-         WHERE agentId = ?`,
+  holdTake(agentId: string, owner: string, before: InboxPosition, lastSeq: number, expiresAt: number): number {
+    return this.st
+      .get<[string, string, number, number, number, number], number>(
+        `INSERT INTO poll_takes (agentId, owner, beforeCursor, beforeMailboxCursor, lastSeq, expiresAt) VALUES (?, ?, ?, ?, ?, ?) RETURNING seq`,
       )
-      .run(after.cursor, before.cursor, after.mailboxCursor, before.mailboxCursor, now, agentId);
+      .pluck()
+      .get(agentId, owner, before.cursor, before.mailboxCursor, lastSeq, expiresAt)!;
   }
+
+  /** Drops a hold: its answer reached the agent. */
+  releaseTake(seq: number): void {
+    this.st.get<[number]>(`DELETE FROM poll_takes WHERE seq = ?`).run(seq);
+  }
+
+  /** A hold's answer did not reach its agent: lost now, its range is the agent's next auto-ack batch. */
+  loseTake(seq: number): void {
+    this.st.get<[number]>(`UPDATE poll_takes SET expiresAt = 0 WHERE seq = ?`).run(seq);
+  }
+
+  /** Renews the holds `owner` still waits on (their answers are on their way) until `expiresAt`. */
+  renewTakes(owner: string, seqs: readonly number[], expiresAt: number): void {
+    if (seqs.length === 0) return;
+    // One statement whatever the count: the seqs travel as a JSON array.
+    this.st
+      .get<[number, string, string]>(`UPDATE poll_takes SET expiresAt = ? WHERE owner = ? AND expiresAt > 0 AND seq IN (SELECT value FROM json_each(?))`)
+      .run(expiresAt, owner, JSON.stringify(seqs));
+  }
+
+  /** The agent's oldest batch lost by `now` (its hold expired unconfirmed), if any. */
+  lostTake(agentId: string, now: number): LostTake | undefined {
+    return this.st
+      .get<[string, number], LostTake>(`SELECT seq, beforeCursor, beforeMailboxCursor, lastSeq FROM poll_takes WHERE agentId = ? AND expiresAt <= ? ORDER BY seq LIMIT 1`)
+      .get(agentId, now);
+  }
+
+  /** What is left of a lost batch once its events up to `seq` were given again. */
+  shrinkLostTake(take: LostTake, seq: number): void {
+    this.st
+      .get<[number, number, number]>(`UPDATE poll_takes SET beforeCursor = MAX(beforeCursor, ?), beforeMailboxCursor = MAX(beforeMailboxCursor, ?) WHERE seq = ?`)
+      .run(seq, seq, take.seq);
+  }
+
+  /** Drops the agent's holds up to `seq`: it acknowledged everything there (events.ack). */
+  releaseTakesThrough(agentId: string, seq: number): void {
+    this.st.get<[string, number]>(`DELETE FROM poll_takes WHERE agentId = ? AND lastSeq <= ?`).run(agentId, seq);
+  }
+
+  /** Drops holds whose events were all pruned: nothing is left to give again. */
+  releasePrunedTakes(): void {
+    this.st.get<[number]>(`DELETE FROM poll_takes WHERE lastSeq <= ?`).run(this.prunedThroughSeq());
+  }
+}
+
+/** A batch lost for its agent: the range of its inbox after the before cursors, up to lastSeq. */
+export interface LostTake {
+  seq: number;
+  beforeCursor: number;
+  beforeMailboxCursor: number;
+  lastSeq: number;
 }
