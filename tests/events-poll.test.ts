@@ -62,6 +62,49 @@ describe("events.poll: an auto-ack batch held until its answer is confirmed", ()
     await vi.waitFor(() => expect(holds()).toBe(0), { timeout: 15_000, interval: 20 });
   });
 
+  it("a lost batch is read again as it was taken: with the patterns it had, and without what an ack inside it covered", async () => {
+    const { t, runOut, send, takeAndDie } = await setup();
+    await using _ = t;
+    // A mailbox-only agent with a row (it subscribed once, then dropped its patterns).
+    await t.api.events.subscribe.mutate({ agentId: "h1", types: ["x.*"] });
+    await t.api.events.unsubscribe.mutate({ agentId: "h1" });
+    await t.api.events.publish.mutate({ type: "news.item", source: "p", payload: { i: 100 } });
+    for (const i of [1, 2, 3]) await send(i);
+    const lost = await takeAndDie();
+    expect(seen(lost.batch)).toEqual([1, 2, 3]);
+    // Patterns added after the loss do not reach into it; an ack through its second event shrinks it.
+    await t.api.events.subscribe.mutate({ agentId: "h1", types: ["news.*"] });
+    await t.api.events.ack.mutate({ agentId: "h1", seq: lost.batch[1]!.seq });
+    runOut();
+    expect(seen(await t.api.events.poll.mutate({ agentId: "h1" }))).toEqual([3]);
+    expect(await t.api.events.poll.mutate({ agentId: "h1" })).toEqual([]);
+  });
+
+  it("a hold lasts at least four runs of the job that renews it; a confirm whose write failed is retried by that job", async () => {
+    const t = await startTestServer({ leaseMs: 500, leaseSweepMs: 1000 });
+    await using _ = t;
+    const { events, deliveries, db } = t.server.services;
+    await t.api.events.publish.mutate({ type: "work.item", source: "p", target: "h1", payload: { i: 1 } });
+    // The first confirm fails, as it would behind another process's lock or on a full disk.
+    const write = db.write.bind(db);
+    let refused = 0;
+    (db as { write: typeof db.write }).write = ((name: string, args: unknown) =>
+      name === "events.confirmTakes" && refused++ === 0 ? Promise.reject(new Error("SQLITE_BUSY (injected)")) : write(name as never, args as never)) as typeof db.write;
+    const delivery = deliveries.create("an answer whose confirm fails");
+    const asked = Date.now();
+    expect(seen(await events.poll({ agentId: "h1", ack: "auto", limit: 100, waitMs: 0 }, { delivery }))).toEqual([1]);
+    const expiresAt = withDatabase(t, (file) => file.prepare("SELECT expiresAt FROM poll_takes").pluck().get() as number);
+    expect(expiresAt).toBeGreaterThanOrEqual(asked + 4000);
+    delivery.delivered();
+    await delivery.whenSettled();
+    expect(refused).toBe(1);
+    // Still held, and renewed (the batch arrived: no take may count it lost); the job confirms it.
+    expect(withDatabase(t, (file) => file.prepare("SELECT count(*) FROM poll_takes").pluck().get())).toBe(1);
+    await events.renewHolds(Date.now() + 4000);
+    expect(withDatabase(t, (file) => file.prepare("SELECT count(*) FROM poll_takes").pluck().get())).toBe(0);
+    expect(await t.api.events.poll.mutate({ agentId: "h1" })).toEqual([]);
+  });
+
   it("an answer that did not arrive makes its batch the next poll's; an ack through it drops a lost batch", async () => {
     const { t, holds, runOut, send, takeAndDie } = await setup();
     await using _ = t;

@@ -77,6 +77,11 @@ export class Delivery {
     else this.confirmations.push(effect);
   }
 
+  /** Resolves once the outcome is known, before what it runs (compensations, confirmations) finished. */
+  whenDecided(): Promise<void> {
+    return this.decided;
+  }
+
   /** Resolves once the outcome is known and every compensation registered so far has finished. */
   whenSettled(): Promise<void> {
     return this.decided.then(() => this.tail);

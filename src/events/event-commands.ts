@@ -54,15 +54,16 @@ export function eventCommands(d: EventCommandDeps) {
 
   /**
    * The agent's oldest lost batch, given again: its inbox in the range the batch covered (after
-   * its before cursors, up to its last event), matched against the agent's patterns now, up to
-   * `limit`. What is left of the range stays lost for the next take; what is given again is held
-   * as any batch is. Undefined when the agent has no lost batch with events left.
+   * its before cursors, up to its last event, with the patterns it had then), up to `limit`.
+   * What is left of the range stays lost for the next take; what is given again is held as any
+   * batch is. Undefined when the agent has no lost batch with events left. `types` (the agent's
+   * patterns now) go with the answer, as any take's.
    */
   const takeLost = (ctx: WriteContext, request: Pick<PollRequest, "agentId" | "limit"> & { hold?: TakeHold }, types: string[]): Taken | undefined => {
     const lost = events.lostTake(request.agentId, ctx.now);
     if (lost === undefined) return undefined;
     const before = { cursor: lost.beforeCursor, mailboxCursor: lost.beforeMailboxCursor };
-    const read = events.readInbox(request.agentId, types, before, request.limit, d.maxResponseBytes);
+    const read = events.readInbox(request.agentId, lost.types, before, request.limit, d.maxResponseBytes);
     const batch = read.filter((event) => event.seq <= lost.lastSeq);
     const last = batch.at(-1);
     // Read past the range's end, or to it: nothing of it is left after this batch.
@@ -70,7 +71,7 @@ export function eventCommands(d: EventCommandDeps) {
     else events.shrinkLostTake(lost, last.seq);
     if (last === undefined) return undefined;
     const taken: Taken = { batch, types };
-    if (request.hold !== undefined) taken.held = events.holdTake(request.agentId, request.hold.owner, before, last.seq, ctx.now + request.hold.holdMs);
+    if (request.hold !== undefined) taken.held = events.holdTake(request.agentId, request.hold.owner, before, last.seq, lost.types, ctx.now + request.hold.holdMs);
     return taken;
   };
 
@@ -127,13 +128,15 @@ export function eventCommands(d: EventCommandDeps) {
       events.advanceInbox(request.agentId, last.seq, ctx.now);
       const taken: Taken = { batch, types: inbox.types };
       if (request.hold !== undefined) {
-        taken.held = events.holdTake(request.agentId, request.hold.owner, { cursor: inbox.cursor, mailboxCursor: inbox.mailboxCursor }, last.seq, ctx.now + request.hold.holdMs);
+        taken.held = events.holdTake(request.agentId, request.hold.owner, { cursor: inbox.cursor, mailboxCursor: inbox.mailboxCursor }, last.seq, inbox.types, ctx.now + request.hold.holdMs);
       }
       return taken;
     },
 
-    /** A held batch's answer reached its agent: the batch is its for good. */
-    "events.confirmTake": (_: WriteContext, held: number): void => events.releaseTake(held),
+    /** Held batches whose answers reached their agents: each is its agent's for good. */
+    "events.confirmTakes": (_: WriteContext, held: number[]): void => {
+      for (const seq of held) events.releaseTake(seq);
+    },
 
     /** A held batch's answer did not reach its agent: its next auto-ack poll gets the batch again. */
     "events.loseTake": (_: WriteContext, held: number): void => events.loseTake(held),
@@ -156,7 +159,7 @@ export function eventCommands(d: EventCommandDeps) {
     "events.ack": (ctx: WriteContext, request: { agentId: string; seq: number }): Subscription => {
       const head = events.headSeq();
       if (request.seq > head) throw invalidField("seq", `${request.seq} is beyond the newest event (${head})`);
-      // Batches it says it has are not to be given again.
+      // What it says it has is not to be given again: holds through seq go, later ones start after it.
       events.releaseTakesThrough(request.agentId, request.seq);
       return events.advanceInbox(request.agentId, request.seq, ctx.now);
     },

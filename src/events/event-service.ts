@@ -44,14 +44,20 @@ export class EventService {
 
   /** This process among the servers on the file: the owner of the holds it takes (poll_takes). */
   private readonly owner = randomUUID();
-  /** Holds of answers on their way, by seq: when each was taken or last renewed (Unix ms). */
-  private readonly holds = new Map<number, number>();
+  /**
+   * This server's holds not yet settled, by seq: when each was taken or last renewed (Unix ms),
+   * and whether its answer arrived (then only its confirm write is left, retried until it commits).
+   */
+  private readonly holds = new Map<number, { renewedAt: number; delivered: boolean }>();
 
   constructor(private readonly d: EventServiceDeps) {}
 
-  /** How long a held batch lasts unrenewed: the server's lease length, as a claim's would. */
+  /**
+   * How long a held batch lasts unrenewed: the server's lease length, as a claim's would, and at
+   * least four runs of the job that renews it (leaseSweepMs), so a live server always renews in time.
+   */
   private get holdMs(): number {
-    return this.d.config.leaseMs;
+    return Math.max(this.d.config.leaseMs, 4 * this.d.config.leaseSweepMs);
   }
 
   /** Long-polls currently waiting for an event (observability, and tests that must publish after one parked). */
@@ -173,13 +179,22 @@ export class EventService {
       const taken = await this.d.db.write("events.take", { agentId: request.agentId, limit: request.limit, ...(delivery ? { hold: { owner: this.owner, holdMs: this.holdMs } } : {}) });
       const { held } = taken;
       if (delivery && held !== undefined) {
-        this.holds.set(held, Date.now());
-        delivery.onUndelivered(() => this.d.db.write("events.loseTake", held));
-        delivery.onDelivered(() => this.d.db.write("events.confirmTake", held));
-        void delivery.whenSettled().then(() => {
+        const hold = { renewedAt: Date.now(), delivered: false };
+        this.holds.set(held, hold);
+        // Not arrived: lost now, so this agent's next take (which waits for it) gets the batch
+        // again. A write that fails leaves the hold to run out unrenewed: lost all the same.
+        delivery.onUndelivered(() => {
           this.holds.delete(held);
-          unlock();
+          return this.d.db.write("events.loseTake", held);
         });
+        // Arrived: the confirm may commit after the agent's next take (the hold is renewed until
+        // it does, so no take counts it lost); one that fails is retried by the job.
+        delivery.onDelivered(async () => {
+          hold.delivered = true;
+          await this.d.db.write("events.confirmTakes", [held]);
+          this.holds.delete(held);
+        });
+        void delivery.whenDecided().then(() => (delivery.state === "delivered" ? unlock() : delivery.whenSettled().then(unlock)));
         handedOff = true;
       }
       return taken;
@@ -192,14 +207,20 @@ export class EventService {
    * Renews the holds of batches whose answers this server is still sending, before half their
    * time is gone: no take, here or on another server, counts them lost while they are on their
    * way (a tRPC batch that holds a long-poll, a slow reader). A server that died renews nothing:
-   * its batches are lost holdMs after their last renewal. Run every leaseSweepMs.
+   * its batches are lost holdMs after their last renewal. Run every leaseSweepMs. Also retries
+   * the confirms of answers that arrived whose write failed.
    */
   async renewHolds(now = Date.now()): Promise<void> {
     // Due when less than half its time would be left at the next run.
-    const due = [...this.holds].filter(([, renewedAt]) => renewedAt + this.holdMs - now <= this.holdMs / 2 + this.d.config.leaseSweepMs).map(([held]) => held);
+    const due = [...this.holds].filter(([, hold]) => hold.renewedAt + this.holdMs - now <= this.holdMs / 2 + this.d.config.leaseSweepMs);
     if (due.length === 0) return;
-    for (const held of due) this.holds.set(held, now);
-    await this.d.db.write("events.renewTakes", { owner: this.owner, held: due, holdMs: this.holdMs });
+    for (const [, hold] of due) hold.renewedAt = now;
+    await this.d.db.write("events.renewTakes", { owner: this.owner, held: due.map(([held]) => held), holdMs: this.holdMs });
+    // Confirms that failed (a lock held too long, a full disk): once more, together.
+    const unconfirmed = due.filter(([, hold]) => hold.delivered).map(([held]) => held);
+    if (unconfirmed.length === 0) return;
+    await this.d.db.write("events.confirmTakes", unconfirmed);
+    for (const held of unconfirmed) this.holds.delete(held);
   }
 
   /**

@@ -260,13 +260,13 @@ export class EventStore {
    * Keeps an auto-ack batch (the agent's inbox after `before`, up to `lastSeq`) until its answer
    * is confirmed (poll_takes); `owner` renews it while the answer is on its way. Its seq.
    */
-  holdTake(agentId: string, owner: string, before: InboxPosition, lastSeq: number, expiresAt: number): number {
+  holdTake(agentId: string, owner: string, before: InboxPosition, lastSeq: number, types: readonly string[], expiresAt: number): number {
     return this.st
-      .get<[string, string, number, number, number, number], number>(
-        `INSERT INTO poll_takes (agentId, owner, beforeCursor, beforeMailboxCursor, lastSeq, expiresAt) VALUES (?, ?, ?, ?, ?, ?) RETURNING seq`,
+      .get<[string, string, number, number, number, string, number], number>(
+        `INSERT INTO poll_takes (agentId, owner, beforeCursor, beforeMailboxCursor, lastSeq, types, expiresAt) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING seq`,
       )
       .pluck()
-      .get(agentId, owner, before.cursor, before.mailboxCursor, lastSeq, expiresAt)!;
+      .get(agentId, owner, before.cursor, before.mailboxCursor, lastSeq, JSON.stringify(types), expiresAt)!;
   }
 
   /** Drops a hold: its answer reached the agent. */
@@ -290,9 +290,12 @@ export class EventStore {
 
   /** The agent's oldest batch lost by `now` (its hold expired unconfirmed), if any. */
   lostTake(agentId: string, now: number): LostTake | undefined {
-    return this.st
-      .get<[string, number], LostTake>(`SELECT seq, beforeCursor, beforeMailboxCursor, lastSeq FROM poll_takes WHERE agentId = ? AND expiresAt <= ? ORDER BY seq LIMIT 1`)
+    const row = this.st
+      .get<[string, number], Omit<LostTake, "types"> & { types: string }>(
+        `SELECT seq, beforeCursor, beforeMailboxCursor, lastSeq, types FROM poll_takes WHERE agentId = ? AND expiresAt <= ? ORDER BY seq LIMIT 1`,
+      )
       .get(agentId, now);
+    return row && { seq: row.seq, beforeCursor: row.beforeCursor, beforeMailboxCursor: row.beforeMailboxCursor, lastSeq: row.lastSeq, types: JSON.parse(row.types) as string[] };
   }
 
   /** What is left of a lost batch once its events up to `seq` were given again. */
@@ -302,9 +305,12 @@ export class EventStore {
       .run(seq, seq, take.seq);
   }
 
-  /** Drops the agent's holds up to `seq`: it acknowledged everything there (events.ack). */
+  /** The agent acknowledged everything through `seq` (events.ack): its holds up to it go, and later ones start after it. */
   releaseTakesThrough(agentId: string, seq: number): void {
     this.st.get<[string, number]>(`DELETE FROM poll_takes WHERE agentId = ? AND lastSeq <= ?`).run(agentId, seq);
+    this.st
+      .get<[number, number, string]>(`UPDATE poll_takes SET beforeCursor = MAX(beforeCursor, ?), beforeMailboxCursor = MAX(beforeMailboxCursor, ?) WHERE agentId = ?`)
+      .run(seq, seq, agentId);
   }
 
   /** Drops holds whose events were all pruned: nothing is left to give again. */
@@ -313,10 +319,11 @@ export class EventStore {
   }
 }
 
-/** A batch lost for its agent: the range of its inbox after the before cursors, up to lastSeq. */
+/** A batch lost for its agent: the range of its inbox (with the patterns it had) after the before cursors, up to lastSeq. */
 export interface LostTake {
   seq: number;
   beforeCursor: number;
   beforeMailboxCursor: number;
   lastSeq: number;
+  types: string[];
 }

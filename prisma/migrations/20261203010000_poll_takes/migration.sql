@@ -10,6 +10,7 @@ CREATE TABLE "poll_takes" (
     "beforeCursor" INTEGER NOT NULL,
     "beforeMailboxCursor" INTEGER NOT NULL,
     "lastSeq" INTEGER NOT NULL,
+    "types" TEXT NOT NULL,
     "expiresAt" DATETIME NOT NULL
 );
 
