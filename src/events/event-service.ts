@@ -1,7 +1,8 @@
 // The event stream on the event loop: writes go to the database writer thread, reads to the
 // reader thread (event-commands.ts, event-queries.ts); what stays here needs no database:
 // long-polling (woken by the bus, poll-waiters.ts), one auto-ack poll per agent at a time, and
-// delivery confirmation (an auto-ack poll whose answer never arrives moves its cursors back).
+// delivery confirmation (an auto-ack poll's batch is held until its answer arrives; one lost
+// with its answer, or with its server, is the agent's next batch: poll_takes).
 import { randomUUID } from "node:crypto";
 import type { Config } from "../config.js";
 import type { Database } from "../db/thread/database.js";
@@ -164,8 +165,9 @@ export class EventService {
   }
 
   /**
-   * auto: reads and consumes the next batch in one write, then registers how to give it back
-   * should the answer not reach the agent. Holds the agent's lock until that is known.
+   * auto: reads and consumes the next batch in one write, held until its answer is known to have
+   * arrived (confirmed) or not (lost: the agent's next take gets it again). Holds the agent's
+   * lock until the outcome is known, and a lost batch's write is done.
    */
   private async take(request: PollRequest, call: ConsumingCall): Promise<{ batch: CoordinationEvent[]; types: string[] }> {
     const unlock = await this.consuming.acquire(request.agentId);
