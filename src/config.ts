@@ -116,7 +116,7 @@ export const SETTINGS = {
   agentStartupGraceMs: {
     ...ms(),
     default: 90_000,
-    doc: "For this long after start-up, heartbeat age counts from start-up at the earliest, so a server outage does not make every agent offline; an agent offline before it stays so until a sign of life (0 = off)",
+    doc: "For this long after start-up, heartbeat age counts from start-up at the earliest, so a server outage does not make every agent offline; an agent stale or offline before it stays so until a sign of life (0 = off)",
   },
   agentHealthCheckMs: { ...positiveMs(60_000), default: 1000, doc: "How often agent health is re-evaluated" },
   adminToken: {

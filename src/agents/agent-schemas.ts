@@ -64,7 +64,7 @@ export const agentHeartbeatInput = z.strictObject({
 export const agentIdInput = z.strictObject({ agentId: storedName().describe("The agent's id") });
 export const listAgentsInput = z.strictObject({
   capability: storedName().optional().describe("Only agents offering this capability"),
-  health: z.enum(AGENT_HEALTH).optional().describe("Only agents in this health now: by the age of their last heartbeat (an agent offline before a restart stays so until a sign of life)"),
+  health: z.enum(AGENT_HEALTH).optional().describe("Only agents in this health now: by the age of their last heartbeat (an agent stale or offline before a restart stays so until a sign of life)"),
   status: text(100).optional().describe("Only agents reporting this status"),
   limit: int(1, 1000).optional().describe("The most agents to return, in agentId order; left out, every agent that matches. To page, pass the last agentId of a full page as after"),
   // A bound, not a name: any stored id may end a page (one of spaces only, from an earlier version, too).

@@ -107,7 +107,7 @@ export function pendingMigrations(db: SqliteDatabase, dir = defaultMigrationsDir
 
 /**
  * Migrations recorded in the database that this version does not ship: the database was
- * migrated by a newer version (a downgrade). The server still starts, but says so.
+ * migrated by a newer version (a downgrade). The start-up checks refuse such a file (startup-checks.ts).
  */
 export function unknownMigrations(db: SqliteDatabase, dir = defaultMigrationsDir()): string[] {
   const known = new Set(readMigrations(dir).map((m) => m.name));

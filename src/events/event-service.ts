@@ -89,7 +89,8 @@ export class EventService {
   /**
    * The agent's next events in seq order: its subscribed types and its mailbox. auto: the cursors
    * move past them in the same transaction (two concurrent polls never get the same event), and
-   * move back if the answer does not reach the agent. manual: they stay until ack (only skipping
+   * the batch is held until its answer arrives: lost (the answer did not arrive, or the server
+   * died first), it is the agent's next auto-ack batch. manual: they stay until ack (only skipping
    * events that did not match), so a consumer that crashes mid-batch gets the batch again
    * (at-least-once). An agent never heard of gets its mailbox, or [].
    */
