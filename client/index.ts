@@ -5,6 +5,7 @@
 import { createTRPCClient, createWSClient, httpBatchLink, httpLink, splitLink, wsLink } from "@trpc/client";
 import superjson from "superjson";
 import WebSocket from "ws";
+import { callTimeoutLink } from "./call-timeout.js";
 import { encodedBytesUpTo } from "./encoded-size.js";
 import { failoverFetch, ServerList } from "./failover.js";
 import { keepAliveFetch, type TrpcFetch } from "./keep-alive-fetch.js";
@@ -24,6 +25,8 @@ const LONG_POLLING = new Set(["tasks.claim", "tasks.claimMany", "tasks.claimNext
  * server accepts alone is accepted batched too.
  */
 const MAX_BATCH_ITEMS = 50;
+/** A client of several servers leaves one that has not answered a call in this long (beyond its waitMs). */
+const DEFAULT_CALL_TIMEOUT_MS = 30_000;
 const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
 
 export interface CoordinationClientOptions {
@@ -48,6 +51,13 @@ export interface CoordinationClientOptions {
    * the server is restarting.
    */
   onSocketClose?: (code: number | undefined) => void;
+  /**
+   * How long a query or mutation may wait for its answer, in ms, beyond the long-poll wait it
+   * asks for (waitMs): past it the call fails (it may have been served) and, with several URLs,
+   * the next calls go to the next server. Left out: 30,000 with several URLs (a server that hangs
+   * with its port open is left), none with one.
+   */
+  callTimeoutMs?: number;
   /** The server's maxBodyBytes, if changed from its default (1 MiB): batches stay below it. */
   maxBodyBytes?: number;
   /**
@@ -90,8 +100,10 @@ export function createCoordinationClient(options: CoordinationClientOptions): Co
   const http = { url: `${servers.bases[0]}/trpc`, transformer: superjson, headers, methodOverride: "POST" as const, fetch: failoverFetch(servers, options.fetch ?? pool!.fetch) };
   // Each batched call's input stays under its share of the body, with room for the envelope.
   const batchShare = Math.floor(((options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES) * 0.9) / MAX_BATCH_ITEMS);
+  const callTimeoutMs = options.callTimeoutMs ?? (servers.bases.length > 1 ? DEFAULT_CALL_TIMEOUT_MS : undefined);
   const api = createTRPCClient<AppRouter>({
     links: [
+      ...(callTimeoutMs === undefined ? [] : [callTimeoutLink(servers, callTimeoutMs)]),
       splitLink({
         condition: (op) => op.type === "subscription",
         true: [refusal.link, wsLink({ client: wsClient, transformer: superjson })],

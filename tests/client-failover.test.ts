@@ -1,7 +1,7 @@
 // The typed client given several servers on one database file: a call whose connection cannot be
 // made goes to the next server, and a live stream whose server went away resumes on the next one
 // from its last event id, with no gap and no duplicate.
-import { createServer } from "node:net";
+import { createServer, type Socket } from "node:net";
 import type { AddressInfo } from "node:net";
 import { describe, expect, it, vi } from "vitest";
 import { ServerList } from "../client/failover.js";
@@ -53,6 +53,27 @@ describe("a client of several servers on one file", () => {
       expect((await second.api.tasks.list.query({ queue: "once" })).items).toHaveLength(2);
     } finally {
       await client.close();
+    }
+  });
+
+  it("leaves a server that hangs with its port open once a call waits past callTimeoutMs; a long-poll's wait is not counted against it", async () => {
+    // Accepts connections and answers nothing, as a paused process's port does.
+    const held: Socket[] = [];
+    const hung = createServer((socket) => void held.push(socket));
+    await new Promise<void>((resolve) => hung.listen(0, "127.0.0.1", resolve));
+    const hungUrl = `http://127.0.0.1:${(hung.address() as AddressInfo).port}`;
+    await using live = await startTestServer();
+    const client = createCoordinationClient({ url: [hungUrl, live.url], callTimeoutMs: 3000 });
+    try {
+      await expect(client.api.tasks.enqueue.mutate({ queue: "h" })).rejects.toThrow(`tasks.enqueue: no answer from ${hungUrl} within 3000 ms (callTimeoutMs); it may have been served`);
+      const task = await client.api.tasks.enqueue.mutate({ queue: "h" });
+      expect((await live.api.tasks.get.query({ taskId: task.id })).queue).toBe("h");
+      // 4 s of waiting for a task that never comes, under a 3 s bound: the bound starts after the wait.
+      expect(await client.api.tasks.claim.mutate({ agentId: "w", queues: ["nothing-here"], waitMs: 4000, context: false })).toBeNull();
+    } finally {
+      await client.close();
+      for (const socket of held) socket.destroy();
+      await new Promise<void>((resolve) => hung.close(() => resolve()));
     }
   });
 
