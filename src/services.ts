@@ -105,7 +105,7 @@ export function createCoordination(config: Config, log: Logger): Coordination {
   // Claims and polls together: one agent's parked long-polls, whatever they wait for.
   const parked = new PerKeyLimit(config.maxParkedPerAgent, (agentId) => `too many long-polls waiting for agent ${JSON.stringify(agentId)}`, "maxParkedPerAgent");
   const tasks = new TaskService({ config, db, waiters: waiters.claims, shutdown: stopping, parked, changeMark: () => `${bus!.lastSeq}:${retention.pruned.settledTasks}` });
-  const events = new EventService({ config, db, waiters: waiters.polls, shutdown: stopping, parked });
+  const events = new EventService({ config, db, log, waiters: waiters.polls, shutdown: stopping, parked });
   const credentials = new Credentials({ db, config, log });
   metrics = new Metrics({
     db,

@@ -229,6 +229,19 @@ describe("operator logs", () => {
     expect(lines.slice(before).filter((l) => l.msg.startsWith("retention"))).toEqual([]);
   });
 
+  it("the event log's pruning that removed events says so at info, with its limits", async () => {
+    const { api, lines } = await logged({ eventRetentionCount: 3, eventRetentionMs: 0, eventPruneMs: 3_600_000 });
+    for (let i = 0; i < 5; i++) await api.events.publish.mutate({ type: "log.item", source: "t" });
+    // Five published, three kept.
+    const removed = await server!.services.events.prune();
+    expect(removed).toBeGreaterThan(0);
+    const line = lines.find((l) => l.msg.startsWith("event log pruned"))!;
+    expect([line.level, line.msg, line.removed, line.eventRetentionCount, line.eventRetentionMs]).toEqual([30, `event log pruned: ${removed} events past their age or count limits`, removed, 3, 0]);
+    const before = lines.length;
+    expect(await server!.services.events.prune()).toBe(0);
+    expect(lines.slice(before).filter((l) => l.msg.startsWith("event log pruned"))).toEqual([]);
+  });
+
   it("a lease expiry, a dead letter, an agent going stale and offline, a failed authentication, a slow request: one info line each", async () => {
     const { url, api, client, lines } = await logged({ adminToken: ADMIN_SECRET, leaseSweepMs: 20, agentStaleMs: 100, agentOfflineMs: 2500, agentStartupGraceMs: 0, agentHealthCheckMs: 20, slowRequestMs: 50 });
     await api.tasks.enqueue.mutate({ queue: "l", maxAttempts: 1 });

@@ -6,6 +6,7 @@
 import { randomUUID } from "node:crypto";
 import type { Config } from "../config.js";
 import type { Database } from "../db/thread/database.js";
+import type { Logger } from "../logger.js";
 import { clientGone, type ConsumingCall } from "../delivery/delivery.js";
 import { assertJsonDepth } from "../json-checks.js";
 import { KeyedLock } from "../keyed-lock.js";
@@ -19,6 +20,7 @@ import type { PollWaiters } from "./poll-waiters.js";
 export interface EventServiceDeps {
   config: Config;
   db: Database;
+  log: Logger;
   waiters: PollWaiters;
   shutdown: SignalFanout;
   /** Long-polls waiting per agent, bounded (maxParkedPerAgent). */
@@ -140,9 +142,17 @@ export class EventService {
     return this.d.db.read("events.list", request);
   }
 
-  /** Deletes events past the configured age and count. Run periodically. */
-  prune(): Promise<number> {
-    return this.d.db.write("events.prune", undefined);
+  /**
+   * Deletes events past the configured age and count; a run that deleted any says so at info,
+   * with the limits (deleting data is never silent). Run periodically. How many went.
+   */
+  async prune(): Promise<number> {
+    const removed = await this.d.db.write("events.prune", undefined);
+    if (removed > 0) {
+      const { eventRetentionMs, eventRetentionCount } = this.d.config;
+      this.d.log.info({ removed, eventRetentionMs, eventRetentionCount }, `event log pruned: ${removed} events past their age or count limits`);
+    }
+    return removed;
   }
 
   /** A live stream's start: the subscription it follows (null: none), where its mailbox starts. */
