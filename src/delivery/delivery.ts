@@ -109,22 +109,22 @@ export class Delivery {
 
   /** Runs what follows a confirmed delivery on the chain, tracked for shutdown. */
   private runEffects(work: Compensation[]): void {
-    if (work.length === 0) return;
-    const { log } = this.registry;
-    this.tail = this.tail.then(async () => {
-      for (const effect of work) await effect().catch((error: unknown) => log.error({ err: error, call: this.label }, "confirming a delivered answer failed"));
-    });
-    this.registry.track(this.tail);
+    this.onChain(work, "confirming a delivered answer failed");
   }
 
   private run(work: Compensation[]): void {
+    this.onChain(work, "undoing an undelivered answer failed", () =>
+      this.registry.log.info({ call: this.label, compensations: work.length }, "answer not delivered: undoing what the call committed"),
+    );
+  }
+
+  /** Runs `work` one after another on the chain (after `first`), each failure logged as `failed`; tracked for shutdown. */
+  private onChain(work: Compensation[], failed: string, first?: () => void): void {
     if (work.length === 0) return;
     const { log } = this.registry;
     this.tail = this.tail.then(async () => {
-      log.info({ call: this.label, compensations: work.length }, "answer not delivered: undoing what the call committed");
-      for (const compensate of work) {
-        await compensate().catch((error: unknown) => log.error({ err: error, call: this.label }, "undoing an undelivered answer failed"));
-      }
+      first?.();
+      for (const step of work) await step().catch((error: unknown) => log.error({ err: error, call: this.label }, failed));
     });
     this.registry.track(this.tail);
   }
