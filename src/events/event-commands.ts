@@ -4,7 +4,7 @@ import type { WriteContext } from "../db/writer.js";
 import { invalidField } from "../errors.js";
 import { assertReadable, inboxOf, noPatterns, notSubscribed, readInbox } from "./event-positions.js";
 import type { CoordinationEvent, PollRequest, PublishRequest, Subscription } from "./event-schemas.js";
-import type { EventStore } from "./event-store.js";
+import type { EventStore, InboxPosition } from "./event-store.js";
 import { mergePatterns } from "./type-patterns.js";
 
 export interface EventCommandDeps {
@@ -52,6 +52,12 @@ export function eventCommands(d: EventCommandDeps) {
     return events.headSeq();
   };
 
+  /** `taken`, its batch held (after `before`, to its last event, read with `types`) when the take asked for a hold. */
+  const held = (ctx: WriteContext, request: { agentId: string; hold?: TakeHold }, taken: Taken, before: InboxPosition, types: readonly string[]): Taken => {
+    if (request.hold !== undefined) taken.held = events.holdTake(request.agentId, request.hold.owner, before, taken.batch.at(-1)!.seq, types, ctx.now + request.hold.holdMs);
+    return taken;
+  };
+
   /**
    * The agent's oldest lost batch, given again: its inbox in the range the batch covered (after
    * its before cursors, up to its last event, with the patterns it had then), up to `limit`.
@@ -70,9 +76,7 @@ export function eventCommands(d: EventCommandDeps) {
     if (last === undefined || last.seq >= lost.lastSeq || batch.length < read.length) events.releaseTake(lost.seq);
     else events.shrinkLostTake(lost, last.seq);
     if (last === undefined) return undefined;
-    const taken: Taken = { batch, types };
-    if (request.hold !== undefined) taken.held = events.holdTake(request.agentId, request.hold.owner, before, last.seq, lost.types, ctx.now + request.hold.holdMs);
-    return taken;
+    return held(ctx, request, { batch, types }, before, lost.types);
   };
 
   return {
@@ -126,11 +130,7 @@ export function eventCommands(d: EventCommandDeps) {
         return { batch: [], types: inbox.types };
       }
       events.advanceInbox(request.agentId, last.seq, ctx.now);
-      const taken: Taken = { batch, types: inbox.types };
-      if (request.hold !== undefined) {
-        taken.held = events.holdTake(request.agentId, request.hold.owner, { cursor: inbox.cursor, mailboxCursor: inbox.mailboxCursor }, last.seq, inbox.types, ctx.now + request.hold.holdMs);
-      }
-      return taken;
+      return held(ctx, request, { batch, types: inbox.types }, { cursor: inbox.cursor, mailboxCursor: inbox.mailboxCursor }, inbox.types);
     },
 
     /** Held batches whose answers reached their agents: each is its agent's for good. */
