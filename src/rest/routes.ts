@@ -77,6 +77,10 @@ for (const route of ROUTES) {
 }
 for (const routes of BY_LENGTH.values()) routes.sort(bySpecificity);
 
+/** The routes of each path template, one per method it serves. */
+const BY_PATH = new Map<string, Route[]>();
+for (const route of ROUTES) BY_PATH.set(route.path, [...(BY_PATH.get(route.path) ?? []), route]);
+
 /** Whether the path's `parts` fit `route`'s template (every literal segment equal). */
 function fits(route: Route, parts: readonly string[]): boolean {
   for (let i = 0; i < parts.length; i++) {
@@ -103,11 +107,10 @@ export function matchRoute(method: string, path: string): RouteMatch {
   const end = path.length > start && path.endsWith("/") ? path.length - 1 : path.length;
   const parts = path.slice(start, end).split("/");
   const candidates = BY_LENGTH.get(parts.length) ?? [];
-  // Sorted most specific first: the first route that fits names the template; its routes are
-  // those of the same path.
+  // Sorted most specific first: the first route that fits names the template.
   const template = candidates.find((route) => fits(route, parts))?.path;
   if (template === undefined) return { kind: "not-found" };
-  const atPath = candidates.filter((route) => route.path === template);
+  const atPath = BY_PATH.get(template)!;
   const found = atPath.find((route) => route.method === method);
   if (found === undefined) {
     return { kind: "method-not-allowed", allow: [...new Set(atPath.map((route) => route.method))].sort(), open: atPath.some((route) => route.access.role === "open") };
