@@ -168,6 +168,11 @@ export const SETTINGS = {
     default: 1000,
     doc: "Most MCP sessions open at once in all (each holds an MCP server and a listener: ~90 KB); a new one past it ends the least recently used",
   },
+  mcpStreamBufferBytes: {
+    ...int(65_536, 1_073_741_824),
+    default: 8_388_608,
+    doc: "Bytes of notifications one MCP session's stream may hold for a client that does not read them before the stream is closed (its client reconnects; the direct messages it missed stay in the mailbox, read_mailbox)",
+  },
   mcpSessionIdleMs: {
     ...positiveMs(),
     default: 600_000,

@@ -1,6 +1,7 @@
 // MCP sessions end when their credential is revoked, when idle, and past a per-agent cap: each is
 // an MCP server and an event listener, so neither a revoked token nor a client that never
 // deletes its sessions keeps one. Spoken over plain HTTP, as any MCP client speaks it.
+import { connect, type Socket } from "node:net";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { MCP_INITIALIZE, mcpPostHeaders, openMcpSession } from "./helpers/mcp-http.js";
 import { ADMIN_SECRET, startSecureServer } from "./helpers/secure-server.js";
@@ -8,8 +9,10 @@ import { startTestServer, type TestServer } from "./helpers/test-server.js";
 
 let t: TestServer | undefined;
 const streams: AbortController[] = [];
+const sockets: Socket[] = [];
 afterEach(async () => {
   for (const stream of streams.splice(0)) stream.abort();
+  for (const socket of sockets.splice(0)) socket.destroy();
   await t?.stop({ removeFiles: true });
   t = undefined;
 });
@@ -146,6 +149,34 @@ describe("MCP sessions", () => {
     // Idle now: the next session takes its place.
     const next = await openMcpSession(t.url, headers);
     expect([await listTools(t.url, busy, {}), await listTools(t.url, next, {})]).toEqual([404, 200]);
+  });
+
+  it("a client that stops reading its notification stream has it closed past mcpStreamBufferBytes; its messages stay in the mailbox", async () => {
+    t = await startTestServer({ mcpStreamBufferBytes: 65_536 });
+    const id = await openMcpSession(t.url, { "x-agent-id": "asleep" });
+    // The stream's GET on a socket that reads nothing once the answer's head arrived (a laptop asleep).
+    const { port } = new URL(t.url);
+    const socket = connect(Number(port), "127.0.0.1");
+    sockets.push(socket);
+    socket.write(`GET /mcp HTTP/1.1\r\nhost: 127.0.0.1:${port}\r\naccept: text/event-stream\r\nmcp-session-id: ${id}\r\n\r\n`);
+    await new Promise<void>((resolve) => socket.once("data", () => resolve()));
+    socket.pause();
+    await vi.waitFor(async () => expect(await sessionGauge(t!.url)).toEqual({ open: 1, streaming: 1 }), { timeout: 10_000, interval: 100 });
+    // 100 KB messages until the kernel's buffers are full and the server's own holds the limit:
+    // without the bound, every message sent to the agent stayed in memory while the socket lived.
+    const text = "x".repeat(100_000);
+    let sent = 0;
+    while ((await sessionGauge(t.url)).streaming === 1) {
+      expect(sent).toBeLessThan(2000);
+      await t.api.events.publish.mutate({ type: "dm", source: "admin", target: "asleep", payload: { n: sent++, text } });
+    }
+    // Closed, not the session: it answers, and every message is in the mailbox, in order.
+    expect(await listTools(t.url, id, {})).toBe(200);
+    const read: number[] = [];
+    for (let batch = await t.api.events.poll.mutate({ agentId: "asleep", limit: 1000 }); batch.length > 0; batch = await t.api.events.poll.mutate({ agentId: "asleep", limit: 1000 })) {
+      read.push(...batch.map((event) => (event.payload as { n: number }).n));
+    }
+    expect(read).toEqual([...Array(sent).keys()]);
   });
 
   it("an initialize the SDK refuses leaves no session and no listener behind", async () => {

@@ -42,6 +42,8 @@ interface Session {
   used: number;
   /** Its open streams (GET): a session listening for notifications is not idle. */
   streams: number;
+  /** Those streams' responses: closed when their client stops reading (mcpStreamBufferBytes). */
+  streamResponses: Set<ServerResponse>;
   /** Its requests under way (POST, DELETE): a session with one is never ended but by revocation. */
   busy: number;
   /** Set once it is being ended: no longer counted against the caps. */
@@ -138,13 +140,17 @@ export function createMcpEndpoint(services: Services) {
       session.lastActiveAt = Date.now();
       session.used = ++uses;
       const stream = req.method === "GET";
-      if (stream) session.streams++;
-      else session.busy++;
+      if (stream) {
+        session.streams++;
+        session.streamResponses.add(res);
+      } else session.busy++;
       const ids = requestIds(body);
       for (const id of ids) session.responses.set(id, res);
       res.once("close", () => {
-        if (stream) session.streams--;
-        else session.busy--;
+        if (stream) {
+          session.streams--;
+          session.streamResponses.delete(res);
+        } else session.busy--;
         session.lastActiveAt = Date.now();
         for (const id of ids) if (session.responses.get(id) === res) session.responses.delete(id);
       });
@@ -168,11 +174,22 @@ export function createMcpEndpoint(services: Services) {
       return jsonRpcError(res, 429, `the server's ${config.maxMcpSessions} MCP sessions are all handling a request (maxMcpSessions); retry later`);
     }
     const responses = new Map<string | number, ServerResponse>();
-    const mcp = createMcpServer(services, { agentId, caller, responseOf: (id) => responses.get(id) });
+    const streamResponses = new Set<ServerResponse>();
+    const mcp = createMcpServer(services, {
+      agentId,
+      caller,
+      responseOf: (id) => responses.get(id),
+      streamBacklog: () => Math.max(0, ...[...streamResponses].map((stream) => stream.writableLength)),
+      closeStreams: (reason) => {
+        log.warn({ session: transport.sessionId, agentId, reason }, "MCP notification stream closed: its client does not read it");
+        // Destroyed, not ended: ending would keep the unread bytes until the client reads them.
+        for (const stream of streamResponses) stream.destroy();
+      },
+    });
     const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),
       onsessioninitialized: (id) => {
-        sessions.set(id, { transport, credential: credentialOf(caller), revocationKey: credentials.revocationKey(caller), owner, lastActiveAt: Date.now(), used: ++uses, streams: 0, busy: 0, responses });
+        sessions.set(id, { transport, credential: credentialOf(caller), revocationKey: credentials.revocationKey(caller), owner, lastActiveAt: Date.now(), used: ++uses, streams: 0, streamResponses, busy: 0, responses });
       },
     });
     transport.onclose = () => {

@@ -35,6 +35,10 @@ export interface McpSession {
   caller: Caller;
   /** The HTTP response a request's answer goes out in, by JSON-RPC id, while it is open. */
   responseOf: (requestId: string | number) => ObservableResponse | undefined;
+  /** Bytes written to the session's notification stream that its client has not read yet (0 with none open). */
+  streamBacklog: () => number;
+  /** Closes the notification stream of a client that stopped reading it; the client reconnects. */
+  closeStreams: (reason: string) => void;
 }
 
 /** What a tool's handler is told of its request by the SDK. */
@@ -292,6 +296,13 @@ export function createMcpServer(services: Services, session: McpSession): { serv
             const payload = event.payload as { targetAgentId?: string | null };
             const forMe = (event.type === "task.enqueued" && payload.targetAgentId === session.agentId) || event.target === session.agentId;
             if (!forMe || (visible && event.target !== null && event.target !== visible.recipient)) continue;
+            // A client that stops reading (asleep, hung) must not grow the server's memory with
+            // every message sent to its agent: its stream is closed; what it missed stays in the
+            // mailbox, and a targeted task stays claimable.
+            if (session.streamBacklog() > services.config.mcpStreamBufferBytes) {
+              session.closeStreams(`more than ${services.config.mcpStreamBufferBytes} bytes of notifications unread (mcpStreamBufferBytes)`);
+              continue;
+            }
             const data = { kind: event.type === "task.enqueued" ? "task_assigned" : "direct_message", event };
             // With the session's id: the SDK keeps each session's logging/setLevel under it.
             server.server.sendLoggingMessage({ level: "notice", logger: "coordination", data }, server.server.transport?.sessionId).catch(() => undefined);
