@@ -52,6 +52,23 @@ describe("MCP delivery", () => {
     expect([claimed?.id, claimed?.attempts]).toEqual([task.id, 1]);
   });
 
+  it("a server shutting down answers the tool calls under way (a waiting claim_task: no task) before it ends their sessions", async () => {
+    // An open notification stream must not hold the stop until the drain's timeout.
+    t = await startTestServer({ shutdownTimeoutMs: 60_000 });
+    const session = await openSession(t.url);
+    const stream = await fetch(`${t.url}/mcp`, { headers: { "x-agent-id": "llm", accept: "text/event-stream", "mcp-session-id": session } });
+    expect(stream.status).toBe(200);
+    const waiting = post(t.url, session, toolCall(7, "claim_task", { queues: ["work"], waitMs: 20_000 }));
+    await vi.waitFor(() => expect(t!.server.services.waiters.claims.size).toBe(1), { timeout: 10_000 });
+    const stopped = t.server.stop();
+    const timeout = new Promise((resolve) => setTimeout(resolve, 45_000, "drain timed out"));
+    // The stream ends (cleanly) with the shutdown, and the stop does not wait for it.
+    expect(await Promise.race([stream.text().then(() => "stream ended"), timeout])).toBe("stream ended");
+    // Answered with the claim's result (none), not a connection closed without an answer.
+    expect(toolAnswer(await waiting.text)).toBeNull();
+    expect(await Promise.race([stopped.then(() => "stopped"), timeout])).toBe("stopped");
+  });
+
   it("a read_mailbox whose connection drops while it waits ends and leaves the next message unread", async () => {
     t = await startTestServer();
     const session = await openSession(t.url);

@@ -212,7 +212,15 @@ export function createMcpEndpoint(services: Services) {
     get sessions(): number {
       return sessions.size;
     },
-    /** Ends every session (shutdown). */
+    /**
+     * The first step of a shutdown: ends every notification stream (they would hold the drain of
+     * requests in flight until its timeout), and leaves the sessions, whose tool calls under way
+     * are answered (a long-poll, woken by the shutdown, with nothing) before close() ends them.
+     */
+    endStreams(): void {
+      for (const session of sessions.values()) for (const stream of session.streamResponses) stream.end();
+    },
+    /** Ends every session (shutdown, once the requests in flight were answered). */
     async close(): Promise<void> {
       unlistenRevoked();
       clearInterval(sweep);

@@ -353,7 +353,10 @@ function serverOver(coordination: Coordination, config: Config, log: Logger, tls
         log.info("shutting down");
         // Long-polls and live streams end now, so in-flight requests can finish quickly.
         coordination.beginShutdown();
-        await mcp.close();
+        // MCP tool calls under way are answered like any request in flight; only then do their
+        // sessions end (closing them first dropped the answers: a client waited out its timeout).
+        // Their notification streams end now: they would hold the drain until its timeout.
+        mcp.endStreams();
         const closed = new Promise<void>((resolve) => http.close(() => resolve()));
         http.closeIdleConnections();
         // Tell tRPC clients to reconnect (to a new server), then close their sockets.
@@ -364,6 +367,7 @@ function serverOver(coordination: Coordination, config: Config, log: Logger, tls
           const timeout = new Promise<void>((resolve) => setTimeout(resolve, config.shutdownTimeoutMs).unref());
           await Promise.race([drained, timeout]);
         }
+        await mcp.close();
         http.closeAllConnections();
         for (const client of wss.clients) client.terminate();
         await new Promise<void>((resolve) => wss.close(() => resolve()));
