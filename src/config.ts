@@ -111,6 +111,11 @@ export const SETTINGS = {
     default: 10_000,
     doc: "Events buffered for one slow WebSocket subscriber before its stream is closed (it resumes by lastEventId)",
   },
+  subscriptionBufferBytes: {
+    ...int(65_536, 1_073_741_824),
+    default: 16_777_216,
+    doc: "Bytes of events (as JSON) buffered for one slow WebSocket subscriber before its stream is closed, whatever their count (it resumes by lastEventId)",
+  },
   agentStaleMs: { ...positiveMs(), default: 30_000, doc: "An agent with no heartbeat for this long is stale" },
   agentOfflineMs: { ...positiveMs(), default: 90_000, doc: "An agent with no heartbeat for this long is offline and its tasks are released" },
   agentStartupGraceMs: {

@@ -1,5 +1,5 @@
 // Backpressure: a WebSocket subscriber that stops reading is cut off (close code 1013) once it
-// falls more than subscriptionBufferEvents behind, instead of growing the server's memory; it
+// falls more than subscriptionBufferEvents (or subscriptionBufferBytes) behind, instead of growing the server's memory; it
 // then resumes by lastEventId. Other subscribers are not held back meanwhile. A resume from an
 // old lastEventId (a backfill from the log) also waits for the socket instead of filling it.
 import superjson from "superjson";
@@ -128,6 +128,34 @@ describe("slow WebSocket subscribers", () => {
     await vi.waitFor(() => expect(resumed.seqs().at(-1)).toBe(live.at(-1)), { timeout: 20_000, interval: 20 });
     expect(resumed.seqs()).toEqual([...published.filter((seq) => seq > resumeFrom), ...live]);
     expect(resumed.errors).toEqual([]);
+    resumed.unsubscribe();
+  });
+
+  it("is closed with 1013 once its buffer holds more than subscriptionBufferBytes, however few events that is", async () => {
+    // Events may be 1 MiB each: 10,000 of them (the count's default) would be 10 GB of memory.
+    await using t = await startTestServer({ durability: "normal", subscriptionBufferBytes: 65_536 });
+    const { api } = t;
+    const published = await publishBlobs(t, BACKLOG_EVENTS);
+    const streams = t.server.services.events.liveStreams;
+    const slow = await openRawSubscription(t, "0");
+    await vi.waitFor(() => expect([...streams].some((s) => s.waitingForSocket), JSON.stringify([...streams])).toBe(true), { timeout: 10_000, interval: 10 });
+
+    // Five live events of 16 KB pass 64 KiB while the backfill waits for the socket.
+    const blob = "x".repeat(16 * 1024);
+    const live: number[] = [];
+    for (const i of range(1, 5)) live.push((await api.events.publish.mutate({ type: "big.live", source: "t", payload: { i, blob } })).seq);
+    await vi.waitFor(() => expect(streams.size).toBe(0), { timeout: 30_000, interval: 10 });
+
+    slow.socket.resume();
+    const { code, reason } = await slow.closed;
+    expect(code).toBe(1013);
+    const match = /^subscriber fell more than 65536 bytes behind; resume with lastEventId (\d+)$/.exec(reason);
+    expect(match, reason).not.toBeNull();
+    const resumeFrom = Number(match![1]);
+    expect(slow.data().map((m) => Number(m.result!.id))).toEqual(published.filter((seq) => seq <= resumeFrom));
+    const resumed = collectEvents(api, { types: ["big.*"], lastEventId: String(resumeFrom) });
+    await vi.waitFor(() => expect(resumed.seqs().at(-1)).toBe(live.at(-1)), { timeout: 20_000, interval: 20 });
+    expect(resumed.seqs()).toEqual([...published.filter((seq) => seq > resumeFrom), ...live]);
     resumed.unsubscribe();
   });
 });

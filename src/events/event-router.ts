@@ -95,6 +95,7 @@ export const eventRouter = router({
         bus: services.bus,
         service: services.events,
         bufferLimit: services.config.subscriptionBufferEvents,
+        bufferBytesLimit: services.config.subscriptionBufferBytes,
         onOverflow: (reason) => socket.close(1013, reason.slice(0, 120)),
         socketBacklog: () => socket.backlog(),
       },

@@ -8,6 +8,7 @@ import { trpcCodeOf } from "../trpc/error-shape.js";
 import type { EventBus } from "./event-bus.js";
 import type { CoordinationEvent } from "./event-schemas.js";
 import type { EventService } from "./event-service.js";
+import { eventBytes } from "./event-bytes.js";
 import { matchesType, mergePatterns } from "./type-patterns.js";
 
 export interface StreamRequest {
@@ -21,6 +22,8 @@ export interface StreamDeps {
   service: EventService;
   /** Events buffered for a consumer that reads slower than events arrive. */
   bufferLimit: number;
+  /** The same in bytes of the events' JSON: events may be 1 MiB each, so a count alone bounds little. */
+  bufferBytesLimit: number;
   /** Called when the buffer overflows: closes the connection so the client resumes by lastEventId. */
   onOverflow: (reason: string) => void;
   /**
@@ -60,12 +63,19 @@ export async function* streamEvents(
   const recipient = request.agentId ?? null;
   let wanted: ((e: CoordinationEvent) => boolean) | undefined;
   let buffer: CoordinationEvent[] = [];
-  let overflowed = false;
+  let bufferedBytes = 0;
+  /** Why the buffer overflowed ("50 events", "16777216 bytes"), once it did. */
+  let overflowed: string | undefined;
   let wake: (() => void) | undefined;
   const unlisten = deps.bus.listen((events) => {
-    if (overflowed) return;
-    for (const event of events) if (wanted === undefined || wanted(event)) buffer.push(event);
-    if (buffer.length > deps.bufferLimit) overflowed = true;
+    if (overflowed !== undefined) return;
+    for (const event of events) {
+      if (wanted !== undefined && !wanted(event)) continue;
+      buffer.push(event);
+      bufferedBytes += eventBytes(event);
+    }
+    if (buffer.length > deps.bufferLimit) overflowed = `${deps.bufferLimit} events`;
+    else if (bufferedBytes > deps.bufferBytesLimit) overflowed = `${deps.bufferBytesLimit} bytes`;
     wake?.();
   });
   const onAbort = () => wake?.();
@@ -96,8 +106,8 @@ export async function* streamEvents(
     }
     for (;;) {
       if (signal?.aborted) return false;
-      if (overflowed) {
-        deps.onOverflow(`subscriber fell more than ${deps.bufferLimit} events behind; resume with lastEventId ${cursor}`);
+      if (overflowed !== undefined) {
+        deps.onOverflow(`subscriber fell more than ${overflowed} behind; resume with lastEventId ${cursor}`);
         return false;
       }
       // The adapter sent the last value before asking for the next: the backlog includes it.
@@ -121,6 +131,7 @@ export async function* streamEvents(
     const patterns = setup.subscription || request.types ? mergePatterns(setup.subscription?.types ?? [], request.types ?? []) : ["*"];
     wanted = (e) => (e.target === null ? matchesType(e.type, patterns) : e.target === recipient);
     buffer = buffer.filter(wanted);
+    bufferedBytes = buffer.reduce((sum, event) => sum + eventBytes(event), 0);
     if (request.lastEventId != null) {
       // "0" asks for everything retained, like subscribe's fromSeq 0: start where the log now begins.
       cursor = await deps.service.streamStart(request.lastEventId, "lastEventId");
@@ -160,6 +171,7 @@ export async function* streamEvents(
         wake = undefined;
         continue;
       }
+      bufferedBytes -= eventBytes(event);
       if (event.seq <= cursor) continue;
       yield envelope(event);
     }
