@@ -9,6 +9,7 @@ import { callTimeoutLink } from "./call-timeout.js";
 import { encodedBytesUpTo } from "./encoded-size.js";
 import { failoverFetch, ServerList } from "./failover.js";
 import { keepAliveFetch, type TrpcFetch } from "./keep-alive-fetch.js";
+import { httpTransformer, serializeInputLink } from "./serialize-input.js";
 import { socketRefusal } from "./socket-refusal.js";
 import type { AppRouter, CoordinationApi } from "./types.js";
 
@@ -97,13 +98,14 @@ export function createCoordinationClient(options: CoordinationClientOptions): Co
   });
   const headers = { ...options.headers, ...(options.token === undefined ? {} : { authorization: `Bearer ${options.token}` }) };
   const pool = options.fetch === undefined ? keepAliveFetch() : undefined;
-  const http = { url: `${servers.bases[0]}/trpc`, transformer: superjson, headers, methodOverride: "POST" as const, fetch: failoverFetch(servers, options.fetch ?? pool!.fetch) };
+  const http = { url: `${servers.bases[0]}/trpc`, transformer: httpTransformer, headers, methodOverride: "POST" as const, fetch: failoverFetch(servers, options.fetch ?? pool!.fetch) };
   // Each batched call's input stays under its share of the body, with room for the envelope.
   const batchShare = Math.floor(((options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES) * 0.9) / MAX_BATCH_ITEMS);
   const callTimeoutMs = options.callTimeoutMs ?? (servers.bases.length > 1 ? DEFAULT_CALL_TIMEOUT_MS : undefined);
   const api = createTRPCClient<AppRouter>({
     links: [
       ...(callTimeoutMs === undefined ? [] : [callTimeoutLink(servers, callTimeoutMs)]),
+      serializeInputLink(),
       splitLink({
         condition: (op) => op.type === "subscription",
         true: [refusal.link, wsLink({ client: wsClient, transformer: superjson })],
@@ -121,3 +123,4 @@ export function createCoordinationClient(options: CoordinationClientOptions): Co
 export { runWorker, type WorkerOptions, type Worker, type TaskHandler, type WorkerTask } from "./worker.js";
 export { isSystemEvent, SYSTEM_EVENT_TYPES, type SystemEvent, type SystemEventPayloads, type SystemEventType } from "./system-events.js";
 export { TRPCClientError, isTRPCClientError } from "@trpc/client";
+export { UnsendableInputError, isUnsendable } from "./serialize-input.js";

@@ -4,6 +4,7 @@
 // (its expiry is in the database), so the complete that arrives after the restart still counts.
 import { setTimeout as sleep } from "node:timers/promises";
 import { isTRPCClientError } from "@trpc/client";
+import { isUnsendable } from "./serialize-input.js";
 import type { ClaimedTask, CoordinationApi } from "./types.js";
 
 /** How a settle ended (HeldLease.settle). */
@@ -14,6 +15,8 @@ const MIN_RENEW_MS = 20;
 /** Retries of a failed renewal or settle start at this delay and double up to RETRY_MAX_MS. */
 const RETRY_START_MS = 100;
 const RETRY_MAX_MS = 1000;
+/** The least time a renewal or settle is given to answer, however close the lease's end. */
+const CALL_MIN_MS = 5000;
 
 const httpStatus = (error: unknown): number | undefined => (isTRPCClientError(error) ? error.data?.httpStatus : undefined);
 /** The server says this lease is gone: another holder, cancelled, settled (409), or no such task (404). */
@@ -23,8 +26,9 @@ export const isLeaseGone = (error: unknown): boolean => {
 };
 /** The server does not know the procedure: it is older than this client (tasks.completeAndClaim came later). */
 export const isUnknownProcedure = (error: unknown): boolean => isTRPCClientError(error) && error.data?.code === "ROUTE_NOT_FOUND";
-/** No answer, a 429 or a 5xx: the request may succeed if sent again. */
+/** No answer, a 429 or a 5xx: the request may succeed if sent again. Not an input the client could not even send. */
 export const isTransient = (error: unknown): boolean => {
+  if (isUnsendable(error)) return false;
   const status = httpStatus(error);
   // 429: a limit of the moment (a batch past the server's maxBatchCalls, connections): sent
   // again, it may pass; never a reason to give up a result.
@@ -70,7 +74,10 @@ export class HeldLease {
     const renew = async () => {
       const sentAt = Date.now();
       try {
-        const renewed = await this.api.tasks.heartbeat.mutate({ taskId: this.task.id, agentId: this.agentId, leaseToken: this.task.leaseToken, leaseMs: this.leaseMs });
+        const renewed = await this.api.tasks.heartbeat.mutate(
+          { taskId: this.task.id, agentId: this.agentId, leaseToken: this.task.leaseToken, leaseMs: this.leaseMs },
+          { signal: this.untilDeadline() },
+        );
         if (this.stopped) return;
         const granted = HeldLease.granted(renewed, this.leaseMs);
         this.deadline = sentAt + granted;
@@ -94,16 +101,27 @@ export class HeldLease {
   }
 
   /**
+   * Aborts a call still unanswered when the lease may have run out: a server that hangs with its
+   * port open (paused, a frozen VM) must not hold a renewal or a settle, and with it stop(), for
+   * longer than the lease could be valid. The call then fails as a broken connection does.
+   */
+  private untilDeadline(): AbortSignal {
+    // At least CALL_MIN_MS: the local deadline errs early (the lease is laid from when the claim
+    // was sent), so a call made just past it may still be taken.
+    return AbortSignal.timeout(Math.max(CALL_MIN_MS, this.deadline - Date.now()));
+  }
+
+  /**
    * Runs a settle (complete, fail, release), retried on transient errors while the lease may be
    * valid (a retried complete is idempotent on the server). "lost": the lease is gone, or ran out
    * while the server could not be reached; "refused": the server answered that it will not take
    * this call as sent (a 4xx other than a lost lease: a result too large, bad input), so sending
    * it again would not help.
    */
-  async settle(call: () => Promise<unknown>): Promise<SettleOutcome> {
+  async settle(call: (signal: AbortSignal) => Promise<unknown>): Promise<SettleOutcome> {
     for (let delay = RETRY_START_MS; ; delay = Math.min(delay * 2, RETRY_MAX_MS)) {
       try {
-        await call();
+        await call(this.untilDeadline());
         return { kind: "settled" };
       } catch (error) {
         if (isLeaseGone(error)) return { kind: "lost" };

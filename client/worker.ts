@@ -6,7 +6,9 @@
 // It rides out a server restart: renewals and settles are retried while the lease may still be
 // valid (lease-calls.ts), and a claim whose answer was lost is found and run (adoptOrphans).
 import { setTimeout as sleep } from "node:timers/promises";
+import { setMaxListeners } from "node:events";
 import { HeldLease, isTransient, isUnknownProcedure } from "./lease-calls.js";
+import { isUnsendable } from "./serialize-input.js";
 import type { ClaimedTask, CoordinationApi, JsonObject, JsonValue, RouterOutputs } from "./types.js";
 
 export type { ClaimedTask };
@@ -56,6 +58,10 @@ export interface WorkerOptions<P = JsonValue> {
    * replicas' tasks too). The agent goes offline by itself agentOfflineMs after the last one stops.
    */
   sharedAgentId?: boolean;
+  /**
+   * Called with every error the worker rides out (a server unreachable, a call retried, a lease
+   * lost, a result refused). Default: one line on stderr at most every 10 s.
+   */
   onError?: (error: unknown) => void;
 }
 
@@ -87,7 +93,19 @@ const FINISHED_REMEMBERED = 1000;
 /** After a failed claim, wait this long before the next. */
 const CLAIM_RETRY_MS = 500;
 
-const messageOf = (error: unknown): string => (error instanceof Error ? error.message : String(error));
+/** An error's message; a thrown value that is no Error as its JSON when it has one (`{"code":42}`, not "[object Object]"). */
+const messageOf = (error: unknown): string => {
+  if (error instanceof Error) return error.message;
+  if (error !== null && typeof error === "object") {
+    try {
+      const json = JSON.stringify(error);
+      if (json !== undefined && json !== "{}") return json;
+    } catch {
+      // a cycle or a throwing getter: its String() then
+    }
+  }
+  return String(error);
+};
 
 /** The task as the handler gets it, or why its payload was refused (a payload parsePayload threw for). */
 function toWorkerTask<P>(task: ClaimedTask, parsePayload: ((payload: JsonValue) => P) | undefined): { ok: true; task: WorkerTask<P> } | { ok: false; error: Error } {
@@ -115,6 +133,29 @@ export function failureText(error: unknown): string {
   return text.slice(0, MAX_ERROR_CHARS - note.length).toWellFormed() + note;
 }
 
+/** Why a result was not taken: the client could not send it, or the server refused it. */
+function refusedResult(error: unknown): string {
+  if (isUnsendable(error)) return `the handler's result cannot be sent: ${messageOf((error as Error).cause instanceof Error ? ((error as Error).cause as Error).cause : error)}`;
+  return `the server refused the handler's result: ${messageOf(error)}`;
+}
+
+/**
+ * The worker's errors when no onError is given: one line on stderr, at most every 10 s (a worker
+ * retrying a server that is down would write one a second), with how many were left out.
+ */
+function reportToStderr(agentId: string): (error: unknown) => void {
+  let lastAt = 0;
+  let skipped = 0;
+  return (error) => {
+    const now = Date.now();
+    if (now - lastAt < 10_000) return void skipped++;
+    lastAt = now;
+    const more = skipped > 0 ? ` (and ${skipped} more errors since the last line)` : "";
+    skipped = 0;
+    process.stderr.write(`coordination worker ${agentId}: ${messageOf(error)}${more}\n`);
+  };
+}
+
 /** Rejects with the signal's reason once it aborts. */
 const whenAborted = (signal: AbortSignal): Promise<never> =>
   new Promise((_, reject) => signal.addEventListener("abort", () => reject(signal.reason), { once: true }));
@@ -129,9 +170,11 @@ export async function runWorker<P>(options: WorkerOptions<P>): Promise<Worker> {
   const { api, agentId, handler } = options;
   // The server refuses an empty list on every claim; said once here, not as a claim error a second.
   if (options.queues?.length === 0) throw new TypeError("runWorker: queues is empty; name at least one queue, or leave it out to claim from any queue");
-  const onError = options.onError ?? (() => undefined);
+  const onError = options.onError ?? reportToStderr(agentId);
   // Aborts claims only; each run has its own controller, so stopping never aborts a handler by itself.
   const claiming = new AbortController();
+  // Each loop's long-poll claim listens on it: more than ten loops are not a leak.
+  setMaxListeners(Math.max(10, (options.concurrency ?? 1) * 2), claiming.signal);
   /** Interrupts of the runs in progress, by task id, for stop() past its timeout. */
   const running = new Map<string, () => void>();
   /** Tasks held for this agent that no loop runs yet (adopted after a lost claim answer). */
@@ -146,22 +189,51 @@ export async function runWorker<P>(options: WorkerOptions<P>): Promise<Worker> {
   let failed = 0;
   let lost = 0;
 
-  await api.agents.register.mutate({ agentId, capabilities: options.capabilities ?? [], metadata: options.metadata ?? {} });
+  const register = () => api.agents.register.mutate({ agentId, capabilities: options.capabilities ?? [], metadata: options.metadata ?? {} });
+  /** Settles once the agent is registered (or the worker stops): the loops claim only then. */
+  let registered: Promise<void> = Promise.resolve();
+  try {
+    await register();
+  } catch (error) {
+    // Refused (a credential, the input): runWorker fails. Not reached (a worker started before
+    // its server, a restart): it waits for the server, retrying, and reports through onError.
+    if (!isTransient(error)) throw error;
+    onError(error);
+    registered = (async () => {
+      for (let delay = CLAIM_RETRY_MS; !claiming.signal.aborted; delay = Math.min(delay * 2, 5000)) {
+        await sleep(delay, undefined, { signal: claiming.signal }).catch(() => undefined);
+        if (claiming.signal.aborted) return;
+        try {
+          return void (await register());
+        } catch (again) {
+          onError(again);
+        }
+      }
+    })();
+  }
+  const heartbeatMs = options.heartbeatMs ?? 5000;
+  let beating = false;
   const agentHeartbeat = setInterval(() => {
-    api.agents.heartbeat.mutate({ agentId }).catch(onError);
-  }, options.heartbeatMs ?? 5000);
+    // One at a time: a server that hangs must not collect a heartbeat every interval.
+    if (beating) return;
+    beating = true;
+    api.agents.heartbeat
+      .mutate({ agentId }, { signal: AbortSignal.timeout(Math.max(heartbeatMs, 5000)) })
+      .catch(onError)
+      .finally(() => (beating = false));
+  }, heartbeatMs);
 
   /**
    * A claim that failed without an answer (network error, 5xx, server restart) may have leased a
    * task the worker never heard of: it would sit out its lease and be charged an attempt. Once
    * the server answers again, the tasks it holds for this agent that no loop runs are adopted.
    */
-  const adoptOrphans = (): Promise<void> =>
+  const adoptOrphans = (signal?: AbortSignal): Promise<void> =>
     (adopting ??= (async () => {
       // The agent's other tasks may be another replica's, running there.
       if (options.sharedAgentId === true) return void (orphansSuspected = false);
       const receivedAt = Date.now();
-      const held = await api.tasks.list.query({ agentId, status: "claimed", limit: 500 });
+      const held = await api.tasks.list.query({ agentId, status: "claimed", limit: 500 }, signal ? { signal } : undefined);
       for (const task of held.items) {
         const claimed = asClaimed(task);
         if (claimed && !running.has(task.id) && !backlog.some((b) => b.task.id === task.id)) backlog.push({ task: claimed, receivedAt });
@@ -213,24 +285,27 @@ export async function runWorker<P>(options: WorkerOptions<P>): Promise<Worker> {
     try {
       /** Fails the task with `error`; counted as failed once the server took it. */
       const fail = async (error: unknown, retry = true) => {
-        const failedAs = await lease.settle(() => api.tasks.fail.mutate({ ...fenced, error: failureText(error), retry }));
+        const failedAs = await lease.settle((signal) => api.tasks.fail.mutate({ ...fenced, error: failureText(error), retry }, { signal }));
         if (failedAs.kind === "settled") failed++;
         else lost++;
       };
       if (interruption === "lost") {
         lost++; // someone else owns the task now: settling it would only get CONFLICT
       } else if (interruption === "stopped") {
-        await lease.settle(() => api.tasks.release.mutate(fenced)); // not the task's fault: back without charging an attempt
+        await lease.settle((signal) => api.tasks.release.mutate(fenced, { signal })); // not the task's fault: back without charging an attempt
       } else if (interruption === "timeout") {
         await fail(run.signal.reason);
       } else if (!outcome.ok) {
         await fail(outcome.error, outcome.retry);
       } else {
-        const completedAs = await lease.settle(() => completeAndClaimNext(fenced, outcome.result ?? undefined, settleAttempts++ > 0, (claimed) => (next = claimed)));
+        const completedAs = await lease.settle((signal) =>
+          completeAndClaimNext(fenced, outcome.result ?? undefined, settleAttempts++ > 0, (claimed) => (next = claimed), signal),
+        );
         if (completedAs.kind === "settled") completed++;
-        // The server will not take the result as it is (too large, too deep, not JSON): the run
-        // failed, and says why, rather than waiting out its lease to run again with no trace.
-        else if (completedAs.kind === "refused") await fail(new Error(`the server refused the handler's result: ${messageOf(completedAs.error)}`));
+        // The server will not take the result as it is (too large, too deep, not JSON), or the
+        // client cannot even send it (a __proto__ key, a getter that throws): the run failed, and
+        // says why, rather than waiting out its lease to run again with no trace.
+        else if (completedAs.kind === "refused") await fail(new Error(refusedResult(completedAs.error)));
         else lost++;
       }
     } finally {
@@ -252,22 +327,24 @@ export async function runWorker<P>(options: WorkerOptions<P>): Promise<Worker> {
     result: JsonValue | undefined,
     retried: boolean,
     onNext: (next: Claimed) => void,
+    signal: AbortSignal,
   ) => {
     if (retried) orphansSuspected = true;
-    if (claiming.signal.aborted || !serverCompletesAndClaims) return void (await api.tasks.complete.mutate({ ...fenced, result }));
+    if (claiming.signal.aborted || !serverCompletesAndClaims) return void (await api.tasks.complete.mutate({ ...fenced, result }, { signal }));
     const sentAt = Date.now();
     try {
-      const done = await api.tasks.completeAndClaim.mutate({ ...fenced, result, next: { queues: options.queues, leaseMs: options.leaseMs } });
+      const done = await api.tasks.completeAndClaim.mutate({ ...fenced, result, next: { queues: options.queues, leaseMs: options.leaseMs } }, { signal });
       if (done.next) onNext({ task: done.next, receivedAt: sentAt });
     } catch (error) {
       // A server older than this client (its 404 must not read as a lost lease): complete alone from now on.
       if (!isUnknownProcedure(error)) throw error;
       serverCompletesAndClaims = false;
-      await api.tasks.complete.mutate({ ...fenced, result });
+      await api.tasks.complete.mutate({ ...fenced, result }, { signal });
     }
   };
 
   const loop = async () => {
+    await registered;
     while (!claiming.signal.aborted) {
       try {
         if (orphansSuspected) await adoptOrphans();
@@ -321,12 +398,14 @@ export async function runWorker<P>(options: WorkerOptions<P>): Promise<Worker> {
         await Promise.allSettled(loops);
         clearTimeout(deadline);
         clearInterval(agentHeartbeat);
+        // The calls that tidy up are bounded too: a server that hangs must not hold stop() for good.
+        const signal = AbortSignal.timeout(options.stopTimeoutMs ?? 30_000);
         // A settle retried after a transient error may have claimed a task whose answer was lost: find it too.
-        if (orphansSuspected) await adoptOrphans().catch(onError);
+        if (orphansSuspected) await adoptOrphans(signal).catch(onError);
         // Adopted but never started: back to the queue without charging an attempt.
-        for (const { task } of backlog.splice(0)) await api.tasks.release.mutate({ taskId: task.id, agentId, leaseToken: task.leaseToken }).catch(onError);
+        for (const { task } of backlog.splice(0)) await api.tasks.release.mutate({ taskId: task.id, agentId, leaseToken: task.leaseToken }, { signal }).catch(onError);
         // Last: deregistering frees any claim still held, charging an attempt.
-        if (options.sharedAgentId !== true) await api.agents.deregister.mutate({ agentId }).catch(onError);
+        if (options.sharedAgentId !== true) await api.agents.deregister.mutate({ agentId }, { signal }).catch(onError);
       })();
       return stopping;
     },

@@ -1,0 +1,50 @@
+// Each query's and mutation's input is serialized (superjson) on its own, before batching. The
+// batch link serializes a batch's inputs together: one it cannot serialize (a `__proto__` key
+// from JSON.parse of a model's output, a getter that throws) failed every call batched with it,
+// with an error that looked like a broken connection, so callers retried it forever. Here that
+// call alone fails, with UnsendableInputError, and the others go. The batch link then takes the
+// serialized input as it is: nothing is serialized twice.
+import { TRPCClientError, type TRPCLink } from "@trpc/client";
+import { observable } from "@trpc/server/observable";
+import superjson from "superjson";
+import type { AppRouter } from "./types.js";
+
+/** A call's input could not be serialized: it was never sent, and sending it again cannot help. */
+export class UnsendableInputError extends Error {
+  override readonly name = "UnsendableInputError";
+}
+
+/** An input already serialized by serializeInputLink, which the transports' transformer passes through. */
+class SerializedInput {
+  constructor(readonly wire: ReturnType<typeof superjson.serialize>) {}
+}
+
+/** The transformer of the HTTP links: superjson, but an input serializeInputLink serialized goes as it is. */
+export const httpTransformer = {
+  input: {
+    serialize: (value: unknown) => (value instanceof SerializedInput ? value.wire : superjson.serialize(value)),
+    deserialize: (value: Parameters<typeof superjson.deserialize>[0]) => superjson.deserialize(value),
+  },
+  output: superjson,
+};
+
+/** True when the call failed because its input could not be serialized (it was never sent). */
+export const isUnsendable = (error: unknown): boolean => error instanceof TRPCClientError && error.cause instanceof UnsendableInputError;
+
+/** Serializes each query's and mutation's input alone; one that cannot be fails by itself. Subscriptions pass (their input changes on resume). */
+export function serializeInputLink(): TRPCLink<AppRouter> {
+  return () =>
+    ({ op, next }) =>
+      observable((observer) => {
+        if (op.type === "subscription" || op.input === undefined) return next(op).subscribe(observer);
+        let wire: SerializedInput;
+        try {
+          wire = new SerializedInput(superjson.serialize(op.input));
+        } catch (error) {
+          const reason = new UnsendableInputError(`${op.path}: the input cannot be sent: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+          observer.error(TRPCClientError.from(reason));
+          return () => undefined;
+        }
+        return next(Object.assign({}, op, { input: wire })).subscribe(observer);
+      });
+}

@@ -1,0 +1,156 @@
+// The worker under faults its users met: a result the client cannot send (a __proto__ key from
+// JSON.parse of a model's output), a server that hangs with its port open, a server not up yet
+// when the worker starts, errors thrown that are no Error. Each must end in a settled or
+// released task and a stop() that returns, never a task held for good.
+import { createServer as createTcpServer, connect, type Server, type Socket } from "node:net";
+import type { AddressInfo } from "node:net";
+import { describe, expect, it, vi } from "vitest";
+import { createCoordinationClient, isUnsendable, runWorker } from "../client/index.js";
+import { failureText } from "../client/worker.js";
+import { startTestServer } from "./helpers/test-server.js";
+
+/** A TCP proxy to `target` that can freeze: it then forwards nothing either way and takes no new connection, as a stopped server does. */
+async function startFreezableProxy(target: string) {
+  const { hostname, port } = new URL(target);
+  const pairs: Array<[Socket, Socket]> = [];
+  const held: Socket[] = [];
+  let frozen = false;
+  const server: Server = createTcpServer((client) => {
+    if (frozen) return void held.push(client.pause());
+    const upstream = connect(Number(port), hostname);
+    pairs.push([client, upstream]);
+    client.pipe(upstream);
+    upstream.pipe(client);
+    // Frozen, a connection stays open on the client's side whatever the server does with its own.
+    const end = () => frozen || (client.destroy(), upstream.destroy());
+    client.on("error", end).on("close", end);
+    upstream.on("error", end).on("close", end);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    freeze() {
+      frozen = true;
+      for (const [client, upstream] of pairs) {
+        client.unpipe(upstream);
+        upstream.unpipe(client);
+        client.pause();
+        upstream.pause();
+      }
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const socket of [...pairs.flat(), ...held]) socket.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+function deferred() {
+  let resolve!: () => void;
+  const promise = new Promise<void>((r) => (resolve = r));
+  return { promise, resolve };
+}
+
+describe("runWorker under faults", () => {
+  it("a call whose input cannot be sent fails alone: the calls batched with it go, and its error says it was never sent", async () => {
+    await using t = await startTestServer();
+    const poisoned = JSON.parse('{"answer":42,"__proto__":{"x":1}}') as Record<string, number>;
+    // Sent in one tick: one batch. Before, the bad input failed the whole batch, like a broken connection.
+    const [good, bad, registered] = await Promise.allSettled([
+      t.api.tasks.enqueue.mutate({ queue: "q", payload: { n: 1 } }),
+      t.api.tasks.enqueue.mutate({ queue: "q", payload: poisoned }),
+      t.api.agents.register.mutate({ agentId: "batched" }),
+    ]);
+    expect(good.status).toBe("fulfilled");
+    expect(registered.status).toBe("fulfilled");
+    expect(bad.status).toBe("rejected");
+    const error = (bad as PromiseRejectedResult).reason;
+    expect(isUnsendable(error)).toBe(true);
+    expect(String(error.message)).toMatch(/^tasks\.enqueue: the input cannot be sent: Detected property __proto__/);
+    expect((await t.api.tasks.stats.query()).totals.pending).toBe(1);
+  });
+
+  it("a handler's result the client cannot send fails its task saying why; the other tasks complete and stop() returns", async () => {
+    await using t = await startTestServer();
+    const worker = await runWorker({
+      api: t.api,
+      agentId: "w-proto",
+      concurrency: 4,
+      waitMs: 200,
+      onError: () => undefined,
+      handler: async (task) => ((task.payload as { bad?: boolean }).bad ? (JSON.parse('{"answer":42,"__proto__":{"x":1}}') as { answer: number }) : { ok: true }),
+    });
+    const tasks = await t.api.tasks.enqueueMany.mutate({ tasks: [{ payload: { bad: true }, maxAttempts: 1 }, ...Array.from({ length: 20 }, (_, n) => ({ payload: { n } }))] });
+    await vi.waitFor(async () => expect((await t.api.tasks.stats.query()).totals).toMatchObject({ completed: 20, dead_letter: 1, pending: 0, claimed: 0 }), { timeout: 30_000, interval: 50 });
+    const bad = await t.api.tasks.get.query({ taskId: tasks[0]!.id });
+    expect(bad.lastError).toMatch(/^the handler's result cannot be sent: Detected property __proto__/);
+    await worker.stop();
+    expect([worker.completed, worker.failed, worker.lost]).toEqual([20, 1, 0]);
+  });
+
+  it("with one server that hangs with its port open, the settle gives up when the lease may have run out, and stop() returns", async () => {
+    await using t = await startTestServer();
+    const proxy = await startFreezableProxy(t.url);
+    const client = createCoordinationClient({ url: proxy.url });
+    try {
+      const started = deferred();
+      const finish = deferred();
+      const worker = await runWorker({
+        api: client.api,
+        agentId: "w-hung",
+        leaseMs: 1000,
+        // Bounds the calls stop() makes to tidy up (deregister) on the hung server as well.
+        stopTimeoutMs: 2000,
+        waitMs: 200,
+        onError: () => undefined,
+        handler: async () => {
+          started.resolve();
+          await finish.promise;
+          return { ok: true };
+        },
+      });
+      await t.api.tasks.enqueue.mutate({ queue: "default" });
+      await started.promise;
+      proxy.freeze();
+      finish.resolve();
+      // Before, the complete waited for an answer that never came, and stop() with it.
+      const timeout = new Promise((resolve) => setTimeout(resolve, 60_000, "stop() still waiting"));
+      expect(await Promise.race([worker.stop().then(() => "stopped"), timeout])).toBe("stopped");
+      expect(worker.lost).toBe(1);
+    } finally {
+      await client.close();
+      await proxy.close();
+    }
+  });
+
+  it("a worker started before its server waits for it, then works", async () => {
+    // A free port, closed again: the server will start on it later.
+    const probe = createTcpServer();
+    await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve));
+    const port = (probe.address() as AddressInfo).port;
+    await new Promise<void>((resolve) => probe.close(() => resolve()));
+    const client = createCoordinationClient({ url: `http://127.0.0.1:${port}` });
+    const errors: unknown[] = [];
+    const done: string[] = [];
+    const worker = await runWorker({ api: client.api, agentId: "w-early", waitMs: 200, onError: (error) => errors.push(error), handler: async (task) => void done.push(task.id) });
+    try {
+      await vi.waitFor(() => expect(errors.length).toBeGreaterThan(0), { timeout: 10_000 });
+      await using t = await startTestServer({ port });
+      const task = await t.api.tasks.enqueue.mutate({ queue: "default" });
+      await vi.waitFor(() => expect(done).toEqual([task.id]), { timeout: 30_000, interval: 50 });
+      expect((await t.api.agents.get.query({ agentId: "w-early" })).agentId).toBe("w-early");
+      await worker.stop();
+    } finally {
+      await worker.stop();
+      await client.close();
+    }
+  });
+
+  it("an error thrown that is no Error is stored as its JSON, not \"[object Object]\"", () => {
+    expect(failureText({ code: 42, reason: "quota" })).toBe('{"code":42,"reason":"quota"}');
+    const cyclic: Record<string, unknown> = {};
+    cyclic.self = cyclic;
+    expect(failureText(cyclic)).toBe("[object Object]");
+  });
+});
