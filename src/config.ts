@@ -189,6 +189,11 @@ export const SETTINGS = {
     doc: "Most queues given a label of their own in /metrics (the first this process sees); the others are counted together in series labelled queue_overflow=\"true\", so client-chosen queue names cannot grow the metrics without bound",
   },
   maxConnections: { ...int(1, 1_000_000), default: 10_000, doc: "Most open connections (HTTP and WebSocket); more are answered 429 and closed" },
+  wsAuthTimeoutMs: {
+    ...positiveMs(600_000),
+    default: 10_000,
+    doc: "How long a WebSocket opened with ?connectionParams=1 may take to send them (its credential) before it is closed with 4401",
+  },
   settledTaskRetentionMs: {
     ...ms(3650 * 24 * 3_600_000),
     default: 30 * 24 * 3_600_000,

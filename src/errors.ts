@@ -33,6 +33,8 @@ export const ERROR_STATUS = {
   /** A cursor or lastEventId points before the retained part of the event log. */
   EVENTS_PRUNED: 412,
   PAYLOAD_TOO_LARGE: 413,
+  /** The request's head or body did not arrive in time (Node's headersTimeout, requestTimeout); the connection closes. */
+  REQUEST_TIMEOUT: 408,
   /** A request body that is not application/json. */
   UNSUPPORTED_MEDIA_TYPE: 415,
   /** A per-client limit was reached (subscriptions per socket, calls per batch, parked long-polls per agent, open connections). */

@@ -117,4 +117,33 @@ describe("per-client limits", () => {
     await until(async () => (await fetch(`${t!.url}/health`).catch(() => undefined))?.status === 200);
     expect(await t.api.events.list.query({})).toEqual([]);
   });
+
+  it("a connection that never sends a whole request, or never closes after a malformed one, gives its slot back", async () => {
+    t = await startTestServer({ maxConnections: 2 });
+    const port = Number(new URL(t.url).port);
+    // Clients that keep their side open whatever the server does (allowHalfOpen): two malformed
+    // requests. Before, the server answered 400 with end() and the half-open sockets kept both slots.
+    const stuck: Socket[] = [];
+    for (let i = 0; i < 2; i++) {
+      const socket = connect({ port, host: "127.0.0.1", allowHalfOpen: true });
+      socket.on("data", () => undefined);
+      await new Promise((resolve) => socket.once("connect", resolve));
+      socket.write("NOT HTTP AT ALL\r\n\r\n");
+      stuck.push(socket);
+    }
+    // Served again: both slots came back though neither client closed.
+    await until(async () => (await fetch(`${t!.url}/health`).catch(() => undefined))?.status === 200);
+    for (const socket of stuck) socket.destroy();
+  });
+
+  it("a WebSocket that says it will send its credential (connectionParams) and never does is closed 4401 after wsAuthTimeoutMs", async () => {
+    t = await startTestServer({ wsAuthTimeoutMs: 500 });
+    const socket = new WebSocket(`${t.url.replace("http", "ws")}/trpc?connectionParams=1`);
+    socket.on("message", (data) => String(data) === "PING" && socket.send("PONG"));
+    const closed = new Promise<{ code: number; reason: string }>((resolve) => socket.once("close", (code, reason) => resolve({ code, reason: String(reason) })));
+    expect(await closed).toEqual({ code: 4401, reason: "no connectionParams within 500 ms" });
+    // One that sends them in time is served.
+    const typed = await rawSocket(t.url);
+    typed.socket.close();
+  });
 });

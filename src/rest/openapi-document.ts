@@ -35,7 +35,7 @@ const LONG_POLL: ErrorCode[] = ["LIMIT_EXCEEDED"];
 const BEFORE_ANY_OPERATION =
   "Any request may also be answered, before its operation is chosen: 403 FORBIDDEN (a Host or Origin this server does not serve), " +
   "404 ROUTE_NOT_FOUND (no such path), 405 METHOD_NOT_ALLOWED (with Allow: the methods the path serves), " +
-  "429 LIMIT_EXCEEDED (the server's maxConnections are open) and 431 HEADERS_TOO_LARGE, each with the Error body.";
+  "408 REQUEST_TIMEOUT (the request did not arrive in time), 429 LIMIT_EXCEEDED (the server's maxConnections are open) and 431 HEADERS_TOO_LARGE, each with the Error body.";
 
 /** How a list travels in a query string (rest-input.ts). */
 const QUERY_LIST =

@@ -252,13 +252,31 @@ function serverOver(coordination: Coordination, config: Config, log: Logger, tls
     const [status, body] =
       error.code === "HPE_HEADER_OVERFLOW"
         ? [431, { code: "HEADERS_TOO_LARGE", message: `URL and headers exceed ${MAX_HEADER_BYTES} bytes; send long input in a POST body` }]
-        : [400, { code: "INVALID_INPUT", message: "Malformed HTTP request", details: { issues: [{ path: "input", message: "Malformed HTTP request" }] } }];
-    socket.end(rawJsonResponse(status, body));
+        : error.code === "ERR_HTTP_REQUEST_TIMEOUT"
+          ? [408, { code: "REQUEST_TIMEOUT", message: "The request was not received in time" }]
+          : [400, { code: "INVALID_INPUT", message: "Malformed HTTP request", details: { issues: [{ path: "input", message: "Malformed HTTP request" }] } }];
+    // Written, then destroyed: end() alone half-closes, and a client that never closes its side
+    // (one that never finished a request either) kept its connection, and its maxConnections slot.
+    socket.write(rawJsonResponse(status, body));
+    socket.destroy();
   });
 
   const wss = new WebSocketServer({ noServer: true, maxPayload: config.maxBodyBytes });
   /** Open WebSockets by the token they authenticated with: closed when it is revoked. */
   const socketsByToken = new Map<string, Set<WebSocket>>();
+  /**
+   * WebSockets that said they would send connectionParams (the credential) and have not yet: a
+   * socket that never does is closed 4401 after wsAuthTimeoutMs, or it would hold a connection,
+   * unauthenticated, for as long as it answers pings.
+   */
+  const awaitingCredentials = new WeakMap<WebSocket, NodeJS.Timeout>();
+  wss.on("connection", (socket: WebSocket, req: IncomingMessage) => {
+    if (!new URLSearchParams((req.url ?? "").split("?")[1] ?? "").has("connectionParams")) return;
+    const timer = setTimeout(() => socket.close(WS_CLOSE_UNAUTHORIZED, `no connectionParams within ${config.wsAuthTimeoutMs} ms`), config.wsAuthTimeoutMs);
+    timer.unref();
+    awaitingCredentials.set(socket, timer);
+    socket.once("close", () => clearTimeout(timer));
+  });
   const unlistenRevoked = credentials.onRevoked((tokenId) => {
     const reason = tokenId === OPEN_CALLERS ? "credentials are now required" : "credential revoked";
     for (const socket of socketsByToken.get(tokenId) ?? []) socket.close(WS_CLOSE_UNAUTHORIZED, reason);
@@ -270,6 +288,7 @@ function serverOver(coordination: Coordination, config: Config, log: Logger, tls
     // Runs once per connection, before any call on it: with the client's connectionParams when
     // it sends them (the typed client does, with its token), else at once.
     createContext: async ({ req, res, info }) => {
+      clearTimeout(awaitingCredentials.get(res));
       const token = info.connectionParams?.["token"];
       const caller = await credentials.authenticate(token ?? bearerSecret(req.headers.authorization));
       if (caller.kind === "anonymous") {
