@@ -2,11 +2,14 @@
 // --db, the environment or the config file), with or without a server running on it.
 //  - migrate: the start-up checks, then the pending migrations, then exit (for deployments that
 //    migrate as a separate step);
-//  - backup: an online, consistent copy through SQLite's backup API, safe while a server writes
-//    (a reader sees one committed state in WAL mode); the copy is checked before it is reported.
+//  - backup: an online, consistent copy by VACUUM INTO, safe while a server writes: one read
+//    transaction (WAL: the server's writes go on) copies one committed state. Not SQLite's backup
+//    API: it starts again whenever another connection writes, and under steady writes it never
+//    finished. Written to a file beside the target, checked, then renamed: an interrupted backup
+//    leaves no half-written copy under the target's name.
 //    To restore: stop the server, replace the database file with the copy (removing its -wal and
 //    -shm files), start the server.
-import { existsSync } from "node:fs";
+import { existsSync, renameSync, rmSync } from "node:fs";
 import Database from "better-sqlite3";
 import type { Config } from "./config.js";
 
@@ -50,29 +53,42 @@ export async function runBackup(config: Config, target: string, out: Output): Pr
     out.stderr(`coordination backup: ${config.dbPath} cannot be read as a database (${(error as Error).message})\n`);
     return 1;
   }
+  const partial = `${target}.partial-${process.pid}`;
   try {
-    let totalPages: number;
     try {
-      ({ totalPages } = await source.backup(target));
+      source.prepare("VACUUM INTO ?").run(partial);
     } catch (error) {
+      rmSync(partial, { force: true });
       out.stderr(`coordination backup: cannot write ${target} (${(error as Error).message})\n`);
       return 1;
     }
-    // A copy in one file: the WAL mode it inherited would leave -wal and -shm files beside it.
-    const copy = new Database(target, { fileMustExist: true });
-    copy.pragma("journal_mode = DELETE");
+    const copy = new Database(partial, { fileMustExist: true });
+    let verdict: { ok: true; pages: number; tasks: number } | { ok: false; check: string };
     try {
-      const check = copy.pragma("quick_check(1)", { simple: true });
-      if (check !== "ok") {
-        out.stderr(`coordination backup: the copy in ${target} failed its check (${String(check)}); do not rely on it\n`);
-        return 1;
-      }
-      const tasks = copy.prepare("SELECT count(*) FROM tasks").pluck().get();
-      out.stderr(`backed up ${config.dbPath} to ${target}: ${totalPages} pages, ${String(tasks)} tasks, checked\n`);
-      return 0;
+      // A copy in one file: no -wal and -shm beside it.
+      copy.pragma("journal_mode = DELETE");
+      const check = String(copy.pragma("quick_check(1)", { simple: true }));
+      verdict =
+        check === "ok"
+          ? { ok: true, pages: Number(copy.pragma("page_count", { simple: true })), tasks: Number(copy.prepare("SELECT count(*) FROM tasks").pluck().get()) }
+          : { ok: false, check };
     } finally {
       copy.close();
     }
+    if (!verdict.ok) {
+      rmSync(partial, { force: true });
+      out.stderr(`coordination backup: the copy failed its check (${verdict.check}); nothing was written to ${target}\n`);
+      return 1;
+    }
+    // Never over a file that appeared meanwhile (a backup never overwrites).
+    if (existsSync(target)) {
+      rmSync(partial, { force: true });
+      out.stderr(`coordination backup: ${target} exists; give a new file (a backup never overwrites)\n`);
+      return 2;
+    }
+    renameSync(partial, target);
+    out.stderr(`backed up ${config.dbPath} to ${target}: ${verdict.pages} pages, ${verdict.tasks} tasks, checked\n`);
+    return 0;
   } finally {
     source.close();
   }

@@ -107,11 +107,15 @@ describe("the database file", () => {
     expect(await runCli({ args: ["migrate", "--db", db] })).toMatchObject({ code: 0, stderr: `${db} is up to date\n` });
   });
 
-  it("backup copies a database online while a server writes to it, and the copy restores", async () => {
+  it("backup copies a 20 MB database online while a server writes to it without pause, and the copy restores", async () => {
     const dir = makeTempDir();
     const db = join(dir, "live.db");
     const server = new CliProcess({ args: ["--port", "0", "--db", db] });
     const url = await server.waitForUrl();
+    // 20 MB first: SQLite's backup API, copying in steps, started again at every write of the
+    // server and never finished on a file this size under steady writes.
+    const blob = "y".repeat(200_000);
+    for (let i = 0; i < 100; i++) expect((await http(url, "POST", "/tasks", { body: { queue: "seed", payload: { blob } } })).status).toBe(200);
     const acknowledged: string[] = [];
     let writing = true;
     const writer = (async () => {
