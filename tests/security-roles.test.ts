@@ -123,6 +123,8 @@ describe("a caller without a credential", () => {
       ["GET", "//tasks", undefined, 404],
       ["POST", "/trpc/tokens.nope", "{}", 404],
       ["GET", "/trpc", undefined, 404],
+      // Batched beside the open health: it let the others through, to be told apart.
+      ["POST", "/trpc/health,nosuch.proc?batch=1", "{}", 207],
     ];
     for (const [method, path, body, status] of absent) {
       expect(await call(method, path, body), `${method} ${path} without a token`).toEqual([401, "UNAUTHORIZED"]);
@@ -131,6 +133,9 @@ describe("a caller without a credential", () => {
     // A path read as a path: not a host named "tasks".
     const response = await fetch(`${t.url}//tasks`, { headers: { authorization: `Bearer ${ADMIN_SECRET}` } });
     expect(await response.json()).toEqual({ code: "ROUTE_NOT_FOUND", message: "no route GET //tasks" });
+    // Nor does batching with health tell a mutation from a query (a 400 for mixing the two).
+    expect(await call("POST", "/trpc/health,tokens.create?batch=1", "{}")).toEqual([401, "UNAUTHORIZED"]);
+    expect(await call("POST", "/trpc/health,tasks.list?batch=1", "{}")).toEqual([401, "UNAUTHORIZED"]);
     // Health is open: its wrong method is a 405 for anyone.
     expect(await call("POST", "/health", undefined)).toEqual([405, "METHOD_NOT_ALLOWED"]);
   });

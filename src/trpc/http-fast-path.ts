@@ -130,14 +130,15 @@ export function createTrpcFastPath(options: FastPathOptions) {
     // Who is calling, before anything of the request is read, as on the REST routes: a caller
     // without a valid credential learns nothing about what it sent (not even that its JSON was
     // malformed), nor which procedures there are, whichever of the two handlers would answer it;
-    // only a request naming an open procedure (health) goes on.
+    // only a request naming open procedures alone (health) goes on: one open name in a batch
+    // let the others through, to be told apart as unknown (404) or of another type (400).
     let ctx: Context | undefined;
     try {
       ctx = await options.createContext(req, res);
     } catch {
       // Who is calling could not be told (the database failing, shutdown): tRPC's handler answers that as it does.
     }
-    if (ctx?.caller.kind === "anonymous" && !(line.paths ?? []).some(isOpen)) return refuseAll(res, line, unauthorized());
+    if (ctx?.caller.kind === "anonymous" && !(line.paths !== undefined && line.paths.length > 0 && line.paths.every(isOpen))) return refuseAll(res, line, unauthorized());
     // Escapes in the query (a GET's input) that are not UTF-8: refused, where tRPC would read U+FFFD in their place.
     try {
       assertQueryEncoding(line.search);
