@@ -20,6 +20,22 @@ async function claimedTask(t: TestServer, agentId = "a1"): Promise<string> {
 }
 
 describe("one validation over tRPC and REST", () => {
+  it("a call with no input at all reads as an empty object, as REST does: lists answer, a missing field is named", async () => {
+    await using t = await startTestServer();
+    await t.api.agents.register.mutate({ agentId: "listed" });
+    for (const path of ["agents.list", "tasks.list", "events.list"]) {
+      const viaGet = await fetch(`${t.url}/trpc/${path}`);
+      expect(viaGet.status, `GET ${path}`).toBe(200);
+      const viaPost = await fetch(`${t.url}/trpc/${path}`, { method: "POST", headers: { "content-type": "application/json" } });
+      expect(viaPost.status, `empty POST ${path}`).toBe(200);
+    }
+    const agents = (await (await fetch(`${t.url}/trpc/agents.list`)).json()) as { result: { data: { json: Array<{ agentId: string }> } } };
+    expect(agents.result.data.json.map((agent) => agent.agentId)).toEqual(["listed"]);
+    const missing = (await (await fetch(`${t.url}/trpc/tasks.get`)).json()) as { error: { json: { message: string } } };
+    expect(missing.error.json.message).toMatch(/^taskId: /);
+    expect((await rest(t.url, "GET", "/agents")).status).toBe(200);
+  });
+
   it('REST never alters tRPC: retry "false", "no" or "0" is a 400 on both, before and after any REST call', async () => {
     await using t = await startTestServer();
     for (const retry of ["false", "no", "0"]) {

@@ -52,8 +52,12 @@ const withServices = t.middleware(async ({ ctx, next }) => {
  * agent is filled in where the input names none. A WebSocket authenticated once; a token revoked
  * since is refused here on every later call. Returns the input to validate.
  */
-export function admitCall(ctx: Context, meta: Meta | undefined, path: string, rawInput: unknown): unknown {
+export function admitCall(ctx: Context, meta: Meta | undefined, path: string, given: unknown): unknown {
   const services = ctx.core as Services;
+  // No input at all (GET /trpc/agents.list, an empty POST) is an empty object, as a REST call
+  // with no body is: every input is an object, so fields with defaults take them, and a required
+  // one is named as missing (zod's "is required" named no field for undefined).
+  const rawInput = given === undefined ? {} : given;
   const access = meta?.access;
   // app-router.ts refuses to load a router with a procedure that declares none.
   if (access === undefined) throw new Error(`${path} declares no access`);
