@@ -47,10 +47,22 @@ function parse(argv: string[]): Parsed {
   return { words, options };
 }
 
-/** A table: columns padded to their widest cell. */
+/** C0 and C1 control characters and DEL: ESC among them, with which a text moves a terminal's cursor, clears its screen or sets its title. */
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/g;
+
+/**
+ * Text agents chose (queue names, statuses, errors, ids) as a terminal may show it: every
+ * control character as a visible escape (`\x1b`, `\n`). Names and errors are stored as given,
+ * and an agent's ESC sequences printed raw could forge lines of the operator's output.
+ */
+const NAMED: Record<string, string> = { "\n": "\\n", "\r": "\\r", "\t": "\\t" };
+export const printable = (text: string): string => text.replace(CONTROL, (c) => NAMED[c] ?? `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
+
+/** A table: columns padded to their widest cell, every cell printable. */
 export function table(header: string[], rows: string[][]): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] ?? "").length)));
-  return [header, ...rows].map((row) => row.map((cell, i) => cell.padEnd(widths[i]!)).join("  ").trimEnd()).join("\n") + "\n";
+  const cells = rows.map((row) => row.map(printable));
+  const widths = header.map((h, i) => Math.max(h.length, ...cells.map((row) => (row[i] ?? "").length)));
+  return [header, ...cells].map((row) => row.map((cell, i) => cell.padEnd(widths[i]!)).join("  ").trimEnd()).join("\n") + "\n";
 }
 
 const when = (date: Date | null | undefined): string => (date ? date.toISOString().replace("T", " ").slice(0, 19) : "-");
@@ -98,7 +110,7 @@ export async function runOperatorCommand(argv: string[], env: NodeJS.ProcessEnv,
       if (code === undefined) out.stderr(`coordination: cannot reach the server at ${url} (${error.cause instanceof Error ? error.cause.message : error.message})\n`);
       else {
         const fix = code !== "UNAUTHORIZED" ? "" : token ? " (the server refused the token given)" : " (give one with --token or COORDINATION_TOKEN)";
-        out.stderr(`coordination: ${code}: ${error.message}${fix}\n`);
+        out.stderr(`coordination: ${code}: ${printable(error.message)}${fix}\n`);
       }
       return 1;
     }
@@ -184,9 +196,9 @@ async function dispatch(words: string[], options: Parsed["options"], json: boole
         { ...(types ? { types } : {}), ...(str(options["--agent"]) ? { agentId: str(options["--agent"])! } : {}), ...(from !== undefined ? { lastEventId: from } : {}) },
         {
           onData: ({ data: e }) =>
-            out.stdout(json ? `${JSON.stringify(e)}\n` : `${String(e.seq).padStart(8)}  ${when(e.createdAt)}  ${e.type}  ${e.source}${e.target ? ` → ${e.target}` : ""}  ${JSON.stringify(e.payload)}\n`),
+            out.stdout(json ? `${JSON.stringify(e)}\n` : `${String(e.seq).padStart(8)}  ${when(e.createdAt)}  ${printable(`${e.type}  ${e.source}${e.target ? ` → ${e.target}` : ""}  ${JSON.stringify(e.payload)}`)}\n`),
           onError: (error) => {
-            out.stderr(`coordination: ${(error.data as { code?: string } | undefined)?.code ?? "ERROR"}: ${error.message}\n`);
+            out.stderr(`coordination: ${(error.data as { code?: string } | undefined)?.code ?? "ERROR"}: ${printable(error.message)}\n`);
             resolve(1);
           },
         },

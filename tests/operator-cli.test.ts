@@ -59,6 +59,25 @@ describe("operator commands against a running server", () => {
     expect([missing.code, missing.stderr]).toEqual([1, 'coordination: TASK_NOT_FOUND: task "no-such-task" not found\n']);
   });
 
+  it("text agents chose reaches the operator's terminal with its control characters escaped, never as terminal commands", async () => {
+    t = await startTestServer();
+    const env = { COORDINATION_URL: t.url };
+    // What an agent can store: a queue name, a capability, a status, an error, all with ESC sequences.
+    const forged = "\u001b[2K\r\u001b[32mOK: all agents healthy\u0007";
+    await t.api.agents.register.mutate({ agentId: "mallory", capabilities: [`pdf${forged}`] });
+    await t.api.agents.heartbeat.mutate({ agentId: "mallory", status: `busy${forged}` });
+    const task = await t.api.tasks.enqueue.mutate({ queue: `q${forged}`, maxAttempts: 1 });
+    await t.api.tasks.claim.mutate({ agentId: "mallory", queues: [`q${forged}`] });
+    await t.api.tasks.fail.mutate({ taskId: task.id, agentId: "mallory", error: `boom${forged}` });
+    for (const args of [["agents"], ["stats"], ["tasks", "get", task.id], ["tasks", "list"]]) {
+      const { code, stdout } = await runCli({ args, env });
+      expect(code, args.join(" ")).toBe(0);
+      expect(stdout, args.join(" ")).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/);
+    }
+    expect((await runCli({ args: ["stats"], env })).stdout).toContain("q\\x1b[2K\\r\\x1b[32mOK: all agents healthy\\x07");
+    expect((await runCli({ args: ["tasks", "get", task.id], env })).stdout).toMatch(/last error\s+boom\\x1b\[2K/);
+  });
+
   it("events tail follows the live log until Ctrl-C", async () => {
     t = await startTestServer();
     const tail = new CliProcess({ args: ["events", "tail", "--types", "task.*", "--url", t.url] });
