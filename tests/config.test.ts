@@ -157,12 +157,15 @@ describe("loadConfig", () => {
 });
 
 describe(".env.example", () => {
-  it("lists every setting with its default, and nothing else", () => {
+  it("lists every setting with its default, commented out, and nothing else", () => {
     const text = readFileSync(new URL("../.env.example", import.meta.url), "utf8");
     const lines = text.split("\n");
     for (const name of SETTING_NAMES) {
-      expect(lines, `${envName(name)} in .env.example`).toContain(`${envName(name)}=${String(SETTINGS[name].default)}`);
+      expect(lines, `${envName(name)} in .env.example`).toContain(`# ${envName(name)}=${String(SETTINGS[name].default)}`);
     }
+    // Copied to .env it must change nothing: an active line outranks the YAML file (an empty
+    // COORDINATION_ADMIN_TOKEN there hid the file's admin token, and the server ran open).
+    expect(lines.filter((line) => !line.startsWith("#") && line.trim() !== "")).toEqual([]);
     const documented = new Set([...text.matchAll(/\b(COORDINATION_[A-Z_]+)=/g)].map((match) => match[1]));
     expect([...documented].sort()).toEqual([...SETTING_NAMES.map(envName), "COORDINATION_CONFIG"].sort());
   });
