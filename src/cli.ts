@@ -17,7 +17,11 @@ interface ParsedArgs {
 
 class UsageError extends Error {}
 
-export function parseArgs(argv: string[]): ParsedArgs {
+/**
+ * The options in `argv`, by the settings they name. A word that is no option and no option's
+ * value is refused, or, with `positional` (backup FILE), collected there in order.
+ */
+export function parseArgs(argv: string[], positional?: string[]): ParsedArgs {
   const parsed: ParsedArgs = { flags: {}, help: false, version: false };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
@@ -26,7 +30,13 @@ export function parseArgs(argv: string[]): ParsedArgs {
     else {
       const [flag, inline] = arg.includes("=") ? [arg.slice(0, arg.indexOf("=")), arg.slice(arg.indexOf("=") + 1)] : [arg, undefined];
       // A word is a mistyped command ("coordination stat") or a stray value, not an option.
-      if (!arg.startsWith("-")) throw new UsageError(`unexpected "${arg}": a command comes first and an option starts with "--" (see --help)`);
+      if (!arg.startsWith("-")) {
+        if (positional !== undefined) {
+          positional.push(arg);
+          continue;
+        }
+        throw new UsageError(`unexpected "${arg}": a command comes first and an option starts with "--" (see --help)`);
+      }
       // hasOwn, not `in`: "--constructor" or "--toString" must not pass as flags.
       if (flag !== "--config" && !Object.hasOwn(FLAGS, flag)) throw new UsageError(`unknown option "${arg}" (see --help)`);
       if (SWITCHES.has(flag) && inline === undefined) {
@@ -138,10 +148,12 @@ const SENTENCE_EXITS: Readonly<Record<string, number>> = { InsecureBindError: 2,
 
 /** `coordination migrate` and `coordination backup FILE` (src/cli-database.ts): the database file from --db or the settings. */
 async function databaseMain(command: "migrate" | "backup", argv: string[]): Promise<number> {
-  const positional = argv.filter((arg, i) => !arg.startsWith("--") && !["--db", "--config"].includes(argv[i - 1] ?? ""));
+  // Read by the one parser: any option's value is its value, whatever it looks like (a FILE
+  // named like the --db path, a --log-level's level), never taken for the FILE.
+  const positional: string[] = [];
   let args: ParsedArgs;
   try {
-    args = parseArgs(argv.filter((arg) => !positional.includes(arg)));
+    args = parseArgs(argv, positional);
     if (command === "backup" ? positional.length !== 1 : positional.length !== 0) throw new UsageError(command === "backup" ? "backup takes one FILE" : `migrate: unexpected "${positional[0]}"`);
   } catch (error) {
     if (!(error instanceof UsageError)) throw error;

@@ -1,7 +1,7 @@
 // The operator's command line, as a real process against a real server: tables and --json,
 // credentials, the live tail, migrate, and an online backup taken while the server writes.
 import { copyFileSync, existsSync, readdirSync, rmSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import Database from "better-sqlite3";
 import { afterEach, describe, expect, it, vi } from "vitest";
@@ -113,7 +113,7 @@ describe("operator commands against a running server", () => {
 });
 
 describe("the database file", () => {
-  it("migrate applies pending migrations and exits; then it is up to date", async () => {
+  it("migrate applies pending migrations and exits; then it is up to date; options take their values whatever they look like", async () => {
     const db = join(makeTempDir(), "m.db");
     const first = await runCli({ args: ["migrate", "--db", db] });
     // Every migration in the folder, oldest first (their names start with their time).
@@ -124,6 +124,12 @@ describe("the database file", () => {
     expect(migrations.length).toBeGreaterThan(1);
     expect([first.code, first.stderr]).toEqual([0, `applied to ${db}: ${migrations.join(", ")}\n`]);
     expect(await runCli({ args: ["migrate", "--db", db] })).toMatchObject({ code: 0, stderr: `${db} is up to date\n` });
+    // Any option's value is its value: a level after --log-level, a FILE named like the --db path.
+    expect(await runCli({ args: ["migrate", "--db", db, "--log-level", "debug"] })).toMatchObject({ code: 0, stderr: `${db} is up to date\n` });
+    const copy = join(dirname(db), "same-name.db");
+    const made = await runCli({ args: ["backup", copy, "--log-level", "debug", "--db", db] });
+    expect([made.code, made.stderr]).toEqual([0, expect.stringMatching(/^backed up .* checked\n$/)]);
+    expect(await runCli({ args: ["migrate", "--db", db, "stray"] })).toMatchObject({ code: 2, stderr: 'coordination: migrate: unexpected "stray"\n' });
   });
 
   it("backup copies a 20 MB database online while a server writes to it without pause, and the copy restores", async () => {
