@@ -236,6 +236,45 @@ describe("MCP sessions and their agent", () => {
   });
 });
 
+describe("resources", () => {
+  it("a read that fails is a JSON-RPC error with MCP's code and the API's error as data", async () => {
+    t = await startTestServer();
+    const client = await connect(t.url, { "x-agent-id": "reader" });
+    const failure = async (uri: string) => {
+      const error = (await client.readResource({ uri }).then(() => undefined, (e: unknown) => e)) as { code: number; data: unknown } | undefined;
+      return error && { code: error.code, data: error.data };
+    };
+    expect(await failure("coordination://tasks/nope")).toEqual({ code: -32002, data: { code: "TASK_NOT_FOUND", message: 'task "nope" not found', details: { id: "nope" } } });
+    expect(await failure(`coordination://tasks/${"x".repeat(300)}`)).toEqual({
+      code: -32602,
+      data: { code: "INVALID_INPUT", message: "taskId: must be at most 200 characters long", details: { issues: [{ path: "taskId", message: "must be at most 200 characters long" }] } },
+    });
+    const nobody = await connect(t.url, {});
+    expect(await failure("coordination://tasks/mine")).toBeUndefined();
+    const noAgent = (await nobody.readResource({ uri: "coordination://tasks/mine" }).then(() => undefined, (e: unknown) => e)) as { code: number; data: { code: string } };
+    expect([noAgent.code, noAgent.data.code]).toEqual([-32602, "INVALID_INPUT"]);
+  });
+});
+
+describe("a session's agent, as it opens", () => {
+  it("is registered by the session's opening, before any tool call: find_agents and GET /agents see it", async () => {
+    t = await startTestServer();
+    await connect(t.url, { "x-agent-id": "just-arrived" });
+    await vi.waitFor(async () => expect((await t!.api.agents.get.query({ agentId: "just-arrived" })).health).toBe("healthy"), { timeout: 10_000 });
+  });
+
+  it("is refused at the opening when X-Agent-Id is no name the API takes, saying so once", async () => {
+    t = await startTestServer();
+    const response = await fetch(`${t.url}/mcp`, {
+      method: "POST",
+      headers: { "x-agent-id": "a".repeat(201), "content-type": "application/json", accept: "application/json, text/event-stream" },
+      body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "raw", version: "1.0.0" } } }),
+    });
+    expect(response.status).toBe(400);
+    expect(((await response.json()) as { error: { message: string } }).error.message).toBe("X-Agent-Id: must be at most 200 characters long");
+  });
+});
+
 describe("the stdio relay's session", () => {
   it("ended by the server (here: replaced past maxMcpSessionsPerAgent), is opened again for the client, which never notices", async () => {
     t = await startTestServer({ maxMcpSessionsPerAgent: 1 });

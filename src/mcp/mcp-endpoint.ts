@@ -26,6 +26,8 @@ import { bearerSecret } from "../auth/token-secret.js";
 import { NOT_UTF8, readBody, sendJson, sendUnauthorized, unreadableBody } from "../server/http-io.js";
 import type { Services } from "../services.js";
 import type { Caller } from "../trpc/context.js";
+import { agentIdSchema } from "../tasks/task-schemas.js";
+import { invalidInput } from "../trpc/error-shape.js";
 import { createMcpServer } from "./mcp-tools.js";
 
 interface Session {
@@ -161,6 +163,10 @@ export function createMcpEndpoint(services: Services) {
     // The agent the session acts as.
     const header = req.headers["x-agent-id"];
     const named = typeof header === "string" && header !== "" ? header : undefined;
+    // Checked here, once: a name the API refuses made every later call of the session fail, each
+    // naming a field (agentId, source) its caller never passed.
+    const refusal = named === undefined ? undefined : agentIdSchema.safeParse(named).error;
+    if (refusal !== undefined) return jsonRpcError(res, 400, `X-Agent-Id: ${invalidInput(refusal.issues).message}`);
     if (caller.kind === "token" && caller.role === "agent" && named !== undefined && named !== caller.agentId) {
       return jsonRpcError(res, 403, `this credential acts as agent ${JSON.stringify(caller.agentId)}; X-Agent-Id ${JSON.stringify(named)} names another agent`);
     }
@@ -189,6 +195,9 @@ export function createMcpEndpoint(services: Services) {
     const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),
       onsessioninitialized: (id) => {
+        // The session's agent is registered (or its heartbeat refreshed) as it opens, as a claim
+        // or a heartbeat would: find_agents sees it before its first tool call.
+        mcp.signOfLife();
         sessions.set(id, { transport, credential: credentialOf(caller), revocationKey: credentials.revocationKey(caller), owner, lastActiveAt: Date.now(), used: ++uses, streams: 0, streamResponses, busy: 0, responses });
       },
     });

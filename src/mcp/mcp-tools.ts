@@ -49,6 +49,36 @@ interface RequestExtra {
 
 type ToolResult = { content: Array<{ type: "text"; text: string }>; isError?: boolean };
 
+/** The most tasks coordination://tasks/mine lists (tasks.list's largest page). */
+const MINE_LIMIT = 500;
+
+/** A JSON-RPC error of a resource read: its code, and the API's error ({ code, message }) as its data. */
+class ResourceReadError extends Error {
+  constructor(
+    readonly code: number,
+    message: string,
+    readonly data: unknown,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * A resource read, its errors as JSON-RPC errors carrying the API's: a task not found is MCP's
+ * -32002 (resource not found), bad input -32602 (invalid params), anything else -32603; each with
+ * the API's { code, message } as data. The SDK made every one -32603 with the bare message (a
+ * validation failure's as a dump of zod's issues).
+ */
+async function readResource<T>(read: () => Promise<T>): Promise<T> {
+  try {
+    return await read();
+  } catch (error) {
+    const body = toErrorBody(error);
+    const code = body.code.endsWith("_NOT_FOUND") ? -32002 : body.code === "INVALID_INPUT" ? -32602 : -32603;
+    throw new ResourceReadError(code, body.message, body);
+  }
+}
+
 /** A tool's answer: the result as JSON text; an error as an MCP tool error with the API's code and message. */
 async function answer(run: () => Promise<unknown>): Promise<ToolResult> {
   try {
@@ -78,7 +108,7 @@ const mcpWait = (what: string) =>
 
 const agentArg = { agentId: z.string().optional().describe("The agent to act as; defaults to the session's agent, and must agree with it") };
 
-export function createMcpServer(services: Services, session: McpSession): { server: McpServer; close(): void } {
+export function createMcpServer(services: Services, session: McpSession): { server: McpServer; close(): void; signOfLife(): void } {
   // Every call of a session acting as an agent is a sign of life, as a task call is: an LLM can
   // think for minutes between task calls, and an agent with no sign of life for agentOfflineMs is
   // seen offline and loses its claims. At most one heartbeat a second (health is judged in seconds).
@@ -276,14 +306,18 @@ export function createMcpServer(services: Services, session: McpSession): { serv
   server.registerResource(
     "my-tasks",
     "coordination://tasks/mine",
-    { description: "The tasks this session's agent holds now", mimeType: "application/json" },
-    async (uri, extra) => ({ contents: [{ uri: uri.href, mimeType: "application/json", text: JSON.stringify((await apiFor(extra).tasks.list({ agentId: agent(undefined, false), status: "claimed", limit: 100 })).items) }] }),
+    { description: `The tasks this session's agent holds now (up to ${MINE_LIMIT})`, mimeType: "application/json" },
+    async (uri, extra) =>
+      readResource(async () => ({
+        contents: [{ uri: uri.href, mimeType: "application/json", text: JSON.stringify((await apiFor(extra).tasks.list({ agentId: agent(undefined, false), status: "claimed", limit: MINE_LIMIT })).items) }],
+      })),
   );
   server.registerResource(
     "task",
     new ResourceTemplate("coordination://tasks/{taskId}", { list: undefined }),
     { description: "A task by id", mimeType: "application/json" },
-    async (uri, { taskId }, extra) => ({ contents: [{ uri: uri.href, mimeType: "application/json", text: JSON.stringify(await apiFor(extra).tasks.get({ taskId: String(taskId) })) }] }),
+    async (uri, { taskId }, extra) =>
+      readResource(async () => ({ contents: [{ uri: uri.href, mimeType: "application/json", text: JSON.stringify(await apiFor(extra).tasks.get({ taskId: String(taskId) })) }] })),
   );
 
   // Work and mail arriving for this agent: a logging notification, so the agent need not poll.
@@ -308,5 +342,5 @@ export function createMcpServer(services: Services, session: McpSession): { serv
             server.server.sendLoggingMessage({ level: "notice", logger: "coordination", data }, server.server.transport?.sessionId).catch(() => undefined);
           }
         });
-  return { server, close: () => unlisten() };
+  return { server, close: () => unlisten(), signOfLife };
 }
