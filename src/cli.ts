@@ -186,9 +186,16 @@ async function mcpMain(argv: string[]): Promise<number> {
     }
     options[flag] = argv[++i]!;
   }
+  const url = options["--url"] ?? process.env.COORDINATION_URL ?? "http://127.0.0.1:8000";
+  // Checked before anything starts: a URL with no scheme ("127.0.0.1:8000") threw from deep in
+  // the relay, with a stack trace and exit code 1.
+  if (!URL.canParse(url) || !["http:", "https:"].includes(new URL(url).protocol)) {
+    process.stderr.write(`coordination: mcp --url must be the server's http:// or https:// address, e.g. http://127.0.0.1:8000 (got ${JSON.stringify(url)})\n`);
+    return 2;
+  }
   const { runMcpStdioProxy } = await import("./mcp/mcp-stdio-proxy.js");
   await runMcpStdioProxy(
-    { url: options["--url"] ?? process.env.COORDINATION_URL ?? "http://127.0.0.1:8000", token: options["--token"] ?? process.env.COORDINATION_TOKEN, agentId: options["--agent"] },
+    { url, token: options["--token"] ?? process.env.COORDINATION_TOKEN, agentId: options["--agent"] },
     (text) => process.stderr.write(text),
   );
   return 0;

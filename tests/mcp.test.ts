@@ -7,7 +7,7 @@ import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/
 import { LoggingMessageNotificationSchema } from "@modelcontextprotocol/sdk/types.js";
 import { Ajv } from "ajv";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { CLI_PATH } from "./helpers/cli-process.js";
+import { CLI_PATH, runCli } from "./helpers/cli-process.js";
 import { undocumentedFields } from "./helpers/schema-docs.js";
 import { http, startSecureServer } from "./helpers/secure-server.js";
 import { startTestServer, withDatabase, type TestServer } from "./helpers/test-server.js";
@@ -233,6 +233,15 @@ describe("MCP sessions and their agent", () => {
       message: "session: this session acts as no agent; connect again with an X-Agent-Id header or an agent token",
     });
     expect((await call(nobody, "claim_task", {})).error.message).toBe("agentId: this session acts as no agent; send X-Agent-Id when connecting, use an agent token, or give agentId");
+  });
+});
+
+describe("the stdio relay's command line", () => {
+  it("a --url that is no http(s) address is a usage error (exit 2) in one line", async () => {
+    for (const url of ["127.0.0.1:8000", "localhost:8000", ""]) {
+      const exit = await runCli({ args: ["mcp", "--url", url] });
+      expect([exit.code, exit.stderr], url).toEqual([2, `coordination: mcp --url must be the server's http:// or https:// address, e.g. http://127.0.0.1:8000 (got ${JSON.stringify(url)})\n`]);
+    }
   });
 });
 
