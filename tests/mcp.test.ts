@@ -230,9 +230,9 @@ describe("MCP sessions and their agent", () => {
     const nobody = await connect(t.url, {});
     expect((await call(nobody, "publish_event", { type: "x.y" })).error).toMatchObject({
       code: "INVALID_INPUT",
-      message: "session: this session acts as no agent; connect again with an X-Agent-Id header or an agent token",
+      message: "session: this session acts as no agent; connect again with an X-Agent-Id header (coordination mcp: --agent) or an agent token",
     });
-    expect((await call(nobody, "claim_task", {})).error.message).toBe("agentId: this session acts as no agent; send X-Agent-Id when connecting, use an agent token, or give agentId");
+    expect((await call(nobody, "claim_task", {})).error.message).toBe("agentId: this session acts as no agent; send X-Agent-Id when connecting (coordination mcp: --agent), use an agent token, or give agentId");
   });
 });
 
@@ -285,6 +285,43 @@ describe("a session's agent, as it opens", () => {
 });
 
 describe("the stdio relay's session", () => {
+  it("after a server restart, opens a new session by itself: notifications resume without a request, at the level the client set", async () => {
+    const first = await startTestServer();
+    t = first;
+    const port = Number(new URL(first.url).port);
+    const client = new Client({ name: "desktop", version: "1.0.0" });
+    await client.connect(new StdioClientTransport({ command: process.execPath, args: [CLI_PATH, "mcp", "--url", first.url, "--agent", "ears"], stderr: "pipe" }));
+    clients.push(client);
+    const notes: Array<{ kind: string; event: { payload: { n: number } } }> = [];
+    client.setNotificationHandler(LoggingMessageNotificationSchema, (notification) => void notes.push(notification.params.data as never));
+    await vi.waitFor(async () => {
+      await first.api.events.publish.mutate({ type: "dm", source: "boss", target: "ears", payload: { n: 0 } });
+      expect(notes.length).toBeGreaterThan(0);
+    }, { timeout: 10_000, interval: 200 });
+
+    await first.stop();
+    const second = await startTestServer({ port }, first.dir);
+    t = second;
+    // No request from the client: the relay notices its stream is gone and opens a new session.
+    await vi.waitFor(async () => {
+      await second.api.events.publish.mutate({ type: "dm", source: "boss", target: "ears", payload: { n: 1 } });
+      expect(notes.some((note) => note.event.payload.n === 1)).toBe(true);
+    }, { timeout: 30_000, interval: 500 });
+
+    // The level the client sets is set again on every new session: "error" keeps notices away.
+    await client.setLoggingLevel("error");
+    await second.stop();
+    const third = await startTestServer({ port }, first.dir);
+    t = third;
+    // Reopened by itself, its stream open on the new server.
+    await vi.waitFor(async () => expect(await (await fetch(`${third.url}/metrics`)).text()).toContain('coordination_mcp_sessions{state="streaming"} 1'), { timeout: 30_000, interval: 200 });
+    const before = notes.length;
+    await third.api.events.publish.mutate({ type: "dm", source: "boss", target: "ears", payload: { n: 2 } });
+    expect(await client.listTools()).toBeDefined();
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    expect(notes.length).toBe(before);
+  });
+
   it("ended by the server (here: replaced past maxMcpSessionsPerAgent), is opened again for the client, which never notices", async () => {
     t = await startTestServer({ maxMcpSessionsPerAgent: 1 });
     const client = new Client({ name: "desktop", version: "1.0.0" });

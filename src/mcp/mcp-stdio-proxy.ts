@@ -24,6 +24,13 @@ export interface McpProxyOptions {
 /** How long a session opened again waits for its initialize's answer (ms). */
 const REINITIALIZE_WAIT_MS = 30_000;
 
+/**
+ * The SDK's errors once the session's notification stream is gone for good: the server no longer
+ * knows the session (404 on reconnecting), or the SDK's reconnections all failed. Not its error
+ * for a stream that merely broke: the SDK reconnects that one by itself.
+ */
+const STREAM_GAVE_UP = /Maximum reconnection attempts|SSE stream: Not Found/;
+
 /** The server no longer knows the session (404): initialize again (the MCP specification's rule). */
 const sessionGone = (error: unknown): boolean => error instanceof StreamableHTTPError && error.code === 404;
 
@@ -48,9 +55,10 @@ export async function runMcpStdioProxy(options: McpProxyOptions, stderr: (text: 
     }
   };
 
-  /** The client's initialize and initialized, sent again to open a new session. */
+  /** The client's initialize and initialized, sent again to open a new session; and its logging level, set again on it. */
   let initialize: JSONRPCMessage | undefined;
   let initialized: JSONRPCMessage | undefined;
+  let setLevel: JSONRPCMessage | undefined;
   /** Answers to initialize requests the relay sent itself: kept from the client, which has its own. */
   const replays = new Map<string | number, (answer: JSONRPCMessage) => void>();
   let reopenings = 0;
@@ -66,7 +74,13 @@ export async function runMcpStdioProxy(options: McpProxyOptions, stderr: (text: 
       }
       void local.send(message).catch(() => undefined);
     };
-    transport.onerror = (error) => stderr(`coordination mcp: ${error.message}\n`);
+    transport.onerror = (error) => {
+      stderr(`coordination mcp: ${error.message}\n`);
+      // The notification stream gave up (the server restarted, or ended the session): open a
+      // new session now, not at the client's next request; an agent that only listens for
+      // notifications would otherwise hear nothing more.
+      if (transport === remote && STREAM_GAVE_UP.test(error.message)) reopenSoon();
+    };
     transport.onclose = () => {
       if (transport === remote && !ending) void local.close();
     };
@@ -102,6 +116,12 @@ export async function runMcpStdioProxy(options: McpProxyOptions, stderr: (text: 
         }
         if ("error" in answer) throw new Error(`initialize refused: ${JSON.stringify(answer.error)}`);
         if (initialized !== undefined) await fresh.send(initialized);
+        // The level the client chose is the session's: the new one starts at the server's default.
+        if (setLevel !== undefined) {
+          const levelId = `coordination-mcp-set-level-${reopenings}`;
+          replays.set(levelId, () => undefined);
+          await fresh.send({ ...(setLevel as object), id: levelId } as JSONRPCMessage);
+        }
       } catch (error) {
         void fresh.close().catch(() => undefined);
         throw error;
@@ -111,6 +131,28 @@ export async function runMcpStdioProxy(options: McpProxyOptions, stderr: (text: 
       void old.close().catch(() => undefined);
       stderr("coordination mcp: the server had ended the session (restarted, idle or replaced); a new one was opened\n");
     })().finally(() => (reopening = undefined)));
+
+  /**
+   * Opens a new session once the old one's notification stream gave up, trying again (1 s,
+   * doubling to 30 s) while the server cannot be reached, until the relay ends. Notifications the
+   * server sent while no session was open are not sent again: the direct messages among them
+   * wait in the agent's mailbox (read_mailbox).
+   */
+  let retrying = false;
+  const reopenSoon = () => {
+    if (retrying || ending || initialize === undefined) return;
+    retrying = true;
+    void (async () => {
+      for (let delay = 1000; !ending; delay = Math.min(delay * 2, 30_000)) {
+        try {
+          return void (await reopen());
+        } catch (error) {
+          stderr(`coordination mcp: the server cannot open a new session yet (${error instanceof Error ? error.message : String(error)}); trying again in ${delay / 1000} s\n`);
+          await new Promise((resolve) => setTimeout(resolve, delay).unref());
+        }
+      }
+    })().finally(() => (retrying = false));
+  };
 
   const relay = async (message: JSONRPCMessage) => {
     // A session being opened again: what comes meanwhile goes on it, in order, once it is open.
@@ -143,6 +185,7 @@ export async function runMcpStdioProxy(options: McpProxyOptions, stderr: (text: 
       return;
     }
     if (isInitializedNotification(message)) initialized = message;
+    if ("method" in message && message.method === "logging/setLevel") setLevel = message;
     void session.then(() => relay(message));
   };
 

@@ -133,7 +133,7 @@ export function createMcpServer(services: Services, session: McpSession): { serv
     }
     const id = given ?? session.agentId;
     if (id === undefined) {
-      const ways = toolTakesAgentId ? "send X-Agent-Id when connecting, use an agent token, or give agentId" : "connect again with an X-Agent-Id header or an agent token";
+      const ways = toolTakesAgentId ? "send X-Agent-Id when connecting (coordination mcp: --agent), use an agent token, or give agentId" : "connect again with an X-Agent-Id header (coordination mcp: --agent) or an agent token";
       throw invalidField(toolTakesAgentId ? "agentId" : "session", `this session acts as no agent; ${ways}`);
     }
     return id;
