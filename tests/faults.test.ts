@@ -121,6 +121,20 @@ describe("a database that fails under a running server", () => {
     expect([health.status, health.body.code]).toEqual([503, "DATABASE_REPLACED"]);
   });
 
+  it("a deleted write-ahead log (a restore done under a running server): no write is acknowledged into it, /health says so", async () => {
+    t = await startTestServer();
+    expect((await http(t.url, "POST", "/tasks", { body: { queue: "q" } })).status).toBe(200);
+    // Before, the server went on answering 200 into the unlinked log, and lost every such write at its next start.
+    for (const suffix of ["-wal", "-shm"]) rmSync(`${t.dbPath}${suffix}`, { force: true });
+    const answer = await http(t.url, "POST", "/tasks", { body: { queue: "q" } });
+    expect([answer.status, answer.body.code]).toEqual([503, "DATABASE_REPLACED"]);
+    expect(answer.body.message).toBe(
+      `The write-ahead log ${t.dbPath}-wal was deleted while the server ran; writes are refused so that none is acknowledged into a file nobody will read. Restart the server (it opens whatever file is at the path then)`,
+    );
+    const health = await http(t.url, "GET", "/health");
+    expect([health.status, health.body.code]).toEqual([503, "DATABASE_REPLACED"]);
+  });
+
   it("background jobs survive a failing database, and log the episode once, not every tick", async () => {
     const lines: Array<{ level: number; msg: string; job?: string }> = [];
     const log = pino({ level: "debug" }, new Writable({ write: (chunk, _encoding, done) => (lines.push(JSON.parse(String(chunk))), done()) }));

@@ -22,13 +22,30 @@ export function fileIdentity(path: string): FileIdentity | undefined {
 }
 
 /** Throws DATABASE_REPLACED when the file at `path` is no longer the one opened as `opened`. */
-export function assertSameFile(path: string, opened: FileIdentity | undefined): void {
+export function assertSameFile(path: string, opened: FileIdentity | undefined, what = "database file"): void {
   if (opened === undefined) return;
   const now = fileIdentity(path);
   if (now !== undefined && now.dev === opened.dev && now.ino === opened.ino) return;
   throw new CoordinationError(
     "DATABASE_REPLACED",
-    `The database file ${path} was ${now === undefined ? "deleted" : "replaced by another file"} while the server ran; writes are refused so that none is acknowledged into a file nobody will read. Restart the server (it opens whatever file is at the path then)`,
+    `The ${what} ${path} was ${now === undefined ? "deleted" : "replaced by another file"} while the server ran; writes are refused so that none is acknowledged into a file nobody will read. Restart the server (it opens whatever file is at the path then)`,
     { path },
   );
+}
+
+/**
+ * The same for the write-ahead log (`-wal`), which holds every commit not yet checkpointed into
+ * the database file: deleted or replaced under a running server (a restore done without stopping
+ * it), the server's connection goes on writing into the unlinked file, and every write it
+ * acknowledges is lost at its next start. While a connection is open SQLite never deletes it, so
+ * its identity holds from the first commit on.
+ */
+export function walGuard(dbPath: string): () => void {
+  if (dbPath === ":memory:" || dbPath === "") return () => undefined;
+  const wal = `${dbPath}-wal`;
+  let opened = fileIdentity(wal);
+  return () => {
+    opened ??= fileIdentity(wal);
+    assertSameFile(wal, opened, "write-ahead log");
+  };
 }
