@@ -133,13 +133,18 @@ export function Rates({ api, onUnauthorized }: ViewProps) {
   );
 }
 
+/** Agents the page shows at most. */
+const SHOWN_AGENTS = 100;
+
 export function Agents({ api, onUnauthorized }: ViewProps) {
   const agents = usePolling(
     async () => {
-      // The first 100 by id: the registry can hold thousands, and each shown agent costs a query for its tasks.
-      const list = await api.agents.list.query({ limit: 100 });
+      // The first 100 by id: the registry can hold thousands, and each shown agent costs a query
+      // for its tasks. One more is asked for, to say that there are more than are shown.
+      const listed = await api.agents.list.query({ limit: SHOWN_AGENTS + 1 });
+      const list = listed.slice(0, SHOWN_AGENTS);
       const held = await Promise.all(list.map((agent) => api.tasks.list.query({ agentId: agent.agentId, status: "claimed", limit: 10 })));
-      return list.map((agent, i) => ({ agent, tasks: held[i]!.items }));
+      return { more: listed.length > SHOWN_AGENTS, rows: list.map((agent, i) => ({ agent, tasks: held[i]!.items })) };
     },
     3000,
     [api],
@@ -161,7 +166,7 @@ export function Agents({ api, onUnauthorized }: ViewProps) {
           </tr>
         </thead>
         <tbody>
-          {agents.data?.map(({ agent, tasks }) => (
+          {agents.data?.rows.map(({ agent, tasks }) => (
             <tr data-agent={agent.agentId}>
               <td>{agent.agentId}</td>
               <td class={`health-${agent.health}`}>{agent.health}</td>
@@ -175,6 +180,11 @@ export function Agents({ api, onUnauthorized }: ViewProps) {
           ))}
         </tbody>
       </table>
+      {agents.data?.more ? (
+        <p class="muted" data-testid="agents-more">
+          The first {SHOWN_AGENTS} agents by id; the registry holds more (coordination agents, or GET /agents with limit and after, lists them all).
+        </p>
+      ) : null}
     </section>
   );
 }
@@ -214,9 +224,9 @@ export function DeadLetters({ api, onUnauthorized }: ViewProps) {
               <td class="num">
                 {task.attempts}/{task.maxAttempts}
               </td>
-              <td>{task.lastError ?? "-"}</td>
+              <td class="long-text">{task.lastError ?? "-"}</td>
               <td>{time(task.finishedAt)}</td>
-              <td>
+              <td class="actions">
                 <button onClick={() => void act("requeue", task.id)}>Requeue</button> <button onClick={() => void act("cancel", task.id)}>Cancel</button>
               </td>
             </tr>
@@ -378,7 +388,7 @@ export function TaskPage({ api, onUnauthorized, taskId }: ViewProps & { taskId: 
               ))}
             </tbody>
           </table>
-          <h3>Context recalled for it</h3>
+          <h3>Context recall finds for it now</h3>
           {data.context.length === 0 ? (
             <p class="muted">no memories match</p>
           ) : (

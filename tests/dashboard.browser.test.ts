@@ -100,6 +100,22 @@ describe.skipIf(!CHROMIUM)("the dashboard in Chromium", () => {
       await row.waitFor({ timeout: 10_000 });
       await row.getByRole("button", { name: "Requeue" }).click();
       await page.getByText("requeue failed: a read credential may not call tasks.requeue (it needs admin)").waitFor({ timeout: 10_000 });
+
+      // An error of 300 characters with no space keeps the row's buttons on the page, and the page from scrolling sideways.
+      await page.setViewportSize({ width: 1400, height: 1000 });
+      const long = await t.admin.tasks.enqueue.mutate({ queue: "q", maxAttempts: 1 });
+      await t.admin.tasks.claim.mutate({ agentId: "a", queues: ["q"] });
+      await t.admin.tasks.fail.mutate({ taskId: long.id, agentId: "a", error: "E".repeat(300) });
+      const longRow = page.locator(`[data-testid="dead-letters"] [data-task="${long.id}"]`);
+      await longRow.waitFor({ timeout: 10_000 });
+      const button = (await longRow.getByRole("button", { name: "Cancel" }).boundingBox())!;
+      expect(button.x + button.width).toBeLessThanOrEqual(1400);
+      expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(1400);
+
+      // With more agents than it shows, the page says so.
+      for (let n = 0; n < 101; n++) await t.admin.agents.register.mutate({ agentId: `agent-${String(n).padStart(3, "0")}` });
+      await page.locator('[data-testid="agents-more"]').waitFor({ timeout: 10_000 });
+      expect(await page.locator('[data-testid="agents"] tbody tr').count()).toBe(100);
       expect((await t.admin.tasks.get.query({ taskId: dead.id })).status).toBe("dead_letter");
       expect(ADMIN_SECRET).not.toBe(reader);
     } finally {
