@@ -112,7 +112,8 @@ export async function runOperatorCommand(argv: string[], env: NodeJS.ProcessEnv,
         const fix = code !== "UNAUTHORIZED" ? "" : token ? " (the server refused the token given)" : " (give one with --token or COORDINATION_TOKEN)";
         out.stderr(`coordination: ${code}: ${printable(error.message)}${fix}\n`);
       }
-      return 1;
+      // A value the server refuses (--status bogus) is a usage error, as one refused here is.
+      return code === "INVALID_INPUT" ? 2 : 1;
     }
     throw error;
   } finally {
@@ -151,6 +152,7 @@ async function dispatch(words: string[], options: Parsed["options"], json: boole
     );
     return 0;
   }
+  if (command === "tasks" && (sub === "get" || sub === "requeue" || sub === "cancel") && words.length === 2) throw new OperatorUsageError(`tasks ${sub} needs a TASK_ID`);
   if (command === "tasks" && (sub === "get" || sub === "requeue" || sub === "cancel") && words.length === 3) {
     const taskId = id!;
     const task = sub === "get" ? await api.tasks.get.query({ taskId }) : sub === "requeue" ? await api.tasks.requeue.mutate({ taskId }) : await api.tasks.cancel.mutate({ taskId });

@@ -110,7 +110,7 @@ describe.skipIf(!CHROMIUM)("the dashboard in Chromium", () => {
       await longRow.waitFor({ timeout: 10_000 });
       const button = (await longRow.getByRole("button", { name: "Cancel" }).boundingBox())!;
       expect(button.x + button.width).toBeLessThanOrEqual(1400);
-      expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(1400);
+      expect(await page.evaluate("document.documentElement.scrollWidth")).toBeLessThanOrEqual(1400);
 
       // With more agents than it shows, the page says so.
       for (let n = 0; n < 101; n++) await t.admin.agents.register.mutate({ agentId: `agent-${String(n).padStart(3, "0")}` });
