@@ -20,7 +20,7 @@ async function claimedTask(t: TestServer, agentId = "a1"): Promise<string> {
 }
 
 describe("one validation over tRPC and REST", () => {
-  it("a call with no input at all reads as an empty object, as REST does: lists answer, a missing field is named", async () => {
+  it("a read with no input at all reads as an empty object, as REST does: lists answer, a missing field is named; a write with none stores nothing", async () => {
     await using t = await startTestServer();
     await t.api.agents.register.mutate({ agentId: "listed" });
     for (const path of ["agents.list", "tasks.list", "events.list"]) {
@@ -34,6 +34,10 @@ describe("one validation over tRPC and REST", () => {
     const missing = (await (await fetch(`${t.url}/trpc/tasks.get`)).json()) as { error: { json: { message: string } } };
     expect(missing.error.json.message).toMatch(/^taskId: /);
     expect((await rest(t.url, "GET", "/agents")).status).toBe(200);
+    // A write's body without superjson's envelope reads as no input: refused, never an enqueue of {}.
+    const unwrapped = await fetch(`${t.url}/trpc/tasks.enqueue`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ queue: "q" }) });
+    expect(unwrapped.status).toBe(400);
+    expect((await t.api.tasks.stats.query()).totals.pending).toBe(0);
   });
 
   it('REST never alters tRPC: retry "false", "no" or "0" is a 400 on both, before and after any REST call', async () => {

@@ -43,7 +43,7 @@ export function directCall(path: string, def: ProcedureDefinition): DirectCall {
   if (def.inputs.length > 1) throw new Error(`${path}: more than one input schema`);
   const takes = takesForCaller(def.middlewares);
   return async (ctx, rawInput) => {
-    const admitted = admitCall(ctx, meta, path, rawInput);
+    const admitted = admitCall(ctx, meta, path, rawInput, type);
     const delivery = takes ? startDelivery(ctx, path, undefined) : undefined;
     let answered = false;
     try {

@@ -52,12 +52,14 @@ const withServices = t.middleware(async ({ ctx, next }) => {
  * agent is filled in where the input names none. A WebSocket authenticated once; a token revoked
  * since is refused here on every later call. Returns the input to validate.
  */
-export function admitCall(ctx: Context, meta: Meta | undefined, path: string, given: unknown): unknown {
+export function admitCall(ctx: Context, meta: Meta | undefined, path: string, given: unknown, type: "query" | "mutation" | "subscription"): unknown {
   const services = ctx.core as Services;
-  // No input at all (GET /trpc/agents.list, an empty POST) is an empty object, as a REST call
-  // with no body is: every input is an object, so fields with defaults take them, and a required
-  // one is named as missing (zod's "is required" named no field for undefined).
-  const rawInput = given === undefined ? {} : given;
+  // A read with no input at all (GET /trpc/agents.list) is one with an empty object, as a REST
+  // GET with no query is: its fields take their defaults, a required one is named as missing
+  // (zod's "is required" named no field). Not a write: a body tRPC reads as no input may be one
+  // sent without superjson's {"json": …} envelope, and an enqueue of {} would store a task its
+  // caller never described.
+  const rawInput = given === undefined && type === "query" ? {} : given;
   const access = meta?.access;
   // app-router.ts refuses to load a router with a procedure that declares none.
   if (access === undefined) throw new Error(`${path} declares no access`);
@@ -71,9 +73,9 @@ export function admitCall(ctx: Context, meta: Meta | undefined, path: string, gi
   return authorize(access, ctx.caller, path, rawInput, services.log);
 }
 
-const enforceAccess = t.middleware(async ({ ctx, meta, path, getRawInput, next }) => {
+const enforceAccess = t.middleware(async ({ ctx, meta, path, type, getRawInput, next }) => {
   const raw = await getRawInput();
-  const input = admitCall(ctx, meta, path, raw);
+  const input = admitCall(ctx, meta, path, raw, type);
   return input === raw ? next() : next({ getRawInput: () => Promise.resolve(input) });
 });
 
