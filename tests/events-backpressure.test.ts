@@ -103,23 +103,30 @@ describe("slow WebSocket subscribers", () => {
     await vi.waitFor(() => expect(streams.size).toBe(0), { timeout: 30_000, interval: 10 });
   });
 
-  it("a backfill held back by the socket still closes with 1013 when live events overflow the buffer", async () => {
-    await using t = await startTestServer({ durability: "normal", subscriptionBufferEvents: 50 });
+  // Live events overflow the buffer while the backfill waits for the socket: the stream ends at
+  // once, by either bound. Events may be 1 MiB each: 10,000 of them (the count's default) would
+  // be 10 GB of memory, so the bytes are bounded too.
+  it.each([
+    { bound: "subscriptionBufferEvents", settings: { subscriptionBufferEvents: 50 }, live: 51, blob: "", reason: "50 events" },
+    { bound: "subscriptionBufferBytes", settings: { subscriptionBufferBytes: 65_536 }, live: 5, blob: "x".repeat(16 * 1024), reason: "65536 bytes" },
+  ])("a backfill held back by the socket still closes with 1013 when live events overflow $bound", async ({ settings, live: count, blob, reason: bound }) => {
+    await using t = await startTestServer({ durability: "normal", ...settings });
     const { api } = t;
     const published = await publishBlobs(t, BACKLOG_EVENTS);
     const streams = t.server.services.events.liveStreams;
     const slow = await openRawSubscription(t, "0");
     await vi.waitFor(() => expect([...streams].some((s) => s.waitingForSocket), JSON.stringify([...streams])).toBe(true), { timeout: 10_000, interval: 10 });
 
-    // 51 live events overflow the buffer of 50 while the backfill waits: the stream ends at once.
     const live: number[] = [];
-    for (const i of range(1, 51)) live.push((await api.events.publish.mutate({ type: "big.live", source: "t", payload: { i } })).seq);
+    for (const i of range(1, count)) live.push((await api.events.publish.mutate({ type: "big.live", source: "t", payload: { i, blob } })).seq);
     await vi.waitFor(() => expect(streams.size).toBe(0), { timeout: 30_000, interval: 10 });
 
     slow.socket.resume();
     const { code, reason } = await slow.closed;
     expect(code).toBe(1013);
-    const resumeFrom = Number(/resume with lastEventId (\d+)$/.exec(reason)?.[1]);
+    const match = new RegExp(`^subscriber fell more than ${bound} behind; resume with lastEventId (\\d+)$`).exec(reason);
+    expect(match, reason).not.toBeNull();
+    const resumeFrom = Number(match![1]);
     expect(resumeFrom).toBeLessThan(BACKLOG_EVENTS);
     // Closed mid-backfill: exactly the events up to the cursor in the reason were delivered.
     expect(slow.data().map((m) => Number(m.result!.id))).toEqual(published.filter((seq) => seq <= resumeFrom));
@@ -128,34 +135,6 @@ describe("slow WebSocket subscribers", () => {
     await vi.waitFor(() => expect(resumed.seqs().at(-1)).toBe(live.at(-1)), { timeout: 20_000, interval: 20 });
     expect(resumed.seqs()).toEqual([...published.filter((seq) => seq > resumeFrom), ...live]);
     expect(resumed.errors).toEqual([]);
-    resumed.unsubscribe();
-  });
-
-  it("is closed with 1013 once its buffer holds more than subscriptionBufferBytes, however few events that is", async () => {
-    // Events may be 1 MiB each: 10,000 of them (the count's default) would be 10 GB of memory.
-    await using t = await startTestServer({ durability: "normal", subscriptionBufferBytes: 65_536 });
-    const { api } = t;
-    const published = await publishBlobs(t, BACKLOG_EVENTS);
-    const streams = t.server.services.events.liveStreams;
-    const slow = await openRawSubscription(t, "0");
-    await vi.waitFor(() => expect([...streams].some((s) => s.waitingForSocket), JSON.stringify([...streams])).toBe(true), { timeout: 10_000, interval: 10 });
-
-    // Five live events of 16 KB pass 64 KiB while the backfill waits for the socket.
-    const blob = "x".repeat(16 * 1024);
-    const live: number[] = [];
-    for (const i of range(1, 5)) live.push((await api.events.publish.mutate({ type: "big.live", source: "t", payload: { i, blob } })).seq);
-    await vi.waitFor(() => expect(streams.size).toBe(0), { timeout: 30_000, interval: 10 });
-
-    slow.socket.resume();
-    const { code, reason } = await slow.closed;
-    expect(code).toBe(1013);
-    const match = /^subscriber fell more than 65536 bytes behind; resume with lastEventId (\d+)$/.exec(reason);
-    expect(match, reason).not.toBeNull();
-    const resumeFrom = Number(match![1]);
-    expect(slow.data().map((m) => Number(m.result!.id))).toEqual(published.filter((seq) => seq <= resumeFrom));
-    const resumed = collectEvents(api, { types: ["big.*"], lastEventId: String(resumeFrom) });
-    await vi.waitFor(() => expect(resumed.seqs().at(-1)).toBe(live.at(-1)), { timeout: 20_000, interval: 20 });
-    expect(resumed.seqs()).toEqual([...published.filter((seq) => seq > resumeFrom), ...live]);
     resumed.unsubscribe();
   });
 });
