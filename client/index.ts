@@ -5,6 +5,7 @@
 import { createTRPCClient, createWSClient, httpBatchLink, httpLink, splitLink, wsLink } from "@trpc/client";
 import superjson from "superjson";
 import WebSocket from "ws";
+import { abortableCallLink } from "./abortable-call.js";
 import { callTimeoutLink } from "./call-timeout.js";
 import { encodedBytesUpTo } from "./encoded-size.js";
 import { failoverFetch, ServerList } from "./failover.js";
@@ -106,6 +107,7 @@ export function createCoordinationClient(options: CoordinationClientOptions): Co
     links: [
       ...(callTimeoutMs === undefined ? [] : [callTimeoutLink(servers, callTimeoutMs)]),
       serializeInputLink(),
+      abortableCallLink(),
       splitLink({
         condition: (op) => op.type === "subscription",
         true: [refusal.link, wsLink({ client: wsClient, transformer: superjson })],

@@ -189,7 +189,8 @@ export async function runWorker<P>(options: WorkerOptions<P>): Promise<Worker> {
   let failed = 0;
   let lost = 0;
 
-  const register = () => api.agents.register.mutate({ agentId, capabilities: options.capabilities ?? [], metadata: options.metadata ?? {} });
+  const register = (signal?: AbortSignal) =>
+    api.agents.register.mutate({ agentId, capabilities: options.capabilities ?? [], metadata: options.metadata ?? {} }, signal ? { signal } : undefined);
   /** Settles once the agent is registered (or the worker stops): the loops claim only then. */
   let registered: Promise<void> = Promise.resolve();
   try {
@@ -204,9 +205,18 @@ export async function runWorker<P>(options: WorkerOptions<P>): Promise<Worker> {
         await sleep(delay, undefined, { signal: claiming.signal }).catch(() => undefined);
         if (claiming.signal.aborted) return;
         try {
-          return void (await register());
+          return void (await register(claiming.signal));
         } catch (again) {
-          onError(again);
+          if (claiming.signal.aborted) return;
+          if (isTransient(again)) {
+            onError(again);
+            continue;
+          }
+          // Refused now (a credential revoked meanwhile, say): no retry mends it. The worker
+          // claims nothing, says why once, and its stop() returns at once.
+          onError(new Error(`runWorker: the server refused the agent's registration, so this worker claims nothing: ${messageOf(again)}`, { cause: again }));
+          claiming.abort();
+          return;
         }
       }
     })();
@@ -336,6 +346,10 @@ export async function runWorker<P>(options: WorkerOptions<P>): Promise<Worker> {
       const done = await api.tasks.completeAndClaim.mutate({ ...fenced, result, next: { queues: options.queues, leaseMs: options.leaseMs } }, { signal });
       if (done.next) onNext({ task: done.next, receivedAt: sentAt });
     } catch (error) {
+      // No answer (a connection broken, a call aborted at the lease's end): it may have been
+      // served, and have claimed a next task the worker never heard of. Looked for before the
+      // next claim, whether or not the complete is sent again.
+      if (isTransient(error)) orphansSuspected = true;
       // A server older than this client (its 404 must not read as a lost lease): complete alone from now on.
       if (!isUnknownProcedure(error)) throw error;
       serverCompletesAndClaims = false;
@@ -347,7 +361,8 @@ export async function runWorker<P>(options: WorkerOptions<P>): Promise<Worker> {
     await registered;
     while (!claiming.signal.aborted) {
       try {
-        if (orphansSuspected) await adoptOrphans();
+        // Aborted by stop(): a server that hangs must not hold the loop, and stop() with it.
+        if (orphansSuspected) await adoptOrphans(claiming.signal);
         let next: Claimed | undefined = backlog.shift();
         if (next === undefined) {
           const task = await api.tasks.claim.mutate(
@@ -360,7 +375,9 @@ export async function runWorker<P>(options: WorkerOptions<P>): Promise<Worker> {
         while (next !== undefined) {
           // A claim answered just as stop() began: give the task back rather than start it.
           if (claiming.signal.aborted) {
-            await api.tasks.release.mutate({ taskId: next.task.id, agentId, leaseToken: next.task.leaseToken }).catch(onError);
+            await api.tasks.release
+              .mutate({ taskId: next.task.id, agentId, leaseToken: next.task.leaseToken }, { signal: AbortSignal.timeout(options.stopTimeoutMs ?? 30_000) })
+              .catch(onError);
             break;
           }
           next = await runOne(next.task, next.receivedAt);

@@ -7,6 +7,7 @@ import type { AddressInfo } from "node:net";
 import { describe, expect, it, vi } from "vitest";
 import { createCoordinationClient, isUnsendable, runWorker } from "../client/index.js";
 import { failureText } from "../client/worker.js";
+import { ADMIN_SECRET, startSecureServer } from "./helpers/secure-server.js";
 import { startTestServer } from "./helpers/test-server.js";
 
 /** A TCP proxy to `target` that can freeze: it then forwards nothing either way and takes no new connection, as a stopped server does. */
@@ -144,6 +145,88 @@ describe("runWorker under faults", () => {
     } finally {
       await worker.stop();
       await client.close();
+    }
+  });
+
+  it("a call's own signal ends it even when it shares a batch with a call that has none", async () => {
+    await using t = await startTestServer();
+    const proxy = await startFreezableProxy(t.url);
+    const client = createCoordinationClient({ url: proxy.url });
+    try {
+      await client.api.agents.register.mutate({ agentId: "batched" });
+      proxy.freeze();
+      // Sent in one tick: one batch. tRPC aborts a batch only when all of its calls are aborted.
+      const bounded = client.api.agents.heartbeat.mutate({ agentId: "batched" }, { signal: AbortSignal.timeout(300) }).then(() => "answered", (error: Error) => error.message);
+      const unbounded = client.api.agents.heartbeat.mutate({ agentId: "batched" }).then(() => "answered", () => "failed");
+      const timeout = new Promise((resolve) => setTimeout(resolve, 30_000, "still waiting"));
+      expect(await Promise.race([bounded, timeout])).toMatch(/aborted|timeout/i);
+      void unbounded;
+    } finally {
+      // The proxy first: the client's close waits for its calls, and the unbounded one hangs until then.
+      await proxy.close();
+      await client.close();
+    }
+  });
+
+  it("a complete-and-claim served but never answered (aborted at the lease's end): the next task it claimed is found and run", async () => {
+    await using t = await startTestServer();
+    let held = false;
+    // The first complete-and-claim reaches the server and is served; its answer never comes back.
+    const fetchOnce: typeof fetch = (input, init) => {
+      const url = String(input instanceof Request ? input.url : input);
+      if (!held && url.includes("tasks.completeAndClaim")) {
+        held = true;
+        void fetch(input, { ...init, signal: null });
+        return new Promise((_, reject) => init?.signal?.addEventListener("abort", () => reject(init.signal!.reason), { once: true }));
+      }
+      return fetch(input, init);
+    };
+    const client = createCoordinationClient({ url: t.url, fetch: fetchOnce as never });
+    try {
+      const ran: number[] = [];
+      const first = await t.api.tasks.enqueue.mutate({ queue: "chain", payload: { n: 1 }, priority: 0 });
+      const second = await t.api.tasks.enqueue.mutate({ queue: "chain", payload: { n: 2 }, priority: 1, maxAttempts: 1 });
+      const worker = await runWorker({
+        api: client.api,
+        agentId: "w-chain",
+        queues: ["chain"],
+        // Long enough that the complete-and-claim, aborted at the first lease's end, is seen
+        // before the second's lease (laid from the complete, 2 s later) runs out.
+        leaseMs: 6000,
+        waitMs: 200,
+        onError: () => undefined,
+        handler: async (task) => {
+          const n = (task.payload as { n: number }).n;
+          ran.push(n);
+          if (n === 1) await new Promise((resolve) => setTimeout(resolve, 2000));
+        },
+      });
+      await vi.waitFor(async () => expect((await t.api.tasks.get.query({ taskId: second.id })).status).toBe("completed"), { timeout: 60_000, interval: 100 });
+      expect(ran).toEqual([1, 2]);
+      expect((await t.api.tasks.get.query({ taskId: first.id })).status).toBe("completed");
+      expect((await t.api.tasks.get.query({ taskId: second.id })).attempts).toBe(1);
+      await worker.stop();
+    } finally {
+      await client.close();
+    }
+  });
+
+  it("a registration refused after the server was first unreachable stops the worker, saying why, instead of retrying for good", async () => {
+    const s = await startSecureServer();
+    let calls = 0;
+    // The first call finds no server; the next ones reach it, with no credential.
+    const flaky: typeof fetch = (input, init) => (calls++ === 0 ? Promise.reject(new TypeError("fetch failed", { cause: Object.assign(new Error("connect ECONNREFUSED"), { code: "ECONNREFUSED" }) })) : fetch(input, init));
+    const client = createCoordinationClient({ url: s.url, fetch: flaky as never });
+    try {
+      const errors: string[] = [];
+      const worker = await runWorker({ api: client.api, agentId: "w-refused-later", waitMs: 200, onError: (error) => errors.push((error as Error).message), handler: async () => undefined });
+      await vi.waitFor(() => expect(errors.some((message) => message.startsWith("runWorker: the server refused the agent's registration, so this worker claims nothing"))).toBe(true), { timeout: 30_000, interval: 50 });
+      const timeout = new Promise((resolve) => setTimeout(resolve, 30_000, "stop() still waiting"));
+      expect(await Promise.race([worker.stop().then(() => "stopped"), timeout])).toBe("stopped");
+      expect(ADMIN_SECRET.length).toBeGreaterThan(0);
+    } finally {
+      await client.close();
+      await s.stop({ removeFiles: true });
     }
   });
 

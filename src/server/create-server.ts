@@ -255,10 +255,12 @@ function serverOver(coordination: Coordination, config: Config, log: Logger, tls
         : error.code === "ERR_HTTP_REQUEST_TIMEOUT"
           ? [408, { code: "REQUEST_TIMEOUT", message: "The request was not received in time" }]
           : [400, { code: "INVALID_INPUT", message: "Malformed HTTP request", details: { issues: [{ path: "input", message: "Malformed HTTP request" }] } }];
-    // Written, then destroyed: end() alone half-closes, and a client that never closes its side
-    // (one that never finished a request either) kept its connection, and its maxConnections slot.
-    socket.write(rawJsonResponse(status, body));
-    socket.destroy();
+    // Sent, then destroyed: end() alone half-closes, and a client that never closes its side (one
+    // that never finished a request either) kept its connection, and its maxConnections slot.
+    // Destroyed once the answer is flushed (at once, a TLS write would be dropped), or a second
+    // later whatever the client does.
+    socket.end(rawJsonResponse(status, body), () => socket.destroy());
+    setTimeout(() => socket.destroy(), 1000).unref();
   });
 
   const wss = new WebSocketServer({ noServer: true, maxPayload: config.maxBodyBytes });

@@ -1,0 +1,42 @@
+// A call's own abort signal ends it at once, batched or not. tRPC's batch link aborts a batch's
+// request only when every call in it was aborted: a settle or a heartbeat given a deadline
+// (worker.ts) waited on for good when a call without one shared its batch with it. Here the
+// aborted call fails by itself with the signal's reason; the batch's request goes on for the others.
+import { TRPCClientError, type TRPCLink } from "@trpc/client";
+import { observable } from "@trpc/server/observable";
+import type { AppRouter } from "./types.js";
+
+/** Fails a query or mutation as soon as its signal aborts, whatever request it travels in. */
+export function abortableCallLink(): TRPCLink<AppRouter> {
+  return () =>
+    ({ op, next }) =>
+      observable((observer) => {
+        const { signal } = op;
+        if (op.type === "subscription" || !signal) return next(op).subscribe(observer);
+        const fail = () => {
+          subscription?.unsubscribe();
+          observer.error(TRPCClientError.from(signal.reason instanceof Error ? signal.reason : new Error("This operation was aborted", { cause: signal.reason })));
+        };
+        if (signal.aborted) {
+          fail();
+          return () => undefined;
+        }
+        let subscription: { unsubscribe(): void } | undefined;
+        signal.addEventListener("abort", fail, { once: true });
+        subscription = next(op).subscribe({
+          next: (value) => observer.next(value),
+          error: (error) => {
+            signal.removeEventListener("abort", fail);
+            observer.error(error);
+          },
+          complete: () => {
+            signal.removeEventListener("abort", fail);
+            observer.complete();
+          },
+        });
+        return () => {
+          signal.removeEventListener("abort", fail);
+          subscription?.unsubscribe();
+        };
+      });
+}
