@@ -1,7 +1,8 @@
 // Which file a connection has open. A database file deleted while the server runs stays open
 // (the connection holds its inode) and takes writes that nobody will ever read; one replaced at
 // the same path is another database, which a second process would open. The writer compares the
-// path's file with the one it opened before every commit, and the reader before every /health.
+// path's file, and its -wal's, with those it opened before every commit, and the reader before
+// every /health (sameFilesGuard).
 import { statSync } from "node:fs";
 import { CoordinationError } from "../errors.js";
 
@@ -34,18 +35,21 @@ export function assertSameFile(path: string, opened: FileIdentity | undefined, w
 }
 
 /**
- * The same for the write-ahead log (`-wal`), which holds every commit not yet checkpointed into
- * the database file: deleted or replaced under a running server (a restore done without stopping
- * it), the server's connection goes on writing into the unlinked file, and every write it
- * acknowledges is lost at its next start. While a connection is open SQLite never deletes it, so
- * its identity holds from the first commit on.
+ * A check of both files a connection writes through, for a thread to run before every commit (or
+ * read it answers): the database file, and its write-ahead log (`-wal`), which holds every commit
+ * not yet checkpointed into the file. A log deleted or replaced under a running server (a restore
+ * done without stopping it) goes on taking writes into the unlinked file, and every one
+ * acknowledged is lost at the next start. While a connection is open SQLite never deletes its
+ * log, so the log's identity holds from the first commit on. Throws DATABASE_REPLACED.
  */
-export function walGuard(dbPath: string): () => void {
+export function sameFilesGuard(dbPath: string): () => void {
   if (dbPath === ":memory:" || dbPath === "") return () => undefined;
+  const opened = fileIdentity(dbPath);
   const wal = `${dbPath}-wal`;
-  let opened = fileIdentity(wal);
+  let walOpened = fileIdentity(wal);
   return () => {
-    opened ??= fileIdentity(wal);
-    assertSameFile(wal, opened, "write-ahead log");
+    assertSameFile(dbPath, opened);
+    walOpened ??= fileIdentity(wal);
+    assertSameFile(wal, walOpened, "write-ahead log");
   };
 }

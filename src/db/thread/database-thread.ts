@@ -8,7 +8,7 @@
 //    Prisma's queries among them.
 import { parentPort, workerData, type MessagePort } from "node:worker_threads";
 import { CoordinationError } from "../../errors.js";
-import { assertSameFile, fileIdentity, walGuard } from "../file-identity.js";
+import { sameFilesGuard } from "../file-identity.js";
 import { openDatabase } from "../open-database.js";
 import { readTransaction } from "../read-transaction.js";
 import { statementsFor } from "../statements.js";
@@ -66,9 +66,7 @@ function startWriter(): { run: Run; close: () => Promise<void> } {
   // The batch's claims go to recall before the commit's sync, so the two overlap.
   writer.beforeCommit(() => recalls.flush());
   // Nothing is acknowledged into a file that was deleted or replaced under the server.
-  const opened = fileIdentity(setup.config.dbPath);
-  writer.beforeCommit(() => assertSameFile(setup.config.dbPath, opened));
-  writer.beforeCommit(walGuard(setup.config.dbPath));
+  writer.beforeCommit(sameFilesGuard(setup.config.dbPath));
   const commands = createWriteCommands(db, setup, (request) => recalls.request(request)) as unknown as Record<string, (ctx: WriteContext, args: unknown) => unknown>;
   writer.onCommit((appended, batch) => {
     // Not push(...appended): a batch can append more events than a call has room for arguments
@@ -108,16 +106,10 @@ function startReader(): { run: Run; close: () => Promise<void> } {
       throw new Error("the reader's read transaction could not end; the thread stops rather than serve one old snapshot", { cause: error });
     }),
   );
-  const opened = fileIdentity(setup.config.dbPath);
   let prisma: Prisma | undefined;
   // Loaded on first use: Prisma's client takes a good part of a second to load and start.
   const lazyPrisma = async () => (prisma ??= (await import("../prisma.js")).createPrismaClient(setup.config));
-  const walSame = walGuard(setup.config.dbPath);
-  const sameFiles = () => {
-    assertSameFile(setup.config.dbPath, opened);
-    walSame();
-  };
-  const commands = createReadCommands(db, lazyPrisma, setup, sameFiles) as unknown as Record<string, (args: unknown) => unknown>;
+  const commands = createReadCommands(db, lazyPrisma, setup, sameFilesGuard(setup.config.dbPath)) as unknown as Record<string, (args: unknown) => unknown>;
   const recallForTasks = commands["memory.recallForTasks"] as (request: RecallRequest) => MemoryMatch[][];
   // Reads answered since the last chunk go out before it, not behind it (recall-relay.ts).
   const recalls = serveRecalls(recallPort, recallForTasks, (answers) => port.postMessage({ kind: "recalled", answers } satisfies FromThread), { snapshot: inSnapshot, beforeChunk: postResults });
