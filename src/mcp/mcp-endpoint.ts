@@ -42,9 +42,10 @@ interface Session {
   lastActiveAt: number;
   /** The endpoint's use counter when the session was last used: least recently used first, no ties. */
   used: number;
-  /** Its open streams (GET): a session listening for notifications is not idle. */
-  streams: number;
-  /** Those streams' responses: closed when their client stops reading (mcpStreamBufferBytes). */
+  /**
+   * Its open streams (GET), by response: a session listening for notifications is not idle; one
+   * whose client stops reading is closed (mcpStreamBufferBytes).
+   */
   streamResponses: Set<ServerResponse>;
   /** Its requests under way (POST, DELETE): a session with one is never ended but by revocation. */
   busy: number;
@@ -83,7 +84,7 @@ export function createMcpEndpoint(services: Services) {
   const sweep = setInterval(() => {
     const now = Date.now();
     for (const [id, session] of sessions) {
-      if (session.streams === 0 && session.busy === 0 && now - session.lastActiveAt >= config.mcpSessionIdleMs) end(id, session, "idle");
+      if (session.streamResponses.size === 0 && session.busy === 0 && now - session.lastActiveAt >= config.mcpSessionIdleMs) end(id, session, "idle");
     }
   }, Math.max(10, Math.min(config.mcpSessionIdleMs / 2, 60_000)));
   sweep.unref();
@@ -95,7 +96,7 @@ export function createMcpEndpoint(services: Services) {
     registers: [services.metrics.registry],
     collect() {
       this.set({ state: "open" }, sessions.size);
-      this.set({ state: "streaming" }, [...sessions.values()].filter((session) => session.streams > 0).length);
+      this.set({ state: "streaming" }, [...sessions.values()].filter((session) => session.streamResponses.size > 0).length);
     },
   });
   /**
@@ -142,17 +143,13 @@ export function createMcpEndpoint(services: Services) {
       session.lastActiveAt = Date.now();
       session.used = ++uses;
       const stream = req.method === "GET";
-      if (stream) {
-        session.streams++;
-        session.streamResponses.add(res);
-      } else session.busy++;
+      if (stream) session.streamResponses.add(res);
+      else session.busy++;
       const ids = requestIds(body);
       for (const id of ids) session.responses.set(id, res);
       res.once("close", () => {
-        if (stream) {
-          session.streams--;
-          session.streamResponses.delete(res);
-        } else session.busy--;
+        if (stream) session.streamResponses.delete(res);
+        else session.busy--;
         session.lastActiveAt = Date.now();
         for (const id of ids) if (session.responses.get(id) === res) session.responses.delete(id);
       });
@@ -198,7 +195,7 @@ export function createMcpEndpoint(services: Services) {
         // The session's agent is registered (or its heartbeat refreshed) as it opens, as a claim
         // or a heartbeat would: find_agents sees it before its first tool call.
         mcp.signOfLife();
-        sessions.set(id, { transport, credential: credentialOf(caller), revocationKey: credentials.revocationKey(caller), owner, lastActiveAt: Date.now(), used: ++uses, streams: 0, streamResponses, busy: 0, responses });
+        sessions.set(id, { transport, credential: credentialOf(caller), revocationKey: credentials.revocationKey(caller), owner, lastActiveAt: Date.now(), used: ++uses, streamResponses, busy: 0, responses });
       },
     });
     transport.onclose = () => {
