@@ -12,6 +12,15 @@ import type { AppRouter } from "./types.js";
 /** A call's input could not be serialized: it was never sent, and sending it again cannot help. */
 export class UnsendableInputError extends Error {
   override readonly name = "UnsendableInputError";
+
+  /** `reason`: why the serializer refused the input (its error's message). */
+  constructor(
+    path: string,
+    readonly reason: string,
+    options?: ErrorOptions,
+  ) {
+    super(`${path}: the input cannot be sent: ${reason}`, options);
+  }
 }
 
 /** An input already serialized by serializeInputLink, which the transports' transformer passes through. */
@@ -28,8 +37,12 @@ export const httpTransformer = {
   output: superjson,
 };
 
+/** The UnsendableInputError a call failed with (its input could not be serialized; it was never sent), or undefined. */
+export const unsendableCause = (error: unknown): UnsendableInputError | undefined =>
+  error instanceof TRPCClientError && error.cause instanceof UnsendableInputError ? error.cause : undefined;
+
 /** True when the call failed because its input could not be serialized (it was never sent). */
-export const isUnsendable = (error: unknown): boolean => error instanceof TRPCClientError && error.cause instanceof UnsendableInputError;
+export const isUnsendable = (error: unknown): boolean => unsendableCause(error) !== undefined;
 
 /** Serializes each query's and mutation's input alone; one that cannot be fails by itself. Subscriptions pass (their input changes on resume). */
 export function serializeInputLink(): TRPCLink<AppRouter> {
@@ -41,8 +54,7 @@ export function serializeInputLink(): TRPCLink<AppRouter> {
         try {
           wire = new SerializedInput(superjson.serialize(op.input));
         } catch (error) {
-          const reason = new UnsendableInputError(`${op.path}: the input cannot be sent: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
-          observer.error(TRPCClientError.from(reason));
+          observer.error(TRPCClientError.from(new UnsendableInputError(op.path, error instanceof Error ? error.message : String(error), { cause: error })));
           return () => undefined;
         }
         return next(Object.assign({}, op, { input: wire })).subscribe(observer);

@@ -8,7 +8,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { setMaxListeners } from "node:events";
 import { HeldLease, isTransient, isUnknownProcedure } from "./lease-calls.js";
-import { isUnsendable } from "./serialize-input.js";
+import { unsendableCause } from "./serialize-input.js";
 import type { ClaimedTask, CoordinationApi, JsonObject, JsonValue, RouterOutputs } from "./types.js";
 
 export type { ClaimedTask };
@@ -135,8 +135,8 @@ export function failureText(error: unknown): string {
 
 /** Why a result was not taken: the client could not send it, or the server refused it. */
 function refusedResult(error: unknown): string {
-  if (isUnsendable(error)) return `the handler's result cannot be sent: ${messageOf((error as Error).cause instanceof Error ? ((error as Error).cause as Error).cause : error)}`;
-  return `the server refused the handler's result: ${messageOf(error)}`;
+  const unsent = unsendableCause(error);
+  return unsent ? `the handler's result cannot be sent: ${unsent.reason}` : `the server refused the handler's result: ${messageOf(error)}`;
 }
 
 /**
@@ -222,6 +222,7 @@ export async function runWorker<P>(options: WorkerOptions<P>): Promise<Worker> {
     })();
   }
   const heartbeatMs = options.heartbeatMs ?? 5000;
+  const stopTimeoutMs = options.stopTimeoutMs ?? 30_000;
   let beating = false;
   const agentHeartbeat = setInterval(() => {
     // One at a time: a server that hangs must not collect a heartbeat every interval.
@@ -376,7 +377,7 @@ export async function runWorker<P>(options: WorkerOptions<P>): Promise<Worker> {
           // A claim answered just as stop() began: give the task back rather than start it.
           if (claiming.signal.aborted) {
             await api.tasks.release
-              .mutate({ taskId: next.task.id, agentId, leaseToken: next.task.leaseToken }, { signal: AbortSignal.timeout(options.stopTimeoutMs ?? 30_000) })
+              .mutate({ taskId: next.task.id, agentId, leaseToken: next.task.leaseToken }, { signal: AbortSignal.timeout(stopTimeoutMs) })
               .catch(onError);
             break;
           }
@@ -411,12 +412,12 @@ export async function runWorker<P>(options: WorkerOptions<P>): Promise<Worker> {
     stop() {
       stopping ??= (async () => {
         claiming.abort();
-        const deadline = setTimeout(() => running.forEach((stopNow) => stopNow()), options.stopTimeoutMs ?? 30_000);
+        const deadline = setTimeout(() => running.forEach((stopNow) => stopNow()), stopTimeoutMs);
         await Promise.allSettled(loops);
         clearTimeout(deadline);
         clearInterval(agentHeartbeat);
         // The calls that tidy up are bounded too: a server that hangs must not hold stop() for good.
-        const signal = AbortSignal.timeout(options.stopTimeoutMs ?? 30_000);
+        const signal = AbortSignal.timeout(stopTimeoutMs);
         // A settle retried after a transient error may have claimed a task whose answer was lost: find it too.
         if (orphansSuspected) await adoptOrphans(signal).catch(onError);
         // Adopted but never started: back to the queue without charging an attempt.
