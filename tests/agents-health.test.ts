@@ -101,6 +101,24 @@ describe("agent health", () => {
     expect(expired.map((e) => e.payload.reason)).toEqual(["stolen by thief from gone", "stolen by thief from gone"]);
   });
 
+  // The limit counts what the thief can run: a better-placed task it lacks the capability for
+  // neither uses up the limit nor loses its lease in the thief's name.
+  it("tasks.steal takes only tasks the thief could claim, and leaves the others' leases alone", async () => {
+    await using t = await startTestServer({ ...LONG_TTLS, agentHealthCheckMs: 60_000 });
+    const { api } = t;
+    const [gpu, plain] = await api.tasks.enqueueMany.mutate({ tasks: [{ priority: 0, capability: "gpu" }, { priority: 1 }] });
+    await api.agents.register.mutate({ agentId: "gone", capabilities: ["gpu"] });
+    expect((await api.tasks.claimMany.mutate({ agentId: "gone", limit: 2, leaseMs: 60_000 })).map((x) => x.id)).toEqual([gpu!.id, plain!.id]);
+    backdate(t, "gone");
+
+    const stolen = await api.tasks.steal.mutate({ agentId: "thief", fromAgentId: "gone", limit: 1, leaseMs: 60_000 });
+    expect(stolen.map((x) => x.id)).toEqual([plain!.id]);
+    expect(await api.tasks.get.query({ taskId: gpu!.id })).toMatchObject({ status: "claimed", leaseOwner: "gone", attempts: 1 });
+    expect((await eventsOf(t, ["task.lease_expired"])).map((e) => e.payload.taskId)).toEqual([plain!.id]);
+    // Offering the capability, the thief takes the other one too; from any holder as well as a named one.
+    expect((await api.tasks.steal.mutate({ agentId: "thief", limit: 5, capabilities: ["gpu"] })).map((x) => x.id)).toEqual([gpu!.id]);
+  });
+
   // The other face: an agent the monitor last saw offline that then shows a sign of life (a claim
   // touches its heartbeat) keeps health = 'offline' until the next monitor run; steal must not rob it.
   it("tasks.steal never takes claims from an agent that is alive by heartbeat age, whatever the monitor last saw", async () => {

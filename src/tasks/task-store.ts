@@ -145,7 +145,16 @@ export interface ClaimFilter {
 
 /** WHERE clause (and its params) selecting the pending tasks a claimer may take. */
 function claimableWhere(filter: ClaimFilter, params: unknown[]): string {
-  const clauses = ["status = 'pending'", "(targetAgentId IS NULL OR targetAgentId = ?)"];
+  return `status = 'pending' AND ${runnableBy(filter, params)}`;
+}
+
+/**
+ * WHERE clause (and its params) selecting the tasks, in any state, that the claimer may run: its
+ * target, queues and capabilities. A claim and a steal share it, so a steal never takes over a
+ * lease for a task its thief could not have claimed.
+ */
+function runnableBy(filter: ClaimFilter, params: unknown[]): string {
+  const clauses = ["(targetAgentId IS NULL OR targetAgentId = ?)"];
   params.push(filter.agentId);
   if (filter.queues) {
     clauses.push(`queue IN (${placeholders(filter.queues.length)})`);
@@ -356,13 +365,16 @@ export class TaskStore {
    * Claims a thief may take over: expired leases, or leases held by a registered agent whose last
    * heartbeat is older than `offlineBefore`. Offline is judged from the heartbeat age now, not from
    * the health last saved: that one lags by up to a health-check interval in both directions.
+   * Only those `thief` could run (its target, capabilities): `limit` counts tasks it can take,
+   * and a lease it cannot take over is not ended on its behalf.
    */
-  stealable(bounds: LeaseBounds, offlineBefore: number, fromAgentId: string | null, limit: number): TaskRow[] {
+  stealable(thief: ClaimFilter, bounds: LeaseBounds, offlineBefore: number, fromAgentId: string | null, limit: number): TaskRow[] {
     const params: unknown[] = fromAgentId === null ? [] : [fromAgentId];
+    const runnable = runnableBy(thief, params);
     params.push(...leaseRunOutParams(bounds), offlineBefore, limit);
     return this.st
       .get<unknown[], TaskRow>(
-        `SELECT * FROM tasks WHERE status = 'claimed' ${fromAgentId === null ? "" : "AND leaseOwner = ?"}
+        `SELECT * FROM tasks WHERE status = 'claimed' ${fromAgentId === null ? "" : "AND leaseOwner = ?"} AND ${runnable}
            AND (${LEASE_RUN_OUT} OR leaseOwner IN (SELECT id FROM agents WHERE lastHeartbeatAt <= ?))
          ORDER BY priority, seq LIMIT CAST(? AS INTEGER)`,
       )
