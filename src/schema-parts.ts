@@ -41,5 +41,11 @@ export const ms = (max: number) => int(0, max);
 
 export const WEEK_MS = 7 * 24 * 3_600_000;
 
-/** A list of names (queues, capabilities). Over REST: repeated or comma-separated query values. */
+/** A list of names (queues). Over REST: repeated or comma-separated query values. */
 export const nameList = () => z.array(name()).max(100);
+
+/** The most capabilities an agent offers: registered (its card's skills included) or named by a claim or a steal. */
+export const MAX_CAPABILITIES = 200;
+
+/** Capabilities, registered or offered by a claimer: one bound everywhere, so a claim can name what an agent registered. */
+export const capabilityList = () => z.array(name()).max(MAX_CAPABILITIES);

@@ -57,6 +57,29 @@ describe("input validation", () => {
     await expect(runWorker({ api: t.api, agentId: "w", queues: [], handler: async () => null })).rejects.toThrow("runWorker: queues is empty");
   });
 
+  // One bound for what an agent offers: a claim or a steal can name everything an agent registered.
+  it("bounds capabilities at 200 alike when registering (card skills included), claiming and stealing", async () => {
+    await using t = await startTestServer();
+    const many = (n: number, prefix = "c") => Array.from({ length: n }, (_, i) => `${prefix}${i}`);
+    await t.api.agents.register.mutate({ agentId: "wide", capabilities: many(200) });
+    const task = await t.api.tasks.enqueue.mutate({ capability: "c199" });
+    const viaRest = await rest(t.url, "POST", "/tasks/claim", { agentId: "wide", capabilities: many(200) });
+    expect([viaRest.status, viaRest.body?.id]).toEqual([200, task.id]);
+    expect(await t.api.tasks.steal.mutate({ agentId: "wide", capabilities: many(200) })).toEqual([]);
+    const tooMany = "capabilities: must have at most 200 items";
+    await expect(t.api.tasks.claim.mutate({ agentId: "wide", capabilities: many(201) })).rejects.toMatchObject({ ...badRequest, message: tooMany });
+    await expect(t.api.tasks.steal.mutate({ agentId: "wide", capabilities: many(201) })).rejects.toMatchObject({ ...badRequest, message: tooMany });
+    await expect(t.api.agents.register.mutate({ agentId: "wide", capabilities: many(201) })).rejects.toMatchObject({ ...badRequest, message: tooMany });
+    const card = { name: "wide", skills: many(100, "s").map((id) => ({ id, name: id })) };
+    await expect(t.api.agents.register.mutate({ agentId: "carded", capabilities: many(150), card })).rejects.toMatchObject({
+      ...badRequest,
+      message: "card.skills: with capabilities, 250 distinct capabilities; an agent offers at most 200",
+    });
+    await expect(t.api.agents.get.query({ agentId: "carded" })).rejects.toMatchObject({ data: { code: "AGENT_NOT_FOUND" } });
+    // Skills that repeat capabilities count once.
+    expect((await t.api.agents.register.mutate({ agentId: "carded", capabilities: many(150, "s"), card })).capabilities).toHaveLength(150);
+  });
+
   it("answers an out-of-range list cursor with 400, not a database error", async () => {
     await using t = await startTestServer();
     const huge = await rest(t.url, "GET", "/tasks?cursor=99999999999999999999");

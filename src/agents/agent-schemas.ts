@@ -1,13 +1,12 @@
 // Wire shapes of the agent registry. Inputs are strict: an unknown field is a 400 naming it.
 import { z } from "zod";
 import { findNonJson, jsonObject, jsonObjectOutput } from "../json-value.js";
-import { int, name, storedName, text } from "../schema-parts.js";
+import { capabilityList, int, name, storedName, text } from "../schema-parts.js";
 
 export const AGENT_HEALTH = ["healthy", "stale", "offline"] as const;
 export type AgentHealth = (typeof AGENT_HEALTH)[number];
 
 const agentId = name();
-const capabilityList = z.array(name()).max(200);
 
 export const agentSchema = z
   .object({
@@ -51,7 +50,7 @@ export type AgentCard = z.output<typeof agentCardSchema>;
 // Each field's description is its documentation (OpenAPI, MCP tools).
 export const registerInput = z.strictObject({
   agentId: agentId.describe("The agent's id, chosen by the agent; registering again updates it"),
-  capabilities: capabilityList.default([]).describe("What the agent can do: a task that requires a capability goes only to an agent offering it"),
+  capabilities: capabilityList().default([]).describe("What the agent can do: a task that requires a capability goes only to an agent offering it"),
   metadata: jsonObject.default({}).describe("Anything else about the agent: a JSON object"),
   card: agentCardSchema.optional().describe("An A2A Agent Card: its skills' ids join the capabilities, and the card is kept (metadata.a2aCard)"),
 });

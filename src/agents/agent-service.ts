@@ -6,6 +6,7 @@ import type { JsonObject } from "../json-types.js";
 import { inBatches } from "../db/in-batches.js";
 import { invalidField } from "../errors.js";
 import { assertJsonDepth } from "../json-value.js";
+import { MAX_CAPABILITIES } from "../schema-parts.js";
 import type { Agent, AgentCard, AgentListFilter } from "./agent-schemas.js";
 
 /** Agents a health check's write changes at most. */
@@ -28,6 +29,10 @@ export class AgentService {
       assertJsonDepth("card", card, this.config.maxJsonDepth);
       const skills = card.skills.map((skill) => skill.id);
       registration.capabilities = [...new Set([...registration.capabilities, ...skills])];
+      // One bound for what an agent offers, so a claim can always name all of it.
+      if (registration.capabilities.length > MAX_CAPABILITIES) {
+        throw invalidField("card.skills", `with capabilities, ${registration.capabilities.length} distinct capabilities; an agent offers at most ${MAX_CAPABILITIES}`);
+      }
       registration.metadata = { ...registration.metadata, a2aCard: card };
     }
     assertJsonDepth("metadata", registration.metadata, this.config.maxJsonDepth);

@@ -4,7 +4,7 @@
 import { z } from "zod";
 import { jsonOutput, jsonValue, MAX_TIME_MS } from "../json-value.js";
 import { memoryMatchSchema } from "../memory/memory-schemas.js";
-import { int, ms, name, nameList, storedName, text, WEEK_MS } from "../schema-parts.js";
+import { capabilityList, int, ms, name, nameList, storedName, text, WEEK_MS } from "../schema-parts.js";
 import { TASK_STATUSES, type TaskStatus } from "./task-status.js";
 import { copyWith } from "../copy-with.js";
 
@@ -81,7 +81,7 @@ const claimFields = {
     .meta({ override: ({ jsonSchema }: { jsonSchema: { minItems?: number } }) => void (jsonSchema.minItems = 1) })
     .optional()
     .describe("Claim only from these queues; left out, from any queue"),
-  capabilities: nameList().optional().describe("The capabilities the claimer offers; left out, the agent's registered ones"),
+  capabilities: capabilityList().optional().describe("The capabilities the claimer offers; left out, the agent's registered ones"),
   leaseMs: leaseMs
     .optional()
     .describe("The lease's length in ms; left out, the server's leaseMs. At most the server's maxLeaseMs (1 hour by default): a longer one is cut to it, and the answer's leaseExpiresAt is the lease granted. Renew it (heartbeat) or settle the task before it ends, or the task goes back to the queue"),
@@ -147,7 +147,7 @@ export const stealInput = z.strictObject({
   fromAgentId: agentIdSchema.optional().describe("Take only from this agent; left out, from any agent offline or past its lease"),
   limit: int(1, 100).default(1).describe("The most tasks to take"),
   leaseMs: leaseMs.optional().describe("The new lease's length in ms; left out, the server's leaseMs. At most the server's maxLeaseMs (1 hour by default)"),
-  capabilities: nameList().optional().describe("The capabilities the thief offers; left out, its registered ones"),
+  capabilities: capabilityList().optional().describe("The capabilities the thief offers; left out, its registered ones"),
 });
 // Filters find what is stored: storedName (schema-parts.ts).
 export const listInput = z.strictObject({
