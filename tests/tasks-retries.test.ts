@@ -46,6 +46,25 @@ describe("retries and dead-letter", () => {
     expect(done).toMatchObject({ status: "completed", result: "finally", attempts: 1 });
   });
 
+  // The history goes out with every claim: a task retried without end must not carry megabytes.
+  it("the error history keeps the newest 10 failed runs, across requeues too", async () => {
+    await using t = await startTestServer({ retryBaseMs: 0, retryMaxMs: 0 });
+    const task = await t.api.tasks.enqueue.mutate({ payload: {}, maxAttempts: 12 });
+    const long = "x".repeat(9_990);
+    for (let attempt = 1; attempt <= 12; attempt++) {
+      await t.api.tasks.claim.mutate({ agentId: "a1" });
+      await t.api.tasks.fail.mutate({ taskId: task.id, agentId: "a1", error: `${attempt} ${long}` });
+    }
+    const dead = await t.api.tasks.get.query({ taskId: task.id });
+    expect(dead).toMatchObject({ status: "dead_letter", attempts: 12, lastError: `12 ${long}` });
+    expect(dead.errorHistory.map((e) => [e.attempt, e.error.split(" ")[0]])).toEqual(Array.from({ length: 10 }, (_, i) => [i + 3, `${i + 3}`]));
+    await t.api.tasks.requeue.mutate({ taskId: task.id });
+    const claimed = await t.api.tasks.claim.mutate({ agentId: "a1" });
+    expect(claimed!.errorHistory).toHaveLength(10);
+    const failed = await t.api.tasks.fail.mutate({ taskId: task.id, agentId: "a1", error: "after requeue" });
+    expect(failed.errorHistory.map((e) => [e.attempt, e.error.split(" ")[0]])).toEqual([...Array.from({ length: 9 }, (_, i) => [i + 4, `${i + 4}`]), [1, "after"]]);
+  });
+
   it("a task backing off is not claimable before its run-at", async () => {
     // A backoff of a minute: "not yet" holds however slow the machine is.
     await using t = await startTestServer({ retryBaseMs: 60_000 });

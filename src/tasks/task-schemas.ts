@@ -194,6 +194,11 @@ export const taskSchema = z
     /** The completion result; null until completed. */
     result: jsonOutput,
     lastError: z.string().nullable(),
+    /**
+     * The newest 10 failed runs, oldest first (older ones are dropped; the event log has every
+     * run's task.failed or task.lease_expired while it is retained). `attempt` starts again at 1
+     * after a requeue.
+     */
     errorHistory: z.array(taskErrorSchema),
     idempotencyKey: z.string().nullable(),
     createdAt: z.date(),

@@ -38,6 +38,9 @@ export interface TaskRow {
   leaseMs: number | null;
 }
 
+/** How many failed runs a task's errorHistory keeps, the newest (each error at most 10,000 characters). */
+export const MAX_ERROR_HISTORY = 10;
+
 interface StoredError {
   attempt: number;
   agentId: string | null;
@@ -305,7 +308,9 @@ export class TaskStore {
   recordFailure(row: TaskRow, error: string, agentId: string | null, retryAt: number | null, now: number): TaskRow {
     const history = JSON.parse(row.errorHistory) as StoredError[];
     history.push({ attempt: row.attempts, agentId, error, at: now });
-    const errorHistory = JSON.stringify(history);
+    // The newest runs only: the history goes out with every claim of the task, and a task retried
+    // without end (a high maxAttempts, requeued dead letters) would carry megabytes of it.
+    const errorHistory = JSON.stringify(history.slice(-MAX_ERROR_HISTORY));
     if (retryAt === null) {
       return this.st
         .get<[string, string, number, number, number], TaskRow>(
