@@ -185,9 +185,22 @@ describe("one validation over tRPC and REST", () => {
     const changed = await rest(t.url, "POST", "/tasks", { payload: { n: 1 }, idempotencyKey: "M", maxAttempts: 4 });
     expect([changed.status, changed.body.message]).toEqual([409, `idempotencyKey "M" was used for task "${first.body.id}" with a different maxAttempts`]);
 
+    // runAt: left out, the time it was stored, and not compared; sent, compared like any field.
+    const at = "2031-01-01T00:00:00.000Z";
+    const scheduled = await rest(t.url, "POST", "/tasks", { payload: { n: 2 }, idempotencyKey: "R", runAt: at });
+    for (const retry of [{ runAt: at }, {}]) {
+      const same = await rest(t.url, "POST", "/tasks", { payload: { n: 2 }, idempotencyKey: "R", ...retry });
+      expect([same.status, same.body.id, same.body.runAt]).toEqual([200, scheduled.body.id, at]);
+    }
+    const moved = await rest(t.url, "POST", "/tasks", { payload: { n: 2 }, idempotencyKey: "R", runAt: "2031-01-01T00:00:00.001Z", priority: 1 });
+    expect([moved.status, moved.body.message]).toEqual([409, `idempotencyKey "R" was used for task "${scheduled.body.id}" with a different priority, runAt`]);
+    // The API's defaults for what is left out are what the key was used with: a bare retry is another request.
+    const bare = await rest(t.url, "POST", "/tasks", { idempotencyKey: "R" });
+    expect([bare.status, bare.body.message]).toEqual([409, `idempotencyKey "R" was used for task "${scheduled.body.id}" with a different payload`]);
+
     const batch = await rest(t.url, "POST", "/tasks/batch", { tasks: [{ payload: 1, idempotencyKey: "B" }, { payload: 2, idempotencyKey: "B" }] });
     expect([batch.status, batch.body.message]).toEqual([409, `idempotencyKey "B" is also tasks[0]'s in this batch, with a different payload`]);
-    expect((await t.api.tasks.stats.query()).totals.pending).toBe(1);
+    expect((await t.api.tasks.stats.query()).totals.pending).toBe(2);
   });
 });
 

@@ -55,7 +55,9 @@ export const enqueueFields = z.strictObject({
   maxAttempts: int(1, 1000).optional().describe("Attempts before the task is dead-lettered; left out, the server's maxAttempts"),
   idempotencyKey: text(500)
     .optional()
-    .describe("The same key always answers the same task and never adds a second one, for as long as the task is kept"),
+    .describe(
+      "The same key always answers the same task and never adds a second one, for as long as the task is kept. Sent again with a different queue, payload, priority, capability, targetAgentId, or a maxAttempts or runAt that differs when given, it is a 409 IDEMPOTENCY_MISMATCH",
+    ),
 });
 
 export const enqueueInput = enqueueFields

@@ -60,15 +60,17 @@ export class TaskTransitions {
     if (request.idempotencyKey !== undefined) {
       const existing = this.d.tasks.findByIdempotencyKey(request.idempotencyKey);
       if (existing) {
-        // What the client sent is compared, not the server's defaults: an identical request sent
-        // again to a server with another maxAttempts setting (or after it changed) is the same task.
-        const differs = (Object.keys(definition) as Array<keyof typeof definition>).filter((k) =>
+        // What the client sent is compared, not what the server fills in: an identical request
+        // sent again to a server with another maxAttempts setting (or after it changed), or with
+        // no runAt (now, when it was stored), is the same task.
+        const differs: string[] = (Object.keys(definition) as Array<keyof typeof definition>).filter((k) =>
           k === "payload"
             ? !sameJson(fromJsonText(existing.payload), request.payload)
             : k === "maxAttempts"
               ? request.maxAttempts !== undefined && existing.maxAttempts !== request.maxAttempts
               : existing[k] !== definition[k],
         );
+        if (request.runAt !== undefined && Number(existing.runAt) !== request.runAt.getTime()) differs.push("runAt");
         if (differs.length > 0) {
           // A key used twice in one enqueueMany names no stored task: the batch is rolled back.
           const where = inBatch?.get(existing.id);
