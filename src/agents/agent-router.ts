@@ -21,7 +21,7 @@ export const agentRouter = router({
     .mutation(({ ctx, input }) => ctx.services.agents.heartbeat(input)),
 
   deregister: procedure
-    .meta({ access: AS_AGENT, rest: { method: "DELETE", path: "/agents/{agentId}", tags, summary: "Remove an agent; its tasks return to the queue", errors: ["AGENT_NOT_FOUND"] } })
+    .meta({ access: AS_AGENT, rest: { method: "DELETE", path: "/agents/{agentId}", tags, summary: "Remove an agent; tasks it still holds return to the queue, each run charged as a lease expiry", errors: ["AGENT_NOT_FOUND"] } })
     .input(agentIdInput)
     .output(agentSchema)
     .mutation(({ ctx, input }) => ctx.services.agents.deregister(input.agentId)),
