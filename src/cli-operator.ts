@@ -78,6 +78,19 @@ export interface Output {
   stderr: (text: string) => void;
 }
 
+/**
+ * What is wrong with a tail's --from, said with the command's own option: the server names the
+ * stream's lastEventId, and its way out ("reconnect with lastEventId …") is no use at a prompt.
+ */
+function fromProblem(from: string | undefined, data: { code?: string; details?: { prunedThroughSeq?: number } } | undefined, message: string): string {
+  if (from === undefined || !message.startsWith("lastEventId")) return message;
+  const prunedThrough = data?.details?.prunedThroughSeq;
+  if (data?.code === "EVENTS_PRUNED" && prunedThrough !== undefined) {
+    return `--from ${from} is behind the retained event log: events up to ${prunedThrough} were pruned. Tail with --from 0 (the oldest retained event) or --from ${prunedThrough} or later, or without --from to follow new events only.`;
+  }
+  return message.replace(/^lastEventId/, "--from");
+}
+
 /** Runs one operator command; resolves with the exit code. `stop` ends a tail (SIGINT). */
 export async function runOperatorCommand(argv: string[], env: NodeJS.ProcessEnv, out: Output, stop?: AbortSignal): Promise<number> {
   if (argv.includes("--help") || argv.includes("-h")) {
@@ -200,7 +213,8 @@ async function dispatch(words: string[], options: Parsed["options"], json: boole
           onData: ({ data: e }) =>
             out.stdout(json ? `${JSON.stringify(e)}\n` : `${String(e.seq).padStart(8)}  ${when(e.createdAt)}  ${printable(`${e.type}  ${e.source}${e.target ? ` → ${e.target}` : ""}  ${JSON.stringify(e.payload)}`)}\n`),
           onError: (error) => {
-            out.stderr(`coordination: ${(error.data as { code?: string } | undefined)?.code ?? "ERROR"}: ${printable(error.message)}\n`);
+            const data = error.data as { code?: string; details?: { prunedThroughSeq?: number } } | undefined;
+            out.stderr(`coordination: ${data?.code ?? "ERROR"}: ${printable(fromProblem(from, data, error.message))}\n`);
             resolve(1);
           },
         },

@@ -92,6 +92,19 @@ describe("operator commands against a running server", () => {
     expect((await tail.waitForExit()).code).toBe(0);
   });
 
+  it("events tail --from says what is wrong with --from, in the command's own terms", async () => {
+    t = await startTestServer({ eventRetentionCount: 2, eventPruneMs: 3_600_000 });
+    for (let i = 0; i < 5; i++) await t.api.events.publish.mutate({ type: "job.x", source: "s" });
+    await t.server.services.jobs.eventPruner.runNow();
+    const pruned = await runCli({ args: ["events", "tail", "--from", "1", "--url", t.url] });
+    expect([pruned.code, pruned.stderr]).toEqual([
+      1,
+      "coordination: EVENTS_PRUNED: --from 1 is behind the retained event log: events up to 3 were pruned. Tail with --from 0 (the oldest retained event) or --from 3 or later, or without --from to follow new events only.\n",
+    ]);
+    const ahead = await runCli({ args: ["events", "tail", "--from", "99", "--url", t.url] });
+    expect([ahead.code, ahead.stderr]).toEqual([1, "coordination: INVALID_INPUT: --from: 99 is beyond the newest event (5)\n"]);
+  });
+
   it("takes the token from the environment, the server's admin token too; without one, the server's refusal and how to give one", async () => {
     t = await startSecureServer();
     const refused = await runCli({ args: ["stats"], env: { COORDINATION_URL: t.url } });
