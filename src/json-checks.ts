@@ -52,6 +52,9 @@ export function findNonJson(value: unknown, maxDepth: number = JSON_DEPTH_CEILIN
       const [key, inner] = entries[i]!;
       const keyPath = path ? `${path}.${key}` : key;
       if (REFUSED_KEYS.has(key)) return `${keyPath} ${REFUSED_KEY_PROBLEM}`;
+      // A property holding undefined is one left out, as JSON.stringify (which stores the value)
+      // has it: TypeScript's optional fields ({ note?: string }) are typed JSON and may hold it.
+      if (inner === undefined) continue;
       stack.push({ value: inner, path: keyPath, depth: depth + 1 });
     }
   }
@@ -122,7 +125,8 @@ export function assertJsonDepth(field: string, value: unknown, maxDepth: number)
 
 /**
  * Whether two JSON values mean the same: equal scalars, arrays equal item by item, objects with
- * the same keys in any order. Iterative (stored values are depth-bounded, inputs may not be).
+ * the same keys in any order (a key holding undefined is one left out, as stored). Iterative
+ * (stored values are depth-bounded, inputs may not be).
  */
 export function sameJson(a: unknown, b: unknown): boolean {
   const stack: Array<[unknown, unknown]> = [[a, b]];
@@ -139,15 +143,18 @@ export function sameJson(a: unknown, b: unknown): boolean {
     }
     const xs = x as Record<string, unknown>;
     const ys = y as Record<string, unknown>;
-    const keys = Object.keys(xs);
-    if (keys.length !== Object.keys(ys).length) return false;
+    const keys = definedKeys(xs);
+    if (keys.length !== definedKeys(ys).length) return false;
     for (const key of keys) {
-      if (!Object.hasOwn(ys, key)) return false;
+      if (ys[key] === undefined || !Object.hasOwn(ys, key)) return false;
       stack.push([xs[key], ys[key]]);
     }
   }
   return true;
 }
+
+/** The keys of `object` whose values are not undefined: those JSON keeps. */
+const definedKeys = (object: Record<string, unknown>): string[] => Object.keys(object).filter((key) => object[key] !== undefined);
 
 /**
  * The latest time any route or transport can carry: 9999-12-31T23:59:59.999Z. JavaScript Dates

@@ -1,6 +1,6 @@
 // Values that JSON cannot hold, and numbers that are not numbers, are 400s naming the field:
 // never a 500, never silently stored as something else.
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { runWorker } from "../client/index.js";
 import { findNonJson } from "../src/json-value.js";
 import { rest, startTestServer } from "./helpers/test-server.js";
@@ -92,5 +92,31 @@ describe("input validation", () => {
     expect(findNonJson(Object.create(null))).toBeNull();
     expect(findNonJson([undefined])).toBe("[0] is undefined (not representable in JSON)");
     expect(findNonJson(() => 1)).toBe("value is a function (not representable in JSON)");
+    expect(findNonJson({ a: undefined, b: { c: undefined } })).toBeNull();
+  });
+
+  // TypeScript lets an optional field ({ note?: string }) hold undefined in a value typed JSON: it
+  // is a field left out, as JSON.stringify has it, and never a refusal the compiler let through
+  // (a worker's result refused that way ran the task again, then dead-lettered it).
+  it("takes an object property holding undefined as left out, on enqueue, complete and publish", async () => {
+    await using t = await startTestServer();
+    type Job = { url: string; retries?: number };
+    const job: Job = { url: "u", retries: undefined };
+    const task = await t.api.tasks.enqueue.mutate({ payload: job, idempotencyKey: "job-u" });
+    expect(JSON.stringify((await t.api.tasks.get.query({ taskId: task.id })).payload)).toBe(`{"url":"u"}`);
+    expect((await t.api.tasks.enqueue.mutate({ payload: job, idempotencyKey: "job-u" })).id).toBe(task.id);
+    expect((await t.api.tasks.enqueue.mutate({ payload: { url: "u" }, idempotencyKey: "job-u" })).id).toBe(task.id);
+
+    type Result = { summary: string; note?: string };
+    const worker = await runWorker({ api: t.api, agentId: "w", handler: async (): Promise<Result> => ({ summary: "done", note: undefined }) });
+    await vi.waitFor(async () => expect((await t.api.tasks.get.query({ taskId: task.id })).status).toBe("completed"), { timeout: 10_000 });
+    await worker.stop();
+    const done = await t.api.tasks.get.query({ taskId: task.id });
+    expect([JSON.stringify(done.result), done.attempts]).toEqual([`{"summary":"done"}`, 1]);
+
+    const event = await t.api.events.publish.mutate({ type: "job.noted", source: "s", payload: { a: 1, b: undefined } });
+    expect(JSON.stringify((await t.api.events.list.query({ afterSeq: event.seq - 1, types: ["job.noted"] }))[0]!.payload)).toBe(`{"a":1}`);
+    // In an array, undefined has no JSON meaning (JSON.stringify writes null): still refused.
+    await expect(t.api.tasks.enqueue.mutate({ payload: [1, undefined] as never })).rejects.toMatchObject({ ...badRequest, message: "payload: must be JSON: [1] is undefined (not representable in JSON)" });
   });
 });
