@@ -14,7 +14,7 @@ import { httpTransformer, serializeInputLink } from "./serialize-input.js";
 import { socketRefusal } from "./socket-refusal.js";
 import type { AppRouter, CoordinationApi } from "./types.js";
 
-export type { AppRouter, ClaimedTask, CoordinationApi, JsonObject, JsonValue, RouterInputs, RouterOutputs } from "./types.js";
+export type { AppRouter, ClaimedTask, CoordinationApi, ErrorCode, JsonObject, JsonValue, RouterInputs, RouterOutputs } from "./types.js";
 
 /** Procedures that may long-poll: sent on their own HTTP request so they never hold up a batch. */
 const LONG_POLLING = new Set(["tasks.claim", "tasks.claimMany", "tasks.claimNext", "events.poll"]);
@@ -31,6 +31,7 @@ const MAX_BATCH_ITEMS = 50;
 const DEFAULT_CALL_TIMEOUT_MS = 30_000;
 const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
 
+/** How to reach the server (or servers) and authenticate: createCoordinationClient's one argument. */
 export interface CoordinationClientOptions {
   /**
    * The server's base URL, e.g. http://127.0.0.1:8000; or the base URLs of several servers on one
@@ -70,6 +71,7 @@ export interface CoordinationClientOptions {
   fetch?: TrpcFetch;
 }
 
+/** What createCoordinationClient returns: the typed procedures, and close() for when the caller is done. */
 export interface CoordinationClient {
   /** Every procedure, typed: api.tasks.enqueue.mutate({...}), api.events.onEvent.subscribe(...). */
   api: CoordinationApi;
@@ -77,6 +79,15 @@ export interface CoordinationClient {
   close(): Promise<void>;
 }
 
+/**
+ * A typed client of a running server: `api.<router>.<procedure>.query/mutate/subscribe`, the
+ * types inferred from the server's router (inputs checked by the compiler, answers typed; Dates
+ * are Dates). Queries and mutations go over HTTP, batched (a long-poll on a request of its own);
+ * subscriptions over one WebSocket, opened on first use and reconnected by itself. A call that
+ * fails rejects with a TRPCClientError whose `data.code` is an ErrorCode (`data.httpStatus` its
+ * status); `isUnsendable(error)` tells an input the client could not send. Nothing connects
+ * until the first call; call `close()` when done, or the process keeps its connections open.
+ */
 export function createCoordinationClient(options: CoordinationClientOptions): CoordinationClient {
   const servers = new ServerList((typeof options.url === "string" ? [options.url] : options.url).map((url) => url.replace(/\/+$/, "")));
   const refusal = socketRefusal();

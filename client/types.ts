@@ -6,6 +6,7 @@ import type { AppRouter } from "../src/trpc/app-router.js";
 
 export type { AppRouter };
 export type { JsonObject, JsonValue } from "../src/json-types.js";
+export type { ErrorCode } from "../src/errors.js";
 export type CoordinationApi = TRPCClient<AppRouter>;
 export type RouterInputs = inferRouterInputs<AppRouter>;
 export type RouterOutputs = inferRouterOutputs<AppRouter>;

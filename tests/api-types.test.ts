@@ -4,8 +4,9 @@
 // test makes sure no procedure is left out: a new one must be added here.
 import { describe, expect, expectTypeOf, it } from "vitest";
 import type { TRPCClientError } from "@trpc/client";
-import type { AppRouter, CoordinationApi, JsonObject, JsonValue, RouterInputs, RouterOutputs } from "../client/index.js";
-import type { ERROR_STATUS, ErrorCode } from "../src/errors.js";
+// ErrorCode from the client's own entry point: a client-only project names the codes from there.
+import type { AppRouter, CoordinationApi, ErrorCode, JsonObject, JsonValue, RouterInputs, RouterOutputs } from "../client/index.js";
+import type { ERROR_STATUS } from "../src/errors.js";
 import { isSystemEvent, runWorker, type WorkerOptions } from "../client/index.js";
 import { appRouter } from "../src/trpc/app-router.js";
 
