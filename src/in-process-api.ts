@@ -6,7 +6,7 @@
 // and REST; errors are CoordinationError with the codes of src/errors.ts.
 import type { inferRouterInputs, inferRouterOutputs } from "@trpc/server";
 import { TRUSTED } from "./auth/credentials.js";
-import { loadConfig, type SettingName } from "./config.js";
+import { loadConfig, type Config, type SettingName } from "./config.js";
 import { inProcessTransport } from "./delivery/transports.js";
 import { CoordinationError, type DomainErrorCode } from "./errors.js";
 import { createLogger, type Logger } from "./logger.js";
@@ -20,48 +20,79 @@ type Out = inferRouterOutputs<AppRouter>;
 /** An input without the fields a method takes as arguments. */
 type Rest<T, K extends keyof T> = Omit<T, K>;
 
+/**
+ * The coordination core in this process, without HTTP (openCoordination): the task queue, the
+ * event stream, the registry and memory, with the procedures' own schemas, rules and errors.
+ * Every method rejects with CoordinationError (`code`: TASK_NOT_FOUND, LEASE_CONFLICT,
+ * INVALID_INPUT, …); a durable write resolves once committed.
+ */
 export interface InProcessCoordination {
   tasks: {
+    /** Adds a task (pending, or due at `runAt`); with an idempotencyKey already used, that task. IDEMPOTENCY_MISMATCH when the key came with other fields. */
     enqueue(task: In["tasks"]["enqueue"]): Promise<Out["tasks"]["enqueue"]>;
+    /** Adds up to 1,000 tasks in one write, all or none; the tasks in the order given. */
     enqueueMany(tasks: In["tasks"]["enqueueMany"]["tasks"]): Promise<Out["tasks"]["enqueueMany"]>;
     /** The best available task for the agent, or null; `waitMs` long-polls. */
     claim(agentId: string, options?: Rest<In["tasks"]["claim"], "agentId">): Promise<Out["tasks"]["claim"]>;
+    /** Up to `limit` tasks at once (best first, within the answer's byte budget); [] when none, after `waitMs` at most. */
     claimMany(agentId: string, options?: Rest<In["tasks"]["claimMany"], "agentId">): Promise<Out["tasks"]["claimMany"]>;
+    /** Renews the agent's lease on the task (by `leaseMs`, or the length it was claimed with). LEASE_CONFLICT when the agent no longer holds it. */
     heartbeat(taskId: string, agentId: string, options?: Rest<In["tasks"]["heartbeat"], "taskId" | "agentId">): Promise<Out["tasks"]["heartbeat"]>;
+    /** Completes the task with `result` under the caller's lease (`agentId`, `leaseToken`); sent again with the same result, the same answer. LEASE_CONFLICT when the lease moved on. */
     complete(taskId: string, settle?: Rest<In["tasks"]["complete"], "taskId">): Promise<Out["tasks"]["complete"]>;
     /** Completes the agent's task and claims its next one in the same write; `next` is null when none is available. */
     completeAndClaim(taskId: string, agentId: string, settle?: Rest<In["tasks"]["completeAndClaim"], "taskId" | "agentId">): Promise<Out["tasks"]["completeAndClaim"]>;
+    /** Records the run's `error`: pending again after a backoff while attempts remain (`retry: false`: dead-lettered at once). LEASE_CONFLICT when the lease moved on. */
     fail(taskId: string, settle: Rest<In["tasks"]["fail"], "taskId">): Promise<Out["tasks"]["fail"]>;
+    /** Gives the task back uncharged, claimable again at once or after `delayMs`. LEASE_CONFLICT when the agent no longer holds it. */
     release(taskId: string, agentId: string, options?: Rest<In["tasks"]["release"], "taskId" | "agentId">): Promise<Out["tasks"]["release"]>;
+    /** Stops a pending or claimed task, or discards a dead letter. INVALID_STATE for a completed task. */
     cancel(taskId: string): Promise<Out["tasks"]["cancel"]>;
+    /** A dead-lettered or cancelled task back to pending, its attempts reset. INVALID_STATE otherwise. */
     requeue(taskId: string): Promise<Out["tasks"]["requeue"]>;
+    /** Takes over tasks the agent could claim whose lease ran out or whose holder is offline (from `fromAgentId` only, if given), charging the abandoned run. */
     steal(agentId: string, options?: Rest<In["tasks"]["steal"], "agentId">): Promise<Out["tasks"]["steal"]>;
+    /** The task. TASK_NOT_FOUND when there is none (or retention deleted it). */
     get(taskId: string): Promise<Out["tasks"]["get"]>;
+    /** A page of tasks, filtered; `nextCursor` fetches the next. */
     list(filter?: In["tasks"]["list"]): Promise<Out["tasks"]["list"]>;
+    /** Counts by status, per queue and in all, and how long each queue's oldest due task has waited. */
     stats(): Promise<Out["tasks"]["stats"]>;
   };
   events: {
     /** Stored once, delivered to every matching subscriber (or, with `target`, to one mailbox). */
     publish(event: In["events"]["publish"]): Promise<Out["events"]["publish"]>;
+    /** Adds type patterns (`task.*`) to the agent's subscription; reading from the head, or after `fromSeq` (0: all retained). */
     subscribe(agentId: string, types: string[], options?: { fromSeq?: number }): Promise<Out["events"]["subscribe"]>;
+    /** Drops the given patterns, or all; the mailbox keeps its position. SUBSCRIPTION_NOT_FOUND when the agent has none. */
     unsubscribe(agentId: string, types?: string[]): Promise<Out["events"]["unsubscribe"]>;
     /** The agent's next events: its subscribed types and its mailbox. */
     poll(agentId: string, options?: Rest<In["events"]["poll"], "agentId">): Promise<Out["events"]["poll"]>;
+    /** Acknowledges everything up to and including `seq` (manual-ack polls), patterns and mailbox alike; never moves back. */
     ack(agentId: string, seq: number): Promise<Out["events"]["ack"]>;
+    /** The stored log after `afterSeq`, optionally by type patterns; EVENTS_PRUNED behind the retained log. */
     list(options?: In["events"]["list"]): Promise<Out["events"]["list"]>;
+    /** The agent's patterns and cursors. SUBSCRIPTION_NOT_FOUND when it has none. */
     subscription(agentId: string): Promise<Out["events"]["subscription"]>;
   };
   agents: {
+    /** Registers the agent, or updates it: capabilities (an A2A card's skills join them), metadata. */
     register(agentId: string, registration?: Rest<In["agents"]["register"], "agentId">): Promise<Out["agents"]["register"]>;
+    /** A sign of life, with what the agent reports (`status`, `load`); registers an unknown agent. */
     heartbeat(agentId: string, report?: Rest<In["agents"]["heartbeat"], "agentId">): Promise<Out["agents"]["heartbeat"]>;
+    /** Removes the agent; tasks it still holds return to the queue, each run charged like a lease expiry. AGENT_NOT_FOUND when unknown. */
     deregister(agentId: string): Promise<Out["agents"]["deregister"]>;
+    /** The agent with its health. AGENT_NOT_FOUND when unknown. */
     get(agentId: string): Promise<Out["agents"]["get"]>;
+    /** Agents in agentId order, filtered by capability, health or status; paged with `limit` and `after`. */
     list(filter?: In["agents"]["list"]): Promise<Out["agents"]["list"]>;
     /** Healthy agents first, then stale, then offline; least loaded first within each. */
     findByCapability(capability: string): Promise<Out["agents"]["findByCapability"]>;
   };
   memory: {
+    /** Stores a memory (content, data, tags, queue) that recall and pre-execution context can find. */
     remember(note: In["memory"]["remember"]): Promise<Out["memory"]["remember"]>;
+    /** Memories ranked for a query, a task or a queue, best first, each with its score in [0, 1]. */
     recall(query: In["memory"]["recall"]): Promise<Out["memory"]["recall"]>;
     /** Deletes a memory by its id; the memory as it was. MEMORY_NOT_FOUND when there is none. */
     forget(memoryId: string): Promise<Out["memory"]["forget"]>;
@@ -70,9 +101,17 @@ export interface InProcessCoordination {
   close(): Promise<void>;
 }
 
+/** Settings by their camelCase names, each of its type (`leaseMs: 30_000`, `durability: "full"`). */
+export type InProcessSettings = { -readonly [K in SettingName]?: Config[K] };
+
+/** What openCoordination is opened with; everything may be left out. */
 export interface InProcessOptions {
-  /** Settings by their camelCase names (`dbPath`, `leaseMs`, …), as in the YAML file; the rest take their defaults. */
-  settings?: Partial<Record<SettingName, unknown>>;
+  /**
+   * Settings by their camelCase names (`dbPath`, `leaseMs`, …), as in the YAML file, typed; the
+   * rest take their defaults (COORDINATION_* variables are not read). Values out of range throw
+   * ConfigError.
+   */
+  settings?: InProcessSettings;
   /** Where logs go (default: pino on stdout at the logLevel setting). */
   logger?: Logger;
 }

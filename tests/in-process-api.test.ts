@@ -8,6 +8,14 @@ import { makeTempDir } from "./helpers/test-server.js";
 const open = () => openCoordination({ settings: { dbPath: join(makeTempDir(), "embedded.db"), logLevel: "silent" } });
 
 describe("openCoordination", () => {
+  it("types each setting, and throws ConfigError naming every value out of range", async () => {
+    // @ts-expect-error leaseMs is a number of milliseconds
+    const words = openCoordination({ settings: { leaseMs: "30 seconds" } });
+    await expect(words).rejects.toThrow("leaseMs: must be an integer (milliseconds) from 1 to 604800000");
+    // @ts-expect-error durability is "full" or "normal"
+    await expect(openCoordination({ settings: { durability: 42, leaseMs: 0 } })).rejects.toThrow(/durability: must be one of full, normal[\s\S]*leaseMs/);
+  });
+
   it("runs the queue, the stream and the registry without HTTP", async () => {
     const coordination = await open();
     try {
