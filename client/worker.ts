@@ -23,6 +23,7 @@ export type WorkerTask<P = JsonValue> = Omit<ClaimedTask, "payload"> & { payload
  */
 export type TaskHandler<P = JsonValue> = (task: WorkerTask<P>, signal: AbortSignal) => Promise<JsonValue | void>;
 
+/** How runWorker claims and runs tasks: the client, the agent, the handler, and how much at once. */
 export interface WorkerOptions<P = JsonValue> {
   api: CoordinationApi;
   agentId: string;
@@ -65,6 +66,7 @@ export interface WorkerOptions<P = JsonValue> {
   onError?: (error: unknown) => void;
 }
 
+/** A running worker (runWorker): its counts so far, and stop(). */
 export interface Worker {
   /**
    * Stops claiming, lets running handlers finish (up to stopTimeoutMs; then aborts them and

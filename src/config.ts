@@ -244,6 +244,7 @@ export const SWITCHES = new Set(["--insecure"]);
 export const envName = (name: SettingName): string =>
   `COORDINATION_${name.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`;
 
+/** Settings that are not valid: `problems` lists every one, each naming the setting as the user wrote it. */
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
     // One problem is one line; several are listed under a heading.

@@ -65,6 +65,7 @@ export const RETRY_AFTER_SECONDS: Partial<Record<ErrorCode, number>> = {
   DATABASE_LOCKED: 1,
 };
 
+/** Every error code an answer can carry (`code` of the error body, `data.code` of a TRPCClientError), each with its HTTP status in ERROR_STATUS. */
 export type ErrorCode = keyof typeof ERROR_STATUS;
 
 /** The error body of every route, and tRPC's error data beside its message. */
@@ -98,6 +99,11 @@ export type DomainErrorCode = Extract<
   | "DATABASE_REPLACED"
 >;
 
+/**
+ * An error the API answers with: `code` (TASK_NOT_FOUND, LEASE_CONFLICT, …; the status is
+ * ERROR_STATUS[code]), a message for people, and `details` where the code has some (the invalid
+ * fields' issues, the pruned-through seq). What the in-process API rejects with.
+ */
 export class CoordinationError extends Error {
   override name = "CoordinationError";
   constructor(

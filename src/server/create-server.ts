@@ -67,6 +67,7 @@ function listenError(error: NodeJS.ErrnoException, host: string, port: number): 
   }
 }
 
+/** A server made by createServer: start() listens, stop() drains and closes. */
 export interface CoordinationServer {
   /** http://host:port once started. */
   readonly url: string;
@@ -77,6 +78,12 @@ export interface CoordinationServer {
   stop(): Promise<void>;
 }
 
+/**
+ * The HTTP server (tRPC, REST, WebSocket, MCP, dashboard, /health, /metrics) over the database
+ * `config.dbPath`, which is checked, migrated and opened here (a file it cannot use throws);
+ * nothing listens before start(), which rejects with a ListenError saying what to fix when the
+ * address cannot be used. Config comes from loadConfig (throws ConfigError).
+ */
 export function createServer(config: Config, log: Logger = createLogger(config.logLevel)): CoordinationServer {
   // Read before the database threads start: a file that went away since the configuration was
   // checked fails here with nothing to stop.
