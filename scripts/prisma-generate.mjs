@@ -9,6 +9,11 @@ import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
+// Installed as a dependency, the package carries its generated client built (dist/src/generated)
+// and no sources to generate into: nothing to do, and nothing to download or run.
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+if (!existsSync(join(root, "src")) && existsSync(join(root, "dist", "src", "generated"))) process.exit(0);
+
 const require = createRequire(import.meta.url);
 const env = { ...process.env };
 
