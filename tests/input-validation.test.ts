@@ -114,7 +114,8 @@ describe("input validation", () => {
     const done = await t.api.tasks.get.query({ taskId: task.id });
     expect([JSON.stringify(done.result), done.attempts]).toEqual([`{"summary":"done"}`, 1]);
 
-    const event = await t.api.events.publish.mutate({ type: "job.noted", source: "s", payload: { a: 1, b: undefined } });
+    const noted: { a: number; b?: number } = { a: 1, b: undefined };
+    const event = await t.api.events.publish.mutate({ type: "job.noted", source: "s", payload: noted });
     expect(JSON.stringify((await t.api.events.list.query({ afterSeq: event.seq - 1, types: ["job.noted"] }))[0]!.payload)).toBe(`{"a":1}`);
     // In an array, undefined has no JSON meaning (JSON.stringify writes null): still refused.
     await expect(t.api.tasks.enqueue.mutate({ payload: [1, undefined] as never })).rejects.toMatchObject({ ...badRequest, message: "payload: must be JSON: [1] is undefined (not representable in JSON)" });
