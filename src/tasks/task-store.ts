@@ -39,7 +39,7 @@ export interface TaskRow {
 }
 
 /** How many failed runs a task's errorHistory keeps, the newest (each error at most 10,000 characters). */
-export const MAX_ERROR_HISTORY = 10;
+const MAX_ERROR_HISTORY = 10;
 
 interface StoredError {
   attempt: number;
