@@ -76,26 +76,40 @@ export function Queues({ api, onUnauthorized }: ViewProps) {
 
 const BUCKET_MS = 10_000;
 const BUCKETS = 30;
+/** How many of the newest events the chart reads on opening, to fill its window (fewer when fewer are retained). */
+const BACKFILL_EVENTS = 5000;
 
 /** Enqueued and completed tasks per 10 s over the last 5 minutes, from the live log (with its recent past). */
 export function Rates({ api, onUnauthorized }: ViewProps) {
   const [events, setEvents] = useState<Array<{ type: string; at: number }>>([]);
   const [now, setNow] = useState(Date.now());
+  const [failure, setFailure] = useState<unknown>(null);
   useEffect(() => {
     let subscription: { unsubscribe(): void } | undefined;
     let alive = true;
-    void api.events.head.query().then(
-      ({ head }) => {
-        if (!alive) return;
-        subscription = api.events.onEvent.subscribe(
-          { types: ["task.enqueued", "task.completed"], lastEventId: String(Math.max(0, head - 5000)) },
-          {
-            onData: ({ data }) => setEvents((list) => [...list.filter((e) => e.at > Date.now() - BUCKETS * BUCKET_MS), { type: data.type, at: data.createdAt.getTime() }]),
-          },
-        );
-      },
-      (error: unknown) => errorCode(error) === "UNAUTHORIZED" && onUnauthorized(),
-    );
+    // The last BACKFILL_EVENTS events, or as many as are retained: a start behind the retained log
+    // is refused (EVENTS_PRUNED), and the chart would stay empty. Pruning can still pass the start
+    // before the stream opens: then it starts again from the new window, a few times at most.
+    const follow = (tries: number) =>
+      void api.events.head.query().then(
+        ({ head, prunedThrough }) => {
+          if (!alive) return;
+          subscription = api.events.onEvent.subscribe(
+            { types: ["task.enqueued", "task.completed"], lastEventId: String(Math.max(prunedThrough, head - BACKFILL_EVENTS)) },
+            {
+              onStarted: () => setFailure(null),
+              onData: ({ data }) => setEvents((list) => [...list.filter((e) => e.at > Date.now() - BUCKETS * BUCKET_MS), { type: data.type, at: data.createdAt.getTime() }]),
+              onError: (error) => {
+                if (errorCode(error) === "UNAUTHORIZED") return onUnauthorized();
+                if (errorCode(error) === "EVENTS_PRUNED" && tries < 3 && alive) return follow(tries + 1);
+                setFailure(error);
+              },
+            },
+          );
+        },
+        (error: unknown) => (errorCode(error) === "UNAUTHORIZED" ? onUnauthorized() : setFailure(error)),
+      );
+    follow(0);
     const timer = setInterval(() => setNow(Date.now()), 2000);
     return () => {
       alive = false;
@@ -120,6 +134,7 @@ export function Rates({ api, onUnauthorized }: ViewProps) {
   return (
     <section>
       <h2>Throughput, last 5 minutes</h2>
+      {failure !== null && <ErrorLine error={failure} />}
       <svg viewBox={`0 0 ${BUCKETS * 20} 100`} width="100%" height="120" preserveAspectRatio="none" role="img" aria-label="enqueued and completed per 10 s">
         {enqueued.map((v, i) => bar(v, i, 1, "#2f6fde"))}
         {completed.map((v, i) => bar(v, i, 10, "#23885a"))}

@@ -84,6 +84,32 @@ describe.skipIf(!CHROMIUM)("the dashboard in Chromium", () => {
     }
   });
 
+  // The chart reads the newest 5,000 events on opening: with fewer retained, from the oldest kept
+  // (a start behind the retained log was refused, and the chart stayed at zero, saying nothing).
+  it("charts throughput when fewer events are retained than it reads on opening", async () => {
+    const t = await startTestServer({ eventRetentionCount: 100, eventPruneMs: 3_600_000 });
+    const page = await browser.newPage();
+    try {
+      for (let i = 0; i < 11; i++) await Promise.all(Array.from({ length: 500 }, () => t.server.services.events.publish({ type: "noise.x", source: "test", payload: {} })));
+      await t.server.services.jobs.eventPruner.runNow();
+      const { head, prunedThrough } = await t.api.events.head.query();
+      expect([head, prunedThrough]).toEqual([5500, 5400]);
+      await page.goto(t.url);
+      await expect.poll(() => page.locator('[data-testid="connection"]').textContent(), { timeout: 10_000 }).toBe("live");
+      const bars = page.locator('svg[aria-label="enqueued and completed per 10 s"] rect title');
+      const charted = async () => (await bars.allTextContents()).reduce((sum, text) => sum + Number(text), 0);
+      // The stream opens after the page does: enqueue until the chart counts one, then three more.
+      await expect.poll(async () => (await t.api.tasks.enqueue.mutate({}), await charted()), { timeout: 15_000, interval: 200 }).toBeGreaterThan(0);
+      const before = await charted();
+      await t.api.tasks.enqueueMany.mutate({ tasks: [{}, {}, {}] });
+      await expect.poll(charted, { timeout: 10_000 }).toBe(before + 3);
+      expect(await page.locator("section", { hasText: "Throughput" }).locator("p.error").count()).toBe(0);
+    } finally {
+      await page.close();
+      await t.stop();
+    }
+  });
+
   it("asks for a token when credentials are on; a read token sees, and may not requeue", async () => {
     const t = await startSecureServer();
     const page = await browser.newPage();
