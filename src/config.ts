@@ -209,7 +209,12 @@ export const SETTINGS = {
     default: 7 * 24 * 3_600_000,
     doc: "Remove agents offline with no heartbeat for this long, as a deregistration would (0 keeps them): every claim, heartbeat or MCP session registers its agent",
   },
-  retentionPruneMs: { ...positiveMs(), default: 60_000, doc: "How often settled tasks, memories and long-gone agents are pruned to their retention" },
+  revokedTokenRetentionMs: {
+    ...ms(3650 * 24 * 3_600_000),
+    default: 30 * 24 * 3_600_000,
+    doc: "Delete credentials this long after they were revoked (0 keeps them); calls still need a credential once one was ever issued",
+  },
+  retentionPruneMs: { ...positiveMs(), default: 60_000, doc: "How often settled tasks, memories, long-gone agents and revoked credentials are pruned to their retention" },
   memoryIndexCompactMs: {
     ...ms(),
     default: 10_000,

@@ -1,7 +1,10 @@
 // Who a presented secret belongs to, answered on the event loop from a cache of the api_tokens
 // table (the database threads hold the table; a request must not wait on them to be let in).
-//  - Enforced once any credential exists: the admin token setting, or any row in api_tokens
-//    (a revoked one too: revoking the last token must not open the server). Never switches back.
+//  - Enforced once any credential exists: the admin token setting, or any credential ever issued
+//    (revoked, or deleted by retention, too: revoking the last token must not open the server).
+//    Never switches back.
+//  - The cache holds the tokens in force only: a revoked secret is as unknown as a wrong one, and
+//    the re-read costs what the tokens in force do, however many were ever revoked.
 //  - The cache is re-read every tokenRefreshMs, so tokens issued or revoked by the CLI or another
 //    server process take effect; a secret it does not know triggers an early re-read, at most one
 //    per MISS_REFRESH_MS whatever the number of wrong secrets presented.
@@ -42,8 +45,13 @@ export class Credentials {
   private readonly revokedListeners = new Set<(tokenId: string) => void>();
   /** What watchRevocation hands out, by token id (or OPEN_CALLERS). */
   private readonly revocations = new Map<string, { controller: AbortController; fanout: SignalFanout }>();
-  /** Every token ever seen revoked: never taken back. */
-  private readonly revokedIds = new Set<string>();
+  /**
+   * Tokens issued (the record) or revoked (null) through this server, numbered: a re-read that
+   * began before one (its number is higher than the read's) does not show it yet, and must not
+   * undo it. Dropped once a re-read that began after it ends.
+   */
+  private readonly applies = new Map<string, { at: number; record: TokenRecord | null }>();
+  private appliedCount = 0;
 
   constructor(private readonly d: { db: Database; config: Config; log: Logger }) {
     this.adminHash = d.config.adminToken === "" ? undefined : hashSecret(d.config.adminToken);
@@ -94,8 +102,8 @@ export class Credentials {
       record = this.byHash.get(hash);
     }
     // The map found it by hash; the comparison that decides is constant-time all the same.
-    if (record === undefined || record.revoked || !sameHash(record.secretHash, hash)) {
-      this.noteFailure(record?.revoked ? "revoked" : "unknown");
+    if (record === undefined || !sameHash(record.secretHash, hash)) {
+      this.noteFailure();
       return ANONYMOUS;
     }
     this.noteUse(record.id);
@@ -109,8 +117,7 @@ export class Credentials {
   isCurrent(caller: Caller): boolean {
     if (caller.kind === "open") return !this.enforced;
     if (caller.kind !== "token" || caller.tokenId === ADMIN_TOKEN_ID) return true;
-    const record = this.byId.get(caller.tokenId);
-    return record !== undefined && !record.revoked;
+    return this.byId.has(caller.tokenId);
   }
 
   /**
@@ -149,12 +156,23 @@ export class Credentials {
     return () => this.revokedListeners.delete(listener);
   }
 
-  /** A token issued or revoked through this server: in effect before the answer goes out. */
+  /**
+   * A token issued (with its secret's hash) or revoked through this server: in effect before the
+   * answer goes out. One token's change, whatever the number of tokens.
+   */
   applied(token: TokenView, secretHash?: string): void {
-    if (token.revokedAt !== null) this.revokedIds.add(token.id);
+    const record: TokenRecord | null = token.revokedAt === null && secretHash !== undefined ? { id: token.id, role: token.role, agentId: token.agentId, secretHash } : null;
+    this.applies.set(token.id, { at: ++this.appliedCount, record });
     const known = this.byId.get(token.id);
-    const record: TokenRecord = { id: token.id, role: token.role, agentId: token.agentId, secretHash: secretHash ?? known?.secretHash ?? "", revoked: token.revokedAt !== null };
-    this.put([...this.byId.values()].filter((r) => r.id !== token.id).concat(record.secretHash === "" ? [] : [record]));
+    if (known !== undefined) this.byHash.delete(known.secretHash);
+    this.byId.delete(token.id);
+    if (record !== null) {
+      this.byId.set(record.id, record);
+      this.byHash.set(record.secretHash, record);
+      this.issued();
+    } else if (known !== undefined) {
+      this.revoke(token.id);
+    }
   }
 
   /**
@@ -178,7 +196,9 @@ export class Credentials {
   refresh(): Promise<void> {
     this.refreshing ??= (async () => {
       try {
-        this.put(await this.d.db.read("tokens.records", undefined));
+        const since = this.appliedCount;
+        const read = await this.d.db.read("tokens.inForce", undefined);
+        this.put(read.records, read.issued, since);
         this.refreshedAt = Date.now();
       } finally {
         this.refreshing = undefined;
@@ -187,30 +207,42 @@ export class Credentials {
     return this.refreshing;
   }
 
-  private put(fresh: TokenRecord[]): void {
-    // Revocation is for good: a re-read that began before a revoke and ends after it must not undo it.
-    const records = fresh.map((r) => (this.revokedIds.has(r.id) && !r.revoked ? { ...r, revoked: true } : r));
-    for (const record of records) if (record.revoked) this.revokedIds.add(record.id);
-    const newlyRevoked = records.filter((r) => r.revoked && this.byId.get(r.id)?.revoked === false).map((r) => r.id);
+  /**
+   * The tokens in force as read (after the `since`-th change applied here); a token this cache held
+   * that the read no longer has was revoked elsewhere (or by the CLI): what ran under it ends.
+   */
+  private put(fresh: TokenRecord[], issued: boolean, since: number): void {
+    const next = new Map(fresh.map((record) => [record.id, record]));
+    for (const [id, change] of this.applies) {
+      if (change.at <= since) this.applies.delete(id);
+      else if (change.record === null) next.delete(id);
+      else next.set(id, change.record);
+    }
+    const revoked = [...this.byId.keys()].filter((id) => !next.has(id));
     this.byHash.clear();
     this.byId.clear();
-    for (const record of records) {
+    for (const record of next.values()) {
       this.byHash.set(record.secretHash, record);
       this.byId.set(record.id, record);
     }
-    if (records.length > 0 && !this.anyToken) {
-      const wasOpen = !this.enforced;
-      this.anyToken = true;
-      if (wasOpen) {
-        this.d.log.info("credentials exist: every call but /health now needs a bearer token");
-        this.revoke(OPEN_CALLERS);
-      }
+    if (issued || next.size > 0) this.issued();
+    for (const id of revoked) this.revoke(id);
+  }
+
+  /** A credential exists: from now on every call but the open ones needs one. */
+  private issued(): void {
+    if (this.anyToken) return;
+    const wasOpen = !this.enforced;
+    this.anyToken = true;
+    if (wasOpen) {
+      this.d.log.info("credentials exist: every call but /health now needs a bearer token");
+      this.revoke(OPEN_CALLERS);
     }
-    for (const id of newlyRevoked) this.revoke(id);
   }
 
   /** Ends what runs under a credential that lost its rights: parked calls, and (through the listeners) its WebSockets. */
   private revoke(key: string): void {
+    this.touchedAt.delete(key);
     this.revocations.get(key)?.controller.abort();
     this.revocations.delete(key);
     for (const listener of this.revokedListeners) listener(key);
@@ -220,11 +252,11 @@ export class Credentials {
    * Logs failed authentications for operators: the first at once, then at most one line a second
    * with how many more there were, so that a client hammering with wrong secrets cannot flood the log.
    */
-  private noteFailure(why: "unknown" | "revoked"): void {
+  private noteFailure(): void {
     const now = Date.now();
     this.failures.count++;
     if (now - this.failures.loggedAt < 1000) return;
-    this.d.log.info({ credential: why, failures: this.failures.count }, "authentication failed: a bearer secret that is unknown or revoked");
+    this.d.log.info({ failures: this.failures.count }, "authentication failed: a bearer secret that is unknown or revoked");
     this.failures = { count: 0, loggedAt: now };
   }
 

@@ -23,6 +23,6 @@ export function tokenCommands(tokens: TokenStore) {
 export function tokenQueries(tokens: TokenStore) {
   return {
     "tokens.list": (request: { includeRevoked: boolean }): TokenView[] => tokens.list(request.includeRevoked).map(toTokenView),
-    "tokens.records": (_: undefined): TokenRecord[] => tokens.records(),
+    "tokens.inForce": (_: undefined): { records: TokenRecord[]; issued: boolean } => tokens.inForce(),
   };
 }

@@ -18,8 +18,14 @@ export interface TokenRow {
   revokedAt: number | Date | null;
 }
 
-/** What the credential cache keeps of a token: enough to authenticate, never the secret. */
-export type TokenRecord = Pick<TokenRow, "id" | "role" | "agentId" | "secretHash"> & { revoked: boolean };
+/** What the credential cache keeps of a token in force: enough to authenticate, never the secret. */
+export type TokenRecord = Pick<TokenRow, "id" | "role" | "agentId" | "secretHash">;
+
+/**
+ * Set (system_state) once a credential was ever issued: credentials stay enforced when retention
+ * has deleted every token (all revoked), as they were while the revoked rows were kept.
+ */
+const ISSUED_KEY = "credentials.issued";
 
 export const toTokenView = (row: TokenRow): TokenView => ({
   id: row.id,
@@ -36,6 +42,7 @@ export class TokenStore {
 
   /** Issues a credential; its secret is in the answer and nowhere else. */
   create(request: CreateTokenRequest, now: number): IssuedToken {
+    this.markIssued();
     const secret = newSecret();
     const row = this.st
       .get<[string, string, string | null, string, string, number], TokenRow>(
@@ -59,12 +66,34 @@ export class TokenStore {
     return this.st.get<[], TokenRow>(`SELECT * FROM api_tokens ${includeRevoked ? "" : "WHERE revokedAt IS NULL"} ORDER BY createdAt, id`).all();
   }
 
-  /** Every token, revoked ones included (the cache must know a revoked secret to refuse it at once). */
-  records(): TokenRecord[] {
+  /**
+   * The tokens in force (not revoked), and whether any credential was ever issued (then calls need
+   * one, whatever was revoked or deleted since). Revoked rows are not read: the cache's re-read
+   * costs what the tokens in force do, however many were revoked.
+   */
+  inForce(): { records: TokenRecord[]; issued: boolean } {
+    const records = this.st.get<[], TokenRecord>(`SELECT id, role, agentId, secretHash FROM api_tokens WHERE revokedAt IS NULL`).all();
+    if (records.length > 0) return { records, issued: true };
+    const issued = this.st
+      .get<[string], number>(`SELECT EXISTS(SELECT 1 FROM api_tokens) OR EXISTS(SELECT 1 FROM system_state WHERE key = ?)`)
+      .pluck()
+      .get(ISSUED_KEY)!;
+    return { records, issued: issued === 1 };
+  }
+
+  /**
+   * Retention: deletes up to `limit` tokens revoked before `before`; how many went. Credentials
+   * stay enforced (ISSUED_KEY, set here too for a database whose tokens predate it).
+   */
+  pruneRevoked(before: number, limit: number): number {
+    this.markIssued();
     return this.st
-      .get<[], Omit<TokenRecord, "revoked"> & { revokedAt: number | null }>(`SELECT id, role, agentId, secretHash, revokedAt FROM api_tokens`)
-      .all()
-      .map(({ revokedAt, ...record }) => ({ ...record, revoked: revokedAt !== null }));
+      .get<[number, number]>(`DELETE FROM api_tokens WHERE id IN (SELECT id FROM api_tokens WHERE revokedAt IS NOT NULL AND revokedAt < ? LIMIT CAST(? AS INTEGER))`)
+      .run(before, limit).changes;
+  }
+
+  private markIssued(): void {
+    this.st.get<[string]>(`INSERT INTO system_state (key, value) VALUES (?, '1') ON CONFLICT(key) DO NOTHING`).run(ISSUED_KEY);
   }
 
   /** Records when tokens were last used (the cache batches these, at most one per token a minute). */

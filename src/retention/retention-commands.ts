@@ -4,20 +4,28 @@
 import type { WriteContext } from "../db/writer.js";
 import type { MemoryStore } from "../memory/memory-store.js";
 import type { TaskStore } from "../tasks/task-store.js";
+import type { TokenStore } from "../auth/token-store.js";
 
-/** What retention prunes: settled tasks, execution records, agents' notes and lessons, agents long offline. */
-export type RetainedClass = "settledTasks" | "executions" | "notes" | "agents";
+/** What retention prunes: settled tasks, execution records, agents' notes and lessons, agents long offline, revoked credentials. */
+export type RetainedClass = "settledTasks" | "executions" | "notes" | "agents" | "revokedTokens";
 export const MEMORY_KINDS: Record<"executions" | "notes", readonly string[]> = { executions: ["execution"], notes: ["note", "lesson"] };
 
 /** The bound of one batch: older than a time, or (memories, count retention) below a seq. */
 export type PruneBound = { before: number } | { belowSeq: number };
 
-export function retentionCommands(d: { tasks: TaskStore; memories: MemoryStore; pruneAgents: (ctx: WriteContext, args: { before: number; limit: number }) => number }) {
+export function retentionCommands(d: {
+  tasks: TaskStore;
+  memories: MemoryStore;
+  tokens: TokenStore;
+  pruneAgents: (ctx: WriteContext, args: { before: number; limit: number }) => number;
+}) {
   return {
     "retention.prune": (ctx: WriteContext, args: { what: RetainedClass; bound: PruneBound; limit: number }): number => {
       if (args.what === "settledTasks") return "before" in args.bound ? d.tasks.pruneSettled(args.bound.before, args.limit) : 0;
       // Age only (by last heartbeat): a registry has no "newest N" worth keeping.
       if (args.what === "agents") return "before" in args.bound ? d.pruneAgents(ctx, { before: args.bound.before, limit: args.limit }) : 0;
+      // Age only (since revoked): no count of revoked credentials is worth keeping.
+      if (args.what === "revokedTokens") return "before" in args.bound ? d.tokens.pruneRevoked(args.bound.before, args.limit) : 0;
       return d.memories.prune(MEMORY_KINDS[args.what], args.bound, args.limit);
     },
   };
@@ -27,7 +35,7 @@ export function retentionQueries(d: { tasks: TaskStore; memories: MemoryStore })
   return {
     /** Where keeping only the newest `keep` cuts: a settle time for tasks, a seq for memories; null when fewer exist. */
     "retention.countCutoff": (args: { what: RetainedClass; keep: number }): PruneBound | null => {
-      if (args.what === "agents") return null;
+      if (args.what === "agents" || args.what === "revokedTokens") return null;
       if (args.what === "settledTasks") {
         const at = d.tasks.settledCutoff(args.keep);
         return at === null ? null : { before: at };

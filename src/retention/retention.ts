@@ -1,6 +1,7 @@
 // Data that does not grow without bound: settled tasks (completed, dead-lettered, cancelled),
 // execution records and agents' notes each have an age and a count retention (0: keep); agents
-// offline with no heartbeat for agentRetentionMs go as a deregistration would. A
+// offline with no heartbeat for agentRetentionMs go as a deregistration would, and credentials
+// revokedTokenRetentionMs after they were revoked. A
 // periodic job prunes each class in batches of PRUNE_BATCH rows, one write each, giving the
 // event loop and the writer back between batches, so the hot paths never wait behind a big
 // delete. Pending and claimed tasks are never pruned; the event log has its own pruner.
@@ -26,13 +27,14 @@ export function retentionPolicies(config: Config): Record<RetainedClass, Retenti
     executions: policy(config.executionRetentionMs, config.executionRetentionCount),
     notes: policy(config.noteRetentionMs, config.noteRetentionCount),
     agents: policy(config.agentRetentionMs, 0),
+    revokedTokens: policy(config.revokedTokenRetentionMs, 0),
   };
 }
 
 export class Retention {
   readonly policies: Record<RetainedClass, RetentionPolicy>;
   /** Rows pruned by this process since start, per class (observability). */
-  readonly pruned: Record<RetainedClass, number> = { settledTasks: 0, executions: 0, notes: 0, agents: 0 };
+  readonly pruned: Record<RetainedClass, number> = { settledTasks: 0, executions: 0, notes: 0, agents: 0, revokedTokens: 0 };
 
   constructor(
     config: Config,

@@ -72,7 +72,7 @@ export function createWriteCommands(db: SqliteDatabase, setup: ThreadSetup, reca
     ...agentWrites,
     ...memoryCommands(memories),
     ...tokenCommands(tokens),
-    ...retentionCommands({ tasks, memories, pruneAgents: agentWrites["agents.pruneGone"] }),
+    ...retentionCommands({ tasks, memories, tokens, pruneAgents: agentWrites["agents.pruneGone"] }),
     "db.settings": (_ctx: unknown, _: undefined) => connectionSettings(db)(),
     /** /health's probe while writes are failing: a real write, so its success means they work again. */
     "health.probe": (ctx: WriteContext, _: undefined): null => {
