@@ -8,7 +8,7 @@ import net from "node:net";
 import { join } from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { CliProcess, killAllCli } from "./helpers/cli-process.js";
-import { makeTempDir, rest } from "./helpers/test-server.js";
+import { makeTempDir, rest, startTestServer, withDatabase } from "./helpers/test-server.js";
 
 afterEach(killAllCli);
 
@@ -132,4 +132,40 @@ describe("delivery confirmation", () => {
       console.info(`destroyed ${delayMs} ms after the publish: ${handedBack} of ${AGENTS} agents had the event handed back`);
     }
   });
+
+  // Node finishes a response whose connection was reset mid-body (the rest of the body dropped
+  // unsent) as it finishes one handed whole to the connection. The answers here are ~24 MB, more
+  // than a loopback connection buffers for a client that reads nothing: the reset always comes
+  // before the end, however fast the machine.
+  it("case 4: an answer cut off mid-body is undelivered: the poll's batch comes again, claimed tasks go back uncharged", async () => {
+    await using t = await startTestServer({ maxResponseBytes: 64 * 1024 * 1024 });
+    const port = t.server.port;
+    const payload = "x".repeat(1_000_000);
+    await t.api.events.subscribe.mutate({ agentId: "reader", types: ["big.*"] });
+    const seqs: number[] = [];
+    for (let i = 0; i < 24; i++) seqs.push((await t.api.events.publish.mutate({ type: "big.x", source: "s", payload })).seq);
+    await cutOff(port, get("/events/reader?limit=100"));
+    // The batch is marked lost at once (not left to its hold's expiry): the next poll gets it whole.
+    await vi.waitFor(() => expect(withDatabase(t, (db) => db.prepare(`SELECT expiresAt FROM poll_takes WHERE agentId = 'reader'`).pluck().all())).toEqual([0]), { timeout: 10_000 });
+    expect((await t.api.events.poll.mutate({ agentId: "reader", limit: 100 })).map((e) => e.seq)).toEqual(seqs);
+
+    const tasks = await Promise.all(Array.from({ length: 24 }, () => t.api.tasks.enqueue.mutate({ queue: "big", payload })));
+    const body = JSON.stringify({ agentId: "cut", queues: ["big"], limit: 24 });
+    await cutOff(port, `POST /tasks/claim-many HTTP/1.1\r\nHost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n${body}`);
+    const states = async () => (await Promise.all(tasks.map((task) => t.api.tasks.get.query({ taskId: task.id })))).map((task) => [task.status, task.attempts]);
+    await vi.waitFor(async () => expect(await states()).toEqual(tasks.map(() => ["pending", 0])), { timeout: 10_000 });
+    const released = await t.api.events.list.query({ afterSeq: 0, types: ["task.released"], limit: 100 });
+    expect(released.map((e) => (e.payload as { taskId: string }).taskId).sort()).toEqual(tasks.map((task) => task.id).sort());
+  });
 });
+
+/** Sends `request` on a socket of its own, reads the answer's first bytes, then resets the connection with the rest unread. */
+async function cutOff(port: number, request: string): Promise<void> {
+  const socket = net.connect(port, "127.0.0.1");
+  socket.on("error", () => undefined);
+  socket.write(request);
+  const head = await new Promise<Buffer>((resolve) => socket.once("data", resolve));
+  socket.pause();
+  socket.resetAndDestroy();
+  expect(head.toString("latin1").split("\r\n")[0]).toBe("HTTP/1.1 200 OK");
+}

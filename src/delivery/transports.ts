@@ -1,7 +1,9 @@
 // How each transport tells whether a call's answer reached its client (see delivery.ts).
 //  - HTTP (tRPC and REST): the answer is delivered when the response finished, that is, was
 //    handed whole to the connection, with a status below 500. A connection that closes first, or
-//    a 5xx in its place, means the client never got it.
+//    a 5xx in its place, means the client never got it. Node also finishes a response whose
+//    connection failed under it (the client reset it mid-body: the rest of the body is dropped
+//    unsent), so a finish on a connection that failed is a close.
 //  - WebSocket: tRPC's adapter sends a query or mutation answer a few microtasks after the
 //    procedure returns, and only while the socket is open; one macrotask later it has either been
 //    handed to the socket or dropped.
@@ -22,8 +24,10 @@ export interface ObservableResponse {
   readonly statusCode: number;
   /** True once the connection under the response is gone. */
   readonly destroyed?: boolean;
-  /** True once the response was handed whole to the connection. */
+  /** True once the response was handed whole to the connection (or that connection failed: see socket). */
   readonly writableFinished?: boolean;
+  /** The connection: `errored` once it failed (reset, broken pipe). Node detaches it from the response when the response finishes. */
+  readonly socket?: { readonly errored?: unknown } | null;
   once(event: "finish" | "close", listener: () => void): unknown;
 }
 
@@ -75,6 +79,8 @@ class HttpTransport implements Transport {
   private watched() {
     if (this.watch) return this.watch;
     const { res } = this;
+    // Read now: by the time the response finishes, Node has detached it.
+    const socket = res.socket;
     const watch: NonNullable<HttpTransport["watch"]> = {
       gone: new AbortController(),
       state: res.writableFinished ? "finished" : res.destroyed ? "closed" : "open",
@@ -83,15 +89,19 @@ class HttpTransport implements Transport {
     // The client left before the call began (while its body was read): nothing can reach it.
     if (watch.state === "closed") watch.gone.abort();
     if (watch.state === "open") {
+      const closed = () => {
+        watch.state = "closed";
+        watch.gone.abort();
+        for (const delivery of watch.waiting.splice(0)) delivery.undelivered();
+      };
       res.once("finish", () => {
+        if (socket?.errored) return closed();
         watch.state = "finished";
         for (const delivery of watch.waiting.splice(0)) this.decideFinished(delivery);
       });
       res.once("close", () => {
-        if (watch.state === "finished") return;
-        watch.state = "closed";
-        watch.gone.abort();
-        for (const delivery of watch.waiting.splice(0)) delivery.undelivered();
+        if (watch.state !== "open") return;
+        closed();
       });
     }
     this.watch = watch;

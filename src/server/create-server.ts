@@ -171,9 +171,11 @@ function serverOver(coordination: Coordination, config: Config, log: Logger, tls
     inFlight++;
     res.on("close", () => {
       inFlight--;
-      // finished: the whole response was handed to the connection; false means the client left first.
+      // finished: the whole response was handed to the connection; false means the client left
+      // first (Node finishes a response whose connection failed mid-body too: transports.ts).
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
-      const line = { method: req.method, url: req.url, status: res.statusCode, finished: res.writableFinished, ms: Math.round(ms), ...requestIdOf(req) };
+      const finished = res.writableFinished && !req.socket.errored;
+      const line = { method: req.method, url: req.url, status: res.statusCode, finished, ms: Math.round(ms), ...requestIdOf(req) };
       // Long-polls (they said so when they parked) and MCP's notification streams wait by design.
       if (ms > config.slowRequestMs && !longPolls.has(res) && !(req.method === "GET" && (req.url ?? "").split("?")[0] === "/mcp")) log.info(line, "slow request");
       else log.debug(line, "request");
