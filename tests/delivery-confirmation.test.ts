@@ -1,10 +1,13 @@
 // Answer-or-nothing, second half: a claim or an auto-ack poll whose answer never reached its
 // client is undone. Cases 2 and 3 of the delivery-safety issue: long-polls parked, work arrives,
-// the clients' sockets are destroyed 10 ms later. The server runs in its own process (as in
+// the clients' sockets are destroyed 10 ms later; cases 4 and 5: a large answer cut off while
+// on its way, over HTTP and over WebSocket. The server runs in its own process (as in
 // production: its event loop does not wait for the test's), and the verdict is the invariant,
 // whatever the timing: every task is pending and uncharged, or held by the agent whose response
 // the server finished writing; every agent whose answer was not delivered still has its event.
 import net from "node:net";
+import superjson from "superjson";
+import { WebSocket } from "ws";
 import { join } from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { CliProcess, killAllCli } from "./helpers/cli-process.js";
@@ -156,6 +159,28 @@ describe("delivery confirmation", () => {
     await vi.waitFor(async () => expect(await states()).toEqual(tasks.map(() => ["pending", 0])), { timeout: 10_000 });
     const released = await t.api.events.list.query({ afterSeq: 0, types: ["task.released"], limit: 100 });
     expect(released.map((e) => (e.payload as { taskId: string }).taskId).sort()).toEqual(tasks.map((task) => task.id).sort());
+  });
+});
+
+// The same over WebSocket: ws queues a large answer in its buffers, and the socket is open when
+// the adapter sends it; the answer reached the client only once those buffers drained.
+describe("delivery over WebSocket", () => {
+  it("case 5: a claim answer still in the socket's buffers when the client resets is undelivered: the tasks go back uncharged", async () => {
+    await using t = await startTestServer({ maxResponseBytes: 64 * 1024 * 1024 });
+    const payload = "x".repeat(1_000_000);
+    const tasks = await Promise.all(Array.from({ length: 24 }, () => t.api.tasks.enqueue.mutate({ queue: "big", payload })));
+    const socket = new WebSocket(`${t.url.replace(/^http/, "ws")}/trpc`);
+    socket.on("error", () => undefined);
+    await new Promise<void>((resolve, reject) => socket.once("open", () => resolve()).once("error", reject));
+    socket.pause();
+    const input = superjson.serialize({ agentId: "cut", queues: ["big"], limit: 24 });
+    socket.send(JSON.stringify({ id: 1, method: "mutation", params: { path: "tasks.claimMany", input } }));
+    const states = async () => (await Promise.all(tasks.map((task) => t.api.tasks.get.query({ taskId: task.id })))).map((task) => [task.status, task.attempts]);
+    await vi.waitFor(async () => expect(await states()).toEqual(tasks.map(() => ["claimed", 1])), { timeout: 10_000 });
+    // Past the macrotask in which the adapter sent it: the answer sits in the server's buffers.
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    socket.terminate();
+    await vi.waitFor(async () => expect(await states()).toEqual(tasks.map(() => ["pending", 0])), { timeout: 10_000 });
   });
 });
 

@@ -6,7 +6,8 @@
 //    unsent), so a finish on a connection that failed is a close.
 //  - WebSocket: tRPC's adapter sends a query or mutation answer a few microtasks after the
 //    procedure returns, and only while the socket is open; one macrotask later it has either been
-//    handed to the socket or dropped.
+//    queued on the socket or dropped. Queued, it is delivered once the socket's buffers have
+//    handed it to the connection (bufferedAmount back to 0), undelivered if the socket closes first.
 //  - MCP: a tool's answer travels in the HTTP response of the POST that carried its request, and
 //    is delivered as that response is (above); a request its client cancelled
 //    (notifications/cancelled) is never answered by the SDK, so it is undelivered at once.
@@ -122,7 +123,10 @@ export function webSocketTransport(socket: WebSocket, streams: PerKeyLimit): Tra
     clientGone: gone.signal,
     gone: () => gone.signal.aborted,
     confirm(delivery) {
-      setImmediate(() => (socket.readyState === socket.OPEN ? delivery.delivered() : delivery.undelivered()));
+      setImmediate(() => {
+        if (socket.readyState !== socket.OPEN) return delivery.undelivered();
+        whenFlushed(socket, delivery);
+      });
     },
     stream: {
       backlog: () => socket.bufferedAmount,
@@ -130,6 +134,30 @@ export function webSocketTransport(socket: WebSocket, streams: PerKeyLimit): Tra
       admitStream: () => streams.acquire("socket"),
     },
   };
+}
+
+/** How often a WebSocket answer still in the socket's buffers is looked at again, in ms. */
+const FLUSH_CHECK_MS = 10;
+
+/**
+ * Delivered once everything queued on `socket` was handed to the connection; undelivered if the
+ * socket closes first. ws says nothing when its buffers drain, so a large answer (its buffers
+ * are not empty at once) is looked at every FLUSH_CHECK_MS until one or the other.
+ */
+function whenFlushed(socket: WebSocket, delivery: DeliverySink): void {
+  if (socket.bufferedAmount === 0) return delivery.delivered();
+  const decide = (delivered: boolean) => {
+    clearInterval(timer);
+    socket.off("close", closed);
+    if (delivered) delivery.delivered();
+    else delivery.undelivered();
+  };
+  const closed = () => decide(false);
+  const timer = setInterval(() => {
+    if (socket.readyState !== socket.OPEN) decide(false);
+    else if (socket.bufferedAmount === 0) decide(true);
+  }, FLUSH_CHECK_MS);
+  socket.once("close", closed);
 }
 
 /**
