@@ -279,4 +279,24 @@ describe("answer bounds: size", () => {
     expect(many.length).toBeLessThanOrEqual(5);
     expect((await t.api.tasks.stats.query()).totals.claimed).toBe(many.length);
   });
+
+  // The bound is in bytes: 20 KiB characters of CJK text are 60 KiB of UTF-8, and counted as
+  // characters a page went three times past it.
+  it("counts maxResponseBytes in UTF-8 bytes: a poll, a list, a task list, recall and claimMany of CJK text", async () => {
+    await using t = await startTestServer({ maxResponseBytes: 256 * 1024 });
+    await t.api.events.subscribe.mutate({ agentId: "agent-1", types: ["cjk.*"] });
+    const text = "漢".repeat(20 * 1024);
+    for (let i = 0; i < 20; i++) await t.api.events.publish.mutate({ type: "cjk.x", source: "s", payload: { i, text } });
+    for (let i = 0; i < 20; i++) await t.api.tasks.enqueue.mutate({ queue: "cjk", payload: { i, text } });
+    for (let i = 0; i < 20; i++) await t.api.memory.remember.mutate({ content: `note ${i} ${"漢".repeat(15_000)}`, data: { text }, queue: "cjk" });
+    // Each item is ~60 KiB: at most 4 fit in 256 KiB, and the first one always goes.
+    const bytes = (body: unknown) => Buffer.byteLength(JSON.stringify(body));
+    const poll = await rest(t.url, "GET", "/events/agent-1?limit=1000");
+    const list = await rest(t.url, "GET", "/events?limit=1000");
+    const tasks = await rest(t.url, "GET", "/tasks?queue=cjk&limit=500");
+    const recall = await t.api.memory.recall.query({ queue: "cjk", limit: 100 });
+    const claimed = await t.api.tasks.claimMany.mutate({ agentId: "a1", queues: ["cjk"], limit: 100 });
+    expect([poll.body.length, list.body.length, tasks.body.items.length, recall.length, claimed.length].every((n) => n >= 1 && n <= 5)).toBe(true);
+    for (const body of [poll.body, list.body, tasks.body]) expect(bytes(body)).toBeLessThanOrEqual(256 * 1024 + 64 * 1024);
+  });
 });

@@ -1,7 +1,7 @@
 // All SQL of the event stream. Synchronous functions over the writer's connection, so a task
 // change and its system event are written in one transaction (see src/db/writer.ts).
 import { fromJsonText, toDate, toJsonText } from "../db/columns.js";
-import { withinBudget } from "../db/answer-budget.js";
+import { utf8Bytes, withinBudget } from "../db/answer-budget.js";
 import type { Statements } from "../db/statements.js";
 import type { WriteContext } from "../db/writer.js";
 import type { JsonValue } from "../json-types.js";
@@ -60,7 +60,7 @@ export const toSubscription = (row: SubscriptionRow): Subscription => ({
 
 /** Room an event takes in an answer beside its payload (seq, type, source, target, time), in bytes. */
 const EVENT_FIXED_BYTES = 300;
-const eventAnswerBytes = (row: EventRow): number => row.payload.length + row.type.length + row.source.length + EVENT_FIXED_BYTES;
+const eventAnswerBytes = (row: EventRow): number => utf8Bytes(row.payload) + utf8Bytes(row.type) + utf8Bytes(row.source) + EVENT_FIXED_BYTES;
 
 const PRUNED_THROUGH_KEY = "events.prunedThroughSeq";
 /** The `source` of the events the server publishes about its own state changes. */

@@ -1,5 +1,6 @@
 // All SQL of the pre-execution memory: the memories table and its FTS5 index (memories_fts,
 // created in the migration SQL). bm25() is FTS5's relevance: lower (more negative) is better.
+import { utf8Bytes } from "../db/answer-budget.js";
 import { fromJsonText, toDate } from "../db/columns.js";
 import { placeholders, type Statements } from "../db/statements.js";
 import type { Memory } from "./memory-schemas.js";
@@ -30,7 +31,7 @@ export interface MemoryFilter {
 }
 
 /** About how many bytes a memory takes in an answer. */
-export const memoryAnswerBytes = (row: MemoryRow): number => row.content.length + row.data.length + row.tags.length + 400;
+export const memoryAnswerBytes = (row: MemoryRow): number => utf8Bytes(row.content) + utf8Bytes(row.data) + utf8Bytes(row.tags) + 400;
 
 export const toMemory = (row: MemoryRow): Memory => ({
   id: row.id,

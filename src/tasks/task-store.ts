@@ -2,7 +2,7 @@
 // so each method sees and changes a consistent database. A PostgreSQL store would implement the
 // same methods (claims with FOR UPDATE SKIP LOCKED) without touching the service.
 import { fromJsonText, toDate, toDateOrNull, toJsonText } from "../db/columns.js";
-import { withinBudget } from "../db/answer-budget.js";
+import { utf8Bytes, withinBudget } from "../db/answer-budget.js";
 import { placeholders, type Statements } from "../db/statements.js";
 import type { Task, TaskStatus } from "./task-schemas.js";
 import type { LeaseBounds } from "./lock-wait-grace.js";
@@ -115,7 +115,7 @@ const TASK_ANSWER_BYTES = `octet_length(payload) + IFNULL(octet_length(result), 
 
 /** About how many bytes a task takes in an answer: its JSON texts plus the fixed fields. */
 export const taskAnswerBytes = (row: TaskRow): number =>
-  row.payload.length + (row.result?.length ?? 0) + row.errorHistory.length + (row.lastError?.length ?? 0) + TASK_FIXED_BYTES;
+  utf8Bytes(row.payload) + (row.result === null ? 0 : utf8Bytes(row.result)) + utf8Bytes(row.errorHistory) + (row.lastError === null ? 0 : utf8Bytes(row.lastError)) + TASK_FIXED_BYTES;
 
 export interface TaskListFilter {
   queue?: string | undefined;
