@@ -1,9 +1,14 @@
 // Retention: once events are pruned, every reader whose position is behind the pruned part gets
 // an explicit EVENTS_PRUNED (412 on REST) instead of silently missing events.
+import { join } from "node:path";
 import { TRPCClientError } from "@trpc/client";
 import { describe, expect, it, vi } from "vitest";
+import { applyMigrations } from "../src/db/migrate.js";
+import { openDatabase } from "../src/db/open-database.js";
+import { Statements } from "../src/db/statements.js";
+import { EventStore } from "../src/events/event-store.js";
 import { collectEvents, range } from "./helpers/event-collector.js";
-import { rest, startTestServer, withDatabase } from "./helpers/test-server.js";
+import { makeTempDir, rest, startTestServer, withDatabase } from "./helpers/test-server.js";
 
 const PRUNED = { data: { code: "EVENTS_PRUNED" } };
 
@@ -152,5 +157,40 @@ describe("event retention", () => {
     expect((await api.events.poll.mutate({ agentId: "replay" })).map((e) => e.seq)).toEqual(range(6, 10));
     // Other positions behind the retained log are still refused.
     await expect(api.events.subscribe.mutate({ agentId: "replay", types: ["job.*"], fromSeq: 1 })).rejects.toMatchObject(PRUNED);
+  });
+
+  // A month of events deleted in one write held every other write behind it for half a second.
+  it("prunes in bounded writes: each deletes up to its limit of seqs, says whether more is left, and moves the pruned-through seq with it", async () => {
+    const db = openDatabase({ dbPath: join(makeTempDir(), "prune.db"), busyTimeoutMs: 5000, durability: "normal" });
+    try {
+      applyMigrations(db);
+      const insert = db.prepare(`INSERT INTO events (type, source, payload, target, createdAt) VALUES ('x', 's', '{}', NULL, ?)`);
+      db.transaction(() => range(1, 4500).forEach((i) => insert.run(i)))();
+      const events = new EventStore(new Statements(db));
+      // Keep 100: seqs 1..4400 go, 2,000 a write.
+      expect([0, 1, 2].map(() => events.prune(null, 100, 2000))).toEqual([
+        { deleted: 2000, more: true },
+        { deleted: 2000, more: true },
+        { deleted: 400, more: false },
+      ]);
+      expect(events.prunedThroughSeq()).toBe(4400);
+      expect(db.prepare(`SELECT MIN(seq) FROM events`).pluck().get()).toBe(4401);
+      // By age: created before 4450 (and seqs are in time order).
+      expect(events.prune(4450, null, 20)).toEqual({ deleted: 20, more: true });
+      expect(events.prune(4450, null, 1000)).toEqual({ deleted: 29, more: false });
+      expect(events.prunedThroughSeq()).toBe(4449);
+    } finally {
+      db.close();
+    }
+  });
+
+  it("the pruner job runs the batches to the end, and logs the total once", async () => {
+    await using t = await startTestServer({ eventRetentionCount: 10, eventPruneMs: 3_600_000 });
+    withDatabase(t, (db) => {
+      const insert = db.prepare(`INSERT INTO events (type, source, payload, target, createdAt) VALUES ('x', 's', '{}', NULL, ?)`);
+      db.transaction(() => range(1, 4500).forEach(() => insert.run(Date.now())))();
+    });
+    expect(await t.server.services.events.prune()).toBe(4490);
+    expect((await t.api.events.head.query()).prunedThrough).toBe(4490);
   });
 });

@@ -164,11 +164,11 @@ export function eventCommands(d: EventCommandDeps) {
       return events.advanceInbox(request.agentId, request.seq, ctx.now);
     },
 
-    /** Deletes events past the configured age and count. Run periodically. */
-    "events.prune": (ctx: WriteContext, _: undefined): number => {
-      const pruned = events.prune(d.eventRetentionMs > 0 ? ctx.now - d.eventRetentionMs : null, d.eventRetentionCount > 0 ? d.eventRetentionCount : null);
+    /** Deletes events past the configured age and count, up to `limit` seqs; `more` when some are left for the next write. Run periodically. */
+    "events.prune": (ctx: WriteContext, limit: number): { deleted: number; more: boolean } => {
+      const pruned = events.prune(d.eventRetentionMs > 0 ? ctx.now - d.eventRetentionMs : null, d.eventRetentionCount > 0 ? d.eventRetentionCount : null, limit);
       // A lost batch whose events are gone has nothing left to give.
-      if (pruned > 0) events.releasePrunedTakes();
+      if (pruned.deleted > 0) events.releasePrunedTakes();
       return pruned;
     },
   };

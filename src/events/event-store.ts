@@ -204,8 +204,9 @@ export class EventStore {
   }
 
   /** Deletes events older than `before` and beyond the newest `keep`; returns how many went. */
-  prune(before: number | null, keep: number | null): number {
-    let through = this.prunedThroughSeq();
+  prune(before: number | null, keep: number | null, limit: number): { deleted: number; more: boolean } {
+    const prunedThrough = this.prunedThroughSeq();
+    let through = prunedThrough;
     // Age: events are appended in time order, so those older than `before` are a prefix of the
     // log; its end is found by walking the primary key from the oldest event to the first newer one.
     if (before !== null) {
@@ -213,13 +214,16 @@ export class EventStore {
       through = Math.max(through, firstKept === undefined ? this.headSeq() : firstKept - 1);
     }
     if (keep !== null) through = Math.max(through, this.headSeq() - keep);
-    const deleted = this.st.get<[number]>(`DELETE FROM events WHERE seq <= ?`).run(through).changes;
-    if (through > this.prunedThroughSeq()) {
+    // At most `limit` seqs a write: a month of events deleted in one write held the writer (and
+    // every write waiting on it) for half a second, and grew the -wal by the whole delete.
+    const batchThrough = Math.min(through, prunedThrough + limit);
+    const deleted = this.st.get<[number]>(`DELETE FROM events WHERE seq <= ?`).run(batchThrough).changes;
+    if (batchThrough > prunedThrough) {
       this.st
         .get<[string, string]>(`INSERT INTO system_state (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`)
-        .run(PRUNED_THROUGH_KEY, String(through));
+        .run(PRUNED_THROUGH_KEY, String(batchThrough));
     }
-    return deleted;
+    return { deleted, more: batchThrough < through };
   }
 
   getSubscription(agentId: string): Subscription | undefined {
