@@ -43,6 +43,29 @@ describe("mailboxes", () => {
     expect((await t.api.events.poll.mutate({ agentId: "m" })).map((e) => e.seq)).toEqual([seqs[5]]);
   });
 
+  // An agent that never polled had no position: retention pruning its unread message left no
+  // trace, and the next poll answered [] as if nothing had ever come.
+  it("a direct message pruned unread is EVENTS_PRUNED for its target, by poll and by stream, never a silent gap", async () => {
+    await using t = await startTestServer({ eventRetentionCount: 2, eventPruneMs: 3_600_000 });
+    const dm = await t.api.events.publish.mutate({ type: "chat.dm", source: "boss", target: "away", payload: { important: true } });
+    for (let i = 0; i < 3; i++) await t.api.events.publish.mutate({ type: "noise.x", source: "s" });
+    await t.server.services.jobs.eventPruner.runNow();
+    expect((await t.api.events.head.query()).prunedThrough).toBeGreaterThanOrEqual(dm.seq);
+
+    const polled = await rest(t.url, "GET", "/events/away");
+    expect([polled.status, polled.body.code]).toEqual([412, "EVENTS_PRUNED"]);
+    expect(polled.body.message).toMatch(/^mailboxCursor 0 is behind the retained event log/);
+    const stream = collectEvents(t.api, { agentId: "away" });
+    await vi.waitFor(() => expect(stream.errors).toMatchObject([{ data: { code: "EVENTS_PRUNED" } }]), { timeout: 10_000 });
+    expect(stream.events).toEqual([]);
+    // The way out the error names: acknowledge what is gone; then it reads on.
+    await t.api.events.ack.mutate({ agentId: "away", seq: (await t.api.events.head.query()).prunedThrough });
+    const next = await t.api.events.publish.mutate({ type: "chat.dm", source: "boss", target: "away" });
+    expect((await t.api.events.poll.mutate({ agentId: "away" })).map((e) => e.seq)).toEqual([next.seq]);
+    // An agent that never got a message has nothing it could have missed: [].
+    expect(await rest(t.url, "GET", "/events/never-written-to")).toEqual({ status: 200, body: [] });
+  });
+
   it("a fresh live stream for an agent starts with its unconsumed mailbox, then follows live events", async () => {
     await using t = await startTestServer();
     const consumed = await t.api.events.publish.mutate({ type: "dm", source: "s", target: "live" });

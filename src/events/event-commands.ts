@@ -80,8 +80,16 @@ export function eventCommands(d: EventCommandDeps) {
   };
 
   return {
-    /** Stores the event once, whatever the number of subscribers; returns it with its seq. */
-    "events.publish": (ctx: WriteContext, request: PublishRequest): CoordinationEvent => events.append(ctx, request),
+    /**
+     * Stores the event once, whatever the number of subscribers; returns it with its seq. A direct
+     * message gives its target a mailbox position if it had none (from the oldest retained event,
+     * so this message is unread): should retention prune the message unread, the target's next
+     * read is EVENTS_PRUNED, as a subscriber's is, never a silent gap.
+     */
+    "events.publish": (ctx: WriteContext, request: PublishRequest): CoordinationEvent => {
+      if (request.target) events.openMailbox(request.target, ctx.now);
+      return events.append(ctx, request);
+    },
 
     /**
      * Adds patterns to the agent's subscription; where it then reads from: see startCursor. The

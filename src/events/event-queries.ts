@@ -52,8 +52,12 @@ export function eventQueries(d: { events: EventStore; maxResponseBytes: number }
       return seq;
     },
 
-    /** Where a live stream for `agentId` starts reading its mailbox when it names no lastEventId. */
-    "events.mailboxStart": (agentId: string): number => Math.max(events.getSubscription(agentId)?.mailboxCursor ?? 0, events.prunedThroughSeq()),
+    /**
+     * Where a live stream for `agentId` starts reading its mailbox when it names no lastEventId:
+     * its position, which may be behind the retained log (the stream's backfill then says
+     * EVENTS_PRUNED, as a poll does); with none, the oldest retained event.
+     */
+    "events.mailboxStart": (agentId: string): number => events.getSubscription(agentId)?.mailboxCursor ?? events.prunedThroughSeq(),
 
     /** The log after `afterSeq`, a page at a time: the bus reads other processes' events with it. */
     "events.tail": (args: { afterSeq: number; limit: number }): { events: CoordinationEvent[]; more: boolean } =>

@@ -231,6 +231,18 @@ export class EventStore {
     return row && toSubscription(row);
   }
 
+  /**
+   * Records a mailbox position for an agent that has none: no patterns, both cursors at the
+   * oldest retained event (what an agent with no row reads from). An existing row is left as is.
+   */
+  openMailbox(agentId: string, now: number): void {
+    this.st
+      .get<[string, number, number, number, number]>(
+        `INSERT INTO subscriptions (agentId, types, cursor, mailboxCursor, createdAt, updatedAt) VALUES (?, '[]', ?, ?, ?, ?) ON CONFLICT(agentId) DO NOTHING`,
+      )
+      .run(agentId, this.prunedThroughSeq(), this.prunedThroughSeq(), now, now);
+  }
+
   /** Creates or replaces an agent's subscription (its patterns and both cursors). */
   saveSubscription(agentId: string, types: readonly string[], position: InboxPosition, now: number): Subscription {
     const row = this.st
