@@ -53,7 +53,7 @@ export type Subscription = z.infer<typeof subscriptionSchema>;
 
 export const subscribeInput = z.strictObject({
   agentId: agentId.describe("The subscribing agent"),
-  types: patternList.min(1).describe(`The types to receive: ${PATTERNS}`),
+  types: patternList.min(1).describe(`The types to receive: ${PATTERNS}. Added to the agent's patterns; "*" takes the place of all of them`),
   fromSeq: seq
     .optional()
     .describe(
@@ -86,7 +86,9 @@ export const listEventsInput = z.strictObject({
   limit: int(1, 1000).default(100).describe("The most events to return, oldest first"),
 });
 export const onEventInput = z.strictObject({
-  agentId: agentId.optional().describe("Follow this agent's subscription: its types, and the events targeted at it"),
+  agentId: agentId.optional().describe(
+    "Follow this agent's subscription: its types as they are when the stream opens (a later subscribe or unsubscribe applies from the stream's next connection), and the events targeted at it",
+  ),
   types: patternList.optional().describe(`Only events of these types (${PATTERNS}), beside the agent's subscription when both are given`),
   lastEventId: z
     .string()
