@@ -140,11 +140,13 @@ async function dispatch(words: string[], options: Parsed["options"], json: boole
   const [command, sub, id] = words;
   if (command === "stats" && words.length === 1) {
     const stats = await api.tasks.stats.query();
-    print(stats, () =>
-      table(
-        ["QUEUE", "PENDING", "CLAIMED", "COMPLETED", "DEAD_LETTER", "CANCELLED", "OLDEST PENDING"],
-        stats.queues.map((q) => [q.queue, ...(["pending", "claimed", "completed", "dead_letter", "cancelled"] as const).map((s) => String(q.counts[s])), q.oldestPendingAgeMs === null ? "-" : `${Math.round(q.oldestPendingAgeMs / 1000)} s`]),
-      ),
+    print(
+      stats,
+      () =>
+        table(
+          ["QUEUE", "PENDING", "CLAIMED", "COMPLETED", "DEAD_LETTER", "CANCELLED", "OLDEST PENDING"],
+          stats.queues.map((q) => [q.queue, ...(["pending", "claimed", "completed", "dead_letter", "cancelled"] as const).map((s) => String(q.counts[s])), q.oldestPendingAgeMs === null ? "-" : `${Math.round(q.oldestPendingAgeMs / 1000)} s`]),
+        ) + (stats.queuesOmitted > 0 ? `(${stats.queuesOmitted} quieter queues not shown)\n` : ""),
     );
     return 0;
   }

@@ -57,7 +57,7 @@ export interface InProcessCoordination {
     /** A page of tasks, filtered; `nextCursor` fetches the next. */
     list(filter?: In["tasks"]["list"]): Promise<Out["tasks"]["list"]>;
     /** Counts by status, per queue and in all, and how long each queue's oldest due task has waited. */
-    stats(): Promise<Out["tasks"]["stats"]>;
+    stats(options?: In["tasks"]["stats"]): Promise<Out["tasks"]["stats"]>;
   };
   events: {
     /** Stored once, delivered to every matching subscriber (or, with `target`, to one mailbox). */
@@ -161,7 +161,7 @@ export async function openCoordination(options: InProcessOptions = {}): Promise<
       steal: (agentId, stealOptions) => run(api.tasks.steal({ ...stealOptions, agentId })),
       get: (taskId) => run(api.tasks.get({ taskId })),
       list: (filter) => run(api.tasks.list(filter ?? {})),
-      stats: () => run(api.tasks.stats()),
+      stats: (options) => run(api.tasks.stats(options ?? undefined)),
     },
     events: {
       publish: (event) => run(api.events.publish(event)),

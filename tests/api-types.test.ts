@@ -155,10 +155,11 @@ describe("AppRouter types", () => {
       order?: "asc" | "desc";
     }>();
     expectTypeOf<Out["tasks"]["list"]>().toEqualTypeOf<{ items: Task[]; nextCursor: string | null }>();
-    expectTypeOf<In["tasks"]["stats"]>().toEqualTypeOf<void | Record<string, never> | undefined>();
+    expectTypeOf<In["tasks"]["stats"]>().toEqualTypeOf<void | { queue?: string; limit?: number } | undefined>();
     type Policy = { maxAgeMs: number | null; maxCount: number | null };
     expectTypeOf<Out["tasks"]["stats"]>().toEqualTypeOf<{
       queues: Array<{ queue: string; counts: Counts; oldestPendingAgeMs: number | null }>;
+      queuesOmitted: number;
       totals: Counts;
       retention: { settledTasks: { maxAgeMs: number | null; maxCount: number | null; oldestSettledAt: Date | null }; executions: Policy; notes: Policy };
     }>();

@@ -94,6 +94,9 @@ describe("MCP over Streamable HTTP", () => {
       expect(refused.content[0]!.text, name).toMatch(/colour|bogus/);
     }
     expect((await call(client, "queue_stats")).totals).toMatchObject({ pending: 0, claimed: 0, completed: 1 });
+    await call(client, "enqueue_task", { queue: "other", payload: {} });
+    const bounded = await call(client, "queue_stats", { limit: 1 });
+    expect([bounded.queues.map((q: { queue: string }) => q.queue), bounded.queuesOmitted]).toEqual([["other"], 1]);
     const resource = await client.readResource({ uri: `coordination://tasks/${claimed.id}` });
     expect(JSON.parse((resource.contents[0] as { text: string }).text).id).toBe(claimed.id);
   });

@@ -36,6 +36,7 @@ describe("operator commands against a running server", () => {
     const statsJson = JSON.parse((await runCli({ args: ["stats", "--json"], env })).stdout);
     expect(statsJson).toEqual({
       queues: [{ queue: "ops", counts: { pending: 1, claimed: 0, completed: 0, dead_letter: 1, cancelled: 0 }, oldestPendingAgeMs: expect.any(Number) }],
+      queuesOmitted: 0,
       totals: { pending: 1, claimed: 0, completed: 0, dead_letter: 1, cancelled: 0 },
       retention: {
         settledTasks: { maxAgeMs: 2_592_000_000, maxCount: null, oldestSettledAt: expect.any(String) },

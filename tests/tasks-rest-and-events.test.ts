@@ -80,7 +80,26 @@ describe("task REST routes", () => {
       ["odd", 2, 1],
     ]);
     expect(stats.queues[0]!.oldestPendingAgeMs).toBeGreaterThanOrEqual(0);
+    expect(stats.queuesOmitted).toBe(0);
     expect((await rest(t.url, "GET", "/stats/tasks")).body.totals.pending).toBe(6);
+  });
+
+  // An answer's size follows the limit, not the number of queues ever used: 54,000 one-off
+  // queues made a 6.9 MB answer, polled every second by the dashboard.
+  it("stats lists the busiest queues up to a limit, by name, and says how many it leaves out; the totals count them all", async () => {
+    await using t = await startTestServer();
+    await t.api.tasks.enqueueMany.mutate({ tasks: Array.from({ length: 30 }, (_, i) => ({ queue: `one-off-${String(i).padStart(2, "0")}` })) });
+    await t.api.tasks.enqueueMany.mutate({ tasks: [{ queue: "zeta" }, { queue: "zeta" }, { queue: "alpha" }, { queue: "alpha" }, { queue: "alpha" }] });
+    const top = await t.api.tasks.stats.query({ limit: 3 });
+    // alpha (3) and zeta (2) first, then the first by name of the rest (1 each); listed by name.
+    expect(top.queues.map((q) => q.queue)).toEqual(["alpha", "one-off-00", "zeta"]);
+    expect([top.queuesOmitted, top.totals.pending]).toEqual([29, 35]);
+    const one = await rest(t.url, "GET", "/stats/tasks?queue=zeta");
+    expect([one.body.queues.map((q: { queue: string }) => q.queue), one.body.queuesOmitted, one.body.totals.pending]).toEqual([["zeta"], 31, 35]);
+    const limited = await rest(t.url, "GET", "/stats/tasks?limit=2");
+    expect([limited.body.queues.length, limited.body.queuesOmitted]).toEqual([2, 30]);
+    expect((await t.api.tasks.stats.query()).queues).toHaveLength(32);
+    expect((await rest(t.url, "GET", "/stats/tasks?limit=0")).status).toBe(400);
   });
 });
 

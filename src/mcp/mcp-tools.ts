@@ -14,7 +14,8 @@ import { pollInput, publishInput, subscribeInput, unsubscribeInput } from "../ev
 import { findByCapabilityInput, registerInput } from "../agents/agent-schemas.js";
 import { recallInput, rememberInput } from "../memory/memory-schemas.js";
 import type { Services } from "../services.js";
-import { claimInput, completeAndClaimInput, completeInput, enqueueFields, failInput, heartbeatInput, releaseInput, taskIdInput } from "../tasks/task-schemas.js";
+import { claimInput, completeAndClaimInput, completeInput, enqueueFields, failInput, heartbeatInput, releaseInput, statsFields, taskIdInput } from "../tasks/task-schemas.js";
+import { int } from "../schema-parts.js";
 import type { Caller } from "../trpc/context.js";
 import { toErrorBody } from "../trpc/error-shape.js";
 import { appRouter } from "../trpc/app-router.js";
@@ -51,6 +52,8 @@ type ToolResult = { content: Array<{ type: "text"; text: string }>; isError?: bo
 
 /** The most tasks coordination://tasks/mine lists (tasks.list's largest page). */
 const MINE_LIMIT = 500;
+/** The queues queue_stats lists unless asked for more: an agent's context is not the place for thousands. */
+const MCP_STATS_QUEUES = 50;
 
 /** A JSON-RPC error of a resource read: its code, and the API's error ({ code, message }) as its data. */
 class ResourceReadError extends Error {
@@ -299,8 +302,14 @@ export function createMcpServer(services: Services, session: McpSession): { serv
   );
   server.registerTool(
     "queue_stats",
-    { description: "Task counts per queue and state, and the age of each queue's oldest pending task.", inputSchema: strictArgs({}) },
-    (_args, extra) => answer(() => apiFor(extra).tasks.stats()),
+    {
+      description: `Task counts per queue and state, and the age of each queue's oldest pending task: the ${MCP_STATS_QUEUES} busiest queues unless a queue or a limit is named (queuesOmitted says how many more there are).`,
+      inputSchema: strictArgs({
+        queue: statsFields.queue,
+        limit: int(1, 1000).optional().describe(`The most queues listed (left out, ${MCP_STATS_QUEUES}): the busiest first`),
+      }),
+    },
+    (args, extra) => answer(() => apiFor(extra).tasks.stats({ queue: args.queue, limit: args.limit ?? MCP_STATS_QUEUES })),
   );
 
   server.registerResource(

@@ -9,6 +9,7 @@ import {
   completeInput,
   completeAndClaimInput,
   completedAndClaimedSchema,
+  DEFAULT_STATS_QUEUES,
   enqueueInput,
   enqueueManyInput,
   failInput,
@@ -16,6 +17,7 @@ import {
   listInput,
   releaseInput,
   settledTaskSchema,
+  statsInput,
   stealInput,
   taskIdInput,
   taskPageSchema,
@@ -24,6 +26,7 @@ import {
   taskStatsSchema,
 } from "./task-schemas.js";
 import { eventSchema } from "../events/event-schemas.js";
+import { pickQueues } from "./task-stats.js";
 
 const tags = ["tasks"];
 
@@ -169,7 +172,7 @@ export const taskRouter = router({
 
   stats: procedure
     .meta({ access: READ, rest: { method: "GET", path: "/stats/tasks", tags, summary: "Task counts per queue and status" } })
-    .input(z.strictObject({}).optional())
+    .input(statsInput)
     .output(taskStatsSchema)
-    .query(({ ctx }) => ctx.services.tasks.stats()),
+    .query(async ({ ctx, input }) => pickQueues(await ctx.services.tasks.stats(), input?.queue, input?.limit ?? DEFAULT_STATS_QUEUES)),
 });

@@ -276,7 +276,19 @@ export type CompletedAndClaimed = z.infer<typeof completedAndClaimedSchema>;
 export const taskPageSchema = z.object({ items: z.array(taskSchema), nextCursor: z.string().nullable() });
 
 const statusCounts = z.object(Object.fromEntries(TASK_STATUSES.map((s) => [s, z.number().int()])) as Record<TaskStatus, z.ZodNumber>);
+/** The most queues tasks.stats lists when its caller names no limit. */
+export const DEFAULT_STATS_QUEUES = 1000;
+export const statsFields = {
+  queue: storedName().optional().describe("Only this queue's counts (the totals stay the whole server's)"),
+  limit: int(1, 10_000)
+    .optional()
+    .describe(`The most queues listed (left out, ${DEFAULT_STATS_QUEUES}): those with the most tasks pending, claimed or dead-lettered first, then by name; queuesOmitted says how many more there are`),
+};
+export const statsInput = z.strictObject(statsFields).optional();
+export type StatsRequest = z.output<typeof statsInput>;
+
 export const taskStatsSchema = z.object({
+  /** By queue name; at most the limit asked for, the busiest queues (pending, claimed, dead-lettered) kept. */
   queues: z.array(
     z.object({
       queue: z.string(),
@@ -285,6 +297,8 @@ export const taskStatsSchema = z.object({
       oldestPendingAgeMs: z.number().nullable(),
     }),
   ),
+  /** Queues with tasks that the list leaves out (past its limit, or not the queue asked for). The totals count them. */
+  queuesOmitted: z.number().int(),
   totals: statusCounts,
   /** What is kept (src/retention/): each class's limits (null: none), and the oldest settled task still kept. */
   retention: z.object({
