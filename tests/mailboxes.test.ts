@@ -81,6 +81,35 @@ describe("mailboxes", () => {
     stream.unsubscribe();
   });
 
+  // The mailbox replay was tracked by its messages' seqs: a client that reconnected after it
+  // resumed from the last message's seq, and got every older event its patterns matched, which
+  // the stream had skipped on purpose (no lastEventId: new events only).
+  it("a fresh agent stream's mailbox replay resumes where it was, and the events it skipped stay skipped", async () => {
+    await using t = await startTestServer();
+    await t.api.events.subscribe.mutate({ agentId: "ms", types: ["ms.*"] });
+    const dms: number[] = [];
+    for (let i = 0; i < 3; i++) dms.push((await t.api.events.publish.mutate({ type: "dm", source: "boss", target: "ms" })).seq);
+    let edge = 0;
+    for (let i = 0; i < 3; i++) edge = (await t.api.events.publish.mutate({ type: "ms.old", source: "s" })).seq;
+
+    const fresh = collectEvents(t.api, { agentId: "ms" });
+    await vi.waitFor(() => expect(fresh.seqs()).toEqual(dms), { timeout: 10_000 });
+    expect(fresh.ids).toEqual(dms.map((seq) => `${seq}:${edge}`));
+    fresh.unsubscribe();
+
+    // Resumed after the first message, as the client does on a reconnect: the rest of the mailbox, then what is new.
+    const resumed = collectEvents(t.api, { agentId: "ms", lastEventId: fresh.ids[0] });
+    await resumed.started;
+    const fresh2 = await t.api.events.publish.mutate({ type: "ms.new", source: "s" });
+    await vi.waitFor(() => expect(resumed.seqs()).toEqual([dms[1], dms[2], fresh2.seq]), { timeout: 10_000 });
+    expect(resumed.ids.at(-1)).toBe(String(fresh2.seq));
+    resumed.unsubscribe();
+
+    // Such an id is a position in one agent's mailbox: without the agent it means nothing.
+    const stray = collectEvents(t.api, { lastEventId: fresh.ids[0] });
+    await vi.waitFor(() => expect(stray.errors).toMatchObject([{ data: { code: "INVALID_INPUT" } }]), { timeout: 10_000 });
+  });
+
   it("concurrent auto-ack polls by one agent never receive the same event, and together receive every one", async () => {
     await using t = await startTestServer();
     await t.api.events.subscribe.mutate({ agentId: "busy", types: ["job.*"] });

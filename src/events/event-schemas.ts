@@ -92,7 +92,9 @@ export const onEventInput = z.strictObject({
   types: patternList.optional().describe(`Only events of these types (${PATTERNS}), beside the agent's subscription when both are given`),
   lastEventId: z
     .string()
-    .regex(/^\d{1,15}$/, "must be an event seq")
+    .regex(/^\d{1,15}(:\d{1,15})?$/, "must be an event seq, or a MAILBOX:SEQ id the stream gave")
     .nullish()
-    .describe("Resume after this seq (the client sets it on reconnect)"),
+    .describe(
+      "Resume after this id: the last one received (the typed client sets it on reconnect). An event seq (\"0\": everything retained); during a fresh agent stream's mailbox replay, ids are MAILBOX:SEQ (the mailbox read through the first, everything else through the second)",
+    ),
 });

@@ -3,13 +3,25 @@
 // lastEventId, 3. drain the buffer, skipping what the backfill already yielded.
 // Listening before reading is what makes a reconnect gap-free; the seq check makes it duplicate-free.
 import { tracked, TRPCError, type TrackedEnvelope } from "@trpc/server";
-import { CoordinationError } from "../errors.js";
+import { CoordinationError, invalidField } from "../errors.js";
 import { trpcCodeOf } from "../trpc/error-shape.js";
 import type { EventBus } from "./event-bus.js";
 import type { CoordinationEvent } from "./event-schemas.js";
 import type { EventService } from "./event-service.js";
 import { eventBytes } from "./event-bytes.js";
 import { matchesType, mergePatterns } from "./type-patterns.js";
+
+/**
+ * A lastEventId: an event seq ("0": everything retained), or MAILBOX:SEQ, which a fresh agent
+ * stream tracks its mailbox replay with (replayMailbox); that one resumes an agent's stream only.
+ */
+function parseLastEventId(lastEventId: string, recipient: string | null): { seq: string; mailbox?: number } {
+  const [first, second] = lastEventId.split(":");
+  if (second === undefined) return { seq: first! };
+  if (recipient === null) throw invalidField("lastEventId", `${lastEventId} is a position in an agent's mailbox; resume it with that agentId`);
+  if (Number(first) > Number(second)) throw invalidField("lastEventId", `${lastEventId} is not a position a stream gave: its mailbox part is past its seq`);
+  return { seq: second, mailbox: Number(first) };
+}
 
 export interface StreamRequest {
   agentId?: string | undefined;
@@ -90,6 +102,8 @@ export async function* streamEvents(
   };
   deps.service.liveStreams.add(stats);
   let cursor = deps.bus.lastSeq;
+  /** The id of the last event sent: where the client resumes. */
+  let lastSent: string | undefined;
 
   /**
    * Runs before every yield, backfill and live alike: false when the stream must end (aborted,
@@ -107,7 +121,7 @@ export async function* streamEvents(
     for (;;) {
       if (signal?.aborted) return false;
       if (overflowed !== undefined) {
-        deps.onOverflow(`subscriber fell more than ${overflowed} behind; resume with lastEventId ${cursor}`);
+        deps.onOverflow(`subscriber fell more than ${overflowed} behind; resume with lastEventId ${lastSent ?? cursor}`);
         return false;
       }
       // The adapter sent the last value before asking for the next: the backlog includes it.
@@ -122,7 +136,8 @@ export async function* streamEvents(
   const envelope = (event: CoordinationEvent) => {
     cursor = event.seq;
     stats.sent++;
-    return tracked(String(event.seq), event);
+    lastSent = String(event.seq);
+    return tracked(lastSent, event);
   };
 
   try {
@@ -132,9 +147,32 @@ export async function* streamEvents(
     wanted = (e) => (e.target === null ? matchesType(e.type, patterns) : e.target === recipient);
     buffer = buffer.filter(wanted);
     bufferedBytes = buffer.reduce((sum, event) => sum + eventBytes(event), 0);
-    if (request.lastEventId != null) {
+    /**
+     * The agent's direct messages after `after`, up to `liveEdge`, page by page: a fresh stream's
+     * mailbox, before its live events. Each is tracked as MAILBOX:EDGE (mailbox read through its
+     * seq, everything else through the edge), so a reconnect resumes the mailbox where it was and
+     * the rest from the edge: the events before the edge that the stream skipped on purpose stay
+     * skipped, whether or not it reconnected.
+     */
+    const replayMailbox = async function* (agent: string, after: number, liveEdge: number, position: "mailboxCursor" | "lastEventId") {
+      for (;;) {
+        const page = (await deps.service.backfill({ recipient: agent, patterns: [], afterSeq: after, limit: BACKFILL_PAGE, position })).filter((e) => e.seq <= liveEdge);
+        for (const event of page) {
+          if (!(await readyToYield())) return false;
+          after = event.seq;
+          stats.sent++;
+          lastSent = event.seq === liveEdge ? String(liveEdge) : `${event.seq}:${liveEdge}`;
+          yield tracked(lastSent, event);
+        }
+        if (page.length === 0) return true;
+      }
+    };
+    const resume = request.lastEventId == null ? undefined : parseLastEventId(request.lastEventId, recipient);
+    if (resume !== undefined) {
       // "0" asks for everything retained, like subscribe's fromSeq 0: start where the log now begins.
-      cursor = await deps.service.streamStart(request.lastEventId, "lastEventId");
+      cursor = await deps.service.streamStart(resume.seq, "lastEventId");
+      // Stopped in a fresh stream's mailbox: the rest of it first, up to the edge it had then.
+      if (resume.mailbox !== undefined && !(yield* replayMailbox(recipient!, resume.mailbox, cursor, "lastEventId"))) return;
       // Backfill what was published while the client was away, page by page, up to the live edge.
       // The pruner may run between pages: a gap is an error (EVENTS_PRUNED), never a silent skip.
       for (;;) {
@@ -148,20 +186,7 @@ export async function* streamEvents(
     } else if (recipient !== null) {
       // A fresh stream for an agent starts with its mailbox: the direct messages it has not
       // consumed (by poll or ack), up to the live edge. They need no subscription.
-      const liveEdge = cursor;
-      let after = setup.mailboxStart;
-      for (;;) {
-        const page = (await deps.service.backfill({ recipient, patterns: [], afterSeq: after, limit: BACKFILL_PAGE, position: "mailboxCursor" })).filter(
-          (e) => e.seq <= liveEdge,
-        );
-        for (const event of page) {
-          if (!(await readyToYield())) return;
-          after = event.seq;
-          yield tracked(String(event.seq), event);
-          stats.sent++;
-        }
-        if (page.length === 0) break;
-      }
+      if (!(yield* replayMailbox(recipient, setup.mailboxStart, cursor, "mailboxCursor"))) return;
     }
     for (;;) {
       if (!(await readyToYield())) return;
