@@ -194,13 +194,20 @@ describe("one validation over tRPC and REST", () => {
     }
     const moved = await rest(t.url, "POST", "/tasks", { payload: { n: 2 }, idempotencyKey: "R", runAt: "2031-01-01T00:00:00.001Z", priority: 1 });
     expect([moved.status, moved.body.message]).toEqual([409, `idempotencyKey "R" was used for task "${scheduled.body.id}" with a different priority, runAt`]);
+    // Once claimed, runAt is the next run's (a retry's backoff moved it): the same request is still the same task.
+    const due = new Date(Date.now() - 1000).toISOString();
+    const retried = await rest(t.url, "POST", "/tasks", { queue: "r", payload: { n: 3 }, idempotencyKey: "D", runAt: due });
+    const claimed = await t.api.tasks.claim.mutate({ agentId: "w", queues: ["r"] });
+    await t.api.tasks.fail.mutate({ taskId: claimed!.id, agentId: "w", error: "again" });
+    const afterRetry = await rest(t.url, "POST", "/tasks", { queue: "r", payload: { n: 3 }, idempotencyKey: "D", runAt: due });
+    expect([afterRetry.status, afterRetry.body.id, afterRetry.body.runAt === due]).toEqual([200, retried.body.id, false]);
     // The API's defaults for what is left out are what the key was used with: a bare retry is another request.
     const bare = await rest(t.url, "POST", "/tasks", { idempotencyKey: "R" });
     expect([bare.status, bare.body.message]).toEqual([409, `idempotencyKey "R" was used for task "${scheduled.body.id}" with a different payload`]);
 
     const batch = await rest(t.url, "POST", "/tasks/batch", { tasks: [{ payload: 1, idempotencyKey: "B" }, { payload: 2, idempotencyKey: "B" }] });
     expect([batch.status, batch.body.message]).toEqual([409, `idempotencyKey "B" is also tasks[0]'s in this batch, with a different payload`]);
-    expect((await t.api.tasks.stats.query()).totals.pending).toBe(2);
+    expect((await t.api.tasks.stats.query()).totals.pending).toBe(3);
   });
 });
 

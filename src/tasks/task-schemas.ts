@@ -56,7 +56,7 @@ export const enqueueFields = z.strictObject({
   idempotencyKey: text(500)
     .optional()
     .describe(
-      "The same key always answers the same task and never adds a second one, for as long as the task is kept. Sent again with a different queue, payload, priority, capability, targetAgentId, or a maxAttempts or runAt that differs when given, it is a 409 IDEMPOTENCY_MISMATCH",
+      "The same key always answers the same task and never adds a second one, for as long as the task is kept. Sent again with a different queue, payload, priority, capability, targetAgentId, or a maxAttempts (or, until the task is first claimed, a runAt) that differs when given, it is a 409 IDEMPOTENCY_MISMATCH",
     ),
 });
 

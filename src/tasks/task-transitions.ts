@@ -62,7 +62,9 @@ export class TaskTransitions {
       if (existing) {
         // What the client sent is compared, not what the server fills in: an identical request
         // sent again to a server with another maxAttempts setting (or after it changed), or with
-        // no runAt (now, when it was stored), is the same task.
+        // no runAt (now, when it was stored), is the same task. runAt is the task's next run,
+        // moved by retries, releases and requeues: it says what was asked only while the task
+        // is as enqueued (never claimed, cancelled or requeued since: updatedAt is createdAt).
         const differs: string[] = (Object.keys(definition) as Array<keyof typeof definition>).filter((k) =>
           k === "payload"
             ? !sameJson(fromJsonText(existing.payload), request.payload)
@@ -70,7 +72,8 @@ export class TaskTransitions {
               ? request.maxAttempts !== undefined && existing.maxAttempts !== request.maxAttempts
               : existing[k] !== definition[k],
         );
-        if (request.runAt !== undefined && Number(existing.runAt) !== request.runAt.getTime()) differs.push("runAt");
+        const asEnqueued = Number(existing.updatedAt) === Number(existing.createdAt);
+        if (request.runAt !== undefined && asEnqueued && Number(existing.runAt) !== request.runAt.getTime()) differs.push("runAt");
         if (differs.length > 0) {
           // A key used twice in one enqueueMany names no stored task: the batch is rolled back.
           const where = inBatch?.get(existing.id);
