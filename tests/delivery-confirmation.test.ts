@@ -7,7 +7,6 @@
 // the server finished writing; every agent whose answer was not delivered still has its event.
 import net from "node:net";
 import superjson from "superjson";
-import { WebSocket } from "ws";
 import { join } from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { CliProcess, killAllCli } from "./helpers/cli-process.js";
@@ -163,26 +162,42 @@ describe("delivery confirmation", () => {
 });
 
 // The same over WebSocket: ws queues a large answer in its buffers, and the socket is open when
-// the adapter sends it; the answer reached the client only once those buffers drained.
+// the adapter sends it; the answer reached the client only once it was written to the connection.
 describe("delivery over WebSocket", () => {
-  it("case 5: a claim answer still in the socket's buffers when the client resets is undelivered: the tasks go back uncharged", async () => {
+  it("case 5: a claim answer cut off on its way over a WebSocket is undelivered: the tasks go back uncharged", async () => {
     await using t = await startTestServer({ maxResponseBytes: 64 * 1024 * 1024 });
     const payload = "x".repeat(1_000_000);
     const tasks = await Promise.all(Array.from({ length: 24 }, () => t.api.tasks.enqueue.mutate({ queue: "big", payload })));
-    const socket = new WebSocket(`${t.url.replace(/^http/, "ws")}/trpc`);
-    socket.on("error", () => undefined);
-    await new Promise<void>((resolve, reject) => socket.once("open", () => resolve()).once("error", reject));
+    const socket = await rawWebSocket(t.server.port);
+    socket.write(maskedTextFrame(JSON.stringify({ id: 1, method: "mutation", params: { path: "tasks.claimMany", input: superjson.serialize({ agentId: "cut", queues: ["big"], limit: 24 }) } })));
+    // The answer's first bytes: it is on its way, and ~24 MB cannot all be in the connection's buffers.
+    await new Promise((resolve) => socket.once("data", resolve));
     socket.pause();
-    const input = superjson.serialize({ agentId: "cut", queues: ["big"], limit: 24 });
-    socket.send(JSON.stringify({ id: 1, method: "mutation", params: { path: "tasks.claimMany", input } }));
+    socket.resetAndDestroy();
     const states = async () => (await Promise.all(tasks.map((task) => t.api.tasks.get.query({ taskId: task.id })))).map((task) => [task.status, task.attempts]);
-    await vi.waitFor(async () => expect(await states()).toEqual(tasks.map(() => ["claimed", 1])), { timeout: 10_000 });
-    // Past the macrotask in which the adapter sent it: the answer sits in the server's buffers.
-    await new Promise((resolve) => setTimeout(resolve, 200));
-    socket.terminate();
     await vi.waitFor(async () => expect(await states()).toEqual(tasks.map(() => ["pending", 0])), { timeout: 10_000 });
+    const released = await t.api.events.list.query({ afterSeq: 0, types: ["task.released"], limit: 100 });
+    expect(released).toHaveLength(24);
   });
 });
+
+/** A WebSocket opened by hand on a socket of its own (so the test sees the answer's first bytes arrive), upgraded. */
+async function rawWebSocket(port: number): Promise<net.Socket> {
+  const socket = net.connect(port, "127.0.0.1");
+  socket.on("error", () => undefined);
+  socket.write(`GET /trpc HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${Buffer.alloc(16, 7).toString("base64")}\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+  const head = await new Promise<Buffer>((resolve) => socket.once("data", resolve));
+  expect(head.toString("latin1").split("\r\n")[0]).toBe("HTTP/1.1 101 Switching Protocols");
+  return socket;
+}
+
+/** One client-to-server text frame (masked, as a client's must be), of under 64 KiB. */
+function maskedTextFrame(text: string): Buffer {
+  const data = Buffer.from(text);
+  const mask = Buffer.from([1, 2, 3, 4]);
+  const header = data.length < 126 ? Buffer.from([0x81, 0x80 | data.length]) : Buffer.from([0x81, 0x80 | 126, data.length >> 8, data.length & 0xff]);
+  return Buffer.concat([header, mask, data.map((byte, i) => byte ^ mask[i % 4]!)]);
+}
 
 /** Sends `request` on a socket of its own, reads the answer's first bytes, then resets the connection with the rest unread. */
 async function cutOff(port: number, request: string): Promise<void> {

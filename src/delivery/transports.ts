@@ -6,8 +6,9 @@
 //    unsent), so a finish on a connection that failed is a close.
 //  - WebSocket: tRPC's adapter sends a query or mutation answer a few microtasks after the
 //    procedure returns, and only while the socket is open; one macrotask later it has either been
-//    queued on the socket or dropped. Queued, it is delivered once the socket's buffers have
-//    handed it to the connection (bufferedAmount back to 0), undelivered if the socket closes first.
+//    queued on the socket or dropped. Queued, it is delivered once it was handed to the
+//    connection: a ping sent after it is written after it (ws writes frames in order), and the
+//    ping's callback says when that happened, or that the socket failed first.
 //  - MCP: a tool's answer travels in the HTTP response of the POST that carried its request, and
 //    is delivered as that response is (above); a request its client cancelled
 //    (notifications/cancelled) is never answered by the SDK, so it is undelivered at once.
@@ -53,8 +54,12 @@ export function httpTransport(res: ObservableResponse): Transport {
  */
 class HttpTransport implements Transport {
   private watch: { gone: AbortController; state: "open" | "finished" | "closed"; waiting: DeliverySink[] } | undefined;
+  /** Read when the request comes: by the time the response finishes, Node has detached it. */
+  private readonly socket: ObservableResponse["socket"];
 
-  constructor(private readonly res: ObservableResponse) {}
+  constructor(private readonly res: ObservableResponse) {
+    this.socket = res.socket;
+  }
 
   get clientGone(): AbortSignal {
     return this.watched().gone.signal;
@@ -63,7 +68,7 @@ class HttpTransport implements Transport {
   gone(): boolean {
     // As watched() would find it, without making its AbortController and listeners.
     if (this.watch) return this.watch.state === "closed";
-    return !this.res.writableFinished && this.res.destroyed === true;
+    return (!this.res.writableFinished || Boolean(this.socket?.errored)) && this.res.destroyed === true;
   }
 
   waiting(): void {
@@ -79,12 +84,11 @@ class HttpTransport implements Transport {
 
   private watched() {
     if (this.watch) return this.watch;
-    const { res } = this;
-    // Read now: by the time the response finishes, Node has detached it.
-    const socket = res.socket;
+    const { res, socket } = this;
     const watch: NonNullable<HttpTransport["watch"]> = {
       gone: new AbortController(),
-      state: res.writableFinished ? "finished" : res.destroyed ? "closed" : "open",
+      // A response finished on a connection that failed under it is one that closed (see above).
+      state: res.writableFinished && !socket?.errored ? "finished" : res.destroyed || socket?.errored ? "closed" : "open",
       waiting: [],
     };
     // The client left before the call began (while its body was read): nothing can reach it.
@@ -125,7 +129,7 @@ export function webSocketTransport(socket: WebSocket, streams: PerKeyLimit): Tra
     confirm(delivery) {
       setImmediate(() => {
         if (socket.readyState !== socket.OPEN) return delivery.undelivered();
-        whenFlushed(socket, delivery);
+        socket.ping(undefined, undefined, (error) => (error ? delivery.undelivered() : delivery.delivered()));
       });
     },
     stream: {
@@ -134,30 +138,6 @@ export function webSocketTransport(socket: WebSocket, streams: PerKeyLimit): Tra
       admitStream: () => streams.acquire("socket"),
     },
   };
-}
-
-/** How often a WebSocket answer still in the socket's buffers is looked at again, in ms. */
-const FLUSH_CHECK_MS = 10;
-
-/**
- * Delivered once everything queued on `socket` was handed to the connection; undelivered if the
- * socket closes first. ws says nothing when its buffers drain, so a large answer (its buffers
- * are not empty at once) is looked at every FLUSH_CHECK_MS until one or the other.
- */
-function whenFlushed(socket: WebSocket, delivery: DeliverySink): void {
-  if (socket.bufferedAmount === 0) return delivery.delivered();
-  const decide = (delivered: boolean) => {
-    clearInterval(timer);
-    socket.off("close", closed);
-    if (delivered) delivery.delivered();
-    else delivery.undelivered();
-  };
-  const closed = () => decide(false);
-  const timer = setInterval(() => {
-    if (socket.readyState !== socket.OPEN) decide(false);
-    else if (socket.bufferedAmount === 0) decide(true);
-  }, FLUSH_CHECK_MS);
-  socket.once("close", closed);
 }
 
 /**
