@@ -9,6 +9,8 @@ import { mergePatterns } from "./type-patterns.js";
 
 export interface EventCommandDeps {
   events: EventStore;
+  /** Whether the registry knows this agent (a direct message to one records its mailbox position). */
+  isAgent: (agentId: string) => boolean;
   maxResponseBytes: number;
   eventRetentionMs: number;
   eventRetentionCount: number;
@@ -82,12 +84,13 @@ export function eventCommands(d: EventCommandDeps) {
   return {
     /**
      * Stores the event once, whatever the number of subscribers; returns it with its seq. A direct
-     * message gives its target a mailbox position if it had none (from the oldest retained event,
-     * so this message is unread): should retention prune the message unread, the target's next
-     * read is EVENTS_PRUNED, as a subscriber's is, never a silent gap.
+     * message to a registered agent gives it a mailbox position if it had none (from the oldest
+     * retained event, so this message is unread): should retention prune the message unread, the
+     * agent's next poll is EVENTS_PRUNED, as a subscriber's is, never a silent gap. Only for
+     * agents the registry knows: any name may be a target, and a row per name would only grow.
      */
     "events.publish": (ctx: WriteContext, request: PublishRequest): CoordinationEvent => {
-      if (request.target) events.openMailbox(request.target, ctx.now);
+      if (request.target && d.isAgent(request.target)) events.openMailbox(request.target, ctx.now);
       return events.append(ctx, request);
     },
 

@@ -54,10 +54,12 @@ export function eventQueries(d: { events: EventStore; maxResponseBytes: number }
 
     /**
      * Where a live stream for `agentId` starts reading its mailbox when it names no lastEventId:
-     * its position, which may be behind the retained log (the stream's backfill then says
-     * EVENTS_PRUNED, as a poll does); with none, the oldest retained event.
+     * its position, or the oldest retained event when that is later. Not EVENTS_PRUNED: a live
+     * stream does not consume (only polls and acks move the position), so an agent that read
+     * every message live would be refused by every fresh stream once retention passed it, and an
+     * observer (`events tail --agent`) has no way out but to ack for the agent.
      */
-    "events.mailboxStart": (agentId: string): number => events.getSubscription(agentId)?.mailboxCursor ?? events.prunedThroughSeq(),
+    "events.mailboxStart": (agentId: string): number => Math.max(events.getSubscription(agentId)?.mailboxCursor ?? 0, events.prunedThroughSeq()),
 
     /** The log after `afterSeq`, a page at a time: the bus reads other processes' events with it. */
     "events.tail": (args: { afterSeq: number; limit: number }): { events: CoordinationEvent[]; more: boolean } =>
