@@ -119,6 +119,26 @@ describe("agent health", () => {
     expect((await api.tasks.steal.mutate({ agentId: "thief", limit: 5, capabilities: ["gpu"] })).map((x) => x.id)).toEqual([gpu!.id]);
   });
 
+  // The answer's byte budget, as a claim's: what does not fit stays with its holder, not expired in the thief's name.
+  it("tasks.steal takes as many as its answer has room for, and leaves the rest's leases alone", async () => {
+    await using t = await startTestServer({ ...LONG_TTLS, agentHealthCheckMs: 60_000, maxResponseBytes: 256 * 1024 });
+    const { api } = t;
+    const blob = "x".repeat(100 * 1024);
+    const tasks = [];
+    for (let i = 0; i < 5; i++) tasks.push(await api.tasks.enqueue.mutate({ payload: { i, blob } }));
+    await api.agents.register.mutate({ agentId: "gone", capabilities: [] });
+    expect(await api.tasks.claimMany.mutate({ agentId: "gone", limit: 5, leaseMs: 60_000 })).toHaveLength(2);
+    expect(await api.tasks.claimMany.mutate({ agentId: "gone", limit: 5, leaseMs: 60_000 })).toHaveLength(2);
+    backdate(t, "gone");
+    const stolen = await api.tasks.steal.mutate({ agentId: "thief", fromAgentId: "gone", limit: 5, leaseMs: 60_000 });
+    expect(stolen.map((x) => x.id)).toEqual([tasks[0]!.id, tasks[1]!.id]);
+    expect((await eventsOf(t, ["task.lease_expired"])).map((e) => e.payload.taskId)).toEqual([tasks[0]!.id, tasks[1]!.id]);
+    expect((await api.tasks.list.query({ agentId: "gone", status: "claimed" })).items.map((x) => [x.id, x.attempts])).toEqual([
+      [tasks[2]!.id, 1],
+      [tasks[3]!.id, 1],
+    ]);
+  });
+
   // The other face: an agent the monitor last saw offline that then shows a sign of life (a claim
   // touches its heartbeat) keeps health = 'offline' until the next monitor run; steal must not rob it.
   it("tasks.steal never takes claims from an agent that is alive by heartbeat age, whatever the monitor last saw", async () => {

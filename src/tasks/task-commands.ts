@@ -257,7 +257,7 @@ export function taskCommands(d: TaskCommandDeps) {
       // waiting for the lock in another process (see tasks.expireLeases).
       const grace = d.lockWaitGrace();
       const { offlineBefore } = d.healthCutoffs(request.asOf - offlineShiftMs(grace));
-      const victims = d.tasks.stealable(filter, leaseBounds(request.asOf, grace), offlineBefore, request.fromAgentId ?? null, request.limit);
+      const victims = d.tasks.stealable(filter, leaseBounds(request.asOf, grace), offlineBefore, request.fromAgentId ?? null, request.limit, d.maxResponseBytes);
       for (const victim of victims) t.expireClaim(ctx, victim, `stolen by ${request.agentId} from ${victim.leaseOwner}`);
       if (victims.length === 0) return handOut(ctx, [], request);
       const stolenFrom = (row: TaskRow) => victims.find((v) => v.seq === row.seq)?.leaseOwner ?? null;

@@ -370,20 +370,22 @@ export class TaskStore {
    * Claims a thief may take over: expired leases, or leases held by a registered agent whose last
    * heartbeat is older than `offlineBefore`. Offline is judged from the heartbeat age now, not from
    * the health last saved: that one lags by up to a health-check interval in both directions.
-   * Only those `thief` could run (its target, capabilities): `limit` counts tasks it can take,
-   * and a lease it cannot take over is not ended on its behalf.
+   * Only those `thief` could run (its target, capabilities), and as many as its answer has room
+   * for (`budgetBytes`, as a claim's; always the first): `limit` counts tasks it can take, and
+   * no lease it will not take over is ended on its behalf.
    */
-  stealable(thief: ClaimFilter, bounds: LeaseBounds, offlineBefore: number, fromAgentId: string | null, limit: number): TaskRow[] {
+  stealable(thief: ClaimFilter, bounds: LeaseBounds, offlineBefore: number, fromAgentId: string | null, limit: number, budgetBytes: number): TaskRow[] {
     const params: unknown[] = fromAgentId === null ? [] : [fromAgentId];
     const runnable = runnableBy(thief, params);
     params.push(...leaseRunOutParams(bounds), offlineBefore, limit);
-    return this.st
+    const rows = this.st
       .get<unknown[], TaskRow>(
         `SELECT * FROM tasks WHERE status = 'claimed' ${fromAgentId === null ? "" : "AND leaseOwner = ?"} AND ${runnable}
            AND (${LEASE_RUN_OUT} OR leaseOwner IN (SELECT id FROM agents WHERE lastHeartbeatAt <= ?))
          ORDER BY priority, seq LIMIT CAST(? AS INTEGER)`,
       )
-      .all(...params);
+      .iterate(...params);
+    return withinBudget(rows, taskAnswerBytes, budgetBytes).rows;
   }
 
   /** One page of `list`, oldest or newest first, cut before its answer would pass `budgetBytes`. */
