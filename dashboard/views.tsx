@@ -89,7 +89,7 @@ const BACKFILL_EVENTS = 5000;
 
 /** Enqueued and completed tasks per 10 s over the last 5 minutes, from the live log (with its recent past). */
 export function Rates({ api, onUnauthorized }: ViewProps) {
-  const [events, setEvents] = useState<Array<{ type: string; at: number }>>([]);
+  const [events, setEvents] = useState<Array<{ seq: number; type: string; at: number }>>([]);
   const [now, setNow] = useState(Date.now());
   const [failure, setFailure] = useState<unknown>(null);
   useEffect(() => {
@@ -98,18 +98,30 @@ export function Rates({ api, onUnauthorized }: ViewProps) {
     // The last BACKFILL_EVENTS events, or as many as are retained: a start behind the retained log
     // is refused (EVENTS_PRUNED), and the chart would stay empty. Pruning can still pass the start
     // before the stream opens: then it starts again from the new window, a few times at most.
-    const follow = (tries: number) =>
+    // Starts in a row that ended EVENTS_PRUNED before starting (none once one starts).
+    let pruned = 0;
+    const follow = () =>
       void api.events.head.query().then(
         ({ head, prunedThrough }) => {
           if (!alive) return;
           subscription = api.events.onEvent.subscribe(
             { types: ["task.enqueued", "task.completed"], lastEventId: String(Math.max(prunedThrough, head - BACKFILL_EVENTS)) },
             {
-              onStarted: () => setFailure(null),
-              onData: ({ data }) => setEvents((list) => [...list.filter((e) => e.at > Date.now() - BUCKETS * BUCKET_MS), { type: data.type, at: data.createdAt.getTime() }]),
+              onStarted: () => {
+                setFailure(null);
+                pruned = 0;
+              },
+              // Started again (after a prune), the stream reads events the chart has: each counts once.
+              // (Each stream delivers in seq order, so those are the ones up to the last counted.)
+              onData: ({ data }) =>
+                setEvents((list) =>
+                  list.length > 0 && data.seq <= list[list.length - 1]!.seq
+                    ? list
+                    : [...list.filter((e) => e.at > Date.now() - BUCKETS * BUCKET_MS), { seq: data.seq, type: data.type, at: data.createdAt.getTime() }],
+                ),
               onError: (error) => {
                 if (errorCode(error) === "UNAUTHORIZED") return onUnauthorized();
-                if (errorCode(error) === "EVENTS_PRUNED" && tries < 3 && alive) return follow(tries + 1);
+                if (errorCode(error) === "EVENTS_PRUNED" && ++pruned <= 3 && alive) return follow();
                 setFailure(error);
               },
             },
@@ -117,7 +129,7 @@ export function Rates({ api, onUnauthorized }: ViewProps) {
         },
         (error: unknown) => (errorCode(error) === "UNAUTHORIZED" ? onUnauthorized() : setFailure(error)),
       );
-    follow(0);
+    follow();
     const timer = setInterval(() => setNow(Date.now()), 2000);
     return () => {
       alive = false;

@@ -56,7 +56,11 @@ export interface InProcessCoordination {
     get(taskId: string): Promise<Out["tasks"]["get"]>;
     /** A page of tasks, filtered; `nextCursor` fetches the next. */
     list(filter?: In["tasks"]["list"]): Promise<Out["tasks"]["list"]>;
-    /** Counts by status, per queue and in all, and how long each queue's oldest due task has waited. */
+    /**
+     * Counts by status, per queue and in all, and how long each queue's oldest due task has
+     * waited: the 1,000 busiest queues (or `limit`, or `queue` alone), `queuesOmitted` the rest;
+     * the totals count every queue.
+     */
     stats(options?: In["tasks"]["stats"]): Promise<Out["tasks"]["stats"]>;
   };
   events: {
