@@ -83,13 +83,15 @@ export class TokenStore {
 
   /**
    * Retention: deletes up to `limit` tokens revoked before `before`; how many went. Credentials
-   * stay enforced (ISSUED_KEY, set here too for a database whose tokens predate it).
+   * stay enforced: a delete marks the database (ISSUED_KEY; its tokens may predate the marker).
+   * Nothing deleted, nothing marked: a server that never issued a credential stays open.
    */
   pruneRevoked(before: number, limit: number): number {
-    this.markIssued();
-    return this.st
+    const deleted = this.st
       .get<[number, number]>(`DELETE FROM api_tokens WHERE id IN (SELECT id FROM api_tokens WHERE revokedAt IS NOT NULL AND revokedAt < ? LIMIT CAST(? AS INTEGER))`)
       .run(before, limit).changes;
+    if (deleted > 0) this.markIssued();
+    return deleted;
   }
 
   private markIssued(): void {
