@@ -139,6 +139,22 @@ describe("agent health", () => {
     ]);
   });
 
+  // Signs of life from claims and task heartbeats were recorded at most once a second: with health
+  // judged in under a second, an agent renewing its lease every 250 ms went offline and lost its task.
+  it("records a task heartbeat as the agent's sign of life at least four times per agentStaleMs", async () => {
+    await using t = await startTestServer({ agentStaleMs: 400, agentOfflineMs: 900, agentHealthCheckMs: 60_000 });
+    const { api } = t;
+    const task = await api.tasks.enqueue.mutate({});
+    await api.tasks.claim.mutate({ agentId: "busy", leaseMs: 60_000 });
+    for (let i = 0; i < 4; i++) {
+      // More than a quarter of agentStaleMs (100 ms) after the last one, however slow the machine.
+      await new Promise((resolve) => setTimeout(resolve, 150));
+      const before = Date.now();
+      await api.tasks.heartbeat.mutate({ taskId: task.id, agentId: "busy" });
+      expect((await api.agents.get.query({ agentId: "busy" })).lastHeartbeatAt.getTime()).toBeGreaterThanOrEqual(before);
+    }
+  });
+
   // The other face: an agent the monitor last saw offline that then shows a sign of life (a claim
   // touches its heartbeat) keeps health = 'offline' until the next monitor run; steal must not rob it.
   it("tasks.steal never takes claims from an agent that is alive by heartbeat age, whatever the monitor last saw", async () => {

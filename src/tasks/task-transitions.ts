@@ -186,9 +186,10 @@ export class TaskTransitions {
    */
   noteAgent(ctx: WriteContext, agentId: string, capabilities?: readonly string[] | "registered"): void {
     // Health is judged in seconds (agentStaleMs): one sign of life a second is plenty, and it spares
-    // two statements on most claims and settles of a busy agent.
+    // two statements on most claims and settles of a busy agent. A quarter of agentStaleMs at most:
+    // with health judged in under a few seconds, a working agent was seen stale, then offline.
     const seen = this.recentlySeen.get(agentId);
-    if (seen !== undefined && ctx.now - seen < TOUCH_INTERVAL_MS) {
+    if (seen !== undefined && ctx.now - seen < Math.min(TOUCH_INTERVAL_MS, this.d.config.agentStaleMs / 4)) {
       // Remembered from this process's own writes: still so unless another process wrote since
       // (it may have deregistered the agent: a claim must then register it again, or the agent
       // would hold a task no offline check or steal can reach).
