@@ -9,6 +9,7 @@ import { TRUSTED } from "./auth/credentials.js";
 import { loadConfig, type Config, type SettingName } from "./config.js";
 import { inProcessTransport } from "./delivery/transports.js";
 import { CoordinationError, type DomainErrorCode } from "./errors.js";
+import type { JsonObject, JsonValue } from "./json-types.js";
 import { createLogger, type Logger } from "./logger.js";
 import { createCoordination } from "./services.js";
 import { appRouter, type AppRouter } from "./trpc/app-router.js";
@@ -40,10 +41,14 @@ export interface InProcessCoordination {
     heartbeat(taskId: string, agentId: string, options?: Rest<In["tasks"]["heartbeat"], "taskId" | "agentId">): Promise<Out["tasks"]["heartbeat"]>;
     /** Completes the task with `result` under the caller's lease (`agentId`, `leaseToken`); sent again with the same result, the same answer. LEASE_CONFLICT when the lease moved on. */
     complete(taskId: string, settle?: Rest<In["tasks"]["complete"], "taskId">): Promise<Out["tasks"]["complete"]>;
+    /** The same, as the seed calls it: `complete(taskId, agentId, result)` (`leaseToken` in `options`). */
+    complete(taskId: string, agentId: string, result?: JsonValue, options?: { leaseToken?: number }): Promise<Out["tasks"]["complete"]>;
     /** Completes the agent's task and claims its next one in the same write; `next` is null when none is available. */
     completeAndClaim(taskId: string, agentId: string, settle?: Rest<In["tasks"]["completeAndClaim"], "taskId" | "agentId">): Promise<Out["tasks"]["completeAndClaim"]>;
     /** Records the run's `error`: pending again after a backoff while attempts remain (`retry: false`: dead-lettered at once). LEASE_CONFLICT when the lease moved on. */
     fail(taskId: string, settle: Rest<In["tasks"]["fail"], "taskId">): Promise<Out["tasks"]["fail"]>;
+    /** The same, as the seed calls it: `fail(taskId, agentId, error, { retry?, leaseToken? })`. */
+    fail(taskId: string, agentId: string, error: string, options?: { retry?: boolean; leaseToken?: number }): Promise<Out["tasks"]["fail"]>;
     /** Gives the task back uncharged, claimable again at once or after `delayMs`. LEASE_CONFLICT when the agent no longer holds it. */
     release(taskId: string, agentId: string, options?: Rest<In["tasks"]["release"], "taskId" | "agentId">): Promise<Out["tasks"]["release"]>;
     /** Stops a pending or claimed task, or discards a dead letter. INVALID_STATE for a completed task. */
@@ -82,6 +87,8 @@ export interface InProcessCoordination {
   agents: {
     /** Registers the agent, or updates it: capabilities (an A2A card's skills join them), metadata. */
     register(agentId: string, registration?: Rest<In["agents"]["register"], "agentId">): Promise<Out["agents"]["register"]>;
+    /** The same, as the seed calls it: `register(agentId, capabilities, metadata?)`. */
+    register(agentId: string, capabilities: string[], metadata?: JsonObject): Promise<Out["agents"]["register"]>;
     /** A sign of life, with what the agent reports (`status`, `load`); registers an unknown agent. */
     heartbeat(agentId: string, report?: Rest<In["agents"]["heartbeat"], "agentId">): Promise<Out["agents"]["heartbeat"]>;
     /** Removes the agent; tasks it still holds return to the queue, each run charged like a lease expiry. AGENT_NOT_FOUND when unknown. */
@@ -156,9 +163,11 @@ export async function openCoordination(options: InProcessOptions = {}): Promise<
       claim: (agentId, claimOptions) => run(api.tasks.claim({ ...claimOptions, agentId })),
       claimMany: (agentId, claimOptions) => run(api.tasks.claimMany({ ...claimOptions, agentId })),
       heartbeat: (taskId, agentId, heartbeatOptions) => run(api.tasks.heartbeat({ ...heartbeatOptions, taskId, agentId })),
-      complete: (taskId, settle) => run(api.tasks.complete({ ...settle, taskId })),
+      complete: (taskId: string, settle?: string | Rest<In["tasks"]["complete"], "taskId">, result?: JsonValue, options?: { leaseToken?: number }) =>
+        run(api.tasks.complete(typeof settle === "string" ? { ...options, taskId, agentId: settle, result } : { ...settle, taskId })),
       completeAndClaim: (taskId, agentId, settle) => run(api.tasks.completeAndClaim({ ...settle, taskId, agentId })),
-      fail: (taskId, settle) => run(api.tasks.fail({ ...settle, taskId })),
+      fail: (taskId: string, settle: string | Rest<In["tasks"]["fail"], "taskId">, error?: string, options?: { retry?: boolean; leaseToken?: number }) =>
+        run(api.tasks.fail(typeof settle === "string" ? { ...options, taskId, agentId: settle, error: error! } : { ...settle, taskId })),
       release: (taskId, agentId, releaseOptions) => run(api.tasks.release({ ...releaseOptions, taskId, agentId })),
       cancel: (taskId) => run(api.tasks.cancel({ taskId })),
       requeue: (taskId) => run(api.tasks.requeue({ taskId })),
@@ -177,7 +186,8 @@ export async function openCoordination(options: InProcessOptions = {}): Promise<
       subscription: (agentId) => run(api.events.subscription({ agentId })),
     },
     agents: {
-      register: (agentId, registration) => run(api.agents.register({ ...registration, agentId })),
+      register: (agentId: string, registration?: string[] | Rest<In["agents"]["register"], "agentId">, metadata?: JsonObject) =>
+        run(api.agents.register(Array.isArray(registration) ? { agentId, capabilities: registration, ...(metadata === undefined ? {} : { metadata }) } : { ...registration, agentId })),
       heartbeat: (agentId, report) => run(api.agents.heartbeat({ ...report, agentId })),
       deregister: (agentId) => run(api.agents.deregister({ agentId })),
       get: (agentId) => run(api.agents.get({ agentId })),

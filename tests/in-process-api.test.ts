@@ -8,6 +8,27 @@ import { makeTempDir } from "./helpers/test-server.js";
 const open = () => openCoordination({ settings: { dbPath: join(makeTempDir(), "embedded.db"), logLevel: "silent" } });
 
 describe("openCoordination", () => {
+  // DESIGN.md's calls: complete(taskId, agentId, result), fail(taskId, agentId, error, {retry?}),
+  // register(agentId, capabilities, metadata?). A string where the options object goes was spread
+  // into fields named "0", "1", … and refused.
+  it("takes the seed's argument shapes too: complete, fail and register with positional arguments", async () => {
+    const coordination = await openCoordination({ settings: { dbPath: join(makeTempDir(), "seed.db"), logLevel: "silent", retryBaseMs: 0, retryMaxMs: 0 } });
+    try {
+      expect(await coordination.agents.register("seed-agent", ["research"], { team: "a" })).toMatchObject({ agentId: "seed-agent", capabilities: ["research"], metadata: { team: "a" } });
+      const first = await coordination.tasks.enqueue({ capability: "research", maxAttempts: 2 });
+      const claimed = await coordination.tasks.claim("seed-agent");
+      expect(await coordination.tasks.fail(first.id, "seed-agent", "flaky", { leaseToken: claimed!.leaseToken })).toMatchObject({ status: "pending", lastError: "flaky" });
+      await coordination.tasks.claim("seed-agent");
+      expect(await coordination.tasks.complete(first.id, "seed-agent", { ok: true })).toMatchObject({ status: "completed", result: { ok: true } });
+      const second = await coordination.tasks.enqueue({});
+      await coordination.tasks.claim("seed-agent");
+      expect(await coordination.tasks.fail(second.id, "seed-agent", "poison", { retry: false })).toMatchObject({ status: "dead_letter" });
+      await expect(coordination.tasks.complete(second.id, "someone-else", 1)).rejects.toMatchObject({ code: "LEASE_CONFLICT" });
+    } finally {
+      await coordination.close();
+    }
+  });
+
   it("types each setting, and throws ConfigError naming every value out of range", async () => {
     // @ts-expect-error leaseMs is a number of milliseconds
     const words = openCoordination({ settings: { leaseMs: "30 seconds" } });
