@@ -24,9 +24,9 @@ const WEEK_MS = 7 * 24 * 3_600_000;
 const ms = (max = WEEK_MS) => int(0, max, " (milliseconds)");
 const positiveMs = (max = WEEK_MS) => int(1, max, " (milliseconds)");
 const nonEmptyString = () => ({ schema: z.string().min(1), allowed: "a non-empty string" });
-/** One of `values`, in any letter case (COORDINATION_LOG_LEVEL=DEBUG is debug). */
-const oneOf = <const T extends readonly [string, ...string[]]>(values: T) => ({
-  schema: z.preprocess((v) => (typeof v === "string" ? v.toLowerCase() : v), z.enum(values)),
+/** One of `values`, in any letter case (COORDINATION_LOG_LEVEL=DEBUG is debug), or another name for one (`aliases`). */
+const oneOf = <const T extends readonly [string, ...string[]]>(values: T, aliases: Record<string, T[number]> = {}) => ({
+  schema: z.preprocess((v) => (typeof v === "string" ? (aliases[v.toLowerCase()] ?? v.toLowerCase()) : v), z.enum(values)),
   allowed: `one of ${values.join(", ")}`,
 });
 
@@ -64,9 +64,10 @@ export const SETTINGS = {
   port: { ...int(0, 65_535), default: 8000, doc: "Server port (0 picks a free one)" },
   dbPath: { ...nonEmptyString(), default: "coordination.db", doc: "SQLite database path (created and migrated at start-up)" },
   logLevel: {
-    ...oneOf(["fatal", "error", "warn", "info", "debug", "trace", "silent"]),
+    // Python's names too (the seed's users set them: logging.WARNING, uvicorn's --log-level critical).
+    ...oneOf(["fatal", "error", "warn", "info", "debug", "trace", "silent"], { warning: "warn", critical: "fatal" }),
     default: "info",
-    doc: "Logging level (debug logs one line per request)",
+    doc: "Logging level (debug logs one line per request; Python's warning and critical are warn and fatal)",
   },
   logFormat: {
     ...oneOf(["auto", "json", "pretty"]),

@@ -106,6 +106,12 @@ describe("loadConfig", () => {
     expect(problemsOf({ configFile: file })).toEqual([`logLevel (in ${file}): must be one of ${LOG_LEVELS} (got "loud")`]);
   });
 
+  // The seed is a Python package: its users' settings name Python's levels.
+  it("takes Python's log level names, warning and critical, as warn and fatal", () => {
+    expect(loadConfig({ env: { COORDINATION_LOG_LEVEL: "WARNING" } }).logLevel).toBe("warn");
+    expect(loadConfig({ env: { COORDINATION_LOG_LEVEL: "critical" } }).logLevel).toBe("fatal");
+  });
+
   it("rejects empty, null, boolean and list values instead of reading them as 0, 1 or 80", () => {
     // z.coerce.number() would have turned each of these into a valid-looking port.
     expect(problemsOf({ env: { COORDINATION_PORT: "" } })).toEqual(['COORDINATION_PORT: must be an integer from 0 to 65535 (got "")']);
