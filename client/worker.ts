@@ -9,7 +9,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { setMaxListeners } from "node:events";
 import { HeldLease, isTransient, isUnknownProcedure } from "./lease-calls.js";
 import { unsendableCause } from "./serialize-input.js";
-import type { ClaimedTask, CoordinationApi, JsonObject, JsonValue, RouterOutputs } from "./types.js";
+import type { ClaimedTask, CoordinationApi, JsonObject, JsonValue, RouterInputs, RouterOutputs } from "./types.js";
 
 export type { ClaimedTask };
 
@@ -27,8 +27,14 @@ export type TaskHandler<P = JsonValue> = (task: WorkerTask<P>, signal: AbortSign
 export interface WorkerOptions<P = JsonValue> {
   api: CoordinationApi;
   agentId: string;
+  /**
+   * The agent's registration: runWorker registers it when it starts, replacing what was
+   * registered before under this id (capabilities, metadata, A2A card: give the card here to keep one).
+   */
   capabilities?: string[];
   metadata?: JsonObject;
+  /** An A2A Agent Card: its skills' ids join the capabilities (agents.register's `card`). */
+  card?: RouterInputs["agents"]["register"]["card"];
   /** Queues to claim from (default: any). */
   queues?: string[];
   /**
@@ -192,7 +198,10 @@ export async function runWorker<P>(options: WorkerOptions<P>): Promise<Worker> {
   let lost = 0;
 
   const register = (signal?: AbortSignal) =>
-    api.agents.register.mutate({ agentId, capabilities: options.capabilities ?? [], metadata: options.metadata ?? {} }, signal ? { signal } : undefined);
+    api.agents.register.mutate(
+      { agentId, capabilities: options.capabilities ?? [], metadata: options.metadata ?? {}, ...(options.card === undefined ? {} : { card: options.card }) },
+      signal ? { signal } : undefined,
+    );
   /** Settles once the agent is registered (or the worker stops): the loops claim only then. */
   let registered: Promise<void> = Promise.resolve();
   try {

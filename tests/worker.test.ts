@@ -43,6 +43,17 @@ describe("runWorker", () => {
     await expect(t.api.agents.get.query({ agentId: "worker-1" })).rejects.toMatchObject({ data: { code: "AGENT_NOT_FOUND" } });
   });
 
+  // It registers its agent, replacing what was there: an agent's A2A card was dropped with no way to keep it.
+  it("registers its agent with the card it is given; the card's skills join the capabilities", async () => {
+    await using t = await startTestServer();
+    const card = { name: "Summarizer", description: "does summaries", skills: [{ id: "summarize", name: "Summarize" }] };
+    await t.api.agents.register.mutate({ agentId: "carded", card });
+    const worker = await runWorker({ api: t.api, agentId: "carded", capabilities: ["research"], card, handler: async () => null, sharedAgentId: true });
+    await vi.waitFor(async () => expect((await t.api.agents.get.query({ agentId: "carded" })).capabilities).toEqual(["research", "summarize"]), { timeout: 10_000 });
+    expect(await t.api.agents.card.query({ agentId: "carded" })).toEqual(card);
+    await worker.stop();
+  });
+
   it("parsePayload types the handler's payload; a payload it refuses is dead-lettered at once, naming why, and never reaches the handler", async () => {
     await using t = await startTestServer();
     const seen: number[] = [];
