@@ -253,6 +253,10 @@ describe("the OpenAPI document", () => {
     }
     expect(loose).toEqual([]);
     expect(lists).toContain("get /tasks/claim/{agent_id} queues");
+    // The seed's names for them, which the route takes, are documented parameters too.
+    expect(lists).toEqual(expect.arrayContaining(["get /tasks/claim/{agent_id} queue", "get /tasks/claim/{agent_id} capability"]));
+    const seedName = doc.paths["/tasks/claim/{agent_id}"].get.parameters.find((p: { name: string }) => p.name === "queue");
+    expect(seedName.description).toMatch(/^The seed's name for queues: the same values/);
     const body = (method: string, path: string) => resolve(doc.paths[path][method].requestBody.content["application/json"].schema);
     expect(body("post", "/tasks").properties.runAt.anyOf).toEqual([
       { type: "string", format: "date-time", description: "With an offset (Z or ±hh:mm)" },

@@ -51,7 +51,11 @@ function operation(route: Route, bearer: boolean): ZodOpenApiOperationObject {
   const shape = inputShape(route.input);
   const pathParams = route.segments.flatMap((s) => (typeof s === "string" ? [] : [s.param]));
   const inPath = new Set(pathParams.map(camelCase));
-  const rest = Object.fromEntries(Object.entries(shape).filter(([field]) => !inPath.has(field)));
+  const rest: Record<string, z.ZodType> = Object.fromEntries(Object.entries(shape).filter(([field]) => !inPath.has(field)));
+  // The seed's names for fields (GET /tasks/claim/{agent_id}?queue=…&capability=…) are parameters too.
+  for (const [alias, field] of Object.entries(route.aliases ?? {})) {
+    if (rest[field] !== undefined) rest[alias] = rest[field].describe(`The seed's name for ${field}: the same values`);
+  }
   const bodyTaken = route.method === "POST";
   const codes = [
     ...ALWAYS,
