@@ -301,10 +301,15 @@ function readConfigFile(path: string, problems: string[]): Record<string, unknow
     return {};
   }
   const known = new Set(Object.keys(SETTINGS));
-  for (const key of Object.keys(parsed)) {
-    if (!known.has(key)) problems.push(`config file ${path}: unknown setting "${key}"${suggestion(key, [...known])}`);
+  // Keys in camelCase, or snake_case as a Python user's file has them (db_path, log_level).
+  const settings: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(parsed)) {
+    const name = known.has(key) ? key : key.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+    if (!known.has(name)) problems.push(`config file ${path}: unknown setting "${key}"${suggestion(key, [...known])}`);
+    else if (Object.hasOwn(settings, name)) problems.push(`config file ${path}: ${name} is given twice (as ${name} and in snake_case); keep one`);
+    settings[name] = value;
   }
-  return parsed as Record<string, unknown>;
+  return settings;
 }
 
 /** Environment variables of ours that are not settings (the operator commands read the last two: src/cli-operator.ts). */

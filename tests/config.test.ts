@@ -106,6 +106,14 @@ describe("loadConfig", () => {
     expect(problemsOf({ configFile: file })).toEqual([`logLevel (in ${file}): must be one of ${LOG_LEVELS} (got "loud")`]);
   });
 
+  // A Python user's YAML has snake_case keys, as the REST routes take snake_case fields.
+  it("reads the YAML file's keys in snake_case as well as camelCase; one setting given both ways is a problem", () => {
+    const file = writeYaml("snake.yaml", "db_path: from-snake.db\nlog_level: warning\nlease_ms: 5000\n");
+    expect(loadConfig({ env: {}, configFile: file })).toMatchObject({ dbPath: "from-snake.db", logLevel: "warn", leaseMs: 5000 });
+    const twice = writeYaml("twice.yaml", "leaseMs: 1000\nlease_ms: 2000\n");
+    expect(problemsOf({ configFile: twice })).toEqual([`config file ${twice}: leaseMs is given twice (as leaseMs and in snake_case); keep one`]);
+  });
+
   // The seed is a Python package: its users' settings name Python's levels.
   it("takes Python's log level names, warning and critical, as warn and fatal", () => {
     expect(loadConfig({ env: { COORDINATION_LOG_LEVEL: "WARNING" } }).logLevel).toBe("warn");
