@@ -181,6 +181,39 @@ describe("delivery over WebSocket", () => {
   });
 });
 
+// The same, with the answer queued behind a large one on the socket: once that one is written,
+// Node writes the answer and the ping after it together, and reports a write its socket's
+// destruction cut short as done, without an error.
+describe("delivery over WebSocket, behind another answer", () => {
+  it("case 6: a claim answer written behind a large answer is undelivered when the client resets during it", async () => {
+    await using t = await startTestServer({ maxResponseBytes: 64 * 1024 * 1024 });
+    const payload = "x".repeat(1_000_000);
+    for (let i = 0; i < 12; i++) await t.api.events.publish.mutate({ type: "big.x", source: "s", payload });
+    const tasks = await Promise.all(Array.from({ length: 24 }, () => t.api.tasks.enqueue.mutate({ queue: "big", payload })));
+    const socket = await rawWebSocket(t.server.port);
+    // Read nothing while the ~12 MB list answer is sent: the claim's answer waits behind it.
+    socket.pause();
+    socket.write(maskedTextFrame(JSON.stringify({ id: 1, method: "query", params: { path: "events.list", input: superjson.serialize({ afterSeq: 0, limit: 100 }) } })));
+    socket.write(maskedTextFrame(JSON.stringify({ id: 2, method: "mutation", params: { path: "tasks.claimMany", input: superjson.serialize({ agentId: "cut", queues: ["big"], limit: 24 }) } })));
+    const states = async () => (await Promise.all(tasks.map((task) => t.api.tasks.get.query({ taskId: task.id })))).map((task) => [task.status, task.attempts]);
+    await vi.waitFor(async () => expect(await states()).toEqual(tasks.map(() => ["claimed", 1])), { timeout: 10_000 });
+    await new Promise((resolve) => setTimeout(resolve, 300)); // the ping after it is queued too
+    // Read the list answer and a little of the claim's (~24 MB), then reset.
+    let received = 0;
+    await new Promise<void>((resolve) => {
+      socket.on("data", (chunk: Buffer) => {
+        received += chunk.length;
+        if (received < 14_000_000) return;
+        socket.pause();
+        socket.resetAndDestroy();
+        resolve();
+      });
+      socket.resume();
+    });
+    await vi.waitFor(async () => expect(await states()).toEqual(tasks.map(() => ["pending", 0])), { timeout: 10_000 });
+  });
+});
+
 /** A WebSocket opened by hand on a socket of its own (so the test sees the answer's first bytes arrive), upgraded. */
 async function rawWebSocket(port: number): Promise<net.Socket> {
   const socket = net.connect(port, "127.0.0.1");

@@ -8,7 +8,8 @@
 //    procedure returns, and only while the socket is open; one macrotask later it has either been
 //    queued on the socket or dropped. Queued, it is delivered once it was handed to the
 //    connection: a ping sent after it is written after it (ws writes frames in order), and the
-//    ping's callback says when that happened, or that the socket failed first.
+//    ping's callback says when that happened, with the socket still open (Node calls a write that
+//    its socket's destruction cut short done, without an error).
 //  - MCP: a tool's answer travels in the HTTP response of the POST that carried its request, and
 //    is delivered as that response is (above); a request its client cancelled
 //    (notifications/cancelled) is never answered by the SDK, so it is undelivered at once.
@@ -129,7 +130,10 @@ export function webSocketTransport(socket: WebSocket, streams: PerKeyLimit): Tra
     confirm(delivery) {
       setImmediate(() => {
         if (socket.readyState !== socket.OPEN) return delivery.undelivered();
-        socket.ping(undefined, undefined, (error) => (error ? delivery.undelivered() : delivery.delivered()));
+        // Not open by then: the connection went while the write was under way. Node reports a write
+        // that was in progress when its socket was destroyed as done, with no error, and writes
+        // queued behind a large one go out together: the ping's callback alone cannot tell.
+        socket.ping(undefined, undefined, (error) => (error || socket.readyState !== socket.OPEN ? delivery.undelivered() : delivery.delivered()));
       });
     },
     stream: {
