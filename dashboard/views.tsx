@@ -98,7 +98,7 @@ export function Rates({ api, onUnauthorized }: ViewProps) {
     // The last BACKFILL_EVENTS events, or as many as are retained: a start behind the retained log
     // is refused (EVENTS_PRUNED), and the chart would stay empty. Pruning can still pass the start
     // before the stream opens: then it starts again from the new window, a few times at most.
-    // Starts in a row that ended EVENTS_PRUNED before starting (none once one starts).
+    // Starts in a row refused EVENTS_PRUNED (none once one reads an event).
     let pruned = 0;
     const follow = () =>
       void api.events.head.query().then(
@@ -107,18 +107,18 @@ export function Rates({ api, onUnauthorized }: ViewProps) {
           subscription = api.events.onEvent.subscribe(
             { types: ["task.enqueued", "task.completed"], lastEventId: String(Math.max(prunedThrough, head - BACKFILL_EVENTS)) },
             {
-              onStarted: () => {
-                setFailure(null);
-                pruned = 0;
-              },
+              onStarted: () => setFailure(null),
               // Started again (after a prune), the stream reads events the chart has: each counts once.
               // (Each stream delivers in seq order, so those are the ones up to the last counted.)
-              onData: ({ data }) =>
+              onData: ({ data }) => {
+                // Reading: this start was not refused (the server says "started" before its backfill, which is what may be).
+                pruned = 0;
                 setEvents((list) =>
                   list.length > 0 && data.seq <= list[list.length - 1]!.seq
                     ? list
                     : [...list.filter((e) => e.at > Date.now() - BUCKETS * BUCKET_MS), { seq: data.seq, type: data.type, at: data.createdAt.getTime() }],
-                ),
+                );
+              },
               onError: (error) => {
                 if (errorCode(error) === "UNAUTHORIZED") return onUnauthorized();
                 if (errorCode(error) === "EVENTS_PRUNED" && ++pruned <= 3 && alive) return follow();
