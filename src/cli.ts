@@ -77,7 +77,7 @@ function helpText(): string {
     "       coordination mcp --url URL [--token T] [--agent A]   MCP over stdio, relayed to a running server",
     "",
     "Settings (flags > environment > .env in the working directory > config file > defaults;",
-    "the YAML file uses the camelCase names):",
+    "the YAML file uses the camelCase names, or snake_case: leaseMs or lease_ms):",
     ...lines,
   ].join("\n");
 }

@@ -26,7 +26,7 @@ const positiveMs = (max = WEEK_MS) => int(1, max, " (milliseconds)");
 const nonEmptyString = () => ({ schema: z.string().min(1), allowed: "a non-empty string" });
 /** One of `values`, in any letter case (COORDINATION_LOG_LEVEL=DEBUG is debug), or another name for one (`aliases`). */
 const oneOf = <const T extends readonly [string, ...string[]]>(values: T, aliases: Record<string, T[number]> = {}) => ({
-  schema: z.preprocess((v) => (typeof v === "string" ? (aliases[v.toLowerCase()] ?? v.toLowerCase()) : v), z.enum(values)),
+  schema: z.preprocess((v) => (typeof v === "string" ? (Object.hasOwn(aliases, v.toLowerCase()) ? aliases[v.toLowerCase()] : v.toLowerCase()) : v), z.enum(values)),
   allowed: `one of ${values.join(", ")}`,
 });
 
@@ -305,7 +305,7 @@ function readConfigFile(path: string, problems: string[]): Record<string, unknow
   const settings: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(parsed)) {
     const name = known.has(key) ? key : key.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
-    if (!known.has(name)) problems.push(`config file ${path}: unknown setting "${key}"${suggestion(key, [...known])}`);
+    if (!known.has(name)) problems.push(`config file ${path}: unknown setting "${key}"${suggestion(name, [...known])}`);
     else if (Object.hasOwn(settings, name)) problems.push(`config file ${path}: ${name} is given twice (as ${name} and in snake_case); keep one`);
     settings[name] = value;
   }
