@@ -9,6 +9,7 @@ import type { Database } from "../db/thread/database.js";
 import type { Logger } from "../logger.js";
 import { clientGone, type ConsumingCall } from "../delivery/delivery.js";
 import { assertJsonDepth } from "../json-checks.js";
+import { whileMore } from "../db/in-batches.js";
 import { KeyedLock } from "../keyed-lock.js";
 import type { PerKeyLimit } from "../per-key-limit.js";
 import { linkSignals, safetyRelookMs, type SignalFanout } from "../wakeup.js";
@@ -150,14 +151,12 @@ export class EventService {
    * with the limits (deleting data is never silent). Run periodically. How many went.
    */
   async prune(): Promise<number> {
-    let removed = 0;
-    // One bounded write after another, the writer given back between them (in-batches.ts).
-    for (;;) {
-      const batch = await this.d.db.write("events.prune", PRUNE_BATCH_EVENTS);
-      removed += batch.deleted;
-      if (!batch.more) break;
-      await new Promise<void>((resolve) => setImmediate(resolve));
-    }
+    // One bounded write after another, the writer given back between them. By seqs, which may
+    // have gaps: a write that deleted fewer rows than its bound may not be the last.
+    const removed = await whileMore(async () => {
+      const { deleted, more } = await this.d.db.write("events.prune", PRUNE_BATCH_EVENTS);
+      return { done: deleted, more };
+    });
     if (removed > 0) {
       const { eventRetentionMs, eventRetentionCount } = this.d.config;
       this.d.log.info({ removed, eventRetentionMs, eventRetentionCount }, `event log pruned: ${removed} events past their age or count limits`);
