@@ -68,8 +68,13 @@ class HttpTransport implements Transport {
 
   gone(): boolean {
     // As watched() would find it, without making its AbortController and listeners.
-    if (this.watch) return this.watch.state === "closed";
-    return (!this.res.writableFinished || Boolean(this.socket?.errored)) && this.res.destroyed === true;
+    return (this.watch?.state ?? this.stateNow()) === "closed";
+  }
+
+  /** Where the response is now: a response finished on a connection that failed under it is one that closed (see above). */
+  private stateNow(): "open" | "finished" | "closed" {
+    const { res, socket } = this;
+    return res.writableFinished && !socket?.errored ? "finished" : res.destroyed || socket?.errored ? "closed" : "open";
   }
 
   waiting(): void {
@@ -86,12 +91,7 @@ class HttpTransport implements Transport {
   private watched() {
     if (this.watch) return this.watch;
     const { res, socket } = this;
-    const watch: NonNullable<HttpTransport["watch"]> = {
-      gone: new AbortController(),
-      // A response finished on a connection that failed under it is one that closed (see above).
-      state: res.writableFinished && !socket?.errored ? "finished" : res.destroyed || socket?.errored ? "closed" : "open",
-      waiting: [],
-    };
+    const watch: NonNullable<HttpTransport["watch"]> = { gone: new AbortController(), state: this.stateNow(), waiting: [] };
     // The client left before the call began (while its body was read): nothing can reach it.
     if (watch.state === "closed") watch.gone.abort();
     if (watch.state === "open") {
