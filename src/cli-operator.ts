@@ -78,11 +78,14 @@ export interface Output {
   stderr: (text: string) => void;
 }
 
+/** What a live tail's error carries: the API's code, and an EVENTS_PRUNED's pruned-through seq. */
+type TailErrorData = { code?: string; details?: { prunedThroughSeq?: number } };
+
 /**
  * What is wrong with a tail's --from, said with the command's own option: the server names the
  * stream's lastEventId, and its way out ("reconnect with lastEventId …") is no use at a prompt.
  */
-function fromProblem(from: string | undefined, data: { code?: string; details?: { prunedThroughSeq?: number } } | undefined, message: string): string {
+function fromProblem(from: string | undefined, data: TailErrorData | undefined, message: string): string {
   if (from === undefined || !message.startsWith("lastEventId")) return message;
   const prunedThrough = data?.details?.prunedThroughSeq;
   if (data?.code === "EVENTS_PRUNED" && prunedThrough !== undefined) {
@@ -215,7 +218,7 @@ async function dispatch(words: string[], options: Parsed["options"], json: boole
           onData: ({ data: e }) =>
             out.stdout(json ? `${JSON.stringify(e)}\n` : `${String(e.seq).padStart(8)}  ${when(e.createdAt)}  ${printable(`${e.type}  ${e.source}${e.target ? ` → ${e.target}` : ""}  ${JSON.stringify(e.payload)}`)}\n`),
           onError: (error) => {
-            const data = error.data as { code?: string; details?: { prunedThroughSeq?: number } } | undefined;
+            const data = error.data as TailErrorData | undefined;
             out.stderr(`coordination: ${data?.code ?? "ERROR"}: ${printable(fromProblem(from, data, error.message))}\n`);
             resolve(1);
           },

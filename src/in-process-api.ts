@@ -174,7 +174,7 @@ export async function openCoordination(options: InProcessOptions = {}): Promise<
       steal: (agentId, stealOptions) => run(api.tasks.steal({ ...stealOptions, agentId })),
       get: (taskId) => run(api.tasks.get({ taskId })),
       list: (filter) => run(api.tasks.list(filter ?? {})),
-      stats: (options) => run(api.tasks.stats(options ?? undefined)),
+      stats: (options) => run(api.tasks.stats(options)),
     },
     events: {
       publish: (event) => run(api.events.publish(event)),

@@ -236,11 +236,12 @@ export class EventStore {
    * oldest retained event (what an agent with no row reads from). An existing row is left as is.
    */
   openMailbox(agentId: string, now: number): void {
+    const oldest = this.prunedThroughSeq();
     this.st
       .get<[string, number, number, number, number]>(
         `INSERT INTO subscriptions (agentId, types, cursor, mailboxCursor, createdAt, updatedAt) VALUES (?, '[]', ?, ?, ?, ?) ON CONFLICT(agentId) DO NOTHING`,
       )
-      .run(agentId, this.prunedThroughSeq(), this.prunedThroughSeq(), now, now);
+      .run(agentId, oldest, oldest, now, now);
   }
 
   /** Creates or replaces an agent's subscription (its patterns and both cursors). */
