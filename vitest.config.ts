@@ -4,7 +4,8 @@ export default defineConfig({
   test: {
     include: ["tests/**/*.test.ts"],
     // The database threads run the compiled build: rebuild it first if a source is newer.
-    globalSetup: ["tests/helpers/build-if-stale.ts"],
+    // Every temporary file of the run goes under one folder, removed at its end.
+    globalSetup: ["tests/helpers/build-if-stale.ts", "tests/helpers/temp-root.ts"],
     // Tests start real servers and processes; two workers match the 2-core CI machines.
     maxWorkers: 2,
     // One module graph per worker, not per file: loading the server (Prisma's client above all)

@@ -1,16 +1,15 @@
 // The statement cache's rows: built from raw arrays by a function made per statement, they must
 // read exactly as better-sqlite3's own row objects would, in every way the stores read them.
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { makeTempDir } from "./helpers/test-server.js";
 import { openDatabase } from "../src/db/open-database.js";
 import BetterSqlite3 from "better-sqlite3";
 import { MAX_CACHED, Statements } from "../src/db/statements.js";
 import { readTransaction } from "../src/db/read-transaction.js";
 
 function scratch() {
-  const dbPath = join(mkdtempSync(join(tmpdir(), "statements-")), "s.db");
+  const dbPath = join(makeTempDir("statements-"), "s.db");
   const db = openDatabase({ dbPath, busyTimeoutMs: 1000, durability: "full" });
   db.exec(`CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT, "odd ""name""" TEXT, n REAL);
            INSERT INTO t (name, "odd ""name""", n) VALUES ('a', 'x', 1.5), ('b', NULL, 2), ('c', 'z', NULL);`);

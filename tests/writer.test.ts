@@ -1,14 +1,13 @@
 // The Writer's promises: acknowledged means committed, a failing write is undone alone, and a
 // failure that ends the whole transaction fails the whole batch (nothing commits behind it).
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { makeTempDir } from "./helpers/test-server.js";
 import { openDatabase } from "../src/db/open-database.js";
 import { Writer } from "../src/db/writer.js";
 
 function scratchDatabase() {
-  const db = openDatabase({ dbPath: join(mkdtempSync(join(tmpdir(), "writer-")), "w.db"), busyTimeoutMs: 1000, durability: "full" });
+  const db = openDatabase({ dbPath: join(makeTempDir("writer-"), "w.db"), busyTimeoutMs: 1000, durability: "full" });
   db.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)");
   return db;
 }
