@@ -2,7 +2,7 @@
 // letters (requeue, cancel), the live event tail, and a task's own page.
 import { useEffect, useState } from "preact/hooks";
 import type { Api } from "./api.js";
-import { errorCode, errorText } from "./api.js";
+import { errorCode, errorText, fitsInAnswer } from "./api.js";
 import { age, json, time, usePolling } from "./hooks.js";
 
 type TaskEvent = Awaited<ReturnType<Api["events"]["list"]["query"]>>[number];
@@ -176,10 +176,18 @@ export function Agents({ api, onUnauthorized }: ViewProps) {
     async () => {
       // The first 100 by id: the registry can hold thousands, and each shown agent costs a query
       // for its tasks. One more is asked for, to say that there are more than are shown.
-      const listed = await api.agents.list.query({ limit: SHOWN_AGENTS + 1 });
+      // Agents with large metadata may not all fit in one answer: then as many as do.
+      const { agents: listed, cut } = await api.agents.list.query({ limit: SHOWN_AGENTS + 1 }).then(
+        (agents) => ({ agents, cut: false }),
+        async (error: unknown) => {
+          const fits = fitsInAnswer(error);
+          if (fits === undefined) throw error;
+          return { agents: await api.agents.list.query({ limit: fits }), cut: true };
+        },
+      );
       const list = listed.slice(0, SHOWN_AGENTS);
       const held = await Promise.all(list.map((agent) => api.tasks.list.query({ agentId: agent.agentId, status: "claimed", limit: 10 })));
-      return { more: listed.length > SHOWN_AGENTS, rows: list.map((agent, i) => ({ agent, tasks: held[i]!.items })) };
+      return { more: cut || listed.length > SHOWN_AGENTS, rows: list.map((agent, i) => ({ agent, tasks: held[i]!.items })) };
     },
     3000,
     [api],
@@ -217,7 +225,7 @@ export function Agents({ api, onUnauthorized }: ViewProps) {
       </table>
       {agents.data?.more ? (
         <p class="muted" data-testid="agents-more">
-          The first {SHOWN_AGENTS} agents by id; the registry holds more (coordination agents, or GET /agents with limit and after, lists them all).
+          The first {agents.data.rows.length} agents by id; the registry holds more (coordination agents, or GET /agents with limit and after, lists them all).
         </p>
       ) : null}
     </section>

@@ -4,7 +4,7 @@
 // token else from COORDINATION_ADMIN_TOKEN: an operator whose shell started the server with it
 // has the server's admin credential at hand. Tables for people, --json for scripts. Exit codes:
 // 0 done, 1 the server refused or could not be reached (the message says which), 2 usage.
-import { createCoordinationClient, isTRPCClientError, type CoordinationClient } from "../client/index.js";
+import { createCoordinationClient, isTRPCClientError, type CoordinationClient, type RouterInputs, type RouterOutputs } from "../client/index.js";
 
 export const OPERATOR_USAGE = [
   "Usage: coordination stats                                     task counts per queue and state",
@@ -195,7 +195,7 @@ async function dispatch(words: string[], options: Parsed["options"], json: boole
   }
   if (command === "agents" && words.length === 1) {
     const health = str(options["--health"]);
-    const agents = await api.agents.list.query({ ...(str(options["--capability"]) ? { capability: str(options["--capability"])! } : {}), ...(health ? { health: health as never } : {}) });
+    const agents = await everyAgent(api, { ...(str(options["--capability"]) ? { capability: str(options["--capability"])! } : {}), ...(health ? { health: health as never } : {}) });
     print(agents, () =>
       table(
         ["AGENT", "HEALTH", "STATUS", "LOAD", "CAPABILITIES", "LAST HEARTBEAT"],
@@ -231,4 +231,28 @@ async function dispatch(words: string[], options: Parsed["options"], json: boole
     });
   }
   throw new OperatorUsageError(command === undefined ? "which command?" : `unknown command "${words.join(" ")}"`);
+}
+
+/**
+ * Every agent that matches, page by page in agentId order: one answer may hold at most the
+ * server's maxResponseBytes, so a page the server refuses as too large is asked again with as
+ * many agents as it said fit.
+ */
+async function everyAgent(api: CoordinationClient["api"], filter: Omit<RouterInputs["agents"]["list"], "limit" | "after">): Promise<RouterOutputs["agents"]["list"]> {
+  const agents: RouterOutputs["agents"]["list"] = [];
+  let limit = 1000;
+  for (;;) {
+    const after = agents.at(-1)?.agentId;
+    let page: RouterOutputs["agents"]["list"];
+    try {
+      page = await api.agents.list.query({ ...filter, limit, ...(after === undefined ? {} : { after }) });
+    } catch (error) {
+      const fits = isTRPCClientError(error) ? (error.data as { details?: { fits?: unknown } } | undefined)?.details?.fits : undefined;
+      if (typeof fits !== "number" || fits < 1 || fits >= limit) throw error;
+      limit = fits;
+      continue;
+    }
+    agents.push(...page);
+    if (page.length < limit) return agents;
+  }
 }

@@ -97,8 +97,8 @@ export interface InProcessCoordination {
     get(agentId: string): Promise<Out["agents"]["get"]>;
     /** Agents in agentId order, filtered by capability, health or status; paged with `limit` and `after`. */
     list(filter?: In["agents"]["list"]): Promise<Out["agents"]["list"]>;
-    /** Healthy agents first, then stale, then offline; least loaded first within each. */
-    findByCapability(capability: string): Promise<Out["agents"]["findByCapability"]>;
+    /** Healthy agents first, then stale, then offline; least loaded first within each; at most `options.limit`. */
+    findByCapability(capability: string, options?: { limit?: number }): Promise<Out["agents"]["findByCapability"]>;
   };
   memory: {
     /** Stores a memory (content, data, tags, queue) that recall and pre-execution context can find. */
@@ -192,7 +192,7 @@ export async function openCoordination(options: InProcessOptions = {}): Promise<
       deregister: (agentId) => run(api.agents.deregister({ agentId })),
       get: (agentId) => run(api.agents.get({ agentId })),
       list: (filter) => run(api.agents.list(filter ?? {})),
-      findByCapability: (capability) => run(api.agents.findByCapability({ capability })),
+      findByCapability: (capability, options) => run(api.agents.findByCapability({ ...options, capability })),
     },
     memory: {
       remember: (note) => run(api.memory.remember(note)),

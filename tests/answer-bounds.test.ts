@@ -300,3 +300,53 @@ describe("answer bounds: size", () => {
     for (const body of [poll.body, list.body, tasks.body]) expect(bytes(body)).toBeLessThanOrEqual(256 * 1024 + 64 * 1024);
   });
 });
+
+// agents.list and findByCapability answer bare arrays, where a page shorter than its limit reads
+// as the last one: a list past maxResponseBytes is refused, saying how many fit, never cut short.
+describe("answer bounds: the agent registry", () => {
+  it("agents.list and findByCapability past maxResponseBytes are a 400 naming limit with details.fits; pages within it list every agent once", async () => {
+    await using t = await startTestServer({ maxResponseBytes: 256 * 1024 });
+    const blob = "漢".repeat(20 * 1024); // 60 KiB of UTF-8: four agents fit, not five
+    const ids = Array.from({ length: 10 }, (_, i) => `agent-${String(i).padStart(2, "0")}`);
+    for (const [i, agentId] of ids.entries()) {
+      await t.api.agents.register.mutate({ agentId, capabilities: ["gpu"], metadata: { blob } });
+      await t.api.agents.heartbeat.mutate({ agentId, load: 10 - i });
+    }
+    const bytes = (body: unknown) => Buffer.byteLength(JSON.stringify(body));
+
+    const unbounded = await rest(t.url, "GET", "/agents");
+    expect(unbounded.status).toBe(400);
+    expect(unbounded.body).toMatchObject({ code: "INVALID_INPUT", details: { fits: 4, issues: [{ path: "limit" }] } });
+    expect(unbounded.body.message).toContain("maxResponseBytes (262144 bytes)");
+    const tooMany = await t.api.agents.list.query({ limit: 5 }).catch((e: unknown) => e);
+    expect(tooMany).toMatchObject({ data: { code: "INVALID_INPUT", httpStatus: 400, details: { fits: 4 } } });
+    expect((tooMany as Error).message).toContain("pass a smaller limit (the first 4 fit) and page with after");
+
+    const listed: string[] = [];
+    for (;;) {
+      const after = listed.at(-1);
+      const page = await t.api.agents.list.query({ limit: 4, ...(after ? { after } : {}) });
+      expect(bytes(page)).toBeLessThanOrEqual(256 * 1024);
+      listed.push(...page.map((a) => a.agentId));
+      if (page.length < 4) break;
+    }
+    expect(listed).toEqual(ids);
+
+    const found = await rest(t.url, "GET", "/agents/capability/gpu");
+    expect(found.status).toBe(400);
+    expect(found.body).toMatchObject({ code: "INVALID_INPUT", details: { fits: 4, issues: [{ path: "limit" }] } });
+    // The best first: least loaded, so the last registered.
+    const best = await rest(t.url, "GET", "/agents/capability/gpu?limit=3");
+    expect(best.status).toBe(200);
+    expect(best.body.map((a: { agentId: string }) => a.agentId)).toEqual(["agent-09", "agent-08", "agent-07"]);
+    expect((await t.api.agents.findByCapability.query({ capability: "gpu", limit: 1 })).map((a) => a.agentId)).toEqual(["agent-09"]);
+  });
+
+  it("findByCapability breaks ties in health and load by agentId in byte order, as list orders", async () => {
+    await using t = await startTestServer();
+    // localeCompare would put "b" before "B" and "a-2" after "a10"; byte order puts capitals first.
+    for (const agentId of ["b", "B", "a10", "a-2"]) await t.api.agents.register.mutate({ agentId, capabilities: ["x"] });
+    expect((await t.api.agents.findByCapability.query({ capability: "x" })).map((a) => a.agentId)).toEqual(["B", "a-2", "a10", "b"]);
+    expect((await t.api.agents.list.query({ capability: "x" })).map((a) => a.agentId)).toEqual(["B", "a-2", "a10", "b"]);
+  });
+});

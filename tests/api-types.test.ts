@@ -196,7 +196,7 @@ describe("AppRouter types", () => {
     expectTypeOf<Out["agents"]["get"]>().toEqualTypeOf<Agent>();
     expectTypeOf<In["agents"]["list"]>().toEqualTypeOf<{ capability?: string; health?: "healthy" | "stale" | "offline"; status?: string; limit?: number; after?: string }>();
     expectTypeOf<Out["agents"]["list"]>().toEqualTypeOf<Agent[]>();
-    expectTypeOf<In["agents"]["findByCapability"]>().toEqualTypeOf<{ capability: string }>();
+    expectTypeOf<In["agents"]["findByCapability"]>().toEqualTypeOf<{ capability: string; limit?: number }>();
     expectTypeOf<Out["agents"]["findByCapability"]>().toEqualTypeOf<Agent[]>();
     expectTypeOf<In["memory"]["remember"]>().toEqualTypeOf<{
       content: string;

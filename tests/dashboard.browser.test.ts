@@ -149,4 +149,17 @@ describe.skipIf(!CHROMIUM)("the dashboard in Chromium", () => {
       await t.stop({ removeFiles: true });
     }
   });
+  it("shows as many agents as fit in one answer when their metadata is large, and says there are more", async () => {
+    await using t = await startTestServer({ maxResponseBytes: 256 * 1024 });
+    const blob = "x".repeat(60 * 1024); // four agents fit in an answer
+    for (let n = 0; n < 10; n++) await t.api.agents.register.mutate({ agentId: `agent-${n}`, metadata: { blob } });
+    const page = await browser.newPage();
+    try {
+      await page.goto(t.url);
+      await page.locator('[data-testid="agents-more"]').getByText("The first 4 agents by id").waitFor({ timeout: 10_000 });
+      expect(await page.locator('[data-testid="agents"] tbody tr').count()).toBe(4);
+    } finally {
+      await page.close();
+    }
+  });
 });

@@ -60,6 +60,16 @@ describe("operator commands against a running server", () => {
     expect([missing.code, missing.stderr]).toEqual([1, 'coordination: TASK_NOT_FOUND: task "no-such-task" not found\n']);
   });
 
+  it("agents lists every agent, page by page, when they do not fit in one answer", async () => {
+    t = await startTestServer({ maxResponseBytes: 256 * 1024 });
+    const blob = "x".repeat(60 * 1024); // four agents fit in an answer
+    const ids = Array.from({ length: 10 }, (_, i) => `agent-${String(i).padStart(2, "0")}`);
+    for (const agentId of ids) await t.api.agents.register.mutate({ agentId, capabilities: ["pdf"], metadata: { blob } });
+    const listed = await runCli({ args: ["agents", "--json"], env: { COORDINATION_URL: t.url } });
+    expect([listed.code, listed.stderr]).toEqual([0, ""]);
+    expect(JSON.parse(listed.stdout).map((a: { agentId: string }) => a.agentId)).toEqual(ids);
+  });
+
   it("text agents chose reaches the operator's terminal with its control characters escaped, never as terminal commands", async () => {
     t = await startTestServer();
     const env = { COORDINATION_URL: t.url };

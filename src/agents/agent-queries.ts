@@ -1,18 +1,21 @@
 // The agent registry's reads, as the database reader thread runs them.
-import { notFound } from "../errors.js";
-import type { Agent, AgentHealth, AgentListFilter } from "./agent-schemas.js";
+import { invalidField, notFound } from "../errors.js";
+import type { Agent, AgentHealth, AgentListFilter, FindByCapability } from "./agent-schemas.js";
 import type { AgentStore } from "./agent-store.js";
 import { toAgent } from "./agent-view.js";
 import type { HealthCutoffs } from "./health-cutoffs.js";
 
-const HEALTH_RANK: Record<AgentHealth, number> = { healthy: 0, stale: 1, offline: 2 };
-
-export function agentQueries(d: { agents: AgentStore; healthCutoffs: (now: number) => HealthCutoffs }) {
+export function agentQueries(d: { agents: AgentStore; healthCutoffs: (now: number) => HealthCutoffs; maxResponseBytes: number }) {
   // The health filter is each agent's health as its view computes it (healthAt's SQL twin), the
   // published health included, so a list filtered by health agrees with the agents it shows.
-  const list = (filter: AgentListFilter): Agent[] => {
+  // These answers are arrays with no sign of a page cut short, and a page shorter than its limit
+  // reads as the last: rather than leave agents out in silence, a list past maxResponseBytes is
+  // refused, naming how many agents fit, and the caller pages with a limit.
+  const list = (filter: AgentListFilter, order: "id" | "best"): Agent[] => {
     const cutoffs = d.healthCutoffs(Date.now());
-    return d.agents.list(filter, cutoffs).map((row) => toAgent(row, row.capabilities, cutoffs));
+    const { rows, truncated } = d.agents.list(filter, cutoffs, d.maxResponseBytes, order);
+    if (truncated) throw tooLarge(rows.length, filter.limit, d.maxResponseBytes, order === "id");
+    return rows.map((row) => toAgent(row, row.capabilities, cutoffs));
   };
 
   return {
@@ -24,10 +27,16 @@ export function agentQueries(d: { agents: AgentStore; healthCutoffs: (now: numbe
       if (!row) throw notFound("AGENT_NOT_FOUND", agentId);
       return toAgent(row, d.agents.capabilitiesOf(agentId), d.healthCutoffs(Date.now()));
     },
-    "agents.list": list,
+    "agents.list": (filter: AgentListFilter): Agent[] => list(filter, "id"),
     "agents.healthCounts": (_: undefined): Record<AgentHealth, number> => d.agents.healthCounts(d.healthCutoffs(Date.now())),
-    /** Agents offering a capability: healthy first, then stale, then offline; least loaded first within each. */
-    "agents.findByCapability": (capability: string): Agent[] =>
-      list({ capability }).sort((a, b) => HEALTH_RANK[a.health] - HEALTH_RANK[b.health] || a.load - b.load || a.agentId.localeCompare(b.agentId)),
+    /** Agents offering a capability: healthy first, then stale, then offline; least loaded first within each, then by agentId (byte order). */
+    "agents.findByCapability": (request: FindByCapability): Agent[] => list(request, "best"),
   };
+}
+
+/** INVALID_INPUT naming `limit`: the agents that match do not fit in one answer; `details.fits` is how many of the first did. */
+function tooLarge(fits: number, limit: number | undefined, budgetBytes: number, paged: boolean) {
+  const what = limit === undefined ? "pass a limit" : "pass a smaller limit";
+  const how = paged ? ` and page with after` : "";
+  return invalidField("limit", `the agents that match come to more than maxResponseBytes (${budgetBytes} bytes) in one answer: ${what} (the first ${fits} fit)${how}`, { fits });
 }

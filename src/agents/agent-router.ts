@@ -49,5 +49,5 @@ export const agentRouter = router({
     .meta({ access: READ, rest: { method: "GET", path: "/agents/capability/{capability}", tags, summary: "Agents with a capability, healthy and least loaded first" } })
     .input(findByCapabilityInput)
     .output(z.array(agentSchema))
-    .query(({ ctx, input }) => ctx.services.agents.findByCapability(input.capability)),
+    .query(({ ctx, input }) => ctx.services.agents.findByCapability(input)),
 });

@@ -65,9 +65,13 @@ export const listAgentsInput = z.strictObject({
   capability: storedName().optional().describe("Only agents offering this capability"),
   health: z.enum(AGENT_HEALTH).optional().describe("Only agents in this health now: by the age of their last heartbeat (an agent stale or offline before a restart stays so until a sign of life)"),
   status: text(100).optional().describe("Only agents reporting this status"),
-  limit: int(1, 1000).optional().describe("The most agents to return, in agentId order; left out, every agent that matches. To page, pass the last agentId of a full page as after"),
+  limit: int(1, 1000).optional().describe("The most agents to return, in agentId order; left out, every agent that matches. To page, pass the last agentId of a full page as after. Agents that would pass the server's maxResponseBytes in one answer are refused (400 naming limit, details.fits: how many fit)"),
   // A bound, not a name: any stored id may end a page (one of spaces only, from an earlier version, too).
   after: z.string().max(200).optional().describe("Only agents whose agentId sorts after this one (byte order): the last agentId of the previous page"),
 });
 export type AgentListFilter = z.output<typeof listAgentsInput>;
-export const findByCapabilityInput = z.strictObject({ capability: storedName().describe("The capability wanted") });
+export const findByCapabilityInput = z.strictObject({
+  capability: storedName().describe("The capability wanted"),
+  limit: int(1, 1000).optional().describe("The most agents to return, the best first; left out, every agent offering the capability"),
+});
+export type FindByCapability = z.output<typeof findByCapabilityInput>;

@@ -7,7 +7,7 @@ import { inBatches } from "../db/in-batches.js";
 import { invalidField } from "../errors.js";
 import { assertJsonDepth } from "../json-value.js";
 import { MAX_CAPABILITIES } from "../schema-parts.js";
-import type { Agent, AgentCard, AgentListFilter } from "./agent-schemas.js";
+import type { Agent, AgentCard, AgentListFilter, FindByCapability } from "./agent-schemas.js";
 
 /** Agents a health check's write changes at most. */
 const HEALTH_BATCH = 500;
@@ -72,14 +72,20 @@ export class AgentService {
     return this.db.read("agents.get", agentId);
   }
 
-  /** Agents in agentId order that match the filter; a page of `limit` after `after` (agent-schemas.ts listAgentsInput). */
+  /**
+   * Agents in agentId order that match the filter; a page of `limit` after `after` (agent-schemas.ts
+   * listAgentsInput). INVALID_INPUT naming `limit` (details.fits) when they pass maxResponseBytes.
+   */
   list(filter: AgentListFilter): Promise<Agent[]> {
     return this.db.read("agents.list", filter);
   }
 
-  /** Agents offering a capability: healthy first, then stale, then offline; least loaded first within each. */
-  findByCapability(capability: string): Promise<Agent[]> {
-    return this.db.read("agents.findByCapability", capability);
+  /**
+   * Agents offering a capability: healthy first, then stale, then offline; least loaded first
+   * within each; at most `limit`. INVALID_INPUT naming `limit` when they pass maxResponseBytes.
+   */
+  findByCapability(request: FindByCapability): Promise<Agent[]> {
+    return this.db.read("agents.findByCapability", request);
   }
 
   /** The lock-wait grace the last check allowed on a shared file (ms; tasks/lock-wait-grace.ts). */

@@ -1,4 +1,5 @@
 // All SQL of the agent registry, run inside the Writer's transactions.
+import { utf8Bytes, withinBudget } from "../db/answer-budget.js";
 import type { Statements } from "../db/statements.js";
 import type { AgentHealth, AgentListFilter } from "./agent-schemas.js";
 import type { HealthCutoffs } from "./health-cutoffs.js";
@@ -22,6 +23,11 @@ export interface AgentRow {
 const CURRENT_HEALTH = `CASE WHEN health = 'offline' AND lastHeartbeatAt <= @kept THEN 'offline'
   WHEN health = 'stale' AND lastHeartbeatAt <= @kept AND lastHeartbeatAt > @stale THEN 'stale'
   WHEN lastHeartbeatAt > @stale THEN 'healthy' WHEN lastHeartbeatAt > @offline THEN 'stale' ELSE 'offline' END`;
+
+/** An agent's share of an answer, in bytes: its JSON text fields and a fixed part for the rest (dates, health, load, keys). */
+const AGENT_FIXED_BYTES = 200;
+const agentAnswerBytes = (row: AgentRow & { caps: string | null }): number =>
+  utf8Bytes(row.id) + utf8Bytes(row.metadata) + utf8Bytes(row.status) + (row.caps === null ? 0 : utf8Bytes(row.caps)) + AGENT_FIXED_BYTES;
 
 const cutoffParams = (cutoffs: HealthCutoffs) => ({ stale: cutoffs.staleBefore, offline: cutoffs.offlineBefore, kept: cutoffs.publishedKeptUpTo });
 
@@ -89,8 +95,11 @@ export class AgentStore {
    * Agents with their capabilities, ordered by id (byte order): those that match every filter
    * given, `health` judged now by `cutoffs` (CURRENT_HEALTH, the twin of healthAt), after the id
    * `after`, at most `limit`. Every filter is in the SQL, so a page reads only the rows it shows.
+   * `best`: healthy first, then stale, then offline, least loaded first within each, then by id.
+   * Rows are read lazily and stop at `budgetBytes` (answer-budget.ts): `truncated` says rows that
+   * match were left out for it.
    */
-  list(filter: AgentListFilter, cutoffs: HealthCutoffs): Array<AgentRow & { capabilities: string[] }> {
+  list(filter: AgentListFilter, cutoffs: HealthCutoffs, budgetBytes: number, order: "id" | "best" = "id"): { rows: Array<AgentRow & { capabilities: string[] }>; truncated: boolean } {
     const clauses: string[] = [];
     const params: Record<string, unknown> = {};
     if (filter.capability !== undefined) {
@@ -101,22 +110,25 @@ export class AgentStore {
       clauses.push("status = @status");
       params["status"] = filter.status;
     }
+    if (filter.health !== undefined || order === "best") Object.assign(params, cutoffParams(cutoffs));
     if (filter.health !== undefined) {
       clauses.push(`(${CURRENT_HEALTH}) = @health`);
-      Object.assign(params, cutoffParams(cutoffs), { health: filter.health });
+      params["health"] = filter.health;
     }
     if (filter.after !== undefined) {
       clauses.push("id > @after");
       params["after"] = filter.after;
     }
     if (filter.limit !== undefined) params["limit"] = filter.limit;
+    const orderBy = order === "id" ? "id" : `CASE (${CURRENT_HEALTH}) WHEN 'healthy' THEN 0 WHEN 'stale' THEN 1 ELSE 2 END, load, id`;
     const rows = this.st
       .get<[Record<string, unknown>], AgentRow & { caps: string | null }>(
         `SELECT agents.*, (SELECT json_group_array(capability) FROM (SELECT capability FROM agent_capabilities WHERE agentId = agents.id ORDER BY capability)) AS caps
-         FROM agents ${clauses.length > 0 ? `WHERE ${clauses.join(" AND ")}` : ""} ORDER BY id${filter.limit !== undefined ? " LIMIT CAST(@limit AS INTEGER)" : ""}`,
+         FROM agents ${clauses.length > 0 ? `WHERE ${clauses.join(" AND ")}` : ""} ORDER BY ${orderBy}${filter.limit !== undefined ? " LIMIT CAST(@limit AS INTEGER)" : ""}`,
       )
-      .all(params);
-    return rows.map(({ caps, ...row }) => ({ ...row, capabilities: caps ? (JSON.parse(caps) as string[]) : [] }));
+      .iterate(params);
+    const picked = withinBudget(rows, agentAnswerBytes, budgetBytes);
+    return { rows: picked.rows.map(({ caps, ...row }) => ({ ...row, capabilities: caps ? (JSON.parse(caps) as string[]) : [] })), truncated: picked.truncated };
   }
 
   /** Any sign of life (a claim, a lease heartbeat, a settle) from a registered agent counts as a heartbeat. */

@@ -297,7 +297,10 @@ export function createMcpServer(services: Services, session: McpSession): { serv
   );
   server.registerTool(
     "find_agents",
-    { description: "Agents offering a capability, healthy and least loaded first.", inputSchema: strictArgs({ capability: findByCapabilityInput.shape.capability }) },
+    {
+      description: "Agents offering a capability, healthy and least loaded first; at most limit of them.",
+      inputSchema: strictArgs({ capability: findByCapabilityInput.shape.capability, limit: findByCapabilityInput.shape.limit }),
+    },
     (args, extra) => answer(() => apiFor(extra).agents.findByCapability(args)),
   );
   server.registerTool(

@@ -98,7 +98,7 @@ export function createReadCommands(db: SqliteDatabase, prisma: () => Promise<Pri
   return {
     ...taskQueries({ prisma, tasks, maxResponseBytes: config.maxResponseBytes }),
     ...eventQueries({ events, maxResponseBytes: config.maxResponseBytes }),
-    ...agentQueries({ agents, healthCutoffs: cutoffs }),
+    ...agentQueries({ agents, healthCutoffs: cutoffs, maxResponseBytes: config.maxResponseBytes }),
     ...recallQueries(new MemoryRecall(memories, tasks, config.maxResponseBytes)),
     ...tokenQueries(tokens),
     ...retentionQueries({ tasks, memories }),
