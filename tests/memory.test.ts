@@ -46,6 +46,31 @@ describe("pre-execution memory", () => {
     expect(withDatabase(t, (db) => db.prepare(`SELECT COUNT(*) AS n FROM memories`).get())).toEqual({ n: 1 });
   });
 
+  // A word in 64 memories or more is common: its newest matches are kept for up to a second
+  // (recall-cache.ts). A memory deleted was handed out for that second after its delete was
+  // acknowledged, and a note just stored was missing from the next recall.
+  it("a deleted memory is never recalled after its delete is acknowledged, and a new note is recalled at once, through a common word", async () => {
+    await using t = await startTestServer();
+    for (let i = 0; i < 64; i++) await t.api.memory.remember.mutate({ content: `yak note ${i}`, queue: "farm" });
+    const wrong = await t.api.memory.remember.mutate({ content: "yak: WRONG advice, delete me", kind: "lesson", queue: "farm" });
+    const newest = async () => (await t.api.memory.recall.query({ query: "yak", limit: 2 })).map((m) => m.memory.content);
+    const context = async () => {
+      await t.api.tasks.enqueue.mutate({ queue: "farm", payload: { animal: "yak" } });
+      const claimed = (await t.api.tasks.claim.mutate({ agentId: "farmer", queues: ["farm"] }))!;
+      await t.api.tasks.release.mutate({ taskId: claimed.id, agentId: "farmer", leaseToken: claimed.leaseToken });
+      await t.api.tasks.cancel.mutate({ taskId: claimed.id });
+      return claimed.context.map((m) => m.memory.content);
+    };
+    expect(await newest()).toEqual(["yak: WRONG advice, delete me", "yak note 63"]);
+    expect(await context()).toContain("yak: WRONG advice, delete me");
+    await t.api.memory.forget.mutate({ memoryId: wrong.id });
+    expect(await newest()).toEqual(["yak note 63", "yak note 62"]);
+    expect(await context()).not.toContain("yak: WRONG advice, delete me");
+    await rest(t.url, "POST", "/memory", { content: "yak FRESH important lesson", kind: "lesson", queue: "farm" });
+    expect(await newest()).toEqual(["yak FRESH important lesson", "yak note 63"]);
+    expect(await context()).toContain("yak FRESH important lesson");
+  });
+
   it("with recordExecutions off, runs that end leave no record; notes are still recalled with a claim", async () => {
     await using t = await startTestServer({ retryBaseMs: 0, recordExecutions: false });
     await t.api.memory.remember.mutate({ content: "Solar panels lose efficiency in heat", kind: "lesson", queue: "research" });

@@ -13,6 +13,7 @@ import { MemoryStore } from "../src/memory/memory-store.js";
 import { PROBE_TTL_MS } from "../src/memory/recall-cache.js";
 import { TaskStore } from "../src/tasks/task-store.js";
 import { makeTempDir } from "./helpers/test-server.js";
+import { MemoryChanges } from "../src/memory/memory-changes.js";
 
 function scratch() {
   const config = loadConfig({ env: {}, overrides: { dbPath: join(makeTempDir("recall-cache-"), "r.db") } });
@@ -24,7 +25,7 @@ function scratch() {
   let now = Date.parse("2026-11-30T00:00:00Z");
   const remember = (content: string, queue = "default") =>
     memories.insert({ id: `m-${now}`, kind: "note", content, agentId: null, queue, capability: null, taskId: null, outcome: null, durationMs: null, tags: "[]", data: "{}" }, now++);
-  const fresh = () => new MemoryRecall(memories, tasks, config.maxResponseBytes);
+  const fresh = () => new MemoryRecall(memories, tasks, config.maxResponseBytes, new MemoryChanges());
   return { db, memories, remember, fresh };
 }
 

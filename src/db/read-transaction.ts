@@ -10,9 +10,10 @@ import type { SqliteDatabase } from "./open-database.js";
  * inside: one that returns a promise (tasks.stats, on Prisma's own connection) has only started
  * by then. The read's own error is what its caller gets. If the transaction cannot end (COMMIT
  * and ROLLBACK both refused: a statement of it still running), `stuck` is called: the connection
- * would otherwise serve that one snapshot from then on.
+ * would otherwise serve that one snapshot from then on. `beforeBegin` runs just before each
+ * transaction begins (memory-changes.ts).
  */
-export function readTransaction(db: SqliteDatabase, stuck: (error: unknown) => void): <T>(read: () => T) => T {
+export function readTransaction(db: SqliteDatabase, stuck: (error: unknown) => void, beforeBegin: () => void = () => undefined): <T>(read: () => T) => T {
   const begin = db.prepare("BEGIN");
   const commit = db.prepare("COMMIT");
   const rollback = db.prepare("ROLLBACK");
@@ -36,6 +37,7 @@ export function readTransaction(db: SqliteDatabase, stuck: (error: unknown) => v
   };
   return <T>(read: () => T): T => {
     if (open) return read();
+    beforeBegin();
     begin.run();
     open = true;
     let result: T;

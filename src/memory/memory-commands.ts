@@ -8,6 +8,7 @@ import type { TaskRow } from "../tasks/task-store.js";
 import { payloadText } from "./fts-query.js";
 import { notFound } from "../errors.js";
 import type { ForgetRequest, Memory, RememberRequest } from "./memory-schemas.js";
+import type { MemoryChanges } from "./memory-changes.js";
 import { toMemory, type MemoryStore } from "./memory-store.js";
 
 export type ExecutionOutcome = "completed" | "failed" | "dead_letter";
@@ -41,20 +42,23 @@ export function recordExecution(memories: MemoryStore, ctx: WriteContext, task: 
   );
 }
 
-export function memoryCommands(memories: MemoryStore) {
+/** `changes`: told, once committed, of every delete and every note (memory-changes.ts). */
+export function memoryCommands(memories: MemoryStore, changes: MemoryChanges) {
   return {
     /** One step of the search index's compaction, about `pages` pages; false once there is nothing left to merge. */
     "memory.compactIndex": (_ctx: WriteContext, args: { pages: number }): boolean => memories.compactIndex(args.pages),
 
     /** Deletes a memory (a note, a lesson or an execution record); MEMORY_NOT_FOUND when there is none. */
-    "memory.forget": (_ctx: WriteContext, request: ForgetRequest): Memory => {
+    "memory.forget": (ctx: WriteContext, request: ForgetRequest): Memory => {
       const row = memories.deleteById(request.memoryId);
       if (!row) throw notFound("MEMORY_NOT_FOUND", request.memoryId);
+      ctx.afterCommit(() => changes.changed());
       return toMemory(row);
     },
 
-    "memory.remember": (ctx: WriteContext, request: RememberRequest): Memory =>
-      toMemory(
+    "memory.remember": (ctx: WriteContext, request: RememberRequest): Memory => {
+      ctx.afterCommit(() => changes.changed());
+      return toMemory(
         memories.insert(
           {
             id: newId(),
@@ -71,6 +75,7 @@ export function memoryCommands(memories: MemoryStore) {
           },
           ctx.now,
         ),
-      ),
+      );
+    },
   };
 }

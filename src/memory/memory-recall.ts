@@ -8,6 +8,7 @@ import { notFound } from "../errors.js";
 import type { Task } from "../tasks/task-schemas.js";
 import { toTask, type TaskStore } from "../tasks/task-store.js";
 import { extractTerms, matchAny, payloadText, quoteTerm } from "./fts-query.js";
+import type { MemoryChanges } from "./memory-changes.js";
 import type { MemoryMatch, RecallRequest } from "./memory-schemas.js";
 import type { MemoryFilter, MemoryRow, MemoryStore, ScoringFields } from "./memory-store.js";
 import { handOutOf, RecallCache, type HandOut, type RankedMemory, type Scored } from "./recall-cache.js";
@@ -56,6 +57,8 @@ export class MemoryRecall {
     private readonly memories: MemoryStore,
     private readonly tasks: TaskStore,
     private readonly maxResponseBytes: number,
+    /** Deletes and notes since the cache was filled: it is dropped then (memory-changes.ts). */
+    private readonly changes: MemoryChanges,
   ) {}
 
   /** The best `limit` matches, fewer if their answer would pass maxResponseBytes. */
@@ -87,6 +90,7 @@ export class MemoryRecall {
    * candidates, scored by how many terms they match.
    */
   private rank(task: RecallSubject | null, query: string | undefined, filter: MemoryFilter, limit: number, budget: { bytes: number }): MemoryMatch[] {
+    this.cache.sync(this.changes.seen);
     const text = [query ?? "", task ? `${task.queue} ${task.capability ?? ""} ${payloadText(task.payload)}` : ""].join(" ");
     const terms = extractTerms(text);
     const now = Date.now();

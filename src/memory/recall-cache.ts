@@ -4,10 +4,10 @@
 //    every memory written, but a claim's context does not need the last second of them. Kept for
 //    PROBE_TTL_MS, per term and filter; rare terms are looked up every time (exact).
 //  - Memories as handed out (the memory and the room it takes in an answer): written once and
-//    never updated, so a memory once read stays good. Retention deletes old ones (src/retention/):
-//    a pruned one can come back from a probe at most PROBE_TTL_MS old. The same object goes out
-//    with every claim that recalls it, and a structured clone carries a shared object once, so
-//    the reader's answers to the event loop shrink too.
+//    never updated, so a memory once read stays good. A delete (an agent's forget, retention)
+//    drops the kept probes and rankings (memory-changes.ts): a deleted memory is not found again.
+//    The same object goes out with every claim that recalls it, and a structured clone carries a
+//    shared object once, so the reader's answers to the event loop shrink too.
 //  - The ranking of the common terms' candidates: the same for every task of a queue as long as
 //    those terms' candidate lists are the same ones (its key names the lists, which live
 //    PROBE_TTL_MS). A claim whose rare words found memories merges them into it rather than
@@ -73,6 +73,22 @@ export class RecallCache {
   private nextSerial = 1;
   /** Probe keys (term and filter) whose term had PROBE matches or more when last looked at. */
   private readonly commonTerms = new Set<string>();
+  /** The count of memory changes (deletes, notes) the kept lists and rankings were read at (memory-changes.ts). */
+  private changesSeen = 0;
+
+  /**
+   * Drops every kept list of candidates and what was made of them (rankings, shared contexts)
+   * when memories were deleted or a note added since they were read (`changes`: the count the
+   * reads in progress see). Memories by seq and their scoring fields stay good: a deleted one
+   * is no longer found by a fresh look at the index, so no one asks for it.
+   */
+  sync(changes: number): void {
+    if (changes === this.changesSeen) return;
+    this.changesSeen = changes;
+    this.probes.clear();
+    this.contexts.clear();
+    this.commonRankings.clear();
+  }
 
   /** A common term's candidates probed less than PROBE_TTL_MS before `now`, or undefined. */
   probe(key: string, now: number): ScoringFields[] | undefined {

@@ -2,6 +2,7 @@
 // (read on the reader, so finding it never holds the write lock), and one bounded batch of
 // deletes per write (so pruning interleaves with the hot paths instead of holding them).
 import type { WriteContext } from "../db/writer.js";
+import type { MemoryChanges } from "../memory/memory-changes.js";
 import type { MemoryStore } from "../memory/memory-store.js";
 import type { TaskStore } from "../tasks/task-store.js";
 import type { TokenStore } from "../auth/token-store.js";
@@ -16,6 +17,7 @@ export type PruneBound = { before: number } | { belowSeq: number };
 export function retentionCommands(d: {
   tasks: TaskStore;
   memories: MemoryStore;
+  memoryChanges: MemoryChanges;
   tokens: TokenStore;
   pruneAgents: (ctx: WriteContext, args: { before: number; limit: number }) => number;
 }) {
@@ -26,7 +28,10 @@ export function retentionCommands(d: {
       if (args.what === "agents") return "before" in args.bound ? d.pruneAgents(ctx, { before: args.bound.before, limit: args.limit }) : 0;
       // Age only (since revoked): no count of revoked credentials is worth keeping.
       if (args.what === "revokedTokens") return "before" in args.bound ? d.tokens.pruneRevoked(args.bound.before, args.limit) : 0;
-      return d.memories.prune(MEMORY_KINDS[args.what], args.bound, args.limit);
+      const pruned = d.memories.prune(MEMORY_KINDS[args.what], args.bound, args.limit);
+      // Recall's cache must not hand them out after this (memory-changes.ts).
+      if (pruned > 0) ctx.afterCommit(() => d.memoryChanges.changed());
+      return pruned;
     },
   };
 }

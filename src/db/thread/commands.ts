@@ -16,6 +16,7 @@ import { EventStore } from "../../events/event-store.js";
 import { memoryCommands } from "../../memory/memory-commands.js";
 import { MemoryRecall, recallQueries } from "../../memory/memory-recall.js";
 import { MemoryStore } from "../../memory/memory-store.js";
+import type { MemoryChanges } from "../../memory/memory-changes.js";
 import { taskCommands, type TaskCommandDeps } from "../../tasks/task-commands.js";
 import { taskQueries } from "../../tasks/task-queries.js";
 import { TaskStore } from "../../tasks/task-store.js";
@@ -35,10 +36,11 @@ function connectionSettings(db: SqliteDatabase) {
   });
 }
 
-/** What both threads share: the settings and when the server started (health's start-up grace). */
+/** What both threads share: the settings, when the server started (health's start-up grace), the count of memory changes (memory-changes.ts). */
 export interface ThreadSetup {
   config: Config;
   startedAt: number;
+  memoryChanges: SharedArrayBuffer;
 }
 
 /** The stores over one connection's statement cache, and the health cutoffs both threads judge by. */
@@ -55,8 +57,8 @@ function storesOf(db: SqliteDatabase, { config, startedAt }: ThreadSetup) {
   };
 }
 
-/** `recall`: starts a claim's recall on the reader thread (recall-relay.ts). */
-export function createWriteCommands(db: SqliteDatabase, setup: ThreadSetup, recall: TaskCommandDeps["recall"]) {
+/** `recall`: starts a claim's recall on the reader thread (recall-relay.ts). `memoryChanges`: counts deletes and notes for the reader's recall cache. */
+export function createWriteCommands(db: SqliteDatabase, setup: ThreadSetup, recall: TaskCommandDeps["recall"], memoryChanges: MemoryChanges) {
   const { config } = setup;
   const { tasks, events, agents, memories, tokens, cutoffs, st } = storesOf(db, setup);
   // The writer's connection alone tells whether another process commits to the file: the
@@ -70,9 +72,9 @@ export function createWriteCommands(db: SqliteDatabase, setup: ThreadSetup, reca
     ...taskCommands({ tasks, events, agents, transitions, healthCutoffs: cutoffs, lockWaitGrace: grace, recall, maxResponseBytes: config.maxResponseBytes }),
     ...eventCommands({ events, isAgent: (agentId) => agents.get(agentId) !== undefined, maxResponseBytes: config.maxResponseBytes, eventRetentionMs: config.eventRetentionMs, eventRetentionCount: config.eventRetentionCount }),
     ...agentWrites,
-    ...memoryCommands(memories),
+    ...memoryCommands(memories, memoryChanges),
     ...tokenCommands(tokens),
-    ...retentionCommands({ tasks, memories, tokens, pruneAgents: agentWrites["agents.pruneGone"] }),
+    ...retentionCommands({ tasks, memories, memoryChanges, tokens, pruneAgents: agentWrites["agents.pruneGone"] }),
     "db.settings": (_ctx: unknown, _: undefined) => connectionSettings(db)(),
     /** /health's probe while writes are failing: a real write, so its success means they work again. */
     "health.probe": (ctx: WriteContext, _: undefined): null => {
@@ -91,7 +93,7 @@ export function createWriteCommands(db: SqliteDatabase, setup: ThreadSetup, reca
 }
 
 /** `prisma`: the reader's Prisma client, created on first use. `sameFile`: throws if the database file was deleted or replaced. */
-export function createReadCommands(db: SqliteDatabase, prisma: () => Promise<Prisma>, setup: ThreadSetup, sameFile: () => void = () => undefined) {
+export function createReadCommands(db: SqliteDatabase, prisma: () => Promise<Prisma>, setup: ThreadSetup, memoryChanges: MemoryChanges, sameFile: () => void = () => undefined) {
   const { config } = setup;
   const { tasks, events, agents, memories, tokens, cutoffs } = storesOf(db, setup);
   const ping = db.prepare("SELECT 1").pluck();
@@ -99,7 +101,7 @@ export function createReadCommands(db: SqliteDatabase, prisma: () => Promise<Pri
     ...taskQueries({ prisma, tasks, maxResponseBytes: config.maxResponseBytes }),
     ...eventQueries({ events, maxResponseBytes: config.maxResponseBytes }),
     ...agentQueries({ agents, healthCutoffs: cutoffs, maxResponseBytes: config.maxResponseBytes }),
-    ...recallQueries(new MemoryRecall(memories, tasks, config.maxResponseBytes)),
+    ...recallQueries(new MemoryRecall(memories, tasks, config.maxResponseBytes, memoryChanges)),
     ...tokenQueries(tokens),
     ...retentionQueries({ tasks, memories }),
     /** A round trip to the database file, for /health. */

@@ -16,6 +16,7 @@ import type { Prisma } from "../prisma.js";
 import { Writer, type WriteContext } from "../writer.js";
 import { createReadCommands, createWriteCommands, type ThreadSetup } from "./commands.js";
 import type { MemoryMatch } from "../../memory/memory-schemas.js";
+import { MemoryChanges } from "../../memory/memory-changes.js";
 import { RecallRequests, serveRecalls, type RecallRequest } from "./recall-relay.js";
 import { serializeError, type Call, type FromThread, type Outcome, type ThreadRole, type ToThread } from "./protocol.js";
 
@@ -67,7 +68,7 @@ function startWriter(): { run: Run; close: () => Promise<void> } {
   writer.beforeCommit(() => recalls.flush());
   // Nothing is acknowledged into a file that was deleted or replaced under the server.
   writer.beforeCommit(sameFilesGuard(setup.config.dbPath));
-  const commands = createWriteCommands(db, setup, (request) => recalls.request(request)) as unknown as Record<string, (ctx: WriteContext, args: unknown) => unknown>;
+  const commands = createWriteCommands(db, setup, (request) => recalls.request(request), new MemoryChanges(setup.memoryChanges)) as unknown as Record<string, (ctx: WriteContext, args: unknown) => unknown>;
   writer.onCommit((appended, batch) => {
     // Not push(...appended): a batch can append more events than a call has room for arguments
     // (a health check that changed 500,000 agents threw RangeError and ended the thread).
@@ -101,15 +102,19 @@ function startReader(): { run: Run; close: () => Promise<void> } {
   const db = openDatabase(setup.config);
   // A read transaction that cannot end would keep the reader on one old snapshot for good: the
   // thread ends instead (an uncaught error), and the server with it (thread-client.ts).
-  const inSnapshot = readTransaction(db, (error) =>
-    setImmediate(() => {
-      throw new Error("the reader's read transaction could not end; the thread stops rather than serve one old snapshot", { cause: error });
-    }),
+  const memoryChanges = new MemoryChanges(setup.memoryChanges);
+  const inSnapshot = readTransaction(
+    db,
+    (error) =>
+      setImmediate(() => {
+        throw new Error("the reader's read transaction could not end; the thread stops rather than serve one old snapshot", { cause: error });
+      }),
+    () => memoryChanges.snapshotBegins(),
   );
   let prisma: Prisma | undefined;
   // Loaded on first use: Prisma's client takes a good part of a second to load and start.
   const lazyPrisma = async () => (prisma ??= (await import("../prisma.js")).createPrismaClient(setup.config));
-  const commands = createReadCommands(db, lazyPrisma, setup, sameFilesGuard(setup.config.dbPath)) as unknown as Record<string, (args: unknown) => unknown>;
+  const commands = createReadCommands(db, lazyPrisma, setup, memoryChanges, sameFilesGuard(setup.config.dbPath)) as unknown as Record<string, (args: unknown) => unknown>;
   const recallForTasks = commands["memory.recallForTasks"] as (request: RecallRequest) => MemoryMatch[][];
   // Reads answered since the last chunk go out before it, not behind it (recall-relay.ts).
   const recalls = serveRecalls(recallPort, recallForTasks, (answers) => port.postMessage({ kind: "recalled", answers } satisfies FromThread), { snapshot: inSnapshot, beforeChunk: postResults });

@@ -39,7 +39,8 @@ export class Database {
   constructor(config: Config, startedAt: number, log: Logger, onEvents: (events: unknown[]) => void | Promise<void>) {
     this.faults = new WriteFaults(log);
     this.busyTimeoutMs = config.busyTimeoutMs;
-    const setup = { config, startedAt };
+    // Shared by the two threads: the writer counts memory deletes and notes, the reader's recall cache reads the count.
+    const setup = { config, startedAt, memoryChanges: new SharedArrayBuffer(4) };
     const recall = new MessageChannel();
     this.writer = new DatabaseThread({ role: "writer", ...setup, log, onEvents, onBatches: (batches) => this.onBatches?.(batches), recallPort: recall.port1 });
     this.reader = new DatabaseThread({ role: "reader", ...setup, log, recallPort: recall.port2, onRecalled: (answers) => this.recalled.deliver(answers) });

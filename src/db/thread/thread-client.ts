@@ -19,6 +19,8 @@ export interface ThreadOptions {
   config: Config;
   /** When the server started: the threads judge agent health with the same start-up grace. */
   startedAt: number;
+  /** The count of memory deletes and notes, shared by both threads (memory-changes.ts). */
+  memoryChanges: SharedArrayBuffer;
   log: Logger;
   /** Writer only: the events each committed batch appended, in seq order; the batch's answers wait for it. */
   onEvents?: (events: unknown[]) => void | Promise<void>;
@@ -61,7 +63,7 @@ export class DatabaseThread<Commands extends CommandTable> {
 
   constructor(private readonly options: ThreadOptions) {
     this.worker = new Worker(threadScript(), {
-      workerData: { role: options.role, config: options.config, startedAt: options.startedAt, recallPort: options.recallPort },
+      workerData: { role: options.role, config: options.config, startedAt: options.startedAt, memoryChanges: options.memoryChanges, recallPort: options.recallPort },
       transferList: [options.recallPort],
     });
     this.started = new Promise((resolve, reject) => {

@@ -1,0 +1,41 @@
+// Which memories recall may have cached is told by a counter the two database threads share.
+// The reader's recall cache keeps common terms' newest matches and the rankings made of them for
+// up to a second (recall-cache.ts): without a word from the writer, a memory an agent deleted
+// kept being handed out for that second after its delete was acknowledged, and a note it had
+// just stored was missing from its own next recall. The writer counts, after the commit, every
+// write that deleted memories or added an agent's note or lesson; the reader drops what it
+// cached when the count moved. Execution records, written with every finished run, do not
+// count: a common word finds them after a second at most (their rare words at once), and the
+// cache stays worth having under load.
+// Another server process on the same file has its own counter: its deletes reach this server's
+// cache within the second.
+
+export class MemoryChanges {
+  private readonly count: Int32Array;
+  /** The count just before the reader's current read transaction began. */
+  private atSnapshot: number | undefined;
+
+  /** `shared`: the buffer both threads were given; a new one when there is a single thread (tests). */
+  constructor(readonly shared: SharedArrayBuffer = new SharedArrayBuffer(4)) {
+    this.count = new Int32Array(shared);
+  }
+
+  /** Writer: memories were deleted or a note added, by a write that has committed. */
+  changed(): void {
+    Atomics.add(this.count, 0, 1);
+  }
+
+  /**
+   * Reader: called just before a read transaction begins. Every change counted by now was
+   * committed before it, so the snapshot about to be taken holds it: what recall caches while
+   * reading that snapshot is at least as new as this count.
+   */
+  snapshotBegins(): void {
+    this.atSnapshot = Atomics.load(this.count, 0);
+  }
+
+  /** The count the reads now in progress see at least (the live count outside a read transaction). */
+  get seen(): number {
+    return this.atSnapshot ?? Atomics.load(this.count, 0);
+  }
+}
