@@ -116,6 +116,29 @@ describe("pre-execution memory", () => {
     expect(extractTerms("(((")).toEqual([]);
   });
 
+  it("a query of single letters or one CJK character is a question; one with no word in it matches nothing; blank content is refused", async () => {
+    await using t = await startTestServer();
+    for (const content of ["Write it in C not Go", "猫 likes fish", "a note about nothing in particular"]) await t.api.memory.remember.mutate({ content });
+    const contents = async (query: string) => (await t.api.memory.recall.query({ query })).map((m) => m.memory.content);
+    expect(await contents("C")).toEqual(["Write it in C not Go"]);
+    expect(await contents("猫")).toEqual(["猫 likes fish"]);
+    for (const query of ["'", "?", "🎉", "-- ()"]) expect(await contents(query)).toEqual([]);
+    // No question at all: the newest memories.
+    expect(await contents("  ")).toHaveLength(3);
+    expect((await t.api.memory.recall.query({})).map((m) => m.memory.content)).toHaveLength(3);
+    const blank = await rest(t.url, "POST", "/memory", { content: "   " });
+    expect(blank).toMatchObject({ status: 400, body: { code: "INVALID_INPUT", details: { issues: [{ path: "content", message: "must not be blank: recall finds a memory by its words" }] } } });
+  });
+
+  it("recall returns up to its limit of 100, not the 50 candidates a claim ranks", async () => {
+    await using t = await startTestServer();
+    for (let i = 0; i < 60; i++) await t.api.memory.remember.mutate({ content: `zebra sighting number ${i}` });
+    for (let i = 0; i < 30; i++) await t.api.memory.remember.mutate({ content: `unrelated ${i}` });
+    expect(await t.api.memory.recall.query({ query: "zebra", limit: 100 })).toHaveLength(60);
+    expect((await rest(t.url, "GET", "/memory/recall?limit=100")).body).toHaveLength(90);
+    expect(await t.api.memory.recall.query({ query: "zebra", limit: 7 })).toHaveLength(7);
+  });
+
   it("hands each claimed task the memories of prior runs (and none when context: false)", async () => {
     await using t = await startTestServer({ memoryContextLimit: 3 });
     await t.api.memory.remember.mutate({ content: "Scraping example.com needs a user agent header", kind: "lesson", queue: "scrape" });

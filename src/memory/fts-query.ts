@@ -2,12 +2,17 @@
 // NEAR, column filters, `*`, `^`), so raw text can be a syntax error or mean something else.
 // We keep only word tokens and quote each one: the result can never fail to parse.
 
-const MAX_TERMS = 32;
+/** The most words a recall looks up: a question's first, then its task's. */
+export const MAX_TERMS = 32;
 
-/** Word tokens of `text`, lower-cased, de-duplicated, at most MAX_TERMS. */
-export function extractTerms(text: string): string[] {
+/**
+ * Word tokens of `text`, lower-cased, de-duplicated, at most MAX_TERMS. `minLength` 2 for text
+ * taken from a task (a payload's single letters and digits match nearly everything); 1 for what a
+ * caller typed, where "C" or "猫" is the whole question.
+ */
+export function extractTerms(text: string, minLength = 2): string[] {
   const words = text.toLowerCase().match(/[\p{L}\p{N}_]+/gu) ?? [];
-  return [...new Set(words.filter((w) => w.length >= 2))].slice(0, MAX_TERMS);
+  return [...new Set(words.filter((w) => w.length >= minLength))].slice(0, MAX_TERMS);
 }
 
 /** One term as an FTS5 string literal: matched as a word, never read as syntax. */

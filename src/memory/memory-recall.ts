@@ -7,7 +7,7 @@ import { toDate } from "../db/columns.js";
 import { notFound } from "../errors.js";
 import type { Task } from "../tasks/task-schemas.js";
 import { toTask, type TaskStore } from "../tasks/task-store.js";
-import { extractTerms, matchAny, payloadText, quoteTerm } from "./fts-query.js";
+import { extractTerms, matchAny, MAX_TERMS, payloadText, quoteTerm } from "./fts-query.js";
 import type { MemoryChanges } from "./memory-changes.js";
 import type { MemoryMatch, RecallRequest } from "./memory-schemas.js";
 import type { MemoryFilter, MemoryRow, MemoryStore, ScoringFields } from "./memory-store.js";
@@ -43,6 +43,7 @@ const WEIGHTS = { relevance: 0.55, recency: 0.2, outcome: 0.1, sameQueue: 0.15 }
 const RECENCY_HALF_LIFE_MS = 7 * 24 * 3_600_000;
 /** Failures are worth recalling (what went wrong last time), a little less than successes. */
 const OUTCOME_WEIGHT: Record<string, number> = { completed: 1, failed: 0.6, dead_letter: 0.6 };
+/** Candidates ranked per signal: at least this many, or as many as the recall asks for. */
 const CANDIDATES = 50;
 /** A term with at least this many matches is "common": not worth a bm25 pass over all of them. */
 const PROBE = 64;
@@ -91,15 +92,20 @@ export class MemoryRecall {
    */
   private rank(task: RecallSubject | null, query: string | undefined, filter: MemoryFilter, limit: number, budget: { bytes: number }): MemoryMatch[] {
     this.cache.sync(this.changes.seen);
-    const text = [query ?? "", task ? `${task.queue} ${task.capability ?? ""} ${payloadText(task.payload)}` : ""].join(" ");
-    const terms = extractTerms(text);
+    const asked = query === undefined ? [] : extractTerms(query, 1);
+    // A question with no word in it ("'", "?") asks for nothing: it matches nothing, rather than
+    // being read as no question and answered with the newest memories, each scored as a match.
+    if (task === null && asked.length === 0 && query !== undefined && query.trim() !== "") return [];
+    const terms = [...new Set([...asked, ...(task ? extractTerms(`${task.queue} ${task.capability ?? ""} ${payloadText(task.payload)}`) : [])])].slice(0, MAX_TERMS);
     const now = Date.now();
     const unfiltered = filter.queue === undefined && filter.capability === undefined;
     const { lists, rare, rareScores } = this.termSignals(terms, filter, now);
     const commonLists = lists.filter((list) => list !== undefined);
     // A claim's common terms rank their candidates the same way for every task of its queue
     // while those terms' candidate lists are the same ones (recall-cache.ts).
-    const listsKey = task !== null && query === undefined && unfiltered && commonLists.length > 0 ? this.cache.listsKey(task.queue, commonLists) : undefined;
+    // A recall may ask for more than CANDIDATES (limit up to 100): then every signal ranks as many.
+    const wanted = Math.max(CANDIDATES, limit);
+    const listsKey = task !== null && query === undefined && unfiltered && commonLists.length > 0 ? this.cache.listsKey(`${task.queue}\u0000${wanted}`, commonLists) : undefined;
     // A claim's context made of common terms only (its rare words matched nothing, it is a first
     // run) is the same for all of them: the memories handed out, not only their ranking.
     const sharedKey = listsKey !== undefined && rareScores.size === 0 && rare.length === 0 && !task!.earlierRuns ? `${listsKey}\u0000${limit}` : undefined;
@@ -129,7 +135,7 @@ export class MemoryRecall {
       candidates.set(row.seq, { row, relevance });
     };
     if (rareScores.size > 0) {
-      const matches = [...rareScores.entries()].sort(([seqA, a], [seqB, b]) => a - b || seqB - seqA).slice(0, CANDIDATES);
+      const matches = [...rareScores.entries()].sort(([seqA, a], [seqB, b]) => a - b || seqB - seqA).slice(0, wanted);
       const top = Math.max(-matches[0]![1], Number.EPSILON);
       // Scored by their cheap fields; only the memories handed out are read in full (below).
       const scoring = this.scoringFields(matches.map(([seq]) => seq));
@@ -140,12 +146,12 @@ export class MemoryRecall {
       }
     }
     if (rare.length > 0) {
-      const rows = this.memories.search(matchAny(rare), filter, CANDIDATES);
+      const rows = this.memories.search(matchAny(rare), filter, wanted);
       const top = Math.max(...rows.map((r) => -r.bm25), Number.EPSILON);
       for (const row of rows) candidate(row, 0.5 + (0.5 * -row.bm25) / top);
     }
     if (terms.length === 0 && !task) {
-      for (const row of this.memories.recent(filter, CANDIDATES)) candidate(row, 0);
+      for (const row of this.memories.recent(filter, wanted)) candidate(row, 0);
     }
     // Earlier runs of the same task are the most relevant context there is (a first run has none).
     if (task?.earlierRuns) {
@@ -156,7 +162,7 @@ export class MemoryRecall {
     let common: readonly Scored[] = [];
     if (commonLists.length > 0) {
       const kept = listsKey === undefined ? undefined : this.cache.commonRanking(listsKey);
-      common = kept ?? rankCommon(commonLists, CANDIDATES, (row, hits) => scored(row, (0.5 * hits) / commonLists.length));
+      common = kept ?? rankCommon(commonLists, wanted, (row, hits) => scored(row, (0.5 * hits) / commonLists.length));
       if (kept === undefined && listsKey !== undefined) this.cache.keepCommonRanking(listsKey, common);
     }
     // The two rankings merged, as one sort of all candidates would order them (byScore orders

@@ -35,7 +35,9 @@ export type MemoryMatch = z.infer<typeof memoryMatchSchema>;
 
 // Each field's description is its documentation (OpenAPI, MCP tools).
 export const rememberInput = z.strictObject({
-  content: text(20_000).describe("The note or lesson, as text: recall finds it by its words"),
+  content: text(20_000)
+    .refine((value) => value.trim() !== "", "must not be blank: recall finds a memory by its words")
+    .describe("The note or lesson, as text: recall finds it by its words"),
   kind: z.enum(["note", "lesson"]).default("note").describe("note: something known; lesson: what to do, or not do, next time"),
   agentId: name().optional().describe("The agent it comes from"),
   queue: name().optional().describe("The queue it is about: it ranks higher for that queue's tasks, and recall can filter by it"),
@@ -52,7 +54,7 @@ export type ForgetRequest = z.output<typeof forgetInput>;
 
 export const recallInput = z.strictObject({
   // Any text is safe: it is never passed to FTS5 as syntax.
-  query: z.string().max(2000).optional().describe("Free text: memories sharing its words rank first"),
+  query: z.string().max(2000).optional().describe("Free text: memories sharing its words rank first. Left out (or blank), the newest memories; text with no word in it matches nothing"),
   taskId: storedName().optional().describe("Recall for this task: its queue, capability and payload become the query"),
   queue: storedName().optional().describe("Only memories of this queue"),
   capability: storedName().optional().describe("Only memories of this capability"),
