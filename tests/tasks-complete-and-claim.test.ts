@@ -6,6 +6,16 @@ import { describe, expect, it, vi } from "vitest";
 import { rest, startTestServer, withDatabase } from "./helpers/test-server.js";
 
 describe("complete-and-claim", () => {
+  it("with next left out claims with the defaults: any queue", async () => {
+    await using t = await startTestServer();
+    const first = await t.api.tasks.enqueue.mutate({ queue: "jobs", payload: { n: 1 } });
+    const other = await t.api.tasks.enqueue.mutate({ queue: "other", payload: { n: 2 } });
+    const claimed = await rest(t.url, "GET", "/tasks/claim/w?queue=jobs");
+    expect(claimed.body.id).toBe(first.id);
+    const done = await rest(t.url, "POST", `/tasks/${first.id}/complete-and-claim`, { agentId: "w", leaseToken: 1, result: { ok: true } });
+    expect(done).toMatchObject({ status: 200, body: { completed: { id: first.id, status: "completed" }, next: { id: other.id, status: "claimed", leaseOwner: "w" } } });
+  });
+
   it("completes the task and claims the agent's next one, best first, with its context; null when none is left", async () => {
     await using t = await startTestServer();
     const earlier = await t.api.tasks.enqueue.mutate({ queue: "q", payload: { summarize: "quarterly report" }, priority: 0 });

@@ -130,7 +130,7 @@ export const completeAndClaimInput = z.strictObject({
       context: claimFields.context,
     })
     .optional()
-    .describe("Claim this agent's next task in the same write, with these options ({} for the defaults); it does not wait. Left out, nothing is claimed"),
+    .describe("How to claim this agent's next task in the same write; it does not wait. Left out (or {}), the defaults: any queue, the agent's registered capabilities, the server's lease, with context. To complete without claiming, use complete"),
 });
 export type CompleteAndClaimRequest = z.output<typeof completeAndClaimInput>;
 export const failInput = z.strictObject({
