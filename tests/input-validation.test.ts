@@ -57,6 +57,23 @@ describe("input validation", () => {
     await expect(runWorker({ api: t.api, agentId: "w", queues: [], handler: async () => null })).rejects.toThrow("runWorker: queues is empty");
   });
 
+  // A client joining an empty list writes `types=`: read as no item, it filtered everything out
+  // (GET /events answered []), or nothing (DELETE of no types removed none), with a 200.
+  it("refuses a query-string list with an empty item, naming the parameter", async () => {
+    await using t = await startTestServer();
+    await t.api.events.subscribe.mutate({ agentId: "u5", types: ["task.*"] });
+    await t.api.tasks.enqueue.mutate({ queue: "zz" });
+    for (const path of ["/events?types=", "/events?types=task.enqueued,,task.claimed", "/tasks/claim/ar2?capabilities=,&queue=zz", "/events?types=task.enqueued&types="]) {
+      const answer = await rest(t.url, "GET", path);
+      expect(answer.status).toBe(400);
+      expect(answer.body.code).toBe("INVALID_INPUT");
+      expect(answer.body.message).toMatch(/^(types|capabilities): has an empty item/);
+    }
+    expect(await rest(t.url, "DELETE", "/events/subscriptions/u5?types=")).toMatchObject({ status: 400, body: { details: { issues: [{ path: "types" }] } } });
+    expect((await rest(t.url, "GET", "/events?types=task.enqueued")).body).toHaveLength(1);
+    expect((await t.api.tasks.stats.query()).totals.pending).toBe(1);
+  });
+
   // One bound for what an agent offers: a claim or a steal can name everything an agent registered.
   it("bounds capabilities at 200 alike when registering (card skills included), claiming and stealing", async () => {
     await using t = await startTestServer();

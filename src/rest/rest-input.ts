@@ -2,8 +2,8 @@
 // merged into one object that the procedure's own schema then validates, exactly as over tRPC.
 // This is the one place where REST differs from tRPC, and it only changes spelling and text:
 //  - query-string and path values are text: each is turned into the type its field expects
-//    (a decimal integer, true/false, a list from repeated or comma-separated values); anything
-//    else stays text and fails validation with a message naming the field;
+//    (a decimal integer, true/false, a list from repeated or comma-separated values, none of
+//    them empty); anything else stays text and fails validation with a message naming the field;
 //  - the seed's clients write snake_case: `max_attempts` is read as `maxAttempts`, and a route's
 //    aliases (the seed's `queue` for `queues`) as their field. Two spellings of one field that
 //    disagree are a 400 naming both.
@@ -60,7 +60,13 @@ const DECIMAL = /^[+-]?\d+(\.\d+)?$/;
 
 /** One field's query-string values as the type its schema expects. */
 function fromText(values: string[], kind: Kind, field: string): unknown {
-  if (kind === "array") return values.flatMap((value) => value.split(",")).filter((value) => value !== "");
+  if (kind === "array") {
+    const items = values.flatMap((value) => value.split(","));
+    // `types=` or `a,,b` (a client joining an empty list) must not read as a narrower filter, or
+    // as none: every item is named, or the parameter is left out.
+    if (items.includes("")) throw invalidField(field, `has an empty item (got ${JSON.stringify(values.join(","))}): name each value, or leave ${field} out`);
+    return items;
+  }
   if (values.length > 1) throw invalidField(field, `given ${values.length} times; give it once`);
   const value = values[0]!;
   if ((kind === "number" || kind === "number-or-text") && DECIMAL.test(value)) return Number(value);
