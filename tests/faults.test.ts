@@ -1,7 +1,7 @@
 // A database that fails under the server, and files it should not serve: clear errors, no
 // crash, nothing acknowledged that is not stored, nothing written to a file it refuses.
 import { createHash } from "node:crypto";
-import { closeSync, openSync, readFileSync, rmSync, writeFileSync, writeSync, existsSync } from "node:fs";
+import { closeSync, openSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync, writeSync, existsSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { Writable } from "node:stream";
@@ -213,6 +213,14 @@ describe("a database that fails under a running server", () => {
     expect([full?.status, full?.body.code, full?.headers.get("retry-after")]).toEqual([503, "DISK_FULL", "30"]);
     const health = await http(t.url, "GET", "/health");
     expect([health.status, health.body.code]).toEqual([503, "DISK_FULL"]);
+    // A little room (less than the largest request): small writes work, the disk is still full.
+    // /health said 200 and the log "writes work again" after one small write succeeded.
+    truncateSync(filler, statSync(filler).size - 300 * 1024);
+    expect((await http(t.url, "POST", "/agents", { body: { agentId: "small-write" } })).status).toBe(200);
+    for (let i = 0; i < 3; i++) {
+      const still = await http(t.url, "GET", "/health");
+      expect([still.status, still.body.code]).toEqual([503, "DISK_FULL"]);
+    }
     rmSync(filler);
     await until(async () => (await http(t!.url, "GET", "/health")).status === 200);
     expect((await http(t.url, "POST", "/tasks", { body: { queue: "q" } })).status).toBe(200);

@@ -3,8 +3,10 @@
 // own (src/errors.ts) and, where retrying makes sense, Retry-After. Nothing was stored in any of
 // these cases: SQLite rolled the transaction back, so the write can be retried as it was.
 // The Database tracks whether writes are failing (an "episode"): /health then answers 503 with
-// the reason, probing with a small write until one succeeds, and the episode is logged once
-// when it starts and once when it ends, never per failing call.
+// the reason, probing with a small write until one succeeds (a full disk: and the disk has room
+// for the largest request again), and the episode is logged once when it starts and once when it
+// ends, never per failing call.
+import { statfsSync } from "node:fs";
 import { CoordinationError, type DomainErrorCode } from "../errors.js";
 import type { Logger } from "../logger.js";
 
@@ -39,11 +41,32 @@ export function asFault(error: unknown, busyTimeoutMs: number): unknown {
 /** Faults that say the database cannot take writes for now (a lock held by another process is not one: it passes). */
 const DEGRADING = new Set<string>(["DISK_FULL", "READ_ONLY", "IO_ERROR", "DATABASE_REPLACED"]);
 
-/** Whether writes are failing now, and why; logs each episode's start and end once. */
+/**
+ * Whether the disk holding `dir` has `bytes` free for this process (statfs's available blocks);
+ * true when the filesystem cannot say.
+ */
+export function diskHasRoom(dir: string, bytes: number): boolean {
+  try {
+    const fs = statfsSync(dir);
+    return fs.bavail * fs.bsize >= bytes;
+  } catch {
+    return true;
+  }
+}
+
+/**
+ * Whether writes are failing now, and why; logs each episode's start and end once. A full disk's
+ * episode ends only once the disk has room again (`hasRoom`): on a disk still full, a small write
+ * succeeds in pages SQLite already holds (the write-ahead log's, once checkpointed), and /health
+ * went back to 200, logging "work again", while every write of any size still failed.
+ */
 export class WriteFaults {
   private episode: { error: CoordinationError; since: number } | undefined;
 
-  constructor(private readonly log: Logger) {}
+  constructor(
+    private readonly log: Logger,
+    private readonly hasRoom: () => boolean = () => true,
+  ) {}
 
   /** The fault of the current episode, if writes are failing. */
   get current(): CoordinationError | undefined {
@@ -58,6 +81,7 @@ export class WriteFaults {
 
   succeeded(): void {
     if (this.episode === undefined) return;
+    if (this.episode.error.code === "DISK_FULL" && !this.hasRoom()) return;
     this.log.info({ code: this.episode.error.code, failingForMs: Date.now() - this.episode.since }, "database writes work again");
     this.episode = undefined;
   }

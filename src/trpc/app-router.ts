@@ -33,8 +33,12 @@ export const appRouter = router({
       if (db.failure) throw db.failure;
       await db.read("health.check", undefined);
       // While writes are failing (a full disk, a read-only file, I/O errors), a small write says
-      // whether they work again: /health is 503 with the reason until one does.
-      if (db.faults.current) await db.write("health.probe", undefined);
+      // whether they work again: /health is 503 with the reason until one does (and, for a full
+      // disk, until the disk has room again: faults.ts).
+      if (db.faults.current) {
+        await db.write("health.probe", undefined);
+        if (db.faults.current) throw db.faults.current;
+      }
       return { status: "ok" as const, version: VERSION, uptimeMs: Date.now() - startedAt, db: "ok" as const };
     }),
   tasks: taskRouter,

@@ -1,10 +1,11 @@
 // The event loop's database: a writer thread and a reader thread (database-thread.ts), called by
 // command name with typed arguments and results. Nothing here runs SQL.
+import { dirname } from "node:path";
 import { MessageChannel } from "node:worker_threads";
 import type { Config } from "../../config.js";
 import { CoordinationError } from "../../errors.js";
 import type { Logger } from "../../logger.js";
-import { asFault, WriteFaults } from "../faults.js";
+import { asFault, diskHasRoom, WriteFaults } from "../faults.js";
 import type { ReadCommands, WriteCommands } from "./commands.js";
 import type { ContextWanted, Handout } from "../../tasks/task-commands.js";
 import { serializeError } from "./protocol.js";
@@ -37,7 +38,8 @@ export class Database {
   onBatches: ((batches: Array<{ writes: number; ms: number }>) => void) | undefined;
 
   constructor(config: Config, startedAt: number, log: Logger, onEvents: (events: unknown[]) => void | Promise<void>) {
-    this.faults = new WriteFaults(log);
+    // A full disk is over once it has room for the largest request the server takes.
+    this.faults = new WriteFaults(log, () => diskHasRoom(dirname(config.dbPath), config.maxBodyBytes));
     this.busyTimeoutMs = config.busyTimeoutMs;
     // Shared by the two threads: the writer counts memory deletes and notes, the reader's recall cache reads the count.
     const setup = { config, startedAt, memoryChanges: new SharedArrayBuffer(4) };
