@@ -141,5 +141,8 @@ export interface FieldIssue {
 export const invalidField = (path: string, problem: string, details?: Record<string, unknown>): CoordinationError =>
   new CoordinationError("INVALID_INPUT", path === "input" ? problem : `${path}: ${problem}`, copyWith(details ?? {}, { issues: [{ path, message: problem } satisfies FieldIssue] }));
 
+/** The 503 of a server that is stopping: the call did nothing here; the client retries elsewhere or after the restart. */
+export const shuttingDown = (): CoordinationError => new CoordinationError("SHUTTING_DOWN", "the server is shutting down; retry on another instance or after restart");
+
 export const notFound = (code: Extract<DomainErrorCode, `${string}_NOT_FOUND`>, id: string): CoordinationError =>
   new CoordinationError(code, `${code.replace("_NOT_FOUND", "").toLowerCase()} "${id}" not found`, { id });

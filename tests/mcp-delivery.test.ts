@@ -52,7 +52,7 @@ describe("MCP delivery", () => {
     expect([claimed?.id, claimed?.attempts]).toEqual([task.id, 1]);
   });
 
-  it("a server shutting down answers the tool calls under way (a waiting claim_task: no task) before it ends their sessions", async () => {
+  it("a server shutting down answers the tool calls under way (a waiting claim_task: SHUTTING_DOWN) before it ends their sessions", async () => {
     // An open notification stream must not hold the stop until the drain's timeout.
     t = await startTestServer({ shutdownTimeoutMs: 60_000 });
     const session = await openSession(t.url);
@@ -64,8 +64,8 @@ describe("MCP delivery", () => {
     const timeout = new Promise((resolve) => setTimeout(resolve, 45_000, "drain timed out"));
     // The stream ends (cleanly) with the shutdown, and the stop does not wait for it.
     expect(await Promise.race([stream.text().then(() => "stream ended"), timeout])).toBe("stream ended");
-    // Answered with the claim's result (none), not a connection closed without an answer.
-    expect(toolAnswer(await waiting.text)).toBeNull();
+    // Answered (the tool's error: retry elsewhere or after the restart), not a connection closed without an answer.
+    expect(toolAnswer(await waiting.text)).toMatchObject({ code: "SHUTTING_DOWN" });
     expect(await Promise.race([stopped.then(() => "stopped"), timeout])).toBe("stopped");
   });
 

@@ -84,7 +84,7 @@ describe("the coordination process", () => {
     }
   });
 
-  it("answers a long-poll claim in flight with 204 and exits 0 well before the poll would end", async () => {
+  it("answers a long-poll claim in flight with 503 SHUTTING_DOWN and exits 0 well before the poll would end", async () => {
     const { cli, url } = await startCli();
     const claim = startGet(`${url}/tasks/claim/a1?waitMs=20000`);
     await claim.sent;
@@ -98,8 +98,8 @@ describe("the coordination process", () => {
     const signalledAt = Date.now();
     cli.kill("SIGTERM");
     const response = await claim.response;
-    expect(response.status).toBe(204);
-    expect(response.body).toBe("");
+    expect(response.status).toBe(503);
+    expect(JSON.parse(response.body)).toMatchObject({ code: "SHUTTING_DOWN" });
     const exit = await cli.waitForExit(5000);
     expect(exit.code).toBe(0);
     expect(Date.now() - signalledAt).toBeLessThan(3000);

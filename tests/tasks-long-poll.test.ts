@@ -88,4 +88,25 @@ describe("long-poll claim", () => {
     expect(await t.api.tasks.get.query({ taskId: task.id })).toMatchObject({ status: "pending", attempts: 0, leaseToken: 0 });
     expect(await t.api.tasks.claim.mutate({ agentId: "present" })).toMatchObject({ id: task.id, attempts: 1, leaseToken: 1 });
   });
+  // A parked long-poll answered empty at shutdown read as "no task" or "no events": the claimer
+  // asked the same server again, and could not tell a restart from an idle queue.
+  it("parked claims and polls are answered 503 SHUTTING_DOWN when the server stops (REST and tRPC)", async () => {
+    const t = await startTestServer({ crossProcessPollMs: 10_000 });
+    try {
+      const parked = () => t.server.services.shutdownWaiters.size;
+      await t.api.events.subscribe.mutate({ agentId: "poller", types: ["nothing.*"] });
+      const restClaim = fetch(`${t.url}/tasks/claim/lp-0?queue=empty&waitMs=60000`);
+      const restPoll = fetch(`${t.url}/events/poller?waitMs=60000`);
+      const trpcClaim = t.api.tasks.claim.mutate({ agentId: "lp-1", queues: ["empty"], waitMs: 60_000 }).catch((e: unknown) => e);
+      await vi.waitFor(() => expect(parked()).toBe(3), { timeout: 30_000, interval: 10 });
+      const stopped = t.server.stop();
+      for (const answer of await Promise.all([restClaim, restPoll])) {
+        expect([answer.status, answer.headers.get("retry-after"), ((await answer.json()) as { code: string }).code]).toEqual([503, "1", "SHUTTING_DOWN"]);
+      }
+      expect(await trpcClaim).toMatchObject({ data: { code: "SHUTTING_DOWN", httpStatus: 503 } });
+      await stopped;
+    } finally {
+      await t.stop({ removeFiles: true });
+    }
+  });
 });

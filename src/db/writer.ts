@@ -14,7 +14,7 @@
 //  - BEGIN IMMEDIATE takes the write lock up front, so a second server process on the same
 //    file waits (busy_timeout) instead of failing at COMMIT, avoiding the SQLITE_BUSY-at-COMMIT
 //    trap (prisma/orm#29933).
-import { CoordinationError } from "../errors.js";
+import { shuttingDown } from "../errors.js";
 import type { Statement, Transaction } from "better-sqlite3";
 import type { SqliteDatabase } from "./open-database.js";
 
@@ -74,7 +74,7 @@ export class Writer {
 
   /** Queues `run` for the next group commit; resolves with its return value once durable. */
   write<T>(run: (ctx: WriteContext) => T): Promise<T> {
-    if (this.closed) return Promise.reject(new CoordinationError("SHUTTING_DOWN", "the server is shutting down; retry on another instance or after restart"));
+    if (this.closed) return Promise.reject(shuttingDown());
     return new Promise<T>((resolve, reject) => {
       this.queue.push({ run, resolve: resolve as (value: unknown) => void, reject });
       if (!this.scheduled) {

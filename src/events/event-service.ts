@@ -3,6 +3,7 @@
 // long-polling (woken by the bus, poll-waiters.ts), one auto-ack poll per agent at a time, and
 // delivery confirmation (an auto-ack poll's batch is held until its answer arrives; one lost
 // with its answer, or with its server, is the agent's next batch: poll_takes).
+import { shuttingDown } from "../errors.js";
 import { randomUUID } from "node:crypto";
 import type { Config } from "../config.js";
 import type { Database } from "../db/thread/database.js";
@@ -117,6 +118,8 @@ export class EventService {
           types = taken.types;
           ticket.types = types;
           const now = Date.now();
+          // Not an empty answer: that reads as "no events", and the agent would poll this server again.
+          if (taken.batch.length === 0 && shutdown.signal.aborted) throw shuttingDown();
           if (taken.batch.length > 0 || now >= deadline || stop.signal.aborted) return taken.batch;
           call.waiting?.();
           await ticket.wait(Math.min(deadline - now, safetyRelookMs(this.d.config.crossProcessPollMs)), stop.signal);

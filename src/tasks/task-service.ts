@@ -3,6 +3,7 @@
 // no database: long-polling (woken by committed events, claim-waiters.ts) and delivery
 // confirmation: what a claim or a steal leased goes back, uncharged, when its answer does not
 // reach the claimer. (A claim's context comes with its answer: recall-relay.ts.)
+import { shuttingDown } from "../errors.js";
 import type { Config } from "../config.js";
 import { asFault } from "../db/faults.js";
 import type { Database } from "../db/thread/database.js";
@@ -80,6 +81,8 @@ export class TaskService {
         try {
           const claimed = await this.d.db.handOut("tasks.claim", { request, limit, leaseMs, noteAgent: attempt === 0, contextLimit: this.contextLimit(request.context) });
           if (claimed.leased.length > 0) return this.handOut(claimed, call);
+          // Not an empty answer: that reads as "no task", and the claimer would ask this server again.
+          if (shutdown.signal.aborted) throw shuttingDown();
           const now = Date.now();
           if (now >= deadline || stop.signal.aborted) return [];
           if (claimed.nextRunAt !== null) ticket.dueBy(claimed.nextRunAt);

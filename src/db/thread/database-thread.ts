@@ -7,7 +7,7 @@
 //  - the reader: reads on its own connection (WAL: it never waits for the writer), recall and
 //    Prisma's queries among them.
 import { parentPort, workerData, type MessagePort } from "node:worker_threads";
-import { CoordinationError } from "../../errors.js";
+import { shuttingDown } from "../../errors.js";
 import { sameFilesGuard } from "../file-identity.js";
 import { openDatabase } from "../open-database.js";
 import { readTransaction } from "../read-transaction.js";
@@ -126,7 +126,7 @@ function startReader(): { run: Run; close: () => Promise<void> } {
     },
     close: async () => {
       // Claims still waiting for context fail as the server's other calls do while it stops.
-      recalls.stop(serializeError(new CoordinationError("SHUTTING_DOWN", "the server is shutting down; retry on another instance or after restart")));
+      recalls.stop(serializeError(shuttingDown()));
       await prisma?.$disconnect();
       db.close();
     },

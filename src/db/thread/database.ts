@@ -3,7 +3,7 @@
 import { dirname } from "node:path";
 import { MessageChannel } from "node:worker_threads";
 import type { Config } from "../../config.js";
-import { CoordinationError } from "../../errors.js";
+import { CoordinationError, shuttingDown } from "../../errors.js";
 import type { Logger } from "../../logger.js";
 import { asFault, diskHasRoom, WriteFaults } from "../faults.js";
 import type { ReadCommands, WriteCommands } from "./commands.js";
@@ -147,7 +147,7 @@ export class Database {
   async close(): Promise<void> {
     await this.reader.close();
     // A claim the writer still runs would wait for a context no reader will send: it fails instead, and gives its task back.
-    this.recalled.fail(serializeError(new CoordinationError("SHUTTING_DOWN", "the server is shutting down; retry on another instance or after restart")));
+    this.recalled.fail(serializeError(shuttingDown()));
     await this.writer.close();
     const failure = this.writer.closeFailure ?? this.reader.closeFailure;
     if (failure) {

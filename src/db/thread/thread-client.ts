@@ -6,7 +6,7 @@ import { fileURLToPath } from "node:url";
 import { Worker, type MessagePort } from "node:worker_threads";
 import type { Config } from "../../config.js";
 import type { Logger } from "../../logger.js";
-import { CoordinationError } from "../../errors.js";
+import { CoordinationError, shuttingDown } from "../../errors.js";
 import type { RecallAnswer } from "./recall-relay.js";
 import { deserializeError, type Call, type FromThread, type Outcome, type ThreadRole, type ToThread } from "./protocol.js";
 import { copyWith } from "../../copy-with.js";
@@ -85,7 +85,7 @@ export class DatabaseThread<Commands extends CommandTable> {
         this.fail(lost);
         this.onLost?.(crash ?? lost);
       } else {
-        this.fail(new CoordinationError("SHUTTING_DOWN", "the server is shutting down; retry on another instance or after restart"));
+        this.fail(shuttingDown());
       }
       this.onClosed?.();
     });
