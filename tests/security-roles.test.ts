@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { appRouter } from "../src/trpc/app-router.js";
 import type { Meta } from "../src/trpc/meta.js";
 import { ADMIN_SECRET, http, startSecureServer, type SecureServer } from "./helpers/secure-server.js";
+import { startTestServer } from "./helpers/test-server.js";
 
 type Need = "open" | "read" | "agent" | "admin";
 const EXPECTED: Record<string, Need> = {
@@ -146,3 +147,23 @@ describe("a caller without a credential", () => {
   });
 });
 
+
+// One anonymous POST /tokens {"role":"read"} closed an open server to every caller, with no
+// admin left to manage it through the API: recovery needed a shell on its machine.
+describe("an open server's first credential issued through it", () => {
+  it("must be an admin token: an agent or read token is a 400 naming role, and the server stays open", async () => {
+    await using t = await startTestServer();
+    for (const body of [{ role: "read", name: "r" }, { role: "agent", agentId: "w1" }]) {
+      const refused = await http(t.url, "POST", "/tokens", { body });
+      expect([refused.status, refused.body.code, refused.body.details.issues[0].path]).toEqual([400, "INVALID_INPUT", "role"]);
+      expect(refused.body.message).toContain('it must be an admin token (role "admin")');
+    }
+    expect((await http(t.url, "GET", "/agents")).status).toBe(200);
+    const admin = await http(t.url, "POST", "/tokens", { body: { role: "admin", name: "first" } });
+    expect(admin.status).toBe(200);
+    expect((await http(t.url, "GET", "/agents")).status).toBe(401);
+    const reader = await http(t.url, "POST", "/tokens", { body: { role: "read" }, token: admin.body.secret });
+    expect(reader.status).toBe(200);
+    expect((await http(t.url, "GET", "/agents", { token: reader.body.secret })).status).toBe(200);
+  });
+});

@@ -2,6 +2,7 @@
 // the command line, for operators who manage a running server remotely. Issued and revoked
 // tokens take effect in this server before the answer goes out (src/auth/credentials.ts).
 import { z } from "zod";
+import { invalidField } from "../errors.js";
 import { procedure, router } from "../trpc/init.js";
 import { ADMIN } from "./access.js";
 import { hashSecret } from "./token-secret.js";
@@ -15,6 +16,13 @@ export const tokenRouter = router({
     .input(createTokenInput)
     .output(issuedTokenSchema)
     .mutation(async ({ ctx, input }) => {
+      // A server with no credential trusts every caller; the first one issued closes it to
+      // callers without one. Were that an agent or read token, nobody could manage the server
+      // through it any more (one anonymous call locked it until someone ran the CLI on its
+      // machine): through the API, the first credential is an admin's.
+      if (ctx.caller.kind === "open" && input.role !== "admin") {
+        throw invalidField("role", `this server has no credential yet, and the first one issued through it closes it to every caller without one: it must be an admin token (role "admin"), which then issues the others`);
+      }
       const issued = await ctx.services.db.write("tokens.create", input);
       ctx.services.credentials.applied(issued.token, hashSecret(issued.secret));
       ctx.services.log.info({ tokenId: issued.token.id, role: issued.token.role, agentId: issued.token.agentId }, "token issued");
