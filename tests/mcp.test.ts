@@ -408,6 +408,16 @@ describe("A2A agent cards", () => {
     expect((await http(t.url, "GET", "/agents/nobody/card")).status).toBe(404);
     // The card's place in metadata cannot be filled without the card's checks.
     const planted = await http(t.url, "POST", "/agents", { body: { agentId: "sneaky", metadata: { a2aCard: { name: 5 } } } });
-    expect([planted.status, planted.body.message]).toEqual([400, "metadata.a2aCard: reserved for the agent's A2A card; give the card as `card`"]);
+    expect(planted.status).toBe(400);
+    expect(planted.body.message).toMatch(/^metadata\.a2aCard: holds the agent's A2A card, and this is not one \(.+\); give the card as `card`$/);
+    // An agent as read back, sent again with one more capability: the card in its metadata is its card.
+    const read = (await http(t.url, "GET", "/agents/translator-1")).body;
+    expect(read.metadata).toEqual({ a2aCard: card });
+    const again = await http(t.url, "POST", "/agents", { body: { agentId: "translator-1", capabilities: [...read.capabilities, "proofread"], metadata: { ...read.metadata, team: "a" } } });
+    expect(again.status).toBe(200);
+    expect(again.body).toMatchObject({ capabilities: ["proofread", "translate"], metadata: { team: "a", a2aCard: card } });
+    expect((await http(t.url, "GET", "/agents/translator-1/card")).body).toEqual(card);
+    const twoCards = await http(t.url, "POST", "/agents", { body: { agentId: "translator-1", card: { ...card, name: "other" }, metadata: read.metadata } });
+    expect([twoCards.status, twoCards.body.message]).toEqual([400, "metadata.a2aCard: differs from `card`: give the card once, as `card`"]);
   });
 });

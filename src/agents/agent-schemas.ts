@@ -51,7 +51,7 @@ export type AgentCard = z.output<typeof agentCardSchema>;
 export const registerInput = z.strictObject({
   agentId: agentId.describe("The agent's id, chosen by the agent; registering again updates it"),
   capabilities: capabilityList().default([]).describe("What the agent can do: a task that requires a capability goes only to an agent offering it"),
-  metadata: jsonObject.default({}).describe("Anything else about the agent: a JSON object"),
+  metadata: jsonObject.default({}).describe("Anything else about the agent: a JSON object. Its a2aCard, if any, is the agent's A2A card (as read back), checked as card is"),
   card: agentCardSchema.optional().describe("An A2A Agent Card: its skills' ids join the capabilities, and the card is kept (metadata.a2aCard)"),
 });
 export const agentHeartbeatInput = z.strictObject({

@@ -5,9 +5,10 @@ import type { Database } from "../db/thread/database.js";
 import type { JsonObject } from "../json-types.js";
 import { inBatches } from "../db/in-batches.js";
 import { invalidField } from "../errors.js";
+import { sameJson } from "../json-checks.js";
 import { assertJsonDepth } from "../json-value.js";
 import { MAX_CAPABILITIES } from "../schema-parts.js";
-import type { Agent, AgentCard, AgentListFilter, FindByCapability } from "./agent-schemas.js";
+import { agentCardSchema, type Agent, type AgentCard, type AgentListFilter, type FindByCapability } from "./agent-schemas.js";
 
 /** Agents a health check's write changes at most. */
 const HEALTH_BATCH = 500;
@@ -20,10 +21,17 @@ export class AgentService {
 
   /** Registers (or re-registers) an agent; an A2A card's skills join its capabilities and the card is kept in metadata.a2aCard. */
   register(request: { agentId: string; capabilities: string[]; metadata: Record<string, unknown>; card?: AgentCard | undefined }): Promise<Agent> {
-    const { card, ...registration } = request;
-    // The card is kept under this key, validated; metadata may not plant one unvalidated.
+    const { card: given, ...registration } = request;
+    // The card is kept under this key, validated: metadata as read back holds it, and may be sent
+    // again as read (a re-registration that adds a capability), so a card there is the card.
+    let card = given;
     if (Object.hasOwn(registration.metadata, "a2aCard")) {
-      throw invalidField("metadata.a2aCard", "reserved for the agent's A2A card; give the card as `card`");
+      const { a2aCard, ...rest } = registration.metadata;
+      const read = agentCardSchema.safeParse(a2aCard);
+      if (!read.success) throw invalidField("metadata.a2aCard", `holds the agent's A2A card, and this is not one (${read.error.issues[0]?.message ?? "invalid"}); give the card as \`card\``);
+      if (card !== undefined && !sameJson(card, read.data)) throw invalidField("metadata.a2aCard", "differs from `card`: give the card once, as `card`");
+      card ??= read.data;
+      registration.metadata = rest;
     }
     if (card !== undefined) {
       assertJsonDepth("card", card, this.config.maxJsonDepth);
