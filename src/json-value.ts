@@ -11,6 +11,12 @@ import { findNonJson } from "./json-checks.js";
 
 export { assertJsonDepth, findNonJson, JSON_DEPTH_CEILING, jsonDepth, MAX_TIME_MS, sameJson } from "./json-checks.js";
 
+/**
+ * What a stored JSON value may not hold, said in each such field's description: superjson (tRPC's
+ * wire format, the typed client's) refuses these keys, so no transport takes them (a 400 naming where).
+ */
+export const RESERVED_JSON_KEYS = "no object key may be __proto__, constructor or prototype";
+
 /** Any JSON value (object, array, string, finite number, boolean, null): anything else is a 400 naming where it is. */
 export const jsonValue = z
   .custom<JsonValue>(() => true)

@@ -263,6 +263,10 @@ describe("the OpenAPI document", () => {
       { type: "integer", minimum: 0, maximum: 253402300799999, description: "Unix ms" },
     ]);
     expect(body("post", "/tasks/claim").properties.queues.minItems).toBe(1);
+    // The three keys no transport takes are said where a REST-only client reads: each JSON field's description.
+    for (const [method, path, field] of [["post", "/tasks", "payload"], ["post", "/events", "payload"], ["post", "/agents", "metadata"], ["post", "/memory", "data"]] as const) {
+      expect(body(method, path).properties[field].description).toContain("no object key may be __proto__, constructor or prototype");
+    }
     expect(body("post", "/tokens").properties.name.default).toBeUndefined();
     expect((await t.api.tokens.create.mutate({ role: "admin" })).token.name).toBe("");
   });

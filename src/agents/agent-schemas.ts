@@ -1,6 +1,6 @@
 // Wire shapes of the agent registry. Inputs are strict: an unknown field is a 400 naming it.
 import { z } from "zod";
-import { findNonJson, jsonObject, jsonObjectOutput } from "../json-value.js";
+import { findNonJson, jsonObject, jsonObjectOutput, RESERVED_JSON_KEYS } from "../json-value.js";
 import { capabilityList, int, name, storedName, text } from "../schema-parts.js";
 
 export const AGENT_HEALTH = ["healthy", "stale", "offline"] as const;
@@ -51,7 +51,7 @@ export type AgentCard = z.output<typeof agentCardSchema>;
 export const registerInput = z.strictObject({
   agentId: agentId.describe("The agent's id, chosen by the agent; registering again updates it"),
   capabilities: capabilityList().default([]).describe("What the agent can do: a task that requires a capability goes only to an agent offering it"),
-  metadata: jsonObject.default({}).describe("Anything else about the agent: a JSON object. Its a2aCard, if any, is the agent's A2A card (as read back), checked as card is"),
+  metadata: jsonObject.default({}).describe(`Anything else about the agent: a JSON object (${RESERVED_JSON_KEYS}). Its a2aCard, if any, is the agent's A2A card (as read back), checked as card is`),
   card: agentCardSchema.optional().describe("An A2A Agent Card: its skills' ids join the capabilities, and the card is kept (metadata.a2aCard)"),
 });
 export const agentHeartbeatInput = z.strictObject({

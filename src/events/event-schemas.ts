@@ -1,6 +1,6 @@
 // Wire shapes of the event stream. Inputs are strict: an unknown field is a 400 naming it.
 import { z } from "zod";
-import { jsonOutput, jsonValue } from "../json-value.js";
+import { jsonOutput, jsonValue, RESERVED_JSON_KEYS } from "../json-value.js";
 import { int, name, storedName, text } from "../schema-parts.js";
 
 /** Event types are dotted names: task.claimed, agent.offline, build.finished. */
@@ -32,7 +32,7 @@ const PATTERNS = "exact types, prefix.* wildcards, or * for every event";
 export const publishInput = z.strictObject({
   type: eventTypeSchema.describe("The event's type: dot-separated words, e.g. build.finished"),
   source: name().describe("Who publishes: an agent's id or a component's name"),
-  payload: jsonValue.default({}).describe("The event's data: any JSON"),
+  payload: jsonValue.default({}).describe(`The event's data: any JSON (${RESERVED_JSON_KEYS})`),
   target: agentId.optional().describe("A direct message: only this agent receives it, in its mailbox"),
 });
 export type PublishRequest = z.output<typeof publishInput>;

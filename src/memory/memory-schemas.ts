@@ -1,6 +1,6 @@
 // Wire shapes of the pre-execution memory. Inputs are strict: an unknown field is a 400 naming it.
 import { z } from "zod";
-import { jsonOutput, jsonValue } from "../json-value.js";
+import { jsonOutput, jsonValue, RESERVED_JSON_KEYS } from "../json-value.js";
 import { int, name, storedName, text } from "../schema-parts.js";
 
 export const MEMORY_KINDS = ["execution", "note", "lesson"] as const;
@@ -44,7 +44,7 @@ export const rememberInput = z.strictObject({
   capability: name().optional().describe("The capability it is about; recall can filter by it"),
   taskId: name().optional().describe("The task it comes from"),
   tags: z.array(text(100)).max(50).default([]).describe("Words to find it by, beside its content"),
-  data: jsonValue.optional().describe("Structured data kept with it: any JSON"),
+  data: jsonValue.optional().describe(`Structured data kept with it: any JSON (${RESERVED_JSON_KEYS})`),
 });
 export type RememberRequest = z.output<typeof rememberInput>;
 

@@ -2,7 +2,7 @@
 // adapter, the in-process API and the OpenAPI document, and the TypeScript types inferred from
 // them. Inputs are strict: an unknown field is a 400 naming it.
 import { z } from "zod";
-import { jsonOutput, jsonValue, MAX_TIME_MS } from "../json-value.js";
+import { jsonOutput, jsonValue, MAX_TIME_MS, RESERVED_JSON_KEYS } from "../json-value.js";
 import { memoryMatchSchema } from "../memory/memory-schemas.js";
 import { capabilityList, int, ms, name, nameList, storedName, text, WEEK_MS } from "../schema-parts.js";
 import { TASK_STATUSES, type TaskStatus } from "./task-status.js";
@@ -46,7 +46,7 @@ const leaseMs = ms(WEEK_MS);
 // schemas carry it to plain HTTP clients and to LLM agents.
 export const enqueueFields = z.strictObject({
   queue: name().default("default").describe("The queue to add the task to"),
-  payload: jsonValue.default({}).describe("What the agent needs to do the work: any JSON"),
+  payload: jsonValue.default({}).describe(`What the agent needs to do the work: any JSON (${RESERVED_JSON_KEYS})`),
   priority: int(0, 1_000_000).default(5).describe("0 is the highest: a claim takes the lowest number first, then the oldest"),
   capability: name().optional().describe("Only an agent offering this capability may claim the task"),
   targetAgentId: agentIdSchema.optional().describe("Only this agent may claim the task"),
@@ -112,7 +112,7 @@ const anyHolderSettleFields = {
   ...settleFields,
   agentId: agentIdSchema.optional().describe("The agent holding the task's lease; left out, the current lease is settled whoever holds it"),
 };
-const resultField = jsonValue.optional().describe("The task's result: any JSON");
+const resultField = jsonValue.optional().describe(`The task's result: any JSON (${RESERVED_JSON_KEYS})`);
 export const completeInput = z.strictObject({ ...anyHolderSettleFields, result: resultField });
 /**
  * complete-and-claim: the complete's fields (agentId required: the next task is claimed for it)
