@@ -19,7 +19,7 @@ let before: string;
 /** A digest of every stored row, table by table. */
 const snapshot = () =>
   withDatabase(t, (db) => {
-    const tables = db.prepare<[], string>(`SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE 'memories_fts%' AND name <> '_prisma_migrations' ORDER BY name`).pluck().all();
+    const tables = db.prepare<[], string>(`SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE 'memories_fts%' AND name NOT LIKE 'notes_fts%' AND name <> '_prisma_migrations' ORDER BY name`).pluck().all();
     const hash = createHash("sha256");
     for (const table of tables) hash.update(table).update(JSON.stringify(db.prepare(`SELECT * FROM "${table}" ORDER BY rowid`).all()));
     return hash.digest("hex");

@@ -51,9 +51,10 @@ describe("pre-execution memory", () => {
   // acknowledged, and a note just stored was missing from the next recall.
   it("a deleted memory is never recalled after its delete is acknowledged, and a new note is recalled at once, through a common word", async () => {
     await using t = await startTestServer();
-    for (let i = 0; i < 64; i++) await t.api.memory.remember.mutate({ content: `yak note ${i}`, queue: "farm" });
+    // Long notes: the short lessons below rank above them by bm25.
+    for (let i = 0; i < 64; i++) await t.api.memory.remember.mutate({ content: `yak note ${i}: ${"and then some more words about the field ".repeat(5)}`, queue: "farm" });
     const wrong = await t.api.memory.remember.mutate({ content: "yak: WRONG advice, delete me", kind: "lesson", queue: "farm" });
-    const newest = async () => (await t.api.memory.recall.query({ query: "yak", limit: 2 })).map((m) => m.memory.content);
+    const recalled = async () => (await t.api.memory.recall.query({ query: "yak", limit: 100 })).map((m) => m.memory.content);
     const context = async () => {
       await t.api.tasks.enqueue.mutate({ queue: "farm", payload: { animal: "yak" } });
       const claimed = (await t.api.tasks.claim.mutate({ agentId: "farmer", queues: ["farm"] }))!;
@@ -61,13 +62,13 @@ describe("pre-execution memory", () => {
       await t.api.tasks.cancel.mutate({ taskId: claimed.id });
       return claimed.context.map((m) => m.memory.content);
     };
-    expect(await newest()).toEqual(["yak: WRONG advice, delete me", "yak note 63"]);
+    expect(await recalled()).toContain("yak: WRONG advice, delete me");
     expect(await context()).toContain("yak: WRONG advice, delete me");
     await t.api.memory.forget.mutate({ memoryId: wrong.id });
-    expect(await newest()).toEqual(["yak note 63", "yak note 62"]);
+    expect(await recalled()).not.toContain("yak: WRONG advice, delete me");
     expect(await context()).not.toContain("yak: WRONG advice, delete me");
     await rest(t.url, "POST", "/memory", { content: "yak FRESH important lesson", kind: "lesson", queue: "farm" });
-    expect(await newest()).toEqual(["yak FRESH important lesson", "yak note 63"]);
+    expect(await recalled()).toContain("yak FRESH important lesson");
     expect(await context()).toContain("yak FRESH important lesson");
   });
 
@@ -137,6 +138,33 @@ describe("pre-execution memory", () => {
     expect(await t.api.memory.recall.query({ query: "zebra", limit: 100 })).toHaveLength(60);
     expect((await rest(t.url, "GET", "/memory/recall?limit=100")).body).toHaveLength(90);
     expect(await t.api.memory.recall.query({ query: "zebra", limit: 7 })).toHaveLength(7);
+  });
+
+  // A word in 64 memories or more is ranked by its newest matches (bm25 over all of them grows
+  // with the store): once that many newer memories shared a lesson's word, the lesson could not be
+  // recalled by it at all. Notes and lessons have an index of their own, ranked by bm25 in full.
+  it("a lesson stays recallable by a word that many newer notes and execution records share", async () => {
+    await using t = await startTestServer();
+    const lesson = await t.api.memory.remember.mutate({ content: "alpaca handling: always approach an alpaca from the side", kind: "lesson", queue: "farm2", tags: ["alpaca"] });
+    for (let i = 0; i < 70; i++) await t.api.memory.remember.mutate({ content: `someone saw an alpaca today (${i})` });
+    const guide = await t.api.memory.remember.mutate({ content: "llama llama llama: the definitive llama handling guide" });
+    for (let i = 0; i < 70; i++) await t.api.memory.remember.mutate({ content: `llama chatter number ${i} about the weather and the hills` });
+
+    await t.api.tasks.enqueue.mutate({ queue: "farm2", payload: { animal: "alpaca" } });
+    const claimed = (await t.api.tasks.claim.mutate({ agentId: "f1", queues: ["farm2"] }))!;
+    expect(claimed.context[0]!.memory.id).toBe(lesson.id);
+    expect((await t.api.memory.recall.query({ query: "llama", limit: 3 }))[0]!.memory.id).toBe(guide.id);
+    expect((await rest(t.url, "GET", "/memory/recall?query=alpaca&limit=1")).body[0].memory.id).toBe(lesson.id);
+
+    // Execution records sharing the word crowd it no more than notes do.
+    for (let i = 0; i < 70; i++) {
+      const task = await t.api.tasks.enqueue.mutate({ queue: "barn", payload: { animal: "alpaca", n: i } });
+      const run = (await t.api.tasks.claim.mutate({ agentId: "f2", queues: ["barn"], context: false }))!;
+      await t.api.tasks.complete.mutate({ taskId: task.id, agentId: "f2", leaseToken: run.leaseToken, result: { fed: "alpaca" } });
+    }
+    await t.api.tasks.enqueue.mutate({ queue: "farm2", payload: { animal: "alpaca" } });
+    const later = (await t.api.tasks.claim.mutate({ agentId: "f1", queues: ["farm2"] }))!;
+    expect(later.context.map((m) => m.memory.id)).toContain(lesson.id);
   });
 
   it("hands each claimed task the memories of prior runs (and none when context: false)", async () => {

@@ -52,14 +52,16 @@ type SchemaShape = Record<string, TableShape>;
 
 const SCHEMA_PATH = new URL("../prisma/schema.prisma", import.meta.url);
 
-/** Tables that are not Prisma models: the FTS5 index over memories (and its shadow tables) and SQLite/Prisma bookkeeping. */
+/** Tables that are not Prisma models: the FTS5 indexes over memories and over notes (and their shadow tables) and SQLite/Prisma bookkeeping. */
 const NON_MODEL_TABLES = new Set([
   "_prisma_migrations",
   "sqlite_sequence",
   "memories_fts",
   ...["data", "idx", "content", "docsize", "config"].map((suffix) => `memories_fts_${suffix}`),
+  "notes_fts",
+  ...["data", "idx", "docsize", "config"].map((suffix) => `notes_fts_${suffix}`),
 ]);
-const FTS_TRIGGERS = ["memories_fts_after_delete", "memories_fts_after_update"];
+const FTS_TRIGGERS = ["memories_fts_after_delete", "memories_fts_after_update", "notes_fts_after_delete", "notes_fts_after_update"];
 
 /** Declared column types, as Prisma's SQLite migrations write them. */
 const SQLITE_TYPES: Record<string, string> = {
@@ -308,7 +310,7 @@ describe("schema drift", () => {
     const models = new Set(Object.keys(expectedShape(await parseSchema())));
     const otherTables = objects.filter((o) => o.type === "table" && !models.has(o.name)).map((o) => o.name);
     expect(otherTables.every((name) => NON_MODEL_TABLES.has(name)), otherTables.join(", ")).toBe(true);
-    expect(otherTables).toEqual(expect.arrayContaining(["_prisma_migrations", "memories_fts"]));
+    expect(otherTables).toEqual(expect.arrayContaining(["_prisma_migrations", "memories_fts", "notes_fts"]));
     expect(objects.filter((o) => o.type === "view")).toEqual([]);
     const triggers = objects.filter((o) => o.type === "trigger");
     expect(triggers.map((t) => t.name).sort()).toEqual(FTS_TRIGGERS);
@@ -325,6 +327,17 @@ describe("schema drift", () => {
     expect(match("widget")).toEqual([{ rowid: 1 }]);
     db.prepare(`DELETE FROM memories WHERE seq = 1`).run();
     expect(match("widget")).toEqual([]);
+
+    // Notes and lessons are in notes_fts too, execution records never; it follows deletes and changes.
+    const noteMatch = (term: string) => db.prepare<[string], { rowid: number }>(`SELECT rowid FROM notes_fts WHERE notes_fts MATCH ?`).all(term);
+    const lesson = memories.insert({ ...note, id: "m2", kind: "lesson", content: "grease the gearbox" }, 0);
+    const record = memories.insert({ ...note, id: "m3", kind: "execution", content: "greased the gearbox" }, 0);
+    expect(noteMatch("gearbox")).toEqual([{ rowid: lesson.seq }]);
+    expect(match("gearbox").map((r) => r.rowid).sort()).toEqual([lesson.seq, record.seq]);
+    db.prepare(`UPDATE memories SET content = 'oil the chain' WHERE seq = ?`).run(lesson.seq);
+    expect([noteMatch("gearbox"), noteMatch("chain")]).toEqual([[], [{ rowid: lesson.seq }]]);
+    db.prepare(`DELETE FROM memories WHERE seq = ?`).run(lesson.seq);
+    expect(noteMatch("chain")).toEqual([]);
   });
 
   it("the rows the stores build instead of reading back are exactly what the database stored", () => {

@@ -45,6 +45,8 @@ const RECENCY_HALF_LIFE_MS = 7 * 24 * 3_600_000;
 const OUTCOME_WEIGHT: Record<string, number> = { completed: 1, failed: 0.6, dead_letter: 0.6 };
 /** Candidates ranked per signal: at least this many, or as many as the recall asks for. */
 const CANDIDATES = 50;
+/** A common term's notes and lessons taken, best bm25 first (recall's limit is at most 100). */
+const NOTES_PER_TERM = 100;
 /** A term with at least this many matches is "common": not worth a bm25 pass over all of them. */
 const PROBE = 64;
 /** What stands for the bm25 of the claim's sole rare match: any negative number (relevance is bm25 over the best one's, so 1). */
@@ -157,6 +159,15 @@ export class MemoryRecall {
     if (task?.earlierRuns) {
       for (const row of this.memories.byTask(task.id, 10)) candidate(row, 1);
     }
+    // Notes and lessons holding the common words, ranked by bm25 over all of them: a common word's
+    // newest matches alone let newer records (or notes) crowd out the lesson that mattered.
+    if (commonLists.length > 0) {
+      const common = terms.filter((_, at) => lists[at] !== undefined);
+      for (const [seq, note] of this.notesFor(common, filter, now)) {
+        const prior = candidates.get(seq);
+        if (prior === undefined || prior.relevance < note.relevance) candidates.set(seq, note);
+      }
+    }
     const ranked = [...candidates.values()].map(({ row, relevance }) => scored(row, relevance)).sort(byScore);
 
     let common: readonly Scored[] = [];
@@ -252,6 +263,37 @@ export class MemoryRecall {
       }
     }
     return { lists, rare, rareScores };
+  }
+
+  /**
+   * The notes and lessons matching the common `terms`, each with its relevance: in (0, 0.75],
+   * half by how many of the terms it holds (as a common term's candidates, which rank in [0, 0.5])
+   * and a quarter by its bm25 summed over the terms (as an OR query would), over the best one's.
+   * Each term's best NOTES_PER_TERM come from its own lookup, kept in the cache.
+   */
+  private notesFor(terms: readonly string[], filter: MemoryFilter, now: number): Map<number, { row: ScoringFields; relevance: number }> {
+    const found = new Map<number, { row: ScoringFields; bm25: number; hits: number }>();
+    for (const term of terms) {
+      const key = probeKey(term, filter);
+      let notes = this.cache.notesOf(key, now);
+      if (notes === undefined) {
+        notes = this.memories.notesMatching(quoteTerm(term), filter, NOTES_PER_TERM);
+        this.cache.keepNotes(key, now, notes);
+      }
+      for (const note of notes) {
+        const seen = found.get(note.seq);
+        if (seen === undefined) found.set(note.seq, { row: note, bm25: note.bm25, hits: 1 });
+        else {
+          seen.bm25 += note.bm25;
+          seen.hits += 1;
+        }
+      }
+    }
+    let top = Number.EPSILON;
+    for (const { bm25 } of found.values()) top = Math.max(top, -bm25);
+    const relevant = new Map<number, { row: ScoringFields; relevance: number }>();
+    for (const [seq, { row, bm25, hits }] of found) relevant.set(seq, { row, relevance: (0.5 * hits) / terms.length + (0.25 * -bm25) / top });
+    return relevant;
   }
 
   /**

@@ -79,6 +79,8 @@ export class MemoryStore {
         memory.outcome, memory.durationMs, memory.tags, memory.data, now);
     const seq = Number(lastInsertRowid);
     this.st.get(`INSERT INTO memories_fts (rowid, content, tags) VALUES (?, ?, ?)`).run(seq, memory.content, memory.tags);
+    // Notes and lessons have an index of their own too (migration notes_fts): never an execution record's write.
+    if (memory.kind !== "execution") this.st.get(`INSERT INTO notes_fts (rowid, content, tags) VALUES (?, ?, ?)`).run(seq, memory.content, memory.tags);
     // Every column named, in the table's order: a row read back has the same hidden class (taskRowWith says why).
     return {
       seq,
@@ -136,6 +138,22 @@ export class MemoryStore {
       .get<unknown[], MemoryRow & { bm25: number }>(
         `SELECT m.*, bm25(memories_fts) AS bm25 FROM memories_fts JOIN memories m ON m.seq = memories_fts.rowid
          WHERE memories_fts MATCH ?${where} ORDER BY bm25 LIMIT CAST(? AS INTEGER)`,
+      )
+      .all(...params);
+  }
+
+  /**
+   * Notes and lessons matching one quoted term, best bm25 first (over the notes' own index:
+   * execution records neither compete nor add to the cost), with what recall scores them by.
+   */
+  notesMatching(term: string, filter: MemoryFilter, limit: number): Array<ScoringFields & { bm25: number }> {
+    const params: unknown[] = [term];
+    const where = filterSql(filter, params);
+    params.push(limit);
+    return this.st
+      .get<unknown[], ScoringFields & { bm25: number }>(
+        `SELECT m.seq, m.queue, m.outcome, m.createdAt, bm25(notes_fts) AS bm25 FROM notes_fts JOIN memories m ON m.seq = notes_fts.rowid
+         WHERE notes_fts MATCH ?${where} ORDER BY bm25 LIMIT CAST(? AS INTEGER)`,
       )
       .all(...params);
   }

@@ -20,6 +20,9 @@
 //  - What recall scores a memory by (seq, queue, outcome, time): never changes either, and a
 //    common term's newest matches are mostly the same memories probe after probe, so its probe
 //    reads the index alone and the few memories it has not seen yet.
+//  - A common term's best notes and lessons (their own index, bm25 over all of them): they change
+//    only when a note is written or a memory deleted, which drops them (memory-changes.ts), and
+//    are kept PROBE_TTL_MS at most for another server's notes.
 //  - Which terms are common: a term's class changes only as memories are written or pruned, but
 //    finding it out by bm25 reads the term's whole doclist (FTS5 counts every row holding it for
 //    the inverse document frequency), which grows with the memory. A term once seen common goes
@@ -44,6 +47,9 @@ export interface HandOut {
 
 export const handOutOf = (row: MemoryRow): HandOut => ({ seq: row.seq, memory: toMemory(row), bytes: memoryAnswerBytes(row) });
 
+/** A note or lesson a term matches, with its bm25 for that term (lower is better). */
+export type NoteMatch = ScoringFields & { bm25: number };
+
 /** A candidate's place in a ranking: its score and, for ties, its time (Unix ms) and seq. */
 export interface Scored {
   seq: number;
@@ -64,6 +70,7 @@ const MAX_COMMON_TERMS = 20_000;
 
 export class RecallCache {
   private readonly probes = new Map<string, { at: number; rows: ScoringFields[] }>();
+  private readonly notes = new Map<string, { at: number; rows: NoteMatch[] }>();
   private readonly handOuts = new Map<number, HandOut>();
   private readonly scoring = new Map<number, ScoringFields>();
   private readonly contexts = new Map<string, readonly RankedMemory[]>();
@@ -86,6 +93,7 @@ export class RecallCache {
     if (changes === this.changesSeen) return;
     this.changesSeen = changes;
     this.probes.clear();
+    this.notes.clear();
     this.contexts.clear();
     this.commonRankings.clear();
   }
@@ -97,6 +105,22 @@ export class RecallCache {
     if (now - hit.at < PROBE_TTL_MS) return hit.rows;
     this.probes.delete(key);
     return undefined;
+  }
+
+  /**
+   * A common term's best notes and lessons by bm25, looked up less than PROBE_TTL_MS before
+   * `now` (another server's notes within that), and since the last note or delete here (sync).
+   */
+  notesOf(key: string, now: number): NoteMatch[] | undefined {
+    const hit = this.notes.get(key);
+    if (hit === undefined) return undefined;
+    if (now - hit.at < PROBE_TTL_MS) return hit.rows;
+    this.notes.delete(key);
+    return undefined;
+  }
+
+  keepNotes(key: string, now: number, rows: NoteMatch[]): void {
+    setNewest(this.notes, key, { at: now, rows }, MAX_PROBES);
   }
 
   /** Keeps a common term's full candidate list (PROBE rows), which also confirms the term common. */
