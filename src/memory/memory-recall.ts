@@ -47,6 +47,7 @@ const OUTCOME_WEIGHT: Record<string, number> = { completed: 1, failed: 0.6, dead
 const CANDIDATES = 50;
 /** A common term's notes and lessons taken, best bm25 first (recall's limit is at most 100). */
 const NOTES_PER_TERM = 100;
+const NO_NOTES: ReadonlyMap<number, { row: ScoringFields; relevance: number }> = new Map();
 /** A term with at least this many matches is "common": not worth a bm25 pass over all of them. */
 const PROBE = 64;
 /** What stands for the bm25 of the claim's sole rare match: any negative number (relevance is bm25 over the best one's, so 1). */
@@ -98,7 +99,8 @@ export class MemoryRecall {
     // A question with no word in it ("'", "?") asks for nothing: it matches nothing, rather than
     // being read as no question and answered with the newest memories, each scored as a match.
     if (task === null && asked.length === 0 && query !== undefined && query.trim() !== "") return [];
-    const terms = [...new Set([...asked, ...(task ? extractTerms(`${task.queue} ${task.capability ?? ""} ${payloadText(task.payload)}`) : [])])].slice(0, MAX_TERMS);
+    const taskTerms = task ? extractTerms(`${task.queue} ${task.capability ?? ""} ${payloadText(task.payload)}`) : [];
+    const terms = asked.length === 0 ? taskTerms : [...new Set([...asked, ...taskTerms])].slice(0, MAX_TERMS);
     const now = Date.now();
     const unfiltered = filter.queue === undefined && filter.capability === undefined;
     const { lists, rare, rareScores } = this.termSignals(terms, filter, now);
@@ -162,7 +164,7 @@ export class MemoryRecall {
     // Notes and lessons holding the common words, ranked by bm25 over all of them: a common word's
     // newest matches alone let newer records (or notes) crowd out the lesson that mattered.
     if (commonLists.length > 0) {
-      const common = terms.filter((_, at) => lists[at] !== undefined);
+      const common = commonLists.length === terms.length ? terms : terms.filter((_, at) => lists[at] !== undefined);
       for (const [seq, note] of this.notesFor(common, filter, now)) {
         const prior = candidates.get(seq);
         if (prior === undefined || prior.relevance < note.relevance) candidates.set(seq, note);
@@ -271,7 +273,7 @@ export class MemoryRecall {
    * and a quarter by its bm25 summed over the terms (as an OR query would), over the best one's.
    * Each term's best NOTES_PER_TERM come from its own lookup, kept in the cache.
    */
-  private notesFor(terms: readonly string[], filter: MemoryFilter, now: number): Map<number, { row: ScoringFields; relevance: number }> {
+  private notesFor(terms: readonly string[], filter: MemoryFilter, now: number): ReadonlyMap<number, { row: ScoringFields; relevance: number }> {
     const found = new Map<number, { row: ScoringFields; bm25: number; hits: number }>();
     for (const term of terms) {
       const key = probeKey(term, filter);
@@ -289,6 +291,7 @@ export class MemoryRecall {
         }
       }
     }
+    if (found.size === 0) return NO_NOTES;
     let top = Number.EPSILON;
     for (const { bm25 } of found.values()) top = Math.max(top, -bm25);
     const relevant = new Map<number, { row: ScoringFields; relevance: number }>();
