@@ -10,6 +10,7 @@
 //    To restore: stop the server, replace the database file with the copy (removing its -wal and
 //    -shm files), start the server.
 import { existsSync, renameSync, rmSync } from "node:fs";
+import { dirname, resolve } from "node:path";
 import Database from "better-sqlite3";
 import type { Config } from "./config.js";
 
@@ -43,6 +44,12 @@ export async function runBackup(config: Config, target: string, out: Output): Pr
   }
   if (existsSync(target)) {
     out.stderr(`coordination backup: ${target} exists; give a new file (a backup never overwrites)\n`);
+    return 2;
+  }
+  // A usage mistake, said as serve says it of --db: not SQLite's "unable to open" of a temp name.
+  const directory = dirname(resolve(target));
+  if (!existsSync(directory)) {
+    out.stderr(`coordination backup: the directory ${directory} does not exist\n`);
     return 2;
   }
   let source: InstanceType<typeof Database>;
