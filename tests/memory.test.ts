@@ -167,6 +167,22 @@ describe("pre-execution memory", () => {
     expect(later.context.map((m) => m.memory.id)).toContain(lesson.id);
   });
 
+  it("memoryContextScope queue keeps a claim's context to its own queue's memories; all (the default) draws on every queue", async () => {
+    for (const scope of ["all", "queue"] as const) {
+      await using t = await startTestServer({ memoryContextScope: scope });
+      const secret = await t.api.tasks.enqueue.mutate({ queue: "tenant-a", payload: { customer: "acme-corp", job: "rotate credentials" } });
+      const run = (await t.api.tasks.claim.mutate({ agentId: "a", queues: ["tenant-a"] }))!;
+      await t.api.tasks.complete.mutate({ taskId: secret.id, agentId: "a", leaseToken: run.leaseToken, result: { newPassword: "hunter2-SECRET" } });
+      await t.api.memory.remember.mutate({ content: "acme-corp invoices go out on Mondays", queue: "tenant-b" });
+      await t.api.tasks.enqueue.mutate({ queue: "tenant-b", payload: { customer: "acme-corp", job: "send invoice" } });
+      const other = (await t.api.tasks.claim.mutate({ agentId: "b", queues: ["tenant-b"] }))!;
+      const seen = other.context.map((m) => m.memory.queue);
+      expect(seen).toContain("tenant-b");
+      if (scope === "queue") expect(seen.every((queue) => queue === "tenant-b")).toBe(true);
+      else expect(seen).toContain("tenant-a");
+    }
+  });
+
   it("hands each claimed task the memories of prior runs (and none when context: false)", async () => {
     await using t = await startTestServer({ memoryContextLimit: 3 });
     await t.api.memory.remember.mutate({ content: "Scraping example.com needs a user agent header", kind: "lesson", queue: "scrape" });

@@ -63,6 +63,8 @@ export class MemoryRecall {
     private readonly maxResponseBytes: number,
     /** Deletes and notes since the cache was filled: it is dropped then (memory-changes.ts). */
     private readonly changes: MemoryChanges,
+    /** memoryContextScope: "queue" draws a claimed task's context from its own queue's memories only. */
+    private readonly contextScope: "all" | "queue" = "all",
   ) {}
 
   /** The best `limit` matches, fewer if their answer would pass maxResponseBytes. */
@@ -82,7 +84,7 @@ export class MemoryRecall {
    * not fit in `budget.bytes` (what is left of the claim's answer; used up as memories are taken).
    */
   recallForTask(task: RecallSubject, limit: number, budget: { bytes: number }): MemoryMatch[] {
-    return this.rank(task, undefined, {}, limit, budget);
+    return this.rank(task, undefined, this.contextScope === "queue" ? { queue: task.queue } : {}, limit, budget);
   }
 
   /**
