@@ -213,6 +213,7 @@ describe("a database that fails under a running server", () => {
     expect([full?.status, full?.body.code, full?.headers.get("retry-after")]).toEqual([503, "DISK_FULL", "30"]);
     const health = await http(t.url, "GET", "/health");
     expect([health.status, health.body.code]).toEqual([503, "DISK_FULL"]);
+    expect((await http(t.url, "GET", "/metrics")).body).toContain('coordination_database_writes_failing{code="DISK_FULL"} 1');
     // A little room (less than the largest request): small writes work, the disk is still full.
     // /health said 200 and the log "writes work again" after one small write succeeded.
     truncateSync(filler, statSync(filler).size - 300 * 1024);

@@ -134,6 +134,21 @@ describe("/metrics", () => {
     await client.close();
   });
 
+  it("counts HTTP responses by status, and says whether writes are failing", async () => {
+    const { url } = await logged();
+    const scrape = async () => (await http(url, "GET", "/metrics")).body as string;
+    const before = await scrape();
+    const count = (text: string, status: number) => sample(text, "coordination_http_responses_total", { status: String(status) }) ?? 0;
+    for (let i = 0; i < 3; i++) expect((await http(url, "GET", "/tasks/no-such-task")).status).toBe(404);
+    expect((await http(url, "POST", "/tasks", { body: { queue: 5 } })).status).toBe(400);
+    expect((await http(url, "GET", "/health")).status).toBe(200);
+    const after = await scrape();
+    expect([count(after, 404) - count(before, 404), count(after, 400) - count(before, 400)]).toEqual([3, 1]);
+    // The scrape before this one is counted once it closed: /health and it, at least.
+    expect(count(after, 200) - count(before, 200)).toBeGreaterThanOrEqual(2);
+    for (const code of ["DISK_FULL", "READ_ONLY", "IO_ERROR", "DATABASE_REPLACED"]) expect(sample(after, "coordination_database_writes_failing", { code })).toBe(0);
+  });
+
   it("gives the first maxMetricsQueues queues a label each and counts the rest in one overflow series", async () => {
     const { url, api, client } = await logged({ maxMetricsQueues: 2 });
     const scrape = async () => (await http(url, "GET", "/metrics")).body as string;

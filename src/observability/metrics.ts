@@ -46,6 +46,8 @@ export class Metrics {
   private readonly ran: Histogram<QueueLabelName | "outcome">;
   private readonly batchWrites: Histogram;
   private readonly commitSeconds: Histogram;
+  /** HTTP responses by status, counted as they close (a plain map: prom-client's labelled inc costs more per request). */
+  private readonly responses = new Map<number, number>();
 
   constructor(sources: MetricsSources) {
     const registers = [this.registry];
@@ -151,6 +153,31 @@ export class Metrics {
         this.set({ position: "pruned_through" }, window.prunedThrough);
       },
     });
+    const responses = this.responses;
+    const reported = new Map<number, number>();
+    new Counter({
+      name: "coordination_http_responses_total",
+      help: "HTTP responses this process answered, by status code (a tRPC batch is one response; WebSocket messages are not counted)",
+      labelNames: ["status"],
+      registers,
+      collect() {
+        for (const [status, count] of responses) {
+          const delta = count - (reported.get(status) ?? 0);
+          if (delta > 0) this.inc({ status: String(status) }, delta);
+          reported.set(status, count);
+        }
+      },
+    });
+    new Gauge({
+      name: "coordination_database_writes_failing",
+      help: "1 while this process's writes fail, labelled by why (DISK_FULL, READ_ONLY, IO_ERROR, DATABASE_REPLACED; /health is 503 then); 0 otherwise",
+      labelNames: ["code"],
+      registers,
+      collect() {
+        const failing = sources.db.faults.current?.code;
+        for (const code of ["DISK_FULL", "READ_ONLY", "IO_ERROR", "DATABASE_REPLACED"]) this.set({ code }, code === failing ? 1 : 0);
+      },
+    });
     new Gauge({
       name: "coordination_long_polls_parked",
       help: "Long-polls waiting now, claims and polls",
@@ -196,6 +223,11 @@ export class Metrics {
         this.ran.observe({ ...queue, outcome: transition }, payload.ranMs / 1000);
       }
     }
+  }
+
+  /** An HTTP response closed with this status. */
+  observeResponse(status: number): void {
+    this.responses.set(status, (this.responses.get(status) ?? 0) + 1);
   }
 
   /** Group commits of this process's writer. */

@@ -174,6 +174,7 @@ function serverOver(coordination: Coordination, config: Config, log: Logger, tls
       // finished: the whole response was handed to the connection; false means the client left
       // first (Node finishes a response whose connection failed mid-body too: transports.ts).
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      services.metrics.observeResponse(res.statusCode);
       const finished = res.writableFinished && !req.socket.errored;
       const line = { method: req.method, url: req.url, status: res.statusCode, finished, ms: Math.round(ms), ...requestIdOf(req) };
       // Long-polls (they said so when they parked) and MCP's notification streams wait by design.
