@@ -42,13 +42,17 @@ export function asFault(error: unknown, busyTimeoutMs: number): unknown {
 const DEGRADING = new Set<string>(["DISK_FULL", "READ_ONLY", "IO_ERROR", "DATABASE_REPLACED"]);
 
 /**
- * Whether the disk holding `dir` has `bytes` free for this process (statfs's available blocks);
- * true when the filesystem cannot say.
+ * Whether the disk holding `dir` has room for a write of `bytes`, or a tenth of the disk when that
+ * is less (on a small volume a large maxBodyBytes could never be free again). Free means what
+ * this process may write: blocks available to all, or every free block for root, which may also
+ * write into the blocks the filesystem reserves for it (a server running as root in a container
+ * fills those too). True when the filesystem cannot say.
  */
 export function diskHasRoom(dir: string, bytes: number): boolean {
   try {
     const fs = statfsSync(dir);
-    return fs.bavail * fs.bsize >= bytes;
+    const free = (process.getuid?.() === 0 ? fs.bfree : fs.bavail) * fs.bsize;
+    return free >= Math.min(bytes, (fs.blocks * fs.bsize) / 10);
   } catch {
     return true;
   }
