@@ -14,8 +14,12 @@ export default function tempRoot(): () => void {
   return () => {
     if (before === undefined) delete process.env.TMPDIR;
     else process.env.TMPDIR = before;
-    // A test that failed halfway may leave a small filesystem mounted inside: rmSync then fails
-    // on it, and the rest is still removed as far as it can be.
-    rmSync(root, { recursive: true, force: true, maxRetries: 3 });
+    // A test that failed halfway may leave a small filesystem mounted inside: rmSync fails on it
+    // (EBUSY). The run's verdict is its tests', so that is said, not thrown.
+    try {
+      rmSync(root, { recursive: true, force: true, maxRetries: 3 });
+    } catch (error) {
+      console.warn(`could not remove the tests' temporary folder ${root}: ${(error as Error).message}`);
+    }
   };
 }
