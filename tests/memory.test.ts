@@ -167,6 +167,20 @@ describe("pre-execution memory", () => {
     expect(later.context.map((m) => m.memory.id)).toContain(lesson.id);
   });
 
+  // Notes alike (one template) tie in bm25: the oldest hundred came first and fresh notes never
+  // reached a context. Past 256 notes holding a word, bm25 (which reads each) is not asked: their
+  // newest join the candidates, as a common word's newest matches do.
+  it("notes that tie in bm25, or that too many hold a word for bm25, hand out the newest first", async () => {
+    for (const count of [150, 300]) {
+      await using t = await startTestServer();
+      const ids: string[] = [];
+      for (let i = 0; i < count; i++) ids.push((await t.api.memory.remember.mutate({ content: `billing note ${i} about invoice ${i % 97} and refund`, queue: "billing" })).id);
+      await t.api.tasks.enqueue.mutate({ queue: "billing", payload: { text: "invoice refund" } });
+      const claimed = (await t.api.tasks.claim.mutate({ agentId: "b", queues: ["billing"] }))!;
+      expect(claimed.context.map((m) => m.memory.id)).toEqual(ids.slice(-5).reverse());
+    }
+  });
+
   it("memoryContextScope queue keeps a claim's context to its own queue's memories; all (the default) draws on every queue", async () => {
     for (const scope of ["all", "queue"] as const) {
       await using t = await startTestServer({ memoryContextScope: scope });

@@ -298,7 +298,7 @@ export function createMcpServer(services: Services, session: McpSession): { serv
   server.registerTool(
     "find_agents",
     {
-      description: "Agents offering a capability, healthy and least loaded first; at most limit of them.",
+      description: "Agents offering a capability, healthy and least loaded first; at most limit of them. If they would not fit in one answer, the error says how many fit (details.fits): ask again with that limit.",
       inputSchema: strictArgs({ capability: findByCapabilityInput.shape.capability, limit: findByCapabilityInput.shape.limit }),
     },
     (args, extra) => answer(() => apiFor(extra).agents.findByCapability(args)),

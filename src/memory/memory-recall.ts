@@ -47,6 +47,10 @@ const OUTCOME_WEIGHT: Record<string, number> = { completed: 1, failed: 0.6, dead
 const CANDIDATES = 50;
 /** A common term's notes and lessons taken, best bm25 first (recall's limit is at most 100). */
 const NOTES_PER_TERM = 100;
+/** The most notes holding one term that bm25 ranks (it reads each of them: ~0.5 µs a note). */
+const NOTES_RANKED = 256;
+/** A filtered probe looks for its candidates among the term's newest this many matches (each a row read). */
+const FILTERED_WINDOW = 2000;
 const NO_NOTES: ReadonlyMap<number, { row: ScoringFields; relevance: number }> = new Map();
 /** A term with at least this many matches is "common": not worth a bm25 pass over all of them. */
 const PROBE = 64;
@@ -161,7 +165,7 @@ export class MemoryRecall {
     }
     // Earlier runs of the same task are the most relevant context there is (a first run has none).
     if (task?.earlierRuns) {
-      for (const row of this.memories.byTask(task.id, 10)) candidate(row, 1);
+      for (const row of this.memories.byTask(task.id, 10)) if (filter.queue === undefined || row.queue === filter.queue) candidate(row, 1);
     }
     // Notes and lessons holding the common words, ranked by bm25 over all of them: a common word's
     // newest matches alone let newer records (or notes) crowd out the lesson that mattered.
@@ -229,7 +233,13 @@ export class MemoryRecall {
         continue;
       }
       if (!unfiltered) {
-        probed(at, term, this.probe(term, filter, now));
+        // Filtered (a recall by queue or capability, or a claim scoped to its queue), a term is
+        // classed by all its matches, from the index alone and bounded: one rare overall is
+        // ranked by bm25 within the filter (its doclist is short); one common overall by its
+        // newest matches within the filter (probe), however few of them the filter holds.
+        const overall = this.memories.newestMatchSeqs(quoteTerm(term), PROBE);
+        if (overall.length >= PROBE) lists[at] = this.probe(term, filter, now);
+        else if (overall.length > 0) rare.push(term);
         continue;
       }
       if (this.cache.isCommon(key)) {
@@ -273,7 +283,8 @@ export class MemoryRecall {
    * The notes and lessons matching the common `terms`, each with its relevance: in (0, 0.75],
    * half by how many of the terms it holds (as a common term's candidates, which rank in [0, 0.5])
    * and a quarter by its bm25 summed over the terms (as an OR query would), over the best one's.
-   * Each term's best NOTES_PER_TERM come from its own lookup, kept in the cache.
+   * Each term's best NOTES_PER_TERM come from its own lookup, kept in the cache until a delete
+   * (and a second at most); a term that more than NOTES_RANKED notes hold adds its newest, unranked.
    */
   private notesFor(terms: readonly string[], filter: MemoryFilter, now: number): ReadonlyMap<number, { row: ScoringFields; relevance: number }> {
     const found = new Map<number, { row: ScoringFields; bm25: number; hits: number }>();
@@ -281,7 +292,16 @@ export class MemoryRecall {
       const key = probeKey(term, filter);
       let notes = this.cache.notesOf(key, now);
       if (notes === undefined) {
-        notes = this.memories.notesMatching(quoteTerm(term), filter, NOTES_PER_TERM);
+        // bm25 reads every note holding the term: only where few do. Past NOTES_RANKED, the
+        // newest PROBE of them (within the filter, among the newest NOTES_RANKED) join the
+        // candidates unranked, as a common term's newest matches do.
+        const seqs = this.memories.noteSeqs(quoteTerm(term), NOTES_RANKED + 1);
+        if (seqs.length === 0) notes = [];
+        else if (seqs.length <= NOTES_RANKED) notes = this.memories.notesMatching(quoteTerm(term), filter, NOTES_PER_TERM);
+        else {
+          const newest = filter.queue === undefined && filter.capability === undefined ? this.withScoringFields(seqs.slice(0, PROBE)) : this.memories.scoringWithin(seqs.slice(0, NOTES_RANKED), filter).slice(0, PROBE);
+          notes = newest.map((row) => ({ ...row, bm25: 0 }));
+        }
         this.cache.keepNotes(key, now, notes);
       }
       for (const note of notes) {
@@ -309,11 +329,12 @@ export class MemoryRecall {
     const key = probeKey(term, filter);
     const cached = this.cache.probe(key, now);
     if (cached) return cached;
-    const found =
-      filter.queue === undefined && filter.capability === undefined
-        ? this.withScoringFields(seqs ?? this.memories.newestMatchSeqs(quoteTerm(term), PROBE))
-        : this.memories.newestMatches(quoteTerm(term), filter, PROBE);
-    if (found.length === PROBE) this.cache.keepProbe(key, now, found);
+    const unfiltered = filter.queue === undefined && filter.capability === undefined;
+    const found = unfiltered
+      ? this.withScoringFields(seqs ?? this.memories.newestMatchSeqs(quoteTerm(term), PROBE))
+      : this.memories.newestMatches(quoteTerm(term), filter, PROBE, FILTERED_WINDOW);
+    // Filtered, the term is common overall (termSignals): kept however few the filter holds.
+    if (found.length === PROBE || !unfiltered) this.cache.keepProbe(key, now, found);
     return found;
   }
 

@@ -143,8 +143,9 @@ export class MemoryStore {
   }
 
   /**
-   * Notes and lessons matching one quoted term, best bm25 first (over the notes' own index:
-   * execution records neither compete nor add to the cost), with what recall scores them by.
+   * Notes and lessons matching one quoted term, best bm25 first, the newer first among equals
+   * (over the notes' own index: execution records neither compete nor add to the cost). bm25 reads
+   * every match: callers pass only terms few notes hold (see noteSeqs).
    */
   notesMatching(term: string, filter: MemoryFilter, limit: number): Array<ScoringFields & { bm25: number }> {
     const params: unknown[] = [term];
@@ -153,23 +154,41 @@ export class MemoryStore {
     return this.st
       .get<unknown[], ScoringFields & { bm25: number }>(
         `SELECT m.seq, m.queue, m.outcome, m.createdAt, bm25(notes_fts) AS bm25 FROM notes_fts JOIN memories m ON m.seq = notes_fts.rowid
-         WHERE notes_fts MATCH ?${where} ORDER BY bm25 LIMIT CAST(? AS INTEGER)`,
+         WHERE notes_fts MATCH ?${where} ORDER BY bm25, m.seq DESC LIMIT CAST(? AS INTEGER)`,
       )
       .all(...params);
   }
 
+  /** The seqs of the newest notes and lessons matching one quoted term, newest first: the index alone. */
+  noteSeqs(term: string, limit: number): number[] {
+    return this.st
+      .get<[string, number], number>(`SELECT rowid FROM notes_fts WHERE notes_fts MATCH ? ORDER BY rowid DESC LIMIT CAST(? AS INTEGER)`)
+      .pluck()
+      .all(term, limit);
+  }
+
+  /** What recall scores these memories by, those of them within `filter`, newest first. */
+  scoringWithin(seqs: readonly number[], filter: MemoryFilter): ScoringFields[] {
+    if (seqs.length === 0) return [];
+    const params: unknown[] = [...seqs];
+    const where = filterSql(filter, params);
+    return this.st.get<unknown[], ScoringFields>(`SELECT m.seq, m.queue, m.outcome, m.createdAt FROM memories m WHERE m.seq IN (${placeholders(seqs.length)})${where} ORDER BY m.seq DESC`).all(...params);
+  }
+
   /**
-   * The newest rows matching one quoted term. FTS5 walks the term's doclist newest first and
-   * stops at the limit, so this costs the same however common the term is.
+   * The newest rows within `filter` among a quoted term's newest `window` matches, newest first.
+   * FTS5 walks the term's doclist newest first and stops at the window: bounded work however
+   * common the term, and however few of its matches are in the filter.
    */
-  newestMatches(term: string, filter: MemoryFilter, limit: number): ScoringFields[] {
-    const params: unknown[] = [term];
+  newestMatches(term: string, filter: MemoryFilter, limit: number, window: number): ScoringFields[] {
+    const params: unknown[] = [term, window];
     const where = filterSql(filter, params);
     params.push(limit);
     return this.st
       .get<unknown[], ScoringFields>(
-        `SELECT m.seq, m.queue, m.outcome, m.createdAt FROM memories_fts JOIN memories m ON m.seq = memories_fts.rowid
-         WHERE memories_fts MATCH ?${where} ORDER BY memories_fts.rowid DESC LIMIT CAST(? AS INTEGER)`,
+        `SELECT m.seq, m.queue, m.outcome, m.createdAt
+         FROM (SELECT rowid FROM memories_fts WHERE memories_fts MATCH ? ORDER BY rowid DESC LIMIT CAST(? AS INTEGER)) f JOIN memories m ON m.seq = f.rowid
+         WHERE 1${where} ORDER BY m.seq DESC LIMIT CAST(? AS INTEGER)`,
       )
       .all(...params);
   }

@@ -80,20 +80,21 @@ export class RecallCache {
   private nextSerial = 1;
   /** Probe keys (term and filter) whose term had PROBE matches or more when last looked at. */
   private readonly commonTerms = new Set<string>();
-  /** The count of memory changes (deletes, notes) the kept lists and rankings were read at (memory-changes.ts). */
+  /** The count of memory deletes and notes the kept lists and rankings were read at (memory-changes.ts). */
   private changesSeen = 0;
 
   /**
-   * Drops every kept list of candidates and what was made of them (rankings, shared contexts)
-   * when memories were deleted or a note added since they were read (`changes`: the count the
-   * reads in progress see). Memories by seq and their scoring fields stay good: a deleted one
-   * is no longer found by a fresh look at the index, so no one asks for it.
+   * Drops what memories written or deleted since it was read make wrong (`changes`: the count
+   * the reads in progress see): the lists of newest matches and of notes, and the rankings and
+   * shared contexts made of them (a new note is the newest match of its words, and may rank
+   * first among the notes). Memories by seq and their scoring fields stay good: a deleted one is
+   * no longer found by a fresh look at the index, so no one asks for it.
    */
   sync(changes: number): void {
     if (changes === this.changesSeen) return;
     this.changesSeen = changes;
-    this.probes.clear();
     this.notes.clear();
+    this.probes.clear();
     this.contexts.clear();
     this.commonRankings.clear();
   }
