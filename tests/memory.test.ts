@@ -1,7 +1,7 @@
 // Pre-execution memory: execution records from finished runs, notes, ranked recall, FTS-safe
 // input, and the context a claim hands out with each task.
 import { describe, expect, it } from "vitest";
-import { extractTerms, matchAny, payloadText } from "../src/memory/fts-query.js";
+import { extractTerms, matchAny, payloadText, questionTerms } from "../src/memory/fts-query.js";
 import { rest, startTestServer, withDatabase } from "./helpers/test-server.js";
 
 describe("pre-execution memory", () => {
@@ -115,6 +115,10 @@ describe("pre-execution memory", () => {
     expect(viaRest.status).toBe(200);
     expect(matchAny(extractTerms('say "hi" NEAR(x)'))).toBe('"say" OR "hi" OR "near"');
     expect(extractTerms("(((")).toEqual([]);
+    // A question's single letters count only where nothing longer is asked; an ideograph always.
+    expect(questionTerms("What's the status of C")).toEqual(["what", "the", "status", "of"]);
+    expect(questionTerms("C")).toEqual(["c"]);
+    expect(questionTerms("猫 and fish")).toEqual(["猫", "and", "fish"]);
   });
 
   it("a query of single letters or one CJK character is a question; one with no word in it matches nothing; blank content is refused", async () => {

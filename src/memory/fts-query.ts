@@ -5,14 +5,24 @@
 /** The most words a recall looks up: a question's first, then its task's. */
 export const MAX_TERMS = 32;
 
-/**
- * Word tokens of `text`, lower-cased, de-duplicated, at most MAX_TERMS. `minLength` 2 for text
- * taken from a task (a payload's single letters and digits match nearly everything); 1 for what a
- * caller typed, where "C" or "猫" is the whole question.
- */
-export function extractTerms(text: string, minLength = 2): string[] {
+/** Word tokens of `text`, lower-cased, de-duplicated, at most MAX_TERMS, of two characters or more (a task's single letters and digits match nearly everything). */
+export function extractTerms(text: string): string[] {
   const words = text.toLowerCase().match(/[\p{L}\p{N}_]+/gu) ?? [];
-  return [...new Set(words.filter((w) => w.length >= minLength))].slice(0, MAX_TERMS);
+  return [...new Set(words.filter((w) => w.length >= 2))].slice(0, MAX_TERMS);
+}
+
+/** One character that is a word by itself: an ideograph, a kana, a Hangul syllable. */
+const WORD_CHARACTER = /^[\p{Script=Han}\p{Script=Hiragana}\p{Script=Katakana}\p{Script=Hangul}]$/u;
+
+/**
+ * The words of a question a caller typed: as extractTerms, and also a single character that is a
+ * word by itself ("猫"); a single letter or digit counts only in a question with no longer word
+ * ("C", "x"), where it is the whole question, not the "s" of "agent's".
+ */
+export function questionTerms(text: string): string[] {
+  const words = [...new Set(text.toLowerCase().match(/[\p{L}\p{N}_]+/gu) ?? [])];
+  const longer = words.some((w) => w.length >= 2 || WORD_CHARACTER.test(w));
+  return words.filter((w) => w.length >= 2 || WORD_CHARACTER.test(w) || !longer).slice(0, MAX_TERMS);
 }
 
 /** One term as an FTS5 string literal: matched as a word, never read as syntax. */

@@ -7,7 +7,7 @@ import { toDate } from "../db/columns.js";
 import { notFound } from "../errors.js";
 import type { Task } from "../tasks/task-schemas.js";
 import { toTask, type TaskStore } from "../tasks/task-store.js";
-import { extractTerms, matchAny, MAX_TERMS, payloadText, quoteTerm } from "./fts-query.js";
+import { extractTerms, matchAny, MAX_TERMS, payloadText, questionTerms, quoteTerm } from "./fts-query.js";
 import type { MemoryChanges } from "./memory-changes.js";
 import type { MemoryMatch, RecallRequest } from "./memory-schemas.js";
 import type { MemoryFilter, MemoryRow, MemoryStore, ScoringFields } from "./memory-store.js";
@@ -101,7 +101,7 @@ export class MemoryRecall {
    */
   private rank(task: RecallSubject | null, query: string | undefined, filter: MemoryFilter, limit: number, budget: { bytes: number }): MemoryMatch[] {
     this.cache.sync(this.changes.seen);
-    const asked = query === undefined ? [] : extractTerms(query, 1);
+    const asked = query === undefined ? [] : questionTerms(query);
     // A question with no word in it ("'", "?") asks for nothing: it matches nothing, rather than
     // being read as no question and answered with the newest memories, each scored as a match.
     if (task === null && asked.length === 0 && query !== undefined && query.trim() !== "") return [];
