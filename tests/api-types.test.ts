@@ -113,6 +113,7 @@ describe("AppRouter types", () => {
       targetAgentId?: string;
       agentId?: string;
       runAt?: Date | string | number;
+      delayMs?: number;
       maxAttempts?: number;
       idempotencyKey?: string;
     }>();

@@ -176,6 +176,26 @@ describe("one validation over tRPC and REST", () => {
     expect(different.body.code).toBe("IDEMPOTENCY_MISMATCH");
   });
 
+  // A BullMQ port writes runAt = now + delay: its retry, some ms later, was a 409 for a different
+  // runAt, and the delay ran on the client's clock.
+  it("delayMs: not claimable for that long by the server's clock; a retried enqueue with a key is the same task; runAt and delayMs together are a 400", async () => {
+    await using t = await startTestServer();
+    const before = Date.now();
+    const first = await rest(t.url, "POST", "/tasks", { queue: "later", payload: { n: 1 }, idempotencyKey: "delay-1", delay_ms: 60_000 });
+    expect(first.status).toBe(200);
+    const runAt = Date.parse(first.body.runAt);
+    expect(runAt).toBeGreaterThanOrEqual(before + 60_000);
+    expect(runAt).toBeLessThanOrEqual(Date.now() + 60_000);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const again = await t.api.tasks.enqueue.mutate({ queue: "later", payload: { n: 1 }, idempotencyKey: "delay-1", delayMs: 60_000 });
+    expect([again.id, again.runAt.getTime()]).toEqual([first.body.id, runAt]);
+    expect(await t.api.tasks.claim.mutate({ agentId: "w", queues: ["later"] })).toBeNull();
+    const both = await rest(t.url, "POST", "/tasks", { runAt: Date.now(), delayMs: 5 });
+    expect([both.status, both.body.details.issues[0].path, both.body.details.issues[0].message]).toEqual([400, "delayMs", "give runAt or delayMs, not both"]);
+    const due = await t.api.tasks.enqueue.mutate({ queue: "now", delayMs: 0 });
+    expect((await t.api.tasks.claim.mutate({ agentId: "w", queues: ["now"] }))?.id).toBe(due.id);
+  });
+
   it("an idempotency key compares what the client sent, not the server's defaults; a key twice in one batch names the batch's task", async () => {
     await using t = await startTestServer({ maxAttempts: 3 });
     // Enqueued where the default was 5 (another process's setting, or this one's before a restart).

@@ -47,11 +47,14 @@ const leaseMs = ms(WEEK_MS);
 export const enqueueFields = z.strictObject({
   queue: name().default("default").describe("The queue to add the task to"),
   payload: jsonValue.default({}).describe(`What the agent needs to do the work: any JSON (${RESERVED_JSON_KEYS})`),
-  priority: int(0, 1_000_000).default(5).describe("0 is the highest: a claim takes the lowest number first, then the oldest"),
+  priority: int(0, 1_000_000).default(5).describe("0 is the highest: a claim takes the lowest number first, then the first created (a retried or delayed task, once due, goes before tasks created after it)"),
   capability: name().optional().describe("Only an agent offering this capability may claim the task"),
   targetAgentId: agentIdSchema.optional().describe("Only this agent may claim the task"),
   agentId: agentIdSchema.optional().describe("The seed's name for targetAgentId; when both are given they must agree"),
   runAt: dateInput.optional().describe("Not claimable before this time: an ISO 8601 date-time with offset, or Unix ms"),
+  delayMs: ms(100 * 366 * 24 * 3_600_000)
+    .optional()
+    .describe("Not claimable for this many ms after the server stores it (by the server's clock, not the client's): runAt's relative form, give one or the other. Not compared when an idempotencyKey is sent again: a retried enqueue is the same task whatever its delayMs"),
   maxAttempts: int(1, 1000).optional().describe("Attempts before the task is dead-lettered; left out, the server's maxAttempts"),
   idempotencyKey: text(500)
     .optional()
@@ -64,6 +67,9 @@ export const enqueueInput = enqueueFields
   .superRefine((input, ctx) => {
     if (input.agentId !== undefined && input.targetAgentId !== undefined && input.agentId !== input.targetAgentId) {
       ctx.addIssue({ code: "custom", path: ["agentId"], message: `must agree with targetAgentId ("${input.targetAgentId}"); agentId is its alias` });
+    }
+    if (input.runAt !== undefined && input.delayMs !== undefined) {
+      ctx.addIssue({ code: "custom", path: ["delayMs"], message: "give runAt or delayMs, not both" });
     }
   })
   .transform(({ agentId, targetAgentId, ...rest }) => copyWith(rest, { targetAgentId: targetAgentId ?? agentId }));

@@ -62,7 +62,8 @@ export class TaskTransitions {
       if (existing) {
         // What the client sent is compared, not what the server fills in: an identical request
         // sent again to a server with another maxAttempts setting (or after it changed), or with
-        // no runAt (now, when it was stored), is the same task. runAt is the task's next run,
+        // no runAt (now, when it was stored), or a delayMs (relative to when each was sent: never
+        // compared), is the same task. runAt is the task's next run,
         // moved by retries, releases and requeues: it says what was asked only while the task
         // is as enqueued (never claimed, cancelled or requeued since: updatedAt is createdAt).
         const differs: string[] = (Object.keys(definition) as Array<keyof typeof definition>).filter((k) =>
@@ -88,7 +89,7 @@ export class TaskTransitions {
       }
     }
     const row = this.d.tasks.insert(
-      { id: newId(), ...definition, runAt: request.runAt?.getTime() ?? ctx.now, idempotencyKey: request.idempotencyKey ?? null },
+      { id: newId(), ...definition, runAt: request.runAt?.getTime() ?? ctx.now + (request.delayMs ?? 0), idempotencyKey: request.idempotencyKey ?? null },
       ctx.now,
     );
     inBatch?.set(row.id, field.replace(/\.payload$/, ""));
