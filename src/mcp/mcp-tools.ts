@@ -213,13 +213,14 @@ export function createMcpServer(services: Services, session: McpSession): { serv
   server.registerTool(
     "enqueue_task",
     {
-      description: "Add a task to a queue for an agent to claim: a payload (any JSON), a priority (0 is the highest), optionally a capability the claimer must have or a target agent.",
+      description: "Add a task to a queue for an agent to claim: a payload (any JSON), a priority (0 is the highest), optionally a capability the claimer must have, a target agent, or a delay in ms before it may be claimed.",
       inputSchema: strictArgs({
         queue: enqueueFields.shape.queue,
         payload: anyJson("What the agent needs to do the work: any JSON"),
         priority: enqueueFields.shape.priority,
         capability: enqueueFields.shape.capability,
         targetAgentId: enqueueFields.shape.targetAgentId,
+        delayMs: enqueueFields.shape.delayMs,
         maxAttempts: enqueueFields.shape.maxAttempts,
         idempotencyKey: enqueueFields.shape.idempotencyKey,
       }),
