@@ -43,16 +43,16 @@ const DEGRADING = new Set<string>(["DISK_FULL", "READ_ONLY", "IO_ERROR", "DATABA
 
 /**
  * Whether the disk holding `dir` has room for a write of `bytes`, or a tenth of the disk when that
- * is less (on a small volume a large maxBodyBytes could never be free again). Free means what
- * this process may write: blocks available to all, or every free block for root, which may also
- * write into the blocks the filesystem reserves for it (a server running as root in a container
- * fills those too). True when the filesystem cannot say.
+ * is less (on a small volume a large maxBodyBytes could never be free again). Room is the blocks
+ * available to every user: root may write into the filesystem's reserve too, but not all of it
+ * (ext4 keeps clusters back even from root; root in a user namespace has none of it), so a disk
+ * full into its reserve reads as full until space beyond the reserve is freed. True when the
+ * filesystem cannot say.
  */
 export function diskHasRoom(dir: string, bytes: number): boolean {
   try {
     const fs = statfsSync(dir);
-    const free = (process.getuid?.() === 0 ? fs.bfree : fs.bavail) * fs.bsize;
-    return free >= Math.min(bytes, (fs.blocks * fs.bsize) / 10);
+    return fs.bavail * fs.bsize >= Math.min(bytes, (fs.blocks * fs.bsize) / 10);
   } catch {
     return true;
   }
