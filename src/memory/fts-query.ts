@@ -11,12 +11,16 @@ export function extractTerms(text: string): string[] {
   return [...new Set(words.filter((w) => w.length >= 2))].slice(0, MAX_TERMS);
 }
 
-/** One character that is a word by itself: an ideograph, a kana, a Hangul syllable. */
-const WORD_CHARACTER = /^[\p{Script=Han}\p{Script=Hiragana}\p{Script=Katakana}\p{Script=Hangul}]$/u;
+/**
+ * A single character outside ASCII: a word by itself (an ideograph, a kana), or what the index
+ * splits a word into (the letters of Devanagari and other scripts with combining marks, which the
+ * tokenizer and this module's pattern both cut at each mark): kept, as the index has them.
+ */
+const WORD_CHARACTER = /^[^\x00-\x7F]$/u;
 
 /**
- * The words of a question a caller typed: as extractTerms, and also a single character that is a
- * word by itself ("猫"); a single letter or digit counts only in a question with no longer word
+ * The words of a question a caller typed: as extractTerms, and also a single character outside
+ * ASCII ("猫"); a single ASCII letter or digit counts only in a question with no longer word
  * ("C", "x"), where it is the whole question, not the "s" of "agent's".
  */
 export function questionTerms(text: string): string[] {
