@@ -92,6 +92,11 @@ describe("one validation over tRPC and REST", () => {
     const disagree = await rest(t.url, "POST", "/tasks", { max_attempts: 2, maxAttempts: 3 });
     expect(disagree.status).toBe(400);
     expect(disagree.body.message).toBe("maxAttempts: max_attempts (body) and maxAttempts (body) give different values; give one, or the same in both");
+    // Inside a batch's items too: they are enqueue's fields.
+    const batch = await rest(t.url, "POST", "/tasks/batch", { tasks: [{ queue: "snake-batch", max_attempts: 4, idempotency_key: "kb-1" }, { queue: "snake-batch", delay_ms: 60_000 }] });
+    expect([batch.status, batch.body[0].maxAttempts, batch.body[0].idempotencyKey, Date.parse(batch.body[1].runAt) > Date.now() + 50_000]).toEqual([200, 4, "kb-1", true]);
+    const batchDisagree = await rest(t.url, "POST", "/tasks/batch", { tasks: [{ max_attempts: 2, maxAttempts: 3 }] });
+    expect([batchDisagree.status, batchDisagree.body.message]).toEqual([400, "tasks[0]: two spellings of maxAttempts give different values; give one, or the same in both"]);
 
     await rest(t.url, "POST", "/tasks", { queue: "snake-now" });
     const claimed = await rest(t.url, "POST", "/tasks/claim", { agent_id: "py", queues: ["snake-now"], lease_ms: 60_000, wait_ms: 0 });

@@ -18,6 +18,7 @@ type Kind = "number" | "boolean" | "array" | "text" | "number-or-text";
 interface ZodDef {
   type: string;
   innerType?: z.ZodType;
+  element?: z.ZodType;
   in?: z.ZodType;
   options?: z.ZodType[];
   shape?: Record<string, z.ZodType>;
@@ -100,7 +101,12 @@ const schemaOf = (shape: Record<string, z.ZodType>, field: string): z.ZodType | 
  * fields: JSON values (payload, result, metadata) are the client's own data and are kept as sent.
  */
 function optionsSpelling(schema: z.ZodType | undefined, value: unknown, field: string): unknown {
-  if (schema === undefined || value === null || typeof value !== "object" || Array.isArray(value)) return value;
+  if (schema === undefined || value === null || typeof value !== "object") return value;
+  // A list of such objects (enqueueMany's tasks): each item spelled as a body is.
+  if (Array.isArray(value)) {
+    const element = defOf(unwrap(schema)).element;
+    return element === undefined ? value : value.map((item, i) => optionsSpelling(element, item, `${field}[${i}]`));
+  }
   const shape = defOf(unwrap(schema)).shape;
   if (shape === undefined) return value;
   const spelled: Record<string, unknown> = Object.create(null);
