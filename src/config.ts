@@ -222,11 +222,6 @@ export const SETTINGS = {
     doc: "How often the memory search index is compacted, in small steps, to keep recall fast on a server that ran long (0 turns it off)",
   },
   memoryContextLimit: { ...int(0, 50), default: 5, doc: "Memories handed out with each claimed task (0 turns pre-execution recall off)" },
-  memoryContextScope: {
-    ...oneOf(["all", "queue"]),
-    default: "all",
-    doc: "Which memories a claimed task's context draws on: all (every queue's, its own queue's ranked higher) or queue (only memories of its own queue: one queue's results and notes never reach another queue's agents)",
-  },
   recordExecutions: {
     ...bool(),
     default: true,

@@ -185,20 +185,23 @@ describe("pre-execution memory", () => {
     }
   });
 
-  it("memoryContextScope queue keeps a claim's context to its own queue's memories; all (the default) draws on every queue", async () => {
-    for (const scope of ["all", "queue"] as const) {
-      await using t = await startTestServer({ memoryContextScope: scope });
-      const secret = await t.api.tasks.enqueue.mutate({ queue: "tenant-a", payload: { customer: "acme-corp", job: "rotate credentials" } });
-      const run = (await t.api.tasks.claim.mutate({ agentId: "a", queues: ["tenant-a"] }))!;
-      await t.api.tasks.complete.mutate({ taskId: secret.id, agentId: "a", leaseToken: run.leaseToken, result: { newPassword: "hunter2-SECRET" } });
-      await t.api.memory.remember.mutate({ content: "acme-corp invoices go out on Mondays", queue: "tenant-b" });
-      await t.api.tasks.enqueue.mutate({ queue: "tenant-b", payload: { customer: "acme-corp", job: "send invoice" } });
-      const other = (await t.api.tasks.claim.mutate({ agentId: "b", queues: ["tenant-b"] }))!;
-      const seen = other.context.map((m) => m.memory.queue);
-      expect(seen).toContain("tenant-b");
-      if (scope === "queue") expect(seen.every((queue) => queue === "tenant-b")).toBe(true);
-      else expect(seen).toContain("tenant-a");
-    }
+  // An explicit recall filtered by queue ranks all of the filter's matches: a bounded window of a
+  // word's newest matches let a busy queue's newer memories hide a quiet queue's altogether.
+  it("a recall filtered by queue finds the queue's memories however many newer ones of other queues share their words", async () => {
+    await using t = await startTestServer();
+    // Execution records, as runs leave them (2,105 of them: written directly, as 2,105 runs would).
+    const quiet = Array.from({ length: 5 }, (_, i) => `quiet-${i}`);
+    withDatabase(t, (db) => {
+      const row = db.prepare(`INSERT INTO memories (id, kind, content, queue, outcome, tags, data, createdAt) VALUES (?, 'execution', ?, ?, 'completed', '[]', '{}', ?)`);
+      const index = db.prepare(`INSERT INTO memories_fts (rowid, content, tags) VALUES (?, ?, '[]')`);
+      const record = (id: string, queue: string, content: string) => index.run(row.run(id, content, queue, Date.now()).lastInsertRowid, content);
+      db.transaction(() => {
+        quiet.forEach((id, i) => record(id, "tenant-b", `customer acme order b${i} refund policy`));
+        for (let i = 0; i < 2100; i++) record(`busy-${i}`, "tenant-a", `customer acme order a${i} refund policy`);
+      })();
+    });
+    const found = await t.api.memory.recall.query({ query: "acme refund policy", queue: "tenant-b", limit: 10 });
+    expect(found.map((m) => m.memory.id).sort()).toEqual([...quiet].sort());
   });
 
   it("hands each claimed task the memories of prior runs (and none when context: false)", async () => {

@@ -49,8 +49,6 @@ const CANDIDATES = 50;
 const NOTES_PER_TERM = 100;
 /** The most notes holding one term that bm25 ranks (it reads each of them: ~0.5 µs a note). */
 const NOTES_RANKED = 256;
-/** A filtered probe looks for its candidates among the term's newest this many matches (each a row read). */
-const FILTERED_WINDOW = 2000;
 const NO_NOTES: ReadonlyMap<number, { row: ScoringFields; relevance: number }> = new Map();
 /** A term with at least this many matches is "common": not worth a bm25 pass over all of them. */
 const PROBE = 64;
@@ -67,8 +65,6 @@ export class MemoryRecall {
     private readonly maxResponseBytes: number,
     /** Deletes and notes since the cache was filled: it is dropped then (memory-changes.ts). */
     private readonly changes: MemoryChanges,
-    /** memoryContextScope: "queue" draws a claimed task's context from its own queue's memories only. */
-    private readonly contextScope: "all" | "queue" = "all",
   ) {}
 
   /** The best `limit` matches, fewer if their answer would pass maxResponseBytes. */
@@ -88,7 +84,7 @@ export class MemoryRecall {
    * not fit in `budget.bytes` (what is left of the claim's answer; used up as memories are taken).
    */
   recallForTask(task: RecallSubject, limit: number, budget: { bytes: number }): MemoryMatch[] {
-    return this.rank(task, undefined, this.contextScope === "queue" ? { queue: task.queue } : {}, limit, budget);
+    return this.rank(task, undefined, {}, limit, budget);
   }
 
   /**
@@ -165,7 +161,7 @@ export class MemoryRecall {
     }
     // Earlier runs of the same task are the most relevant context there is (a first run has none).
     if (task?.earlierRuns) {
-      for (const row of this.memories.byTask(task.id, 10)) if (filter.queue === undefined || row.queue === filter.queue) candidate(row, 1);
+      for (const row of this.memories.byTask(task.id, 10)) candidate(row, 1);
     }
     // Notes and lessons holding the common words, ranked by bm25 over all of them: a common word's
     // newest matches alone let newer records (or notes) crowd out the lesson that mattered.
@@ -232,14 +228,11 @@ export class MemoryRecall {
         lists[at] = kept;
         continue;
       }
+      // Filtered (an explicit recall by queue or capability: never a claim's), exact: a term with
+      // PROBE matches in the filter is common there, one with fewer is ranked by bm25 within it.
+      // Either may read the term's whole doclist; a claim's recall, unfiltered, never does.
       if (!unfiltered) {
-        // Filtered (a recall by queue or capability, or a claim scoped to its queue), a term is
-        // classed by all its matches, from the index alone and bounded: one rare overall is
-        // ranked by bm25 within the filter (its doclist is short); one common overall by its
-        // newest matches within the filter (probe), however few of them the filter holds.
-        const overall = this.memories.newestMatchSeqs(quoteTerm(term), PROBE);
-        if (overall.length >= PROBE) lists[at] = this.probe(term, filter, now);
-        else if (overall.length > 0) rare.push(term);
+        probed(at, term, this.probe(term, filter, now));
         continue;
       }
       if (this.cache.isCommon(key)) {
@@ -292,16 +285,14 @@ export class MemoryRecall {
       const key = probeKey(term, filter);
       let notes = this.cache.notesOf(key, now);
       if (notes === undefined) {
-        // bm25 reads every note holding the term: only where few do. Past NOTES_RANKED, the
-        // newest PROBE of them (within the filter, among the newest NOTES_RANKED) join the
-        // candidates unranked, as a common term's newest matches do.
-        const seqs = this.memories.noteSeqs(quoteTerm(term), NOTES_RANKED + 1);
-        if (seqs.length === 0) notes = [];
-        else if (seqs.length <= NOTES_RANKED) notes = this.memories.notesMatching(quoteTerm(term), filter, NOTES_PER_TERM);
-        else {
-          const newest = filter.queue === undefined && filter.capability === undefined ? this.withScoringFields(seqs.slice(0, PROBE)) : this.memories.scoringWithin(seqs.slice(0, NOTES_RANKED), filter).slice(0, PROBE);
-          notes = newest.map((row) => ({ ...row, bm25: 0 }));
-        }
+        // bm25 reads every note holding the term. A claim's recall (unfiltered) ranks them only
+        // where few do: past NOTES_RANKED, their newest PROBE join the candidates unranked, as a
+        // common term's newest matches do. An explicit recall by queue or capability ranks all
+        // of the filter's, as it ranks its rare terms (exact, not on the claim path).
+        const unfiltered = filter.queue === undefined && filter.capability === undefined;
+        const seqs = unfiltered ? this.memories.noteSeqs(quoteTerm(term), NOTES_RANKED + 1) : undefined;
+        if (seqs === undefined || (seqs.length > 0 && seqs.length <= NOTES_RANKED)) notes = this.memories.notesMatching(quoteTerm(term), filter, NOTES_PER_TERM);
+        else notes = this.withScoringFields(seqs.slice(0, PROBE)).map((row) => ({ ...row, bm25: 0 }));
         this.cache.keepNotes(key, now, notes);
       }
       for (const note of notes) {
@@ -329,12 +320,11 @@ export class MemoryRecall {
     const key = probeKey(term, filter);
     const cached = this.cache.probe(key, now);
     if (cached) return cached;
-    const unfiltered = filter.queue === undefined && filter.capability === undefined;
-    const found = unfiltered
-      ? this.withScoringFields(seqs ?? this.memories.newestMatchSeqs(quoteTerm(term), PROBE))
-      : this.memories.newestMatches(quoteTerm(term), filter, PROBE, FILTERED_WINDOW);
-    // Filtered, the term is common overall (termSignals): kept however few the filter holds.
-    if (found.length === PROBE || !unfiltered) this.cache.keepProbe(key, now, found);
+    const found =
+      filter.queue === undefined && filter.capability === undefined
+        ? this.withScoringFields(seqs ?? this.memories.newestMatchSeqs(quoteTerm(term), PROBE))
+        : this.memories.newestMatches(quoteTerm(term), filter, PROBE);
+    if (found.length === PROBE) this.cache.keepProbe(key, now, found);
     return found;
   }
 

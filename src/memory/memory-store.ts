@@ -167,28 +167,20 @@ export class MemoryStore {
       .all(term, limit);
   }
 
-  /** What recall scores these memories by, those of them within `filter`, newest first. */
-  scoringWithin(seqs: readonly number[], filter: MemoryFilter): ScoringFields[] {
-    if (seqs.length === 0) return [];
-    const params: unknown[] = [...seqs];
-    const where = filterSql(filter, params);
-    return this.st.get<unknown[], ScoringFields>(`SELECT m.seq, m.queue, m.outcome, m.createdAt FROM memories m WHERE m.seq IN (${placeholders(seqs.length)})${where} ORDER BY m.seq DESC`).all(...params);
-  }
-
   /**
-   * The newest rows within `filter` among a quoted term's newest `window` matches, newest first.
-   * FTS5 walks the term's doclist newest first and stops at the window: bounded work however
-   * common the term, and however few of its matches are in the filter.
+   * The newest rows within `filter` matching one quoted term. FTS5 walks the term's doclist newest
+   * first and stops at the limit: unfiltered, the same cost however common the term; filtered
+   * (an explicit recall by queue or capability, never a claim's), until `limit` rows of the
+   * filter were found, so a filter holding few of a common term's matches walks the doclist.
    */
-  newestMatches(term: string, filter: MemoryFilter, limit: number, window: number): ScoringFields[] {
-    const params: unknown[] = [term, window];
+  newestMatches(term: string, filter: MemoryFilter, limit: number): ScoringFields[] {
+    const params: unknown[] = [term];
     const where = filterSql(filter, params);
     params.push(limit);
     return this.st
       .get<unknown[], ScoringFields>(
-        `SELECT m.seq, m.queue, m.outcome, m.createdAt
-         FROM (SELECT rowid FROM memories_fts WHERE memories_fts MATCH ? ORDER BY rowid DESC LIMIT CAST(? AS INTEGER)) f JOIN memories m ON m.seq = f.rowid
-         WHERE 1${where} ORDER BY m.seq DESC LIMIT CAST(? AS INTEGER)`,
+        `SELECT m.seq, m.queue, m.outcome, m.createdAt FROM memories_fts JOIN memories m ON m.seq = memories_fts.rowid
+         WHERE memories_fts MATCH ?${where} ORDER BY memories_fts.rowid DESC LIMIT CAST(? AS INTEGER)`,
       )
       .all(...params);
   }

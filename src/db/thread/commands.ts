@@ -101,7 +101,7 @@ export function createReadCommands(db: SqliteDatabase, prisma: () => Promise<Pri
     ...taskQueries({ prisma, tasks, maxResponseBytes: config.maxResponseBytes }),
     ...eventQueries({ events, maxResponseBytes: config.maxResponseBytes }),
     ...agentQueries({ agents, healthCutoffs: cutoffs, maxResponseBytes: config.maxResponseBytes }),
-    ...recallQueries(new MemoryRecall(memories, tasks, config.maxResponseBytes, memoryChanges, config.memoryContextScope)),
+    ...recallQueries(new MemoryRecall(memories, tasks, config.maxResponseBytes, memoryChanges)),
     ...tokenQueries(tokens),
     ...retentionQueries({ tasks, memories }),
     /** A round trip to the database file, for /health. */
