@@ -101,11 +101,7 @@ export class RecallCache {
 
   /** A common term's candidates probed less than PROBE_TTL_MS before `now`, or undefined. */
   probe(key: string, now: number): ScoringFields[] | undefined {
-    const hit = this.probes.get(key);
-    if (hit === undefined) return undefined;
-    if (now - hit.at < PROBE_TTL_MS) return hit.rows;
-    this.probes.delete(key);
-    return undefined;
+    return fresh(this.probes, key, now);
   }
 
   /**
@@ -113,11 +109,7 @@ export class RecallCache {
    * `now` (another server's notes within that), and since the last note or delete here (sync).
    */
   notesOf(key: string, now: number): NoteMatch[] | undefined {
-    const hit = this.notes.get(key);
-    if (hit === undefined) return undefined;
-    if (now - hit.at < PROBE_TTL_MS) return hit.rows;
-    this.notes.delete(key);
-    return undefined;
+    return fresh(this.notes, key, now);
   }
 
   keepNotes(key: string, now: number, rows: NoteMatch[]): void {
@@ -192,4 +184,13 @@ export class RecallCache {
   keepHandOut(handOut: HandOut): void {
     setNewest(this.handOuts, handOut.seq, handOut, MAX_HAND_OUTS);
   }
+}
+
+/** What `kept` holds for `key` from less than PROBE_TTL_MS before `now`; an older entry is dropped. */
+function fresh<T>(kept: Map<string, { at: number; rows: T }>, key: string, now: number): T | undefined {
+  const hit = kept.get(key);
+  if (hit === undefined) return undefined;
+  if (now - hit.at < PROBE_TTL_MS) return hit.rows;
+  kept.delete(key);
+  return undefined;
 }
