@@ -5,13 +5,13 @@ import { createHash } from "node:crypto";
 import { appendFileSync, cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { loadConfig } from "../src/config.js";
 import { applyMigrations, defaultMigrationsDir, MigrationError, readMigrations, unknownMigrations } from "../src/db/migrate.js";
 import { openDatabase, type SqliteDatabase } from "../src/db/open-database.js";
 import { createServer } from "../src/server/create-server.js";
 import { CliProcess, killAllCli, runCli } from "./helpers/cli-process.js";
-import { makeTempDir, rest, startTestServer } from "./helpers/test-server.js";
+import { makeTempDir, rest, startTestServer, withDatabase } from "./helpers/test-server.js";
 
 interface MigrationRecord {
   id: string;
@@ -215,6 +215,34 @@ describe("migrations at server start-up", () => {
       expect(Date.parse(beat.body.leaseExpiresAt) - Date.parse(beat.body.updatedAt)).toBe(600_000);
       const odd = await rest(server.url, "POST", "/tasks/t-odd/heartbeat", { agentId: "old-agent", leaseToken: 1 });
       expect(Date.parse(odd.body.leaseExpiresAt) - Date.parse(odd.body.updatedAt)).toBe(30_000);
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it("marks the pending tasks an older version delayed; they are claimed once due, in priority and seq order, not before", async () => {
+    // The file as the last version without tasks.delayed left it: two tasks due, two an hour ahead, one due soon.
+    const older = copyMigrations();
+    for (const name of SHIPPED.filter((n) => n >= "20261205000000_delayed_tasks")) rmSync(join(older, name), { recursive: true });
+    const db = openDb();
+    applyMigrations(db, older);
+    const now = Date.now();
+    const insert = db.prepare(`INSERT INTO tasks (id, queue, payload, priority, runAt, createdAt, updatedAt) VALUES (?, 'q', '{}', ?, ?, ?, ?)`);
+    for (const [id, priority, runAt] of [["later-1", 0, now + 3_600_000], ["due-1", 5, now - 1000], ["later-2", 0, now + 3_600_000], ["soon", 1, now + 1500], ["due-2", 5, now - 500]] as const) {
+      insert.run(id, priority, runAt, now - 2000, now - 2000);
+    }
+    db.close();
+
+    const server = await startTestServer({}, dir);
+    try {
+      const delayed = () => withDatabase(server, (d) => d.prepare(`SELECT id FROM tasks WHERE delayed = 1 ORDER BY id`).pluck().all());
+      expect(delayed()).toEqual(["later-1", "later-2", "soon"]);
+      const claim = async () => (await server.api.tasks.claim.mutate({ agentId: "a", queues: ["q"] }))?.id ?? null;
+      expect([await claim(), await claim()]).toEqual(["due-1", "due-2"]);
+      // "soon" falls due: a claim promotes it, and takes it before nothing else is due.
+      await vi.waitFor(async () => expect(await claim()).toBe("soon"), { timeout: 15_000, interval: 100 });
+      expect(delayed()).toEqual(["later-1", "later-2"]);
+      expect(await claim()).toBeNull();
     } finally {
       await server.stop();
     }

@@ -288,13 +288,15 @@ describe("schema drift", () => {
     expect(Object.keys(expected.tasks!.indexes).sort()).toEqual([
       "tasks_claimed_lease_idx",
       "tasks_claimed_owner_idx",
+      "tasks_delayed_idx",
       "tasks_id_key",
       "tasks_idempotencyKey_key",
       "tasks_pending_idx",
       "tasks_pending_queue_idx",
       "tasks_settled_idx",
     ]);
-    expect(expected.tasks!.indexes.tasks_pending_idx!.partial).toBe("status = 'pending'");
+    expect(expected.tasks!.indexes.tasks_pending_idx!.partial).toBe("status = 'pending' AND delayed = 0");
+    expect(expected.tasks!.indexes.tasks_delayed_idx!.partial).toBe("status = 'pending' AND delayed = 1");
     // Finished tasks keep their leaseOwner: a full index on it grew by a row per task run.
     expect(expected.tasks!.indexes.tasks_claimed_owner_idx!.partial).toBe("status = 'claimed'");
     expect(expected.agent_capabilities!.foreignKeys).toEqual([

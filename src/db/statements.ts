@@ -40,6 +40,11 @@ export class Statements {
   private shared = false;
   /** When this connection opened, Unix ms (src/tasks/lock-wait-grace.ts). */
   readonly openedAt = Date.now();
+  /**
+   * Transactions begun on this connection, counted by revalidate (run first in each): what a
+   * store does once a transaction tells by it (TaskStore.promoteDue). 0 while none was counted.
+   */
+  transactions = 0;
 
   constructor(readonly db: SqliteDatabase) {
     this.dataVersion = db.prepare<[], number>("PRAGMA data_version").pluck();
@@ -57,6 +62,7 @@ export class Statements {
    * Run first in every transaction, where the schema cannot change until it ends: one pragma.
    */
   revalidate(): void {
+    this.transactions++;
     const version = this.schemaVersion.get()!;
     if (version === this.knownSchema) return;
     // The pragma reads the file's header only; until a statement runs, the connection would

@@ -36,6 +36,8 @@ export interface TaskRow {
   claimedAt: number | Date | null;
   finishedAt: number | Date | null;
   leaseMs: number | null;
+  /** 1 while pending with a runAt ahead: out of the claim indexes until a claim promotes it (promoteDue). */
+  delayed: number;
 }
 
 /** How many failed runs a task's errorHistory keeps, the newest (each error at most 10,000 characters). */
@@ -104,6 +106,7 @@ export function taskRowWith(row: TaskRow, changes: Partial<TaskRow>): TaskRow {
     claimedAt: row.claimedAt,
     finishedAt: row.finishedAt,
     leaseMs: row.leaseMs,
+    delayed: row.delayed,
   };
   return Object.assign(copy, changes);
 }
@@ -145,6 +148,9 @@ export interface ClaimFilter {
   /** Restrict to these tasks (work stealing). */
   onlySeqs?: readonly number[];
 }
+
+/** 1 for a pending task whose runAt is still ahead of `now` (the delayed column), else 0. */
+const delayedAt = (runAt: number, now: number): number => (runAt > now ? 1 : 0);
 
 /** WHERE clause (and its params) selecting the pending tasks a claimer may take. */
 function claimableWhere(filter: ClaimFilter, params: unknown[]): string {
@@ -190,10 +196,10 @@ export class TaskStore {
   insert(task: NewTask, now: number): TaskRow {
     const { lastInsertRowid } = this.st
       .get(
-        `INSERT INTO tasks (id, queue, payload, priority, capability, targetAgentId, maxAttempts, runAt, idempotencyKey, createdAt, updatedAt)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT INTO tasks (id, queue, payload, priority, capability, targetAgentId, maxAttempts, runAt, idempotencyKey, createdAt, updatedAt, delayed)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       )
-      .run(task.id, task.queue, task.payload, task.priority, task.capability, task.targetAgentId, task.maxAttempts, task.runAt, task.idempotencyKey, now, now);
+      .run(task.id, task.queue, task.payload, task.priority, task.capability, task.targetAgentId, task.maxAttempts, task.runAt, task.idempotencyKey, now, now, delayedAt(task.runAt, now));
     // Every column named, in the table's order: the same hidden class as a row read back (taskRowWith).
     return {
       seq: Number(lastInsertRowid),
@@ -219,6 +225,7 @@ export class TaskStore {
       claimedAt: null,
       finishedAt: null,
       leaseMs: null,
+      delayed: delayedAt(task.runAt, now),
     };
   }
 
@@ -238,6 +245,7 @@ export class TaskStore {
    * the first).
    */
   claim(filter: ClaimFilter, limit: number, budgetBytes: number, leaseMs: number, now: number): TaskRow[] {
+    this.promoteDue(now);
     const leaseExpiresAt = now + leaseMs;
     const lease = `UPDATE tasks SET status = 'claimed', leaseOwner = ?, leaseExpiresAt = ?, leaseToken = leaseToken + 1,
            attempts = attempts + 1, claimedAt = ?, updatedAt = ?, leaseMs = ?`;
@@ -246,7 +254,7 @@ export class TaskStore {
       const pickParams: unknown[] = [];
       const pickWhere = claimableWhere(filter, pickParams);
       pickParams.push(now);
-      const row = this.st.get<unknown[], TaskRow>(`SELECT * FROM tasks WHERE ${pickWhere} AND runAt <= ? ORDER BY priority, seq LIMIT 1`).get(...pickParams);
+      const row = this.st.get<unknown[], TaskRow>(`SELECT * FROM tasks WHERE ${pickWhere} AND delayed = 0 AND runAt <= ? ORDER BY priority, seq LIMIT 1`).get(...pickParams);
       if (row === undefined) return [];
       this.st.get<unknown[]>(`${lease} WHERE seq = ?`).run(filter.agentId, leaseExpiresAt, now, now, leaseMs, row.seq);
       return [taskRowWith(row, { status: "claimed", leaseOwner: filter.agentId, leaseExpiresAt, leaseToken: row.leaseToken + 1, attempts: row.attempts + 1, claimedAt: now, updatedAt: now, leaseMs })];
@@ -257,7 +265,7 @@ export class TaskStore {
     const picked = withinBudget(
       this.st
         .get<unknown[], { seq: number; bytes: number }>(
-          `SELECT seq, ${TASK_ANSWER_BYTES} AS bytes FROM tasks WHERE ${pickWhere} AND runAt <= ? ORDER BY priority, seq LIMIT CAST(? AS INTEGER)`,
+          `SELECT seq, ${TASK_ANSWER_BYTES} AS bytes FROM tasks WHERE ${pickWhere} AND delayed = 0 AND runAt <= ? ORDER BY priority, seq LIMIT CAST(? AS INTEGER)`,
         )
         .iterate(...pickParams),
       (row) => row.bytes,
@@ -270,6 +278,22 @@ export class TaskStore {
     // RETURNING does not promise an order; hand tasks out best first.
     return rows.sort((a, b) => a.priority - b.priority || a.seq - b.seq);
   }
+
+  /**
+   * Delayed tasks that fell due by `now` join the claim indexes (tasks_delayed_idx): a range read
+   * that finds nothing when none did, so a claim pays nothing for the tasks not due yet. Run by
+   * the first claim of each transaction (a group commit's writes share one `now`, and none of
+   * them leaves a task delayed that is due by it), by every claim outside a counted one; a task
+   * promoted by one server is due for every server.
+   */
+  promoteDue(now: number): void {
+    const transaction = this.st.transactions;
+    if (transaction !== 0 && transaction === this.promotedIn) return;
+    this.promotedIn = transaction;
+    this.st.get<[number]>(`UPDATE tasks SET delayed = 0 WHERE status = 'pending' AND delayed = 1 AND runAt <= ?`).run(now);
+  }
+  /** The transaction (Statements.transactions) whose first claim promoted the due tasks. */
+  private promotedIn = -1;
 
   /** When the next claimable-but-delayed task becomes due, so a long-poll can wake for it. */
   nextRunAt(filter: ClaimFilter, now: number): number | null {
@@ -320,21 +344,21 @@ export class TaskStore {
         .get(error, errorHistory, now, now, row.seq)!;
     }
     return this.st
-      .get<[string, string, number, number, number], TaskRow>(
-        `UPDATE tasks SET status = 'pending', lastError = ?, errorHistory = ?, runAt = ?, leaseOwner = NULL, leaseExpiresAt = NULL, updatedAt = ?
+      .get<[string, string, number, number, number, number], TaskRow>(
+        `UPDATE tasks SET status = 'pending', lastError = ?, errorHistory = ?, runAt = ?, delayed = ?, leaseOwner = NULL, leaseExpiresAt = NULL, updatedAt = ?
          WHERE seq = ? RETURNING *`,
       )
-      .get(error, errorHistory, retryAt, now, row.seq)!;
+      .get(error, errorHistory, retryAt, delayedAt(retryAt, now), now, row.seq)!;
   }
 
   /** Back to pending without charging the attempt. */
   release(seq: number, runAt: number, now: number): TaskRow {
     return this.st
-      .get<[number, number, number], TaskRow>(
-        `UPDATE tasks SET status = 'pending', attempts = MAX(attempts - 1, 0), runAt = ?, leaseOwner = NULL, leaseExpiresAt = NULL, updatedAt = ?
+      .get<[number, number, number, number], TaskRow>(
+        `UPDATE tasks SET status = 'pending', attempts = MAX(attempts - 1, 0), runAt = ?, delayed = ?, leaseOwner = NULL, leaseExpiresAt = NULL, updatedAt = ?
          WHERE seq = ? RETURNING *`,
       )
-      .get(runAt, now, seq)!;
+      .get(runAt, delayedAt(runAt, now), now, seq)!;
   }
 
   cancel(seq: number, now: number): TaskRow {
@@ -349,7 +373,7 @@ export class TaskStore {
   requeue(seq: number, now: number): TaskRow {
     return this.st
       .get<[number, number, number], TaskRow>(
-        `UPDATE tasks SET status = 'pending', attempts = 0, runAt = ?, leaseOwner = NULL, leaseExpiresAt = NULL, result = NULL,
+        `UPDATE tasks SET status = 'pending', attempts = 0, runAt = ?, delayed = 0, leaseOwner = NULL, leaseExpiresAt = NULL, result = NULL,
            finishedAt = NULL, updatedAt = ? WHERE seq = ? RETURNING *`,
       )
       .get(now, now, seq)!;
