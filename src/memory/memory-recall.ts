@@ -163,8 +163,9 @@ export class MemoryRecall {
     if (task?.earlierRuns) {
       for (const row of this.memories.byTask(task.id, 10)) candidate(row, 1);
     }
-    // Notes and lessons holding the common words, ranked by bm25 over all of them: a common word's
-    // newest matches alone let newer records (or notes) crowd out the lesson that mattered.
+    // Notes and lessons holding the common words, from their own index and ranked by bm25 where few
+    // hold a word (notesFor): a common word's newest matches alone let newer records crowd out the
+    // lesson that mattered.
     if (commonLists.length > 0) {
       const common = commonLists.length === terms.length ? terms : terms.filter((_, at) => lists[at] !== undefined);
       for (const [seq, note] of this.notesFor(common, filter, now)) {
@@ -276,8 +277,9 @@ export class MemoryRecall {
    * The notes and lessons matching the common `terms`, each with its relevance: in (0, 0.75],
    * half by how many of the terms it holds (as a common term's candidates, which rank in [0, 0.5])
    * and a quarter by its bm25 summed over the terms (as an OR query would), over the best one's.
-   * Each term's best NOTES_PER_TERM come from its own lookup, kept in the cache until a delete
-   * (and a second at most); a term that more than NOTES_RANKED notes hold adds its newest, unranked.
+   * Each term's best NOTES_PER_TERM come from its own lookup, kept in the cache until a note or a
+   * delete (and a second at most); a term that more than NOTES_RANKED notes hold adds its newest,
+   * unranked.
    */
   private notesFor(terms: readonly string[], filter: MemoryFilter, now: number): ReadonlyMap<number, { row: ScoringFields; relevance: number }> {
     const found = new Map<number, { row: ScoringFields; bm25: number; hits: number }>();

@@ -20,7 +20,7 @@
 //  - What recall scores a memory by (seq, queue, outcome, time): never changes either, and a
 //    common term's newest matches are mostly the same memories probe after probe, so its probe
 //    reads the index alone and the few memories it has not seen yet.
-//  - A common term's best notes and lessons (their own index, bm25 over all of them): they change
+//  - A common term's best notes and lessons (their own index; bm25 where few hold it): they change
 //    only when a note is written or a memory deleted, which drops them (memory-changes.ts), and
 //    are kept PROBE_TTL_MS at most for another server's notes.
 //  - Which terms are common: a term's class changes only as memories are written or pruned, but
