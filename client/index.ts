@@ -137,3 +137,4 @@ export { runWorker, type WorkerOptions, type Worker, type TaskHandler, type Work
 export { isSystemEvent, SYSTEM_EVENT_TYPES, type SystemEvent, type SystemEventPayloads, type SystemEventType } from "./system-events.js";
 export { TRPCClientError, isTRPCClientError } from "@trpc/client";
 export { UnsendableInputError, isUnsendable } from "./serialize-input.js";
+export { fitsInAnswer } from "./answer-fits.js";

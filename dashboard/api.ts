@@ -45,15 +45,7 @@ export function errorCode(error: unknown): string {
   return "NETWORK";
 }
 
-/**
- * How many items fit in one answer, when the server refused a list for passing its
- * maxResponseBytes (INVALID_INPUT naming limit, `details.fits`); undefined for any other error.
- */
-export function fitsInAnswer(error: unknown): number | undefined {
-  if (!(error instanceof TRPCClientError)) return undefined;
-  const data = error.data as { code?: string; details?: { fits?: unknown } } | undefined;
-  const fits = data?.code === "INVALID_INPUT" ? data.details?.fits : undefined;
-  return typeof fits === "number" && fits >= 1 ? fits : undefined;
-}
+/** How many agents fit in one answer, when the server refused a list for its size (client/answer-fits.ts). */
+export { fitsInAnswer } from "../client/answer-fits.js";
 
 export const errorText = (error: unknown): string => (error instanceof Error ? error.message : String(error));

@@ -4,7 +4,7 @@
 // token else from COORDINATION_ADMIN_TOKEN: an operator whose shell started the server with it
 // has the server's admin credential at hand. Tables for people, --json for scripts. Exit codes:
 // 0 done, 1 the server refused or could not be reached (the message says which), 2 usage.
-import { createCoordinationClient, isTRPCClientError, type CoordinationClient, type RouterInputs, type RouterOutputs } from "../client/index.js";
+import { createCoordinationClient, fitsInAnswer, isTRPCClientError, type CoordinationClient, type RouterInputs, type RouterOutputs } from "../client/index.js";
 
 export const OPERATOR_USAGE = [
   "Usage: coordination stats                                     task counts per queue and state",
@@ -247,8 +247,8 @@ async function everyAgent(api: CoordinationClient["api"], filter: Omit<RouterInp
     try {
       page = await api.agents.list.query({ ...filter, limit, ...(after === undefined ? {} : { after }) });
     } catch (error) {
-      const fits = isTRPCClientError(error) ? (error.data as { details?: { fits?: unknown } } | undefined)?.details?.fits : undefined;
-      if (typeof fits !== "number" || fits < 1 || fits >= limit) throw error;
+      const fits = fitsInAnswer(error);
+      if (fits === undefined || fits >= limit) throw error;
       limit = fits;
       continue;
     }
