@@ -39,7 +39,8 @@ export function asFault(error: unknown, busyTimeoutMs: number): unknown {
 }
 
 /** Faults that say the database cannot take writes for now (a lock held by another process is not one: it passes). */
-const DEGRADING = new Set<string>(["DISK_FULL", "READ_ONLY", "IO_ERROR", "DATABASE_REPLACED"]);
+export const DEGRADING_FAULTS = ["DISK_FULL", "READ_ONLY", "IO_ERROR", "DATABASE_REPLACED"] as const satisfies readonly FaultCode[];
+const DEGRADING = new Set<string>(DEGRADING_FAULTS);
 
 /**
  * Whether the disk holding `dir` has room for a write of `bytes`, or a tenth of the disk when that

@@ -5,6 +5,7 @@
 // scraped, on the reader thread. Node's default metrics (event-loop delay among them) come with.
 import { performance } from "node:perf_hooks";
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
+import { DEGRADING_FAULTS } from "../db/faults.js";
 import type { Database } from "../db/thread/database.js";
 import type { CoordinationEvent } from "../events/event-schemas.js";
 import type { LiveStreamStats } from "../events/event-stream.js";
@@ -175,7 +176,7 @@ export class Metrics {
       registers,
       collect() {
         const failing = sources.db.faults.current?.code;
-        for (const code of ["DISK_FULL", "READ_ONLY", "IO_ERROR", "DATABASE_REPLACED"]) this.set({ code }, code === failing ? 1 : 0);
+        for (const code of DEGRADING_FAULTS) this.set({ code }, code === failing ? 1 : 0);
       },
     });
     new Gauge({
