@@ -5,10 +5,14 @@
 /** The most words a recall looks up: a question's first, then its task's. */
 export const MAX_TERMS = 32;
 
+/** The word tokens of `text`, lower-cased, each once, in the order they first come. */
+const wordsOf = (text: string): string[] => [...new Set(text.toLowerCase().match(/[\p{L}\p{N}_]+/gu) ?? [])];
+
 /** Word tokens of `text`, lower-cased, de-duplicated, at most MAX_TERMS, of two characters or more (a task's single letters and digits match nearly everything). */
 export function extractTerms(text: string): string[] {
-  const words = text.toLowerCase().match(/[\p{L}\p{N}_]+/gu) ?? [];
-  return [...new Set(words.filter((w) => w.length >= 2))].slice(0, MAX_TERMS);
+  return wordsOf(text)
+    .filter((w) => w.length >= 2)
+    .slice(0, MAX_TERMS);
 }
 
 /**
@@ -24,9 +28,9 @@ const WORD_CHARACTER = /^[^\x00-\x7F]$/u;
  * ("C", "x"), where it is the whole question, not the "s" of "agent's".
  */
 export function questionTerms(text: string): string[] {
-  const words = [...new Set(text.toLowerCase().match(/[\p{L}\p{N}_]+/gu) ?? [])];
-  const longer = words.some((w) => w.length >= 2 || WORD_CHARACTER.test(w));
-  return words.filter((w) => w.length >= 2 || WORD_CHARACTER.test(w) || !longer).slice(0, MAX_TERMS);
+  const words = wordsOf(text);
+  const worded = words.filter((w) => w.length >= 2 || WORD_CHARACTER.test(w));
+  return (worded.length > 0 ? worded : words).slice(0, MAX_TERMS);
 }
 
 /** One term as an FTS5 string literal: matched as a word, never read as syntax. */

@@ -104,7 +104,7 @@ export class MemoryRecall {
     const taskTerms = task ? extractTerms(`${task.queue} ${task.capability ?? ""} ${payloadText(task.payload)}`) : [];
     const terms = asked.length === 0 ? taskTerms : [...new Set([...asked, ...taskTerms])].slice(0, MAX_TERMS);
     const now = Date.now();
-    const unfiltered = filter.queue === undefined && filter.capability === undefined;
+    const unfiltered = isUnfiltered(filter);
     const { lists, rare, rareScores } = this.termSignals(terms, filter, now);
     const commonLists = lists.filter((list) => list !== undefined);
     // A claim's common terms rank their candidates the same way for every task of its queue
@@ -210,7 +210,7 @@ export class MemoryRecall {
    */
   private termSignals(terms: readonly string[], filter: MemoryFilter, now: number): { lists: Array<ScoringFields[] | undefined>; rare: string[]; rareScores: Map<number, number> } {
     const rare: string[] = [];
-    const unfiltered = filter.queue === undefined && filter.capability === undefined;
+    const unfiltered = isUnfiltered(filter);
     // Each common term's candidate list, at the term's place: the lists keep the terms' order.
     const lists: Array<ScoringFields[] | undefined> = [];
     /** A term whose candidates were probed: common with PROBE of them, else rare (none: no use to bm25 either). */
@@ -291,8 +291,7 @@ export class MemoryRecall {
         // where few do: past NOTES_RANKED, their newest PROBE join the candidates unranked, as a
         // common term's newest matches do. An explicit recall by queue or capability ranks all
         // of the filter's, as it ranks its rare terms (exact, not on the claim path).
-        const unfiltered = filter.queue === undefined && filter.capability === undefined;
-        const seqs = unfiltered ? this.memories.noteSeqs(quoteTerm(term), NOTES_RANKED + 1) : undefined;
+        const seqs = isUnfiltered(filter) ? this.memories.noteSeqs(quoteTerm(term), NOTES_RANKED + 1) : undefined;
         if (seqs === undefined || (seqs.length > 0 && seqs.length <= NOTES_RANKED)) notes = this.memories.notesMatching(quoteTerm(term), filter, NOTES_PER_TERM);
         else notes = this.withScoringFields(seqs.slice(0, PROBE)).map((row) => ({ ...row, bm25: 0 }));
         this.cache.keepNotes(key, now, notes);
@@ -322,10 +321,9 @@ export class MemoryRecall {
     const key = probeKey(term, filter);
     const cached = this.cache.probe(key, now);
     if (cached) return cached;
-    const found =
-      filter.queue === undefined && filter.capability === undefined
-        ? this.withScoringFields(seqs ?? this.memories.newestMatchSeqs(quoteTerm(term), PROBE))
-        : this.memories.newestMatches(quoteTerm(term), filter, PROBE);
+    const found = isUnfiltered(filter)
+      ? this.withScoringFields(seqs ?? this.memories.newestMatchSeqs(quoteTerm(term), PROBE))
+      : this.memories.newestMatches(quoteTerm(term), filter, PROBE);
     if (found.length === PROBE) this.cache.keepProbe(key, now, found);
     return found;
   }
@@ -382,6 +380,9 @@ function inBudget(ranked: readonly RankedMemory[], budget: { bytes: number }): M
   for (const r of taken) budget.bytes -= r.bytes;
   return taken.map((r) => r.match);
 }
+
+/** A recall over every memory: a claim's, or one that names no queue or capability. */
+const isUnfiltered = (filter: MemoryFilter): boolean => filter.queue === undefined && filter.capability === undefined;
 
 const probeKey = (term: string, filter: MemoryFilter): string => `${term}\u0000${filter.queue ?? ""}\u0000${filter.capability ?? ""}`;
 
