@@ -10,6 +10,8 @@ export const OPERATOR_USAGE = [
   "Usage: coordination stats                                     task counts per queue and state",
   "       coordination tasks list [--queue Q] [--status S] [--agent A] [--limit N] [--cursor C]",
   "       coordination tasks get|requeue|cancel TASK_ID",
+  "       coordination tasks requeue --all [--queue Q] [--status dead_letter|cancelled] [--before TIME]   every dead letter (or",
+  "                                    cancelled task) back to pending, oldest first; --before: only those settled before TIME",
   "       coordination agents [--capability C] [--health healthy|stale|offline]",
   "       coordination events tail [--types 'task.*,agent.*'] [--agent A] [--from SEQ]   (--from: the events after SEQ; 0 for all retained)",
   "Each takes --url URL (COORDINATION_URL, default http://127.0.0.1:8000), --token TOKEN",
@@ -23,7 +25,9 @@ interface Parsed {
   options: Record<string, string | true>;
 }
 
-const VALUE_OPTIONS = new Set(["--url", "--token", "--queue", "--status", "--agent", "--limit", "--cursor", "--capability", "--health", "--types", "--from"]);
+const VALUE_OPTIONS = new Set(["--url", "--token", "--queue", "--status", "--agent", "--limit", "--cursor", "--capability", "--health", "--types", "--from", "--before"]);
+/** Options that take no value. */
+const FLAG_OPTIONS = new Set(["--json", "--all"]);
 
 function parse(argv: string[]): Parsed {
   const words: string[] = [];
@@ -35,7 +39,7 @@ function parse(argv: string[]): Parsed {
       continue;
     }
     const [flag, inline] = arg.includes("=") ? [arg.slice(0, arg.indexOf("=")), arg.slice(arg.indexOf("=") + 1)] : [arg, undefined];
-    if (flag === "--json") {
+    if (FLAG_OPTIONS.has(flag)) {
       options[flag] = true;
       continue;
     }
@@ -168,6 +172,30 @@ async function dispatch(words: string[], options: Parsed["options"], json: boole
         page.items.map((t) => [t.id, t.queue, t.status, String(t.priority), `${t.attempts}/${t.maxAttempts}`, t.leaseOwner ?? "-", when(t.createdAt)]),
       ) + (page.nextCursor ? `(more: --cursor ${page.nextCursor})\n` : ""),
     );
+    return 0;
+  }
+  if (command === "tasks" && sub === "requeue" && words.length === 2 && options["--all"] === true) {
+    // A status the server does not take is its 400 (exit 2), as for tasks list.
+    const status = (str(options["--status"]) ?? "dead_letter") as RouterInputs["tasks"]["requeueMany"]["status"];
+    const queue = str(options["--queue"]);
+    const before = str(options["--before"]);
+    // Pages of a thousand, each one write; the cursor keeps a task that fails for good again
+    // while this runs from being brought back twice.
+    const requeued: string[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await api.tasks.requeueMany.mutate({
+        status,
+        ...(queue !== undefined ? { queue } : {}),
+        // Unix ms or an ISO date-time, as the route takes it (the server names a bad one).
+        ...(before !== undefined ? { finishedBefore: /^\d+$/.test(before) ? Number(before) : before } : {}),
+        limit: 1000,
+        ...(cursor !== undefined ? { cursor } : {}),
+      });
+      requeued.push(...page.requeued);
+      cursor = page.nextCursor ?? undefined;
+    } while (cursor !== undefined);
+    print({ requeued }, () => `requeued ${requeued.length} ${status === "dead_letter" ? "dead letters" : "cancelled tasks"}${queue === undefined ? "" : ` of queue ${printable(queue)}`}\n`);
     return 0;
   }
   if (command === "tasks" && (sub === "get" || sub === "requeue" || sub === "cancel") && words.length === 2) throw new OperatorUsageError(`tasks ${sub} needs a TASK_ID`);

@@ -55,6 +55,8 @@ export interface InProcessCoordination {
     cancel(taskId: string): Promise<Out["tasks"]["cancel"]>;
     /** A dead-lettered or cancelled task back to pending, its attempts reset. INVALID_STATE otherwise. */
     requeue(taskId: string): Promise<Out["tasks"]["requeue"]>;
+    /** Up to `limit` (100) dead letters (or `status: "cancelled"` tasks) back to pending, oldest first, of `queue` and settled before `finishedBefore` if given; call again with `cursor: nextCursor` until it is null. */
+    requeueMany(options?: In["tasks"]["requeueMany"]): Promise<Out["tasks"]["requeueMany"]>;
     /** Takes over tasks the agent could claim whose lease ran out or whose holder is offline (from `fromAgentId` only, if given), charging the abandoned run. */
     steal(agentId: string, options?: Rest<In["tasks"]["steal"], "agentId">): Promise<Out["tasks"]["steal"]>;
     /** The task. TASK_NOT_FOUND when there is none (or retention deleted it). */
@@ -171,6 +173,7 @@ export async function openCoordination(options: InProcessOptions = {}): Promise<
       release: (taskId, agentId, releaseOptions) => run(api.tasks.release({ ...releaseOptions, taskId, agentId })),
       cancel: (taskId) => run(api.tasks.cancel({ taskId })),
       requeue: (taskId) => run(api.tasks.requeue({ taskId })),
+      requeueMany: (options) => run(api.tasks.requeueMany(options ?? {})),
       steal: (agentId, stealOptions) => run(api.tasks.steal({ ...stealOptions, agentId })),
       get: (taskId) => run(api.tasks.get({ taskId })),
       list: (filter) => run(api.tasks.list(filter ?? {})),

@@ -92,7 +92,7 @@ type Settle = { taskId: string; agentId?: string; leaseToken?: number };
 const CHECKED = [
   "health",
   "tasks.enqueue", "tasks.enqueueMany", "tasks.claim", "tasks.claimNext", "tasks.claimMany", "tasks.heartbeat", "tasks.complete", "tasks.completeAndClaim",
-  "tasks.fail", "tasks.release", "tasks.cancel", "tasks.requeue", "tasks.steal", "tasks.get", "tasks.list", "tasks.stats", "tasks.events",
+  "tasks.fail", "tasks.release", "tasks.cancel", "tasks.requeue", "tasks.requeueMany", "tasks.steal", "tasks.get", "tasks.list", "tasks.stats", "tasks.events",
   "events.publish", "events.subscribe", "events.unsubscribe", "events.subscription", "events.poll", "events.ack", "events.list", "events.head", "events.onEvent",
   "agents.register", "agents.heartbeat", "agents.deregister", "agents.get", "agents.list", "agents.findByCapability", "agents.card",
   "memory.remember", "memory.recall", "memory.forget",
@@ -142,6 +142,14 @@ describe("AppRouter types", () => {
     expectTypeOf<Out["tasks"]["cancel"]>().toEqualTypeOf<Task>();
     expectTypeOf<In["tasks"]["requeue"]>().toEqualTypeOf<{ taskId: string }>();
     expectTypeOf<Out["tasks"]["requeue"]>().toEqualTypeOf<Task>();
+    expectTypeOf<In["tasks"]["requeueMany"]>().toEqualTypeOf<{
+      status?: "dead_letter" | "cancelled";
+      queue?: string;
+      finishedBefore?: Date | string | number;
+      limit?: number;
+      cursor?: string;
+    }>();
+    expectTypeOf<Out["tasks"]["requeueMany"]>().toEqualTypeOf<{ requeued: string[]; nextCursor: string | null }>();
     expectTypeOf<In["tasks"]["steal"]>().toEqualTypeOf<{ agentId: string; fromAgentId?: string; limit?: number; leaseMs?: number; capabilities?: string[] }>();
     expectTypeOf<Out["tasks"]["steal"]>().toEqualTypeOf<ClaimedTask[]>();
     expectTypeOf<In["tasks"]["get"]>().toEqualTypeOf<{ taskId: string }>();

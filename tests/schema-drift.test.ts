@@ -293,6 +293,7 @@ describe("schema drift", () => {
       "tasks_idempotencyKey_key",
       "tasks_pending_idx",
       "tasks_pending_queue_idx",
+      "tasks_requeueable_idx",
       "tasks_settled_idx",
     ]);
     expect(expected.tasks!.indexes.tasks_pending_idx!.partial).toBe("status = 'pending' AND delayed = 0");

@@ -11,7 +11,7 @@ import type { WriteContext } from "../db/writer.js";
 import { CoordinationError, notFound } from "../errors.js";
 import type { EventStore } from "../events/event-store.js";
 import { sameJson } from "../json-checks.js";
-import { taskWith, type ClaimRequest, type EnqueueRequest, type SettledTask, type Task } from "./task-schemas.js";
+import { taskWith, type ClaimRequest, type EnqueueRequest, type RequeueManyRequest, type RequeueManyResult, type SettledTask, type Task } from "./task-schemas.js";
 import { taskAnswerBytes, toTask, type ClaimFilter, type TaskRow, type TaskStore } from "./task-store.js";
 import type { SettleRequest, TaskTransitions } from "./task-transitions.js";
 import { leaseBounds, offlineShiftMs, type LockWaitGrace } from "./lock-wait-grace.js";
@@ -235,9 +235,20 @@ export function taskCommands(d: TaskCommandDeps) {
       if (row.status !== "dead_letter" && row.status !== "cancelled") {
         throw new CoordinationError("INVALID_STATE", `task "${taskId}" is ${row.status}; only dead_letter or cancelled tasks can be requeued`);
       }
-      const requeued = d.tasks.requeue(row.seq, ctx.now);
-      d.events.appendSystem(ctx, "task.requeued", { taskId, queue: row.queue, previousStatus: row.status, capability: row.capability, targetAgentId: row.targetAgentId });
-      return toTask(requeued);
+      return toTask(t.requeueRow(ctx, row));
+    },
+
+    /**
+     * Brings back up to `limit` dead letters (or cancelled tasks), oldest first, each as `requeue`
+     * does: one write, so all of them or none. An operator's answer to an outage that sent a
+     * queue's tasks to the dead-letter queue; a script pages with nextCursor until it is null.
+     */
+    "tasks.requeueMany": (ctx: WriteContext, request: RequeueManyRequest): RequeueManyResult => {
+      const filter = { queue: request.queue, finishedBefore: request.finishedBefore?.getTime(), afterSeq: request.cursor === undefined ? undefined : Number(request.cursor) };
+      const found = d.tasks.requeueable(request.status, filter, request.limit + 1);
+      const taken = found.slice(0, request.limit);
+      for (const row of taken) t.requeueRow(ctx, row);
+      return { requeued: taken.map((row) => row.id), nextCursor: found.length > taken.length ? String(taken.at(-1)!.seq) : null };
     },
 
     /**

@@ -16,6 +16,8 @@ import {
   heartbeatInput,
   listInput,
   releaseInput,
+  requeueManyInput,
+  requeueManySchema,
   settledTaskSchema,
   statsInput,
   stealInput,
@@ -140,6 +142,14 @@ export const taskRouter = router({
     .input(taskIdInput)
     .output(taskSchema)
     .mutation(({ ctx, input }) => ctx.services.tasks.requeue(input.taskId)),
+
+  requeueMany: procedure
+    .meta({ access: ADMIN,
+      rest: { method: "POST", path: "/tasks/requeue", tags, summary: "Bring back dead-lettered (or cancelled) tasks in bulk, oldest first" },
+    })
+    .input(requeueManyInput)
+    .output(requeueManySchema)
+    .mutation(({ ctx, input }) => ctx.services.tasks.requeueMany(input)),
 
   steal: consumingProcedure
     .meta({ access: AS_AGENT, rest: { method: "POST", path: "/tasks/steal", tags, summary: "Take over tasks from offline agents or expired leases", errors: ["AGENT_NOT_FOUND"] } })

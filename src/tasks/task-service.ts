@@ -16,7 +16,7 @@ import { linkSignals, safetyRelookMs, type SignalFanout } from "../wakeup.js";
 import type { ClaimWaiters } from "./claim-waiters.js";
 import type { RecalledContexts } from "../db/thread/recall-relay.js";
 import type { Leased } from "./task-commands.js";
-import { isHeld, taskWith, type ClaimedTask, type ClaimRequest, type CompleteAndClaimRequest, type CompletedAndClaimed, type EnqueueRequest, type ListRequest, type SettledTask, type Task, type TaskStats } from "./task-schemas.js";
+import { isHeld, taskWith, type ClaimedTask, type ClaimRequest, type CompleteAndClaimRequest, type CompletedAndClaimed, type EnqueueRequest, type ListRequest, type RequeueManyRequest, type RequeueManyResult, type SettledTask, type Task, type TaskStats } from "./task-schemas.js";
 import type { SettleRequest } from "./task-transitions.js";
 import { copyWith } from "../copy-with.js";
 
@@ -152,6 +152,11 @@ export class TaskService {
 
   requeue(taskId: string): Promise<Task> {
     return this.d.db.write("tasks.requeue", taskId);
+  }
+
+  /** Up to `limit` dead letters (or cancelled tasks) back to pending, oldest first, in one write (task-commands.ts). */
+  requeueMany(request: RequeueManyRequest): Promise<RequeueManyResult> {
+    return this.d.db.write("tasks.requeueMany", request);
   }
 
   /**

@@ -4,7 +4,7 @@
 import { fromJsonText, toDate, toDateOrNull, toJsonText } from "../db/columns.js";
 import { utf8Bytes, withinBudget } from "../db/answer-budget.js";
 import { placeholders, type Statements } from "../db/statements.js";
-import type { Task, TaskStatus } from "./task-schemas.js";
+import type { Requeueable, Task, TaskStatus } from "./task-schemas.js";
 import type { LeaseBounds } from "./lock-wait-grace.js";
 
 /** SQL: the lease ran out within a check's bounds (leaseRunOutParams); the sweeper and steal share it. */
@@ -377,6 +377,34 @@ export class TaskStore {
            finishedAt = NULL, updatedAt = ? WHERE seq = ? RETURNING *`,
       )
       .get(now, now, seq)!;
+  }
+
+  /**
+   * Up to `limit` tasks in `status` (dead letters or cancelled tasks), oldest first by seq, after
+   * `filter.afterSeq`, of `filter.queue` and settled before `filter.finishedBefore` when given. On tasks_requeueable_idx:
+   * the completed tasks, most of the settled ones, are never read; the filters are checked on the
+   * status's own tasks.
+   */
+  requeueable(status: Requeueable, filter: { queue?: string | undefined; finishedBefore?: number | undefined; afterSeq?: number | undefined }, limit: number): TaskRow[] {
+    const params: unknown[] = [status];
+    let where = "";
+    if (filter.afterSeq !== undefined) {
+      where += " AND seq > ?";
+      params.push(filter.afterSeq);
+    }
+    if (filter.queue !== undefined) {
+      where += " AND queue = ?";
+      params.push(filter.queue);
+    }
+    if (filter.finishedBefore !== undefined) {
+      where += " AND finishedAt < ?";
+      params.push(filter.finishedBefore);
+    }
+    params.push(limit);
+    // The index's own predicate, word for word: SQLite uses a partial index only for a query whose WHERE implies it.
+    return this.st
+      .get<unknown[], TaskRow>(`SELECT * FROM tasks WHERE status IN ('dead_letter', 'cancelled') AND status = ?${where} ORDER BY status, seq LIMIT CAST(? AS INTEGER)`)
+      .all(...params);
   }
 
   /** Claims whose lease ran out within `bounds` (lock-wait-grace.ts), soonest ended first. */

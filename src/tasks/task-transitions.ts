@@ -141,6 +141,13 @@ export class TaskTransitions {
     return released;
   }
 
+  /** A dead letter or cancelled task back to pending now, attempts reset (its error history kept), with its event. */
+  requeueRow(ctx: WriteContext, row: TaskRow): TaskRow {
+    const requeued = this.d.tasks.requeue(row.seq, ctx.now);
+    this.d.events.appendSystem(ctx, "task.requeued", { taskId: row.id, queue: row.queue, previousStatus: row.status, capability: row.capability, targetAgentId: row.targetAgentId });
+    return requeued;
+  }
+
   /** Frees every claim an agent holds (it went offline or deregistered), charging each run. */
   releaseClaimsOf(ctx: WriteContext, agentId: string, reason: string): number {
     const held = this.d.tasks.claimsHeldBy(agentId);

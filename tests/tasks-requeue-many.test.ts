@@ -1,0 +1,129 @@
+// Bulk requeue (tasks.requeueMany, POST /tasks/requeue, `coordination tasks requeue --all`): an
+// outage dead-letters a queue's tasks; once it is over, the operator brings them back in pages,
+// oldest first, each once, without reading the completed tasks.
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { killAllCli, runCli } from "./helpers/cli-process.js";
+import { rest, startTestServer, withDatabase, type TestServer } from "./helpers/test-server.js";
+
+let t: TestServer | undefined;
+afterEach(async () => {
+  await killAllCli();
+  await t?.stop({ removeFiles: true });
+  t = undefined;
+});
+
+/** Enqueues a task in `queue` and fails it for good: a dead letter. Its id. */
+async function deadLetter(server: TestServer, queue: string, n: number): Promise<string> {
+  const task = await server.api.tasks.enqueue.mutate({ queue, payload: { n }, maxAttempts: 1 });
+  const claimed = await server.api.tasks.claim.mutate({ agentId: "worker", queues: [queue] });
+  expect(claimed?.id).toBe(task.id);
+  await server.api.tasks.fail.mutate({ taskId: task.id, agentId: "worker", error: `outage ${n}` });
+  return task.id;
+}
+
+describe("tasks.requeueMany", () => {
+  it("brings dead letters back oldest first, a page at a time, each once, and only those asked for", async () => {
+    t = await startTestServer();
+    const mail = [await deadLetter(t, "mail", 1), await deadLetter(t, "mail", 2)];
+    const other = await deadLetter(t, "other", 3);
+    mail.push(await deadLetter(t, "mail", 4), await deadLetter(t, "mail", 5));
+    const cancelled = await t.api.tasks.enqueue.mutate({ queue: "mail", payload: { n: 6 } });
+    await t.api.tasks.cancel.mutate({ taskId: cancelled.id });
+    const completed = await t.api.tasks.enqueue.mutate({ queue: "mail", payload: { n: 7 } });
+    await t.api.tasks.claim.mutate({ agentId: "worker", queues: ["mail"] });
+    await t.api.tasks.complete.mutate({ taskId: completed.id, agentId: "worker", result: 1 });
+
+    const first = await t.api.tasks.requeueMany.mutate({ queue: "mail", limit: 2 });
+    expect(first).toEqual({ requeued: mail.slice(0, 2), nextCursor: expect.stringMatching(/^\d+$/) });
+    // A task brought back that fails for good again is behind the cursor: not brought back twice.
+    const again = await t.api.tasks.claim.mutate({ agentId: "worker", queues: ["mail"] });
+    expect(again?.id).toBe(mail[0]);
+    await t.api.tasks.fail.mutate({ taskId: mail[0]!, agentId: "worker", error: "still down", retry: false });
+    const second = await t.api.tasks.requeueMany.mutate({ queue: "mail", limit: 2, cursor: first.nextCursor! });
+    expect(second).toEqual({ requeued: mail.slice(2, 4), nextCursor: null });
+
+    for (const id of mail.slice(1)) expect(await t.api.tasks.get.query({ taskId: id })).toMatchObject({ status: "pending", attempts: 0, errorHistory: [expect.objectContaining({ error: expect.stringMatching(/^outage/) })] });
+    expect((await t.api.tasks.get.query({ taskId: mail[0]! })).status).toBe("dead_letter");
+    expect((await t.api.tasks.get.query({ taskId: other })).status).toBe("dead_letter");
+    expect((await t.api.tasks.get.query({ taskId: cancelled.id })).status).toBe("cancelled");
+    expect((await t.api.tasks.get.query({ taskId: completed.id })).status).toBe("completed");
+    // Every one has its task.requeued event, as a single requeue does.
+    const events = await t.api.events.list.query({ types: ["task.requeued"], limit: 100 });
+    expect(events.map((e) => e.payload as { taskId: string; queue: string; previousStatus: string }).map((p) => [p.taskId, p.queue, p.previousStatus])).toEqual([...mail.slice(0, 4)].map((id) => [id, "mail", "dead_letter"]));
+
+    // Cancelled tasks, on asking; then nothing is left of either kind in that queue but the re-failed one.
+    expect(await t.api.tasks.requeueMany.mutate({ status: "cancelled" })).toEqual({ requeued: [cancelled.id], nextCursor: null });
+    expect(await t.api.tasks.requeueMany.mutate({ queue: "mail" })).toEqual({ requeued: [mail[0]], nextCursor: null });
+    expect(await t.api.tasks.requeueMany.mutate({})).toEqual({ requeued: [other], nextCursor: null });
+    expect(await t.api.tasks.requeueMany.mutate({})).toEqual({ requeued: [], nextCursor: null });
+  });
+
+  it("finishedBefore keeps to the tasks that settled before it", async () => {
+    t = await startTestServer();
+    const early = await deadLetter(t, "q", 1);
+    const late = await deadLetter(t, "q", 2);
+    // Settle times a second apart, whatever the machine's speed.
+    withDatabase(t, (db) => {
+      db.prepare("UPDATE tasks SET finishedAt = ? WHERE id = ?").run(Date.UTC(2026, 0, 1, 0, 0, 0), early);
+      db.prepare("UPDATE tasks SET finishedAt = ? WHERE id = ?").run(Date.UTC(2026, 0, 1, 0, 0, 1), late);
+    });
+    expect(await t.api.tasks.requeueMany.mutate({ finishedBefore: new Date(Date.UTC(2026, 0, 1, 0, 0, 1)) })).toEqual({ requeued: [early], nextCursor: null });
+    expect((await t.api.tasks.get.query({ taskId: late })).status).toBe("dead_letter");
+  });
+
+  it("wakes a claim waiting for work", async () => {
+    t = await startTestServer();
+    const id = await deadLetter(t, "q", 1);
+    const waiting = t.api.tasks.claim.mutate({ agentId: "patient", queues: ["q"], waitMs: 20_000 });
+    // The long-poll parks first (nothing is pending); the requeue then makes the task claimable.
+    await vi.waitFor(async () => expect(await (await fetch(`${t!.url}/metrics`)).text()).toMatch(/^coordination_long_polls_parked\{kind="claim"\} 1$/m), { timeout: 15_000, interval: 25 });
+    expect((await t.api.tasks.requeueMany.mutate({ queue: "q" })).requeued).toEqual([id]);
+    expect((await waiting)?.id).toBe(id);
+  });
+
+  it("reads dead letters and cancelled tasks on their own index, not the completed tasks", async () => {
+    t = await startTestServer();
+    await deadLetter(t, "q", 1);
+    const plan = withDatabase(t, (db) =>
+      db
+        .prepare("EXPLAIN QUERY PLAN SELECT * FROM tasks WHERE status IN ('dead_letter', 'cancelled') AND status = ? AND queue = ? AND seq > ? ORDER BY status, seq LIMIT CAST(? AS INTEGER)")
+        .all("dead_letter", "q", 0, 10)
+        .map((row) => (row as { detail: string }).detail),
+    );
+    expect(plan).toEqual(["SEARCH tasks USING INDEX tasks_requeueable_idx (status=? AND seq>?)"]);
+  });
+
+  it("over REST: POST /tasks/requeue, with its input checked", async () => {
+    t = await startTestServer();
+    const id = await deadLetter(t, "q", 1);
+    expect(await rest(t.url, "POST", "/tasks/requeue", { queue: "q", limit: 10 })).toEqual({ status: 200, body: { requeued: [id], nextCursor: null } });
+    for (const [body, field] of [
+      [{ limit: 0 }, "limit"],
+      [{ limit: 1001 }, "limit"],
+      [{ status: "completed" }, "status"],
+      [{ cursor: "x" }, "cursor"],
+      [{ finishedBefore: "yesterday" }, "finishedBefore"],
+      [{ taskId: id }, "taskId"],
+    ] as const) {
+      const answer = await rest(t.url, "POST", "/tasks/requeue", body);
+      expect(answer.status).toBe(400);
+      expect(JSON.stringify(answer.body)).toContain(field);
+    }
+  });
+
+  it("coordination tasks requeue --all brings every dead letter of a queue back", async () => {
+    t = await startTestServer();
+    const ids = [];
+    for (let n = 0; n < 3; n++) ids.push(await deadLetter(t, "q", n));
+    const kept = await deadLetter(t, "elsewhere", 9);
+    const env = { COORDINATION_URL: t.url };
+    const done = await runCli({ args: ["tasks", "requeue", "--all", "--queue", "q"], env });
+    expect([done.code, done.stdout, done.stderr]).toEqual([0, "requeued 3 dead letters of queue q\n", ""]);
+    for (const id of ids) expect((await t.api.tasks.get.query({ taskId: id })).status).toBe("pending");
+    expect((await t.api.tasks.get.query({ taskId: kept })).status).toBe("dead_letter");
+    const json = await runCli({ args: ["tasks", "requeue", "--all", "--json"], env });
+    expect(JSON.parse(json.stdout)).toEqual({ requeued: [kept] });
+    const bad = await runCli({ args: ["tasks", "requeue", "--all", "--status", "completed"], env });
+    expect(bad.code).toBe(2);
+  });
+});
