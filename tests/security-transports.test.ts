@@ -74,13 +74,14 @@ describe("WebSocket credentials", () => {
     const stream = collectEvents(api, { types: ["*"] });
     await stream.started;
     expect((await http(s.url, "GET", "/tasks", { token: issued.secret })).status).toBe(200);
-    // A long-poll parked under the token ends when it is revoked, having taken nothing.
+    // Long-polls parked under the token end when it is revoked, having taken nothing, with the
+    // 401 of a revoked credential: an empty answer would read as "no task" or "no events".
     const started = Date.now();
     const parked = http(s.url, "POST", "/tasks/claim", { token: issued.secret, body: { queues: ["later"], waitMs: 30_000 } });
-    await until(() => s.server.services.waiters.claims.size === 1);
+    const polling = http(s.url, "GET", "/events/agent-R?waitMs=30000", { token: issued.secret });
+    await until(() => s.server.services.waiters.claims.size === 1 && s.server.services.waiters.polls.size === 1);
     const revoked = await s.admin.tokens.revoke.mutate({ tokenId: issued.token.id });
-    const ended = await parked;
-    expect([ended.status, ended.body]).toEqual([200, null]);
+    for (const ended of [await parked, await polling]) expect([ended.status, ended.body.code]).toEqual([401, "UNAUTHORIZED"]);
     expect(Date.now() - started).toBeLessThan(30_000);
     await s.admin.tasks.enqueue.mutate({ queue: "later" });
     expect((await s.admin.tasks.stats.query()).totals.pending).toBe(1);
@@ -170,6 +171,22 @@ describe("the tokens command", () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it("the first token, issued over a WebSocket of an open server, reaches its caller before the socket closes", async () => {
+    const s = (t = await startTestServer());
+    const socket = new WebSocket(`${s.url.replace("http", "ws")}/trpc`);
+    await new Promise((resolve) => socket.once("open", resolve));
+    const messages: Array<{ id?: number; result?: { data: { json: { secret: string; token: { role: string } } } } }> = [];
+    socket.on("message", (data) => messages.push(JSON.parse(String(data))));
+    const closed = new Promise<number>((resolve) => socket.once("close", resolve));
+    socket.send(JSON.stringify({ id: 1, method: "mutation", params: { path: "tokens.create", input: { json: { role: "admin", name: "via-ws" } } } }));
+    // Credentials are required from this call on: the socket of an open caller closes, after its answer.
+    expect(await closed).toBe(4401);
+    const answer = messages.find((message) => message.id === 1)?.result?.data.json;
+    expect(answer?.token.role).toBe("admin");
+    expect((await http(s.url, "GET", "/tasks")).status).toBe(401);
+    expect((await http(s.url, "GET", "/tasks", { token: answer!.secret })).status).toBe(200);
   });
 
   it("the first token turns credentials on for a server that had none, and open sockets lose their rights", async () => {

@@ -8,6 +8,7 @@
 // it is known to have arrived (`onDelivered`), and the transport that carries the answer decides
 // the outcome once it knows (src/delivery/transports.ts). Until then both are held; after the
 // outcome, the other is dropped.
+import { unauthorized } from "../auth/access.js";
 import type { Logger } from "../logger.js";
 
 /** What a consuming service call receives from its transport. */
@@ -27,10 +28,21 @@ export interface ConsumingCall {
   delivery?: Delivery | undefined;
   /** Called when the call parks to wait (a long-poll): the time it waits is by design, not slowness. */
   waiting?: (() => void) | undefined;
+  /** Whether the caller's credential was revoked since the call was admitted (or credentials became required of an open caller). */
+  revoked?: (() => boolean) | undefined;
 }
 
 /** Whether the call's client is gone. */
 export const clientGone = (call: ConsumingCall): boolean => call.gone?.() ?? false;
+
+/**
+ * Throws UNAUTHORIZED when the call's credential was revoked while it ran: a call that stops
+ * taking for its client answers so, not with an empty answer that reads as "nothing there"
+ * (the worker would take it for an empty queue and ask again, as for a shutdown's 503).
+ */
+export function refuseIfRevoked(call: ConsumingCall): void {
+  if (call.revoked?.()) throw unauthorized();
+}
 
 export type DeliveryOutcome = "pending" | "delivered" | "undelivered";
 

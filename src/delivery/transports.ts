@@ -120,13 +120,56 @@ class HttpTransport implements Transport {
   }
 }
 
-/** `streams`: the live streams open on this socket, bounded (src/per-key-limit.ts); one per socket. */
-export function webSocketTransport(socket: WebSocket, streams: PerKeyLimit): Transport {
+/**
+ * The queries and mutations in progress on one WebSocket. Closing a socket drops the answers not
+ * yet sent on it: a socket whose credential was revoked (or an open caller's, once credentials
+ * are required) is closed once those calls were answered. New calls on it are refused meanwhile
+ * (init.ts checks the credential on every call), and its live streams end at once
+ * (event-router.ts). The very call that issued the server's first token is one of them: closed
+ * at once, its caller lost the new admin secret and every caller was locked out.
+ */
+export class SocketCalls {
+  private inProgress = 0;
+  private closing: { code: number; reason: string } | undefined;
+
+  constructor(private readonly socket: WebSocket) {}
+
+  started(): () => void {
+    this.inProgress++;
+    let ended = false;
+    return () => {
+      if (ended) return;
+      ended = true;
+      this.inProgress--;
+      this.closeIfAnswered();
+    };
+  }
+
+  /** Closes the socket with `code` once no call is in progress on it, or after `atMostMs` whatever runs. */
+  closeWhenAnswered(code: number, reason: string, atMostMs: number): void {
+    if (this.closing !== undefined) return;
+    this.closing = { code, reason };
+    setTimeout(() => this.socket.close(code, reason), atMostMs).unref();
+    this.closeIfAnswered();
+  }
+
+  private closeIfAnswered(): void {
+    if (this.closing === undefined || this.inProgress > 0) return;
+    const { code, reason } = this.closing;
+    // The adapter sends an answer a few microtasks after its procedure returns: a macrotask
+    // later it is queued on the socket, and ws sends the close frame after what is queued.
+    setImmediate(() => this.socket.close(code, reason));
+  }
+}
+
+/** `streams`: the live streams open on this socket, bounded (src/per-key-limit.ts); one per socket. `calls`: its calls in progress. */
+export function webSocketTransport(socket: WebSocket, streams: PerKeyLimit, calls: SocketCalls): Transport {
   const gone = new AbortController();
   socket.once("close", () => gone.abort());
   return {
     clientGone: gone.signal,
     gone: () => gone.signal.aborted,
+    callStarted: () => calls.started(),
     confirm(delivery) {
       setImmediate(() => {
         if (socket.readyState !== socket.OPEN) return delivery.undelivered();

@@ -1,7 +1,8 @@
 // tRPC procedures of the event stream, including the live WebSocket subscription.
 import { TRPCError } from "@trpc/server";
 import { z } from "zod";
-import { AS_AGENT, assertMayPublish, mailboxViewOf, READ } from "../auth/access.js";
+import { AS_AGENT, assertMayPublish, mailboxViewOf, READ, unauthorized } from "../auth/access.js";
+import { linkSignals } from "../wakeup.js";
 import { consumingProcedure, procedure, router } from "../trpc/init.js";
 import {
   ackInput,
@@ -90,7 +91,17 @@ export const eventRouter = router({
     // Counted against the socket's maxSubscriptionsPerSocket until the stream ends.
     const release = socket.admitStream();
     signal?.addEventListener("abort", release, { once: true });
-    return countedStream(release, streamEvents(
+    // Ends the moment its credential is revoked, with a 401, before the socket itself closes
+    // (once its calls in progress are answered: create-server.ts): nothing committed after the
+    // revocation reaches it.
+    const revocation = services.credentials.watchRevocation(ctx.caller);
+    const ends = linkSignals([signal, revocation?.signal]);
+    const ended = () => {
+      release();
+      ends.dispose();
+      revocation?.dispose();
+    };
+    return countedStream(ended, () => !services.credentials.isCurrent(ctx.caller), streamEvents(
       {
         bus: services.bus,
         service: services.events,
@@ -100,15 +111,16 @@ export const eventRouter = router({
         socketBacklog: () => socket.backlog(),
       },
       input,
-      signal,
+      ends.signal,
     ));
   }),
 });
 
-/** Runs `release` when the stream ends, however it ends. */
-async function* countedStream<T>(release: () => void, stream: AsyncGenerator<T>): AsyncGenerator<T> {
+/** Runs `release` when the stream ends, however it ends; UNAUTHORIZED when it ended because its credential was revoked. */
+async function* countedStream<T>(release: () => void, revoked: () => boolean, stream: AsyncGenerator<T>): AsyncGenerator<T> {
   try {
     yield* stream;
+    if (revoked()) throw new TRPCError({ code: "UNAUTHORIZED", message: unauthorized().message });
   } finally {
     release();
   }

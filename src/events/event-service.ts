@@ -8,7 +8,7 @@ import { randomUUID } from "node:crypto";
 import type { Config } from "../config.js";
 import type { Database } from "../db/thread/database.js";
 import type { Logger } from "../logger.js";
-import { clientGone, type ConsumingCall } from "../delivery/delivery.js";
+import { clientGone, refuseIfRevoked, type ConsumingCall } from "../delivery/delivery.js";
 import { assertJsonDepth } from "../json-checks.js";
 import { whileMore } from "../db/in-batches.js";
 import { KeyedLock } from "../keyed-lock.js";
@@ -120,6 +120,7 @@ export class EventService {
           const now = Date.now();
           // Not an empty answer: that reads as "no events", and the agent would poll this server again.
           if (taken.batch.length === 0 && shutdown.signal.aborted) throw shuttingDown();
+          if (taken.batch.length === 0) refuseIfRevoked(call);
           if (taken.batch.length > 0 || now >= deadline || stop.signal.aborted) return taken.batch;
           call.waiting?.();
           await ticket.wait(Math.min(deadline - now, safetyRelookMs(this.d.config.crossProcessPollMs)), stop.signal);
@@ -197,7 +198,10 @@ export class EventService {
     let handedOff = false;
     try {
       // The caller may have gone while waiting for the lock: consume nothing for nobody.
-      if (clientGone(call)) return { batch: [], types: [] };
+      if (clientGone(call)) {
+        refuseIfRevoked(call);
+        return { batch: [], types: [] };
+      }
       const { delivery } = call;
       // With a transport that confirms delivery, the batch is held until it does (poll_takes):
       // lost (the answer did not arrive, or this server died first), it is the agent's next batch.

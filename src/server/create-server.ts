@@ -14,7 +14,7 @@ import { unauthorized } from "../auth/access.js";
 import { OPEN_CALLERS } from "../auth/credentials.js";
 import { bearerSecret } from "../auth/token-secret.js";
 import { ConfigError, envName, type Config } from "../config.js";
-import { httpTransport, longPolls, webSocketTransport } from "../delivery/transports.js";
+import { httpTransport, longPolls, SocketCalls, webSocketTransport } from "../delivery/transports.js";
 import { CoordinationError, ERROR_STATUS, errorHeaders } from "../errors.js";
 import { failureOf, toErrorBody } from "../trpc/error-shape.js";
 import type { Context } from "../trpc/context.js";
@@ -274,8 +274,8 @@ function serverOver(coordination: Coordination, config: Config, log: Logger, tls
   });
 
   const wss = new WebSocketServer({ noServer: true, maxPayload: config.maxBodyBytes });
-  /** Open WebSockets by the token they authenticated with: closed when it is revoked. */
-  const socketsByToken = new Map<string, Set<WebSocket>>();
+  /** Open WebSockets' calls in progress by the token they authenticated with: each socket is closed when it is revoked, once its calls were answered. */
+  const socketsByToken = new Map<string, Set<SocketCalls>>();
   /**
    * WebSockets that said they would send connectionParams (the credential) and have not yet: a
    * socket that never does is closed 4401 after wsAuthTimeoutMs, or it would hold a connection,
@@ -291,7 +291,7 @@ function serverOver(coordination: Coordination, config: Config, log: Logger, tls
   });
   const unlistenRevoked = credentials.onRevoked((tokenId) => {
     const reason = tokenId === OPEN_CALLERS ? "credentials are now required" : "credential revoked";
-    for (const socket of socketsByToken.get(tokenId) ?? []) socket.close(WS_CLOSE_UNAUTHORIZED, reason);
+    for (const calls of socketsByToken.get(tokenId) ?? []) calls.closeWhenAnswered(WS_CLOSE_UNAUTHORIZED, reason, config.shutdownTimeoutMs);
   });
   const wsHandler = applyWSSHandler({
     wss,
@@ -309,17 +309,18 @@ function serverOver(coordination: Coordination, config: Config, log: Logger, tls
       }
       // Kept by credential, to be closed when it is revoked; open callers as one group, closed
       // when credentials become enforced.
+      const calls = new SocketCalls(res);
       const group = credentials.revocationKey(caller);
       if (group !== undefined) {
         const sockets = socketsByToken.get(group) ?? new Set();
-        socketsByToken.set(group, sockets.add(res));
+        socketsByToken.set(group, sockets.add(calls));
         res.once("close", () => {
-          sockets.delete(res);
+          sockets.delete(calls);
           if (sockets.size === 0) socketsByToken.delete(group);
         });
       }
       const streams = new PerKeyLimit(config.maxSubscriptionsPerSocket, () => "too many live subscriptions on this WebSocket", "maxSubscriptionsPerSocket");
-      return { core: services, transport: webSocketTransport(res, streams), caller };
+      return { core: services, transport: webSocketTransport(res, streams, calls), caller };
     },
     onError: onTrpcError,
     keepAlive: { enabled: true, pingMs: 30_000, pongWaitMs: 10_000 },

@@ -8,7 +8,7 @@ import type { Config } from "../config.js";
 import { asFault } from "../db/faults.js";
 import type { Database } from "../db/thread/database.js";
 import { deserializeError } from "../db/thread/protocol.js";
-import { clientGone, type ConsumingCall } from "../delivery/delivery.js";
+import { clientGone, refuseIfRevoked, type ConsumingCall } from "../delivery/delivery.js";
 import { assertJsonDepth } from "../json-value.js";
 import type { PerKeyLimit } from "../per-key-limit.js";
 import { retentionPolicies } from "../retention/retention.js";
@@ -60,7 +60,10 @@ export class TaskService {
     const waitMs = Math.min(request.waitMs ?? 0, this.d.config.maxWaitMs);
     if (waitMs <= 0) {
       // One look, nothing to wait for: no waiter ticket, no signals to link.
-      if (clientGone(call)) return [];
+      if (clientGone(call)) {
+        refuseIfRevoked(call);
+        return [];
+      }
       const claimed = await this.d.db.handOut("tasks.claim", { request, limit, leaseMs, noteAgent: true, contextLimit: this.contextLimit(request.context) });
       return claimed.leased.length > 0 ? this.handOut(claimed, call) : [];
     }
@@ -75,7 +78,10 @@ export class TaskService {
     };
     try {
       for (let attempt = 0; ; attempt++) {
-        if (clientGone(call)) return [];
+        if (clientGone(call)) {
+          refuseIfRevoked(call);
+          return [];
+        }
         // Waiting starts before the attempt: a task committed meanwhile wakes it at once.
         const ticket = this.d.waiters.ticket(interest);
         try {
@@ -83,6 +89,7 @@ export class TaskService {
           if (claimed.leased.length > 0) return this.handOut(claimed, call);
           // Not an empty answer: that reads as "no task", and the claimer would ask this server again.
           if (shutdown.signal.aborted) throw shuttingDown();
+          refuseIfRevoked(call);
           const now = Date.now();
           if (now >= deadline || stop.signal.aborted) return [];
           if (claimed.nextRunAt !== null) ticket.dueBy(claimed.nextRunAt);
@@ -167,7 +174,10 @@ export class TaskService {
     request: { agentId: string; fromAgentId?: string | undefined; limit: number; leaseMs?: number | undefined; capabilities?: string[] | undefined },
     call: ConsumingCall = {},
   ): Promise<ClaimedTask[]> {
-    if (clientGone(call)) return [];
+    if (clientGone(call)) {
+      refuseIfRevoked(call);
+      return [];
+    }
     const stolen = await this.d.db.handOut("tasks.steal", copyWith(request, { leaseMs: this.leaseLength(request.leaseMs), asOf: Date.now(), contextLimit: this.contextLimit(true) }));
     return stolen.leased.length === 0 ? [] : this.handOut(stolen, call);
   }

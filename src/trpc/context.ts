@@ -30,6 +30,12 @@ export interface Transport {
   waiting?(): void;
   /** WebSocket only: what a live stream needs of its socket. */
   readonly stream?: StreamSocket;
+  /**
+   * WebSocket only: counts a query or mutation in progress on the socket until the function it
+   * returns is called. A socket closed for a revoked credential waits for them: their answers
+   * go out first (create-server.ts).
+   */
+  callStarted?(): () => void;
 }
 
 /** A role a credential carries (src/auth/access.ts says what each may call). */

@@ -76,7 +76,13 @@ export function admitCall(ctx: Context, meta: Meta | undefined, path: string, gi
 const enforceAccess = t.middleware(async ({ ctx, meta, path, type, getRawInput, next }) => {
   const raw = await getRawInput();
   const input = admitCall(ctx, meta, path, raw, type);
-  return input === raw ? next() : next({ getRawInput: () => Promise.resolve(input) });
+  const ended = ctx.transport.callStarted?.();
+  if (ended === undefined) return input === raw ? next() : next({ getRawInput: () => Promise.resolve(input) });
+  try {
+    return await (input === raw ? next() : next({ getRawInput: () => Promise.resolve(input) }));
+  } finally {
+    ended();
+  }
 });
 
 /**
@@ -104,6 +110,7 @@ export function startDelivery(ctx: Context, path: string, signal: AbortSignal | 
       return [signal, ctx.transport.clientGone, revoked?.signal];
     },
     waiting: () => ctx.transport.waiting?.(),
+    revoked: () => !credentials.isCurrent(ctx.caller),
   };
   return {
     call,
