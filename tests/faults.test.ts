@@ -119,6 +119,20 @@ describe("a database that fails under a running server", () => {
     expect(answers[0]!.headers.get("retry-after")).toBeNull();
     const health = await http(t.url, "GET", "/health");
     expect([health.status, health.body.code]).toEqual([503, "DATABASE_REPLACED"]);
+    // The counts are read through a connection opened on first use (Prisma's): not by the path
+    // now, which would make a new empty file there and answer 500 for its missing tables.
+    const stats = await http(t.url, "GET", "/stats/tasks");
+    expect([stats.status, stats.body.code]).toEqual([503, "DATABASE_REPLACED"]);
+    expect(existsSync(t.dbPath)).toBe(false);
+    // /metrics still answers, saying what is wrong, without the gauges it could not read.
+    const metrics = await http(t.url, "GET", "/metrics");
+    expect(metrics.status).toBe(200);
+    const text = metrics.body as string;
+    expect(text).toMatch(/^coordination_database_writes_failing\{code="DATABASE_REPLACED"\} 1$/m);
+    expect(text).toMatch(/^coordination_metrics_read_failing\{metric="coordination_tasks"\} 1$/m);
+    expect(text).toMatch(/^coordination_metrics_read_failing\{metric="coordination_agents"\} 0$/m);
+    expect(text).not.toMatch(/^coordination_tasks\{/m);
+    expect(existsSync(t.dbPath)).toBe(false);
   });
 
   it("a deleted write-ahead log (a restore done under a running server): no write is acknowledged into it, /health says so", async () => {

@@ -8,8 +8,9 @@ export type Prisma = PrismaClient;
 
 export function createPrismaClient(config: Pick<Config, "dbPath" | "busyTimeoutMs">): PrismaClient {
   // Times are integer Unix milliseconds in every table (see prisma/schema.prisma).
+  // fileMustExist: the server made and migrated the file at start-up; Prisma never makes one.
   const adapter = new PrismaBetterSqlite3(
-    { url: config.dbPath, timeout: config.busyTimeoutMs },
+    { url: config.dbPath, timeout: config.busyTimeoutMs, fileMustExist: config.dbPath !== ":memory:" },
     { timestampFormat: "unixepoch-ms" },
   );
   return new PrismaClient({ adapter });

@@ -101,57 +101,72 @@ export class Metrics {
         this.inc({ thread: "reader" }, threads.reader / 1000);
       },
     });
-    new Gauge({
-      name: "coordination_tasks",
-      help: "Tasks per queue and state, now",
-      labelNames: [...QUEUE_LABEL_NAMES, "state"],
-      registers,
-      async collect() {
-        this.reset();
-        // Queues past the bound add up in the overflow series, state by state.
-        for (const queue of (await sources.taskStats()).queues) {
-          const label = queueLabels.of(queue.queue);
-          for (const [state, count] of Object.entries(queue.counts)) this.inc({ ...label, state }, count);
-        }
-      },
+    /**
+     * The gauges read from the database at each scrape, by name: the read under way. A read that
+     * fails (the file deleted under the server, say) leaves its gauge without series for that
+     * scrape, and coordination_metrics_read_failing says which, rather than failing the whole
+     * scrape: coordination_database_writes_failing, which says what went wrong, is in it.
+     */
+    const reads = new Map<string, Promise<boolean>>();
+    const readGauge = <L extends string>(name: string, help: string, labelNames: readonly L[], read: (gauge: Gauge<L>) => Promise<void>) =>
+      new Gauge<L>({
+        name,
+        help,
+        labelNames,
+        registers,
+        collect() {
+          this.reset();
+          const done = read(this).then(
+            () => true,
+            () => {
+              this.reset();
+              return false;
+            },
+          );
+          reads.set(name, done);
+          return done.then(() => undefined);
+        },
+      });
+    readGauge("coordination_tasks", "Tasks per queue and state, now", [...QUEUE_LABEL_NAMES, "state"], async (gauge) => {
+      // Queues past the bound add up in the overflow series, state by state.
+      for (const queue of (await sources.taskStats()).queues) {
+        const label = queueLabels.of(queue.queue);
+        for (const [state, count] of Object.entries(queue.counts)) gauge.inc({ ...label, state }, count);
+      }
     });
-    new Gauge({
-      name: "coordination_oldest_pending_age_seconds",
-      help: "Age of the oldest claimable pending task per queue (absent when none waits)",
-      labelNames: QUEUE_LABEL_NAMES,
-      registers,
-      async collect() {
-        this.reset();
-        // The overflow series gives the oldest of the queues it holds.
-        const oldest = new Map<string, { label: QueueLabel; ageMs: number }>();
-        for (const queue of (await sources.taskStats()).queues) {
-          if (queue.oldestPendingAgeMs === null) continue;
-          const label = queueLabels.of(queue.queue);
-          const key = "queue" in label ? label.queue : "";
-          const seen = oldest.get(key);
-          if (!seen || seen.ageMs < queue.oldestPendingAgeMs) oldest.set(key, { label, ageMs: queue.oldestPendingAgeMs });
-        }
-        for (const { label, ageMs } of oldest.values()) this.set(label, ageMs / 1000);
-      },
+    readGauge("coordination_oldest_pending_age_seconds", "Age of the oldest claimable pending task per queue (absent when none waits)", QUEUE_LABEL_NAMES, async (gauge) => {
+      // The overflow series gives the oldest of the queues it holds.
+      const oldest = new Map<string, { label: QueueLabel; ageMs: number }>();
+      for (const queue of (await sources.taskStats()).queues) {
+        if (queue.oldestPendingAgeMs === null) continue;
+        const label = queueLabels.of(queue.queue);
+        const key = "queue" in label ? label.queue : "";
+        const seen = oldest.get(key);
+        if (!seen || seen.ageMs < queue.oldestPendingAgeMs) oldest.set(key, { label, ageMs: queue.oldestPendingAgeMs });
+      }
+      for (const { label, ageMs } of oldest.values()) gauge.set(label, ageMs / 1000);
     });
-    new Gauge({
-      name: "coordination_agents",
-      help: "Registered agents per health, now",
-      labelNames: ["health"],
-      registers,
-      async collect() {
-        for (const [health, count] of Object.entries(await db.read("agents.healthCounts", undefined))) this.set({ health }, count);
-      },
+    readGauge("coordination_agents", "Registered agents per health, now", ["health"], async (gauge) => {
+      for (const [health, count] of Object.entries(await db.read("agents.healthCounts", undefined))) gauge.set({ health }, count);
     });
-    new Gauge({
-      name: "coordination_event_log_seq",
-      help: "The event log: head (highest seq) and pruned_through (every seq up to it was pruned); the retained window lies between",
-      labelNames: ["position"],
-      registers,
-      async collect() {
+    readGauge(
+      "coordination_event_log_seq",
+      "The event log: head (highest seq) and pruned_through (every seq up to it was pruned); the retained window lies between",
+      ["position"],
+      async (gauge) => {
         const window = await db.read("events.window", undefined);
-        this.set({ position: "head" }, window.head);
-        this.set({ position: "pruned_through" }, window.prunedThrough);
+        gauge.set({ position: "head" }, window.head);
+        gauge.set({ position: "pruned_through" }, window.prunedThrough);
+      },
+    );
+    // Registered after the gauges it reports on: prom-client starts every collect in registration order, then awaits them all.
+    new Gauge({
+      name: "coordination_metrics_read_failing",
+      help: "1 for a gauge read from the database whose read failed at this scrape (it has no series then; /health and coordination_database_writes_failing say why); 0 otherwise",
+      labelNames: ["metric"],
+      registers,
+      async collect() {
+        for (const [metric, done] of reads) this.set({ metric }, (await done) ? 0 : 1);
       },
     });
     const responses = this.responses;

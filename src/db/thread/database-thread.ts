@@ -112,9 +112,15 @@ function startReader(): { run: Run; close: () => Promise<void> } {
     () => memoryChanges.snapshotBegins(),
   );
   let prisma: Prisma | undefined;
-  // Loaded on first use: Prisma's client takes a good part of a second to load and start.
-  const lazyPrisma = async () => (prisma ??= (await import("../prisma.js")).createPrismaClient(setup.config));
-  const commands = createReadCommands(db, lazyPrisma, setup, memoryChanges, sameFilesGuard(setup.config.dbPath)) as unknown as Record<string, (args: unknown) => unknown>;
+  const sameFiles = sameFilesGuard(setup.config.dbPath);
+  // Loaded on first use: Prisma's client takes a good part of a second to load and start. It opens
+  // a connection of its own by the path: only while the path is still the file this thread opened
+  // (deleted or replaced since, DATABASE_REPLACED; it would have read, or made, another file).
+  const lazyPrisma = async () => {
+    if (prisma === undefined) sameFiles();
+    return (prisma ??= (await import("../prisma.js")).createPrismaClient(setup.config));
+  };
+  const commands = createReadCommands(db, lazyPrisma, setup, memoryChanges, sameFiles) as unknown as Record<string, (args: unknown) => unknown>;
   const recallForTasks = commands["memory.recallForTasks"] as (request: RecallRequest) => MemoryMatch[][];
   // Reads answered since the last chunk go out before it, not behind it (recall-relay.ts).
   const recalls = serveRecalls(recallPort, recallForTasks, (answers) => port.postMessage({ kind: "recalled", answers } satisfies FromThread), { snapshot: inSnapshot, beforeChunk: postResults });
