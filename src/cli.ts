@@ -146,6 +146,19 @@ async function operatorMain(argv: string[]): Promise<number> {
  */
 const SENTENCE_EXITS: Readonly<Record<string, number>> = { InsecureBindError: 2, ConfigError: 2, ListenError: 1, DatabaseRefused: 3 };
 
+const DATABASE_USAGE = {
+  migrate: [
+    "Usage: coordination migrate [--db PATH] [--config FILE.yaml]",
+    "Checks the database file (--db, or the settings) and applies its pending migrations, then exits.",
+    "Exit 0 done, 2 usage or settings, 3 a file the server would refuse (damaged, another version's, not creatable).",
+  ],
+  backup: [
+    "Usage: coordination backup FILE [--db PATH] [--config FILE.yaml]",
+    "An online, consistent copy of the database file (--db, or the settings) at FILE, safe while a server runs:",
+    "written beside FILE, checked, then renamed. Exit 0 done, 2 usage or settings, 3 a file it cannot copy.",
+  ],
+};
+
 /** `coordination migrate` and `coordination backup FILE` (src/cli-database.ts): the database file from --db or the settings. */
 async function databaseMain(command: "migrate" | "backup", argv: string[]): Promise<number> {
   // Read by the one parser: any option's value is its value, whatever it looks like (a FILE
@@ -154,6 +167,11 @@ async function databaseMain(command: "migrate" | "backup", argv: string[]): Prom
   let args: ParsedArgs;
   try {
     args = parseArgs(argv, positional);
+    // Help and nothing else: `migrate --help` migrated ./coordination.db.
+    if (args.help) {
+      process.stdout.write(`${DATABASE_USAGE[command].join("\n")}\n`);
+      return 0;
+    }
     if (command === "backup" ? positional.length !== 1 : positional.length !== 0) throw new UsageError(command === "backup" ? "backup takes one FILE" : `migrate: unexpected "${positional[0]}"`);
   } catch (error) {
     if (!(error instanceof UsageError)) throw error;
@@ -176,7 +194,17 @@ async function databaseMain(command: "migrate" | "backup", argv: string[]): Prom
 }
 
 /** `coordination mcp --url URL [--token T] [--agent A]`: MCP over stdio, relayed to a running server (src/mcp/mcp-stdio-proxy.ts). */
+const MCP_USAGE = [
+  "Usage: coordination mcp [--url URL] [--token TOKEN] [--agent AGENT_ID]",
+  "MCP over stdio, relayed to a running server (--url, else COORDINATION_URL, else http://127.0.0.1:8000;",
+  "--token, else COORDINATION_TOKEN). --agent: the agent the tools act as (an agent token names its own).",
+].join("\n");
+
 async function mcpMain(argv: string[]): Promise<number> {
+  if (argv.includes("--help") || argv.includes("-h")) {
+    process.stdout.write(`${MCP_USAGE}\n`);
+    return 0;
+  }
   const options: Record<string, string> = {};
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i]!;

@@ -1,6 +1,6 @@
 // Configuration: loadConfig (defaults < YAML file < env < flags), the messages for invalid values,
 // and the real `coordination` command's exit codes for them (spawned over the compiled dist/).
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer as createNetServer, type AddressInfo, type Server } from "node:net";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -252,6 +252,16 @@ describe("the coordination command", () => {
       expect(version).toMatchObject({ code: 0, stdout: `${VERSION}\n`, stderr: "" });
     }
     expect(existsSync(join(dir, "coordination.db"))).toBe(false);
+  });
+
+  it("every command answers --help with its usage, exit 0, and does nothing else", async () => {
+    // migrate --help migrated ./coordination.db; backup --help and mcp --help were usage errors.
+    for (const args of [["serve", "--help"], ["migrate", "--help"], ["migrate", "-h"], ["backup", "--help"], ["backup", "x.db", "--help"], ["mcp", "--help"], ["tokens", "--help"], ["stats", "--help"], ["tasks", "--help"]]) {
+      const help = await runCli({ args, cwd: dir });
+      expect([args, help.code, help.stderr]).toEqual([args, 0, ""]);
+      expect(help.stdout).toContain(args[0] === "serve" ? "Usage: coordination [--host H]" : `coordination ${args[0]}`);
+    }
+    expect(readdirSync(dir)).toEqual([]);
   });
 
   it("reads .env in the working directory beneath the environment; names a typo'd variable; any letter case for levels", async () => {
