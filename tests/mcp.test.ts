@@ -9,6 +9,8 @@ import { Ajv } from "ajv";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { CLI_PATH, runCli } from "./helpers/cli-process.js";
 import { undocumentedFields } from "./helpers/schema-docs.js";
+import { SETTINGS } from "../src/config.js";
+import { taskSchema } from "../src/tasks/task-schemas.js";
 import { http, startSecureServer } from "./helpers/secure-server.js";
 import { startTestServer, withDatabase, type TestServer } from "./helpers/test-server.js";
 
@@ -68,6 +70,17 @@ describe("MCP over Streamable HTTP", () => {
     }
     // An LLM reads a tool's fields by their descriptions alone.
     expect(undocumented).toEqual([]);
+    // ...so a description names only fields the tool takes, or the answer fields and settings
+    // listed here: enqueue_task's spoke of a runAt it does not take (copied from the REST route's).
+    const elsewhere = new Set(["leaseExpiresAt", "leaseToken", "queuesOmitted", "maxLeaseMs"]);
+    for (const name of elsewhere) expect(name in taskSchema.shape || name in SETTINGS || name === "queuesOmitted", name).toBe(true);
+    const strangers: string[] = [];
+    for (const tool of tools) {
+      const fields = (tool.inputSchema.properties ?? {}) as Record<string, { description?: string }>;
+      const texts = [tool.description ?? "", ...Object.values(fields).map((field) => field.description ?? "")];
+      for (const word of texts.join(" ").match(/\b[a-z]+[A-Z][A-Za-z]*\b/g) ?? []) if (!(word in fields) && !elsewhere.has(word)) strangers.push(`${tool.name}: ${word}`);
+    }
+    expect(strangers).toEqual([]);
     const claimArgs = tools.find((tool) => tool.name === "claim_task")!.inputSchema.properties as Record<string, { description: string }>;
     expect(claimArgs.waitMs!.description).toMatch(/^Wait up to this many ms for a task to arrive, at most 20000 /);
     await call(client, "remember", { content: "reports in queue reports need the quarterly template", kind: "lesson", queue: "reports" });

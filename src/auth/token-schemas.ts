@@ -33,7 +33,7 @@ export const createTokenInput = z
   .strictObject({
     role: z.enum(ROLES).describe("admin: everything; agent: acts as one agent only; read: reads and live events, no direct messages"),
     agentId: name().optional().describe("The agent an agent credential speaks for: required for role agent, refused for the others"),
-    name: text(200).optional().describe("A label to tell credentials apart; left out, none"),
+    name: text(200).optional().describe("A label to tell credentials apart; left out, the empty string"),
   })
   .superRefine((input, ctx) => {
     if (input.role === "agent" && input.agentId === undefined) ctx.addIssue({ code: "custom", path: ["agentId"], message: "is required for role agent" });

@@ -220,9 +220,14 @@ export function createMcpServer(services: Services, session: McpSession): { serv
         priority: enqueueFields.shape.priority,
         capability: enqueueFields.shape.capability,
         targetAgentId: enqueueFields.shape.targetAgentId,
-        delayMs: enqueueFields.shape.delayMs,
+        // The tool has no runAt: the REST descriptions of these two speak of it.
+        delayMs: enqueueFields.shape.delayMs.describe(
+          "Not claimable for this many ms after the server stores it (by the server's clock). Not compared when an idempotencyKey is sent again: a retried enqueue is the same task whatever its delayMs",
+        ),
         maxAttempts: enqueueFields.shape.maxAttempts,
-        idempotencyKey: enqueueFields.shape.idempotencyKey,
+        idempotencyKey: enqueueFields.shape.idempotencyKey.describe(
+          "The same key always answers the same task and never adds a second one, for as long as the task is kept. Sent again with a different queue, payload, priority, capability, targetAgentId, or a maxAttempts that differs when given, it is a 409 IDEMPOTENCY_MISMATCH",
+        ),
       }),
     },
     (args, extra) => answer(() => apiFor(extra).tasks.enqueue({ ...args, payload: args.payload as JsonValue })),
