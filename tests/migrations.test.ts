@@ -248,6 +248,36 @@ describe("migrations at server start-up", () => {
     }
   });
 
+  it("finds by their words the notes a server of an earlier version stored on the migrated file, before and after this version's migrations", async () => {
+    // The file as the version that indexed notes in notes_fts from its store left it; an earlier
+    // server still running on it (a rolling upgrade) stored a lesson the way it knew: memories
+    // and memories_fts only.
+    const older = copyMigrations();
+    for (const name of SHIPPED.filter((n) => n >= "20261206010000_notes_fts_insert_trigger")) rmSync(join(older, name), { recursive: true });
+    const db = openDb();
+    applyMigrations(db, older);
+    const storeTheOldWay = (d: SqliteDatabase, id: string, content: string) => {
+      const seq = d.prepare(`INSERT INTO memories (id, kind, content, createdAt) VALUES (?, 'lesson', ?, ?)`).run(id, content, Date.now()).lastInsertRowid;
+      d.prepare(`INSERT INTO memories_fts (rowid, content, tags) VALUES (?, ?, '[]')`).run(seq, content);
+    };
+    storeTheOldWay(db, "before", "harbor pilots board at dawn");
+    db.close();
+
+    const server = await startTestServer({}, dir);
+    try {
+      expect(server.server.services.migrationsApplied).toEqual(["20261206010000_notes_fts_insert_trigger"]);
+      withDatabase(server, (d) => storeTheOldWay(d, "after", "harbor tugs wait for the tide"));
+      // A word over a hundred notes share: recall ranks its notes over notes_fts alone.
+      for (let i = 0; i < 100; i++) await server.api.memory.remember.mutate({ content: `routine note ${i} mentions the harbor among many filler words`, kind: "note" });
+      const found = await server.api.memory.recall.query({ query: "harbor", limit: 100 });
+      expect(found.map((m) => m.memory.id)).toEqual(expect.arrayContaining(["before", "after"]));
+      // Indexed once each, whoever wrote them.
+      expect(withDatabase(server, (d) => d.prepare(`SELECT count(*) FROM notes_fts_docsize`).pluck().get())).toBe(102);
+    } finally {
+      await server.stop();
+    }
+  });
+
   it("keeps the data across a restart on the same database file", async () => {
     const first = await startTestServer({}, dir);
     const enqueued = await rest(first.url, "POST", "/tasks", { queue: "restart", payload: { n: 42 }, priority: 1, idempotencyKey: "k-1" });

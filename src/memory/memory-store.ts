@@ -67,7 +67,8 @@ export class MemoryStore {
   /**
    * Appends a memory and indexes it for full-text search in the same transaction: searchable as
    * soon as the write commits. (Updates and deletes are kept in step by triggers; see the
-   * migration memory_fts_insert_in_store for why inserts are not.)
+   * migration memory_fts_insert_in_store for why inserts are not. A note's entry in notes_fts is
+   * a trigger's: migration notes_fts_insert_trigger.)
    */
   insert(memory: NewMemory, now: number): MemoryRow {
     const { lastInsertRowid } = this.st
@@ -79,8 +80,6 @@ export class MemoryStore {
         memory.outcome, memory.durationMs, memory.tags, memory.data, now);
     const seq = Number(lastInsertRowid);
     this.st.get(`INSERT INTO memories_fts (rowid, content, tags) VALUES (?, ?, ?)`).run(seq, memory.content, memory.tags);
-    // Notes and lessons have an index of their own too (migration notes_fts): never an execution record's write.
-    if (memory.kind !== "execution") this.st.get(`INSERT INTO notes_fts (rowid, content, tags) VALUES (?, ?, ?)`).run(seq, memory.content, memory.tags);
     // Every column named, in the table's order: a row read back has the same hidden class (taskRowWith says why).
     return {
       seq,
