@@ -219,7 +219,7 @@ export const SETTINGS = {
   memoryIndexCompactMs: {
     ...ms(),
     default: 10_000,
-    doc: "How often the memory search index is compacted, in small steps, to keep recall fast on a server that ran long (0 turns it off)",
+    doc: "How often the memory search index is compacted, in small steps, to keep recall fast on a server that ran long, and notes a server of an earlier version on the same file stored are indexed (0 turns it off)",
   },
   memoryContextLimit: { ...int(0, 50), default: 5, doc: "Memories handed out with each claimed task (0 turns pre-execution recall off)" },
   recordExecutions: {

@@ -101,7 +101,7 @@ export function createCoordination(config: Config, log: Logger): Coordination {
     waiters.claims.observe(events);
     waiters.polls.observe(events);
   });
-  const memory = new MemoryService(config, db);
+  const memory = new MemoryService(config, db, log);
   // Claims and polls together: one agent's parked long-polls, whatever they wait for.
   const parked = new PerKeyLimit(config.maxParkedPerAgent, (agentId) => `too many long-polls waiting for agent ${JSON.stringify(agentId)}`, "maxParkedPerAgent");
   const tasks = new TaskService({ config, db, waiters: waiters.claims, shutdown: stopping, parked, changeMark: () => `${bus!.lastSeq}:${retention.pruned.settledTasks}` });
@@ -124,7 +124,15 @@ export function createCoordination(config: Config, log: Logger): Coordination {
     healthMonitor: new PeriodicJob("agent-health", config.agentHealthCheckMs, () => agents.checkHealth(), log),
     eventPruner: new PeriodicJob("event-pruner", config.eventPruneMs, () => events.prune(), log),
     retention: new PeriodicJob("retention", config.retentionPruneMs, () => retention.prune(), log),
-    memoryIndex: new PeriodicJob("memory-index", config.memoryIndexCompactMs, () => memory.compactIndex(undefined, shutdown.signal), log),
+    memoryIndex: new PeriodicJob(
+      "memory-index",
+      config.memoryIndexCompactMs,
+      async () => {
+        await memory.indexMissedNotes(shutdown.signal);
+        await memory.compactIndex(undefined, shutdown.signal);
+      },
+      log,
+    ),
   };
   const services: Services = {
     config,

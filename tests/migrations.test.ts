@@ -253,7 +253,7 @@ describe("migrations at server start-up", () => {
     // server still running on it (a rolling upgrade) stored a lesson the way it knew: memories
     // and memories_fts only.
     const older = copyMigrations();
-    for (const name of SHIPPED.filter((n) => n >= "20261206010000_notes_fts_insert_trigger")) rmSync(join(older, name), { recursive: true });
+    for (const name of SHIPPED.filter((n) => n >= "20261206010000_notes_index")) rmSync(join(older, name), { recursive: true });
     const db = openDb();
     applyMigrations(db, older);
     const storeTheOldWay = (d: SqliteDatabase, id: string, content: string) => {
@@ -263,14 +263,16 @@ describe("migrations at server start-up", () => {
     storeTheOldWay(db, "before", "harbor pilots board at dawn");
     db.close();
 
-    const server = await startTestServer({}, dir);
+    const server = await startTestServer({ memoryIndexCompactMs: 100 }, dir);
     try {
-      expect(server.server.services.migrationsApplied).toEqual(["20261206010000_notes_fts_insert_trigger"]);
+      expect(server.server.services.migrationsApplied).toEqual(["20261206010000_notes_index"]);
       withDatabase(server, (d) => storeTheOldWay(d, "after", "harbor tugs wait for the tide"));
       // A word over a hundred notes share: recall ranks its notes over notes_fts alone.
       for (let i = 0; i < 100; i++) await server.api.memory.remember.mutate({ content: `routine note ${i} mentions the harbor among many filler words`, kind: "note" });
-      const found = await server.api.memory.recall.query({ query: "harbor", limit: 100 });
-      expect(found.map((m) => m.memory.id)).toEqual(expect.arrayContaining(["before", "after"]));
+      await vi.waitFor(
+        async () => expect((await server.api.memory.recall.query({ query: "harbor", limit: 100 })).map((m) => m.memory.id)).toEqual(expect.arrayContaining(["before", "after"])),
+        { timeout: 15_000, interval: 100 },
+      );
       // Indexed once each, whoever wrote them.
       expect(withDatabase(server, (d) => d.prepare(`SELECT count(*) FROM notes_fts_docsize`).pluck().get())).toBe(102);
     } finally {

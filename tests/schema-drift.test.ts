@@ -61,7 +61,7 @@ const NON_MODEL_TABLES = new Set([
   "notes_fts",
   ...["data", "idx", "docsize", "config"].map((suffix) => `notes_fts_${suffix}`),
 ]);
-const FTS_TRIGGERS = ["memories_fts_after_delete", "memories_fts_after_update", "notes_fts_after_delete", "notes_fts_after_insert", "notes_fts_after_update"];
+const FTS_TRIGGERS = ["memories_fts_after_delete", "memories_fts_after_update", "notes_fts_after_delete", "notes_fts_after_update"];
 
 /** Declared column types, as Prisma's SQLite migrations write them. */
 const SQLITE_TYPES: Record<string, string> = {

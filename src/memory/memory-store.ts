@@ -67,8 +67,7 @@ export class MemoryStore {
   /**
    * Appends a memory and indexes it for full-text search in the same transaction: searchable as
    * soon as the write commits. (Updates and deletes are kept in step by triggers; see the
-   * migration memory_fts_insert_in_store for why inserts are not. A note's entry in notes_fts is
-   * a trigger's: migration notes_fts_insert_trigger.)
+   * migration memory_fts_insert_in_store for why inserts are not.)
    */
   insert(memory: NewMemory, now: number): MemoryRow {
     const { lastInsertRowid } = this.st
@@ -80,6 +79,8 @@ export class MemoryStore {
         memory.outcome, memory.durationMs, memory.tags, memory.data, now);
     const seq = Number(lastInsertRowid);
     this.st.get(`INSERT INTO memories_fts (rowid, content, tags) VALUES (?, ?, ?)`).run(seq, memory.content, memory.tags);
+    // Notes and lessons have an index of their own too (migration notes_fts): never an execution record's write.
+    if (memory.kind !== "execution") this.indexNote(seq, memory.content, memory.tags);
     // Every column named, in the table's order: a row read back has the same hidden class (taskRowWith says why).
     return {
       seq,
@@ -104,6 +105,34 @@ export class MemoryStore {
    */
   deleteById(id: string): MemoryRow | undefined {
     return this.st.get<[string], MemoryRow>(`DELETE FROM memories WHERE id = ? RETURNING *`).get(id);
+  }
+
+  private indexNote(seq: number, content: string, tags: string): void {
+    this.st.get(`INSERT INTO notes_fts (rowid, content, tags) VALUES (?, ?, ?)`).run(seq, content, tags);
+  }
+
+  /**
+   * Of the next `window` notes and lessons after `afterSeq`, indexes in notes_fts those it lacks:
+   * stored by a server of an earlier version sharing the file, whose store knew no notes_fts.
+   * Reads the notes' own index (memories_notes_idx) and FTS5's table of the rows notes_fts holds
+   * (notes_fts_docsize, one per rowid), a key lookup each. Returns how many it indexed, the seq
+   * it looked through (the caller's next `afterSeq`) and whether more notes follow.
+   */
+  indexMissedNotes(afterSeq: number, window: number): { indexed: number; throughSeq: number; more: boolean } {
+    const seqs = this.st
+      .get<[number, number], number>(`SELECT seq FROM memories WHERE kind <> 'execution' AND seq > ? ORDER BY seq LIMIT CAST(? AS INTEGER)`)
+      .pluck()
+      .all(afterSeq, window);
+    const through = seqs.at(-1);
+    if (through === undefined) return { indexed: 0, throughSeq: afterSeq, more: false };
+    const missed = this.st
+      .get<[number, number], { seq: number; content: string; tags: string }>(
+        `SELECT seq, content, tags FROM memories AS m WHERE kind <> 'execution' AND seq > ? AND seq <= ?
+           AND NOT EXISTS (SELECT 1 FROM notes_fts_docsize AS d WHERE d.id = m.seq)`,
+      )
+      .all(afterSeq, through);
+    for (const note of missed) this.indexNote(note.seq, note.content, note.tags);
+    return { indexed: missed.length, throughSeq: through, more: seqs.length === window };
   }
 
   /**
