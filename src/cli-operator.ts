@@ -10,8 +10,8 @@ export const OPERATOR_USAGE = [
   "Usage: coordination stats                                     task counts per queue and state",
   "       coordination tasks list [--queue Q] [--status S] [--agent A] [--limit N] [--cursor C]",
   "       coordination tasks get|requeue|cancel TASK_ID",
-  "       coordination tasks requeue --all [--queue Q] [--status dead_letter|cancelled] [--before TIME]   every dead letter (or",
-  "                                    cancelled task) back to pending, oldest first; --before: only those settled before TIME",
+  "       coordination tasks requeue --all [--queue Q] [--before TIME]   the dead letters there are when it starts back to pending,",
+  "                                    oldest first; --before: only those dead-lettered before TIME (ISO 8601, or Unix ms)",
   "       coordination agents [--capability C] [--health healthy|stale|offline]",
   "       coordination events tail [--types 'task.*,agent.*'] [--agent A] [--from SEQ]   (--from: the events after SEQ; 0 for all retained)",
   "Each takes --url URL (COORDINATION_URL, default http://127.0.0.1:8000), --token TOKEN",
@@ -175,17 +175,16 @@ async function dispatch(words: string[], options: Parsed["options"], json: boole
     return 0;
   }
   if (command === "tasks" && sub === "requeue" && words.length === 2 && options["--all"] === true) {
-    // A status the server does not take is its 400 (exit 2), as for tasks list.
-    const status = (str(options["--status"]) ?? "dead_letter") as RouterInputs["tasks"]["requeueMany"]["status"];
+    if (options["--status"] !== undefined) throw new OperatorUsageError("tasks requeue --all brings back dead letters: it takes no --status");
     const queue = str(options["--queue"]);
     const before = str(options["--before"]);
     // Pages of a thousand, each one write; the cursor keeps a task that fails for good again
-    // while this runs from being brought back twice.
+    // while this runs from being brought back twice (and leaves one that fails for good behind
+    // it meanwhile for the next run: "the dead letters there are when it starts").
     const requeued: string[] = [];
     let cursor: string | undefined;
     do {
       const page = await api.tasks.requeueMany.mutate({
-        status,
         ...(queue !== undefined ? { queue } : {}),
         // Unix ms or an ISO date-time, as the route takes it (the server names a bad one).
         ...(before !== undefined ? { finishedBefore: /^\d+$/.test(before) ? Number(before) : before } : {}),
@@ -195,7 +194,7 @@ async function dispatch(words: string[], options: Parsed["options"], json: boole
       requeued.push(...page.requeued);
       cursor = page.nextCursor ?? undefined;
     } while (cursor !== undefined);
-    print({ requeued }, () => `requeued ${requeued.length} ${status === "dead_letter" ? "dead letters" : "cancelled tasks"}${queue === undefined ? "" : ` of queue ${printable(queue)}`}\n`);
+    print({ requeued }, () => `requeued ${requeued.length} dead letters${queue === undefined ? "" : ` of queue ${printable(queue)}`}\n`);
     return 0;
   }
   if (command === "tasks" && (sub === "get" || sub === "requeue" || sub === "cancel") && words.length === 2) throw new OperatorUsageError(`tasks ${sub} needs a TASK_ID`);

@@ -96,7 +96,8 @@ function configOrExplain(flags: Partial<Record<SettingName, string>>, configFile
 /** `coordination tokens …` (src/cli-tokens.ts). */
 async function tokensMain(argv: string[]): Promise<number> {
   const { parseTokensArgs, runTokensCommand, TOKENS_USAGE, TokensUsageError } = await import("./cli-tokens.js");
-  if (argv.length === 0 || argv[0] === "--help" || argv[0] === "-h") {
+  // Help and nothing else, wherever it is on the line: `tokens create --help` creates nothing.
+  if (argv.length === 0 || argv.includes("--help") || argv.includes("-h")) {
     process.stdout.write(`${TOKENS_USAGE}\n`);
     return argv.length === 0 ? 2 : 0;
   }

@@ -143,7 +143,6 @@ describe("AppRouter types", () => {
     expectTypeOf<In["tasks"]["requeue"]>().toEqualTypeOf<{ taskId: string }>();
     expectTypeOf<Out["tasks"]["requeue"]>().toEqualTypeOf<Task>();
     expectTypeOf<In["tasks"]["requeueMany"]>().toEqualTypeOf<{
-      status?: "dead_letter" | "cancelled";
       queue?: string;
       finishedBefore?: Date | string | number;
       limit?: number;

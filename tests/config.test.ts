@@ -256,7 +256,7 @@ describe("the coordination command", () => {
 
   it("every command answers --help with its usage, exit 0, and does nothing else", async () => {
     // migrate --help migrated ./coordination.db; backup --help and mcp --help were usage errors.
-    for (const args of [["serve", "--help"], ["migrate", "--help"], ["migrate", "-h"], ["backup", "--help"], ["backup", "x.db", "--help"], ["mcp", "--help"], ["tokens", "--help"], ["stats", "--help"], ["tasks", "--help"]]) {
+    for (const args of [["serve", "--help"], ["migrate", "--help"], ["migrate", "-h"], ["backup", "--help"], ["backup", "x.db", "--help"], ["mcp", "--help"], ["tokens", "--help"], ["tokens", "create", "--role", "admin", "--help"], ["tokens", "revoke", "x", "-h"], ["stats", "--help"], ["tasks", "--help"], ["tasks", "requeue", "--all", "--help"]]) {
       const help = await runCli({ args, cwd: dir });
       expect([args, help.code, help.stderr]).toEqual([args, 0, ""]);
       expect(help.stdout).toContain(args[0] === "serve" ? "Usage: coordination [--host H]" : `coordination ${args[0]}`);

@@ -288,12 +288,13 @@ describe("schema drift", () => {
     expect(Object.keys(expected.tasks!.indexes).sort()).toEqual([
       "tasks_claimed_lease_idx",
       "tasks_claimed_owner_idx",
+      "tasks_dead_letter_idx",
+      "tasks_dead_letter_queue_idx",
       "tasks_delayed_idx",
       "tasks_id_key",
       "tasks_idempotencyKey_key",
       "tasks_pending_idx",
       "tasks_pending_queue_idx",
-      "tasks_requeueable_idx",
       "tasks_settled_idx",
     ]);
     expect(expected.tasks!.indexes.tasks_pending_idx!.partial).toBe("status = 'pending' AND delayed = 0");

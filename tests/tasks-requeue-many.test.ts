@@ -4,6 +4,8 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { killAllCli, runCli } from "./helpers/cli-process.js";
 import { rest, startTestServer, withDatabase, type TestServer } from "./helpers/test-server.js";
+import { Statements } from "../src/db/statements.js";
+import { TaskStore } from "../src/tasks/task-store.js";
 
 let t: TestServer | undefined;
 afterEach(async () => {
@@ -51,8 +53,7 @@ describe("tasks.requeueMany", () => {
     const events = await t.api.events.list.query({ types: ["task.requeued"], limit: 100 });
     expect(events.map((e) => e.payload as { taskId: string; queue: string; previousStatus: string }).map((p) => [p.taskId, p.queue, p.previousStatus])).toEqual([...mail.slice(0, 4)].map((id) => [id, "mail", "dead_letter"]));
 
-    // Cancelled tasks, on asking; then nothing is left of either kind in that queue but the re-failed one.
-    expect(await t.api.tasks.requeueMany.mutate({ status: "cancelled" })).toEqual({ requeued: [cancelled.id], nextCursor: null });
+    // Without a cursor, the re-failed one comes back too; a cancelled task is not a dead letter.
     expect(await t.api.tasks.requeueMany.mutate({ queue: "mail" })).toEqual({ requeued: [mail[0]], nextCursor: null });
     expect(await t.api.tasks.requeueMany.mutate({})).toEqual({ requeued: [other], nextCursor: null });
     expect(await t.api.tasks.requeueMany.mutate({})).toEqual({ requeued: [], nextCursor: null });
@@ -81,16 +82,59 @@ describe("tasks.requeueMany", () => {
     expect((await waiting)?.id).toBe(id);
   });
 
-  it("reads dead letters and cancelled tasks on their own index, not the completed tasks", async () => {
+  it("reads dead letters on their own indexes, never a sort of them, with or without ANALYZE", async () => {
     t = await startTestServer();
     await deadLetter(t, "q", 1);
-    const plan = withDatabase(t, (db) =>
-      db
-        .prepare("EXPLAIN QUERY PLAN SELECT * FROM tasks WHERE status IN ('dead_letter', 'cancelled') AND status = ? AND queue = ? AND seq > ? ORDER BY status, seq LIMIT CAST(? AS INTEGER)")
-        .all("dead_letter", "q", 0, 10)
-        .map((row) => (row as { detail: string }).detail),
-    );
-    expect(plan).toEqual(["SEARCH tasks USING INDEX tasks_requeueable_idx (status=? AND seq>?)"]);
+    withDatabase(t, (db) => {
+      // Many completed tasks and dead letters, so that ANALYZE has something to weigh.
+      const insert = db.prepare(`INSERT INTO tasks (id, queue, payload, status, runAt, createdAt, updatedAt, finishedAt) VALUES (?, ?, '{}', ?, 0, 0, 0, 0)`);
+      db.transaction(() => {
+        for (let i = 0; i < 3000; i++) insert.run(`c${i}`, "q", "completed");
+        for (let i = 0; i < 1000; i++) insert.run(`d${i}`, i % 2 ? "q" : "other", "dead_letter");
+      })();
+      const sql: string[] = [];
+      const store = new TaskStore(new Statements(new Proxy(db, { get: (target, key) => (key === "prepare" ? (text: string) => (sql.push(text), target.prepare(text)) : Reflect.get(target, key, target)) })));
+      // The store's own statements, as it prepares them.
+      store.deadLetters(undefined, 0, 10);
+      store.deadLetters("q", 0, 10);
+      const statements = sql.filter((text) => text.includes("INDEXED BY"));
+      expect(statements).toHaveLength(2);
+      const plans = () =>
+        statements.map((text) => db.prepare(`EXPLAIN QUERY PLAN ${text}`).all(...(text.includes("queue = ?") ? ["q", 0, 10] : [0, 10])).map((row) => (row as { detail: string }).detail));
+      const expected = [["SEARCH tasks USING INDEX tasks_dead_letter_idx (seq>?)"], ["SEARCH tasks USING INDEX tasks_dead_letter_queue_idx (queue=? AND seq>?)"]];
+      expect(plans()).toEqual(expected);
+      db.exec("ANALYZE");
+      expect(plans()).toEqual(expected);
+    });
+  });
+
+  it("a page rewrites 4 MiB of task rows at most (at least one task); a filter is looked for a window of 5,000 at a time", async () => {
+    t = await startTestServer();
+    const big = "x".repeat(600 * 1024);
+    const ids: string[] = [];
+    for (let n = 0; n < 10; n++) {
+      const task = await t.api.tasks.enqueue.mutate({ queue: "big", payload: { big, n }, maxAttempts: 1 });
+      await t.api.tasks.claim.mutate({ agentId: "worker", queues: ["big"] });
+      await t.api.tasks.fail.mutate({ taskId: task.id, agentId: "worker", error: "too big" });
+      ids.push(task.id);
+    }
+    const first = await t.api.tasks.requeueMany.mutate({ queue: "big", limit: 1000 });
+    expect(first.requeued).toEqual(ids.slice(0, 6)); // 6 × 600 KiB fit in 4 MiB, a seventh would not
+    const second = await t.api.tasks.requeueMany.mutate({ queue: "big", limit: 1000, cursor: first.nextCursor! });
+    expect(second).toEqual({ requeued: ids.slice(6), nextCursor: null });
+
+    // 6,000 dead letters of which the newest alone settled before the bound: the first window has none of it.
+    const late = withDatabase(t, (db) => {
+      const insert = db.prepare(`INSERT INTO tasks (id, queue, payload, status, runAt, createdAt, updatedAt, finishedAt) VALUES (?, 'w', '{}', 'dead_letter', 0, 0, 0, ?)`);
+      db.transaction(() => {
+        for (let i = 0; i < 5999; i++) insert.run(`w${i}`, 2_000_000);
+        insert.run("w-early", 1_000);
+      })();
+      return "w-early";
+    });
+    const windowed = await t.api.tasks.requeueMany.mutate({ queue: "w", finishedBefore: 1_000_000 });
+    expect(windowed).toEqual({ requeued: [], nextCursor: expect.stringMatching(/^\d+$/) });
+    expect(await t.api.tasks.requeueMany.mutate({ queue: "w", finishedBefore: 1_000_000, cursor: windowed.nextCursor! })).toEqual({ requeued: [late], nextCursor: null });
   });
 
   it("over REST: POST /tasks/requeue, with its input checked", async () => {
@@ -100,7 +144,7 @@ describe("tasks.requeueMany", () => {
     for (const [body, field] of [
       [{ limit: 0 }, "limit"],
       [{ limit: 1001 }, "limit"],
-      [{ status: "completed" }, "status"],
+      [{ status: "cancelled" }, "status"],
       [{ cursor: "x" }, "cursor"],
       [{ finishedBefore: "yesterday" }, "finishedBefore"],
       [{ taskId: id }, "taskId"],
@@ -123,7 +167,7 @@ describe("tasks.requeueMany", () => {
     expect((await t.api.tasks.get.query({ taskId: kept })).status).toBe("dead_letter");
     const json = await runCli({ args: ["tasks", "requeue", "--all", "--json"], env });
     expect(JSON.parse(json.stdout)).toEqual({ requeued: [kept] });
-    const bad = await runCli({ args: ["tasks", "requeue", "--all", "--status", "completed"], env });
-    expect(bad.code).toBe(2);
+    const bad = await runCli({ args: ["tasks", "requeue", "--all", "--status", "cancelled"], env });
+    expect([bad.code, bad.stderr.split("\n")[0]]).toEqual([2, "coordination: tasks requeue --all brings back dead letters: it takes no --status"]);
   });
 });

@@ -12,10 +12,15 @@ import { CoordinationError, notFound } from "../errors.js";
 import type { EventStore } from "../events/event-store.js";
 import { sameJson } from "../json-checks.js";
 import { taskWith, type ClaimRequest, type EnqueueRequest, type RequeueManyRequest, type RequeueManyResult, type SettledTask, type Task } from "./task-schemas.js";
-import { taskAnswerBytes, toTask, type ClaimFilter, type TaskRow, type TaskStore } from "./task-store.js";
+import { taskAnswerBytes, toTask, type ClaimFilter, type RequeueableRow, type TaskRow, type TaskStore } from "./task-store.js";
 import type { SettleRequest, TaskTransitions } from "./task-transitions.js";
 import { leaseBounds, offlineShiftMs, type LockWaitGrace } from "./lock-wait-grace.js";
 import { copyWith } from "../copy-with.js";
+
+/** The bytes of task rows one bulk requeue writes again, at most (at least one task). */
+const REQUEUE_PAGE_BYTES = 4 * 1024 * 1024;
+/** The dead letters one bulk requeue looks at, at most: its filters' walk is bounded (a key lookup each). */
+const REQUEUE_WINDOW = 5000;
 
 export interface TaskCommandDeps {
   tasks: TaskStore;
@@ -239,16 +244,31 @@ export function taskCommands(d: TaskCommandDeps) {
     },
 
     /**
-     * Brings back up to `limit` dead letters (or cancelled tasks), oldest first, each as `requeue`
-     * does: one write, so all of them or none. An operator's answer to an outage that sent a
-     * queue's tasks to the dead-letter queue; a script pages with nextCursor until it is null.
+     * Brings back dead letters, oldest first, each as `requeue` does, in one
+     * write (all of them or none): up to `limit`, and rows of REQUEUE_PAGE_BYTES at most (SQLite
+     * writes a row again whole, payload included: a page of 1,000 tasks of 900 KB held every other
+     * write 15 s), among the next REQUEUE_WINDOW dead letters after the cursor (a filter that
+     * matches few is looked for a window at a time). An operator's answer to an outage that
+     * sent a queue's tasks to the dead-letter queue; a script pages with nextCursor until it is null.
      */
     "tasks.requeueMany": (ctx: WriteContext, request: RequeueManyRequest): RequeueManyResult => {
-      const filter = { queue: request.queue, finishedBefore: request.finishedBefore?.getTime(), afterSeq: request.cursor === undefined ? undefined : Number(request.cursor) };
-      const found = d.tasks.requeueable(request.status, filter, request.limit + 1);
-      const taken = found.slice(0, request.limit);
-      for (const row of taken) t.requeueRow(ctx, row);
-      return { requeued: taken.map((row) => row.id), nextCursor: found.length > taken.length ? String(taken.at(-1)!.seq) : null };
+      const window = d.tasks.deadLetters(request.queue, request.cursor === undefined ? 0 : Number(request.cursor), REQUEUE_WINDOW);
+      const before = request.finishedBefore?.getTime();
+      const taken: RequeueableRow[] = [];
+      let bytes = 0;
+      /** The last row looked at: where the next call resumes, unless this one saw the whole rest. */
+      let through: number | null = window.length === REQUEUE_WINDOW ? window.at(-1)!.seq : null;
+      for (const row of window) {
+        if (before !== undefined && !(Number(row.finishedAt) < before)) continue;
+        if (taken.length === request.limit || (taken.length > 0 && bytes + row.bytes > REQUEUE_PAGE_BYTES)) {
+          through = taken.at(-1)!.seq;
+          break;
+        }
+        taken.push(row);
+        bytes += row.bytes;
+      }
+      for (const row of taken) t.requeueQuietly(ctx, row);
+      return { requeued: taken.map((row) => row.id), nextCursor: through === null ? null : String(through) };
     },
 
     /**

@@ -157,21 +157,18 @@ export const stealInput = z.strictObject({
   leaseMs: leaseMs.optional().describe("The new lease's length in ms; left out, the server's leaseMs. At most the server's maxLeaseMs (1 hour by default)"),
   capabilities: capabilityList().optional().describe("The capabilities the thief offers; left out, its registered ones"),
 });
-/** The states a task can be requeued from: out of the queue for good unless someone brings it back. */
-export const REQUEUEABLE = ["dead_letter", "cancelled"] as const;
-export type Requeueable = (typeof REQUEUEABLE)[number];
-
 export const requeueManyInput = z.strictObject({
-  status: z.enum(REQUEUEABLE).default("dead_letter").describe("Which tasks to bring back: dead letters (the default) or cancelled tasks"),
-  queue: storedName().optional().describe("Only tasks of this queue; left out, of every queue"),
-  finishedBefore: dateInput.optional().describe("Only tasks dead-lettered or cancelled before this time (ISO 8601 with offset, or Unix ms): an outage's, say"),
-  limit: int(1, 1000).default(100).describe("The most tasks to requeue in this call, oldest first (in the order they were enqueued)"),
+  queue: storedName().optional().describe("Only dead letters of this queue; left out, of every queue"),
+  finishedBefore: dateInput.optional().describe("Only tasks dead-lettered before this time (ISO 8601 with offset, or Unix ms): an outage's, say"),
+  limit: int(1, 1000)
+    .default(100)
+    .describe("The most tasks to requeue in this call, oldest first (in the order they were enqueued); fewer when their rows pass 4 MiB (at least one)"),
   cursor: z
     .string()
     .regex(/^\d{1,15}$/, "must be a nextCursor value")
     .optional()
     .describe(
-      "The nextCursor of the previous call: only tasks after the last one it requeued. A task it brought back that failed for good again since is behind the cursor, so paging brings each task back once",
+      "The nextCursor of the previous call: only dead letters after the last one it looked at. A task it brought back that failed for good again since is behind the cursor, so paging brings each task back once; so is one that was running then and failed for good since (call again without a cursor for those)",
     ),
 });
 export type RequeueManyRequest = z.output<typeof requeueManyInput>;
@@ -179,7 +176,10 @@ export type RequeueManyRequest = z.output<typeof requeueManyInput>;
 export const requeueManySchema = z
   .object({
     requeued: z.array(z.string()).describe("The ids of the tasks brought back (pending now, attempts reset, error history kept), oldest first; each has its task.requeued event"),
-    nextCursor: z.string().nullable().describe("More tasks may match: pass it as cursor for the next ones. Null when this call took the last"),
+    nextCursor: z
+      .string()
+      .nullable()
+      .describe("More dead letters may match: pass it as cursor for the next ones (a page may be empty: it looks at 5,000 dead letters at most). Null when this call looked at the last"),
   })
   .meta({ id: "RequeueManyResult" });
 export type RequeueManyResult = z.infer<typeof requeueManySchema>;

@@ -4,12 +4,18 @@
 import { fromJsonText, toDate, toDateOrNull, toJsonText } from "../db/columns.js";
 import { utf8Bytes, withinBudget } from "../db/answer-budget.js";
 import { placeholders, type Statements } from "../db/statements.js";
-import type { Requeueable, Task, TaskStatus } from "./task-schemas.js";
+import type { Task, TaskStatus } from "./task-schemas.js";
 import type { LeaseBounds } from "./lock-wait-grace.js";
 
 /** SQL: the lease ran out within a check's bounds (leaseRunOutParams); the sweeper and steal share it. */
 const LEASE_RUN_OUT = `(leaseExpiresAt <= ? AND (leaseExpiresAt <= ? OR updatedAt >= ?))`;
 const leaseRunOutParams = (bounds: LeaseBounds): [number, number, number] => [bounds.asOf, bounds.endedBy, bounds.exactSince];
+
+/** What a bulk requeue reads of a task it may take (task-store.ts requeueable). */
+export type RequeueableRow = Pick<TaskRow, "seq" | "id" | "queue" | "status" | "capability" | "targetAgentId" | "finishedAt"> & { bytes: number };
+
+/** What a requeue sets: pending now ($1 runAt, $2 updatedAt), a fresh start. */
+const REQUEUED = `status = 'pending', attempts = 0, runAt = ?, delayed = 0, leaseOwner = NULL, leaseExpiresAt = NULL, result = NULL, finishedAt = NULL, updatedAt = ?`;
 
 export interface TaskRow {
   seq: number;
@@ -371,39 +377,34 @@ export class TaskStore {
 
   /** A fresh start: pending now, attempts reset; the error history is kept. */
   requeue(seq: number, now: number): TaskRow {
-    return this.st
-      .get<[number, number, number], TaskRow>(
-        `UPDATE tasks SET status = 'pending', attempts = 0, runAt = ?, delayed = 0, leaseOwner = NULL, leaseExpiresAt = NULL, result = NULL,
-           finishedAt = NULL, updatedAt = ? WHERE seq = ? RETURNING *`,
-      )
-      .get(now, now, seq)!;
+    return this.st.get<[number, number, number], TaskRow>(`UPDATE tasks SET ${REQUEUED} WHERE seq = ? RETURNING *`).get(now, now, seq)!;
   }
 
   /**
-   * Up to `limit` tasks in `status` (dead letters or cancelled tasks), oldest first by seq, after
-   * `filter.afterSeq`, of `filter.queue` and settled before `filter.finishedBefore` when given. On tasks_requeueable_idx:
-   * the completed tasks, most of the settled ones, are never read; the filters are checked on the
-   * status's own tasks.
+   * The same, for a bulk requeue: nothing read back (a payload of up to maxBodyBytes each).
+   * SQLite still writes the whole row again, payload included: a page is bounded by its rows' bytes.
    */
-  requeueable(status: Requeueable, filter: { queue?: string | undefined; finishedBefore?: number | undefined; afterSeq?: number | undefined }, limit: number): TaskRow[] {
-    const params: unknown[] = [status];
-    let where = "";
-    if (filter.afterSeq !== undefined) {
-      where += " AND seq > ?";
-      params.push(filter.afterSeq);
-    }
-    if (filter.queue !== undefined) {
-      where += " AND queue = ?";
-      params.push(filter.queue);
-    }
-    if (filter.finishedBefore !== undefined) {
-      where += " AND finishedAt < ?";
-      params.push(filter.finishedBefore);
-    }
-    params.push(limit);
-    // The index's own predicate, word for word: SQLite uses a partial index only for a query whose WHERE implies it.
+  requeueQuietly(seq: number, now: number): void {
+    this.st.get<[number, number, number]>(`UPDATE tasks SET ${REQUEUED} WHERE seq = ?`).run(now, now, seq);
+  }
+
+  /**
+   * Up to `window` dead letters after `afterSeq`, oldest first by seq, of `queue` when given: what
+   * a bulk requeue may take, with the bytes each row holds (octet_length reads a value's size from
+   * the row's header, never its overflow pages). On the dead letters' own indexes, named so that
+   * the plan never turns to another: the completed tasks, most of the settled ones, are never read.
+   */
+  deadLetters(queue: string | undefined, afterSeq: number, window: number): RequeueableRow[] {
+    const [index, byQueue] = queue === undefined ? ["tasks_dead_letter_idx", ""] : ["tasks_dead_letter_queue_idx", " AND queue = ?"];
+    const params: unknown[] = queue === undefined ? [afterSeq, window] : [queue, afterSeq, window];
+    // The indexes' own predicate: SQLite uses a partial index only for a query whose WHERE implies it.
     return this.st
-      .get<unknown[], TaskRow>(`SELECT * FROM tasks WHERE status IN ('dead_letter', 'cancelled') AND status = ?${where} ORDER BY status, seq LIMIT CAST(? AS INTEGER)`)
+      .get<unknown[], RequeueableRow>(
+        `SELECT seq, id, queue, status, capability, targetAgentId, finishedAt,
+           octet_length(payload) + octet_length(errorHistory) + ifnull(octet_length(lastError), 0) + ifnull(octet_length(result), 0) AS bytes
+         FROM tasks INDEXED BY ${index}
+         WHERE status = 'dead_letter'${byQueue} AND seq > ? ORDER BY seq LIMIT CAST(? AS INTEGER)`,
+      )
       .all(...params);
   }
 

@@ -14,7 +14,7 @@ import { assertJsonDepth, sameJson } from "../json-checks.js";
 import { recordExecution, type ExecutionOutcome } from "../memory/memory-commands.js";
 import type { MemoryStore } from "../memory/memory-store.js";
 import type { EnqueueRequest } from "./task-schemas.js";
-import type { ClaimFilter, TaskRow, TaskStore } from "./task-store.js";
+import type { ClaimFilter, RequeueableRow, TaskRow, TaskStore } from "./task-store.js";
 
 export interface TaskTransitionDeps {
   config: Config;
@@ -144,8 +144,18 @@ export class TaskTransitions {
   /** A dead letter or cancelled task back to pending now, attempts reset (its error history kept), with its event. */
   requeueRow(ctx: WriteContext, row: TaskRow): TaskRow {
     const requeued = this.d.tasks.requeue(row.seq, ctx.now);
-    this.d.events.appendSystem(ctx, "task.requeued", { taskId: row.id, queue: row.queue, previousStatus: row.status, capability: row.capability, targetAgentId: row.targetAgentId });
+    this.requeued(ctx, row);
     return requeued;
+  }
+
+  /** The same for a bulk requeue's row: nothing read back. */
+  requeueQuietly(ctx: WriteContext, row: RequeueableRow): void {
+    this.d.tasks.requeueQuietly(row.seq, ctx.now);
+    this.requeued(ctx, row);
+  }
+
+  private requeued(ctx: WriteContext, row: Pick<TaskRow, "id" | "queue" | "status" | "capability" | "targetAgentId">): void {
+    this.d.events.appendSystem(ctx, "task.requeued", { taskId: row.id, queue: row.queue, previousStatus: row.status, capability: row.capability, targetAgentId: row.targetAgentId });
   }
 
   /** Frees every claim an agent holds (it went offline or deregistered), charging each run. */
