@@ -89,8 +89,14 @@ describe("MCP delivery", () => {
     // One POST, two requests: the response finishes only once both are answered. The claim takes
     // the task at once; the mailbox read waits; the connection drops before the response finished.
     const both = post(t.url, session, [toolCall(10, "claim_task", { queues: ["work"] }), toolCall(11, "read_mailbox", { waitMs: 20_000 })]);
-    await vi.waitFor(() => expect(t!.server.services.waiters.polls.size).toBe(1), { timeout: 10_000 });
-    expect(await t.api.tasks.get.query({ taskId: task.id })).toMatchObject({ status: "claimed", leaseOwner: "llm" });
+    // The two run side by side: the read may park before the claim's write commits (it did, on a busy machine).
+    await vi.waitFor(
+      async () => {
+        expect(t!.server.services.waiters.polls.size).toBe(1);
+        expect(await t!.api.tasks.get.query({ taskId: task.id })).toMatchObject({ status: "claimed", leaseOwner: "llm" });
+      },
+      { timeout: 10_000 },
+    );
     both.drop();
     await vi.waitFor(async () => expect(await t!.api.tasks.get.query({ taskId: task.id })).toMatchObject({ status: "pending", attempts: 0 }), { timeout: 10_000 });
   });
