@@ -10,6 +10,8 @@ export class PeriodicJob {
   private stopped = true;
   /** Runs failed in a row (0: the last run succeeded). */
   private failures = 0;
+  /** Runs ended since start, failed or not (tests wait on it). */
+  runs = 0;
 
   constructor(
     private readonly name: string,
@@ -40,6 +42,7 @@ export class PeriodicJob {
       })
       .finally(() => {
         this.running = undefined;
+        this.runs++;
       });
     return this.running;
   }

@@ -106,12 +106,41 @@ describe("memory index compaction", () => {
     expect(t.server.services.db.sent.get("memory.compactIndex")).toBe(1);
   });
 
-  it("runs on its own every memoryIndexCompactMs", async () => {
+  it("runs on its own every memoryIndexCompactMs, and on an idle server writes nothing at all", async () => {
     t = await startTestServer({ memoryIndexCompactMs: 50 });
     await rememberOneByOne(t, 40);
     const server = t;
     // 40 one-page segments merge into one.
     await vi.waitFor(() => expect(segments(server)).toBe(1), { timeout: 30_000 });
     integrity(server);
+    // Compact, with every note indexed: the job's runs look (on the reader) and write nothing,
+    // not even an empty transaction (it takes the file's write lock, which other servers share).
+    await vi.waitFor(() => expect(t!.server.services.jobs.memoryIndex.runs).toBeGreaterThan(2), { timeout: 15_000 });
+    const writes = () => t!.server.services.db.writesSent;
+    const before = { writes: writes(), runs: t.server.services.jobs.memoryIndex.runs };
+    await vi.waitFor(() => expect(t!.server.services.jobs.memoryIndex.runs).toBeGreaterThan(before.runs + 5), { timeout: 15_000 });
+    expect(writes()).toBe(before.writes);
+  });
+
+  it("indexes the notes a server of an earlier version stored without their notes_fts entry, a megabyte of text a write", async () => {
+    t = await startTestServer({ memoryIndexCompactMs: 0 });
+    const content = (i: number) => `lesson ${i} on the harbor ${"x".repeat(100_000)}`;
+    // Stored the way a version before notes_fts did: memories and memories_fts only.
+    withDatabase(t, (db) => {
+      for (let i = 0; i < 25; i++) {
+        const seq = db.prepare(`INSERT INTO memories (id, kind, content, createdAt) VALUES (?, 'lesson', ?, 0)`).run(`old-${i}`, content(i)).lastInsertRowid;
+        db.prepare(`INSERT INTO memories_fts (rowid, content, tags) VALUES (?, ?, '[]')`).run(seq, content(i));
+      }
+    });
+    await t.api.memory.remember.mutate({ content: "a lesson of this version about the harbor", kind: "lesson" });
+    const sent = () => t!.server.services.db.sent.get("memory.indexNotes") ?? 0;
+    expect(await t.server.services.memory.indexMissedNotes()).toBe(25);
+    // 100 KB each: ten fit in a megabyte, so three writes.
+    expect(sent()).toBe(3);
+    const indexed = withDatabase(t, (db) => db.prepare(`SELECT count(*) FROM notes_fts_docsize`).pluck().get());
+    expect(indexed).toBe(26);
+    // Looked through: the next run finds nothing and writes nothing.
+    expect(await t.server.services.memory.indexMissedNotes()).toBe(0);
+    expect(sent()).toBe(3);
   });
 });

@@ -45,11 +45,11 @@ export function recordExecution(memories: MemoryStore, ctx: WriteContext, task: 
 /** `changes`: told, once committed, of every delete and every note (memory-changes.ts). */
 export function memoryCommands(memories: MemoryStore, changes: MemoryChanges) {
   return {
-    /** Notes another version's server stored without their notes_fts entry, indexed (memory-store.ts). Dropped from the recall cache like any new note. */
-    "memory.indexMissedNotes": (ctx: WriteContext, args: { afterSeq: number; window: number }): { indexed: number; throughSeq: number; more: boolean } => {
-      const done = memories.indexMissedNotes(args.afterSeq, args.window);
-      if (done.indexed > 0) ctx.afterCommit(() => changes.changed());
-      return done;
+    /** Notes another version's server stored without their notes_fts entry (memory.missedNotes found them), indexed; how many. Dropped from the recall cache like any new note. */
+    "memory.indexNotes": (ctx: WriteContext, seqs: number[]): number => {
+      const indexed = memories.indexNotes(seqs);
+      if (indexed > 0) ctx.afterCommit(() => changes.changed());
+      return indexed;
     },
 
     /** One step of the search index's compaction, about `pages` pages; false once there is nothing left to merge. */

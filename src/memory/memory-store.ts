@@ -112,27 +112,43 @@ export class MemoryStore {
   }
 
   /**
-   * Of the next `window` notes and lessons after `afterSeq`, indexes in notes_fts those it lacks:
-   * stored by a server of an earlier version sharing the file, whose store knew no notes_fts.
-   * Reads the notes' own index (memories_notes_idx) and FTS5's table of the rows notes_fts holds
-   * (notes_fts_docsize, one per rowid), a key lookup each. Returns how many it indexed, the seq
-   * it looked through (the caller's next `afterSeq`) and whether more notes follow.
+   * The notes and lessons after `afterSeq` that notes_fts lacks: stored by a server of an earlier
+   * version sharing the file, whose store knew no notes_fts. Looks at the next `window` notes at
+   * most, and takes missed ones up to `budgetBytes` of text (at least one): indexing tokenizes it
+   * all on the writer. Reads the notes' own index (memories_notes_idx), FTS5's table of the rows
+   * notes_fts holds (notes_fts_docsize, one per rowid: a key lookup) and each row's header for its
+   * size (octet_length reads no overflow page). Returns their seqs, the seq it looked through (the
+   * next `afterSeq`) and whether more notes may follow. A read: nothing is written for none.
    */
-  indexMissedNotes(afterSeq: number, window: number): { indexed: number; throughSeq: number; more: boolean } {
-    const seqs = this.st
-      .get<[number, number], number>(`SELECT seq FROM memories WHERE kind <> 'execution' AND seq > ? ORDER BY seq LIMIT CAST(? AS INTEGER)`)
-      .pluck()
+  missedNotes(afterSeq: number, window: number, budgetBytes: number): { seqs: number[]; throughSeq: number; more: boolean } {
+    const rows = this.st
+      .get<[number, number], { seq: number; missed: number; bytes: number }>(
+        `SELECT seq, NOT EXISTS (SELECT 1 FROM notes_fts_docsize AS d WHERE d.id = m.seq) AS missed, octet_length(content) + octet_length(tags) AS bytes
+         FROM memories AS m WHERE kind <> 'execution' AND seq > ? ORDER BY seq LIMIT CAST(? AS INTEGER)`,
+      )
       .all(afterSeq, window);
-    const through = seqs.at(-1);
-    if (through === undefined) return { indexed: 0, throughSeq: afterSeq, more: false };
+    const seqs: number[] = [];
+    let bytes = 0;
+    for (const [i, row] of rows.entries()) {
+      if (!row.missed) continue;
+      if (seqs.length > 0 && bytes + row.bytes > budgetBytes) return { seqs, throughSeq: rows[i - 1]!.seq, more: true };
+      seqs.push(row.seq);
+      bytes += row.bytes;
+    }
+    return { seqs, throughSeq: rows.at(-1)?.seq ?? afterSeq, more: rows.length === window };
+  }
+
+  /** Indexes in notes_fts the notes of `seqs` it still lacks (missedNotes found them); how many. */
+  indexNotes(seqs: readonly number[]): number {
+    if (seqs.length === 0) return 0;
     const missed = this.st
-      .get<[number, number], { seq: number; content: string; tags: string }>(
-        `SELECT seq, content, tags FROM memories AS m WHERE kind <> 'execution' AND seq > ? AND seq <= ?
+      .get<number[], { seq: number; content: string; tags: string }>(
+        `SELECT seq, content, tags FROM memories AS m WHERE seq IN (${placeholders(seqs.length)}) AND kind <> 'execution'
            AND NOT EXISTS (SELECT 1 FROM notes_fts_docsize AS d WHERE d.id = m.seq)`,
       )
-      .all(afterSeq, through);
+      .all(...seqs);
     for (const note of missed) this.indexNote(note.seq, note.content, note.tags);
-    return { indexed: missed.length, throughSeq: through, more: seqs.length === window };
+    return missed.length;
   }
 
   /**

@@ -104,6 +104,8 @@ export function createReadCommands(db: SqliteDatabase, prisma: () => Promise<Pri
     ...recallQueries(new MemoryRecall(memories, tasks, config.maxResponseBytes, memoryChanges)),
     ...tokenQueries(tokens),
     ...retentionQueries({ tasks, memories }),
+    /** Notes another version's server stored without their notes_fts entry: which, up to a window and a byte budget (memory-store.ts). */
+    "memory.missedNotes": (args: { afterSeq: number; window: number; budgetBytes: number }) => memories.missedNotes(args.afterSeq, args.window, args.budgetBytes),
     /** A round trip to the database file, for /health. */
     "health.check": (_: undefined): boolean => {
       sameFile();
