@@ -12,7 +12,7 @@ import { CoordinationError, notFound } from "../errors.js";
 import type { EventStore } from "../events/event-store.js";
 import { sameJson } from "../json-checks.js";
 import { taskWith, type ClaimRequest, type EnqueueRequest, type RequeueManyRequest, type RequeueManyResult, type SettledTask, type Task } from "./task-schemas.js";
-import { taskAnswerBytes, toTask, type ClaimFilter, type RequeueableRow, type TaskRow, type TaskStore } from "./task-store.js";
+import { taskAnswerBytes, toTask, type ClaimFilter, type DeadLetterRow, type TaskRow, type TaskStore } from "./task-store.js";
 import type { SettleRequest, TaskTransitions } from "./task-transitions.js";
 import { leaseBounds, offlineShiftMs, type LockWaitGrace } from "./lock-wait-grace.js";
 import { copyWith } from "../copy-with.js";
@@ -254,7 +254,7 @@ export function taskCommands(d: TaskCommandDeps) {
     "tasks.requeueMany": (ctx: WriteContext, request: RequeueManyRequest): RequeueManyResult => {
       const window = d.tasks.deadLetters(request.queue, request.cursor === undefined ? 0 : Number(request.cursor), REQUEUE_WINDOW);
       const before = request.finishedBefore?.getTime();
-      const taken: RequeueableRow[] = [];
+      const taken: DeadLetterRow[] = [];
       let bytes = 0;
       /** The last row looked at: where the next call resumes, unless this one saw the whole rest. */
       let through: number | null = window.length === REQUEUE_WINDOW ? window.at(-1)!.seq : null;

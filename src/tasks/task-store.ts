@@ -11,8 +11,8 @@ import type { LeaseBounds } from "./lock-wait-grace.js";
 const LEASE_RUN_OUT = `(leaseExpiresAt <= ? AND (leaseExpiresAt <= ? OR updatedAt >= ?))`;
 const leaseRunOutParams = (bounds: LeaseBounds): [number, number, number] => [bounds.asOf, bounds.endedBy, bounds.exactSince];
 
-/** What a bulk requeue reads of a task it may take (task-store.ts requeueable). */
-export type RequeueableRow = Pick<TaskRow, "seq" | "id" | "queue" | "status" | "capability" | "targetAgentId" | "finishedAt"> & { bytes: number };
+/** What a bulk requeue reads of a dead letter it may take (TaskStore.deadLetters). */
+export type DeadLetterRow = Pick<TaskRow, "seq" | "id" | "queue" | "status" | "capability" | "targetAgentId" | "finishedAt"> & { bytes: number };
 
 /** What a requeue sets: pending now ($1 runAt, $2 updatedAt), a fresh start. */
 const REQUEUED = `status = 'pending', attempts = 0, runAt = ?, delayed = 0, leaseOwner = NULL, leaseExpiresAt = NULL, result = NULL, finishedAt = NULL, updatedAt = ?`;
@@ -394,12 +394,12 @@ export class TaskStore {
    * the row's header, never its overflow pages). On the dead letters' own indexes, named so that
    * the plan never turns to another: the completed tasks, most of the settled ones, are never read.
    */
-  deadLetters(queue: string | undefined, afterSeq: number, window: number): RequeueableRow[] {
+  deadLetters(queue: string | undefined, afterSeq: number, window: number): DeadLetterRow[] {
     const [index, byQueue] = queue === undefined ? ["tasks_dead_letter_idx", ""] : ["tasks_dead_letter_queue_idx", " AND queue = ?"];
     const params: unknown[] = queue === undefined ? [afterSeq, window] : [queue, afterSeq, window];
     // The indexes' own predicate: SQLite uses a partial index only for a query whose WHERE implies it.
     return this.st
-      .get<unknown[], RequeueableRow>(
+      .get<unknown[], DeadLetterRow>(
         `SELECT seq, id, queue, status, capability, targetAgentId, finishedAt,
            octet_length(payload) + octet_length(errorHistory) + ifnull(octet_length(lastError), 0) + ifnull(octet_length(result), 0) AS bytes
          FROM tasks INDEXED BY ${index}

@@ -14,7 +14,7 @@ import { assertJsonDepth, sameJson } from "../json-checks.js";
 import { recordExecution, type ExecutionOutcome } from "../memory/memory-commands.js";
 import type { MemoryStore } from "../memory/memory-store.js";
 import type { EnqueueRequest } from "./task-schemas.js";
-import type { ClaimFilter, RequeueableRow, TaskRow, TaskStore } from "./task-store.js";
+import type { ClaimFilter, DeadLetterRow, TaskRow, TaskStore } from "./task-store.js";
 
 export interface TaskTransitionDeps {
   config: Config;
@@ -149,7 +149,7 @@ export class TaskTransitions {
   }
 
   /** The same for a bulk requeue's row: nothing read back. */
-  requeueQuietly(ctx: WriteContext, row: RequeueableRow): void {
+  requeueQuietly(ctx: WriteContext, row: DeadLetterRow): void {
     this.d.tasks.requeueQuietly(row.seq, ctx.now);
     this.requeued(ctx, row);
   }
