@@ -262,18 +262,23 @@ describe("operator logs", () => {
     await api.tasks.enqueue.mutate({ queue: "l", maxAttempts: 1 });
     await api.tasks.claim.mutate({ agentId: "sleepy", queues: ["l"], leaseMs: 1 });
     await until(() => lines.some((line) => line.msg.startsWith("task dead-lettered")));
+    // One with attempts left goes back to its queue; the last attempt's expiry says it does not.
+    await api.tasks.enqueue.mutate({ queue: "l2", maxAttempts: 2 });
+    await api.tasks.claim.mutate({ agentId: "sleepy", queues: ["l2"], leaseMs: 1 });
+    await until(() => lines.some((line) => line.msg === "lease expired: the task goes back to its queue"));
     const messages = () => lines.filter((line) => line.level === 30).map((line) => line.msg as string);
     await until(() => messages().some((msg) => msg.startsWith("agent offline")));
     expect(messages()).toEqual(
       expect.arrayContaining([
         "lease expired: the task goes back to its queue",
+        "lease expired on the task's last attempt: it is dead-lettered",
         "task dead-lettered: it will not run again unless requeued",
         "agent stale: no heartbeat for agentStaleMs",
         "agent offline: its tasks were released",
       ]),
     );
     const expiry = lines.find((line) => line.msg.startsWith("lease expired"))!;
-    expect([expiry.queue, expiry.agentId]).toEqual(["l", "sleepy"]);
+    expect([expiry.msg, expiry.queue, expiry.agentId]).toEqual(["lease expired on the task's last attempt: it is dead-lettered", "l", "sleepy"]);
     await http(url, "GET", "/tasks", { token: "wrong" });
     expect(lines.filter((line) => line.msg.startsWith("authentication failed"))).toHaveLength(1);
     // A WebSocket refused for its token is a refusal, not an internal error (it logged one, with a stack).

@@ -12,9 +12,20 @@ const LINES: Record<string, string> = {
   "agent.offline": "agent offline: its tasks were released",
 };
 
+/** A lease that expired on the task's last attempt: the task does not go back, it is dead-lettered (in the same write). */
+const LAST_LEASE_EXPIRED = "lease expired on the task's last attempt: it is dead-lettered";
+
 export function logOperatorEvents(log: Logger, events: readonly CoordinationEvent[]): void {
+  // An expiry and the dead letter it makes are appended by one write, so they arrive together.
+  let deadLettered: Set<unknown> | undefined;
   for (const event of events) {
-    const line = LINES[event.type];
-    if (line !== undefined) log.info({ event: event.type, seq: event.seq, ...(event.payload as object) }, line);
+    let line = LINES[event.type];
+    if (line === undefined) continue;
+    const payload = event.payload as { taskId?: unknown };
+    if (event.type === "task.lease_expired") {
+      deadLettered ??= new Set(events.filter((e) => e.type === "task.dead_lettered").map((e) => (e.payload as { taskId?: unknown }).taskId));
+      if (deadLettered.has(payload.taskId)) line = LAST_LEASE_EXPIRED;
+    }
+    log.info({ event: event.type, seq: event.seq, ...(event.payload as object) }, line);
   }
 }
