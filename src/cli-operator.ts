@@ -10,8 +10,8 @@ export const OPERATOR_USAGE = [
   "Usage: coordination stats                                     task counts per queue and state",
   "       coordination tasks list [--queue Q] [--status S] [--agent A] [--limit N] [--cursor C]",
   "       coordination tasks get|requeue|cancel TASK_ID",
-  "       coordination tasks requeue --all [--queue Q] [--before TIME]   the dead letters there are when it starts back to pending,",
-  "                                    oldest first; --before: only those dead-lettered before TIME (ISO 8601, or Unix ms)",
+  "       coordination tasks requeue --all [--queue Q] [--after TIME] [--before TIME]   the dead letters there are when it",
+  "                                    starts back to pending, oldest first; only those dead-lettered in [--after, --before) (ISO 8601, or Unix ms)",
   "       coordination agents [--capability C] [--health healthy|stale|offline]",
   "       coordination events tail [--types 'task.*,agent.*'] [--agent A] [--from SEQ]   (--from: the events after SEQ; 0 for all retained)",
   "Each takes --url URL (COORDINATION_URL, default http://127.0.0.1:8000), --token TOKEN",
@@ -25,7 +25,7 @@ interface Parsed {
   options: Record<string, string | true>;
 }
 
-const VALUE_OPTIONS = new Set(["--url", "--token", "--queue", "--status", "--agent", "--limit", "--cursor", "--capability", "--health", "--types", "--from", "--before"]);
+const VALUE_OPTIONS = new Set(["--url", "--token", "--queue", "--status", "--agent", "--limit", "--cursor", "--capability", "--health", "--types", "--from", "--after", "--before"]);
 /** Options that take no value. */
 const FLAG_OPTIONS = new Set(["--json", "--all"]);
 
@@ -177,7 +177,9 @@ async function dispatch(words: string[], options: Parsed["options"], json: boole
   if (command === "tasks" && sub === "requeue" && words.length === 2 && options["--all"] === true) {
     if (options["--status"] !== undefined) throw new OperatorUsageError("tasks requeue --all brings back dead letters: it takes no --status");
     const queue = str(options["--queue"]);
-    const before = str(options["--before"]);
+    const [after, before] = [str(options["--after"]), str(options["--before"])];
+    // Unix ms or an ISO date-time, as the route takes it (the server names a bad one).
+    const time = (text: string) => (/^\d+$/.test(text) ? Number(text) : text);
     // Pages of a thousand, each one write; the cursor keeps a task that fails for good again
     // while this runs from being brought back twice (and leaves one that fails for good behind
     // it meanwhile for the next run: "the dead letters there are when it starts").
@@ -186,8 +188,8 @@ async function dispatch(words: string[], options: Parsed["options"], json: boole
     do {
       const page = await api.tasks.requeueMany.mutate({
         ...(queue !== undefined ? { queue } : {}),
-        // Unix ms or an ISO date-time, as the route takes it (the server names a bad one).
-        ...(before !== undefined ? { finishedBefore: /^\d+$/.test(before) ? Number(before) : before } : {}),
+        ...(after !== undefined ? { finishedAfter: time(after) } : {}),
+        ...(before !== undefined ? { finishedBefore: time(before) } : {}),
         limit: 1000,
         ...(cursor !== undefined ? { cursor } : {}),
       });

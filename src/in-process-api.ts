@@ -55,7 +55,7 @@ export interface InProcessCoordination {
     cancel(taskId: string): Promise<Out["tasks"]["cancel"]>;
     /** A dead-lettered or cancelled task back to pending, its attempts reset. INVALID_STATE otherwise. */
     requeue(taskId: string): Promise<Out["tasks"]["requeue"]>;
-    /** Up to `limit` (100) dead letters back to pending, oldest first, of `queue` and dead-lettered before `finishedBefore` if given; call again with `cursor: nextCursor` until it is null. */
+    /** Up to `limit` (100) dead letters back to pending, oldest first, of `queue` and dead-lettered in [`finishedAfter`, `finishedBefore`) if given; call again with `cursor: nextCursor` until it is null. */
     requeueMany(options?: In["tasks"]["requeueMany"]): Promise<Out["tasks"]["requeueMany"]>;
     /** Takes over tasks the agent could claim whose lease ran out or whose holder is offline (from `fromAgentId` only, if given), charging the abandoned run. */
     steal(agentId: string, options?: Rest<In["tasks"]["steal"], "agentId">): Promise<Out["tasks"]["steal"]>;

@@ -144,6 +144,7 @@ describe("AppRouter types", () => {
     expectTypeOf<Out["tasks"]["requeue"]>().toEqualTypeOf<Task>();
     expectTypeOf<In["tasks"]["requeueMany"]>().toEqualTypeOf<{
       queue?: string;
+      finishedAfter?: Date | string | number;
       finishedBefore?: Date | string | number;
       limit?: number;
       cursor?: string;

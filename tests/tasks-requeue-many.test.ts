@@ -59,17 +59,16 @@ describe("tasks.requeueMany", () => {
     expect(await t.api.tasks.requeueMany.mutate({})).toEqual({ requeued: [], nextCursor: null });
   });
 
-  it("finishedBefore keeps to the tasks that settled before it", async () => {
+  it("finishedAfter and finishedBefore keep to the tasks dead-lettered in that window: an outage's, not older ones", async () => {
     t = await startTestServer();
-    const early = await deadLetter(t, "q", 1);
-    const late = await deadLetter(t, "q", 2);
-    // Settle times a second apart, whatever the machine's speed.
-    withDatabase(t, (db) => {
-      db.prepare("UPDATE tasks SET finishedAt = ? WHERE id = ?").run(Date.UTC(2026, 0, 1, 0, 0, 0), early);
-      db.prepare("UPDATE tasks SET finishedAt = ? WHERE id = ?").run(Date.UTC(2026, 0, 1, 0, 0, 1), late);
-    });
-    expect(await t.api.tasks.requeueMany.mutate({ finishedBefore: new Date(Date.UTC(2026, 0, 1, 0, 0, 1)) })).toEqual({ requeued: [early], nextCursor: null });
-    expect((await t.api.tasks.get.query({ taskId: late })).status).toBe("dead_letter");
+    const ids = [await deadLetter(t, "q", 1), await deadLetter(t, "q", 2), await deadLetter(t, "q", 3)];
+    // Dead-lettered a second apart, whatever the machine's speed.
+    withDatabase(t, (db) => ids.forEach((id, i) => db.prepare("UPDATE tasks SET finishedAt = ? WHERE id = ?").run(Date.UTC(2026, 0, 1, 0, 0, i), id)));
+    const second = (s: number) => new Date(Date.UTC(2026, 0, 1, 0, 0, s));
+    expect(await t.api.tasks.requeueMany.mutate({ finishedAfter: second(1), finishedBefore: second(2) })).toEqual({ requeued: [ids[1]], nextCursor: null });
+    expect(await t.api.tasks.requeueMany.mutate({ finishedBefore: second(1) })).toEqual({ requeued: [ids[0]], nextCursor: null });
+    expect((await t.api.tasks.get.query({ taskId: ids[2]! })).status).toBe("dead_letter");
+    expect(await t.api.tasks.requeueMany.mutate({ finishedAfter: second(2) })).toEqual({ requeued: [ids[2]], nextCursor: null });
   });
 
   it("wakes a claim waiting for work", async () => {
@@ -147,6 +146,7 @@ describe("tasks.requeueMany", () => {
       [{ status: "cancelled" }, "status"],
       [{ cursor: "x" }, "cursor"],
       [{ finishedBefore: "yesterday" }, "finishedBefore"],
+      [{ finishedAfter: -1 }, "finishedAfter"],
       [{ taskId: id }, "taskId"],
     ] as const) {
       const answer = await rest(t.url, "POST", "/tasks/requeue", body);
@@ -161,7 +161,9 @@ describe("tasks.requeueMany", () => {
     for (let n = 0; n < 3; n++) ids.push(await deadLetter(t, "q", n));
     const kept = await deadLetter(t, "elsewhere", 9);
     const env = { COORDINATION_URL: t.url };
-    const done = await runCli({ args: ["tasks", "requeue", "--all", "--queue", "q"], env });
+    const none = await runCli({ args: ["tasks", "requeue", "--all", "--queue", "q", "--after", "2999-01-01T00:00:00Z"], env });
+    expect([none.code, none.stdout]).toEqual([0, "requeued 0 dead letters of queue q\n"]);
+    const done = await runCli({ args: ["tasks", "requeue", "--all", "--queue", "q", "--after", "0"], env });
     expect([done.code, done.stdout, done.stderr]).toEqual([0, "requeued 3 dead letters of queue q\n", ""]);
     for (const id of ids) expect((await t.api.tasks.get.query({ taskId: id })).status).toBe("pending");
     expect((await t.api.tasks.get.query({ taskId: kept })).status).toBe("dead_letter");

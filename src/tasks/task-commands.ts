@@ -253,13 +253,15 @@ export function taskCommands(d: TaskCommandDeps) {
      */
     "tasks.requeueMany": (ctx: WriteContext, request: RequeueManyRequest): RequeueManyResult => {
       const window = d.tasks.deadLetters(request.queue, request.cursor === undefined ? 0 : Number(request.cursor), REQUEUE_WINDOW);
-      const before = request.finishedBefore?.getTime();
+      const after = request.finishedAfter?.getTime() ?? Number.NEGATIVE_INFINITY;
+      const before = request.finishedBefore?.getTime() ?? Number.POSITIVE_INFINITY;
       const taken: DeadLetterRow[] = [];
       let bytes = 0;
       /** The last row looked at: where the next call resumes, unless this one saw the whole rest. */
       let through: number | null = window.length === REQUEUE_WINDOW ? window.at(-1)!.seq : null;
       for (const row of window) {
-        if (before !== undefined && !(Number(row.finishedAt) < before)) continue;
+        const finishedAt = Number(row.finishedAt);
+        if (!(finishedAt >= after && finishedAt < before)) continue;
         if (taken.length === request.limit || (taken.length > 0 && bytes + row.bytes > REQUEUE_PAGE_BYTES)) {
           through = taken.at(-1)!.seq;
           break;

@@ -159,7 +159,8 @@ export const stealInput = z.strictObject({
 });
 export const requeueManyInput = z.strictObject({
   queue: storedName().optional().describe("Only dead letters of this queue; left out, of every queue"),
-  finishedBefore: dateInput.optional().describe("Only tasks dead-lettered before this time (ISO 8601 with offset, or Unix ms): an outage's, say"),
+  finishedAfter: dateInput.optional().describe("Only tasks dead-lettered at or after this time (ISO 8601 with offset, or Unix ms): with finishedBefore, an outage's"),
+  finishedBefore: dateInput.optional().describe("Only tasks dead-lettered before this time (ISO 8601 with offset, or Unix ms)"),
   limit: int(1, 1000)
     .default(100)
     .describe("The most tasks to requeue in this call, oldest first (in the order they were enqueued); fewer when their rows pass 4 MiB (at least one)"),
