@@ -26,6 +26,8 @@ export const isLeaseGone = (error: unknown): boolean => {
 };
 /** The server does not know the procedure: it is older than this client (tasks.completeAndClaim came later). */
 export const isUnknownProcedure = (error: unknown): boolean => isTRPCClientError(error) && error.data?.code === "ROUTE_NOT_FOUND";
+/** The server refused the caller's credential (revoked, unknown, or not this agent's): no retry mends it. */
+export const isCredentialRefused = (error: unknown): boolean => isTRPCClientError(error) && (error.data?.code === "UNAUTHORIZED" || error.data?.code === "FORBIDDEN");
 /** No answer, a 429 or a 5xx: the request may succeed if sent again. Not an input the client could not even send. */
 export const isTransient = (error: unknown): boolean => {
   if (isUnsendable(error)) return false;

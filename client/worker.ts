@@ -7,7 +7,7 @@
 // valid (lease-calls.ts), and a claim whose answer was lost is found and run (adoptOrphans).
 import { setTimeout as sleep } from "node:timers/promises";
 import { setMaxListeners } from "node:events";
-import { HeldLease, isTransient, isUnknownProcedure } from "./lease-calls.js";
+import { HeldLease, isCredentialRefused, isTransient, isUnknownProcedure } from "./lease-calls.js";
 import { unsendableCause } from "./serialize-input.js";
 import type { ClaimedTask, CoordinationApi, JsonObject, JsonValue, RouterInputs, RouterOutputs } from "./types.js";
 
@@ -401,6 +401,15 @@ export async function runWorker<P>(options: WorkerOptions<P>): Promise<Worker> {
         }
       } catch (error) {
         if (claiming.signal.aborted) break;
+        if (isCredentialRefused(error)) {
+          // Revoked, say: every call would be refused again, a few a second for good. The worker
+          // claims no more, says why once; runs in progress end as their settles are refused, and
+          // stop() returns at once.
+          onError(new Error(`runWorker: the server refused this worker's credential, so it claims no more: ${messageOf(error)}`, { cause: error }));
+          claiming.abort();
+          clearInterval(agentHeartbeat);
+          break;
+        }
         if (isTransient(error)) orphansSuspected = true;
         onError(error);
         await sleep(CLAIM_RETRY_MS, undefined, { signal: claiming.signal }).catch(() => undefined);

@@ -10,7 +10,7 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import { createCoordinationClient, runWorker } from "../client/index.js";
 import { collectEvents } from "./helpers/event-collector.js";
 import { runCli, killAllCli } from "./helpers/cli-process.js";
-import { http, startSecureServer, type SecureServer } from "./helpers/secure-server.js";
+import { ADMIN_SECRET, http, startSecureServer, type SecureServer } from "./helpers/secure-server.js";
 import { makeTempDir, startTestServer, withDatabase, type TestServer } from "./helpers/test-server.js";
 
 /** A migrations folder holding only `names` of the shipped ones: what an older version shipped. */
@@ -111,6 +111,25 @@ describe("the worker", () => {
     expect(await s.admin.agents.list.query({})).toEqual([]);
     // A worker given another agent's name is refused at registration, before it claims anything.
     await expect(runWorker({ api, agentId: "worker-2", handler: async () => undefined })).rejects.toThrow('this credential acts as agent "worker-1"');
+  });
+
+  it("a worker whose credential is revoked stops claiming and says why once, rather than calling with it a few times a second for good", async () => {
+    const s = (t = await startSecureServer());
+    const issued = await s.admin.tokens.create.mutate({ role: "agent", agentId: "worker-r" });
+    const errors: unknown[] = [];
+    const worker = await runWorker({ api: s.as(issued.secret), agentId: "worker-r", queues: ["q"], waitMs: 20_000, heartbeatMs: 100, handler: async () => undefined, onError: (error) => errors.push(error) });
+    await until(() => s.server.services.waiters.claims.size === 1);
+    await s.admin.tokens.revoke.mutate({ tokenId: issued.token.id });
+    await until(() => errors.some((error) => String(error).includes("refused this worker's credential")));
+    const count = async () => Number(/^coordination_http_responses_total\{status="401"\} (\d+)$/m.exec((await http(s.url, "GET", "/metrics", { token: ADMIN_SECRET })).body as string)?.[1] ?? 0);
+    const before = await count();
+    // Before, it claimed again every 500 ms (and heartbeat every 100 ms), each a 401.
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    expect(await count()).toBe(before);
+    expect(errors.filter((error) => String(error).includes("refused this worker's credential"))).toHaveLength(1);
+    const started = Date.now();
+    await worker.stop();
+    expect(Date.now() - started).toBeLessThan(10_000);
   });
 });
 
