@@ -257,6 +257,19 @@ describe("operator logs", () => {
     expect(lines.slice(before).filter((l) => l.msg.startsWith("event log pruned"))).toEqual([]);
   });
 
+  it("a revoked token's secret presented again is named in the failed-authentication line, with the address it came from", async () => {
+    const { url, api, lines } = await logged({ adminToken: ADMIN_SECRET });
+    const issued = await api.tokens.create.mutate({ role: "agent", agentId: "stolen" });
+    await api.tokens.revoke.mutate({ tokenId: issued.token.id });
+    // The line comes at once for a first failure, then once a second at most: tried until one says it.
+    await until(async () => {
+      await http(url, "GET", "/tasks", { token: issued.secret });
+      return lines.some((line) => line.msg.startsWith("authentication failed") && Array.isArray(line.revokedTokenIds));
+    });
+    const line = lines.find((l) => l.msg.startsWith("authentication failed") && Array.isArray(l.revokedTokenIds))!;
+    expect([line.revokedTokenIds, line.from]).toEqual([[issued.token.id], [expect.stringMatching(/127\.0\.0\.1$/)]]);
+  });
+
   it("a lease expiry, a dead letter, an agent going stale and offline, a failed authentication, a slow request: one info line each", async () => {
     const { url, api, client, lines } = await logged({ adminToken: ADMIN_SECRET, leaseSweepMs: 20, agentStaleMs: 100, agentOfflineMs: 2500, agentStartupGraceMs: 0, agentHealthCheckMs: 20, slowRequestMs: 50 });
     await api.tasks.enqueue.mutate({ queue: "l", maxAttempts: 1 });
@@ -280,7 +293,11 @@ describe("operator logs", () => {
     const expiry = lines.find((line) => line.msg.startsWith("lease expired"))!;
     expect([expiry.msg, expiry.queue, expiry.agentId]).toEqual(["lease expired on the task's last attempt: it is dead-lettered", "l", "sleepy"]);
     await http(url, "GET", "/tasks", { token: "wrong" });
-    expect(lines.filter((line) => line.msg.startsWith("authentication failed"))).toHaveLength(1);
+    const failed = lines.filter((line) => line.msg.startsWith("authentication failed"));
+    expect(failed).toHaveLength(1);
+    // From where: after a compromise, an operator asks whether (and from where) a secret is still tried.
+    expect([failed[0]!.failures, failed[0]!.from]).toEqual([1, [expect.stringMatching(/127\.0\.0\.1$/)]]);
+    expect(failed[0]!.revokedTokenIds).toBeUndefined();
     // A WebSocket refused for its token is a refusal, not an internal error (it logged one, with a stack).
     const refused = createCoordinationClient({ url, token: "wrong" });
     const stream = collectEvents(refused.api, {});

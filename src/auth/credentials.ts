@@ -10,6 +10,7 @@
 //    per MISS_REFRESH_MS whatever the number of wrong secrets presented.
 //  - Tokens issued or revoked through this server take effect at once; a revocation closes the
 //    token's WebSockets (the server listens with onRevoked).
+import { setNewest } from "../bounded-map.js";
 import type { Config } from "../config.js";
 import type { Database } from "../db/thread/database.js";
 import type { Logger } from "../logger.js";
@@ -31,6 +32,11 @@ export const TRUSTED: Caller = Object.freeze({ kind: "trusted" });
 export const OPEN: Caller = Object.freeze({ kind: "open" });
 export const ANONYMOUS: Caller = Object.freeze({ kind: "anonymous" });
 
+/** Revoked tokens' secret hashes kept to name them in the failure log (a hash and an id each). */
+const REVOKED_REMEMBERED = 1000;
+/** Addresses, and revoked tokens, one failure line names at most. */
+const LISTED_PER_LINE = 10;
+
 export class Credentials {
   private readonly byHash = new Map<string, TokenRecord>();
   private readonly byId = new Map<string, TokenRecord>();
@@ -41,7 +47,10 @@ export class Credentials {
   private refreshedAt = 0;
   private timer: NodeJS.Timeout | undefined;
   private readonly touchedAt = new Map<string, number>();
-  private failures = { count: 0, loggedAt: 0 };
+  /** Failed authentications since the last line logged: how many, from which addresses, with which revoked tokens' secrets. */
+  private failures = { count: 0, loggedAt: 0, from: new Set<string>(), revoked: new Set<string>() };
+  /** The secret hashes of tokens revoked while this process ran, by hash: a failure with one names the token (the log). */
+  private readonly revokedHashes = new Map<string, string>();
   private readonly revokedListeners = new Set<(tokenId: string) => void>();
   /** What watchRevocation hands out, by token id (or OPEN_CALLERS). */
   private readonly revocations = new Map<string, { controller: AbortController; fanout: SignalFanout }>();
@@ -88,10 +97,11 @@ export class Credentials {
   }
 
   /**
-   * The caller presenting `secret` (undefined: none presented). Open while nothing is enforced;
-   * anonymous for a missing, unknown or revoked secret (the 401 says no more).
+   * The caller presenting `secret` (undefined: none presented), from the client address `from`.
+   * Open while nothing is enforced; anonymous for a missing, unknown or revoked secret (the 401
+   * says no more; the operator's log says from where, and which revoked token it was).
    */
-  async authenticate(secret: string | undefined): Promise<Caller> {
+  async authenticate(secret: string | undefined, from?: string): Promise<Caller> {
     if (!this.enforced) return OPEN;
     if (!secret) return ANONYMOUS;
     const hash = hashSecret(secret);
@@ -103,7 +113,7 @@ export class Credentials {
     }
     // The map found it by hash; the comparison that decides is constant-time all the same.
     if (record === undefined || !sameHash(record.secretHash, hash)) {
-      this.noteFailure();
+      this.noteFailure(hash, from);
       return ANONYMOUS;
     }
     this.noteUse(record.id);
@@ -171,6 +181,7 @@ export class Credentials {
       this.byHash.set(record.secretHash, record);
       this.issued();
     } else if (known !== undefined) {
+      setNewest(this.revokedHashes, known.secretHash, token.id, REVOKED_REMEMBERED);
       this.revoke(token.id);
     }
   }
@@ -219,6 +230,7 @@ export class Credentials {
       else next.set(id, change.record);
     }
     const revoked = [...this.byId.keys()].filter((id) => !next.has(id));
+    for (const id of revoked) setNewest(this.revokedHashes, this.byId.get(id)!.secretHash, id, REVOKED_REMEMBERED);
     this.byHash.clear();
     this.byId.clear();
     for (const record of next.values()) {
@@ -250,14 +262,23 @@ export class Credentials {
 
   /**
    * Logs failed authentications for operators: the first at once, then at most one line a second
-   * with how many more there were, so that a client hammering with wrong secrets cannot flood the log.
+   * with how many more there were, so that a client hammering with wrong secrets cannot flood the
+   * log; with the client addresses they came from and the revoked tokens whose secrets they
+   * presented (after a compromise: is the revoked token still tried, and from where?), a few each.
    */
-  private noteFailure(): void {
+  private noteFailure(hash: string, from: string | undefined): void {
     const now = Date.now();
-    this.failures.count++;
-    if (now - this.failures.loggedAt < 1000) return;
-    this.d.log.info({ failures: this.failures.count }, "authentication failed: a bearer secret that is unknown or revoked");
-    this.failures = { count: 0, loggedAt: now };
+    const { failures } = this;
+    failures.count++;
+    if (from !== undefined && failures.from.size < LISTED_PER_LINE) failures.from.add(from);
+    const revokedId = this.revokedHashes.get(hash);
+    if (revokedId !== undefined && failures.revoked.size < LISTED_PER_LINE) failures.revoked.add(revokedId);
+    if (now - failures.loggedAt < 1000) return;
+    this.d.log.info(
+      { failures: failures.count, from: [...failures.from], ...(failures.revoked.size > 0 ? { revokedTokenIds: [...failures.revoked] } : {}) },
+      "authentication failed: a bearer secret that is unknown or revoked",
+    );
+    this.failures = { count: 0, loggedAt: now, from: new Set(), revoked: new Set() };
   }
 
   /** Records a use (lastUsedAt) at most once a minute per token; a write that fails is only logged. */

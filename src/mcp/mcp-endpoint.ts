@@ -116,7 +116,7 @@ export function createMcpEndpoint(services: Services) {
     sendJson(res, status, { jsonrpc: "2.0", error: { code: -32000, message }, id: null });
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    const caller = await credentials.authenticate(bearerSecret(req.headers.authorization));
+    const caller = await credentials.authenticate(bearerSecret(req.headers.authorization), req.socket.remoteAddress);
     if (caller.kind === "anonymous") return sendUnauthorized(res);
     let body: unknown;
     if (req.method === "POST") {

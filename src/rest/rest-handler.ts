@@ -42,7 +42,7 @@ export function createRestHandler(services: Services, log: Logger) {
       // Who is calling, before anything of the request is read: a caller without a valid
       // credential learns nothing about what it sent (not even that its JSON was malformed), nor
       // which routes and methods there are, but for the open ones (health).
-      const caller = await services.credentials.authenticate(bearerSecret(req.headers.authorization));
+      const caller = await services.credentials.authenticate(bearerSecret(req.headers.authorization), req.socket.remoteAddress);
       const open = match.kind === "found" ? match.route.access.role === "open" : match.kind === "method-not-allowed" && match.open;
       if (caller.kind === "anonymous" && !open) throw unauthorized();
       if (match.kind === "not-found") return sendJson(res, 404, { code: "ROUTE_NOT_FOUND", message: `no route ${req.method} ${url.pathname}` });

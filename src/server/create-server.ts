@@ -127,7 +127,7 @@ function serverOver(coordination: Coordination, config: Config, log: Logger, tls
   const createContext = async (req: IncomingMessage, res: ServerResponse): Promise<Context> => ({
     core: services,
     transport: httpTransport(res),
-    caller: await credentials.authenticate(bearerSecret(req.headers.authorization)),
+    caller: await credentials.authenticate(bearerSecret(req.headers.authorization), req.socket.remoteAddress),
   });
   const guards = browserGuards(config, tls ? "https" : "http");
   const trpcAdapter = createHTTPHandler({
@@ -206,7 +206,7 @@ function serverOver(coordination: Coordination, config: Config, log: Logger, tls
    */
   const mayGet = async (req: IncomingMessage, res: ServerResponse, path: string, isPublic: boolean): Promise<boolean> => {
     // The credential first, as on every route: without one, not even which methods there are.
-    if (credentials.enforced && !isPublic && (await credentials.authenticate(bearerSecret(req.headers.authorization))).kind === "anonymous") {
+    if (credentials.enforced && !isPublic && (await credentials.authenticate(bearerSecret(req.headers.authorization), req.socket.remoteAddress)).kind === "anonymous") {
       sendUnauthorized(res);
       return false;
     }
@@ -302,7 +302,7 @@ function serverOver(coordination: Coordination, config: Config, log: Logger, tls
     createContext: async ({ req, res, info }) => {
       clearTimeout(awaitingCredentials.get(res));
       const token = info.connectionParams?.["token"];
-      const caller = await credentials.authenticate(token ?? bearerSecret(req.headers.authorization));
+      const caller = await credentials.authenticate(token ?? bearerSecret(req.headers.authorization), req.socket.remoteAddress);
       if (caller.kind === "anonymous") {
         res.close(WS_CLOSE_UNAUTHORIZED, "unauthorized");
         throw unauthorized();
