@@ -145,7 +145,7 @@ export const taskRouter = router({
 
   requeueMany: procedure
     .meta({ access: ADMIN,
-      rest: { method: "POST", path: "/tasks/requeue", tags, summary: "Bring back dead-lettered (or cancelled) tasks in bulk, oldest first" },
+      rest: { method: "POST", path: "/tasks/requeue", tags, summary: "Bring back dead-lettered tasks in bulk, oldest first" },
     })
     .input(requeueManyInput)
     .output(requeueManySchema)

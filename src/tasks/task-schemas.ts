@@ -157,6 +157,9 @@ export const stealInput = z.strictObject({
   leaseMs: leaseMs.optional().describe("The new lease's length in ms; left out, the server's leaseMs. At most the server's maxLeaseMs (1 hour by default)"),
   capabilities: capabilityList().optional().describe("The capabilities the thief offers; left out, its registered ones"),
 });
+/** A task page's cursor, as the previous page's nextCursor gave it (a seq). */
+const taskCursor = () => z.string().regex(/^\d{1,15}$/, "must be a nextCursor value");
+
 export const requeueManyInput = z.strictObject({
   queue: storedName().optional().describe("Only dead letters of this queue; left out, of every queue"),
   finishedAfter: dateInput.optional().describe("Only tasks dead-lettered at or after this time (ISO 8601 with offset, or Unix ms): with finishedBefore, an outage's"),
@@ -164,9 +167,7 @@ export const requeueManyInput = z.strictObject({
   limit: int(1, 1000)
     .default(100)
     .describe("The most tasks to requeue in this call, oldest first (in the order they were enqueued); fewer when their rows pass 4 MiB (at least one)"),
-  cursor: z
-    .string()
-    .regex(/^\d{1,15}$/, "must be a nextCursor value")
+  cursor: taskCursor()
     .optional()
     .describe(
       "The nextCursor of the previous call: only dead letters after the last one it looked at. A task it brought back that failed for good again since is behind the cursor, so paging brings each task back once; so is one that was running then and failed for good since (call again without a cursor for those)",
@@ -194,11 +195,7 @@ export const listInput = z.strictObject({
   agentId: storedName().optional().describe("Only tasks held (or last held) by this agent"),
   capability: storedName().optional().describe("Only tasks that require this capability"),
   limit: int(1, 500).default(50).describe("The page's size"),
-  cursor: z
-    .string()
-    .regex(/^\d{1,15}$/, "must be a nextCursor value")
-    .optional()
-    .describe("The nextCursor of the previous page; left out, the first page"),
+  cursor: taskCursor().optional().describe("The nextCursor of the previous page; left out, the first page"),
   order: z.enum(["asc", "desc"]).default("asc").describe("asc: oldest first; desc: newest first"),
 });
 export type ListRequest = z.output<typeof listInput>;
