@@ -3,6 +3,7 @@
 // compaction merges them in steps, each a write of its own, down to one segment a level, without
 // changing what recall answers; while other writes arrive it takes one step at a time.
 import { afterEach, describe, expect, it, vi } from "vitest";
+import { storeLessonAsEarlierVersion } from "./helpers/earlier-versions.js";
 import { startTestServer, withDatabase, type TestServer } from "./helpers/test-server.js";
 
 let t: TestServer | undefined;
@@ -127,10 +128,7 @@ describe("memory index compaction", () => {
     const content = (i: number) => `lesson ${i} on the harbor ${"x".repeat(100_000)}`;
     // Stored the way a version before notes_fts did: memories and memories_fts only.
     withDatabase(t, (db) => {
-      for (let i = 0; i < 25; i++) {
-        const seq = db.prepare(`INSERT INTO memories (id, kind, content, createdAt) VALUES (?, 'lesson', ?, 0)`).run(`old-${i}`, content(i)).lastInsertRowid;
-        db.prepare(`INSERT INTO memories_fts (rowid, content, tags) VALUES (?, ?, '[]')`).run(seq, content(i));
-      }
+      for (let i = 0; i < 25; i++) storeLessonAsEarlierVersion(db, `old-${i}`, content(i), 0);
     });
     await t.api.memory.remember.mutate({ content: "a lesson of this version about the harbor", kind: "lesson" });
     const sent = () => t!.server.services.db.sent.get("memory.indexNotes") ?? 0;

@@ -11,6 +11,7 @@ import { applyMigrations, defaultMigrationsDir, MigrationError, readMigrations, 
 import { openDatabase, type SqliteDatabase } from "../src/db/open-database.js";
 import { createServer } from "../src/server/create-server.js";
 import { CliProcess, killAllCli, runCli } from "./helpers/cli-process.js";
+import { storeLessonAsEarlierVersion } from "./helpers/earlier-versions.js";
 import { makeTempDir, rest, startTestServer, withDatabase } from "./helpers/test-server.js";
 
 interface MigrationRecord {
@@ -44,6 +45,15 @@ function copyMigrations(): string {
   const copy = join(dir, "migrations");
   cpSync(MIGRATIONS_DIR, copy, { recursive: true });
   return copy;
+}
+
+/** A database as the last version without migration `first` (and the ones after it) left it. */
+function openAsVersionBefore(first: string): SqliteDatabase {
+  const older = copyMigrations();
+  for (const name of SHIPPED.filter((n) => n >= first)) rmSync(join(older, name), { recursive: true });
+  const db = openDb();
+  applyMigrations(db, older);
+  return db;
 }
 
 beforeEach(() => {
@@ -193,10 +203,7 @@ describe("migrations at server start-up", () => {
 
   it("gives a lease an older version granted (no leaseMs) the length it was granted: a heartbeat naming none renews it by that", async () => {
     // The file as the last version without tasks.leaseMs left it, with a task claimed for 10 minutes.
-    const older = copyMigrations();
-    for (const name of SHIPPED.filter((n) => n >= "20261201000000_task_lease_length")) rmSync(join(older, name), { recursive: true });
-    const db = openDb();
-    applyMigrations(db, older);
+    const db = openAsVersionBefore("20261201000000_task_lease_length");
     const claimedAt = Date.now() - 60_000;
     const insert = db.prepare(
       `INSERT INTO tasks (id, queue, payload, status, attempts, runAt, leaseOwner, leaseExpiresAt, leaseToken, createdAt, updatedAt, claimedAt)
@@ -222,10 +229,7 @@ describe("migrations at server start-up", () => {
 
   it("marks the pending tasks an older version delayed; they are claimed once due, in priority and seq order, not before", async () => {
     // The file as the last version without tasks.delayed left it: two tasks due, two an hour ahead, one due soon.
-    const older = copyMigrations();
-    for (const name of SHIPPED.filter((n) => n >= "20261205000000_delayed_tasks")) rmSync(join(older, name), { recursive: true });
-    const db = openDb();
-    applyMigrations(db, older);
+    const db = openAsVersionBefore("20261205000000_delayed_tasks");
     const now = Date.now();
     const insert = db.prepare(`INSERT INTO tasks (id, queue, payload, priority, runAt, createdAt, updatedAt) VALUES (?, 'q', '{}', ?, ?, ?, ?)`);
     for (const [id, priority, runAt] of [["later-1", 0, now + 3_600_000], ["due-1", 5, now - 1000], ["later-2", 0, now + 3_600_000], ["soon", 1, now + 1500], ["due-2", 5, now - 500]] as const) {
@@ -252,21 +256,14 @@ describe("migrations at server start-up", () => {
     // The file as the version that indexed notes in notes_fts from its store left it; an earlier
     // server still running on it (a rolling upgrade) stored a lesson the way it knew: memories
     // and memories_fts only.
-    const older = copyMigrations();
-    for (const name of SHIPPED.filter((n) => n >= "20261206010000_notes_index")) rmSync(join(older, name), { recursive: true });
-    const db = openDb();
-    applyMigrations(db, older);
-    const storeTheOldWay = (d: SqliteDatabase, id: string, content: string) => {
-      const seq = d.prepare(`INSERT INTO memories (id, kind, content, createdAt) VALUES (?, 'lesson', ?, ?)`).run(id, content, Date.now()).lastInsertRowid;
-      d.prepare(`INSERT INTO memories_fts (rowid, content, tags) VALUES (?, ?, '[]')`).run(seq, content);
-    };
-    storeTheOldWay(db, "before", "harbor pilots board at dawn");
+    const db = openAsVersionBefore("20261206010000_notes_index");
+    storeLessonAsEarlierVersion(db, "before", "harbor pilots board at dawn");
     db.close();
 
     const server = await startTestServer({ memoryIndexCompactMs: 100 }, dir);
     try {
       expect(server.server.services.migrationsApplied).toEqual(["20261206010000_notes_index"]);
-      withDatabase(server, (d) => storeTheOldWay(d, "after", "harbor tugs wait for the tide"));
+      withDatabase(server, (d) => storeLessonAsEarlierVersion(d, "after", "harbor tugs wait for the tide"));
       // A word over a hundred notes share: recall ranks its notes over notes_fts alone.
       for (let i = 0; i < 100; i++) await server.api.memory.remember.mutate({ content: `routine note ${i} mentions the harbor among many filler words`, kind: "note" });
       await vi.waitFor(
