@@ -12,6 +12,9 @@ export const OPERATOR_USAGE = [
   "       coordination tasks get|requeue|cancel TASK_ID",
   "       coordination tasks requeue --all [--queue Q] [--after TIME] [--before TIME]   the dead letters there are when it",
   "                                    starts back to pending, oldest first; only those dead-lettered in [--after, --before) (ISO 8601, or Unix ms)",
+  "       coordination queues pause QUEUE [--reason TEXT]        no claim takes its tasks until it is resumed",
+  "       coordination queues resume QUEUE                        claims take its tasks again, best first",
+  "       coordination queues                                     the paused queues",
   "       coordination agents [--capability C] [--health healthy|stale|offline]",
   "       coordination events tail [--types 'task.*,agent.*'] [--agent A] [--from SEQ]   (--from: the events after SEQ; 0 for all retained)",
   "Each takes --url URL (COORDINATION_URL, default http://127.0.0.1:8000), --token TOKEN",
@@ -25,7 +28,7 @@ interface Parsed {
   options: Record<string, string | true>;
 }
 
-const VALUE_OPTIONS = new Set(["--url", "--token", "--queue", "--status", "--agent", "--limit", "--cursor", "--capability", "--health", "--types", "--from", "--after", "--before"]);
+const VALUE_OPTIONS = new Set(["--url", "--token", "--queue", "--status", "--agent", "--limit", "--cursor", "--capability", "--health", "--types", "--from", "--after", "--before", "--reason"]);
 /** Options that take no value. */
 const FLAG_OPTIONS = new Set(["--json", "--all"]);
 
@@ -152,8 +155,32 @@ async function dispatch(words: string[], options: Parsed["options"], json: boole
       () =>
         table(
           ["QUEUE", "PENDING", "CLAIMED", "COMPLETED", "DEAD_LETTER", "CANCELLED", "OLDEST PENDING"],
-          stats.queues.map((q) => [q.queue, ...(["pending", "claimed", "completed", "dead_letter", "cancelled"] as const).map((s) => String(q.counts[s])), q.oldestPendingAgeMs === null ? "-" : `${Math.round(q.oldestPendingAgeMs / 1000)} s`]),
+          stats.queues.map((q) => [q.paused ? `${q.queue} (paused)` : q.queue, ...(["pending", "claimed", "completed", "dead_letter", "cancelled"] as const).map((s) => String(q.counts[s])), q.oldestPendingAgeMs === null ? "-" : `${Math.round(q.oldestPendingAgeMs / 1000)} s`]),
         ) + (stats.queuesOmitted > 0 ? `(${stats.queuesOmitted} quieter queues not shown)\n` : ""),
+    );
+    return 0;
+  }
+  if (command === "queues" && (sub === "pause" || sub === "resume") && words.length === 2) throw new OperatorUsageError(`queues ${sub} needs a QUEUE`);
+  if (command === "queues" && (sub === "pause" || sub === "resume") && words.length === 3) {
+    const reason = str(options["--reason"]);
+    if (sub === "resume" && reason !== undefined) throw new OperatorUsageError("queues resume takes no --reason");
+    const pause = sub === "pause" ? await api.queues.pause.mutate({ queue: id!, ...(reason === undefined ? {} : { reason }) }) : await api.queues.resume.mutate({ queue: id! });
+    print(pause, () =>
+      pause.paused
+        ? `queue ${printable(pause.queue)} paused since ${when(pause.pausedAt)}${pause.reason ? `: ${printable(pause.reason)}` : ""}\n`
+        : `queue ${printable(pause.queue)} runs${pause.resumedAt ? " (its tasks are being brought back, best first)" : ""}\n`,
+    );
+    return 0;
+  }
+  if (command === "queues" && (words.length === 1 || (sub === "paused" && words.length === 2))) {
+    const pauses = await api.queues.paused.query();
+    print(pauses, () =>
+      pauses.length === 0
+        ? "no queue is paused\n"
+        : table(
+            ["QUEUE", "STATE", "SINCE", "BY", "REASON"],
+            pauses.map((p) => [p.queue, p.paused ? "paused" : "resuming", when(p.paused ? p.pausedAt : p.resumedAt), p.pausedBy ?? "-", p.reason || "-"]),
+          ),
     );
     return 0;
   }

@@ -123,7 +123,7 @@ async function tokensMain(argv: string[]): Promise<number> {
 }
 
 /** Commands that talk to a running server (src/cli-operator.ts). */
-const OPERATOR_COMMANDS = new Set(["stats", "tasks", "agents", "events"]);
+const OPERATOR_COMMANDS = new Set(["stats", "tasks", "queues", "agents", "events"]);
 
 async function operatorMain(argv: string[]): Promise<number> {
   const { runOperatorCommand } = await import("./cli-operator.js");

@@ -70,6 +70,16 @@ export interface InProcessCoordination {
      */
     stats(options?: In["tasks"]["stats"]): Promise<Out["tasks"]["stats"]>;
   };
+  queues: {
+    /** Pauses `queue`: no claim or steal takes its tasks until it is resumed; enqueues are taken. A queue already paused keeps its pause. */
+    pause(queue: string, options?: Rest<In["queues"]["pause"], "queue">): Promise<Out["queues"]["pause"]>;
+    /** Resumes `queue`: claims take its tasks again, best first. A queue not paused is answered as it is. */
+    resume(queue: string): Promise<Out["queues"]["resume"]>;
+    /** Whether `queue` is paused, since when and why. */
+    status(queue: string): Promise<Out["queues"]["status"]>;
+    /** The paused queues, and resumed ones whose tasks are still being brought back. */
+    paused(): Promise<Out["queues"]["paused"]>;
+  };
   events: {
     /** Stored once, delivered to every matching subscriber (or, with `target`, to one mailbox). */
     publish(event: In["events"]["publish"]): Promise<Out["events"]["publish"]>;
@@ -178,6 +188,12 @@ export async function openCoordination(options: InProcessOptions = {}): Promise<
       get: (taskId) => run(api.tasks.get({ taskId })),
       list: (filter) => run(api.tasks.list(filter ?? {})),
       stats: (options) => run(api.tasks.stats(options)),
+    },
+    queues: {
+      pause: (queue, options) => run(api.queues.pause({ ...options, queue })),
+      resume: (queue) => run(api.queues.resume({ queue })),
+      status: (queue) => run(api.queues.status({ queue })),
+      paused: () => run(api.queues.paused()),
     },
     events: {
       publish: (event) => run(api.events.publish(event)),

@@ -43,7 +43,7 @@ export interface Services {
   deliveries: Deliveries;
   /** Long-polling claims and polls parked, woken by committed events. */
   waiters: { claims: ClaimWaiters; polls: PollWaiters };
-  jobs: { leaseSweeper: PeriodicJob; pollHolds: PeriodicJob; healthMonitor: PeriodicJob; eventPruner: PeriodicJob; retention: PeriodicJob; memoryIndex: PeriodicJob };
+  jobs: { leaseSweeper: PeriodicJob; queueHolds: PeriodicJob; pollHolds: PeriodicJob; healthMonitor: PeriodicJob; eventPruner: PeriodicJob; retention: PeriodicJob; memoryIndex: PeriodicJob };
   /** Settled tasks and memories pruned to their retention (src/retention/). */
   retention: Retention;
   /** Aborted when shutdown begins: long-polls and streams end. */
@@ -104,7 +104,15 @@ export function createCoordination(config: Config, log: Logger): Coordination {
   const memory = new MemoryService(config, db, log);
   // Claims and polls together: one agent's parked long-polls, whatever they wait for.
   const parked = new PerKeyLimit(config.maxParkedPerAgent, (agentId) => `too many long-polls waiting for agent ${JSON.stringify(agentId)}`, "maxParkedPerAgent");
-  const tasks = new TaskService({ config, db, waiters: waiters.claims, shutdown: stopping, parked, changeMark: () => `${bus!.lastSeq}:${retention.pruned.settledTasks}` });
+  const tasks = new TaskService({
+    config,
+    db,
+    waiters: waiters.claims,
+    shutdown: stopping,
+    parked,
+    changeMark: () => `${bus!.lastSeq}:${retention.pruned.settledTasks}`,
+    pausesChanged: () => void jobs.queueHolds.runNow(),
+  });
   const events = new EventService({ config, db, log, waiters: waiters.polls, shutdown: stopping, parked });
   const credentials = new Credentials({ db, config, log });
   metrics = new Metrics({
@@ -119,6 +127,9 @@ export function createCoordination(config: Config, log: Logger): Coordination {
   const retention = new Retention(config, db, log);
   const jobs = {
     leaseSweeper: new PeriodicJob("lease-sweeper", config.leaseSweepMs, () => tasks.expireLeases(), log),
+    // Paused queues' tasks held out of the claim indexes, resumed ones' let go; also those a
+    // server that stopped midway (or another process on the file) left.
+    queueHolds: new PeriodicJob("queue-holds", config.leaseSweepMs, () => tasks.settleHolds(), log),
     // Auto-ack batches whose answers are still on their way keep their holds (event-service.ts).
     pollHolds: new PeriodicJob("poll-holds", config.leaseSweepMs, () => events.renewHolds(), log),
     healthMonitor: new PeriodicJob("agent-health", config.agentHealthCheckMs, () => agents.checkHealth(), log),

@@ -93,6 +93,7 @@ const CHECKED = [
   "health",
   "tasks.enqueue", "tasks.enqueueMany", "tasks.claim", "tasks.claimNext", "tasks.claimMany", "tasks.heartbeat", "tasks.complete", "tasks.completeAndClaim",
   "tasks.fail", "tasks.release", "tasks.cancel", "tasks.requeue", "tasks.requeueMany", "tasks.steal", "tasks.get", "tasks.list", "tasks.stats", "tasks.events",
+  "queues.pause", "queues.resume", "queues.status", "queues.paused",
   "events.publish", "events.subscribe", "events.unsubscribe", "events.subscription", "events.poll", "events.ack", "events.list", "events.head", "events.onEvent",
   "agents.register", "agents.heartbeat", "agents.deregister", "agents.get", "agents.list", "agents.findByCapability", "agents.card",
   "memory.remember", "memory.recall", "memory.forget",
@@ -167,11 +168,22 @@ describe("AppRouter types", () => {
     expectTypeOf<In["tasks"]["stats"]>().toEqualTypeOf<void | { queue?: string; limit?: number } | undefined>();
     type Policy = { maxAgeMs: number | null; maxCount: number | null };
     expectTypeOf<Out["tasks"]["stats"]>().toEqualTypeOf<{
-      queues: Array<{ queue: string; counts: Counts; oldestPendingAgeMs: number | null }>;
+      queues: Array<{ queue: string; counts: Counts; oldestPendingAgeMs: number | null; paused: boolean }>;
       queuesOmitted: number;
       totals: Counts;
       retention: { settledTasks: { maxAgeMs: number | null; maxCount: number | null; oldestSettledAt: Date | null }; executions: Policy; notes: Policy };
     }>();
+  });
+
+  it("queue pause procedures", () => {
+    type Pause = { queue: string; paused: boolean; reason: string | null; pausedBy: string | null; pausedAt: Date | null; resumedAt: Date | null };
+    expectTypeOf<In["queues"]["pause"]>().toEqualTypeOf<{ queue: string; reason?: string }>();
+    expectTypeOf<Out["queues"]["pause"]>().toEqualTypeOf<Pause>();
+    expectTypeOf<In["queues"]["resume"]>().toEqualTypeOf<{ queue: string }>();
+    expectTypeOf<Out["queues"]["resume"]>().toEqualTypeOf<Pause>();
+    expectTypeOf<In["queues"]["status"]>().toEqualTypeOf<{ queue: string }>();
+    expectTypeOf<Out["queues"]["status"]>().toEqualTypeOf<Pause>();
+    expectTypeOf<Out["queues"]["paused"]>().toEqualTypeOf<Pause[]>();
   });
 
   it("event procedures", () => {

@@ -35,7 +35,7 @@ describe("operator commands against a running server", () => {
     expect(stats.stdout.split("\n")[1]).toMatch(/^ops\s+1\s+0\s+0\s+1\s+0\s+\d+ s$/);
     const statsJson = JSON.parse((await runCli({ args: ["stats", "--json"], env })).stdout);
     expect(statsJson).toEqual({
-      queues: [{ queue: "ops", counts: { pending: 1, claimed: 0, completed: 0, dead_letter: 1, cancelled: 0 }, oldestPendingAgeMs: expect.any(Number) }],
+      queues: [{ queue: "ops", counts: { pending: 1, claimed: 0, completed: 0, dead_letter: 1, cancelled: 0 }, oldestPendingAgeMs: expect.any(Number), paused: false }],
       queuesOmitted: 0,
       totals: { pending: 1, claimed: 0, completed: 0, dead_letter: 1, cancelled: 0 },
       retention: {

@@ -22,6 +22,7 @@ const EXPECTED: Record<string, Need> = {
   "agents.get": "read", "agents.list": "read", "agents.findByCapability": "read", "agents.card": "read",
   "memory.remember": "agent", "memory.recall": "read", "memory.forget": "admin",
   "tokens.create": "admin", "tokens.list": "admin", "tokens.revoke": "admin",
+  "queues.pause": "admin", "queues.resume": "admin", "queues.status": "read", "queues.paused": "read",
 };
 const ALLOWED: Record<Need, string[]> = { open: ["none", "read", "agent", "admin"], read: ["read", "agent", "admin"], agent: ["agent", "admin"], admin: ["admin"] };
 

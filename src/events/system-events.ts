@@ -46,6 +46,10 @@ export type SystemEventPayloads = {
   "agent.offline": { agentId: string; health: AgentHealth; previousHealth: AgentHealth; lastHeartbeatAt: string; releasedTasks?: number };
   /** reason "retention": removed after agentRetentionMs offline (it held no task). */
   "agent.deregistered": { agentId: string; releasedTasks: number; reason?: "retention" };
+  /** No claim or steal takes the queue's tasks until it is resumed; pausedBy: the credential's id (null when open or in-process). */
+  "queue.paused": { queue: string; reason: string; pausedBy: string | null };
+  /** Claims take the queue's tasks again; pausedAt: when the pause it ends began. */
+  "queue.resumed": { queue: string; pausedAt: string };
 };
 
 export type SystemEventType = keyof SystemEventPayloads;

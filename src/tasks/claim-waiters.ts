@@ -1,5 +1,5 @@
 // Long-polling claims that found nothing wait here, and are woken by the events that make a task
-// claimable (task.enqueued, task.released, task.requeued, task.retried), whichever process
+// claimable (task.enqueued, task.released, task.requeued, task.retried, queue.resumed), whichever process
 // committed them: the event bus delivers both. Before, every parked claim re-ran its claim
 // statement every crossProcessPollMs, so 1,000 idle long-polls burned half a core; and every
 // enqueue woke them all, to find one task.
@@ -117,6 +117,12 @@ export class ClaimWaiters {
         // An implicit registration (by the agent's own first claim) grants no capability.
         if (change.implicit === true) continue;
         for (const ticket of this.tickets) if (ticket.interest.agentId === change.agentId) ticket.notify();
+        continue;
+      }
+      if (event.type === "queue.resumed") {
+        // A whole queue's tasks are claimable again: every waiter that could take from it looks.
+        const { queue } = event.payload as { queue?: unknown };
+        for (const ticket of this.tickets) if (ticket.interest.queues === null || ticket.interest.queues.includes(queue as string)) ticket.notify();
         continue;
       }
       if (!AVAILABILITY.has(event.type)) continue;

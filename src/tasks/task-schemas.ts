@@ -326,6 +326,8 @@ export const taskStatsSchema = z.object({
       counts: statusCounts,
       /** Age of the oldest pending task whose run-at has come, or null when none waits. */
       oldestPendingAgeMs: z.number().nullable(),
+      /** Paused (queues.pause): no claim takes its tasks until it is resumed. */
+      paused: z.boolean(),
     }),
   ),
   /** Queues with tasks that the list leaves out (past its limit, or not the queue asked for). The totals count them. */

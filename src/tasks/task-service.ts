@@ -19,6 +19,7 @@ import type { Leased } from "./task-commands.js";
 import { isHeld, taskWith, type ClaimedTask, type ClaimRequest, type CompleteAndClaimRequest, type CompletedAndClaimed, type EnqueueRequest, type ListRequest, type RequeueManyRequest, type RequeueManyResult, type SettledTask, type Task, type TaskStats } from "./task-schemas.js";
 import type { SettleRequest } from "./task-transitions.js";
 import { copyWith } from "../copy-with.js";
+import type { PauseRequest, QueuePause } from "./queue-pause-schemas.js";
 
 export interface TaskServiceDeps {
   config: Config;
@@ -30,6 +31,8 @@ export interface TaskServiceDeps {
   parked: PerKeyLimit;
   /** Changes whenever tasks may have changed (the log's head seen by this process, retention's deletions): stats are reused while it stands. */
   changeMark: () => string;
+  /** A pause or resume committed: its queue's tasks are to be held or let go (the queue-holds job). */
+  pausesChanged?: () => void;
 }
 
 /** Sweeps at most this many expired leases per run. */
@@ -159,6 +162,43 @@ export class TaskService {
 
   requeue(taskId: string): Promise<Task> {
     return this.d.db.write("tasks.requeue", taskId);
+  }
+
+  /**
+   * Pauses a queue: from this write on, no claim or steal takes its tasks; enqueues are taken.
+   * A queue already paused keeps its pause (the answer names it). `pausedBy`: the credential's id.
+   */
+  async pause(request: PauseRequest, pausedBy: string | null): Promise<QueuePause> {
+    const answer = await this.d.db.write("queues.pause", copyWith(request, { pausedBy }));
+    this.d.pausesChanged?.();
+    return answer;
+  }
+
+  /** Resumes a paused queue: claims take its tasks again, best first. One not paused is answered as it is. */
+  async resume(queue: string): Promise<QueuePause> {
+    const answer = await this.d.db.write("queues.resume", queue);
+    this.d.pausesChanged?.();
+    return answer;
+  }
+
+  /** Paused queues, and resumed ones whose tasks are still being let go. */
+  pauses(): Promise<QueuePause[]> {
+    return this.d.db.read("queues.paused", undefined);
+  }
+
+  /**
+   * Holds the pending tasks of paused queues out of the claim indexes, and lets those of resumed
+   * ones back, a bounded chunk a write (queue-pause-store.ts), until none is left. Looked for on
+   * the reader first: a server with nothing to move writes nothing. Run by the queue-holds job,
+   * and after every pause and resume. Returns how many rows moved.
+   */
+  async settleHolds(): Promise<number> {
+    let moved = 0;
+    for (;;) {
+      const queues = await this.d.db.read("queues.unsettled", undefined);
+      if (queues.length === 0) return moved;
+      for (const queue of queues) moved += await this.d.db.write("queues.settleHolds", queue);
+    }
   }
 
   /** Up to `limit` dead letters (or cancelled tasks) back to pending, oldest first, in one write (task-commands.ts). */

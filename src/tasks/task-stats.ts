@@ -1,4 +1,4 @@
-// Counts per queue and status, and how long the oldest due task has waited: the read side,
+// Counts per queue and status, how long the oldest due task has waited, whether it is paused: the read side,
 // through Prisma.
 import type { Prisma } from "../db/prisma.js";
 import type { TaskCounts } from "./task-schemas.js";
@@ -8,10 +8,12 @@ type Counts = Record<TaskStatus, number>;
 const zeroCounts = (): Counts => Object.fromEntries(TASK_STATUSES.map((s) => [s, 0])) as Counts;
 
 export async function readTaskCounts(prisma: Prisma, now: number): Promise<TaskCounts> {
-  const [groups, oldest] = await Promise.all([
+  const [groups, oldest, pauses] = await Promise.all([
     prisma.task.groupBy({ by: ["queue", "status"], _count: { _all: true } }),
     prisma.task.groupBy({ by: ["queue"], where: { status: "pending", runAt: { lte: new Date(now) } }, _min: { runAt: true } }),
+    prisma.queuePause.findMany({ where: { resumedAt: null }, select: { queue: true } }),
   ]);
+  const paused = new Set(pauses.map((p) => p.queue));
   const queues = new Map<string, Counts>();
   const totals = zeroCounts();
   for (const group of groups) {
@@ -27,7 +29,7 @@ export async function readTaskCounts(prisma: Prisma, now: number): Promise<TaskC
       .sort(([a], [b]) => a.localeCompare(b))
       .map(([queue, counts]) => {
         const runAt = oldestByQueue.get(queue);
-        return { queue, counts, oldestPendingAgeMs: runAt ? Math.max(0, now - runAt.getTime()) : null };
+        return { queue, counts, oldestPendingAgeMs: runAt ? Math.max(0, now - runAt.getTime()) : null, paused: paused.has(queue) };
       }),
     queuesOmitted: 0,
     totals,

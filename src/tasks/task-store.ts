@@ -6,6 +6,7 @@ import { utf8Bytes, withinBudget } from "../db/answer-budget.js";
 import { placeholders, type Statements } from "../db/statements.js";
 import type { Task, TaskStatus } from "./task-schemas.js";
 import type { LeaseBounds } from "./lock-wait-grace.js";
+import { HELD_IF_PAUSED, PAUSED_QUEUES } from "./queue-pause-store.js";
 
 /** SQL: the lease ran out within a check's bounds (leaseRunOutParams); the sweeper and steal share it. */
 const LEASE_RUN_OUT = `(leaseExpiresAt <= ? AND (leaseExpiresAt <= ? OR updatedAt >= ?))`;
@@ -15,7 +16,7 @@ const leaseRunOutParams = (bounds: LeaseBounds): [number, number, number] => [bo
 export type DeadLetterRow = Pick<TaskRow, "seq" | "id" | "queue" | "status" | "capability" | "targetAgentId" | "finishedAt"> & { bytes: number };
 
 /** What a requeue sets: pending now ($1 runAt, $2 updatedAt), a fresh start. */
-const REQUEUED = `status = 'pending', attempts = 0, runAt = ?, delayed = 0, leaseOwner = NULL, leaseExpiresAt = NULL, result = NULL, finishedAt = NULL, updatedAt = ?`;
+const REQUEUED = `status = 'pending', attempts = 0, runAt = ?, delayed = 0, ${HELD_IF_PAUSED}, leaseOwner = NULL, leaseExpiresAt = NULL, result = NULL, finishedAt = NULL, updatedAt = ?`;
 
 export interface TaskRow {
   seq: number;
@@ -44,6 +45,8 @@ export interface TaskRow {
   leaseMs: number | null;
   /** 1 while pending with a runAt ahead: out of the claim indexes until a claim promotes it (promoteDue). */
   delayed: number;
+  /** 1 while pending in a paused queue: out of the claim indexes (queue-pause-store.ts). */
+  held: number;
 }
 
 /** How many failed runs a task's errorHistory keeps, the newest (each error at most 10,000 characters). */
@@ -113,6 +116,7 @@ export function taskRowWith(row: TaskRow, changes: Partial<TaskRow>): TaskRow {
     finishedAt: row.finishedAt,
     leaseMs: row.leaseMs,
     delayed: row.delayed,
+    held: row.held,
   };
   return Object.assign(copy, changes);
 }
@@ -169,7 +173,8 @@ function claimableWhere(filter: ClaimFilter, params: unknown[]): string {
  * lease for a task its thief could not have claimed.
  */
 function runnableBy(filter: ClaimFilter, params: unknown[]): string {
-  const clauses = ["(targetAgentId IS NULL OR targetAgentId = ?)"];
+  // A paused queue's tasks are left out from the write that paused it, held or not yet.
+  const clauses = ["(targetAgentId IS NULL OR targetAgentId = ?)", `queue NOT IN (${PAUSED_QUEUES})`];
   params.push(filter.agentId);
   if (filter.queues) {
     clauses.push(`queue IN (${placeholders(filter.queues.length)})`);
@@ -195,17 +200,19 @@ export class TaskStore {
   constructor(private readonly st: Statements) {}
 
   /**
-   * Appends a pending task. The row is built here rather than read back (RETURNING costs a
-   * fifth of an insert): the other columns take the schema's defaults, which a test compares
-   * with what the database stores (tests/schema-drift.test.ts).
+   * Appends a pending task, held when its queue is paused (a primary-key read). The row is built
+   * here rather than read back (RETURNING costs a fifth of an insert): the other columns take the
+   * schema's defaults, which a test compares with what the database stores
+   * (tests/schema-drift.test.ts).
    */
   insert(task: NewTask, now: number): TaskRow {
+    const held = this.pausedNow(task.queue);
     const { lastInsertRowid } = this.st
       .get(
-        `INSERT INTO tasks (id, queue, payload, priority, capability, targetAgentId, maxAttempts, runAt, idempotencyKey, createdAt, updatedAt, delayed)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT INTO tasks (id, queue, payload, priority, capability, targetAgentId, maxAttempts, runAt, idempotencyKey, createdAt, updatedAt, delayed, held)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       )
-      .run(task.id, task.queue, task.payload, task.priority, task.capability, task.targetAgentId, task.maxAttempts, task.runAt, task.idempotencyKey, now, now, delayedAt(task.runAt, now));
+      .run(task.id, task.queue, task.payload, task.priority, task.capability, task.targetAgentId, task.maxAttempts, task.runAt, task.idempotencyKey, now, now, delayedAt(task.runAt, now), held);
     // Every column named, in the table's order: the same hidden class as a row read back (taskRowWith).
     return {
       seq: Number(lastInsertRowid),
@@ -232,7 +239,13 @@ export class TaskStore {
       finishedAt: null,
       leaseMs: null,
       delayed: delayedAt(task.runAt, now),
+      held,
     };
+  }
+
+  /** 1 when `queue` is paused now (an enqueue into it is held), else 0; a primary-key read. */
+  private pausedNow(queue: string): number {
+    return this.st.get<[string], number>(`SELECT count(*) FROM queue_pauses WHERE queue = ? AND resumedAt IS NULL`).pluck().get(queue)!;
   }
 
   findById(id: string): TaskRow | undefined {
@@ -260,7 +273,7 @@ export class TaskStore {
       const pickParams: unknown[] = [];
       const pickWhere = claimableWhere(filter, pickParams);
       pickParams.push(now);
-      const row = this.st.get<unknown[], TaskRow>(`SELECT * FROM tasks WHERE ${pickWhere} AND delayed = 0 AND runAt <= ? ORDER BY priority, seq LIMIT 1`).get(...pickParams);
+      const row = this.st.get<unknown[], TaskRow>(`SELECT * FROM tasks WHERE ${pickWhere} AND delayed = 0 AND held = 0 AND runAt <= ? ORDER BY priority, seq LIMIT 1`).get(...pickParams);
       if (row === undefined) return [];
       this.st.get<unknown[]>(`${lease} WHERE seq = ?`).run(filter.agentId, leaseExpiresAt, now, now, leaseMs, row.seq);
       return [taskRowWith(row, { status: "claimed", leaseOwner: filter.agentId, leaseExpiresAt, leaseToken: row.leaseToken + 1, attempts: row.attempts + 1, claimedAt: now, updatedAt: now, leaseMs })];
@@ -271,7 +284,7 @@ export class TaskStore {
     const picked = withinBudget(
       this.st
         .get<unknown[], { seq: number; bytes: number }>(
-          `SELECT seq, ${TASK_ANSWER_BYTES} AS bytes FROM tasks WHERE ${pickWhere} AND delayed = 0 AND runAt <= ? ORDER BY priority, seq LIMIT CAST(? AS INTEGER)`,
+          `SELECT seq, ${TASK_ANSWER_BYTES} AS bytes FROM tasks WHERE ${pickWhere} AND delayed = 0 AND held = 0 AND runAt <= ? ORDER BY priority, seq LIMIT CAST(? AS INTEGER)`,
         )
         .iterate(...pickParams),
       (row) => row.bytes,
@@ -296,7 +309,8 @@ export class TaskStore {
     const transaction = this.st.transactions;
     if (transaction !== 0 && transaction === this.promotedIn) return;
     this.promotedIn = transaction;
-    this.st.get<[number]>(`UPDATE tasks SET delayed = 0 WHERE status = 'pending' AND delayed = 1 AND runAt <= ?`).run(now);
+    // A task of a paused queue falls due held, as the rest of its queue is.
+    this.st.get<[number]>(`UPDATE tasks SET delayed = 0, ${HELD_IF_PAUSED} WHERE status = 'pending' AND delayed = 1 AND runAt <= ?`).run(now);
   }
   /** The transaction (Statements.transactions) whose first claim promoted the due tasks. */
   private promotedIn = -1;
@@ -351,7 +365,7 @@ export class TaskStore {
     }
     return this.st
       .get<[string, string, number, number, number, number], TaskRow>(
-        `UPDATE tasks SET status = 'pending', lastError = ?, errorHistory = ?, runAt = ?, delayed = ?, leaseOwner = NULL, leaseExpiresAt = NULL, updatedAt = ?
+        `UPDATE tasks SET status = 'pending', lastError = ?, errorHistory = ?, runAt = ?, delayed = ?, ${HELD_IF_PAUSED}, leaseOwner = NULL, leaseExpiresAt = NULL, updatedAt = ?
          WHERE seq = ? RETURNING *`,
       )
       .get(error, errorHistory, retryAt, delayedAt(retryAt, now), now, row.seq)!;
@@ -361,7 +375,7 @@ export class TaskStore {
   release(seq: number, runAt: number, now: number): TaskRow {
     return this.st
       .get<[number, number, number, number], TaskRow>(
-        `UPDATE tasks SET status = 'pending', attempts = MAX(attempts - 1, 0), runAt = ?, delayed = ?, leaseOwner = NULL, leaseExpiresAt = NULL, updatedAt = ?
+        `UPDATE tasks SET status = 'pending', attempts = MAX(attempts - 1, 0), runAt = ?, delayed = ?, ${HELD_IF_PAUSED}, leaseOwner = NULL, leaseExpiresAt = NULL, updatedAt = ?
          WHERE seq = ? RETURNING *`,
       )
       .get(runAt, delayedAt(runAt, now), now, seq)!;

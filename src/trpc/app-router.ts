@@ -7,6 +7,7 @@ import { tokenRouter } from "../auth/token-router.js";
 import { eventRouter } from "../events/event-router.js";
 import { memoryRouter } from "../memory/memory-router.js";
 import { taskRouter } from "../tasks/task-router.js";
+import { queueRouter } from "../tasks/queue-router.js";
 import { VERSION } from "../version.js";
 import type { ProcedureDefinition } from "../rest/direct-call.js";
 import { procedure, router } from "./init.js";
@@ -42,6 +43,7 @@ export const appRouter = router({
       return { status: "ok" as const, version: VERSION, uptimeMs: Date.now() - startedAt, db: "ok" as const };
     }),
   tasks: taskRouter,
+  queues: queueRouter,
   events: eventRouter,
   agents: agentRouter,
   memory: memoryRouter,
