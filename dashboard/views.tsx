@@ -39,9 +39,22 @@ export function Queues({ api, onUnauthorized }: ViewProps) {
   const stats = usePolling(() => api.tasks.stats.query({ limit: DASHBOARD_QUEUES }), 1000, [api], onUnauthorized);
   // (The server shares one count a second among all callers: counting reads every task.)
   const retention = stats.data?.retention.settledTasks;
+  const [message, setMessage] = useState("");
+  /** Pauses or resumes a queue (an admin's act: a read token is told the server's refusal). */
+  const toggle = async (queue: string, paused: boolean) => {
+    try {
+      await (paused ? api.queues.resume.mutate({ queue }) : api.queues.pause.mutate({ queue, reason: "paused from the dashboard" }));
+      stats.refresh();
+      setMessage(`${paused ? "resumed" : "paused"} ${queue}`);
+    } catch (error) {
+      setMessage(`${paused ? "resume" : "pause"} failed: ${errorText(error)}`);
+    }
+  };
   return (
     <section>
-      <h2>Queues</h2>
+      <h2>
+        Queues <span class="muted">{message}</span>
+      </h2>
       <ErrorLine error={stats.error} />
       <table data-testid="queues">
         <thead>
@@ -51,18 +64,24 @@ export function Queues({ api, onUnauthorized }: ViewProps) {
               <th class="num">{s.replace("_", " ")}</th>
             ))}
             <th class="num">oldest pending</th>
+            <th></th>
           </tr>
         </thead>
         <tbody>
           {stats.data?.queues.map((q) => (
-            <tr data-queue={q.queue}>
-              <td>{q.queue}</td>
+            <tr data-queue={q.queue} data-paused={q.paused ? "true" : "false"}>
+              <td>
+                {q.queue} {q.paused && <span class="badge">paused</span>}
+              </td>
               {STATES.map((s) => (
                 <td class="num" data-state={s}>
                   {q.counts[s]}
                 </td>
               ))}
               <td class="num">{age(q.oldestPendingAgeMs)}</td>
+              <td class="actions">
+                <button onClick={() => void toggle(q.queue, q.paused)}>{q.paused ? "Resume" : "Pause"}</button>
+              </td>
             </tr>
           ))}
         </tbody>

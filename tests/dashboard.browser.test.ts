@@ -41,6 +41,17 @@ describe.skipIf(!CHROMIUM)("the dashboard in Chromium", () => {
       await t.api.tasks.enqueue.mutate({ queue: "visible", payload: { n: 1 } });
       await expect.poll(() => cellText(page, '[data-queue="visible"] [data-state="pending"]').textContent(), { timeout: 30_000, interval: 50 }).toBe("1");
 
+      // The queue paused from the page: marked, its tasks no longer handed out; then resumed.
+      const visible = page.locator('[data-queue="visible"]');
+      await visible.getByRole("button", { name: "Pause" }).click();
+      await expect.poll(() => visible.getAttribute("data-paused"), { timeout: 10_000 }).toBe("true");
+      await visible.getByText("paused", { exact: true }).waitFor({ timeout: 10_000 });
+      expect(await t.api.queues.status.query({ queue: "visible" })).toMatchObject({ paused: true, reason: "paused from the dashboard" });
+      expect(await t.api.tasks.claim.mutate({ agentId: "agent-y", queues: ["visible"] })).toBeNull();
+      await visible.getByRole("button", { name: "Resume" }).click();
+      await expect.poll(() => visible.getAttribute("data-paused"), { timeout: 10_000 }).toBe("false");
+      expect((await t.api.queues.status.query({ queue: "visible" })).paused).toBe(false);
+
       // A dead letter, requeued from the page.
       const dead = await t.api.tasks.enqueue.mutate({ queue: "doomed", maxAttempts: 1 });
       await t.api.tasks.claim.mutate({ agentId: "agent-x", queues: ["doomed"] });
