@@ -190,6 +190,20 @@ describe("queue pauses", () => {
     expect((await waiting)?.id).toBe(task.id);
   });
 
+  it("/metrics says which queues are paused", async () => {
+    t = await startTestServer();
+    const paused = async () => [...(await (await fetch(`${t!.url}/metrics`)).text()).matchAll(/^coordination_queue_paused\{queue="([^"]*)"\} (\d+)$/gm)].map((m) => [m[1], Number(m[2])]);
+    expect(await paused()).toEqual([]);
+    await t.api.queues.pause.mutate({ queue: "a" });
+    await t.api.queues.pause.mutate({ queue: "b" });
+    expect(await paused()).toEqual([
+      ["a", 1],
+      ["b", 1],
+    ]);
+    await t.api.queues.resume.mutate({ queue: "a" });
+    expect(await paused()).toEqual([["b", 1]]);
+  });
+
   it("over REST: pause, status, list and resume; a queue name with a slash; bad input is a 400 naming the field", async () => {
     t = await startTestServer();
     const paused = await rest(t.url, "POST", `/queues/${encodeURIComponent("a/b")}/pause`, { reason: "why" });

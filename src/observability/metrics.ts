@@ -146,6 +146,10 @@ export class Metrics {
       }
       for (const { label, ageMs } of oldest.values()) gauge.set(label, ageMs / 1000);
     });
+    readGauge("coordination_queue_paused", "1 for each paused queue (queues.pause): no claim takes its tasks until it is resumed; absent when none is", QUEUE_LABEL_NAMES, async (gauge) => {
+      // Queues past the label bound add up in the overflow series: how many of them are paused.
+      for (const pause of await db.read("queues.paused", undefined)) if (pause.paused) gauge.inc(queueLabels.of(pause.queue), 1);
+    });
     readGauge("coordination_agents", "Registered agents per health, now", ["health"], async (gauge) => {
       for (const [health, count] of Object.entries(await db.read("agents.healthCounts", undefined))) gauge.set({ health }, count);
     });
