@@ -162,6 +162,17 @@ export interface ClaimFilter {
 /** 1 for a pending task whose runAt is still ahead of `now` (the delayed column), else 0. */
 const delayedAt = (runAt: number, now: number): number => (runAt > now ? 1 : 0);
 
+/**
+ * The claim index a pick reads, named: with statistics (ANALYZE, or PRAGMA optimize run by an
+ * operator) over a table of pending tasks, SQLite's planner scanned and sorted the whole table for
+ * every claim of any queue or of several (40 ms a claim at 200,000 pending). A steal's pick
+ * (`onlySeqs`) reads its few rows by seq instead.
+ */
+function claimIndex(filter: ClaimFilter): string {
+  if (filter.onlySeqs) return "";
+  return filter.queues ? "INDEXED BY tasks_pending_queue_idx" : "INDEXED BY tasks_pending_idx";
+}
+
 /** WHERE clause (and its params) selecting the pending tasks a claimer may take. */
 function claimableWhere(filter: ClaimFilter, params: unknown[]): string {
   return `status = 'pending' AND ${runnableBy(filter, params)}`;
@@ -273,7 +284,7 @@ export class TaskStore {
       const pickParams: unknown[] = [];
       const pickWhere = claimableWhere(filter, pickParams);
       pickParams.push(now);
-      const row = this.st.get<unknown[], TaskRow>(`SELECT * FROM tasks WHERE ${pickWhere} AND delayed = 0 AND held = 0 AND runAt <= ? ORDER BY priority, seq LIMIT 1`).get(...pickParams);
+      const row = this.st.get<unknown[], TaskRow>(`SELECT * FROM tasks ${claimIndex(filter)} WHERE ${pickWhere} AND delayed = 0 AND held = 0 AND runAt <= ? ORDER BY priority, seq LIMIT 1`).get(...pickParams);
       if (row === undefined) return [];
       this.st.get<unknown[]>(`${lease} WHERE seq = ?`).run(filter.agentId, leaseExpiresAt, now, now, leaseMs, row.seq);
       return [taskRowWith(row, { status: "claimed", leaseOwner: filter.agentId, leaseExpiresAt, leaseToken: row.leaseToken + 1, attempts: row.attempts + 1, claimedAt: now, updatedAt: now, leaseMs })];
@@ -284,7 +295,7 @@ export class TaskStore {
     const picked = withinBudget(
       this.st
         .get<unknown[], { seq: number; bytes: number }>(
-          `SELECT seq, ${TASK_ANSWER_BYTES} AS bytes FROM tasks WHERE ${pickWhere} AND delayed = 0 AND held = 0 AND runAt <= ? ORDER BY priority, seq LIMIT CAST(? AS INTEGER)`,
+          `SELECT seq, ${TASK_ANSWER_BYTES} AS bytes FROM tasks ${claimIndex(filter)} WHERE ${pickWhere} AND delayed = 0 AND held = 0 AND runAt <= ? ORDER BY priority, seq LIMIT CAST(? AS INTEGER)`,
         )
         .iterate(...pickParams),
       (row) => row.bytes,
@@ -315,13 +326,21 @@ export class TaskStore {
   /** The transaction (Statements.transactions) whose first claim promoted the due tasks. */
   private promotedIn = -1;
 
-  /** When the next claimable-but-delayed task becomes due, so a long-poll can wake for it. */
+  /**
+   * When the next delayed task the claimer could take becomes due, so a long-poll can wake for it;
+   * null when none. Every claim that finds nothing asks, on the writer: it reads the delayed tasks'
+   * own index, soonest first, and stops at the first the claimer could take (it read the whole
+   * table before, 10 ms a claim with 200,000 settled tasks kept).
+   */
   nextRunAt(filter: ClaimFilter, now: number): number | null {
     const params: unknown[] = [];
     const where = claimableWhere(filter, params);
     params.push(now);
-    const row = this.st.get<unknown[], { next: number | null }>(`SELECT MIN(runAt) AS next FROM tasks WHERE ${where} AND runAt > ?`).get(...params);
-    return row?.next ?? null;
+    const next = this.st
+      .get<unknown[], number>(`SELECT runAt FROM tasks INDEXED BY tasks_delayed_idx WHERE ${where} AND delayed = 1 AND runAt > ? ORDER BY runAt LIMIT 1`)
+      .pluck()
+      .get(...params);
+    return next === undefined ? null : Number(next);
   }
 
   /** Renews a lease for `leaseMs` from `now`; that length is the lease's from then on. */
