@@ -48,6 +48,11 @@ export class SignalFanout {
     return { signal: controller.signal, dispose: () => void this.children.delete(controller) };
   }
 
+  /** Whether the source aborted (shutdown began). */
+  get aborted(): boolean {
+    return this.source.aborted;
+  }
+
   /** Waiters attached now (leak checks in tests). */
   get size(): number {
     return this.children.size;

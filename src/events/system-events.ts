@@ -47,9 +47,9 @@ export type SystemEventPayloads = {
   /** reason "retention": removed after agentRetentionMs offline (it held no task). */
   "agent.deregistered": { agentId: string; releasedTasks: number; reason?: "retention" };
   /** No claim or steal takes the queue's tasks until it is resumed; pausedBy: the credential's id (null when open or in-process). */
-  "queue.paused": { queue: string; reason: string; pausedBy: string | null };
-  /** Claims take the queue's tasks again; pausedAt: when the pause it ends began. */
-  "queue.resumed": { queue: string; pausedAt: string };
+  "queue.paused": { queue: string; reason: string | null; pausedBy: string | null };
+  /** Claims take the queue's tasks again; pausedAt: when the pause it ends began; resumedBy as pausedBy. */
+  "queue.resumed": { queue: string; pausedAt: string; resumedBy: string | null };
 };
 
 export type SystemEventType = keyof SystemEventPayloads;

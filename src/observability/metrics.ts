@@ -14,7 +14,7 @@ import { QueueLabels, type QueueLabel } from "./queue-labels.js";
 export interface MetricsSources {
   db: Database;
   /** Task counts (shared with every other caller for a second: counting reads every task). */
-  taskStats: () => Promise<{ queues: Array<{ queue: string; counts: Record<string, number>; oldestPendingAgeMs: number | null }> }>;
+  taskStats: () => Promise<{ queues: Array<{ queue: string; counts: Record<string, number>; oldestPendingAgeMs: number | null; paused: boolean }> }>;
   /** Long-polls parked now. */
   parked: () => { claims: number; polls: number };
   /** The open live streams. */
@@ -138,7 +138,8 @@ export class Metrics {
       // The overflow series gives the oldest of the queues it holds.
       const oldest = new Map<string, { label: QueueLabel; ageMs: number }>();
       for (const queue of (await sources.taskStats()).queues) {
-        if (queue.oldestPendingAgeMs === null) continue;
+        // A paused queue's tasks are not claimable: its age would fire every backlog alert (coordination_queue_paused says it).
+        if (queue.oldestPendingAgeMs === null || queue.paused) continue;
         const label = queueLabels.of(queue.queue);
         const key = "queue" in label ? label.queue : "";
         const seen = oldest.get(key);

@@ -107,6 +107,15 @@ export class ClaimWaiters {
     return ticket;
   }
 
+  /**
+   * A resumed queue's tasks are claimable again (its resume, and each chunk of its held tasks
+   * let go after it: TaskService.settleHolds): every waiter that could take from it looks, since
+   * the tasks back may be ones only some of them can take.
+   */
+  wakeQueue(queue: string): void {
+    for (const ticket of this.tickets) if (ticket.interest.queues === null || ticket.interest.queues.includes(queue)) ticket.notify();
+  }
+
   /** From the event bus: wakes the waiters the committed events concern. */
   observe(events: readonly CoordinationEvent[]): void {
     if (this.tickets.size === 0) return;
@@ -120,9 +129,8 @@ export class ClaimWaiters {
         continue;
       }
       if (event.type === "queue.resumed") {
-        // A whole queue's tasks are claimable again: every waiter that could take from it looks.
         const { queue } = event.payload as { queue?: unknown };
-        for (const ticket of this.tickets) if (ticket.interest.queues === null || ticket.interest.queues.includes(queue as string)) ticket.notify();
+        if (typeof queue === "string") this.wakeQueue(queue);
         continue;
       }
       if (!AVAILABILITY.has(event.type)) continue;

@@ -13,7 +13,7 @@ export function toQueuePause(queue: string, row: PauseRow | undefined): QueuePau
   return {
     queue,
     paused: row.resumedAt === null,
-    reason: row.reason,
+    reason: row.reason === "" ? null : row.reason,
     pausedBy: row.pausedBy,
     pausedAt: new Date(Number(row.pausedAt)),
     resumedAt: row.resumedAt === null ? null : new Date(Number(row.resumedAt)),
@@ -39,17 +39,18 @@ export function queuePauseCommands(d: { pauses: QueuePauseStore; events: EventSt
       const current = d.pauses.get(request.queue);
       if (current !== undefined && current.resumedAt === null) return toQueuePause(request.queue, current);
       const row = d.pauses.pause(request.queue, request.reason ?? "", request.pausedBy, ctx.now);
-      d.events.appendSystem(ctx, "queue.paused", { queue: request.queue, reason: row.reason, pausedBy: row.pausedBy });
+      d.events.appendSystem(ctx, "queue.paused", { queue: request.queue, reason: request.reason ?? null, pausedBy: row.pausedBy });
       d.pauses.holdChunk(request.queue);
       return toQueuePause(request.queue, row);
     },
 
     /** Resumes a paused queue; one not paused is answered as it is. */
-    "queues.resume": (ctx: WriteContext, queue: string): QueuePause => {
+    "queues.resume": (ctx: WriteContext, request: { queue: string; resumedBy: string | null }): QueuePause => {
+      const { queue } = request;
       const current = d.pauses.get(queue);
       if (current === undefined || current.resumedAt !== null) return toQueuePause(queue, current);
       d.pauses.resume(queue, ctx.now);
-      d.events.appendSystem(ctx, "queue.resumed", { queue, pausedAt: new Date(Number(current.pausedAt)).toISOString() });
+      d.events.appendSystem(ctx, "queue.resumed", { queue, pausedAt: new Date(Number(current.pausedAt)).toISOString(), resumedBy: request.resumedBy });
       return toQueuePause(queue, letGo(queue).row);
     },
 
@@ -71,7 +72,11 @@ export function queuePauseQueries(d: { pauses: QueuePauseStore }) {
     "queues.get": (queue: string): QueuePause => toQueuePause(queue, d.pauses.get(queue)),
     /** Paused queues, and resumed ones whose tasks are still being let go, by name. */
     "queues.paused": (_: undefined): QueuePause[] => d.pauses.all().map((row) => toQueuePause(row.queue, row)),
-    /** The queues whose pause has rows left to hold or let go: a look before any write. */
-    "queues.unsettled": (_: undefined): string[] => d.pauses.all().filter((row) => row.resumedAt !== null || d.pauses.unsettled(row)).map((row) => row.queue),
+    /** The queues whose pause has rows left to hold, or that are being resumed: a look before any write. */
+    "queues.unsettled": (_: undefined): Array<{ queue: string; resuming: boolean }> =>
+      d.pauses
+        .all()
+        .filter((row) => row.resumedAt !== null || d.pauses.unsettled(row))
+        .map((row) => ({ queue: row.queue, resuming: row.resumedAt !== null })),
   };
 }

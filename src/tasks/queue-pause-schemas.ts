@@ -16,7 +16,7 @@ export const queuePauseSchema = z
   .object({
     queue: z.string(),
     paused: z.boolean().describe("Whether claims and steals leave the queue's tasks out now"),
-    reason: z.string().nullable().describe("Why it was paused (null: never paused, or resumed and settled)"),
+    reason: z.string().nullable().describe("Why it was paused (null: none given, or not paused)"),
     pausedBy: z.string().nullable().describe("The id of the credential that paused it; null on an open server, in-process, or when not paused"),
     pausedAt: z.date().nullable(),
     resumedAt: z

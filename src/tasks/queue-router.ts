@@ -25,8 +25,9 @@ export const queueRouter = router({
     .input(resumeInput)
     .output(queuePauseSchema)
     .mutation(async ({ ctx, input }) => {
-      const pause = await ctx.services.tasks.resume(input.queue);
-      ctx.services.log.info({ queue: input.queue, resumedBy: ctx.caller.kind === "token" ? ctx.caller.tokenId : null }, "queue resumed");
+      const resumedBy = ctx.caller.kind === "token" ? ctx.caller.tokenId : null;
+      const pause = await ctx.services.tasks.resume(input.queue, resumedBy);
+      ctx.services.log.info({ queue: input.queue, resumedBy }, "queue resumed");
       return pause;
     }),
 

@@ -174,9 +174,9 @@ export class TaskService {
     return answer;
   }
 
-  /** Resumes a paused queue: claims take its tasks again, best first. One not paused is answered as it is. */
-  async resume(queue: string): Promise<QueuePause> {
-    const answer = await this.d.db.write("queues.resume", queue);
+  /** Resumes a paused queue: claims take its tasks again, best first. One not paused is answered as it is. `resumedBy`: the credential's id. */
+  async resume(queue: string, resumedBy: string | null): Promise<QueuePause> {
+    const answer = await this.d.db.write("queues.resume", { queue, resumedBy });
     this.d.pausesChanged?.();
     return answer;
   }
@@ -190,14 +190,21 @@ export class TaskService {
    * Holds the pending tasks of paused queues out of the claim indexes, and lets those of resumed
    * ones back, a bounded chunk a write (queue-pause-store.ts), until none is left. Looked for on
    * the reader first: a server with nothing to move writes nothing. Run by the queue-holds job,
-   * and after every pause and resume. Returns how many rows moved.
+   * and after every pause and resume. After each chunk of a resumed queue (this process's, or
+   * another's on the same file, seen at the next run), the claims parked here for the queue look
+   * again: the tasks back may be the first they can take. Stops at shutdown: the next start
+   * goes on. Returns how many rows moved.
    */
   async settleHolds(): Promise<number> {
     let moved = 0;
     for (;;) {
       const queues = await this.d.db.read("queues.unsettled", undefined);
       if (queues.length === 0) return moved;
-      for (const queue of queues) moved += await this.d.db.write("queues.settleHolds", queue);
+      for (const { queue, resuming } of queues) {
+        if (this.d.shutdown.aborted) return moved;
+        moved += await this.d.db.write("queues.settleHolds", queue);
+        if (resuming) this.d.waiters.wakeQueue(queue);
+      }
     }
   }
 

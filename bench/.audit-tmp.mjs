@@ -1,0 +1,51 @@
+import Database from "better-sqlite3";
+import { rmSync } from "node:fs";
+import { applyMigrations } from "../dist/src/db/migrate.js";
+import { createWriteCommands, createReadCommands } from "../dist/src/db/thread/commands.js";
+import { loadConfig } from "../dist/src/config.js";
+rmSync("/tmp/audit.db", { force: true });
+const db = new Database("/tmp/audit.db"); db.pragma("journal_mode = WAL");
+applyMigrations(db, new URL("../prisma/migrations", import.meta.url).pathname);
+const now = Date.now();
+db.transaction(() => {
+  const t = db.prepare(`INSERT INTO tasks (id, queue, payload, priority, status, runAt, finishedAt, createdAt, updatedAt, leaseOwner) VALUES (?, ?, '{}', ?, ?, ?, ?, ?, ?, ?)`);
+  for (let i = 0; i < 60000; i++) t.run("s" + i, ["a", "b", "c"][i % 3], i % 10, i < 55000 ? "completed" : "pending", 0, i < 55000 ? now - 100000 + i : null, now - 200000, now - 200000, i < 55000 ? "w" + (i % 50) : null);
+  const e = db.prepare(`INSERT INTO events (type, source, payload, target, createdAt) VALUES (?, 'coordination', '{"taskId":"x"}', ?, ?)`);
+  for (let i = 0; i < 50000; i++) e.run(["task.enqueued", "task.claimed", "task.completed", "chat.msg"][i % 4], i % 10 === 0 ? "w" + (i % 50) : null, now - 100000 + i);
+})();
+const sql = [];
+const spy = new Proxy(db, { get: (target, key) => (key === "prepare" ? (text) => (sql.push(text), target.prepare(text)) : typeof target[key] === "function" ? target[key].bind(target) : target[key]) });
+const config = loadConfig({ env: {}, overrides: { dbPath: "/tmp/audit.db" } });
+const setup = { config, startedAt: now - 10000, memoryChanges: new SharedArrayBuffer(64) };
+const { MemoryChanges } = await import("../dist/src/memory/memory-changes.js");
+const w = createWriteCommands(spy, setup, () => {}, new MemoryChanges(setup.memoryChanges));
+const r = createReadCommands(spy, async () => { throw new Error("no prisma"); }, setup, new MemoryChanges(setup.memoryChanges));
+const ctx = { now, afterCommit() {}, beforeCommit(f) { f(); }, appended() {} };
+const run = (name, args, write = true) => { try { return db.transaction(() => (write ? w : r)[name](...(write ? [ctx, args] : [args])))(); } catch (e) { console.log("ERR", name, e.message.slice(0, 100)); } };
+run("agents.register", { agentId: "w1", capabilities: ["x"], metadata: {} });
+const task = run("tasks.enqueue", { queue: "a", payload: { x: 1 }, priority: 5 });
+const claim = run("tasks.claim", { request: { agentId: "w1" }, limit: 1, leaseMs: 30000, noteAgent: true, contextLimit: 5, recallTicket: 1 });
+const id = claim?.leased?.[0]?.task?.id;
+run("tasks.heartbeat", { taskId: id, agentId: "w1", leaseMs: undefined, defaultLeaseMs: 30000, maxLeaseMs: 3600000 });
+run("tasks.complete", { taskId: id, agentId: "w1", result: { ok: 1 } });
+const c2 = run("tasks.claim", { request: { agentId: "w1", queues: ["a", "b"] }, limit: 3, leaseMs: 30000, noteAgent: true, contextLimit: 5, recallTicket: 2 });
+for (const l of c2?.leased ?? []) run("tasks.fail", { taskId: l.task.id, agentId: "w1", error: "x", retry: true });
+run("tasks.claim", { request: { agentId: "w2", queues: ["zzz"] }, limit: 1, leaseMs: 30000, noteAgent: true, contextLimit: 0, recallTicket: 3 });
+run("tasks.expireLeases", { batchSize: 500, asOf: now });
+run("tasks.steal", { agentId: "w3", limit: 1, leaseMs: 1000, asOf: now, contextLimit: 0, recallTicket: 4 });
+run("events.publish", { type: "chat.msg", source: "w1", payload: {}, target: "w2" });
+run("events.subscribe", { agentId: "w1", types: ["task.*"] });
+run("events.take", { agentId: "w1", limit: 100 });
+run("events.ack", { agentId: "w1", seq: 10 });
+run("agents.heartbeat", { agentId: "w1", status: "busy" });
+run("agents.checkHealth", { asOf: now, limit: 500 });
+run("memory.remember", { content: "harbor pilot note", kind: "note" });
+run("events.prune", 500);
+for (const [n, a] of [["tasks.get", id], ["tasks.list", { limit: 50, order: "asc", queue: "a", status: "pending" }], ["tasks.list", { limit: 50, order: "desc", agentId: "w3" }], ["events.list", { afterSeq: 0, limit: 100, types: ["chat.msg"] }], ["events.peek", { agentId: "w1", limit: 100 }], ["events.forTask", { taskId: "x", createdAt: now - 200000, limit: 100 }], ["events.tail", { afterSeq: 40000, limit: 100 }], ["agents.list", { limit: 100 }], ["agents.healthCounts", undefined], ["agents.findByCapability", { capability: "x", limit: 10 }], ["tasks.anyLeaseExpired", now], ["queues.unsettled", undefined]]) run(n, a, false);
+db.exec("ANALYZE");
+for (const s of new Set(sql)) {
+  if (/^\s*(PRAGMA|BEGIN|COMMIT|SAVEPOINT|RELEASE|ROLLBACK)/i.test(s)) continue;
+  let plan; try { plan = db.prepare("EXPLAIN QUERY PLAN " + s).all(...Array((s.match(/\?/g) ?? []).length).fill(1)).map((x) => x.detail); } catch (e) { plan = ["ERR " + e.message]; }
+  const bad = plan.filter((d) => (/^SCAN \w+$/.test(d) && !/SCAN (queue_pauses|json_each|agent_capabilities)$/.test(d)) || /TEMP B-TREE/.test(d) || /^SEARCH \w+$/.test(d));
+  if (bad.length) console.log(s.replace(/\s+/g, " ").slice(0, 200), "\n   ->", plan.join(" | "));
+}
