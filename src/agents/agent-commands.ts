@@ -7,6 +7,7 @@ import { notFound } from "../errors.js";
 import type { EventStore } from "../events/event-store.js";
 import { offlineShiftMs, type LockWaitGrace } from "../tasks/lock-wait-grace.js";
 import type { TaskTransitions } from "../tasks/task-transitions.js";
+import type { TaskStore } from "../tasks/task-store.js";
 import type { Agent } from "./agent-schemas.js";
 import type { AgentStore } from "./agent-store.js";
 import { toAgent } from "./agent-view.js";
@@ -14,12 +15,16 @@ import type { HealthCutoffs } from "./health-cutoffs.js";
 
 export interface AgentCommandDeps {
   agents: AgentStore;
+  tasks: TaskStore;
   events: EventStore;
   transitions: TaskTransitions;
   healthCutoffs: (now: number) => HealthCutoffs;
   /** What a health check allows for a heartbeat waiting for another process's lock (tasks/lock-wait-grace.ts). */
   lockWaitGrace: () => LockWaitGrace;
 }
+
+/** The claims of agents gone (offline, deregistered) one write frees at most; the rest go a write at a time. */
+export const RELEASE_BATCH = 500;
 
 export function agentCommands(d: AgentCommandDeps) {
   return {
@@ -69,20 +74,28 @@ export function agentCommands(d: AgentCommandDeps) {
       return gone.length;
     },
 
-    /** Removes the agent; tasks it still held go back to the queue at once. */
-    "agents.deregister": (ctx: WriteContext, agentId: string): Agent => {
+    /**
+     * Removes the agent; tasks it still held go back to the queue, in the same write when they are
+     * RELEASE_BATCH or fewer. An agent holding more has RELEASE_BATCH of them freed and stays
+     * (`removed: null`): AgentService.deregister calls again, counting them in `releasedBefore`
+     * (the event's releasedTasks counts them all).
+     */
+    "agents.deregister": (ctx: WriteContext, args: { agentId: string; releasedBefore: number }): { removed: Agent | null; released: number } => {
+      const { agentId } = args;
       const row = d.agents.get(agentId);
       if (!row) throw notFound("AGENT_NOT_FOUND", agentId);
+      const reason = `agent ${agentId} deregistered`;
+      if (d.tasks.claimsHeldBy(agentId, RELEASE_BATCH + 1).length > RELEASE_BATCH) return { removed: null, released: d.transitions.releaseClaimsOf(ctx, agentId, reason, RELEASE_BATCH) };
       const capabilities = d.agents.capabilitiesOf(agentId);
-      const released = d.transitions.releaseClaimsOf(ctx, agentId, `agent ${agentId} deregistered`);
+      const released = d.transitions.releaseClaimsOf(ctx, agentId, reason, RELEASE_BATCH);
       d.agents.delete(agentId);
-      d.events.appendSystem(ctx, "agent.deregistered", { agentId, releasedTasks: released });
+      d.events.appendSystem(ctx, "agent.deregistered", { agentId, releasedTasks: args.releasedBefore + released });
       // Forgotten now (a claim later in this batch must register it again; rolled back, the agent
       // is only looked up once more) and after the commit (a sign of life earlier in this batch
       // records the agent as seen when the batch commits, after this).
       d.transitions.forgetAgent(agentId);
       ctx.afterCommit(() => d.transitions.forgetAgent(agentId));
-      return toAgent(row, capabilities, d.healthCutoffs(ctx.now));
+      return { removed: toAgent(row, capabilities, d.healthCutoffs(ctx.now)), released };
     },
 
     /**
@@ -91,14 +104,18 @@ export function agentCommands(d: AgentCommandDeps) {
      * loses its leases at once. On a file another process writes to, as of the lock-wait grace
      * before `asOf`: a heartbeat sent in time there may still wait for the lock. Run periodically.
      * `sharedGraceMs`: how far the monitor's look on the reader may lag asOf. At most `limit`
-     * agents a write: each change appends an event and may release claims.
+     * agents a write: each change appends an event and may release claims; RELEASE_BATCH claims
+     * at most are freed with them (an agent's releasedTasks counts those), the rest by
+     * agents.releaseOffline, a write at a time.
      */
     "agents.checkHealth": (ctx: WriteContext, args: { asOf: number; limit: number }): { changed: number; sharedGraceMs: number } => {
       const sharedGraceMs = offlineShiftMs(d.lockWaitGrace());
       const changes = d.agents.healthChanges(d.healthCutoffs(args.asOf - sharedGraceMs), args.limit, args.asOf);
+      let budget = RELEASE_BATCH;
       for (const agent of changes) {
         d.agents.setHealth(agent.id, agent.current, ctx.now);
-        const released = agent.current === "offline" ? d.transitions.releaseClaimsOf(ctx, agent.id, `agent ${agent.id} went offline`) : 0;
+        const released = agent.current === "offline" && budget > 0 ? d.transitions.releaseClaimsOf(ctx, agent.id, `agent ${agent.id} went offline`, budget) : 0;
+        budget -= released;
         const type = agent.current === "healthy" ? "agent.updated" : agent.current === "stale" ? "agent.stale" : "agent.offline";
         d.events.appendSystem(ctx, type, {
           agentId: agent.id,
@@ -110,5 +127,12 @@ export function agentCommands(d: AgentCommandDeps) {
       }
       return { changed: changes.length, sharedGraceMs };
     },
+
+    /**
+     * Frees up to `limit` claims still held by agents marked offline: those beyond their offline
+     * write's share, or left by a server that stopped between writes. An agent back to healthy
+     * before its turn keeps the rest (it is alive: its heartbeats and settles are honoured). How many.
+     */
+    "agents.releaseOffline": (ctx: WriteContext, limit: number): number => d.transitions.releaseClaimsOfOffline(ctx, limit),
   };
 }

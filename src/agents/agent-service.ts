@@ -8,6 +8,7 @@ import { invalidField } from "../errors.js";
 import { sameJson } from "../json-checks.js";
 import { assertJsonDepth } from "../json-value.js";
 import { MAX_CAPABILITIES } from "../schema-parts.js";
+import { RELEASE_BATCH } from "./agent-commands.js";
 import { agentCardSchema, type Agent, type AgentCard, type AgentListFilter, type FindByCapability } from "./agent-schemas.js";
 
 /** Agents a health check's write changes at most. */
@@ -72,8 +73,18 @@ export class AgentService {
   }
 
   /** Removes the agent; tasks it still held go back to the queue at once. */
-  deregister(agentId: string): Promise<Agent> {
-    return this.db.write("agents.deregister", agentId);
+  /**
+   * Removes the agent; the tasks it held go back to the queue, in the same write when they are
+   * RELEASE_BATCH or fewer, else RELEASE_BATCH a write first (an agent holding thousands of leases
+   * must not make one long write).
+   */
+  async deregister(agentId: string): Promise<Agent> {
+    let releasedBefore = 0;
+    for (;;) {
+      const { removed, released } = await this.db.write("agents.deregister", { agentId, releasedBefore });
+      if (removed !== null) return removed;
+      releasedBefore += released;
+    }
   }
 
   get(agentId: string): Promise<Agent> {
@@ -106,11 +117,15 @@ export class AgentService {
     // loop and the writer given back between them: a fleet that goes offline at once (or a large
     // registry after a long outage) must not become one write of a million events.
     const asOf = Date.now();
-    if (!(await this.db.read("agents.anyHealthChange", asOf - this.checkGraceMs))) return 0;
-    return inBatches(HEALTH_BATCH, async () => {
-      const { changed, sharedGraceMs } = await this.db.write("agents.checkHealth", { asOf, limit: HEALTH_BATCH });
-      this.checkGraceMs = sharedGraceMs;
-      return changed;
-    });
+    const changed = !(await this.db.read("agents.anyHealthChange", asOf - this.checkGraceMs))
+      ? 0
+      : await inBatches(HEALTH_BATCH, async () => {
+          const { changed, sharedGraceMs } = await this.db.write("agents.checkHealth", { asOf, limit: HEALTH_BATCH });
+          this.checkGraceMs = sharedGraceMs;
+          return changed;
+        });
+    // Claims of agents gone offline beyond their offline write's share (and any a stop midway left), a write at a time.
+    if (await this.db.read("agents.offlineHolding", undefined)) await inBatches(RELEASE_BATCH, () => this.db.write("agents.releaseOffline", RELEASE_BATCH));
+    return changed;
   }
 }

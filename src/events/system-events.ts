@@ -42,7 +42,7 @@ export type SystemEventPayloads = {
   /** Registered again (capabilities), back to healthy (previousHealth), or a new status from a heartbeat. */
   "agent.updated": { agentId: string; health: AgentHealth; previousHealth?: AgentHealth; capabilities?: string[]; status?: string; lastHeartbeatAt?: string };
   "agent.stale": { agentId: string; health: AgentHealth; previousHealth: AgentHealth; lastHeartbeatAt: string };
-  /** Its claims went back to the queue (releasedTasks of them). */
+  /** Its claims went back to the queue: releasedTasks of them with this event (500 at most), any more in the writes after it, each with its task.lease_expired. */
   "agent.offline": { agentId: string; health: AgentHealth; previousHealth: AgentHealth; lastHeartbeatAt: string; releasedTasks?: number };
   /** reason "retention": removed after agentRetentionMs offline (it held no task). */
   "agent.deregistered": { agentId: string; releasedTasks: number; reason?: "retention" };

@@ -15,17 +15,60 @@ const LINES: Record<string, string> = {
 /** A lease that expired on the task's last attempt: the task does not go back, it is dead-lettered (in the same write). */
 const LAST_LEASE_EXPIRED = "lease expired on the task's last attempt: it is dead-lettered";
 
+/** More expired leases of one reason than this in one commit are logged as one line (an agent gone with thousands of leases). */
+const FLOOD = 10;
+/** The task ids a flood's line names, at most. */
+const FLOOD_SAMPLE = 10;
+
 export function logOperatorEvents(log: Logger, events: readonly CoordinationEvent[]): void {
   // An expiry and the dead letter it makes are appended by one write, so they arrive together.
   let deadLettered: Set<unknown> | undefined;
+  // Expiries that go back to their queue, by reason: a flood of one reason is one line.
+  let floods: Map<string, CoordinationEvent[]> | undefined;
   for (const event of events) {
     let line = LINES[event.type];
     if (line === undefined) continue;
-    const payload = event.payload as { taskId?: unknown };
+    const payload = event.payload as { taskId?: unknown; reason?: unknown };
     if (event.type === "task.lease_expired") {
       deadLettered ??= new Set(events.filter((e) => e.type === "task.dead_lettered").map((e) => (e.payload as { taskId?: unknown }).taskId));
       if (deadLettered.has(payload.taskId)) line = LAST_LEASE_EXPIRED;
+      else {
+        floods ??= backToQueueByReason(events, deadLettered);
+        const flood = floods.get(String(payload.reason));
+        if (flood !== undefined) {
+          if (flood[0] === event) {
+            log.info(
+              {
+                event: event.type,
+                count: flood.length,
+                reason: payload.reason,
+                firstSeq: flood[0].seq,
+                lastSeq: flood.at(-1)!.seq,
+                taskIds: flood.slice(0, FLOOD_SAMPLE).map((e) => (e.payload as { taskId?: unknown }).taskId),
+              },
+              `leases expired: ${flood.length} tasks go back to their queues`,
+            );
+          }
+          continue;
+        }
+      }
     }
     log.info({ event: event.type, seq: event.seq, ...(event.payload as object) }, line);
   }
+}
+
+/** The expiries that send their task back to its queue, by reason, for the reasons with more than FLOOD of them. */
+function backToQueueByReason(events: readonly CoordinationEvent[], deadLettered: Set<unknown>): Map<string, CoordinationEvent[]> {
+  const byReason = new Map<string, CoordinationEvent[]>();
+  for (const event of events) {
+    if (event.type !== "task.lease_expired") continue;
+    const payload = event.payload as { taskId?: unknown; reason?: unknown };
+    if (deadLettered.has(payload.taskId)) continue;
+    const reason = String(payload.reason);
+    const list = byReason.get(reason);
+    if (list === undefined) byReason.set(reason, [event]);
+    else list.push(event);
+  }
+  for (const [reason, list] of byReason) if (list.length <= FLOOD) byReason.delete(reason);
+  return byReason;
 }

@@ -448,8 +448,20 @@ export class TaskStore {
       .all(...leaseRunOutParams(bounds), limit);
   }
 
-  claimsHeldBy(agentId: string): TaskRow[] {
-    return this.st.get<[string], TaskRow>(`SELECT * FROM tasks WHERE status = 'claimed' AND leaseOwner = ?`).all(agentId);
+  /** Up to `limit` claims `agentId` holds. */
+  claimsHeldBy(agentId: string, limit: number): TaskRow[] {
+    return this.st
+      .get<[string, number], TaskRow>(`SELECT * FROM tasks INDEXED BY tasks_claimed_owner_idx WHERE status = 'claimed' AND leaseOwner = ? LIMIT CAST(? AS INTEGER)`)
+      .all(agentId, limit);
+  }
+
+  /** Up to `limit` claims held by agents the registry has marked offline (health is the one published). */
+  claimsOfOfflineAgents(limit: number): TaskRow[] {
+    return this.st
+      .get<[number], TaskRow>(
+        `SELECT * FROM tasks INDEXED BY tasks_claimed_owner_idx WHERE status = 'claimed' AND leaseOwner IN (SELECT id FROM agents WHERE health = 'offline') LIMIT CAST(? AS INTEGER)`,
+      )
+      .all(limit);
   }
 
   /**

@@ -158,10 +158,21 @@ export class TaskTransitions {
     this.d.events.appendSystem(ctx, "task.requeued", { taskId: row.id, queue: row.queue, previousStatus: row.status, capability: row.capability, targetAgentId: row.targetAgentId });
   }
 
-  /** Frees every claim an agent holds (it went offline or deregistered), charging each run. */
-  releaseClaimsOf(ctx: WriteContext, agentId: string, reason: string): number {
-    const held = this.d.tasks.claimsHeldBy(agentId);
+  /**
+   * Frees up to `limit` claims an agent holds (it went offline or deregistered), charging each
+   * run; how many. A write frees a bounded number: an agent holding 20,000 leases freed them in
+   * one write that held every other write 3.5-4.9 s.
+   */
+  releaseClaimsOf(ctx: WriteContext, agentId: string, reason: string, limit: number): number {
+    const held = this.d.tasks.claimsHeldBy(agentId, limit);
     for (const row of held) this.expireClaim(ctx, row, reason);
+    return held.length;
+  }
+
+  /** Frees up to `limit` claims of agents marked offline (those their offline write left); how many. */
+  releaseClaimsOfOffline(ctx: WriteContext, limit: number): number {
+    const held = this.d.tasks.claimsOfOfflineAgents(limit);
+    for (const row of held) this.expireClaim(ctx, row, `agent ${row.leaseOwner} went offline`);
     return held.length;
   }
 

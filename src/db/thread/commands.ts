@@ -69,7 +69,7 @@ export function createWriteCommands(db: SqliteDatabase, setup: ThreadSetup, reca
   const grace = lockWaitGrace(st, config.busyTimeoutMs);
   const transitions = new TaskTransitions({ config, tasks, events, agents, memories });
   const probe = db.prepare<[string]>(`INSERT INTO system_state (key, value) VALUES ('health.probe', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`);
-  const agentWrites = agentCommands({ agents, events, transitions, healthCutoffs: cutoffs, lockWaitGrace: grace });
+  const agentWrites = agentCommands({ agents, tasks, events, transitions, healthCutoffs: cutoffs, lockWaitGrace: grace });
   const announce = db.prepare<[string]>(`INSERT INTO system_state (key, value) VALUES ('server.started', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`);
   return {
     ...taskCommands({ tasks, events, agents, transitions, healthCutoffs: cutoffs, lockWaitGrace: grace, recall, maxResponseBytes: config.maxResponseBytes }),
@@ -105,7 +105,7 @@ export function createReadCommands(db: SqliteDatabase, prisma: () => Promise<Pri
     ...taskQueries({ prisma, tasks, maxResponseBytes: config.maxResponseBytes }),
     ...queuePauseQueries({ pauses }),
     ...eventQueries({ events, maxResponseBytes: config.maxResponseBytes }),
-    ...agentQueries({ agents, healthCutoffs: cutoffs, maxResponseBytes: config.maxResponseBytes }),
+    ...agentQueries({ agents, tasks, healthCutoffs: cutoffs, maxResponseBytes: config.maxResponseBytes }),
     ...recallQueries(new MemoryRecall(memories, tasks, config.maxResponseBytes, memoryChanges)),
     ...tokenQueries(tokens),
     ...retentionQueries({ tasks, memories }),
