@@ -8,6 +8,15 @@ export function matchesType(type: string, patterns: readonly string[]): boolean 
   );
 }
 
+/** Whether a pattern is a prefix (`task.*`), not an exact type or `*`. */
+export const isPrefix = (pattern: string): boolean => pattern.endsWith(".*");
+
+/** "task.*" is the range ["task.", "task/") of types: "/" sorts right after ".", so the type index serves it. */
+export function prefixRange(pattern: string): [string, string] {
+  const prefix = pattern.slice(0, -1);
+  return [prefix, `${prefix.slice(0, -1)}/`];
+}
+
 /** A WHERE fragment matching `type` against patterns; `params` receive its values in order. */
 export function typePatternSql(patterns: readonly string[], params: unknown[]): string {
   if (patterns.includes("*")) return "1";
@@ -17,11 +26,9 @@ export function typePatternSql(patterns: readonly string[], params: unknown[]): 
     clauses.push(`type IN (${exact.map(() => "?").join(", ")})`);
     params.push(...exact);
   }
-  for (const pattern of patterns.filter((p) => p.endsWith(".*"))) {
-    // "task.*" is the range ["task.", "task/"): "/" sorts right after ".", so the index serves it.
-    const prefix = pattern.slice(0, -1);
+  for (const pattern of patterns.filter(isPrefix)) {
     clauses.push("(type >= ? AND type < ?)");
-    params.push(prefix, `${prefix.slice(0, -1)}/`);
+    params.push(...prefixRange(pattern));
   }
   return clauses.length > 0 ? `(${clauses.join(" OR ")})` : "0";
 }
