@@ -58,14 +58,18 @@ describe("reading the event log by type pattern", () => {
       for (const analyzed of [false, true]) {
         if (analyzed) db.exec("ANALYZE");
         const plans = plansOf(db, (store) => {
-          store.readInbox("w", ["task.*"], { cursor: 29_900, mailboxCursor: 0 }, 100, 1_000_000);
+          // Far behind: each type's run of the index; near the head: along the log from the cursor.
+          store.readInbox("w", ["task.*"], { cursor: 10_000, mailboxCursor: 0 }, 100, 1_000_000);
           store.readLogPage(0, 100, 1_000_000, ["task.*", "rare.*"]);
+          store.readInbox("w", ["task.*", "chat.*"], { cursor: 29_900, mailboxCursor: 29_900 }, 100, 1_000_000);
+          store.readMatching("w", ["task.*"], 0, 100, 1_000_000);
         });
         expect(plans, analyzed ? "after ANALYZE" : "before ANALYZE").toEqual([
           ["SEARCH events USING INDEX events_type_seq_idx (type=? AND seq>?)", "USE TEMP B-TREE FOR ORDER BY"],
           // The mailbox's own read.
           ["SEARCH events USING INDEX events_mailbox_idx (target=? AND seq>?)"],
           ["SEARCH events USING INDEX events_type_seq_idx (type=? AND seq>?)", "USE TEMP B-TREE FOR ORDER BY"],
+          ["SEARCH events USING INTEGER PRIMARY KEY (rowid>?)"],
         ]);
       }
     } finally {
@@ -86,7 +90,8 @@ describe("reading the event log by type pattern", () => {
       const store = new EventStore(new Statements(db));
       const patternSets = [["task.*"], ["task.*", "chat.msg"], ["agent.*", "chat.*"], ["task.x.*"], ["nothing.*"], ["*"], ["taskish", "task"]];
       for (const patterns of patternSets) {
-        for (const cursor of [0, 1500, 2990]) {
+        // Far from the head (the type index) and near it (the log from the cursor).
+        for (const cursor of [0, 1500, 1999, 2001, 2990]) {
           for (const limit of [1, 50, 5000]) {
             const expected = log.filter((e) => e.seq > cursor && e.target === null && matchesType(e.type, patterns)).slice(0, limit).map((e) => e.seq);
             const inbox = db.transaction(() => store.readInbox("nobody", patterns, { cursor, mailboxCursor: Number.MAX_SAFE_INTEGER }, limit, 10_000_000))();
