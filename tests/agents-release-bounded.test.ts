@@ -45,6 +45,29 @@ describe("releasing a gone agent's claims", () => {
     expect(all.every((e) => (e.payload as { reason: string }).reason === "agent drainer went offline")).toBe(true);
   });
 
+  it("an agent back before the rest went loses its old claims still, and keeps the ones it takes since", async () => {
+    // The monitor's job is idle (a minute apart): its writes run here, in order.
+    await using t = await startTestServer({ agentStaleMs: 30_000, agentOfflineMs: 60_000, agentStartupGraceMs: 0, agentHealthCheckMs: 60_000 });
+    await drainer(t, "D");
+    const beat = Date.now() - 120_000;
+    withDatabase(t, (db) => db.prepare(`UPDATE agents SET lastHeartbeatAt = ? WHERE id = 'D'`).run(beat));
+    const { db } = t.server.services;
+    await db.write("agents.checkHealth", { asOf: Date.now(), limit: 500 });
+    expect(countOf(t, "claimed")).toBe(HELD - RELEASE_BATCH);
+    // Back: a restarted worker under the same id heartbeats and claims a new task.
+    await t.api.agents.heartbeat.mutate({ agentId: "D", status: "restarted" });
+    const fresh = await t.api.tasks.enqueue.mutate({ queue: "fresh", payload: {}, maxAttempts: 1 });
+    const claimed = await t.api.tasks.claim.mutate({ agentId: "D", queues: ["fresh"], context: false });
+    expect(claimed?.id).toBe(fresh.id);
+    while ((await db.write("agents.releaseOffline", RELEASE_BATCH)) > 0);
+    expect(countOf(t, "claimed")).toBe(0);
+    expect(countOf(t, "pending")).toBe(HELD);
+    expect((await t.api.tasks.get.query({ taskId: fresh.id })).status).toBe("claimed");
+    expect((await t.api.tasks.complete.mutate({ taskId: fresh.id, agentId: "D", leaseToken: claimed!.leaseToken, result: "done" })).status).toBe("completed");
+    // Nothing is left marked: the monitor's next look finds nothing to write.
+    expect(await db.read("agents.offlineHolding", undefined)).toBe(false);
+  });
+
   it("deregistration frees them a write at a time, then removes the agent; its event counts them all", async () => {
     await using t = await startTestServer();
     await drainer(t, "leaving");

@@ -114,8 +114,13 @@ export function agentCommands(d: AgentCommandDeps) {
       let budget = RELEASE_BATCH;
       for (const agent of changes) {
         d.agents.setHealth(agent.id, agent.current, ctx.now);
-        const released = agent.current === "offline" && budget > 0 ? d.transitions.releaseClaimsOf(ctx, agent.id, `agent ${agent.id} went offline`, budget) : 0;
-        budget -= released;
+        let released = 0;
+        if (agent.current === "offline") {
+          released = budget > 0 ? d.transitions.releaseClaimsOf(ctx, agent.id, `agent ${agent.id} went offline`, budget) : 0;
+          // Its share used up, it may hold more: every claim it took until now is forfeit, and goes next.
+          if (released === budget) d.agents.forfeitLeases(agent.id, ctx.now);
+          budget -= released;
+        }
         const type = agent.current === "healthy" ? "agent.updated" : agent.current === "stale" ? "agent.stale" : "agent.offline";
         d.events.appendSystem(ctx, type, {
           agentId: agent.id,
@@ -129,10 +134,14 @@ export function agentCommands(d: AgentCommandDeps) {
     },
 
     /**
-     * Frees up to `limit` claims still held by agents marked offline: those beyond their offline
-     * write's share, or left by a server that stopped between writes. An agent back to healthy
-     * before its turn keeps the rest (it is alive: its heartbeats and settles are honoured). How many.
+     * Frees up to `limit` forfeit claims: those agents seen offline took before it, beyond their
+     * offline write's share (or left by a server that stopped between writes), whether or not the
+     * agent came back since; never one it took since. Clears the marks once none is left. How many.
      */
-    "agents.releaseOffline": (ctx: WriteContext, limit: number): number => d.transitions.releaseClaimsOfOffline(ctx, limit),
+    "agents.releaseOffline": (ctx: WriteContext, limit: number): number => {
+      const released = d.transitions.releaseForfeited(ctx, limit);
+      if (released < limit) d.agents.clearForfeits();
+      return released;
+    },
   };
 }

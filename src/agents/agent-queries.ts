@@ -2,11 +2,10 @@
 import { invalidField, notFound } from "../errors.js";
 import type { Agent, AgentHealth, AgentListFilter, FindByCapability } from "./agent-schemas.js";
 import type { AgentStore } from "./agent-store.js";
-import type { TaskStore } from "../tasks/task-store.js";
 import { toAgent } from "./agent-view.js";
 import type { HealthCutoffs } from "./health-cutoffs.js";
 
-export function agentQueries(d: { agents: AgentStore; tasks: TaskStore; healthCutoffs: (now: number) => HealthCutoffs; maxResponseBytes: number }) {
+export function agentQueries(d: { agents: AgentStore; healthCutoffs: (now: number) => HealthCutoffs; maxResponseBytes: number }) {
   // The health filter is each agent's health as its view computes it (healthAt's SQL twin), the
   // published health included, so a list filtered by health agrees with the agents it shows.
   // These answers are arrays with no sign of a page cut short, and a page shorter than its limit
@@ -22,8 +21,8 @@ export function agentQueries(d: { agents: AgentStore; tasks: TaskStore; healthCu
   return {
     /** Whether any agent's health changed by `asOf`: the monitor looks before it takes the write lock. */
     "agents.anyHealthChange": (asOf: number): boolean => d.agents.healthChanges(d.healthCutoffs(asOf), 1, Number.MAX_SAFE_INTEGER).length > 0,
-    /** Whether an agent marked offline still holds a claim (its offline write frees a bounded number). */
-    "agents.offlineHolding": (_: undefined): boolean => d.tasks.claimsOfOfflineAgents(1).length > 0,
+    /** Whether some agent seen offline has forfeit claims left to free (its offline write frees a bounded number). */
+    "agents.offlineHolding": (_: undefined): boolean => d.agents.anyForfeit(),
 
     "agents.get": (agentId: string): Agent => {
       const row = d.agents.get(agentId);

@@ -190,6 +190,21 @@ export class AgentStore {
     return counts;
   }
 
+  /** Marks the claims `agentId` took at or before `at` forfeit: they go back a bounded number a write (TaskStore.forfeitedClaims). */
+  forfeitLeases(agentId: string, at: number): void {
+    this.st.get<[number, string]>(`UPDATE agents SET leasesForfeitedAt = ? WHERE id = ?`).run(at, agentId);
+  }
+
+  /** No forfeit claim is left: every mark goes. */
+  clearForfeits(): void {
+    this.st.get<[]>(`UPDATE agents SET leasesForfeitedAt = NULL WHERE leasesForfeitedAt IS NOT NULL`).run();
+  }
+
+  /** Whether some agent has forfeit claims marked (a look before any write). */
+  anyForfeit(): boolean {
+    return this.st.get<[], number>(`SELECT 1 FROM agents INDEXED BY agents_forfeit_idx WHERE leasesForfeitedAt IS NOT NULL LIMIT 1`).pluck().get() !== undefined;
+  }
+
   setHealth(agentId: string, health: AgentHealth, now: number): void {
     this.st.get<[string, number, string]>(`UPDATE agents SET health = ?, updatedAt = ? WHERE id = ?`).run(health, now, agentId);
   }

@@ -455,11 +455,15 @@ export class TaskStore {
       .all(agentId, limit);
   }
 
-  /** Up to `limit` claims held by agents the registry has marked offline (health is the one published). */
-  claimsOfOfflineAgents(limit: number): TaskRow[] {
+  /**
+   * Up to `limit` forfeit claims: those an agent seen offline took at or before its
+   * leasesForfeitedAt (agent-commands.ts). Not those it took since, if it came back.
+   */
+  forfeitedClaims(limit: number): TaskRow[] {
     return this.st
       .get<[number], TaskRow>(
-        `SELECT * FROM tasks INDEXED BY tasks_claimed_owner_idx WHERE status = 'claimed' AND leaseOwner IN (SELECT id FROM agents WHERE health = 'offline') LIMIT CAST(? AS INTEGER)`,
+        `SELECT t.* FROM agents a INDEXED BY agents_forfeit_idx JOIN tasks t INDEXED BY tasks_claimed_owner_idx ON t.leaseOwner = a.id
+         WHERE a.leasesForfeitedAt IS NOT NULL AND t.status = 'claimed' AND t.claimedAt <= a.leasesForfeitedAt LIMIT CAST(? AS INTEGER)`,
       )
       .all(limit);
   }

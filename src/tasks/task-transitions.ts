@@ -169,9 +169,9 @@ export class TaskTransitions {
     return held.length;
   }
 
-  /** Frees up to `limit` claims of agents marked offline (those their offline write left); how many. */
-  releaseClaimsOfOffline(ctx: WriteContext, limit: number): number {
-    const held = this.d.tasks.claimsOfOfflineAgents(limit);
+  /** Frees up to `limit` forfeit claims (those agents' offline writes left); how many. */
+  releaseForfeited(ctx: WriteContext, limit: number): number {
+    const held = this.d.tasks.forfeitedClaims(limit);
     for (const row of held) this.expireClaim(ctx, row, `agent ${row.leaseOwner} went offline`);
     return held.length;
   }

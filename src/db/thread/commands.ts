@@ -105,7 +105,7 @@ export function createReadCommands(db: SqliteDatabase, prisma: () => Promise<Pri
     ...taskQueries({ prisma, tasks, maxResponseBytes: config.maxResponseBytes }),
     ...queuePauseQueries({ pauses }),
     ...eventQueries({ events, maxResponseBytes: config.maxResponseBytes }),
-    ...agentQueries({ agents, tasks, healthCutoffs: cutoffs, maxResponseBytes: config.maxResponseBytes }),
+    ...agentQueries({ agents, healthCutoffs: cutoffs, maxResponseBytes: config.maxResponseBytes }),
     ...recallQueries(new MemoryRecall(memories, tasks, config.maxResponseBytes, memoryChanges)),
     ...tokenQueries(tokens),
     ...retentionQueries({ tasks, memories }),
