@@ -7,6 +7,12 @@ import type { CoordinationEvent, PollRequest, PublishRequest, Subscription } fro
 import type { EventStore, InboxPosition } from "./event-store.js";
 import { mergePatterns } from "./type-patterns.js";
 
+/**
+ * The patterns one agent's subscription holds, at most: each is a range or a value of every read
+ * of its inbox (a subscription of 33,000 types failed every poll: SQLite takes 32,766 values).
+ */
+export const MAX_SUBSCRIPTION_PATTERNS = 1000;
+
 export interface EventCommandDeps {
   events: EventStore;
   /** Whether the registry knows this agent (a direct message to one records its mailbox position). */
@@ -101,6 +107,9 @@ export function eventCommands(d: EventCommandDeps) {
     "events.subscribe": (ctx: WriteContext, request: { agentId: string; types: string[]; fromSeq?: number | undefined }): Subscription => {
       const existing = events.getSubscription(request.agentId);
       const types = mergePatterns(existing?.types ?? [], request.types);
+      if (types.length > MAX_SUBSCRIPTION_PATTERNS) {
+        throw invalidField("types", `an agent's subscription holds at most ${MAX_SUBSCRIPTION_PATTERNS} patterns, and these would make it ${types.length}: unsubscribe some, or take a prefix (task.*) in place of the types under it`);
+      }
       // A mailbox-only agent (no patterns yet) subscribes like a new one: from the head.
       const cursor = startCursor(request.fromSeq, existing && existing.types.length > 0 ? existing : undefined);
       const mailboxCursor = Math.max(existing?.mailboxCursor ?? 0, events.prunedThroughSeq());

@@ -11,6 +11,8 @@ import { isPrefix, prefixRange, typePatternSql } from "./type-patterns.js";
 
 /** The types a prefix pattern is read as, at most; past it, the prefix is read as a range of the type index. */
 const MAX_EXPANDED = 64;
+/** The types prefixes are read as in one read, at most (an agent may have a thousand patterns): the rest stay ranges. */
+const MAX_TYPES_READ = 512;
 /**
  * A read this close to the head walks the log from its cursor (NOT INDEXED: its rowid range): at
  * most this many rows, about 0.1 µs each, and none to find types by (a poll that keeps up with
@@ -198,6 +200,7 @@ export class EventStore {
   private typesOf(patterns: readonly string[]): string[] {
     if (patterns.includes("*") || !patterns.some(isPrefix)) return [...patterns];
     const out = new Set<string>();
+    let expanded = 0;
     for (const pattern of patterns) {
       if (!isPrefix(pattern)) {
         out.add(pattern);
@@ -214,8 +217,12 @@ export class EventStore {
         )
         .pluck()
         .all(from, to, to, MAX_EXPANDED + 1);
-      if (types.length > MAX_EXPANDED) out.add(pattern);
-      else for (const type of types) out.add(type);
+      // Past the read's budget of types, the rest of the prefixes stay ranges.
+      if (types.length > MAX_EXPANDED || expanded + types.length > MAX_TYPES_READ) out.add(pattern);
+      else {
+        for (const type of types) out.add(type);
+        expanded += types.length;
+      }
     }
     return [...out];
   }

@@ -17,18 +17,38 @@ export function prefixRange(pattern: string): [string, string] {
   return [prefix, `${prefix.slice(0, -1)}/`];
 }
 
+/**
+ * Past this many exact types, a read passes them as one JSON array: SQLite takes at most 32,766
+ * values a statement, and an agent's patterns (stored before their number was bounded:
+ * event-commands.ts) once passed it, so every poll of that agent failed. Within the bound they
+ * stay values, which the planner seeks by.
+ */
+const EXACT_AS_LIST = 1000;
+/** Past this many prefixes, the same: their ORed ranges make an expression SQLite refuses past a depth of 1,000. */
+const PREFIXES_AS_LIST = 100;
+
 /** A WHERE fragment matching `type` against patterns; `params` receive its values in order. */
 export function typePatternSql(patterns: readonly string[], params: unknown[]): string {
   if (patterns.includes("*")) return "1";
-  const exact = patterns.filter((p) => !p.endsWith(".*"));
+  const exact = patterns.filter((p) => !isPrefix(p));
+  const prefixes = patterns.filter(isPrefix);
   const clauses: string[] = [];
-  if (exact.length > 0) {
+  if (exact.length > EXACT_AS_LIST) {
+    clauses.push("type IN (SELECT value FROM json_each(?))");
+    params.push(JSON.stringify(exact));
+  } else if (exact.length > 0) {
     clauses.push(`type IN (${exact.map(() => "?").join(", ")})`);
     params.push(...exact);
   }
-  for (const pattern of patterns.filter(isPrefix)) {
-    clauses.push("(type >= ? AND type < ?)");
-    params.push(...prefixRange(pattern));
+  if (prefixes.length > PREFIXES_AS_LIST) {
+    // events.type: json_each has a column named type too.
+    clauses.push("EXISTS (SELECT 1 FROM json_each(?) AS p WHERE events.type >= json_extract(p.value, '$[0]') AND events.type < json_extract(p.value, '$[1]'))");
+    params.push(JSON.stringify(prefixes.map(prefixRange)));
+  } else {
+    for (const pattern of prefixes) {
+      clauses.push("(type >= ? AND type < ?)");
+      params.push(...prefixRange(pattern));
+    }
   }
   return clauses.length > 0 ? `(${clauses.join(" OR ")})` : "0";
 }
