@@ -251,6 +251,21 @@ describe("queue pauses", () => {
     );
   });
 
+  it("stats list a paused queue first, even one with no task yet: its row is where the dashboard resumes it", async () => {
+    t = await startTestServer();
+    await t.api.tasks.enqueueMany.mutate({ tasks: [{ queue: "busy-a", payload: 1 }, { queue: "busy-a", payload: 2 }, { queue: "busy-b", payload: 3 }] });
+    await t.api.queues.pause.mutate({ queue: "quiet" });
+    const all = await t.api.tasks.stats.query();
+    expect(all.queues.map((q) => [q.queue, q.paused, q.counts.pending])).toEqual([
+      ["busy-a", false, 2],
+      ["busy-b", false, 1],
+      ["quiet", true, 0],
+    ]);
+    expect(all.totals.pending).toBe(3);
+    const one = await t.api.tasks.stats.query({ limit: 1 });
+    expect([one.queues.map((q) => q.queue), one.queuesOmitted]).toEqual([["quiet"], 2]);
+  });
+
   it("over REST: pause, status, list and resume; a queue name with a slash; bad input is a 400 naming the field", async () => {
     t = await startTestServer();
     const paused = await rest(t.url, "POST", `/queues/${encodeURIComponent("a/b")}/pause`, { reason: "why" });

@@ -313,7 +313,7 @@ export const statsFields = {
   queue: storedName().optional().describe("Only this queue's counts (the totals stay the whole server's)"),
   limit: int(1, 10_000)
     .optional()
-    .describe(`The most queues listed (left out, ${DEFAULT_STATS_QUEUES}): those with the most tasks pending, claimed or dead-lettered first, then by name; queuesOmitted says how many more there are`),
+    .describe(`The most queues listed (left out, ${DEFAULT_STATS_QUEUES}): paused queues first, then those with the most tasks pending, claimed or dead-lettered, then by name; queuesOmitted says how many more there are`),
 };
 export const statsInput = z.strictObject(statsFields).optional();
 export type StatsRequest = z.output<typeof statsInput>;

@@ -23,6 +23,8 @@ export async function readTaskCounts(prisma: Prisma, now: number): Promise<TaskC
     totals[status] += group._count._all;
     queues.set(group.queue, counts);
   }
+  // A paused queue is listed even with no task (yet): the dashboard's Resume button is on its row.
+  for (const queue of paused) if (!queues.has(queue)) queues.set(queue, zeroCounts());
   const oldestByQueue = new Map(oldest.map((o) => [o.queue, o._min.runAt]));
   return {
     queues: [...queues.entries()]
@@ -37,8 +39,8 @@ export async function readTaskCounts(prisma: Prisma, now: number): Promise<TaskC
 }
 
 /**
- * The queues a caller asked for: `queue` alone, or the `limit` busiest (most tasks pending,
- * claimed or dead-lettered, then by name), listed by name. An answer's size follows the limit,
+ * The queues a caller asked for: `queue` alone, or the `limit` busiest (paused ones first, then
+ * most tasks pending, claimed or dead-lettered, then by name), listed by name. An answer's size follows the limit,
  * not the number of queues ever used (54,000 one-off queues made a 6.9 MB answer, every second
  * on the dashboard).
  */
@@ -50,7 +52,7 @@ export function pickQueues<T extends TaskCounts>(stats: T, queue: string | undef
       : stats.queues.length <= limit
         ? stats.queues
         : [...stats.queues]
-            .sort((a, b) => busy(b.counts) - busy(a.counts) || (a.queue < b.queue ? -1 : 1))
+            .sort((a, b) => Number(b.paused) - Number(a.paused) || busy(b.counts) - busy(a.counts) || (a.queue < b.queue ? -1 : 1))
             .slice(0, limit)
             .sort((a, b) => a.queue.localeCompare(b.queue));
   return { ...stats, queues: chosen, queuesOmitted: stats.queues.length - chosen.length };
