@@ -85,17 +85,20 @@ export function agentCommands(d: AgentCommandDeps) {
       const row = d.agents.get(agentId);
       if (!row) throw notFound("AGENT_NOT_FOUND", agentId);
       const reason = `agent ${agentId} deregistered`;
-      if (d.tasks.claimsHeldBy(agentId, RELEASE_BATCH + 1).length > RELEASE_BATCH) return { removed: null, released: d.transitions.releaseClaimsOf(ctx, agentId, reason, RELEASE_BATCH) };
+      // Read once: one more than a write's share says whether the agent stays for another write.
+      const held = d.tasks.claimsHeldBy(agentId, RELEASE_BATCH + 1);
+      const released = held.slice(0, RELEASE_BATCH);
+      for (const claim of released) d.transitions.expireClaim(ctx, claim, reason);
+      if (held.length > RELEASE_BATCH) return { removed: null, released: released.length };
       const capabilities = d.agents.capabilitiesOf(agentId);
-      const released = d.transitions.releaseClaimsOf(ctx, agentId, reason, RELEASE_BATCH);
       d.agents.delete(agentId);
-      d.events.appendSystem(ctx, "agent.deregistered", { agentId, releasedTasks: args.releasedBefore + released });
+      d.events.appendSystem(ctx, "agent.deregistered", { agentId, releasedTasks: args.releasedBefore + released.length });
       // Forgotten now (a claim later in this batch must register it again; rolled back, the agent
       // is only looked up once more) and after the commit (a sign of life earlier in this batch
       // records the agent as seen when the batch commits, after this).
       d.transitions.forgetAgent(agentId);
       ctx.afterCommit(() => d.transitions.forgetAgent(agentId));
-      return { removed: toAgent(row, capabilities, d.healthCutoffs(ctx.now)), released };
+      return { removed: toAgent(row, capabilities, d.healthCutoffs(ctx.now)), released: released.length };
     },
 
     /**

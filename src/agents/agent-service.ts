@@ -72,7 +72,6 @@ export class AgentService {
     return this.db.write("agents.heartbeat", request);
   }
 
-  /** Removes the agent; tasks it still held go back to the queue at once. */
   /**
    * Removes the agent; the tasks it held go back to the queue, in the same write when they are
    * RELEASE_BATCH or fewer, else RELEASE_BATCH a write first (an agent holding thousands of leases

