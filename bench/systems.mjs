@@ -83,6 +83,17 @@ const referenceServer = (prefix, load = restLoad) => ({ dir, round, N, C, timeou
     load(N, C),
   );
 
+/**
+ * The reference server with its statements on a worker thread (bench/reference-threaded.mjs):
+ * the design #9's responsiveness goals ask for, with nothing of ours in it; the bound of any
+ * server whose event loop never runs SQLite, on this machine.
+ */
+const threadedReference = (prefix, load = restLoad) => ({ dir, round, N, C, timeoutMs }) =>
+  withServer(
+    { command: process.execPath, args: (port) => [join(ROOT, "bench/reference-threaded.mjs"), String(port), join(dir, `${prefix}-${round}.db`)], env: process.env, timeoutMs },
+    load(N, C),
+  );
+
 const oursInProcess = (root, prefix, extra = []) => async ({ dir, round, N, C, timeoutMs }) =>
   normalize(await runJsonChild(process.execPath, [join(root, "bench/in-process.mjs"), join(dir, `${prefix}-${round}.db`), String(N), String(C), ...extra], { timeoutMs, label: prefix, cwd: root }));
 
@@ -115,6 +126,8 @@ export function systems({ before } = {}) {
     "ours, REST with complete-and-claim": oursServer(ROOT, "next", driver(join(ROOT, "bench/rest-driver.mjs"), "rest-driver", ["next"])),
     "reference server (node:http + better-sqlite3, events)": referenceServer("ref"),
     "reference server, warm": referenceServer("ref-warm", warm(restLoad)),
+    "reference server, statements on a thread": threadedReference("ref-thread"),
+    "reference server, statements on a thread, warm": threadedReference("ref-thread-warm", warm(restLoad)),
     "seed stack (FastAPI + aiosqlite)": ({ dir, round, N, C, timeoutMs }) => {
       const problem = seedProblem();
       if (problem) return { skipped: problem };

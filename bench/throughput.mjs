@@ -62,6 +62,8 @@ export async function throughput({ dir, N, C, rounds, recallRounds = rounds, tim
   const restNext = m("ours, REST with complete-and-claim");
   const restWarm = m("ours, REST, warm server");
   const refWarm = m("reference server, warm");
+  const refThread = m("reference server, statements on a thread");
+  const refThreadWarm = m("reference server, statements on a thread, warm");
   const bull = m("BullMQ Worker (Redis, appendfsync always)");
   const inprocWarm = m("ours in-process, warm");
   const inprocWarmNoRecall = m("ours in-process, recall off, warm");
@@ -73,6 +75,11 @@ export async function throughput({ dir, N, C, rounds, recallRounds = rounds, tim
     { label: "ours REST / reference server", goal: "≥ 0.9", enqueue: ratio(rest, ref, "enqueuePerS"), processed: ratio(rest, ref, "processedPerS") },
     // Both servers after one run of the same load: steady state, not start-up (systems.mjs).
     { label: "ours REST / reference server, both warm", goal: "", enqueue: ratio(restWarm, refWarm, "enqueuePerS"), processed: ratio(restWarm, refWarm, "processedPerS") },
+    // What the design alone costs (bench/reference-threaded.mjs): the reference server with its statements on a thread.
+    { label: "reference server, statements on a thread / reference server", goal: "", enqueue: ratio(refThread, ref, "enqueuePerS"), processed: ratio(refThread, ref, "processedPerS") },
+    { label: "the same, both warm", goal: "", enqueue: ratio(refThreadWarm, refWarm, "enqueuePerS"), processed: ratio(refThreadWarm, refWarm, "processedPerS") },
+    // What ours costs beyond the design: the work the product does per request that the reference does not.
+    { label: "ours REST / reference server, statements on a thread", goal: "", enqueue: ratio(rest, refThread, "enqueuePerS"), processed: ratio(rest, refThread, "processedPerS") },
     { label: "ours in-process / BullMQ Worker", goal: "≥ 1", enqueue: ratio(inproc, bull, "enqueuePerS"), processed: ratio(inproc, bull, "processedPerS") },
     // Both a second run in their process (in-process.mjs --warm, bullmq-warm.mjs): steady state.
     { label: "ours in-process / BullMQ Worker, both warm", goal: "", enqueue: ratio(inprocWarm, bullWarm, "enqueuePerS"), processed: ratio(inprocWarm, bullWarm, "processedPerS") },
