@@ -152,11 +152,15 @@ describe("events.onEvent over WebSocket", () => {
     const task = await api.events.publish.mutate({ type: "task.claimed", source: "t" });
     const build = await api.events.publish.mutate({ type: "build.done", source: "t" });
     const direct = await api.events.publish.mutate({ type: "chat.dm", source: "t", target: "a1" });
+    const other = await api.events.publish.mutate({ type: "chat.dm", source: "t", target: "no-subscription" });
     const end = await api.events.publish.mutate({ type: "task.end", source: "t" });
-    for (const s of streams) await vi.waitFor(() => expect(s.seqs().at(-1)).toBe(end.seq), { timeout: 30_000, interval: 10 });
+    for (const s of streams.slice(0, 2)) await vi.waitFor(() => expect(s.seqs().at(-1)).toBe(end.seq), { timeout: 30_000, interval: 10 });
+    await vi.waitFor(() => expect(streams[2]!.seqs()).toContain(other.seq), { timeout: 30_000, interval: 10 });
     expect(streams[0]!.seqs()).toEqual([task.seq, direct.seq, end.seq]);
     expect(streams[1]!.seqs()).toEqual([task.seq, build.seq, direct.seq, end.seq]);
-    expect(streams[2]!.seqs()).toEqual([task.seq, build.seq, end.seq]);
+    // An agent with no subscription follows its mailbox alone, as its poll does: no patterns, no broadcast events.
+    expect(streams[2]!.seqs()).toEqual([other.seq]);
+    expect((await api.events.poll.mutate({ agentId: "no-subscription", ack: "manual" })).map((e) => e.seq)).toEqual([other.seq]);
     for (const s of streams) s.unsubscribe();
   });
 });

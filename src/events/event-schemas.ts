@@ -87,7 +87,7 @@ export const listEventsInput = z.strictObject({
 });
 export const onEventInput = z.strictObject({
   agentId: agentId.optional().describe(
-    "Follow this agent's subscription: its types as they are when the stream opens (a later subscribe or unsubscribe applies from the stream's next connection), and the events targeted at it",
+    "Follow this agent's subscription: its types as they are when the stream opens (a later subscribe or unsubscribe applies from the stream's next connection), and the events targeted at it; an agent with no subscription (and no `types`) gets its mailbox alone, as its poll does",
   ),
   types: patternList.optional().describe(`Only events of these types (${PATTERNS}), beside the agent's subscription when both are given`),
   lastEventId: z

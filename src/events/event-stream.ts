@@ -142,8 +142,10 @@ export async function* streamEvents(
 
   try {
     const setup = await deps.service.streamSetup(request.agentId);
-    // The agent's subscription and the request's own patterns add up; neither given means everything.
-    const patterns = setup.subscription || request.types ? mergePatterns(setup.subscription?.types ?? [], request.types ?? []) : ["*"];
+    // An agent's stream: its subscription's patterns and the request's own, added up, and its
+    // mailbox; with neither, the mailbox alone, as its poll gives. No agent: the request's
+    // patterns, or every event.
+    const patterns = recipient !== null ? mergePatterns(setup.subscription?.types ?? [], request.types ?? []) : (request.types ?? ["*"]);
     wanted = (e) => (e.target === null ? matchesType(e.type, patterns) : e.target === recipient);
     buffer = buffer.filter(wanted);
     bufferedBytes = buffer.reduce((sum, event) => sum + eventBytes(event), 0);
