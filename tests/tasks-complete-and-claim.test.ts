@@ -44,7 +44,35 @@ describe("complete-and-claim", () => {
     ]);
   });
 
-  it("a complete that fails (a stale lease) claims nothing", async () => {
+  it("sent again (its answer lost), hands out the same next task under the same lease, not another; claims anew once that lease ended", async () => {
+    await using t = await startTestServer();
+    const [a, b, c, d] = await t.api.tasks.enqueueMany.mutate({ tasks: [1, 2, 3, 4].map((n) => ({ queue: "cacq", payload: n })) });
+    expect((await rest(t.url, "POST", "/tasks/claim", { agentId: "w", queues: ["cacq"] })).body).toMatchObject({ id: a!.id, leaseToken: 1 });
+    const call = { agentId: "w", leaseToken: 1, result: "ok", next: { queues: ["cacq"] } };
+    const first = await rest(t.url, "POST", `/tasks/${a!.id}/complete-and-claim`, call);
+    expect(first).toMatchObject({ status: 200, body: { completed: { id: a!.id, status: "completed" }, next: { id: b!.id, leaseToken: 1, attempts: 1 } } });
+    // The same request again, as a client does after a timeout: the same answer, no second task.
+    const again = await rest(t.url, "POST", `/tasks/${a!.id}/complete-and-claim`, call);
+    expect(again).toMatchObject({ status: 200, body: { completed: { id: a!.id, status: "completed" }, next: { id: b!.id, status: "claimed", leaseOwner: "w", leaseToken: 1, attempts: 1 } } });
+    expect(await t.api.tasks.get.query({ taskId: c!.id })).toMatchObject({ status: "pending", attempts: 0 });
+    const claimedEvents = async () => (await t.api.events.list.query({ types: ["task.claimed"], limit: 50 })).map((e) => (e.payload as { taskId: string }).taskId);
+    expect(await claimedEvents()).toEqual([a!.id, b!.id]);
+    // Through the typed client too, with its context.
+    const typed = await t.api.tasks.completeAndClaim.mutate({ taskId: a!.id, ...call });
+    expect(typed.next).toMatchObject({ id: b!.id, leaseToken: 1 });
+    expect(typed.next!.context.map((m) => m.memory.taskId)).toEqual([a!.id]);
+    // A different result is not a repeat: a conflict, and nothing claimed.
+    await expect(t.api.tasks.completeAndClaim.mutate({ taskId: a!.id, ...call, result: "other" })).rejects.toMatchObject({ data: { code: "INVALID_STATE" } });
+    // Once the next task's lease ended (here: completed), a late repeat claims anew.
+    await t.api.tasks.complete.mutate({ taskId: b!.id, agentId: "w", leaseToken: 1 });
+    const late = await rest(t.url, "POST", `/tasks/${a!.id}/complete-and-claim`, call);
+    expect(late.body).toMatchObject({ completed: { id: a!.id }, next: { id: c!.id, leaseToken: 1 } });
+    // A plain claim's lease is not taken for a complete-and-claim's: another agent's repeat claims its own.
+    expect(await claimedEvents()).toEqual([a!.id, b!.id, c!.id]);
+    expect(await t.api.tasks.get.query({ taskId: d!.id })).toMatchObject({ status: "pending", attempts: 0 });
+  });
+
+    it("a complete that fails (a stale lease) claims nothing", async () => {
     await using t = await startTestServer();
     const a = await t.api.tasks.enqueue.mutate({ payload: { n: 1 } });
     const b = await t.api.tasks.enqueue.mutate({ payload: { n: 2 } });

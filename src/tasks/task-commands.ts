@@ -78,11 +78,11 @@ export function taskCommands(d: TaskCommandDeps) {
    * cannot be delivered (UNDELIVERABLE_VALUE, REFUSED_KEY_VALUE) is dead-lettered, saying why,
    * instead of being handed out and failing after the lease was taken; then the next one is claimed.
    */
-  const claimDeliverable = (ctx: WriteContext, filter: ClaimFilter, limit: number, leaseMs: number): Leased[] => {
+  const claimDeliverable = (ctx: WriteContext, filter: ClaimFilter, limit: number, leaseMs: number, claimedAfter: string | null): Leased[] => {
     const claimed: Leased[] = [];
     for (;;) {
       let poisoned = 0;
-      for (const row of t.claimRows(ctx, filter, limit - claimed.length, leaseMs)) {
+      for (const row of t.claimRows(ctx, filter, limit - claimed.length, leaseMs, undefined, claimedAfter)) {
         const task = toTask(row);
         const undeliverable = undeliverableReason(task.payload);
         if (undeliverable === null) claimed.push({ task, bytes: taskAnswerBytes(row) });
@@ -112,11 +112,12 @@ export function taskCommands(d: TaskCommandDeps) {
   /**
    * One claim attempt. `noteAgent` registers or refreshes the claimer even when nothing is
    * claimable (the first attempt of a long-poll). When nothing is, says when the next delayed
-   * task the claimer could take falls due, so a long-poll can wake for it.
+   * task the claimer could take falls due, so a long-poll can wake for it. `claimedAfter`: the
+   * task a complete-and-claim just completed, kept on the leases it takes.
    */
-  const claim = (ctx: WriteContext, args: ClaimArgs, answerBytes = 0): Handout => {
+  const claim = (ctx: WriteContext, args: ClaimArgs, answerBytes = 0, claimedAfter: string | null = null): Handout => {
     const filter = t.claimFilter(args.request);
-    const leased = claimDeliverable(ctx, filter, args.limit, args.leaseMs);
+    const leased = claimDeliverable(ctx, filter, args.limit, args.leaseMs, claimedAfter);
     if (args.noteAgent || leased.length > 0) t.noteAgent(ctx, args.request.agentId, filter.capabilities);
     if (leased.length > 0) return handOut(ctx, leased, args, answerBytes);
     return { leased, recalling: false, nextRunAt: d.tasks.nextRunAt(filter, ctx.now) };
@@ -126,15 +127,16 @@ export function taskCommands(d: TaskCommandDeps) {
    * Completes the task under the caller's lease. Sent again (its first answer lost), it gets the
    * same answer, as long as it carries the same result: a different result for a task already
    * completed is a conflict, so a stale or forged anonymous complete can never pass as the
-   * rightful holder's. With the answer, the room it takes (answer-budget.ts).
+   * rightful holder's. With the answer, the room it takes (answer-budget.ts), and whether it was
+   * such a repeat.
    */
-  const complete = (ctx: WriteContext, request: SettleRequest & { result?: unknown }): { task: SettledTask; bytes: number } => {
+  const complete = (ctx: WriteContext, request: SettleRequest & { result?: unknown }): { task: SettledTask; bytes: number; repeated: boolean } => {
     // The usual case in one statement: the task is claimed under the caller's lease.
     const row = d.tasks.completeHeld(request.taskId, request.agentId ?? null, request.leaseToken ?? null, request.result, ctx.now);
     if (row === undefined) {
       const current = t.findTask(request.taskId);
       if (current.status === "completed" && t.isHolder(current, request)) {
-        if (sameJson(fromJsonText(current.result), request.result ?? null)) return { task: settled(current), bytes: taskAnswerBytes(current) };
+        if (sameJson(fromJsonText(current.result), request.result ?? null)) return { task: settled(current), bytes: taskAnswerBytes(current), repeated: true };
         throw new CoordinationError(
           "INVALID_STATE",
           `task "${request.taskId}" was already completed under lease ${current.leaseToken} of agent "${current.leaseOwner}" with a different result`,
@@ -154,7 +156,7 @@ export function taskCommands(d: TaskCommandDeps) {
       ...(request.agentId === undefined ? { anonymous: true } : {}),
     });
     t.recordExecution(ctx, row, "completed");
-    return { task: settled(row), bytes: taskAnswerBytes(row) };
+    return { task: settled(row), bytes: taskAnswerBytes(row), repeated: false };
   };
 
   return {
@@ -184,15 +186,27 @@ export function taskCommands(d: TaskCommandDeps) {
     /**
      * Completes the caller's task and claims its next one in the same write: one round trip per
      * task for a worker instead of two. The claim runs only if the complete succeeded (a conflict
-     * claims nothing); it takes a task at once or answers none, without waiting.
+     * claims nothing); it takes a task at once or answers none, without waiting. The same call
+     * sent again (its answer lost) gets the same answer while the agent still holds what the
+     * first one leased: those leases, not another task. Once they ended (settled, expired, given
+     * back because the answer never arrived), it claims anew.
      */
     "tasks.completeAndClaim": (
       ctx: WriteContext,
       args: ContextWanted & { complete: SettleRequest & { result?: unknown }; claim: Omit<ClaimArgs, keyof ContextWanted> },
     ): Handout & { completed: SettledTask } => {
       const completed = complete(ctx, args.complete);
+      const wanted = { contextLimit: args.contextLimit, recallTicket: args.recallTicket };
+      const agentId = args.claim.request.agentId;
+      if (completed.repeated) {
+        const held = d.tasks.heldAfter(agentId, completed.task.id);
+        if (held.length > 0) {
+          t.noteAgent(ctx, agentId);
+          return { completed: completed.task, ...handOut(ctx, held.map((row) => ({ task: toTask(row), bytes: taskAnswerBytes(row) })), wanted, completed.bytes) };
+        }
+      }
       // The completed task shares the answer's byte budget with the next one and its context.
-      return { completed: completed.task, ...claim(ctx, copyWith(args.claim, { contextLimit: args.contextLimit, recallTicket: args.recallTicket }), completed.bytes) };
+      return { completed: completed.task, ...claim(ctx, copyWith(args.claim, wanted), completed.bytes, completed.task.id) };
     },
 
     "tasks.fail": (ctx: WriteContext, request: SettleRequest & { error: string; retry: boolean }): SettledTask => {

@@ -47,6 +47,8 @@ export interface TaskRow {
   delayed: number;
   /** 1 while pending in a paused queue: out of the claim indexes (queue-pause-store.ts). */
   held: number;
+  /** The task whose complete-and-claim leased this one under its current lease; null for a plain claim. */
+  claimedAfter: string | null;
 }
 
 /** How many failed runs a task's errorHistory keeps, the newest (each error at most 10,000 characters). */
@@ -117,6 +119,7 @@ export function taskRowWith(row: TaskRow, changes: Partial<TaskRow>): TaskRow {
     leaseMs: row.leaseMs,
     delayed: row.delayed,
     held: row.held,
+    claimedAfter: row.claimedAfter,
   };
   return Object.assign(copy, changes);
 }
@@ -251,6 +254,7 @@ export class TaskStore {
       leaseMs: null,
       delayed: delayedAt(task.runAt, now),
       held,
+      claimedAfter: null,
     };
   }
 
@@ -276,13 +280,13 @@ export class TaskStore {
    * them. Atomic because it runs inside the Writer's IMMEDIATE transaction: no other claimer, in
    * this process or another, can see these rows as pending meanwhile. One task is read, then
    * leased by seq; several stop before their answer would pass `budgetBytes` (but always include
-   * the first).
+   * the first). `claimedAfter`: the task a complete-and-claim completed (heldAfter finds the lease by it).
    */
-  claim(filter: ClaimFilter, limit: number, budgetBytes: number, leaseMs: number, now: number): TaskRow[] {
+  claim(filter: ClaimFilter, limit: number, budgetBytes: number, leaseMs: number, now: number, claimedAfter: string | null = null): TaskRow[] {
     this.promoteDue(now);
     const leaseExpiresAt = now + leaseMs;
     const lease = `UPDATE tasks SET status = 'claimed', leaseOwner = ?, leaseExpiresAt = ?, leaseToken = leaseToken + 1,
-           attempts = attempts + 1, claimedAt = ?, updatedAt = ?, leaseMs = ?`;
+           attempts = attempts + 1, claimedAt = ?, updatedAt = ?, leaseMs = ?, claimedAfter = ?`;
     if (limit === 1) {
       // Read, then written by seq (no RETURNING: a read-back costs more than building the row here).
       const pickParams: unknown[] = [];
@@ -290,8 +294,8 @@ export class TaskStore {
       pickParams.push(now);
       const row = this.st.get<unknown[], TaskRow>(`SELECT * FROM tasks ${claimIndex(filter)} WHERE ${pickWhere} AND delayed = 0 AND held = 0 AND runAt <= ? ORDER BY priority, seq LIMIT 1`).get(...pickParams);
       if (row === undefined) return [];
-      this.st.get<unknown[]>(`${lease} WHERE seq = ?`).run(filter.agentId, leaseExpiresAt, now, now, leaseMs, row.seq);
-      return [taskRowWith(row, { status: "claimed", leaseOwner: filter.agentId, leaseExpiresAt, leaseToken: row.leaseToken + 1, attempts: row.attempts + 1, claimedAt: now, updatedAt: now, leaseMs })];
+      this.st.get<unknown[]>(`${lease} WHERE seq = ?`).run(filter.agentId, leaseExpiresAt, now, now, leaseMs, claimedAfter, row.seq);
+      return [taskRowWith(row, { status: "claimed", leaseOwner: filter.agentId, leaseExpiresAt, leaseToken: row.leaseToken + 1, attempts: row.attempts + 1, claimedAt: now, updatedAt: now, leaseMs, claimedAfter })];
     }
     const pickParams: unknown[] = [];
     const pickWhere = claimableWhere(filter, pickParams);
@@ -308,9 +312,20 @@ export class TaskStore {
     if (picked.length === 0) return [];
     const rows = this.st
       .get<unknown[], TaskRow>(`${lease} WHERE seq IN (${placeholders(picked.length)}) RETURNING *`)
-      .all(filter.agentId, leaseExpiresAt, now, now, leaseMs, ...picked);
+      .all(filter.agentId, leaseExpiresAt, now, now, leaseMs, claimedAfter, ...picked);
     // RETURNING does not promise an order; hand tasks out best first.
     return rows.sort((a, b) => a.priority - b.priority || a.seq - b.seq);
+  }
+
+  /**
+   * The tasks `agentId` still holds under the leases a complete-and-claim of task `completedId`
+   * gave it, best first: what that call answered, for the same call sent again. Read through the
+   * agent's claims (an agent holds few).
+   */
+  heldAfter(agentId: string, completedId: string): TaskRow[] {
+    return this.st
+      .get<[string, string], TaskRow>(`SELECT * FROM tasks INDEXED BY tasks_claimed_owner_idx WHERE leaseOwner = ? AND status = 'claimed' AND claimedAfter = ? ORDER BY priority, seq`)
+      .all(agentId, completedId);
   }
 
   /**
