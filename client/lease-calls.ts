@@ -8,7 +8,7 @@ import { isUnsendable } from "./serialize-input.js";
 import type { ClaimedTask, CoordinationApi } from "./types.js";
 
 /** How a settle ended (HeldLease.settle). */
-export type SettleOutcome = { kind: "settled" } | { kind: "lost" } | { kind: "refused"; error: unknown };
+export type SettleOutcome = { kind: "settled" } | { kind: "lost"; error: unknown } | { kind: "refused"; error: unknown };
 
 /** Lease renewals never come faster than this, whatever the server granted. */
 const MIN_RENEW_MS = 20;
@@ -126,11 +126,11 @@ export class HeldLease {
         await call(this.untilDeadline());
         return { kind: "settled" };
       } catch (error) {
-        if (isLeaseGone(error)) return { kind: "lost" };
+        if (isLeaseGone(error)) return { kind: "lost", error };
         this.onError(error);
         if (!isTransient(error)) return { kind: "refused", error };
         // Never turn a success into a failure: past the lease, the server retries the task itself.
-        if (!this.mayBeValid) return { kind: "lost" };
+        if (!this.mayBeValid) return { kind: "lost", error: new Error("the lease ran out while the server could not be reached", { cause: error }) };
         await sleep(delay);
       }
     }

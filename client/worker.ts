@@ -304,15 +304,21 @@ export async function runWorker<P>(options: WorkerOptions<P>): Promise<Worker> {
     const fenced = { taskId: task.id, agentId, leaseToken: task.leaseToken };
     let next: Claimed | undefined;
     let settleAttempts = 0;
+    /** A run whose outcome the server did not take: counted, and told to onError once, with why. */
+    const lose = (cause: unknown) => {
+      lost++;
+      onError(new Error(`runWorker: lost the lease on task "${task.id}" (lease ${task.leaseToken}), so its run's outcome was not stored: ${messageOf(cause)}`, { cause }));
+    };
     try {
       /** Fails the task with `error`; counted as failed once the server took it. */
       const fail = async (error: unknown, retry = true) => {
         const failedAs = await lease.settle((signal) => api.tasks.fail.mutate({ ...fenced, error: failureText(error), retry }, { signal }));
         if (failedAs.kind === "settled") failed++;
-        else lost++;
+        else if (failedAs.kind === "lost") lose(failedAs.error);
+        else lost++; // refused: settle told onError already
       };
       if (interruption === "lost") {
-        lost++; // someone else owns the task now: settling it would only get CONFLICT
+        lose(run.signal.reason); // someone else owns the task now: settling it would only get CONFLICT
       } else if (interruption === "stopped") {
         await lease.settle((signal) => api.tasks.release.mutate(fenced, { signal })); // not the task's fault: back without charging an attempt
       } else if (interruption === "timeout") {
@@ -328,7 +334,7 @@ export async function runWorker<P>(options: WorkerOptions<P>): Promise<Worker> {
         // client cannot even send it (a __proto__ key, a getter that throws): the run failed, and
         // says why, rather than waiting out its lease to run again with no trace.
         else if (completedAs.kind === "refused") await fail(new Error(refusedResult(completedAs.error)));
-        else lost++;
+        else lose(completedAs.error);
       }
     } finally {
       lease.stop();

@@ -157,10 +157,12 @@ describe("runWorker", () => {
   it("a lease lost while the handler runs aborts its signal; the task is neither completed nor failed", async () => {
     await using t = await startTestServer();
     const reasons: string[] = [];
+    const errors: string[] = [];
     const worker = await runWorker({
       api: t.api,
       agentId: "w-lost",
       waitMs: 200,
+      onError: (error) => errors.push((error as Error).message),
       leaseMs: 600, // renewed every 200 ms
       handler: async (task, signal) => {
         if ((task.payload as { n: number }).n === 2) return "second";
@@ -175,6 +177,10 @@ describe("runWorker", () => {
 
     await vi.waitFor(() => expect(worker.lost).toBe(1), { timeout: 30_000, interval: 20 });
     expect(reasons).toEqual([`lease lost: agent "w-lost" does not hold the lease on task "${first.id}": it is cancelled`]);
+    // The worker says so (onError: "a lease lost"), once.
+    expect(errors).toEqual([
+      `runWorker: lost the lease on task "${first.id}" (lease 1), so its run's outcome was not stored: lease lost: agent "w-lost" does not hold the lease on task "${first.id}": it is cancelled`,
+    ]);
     expect(await t.api.tasks.get.query({ taskId: first.id })).toMatchObject({ status: "cancelled", result: null, attempts: 1, errorHistory: [] });
 
     // The slot is free again.
@@ -188,9 +194,11 @@ describe("runWorker", () => {
   it("a complete answered with CONFLICT counts the task as lost instead of failing it", async () => {
     await using t = await startTestServer();
     const gate = deferred();
+    const errors: string[] = [];
     const worker = await runWorker({
       api: t.api,
       agentId: "w-late",
+      onError: (error) => errors.push((error as Error).message),
       waitMs: 200,
       leaseMs: 60_000, // no renewal during the test: only complete finds out
       handler: async () => {
@@ -205,6 +213,10 @@ describe("runWorker", () => {
 
     await vi.waitFor(() => expect(worker.lost).toBe(1), { timeout: 30_000, interval: 20 });
     expect([worker.completed, worker.failed, worker.lost]).toEqual([0, 0, 1]);
+    // Not silent: onError hears which task's result was dropped, and why.
+    expect(errors).toEqual([
+      `runWorker: lost the lease on task "${task.id}" (lease 1), so its run's outcome was not stored: agent "w-late" does not hold the lease on task "${task.id}": it is cancelled`,
+    ]);
     expect(await t.api.tasks.get.query({ taskId: task.id })).toMatchObject({ status: "cancelled", result: null, attempts: 1, errorHistory: [] });
     await worker.stop();
   });
