@@ -58,7 +58,46 @@ describe("fencing of anonymous settles", () => {
     expect((await t.api.events.list.query({ types: ["task.completed"] })).length).toBe(1);
   });
 
-  it("fail and release name the lease they ended, even when the task goes back to pending", async () => {
+  it("a fail sent again (its answer lost) gets the same answer while the task is as it left it; else a 409", async () => {
+    await using t = await startTestServer({ memoryContextLimit: 0, retryBaseMs: 60_000 });
+    const [retried, dead, anonymous] = await t.api.tasks.enqueueMany.mutate({ tasks: [1, 2, 3].map((n) => ({ queue: `f${n}`, payload: n, maxAttempts: 2 })) });
+    const claim = async (queue: string) => (await rest(t.url, "POST", "/tasks/claim", { agentId: "fa", queues: [queue] })).body as { id: string; leaseToken: number };
+    const failedEvents = async () => (await t.api.events.list.query({ types: ["task.failed"], limit: 50 })).length;
+
+    // A retried fail: pending for its backoff, answered the same again.
+    await claim("f1");
+    const once = await rest(t.url, "POST", `/tasks/${retried!.id}/fail`, { agentId: "fa", leaseToken: 1, error: "boom" });
+    expect(once.body).toMatchObject({ status: "pending", settledLease: { agentId: "fa", leaseToken: 1 } });
+    const again = await rest(t.url, "POST", `/tasks/${retried!.id}/fail`, { agentId: "fa", leaseToken: 1, error: "boom" });
+    expect(again).toEqual(once);
+    // Not a repeat: another error, another agent, another lease, or asking for no retry: 409, nothing changes.
+    for (const body of [
+      { agentId: "fa", leaseToken: 1, error: "other" },
+      { agentId: "fb", leaseToken: 1, error: "boom" },
+      { agentId: "fa", leaseToken: 2, error: "boom" },
+      { agentId: "fa", leaseToken: 1, error: "boom", retry: false },
+    ]) {
+      expect(await rest(t.url, "POST", `/tasks/${retried!.id}/fail`, body)).toMatchObject({ status: 409, body: { code: "LEASE_CONFLICT" } });
+    }
+
+    // A fail with no retry: a dead letter, answered the same again.
+    await claim("f2");
+    const deadOnce = await rest(t.url, "POST", `/tasks/${dead!.id}/fail`, { agentId: "fa", leaseToken: 1, error: "fatal", retry: false });
+    expect(deadOnce.body).toMatchObject({ status: "dead_letter", settledLease: { agentId: "fa", leaseToken: 1 } });
+    expect(await rest(t.url, "POST", `/tasks/${dead!.id}/fail`, { agentId: "fa", leaseToken: 1, error: "fatal", retry: false })).toEqual(deadOnce);
+    // A retry asked for, but the task was dead-lettered with attempts left: not what that call did.
+    expect((await rest(t.url, "POST", `/tasks/${dead!.id}/fail`, { agentId: "fa", leaseToken: 1, error: "fatal" })).status).toBe(409);
+
+    // The seed's anonymous fail, sent again.
+    await claim("f3");
+    const anonOnce = await rest(t.url, "POST", `/tasks/${anonymous!.id}/fail`, { error: "boom" });
+    expect(await rest(t.url, "POST", `/tasks/${anonymous!.id}/fail`, { error: "boom" })).toEqual(anonOnce);
+    // One task.failed event a fail, however often it was sent.
+    expect(await failedEvents()).toBe(3);
+    expect(await t.api.tasks.get.query({ taskId: retried!.id })).toMatchObject({ status: "pending", attempts: 1, leaseToken: 1, errorHistory: [{ attempt: 1, error: "boom" }] });
+  });
+
+    it("fail and release name the lease they ended, even when the task goes back to pending", async () => {
     await using t = await startTestServer({ memoryContextLimit: 0, retryBaseMs: 0 });
     const task = await t.api.tasks.enqueue.mutate({ payload: {} });
     await t.api.tasks.claim.mutate({ agentId: "a1" });

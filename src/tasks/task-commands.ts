@@ -12,7 +12,7 @@ import { CoordinationError, notFound } from "../errors.js";
 import type { EventStore } from "../events/event-store.js";
 import { sameJson } from "../json-checks.js";
 import { taskWith, type ClaimRequest, type EnqueueRequest, type RequeueManyRequest, type RequeueManyResult, type SettledTask, type Task } from "./task-schemas.js";
-import { taskAnswerBytes, toTask, type ClaimFilter, type DeadLetterRow, type TaskRow, type TaskStore } from "./task-store.js";
+import { taskAnswerBytes, taskRowWith, toTask, type ClaimFilter, type DeadLetterRow, type TaskRow, type TaskStore } from "./task-store.js";
 import type { SettleRequest, TaskTransitions } from "./task-transitions.js";
 import { leaseBounds, offlineShiftMs, type LockWaitGrace } from "./lock-wait-grace.js";
 import { copyWith } from "../copy-with.js";
@@ -209,8 +209,18 @@ export function taskCommands(d: TaskCommandDeps) {
       return { completed: completed.task, ...claim(ctx, copyWith(args.claim, wanted), completed.bytes, completed.task.id) };
     },
 
+    /**
+     * Fails the run under the caller's lease: back to pending after its backoff, or to the
+     * dead-letter queue (retry false, or no attempt left). Sent again (its first answer lost), it
+     * gets the same answer while the task is still as that fail left it (see repeatedFail).
+     */
     "tasks.fail": (ctx: WriteContext, request: SettleRequest & { error: string; retry: boolean }): SettledTask => {
-      const held = t.heldTask(request);
+      const current = t.findTask(request.taskId);
+      if (current.status !== "claimed") {
+        const repeated = repeatedFail(current, request);
+        if (repeated !== undefined) return repeated;
+      }
+      const held = t.assertHeld(current, request);
       if (request.agentId !== undefined) t.noteAgent(ctx, request.agentId);
       const retryAt = request.retry && held.attempts < held.maxAttempts ? ctx.now + t.backoff(held.attempts) : null;
       d.events.appendSystem(ctx, "task.failed", {
@@ -346,6 +356,24 @@ export function taskCommands(d: TaskCommandDeps) {
       return released;
     },
   };
+}
+
+/**
+ * The answer a fail already gave, when `request` repeats it: the task is still as that fail left
+ * it (pending for its retry, or a dead letter, not claimed again since: the same lease token), and
+ * its newest failed run is this one, by the same agent with the same error; a fail that asked for
+ * no retry found the task a dead letter. Else undefined (LEASE_CONFLICT, as before).
+ */
+function repeatedFail(row: TaskRow, request: SettleRequest & { error: string; retry: boolean }): SettledTask | undefined {
+  if (row.status !== "pending" && row.status !== "dead_letter") return undefined;
+  const last = (JSON.parse(row.errorHistory) as Array<{ attempt: number; agentId: string | null; error: string }>).at(-1);
+  if (last === undefined || last.attempt !== row.attempts || last.error !== request.error) return undefined;
+  if (request.agentId !== undefined && last.agentId !== request.agentId) return undefined;
+  if (request.leaseToken !== undefined && request.leaseToken !== row.leaseToken) return undefined;
+  // retry false always dead-letters; retry true does only once the attempts ran out.
+  const deadLettered = !request.retry || row.attempts >= row.maxAttempts;
+  if (deadLettered !== (row.status === "dead_letter")) return undefined;
+  return settled(row, taskRowWith(row, { leaseOwner: last.agentId }));
 }
 
 /** How long the settled run held its task, claim to settle, in ms (absent when the claim time is unknown). */
