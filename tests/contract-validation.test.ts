@@ -2,6 +2,7 @@
 // named, the seed's snake_case and singular names are read (and must agree with the camelCase
 // ones), ids are valid Unicode, idempotency keys compare meaning. Raw tRPC requests send what
 // the typed client's types would refuse, as any other client can.
+import { request } from "node:http";
 import { describe, expect, it } from "vitest";
 import { undocumentedFields } from "./helpers/schema-docs.js";
 import { rest, startTestServer, withDatabase, type TestServer } from "./helpers/test-server.js";
@@ -245,10 +246,26 @@ describe("the OpenAPI document", () => {
     expect(doc.security).toBeUndefined();
     const statuses = (method: string, path: string) => Object.keys(doc.paths[path][method].responses).sort();
     // 403: a Host or Origin the server does not serve; 429: a long-poll past maxParkedPerAgent.
-    expect(statuses("get", "/tasks/claim/{agent_id}")).toEqual(["200", "204", "400", "403", "429", "500", "503"]);
+    // 413 and 415 on every route, whatever its method: a GET or DELETE may carry a JSON body too.
+    expect(statuses("get", "/tasks/claim/{agent_id}")).toEqual(["200", "204", "400", "403", "413", "415", "429", "500", "503"]);
     expect(statuses("post", "/tasks/{taskId}/complete")).toEqual(["200", "400", "403", "404", "409", "413", "415", "500", "503"]);
-    expect(statuses("get", "/events/{agentId}")).toEqual(["200", "400", "403", "412", "429", "500", "503"]);
-    expect(statuses("get", "/agents")).toEqual(["200", "400", "403", "500", "503"]);
+    expect(statuses("get", "/events/{agentId}")).toEqual(["200", "400", "403", "412", "413", "415", "429", "500", "503"]);
+    expect(statuses("get", "/agents")).toEqual(["200", "400", "403", "413", "415", "500", "503"]);
+    for (const [path, operations] of Object.entries<Record<string, { responses: Record<string, unknown> }>>(doc.paths)) {
+      for (const [method, operation] of Object.entries(operations)) expect(Object.keys(operation.responses), `${method} ${path}`).toEqual(expect.arrayContaining(["400", "413", "415"]));
+    }
+    const bodyOnGet = (type: string, body: string) =>
+      new Promise<{ status: number; code: string }>((resolve, reject) => {
+        const req = request(`${t.url}/agents`, { method: "GET", headers: { "content-type": type, "content-length": Buffer.byteLength(body) } }, (res) => {
+          let text = "";
+          res.on("data", (chunk) => (text += chunk));
+          res.on("end", () => resolve({ status: res.statusCode!, code: JSON.parse(text).code }));
+        });
+        req.on("error", reject);
+        req.end(body);
+      });
+    expect(await bodyOnGet("text/plain", "hello")).toEqual({ status: 415, code: "UNSUPPORTED_MEDIA_TYPE" });
+    expect(await bodyOnGet("application/json", "{")).toEqual({ status: 400, code: "MALFORMED_JSON" });
     // Every database fault is named: a write's 503 may also be a full disk or a read-only file.
     expect(doc.paths["/tasks/{taskId}/complete"].post.responses["503"].description).toBe("SHUTTING_DOWN, IO_ERROR, DATABASE_LOCKED, DATABASE_REPLACED, DISK_FULL, READ_ONLY");
     expect(doc.paths["/agents"].get.responses["503"].description).toBe("SHUTTING_DOWN, IO_ERROR, DATABASE_LOCKED, DATABASE_REPLACED");

@@ -26,8 +26,12 @@ const errorSchema = z
 const ALWAYS: ErrorCode[] = ["INVALID_INPUT", "FORBIDDEN", "INTERNAL", "SHUTTING_DOWN", "IO_ERROR", "DATABASE_LOCKED", "DATABASE_REPLACED"];
 /** And routes that write: a database that cannot be written. */
 const WRITING: ErrorCode[] = ["DISK_FULL", "READ_ONLY"];
-/** And routes that take a body. */
-const WITH_BODY: ErrorCode[] = ["MALFORMED_JSON", "PAYLOAD_TOO_LARGE", "UNSUPPORTED_MEDIA_TYPE"];
+/**
+ * And every route: any method's request may carry a JSON body, read with the path and the query
+ * (rest-handler.ts), so a GET or DELETE with a body too large, not JSON, or malformed is refused
+ * as a POST's is.
+ */
+const BODY: ErrorCode[] = ["MALFORMED_JSON", "PAYLOAD_TOO_LARGE", "UNSUPPORTED_MEDIA_TYPE"];
 /** And long-polls (an input with waitMs): too many already waiting for the agent (maxParkedPerAgent). */
 const LONG_POLL: ErrorCode[] = ["LIMIT_EXCEEDED"];
 
@@ -60,7 +64,7 @@ function operation(route: Route, bearer: boolean): ZodOpenApiOperationObject {
   const codes = [
     ...ALWAYS,
     ...(route.type === "mutation" ? WRITING : []),
-    ...(bodyTaken ? WITH_BODY : []),
+    ...BODY,
     ...("waitMs" in shape ? LONG_POLL : []),
     ...(bearer && !open ? AUTHENTICATED : []),
     ...(route.errors ?? []),
