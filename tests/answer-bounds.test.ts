@@ -240,6 +240,27 @@ describe("answer bounds: times", () => {
   });
 });
 
+describe("times: what is wrong with one is named", () => {
+  it("a fraction of a ms, a malformed text, a leap second or an impossible date each say so; lowercase t and z are RFC 3339's", async () => {
+    await using t = await startTestServer();
+    const refused = async (runAt: unknown) => {
+      const answer = await rest(t.url, "POST", "/tasks", { queue: "times", runAt });
+      expect(answer.status, JSON.stringify(runAt)).toBe(400);
+      return answer.body.message as string;
+    };
+    // Python's time.time() * 1000.
+    expect(await refused(1796194247103.996)).toBe("runAt: must be whole Unix milliseconds (got 1796194247103.996: round it first)");
+    expect(await refused("2026-12-31T23:59:60Z")).toBe('runAt: cannot be a leap second (got "2026-12-31T23:59:60Z"): give :59.999 instead');
+    expect(await refused("2026-12-02T06:50Z")).toContain("must be an ISO 8601 date-time with an offset");
+    expect(await refused("2026-12-02 06:50")).toBe('runAt: must be an ISO 8601 date-time with an offset (Z or ±hh:mm), such as 2026-12-02T06:50:00Z, or Unix ms (got "2026-12-02 06:50")');
+    expect(await refused("2026-02-30T00:00:00Z")).toBe('runAt: is not a date and time of the calendar (got "2026-02-30T00:00:00Z")');
+    expect(await refused("2026-12-02T25:00:00Z")).toBe('runAt: is not a date and time of the calendar (got "2026-12-02T25:00:00Z")');
+    expect(await refused(-1)).toBe("runAt: must be a time between 1970-01-01T00:00:00Z and 9999-12-31T23:59:59.999Z (got -1)");
+    const lower = await rest(t.url, "POST", "/tasks", { queue: "times", runAt: "2026-12-02t06:50:00.5z" });
+    expect([lower.status, lower.body.runAt]).toEqual([200, "2026-12-02T06:50:00.500Z"]);
+  });
+});
+
 describe("answer bounds: size", () => {
   it("case 1, size: a poll, a list and events.list stop at maxResponseBytes; the rest comes on the next page, nothing skipped", async () => {
     await using t = await startTestServer({ maxResponseBytes: 256 * 1024 });

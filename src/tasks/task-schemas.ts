@@ -14,6 +14,27 @@ export const agentIdSchema = name();
 export const taskIdSchema = name();
 
 const isoDateTime = z.iso.datetime({ offset: true });
+const TIME_RANGE = "between 1970-01-01T00:00:00Z and 9999-12-31T23:59:59.999Z";
+/** What an ISO 8601 date-time with an offset looks like, whatever its numbers. */
+const DATE_TIME_SHAPE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
+
+/** A time sent as given, in milliseconds, or why it is not one (the message names the problem, not only the range). */
+function timeOf(v: Date | string | number): number | string {
+  if (v instanceof Date) return Number.isNaN(v.getTime()) ? "must be a valid Date (got an Invalid Date)" : v.getTime();
+  if (typeof v === "number") {
+    if (!Number.isFinite(v)) return `must be a number of Unix ms (got ${v})`;
+    if (!Number.isInteger(v)) return `must be whole Unix milliseconds (got ${v}: round it first)`;
+    return v;
+  }
+  // RFC 3339 (section 5.6) allows a lowercase "t" and "z".
+  const text = v.replace(/^(\d{4}-\d{2}-\d{2})t/, "$1T").replace(/z$/, "Z");
+  if (/T\d{2}:\d{2}:60/.test(text)) return `cannot be a leap second (got ${JSON.stringify(v)}): give :59.999 instead`;
+  if (!DATE_TIME_SHAPE.test(text)) return `must be an ISO 8601 date-time with an offset (Z or ±hh:mm), such as 2026-12-02T06:50:00Z, or Unix ms (got ${JSON.stringify(v.slice(0, 64))})`;
+  // The shape is right; the numbers are not a time (February 30th, hour 25).
+  const ms = isoDateTime.safeParse(text).success ? Date.parse(text) : Number.NaN;
+  return Number.isNaN(ms) ? `is not a date and time of the calendar (got ${JSON.stringify(v)})` : ms;
+}
+
 /**
  * A Date (tRPC/superjson), an ISO 8601 date-time with offset or Unix ms (REST), between 1970 and
  * the end of year 9999 (MAX_TIME_MS): every time stored can be read back by every client.
@@ -21,12 +42,9 @@ const isoDateTime = z.iso.datetime({ offset: true });
 export const dateInput = z
   .union([z.date(), z.string(), z.number()])
   .transform((v, ctx) => {
-    const ms = v instanceof Date ? v.getTime() : typeof v === "number" ? v : isoDateTime.safeParse(v).success ? Date.parse(v) : Number.NaN;
-    if (Number.isInteger(ms) && ms >= 0 && ms <= MAX_TIME_MS) return new Date(ms);
-    ctx.addIssue({
-      code: "custom",
-      message: "must be a time between 1970-01-01T00:00:00Z and 9999-12-31T23:59:59.999Z: a Date, an ISO 8601 date-time with offset, or Unix ms",
-    });
+    const ms = timeOf(v);
+    if (typeof ms === "number" && ms >= 0 && ms <= MAX_TIME_MS) return new Date(ms);
+    ctx.addIssue({ code: "custom", message: typeof ms === "string" ? ms : `must be a time ${TIME_RANGE} (got ${v instanceof Date ? v.toISOString() : JSON.stringify(v)})` });
     return z.NEVER;
   })
   .meta({
