@@ -85,7 +85,7 @@ interface Agent {
   updatedAt: Date;
 }
 type Counts = Record<TaskStatus, number>;
-type ClaimOptions = { agentId: string; queues?: string[]; capabilities?: string[]; leaseMs?: number; waitMs?: number; context?: boolean };
+type ClaimOptions = { agentId: string; queues?: string[]; capabilities?: string[]; leaseMs?: number; waitMs?: number; context?: boolean; idempotencyKey?: string };
 type Settle = { taskId: string; agentId?: string; leaseToken?: number };
 
 /** Every procedure this file checks, by dotted path. */

@@ -12,7 +12,7 @@ import { CoordinationError, notFound } from "../errors.js";
 import type { EventStore } from "../events/event-store.js";
 import { sameJson } from "../json-checks.js";
 import { taskWith, type ClaimRequest, type EnqueueRequest, type RequeueManyRequest, type RequeueManyResult, type SettledTask, type Task } from "./task-schemas.js";
-import { taskAnswerBytes, taskRowWith, toTask, type ClaimFilter, type DeadLetterRow, type TaskRow, type TaskStore } from "./task-store.js";
+import { claimKeyOf, taskAnswerBytes, taskRowWith, toTask, type ClaimFilter, type DeadLetterRow, type TaskRow, type TaskStore } from "./task-store.js";
 import type { SettleRequest, TaskTransitions } from "./task-transitions.js";
 import { leaseBounds, offlineShiftMs, type LockWaitGrace } from "./lock-wait-grace.js";
 import { copyWith } from "../copy-with.js";
@@ -78,11 +78,11 @@ export function taskCommands(d: TaskCommandDeps) {
    * cannot be delivered (UNDELIVERABLE_VALUE, REFUSED_KEY_VALUE) is dead-lettered, saying why,
    * instead of being handed out and failing after the lease was taken; then the next one is claimed.
    */
-  const claimDeliverable = (ctx: WriteContext, filter: ClaimFilter, limit: number, leaseMs: number, claimedAfter: string | null): Leased[] => {
+  const claimDeliverable = (ctx: WriteContext, filter: ClaimFilter, limit: number, leaseMs: number, claimKey: string | null): Leased[] => {
     const claimed: Leased[] = [];
     for (;;) {
       let poisoned = 0;
-      for (const row of t.claimRows(ctx, filter, limit - claimed.length, leaseMs, undefined, claimedAfter)) {
+      for (const row of t.claimRows(ctx, filter, limit - claimed.length, leaseMs, undefined, claimKey)) {
         const task = toTask(row);
         const undeliverable = undeliverableReason(task.payload);
         if (undeliverable === null) claimed.push({ task, bytes: taskAnswerBytes(row) });
@@ -112,12 +112,21 @@ export function taskCommands(d: TaskCommandDeps) {
   /**
    * One claim attempt. `noteAgent` registers or refreshes the claimer even when nothing is
    * claimable (the first attempt of a long-poll). When nothing is, says when the next delayed
-   * task the claimer could take falls due, so a long-poll can wake for it. `claimedAfter`: the
-   * task a complete-and-claim just completed, kept on the leases it takes.
+   * task the claimer could take falls due, so a long-poll can wake for it. `claimKey`: the key of
+   * the call (claimKeyOf), kept on the leases it takes. A call whose key already holds leases of
+   * this agent (the same call sent again, its answer lost) answers those again, leasing nothing:
+   * no event, no attempt charged.
    */
-  const claim = (ctx: WriteContext, args: ClaimArgs, answerBytes = 0, claimedAfter: string | null = null): Handout => {
+  const claim = (ctx: WriteContext, args: ClaimArgs, answerBytes = 0, claimKey: string | null = null, mayRepeat = true): Handout => {
+    if (claimKey !== null && mayRepeat) {
+      const held = d.tasks.heldUnder(args.request.agentId, claimKey);
+      if (held.length > 0) {
+        t.noteAgent(ctx, args.request.agentId);
+        return handOut(ctx, held.map((row) => ({ task: toTask(row), bytes: taskAnswerBytes(row) })), args, answerBytes);
+      }
+    }
     const filter = t.claimFilter(args.request);
-    const leased = claimDeliverable(ctx, filter, args.limit, args.leaseMs, claimedAfter);
+    const leased = claimDeliverable(ctx, filter, args.limit, args.leaseMs, claimKey);
     if (args.noteAgent || leased.length > 0) t.noteAgent(ctx, args.request.agentId, filter.capabilities);
     if (leased.length > 0) return handOut(ctx, leased, args, answerBytes);
     return { leased, recalling: false, nextRunAt: d.tasks.nextRunAt(filter, ctx.now) };
@@ -169,7 +178,8 @@ export function taskCommands(d: TaskCommandDeps) {
       return requests.map((request, i) => toTask(t.insertTask(ctx, request, `tasks[${i}].payload`, inBatch)));
     },
 
-    "tasks.claim": claim,
+    "tasks.claim": (ctx: WriteContext, args: ClaimArgs): Handout =>
+      claim(ctx, args, 0, args.request.idempotencyKey === undefined ? null : claimKeyOf.claim(args.request.idempotencyKey)),
 
     /**
      * Renews the lease by `leaseMs`, or when none is named by the length it was claimed or last
@@ -196,17 +206,11 @@ export function taskCommands(d: TaskCommandDeps) {
       args: ContextWanted & { complete: SettleRequest & { result?: unknown }; claim: Omit<ClaimArgs, keyof ContextWanted> },
     ): Handout & { completed: SettledTask } => {
       const completed = complete(ctx, args.complete);
-      const wanted = { contextLimit: args.contextLimit, recallTicket: args.recallTicket };
-      const agentId = args.claim.request.agentId;
-      if (completed.repeated) {
-        const held = d.tasks.heldAfter(agentId, completed.task.id);
-        if (held.length > 0) {
-          t.noteAgent(ctx, agentId);
-          return { completed: completed.task, ...handOut(ctx, held.map((row) => ({ task: toTask(row), bytes: taskAnswerBytes(row) })), wanted, completed.bytes) };
-        }
-      }
-      // The completed task shares the answer's byte budget with the next one and its context.
-      return { completed: completed.task, ...claim(ctx, copyWith(args.claim, wanted), completed.bytes, completed.task.id) };
+      // The completed task shares the answer's byte budget with the next one and its context. Its
+      // id keys the next leases: only a repeat of this complete can find them (see claim), so a
+      // first complete does not look.
+      const key = claimKeyOf.completeAndClaim(completed.task.id);
+      return { completed: completed.task, ...claim(ctx, copyWith(args.claim, { contextLimit: args.contextLimit, recallTicket: args.recallTicket }), completed.bytes, key, completed.repeated) };
     },
 
     /**

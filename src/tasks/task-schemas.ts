@@ -113,6 +113,11 @@ const claimFields = {
     .describe("The lease's length in ms; left out, the server's leaseMs. At most the server's maxLeaseMs (1 hour by default): a longer one is cut to it, and the answer's leaseExpiresAt is the lease granted. Renew it (heartbeat) or settle the task before it ends, or the task goes back to the queue"),
   waitMs: ms(3_600_000).optional().describe("Long-poll: wait up to this many ms for a task to arrive; left out or 0, answer at once. At most the server's maxWaitMs (30 s by default): a longer wait is cut to it"),
   context: z.boolean().optional().describe("Hand over the memories recalled for each task in its `context` (default true)"),
+  idempotencyKey: text(200)
+    .optional()
+    .describe(
+      "Makes the claim safe to send again: the same agent sending the same key (its answer lost to a timeout) gets the tasks that claim leased, under the same leases, while it still holds them, instead of more; once it holds none of them, the key claims anew. Use a new key for each claim",
+    ),
 };
 export const claimInput = z.strictObject(claimFields);
 export type ClaimRequest = z.output<typeof claimInput> & { limit?: number };

@@ -47,8 +47,8 @@ export interface TaskRow {
   delayed: number;
   /** 1 while pending in a paused queue: out of the claim indexes (queue-pause-store.ts). */
   held: number;
-  /** The task whose complete-and-claim leased this one under its current lease; null for a plain claim. */
-  claimedAfter: string | null;
+  /** The key of the call that took the current lease (claimKeyOf); null for a claim with none. */
+  claimKey: string | null;
 }
 
 /** How many failed runs a task's errorHistory keeps, the newest (each error at most 10,000 characters). */
@@ -119,7 +119,7 @@ export function taskRowWith(row: TaskRow, changes: Partial<TaskRow>): TaskRow {
     leaseMs: row.leaseMs,
     delayed: row.delayed,
     held: row.held,
-    claimedAfter: row.claimedAfter,
+    claimKey: row.claimKey,
   };
   return Object.assign(copy, changes);
 }
@@ -161,6 +161,15 @@ export interface ClaimFilter {
   /** Restrict to these tasks (work stealing). */
   onlySeqs?: readonly number[];
 }
+
+/**
+ * The key a lease keeps of the call that took it (tasks.claimKey): a complete-and-claim's is the
+ * task it completed, a claim's its idempotencyKey; the prefixes keep the two apart.
+ */
+export const claimKeyOf = {
+  completeAndClaim: (completedTaskId: string): string => `after:${completedTaskId}`,
+  claim: (idempotencyKey: string): string => `claim:${idempotencyKey}`,
+};
 
 /** 1 for a pending task whose runAt is still ahead of `now` (the delayed column), else 0. */
 const delayedAt = (runAt: number, now: number): number => (runAt > now ? 1 : 0);
@@ -254,7 +263,7 @@ export class TaskStore {
       leaseMs: null,
       delayed: delayedAt(task.runAt, now),
       held,
-      claimedAfter: null,
+      claimKey: null,
     };
   }
 
@@ -280,13 +289,13 @@ export class TaskStore {
    * them. Atomic because it runs inside the Writer's IMMEDIATE transaction: no other claimer, in
    * this process or another, can see these rows as pending meanwhile. One task is read, then
    * leased by seq; several stop before their answer would pass `budgetBytes` (but always include
-   * the first). `claimedAfter`: the task a complete-and-claim completed (heldAfter finds the lease by it).
+   * the first). `claimKey`: the key of the call (claimKeyOf), kept on the leases (heldUnder finds them by it).
    */
-  claim(filter: ClaimFilter, limit: number, budgetBytes: number, leaseMs: number, now: number, claimedAfter: string | null = null): TaskRow[] {
+  claim(filter: ClaimFilter, limit: number, budgetBytes: number, leaseMs: number, now: number, claimKey: string | null = null): TaskRow[] {
     this.promoteDue(now);
     const leaseExpiresAt = now + leaseMs;
     const lease = `UPDATE tasks SET status = 'claimed', leaseOwner = ?, leaseExpiresAt = ?, leaseToken = leaseToken + 1,
-           attempts = attempts + 1, claimedAt = ?, updatedAt = ?, leaseMs = ?, claimedAfter = ?`;
+           attempts = attempts + 1, claimedAt = ?, updatedAt = ?, leaseMs = ?, claimKey = ?`;
     if (limit === 1) {
       // Read, then written by seq (no RETURNING: a read-back costs more than building the row here).
       const pickParams: unknown[] = [];
@@ -294,8 +303,8 @@ export class TaskStore {
       pickParams.push(now);
       const row = this.st.get<unknown[], TaskRow>(`SELECT * FROM tasks ${claimIndex(filter)} WHERE ${pickWhere} AND delayed = 0 AND held = 0 AND runAt <= ? ORDER BY priority, seq LIMIT 1`).get(...pickParams);
       if (row === undefined) return [];
-      this.st.get<unknown[]>(`${lease} WHERE seq = ?`).run(filter.agentId, leaseExpiresAt, now, now, leaseMs, claimedAfter, row.seq);
-      return [taskRowWith(row, { status: "claimed", leaseOwner: filter.agentId, leaseExpiresAt, leaseToken: row.leaseToken + 1, attempts: row.attempts + 1, claimedAt: now, updatedAt: now, leaseMs, claimedAfter })];
+      this.st.get<unknown[]>(`${lease} WHERE seq = ?`).run(filter.agentId, leaseExpiresAt, now, now, leaseMs, claimKey, row.seq);
+      return [taskRowWith(row, { status: "claimed", leaseOwner: filter.agentId, leaseExpiresAt, leaseToken: row.leaseToken + 1, attempts: row.attempts + 1, claimedAt: now, updatedAt: now, leaseMs, claimKey })];
     }
     const pickParams: unknown[] = [];
     const pickWhere = claimableWhere(filter, pickParams);
@@ -312,20 +321,20 @@ export class TaskStore {
     if (picked.length === 0) return [];
     const rows = this.st
       .get<unknown[], TaskRow>(`${lease} WHERE seq IN (${placeholders(picked.length)}) RETURNING *`)
-      .all(filter.agentId, leaseExpiresAt, now, now, leaseMs, claimedAfter, ...picked);
+      .all(filter.agentId, leaseExpiresAt, now, now, leaseMs, claimKey, ...picked);
     // RETURNING does not promise an order; hand tasks out best first.
     return rows.sort((a, b) => a.priority - b.priority || a.seq - b.seq);
   }
 
   /**
-   * The tasks `agentId` still holds under the leases a complete-and-claim of task `completedId`
-   * gave it, best first: what that call answered, for the same call sent again. Read through the
-   * agent's claims (an agent holds few).
+   * The tasks `agentId` still holds under leases taken by the call of `claimKey`, best first: what
+   * that call answered, for the same call sent again. Read through the agent's claims (an agent
+   * holds few).
    */
-  heldAfter(agentId: string, completedId: string): TaskRow[] {
+  heldUnder(agentId: string, claimKey: string): TaskRow[] {
     return this.st
-      .get<[string, string], TaskRow>(`SELECT * FROM tasks INDEXED BY tasks_claimed_owner_idx WHERE leaseOwner = ? AND status = 'claimed' AND claimedAfter = ? ORDER BY priority, seq`)
-      .all(agentId, completedId);
+      .get<[string, string], TaskRow>(`SELECT * FROM tasks INDEXED BY tasks_claimed_owner_idx WHERE leaseOwner = ? AND status = 'claimed' AND claimKey = ? ORDER BY priority, seq`)
+      .all(agentId, claimKey);
   }
 
   /**

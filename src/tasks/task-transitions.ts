@@ -105,8 +105,8 @@ export class TaskTransitions {
   }
 
   /** Leases up to `limit` claimable tasks to `filter.agentId`, each with its task.claimed event. */
-  claimRows(ctx: WriteContext, filter: ClaimFilter, limit: number, leaseMs: number, stolenFrom?: (row: TaskRow) => string | null, claimedAfter: string | null = null): TaskRow[] {
-    const rows = this.d.tasks.claim(filter, limit, this.d.config.maxResponseBytes, leaseMs, ctx.now, claimedAfter);
+  claimRows(ctx: WriteContext, filter: ClaimFilter, limit: number, leaseMs: number, stolenFrom?: (row: TaskRow) => string | null, claimKey: string | null = null): TaskRow[] {
+    const rows = this.d.tasks.claim(filter, limit, this.d.config.maxResponseBytes, leaseMs, ctx.now, claimKey);
     for (const row of rows) {
       this.d.events.appendSystem(ctx, "task.claimed", {
         taskId: row.id,
