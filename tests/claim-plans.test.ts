@@ -70,6 +70,7 @@ describe("the claim path's query plans", () => {
             store.claim(filter({ queues: ["a", "b"] }), 5, 1_000_000, 1000, now);
             store.nextRunAt(filter(), now);
             store.nextRunAt(filter({ queues: ["b"] }), now);
+            store.heldUnder("w", "claim:k");
           });
           expect(plans, analyzed ? "after ANALYZE" : "before ANALYZE").toEqual([
             ["SCAN tasks USING INDEX tasks_pending_idx"],
@@ -80,6 +81,8 @@ describe("the claim path's query plans", () => {
             ["SEARCH tasks USING INDEX tasks_pending_queue_idx (queue=?)", "USE TEMP B-TREE FOR ORDER BY"],
             ["SEARCH tasks USING INDEX tasks_delayed_idx (runAt>?)"],
             ["SEARCH tasks USING INDEX tasks_delayed_idx (runAt>?)"],
+            // A claim sent again seeks its key among the agent's claimed tasks: none of its other rows is read.
+            ["SEARCH tasks USING INDEX tasks_claimed_owner_idx (leaseOwner=? AND claimKey>? AND claimKey<?)", "USE TEMP B-TREE FOR ORDER BY"],
           ]);
         }
       } finally {

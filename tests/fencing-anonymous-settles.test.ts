@@ -97,6 +97,19 @@ describe("fencing of anonymous settles", () => {
     expect(await t.api.tasks.get.query({ taskId: retried!.id })).toMatchObject({ status: "pending", attempts: 1, leaseToken: 1, errorHistory: [{ attempt: 1, error: "boom" }] });
   });
 
+    it("a fail is no repeat once the task was claimed since, even released with its attempt count back", async () => {
+    await using t = await startTestServer({ memoryContextLimit: 0, retryBaseMs: 0 });
+    const task = await t.api.tasks.enqueue.mutate({ payload: {}, maxAttempts: 3 });
+    await t.api.tasks.claim.mutate({ agentId: "A" });
+    expect((await rest(t.url, "POST", `/tasks/${task.id}/fail`, { agentId: "A", error: "boom" })).body).toMatchObject({ status: "pending", attempts: 1 });
+    expect(await t.api.tasks.claim.mutate({ agentId: "B" })).toMatchObject({ id: task.id, leaseToken: 2, attempts: 2 });
+    expect(await t.api.tasks.release.mutate({ taskId: task.id, agentId: "B" })).toMatchObject({ status: "pending", attempts: 1 });
+    for (const body of [{ agentId: "A", error: "boom" }, { error: "boom" }]) {
+      expect(await rest(t.url, "POST", `/tasks/${task.id}/fail`, body)).toMatchObject({ status: 409, body: { code: "LEASE_CONFLICT" } });
+    }
+    expect((await t.api.events.list.query({ types: ["task.failed"] })).length).toBe(1);
+  });
+
     it("fail and release name the lease they ended, even when the task goes back to pending", async () => {
     await using t = await startTestServer({ memoryContextLimit: 0, retryBaseMs: 0 });
     const task = await t.api.tasks.enqueue.mutate({ payload: {} });

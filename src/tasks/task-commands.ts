@@ -113,16 +113,23 @@ export function taskCommands(d: TaskCommandDeps) {
    * One claim attempt. `noteAgent` registers or refreshes the claimer even when nothing is
    * claimable (the first attempt of a long-poll). When nothing is, says when the next delayed
    * task the claimer could take falls due, so a long-poll can wake for it. `claimKey`: the key of
-   * the call (claimKeyOf), kept on the leases it takes. A call whose key already holds leases of
-   * this agent (the same call sent again, its answer lost) answers those again, leasing nothing:
-   * no event, no attempt charged.
+   * the call (claimKeyOf), kept on the leases it takes. A call whose key still holds leases of
+   * this agent (the same call sent again, its answer lost) hands those out again instead of
+   * leasing other tasks: the same runs, no attempt charged, each under a new token (its
+   * task.claimed says which lease it replaces), so the first call's "never delivered" release,
+   * which names the old token, cannot take back what this answer hands out.
    */
   const claim = (ctx: WriteContext, args: ClaimArgs, answerBytes = 0, claimKey: string | null = null, mayRepeat = true): Handout => {
     if (claimKey !== null && mayRepeat) {
       const held = d.tasks.heldUnder(args.request.agentId, claimKey);
       if (held.length > 0) {
         t.noteAgent(ctx, args.request.agentId);
-        return handOut(ctx, held.map((row) => ({ task: toTask(row), bytes: taskAnswerBytes(row) })), args, answerBytes);
+        const leased = held.map((row) => {
+          const reissued = d.tasks.reissue(row, args.leaseMs, ctx.now);
+          t.claimedEvent(ctx, reissued, args.request.agentId, args.leaseMs, { reissuedFrom: row.leaseToken });
+          return { task: toTask(reissued), bytes: taskAnswerBytes(reissued) };
+        });
+        return handOut(ctx, leased, args, answerBytes);
       }
     }
     const filter = t.claimFilter(args.request);
@@ -364,14 +371,16 @@ export function taskCommands(d: TaskCommandDeps) {
 
 /**
  * The answer a fail already gave, when `request` repeats it: the task is still as that fail left
- * it (pending for its retry, or a dead letter, not claimed again since: the same lease token), and
+ * it (pending for its retry, or a dead letter, not changed since), and
  * its newest failed run is this one, by the same agent with the same error; a fail that asked for
  * no retry found the task a dead letter. Else undefined (LEASE_CONFLICT, as before).
  */
 function repeatedFail(row: TaskRow, request: SettleRequest & { error: string; retry: boolean }): SettledTask | undefined {
   if (row.status !== "pending" && row.status !== "dead_letter") return undefined;
-  const last = (JSON.parse(row.errorHistory) as Array<{ attempt: number; agentId: string | null; error: string }>).at(-1);
-  if (last === undefined || last.attempt !== row.attempts || last.error !== request.error) return undefined;
+  const last = (JSON.parse(row.errorHistory) as Array<{ attempt: number; agentId: string | null; error: string; at: number }>).at(-1);
+  // Untouched since that fail wrote it (its entry's time is the row's last change): not claimed
+  // and released since, which would bring the attempt count back to the same number.
+  if (last === undefined || last.at !== Number(row.updatedAt) || last.attempt !== row.attempts || last.error !== request.error) return undefined;
   if (request.agentId !== undefined && last.agentId !== request.agentId) return undefined;
   if (request.leaseToken !== undefined && request.leaseToken !== row.leaseToken) return undefined;
   // retry false always dead-letters; retry true does only once the attempts ran out.

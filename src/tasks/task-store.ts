@@ -47,7 +47,7 @@ export interface TaskRow {
   delayed: number;
   /** 1 while pending in a paused queue: out of the claim indexes (queue-pause-store.ts). */
   held: number;
-  /** The key of the call that took the current lease (claimKeyOf); null for a claim with none. */
+  /** The key of the call that took the current lease (claimKeyOf), "#" and that lease's token; null for a claim with none. */
   claimKey: string | null;
 }
 
@@ -166,6 +166,9 @@ export interface ClaimFilter {
  * The key a lease keeps of the call that took it (tasks.claimKey): a complete-and-claim's is the
  * task it completed, a claim's its idempotencyKey; the prefixes keep the two apart.
  */
+/** The claimKey column's value: the call's key and the token of the lease it took. */
+const keyedLease = (claimKey: string | null, leaseToken: number): string | null => (claimKey === null ? null : `${claimKey}#${leaseToken}`);
+
 export const claimKeyOf = {
   completeAndClaim: (completedTaskId: string): string => `after:${completedTaskId}`,
   claim: (idempotencyKey: string): string => `claim:${idempotencyKey}`,
@@ -294,8 +297,9 @@ export class TaskStore {
   claim(filter: ClaimFilter, limit: number, budgetBytes: number, leaseMs: number, now: number, claimKey: string | null = null): TaskRow[] {
     this.promoteDue(now);
     const leaseExpiresAt = now + leaseMs;
+    // The key is kept with the token of the lease it took (an UPDATE's expressions read the row as it was).
     const lease = `UPDATE tasks SET status = 'claimed', leaseOwner = ?, leaseExpiresAt = ?, leaseToken = leaseToken + 1,
-           attempts = attempts + 1, claimedAt = ?, updatedAt = ?, leaseMs = ?, claimKey = ?`;
+           attempts = attempts + 1, claimedAt = ?, updatedAt = ?, leaseMs = ?, claimKey = ? || '#' || (leaseToken + 1)`;
     if (limit === 1) {
       // Read, then written by seq (no RETURNING: a read-back costs more than building the row here).
       const pickParams: unknown[] = [];
@@ -304,7 +308,7 @@ export class TaskStore {
       const row = this.st.get<unknown[], TaskRow>(`SELECT * FROM tasks ${claimIndex(filter)} WHERE ${pickWhere} AND delayed = 0 AND held = 0 AND runAt <= ? ORDER BY priority, seq LIMIT 1`).get(...pickParams);
       if (row === undefined) return [];
       this.st.get<unknown[]>(`${lease} WHERE seq = ?`).run(filter.agentId, leaseExpiresAt, now, now, leaseMs, claimKey, row.seq);
-      return [taskRowWith(row, { status: "claimed", leaseOwner: filter.agentId, leaseExpiresAt, leaseToken: row.leaseToken + 1, attempts: row.attempts + 1, claimedAt: now, updatedAt: now, leaseMs, claimKey })];
+      return [taskRowWith(row, { status: "claimed", leaseOwner: filter.agentId, leaseExpiresAt, leaseToken: row.leaseToken + 1, attempts: row.attempts + 1, claimedAt: now, updatedAt: now, leaseMs, claimKey: keyedLease(claimKey, row.leaseToken + 1) })];
     }
     const pickParams: unknown[] = [];
     const pickWhere = claimableWhere(filter, pickParams);
@@ -327,14 +331,31 @@ export class TaskStore {
   }
 
   /**
-   * The tasks `agentId` still holds under leases taken by the call of `claimKey`, best first: what
-   * that call answered, for the same call sent again. Read through the agent's claims (an agent
-   * holds few).
+   * The tasks `agentId` still holds under the very leases the call of `claimKey` took (the key
+   * kept with their token: a lease that moved on since never matches), best first: what that call
+   * answered, for the same call sent again. A seek in the agent's claimed-tasks index.
    */
   heldUnder(agentId: string, claimKey: string): TaskRow[] {
     return this.st
-      .get<[string, string], TaskRow>(`SELECT * FROM tasks INDEXED BY tasks_claimed_owner_idx WHERE leaseOwner = ? AND status = 'claimed' AND claimKey = ? ORDER BY priority, seq`)
-      .all(agentId, claimKey);
+      .get<[string, string, string, string], TaskRow>(
+        `SELECT * FROM tasks INDEXED BY tasks_claimed_owner_idx
+         WHERE leaseOwner = ? AND status = 'claimed' AND claimKey > ? AND claimKey < ? AND claimKey = ? || '#' || leaseToken ORDER BY priority, seq`,
+      )
+      .all(agentId, `${claimKey}#`, `${claimKey}$`, claimKey);
+  }
+
+  /**
+   * A lease handed out again to the call that took it (its answer lost): the same run under a new
+   * token, as long again from now, no attempt charged. The new token fences the old one, which
+   * the first call's answer carried: its "never delivered" release and any holder of it miss.
+   */
+  reissue(row: TaskRow, leaseMs: number, now: number): TaskRow {
+    const key = row.claimKey!.slice(0, row.claimKey!.lastIndexOf("#"));
+    const changes = { leaseToken: row.leaseToken + 1, leaseExpiresAt: now + leaseMs, leaseMs, updatedAt: now, claimKey: keyedLease(key, row.leaseToken + 1) };
+    this.st
+      .get<[number, number, number, number, string | null, number]>(`UPDATE tasks SET leaseToken = ?, leaseExpiresAt = ?, leaseMs = ?, updatedAt = ?, claimKey = ? WHERE seq = ?`)
+      .run(changes.leaseToken, changes.leaseExpiresAt, changes.leaseMs, changes.updatedAt, changes.claimKey, row.seq);
+    return taskRowWith(row, changes);
   }
 
   /**
