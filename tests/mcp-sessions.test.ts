@@ -76,7 +76,31 @@ describe("MCP sessions", () => {
     expect(await sessionGauge(s.url, ADMIN_SECRET)).toEqual({ open: 0, streaming: 0 });
   });
 
-  it("with no credentials, open sessions end when credentials become required", async () => {
+  it("a tool call under way when its token is revoked is answered (an isError 401), then the session ends", async () => {
+    const s = await startSecureServer();
+    t = s;
+    const issued = await s.admin.tokens.create.mutate({ role: "agent", agentId: "w3" });
+    const headers = { authorization: `Bearer ${issued.secret}` };
+    const id = await openMcpSession(s.url, headers);
+    const call = fetch(`${s.url}/mcp`, {
+      method: "POST",
+      headers: { ...mcpPostHeaders(headers), "mcp-session-id": id },
+      body: JSON.stringify({ jsonrpc: "2.0", id: 7, method: "tools/call", params: { name: "claim_task", arguments: { queues: ["never"], waitMs: 15_000 } } }),
+    }).then((response) => response.text());
+    const parked = async () => Number(/^coordination_long_polls_parked\{kind="claim"\} (\d+)$/m.exec(await (await fetch(`${s.url}/metrics`, { headers: { authorization: `Bearer ${ADMIN_SECRET}` } })).text())?.[1]);
+    await vi.waitFor(async () => expect(await parked()).toBe(1), { timeout: 10_000, interval: 50 });
+
+    await s.admin.tokens.revoke.mutate({ tokenId: issued.token.id });
+    // Answered, not dropped: the client (a model's tool call) is not left waiting for its own timeout.
+    const answer = JSON.parse(/^data: (.*)$/m.exec(await call)![1]!) as { id: number; result: { isError: boolean; content: Array<{ text: string }> } };
+    expect(answer.id).toBe(7);
+    expect(answer.result.isError).toBe(true);
+    expect(answer.result.content[0]!.text).toContain("UNAUTHORIZED");
+    await vi.waitFor(async () => expect(await sessionGauge(s.url, ADMIN_SECRET)).toEqual({ open: 0, streaming: 0 }), { timeout: 10_000, interval: 50 });
+    expect(await listTools(s.url, id, headers)).toBe(401);
+  });
+
+    it("with no credentials, open sessions end when credentials become required", async () => {
     t = await startTestServer();
     const id = await openMcpSession(t.url, { "x-agent-id": "open-agent" });
     const stream = await openStream(t.url, id, {});

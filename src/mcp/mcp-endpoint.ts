@@ -49,8 +49,10 @@ interface Session {
   streamResponses: Set<ServerResponse>;
   /** Its requests under way (POST, DELETE): a session with one is never ended but by revocation. */
   busy: number;
-  /** Set once it is being ended: no longer counted against the caps. */
+  /** Set once it is being ended: no longer counted against the caps, and takes no more requests. */
   ending?: boolean;
+  /** Closes its transport, once (end: at once, or after its requests under way were answered). */
+  close?: () => void;
   /** The response each JSON-RPC request under way is answered in, by id (delivery confirmation). */
   responses: Map<string | number, ServerResponse>;
 }
@@ -71,11 +73,28 @@ const credentialOf = (caller: Caller): string => (caller.kind === "token" ? call
 export function createMcpEndpoint(services: Services) {
   const { config, credentials, log } = services;
   const sessions = new Map<string, Session>();
+  /**
+   * Ends a session: counted out at once, its transport closed (it leaves the map a little later).
+   * Its tool calls under way are answered first: closing the transport would drop their answers,
+   * and a client would wait for them until its own timeout. Only a revocation ends a session
+   * with calls under way (idle and least-recently-used ends take none), and a long-poll among
+   * them wakes at the revocation and answers 401, so they end soon; shutdownTimeoutMs bounds it.
+   */
   const end = (id: string, session: Session, reason: string) => {
-    // Counted out at once: its transport closes (and leaves the map) a little later.
+    if (session.ending) return;
     session.ending = true;
     log.debug({ session: id, owner: session.owner, reason }, "MCP session ended");
-    void session.transport.close().catch(() => undefined);
+    let closed = false;
+    session.close = () => {
+      if (closed) return;
+      closed = true;
+      clearTimeout(patience);
+      void session.transport.close().catch(() => undefined);
+    };
+    for (const stream of session.streamResponses) stream.end();
+    const patience = setTimeout(session.close, session.busy === 0 ? 0 : config.shutdownTimeoutMs);
+    patience.unref();
+    if (session.busy === 0) session.close();
   };
   const unlistenRevoked = credentials.onRevoked((key) => {
     for (const [id, session] of sessions) if (session.revocationKey === key) end(id, session, "credential revoked");
@@ -138,7 +157,7 @@ export function createMcpEndpoint(services: Services) {
     const sessionId = req.headers["mcp-session-id"];
     if (typeof sessionId === "string") {
       const session = sessions.get(sessionId);
-      if (!session) return jsonRpcError(res, 404, "Session not found: initialize a new one");
+      if (!session || session.ending) return jsonRpcError(res, 404, "Session not found: initialize a new one");
       if (session.credential !== credentialOf(caller)) return jsonRpcError(res, 403, "This session was opened with another credential");
       session.lastActiveAt = Date.now();
       session.used = ++uses;
@@ -152,6 +171,8 @@ export function createMcpEndpoint(services: Services) {
         else session.busy--;
         session.lastActiveAt = Date.now();
         for (const id of ids) if (session.responses.get(id) === res) session.responses.delete(id);
+        // An ended session closes once its last call under way was answered.
+        if (session.ending && session.busy === 0) session.close?.();
       });
       return session.transport.handleRequest(req, res, body);
     }
