@@ -7,12 +7,13 @@ import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/
 import { LoggingMessageNotificationSchema } from "@modelcontextprotocol/sdk/types.js";
 import { Ajv } from "ajv";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { CLI_PATH, runCli } from "./helpers/cli-process.js";
+import { join } from "node:path";
+import { CLI_PATH, CliProcess, killAllCli, runCli } from "./helpers/cli-process.js";
 import { undocumentedFields } from "./helpers/schema-docs.js";
 import { SETTINGS } from "../src/config.js";
 import { taskSchema } from "../src/tasks/task-schemas.js";
 import { http, startSecureServer } from "./helpers/secure-server.js";
-import { startTestServer, withDatabase, type TestServer } from "./helpers/test-server.js";
+import { makeTempDir, startTestServer, withDatabase, type TestServer } from "./helpers/test-server.js";
 
 let t: TestServer | undefined;
 const clients: Client[] = [];
@@ -20,6 +21,7 @@ afterEach(async () => {
   await Promise.all(clients.splice(0).map((client) => client.close().catch(() => undefined)));
   await t?.stop({ removeFiles: true });
   t = undefined;
+  await killAllCli();
 });
 
 const TOOLS = [
@@ -338,7 +340,28 @@ describe("the stdio relay's session", () => {
     expect(notes.length).toBe(before);
   });
 
-  it("ended by the server (here: replaced past maxMcpSessionsPerAgent), is opened again for the client, which never notices", async () => {
+  it("a call under way when the server is killed is answered by the relay (an isError result saying so), not left to the client's timeout", async () => {
+    const dir = makeTempDir();
+    const server = new CliProcess({ env: { COORDINATION_PORT: "0", COORDINATION_DB_PATH: join(dir, "killed.db") } });
+    const url = await server.waitForUrl(20_000);
+    const client = new Client({ name: "desktop", version: "1.0.0" });
+    await client.connect(new StdioClientTransport({ command: process.execPath, args: [CLI_PATH, "mcp", "--url", url, "--agent", "desk-2"], stderr: "pipe" }));
+    clients.push(client);
+    // A long-poll parked on the server; the client would wait up to its own timeout (a minute) for it.
+    const call = client.callTool({ name: "claim_task", arguments: { queues: ["never"], waitMs: 15_000 } }, undefined, { timeout: 120_000 });
+    await vi.waitFor(async () => expect(await (await fetch(`${url}/metrics`)).text()).toContain('coordination_long_polls_parked{kind="claim"} 1'), { timeout: 15_000, interval: 50 });
+    server.child.kill("SIGKILL");
+    const answer = (await call) as { isError?: boolean; content: Array<{ type: string; text: string }> };
+    expect(answer.isError).toBe(true);
+    expect(answer.content[0]!.text).toMatch(/^the coordination server at http:\/\/127\.0\.0\.1:\d+ ended this call without answering it \(its answer stream (closed|broke: .*)\): it stopped or restarted/);
+    await server.exited;
+    // A call made while the server is down is a tool error too, at once.
+    const down = (await client.callTool({ name: "get_task", arguments: { taskId: "t" } })) as { isError?: boolean; content: Array<{ text: string }> };
+    expect(down.isError).toBe(true);
+    expect(down.content[0]!.text).toContain("could not be reached or refused the message");
+  });
+
+    it("ended by the server (here: replaced past maxMcpSessionsPerAgent), is opened again for the client, which never notices", async () => {
     t = await startTestServer({ maxMcpSessionsPerAgent: 1 });
     const client = new Client({ name: "desktop", version: "1.0.0" });
     await client.connect(new StdioClientTransport({ command: process.execPath, args: [CLI_PATH, "mcp", "--url", t.url, "--agent", "desk"], stderr: "pipe" }));
@@ -368,8 +391,10 @@ describe("the stdio relay's session", () => {
     const other = await connect(t.url, { "x-agent-id": "desk" });
     const busy = other.callTool({ name: "read_mailbox", arguments: { waitMs: 20_000 } });
     await vi.waitFor(() => expect(t!.server.services.waiters.polls.size).toBe(1), { timeout: 10_000 });
-    // The relay's new session is refused (429: the agent's one session is busy): this call fails.
-    await expect(client.callTool({ name: "queue_stats", arguments: {} })).rejects.toThrow(/429|busy|handling a request/);
+    // The relay's new session is refused (429: the agent's one session is busy): this call fails, as a tool error saying why.
+    const refused = (await client.callTool({ name: "queue_stats", arguments: {} })) as { isError?: boolean; content: Array<{ text: string }> };
+    expect(refused.isError).toBe(true);
+    expect(refused.content[0]!.text).toMatch(/429|busy|handling a request/);
     await t.api.events.publish.mutate({ type: "note", source: "ops", target: "desk" });
     await busy;
     await other.close();

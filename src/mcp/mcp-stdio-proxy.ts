@@ -31,6 +31,26 @@ const REINITIALIZE_WAIT_MS = 30_000;
  */
 const STREAM_GAVE_UP = /Maximum reconnection attempts|SSE stream: Not Found/;
 
+/**
+ * How long after a call's answer stream ended without its answer the relay answers for it (ms):
+ * the SDK parses what the stream brought after the stream ends, so an answer that came last is
+ * still on its way for a moment. A bound on a local parse, not on the network.
+ */
+const ANSWER_GRACE_MS = 1000;
+
+/** The ids of the JSON-RPC requests in a POST's body (a message or a batch of them). */
+function requestIds(body: unknown): Array<string | number> {
+  if (typeof body !== "string") return [];
+  try {
+    const parsed = JSON.parse(body) as unknown;
+    return (Array.isArray(parsed) ? parsed : [parsed]).flatMap((message: { id?: unknown; method?: unknown }) =>
+      typeof message?.method === "string" && (typeof message.id === "string" || typeof message.id === "number") ? [message.id] : [],
+    );
+  } catch {
+    return [];
+  }
+}
+
 /** The server no longer knows the session (404): initialize again (the MCP specification's rule). */
 const sessionGone = (error: unknown): boolean => error instanceof StreamableHTTPError && error.code === 404;
 
@@ -45,13 +65,62 @@ export async function runMcpStdioProxy(options: McpProxyOptions, stderr: (text: 
   const finished = new Promise<void>((resolve) => (finish = resolve));
   let ending = false;
 
+  /**
+   * The client's requests relayed and not yet answered, by id. A call's answer travels on the
+   * stream that answers its POST; when that stream ends without it (the server was killed or
+   * restarted mid-call), nothing else would ever answer, and the client would wait for its own
+   * timeout: the relay answers instead (answerLost).
+   */
+  const unanswered = new Map<string | number, JSONRPCMessage>();
+  const answerLost = (id: string | number, why: string) => {
+    const request = unanswered.get(id);
+    if (request === undefined) return;
+    unanswered.delete(id);
+    const text =
+      `the coordination server at ${options.url} ended this call without answering it (${why}): it stopped or restarted, or the session's credential was revoked. ` +
+      "It may have been done: look before sending it again (get_task shows a task's state; a task claimed meanwhile comes back to its queue when its lease ends)";
+    stderr(`coordination mcp: a call's answer was lost (${why}); the client is told so\n`);
+    const toolCall = "method" in request && request.method === "tools/call";
+    void local.send(toolCall ? { jsonrpc: "2.0", id, result: { content: [{ type: "text", text }], isError: true } } : { jsonrpc: "2.0", id, error: { code: -32603, message: text } }).catch(() => undefined);
+  };
+  /** fetch, watching each call's answer stream: the calls it carried that it ends without answering are answered by the relay. */
+  const watchedFetch = async (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
+    const response = await fetch(input, init);
+    const ids = init?.method === "POST" && (response.headers.get("content-type") ?? "").startsWith("text/event-stream") ? requestIds(init.body) : [];
+    if (ids.length === 0 || response.body === null) return response;
+    const reader = response.body.getReader();
+    const ended = (why: string) => setTimeout(() => ids.forEach((id) => answerLost(id, why)), ANSWER_GRACE_MS).unref();
+    const body = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        try {
+          const { done, value } = await reader.read();
+          if (!done) return controller.enqueue(value);
+          controller.close();
+          ended("its answer stream closed");
+        } catch (error) {
+          controller.error(error);
+          ended(`its answer stream broke: ${error instanceof Error ? error.message : String(error)}`);
+        }
+      },
+      cancel: (reason) => reader.cancel(reason),
+    });
+    return new Response(body, { status: response.status, statusText: response.statusText, headers: response.headers });
+  };
+
   const fail = (message: JSONRPCMessage, error: unknown) => {
+    if ("id" in message && message.id !== undefined) unanswered.delete(message.id);
     stderr(`coordination mcp: ${error instanceof Error ? error.message : String(error)}\n`);
     // A request whose relay failed gets an error answer, so the client is not left waiting.
     if ("id" in message && "method" in message) {
       const text = error instanceof Error ? error.message : String(error);
       const why = /UNAUTHORIZED|\b401\b/.test(text) ? "refused the credential (set COORDINATION_TOKEN or --token to a valid token)" : `could not be reached or refused the message`;
-      void local.send({ jsonrpc: "2.0", id: message.id, error: { code: -32603, message: `the coordination server at ${options.url} ${why}: ${text}` } });
+      const said = `the coordination server at ${options.url} ${why}: ${text}`;
+      // A tool call's failure is a tool result a model reads and acts on, not a protocol error.
+      void local.send(
+        message.method === "tools/call"
+          ? { jsonrpc: "2.0", id: message.id, result: { content: [{ type: "text", text: said }], isError: true } }
+          : { jsonrpc: "2.0", id: message.id, error: { code: -32603, message: said } },
+      );
     }
   };
 
@@ -64,9 +133,10 @@ export async function runMcpStdioProxy(options: McpProxyOptions, stderr: (text: 
   let reopenings = 0;
 
   const connect = (): StreamableHTTPClientTransport => {
-    const transport = new StreamableHTTPClientTransport(endpoint, { requestInit: { headers } });
+    const transport = new StreamableHTTPClientTransport(endpoint, { requestInit: { headers }, fetch: watchedFetch });
     transport.onmessage = (message) => {
       const id = "id" in message && !("method" in message) ? message.id : undefined;
+      if (id !== undefined) unanswered.delete(id);
       const replay = id === undefined ? undefined : replays.get(id);
       if (replay !== undefined) {
         replays.delete(id!);
@@ -186,6 +256,9 @@ export async function runMcpStdioProxy(options: McpProxyOptions, stderr: (text: 
     }
     if (isInitializedNotification(message)) initialized = message;
     if ("method" in message && message.method === "logging/setLevel") setLevel = message;
+    if ("method" in message && "id" in message) unanswered.set(message.id, message);
+    // A call the client cancelled is not answered (MCP's rule): the relay does not answer it either.
+    if ("method" in message && message.method === "notifications/cancelled") unanswered.delete((message.params as { requestId: string | number }).requestId);
     void session.then(() => relay(message));
   };
 
