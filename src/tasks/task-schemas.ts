@@ -110,7 +110,7 @@ const claimFields = {
   capabilities: capabilityList().optional().describe("The capabilities the claimer offers; left out, the agent's registered ones"),
   leaseMs: leaseMs
     .optional()
-    .describe("The lease's length in ms; left out, the server's leaseMs. At most the server's maxLeaseMs (1 hour by default): a longer one is cut to it, and the answer's leaseExpiresAt is the lease granted. Renew it (heartbeat) or settle the task before it ends, or the task goes back to the queue"),
+    .describe("The lease's length in ms; left out, the server's leaseMs. At most the server's maxLeaseMs (1 hour by default): a longer one is cut to it, and the answer's leaseExpiresAt is the lease granted. Renew it (heartbeat) or settle the task before it ends, or the task goes back to the queue; an agent that makes no call for the server's agentOfflineMs (90 s by default) is offline and loses its leases sooner, whatever their length"),
   waitMs: ms(3_600_000).optional().describe("Long-poll: wait up to this many ms for a task to arrive; left out or 0, answer at once. At most the server's maxWaitMs (30 s by default): a longer wait is cut to it"),
   context: z.boolean().optional().describe("Hand over the memories recalled for each task in its `context` (default true)"),
   idempotencyKey: text(200)
