@@ -18,6 +18,9 @@ import type { TrpcFetch } from "./keep-alive-fetch.js";
 const NEVER_SENT = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "UND_ERR_CONNECT_TIMEOUT"]);
 
 /** The servers a client may use, in order of preference: calls go to the current one. */
+/** A WebSocket's close code when no close frame came: the connection was cut or the server went silent. */
+const ABNORMAL_CLOSE = 1006;
+
 export class ServerList {
   private index = 0;
 
@@ -53,13 +56,14 @@ export class ServerList {
   }
 
   /**
-   * Call when the WebSocket closes: one that never opened could not connect, and the next
-   * attempt goes to the next server. One that was open (the server closed it, or died) tries
-   * its server again first: a server that answers keeps its clients.
+   * Call when the WebSocket closes, with its close code: one that never opened could not connect,
+   * and one cut without a close frame (1006: the server died, or hangs and missed a ping or a
+   * handshake) failed; the next attempt goes to the next server. One the server closed itself
+   * (a restart's 1001 or 1012) tries its server again first: a server that answers keeps its clients.
    */
-  socketClosed(): void {
+  socketClosed(code?: number): void {
     // The server it tried, not the current one: an HTTP call may have moved on meanwhile.
-    if (!this.socketOpened && this.socketBase !== undefined) this.failed(this.socketBase);
+    if ((!this.socketOpened || code === ABNORMAL_CLOSE) && this.socketBase !== undefined) this.failed(this.socketBase);
     this.socketOpened = false;
   }
 }

@@ -4,11 +4,11 @@
 // on first use and reconnects by itself, resuming tracked streams from their last event id.
 import { createTRPCClient, createWSClient, httpBatchLink, httpLink, splitLink, wsLink } from "@trpc/client";
 import superjson from "superjson";
-import WebSocket from "ws";
 import { abortableCallLink } from "./abortable-call.js";
 import { callTimeoutLink } from "./call-timeout.js";
 import { encodedBytesUpTo } from "./encoded-size.js";
 import { failoverFetch, ServerList } from "./failover.js";
+import { HungServerSocket, SOCKET_DEAD_MS, SOCKET_PING_MS } from "./hung-server-socket.js";
 import { keepAliveFetch, type TrpcFetch } from "./keep-alive-fetch.js";
 import { httpTransformer, serializeInputLink } from "./serialize-input.js";
 import { socketRefusal } from "./socket-refusal.js";
@@ -94,9 +94,14 @@ export function createCoordinationClient(options: CoordinationClientOptions): Co
   const wsClient = createWSClient({
     // Asked at every (re)connection: after a close the server did not choose, the next server.
     url: () => servers.socketUrl(),
-    WebSocket: WebSocket as unknown as typeof globalThis.WebSocket,
+    WebSocket: HungServerSocket as unknown as typeof globalThis.WebSocket,
     lazy: { enabled: true, closeMs: 0 },
     retryDelayMs: (attempt) => Math.min(100 * 2 ** attempt, 5000),
+    // A server that hangs with its port open (paused, a frozen VM) keeps its sockets: without a
+    // ping a live stream would wait out the whole freeze in silence. After SOCKET_PING_MS with
+    // nothing received, a ping; no pong within SOCKET_DEAD_MS cuts the socket (hung-server-socket.ts),
+    // and the client reconnects to the next server, resuming its streams from their last event id.
+    keepAlive: { enabled: true, intervalMs: SOCKET_PING_MS, pongTimeoutMs: SOCKET_DEAD_MS },
     onOpen: () => {
       refusal.opened();
       servers.socketOpen();
@@ -104,7 +109,7 @@ export function createCoordinationClient(options: CoordinationClientOptions): Co
     onClose: (cause) => {
       options.onSocketClose?.(cause?.code);
       refusal.closed(cause?.code);
-      servers.socketClosed();
+      servers.socketClosed(cause?.code);
     },
     ...(options.token === undefined ? {} : { connectionParams: { token: options.token } }),
   });

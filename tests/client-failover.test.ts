@@ -1,7 +1,7 @@
 // The typed client given several servers on one database file: a call whose connection cannot be
 // made goes to the next server, and a live stream whose server went away resumes on the next one
 // from its last event id, with no gap and no duplicate.
-import { createServer, type Socket } from "node:net";
+import { connect, createServer, type Socket } from "node:net";
 import type { AddressInfo } from "node:net";
 import { describe, expect, it, vi } from "vitest";
 import { ServerList } from "../client/failover.js";
@@ -16,6 +16,37 @@ async function deadUrl(): Promise<string> {
   const { port } = server.address() as AddressInfo;
   await new Promise<void>((resolve) => server.close(() => resolve()));
   return `http://127.0.0.1:${port}`;
+}
+
+/**
+ * A loopback proxy to `target` that can freeze: from then on it passes no byte either way and
+ * answers no new connection, its sockets held open, as a paused (SIGSTOP) server's port does.
+ */
+async function freezableProxy(target: string): Promise<{ url: string; freeze: () => void; close: () => Promise<void> }> {
+  const { port } = new URL(target);
+  let frozen = false;
+  const sockets: Socket[] = [];
+  const proxy = createServer((client) => {
+    sockets.push(client);
+    client.on("error", () => undefined);
+    if (frozen) return;
+    const upstream = connect(Number(port), "127.0.0.1");
+    sockets.push(upstream);
+    upstream.on("error", () => undefined);
+    client.on("data", (chunk) => void (frozen || upstream.write(chunk)));
+    upstream.on("data", (chunk) => void (frozen || client.write(chunk)));
+    client.on("close", () => upstream.destroy());
+    upstream.on("close", () => client.destroy());
+  });
+  await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve));
+  return {
+    url: `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`,
+    freeze: () => void (frozen = true),
+    close: async () => {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => proxy.close(() => resolve()));
+    },
+  };
 }
 
 describe("a client of several servers on one file", () => {
@@ -85,6 +116,31 @@ describe("a client of several servers on one file", () => {
     expect(servers.current).toBe("http://b");
     expect(servers.socketUrl()).toBe("ws://b/trpc");
   });
+
+  it("a live stream whose server hangs with its port open moves to the next server after a ping goes unanswered: no gap, no duplicate", async () => {
+    const dir = makeTempDir();
+    await using first = await startTestServer({}, dir);
+    await using second = await startTestServer({}, dir);
+    const proxy = await freezableProxy(first.url);
+    const client = createCoordinationClient({ url: [proxy.url, second.url] });
+    try {
+      const stream = collectEvents(client.api, { types: ["news.*"] });
+      await stream.started;
+      for (const i of range(1, 3)) await second.api.events.publish.mutate({ type: "news.item", source: "desk", payload: { i } });
+      await vi.waitFor(() => expect(stream.events).toHaveLength(3), { timeout: 15_000, interval: 20 });
+      proxy.freeze();
+      // Published through the server that still answers, while the stream's server is silent.
+      for (const i of range(4, 6)) await second.api.events.publish.mutate({ type: "news.item", source: "desk", payload: { i } });
+      // A ping after 5 s of silence, unanswered for 10 s: the socket is cut, and opened on the next server.
+      await vi.waitFor(() => expect(stream.events).toHaveLength(6), { timeout: 60_000, interval: 50 });
+      expect(stream.events.map((event) => (event.payload as { i: number }).i)).toEqual(range(1, 6));
+      expect(stream.errors).toEqual([]);
+      stream.unsubscribe();
+    } finally {
+      await client.close();
+      await proxy.close();
+    }
+  }, 90_000);
 
   it("a live stream whose server stops resumes on the next server from its last event id: no gap, no duplicate", async () => {
     const dir = makeTempDir();
