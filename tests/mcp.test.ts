@@ -185,6 +185,21 @@ describe("MCP over Streamable HTTP", () => {
     expect((await call(client, "claim_task", { queues: ["sec"] })).leaseOwner).toBe("tokened");
     expect((await call(client, "publish_event", { type: "task.completed" })).error.code).toBe("FORBIDDEN");
   });
+
+  it("a read credential's session lists the read tools alone, each marked read-only; others list every tool", async () => {
+    const s = await startSecureServer();
+    t = s;
+    const READS = ["find_agents", "get_task", "queue_stats", "recall"];
+    const reader = await connect(s.url, { authorization: `Bearer ${await s.issue("read")}` });
+    const readTools = (await reader.listTools()).tools;
+    expect(readTools.map((tool) => tool.name).sort()).toEqual(READS);
+    expect(readTools.every((tool) => tool.annotations?.readOnlyHint === true)).toBe(true);
+    expect((await call(reader, "queue_stats")).totals).toMatchObject({ pending: 0 });
+    const agent = await connect(s.url, { authorization: `Bearer ${await s.issue("agent", "full")}` });
+    const all = (await agent.listTools()).tools;
+    expect(all.map((tool) => tool.name).sort()).toEqual(TOOLS);
+    expect(all.filter((tool) => tool.annotations?.readOnlyHint === true).map((tool) => tool.name).sort()).toEqual(READS);
+  });
 });
 
 describe("MCP over stdio", () => {

@@ -3,7 +3,7 @@
 // credential), so it shares the procedures' validation, identity rules and errors; each tool's
 // input schema is made of the procedure's own field schemas, minus the agent, which the session
 // supplies (a tool's `agentId`, when given, must agree with it).
-import { McpServer, ResourceTemplate } from "@modelcontextprotocol/sdk/server/mcp.js";
+import { McpServer, ResourceTemplate, type RegisteredTool } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { z } from "zod";
 import { mailboxViewOf } from "../auth/access.js";
 import { mcpCallTransport, type ObservableResponse } from "../delivery/transports.js";
@@ -156,7 +156,15 @@ export function createMcpServer(services: Services, session: McpSession): { serv
     },
   );
 
-  server.registerTool(
+  /** Every tool registered, to leave the writing ones out of a read credential's session. */
+  const tools: RegisteredTool[] = [];
+  const registerTool: typeof server.registerTool = (...args) => {
+    const tool = server.registerTool(...args);
+    tools.push(tool);
+    return tool;
+  };
+
+  registerTool(
     "claim_task",
     {
       description: `Claim the best available task for this agent (priority, then age), with a lease. Returns the task, including \`context\`: the memories relevant to it (earlier runs' records, agents' notes and lessons), and \`leaseToken\`, needed to settle it; null when none is available. waitMs (at most ${MCP_MAX_WAIT_MS}) waits for one to arrive.`,
@@ -164,7 +172,7 @@ export function createMcpServer(services: Services, session: McpSession): { serv
     },
     (args, extra) => answer(() => apiFor(extra).tasks.claim({ ...args, agentId: agent(args.agentId), waitMs: wait(args.waitMs) })),
   );
-  server.registerTool(
+  registerTool(
     "complete_task",
     {
       description:
@@ -186,7 +194,7 @@ export function createMcpServer(services: Services, session: McpSession): { serv
           : apiFor(extra).tasks.completeAndClaim({ ...args, result: args.result as JsonValue, agentId: agent(args.agentId), next }),
       ),
   );
-  server.registerTool(
+  registerTool(
     "fail_task",
     {
       description: "Report that a claimed task failed. With retry true (the default) it runs again after a backoff while attempts remain; retry false dead-letters it at once.",
@@ -194,7 +202,7 @@ export function createMcpServer(services: Services, session: McpSession): { serv
     },
     (args, extra) => answer(() => apiFor(extra).tasks.fail({ ...args, agentId: agent(args.agentId) })),
   );
-  server.registerTool(
+  registerTool(
     "heartbeat_task",
     {
       description: "Renew the lease of a task this agent holds, from now: by leaseMs, or by default by the length it was claimed with. Call it during long work, before the lease runs out.",
@@ -202,7 +210,7 @@ export function createMcpServer(services: Services, session: McpSession): { serv
     },
     (args, extra) => answer(() => apiFor(extra).tasks.heartbeat({ ...args, agentId: agent(args.agentId) })),
   );
-  server.registerTool(
+  registerTool(
     "release_task",
     {
       description: "Give a claimed task back to the queue without charging an attempt, e.g. it is not for this agent or it cannot start now; delayMs keeps it from being claimed again for a while.",
@@ -210,7 +218,7 @@ export function createMcpServer(services: Services, session: McpSession): { serv
     },
     (args, extra) => answer(() => apiFor(extra).tasks.release({ ...args, agentId: agent(args.agentId) })),
   );
-  server.registerTool(
+  registerTool(
     "enqueue_task",
     {
       description: "Add a task to a queue for an agent to claim: a payload (any JSON), a priority (0 is the highest), optionally a capability the claimer must have, a target agent, or a delay in ms before it may be claimed.",
@@ -232,12 +240,12 @@ export function createMcpServer(services: Services, session: McpSession): { serv
     },
     (args, extra) => answer(() => apiFor(extra).tasks.enqueue({ ...args, payload: args.payload as JsonValue })),
   );
-  server.registerTool(
+  registerTool(
     "get_task",
-    { description: "A task by id: status, payload, result, attempts, lease, error history.", inputSchema: strictArgs({ taskId: taskIdInput.shape.taskId }) },
+    { annotations: { readOnlyHint: true }, description: "A task by id: status, payload, result, attempts, lease, error history.", inputSchema: strictArgs({ taskId: taskIdInput.shape.taskId }) },
     (args, extra) => answer(() => apiFor(extra).tasks.get(args)),
   );
-  server.registerTool(
+  registerTool(
     "publish_event",
     {
       description: "Publish an event to the stream (type is dot-separated, e.g. build.finished); with target, a direct message only that agent receives.",
@@ -245,7 +253,7 @@ export function createMcpServer(services: Services, session: McpSession): { serv
     },
     (args, extra) => answer(() => apiFor(extra).events.publish({ ...args, payload: args.payload as JsonValue, source: agent(undefined, false) })),
   );
-  server.registerTool(
+  registerTool(
     "read_mailbox",
     {
       description: `This agent's next events: direct messages to it and the event types it subscribed to, oldest first, acknowledged as read. waitMs (at most ${MCP_MAX_WAIT_MS}) waits for one.`,
@@ -253,7 +261,7 @@ export function createMcpServer(services: Services, session: McpSession): { serv
     },
     (args, extra) => answer(() => apiFor(extra).events.poll({ agentId: agent(args.agentId), ...(args.limit === undefined ? {} : { limit: args.limit }), waitMs: wait(args.waitMs), ack: "auto" })),
   );
-  server.registerTool(
+  registerTool(
     "subscribe_events",
     {
       description: "Subscribe this agent to event types: read_mailbox then returns events of those types beside its direct messages, from now on (or after fromSeq). Subscribing again adds types.",
@@ -261,7 +269,7 @@ export function createMcpServer(services: Services, session: McpSession): { serv
     },
     (args, extra) => answer(() => apiFor(extra).events.subscribe({ ...args, agentId: agent(args.agentId) })),
   );
-  server.registerTool(
+  registerTool(
     "unsubscribe_events",
     {
       description: "Stop receiving event types in read_mailbox: the types named, or all of them. Direct messages still arrive.",
@@ -269,7 +277,7 @@ export function createMcpServer(services: Services, session: McpSession): { serv
     },
     (args, extra) => answer(() => apiFor(extra).events.unsubscribe({ ...args, agentId: agent(args.agentId) })),
   );
-  server.registerTool(
+  registerTool(
     "register_agent",
     {
       description:
@@ -278,7 +286,7 @@ export function createMcpServer(services: Services, session: McpSession): { serv
     },
     (args, extra) => answer(() => apiFor(extra).agents.register({ ...args, metadata: args.metadata as Record<string, JsonValue> | undefined, agentId: agent(args.agentId) })),
   );
-  server.registerTool(
+  registerTool(
     "remember",
     {
       description: "Store a note or a lesson for later runs: claim_task hands relevant memories to whoever claims a matching task.",
@@ -293,25 +301,25 @@ export function createMcpServer(services: Services, session: McpSession): { serv
     },
     (args, extra) => answer(() => apiFor(extra).memory.remember({ ...args, agentId: agent(undefined, false) })),
   );
-  server.registerTool(
+  registerTool(
     "recall",
-    {
+    { annotations: { readOnlyHint: true },
       description: "Memories relevant to a query or to a task (by taskId), ranked by relevance, recency and outcome.",
       inputSchema: strictArgs({ query: recallInput.shape.query, taskId: recallInput.shape.taskId, queue: recallInput.shape.queue, capability: recallInput.shape.capability, limit: recallInput.shape.limit }),
     },
     (args, extra) => answer(() => apiFor(extra).memory.recall(args)),
   );
-  server.registerTool(
+  registerTool(
     "find_agents",
-    {
+    { annotations: { readOnlyHint: true },
       description: "Agents offering a capability, healthy and least loaded first; at most limit of them. If they would not fit in one answer, the error says how many fit (details.fits): ask again with that limit.",
       inputSchema: strictArgs({ capability: findByCapabilityInput.shape.capability, limit: findByCapabilityInput.shape.limit }),
     },
     (args, extra) => answer(() => apiFor(extra).agents.findByCapability(args)),
   );
-  server.registerTool(
+  registerTool(
     "queue_stats",
-    {
+    { annotations: { readOnlyHint: true },
       description: `Task counts per queue and state, and the age of each queue's oldest pending task: the ${MCP_STATS_QUEUES} busiest queues unless a queue or a limit is named (queuesOmitted says how many more there are).`,
       inputSchema: strictArgs({
         queue: statsFields.queue,
@@ -320,6 +328,12 @@ export function createMcpServer(services: Services, session: McpSession): { serv
     },
     (args, extra) => answer(() => apiFor(extra).tasks.stats({ queue: args.queue, limit: args.limit ?? MCP_STATS_QUEUES })),
   );
+
+  // A read credential may call the reads alone: its session lists only them, so a model does not
+  // spend calls learning that the others are refused (FORBIDDEN) for it.
+  if (session.caller.kind === "token" && session.caller.role === "read") {
+    for (const tool of tools) if (tool.annotations?.readOnlyHint !== true) tool.remove();
+  }
 
   server.registerResource(
     "my-tasks",
