@@ -185,7 +185,28 @@ describe("a database that fails under a running server", () => {
     expect(withDatabase(t, (db) => db.prepare("SELECT count(*) FROM tasks").pluck().get())).toBe(1);
   });
 
-  it("a write lock held by another process does not hold up shutdown: the closing checkpoint does not wait for it", async () => {
+  it("a write waiting for another process's lock shows in /health's writeWaitMs and coordination_write_wait_seconds, then both are 0 again", async () => {
+    t = await startTestServer({ busyTimeoutMs: 60_000 });
+    expect((await http(t.url, "GET", "/health")).body.writeWaitMs).toBe(0);
+    const holder = new Database(t.dbPath);
+    holder.exec("BEGIN IMMEDIATE");
+    const waiting = http(t.url, "POST", "/tasks", { body: { queue: "q" } });
+    // Still 200: the server is up and the write will pass; the wait is what an operator watches.
+    await vi.waitFor(async () => {
+      const health = await http(t!.url, "GET", "/health");
+      expect(health.status).toBe(200);
+      expect(health.body.writeWaitMs).toBeGreaterThanOrEqual(300);
+    }, { timeout: 15_000, interval: 50 });
+    const gauge = Number(/^coordination_write_wait_seconds (\S+)$/m.exec(await (await fetch(`${t.url}/metrics`)).text())![1]);
+    expect(gauge).toBeGreaterThanOrEqual(0.3);
+    holder.exec("ROLLBACK");
+    holder.close();
+    expect((await waiting).status).toBe(200);
+    expect((await http(t.url, "GET", "/health")).body.writeWaitMs).toBe(0);
+    expect(await (await fetch(`${t.url}/metrics`)).text()).toMatch(/^coordination_write_wait_seconds 0$/m);
+  });
+
+    it("a write lock held by another process does not hold up shutdown: the closing checkpoint does not wait for it", async () => {
     t = await startTestServer({ busyTimeoutMs: 60_000 });
     expect((await http(t.url, "POST", "/tasks", { body: { queue: "q" } })).status).toBe(200);
     const holder = new Database(t.dbPath);

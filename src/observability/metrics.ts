@@ -190,6 +190,14 @@ export class Metrics {
       },
     });
     new Gauge({
+      name: "coordination_write_wait_seconds",
+      help: "How long the oldest write under way has waited for its answer (0 with none): past busyTimeoutMs, another process holds the write lock or the disk stalls",
+      registers,
+      collect() {
+        this.set(sources.db.writeWaitMs / 1000);
+      },
+    });
+    new Gauge({
       name: "coordination_database_writes_failing",
       help: "1 while this process's writes fail, labelled by why (DISK_FULL, READ_ONLY, IO_ERROR, DATABASE_REPLACED; /health is 503 then); 0 otherwise",
       labelNames: ["code"],

@@ -19,6 +19,11 @@ const healthSchema = z.object({
   version: z.string(),
   uptimeMs: z.number(),
   db: z.literal("ok"),
+  writeWaitMs: z
+    .number()
+    .describe(
+      "How long the oldest write under way has waited for its answer, in ms (0 with none). Past busyTimeoutMs another process holds the database's write lock, or the disk stalls: writes wait, and those that wait past busyTimeoutMs answer DATABASE_LOCKED",
+    ),
 });
 
 export const appRouter = router({
@@ -40,7 +45,7 @@ export const appRouter = router({
         await db.write("health.probe", undefined);
         if (db.faults.current) throw db.faults.current;
       }
-      return { status: "ok" as const, version: VERSION, uptimeMs: Date.now() - startedAt, db: "ok" as const };
+      return { status: "ok" as const, version: VERSION, uptimeMs: Date.now() - startedAt, db: "ok" as const, writeWaitMs: db.writeWaitMs };
     }),
   tasks: taskRouter,
   queues: queueRouter,

@@ -138,6 +138,15 @@ export class Database {
     return this.writes;
   }
 
+  /**
+   * How long the oldest write waiting for its answer has waited, in ms; 0 with none. Past
+   * busyTimeoutMs, another process holds the write lock (the write will answer DATABASE_LOCKED,
+   * those behind it wait on) or the disk stalls: /health and the metrics show it.
+   */
+  get writeWaitMs(): number {
+    return this.writer.oldestWaitMs;
+  }
+
   /** Writes and reads waiting for an answer (observability). */
   get inFlight(): { writes: number; reads: number } {
     return { writes: this.writer.inFlight, reads: this.reader.inFlight };

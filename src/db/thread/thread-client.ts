@@ -44,7 +44,8 @@ function threadScript(): URL {
 
 export class DatabaseThread<Commands extends CommandTable> {
   private readonly worker: Worker;
-  private readonly pending = new Map<number, { resolve: (value: unknown) => void; reject: (error: unknown) => void }>();
+  /** Calls waiting for their answer, oldest first (ids grow), with when each was made (Unix ms). */
+  private readonly pending = new Map<number, { resolve: (value: unknown) => void; reject: (error: unknown) => void; calledAt: number }>();
   private outbox: Call[] = [];
   private nextId = 1;
   private dead: Error | undefined;
@@ -101,7 +102,7 @@ export class DatabaseThread<Commands extends CommandTable> {
     if (this.dead) return Promise.reject(this.dead);
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve: resolve as (value: unknown) => void, reject });
+      this.pending.set(id, { resolve: resolve as (value: unknown) => void, reject, calledAt: Date.now() });
       // Sent at the end of this turn of the event loop: the calls of every request that turn
       // read travel as one message (one wake-up of the thread, one batch for the writer).
       if (this.outbox.length === 0) setImmediate(() => this.send());
@@ -124,6 +125,12 @@ export class DatabaseThread<Commands extends CommandTable> {
   /** Calls waiting for an answer (observability). */
   get inFlight(): number {
     return this.pending.size;
+  }
+
+  /** How long the oldest call waiting for its answer has waited, in ms; 0 with none (observability). */
+  get oldestWaitMs(): number {
+    const oldest = this.pending.values().next().value;
+    return oldest === undefined ? 0 : Math.max(0, Date.now() - oldest.calledAt);
   }
 
   /** Why the thread can take no more calls, if it cannot. */
