@@ -5,9 +5,10 @@
 //    A connection that broke during a call may have been served: the call fails as it would
 //    with one server (a claim comes back with its lease, an auto-ack batch is given back, an
 //    enqueue with an idempotencyKey can be sent again), and the next calls go to the next server.
-//  - WebSocket: a connection that could not be made moves the next attempt to the next server
-//    (a server that died with the socket open gets one attempt first, as after a blip);
-//    tracked subscriptions resume there from their last event id (the log is the file's).
+//  - WebSocket: a connection that could not be made, or one cut without a close frame (the
+//    server died, or went silent and missed a ping: hung-server-socket.ts), moves the next
+//    attempt to the next server; one the server closed itself (a restart) tries it again first.
+//    Tracked subscriptions resume there from their last event id (the log is the file's).
 import type { TrpcFetch } from "./keep-alive-fetch.js";
 
 /**

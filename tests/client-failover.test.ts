@@ -22,9 +22,13 @@ async function deadUrl(): Promise<string> {
  * A loopback proxy to `target` that can freeze: from then on it passes no byte either way and
  * answers no new connection, its sockets held open, as a paused (SIGSTOP) server's port does.
  */
-async function freezableProxy(target: string): Promise<{ url: string; freeze: () => void; close: () => Promise<void> }> {
+async function freezableProxy(target: string) {
   const { port } = new URL(target);
   let frozen = false;
+  /** While stalled, the server's bytes are held, not dropped: a server busy for a moment. */
+  let stalled = false;
+  const held: Array<{ client: Socket; chunks: Buffer[] }> = [];
+  let fromClient = 0;
   const sockets: Socket[] = [];
   const proxy = createServer((client) => {
     sockets.push(client);
@@ -33,14 +37,30 @@ async function freezableProxy(target: string): Promise<{ url: string; freeze: ()
     const upstream = connect(Number(port), "127.0.0.1");
     sockets.push(upstream);
     upstream.on("error", () => undefined);
-    client.on("data", (chunk) => void (frozen || upstream.write(chunk)));
-    upstream.on("data", (chunk) => void (frozen || client.write(chunk)));
+    const toClient: Buffer[] = [];
+    held.push({ client, chunks: toClient });
+    client.on("data", (chunk) => {
+      if (frozen) return;
+      fromClient += chunk.length;
+      upstream.write(chunk);
+    });
+    upstream.on("data", (chunk: Buffer) => void (frozen || (stalled ? toClient.push(chunk) : client.write(chunk))));
     client.on("close", () => upstream.destroy());
-    upstream.on("close", () => client.destroy());
+    // The server's last bytes (a close frame) go out before its close, held or not.
+    upstream.on("close", () => (stalled ? closing.push(client) : client.destroy()));
   });
+  const closing: Socket[] = [];
   await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve));
   return {
     url: `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`,
+    /** Bytes the clients sent through it so far. */
+    fromClient: () => fromClient,
+    stall: () => void (stalled = true),
+    resume: () => {
+      stalled = false;
+      for (const { client, chunks } of held) for (const chunk of chunks.splice(0)) client.write(chunk);
+      for (const client of closing.splice(0)) client.end();
+    },
     freeze: () => void (frozen = true),
     close: async () => {
       for (const socket of sockets) socket.destroy();
@@ -141,6 +161,34 @@ describe("a client of several servers on one file", () => {
       await proxy.close();
     }
   }, 90_000);
+
+  it("the client's own close of its socket, on a server busy for a moment, is no failure: the next calls stay on that server", async () => {
+    const dir = makeTempDir();
+    await using first = await startTestServer({}, dir);
+    await using second = await startTestServer({}, dir);
+    const proxy = await freezableProxy(first.url);
+    const codes: Array<number | undefined> = [];
+    const client = createCoordinationClient({ url: [proxy.url, second.url], onSocketClose: (code) => codes.push(code) });
+    try {
+      const stream = collectEvents(client.api, { types: ["news.*"] });
+      await stream.started;
+      await first.api.events.publish.mutate({ type: "news.item", source: "desk", payload: {} });
+      await vi.waitFor(() => expect(stream.events).toHaveLength(1), { timeout: 15_000, interval: 20 });
+      // The server is busy (a GC pause, a large answer) as the last stream ends and the client closes its socket.
+      proxy.stall();
+      stream.unsubscribe();
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      proxy.resume();
+      await vi.waitFor(() => expect(codes).toHaveLength(1), { timeout: 15_000, interval: 20 });
+      expect(codes[0]).not.toBe(1006);
+      const before = proxy.fromClient();
+      await client.api.health.query();
+      expect(proxy.fromClient()).toBeGreaterThan(before);
+    } finally {
+      await client.close();
+      await proxy.close();
+    }
+  });
 
   it("a live stream whose server stops resumes on the next server from its last event id: no gap, no duplicate", async () => {
     const dir = makeTempDir();
