@@ -24,11 +24,6 @@ export type SystemEventPayloads = {
     waitedMs: number;
     /** The agent it was taken from, on a steal. */
     stolenFrom?: string | null;
-    /**
-     * On a claim sent again with its key (its answer lost): the token of the lease this one
-     * replaces, the same run (attempt unchanged) under a new token.
-     */
-    reissuedFrom?: number;
   };
   "task.completed": { taskId: string; queue: string; agentId: string | null; attempt: number; leaseToken: number } & RanFor & Anonymous;
   "task.failed": { taskId: string; queue: string; agentId: string | null; attempt: number; leaseToken: number; error: string; willRetry: boolean } & RanFor & Anonymous;

@@ -12,7 +12,8 @@ import { CoordinationError, notFound } from "../errors.js";
 import type { EventStore } from "../events/event-store.js";
 import { sameJson } from "../json-checks.js";
 import { taskWith, type ClaimRequest, type EnqueueRequest, type RequeueManyRequest, type RequeueManyResult, type SettledTask, type Task } from "./task-schemas.js";
-import { claimKeyOf, taskAnswerBytes, taskRowWith, toTask, type ClaimFilter, type DeadLetterRow, type TaskRow, type TaskStore } from "./task-store.js";
+import { claimKeyOf } from "./claim-keys.js";
+import { taskAnswerBytes, taskRowWith, toTask, type ClaimFilter, type DeadLetterRow, type TaskRow, type TaskStore } from "./task-store.js";
 import type { SettleRequest, TaskTransitions } from "./task-transitions.js";
 import { leaseBounds, offlineShiftMs, type LockWaitGrace } from "./lock-wait-grace.js";
 import { copyWith } from "../copy-with.js";
@@ -113,23 +114,18 @@ export function taskCommands(d: TaskCommandDeps) {
    * One claim attempt. `noteAgent` registers or refreshes the claimer even when nothing is
    * claimable (the first attempt of a long-poll). When nothing is, says when the next delayed
    * task the claimer could take falls due, so a long-poll can wake for it. `claimKey`: the key of
-   * the call (claimKeyOf), kept on the leases it takes. A call whose key still holds leases of
-   * this agent (the same call sent again, its answer lost) hands those out again instead of
-   * leasing other tasks: the same runs, no attempt charged, each under a new token (its
-   * task.claimed says which lease it replaces), so the first call's "never delivered" release,
-   * which names the old token, cannot take back what this answer hands out.
+   * the call (claim-keys.ts), kept on the leases it takes. A call whose key still holds leases of
+   * this agent (the same call sent again, its answer lost) hands those out again, as they are,
+   * instead of leasing other tasks: no event, no attempt charged; each lease counts one more
+   * answer, so a lost one gives it back only if no other answer handed it out (releaseUndelivered).
    */
   const claim = (ctx: WriteContext, args: ClaimArgs, answerBytes = 0, claimKey: string | null = null, mayRepeat = true): Handout => {
     if (claimKey !== null && mayRepeat) {
       const held = d.tasks.heldUnder(args.request.agentId, claimKey);
       if (held.length > 0) {
         t.noteAgent(ctx, args.request.agentId);
-        const leased = held.map((row) => {
-          const reissued = d.tasks.reissue(row, args.leaseMs, ctx.now);
-          t.claimedEvent(ctx, reissued, args.request.agentId, args.leaseMs, { reissuedFrom: row.leaseToken });
-          return { task: toTask(reissued), bytes: taskAnswerBytes(reissued) };
-        });
-        return handOut(ctx, leased, args, answerBytes);
+        for (const row of held) d.tasks.answeredAgain(row);
+        return handOut(ctx, held.map((row) => ({ task: toTask(row), bytes: taskAnswerBytes(row) })), args, answerBytes);
       }
     }
     const filter = t.claimFilter(args.request);
@@ -354,13 +350,16 @@ export function taskCommands(d: TaskCommandDeps) {
     /**
      * The compensation for a claim whose answer never reached the claimer: each task still held
      * under that very lease goes back to pending with no attempt charged; its task.released event
-     * says why. A lease that moved on meanwhile (settled, expired, stolen) is left alone.
+     * says why. A lease that moved on meanwhile (settled, expired, stolen) is left alone, and so is
+     * one another answer handed out too (a keyed call and its repeat: claim-keys.ts).
      */
     "tasks.releaseUndelivered": (ctx: WriteContext, claimed: Array<{ id: string; leaseToken: number }>): number => {
       let released = 0;
       for (const lease of claimed) {
         const current = d.tasks.findById(lease.id);
         if (current?.status !== "claimed" || current.leaseToken !== lease.leaseToken) continue;
+        // Another answer (a repeat of the call, or the call it repeated) handed this lease out too, and may have arrived.
+        if (d.tasks.answerLost(current)) continue;
         t.releaseRow(ctx, current, ctx.now, "the claimer never received the task (its connection closed before the answer was delivered)");
         released++;
       }

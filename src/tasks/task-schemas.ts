@@ -116,7 +116,7 @@ const claimFields = {
   idempotencyKey: text(200)
     .optional()
     .describe(
-      "Makes the claim safe to send again: the same agent sending the same key (its answer lost to a timeout) gets the tasks that claim leased while it still holds them, instead of more: the same runs, no attempt charged, under new lease tokens (the lost answer's are fenced). Once it holds none of them, the key claims anew. Use a new key for each claim",
+      "Makes the claim safe to send again: the same agent sending the same key (its answer lost to a timeout) gets the tasks that claim leased, under the same leases, while it still holds them, instead of more. Once it holds none of them, the key claims anew. Use a new key for each claim",
     ),
 };
 export const claimInput = z.strictObject(claimFields);

@@ -6,6 +6,7 @@ import { utf8Bytes, withinBudget } from "../db/answer-budget.js";
 import { placeholders, type Statements } from "../db/statements.js";
 import type { Task, TaskStatus } from "./task-schemas.js";
 import type { LeaseBounds } from "./lock-wait-grace.js";
+import { currentLeaseKey, leaseKey } from "./claim-keys.js";
 import { HELD_IF_PAUSED, PAUSED_QUEUES } from "./queue-pause-store.js";
 
 /** SQL: the lease ran out within a check's bounds (leaseRunOutParams); the sweeper and steal share it. */
@@ -47,7 +48,7 @@ export interface TaskRow {
   delayed: number;
   /** 1 while pending in a paused queue: out of the claim indexes (queue-pause-store.ts). */
   held: number;
-  /** The key of the call that took the current lease (claimKeyOf), "#" and that lease's token; null for a claim with none. */
+  /** The call that took the current lease, its token and its answers (claim-keys.ts); null for a claim with none. */
   claimKey: string | null;
 }
 
@@ -166,13 +167,6 @@ export interface ClaimFilter {
  * The key a lease keeps of the call that took it (tasks.claimKey): a complete-and-claim's is the
  * task it completed, a claim's its idempotencyKey; the prefixes keep the two apart.
  */
-/** The claimKey column's value: the call's key and the token of the lease it took. */
-const keyedLease = (claimKey: string | null, leaseToken: number): string | null => (claimKey === null ? null : `${claimKey}#${leaseToken}`);
-
-export const claimKeyOf = {
-  completeAndClaim: (completedTaskId: string): string => `after:${completedTaskId}`,
-  claim: (idempotencyKey: string): string => `claim:${idempotencyKey}`,
-};
 
 /** 1 for a pending task whose runAt is still ahead of `now` (the delayed column), else 0. */
 const delayedAt = (runAt: number, now: number): number => (runAt > now ? 1 : 0);
@@ -292,14 +286,15 @@ export class TaskStore {
    * them. Atomic because it runs inside the Writer's IMMEDIATE transaction: no other claimer, in
    * this process or another, can see these rows as pending meanwhile. One task is read, then
    * leased by seq; several stop before their answer would pass `budgetBytes` (but always include
-   * the first). `claimKey`: the key of the call (claimKeyOf), kept on the leases (heldUnder finds them by it).
+   * the first). `claimKey`: the key of the call (claim-keys.ts), kept on the leases (heldUnder finds them by it).
    */
   claim(filter: ClaimFilter, limit: number, budgetBytes: number, leaseMs: number, now: number, claimKey: string | null = null): TaskRow[] {
     this.promoteDue(now);
     const leaseExpiresAt = now + leaseMs;
-    // The key is kept with the token of the lease it took (an UPDATE's expressions read the row as it was).
+    // The key is kept with the token of the lease it took, answered once (claim-keys.ts; an
+    // UPDATE's expressions read the row as it was).
     const lease = `UPDATE tasks SET status = 'claimed', leaseOwner = ?, leaseExpiresAt = ?, leaseToken = leaseToken + 1,
-           attempts = attempts + 1, claimedAt = ?, updatedAt = ?, leaseMs = ?, claimKey = ? || '#' || (leaseToken + 1)`;
+           attempts = attempts + 1, claimedAt = ?, updatedAt = ?, leaseMs = ?, claimKey = ? || '#' || (leaseToken + 1) || '#1'`;
     if (limit === 1) {
       // Read, then written by seq (no RETURNING: a read-back costs more than building the row here).
       const pickParams: unknown[] = [];
@@ -308,7 +303,7 @@ export class TaskStore {
       const row = this.st.get<unknown[], TaskRow>(`SELECT * FROM tasks ${claimIndex(filter)} WHERE ${pickWhere} AND delayed = 0 AND held = 0 AND runAt <= ? ORDER BY priority, seq LIMIT 1`).get(...pickParams);
       if (row === undefined) return [];
       this.st.get<unknown[]>(`${lease} WHERE seq = ?`).run(filter.agentId, leaseExpiresAt, now, now, leaseMs, claimKey, row.seq);
-      return [taskRowWith(row, { status: "claimed", leaseOwner: filter.agentId, leaseExpiresAt, leaseToken: row.leaseToken + 1, attempts: row.attempts + 1, claimedAt: now, updatedAt: now, leaseMs, claimKey: keyedLease(claimKey, row.leaseToken + 1) })];
+      return [taskRowWith(row, { status: "claimed", leaseOwner: filter.agentId, leaseExpiresAt, leaseToken: row.leaseToken + 1, attempts: row.attempts + 1, claimedAt: now, updatedAt: now, leaseMs, claimKey: leaseKey(claimKey, row.leaseToken + 1) })];
     }
     const pickParams: unknown[] = [];
     const pickWhere = claimableWhere(filter, pickParams);
@@ -331,31 +326,40 @@ export class TaskStore {
   }
 
   /**
-   * The tasks `agentId` still holds under the very leases the call of `claimKey` took (the key
-   * kept with their token: a lease that moved on since never matches), best first: what that call
-   * answered, for the same call sent again. A seek in the agent's claimed-tasks index.
+   * The tasks `agentId` still holds under the very leases the call of `claimKey` took (claim-keys.ts:
+   * a lease that moved on since never matches), best first: what that call answered, for the same
+   * call sent again. A seek in the agent's claimed-tasks index over the key's values.
    */
   heldUnder(agentId: string, claimKey: string): TaskRow[] {
     return this.st
-      .get<[string, string, string, string], TaskRow>(
-        `SELECT * FROM tasks INDEXED BY tasks_claimed_owner_idx
-         WHERE leaseOwner = ? AND status = 'claimed' AND claimKey > ? AND claimKey < ? AND claimKey = ? || '#' || leaseToken ORDER BY priority, seq`,
+      .get<[string, string, string], TaskRow>(
+        `SELECT * FROM tasks INDEXED BY tasks_claimed_owner_idx WHERE leaseOwner = ? AND status = 'claimed' AND claimKey > ? AND claimKey < ? ORDER BY priority, seq`,
       )
-      .all(agentId, `${claimKey}#`, `${claimKey}$`, claimKey);
+      .all(agentId, `${claimKey}#`, `${claimKey}$`)
+      .filter((row) => currentLeaseKey(row)?.key === claimKey);
+  }
+
+  /** One more answer hands the lease of `row` out (a repeat of the call that took it). */
+  answeredAgain(row: TaskRow): void {
+    const current = currentLeaseKey(row)!;
+    this.setClaimKey(row.seq, leaseKey(current.key, row.leaseToken, current.answers + 1));
   }
 
   /**
-   * A lease handed out again to the call that took it (its answer lost): the same run under a new
-   * token, as long again from now, no attempt charged. The new token fences the old one, which
-   * the first call's answer carried: its "never delivered" release and any holder of it miss.
+   * An answer that handed out the lease of `row` never reached its client: true when another
+   * answer handed the same lease out (a repeat of its call, or the call a repeat repeated), which
+   * may have arrived: then this one only counts itself out, and the lease stays. False when it
+   * was the only one: the caller gives the lease back.
    */
-  reissue(row: TaskRow, leaseMs: number, now: number): TaskRow {
-    const key = row.claimKey!.slice(0, row.claimKey!.lastIndexOf("#"));
-    const changes = { leaseToken: row.leaseToken + 1, leaseExpiresAt: now + leaseMs, leaseMs, updatedAt: now, claimKey: keyedLease(key, row.leaseToken + 1) };
-    this.st
-      .get<[number, number, number, number, string | null, number]>(`UPDATE tasks SET leaseToken = ?, leaseExpiresAt = ?, leaseMs = ?, updatedAt = ?, claimKey = ? WHERE seq = ?`)
-      .run(changes.leaseToken, changes.leaseExpiresAt, changes.leaseMs, changes.updatedAt, changes.claimKey, row.seq);
-    return taskRowWith(row, changes);
+  answerLost(row: TaskRow): boolean {
+    const current = currentLeaseKey(row);
+    if (current === undefined || current.answers <= 1) return false;
+    this.setClaimKey(row.seq, leaseKey(current.key, row.leaseToken, current.answers - 1));
+    return true;
+  }
+
+  private setClaimKey(seq: number, claimKey: string | null): void {
+    this.st.get<[string | null, number]>(`UPDATE tasks SET claimKey = ? WHERE seq = ?`).run(claimKey, seq);
   }
 
   /**

@@ -111,8 +111,8 @@ export class TaskTransitions {
     return rows;
   }
 
-  /** A lease's task.claimed event: a claim's, a steal's (stolenFrom), or a lease handed out again (reissuedFrom). */
-  claimedEvent(ctx: WriteContext, row: TaskRow, agentId: string, leaseMs: number, extra: { stolenFrom?: string | null; reissuedFrom?: number }): void {
+  /** A lease's task.claimed event: a claim's, or a steal's (stolenFrom). */
+  private claimedEvent(ctx: WriteContext, row: TaskRow, agentId: string, leaseMs: number, extra: { stolenFrom?: string | null }): void {
     this.d.events.appendSystem(ctx, "task.claimed", {
       taskId: row.id,
       queue: row.queue,
@@ -120,8 +120,8 @@ export class TaskTransitions {
       attempt: row.attempts,
       leaseToken: row.leaseToken,
       leaseExpiresAt: new Date(ctx.now + leaseMs).toISOString(),
-      /** How long it was claimable before this claim (since enqueue, or since its retry or delay came due), in ms; 0 for a lease handed out again. */
-      waitedMs: extra.reissuedFrom === undefined ? Math.max(0, ctx.now - Number(row.runAt)) : 0,
+      /** How long it was claimable before this claim (since enqueue, or since its retry or delay came due), in ms. */
+      waitedMs: Math.max(0, ctx.now - Number(row.runAt)),
       ...extra,
     });
   }
