@@ -14,7 +14,9 @@ describe("claims with an idempotencyKey", () => {
     const first = await rest(t.url, "POST", "/tasks/claim", body);
     expect(first.body).toMatchObject({ id: a!.id, leaseToken: 1, attempts: 1 });
     const again = await rest(t.url, "POST", "/tasks/claim", body);
-    expect(again).toEqual(first);
+    // The same lease, renewed as a heartbeat renews it.
+    expect(again.body).toEqual({ ...first.body, leaseExpiresAt: again.body.leaseExpiresAt, updatedAt: again.body.updatedAt });
+    expect(Date.parse(again.body.leaseExpiresAt)).toBeGreaterThanOrEqual(Date.parse(first.body.leaseExpiresAt));
     // The seed's route takes the key in its query string: the same lease again.
     const seed = await rest(t.url, "GET", "/tasks/claim/py?queue=ik&idempotencyKey=claim-0001");
     expect(seed.body).toMatchObject({ id: a!.id, leaseToken: 1, attempts: 1 });
@@ -70,11 +72,11 @@ describe("claims with an idempotencyKey", () => {
    * after the client gave up): the call, aborted once it waits in the writer. Resolves when the
    * lock is let go and the answer found no one.
    */
-  const lostAnswer = async (t: TestServer, body: object, lock: Database.Database) => {
+  const lostAnswer = async (t: TestServer, body: object, lock: Database.Database, path = "/tasks/claim") => {
     const writes = () => t.server.services.db.inFlight.writes;
     const before = writes();
     const abort = new AbortController();
-    const call = fetch(`${t.url}/tasks/claim`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body), signal: abort.signal }).catch(() => "aborted");
+    const call = fetch(`${t.url}${path}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body), signal: abort.signal }).catch(() => "aborted");
     await vi.waitFor(() => expect(writes()).toBe(before + 1), { timeout: 15_000, interval: 25 });
     abort.abort();
     expect(lock.inTransaction).toBe(true);
@@ -114,7 +116,36 @@ describe("claims with an idempotencyKey", () => {
     expect((await t.api.events.list.query({ types: ["task.claimed", "task.released"] })).map((e) => e.type)).toEqual(["task.claimed", "task.claimed"]);
   });
 
-  it("a call and its repeat both lost: the last of their answers to be found lost gives the lease back, uncharged", async () => {
+  it("a repeat carries only what its call may (one task for claim); the leases a lost claimMany took beyond it go back", async () => {
+    await using t = await startTestServer({ memoryContextLimit: 0 });
+    const tasks = await t.api.tasks.enqueueMany.mutate({ tasks: [1, 2, 3].map((n) => ({ queue: "q", payload: n })) });
+    const lock = new Database(t.dbPath);
+    lock.exec("BEGIN IMMEDIATE");
+    const many = await lostAnswer(t, { agentId: "A", queues: ["q"], limit: 3, idempotencyKey: "K" }, lock, "/tasks/claim-many");
+    const one = rest(t.url, "POST", "/tasks/claim", { agentId: "A", queues: ["q"], idempotencyKey: "K" });
+    await vi.waitFor(() => expect(t.server.services.db.inFlight.writes).toBe(2), { timeout: 15_000, interval: 25 });
+    lock.exec("COMMIT");
+    lock.close();
+    expect(await many).toBe("aborted");
+    expect((await one).body).toMatchObject({ id: tasks[0]!.id, leaseToken: 1 });
+    await settled(t, 1);
+    const states = await Promise.all(tasks.map(async (task) => (await t.api.tasks.get.query({ taskId: task.id })).status));
+    expect(states).toEqual(["claimed", "pending", "pending"]);
+  });
+
+  it("a repeat renews the lease as a heartbeat does: one that ran out unswept is its holder's again, and no steal takes it", async () => {
+    await using t = await startTestServer({ memoryContextLimit: 0, leaseSweepMs: 60_000 });
+    const [x] = await t.api.tasks.enqueueMany.mutate({ tasks: [{ queue: "q", payload: 1 }] });
+    const first = await t.api.tasks.claim.mutate({ agentId: "A", queues: ["q"], leaseMs: 200, idempotencyKey: "K" });
+    await vi.waitFor(() => expect(Date.now()).toBeGreaterThan(first!.leaseExpiresAt.getTime() + 50), { timeout: 15_000, interval: 25 });
+    const again = await t.api.tasks.claim.mutate({ agentId: "A", queues: ["q"], leaseMs: 60_000, idempotencyKey: "K" });
+    expect(again).toMatchObject({ id: x!.id, leaseToken: 1, attempts: 1 });
+    expect(again!.leaseExpiresAt.getTime()).toBeGreaterThan(Date.now() + 30_000);
+    expect(await t.api.tasks.steal.mutate({ agentId: "B" })).toEqual([]);
+    expect((await rest(t.url, "POST", `/tasks/${x!.id}/heartbeat`, { agentId: "A", leaseToken: 1 })).status).toBe(200);
+  });
+
+    it("a call and its repeat both lost: the last of their answers to be found lost gives the lease back, uncharged", async () => {
     await using t = await startTestServer({ memoryContextLimit: 0 });
     const [x] = await t.api.tasks.enqueueMany.mutate({ tasks: [{ queue: "q", payload: 1 }] });
     const lock = new Database(t.dbPath);

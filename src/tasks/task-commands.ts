@@ -115,17 +115,19 @@ export function taskCommands(d: TaskCommandDeps) {
    * claimable (the first attempt of a long-poll). When nothing is, says when the next delayed
    * task the claimer could take falls due, so a long-poll can wake for it. `claimKey`: the key of
    * the call (claim-keys.ts), kept on the leases it takes. A call whose key still holds leases of
-   * this agent (the same call sent again, its answer lost) hands those out again, as they are,
-   * instead of leasing other tasks: no event, no attempt charged; each lease counts one more
-   * answer, so a lost one gives it back only if no other answer handed it out (releaseUndelivered).
+   * this agent (the same call sent again, its answer lost) hands those out again, renewed as a
+   * heartbeat renews them, instead of leasing other tasks: no event, no attempt charged; each
+   * lease counts one more answer, so a lost one gives it back only if no other answer handed it
+   * out (releaseUndelivered).
    */
   const claim = (ctx: WriteContext, args: ClaimArgs, answerBytes = 0, claimKey: string | null = null, mayRepeat = true): Handout => {
     if (claimKey !== null && mayRepeat) {
-      const held = d.tasks.heldUnder(args.request.agentId, claimKey);
+      // As many as this call may carry (a single claim's answer carries one): those it does not carry are not its answer's.
+      const held = d.tasks.heldUnder(args.request.agentId, claimKey).slice(0, args.limit);
       if (held.length > 0) {
         t.noteAgent(ctx, args.request.agentId);
-        for (const row of held) d.tasks.answeredAgain(row);
-        return handOut(ctx, held.map((row) => ({ task: toTask(row), bytes: taskAnswerBytes(row) })), args, answerBytes);
+        const renewed = held.map((row) => d.tasks.answeredAgain(row, args.leaseMs, ctx.now));
+        return handOut(ctx, renewed.map((row) => ({ task: toTask(row), bytes: taskAnswerBytes(row) })), args, answerBytes);
       }
     }
     const filter = t.claimFilter(args.request);

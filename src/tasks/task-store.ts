@@ -339,10 +339,20 @@ export class TaskStore {
       .filter((row) => currentLeaseKey(row)?.key === claimKey);
   }
 
-  /** One more answer hands the lease of `row` out (a repeat of the call that took it). */
-  answeredAgain(row: TaskRow): void {
+  /**
+   * One more answer hands the lease of `row` out (a repeat of the call that took it): counted, and
+   * renewed as a heartbeat renews it, to `leaseMs` from `now` unless it runs longer already (a
+   * lease that ran out unswept is held again: the repeat is its holder's sign of life). The row
+   * as it is now.
+   */
+  answeredAgain(row: TaskRow, leaseMs: number, now: number): TaskRow {
     const current = currentLeaseKey(row)!;
-    this.setClaimKey(row.seq, leaseKey(current.key, row.leaseToken, current.answers + 1));
+    const leaseExpiresAt = Math.max(Number(row.leaseExpiresAt), now + leaseMs);
+    const changes = { claimKey: leaseKey(current.key, row.leaseToken, current.answers + 1), leaseExpiresAt, leaseMs: leaseExpiresAt === now + leaseMs ? leaseMs : row.leaseMs, updatedAt: now };
+    this.st
+      .get<[string | null, number, number | null, number, number]>(`UPDATE tasks SET claimKey = ?, leaseExpiresAt = ?, leaseMs = ?, updatedAt = ? WHERE seq = ?`)
+      .run(changes.claimKey, changes.leaseExpiresAt, changes.leaseMs, changes.updatedAt, row.seq);
+    return taskRowWith(row, changes);
   }
 
   /**
