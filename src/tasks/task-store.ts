@@ -163,11 +163,6 @@ export interface ClaimFilter {
   onlySeqs?: readonly number[];
 }
 
-/**
- * The key a lease keeps of the call that took it (tasks.claimKey): a complete-and-claim's is the
- * task it completed, a claim's its idempotencyKey; the prefixes keep the two apart.
- */
-
 /** 1 for a pending task whose runAt is still ahead of `now` (the delayed column), else 0. */
 const delayedAt = (runAt: number, now: number): number => (runAt > now ? 1 : 0);
 
