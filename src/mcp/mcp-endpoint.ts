@@ -85,6 +85,7 @@ export function createMcpEndpoint(services: Services) {
     session.ending = true;
     log.debug({ session: id, owner: session.owner, reason }, "MCP session ended");
     let closed = false;
+    let patience: NodeJS.Timeout | undefined;
     session.close = () => {
       if (closed) return;
       closed = true;
@@ -92,9 +93,9 @@ export function createMcpEndpoint(services: Services) {
       void session.transport.close().catch(() => undefined);
     };
     for (const stream of session.streamResponses) stream.end();
-    const patience = setTimeout(session.close, session.busy === 0 ? 0 : config.shutdownTimeoutMs);
+    if (session.busy === 0) return session.close();
+    patience = setTimeout(session.close, config.shutdownTimeoutMs);
     patience.unref();
-    if (session.busy === 0) session.close();
   };
   const unlistenRevoked = credentials.onRevoked((key) => {
     for (const [id, session] of sessions) if (session.revocationKey === key) end(id, session, "credential revoked");
