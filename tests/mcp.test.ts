@@ -195,10 +195,13 @@ describe("MCP over Streamable HTTP", () => {
     expect(readTools.map((tool) => tool.name).sort()).toEqual(READS);
     expect(readTools.every((tool) => tool.annotations?.readOnlyHint === true)).toBe(true);
     expect((await call(reader, "queue_stats")).totals).toMatchObject({ pending: 0 });
+    // Nor a resource it cannot read (its agent's tasks: a read token acts as no agent).
+    expect((await reader.listResources()).resources.map((resource) => resource.uri)).toEqual([]);
     const agent = await connect(s.url, { authorization: `Bearer ${await s.issue("agent", "full")}` });
     const all = (await agent.listTools()).tools;
     expect(all.map((tool) => tool.name).sort()).toEqual(TOOLS);
     expect(all.filter((tool) => tool.annotations?.readOnlyHint === true).map((tool) => tool.name).sort()).toEqual(READS);
+    expect((await agent.listResources()).resources.map((resource) => resource.uri)).toEqual(["coordination://tasks/mine"]);
   });
 });
 

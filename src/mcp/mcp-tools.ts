@@ -329,13 +329,14 @@ export function createMcpServer(services: Services, session: McpSession): { serv
     (args, extra) => answer(() => apiFor(extra).tasks.stats({ queue: args.queue, limit: args.limit ?? MCP_STATS_QUEUES })),
   );
 
-  // A read credential may call the reads alone: its session lists only them, so a model does not
-  // spend calls learning that the others are refused (FORBIDDEN) for it.
-  if (session.caller.kind === "token" && session.caller.role === "read") {
+  // A read credential may call the reads alone, and acts as no agent: its session lists only what
+  // it can use, so a model does not spend calls learning that the rest is refused for it.
+  const readOnly = session.caller.kind === "token" && session.caller.role === "read";
+  if (readOnly) {
     for (const tool of tools) if (tool.annotations?.readOnlyHint !== true) tool.remove();
   }
 
-  server.registerResource(
+  const mine = server.registerResource(
     "my-tasks",
     "coordination://tasks/mine",
     { description: `The tasks this session's agent holds now (up to ${MINE_LIMIT})`, mimeType: "application/json" },
@@ -344,6 +345,7 @@ export function createMcpServer(services: Services, session: McpSession): { serv
         contents: [{ uri: uri.href, mimeType: "application/json", text: JSON.stringify((await apiFor(extra).tasks.list({ agentId: agent(undefined, false), status: "claimed", limit: MINE_LIMIT })).items) }],
       })),
   );
+  if (readOnly) mine.remove();
   server.registerResource(
     "task",
     new ResourceTemplate("coordination://tasks/{taskId}", { list: undefined }),

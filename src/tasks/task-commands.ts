@@ -227,6 +227,7 @@ export function taskCommands(d: TaskCommandDeps) {
       const current = t.findTask(request.taskId);
       if (current.status !== "claimed") {
         const repeated = repeatedFail(current, request);
+        if (repeated instanceof CoordinationError) throw repeated;
         if (repeated !== undefined) return repeated;
       }
       const held = t.assertHeld(current, request);
@@ -371,23 +372,37 @@ export function taskCommands(d: TaskCommandDeps) {
 }
 
 /**
- * The answer a fail already gave, when `request` repeats it: the task is still as that fail left
- * it (pending for its retry, or a dead letter, not changed since), and
- * its newest failed run is this one, by the same agent with the same error; a fail that asked for
- * no retry found the task a dead letter. Else undefined (LEASE_CONFLICT, as before).
+ * The newest failed run of `row`, when it is the caller's lease's and nothing changed the task
+ * since (its entry's time is the row's last change: not claimed and released since, which would
+ * bring the attempt count back to the same number): pending for its retry, or a dead letter.
  */
-function repeatedFail(row: TaskRow, request: SettleRequest & { error: string; retry: boolean }): SettledTask | undefined {
+function ownLastFailure(row: TaskRow, request: SettleRequest): { agentId: string | null; error: string } | undefined {
   if (row.status !== "pending" && row.status !== "dead_letter") return undefined;
   const last = (JSON.parse(row.errorHistory) as Array<{ attempt: number; agentId: string | null; error: string; at: number }>).at(-1);
-  // Untouched since that fail wrote it (its entry's time is the row's last change): not claimed
-  // and released since, which would bring the attempt count back to the same number.
-  if (last === undefined || last.at !== Number(row.updatedAt) || last.attempt !== row.attempts || last.error !== request.error) return undefined;
+  if (last === undefined || last.at !== Number(row.updatedAt) || last.attempt !== row.attempts) return undefined;
   if (request.agentId !== undefined && last.agentId !== request.agentId) return undefined;
   if (request.leaseToken !== undefined && request.leaseToken !== row.leaseToken) return undefined;
+  return last;
+}
+
+/**
+ * The answer a fail already gave, when `request` repeats it: the task is as that fail left it
+ * (ownLastFailure) with the same error, and dead-lettered exactly when that fail would have. A
+ * fail of that same lease that differs is a conflict saying so; anything else is undefined
+ * (LEASE_CONFLICT, as before).
+ */
+function repeatedFail(row: TaskRow, request: SettleRequest & { error: string; retry: boolean }): SettledTask | CoordinationError | undefined {
+  const last = ownLastFailure(row, request);
+  if (last === undefined) return undefined;
   // retry false always dead-letters; retry true does only once the attempts ran out.
   const deadLettered = !request.retry || row.attempts >= row.maxAttempts;
-  if (deadLettered !== (row.status === "dead_letter")) return undefined;
-  return settled(row, taskRowWith(row, { leaseOwner: last.agentId }));
+  if (last.error === request.error && deadLettered === (row.status === "dead_letter")) return settled(row, taskRowWith(row, { leaseOwner: last.agentId }));
+  const holder = request.agentId === undefined ? "" : ` of agent "${request.agentId}"`;
+  return new CoordinationError(
+    "LEASE_CONFLICT",
+    `lease ${row.leaseToken}${holder} on task "${row.id}" has ended already: its run failed (${JSON.stringify(last.error.slice(0, 200))}) and the task is ${row.status}; this fail differs (${last.error === request.error ? "retry" : "error"}), and changes nothing`,
+    { status: row.status, leaseOwner: row.leaseOwner, leaseToken: row.leaseToken },
+  );
 }
 
 /** How long the settled run held its task, claim to settle, in ms (absent when the claim time is unknown). */
