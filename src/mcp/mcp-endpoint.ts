@@ -29,6 +29,7 @@ import type { Caller } from "../trpc/context.js";
 import { agentIdSchema } from "../tasks/task-schemas.js";
 import { invalidInput } from "../trpc/error-shape.js";
 import { createMcpServer } from "./mcp-tools.js";
+import { requestIds } from "./request-ids.js";
 
 interface Session {
   transport: StreamableHTTPServerTransport;
@@ -55,17 +56,6 @@ interface Session {
   close?: () => void;
   /** The response each JSON-RPC request under way is answered in, by id (delivery confirmation). */
   responses: Map<string | number, ServerResponse>;
-}
-
-/** The ids of the JSON-RPC requests in a POST's body (a message or a batch of them). */
-function requestIds(body: unknown): Array<string | number> {
-  const ids: Array<string | number> = [];
-  for (const message of Array.isArray(body) ? body : [body]) {
-    if (typeof message !== "object" || message === null || !("method" in message) || !("id" in message)) continue;
-    const { id } = message as { id: unknown };
-    if (typeof id === "string" || typeof id === "number") ids.push(id);
-  }
-  return ids;
 }
 
 const credentialOf = (caller: Caller): string => (caller.kind === "token" ? caller.tokenId : "");

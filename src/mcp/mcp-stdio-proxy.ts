@@ -14,6 +14,7 @@
 import { StreamableHTTPClientTransport, StreamableHTTPError } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
 import { isInitializeRequest, isInitializedNotification, type JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
+import { requestIds } from "./request-ids.js";
 
 export interface McpProxyOptions {
   url: string;
@@ -38,14 +39,11 @@ const STREAM_GAVE_UP = /Maximum reconnection attempts|SSE stream: Not Found/;
  */
 const ANSWER_GRACE_MS = 1000;
 
-/** The ids of the JSON-RPC requests in a POST's body (a message or a batch of them). */
-function requestIds(body: unknown): Array<string | number> {
+/** The ids of the JSON-RPC requests in a relayed POST's body (text); none in one that is not JSON. */
+function relayedIds(body: unknown): Array<string | number> {
   if (typeof body !== "string") return [];
   try {
-    const parsed = JSON.parse(body) as unknown;
-    return (Array.isArray(parsed) ? parsed : [parsed]).flatMap((message: { id?: unknown; method?: unknown }) =>
-      typeof message?.method === "string" && (typeof message.id === "string" || typeof message.id === "number") ? [message.id] : [],
-    );
+    return requestIds(JSON.parse(body));
   } catch {
     return [];
   }
@@ -86,7 +84,7 @@ export async function runMcpStdioProxy(options: McpProxyOptions, stderr: (text: 
   /** fetch, watching each call's answer stream: the calls it carried that it ends without answering are answered by the relay. */
   const watchedFetch = async (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
     const response = await fetch(input, init);
-    const ids = init?.method === "POST" && (response.headers.get("content-type") ?? "").startsWith("text/event-stream") ? requestIds(init.body) : [];
+    const ids = init?.method === "POST" && (response.headers.get("content-type") ?? "").startsWith("text/event-stream") ? relayedIds(init.body) : [];
     if (ids.length === 0 || response.body === null) return response;
     const reader = response.body.getReader();
     const ended = (why: string) => setTimeout(() => ids.forEach((id) => answerLost(id, why)), ANSWER_GRACE_MS).unref();
