@@ -13,7 +13,7 @@ import type { EventStore } from "../events/event-store.js";
 import { sameJson } from "../json-checks.js";
 import { taskWith, type ClaimRequest, type EnqueueRequest, type RequeueManyRequest, type RequeueManyResult, type SettledTask, type Task } from "./task-schemas.js";
 import { claimKeyOf } from "./claim-keys.js";
-import { taskAnswerBytes, taskRowWith, toTask, type ClaimFilter, type DeadLetterRow, type TaskRow, type TaskStore } from "./task-store.js";
+import { taskAnswerBytes, taskRowWith, toTask, type ClaimFilter, type DeadLetterRow, type StoredError, type TaskRow, type TaskStore } from "./task-store.js";
 import type { SettleRequest, TaskTransitions } from "./task-transitions.js";
 import { leaseBounds, offlineShiftMs, type LockWaitGrace } from "./lock-wait-grace.js";
 import { copyWith } from "../copy-with.js";
@@ -376,9 +376,9 @@ export function taskCommands(d: TaskCommandDeps) {
  * since (its entry's time is the row's last change: not claimed and released since, which would
  * bring the attempt count back to the same number): pending for its retry, or a dead letter.
  */
-function ownLastFailure(row: TaskRow, request: SettleRequest): { agentId: string | null; error: string } | undefined {
+function ownLastFailure(row: TaskRow, request: SettleRequest): StoredError | undefined {
   if (row.status !== "pending" && row.status !== "dead_letter") return undefined;
-  const last = (JSON.parse(row.errorHistory) as Array<{ attempt: number; agentId: string | null; error: string; at: number }>).at(-1);
+  const last = (JSON.parse(row.errorHistory) as StoredError[]).at(-1);
   if (last === undefined || last.at !== Number(row.updatedAt) || last.attempt !== row.attempts) return undefined;
   if (request.agentId !== undefined && last.agentId !== request.agentId) return undefined;
   if (request.leaseToken !== undefined && request.leaseToken !== row.leaseToken) return undefined;

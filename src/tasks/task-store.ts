@@ -55,7 +55,8 @@ export interface TaskRow {
 /** How many failed runs a task's errorHistory keeps, the newest (each error at most 10,000 characters). */
 const MAX_ERROR_HISTORY = 10;
 
-interface StoredError {
+/** One failed run in a task's errorHistory (JSON text), as recordFailure writes it. */
+export interface StoredError {
   attempt: number;
   agentId: string | null;
   error: string;

@@ -107,23 +107,20 @@ export class TaskTransitions {
   /** Leases up to `limit` claimable tasks to `filter.agentId`, each with its task.claimed event. */
   claimRows(ctx: WriteContext, filter: ClaimFilter, limit: number, leaseMs: number, stolenFrom?: (row: TaskRow) => string | null, claimKey: string | null = null): TaskRow[] {
     const rows = this.d.tasks.claim(filter, limit, this.d.config.maxResponseBytes, leaseMs, ctx.now, claimKey);
-    for (const row of rows) this.claimedEvent(ctx, row, filter.agentId, leaseMs, stolenFrom ? { stolenFrom: stolenFrom(row) } : {});
+    for (const row of rows) {
+      this.d.events.appendSystem(ctx, "task.claimed", {
+        taskId: row.id,
+        queue: row.queue,
+        agentId: filter.agentId,
+        attempt: row.attempts,
+        leaseToken: row.leaseToken,
+        leaseExpiresAt: new Date(ctx.now + leaseMs).toISOString(),
+        /** How long it was claimable before this claim (since enqueue, or since its retry or delay came due), in ms. */
+        waitedMs: Math.max(0, ctx.now - Number(row.runAt)),
+        ...(stolenFrom ? { stolenFrom: stolenFrom(row) } : {}),
+      });
+    }
     return rows;
-  }
-
-  /** A lease's task.claimed event: a claim's, or a steal's (stolenFrom). */
-  private claimedEvent(ctx: WriteContext, row: TaskRow, agentId: string, leaseMs: number, extra: { stolenFrom?: string | null }): void {
-    this.d.events.appendSystem(ctx, "task.claimed", {
-      taskId: row.id,
-      queue: row.queue,
-      agentId,
-      attempt: row.attempts,
-      leaseToken: row.leaseToken,
-      leaseExpiresAt: new Date(ctx.now + leaseMs).toISOString(),
-      /** How long it was claimable before this claim (since enqueue, or since its retry or delay came due), in ms. */
-      waitedMs: Math.max(0, ctx.now - Number(row.runAt)),
-      ...extra,
-    });
   }
 
   /**
