@@ -4,9 +4,12 @@
 // Delivery is at-least-once: a handler can run again after a crash or an expired lease,
 // so handlers should be idempotent (the task id and leaseToken help).
 // It rides out a server restart: renewals and settles are retried while the lease may still be
-// valid (lease-calls.ts), and a claim whose answer was lost is found and run (adoptOrphans).
+// valid (lease-calls.ts); a claim whose answer was lost is sent again with its idempotencyKey (the
+// server answers the lease it took, with its context), and a settle's next task whose answer was
+// lost is found among the agent's leases and run (adoptOrphans).
 import { setTimeout as sleep } from "node:timers/promises";
 import { setMaxListeners } from "node:events";
+import { randomUUID } from "node:crypto";
 import { HeldLease, isCredentialRefused, isTransient, isUnknownProcedure } from "./lease-calls.js";
 import { unsendableCause } from "./serialize-input.js";
 import type { ClaimedTask, CoordinationApi, JsonObject, JsonValue, RouterInputs, RouterOutputs } from "./types.js";
@@ -377,16 +380,24 @@ export async function runWorker<P>(options: WorkerOptions<P>): Promise<Worker> {
 
   const loop = async () => {
     await registered;
+    /**
+     * The key of this loop's claim until it is answered: a claim that failed without an answer
+     * (a connection cut after the server leased) is sent again with it, and the server answers
+     * the lease it took, with its context, rather than the task waiting out its lease.
+     */
+    let claimKey: string | undefined;
     while (!claiming.signal.aborted) {
       try {
         // Aborted by stop(): a server that hangs must not hold the loop, and stop() with it.
         if (orphansSuspected) await adoptOrphans(claiming.signal);
         let next: Claimed | undefined = backlog.shift();
         if (next === undefined) {
+          claimKey ??= randomUUID();
           const task = await api.tasks.claim.mutate(
-            { agentId, queues: options.queues, leaseMs: options.leaseMs, waitMs: options.waitMs ?? 10_000 },
+            { agentId, queues: options.queues, leaseMs: options.leaseMs, waitMs: options.waitMs ?? 10_000, idempotencyKey: claimKey },
             { signal: claiming.signal },
           );
+          claimKey = undefined;
           next = task ? { task, receivedAt: Date.now() } : undefined;
         }
         // Each completed task hands over the next, until none is left: then a long-poll claim again.
@@ -416,9 +427,13 @@ export async function runWorker<P>(options: WorkerOptions<P>): Promise<Worker> {
           clearInterval(agentHeartbeat);
           break;
         }
-        if (isTransient(error)) orphansSuspected = true;
+        // A claim without its answer is sent again with its key (above); a lease another call
+        // may have taken without answering (a settle's next task) is looked for among the agent's.
+        if (isTransient(error) && claimKey === undefined) orphansSuspected = true;
         onError(error);
         await sleep(CLAIM_RETRY_MS, undefined, { signal: claiming.signal }).catch(() => undefined);
+        // Stopped before the claim could be sent again: the lease it may have taken is found and given back.
+        if (claiming.signal.aborted && claimKey !== undefined) orphansSuspected = true;
       }
     }
   };

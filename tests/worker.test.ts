@@ -345,6 +345,38 @@ describe("runWorker", () => {
     }
   });
 
+  it("a claim whose answer is lost after the server leased is sent again with its key: the same lease, its context with it, one attempt", async () => {
+    await using t = await startTestServer();
+    const note = await t.api.memory.remember.mutate({ kind: "note", content: "invoices from acme need the eu vat rule" });
+    const proxy = await startAnswerDroppingProxy(t.url, "tasks.claim");
+    const client = createCoordinationClient({ url: proxy.url });
+    const errors: unknown[] = [];
+    const given: Array<{ id: string; leaseToken: number; context: string[] }> = [];
+    const worker = await runWorker({
+      api: client.api,
+      agentId: "w-lost-answer",
+      waitMs: 200,
+      onError: (e) => errors.push(e),
+      handler: async (task) => {
+        given.push({ id: task.id, leaseToken: task.leaseToken, context: task.context.map((m) => m.memory.id) });
+        return { ok: true };
+      },
+    });
+    try {
+      const task = await t.api.tasks.enqueue.mutate({ payload: { customer: "acme", kind: "invoices" } });
+      await vi.waitFor(() => expect(worker.completed).toBe(1), { timeout: 30_000, interval: 20 });
+      // The lost answer had leased the task: the worker ran that lease, with the context its claim recalled.
+      expect(proxy.dropped()).toBe(1);
+      expect(given).toEqual([{ id: task.id, leaseToken: 1, context: [note.id] }]);
+      expect(await t.api.tasks.get.query({ taskId: task.id })).toMatchObject({ status: "completed", attempts: 1, leaseToken: 1 });
+      expect(errors).toHaveLength(1);
+    } finally {
+      await worker.stop();
+      await client.close();
+      await proxy.close();
+    }
+  });
+
   it("renews a lease the server capped below the one asked for, from the expiry the server returned", async () => {
     await using t = await startTestServer({ leaseMs: 900, maxLeaseMs: 900, leaseSweepMs: 50 });
     const gate = deferred();
@@ -387,6 +419,38 @@ function deferred(): { promise: Promise<void>; open: () => void } {
 
 function untilAborted(signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => (signal.aborted ? resolve() : signal.addEventListener("abort", () => resolve(), { once: true })));
+}
+
+/**
+ * A real HTTP proxy in front of the server that lets the first `procedure` call with an answer
+ * that is not null reach the server and read its whole answer, then cuts the client's connection
+ * instead of passing it on: an answer lost after the server sent it (delivery confirmation cannot see it).
+ */
+async function startAnswerDroppingProxy(target: string, procedure: string) {
+  let dropped = 0;
+  const server = createServer((req, res) => {
+    const upstream = request(`${target}${req.url}`, { method: req.method, headers: req.headers }, (answer) => {
+      const chunks: Buffer[] = [];
+      answer.on("data", (chunk: Buffer) => chunks.push(chunk));
+      answer.on("end", () => {
+        const body = Buffer.concat(chunks);
+        if (dropped === 0 && req.url?.includes(procedure) && !body.toString().includes('"data":null')) {
+          dropped++;
+          return void req.socket.destroy();
+        }
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        res.end(body);
+      });
+    });
+    upstream.on("error", () => res.destroy());
+    req.pipe(upstream);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    dropped: () => dropped,
+    close: () => new Promise<void>((resolve) => (server.closeAllConnections(), server.close(() => resolve()))),
+  };
 }
 
 /** A real HTTP proxy in front of the server that breaks the first tasks.complete requests: "reset" drops the connection, 503 answers like an overloaded load balancer. */
