@@ -22,17 +22,21 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
 import { isInitializeRequest } from "@modelcontextprotocol/sdk/types.js";
 import { Gauge } from "prom-client";
+import type { ZodType } from "zod";
 import { bearerSecret } from "../auth/token-secret.js";
-import { NOT_UTF8, readBody, sendJson, sendUnauthorized, unreadableBody } from "../server/http-io.js";
+import { decodeUtf8, NOT_UTF8, readBody, sendJson, sendUnauthorized, unreadableBody } from "../server/http-io.js";
 import type { Services } from "../services.js";
 import type { Caller } from "../trpc/context.js";
 import { agentIdSchema } from "../tasks/task-schemas.js";
 import { invalidInput } from "../trpc/error-shape.js";
 import { createMcpServer } from "./mcp-tools.js";
 import { requestIds } from "./request-ids.js";
+import { toolArguments } from "./tool-arguments.js";
 
 interface Session {
   transport: StreamableHTTPServerTransport;
+  /** The input schema of the session's tool named so (a tool call's arguments are read by it). */
+  inputSchemaOf: (tool: string) => ZodType | undefined;
   /** The credential the session was opened with ("" without credentials). */
   credential: string;
   /** What Credentials.onRevoked names when that credential loses its rights; undefined if it cannot. */
@@ -59,6 +63,31 @@ interface Session {
 }
 
 const credentialOf = (caller: Caller): string => (caller.kind === "token" ? caller.tokenId : "");
+
+/**
+ * Reads the arguments of the body's tool calls in place, as tool-arguments.ts says (null for none,
+ * null fields left out). A lone call whose arguments are no object is refused: its id and why
+ * (the SDK answered -32603 with a dump of its own schema's issues). In a batch, such a call is
+ * left for the SDK to refuse: its other messages must still run.
+ */
+function readToolCalls(body: unknown, inputSchemaOf: (tool: string) => ZodType | undefined): { id: string | number | null; message: string } | undefined {
+  const batch = Array.isArray(body);
+  for (const message of batch ? body : [body]) {
+    if (typeof message !== "object" || message === null || (message as { method?: unknown }).method !== "tools/call") continue;
+    const params = (message as { params?: unknown }).params;
+    if (typeof params !== "object" || params === null || Array.isArray(params)) continue;
+    const call = params as { name?: unknown; arguments?: unknown };
+    const read = toolArguments(typeof call.name === "string" ? inputSchemaOf(call.name) : undefined, call.arguments);
+    if (read.ok) {
+      if (read.arguments === undefined) delete call.arguments;
+      else call.arguments = read.arguments;
+    } else if (!batch) {
+      const { id } = message as { id?: unknown };
+      return { id: typeof id === "string" || typeof id === "number" ? id : null, message: read.message };
+    }
+  }
+  return undefined;
+}
 
 export function createMcpEndpoint(services: Services) {
   const { config, credentials, log } = services;
@@ -150,6 +179,8 @@ export function createMcpEndpoint(services: Services) {
       const session = sessions.get(sessionId);
       if (!session || session.ending) return jsonRpcError(res, 404, "Session not found: initialize a new one");
       if (session.credential !== credentialOf(caller)) return jsonRpcError(res, 403, "This session was opened with another credential");
+      const refused = readToolCalls(body, session.inputSchemaOf);
+      if (refused !== undefined) return sendJson(res, 200, { jsonrpc: "2.0", id: refused.id, error: { code: -32602, message: refused.message } });
       session.lastActiveAt = Date.now();
       session.used = ++uses;
       const stream = req.method === "GET";
@@ -170,8 +201,11 @@ export function createMcpEndpoint(services: Services) {
     if (req.method !== "POST" || !isInitializeRequest(body)) return jsonRpcError(res, 400, "No session: send an initialize request first (without mcp-session-id)");
 
     // The agent the session acts as.
+    // Node reads a header's bytes one character each (Latin-1): an id's UTF-8 bytes become the
+    // characters it was written in here, and bytes that are not UTF-8 are refused, naming the header.
     const header = req.headers["x-agent-id"];
-    const named = typeof header === "string" && header !== "" ? header : undefined;
+    const named = typeof header === "string" && header !== "" ? decodeUtf8(Buffer.from(header, "latin1")) : undefined;
+    if (typeof header === "string" && header !== "" && named === undefined) return jsonRpcError(res, 400, "X-Agent-Id: its bytes are not UTF-8 text");
     // Checked here, once: a name the API refuses made every later call of the session fail, each
     // naming a field (agentId, source) its caller never passed.
     const refusal = named === undefined ? undefined : agentIdSchema.safeParse(named).error;
@@ -207,7 +241,7 @@ export function createMcpEndpoint(services: Services) {
         // The session's agent is registered (or its heartbeat refreshed) as it opens, as a claim
         // or a heartbeat would: find_agents sees it before its first tool call.
         mcp.signOfLife();
-        sessions.set(id, { transport, credential: credentialOf(caller), revocationKey: credentials.revocationKey(caller), owner, lastActiveAt: Date.now(), used: ++uses, streamResponses, busy: 0, responses });
+        sessions.set(id, { transport, inputSchemaOf: mcp.inputSchemaOf, credential: credentialOf(caller), revocationKey: credentials.revocationKey(caller), owner, lastActiveAt: Date.now(), used: ++uses, streamResponses, busy: 0, responses });
       },
     });
     transport.onclose = () => {

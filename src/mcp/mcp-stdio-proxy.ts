@@ -56,7 +56,8 @@ const sessionGone = (error: unknown): boolean => error instanceof StreamableHTTP
 export async function runMcpStdioProxy(options: McpProxyOptions, stderr: (text: string) => void): Promise<void> {
   const headers: Record<string, string> = {};
   if (options.token) headers.authorization = `Bearer ${options.token}`;
-  if (options.agentId) headers["x-agent-id"] = options.agentId;
+  // As its UTF-8 bytes, one character each: a header carries bytes, and fetch refuses a character past U+00FF (the server reads them back).
+  if (options.agentId) headers["x-agent-id"] = Buffer.from(options.agentId, "utf8").toString("latin1");
   const endpoint = new URL("/mcp", options.url);
   const local = new StdioServerTransport();
   let finish!: () => void;

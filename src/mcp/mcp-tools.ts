@@ -111,7 +111,16 @@ const mcpWait = (what: string) =>
 
 const agentArg = { agentId: z.string().optional().describe("The agent to act as; defaults to the session's agent, and must agree with it") };
 
-export function createMcpServer(services: Services, session: McpSession): { server: McpServer; close(): void; signOfLife(): void } {
+/** One session's MCP server, as the endpoint holds it. */
+export interface SessionServer {
+  server: McpServer;
+  close(): void;
+  signOfLife(): void;
+  /** The input schema of the tool named so, if this session has it. */
+  inputSchemaOf(tool: string): z.ZodType | undefined;
+}
+
+export function createMcpServer(services: Services, session: McpSession): SessionServer {
   // Every call of a session acting as an agent is a sign of life, as a task call is: an LLM can
   // think for minutes between task calls, and an agent with no sign of life for agentOfflineMs is
   // seen offline and loses its claims. At most one heartbeat a second (health is judged in seconds).
@@ -156,11 +165,15 @@ export function createMcpServer(services: Services, session: McpSession): { serv
     },
   );
 
-  /** Every tool registered, to leave the writing ones out of a read credential's session. */
-  const tools: RegisteredTool[] = [];
+  /**
+   * Every tool registered, by name, with its input schema: the writing ones are left out of a
+   * read credential's session, and the endpoint reads a call's arguments by the schema (tool-arguments.ts).
+   */
+  const tools = new Map<string, { tool: RegisteredTool; inputSchema: z.ZodType | undefined }>();
   const registerTool: typeof server.registerTool = (...args) => {
     const tool = server.registerTool(...args);
-    tools.push(tool);
+    const schema = args[1].inputSchema;
+    tools.set(args[0], { tool, inputSchema: schema instanceof z.ZodType ? schema : undefined });
     return tool;
   };
 
@@ -333,7 +346,11 @@ export function createMcpServer(services: Services, session: McpSession): { serv
   // it can use, so a model does not spend calls learning that the rest is refused for it.
   const readOnly = session.caller.kind === "token" && session.caller.role === "read";
   if (readOnly) {
-    for (const tool of tools) if (tool.annotations?.readOnlyHint !== true) tool.remove();
+    for (const [name, { tool }] of tools) {
+      if (tool.annotations?.readOnlyHint === true) continue;
+      tool.remove();
+      tools.delete(name);
+    }
   }
 
   const mine = server.registerResource(
@@ -351,7 +368,11 @@ export function createMcpServer(services: Services, session: McpSession): { serv
     new ResourceTemplate("coordination://tasks/{taskId}", { list: undefined }),
     { description: "A task by id", mimeType: "application/json" },
     async (uri, { taskId }, extra) =>
-      readResource(async () => ({ contents: [{ uri: uri.href, mimeType: "application/json", text: JSON.stringify(await apiFor(extra).tasks.get({ taskId: String(taskId) })) }] })),
+      readResource(async () => {
+        // Only a read credential's session gets here with "mine" (the others have the resource of that name): it acts as no agent.
+        if (readOnly && String(taskId) === "mine") throw invalidField("uri", "coordination://tasks/mine lists the tasks of the session's agent, and a read credential's session acts as no agent");
+        return { contents: [{ uri: uri.href, mimeType: "application/json", text: JSON.stringify(await apiFor(extra).tasks.get({ taskId: String(taskId) })) }] };
+      }),
   );
 
   // Work and mail arriving for this agent: a logging notification, so the agent need not poll.
@@ -376,5 +397,5 @@ export function createMcpServer(services: Services, session: McpSession): { serv
             server.server.sendLoggingMessage({ level: "notice", logger: "coordination", data }, server.server.transport?.sessionId).catch(() => undefined);
           }
         });
-  return { server, close: () => unlisten(), signOfLife };
+  return { server, close: () => unlisten(), signOfLife, inputSchemaOf: (tool) => tools.get(tool)?.inputSchema };
 }
