@@ -7,6 +7,7 @@ import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js"
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { afterEach, describe, expect, it } from "vitest";
 import { CLI_PATH, killAllCli } from "./helpers/cli-process.js";
+import { MCP_INITIALIZE, mcpPostHeaders, openMcpSession } from "./helpers/mcp-http.js";
 import { startSecureServer } from "./helpers/secure-server.js";
 import { startTestServer, type TestServer } from "./helpers/test-server.js";
 
@@ -37,25 +38,17 @@ async function call(client: Client, name: string, args: Record<string, unknown>)
   return result.isError ? { error: value } : value;
 }
 
-/** A session opened by hand, for messages the SDK's client would not send: each POST's JSON-RPC answer. */
+/** A session opened by hand, for messages the SDK's client would not send: each POST's status and JSON-RPC answer. */
 async function rawSession(url: string, agentId: string) {
-  const headers = { "content-type": "application/json", accept: "application/json, text/event-stream", "x-agent-id": agentId };
-  const opened = await fetch(`${url}/mcp`, {
-    method: "POST",
-    headers,
-    body: JSON.stringify({ jsonrpc: "2.0", id: 0, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "raw", version: "1.0.0" } } }),
-  });
-  const session = opened.headers.get("mcp-session-id")!;
-  await opened.text();
-  const post = async (message: unknown): Promise<{ status: number; answer: any }> => {
-    const response = await fetch(`${url}/mcp`, { method: "POST", headers: { ...headers, "mcp-session-id": session }, body: JSON.stringify(message) });
+  const headers = { "x-agent-id": agentId };
+  const session = await openMcpSession(url, headers);
+  return async (message: unknown): Promise<{ status: number; answer: any }> => {
+    const response = await fetch(`${url}/mcp`, { method: "POST", headers: { ...mcpPostHeaders(headers), "mcp-session-id": session }, body: JSON.stringify(message) });
     const text = await response.text();
     // An SSE answer carries the JSON-RPC message on its data line; a JSON one is the body.
     const data = text.split("\n").find((line) => line.startsWith("data: "));
     return { status: response.status, answer: text === "" ? undefined : JSON.parse(data === undefined ? text : data.slice(6)) };
   };
-  await post({ jsonrpc: "2.0", method: "notifications/initialized" });
-  return post;
 }
 
 describe("null where a field is left out", () => {
@@ -131,8 +124,8 @@ describe("agent ids outside ASCII", () => {
 
     const refused = await fetch(`${t.url}/mcp`, {
       method: "POST",
-      headers: { "x-agent-id": "caf\u00e9", "content-type": "application/json", accept: "application/json, text/event-stream" },
-      body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "raw", version: "1.0.0" } } }),
+      headers: mcpPostHeaders({ "x-agent-id": "caf\u00e9" }),
+      body: JSON.stringify(MCP_INITIALIZE),
     });
     expect(refused.status).toBe(400);
     expect(((await refused.json()) as { error: { message: string } }).error.message).toBe("X-Agent-Id: its bytes are not UTF-8 text");

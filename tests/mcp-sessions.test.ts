@@ -100,7 +100,33 @@ describe("MCP sessions", () => {
     expect(await listTools(s.url, id, headers)).toBe(401);
   });
 
-    it("with no credentials, open sessions end when credentials become required", async () => {
+    it("a client that deletes its session while a long-poll is under way gets that call answered (an isError SHUTTING_DOWN), and the long-poll took nothing", async () => {
+    t = await startTestServer();
+    const headers = { "x-agent-id": "deleter" };
+    const id = await openMcpSession(t.url, headers);
+    const call = fetch(`${t.url}/mcp`, {
+      method: "POST",
+      headers: { ...mcpPostHeaders(headers), "mcp-session-id": id },
+      body: JSON.stringify({ jsonrpc: "2.0", id: 9, method: "tools/call", params: { name: "claim_task", arguments: { queues: ["later"], waitMs: 15_000 } } }),
+    }).then((response) => response.text());
+    const parked = async () => Number(/^coordination_long_polls_parked\{kind="claim"\} (\d+)$/m.exec(await (await fetch(`${t!.url}/metrics`)).text())?.[1]);
+    await vi.waitFor(async () => expect(await parked()).toBe(1), { timeout: 10_000, interval: 50 });
+
+    const deleted = await fetch(`${t.url}/mcp`, { method: "DELETE", headers: { ...headers, "mcp-session-id": id } });
+    expect(deleted.status).toBe(200);
+    const answer = JSON.parse(/^data: (.*)$/m.exec(await call)![1]!) as { id: number; result: { isError: boolean; content: Array<{ text: string }> } };
+    expect(answer.id).toBe(9);
+    expect(answer.result.isError).toBe(true);
+    expect(JSON.parse(answer.result.content[0]!.text)).toMatchObject({ code: "SHUTTING_DOWN", message: expect.stringMatching(/^this MCP session was deleted by its client while the call was under way/) });
+    expect(await parked()).toBe(0);
+    expect(await sessionGauge(t.url)).toEqual({ open: 0, streaming: 0 });
+    expect(await listTools(t.url, id, headers)).toBe(404);
+    // The claim stopped waiting: a task enqueued now is nobody's.
+    const task = await t.api.tasks.enqueue.mutate({ queue: "later" });
+    expect(await t.api.tasks.get.query({ taskId: task.id })).toMatchObject({ status: "pending", attempts: 0 });
+  });
+
+  it("with no credentials, open sessions end when credentials become required", async () => {
     t = await startTestServer();
     const id = await openMcpSession(t.url, { "x-agent-id": "open-agent" });
     const stream = await openStream(t.url, id, {});

@@ -60,6 +60,10 @@ interface Session {
   close?: () => void;
   /** The response each JSON-RPC request under way is answered in, by id (delivery confirmation). */
   responses: Map<string | number, ServerResponse>;
+  /** Aborted when its client deletes it: its calls under way stop waiting and are answered so (mcp-tools.ts). */
+  deleted: AbortController;
+  /** Called once it has no request under way. */
+  whenIdle: Array<() => void>;
 }
 
 const credentialOf = (caller: Caller): string => (caller.kind === "token" ? caller.tokenId : "");
@@ -179,6 +183,20 @@ export function createMcpEndpoint(services: Services) {
       const session = sessions.get(sessionId);
       if (!session || session.ending) return jsonRpcError(res, 404, "Session not found: initialize a new one");
       if (session.credential !== credentialOf(caller)) return jsonRpcError(res, 403, "This session was opened with another credential");
+      if (req.method === "DELETE") {
+        // Its calls under way are answered first (the SDK's close would drop their answers, and a
+        // client would wait for its own timeout): a long-poll wakes and gives back what it took.
+        // A request arriving meanwhile finds the session gone (404).
+        session.ending = true;
+        session.deleted.abort();
+        if (session.busy > 0) {
+          await new Promise<void>((resolve) => {
+            session.whenIdle.push(resolve);
+            setTimeout(resolve, config.shutdownTimeoutMs).unref();
+          });
+        }
+        return session.transport.handleRequest(req, res, body);
+      }
       const refused = readToolCalls(body, session.inputSchemaOf);
       if (refused !== undefined) return sendJson(res, 200, { jsonrpc: "2.0", id: refused.id, error: { code: -32602, message: refused.message } });
       session.lastActiveAt = Date.now();
@@ -193,6 +211,7 @@ export function createMcpEndpoint(services: Services) {
         else session.busy--;
         session.lastActiveAt = Date.now();
         for (const id of ids) if (session.responses.get(id) === res) session.responses.delete(id);
+        if (session.busy === 0) for (const idle of session.whenIdle.splice(0)) idle();
         // An ended session closes once its last call under way was answered.
         if (session.ending && session.busy === 0) session.close?.();
       });
@@ -224,9 +243,11 @@ export function createMcpEndpoint(services: Services) {
     }
     const responses = new Map<string | number, ServerResponse>();
     const streamResponses = new Set<ServerResponse>();
+    const deleted = new AbortController();
     const mcp = createMcpServer(services, {
       agentId,
       caller,
+      deleted: deleted.signal,
       responseOf: (id) => responses.get(id),
       streamBacklog: () => Math.max(0, ...[...streamResponses].map((stream) => stream.writableLength)),
       closeStreams: (reason) => {
@@ -241,7 +262,7 @@ export function createMcpEndpoint(services: Services) {
         // The session's agent is registered (or its heartbeat refreshed) as it opens, as a claim
         // or a heartbeat would: find_agents sees it before its first tool call.
         mcp.signOfLife();
-        sessions.set(id, { transport, inputSchemaOf: mcp.inputSchemaOf, credential: credentialOf(caller), revocationKey: credentials.revocationKey(caller), owner, lastActiveAt: Date.now(), used: ++uses, streamResponses, busy: 0, responses });
+        sessions.set(id, { transport, inputSchemaOf: mcp.inputSchemaOf, credential: credentialOf(caller), revocationKey: credentials.revocationKey(caller), owner, lastActiveAt: Date.now(), used: ++uses, streamResponses, busy: 0, responses, deleted, whenIdle: [] });
       },
     });
     transport.onclose = () => {

@@ -40,6 +40,8 @@ export interface McpSession {
   streamBacklog: () => number;
   /** Closes the notification stream of a client that stopped reading it; the client reconnects. */
   closeStreams: (reason: string) => void;
+  /** Aborted when the session's client deletes it while calls are under way. */
+  deleted: AbortSignal;
 }
 
 /** What a tool's handler is told of its request by the SDK. */
@@ -82,14 +84,38 @@ async function readResource<T>(read: () => Promise<T>): Promise<T> {
   }
 }
 
-/** A tool's answer: the result as JSON text; an error as an MCP tool error with the API's code and message. */
-async function answer(run: () => Promise<unknown>): Promise<ToolResult> {
+const toolError = (error: unknown): ToolResult => ({ isError: true, content: [{ type: "text", text: JSON.stringify(toErrorBody(error)) }] });
+
+/**
+ * A call's answer when its session was deleted while it was under way: what a claim or a mailbox
+ * read took goes back (its answer is never delivered: mcpCallTransport), and any other call may
+ * have been done.
+ */
+const sessionDeleted = (): ToolResult =>
+  toolError(
+    new CoordinationError(
+      "SHUTTING_DOWN",
+      "this MCP session was deleted by its client while the call was under way: a claim or a mailbox read gave back what it took; any other call may have been done, so look (get_task) before sending it again on a new session",
+    ),
+  );
+
+/**
+ * A tool's answer: the result as JSON text; an error as an MCP tool error with the API's code and
+ * message. Once `deleted` aborts, the answer says the session was deleted, whatever the call does.
+ */
+async function answer(run: () => Promise<unknown>, deleted: AbortSignal): Promise<ToolResult> {
+  if (deleted.aborted) return sessionDeleted();
+  let onDeleted: (() => void) | undefined;
+  const whenDeleted = new Promise<ToolResult>((resolve) => deleted.addEventListener("abort", (onDeleted = () => resolve(sessionDeleted())), { once: true }));
+  // Called inside then(): one that throws before it returns a promise (a refused agentId) is a tool error too.
+  const ran = Promise.resolve().then(run).then(
+    (result): ToolResult => (deleted.aborted ? sessionDeleted() : { content: [{ type: "text", text: JSON.stringify(result ?? null) }] }),
+    (error: unknown): ToolResult => (deleted.aborted ? sessionDeleted() : toolError(error)),
+  );
   try {
-    const result = await run();
-    return { content: [{ type: "text", text: JSON.stringify(result ?? null) }] };
-  } catch (error) {
-    const body = toErrorBody(error);
-    return { isError: true, content: [{ type: "text", text: JSON.stringify(body) }] };
+    return await Promise.race([ran, whenDeleted]);
+  } finally {
+    deleted.removeEventListener("abort", onDeleted!);
   }
 }
 
@@ -136,8 +162,10 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
   // response carrying it closed first (src/delivery/delivery.ts).
   const apiFor = (extra: RequestExtra) => {
     signOfLife();
-    return createCaller({ core: services, transport: mcpCallTransport(extra.signal, session.responseOf(extra.requestId)), caller: session.caller });
+    // A call of a session deleted under it is cancelled as the SDK's cancellation would: it stops waiting, and what it took goes back.
+    return createCaller({ core: services, transport: mcpCallTransport(AbortSignal.any([extra.signal, session.deleted]), session.responseOf(extra.requestId)), caller: session.caller });
   };
+  const answerCall = (run: () => Promise<unknown>) => answer(run, session.deleted);
   /** The agent a call acts as: the session's, or `given` (a tool's agentId argument), which must then agree. */
   const agent = (given: string | undefined, toolTakesAgentId = true): string => {
     if (given !== undefined && session.agentId !== undefined && given !== session.agentId) {
@@ -183,7 +211,7 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
       description: `Claim the best available task for this agent (priority, then age), with a lease. Returns the task, including \`context\`: the memories relevant to it (earlier runs' records, agents' notes and lessons), and \`leaseToken\`, needed to settle it; null when none is available. waitMs (at most ${MCP_MAX_WAIT_MS}) waits for one to arrive.`,
       inputSchema: strictArgs({ ...agentArg, queues: claimInput.shape.queues, capabilities: claimInput.shape.capabilities, leaseMs: claimInput.shape.leaseMs, waitMs: mcpWait("a task"), context: claimInput.shape.context }),
     },
-    (args, extra) => answer(() => apiFor(extra).tasks.claim({ ...args, agentId: agent(args.agentId), waitMs: wait(args.waitMs) })),
+    (args, extra) => answerCall(() => apiFor(extra).tasks.claim({ ...args, agentId: agent(args.agentId), waitMs: wait(args.waitMs) })),
   );
   registerTool(
     "complete_task",
@@ -201,7 +229,7 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
       }),
     },
     ({ next, ...args }, extra) =>
-      answer(() =>
+      answerCall(() =>
         next === undefined
           ? apiFor(extra).tasks.complete({ ...args, result: args.result as JsonValue, agentId: agent(args.agentId) })
           : apiFor(extra).tasks.completeAndClaim({ ...args, result: args.result as JsonValue, agentId: agent(args.agentId), next }),
@@ -213,7 +241,7 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
       description: "Report that a claimed task failed. With retry true (the default) it runs again after a backoff while attempts remain; retry false dead-letters it at once.",
       inputSchema: strictArgs({ ...agentArg, taskId: failInput.shape.taskId, leaseToken: failInput.shape.leaseToken, error: failInput.shape.error, retry: failInput.shape.retry }),
     },
-    (args, extra) => answer(() => apiFor(extra).tasks.fail({ ...args, agentId: agent(args.agentId) })),
+    (args, extra) => answerCall(() => apiFor(extra).tasks.fail({ ...args, agentId: agent(args.agentId) })),
   );
   registerTool(
     "heartbeat_task",
@@ -221,7 +249,7 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
       description: "Renew the lease of a task this agent holds, from now: by leaseMs, or by default by the length it was claimed with. Call it during long work, before the lease runs out.",
       inputSchema: strictArgs({ ...agentArg, taskId: heartbeatInput.shape.taskId, leaseToken: heartbeatInput.shape.leaseToken, leaseMs: heartbeatInput.shape.leaseMs }),
     },
-    (args, extra) => answer(() => apiFor(extra).tasks.heartbeat({ ...args, agentId: agent(args.agentId) })),
+    (args, extra) => answerCall(() => apiFor(extra).tasks.heartbeat({ ...args, agentId: agent(args.agentId) })),
   );
   registerTool(
     "release_task",
@@ -229,7 +257,7 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
       description: "Give a claimed task back to the queue without charging an attempt, e.g. it is not for this agent or it cannot start now; delayMs keeps it from being claimed again for a while.",
       inputSchema: strictArgs({ ...agentArg, taskId: releaseInput.shape.taskId, leaseToken: releaseInput.shape.leaseToken, delayMs: releaseInput.shape.delayMs }),
     },
-    (args, extra) => answer(() => apiFor(extra).tasks.release({ ...args, agentId: agent(args.agentId) })),
+    (args, extra) => answerCall(() => apiFor(extra).tasks.release({ ...args, agentId: agent(args.agentId) })),
   );
   registerTool(
     "enqueue_task",
@@ -251,12 +279,12 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
         ),
       }),
     },
-    (args, extra) => answer(() => apiFor(extra).tasks.enqueue({ ...args, payload: args.payload as JsonValue })),
+    (args, extra) => answerCall(() => apiFor(extra).tasks.enqueue({ ...args, payload: args.payload as JsonValue })),
   );
   registerTool(
     "get_task",
     { annotations: { readOnlyHint: true }, description: "A task by id: status, payload, result, attempts, lease, error history.", inputSchema: strictArgs({ taskId: taskIdInput.shape.taskId }) },
-    (args, extra) => answer(() => apiFor(extra).tasks.get(args)),
+    (args, extra) => answerCall(() => apiFor(extra).tasks.get(args)),
   );
   registerTool(
     "publish_event",
@@ -264,7 +292,7 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
       description: "Publish an event to the stream (type is dot-separated, e.g. build.finished); with target, a direct message only that agent receives.",
       inputSchema: strictArgs({ type: publishInput.shape.type, payload: anyJson("The event's data: any JSON"), target: publishInput.shape.target }),
     },
-    (args, extra) => answer(() => apiFor(extra).events.publish({ ...args, payload: args.payload as JsonValue, source: agent(undefined, false) })),
+    (args, extra) => answerCall(() => apiFor(extra).events.publish({ ...args, payload: args.payload as JsonValue, source: agent(undefined, false) })),
   );
   registerTool(
     "read_mailbox",
@@ -272,7 +300,7 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
       description: `This agent's next events: direct messages to it and the event types it subscribed to, oldest first, acknowledged as read. waitMs (at most ${MCP_MAX_WAIT_MS}) waits for one.`,
       inputSchema: strictArgs({ ...agentArg, limit: pollInput.shape.limit, waitMs: mcpWait("an event") }),
     },
-    (args, extra) => answer(() => apiFor(extra).events.poll({ agentId: agent(args.agentId), ...(args.limit === undefined ? {} : { limit: args.limit }), waitMs: wait(args.waitMs), ack: "auto" })),
+    (args, extra) => answerCall(() => apiFor(extra).events.poll({ agentId: agent(args.agentId), ...(args.limit === undefined ? {} : { limit: args.limit }), waitMs: wait(args.waitMs), ack: "auto" })),
   );
   registerTool(
     "subscribe_events",
@@ -280,7 +308,7 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
       description: "Subscribe this agent to event types: read_mailbox then returns events of those types beside its direct messages, from now on (or after fromSeq). Subscribing again adds types.",
       inputSchema: strictArgs({ ...agentArg, types: subscribeInput.shape.types, fromSeq: subscribeInput.shape.fromSeq }),
     },
-    (args, extra) => answer(() => apiFor(extra).events.subscribe({ ...args, agentId: agent(args.agentId) })),
+    (args, extra) => answerCall(() => apiFor(extra).events.subscribe({ ...args, agentId: agent(args.agentId) })),
   );
   registerTool(
     "unsubscribe_events",
@@ -288,7 +316,7 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
       description: "Stop receiving event types in read_mailbox: the types named, or all of them. Direct messages still arrive.",
       inputSchema: strictArgs({ ...agentArg, types: unsubscribeInput.shape.types }),
     },
-    (args, extra) => answer(() => apiFor(extra).events.unsubscribe({ ...args, agentId: agent(args.agentId) })),
+    (args, extra) => answerCall(() => apiFor(extra).events.unsubscribe({ ...args, agentId: agent(args.agentId) })),
   );
   registerTool(
     "register_agent",
@@ -297,7 +325,7 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
         "Register this agent with its capabilities: a task that requires a capability goes only to an agent offering it, and claim_task offers the registered ones by default. Registering again replaces them.",
       inputSchema: strictArgs({ ...agentArg, capabilities: registerInput.shape.capabilities, metadata: z.record(z.string(), z.unknown()).optional().describe("Anything else about the agent: a JSON object") }),
     },
-    (args, extra) => answer(() => apiFor(extra).agents.register({ ...args, metadata: args.metadata as Record<string, JsonValue> | undefined, agentId: agent(args.agentId) })),
+    (args, extra) => answerCall(() => apiFor(extra).agents.register({ ...args, metadata: args.metadata as Record<string, JsonValue> | undefined, agentId: agent(args.agentId) })),
   );
   registerTool(
     "remember",
@@ -312,7 +340,7 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
         tags: rememberInput.shape.tags,
       }),
     },
-    (args, extra) => answer(() => apiFor(extra).memory.remember({ ...args, agentId: agent(undefined, false) })),
+    (args, extra) => answerCall(() => apiFor(extra).memory.remember({ ...args, agentId: agent(undefined, false) })),
   );
   registerTool(
     "recall",
@@ -320,7 +348,7 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
       description: "Memories relevant to a query or to a task (by taskId), ranked by relevance, recency and outcome.",
       inputSchema: strictArgs({ query: recallInput.shape.query, taskId: recallInput.shape.taskId, queue: recallInput.shape.queue, capability: recallInput.shape.capability, limit: recallInput.shape.limit }),
     },
-    (args, extra) => answer(() => apiFor(extra).memory.recall(args)),
+    (args, extra) => answerCall(() => apiFor(extra).memory.recall(args)),
   );
   registerTool(
     "find_agents",
@@ -328,7 +356,7 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
       description: "Agents offering a capability, healthy and least loaded first; at most limit of them. If they would not fit in one answer, the error says how many fit (details.fits): ask again with that limit.",
       inputSchema: strictArgs({ capability: findByCapabilityInput.shape.capability, limit: findByCapabilityInput.shape.limit }),
     },
-    (args, extra) => answer(() => apiFor(extra).agents.findByCapability(args)),
+    (args, extra) => answerCall(() => apiFor(extra).agents.findByCapability(args)),
   );
   registerTool(
     "queue_stats",
@@ -339,7 +367,7 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
         limit: int(1, 1000).optional().describe(`The most queues listed (left out, ${MCP_STATS_QUEUES}): the busiest first`),
       }),
     },
-    (args, extra) => answer(() => apiFor(extra).tasks.stats({ queue: args.queue, limit: args.limit ?? MCP_STATS_QUEUES })),
+    (args, extra) => answerCall(() => apiFor(extra).tasks.stats({ queue: args.queue, limit: args.limit ?? MCP_STATS_QUEUES })),
   );
 
   // A read credential may call the reads alone, and acts as no agent: its session lists only what
