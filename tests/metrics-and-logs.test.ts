@@ -22,10 +22,10 @@ afterEach(async () => {
 
 const until = (condition: () => boolean | Promise<boolean>) => vi.waitFor(async () => expect(await condition()).toBe(true), { timeout: 15_000, interval: 20 });
 
-/** A server whose log lines are kept; returns it and the lines. */
-async function logged(overrides: Record<string, unknown> = {}) {
+/** A server whose log lines are kept (at `level` and above); returns it and the lines. */
+async function logged(overrides: Record<string, unknown> = {}, level = "info") {
   const lines: Array<Record<string, any>> = [];
-  const log = pino({ level: "info" }, new Writable({ write: (chunk, _encoding, done) => (lines.push(JSON.parse(String(chunk))), done()) }));
+  const log = pino({ level }, new Writable({ write: (chunk, _encoding, done) => (lines.push(JSON.parse(String(chunk))), done()) }));
   server = createServer(loadConfig({ env: {}, overrides: { port: 0, dbPath: join(makeTempDir(), "c.db"), ...overrides } }), log);
   await server.start();
   const client = createCoordinationClient({ url: server.url, ...(overrides.adminToken ? { token: String(overrides.adminToken) } : {}) });
@@ -147,6 +147,24 @@ describe("/metrics", () => {
     // The scrape before this one is counted once it closed: /health and it, at least.
     expect(count(after, 200) - count(before, 200)).toBeGreaterThanOrEqual(2);
     for (const code of ["DISK_FULL", "READ_ONLY", "IO_ERROR", "DATABASE_REPLACED"]) expect(sample(after, "coordination_database_writes_failing", { code })).toBe(0);
+  });
+
+  it("a request whose client left before any answer is counted and logged with no status, not as the 200 Node presumes", async () => {
+    const { url, lines } = await logged({}, "debug");
+    const scrape = async () => (await http(url, "GET", "/metrics")).body as string;
+    const before = await scrape();
+    const { hostname, port } = new URL(url);
+    const socket = connect(Number(port), hostname);
+    await new Promise<void>((resolve) => socket.once("connect", () => resolve()));
+    // Half of the body it announced, then gone, once the server took the request (its 100 Continue says so).
+    const taken = new Promise<void>((resolve) => socket.once("data", () => resolve()));
+    socket.write(`POST /tasks HTTP/1.1\r\nhost: ${hostname}:${port}\r\ncontent-type: application/json\r\nexpect: 100-continue\r\ncontent-length: 40\r\n\r\n{"queue":"half`);
+    await taken;
+    socket.destroy();
+    await until(() => lines.some((line) => line.url === "/tasks" && line.finished === false));
+    expect(lines.find((line) => line.url === "/tasks")).toMatchObject({ method: "POST", status: null, finished: false });
+    const after = await scrape();
+    expect(sample(after, "coordination_http_responses_total", { status: "none" })! - (sample(before, "coordination_http_responses_total", { status: "none" }) ?? 0)).toBe(1);
   });
 
   it("gives the first maxMetricsQueues queues a label each and counts the rest in one overflow series", async () => {

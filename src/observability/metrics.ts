@@ -47,8 +47,8 @@ export class Metrics {
   private readonly ran: Histogram<QueueLabelName | "outcome">;
   private readonly batchWrites: Histogram;
   private readonly commitSeconds: Histogram;
-  /** HTTP responses by status, counted as they close (a plain map: prom-client's labelled inc costs more per request). */
-  private readonly responses = new Map<number, number>();
+  /** HTTP responses by status ("none": closed before one went out), counted as they close (a plain map: prom-client's labelled inc costs more per request). */
+  private readonly responses = new Map<number | "none", number>();
 
   constructor(sources: MetricsSources) {
     const registers = [this.registry];
@@ -175,10 +175,10 @@ export class Metrics {
       },
     });
     const responses = this.responses;
-    const reported = new Map<number, number>();
+    const reported = new Map<number | "none", number>();
     new Counter({
       name: "coordination_http_responses_total",
-      help: "HTTP responses this process answered, by status code (a tRPC batch is one response; WebSocket messages are not counted)",
+      help: "HTTP requests this process closed, by the status code it answered (none: closed before an answer went out, the client gone); a tRPC batch is one response, WebSocket messages are not counted",
       labelNames: ["status"],
       registers,
       collect() {
@@ -255,8 +255,10 @@ export class Metrics {
   }
 
   /** An HTTP response closed with this status. */
-  observeResponse(status: number): void {
-    this.responses.set(status, (this.responses.get(status) ?? 0) + 1);
+  /** A request closed: its answer's status, or null when none went out. */
+  observeResponse(status: number | null): void {
+    const key = status ?? "none";
+    this.responses.set(key, (this.responses.get(key) ?? 0) + 1);
   }
 
   /** Group commits of this process's writer. */

@@ -174,9 +174,12 @@ function serverOver(coordination: Coordination, config: Config, log: Logger, tls
       // finished: the whole response was handed to the connection; false means the client left
       // first (Node finishes a response whose connection failed mid-body too: transports.ts).
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
-      services.metrics.observeResponse(res.statusCode);
+      // No status line went out (the client left, or never sent its whole body, before one did):
+      // Node's statusCode is then its default 200, which no one was answered.
+      const status = res.headersSent ? res.statusCode : null;
+      services.metrics.observeResponse(status);
       const finished = res.writableFinished && !req.socket.errored;
-      const line = { method: req.method, url: req.url, status: res.statusCode, finished, ms: Math.round(ms), ...requestIdOf(req) };
+      const line = { method: req.method, url: req.url, status, finished, ms: Math.round(ms), ...requestIdOf(req) };
       // Long-polls (they said so when they parked) and MCP's notification streams wait by design.
       if (ms > config.slowRequestMs && !longPolls.has(res) && !(req.method === "GET" && (req.url ?? "").split("?")[0] === "/mcp")) log.info(line, "slow request");
       else log.debug(line, "request");
