@@ -1,9 +1,11 @@
 // The operator's commands against a running server, through the typed client (so they get the
 // same validation, errors and credentials as any agent): stats, tasks, agents, events tail. The
-// server's URL and token come from --url/--token or COORDINATION_URL/COORDINATION_TOKEN, and the
-// token else from COORDINATION_ADMIN_TOKEN: an operator whose shell started the server with it
-// has the server's admin credential at hand. Tables for people, --json for scripts. Exit codes:
-// 0 done, 1 the server refused or could not be reached (the message says which), 2 usage.
+// server's URL and token come from --url/--token or COORDINATION_URL/COORDINATION_TOKEN, else
+// from the server's own settings, read as `coordination serve` reads them (the environment, .env,
+// the YAML file of COORDINATION_CONFIG or --config): its host and port, and its admin token. An
+// operator in the directory the server runs from reaches it on whatever port it was given.
+// Tables for people, --json for scripts. Exit codes: 0 done, 1 the server refused or could not be
+// reached (the message says which), 2 usage (or settings that cannot be read).
 import { createCoordinationClient, fitsInAnswer, isTRPCClientError, type CoordinationClient, type RouterInputs, type RouterOutputs } from "../client/index.js";
 
 export const OPERATOR_USAGE = [
@@ -17,8 +19,9 @@ export const OPERATOR_USAGE = [
   "       coordination queues                                     the paused queues",
   "       coordination agents [--capability C] [--health healthy|stale|offline]",
   "       coordination events tail [--types 'task.*,agent.*'] [--agent A] [--from SEQ]   (--from: the events after SEQ; 0 for all retained)",
-  "Each takes --url URL (COORDINATION_URL, default http://127.0.0.1:8000), --token TOKEN",
-  "(COORDINATION_TOKEN, else COORDINATION_ADMIN_TOKEN) and --json (JSON for scripts instead of a table).",
+  "Each takes --url URL (else COORDINATION_URL, else the server's host and port in its settings: the environment,",
+  ".env, the YAML file of COORDINATION_CONFIG or --config FILE; by default http://127.0.0.1:8000), --token TOKEN",
+  "(else COORDINATION_TOKEN, else the server's admin token in those settings) and --json (JSON for scripts instead of a table).",
 ].join("\n");
 
 export class OperatorUsageError extends Error {}
@@ -28,7 +31,7 @@ interface Parsed {
   options: Record<string, string | true>;
 }
 
-const VALUE_OPTIONS = new Set(["--url", "--token", "--queue", "--status", "--agent", "--limit", "--cursor", "--capability", "--health", "--types", "--from", "--after", "--before", "--reason"]);
+const VALUE_OPTIONS = new Set(["--url", "--token", "--config", "--queue", "--status", "--agent", "--limit", "--cursor", "--capability", "--health", "--types", "--from", "--after", "--before", "--reason"]);
 /** Options that take no value. */
 const FLAG_OPTIONS = new Set(["--json", "--all"]);
 
@@ -101,8 +104,32 @@ function fromProblem(from: string | undefined, data: TailErrorData | undefined, 
   return message.replace(/^lastEventId/, "--from");
 }
 
-/** Runs one operator command; resolves with the exit code. `stop` ends a tail (SIGINT). */
-export async function runOperatorCommand(argv: string[], env: NodeJS.ProcessEnv, out: Output, stop?: AbortSignal): Promise<number> {
+/** What the operator's commands need of the server's settings (config.ts). */
+export interface ServerSettings {
+  host: string;
+  port: number;
+  /** "" when none is set. */
+  adminToken: string;
+}
+
+/** The URL a client on this machine reaches a server listening on `host`:`port` at (a wildcard address is this machine). */
+export function serverUrl({ host, port }: Pick<ServerSettings, "host" | "port">): string {
+  const local = host === "0.0.0.0" ? "127.0.0.1" : host === "::" ? "::1" : host;
+  return `http://${local.includes(":") ? `[${local}]` : local}:${port}`;
+}
+
+/**
+ * Runs one operator command; resolves with the exit code. `stop` ends a tail (SIGINT).
+ * `settings` reads the server's settings (the YAML file named, or the usual sources); it may
+ * throw a ConfigError. Without it, the defaults and COORDINATION_ADMIN_TOKEN stand for them.
+ */
+export async function runOperatorCommand(
+  argv: string[],
+  env: NodeJS.ProcessEnv,
+  out: Output,
+  stop?: AbortSignal,
+  settings: (configFile: string | undefined) => ServerSettings = () => ({ host: "127.0.0.1", port: 8000, adminToken: env.COORDINATION_ADMIN_TOKEN ?? "" }),
+): Promise<number> {
   if (argv.includes("--help") || argv.includes("-h")) {
     out.stdout(`${OPERATOR_USAGE}\n`);
     return 0;
@@ -116,8 +143,21 @@ export async function runOperatorCommand(argv: string[], env: NodeJS.ProcessEnv,
     return 2;
   }
   const { words, options } = parsed;
-  const url = str(options["--url"]) ?? env.COORDINATION_URL ?? "http://127.0.0.1:8000";
-  const token = str(options["--token"]) ?? env.COORDINATION_TOKEN ?? env.COORDINATION_ADMIN_TOKEN;
+  const givenUrl = str(options["--url"]) ?? env.COORDINATION_URL;
+  const givenToken = str(options["--token"]) ?? env.COORDINATION_TOKEN;
+  let server: ServerSettings | undefined;
+  if (givenUrl === undefined || givenToken === undefined) {
+    try {
+      server = settings(str(options["--config"]));
+    } catch (error) {
+      // Settings the server would refuse to start with (a typo, a file not found): say so, rather than guess an address.
+      if (!(error instanceof Error) || error.name !== "ConfigError") throw error;
+      out.stderr(`coordination: the server's settings cannot be read for its address and token (give --url and --token): ${error.message}\n`);
+      return 2;
+    }
+  }
+  const url = givenUrl ?? serverUrl(server!);
+  const token = givenToken ?? (server!.adminToken || undefined);
   const json = options["--json"] === true;
   const client = createCoordinationClient({ url, ...(token ? { token } : {}) });
   try {

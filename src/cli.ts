@@ -136,7 +136,9 @@ async function operatorMain(argv: string[]): Promise<number> {
   const stop = new AbortController();
   process.once("SIGINT", () => stop.abort());
   process.once("SIGTERM", () => stop.abort());
-  return runOperatorCommand(argv, process.env, { stdout: (text) => process.stdout.write(text), stderr: (text) => process.stderr.write(text) }, stop.signal);
+  // The server's own settings, read as `serve` reads them: where it listens, and its admin token.
+  const settings = (configFile: string | undefined) => loadConfig({ dotenvFile: ".env", ...(configFile ? { configFile } : {}) });
+  return runOperatorCommand(argv, process.env, { stdout: (text) => process.stdout.write(text), stderr: (text) => process.stderr.write(text) }, stop.signal, settings);
 }
 
 /**

@@ -1,6 +1,6 @@
 // The operator's command line, as a real process against a real server: tables and --json,
 // credentials, the live tail, migrate, and an online backup taken while the server writes.
-import { copyFileSync, existsSync, readdirSync, rmSync } from "node:fs";
+import { copyFileSync, existsSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import Database from "better-sqlite3";
@@ -125,6 +125,25 @@ describe("operator commands against a running server", () => {
     expect((await runCli({ args: ["stats", "--json"], env: { COORDINATION_URL: t.url, COORDINATION_ADMIN_TOKEN: ADMIN_SECRET } })).code).toBe(0);
     const tail = await runCli({ args: ["events", "tail"], env: { COORDINATION_URL: t.url, COORDINATION_TOKEN: "bad", COORDINATION_ADMIN_TOKEN: ADMIN_SECRET } });
     expect([tail.code, tail.stderr]).toEqual([1, "coordination: UNAUTHORIZED: Unauthorized: send a valid bearer token (Authorization: Bearer <token>) (the server refused the token given)\n"]);
+  });
+
+  it("without --url or COORDINATION_URL, finds the server by its own settings: .env, its YAML file, --config; settings it cannot read are exit 2 saying so", async () => {
+    t = await startSecureServer();
+    const { port } = new URL(t.url);
+    const dir = makeTempDir();
+    writeFileSync(join(dir, "server.yaml"), `host: 127.0.0.1\nport: ${port}\nadmin_token: ${ADMIN_SECRET}\n`);
+    writeFileSync(join(dir, ".env"), "COORDINATION_CONFIG=server.yaml\n");
+    const found = await runCli({ args: ["stats", "--json"], cwd: dir });
+    expect([found.code, found.stderr]).toEqual([0, ""]);
+    expect(JSON.parse(found.stdout)).toMatchObject({ totals: { pending: 0 } });
+    // From elsewhere, naming the file; a token given still wins over the file's.
+    const named = await runCli({ args: ["stats", "--json", "--config", join(dir, "server.yaml")], cwd: makeTempDir() });
+    expect([named.code, named.stderr]).toEqual([0, ""]);
+    const wrongToken = await runCli({ args: ["stats", "--config", join(dir, "server.yaml")], env: { COORDINATION_TOKEN: "not-the-secret" }, cwd: makeTempDir() });
+    expect(wrongToken.code).toBe(1);
+    const missing = await runCli({ args: ["stats", "--config", join(dir, "nope.yaml")], cwd: makeTempDir() });
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(/^coordination: the server's settings cannot be read for its address and token \(give --url and --token\): .*nope\.yaml/);
   });
 
   it("says when the server cannot be reached, the live tail too", async () => {
