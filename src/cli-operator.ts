@@ -104,6 +104,26 @@ function fromProblem(from: string | undefined, data: TailErrorData | undefined, 
   return message.replace(/^lastEventId/, "--from");
 }
 
+/** The option each API field a command sends comes from: a refusal names what the operator typed. */
+const FLAG_OF_FIELD: Record<string, string> = {
+  finishedAfter: "--after",
+  finishedBefore: "--before",
+  queue: "--queue",
+  status: "--status",
+  agentId: "--agent",
+  limit: "--limit",
+  cursor: "--cursor",
+  capability: "--capability",
+  health: "--health",
+  types: "--types",
+  reason: "--reason",
+  lastEventId: "--from",
+};
+
+/** An INVALID_INPUT message ("finishedAfter: must be …; limit: …") with each field named by its option. */
+export const inFlagTerms = (message: string): string =>
+  message.replace(/(^|; )([A-Za-z]+)(?=[:[])/g, (whole, start: string, field: string) => (Object.hasOwn(FLAG_OF_FIELD, field) ? `${start}${FLAG_OF_FIELD[field]}` : whole));
+
 /** What the operator's commands need of the server's settings (config.ts). */
 export interface ServerSettings {
   host: string;
@@ -173,7 +193,7 @@ export async function runOperatorCommand(
       if (code === undefined) out.stderr(`coordination: cannot reach the server at ${url} (${error.cause instanceof Error ? error.cause.message : error.message})\n`);
       else {
         const fix = code !== "UNAUTHORIZED" ? "" : token ? " (the server refused the token given)" : " (give one with --token or COORDINATION_TOKEN)";
-        out.stderr(`coordination: ${code}: ${printable(error.message)}${fix}\n`);
+        out.stderr(`coordination: ${code}: ${printable(code === "INVALID_INPUT" ? inFlagTerms(error.message) : error.message)}${fix}\n`);
       }
       // A value the server refuses (--status bogus) is a usage error, as one refused here is.
       return code === "INVALID_INPUT" ? 2 : 1;
