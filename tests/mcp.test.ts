@@ -457,7 +457,13 @@ describe("A2A agent cards", () => {
     expect(registered.capabilities).toEqual(["translate"]);
     await t.api.agents.register.mutate({ agentId: "plain-1", capabilities: ["translate", "summarize"] });
     expect((await http(t.url, "GET", "/agents/translator-1/card")).body).toEqual(card);
-    expect((await http(t.url, "GET", "/agents/plain-1/card")).body).toMatchObject({ name: "plain-1", skills: [{ id: "summarize", name: "summarize" }, { id: "translate", name: "translate" }] });
+    expect((await http(t.url, "GET", "/agents/plain-1/card")).body).toMatchObject({
+      name: "plain-1",
+      skills: [
+        { id: "summarize", name: "summarize", description: "Takes tasks that require the capability summarize" },
+        { id: "translate", name: "translate", description: "Takes tasks that require the capability translate" },
+      ],
+    });
     expect((await t.api.agents.findByCapability.query({ capability: "translate" })).map((a) => a.agentId).sort()).toEqual(["plain-1", "translator-1"]);
     const invalid = await http(t.url, "POST", "/agents", { body: { agentId: "bad", card: { name: "x", skills: [{ name: "no id" }] } } });
     expect([invalid.status, invalid.body.message]).toEqual([400, "card.skills[0].id: is required"]);

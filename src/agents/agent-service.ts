@@ -50,7 +50,9 @@ export class AgentService {
 
   /**
    * The agent's A2A Agent Card: the one it registered with, or one made from its registration
-   * (its capabilities as skills) for an agent that gave none.
+   * (its capabilities as skills, each with the description A2A requires) for an agent that gave
+   * none. Such a card names no `url`: this server is not the agent's A2A endpoint, and an address
+   * made up for it would send A2A clients to the wrong place.
    */
   async card(agentId: string): Promise<JsonObject> {
     const agent = await this.get(agentId);
@@ -63,7 +65,7 @@ export class AgentService {
       capabilities: {},
       defaultInputModes: ["application/json"],
       defaultOutputModes: ["application/json"],
-      skills: agent.capabilities.map((capability) => ({ id: capability, name: capability, tags: [capability] })),
+      skills: agent.capabilities.map((capability) => ({ id: capability, name: capability, description: `Takes tasks that require the capability ${capability}`, tags: [capability] })),
     };
   }
 
