@@ -100,6 +100,10 @@ describe("arguments that are no object", () => {
     expect(missing.answer.result.isError).toBe(true);
     expect(missing.answer.result.content[0].text).toMatch(/taskId/);
 
+    // A "__proto__" key is refused by name, not dropped on the way (the call would run without it).
+    const proto = await post(JSON.parse('{"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"name":"queue_stats","arguments":{"__proto__":{"limit":1}}}}'));
+    expect(proto).toEqual({ status: 200, answer: { jsonrpc: "2.0", id: 6, error: { code: -32602, message: 'Invalid params: "__proto__" is no argument of any tool' } } });
+
     for (const [id, given, kind] of [
       [3, "{\"queue\": \"x\"}", "a string"],
       [4, [1, 2], "a list"],

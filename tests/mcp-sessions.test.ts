@@ -126,6 +126,89 @@ describe("MCP sessions", () => {
     expect(await t.api.tasks.get.query({ taskId: task.id })).toMatchObject({ status: "pending", attempts: 0 });
   });
 
+  // A guard more than a reproduction: Node counts a response finished once the socket took its
+  // bytes, so the window in which a delete could cancel an answer already going out is short.
+  it("a delete that comes while a claim's answer is going out leaves that answer standing: the lease stays the client's, it is not given back", async () => {
+    t = await startTestServer({ maxBodyBytes: 16 * 1024 * 1024 });
+    const headers = { "x-agent-id": "slow-reader" };
+    const id = await openMcpSession(t.url, headers);
+    // An answer of some MB: the client reads its first part, then stops reading until the delete was taken.
+    const task = await t.api.tasks.enqueue.mutate({ queue: "big", payload: { blob: "x".repeat(8 * 1024 * 1024) } });
+    const { hostname, port } = new URL(t.url);
+    const socket = connect(Number(port), hostname);
+    sockets.push(socket);
+    await new Promise<void>((resolve) => socket.once("connect", () => resolve()));
+    const body = JSON.stringify({ jsonrpc: "2.0", id: 4, method: "tools/call", params: { name: "claim_task", arguments: { queues: ["big"] } } });
+    const requestHead = Object.entries({ ...mcpPostHeaders(headers), "mcp-session-id": id, host: `${hostname}:${port}`, "content-length": String(Buffer.byteLength(body)) })
+      .map(([name, value]) => `${name}: ${value}`)
+      .join("\r\n");
+    const chunks: Buffer[] = [];
+    // The answer's first part (the stream's headers go out before the tool runs): the claim's answer is being written.
+    const answerBegun = new Promise<void>((resolve) => {
+      let received = 0;
+      const onData = (chunk: Buffer) => {
+        chunks.push(chunk);
+        received += chunk.length;
+        if (received < 64 * 1024) return;
+        socket.pause();
+        socket.off("data", onData);
+        resolve();
+      };
+      socket.on("data", onData);
+    });
+    socket.write(`POST /mcp HTTP/1.1\r\n${requestHead}\r\n\r\n${body}`);
+    await answerBegun;
+
+    const deleted = fetch(`${t.url}/mcp`, { method: "DELETE", headers: { ...headers, "mcp-session-id": id } });
+    // The delete was taken (the session takes no more requests) while the answer is still being written.
+    await vi.waitFor(async () => expect(await listTools(t!.url, id, headers)).toBe(404), { timeout: 10_000, interval: 25 });
+    const ended = new Promise<void>((resolve) => socket.once("end", () => resolve()));
+    socket.on("data", (chunk: Buffer) => chunks.push(chunk));
+    socket.resume();
+    expect((await deleted).status).toBe(200);
+    socket.end();
+    await ended;
+    const text = Buffer.concat(chunks).toString();
+    const answer = JSON.parse(/^data: (.*)$/m.exec(text)![1]!) as { id: number; result: { isError?: boolean; content: Array<{ text: string }> } };
+    expect(answer.result.isError).toBeUndefined();
+    const claimed = JSON.parse(answer.result.content[0]!.text) as { id: string; leaseToken: number };
+    expect(claimed).toMatchObject({ id: task.id, leaseToken: 1 });
+    expect(await t.api.tasks.get.query({ taskId: task.id })).toMatchObject({ status: "claimed", leaseOwner: "slow-reader", leaseToken: 1 });
+  });
+
+  it("a delete refused for its protocol version changes nothing; twelve long-polls of one session all answered at its delete, without a listener warning", async () => {
+    t = await startTestServer();
+    const headers = { "x-agent-id": "many-calls" };
+    const id = await openMcpSession(t.url, headers);
+    const refused = await fetch(`${t.url}/mcp`, { method: "DELETE", headers: { ...headers, "mcp-session-id": id, "mcp-protocol-version": "1999-01-01" } });
+    expect(refused.status).toBe(400);
+    expect(await listTools(t.url, id, headers)).toBe(200);
+
+    const warnings: string[] = [];
+    const onWarning = (warning: Error) => warnings.push(warning.name);
+    process.on("warning", onWarning);
+    try {
+      const calls = Array.from({ length: 12 }, (_, n) =>
+        fetch(`${t!.url}/mcp`, {
+          method: "POST",
+          headers: { ...mcpPostHeaders(headers), "mcp-session-id": id },
+          body: JSON.stringify({ jsonrpc: "2.0", id: 100 + n, method: "tools/call", params: { name: "read_mailbox", arguments: { waitMs: 15_000 } } }),
+        }).then((response) => response.text()),
+      );
+      const parked = async () => Number(/^coordination_long_polls_parked\{kind="poll"\} (\d+)$/m.exec(await (await fetch(`${t!.url}/metrics`)).text())?.[1]);
+      await vi.waitFor(async () => expect(await parked()).toBe(12), { timeout: 10_000, interval: 50 });
+      expect((await fetch(`${t.url}/mcp`, { method: "DELETE", headers: { ...headers, "mcp-session-id": id } })).status).toBe(200);
+      for (const text of await Promise.all(calls)) {
+        const answer = JSON.parse(/^data: (.*)$/m.exec(text)![1]!) as { result: { isError: boolean; content: Array<{ text: string }> } };
+        expect([answer.result.isError, JSON.parse(answer.result.content[0]!.text).code]).toEqual([true, "SHUTTING_DOWN"]);
+      }
+      expect(await sessionGauge(t.url)).toEqual({ open: 0, streaming: 0 });
+    } finally {
+      process.off("warning", onWarning);
+    }
+    expect(warnings).toEqual([]);
+  });
+
   it("with no credentials, open sessions end when credentials become required", async () => {
     t = await startTestServer();
     const id = await openMcpSession(t.url, { "x-agent-id": "open-agent" });

@@ -20,7 +20,7 @@
 import { randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
-import { isInitializeRequest } from "@modelcontextprotocol/sdk/types.js";
+import { isInitializeRequest, SUPPORTED_PROTOCOL_VERSIONS } from "@modelcontextprotocol/sdk/types.js";
 import { Gauge } from "prom-client";
 import type { ZodType } from "zod";
 import { bearerSecret } from "../auth/token-secret.js";
@@ -67,6 +67,20 @@ interface Session {
 }
 
 const credentialOf = (caller: Caller): string => (caller.kind === "token" ? caller.tokenId : "");
+
+/** Resolves once `session` has no request under way, or after `ms`. */
+function untilIdle(session: Session, ms: number): Promise<void> {
+  if (session.busy === 0) return Promise.resolve();
+  return new Promise<void>((resolve) => {
+    const done = () => {
+      clearTimeout(patience);
+      resolve();
+    };
+    const patience = setTimeout(done, ms);
+    patience.unref();
+    session.whenIdle.push(done);
+  });
+}
 
 /**
  * Reads the arguments of the body's tool calls in place, as tool-arguments.ts says (null for none,
@@ -184,18 +198,20 @@ export function createMcpEndpoint(services: Services) {
       if (!session || session.ending) return jsonRpcError(res, 404, "Session not found: initialize a new one");
       if (session.credential !== credentialOf(caller)) return jsonRpcError(res, 403, "This session was opened with another credential");
       if (req.method === "DELETE") {
+        // One the SDK refuses for its protocol version changes nothing: the SDK answers it alone.
+        const version = req.headers["mcp-protocol-version"];
+        if (typeof version === "string" && !SUPPORTED_PROTOCOL_VERSIONS.includes(version)) return session.transport.handleRequest(req, res, body);
         // Its calls under way are answered first (the SDK's close would drop their answers, and a
         // client would wait for its own timeout): a long-poll wakes and gives back what it took.
         // A request arriving meanwhile finds the session gone (404).
         session.ending = true;
         session.deleted.abort();
-        if (session.busy > 0) {
-          await new Promise<void>((resolve) => {
-            session.whenIdle.push(resolve);
-            setTimeout(resolve, config.shutdownTimeoutMs).unref();
-          });
-        }
-        return session.transport.handleRequest(req, res, body);
+        await untilIdle(session, config.shutdownTimeoutMs);
+        await session.transport.handleRequest(req, res, body);
+        // The SDK closed it (and onclose forgot it); refused for another reason, it ends all the
+        // same: its client asked, and its calls were answered as ended.
+        if (sessions.get(sessionId) === session) void session.transport.close().catch(() => undefined);
+        return;
       }
       const refused = readToolCalls(body, session.inputSchemaOf);
       if (refused !== undefined) return sendJson(res, 200, { jsonrpc: "2.0", id: refused.id, error: { code: -32602, message: refused.message } });

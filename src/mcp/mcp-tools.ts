@@ -84,6 +84,7 @@ async function readResource<T>(read: () => Promise<T>): Promise<T> {
   }
 }
 
+/** A tool error: the API's { code, message } as its text. */
 const toolError = (error: unknown): ToolResult => ({ isError: true, content: [{ type: "text", text: JSON.stringify(toErrorBody(error)) }] });
 
 /**
@@ -99,25 +100,8 @@ const sessionDeleted = (): ToolResult =>
     ),
   );
 
-/**
- * A tool's answer: the result as JSON text; an error as an MCP tool error with the API's code and
- * message. Once `deleted` aborts, the answer says the session was deleted, whatever the call does.
- */
-async function answer(run: () => Promise<unknown>, deleted: AbortSignal): Promise<ToolResult> {
-  if (deleted.aborted) return sessionDeleted();
-  let onDeleted: (() => void) | undefined;
-  const whenDeleted = new Promise<ToolResult>((resolve) => deleted.addEventListener("abort", (onDeleted = () => resolve(sessionDeleted())), { once: true }));
-  // Called inside then(): one that throws before it returns a promise (a refused agentId) is a tool error too.
-  const ran = Promise.resolve().then(run).then(
-    (result): ToolResult => (deleted.aborted ? sessionDeleted() : { content: [{ type: "text", text: JSON.stringify(result ?? null) }] }),
-    (error: unknown): ToolResult => (deleted.aborted ? sessionDeleted() : toolError(error)),
-  );
-  try {
-    return await Promise.race([ran, whenDeleted]);
-  } finally {
-    deleted.removeEventListener("abort", onDeleted!);
-  }
-}
+/** A tool's answer: the result as JSON text. */
+const toolResult = (result: unknown): ToolResult => ({ content: [{ type: "text", text: JSON.stringify(result ?? null) }] });
 
 /**
  * A JSON value in a tool's schema. The procedures' own jsonValue is a custom check that JSON
@@ -160,12 +144,47 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
   // Each request gets its own caller: a claim or a mailbox read takes something for its client,
   // and gives it back if the answer never reaches it: the request was cancelled, or the HTTP
   // response carrying it closed first (src/delivery/delivery.ts).
-  const apiFor = (extra: RequestExtra) => {
+  const apiFor = (extra: RequestExtra, cancelled: AbortSignal = extra.signal) => {
     signOfLife();
-    // A call of a session deleted under it is cancelled as the SDK's cancellation would: it stops waiting, and what it took goes back.
-    return createCaller({ core: services, transport: mcpCallTransport(AbortSignal.any([extra.signal, session.deleted]), session.responseOf(extra.requestId)), caller: session.caller });
+    return createCaller({ core: services, transport: mcpCallTransport(cancelled, session.responseOf(extra.requestId)), caller: session.caller });
   };
-  const answerCall = (run: () => Promise<unknown>) => answer(run, session.deleted);
+  type Api = ReturnType<typeof apiFor>;
+  /** What to do for each call under way when the session is deleted (one listener for them all). */
+  const onDeleted = new Set<() => void>();
+  session.deleted.addEventListener("abort", () => onDeleted.forEach((cancel) => cancel()), { once: true });
+  /**
+   * A tool's answer: the result as JSON text; an error as an MCP tool error with the API's code
+   * and message. A call still under way when its session is deleted is cancelled as the SDK's
+   * cancellation would cancel it (a long-poll stops waiting; what a claim or a mailbox read took
+   * is never delivered, so it goes back), and answered so. A call that finished first is answered
+   * as it finished, and delivered as any answer is: the one signal decides both.
+   */
+  const answerCall = async (extra: RequestExtra, run: (api: Api) => Promise<unknown>): Promise<ToolResult> => {
+    if (session.deleted.aborted) return sessionDeleted();
+    const cancel = new AbortController();
+    let finished = false;
+    let cancelOnDelete!: () => void;
+    const whenDeleted = new Promise<ToolResult>((resolve) => {
+      cancelOnDelete = () => {
+        if (finished) return;
+        cancel.abort();
+        resolve(sessionDeleted());
+      };
+    });
+    onDeleted.add(cancelOnDelete);
+    // Called inside then(): one that throws before it returns a promise (a refused agentId) is a tool error too.
+    const ran = Promise.resolve()
+      .then(() => run(apiFor(extra, AbortSignal.any([extra.signal, cancel.signal]))))
+      .then(
+        (result): ToolResult => ((finished = true), cancel.signal.aborted ? sessionDeleted() : toolResult(result)),
+        (error: unknown): ToolResult => ((finished = true), cancel.signal.aborted ? sessionDeleted() : toolError(error)),
+      );
+    try {
+      return await Promise.race([ran, whenDeleted]);
+    } finally {
+      onDeleted.delete(cancelOnDelete);
+    }
+  };
   /** The agent a call acts as: the session's, or `given` (a tool's agentId argument), which must then agree. */
   const agent = (given: string | undefined, toolTakesAgentId = true): string => {
     if (given !== undefined && session.agentId !== undefined && given !== session.agentId) {
@@ -211,7 +230,7 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
       description: `Claim the best available task for this agent (priority, then age), with a lease. Returns the task, including \`context\`: the memories relevant to it (earlier runs' records, agents' notes and lessons), and \`leaseToken\`, needed to settle it; null when none is available. waitMs (at most ${MCP_MAX_WAIT_MS}) waits for one to arrive.`,
       inputSchema: strictArgs({ ...agentArg, queues: claimInput.shape.queues, capabilities: claimInput.shape.capabilities, leaseMs: claimInput.shape.leaseMs, waitMs: mcpWait("a task"), context: claimInput.shape.context }),
     },
-    (args, extra) => answerCall(() => apiFor(extra).tasks.claim({ ...args, agentId: agent(args.agentId), waitMs: wait(args.waitMs) })),
+    (args, extra) => answerCall(extra, (api) => api.tasks.claim({ ...args, agentId: agent(args.agentId), waitMs: wait(args.waitMs) })),
   );
   registerTool(
     "complete_task",
@@ -229,10 +248,10 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
       }),
     },
     ({ next, ...args }, extra) =>
-      answerCall(() =>
+      answerCall(extra, (api) =>
         next === undefined
-          ? apiFor(extra).tasks.complete({ ...args, result: args.result as JsonValue, agentId: agent(args.agentId) })
-          : apiFor(extra).tasks.completeAndClaim({ ...args, result: args.result as JsonValue, agentId: agent(args.agentId), next }),
+          ? api.tasks.complete({ ...args, result: args.result as JsonValue, agentId: agent(args.agentId) })
+          : api.tasks.completeAndClaim({ ...args, result: args.result as JsonValue, agentId: agent(args.agentId), next }),
       ),
   );
   registerTool(
@@ -241,7 +260,7 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
       description: "Report that a claimed task failed. With retry true (the default) it runs again after a backoff while attempts remain; retry false dead-letters it at once.",
       inputSchema: strictArgs({ ...agentArg, taskId: failInput.shape.taskId, leaseToken: failInput.shape.leaseToken, error: failInput.shape.error, retry: failInput.shape.retry }),
     },
-    (args, extra) => answerCall(() => apiFor(extra).tasks.fail({ ...args, agentId: agent(args.agentId) })),
+    (args, extra) => answerCall(extra, (api) => api.tasks.fail({ ...args, agentId: agent(args.agentId) })),
   );
   registerTool(
     "heartbeat_task",
@@ -249,7 +268,7 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
       description: "Renew the lease of a task this agent holds, from now: by leaseMs, or by default by the length it was claimed with. Call it during long work, before the lease runs out.",
       inputSchema: strictArgs({ ...agentArg, taskId: heartbeatInput.shape.taskId, leaseToken: heartbeatInput.shape.leaseToken, leaseMs: heartbeatInput.shape.leaseMs }),
     },
-    (args, extra) => answerCall(() => apiFor(extra).tasks.heartbeat({ ...args, agentId: agent(args.agentId) })),
+    (args, extra) => answerCall(extra, (api) => api.tasks.heartbeat({ ...args, agentId: agent(args.agentId) })),
   );
   registerTool(
     "release_task",
@@ -257,7 +276,7 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
       description: "Give a claimed task back to the queue without charging an attempt, e.g. it is not for this agent or it cannot start now; delayMs keeps it from being claimed again for a while.",
       inputSchema: strictArgs({ ...agentArg, taskId: releaseInput.shape.taskId, leaseToken: releaseInput.shape.leaseToken, delayMs: releaseInput.shape.delayMs }),
     },
-    (args, extra) => answerCall(() => apiFor(extra).tasks.release({ ...args, agentId: agent(args.agentId) })),
+    (args, extra) => answerCall(extra, (api) => api.tasks.release({ ...args, agentId: agent(args.agentId) })),
   );
   registerTool(
     "enqueue_task",
@@ -279,12 +298,12 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
         ),
       }),
     },
-    (args, extra) => answerCall(() => apiFor(extra).tasks.enqueue({ ...args, payload: args.payload as JsonValue })),
+    (args, extra) => answerCall(extra, (api) => api.tasks.enqueue({ ...args, payload: args.payload as JsonValue })),
   );
   registerTool(
     "get_task",
     { annotations: { readOnlyHint: true }, description: "A task by id: status, payload, result, attempts, lease, error history.", inputSchema: strictArgs({ taskId: taskIdInput.shape.taskId }) },
-    (args, extra) => answerCall(() => apiFor(extra).tasks.get(args)),
+    (args, extra) => answerCall(extra, (api) => api.tasks.get(args)),
   );
   registerTool(
     "publish_event",
@@ -292,7 +311,7 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
       description: "Publish an event to the stream (type is dot-separated, e.g. build.finished); with target, a direct message only that agent receives.",
       inputSchema: strictArgs({ type: publishInput.shape.type, payload: anyJson("The event's data: any JSON"), target: publishInput.shape.target }),
     },
-    (args, extra) => answerCall(() => apiFor(extra).events.publish({ ...args, payload: args.payload as JsonValue, source: agent(undefined, false) })),
+    (args, extra) => answerCall(extra, (api) => api.events.publish({ ...args, payload: args.payload as JsonValue, source: agent(undefined, false) })),
   );
   registerTool(
     "read_mailbox",
@@ -300,7 +319,7 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
       description: `This agent's next events: direct messages to it and the event types it subscribed to, oldest first, acknowledged as read. waitMs (at most ${MCP_MAX_WAIT_MS}) waits for one.`,
       inputSchema: strictArgs({ ...agentArg, limit: pollInput.shape.limit, waitMs: mcpWait("an event") }),
     },
-    (args, extra) => answerCall(() => apiFor(extra).events.poll({ agentId: agent(args.agentId), ...(args.limit === undefined ? {} : { limit: args.limit }), waitMs: wait(args.waitMs), ack: "auto" })),
+    (args, extra) => answerCall(extra, (api) => api.events.poll({ agentId: agent(args.agentId), ...(args.limit === undefined ? {} : { limit: args.limit }), waitMs: wait(args.waitMs), ack: "auto" })),
   );
   registerTool(
     "subscribe_events",
@@ -308,7 +327,7 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
       description: "Subscribe this agent to event types: read_mailbox then returns events of those types beside its direct messages, from now on (or after fromSeq). Subscribing again adds types.",
       inputSchema: strictArgs({ ...agentArg, types: subscribeInput.shape.types, fromSeq: subscribeInput.shape.fromSeq }),
     },
-    (args, extra) => answerCall(() => apiFor(extra).events.subscribe({ ...args, agentId: agent(args.agentId) })),
+    (args, extra) => answerCall(extra, (api) => api.events.subscribe({ ...args, agentId: agent(args.agentId) })),
   );
   registerTool(
     "unsubscribe_events",
@@ -316,7 +335,7 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
       description: "Stop receiving event types in read_mailbox: the types named, or all of them. Direct messages still arrive.",
       inputSchema: strictArgs({ ...agentArg, types: unsubscribeInput.shape.types }),
     },
-    (args, extra) => answerCall(() => apiFor(extra).events.unsubscribe({ ...args, agentId: agent(args.agentId) })),
+    (args, extra) => answerCall(extra, (api) => api.events.unsubscribe({ ...args, agentId: agent(args.agentId) })),
   );
   registerTool(
     "register_agent",
@@ -325,7 +344,7 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
         "Register this agent with its capabilities: a task that requires a capability goes only to an agent offering it, and claim_task offers the registered ones by default. Registering again replaces them.",
       inputSchema: strictArgs({ ...agentArg, capabilities: registerInput.shape.capabilities, metadata: z.record(z.string(), z.unknown()).optional().describe("Anything else about the agent: a JSON object") }),
     },
-    (args, extra) => answerCall(() => apiFor(extra).agents.register({ ...args, metadata: args.metadata as Record<string, JsonValue> | undefined, agentId: agent(args.agentId) })),
+    (args, extra) => answerCall(extra, (api) => api.agents.register({ ...args, metadata: args.metadata as Record<string, JsonValue> | undefined, agentId: agent(args.agentId) })),
   );
   registerTool(
     "remember",
@@ -340,7 +359,7 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
         tags: rememberInput.shape.tags,
       }),
     },
-    (args, extra) => answerCall(() => apiFor(extra).memory.remember({ ...args, agentId: agent(undefined, false) })),
+    (args, extra) => answerCall(extra, (api) => api.memory.remember({ ...args, agentId: agent(undefined, false) })),
   );
   registerTool(
     "recall",
@@ -348,7 +367,7 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
       description: "Memories relevant to a query or to a task (by taskId), ranked by relevance, recency and outcome.",
       inputSchema: strictArgs({ query: recallInput.shape.query, taskId: recallInput.shape.taskId, queue: recallInput.shape.queue, capability: recallInput.shape.capability, limit: recallInput.shape.limit }),
     },
-    (args, extra) => answerCall(() => apiFor(extra).memory.recall(args)),
+    (args, extra) => answerCall(extra, (api) => api.memory.recall(args)),
   );
   registerTool(
     "find_agents",
@@ -356,7 +375,7 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
       description: "Agents offering a capability, healthy and least loaded first; at most limit of them. If they would not fit in one answer, the error says how many fit (details.fits): ask again with that limit.",
       inputSchema: strictArgs({ capability: findByCapabilityInput.shape.capability, limit: findByCapabilityInput.shape.limit }),
     },
-    (args, extra) => answerCall(() => apiFor(extra).agents.findByCapability(args)),
+    (args, extra) => answerCall(extra, (api) => api.agents.findByCapability(args)),
   );
   registerTool(
     "queue_stats",
@@ -367,7 +386,7 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
         limit: int(1, 1000).optional().describe(`The most queues listed (left out, ${MCP_STATS_QUEUES}): the busiest first`),
       }),
     },
-    (args, extra) => answerCall(() => apiFor(extra).tasks.stats({ queue: args.queue, limit: args.limit ?? MCP_STATS_QUEUES })),
+    (args, extra) => answerCall(extra, (api) => api.tasks.stats({ queue: args.queue, limit: args.limit ?? MCP_STATS_QUEUES })),
   );
 
   // A read credential may call the reads alone, and acts as no agent: its session lists only what

@@ -29,14 +29,16 @@ function withoutNulls(schema: z.ZodType, value: unknown): unknown {
   const object = unwrapped(schema);
   if (!(object instanceof z.ZodObject) || !isPlainObject(value)) return value;
   const shape = object.shape as Record<string, z.ZodType>;
-  const kept: Record<string, unknown> = {};
+  // Entries, made an object by fromEntries: a "__proto__" key stays a key (an assignment would set
+  // the copy's prototype, and the strict schema would no longer see it to refuse it).
+  const kept: Array<[string, unknown]> = [];
   for (const [key, field] of Object.entries(value)) {
     const fieldSchema = Object.hasOwn(shape, key) ? shape[key] : undefined;
-    if (fieldSchema === undefined) kept[key] = field;
+    if (fieldSchema === undefined) kept.push([key, field]);
     else if (field === null && fieldSchema.safeParse(undefined).success && !fieldSchema.safeParse(null).success) continue;
-    else kept[key] = withoutNulls(fieldSchema, field);
+    else kept.push([key, withoutNulls(fieldSchema, field)]);
   }
-  return kept;
+  return Object.fromEntries(kept);
 }
 
 /**
@@ -51,5 +53,8 @@ export function toolArguments(schema: z.ZodType | undefined, given: unknown): To
     const kind = Array.isArray(given) ? "a list" : typeof given === "string" ? "a string" : `a ${typeof given}`;
     return { ok: false, message: `Invalid params: arguments must be an object of the tool's named arguments, or left out; it is ${kind}` };
   }
+  // No tool has it, and the SDK's own reading of arguments would drop it without a word (an
+  // assignment of "__proto__" sets a prototype): refused here, by name.
+  if (Object.hasOwn(given, "__proto__")) return { ok: false, message: 'Invalid params: "__proto__" is no argument of any tool' };
   return { ok: true, arguments: schema === undefined ? given : (withoutNulls(schema, given) as Record<string, unknown>) };
 }
