@@ -390,15 +390,17 @@ export async function runWorker<P>(options: WorkerOptions<P>): Promise<Worker> {
       try {
         // Aborted by stop(): a server that hangs must not hold the loop, and stop() with it.
         if (orphansSuspected) await adoptOrphans(claiming.signal);
-        let next: Claimed | undefined = backlog.shift();
+        // A claim sent again goes first: the lease it may hold runs out while it waits behind others.
+        let next: Claimed | undefined = claimKey === undefined ? backlog.shift() : undefined;
         if (next === undefined) {
           claimKey ??= randomUUID();
           const task = await api.tasks.claim.mutate(
-            { agentId, queues: options.queues, leaseMs: options.leaseMs, waitMs: options.waitMs ?? 10_000, idempotencyKey: claimKey },
+            // With tasks waiting in the backlog, no long-poll: they are run next.
+            { agentId, queues: options.queues, leaseMs: options.leaseMs, waitMs: backlog.length > 0 ? 0 : (options.waitMs ?? 10_000), idempotencyKey: claimKey },
             { signal: claiming.signal },
           );
           claimKey = undefined;
-          next = task ? { task, receivedAt: Date.now() } : undefined;
+          next = task ? { task, receivedAt: Date.now() } : backlog.shift();
         }
         // Each completed task hands over the next, until none is left: then a long-poll claim again.
         while (next !== undefined) {
@@ -432,10 +434,11 @@ export async function runWorker<P>(options: WorkerOptions<P>): Promise<Worker> {
         if (isTransient(error) && claimKey === undefined) orphansSuspected = true;
         onError(error);
         await sleep(CLAIM_RETRY_MS, undefined, { signal: claiming.signal }).catch(() => undefined);
-        // Stopped before the claim could be sent again: the lease it may have taken is found and given back.
-        if (claiming.signal.aborted && claimKey !== undefined) orphansSuspected = true;
       }
     }
+    // Stopped with a claim unanswered (cut by stop(), or waiting to be sent again): stop() looks
+    // for the lease it may have taken among the agent's and gives it back, uncharged.
+    if (claimKey !== undefined) orphansSuspected = true;
   };
   const loops = Array.from({ length: options.concurrency ?? 1 }, loop);
 

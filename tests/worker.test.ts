@@ -377,6 +377,26 @@ describe("runWorker", () => {
     }
   });
 
+  it("stopped while the claim sent again after a lost answer hangs: the lease the lost answer took is given back uncharged", async () => {
+    await using t = await startTestServer();
+    const proxy = await startAnswerDroppingProxy(t.url, "tasks.claim", { holdAfterDrop: true });
+    const client = createCoordinationClient({ url: proxy.url });
+    const ran: string[] = [];
+    const worker = await runWorker({ api: client.api, agentId: "w-stopped", waitMs: 200, stopTimeoutMs: 5000, onError: () => undefined, handler: async (task) => void ran.push(task.id) });
+    try {
+      const task = await t.api.tasks.enqueue.mutate({ payload: {} });
+      await vi.waitFor(() => expect(proxy.held()).toBe(1), { timeout: 30_000, interval: 20 });
+      expect(await t.api.tasks.get.query({ taskId: task.id })).toMatchObject({ status: "claimed", leaseOwner: "w-stopped", attempts: 1 });
+      await worker.stop();
+      expect(ran).toEqual([]);
+      // Back to its queue as a release gives it back (no attempt charged), not as a lease ended by the agent's deregistration.
+      expect(await t.api.tasks.get.query({ taskId: task.id })).toMatchObject({ status: "pending", attempts: 0, errorHistory: [] });
+    } finally {
+      await client.close();
+      await proxy.close();
+    }
+  });
+
   it("renews a lease the server capped below the one asked for, from the expiry the server returned", async () => {
     await using t = await startTestServer({ leaseMs: 900, maxLeaseMs: 900, leaseSweepMs: 50 });
     const gate = deferred();
@@ -426,9 +446,12 @@ function untilAborted(signal: AbortSignal): Promise<void> {
  * that is not null reach the server and read its whole answer, then cuts the client's connection
  * instead of passing it on: an answer lost after the server sent it (delivery confirmation cannot see it).
  */
-async function startAnswerDroppingProxy(target: string, procedure: string) {
+async function startAnswerDroppingProxy(target: string, procedure: string, { holdAfterDrop = false } = {}) {
   let dropped = 0;
+  let held = 0;
   const server = createServer((req, res) => {
+    // holdAfterDrop: the calls of `procedure` after the dropped answer never reach the server (a server that hangs).
+    if (holdAfterDrop && dropped > 0 && req.url?.includes(procedure)) return void held++;
     const upstream = request(`${target}${req.url}`, { method: req.method, headers: req.headers }, (answer) => {
       const chunks: Buffer[] = [];
       answer.on("data", (chunk: Buffer) => chunks.push(chunk));
@@ -449,6 +472,7 @@ async function startAnswerDroppingProxy(target: string, procedure: string) {
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     dropped: () => dropped,
+    held: () => held,
     close: () => new Promise<void>((resolve) => (server.closeAllConnections(), server.close(() => resolve()))),
   };
 }
