@@ -19,9 +19,10 @@ export const OPERATOR_USAGE = [
   "       coordination queues                                     the paused queues",
   "       coordination agents [--capability C] [--health healthy|stale|offline]",
   "       coordination events tail [--types 'task.*,agent.*'] [--agent A] [--from SEQ]   (--from: the events after SEQ; 0 for all retained)",
-  "Each takes --url URL (else COORDINATION_URL, else the server's host and port in its settings: the environment,",
+  "Each takes --url URL (else COORDINATION_URL, else the server's host, port and TLS in its settings: the environment,",
   ".env, the YAML file of COORDINATION_CONFIG or --config FILE; by default http://127.0.0.1:8000), --token TOKEN",
-  "(else COORDINATION_TOKEN, else the server's admin token in those settings) and --json (JSON for scripts instead of a table).",
+  "(else COORDINATION_TOKEN, else the server's admin token: from those settings for the server they describe,",
+  "from COORDINATION_ADMIN_TOKEN for a --url) and --json (JSON for scripts instead of a table).",
 ].join("\n");
 
 export class OperatorUsageError extends Error {}
@@ -120,22 +121,30 @@ const FLAG_OF_FIELD: Record<string, string> = {
   lastEventId: "--from",
 };
 
-/** An INVALID_INPUT message ("finishedAfter: must be …; limit: …") with each field named by its option. */
-export const inFlagTerms = (message: string): string =>
-  message.replace(/(^|; )([A-Za-z]+)(?=[:[])/g, (whole, start: string, field: string) => (Object.hasOwn(FLAG_OF_FIELD, field) ? `${start}${FLAG_OF_FIELD[field]}` : whole));
+/**
+ * An INVALID_INPUT message ("finishedAfter: must be …; limit: …") with each field named by the
+ * option it came from, where the command was given that option (`queues pause NAME` has no --queue).
+ */
+export const inFlagTerms = (message: string, options: Record<string, unknown>): string =>
+  message.replace(/(^|; )([A-Za-z]+)(?=[:[])/g, (whole, start: string, field: string) => {
+    const flag = Object.hasOwn(FLAG_OF_FIELD, field) ? FLAG_OF_FIELD[field]! : undefined;
+    return flag !== undefined && options[flag] !== undefined ? `${start}${flag}` : whole;
+  });
 
 /** What the operator's commands need of the server's settings (config.ts). */
 export interface ServerSettings {
   host: string;
   port: number;
+  /** Whether it serves HTTPS (tlsCert set). */
+  tls: boolean;
   /** "" when none is set. */
   adminToken: string;
 }
 
 /** The URL a client on this machine reaches a server listening on `host`:`port` at (a wildcard address is this machine). */
-export function serverUrl({ host, port }: Pick<ServerSettings, "host" | "port">): string {
+export function serverUrl({ host, port, tls }: Pick<ServerSettings, "host" | "port" | "tls">): string {
   const local = host === "0.0.0.0" ? "127.0.0.1" : host === "::" ? "::1" : host;
-  return `http://${local.includes(":") ? `[${local}]` : local}:${port}`;
+  return `${tls ? "https" : "http"}://${local.includes(":") ? `[${local}]` : local}:${port}`;
 }
 
 /**
@@ -148,7 +157,7 @@ export async function runOperatorCommand(
   env: NodeJS.ProcessEnv,
   out: Output,
   stop?: AbortSignal,
-  settings: (configFile: string | undefined) => ServerSettings = () => ({ host: "127.0.0.1", port: 8000, adminToken: env.COORDINATION_ADMIN_TOKEN ?? "" }),
+  settings: (configFile: string | undefined) => ServerSettings = () => ({ host: "127.0.0.1", port: 8000, tls: false, adminToken: env.COORDINATION_ADMIN_TOKEN ?? "" }),
 ): Promise<number> {
   if (argv.includes("--help") || argv.includes("-h")) {
     out.stdout(`${OPERATOR_USAGE}\n`);
@@ -164,20 +173,27 @@ export async function runOperatorCommand(
   }
   const { words, options } = parsed;
   const givenUrl = str(options["--url"]) ?? env.COORDINATION_URL;
-  const givenToken = str(options["--token"]) ?? env.COORDINATION_TOKEN;
-  let server: ServerSettings | undefined;
-  if (givenUrl === undefined || givenToken === undefined) {
+  let url: string;
+  // The server's admin token goes to the server its settings describe, never to a URL named
+  // otherwise: there, only a token given for it (or the shell's COORDINATION_ADMIN_TOKEN, as before).
+  let settingsToken: string | undefined;
+  if (givenUrl !== undefined) {
+    url = givenUrl;
+    settingsToken = env.COORDINATION_ADMIN_TOKEN;
+  } else {
+    let server: ServerSettings;
     try {
       server = settings(str(options["--config"]));
     } catch (error) {
       // Settings the server would refuse to start with (a typo, a file not found): say so, rather than guess an address.
       if (!(error instanceof Error) || error.name !== "ConfigError") throw error;
-      out.stderr(`coordination: the server's settings cannot be read for its address and token (give --url and --token): ${error.message}\n`);
+      out.stderr(`coordination: the server's settings cannot be read for its address and token (give --url, or mend them): ${error.message}\n`);
       return 2;
     }
+    url = serverUrl(server);
+    settingsToken = server.adminToken || undefined;
   }
-  const url = givenUrl ?? serverUrl(server!);
-  const token = givenToken ?? (server!.adminToken || undefined);
+  const token = str(options["--token"]) ?? env.COORDINATION_TOKEN ?? settingsToken;
   const json = options["--json"] === true;
   const client = createCoordinationClient({ url, ...(token ? { token } : {}) });
   try {
@@ -193,7 +209,7 @@ export async function runOperatorCommand(
       if (code === undefined) out.stderr(`coordination: cannot reach the server at ${url} (${error.cause instanceof Error ? error.cause.message : error.message})\n`);
       else {
         const fix = code !== "UNAUTHORIZED" ? "" : token ? " (the server refused the token given)" : " (give one with --token or COORDINATION_TOKEN)";
-        out.stderr(`coordination: ${code}: ${printable(code === "INVALID_INPUT" ? inFlagTerms(error.message) : error.message)}${fix}\n`);
+        out.stderr(`coordination: ${code}: ${printable(code === "INVALID_INPUT" ? inFlagTerms(error.message, options) : error.message)}${fix}\n`);
       }
       // A value the server refuses (--status bogus) is a usage error, as one refused here is.
       return code === "INVALID_INPUT" ? 2 : 1;

@@ -137,7 +137,10 @@ async function operatorMain(argv: string[]): Promise<number> {
   process.once("SIGINT", () => stop.abort());
   process.once("SIGTERM", () => stop.abort());
   // The server's own settings, read as `serve` reads them: where it listens, and its admin token.
-  const settings = (configFile: string | undefined) => loadConfig({ dotenvFile: ".env", ...(configFile ? { configFile } : {}) });
+  const settings = (configFile: string | undefined) => {
+    const config = loadConfig({ dotenvFile: ".env", ...(configFile ? { configFile } : {}) });
+    return { host: config.host, port: config.port, tls: config.tlsCert !== "", adminToken: config.adminToken };
+  };
   return runOperatorCommand(argv, process.env, { stdout: (text) => process.stdout.write(text), stderr: (text) => process.stderr.write(text) }, stop.signal, settings);
 }
 

@@ -1,6 +1,8 @@
 // The operator's command line, as a real process against a real server: tables and --json,
 // credentials, the live tail, migrate, and an online backup taken while the server writes.
 import { copyFileSync, existsSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { createServer as createHttpServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import Database from "better-sqlite3";
@@ -141,9 +143,25 @@ describe("operator commands against a running server", () => {
     expect([named.code, named.stderr]).toEqual([0, ""]);
     const wrongToken = await runCli({ args: ["stats", "--config", join(dir, "server.yaml")], env: { COORDINATION_TOKEN: "not-the-secret" }, cwd: makeTempDir() });
     expect(wrongToken.code).toBe(1);
+    // The settings' admin token goes to the server they describe, never to a URL named otherwise.
+    const seen: Array<string | undefined> = [];
+    const elsewhere = createHttpServer((req, res) => (seen.push(req.headers.authorization), res.writeHead(503).end()));
+    await new Promise<void>((resolve) => elsewhere.listen(0, "127.0.0.1", resolve));
+    try {
+      const other = `http://127.0.0.1:${(elsewhere.address() as AddressInfo).port}`;
+      expect((await runCli({ args: ["stats", "--url", other], cwd: dir })).code).toBe(1);
+      expect(seen.length).toBeGreaterThan(0);
+      expect(seen.filter((header) => header !== undefined)).toEqual([]);
+    } finally {
+      elsewhere.closeAllConnections();
+      await new Promise<void>((resolve) => elsewhere.close(() => resolve()));
+    }
+    // With a URL given, settings it does not need are not read: one the server would refuse does not stop the command.
+    const unrelated = await runCli({ args: ["stats", "--json", "--url", t.url, "--token", ADMIN_SECRET], env: { COORDINATION_PORT: "abc" }, cwd: dir });
+    expect([unrelated.code, unrelated.stderr]).toEqual([0, ""]);
     const missing = await runCli({ args: ["stats", "--config", join(dir, "nope.yaml")], cwd: makeTempDir() });
     expect(missing.code).toBe(2);
-    expect(missing.stderr).toMatch(/^coordination: the server's settings cannot be read for its address and token \(give --url and --token\): .*nope\.yaml/);
+    expect(missing.stderr).toMatch(/^coordination: the server's settings cannot be read for its address and token \(give --url, or mend them\): .*nope\.yaml/);
   });
 
   it("says when the server cannot be reached, the live tail too", async () => {

@@ -121,6 +121,13 @@ describe("TLS", () => {
     const untrusted = await runCli({ args: ["stats", "--json"], env });
     expect(untrusted.code).toBe(1);
     expect(untrusted.stderr).toMatch(/^coordination: cannot reach the server at https:\/\/127\.0\.0\.1:\d+ \(self[- ]signed certificate\)/);
+    // Without a URL, the server's own settings say where it is, HTTPS included.
+    const bySettings = await runCli({
+      args: ["stats", "--json"],
+      env: { COORDINATION_PORT: new URL(t.url).port, COORDINATION_TLS_CERT: cert, COORDINATION_TLS_KEY: key, COORDINATION_ADMIN_TOKEN: ADMIN_SECRET, NODE_EXTRA_CA_CERTS: cert },
+      cwd: dir,
+    });
+    expect([bySettings.code, bySettings.stderr, JSON.parse(bySettings.stdout || "{}").queues]).toEqual([0, "", []]);
   });
 
   it("a key that is not PEM, or not the certificate's, is a configuration error: the server exits 2 at once, naming both", async () => {

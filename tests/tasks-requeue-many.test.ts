@@ -176,5 +176,8 @@ describe("tasks.requeueMany", () => {
     expect(yesterday.code).toBe(2);
     expect(yesterday.stderr).toMatch(/^coordination: INVALID_INPUT: --after: /);
     expect(yesterday.stderr).not.toContain("finishedAfter");
+    // Only an option the command was given: `queues pause NAME` has no --queue, its field keeps its name.
+    const long = await runCli({ args: ["queues", "pause", "q".repeat(300)], env });
+    expect([long.code, long.stderr]).toEqual([2, "coordination: INVALID_INPUT: queue: must be at most 200 characters long\n"]);
   });
 });
