@@ -178,7 +178,7 @@ export class Metrics {
     const reported = new Map<number | "none", number>();
     new Counter({
       name: "coordination_http_responses_total",
-      help: "HTTP requests this process closed, by the status code it answered (none: closed before an answer went out, the client gone); a tRPC batch is one response, WebSocket messages are not counted",
+      help: "HTTP requests this process closed, by the status code it answered (none: closed before an answer was begun, the client gone); a tRPC batch is one response, WebSocket messages are not counted",
       labelNames: ["status"],
       registers,
       collect() {
@@ -254,8 +254,7 @@ export class Metrics {
     }
   }
 
-  /** An HTTP response closed with this status. */
-  /** A request closed: its answer's status, or null when none went out. */
+  /** A request closed: its answer's status, or null when none was begun (the client gone first). */
   observeResponse(status: number | null): void {
     const key = status ?? "none";
     this.responses.set(key, (this.responses.get(key) ?? 0) + 1);
