@@ -186,6 +186,9 @@ function serverOver(coordination: Coordination, config: Config, log: Logger, tls
       if (inFlight === 0) idle.splice(0).forEach((resolve) => resolve());
     });
     if (stopping) res.setHeader("connection", "close");
+    res.once("finish", () => {
+      if (!req.complete) lingeringClose(req.socket);
+    });
     const refusal = guards.refusal(req);
     if (refusal) return sendJson(res, 403, refusal);
     if (guards.preflight(req, res)) return;
@@ -413,6 +416,34 @@ function serverOver(coordination: Coordination, config: Config, log: Logger, tls
       return stopped;
     },
   };
+}
+
+/** How long, and how many bytes of a request's body, a connection closing after an early answer reads on (and drops). */
+const LINGER_MS = 1000;
+const LINGER_BYTES = 1024 * 1024;
+
+/**
+ * Ends a connection whose answer went out before its request's body was all read (a 401, a
+ * refusal, a route that takes none). Kept open, Node reads the rest of the body to reuse the
+ * connection, however long a client goes on streaming it (10 GB behind a bad token, in a trial).
+ * Closed at once with bytes unread, the kernel resets it and the client may lose the answer it
+ * was sent: so the server stops writing (FIN after the answer), reads on for at most LINGER_MS or
+ * LINGER_BYTES, dropping what comes, then closes (a "lingering close", as HTTP servers do).
+ */
+function lingeringClose(socket: Socket): void {
+  if (socket.destroyed) return;
+  socket.end();
+  const readBefore = socket.bytesRead;
+  const timer = setTimeout(() => socket.destroy(), LINGER_MS);
+  timer.unref();
+  const onData = () => {
+    if (socket.bytesRead - readBefore > LINGER_BYTES) socket.destroy();
+  };
+  socket.on("data", onData);
+  socket.once("close", () => {
+    clearTimeout(timer);
+    socket.off("data", onData);
+  });
 }
 
 /**

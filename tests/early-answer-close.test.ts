@@ -1,0 +1,42 @@
+// An answer given before the request's body was read (a bad credential's 401, a refusal) ends the
+// connection, instead of the server reading on, and discarding, whatever the client goes on
+// sending: a client with no credential could keep a core busy with an endless chunked body.
+import { connect, type Socket } from "node:net";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { startSecureServer } from "./helpers/secure-server.js";
+import type { TestServer } from "./helpers/test-server.js";
+
+let t: TestServer | undefined;
+let socket: Socket | undefined;
+afterEach(async () => {
+  socket?.destroy();
+  await t?.stop({ removeFiles: true });
+  t = undefined;
+});
+
+describe("an answer before the body was read", () => {
+  it("a 401 to a request still streaming its chunked body closes the connection; the server reads no more of it", async () => {
+    t = await startSecureServer();
+    const { hostname, port } = new URL(t.url);
+    socket = connect(Number(port), hostname);
+    await new Promise<void>((resolve) => socket!.once("connect", () => resolve()));
+    let answer = "";
+    let closed = false;
+    socket.on("data", (chunk: Buffer) => (answer += chunk.toString()));
+    socket.on("close", () => (closed = true));
+    socket.on("error", () => undefined);
+    socket.write(`POST /tasks HTTP/1.1\r\nhost: ${hostname}:${port}\r\nauthorization: Bearer not-a-token\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n`);
+    const chunk = `${(16 * 1024).toString(16)}\r\n${"x".repeat(16 * 1024)}\r\n`;
+    // Bounded: at most 2,000 chunks (32 MB), one every 5 ms, until the server has closed. It reads
+    // on a little after its answer (at most 1 MB or 1 s), so far fewer than all of them go.
+    let sent = 0;
+    for (; sent < 2000 && !closed; sent++) {
+      socket.write(chunk);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    await vi.waitFor(() => expect(closed).toBe(true), { timeout: 15_000, interval: 25 });
+    expect(sent).toBeLessThan(2000);
+    expect(answer).toMatch(/^HTTP\/1\.1 401 /);
+    expect(answer).toContain('"code":"UNAUTHORIZED"');
+  });
+});
