@@ -190,6 +190,16 @@ export const SETTINGS = {
     doc: "Most queues given a label of their own in /metrics (the first this process sees); the others are counted together in series labelled queue_overflow=\"true\", so client-chosen queue names cannot grow the metrics without bound",
   },
   maxConnections: { ...int(1, 1_000_000), default: 10_000, doc: "Most open connections (HTTP and WebSocket); more are answered 429 and closed" },
+  headersTimeoutMs: {
+    ...int(1000, 600_000, " (milliseconds)"),
+    default: 10_000,
+    doc: "How long a client may take to send a request's URL and headers; past it, 408 and the connection closes (a client that trickles its headers cannot hold a maxConnections slot longer)",
+  },
+  requestTimeoutMs: {
+    ...int(1000, 3_600_000, " (milliseconds)"),
+    default: 120_000,
+    doc: "How long a client may take to send a whole request, body included; past it, 408 and the connection closes (not the answer's wait: a long-poll is sent before it waits)",
+  },
   wsAuthTimeoutMs: {
     ...positiveMs(600_000),
     default: 10_000,

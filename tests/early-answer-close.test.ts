@@ -40,3 +40,28 @@ describe("an answer before the body was read", () => {
     expect(answer).toContain('"code":"UNAUTHORIZED"');
   });
 });
+
+describe("a request that does not arrive", () => {
+  it("headers trickled a line at a time past headersTimeoutMs get a 408 and the connection closes, freeing its slot", async () => {
+    t = await startSecureServer({ headersTimeoutMs: 1000, maxConnections: 2 });
+    const { hostname, port } = new URL(t.url);
+    socket = connect(Number(port), hostname);
+    await new Promise<void>((resolve) => socket!.once("connect", () => resolve()));
+    let answer = "";
+    let closed = false;
+    socket.on("data", (chunk: Buffer) => (answer += chunk.toString()));
+    socket.on("close", () => (closed = true));
+    socket.on("error", () => undefined);
+    socket.write(`GET /health HTTP/1.1\r\nhost: ${hostname}:${port}\r\n`);
+    // A header line every 200 ms, never the blank line that ends them (bounded: 200 lines).
+    for (let line = 0; line < 200 && !closed; line++) {
+      socket.write(`x-slow-${line}: 1\r\n`);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    await vi.waitFor(() => expect(closed).toBe(true), { timeout: 15_000, interval: 25 });
+    expect(answer).toMatch(/^HTTP\/1\.1 408 /);
+    expect(answer).toContain('"code":"REQUEST_TIMEOUT"');
+    // Its slot is free again: a request is served.
+    expect((await fetch(`${t.url}/health`)).status).toBe(200);
+  });
+});

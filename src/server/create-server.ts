@@ -239,9 +239,17 @@ function serverOver(coordination: Coordination, config: Config, log: Logger, tls
     res.writeHead(200, { "content-type": services.metrics.contentType });
     res.end(text);
   };
+  // Node's own timeouts are a minute for the headers and five for a request, checked every 30 s:
+  // 40 clients trickling a header line every 5 s held every slot of a 40-connection server for
+  // over a minute (a trial). Ours are settings, checked often enough to keep them.
+  const timeouts = {
+    headersTimeout: Math.min(config.headersTimeoutMs, config.requestTimeoutMs),
+    requestTimeout: config.requestTimeoutMs,
+    connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(config.headersTimeoutMs / 4))),
+  };
   const http = tls
-    ? createHttpsServer({ ...tls, maxHeaderSize: MAX_HEADER_BYTES }, handle)
-    : createHttpServer({ maxHeaderSize: MAX_HEADER_BYTES }, handle);
+    ? createHttpsServer({ ...tls, maxHeaderSize: MAX_HEADER_BYTES, ...timeouts }, handle)
+    : createHttpServer({ maxHeaderSize: MAX_HEADER_BYTES, ...timeouts }, handle);
 
   // Open connections are bounded (maxConnections): one more is answered 429 (plain HTTP; under
   // TLS it is dropped, having no handshake yet) and destroyed, before anything it sends is
