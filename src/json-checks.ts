@@ -19,44 +19,95 @@ export const REFUSED_KEY_PROBLEM = "is a key tRPC's wire format (superjson) refu
 /** No configuration may allow deeper JSON than this: superjson serializes 1,000 levels safely. */
 export const JSON_DEPTH_CEILING = 512;
 
-type Frame = { value: unknown; path: string; depth: number };
+/** What a value nested deeper than `maxDepth` is told; past the ceiling, that no server's setting takes it either. */
+export const nestsTooDeep = (maxDepth: number): string =>
+  maxDepth >= JSON_DEPTH_CEILING
+    ? `nests deeper than ${JSON_DEPTH_CEILING} levels, more than any server stores (maxJsonDepth is at most ${JSON_DEPTH_CEILING}); flatten it or store it as a string`
+    : `nests deeper than ${maxDepth} levels; flatten it or store it as a string`;
+
+/**
+ * A container being walked, with where it is: its parent and its key there. Paths are spelled
+ * out only for the one reported (pathOf): building one per element cost a string and a frame per
+ * item, and a 500,000-number array held the event loop for 150 ms in these checks and their GC.
+ */
+type Frame = { value: object; parent: Frame | undefined; key: string | number; depth: number };
+
+/** `frame`'s path ("a.b[2]"), then `last` if given; "" at the root. */
+function pathOf(frame: Frame | undefined, last?: string | number): string {
+  const keys: Array<string | number> = last === undefined ? [] : [last];
+  for (let f = frame; f !== undefined && f.parent !== undefined; f = f.parent) keys.push(f.key);
+  let path = "";
+  for (let i = keys.length - 1; i >= 0; i--) {
+    const key = keys[i]!;
+    path += typeof key === "number" ? `[${key}]` : path === "" ? key : `.${key}`;
+  }
+  return path;
+}
+
+/** Why a value that is no container cannot be stored as JSON, or null; "container" for an object or array. */
+function scalarProblem(v: unknown): string | null {
+  if (v === null || typeof v === "string" || typeof v === "boolean") return null;
+  if (typeof v === "number") return Number.isFinite(v) ? null : `is ${v} (not representable in JSON)`;
+  if (typeof v === "object") return "container";
+  return `is ${v === undefined ? "undefined" : `a ${typeof v}`} (not representable in JSON)`;
+}
 
 /**
  * The first reason `value` cannot be stored as JSON, naming its path, or null. Iterative, so a
  * value nested 100,000 levels deep is reported, not a stack overflow. `depth` counts containers:
- * 1 is 1 level deep, {"a":1} 1, [[1]] 2.
+ * 1 is 1 level deep, {"a":1} 1, [[1]] 2. Problems are found in document order.
  */
 export function findNonJson(value: unknown, maxDepth: number = JSON_DEPTH_CEILING, root = "value"): string | null {
-  const stack: Frame[] = [{ value, path: "", depth: 0 }];
   const at = (path: string) => path || root;
+  const top = scalarProblem(value);
+  if (top !== "container") return top === null ? null : `${root} ${top}`;
+  // Containers to walk, and problems found among their siblings (reported once the containers
+  // before them were walked: document order).
+  const stack: Array<Frame | string> = [{ value: value as object, parent: undefined, key: "", depth: 0 }];
   while (stack.length > 0) {
-    const { value: v, path, depth } = stack.pop()!;
-    if (v === null || typeof v === "string" || typeof v === "boolean") continue;
-    if (typeof v === "number") {
-      if (!Number.isFinite(v)) return `${at(path)} is ${v} (not representable in JSON)`;
-      continue;
-    }
-    if (typeof v !== "object") return `${at(path)} is ${v === undefined ? "undefined" : `a ${typeof v}`} (not representable in JSON)`;
+    const f = stack.pop()!;
+    if (typeof f === "string") return f;
+    const v = f.value;
     // The field is named by the caller (zod's issue path); a path 500 levels long would name nothing.
-    if (depth + 1 > maxDepth) return `nests deeper than ${maxDepth} levels`;
+    if (f.depth + 1 > maxDepth) return nestsTooDeep(maxDepth);
+    const inner: Frame[] = [];
+    let problem: string | undefined;
     if (Array.isArray(v)) {
-      for (let i = v.length - 1; i >= 0; i--) stack.push({ value: v[i], path: `${path}[${i}]`, depth: depth + 1 });
-      continue;
+      for (let i = 0; i < v.length; i++) {
+        const item: unknown = v[i];
+        const found = scalarProblem(item);
+        if (found === null) continue;
+        if (found === "container") inner.push({ value: item as object, parent: f, key: i, depth: f.depth + 1 });
+        else {
+          problem = `${at(pathOf(f, i))} ${found}`;
+          break;
+        }
+      }
+    } else {
+      const proto = Object.getPrototypeOf(v) as unknown;
+      if (proto !== Object.prototype && proto !== null) {
+        return `${at(pathOf(f))} is a ${v.constructor?.name ?? "non-plain object"} (only plain JSON objects are stored)`;
+      }
+      for (const key of Object.keys(v)) {
+        if (REFUSED_KEYS.has(key)) {
+          problem = `${pathOf(f, key)} ${REFUSED_KEY_PROBLEM}`;
+          break;
+        }
+        const item = (v as Record<string, unknown>)[key];
+        // A property holding undefined is one left out, as JSON.stringify (which stores the value)
+        // has it: TypeScript's optional fields ({ note?: string }) are typed JSON and may hold it.
+        if (item === undefined) continue;
+        const found = scalarProblem(item);
+        if (found === null) continue;
+        if (found === "container") inner.push({ value: item as object, parent: f, key, depth: f.depth + 1 });
+        else {
+          problem = `${at(pathOf(f, key))} ${found}`;
+          break;
+        }
+      }
     }
-    const proto = Object.getPrototypeOf(v) as unknown;
-    if (proto !== Object.prototype && proto !== null) {
-      return `${at(path)} is a ${(v as object).constructor?.name ?? "non-plain object"} (only plain JSON objects are stored)`;
-    }
-    const entries = Object.entries(v);
-    for (let i = entries.length - 1; i >= 0; i--) {
-      const [key, inner] = entries[i]!;
-      const keyPath = path ? `${path}.${key}` : key;
-      if (REFUSED_KEYS.has(key)) return `${keyPath} ${REFUSED_KEY_PROBLEM}`;
-      // A property holding undefined is one left out, as JSON.stringify (which stores the value)
-      // has it: TypeScript's optional fields ({ note?: string }) are typed JSON and may hold it.
-      if (inner === undefined) continue;
-      stack.push({ value: inner, path: keyPath, depth: depth + 1 });
-    }
+    if (problem !== undefined) stack.push(problem);
+    for (let i = inner.length - 1; i >= 0; i--) stack.push(inner[i]!);
   }
   return null;
 }
@@ -78,20 +129,25 @@ export function jsonDepth(value: unknown, stopAbove: number): number {
   return max;
 }
 
-/** Where `value` holds a key of REFUSED_KEYS ("a.b[2].constructor"), at any depth, or null. Iterative. */
+/** Where `value` holds a key of REFUSED_KEYS ("a.b[2].constructor"), at any depth, or null. Iterative; walks containers only. */
 export function findRefusedKey(value: unknown): string | null {
-  const stack: Array<{ value: unknown; path: string }> = [{ value, path: "" }];
+  if (value === null || typeof value !== "object") return null;
+  const stack: Frame[] = [{ value, parent: undefined, key: "", depth: 0 }];
   while (stack.length > 0) {
-    const { value: v, path } = stack.pop()!;
-    if (v === null || typeof v !== "object") continue;
+    const f = stack.pop()!;
+    const v = f.value;
     if (Array.isArray(v)) {
-      for (let i = 0; i < v.length; i++) stack.push({ value: v[i], path: `${path}[${i}]` });
+      for (let i = v.length - 1; i >= 0; i--) {
+        const item: unknown = v[i];
+        if (item !== null && typeof item === "object") stack.push({ value: item, parent: f, key: i, depth: 0 });
+      }
       continue;
     }
-    for (const key of Object.keys(v)) {
-      const keyPath = path ? `${path}.${key}` : key;
-      if (REFUSED_KEYS.has(key)) return keyPath;
-      stack.push({ value: (v as Record<string, unknown>)[key], path: keyPath });
+    const keys = Object.keys(v);
+    for (const key of keys) if (REFUSED_KEYS.has(key)) return pathOf(f, key);
+    for (let i = keys.length - 1; i >= 0; i--) {
+      const item = (v as Record<string, unknown>)[keys[i]!];
+      if (item !== null && typeof item === "object") stack.push({ value: item, parent: f, key: keys[i]!, depth: 0 });
     }
   }
   return null;

@@ -11,7 +11,7 @@ import { unauthorized } from "../auth/access.js";
 import { bearerSecret } from "../auth/token-secret.js";
 import { httpTransport } from "../delivery/transports.js";
 import { errorHeaders, invalidField, ERROR_STATUS, type ErrorBody } from "../errors.js";
-import { JSON_DEPTH_CEILING, jsonDepth } from "../json-value.js";
+import { JSON_DEPTH_CEILING, jsonDepth, nestsTooDeep } from "../json-value.js";
 import type { Logger } from "../logger.js";
 import { assertQueryEncoding, mediaTypeOf, NOT_UTF8, readBody, sendJson, unreadableBody } from "../server/http-io.js";
 import type { Services } from "../services.js";
@@ -124,6 +124,6 @@ async function readJsonBody(req: IncomingMessage, limit: number): Promise<Record
     throw invalidField("input", `Request body must be a JSON object (got ${got})`);
   }
   const tooDeep = Object.entries(parsed).find(([, value]) => jsonDepth(value, MAX_FIELD_DEPTH) > MAX_FIELD_DEPTH);
-  if (tooDeep) throw invalidField(tooDeep[0], `nests deeper than ${JSON_DEPTH_CEILING} levels`);
+  if (tooDeep) throw invalidField(tooDeep[0], nestsTooDeep(JSON_DEPTH_CEILING), { field: tooDeep[0], maxDepth: JSON_DEPTH_CEILING });
   return parsed as Record<string, unknown>;
 }
