@@ -163,6 +163,11 @@ export const SETTINGS = {
   },
   maxBatchCalls: { ...int(1, 10_000), default: 100, doc: "Most calls in one tRPC batch, over HTTP or in one WebSocket frame" },
   maxSubscriptionsPerSocket: { ...int(1, 100_000), default: 100, doc: "Most live subscriptions (events.onEvent) open on one WebSocket" },
+  maxSubscriptionsPerCredential: {
+    ...int(1, 1_000_000),
+    default: 2000,
+    doc: "Most live subscriptions open under one credential, over all its WebSockets (without credentials, all callers share one): each costs memory and a share of every event's fan-out",
+  },
   maxParkedPerAgent: { ...int(1, 100_000), default: 64, doc: "Most long-polls (claims and polls with waitMs) one agent may have waiting at once" },
   maxMcpSessionsPerAgent: {
     ...int(1, 10_000),

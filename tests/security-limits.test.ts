@@ -4,7 +4,8 @@ import { connect, type Socket } from "node:net";
 import WebSocket from "ws";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { collectEvents } from "./helpers/event-collector.js";
-import { http } from "./helpers/secure-server.js";
+import { createCoordinationClient } from "../client/index.js";
+import { http, startSecureServer } from "./helpers/secure-server.js";
 import { startTestServer, type TestServer } from "./helpers/test-server.js";
 
 let t: TestServer | undefined;
@@ -60,6 +61,33 @@ describe("per-client limits", () => {
     const again = collectEvents(t.api, {});
     await again.started;
     expect(again.errors).toEqual([]);
+  });
+
+  it("subscriptions per credential are bounded over all its sockets; another credential is not held by it; one that ends frees its place", async () => {
+    const s = await startSecureServer({ maxSubscriptionsPerCredential: 3 });
+    t = s;
+    const token = await s.issue("read");
+    const clients = [createCoordinationClient({ url: s.url, token }), createCoordinationClient({ url: s.url, token })];
+    try {
+      // Two sockets of one credential: 2 + 1 streams take its 3 places.
+      const streams = [collectEvents(clients[0]!.api, {}), collectEvents(clients[0]!.api, {}), collectEvents(clients[1]!.api, {})];
+      await Promise.all(streams.map((stream) => stream.started));
+      const fourth = collectEvents(clients[1]!.api, {});
+      await until(() => fourth.errors.length === 1);
+      expect((fourth.errors[0] as { data: { code: string } }).data.code).toBe("LIMIT_EXCEEDED");
+      expect((fourth.errors[0] as Error).message).toBe("too many live subscriptions under this credential: the limit is 3 (setting maxSubscriptionsPerCredential)");
+      // The admin's credential has places of its own.
+      const admin = collectEvents(s.admin, {});
+      await admin.started;
+      expect(admin.errors).toEqual([]);
+      streams[0]!.unsubscribe();
+      await until(() => s.server.services.events.liveStreams.size === 3);
+      const again = collectEvents(clients[1]!.api, {});
+      await again.started;
+      expect(again.errors).toEqual([]);
+    } finally {
+      await Promise.all(clients.map((client) => client.close()));
+    }
   });
 
   it("calls per HTTP batch are bounded", async () => {

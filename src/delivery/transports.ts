@@ -163,7 +163,12 @@ export class SocketCalls {
 }
 
 /** `streams`: the live streams open on this socket, bounded (src/per-key-limit.ts); one per socket. `calls`: its calls in progress. */
-export function webSocketTransport(socket: WebSocket, streams: PerKeyLimit, calls: SocketCalls): Transport {
+/**
+ * A WebSocket call's. `streams` counts the socket's live streams (maxSubscriptionsPerSocket);
+ * `admitForCredential` counts one more under the socket's credential (maxSubscriptionsPerCredential)
+ * and returns its release, or throws LIMIT_EXCEEDED.
+ */
+export function webSocketTransport(socket: WebSocket, streams: PerKeyLimit, calls: SocketCalls, admitForCredential: () => () => void = () => () => undefined): Transport {
   const gone = new AbortController();
   socket.once("close", () => gone.abort());
   return {
@@ -182,7 +187,19 @@ export function webSocketTransport(socket: WebSocket, streams: PerKeyLimit, call
     stream: {
       backlog: () => socket.bufferedAmount,
       close: (code, reason) => socket.close(code, reason),
-      admitStream: () => streams.acquire("socket"),
+      admitStream: () => {
+        const releaseOnSocket = streams.acquire("socket");
+        try {
+          const releaseForCredential = admitForCredential();
+          return () => {
+            releaseOnSocket();
+            releaseForCredential();
+          };
+        } catch (error) {
+          releaseOnSocket();
+          throw error;
+        }
+      },
     },
   };
 }

@@ -307,6 +307,9 @@ function serverOver(coordination: Coordination, config: Config, log: Logger, tls
     const reason = tokenId === OPEN_CALLERS ? "credentials are now required" : "credential revoked";
     for (const calls of socketsByToken.get(tokenId) ?? []) calls.closeWhenAnswered(WS_CLOSE_UNAUTHORIZED, reason, config.shutdownTimeoutMs);
   });
+  // One credential's live streams, over all its sockets: a read token opened 20,000 (200 sockets
+  // of 100) and every event's fan-out held /health for seconds (a trial).
+  const streamsByCredential = new PerKeyLimit(config.maxSubscriptionsPerCredential, () => "too many live subscriptions under this credential", "maxSubscriptionsPerCredential");
   const wsHandler = applyWSSHandler({
     wss,
     router: appRouter,
@@ -334,7 +337,8 @@ function serverOver(coordination: Coordination, config: Config, log: Logger, tls
         });
       }
       const streams = new PerKeyLimit(config.maxSubscriptionsPerSocket, () => "too many live subscriptions on this WebSocket", "maxSubscriptionsPerSocket");
-      return { core: services, transport: webSocketTransport(res, streams, calls), caller };
+      const credentialKey = caller.kind === "token" ? `token:${caller.tokenId}` : caller.kind;
+      return { core: services, transport: webSocketTransport(res, streams, calls, () => streamsByCredential.acquire(credentialKey)), caller };
     },
     onError: onTrpcError,
     keepAlive: { enabled: true, pingMs: 30_000, pongWaitMs: 10_000 },
