@@ -431,7 +431,9 @@ export async function runWorker<P>(options: WorkerOptions<P>): Promise<Worker> {
         }
         // A claim without its answer is sent again with its key (above); a lease another call
         // may have taken without answering (a settle's next task) is looked for among the agent's.
-        if (isTransient(error) && claimKey === undefined) orphansSuspected = true;
+        // A claim the server refused (a bad input, too many parked): answered, it leased nothing.
+        if (!isTransient(error)) claimKey = undefined;
+        else if (claimKey === undefined) orphansSuspected = true;
         onError(error);
         await sleep(CLAIM_RETRY_MS, undefined, { signal: claiming.signal }).catch(() => undefined);
       }

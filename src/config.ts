@@ -203,7 +203,7 @@ export const SETTINGS = {
   requestTimeoutMs: {
     ...int(1000, 3_600_000, " (milliseconds)"),
     default: 120_000,
-    doc: "How long a client may take to send a whole request, body included; past it, 408 and the connection closes (not the answer's wait: a long-poll is sent before it waits)",
+    doc: "How long a client may take to send a whole request, body included; past it, 408 and the connection closes (not the answer's wait: a long-poll is sent before it waits). A body of maxBodyBytes must arrive at maxBodyBytes / this per ms at least: raise it with maxBodyBytes for slow links",
   },
   wsAuthTimeoutMs: {
     ...positiveMs(600_000),

@@ -102,7 +102,13 @@ describe("arguments that are no object", () => {
 
     // A "__proto__" key is refused by name, not dropped on the way (the call would run without it).
     const proto = await post(JSON.parse('{"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"name":"queue_stats","arguments":{"__proto__":{"limit":1}}}}'));
-    expect(proto).toEqual({ status: 200, answer: { jsonrpc: "2.0", id: 6, error: { code: -32602, message: 'Invalid params: "__proto__" is no argument of any tool' } } });
+    expect(proto).toEqual({
+      status: 200,
+      answer: { jsonrpc: "2.0", id: 6, error: { code: -32602, message: "Invalid params: __proto__ is a key tRPC's wire format (superjson) refuses to carry; rename it" } },
+    });
+    // Inside a record argument too (register_agent's metadata), where the SDK's reading would drop it.
+    const nested = await post(JSON.parse('{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"register_agent","arguments":{"metadata":{"__proto__":{"x":1},"a":1}}}}'));
+    expect(nested.answer.error).toEqual({ code: -32602, message: "Invalid params: metadata.__proto__ is a key tRPC's wire format (superjson) refuses to carry; rename it" });
 
     for (const [id, given, kind] of [
       [3, "{\"queue\": \"x\"}", "a string"],

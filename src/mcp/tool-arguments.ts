@@ -4,6 +4,7 @@
 // to leave out; some hosts send `arguments: null` for a call with none. Read as left out, rather
 // than refused field by field ("expected string, received null") until the model gives up.
 import { z } from "zod";
+import { findRefusedKey, REFUSED_KEY_PROBLEM } from "../json-checks.js";
 
 /** A tool call's arguments as the endpoint passes them on: cleaned, or refused with why. */
 export type ToolArguments = { ok: true; arguments: Record<string, unknown> | undefined } | { ok: false; message: string };
@@ -53,8 +54,10 @@ export function toolArguments(schema: z.ZodType | undefined, given: unknown): To
     const kind = Array.isArray(given) ? "a list" : typeof given === "string" ? "a string" : `a ${typeof given}`;
     return { ok: false, message: `Invalid params: arguments must be an object of the tool's named arguments, or left out; it is ${kind}` };
   }
-  // No tool has it, and the SDK's own reading of arguments would drop it without a word (an
-  // assignment of "__proto__" sets a prototype): refused here, by name.
-  if (Object.hasOwn(given, "__proto__")) return { ok: false, message: 'Invalid params: "__proto__" is no argument of any tool' };
+  // The keys superjson refuses, at any depth, as every transport refuses them: the SDK's own
+  // reading of arguments (records among them: metadata) would drop a "__proto__" without a word
+  // (an assignment of it sets a prototype), and the call would run without it.
+  const refused = findRefusedKey(given);
+  if (refused !== null) return { ok: false, message: `Invalid params: ${refused} ${REFUSED_KEY_PROBLEM}` };
   return { ok: true, arguments: schema === undefined ? given : (withoutNulls(schema, given) as Record<string, unknown>) };
 }

@@ -4,7 +4,7 @@
 // and carries its caller (src/auth/) into the procedures, which decide what it may do.
 // createServer(config) -> { start, stop, url }; only the CLI installs signal handlers.
 import { readFileSync } from "node:fs";
-import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from "node:http";
+import { createServer as createHttpServer, ServerResponse, type IncomingMessage } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo, Socket } from "node:net";
 import { createHTTPHandler } from "@trpc/server/adapters/standalone";
@@ -165,8 +165,9 @@ function serverOver(coordination: Coordination, config: Config, log: Logger, tls
   // 64 KiB of URL and headers (Node reads 16 KiB): a recall query of 2,000 characters of any
   // script is at most 24 KB percent-encoded. Longer still is a 431 with the JSON error body.
   const handle = (req: IncomingMessage, res: ServerResponse) => {
-    // A connection over maxConnections was answered 429 already: nothing it sends is served.
-    if (refused.has(req.socket)) return void req.socket.destroy();
+    // A connection over maxConnections was answered 429 already, one closing after an early
+    // answer is on its way out: nothing more it sends is served.
+    if (refused.has(req.socket) || lingering.has(req.socket)) return void req.socket.destroy();
     const started = process.hrtime.bigint();
     inFlight++;
     res.on("close", () => {
@@ -186,9 +187,6 @@ function serverOver(coordination: Coordination, config: Config, log: Logger, tls
       if (inFlight === 0) idle.splice(0).forEach((resolve) => resolve());
     });
     if (stopping) res.setHeader("connection", "close");
-    res.once("finish", () => {
-      if (!req.complete) lingeringClose(req.socket);
-    });
     const refusal = guards.refusal(req);
     if (refusal) return sendJson(res, 403, refusal);
     if (guards.preflight(req, res)) return;
@@ -248,8 +246,8 @@ function serverOver(coordination: Coordination, config: Config, log: Logger, tls
     connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(config.headersTimeoutMs / 4))),
   };
   const http = tls
-    ? createHttpsServer({ ...tls, maxHeaderSize: MAX_HEADER_BYTES, ...timeouts }, handle)
-    : createHttpServer({ maxHeaderSize: MAX_HEADER_BYTES, ...timeouts }, handle);
+    ? createHttpsServer({ ...tls, maxHeaderSize: MAX_HEADER_BYTES, ServerResponse: EarlyAnswerClosing, handshakeTimeout: config.headersTimeoutMs, ...timeouts }, handle)
+    : createHttpServer({ maxHeaderSize: MAX_HEADER_BYTES, ServerResponse: EarlyAnswerClosing, ...timeouts }, handle);
 
   // Open connections are bounded (maxConnections): one more is answered 429 (plain HTTP; under
   // TLS it is dropped, having no handshake yet) and destroyed, before anything it sends is
@@ -267,7 +265,16 @@ function serverOver(coordination: Coordination, config: Config, log: Logger, tls
       return;
     }
     connections++;
-    socket.once("close", () => connections--);
+    // Node's checks answer a connection that sends nothing in time with a 408 too; should one
+    // not (a connection its checks do not see), it is closed at twice headersTimeoutMs.
+    const silent = setTimeout(() => {
+      if (socket.bytesRead === 0) socket.destroy();
+    }, 2 * config.headersTimeoutMs);
+    silent.unref();
+    socket.once("close", () => {
+      connections--;
+      clearTimeout(silent);
+    });
   });
 
   // Node answers a request it cannot parse with a bare status line; say what is wrong, in the one error shape.
@@ -430,31 +437,56 @@ function serverOver(coordination: Coordination, config: Config, log: Logger, tls
   };
 }
 
-/** How long, and how many bytes of a request's body, a connection closing after an early answer reads on (and drops). */
-const LINGER_MS = 1000;
+/** Connections being closed after an answer given before their request's body was all read: no request on them is run any more. */
+const lingering = new WeakSet<Socket>();
+
+/**
+ * A response that ends its connection when it is answered before its request's body was all read
+ * (a 401, a guard's refusal, a route that takes no body): it says `connection: close`, and the
+ * connection closes after it by a lingering close. Kept alive, Node read the rest of the body to
+ * reuse the connection, however long a client went on streaming it (10 GB behind a bad token, in
+ * a trial), and ran a request sent after it. Decided as the head is written: every answer's head
+ * goes through writeHead (res.end without it calls it too).
+ */
+class EarlyAnswerClosing extends ServerResponse<IncomingMessage> {}
+const nodeWriteHead = ServerResponse.prototype.writeHead as (this: ServerResponse, ...args: unknown[]) => ServerResponse;
+// Assigned, not declared: writeHead's overloads cannot be restated by an override.
+EarlyAnswerClosing.prototype.writeHead = function (this: EarlyAnswerClosing, ...args: unknown[]) {
+  const socket = this.req.socket;
+  if (!this.req.complete && !lingering.has(socket)) {
+    this.shouldKeepAlive = false;
+    lingering.add(socket);
+    // Node ends a connection: close answer with destroySoon, which closes with the body's bytes
+    // unread: the kernel then resets the connection, and the client may lose the answer.
+    socket.destroySoon = () => lingeringClose(socket);
+  }
+  return nodeWriteHead.apply(this, args);
+} as ServerResponse["writeHead"];
+
+/** How long, and how many more bytes, a connection closing after an early answer reads on (and drops). */
+const LINGER_MS = 500;
 const LINGER_BYTES = 1024 * 1024;
 
 /**
- * Ends a connection whose answer went out before its request's body was all read (a 401, a
- * refusal, a route that takes none). Kept open, Node reads the rest of the body to reuse the
- * connection, however long a client goes on streaming it (10 GB behind a bad token, in a trial).
- * Closed at once with bytes unread, the kernel resets it and the client may lose the answer it
- * was sent: so the server stops writing (FIN after the answer), reads on for at most LINGER_MS or
- * LINGER_BYTES, dropping what comes, then closes (a "lingering close", as HTTP servers do).
+ * Closes a connection whose answer went out before its request's body was all read: the server
+ * stops writing (FIN after the answer) and reads on, dropping what comes, for at most LINGER_MS or
+ * LINGER_BYTES, then closes (a "lingering close", as HTTP servers do), so that the client is not
+ * reset before it has read its answer.
  */
 function lingeringClose(socket: Socket): void {
   if (socket.destroyed) return;
   socket.end();
   const readBefore = socket.bytesRead;
-  const timer = setTimeout(() => socket.destroy(), LINGER_MS);
-  timer.unref();
-  const onData = () => {
+  // Node's parser reads the socket natively, with no data events: its count is looked at.
+  const watch = setInterval(() => {
     if (socket.bytesRead - readBefore > LINGER_BYTES) socket.destroy();
-  };
-  socket.on("data", onData);
+  }, 25);
+  const timer = setTimeout(() => socket.destroy(), LINGER_MS);
+  watch.unref();
+  timer.unref();
   socket.once("close", () => {
+    clearInterval(watch);
     clearTimeout(timer);
-    socket.off("data", onData);
   });
 }
 
