@@ -84,9 +84,10 @@ function untilIdle(session: Session, ms: number): Promise<void> {
 
 /**
  * Reads the arguments of the body's tool calls in place, as tool-arguments.ts says (null for none,
- * null fields left out). A lone call whose arguments are no object is refused: its id and why
- * (the SDK answered -32603 with a dump of its own schema's issues). In a batch, such a call is
- * left for the SDK to refuse: its other messages must still run.
+ * null fields left out). A lone call whose arguments are no object, or hold a key superjson
+ * refuses, is refused: its id and why (the SDK answered -32603 with a dump of its own schema's
+ * issues, or dropped the key). In a batch, such a call is left for the SDK: its other messages
+ * must still run.
  */
 function readToolCalls(body: unknown, inputSchemaOf: (tool: string) => ZodType | undefined): { id: string | number | null; message: string } | undefined {
   const batch = Array.isArray(body);
