@@ -26,6 +26,11 @@ export const isLeaseGone = (error: unknown): boolean => {
 };
 /** The server does not know the procedure: it is older than this client (tasks.completeAndClaim came later). */
 export const isUnknownProcedure = (error: unknown): boolean => isTRPCClientError(error) && error.data?.code === "ROUTE_NOT_FOUND";
+/** The server refused `field` as unknown to it (an older server than this client): the call is sent again without it. */
+export const isUnknownField = (error: unknown, field: string): boolean =>
+  isTRPCClientError(error) &&
+  error.data?.code === "INVALID_INPUT" &&
+  ((error.data as { details?: { issues?: Array<{ path?: unknown; message?: unknown }> } }).details?.issues ?? []).some((issue) => issue.path === field && issue.message === "unknown field");
 /** The server refused the caller's credential (revoked, unknown, or not this agent's): no retry mends it. */
 export const isCredentialRefused = (error: unknown): boolean => isTRPCClientError(error) && (error.data?.code === "UNAUTHORIZED" || error.data?.code === "FORBIDDEN");
 /** No answer, a 429 or a 5xx: the request may succeed if sent again. Not an input the client could not even send. */

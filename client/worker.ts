@@ -10,7 +10,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { setMaxListeners } from "node:events";
 import { randomUUID } from "node:crypto";
-import { HeldLease, isCredentialRefused, isTransient, isUnknownProcedure } from "./lease-calls.js";
+import { HeldLease, isCredentialRefused, isTransient, isUnknownField, isUnknownProcedure } from "./lease-calls.js";
 import { unsendableCause } from "./serialize-input.js";
 import type { ClaimedTask, CoordinationApi, JsonObject, JsonValue, RouterInputs, RouterOutputs } from "./types.js";
 
@@ -195,6 +195,8 @@ export async function runWorker<P>(options: WorkerOptions<P>): Promise<Worker> {
   let orphansSuspected = false;
   /** False once the server said it has no tasks.completeAndClaim (an older server): plain complete then. */
   let serverCompletesAndClaims = true;
+  /** False once the server refused a claim's idempotencyKey as unknown (an older server): claims go without, as before. */
+  let serverKeysClaims = true;
   let adopting: Promise<void> | undefined;
   let completed = 0;
   let failed = 0;
@@ -393,10 +395,16 @@ export async function runWorker<P>(options: WorkerOptions<P>): Promise<Worker> {
         // A claim sent again goes first: the lease it may hold runs out while it waits behind others.
         let next: Claimed | undefined = claimKey === undefined ? backlog.shift() : undefined;
         if (next === undefined) {
-          claimKey ??= randomUUID();
+          if (serverKeysClaims) claimKey ??= randomUUID();
           const task = await api.tasks.claim.mutate(
             // With tasks waiting in the backlog, no long-poll: they are run next.
-            { agentId, queues: options.queues, leaseMs: options.leaseMs, waitMs: backlog.length > 0 ? 0 : (options.waitMs ?? 10_000), idempotencyKey: claimKey },
+            {
+              agentId,
+              queues: options.queues,
+              leaseMs: options.leaseMs,
+              waitMs: backlog.length > 0 ? 0 : (options.waitMs ?? 10_000),
+              ...(claimKey === undefined ? {} : { idempotencyKey: claimKey }),
+            },
             { signal: claiming.signal },
           );
           claimKey = undefined;
@@ -431,6 +439,13 @@ export async function runWorker<P>(options: WorkerOptions<P>): Promise<Worker> {
         }
         // A claim without its answer is sent again with its key (above); a lease another call
         // may have taken without answering (a settle's next task) is looked for among the agent's.
+        // A server older than claim keys refuses the field: claims go without it from now on (a
+        // lost answer is then found by adoption, as before), at once.
+        if (serverKeysClaims && isUnknownField(error, "idempotencyKey")) {
+          serverKeysClaims = false;
+          claimKey = undefined;
+          continue;
+        }
         // A claim the server refused (a bad input, too many parked): answered, it leased nothing.
         if (!isTransient(error)) claimKey = undefined;
         else if (claimKey === undefined) orphansSuspected = true;

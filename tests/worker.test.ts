@@ -397,6 +397,40 @@ describe("runWorker", () => {
     }
   });
 
+  it("against a server older than claim keys (it refuses idempotencyKey as unknown), claims go without it, losing nothing", async () => {
+    await using t = await startTestServer();
+    await t.api.tasks.enqueueMany.mutate({ tasks: Array.from({ length: 3 }, (_, n) => ({ queue: "old", payload: { n } })) });
+    const sentKeys: unknown[] = [];
+    // The older server's answer to the field: a real refusal of an unknown field, named as that server would name it.
+    const claim = async (input: Parameters<typeof t.api.tasks.claim.mutate>[0], options?: Parameters<typeof t.api.tasks.claim.mutate>[1]) => {
+      sentKeys.push(input.idempotencyKey);
+      if (input.idempotencyKey === undefined) return t.api.tasks.claim.mutate(input, options);
+      const { idempotencyKey, ...rest } = input;
+      try {
+        return await t.api.tasks.claim.mutate({ ...rest, notInThisVersion: idempotencyKey } as never, options);
+      } catch (error) {
+        for (const issue of (error as { data: { details: { issues: Array<{ path: string }> } } }).data.details.issues) if (issue.path === "notInThisVersion") issue.path = "idempotencyKey";
+        throw error;
+      }
+    };
+    const olderServer = new Proxy(t.api, {
+      get: (api, key) => (key !== "tasks" ? Reflect.get(api, key) : new Proxy(api.tasks, { get: (tasks, name) => (name === "claim" ? { mutate: claim } : Reflect.get(tasks, name)) })),
+    });
+    const errors: unknown[] = [];
+    const worker = await runWorker({ api: olderServer, agentId: "w-old-claims", queues: ["old"], waitMs: 200, onError: (e) => errors.push(e), handler: async (task) => (task.payload as { n: number }).n });
+    try {
+      await vi.waitFor(() => expect(worker.completed).toBe(3), { timeout: 15_000, interval: 20 });
+      const done = await t.api.tasks.list.query({ queue: "old", status: "completed" });
+      expect(done.items.map((task) => task.result).sort()).toEqual([0, 1, 2]);
+      // One claim with a key, refused; every one after without, and nothing told to onError.
+      expect(typeof sentKeys[0]).toBe("string");
+      expect(sentKeys.slice(1).every((key) => key === undefined)).toBe(true);
+      expect(errors).toEqual([]);
+    } finally {
+      await worker.stop();
+    }
+  });
+
   it("renews a lease the server capped below the one asked for, from the expiry the server returned", async () => {
     await using t = await startTestServer({ leaseMs: 900, maxLeaseMs: 900, leaseSweepMs: 50 });
     const gate = deferred();
