@@ -56,8 +56,6 @@ interface Session {
   busy: number;
   /** Set once it is being ended: no longer counted against the caps, and takes no more requests. */
   ending?: boolean;
-  /** Closes its transport, once (end: at once, or after its requests under way were answered). */
-  close?: () => void;
   /** The response each JSON-RPC request under way is answered in, by id (delivery confirmation). */
   responses: Map<string | number, ServerResponse>;
   /** Aborted when its client deletes it: its calls under way stop waiting and are answered so (mcp-tools.ts). */
@@ -122,18 +120,8 @@ export function createMcpEndpoint(services: Services) {
     if (session.ending) return;
     session.ending = true;
     log.debug({ session: id, owner: session.owner, reason }, "MCP session ended");
-    let closed = false;
-    let patience: NodeJS.Timeout | undefined;
-    session.close = () => {
-      if (closed) return;
-      closed = true;
-      clearTimeout(patience);
-      void session.transport.close().catch(() => undefined);
-    };
     for (const stream of session.streamResponses) stream.end();
-    if (session.busy === 0) return session.close();
-    patience = setTimeout(session.close, config.shutdownTimeoutMs);
-    patience.unref();
+    void untilIdle(session, config.shutdownTimeoutMs).then(() => session.transport.close().catch(() => undefined));
   };
   const unlistenRevoked = credentials.onRevoked((key) => {
     for (const [id, session] of sessions) if (session.revocationKey === key) end(id, session, "credential revoked");
@@ -228,9 +216,8 @@ export function createMcpEndpoint(services: Services) {
         else session.busy--;
         session.lastActiveAt = Date.now();
         for (const id of ids) if (session.responses.get(id) === res) session.responses.delete(id);
+        // An ended session closes once its last call under way was answered (end, untilIdle).
         if (session.busy === 0) for (const idle of session.whenIdle.splice(0)) idle();
-        // An ended session closes once its last call under way was answered.
-        if (session.ending && session.busy === 0) session.close?.();
       });
       return session.transport.handleRequest(req, res, body);
     }
