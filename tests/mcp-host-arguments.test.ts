@@ -4,17 +4,16 @@
 // saying what is wrong; never a protocol "Internal error" with a dump of the SDK's schema.
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
-import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { afterEach, describe, expect, it } from "vitest";
+import { callTool, closeMcpClients, connectMcp, trackMcpClient } from "./helpers/mcp-client.js";
 import { CLI_PATH, killAllCli } from "./helpers/cli-process.js";
 import { MCP_INITIALIZE, mcpPostHeaders, openMcpSession } from "./helpers/mcp-http.js";
 import { startSecureServer } from "./helpers/secure-server.js";
 import { startTestServer, type TestServer } from "./helpers/test-server.js";
 
 let t: TestServer | undefined;
-const clients: Client[] = [];
 afterEach(async () => {
-  await Promise.all(clients.splice(0).map((client) => client.close().catch(() => undefined)));
+  await closeMcpClients();
   await t?.stop({ removeFiles: true });
   t = undefined;
   await killAllCli();
@@ -23,20 +22,7 @@ afterEach(async () => {
 /** The header value a client sends for `text`: its UTF-8 bytes, one character each (what a header carries). */
 const headerOf = (text: string): string => Buffer.from(text, "utf8").toString("latin1");
 
-async function connect(url: string, headers: Record<string, string>): Promise<Client> {
-  const client = new Client({ name: "host", version: "1.0.0" });
-  await client.connect(new StreamableHTTPClientTransport(new URL("/mcp", url), { requestInit: { headers } }));
-  clients.push(client);
-  return client;
-}
 
-/** A tool's answer: its JSON, or { error } for a tool error. */
-async function call(client: Client, name: string, args: Record<string, unknown>): Promise<any> {
-  const result = (await client.callTool({ name, arguments: args })) as { content: Array<{ text: string }>; isError?: boolean };
-  const text = result.content[0]!.text;
-  const value = text.startsWith("{") || text.startsWith("[") || text === "null" ? JSON.parse(text) : text;
-  return result.isError ? { error: value } : value;
-}
 
 /** A session opened by hand, for messages the SDK's client would not send: each POST's status and JSON-RPC answer. */
 async function rawSession(url: string, agentId: string) {
@@ -54,9 +40,9 @@ async function rawSession(url: string, agentId: string) {
 describe("null where a field is left out", () => {
   it("optional fields sent as null are left out, nested ones too; a payload or result of null stays null; a required field's null is refused by name", async () => {
     t = await startTestServer();
-    const client = await connect(t.url, { "x-agent-id": "strict-model" });
+    const client = await connectMcp(t.url, { "x-agent-id": "strict-model" });
     // Every field filled in, as a strict function-calling mode makes a model do.
-    const enqueued = await call(client, "enqueue_task", {
+    const enqueued = await callTool(client, "enqueue_task", {
       queue: null,
       payload: null,
       priority: null,
@@ -67,11 +53,11 @@ describe("null where a field is left out", () => {
       idempotencyKey: null,
     });
     expect(enqueued).toMatchObject({ queue: "default", payload: null, priority: 5, capability: null, targetAgentId: null, maxAttempts: 3, idempotencyKey: null, status: "pending" });
-    const second = await call(client, "enqueue_task", { queue: "default", payload: { n: 2 }, priority: null, capability: null, targetAgentId: null, delayMs: null, maxAttempts: null, idempotencyKey: null });
+    const second = await callTool(client, "enqueue_task", { queue: "default", payload: { n: 2 }, priority: null, capability: null, targetAgentId: null, delayMs: null, maxAttempts: null, idempotencyKey: null });
 
-    const claimed = await call(client, "claim_task", { agentId: null, queues: null, capabilities: null, leaseMs: null, waitMs: null, context: null });
+    const claimed = await callTool(client, "claim_task", { agentId: null, queues: null, capabilities: null, leaseMs: null, waitMs: null, context: null });
     expect(claimed).toMatchObject({ id: enqueued.id, leaseOwner: "strict-model", status: "claimed" });
-    const done = await call(client, "complete_task", {
+    const done = await callTool(client, "complete_task", {
       agentId: null,
       taskId: claimed.id,
       leaseToken: claimed.leaseToken,
@@ -80,9 +66,9 @@ describe("null where a field is left out", () => {
     });
     expect(done.completed).toMatchObject({ id: enqueued.id, status: "completed", result: null });
     expect(done.next).toMatchObject({ id: second.id, leaseOwner: "strict-model" });
-    expect(await call(client, "queue_stats", { queue: null, limit: null })).toMatchObject({ totals: { completed: 1, claimed: 1 } });
+    expect(await callTool(client, "queue_stats", { queue: null, limit: null })).toMatchObject({ totals: { completed: 1, claimed: 1 } });
 
-    expect(await call(client, "get_task", { taskId: null })).toEqual({
+    expect(await callTool(client, "get_task", { taskId: null })).toEqual({
       error: "MCP error -32602: Input validation error: Invalid arguments for tool get_task: Invalid input: expected string, received null at taskId",
     });
   });
@@ -127,9 +113,9 @@ describe("arguments that are no object", () => {
 describe("agent ids outside ASCII", () => {
   it("X-Agent-Id is read as UTF-8: the session acts as that agent; bytes that are not UTF-8 are a 400 naming the header", async () => {
     t = await startTestServer();
-    const client = await connect(t.url, { "x-agent-id": headerOf("日本-agent") });
+    const client = await connectMcp(t.url, { "x-agent-id": headerOf("日本-agent") });
     await t.api.tasks.enqueue.mutate({ queue: "jp" });
-    expect(await call(client, "claim_task", { queues: ["jp"], agentId: "日本-agent" })).toMatchObject({ leaseOwner: "日本-agent" });
+    expect(await callTool(client, "claim_task", { queues: ["jp"], agentId: "日本-agent" })).toMatchObject({ leaseOwner: "日本-agent" });
     expect((await t.api.agents.get.query({ agentId: "日本-agent" })).agentId).toBe("日本-agent");
 
     const refused = await fetch(`${t.url}/mcp`, {
@@ -145,9 +131,9 @@ describe("agent ids outside ASCII", () => {
     t = await startTestServer();
     const client = new Client({ name: "desktop", version: "1.0.0" });
     await client.connect(new StdioClientTransport({ command: process.execPath, args: [CLI_PATH, "mcp", "--url", t.url, "--agent", "Ünïcode-агент"], stderr: "pipe" }));
-    clients.push(client);
+    trackMcpClient(client);
     await t.api.tasks.enqueue.mutate({ queue: "uni" });
-    expect(await call(client, "claim_task", { queues: ["uni"] })).toMatchObject({ leaseOwner: "Ünïcode-агент" });
+    expect(await callTool(client, "claim_task", { queues: ["uni"] })).toMatchObject({ leaseOwner: "Ünïcode-агент" });
   });
 });
 
@@ -155,7 +141,7 @@ describe("a read credential's session", () => {
   it("reading coordination://tasks/mine says a read session acts as no agent, not that a task is missing", async () => {
     const s = await startSecureServer();
     t = s;
-    const reader = await connect(s.url, { authorization: `Bearer ${await s.issue("read")}` });
+    const reader = await connectMcp(s.url, { authorization: `Bearer ${await s.issue("read")}` });
     const error = (await reader.readResource({ uri: "coordination://tasks/mine" }).then(
       () => undefined,
       (e: unknown) => e,

@@ -3,7 +3,7 @@
 // deletes its sessions keeps one. Spoken over plain HTTP, as any MCP client speaks it.
 import { connect, type Socket } from "node:net";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { MCP_INITIALIZE, mcpPostHeaders, openMcpSession } from "./helpers/mcp-http.js";
+import { MCP_INITIALIZE, mcpPostHeaders, openMcpSession, parkedLongPolls, postToolCall } from "./helpers/mcp-http.js";
 import { ADMIN_SECRET, startSecureServer } from "./helpers/secure-server.js";
 import { startTestServer, type TestServer } from "./helpers/test-server.js";
 
@@ -82,13 +82,8 @@ describe("MCP sessions", () => {
     const issued = await s.admin.tokens.create.mutate({ role: "agent", agentId: "w3" });
     const headers = { authorization: `Bearer ${issued.secret}` };
     const id = await openMcpSession(s.url, headers);
-    const call = fetch(`${s.url}/mcp`, {
-      method: "POST",
-      headers: { ...mcpPostHeaders(headers), "mcp-session-id": id },
-      body: JSON.stringify({ jsonrpc: "2.0", id: 7, method: "tools/call", params: { name: "claim_task", arguments: { queues: ["never"], waitMs: 15_000 } } }),
-    }).then((response) => response.text());
-    const parked = async () => Number(/^coordination_long_polls_parked\{kind="claim"\} (\d+)$/m.exec(await (await fetch(`${s.url}/metrics`, { headers: { authorization: `Bearer ${ADMIN_SECRET}` } })).text())?.[1]);
-    await vi.waitFor(async () => expect(await parked()).toBe(1), { timeout: 10_000, interval: 50 });
+    const call = postToolCall(s.url, headers, id, 7, "claim_task", { queues: ["never"], waitMs: 15_000 });
+    await vi.waitFor(async () => expect(await parkedLongPolls(s.url, "claim", ADMIN_SECRET)).toBe(1), { timeout: 10_000, interval: 50 });
 
     await s.admin.tokens.revoke.mutate({ tokenId: issued.token.id });
     // Answered, not dropped: the client (a model's tool call) is not left waiting for its own timeout.
@@ -104,13 +99,8 @@ describe("MCP sessions", () => {
     t = await startTestServer();
     const headers = { "x-agent-id": "deleter" };
     const id = await openMcpSession(t.url, headers);
-    const call = fetch(`${t.url}/mcp`, {
-      method: "POST",
-      headers: { ...mcpPostHeaders(headers), "mcp-session-id": id },
-      body: JSON.stringify({ jsonrpc: "2.0", id: 9, method: "tools/call", params: { name: "claim_task", arguments: { queues: ["later"], waitMs: 15_000 } } }),
-    }).then((response) => response.text());
-    const parked = async () => Number(/^coordination_long_polls_parked\{kind="claim"\} (\d+)$/m.exec(await (await fetch(`${t!.url}/metrics`)).text())?.[1]);
-    await vi.waitFor(async () => expect(await parked()).toBe(1), { timeout: 10_000, interval: 50 });
+    const call = postToolCall(t.url, headers, id, 9, "claim_task", { queues: ["later"], waitMs: 15_000 });
+    await vi.waitFor(async () => expect(await parkedLongPolls(t!.url, "claim")).toBe(1), { timeout: 10_000, interval: 50 });
 
     const deleted = await fetch(`${t.url}/mcp`, { method: "DELETE", headers: { ...headers, "mcp-session-id": id } });
     expect(deleted.status).toBe(200);
@@ -118,7 +108,7 @@ describe("MCP sessions", () => {
     expect(answer.id).toBe(9);
     expect(answer.result.isError).toBe(true);
     expect(JSON.parse(answer.result.content[0]!.text)).toMatchObject({ code: "SHUTTING_DOWN", message: expect.stringMatching(/^this MCP session was deleted by its client while the call was under way/) });
-    expect(await parked()).toBe(0);
+    expect(await parkedLongPolls(t.url, "claim")).toBe(0);
     expect(await sessionGauge(t.url)).toEqual({ open: 0, streaming: 0 });
     expect(await listTools(t.url, id, headers)).toBe(404);
     // The claim stopped waiting: a task enqueued now is nobody's.
@@ -188,15 +178,8 @@ describe("MCP sessions", () => {
     const onWarning = (warning: Error) => warnings.push(warning.name);
     process.on("warning", onWarning);
     try {
-      const calls = Array.from({ length: 12 }, (_, n) =>
-        fetch(`${t!.url}/mcp`, {
-          method: "POST",
-          headers: { ...mcpPostHeaders(headers), "mcp-session-id": id },
-          body: JSON.stringify({ jsonrpc: "2.0", id: 100 + n, method: "tools/call", params: { name: "read_mailbox", arguments: { waitMs: 15_000 } } }),
-        }).then((response) => response.text()),
-      );
-      const parked = async () => Number(/^coordination_long_polls_parked\{kind="poll"\} (\d+)$/m.exec(await (await fetch(`${t!.url}/metrics`)).text())?.[1]);
-      await vi.waitFor(async () => expect(await parked()).toBe(12), { timeout: 10_000, interval: 50 });
+      const calls = Array.from({ length: 12 }, (_, n) => postToolCall(t!.url, headers, id, 100 + n, "read_mailbox", { waitMs: 15_000 }));
+      await vi.waitFor(async () => expect(await parkedLongPolls(t!.url, "poll")).toBe(12), { timeout: 10_000, interval: 50 });
       expect((await fetch(`${t.url}/mcp`, { method: "DELETE", headers: { ...headers, "mcp-session-id": id } })).status).toBe(200);
       for (const text of await Promise.all(calls)) {
         const answer = JSON.parse(/^data: (.*)$/m.exec(text)![1]!) as { result: { isError: boolean; content: Array<{ text: string }> } };
@@ -263,11 +246,7 @@ describe("MCP sessions", () => {
     const headers = { "x-agent-id": "busy-agent" };
     const busy = await openMcpSession(t.url, headers);
     // A long-poll claim in flight on the session.
-    const claiming = fetch(`${t.url}/mcp`, {
-      method: "POST",
-      headers: { ...mcpPostHeaders(headers), "mcp-session-id": busy },
-      body: JSON.stringify({ jsonrpc: "2.0", id: 7, method: "tools/call", params: { name: "claim_task", arguments: { queues: ["later"], waitMs: 20_000 } } }),
-    }).then((response) => response.text());
+    const claiming = postToolCall(t.url, headers, busy, 7, "claim_task", { queues: ["later"], waitMs: 20_000 });
     await vi.waitFor(() => expect(t!.server.services.waiters.claims.size).toBe(1), { timeout: 10_000 });
     const refused = await fetch(`${t.url}/mcp`, { method: "POST", headers: mcpPostHeaders(headers), body: JSON.stringify(MCP_INITIALIZE) });
     expect(refused.status).toBe(429);

@@ -3,11 +3,11 @@
 import { spawn } from "node:child_process";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
-import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { LoggingMessageNotificationSchema } from "@modelcontextprotocol/sdk/types.js";
 import { Ajv } from "ajv";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { join } from "node:path";
+import { callTool, closeMcpClients, connectMcp, trackMcpClient } from "./helpers/mcp-client.js";
 import { CLI_PATH, CliProcess, killAllCli, runCli } from "./helpers/cli-process.js";
 import { undocumentedFields } from "./helpers/schema-docs.js";
 import { SETTINGS } from "../src/config.js";
@@ -16,9 +16,8 @@ import { http, startSecureServer } from "./helpers/secure-server.js";
 import { makeTempDir, startTestServer, withDatabase, type TestServer } from "./helpers/test-server.js";
 
 let t: TestServer | undefined;
-const clients: Client[] = [];
 afterEach(async () => {
-  await Promise.all(clients.splice(0).map((client) => client.close().catch(() => undefined)));
+  await closeMcpClients();
   await t?.stop({ removeFiles: true });
   t = undefined;
   await killAllCli();
@@ -43,24 +42,12 @@ const TOOLS = [
   "unsubscribe_events",
 ];
 
-async function connect(url: string, headers: Record<string, string>): Promise<Client> {
-  const client = new Client({ name: "test", version: "1.0.0" });
-  await client.connect(new StreamableHTTPClientTransport(new URL("/mcp", url), { requestInit: { headers } }));
-  clients.push(client);
-  return client;
-}
 
-/** A tool's answer: its JSON, or { error } for a tool error. */
-async function call(client: Client, name: string, args: Record<string, unknown> = {}): Promise<any> {
-  const result = (await client.callTool({ name, arguments: args })) as { content: Array<{ text: string }>; isError?: boolean };
-  const value = JSON.parse(result.content[0]!.text);
-  return result.isError ? { error: value } : value;
-}
 
 describe("MCP over Streamable HTTP", () => {
   it("lists its tools with valid JSON schemas; an agent enqueues, claims with context and completes through tools alone", async () => {
     t = await startTestServer();
-    const client = await connect(t.url, { "x-agent-id": "mcp-agent" });
+    const client = await connectMcp(t.url, { "x-agent-id": "mcp-agent" });
     const { tools } = await client.listTools();
     expect(tools.map((tool) => tool.name).sort()).toEqual(TOOLS);
     const ajv = new Ajv({ strict: false });
@@ -85,18 +72,18 @@ describe("MCP over Streamable HTTP", () => {
     expect(strangers).toEqual([]);
     const claimArgs = tools.find((tool) => tool.name === "claim_task")!.inputSchema.properties as Record<string, { description: string }>;
     expect(claimArgs.waitMs!.description).toMatch(/^Wait up to this many ms for a task to arrive, at most 20000 /);
-    await call(client, "remember", { content: "reports in queue reports need the quarterly template", kind: "lesson", queue: "reports" });
-    const enqueued = await call(client, "enqueue_task", { queue: "reports", payload: { quarter: "Q3" } });
-    const claimed = await call(client, "claim_task", { queues: ["reports"] });
+    await callTool(client, "remember", { content: "reports in queue reports need the quarterly template", kind: "lesson", queue: "reports" });
+    const enqueued = await callTool(client, "enqueue_task", { queue: "reports", payload: { quarter: "Q3" } });
+    const claimed = await callTool(client, "claim_task", { queues: ["reports"] });
     expect([claimed.id, claimed.leaseOwner]).toEqual([enqueued.id, "mcp-agent"]);
     expect(claimed.context.map((m: { memory: { content: string } }) => m.memory.content)).toContain("reports in queue reports need the quarterly template");
-    const done = await call(client, "complete_task", { taskId: claimed.id, leaseToken: claimed.leaseToken, result: { pages: 12 } });
+    const done = await callTool(client, "complete_task", { taskId: claimed.id, leaseToken: claimed.leaseToken, result: { pages: 12 } });
     expect([done.status, done.result]).toEqual(["completed", { pages: 12 }]);
-    expect((await call(client, "get_task", { taskId: claimed.id })).status).toBe("completed");
-    expect((await call(client, "queue_stats")).totals.completed).toBe(1);
+    expect((await callTool(client, "get_task", { taskId: claimed.id })).status).toBe("completed");
+    expect((await callTool(client, "queue_stats")).totals.completed).toBe(1);
     // Errors are tool errors with the API's code and message, never protocol failures.
-    expect(await call(client, "complete_task", { taskId: "no-such-task" })).toEqual({ error: { code: "TASK_NOT_FOUND", message: 'task "no-such-task" not found', details: { id: "no-such-task" } } });
-    expect((await call(client, "claim_task", { agentId: "someone-else" })).error.code).toBe("FORBIDDEN");
+    expect(await callTool(client, "complete_task", { taskId: "no-such-task" })).toEqual({ error: { code: "TASK_NOT_FOUND", message: 'task "no-such-task" not found', details: { id: "no-such-task" } } });
+    expect((await callTool(client, "claim_task", { agentId: "someone-else" })).error.code).toBe("FORBIDDEN");
     // An unknown argument is refused, naming it, not dropped: nothing was enqueued or claimed for it.
     for (const [name, args] of [
       ["enqueue_task", { queue: "reports", payload: {}, colour: "red" }],
@@ -108,9 +95,9 @@ describe("MCP over Streamable HTTP", () => {
       expect(refused.isError, name).toBe(true);
       expect(refused.content[0]!.text, name).toMatch(/colour|bogus/);
     }
-    expect((await call(client, "queue_stats")).totals).toMatchObject({ pending: 0, claimed: 0, completed: 1 });
-    await call(client, "enqueue_task", { queue: "other", payload: {} });
-    const bounded = await call(client, "queue_stats", { limit: 1 });
+    expect((await callTool(client, "queue_stats")).totals).toMatchObject({ pending: 0, claimed: 0, completed: 1 });
+    await callTool(client, "enqueue_task", { queue: "other", payload: {} });
+    const bounded = await callTool(client, "queue_stats", { limit: 1 });
     expect([bounded.queues.map((q: { queue: string }) => q.queue), bounded.queuesOmitted]).toEqual([["other"], 1]);
     const resource = await client.readResource({ uri: `coordination://tasks/${claimed.id}` });
     expect(JSON.parse((resource.contents[0] as { text: string }).text).id).toBe(claimed.id);
@@ -118,37 +105,37 @@ describe("MCP over Streamable HTTP", () => {
 
   it("through tools alone, an agent registers its capabilities, gives a task back uncharged, and subscribes to event types", async () => {
     t = await startTestServer();
-    const client = await connect(t.url, { "x-agent-id": "reader" });
-    expect(await call(client, "register_agent", { capabilities: ["pdf"], metadata: { model: "m1" } })).toMatchObject({ agentId: "reader", capabilities: ["pdf"], metadata: { model: "m1" } });
-    const task = await call(client, "enqueue_task", { queue: "docs", capability: "pdf", payload: { file: "a.pdf" } });
+    const client = await connectMcp(t.url, { "x-agent-id": "reader" });
+    expect(await callTool(client, "register_agent", { capabilities: ["pdf"], metadata: { model: "m1" } })).toMatchObject({ agentId: "reader", capabilities: ["pdf"], metadata: { model: "m1" } });
+    const task = await callTool(client, "enqueue_task", { queue: "docs", capability: "pdf", payload: { file: "a.pdf" } });
     // The registered capability is offered by default; context false leaves the memories out.
-    const claimed = await call(client, "claim_task", { queues: ["docs"], context: false });
+    const claimed = await callTool(client, "claim_task", { queues: ["docs"], context: false });
     expect([claimed.id, claimed.attempts, claimed.context]).toEqual([task.id, 1, []]);
-    const released = await call(client, "release_task", { taskId: claimed.id, leaseToken: claimed.leaseToken });
+    const released = await callTool(client, "release_task", { taskId: claimed.id, leaseToken: claimed.leaseToken });
     expect([released.status, released.attempts, released.leaseOwner]).toEqual(["pending", 0, null]);
 
-    expect((await call(client, "subscribe_events", { types: ["build.*"] })).types).toEqual(["build.*"]);
+    expect((await callTool(client, "subscribe_events", { types: ["build.*"] })).types).toEqual(["build.*"]);
     await t.api.events.publish.mutate({ type: "deploy.finished", source: "ci" });
     await t.api.events.publish.mutate({ type: "build.finished", source: "ci", payload: { ok: true } });
-    const mail = await call(client, "read_mailbox", {});
+    const mail = await callTool(client, "read_mailbox", {});
     expect(mail.map((event: { type: string; payload: unknown }) => [event.type, event.payload])).toEqual([["build.finished", { ok: true }]]);
-    expect((await call(client, "unsubscribe_events", {})).types).toEqual([]);
+    expect((await callTool(client, "unsubscribe_events", {})).types).toEqual([]);
     await t.api.events.publish.mutate({ type: "build.started", source: "ci" });
-    expect(await call(client, "read_mailbox", {})).toEqual([]);
+    expect(await callTool(client, "read_mailbox", {})).toEqual([]);
   });
 
   it("complete_task with next completes and claims the agent's next task in one call; none left is next null", async () => {
     t = await startTestServer();
-    const client = await connect(t.url, { "x-agent-id": "chain" });
-    await call(client, "remember", { content: "invoices in queue billing are due on the first", kind: "lesson", queue: "billing" });
-    const [first, second] = [await call(client, "enqueue_task", { queue: "billing", payload: { invoice: 1 } }), await call(client, "enqueue_task", { queue: "billing", payload: { invoice: 2 } })];
-    const claimed = await call(client, "claim_task", { queues: ["billing"] });
+    const client = await connectMcp(t.url, { "x-agent-id": "chain" });
+    await callTool(client, "remember", { content: "invoices in queue billing are due on the first", kind: "lesson", queue: "billing" });
+    const [first, second] = [await callTool(client, "enqueue_task", { queue: "billing", payload: { invoice: 1 } }), await callTool(client, "enqueue_task", { queue: "billing", payload: { invoice: 2 } })];
+    const claimed = await callTool(client, "claim_task", { queues: ["billing"] });
     expect(claimed.id).toBe(first.id);
-    const chained = await call(client, "complete_task", { taskId: claimed.id, leaseToken: claimed.leaseToken, result: { paid: true }, next: { queues: ["billing"] } });
+    const chained = await callTool(client, "complete_task", { taskId: claimed.id, leaseToken: claimed.leaseToken, result: { paid: true }, next: { queues: ["billing"] } });
     expect([chained.completed.id, chained.completed.status, chained.completed.result]).toEqual([first.id, "completed", { paid: true }]);
     expect([chained.next.id, chained.next.status, chained.next.leaseOwner]).toEqual([second.id, "claimed", "chain"]);
     expect(chained.next.context.map((m: { memory: { content: string } }) => m.memory.content)).toContain("invoices in queue billing are due on the first");
-    const last = await call(client, "complete_task", { taskId: chained.next.id, leaseToken: chained.next.leaseToken, next: {} });
+    const last = await callTool(client, "complete_task", { taskId: chained.next.id, leaseToken: chained.next.leaseToken, next: {} });
     expect([last.completed.id, last.next]).toEqual([second.id, null]);
     expect((await t.api.tasks.get.query({ taskId: second.id })).status).toBe("completed");
     // The next claim's options are checked as claim_task's are: a tool error naming the field.
@@ -159,7 +146,7 @@ describe("MCP over Streamable HTTP", () => {
 
   it("a direct message reaches read_mailbox; a task targeted at the agent, and a message, arrive as notifications", async () => {
     t = await startTestServer();
-    const client = await connect(t.url, { "x-agent-id": "listener" });
+    const client = await connectMcp(t.url, { "x-agent-id": "listener" });
     const notes: any[] = [];
     client.setNotificationHandler(LoggingMessageNotificationSchema, (notification) => void notes.push(notification.params.data));
     // The notification stream opens after initialization: wait until the server holds it.
@@ -169,35 +156,35 @@ describe("MCP over Streamable HTTP", () => {
     }, { timeout: 10_000, interval: 200 });
     await t.api.events.publish.mutate({ type: "chat.message", source: "boss", target: "listener", payload: { text: "hi" } });
     await vi.waitFor(() => expect(notes.some((note) => note.kind === "direct_message" && note.event.payload.text === "hi")).toBe(true), { timeout: 10_000 });
-    const mail = await call(client, "read_mailbox");
+    const mail = await callTool(client, "read_mailbox");
     expect(mail.map((e: { type: string }) => e.type)).toContain("chat.message");
-    expect(await call(client, "read_mailbox")).toEqual([]);
+    expect(await callTool(client, "read_mailbox")).toEqual([]);
   });
 
   it("with credentials: a wrong token is refused; an agent token is its agent, and may not name another", async () => {
     const s = await startSecureServer();
     t = s;
-    await expect(connect(s.url, { authorization: "Bearer wrong" })).rejects.toThrow(/UNAUTHORIZED/);
+    await expect(connectMcp(s.url, { authorization: "Bearer wrong" })).rejects.toThrow(/UNAUTHORIZED/);
     const token = await s.issue("agent", "tokened");
-    await expect(connect(s.url, { authorization: `Bearer ${token}`, "x-agent-id": "impostor" })).rejects.toThrow(/X-Agent-Id \\"impostor\\" names another agent/);
-    const client = await connect(s.url, { authorization: `Bearer ${token}` });
+    await expect(connectMcp(s.url, { authorization: `Bearer ${token}`, "x-agent-id": "impostor" })).rejects.toThrow(/X-Agent-Id \\"impostor\\" names another agent/);
+    const client = await connectMcp(s.url, { authorization: `Bearer ${token}` });
     await s.admin.tasks.enqueue.mutate({ queue: "sec" });
-    expect((await call(client, "claim_task", { queues: ["sec"] })).leaseOwner).toBe("tokened");
-    expect((await call(client, "publish_event", { type: "task.completed" })).error.code).toBe("FORBIDDEN");
+    expect((await callTool(client, "claim_task", { queues: ["sec"] })).leaseOwner).toBe("tokened");
+    expect((await callTool(client, "publish_event", { type: "task.completed" })).error.code).toBe("FORBIDDEN");
   });
 
   it("a read credential's session lists the read tools alone, each marked read-only; others list every tool", async () => {
     const s = await startSecureServer();
     t = s;
     const READS = ["find_agents", "get_task", "queue_stats", "recall"];
-    const reader = await connect(s.url, { authorization: `Bearer ${await s.issue("read")}` });
+    const reader = await connectMcp(s.url, { authorization: `Bearer ${await s.issue("read")}` });
     const readTools = (await reader.listTools()).tools;
     expect(readTools.map((tool) => tool.name).sort()).toEqual(READS);
     expect(readTools.every((tool) => tool.annotations?.readOnlyHint === true)).toBe(true);
-    expect((await call(reader, "queue_stats")).totals).toMatchObject({ pending: 0 });
+    expect((await callTool(reader, "queue_stats")).totals).toMatchObject({ pending: 0 });
     // Nor a resource it cannot read (its agent's tasks: a read token acts as no agent).
     expect((await reader.listResources()).resources.map((resource) => resource.uri)).toEqual([]);
-    const agent = await connect(s.url, { authorization: `Bearer ${await s.issue("agent", "full")}` });
+    const agent = await connectMcp(s.url, { authorization: `Bearer ${await s.issue("agent", "full")}` });
     const all = (await agent.listTools()).tools;
     expect(all.map((tool) => tool.name).sort()).toEqual(TOOLS);
     expect(all.filter((tool) => tool.annotations?.readOnlyHint === true).map((tool) => tool.name).sort()).toEqual(READS);
@@ -210,12 +197,12 @@ describe("MCP over stdio", () => {
     t = await startTestServer();
     const client = new Client({ name: "desktop", version: "1.0.0" });
     await client.connect(new StdioClientTransport({ command: process.execPath, args: [CLI_PATH, "mcp", "--url", t.url, "--agent", "desktop-agent"], stderr: "pipe" }));
-    clients.push(client);
+    trackMcpClient(client);
     expect((await client.listTools()).tools.map((tool) => tool.name).sort()).toEqual(TOOLS);
     await t.api.tasks.enqueue.mutate({ queue: "desk", payload: { n: 1 } });
-    const claimed = await call(client, "claim_task", { queues: ["desk"] });
+    const claimed = await callTool(client, "claim_task", { queues: ["desk"] });
     expect(claimed.leaseOwner).toBe("desktop-agent");
-    expect((await call(client, "complete_task", { taskId: claimed.id, leaseToken: claimed.leaseToken })).status).toBe("completed");
+    expect((await callTool(client, "complete_task", { taskId: claimed.id, leaseToken: claimed.leaseToken })).status).toBe("completed");
   });
 
   it("a client that writes initialize and its first calls at once gets every answer (they wait for the session)", async () => {
@@ -254,21 +241,21 @@ describe("MCP over stdio", () => {
 describe("MCP sessions and their agent", () => {
   it("any tool call is a sign of life for the session's agent; a session with no agent is told how to name one", async () => {
     t = await startTestServer();
-    const first = await connect(t.url, { "x-agent-id": "thinker" });
-    await call(first, "queue_stats");
+    const first = await connectMcp(t.url, { "x-agent-id": "thinker" });
+    await callTool(first, "queue_stats");
     await vi.waitFor(async () => expect((await t!.api.agents.get.query({ agentId: "thinker" })).health).toBe("healthy"), { timeout: 10_000 });
     // Its last sign of life a minute ago: a call of any tool (here in another session) refreshes it.
     withDatabase(t, (db) => db.prepare(`UPDATE agents SET lastHeartbeatAt = ? WHERE id = ?`).run(Date.now() - 60_000, "thinker"));
-    const second = await connect(t.url, { "x-agent-id": "thinker" });
-    await call(second, "recall", { query: "anything" });
+    const second = await connectMcp(t.url, { "x-agent-id": "thinker" });
+    await callTool(second, "recall", { query: "anything" });
     await vi.waitFor(async () => expect(Date.now() - (await t!.api.agents.get.query({ agentId: "thinker" })).lastHeartbeatAt.getTime()).toBeLessThan(30_000), { timeout: 10_000 });
 
-    const nobody = await connect(t.url, {});
-    expect((await call(nobody, "publish_event", { type: "x.y" })).error).toMatchObject({
+    const nobody = await connectMcp(t.url, {});
+    expect((await callTool(nobody, "publish_event", { type: "x.y" })).error).toMatchObject({
       code: "INVALID_INPUT",
       message: "session: this session acts as no agent; connect again with an X-Agent-Id header (coordination mcp: --agent) or an agent token",
     });
-    expect((await call(nobody, "claim_task", {})).error.message).toBe("agentId: this session acts as no agent; send X-Agent-Id when connecting (coordination mcp: --agent), use an agent token, or give agentId");
+    expect((await callTool(nobody, "claim_task", {})).error.message).toBe("agentId: this session acts as no agent; send X-Agent-Id when connecting (coordination mcp: --agent), use an agent token, or give agentId");
   });
 });
 
@@ -284,7 +271,7 @@ describe("the stdio relay's command line", () => {
 describe("resources", () => {
   it("a read that fails is a JSON-RPC error with MCP's code and the API's error as data", async () => {
     t = await startTestServer();
-    const client = await connect(t.url, { "x-agent-id": "reader" });
+    const client = await connectMcp(t.url, { "x-agent-id": "reader" });
     const failure = async (uri: string) => {
       const error = (await client.readResource({ uri }).then(() => undefined, (e: unknown) => e)) as { code: number; data: unknown } | undefined;
       return error && { code: error.code, data: error.data };
@@ -294,7 +281,7 @@ describe("resources", () => {
       code: -32602,
       data: { code: "INVALID_INPUT", message: "taskId: must be at most 200 characters long", details: { issues: [{ path: "taskId", message: "must be at most 200 characters long" }] } },
     });
-    const nobody = await connect(t.url, {});
+    const nobody = await connectMcp(t.url, {});
     expect(await failure("coordination://tasks/mine")).toBeUndefined();
     const noAgent = (await nobody.readResource({ uri: "coordination://tasks/mine" }).then(() => undefined, (e: unknown) => e)) as { code: number; data: { code: string } };
     expect([noAgent.code, noAgent.data.code]).toEqual([-32602, "INVALID_INPUT"]);
@@ -304,7 +291,7 @@ describe("resources", () => {
 describe("a session's agent, as it opens", () => {
   it("is registered by the session's opening, before any tool call: find_agents and GET /agents see it", async () => {
     t = await startTestServer();
-    await connect(t.url, { "x-agent-id": "just-arrived" });
+    await connectMcp(t.url, { "x-agent-id": "just-arrived" });
     await vi.waitFor(async () => expect((await t!.api.agents.get.query({ agentId: "just-arrived" })).health).toBe("healthy"), { timeout: 10_000 });
   });
 
@@ -327,7 +314,7 @@ describe("the stdio relay's session", () => {
     const port = Number(new URL(first.url).port);
     const client = new Client({ name: "desktop", version: "1.0.0" });
     await client.connect(new StdioClientTransport({ command: process.execPath, args: [CLI_PATH, "mcp", "--url", first.url, "--agent", "ears"], stderr: "pipe" }));
-    clients.push(client);
+    trackMcpClient(client);
     const notes: Array<{ kind: string; event: { payload: { n: number } } }> = [];
     client.setNotificationHandler(LoggingMessageNotificationSchema, (notification) => void notes.push(notification.params.data as never));
     await vi.waitFor(async () => {
@@ -364,7 +351,7 @@ describe("the stdio relay's session", () => {
     const url = await server.waitForUrl(20_000);
     const client = new Client({ name: "desktop", version: "1.0.0" });
     await client.connect(new StdioClientTransport({ command: process.execPath, args: [CLI_PATH, "mcp", "--url", url, "--agent", "desk-2"], stderr: "pipe" }));
-    clients.push(client);
+    trackMcpClient(client);
     // A long-poll parked on the server; the client would wait up to its own timeout (a minute) for it.
     const call = client.callTool({ name: "claim_task", arguments: { queues: ["never"], waitMs: 15_000 } }, undefined, { timeout: 120_000 });
     await vi.waitFor(async () => expect(await (await fetch(`${url}/metrics`)).text()).toContain('coordination_long_polls_parked{kind="claim"} 1'), { timeout: 15_000, interval: 50 });
@@ -383,7 +370,7 @@ describe("the stdio relay's session", () => {
     t = await startTestServer({ maxMcpSessionsPerAgent: 1 });
     const client = new Client({ name: "desktop", version: "1.0.0" });
     await client.connect(new StdioClientTransport({ command: process.execPath, args: [CLI_PATH, "mcp", "--url", t.url, "--agent", "desk"], stderr: "pipe" }));
-    clients.push(client);
+    trackMcpClient(client);
     expect((await client.listTools()).tools.length).toBe(TOOLS.length);
     // Another session of the same agent ends the relay's (the least recently used).
     const other = await fetch(`${t.url}/mcp`, {
@@ -394,19 +381,19 @@ describe("the stdio relay's session", () => {
     expect(other.status).toBe(200);
     await other.text();
     await t.api.tasks.enqueue.mutate({ queue: "desk", payload: { n: 2 } });
-    const claimed = await call(client, "claim_task", { queues: ["desk"] });
+    const claimed = await callTool(client, "claim_task", { queues: ["desk"] });
     expect([claimed.leaseOwner, claimed.payload]).toEqual(["desk", { n: 2 }]);
-    expect((await call(client, "complete_task", { taskId: claimed.id, leaseToken: claimed.leaseToken })).status).toBe("completed");
+    expect((await callTool(client, "complete_task", { taskId: claimed.id, leaseToken: claimed.leaseToken })).status).toBe("completed");
   });
 
   it("a new session refused once (every session of the agent busy) is tried again on the next message", async () => {
     t = await startTestServer({ maxMcpSessionsPerAgent: 1 });
     const client = new Client({ name: "desktop", version: "1.0.0" });
     await client.connect(new StdioClientTransport({ command: process.execPath, args: [CLI_PATH, "mcp", "--url", t.url, "--agent", "desk"], stderr: "pipe" }));
-    clients.push(client);
-    await call(client, "queue_stats");
+    trackMcpClient(client);
+    await callTool(client, "queue_stats");
     // Another session of the agent replaces the relay's, and is busy in a long-poll.
-    const other = await connect(t.url, { "x-agent-id": "desk" });
+    const other = await connectMcp(t.url, { "x-agent-id": "desk" });
     const busy = other.callTool({ name: "read_mailbox", arguments: { waitMs: 20_000 } });
     await vi.waitFor(() => expect(t!.server.services.waiters.polls.size).toBe(1), { timeout: 10_000 });
     // The relay's new session is refused (429: the agent's one session is busy): this call fails, as a tool error saying why.
@@ -417,7 +404,7 @@ describe("the stdio relay's session", () => {
     await busy;
     await other.close();
     // The agent's session is idle now: the next call opens the relay's session again.
-    expect((await call(client, "queue_stats")).totals).toMatchObject({ pending: 0 });
+    expect((await callTool(client, "queue_stats")).totals).toMatchObject({ pending: 0 });
   });
 
   it("ends when its input ends, deleting its session on the server", async () => {

@@ -1,7 +1,7 @@
 // The client's worker loop against a real server: claims, runs the handler, settles; stops
 // gracefully, notices lost leases, times out hung handlers, retries a complete that hit a
 // transient error, and renews leases the server capped.
-import { createServer, request } from "node:http";
+import { createServer, request, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { describe, expect, expectTypeOf, it, vi } from "vitest";
 import { z } from "zod";
@@ -502,13 +502,7 @@ async function startAnswerDroppingProxy(target: string, procedure: string, { hol
     upstream.on("error", () => res.destroy());
     req.pipe(upstream);
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    dropped: () => dropped,
-    held: () => held,
-    close: () => new Promise<void>((resolve) => (server.closeAllConnections(), server.close(() => resolve()))),
-  };
+  return { ...(await onLoopback(server)), dropped: () => dropped, held: () => held };
 }
 
 /** A real HTTP proxy in front of the server that breaks the first tasks.complete requests: "reset" drops the connection, 503 answers like an overloaded load balancer. */
@@ -528,10 +522,14 @@ async function startFlakyProxy(target: string, faults: Array<"reset" | 503>) {
     upstream.on("error", () => res.destroy());
     req.pipe(upstream);
   });
+  return { ...(await onLoopback(server)), completeCalls: () => completeCalls };
+}
+
+/** Listens on a free loopback port: the server's URL, and its close (its connections cut). */
+async function onLoopback(server: Server): Promise<{ url: string; close: () => Promise<void> }> {
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    completeCalls: () => completeCalls,
     close: () => new Promise<void>((resolve) => (server.closeAllConnections(), server.close(() => resolve()))),
   };
 }

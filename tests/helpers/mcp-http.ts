@@ -24,3 +24,18 @@ export async function openMcpSession(url: string, headers: Record<string, string
   expect(initialized.status).toBe(202);
   return id;
 }
+
+/** POSTs a tools/call in session `sessionId`; resolves to the response's text (the event stream carrying its answer). */
+export function postToolCall(url: string, headers: Record<string, string>, sessionId: string, id: number, name: string, args: Record<string, unknown>): Promise<string> {
+  return fetch(`${url}/mcp`, {
+    method: "POST",
+    headers: { ...mcpPostHeaders(headers), "mcp-session-id": sessionId },
+    body: JSON.stringify({ jsonrpc: "2.0", id, method: "tools/call", params: { name, arguments: args } }),
+  }).then((response) => response.text());
+}
+
+/** The server's parked long-polls of `kind` (coordination_long_polls_parked), read from /metrics with `token` when given. */
+export async function parkedLongPolls(url: string, kind: "claim" | "poll", token?: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`, { headers: token ? { authorization: `Bearer ${token}` } : {} })).text();
+  return Number(new RegExp(`^coordination_long_polls_parked\\{kind="${kind}"\\} (\\d+)$`, "m").exec(text)?.[1]);
+}
