@@ -368,6 +368,25 @@ export function taskCommands(d: TaskCommandDeps) {
       }
       return released;
     },
+
+    /**
+     * A claim's context could not be recalled (the claim's answer is an error, or a
+     * complete-and-claim's next task is left out): each task still held under the lease it was
+     * given goes back to pending, uncharged, as an undelivered one does. A lease another answer
+     * handed out too (a keyed call sent again, its first answer lost) cannot go back: that answer
+     * may have arrived. Those are the ids returned: the call hands them out without context
+     * rather than leave the agent holding a task it was told nothing of.
+     */
+    "tasks.releaseUnrecalled": (ctx: WriteContext, claimed: Array<{ id: string; leaseToken: number }>): string[] => {
+      const kept: string[] = [];
+      for (const lease of claimed) {
+        const current = d.tasks.findById(lease.id);
+        if (current?.status !== "claimed" || current.leaseToken !== lease.leaseToken) continue;
+        if (d.tasks.answeredMoreThanOnce(current)) kept.push(current.id);
+        else t.releaseRow(ctx, current, ctx.now, "its context could not be recalled, so the claim failed");
+      }
+      return kept;
+    },
   };
 }
 

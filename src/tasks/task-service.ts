@@ -89,7 +89,7 @@ export class TaskService {
         const ticket = this.d.waiters.ticket(interest);
         try {
           const claimed = await this.d.db.handOut("tasks.claim", { request, limit, leaseMs, noteAgent: attempt === 0, contextLimit: this.contextLimit(request.context) });
-          if (claimed.leased.length > 0) return this.handOut(claimed, call);
+          if (claimed.leased.length > 0) return await this.handOut(claimed, call);
           // Not an empty answer: that reads as "no task", and the claimer would ask this server again.
           if (shutdown.signal.aborted) throw shuttingDown();
           refuseIfRevoked(call);
@@ -140,12 +140,10 @@ export class TaskService {
       contextLimit: this.contextLimit(next.context),
     });
     if (done.leased.length === 0) return { completed: done.completed, next: null };
-    if (!done.contexts.ok) {
-      // The complete stands and must be answered as such: the next task goes back, uncharged, without its context.
-      await this.releaseUndelivered(done.leased).catch(() => undefined);
-      return { completed: done.completed, next: null };
-    }
-    return { completed: done.completed, next: this.handOut(done, call)[0]! };
+    // The complete stands and must be answered as such: a next task whose context could not be
+    // recalled goes back, uncharged (next: null), unless an earlier answer of this call handed it out.
+    const [claimed] = await this.handOut(done, call, "none");
+    return { completed: done.completed, next: claimed ?? null };
   }
 
   fail(request: SettleRequest & { error: string; retry: boolean }): Promise<SettledTask> {
@@ -288,22 +286,38 @@ export class TaskService {
    * The claimed tasks as answered, each with the memories recalled for it (the writer started
    * recall on the reader thread inside the claim's batch: recall-relay.ts). From here on the
    * claimer owns them, unless the answer does not reach it: then they go back, uncharged.
+   *
+   * Recall failed: what was leased goes back, uncharged, and the call fails with recall's error
+   * (`whenNoneLeft` "throw": a claim, a steal) or answers no task ("none": a complete-and-claim,
+   * whose complete stands). But a lease another answer handed out too (a keyed call sent again,
+   * its first answer lost) stays, as that answer may have arrived: it is handed out once more,
+   * without context, rather than left with an agent told nothing of it (it would wait out its
+   * lease, charged an attempt).
    */
-  private handOut({ leased, contexts }: { leased: Leased[]; contexts: RecalledContexts }, call: ConsumingCall): ClaimedTask[] {
-    const tasks = leased.map((l) => l.task);
-    call.delivery?.onUndelivered(() => this.releaseUndelivered(leased));
-    // Recall failed: the claim fails, and what it leased goes back as undelivered.
-    if (!contexts.ok) throw asFault(deserializeError(contexts.error), this.d.config.busyTimeoutMs);
-    return tasks.map((task, i) => {
+  private async handOut({ leased, contexts }: { leased: Leased[]; contexts: RecalledContexts }, call: ConsumingCall, whenNoneLeft: "throw" | "none" = "throw"): Promise<ClaimedTask[]> {
+    let handed = leased;
+    let contextOf = (i: number) => (contexts.ok ? (contexts.contexts[i] ?? []) : []);
+    if (!contexts.ok) {
+      const failure = asFault(deserializeError(contexts.error), this.d.config.busyTimeoutMs);
+      const kept = new Set(await this.d.db.write("tasks.releaseUnrecalled", leases(leased)));
+      if (kept.size === 0) {
+        if (whenNoneLeft === "none") return [];
+        throw failure;
+      }
+      handed = leased.filter(({ task }) => kept.has(task.id));
+      contextOf = () => [];
+    }
+    call.delivery?.onUndelivered(() => this.releaseUndelivered(handed));
+    return handed.map(({ task }, i) => {
       // A claim's write leased each of them in the batch that answered: held, by construction.
       if (!isHeld(task)) throw new Error(`claimed task ${task.id} came back ${task.status}, not held`);
-      return taskWith(task, { context: contexts.contexts[i] ?? [] });
+      return taskWith(task, { context: contextOf(i) });
     });
   }
 
   /** Gives leased tasks back uncharged (their answer did not reach the claimer), each under the lease it was given. */
   private releaseUndelivered(leased: Leased[]): Promise<unknown> {
-    return this.d.db.write("tasks.releaseUndelivered", leased.map(({ task }) => ({ id: task.id, leaseToken: task.leaseToken })));
+    return this.d.db.write("tasks.releaseUndelivered", leases(leased));
   }
 
   /** How many memories each claimed task gets: none when the claimer said `context: false`. */
@@ -320,4 +334,9 @@ export class TaskService {
 function agedBy(stats: TaskStats, ms: number): TaskStats {
   if (ms <= 0) return stats;
   return copyWith(stats, { queues: stats.queues.map((q) => (q.oldestPendingAgeMs === null ? q : copyWith(q, { oldestPendingAgeMs: q.oldestPendingAgeMs + ms }))) });
+}
+
+/** The leases of claimed tasks, as the writer's release commands take them. */
+function leases(leased: Leased[]): Array<{ id: string; leaseToken: number }> {
+  return leased.map(({ task }) => ({ id: task.id, leaseToken: task.leaseToken }));
 }

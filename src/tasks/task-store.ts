@@ -364,6 +364,11 @@ export class TaskStore {
     return true;
   }
 
+  /** Whether more than one answer handed out the lease of `row` (a keyed call and its repeat): none of them may be the one that arrived. */
+  answeredMoreThanOnce(row: TaskRow): boolean {
+    return (currentLeaseKey(row)?.answers ?? 0) > 1;
+  }
+
   private setClaimKey(seq: number, claimKey: string | null): void {
     this.st.get<[string | null, number]>(`UPDATE tasks SET claimKey = ? WHERE seq = ?`).run(claimKey, seq);
   }
