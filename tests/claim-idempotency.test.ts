@@ -67,6 +67,29 @@ describe("claims with an idempotencyKey", () => {
     expect(await t.api.tasks.claim.mutate({ agentId: "lp", queues: ["late"], idempotencyKey: "poll-1" })).toMatchObject({ id: late.id, leaseToken: 1 });
   });
 
+  it("a long-poll sent again while the call it repeats is still parked (its client gave up, the server cannot tell): both answer the task that call took", async () => {
+    await using t = await startTestServer({ memoryContextLimit: 0 });
+    const parked = () => t.server.services.waiters.claims.size;
+    const claims = () => t.server.services.db.sent.get("tasks.claim") ?? 0;
+    const call = { agentId: "lp2", queues: ["slow"], waitMs: 4_000 };
+    // The first call, its answer to be lost (a proxy that keeps the connection); its repeat; and
+    // another loop of the same agent parked with a key of its own.
+    const first = t.api.tasks.claim.mutate({ ...call, idempotencyKey: "poll-2" });
+    await vi.waitFor(() => expect(parked()).toBe(1), { timeout: 15_000, interval: 10 });
+    const repeat = t.api.tasks.claim.mutate({ ...call, idempotencyKey: "poll-2" });
+    const other = t.api.tasks.claim.mutate({ ...call, waitMs: 1_500, idempotencyKey: "poll-3" });
+    await vi.waitFor(() => expect(parked()).toBe(3), { timeout: 15_000, interval: 10 });
+    const before = claims();
+    const task = await t.api.tasks.enqueue.mutate({ queue: "slow", payload: "x" });
+    // The task wakes the longest parked claim alone; its lease wakes the agent's keyed claims,
+    // which look for their key on the reader: the repeat claims again and answers that lease.
+    expect(await first).toMatchObject({ id: task.id, leaseToken: 1, leaseOwner: "lp2" });
+    expect(await repeat).toMatchObject({ id: task.id, leaseToken: 1, leaseOwner: "lp2", attempts: 1 });
+    expect(await other).toBeNull();
+    expect(claims() - before).toBe(2);
+    expect((await t.api.events.list.query({ types: ["task.claimed"], limit: 10 })).map((e) => (e.payload as { taskId: string }).taskId)).toEqual([task.id]);
+  });
+
   /**
    * A keyed claim on a server whose writes wait for another process's lock (so its answer comes
    * after the client gave up): the call, aborted once it waits in the writer. Resolves when the

@@ -7,6 +7,10 @@
 //    capability or a target wakes every waiter that could take it.
 //  - A task due later (a delay, a retry backoff) wakes nobody now: it brings the waiters' next
 //    look forward to its run-at.
+//  - A claim with an idempotencyKey parked here may be a repeat of one parked elsewhere (its
+//    client gave up on it: a proxy, a failover) that takes the task when it comes: each
+//    task.claimed of its agent wakes it to look, on the reader, for a lease under its key
+//    (TaskService.claim). Woken for that only, it claims nothing on the writer unless one is there.
 //  - A waiter also looks again after at most safetyRelookMs (wakeup.ts), in case a wake-up was
 //    missed (a capability granted by re-registration, a log pruned before it was read): bounded,
 //    and rare.
@@ -30,11 +34,15 @@ export interface ClaimInterest {
   queues: readonly string[] | null;
   /** The capabilities the claim offers; undefined: the agent's registered ones (not known here). */
   capabilities: readonly string[] | undefined;
+  /** The claim's idempotencyKey: it is woken by its agent's claims too (see above). */
+  idempotencyKey?: string | undefined;
 }
 
 /** One parked claim: registered before its attempt, so an event during the attempt is not missed. */
 export class ClaimTicket {
   private woken = false;
+  /** One of its agent's claims leased a task since the last look for its key. */
+  private agentClaimed = false;
   private wake: (() => void) | undefined;
   /** When the earliest task this claimer could take falls due, in ms (Infinity: none known). */
   dueAt = Number.POSITIVE_INFINITY;
@@ -54,6 +62,19 @@ export class ClaimTicket {
     this.wake?.();
   }
 
+  /** Its agent's claim leased a task (a keyed claim only): wakes it to look for a lease under its key. */
+  notifyAgentClaimed(): void {
+    this.agentClaimed = true;
+    this.wake?.();
+  }
+
+  /** Woken by its agent's claims alone since the last call: its key is to be looked for, nothing else changed. Clears the mark. */
+  takeAgentClaimed(): boolean {
+    const only = this.agentClaimed && !this.woken;
+    this.agentClaimed = false;
+    return only;
+  }
+
   /** A task it could take falls due at `runAt`: look then, if that is sooner than planned. */
   dueBy(runAt: number): void {
     if (runAt >= this.dueAt) return;
@@ -63,7 +84,7 @@ export class ClaimTicket {
 
   /** Resolves when notified, when a task falls due, after `maxMs`, or when `signal` aborts. */
   wait(maxMs: number, signal: AbortSignal): Promise<void> {
-    if (this.woken || signal.aborted || maxMs <= 0) return Promise.resolve();
+    if (this.woken || this.agentClaimed || signal.aborted || maxMs <= 0) return Promise.resolve();
     return new Promise((resolve) => {
       const done = () => {
         clearTimeout(timer);
@@ -126,6 +147,11 @@ export class ClaimWaiters {
         // An implicit registration (by the agent's own first claim) grants no capability.
         if (change.implicit === true) continue;
         for (const ticket of this.tickets) if (ticket.interest.agentId === change.agentId) ticket.notify();
+        continue;
+      }
+      if (event.type === "task.claimed") {
+        const { agentId } = event.payload as { agentId?: unknown };
+        for (const ticket of this.tickets) if (ticket.interest.idempotencyKey !== undefined && ticket.interest.agentId === agentId) ticket.notifyAgentClaimed();
         continue;
       }
       if (event.type === "queue.resumed") {

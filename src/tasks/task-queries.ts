@@ -8,11 +8,19 @@ import type { ListRequest, Task, TaskCounts } from "./task-schemas.js";
 import { readTaskCounts } from "./task-stats.js";
 import { toTask, type TaskStore } from "./task-store.js";
 import { exactBounds } from "./lock-wait-grace.js";
+import { claimKeyOf } from "./claim-keys.js";
 
 export function taskQueries(d: { prisma: () => Promise<Prisma>; tasks: TaskStore; maxResponseBytes: number }) {
   return {
     /** Whether a lease had expired at `asOf`: the sweeper looks before it takes the write lock. */
     "tasks.anyLeaseExpired": (asOf: number): boolean => d.tasks.expiredClaims(exactBounds(asOf), 1).length > 0,
+
+    /**
+     * Whether `agentId` holds a lease its claim of `idempotencyKey` took (another call with that
+     * key, on any server): a parked repeat of that claim looks here, on the reader, when one of
+     * the agent's claims leased something, before it claims again on the writer.
+     */
+    "tasks.holdsUnderKey": (args: { agentId: string; idempotencyKey: string }): boolean => d.tasks.heldUnder(args.agentId, claimKeyOf.claim(args.idempotencyKey)).length > 0,
 
     "tasks.get": (taskId: string): Task => {
       const row = d.tasks.findById(taskId);

@@ -78,6 +78,7 @@ export class TaskService {
       agentId: request.agentId,
       queues: request.queues && request.queues.length > 0 ? request.queues : null,
       capabilities: request.capabilities,
+      idempotencyKey: request.idempotencyKey,
     };
     try {
       for (let attempt = 0; ; attempt++) {
@@ -97,9 +98,19 @@ export class TaskService {
           if (now >= deadline || stop.signal.aborted) return [];
           if (claimed.nextRunAt !== null) ticket.dueBy(claimed.nextRunAt);
           call.waiting?.();
-          await ticket.wait(Math.min(deadline - now, safetyRelookMs(this.d.config.crossProcessPollMs)), stop.signal);
+          const relookMs = safetyRelookMs(this.d.config.crossProcessPollMs);
+          await ticket.wait(Math.min(deadline - now, relookMs), stop.signal);
+          // Woken by its agent's claim alone (a keyed claim): another call with its key, which its
+          // client gave up on, may have taken the task it waits for. Looked for on the reader; the
+          // claim runs again only if it is there (it then answers that lease), else waits on.
+          let underKey = false;
+          while (ticket.takeAgentClaimed() && !stop.signal.aborted) {
+            underKey = await this.d.db.read("tasks.holdsUnderKey", { agentId: request.agentId, idempotencyKey: request.idempotencyKey! });
+            if (underKey || Date.now() >= deadline) break;
+            await ticket.wait(Math.min(deadline - Date.now(), relookMs), stop.signal);
+          }
           // The wait ran out with nothing committed for it: no last look, the claimer asks again.
-          if (!ticket.isWoken && Date.now() >= deadline) return [];
+          if (!ticket.isWoken && !underKey && Date.now() >= deadline) return [];
         } finally {
           ticket.cancel();
         }
