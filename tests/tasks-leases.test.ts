@@ -118,6 +118,36 @@ describe("leases and fencing", () => {
     expect(again).toMatchObject({ id: task.id, attempts: 1, leaseToken: 2 });
   });
 
+  it("a release sent again (its answer lost) gets the same answer while the task is pending under that lease; not once it moved on, nor for another agent or an expired lease", async () => {
+    await using t = await startTestServer();
+    const task = await t.api.tasks.enqueue.mutate({ queue: "rel", payload: {} });
+    await t.api.tasks.claim.mutate({ agentId: "a1", queues: ["rel"] });
+    const call = { taskId: task.id, agentId: "a1", leaseToken: 1, delayMs: 60_000 };
+    const first = await t.api.tasks.release.mutate(call);
+    expect(first).toMatchObject({ status: "pending", attempts: 0, leaseOwner: null, leaseToken: 1, settledLease: { agentId: "a1", leaseToken: 1 } });
+    expect(await t.api.tasks.release.mutate(call)).toEqual(first);
+    // Over REST, and without the token: the same.
+    expect(await rest(t.url, "POST", `/tasks/${task.id}/release`, { agentId: "a1" })).toMatchObject({ status: 200, body: { id: task.id, status: "pending", settledLease: { agentId: "a1", leaseToken: 1 } } });
+    // Another agent, or another lease of the same agent, did not release it.
+    await expect(t.api.tasks.release.mutate({ ...call, agentId: "a2" })).rejects.toMatchObject(conflict);
+    await expect(t.api.tasks.release.mutate({ ...call, leaseToken: 2 })).rejects.toMatchObject(conflict);
+    // One task.released event: the repeats changed nothing.
+    expect((await t.api.events.list.query({ types: ["task.released"], limit: 10 })).length).toBe(1);
+
+    // Claimed again since (lease 2): the old release, sent late, is a conflict.
+    const next = await t.api.tasks.enqueue.mutate({ queue: "rel2", payload: {} });
+    await t.api.tasks.claim.mutate({ agentId: "a1", queues: ["rel2"] });
+    await t.api.tasks.release.mutate({ taskId: next.id, agentId: "a1", leaseToken: 1 });
+    expect(await t.api.tasks.claim.mutate({ agentId: "a2", queues: ["rel2"] })).toMatchObject({ id: next.id, leaseToken: 2 });
+    await expect(t.api.tasks.release.mutate({ taskId: next.id, agentId: "a1", leaseToken: 1 })).rejects.toMatchObject(conflict);
+    await expect(t.api.tasks.release.mutate({ taskId: next.id, agentId: "a1" })).rejects.toMatchObject(conflict);
+    // A lease that ran out was released by no one: its holder's release is a conflict.
+    const other = await t.api.tasks.enqueue.mutate({ queue: "rel3", payload: {} });
+    await t.api.tasks.claim.mutate({ agentId: "a3", queues: ["rel3"], leaseMs: 1 });
+    await vi.waitFor(async () => expect(await t.api.tasks.get.query({ taskId: other.id })).toMatchObject({ status: "pending", leaseToken: 1 }), { timeout: 15_000, interval: 25 });
+    await expect(t.api.tasks.release.mutate({ taskId: other.id, agentId: "a3", leaseToken: 1 })).rejects.toMatchObject(conflict);
+  });
+
   it("cancel stops a pending or claimed task; the holder can no longer settle it", async () => {
     await using t = await startTestServer();
     const pending = await t.api.tasks.enqueue.mutate({ payload: {} });

@@ -13,7 +13,7 @@ import type { EventStore } from "../events/event-store.js";
 import { sameJson } from "../json-checks.js";
 import { taskWith, type ClaimRequest, type EnqueueRequest, type RequeueManyRequest, type RequeueManyResult, type SettledTask, type Task } from "./task-schemas.js";
 import { claimKeyOf } from "./claim-keys.js";
-import { taskAnswerBytes, taskRowWith, toTask, type ClaimFilter, type DeadLetterRow, type StoredError, type TaskRow, type TaskStore } from "./task-store.js";
+import { releasedLease, taskAnswerBytes, taskRowWith, toTask, type ClaimFilter, type DeadLetterRow, type StoredError, type TaskRow, type TaskStore } from "./task-store.js";
 import type { SettleRequest, TaskTransitions } from "./task-transitions.js";
 import { leaseBounds, offlineShiftMs, type LockWaitGrace } from "./lock-wait-grace.js";
 import { copyWith } from "../copy-with.js";
@@ -247,10 +247,18 @@ export function taskCommands(d: TaskCommandDeps) {
       return settled(t.recordFailedRun(ctx, held, request.error, held.leaseOwner, retryAt), held);
     },
 
+    /**
+     * Gives the task back uncharged. Sent again (its first answer lost), it gets the same answer
+     * while the task is pending under the lease that release ended (no claim since): the task as
+     * it is now, under that lease.
+     */
     "tasks.release": (ctx: WriteContext, request: SettleRequest & { agentId: string; delayMs?: number | undefined }): SettledTask => {
-      const held = t.heldTask(request);
+      const row = t.findTask(request.taskId);
+      const repeated = isRepeatedRelease(row, request);
+      const held = repeated ? row : t.assertHeld(row, request);
       t.noteAgent(ctx, request.agentId);
-      return settled(t.releaseRow(ctx, held, ctx.now + (request.delayMs ?? 0)), held);
+      if (repeated) return settled(row, taskRowWith(row, { leaseOwner: request.agentId }));
+      return settled(t.releaseRow(ctx, held, ctx.now + (request.delayMs ?? 0), { byHolder: true }), held);
     },
 
     /**
@@ -363,7 +371,7 @@ export function taskCommands(d: TaskCommandDeps) {
         if (current?.status !== "claimed" || current.leaseToken !== lease.leaseToken) continue;
         // Another answer (a repeat of the call, or the call it repeated) handed this lease out too, and may have arrived.
         if (d.tasks.answerLost(current)) continue;
-        t.releaseRow(ctx, current, ctx.now, "the claimer never received the task (its connection closed before the answer was delivered)");
+        t.releaseRow(ctx, current, ctx.now, { reason: "the claimer never received the task (its connection closed before the answer was delivered)" });
         released++;
       }
       return released;
@@ -383,7 +391,7 @@ export function taskCommands(d: TaskCommandDeps) {
         const current = d.tasks.findById(lease.id);
         if (current?.status !== "claimed" || current.leaseToken !== lease.leaseToken) continue;
         if (d.tasks.answeredMoreThanOnce(current)) kept.push(current.id);
-        else t.releaseRow(ctx, current, ctx.now, "its context could not be recalled, so the claim failed");
+        else t.releaseRow(ctx, current, ctx.now, { reason: "its context could not be recalled, so the claim failed" });
       }
       return kept;
     },
@@ -421,6 +429,15 @@ function repeatedFail(row: TaskRow, request: SettleRequest & { error: string; re
     "LEASE_CONFLICT",
     `lease ${row.leaseToken}${holder} on task "${row.id}" has ended already: its run failed (${JSON.stringify(last.error.slice(0, 200))}) and the task is ${row.status}; this fail differs (${last.error === request.error ? "retry" : "error"}), and changes nothing`,
     { status: row.status, leaseOwner: row.leaseOwner, leaseToken: row.leaseToken },
+  );
+}
+
+/** Whether `request` repeats the release that ended the task's current lease: the same agent, that lease, and pending under it since. */
+function isRepeatedRelease(row: TaskRow, request: SettleRequest & { agentId: string }): boolean {
+  return (
+    row.status === "pending" &&
+    row.releasedBy === releasedLease(row.leaseToken, request.agentId) &&
+    (request.leaseToken === undefined || request.leaseToken === row.leaseToken)
   );
 }
 

@@ -50,7 +50,12 @@ export interface TaskRow {
   held: number;
   /** The call that took the current lease, its token and its answers (claim-keys.ts); null for a claim with none. */
   claimKey: string | null;
+  /** The lease its holder gave back, "LEASETOKEN:AGENTID" (releasedLease); null when none was. */
+  releasedBy: string | null;
 }
+
+/** The releasedBy of a lease given back by its holder: a release of it sent again finds it. */
+export const releasedLease = (leaseToken: number, agentId: string): string => `${leaseToken}:${agentId}`;
 
 /** How many failed runs a task's errorHistory keeps, the newest (each error at most 10,000 characters). */
 const MAX_ERROR_HISTORY = 10;
@@ -122,6 +127,7 @@ export function taskRowWith(row: TaskRow, changes: Partial<TaskRow>): TaskRow {
     delayed: row.delayed,
     held: row.held,
     claimKey: row.claimKey,
+    releasedBy: row.releasedBy,
   };
   return Object.assign(copy, changes);
 }
@@ -257,6 +263,7 @@ export class TaskStore {
       delayed: delayedAt(task.runAt, now),
       held,
       claimKey: null,
+      releasedBy: null,
     };
   }
 
@@ -455,13 +462,14 @@ export class TaskStore {
   }
 
   /** Back to pending without charging the attempt. */
-  release(seq: number, runAt: number, now: number): TaskRow {
+  /** Back to pending, uncharged; `releasedBy`: the holder's own release (releasedLease), or null when the server gave it back. */
+  release(seq: number, runAt: number, now: number, releasedBy: string | null = null): TaskRow {
     return this.st
-      .get<[number, number, number, number], TaskRow>(
-        `UPDATE tasks SET status = 'pending', attempts = MAX(attempts - 1, 0), runAt = ?, delayed = ?, ${HELD_IF_PAUSED}, leaseOwner = NULL, leaseExpiresAt = NULL, updatedAt = ?
+      .get<[number, number, string | null, number, number], TaskRow>(
+        `UPDATE tasks SET status = 'pending', attempts = MAX(attempts - 1, 0), runAt = ?, delayed = ?, ${HELD_IF_PAUSED}, leaseOwner = NULL, leaseExpiresAt = NULL, releasedBy = ?, updatedAt = ?
          WHERE seq = ? RETURNING *`,
       )
-      .get(runAt, delayedAt(runAt, now), now, seq)!;
+      .get(runAt, delayedAt(runAt, now), releasedBy, now, seq)!;
   }
 
   cancel(seq: number, now: number): TaskRow {

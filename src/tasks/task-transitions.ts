@@ -14,7 +14,7 @@ import { assertJsonDepth, sameJson } from "../json-checks.js";
 import { recordExecution, type ExecutionOutcome } from "../memory/memory-commands.js";
 import type { MemoryStore } from "../memory/memory-store.js";
 import type { EnqueueRequest } from "./task-schemas.js";
-import type { ClaimFilter, DeadLetterRow, TaskRow, TaskStore } from "./task-store.js";
+import { releasedLease, type ClaimFilter, type DeadLetterRow, type TaskRow, type TaskStore } from "./task-store.js";
 
 export interface TaskTransitionDeps {
   config: Config;
@@ -127,8 +127,11 @@ export class TaskTransitions {
    * Back to pending at `runAt` without charging the attempt, with its event. Events that make a
    * task claimable carry what a waiting claimer needs to know whether it could take it.
    */
-  releaseRow(ctx: WriteContext, row: TaskRow, runAt: number, reason?: string): TaskRow {
-    const released = this.d.tasks.release(row.seq, runAt, ctx.now);
+  releaseRow(ctx: WriteContext, row: TaskRow, runAt: number, why: { byHolder: true; reason?: undefined } | { reason: string }): TaskRow {
+    const { reason } = why;
+    // Its holder's own release is kept, for a repeat of it to find (releasedLease).
+    const releasedBy = "byHolder" in why && row.leaseOwner !== null ? releasedLease(row.leaseToken, row.leaseOwner) : null;
+    const released = this.d.tasks.release(row.seq, runAt, ctx.now, releasedBy);
     this.d.events.appendSystem(ctx, "task.released", {
       taskId: row.id,
       queue: row.queue,
