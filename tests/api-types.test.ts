@@ -151,7 +151,7 @@ describe("AppRouter types", () => {
       cursor?: string;
     }>();
     expectTypeOf<Out["tasks"]["requeueMany"]>().toEqualTypeOf<{ requeued: string[]; nextCursor: string | null }>();
-    expectTypeOf<In["tasks"]["steal"]>().toEqualTypeOf<{ agentId: string; fromAgentId?: string; limit?: number; leaseMs?: number; capabilities?: string[] }>();
+    expectTypeOf<In["tasks"]["steal"]>().toEqualTypeOf<{ agentId: string; fromAgentId?: string; limit?: number; leaseMs?: number; capabilities?: string[]; idempotencyKey?: string }>();
     expectTypeOf<Out["tasks"]["steal"]>().toEqualTypeOf<ClaimedTask[]>();
     expectTypeOf<In["tasks"]["get"]>().toEqualTypeOf<{ taskId: string }>();
     expectTypeOf<Out["tasks"]["get"]>().toEqualTypeOf<Task>();

@@ -67,6 +67,27 @@ describe("claims with an idempotencyKey", () => {
     expect(await t.api.tasks.claim.mutate({ agentId: "lp", queues: ["late"], idempotencyKey: "poll-1" })).toMatchObject({ id: late.id, leaseToken: 1 });
   });
 
+  it("a steal sent again with its key answers the leases it took while the thief holds them, not more; a new key takes others", async () => {
+    await using t = await startTestServer({ memoryContextLimit: 0 });
+    const [a, b, c] = await t.api.tasks.enqueueMany.mutate({ tasks: [1, 2, 3].map((n) => ({ queue: "st", payload: n })) });
+    for (let i = 0; i < 3; i++) await t.api.tasks.claim.mutate({ agentId: "victim", queues: ["st"], leaseMs: 1 });
+    // Every lease ran out (unswept or swept: a steal takes either kind back).
+    await vi.waitFor(async () => expect((await t.api.tasks.get.query({ taskId: c!.id })).leaseExpiresAt! <= new Date()).toBe(true), { timeout: 15_000, interval: 25 });
+    const call = { agentId: "thief", limit: 2, leaseMs: 60_000, idempotencyKey: "steal-1" };
+    const first = await rest(t.url, "POST", "/tasks/steal", call);
+    expect(first.status).toBe(200);
+    const taken = (first.body as Array<{ id: string; leaseToken: number; attempts: number }>).map((x) => [x.id, x.leaseToken]);
+    expect(taken).toHaveLength(2);
+    const again = await rest(t.url, "POST", "/tasks/steal", call);
+    expect((again.body as Array<{ id: string; leaseToken: number; leaseOwner: string }>).map((x) => [x.id, x.leaseToken, x.leaseOwner])).toEqual(taken.map(([id, token]) => [id, token, "thief"]));
+    // Through the typed client too; and a new key takes what is left.
+    expect((await t.api.tasks.steal.mutate(call)).map((x) => x.id)).toEqual(taken.map(([id]) => id));
+    const rest3 = [a, b, c].map((x) => x!.id).filter((id) => !taken.some(([t]) => t === id));
+    expect((await t.api.tasks.steal.mutate({ ...call, idempotencyKey: "steal-2" })).map((x) => x.id)).toEqual(rest3);
+    const claimed = (await t.api.events.list.query({ types: ["task.claimed"], limit: 20 })).map((e) => (e.payload as { stolenFrom?: string }).stolenFrom);
+    expect(claimed.filter((from) => from === "victim")).toHaveLength(3);
+  });
+
   it("a long-poll sent again while the call it repeats is still parked (its client gave up, the server cannot tell): both answer the task that call took", async () => {
     await using t = await startTestServer({ memoryContextLimit: 0 });
     const parked = () => t.server.services.waiters.claims.size;

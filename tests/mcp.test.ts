@@ -45,6 +45,16 @@ const TOOLS = [
 
 
 describe("MCP over Streamable HTTP", () => {
+  it("claim_task sent again with its idempotencyKey (the host's call cut off) answers the same lease, not a second task", async () => {
+    t = await startTestServer();
+    const client = await connectMcp(t.url, { "x-agent-id": "mcp-agent" });
+    const [first, second] = [await callTool(client, "enqueue_task", { payload: 1 }), await callTool(client, "enqueue_task", { payload: 2 })];
+    const keyed = await callTool(client, "claim_task", { idempotencyKey: "host-call-1" });
+    expect(keyed).toMatchObject({ id: first.id, leaseToken: 1 });
+    expect(await callTool(client, "claim_task", { idempotencyKey: "host-call-1" })).toMatchObject({ id: first.id, leaseToken: 1, attempts: 1 });
+    expect(await callTool(client, "get_task", { taskId: second.id })).toMatchObject({ status: "pending" });
+  });
+
   it("lists its tools with valid JSON schemas; an agent enqueues, claims with context and completes through tools alone", async () => {
     t = await startTestServer();
     const client = await connectMcp(t.url, { "x-agent-id": "mcp-agent" });

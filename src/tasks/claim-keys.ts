@@ -1,7 +1,7 @@
 // The key a lease keeps of the call that took it (tasks.claimKey), so that the same call sent
 // again (its answer lost to a timeout, a proxy, a failover) finds the leases it took instead of
 // taking more: "KEY#TOKEN#ANSWERS". KEY is the call's: a complete-and-claim's "after:" and the task
-// it completed, a claim's "claim:" and its idempotencyKey, with "%" and "#" escaped so a key is
+// it completed, a claim's "claim:" and its idempotencyKey (a steal's "steal:"), with "%" and "#" escaped so a key is
 // never a prefix of another's value. TOKEN is the leaseToken the key was written for: a lease
 // that moved on without this version's claim (an older server on the file) never matches.
 // ANSWERS counts the answers that handed this lease out: the first call's, and each repeat's.
@@ -17,6 +17,7 @@ const escape = (text: string): string => text.replaceAll("%", "%25").replaceAll(
 export const claimKeyOf = {
   completeAndClaim: (completedTaskId: string): string => `after:${escape(completedTaskId)}`,
   claim: (idempotencyKey: string): string => `claim:${escape(idempotencyKey)}`,
+  steal: (idempotencyKey: string): string => `steal:${escape(idempotencyKey)}`,
 };
 
 /** The column's value for a lease `key` took under `leaseToken`, handed out `answers` times; null without a key. */

@@ -120,14 +120,19 @@ export function taskCommands(d: TaskCommandDeps) {
    * lease counts one more answer, so a lost one gives it back only if no other answer handed it
    * out (releaseUndelivered).
    */
+  /** A lease its call's repeat hands out once more: counted and renewed (answeredAgain), no event, no attempt. */
+  const answerAgain = (row: TaskRow, leaseMs: number, now: number): Leased => {
+    const renewed = d.tasks.answeredAgain(row, leaseMs, now);
+    return { task: toTask(renewed), bytes: taskAnswerBytes(renewed) };
+  };
+
   const claim = (ctx: WriteContext, args: ClaimArgs, answerBytes = 0, claimKey: string | null = null, mayRepeat = true): Handout => {
     if (claimKey !== null && mayRepeat) {
       // As many as this call may carry (a single claim's answer carries one): those it does not carry are not its answer's.
       const held = d.tasks.heldUnder(args.request.agentId, claimKey).slice(0, args.limit);
       if (held.length > 0) {
         t.noteAgent(ctx, args.request.agentId);
-        const renewed = held.map((row) => d.tasks.answeredAgain(row, args.leaseMs, ctx.now));
-        return handOut(ctx, renewed.map((row) => ({ task: toTask(row), bytes: taskAnswerBytes(row) })), args, answerBytes);
+        return handOut(ctx, held.map((row) => answerAgain(row, args.leaseMs, ctx.now)), args, answerBytes);
       }
     }
     const filter = t.claimFilter(args.request);
@@ -323,11 +328,15 @@ export function taskCommands(d: TaskCommandDeps) {
      */
     "tasks.steal": (
       ctx: WriteContext,
-      request: ContextWanted & { agentId: string; fromAgentId?: string | undefined; limit: number; leaseMs: number; capabilities?: string[] | undefined; asOf: number },
+      request: ContextWanted & { agentId: string; fromAgentId?: string | undefined; limit: number; leaseMs: number; capabilities?: string[] | undefined; idempotencyKey?: string | undefined; asOf: number },
     ): Handout => {
       if (request.fromAgentId !== undefined && !d.agents.get(request.fromAgentId)) throw notFound("AGENT_NOT_FOUND", request.fromAgentId);
       const filter = t.claimFilter(request);
       t.noteAgent(ctx, request.agentId, filter.capabilities);
+      // Sent again (its answer lost): the leases it took that the thief still holds, as a keyed claim's.
+      const key = request.idempotencyKey === undefined ? null : claimKeyOf.steal(request.idempotencyKey);
+      const taken = key === null ? [] : d.tasks.heldUnder(request.agentId, key).slice(0, request.limit);
+      if (taken.length > 0) return handOut(ctx, taken.map((row) => answerAgain(row, request.leaseMs, ctx.now)), request);
       // Expired or offline as of when the steal was asked for, allowing for a heartbeat still
       // waiting for the lock in another process (see tasks.expireLeases).
       const grace = d.lockWaitGrace();
@@ -337,7 +346,7 @@ export function taskCommands(d: TaskCommandDeps) {
       if (victims.length === 0) return handOut(ctx, [], request);
       const stolenFrom = (row: TaskRow) => victims.find((v) => v.seq === row.seq)?.leaseOwner ?? null;
       const leased = t
-        .claimRows(ctx, copyWith(filter, { onlySeqs: victims.map((v) => v.seq) }), request.limit, request.leaseMs, stolenFrom)
+        .claimRows(ctx, copyWith(filter, { onlySeqs: victims.map((v) => v.seq) }), request.limit, request.leaseMs, stolenFrom, key)
         .map((row) => ({ task: toTask(row), bytes: taskAnswerBytes(row) }));
       return handOut(ctx, leased, request);
     },

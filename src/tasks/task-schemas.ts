@@ -179,6 +179,11 @@ export const stealInput = z.strictObject({
   limit: int(1, 100).default(1).describe("The most tasks to take"),
   leaseMs: leaseMs.optional().describe("The new lease's length in ms; left out, the server's leaseMs. At most the server's maxLeaseMs (1 hour by default)"),
   capabilities: capabilityList().optional().describe("The capabilities the thief offers; left out, its registered ones"),
+  idempotencyKey: text(200)
+    .optional()
+    .describe(
+      "Makes the steal safe to send again: the same agent sending the same key (its answer lost) gets the tasks that steal took, under the same leases, while it still holds them, instead of taking more. Use a new key for each steal",
+    ),
 });
 /** A task page's cursor, as the previous page's nextCursor gave it (a seq). */
 const taskCursor = () => z.string().regex(/^\d{1,15}$/, "must be a nextCursor value");

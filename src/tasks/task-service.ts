@@ -227,7 +227,7 @@ export class TaskService {
    * waiting for the sweeper (task-commands.ts). Stealing from an unknown agent is AGENT_NOT_FOUND.
    */
   async steal(
-    request: { agentId: string; fromAgentId?: string | undefined; limit: number; leaseMs?: number | undefined; capabilities?: string[] | undefined },
+    request: { agentId: string; fromAgentId?: string | undefined; limit: number; leaseMs?: number | undefined; capabilities?: string[] | undefined; idempotencyKey?: string | undefined },
     call: ConsumingCall = {},
   ): Promise<ClaimedTask[]> {
     if (clientGone(call)) {
