@@ -187,7 +187,7 @@ describe("AppRouter types", () => {
   });
 
   it("event procedures", () => {
-    expectTypeOf<In["events"]["publish"]>().toEqualTypeOf<{ type: string; source: string; payload?: JsonValue; target?: string }>();
+    expectTypeOf<In["events"]["publish"]>().toEqualTypeOf<{ type: string; source: string; payload?: JsonValue; target?: string; idempotencyKey?: string }>();
     expectTypeOf<Out["events"]["publish"]>().toEqualTypeOf<CoordinationEvent>();
     expectTypeOf<In["events"]["subscribe"]>().toEqualTypeOf<{ agentId: string; types: string[]; fromSeq?: number }>();
     expectTypeOf<Out["events"]["subscribe"]>().toEqualTypeOf<Subscription>();

@@ -17,6 +17,26 @@ describe("mailboxes", () => {
     expect(await t.api.events.subscription.query({ agentId: "agent-x" })).toMatchObject({ types: [], mailboxCursor: other.seq });
   });
 
+  it("a publish sent again with its idempotencyKey (its answer lost) is the event it stored: one message in the mailbox; keys are each source's own", async () => {
+    await using t = await startTestServer();
+    const message = { type: "chat.dm", source: "boss", target: "agent-k", payload: { text: "ship it" }, idempotencyKey: "dm-1" };
+    const first = await rest(t.url, "POST", "/events", message);
+    expect(first).toMatchObject({ status: 200, body: { type: "chat.dm", target: "agent-k", payload: { text: "ship it" } } });
+    // Over REST and tRPC, keys of the payload in any order: the same event.
+    expect(await rest(t.url, "POST", "/events", message)).toEqual(first);
+    expect(await t.api.events.publish.mutate({ ...message, payload: { text: "ship it" } })).toMatchObject({ seq: first.body.seq });
+    // The same key for another message is a conflict naming what differs; another source's key is its own.
+    expect(await rest(t.url, "POST", "/events", { ...message, payload: { text: "hold it" } })).toMatchObject({ status: 409, body: { code: "IDEMPOTENCY_MISMATCH", details: { seq: first.body.seq, differs: ["payload"] } } });
+    const other = await rest(t.url, "POST", "/events", { ...message, source: "deputy" });
+    expect(other.status).toBe(200);
+    expect(other.body.seq).toBeGreaterThan(first.body.seq);
+    const polled = await rest(t.url, "GET", "/events/agent-k");
+    expect(polled.body.map((e: { seq: number; source: string }) => [e.seq, e.source])).toEqual([
+      [first.body.seq, "boss"],
+      [other.body.seq, "deputy"],
+    ]);
+  });
+
   it("an agent that subscribes after a message was sent to it still reads it, before the events it subscribed to", async () => {
     await using t = await startTestServer();
     await t.api.events.publish.mutate({ type: "news.old", source: "desk" });

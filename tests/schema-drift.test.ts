@@ -163,10 +163,10 @@ function expectedShape(datamodel: Datamodel, schemaText = readFileSync(SCHEMA_PA
 
 const normalizePredicate = (text: string): string => text.trim().replace(/\s+/g, " ");
 
-/** Partial indexes of the schema by map name: `@@index([...], where: raw("…"), map: "…")`. */
+/** Partial indexes of the schema by map name: `@@index([...], where: raw("…"), map: "…")` (or `@@unique`). */
 function partialIndexPredicates(schemaText: string): Map<string, string> {
   const predicates = new Map<string, string>();
-  for (const [line] of schemaText.matchAll(/@@index\(.*\)/g)) {
+  for (const [line] of schemaText.matchAll(/@@(?:index|unique)\(.*\)/g)) {
     const where = /where:\s*raw\("((?:[^"\\]|\\.)*)"\)/.exec(line)?.[1];
     if (where === undefined) continue;
     const map = /map:\s*"([^"]+)"/.exec(line)?.[1];

@@ -1,10 +1,12 @@
 // The event stream's writes, as the database writer thread runs them: publish, subscriptions and
 // their cursors, auto-ack takes and their undoing, retention.
 import type { WriteContext } from "../db/writer.js";
-import { invalidField } from "../errors.js";
+import { CoordinationError, invalidField } from "../errors.js";
+import { sameJson } from "../json-value.js";
+import { fromJsonText } from "../db/columns.js";
 import { assertReadable, inboxOf, noPatterns, notSubscribed, readInbox } from "./event-positions.js";
 import type { CoordinationEvent, PollRequest, PublishRequest, Subscription } from "./event-schemas.js";
-import type { EventStore, InboxPosition } from "./event-store.js";
+import { toEvent, type EventRow, type EventStore, type InboxPosition } from "./event-store.js";
 import { mergePatterns } from "./type-patterns.js";
 
 /**
@@ -96,6 +98,10 @@ export function eventCommands(d: EventCommandDeps) {
      * agents the registry knows: any name may be a target, and a row per name would only grow.
      */
     "events.publish": (ctx: WriteContext, request: PublishRequest): CoordinationEvent => {
+      if (request.idempotencyKey !== undefined) {
+        const stored = events.findByKey(request.source, request.idempotencyKey);
+        if (stored) return samePublish(stored, request);
+      }
       if (request.target && d.isAgent(request.target)) events.openMailbox(request.target, ctx.now);
       return events.append(ctx, request);
     },
@@ -192,4 +198,23 @@ export function eventCommands(d: EventCommandDeps) {
       return pruned;
     },
   };
+}
+
+/**
+ * A publish sent again with the key of an event its source stored: that event, as it is. Sent with
+ * a different type, payload or target, the key names another event: 409 IDEMPOTENCY_MISMATCH.
+ */
+function samePublish(stored: EventRow, request: PublishRequest): CoordinationEvent {
+  const differs = [
+    ...(stored.type === request.type ? [] : ["type"]),
+    ...(sameJson(fromJsonText(stored.payload), request.payload) ? [] : ["payload"]),
+    ...(stored.target === (request.target ?? null) ? [] : ["target"]),
+  ];
+  if (differs.length > 0) {
+    throw new CoordinationError("IDEMPOTENCY_MISMATCH", `idempotencyKey "${request.idempotencyKey}" of "${request.source}" was used for event ${stored.seq} with a different ${differs.join(", ")}`, {
+      seq: stored.seq,
+      differs,
+    });
+  }
+  return toEvent(stored);
 }

@@ -22,7 +22,7 @@ const tags = ["events"];
 
 export const eventRouter = router({
   publish: procedure
-    .meta({ access: { role: "agent", actingAs: { field: "source", fill: true } }, rest: { method: "POST", path: "/events", tags, summary: "Publish an event (with target: a direct message)" } })
+    .meta({ access: { role: "agent", actingAs: { field: "source", fill: true } }, rest: { method: "POST", path: "/events", tags, summary: "Publish an event (with target: a direct message)", errors: ["IDEMPOTENCY_MISMATCH"] } })
     .input(publishInput)
     .output(eventSchema)
     .mutation(({ ctx, input }) => {

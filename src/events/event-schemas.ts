@@ -34,6 +34,11 @@ export const publishInput = z.strictObject({
   source: name().describe("Who publishes: an agent's id or a component's name"),
   payload: jsonValue.default({}).describe(`The event's data: any JSON (${RESERVED_JSON_KEYS})`),
   target: agentId.optional().describe("A direct message: only this agent receives it, in its mailbox"),
+  idempotencyKey: text(200)
+    .optional()
+    .describe(
+      "Makes the publish safe to send again: the same source sending the same key (its answer lost) gets the event it stored, not a second one, for as long as the event is kept. Sent again with a different type, payload or target, it is a 409 IDEMPOTENCY_MISMATCH. Keys are the source's own: another source's never match",
+    ),
 });
 export type PublishRequest = z.output<typeof publishInput>;
 

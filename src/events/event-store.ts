@@ -56,6 +56,8 @@ export interface NewEvent {
   source: string;
   payload?: JsonValue;
   target?: string | null;
+  /** The publisher's key, unique per source (findByKey); left out for the server's own events. */
+  idempotencyKey?: string | undefined;
 }
 
 export const toEvent = (row: EventRow): CoordinationEvent => ({
@@ -101,9 +103,15 @@ export class EventStore {
   append(ctx: WriteContext, event: NewEvent): CoordinationEvent {
     const payload = event.payload ?? {};
     const target = event.target ?? null;
-    const { lastInsertRowid } = this.st
-      .get<[string, string, string, string | null, number]>(`INSERT INTO events (type, source, payload, target, createdAt) VALUES (?, ?, ?, ?, ?)`)
-      .run(event.type, event.source, toJsonText(payload), target, ctx.now);
+    // The server's own events (every task change) never carry a key: their statement names no such column.
+    const { lastInsertRowid } =
+      event.idempotencyKey === undefined
+        ? this.st
+            .get<[string, string, string, string | null, number]>(`INSERT INTO events (type, source, payload, target, createdAt) VALUES (?, ?, ?, ?, ?)`)
+            .run(event.type, event.source, toJsonText(payload), target, ctx.now)
+        : this.st
+            .get<[string, string, string, string | null, number, string]>(`INSERT INTO events (type, source, payload, target, createdAt, idempotencyKey) VALUES (?, ?, ?, ?, ?, ?)`)
+            .run(event.type, event.source, toJsonText(payload), target, ctx.now, event.idempotencyKey);
     const appended: CoordinationEvent = { seq: Number(lastInsertRowid), type: event.type, source: event.source, payload, target, createdAt: new Date(ctx.now) };
     ctx.appended(appended);
     return appended;
@@ -294,6 +302,11 @@ export class EventStore {
         .run(PRUNED_THROUGH_KEY, String(batchThrough));
     }
     return { deleted, more: batchThrough < through };
+  }
+
+  /** The event `source` published with `idempotencyKey`, while it is kept (events_idempotency_idx). */
+  findByKey(source: string, idempotencyKey: string): EventRow | undefined {
+    return this.st.get<[string, string], EventRow>(`SELECT * FROM events INDEXED BY events_idempotency_idx WHERE source = ? AND idempotencyKey = ?`).get(source, idempotencyKey);
   }
 
   getSubscription(agentId: string): Subscription | undefined {

@@ -309,7 +309,7 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
     "publish_event",
     {
       description: "Publish an event to the stream (type is dot-separated, e.g. build.finished); with target, a direct message only that agent receives.",
-      inputSchema: strictArgs({ type: publishInput.shape.type, payload: anyJson("The event's data: any JSON"), target: publishInput.shape.target }),
+      inputSchema: strictArgs({ type: publishInput.shape.type, payload: anyJson("The event's data: any JSON"), target: publishInput.shape.target, idempotencyKey: publishInput.shape.idempotencyKey }),
     },
     (args, extra) => answerCall(extra, (api) => api.events.publish({ ...args, payload: args.payload as JsonValue, source: agent(undefined, false) })),
   );
