@@ -186,8 +186,15 @@ export async function runWorker<P>(options: WorkerOptions<P>): Promise<Worker> {
   const claiming = new AbortController();
   // Each loop's long-poll claim listens on it: more than ten loops are not a leak.
   setMaxListeners(Math.max(10, (options.concurrency ?? 1) * 2), claiming.signal);
-  /** Interrupts of the runs in progress, by task id, for stop() past its timeout. */
-  const running = new Map<string, () => void>();
+  /**
+   * The runs in progress, by task id: the lease each runs under, its interrupt for stop() past
+   * its timeout, and its end. A newer lease on a task that is running here (the server gave the
+   * task back and this worker claimed it again: a release by an admin, a deregistration of the
+   * agent, a replica stopping under the same id) supersedes the run: the old lease is over.
+   */
+  const running = new Map<string, { leaseToken: number; stopNow: () => void; supersede: (by: number) => void; ended: Promise<unknown> }>();
+  /** Whether a run here holds `task`'s lease, or a newer one: the same lease can reach the worker twice (its claim's answer, adoption). */
+  const runsLease = (task: { id: string; leaseToken: number }) => (running.get(task.id)?.leaseToken ?? -1) >= task.leaseToken;
   /** Tasks held for this agent that no loop runs yet (adopted after a lost claim answer). */
   const backlog: Claimed[] = [];
   /** Leases run to their end lately ("taskId:leaseToken"), so one that arrives twice is not run again. */
@@ -244,11 +251,21 @@ export async function runWorker<P>(options: WorkerOptions<P>): Promise<Worker> {
     // One at a time: a server that hangs must not collect a heartbeat every interval.
     if (beating) return;
     beating = true;
+    const signal = AbortSignal.timeout(Math.max(heartbeatMs, 5000));
     api.agents.heartbeat
-      .mutate({ agentId }, { signal: AbortSignal.timeout(Math.max(heartbeatMs, 5000)) })
+      .mutate({ agentId }, { signal })
+      .then(async (agent) => {
+        // The registration is gone (deregistered by an admin, or by another process stopping
+        // under this id) and the heartbeat made a bare one: claims would offer no capabilities,
+        // and tasks that need them would wait for a worker that no longer asks for them.
+        if (registrationLost(agent)) await register(signal);
+      })
       .catch(onError)
       .finally(() => (beating = false));
   }, heartbeatMs);
+  /** Whether `agent`, as the server has it now, lost what this worker registered: the bare registration a sign of life makes. */
+  const registrationLost = (agent: { capabilities: string[]; metadata: JsonObject }) =>
+    agent.capabilities.length === 0 && Object.keys(agent.metadata).length === 0 && ((options.capabilities?.length ?? 0) > 0 || Object.keys(options.metadata ?? {}).length > 0 || options.card !== undefined);
 
   /**
    * A claim that failed without an answer (network error, 5xx, server restart) may have leased a
@@ -263,7 +280,7 @@ export async function runWorker<P>(options: WorkerOptions<P>): Promise<Worker> {
       const held = await api.tasks.list.query({ agentId, status: "claimed", limit: 500 }, signal ? { signal } : undefined);
       for (const task of held.items) {
         const claimed = asClaimed(task);
-        if (claimed && !running.has(task.id) && !backlog.some((b) => b.task.id === task.id)) backlog.push({ task: claimed, receivedAt });
+        if (claimed && !runsLease(task) && !backlog.some((b) => b.task.id === task.id && b.task.leaseToken >= task.leaseToken)) backlog.push({ task: claimed, receivedAt });
       }
       orphansSuspected = false;
     })().finally(() => {
@@ -277,7 +294,15 @@ export async function runWorker<P>(options: WorkerOptions<P>): Promise<Worker> {
   const runOne = async (task: ClaimedTask, receivedAt: number): Promise<Claimed | undefined> => {
     // The same lease can reach the worker twice (its claim answer, and adoption): run it once.
     const leaseKey = `${task.id}:${task.leaseToken}`;
-    if (running.has(task.id) || finished.has(leaseKey)) return undefined;
+    if (runsLease(task) || finished.has(leaseKey)) return undefined;
+    // A run of an older lease on this task: that lease is over, and its run ends (as a lost lease
+    // does) before this one starts, so the worker never runs one task twice at once.
+    const older = running.get(task.id);
+    if (older) {
+      older.supersede(task.leaseToken);
+      await older.ended;
+      if (runsLease(task)) return undefined;
+    }
     const run = new AbortController();
     let interruption: Interruption | undefined;
     const interrupt = (why: Interruption, reason: Error) => {
@@ -285,8 +310,14 @@ export async function runWorker<P>(options: WorkerOptions<P>): Promise<Worker> {
       interruption = why;
       run.abort(reason);
     };
-    const stopNow = () => interrupt("stopped", new Error("worker stopped"));
-    running.set(task.id, stopNow);
+    let ended!: () => void;
+    const entry = {
+      leaseToken: task.leaseToken,
+      stopNow: () => interrupt("stopped", new Error("worker stopped")),
+      supersede: (by: number) => interrupt("lost", new Error(`lease ${task.leaseToken} is over: the server handed this worker lease ${by} on the task`)),
+      ended: new Promise<void>((resolve) => (ended = resolve)),
+    };
+    running.set(task.id, entry);
     const lease = new HeldLease(api, task, agentId, options.leaseMs, onError, receivedAt);
     // Renewed until the task is settled: settles retried across an outage must not outlive the lease.
     lease.keepAlive((error) => interrupt("lost", new Error(`lease lost: ${messageOf(error)}`, { cause: error })));
@@ -343,7 +374,8 @@ export async function runWorker<P>(options: WorkerOptions<P>): Promise<Worker> {
       }
     } finally {
       lease.stop();
-      running.delete(task.id);
+      if (running.get(task.id) === entry) running.delete(task.id);
+      ended();
       finished.add(leaseKey);
       if (finished.size > FINISHED_REMEMBERED) finished.delete(finished.values().next().value!);
     }
@@ -473,7 +505,7 @@ export async function runWorker<P>(options: WorkerOptions<P>): Promise<Worker> {
     stop() {
       stopping ??= (async () => {
         claiming.abort();
-        const deadline = setTimeout(() => running.forEach((stopNow) => stopNow()), stopTimeoutMs);
+        const deadline = setTimeout(() => running.forEach((run) => run.stopNow()), stopTimeoutMs);
         await Promise.allSettled(loops);
         clearTimeout(deadline);
         clearInterval(agentHeartbeat);

@@ -191,6 +191,45 @@ describe("runWorker", () => {
     await worker.stop();
   });
 
+  it("a newer lease on a task it is running (given back by an admin, claimed again by this worker) ends the old run and runs the new one", async () => {
+    await using t = await startTestServer();
+    const runs: string[] = [];
+    const worker = await runWorker({
+      api: t.api,
+      agentId: "w-twice",
+      concurrency: 2,
+      waitMs: 5_000,
+      leaseMs: 60_000, // renewed every 20 s: the old lease's end is not found by a renewal here
+      handler: async (task, signal) => {
+        if (task.leaseToken === 2) return void runs.push("lease 2 ran");
+        await untilAborted(signal);
+        runs.push(`lease ${task.leaseToken} ended: ${(signal.reason as Error).message}`);
+        return "stale work"; // ignored: the run is over
+      },
+      onError: () => undefined,
+    });
+    const task = await t.api.tasks.enqueue.mutate({ payload: {} });
+    await vi.waitFor(async () => expect(await t.api.tasks.get.query({ taskId: task.id })).toMatchObject({ status: "claimed", leaseToken: 1 }), { timeout: 30_000, interval: 20 });
+    // Given back uncharged (as the README's token rotation does); the worker's idle loop claims it again.
+    await t.api.tasks.release.mutate({ taskId: task.id, agentId: "w-twice", leaseToken: 1 });
+    await vi.waitFor(() => expect(worker.completed).toBe(1), { timeout: 30_000, interval: 20 });
+    expect(runs).toEqual(["lease 1 ended: lease 1 is over: the server handed this worker lease 2 on the task", "lease 2 ran"]);
+    expect(await t.api.tasks.get.query({ taskId: task.id })).toMatchObject({ status: "completed", leaseToken: 2, attempts: 1 });
+    expect([worker.completed, worker.failed, worker.lost]).toEqual([1, 0, 1]);
+    await worker.stop();
+  });
+
+  it("its registration removed under it (an admin, a replica stopping under the same id), it registers again: tasks needing its capabilities still reach it", async () => {
+    await using t = await startTestServer();
+    const worker = await runWorker({ api: t.api, agentId: "w-caps", capabilities: ["summarize"], metadata: { pod: "a" }, heartbeatMs: 100, waitMs: 1_000, handler: async () => "summed" });
+    await t.api.agents.deregister.mutate({ agentId: "w-caps" });
+    // Its next sign of life registers it bare; its heartbeat finds that and registers it as it was.
+    await vi.waitFor(async () => expect(await t.api.agents.get.query({ agentId: "w-caps" })).toMatchObject({ capabilities: ["summarize"], metadata: { pod: "a" } }), { timeout: 30_000, interval: 20 });
+    const task = await t.api.tasks.enqueue.mutate({ payload: {}, capability: "summarize" });
+    await vi.waitFor(async () => expect(await t.api.tasks.get.query({ taskId: task.id })).toMatchObject({ status: "completed", result: "summed" }), { timeout: 30_000, interval: 20 });
+    await worker.stop();
+  });
+
   it("a complete answered with CONFLICT counts the task as lost instead of failing it", async () => {
     await using t = await startTestServer();
     const gate = deferred();
