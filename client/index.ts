@@ -138,7 +138,7 @@ export function createCoordinationClient(options: CoordinationClientOptions): Co
   return { api, close: async () => void (await Promise.all([wsClient.close(), pool?.close()])) };
 }
 
-export { runWorker, type WorkerOptions, type Worker, type TaskHandler, type WorkerTask } from "./worker.js";
+export { runWorker, RetryLater, type WorkerOptions, type Worker, type TaskHandler, type WorkerTask } from "./worker.js";
 export { isSystemEvent, SYSTEM_EVENT_TYPES, type SystemEvent, type SystemEventPayloads, type SystemEventType } from "./system-events.js";
 export { TRPCClientError, isTRPCClientError } from "@trpc/client";
 export { UnsendableInputError, isUnsendable } from "./serialize-input.js";

@@ -75,6 +75,25 @@ export interface WorkerOptions<P = JsonValue> {
   onError?: (error: unknown) => void;
 }
 
+/** The longest a RetryLater defers a task: the server's bound on a release's delayMs (7 days). */
+const MAX_DEFER_MS = 7 * 24 * 3_600_000;
+
+/**
+ * Thrown by a handler: not a failure, the task is given back uncharged (no attempt, no error
+ * recorded) and claimable again after `delayMs` (clamped to 0 to 7 days), by this worker or
+ * another. For what is not the task's fault: a model API's rate limit (429 with Retry-After), a
+ * resource busy. A handler that keeps deferring a task defers it for good: the server counts no
+ * attempt for it.
+ */
+export class RetryLater extends Error {
+  readonly delayMs: number;
+  constructor(delayMs: number, message = `retry in ${delayMs} ms`) {
+    super(message);
+    this.name = "RetryLater";
+    this.delayMs = Number.isFinite(delayMs) ? Math.min(Math.max(0, Math.round(delayMs)), MAX_DEFER_MS) : 0;
+  }
+}
+
 /** A running worker (runWorker): its counts so far, and stop(). */
 export interface Worker {
   /**
@@ -88,6 +107,15 @@ export interface Worker {
   readonly failed: number;
   /** Tasks run but not settled by this worker: the lease was lost, or the server never took the result. */
   readonly lost: number;
+  /** Tasks its handler deferred (RetryLater), given back uncharged. */
+  readonly deferred: number;
+  /**
+   * Settles once the worker claims and runs no more: when stop() has let its runs end, or when
+   * the server refused its credential or its registration for good (onError said why). A process
+   * that serves a health check can watch it: the worker is then done, whatever else keeps the
+   * process up.
+   */
+  readonly closed: Promise<void>;
 }
 
 /** A task leased to this worker, and when it was received (or, from complete-and-claim, sent for): the lease is laid from then. */
@@ -208,6 +236,7 @@ export async function runWorker<P>(options: WorkerOptions<P>): Promise<Worker> {
   let completed = 0;
   let failed = 0;
   let lost = 0;
+  let deferred = 0;
 
   const register = (signal?: AbortSignal) =>
     api.agents.register.mutate(
@@ -359,6 +388,12 @@ export async function runWorker<P>(options: WorkerOptions<P>): Promise<Worker> {
         await lease.settle((signal) => api.tasks.release.mutate(fenced, { signal })); // not the task's fault: back without charging an attempt
       } else if (interruption === "timeout") {
         await fail(run.signal.reason);
+      } else if (!outcome.ok && outcome.error instanceof RetryLater) {
+        const { delayMs } = outcome.error;
+        const deferredAs = await lease.settle((signal) => api.tasks.release.mutate({ ...fenced, delayMs }, { signal }));
+        if (deferredAs.kind === "settled") deferred++;
+        else if (deferredAs.kind === "lost") lose(deferredAs.error);
+        else lost++; // refused: settle told onError already
       } else if (!outcome.ok) {
         await fail(outcome.error, outcome.retry);
       } else {
@@ -490,6 +525,7 @@ export async function runWorker<P>(options: WorkerOptions<P>): Promise<Worker> {
     if (claimKey !== undefined) orphansSuspected = true;
   };
   const loops = Array.from({ length: options.concurrency ?? 1 }, loop);
+  const closed = Promise.allSettled(loops).then(() => undefined);
 
   let stopping: Promise<void> | undefined;
   return {
@@ -502,6 +538,10 @@ export async function runWorker<P>(options: WorkerOptions<P>): Promise<Worker> {
     get lost() {
       return lost;
     },
+    get deferred() {
+      return deferred;
+    },
+    closed,
     stop() {
       stopping ??= (async () => {
         claiming.abort();

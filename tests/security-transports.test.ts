@@ -121,6 +121,8 @@ describe("the worker", () => {
     await until(() => s.server.services.waiters.claims.size === 1);
     await s.admin.tokens.revoke.mutate({ tokenId: issued.token.id });
     await until(() => errors.some((error) => String(error).includes("refused this worker's credential")));
+    // Done, and it says so without stop(): closed settles.
+    await worker.closed;
     const count = async () => Number(/^coordination_http_responses_total\{status="401"\} (\d+)$/m.exec((await http(s.url, "GET", "/metrics", { token: ADMIN_SECRET })).body as string)?.[1] ?? 0);
     const before = await count();
     // Before, it claimed again every 500 ms (and heartbeat every 100 ms), each a 401.

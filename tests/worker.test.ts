@@ -5,7 +5,7 @@ import { createServer, request, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { describe, expect, expectTypeOf, it, vi } from "vitest";
 import { z } from "zod";
-import { createCoordinationClient, runWorker } from "../client/index.js";
+import { createCoordinationClient, RetryLater, runWorker } from "../client/index.js";
 import { failureText, MAX_ERROR_CHARS } from "../client/worker.js";
 import { startTestServer } from "./helpers/test-server.js";
 
@@ -228,6 +228,36 @@ describe("runWorker", () => {
     const task = await t.api.tasks.enqueue.mutate({ payload: {}, capability: "summarize" });
     await vi.waitFor(async () => expect(await t.api.tasks.get.query({ taskId: task.id })).toMatchObject({ status: "completed", result: "summed" }), { timeout: 30_000, interval: 20 });
     await worker.stop();
+  });
+
+  it("a handler that throws RetryLater gives its task back uncharged, claimable again after the delay; closed settles after stop()", async () => {
+    await using t = await startTestServer();
+    const runs: number[] = [];
+    const worker = await runWorker({
+      api: t.api,
+      agentId: "w-later",
+      waitMs: 200,
+      handler: async (task) => {
+        runs.push(Date.now());
+        if (runs.length === 1) throw new RetryLater(300, "rate limited: 429");
+        return { attempts: task.attempts };
+      },
+    });
+    const task = await t.api.tasks.enqueue.mutate({ payload: {} });
+    await vi.waitFor(() => expect(worker.completed).toBe(1), { timeout: 30_000, interval: 20 });
+    // No attempt charged, no error kept: the second run is attempt 1 still, and ran after the delay.
+    expect(await t.api.tasks.get.query({ taskId: task.id })).toMatchObject({ status: "completed", attempts: 1, leaseToken: 2, errorHistory: [], lastError: null, result: { attempts: 1 } });
+    expect(runs[1]! - runs[0]!).toBeGreaterThanOrEqual(300);
+    expect([worker.completed, worker.failed, worker.lost, worker.deferred]).toEqual([1, 0, 0, 1]);
+    const released = (await t.api.events.list.query({ types: ["task.released"], limit: 5 })).map((e) => e.payload);
+    expect(released).toEqual([expect.objectContaining({ taskId: task.id, agentId: "w-later" })]);
+    let closed = false;
+    void worker.closed.then(() => (closed = true));
+    await worker.stop();
+    await vi.waitFor(() => expect(closed).toBe(true), { timeout: 15_000, interval: 10 });
+    expect(new RetryLater(-5).delayMs).toBe(0);
+    expect(new RetryLater(Number.NaN).delayMs).toBe(0);
+    expect(new RetryLater(1e12).delayMs).toBe(7 * 24 * 3_600_000);
   });
 
   it("a complete answered with CONFLICT counts the task as lost instead of failing it", async () => {
