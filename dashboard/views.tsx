@@ -63,6 +63,7 @@ export function Queues({ api, onUnauthorized }: ViewProps) {
             {STATES.map((s) => (
               <th class="num">{s.replace("_", " ")}</th>
             ))}
+            <th class="num" title="pending tasks not due yet (delays, retry backoffs), counted in pending too">scheduled</th>
             <th class="num">oldest pending</th>
             <th></th>
           </tr>
@@ -78,6 +79,9 @@ export function Queues({ api, onUnauthorized }: ViewProps) {
                   {q.counts[s]}
                 </td>
               ))}
+              <td class="num" data-state="scheduled" title={q.nextDueAt ? `next due ${new Date(q.nextDueAt).toLocaleString()}` : undefined}>
+                {q.scheduled}
+              </td>
               <td class="num">{age(q.oldestPendingAgeMs)}</td>
               <td class="actions">
                 <button onClick={() => void toggle(q.queue, q.paused)}>{q.paused ? "Resume" : "Pause"}</button>

@@ -230,8 +230,15 @@ async function dispatch(words: string[], options: Parsed["options"], json: boole
       stats,
       () =>
         table(
-          ["QUEUE", "PENDING", "CLAIMED", "COMPLETED", "DEAD_LETTER", "CANCELLED", "OLDEST PENDING"],
-          stats.queues.map((q) => [q.paused ? `${q.queue} (paused)` : q.queue, ...(["pending", "claimed", "completed", "dead_letter", "cancelled"] as const).map((s) => String(q.counts[s])), q.oldestPendingAgeMs === null ? "-" : `${Math.round(q.oldestPendingAgeMs / 1000)} s`]),
+          ["QUEUE", "PENDING", "(SCHEDULED)", "CLAIMED", "COMPLETED", "DEAD_LETTER", "CANCELLED", "OLDEST PENDING", "NEXT DUE"],
+          stats.queues.map((q) => [
+            q.paused ? `${q.queue} (paused)` : q.queue,
+            String(q.counts.pending),
+            String(q.scheduled),
+            ...(["claimed", "completed", "dead_letter", "cancelled"] as const).map((s) => String(q.counts[s])),
+            q.oldestPendingAgeMs === null ? "-" : `${Math.round(q.oldestPendingAgeMs / 1000)} s`,
+            q.nextDueAt === null ? "-" : q.nextDueAt.toISOString(),
+          ]),
         ) + (stats.queuesOmitted > 0 ? `(${stats.queuesOmitted} quieter queues not shown)\n` : ""),
     );
     return 0;

@@ -168,8 +168,9 @@ describe("AppRouter types", () => {
     expectTypeOf<In["tasks"]["stats"]>().toEqualTypeOf<void | { queue?: string; limit?: number } | undefined>();
     type Policy = { maxAgeMs: number | null; maxCount: number | null };
     expectTypeOf<Out["tasks"]["stats"]>().toEqualTypeOf<{
-      queues: Array<{ queue: string; counts: Counts; oldestPendingAgeMs: number | null; paused: boolean }>;
+      queues: Array<{ queue: string; counts: Counts; scheduled: number; nextDueAt: Date | null; oldestPendingAgeMs: number | null; paused: boolean }>;
       queuesOmitted: number;
+      scheduled: number;
       totals: Counts;
       retention: { settledTasks: { maxAgeMs: number | null; maxCount: number | null; oldestSettledAt: Date | null }; executions: Policy; notes: Policy };
     }>();

@@ -40,6 +40,10 @@ describe.skipIf(!CHROMIUM)("the dashboard in Chromium", () => {
       // A task enqueued through the API shows without a reload (the queues poll every second).
       await t.api.tasks.enqueue.mutate({ queue: "visible", payload: { n: 1 } });
       await expect.poll(() => cellText(page, '[data-queue="visible"] [data-state="pending"]').textContent(), { timeout: 30_000, interval: 50 }).toBe("1");
+      // A delayed one is pending, and scheduled.
+      await t.api.tasks.enqueue.mutate({ queue: "later", payload: {}, delayMs: 3_600_000 });
+      await expect.poll(() => cellText(page, '[data-queue="later"] [data-state="scheduled"]').textContent(), { timeout: 30_000, interval: 50 }).toBe("1");
+      expect(await cellText(page, '[data-queue="later"] [data-state="pending"]').textContent()).toBe("1");
 
       // The queue paused from the page: marked, its tasks no longer handed out; then resumed.
       const visible = page.locator('[data-queue="visible"]');

@@ -98,6 +98,7 @@ describe("/metrics", () => {
     const tasks = (state: string) => sample(text, "coordination_tasks", { queue: "m", state });
     expect(["pending", "claimed", "completed", "dead_letter"].map(tasks)).toEqual([1, 0, 1, 1]);
     expect(sample(text, "coordination_oldest_pending_age_seconds", { queue: "m" })).toBeGreaterThanOrEqual(0);
+    expect(sample(text, "coordination_tasks_scheduled", { queue: "m" })).toBe(0);
     expect(sample(text, "coordination_task_wait_seconds_count", { queue: "m" })).toBe(2);
     expect(sample(text, "coordination_task_run_seconds_count", { queue: "m", outcome: "completed" })).toBe(1);
     expect(sample(text, "coordination_commit_batch_writes_count")).toBeGreaterThanOrEqual(5);

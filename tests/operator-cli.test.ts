@@ -27,19 +27,22 @@ describe("operator commands against a running server", () => {
     await t.api.agents.register.mutate({ agentId: "agent-9", capabilities: ["pdf"] });
     const dead = await t.api.tasks.enqueue.mutate({ queue: "ops", payload: { n: 1 }, maxAttempts: 1 });
     const other = await t.api.tasks.enqueue.mutate({ queue: "ops", payload: { n: 2 } });
+    const later = await t.api.tasks.enqueue.mutate({ queue: "ops", payload: { n: 3 }, delayMs: 3_600_000 });
     const claimed = (await t.api.tasks.claim.mutate({ agentId: "agent-9", queues: ["ops"] }))!;
     expect(claimed.id).toBe(dead.id);
     await t.api.tasks.fail.mutate({ taskId: dead.id, agentId: "agent-9", error: "boom" });
 
     const stats = await runCli({ args: ["stats"], env });
     expect(stats.code).toBe(0);
-    expect(stats.stdout.split("\n")[0]).toMatch(/^QUEUE\s+PENDING\s+CLAIMED\s+COMPLETED\s+DEAD_LETTER\s+CANCELLED\s+OLDEST PENDING$/);
-    expect(stats.stdout.split("\n")[1]).toMatch(/^ops\s+1\s+0\s+0\s+1\s+0\s+\d+ s$/);
+    expect(stats.stdout.split("\n")[0]).toMatch(/^QUEUE\s+PENDING\s+\(SCHEDULED\)\s+CLAIMED\s+COMPLETED\s+DEAD_LETTER\s+CANCELLED\s+OLDEST PENDING\s+NEXT DUE$/);
+    // The delayed task is pending, and scheduled: not due for an hour.
+    expect(stats.stdout.split("\n")[1]).toMatch(new RegExp(`^ops\\s+2\\s+1\\s+0\\s+0\\s+1\\s+0\\s+\\d+ s\\s+${later.runAt.toISOString().replaceAll(".", "\\.")}$`));
     const statsJson = JSON.parse((await runCli({ args: ["stats", "--json"], env })).stdout);
     expect(statsJson).toEqual({
-      queues: [{ queue: "ops", counts: { pending: 1, claimed: 0, completed: 0, dead_letter: 1, cancelled: 0 }, oldestPendingAgeMs: expect.any(Number), paused: false }],
+      queues: [{ queue: "ops", counts: { pending: 2, claimed: 0, completed: 0, dead_letter: 1, cancelled: 0 }, scheduled: 1, nextDueAt: later.runAt.toISOString(), oldestPendingAgeMs: expect.any(Number), paused: false }],
       queuesOmitted: 0,
-      totals: { pending: 1, claimed: 0, completed: 0, dead_letter: 1, cancelled: 0 },
+      totals: { pending: 2, claimed: 0, completed: 0, dead_letter: 1, cancelled: 0 },
+      scheduled: 1,
       retention: {
         settledTasks: { maxAgeMs: 2_592_000_000, maxCount: null, oldestSettledAt: expect.any(String) },
         executions: { maxAgeMs: 2_592_000_000, maxCount: null },

@@ -14,7 +14,7 @@ import { QueueLabels, type QueueLabel } from "./queue-labels.js";
 export interface MetricsSources {
   db: Database;
   /** Task counts (shared with every other caller for a second: counting reads every task). */
-  taskStats: () => Promise<{ queues: Array<{ queue: string; counts: Record<string, number>; oldestPendingAgeMs: number | null; paused: boolean }> }>;
+  taskStats: () => Promise<{ queues: Array<{ queue: string; counts: Record<string, number>; scheduled: number; oldestPendingAgeMs: number | null; paused: boolean }> }>;
   /** Long-polls parked now. */
   parked: () => { claims: number; polls: number };
   /** The open live streams. */
@@ -133,6 +133,9 @@ export class Metrics {
         const label = queueLabels.of(queue.queue);
         for (const [state, count] of Object.entries(queue.counts)) gauge.inc({ ...label, state }, count);
       }
+    });
+    readGauge("coordination_tasks_scheduled", "Pending tasks not due yet per queue (delays, retry backoffs, releases with a delay); counted in coordination_tasks{state=\"pending\"} too", QUEUE_LABEL_NAMES, async (gauge) => {
+      for (const queue of (await sources.taskStats()).queues) gauge.inc(queueLabels.of(queue.queue), queue.scheduled);
     });
     readGauge("coordination_oldest_pending_age_seconds", "Age of the oldest claimable pending task per queue (absent when none waits)", QUEUE_LABEL_NAMES, async (gauge) => {
       // The overflow series gives the oldest of the queues it holds.

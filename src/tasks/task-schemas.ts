@@ -352,6 +352,10 @@ export const taskStatsSchema = z.object({
     z.object({
       queue: z.string(),
       counts: statusCounts,
+      /** Pending tasks not due yet (a delay, a retry's backoff, a release's delayMs), counted in counts.pending too. */
+      scheduled: z.number().int(),
+      /** When the first of them falls due; null when none is scheduled. */
+      nextDueAt: z.date().nullable(),
       /** Age of the oldest pending task whose run-at has come, or null when none waits. */
       oldestPendingAgeMs: z.number().nullable(),
       /** Paused (queues.pause): no claim takes its tasks until it is resumed. */
@@ -361,6 +365,8 @@ export const taskStatsSchema = z.object({
   /** Queues with tasks that the list leaves out (past its limit, or not the queue asked for). The totals count them. */
   queuesOmitted: z.number().int(),
   totals: statusCounts,
+  /** Pending tasks not due yet, in every queue (counted in totals.pending too). */
+  scheduled: z.number().int(),
   /** What is kept (src/retention/): each class's limits (null: none), and the oldest settled task still kept. */
   retention: z.object({
     settledTasks: z.object({ maxAgeMs: z.number().nullable(), maxCount: z.number().nullable(), oldestSettledAt: z.date().nullable() }),

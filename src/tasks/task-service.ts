@@ -258,18 +258,20 @@ export class TaskService {
     const now = Date.now();
     const mark = this.d.changeMark();
     const cached = this.statsCache;
-    // A reused count is as true as when it was read; the oldest pending task has aged since.
-    if (cached && (cached.mark === mark || now - cached.at < (options.maxStaleMs ?? 0))) return cached.value.then((stats) => agedBy(stats, now - cached.at));
+    // A reused count is as true as when it was read, until a scheduled task falls due (counts
+    // move from scheduled to due with no write); the oldest pending task has aged since.
+    if (cached && ((cached.mark === mark && now < cached.dueAt) || now - cached.at < (options.maxStaleMs ?? 0))) return cached.value.then((stats) => agedBy(stats, now - cached.at));
     const value = this.readStats();
-    const entry = { at: now, mark, value };
+    const entry = { at: now, mark, value, dueAt: Number.POSITIVE_INFINITY };
     this.statsCache = entry;
+    void value.then((stats) => (entry.dueAt = Math.min(...stats.queues.map((q) => q.nextDueAt?.getTime() ?? Number.POSITIVE_INFINITY))), () => undefined);
     value.catch(() => {
       if (this.statsCache === entry) this.statsCache = undefined;
     });
     return value;
   }
 
-  private statsCache: { at: number; mark: string; value: Promise<TaskStats> } | undefined;
+  private statsCache: { at: number; mark: string; value: Promise<TaskStats>; dueAt: number } | undefined;
 
   private async readStats(): Promise<TaskStats> {
     const [counts, oldestSettledAt] = await Promise.all([this.d.db.read("tasks.stats", undefined), this.d.db.read("retention.oldestSettledAt", undefined)]);

@@ -1,5 +1,5 @@
-// Counts per queue and status, how long the oldest due task has waited, whether it is paused: the read side,
-// through Prisma.
+// Counts per queue and status, the pending tasks not due yet, how long the oldest due task has
+// waited, whether it is paused: the read side, through Prisma.
 import type { Prisma } from "../db/prisma.js";
 import type { TaskCounts } from "./task-schemas.js";
 import { TASK_STATUSES, type TaskStatus } from "./task-status.js";
@@ -8,9 +8,10 @@ type Counts = Record<TaskStatus, number>;
 const zeroCounts = (): Counts => Object.fromEntries(TASK_STATUSES.map((s) => [s, 0])) as Counts;
 
 export async function readTaskCounts(prisma: Prisma, now: number): Promise<TaskCounts> {
-  const [groups, oldest, pauses] = await Promise.all([
+  const [groups, oldest, scheduled, pauses] = await Promise.all([
     prisma.task.groupBy({ by: ["queue", "status"], _count: { _all: true } }),
     prisma.task.groupBy({ by: ["queue"], where: { status: "pending", runAt: { lte: new Date(now) } }, _min: { runAt: true } }),
+    prisma.task.groupBy({ by: ["queue"], where: { status: "pending", runAt: { gt: new Date(now) } }, _count: { _all: true }, _min: { runAt: true } }),
     prisma.queuePause.findMany({ where: { resumedAt: null }, select: { queue: true } }),
   ]);
   const paused = new Set(pauses.map((p) => p.queue));
@@ -26,15 +27,25 @@ export async function readTaskCounts(prisma: Prisma, now: number): Promise<TaskC
   // A paused queue is listed even with no task (yet): the dashboard's Resume button is on its row.
   for (const queue of paused) if (!queues.has(queue)) queues.set(queue, zeroCounts());
   const oldestByQueue = new Map(oldest.map((o) => [o.queue, o._min.runAt]));
+  const scheduledByQueue = new Map(scheduled.map((s) => [s.queue, { count: s._count._all, nextDueAt: s._min.runAt }]));
   return {
     queues: [...queues.entries()]
       .sort(([a], [b]) => a.localeCompare(b))
       .map(([queue, counts]) => {
         const runAt = oldestByQueue.get(queue);
-        return { queue, counts, oldestPendingAgeMs: runAt ? Math.max(0, now - runAt.getTime()) : null, paused: paused.has(queue) };
+        const later = scheduledByQueue.get(queue);
+        return {
+          queue,
+          counts,
+          scheduled: later?.count ?? 0,
+          nextDueAt: later?.nextDueAt ?? null,
+          oldestPendingAgeMs: runAt ? Math.max(0, now - runAt.getTime()) : null,
+          paused: paused.has(queue),
+        };
       }),
     queuesOmitted: 0,
     totals,
+    scheduled: scheduled.reduce((sum, s) => sum + s._count._all, 0),
   };
 }
 
