@@ -53,6 +53,8 @@ export class HeldLease {
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
   private interval: number;
+  /** Aborted once the lease is known to be over (end()): calls in flight stop, settles give up. */
+  private readonly over = new AbortController();
 
   constructor(
     private readonly api: CoordinationApi,
@@ -108,6 +110,16 @@ export class HeldLease {
   }
 
   /**
+   * The lease is over for certain (the server handed a newer lease on the task to this worker):
+   * renewals stop, calls in flight are aborted, and a settle answers "lost" with `reason` rather
+   * than retry a call no server would take.
+   */
+  end(reason: Error): void {
+    this.stop();
+    this.over.abort(reason);
+  }
+
+  /**
    * Aborts a call still unanswered when the lease may have run out: a server that hangs with its
    * port open (paused, a frozen VM) must not hold a renewal or a settle, and with it stop(), for
    * longer than the lease could be valid. The call then fails as a broken connection does.
@@ -115,7 +127,7 @@ export class HeldLease {
   private untilDeadline(): AbortSignal {
     // At least CALL_MIN_MS: the local deadline errs early (the lease is laid from when the claim
     // was sent), so a call made just past it may still be taken.
-    return AbortSignal.timeout(Math.max(CALL_MIN_MS, this.deadline - Date.now()));
+    return AbortSignal.any([AbortSignal.timeout(Math.max(CALL_MIN_MS, this.deadline - Date.now())), this.over.signal]);
   }
 
   /**
@@ -127,16 +139,18 @@ export class HeldLease {
    */
   async settle(call: (signal: AbortSignal) => Promise<unknown>): Promise<SettleOutcome> {
     for (let delay = RETRY_START_MS; ; delay = Math.min(delay * 2, RETRY_MAX_MS)) {
+      if (this.over.signal.aborted) return { kind: "lost", error: this.over.signal.reason };
       try {
         await call(this.untilDeadline());
         return { kind: "settled" };
       } catch (error) {
+        if (this.over.signal.aborted) return { kind: "lost", error: this.over.signal.reason };
         if (isLeaseGone(error)) return { kind: "lost", error };
         this.onError(error);
         if (!isTransient(error)) return { kind: "refused", error };
         // Never turn a success into a failure: past the lease, the server retries the task itself.
         if (!this.mayBeValid) return { kind: "lost", error: new Error("the lease ran out while the server could not be reached", { cause: error }) };
-        await sleep(delay);
+        await sleep(delay, undefined, { signal: this.over.signal }).catch(() => undefined);
       }
     }
   }

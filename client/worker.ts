@@ -113,7 +113,8 @@ export interface Worker {
    * Settles once the worker claims and runs no more: when stop() has let its runs end, or when
    * the server refused its credential or its registration for good (onError said why). A process
    * that serves a health check can watch it: the worker is then done, whatever else keeps the
-   * process up.
+   * process up. stop() tidies up after that (gives back what it adopted but never ran,
+   * deregisters): await stop() itself before exiting.
    */
   readonly closed: Promise<void>;
 }
@@ -245,6 +246,8 @@ export async function runWorker<P>(options: WorkerOptions<P>): Promise<Worker> {
     );
   /** Settles once the agent is registered (or the worker stops): the loops claim only then. */
   let registered: Promise<void> = Promise.resolve();
+  /** The server refused the registration for good: no heartbeat either (the agent heartbeat stops itself). */
+  let registrationRefused = false;
   try {
     await register();
   } catch (error) {
@@ -268,6 +271,7 @@ export async function runWorker<P>(options: WorkerOptions<P>): Promise<Worker> {
           // claims nothing, says why once, and its stop() returns at once.
           onError(new Error(`runWorker: the server refused the agent's registration, so this worker claims nothing: ${messageOf(again)}`, { cause: again }));
           claiming.abort();
+          registrationRefused = true;
           return;
         }
       }
@@ -277,6 +281,7 @@ export async function runWorker<P>(options: WorkerOptions<P>): Promise<Worker> {
   const stopTimeoutMs = options.stopTimeoutMs ?? 30_000;
   let beating = false;
   const agentHeartbeat = setInterval(() => {
+    if (registrationRefused) return clearInterval(agentHeartbeat);
     // One at a time: a server that hangs must not collect a heartbeat every interval.
     if (beating) return;
     beating = true;
@@ -325,13 +330,17 @@ export async function runWorker<P>(options: WorkerOptions<P>): Promise<Worker> {
     const leaseKey = `${task.id}:${task.leaseToken}`;
     if (runsLease(task) || finished.has(leaseKey)) return undefined;
     // A run of an older lease on this task: that lease is over, and its run ends (as a lost lease
-    // does) before this one starts, so the worker never runs one task twice at once.
-    const older = running.get(task.id);
-    if (older) {
+    // does: its renewals and settles stop at once) before this one starts, so the worker never
+    // runs one task twice at once. Looked at again after each wait: another newer lease may have
+    // arrived meanwhile, and only the newest runs.
+    for (let older = running.get(task.id); older !== undefined; older = running.get(task.id)) {
+      if (older.leaseToken >= task.leaseToken) return undefined;
       older.supersede(task.leaseToken);
       await older.ended;
-      if (runsLease(task)) return undefined;
     }
+    if (finished.has(leaseKey)) return undefined;
+    // Stopped meanwhile: not started, so given back uncharged with the backlog by stop().
+    if (claiming.signal.aborted) return void backlog.push({ task, receivedAt });
     const run = new AbortController();
     let interruption: Interruption | undefined;
     const interrupt = (why: Interruption, reason: Error) => {
@@ -339,15 +348,19 @@ export async function runWorker<P>(options: WorkerOptions<P>): Promise<Worker> {
       interruption = why;
       run.abort(reason);
     };
+    const lease = new HeldLease(api, task, agentId, options.leaseMs, onError, receivedAt);
     let ended!: () => void;
     const entry = {
       leaseToken: task.leaseToken,
       stopNow: () => interrupt("stopped", new Error("worker stopped")),
-      supersede: (by: number) => interrupt("lost", new Error(`lease ${task.leaseToken} is over: the server handed this worker lease ${by} on the task`)),
+      supersede: (by: number) => {
+        const over = new Error(`lease ${task.leaseToken} is over: the server handed this worker lease ${by} on the task`);
+        interrupt("lost", over);
+        lease.end(over);
+      },
       ended: new Promise<void>((resolve) => (ended = resolve)),
     };
     running.set(task.id, entry);
-    const lease = new HeldLease(api, task, agentId, options.leaseMs, onError, receivedAt);
     // Renewed until the task is settled: settles retried across an outage must not outlive the lease.
     lease.keepAlive((error) => interrupt("lost", new Error(`lease lost: ${messageOf(error)}`, { cause: error })));
     const { taskTimeoutMs } = options;

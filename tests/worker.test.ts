@@ -219,6 +219,29 @@ describe("runWorker", () => {
     await worker.stop();
   });
 
+  it("a newer lease ends the old run's settle at once (a complete hanging on a server that does not answer), not at the old lease's end", async () => {
+    await using t = await startTestServer();
+    const proxy = await startHoldingProxy(t.url, "tasks.completeAndClaim");
+    const client = createCoordinationClient({ url: proxy.url });
+    const errors: string[] = [];
+    const worker = await runWorker({ api: client.api, agentId: "w-held", concurrency: 2, waitMs: 5_000, leaseMs: 60_000, onError: (e) => errors.push((e as Error).message), handler: async (task) => `lease ${task.leaseToken}` });
+    try {
+      const task = await t.api.tasks.enqueue.mutate({ payload: {} });
+      // Lease 1's run finished; its complete hangs in the proxy (a server that stopped answering).
+      await vi.waitFor(() => expect(proxy.held()).toBe(1), { timeout: 30_000, interval: 20 });
+      await t.api.tasks.release.mutate({ taskId: task.id, agentId: "w-held", leaseToken: 1 });
+      // Lease 2, claimed by the idle loop, ends lease 1's settle and runs: completed within moments, not after 60 s.
+      await vi.waitFor(() => expect(worker.completed).toBe(1), { timeout: 30_000, interval: 20 });
+      expect(await t.api.tasks.get.query({ taskId: task.id })).toMatchObject({ status: "completed", leaseToken: 2, result: "lease 2" });
+      expect([worker.completed, worker.lost]).toEqual([1, 1]);
+      expect(errors).toContain(`runWorker: lost the lease on task "${task.id}" (lease 1), so its run's outcome was not stored: lease 1 is over: the server handed this worker lease 2 on the task`);
+    } finally {
+      await worker.stop();
+      await client.close();
+      await proxy.close();
+    }
+  });
+
   it("its registration removed under it (an admin, a replica stopping under the same id), it registers again: tasks needing its capabilities still reach it", async () => {
     await using t = await startTestServer();
     const worker = await runWorker({ api: t.api, agentId: "w-caps", capabilities: ["summarize"], metadata: { pod: "a" }, heartbeatMs: 100, waitMs: 1_000, handler: async () => "summed" });
@@ -592,6 +615,21 @@ async function startFlakyProxy(target: string, faults: Array<"reset" | 503>) {
     req.pipe(upstream);
   });
   return { ...(await onLoopback(server)), completeCalls: () => completeCalls };
+}
+
+/** A real HTTP proxy in front of the server that holds the first `procedure` call, unanswered and never sent on (a server that stopped answering it). */
+async function startHoldingProxy(target: string, procedure: string) {
+  let held = 0;
+  const server = createServer((req, res) => {
+    if (held === 0 && req.url?.includes(procedure)) return void held++;
+    const upstream = request(`${target}${req.url}`, { method: req.method, headers: req.headers }, (answer) => {
+      res.writeHead(answer.statusCode ?? 502, answer.headers);
+      answer.pipe(res);
+    });
+    upstream.on("error", () => res.destroy());
+    req.pipe(upstream);
+  });
+  return { ...(await onLoopback(server)), held: () => held };
 }
 
 /** Listens on a free loopback port: the server's URL, and its close (its connections cut). */
