@@ -86,6 +86,15 @@ describe("claims with an idempotencyKey", () => {
     expect((await t.api.tasks.steal.mutate({ ...call, idempotencyKey: "steal-2" })).map((x) => x.id)).toEqual(rest3);
     const claimed = (await t.api.events.list.query({ types: ["task.claimed"], limit: 20 })).map((e) => (e.payload as { stolenFrom?: string }).stolenFrom);
     expect(claimed.filter((from) => from === "victim")).toHaveLength(3);
+
+    // Named by fromAgentId, and that agent gone since (deregistered once it held nothing): the repeat still answers.
+    const d = await t.api.tasks.enqueue.mutate({ queue: "st2", payload: 4 });
+    await t.api.tasks.claim.mutate({ agentId: "victim2", queues: ["st2"], leaseMs: 1 });
+    await vi.waitFor(async () => expect((await t.api.tasks.get.query({ taskId: d.id })).leaseExpiresAt! <= new Date()).toBe(true), { timeout: 15_000, interval: 25 });
+    const fromVictim = { agentId: "thief", fromAgentId: "victim2", limit: 1, leaseMs: 60_000, idempotencyKey: "steal-3" };
+    expect((await t.api.tasks.steal.mutate(fromVictim)).map((x) => x.id)).toEqual([d.id]);
+    await t.api.agents.deregister.mutate({ agentId: "victim2" });
+    expect((await t.api.tasks.steal.mutate(fromVictim)).map((x) => [x.id, x.leaseOwner])).toEqual([[d.id, "thief"]]);
   });
 
   it("a long-poll sent again while the call it repeats is still parked (its client gave up, the server cannot tell): both answer the task that call took", async () => {

@@ -330,13 +330,17 @@ export function taskCommands(d: TaskCommandDeps) {
       ctx: WriteContext,
       request: ContextWanted & { agentId: string; fromAgentId?: string | undefined; limit: number; leaseMs: number; capabilities?: string[] | undefined; idempotencyKey?: string | undefined; asOf: number },
     ): Handout => {
+      // Sent again (its answer lost): the leases it took that the thief still holds, as a keyed
+      // claim's; looked for first, as the agent it stole from may be gone since.
+      const key = request.idempotencyKey === undefined ? null : claimKeyOf.steal(request.idempotencyKey);
+      const taken = key === null ? [] : d.tasks.heldUnder(request.agentId, key).slice(0, request.limit);
+      if (taken.length > 0) {
+        t.noteAgent(ctx, request.agentId);
+        return handOut(ctx, taken.map((row) => answerAgain(row, request.leaseMs, ctx.now)), request);
+      }
       if (request.fromAgentId !== undefined && !d.agents.get(request.fromAgentId)) throw notFound("AGENT_NOT_FOUND", request.fromAgentId);
       const filter = t.claimFilter(request);
       t.noteAgent(ctx, request.agentId, filter.capabilities);
-      // Sent again (its answer lost): the leases it took that the thief still holds, as a keyed claim's.
-      const key = request.idempotencyKey === undefined ? null : claimKeyOf.steal(request.idempotencyKey);
-      const taken = key === null ? [] : d.tasks.heldUnder(request.agentId, key).slice(0, request.limit);
-      if (taken.length > 0) return handOut(ctx, taken.map((row) => answerAgain(row, request.leaseMs, ctx.now)), request);
       // Expired or offline as of when the steal was asked for, allowing for a heartbeat still
       // waiting for the lock in another process (see tasks.expireLeases).
       const grace = d.lockWaitGrace();
