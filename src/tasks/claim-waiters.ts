@@ -82,18 +82,20 @@ export class ClaimTicket {
     if (this.wake) this.armDue();
   }
 
-  /** Resolves when notified, when a task falls due, after `maxMs`, or when `signal` aborts. */
-  wait(maxMs: number, signal: AbortSignal): Promise<void> {
-    if (this.woken || this.agentClaimed || signal.aborted || maxMs <= 0) return Promise.resolve();
+  /** Resolves when notified, when a task falls due, after `maxMs`, or when `signal` aborts: true when it was `maxMs` that ran out. */
+  wait(maxMs: number, signal: AbortSignal): Promise<boolean> {
+    if (this.woken || this.agentClaimed || signal.aborted) return Promise.resolve(false);
+    if (maxMs <= 0) return Promise.resolve(true);
     return new Promise((resolve) => {
-      const done = () => {
+      const finish = (timedOut: boolean) => {
         clearTimeout(timer);
         clearTimeout(this.dueTimer);
         signal.removeEventListener("abort", done);
         this.wake = undefined;
-        resolve();
+        resolve(timedOut);
       };
-      const timer = setTimeout(done, maxMs);
+      const done = () => finish(false);
+      const timer = setTimeout(() => finish(true), maxMs);
       this.wake = done;
       this.armDue();
       signal.addEventListener("abort", done, { once: true });

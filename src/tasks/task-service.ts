@@ -99,7 +99,14 @@ export class TaskService {
           if (claimed.nextRunAt !== null) ticket.dueBy(claimed.nextRunAt);
           call.waiting?.();
           const relookMs = safetyRelookMs(this.d.config.crossProcessPollMs);
-          await ticket.wait(Math.min(deadline - now, relookMs), stop.signal);
+          // Waits until woken, or for the rest of its time (the deadline: true once that ran out),
+          // or the safety re-look. A timer may fire a moment before Date.now() reaches its end, so
+          // the deadline is known by the timer that ran out, not by the clock.
+          const waitOut = async () => {
+            const left = deadline - Date.now();
+            return (await ticket.wait(Math.min(left, relookMs), stop.signal)) && left <= relookMs;
+          };
+          let ranOut = await waitOut();
           // Woken by its agent's claim alone (a keyed claim): another call with its key, which its
           // client gave up on, may have taken the task it waits for. Looked for on the reader; the
           // claim runs again only if it is there (it then answers that lease), else waits on.
@@ -107,10 +114,10 @@ export class TaskService {
           while (ticket.takeAgentClaimed() && !stop.signal.aborted) {
             underKey = await this.d.db.read("tasks.holdsUnderKey", { agentId: request.agentId, idempotencyKey: request.idempotencyKey! });
             if (underKey || Date.now() >= deadline) break;
-            await ticket.wait(Math.min(deadline - Date.now(), relookMs), stop.signal);
+            ranOut = await waitOut();
           }
           // The wait ran out with nothing committed for it: no last look, the claimer asks again.
-          if (!ticket.isWoken && !underKey && Date.now() >= deadline) return [];
+          if (!ticket.isWoken && !underKey && (ranOut || Date.now() >= deadline)) return [];
         } finally {
           ticket.cancel();
         }
