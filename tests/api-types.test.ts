@@ -235,7 +235,7 @@ describe("AppRouter types", () => {
     expectTypeOf<Out["memory"]["recall"]>().toEqualTypeOf<MemoryMatch[]>();
     expectTypeOf<In["memory"]["forget"]>().toEqualTypeOf<{ memoryId: string }>();
     expectTypeOf<Out["memory"]["forget"]>().toEqualTypeOf<Memory>();
-    expectTypeOf<Out["health"]>().toEqualTypeOf<{ status: "ok"; version: string; uptimeMs: number; db: "ok"; writeWaitMs: number }>();
+    expectTypeOf<Out["health"]>().toEqualTypeOf<{ status: "ok"; version: string; schema: string; uptimeMs: number; db: "ok"; writeWaitMs: number }>();
   });
 
   it("history procedures", () => {

@@ -48,6 +48,14 @@ export function readMigrations(dir: string): Migration[] {
     });
 }
 
+/**
+ * The newest migration this version ships: its schema version. Two builds that share a version
+ * number (a deployment between releases) differ by it; /health gives it.
+ */
+export function shippedSchema(dir = defaultMigrationsDir()): string {
+  return readMigrations(dir).at(-1)?.name ?? "none";
+}
+
 /** The timestamp format Prisma's engine writes into _prisma_migrations on SQLite. */
 const prismaTimestamp = (date: Date): string => date.toISOString().replace("T", " ").replace("Z", "+00:00");
 

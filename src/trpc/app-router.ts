@@ -9,6 +9,10 @@ import { memoryRouter } from "../memory/memory-router.js";
 import { taskRouter } from "../tasks/task-router.js";
 import { queueRouter } from "../tasks/queue-router.js";
 import { VERSION } from "../version.js";
+import { shippedSchema } from "../db/migrate.js";
+
+/** Read once: the migrations shipped with this build. */
+const SCHEMA = shippedSchema();
 import type { ProcedureDefinition } from "../rest/direct-call.js";
 import { procedure, router } from "./init.js";
 
@@ -17,6 +21,7 @@ const startedAt = Date.now();
 const healthSchema = z.object({
   status: z.literal("ok"),
   version: z.string(),
+  schema: z.string().describe("The newest database migration this build ships (its schema version): two builds of one version number differ by it"),
   uptimeMs: z.number(),
   db: z.literal("ok"),
   writeWaitMs: z
@@ -45,7 +50,7 @@ export const appRouter = router({
         await db.write("health.probe", undefined);
         if (db.faults.current) throw db.faults.current;
       }
-      return { status: "ok" as const, version: VERSION, uptimeMs: Date.now() - startedAt, db: "ok" as const, writeWaitMs: db.writeWaitMs };
+      return { status: "ok" as const, version: VERSION, schema: SCHEMA, uptimeMs: Date.now() - startedAt, db: "ok" as const, writeWaitMs: db.writeWaitMs };
     }),
   tasks: taskRouter,
   queues: queueRouter,
