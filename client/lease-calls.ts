@@ -17,6 +17,8 @@ const RETRY_START_MS = 100;
 const RETRY_MAX_MS = 1000;
 /** The least time a renewal or settle is given to answer, however close the lease's end. */
 const CALL_MIN_MS = 5000;
+/** How long a settle call already sent may still answer once its lease is known to be over (end()). */
+const END_GRACE_MS = 1000;
 
 const httpStatus = (error: unknown): number | undefined => (isTRPCClientError(error) ? error.data?.httpStatus : undefined);
 /** The server says this lease is gone: another holder, cancelled, settled (409), or no such task (404). */
@@ -53,7 +55,9 @@ export class HeldLease {
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
   private interval: number;
-  /** Aborted once the lease is known to be over (end()): calls in flight stop, settles give up. */
+  /** Set once the lease is known to be over (end()): no renewal, no settle sent again. */
+  private ended: Error | undefined;
+  /** Aborted END_GRACE_MS after end(): a call still unanswered then is given up. */
   private readonly over = new AbortController();
 
   constructor(
@@ -83,9 +87,8 @@ export class HeldLease {
     const renew = async () => {
       const sentAt = Date.now();
       try {
-        const renewed = await this.api.tasks.heartbeat.mutate(
-          { taskId: this.task.id, agentId: this.agentId, leaseToken: this.task.leaseToken, leaseMs: this.leaseMs },
-          { signal: this.untilDeadline() },
+        const renewed = await this.untilDeadline((signal) =>
+          this.api.tasks.heartbeat.mutate({ taskId: this.task.id, agentId: this.agentId, leaseToken: this.task.leaseToken, leaseMs: this.leaseMs }, { signal }),
         );
         if (this.stopped) return;
         const granted = HeldLease.granted(renewed, this.leaseMs);
@@ -111,23 +114,38 @@ export class HeldLease {
 
   /**
    * The lease is over for certain (the server handed a newer lease on the task to this worker):
-   * renewals stop, calls in flight are aborted, and a settle answers "lost" with `reason` rather
-   * than retry a call no server would take.
+   * renewals stop, a settle is not sent again, and one under way answers "lost" with `reason` if
+   * it has no answer within END_GRACE_MS (a settle that did commit, a release say, keeps its answer:
+   * the newer lease may follow its commit closely).
    */
   end(reason: Error): void {
+    if (this.ended) return;
+    this.ended = reason;
     this.stop();
-    this.over.abort(reason);
+    setTimeout(() => this.over.abort(reason), END_GRACE_MS).unref();
   }
 
   /**
-   * Aborts a call still unanswered when the lease may have run out: a server that hangs with its
-   * port open (paused, a frozen VM) must not hold a renewal or a settle, and with it stop(), for
-   * longer than the lease could be valid. The call then fails as a broken connection does.
+   * Runs `call` with a signal that aborts once the lease may have run out: a server that hangs
+   * with its port open (paused, a frozen VM) must not hold a renewal or a settle, and with it
+   * stop(), for longer than the lease could be valid (the call then fails as a broken connection
+   * does); or once end()'s grace is over. Built by hand: Node 20's AbortSignal.any lets a
+   * timeout signal it combines be collected before it fires (nodejs/node#57736).
    */
-  private untilDeadline(): AbortSignal {
+  private async untilDeadline<T>(call: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    const controller = new AbortController();
     // At least CALL_MIN_MS: the local deadline errs early (the lease is laid from when the claim
     // was sent), so a call made just past it may still be taken.
-    return AbortSignal.any([AbortSignal.timeout(Math.max(CALL_MIN_MS, this.deadline - Date.now())), this.over.signal]);
+    const timer = setTimeout(() => controller.abort(new DOMException("The lease may have run out", "TimeoutError")), Math.max(CALL_MIN_MS, this.deadline - Date.now()));
+    const onOver = () => controller.abort(this.over.signal.reason);
+    if (this.over.signal.aborted) onOver();
+    else this.over.signal.addEventListener("abort", onOver, { once: true });
+    try {
+      return await call(controller.signal);
+    } finally {
+      clearTimeout(timer);
+      this.over.signal.removeEventListener("abort", onOver);
+    }
   }
 
   /**
@@ -139,12 +157,12 @@ export class HeldLease {
    */
   async settle(call: (signal: AbortSignal) => Promise<unknown>): Promise<SettleOutcome> {
     for (let delay = RETRY_START_MS; ; delay = Math.min(delay * 2, RETRY_MAX_MS)) {
-      if (this.over.signal.aborted) return { kind: "lost", error: this.over.signal.reason };
+      if (this.ended) return { kind: "lost", error: this.ended };
       try {
-        await call(this.untilDeadline());
+        await this.untilDeadline(call);
         return { kind: "settled" };
       } catch (error) {
-        if (this.over.signal.aborted) return { kind: "lost", error: this.over.signal.reason };
+        if (this.ended) return { kind: "lost", error: this.ended };
         if (isLeaseGone(error)) return { kind: "lost", error };
         this.onError(error);
         if (!isTransient(error)) return { kind: "refused", error };

@@ -222,6 +222,8 @@ export async function runWorker<P>(options: WorkerOptions<P>): Promise<Worker> {
    * agent, a replica stopping under the same id) supersedes the run: the old lease is over.
    */
   const running = new Map<string, { leaseToken: number; stopNow: () => void; supersede: (by: number) => void; ended: Promise<unknown> }>();
+  /** The newest lease of each task waiting for an older run of it to end: only that one starts. */
+  const newestWaiting = new Map<string, number>();
   /** Whether a run here holds `task`'s lease, or a newer one: the same lease can reach the worker twice (its claim's answer, adoption). */
   const runsLease = (task: { id: string; leaseToken: number }) => (running.get(task.id)?.leaseToken ?? -1) >= task.leaseToken;
   /** Tasks held for this agent that no loop runs yet (adopted after a lost claim answer). */
@@ -333,10 +335,17 @@ export async function runWorker<P>(options: WorkerOptions<P>): Promise<Worker> {
     // does: its renewals and settles stop at once) before this one starts, so the worker never
     // runs one task twice at once. Looked at again after each wait: another newer lease may have
     // arrived meanwhile, and only the newest runs.
-    for (let older = running.get(task.id); older !== undefined; older = running.get(task.id)) {
-      if (older.leaseToken >= task.leaseToken) return undefined;
-      older.supersede(task.leaseToken);
-      await older.ended;
+    if (running.has(task.id)) {
+      if ((newestWaiting.get(task.id) ?? -1) >= task.leaseToken) return undefined;
+      newestWaiting.set(task.id, task.leaseToken);
+      for (let older = running.get(task.id); older !== undefined; older = running.get(task.id)) {
+        if (older.leaseToken >= task.leaseToken || newestWaiting.get(task.id) !== task.leaseToken) return undefined;
+        older.supersede(task.leaseToken);
+        await older.ended;
+      }
+      // A newer lease came while this one waited: it runs, this one never starts (its lease is over).
+      if (newestWaiting.get(task.id) !== task.leaseToken) return undefined;
+      newestWaiting.delete(task.id);
     }
     if (finished.has(leaseKey)) return undefined;
     // Stopped meanwhile: not started, so given back uncharged with the backlog by stop().

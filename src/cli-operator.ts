@@ -234,10 +234,11 @@ async function dispatch(words: string[], options: Parsed["options"], json: boole
           stats.queues.map((q) => [
             q.paused ? `${q.queue} (paused)` : q.queue,
             String(q.counts.pending),
-            String(q.scheduled),
+            // Absent from a server older than this CLI.
+            q.scheduled === undefined ? "-" : String(q.scheduled),
             ...(["claimed", "completed", "dead_letter", "cancelled"] as const).map((s) => String(q.counts[s])),
             q.oldestPendingAgeMs === null ? "-" : `${Math.round(q.oldestPendingAgeMs / 1000)} s`,
-            q.nextDueAt === null ? "-" : q.nextDueAt.toISOString(),
+            q.nextDueAt == null ? "-" : q.nextDueAt.toISOString(),
           ]),
         ) + (stats.queuesOmitted > 0 ? `(${stats.queuesOmitted} quieter queues not shown)\n` : ""),
     );
