@@ -85,6 +85,9 @@ describe("credentials carry the agent's identity", () => {
     expect(rest.body).toEqual({ code: "FORBIDDEN", message: 'this credential acts as agent "agent-B"; agentId "agent-A" names another agent' });
     // The seed's claim route names the agent in the path.
     expect((await http(t.url, "GET", "/tasks/claim/agent-A?queue=q", { token: tokens.b })).status).toBe(403);
+    // No name at all (null, a number) is a malformed request, a 400 naming the field, not another agent's.
+    expect(await http(t.url, "POST", "/events", { token: tokens.b, body: { type: "n.x", source: null } })).toMatchObject({ status: 400, body: { code: "INVALID_INPUT", message: "source: must be a string (got null)" } });
+    expect(await http(t.url, "POST", "/tasks/claim", { token: tokens.b, body: { agentId: 5 } })).toMatchObject({ status: 400, body: { code: "INVALID_INPUT", message: "agentId: must be a string (got number)" } });
     // A's lease is untouched.
     const after = await t.admin.tasks.get.query({ taskId: task.id });
     expect([after.status, after.leaseOwner, after.leaseToken]).toEqual(["claimed", "agent-A", claimed.leaseToken]);

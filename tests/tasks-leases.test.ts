@@ -127,7 +127,12 @@ describe("leases and fencing", () => {
     expect(first).toMatchObject({ status: "pending", attempts: 0, leaseOwner: null, leaseToken: 1, settledLease: { agentId: "a1", leaseToken: 1 } });
     expect(await t.api.tasks.release.mutate(call)).toEqual(first);
     // Over REST, and without the token: the same.
-    expect(await rest(t.url, "POST", `/tasks/${task.id}/release`, { agentId: "a1" })).toMatchObject({ status: 200, body: { id: task.id, status: "pending", settledLease: { agentId: "a1", leaseToken: 1 } } });
+    expect(await rest(t.url, "POST", `/tasks/${task.id}/release`, { agentId: "a1", delayMs: 60_000 })).toMatchObject({ status: 200, body: { id: task.id, status: "pending", settledLease: { agentId: "a1", leaseToken: 1 } } });
+    // Sent with another delay, it is another call: a conflict saying so, the first release's delay standing.
+    await expect(t.api.tasks.release.mutate({ ...call, delayMs: 0 })).rejects.toMatchObject({
+      ...conflict,
+      message: `lease 1 of agent "a1" on task "${task.id}" was released already, with delayMs 60000; this release differs (delayMs 0), and changes nothing`,
+    });
     // Another agent, or another lease of the same agent, did not release it.
     await expect(t.api.tasks.release.mutate({ ...call, agentId: "a2" })).rejects.toMatchObject(conflict);
     await expect(t.api.tasks.release.mutate({ ...call, leaseToken: 2 })).rejects.toMatchObject(conflict);

@@ -9,7 +9,7 @@
 // is filled in when absent and must name that agent when present (403 otherwise). A read
 // credential acts as no agent: such a field is refused. Admins may act as any agent; their calls
 // that change something are logged.
-import { CoordinationError } from "../errors.js";
+import { CoordinationError, invalidField } from "../errors.js";
 import type { Logger } from "../logger.js";
 import type { Caller, Role } from "../trpc/context.js";
 import type { Access } from "../trpc/meta.js";
@@ -60,6 +60,8 @@ export function authorize(access: Access, caller: Caller, path: string, rawInput
     return rawInput;
   }
   if (named === undefined) return fill ? { ...input, [field]: caller.agentId } : rawInput;
+  // Not a name at all (null, a number): a malformed request (400), not another agent's.
+  if (typeof named !== "string") throw invalidField(field, `must be a string (got ${named === null ? "null" : Array.isArray(named) ? "array" : typeof named})`);
   if (named !== caller.agentId) {
     throw forbidden(`this credential acts as agent ${JSON.stringify(caller.agentId)}; ${field} ${JSON.stringify(named)} names another agent`);
   }

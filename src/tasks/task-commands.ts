@@ -262,7 +262,19 @@ export function taskCommands(d: TaskCommandDeps) {
       const repeated = isRepeatedRelease(row, request);
       const held = repeated ? row : t.assertHeld(row, request);
       t.noteAgent(ctx, request.agentId);
-      if (repeated) return settled(row, taskRowWith(row, { leaseOwner: request.agentId }));
+      if (repeated) {
+        // The release it repeats set runAt to its time (updatedAt, which nothing changes while the
+        // task waits under that lease) plus its delay: another delay is another call.
+        const firstDelayMs = Number(row.runAt) - Number(row.updatedAt);
+        if (firstDelayMs !== (request.delayMs ?? 0)) {
+          throw new CoordinationError(
+            "LEASE_CONFLICT",
+            `lease ${row.leaseToken} of agent "${request.agentId}" on task "${row.id}" was released already, with delayMs ${firstDelayMs}; this release differs (delayMs ${request.delayMs ?? 0}), and changes nothing`,
+            { status: row.status, leaseOwner: null, leaseToken: row.leaseToken },
+          );
+        }
+        return settled(row, taskRowWith(row, { leaseOwner: request.agentId }));
+      }
       return settled(t.releaseRow(ctx, held, ctx.now + (request.delayMs ?? 0), { byHolder: true }), held);
     },
 
