@@ -171,6 +171,7 @@ describe("AppRouter types", () => {
       queues: Array<{ queue: string; counts: Counts; scheduled: number; nextDueAt: Date | null; oldestPendingAgeMs: number | null; paused: boolean }>;
       queuesOmitted: number;
       scheduled: number;
+      nextDueAt: Date | null;
       totals: Counts;
       retention: { settledTasks: { maxAgeMs: number | null; maxCount: number | null; oldestSettledAt: Date | null }; executions: Policy; notes: Policy };
     }>();

@@ -220,6 +220,8 @@ describe("one validation over tRPC and REST", () => {
     }
     const moved = await rest(t.url, "POST", "/tasks", { payload: { n: 2 }, idempotencyKey: "R", runAt: "2031-01-01T00:00:00.001Z", priority: 1 });
     expect([moved.status, moved.body.message]).toEqual([409, `idempotencyKey "R" was used for task "${scheduled.body.id}" with a different priority, runAt`]);
+    // The same in details, for a client that reads fields rather than sentences.
+    expect(moved.body.details).toEqual({ taskId: scheduled.body.id, differs: ["priority", "runAt"] });
     // Once claimed, runAt is the next run's (a retry's backoff moved it): the same request is still the same task.
     const due = new Date(Date.now() - 1000).toISOString();
     const retried = await rest(t.url, "POST", "/tasks", { queue: "r", payload: { n: 3 }, idempotencyKey: "D", runAt: due });

@@ -43,6 +43,7 @@ describe("operator commands against a running server", () => {
       queuesOmitted: 0,
       totals: { pending: 2, claimed: 0, completed: 0, dead_letter: 1, cancelled: 0 },
       scheduled: 1,
+      nextDueAt: later.runAt.toISOString(),
       retention: {
         settledTasks: { maxAgeMs: 2_592_000_000, maxCount: null, oldestSettledAt: expect.any(String) },
         executions: { maxAgeMs: 2_592_000_000, maxCount: null },

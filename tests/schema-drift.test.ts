@@ -293,7 +293,7 @@ describe("schema drift", () => {
       "tasks_delayed_idx",
       "tasks_held_idx",
       "tasks_id_key",
-      "tasks_idempotencyKey_key",
+      "tasks_idempotencyScope_idempotencyKey_key",
       "tasks_pending_idx",
       "tasks_pending_queue_idx",
       "tasks_settled_idx",
@@ -349,7 +349,7 @@ describe("schema drift", () => {
   it("the rows the stores build instead of reading back are exactly what the database stored", () => {
     const st = new Statements(db);
     const tasks = new TaskStore(st);
-    const task = { id: "t1", queue: "q", payload: '{"a":1}', priority: 3, capability: "gpu", targetAgentId: null, maxAttempts: 4, idempotencyKey: "k", runAt: 5 };
+    const task = { id: "t1", queue: "q", payload: '{"a":1}', priority: 3, capability: "gpu", targetAgentId: null, maxAttempts: 4, idempotencyKey: "k", idempotencyScope: "agent-7", runAt: 5 };
     const built = tasks.insert(task, 7);
     expect(db.prepare(`SELECT * FROM tasks WHERE seq = ?`).get(built.seq)).toEqual(built);
     const memories = new MemoryStore(st);

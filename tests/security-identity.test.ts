@@ -94,6 +94,27 @@ describe("credentials carry the agent's identity", () => {
     expect(after.leaseExpiresAt!.getTime()).toBe(claimed.leaseExpiresAt!.getTime());
   });
 
+  it("an enqueue's idempotencyKey is its agent's own: another agent using it first neither decides nor learns what the first gets", async () => {
+    const { t, A, B } = await threeAgents();
+    // B goes first with A's key (keys show in GET /tasks), asking for a task that never runs.
+    const squat = await B.tasks.enqueue.mutate({ queue: "billing", payload: { invoice: 42 }, idempotencyKey: "invoice-42", runAt: new Date("2099-01-01T00:00:00Z"), maxAttempts: 1 });
+    const mine = await A.tasks.enqueue.mutate({ queue: "billing", payload: { invoice: 42 }, idempotencyKey: "invoice-42" });
+    expect(mine.id).not.toBe(squat.id);
+    expect(mine.runAt.getTime()).toBeLessThanOrEqual(Date.now());
+    // A's own repeat is A's task; B's is B's; a different payload from B under the key is B's own conflict, not A's.
+    expect((await A.tasks.enqueue.mutate({ queue: "billing", payload: { invoice: 42 }, idempotencyKey: "invoice-42" })).id).toBe(mine.id);
+    expect((await B.tasks.enqueueMany.mutate({ tasks: [{ queue: "billing", payload: { invoice: 42 }, idempotencyKey: "invoice-42" }] }))[0]!.id).toBe(squat.id);
+    expect((await A.tasks.enqueueMany.mutate({ tasks: [{ queue: "billing", payload: { invoice: 42 }, idempotencyKey: "invoice-42" }] }))[0]!.id).toBe(mine.id);
+    // Admins (and an open server, and in-process callers) share one space of their own.
+    const byAdmin = await t.admin.tasks.enqueue.mutate({ queue: "billing", payload: { invoice: 42 }, idempotencyKey: "invoice-42" });
+    expect([byAdmin.id === mine.id, byAdmin.id === squat.id]).toEqual([false, false]);
+    expect((await t.admin.tasks.enqueue.mutate({ queue: "billing", payload: { invoice: 42 }, idempotencyKey: "invoice-42" })).id).toBe(byAdmin.id);
+    // A key in the shared space (an admin's, or stored before keys were scoped: an enqueue sent
+    // again across the upgrade) is found by an agent that has none of its own.
+    const shared = await t.admin.tasks.enqueue.mutate({ queue: "billing", payload: { invoice: 7 }, idempotencyKey: "invoice-7" });
+    expect((await A.tasks.enqueue.mutate({ queue: "billing", payload: { invoice: 7 }, idempotencyKey: "invoice-7" })).id).toBe(shared.id);
+  });
+
   it("a task targeted at one agent is claimed by that agent only", async () => {
     const { t, A, B } = await threeAgents();
     const task = await t.admin.tasks.enqueue.mutate({ queue: "q", targetAgentId: "agent-A" });

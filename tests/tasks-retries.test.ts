@@ -82,12 +82,12 @@ describe("retries and dead-letter", () => {
     await t.api.tasks.claim.mutate({ agentId: "a", queues: ["sched"] });
     const failed = await t.api.tasks.fail.mutate({ taskId: task.id, agentId: "a", error: "busy" });
     const backingOff = await t.api.tasks.stats.query({ queue: "sched" });
-    expect(backingOff).toMatchObject({ scheduled: 1, totals: { pending: 1 } });
+    expect(backingOff).toMatchObject({ scheduled: 1, nextDueAt: failed.runAt, totals: { pending: 1 } });
     expect(backingOff.queues).toEqual([expect.objectContaining({ queue: "sched", scheduled: 1, nextDueAt: failed.runAt, oldestPendingAgeMs: null })]);
     // No write since: the counts read before are reused only until the task falls due.
     await vi.waitFor(() => expect(Date.now()).toBeGreaterThan(failed.runAt.getTime()), { timeout: 15_000, interval: 25 });
     const due = await t.api.tasks.stats.query({ queue: "sched" });
-    expect(due).toMatchObject({ scheduled: 0, totals: { pending: 1 } });
+    expect(due).toMatchObject({ scheduled: 0, nextDueAt: null, totals: { pending: 1 } });
     expect(due.queues).toEqual([expect.objectContaining({ scheduled: 0, nextDueAt: null, oldestPendingAgeMs: expect.any(Number) })]);
   });
 

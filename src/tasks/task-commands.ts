@@ -11,7 +11,7 @@ import type { WriteContext } from "../db/writer.js";
 import { CoordinationError, notFound } from "../errors.js";
 import type { EventStore } from "../events/event-store.js";
 import { sameJson } from "../json-checks.js";
-import { taskWith, type ClaimRequest, type EnqueueRequest, type RequeueManyRequest, type RequeueManyResult, type SettledTask, type Task } from "./task-schemas.js";
+import { taskWith, type ClaimRequest, type ScopedEnqueue, type RequeueManyRequest, type RequeueManyResult, type SettledTask, type Task } from "./task-schemas.js";
 import { claimKeyOf } from "./claim-keys.js";
 import { releasedLease, taskAnswerBytes, taskRowWith, toTask, type ClaimFilter, type DeadLetterRow, type StoredError, type TaskRow, type TaskStore } from "./task-store.js";
 import type { SettleRequest, TaskTransitions } from "./task-transitions.js";
@@ -179,10 +179,10 @@ export function taskCommands(d: TaskCommandDeps) {
   };
 
   return {
-    "tasks.enqueue": (ctx: WriteContext, request: EnqueueRequest): Task => toTask(t.insertTask(ctx, request)),
+    "tasks.enqueue": (ctx: WriteContext, request: ScopedEnqueue): Task => toTask(t.insertTask(ctx, request)),
 
     /** All or nothing: one invalid task rolls the whole batch back. */
-    "tasks.enqueueMany": (ctx: WriteContext, requests: EnqueueRequest[]): Task[] => {
+    "tasks.enqueueMany": (ctx: WriteContext, requests: ScopedEnqueue[]): Task[] => {
       // The tasks this batch inserted ("tasks[i]" by id): a key used twice in it names no stored task.
       const inBatch = new Map<string, string>();
       return requests.map((request, i) => toTask(t.insertTask(ctx, request, `tasks[${i}].payload`, inBatch)));

@@ -29,6 +29,7 @@ import {
 } from "./task-schemas.js";
 import { eventSchema } from "../events/event-schemas.js";
 import { pickQueues } from "./task-stats.js";
+import type { Caller } from "../trpc/context.js";
 
 const tags = ["tasks"];
 
@@ -37,13 +38,13 @@ export const taskRouter = router({
     .meta({ access: AGENT, rest: { method: "POST", path: "/tasks", tags, summary: "Enqueue a task", errors: ["IDEMPOTENCY_MISMATCH"] } })
     .input(enqueueInput)
     .output(taskSchema)
-    .mutation(({ ctx, input }) => ctx.services.tasks.enqueue(input)),
+    .mutation(({ ctx, input }) => ctx.services.tasks.enqueue(input, keyScopeOf(ctx.caller))),
 
   enqueueMany: procedure
     .meta({ access: AGENT, rest: { method: "POST", path: "/tasks/batch", tags, summary: "Enqueue several tasks atomically", errors: ["IDEMPOTENCY_MISMATCH"] } })
     .input(enqueueManyInput)
     .output(z.array(taskSchema))
-    .mutation(({ ctx, input }) => ctx.services.tasks.enqueueMany(input.tasks)),
+    .mutation(({ ctx, input }) => ctx.services.tasks.enqueueMany(input.tasks, keyScopeOf(ctx.caller))),
 
   claim: consumingProcedure
     .meta({ access: AS_AGENT, rest: { method: "POST", path: "/tasks/claim", tags, summary: "Claim the best available task (null when none)" } })
@@ -186,3 +187,12 @@ export const taskRouter = router({
     .output(taskStatsSchema)
     .query(async ({ ctx, input }) => pickQueues(await ctx.services.tasks.stats(), input?.queue, input?.limit ?? DEFAULT_STATS_QUEUES)),
 });
+
+/**
+ * Whose an enqueue's idempotencyKey is: an agent credential's agent (one agent's keys never meet
+ * another's, so none can enqueue first under another's key and decide what it gets); '' for an
+ * admin, an open server and in-process callers, who share one space of keys.
+ */
+function keyScopeOf(caller: Caller): string {
+  return caller.kind === "token" && caller.role === "agent" && caller.agentId !== null ? caller.agentId : "";
+}

@@ -93,6 +93,8 @@ export const enqueueInput = enqueueFields
   .transform(({ agentId, targetAgentId, ...rest }) => copyWith(rest, { targetAgentId: targetAgentId ?? agentId }));
 export type EnqueueInput = z.input<typeof enqueueInput>;
 export type EnqueueRequest = z.output<typeof enqueueInput>;
+/** An enqueue as the writer takes it: with whose key its idempotencyKey is ('' when left out: an admin, an open server, in-process). */
+export type ScopedEnqueue = EnqueueRequest & { idempotencyScope?: string | undefined };
 
 export const enqueueManyInput = z.strictObject({ tasks: z.array(enqueueInput).min(1).max(1000).describe("The tasks to add, in one write: all are added or none") });
 
@@ -367,6 +369,8 @@ export const taskStatsSchema = z.object({
   totals: statusCounts,
   /** Pending tasks not due yet, in every queue (counted in totals.pending too). */
   scheduled: z.number().int(),
+  /** When the first of them falls due, in any queue; null when none is scheduled. */
+  nextDueAt: z.date().nullable(),
   /** What is kept (src/retention/): each class's limits (null: none), and the oldest settled task still kept. */
   retention: z.object({
     settledTasks: z.object({ maxAgeMs: z.number().nullable(), maxCount: z.number().nullable(), oldestSettledAt: z.date().nullable() }),

@@ -41,15 +41,16 @@ const EXPIRY_BATCH = 500;
 export class TaskService {
   constructor(private readonly d: TaskServiceDeps) {}
 
-  enqueue(request: EnqueueRequest): Promise<Task> {
+  /** `keyScope`: whose the idempotencyKey is (keyScopeOf: the agent's id for an agent credential, else ''). */
+  enqueue(request: EnqueueRequest, keyScope = ""): Promise<Task> {
     assertJsonDepth("payload", request.payload, this.d.config.maxJsonDepth);
-    return this.d.db.write("tasks.enqueue", request);
+    return this.d.db.write("tasks.enqueue", keyScope === "" ? request : copyWith(request, { idempotencyScope: keyScope }));
   }
 
   /** All or nothing: one invalid task rolls the whole batch back. */
-  enqueueMany(requests: EnqueueRequest[]): Promise<Task[]> {
+  enqueueMany(requests: EnqueueRequest[], keyScope = ""): Promise<Task[]> {
     requests.forEach((request, i) => assertJsonDepth(`tasks[${i}].payload`, request.payload, this.d.config.maxJsonDepth));
-    return this.d.db.write("tasks.enqueueMany", requests);
+    return this.d.db.write("tasks.enqueueMany", keyScope === "" ? requests : requests.map((request) => copyWith(request, { idempotencyScope: keyScope })));
   }
 
   /**
@@ -271,7 +272,7 @@ export class TaskService {
     const value = this.readStats();
     const entry = { at: now, mark, value, dueAt: Number.POSITIVE_INFINITY };
     this.statsCache = entry;
-    void value.then((stats) => (entry.dueAt = Math.min(...stats.queues.map((q) => q.nextDueAt?.getTime() ?? Number.POSITIVE_INFINITY))), () => undefined);
+    void value.then((stats) => (entry.dueAt = stats.nextDueAt?.getTime() ?? Number.POSITIVE_INFINITY), () => undefined);
     value.catch(() => {
       if (this.statsCache === entry) this.statsCache = undefined;
     });

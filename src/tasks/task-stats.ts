@@ -46,6 +46,7 @@ export async function readTaskCounts(prisma: Prisma, now: number): Promise<TaskC
     queuesOmitted: 0,
     totals,
     scheduled: scheduled.reduce((sum, s) => sum + s._count._all, 0),
+    nextDueAt: scheduled.reduce<Date | null>((first, s) => (s._min.runAt !== null && (first === null || s._min.runAt < first) ? s._min.runAt : first), null),
   };
 }
 

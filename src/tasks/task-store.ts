@@ -52,6 +52,8 @@ export interface TaskRow {
   claimKey: string | null;
   /** The lease its holder gave back, "LEASETOKEN:AGENTID" (releasedLease); null when none was. */
   releasedBy: string | null;
+  /** Whose idempotencyKey it is: the enqueuing agent's id, or '' (an admin, an open server, in-process). */
+  idempotencyScope: string;
 }
 
 /** The releasedBy of a lease given back by its holder: a release of it sent again finds it. */
@@ -128,6 +130,7 @@ export function taskRowWith(row: TaskRow, changes: Partial<TaskRow>): TaskRow {
     held: row.held,
     claimKey: row.claimKey,
     releasedBy: row.releasedBy,
+    idempotencyScope: row.idempotencyScope,
   };
   return Object.assign(copy, changes);
 }
@@ -153,7 +156,7 @@ export interface TaskListFilter {
 }
 
 /** What enqueue writes; the other columns take their defaults. */
-export type NewTask = Pick<TaskRow, "id" | "queue" | "payload" | "priority" | "capability" | "targetAgentId" | "maxAttempts" | "idempotencyKey"> & {
+export type NewTask = Pick<TaskRow, "id" | "queue" | "payload" | "priority" | "capability" | "targetAgentId" | "maxAttempts" | "idempotencyKey" | "idempotencyScope"> & {
   runAt: number;
 };
 
@@ -231,10 +234,10 @@ export class TaskStore {
     const held = this.pausedNow(task.queue);
     const { lastInsertRowid } = this.st
       .get(
-        `INSERT INTO tasks (id, queue, payload, priority, capability, targetAgentId, maxAttempts, runAt, idempotencyKey, createdAt, updatedAt, delayed, held)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT INTO tasks (id, queue, payload, priority, capability, targetAgentId, maxAttempts, runAt, idempotencyKey, idempotencyScope, createdAt, updatedAt, delayed, held)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       )
-      .run(task.id, task.queue, task.payload, task.priority, task.capability, task.targetAgentId, task.maxAttempts, task.runAt, task.idempotencyKey, now, now, delayedAt(task.runAt, now), held);
+      .run(task.id, task.queue, task.payload, task.priority, task.capability, task.targetAgentId, task.maxAttempts, task.runAt, task.idempotencyKey, task.idempotencyScope, now, now, delayedAt(task.runAt, now), held);
     // Every column named, in the table's order: the same hidden class as a row read back (taskRowWith).
     return {
       seq: Number(lastInsertRowid),
@@ -264,6 +267,7 @@ export class TaskStore {
       held,
       claimKey: null,
       releasedBy: null,
+      idempotencyScope: task.idempotencyScope,
     };
   }
 
@@ -280,8 +284,9 @@ export class TaskStore {
     return this.st.get<[string], TaskRow>(`SELECT * FROM tasks WHERE id = ?`).get(id);
   }
 
-  findByIdempotencyKey(key: string): TaskRow | undefined {
-    return this.st.get<[string], TaskRow>(`SELECT * FROM tasks WHERE idempotencyKey = ?`).get(key);
+  /** The task enqueued with `key` by `scope`'s enqueuer (TaskRow.idempotencyScope). */
+  findByIdempotencyKey(scope: string, key: string): TaskRow | undefined {
+    return this.st.get<[string, string], TaskRow>(`SELECT * FROM tasks WHERE idempotencyScope = ? AND idempotencyKey = ?`).get(scope, key);
   }
 
   /**

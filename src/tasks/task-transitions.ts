@@ -13,7 +13,7 @@ import type { EventStore } from "../events/event-store.js";
 import { assertJsonDepth, sameJson } from "../json-checks.js";
 import { recordExecution, type ExecutionOutcome } from "../memory/memory-commands.js";
 import type { MemoryStore } from "../memory/memory-store.js";
-import type { EnqueueRequest } from "./task-schemas.js";
+import type { ScopedEnqueue } from "./task-schemas.js";
 import { releasedLease, type ClaimFilter, type DeadLetterRow, type TaskRow, type TaskStore } from "./task-store.js";
 
 export interface TaskTransitionDeps {
@@ -47,7 +47,8 @@ export class TaskTransitions {
    * `field` names the task in errors ("payload", "tasks[3].payload"); `inBatch`, the tasks an
    * enqueueMany inserted before this one (id → "tasks[i]"), to which this one is added if inserted.
    */
-  insertTask(ctx: WriteContext, request: EnqueueRequest, field = "payload", inBatch?: Map<string, string>): TaskRow {
+  insertTask(ctx: WriteContext, request: ScopedEnqueue, field = "payload", inBatch?: Map<string, string>): TaskRow {
+    const scope = request.idempotencyScope ?? "";
     assertJsonDepth(field, request.payload, this.d.config.maxJsonDepth);
     const definition = {
       queue: request.queue,
@@ -58,7 +59,10 @@ export class TaskTransitions {
       maxAttempts: request.maxAttempts ?? this.d.config.maxAttempts,
     };
     if (request.idempotencyKey !== undefined) {
-      const existing = this.d.tasks.findByIdempotencyKey(request.idempotencyKey);
+      // An agent's key is looked for among its own, then among the shared ones: what admins and
+      // versions before scoped keys stored (an enqueue sent again across the upgrade finds its
+      // task). An agent creates only in its own scope, so none can take another's key first.
+      const existing = this.d.tasks.findByIdempotencyKey(scope, request.idempotencyKey) ?? (scope === "" ? undefined : this.d.tasks.findByIdempotencyKey("", request.idempotencyKey));
       if (existing) {
         // What the client sent is compared, not what the server fills in: an identical request
         // sent again to a server with another maxAttempts setting (or after it changed), or with
@@ -83,13 +87,14 @@ export class TaskTransitions {
             where === undefined
               ? `idempotencyKey "${request.idempotencyKey}" was used for task "${existing.id}" with a different ${differs.join(", ")}`
               : `idempotencyKey "${request.idempotencyKey}" is also ${where}'s in this batch, with a different ${differs.join(", ")}`,
+            where === undefined ? { taskId: existing.id, differs } : { differs },
           );
         }
         return existing;
       }
     }
     const row = this.d.tasks.insert(
-      { id: newId(), ...definition, runAt: request.runAt?.getTime() ?? ctx.now + (request.delayMs ?? 0), idempotencyKey: request.idempotencyKey ?? null },
+      { id: newId(), ...definition, runAt: request.runAt?.getTime() ?? ctx.now + (request.delayMs ?? 0), idempotencyKey: request.idempotencyKey ?? null, idempotencyScope: scope },
       ctx.now,
     );
     inBatch?.set(row.id, field.replace(/\.payload$/, ""));
