@@ -9,6 +9,9 @@
 //    server died, or went silent and missed a ping: hung-server-socket.ts), moves the next
 //    attempt to the next server; one the server closed itself (a restart) tries it again first.
 //    Tracked subscriptions resume there from their last event id (the log is the file's).
+//  - Back: while not on the first server, the client looks whether a server earlier in the list
+//    answers /health again, and moves its next calls there (returnToPreferred): without it,
+//    routine restarts (each server's turn) leave every client on the last server of the list.
 import type { TrpcFetch } from "./keep-alive-fetch.js";
 
 /**
@@ -32,6 +35,17 @@ export class ServerList {
 
   get current(): string {
     return this.bases[this.index]!;
+  }
+
+  /** The servers before the current one in the list: preferred to it, and left after a failure. */
+  get preferred(): readonly string[] {
+    return this.bases.slice(0, this.index);
+  }
+
+  /** Calls go to `base` from now on (a preferred server answers again: returnToPreferred). */
+  moveTo(base: string): void {
+    const index = this.bases.indexOf(base);
+    if (index >= 0) this.index = index;
   }
 
   /** The server at `base` failed a call: the next calls go to the next server (unless one moved on already). */
@@ -100,4 +114,33 @@ export function failoverFetch(servers: ServerList, fetch: TrpcFetch): TrpcFetch 
       }
     }
   };
+}
+
+/** How long a look at a preferred server's /health may take, in ms: one that hangs is not taken back. */
+const PROBE_TIMEOUT_MS = 2000;
+
+/**
+ * Every `everyMs` while calls go to a server other than the first, asks each server before it in
+ * the list for GET /health (open, no credential) and moves the calls to the first that answers
+ * 200 within PROBE_TIMEOUT_MS. An open WebSocket stays where it is; its next connection goes to
+ * the current server. `stop()` ends the looking (the client's close()).
+ */
+export function returnToPreferred(servers: ServerList, fetch: TrpcFetch, everyMs: number): { stop(): void } {
+  if (servers.bases.length === 1 || everyMs <= 0) return { stop: () => undefined };
+  let looking = false;
+  const look = async () => {
+    if (looking || servers.preferred.length === 0) return;
+    looking = true;
+    try {
+      for (const base of servers.preferred) {
+        const answer = await fetch(`${base}/health`, { method: "GET", signal: AbortSignal.timeout(PROBE_TIMEOUT_MS) }).catch(() => undefined);
+        if (answer?.ok) return servers.moveTo(base);
+      }
+    } finally {
+      looking = false;
+    }
+  };
+  const timer = setInterval(() => void look(), everyMs);
+  timer.unref();
+  return { stop: () => clearInterval(timer) };
 }

@@ -7,7 +7,7 @@ import superjson from "superjson";
 import { abortableCallLink } from "./abortable-call.js";
 import { callTimeoutLink } from "./call-timeout.js";
 import { encodedBytesUpTo } from "./encoded-size.js";
-import { failoverFetch, ServerList } from "./failover.js";
+import { failoverFetch, returnToPreferred, ServerList } from "./failover.js";
 import { HungServerSocket, SOCKET_DEAD_MS, SOCKET_PING_MS } from "./hung-server-socket.js";
 import { keepAliveFetch, type TrpcFetch } from "./keep-alive-fetch.js";
 import { httpTransformer, serializeInputLink } from "./serialize-input.js";
@@ -29,6 +29,8 @@ const LONG_POLLING = new Set(["tasks.claim", "tasks.claimMany", "tasks.claimNext
 const MAX_BATCH_ITEMS = 50;
 /** A client of several servers leaves one that has not answered a call in this long (beyond its waitMs). */
 const DEFAULT_CALL_TIMEOUT_MS = 30_000;
+/** How often a client of several servers looks whether a preferred one answers again, in ms. */
+const DEFAULT_RETURN_AFTER_MS = 30_000;
 const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
 
 /** How to reach the server (or servers) and authenticate: createCoordinationClient's one argument. */
@@ -63,6 +65,13 @@ export interface CoordinationClientOptions {
   callTimeoutMs?: number;
   /** The server's maxBodyBytes, if changed from its default (1 MiB): batches stay below it. */
   maxBodyBytes?: number;
+  /**
+   * With several URLs: while calls go to a server other than the first, how often (ms) to look
+   * whether one earlier in the list answers GET /health again and move the calls back to it
+   * (default 30,000; 0 stays where failover led). Routine restarts would otherwise leave every
+   * client on the last server of the list.
+   */
+  returnAfterMs?: number;
   /**
    * The HTTP client for queries and mutations, in place of the client's own (undici's request()
    * on a keep-alive pool): `fetch`, say, to go through the global dispatcher (a proxy agent set
@@ -116,6 +125,7 @@ export function createCoordinationClient(options: CoordinationClientOptions): Co
   const headers = { ...options.headers, ...(options.token === undefined ? {} : { authorization: `Bearer ${options.token}` }) };
   const pool = options.fetch === undefined ? keepAliveFetch() : undefined;
   const http = { url: `${servers.bases[0]}/trpc`, transformer: httpTransformer, headers, methodOverride: "POST" as const, fetch: failoverFetch(servers, options.fetch ?? pool!.fetch) };
+  const returning = returnToPreferred(servers, options.fetch ?? pool!.fetch, options.returnAfterMs ?? DEFAULT_RETURN_AFTER_MS);
   // Each batched call's input stays under its share of the body, with room for the envelope.
   const batchShare = Math.floor(((options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES) * 0.9) / MAX_BATCH_ITEMS);
   const callTimeoutMs = options.callTimeoutMs ?? (servers.bases.length > 1 ? DEFAULT_CALL_TIMEOUT_MS : undefined);
@@ -135,7 +145,13 @@ export function createCoordinationClient(options: CoordinationClientOptions): Co
       }),
     ],
   });
-  return { api, close: async () => void (await Promise.all([wsClient.close(), pool?.close()])) };
+  return {
+    api,
+    close: async () => {
+      returning.stop();
+      await Promise.all([wsClient.close(), pool?.close()]);
+    },
+  };
 }
 
 export { runWorker, RetryLater, type WorkerOptions, type Worker, type TaskHandler, type WorkerTask } from "./worker.js";

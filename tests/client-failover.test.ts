@@ -83,6 +83,39 @@ describe("a client of several servers on one file", () => {
     }
   });
 
+  it("goes back to the first server once it answers again (a routine restart), rather than staying on the last", async () => {
+    const first = await startTestServer();
+    const port = Number(new URL(first.url).port);
+    await using second = await startTestServer({}, first.dir);
+    // The second server behind a proxy that counts what the client sends it.
+    const proxy = await freezableProxy(second.url);
+    const client = createCoordinationClient({ url: [first.url, proxy.url], returnAfterMs: 50 });
+    let restarted: Awaited<ReturnType<typeof startTestServer>> | undefined;
+    try {
+      await client.api.tasks.enqueue.mutate({ queue: "back" });
+      expect(proxy.fromClient()).toBe(0);
+      await first.stop();
+      // The first server is down: calls go to the second.
+      await client.api.tasks.enqueue.mutate({ queue: "back" });
+      expect(proxy.fromClient()).toBeGreaterThan(0);
+      // Restarted on its address: within a look or two, calls go to it again, none through the proxy.
+      restarted = await startTestServer({ port }, first.dir);
+      await vi.waitFor(
+        async () => {
+          const before = proxy.fromClient();
+          await client.api.tasks.stats.query();
+          expect(proxy.fromClient()).toBe(before);
+        },
+        { timeout: 15_000, interval: 25 },
+      );
+      expect((await client.api.tasks.stats.query()).totals.pending).toBe(2);
+    } finally {
+      await client.close();
+      await proxy.close();
+      await restarted?.stop();
+    }
+  });
+
   it("a call whose established connection failed (it may have been served) is not sent again: it fails, and the next call goes to the next server", async () => {
     const dir = makeTempDir();
     await using first = await startTestServer({}, dir);
