@@ -339,7 +339,11 @@ export async function runWorker<P>(options: WorkerOptions<P>): Promise<Worker> {
       if ((newestWaiting.get(task.id) ?? -1) >= task.leaseToken) return undefined;
       newestWaiting.set(task.id, task.leaseToken);
       for (let older = running.get(task.id); older !== undefined; older = running.get(task.id)) {
-        if (older.leaseToken >= task.leaseToken || newestWaiting.get(task.id) !== task.leaseToken) return undefined;
+        if (newestWaiting.get(task.id) !== task.leaseToken) return undefined;
+        if (older.leaseToken >= task.leaseToken) {
+          newestWaiting.delete(task.id);
+          return undefined;
+        }
         older.supersede(task.leaseToken);
         await older.ended;
       }

@@ -138,6 +138,18 @@ describe("leases and fencing", () => {
     await expect(t.api.tasks.release.mutate({ ...call, leaseToken: 2 })).rejects.toMatchObject(conflict);
     // One task.released event: the repeats changed nothing.
     expect((await t.api.events.list.query({ types: ["task.released"], limit: 10 })).length).toBe(1);
+    // Cancelled and requeued by an admin since: pending under the same lease token, but no release of it to repeat.
+    const requeued = await t.api.tasks.enqueue.mutate({ queue: "rel4", payload: {} });
+    await t.api.tasks.claim.mutate({ agentId: "a1", queues: ["rel4"] });
+    await t.api.tasks.release.mutate({ taskId: requeued.id, agentId: "a1", leaseToken: 1, delayMs: 60_000 });
+    await t.api.tasks.cancel.mutate({ taskId: requeued.id });
+    await t.api.tasks.requeue.mutate({ taskId: requeued.id });
+    for (const delayMs of [0, 60_000]) {
+      await expect(t.api.tasks.release.mutate({ taskId: requeued.id, agentId: "a1", leaseToken: 1, delayMs })).rejects.toMatchObject({
+        ...conflict,
+        message: `agent "a1" does not hold the lease on task "${requeued.id}": it is pending`,
+      });
+    }
 
     // Claimed again since (lease 2): the old release, sent late, is a conflict.
     const next = await t.api.tasks.enqueue.mutate({ queue: "rel2", payload: {} });

@@ -17,7 +17,8 @@ const leaseRunOutParams = (bounds: LeaseBounds): [number, number, number] => [bo
 export type DeadLetterRow = Pick<TaskRow, "seq" | "id" | "queue" | "status" | "capability" | "targetAgentId" | "finishedAt"> & { bytes: number };
 
 /** What a requeue sets: pending now ($1 runAt, $2 updatedAt), a fresh start. */
-const REQUEUED = `status = 'pending', attempts = 0, runAt = ?, delayed = 0, ${HELD_IF_PAUSED}, leaseOwner = NULL, leaseExpiresAt = NULL, result = NULL, finishedAt = NULL, updatedAt = ?`;
+// releasedBy cleared: a release of the lease before, sent again, repeats nothing of a requeued task.
+const REQUEUED = `status = 'pending', attempts = 0, runAt = ?, delayed = 0, ${HELD_IF_PAUSED}, leaseOwner = NULL, leaseExpiresAt = NULL, result = NULL, finishedAt = NULL, releasedBy = NULL, updatedAt = ?`;
 
 export interface TaskRow {
   seq: number;
