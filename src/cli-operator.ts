@@ -9,8 +9,8 @@
 import { createCoordinationClient, fitsInAnswer, isTRPCClientError, type CoordinationClient, type RouterInputs, type RouterOutputs } from "../client/index.js";
 
 export const OPERATOR_USAGE = [
-  "Usage: coordination stats                                     task counts per queue and state",
-  "       coordination tasks list [--queue Q] [--status S] [--agent A] [--limit N] [--cursor C]",
+  "Usage: coordination stats [--queue Q]                         task counts per queue and state",
+  "       coordination tasks list [--queue Q] [--status S] [--agent A] [--capability C] [--limit N] [--cursor C]",
   "       coordination tasks get|requeue|cancel TASK_ID",
   "       coordination tasks requeue --all [--queue Q] [--after TIME] [--before TIME]   the dead letters there are when it",
   "                                    starts back to pending, oldest first; only those dead-lettered in [--after, --before) (ISO 8601, or Unix ms)",
@@ -22,7 +22,8 @@ export const OPERATOR_USAGE = [
   "Each takes --url URL (else COORDINATION_URL, else the server's host, port and TLS in its settings: the environment,",
   ".env, the YAML file of COORDINATION_CONFIG or --config FILE; by default http://127.0.0.1:8000), --token TOKEN",
   "(else COORDINATION_TOKEN, else the server's admin token: from those settings for the server they describe,",
-  "from COORDINATION_ADMIN_TOKEN for a --url) and --json (JSON for scripts instead of a table).",
+  "from COORDINATION_ADMIN_TOKEN for a --url) and --json (JSON for scripts instead of a table); an option its",
+  "command does not take is refused (exit 2), never dropped.",
 ].join("\n");
 
 export class OperatorUsageError extends Error {}
@@ -35,6 +36,35 @@ interface Parsed {
 const VALUE_OPTIONS = new Set(["--url", "--token", "--config", "--queue", "--status", "--agent", "--limit", "--cursor", "--capability", "--health", "--types", "--from", "--after", "--before", "--reason"]);
 /** Options that take no value. */
 const FLAG_OPTIONS = new Set(["--json", "--all"]);
+
+/** Options every command takes: where the server is, who calls, and the output's form. */
+const COMMON_OPTIONS = ["--url", "--token", "--config", "--json"];
+
+/**
+ * The options of each command (beyond COMMON_OPTIONS), by its words; an option another command
+ * takes is refused, not dropped: `tasks requeue --all --limit 5` requeued every dead letter.
+ */
+function commandOptions(words: readonly string[], options: Parsed["options"]): readonly string[] | undefined {
+  const [command, sub] = words;
+  if (command === "stats") return ["--queue"];
+  if (command === "queues") return sub === "pause" ? ["--reason"] : [];
+  if (command === "tasks" && sub === "list") return ["--status", "--queue", "--agent", "--capability", "--limit", "--cursor"];
+  if (command === "tasks" && sub === "requeue" && options["--all"] === true) return ["--all", "--queue", "--after", "--before"];
+  if (command === "tasks") return [];
+  if (command === "agents") return ["--health", "--capability"];
+  if (command === "events" && sub === "tail") return ["--types", "--agent", "--from"];
+  return undefined;
+}
+
+/** Refuses an option the command does not take (an unknown command is refused by dispatch). */
+function assertOptionsFit(words: readonly string[], options: Parsed["options"]): void {
+  const own = commandOptions(words, options);
+  if (own === undefined) return;
+  const strange = Object.keys(options).filter((flag) => !COMMON_OPTIONS.includes(flag) && !own.includes(flag));
+  if (strange.length === 0) return;
+  const takes = own.length === 0 ? "takes none of its own" : `takes ${own.join(", ")}`;
+  throw new OperatorUsageError(`${words.slice(0, 2).join(" ")}${options["--all"] === true && own.includes("--all") ? " --all" : ""} does not take ${strange.join(", ")} (it ${takes})`);
+}
 
 function parse(argv: string[]): Parsed {
   const words: string[] = [];
@@ -166,6 +196,7 @@ export async function runOperatorCommand(
   let parsed: Parsed;
   try {
     parsed = parse(argv);
+    assertOptionsFit(parsed.words, parsed.options);
   } catch (error) {
     if (!(error instanceof OperatorUsageError)) throw error;
     out.stderr(`coordination: ${error.message}\n${OPERATOR_USAGE}\n`);
@@ -225,7 +256,8 @@ async function dispatch(words: string[], options: Parsed["options"], json: boole
   const print = (value: unknown, render: () => string) => out.stdout(json ? `${JSON.stringify(value, null, 2)}\n` : render());
   const [command, sub, id] = words;
   if (command === "stats" && words.length === 1) {
-    const stats = await api.tasks.stats.query();
+    const queue = str(options["--queue"]);
+    const stats = await api.tasks.stats.query(queue === undefined ? undefined : { queue });
     print(
       stats,
       () =>
@@ -274,6 +306,7 @@ async function dispatch(words: string[], options: Parsed["options"], json: boole
       ...(str(options["--queue"]) ? { queue: str(options["--queue"])! } : {}),
       ...(status ? { status: status as never } : {}),
       ...(str(options["--agent"]) ? { agentId: str(options["--agent"])! } : {}),
+      ...(str(options["--capability"]) ? { capability: str(options["--capability"])! } : {}),
       limit: int(options["--limit"], "--limit") ?? 50,
       ...(str(options["--cursor"]) ? { cursor: str(options["--cursor"])! } : {}),
     });

@@ -66,6 +66,35 @@ describe("operator commands against a running server", () => {
     expect([missing.code, missing.stderr]).toEqual([1, 'coordination: TASK_NOT_FOUND: task "no-such-task" not found\n']);
   });
 
+  it("an option the command does not take is refused, exit 2, never dropped: a bulk requeue told --limit 5 requeues nothing", async () => {
+    t = await startTestServer();
+    const env = { COORDINATION_URL: t.url };
+    const tasks = await t.api.tasks.enqueueMany.mutate({ tasks: [1, 2, 3].map((n) => ({ queue: "bulk", payload: n, maxAttempts: 1 })) });
+    for (const task of tasks) {
+      await t.api.tasks.claim.mutate({ agentId: "w", queues: ["bulk"] });
+      await t.api.tasks.fail.mutate({ taskId: task.id, agentId: "w", error: "smtp down" });
+    }
+    const refused = await runCli({ args: ["tasks", "requeue", "--all", "--queue", "bulk", "--limit", "5"], env });
+    expect(refused.code).toBe(2);
+    expect(refused.stderr.split("\n")[0]).toBe("coordination: tasks requeue --all does not take --limit (it takes --all, --queue, --after, --before)");
+    expect((await t.api.tasks.stats.query({ queue: "bulk" })).queues[0]!.counts.dead_letter).toBe(3);
+    for (const [args, message] of [
+      [["stats", "--status", "pending"], "stats does not take --status (it takes --queue)"],
+      [["tasks", "get", tasks[0]!.id, "--queue", "bulk"], "tasks get does not take --queue (it takes none of its own)"],
+      [["agents", "--queue", "bulk", "--status", "dead_letter"], "agents does not take --queue, --status (it takes --health, --capability)"],
+      [["queues", "resume", "bulk", "--reason", "x"], "queues resume does not take --reason (it takes none of its own)"],
+    ] as const) {
+      const answer = await runCli({ args: [...args], env });
+      expect([answer.code, answer.stderr.split("\n")[0]], args.join(" ")).toEqual([2, `coordination: ${message}`]);
+    }
+    // What the API filters by, the commands take: stats of one queue, tasks of one capability.
+    await t.api.tasks.enqueue.mutate({ queue: "other", payload: 1, capability: "gpu" });
+    const one = JSON.parse((await runCli({ args: ["stats", "--queue", "bulk", "--json"], env })).stdout);
+    expect(one.queues.map((q: { queue: string }) => q.queue)).toEqual(["bulk"]);
+    const gpu = JSON.parse((await runCli({ args: ["tasks", "list", "--capability", "gpu", "--json"], env })).stdout);
+    expect(gpu.items.map((task: { queue: string }) => task.queue)).toEqual(["other"]);
+  });
+
   it("agents lists every agent, page by page, when they do not fit in one answer", async () => {
     t = await startTestServer({ maxResponseBytes: 256 * 1024 });
     const blob = "x".repeat(60 * 1024); // four agents fit in an answer
