@@ -14,6 +14,8 @@ import { ADMIN_SECRET } from "./helpers/secure-server.js";
 import { makeTempDir, startTestServer } from "./helpers/test-server.js";
 
 const run = promisify(execFile);
+import { shippedSchema } from "../src/db/migrate.js";
+
 const README = readFileSync(fileURLToPath(new URL("../README.md", import.meta.url)), "utf8");
 const blocks = (lang: string) => [...README.matchAll(new RegExp("```" + lang + "\\n([\\s\\S]*?)```", "g"))].map((m) => m[1]!);
 
@@ -42,6 +44,10 @@ describe("README", () => {
     expect(stdout).not.toContain('"code"');
     const stats = await t.api.tasks.stats.query();
     expect(stats.totals.completed).toBe(1);
+  });
+
+  it("shows /health answering with this build's schema", () => {
+    expect(/^# \{"status":"ok",.*"schema":"([^"]+)"/m.exec(README)?.[1]).toBe(shippedSchema());
   });
 
   it("lists every REST route in the API table", () => {

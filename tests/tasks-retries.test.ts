@@ -1,7 +1,7 @@
 // Failure handling: exponential backoff, dead-letter at maxAttempts with the error history
 // kept, requeue, and retry: false.
 import { describe, expect, it, vi } from "vitest";
-import { rest, startTestServer } from "./helpers/test-server.js";
+import { rest, startTestServer, withDatabase } from "./helpers/test-server.js";
 
 describe("retries and dead-letter", () => {
   it("fail → retry with backoff → dead_letter at maxAttempts → requeue → completes", async () => {
@@ -89,6 +89,12 @@ describe("retries and dead-letter", () => {
     const due = await t.api.tasks.stats.query({ queue: "sched" });
     expect(due).toMatchObject({ scheduled: 0, nextDueAt: null, totals: { pending: 1 } });
     expect(due.queues).toEqual([expect.objectContaining({ scheduled: 0, nextDueAt: null, oldestPendingAgeMs: expect.any(Number) })]);
+    // A task enqueued with no delay just after the count's clock was read has a runAt past that
+    // clock, but nothing scheduled it: as the store has it then (not delayed), it is not counted.
+    const fresh = await t.api.tasks.enqueue.mutate({ queue: "sched2", payload: {} });
+    withDatabase(t, (db) => db.prepare("UPDATE tasks SET runAt = ? WHERE id = ?").run(Date.now() + 60_000, fresh.id));
+    await t.api.tasks.enqueue.mutate({ queue: "sched2", payload: {} }); // a write: the counts are read again
+    expect(await t.api.tasks.stats.query({ queue: "sched2" })).toMatchObject({ scheduled: 0, queues: [expect.objectContaining({ scheduled: 0, nextDueAt: null })] });
   });
 
   it("retry: false dead-letters at once", async () => {

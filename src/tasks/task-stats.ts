@@ -11,7 +11,9 @@ export async function readTaskCounts(prisma: Prisma, now: number): Promise<TaskC
   const [groups, oldest, scheduled, pauses] = await Promise.all([
     prisma.task.groupBy({ by: ["queue", "status"], _count: { _all: true } }),
     prisma.task.groupBy({ by: ["queue"], where: { status: "pending", runAt: { lte: new Date(now) } }, _min: { runAt: true } }),
-    prisma.task.groupBy({ by: ["queue"], where: { status: "pending", runAt: { gt: new Date(now) } }, _count: { _all: true }, _min: { runAt: true } }),
+    // Delayed (set by the write that made it pending with its runAt ahead) and not due yet: a task
+    // enqueued with no delay after `now` was read has a runAt past it, but was never scheduled.
+    prisma.task.groupBy({ by: ["queue"], where: { status: "pending", delayed: true, runAt: { gt: new Date(now) } }, _count: { _all: true }, _min: { runAt: true } }),
     prisma.queuePause.findMany({ where: { resumedAt: null }, select: { queue: true } }),
   ]);
   const paused = new Set(pauses.map((p) => p.queue));
