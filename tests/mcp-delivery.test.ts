@@ -52,6 +52,30 @@ describe("MCP delivery", () => {
     expect([claimed?.id, claimed?.attempts]).toEqual([task.id, 1]);
   });
 
+  it("a cancel that comes after the answer went out (its host drops that answer) gives back what the answer handed out: a claim_task's task, a complete_task's next", async () => {
+    t = await startTestServer();
+    const session = await openSession(t.url);
+    const [first, second] = await t.api.tasks.enqueueMany.mutate({ tasks: [{ queue: "late" }, { queue: "late" }] });
+    const cancel = async (requestId: number) => post(t!.url, session, { jsonrpc: "2.0", method: "notifications/cancelled", params: { requestId, reason: "timed out" } }).text;
+    const released = async (taskId: string) => (await t!.api.tasks.events.query({ taskId })).filter((e) => e.type === "task.released").length;
+    // The answer arrives whole; the host had cancelled meanwhile and drops it.
+    const claimed = toolAnswer(await post(t.url, session, toolCall(41, "claim_task", { queues: ["late"] })).text);
+    expect(claimed).toMatchObject({ id: first!.id, leaseToken: 1 });
+    await cancel(41);
+    await vi.waitFor(async () => expect(await t!.api.tasks.get.query({ taskId: first!.id })).toMatchObject({ status: "pending", attempts: 0, leaseOwner: null }), { timeout: 15_000, interval: 25 });
+    // A complete_task with next: the complete stands, the next task goes back.
+    const again = toolAnswer(await post(t.url, session, toolCall(42, "claim_task", { queues: ["late"] })).text);
+    const done = toolAnswer(await post(t.url, session, toolCall(43, "complete_task", { taskId: again.id, leaseToken: again.leaseToken, result: "ok", next: { queues: ["late"] } })).text);
+    expect(done.next).toMatchObject({ leaseToken: 1 });
+    await cancel(43);
+    await vi.waitFor(async () => expect(await t!.api.tasks.get.query({ taskId: done.next.id })).toMatchObject({ status: "pending", attempts: 0 }), { timeout: 15_000, interval: 25 });
+    expect(await t.api.tasks.get.query({ taskId: again.id })).toMatchObject({ status: "completed", result: "ok" });
+    // A cancel of a request that handed out nothing, or one sent again, changes nothing more.
+    await cancel(43);
+    await cancel(42);
+    expect([await released(first!.id), await released(second!.id)]).toEqual([1, 1]);
+  });
+
   it("a server shutting down answers the tool calls under way (a waiting claim_task: SHUTTING_DOWN) before it ends their sessions", async () => {
     // An open notification stream must not hold the stop until the drain's timeout.
     t = await startTestServer({ shutdownTimeoutMs: 60_000 });

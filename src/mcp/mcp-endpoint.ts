@@ -30,7 +30,8 @@ import type { Caller } from "../trpc/context.js";
 import { agentIdSchema } from "../tasks/task-schemas.js";
 import { invalidInput } from "../trpc/error-shape.js";
 import { createMcpServer } from "./mcp-tools.js";
-import { requestIds } from "./request-ids.js";
+import { cancelledIds, requestIds } from "./request-ids.js";
+import { LateCancels } from "./late-cancels.js";
 import { toolArguments } from "./tool-arguments.js";
 
 interface Session {
@@ -62,6 +63,8 @@ interface Session {
   deleted: AbortController;
   /** Called once it has no request under way. */
   whenIdle: Array<() => void>;
+  /** The leases its recent answers handed out, for a cancel that comes after the answer (late-cancels.ts). */
+  lateCancels: LateCancels;
 }
 
 const credentialOf = (caller: Caller): string => (caller.kind === "token" ? caller.tokenId : "");
@@ -211,6 +214,11 @@ export function createMcpEndpoint(services: Services) {
       else session.busy++;
       const ids = requestIds(body);
       for (const id of ids) session.responses.set(id, res);
+      // A cancel of a request already answered: its host drops the answer, so what it handed out goes back.
+      for (const id of cancelledIds(body)) {
+        const leases = session.lateCancels.take(id);
+        if (leases) void services.tasks.giveBack(leases).catch((error: unknown) => log.warn({ err: error, requestId: id }, "giving back the leases of an MCP call cancelled after its answer failed"));
+      }
       res.once("close", () => {
         if (stream) session.streamResponses.delete(res);
         else session.busy--;
@@ -247,12 +255,14 @@ export function createMcpEndpoint(services: Services) {
     }
     const responses = new Map<string | number, ServerResponse>();
     const streamResponses = new Set<ServerResponse>();
+    const lateCancels = new LateCancels();
     const deleted = new AbortController();
     const mcp = createMcpServer(services, {
       agentId,
       caller,
       deleted: deleted.signal,
       responseOf: (id) => responses.get(id),
+      handedOut: (id, leases) => lateCancels.note(id, leases),
       streamBacklog: () => Math.max(0, ...[...streamResponses].map((stream) => stream.writableLength)),
       closeStreams: (reason) => {
         log.warn({ session: transport.sessionId, agentId, reason }, "MCP notification stream closed: its client does not read it");
@@ -266,7 +276,7 @@ export function createMcpEndpoint(services: Services) {
         // The session's agent is registered (or its heartbeat refreshed) as it opens, as a claim
         // or a heartbeat would: find_agents sees it before its first tool call.
         mcp.signOfLife();
-        sessions.set(id, { transport, inputSchemaOf: mcp.inputSchemaOf, credential: credentialOf(caller), revocationKey: credentials.revocationKey(caller), owner, lastActiveAt: Date.now(), used: ++uses, streamResponses, busy: 0, responses, deleted, whenIdle: [] });
+        sessions.set(id, { transport, inputSchemaOf: mcp.inputSchemaOf, credential: credentialOf(caller), revocationKey: credentials.revocationKey(caller), owner, lastActiveAt: Date.now(), used: ++uses, streamResponses, busy: 0, responses, deleted, whenIdle: [], lateCancels });
       },
     });
     transport.onclose = () => {

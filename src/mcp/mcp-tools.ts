@@ -42,6 +42,11 @@ export interface McpSession {
   closeStreams: (reason: string) => void;
   /** Aborted when the session's client deletes it while calls are under way. */
   deleted: AbortSignal;
+  /**
+   * The leases a request's answer handed out (claim_task, complete_task's next): a cancel of that
+   * request that comes after its answer went out gives them back (the endpoint's late cancels).
+   */
+  handedOut: (requestId: string | number, leases: Array<{ id: string; leaseToken: number }>) => void;
 }
 
 /** What a tool's handler is told of its request by the SDK. */
@@ -230,7 +235,12 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
       description: `Claim the best available task for this agent (priority, then age), with a lease. Returns the task, including \`context\`: the memories relevant to it (earlier runs' records, agents' notes and lessons), and \`leaseToken\`, needed to settle it; null when none is available. waitMs (at most ${MCP_MAX_WAIT_MS}) waits for one to arrive.`,
       inputSchema: strictArgs({ ...agentArg, queues: claimInput.shape.queues, capabilities: claimInput.shape.capabilities, leaseMs: claimInput.shape.leaseMs, waitMs: mcpWait("a task"), context: claimInput.shape.context, idempotencyKey: claimInput.shape.idempotencyKey }),
     },
-    (args, extra) => answerCall(extra, (api) => api.tasks.claim({ ...args, agentId: agent(args.agentId), waitMs: wait(args.waitMs) })),
+    (args, extra) =>
+      answerCall(extra, async (api) => {
+        const task = await api.tasks.claim({ ...args, agentId: agent(args.agentId), waitMs: wait(args.waitMs) });
+        if (task) session.handedOut(extra.requestId, [{ id: task.id, leaseToken: task.leaseToken }]);
+        return task;
+      }),
   );
   registerTool(
     "complete_task",
@@ -251,7 +261,10 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
       answerCall(extra, (api) =>
         next === undefined
           ? api.tasks.complete({ ...args, result: args.result as JsonValue, agentId: agent(args.agentId) })
-          : api.tasks.completeAndClaim({ ...args, result: args.result as JsonValue, agentId: agent(args.agentId), next }),
+          : api.tasks.completeAndClaim({ ...args, result: args.result as JsonValue, agentId: agent(args.agentId), next }).then((done) => {
+              if (done.next) session.handedOut(extra.requestId, [{ id: done.next.id, leaseToken: done.next.leaseToken }]);
+              return done;
+            }),
       ),
   );
   registerTool(

@@ -12,3 +12,14 @@ export function requestIds(body: unknown): Array<string | number> {
   }
   return ids;
 }
+
+/** The request ids a POST's body cancels (notifications/cancelled, one message or a batch of them). */
+export function cancelledIds(body: unknown): Array<string | number> {
+  const ids: Array<string | number> = [];
+  for (const message of Array.isArray(body) ? body : [body]) {
+    if (typeof message !== "object" || message === null || (message as { method?: unknown }).method !== "notifications/cancelled") continue;
+    const id = ((message as { params?: { requestId?: unknown } }).params ?? {}).requestId;
+    if (typeof id === "string" || typeof id === "number") ids.push(id);
+  }
+  return ids;
+}

@@ -336,6 +336,15 @@ export class TaskService {
     });
   }
 
+  /**
+   * Gives leases back uncharged whose answer its client dropped (an MCP call cancelled after it
+   * was answered): as an answer never delivered, each only if still held under that lease and
+   * handed out by that answer alone. How many went back.
+   */
+  giveBack(leases: Array<{ id: string; leaseToken: number }>): Promise<number> {
+    return this.d.db.write("tasks.releaseUndelivered", leases);
+  }
+
   /** Gives leased tasks back uncharged (their answer did not reach the claimer), each under the lease it was given. */
   private releaseUndelivered(leased: Leased[]): Promise<unknown> {
     return this.d.db.write("tasks.releaseUndelivered", leases(leased));
