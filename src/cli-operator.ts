@@ -383,10 +383,15 @@ async function dispatch(words: string[], options: Parsed["options"], json: boole
     if (from !== undefined) int(from, "--from");
     // One HTTP call first: an unreachable server or a refused token is said as for every other
     // command, where the WebSocket would only retry in silence.
-    await api.events.head.query();
+    // Without --from (and --agent, whose stream starts with the agent's unread mailbox), from the
+    // head as it is now: the stream then resumes from there when it reconnects before printing
+    // anything, rather than from a later head, losing what came between.
+    const { head } = await api.events.head.query();
+    const agent = str(options["--agent"]);
+    const start = from ?? (agent === undefined ? String(head) : undefined);
     return await new Promise<number>((resolve) => {
       const subscription = api.events.onEvent.subscribe(
-        { ...(types ? { types } : {}), ...(str(options["--agent"]) ? { agentId: str(options["--agent"])! } : {}), ...(from !== undefined ? { lastEventId: from } : {}) },
+        { ...(types ? { types } : {}), ...(agent ? { agentId: agent } : {}), ...(start !== undefined ? { lastEventId: start } : {}) },
         {
           onData: ({ data: e }) =>
             out.stdout(json ? `${JSON.stringify(e)}\n` : `${String(e.seq).padStart(8)}  ${when(e.createdAt)}  ${printable(`${e.type}  ${e.source}${e.target ? ` → ${e.target}` : ""}  ${JSON.stringify(e.payload)}`)}\n`),

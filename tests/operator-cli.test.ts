@@ -138,6 +138,23 @@ describe("operator commands against a running server", () => {
     expect((await tail.waitForExit()).code).toBe(0);
   });
 
+  it("events tail without --from, reconnecting before it printed anything, prints what came meanwhile", async () => {
+    const first = await startTestServer();
+    const port = Number(new URL(first.url).port);
+    const tail = new CliProcess({ args: ["events", "tail", "--types", "drill.*", "--url", first.url] });
+    // Subscribed (its first HTTP call answered, its socket open) before the server goes away.
+    await until(() => first.server.services.events.liveStreams.size === 1);
+    await first.stop();
+    // Meanwhile, through another server on the file: an event the tail must not miss.
+    const other = await startTestServer({}, first.dir);
+    await other.api.events.publish.mutate({ type: "drill.during", source: "ops" });
+    await other.stop();
+    t = await startTestServer({ port }, first.dir);
+    await until(() => tail.stdout.includes("drill.during"));
+    tail.child.kill("SIGINT");
+    expect((await tail.waitForExit()).code).toBe(0);
+  });
+
   it("events tail --from says what is wrong with --from, in the command's own terms", async () => {
     t = await startTestServer({ eventRetentionCount: 2, eventPruneMs: 3_600_000 });
     for (let i = 0; i < 5; i++) await t.api.events.publish.mutate({ type: "job.x", source: "s" });
