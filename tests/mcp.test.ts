@@ -355,6 +355,27 @@ describe("the stdio relay's session", () => {
     expect(notes.length).toBe(before);
   });
 
+  it("after a restart, a call that opened the new session is not cut by the relay's own retry opening another", async () => {
+    const first = await startTestServer();
+    t = first;
+    const port = Number(new URL(first.url).port);
+    const client = new Client({ name: "desktop", version: "1.0.0" });
+    const transport = new StdioClientTransport({ command: process.execPath, args: [CLI_PATH, "mcp", "--url", first.url, "--agent", "race"], stderr: "pipe" });
+    let relayLog = "";
+    transport.stderr!.on("data", (chunk: Buffer) => void (relayLog += chunk.toString()));
+    await client.connect(transport);
+    trackMcpClient(client);
+    expect((await client.listTools()).tools.length).toBe(TOOLS.length);
+    await first.stop();
+    // The relay's own retries back off while the server is down: it now waits 4 s before its next.
+    await vi.waitFor(() => expect(relayLog).toContain("trying again in 4 s"), { timeout: 30_000, interval: 50 });
+    t = await startTestServer({ port }, first.dir);
+    // This call opens the new session; the relay's retry wakes while it waits, and must leave it be.
+    const answer = (await client.callTool({ name: "claim_task", arguments: { queues: ["none"], waitMs: 6_000 } }, undefined, { timeout: 60_000 })) as { isError?: boolean; content: Array<{ text: string }> };
+    expect([answer.isError ?? false, answer.content[0]!.text]).toEqual([false, "null"]);
+    expect(relayLog.match(/a new one was opened/g)).toHaveLength(1);
+  });
+
   it("a call under way when the server is killed is answered by the relay (an isError result saying so), not left to the client's timeout", async () => {
     const dir = makeTempDir();
     const server = new CliProcess({ env: { COORDINATION_PORT: "0", COORDINATION_DB_PATH: join(dir, "killed.db") } });

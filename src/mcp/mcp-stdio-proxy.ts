@@ -164,6 +164,8 @@ export async function runMcpStdioProxy(options: McpProxyOptions, stderr: (text: 
    * meets the 404 again and tries again.
    */
   let reopening: Promise<void> | undefined;
+  /** Sessions opened again so far: a retry that wakes to find one opened meanwhile has nothing to do. */
+  let reopened = 0;
   const reopen = (): Promise<void> =>
     (reopening ??= (async () => {
       const fresh = connect();
@@ -197,6 +199,7 @@ export async function runMcpStdioProxy(options: McpProxyOptions, stderr: (text: 
       }
       const old = remote;
       remote = fresh;
+      reopened++;
       void old.close().catch(() => undefined);
       stderr("coordination mcp: the server had ended the session (restarted, idle or replaced); a new one was opened\n");
     })().finally(() => (reopening = undefined)));
@@ -211,8 +214,12 @@ export async function runMcpStdioProxy(options: McpProxyOptions, stderr: (text: 
   const reopenSoon = () => {
     if (retrying || ending || initialize === undefined) return;
     retrying = true;
+    const since = reopened;
     void (async () => {
       for (let delay = 1000; !ending; delay = Math.min(delay * 2, 30_000)) {
+        // A call of the client's opened one while this waited: a second would replace it, and
+        // cut the calls under way on it.
+        if (reopened !== since) return;
         try {
           return void (await reopen());
         } catch (error) {
