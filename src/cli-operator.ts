@@ -106,6 +106,9 @@ export function table(header: string[], rows: string[][]): string {
   return [header, ...cells].map((row) => row.map((cell, i) => cell.padEnd(widths[i]!)).join("  ").trimEnd()).join("\n") + "\n";
 }
 
+/** What a claimer must offer or be for `task`: its capability and target, "-" for any agent. */
+const needs = (task: { capability: string | null; targetAgentId: string | null }): string =>
+  [task.capability === null ? undefined : `capability ${task.capability}`, task.targetAgentId === null ? undefined : `agent ${task.targetAgentId}`].filter(Boolean).join(", ") || "-";
 const when = (date: Date | null | undefined): string => (date ? date.toISOString().replace("T", " ").slice(0, 19) : "-");
 const int = (text: string | true | undefined, flag: string): number | undefined => {
   if (text === undefined) return undefined;
@@ -312,8 +315,8 @@ async function dispatch(words: string[], options: Parsed["options"], json: boole
     });
     print(page, () =>
       table(
-        ["ID", "QUEUE", "STATUS", "PRIORITY", "ATTEMPTS", "OWNER", "CREATED"],
-        page.items.map((t) => [t.id, t.queue, t.status, String(t.priority), `${t.attempts}/${t.maxAttempts}`, t.leaseOwner ?? "-", when(t.createdAt)]),
+        ["ID", "QUEUE", "STATUS", "PRIORITY", "ATTEMPTS", "OWNER", "NEEDS", "RUN AT", "CREATED"],
+        page.items.map((t) => [t.id, t.queue, t.status, String(t.priority), `${t.attempts}/${t.maxAttempts}`, t.leaseOwner ?? "-", needs(t), when(t.runAt), when(t.createdAt)]),
       ) + (page.nextCursor ? `(more: --cursor ${page.nextCursor})\n` : ""),
     );
     return 0;
@@ -356,11 +359,18 @@ async function dispatch(words: string[], options: Parsed["options"], json: boole
           ["status", task.status],
           ["priority", String(task.priority)],
           ["attempts", `${task.attempts}/${task.maxAttempts}`],
-          ["lease", task.leaseOwner ? `${task.leaseOwner} (token ${task.leaseToken}, until ${when(task.leaseExpiresAt)})` : "-"],
+          // What a claimer must be or offer: why a pending task may sit unclaimed.
+          ["capability", task.capability ?? "-"],
+          ["target agent", task.targetAgentId ?? "-"],
+          ["run at", when(task.runAt)],
+          // A settled task keeps its last holder's name, not a lease.
+          ["lease", task.status === "claimed" ? `${task.leaseOwner} (token ${task.leaseToken}, until ${when(task.leaseExpiresAt)})` : "-"],
+          ["last holder", task.status !== "claimed" && task.leaseOwner ? `${task.leaseOwner} (token ${task.leaseToken})` : "-"],
           ["payload", JSON.stringify(task.payload)],
           ["result", JSON.stringify(task.result)],
           ["last error", task.lastError ?? "-"],
           ["created", when(task.createdAt)],
+          ["finished", when(task.finishedAt)],
         ],
       ),
     );

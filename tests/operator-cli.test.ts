@@ -56,6 +56,14 @@ describe("operator commands against a running server", () => {
     expect(list.stdout).not.toContain(other.id);
     const got = await runCli({ args: ["tasks", "get", dead.id], env });
     expect(got.stdout).toMatch(/last error\s+boom/);
+    // A dead letter holds no lease: its last holder is named as such, and when it ended.
+    expect(got.stdout).toMatch(/^lease\s+-$/m);
+    expect(got.stdout).toMatch(/^last holder\s+agent-9 \(token 1\)$/m);
+    expect(got.stdout).toMatch(/^finished\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$/m);
+    // What a claimer must offer shows, so a pending task that sits unclaimed says why.
+    const needy = await t.api.tasks.enqueue.mutate({ queue: "ops", payload: {}, capability: "gpu", targetAgentId: "agent-9" });
+    expect((await runCli({ args: ["tasks", "get", needy.id], env })).stdout).toMatch(/^capability\s+gpu\n^target agent\s+agent-9\n^run at\s+\d{4}-/m);
+    expect((await runCli({ args: ["tasks", "list", "--capability", "gpu"], env })).stdout).toMatch(new RegExp(`^${needy.id}\\s+ops\\s+pending\\s+5\\s+0/3\\s+-\\s+capability gpu, agent agent-9\\s+\\d{4}-`, "m"));
     const requeued = JSON.parse((await runCli({ args: ["tasks", "requeue", dead.id, "--json"], env })).stdout);
     expect(requeued.status).toBe("pending");
     expect((await runCli({ args: ["tasks", "cancel", other.id], env })).stdout).toMatch(/status\s+cancelled/);
