@@ -194,6 +194,9 @@ describe("MCP over Streamable HTTP", () => {
     expect((await callTool(reader, "queue_stats")).totals).toMatchObject({ pending: 0 });
     // Nor a resource it cannot read (its agent's tasks: a read token acts as no agent).
     expect((await reader.listResources()).resources.map((resource) => resource.uri)).toEqual([]);
+    // Its instructions name the tools it has, and no other.
+    const named = (text: string) => TOOLS.filter((tool) => new RegExp(`\\b${tool}\\b`).test(text)).sort();
+    expect(named(reader.getInstructions()!)).toEqual(READS);
     const agent = await connectMcp(s.url, { authorization: `Bearer ${await s.issue("agent", "full")}` });
     const all = (await agent.listTools()).tools;
     expect(all.map((tool) => tool.name).sort()).toEqual(TOOLS);

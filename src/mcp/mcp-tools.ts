@@ -204,12 +204,17 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
   };
   const wait = (ms: number | undefined) => Math.min(ms ?? 0, MCP_MAX_WAIT_MS);
 
+  // A read credential's session has the read tools alone: its instructions name only those.
+  const readSession = session.caller.kind === "token" && session.caller.role === "read";
   const server = new McpServer(
     { name: "coordination", version: VERSION },
     {
       capabilities: { logging: {} },
-      instructions:
-        "A coordination server for agents. Take work with claim_task (it returns the task with the memories relevant to it in `context`: earlier runs' records, agents' notes and lessons), " +
+      instructions: readSession
+        ? "A coordination server for agents, seen through a read-only credential: look at a task with get_task, at the queues with queue_stats, " +
+          "at the agents and what they can do with find_agents, and at the memories (earlier runs' records, agents' notes and lessons) with recall. " +
+          "This session acts as no agent: it can take, settle or publish nothing."
+        : "A coordination server for agents. Take work with claim_task (it returns the task with the memories relevant to it in `context`: earlier runs' records, agents' notes and lessons), " +
         "then settle it with complete_task or fail_task, passing the task's id and leaseToken (complete_task with `next` claims the next task in the same call); call heartbeat_task during long work, before the lease runs out. " +
         "Any tool call keeps this agent alive: with none for the server's agentOfflineMs (90 s by default) it is seen offline and its tasks go back to the queue. " +
         "Register what you can do with register_agent (tasks that require a capability go only to agents offering it); give back a task you cannot do with release_task (no attempt is charged). " +
