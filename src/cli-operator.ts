@@ -322,7 +322,6 @@ async function dispatch(words: string[], options: Parsed["options"], json: boole
     return 0;
   }
   if (command === "tasks" && sub === "requeue" && words.length === 2 && options["--all"] === true) {
-    if (options["--status"] !== undefined) throw new OperatorUsageError("tasks requeue --all brings back dead letters: it takes no --status");
     const queue = str(options["--queue"]);
     const [after, before] = [str(options["--after"]), str(options["--before"])];
     // Unix ms or an ISO date-time, as the route takes it (the server names a bad one).
