@@ -379,6 +379,33 @@ describe("the stdio relay's session", () => {
     expect(relayLog.match(/a new one was opened/g)).toHaveLength(1);
   });
 
+  it("a restart again, while its retry waits after a call had opened a session, still brings notifications back by itself", async () => {
+    const first = await startTestServer();
+    t = first;
+    const port = Number(new URL(first.url).port);
+    const client = new Client({ name: "desktop", version: "1.0.0" });
+    const transport = new StdioClientTransport({ command: process.execPath, args: [CLI_PATH, "mcp", "--url", first.url, "--agent", "twice"], stderr: "pipe" });
+    let relayLog = "";
+    transport.stderr!.on("data", (chunk: Buffer) => void (relayLog += chunk.toString()));
+    await client.connect(transport);
+    trackMcpClient(client);
+    expect((await client.listTools()).tools.length).toBe(TOOLS.length);
+    await vi.waitFor(async () => expect(await (await fetch(`${first.url}/metrics`)).text()).toContain('coordination_mcp_sessions{state="streaming"} 1'), { timeout: 30_000, interval: 100 });
+    await first.stop();
+    // The relay's retry now waits 8 s; meanwhile a server comes back, a call opens a session on
+    // it, and it goes away again before the retry wakes.
+    await vi.waitFor(() => expect(relayLog).toContain("trying again in 8 s"), { timeout: 30_000, interval: 50 });
+    const second = await startTestServer({ port }, first.dir);
+    t = second;
+    expect((await client.listTools()).tools.length).toBe(TOOLS.length);
+    await vi.waitFor(async () => expect(await (await fetch(`${second.url}/metrics`)).text()).toContain('coordination_mcp_sessions{state="streaming"} 1'), { timeout: 30_000, interval: 100 });
+    await second.stop();
+    const third = await startTestServer({ port }, first.dir);
+    t = third;
+    // No call from the client: the relay opens a session (and its stream) by itself.
+    await vi.waitFor(async () => expect(await (await fetch(`${third.url}/metrics`)).text()).toContain('coordination_mcp_sessions{state="streaming"} 1'), { timeout: 90_000, interval: 200 });
+  });
+
   it("a call under way when the server is killed is answered by the relay (an isError result saying so), not left to the client's timeout", async () => {
     const dir = makeTempDir();
     const server = new CliProcess({ env: { COORDINATION_PORT: "0", COORDINATION_DB_PATH: join(dir, "killed.db") } });

@@ -211,15 +211,23 @@ export async function runMcpStdioProxy(options: McpProxyOptions, stderr: (text: 
    * wait in the agent's mailbox (read_mailbox).
    */
   let retrying = false;
+  /** The stream gave up again while a retry waited: the session a call opened meanwhile is gone too. */
+  let gaveUpAgain = false;
   const reopenSoon = () => {
-    if (retrying || ending || initialize === undefined) return;
+    if (ending || initialize === undefined) return;
+    if (retrying) return void (gaveUpAgain = true);
     retrying = true;
-    const since = reopened;
+    gaveUpAgain = false;
+    let since = reopened;
     void (async () => {
       for (let delay = 1000; !ending; delay = Math.min(delay * 2, 30_000)) {
-        // A call of the client's opened one while this waited: a second would replace it, and
-        // cut the calls under way on it.
-        if (reopened !== since) return;
+        if (reopened !== since) {
+          // A call of the client's opened one while this waited: a second would replace it, and
+          // cut the calls under way on it; unless that one's stream gave up since, too.
+          if (!gaveUpAgain) return;
+          gaveUpAgain = false;
+          since = reopened;
+        }
         try {
           return void (await reopen());
         } catch (error) {
