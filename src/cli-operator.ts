@@ -49,7 +49,8 @@ function commandOptions(words: readonly string[], options: Parsed["options"]): r
   if (command === "stats") return ["--queue"];
   if (command === "queues") return sub === "pause" ? ["--reason"] : [];
   if (command === "tasks" && sub === "list") return ["--status", "--queue", "--agent", "--capability", "--limit", "--cursor"];
-  if (command === "tasks" && sub === "requeue" && options["--all"] === true) return ["--all", "--queue", "--after", "--before"];
+  // The bulk form has no TASK_ID: with one, --all is refused as any stray option is.
+  if (command === "tasks" && sub === "requeue" && words.length === 2 && options["--all"] === true) return ["--all", "--queue", "--after", "--before"];
   if (command === "tasks") return [];
   if (command === "agents") return ["--health", "--capability"];
   if (command === "events" && sub === "tail") return ["--types", "--agent", "--from"];
@@ -275,14 +276,13 @@ async function dispatch(words: string[], options: Parsed["options"], json: boole
             q.oldestPendingAgeMs === null ? "-" : `${Math.round(q.oldestPendingAgeMs / 1000)} s`,
             q.nextDueAt == null ? "-" : q.nextDueAt.toISOString(),
           ]),
-        ) + (stats.queuesOmitted > 0 ? `(${stats.queuesOmitted} quieter queues not shown)\n` : ""),
+        ) + (stats.queuesOmitted > 0 && queue === undefined ? `(${stats.queuesOmitted} quieter queues not shown)\n` : ""),
     );
     return 0;
   }
   if (command === "queues" && (sub === "pause" || sub === "resume") && words.length === 2) throw new OperatorUsageError(`queues ${sub} needs a QUEUE`);
   if (command === "queues" && (sub === "pause" || sub === "resume") && words.length === 3) {
     const reason = str(options["--reason"]);
-    if (sub === "resume" && reason !== undefined) throw new OperatorUsageError("queues resume takes no --reason");
     const pause = sub === "pause" ? await api.queues.pause.mutate({ queue: id!, ...(reason === undefined ? {} : { reason }) }) : await api.queues.resume.mutate({ queue: id! });
     print(pause, () =>
       pause.paused

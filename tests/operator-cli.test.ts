@@ -91,6 +91,8 @@ describe("operator commands against a running server", () => {
       [["tasks", "get", tasks[0]!.id, "--queue", "bulk"], "tasks get does not take --queue (it takes none of its own)"],
       [["agents", "--queue", "bulk", "--status", "dead_letter"], "agents does not take --queue, --status (it takes --health, --capability)"],
       [["queues", "resume", "bulk", "--reason", "x"], "queues resume does not take --reason (it takes none of its own)"],
+      // --all is the bulk form, which names no task: with a TASK_ID it is refused, not ignored.
+      [["tasks", "requeue", tasks[0]!.id, "--all", "--before", "2030-01-01T00:00:00Z"], "tasks requeue does not take --all, --before (it takes none of its own)"],
     ] as const) {
       const answer = await runCli({ args: [...args], env });
       expect([answer.code, answer.stderr.split("\n")[0]], args.join(" ")).toEqual([2, `coordination: ${message}`]);
@@ -99,6 +101,8 @@ describe("operator commands against a running server", () => {
     await t.api.tasks.enqueue.mutate({ queue: "other", payload: 1, capability: "gpu" });
     const one = JSON.parse((await runCli({ args: ["stats", "--queue", "bulk", "--json"], env })).stdout);
     expect(one.queues.map((q: { queue: string }) => q.queue)).toEqual(["bulk"]);
+    // The queues a --queue leaves out are not "quieter queues not shown".
+    expect((await runCli({ args: ["stats", "--queue", "bulk"], env })).stdout).not.toContain("quieter");
     const gpu = JSON.parse((await runCli({ args: ["tasks", "list", "--capability", "gpu", "--json"], env })).stdout);
     expect(gpu.items.map((task: { queue: string }) => task.queue)).toEqual(["other"]);
   });
