@@ -120,20 +120,31 @@ export function taskCommands(d: TaskCommandDeps) {
    * lease counts one more answer, so a lost one gives it back only if no other answer handed it
    * out (releaseUndelivered).
    */
-  /** A lease its call's repeat hands out once more: counted and renewed (answeredAgain), no event, no attempt. */
-  const answerAgain = (row: TaskRow, leaseMs: number, now: number): Leased => {
-    const renewed = d.tasks.answeredAgain(row, leaseMs, now);
-    return { task: toTask(renewed), bytes: taskAnswerBytes(renewed) };
+  /**
+   * The leases a keyed call (a claim, a steal) took that its agent still holds, at most `limit`,
+   * handed out once more, as its repeat answers them: counted and renewed (answeredAgain), no
+   * event, no attempt; the agent noted as alive. Empty when it holds none under that key.
+   */
+  const answerAgain = (ctx: WriteContext, agentId: string, key: string, limit: number, leaseMs: number): Leased[] => {
+    // As many as this call may carry (a single claim's answer carries one): those it does not carry are not its answer's.
+    const held = d.tasks.heldUnder(agentId, key).slice(0, limit);
+    if (held.length > 0) t.noteAgent(ctx, agentId);
+    return held.map((row) => {
+      const renewed = d.tasks.answeredAgain(row, leaseMs, ctx.now);
+      return { task: toTask(renewed), bytes: taskAnswerBytes(renewed) };
+    });
+  };
+
+  /** The task of `lease` while still claimed under that very lease; undefined once it moved on (settled, expired, stolen). */
+  const stillHeld = (lease: { id: string; leaseToken: number }): TaskRow | undefined => {
+    const current = d.tasks.findById(lease.id);
+    return current?.status === "claimed" && current.leaseToken === lease.leaseToken ? current : undefined;
   };
 
   const claim = (ctx: WriteContext, args: ClaimArgs, answerBytes = 0, claimKey: string | null = null, mayRepeat = true): Handout => {
     if (claimKey !== null && mayRepeat) {
-      // As many as this call may carry (a single claim's answer carries one): those it does not carry are not its answer's.
-      const held = d.tasks.heldUnder(args.request.agentId, claimKey).slice(0, args.limit);
-      if (held.length > 0) {
-        t.noteAgent(ctx, args.request.agentId);
-        return handOut(ctx, held.map((row) => answerAgain(row, args.leaseMs, ctx.now)), args, answerBytes);
-      }
+      const again = answerAgain(ctx, args.request.agentId, claimKey, args.limit, args.leaseMs);
+      if (again.length > 0) return handOut(ctx, again, args, answerBytes);
     }
     const filter = t.claimFilter(args.request);
     const leased = claimDeliverable(ctx, filter, args.limit, args.leaseMs, claimKey);
@@ -345,11 +356,8 @@ export function taskCommands(d: TaskCommandDeps) {
       // Sent again (its answer lost): the leases it took that the thief still holds, as a keyed
       // claim's; looked for first, as the agent it stole from may be gone since.
       const key = request.idempotencyKey === undefined ? null : claimKeyOf.steal(request.idempotencyKey);
-      const taken = key === null ? [] : d.tasks.heldUnder(request.agentId, key).slice(0, request.limit);
-      if (taken.length > 0) {
-        t.noteAgent(ctx, request.agentId);
-        return handOut(ctx, taken.map((row) => answerAgain(row, request.leaseMs, ctx.now)), request);
-      }
+      const again = key === null ? [] : answerAgain(ctx, request.agentId, key, request.limit, request.leaseMs);
+      if (again.length > 0) return handOut(ctx, again, request);
       if (request.fromAgentId !== undefined && !d.agents.get(request.fromAgentId)) throw notFound("AGENT_NOT_FOUND", request.fromAgentId);
       const filter = t.claimFilter(request);
       t.noteAgent(ctx, request.agentId, filter.capabilities);
@@ -392,8 +400,8 @@ export function taskCommands(d: TaskCommandDeps) {
     "tasks.releaseUndelivered": (ctx: WriteContext, claimed: Array<{ id: string; leaseToken: number }>): number => {
       let released = 0;
       for (const lease of claimed) {
-        const current = d.tasks.findById(lease.id);
-        if (current?.status !== "claimed" || current.leaseToken !== lease.leaseToken) continue;
+        const current = stillHeld(lease);
+        if (current === undefined) continue;
         // Another answer (a repeat of the call, or the call it repeated) handed this lease out too, and may have arrived.
         if (d.tasks.answerLost(current)) continue;
         t.releaseRow(ctx, current, ctx.now, { reason: "the claimer never received the task (its connection closed before the answer was delivered)" });
@@ -413,8 +421,8 @@ export function taskCommands(d: TaskCommandDeps) {
     "tasks.releaseUnrecalled": (ctx: WriteContext, claimed: Array<{ id: string; leaseToken: number }>): string[] => {
       const kept: string[] = [];
       for (const lease of claimed) {
-        const current = d.tasks.findById(lease.id);
-        if (current?.status !== "claimed" || current.leaseToken !== lease.leaseToken) continue;
+        const current = stillHeld(lease);
+        if (current === undefined) continue;
         if (d.tasks.answeredMoreThanOnce(current)) kept.push(current.id);
         else t.releaseRow(ctx, current, ctx.now, { reason: "its context could not be recalled, so the claim failed" });
       }
