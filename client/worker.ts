@@ -401,12 +401,16 @@ export async function runWorker<P>(options: WorkerOptions<P>): Promise<Worker> {
       onError(new Error(`runWorker: lost the lease on task "${task.id}" (lease ${task.leaseToken}), so its run's outcome was not stored: ${messageOf(cause)}`, { cause }));
     };
     try {
+      /** Runs a settle; true once the server took it, else counted lost (and told onError: the lease gone, or refused by settle). */
+      const settled = async (call: (signal: AbortSignal) => Promise<unknown>): Promise<boolean> => {
+        const as = await lease.settle(call);
+        if (as.kind === "lost") lose(as.error);
+        else if (as.kind === "refused") lost++;
+        return as.kind === "settled";
+      };
       /** Fails the task with `error`; counted as failed once the server took it. */
       const fail = async (error: unknown, retry = true) => {
-        const failedAs = await lease.settle((signal) => api.tasks.fail.mutate({ ...fenced, error: failureText(error), retry }, { signal }));
-        if (failedAs.kind === "settled") failed++;
-        else if (failedAs.kind === "lost") lose(failedAs.error);
-        else lost++; // refused: settle told onError already
+        if (await settled((signal) => api.tasks.fail.mutate({ ...fenced, error: failureText(error), retry }, { signal }))) failed++;
       };
       if (interruption === "lost") {
         lose(run.signal.reason); // someone else owns the task now: settling it would only get CONFLICT
@@ -416,10 +420,7 @@ export async function runWorker<P>(options: WorkerOptions<P>): Promise<Worker> {
         await fail(run.signal.reason);
       } else if (!outcome.ok && outcome.error instanceof RetryLater) {
         const { delayMs } = outcome.error;
-        const deferredAs = await lease.settle((signal) => api.tasks.release.mutate({ ...fenced, delayMs }, { signal }));
-        if (deferredAs.kind === "settled") deferred++;
-        else if (deferredAs.kind === "lost") lose(deferredAs.error);
-        else lost++; // refused: settle told onError already
+        if (await settled((signal) => api.tasks.release.mutate({ ...fenced, delayMs }, { signal }))) deferred++;
       } else if (!outcome.ok) {
         await fail(outcome.error, outcome.retry);
       } else {
