@@ -320,6 +320,18 @@ describe("a session's agent, as it opens", () => {
   });
 });
 
+/** A desktop client through the stdio relay acting as `agent`, connected and past its first call; what the relay wrote to stderr so far. */
+async function connectRelay(url: string, agent: string): Promise<{ client: Client; relayLog: () => string }> {
+  const client = new Client({ name: "desktop", version: "1.0.0" });
+  const transport = new StdioClientTransport({ command: process.execPath, args: [CLI_PATH, "mcp", "--url", url, "--agent", agent], stderr: "pipe" });
+  let log = "";
+  transport.stderr!.on("data", (chunk: Buffer) => void (log += chunk.toString()));
+  await client.connect(transport);
+  trackMcpClient(client);
+  expect((await client.listTools()).tools.length).toBe(TOOLS.length);
+  return { client, relayLog: () => log };
+}
+
 describe("the stdio relay's session", () => {
   it("after a server restart, opens a new session by itself: notifications resume without a request, at the level the client set", async () => {
     const first = await startTestServer();
@@ -362,39 +374,27 @@ describe("the stdio relay's session", () => {
     const first = await startTestServer();
     t = first;
     const port = Number(new URL(first.url).port);
-    const client = new Client({ name: "desktop", version: "1.0.0" });
-    const transport = new StdioClientTransport({ command: process.execPath, args: [CLI_PATH, "mcp", "--url", first.url, "--agent", "race"], stderr: "pipe" });
-    let relayLog = "";
-    transport.stderr!.on("data", (chunk: Buffer) => void (relayLog += chunk.toString()));
-    await client.connect(transport);
-    trackMcpClient(client);
-    expect((await client.listTools()).tools.length).toBe(TOOLS.length);
+    const { client, relayLog } = await connectRelay(first.url, "race");
     await first.stop();
     // The relay's own retries back off while the server is down: it now waits 4 s before its next.
-    await vi.waitFor(() => expect(relayLog).toContain("trying again in 4 s"), { timeout: 30_000, interval: 50 });
+    await vi.waitFor(() => expect(relayLog()).toContain("trying again in 4 s"), { timeout: 30_000, interval: 50 });
     t = await startTestServer({ port }, first.dir);
     // This call opens the new session; the relay's retry wakes while it waits, and must leave it be.
     const answer = (await client.callTool({ name: "claim_task", arguments: { queues: ["none"], waitMs: 6_000 } }, undefined, { timeout: 60_000 })) as { isError?: boolean; content: Array<{ text: string }> };
     expect([answer.isError ?? false, answer.content[0]!.text]).toEqual([false, "null"]);
-    expect(relayLog.match(/a new one was opened/g)).toHaveLength(1);
+    expect(relayLog().match(/a new one was opened/g)).toHaveLength(1);
   });
 
   it("a restart again, while its retry waits after a call had opened a session, still brings notifications back by itself", async () => {
     const first = await startTestServer();
     t = first;
     const port = Number(new URL(first.url).port);
-    const client = new Client({ name: "desktop", version: "1.0.0" });
-    const transport = new StdioClientTransport({ command: process.execPath, args: [CLI_PATH, "mcp", "--url", first.url, "--agent", "twice"], stderr: "pipe" });
-    let relayLog = "";
-    transport.stderr!.on("data", (chunk: Buffer) => void (relayLog += chunk.toString()));
-    await client.connect(transport);
-    trackMcpClient(client);
-    expect((await client.listTools()).tools.length).toBe(TOOLS.length);
+    const { client, relayLog } = await connectRelay(first.url, "twice");
     await vi.waitFor(async () => expect(await (await fetch(`${first.url}/metrics`)).text()).toContain('coordination_mcp_sessions{state="streaming"} 1'), { timeout: 30_000, interval: 100 });
     await first.stop();
     // The relay's retry now waits 8 s; meanwhile a server comes back, a call opens a session on
     // it, and it goes away again before the retry wakes.
-    await vi.waitFor(() => expect(relayLog).toContain("trying again in 8 s"), { timeout: 30_000, interval: 50 });
+    await vi.waitFor(() => expect(relayLog()).toContain("trying again in 8 s"), { timeout: 30_000, interval: 50 });
     const second = await startTestServer({ port }, first.dir);
     t = second;
     expect((await client.listTools()).tools.length).toBe(TOOLS.length);
