@@ -82,7 +82,8 @@ describe("MCP over Streamable HTTP", () => {
     expect(strangers).toEqual([]);
     const claimArgs = tools.find((tool) => tool.name === "claim_task")!.inputSchema.properties as Record<string, { description: string }>;
     expect(claimArgs.waitMs!.description).toMatch(/^Wait up to this many ms for a task to arrive, at most 20000 /);
-    await callTool(client, "remember", { content: "reports in queue reports need the quarterly template", kind: "lesson", queue: "reports" });
+    const remembered = await callTool(client, "remember", { content: "reports in queue reports need the quarterly template", kind: "lesson", queue: "reports", data: { template: "q-2026" } });
+    expect(remembered.data).toEqual({ template: "q-2026" });
     const enqueued = await callTool(client, "enqueue_task", { queue: "reports", payload: { quarter: "Q3" } });
     const claimed = await callTool(client, "claim_task", { queues: ["reports"] });
     expect([claimed.id, claimed.leaseOwner]).toEqual([enqueued.id, "mcp-agent"]);

@@ -375,9 +375,10 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
         capability: rememberInput.shape.capability,
         taskId: rememberInput.shape.taskId,
         tags: rememberInput.shape.tags,
+        data: anyJson("Structured data kept with it: any JSON"),
       }),
     },
-    (args, extra) => answerCall(extra, (api) => api.memory.remember({ ...args, agentId: agent(undefined, false) })),
+    (args, extra) => answerCall(extra, (api) => api.memory.remember({ ...args, data: args.data as JsonValue | undefined, agentId: agent(undefined, false) })),
   );
   registerTool(
     "recall",
