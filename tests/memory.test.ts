@@ -113,11 +113,11 @@ describe("pre-execution memory", () => {
     expect((await t.api.memory.recall.query({ query: 'gate" OR "x' }))[0]!.memory.content).toContain("gate");
     const viaRest = await rest(t.url, "GET", `/memory/recall?query=${encodeURIComponent('"NEAR(')}`);
     expect(viaRest.status).toBe(200);
-    expect(matchAny(extractTerms('say "hi" NEAR(x)'))).toBe('"say" OR "hi" OR "near"');
+    expect(matchAny(extractTerms('say "hi" NEAR(x)'))).toBe('"say" OR "hi" OR "NEAR"');
     expect(extractTerms("(((")).toEqual([]);
     // A question's single letters count only where nothing longer is asked; an ideograph always.
-    expect(questionTerms("What's the status of C")).toEqual(["what", "the", "status", "of"]);
-    expect(questionTerms("C")).toEqual(["c"]);
+    expect(questionTerms("What's the status of C")).toEqual(["What", "the", "status", "of"]);
+    expect(questionTerms("C")).toEqual(["C"]);
     expect(questionTerms("猫 and fish")).toEqual(["猫", "and", "fish"]);
   });
 

@@ -23,7 +23,8 @@ function scratch() {
   const memories = new MemoryStore(st);
   const tasks = new TaskStore(st);
   let now = Date.parse("2026-11-30T00:00:00Z");
-  const remember = (content: string, queue = "default") =>
+  // Filed under no queue by default: notes filed under the task's queue join its context whatever their words.
+  const remember = (content: string, queue: string | null = null) =>
     memories.insert({ id: `m-${now}`, kind: "note", content, agentId: null, queue, capability: null, taskId: null, outcome: null, durationMs: null, tags: "[]", data: "{}" }, now++);
   const fresh = () => new MemoryRecall(memories, tasks, config.maxResponseBytes, new MemoryChanges());
   return { db, memories, remember, fresh };

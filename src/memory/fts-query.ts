@@ -2,17 +2,83 @@
 // NEAR, column filters, `*`, `^`), so raw text can be a syntax error or mean something else.
 // We keep only word tokens and quote each one: the result can never fail to parse.
 
-/** The most words a recall looks up: a question's first, then its task's. */
+/** The most words a recall looks up (each costs a look at the index): a question's first, then its task's. */
 export const MAX_TERMS = 32;
 
-/** The word tokens of `text`, lower-cased, each once, in the order they first come. */
-const wordsOf = (text: string): string[] => [...new Set(text.toLowerCase().match(/[\p{L}\p{N}_]+/gu) ?? [])];
+/**
+ * The word tokens of `text`, each once, in the order they first come. A word is spelled as it
+ * was written and FTS5 folds its case (unicode61, by its own Unicode 6.1 tables): JavaScript's
+ * toLowerCase folds by newer ones, and its words can be ones the index never holds ("İ" becomes
+ * "i" and a combining dot, a separator to the index, so "İSTANBUL" looked up "stanbul"; the
+ * Cherokee capitals become small letters FTS5 does not know). Two spellings of one word in
+ * another case count once, as their first spelling.
+ */
+function wordsOf(text: string): string[] {
+  const seen = new Set<string>();
+  const words: string[] = [];
+  for (const word of text.match(/[\p{L}\p{N}_]+/gu) ?? []) {
+    const folded = word.toLowerCase();
+    if (seen.has(folded)) continue;
+    seen.add(folded);
+    words.push(word);
+  }
+  return words;
+}
 
-/** Word tokens of `text`, lower-cased, de-duplicated, at most MAX_TERMS, of two characters or more (a task's single letters and digits match nearly everything). */
-export function extractTerms(text: string): string[] {
-  return wordsOf(text)
-    .filter((w) => w.length >= 2)
-    .slice(0, MAX_TERMS);
+/** The length of `word` in characters (code points, so a letter outside the BMP is one). */
+const characters = (word: string): number => {
+  let n = 0;
+  for (const _ of word) n++;
+  return n;
+};
+
+/**
+ * At most `max` of `words`, in their order: all of them if they fit, else the longest (the
+ * earlier of two alike). A long prompt's specific words ("narwhal", "escalation") say more of
+ * it than its "the", "of" and "and", which nearly every memory holds.
+ */
+export function mostSpecific(words: readonly string[], max: number): string[] {
+  if (words.length <= max) return [...words];
+  const kept = new Set(
+    words
+      .map((word, at) => ({ word, at, length: characters(word) }))
+      .sort((a, b) => b.length - a.length || a.at - b.at)
+      .slice(0, max)
+      .map(({ at }) => at),
+  );
+  return words.filter((_, at) => kept.has(at));
+}
+
+/** Word tokens of `text`, de-duplicated, of two characters or more (a task's single letters and digits match nearly everything), at most `max` (mostSpecific). */
+export function extractTerms(text: string, max = MAX_TERMS): string[] {
+  return mostSpecific(
+    wordsOf(text).filter((w) => characters(w) >= 2),
+    max,
+  );
+}
+
+/**
+ * A claim's words: its queue's and capability's first (a queue's name is what its memories most
+ * often share), then its payload's, the most specific ones where they are more than MAX_TERMS.
+ */
+export function taskTerms(queue: string, capability: string | null, payload: unknown): string[] {
+  const named = extractTerms(`${queue} ${capability ?? ""}`);
+  const folded = new Set(named.map((term) => term.toLowerCase()));
+  const rest = extractTerms(payloadText(payload), Infinity).filter((term) => !folded.has(term.toLowerCase()));
+  return [...named, ...mostSpecific(rest, MAX_TERMS - named.length)];
+}
+
+/** The terms of `first`, then those of `second` not in it (in another case either), at most `max`. */
+export function union(first: readonly string[], second: readonly string[], max = MAX_TERMS): string[] {
+  const seen = new Set(first.map((term) => term.toLowerCase()));
+  const terms = first.slice(0, max);
+  for (const term of second) {
+    if (terms.length >= max) break;
+    if (seen.has(term.toLowerCase())) continue;
+    seen.add(term.toLowerCase());
+    terms.push(term);
+  }
+  return terms;
 }
 
 /**
@@ -25,12 +91,13 @@ const WORD_CHARACTER = /^[^\x00-\x7F]$/u;
 /**
  * The words of a question a caller typed: as extractTerms, and also a single character outside
  * ASCII ("猫"); a single ASCII letter or digit counts only in a question with no longer word
- * ("C", "x"), where it is the whole question, not the "s" of "agent's".
+ * ("C", "x"), where it is the whole question, not the "s" of "agent's". At most MAX_TERMS, the
+ * most specific (mostSpecific).
  */
 export function questionTerms(text: string): string[] {
   const words = wordsOf(text);
-  const worded = words.filter((w) => w.length >= 2 || WORD_CHARACTER.test(w));
-  return (worded.length > 0 ? worded : words).slice(0, MAX_TERMS);
+  const worded = words.filter((w) => characters(w) >= 2 || WORD_CHARACTER.test(w));
+  return mostSpecific(worded.length > 0 ? worded : words, MAX_TERMS);
 }
 
 /** One term as an FTS5 string literal: matched as a word, never read as syntax. */

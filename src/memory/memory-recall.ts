@@ -7,12 +7,12 @@ import { toDate } from "../db/columns.js";
 import { notFound } from "../errors.js";
 import type { Task } from "../tasks/task-schemas.js";
 import { toTask, type TaskStore } from "../tasks/task-store.js";
-import { extractTerms, matchAny, MAX_TERMS, payloadText, questionTerms, quoteTerm } from "./fts-query.js";
+import { matchAny, questionTerms, quoteTerm, taskTerms, union } from "./fts-query.js";
 import type { MemoryChanges } from "./memory-changes.js";
 import type { MemoryMatch, RecallRequest } from "./memory-schemas.js";
 import type { MemoryFilter, MemoryRow, MemoryStore, ScoringFields } from "./memory-store.js";
 import { handOutOf, RecallCache, type HandOut, type RankedMemory, type Scored } from "./recall-cache.js";
-import { byScore, mergeRankings, rankCommon } from "./recall-ranking.js";
+import { byScore, mergeRankings, rankCommon, withRoomForNotes } from "./recall-ranking.js";
 
 /**
  * What recall needs of a task: its words (queue, capability, payload), its id (for its earlier
@@ -50,6 +50,8 @@ const NOTES_PER_TERM = 100;
 /** The most notes holding one term that bm25 ranks (it reads each of them: ~0.5 µs a note). */
 const NOTES_RANKED = 256;
 const NO_NOTES: ReadonlyMap<number, { row: ScoringFields; relevance: number }> = new Map();
+/** The relevance of a note filed under a claimed task's queue or capability: as a memory holding every common word of it. */
+const FILED_RELEVANCE = 0.5;
 /** A term with at least this many matches is "common": not worth a bm25 pass over all of them. */
 const PROBE = 64;
 /** What stands for the bm25 of the claim's sole rare match: any negative number (relevance is bm25 over the best one's, so 1). */
@@ -101,17 +103,17 @@ export class MemoryRecall {
     // A question with no word in it ("'", "?") asks for nothing: it matches nothing, rather than
     // being read as no question and answered with the newest memories, each scored as a match.
     if (task === null && asked.length === 0 && query !== undefined && query.trim() !== "") return [];
-    const taskTerms = task ? extractTerms(`${task.queue} ${task.capability ?? ""} ${payloadText(task.payload)}`) : [];
-    const terms = asked.length === 0 ? taskTerms : [...new Set([...asked, ...taskTerms])].slice(0, MAX_TERMS);
+    const ofTask = task ? taskTerms(task.queue, task.capability, task.payload) : [];
+    const terms = asked.length === 0 ? ofTask : union(asked, ofTask);
     const now = Date.now();
     const unfiltered = isUnfiltered(filter);
     const { lists, rare, rareScores } = this.termSignals(terms, filter, now);
     const commonLists = lists.filter((list) => list !== undefined);
-    // A claim's common terms rank their candidates the same way for every task of its queue
-    // while those terms' candidate lists are the same ones (recall-cache.ts).
+    // A claim's common terms rank their candidates the same way for every task of its queue (and
+    // capability: its filed notes) while those terms' candidate lists are the same ones (recall-cache.ts).
     // A recall may ask for more than CANDIDATES (limit up to 100): then every signal ranks as many.
     const wanted = Math.max(CANDIDATES, limit);
-    const listsKey = task !== null && query === undefined && unfiltered && commonLists.length > 0 ? this.cache.listsKey(`${task.queue}\u0000${wanted}`, commonLists) : undefined;
+    const listsKey = task !== null && query === undefined && unfiltered && commonLists.length > 0 ? this.cache.listsKey(`${task.queue}\u0000${task.capability ?? "\u0001"}\u0000${wanted}`, commonLists) : undefined;
     // A claim's context made of common terms only (its rare words matched nothing, it is a first
     // run) is the same for all of them: the memories handed out, not only their ranking.
     const sharedKey = listsKey !== undefined && rareScores.size === 0 && rare.length === 0 && !task!.earlierRuns ? `${listsKey}\u0000${limit}` : undefined;
@@ -127,7 +129,7 @@ export class MemoryRecall {
       const sameQueue = task && row.queue === task.queue ? 1 : 0;
       const raw =
         (withRelevance ? WEIGHTS.relevance * relevance : 0) + WEIGHTS.recency * recency + WEIGHTS.outcome * outcome + (task ? WEIGHTS.sameQueue * sameQueue : 0);
-      return { seq: row.seq, createdAt, score: Math.round((raw / max) * 1e6) / 1e6 };
+      return { seq: row.seq, createdAt, score: Math.round((raw / max) * 1e6) / 1e6, record: row.outcome !== null };
     };
 
     // The claim's own candidates by seq with their relevance; a later signal about a memory
@@ -160,8 +162,20 @@ export class MemoryRecall {
       for (const row of this.memories.recent(filter, wanted)) candidate(row, 0);
     }
     // Earlier runs of the same task are the most relevant context there is (a first run has none).
+    const ownRuns = new Set<number>();
     if (task?.earlierRuns) {
-      for (const row of this.memories.byTask(task.id, 10)) candidate(row, 1);
+      for (const row of this.memories.byTask(task.id, 10)) {
+        candidate(row, 1);
+        ownRuns.add(row.seq);
+      }
+    }
+    // Notes and lessons filed under the task's queue or capability are about its tasks, whatever
+    // their words: as relevant as a memory holding every common word of the task.
+    if (task !== null) {
+      for (const row of this.filedNotes(task, now)) {
+        const prior = candidates.get(row.seq);
+        if (prior === undefined || prior.relevance < FILED_RELEVANCE) candidates.set(row.seq, { row, relevance: FILED_RELEVANCE });
+      }
     }
     // Notes and lessons holding the common words, from their own index and ranked by bm25 where few
     // hold a word (notesFor): a common word's newest matches alone let newer records crowd out the
@@ -183,7 +197,8 @@ export class MemoryRecall {
     }
     // The two rankings merged, as one sort of all candidates would order them (byScore orders
     // any two apart); a memory found by a stronger signal is not also ranked as a common one.
-    const best = ranked.length === 0 ? common : mergeRankings(ranked, common, candidates);
+    const merged = ranked.length === 0 ? common : mergeRankings(ranked, common, candidates);
+    const best = task === null ? merged : withRoomForNotes(merged, limit, ownRuns);
 
     // Only the memories handed out are loaded in full, best first, while they fit the budget. A
     // candidate from a probe up to PROBE_TTL_MS old may have been pruned since: the next one
@@ -311,6 +326,24 @@ export class MemoryRecall {
     const relevant = new Map<number, { row: ScoringFields; relevance: number }>();
     for (const [seq, { row, bm25, hits }] of found) relevant.set(seq, { row, relevance: (0.5 * hits) / terms.length + (0.25 * -bm25) / top });
     return relevant;
+  }
+
+  /**
+   * The newest notes and lessons filed under `task`'s queue and under its capability (CANDIDATES
+   * of each), kept as a term's notes are: until a note or a delete, a second at most.
+   */
+  private filedNotes(task: RecallSubject, now: number): ScoringFields[] {
+    const filed = (field: "queue" | "capability", value: string): ScoringFields[] => {
+      const key = `\u0001${field}\u0000${value}`;
+      let notes = this.cache.notesOf(key, now);
+      if (notes === undefined) {
+        notes = this.memories.notesFiledUnder(field, value, CANDIDATES).map((row) => ({ ...row, bm25: 0 }));
+        this.cache.keepNotes(key, now, notes);
+      }
+      return notes;
+    };
+    const byQueue = filed("queue", task.queue);
+    return task.capability === null ? byQueue : [...byQueue, ...filed("capability", task.capability)];
   }
 
   /**

@@ -203,6 +203,19 @@ export class MemoryStore {
       .all(...params);
   }
 
+  /**
+   * The newest notes and lessons filed under `value` as their queue or capability (memory.remember's
+   * fields), newest first, whatever their words: what a claim of that queue or capability is told
+   * (partial indexes memories_notes_queue_idx and memories_notes_capability_idx).
+   */
+  notesFiledUnder(field: "queue" | "capability", value: string, limit: number): ScoringFields[] {
+    return this.st
+      .get<[string, number], ScoringFields>(
+        `SELECT seq, queue, outcome, createdAt FROM memories WHERE ${field} = ? AND kind <> 'execution' ORDER BY seq DESC LIMIT CAST(? AS INTEGER)`,
+      )
+      .all(value, limit);
+  }
+
   /** The seqs of the newest notes and lessons matching one quoted term, newest first: the index alone. */
   noteSeqs(term: string, limit: number): number[] {
     return this.st

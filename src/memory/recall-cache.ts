@@ -50,11 +50,12 @@ export const handOutOf = (row: MemoryRow): HandOut => ({ seq: row.seq, memory: t
 /** A note or lesson a term matches, with its bm25 for that term (lower is better). */
 export type NoteMatch = ScoringFields & { bm25: number };
 
-/** A candidate's place in a ranking: its score and, for ties, its time (Unix ms) and seq. */
+/** A candidate's place in a ranking: its score and, for ties, its time (Unix ms) and seq; whether it is an execution record. */
 export interface Scored {
   seq: number;
   createdAt: number;
   score: number;
+  record: boolean;
 }
 
 /** How stale a common term's candidate list may be, in ms. */

@@ -54,3 +54,31 @@ export function mergeRankings(first: readonly Scored[], second: readonly Scored[
   while (i < first.length) merged.push(first[i++]!);
   return merged;
 }
+
+/**
+ * `ranked` (best first) as a claim's context takes it: other tasks' execution records fill at
+ * most `limit` less the notes and lessons ranked (up to half of `limit`, rounded up); the
+ * records past that go after everything else. A busy queue's records match a task's words more
+ * often and more closely than a lesson does (each holds a payload of the same shape), and five
+ * records saying "completed" left no room for the lesson that mattered. The task's own earlier
+ * runs (`ownRuns`) keep their place: they are the most relevant context there is.
+ */
+export function withRoomForNotes(ranked: readonly Scored[], limit: number, ownRuns: ReadonlySet<number>): Scored[] {
+  let notes = 0;
+  for (const entry of ranked) if (!entry.record) notes++;
+  const records = limit - Math.min(notes, Math.ceil(limit / 2));
+  const first: Scored[] = [];
+  const after: Scored[] = [];
+  let taken = 0;
+  for (const entry of ranked) {
+    if (entry.record && !ownRuns.has(entry.seq)) {
+      if (taken >= records) {
+        after.push(entry);
+        continue;
+      }
+      taken++;
+    }
+    first.push(entry);
+  }
+  return after.length === 0 ? first : [...first, ...after];
+}

@@ -1,0 +1,89 @@
+// What a claim's context is made of, from an outside user's cases: a word is found by itself in
+// any case and script (recall looks words up as the index folds them, not as JavaScript does); a
+// long prompt's specific words are the ones looked up; a busy queue's execution records leave room
+// for the lessons that match; a note filed under a queue or a capability reaches their tasks.
+import Database from "better-sqlite3";
+import { describe, expect, it } from "vitest";
+import { MAX_TERMS, matchAny, questionTerms, taskTerms } from "../src/memory/fts-query.js";
+import { startTestServer } from "./helpers/test-server.js";
+
+const contents = (context: ReadonlyArray<{ memory: { content: string } }>) => context.map((m) => m.memory.content);
+
+describe("a claim's context", () => {
+  it("every letter and digit's word is found by itself, whatever case the index folds it to (real FTS5, the store's tokenizer)", () => {
+    const db = new Database(":memory:");
+    db.exec(`CREATE VIRTUAL TABLE f USING fts5(c, tokenize = 'porter unicode61')`);
+    const insert = db.prepare("INSERT INTO f (rowid, c) VALUES (?, ?)");
+    const matches = db.prepare<[string], number>("SELECT rowid FROM f WHERE f MATCH ?").pluck();
+    const missed: string[] = [];
+    let id = 0;
+    // The characters JavaScript changes in lower-casing: where its folding and the index's may differ.
+    for (let cp = 0x41; cp <= 0x1ffff; cp++) {
+      if (cp >= 0xd800 && cp <= 0xdfff) continue;
+      const char = String.fromCodePoint(cp);
+      if (!/[\p{L}\p{N}]/u.test(char) || char.toLowerCase() === char) continue;
+      const word = `ab${char}cd`;
+      insert.run(++id, `zz ${word} zz`);
+      const terms = questionTerms(word);
+      if (terms.length === 0 || !matches.all(matchAny(terms)).includes(id)) missed.push(`U+${cp.toString(16)} ${char}`);
+    }
+    expect(id).toBeGreaterThan(1000);
+    expect(missed).toEqual([]);
+  });
+
+  it("İSTANBUL and ᏣᎳᎩ (Cherokee capitals) find the note that holds them, by recall and by a claim", async () => {
+    await using t = await startTestServer();
+    await t.api.memory.remember.mutate({ content: "İSTANBUL deliveries need a customs permit", kind: "lesson" });
+    await t.api.memory.remember.mutate({ content: "ᏣᎳᎩ translations go to the language desk", kind: "lesson" });
+    expect(contents(await t.api.memory.recall.query({ query: "İSTANBUL" }))).toEqual(["İSTANBUL deliveries need a customs permit"]);
+    expect(contents(await t.api.memory.recall.query({ query: "istanbul" }))).toEqual(["İSTANBUL deliveries need a customs permit"]);
+    expect(contents(await t.api.memory.recall.query({ query: "ᏣᎳᎩ" }))).toEqual(["ᏣᎳᎩ translations go to the language desk"]);
+    await t.api.tasks.enqueue.mutate({ queue: "tr", payload: { city: "İSTANBUL" } });
+    expect(contents((await t.api.tasks.claim.mutate({ agentId: "a1" }))!.context)).toEqual(["İSTANBUL deliveries need a customs permit"]);
+  });
+
+  it("a long prompt looks up its most specific words, not its first ones; a word in two cases is looked up once", async () => {
+    const prompt =
+      "please write a short summary of the open items for the team and the customer and then list what is due this week and who owns each of them, say how far along we are, and finally propose the next steps for the narwhal account";
+    const words = questionTerms(prompt);
+    expect(words).toHaveLength(MAX_TERMS);
+    expect(words).toContain("narwhal");
+    expect(words).not.toContain("of");
+    expect(taskTerms("Reports", null, { title: "reports REPORTS digest" })).toEqual(["Reports", "title", "digest"]);
+
+    await using t = await startTestServer();
+    await t.api.memory.remember.mutate({ content: "Narwhal accounts must be escalated to legal first", kind: "lesson" });
+    for (let i = 0; i < 5; i++) await t.api.memory.remember.mutate({ content: `team note ${i}: please write to the team` });
+    expect(contents(await t.api.memory.recall.query({ query: prompt, limit: 1 }))).toEqual(["Narwhal accounts must be escalated to legal first"]);
+    await t.api.tasks.enqueue.mutate({ queue: "llm", payload: { prompt } });
+    expect(contents((await t.api.tasks.claim.mutate({ agentId: "a1" }))!.context)).toContain("Narwhal accounts must be escalated to legal first");
+  });
+
+  it("a busy queue's execution records, which match a task's words more closely, leave room for the lesson that matches", async () => {
+    await using t = await startTestServer({ memoryContextLimit: 5 });
+    const lesson = "thumbs jobs: webp images must be converted with libvips, never imagemagick";
+    await t.api.memory.remember.mutate({ content: lesson, kind: "lesson" });
+    for (let i = 0; i < 10; i++) {
+      const task = await t.api.tasks.enqueue.mutate({ queue: "thumbs", payload: { format: "webp", image: `img${i}` } });
+      await t.api.tasks.claim.mutate({ agentId: "a1", context: false });
+      await t.api.tasks.complete.mutate({ taskId: task.id, agentId: "a1", result: { ok: true } });
+    }
+    await t.api.tasks.enqueue.mutate({ queue: "thumbs", payload: { format: "webp", image: "new" } });
+    const context = (await t.api.tasks.claim.mutate({ agentId: "a2" }))!.context;
+    expect(context).toHaveLength(5);
+    expect(contents(context)).toContain(lesson);
+    expect(context.filter((m) => m.memory.kind === "execution")).toHaveLength(4);
+  });
+
+  it("a note filed under a queue or a capability is in the context of its tasks whatever their words; not of other queues'", async () => {
+    await using t = await startTestServer();
+    await t.api.memory.remember.mutate({ content: "Never email customers before 9am local time", kind: "lesson", queue: "outreach" });
+    await t.api.memory.remember.mutate({ content: "Invoices over 10k need a second approver", kind: "lesson", capability: "billing" });
+    await t.api.tasks.enqueue.mutate({ queue: "outreach", payload: { n: 42 } });
+    expect(contents((await t.api.tasks.claim.mutate({ agentId: "a1" }))!.context)).toEqual(["Never email customers before 9am local time"]);
+    await t.api.tasks.enqueue.mutate({ queue: "q9", capability: "billing", payload: { n: 1 } });
+    expect(contents((await t.api.tasks.claim.mutate({ agentId: "a2", capabilities: ["billing"] }))!.context)).toEqual(["Invoices over 10k need a second approver"]);
+    await t.api.tasks.enqueue.mutate({ queue: "q10", payload: { n: 7 } });
+    expect((await t.api.tasks.claim.mutate({ agentId: "a3" }))!.context).toEqual([]);
+  });
+});
