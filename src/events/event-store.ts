@@ -101,7 +101,8 @@ export class EventStore {
    * to the write's commit listeners (the event bus), so nothing reads the log for local events.
    */
   append(ctx: WriteContext, event: NewEvent): CoordinationEvent {
-    const payload = event.payload ?? {};
+    // Left out, an empty object; null is a value, kept as sent (a keyed repeat compares against it).
+    const payload = event.payload === undefined ? {} : event.payload;
     const target = event.target ?? null;
     // The server's own events (every task change) never carry a key: their statement names no such column.
     const { lastInsertRowid } =

@@ -78,7 +78,7 @@ export function memoryCommands(memories: MemoryStore, changes: MemoryChanges) {
             outcome: null,
             durationMs: null,
             tags: JSON.stringify(request.tags),
-            data: toJsonText(request.data ?? {}),
+            data: toJsonText(request.data === undefined ? {} : request.data),
           },
           ctx.now,
         ),
