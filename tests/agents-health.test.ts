@@ -99,6 +99,16 @@ describe("agent health", () => {
     expect(claimed.map((e) => e.payload.stolenFrom)).toEqual(["gone", "gone"]);
     const expired = await eventsOf(t, ["task.lease_expired"]);
     expect(expired.map((e) => e.payload.reason)).toEqual(["stolen by thief from gone", "stolen by thief from gone"]);
+
+    // At its last attempt a run is dead-lettered, not stolen; its error says so.
+    const last = await api.tasks.enqueue.mutate({ maxAttempts: 1 });
+    await api.agents.register.mutate({ agentId: "gone-too", capabilities: [] });
+    await api.tasks.claim.mutate({ agentId: "gone-too", leaseMs: 60_000 });
+    backdate(t, "gone-too");
+    expect(await api.tasks.steal.mutate({ agentId: "thief", fromAgentId: "gone-too", limit: 5 })).toEqual([]);
+    const dead = await api.tasks.get.query({ taskId: last.id });
+    expect(dead.status).toBe("dead_letter");
+    expect(dead.lastError).toBe("gone-too stopped renewing its lease at the last attempt: dead-lettered by thief's steal, not stolen");
   });
 
   // The limit counts what the thief can run: a better-placed task it lacks the capability for

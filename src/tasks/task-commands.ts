@@ -366,7 +366,14 @@ export function taskCommands(d: TaskCommandDeps) {
       const grace = d.lockWaitGrace();
       const { offlineBefore } = d.healthCutoffs(request.asOf - offlineShiftMs(grace));
       const victims = d.tasks.stealable(filter, leaseBounds(request.asOf, grace), offlineBefore, request.fromAgentId ?? null, request.limit, d.maxResponseBytes);
-      for (const victim of victims) t.expireClaim(ctx, victim, `stolen by ${request.agentId} from ${victim.leaseOwner}`);
+      // A run at its last attempt is dead-lettered, not stolen: its error must not say it went to the thief.
+      for (const victim of victims) {
+        const reason =
+          victim.attempts < victim.maxAttempts
+            ? `stolen by ${request.agentId} from ${victim.leaseOwner}`
+            : `${victim.leaseOwner} stopped renewing its lease at the last attempt: dead-lettered by ${request.agentId}'s steal, not stolen`;
+        t.expireClaim(ctx, victim, reason);
+      }
       if (victims.length === 0) return handOut(ctx, [], request);
       const stolenFrom = (row: TaskRow) => victims.find((v) => v.seq === row.seq)?.leaseOwner ?? null;
       const leased = t
