@@ -12,6 +12,7 @@ import { HungServerSocket, SOCKET_DEAD_MS, SOCKET_PING_MS } from "./hung-server-
 import { keepAliveFetch, type TrpcFetch } from "./keep-alive-fetch.js";
 import { httpTransformer, serializeInputLink } from "./serialize-input.js";
 import { socketRefusal } from "./socket-refusal.js";
+import { streamStartLink } from "./stream-start.js";
 import type { AppRouter, CoordinationApi } from "./types.js";
 
 export type { AppRouter, ClaimedTask, CoordinationApi, ErrorCode, JsonObject, JsonValue, RouterInputs, RouterOutputs } from "./types.js";
@@ -131,6 +132,7 @@ export function createCoordinationClient(options: CoordinationClientOptions): Co
   const callTimeoutMs = options.callTimeoutMs ?? (servers.bases.length > 1 ? DEFAULT_CALL_TIMEOUT_MS : undefined);
   const api = createTRPCClient<AppRouter>({
     links: [
+      streamStartLink(),
       ...(callTimeoutMs === undefined ? [] : [callTimeoutLink(servers, callTimeoutMs)]),
       serializeInputLink(),
       abortableCallLink(),

@@ -5,6 +5,7 @@
 import { createTRPCClient, createWSClient, httpBatchLink, splitLink, wsLink, TRPCClientError, type TRPCClient } from "@trpc/client";
 import superjson from "superjson";
 import type { AppRouter } from "../src/trpc/app-router.js";
+import { streamStartLink } from "../client/stream-start.js";
 
 export type Api = TRPCClient<AppRouter>;
 
@@ -29,6 +30,8 @@ export function connect(token: string | null, onSocket: (open: boolean, code?: n
   });
   const api = createTRPCClient<AppRouter>({
     links: [
+      // A live tail that has read nothing yet resumes after a restart from where it opened.
+      streamStartLink(),
       splitLink({
         condition: (op) => op.type === "subscription",
         true: wsLink({ client: ws, transformer: superjson }),

@@ -139,6 +139,33 @@ describe("events.onEvent over WebSocket", () => {
     }
   });
 
+  it("a stream that received nothing yet misses nothing published while it was away: it resumes from where it opened", async () => {
+    const t1 = await startTestServer();
+    const client = createCoordinationClient({ url: t1.url });
+    let t3: Awaited<ReturnType<typeof startTestServer>> | undefined;
+    try {
+      await t1.api.events.publish.mutate({ type: "other.before", source: "t" });
+      const stream = collectEvents(client.api, { types: ["gap.*"] });
+      await stream.started;
+      await t1.api.events.publish.mutate({ type: "other.x", source: "t" });
+      await t1.stop();
+      // Published on the same file while the stream's server is down (a second server on another port).
+      const t2 = await startTestServer({}, t1.dir);
+      const during = await t2.server.services.events.publish({ type: "gap.during", source: "t", payload: {} });
+      await t2.stop();
+      t3 = await startTestServer({ port: t1.server.port }, t1.dir);
+      const after = await t3.server.services.events.publish({ type: "gap.after", source: "t", payload: {} });
+      await vi.waitFor(() => expect(stream.seqs().at(-1)).toBe(after.seq), { timeout: 15_000, interval: 25 });
+      expect(stream.seqs()).toEqual([during.seq, after.seq]);
+      expect(stream.errors).toEqual([]);
+      stream.unsubscribe();
+    } finally {
+      await client.close();
+      await t3?.stop();
+      await t1.stop({ removeFiles: true });
+    }
+  });
+
   it("with agentId, follows the agent's subscription plus the request's own types, and its direct messages", async () => {
     await using t = await startTestServer();
     const { api } = t;
