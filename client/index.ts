@@ -8,7 +8,8 @@ import { abortableCallLink } from "./abortable-call.js";
 import { callTimeoutLink } from "./call-timeout.js";
 import { encodedBytesUpTo } from "./encoded-size.js";
 import { failoverFetch, returnToPreferred, ServerList } from "./failover.js";
-import { HungServerSocket, SOCKET_DEAD_MS, SOCKET_PING_MS } from "./hung-server-socket.js";
+import { CallBoundedSocket } from "./call-bounded-socket.js";
+import { SOCKET_DEAD_MS, SOCKET_PING_MS } from "./hung-server-socket.js";
 import { keepAliveFetch, type TrpcFetch } from "./keep-alive-fetch.js";
 import { httpTransformer, serializeInputLink } from "./serialize-input.js";
 import { socketRefusal } from "./socket-refusal.js";
@@ -104,7 +105,7 @@ export function createCoordinationClient(options: CoordinationClientOptions): Co
   const wsClient = createWSClient({
     // Asked at every (re)connection: after a close the server did not choose, the next server.
     url: () => servers.socketUrl(),
-    WebSocket: HungServerSocket as unknown as typeof globalThis.WebSocket,
+    WebSocket: CallBoundedSocket as unknown as typeof globalThis.WebSocket,
     lazy: { enabled: true, closeMs: 0 },
     retryDelayMs: (attempt) => Math.min(100 * 2 ** attempt, 5000),
     // A server that hangs with its port open (paused, a frozen VM) keeps its sockets: without a

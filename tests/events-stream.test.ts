@@ -166,6 +166,31 @@ describe("events.onEvent over WebSocket", () => {
     }
   });
 
+  it("150 streams opened at once on one socket all start, and all resume after a restart: no frame passes the server's maxBatchCalls", async () => {
+    const t1 = await startTestServer({ maxSubscriptionsPerSocket: 500 });
+    const client = createCoordinationClient({ url: t1.url });
+    let t2: Awaited<ReturnType<typeof startTestServer>> | undefined;
+    try {
+      const streams = range(1, 150).map(() => collectEvents(client.api, { types: ["many.*"], lastEventId: "0" }));
+      let started = false;
+      void Promise.all(streams.map((s) => s.started)).then(() => (started = true));
+      await vi.waitFor(() => expect([streams.flatMap((s) => s.errors.map(String)), started]).toEqual([[], true]), { timeout: 15_000, interval: 25 });
+      const first = await t1.api.events.publish.mutate({ type: "many.first", source: "t" });
+      for (const s of streams) await vi.waitFor(() => expect(s.seqs()).toEqual([first.seq]), { timeout: 15_000, interval: 25 });
+      await t1.stop();
+      // Every stream is sent again on the new socket, together.
+      t2 = await startTestServer({ port: t1.server.port, maxSubscriptionsPerSocket: 500 }, t1.dir);
+      const second = await t2.server.services.events.publish({ type: "many.second", source: "t", payload: {} });
+      for (const s of streams) await vi.waitFor(() => expect(s.seqs()).toEqual([first.seq, second.seq]), { timeout: 15_000, interval: 25 });
+      expect(streams.flatMap((s) => s.errors)).toEqual([]);
+      for (const s of streams) s.unsubscribe();
+    } finally {
+      await client.close();
+      await t2?.stop();
+      await t1.stop({ removeFiles: true });
+    }
+  });
+
   it("with agentId, follows the agent's subscription plus the request's own types, and its direct messages", async () => {
     await using t = await startTestServer();
     const { api } = t;
