@@ -94,6 +94,19 @@ export class RetryLater extends Error {
   }
 }
 
+/**
+ * Thrown by a handler that knows no retry can succeed (a downstream API's 400, input the task can
+ * never be done with): the task fails at once to the dead-letter queue with `message` as its
+ * error, whatever attempts it has left, and counts as failed. Any other error is retried until
+ * the task's maxAttempts.
+ */
+export class DeadLetter extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "DeadLetter";
+  }
+}
+
 /** A running worker (runWorker): its counts so far, and stop(). */
 export interface Worker {
   /**
@@ -387,7 +400,7 @@ export async function runWorker<P>(options: WorkerOptions<P>): Promise<Worker> {
       // Once the signal fires the run is over, even for a handler that ignores it: it cannot hold the slot or the lease.
       else outcome = { ok: true, result: await Promise.race([handler(given.task, run.signal), whenAborted(run.signal)]) };
     } catch (error) {
-      outcome = { ok: false, error, retry: true };
+      outcome = { ok: false, error, retry: !(error instanceof DeadLetter) };
     } finally {
       clearTimeout(timeout);
     }

@@ -5,7 +5,7 @@ import { createServer, request, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { describe, expect, expectTypeOf, it, vi } from "vitest";
 import { z } from "zod";
-import { createCoordinationClient, RetryLater, runWorker } from "../client/index.js";
+import { createCoordinationClient, DeadLetter, RetryLater, runWorker } from "../client/index.js";
 import { failureText, MAX_ERROR_CHARS } from "../client/worker.js";
 import { startTestServer } from "./helpers/test-server.js";
 
@@ -281,6 +281,27 @@ describe("runWorker", () => {
     expect(new RetryLater(-5).delayMs).toBe(0);
     expect(new RetryLater(Number.NaN).delayMs).toBe(0);
     expect(new RetryLater(1e12).delayMs).toBe(7 * 24 * 3_600_000);
+  });
+
+  it("a handler that throws DeadLetter fails its task to the dead-letter queue at once, with attempts left; another error is retried", async () => {
+    await using t = await startTestServer({ retryBaseMs: 1 });
+    const worker = await runWorker({
+      api: t.api,
+      agentId: "w-dead",
+      waitMs: 200,
+      handler: async (task) => {
+        if ((task.payload as { kind: string }).kind === "bad-request") throw new DeadLetter("400 from the API: no retry can mend it");
+        if (task.attempts === 1) throw new Error("503 from the API");
+        return "done";
+      },
+    });
+    const dead = await t.api.tasks.enqueue.mutate({ payload: { kind: "bad-request" }, maxAttempts: 5 });
+    const retried = await t.api.tasks.enqueue.mutate({ payload: { kind: "flaky" }, maxAttempts: 5 });
+    await vi.waitFor(() => expect([worker.failed, worker.completed]).toEqual([2, 1]), { timeout: 30_000, interval: 20 });
+    expect(await t.api.tasks.get.query({ taskId: dead.id })).toMatchObject({ status: "dead_letter", attempts: 1, lastError: "400 from the API: no retry can mend it" });
+    expect(await t.api.tasks.get.query({ taskId: retried.id })).toMatchObject({ status: "completed", attempts: 2, lastError: "503 from the API" });
+    expect(worker.lost).toBe(0);
+    await worker.stop();
   });
 
   it("a complete answered with CONFLICT counts the task as lost instead of failing it", async () => {
