@@ -274,7 +274,7 @@ async function dispatch(words: string[], options: Parsed["options"], json: boole
             q.scheduled === undefined ? "-" : String(q.scheduled),
             ...(["claimed", "completed", "dead_letter", "cancelled"] as const).map((s) => String(q.counts[s])),
             q.oldestPendingAgeMs === null ? "-" : `${Math.round(q.oldestPendingAgeMs / 1000)} s`,
-            q.nextDueAt == null ? "-" : q.nextDueAt.toISOString(),
+            when(q.nextDueAt),
           ]),
         ) + (stats.queuesOmitted > 0 && queue === undefined ? `(${stats.queuesOmitted} quieter queues not shown)\n` : ""),
     );
