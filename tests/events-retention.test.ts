@@ -159,6 +159,82 @@ describe("event retention", () => {
     await expect(api.events.subscribe.mutate({ agentId: "replay", types: ["job.*"], fromSeq: 1 })).rejects.toMatchObject(PRUNED);
   });
 
+  // A stream's id moves only with the events it receives: a rare type's stream fell behind the log
+  // and was refused at its next reconnect, though nothing of its types was pruned (a trial).
+  it("a stream or a poll behind the retained log reads on when none of its types was pruned since; refused when one was", async () => {
+    await using t = await startTestServer({ eventRetentionCount: 5, eventPruneMs: 3_600_000 });
+    const { api } = t;
+    await api.events.subscribe.mutate({ agentId: "rare", types: ["alert.*"] });
+    const fire = await api.events.publish.mutate({ type: "alert.fire", source: "t" });
+    expect((await api.events.poll.mutate({ agentId: "rare" })).map((e) => e.seq)).toEqual([fire.seq]);
+    for (const i of range(1, 10)) await api.events.publish.mutate({ type: "noise.x", source: "t", payload: i });
+    // Targeted events are never a plain stream's: one of its type pruned misses it nothing.
+    await api.events.publish.mutate({ type: "alert.dm", source: "t", target: "someone" });
+    await t.server.services.jobs.eventPruner.runNow();
+    expect((await api.events.head.query()).prunedThrough).toBe(7);
+
+    const resumed = collectEvents(api, { types: ["alert.*"], lastEventId: String(fire.seq) });
+    await resumed.started;
+    const second = await api.events.publish.mutate({ type: "alert.second", source: "t" });
+    await vi.waitFor(() => expect(resumed.seqs()).toEqual([second.seq]), { timeout: 15_000, interval: 25 });
+    expect(resumed.errors).toEqual([]);
+    resumed.unsubscribe();
+    // The agent's own stream (its types and its mailbox, to which nothing was sent) resumes too.
+    const asAgent = collectEvents(api, { agentId: "rare", lastEventId: String(fire.seq) });
+    await vi.waitFor(() => expect(asAgent.seqs()).toEqual([second.seq]), { timeout: 15_000, interval: 25 });
+    expect(asAgent.errors).toEqual([]);
+    asAgent.unsubscribe();
+    expect((await api.events.poll.mutate({ agentId: "rare" })).map((e) => e.seq)).toEqual([second.seq]);
+
+    // A stream of every type, or of noise.*, did miss events: refused as before.
+    for (const types of [["*"], ["noise.*"], undefined]) {
+      const behind = collectEvents(api, { ...(types ? { types } : {}), lastEventId: String(fire.seq) });
+      await vi.waitFor(() => expect(behind.errors).toHaveLength(1), { timeout: 15_000, interval: 25 });
+      expect(behind.errors[0]).toMatchObject(PRUNED);
+    }
+    // An alert pruned after the stream's id: refused.
+    const third = await api.events.publish.mutate({ type: "alert.third", source: "t" });
+    for (const i of range(1, 6)) await api.events.publish.mutate({ type: "noise.x", source: "t", payload: i });
+    await t.server.services.jobs.eventPruner.runNow();
+    expect((await api.events.head.query()).prunedThrough).toBeGreaterThan(third.seq);
+    const missed = collectEvents(api, { types: ["alert.*"], lastEventId: String(second.seq) });
+    await vi.waitFor(() => expect(missed.errors).toHaveLength(1), { timeout: 15_000, interval: 25 });
+    expect(missed.errors[0]).toMatchObject(PRUNED);
+    await expect(api.events.poll.mutate({ agentId: "rare" })).rejects.toMatchObject(PRUNED);
+  });
+
+  it("keeps the newest pruned seq of each type and each target; past 10,000 of a kind they fold into one that stands for all", () => {
+    const db = openDatabase({ dbPath: join(makeTempDir(), "marks.db"), busyTimeoutMs: 5000, durability: "normal" });
+    try {
+      applyMigrations(db);
+      const insert = db.prepare(`INSERT INTO events (type, source, payload, target, createdAt) VALUES (?, 's', '{}', ?, ?)`);
+      db.transaction(() => {
+        insert.run("a", null, 1);
+        insert.run("b", null, 2);
+        insert.run("a", null, 3);
+        insert.run("c", "agent-1", 4);
+        insert.run("z", null, 5);
+      })();
+      const events = new EventStore(new Statements(db));
+      events.prune(null, 1, 100);
+      expect(db.prepare(`SELECT kind, name, lastSeq FROM pruned_event_marks ORDER BY kind, name`).all()).toEqual([
+        { kind: "target", name: "agent-1", lastSeq: 4 },
+        { kind: "type", name: "a", lastSeq: 3 },
+        { kind: "type", name: "b", lastSeq: 2 },
+      ]);
+      expect(events.prunedAfter(2)).toEqual({ types: ["a"], targets: ["agent-1"] });
+      db.transaction(() => range(1, 10_001).forEach((i) => insert.run(`t${i}`, null, 10 + i)))();
+      events.prune(null, 1, 20_000);
+      expect(db.prepare(`SELECT kind, name, lastSeq FROM pruned_event_marks ORDER BY kind, name`).all()).toEqual([
+        { kind: "target", name: "agent-1", lastSeq: 4 },
+        { kind: "type", name: "", lastSeq: 10_005 },
+      ]);
+      expect(events.prunedAfter(10_004)).toEqual({ types: [""], targets: [] });
+    } finally {
+      db.close();
+    }
+  });
+
   // A month of events deleted in one write held every other write behind it for half a second.
   it("prunes in bounded writes: each deletes up to its limit of seqs, says whether more is left, and moves the pruned-through seq with it", async () => {
     const db = openDatabase({ dbPath: join(makeTempDir(), "prune.db"), busyTimeoutMs: 5000, durability: "normal" });

@@ -284,7 +284,7 @@ describe("schema drift", () => {
     const datamodel = await parseSchema();
     const expected = expectedShape(datamodel);
     // Sanity: the comparison sees what the schema declares (10 models, their indexes, the one relation).
-    expect(Object.keys(expected).sort()).toEqual(["agent_capabilities", "agents", "api_tokens", "events", "memories", "poll_takes", "queue_pauses", "subscriptions", "system_state", "tasks"]);
+    expect(Object.keys(expected).sort()).toEqual(["agent_capabilities", "agents", "api_tokens", "events", "memories", "poll_takes", "pruned_event_marks", "queue_pauses", "subscriptions", "system_state", "tasks"]);
     expect(Object.keys(expected.tasks!.indexes).sort()).toEqual([
       "tasks_claimed_lease_idx",
       "tasks_claimed_owner_idx",

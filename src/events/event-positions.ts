@@ -4,7 +4,8 @@
 // recover, and never a silent skip. Used by the writer's and the reader's commands alike.
 import { CoordinationError, invalidField } from "../errors.js";
 import type { CoordinationEvent } from "./event-schemas.js";
-import type { EventStore, InboxPosition } from "./event-store.js";
+import { ALL_NAMES, type EventStore, type InboxPosition } from "./event-store.js";
+import { matchesType } from "./type-patterns.js";
 
 /** The positions a reader can hold, each with its own way out of EVENTS_PRUNED. */
 export type Position = "cursor" | "mailboxCursor" | "fromSeq" | "lastEventId" | "afterSeq";
@@ -37,6 +38,30 @@ export function assertRetained(events: EventStore, seq: number, what: Position):
   }
 }
 
+/** What a reader reads: untargeted events of `patterns`, and the events targeted at `recipient` (none when null). */
+export interface Reads {
+  patterns: readonly string[];
+  recipient: string | null;
+}
+
+/**
+ * Where a reader of `reads` at `seq` reads from: `seq` when the log after it is retained; behind
+ * it, where the retained log begins, if nothing it reads was pruned after `seq` (it missed
+ * nothing: its position moves only with the events it receives, so a stream of a rare type, or
+ * the mailbox of an agent few write to, falls behind the log without missing any); else
+ * EVENTS_PRUNED.
+ */
+export function retainedStart(events: EventStore, seq: number, reads: Reads, what: Position): number {
+  const prunedThrough = events.prunedThroughSeq();
+  if (seq >= prunedThrough) return seq;
+  const pruned = events.prunedAfter(seq);
+  const missed =
+    pruned.types.some((type) => type === ALL_NAMES || matchesType(type, reads.patterns)) ||
+    (reads.recipient !== null && pruned.targets.some((target) => target === ALL_NAMES || target === reads.recipient));
+  if (missed) assertRetained(events, seq, what);
+  return prunedThrough;
+}
+
 /**
  * A position to read after: not behind the retained log (EVENTS_PRUNED), and not beyond its
  * head (INVALID_INPUT: a cursor there would silently skip the next events published).
@@ -51,9 +76,10 @@ export function assertReadable(events: EventStore, seq: number, what: Position):
 export function inboxOf(events: EventStore, agentId: string): Inbox {
   const row = events.getSubscription(agentId);
   if (!row) return { types: [], cursor: events.headSeq(), mailboxCursor: events.prunedThroughSeq(), recorded: false };
-  if (row.types.length > 0) assertRetained(events, row.cursor, "cursor");
-  assertRetained(events, row.mailboxCursor, "mailboxCursor");
-  return { types: row.types, cursor: row.cursor, mailboxCursor: row.mailboxCursor, recorded: true };
+  // Behind the retained log, each part reads on where nothing it reads was pruned since.
+  const cursor = row.types.length > 0 ? retainedStart(events, row.cursor, { patterns: row.types, recipient: null }, "cursor") : row.cursor;
+  const mailboxCursor = retainedStart(events, row.mailboxCursor, { patterns: [], recipient: agentId }, "mailboxCursor");
+  return { types: row.types, cursor, mailboxCursor, recorded: true };
 }
 
 export function readInbox(events: EventStore, agentId: string, inbox: Inbox, limit: number, budgetBytes: number): CoordinationEvent[] {

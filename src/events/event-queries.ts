@@ -1,6 +1,6 @@
 // The event stream's reads, as the database reader thread runs them: subscriptions, manual-ack
 // peeks, history, live-stream backfill pages and the log tail for other processes' events.
-import { assertReadable, assertRetained, inboxOf, notSubscribed, readInbox, type Position } from "./event-positions.js";
+import { assertReadable, assertRetained, inboxOf, notSubscribed, readInbox, retainedStart, type Position, type Reads } from "./event-positions.js";
 import type { CoordinationEvent, PollRequest, Subscription } from "./event-schemas.js";
 import type { ListEventsRequest } from "./event-service.js";
 import type { EventStore } from "./event-store.js";
@@ -41,15 +41,21 @@ export function eventQueries(d: { events: EventStore; maxResponseBytes: number }
      * STREAM_PAGE_BYTES: a page crosses to the event loop in one piece, and a big one would hold it.
      */
     "events.backfill": (args: { recipient: string | null; patterns: string[]; afterSeq: number; limit: number; position: Position }): CoordinationEvent[] => {
-      assertRetained(events, args.afterSeq, args.position);
-      return events.readMatching(args.recipient, args.patterns, args.afterSeq, args.limit, Math.min(STREAM_PAGE_BYTES, d.maxResponseBytes));
+      // The pruner may pass a stream between pages without taking anything it reads.
+      const after = retainedStart(events, args.afterSeq, { patterns: args.patterns, recipient: args.recipient }, args.position);
+      return events.readMatching(args.recipient, args.patterns, after, args.limit, Math.min(STREAM_PAGE_BYTES, d.maxResponseBytes));
     },
 
-    /** Where a stream may start: "0" is everything retained; else the seq, if readable. */
-    "events.streamStart": (args: { lastEventId: string; position: Position }): number => {
+    /**
+     * Where a stream may start: "0" is everything retained; else the seq, if readable, or, behind
+     * the retained log, where it begins if nothing the stream reads (`reads`) was pruned since
+     * (retainedStart).
+     */
+    "events.streamStart": (args: { lastEventId: string; position: Position; reads: Reads }): number => {
       const seq = args.lastEventId === "0" ? events.prunedThroughSeq() : Number(args.lastEventId);
-      assertReadable(events, seq, args.position);
-      return seq;
+      const start = retainedStart(events, seq, args.reads, args.position);
+      assertReadable(events, start, args.position);
+      return start;
     },
 
     /**

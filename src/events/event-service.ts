@@ -14,7 +14,7 @@ import { whileMore } from "../db/in-batches.js";
 import { KeyedLock } from "../keyed-lock.js";
 import type { PerKeyLimit } from "../per-key-limit.js";
 import { linkSignals, safetyRelookMs, type SignalFanout } from "../wakeup.js";
-import type { Position } from "./event-positions.js";
+import type { Position, Reads } from "./event-positions.js";
 import type { CoordinationEvent, PollRequest, PublishRequest, Subscription } from "./event-schemas.js";
 import type { LiveStreamStats } from "./event-stream.js";
 import type { PollWaiters } from "./poll-waiters.js";
@@ -178,9 +178,12 @@ export class EventService {
     return { subscription, mailboxStart };
   }
 
-  /** Where a resuming stream starts: EVENTS_PRUNED behind the retained log, INVALID_INPUT past its head. */
-  streamStart(lastEventId: string, position: Position): Promise<number> {
-    return this.d.db.read("events.streamStart", { lastEventId, position });
+  /**
+   * Where a resuming stream starts: EVENTS_PRUNED behind the retained log only if something it
+   * reads (`reads`) was pruned since; INVALID_INPUT past its head.
+   */
+  streamStart(lastEventId: string, position: Position, reads: Reads): Promise<number> {
+    return this.d.db.read("events.streamStart", { lastEventId, position, reads });
   }
 
   /** One page of a stream's backfill; EVENTS_PRUNED if the pruner moved past `afterSeq` meanwhile. */

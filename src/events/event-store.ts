@@ -83,6 +83,10 @@ const EVENT_FIXED_BYTES = 300;
 const eventAnswerBytes = (row: EventRow): number => utf8Bytes(row.payload) + utf8Bytes(row.type) + utf8Bytes(row.source) + EVENT_FIXED_BYTES;
 
 const PRUNED_THROUGH_KEY = "events.prunedThroughSeq";
+/** The most names of a kind pruned_event_marks keeps apart; past it they fold into one row (ALL_NAMES). */
+const MAX_MARKS = 10_000;
+/** The name of the row that stands for every name of its kind (no type or agent id is empty). */
+export const ALL_NAMES = "";
 /** The `source` of the events the server publishes about its own state changes. */
 const SYSTEM_SOURCE = "coordination";
 
@@ -296,6 +300,7 @@ export class EventStore {
     // At most `limit` seqs a write: a month of events deleted in one write held the writer (and
     // every write waiting on it) for half a second, and grew the -wal by the whole delete.
     const batchThrough = Math.min(through, prunedThrough + limit);
+    if (batchThrough > prunedThrough) this.markPruned(prunedThrough, batchThrough);
     const deleted = this.st.get<[number]>(`DELETE FROM events WHERE seq <= ?`).run(batchThrough).changes;
     if (batchThrough > prunedThrough) {
       this.st
@@ -303,6 +308,34 @@ export class EventStore {
         .run(PRUNED_THROUGH_KEY, String(batchThrough));
     }
     return { deleted, more: batchThrough < through };
+  }
+
+  /**
+   * Keeps, for the events in (after, through] (about to be pruned), the newest seq of each
+   * untargeted event's type and of each targeted event's target (pruned_event_marks): what a
+   * reader behind the log needs to know whether it missed anything (event-positions.ts
+   * retainedStart). Past MAX_MARKS names of a kind they fold into one named ALL_NAMES.
+   */
+  private markPruned(after: number, through: number): void {
+    for (const [kind, column, which] of [["type", "type", "target IS NULL"], ["target", "target", "target IS NOT NULL"]] as const) {
+      this.st
+        .get<[string, number, number]>(
+          `INSERT INTO pruned_event_marks (kind, name, lastSeq) SELECT ?, ${column}, max(seq) FROM events WHERE seq > ? AND seq <= ? AND ${which} GROUP BY ${column}
+           ON CONFLICT(kind, name) DO UPDATE SET lastSeq = max(lastSeq, excluded.lastSeq)`,
+        )
+        .run(kind, after, through);
+      const names = this.st.get<[string], number>(`SELECT count(*) FROM pruned_event_marks WHERE kind = ?`).pluck().get(kind)!;
+      if (names <= MAX_MARKS) continue;
+      const newest = this.st.get<[string], number>(`SELECT max(lastSeq) FROM pruned_event_marks WHERE kind = ?`).pluck().get(kind)!;
+      this.st.get<[string]>(`DELETE FROM pruned_event_marks WHERE kind = ?`).run(kind);
+      this.st.get<[string, string, number]>(`INSERT INTO pruned_event_marks (kind, name, lastSeq) VALUES (?, ?, ?)`).run(kind, ALL_NAMES, newest);
+    }
+  }
+
+  /** The types of untargeted events, and the targets of targeted ones, pruned after `seq` (ALL_NAMES: any). */
+  prunedAfter(seq: number): { types: string[]; targets: string[] } {
+    const names = (kind: string) => this.st.get<[string, number], string>(`SELECT name FROM pruned_event_marks WHERE kind = ? AND lastSeq > ?`).pluck().all(kind, seq);
+    return { types: names("type"), targets: names("target") };
   }
 
   /** The event `source` published with `idempotencyKey`, while it is kept (events_idempotency_idx). */

@@ -172,7 +172,8 @@ export async function* streamEvents(
     const resume = request.lastEventId == null ? undefined : parseLastEventId(request.lastEventId, recipient);
     if (resume !== undefined) {
       // "0" asks for everything retained, like subscribe's fromSeq 0: start where the log now begins.
-      cursor = await deps.service.streamStart(resume.seq, "lastEventId");
+      // Behind the retained log, it resumes where nothing it reads was pruned since.
+      cursor = await deps.service.streamStart(resume.seq, "lastEventId", { patterns, recipient });
       // Stopped in a fresh stream's mailbox: the rest of it first, up to the edge it had then.
       if (resume.mailbox !== undefined && !(yield* replayMailbox(recipient!, resume.mailbox, cursor, "lastEventId"))) return;
       // Backfill what was published while the client was away, page by page, up to the live edge.
