@@ -88,6 +88,9 @@ describe("event retention", () => {
     await expect(api.events.subscribe.mutate({ agentId: "future", types: ["*"], fromSeq: 50 })).rejects.toMatchObject({
       data: { code: "INVALID_INPUT" },
     });
+    // A list past the head is refused alike, not answered [] for ever.
+    expect(await rest(t.url, "GET", "/events?afterSeq=50")).toMatchObject({ status: 400, body: { code: "INVALID_INPUT", details: { issues: [{ path: "afterSeq", message: "50 is beyond the newest event (1)" }] } } });
+    expect((await rest(t.url, "GET", "/events?afterSeq=1")).body).toEqual([]);
     const ahead = collectEvents(api, { types: ["*"], lastEventId: "50" });
     await vi.waitFor(() => expect(ahead.errors).toHaveLength(1), { timeout: 30_000, interval: 10 });
     expect(ahead.errors[0]).toMatchObject({ data: { code: "INVALID_INPUT" } });

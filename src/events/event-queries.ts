@@ -1,6 +1,6 @@
 // The event stream's reads, as the database reader thread runs them: subscriptions, manual-ack
 // peeks, history, live-stream backfill pages and the log tail for other processes' events.
-import { assertReadable, assertRetained, inboxOf, notSubscribed, readInbox, retainedStart, type Position, type Reads } from "./event-positions.js";
+import { assertReadable, inboxOf, notSubscribed, readInbox, retainedStart, type Position, type Reads } from "./event-positions.js";
 import type { CoordinationEvent, PollRequest, Subscription } from "./event-schemas.js";
 import type { ListEventsRequest } from "./event-service.js";
 import type { EventStore } from "./event-store.js";
@@ -32,7 +32,9 @@ export function eventQueries(d: { events: EventStore; maxResponseBytes: number }
 
     /** The log itself, for history and audit; with `recipient`, only the direct messages to it (none for null). */
     "events.list": (request: ListEventsRequest): CoordinationEvent[] => {
-      if (request.afterSeq > 0) assertRetained(events, request.afterSeq, "afterSeq");
+      // Past the head is refused as a stream's lastEventId is (a position from a file restored
+      // from an older backup would otherwise read [] for ever, saying nothing).
+      if (request.afterSeq > 0) assertReadable(events, request.afterSeq, "afterSeq");
       return events.readLogPage(request.afterSeq, request.limit, d.maxResponseBytes, request.types, request.recipient).events;
     },
 
