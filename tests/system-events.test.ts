@@ -3,7 +3,7 @@
 // declared fields; an event an agent publishes is not one, whatever its type.
 import { describe, expect, expectTypeOf, it } from "vitest";
 import { isSystemEvent, SYSTEM_EVENT_TYPES, type RouterOutputs, type SystemEvent } from "../client/index.js";
-import { startTestServer } from "./helpers/test-server.js";
+import { rest, startTestServer } from "./helpers/test-server.js";
 
 describe("system events", () => {
   it("every transition's event is a declared system event with its declared payload; a published one is not", async () => {
@@ -60,6 +60,26 @@ describe("system events", () => {
       "task.lease_expired",
       "task.dead_lettered",
     ]);
+  });
+
+  // An admin (or anyone, on a server without credentials) may publish the server's kinds of
+  // events; the server's own listeners (metrics, the operator log, parked claims) read them too.
+  // task.completed with a null payload crashed the process (a review).
+  it("a published event of the server's kinds carries an object payload; whatever its fields hold, the server reads on", async () => {
+    await using t = await startTestServer();
+    const claim = t.api.tasks.claim.mutate({ agentId: "parked", waitMs: 20_000 });
+    for (const type of SYSTEM_EVENT_TYPES) {
+      for (const payload of [null, 5, "x", [1]]) {
+        expect(await rest(t.url, "POST", "/events", { type, source: "x", payload }), `${type} ${JSON.stringify(payload)}`).toMatchObject({ status: 400, body: { code: "INVALID_INPUT" } });
+      }
+      const odd = { queue: { a: 1 }, agentId: null, taskId: [1], waitedMs: "x", ranMs: null, runAt: 7, reason: { r: 1 }, implicit: "yes", targetAgentId: 3, capability: 9, msg: "forged", level: 60 };
+      for (const payload of [{}, odd]) expect((await rest(t.url, "POST", "/events", { type, source: "x", payload })).status, type).toBe(200);
+    }
+    expect((await fetch(`${t.url}/health`)).status).toBe(200);
+    expect((await fetch(`${t.url}/metrics`)).status).toBe(200);
+    // The parked claim was not woken into a wrong answer: it takes the task enqueued now.
+    const task = await t.api.tasks.enqueue.mutate({ payload: {} });
+    expect((await claim)?.id).toBe(task.id);
   });
 
   it("narrows an event's type and payload", () => {

@@ -3,7 +3,9 @@
 // long-polling (woken by the bus, poll-waiters.ts), one auto-ack poll per agent at a time, and
 // delivery confirmation (an auto-ack poll's batch is held until its answer arrives; one lost
 // with its answer, or with its server, is the agent's next batch: poll_takes).
-import { shuttingDown } from "../errors.js";
+import { invalidField, shuttingDown } from "../errors.js";
+import { RESERVED_EVENT_TYPE } from "../auth/access.js";
+import { payloadFields } from "./system-events.js";
 import { randomUUID } from "node:crypto";
 import type { Config } from "../config.js";
 import type { Database } from "../db/thread/database.js";
@@ -76,6 +78,10 @@ export class EventService {
   /** Stores the event once, whatever the number of subscribers; returns it with its seq. */
   publish(request: PublishRequest): Promise<CoordinationEvent> {
     assertJsonDepth("payload", request.payload, this.d.config.maxJsonDepth);
+    // Readers of the server's own events (and its own listeners) take their payloads for objects.
+    if (RESERVED_EVENT_TYPE.test(request.type) && payloadFields(request) !== request.payload) {
+      throw invalidField("payload", `an event of type ${JSON.stringify(request.type)} (task.*, agent.*, queue.*: the server's own kinds) carries a JSON object, as the server's own do`);
+    }
     return this.d.db.write("events.publish", request);
   }
 

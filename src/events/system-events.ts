@@ -53,3 +53,14 @@ export type SystemEventPayloads = {
 };
 
 export type SystemEventType = keyof SystemEventPayloads;
+
+/**
+ * The fields of an event's payload as the server's own listeners read them (metrics, the
+ * operator log, parked claims, MCP sessions): an event of a system type may also be one an admin
+ * published (or anyone, on a server without credentials), whose payload the server did not write.
+ * A payload that is no object has no fields; each field read must still check its type.
+ */
+export function payloadFields(event: { payload: unknown }): Readonly<Record<string, unknown>> {
+  const { payload } = event;
+  return typeof payload === "object" && payload !== null && !Array.isArray(payload) ? (payload as Record<string, unknown>) : {};
+}

@@ -21,6 +21,7 @@ import { toErrorBody } from "../trpc/error-shape.js";
 import { appRouter } from "../trpc/app-router.js";
 import { createCallerFactory } from "../trpc/init.js";
 import { VERSION } from "../version.js";
+import { payloadFields } from "../events/system-events.js";
 
 const createCaller = createCallerFactory(appRouter);
 
@@ -448,7 +449,7 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
       ? () => undefined
       : services.bus.listen((events: readonly CoordinationEvent[]) => {
           for (const event of events) {
-            const payload = event.payload as { targetAgentId?: string | null };
+            const payload = payloadFields(event);
             const forMe = (event.type === "task.enqueued" && payload.targetAgentId === session.agentId) || event.target === session.agentId;
             if (!forMe || (visible && event.target !== null && event.target !== visible.recipient)) continue;
             // A client that stops reading (asleep, hung) must not grow the server's memory with

@@ -10,6 +10,7 @@ import type { Database } from "../db/thread/database.js";
 import type { CoordinationEvent } from "../events/event-schemas.js";
 import type { LiveStreamStats } from "../events/event-stream.js";
 import { QueueLabels, type QueueLabel } from "./queue-labels.js";
+import { payloadFields } from "../events/system-events.js";
 
 export interface MetricsSources {
   db: Database;
@@ -247,8 +248,8 @@ export class Metrics {
     for (const event of events) {
       const transition = COUNTED[event.type];
       if (transition === undefined) continue;
-      const payload = event.payload as { queue?: string; waitedMs?: number; ranMs?: number };
-      const queue = this.queueLabels.of(payload.queue ?? "");
+      const payload = payloadFields(event);
+      const queue = this.queueLabels.of(typeof payload.queue === "string" ? payload.queue : "");
       this.transitions.inc({ ...queue, transition });
       if (event.type === "task.claimed" && typeof payload.waitedMs === "number") this.waited.observe(queue, payload.waitedMs / 1000);
       if ((event.type === "task.completed" || event.type === "task.failed") && typeof payload.ranMs === "number") {

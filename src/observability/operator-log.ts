@@ -4,6 +4,7 @@
 // slow requests by the server.)
 import type { CoordinationEvent } from "../events/event-schemas.js";
 import type { Logger } from "../logger.js";
+import { payloadFields } from "../events/system-events.js";
 
 const LINES: Record<string, string> = {
   "task.lease_expired": "lease expired: the task goes back to its queue",
@@ -28,9 +29,9 @@ export function logOperatorEvents(log: Logger, events: readonly CoordinationEven
   for (const event of events) {
     let line = LINES[event.type];
     if (line === undefined) continue;
-    const payload = event.payload as { taskId?: unknown; reason?: unknown };
+    const payload = payloadFields(event);
     if (event.type === "task.lease_expired") {
-      deadLettered ??= new Set(events.filter((e) => e.type === "task.dead_lettered").map((e) => (e.payload as { taskId?: unknown }).taskId));
+      deadLettered ??= new Set(events.filter((e) => e.type === "task.dead_lettered").map((e) => payloadFields(e).taskId));
       if (deadLettered.has(payload.taskId)) line = LAST_LEASE_EXPIRED;
       else {
         floods ??= backToQueueByReason(events, deadLettered);
@@ -44,7 +45,7 @@ export function logOperatorEvents(log: Logger, events: readonly CoordinationEven
                 reason: payload.reason,
                 firstSeq: flood[0].seq,
                 lastSeq: flood.at(-1)!.seq,
-                taskIds: flood.slice(0, FLOOD_SAMPLE).map((e) => (e.payload as { taskId?: unknown }).taskId),
+                taskIds: flood.slice(0, FLOOD_SAMPLE).map((e) => payloadFields(e).taskId),
               },
               `leases expired: ${flood.length} tasks go back to their queues`,
             );
@@ -53,7 +54,8 @@ export function logOperatorEvents(log: Logger, events: readonly CoordinationEven
         }
       }
     }
-    log.info({ event: event.type, seq: event.seq, ...(event.payload as object) }, line);
+    // The payload's fields first: a published one's must not pass for the line's own.
+    log.info({ ...payloadFields(event), event: event.type, seq: event.seq }, line);
   }
 }
 
@@ -62,7 +64,7 @@ function backToQueueByReason(events: readonly CoordinationEvent[], deadLettered:
   const byReason = new Map<string, CoordinationEvent[]>();
   for (const event of events) {
     if (event.type !== "task.lease_expired") continue;
-    const payload = event.payload as { taskId?: unknown; reason?: unknown };
+    const payload = payloadFields(event);
     if (deadLettered.has(payload.taskId)) continue;
     const reason = String(payload.reason);
     const list = byReason.get(reason);

@@ -15,6 +15,7 @@
 //    missed (a capability granted by re-registration, a log pruned before it was read): bounded,
 //    and rare.
 import type { CoordinationEvent } from "../events/event-schemas.js";
+import { payloadFields } from "../events/system-events.js";
 
 const AVAILABILITY = new Set(["task.enqueued", "task.released", "task.requeued", "task.retried"]);
 /** Registry changes that can make tasks claimable for that agent (new capabilities). */
@@ -145,19 +146,19 @@ export class ClaimWaiters {
     const now = Date.now();
     for (const event of events) {
       if (AGENT_CHANGES.has(event.type)) {
-        const change = event.payload as { agentId?: unknown; implicit?: unknown };
+        const change = payloadFields(event);
         // An implicit registration (by the agent's own first claim) grants no capability.
         if (change.implicit === true) continue;
         for (const ticket of this.tickets) if (ticket.interest.agentId === change.agentId) ticket.notify();
         continue;
       }
       if (event.type === "task.claimed") {
-        const { agentId } = event.payload as { agentId?: unknown };
+        const { agentId } = payloadFields(event);
         for (const ticket of this.tickets) if (ticket.interest.idempotencyKey !== undefined && ticket.interest.agentId === agentId) ticket.notifyAgentClaimed();
         continue;
       }
       if (event.type === "queue.resumed") {
-        const { queue } = event.payload as { queue?: unknown };
+        const { queue } = payloadFields(event);
         if (typeof queue === "string") this.wakeQueue(queue);
         continue;
       }
@@ -180,8 +181,8 @@ export class ClaimWaiters {
 }
 
 function availabilityOf(event: CoordinationEvent): Availability | null {
-  const p = event.payload as Record<string, unknown> | null;
-  if (!p || typeof p.queue !== "string") return null;
+  const p = payloadFields(event);
+  if (typeof p.queue !== "string") return null;
   const runAt = typeof p.runAt === "string" ? Date.parse(p.runAt) : undefined;
   return {
     queue: p.queue,
