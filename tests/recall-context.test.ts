@@ -23,9 +23,14 @@ describe("a claim's context", () => {
       const char = String.fromCodePoint(cp);
       if (!/[\p{L}\p{N}]/u.test(char) || char.toLowerCase() === char) continue;
       const word = `ab${char}cd`;
+      const lower = `ab${char.toLowerCase()}cd`;
       insert.run(++id, `zz ${word} zz`);
-      const terms = questionTerms(word);
-      if (terms.length === 0 || !matches.all(matchAny(terms)).includes(id)) missed.push(`U+${cp.toString(16)} ${char}`);
+      insert.run(++id, `zz ${lower} zz`);
+      const alone = questionTerms(word);
+      if (alone.length === 0 || !matches.all(matchAny(alone)).includes(id - 1)) missed.push(`U+${cp.toString(16)} ${char}`);
+      // Both cases in one question: each is found, also where the index keeps them apart (Ꭰ, ꭰ).
+      const both = matches.all(matchAny(questionTerms(`${word} ${lower}`)));
+      if (!both.includes(id - 1) || !both.includes(id)) missed.push(`U+${cp.toString(16)} ${char} with ${char.toLowerCase()}`);
     }
     expect(id).toBeGreaterThan(1000);
     expect(missed).toEqual([]);
@@ -60,7 +65,7 @@ describe("a claim's context", () => {
   });
 
   it("a busy queue's execution records, which match a task's words more closely, leave room for the lesson that matches", async () => {
-    await using t = await startTestServer({ memoryContextLimit: 5 });
+    await using t = await startTestServer({ memoryContextLimit: 5, retryBaseMs: 0 });
     const lesson = "thumbs jobs: webp images must be converted with libvips, never imagemagick";
     await t.api.memory.remember.mutate({ content: lesson, kind: "lesson" });
     for (let i = 0; i < 10; i++) {
@@ -73,6 +78,15 @@ describe("a claim's context", () => {
     expect(context).toHaveLength(5);
     expect(contents(context)).toContain(lesson);
     expect(context.filter((m) => m.memory.kind === "execution")).toHaveLength(4);
+
+    // A retry's own earlier runs come first and count among the records: the lesson keeps its room.
+    const retried = await t.api.tasks.enqueue.mutate({ queue: "thumbs", payload: { format: "webp", image: "bad" }, maxAttempts: 5 });
+    for (let attempt = 1; attempt <= 3; attempt++) {
+      const claimed = (await t.api.tasks.claim.mutate({ agentId: "a3", waitMs: 10_000 }))!;
+      expect(claimed.id).toBe(retried.id);
+      expect(contents(claimed.context)).toContain(lesson);
+      await t.api.tasks.fail.mutate({ taskId: retried.id, agentId: "a3", error: `attempt ${attempt} failed` });
+    }
   });
 
   it("a note filed under a queue or a capability is in the context of its tasks whatever their words; not of other queues'", async () => {
@@ -85,5 +99,10 @@ describe("a claim's context", () => {
     expect(contents((await t.api.tasks.claim.mutate({ agentId: "a2", capabilities: ["billing"] }))!.context)).toEqual(["Invoices over 10k need a second approver"]);
     await t.api.tasks.enqueue.mutate({ queue: "q10", payload: { n: 7 } });
     expect((await t.api.tasks.claim.mutate({ agentId: "a3" }))!.context).toEqual([]);
+    // A recall filtered by another queue or capability ranks that filter's memories only.
+    const outreach = await t.api.tasks.enqueue.mutate({ queue: "outreach", capability: "billing", payload: { n: 43 } });
+    expect(await t.api.memory.recall.query({ taskId: outreach.id, queue: "q9" })).toEqual([]);
+    expect(await t.api.memory.recall.query({ taskId: outreach.id, capability: "other" })).toEqual([]);
+    expect(contents(await t.api.memory.recall.query({ taskId: outreach.id }))).toEqual(["Never email customers before 9am local time", "Invoices over 10k need a second approver"]);
   });
 });

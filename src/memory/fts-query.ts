@@ -10,20 +10,26 @@ export const MAX_TERMS = 32;
  * was written and FTS5 folds its case (unicode61, by its own Unicode 6.1 tables): JavaScript's
  * toLowerCase folds by newer ones, and its words can be ones the index never holds ("İ" becomes
  * "i" and a combining dot, a separator to the index, so "İSTANBUL" looked up "stanbul"; the
- * Cherokee capitals become small letters FTS5 does not know). Two spellings of one word in
- * another case count once, as their first spelling.
+ * Cherokee capitals become small letters FTS5 does not know).
  */
 function wordsOf(text: string): string[] {
   const seen = new Set<string>();
   const words: string[] = [];
   for (const word of text.match(/[\p{L}\p{N}_]+/gu) ?? []) {
-    const folded = word.toLowerCase();
-    if (seen.has(folded)) continue;
-    seen.add(folded);
+    const key = sameWordKey(word);
+    if (seen.has(key)) continue;
+    seen.add(key);
     words.push(word);
   }
   return words;
 }
+
+/**
+ * What two spellings of one word share: an ASCII word in any case is one word (Report, REPORT);
+ * beyond ASCII only the same spelling is, since JavaScript would pair cases (Ꭰ and ꭰ) that the
+ * index keeps apart, and a word looked up twice costs less than one never looked up.
+ */
+const sameWordKey = (word: string): string => (/^[\x00-\x7F]*$/.test(word) ? word.toLowerCase() : word);
 
 /** The length of `word` in characters (code points, so a letter outside the BMP is one). */
 const characters = (word: string): number => {
@@ -63,19 +69,19 @@ export function extractTerms(text: string, max = MAX_TERMS): string[] {
  */
 export function taskTerms(queue: string, capability: string | null, payload: unknown): string[] {
   const named = extractTerms(`${queue} ${capability ?? ""}`);
-  const folded = new Set(named.map((term) => term.toLowerCase()));
-  const rest = extractTerms(payloadText(payload), Infinity).filter((term) => !folded.has(term.toLowerCase()));
+  const keys = new Set(named.map(sameWordKey));
+  const rest = extractTerms(payloadText(payload), Infinity).filter((term) => !keys.has(sameWordKey(term)));
   return [...named, ...mostSpecific(rest, MAX_TERMS - named.length)];
 }
 
-/** The terms of `first`, then those of `second` not in it (in another case either), at most `max`. */
+/** The terms of `first`, then those of `second` not in it (sameWordKey), at most `max`. */
 export function union(first: readonly string[], second: readonly string[], max = MAX_TERMS): string[] {
-  const seen = new Set(first.map((term) => term.toLowerCase()));
+  const seen = new Set(first.map(sameWordKey));
   const terms = first.slice(0, max);
   for (const term of second) {
     if (terms.length >= max) break;
-    if (seen.has(term.toLowerCase())) continue;
-    seen.add(term.toLowerCase());
+    if (seen.has(sameWordKey(term))) continue;
+    seen.add(sameWordKey(term));
     terms.push(term);
   }
   return terms;

@@ -170,8 +170,9 @@ export class MemoryRecall {
       }
     }
     // Notes and lessons filed under the task's queue or capability are about its tasks, whatever
-    // their words: as relevant as a memory holding every common word of the task.
-    if (task !== null) {
+    // their words: as relevant as a memory holding every common word of the task. (Not for a
+    // recall filtered by queue or capability, which ranks that filter's memories by their words.)
+    if (task !== null && isUnfiltered(filter)) {
       for (const row of this.filedNotes(task, now)) {
         const prior = candidates.get(row.seq);
         if (prior === undefined || prior.relevance < FILED_RELEVANCE) candidates.set(row.seq, { row, relevance: FILED_RELEVANCE });

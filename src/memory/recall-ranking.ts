@@ -56,12 +56,13 @@ export function mergeRankings(first: readonly Scored[], second: readonly Scored[
 }
 
 /**
- * `ranked` (best first) as a claim's context takes it: other tasks' execution records fill at
- * most `limit` less the notes and lessons ranked (up to half of `limit`, rounded up); the
- * records past that go after everything else. A busy queue's records match a task's words more
- * often and more closely than a lesson does (each holds a payload of the same shape), and five
- * records saying "completed" left no room for the lesson that mattered. The task's own earlier
- * runs (`ownRuns`) keep their place: they are the most relevant context there is.
+ * `ranked` (best first) as a claim's context takes it: execution records fill at most `limit`
+ * less the notes and lessons ranked (up to half of `limit`, rounded up); other tasks' records
+ * past that go after everything else. A busy queue's records match a task's words more often and
+ * more closely than a lesson does (each holds a payload of the same shape), and five records
+ * saying "completed" left no room for the lesson that mattered. The task's own earlier runs
+ * (`ownRuns`) keep their place (they are the most relevant context there is) and count among the
+ * records: a retry, when the lesson matters most, keeps room for it.
  */
 export function withRoomForNotes(ranked: readonly Scored[], limit: number, ownRuns: ReadonlySet<number>): Scored[] {
   let notes = 0;
@@ -71,8 +72,8 @@ export function withRoomForNotes(ranked: readonly Scored[], limit: number, ownRu
   const after: Scored[] = [];
   let taken = 0;
   for (const entry of ranked) {
-    if (entry.record && !ownRuns.has(entry.seq)) {
-      if (taken >= records) {
+    if (entry.record) {
+      if (taken >= records && !ownRuns.has(entry.seq)) {
         after.push(entry);
         continue;
       }
