@@ -3,7 +3,10 @@
 import { join } from "node:path";
 import { TRPCClientError } from "@trpc/client";
 import { describe, expect, it, vi } from "vitest";
-import { applyMigrations } from "../src/db/migrate.js";
+import { cpSync, mkdtempSync, readdirSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { applyMigrations, defaultMigrationsDir } from "../src/db/migrate.js";
+import { retainedStart } from "../src/events/event-positions.js";
 import { openDatabase } from "../src/db/open-database.js";
 import { Statements } from "../src/db/statements.js";
 import { EventStore } from "../src/events/event-store.js";
@@ -233,6 +236,79 @@ describe("event retention", () => {
         { kind: "type", name: "", lastSeq: 10_005 },
       ]);
       expect(events.prunedAfter(10_004)).toEqual({ types: [""], targets: [] });
+    } finally {
+      db.close();
+    }
+  });
+
+  // A review: the marks start empty on a file pruned before them, and a server of an earlier
+  // version sharing the file prunes without marking; either way nothing may be skipped in silence.
+  it("what was pruned before the marks, or by an earlier version since, counts as every type and target", async () => {
+    const dir = makeTempDir();
+    const earlier = mkdtempSync(join(tmpdir(), "migrations-"));
+    for (const name of readdirSync(defaultMigrationsDir())) if (name !== "20261210010000_pruned_event_marks") cpSync(join(defaultMigrationsDir(), name), join(earlier, name), { recursive: true });
+    const db = openDatabase({ dbPath: join(dir, "coordination.db"), busyTimeoutMs: 5000, durability: "normal" });
+    applyMigrations(db, earlier);
+    const insert = db.prepare(`INSERT INTO events (type, source, payload, target, createdAt) VALUES (?, 's', '{}', ?, ?)`);
+    for (const i of range(1, 20)) insert.run(i <= 3 ? "job.x" : "noise.x", i === 11 ? "w" : null, Date.now());
+    db.prepare(`INSERT INTO subscriptions (agentId, types, cursor, mailboxCursor, createdAt, updatedAt) VALUES ('w', '["job.*"]', 0, 0, 0, 0)`).run();
+    // The earlier version's prune: the rows go, the pruned-through seq moves; no marks.
+    const dbPath = join(dir, "coordination.db");
+    const pruneAsBefore = (through: number) =>
+      withDatabase({ dbPath }, (file) => {
+        file.prepare(`DELETE FROM events WHERE seq <= ?`).run(through);
+        file.prepare(`INSERT INTO system_state (key, value) VALUES ('events.prunedThroughSeq', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`).run(String(through));
+      });
+    db.close();
+    pruneAsBefore(15);
+    const first = await startTestServer({ eventRetentionCount: 3, eventPruneMs: 3_600_000 }, dir);
+    try {
+      await expect(first.api.events.poll.mutate({ agentId: "w" })).rejects.toMatchObject(PRUNED);
+      const behind = collectEvents(first.api, { types: ["alert.*"], lastEventId: "4" });
+      await vi.waitFor(() => expect(behind.errors).toHaveLength(1), { timeout: 15_000, interval: 25 });
+      expect(behind.errors[0]).toMatchObject(PRUNED);
+    } finally {
+      await first.stop();
+    }
+    // A newer prune after an earlier version's: what that one took counts as everything; past it the marks hold.
+    pruneAsBefore(17);
+    await using t = await startTestServer({ eventRetentionCount: 1, eventPruneMs: 3_600_000 }, dir);
+    const file = openDatabase({ dbPath, busyTimeoutMs: 5000, durability: "normal" });
+    try {
+      const events = new EventStore(new Statements(file));
+      expect(() => retainedStart(events, 16, { patterns: ["alert.*"], recipient: null }, "lastEventId")).toThrow(/pruned/);
+      await t.server.services.jobs.eventPruner.runNow();
+      expect(events.prunedThroughSeq()).toBe(19);
+      expect(() => retainedStart(events, 16, { patterns: ["alert.*"], recipient: null }, "lastEventId")).toThrow(/pruned/);
+      expect(retainedStart(events, 17, { patterns: ["alert.*"], recipient: null }, "lastEventId")).toBe(19);
+      expect(() => retainedStart(events, 17, { patterns: ["noise.*"], recipient: null }, "lastEventId")).toThrow(/pruned/);
+    } finally {
+      file.close();
+    }
+  });
+
+  it("subscribing again keeps a cursor behind the log that missed nothing; a folded type mark never refuses a mailbox", async () => {
+    await using t = await startTestServer({ eventRetentionCount: 5, eventPruneMs: 3_600_000 });
+    const { api } = t;
+    await api.events.subscribe.mutate({ agentId: "rare", types: ["alert.*"] });
+    await api.events.publish.mutate({ type: "alert.fire", source: "t" });
+    await api.events.poll.mutate({ agentId: "rare" });
+    for (const i of range(1, 10)) await api.events.publish.mutate({ type: "noise.x", source: "t", payload: i });
+    await t.server.services.jobs.eventPruner.runNow();
+    const second = await api.events.publish.mutate({ type: "alert.second", source: "t" });
+    // An agent restarting subscribes again, then polls: the retained event it never had comes.
+    expect((await api.events.subscribe.mutate({ agentId: "rare", types: ["alert.*"] })).cursor).toBe(6);
+    expect((await api.events.poll.mutate({ agentId: "rare" })).map((e) => e.seq)).toEqual([second.seq]);
+
+    const db = openDatabase({ dbPath: join(makeTempDir(), "fold.db"), busyTimeoutMs: 5000, durability: "normal" });
+    try {
+      applyMigrations(db);
+      const insert = db.prepare(`INSERT INTO events (type, source, payload, target, createdAt) VALUES (?, 's', '{}', NULL, 1)`);
+      db.transaction(() => range(1, 10_002).forEach((i) => insert.run(`t${i}`)))();
+      const events = new EventStore(new Statements(db));
+      events.prune(null, 1, 20_000);
+      expect(retainedStart(events, 5, { patterns: [], recipient: "w" }, "mailboxCursor")).toBe(10_001);
+      expect(() => retainedStart(events, 5, { patterns: ["x.*"], recipient: "w" }, "cursor")).toThrow(/pruned/);
     } finally {
       db.close();
     }

@@ -4,7 +4,7 @@ import type { WriteContext } from "../db/writer.js";
 import { CoordinationError, invalidField } from "../errors.js";
 import { sameJson } from "../json-value.js";
 import { fromJsonText } from "../db/columns.js";
-import { assertReadable, inboxOf, noPatterns, notSubscribed, readInbox } from "./event-positions.js";
+import { assertReadable, inboxOf, noPatterns, notSubscribed, readInbox, retainedStart } from "./event-positions.js";
 import type { CoordinationEvent, PollRequest, PublishRequest, Subscription } from "./event-schemas.js";
 import { toEvent, type EventRow, type EventStore, type InboxPosition } from "./event-store.js";
 import { mergePatterns } from "./type-patterns.js";
@@ -47,8 +47,9 @@ export function eventCommands(d: EventCommandDeps) {
 
   /**
    * After `fromSeq` (0: from the oldest retained event). Without it, an existing subscription
-   * keeps its cursor and a new one starts at the head, as does one whose cursor fell behind the
-   * retained log: resubscribing is the way out of EVENTS_PRUNED that its message offers.
+   * keeps its cursor (behind the retained log with nothing of its types pruned since, where the
+   * log begins) and a new one starts at the head, as does one that missed pruned events:
+   * resubscribing is the way out of EVENTS_PRUNED that its message offers.
    * Runs inside subscribe's write, so the pruner cannot move the retained window meanwhile.
    */
   const startCursor = (fromSeq: number | undefined, existing: Subscription | undefined): number => {
@@ -58,7 +59,14 @@ export function eventCommands(d: EventCommandDeps) {
       assertReadable(events, fromSeq, "fromSeq");
       return fromSeq;
     }
-    if (existing && existing.cursor >= events.prunedThroughSeq()) return existing.cursor;
+    // Behind the retained log, it reads on from there if nothing of its types was pruned since.
+    if (existing) {
+      try {
+        return retainedStart(events, existing.cursor, { patterns: existing.types, recipient: null }, "cursor");
+      } catch (error) {
+        if (!(error instanceof CoordinationError && error.code === "EVENTS_PRUNED")) throw error;
+      }
+    }
     return events.headSeq();
   };
 

@@ -56,7 +56,9 @@ export function retainedStart(events: EventStore, seq: number, reads: Reads, wha
   if (seq >= prunedThrough) return seq;
   const pruned = events.prunedAfter(seq);
   const missed =
-    pruned.types.some((type) => type === ALL_NAMES || matchesType(type, reads.patterns)) ||
+    // Pruned by a server of an earlier version, which keeps no marks: anything may be gone.
+    events.markedThroughSeq() < prunedThrough ||
+    (reads.patterns.length > 0 && pruned.types.some((type) => type === ALL_NAMES || matchesType(type, reads.patterns))) ||
     (reads.recipient !== null && pruned.targets.some((target) => target === ALL_NAMES || target === reads.recipient));
   if (missed) assertRetained(events, seq, what);
   return prunedThrough;

@@ -83,6 +83,8 @@ const EVENT_FIXED_BYTES = 300;
 const eventAnswerBytes = (row: EventRow): number => utf8Bytes(row.payload) + utf8Bytes(row.type) + utf8Bytes(row.source) + EVENT_FIXED_BYTES;
 
 const PRUNED_THROUGH_KEY = "events.prunedThroughSeq";
+/** Through which seq pruned_event_marks covers what was pruned (below PRUNED_THROUGH_KEY when an older server pruned since). */
+const MARKED_THROUGH_KEY = "events.markedThroughSeq";
 /** The most names of a kind pruned_event_marks keeps apart; past it they fold into one row (ALL_NAMES). */
 const MAX_MARKS = 10_000;
 /** The name of the row that stands for every name of its kind (no type or agent id is empty). */
@@ -300,12 +302,17 @@ export class EventStore {
     // At most `limit` seqs a write: a month of events deleted in one write held the writer (and
     // every write waiting on it) for half a second, and grew the -wal by the whole delete.
     const batchThrough = Math.min(through, prunedThrough + limit);
-    if (batchThrough > prunedThrough) this.markPruned(prunedThrough, batchThrough);
+    if (batchThrough > prunedThrough) {
+      // What a server of an earlier version pruned since the marks were whole is unknown: it
+      // counts as every type and target, so that from here on the marks are whole again.
+      if (this.markedThroughSeq() < prunedThrough) this.markAllPruned(prunedThrough);
+      this.markPruned(prunedThrough, batchThrough);
+    }
     const deleted = this.st.get<[number]>(`DELETE FROM events WHERE seq <= ?`).run(batchThrough).changes;
     if (batchThrough > prunedThrough) {
-      this.st
-        .get<[string, string]>(`INSERT INTO system_state (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`)
-        .run(PRUNED_THROUGH_KEY, String(batchThrough));
+      const save = this.st.get<[string, string]>(`INSERT INTO system_state (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`);
+      save.run(PRUNED_THROUGH_KEY, String(batchThrough));
+      save.run(MARKED_THROUGH_KEY, String(batchThrough));
     }
     return { deleted, more: batchThrough < through };
   }
@@ -330,6 +337,21 @@ export class EventStore {
       this.st.get<[string]>(`DELETE FROM pruned_event_marks WHERE kind = ?`).run(kind);
       this.st.get<[string, string, number]>(`INSERT INTO pruned_event_marks (kind, name, lastSeq) VALUES (?, ?, ?)`).run(kind, ALL_NAMES, newest);
     }
+  }
+
+  /** Marks everything pruned through `through` as of every type and target (name ALL_NAMES). */
+  private markAllPruned(through: number): void {
+    for (const kind of ["type", "target"]) {
+      this.st
+        .get<[string, string, number]>(`INSERT INTO pruned_event_marks (kind, name, lastSeq) VALUES (?, ?, ?) ON CONFLICT(kind, name) DO UPDATE SET lastSeq = max(lastSeq, excluded.lastSeq)`)
+        .run(kind, ALL_NAMES, through);
+    }
+  }
+
+  /** Through which seq the marks tell what was pruned: past it (an older server pruned the file), anything may have been. */
+  markedThroughSeq(): number {
+    const row = this.st.get<[string], { value: string }>(`SELECT value FROM system_state WHERE key = ?`).get(MARKED_THROUGH_KEY);
+    return row ? Number(row.value) : 0;
   }
 
   /** The types of untargeted events, and the targets of targeted ones, pruned after `seq` (ALL_NAMES: any). */

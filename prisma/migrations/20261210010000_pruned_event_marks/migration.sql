@@ -13,3 +13,14 @@ CREATE TABLE "pruned_event_marks" (
 
     PRIMARY KEY ("kind", "name")
 );
+
+-- What was pruned before this migration is not known by type or target: it counts as every
+-- type and every target (name ''), so a reader behind it is refused as before.
+INSERT INTO "pruned_event_marks" ("kind", "name", "lastSeq")
+SELECT kinds.kind, '', CAST(s.value AS INTEGER) FROM system_state s, (SELECT 'type' AS kind UNION ALL SELECT 'target') kinds
+WHERE s.key = 'events.prunedThroughSeq' AND CAST(s.value AS INTEGER) > 0;
+
+-- How far the marks cover: a server of an earlier version sharing the file prunes without marking,
+-- and what it pruned past this counts as every type and target (src/events/event-positions.ts).
+INSERT INTO "system_state" ("key", "value")
+SELECT 'events.markedThroughSeq', s.value FROM system_state s WHERE s.key = 'events.prunedThroughSeq';
