@@ -80,13 +80,15 @@ describe("a claim's context", () => {
     expect(context.filter((m) => m.memory.kind === "execution")).toHaveLength(4);
 
     // A retry's own earlier runs come first and count among the records: the lesson keeps its room.
-    const retried = await t.api.tasks.enqueue.mutate({ queue: "thumbs", payload: { format: "webp", image: "bad" }, maxAttempts: 5 });
-    for (let attempt = 1; attempt <= 3; attempt++) {
+    const retried = await t.api.tasks.enqueue.mutate({ queue: "thumbs", payload: { format: "webp", image: "bad" }, maxAttempts: 9 });
+    for (let attempt = 1; attempt <= 8; attempt++) {
       const claimed = (await t.api.tasks.claim.mutate({ agentId: "a3", waitMs: 10_000 }))!;
       expect(claimed.id).toBe(retried.id);
       expect(contents(claimed.context)).toContain(lesson);
       await t.api.tasks.fail.mutate({ taskId: retried.id, agentId: "a3", error: `attempt ${attempt} failed` });
     }
+    // A recall filtered by another queue keeps the task's own runs out too.
+    expect(await t.api.memory.recall.query({ taskId: retried.id, queue: "elsewhere" })).toEqual([]);
   });
 
   it("a note filed under a queue or a capability is in the context of its tasks whatever their words; not of other queues'", async () => {

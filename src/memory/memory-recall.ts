@@ -162,12 +162,8 @@ export class MemoryRecall {
       for (const row of this.memories.recent(filter, wanted)) candidate(row, 0);
     }
     // Earlier runs of the same task are the most relevant context there is (a first run has none).
-    const ownRuns = new Set<number>();
     if (task?.earlierRuns) {
-      for (const row of this.memories.byTask(task.id, 10)) {
-        candidate(row, 1);
-        ownRuns.add(row.seq);
-      }
+      for (const row of this.memories.byTask(task.id, 10)) if (withinFilter(row, filter)) candidate(row, 1);
     }
     // Notes and lessons filed under the task's queue or capability are about its tasks, whatever
     // their words: as relevant as a memory holding every common word of the task. (Not for a
@@ -199,7 +195,7 @@ export class MemoryRecall {
     // The two rankings merged, as one sort of all candidates would order them (byScore orders
     // any two apart); a memory found by a stronger signal is not also ranked as a common one.
     const merged = ranked.length === 0 ? common : mergeRankings(ranked, common, candidates);
-    const best = task === null ? merged : withRoomForNotes(merged, limit, ownRuns);
+    const best = task === null ? merged : withRoomForNotes(merged, limit);
 
     // Only the memories handed out are loaded in full, best first, while they fit the budget. A
     // candidate from a probe up to PROBE_TTL_MS old may have been pruned since: the next one
@@ -414,6 +410,10 @@ function inBudget(ranked: readonly RankedMemory[], budget: { bytes: number }): M
   for (const r of taken) budget.bytes -= r.bytes;
   return taken.map((r) => r.match);
 }
+
+/** Whether `row` is of the filter's queue and capability (those it names). */
+const withinFilter = (row: MemoryRow, filter: MemoryFilter): boolean =>
+  (filter.queue === undefined || row.queue === filter.queue) && (filter.capability === undefined || row.capability === filter.capability);
 
 /** A recall over every memory: a claim's, or one that names no queue or capability. */
 const isUnfiltered = (filter: MemoryFilter): boolean => filter.queue === undefined && filter.capability === undefined;

@@ -57,14 +57,14 @@ export function mergeRankings(first: readonly Scored[], second: readonly Scored[
 
 /**
  * `ranked` (best first) as a claim's context takes it: execution records fill at most `limit`
- * less the notes and lessons ranked (up to half of `limit`, rounded up); other tasks' records
- * past that go after everything else. A busy queue's records match a task's words more often and
+ * less the notes and lessons ranked (up to half of `limit`, rounded up); the records past that
+ * go after everything else. A busy queue's records match a task's words more often and
  * more closely than a lesson does (each holds a payload of the same shape), and five records
- * saying "completed" left no room for the lesson that mattered. The task's own earlier runs
- * (`ownRuns`) keep their place (they are the most relevant context there is) and count among the
- * records: a retry, when the lesson matters most, keeps room for it.
+ * saying "completed" left no room for the lesson that mattered. The task's own earlier runs rank
+ * first (they are the most relevant context there is) and are records too: a retry, when the
+ * lesson matters most, keeps room for it.
  */
-export function withRoomForNotes(ranked: readonly Scored[], limit: number, ownRuns: ReadonlySet<number>): Scored[] {
+export function withRoomForNotes(ranked: readonly Scored[], limit: number): Scored[] {
   let notes = 0;
   for (const entry of ranked) if (!entry.record) notes++;
   const records = limit - Math.min(notes, Math.ceil(limit / 2));
@@ -73,7 +73,7 @@ export function withRoomForNotes(ranked: readonly Scored[], limit: number, ownRu
   let taken = 0;
   for (const entry of ranked) {
     if (entry.record) {
-      if (taken >= records && !ownRuns.has(entry.seq)) {
+      if (taken >= records) {
         after.push(entry);
         continue;
       }
