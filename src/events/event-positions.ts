@@ -54,14 +54,17 @@ export interface Reads {
 export function retainedStart(events: EventStore, seq: number, reads: Reads, what: Position): number {
   const prunedThrough = events.prunedThroughSeq();
   if (seq >= prunedThrough) return seq;
-  const pruned = events.prunedAfter(seq);
-  const missed =
-    // Pruned by a server of an earlier version, which keeps no marks: anything may be gone.
-    events.markedThroughSeq() < prunedThrough ||
-    (reads.patterns.length > 0 && pruned.types.some((type) => type === ALL_NAMES || matchesType(type, reads.patterns))) ||
-    (reads.recipient !== null && pruned.targets.some((target) => target === ALL_NAMES || target === reads.recipient));
-  if (missed) assertRetained(events, seq, what);
+  // Pruned by a server of an earlier version, which keeps no marks: anything may be gone.
+  if (events.markedThroughSeq() < prunedThrough || readsAny(events.prunedAfter(seq), reads)) assertRetained(events, seq, what);
   return prunedThrough;
+}
+
+/** Whether any of the pruned types or targets is one `reads` reads. */
+function readsAny(pruned: { types: readonly string[]; targets: readonly string[] }, reads: Reads): boolean {
+  return (
+    (reads.patterns.length > 0 && pruned.types.some((type) => type === ALL_NAMES || matchesType(type, reads.patterns))) ||
+    (reads.recipient !== null && pruned.targets.some((target) => target === ALL_NAMES || target === reads.recipient))
+  );
 }
 
 /**

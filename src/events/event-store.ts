@@ -335,17 +335,21 @@ export class EventStore {
       if (names <= MAX_MARKS) continue;
       const newest = this.st.get<[string], number>(`SELECT max(lastSeq) FROM pruned_event_marks WHERE kind = ?`).pluck().get(kind)!;
       this.st.get<[string]>(`DELETE FROM pruned_event_marks WHERE kind = ?`).run(kind);
-      this.st.get<[string, string, number]>(`INSERT INTO pruned_event_marks (kind, name, lastSeq) VALUES (?, ?, ?)`).run(kind, ALL_NAMES, newest);
+      this.markAll(kind, newest);
     }
   }
 
   /** Marks everything pruned through `through` as of every type and target (name ALL_NAMES). */
   private markAllPruned(through: number): void {
-    for (const kind of ["type", "target"]) {
-      this.st
-        .get<[string, string, number]>(`INSERT INTO pruned_event_marks (kind, name, lastSeq) VALUES (?, ?, ?) ON CONFLICT(kind, name) DO UPDATE SET lastSeq = max(lastSeq, excluded.lastSeq)`)
-        .run(kind, ALL_NAMES, through);
-    }
+    this.markAll("type", through);
+    this.markAll("target", through);
+  }
+
+  /** What was pruned of `kind` through `through` counts as every name of it. */
+  private markAll(kind: "type" | "target", through: number): void {
+    this.st
+      .get<[string, string, number]>(`INSERT INTO pruned_event_marks (kind, name, lastSeq) VALUES (?, ?, ?) ON CONFLICT(kind, name) DO UPDATE SET lastSeq = max(lastSeq, excluded.lastSeq)`)
+      .run(kind, ALL_NAMES, through);
   }
 
   /** Through which seq the marks tell what was pruned: past it (an older server pruned the file), anything may have been. */
