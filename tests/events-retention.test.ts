@@ -314,6 +314,46 @@ describe("event retention", () => {
     }
   });
 
+  // A review: a batch taken for an agent whose answer never arrived is given again at its next
+  // take, but once its events were pruned the batch was dropped, and the next poll read on.
+  it("a polled batch that never arrived, pruned before it was given again, is EVENTS_PRUNED until acknowledged past, never skipped", async () => {
+    await using t = await startTestServer({ eventRetentionCount: 5, eventPruneMs: 3_600_000 });
+    const { api } = t;
+    // A take whose answer is lost: its hold (owner "gone") is never renewed nor confirmed.
+    const takeAndLose = async (agentId: string) => {
+      const taken = (await t.server.services.db.write("events.take", { agentId, limit: 10, hold: { owner: "gone", holdMs: 1 } })) as { batch: Array<{ seq: number }> };
+      // Its hold ran out 1 ms after the write's time, which is before the write was answered.
+      const answeredAt = Date.now();
+      await vi.waitFor(() => expect(Date.now()).toBeGreaterThan(answeredAt + 2), { timeout: 15_000, interval: 5 });
+      return taken.batch.map((e) => e.seq);
+    };
+    await api.events.subscribe.mutate({ agentId: "w", types: ["job.*"] });
+    await api.events.subscribe.mutate({ agentId: "v", types: ["alert.*"] });
+    const job = await api.events.publish.mutate({ type: "job.x", source: "t" });
+    expect(await takeAndLose("w")).toEqual([job.seq]);
+    for (const i of range(1, 5)) await api.events.publish.mutate({ type: "noise.x", source: "t", payload: i });
+    const alert = await api.events.publish.mutate({ type: "alert.a", source: "t" });
+    expect(await takeAndLose("v")).toEqual([alert.seq]);
+    for (const i of range(1, 3)) await api.events.publish.mutate({ type: "noise.x", source: "t", payload: i });
+    await t.server.services.jobs.eventPruner.runNow();
+    expect((await api.events.head.query()).prunedThrough).toBe(5);
+    const later = await api.events.publish.mutate({ type: "job.y", source: "t" });
+
+    // w's lost batch (job.x) is gone: refused, again and again, also after a subscribe that names no position.
+    for (let i = 0; i < 2; i++) {
+      const refused = await api.events.poll.mutate({ agentId: "w" }).catch((e: unknown) => e);
+      expect(refused).toMatchObject(PRUNED);
+      expect((refused as Error).message).toContain(`a batch polled for agent "w" (events after 0 through ${job.seq}) never reached it`);
+    }
+    await api.events.subscribe.mutate({ agentId: "w", types: ["job.*"] });
+    await expect(api.events.poll.mutate({ agentId: "w" })).rejects.toMatchObject(PRUNED);
+    await api.events.subscribe.mutate({ agentId: "w", types: ["job.*"], fromSeq: 0 });
+    expect((await api.events.poll.mutate({ agentId: "w" })).map((e) => e.seq)).toEqual([later.seq]);
+
+    // v's lost batch (alert.a) is retained, only noise before it was pruned: given again.
+    expect((await api.events.poll.mutate({ agentId: "v" })).map((e) => e.seq)).toEqual([alert.seq]);
+  });
+
   // A month of events deleted in one write held every other write behind it for half a second.
   it("prunes in bounded writes: each deletes up to its limit of seqs, says whether more is left, and moves the pruned-through seq with it", async () => {
     const db = openDatabase({ dbPath: join(makeTempDir(), "prune.db"), busyTimeoutMs: 5000, durability: "normal" });

@@ -6,7 +6,7 @@ import { sameJson } from "../json-value.js";
 import { fromJsonText } from "../db/columns.js";
 import { assertReadable, inboxOf, noPatterns, notSubscribed, readInbox, retainedStart } from "./event-positions.js";
 import type { CoordinationEvent, PollRequest, PublishRequest, Subscription } from "./event-schemas.js";
-import { toEvent, type EventRow, type EventStore, type InboxPosition } from "./event-store.js";
+import { toEvent, type EventRow, type EventStore, type InboxPosition, type LostTake } from "./event-store.js";
 import { mergePatterns } from "./type-patterns.js";
 
 /**
@@ -86,7 +86,7 @@ export function eventCommands(d: EventCommandDeps) {
   const takeLost = (ctx: WriteContext, request: Pick<PollRequest, "agentId" | "limit"> & { hold?: TakeHold }, types: string[]): Taken | undefined => {
     const lost = events.lostTake(request.agentId, ctx.now);
     if (lost === undefined) return undefined;
-    const before = { cursor: lost.beforeCursor, mailboxCursor: lost.beforeMailboxCursor };
+    const before = lostRange(lost, request.agentId);
     const read = events.readInbox(request.agentId, lost.types, before, request.limit, d.maxResponseBytes);
     const batch = read.filter((event) => event.seq <= lost.lastSeq);
     const last = batch.at(-1);
@@ -95,6 +95,29 @@ export function eventCommands(d: EventCommandDeps) {
     else events.shrinkLostTake(lost, last.seq);
     if (last === undefined) return undefined;
     return held(ctx, request, { batch, types }, before, lost.types);
+  };
+
+  /**
+   * Where a lost batch is read again from: its before cursors, or where the retained log begins
+   * if nothing it held was pruned since. A batch whose events were pruned before it was given
+   * again is EVENTS_PRUNED until the agent acknowledges past them (events.ack) or subscribes
+   * again from a position (fromSeq), never a batch skipped in silence.
+   */
+  const lostRange = (lost: LostTake, agentId: string): InboxPosition => {
+    try {
+      return {
+        cursor: retainedStart(events, lost.beforeCursor, { patterns: lost.types, recipient: null }, "cursor"),
+        mailboxCursor: retainedStart(events, lost.beforeMailboxCursor, { patterns: [], recipient: agentId }, "mailboxCursor"),
+      };
+    } catch (error) {
+      if (!(error instanceof CoordinationError && error.code === "EVENTS_PRUNED")) throw error;
+      const prunedThrough = events.prunedThroughSeq();
+      throw new CoordinationError(
+        "EVENTS_PRUNED",
+        `a batch polled for agent "${agentId}" (events after ${Math.min(lost.beforeCursor, lost.beforeMailboxCursor)} through ${lost.lastSeq}) never reached it, and events of it were pruned before it could be given again: events up to ${prunedThrough} are gone. Acknowledge up to seq ${prunedThrough} (events.ack), or subscribe again with fromSeq 0 (or fromSeq >= ${prunedThrough}).`,
+        { prunedThroughSeq: prunedThrough },
+      );
+    }
   };
 
   return {
@@ -127,6 +150,8 @@ export function eventCommands(d: EventCommandDeps) {
       // A mailbox-only agent (no patterns yet) subscribes like a new one: from the head.
       const cursor = startCursor(request.fromSeq, existing && existing.types.length > 0 ? existing : undefined);
       const mailboxCursor = Math.max(existing?.mailboxCursor ?? 0, events.prunedThroughSeq());
+      // From a position it names: lost batches of what was pruned are given up (the way out of their EVENTS_PRUNED).
+      if (request.fromSeq !== undefined) events.releaseTakesThrough(request.agentId, events.prunedThroughSeq());
       return events.saveSubscription(request.agentId, types, { cursor, mailboxCursor }, ctx.now);
     },
 
@@ -200,10 +225,8 @@ export function eventCommands(d: EventCommandDeps) {
 
     /** Deletes events past the configured age and count, up to `limit` seqs; `more` when some are left for the next write. Run periodically. */
     "events.prune": (ctx: WriteContext, limit: number): { deleted: number; more: boolean } => {
-      const pruned = events.prune(d.eventRetentionMs > 0 ? ctx.now - d.eventRetentionMs : null, d.eventRetentionCount > 0 ? d.eventRetentionCount : null, limit);
-      // A lost batch whose events are gone has nothing left to give.
-      if (pruned.deleted > 0) events.releasePrunedTakes();
-      return pruned;
+      // A lost batch whose events are pruned stays: its agent's next take says so (lostRange).
+      return events.prune(d.eventRetentionMs > 0 ? ctx.now - d.eventRetentionMs : null, d.eventRetentionCount > 0 ? d.eventRetentionCount : null, limit);
     },
   };
 }

@@ -473,10 +473,6 @@ export class EventStore {
       .run(seq, seq, agentId);
   }
 
-  /** Drops holds whose events were all pruned: nothing is left to give again. */
-  releasePrunedTakes(): void {
-    this.st.get<[number]>(`DELETE FROM poll_takes WHERE lastSeq <= ?`).run(this.prunedThroughSeq());
-  }
 }
 
 /** A batch lost for its agent: the range of its inbox (with the patterns it had) after the before cursors, up to lastSeq. */
