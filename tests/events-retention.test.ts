@@ -344,6 +344,7 @@ describe("event retention", () => {
       const refused = await api.events.poll.mutate({ agentId: "w" }).catch((e: unknown) => e);
       expect(refused).toMatchObject(PRUNED);
       expect((refused as Error).message).toContain(`a batch polled for agent "w" (events after 0 through ${job.seq}) never reached it`);
+      expect(refused).toMatchObject({ data: { details: { prunedThroughSeq: 5, lostBatch: { after: 0, through: job.seq } } } });
     }
     await api.events.subscribe.mutate({ agentId: "w", types: ["job.*"] });
     await expect(api.events.poll.mutate({ agentId: "w" })).rejects.toMatchObject(PRUNED);

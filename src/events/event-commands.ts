@@ -115,7 +115,7 @@ export function eventCommands(d: EventCommandDeps) {
       throw new CoordinationError(
         "EVENTS_PRUNED",
         `a batch polled for agent "${agentId}" (events after ${Math.min(lost.beforeCursor, lost.beforeMailboxCursor)} through ${lost.lastSeq}) never reached it, and events of it were pruned before it could be given again: events up to ${prunedThrough} are gone. Acknowledge up to seq ${prunedThrough} (events.ack), or subscribe again with fromSeq 0 (or fromSeq >= ${prunedThrough}).`,
-        { prunedThroughSeq: prunedThrough },
+        { prunedThroughSeq: prunedThrough, lostBatch: { after: Math.min(lost.beforeCursor, lost.beforeMailboxCursor), through: lost.lastSeq } },
       );
     }
   };
