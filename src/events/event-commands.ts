@@ -4,7 +4,7 @@ import type { WriteContext } from "../db/writer.js";
 import { CoordinationError, invalidField } from "../errors.js";
 import { sameJson } from "../json-value.js";
 import { fromJsonText } from "../db/columns.js";
-import { assertReadable, inboxOf, noPatterns, notSubscribed, readInbox, retainedStart } from "./event-positions.js";
+import { assertReadable, inboxOf, isPruned, noPatterns, notSubscribed, readInbox, retainedStart } from "./event-positions.js";
 import type { CoordinationEvent, PollRequest, PublishRequest, Subscription } from "./event-schemas.js";
 import { toEvent, type EventRow, type EventStore, type InboxPosition, type LostTake } from "./event-store.js";
 import { mergePatterns } from "./type-patterns.js";
@@ -64,7 +64,7 @@ export function eventCommands(d: EventCommandDeps) {
       try {
         return retainedStart(events, existing.cursor, { patterns: existing.types, recipient: null }, "cursor");
       } catch (error) {
-        if (!(error instanceof CoordinationError && error.code === "EVENTS_PRUNED")) throw error;
+        if (!isPruned(error)) throw error;
       }
     }
     return events.headSeq();
@@ -110,7 +110,7 @@ export function eventCommands(d: EventCommandDeps) {
         mailboxCursor: retainedStart(events, lost.beforeMailboxCursor, { patterns: [], recipient: agentId }, "mailboxCursor"),
       };
     } catch (error) {
-      if (!(error instanceof CoordinationError && error.code === "EVENTS_PRUNED")) throw error;
+      if (!isPruned(error)) throw error;
       const prunedThrough = events.prunedThroughSeq();
       throw new CoordinationError(
         "EVENTS_PRUNED",

@@ -67,6 +67,9 @@ function readsAny(pruned: { types: readonly string[]; targets: readonly string[]
   );
 }
 
+/** Whether `error` is an EVENTS_PRUNED: a reader that has a way out of it takes that instead. */
+export const isPruned = (error: unknown): boolean => error instanceof CoordinationError && error.code === "EVENTS_PRUNED";
+
 /**
  * A position to read after: not behind the retained log (EVENTS_PRUNED), and not beyond its
  * head (INVALID_INPUT: a cursor there would silently skip the next events published).
