@@ -10,6 +10,9 @@
 //    recursing itself); services hold stored values to the configured maxJsonDepth (assertJsonDepth).
 import { invalidField } from "./errors.js";
 
+/** Whether `value` is a JSON object: an object that is neither null nor an array. */
+export const isJsonObject = (value: unknown): value is Record<string, unknown> => typeof value === "object" && value !== null && !Array.isArray(value);
+
 /** Keys superjson (tRPC's wire format here) refuses to serialize: a value holding one could never be read back over tRPC. */
 export const REFUSED_KEYS: ReadonlySet<string> = new Set(["__proto__", "constructor", "prototype"]);
 

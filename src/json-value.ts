@@ -7,9 +7,9 @@
 //  - depth: see json-checks.ts.
 import { z } from "zod";
 import type { JsonObject, JsonValue } from "./json-types.js";
-import { findNonJson } from "./json-checks.js";
+import { findNonJson, isJsonObject } from "./json-checks.js";
 
-export { assertJsonDepth, findNonJson, JSON_DEPTH_CEILING, jsonDepth, MAX_TIME_MS, nestsTooDeep, sameJson } from "./json-checks.js";
+export { assertJsonDepth, findNonJson, isJsonObject, JSON_DEPTH_CEILING, jsonDepth, MAX_TIME_MS, nestsTooDeep, sameJson } from "./json-checks.js";
 
 /**
  * What a stored JSON value may not hold, said in each such field's description: superjson (tRPC's
@@ -28,7 +28,7 @@ export const jsonValue = z
 
 /** A JSON object (for metadata). */
 export const jsonObject = z
-  .custom<JsonObject>((value) => typeof value === "object" && value !== null && !Array.isArray(value), "must be a JSON object")
+  .custom<JsonObject>(isJsonObject, "must be a JSON object")
   .superRefine((value, ctx) => {
     const problem = findNonJson(value);
     if (problem) ctx.addIssue({ code: "custom", message: `must be JSON: ${problem}` });

@@ -5,7 +5,7 @@ import type { Database } from "../db/thread/database.js";
 import type { JsonObject } from "../json-types.js";
 import { inBatches } from "../db/in-batches.js";
 import { invalidField } from "../errors.js";
-import { sameJson } from "../json-checks.js";
+import { isJsonObject, sameJson } from "../json-checks.js";
 import { assertJsonDepth } from "../json-value.js";
 import { MAX_CAPABILITIES } from "../schema-parts.js";
 import { RELEASE_BATCH } from "./agent-commands.js";
@@ -57,7 +57,7 @@ export class AgentService {
   async card(agentId: string): Promise<JsonObject> {
     const agent = await this.get(agentId);
     const kept = (agent.metadata as { a2aCard?: unknown }).a2aCard;
-    if (typeof kept === "object" && kept !== null && !Array.isArray(kept)) return kept as JsonObject;
+    if (isJsonObject(kept)) return kept as JsonObject;
     return {
       name: agent.agentId,
       description: `Agent ${agent.agentId}, registered with the coordination server`,

@@ -5,13 +5,12 @@
 // with its answer, or with its server, is the agent's next batch: poll_takes).
 import { invalidField, shuttingDown } from "../errors.js";
 import { RESERVED_EVENT_TYPE } from "../auth/access.js";
-import { payloadFields } from "./system-events.js";
 import { randomUUID } from "node:crypto";
 import type { Config } from "../config.js";
 import type { Database } from "../db/thread/database.js";
 import type { Logger } from "../logger.js";
 import { clientGone, refuseIfRevoked, type ConsumingCall } from "../delivery/delivery.js";
-import { assertJsonDepth } from "../json-checks.js";
+import { assertJsonDepth, isJsonObject } from "../json-checks.js";
 import { whileMore } from "../db/in-batches.js";
 import { KeyedLock } from "../keyed-lock.js";
 import type { PerKeyLimit } from "../per-key-limit.js";
@@ -79,7 +78,7 @@ export class EventService {
   publish(request: PublishRequest): Promise<CoordinationEvent> {
     assertJsonDepth("payload", request.payload, this.d.config.maxJsonDepth);
     // Readers of the server's own events (and its own listeners) take their payloads for objects.
-    if (RESERVED_EVENT_TYPE.test(request.type) && payloadFields(request) !== request.payload) {
+    if (RESERVED_EVENT_TYPE.test(request.type) && !isJsonObject(request.payload)) {
       throw invalidField("payload", `an event of type ${JSON.stringify(request.type)} (task.*, agent.*, queue.*: the server's own kinds) carries a JSON object, as the server's own do`);
     }
     return this.d.db.write("events.publish", request);

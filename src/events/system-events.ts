@@ -4,6 +4,7 @@
 // are ISO 8601 strings (payloads are JSON); durations are in ms.
 import type { AgentHealth } from "../agents/agent-schemas.js";
 import type { TaskStatus } from "../tasks/task-status.js";
+import { isJsonObject } from "../json-checks.js";
 
 /** A settle sent without agentId (the seed's REST routes): whoever held the lease. */
 type Anonymous = { anonymous?: true };
@@ -61,6 +62,5 @@ export type SystemEventType = keyof SystemEventPayloads;
  * A payload that is no object has no fields; each field read must still check its type.
  */
 export function payloadFields(event: { payload: unknown }): Readonly<Record<string, unknown>> {
-  const { payload } = event;
-  return typeof payload === "object" && payload !== null && !Array.isArray(payload) ? (payload as Record<string, unknown>) : {};
+  return isJsonObject(event.payload) ? event.payload : {};
 }

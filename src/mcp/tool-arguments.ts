@@ -4,7 +4,7 @@
 // to leave out; some hosts send `arguments: null` for a call with none. Read as left out, rather
 // than refused field by field ("expected string, received null") until the model gives up.
 import { z } from "zod";
-import { findRefusedKey, REFUSED_KEY_PROBLEM } from "../json-checks.js";
+import { findRefusedKey, isJsonObject, REFUSED_KEY_PROBLEM } from "../json-checks.js";
 
 /** A tool call's arguments as the endpoint passes them on: cleaned, or refused with why. */
 export type ToolArguments = { ok: true; arguments: Record<string, unknown> | undefined } | { ok: false; message: string };
@@ -18,8 +18,6 @@ function unwrapped(schema: z.ZodType): z.ZodType {
   return inner;
 }
 
-const isPlainObject = (value: unknown): value is Record<string, unknown> => typeof value === "object" && value !== null && !Array.isArray(value);
-
 /**
  * `value` without the null fields `schema` (an object's) would refuse but may leave out, at any
  * depth of nested objects. A field that takes null keeps it (a payload or a result may be JSON
@@ -28,7 +26,7 @@ const isPlainObject = (value: unknown): value is Record<string, unknown> => type
  */
 function withoutNulls(schema: z.ZodType, value: unknown): unknown {
   const object = unwrapped(schema);
-  if (!(object instanceof z.ZodObject) || !isPlainObject(value)) return value;
+  if (!(object instanceof z.ZodObject) || !isJsonObject(value)) return value;
   const shape = object.shape as Record<string, z.ZodType>;
   // Entries, made an object by fromEntries: a "__proto__" key stays a key (an assignment would set
   // the copy's prototype, and the strict schema would no longer see it to refuse it).
@@ -50,7 +48,7 @@ function withoutNulls(schema: z.ZodType, value: unknown): unknown {
  */
 export function toolArguments(schema: z.ZodType | undefined, given: unknown): ToolArguments {
   if (given === undefined || given === null) return { ok: true, arguments: undefined };
-  if (!isPlainObject(given)) {
+  if (!isJsonObject(given)) {
     const kind = Array.isArray(given) ? "a list" : typeof given === "string" ? "a string" : `a ${typeof given}`;
     return { ok: false, message: `Invalid params: arguments must be an object of the tool's named arguments, or left out; it is ${kind}` };
   }

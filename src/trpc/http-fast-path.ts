@@ -28,6 +28,7 @@ import { TRPCError } from "@trpc/server";
 import { TRPC_ERROR_CODES_BY_KEY } from "@trpc/server/rpc";
 import { unauthorized } from "../auth/access.js";
 import { CoordinationError, ERROR_STATUS, errorHeaders, invalidField, type ErrorBody } from "../errors.js";
+import { isJsonObject } from "../json-checks.js";
 import { directCall, type DirectCall, type ProcedureDefinition } from "../rest/direct-call.js";
 import { assertQueryEncoding, mediaTypeOf, NOT_UTF8, readBody, unreadableBody } from "../server/http-io.js";
 import { PROCEDURES } from "./app-router.js";
@@ -229,7 +230,7 @@ function parseInputs(text: string, { paths, batch }: { paths: string[]; batch: b
   try {
     // Only an empty body is no input: tRPC parses anything else, and whitespace is malformed JSON.
     const body: unknown = text === "" ? undefined : JSON.parse(text);
-    if (batch && !isObject(body)) return undefined;
+    if (batch && !isJsonObject(body)) return undefined;
     const raw = batch ? paths.map((_, i) => (body as Record<string, unknown>)[String(i)]) : [body];
     return raw.map((value) => {
       if (value === undefined) return undefined;
@@ -244,8 +245,6 @@ function parseInputs(text: string, { paths, batch }: { paths: string[]; batch: b
     return undefined;
   }
 }
-
-const isObject = (value: unknown): value is Record<string, unknown> => typeof value === "object" && value !== null && !Array.isArray(value);
 
 /** The error shape init.ts's errorFormatter gives tRPC, for the same error. */
 function errorShape(body: ErrorBody, path: string) {
