@@ -376,6 +376,9 @@ describe("the stdio relay's session", () => {
     t = first;
     const port = Number(new URL(first.url).port);
     const { client, relayLog } = await connectRelay(first.url, "race");
+    // Its notification stream open first: the relay retries by itself when that stream gives up,
+    // and one that never opened never does (see the note on the issue).
+    await vi.waitFor(async () => expect(await (await fetch(`${first.url}/metrics`)).text()).toContain('coordination_mcp_sessions{state="streaming"} 1'), { timeout: 30_000, interval: 100 });
     await first.stop();
     // The relay's own retries back off while the server is down: it now waits 4 s before its next.
     await vi.waitFor(() => expect(relayLog()).toContain("trying again in 4 s"), { timeout: 30_000, interval: 50 });
