@@ -1,4 +1,4 @@
-// The server's own events (one for every task and agent transition, and queue pauses) as a discriminated union,
+// The server's own events (one for every task and agent transition, queue pauses and limits) as a discriminated union,
 // and a guard that narrows an event received from events.onEvent, poll or list to them. The
 // payload shapes are the server's (src/events/system-events.ts types its writes by them).
 import type { SystemEventPayloads, SystemEventType } from "../src/events/system-events.js";
@@ -29,6 +29,8 @@ export const SYSTEM_EVENT_TYPES = [
   "agent.deregistered",
   "queue.paused",
   "queue.resumed",
+  "queue.limit_set",
+  "queue.limit_removed",
 ] as const satisfies readonly SystemEventType[];
 // A type the server adds and this list misses is a compile error here.
 type Unlisted = Exclude<SystemEventType, (typeof SYSTEM_EVENT_TYPES)[number]>;

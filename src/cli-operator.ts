@@ -17,6 +17,8 @@ export const OPERATOR_USAGE = [
   "       coordination queues pause QUEUE [--reason TEXT]        no claim takes its tasks until it is resumed",
   "       coordination queues resume QUEUE                        claims take its tasks again, best first",
   "       coordination queues                                     the paused queues",
+  "       coordination queues limit QUEUE N|off                   at most N of its tasks leased at once (off: no bound)",
+  "       coordination queues limits                              the limited queues and their leases now",
   "       coordination agents [--capability C] [--health healthy|stale|offline]",
   "       coordination events tail [--types 'task.*,agent.*'] [--agent A] [--from SEQ]   (--from: the events after SEQ; 0 for all retained)",
   "Each takes --url URL (else COORDINATION_URL, else the server's host, port and TLS in its settings: the environment,",
@@ -288,6 +290,30 @@ async function dispatch(words: string[], options: Parsed["options"], json: boole
       pause.paused
         ? `queue ${printable(pause.queue)} paused since ${when(pause.pausedAt)}${pause.reason ? `: ${printable(pause.reason)}` : ""}\n`
         : `queue ${printable(pause.queue)} runs${pause.resumedAt ? " (its tasks are being brought back, best first)" : ""}\n`,
+    );
+    return 0;
+  }
+  if (command === "queues" && sub === "limit") {
+    const [, , queue, bound] = words;
+    const leases = bound === undefined || !/^[1-9][0-9]*$/.test(bound) ? undefined : Number(bound);
+    if (words.length !== 4 || (bound !== "off" && (leases === undefined || !Number.isSafeInteger(leases)))) throw new OperatorUsageError("queues limit needs a QUEUE and the most leases of its tasks at once (1 or more), or off");
+    const limit = leases === undefined ? await api.queues.removeLimit.mutate({ queue: queue! }) : await api.queues.setLimit.mutate({ queue: queue!, maxLeased: leases });
+    print(limit, () =>
+      limit.maxLeased === null
+        ? `queue ${printable(limit.queue)} has no limit${limit.removedAt ? " (its tasks are being brought back, best first)" : ""}\n`
+        : `queue ${printable(limit.queue)}: at most ${limit.maxLeased} leased at once (${limit.leased} now)\n`,
+    );
+    return 0;
+  }
+  if (command === "queues" && sub === "limits" && words.length === 2) {
+    const limits = await api.queues.limits.query();
+    print(limits, () =>
+      limits.length === 0
+        ? "no queue is limited\n"
+        : table(
+            ["QUEUE", "LIMIT", "LEASED", "SINCE", "BY"],
+            limits.map((l) => [l.queue, l.maxLeased === null ? "removing" : String(l.maxLeased), String(l.leased), when(l.maxLeased === null ? l.removedAt : l.setAt), l.setBy ?? "-"]),
+          ),
     );
     return 0;
   }

@@ -94,6 +94,7 @@ const CHECKED = [
   "tasks.enqueue", "tasks.enqueueMany", "tasks.claim", "tasks.claimNext", "tasks.claimMany", "tasks.heartbeat", "tasks.complete", "tasks.completeAndClaim",
   "tasks.fail", "tasks.release", "tasks.cancel", "tasks.requeue", "tasks.requeueMany", "tasks.steal", "tasks.get", "tasks.list", "tasks.stats", "tasks.events",
   "queues.pause", "queues.resume", "queues.status", "queues.paused",
+  "queues.setLimit", "queues.removeLimit", "queues.limit", "queues.limits",
   "events.publish", "events.subscribe", "events.unsubscribe", "events.subscription", "events.poll", "events.ack", "events.list", "events.head", "events.onEvent",
   "agents.register", "agents.heartbeat", "agents.deregister", "agents.get", "agents.list", "agents.findByCapability", "agents.card",
   "memory.remember", "memory.recall", "memory.forget",
@@ -186,6 +187,17 @@ describe("AppRouter types", () => {
     expectTypeOf<In["queues"]["status"]>().toEqualTypeOf<{ queue: string }>();
     expectTypeOf<Out["queues"]["status"]>().toEqualTypeOf<Pause>();
     expectTypeOf<Out["queues"]["paused"]>().toEqualTypeOf<Pause[]>();
+  });
+
+  it("queue limit procedures", () => {
+    type Limit = { queue: string; maxLeased: number | null; leased: number; setBy: string | null; setAt: Date | null; removedAt: Date | null };
+    expectTypeOf<In["queues"]["setLimit"]>().toEqualTypeOf<{ queue: string; maxLeased: number }>();
+    expectTypeOf<Out["queues"]["setLimit"]>().toEqualTypeOf<Limit>();
+    expectTypeOf<In["queues"]["removeLimit"]>().toEqualTypeOf<{ queue: string }>();
+    expectTypeOf<Out["queues"]["removeLimit"]>().toEqualTypeOf<Limit>();
+    expectTypeOf<In["queues"]["limit"]>().toEqualTypeOf<{ queue: string }>();
+    expectTypeOf<Out["queues"]["limit"]>().toEqualTypeOf<Limit>();
+    expectTypeOf<Out["queues"]["limits"]>().toEqualTypeOf<Limit[]>();
   });
 
   it("event procedures", () => {

@@ -283,10 +283,11 @@ describe("schema drift", () => {
   it("the migrated database matches prisma/schema.prisma exactly", async () => {
     const datamodel = await parseSchema();
     const expected = expectedShape(datamodel);
-    // Sanity: the comparison sees what the schema declares (10 models, their indexes, the one relation).
-    expect(Object.keys(expected).sort()).toEqual(["agent_capabilities", "agents", "api_tokens", "events", "memories", "poll_takes", "pruned_event_marks", "queue_pauses", "subscriptions", "system_state", "tasks"]);
+    // Sanity: the comparison sees what the schema declares (12 models, their indexes, the one relation).
+    expect(Object.keys(expected).sort()).toEqual(["agent_capabilities", "agents", "api_tokens", "events", "memories", "poll_takes", "pruned_event_marks", "queue_limits", "queue_pauses", "subscriptions", "system_state", "tasks"]);
     expect(Object.keys(expected.tasks!.indexes).sort()).toEqual([
       "tasks_claimed_lease_idx",
+      "tasks_claimed_limited_idx",
       "tasks_claimed_owner_idx",
       "tasks_dead_letter_idx",
       "tasks_dead_letter_queue_idx",
@@ -300,6 +301,8 @@ describe("schema drift", () => {
     ]);
     expect(expected.tasks!.indexes.tasks_pending_idx!.partial).toBe("status = 'pending' AND delayed = 0 AND held = 0");
     expect(expected.tasks!.indexes.tasks_held_idx!.partial).toBe("status = 'pending' AND held = 1");
+    // Only a limited queue's leases: an unlimited queue's claims and completes write no entry.
+    expect(expected.tasks!.indexes.tasks_claimed_limited_idx!.partial).toBe("status = 'claimed' AND held = 1");
     expect(expected.tasks!.indexes.tasks_delayed_idx!.partial).toBe("status = 'pending' AND delayed = 1");
     // Finished tasks keep their leaseOwner: a full index on it grew by a row per task run.
     expect(expected.tasks!.indexes.tasks_claimed_owner_idx!.partial).toBe("status = 'claimed'");

@@ -23,6 +23,7 @@ const EXPECTED: Record<string, Need> = {
   "memory.remember": "agent", "memory.recall": "read", "memory.forget": "admin",
   "tokens.create": "admin", "tokens.list": "admin", "tokens.revoke": "admin",
   "queues.pause": "admin", "queues.resume": "admin", "queues.status": "read", "queues.paused": "read",
+  "queues.setLimit": "admin", "queues.removeLimit": "admin", "queues.limit": "read", "queues.limits": "read",
 };
 const ALLOWED: Record<Need, string[]> = { open: ["none", "read", "agent", "admin"], read: ["read", "agent", "admin"], agent: ["agent", "admin"], admin: ["admin"] };
 

@@ -33,6 +33,8 @@ describe("system events", () => {
     await api.agents.deregister.mutate({ agentId: "a1" });
     await api.queues.pause.mutate({ queue: "default", reason: "maintenance" });
     await api.queues.resume.mutate({ queue: "default" });
+    await api.queues.setLimit.mutate({ queue: "default", maxLeased: 3 });
+    await api.queues.removeLimit.mutate({ queue: "default" });
     await api.events.publish.mutate({ type: "task.claimed", source: "impostor", payload: { taskId: held.id } });
 
     const events = await api.events.list.query({ afterSeq: 0, limit: 1000 });

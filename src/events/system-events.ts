@@ -51,6 +51,10 @@ export type SystemEventPayloads = {
   "queue.paused": { queue: string; reason: string | null; pausedBy: string | null };
   /** Claims take the queue's tasks again; pausedAt: when the pause it ends began; resumedBy as pausedBy. */
   "queue.resumed": { queue: string; pausedAt: string; resumedBy: string | null };
+  /** At most maxLeased of the queue's tasks are leased at once from now on; previous: the limit it replaced (null: none); setBy as pausedBy. */
+  "queue.limit_set": { queue: string; maxLeased: number; previous: number | null; setBy: string | null };
+  /** Claims take the queue's tasks without a bound again; previous: the limit removed. */
+  "queue.limit_removed": { queue: string; previous: number; removedBy: string | null };
 };
 
 export type SystemEventType = keyof SystemEventPayloads;

@@ -11,6 +11,11 @@
 //    client gave up on it: a proxy, a failover) that takes the task when it comes: each
 //    task.claimed of its agent wakes it to look, on the reader, for a lease under its key
 //    (TaskService.claim). Woken for that only, it claims nothing on the writer unless one is there.
+//  - A claim that found nothing because a limited queue it could take from is full (its limit's
+//    leases all held, queue-limit-store.ts) waits for a lease of that queue to end: each lease
+//    end (completed, failed, expired, cancelled) wakes the longest waiting of those claims, one
+//    slot one claim; a limit set or removed wakes them all. A lease end committed while the
+//    claim's attempt was under way counts too: it looks again at once.
 //  - A waiter also looks again after at most safetyRelookMs (wakeup.ts), in case a wake-up was
 //    missed (a capability granted by re-registration, a log pruned before it was read): bounded,
 //    and rare.
@@ -18,6 +23,10 @@ import type { CoordinationEvent } from "../events/event-schemas.js";
 import { payloadFields } from "../events/system-events.js";
 
 const AVAILABILITY = new Set(["task.enqueued", "task.released", "task.requeued", "task.retried"]);
+/** Events that end a lease (a released one is AVAILABILITY too): a slot of a limited queue frees. */
+const LEASE_ENDS = new Set(["task.completed", "task.failed", "task.lease_expired", "task.cancelled", "task.released"]);
+/** Queues whose last lease end is remembered (for claims whose attempt it overlapped); past this many the memory starts again. */
+const MAX_LEASE_END_QUEUES = 10_000;
 /** Registry changes that can make tasks claimable for that agent (new capabilities). */
 const AGENT_CHANGES = new Set(["agent.registered", "agent.updated"]);
 
@@ -49,10 +58,24 @@ export class ClaimTicket {
   dueAt = Number.POSITIVE_INFINITY;
   private dueTimer: NodeJS.Timeout | undefined;
 
+  /** The full limited queues its last attempt could have taken from (blockedBy). */
+  blockedOn: readonly string[] = [];
+
   constructor(
     readonly interest: ClaimInterest,
     private readonly release: (ticket: ClaimTicket) => void,
+    /** The count of lease ends observed when it was made (ClaimWaiters.leaseEnds). */
+    readonly madeAt: number,
+    private readonly blocked: (ticket: ClaimTicket, queues: readonly string[]) => void,
   ) {}
+
+  /**
+   * Its attempt found nothing because these limited queues, which hold tasks it could take, are
+   * full: it waits for one of their leases to end (or looks again at once if one ended during the attempt).
+   */
+  blockedBy(queues: readonly string[]): void {
+    if (queues.length > 0) this.blocked(this, queues);
+  }
 
   get isWoken(): boolean {
     return this.woken;
@@ -125,10 +148,61 @@ export class ClaimWaiters {
     return this.tickets.size;
   }
 
+  /** Lease ends observed so far; by queue, the count when its last one was observed (bounded: see markLeaseEnd). */
+  private leaseEnds = 0;
+  private readonly lastLeaseEnd = new Map<string, number>();
+  /** Every lease end before this count is taken as having been of any queue (the map was cleared). */
+  private forgottenBefore = 0;
+  /** The tickets waiting for a lease of a full limited queue to end, by queue, oldest first. */
+  private readonly blockedOn = new Map<string, Set<ClaimTicket>>();
+
   ticket(interest: ClaimInterest): ClaimTicket {
-    const ticket = new ClaimTicket(interest, (t) => this.tickets.delete(t));
+    const ticket = new ClaimTicket(
+      interest,
+      (t) => {
+        this.tickets.delete(t);
+        for (const queue of t.blockedOn) this.unblock(queue, t);
+      },
+      this.leaseEnds,
+      (t, queues) => this.block(t, queues),
+    );
     this.tickets.add(ticket);
     return ticket;
+  }
+
+  private block(ticket: ClaimTicket, queues: readonly string[]): void {
+    for (const queue of ticket.blockedOn) this.unblock(queue, ticket);
+    ticket.blockedOn = queues;
+    for (const queue of queues) {
+      // A lease of it ended while the attempt was under way: the slot may be free already.
+      if (ticket.madeAt < this.forgottenBefore || (this.lastLeaseEnd.get(queue) ?? -1) >= ticket.madeAt) ticket.notify();
+      let waiting = this.blockedOn.get(queue);
+      if (!waiting) this.blockedOn.set(queue, (waiting = new Set()));
+      waiting.add(ticket);
+    }
+  }
+
+  private unblock(queue: string, ticket: ClaimTicket): void {
+    const waiting = this.blockedOn.get(queue);
+    if (!waiting) return;
+    waiting.delete(ticket);
+    if (waiting.size === 0) this.blockedOn.delete(queue);
+  }
+
+  /** A lease of `queue` ended: counted, and the longest waiting claim blocked on it (if any) looks again. */
+  private markLeaseEnd(queue: string): void {
+    if (this.lastLeaseEnd.size >= MAX_LEASE_END_QUEUES && !this.lastLeaseEnd.has(queue)) {
+      this.lastLeaseEnd.clear();
+      this.forgottenBefore = this.leaseEnds + 1;
+    }
+    this.lastLeaseEnd.set(queue, this.leaseEnds++);
+    const waiting = this.blockedOn.get(queue);
+    if (!waiting) return;
+    for (const ticket of waiting) {
+      if (ticket.isWoken) continue;
+      ticket.notify();
+      return;
+    }
   }
 
   /**
@@ -157,10 +231,14 @@ export class ClaimWaiters {
         for (const ticket of this.tickets) if (ticket.interest.idempotencyKey !== undefined && ticket.interest.agentId === agentId) ticket.notifyAgentClaimed();
         continue;
       }
-      if (event.type === "queue.resumed") {
+      if (event.type === "queue.resumed" || event.type === "queue.limit_set" || event.type === "queue.limit_removed") {
         const { queue } = payloadFields(event);
         if (typeof queue === "string") this.wakeQueue(queue);
         continue;
+      }
+      if (LEASE_ENDS.has(event.type)) {
+        const { queue } = payloadFields(event);
+        if (typeof queue === "string") this.markLeaseEnd(queue);
       }
       if (!AVAILABILITY.has(event.type)) continue;
       const task = availabilityOf(event);

@@ -4,15 +4,17 @@
 // claim of any queue never walks a paused backlog: the rows are held and let go a bounded chunk a
 // write (SQLite writes a row again whole, payload included), best first.
 import type { Statements } from "../db/statements.js";
+import { LIMITED_QUEUES } from "./queue-limit-store.js";
 
 /** SQL: the queues paused now (not those being resumed). */
 export const PAUSED_QUEUES = `SELECT queue FROM queue_pauses WHERE resumedAt IS NULL`;
 
 /**
- * SQL for an UPDATE's SET: a task made pending (or due) is held when its queue is paused, so it
- * stays out of the claim indexes as the rest of its queue does.
+ * SQL for an UPDATE's SET: a task made pending (or due) is held when its queue is paused or
+ * limited (queue-limit-store.ts), so it stays out of the general claim indexes as the rest of its
+ * queue does.
  */
-export const HELD_IF_PAUSED = `held = (queue IN (${PAUSED_QUEUES}))`;
+export const HELD_IF_SET_ASIDE = `held = (queue IN (${PAUSED_QUEUES}) OR queue IN (${LIMITED_QUEUES}))`;
 
 export interface PauseRow {
   queue: string;
@@ -69,22 +71,21 @@ export class QueuePauseStore {
   }
 
   /**
-   * Holds the best of a paused queue's pending tasks still in the claim indexes, a chunk of at
+   * Holds the best of a paused (or limited) queue's pending tasks still in the claim indexes, a chunk of at
    * most HOLD_CHUNK_ROWS rows and HOLD_CHUNK_BYTES bytes. Returns how many it held (0: all are).
    */
   holdChunk(queue: string): number {
     return this.moveChunk(HOLDABLE, queue, 1);
   }
 
-  /** Lets go of the best of a resumed queue's held tasks, a chunk as holdChunk's. Returns how many (0: none is left). */
+  /** Lets go of the best of a resumed (or no longer limited) queue's held tasks, a chunk as holdChunk's. Returns how many (0: none is left). */
   releaseChunk(queue: string): number {
     return this.moveChunk(RELEASABLE, queue, 0);
   }
 
-  /** Whether a pause has rows left to hold or let go: a look on the reader before a write. */
-  unsettled(pause: PauseRow): boolean {
-    const from = pause.resumedAt === null ? HOLDABLE : RELEASABLE;
-    return this.st.get<[string], number>(`SELECT 1 ${from} LIMIT 1`).pluck().get(pause.queue) !== undefined;
+  /** Whether `queue` has pending tasks left to hold (true) or let go (false): a look on the reader before a write. */
+  hasRowsToMove(queue: string, held: boolean): boolean {
+    return this.st.get<[string], number>(`SELECT 1 ${held ? HOLDABLE : RELEASABLE} LIMIT 1`).pluck().get(queue) !== undefined;
   }
 
   /**

@@ -1,10 +1,11 @@
-// tRPC procedures of queue pauses; `meta.rest` also serves each one as a REST route (src/rest/).
-// Pausing and resuming are an operator's (admin) calls: a pause stops every agent's claims of
-// the queue. Each is logged, with the credential that made it.
+// tRPC procedures of queue pauses and concurrency limits; `meta.rest` also serves each one as a
+// REST route (src/rest/). Pausing, resuming and limiting are an operator's (admin) calls: they
+// bound every agent's claims of the queue. Each is logged, with the credential that made it.
 import { z } from "zod";
 import { ADMIN, READ } from "../auth/access.js";
 import { procedure, router } from "../trpc/init.js";
 import { pauseInput, queuePauseSchema, resumeInput } from "./queue-pause-schemas.js";
+import { limitQueueInput, queueLimitSchema, setLimitInput } from "./queue-limit-schemas.js";
 
 const tags = ["queues"];
 
@@ -42,4 +43,41 @@ export const queueRouter = router({
     .input(z.strictObject({}).optional())
     .output(z.array(queuePauseSchema))
     .query(({ ctx }) => ctx.services.tasks.pauses()),
+
+  setLimit: procedure
+    .meta({
+      access: ADMIN,
+      rest: { method: "POST", path: "/queues/{queue}/limit", tags, summary: "Limit a queue: at most maxLeased of its tasks are leased at once, whichever agents hold them; claims take its tasks only while fewer are" },
+    })
+    .input(setLimitInput)
+    .output(queueLimitSchema)
+    .mutation(async ({ ctx, input }) => {
+      const setBy = ctx.caller.kind === "token" ? ctx.caller.tokenId : null;
+      const limit = await ctx.services.tasks.setLimit(input, setBy);
+      ctx.services.log.info({ queue: input.queue, maxLeased: input.maxLeased, setBy }, "queue limit set");
+      return limit;
+    }),
+
+  removeLimit: procedure
+    .meta({ access: ADMIN, rest: { method: "DELETE", path: "/queues/{queue}/limit", tags, summary: "Remove a queue's limit: claims take its tasks without a bound again, best first" } })
+    .input(limitQueueInput)
+    .output(queueLimitSchema)
+    .mutation(async ({ ctx, input }) => {
+      const removedBy = ctx.caller.kind === "token" ? ctx.caller.tokenId : null;
+      const limit = await ctx.services.tasks.removeLimit(input.queue, removedBy);
+      ctx.services.log.info({ queue: input.queue, removedBy }, "queue limit removed");
+      return limit;
+    }),
+
+  limit: procedure
+    .meta({ access: READ, rest: { method: "GET", path: "/queues/{queue}/limit", tags, summary: "A queue's limit and how many of its tasks are leased now" } })
+    .input(limitQueueInput)
+    .output(queueLimitSchema)
+    .query(({ ctx, input }) => ctx.services.db.read("queues.limit", input.queue)),
+
+  limits: procedure
+    .meta({ access: READ, rest: { method: "GET", path: "/queues/limits", tags, summary: "The limited queues, with how many of each one's tasks are leased now (and removed limits whose tasks are still being brought back)" } })
+    .input(z.strictObject({}).optional())
+    .output(z.array(queueLimitSchema))
+    .query(({ ctx }) => ctx.services.tasks.limits()),
 });

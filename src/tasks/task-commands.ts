@@ -41,12 +41,14 @@ export interface TaskCommandDeps {
 /**
  * What a claim or a steal answers: the leased tasks; whether their context is being recalled
  * under the call's ticket (else they have none); when nothing was claimable, when the next
- * delayed task the claimer could take falls due.
+ * delayed task the claimer could take falls due, and which full limited queues hold tasks it
+ * could take (queue-limit-store.ts).
  */
 export interface Handout {
   leased: Leased[];
   recalling: boolean;
   nextRunAt: number | null;
+  fullQueues?: string[];
 }
 
 /** One claim attempt, as the event loop asks for it (TaskService.claim). */
@@ -150,7 +152,7 @@ export function taskCommands(d: TaskCommandDeps) {
     const leased = claimDeliverable(ctx, filter, args.limit, args.leaseMs, claimKey);
     if (args.noteAgent || leased.length > 0) t.noteAgent(ctx, args.request.agentId, filter.capabilities);
     if (leased.length > 0) return handOut(ctx, leased, args, answerBytes);
-    return { leased, recalling: false, nextRunAt: d.tasks.nextRunAt(filter, ctx.now) };
+    return { leased, recalling: false, nextRunAt: d.tasks.nextRunAt(filter, ctx.now), fullQueues: d.tasks.fullQueuesFor(filter, ctx.now) };
   };
 
   /**

@@ -20,6 +20,7 @@ import { isHeld, taskWith, type ClaimedTask, type ClaimRequest, type CompleteAnd
 import type { SettleRequest } from "./task-transitions.js";
 import { copyWith } from "../copy-with.js";
 import type { PauseRequest, QueuePause } from "./queue-pause-schemas.js";
+import type { QueueLimit, SetLimitRequest } from "./queue-limit-schemas.js";
 
 export interface TaskServiceDeps {
   config: Config;
@@ -31,7 +32,7 @@ export interface TaskServiceDeps {
   parked: PerKeyLimit;
   /** Changes whenever tasks may have changed (the log's head seen by this process, retention's deletions): stats are reused while it stands. */
   changeMark: () => string;
-  /** A pause or resume committed: its queue's tasks are to be held or let go (the queue-holds job). */
+  /** A pause, resume, or limit set or removed committed: its queue's tasks are to be held or let go (the queue-holds job). */
   pausesChanged?: () => void;
 }
 
@@ -98,6 +99,7 @@ export class TaskService {
           const now = Date.now();
           if (now >= deadline || stop.signal.aborted) return [];
           if (claimed.nextRunAt !== null) ticket.dueBy(claimed.nextRunAt);
+          ticket.blockedBy(claimed.fullQueues ?? []);
           call.waiting?.();
           const relookMs = safetyRelookMs(this.d.config.crossProcessPollMs);
           // Waits until woken, or for the rest of its time (the deadline: true once that ran out),
@@ -196,6 +198,28 @@ export class TaskService {
     const answer = await this.d.db.write("queues.resume", { queue, resumedBy });
     this.d.pausesChanged?.();
     return answer;
+  }
+
+  /**
+   * Limits a queue: from this write on, at most `maxLeased` of its tasks are leased at once
+   * (leases already above it run on). Setting the same limit again changes nothing. `setBy`: the credential's id.
+   */
+  async setLimit(request: SetLimitRequest, setBy: string | null): Promise<QueueLimit> {
+    const answer = await this.d.db.write("queues.setLimit", copyWith(request, { setBy }));
+    this.d.pausesChanged?.();
+    return answer;
+  }
+
+  /** Removes a queue's limit: claims take its tasks without a bound again, best first. A queue with none is answered as it is. */
+  async removeLimit(queue: string, removedBy: string | null): Promise<QueueLimit> {
+    const answer = await this.d.db.write("queues.removeLimit", { queue, removedBy });
+    this.d.pausesChanged?.();
+    return answer;
+  }
+
+  /** Limited queues, and those whose removed limit's tasks are still being let go. */
+  limits(): Promise<QueueLimit[]> {
+    return this.d.db.read("queues.limits", undefined);
   }
 
   /** Paused queues, and resumed ones whose tasks are still being let go. */

@@ -7,7 +7,8 @@ import { placeholders, type Statements } from "../db/statements.js";
 import type { Task, TaskStatus } from "./task-schemas.js";
 import type { LeaseBounds } from "./lock-wait-grace.js";
 import { currentLeaseKey, leaseKey } from "./claim-keys.js";
-import { HELD_IF_PAUSED, PAUSED_QUEUES } from "./queue-pause-store.js";
+import { HELD_IF_SET_ASIDE, PAUSED_QUEUES } from "./queue-pause-store.js";
+import { QueueLimitStore, type ActiveLimit } from "./queue-limit-store.js";
 
 /** SQL: the lease ran out within a check's bounds (leaseRunOutParams); the sweeper and steal share it. */
 const LEASE_RUN_OUT = `(leaseExpiresAt <= ? AND (leaseExpiresAt <= ? OR updatedAt >= ?))`;
@@ -18,7 +19,7 @@ export type DeadLetterRow = Pick<TaskRow, "seq" | "id" | "queue" | "status" | "c
 
 /** What a requeue sets: pending now ($1 runAt, $2 updatedAt), a fresh start. */
 // releasedBy cleared: a release of the lease before, sent again, repeats nothing of a requeued task.
-const REQUEUED = `status = 'pending', attempts = 0, runAt = ?, delayed = 0, ${HELD_IF_PAUSED}, leaseOwner = NULL, leaseExpiresAt = NULL, result = NULL, finishedAt = NULL, releasedBy = NULL, updatedAt = ?`;
+const REQUEUED = `status = 'pending', attempts = 0, runAt = ?, delayed = 0, ${HELD_IF_SET_ASIDE}, leaseOwner = NULL, leaseExpiresAt = NULL, result = NULL, finishedAt = NULL, releasedBy = NULL, updatedAt = ?`;
 
 export interface TaskRow {
   seq: number;
@@ -223,16 +224,20 @@ function runnableBy(filter: ClaimFilter, params: unknown[]): string {
 }
 
 export class TaskStore {
-  constructor(private readonly st: Statements) {}
+  private readonly limits: QueueLimitStore;
+
+  constructor(private readonly st: Statements) {
+    this.limits = new QueueLimitStore(st);
+  }
 
   /**
-   * Appends a pending task, held when its queue is paused (a primary-key read). The row is built
+   * Appends a pending task, held when its queue is paused or limited (primary-key reads). The row is built
    * here rather than read back (RETURNING costs a fifth of an insert): the other columns take the
    * schema's defaults, which a test compares with what the database stores
    * (tests/schema-drift.test.ts).
    */
   insert(task: NewTask, now: number): TaskRow {
-    const held = this.pausedNow(task.queue);
+    const held = this.setAsideNow(task.queue);
     const { lastInsertRowid } = this.st
       .get(
         `INSERT INTO tasks (id, queue, payload, priority, capability, targetAgentId, maxAttempts, runAt, idempotencyKey, idempotencyScope, createdAt, updatedAt, delayed, held)
@@ -273,12 +278,15 @@ export class TaskStore {
   }
 
   /**
-   * 1 when `queue` is paused now (an enqueue into it is held), else 0: PAUSED_QUEUES's predicate
-   * as a primary-key read (`? IN (PAUSED_QUEUES)` scans the pauses each time: 0.5 against 5 µs
-   * with 50 of them, on every enqueue).
+   * 1 when `queue` is paused or limited now (an enqueue into it is held), else 0: HELD_IF_SET_ASIDE's
+   * predicate as primary-key reads (`? IN (PAUSED_QUEUES)` scans the pauses each time: 0.5 against
+   * 5 µs with 50 of them, on every enqueue).
    */
-  private pausedNow(queue: string): number {
-    return this.st.get<[string], number>(`SELECT count(*) FROM queue_pauses WHERE queue = ? AND resumedAt IS NULL`).pluck().get(queue)!;
+  private setAsideNow(queue: string): number {
+    return this.st
+      .get<[string, string], number>(`SELECT EXISTS (SELECT 1 FROM queue_pauses WHERE queue = ? AND resumedAt IS NULL) OR EXISTS (SELECT 1 FROM queue_limits WHERE queue = ? AND removedAt IS NULL)`)
+      .pluck()
+      .get(queue, queue)!;
   }
 
   findById(id: string): TaskRow | undefined {
@@ -304,14 +312,20 @@ export class TaskStore {
     // UPDATE's expressions read the row as it was).
     const lease = `UPDATE tasks SET status = 'claimed', leaseOwner = ?, leaseExpiresAt = ?, leaseToken = leaseToken + 1,
            attempts = attempts + 1, claimedAt = ?, updatedAt = ?, leaseMs = ?, claimKey = ? || '#' || (leaseToken + 1) || '#1'`;
+    const leaseParams = [filter.agentId, leaseExpiresAt, now, now, leaseMs, claimKey];
+    // A steal takes over leases its own write just ended: a limited queue's count is as it was.
+    const limits = filter.onlySeqs ? [] : this.limits.active();
+    if (limits.length > 0) return this.claimWithLimits(filter, limit, budgetBytes, now, limits, lease, leaseParams);
+    // A steal's victims went back to pending in its write, held if their queue is limited.
+    const notHeld = filter.onlySeqs ? "" : "AND held = 0";
     if (limit === 1) {
       // Read, then written by seq (no RETURNING: a read-back costs more than building the row here).
       const pickParams: unknown[] = [];
       const pickWhere = claimableWhere(filter, pickParams);
       pickParams.push(now);
-      const row = this.st.get<unknown[], TaskRow>(`SELECT * FROM tasks ${claimIndex(filter)} WHERE ${pickWhere} AND delayed = 0 AND held = 0 AND runAt <= ? ORDER BY priority, seq LIMIT 1`).get(...pickParams);
+      const row = this.st.get<unknown[], TaskRow>(`SELECT * FROM tasks ${claimIndex(filter)} WHERE ${pickWhere} AND delayed = 0 ${notHeld} AND runAt <= ? ORDER BY priority, seq LIMIT 1`).get(...pickParams);
       if (row === undefined) return [];
-      this.st.get<unknown[]>(`${lease} WHERE seq = ?`).run(filter.agentId, leaseExpiresAt, now, now, leaseMs, claimKey, row.seq);
+      this.st.get<unknown[]>(`${lease} WHERE seq = ?`).run(...leaseParams, row.seq);
       return [taskRowWith(row, { status: "claimed", leaseOwner: filter.agentId, leaseExpiresAt, leaseToken: row.leaseToken + 1, attempts: row.attempts + 1, claimedAt: now, updatedAt: now, leaseMs, claimKey: leaseKey(claimKey, row.leaseToken + 1) })];
     }
     const pickParams: unknown[] = [];
@@ -320,18 +334,85 @@ export class TaskStore {
     const picked = withinBudget(
       this.st
         .get<unknown[], { seq: number; bytes: number }>(
-          `SELECT seq, ${TASK_ANSWER_BYTES} AS bytes FROM tasks ${claimIndex(filter)} WHERE ${pickWhere} AND delayed = 0 AND held = 0 AND runAt <= ? ORDER BY priority, seq LIMIT CAST(? AS INTEGER)`,
+          `SELECT seq, ${TASK_ANSWER_BYTES} AS bytes FROM tasks ${claimIndex(filter)} WHERE ${pickWhere} AND delayed = 0 ${notHeld} AND runAt <= ? ORDER BY priority, seq LIMIT CAST(? AS INTEGER)`,
         )
         .iterate(...pickParams),
       (row) => row.bytes,
       budgetBytes,
     ).rows.map((row) => row.seq);
-    if (picked.length === 0) return [];
-    const rows = this.st
-      .get<unknown[], TaskRow>(`${lease} WHERE seq IN (${placeholders(picked.length)}) RETURNING *`)
-      .all(filter.agentId, leaseExpiresAt, now, now, leaseMs, claimKey, ...picked);
+    return this.lease(lease, leaseParams, picked);
+  }
+
+  /**
+   * A claim while some queues are limited (queue-limit-store.ts): the best of the unlimited
+   * queues' tasks (the general index, limited queues left out: those not held yet, just after a
+   * limit was set, are still in it) and, for each limited queue the claim may take from with a
+   * free slot, the best of its tasks, at most its free slots: read by queue in tasks_held_idx
+   * (and tasks_pending_queue_idx for those not held yet). The best of them all are leased, each
+   * limited queue's marked held so that its count includes them.
+   */
+  private claimWithLimits(filter: ClaimFilter, limit: number, budgetBytes: number, now: number, limits: readonly ActiveLimit[], lease: string, leaseParams: unknown[]): TaskRow[] {
+    type Pick = { seq: number; priority: number; bytes: number; limited: boolean };
+    const picks: Pick[] = [];
+    const generalParams: unknown[] = [];
+    const generalWhere = claimableWhere(filter, generalParams);
+    generalParams.push(...limits.map((l) => l.queue), now, limit);
+    const pickColumns = `seq, priority, ${TASK_ANSWER_BYTES} AS bytes`;
+    for (const row of this.st
+      .get<unknown[], Pick>(
+        `SELECT ${pickColumns} FROM tasks ${claimIndex(filter)} WHERE ${generalWhere} AND queue NOT IN (${placeholders(limits.length)}) AND delayed = 0 AND held = 0 AND runAt <= ? ORDER BY priority, seq LIMIT CAST(? AS INTEGER)`,
+      )
+      .iterate(...generalParams))
+      picks.push({ ...row, limited: false });
+    for (const { queue, maxLeased } of limits) {
+      if (filter.queues !== null && !filter.queues.includes(queue)) continue;
+      const free = Math.min(limit, maxLeased - this.limits.leased(queue));
+      if (free <= 0) continue;
+      for (const held of [1, 0]) {
+        const params: unknown[] = [];
+        const where = claimableWhere(filter, params);
+        params.push(queue, now, free);
+        // Literal held values: a partial index is used only where the WHERE implies its own.
+        const index = held === 1 ? "tasks_held_idx" : "tasks_pending_queue_idx";
+        for (const row of this.st
+          .get<unknown[], Pick>(`SELECT ${pickColumns} FROM tasks INDEXED BY ${index} WHERE ${where} AND queue = ? AND held = ${held} AND delayed = 0 AND runAt <= ? ORDER BY priority, seq LIMIT CAST(? AS INTEGER)`)
+          .iterate(...params))
+          picks.push({ ...row, limited: true });
+      }
+    }
+    picks.sort((a, b) => a.priority - b.priority || a.seq - b.seq);
+    // Each limited queue gave at most its free slots; the best `limit` of all, within the budget.
+    const chosen = withinBudget(picks.slice(0, limit), (pick) => pick.bytes, budgetBytes).rows;
+    const limited = chosen.filter((pick) => pick.limited).map((pick) => pick.seq);
+    const unlimited = chosen.filter((pick) => !pick.limited).map((pick) => pick.seq);
+    return [...this.lease(lease, leaseParams, unlimited), ...this.lease(`${lease}, held = 1`, leaseParams, limited)].sort((a, b) => a.priority - b.priority || a.seq - b.seq);
+  }
+
+  /** Leases the tasks `seqs` with the `lease` UPDATE; the rows as they are now, best first. */
+  private lease(lease: string, leaseParams: readonly unknown[], seqs: readonly number[]): TaskRow[] {
+    if (seqs.length === 0) return [];
+    const rows = this.st.get<unknown[], TaskRow>(`${lease} WHERE seq IN (${placeholders(seqs.length)}) RETURNING *`).all(...leaseParams, ...seqs);
     // RETURNING does not promise an order; hand tasks out best first.
     return rows.sort((a, b) => a.priority - b.priority || a.seq - b.seq);
+  }
+
+  /**
+   * The limited queues the claimer could take a task of now but for their limit: each is full,
+   * and holds a pending task due now that the claimer may run. A claim that found nothing parks
+   * until a lease of one of them ends (claim-waiters.ts). Empty when no queue is limited.
+   */
+  fullQueuesFor(filter: ClaimFilter, now: number): string[] {
+    const full: string[] = [];
+    for (const { queue, maxLeased } of this.limits.active()) {
+      if (filter.queues !== null && !filter.queues.includes(queue)) continue;
+      if (this.limits.leased(queue) < maxLeased) continue;
+      const params: unknown[] = [];
+      const where = claimableWhere(filter, params);
+      params.push(queue, now);
+      const any = this.st.get<unknown[], number>(`SELECT 1 FROM tasks INDEXED BY tasks_held_idx WHERE ${where} AND queue = ? AND held = 1 AND delayed = 0 AND runAt <= ? LIMIT 1`).pluck().get(...params);
+      if (any !== undefined) full.push(queue);
+    }
+    return full;
   }
 
   /**
@@ -398,7 +479,7 @@ export class TaskStore {
     if (transaction !== 0 && transaction === this.promotedIn) return;
     this.promotedIn = transaction;
     // A task of a paused queue falls due held, as the rest of its queue is.
-    this.st.get<[number]>(`UPDATE tasks SET delayed = 0, ${HELD_IF_PAUSED} WHERE status = 'pending' AND delayed = 1 AND runAt <= ?`).run(now);
+    this.st.get<[number]>(`UPDATE tasks SET delayed = 0, ${HELD_IF_SET_ASIDE} WHERE status = 'pending' AND delayed = 1 AND runAt <= ?`).run(now);
   }
   /** The transaction (Statements.transactions) whose first claim promoted the due tasks. */
   private promotedIn = -1;
@@ -461,7 +542,7 @@ export class TaskStore {
     }
     return this.st
       .get<[string, string, number, number, number, number], TaskRow>(
-        `UPDATE tasks SET status = 'pending', lastError = ?, errorHistory = ?, runAt = ?, delayed = ?, ${HELD_IF_PAUSED}, leaseOwner = NULL, leaseExpiresAt = NULL, updatedAt = ?
+        `UPDATE tasks SET status = 'pending', lastError = ?, errorHistory = ?, runAt = ?, delayed = ?, ${HELD_IF_SET_ASIDE}, leaseOwner = NULL, leaseExpiresAt = NULL, updatedAt = ?
          WHERE seq = ? RETURNING *`,
       )
       .get(error, errorHistory, retryAt, delayedAt(retryAt, now), now, row.seq)!;
@@ -472,7 +553,7 @@ export class TaskStore {
   release(seq: number, runAt: number, now: number, releasedBy: string | null = null): TaskRow {
     return this.st
       .get<[number, number, string | null, number, number], TaskRow>(
-        `UPDATE tasks SET status = 'pending', attempts = MAX(attempts - 1, 0), runAt = ?, delayed = ?, ${HELD_IF_PAUSED}, leaseOwner = NULL, leaseExpiresAt = NULL, releasedBy = ?, updatedAt = ?
+        `UPDATE tasks SET status = 'pending', attempts = MAX(attempts - 1, 0), runAt = ?, delayed = ?, ${HELD_IF_SET_ASIDE}, leaseOwner = NULL, leaseExpiresAt = NULL, releasedBy = ?, updatedAt = ?
          WHERE seq = ? RETURNING *`,
       )
       .get(runAt, delayedAt(runAt, now), releasedBy, now, seq)!;
