@@ -79,6 +79,14 @@ export interface InProcessCoordination {
     status(queue: string): Promise<Out["queues"]["status"]>;
     /** The paused queues, and resumed ones whose tasks are still being brought back. */
     paused(): Promise<Out["queues"]["paused"]>;
+    /** Limits `queue`: at most `maxLeased` of its tasks leased at once, whichever agents hold them. The same limit again changes nothing. */
+    setLimit(queue: string, maxLeased: number): Promise<Out["queues"]["setLimit"]>;
+    /** Removes the limit of `queue`: claims take its tasks without a bound again. A queue with none is answered as it is. */
+    removeLimit(queue: string): Promise<Out["queues"]["removeLimit"]>;
+    /** The limit of `queue` and how many of its tasks are leased now (null: no limit). */
+    limit(queue: string): Promise<Out["queues"]["limit"]>;
+    /** The limited queues, and removed limits whose tasks are still being brought back. */
+    limits(): Promise<Out["queues"]["limits"]>;
   };
   events: {
     /** Stored once, delivered to every matching subscriber (or, with `target`, to one mailbox). */
@@ -194,6 +202,10 @@ export async function openCoordination(options: InProcessOptions = {}): Promise<
       resume: (queue) => run(api.queues.resume({ queue })),
       status: (queue) => run(api.queues.status({ queue })),
       paused: () => run(api.queues.paused()),
+      setLimit: (queue, maxLeased) => run(api.queues.setLimit({ queue, maxLeased })),
+      removeLimit: (queue) => run(api.queues.removeLimit({ queue })),
+      limit: (queue) => run(api.queues.limit({ queue })),
+      limits: () => run(api.queues.limits()),
     },
     events: {
       publish: (event) => run(api.events.publish(event)),

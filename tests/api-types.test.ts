@@ -190,7 +190,7 @@ describe("AppRouter types", () => {
   });
 
   it("queue limit procedures", () => {
-    type Limit = { queue: string; maxLeased: number | null; leased: number; setBy: string | null; setAt: Date | null; removedAt: Date | null };
+    type Limit = { queue: string; maxLeased: number | null; leased: number | null; setBy: string | null; setAt: Date | null; removedAt: Date | null };
     expectTypeOf<In["queues"]["setLimit"]>().toEqualTypeOf<{ queue: string; maxLeased: number }>();
     expectTypeOf<Out["queues"]["setLimit"]>().toEqualTypeOf<Limit>();
     expectTypeOf<In["queues"]["removeLimit"]>().toEqualTypeOf<{ queue: string }>();

@@ -1,8 +1,11 @@
 // Queue concurrency limits (queues.setLimit / removeLimit / limit / limits, POST|DELETE|GET
 // /queues/{queue}/limit, GET /queues/limits): at most N tasks of a queue leased at once, whichever
 // agents hold them, e.g. a queue whose tasks call an LLM API allowed five requests at a time.
-import { afterEach, describe, expect, it, vi } from "vitest";
+import { afterEach, describe, expect, it, onTestFinished, vi } from "vitest";
 import { killAllCli, runCli } from "./helpers/cli-process.js";
+import { join } from "node:path";
+import { openCoordination } from "../src/index.js";
+import { makeTempDir } from "./helpers/test-server.js";
 import { ADMIN_SECRET, http, startSecureServer, type SecureServer } from "./helpers/secure-server.js";
 import { rest, startTestServer, withDatabase, type TestServer } from "./helpers/test-server.js";
 
@@ -17,7 +20,6 @@ afterEach(async () => {
   t = t2 = secure = undefined;
 });
 
-const wait = { timeout: 15_000, interval: 25 };
 
 /** How many of `queue`'s tasks are pending held, pending in the claim indexes, and leased. */
 function rows(server: TestServer, queue: string): { held: number; claimable: number; leased: number } {
@@ -49,6 +51,11 @@ describe("queue concurrency limits", () => {
     expect(await api.tasks.claimMany.mutate({ agentId: "d", limit: 10 })).toEqual([]);
     expect((await rest(t.url, "GET", "/tasks/claim/d?queue=llm")).status).toBe(204);
     expect(await api.queues.limit.query({ queue: "llm" })).toMatchObject({ maxLeased: 2, leased: 2 });
+    // What an operator alerts on: a queue at its limit.
+    const metrics = await (await fetch(`${t.url}/metrics`)).text();
+    expect(metrics).toMatch(/^coordination_queue_limit\{queue="llm"\} 2$/m);
+    expect(metrics).toMatch(/^coordination_queue_leased\{queue="llm"\} 2$/m);
+    expect(metrics).not.toMatch(/^coordination_queue_(limit|leased)\{queue="other"\}/m);
 
     // Complete-and-claim frees its slot before it claims: the agent goes on with the next.
     const next = await api.tasks.completeAndClaim.mutate({ taskId: a!.id, agentId: "a", result: null });
@@ -84,18 +91,58 @@ describe("queue concurrency limits", () => {
     const fourth = (await api.tasks.claim.mutate({ agentId: "w", queues: ["llm"], leaseMs: 1000, context: false }))!;
     await expectFull();
     // A thief takes over the lease (expired): still one leased, the queue stays full.
-    await vi.waitFor(async () => expect(Date.now()).toBeGreaterThan(fourth.leaseExpiresAt.getTime()), wait);
+    await vi.waitFor(async () => expect(Date.now()).toBeGreaterThan(fourth.leaseExpiresAt.getTime()), { timeout: 15_000, interval: 25 });
     await api.agents.register.mutate({ agentId: "thief", capabilities: [] });
     const stolen = await api.tasks.steal.mutate({ agentId: "thief", fromAgentId: "w", limit: 1, leaseMs: 1000 });
     expect(stolen.map((task) => task.id)).toEqual([fourth.id]);
     expect(await api.queues.limit.query({ queue: "llm" })).toMatchObject({ leased: 1 });
     await expectFull();
     // The thief stops renewing: the sweeper expires the lease, the slot frees.
-    await vi.waitFor(async () => expect(Date.now()).toBeGreaterThan(stolen[0]!.leaseExpiresAt.getTime()), wait);
+    await vi.waitFor(async () => expect(Date.now()).toBeGreaterThan(stolen[0]!.leaseExpiresAt.getTime()), { timeout: 15_000, interval: 25 });
     await expectFull();
     await t.server.services.jobs.leaseSweeper.runNow();
     expect((await claimOne())?.queue).toBe("llm");
     expect(await api.queues.limit.query({ queue: "llm" })).toMatchObject({ leased: 1 });
+  });
+
+  it("a claim for several, right after a limit is set on a backlog larger than one hold chunk, takes only the free slots", async () => {
+    // The limit's own write holds the first 1,000 rows; the rest are still in the general index.
+    t = await startTestServer();
+    withDatabase(t, (db) =>
+      db
+        .prepare(`WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 5000) INSERT INTO tasks (id, queue, payload, runAt, createdAt, updatedAt) SELECT 'llm' || i, 'llm', '{}', 0, 0, 0 FROM n`)
+        .run(),
+    );
+    await t.api.queues.setLimit.mutate({ queue: "llm", maxLeased: 2 });
+    expect(rows(t, "llm")).toMatchObject({ held: 1000, claimable: 4000 });
+    expect((await t.api.tasks.claimMany.mutate({ agentId: "w", limit: 10, context: false })).length).toBe(2);
+    expect(rows(t, "llm").leased).toBe(2);
+  });
+
+  it("a complete-and-claim on a full queue frees no slot: it wakes no parked claim", async () => {
+    t = await startTestServer();
+    const api = t.api;
+    await api.queues.setLimit.mutate({ queue: "llm", maxLeased: 1 });
+    for (let i = 0; i < 24; i++) await api.tasks.enqueue.mutate({ queue: "llm", payload: { i } });
+    let held = (await api.tasks.claim.mutate({ agentId: "a", context: false }))!;
+    const db = t.server.services.db;
+    const handOut = db.handOut.bind(db);
+    let claimAttempts = 0;
+    db.handOut = ((op, args) => {
+      if (op === "tasks.claim") claimAttempts++;
+      return handOut(op, args);
+    }) as typeof db.handOut;
+    const parked = Array.from({ length: 3 }, (_, i) => api.tasks.claim.mutate({ agentId: `p${i}`, waitMs: 60_000, context: false }));
+    await vi.waitFor(() => expect(t!.server.services.waiters.claims.size).toBe(3), { timeout: 15_000, interval: 25 });
+    const attemptsParked = claimAttempts;
+    for (let i = 0; i < 20; i++) held = (await api.tasks.completeAndClaim.mutate({ taskId: held.id, agentId: "a", result: null, next: { context: false } })).next!;
+    expect(claimAttempts).toBe(attemptsParked);
+    // Its last complete frees the slot: one parked claim takes the next task.
+    await api.tasks.complete.mutate({ taskId: held.id, agentId: "a" });
+    const first = await Promise.race([...parked, new Promise<"late">((resolve) => setTimeout(() => resolve("late"), 15_000))]);
+    expect(first).toMatchObject({ queue: "llm" });
+    await api.queues.removeLimit.mutate({ queue: "llm" });
+    expect((await Promise.all(parked)).filter((task) => task !== null).length).toBe(3);
   });
 
   it("leases taken before the limit count toward it; a lower limit lets the leases above it run on", async () => {
@@ -120,7 +167,7 @@ describe("queue concurrency limits", () => {
     const [one, two] = [await api.tasks.enqueue.mutate({ queue: "llm", payload: 1 }), await api.tasks.enqueue.mutate({ queue: "llm", payload: 2 })];
     expect((await api.tasks.claim.mutate({ agentId: "a", context: false }))?.id).toBe(one.id);
     const parked = api.tasks.claim.mutate({ agentId: "b", waitMs: 60_000, context: false });
-    await vi.waitFor(() => expect(t!.server.services.waiters.claims.size).toBe(1), wait);
+    await vi.waitFor(() => expect(t!.server.services.waiters.claims.size).toBe(1), { timeout: 15_000, interval: 25 });
     await api.tasks.complete.mutate({ taskId: one.id, agentId: "a" });
     const woken = await Promise.race([parked, new Promise<"late">((resolve) => setTimeout(() => resolve("late"), 15_000))]);
     expect(woken).not.toBe("late");
@@ -129,7 +176,7 @@ describe("queue concurrency limits", () => {
     // A limit raised wakes the claims parked on the queue too.
     const three = await api.tasks.enqueue.mutate({ queue: "llm", payload: 3 });
     const parkedAgain = api.tasks.claim.mutate({ agentId: "c", waitMs: 60_000, context: false });
-    await vi.waitFor(() => expect(t!.server.services.waiters.claims.size).toBe(1), wait);
+    await vi.waitFor(() => expect(t!.server.services.waiters.claims.size).toBe(1), { timeout: 15_000, interval: 25 });
     await api.queues.setLimit.mutate({ queue: "llm", maxLeased: 2 });
     const raised = await Promise.race([parkedAgain, new Promise<"late">((resolve) => setTimeout(() => resolve("late"), 15_000))]);
     expect((raised as { id: string }).id).toBe(three.id);
@@ -150,13 +197,13 @@ describe("queue concurrency limits", () => {
     expect(await api.tasks.claim.mutate({ agentId: "w", context: false })).toBeNull();
     // Paused again, then the limit removed: still paused, still held.
     await api.queues.pause.mutate({ queue: "llm" });
-    expect(await api.queues.removeLimit.mutate({ queue: "llm" })).toEqual({ queue: "llm", maxLeased: null, leased: 0, setBy: null, setAt: null, removedAt: null });
+    expect(await api.queues.removeLimit.mutate({ queue: "llm" })).toEqual({ queue: "llm", maxLeased: null, leased: null, setBy: null, setAt: null, removedAt: null });
     expect(await api.queues.limits.query()).toEqual([]);
     expect(rows(t, "llm")).toEqual({ held: 2, claimable: 0, leased: 1 });
     expect(await api.tasks.claim.mutate({ agentId: "w", context: false })).toBeNull();
     // Resumed with no limit: every task goes, without a bound.
     await api.queues.resume.mutate({ queue: "llm" });
-    await vi.waitFor(() => expect(rows(t!, "llm")).toEqual({ held: 0, claimable: 2, leased: 1 }), wait);
+    await vi.waitFor(() => expect(rows(t!, "llm")).toEqual({ held: 0, claimable: 2, leased: 1 }), { timeout: 15_000, interval: 25 });
     expect((await api.tasks.claimMany.mutate({ agentId: "w", limit: 5, context: false })).length).toBe(2);
     await api.tasks.complete.mutate({ taskId: first.id, agentId: "w" });
     // The queue's events say what changed and who did it.
@@ -221,5 +268,19 @@ describe("queue concurrency limits", () => {
     expect((await t.api.queues.limit.query({ queue: "llm" })).maxLeased).toBe(5);
     expect(await runCli({ args: ["queues", "limit", "llm", "off"], env })).toMatchObject({ code: 0, stdout: "queue llm has no limit\n" });
     expect(await runCli({ args: ["queues", "limits"], env })).toMatchObject({ code: 0, stdout: "no queue is limited\n" });
+  });
+
+  it("in-process, the same calls", async () => {
+    const coordination = await openCoordination({ settings: { dbPath: join(makeTempDir(), "embedded.db"), logLevel: "silent" } });
+    onTestFinished(() => coordination.close());
+    await coordination.tasks.enqueue({ queue: "llm", payload: 1 });
+    await coordination.tasks.enqueue({ queue: "llm", payload: 2 });
+    expect(await coordination.queues.setLimit("llm", 1)).toMatchObject({ queue: "llm", maxLeased: 1, leased: 0 });
+    expect(await coordination.tasks.claim("a", { context: false })).toMatchObject({ queue: "llm" });
+    expect(await coordination.tasks.claim("b", { context: false })).toBeNull();
+    expect(await coordination.queues.limit("llm")).toMatchObject({ maxLeased: 1, leased: 1 });
+    expect((await coordination.queues.limits()).map((l) => l.queue)).toEqual(["llm"]);
+    expect(await coordination.queues.removeLimit("llm")).toMatchObject({ maxLeased: null, leased: null });
+    expect(await coordination.tasks.claim("b", { context: false })).toMatchObject({ queue: "llm" });
   });
 });

@@ -77,7 +77,8 @@ describe("retries and dead-letter", () => {
   });
 
   it("stats count a task backing off as pending and scheduled, with when it falls due; once due, as due, though nothing was written meanwhile", async () => {
-    await using t = await startTestServer({ retryBaseMs: 400, retryMaxMs: 400 });
+    // A backoff long enough that the stats read right after the fail comes before it ends, on a busy machine too.
+    await using t = await startTestServer({ retryBaseMs: 4000, retryMaxMs: 4000 });
     const task = await t.api.tasks.enqueue.mutate({ queue: "sched", payload: {} });
     await t.api.tasks.claim.mutate({ agentId: "a", queues: ["sched"] });
     const failed = await t.api.tasks.fail.mutate({ taskId: task.id, agentId: "a", error: "busy" });

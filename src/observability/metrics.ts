@@ -155,6 +155,14 @@ export class Metrics {
       // Queues past the label bound add up in the overflow series: how many of them are paused.
       for (const pause of await db.read("queues.paused", undefined)) if (pause.paused) gauge.inc(queueLabels.of(pause.queue), 1);
     });
+    // Both from one read: a queue at its limit (leased >= limit) hands out nothing until a lease ends.
+    const limits = () => db.read("queues.limits", undefined);
+    readGauge("coordination_queue_limit", "The most leases of each limited queue's tasks at once (queues.setLimit); absent when none is limited", QUEUE_LABEL_NAMES, async (gauge) => {
+      for (const limit of await limits()) if (limit.maxLeased !== null) gauge.inc(queueLabels.of(limit.queue), limit.maxLeased);
+    });
+    readGauge("coordination_queue_leased", "Leases of each limited queue's tasks now: at coordination_queue_limit, claims wait for one to end", QUEUE_LABEL_NAMES, async (gauge) => {
+      for (const limit of await limits()) if (limit.leased !== null) gauge.inc(queueLabels.of(limit.queue), limit.leased);
+    });
     readGauge("coordination_agents", "Registered agents per health, now", ["health"], async (gauge) => {
       for (const [health, count] of Object.entries(await db.read("agents.healthCounts", undefined))) gauge.set({ health }, count);
     });

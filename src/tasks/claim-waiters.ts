@@ -12,10 +12,11 @@
 //    task.claimed of its agent wakes it to look, on the reader, for a lease under its key
 //    (TaskService.claim). Woken for that only, it claims nothing on the writer unless one is there.
 //  - A claim that found nothing because a limited queue it could take from is full (its limit's
-//    leases all held, queue-limit-store.ts) waits for a lease of that queue to end: each lease
-//    end (completed, failed, expired, cancelled) wakes the longest waiting of those claims, one
-//    slot one claim; a limit set or removed wakes them all. A lease end committed while the
-//    claim's attempt was under way counts too: it looks again at once.
+//    leases all held, queue-limit-store.ts) waits for a lease of that queue to end: each slot a
+//    commit frees (leases completed, failed, expired, released, cancelled, less those it took:
+//    a complete-and-claim frees none) wakes the longest waiting of those claims, one slot one
+//    claim; a limit set or removed wakes them all. A slot freed while the claim's attempt was
+//    under way counts too: it looks again at once.
 //  - A waiter also looks again after at most safetyRelookMs (wakeup.ts), in case a wake-up was
 //    missed (a capability granted by re-registration, a log pruned before it was read): bounded,
 //    and rare.
@@ -218,6 +219,12 @@ export class ClaimWaiters {
   observe(events: readonly CoordinationEvent[]): void {
     if (this.tickets.size === 0) return;
     const now = Date.now();
+    // By queue, the leases these events ended less those they took: a complete-and-claim, or a
+    // steal, ends one and takes one in the same commit, and frees no slot.
+    const freed = new Map<string, number>();
+    const count = (queue: unknown, by: number) => {
+      if (typeof queue === "string") freed.set(queue, (freed.get(queue) ?? 0) + by);
+    };
     for (const event of events) {
       if (AGENT_CHANGES.has(event.type)) {
         const change = payloadFields(event);
@@ -227,7 +234,8 @@ export class ClaimWaiters {
         continue;
       }
       if (event.type === "task.claimed") {
-        const { agentId } = payloadFields(event);
+        const { agentId, queue } = payloadFields(event);
+        count(queue, -1);
         for (const ticket of this.tickets) if (ticket.interest.idempotencyKey !== undefined && ticket.interest.agentId === agentId) ticket.notifyAgentClaimed();
         continue;
       }
@@ -236,10 +244,7 @@ export class ClaimWaiters {
         if (typeof queue === "string") this.wakeQueue(queue);
         continue;
       }
-      if (LEASE_ENDS.has(event.type)) {
-        const { queue } = payloadFields(event);
-        if (typeof queue === "string") this.markLeaseEnd(queue);
-      }
+      if (LEASE_ENDS.has(event.type)) count(payloadFields(event).queue, 1);
       if (!AVAILABILITY.has(event.type)) continue;
       const task = availabilityOf(event);
       if (!task) continue;
@@ -255,6 +260,7 @@ export class ClaimWaiters {
         }
       }
     }
+    for (const [queue, slots] of freed) for (let i = 0; i < slots; i++) this.markLeaseEnd(queue);
   }
 }
 

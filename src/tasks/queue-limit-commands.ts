@@ -15,7 +15,7 @@ export function toQueueLimit(queue: string, row: LimitRow | undefined, limits: Q
   return {
     queue,
     maxLeased: limited ? row.maxLeased : null,
-    leased: limited ? limits.leased(queue) : 0,
+    leased: limited ? limits.leased(queue) : null,
     setBy: limited ? row.setBy : null,
     setAt: limited ? new Date(Number(row.setAt)) : null,
     removedAt: row?.removedAt == null ? null : new Date(Number(row.removedAt)),

@@ -21,7 +21,11 @@ export const queueLimitSchema = z
   .object({
     queue: z.string(),
     maxLeased: z.number().int().nullable().describe("The most leases of the queue's tasks at once; null: the queue has no limit"),
-    leased: z.number().int().describe("How many of the queue's tasks are leased now (counted only while the queue is limited: 0 otherwise)"),
+    leased: z
+      .number()
+      .int()
+      .nullable()
+      .describe("How many of the queue's tasks are leased now; null when the queue has no limit (tasks.stats counts its claimed tasks)"),
     setBy: z.string().nullable().describe("The id of the credential that set the limit; null on an open server, in-process, or with no limit"),
     setAt: z.date().nullable().describe("When the limit was set; null with none"),
     removedAt: z

@@ -313,20 +313,25 @@ export class TaskStore {
     const lease = `UPDATE tasks SET status = 'claimed', leaseOwner = ?, leaseExpiresAt = ?, leaseToken = leaseToken + 1,
            attempts = attempts + 1, claimedAt = ?, updatedAt = ?, leaseMs = ?, claimKey = ? || '#' || (leaseToken + 1) || '#1'`;
     const leaseParams = [filter.agentId, leaseExpiresAt, now, now, leaseMs, claimKey];
-    // A steal takes over leases its own write just ended: a limited queue's count is as it was.
-    const limits = filter.onlySeqs ? [] : this.limits.active();
-    if (limits.length > 0) return this.claimWithLimits(filter, limit, budgetBytes, now, limits, lease, leaseParams);
+    // Read, then written by seq (no RETURNING: a read-back costs more than building the row here).
+    // A limited queue's lease keeps held = 1: its count includes it (queue-limit-store.ts).
+    const leaseRow = (row: TaskRow, limited: boolean): TaskRow[] => {
+      this.st.get<unknown[]>(`${lease}${limited ? ", held = 1" : ""} WHERE seq = ?`).run(...leaseParams, row.seq);
+      const leased = { status: "claimed", leaseOwner: filter.agentId, leaseExpiresAt, leaseToken: row.leaseToken + 1, attempts: row.attempts + 1, claimedAt: now, updatedAt: now, leaseMs, claimKey: leaseKey(claimKey, row.leaseToken + 1) } as const;
+      return [taskRowWith(row, limited ? { ...leased, held: 1 } : leased)];
+    };
+    // The limits this claim must keep: of the queues it may take from. A steal takes over leases
+    // its own write just ended, so a limited queue's count is as it was.
+    const limits = filter.onlySeqs ? [] : this.limits.active().filter((l) => filter.queues === null || filter.queues.includes(l.queue));
+    if (limits.length > 0) return this.claimWithLimits(filter, limit, budgetBytes, now, limits, lease, leaseParams, leaseRow);
     // A steal's victims went back to pending in its write, held if their queue is limited.
     const notHeld = filter.onlySeqs ? "" : "AND held = 0";
     if (limit === 1) {
-      // Read, then written by seq (no RETURNING: a read-back costs more than building the row here).
       const pickParams: unknown[] = [];
       const pickWhere = claimableWhere(filter, pickParams);
       pickParams.push(now);
       const row = this.st.get<unknown[], TaskRow>(`SELECT * FROM tasks ${claimIndex(filter)} WHERE ${pickWhere} AND delayed = 0 ${notHeld} AND runAt <= ? ORDER BY priority, seq LIMIT 1`).get(...pickParams);
-      if (row === undefined) return [];
-      this.st.get<unknown[]>(`${lease} WHERE seq = ?`).run(...leaseParams, row.seq);
-      return [taskRowWith(row, { status: "claimed", leaseOwner: filter.agentId, leaseExpiresAt, leaseToken: row.leaseToken + 1, attempts: row.attempts + 1, claimedAt: now, updatedAt: now, leaseMs, claimKey: leaseKey(claimKey, row.leaseToken + 1) })];
+      return row === undefined ? [] : leaseRow(row, false);
     }
     const pickParams: unknown[] = [];
     const pickWhere = claimableWhere(filter, pickParams);
@@ -344,48 +349,69 @@ export class TaskStore {
   }
 
   /**
-   * A claim while some queues are limited (queue-limit-store.ts): the best of the unlimited
-   * queues' tasks (the general index, limited queues left out: those not held yet, just after a
-   * limit was set, are still in it) and, for each limited queue the claim may take from with a
-   * free slot, the best of its tasks, at most its free slots: read by queue in tasks_held_idx
-   * (and tasks_pending_queue_idx for those not held yet). The best of them all are leased, each
-   * limited queue's marked held so that its count includes them.
+   * A claim that may take from limited queues (queue-limit-store.ts): the best of the other
+   * queues' tasks (the general index, the limited queues left out: those of their tasks not held
+   * yet, just after a limit was set, are still in it) and, for each limited queue, its best tasks
+   * (tasks_held_idx, and tasks_pending_queue_idx for those not held yet: a seek each, which finds
+   * nothing at once for an empty queue). A queue's leases are counted only when one of its tasks
+   * would be chosen; it gives at most its free slots. The best of them all are leased, each
+   * limited queue's marked held so that its count includes them. One task: rows read whole and
+   * leased by seq, as the plain claim does; more: their seq, order and size, then RETURNING.
    */
-  private claimWithLimits(filter: ClaimFilter, limit: number, budgetBytes: number, now: number, limits: readonly ActiveLimit[], lease: string, leaseParams: unknown[]): TaskRow[] {
-    type Pick = { seq: number; priority: number; bytes: number; limited: boolean };
-    const picks: Pick[] = [];
+  private claimWithLimits(
+    filter: ClaimFilter,
+    limit: number,
+    budgetBytes: number,
+    now: number,
+    limits: readonly ActiveLimit[],
+    lease: string,
+    leaseParams: unknown[],
+    leaseRow: (row: TaskRow, limited: boolean) => TaskRow[],
+  ): TaskRow[] {
+    type Pick = { row: TaskRow & { bytes: number }; limited: boolean };
+    const better = (a: Pick, b: Pick) => a.row.priority - b.row.priority || a.row.seq - b.row.seq;
+    const columns = limit === 1 ? `*, ${TASK_ANSWER_BYTES} AS bytes` : `seq, priority, ${TASK_ANSWER_BYTES} AS bytes`;
+    const read = (sql: string, params: unknown[], limited: boolean): Pick[] =>
+      this.st
+        .get<unknown[], TaskRow & { bytes: number }>(sql)
+        .all(...params)
+        .map((row) => ({ row, limited }));
     const generalParams: unknown[] = [];
     const generalWhere = claimableWhere(filter, generalParams);
     generalParams.push(...limits.map((l) => l.queue), now, limit);
-    const pickColumns = `seq, priority, ${TASK_ANSWER_BYTES} AS bytes`;
-    for (const row of this.st
-      .get<unknown[], Pick>(
-        `SELECT ${pickColumns} FROM tasks ${claimIndex(filter)} WHERE ${generalWhere} AND queue NOT IN (${placeholders(limits.length)}) AND delayed = 0 AND held = 0 AND runAt <= ? ORDER BY priority, seq LIMIT CAST(? AS INTEGER)`,
-      )
-      .iterate(...generalParams))
-      picks.push({ ...row, limited: false });
+    let picks = read(
+      `SELECT ${columns} FROM tasks ${claimIndex(filter)} WHERE ${generalWhere} AND queue NOT IN (${placeholders(limits.length)}) AND delayed = 0 AND held = 0 AND runAt <= ? ORDER BY priority, seq LIMIT CAST(? AS INTEGER)`,
+      generalParams,
+      false,
+    );
     for (const { queue, maxLeased } of limits) {
-      if (filter.queues !== null && !filter.queues.includes(queue)) continue;
-      const free = Math.min(limit, maxLeased - this.limits.leased(queue));
-      if (free <= 0) continue;
+      const candidates: Pick[] = [];
       for (const held of [1, 0]) {
         const params: unknown[] = [];
         const where = claimableWhere(filter, params);
-        params.push(queue, now, free);
+        params.push(queue, now, limit);
         // Literal held values: a partial index is used only where the WHERE implies its own.
         const index = held === 1 ? "tasks_held_idx" : "tasks_pending_queue_idx";
-        for (const row of this.st
-          .get<unknown[], Pick>(`SELECT ${pickColumns} FROM tasks INDEXED BY ${index} WHERE ${where} AND queue = ? AND held = ${held} AND delayed = 0 AND runAt <= ? ORDER BY priority, seq LIMIT CAST(? AS INTEGER)`)
-          .iterate(...params))
-          picks.push({ ...row, limited: true });
+        candidates.push(...read(`SELECT ${columns} FROM tasks INDEXED BY ${index} WHERE ${where} AND queue = ? AND held = ${held} AND delayed = 0 AND runAt <= ? ORDER BY priority, seq LIMIT CAST(? AS INTEGER)`, params, true));
       }
+      if (candidates.length === 0) continue;
+      candidates.sort(better);
+      // None would be chosen over the `limit` best found so far: no need to count its leases.
+      if (picks.length >= limit && better(candidates[0]!, picks[limit - 1]!) > 0) continue;
+      const free = maxLeased - this.limits.leased(queue);
+      if (free <= 0) continue;
+      picks = [...picks, ...candidates.slice(0, free)].sort(better).slice(0, limit);
     }
-    picks.sort((a, b) => a.priority - b.priority || a.seq - b.seq);
-    // Each limited queue gave at most its free slots; the best `limit` of all, within the budget.
-    const chosen = withinBudget(picks.slice(0, limit), (pick) => pick.bytes, budgetBytes).rows;
-    const limited = chosen.filter((pick) => pick.limited).map((pick) => pick.seq);
-    const unlimited = chosen.filter((pick) => !pick.limited).map((pick) => pick.seq);
-    return [...this.lease(lease, leaseParams, unlimited), ...this.lease(`${lease}, held = 1`, leaseParams, limited)].sort((a, b) => a.priority - b.priority || a.seq - b.seq);
+    const chosen = withinBudget(picks, (pick) => pick.row.bytes, budgetBytes).rows;
+    if (limit === 1) {
+      const [first] = chosen;
+      if (first === undefined) return [];
+      // Not a column: taken out before the row is handed on.
+      const { bytes: _bytes, ...row } = first.row;
+      return leaseRow(row, first.limited);
+    }
+    const seqs = (limited: boolean) => chosen.filter((pick) => pick.limited === limited).map((pick) => pick.row.seq);
+    return [...this.lease(lease, leaseParams, seqs(false)), ...this.lease(`${lease}, held = 1`, leaseParams, seqs(true))].sort((a, b) => a.priority - b.priority || a.seq - b.seq);
   }
 
   /** Leases the tasks `seqs` with the `lease` UPDATE; the rows as they are now, best first. */
@@ -406,11 +432,15 @@ export class TaskStore {
     for (const { queue, maxLeased } of this.limits.active()) {
       if (filter.queues !== null && !filter.queues.includes(queue)) continue;
       if (this.limits.leased(queue) < maxLeased) continue;
-      const params: unknown[] = [];
-      const where = claimableWhere(filter, params);
-      params.push(queue, now);
-      const any = this.st.get<unknown[], number>(`SELECT 1 FROM tasks INDEXED BY tasks_held_idx WHERE ${where} AND queue = ? AND held = 1 AND delayed = 0 AND runAt <= ? LIMIT 1`).pluck().get(...params);
-      if (any !== undefined) full.push(queue);
+      // Held, or not yet (just after the limit was set, before the last chunk was held).
+      const waiting = [1, 0].some((held) => {
+        const params: unknown[] = [];
+        const where = claimableWhere(filter, params);
+        params.push(queue, now);
+        const index = held === 1 ? "tasks_held_idx" : "tasks_pending_queue_idx";
+        return this.st.get<unknown[], number>(`SELECT 1 FROM tasks INDEXED BY ${index} WHERE ${where} AND queue = ? AND held = ${held} AND delayed = 0 AND runAt <= ? LIMIT 1`).pluck().get(...params) !== undefined;
+      });
+      if (waiting) full.push(queue);
     }
     return full;
   }
