@@ -72,7 +72,7 @@ export function Queues({ api, onUnauthorized }: ViewProps) {
           {stats.data?.queues.map((q) => (
             <tr data-queue={q.queue} data-paused={q.paused ? "true" : "false"}>
               <td>
-                {q.queue} {q.paused && <span class="badge">paused</span>}
+                {q.queue} {q.paused && <span class="badge">paused</span>} {q.maxLeased != null && <span class="badge" title="at most this many of its tasks leased at once">limit {q.maxLeased}</span>}
               </td>
               {STATES.map((s) => (
                 <td class="num" data-state={s}>

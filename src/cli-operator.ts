@@ -270,7 +270,8 @@ async function dispatch(words: string[], options: Parsed["options"], json: boole
         table(
           ["QUEUE", "PENDING", "(SCHEDULED)", "CLAIMED", "COMPLETED", "DEAD_LETTER", "CANCELLED", "OLDEST PENDING", "NEXT DUE"],
           stats.queues.map((q) => [
-            q.paused ? `${q.queue} (paused)` : q.queue,
+            // maxLeased is absent from a server older than this CLI.
+            `${q.queue}${q.paused ? " (paused)" : ""}${q.maxLeased == null ? "" : ` (limit ${q.maxLeased})`}`,
             String(q.counts.pending),
             // Absent from a server older than this CLI.
             q.scheduled === undefined ? "-" : String(q.scheduled),

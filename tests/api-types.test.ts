@@ -169,7 +169,7 @@ describe("AppRouter types", () => {
     expectTypeOf<In["tasks"]["stats"]>().toEqualTypeOf<void | { queue?: string; limit?: number } | undefined>();
     type Policy = { maxAgeMs: number | null; maxCount: number | null };
     expectTypeOf<Out["tasks"]["stats"]>().toEqualTypeOf<{
-      queues: Array<{ queue: string; counts: Counts; scheduled: number; nextDueAt: Date | null; oldestPendingAgeMs: number | null; paused: boolean }>;
+      queues: Array<{ queue: string; counts: Counts; scheduled: number; nextDueAt: Date | null; oldestPendingAgeMs: number | null; paused: boolean; maxLeased: number | null }>;
       queuesOmitted: number;
       scheduled: number;
       nextDueAt: Date | null;

@@ -261,6 +261,9 @@ describe("queue concurrency limits", () => {
     expect(list.code).toBe(0);
     expect(list.stdout.split("\n")[0]).toMatch(/^QUEUE\s+LIMIT\s+LEASED\s+SINCE\s+BY$/);
     expect(list.stdout.split("\n")[1]).toMatch(/^llm\s+5\s+1\s+\S+ \S+\s+-$/);
+    // stats (and the dashboard, and MCP's queue_stats: the same answer) mark the limited queue.
+    expect((await t.api.tasks.stats.query({ queue: "llm" })).queues).toEqual([expect.objectContaining({ queue: "llm", paused: false, maxLeased: 5 })]);
+    expect((await runCli({ args: ["stats"], env })).stdout.split("\n")[1]).toMatch(/^llm \(limit 5\)\s+0\s/);
     for (const bound of ["0", "-1", "2.5", "five", "1e3"]) {
       expect(await runCli({ args: ["queues", "limit", "llm", bound], env })).toMatchObject({ code: 2, stderr: expect.stringMatching(/queues limit needs a QUEUE and the most leases/) });
     }

@@ -362,6 +362,8 @@ export const taskStatsSchema = z.object({
       oldestPendingAgeMs: z.number().nullable(),
       /** Paused (queues.pause): no claim takes its tasks until it is resumed. */
       paused: z.boolean(),
+      /** Its concurrency limit (queues.setLimit): at most this many of its tasks leased at once; null: none. */
+      maxLeased: z.number().int().nullable(),
     }),
   ),
   /** Queues with tasks that the list leaves out (past its limit, or not the queue asked for). The totals count them. */

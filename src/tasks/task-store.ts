@@ -317,8 +317,9 @@ export class TaskStore {
     // A limited queue's lease keeps held = 1: its count includes it (queue-limit-store.ts).
     const leaseRow = (row: TaskRow, limited: boolean): TaskRow[] => {
       this.st.get<unknown[]>(`${lease}${limited ? ", held = 1" : ""} WHERE seq = ?`).run(...leaseParams, row.seq);
-      const leased = { status: "claimed", leaseOwner: filter.agentId, leaseExpiresAt, leaseToken: row.leaseToken + 1, attempts: row.attempts + 1, claimedAt: now, updatedAt: now, leaseMs, claimKey: leaseKey(claimKey, row.leaseToken + 1) } as const;
-      return [taskRowWith(row, limited ? { ...leased, held: 1 } : leased)];
+      return [
+        taskRowWith(row, { status: "claimed", leaseOwner: filter.agentId, leaseExpiresAt, leaseToken: row.leaseToken + 1, attempts: row.attempts + 1, claimedAt: now, updatedAt: now, leaseMs, claimKey: leaseKey(claimKey, row.leaseToken + 1), held: limited ? 1 : row.held }),
+      ];
     };
     // The limits this claim must keep: of the queues it may take from. A steal takes over leases
     // its own write just ended, so a limited queue's count is as it was.
