@@ -313,7 +313,7 @@ async function dispatch(words: string[], options: Parsed["options"], json: boole
         ? "no queue is limited\n"
         : table(
             ["QUEUE", "LIMIT", "LEASED", "SINCE", "BY"],
-            limits.map((l) => [l.queue, l.maxLeased === null ? "removing" : String(l.maxLeased), String(l.leased), when(l.maxLeased === null ? l.removedAt : l.setAt), l.setBy ?? "-"]),
+            limits.map((l) => [l.queue, l.maxLeased === null ? "removing" : String(l.maxLeased), l.leased === null ? "-" : String(l.leased), when(l.maxLeased === null ? l.removedAt : l.setAt), l.setBy ?? "-"]),
           ),
     );
     return 0;

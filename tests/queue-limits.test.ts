@@ -55,6 +55,7 @@ describe("queue concurrency limits", () => {
     const metrics = await (await fetch(`${t.url}/metrics`)).text();
     expect(metrics).toMatch(/^coordination_queue_limit\{queue="llm"\} 2$/m);
     expect(metrics).toMatch(/^coordination_queue_leased\{queue="llm"\} 2$/m);
+    expect(metrics).toMatch(/^coordination_queues_at_limit 1$/m);
     expect(metrics).not.toMatch(/^coordination_queue_(limit|leased)\{queue="other"\}/m);
 
     // Complete-and-claim frees its slot before it claims: the agent goes on with the next.
@@ -143,6 +144,72 @@ describe("queue concurrency limits", () => {
     expect(first).toMatchObject({ queue: "llm" });
     await api.queues.removeLimit.mutate({ queue: "llm" });
     expect((await Promise.all(parked)).filter((task) => task !== null).length).toBe(3);
+  });
+
+  it("a slot freed in the commit where another claim took the slot free before still wakes the parked claim", async () => {
+    // The three calls of one tick share one group commit: y's claim takes the free slot, p's
+    // attempt finds the queue full and parks, x's complete frees a slot (a review: counting every
+    // claim against every lease end of a commit left p parked for its whole wait).
+    t = await startTestServer();
+    const { tasks } = t.server.services;
+    await t.api.queues.setLimit.mutate({ queue: "llm", maxLeased: 2 });
+    for (let i = 0; i < 4; i++) await t.api.tasks.enqueue.mutate({ queue: "llm", payload: { i } });
+    for (const agentId of ["x", "y", "p"]) await t.api.agents.register.mutate({ agentId, capabilities: [] });
+    const [held] = await tasks.claim({ agentId: "x", context: false });
+    const fresh = tasks.claim({ agentId: "y", context: false });
+    const parked = tasks.claim({ agentId: "p", waitMs: 60_000, context: false });
+    const done = tasks.complete({ taskId: held!.id, agentId: "x" });
+    await Promise.all([fresh, done]);
+    const woken = await Promise.race([parked, new Promise<"late">((resolve) => setTimeout(() => resolve("late"), 15_000))]);
+    expect(woken).not.toBe("late");
+    expect(woken).toHaveLength(1);
+  });
+
+  it("a parked claim blocked by a full queue is not woken by what frees no slot (enqueues, a steal), and once for one slot", async () => {
+    t = await startTestServer({ leaseSweepMs: 60_000 });
+    const api = t.api;
+    await api.queues.setLimit.mutate({ queue: "llm", maxLeased: 1 });
+    await api.tasks.enqueue.mutate({ queue: "llm", payload: 0 });
+    const held = (await api.tasks.claim.mutate({ agentId: "a", leaseMs: 1000, context: false }))!;
+    // A task waits: the parked claims find the queue full with a task they could take, and are blocked by it.
+    await api.tasks.enqueue.mutate({ queue: "llm", payload: 0.5 });
+    const db = t.server.services.db;
+    const handOut = db.handOut.bind(db);
+    let claimAttempts = 0;
+    db.handOut = ((op, args) => {
+      if (op === "tasks.claim") claimAttempts++;
+      return handOut(op, args);
+    }) as typeof db.handOut;
+    const parked = Array.from({ length: 3 }, (_, i) => api.tasks.claim.mutate({ agentId: `p${i}`, waitMs: 60_000, context: false }));
+    await vi.waitFor(() => expect(t!.server.services.waiters.claims.size).toBe(3), { timeout: 15_000, interval: 25 });
+    const attemptsParked = claimAttempts;
+    for (let i = 1; i <= 20; i++) await api.tasks.enqueue.mutate({ queue: "llm", payload: i });
+    await vi.waitFor(() => expect(Date.now()).toBeGreaterThan(held.leaseExpiresAt.getTime()), { timeout: 15_000, interval: 25 });
+    await api.agents.register.mutate({ agentId: "thief", capabilities: [] });
+    expect(await api.tasks.steal.mutate({ agentId: "thief", fromAgentId: "a", limit: 1 })).toHaveLength(1);
+    // Every commit's events have reached the waiters once the stats read reflects the steal.
+    expect(await api.queues.limit.query({ queue: "llm" })).toMatchObject({ leased: 1 });
+    expect(claimAttempts).toBe(attemptsParked);
+    await api.tasks.release.mutate({ taskId: held.id, agentId: "thief" });
+    const first = await Promise.race([...parked, new Promise<"late">((resolve) => setTimeout(() => resolve("late"), 15_000))]);
+    expect(first).toMatchObject({ queue: "llm" });
+    expect(claimAttempts).toBe(attemptsParked + 1);
+    await api.queues.removeLimit.mutate({ queue: "llm" });
+    expect((await Promise.all(parked)).filter((task) => task !== null).length).toBe(3);
+  });
+
+  it("at most 1,000 queues are limited at once, and claims work with that many", async () => {
+    t = await startTestServer();
+    withDatabase(t, (db) =>
+      db.prepare(`WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000) INSERT INTO queue_limits (queue, maxLeased, setAt) SELECT 'customer-' || i, 2, 0 FROM n`).run(),
+    );
+    await expect(t.api.queues.setLimit.mutate({ queue: "one-more", maxLeased: 1 })).rejects.toMatchObject({ data: { code: "INVALID_STATE" } });
+    // Changing one that is limited is no new limit.
+    expect(await t.api.queues.setLimit.mutate({ queue: "customer-7", maxLeased: 3 })).toMatchObject({ maxLeased: 3 });
+    await t.api.tasks.enqueue.mutate({ queue: "customer-7", payload: 1 });
+    await t.api.tasks.enqueue.mutate({ queue: "free", payload: 2 });
+    const [first, second] = [await t.api.tasks.claim.mutate({ agentId: "w", context: false }), await t.api.tasks.claim.mutate({ agentId: "w", context: false })];
+    expect([first?.queue, second?.queue].sort()).toEqual(["customer-7", "free"]);
   });
 
   it("leases taken before the limit count toward it; a lower limit lets the leases above it run on", async () => {

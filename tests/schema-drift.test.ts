@@ -292,6 +292,7 @@ describe("schema drift", () => {
       "tasks_dead_letter_idx",
       "tasks_dead_letter_queue_idx",
       "tasks_delayed_idx",
+      "tasks_held_due_idx",
       "tasks_held_idx",
       "tasks_id_key",
       "tasks_idempotencyScope_idempotencyKey_key",

@@ -25,6 +25,8 @@ export type SystemEventPayloads = {
     waitedMs: number;
     /** The agent it was taken from, on a steal. */
     stolenFrom?: string | null;
+    /** The task whose complete-and-claim took it, in the same write. */
+    after?: string;
   };
   "task.completed": { taskId: string; queue: string; agentId: string | null; attempt: number; leaseToken: number } & RanFor & Anonymous;
   "task.failed": { taskId: string; queue: string; agentId: string | null; attempt: number; leaseToken: number; error: string; willRetry: boolean } & RanFor & Anonymous;

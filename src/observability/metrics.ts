@@ -155,8 +155,18 @@ export class Metrics {
       // Queues past the label bound add up in the overflow series: how many of them are paused.
       for (const pause of await db.read("queues.paused", undefined)) if (pause.paused) gauge.inc(queueLabels.of(pause.queue), 1);
     });
-    // Both from one read: a queue at its limit (leased >= limit) hands out nothing until a lease ends.
-    const limits = () => db.read("queues.limits", undefined);
+    // The three from one read a scrape (each counts every limited queue's leases): a queue at its
+    // limit (leased >= limit) hands out nothing until a lease ends.
+    let limitsRead: { at: number; value: ReturnType<typeof readLimits> } | undefined;
+    const readLimits = () => db.read("queues.limits", undefined);
+    const limits = () => {
+      const now = Date.now();
+      if (limitsRead === undefined || now - limitsRead.at > 1000) limitsRead = { at: now, value: readLimits() };
+      return limitsRead.value;
+    };
+    readGauge("coordination_queues_at_limit", "Limited queues whose leases are at their limit now (the queue_overflow series of the two below sums queues, which hides this)", [], async (gauge) => {
+      gauge.set((await limits()).filter((limit) => limit.maxLeased !== null && limit.leased !== null && limit.leased >= limit.maxLeased).length);
+    });
     readGauge("coordination_queue_limit", "The most leases of each limited queue's tasks at once (queues.setLimit); absent when none is limited", QUEUE_LABEL_NAMES, async (gauge) => {
       for (const limit of await limits()) if (limit.maxLeased !== null) gauge.inc(queueLabels.of(limit.queue), limit.maxLeased);
     });

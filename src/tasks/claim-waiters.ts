@@ -219,12 +219,16 @@ export class ClaimWaiters {
   observe(events: readonly CoordinationEvent[]): void {
     if (this.tickets.size === 0) return;
     const now = Date.now();
-    // By queue, the leases these events ended less those they took: a complete-and-claim, or a
-    // steal, ends one and takes one in the same commit, and frees no slot.
+    // By queue, the slots these events freed: the leases they ended, less those taken back in the
+    // write that ended them (a complete-and-claim takes the next task of the queue it completed
+    // one of; a steal ends a lease and takes it over). Any other claim took a slot that was free
+    // before: a claim parked since then was woken for it, or found it free.
     const freed = new Map<string, number>();
     const count = (queue: unknown, by: number) => {
       if (typeof queue === "string") freed.set(queue, (freed.get(queue) ?? 0) + by);
     };
+    /** The ends seen so far in these events, by task: what a take in the same write pairs with. */
+    const ended = new Map<string, { type: string; queue: unknown }>();
     for (const event of events) {
       if (AGENT_CHANGES.has(event.type)) {
         const change = payloadFields(event);
@@ -234,8 +238,9 @@ export class ClaimWaiters {
         continue;
       }
       if (event.type === "task.claimed") {
-        const { agentId, queue } = payloadFields(event);
-        count(queue, -1);
+        const { agentId, queue, taskId, stolenFrom, after } = payloadFields(event);
+        const pairedEnd = typeof after === "string" ? ended.get(after) : stolenFrom !== undefined && typeof taskId === "string" ? ended.get(taskId) : undefined;
+        if (pairedEnd && pairedEnd.queue === queue && pairedEnd.type === (typeof after === "string" ? "task.completed" : "task.lease_expired")) count(queue, -1);
         for (const ticket of this.tickets) if (ticket.interest.idempotencyKey !== undefined && ticket.interest.agentId === agentId) ticket.notifyAgentClaimed();
         continue;
       }
@@ -244,14 +249,19 @@ export class ClaimWaiters {
         if (typeof queue === "string") this.wakeQueue(queue);
         continue;
       }
-      if (LEASE_ENDS.has(event.type)) count(payloadFields(event).queue, 1);
+      if (LEASE_ENDS.has(event.type)) {
+        const { queue, taskId } = payloadFields(event);
+        count(queue, 1);
+        if (typeof taskId === "string") ended.set(taskId, { type: event.type, queue });
+      }
       if (!AVAILABILITY.has(event.type)) continue;
       const task = availabilityOf(event);
       if (!task) continue;
       const later = task.runAt !== undefined && task.runAt > now;
       const anyone = task.capability === null && task.targetAgentId === null;
       for (const ticket of this.tickets) {
-        if (!couldTake(ticket.interest, task)) continue;
+        // Blocked by the queue's limit: a task more there does not free a slot (a lease end wakes it).
+        if (ticket.blockedOn.includes(task.queue) || !couldTake(ticket.interest, task)) continue;
         if (later) ticket.dueBy(task.runAt!);
         else if (!ticket.isWoken) {
           ticket.notify();

@@ -8,6 +8,10 @@ import type { EventStore } from "../events/event-store.js";
 import type { LimitRow, QueueLimitStore } from "./queue-limit-store.js";
 import type { QueueLimit, SetLimitRequest } from "./queue-limit-schemas.js";
 import { queueHolds, type QueueHoldStores } from "./queue-holds.js";
+import { CoordinationError } from "../errors.js";
+
+/** The most queues limited at once: a claim of any queue looks at each (one index seek). */
+export const MAX_LIMITED_QUEUES = 1000;
 
 /** A limit row as answered, with the queue's leases; a queue with none (or one being removed) has no limit. */
 export function toQueueLimit(queue: string, row: LimitRow | undefined, limits: QueueLimitStore): QueueLimit {
@@ -30,6 +34,13 @@ export function queueLimitCommands(d: QueueHoldStores & { events: EventStore }) 
       const current = d.limits.get(request.queue);
       const previous = current !== undefined && current.removedAt === null ? current.maxLeased : null;
       if (previous === request.maxLeased) return toQueueLimit(request.queue, current, d.limits);
+      if (previous === null && d.limits.active().length >= MAX_LIMITED_QUEUES) {
+        throw new CoordinationError(
+          "INVALID_STATE",
+          `at most ${MAX_LIMITED_QUEUES} queues may be limited at once (each is a look for every claim of any queue): remove a limit first`,
+          { queue: request.queue, limited: MAX_LIMITED_QUEUES },
+        );
+      }
       const row = d.limits.set(request.queue, request.maxLeased, request.setBy, ctx.now);
       // Leases taken before the limit count toward it.
       if (previous === null) d.limits.markLeases(request.queue);

@@ -81,11 +81,11 @@ export function taskCommands(d: TaskCommandDeps) {
    * cannot be delivered (UNDELIVERABLE_VALUE, REFUSED_KEY_VALUE) is dead-lettered, saying why,
    * instead of being handed out and failing after the lease was taken; then the next one is claimed.
    */
-  const claimDeliverable = (ctx: WriteContext, filter: ClaimFilter, limit: number, leaseMs: number, claimKey: string | null): Leased[] => {
+  const claimDeliverable = (ctx: WriteContext, filter: ClaimFilter, limit: number, leaseMs: number, claimKey: string | null, after: string | undefined): Leased[] => {
     const claimed: Leased[] = [];
     for (;;) {
       let poisoned = 0;
-      for (const row of t.claimRows(ctx, filter, limit - claimed.length, leaseMs, undefined, claimKey)) {
+      for (const row of t.claimRows(ctx, filter, limit - claimed.length, leaseMs, undefined, claimKey, after)) {
         const task = toTask(row);
         const undeliverable = undeliverableReason(task.payload);
         if (undeliverable === null) claimed.push({ task, bytes: taskAnswerBytes(row) });
@@ -143,13 +143,14 @@ export function taskCommands(d: TaskCommandDeps) {
     return current?.status === "claimed" && current.leaseToken === lease.leaseToken ? current : undefined;
   };
 
-  const claim = (ctx: WriteContext, args: ClaimArgs, answerBytes = 0, claimKey: string | null = null, mayRepeat = true): Handout => {
+  /** `after`: the task a complete-and-claim completed in this write (its task.claimed says so). */
+  const claim = (ctx: WriteContext, args: ClaimArgs, answerBytes = 0, claimKey: string | null = null, mayRepeat = true, after?: string): Handout => {
     if (claimKey !== null && mayRepeat) {
       const again = answerAgain(ctx, args.request.agentId, claimKey, args.limit, args.leaseMs);
       if (again.length > 0) return handOut(ctx, again, args, answerBytes);
     }
     const filter = t.claimFilter(args.request);
-    const leased = claimDeliverable(ctx, filter, args.limit, args.leaseMs, claimKey);
+    const leased = claimDeliverable(ctx, filter, args.limit, args.leaseMs, claimKey, after);
     if (args.noteAgent || leased.length > 0) t.noteAgent(ctx, args.request.agentId, filter.capabilities);
     if (leased.length > 0) return handOut(ctx, leased, args, answerBytes);
     return { leased, recalling: false, nextRunAt: d.tasks.nextRunAt(filter, ctx.now), fullQueues: d.tasks.fullQueuesFor(filter, ctx.now) };
@@ -233,7 +234,7 @@ export function taskCommands(d: TaskCommandDeps) {
       // id keys the next leases: only a repeat of this complete can find them (see claim), so a
       // first complete does not look.
       const key = claimKeyOf.completeAndClaim(completed.task.id);
-      return { completed: completed.task, ...claim(ctx, copyWith(args.claim, { contextLimit: args.contextLimit, recallTicket: args.recallTicket }), completed.bytes, key, completed.repeated) };
+      return { completed: completed.task, ...claim(ctx, copyWith(args.claim, { contextLimit: args.contextLimit, recallTicket: args.recallTicket }), completed.bytes, key, completed.repeated, completed.task.id) };
     },
 
     /**

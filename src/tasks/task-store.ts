@@ -8,7 +8,7 @@ import type { Task, TaskStatus } from "./task-schemas.js";
 import type { LeaseBounds } from "./lock-wait-grace.js";
 import { currentLeaseKey, leaseKey } from "./claim-keys.js";
 import { HELD_IF_SET_ASIDE, PAUSED_QUEUES } from "./queue-pause-store.js";
-import { QueueLimitStore, type ActiveLimit } from "./queue-limit-store.js";
+import { LIMITED_QUEUES, QueueLimitStore, type ActiveLimit } from "./queue-limit-store.js";
 
 /** SQL: the lease ran out within a check's bounds (leaseRunOutParams); the sweeper and steal share it. */
 const LEASE_RUN_OUT = `(leaseExpiresAt <= ? AND (leaseExpiresAt <= ? OR updatedAt >= ?))`;
@@ -351,13 +351,14 @@ export class TaskStore {
 
   /**
    * A claim that may take from limited queues (queue-limit-store.ts): the best of the other
-   * queues' tasks (the general index, the limited queues left out: those of their tasks not held
-   * yet, just after a limit was set, are still in it) and, for each limited queue, its best tasks
-   * (tasks_held_idx, and tasks_pending_queue_idx for those not held yet: a seek each, which finds
-   * nothing at once for an empty queue). A queue's leases are counted only when one of its tasks
-   * would be chosen; it gives at most its free slots. The best of them all are leased, each
-   * limited queue's marked held so that its count includes them. One task: rows read whole and
-   * leased by seq, as the plain claim does; more: their seq, order and size, then RETURNING.
+   * queues' tasks (the general index, limited queues left out: those of their tasks not held yet,
+   * just after a limit was set, wait until the queue-holds job held them, within a second) and,
+   * for each limited queue, its best due tasks that would beat those (tasks_held_due_idx: one
+   * seek, which stops at once for an empty queue or one whose tasks rank lower). A queue's leases
+   * are counted only when one of its tasks would be chosen; it gives at most its free slots. The
+   * best of them all are leased, each limited queue's marked held so that its count includes
+   * them. One task: rows read whole and leased by seq, as the plain claim does; more: their seq,
+   * order and size, then RETURNING.
    */
   private claimWithLimits(
     filter: ClaimFilter,
@@ -379,26 +380,32 @@ export class TaskStore {
         .map((row) => ({ row, limited }));
     const generalParams: unknown[] = [];
     const generalWhere = claimableWhere(filter, generalParams);
-    generalParams.push(...limits.map((l) => l.queue), now, limit);
+    generalParams.push(now, limit);
     let picks = read(
-      `SELECT ${columns} FROM tasks ${claimIndex(filter)} WHERE ${generalWhere} AND queue NOT IN (${placeholders(limits.length)}) AND delayed = 0 AND held = 0 AND runAt <= ? ORDER BY priority, seq LIMIT CAST(? AS INTEGER)`,
+      `SELECT ${columns} FROM tasks ${claimIndex(filter)} WHERE ${generalWhere} AND queue NOT IN (${LIMITED_QUEUES}) AND delayed = 0 AND held = 0 AND runAt <= ? ORDER BY priority, seq LIMIT CAST(? AS INTEGER)`,
       generalParams,
       false,
     );
     for (const { queue, maxLeased } of limits) {
-      const candidates: Pick[] = [];
-      for (const held of [1, 0]) {
-        const params: unknown[] = [];
-        const where = claimableWhere(filter, params);
-        params.push(queue, now, limit);
-        // Literal held values: a partial index is used only where the WHERE implies its own.
-        const index = held === 1 ? "tasks_held_idx" : "tasks_pending_queue_idx";
-        candidates.push(...read(`SELECT ${columns} FROM tasks INDEXED BY ${index} WHERE ${where} AND queue = ? AND held = ${held} AND delayed = 0 AND runAt <= ? ORDER BY priority, seq LIMIT CAST(? AS INTEGER)`, params, true));
+      const params: unknown[] = [];
+      const where = claimableWhere(filter, params);
+      params.push(queue, now);
+      // Only tasks that would beat the `limit` best found so far: the walk stops where they end,
+      // as the general index's does, past tasks this claimer cannot take.
+      let beats = "";
+      const last = picks.length >= limit ? picks[limit - 1]! : undefined;
+      if (last) {
+        // A row value: SQLite reads it as a range of the index, and the walk ends at its bound.
+        beats = "AND (priority, seq) < (?, ?)";
+        params.push(last.row.priority, last.row.seq);
       }
+      params.push(limit);
+      const candidates = read(
+        `SELECT ${columns} FROM tasks INDEXED BY tasks_held_due_idx WHERE ${where} AND queue = ? AND held = 1 AND delayed = 0 AND runAt <= ? ${beats} ORDER BY priority, seq LIMIT CAST(? AS INTEGER)`,
+        params,
+        true,
+      );
       if (candidates.length === 0) continue;
-      candidates.sort(better);
-      // None would be chosen over the `limit` best found so far: no need to count its leases.
-      if (picks.length >= limit && better(candidates[0]!, picks[limit - 1]!) > 0) continue;
       const free = maxLeased - this.limits.leased(queue);
       if (free <= 0) continue;
       picks = [...picks, ...candidates.slice(0, free)].sort(better).slice(0, limit);
@@ -433,15 +440,11 @@ export class TaskStore {
     for (const { queue, maxLeased } of this.limits.active()) {
       if (filter.queues !== null && !filter.queues.includes(queue)) continue;
       if (this.limits.leased(queue) < maxLeased) continue;
-      // Held, or not yet (just after the limit was set, before the last chunk was held).
-      const waiting = [1, 0].some((held) => {
-        const params: unknown[] = [];
-        const where = claimableWhere(filter, params);
-        params.push(queue, now);
-        const index = held === 1 ? "tasks_held_idx" : "tasks_pending_queue_idx";
-        return this.st.get<unknown[], number>(`SELECT 1 FROM tasks INDEXED BY ${index} WHERE ${where} AND queue = ? AND held = ${held} AND delayed = 0 AND runAt <= ? LIMIT 1`).pluck().get(...params) !== undefined;
-      });
-      if (waiting) full.push(queue);
+      const params: unknown[] = [];
+      const where = claimableWhere(filter, params);
+      params.push(queue, now);
+      const waiting = this.st.get<unknown[], number>(`SELECT 1 FROM tasks INDEXED BY tasks_held_due_idx WHERE ${where} AND queue = ? AND held = 1 AND delayed = 0 AND runAt <= ? LIMIT 1`).pluck().get(...params);
+      if (waiting !== undefined) full.push(queue);
     }
     return full;
   }

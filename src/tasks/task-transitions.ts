@@ -110,7 +110,7 @@ export class TaskTransitions {
   }
 
   /** Leases up to `limit` claimable tasks to `filter.agentId`, each with its task.claimed event. */
-  claimRows(ctx: WriteContext, filter: ClaimFilter, limit: number, leaseMs: number, stolenFrom?: (row: TaskRow) => string | null, claimKey: string | null = null): TaskRow[] {
+  claimRows(ctx: WriteContext, filter: ClaimFilter, limit: number, leaseMs: number, stolenFrom?: (row: TaskRow) => string | null, claimKey: string | null = null, after?: string): TaskRow[] {
     const rows = this.d.tasks.claim(filter, limit, this.d.config.maxResponseBytes, leaseMs, ctx.now, claimKey);
     for (const row of rows) {
       this.d.events.appendSystem(ctx, "task.claimed", {
@@ -123,6 +123,7 @@ export class TaskTransitions {
         /** How long it was claimable before this claim (since enqueue, or since its retry or delay came due), in ms. */
         waitedMs: Math.max(0, ctx.now - Number(row.runAt)),
         ...(stolenFrom ? { stolenFrom: stolenFrom(row) } : {}),
+        ...(after === undefined ? {} : { after }),
       });
     }
     return rows;
