@@ -61,6 +61,8 @@ export class ClaimTicket {
 
   /** The full limited queues its last attempt could have taken from (blockedBy). */
   blockedOn: readonly string[] = [];
+  /** The queue a slot of which freed for it: woken for that (ClaimWaiters.passOn). */
+  wokenFor: string | undefined;
 
   constructor(
     readonly interest: ClaimInterest,
@@ -197,10 +199,19 @@ export class ClaimWaiters {
       this.forgottenBefore = this.leaseEnds + 1;
     }
     this.lastLeaseEnd.set(queue, this.leaseEnds++);
+    this.passOn(queue);
+  }
+
+  /**
+   * Wakes the longest waiting claim blocked on `queue`, for a slot of it that is free: one that
+   * frees, or one a claim woken for it left (it took another queue's task, or nothing: TaskService.claim).
+   */
+  passOn(queue: string): void {
     const waiting = this.blockedOn.get(queue);
     if (!waiting) return;
     for (const ticket of waiting) {
       if (ticket.isWoken) continue;
+      ticket.wokenFor = queue;
       ticket.notify();
       return;
     }
@@ -227,8 +238,10 @@ export class ClaimWaiters {
     const count = (queue: unknown, by: number) => {
       if (typeof queue === "string") freed.set(queue, (freed.get(queue) ?? 0) + by);
     };
-    /** The ends seen so far in these events, by task: what a take in the same write pairs with. */
+    /** The ends seen so far in these events, by task: what a take in the same write pairs with (once). */
     const ended = new Map<string, { type: string; queue: unknown }>();
+    /** Tasks taken in these events and not ended since: one dead-lettered or retried without a lease end event (a poisoned payload found by its claim) frees its slot. */
+    const takenHere = new Set<string>();
     for (const event of events) {
       if (AGENT_CHANGES.has(event.type)) {
         const change = payloadFields(event);
@@ -239,8 +252,13 @@ export class ClaimWaiters {
       }
       if (event.type === "task.claimed") {
         const { agentId, queue, taskId, stolenFrom, after } = payloadFields(event);
-        const pairedEnd = typeof after === "string" ? ended.get(after) : stolenFrom !== undefined && typeof taskId === "string" ? ended.get(taskId) : undefined;
-        if (pairedEnd && pairedEnd.queue === queue && pairedEnd.type === (typeof after === "string" ? "task.completed" : "task.lease_expired")) count(queue, -1);
+        const endOf = typeof after === "string" ? after : stolenFrom !== undefined && typeof taskId === "string" ? taskId : undefined;
+        const pairedEnd = endOf === undefined ? undefined : ended.get(endOf);
+        if (pairedEnd && pairedEnd.queue === queue && pairedEnd.type === (typeof after === "string" ? "task.completed" : "task.lease_expired")) {
+          count(queue, -1);
+          ended.delete(endOf!);
+        }
+        if (typeof taskId === "string") takenHere.add(taskId);
         for (const ticket of this.tickets) if (ticket.interest.idempotencyKey !== undefined && ticket.interest.agentId === agentId) ticket.notifyAgentClaimed();
         continue;
       }
@@ -252,7 +270,13 @@ export class ClaimWaiters {
       if (LEASE_ENDS.has(event.type)) {
         const { queue, taskId } = payloadFields(event);
         count(queue, 1);
-        if (typeof taskId === "string") ended.set(taskId, { type: event.type, queue });
+        if (typeof taskId === "string") {
+          ended.set(taskId, { type: event.type, queue });
+          takenHere.delete(taskId);
+        }
+      } else if (event.type === "task.dead_lettered" || event.type === "task.retried") {
+        const { queue, taskId } = payloadFields(event);
+        if (typeof taskId === "string" && takenHere.delete(taskId)) count(queue, 1);
       }
       if (!AVAILABILITY.has(event.type)) continue;
       const task = availabilityOf(event);

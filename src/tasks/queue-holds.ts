@@ -18,7 +18,7 @@ export function queueHolds(d: QueueHoldStores) {
     const limit = d.limits.get(queue);
     const paused = pause !== undefined && pause.resumedAt === null;
     const limited = limit !== undefined && limit.removedAt === null;
-    return { pause, limit, setAside: paused || limited, endedPause: pause !== undefined && !paused, endedLimit: limit !== undefined && !limited };
+    return { pause, limit, paused, limited, setAside: paused || limited, endedPause: pause !== undefined && !paused, endedLimit: limit !== undefined && !limited };
   };
 
   return {
@@ -37,13 +37,17 @@ export function queueHolds(d: QueueHoldStores) {
       return moved;
     },
 
-    /** The queues with rows left to move, or an ended pause or limit to forget: a look on the reader before any write. `resuming`: its rows are being let go. */
-    unsettled(): Array<{ queue: string; resuming: boolean }> {
+    /**
+     * The queues with rows left to move, or an ended pause or limit to forget: a look on the reader
+     * before any write. `claimable`: the rows it moves become claimable (let go, or held for a
+     * limit, which claims read by queue): claims parked for the queue look again after each chunk.
+     */
+    unsettled(): Array<{ queue: string; claimable: boolean }> {
       const queues = new Set([...d.pauses.all().map((row) => row.queue), ...d.limits.all().map((row) => row.queue)]);
-      const found: Array<{ queue: string; resuming: boolean }> = [];
+      const found: Array<{ queue: string; claimable: boolean }> = [];
       for (const queue of queues) {
         const s = standing(queue);
-        if (s.setAside ? s.endedPause || s.endedLimit || d.pauses.hasRowsToMove(queue, true) : true) found.push({ queue, resuming: !s.setAside });
+        if (s.setAside ? s.endedPause || s.endedLimit || d.pauses.hasRowsToMove(queue, true) : true) found.push({ queue, claimable: !s.paused });
       }
       return found;
     },

@@ -22,6 +22,13 @@ export interface ActiveLimit {
   maxLeased: number;
 }
 
+/**
+ * The limits in force as read in a transaction, by connection: every claim reads them, and within
+ * one write transaction only a write of this connection can change them (the lock keeps other
+ * processes out): those writes drop the entry.
+ */
+const activeIn = new WeakMap<Statements, { transaction: number; limits: ActiveLimit[] }>();
+
 export class QueueLimitStore {
   constructor(private readonly st: Statements) {}
 
@@ -34,9 +41,14 @@ export class QueueLimitStore {
     return this.st.get<[], LimitRow>(`SELECT queue, maxLeased, setBy, setAt, removedAt FROM queue_limits ORDER BY queue`).all();
   }
 
-  /** The limits in force: read by every claim (an empty table answers in a look at one page). */
+  /** The limits in force: read by every claim, once a transaction (Statements.transactions; 0: not counted, read each time). */
   active(): ActiveLimit[] {
-    return this.st.get<[], ActiveLimit>(`SELECT queue, maxLeased FROM queue_limits WHERE removedAt IS NULL`).all();
+    const transaction = this.st.transactions;
+    const known = activeIn.get(this.st);
+    if (transaction !== 0 && known?.transaction === transaction) return known.limits;
+    const limits = this.st.get<[], ActiveLimit>(`SELECT queue, maxLeased FROM queue_limits WHERE removedAt IS NULL`).all();
+    if (transaction !== 0) activeIn.set(this.st, { transaction, limits });
+    return limits;
   }
 
   /** Whether `queue` is limited now. */
@@ -52,12 +64,14 @@ export class QueueLimitStore {
          ON CONFLICT(queue) DO UPDATE SET maxLeased = excluded.maxLeased, setBy = excluded.setBy, setAt = excluded.setAt, removedAt = NULL`,
       )
       .run(queue, maxLeased, setBy, now);
+    activeIn.delete(this.st);
     return { queue, maxLeased, setBy, setAt: now, removedAt: null };
   }
 
   /** Marks a limit removed: claims take the queue's tasks without a bound as they are let go. */
   remove(queue: string, now: number): void {
     this.st.get<[number, string]>(`UPDATE queue_limits SET removedAt = ? WHERE queue = ? AND removedAt IS NULL`).run(now, queue);
+    activeIn.delete(this.st);
   }
 
   /** A removed limit whose tasks are all where they belong: gone. */

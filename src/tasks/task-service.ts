@@ -82,6 +82,8 @@ export class TaskService {
       capabilities: request.capabilities,
       idempotencyKey: request.idempotencyKey,
     };
+    /** The limited queue whose freed slot woke the last wait: passed on if this claim does not take it. */
+    let wokenFor: string | undefined;
     try {
       for (let attempt = 0; ; attempt++) {
         if (clientGone(call)) {
@@ -92,6 +94,10 @@ export class TaskService {
         const ticket = this.d.waiters.ticket(interest);
         try {
           const claimed = await this.d.db.handOut("tasks.claim", { request, limit, leaseMs, noteAgent: attempt === 0, contextLimit: this.contextLimit(request.context) });
+          // Woken for a slot it did not take (it took another queue's task, or found nothing it may
+          // take there): the next claim blocked on that queue gets its turn, unless it is full again.
+          if (wokenFor !== undefined && !claimed.leased.some((leased) => leased.task.queue === wokenFor) && !(claimed.fullQueues ?? []).includes(wokenFor)) this.d.waiters.passOn(wokenFor);
+          wokenFor = undefined;
           if (claimed.leased.length > 0) return await this.handOut(claimed, call);
           // Not an empty answer: that reads as "no task", and the claimer would ask this server again.
           if (shutdown.signal.aborted) throw shuttingDown();
@@ -122,6 +128,7 @@ export class TaskService {
           // The wait ran out with nothing committed for it: no last look, the claimer asks again.
           if (!ticket.isWoken && !underKey && (ranOut || Date.now() >= deadline)) return [];
         } finally {
+          wokenFor = ticket.wokenFor;
           ticket.cancel();
         }
       }
@@ -228,23 +235,24 @@ export class TaskService {
   }
 
   /**
-   * Holds the pending tasks of paused queues out of the claim indexes, and lets those of resumed
-   * ones back, a bounded chunk a write (queue-pause-store.ts), until none is left. Looked for on
-   * the reader first: a server with nothing to move writes nothing. Run by the queue-holds job,
-   * and after every pause and resume. After each chunk of a resumed queue (this process's, or
-   * another's on the same file, seen at the next run), the claims parked here for the queue look
-   * again: the tasks back may be the first they can take. Stops at shutdown: the next start
-   * goes on. Returns how many rows moved.
+   * Holds the pending tasks of paused and limited queues out of the general claim indexes, and
+   * lets those of resumed (or no longer limited) ones back, a bounded chunk a write
+   * (queue-holds.ts), until none is left. Looked for on the reader first: a server with nothing
+   * to move writes nothing. Run by the queue-holds job, and after every pause, resume and limit
+   * change. After each chunk of a queue not paused (this process's, or another's on the same
+   * file, seen at the next run), the claims parked here for the queue look again: the tasks let
+   * go, or held for a limit (claims of a limited queue read its held tasks), may be the first they
+   * can take. Stops at shutdown: the next start goes on. Returns how many rows moved.
    */
   async settleHolds(): Promise<number> {
     let moved = 0;
     for (;;) {
       const queues = await this.d.db.read("queues.unsettled", undefined);
       if (queues.length === 0) return moved;
-      for (const { queue, resuming } of queues) {
+      for (const { queue, claimable } of queues) {
         if (this.d.shutdown.aborted) return moved;
         moved += await this.d.db.write("queues.settleHolds", queue);
-        if (resuming) this.d.waiters.wakeQueue(queue);
+        if (claimable) this.d.waiters.wakeQueue(queue);
       }
     }
   }
