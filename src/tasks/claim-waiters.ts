@@ -13,10 +13,12 @@
 //    (TaskService.claim). Woken for that only, it claims nothing on the writer unless one is there.
 //  - A claim that found nothing because a limited queue it could take from is full (its limit's
 //    leases all held, queue-limit-store.ts) waits for a lease of that queue to end: each slot a
-//    commit frees (leases completed, failed, expired, released, cancelled, less those it took:
-//    a complete-and-claim frees none) wakes the longest waiting of those claims, one slot one
-//    claim; a limit set or removed wakes them all. A slot freed while the claim's attempt was
-//    under way counts too: it looks again at once.
+//    commit frees (leases completed, failed, expired, released, cancelled, less the takes paired
+//    with them in the same write: a complete-and-claim's of the same queue, a steal's) wakes the
+//    longest waiting of those claims, one slot one claim, and one that does not take it passes it
+//    on (TaskService.claim); enqueues into the full queue wake none of them; a limit set or
+//    removed, and each chunk of its tasks held, wake them all. A slot freed while the claim's
+//    attempt was under way counts too: it looks again at once.
 //  - A waiter also looks again after at most safetyRelookMs (wakeup.ts), in case a wake-up was
 //    missed (a capability granted by re-registration, a log pruned before it was read): bounded,
 //    and rare.
@@ -218,8 +220,8 @@ export class ClaimWaiters {
   }
 
   /**
-   * A resumed queue's tasks are claimable again (its resume, and each chunk of its held tasks
-   * let go after it: TaskService.settleHolds): every waiter that could take from it looks, since
+   * A queue's tasks are claimable again (its resume, each chunk of its held tasks let go after
+   * it, or held for its limit: TaskService.settleHolds; a limit set or removed): every waiter that could take from it looks, since
    * the tasks back may be ones only some of them can take.
    */
   wakeQueue(queue: string): void {
