@@ -29,6 +29,23 @@ function rows(server: TestServer, queue: string): { held: number; claimable: num
   });
 }
 
+/**
+ * Three claims of any queue parked (agents p0..p2), and how many claim attempts the server has
+ * made since: each wake-up of a parked claim is one more (a write on the writer).
+ */
+async function parkThree(server: TestServer) {
+  const db = server.server.services.db;
+  const handOut = db.handOut.bind(db);
+  let claimAttempts = 0;
+  db.handOut = ((op, args) => {
+    if (op === "tasks.claim") claimAttempts++;
+    return handOut(op, args);
+  }) as typeof db.handOut;
+  const parked = Array.from({ length: 3 }, (_, i) => server.api.tasks.claim.mutate({ agentId: `p${i}`, waitMs: 60_000, context: false }));
+  await vi.waitFor(() => expect(server.server.services.waiters.claims.size).toBe(3), { timeout: 15_000, interval: 25 });
+  return { parked, attempts: () => claimAttempts, attemptsParked: claimAttempts };
+}
+
 describe("queue concurrency limits", () => {
   it("at most maxLeased of a queue's tasks are leased at once, by any claim; a lease that ends frees its slot; other queues run past a full one", async () => {
     t = await startTestServer();
@@ -126,18 +143,9 @@ describe("queue concurrency limits", () => {
     await api.queues.setLimit.mutate({ queue: "llm", maxLeased: 1 });
     for (let i = 0; i < 24; i++) await api.tasks.enqueue.mutate({ queue: "llm", payload: { i } });
     let held = (await api.tasks.claim.mutate({ agentId: "a", context: false }))!;
-    const db = t.server.services.db;
-    const handOut = db.handOut.bind(db);
-    let claimAttempts = 0;
-    db.handOut = ((op, args) => {
-      if (op === "tasks.claim") claimAttempts++;
-      return handOut(op, args);
-    }) as typeof db.handOut;
-    const parked = Array.from({ length: 3 }, (_, i) => api.tasks.claim.mutate({ agentId: `p${i}`, waitMs: 60_000, context: false }));
-    await vi.waitFor(() => expect(t!.server.services.waiters.claims.size).toBe(3), { timeout: 15_000, interval: 25 });
-    const attemptsParked = claimAttempts;
+    const { parked, attempts, attemptsParked } = await parkThree(t);
     for (let i = 0; i < 20; i++) held = (await api.tasks.completeAndClaim.mutate({ taskId: held.id, agentId: "a", result: null, next: { context: false } })).next!;
-    expect(claimAttempts).toBe(attemptsParked);
+    expect(attempts()).toBe(attemptsParked);
     // Its last complete frees the slot: one parked claim takes the next task.
     await api.tasks.complete.mutate({ taskId: held.id, agentId: "a" });
     const first = await Promise.race([...parked, new Promise<"late">((resolve) => setTimeout(() => resolve("late"), 15_000))]);
@@ -173,27 +181,18 @@ describe("queue concurrency limits", () => {
     const held = (await api.tasks.claim.mutate({ agentId: "a", leaseMs: 1000, context: false }))!;
     // A task waits: the parked claims find the queue full with a task they could take, and are blocked by it.
     await api.tasks.enqueue.mutate({ queue: "llm", payload: 0.5 });
-    const db = t.server.services.db;
-    const handOut = db.handOut.bind(db);
-    let claimAttempts = 0;
-    db.handOut = ((op, args) => {
-      if (op === "tasks.claim") claimAttempts++;
-      return handOut(op, args);
-    }) as typeof db.handOut;
-    const parked = Array.from({ length: 3 }, (_, i) => api.tasks.claim.mutate({ agentId: `p${i}`, waitMs: 60_000, context: false }));
-    await vi.waitFor(() => expect(t!.server.services.waiters.claims.size).toBe(3), { timeout: 15_000, interval: 25 });
-    const attemptsParked = claimAttempts;
+    const { parked, attempts, attemptsParked } = await parkThree(t);
     for (let i = 1; i <= 20; i++) await api.tasks.enqueue.mutate({ queue: "llm", payload: i });
     await vi.waitFor(() => expect(Date.now()).toBeGreaterThan(held.leaseExpiresAt.getTime()), { timeout: 15_000, interval: 25 });
     await api.agents.register.mutate({ agentId: "thief", capabilities: [] });
     expect(await api.tasks.steal.mutate({ agentId: "thief", fromAgentId: "a", limit: 1 })).toHaveLength(1);
     // Every commit's events have reached the waiters once the stats read reflects the steal.
     expect(await api.queues.limit.query({ queue: "llm" })).toMatchObject({ leased: 1 });
-    expect(claimAttempts).toBe(attemptsParked);
+    expect(attempts()).toBe(attemptsParked);
     await api.tasks.release.mutate({ taskId: held.id, agentId: "thief" });
     const first = await Promise.race([...parked, new Promise<"late">((resolve) => setTimeout(() => resolve("late"), 15_000))]);
     expect(first).toMatchObject({ queue: "llm" });
-    expect(claimAttempts).toBe(attemptsParked + 1);
+    expect(attempts()).toBe(attemptsParked + 1);
     await api.queues.removeLimit.mutate({ queue: "llm" });
     expect((await Promise.all(parked)).filter((task) => task !== null).length).toBe(3);
   });
