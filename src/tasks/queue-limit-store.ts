@@ -1,7 +1,7 @@
 // All SQL of queue concurrency limits (SQLite dialect). A limited queue is a row of queue_limits
 // with no removedAt: at most maxLeased of its tasks are leased at once. Its pending tasks are held
 // (tasks.held), as a paused queue's are, so a claim of any queue never walks a full queue's
-// backlog: claims read them by queue (tasks_held_idx) while the queue has a free slot. Its leased
+// backlog: claims read its due ones by queue (tasks_held_due_idx) while the queue has a free slot. Its leased
 // tasks keep held = 1: tasks_claimed_limited_idx holds them, and no row of an unlimited queue.
 import type { Statements } from "../db/statements.js";
 
