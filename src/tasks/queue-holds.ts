@@ -18,7 +18,7 @@ export function queueHolds(d: QueueHoldStores) {
     const limit = d.limits.get(queue);
     const paused = pause !== undefined && pause.resumedAt === null;
     const limited = limit !== undefined && limit.removedAt === null;
-    return { pause, limit, paused, limited, setAside: paused || limited, endedPause: pause !== undefined && !paused, endedLimit: limit !== undefined && !limited };
+    return { paused, setAside: paused || limited, endedPause: pause !== undefined && !paused, endedLimit: limit !== undefined && !limited };
   };
 
   return {

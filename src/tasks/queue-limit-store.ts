@@ -51,11 +51,6 @@ export class QueueLimitStore {
     return limits;
   }
 
-  /** Whether `queue` is limited now. */
-  limitedNow(queue: string): boolean {
-    return this.st.get<[string], number>(`SELECT count(*) FROM queue_limits WHERE queue = ? AND removedAt IS NULL`).pluck().get(queue)! > 0;
-  }
-
   /** Sets (or changes, or sets again while being removed) the limit of `queue`. */
   set(queue: string, maxLeased: number, setBy: string | null, now: number): LimitRow {
     this.st

@@ -56,11 +56,12 @@ export function queuePauseCommands(d: QueueHoldStores & { events: EventStore }) 
 }
 
 export function queuePauseQueries(d: QueueHoldStores) {
+  const holds = queueHolds(d);
   return {
     "queues.get": (queue: string): QueuePause => toQueuePause(queue, d.pauses.get(queue)),
     /** Paused queues, and resumed ones whose tasks are still being let go, by name. */
     "queues.paused": (_: undefined): QueuePause[] => d.pauses.all().map((row) => toQueuePause(row.queue, row)),
     /** The queues paused or limited with rows left to hold, or whose rows are being let go: a look before any write. */
-    "queues.unsettled": (_: undefined): Array<{ queue: string; claimable: boolean }> => queueHolds(d).unsettled(),
+    "queues.unsettled": (_: undefined): Array<{ queue: string; claimable: boolean }> => holds.unsettled(),
   };
 }

@@ -223,6 +223,17 @@ function runnableBy(filter: ClaimFilter, params: unknown[]): string {
   return clauses.join(" AND ");
 }
 
+/**
+ * FROM and WHERE (params pushed on `params`) of a limited queue's held tasks due by `now` that the
+ * claimer of `filter` may take, in tasks_held_due_idx (a claim's read, and the look for a full one).
+ * Literal held and delayed values: a partial index is used only where the WHERE implies its own.
+ */
+function dueHeldOf(filter: ClaimFilter, queue: string, now: number, params: unknown[]): string {
+  const where = claimableWhere(filter, params);
+  params.push(queue, now);
+  return `FROM tasks INDEXED BY tasks_held_due_idx WHERE ${where} AND queue = ? AND held = 1 AND delayed = 0 AND runAt <= ?`;
+}
+
 export class TaskStore {
   private readonly limits: QueueLimitStore;
 
@@ -323,7 +334,7 @@ export class TaskStore {
     };
     // The limits this claim must keep: of the queues it may take from. A steal takes over leases
     // its own write just ended, so a limited queue's count is as it was.
-    const limits = filter.onlySeqs ? [] : this.limits.active().filter((l) => filter.queues === null || filter.queues.includes(l.queue));
+    const limits = filter.onlySeqs ? [] : this.limitsFor(filter);
     if (limits.length > 0) return this.claimWithLimits(filter, limit, budgetBytes, now, limits, lease, leaseParams, leaseRow);
     // A steal's victims went back to pending in its write, held if their queue is limited.
     const notHeld = filter.onlySeqs ? "" : "AND held = 0";
@@ -388,8 +399,7 @@ export class TaskStore {
     );
     for (const { queue, maxLeased } of limits) {
       const params: unknown[] = [];
-      const where = claimableWhere(filter, params);
-      params.push(queue, now);
+      const dueHeld = dueHeldOf(filter, queue, now, params);
       // Only tasks that would beat the `limit` best found so far: the walk stops where they end,
       // as the general index's does, past tasks this claimer cannot take.
       let beats = "";
@@ -401,7 +411,7 @@ export class TaskStore {
       }
       params.push(limit);
       const candidates = read(
-        `SELECT ${columns} FROM tasks INDEXED BY tasks_held_due_idx WHERE ${where} AND queue = ? AND held = 1 AND delayed = 0 AND runAt <= ? ${beats} ORDER BY priority, seq LIMIT CAST(? AS INTEGER)`,
+        `SELECT ${columns} ${dueHeld} ${beats} ORDER BY priority, seq LIMIT CAST(? AS INTEGER)`,
         params,
         true,
       );
@@ -422,6 +432,11 @@ export class TaskStore {
     return [...this.lease(lease, leaseParams, seqs(false)), ...this.lease(`${lease}, held = 1`, leaseParams, seqs(true))].sort((a, b) => a.priority - b.priority || a.seq - b.seq);
   }
 
+  /** The limits in force over the queues `filter` may take from. */
+  private limitsFor(filter: ClaimFilter): ActiveLimit[] {
+    return this.limits.active().filter((l) => filter.queues === null || filter.queues.includes(l.queue));
+  }
+
   /** Leases the tasks `seqs` with the `lease` UPDATE; the rows as they are now, best first. */
   private lease(lease: string, leaseParams: readonly unknown[], seqs: readonly number[]): TaskRow[] {
     if (seqs.length === 0) return [];
@@ -437,13 +452,10 @@ export class TaskStore {
    */
   fullQueuesFor(filter: ClaimFilter, now: number): string[] {
     const full: string[] = [];
-    for (const { queue, maxLeased } of this.limits.active()) {
-      if (filter.queues !== null && !filter.queues.includes(queue)) continue;
+    for (const { queue, maxLeased } of this.limitsFor(filter)) {
       if (this.limits.leased(queue) < maxLeased) continue;
       const params: unknown[] = [];
-      const where = claimableWhere(filter, params);
-      params.push(queue, now);
-      const waiting = this.st.get<unknown[], number>(`SELECT 1 FROM tasks INDEXED BY tasks_held_due_idx WHERE ${where} AND queue = ? AND held = 1 AND delayed = 0 AND runAt <= ? LIMIT 1`).pluck().get(...params);
+      const waiting = this.st.get<unknown[], number>(`SELECT 1 ${dueHeldOf(filter, queue, now, params)} LIMIT 1`).pluck().get(...params);
       if (waiting !== undefined) full.push(queue);
     }
     return full;
