@@ -228,11 +228,14 @@ describe("migrations at server start-up", () => {
   });
 
   it("marks the pending tasks an older version delayed; they are claimed once due, in priority and seq order, not before", async () => {
-    // The file as the last version without tasks.delayed left it: two tasks due, two an hour ahead, one due soon.
+    // The file as the last version without tasks.delayed left it: two tasks due, two an hour ahead
+    // (at the best priority: not taken before they are due), one due soon. "soon" ranks last, so
+    // that on a machine slow enough for it to fall due before the first claims, those still take
+    // the due tasks first (it ranked first once, and a run with both cores busy took it first).
     const db = openAsVersionBefore("20261205000000_delayed_tasks");
     const now = Date.now();
     const insert = db.prepare(`INSERT INTO tasks (id, queue, payload, priority, runAt, createdAt, updatedAt) VALUES (?, 'q', '{}', ?, ?, ?, ?)`);
-    for (const [id, priority, runAt] of [["later-1", 0, now + 3_600_000], ["due-1", 5, now - 1000], ["later-2", 0, now + 3_600_000], ["soon", 1, now + 1500], ["due-2", 5, now - 500]] as const) {
+    for (const [id, priority, runAt] of [["later-1", 0, now + 3_600_000], ["due-1", 5, now - 1000], ["later-2", 0, now + 3_600_000], ["soon", 9, now + 5000], ["due-2", 5, now - 500]] as const) {
       insert.run(id, priority, runAt, now - 2000, now - 2000);
     }
     db.close();
@@ -243,7 +246,7 @@ describe("migrations at server start-up", () => {
       expect(delayed()).toEqual(["later-1", "later-2", "soon"]);
       const claim = async () => (await server.api.tasks.claim.mutate({ agentId: "a", queues: ["q"] }))?.id ?? null;
       expect([await claim(), await claim()]).toEqual(["due-1", "due-2"]);
-      // "soon" falls due: a claim promotes it, and takes it before nothing else is due.
+      // "soon" falls due: a claim promotes it and takes it; nothing else is due.
       await vi.waitFor(async () => expect(await claim()).toBe("soon"), { timeout: 15_000, interval: 100 });
       expect(delayed()).toEqual(["later-1", "later-2"]);
       expect(await claim()).toBeNull();
