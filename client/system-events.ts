@@ -13,6 +13,7 @@ export type SystemEvent<K extends SystemEventType = SystemEventType> = {
 /** Every type of the server's own events. */
 export const SYSTEM_EVENT_TYPES = [
   "task.enqueued",
+  "task.ready",
   "task.claimed",
   "task.completed",
   "task.failed",

@@ -12,7 +12,7 @@ export interface ViewProps {
   onUnauthorized: () => void;
 }
 
-const STATES = ["pending", "claimed", "completed", "dead_letter", "cancelled"] as const;
+const STATES = ["waiting", "pending", "claimed", "completed", "dead_letter", "cancelled"] as const;
 
 type TaskAction = "requeue" | "cancel";
 

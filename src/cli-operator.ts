@@ -268,10 +268,12 @@ async function dispatch(words: string[], options: Parsed["options"], json: boole
       stats,
       () =>
         table(
-          ["QUEUE", "PENDING", "(SCHEDULED)", "CLAIMED", "COMPLETED", "DEAD_LETTER", "CANCELLED", "OLDEST PENDING", "NEXT DUE"],
+          ["QUEUE", "WAITING", "PENDING", "(SCHEDULED)", "CLAIMED", "COMPLETED", "DEAD_LETTER", "CANCELLED", "OLDEST PENDING", "NEXT DUE"],
           stats.queues.map((q) => [
             // maxLeased is absent from a server older than this CLI.
             `${q.queue}${q.paused ? " (paused)" : ""}${q.maxLeased == null ? "" : ` (limit ${q.maxLeased})`}`,
+            // Absent from a server older than this CLI.
+            String(q.counts.waiting ?? 0),
             String(q.counts.pending),
             // Absent from a server older than this CLI.
             q.scheduled === undefined ? "-" : String(q.scheduled),

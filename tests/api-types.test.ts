@@ -13,7 +13,7 @@ import { appRouter } from "../src/trpc/app-router.js";
 type In = RouterInputs;
 type Out = RouterOutputs;
 
-type TaskStatus = "pending" | "claimed" | "completed" | "dead_letter" | "cancelled";
+type TaskStatus = "waiting" | "pending" | "claimed" | "completed" | "dead_letter" | "cancelled";
 interface Task {
   id: string;
   queue: string;
@@ -36,6 +36,7 @@ interface Task {
   updatedAt: Date;
   claimedAt: Date | null;
   finishedAt: Date | null;
+  dependsOn: string[];
 }
 interface Memory {
   id: string;
@@ -117,6 +118,7 @@ describe("AppRouter types", () => {
       runAt?: Date | string | number;
       delayMs?: number;
       maxAttempts?: number;
+      dependsOn?: string[];
       idempotencyKey?: string;
     }>();
     expectTypeOf<Out["tasks"]["enqueue"]>().toEqualTypeOf<Task>();

@@ -127,6 +127,21 @@ describe("README", () => {
     }
   });
 
+  it("runs the task dependencies example as written", async () => {
+    await using t = await startTestServer();
+    const example = blocks("ts")
+      .find((b) => b.includes("dependsOn"))!
+      .replace("http://127.0.0.1:8000", t.url);
+    const file = fileURLToPath(new URL(`../readme-example-${process.pid}-dependencies.mjs`, import.meta.url));
+    writeFileSync(file, example);
+    try {
+      const { stdout } = await run(process.execPath, [file], { timeout: 20_000 });
+      expect(stdout).toBe("waiting\ntrue [ { notes: { topic: 'pricing' } }, { notes: { topic: 'rivals' } } ]\n");
+    } finally {
+      rmSync(file, { force: true });
+    }
+  });
+
   it("runs the TypeScript example as written (it is plain JavaScript at run time)", async () => {
     await using t = await startTestServer();
     const example = blocks("ts")[0]!

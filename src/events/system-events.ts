@@ -13,7 +13,10 @@ type RanFor = { ranMs?: number };
 
 // Object types, not interfaces: they must be assignable to JSON objects.
 export type SystemEventPayloads = {
-  "task.enqueued": { taskId: string; queue: string; priority: number; capability: string | null; targetAgentId: string | null; runAt: string };
+  /** waitingFor: how many of the tasks it depends on have not completed (it is waiting for them; absent: pending). */
+  "task.enqueued": { taskId: string; queue: string; priority: number; capability: string | null; targetAgentId: string | null; runAt: string; waitingFor?: number };
+  /** A waiting task's last dependency completed (`after`, in the same write): pending now, due at runAt. */
+  "task.ready": { taskId: string; queue: string; priority: number; capability: string | null; targetAgentId: string | null; runAt: string; after: string };
   "task.claimed": {
     taskId: string;
     queue: string;
@@ -37,9 +40,10 @@ export type SystemEventPayloads = {
   "task.lease_expired": { taskId: string; queue: string; agentId: string | null; attempt: number; reason: string };
   /** Given back without charging an attempt (by its holder, by stop(), or because the claim's answer never arrived: `reason`). */
   "task.released": { taskId: string; queue: string; agentId: string | null; capability: string | null; targetAgentId: string | null; runAt: string; reason?: string };
-  /** A pending or claimed task stopped, or a dead letter discarded; agentId: the holder whose lease it ended. */
-  "task.cancelled": { taskId: string; queue: string; previousStatus: TaskStatus; agentId: string | null };
-  "task.requeued": { taskId: string; queue: string; previousStatus: TaskStatus; capability: string | null; targetAgentId: string | null };
+  /** A waiting, pending or claimed task stopped, or a dead letter discarded; agentId: the holder whose lease it ended; reason: why the server cancelled it (a dependency cancelled). */
+  "task.cancelled": { taskId: string; queue: string; previousStatus: TaskStatus; agentId: string | null; reason?: string };
+  /** waitingFor: as task.enqueued's (back to waiting for dependencies that have not completed). */
+  "task.requeued": { taskId: string; queue: string; previousStatus: TaskStatus; capability: string | null; targetAgentId: string | null; waitingFor?: number };
   /** `implicit`: registered by its first claim or heartbeat, with no capabilities. */
   "agent.registered": { agentId: string; capabilities: string[]; health: "healthy"; implicit?: true };
   /** Registered again (capabilities), back to healthy (previousHealth), or a new status from a heartbeat. */

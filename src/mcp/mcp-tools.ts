@@ -300,7 +300,8 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
   registerTool(
     "enqueue_task",
     {
-      description: "Add a task to a queue for an agent to claim: a payload (any JSON), a priority (0 is the highest), optionally a capability the claimer must have, a target agent, or a delay in ms before it may be claimed.",
+      description:
+        "Add a task to a queue for an agent to claim: a payload (any JSON), a priority (0 is the highest), optionally a capability the claimer must have, a target agent, a delay in ms before it may be claimed, or the ids of tasks that must complete first (dependsOn: it waits until they all have; get_task reads their results).",
       inputSchema: strictArgs({
         queue: enqueueFields.shape.queue,
         payload: anyJson("What the agent needs to do the work: any JSON"),
@@ -312,8 +313,9 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
           "Not claimable for this many ms after the server stores it (by the server's clock). Not compared when an idempotencyKey is sent again: a retried enqueue is the same task whatever its delayMs",
         ),
         maxAttempts: enqueueFields.shape.maxAttempts,
+        dependsOn: enqueueFields.shape.dependsOn,
         idempotencyKey: enqueueFields.shape.idempotencyKey.describe(
-          "The same key always answers the same task and never adds a second one, for as long as the task is kept. Sent again with a different queue, payload, priority, capability, targetAgentId, or a maxAttempts that differs when given, it is a 409 IDEMPOTENCY_MISMATCH",
+          "The same key always answers the same task and never adds a second one, for as long as the task is kept. Sent again with a different queue, payload, priority, capability, targetAgentId, dependsOn, or a maxAttempts that differs when given, it is a 409 IDEMPOTENCY_MISMATCH",
         ),
       }),
     },

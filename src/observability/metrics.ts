@@ -33,6 +33,7 @@ type QueueLabelName = (typeof QUEUE_LABEL_NAMES)[number];
 
 const COUNTED: Record<string, string> = {
   "task.enqueued": "enqueued",
+  "task.ready": "ready",
   "task.claimed": "claimed",
   "task.completed": "completed",
   "task.failed": "failed",
@@ -57,7 +58,7 @@ export class Metrics {
     collectDefaultMetrics({ register: this.registry });
     this.transitions = new Counter({
       name: "coordination_task_transitions_total",
-      help: "Task transitions committed by this process, per queue: enqueued, claimed, completed, failed, dead_lettered, lease_expired",
+      help: "Task transitions committed by this process, per queue: enqueued, ready (a waiting task's dependencies completed), claimed, completed, failed, dead_lettered, lease_expired",
       labelNames: [...QUEUE_LABEL_NAMES, "transition"],
       registers,
     });

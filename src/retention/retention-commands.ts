@@ -20,10 +20,19 @@ export function retentionCommands(d: {
   memoryChanges: MemoryChanges;
   tokens: TokenStore;
   pruneAgents: (ctx: WriteContext, args: { before: number; limit: number }) => number;
+  /** Cancels the tasks waiting on a task that can no longer complete (TaskTransitions.cancelWaitingOn). */
+  cancelWaitingOn: (ctx: WriteContext, dependency: { seq: number; id: string }, what: string) => number;
 }) {
   return {
     "retention.prune": (ctx: WriteContext, args: { what: RetainedClass; bound: PruneBound; limit: number }): number => {
-      if (args.what === "settledTasks") return "before" in args.bound ? d.tasks.pruneSettled(args.bound.before, args.limit) : 0;
+      if (args.what === "settledTasks") {
+        if (!("before" in args.bound)) return 0;
+        const pruned = d.tasks.pruneSettled(args.bound.before, args.limit);
+        // A dead letter deleted can never complete: what waits on it is cancelled (nothing else
+        // settled has a task waiting on it: a complete makes them pending, a cancel cancels them).
+        for (const task of pruned) d.cancelWaitingOn(ctx, task, "deleted by retention as a dead letter");
+        return pruned.length;
+      }
       // Age only (by last heartbeat): a registry has no "newest N" worth keeping.
       if (args.what === "agents") return "before" in args.bound ? d.pruneAgents(ctx, { before: args.bound.before, limit: args.limit }) : 0;
       // Age only (since revoked): no count of revoked credentials is worth keeping.

@@ -189,6 +189,7 @@ export function taskCommands(d: TaskCommandDeps) {
       ...(request.agentId === undefined ? { anonymous: true } : {}),
     });
     t.recordExecution(ctx, row, "completed");
+    t.readyDependents(ctx, row);
     return { task: settled(row), bytes: taskAnswerBytes(row), repeated: false };
   };
 
@@ -293,8 +294,9 @@ export function taskCommands(d: TaskCommandDeps) {
     },
 
     /**
-     * Stops a pending or claimed task (its holder can no longer settle it), or discards a dead
-     * letter: handled, out of the dead-letter queue, its errors kept. A completed task stays so.
+     * Stops a waiting, pending or claimed task (its holder can no longer settle it), or discards a
+     * dead letter: handled, out of the dead-letter queue, its errors kept. A completed task stays
+     * so. The tasks waiting on it are cancelled with it, and theirs in turn.
      */
     "tasks.cancel": (ctx: WriteContext, taskId: string): Task => {
       const row = t.findTask(taskId);
@@ -303,8 +305,11 @@ export function taskCommands(d: TaskCommandDeps) {
         throw new CoordinationError("INVALID_STATE", `task "${taskId}" is ${row.status} and cannot be cancelled`);
       }
       const cancelled = d.tasks.cancel(row.seq, ctx.now);
+      if (row.status === "waiting") d.tasks.forgetDependencies(row.seq);
       // agentId: the holder whose lease this ends (a dead letter keeps its last holder's name, but no lease).
       d.events.appendSystem(ctx, "task.cancelled", { taskId, queue: row.queue, previousStatus: row.status, agentId: row.status === "claimed" ? row.leaseOwner : null });
+      // What waits on it would never run.
+      t.cancelWaitingOn(ctx, row, "cancelled");
       return toTask(cancelled);
     },
 

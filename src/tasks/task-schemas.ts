@@ -59,6 +59,8 @@ export const dateInput = z
   });
 
 const leaseMs = ms(WEEK_MS);
+/** The most tasks one task may depend on (tasks.enqueue's dependsOn). */
+export const MAX_DEPENDENCIES = 100;
 
 // Each field's description is its documentation: the OpenAPI document and the MCP tools'
 // schemas carry it to plain HTTP clients and to LLM agents.
@@ -74,10 +76,18 @@ export const enqueueFields = z.strictObject({
     .optional()
     .describe("Not claimable for this many ms after the server stores it (by the server's clock, not the client's): runAt's relative form, give one or the other. Not compared when an idempotencyKey is sent again: a retried enqueue is the same task whatever its delayMs"),
   maxAttempts: int(1, 1000).optional().describe("Attempts before the task is dead-lettered; left out, the server's maxAttempts"),
+  dependsOn: z
+    .array(taskIdSchema)
+    .min(1)
+    .max(MAX_DEPENDENCIES)
+    .optional()
+    .describe(
+      `Ids of tasks (up to ${MAX_DEPENDENCIES}, each once) that must complete before this one may be claimed: until then it is waiting, and the write that completes the last one makes it pending (its task.ready event). One of them cancelled (or deleted by retention as a dead letter) cancels it too; one dead-lettered keeps it waiting, for a requeue of that task to complete. Each must exist and not be cancelled`,
+    ),
   idempotencyKey: text(500)
     .optional()
     .describe(
-      "The same key always answers the same task and never adds a second one, for as long as the task is kept. Sent again with a different queue, payload, priority, capability, targetAgentId, or a maxAttempts (or, until the task is first claimed, a runAt) that differs when given, it is a 409 IDEMPOTENCY_MISMATCH",
+      "The same key always answers the same task and never adds a second one, for as long as the task is kept. Sent again with a different queue, payload, priority, capability, targetAgentId, dependsOn, or a maxAttempts (or, until the task is first claimed, a runAt) that differs when given, it is a 409 IDEMPOTENCY_MISMATCH",
     ),
 });
 
@@ -89,6 +99,11 @@ export const enqueueInput = enqueueFields
     if (input.runAt !== undefined && input.delayMs !== undefined) {
       ctx.addIssue({ code: "custom", path: ["delayMs"], message: "give runAt or delayMs, not both" });
     }
+    const seen = new Set<string>();
+    input.dependsOn?.forEach((id, i) => {
+      if (seen.has(id)) ctx.addIssue({ code: "custom", path: ["dependsOn", i], message: `names task "${id}" twice` });
+      seen.add(id);
+    });
   })
   .transform(({ agentId, targetAgentId, ...rest }) => copyWith(rest, { targetAgentId: targetAgentId ?? agentId }));
 export type EnqueueInput = z.input<typeof enqueueInput>;
@@ -268,6 +283,8 @@ export const taskSchema = z
     updatedAt: z.date(),
     claimedAt: z.date().nullable(),
     finishedAt: z.date().nullable(),
+    /** The tasks it depends on, as enqueued (dependsOn): it was waiting until every one of them completed. [] when none. */
+    dependsOn: z.array(z.string()),
   })
   .meta({ id: "Task" });
 export type Task = z.infer<typeof taskSchema>;
@@ -319,6 +336,7 @@ export function taskWith<T extends Task, E extends object>(task: T, extra: E): T
     updatedAt: task.updatedAt,
     claimedAt: task.claimedAt,
     finishedAt: task.finishedAt,
+    dependsOn: task.dependsOn,
   };
   // Every field copied from `task`: the narrowing of a held task (status, lease fields) holds for the copy.
   return Object.assign(copy as T, extra);

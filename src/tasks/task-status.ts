@@ -1,4 +1,5 @@
 // The task lifecycle's states, apart from the schemas so the database threads can use them
 // without loading zod.
-export const TASK_STATUSES = ["pending", "claimed", "completed", "dead_letter", "cancelled"] as const;
+// waiting: for its dependencies to complete (tasks.enqueue's dependsOn); never claimed until pending.
+export const TASK_STATUSES = ["waiting", "pending", "claimed", "completed", "dead_letter", "cancelled"] as const;
 export type TaskStatus = (typeof TASK_STATUSES)[number];

@@ -56,6 +56,10 @@ export interface TaskRow {
   releasedBy: string | null;
   /** Whose idempotencyKey it is: the enqueuing agent's id, or '' (an admin, an open server, in-process). */
   idempotencyScope: string;
+  /** The ids of the tasks it depends on, as enqueued (JSON array); null when it names none. */
+  dependsOn: string | null;
+  /** While waiting: how many of its dependencies have not completed (task_dependencies rows). */
+  unmetDependencies: number;
 }
 
 /** The releasedBy of a lease given back by its holder: a release of it sent again finds it. */
@@ -94,6 +98,7 @@ export const toTask = (row: TaskRow): Task => ({
   updatedAt: toDate(row.updatedAt),
   claimedAt: toDateOrNull(row.claimedAt),
   finishedAt: toDateOrNull(row.finishedAt),
+  dependsOn: row.dependsOn === null ? [] : (JSON.parse(row.dependsOn) as string[]),
 });
 
 /**
@@ -133,6 +138,8 @@ export function taskRowWith(row: TaskRow, changes: Partial<TaskRow>): TaskRow {
     claimKey: row.claimKey,
     releasedBy: row.releasedBy,
     idempotencyScope: row.idempotencyScope,
+    dependsOn: row.dependsOn,
+    unmetDependencies: row.unmetDependencies,
   };
   return Object.assign(copy, changes);
 }
@@ -158,9 +165,14 @@ export interface TaskListFilter {
 }
 
 /** What enqueue writes; the other columns take their defaults. */
-export type NewTask = Pick<TaskRow, "id" | "queue" | "payload" | "priority" | "capability" | "targetAgentId" | "maxAttempts" | "idempotencyKey" | "idempotencyScope"> & {
+export type NewTask = Pick<TaskRow, "id" | "queue" | "payload" | "priority" | "capability" | "targetAgentId" | "maxAttempts" | "idempotencyKey" | "idempotencyScope" | "dependsOn"> & {
   runAt: number;
+  /** The seqs of its dependencies that have not completed: it waits for them (none: pending). */
+  waitingFor: readonly number[];
 };
+
+/** A task a dependency's complete made pending (TaskStore.dependentsMet), or one its cancel cancelled. */
+export type DependentRow = Pick<TaskRow, "seq" | "id" | "queue" | "priority" | "capability" | "targetAgentId" | "runAt">;
 
 export interface ClaimFilter {
   agentId: string;
@@ -248,23 +260,28 @@ export class TaskStore {
    * (tests/schema-drift.test.ts).
    */
   insert(task: NewTask, now: number): TaskRow {
-    const held = this.setAsideNow(task.queue);
+    // A waiting task is in no claim index: it is held or delayed only once it is pending (dependentsMet).
+    const waiting = task.waitingFor.length > 0;
+    const held = waiting ? 0 : this.setAsideNow(task.queue);
+    const delayed = waiting ? 0 : delayedAt(task.runAt, now);
     const { lastInsertRowid } = this.st
       .get(
-        `INSERT INTO tasks (id, queue, payload, priority, capability, targetAgentId, maxAttempts, runAt, idempotencyKey, idempotencyScope, createdAt, updatedAt, delayed, held)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT INTO tasks (id, queue, payload, priority, capability, targetAgentId, maxAttempts, runAt, idempotencyKey, idempotencyScope, createdAt, updatedAt, delayed, held, status, dependsOn, unmetDependencies)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       )
-      .run(task.id, task.queue, task.payload, task.priority, task.capability, task.targetAgentId, task.maxAttempts, task.runAt, task.idempotencyKey, task.idempotencyScope, now, now, delayedAt(task.runAt, now), held);
+      .run(task.id, task.queue, task.payload, task.priority, task.capability, task.targetAgentId, task.maxAttempts, task.runAt, task.idempotencyKey, task.idempotencyScope, now, now, delayed, held, waiting ? "waiting" : "pending", task.dependsOn, task.waitingFor.length);
+    const seq = Number(lastInsertRowid);
+    for (const dependsOnSeq of task.waitingFor) this.st.get<[number, number]>(`INSERT INTO task_dependencies (dependsOnSeq, taskSeq) VALUES (?, ?)`).run(dependsOnSeq, seq);
     // Every column named, in the table's order: the same hidden class as a row read back (taskRowWith).
     return {
-      seq: Number(lastInsertRowid),
+      seq,
       id: task.id,
       queue: task.queue,
       payload: task.payload,
       priority: task.priority,
       capability: task.capability,
       targetAgentId: task.targetAgentId,
-      status: "pending",
+      status: waiting ? "waiting" : "pending",
       attempts: 0,
       maxAttempts: task.maxAttempts,
       runAt: task.runAt,
@@ -280,12 +297,52 @@ export class TaskStore {
       claimedAt: null,
       finishedAt: null,
       leaseMs: null,
-      delayed: delayedAt(task.runAt, now),
+      delayed,
       held,
       claimKey: null,
       releasedBy: null,
       idempotencyScope: task.idempotencyScope,
+      dependsOn: task.dependsOn,
+      unmetDependencies: task.waitingFor.length,
     };
+  }
+
+  /**
+   * `seq` completed: each task waiting on it has one dependency fewer to wait for, and those for
+   * which it was the last become pending, due at their runAt or now if later (so a claim's
+   * waitedMs counts from now), held when their queue is set aside. Those, best first. One
+   * primary-key probe when nothing waits on it (the usual complete).
+   */
+  dependentsMet(seq: number, now: number): DependentRow[] {
+    const waits = this.st.get<[number], number>(`SELECT EXISTS (SELECT 1 FROM task_dependencies WHERE dependsOnSeq = ?)`).pluck().get(seq)!;
+    if (!waits) return [];
+    const waitingOn = `seq IN (SELECT taskSeq FROM task_dependencies WHERE dependsOnSeq = ?) AND status = 'waiting'`;
+    this.st.get<[number]>(`UPDATE tasks SET unmetDependencies = unmetDependencies - 1 WHERE ${waitingOn}`).run(seq);
+    // SET reads the row as it was: delayed compares the old runAt with now.
+    const ready = this.st
+      .get<[number, number, number, number], DependentRow>(
+        `UPDATE tasks SET status = 'pending', runAt = MAX(runAt, ?), delayed = (runAt > ?), ${HELD_IF_SET_ASIDE}, unmetDependencies = 0, updatedAt = ?
+         WHERE ${waitingOn} AND unmetDependencies <= 0
+         RETURNING seq, id, queue, priority, capability, targetAgentId, runAt`,
+      )
+      .all(now, now, now, seq);
+    this.st.get<[number]>(`DELETE FROM task_dependencies WHERE dependsOnSeq = ?`).run(seq);
+    return ready.sort((a, b) => a.priority - b.priority || a.seq - b.seq);
+  }
+
+  /** The tasks waiting on `seq` (its cancel, or its deletion as a dead letter, cancels them). */
+  waitingOn(seq: number): DependentRow[] {
+    return this.st
+      .get<[number], DependentRow>(
+        `SELECT seq, id, queue, priority, capability, targetAgentId, runAt FROM tasks
+         WHERE seq IN (SELECT taskSeq FROM task_dependencies WHERE dependsOnSeq = ?) AND status = 'waiting' ORDER BY seq`,
+      )
+      .all(seq);
+  }
+
+  /** `seq` no longer waits (cancelled, or pending): its dependency rows go. */
+  forgetDependencies(seq: number): void {
+    this.st.get<[number]>(`DELETE FROM task_dependencies WHERE taskSeq = ?`).run(seq);
   }
 
   /**
@@ -613,9 +670,27 @@ export class TaskStore {
       .get(now, now, seq)!;
   }
 
-  /** A fresh start: pending now, attempts reset; the error history is kept. */
-  requeue(seq: number, now: number): TaskRow {
-    return this.st.get<[number, number, number], TaskRow>(`UPDATE tasks SET ${REQUEUED} WHERE seq = ? RETURNING *`).get(now, now, seq)!;
+  /** A waiting task cancelled because a dependency can no longer complete: `why` is its lastError. */
+  cancelWaiting(seq: number, why: string, now: number): void {
+    this.st
+      .get<[string, number, number, number]>(`UPDATE tasks SET status = 'cancelled', lastError = ?, unmetDependencies = 0, finishedAt = ?, updatedAt = ? WHERE seq = ?`)
+      .run(why, now, now, seq);
+    this.forgetDependencies(seq);
+  }
+
+  /**
+   * A fresh start: pending now, attempts reset; the error history is kept. With `waitingFor` (the
+   * seqs of dependencies not completed), waiting for them instead.
+   */
+  requeue(seq: number, now: number, waitingFor: readonly number[] = []): TaskRow {
+    if (waitingFor.length === 0) return this.st.get<[number, number, number], TaskRow>(`UPDATE tasks SET ${REQUEUED} WHERE seq = ? RETURNING *`).get(now, now, seq)!;
+    for (const dependsOnSeq of waitingFor) this.st.get<[number, number]>(`INSERT OR IGNORE INTO task_dependencies (dependsOnSeq, taskSeq) VALUES (?, ?)`).run(dependsOnSeq, seq);
+    return this.st
+      .get<[number, number, number, number], TaskRow>(
+        `UPDATE tasks SET status = 'waiting', attempts = 0, runAt = ?, delayed = 0, held = 0, unmetDependencies = ?, leaseOwner = NULL, leaseExpiresAt = NULL, result = NULL, finishedAt = NULL, releasedBy = NULL, updatedAt = ?
+         WHERE seq = ? RETURNING *`,
+      )
+      .get(now, waitingFor.length, now, seq)!;
   }
 
   /**
@@ -724,14 +799,15 @@ export class TaskStore {
 
   /**
    * Retention: deletes up to `limit` settled tasks (completed, dead-lettered, cancelled) that
-   * settled before `before`, oldest first, on the settled-tasks index. Returns how many went.
+   * settled before `before`, oldest first, on the settled-tasks index. Returns those that went (a
+   * dead letter's waiting dependents are cancelled by the caller: TaskTransitions.cancelWaitingOn).
    */
-  pruneSettled(before: number, limit: number): number {
+  pruneSettled(before: number, limit: number): Array<Pick<TaskRow, "seq" | "id">> {
     return this.st
-      .get<[number, number]>(
-        `DELETE FROM tasks WHERE seq IN (SELECT seq FROM tasks WHERE status IN ('completed', 'dead_letter', 'cancelled') AND finishedAt < ? ORDER BY finishedAt LIMIT CAST(? AS INTEGER))`,
+      .get<[number, number], Pick<TaskRow, "seq" | "id">>(
+        `DELETE FROM tasks WHERE seq IN (SELECT seq FROM tasks WHERE status IN ('completed', 'dead_letter', 'cancelled') AND finishedAt < ? ORDER BY finishedAt LIMIT CAST(? AS INTEGER)) RETURNING seq, id`,
       )
-      .run(before, limit).changes;
+      .all(before, limit);
   }
 
   /** When the `keep`-th most recently settled task settled (older ones are beyond a count retention); null when fewer are kept. */

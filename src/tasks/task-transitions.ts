@@ -57,6 +57,7 @@ export class TaskTransitions {
       capability: request.capability ?? null,
       targetAgentId: request.targetAgentId ?? null,
       maxAttempts: request.maxAttempts ?? this.d.config.maxAttempts,
+      dependsOn: request.dependsOn === undefined ? null : JSON.stringify(request.dependsOn),
     };
     if (request.idempotencyKey !== undefined) {
       // An agent's key is looked for among its own, then among the shared ones: what admins and
@@ -73,7 +74,9 @@ export class TaskTransitions {
         const differs: string[] = (Object.keys(definition) as Array<keyof typeof definition>).filter((k) =>
           k === "payload"
             ? !sameJson(fromJsonText(existing.payload), request.payload)
-            : k === "maxAttempts"
+            : k === "dependsOn"
+              ? !sameDependencies(existing.dependsOn, request.dependsOn)
+              : k === "maxAttempts"
               ? request.maxAttempts !== undefined && existing.maxAttempts !== request.maxAttempts
               : existing[k] !== definition[k],
         );
@@ -93,11 +96,13 @@ export class TaskTransitions {
         return existing;
       }
     }
+    const task = field.replace(/\.payload$/, "");
+    const waitingFor = request.dependsOn === undefined ? [] : this.unmetDependencies(request.dependsOn, task === "payload" ? "dependsOn" : `${task}.dependsOn`);
     const row = this.d.tasks.insert(
-      { id: newId(), ...definition, runAt: request.runAt?.getTime() ?? ctx.now + (request.delayMs ?? 0), idempotencyKey: request.idempotencyKey ?? null, idempotencyScope: scope },
+      { id: newId(), ...definition, runAt: request.runAt?.getTime() ?? ctx.now + (request.delayMs ?? 0), idempotencyKey: request.idempotencyKey ?? null, idempotencyScope: scope, waitingFor },
       ctx.now,
     );
-    inBatch?.set(row.id, field.replace(/\.payload$/, ""));
+    inBatch?.set(row.id, task);
     this.d.events.appendSystem(ctx, "task.enqueued", {
       taskId: row.id,
       queue: row.queue,
@@ -105,8 +110,65 @@ export class TaskTransitions {
       capability: row.capability,
       targetAgentId: row.targetAgentId,
       runAt: new Date(Number(row.runAt)).toISOString(),
+      ...(waitingFor.length > 0 ? { waitingFor: waitingFor.length } : {}),
     });
     return row;
+  }
+
+  /**
+   * The seqs of the tasks in `ids` that have not completed: what a task depending on them waits
+   * for. TASK_NOT_FOUND for an id no task has (never enqueued, or deleted by retention), and
+   * INVALID_STATE for a cancelled one: a task waiting on it would never run. A dead letter may
+   * still complete (requeued): it is waited for. `field` names the list in errors.
+   */
+  unmetDependencies(ids: readonly string[], field: string, gone: "TASK_NOT_FOUND" | "INVALID_STATE" = "TASK_NOT_FOUND"): number[] {
+    const unmet: number[] = [];
+    ids.forEach((id, i) => {
+      const dependency = this.d.tasks.findById(id);
+      if (dependency === undefined) throw new CoordinationError(gone, `${field}[${i}]: task "${id}" not found (never enqueued, or deleted by retention)`, { id });
+      if (dependency.status === "cancelled") {
+        throw new CoordinationError("INVALID_STATE", `${field}[${i}]: task "${id}" is cancelled, so a task depending on it would never run (requeue it first)`, { id, status: dependency.status });
+      }
+      if (dependency.status !== "completed") unmet.push(dependency.seq);
+    });
+    return unmet;
+  }
+
+  /**
+   * `row` completed: the tasks waiting on it whose last dependency it was become pending, each
+   * with its task.ready event (an event that makes a task claimable: it wakes waiting claims).
+   */
+  readyDependents(ctx: WriteContext, row: TaskRow): void {
+    for (const ready of this.d.tasks.dependentsMet(row.seq, ctx.now)) {
+      this.d.events.appendSystem(ctx, "task.ready", {
+        taskId: ready.id,
+        queue: ready.queue,
+        priority: ready.priority,
+        capability: ready.capability,
+        targetAgentId: ready.targetAgentId,
+        runAt: new Date(Number(ready.runAt)).toISOString(),
+        after: row.id,
+      });
+    }
+  }
+
+  /**
+   * `dependency` can no longer complete (cancelled, or deleted as a dead letter): every task
+   * waiting on it is cancelled, each with its task.cancelled event naming why, and so are the
+   * tasks waiting on those, to the end of the chain. How many.
+   */
+  cancelWaitingOn(ctx: WriteContext, dependency: Pick<TaskRow, "seq" | "id">, what: string): number {
+    let cancelled = 0;
+    const stack: Array<{ seq: number; id: string; why: string }> = [{ seq: dependency.seq, id: dependency.id, why: `its dependency "${dependency.id}" was ${what}` }];
+    for (let next = stack.pop(); next !== undefined; next = stack.pop()) {
+      for (const waiting of this.d.tasks.waitingOn(next.seq)) {
+        this.d.tasks.cancelWaiting(waiting.seq, next.why, ctx.now);
+        this.d.events.appendSystem(ctx, "task.cancelled", { taskId: waiting.id, queue: waiting.queue, previousStatus: "waiting", agentId: null, reason: next.why });
+        cancelled++;
+        stack.push({ seq: waiting.seq, id: waiting.id, why: `its dependency "${waiting.id}" was cancelled` });
+      }
+    }
+    return cancelled;
   }
 
   /** Leases up to `limit` claimable tasks to `filter.agentId`, each with its task.claimed event. */
@@ -150,10 +212,16 @@ export class TaskTransitions {
     return released;
   }
 
-  /** A dead letter or cancelled task back to pending now, attempts reset (its error history kept), with its event. */
+  /**
+   * A dead letter or cancelled task back to pending now, attempts reset (its error history kept),
+   * with its event; waiting instead, when dependencies it names have not completed (a task
+   * cancelled with its dependency: that one is requeued first). Refused as an enqueue naming
+   * them would be: a dependency gone or cancelled.
+   */
   requeueRow(ctx: WriteContext, row: TaskRow): TaskRow {
-    const requeued = this.d.tasks.requeue(row.seq, ctx.now);
-    this.requeued(ctx, row);
+    const waitingFor = row.dependsOn === null ? [] : this.unmetDependencies(JSON.parse(row.dependsOn) as string[], `task "${row.id}" cannot be requeued: its dependsOn`, "INVALID_STATE");
+    const requeued = this.d.tasks.requeue(row.seq, ctx.now, waitingFor);
+    this.requeued(ctx, row, waitingFor.length);
     return requeued;
   }
 
@@ -163,8 +231,15 @@ export class TaskTransitions {
     this.requeued(ctx, row);
   }
 
-  private requeued(ctx: WriteContext, row: Pick<TaskRow, "id" | "queue" | "status" | "capability" | "targetAgentId">): void {
-    this.d.events.appendSystem(ctx, "task.requeued", { taskId: row.id, queue: row.queue, previousStatus: row.status, capability: row.capability, targetAgentId: row.targetAgentId });
+  private requeued(ctx: WriteContext, row: Pick<TaskRow, "id" | "queue" | "status" | "capability" | "targetAgentId">, waitingFor = 0): void {
+    this.d.events.appendSystem(ctx, "task.requeued", {
+      taskId: row.id,
+      queue: row.queue,
+      previousStatus: row.status,
+      capability: row.capability,
+      targetAgentId: row.targetAgentId,
+      ...(waitingFor > 0 ? { waitingFor } : {}),
+    });
   }
 
   /**
@@ -305,4 +380,11 @@ export class TaskTransitions {
     const { retryBaseMs, retryMaxMs } = this.d.config;
     return Math.min(retryMaxMs, retryBaseMs * 2 ** Math.max(0, attempt - 1));
   }
+}
+
+/** Whether a stored dependsOn (JSON text, or null) names the same tasks as a request's, in any order. */
+function sameDependencies(stored: string | null, requested: readonly string[] | undefined): boolean {
+  const a = stored === null ? [] : (JSON.parse(stored) as string[]);
+  const b = requested ?? [];
+  return a.length === b.length && [...a].sort().join("\u0000") === [...b].sort().join("\u0000");
 }

@@ -1,0 +1,23 @@
+-- Task dependencies (tasks.enqueue's dependsOn): a task that names tasks it depends on waits
+-- (status 'waiting', in no claim index) until every one of them has completed, then becomes
+-- pending in the same write as the last complete (its task.ready event). A dependency cancelled
+-- (or pruned as a dead letter) cancels the tasks waiting on it, and theirs in turn.
+-- dependsOn: the ids as enqueued (JSON array; null for a task that names none);
+-- unmetDependencies: how many of them a waiting task still waits for.
+ALTER TABLE "tasks" ADD COLUMN "dependsOn" TEXT;
+ALTER TABLE "tasks" ADD COLUMN "unmetDependencies" INTEGER NOT NULL DEFAULT 0;
+
+-- One row a waiting task and a dependency not completed yet, keyed by the dependency: its
+-- complete finds the tasks waiting on it with one range read (nothing for a task with none).
+-- A row goes when its dependency completes or its waiting task leaves 'waiting'.
+-- CreateTable
+CREATE TABLE "task_dependencies" (
+    "dependsOnSeq" INTEGER NOT NULL,
+    "taskSeq" INTEGER NOT NULL,
+
+    PRIMARY KEY ("dependsOnSeq", "taskSeq")
+);
+
+-- A waiting task's own rows (cancelled or requeued: its rows go or come back).
+-- CreateIndex
+CREATE INDEX "task_dependencies_taskSeq_idx" ON "task_dependencies"("taskSeq");

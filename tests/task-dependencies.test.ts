@@ -1,0 +1,218 @@
+// Task dependencies (tasks.enqueue's dependsOn): a task waits until every task it names has
+// completed, then is claimable; a dependency that can never complete (cancelled, or deleted by
+// retention as a dead letter) cancels what waits on it. Over the typed client and REST, on a real
+// server and SQLite file.
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { rest, startTestServer, withDatabase, type TestServer } from "./helpers/test-server.js";
+
+let t: TestServer | undefined;
+afterEach(async () => {
+  await t?.stop({ removeFiles: true });
+  t = undefined;
+});
+
+/** The task_dependencies rows left, as [dependency seq, waiting task seq]. */
+const dependencyRows = (server: TestServer): number[][] =>
+  withDatabase(server, (db) => (db.prepare(`SELECT dependsOnSeq, taskSeq FROM task_dependencies ORDER BY 1, 2`).raw().all() as number[][]));
+
+/** A task's events' types and payloads, oldest first. */
+async function eventsOf(server: TestServer, taskId: string) {
+  return (await server.api.tasks.events.query({ taskId })).map((e) => ({ type: e.type, payload: e.payload as Record<string, unknown> }));
+}
+
+/** Claims `taskId` for `agentId` (the only claimable task of its queue) and completes it with `result`. */
+async function run(server: TestServer, queue: string, taskId: string, agentId: string, result: unknown = null) {
+  const claimed = await server.api.tasks.claim.mutate({ agentId, queues: [queue], context: false });
+  expect(claimed?.id).toBe(taskId);
+  return server.api.tasks.complete.mutate({ taskId, agentId, leaseToken: claimed!.leaseToken, result: result as never });
+}
+
+describe("task dependencies", () => {
+  it("a task waits until every dependency completed; the last complete makes it pending in its write, and wakes a claim parked for its queue", async () => {
+    t = await startTestServer();
+    const api = t.api;
+    const a = await api.tasks.enqueue.mutate({ queue: "research", payload: { topic: "a" } });
+    const b = await api.tasks.enqueue.mutate({ queue: "research", payload: { topic: "b" } });
+    const synth = await api.tasks.enqueue.mutate({ queue: "synth", payload: { merge: true }, dependsOn: [a.id, b.id] });
+    expect(synth).toMatchObject({ status: "waiting", dependsOn: [a.id, b.id], runAt: expect.any(Date) });
+    expect((await eventsOf(t, synth.id))[0]).toEqual({ type: "task.enqueued", payload: expect.objectContaining({ taskId: synth.id, waitingFor: 2 }) });
+    expect(await api.tasks.claim.mutate({ agentId: "s", queues: ["synth"], context: false })).toBeNull();
+    const stats = await api.tasks.stats.query({ queue: "synth" });
+    expect(stats.queues[0]!.counts).toMatchObject({ waiting: 1, pending: 0 });
+    expect((await rest(t.url, "GET", "/tasks?status=waiting")).body.items.map((x: { id: string }) => x.id)).toEqual([synth.id]);
+
+    // A claim parked for the synth queue: nothing there is claimable yet.
+    const parked = api.tasks.claim.mutate({ agentId: "s", queues: ["synth"], waitMs: 60_000, context: false });
+    await vi.waitFor(() => expect(t!.server.services.waiters.claims.size).toBe(1), { timeout: 15_000, interval: 25 });
+
+    await run(t, "research", a.id, "r1", { found: "A" });
+    expect(await api.tasks.get.query({ taskId: synth.id })).toMatchObject({ status: "waiting" });
+    expect(t.server.services.waiters.claims.size).toBe(1);
+    const bDone = await run(t, "research", b.id, "r2", { found: "B" });
+    // Woken by task.ready: the safety re-look is at least 30 s away (wakeup.ts), so an answer within 15 s was woken.
+    const claimed = await Promise.race([parked, new Promise<"late">((resolve) => setTimeout(() => resolve("late"), 15_000))]);
+    if (claimed === "late") throw new Error("the parked claim was not woken by task.ready");
+    expect(claimed).toMatchObject({ id: synth.id, status: "claimed", leaseOwner: "s", dependsOn: [a.id, b.id] });
+    // Counted as claimable from the complete that made it so, not from its enqueue.
+    expect(claimed!.runAt.getTime()).toBe(bDone.finishedAt!.getTime());
+    const types = (await eventsOf(t, synth.id)).map((e) => e.type);
+    expect(types).toEqual(["task.enqueued", "task.ready", "task.claimed"]);
+    expect((await eventsOf(t, synth.id))[1]!.payload).toEqual({ taskId: synth.id, queue: "synth", priority: 5, capability: null, targetAgentId: null, runAt: bDone.finishedAt!.toISOString(), after: b.id });
+    // The results it depends on, read by id.
+    const results = await Promise.all(claimed!.dependsOn.map((id) => api.tasks.get.query({ taskId: id })));
+    expect(results.map((r) => r.result)).toEqual([{ found: "A" }, { found: "B" }]);
+    expect(dependencyRows(t)).toEqual([]);
+  });
+
+  it("dependencies already completed are met: the task is pending at once; a delay of its own still holds once ready", async () => {
+    t = await startTestServer();
+    const api = t.api;
+    const a = await api.tasks.enqueue.mutate({ queue: "q" });
+    await run(t, "q", a.id, "w");
+    const b = await api.tasks.enqueue.mutate({ queue: "q", dependsOn: [a.id] });
+    expect(b.status).toBe("pending");
+    expect((await eventsOf(t, b.id))[0]!.payload).not.toHaveProperty("waitingFor");
+    expect((await api.tasks.claim.mutate({ agentId: "w", context: false }))?.id).toBe(b.id);
+
+    // Waiting, with a delay that outlasts its dependency: pending once ready, claimable at its runAt.
+    const c = await api.tasks.enqueue.mutate({ queue: "gate" });
+    const d = await api.tasks.enqueue.mutate({ queue: "later", dependsOn: [c.id], delayMs: 3_600_000 });
+    await run(t, "gate", c.id, "w");
+    expect(await api.tasks.get.query({ taskId: d.id })).toMatchObject({ status: "pending", runAt: d.runAt });
+    expect(await api.tasks.claim.mutate({ agentId: "w", queues: ["later"], context: false })).toBeNull();
+    expect((await api.tasks.stats.query({ queue: "later" })).queues[0]).toMatchObject({ scheduled: 1, nextDueAt: d.runAt });
+  });
+
+  it("complete-and-claim of the last dependency can take the task it made ready, in the same write", async () => {
+    t = await startTestServer();
+    const api = t.api;
+    const a = await api.tasks.enqueue.mutate({ queue: "q", priority: 1 });
+    const b = await api.tasks.enqueue.mutate({ queue: "q", priority: 0, dependsOn: [a.id] });
+    const claimed = await api.tasks.claim.mutate({ agentId: "w", context: false });
+    expect(claimed?.id).toBe(a.id);
+    const both = await api.tasks.completeAndClaim.mutate({ taskId: a.id, agentId: "w", result: 1, next: { context: false } });
+    expect(both.next?.id).toBe(b.id);
+  });
+
+  it("a ready task of a paused queue is held like any other of it; the resume makes it claimable", async () => {
+    t = await startTestServer();
+    const api = t.api;
+    const a = await api.tasks.enqueue.mutate({ queue: "in" });
+    const b = await api.tasks.enqueue.mutate({ queue: "out", dependsOn: [a.id] });
+    await api.queues.pause.mutate({ queue: "out" });
+    await run(t, "in", a.id, "w");
+    expect(withDatabase(t, (db) => db.prepare(`SELECT status, held FROM tasks WHERE id = ?`).get(b.id))).toEqual({ status: "pending", held: 1 });
+    expect(await api.tasks.claim.mutate({ agentId: "w", queues: ["out"], context: false })).toBeNull();
+    await api.queues.resume.mutate({ queue: "out" });
+    expect((await api.tasks.claim.mutate({ agentId: "w", queues: ["out"], context: false }))?.id).toBe(b.id);
+  });
+
+  it("refuses what could never run, naming the field: an unknown or cancelled task, one named twice, more than 100; a batch with one is stored not at all", async () => {
+    t = await startTestServer();
+    const api = t.api;
+    const a = await api.tasks.enqueue.mutate({ queue: "q" });
+    const gone = await api.tasks.enqueue.mutate({ queue: "q" });
+    await api.tasks.cancel.mutate({ taskId: gone.id });
+
+    const unknown = await rest(t.url, "POST", "/tasks", { queue: "q", dependsOn: [a.id, "no-such-task"] });
+    expect(unknown).toEqual({ status: 404, body: { code: "TASK_NOT_FOUND", message: 'dependsOn[1]: task "no-such-task" not found (never enqueued, or deleted by retention)', details: { id: "no-such-task" } } });
+    const cancelled = await rest(t.url, "POST", "/tasks", { queue: "q", dependsOn: [gone.id] });
+    expect(cancelled.status).toBe(409);
+    expect(cancelled.body).toMatchObject({ code: "INVALID_STATE", message: `dependsOn[0]: task "${gone.id}" is cancelled, so a task depending on it would never run (requeue it first)` });
+    const twice = await rest(t.url, "POST", "/tasks", { queue: "q", dependsOn: [a.id, a.id] });
+    expect(twice.status).toBe(400);
+    expect(twice.body.message).toBe(`dependsOn[1]: names task "${a.id}" twice`);
+    const many = await rest(t.url, "POST", "/tasks", { queue: "q", dependsOn: Array.from({ length: 101 }, (_, i) => `t${i}`) });
+    expect(many.status).toBe(400);
+    expect(many.body.message).toMatch(/^dependsOn: /);
+    expect((await rest(t.url, "POST", "/tasks", { queue: "q", dependsOn: [] })).status).toBe(400);
+
+    const batch = await rest(t.url, "POST", "/tasks/batch", { tasks: [{ queue: "b" }, { queue: "b", dependsOn: [a.id] }, { queue: "b", dependsOn: ["nope"] }] });
+    expect(batch.status).toBe(404);
+    expect(batch.body.message).toBe('tasks[2].dependsOn[0]: task "nope" not found (never enqueued, or deleted by retention)');
+    expect((await api.tasks.stats.query({ queue: "b" })).queues).toEqual([]);
+    expect(dependencyRows(t)).toEqual([]);
+  });
+
+  it("a dependency cancelled cancels what waits on it, to the end of the chain; one dead-lettered keeps them waiting, and its requeue and complete make them ready", async () => {
+    t = await startTestServer();
+    const api = t.api;
+    const root = await api.tasks.enqueue.mutate({ queue: "q", maxAttempts: 1 });
+    const other = await api.tasks.enqueue.mutate({ queue: "q" });
+    const mid = await api.tasks.enqueue.mutate({ queue: "q", dependsOn: [root.id, other.id] });
+    const leaf = await api.tasks.enqueue.mutate({ queue: "q", dependsOn: [mid.id] });
+    const bystander = await api.tasks.enqueue.mutate({ queue: "q", dependsOn: [other.id] });
+
+    // The root fails for good: a dead letter can still be requeued, so nothing is cancelled.
+    const claimed = await api.tasks.claim.mutate({ agentId: "w", context: false });
+    expect(claimed?.id).toBe(root.id);
+    await api.tasks.fail.mutate({ taskId: root.id, agentId: "w", error: "boom", retry: false });
+    expect((await api.tasks.get.query({ taskId: mid.id })).status).toBe("waiting");
+    await api.tasks.requeue.mutate({ taskId: root.id });
+    await run(t, "q", root.id, "w");
+    expect((await api.tasks.get.query({ taskId: mid.id })).status).toBe("waiting");
+
+    // Cancelling `other` leaves `mid` nothing to wait for that can come: it and `leaf` go, and `bystander`.
+    await api.tasks.cancel.mutate({ taskId: other.id });
+    const after = await Promise.all([mid, leaf, bystander].map((x) => api.tasks.get.query({ taskId: x.id })));
+    expect(after.map((x) => [x.status, x.lastError])).toEqual([
+      ["cancelled", `its dependency "${other.id}" was cancelled`],
+      ["cancelled", `its dependency "${mid.id}" was cancelled`],
+      ["cancelled", `its dependency "${other.id}" was cancelled`],
+    ]);
+    expect((await eventsOf(t, leaf.id)).at(-1)).toEqual({
+      type: "task.cancelled",
+      payload: { taskId: leaf.id, queue: "q", previousStatus: "waiting", agentId: null, reason: `its dependency "${mid.id}" was cancelled` },
+    });
+    expect(dependencyRows(t)).toEqual([]);
+
+    // Requeued while its dependency is still cancelled: refused, saying which. Once that one is back, it waits again.
+    const refused = await rest(t.url, "POST", `/tasks/${mid.id}/requeue`, {});
+    expect(refused.status).toBe(409);
+    expect(refused.body.message).toBe(`task "${mid.id}" cannot be requeued: its dependsOn[1]: task "${other.id}" is cancelled, so a task depending on it would never run (requeue it first)`);
+    await api.tasks.requeue.mutate({ taskId: other.id });
+    expect(await api.tasks.requeue.mutate({ taskId: mid.id })).toMatchObject({ status: "waiting", attempts: 0 });
+    expect((await eventsOf(t, mid.id)).at(-1)!.payload).toMatchObject({ previousStatus: "cancelled", waitingFor: 1 });
+    await run(t, "q", other.id, "w");
+    expect((await api.tasks.get.query({ taskId: mid.id })).status).toBe("pending");
+  });
+
+  it("cancelling a waiting task forgets its dependencies: their completes find nothing waiting", async () => {
+    t = await startTestServer();
+    const api = t.api;
+    const a = await api.tasks.enqueue.mutate({ queue: "q" });
+    const b = await api.tasks.enqueue.mutate({ queue: "q", dependsOn: [a.id] });
+    expect(dependencyRows(t)).toHaveLength(1);
+    expect(await api.tasks.cancel.mutate({ taskId: b.id })).toMatchObject({ status: "cancelled" });
+    expect(dependencyRows(t)).toEqual([]);
+    await run(t, "q", a.id, "w");
+    expect((await api.tasks.get.query({ taskId: b.id })).status).toBe("cancelled");
+  });
+
+  it("retention deleting a dead letter cancels what waits on it", async () => {
+    t = await startTestServer({ settledTaskRetentionMs: 60_000, retentionPruneMs: 3_600_000 });
+    const api = t.api;
+    const a = await api.tasks.enqueue.mutate({ queue: "q", maxAttempts: 1 });
+    const b = await api.tasks.enqueue.mutate({ queue: "q", dependsOn: [a.id] });
+    await api.tasks.claim.mutate({ agentId: "w", context: false });
+    await api.tasks.fail.mutate({ taskId: a.id, agentId: "w", error: "boom", retry: false });
+    expect((await api.tasks.get.query({ taskId: b.id })).status).toBe("waiting");
+    await t.server.services.retention.prune(Date.now() + 3_600_000);
+    expect(await api.tasks.get.query({ taskId: b.id })).toMatchObject({ status: "cancelled", lastError: `its dependency "${a.id}" was deleted by retention as a dead letter` });
+    expect(dependencyRows(t)).toEqual([]);
+  });
+
+  it("an enqueue sent again with its idempotencyKey: the same dependencies in any order are the same task; others are a 409 naming dependsOn", async () => {
+    t = await startTestServer();
+    const api = t.api;
+    const a = await api.tasks.enqueue.mutate({ queue: "q" });
+    const b = await api.tasks.enqueue.mutate({ queue: "q" });
+    const first = await api.tasks.enqueue.mutate({ queue: "q", dependsOn: [a.id, b.id], idempotencyKey: "k" });
+    expect((await api.tasks.enqueue.mutate({ queue: "q", dependsOn: [b.id, a.id], idempotencyKey: "k" })).id).toBe(first.id);
+    const differs = await rest(t.url, "POST", "/tasks", { queue: "q", dependsOn: [a.id], idempotencyKey: "k" });
+    expect(differs.status).toBe(409);
+    expect(differs.body).toMatchObject({ code: "IDEMPOTENCY_MISMATCH", details: { taskId: first.id, differs: ["dependsOn"] } });
+    expect((await rest(t.url, "POST", "/tasks", { queue: "q", idempotencyKey: "k" })).body.details.differs).toEqual(["dependsOn"]);
+    expect(dependencyRows(t)).toHaveLength(2);
+  });
+});
