@@ -43,7 +43,7 @@ export interface Services {
   deliveries: Deliveries;
   /** Long-polling claims and polls parked, woken by committed events. */
   waiters: { claims: ClaimWaiters; polls: PollWaiters };
-  jobs: { leaseSweeper: PeriodicJob; queueHolds: PeriodicJob; pollHolds: PeriodicJob; healthMonitor: PeriodicJob; eventPruner: PeriodicJob; retention: PeriodicJob; memoryIndex: PeriodicJob };
+  jobs: { leaseSweeper: PeriodicJob; queueHolds: PeriodicJob; dependents: PeriodicJob; pollHolds: PeriodicJob; healthMonitor: PeriodicJob; eventPruner: PeriodicJob; retention: PeriodicJob; memoryIndex: PeriodicJob };
   /** Settled tasks and memories pruned to their retention (src/retention/). */
   retention: Retention;
   /** Aborted when shutdown begins: long-polls and streams end. */
@@ -130,6 +130,8 @@ export function createCoordination(config: Config, log: Logger): Coordination {
     // Paused queues' tasks held out of the claim indexes, resumed ones' let go; also those a
     // server that stopped midway (or another process on the file) left.
     queueHolds: new PeriodicJob("queue-holds", config.leaseSweepMs, () => tasks.settleHolds(), log),
+    // Dependents of a completed or cancelled task past what one write settles (thousands waiting on one task).
+    dependents: new PeriodicJob("task-dependents", config.leaseSweepMs, () => tasks.settleDependents(), log),
     // Auto-ack batches whose answers are still on their way keep their holds (event-service.ts).
     pollHolds: new PeriodicJob("poll-holds", config.leaseSweepMs, () => events.renewHolds(), log),
     healthMonitor: new PeriodicJob("agent-health", config.agentHealthCheckMs, () => agents.checkHealth(), log),

@@ -165,6 +165,13 @@ describe("MCP over Streamable HTTP", () => {
       await t!.api.tasks.enqueue.mutate({ queue: "inbox", targetAgentId: "listener", payload: { probe: true } });
       expect(notes.some((note) => note.kind === "task_assigned")).toBe(true);
     }, { timeout: 10_000, interval: 200 });
+    // A task for it that waits for another is assigned when it is ready, not when enqueued.
+    const gate = await t.api.tasks.enqueue.mutate({ queue: "gate" });
+    const later = await t.api.tasks.enqueue.mutate({ queue: "inbox", targetAgentId: "listener", dependsOn: [gate.id] });
+    const run = (await t.api.tasks.claim.mutate({ agentId: "w", queues: ["gate"] }))!;
+    await t.api.tasks.complete.mutate({ taskId: run.id, agentId: "w", leaseToken: run.leaseToken, result: null });
+    await vi.waitFor(() => expect(notes.some((note) => note.kind === "task_assigned" && note.event.type === "task.ready" && note.event.payload.taskId === later.id)).toBe(true), { timeout: 10_000 });
+    expect(notes.filter((note) => note.event.payload.taskId === later.id).map((note) => note.event.type)).toEqual(["task.ready"]);
     await t.api.events.publish.mutate({ type: "chat.message", source: "boss", target: "listener", payload: { text: "hi" } });
     await vi.waitFor(() => expect(notes.some((note) => note.kind === "direct_message" && note.event.payload.text === "hi")).toBe(true), { timeout: 10_000 });
     const mail = await callTool(client, "read_mailbox");

@@ -34,14 +34,14 @@ describe("operator commands against a running server", () => {
 
     const stats = await runCli({ args: ["stats"], env });
     expect(stats.code).toBe(0);
-    expect(stats.stdout.split("\n")[0]).toMatch(/^QUEUE\s+PENDING\s+\(SCHEDULED\)\s+CLAIMED\s+COMPLETED\s+DEAD_LETTER\s+CANCELLED\s+OLDEST PENDING\s+NEXT DUE$/);
+    expect(stats.stdout.split("\n")[0]).toMatch(/^QUEUE\s+WAITING\s+PENDING\s+\(SCHEDULED\)\s+CLAIMED\s+COMPLETED\s+DEAD_LETTER\s+CANCELLED\s+OLDEST PENDING\s+NEXT DUE$/);
     // The delayed task is pending, and scheduled: not due for an hour.
-    expect(stats.stdout.split("\n")[1]).toMatch(new RegExp(`^ops\\s+2\\s+1\\s+0\\s+0\\s+1\\s+0\\s+\\d+ s\\s+${later.runAt.toISOString().replace("T", " ").slice(0, 19)}$`));
+    expect(stats.stdout.split("\n")[1]).toMatch(new RegExp(`^ops\\s+0\\s+2\\s+1\\s+0\\s+0\\s+1\\s+0\\s+\\d+ s\\s+${later.runAt.toISOString().replace("T", " ").slice(0, 19)}$`));
     const statsJson = JSON.parse((await runCli({ args: ["stats", "--json"], env })).stdout);
     expect(statsJson).toEqual({
-      queues: [{ queue: "ops", counts: { pending: 2, claimed: 0, completed: 0, dead_letter: 1, cancelled: 0 }, scheduled: 1, nextDueAt: later.runAt.toISOString(), oldestPendingAgeMs: expect.any(Number), paused: false, maxLeased: null }],
+      queues: [{ queue: "ops", counts: { waiting: 0, pending: 2, claimed: 0, completed: 0, dead_letter: 1, cancelled: 0 }, scheduled: 1, nextDueAt: later.runAt.toISOString(), oldestPendingAgeMs: expect.any(Number), paused: false, maxLeased: null }],
       queuesOmitted: 0,
-      totals: { pending: 2, claimed: 0, completed: 0, dead_letter: 1, cancelled: 0 },
+      totals: { waiting: 0, pending: 2, claimed: 0, completed: 0, dead_letter: 1, cancelled: 0 },
       scheduled: 1,
       nextDueAt: later.runAt.toISOString(),
       retention: {

@@ -77,4 +77,29 @@ describe("queue limits: wake-ups", () => {
     expect((await q)?.id).toBe(other.id);
     expect(await Promise.race([r, late()])).toMatchObject({ id: waiting.id });
   });
+
+  it("a cancel frees a slot only when it ends a lease: cancelling a pending task, or a waiting one, of a full queue wakes no claim", async () => {
+    t = await startTestServer();
+    const api = t.api;
+    const db = t.server.services.db;
+    const handOut = db.handOut.bind(db);
+    let attempts = 0;
+    db.handOut = ((op, args) => {
+      if (op === "tasks.claim" && (args as unknown as { request: { agentId: string } }).request.agentId === "p") attempts++;
+      return handOut(op, args);
+    }) as typeof db.handOut;
+    await api.queues.setLimit.mutate({ queue: "llm", maxLeased: 1 });
+    const [a, b, c] = await api.tasks.enqueueMany.mutate({ tasks: [{ queue: "llm" }, { queue: "llm" }, { queue: "llm" }] });
+    const gate = await api.tasks.enqueue.mutate({ queue: "other" });
+    const waiting = await api.tasks.enqueue.mutate({ queue: "llm", dependsOn: [gate.id] });
+    expect((await api.tasks.claim.mutate({ agentId: "h", queues: ["llm"], context: false }))?.id).toBe(a!.id);
+    const parked = api.tasks.claim.mutate({ agentId: "p", queues: ["llm"], waitMs: 60_000, context: false });
+    await parkedCount(1);
+    await api.tasks.cancel.mutate({ taskId: b!.id });
+    await api.tasks.cancel.mutate({ taskId: waiting.id });
+    await api.tasks.complete.mutate({ taskId: a!.id, agentId: "h", result: null });
+    expect(await Promise.race([parked, late()])).toMatchObject({ id: c!.id });
+    // Its first look, and the one the complete woke: the cancels woke none.
+    expect(attempts).toBe(2);
+  });
 });

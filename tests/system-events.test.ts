@@ -35,6 +35,11 @@ describe("system events", () => {
     await api.queues.resume.mutate({ queue: "default" });
     await api.queues.setLimit.mutate({ queue: "default", maxLeased: 3 });
     await api.queues.removeLimit.mutate({ queue: "default" });
+    // A task waiting for another: its dependency's complete makes it ready.
+    const gate = await api.tasks.enqueue.mutate({ queue: "chain" });
+    await api.tasks.enqueue.mutate({ queue: "chain", dependsOn: [gate.id] });
+    const gateRun = (await api.tasks.claim.mutate({ agentId: "a2", queues: ["chain"] }))!;
+    await api.tasks.complete.mutate({ taskId: gateRun.id, agentId: "a2", leaseToken: gateRun.leaseToken, result: null });
     await api.events.publish.mutate({ type: "task.claimed", source: "impostor", payload: { taskId: held.id } });
 
     const events = await api.events.list.query({ afterSeq: 0, limit: 1000 });

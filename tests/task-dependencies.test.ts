@@ -164,12 +164,18 @@ describe("task dependencies", () => {
       type: "task.cancelled",
       payload: { taskId: leaf.id, queue: "q", previousStatus: "waiting", agentId: null, reason: `its dependency "${mid.id}" was cancelled` },
     });
-    expect(dependencyRows(t)).toEqual([]);
+    // Their rows stay, for a requeue to read what each still waits for.
+    const seq = (id: string) => withDatabase(t!, (db) => db.prepare(`SELECT seq FROM tasks WHERE id = ?`).pluck().get(id) as number);
+    expect(dependencyRows(t)).toEqual([
+      [seq(other.id), seq(mid.id)],
+      [seq(other.id), seq(bystander.id)],
+      [seq(mid.id), seq(leaf.id)],
+    ]);
 
     // Requeued while its dependency is still cancelled: refused, saying which. Once that one is back, it waits again.
     const refused = await rest(t.url, "POST", `/tasks/${mid.id}/requeue`, {});
     expect(refused.status).toBe(409);
-    expect(refused.body.message).toBe(`task "${mid.id}" cannot be requeued: its dependsOn[1]: task "${other.id}" is cancelled, so a task depending on it would never run (requeue it first)`);
+    expect(refused.body.message).toBe(`task "${mid.id}" cannot be requeued: a task it depends on is cancelled (requeue it first), so it would never run`);
     await api.tasks.requeue.mutate({ taskId: other.id });
     expect(await api.tasks.requeue.mutate({ taskId: mid.id })).toMatchObject({ status: "waiting", attempts: 0 });
     expect((await eventsOf(t, mid.id)).at(-1)!.payload).toMatchObject({ previousStatus: "cancelled", waitingFor: 1 });
@@ -177,16 +183,17 @@ describe("task dependencies", () => {
     expect((await api.tasks.get.query({ taskId: mid.id })).status).toBe("pending");
   });
 
-  it("cancelling a waiting task forgets its dependencies: their completes find nothing waiting", async () => {
+  it("a waiting task cancelled stays cancelled when its dependency completes; requeued then, it is pending", async () => {
     t = await startTestServer();
     const api = t.api;
     const a = await api.tasks.enqueue.mutate({ queue: "q" });
     const b = await api.tasks.enqueue.mutate({ queue: "q", dependsOn: [a.id] });
     expect(dependencyRows(t)).toHaveLength(1);
     expect(await api.tasks.cancel.mutate({ taskId: b.id })).toMatchObject({ status: "cancelled" });
-    expect(dependencyRows(t)).toEqual([]);
     await run(t, "q", a.id, "w");
     expect((await api.tasks.get.query({ taskId: b.id })).status).toBe("cancelled");
+    expect(dependencyRows(t)).toEqual([]);
+    expect(await api.tasks.requeue.mutate({ taskId: b.id })).toMatchObject({ status: "pending" });
   });
 
   it("retention deleting a dead letter cancels what waits on it", async () => {
@@ -199,6 +206,11 @@ describe("task dependencies", () => {
     expect((await api.tasks.get.query({ taskId: b.id })).status).toBe("waiting");
     await t.server.services.retention.prune(Date.now() + 3_600_000);
     expect(await api.tasks.get.query({ taskId: b.id })).toMatchObject({ status: "cancelled", lastError: `its dependency "${a.id}" was deleted by retention as a dead letter` });
+    const refused = await rest(t.url, "POST", `/tasks/${b.id}/requeue`, {});
+    expect([refused.status, refused.body.message]).toEqual([409, `task "${b.id}" cannot be requeued: a task it depends on was deleted by retention as a dead letter, so it would never run`]);
+    // Its row goes with it, when retention deletes it in turn.
+    withDatabase(t, (db) => db.prepare(`UPDATE tasks SET finishedAt = finishedAt - 7200000 WHERE id = ?`).run(b.id));
+    await t.server.services.retention.prune(Date.now());
     expect(dependencyRows(t)).toEqual([]);
   });
 
@@ -214,5 +226,72 @@ describe("task dependencies", () => {
     expect(differs.body).toMatchObject({ code: "IDEMPOTENCY_MISMATCH", details: { taskId: first.id, differs: ["dependsOn"] } });
     expect((await rest(t.url, "POST", "/tasks", { queue: "q", idempotencyKey: "k" })).body.details.differs).toEqual(["dependsOn"]);
     expect(dependencyRows(t)).toHaveLength(2);
+  });
+
+  it("a requeue does not ask again for dependencies a task had met: a dead letter whose dependency retention deleted comes back", async () => {
+    t = await startTestServer({ settledTaskRetentionMs: 60_000, retentionPruneMs: 3_600_000 });
+    const api = t.api;
+    const a = await api.tasks.enqueue.mutate({ queue: "q" });
+    const b = await api.tasks.enqueue.mutate({ queue: "q2", dependsOn: [a.id], maxAttempts: 1 });
+    await run(t, "q", a.id, "w");
+    await api.tasks.claim.mutate({ agentId: "w", queues: ["q2"], context: false });
+    await api.tasks.fail.mutate({ taskId: b.id, agentId: "w", error: "boom", retry: false });
+    withDatabase(t, (db) => db.prepare(`UPDATE tasks SET finishedAt = finishedAt - 7200000 WHERE id = ?`).run(a.id));
+    expect(await t.server.services.retention.prune(Date.now())).toBe(1);
+    expect(await api.tasks.requeue.mutate({ taskId: b.id })).toMatchObject({ status: "pending", dependsOn: [a.id] });
+
+    // Cancelled while waiting on c (completed, then deleted) and d: requeued, it waits for d alone.
+    const c = await api.tasks.enqueue.mutate({ queue: "q3" });
+    const d = await api.tasks.enqueue.mutate({ queue: "q4" });
+    const w = await api.tasks.enqueue.mutate({ queue: "q5", dependsOn: [c.id, d.id] });
+    await run(t, "q3", c.id, "w");
+    await api.tasks.cancel.mutate({ taskId: d.id });
+    expect((await api.tasks.get.query({ taskId: w.id })).status).toBe("cancelled");
+    withDatabase(t, (db) => db.prepare(`UPDATE tasks SET finishedAt = finishedAt - 7200000 WHERE id = ?`).run(c.id));
+    expect(await t.server.services.retention.prune(Date.now())).toBe(1);
+    await api.tasks.requeue.mutate({ taskId: d.id });
+    expect(await api.tasks.requeue.mutate({ taskId: w.id })).toMatchObject({ status: "waiting" });
+    await run(t, "q4", d.id, "w");
+    expect((await api.tasks.get.query({ taskId: w.id })).status).toBe("pending");
+    expect(dependencyRows(t)).toEqual([]);
+  });
+
+  it("a complete or cancel settles 500 dependents in its write; the job settles the rest a write at a time, and drops a cancel requeued meanwhile", async () => {
+    // The job's own period is past the test: it runs when the test says.
+    t = await startTestServer({ leaseSweepMs: 60_000 });
+    const api = t.api;
+    const count = (status: string, queue: string) => withDatabase(t!, (db) => db.prepare(`SELECT count(*) FROM tasks WHERE status = ? AND queue = ?`).pluck().get(status, queue) as number);
+    const work = () => withDatabase(t!, (db) => db.prepare(`SELECT count(*) FROM dependency_work`).pluck().get());
+    const fanOut = async (root: string, queue: string, n: number) => {
+      for (let i = 0; i < n; i += 1000) await api.tasks.enqueueMany.mutate({ tasks: Array.from({ length: Math.min(1000, n - i) }, () => ({ queue, dependsOn: [root] })) });
+    };
+
+    const root = await api.tasks.enqueue.mutate({ queue: "root" });
+    await fanOut(root.id, "fan", 1200);
+    await run(t, "root", root.id, "w");
+    expect([count("pending", "fan"), count("waiting", "fan"), work()]).toEqual([500, 700, 1]);
+    expect(await t.server.services.tasks.settleDependents()).toBe(2);
+    expect([count("pending", "fan"), count("waiting", "fan"), work()]).toEqual([1200, 0, 0]);
+    expect(withDatabase(t, (db) => db.prepare(`SELECT count(*) FROM events WHERE type = 'task.ready'`).pluck().get())).toBe(1200);
+
+    // A cancel: 600 waiting on `doomed`, and 10 more on the first of them (cancelled in the job's write).
+    const doomed = await api.tasks.enqueue.mutate({ queue: "root" });
+    await fanOut(doomed.id, "gone", 600);
+    const first = (await api.tasks.list.query({ queue: "gone", limit: 1 })).items[0]!;
+    await api.tasks.enqueueMany.mutate({ tasks: Array.from({ length: 10 }, () => ({ queue: "grand", dependsOn: [first.id] })) });
+    await api.tasks.cancel.mutate({ taskId: doomed.id });
+    expect(count("cancelled", "gone") + count("cancelled", "grand")).toBe(500);
+    await t.server.services.tasks.settleDependents();
+    expect([count("cancelled", "gone"), count("cancelled", "grand"), count("waiting", "gone"), work()]).toEqual([600, 10, 0, 0]);
+
+    // Cancelled, then requeued before the job went on: the rest wait for it still, and go on when it completes.
+    const back = await api.tasks.enqueue.mutate({ queue: "root" });
+    await fanOut(back.id, "kept", 600);
+    await api.tasks.cancel.mutate({ taskId: back.id });
+    await api.tasks.requeue.mutate({ taskId: back.id });
+    await t.server.services.tasks.settleDependents();
+    expect([count("cancelled", "kept"), count("waiting", "kept"), work()]).toEqual([500, 100, 0]);
+    await run(t, "root", back.id, "w");
+    expect([count("pending", "kept"), count("waiting", "kept")]).toEqual([100, 0]);
   });
 });

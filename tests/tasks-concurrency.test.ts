@@ -34,7 +34,7 @@ describe("concurrency", () => {
     expect(duplicates).toEqual([]);
     expect(completedBy.size).toBe(total);
     const stats = await t.api.tasks.stats.query();
-    expect(stats.totals).toEqual({ pending: 0, claimed: 0, completed: total, dead_letter: 0, cancelled: 0 });
+    expect(stats.totals).toEqual({ waiting: 0, pending: 0, claimed: 0, completed: total, dead_letter: 0, cancelled: 0 });
     // The event log agrees: one claim and one completion per task.
     const eventsOf = (type: string) => withDatabase(t, (db) => db.prepare(`SELECT payload FROM events WHERE type = ?`).pluck().all(type) as string[]).map((p) => JSON.parse(p) as unknown);
     const claimedEvents = eventsOf("task.claimed");

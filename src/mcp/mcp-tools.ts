@@ -452,7 +452,9 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
       : services.bus.listen((events: readonly CoordinationEvent[]) => {
           for (const event of events) {
             const payload = payloadFields(event);
-            const forMe = (event.type === "task.enqueued" && payload.targetAgentId === session.agentId) || event.target === session.agentId;
+            // A task for it that can be claimed: enqueued (not waiting for dependencies) or ready now.
+            const assigned = (event.type === "task.enqueued" && payload.waitingFor === undefined) || event.type === "task.ready";
+            const forMe = (assigned && payload.targetAgentId === session.agentId) || event.target === session.agentId;
             if (!forMe || (visible && event.target !== null && event.target !== visible.recipient)) continue;
             // A client that stops reading (asleep, hung) must not grow the server's memory with
             // every message sent to its agent: its stream is closed; what it missed stays in the
@@ -461,7 +463,7 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
               session.closeStreams(`more than ${services.config.mcpStreamBufferBytes} bytes of notifications unread (mcpStreamBufferBytes)`);
               continue;
             }
-            const data = { kind: event.type === "task.enqueued" ? "task_assigned" : "direct_message", event };
+            const data = { kind: assigned ? "task_assigned" : "direct_message", event };
             // With the session's id: the SDK keeps each session's logging/setLevel under it.
             server.server.sendLoggingMessage({ level: "notice", logger: "coordination", data }, server.server.transport?.sessionId).catch(() => undefined);
           }

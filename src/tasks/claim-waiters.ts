@@ -269,7 +269,8 @@ export class ClaimWaiters {
         if (typeof queue === "string") this.wakeQueue(queue);
         continue;
       }
-      if (LEASE_ENDS.has(event.type)) {
+      // A cancel ends a lease only when the task was claimed (not one waiting, pending or dead-lettered).
+      if (LEASE_ENDS.has(event.type) && (event.type !== "task.cancelled" || payloadFields(event).previousStatus === "claimed")) {
         const { queue, taskId } = payloadFields(event);
         count(queue, 1);
         if (typeof taskId === "string") {

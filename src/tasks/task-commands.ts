@@ -189,7 +189,7 @@ export function taskCommands(d: TaskCommandDeps) {
       ...(request.agentId === undefined ? { anonymous: true } : {}),
     });
     t.recordExecution(ctx, row, "completed");
-    t.readyDependents(ctx, row);
+    t.settleDependents(ctx, row, "completed");
     return { task: settled(row), bytes: taskAnswerBytes(row), repeated: false };
   };
 
@@ -304,14 +304,17 @@ export function taskCommands(d: TaskCommandDeps) {
       if (row.status === "completed") {
         throw new CoordinationError("INVALID_STATE", `task "${taskId}" is ${row.status} and cannot be cancelled`);
       }
+      // A waiting task keeps its dependency rows: a requeue reads what it still waits for.
       const cancelled = d.tasks.cancel(row.seq, ctx.now);
-      if (row.status === "waiting") d.tasks.forgetDependencies(row.seq);
       // agentId: the holder whose lease this ends (a dead letter keeps its last holder's name, but no lease).
       d.events.appendSystem(ctx, "task.cancelled", { taskId, queue: row.queue, previousStatus: row.status, agentId: row.status === "claimed" ? row.leaseOwner : null });
       // What waits on it would never run.
-      t.cancelWaitingOn(ctx, row, "cancelled");
+      t.settleDependents(ctx, row, "cancelled");
       return toTask(cancelled);
     },
+
+    /** One write of the dependency job: what earlier writes left of dependents to settle (TaskTransitions.settleDeferredDependents). Whether any is left. */
+    "tasks.settleDependents": (ctx: WriteContext, _: undefined): boolean => t.settleDeferredDependents(ctx),
 
     "tasks.requeue": (ctx: WriteContext, taskId: string): Task => {
       const row = t.findTask(taskId);

@@ -22,6 +22,9 @@ export function taskQueries(d: { prisma: () => Promise<Prisma>; tasks: TaskStore
      */
     "tasks.holdsUnderKey": (args: { agentId: string; idempotencyKey: string }): boolean => d.tasks.heldUnder(args.agentId, claimKeyOf.claim(args.idempotencyKey)).length > 0,
 
+    /** Whether writes left dependents of a completed or cancelled task to settle (TaskService.settleDependents looks before it writes). */
+    "tasks.dependentsLeft": (_: undefined): boolean => d.tasks.anyDeferredDependents(),
+
     "tasks.get": (taskId: string): Task => {
       const row = d.tasks.findById(taskId);
       if (!row) throw notFound("TASK_NOT_FOUND", taskId);

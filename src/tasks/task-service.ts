@@ -257,6 +257,23 @@ export class TaskService {
     }
   }
 
+  /**
+   * Goes on with what writes left of a completed or cancelled task's dependents (a write readies
+   * or cancels DEPENDENTS_PER_WRITE at most: task-transitions.ts), a chunk a write, until none is
+   * left: this process's, another's on the same file, or one a stop interrupted. Looked for on the
+   * reader first: a server with nothing left writes nothing. Run by the task-dependencies job.
+   * Stops at shutdown: the next start goes on. Returns how many writes it made.
+   */
+  async settleDependents(): Promise<number> {
+    let writes = 0;
+    if (!(await this.d.db.read("tasks.dependentsLeft", undefined))) return writes;
+    while (!this.d.shutdown.aborted) {
+      writes++;
+      if (!(await this.d.db.write("tasks.settleDependents", undefined))) break;
+    }
+    return writes;
+  }
+
   /** Up to `limit` dead letters (or cancelled tasks) back to pending, oldest first, in one write (task-commands.ts). */
   requeueMany(request: RequeueManyRequest): Promise<RequeueManyResult> {
     return this.d.db.write("tasks.requeueMany", request);

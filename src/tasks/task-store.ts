@@ -19,7 +19,7 @@ export type DeadLetterRow = Pick<TaskRow, "seq" | "id" | "queue" | "status" | "c
 
 /** What a requeue sets: pending now ($1 runAt, $2 updatedAt), a fresh start. */
 // releasedBy cleared: a release of the lease before, sent again, repeats nothing of a requeued task.
-const REQUEUED = `status = 'pending', attempts = 0, runAt = ?, delayed = 0, ${HELD_IF_SET_ASIDE}, leaseOwner = NULL, leaseExpiresAt = NULL, result = NULL, finishedAt = NULL, releasedBy = NULL, updatedAt = ?`;
+const REQUEUED = `status = 'pending', unmetDependencies = 0, attempts = 0, runAt = ?, delayed = 0, ${HELD_IF_SET_ASIDE}, leaseOwner = NULL, leaseExpiresAt = NULL, result = NULL, finishedAt = NULL, releasedBy = NULL, updatedAt = ?`;
 
 export interface TaskRow {
   seq: number;
@@ -147,11 +147,16 @@ export function taskRowWith(row: TaskRow, changes: Partial<TaskRow>): TaskRow {
 /** Room a task takes in an answer beside its JSON columns (ids, times, counters, keys), in bytes. */
 const TASK_FIXED_BYTES = 600;
 /** The same estimate in SQL. octet_length reads the size from the record header, not the text. */
-const TASK_ANSWER_BYTES = `octet_length(payload) + IFNULL(octet_length(result), 0) + octet_length(errorHistory) + IFNULL(octet_length(lastError), 0) + ${TASK_FIXED_BYTES}`;
+const TASK_ANSWER_BYTES = `octet_length(payload) + IFNULL(octet_length(result), 0) + octet_length(errorHistory) + IFNULL(octet_length(lastError), 0) + IFNULL(octet_length(dependsOn), 0) + ${TASK_FIXED_BYTES}`;
 
 /** About how many bytes a task takes in an answer: its JSON texts plus the fixed fields. */
 export const taskAnswerBytes = (row: TaskRow): number =>
-  utf8Bytes(row.payload) + (row.result === null ? 0 : utf8Bytes(row.result)) + utf8Bytes(row.errorHistory) + (row.lastError === null ? 0 : utf8Bytes(row.lastError)) + TASK_FIXED_BYTES;
+  utf8Bytes(row.payload) +
+  (row.result === null ? 0 : utf8Bytes(row.result)) +
+  utf8Bytes(row.errorHistory) +
+  (row.lastError === null ? 0 : utf8Bytes(row.lastError)) +
+  (row.dependsOn === null ? 0 : utf8Bytes(row.dependsOn)) +
+  TASK_FIXED_BYTES;
 
 export interface TaskListFilter {
   queue?: string | undefined;
@@ -170,6 +175,9 @@ export type NewTask = Pick<TaskRow, "id" | "queue" | "payload" | "priority" | "c
   /** The seqs of its dependencies that have not completed: it waits for them (none: pending). */
   waitingFor: readonly number[];
 };
+
+/** How a dependency ended, for the tasks that named it: they go on (completed) or are cancelled. */
+export type DependencyOutcome = "completed" | "cancelled" | "deleted";
 
 /** A task a dependency's complete made pending (TaskStore.dependentsMet), or one its cancel cancelled. */
 export type DependentRow = Pick<TaskRow, "seq" | "id" | "queue" | "priority" | "capability" | "targetAgentId" | "runAt">;
@@ -308,39 +316,80 @@ export class TaskStore {
   }
 
   /**
-   * `seq` completed: each task waiting on it has one dependency fewer to wait for, and those for
-   * which it was the last become pending, due at their runAt or now if later (so a claim's
-   * waitedMs counts from now), held when their queue is set aside. Those, best first. One
-   * primary-key probe when nothing waits on it (the usual complete).
+   * `seq` completed: up to `limit` of the tasks that named it (dependency rows) have one
+   * dependency fewer to wait for, those for which it was the last become pending, due at their
+   * runAt or now if later (so a claim's waitedMs counts from now), held when their queue is set
+   * aside; those rows go. The tasks made pending, best first, and whether rows may be left. One
+   * primary-key probe when nothing named it (the usual complete).
    */
-  dependentsMet(seq: number, now: number): DependentRow[] {
-    const waits = this.st.get<[number], number>(`SELECT EXISTS (SELECT 1 FROM task_dependencies WHERE dependsOnSeq = ?)`).pluck().get(seq)!;
-    if (!waits) return [];
-    const waitingOn = `seq IN (SELECT taskSeq FROM task_dependencies WHERE dependsOnSeq = ?) AND status = 'waiting'`;
-    this.st.get<[number]>(`UPDATE tasks SET unmetDependencies = unmetDependencies - 1 WHERE ${waitingOn}`).run(seq);
+  dependentsMet(seq: number, now: number, limit: number): { ready: DependentRow[]; more: boolean } {
+    const named = this.st
+      .get<[number, number], number>(`SELECT taskSeq FROM task_dependencies WHERE dependsOnSeq = ? LIMIT CAST(? AS INTEGER)`)
+      .pluck()
+      .all(seq, limit);
+    if (named.length === 0) return { ready: [], more: false };
+    const chunk = JSON.stringify(named);
+    const waiting = `seq IN (SELECT value FROM json_each(?)) AND status = 'waiting'`;
+    this.st.get<[string]>(`UPDATE tasks SET unmetDependencies = unmetDependencies - 1 WHERE ${waiting}`).run(chunk);
     // SET reads the row as it was: delayed compares the old runAt with now.
     const ready = this.st
-      .get<[number, number, number, number], DependentRow>(
+      .get<[number, number, number, string], DependentRow>(
         `UPDATE tasks SET status = 'pending', runAt = MAX(runAt, ?), delayed = (runAt > ?), ${HELD_IF_SET_ASIDE}, unmetDependencies = 0, updatedAt = ?
-         WHERE ${waitingOn} AND unmetDependencies <= 0
+         WHERE ${waiting} AND unmetDependencies <= 0
          RETURNING seq, id, queue, priority, capability, targetAgentId, runAt`,
       )
-      .all(now, now, now, seq);
-    this.st.get<[number]>(`DELETE FROM task_dependencies WHERE dependsOnSeq = ?`).run(seq);
-    return ready.sort((a, b) => a.priority - b.priority || a.seq - b.seq);
+      .all(now, now, now, chunk);
+    this.st.get<[number, string]>(`DELETE FROM task_dependencies WHERE dependsOnSeq = ? AND taskSeq IN (SELECT value FROM json_each(?))`).run(seq, chunk);
+    return { ready: ready.sort((a, b) => a.priority - b.priority || a.seq - b.seq), more: named.length === limit };
   }
 
-  /** The tasks waiting on `seq` (its cancel, or its deletion as a dead letter, cancels them). */
-  waitingOn(seq: number): DependentRow[] {
+  /** Up to `limit` of the tasks waiting on `seq` (its cancel, or its deletion as a dead letter, cancels them). */
+  waitingOn(seq: number, limit: number): DependentRow[] {
     return this.st
-      .get<[number], DependentRow>(
+      .get<[number, number], DependentRow>(
         `SELECT seq, id, queue, priority, capability, targetAgentId, runAt FROM tasks
-         WHERE seq IN (SELECT taskSeq FROM task_dependencies WHERE dependsOnSeq = ?) AND status = 'waiting' ORDER BY seq`,
+         WHERE seq IN (SELECT taskSeq FROM task_dependencies WHERE dependsOnSeq = ?) AND status = 'waiting' ORDER BY seq LIMIT CAST(? AS INTEGER)`,
+      )
+      .all(seq, limit);
+  }
+
+  /** The seq and status of task `id`: what a task naming it as a dependency needs (never its payload). */
+  stateOf(id: string): Pick<TaskRow, "seq" | "status"> | undefined {
+    return this.st.get<[string], Pick<TaskRow, "seq" | "status">>(`SELECT seq, status FROM tasks WHERE id = ?`).get(id);
+  }
+
+  /** The dependencies `seq` named that had not completed when it last waited (its rows), with their state now (null: deleted). */
+  stillAwaited(seq: number): Array<{ dependsOnSeq: number; status: TaskStatus | null }> {
+    return this.st
+      .get<[number], { dependsOnSeq: number; status: TaskStatus | null }>(
+        `SELECT d.dependsOnSeq, t.status FROM task_dependencies d LEFT JOIN tasks t ON t.seq = d.dependsOnSeq WHERE d.taskSeq = ?`,
       )
       .all(seq);
   }
 
-  /** `seq` no longer waits (cancelled, or pending): its dependency rows go. */
+  /** Dependents left for the background job: `seq`'s (its id, how it ended). */
+  deferDependents(seq: number, taskId: string, outcome: DependencyOutcome): void {
+    this.st.get<[number, string, string]>(`INSERT OR REPLACE INTO dependency_work (seq, taskId, outcome) VALUES (?, ?, ?)`).run(seq, taskId, outcome);
+  }
+
+  /** Up to `limit` dependencies whose dependents are left to settle, oldest first. */
+  deferredDependents(limit: number): Array<{ seq: number; taskId: string; outcome: DependencyOutcome }> {
+    return this.st
+      .get<[number], { seq: number; taskId: string; outcome: DependencyOutcome }>(`SELECT seq, taskId, outcome FROM dependency_work ORDER BY seq LIMIT CAST(? AS INTEGER)`)
+      .all(limit);
+  }
+
+  /** `seq`'s dependents are settled. */
+  dependentsSettled(seq: number): void {
+    this.st.get<[number]>(`DELETE FROM dependency_work WHERE seq = ?`).run(seq);
+  }
+
+  /** Whether dependents are left to settle (the job looks on the reader before it writes). */
+  anyDeferredDependents(): boolean {
+    return this.st.get<[], number>(`SELECT EXISTS (SELECT 1 FROM dependency_work)`).pluck().get() === 1;
+  }
+
+  /** `seq` waits no more (requeued to pending, or deleted): its dependency rows go. */
   forgetDependencies(seq: number): void {
     this.st.get<[number]>(`DELETE FROM task_dependencies WHERE taskSeq = ?`).run(seq);
   }
@@ -670,21 +719,21 @@ export class TaskStore {
       .get(now, now, seq)!;
   }
 
-  /** A waiting task cancelled because a dependency can no longer complete: `why` is its lastError. */
+  /**
+   * A waiting task cancelled because a dependency can no longer complete: `why` is its lastError.
+   * Its dependency rows stay: a requeue reads from them what it still waits for.
+   */
   cancelWaiting(seq: number, why: string, now: number): void {
-    this.st
-      .get<[string, number, number, number]>(`UPDATE tasks SET status = 'cancelled', lastError = ?, unmetDependencies = 0, finishedAt = ?, updatedAt = ? WHERE seq = ?`)
-      .run(why, now, now, seq);
-    this.forgetDependencies(seq);
+    this.st.get<[string, number, number, number]>(`UPDATE tasks SET status = 'cancelled', lastError = ?, finishedAt = ?, updatedAt = ? WHERE seq = ?`).run(why, now, now, seq);
   }
 
   /**
    * A fresh start: pending now, attempts reset; the error history is kept. With `waitingFor` (the
-   * seqs of dependencies not completed), waiting for them instead.
+   * seqs of dependencies not completed, whose rows it kept since it was cancelled waiting), waiting
+   * for them instead.
    */
   requeue(seq: number, now: number, waitingFor: readonly number[] = []): TaskRow {
     if (waitingFor.length === 0) return this.st.get<[number, number, number], TaskRow>(`UPDATE tasks SET ${REQUEUED} WHERE seq = ? RETURNING *`).get(now, now, seq)!;
-    for (const dependsOnSeq of waitingFor) this.st.get<[number, number]>(`INSERT OR IGNORE INTO task_dependencies (dependsOnSeq, taskSeq) VALUES (?, ?)`).run(dependsOnSeq, seq);
     return this.st
       .get<[number, number, number, number], TaskRow>(
         `UPDATE tasks SET status = 'waiting', attempts = 0, runAt = ?, delayed = 0, held = 0, unmetDependencies = ?, leaseOwner = NULL, leaseExpiresAt = NULL, result = NULL, finishedAt = NULL, releasedBy = NULL, updatedAt = ?
@@ -800,14 +849,17 @@ export class TaskStore {
   /**
    * Retention: deletes up to `limit` settled tasks (completed, dead-lettered, cancelled) that
    * settled before `before`, oldest first, on the settled-tasks index. Returns those that went (a
-   * dead letter's waiting dependents are cancelled by the caller: TaskTransitions.cancelWaitingOn).
+   * dead letter's waiting dependents are cancelled by the caller: TaskTransitions.settleDependents).
    */
-  pruneSettled(before: number, limit: number): Array<Pick<TaskRow, "seq" | "id">> {
-    return this.st
-      .get<[number, number], Pick<TaskRow, "seq" | "id">>(
-        `DELETE FROM tasks WHERE seq IN (SELECT seq FROM tasks WHERE status IN ('completed', 'dead_letter', 'cancelled') AND finishedAt < ? ORDER BY finishedAt LIMIT CAST(? AS INTEGER)) RETURNING seq, id`,
+  pruneSettled(before: number, limit: number): Array<Pick<TaskRow, "seq" | "id" | "status">> {
+    const pruned = this.st
+      .get<[number, number], Pick<TaskRow, "seq" | "id" | "status">>(
+        `DELETE FROM tasks WHERE seq IN (SELECT seq FROM tasks WHERE status IN ('completed', 'dead_letter', 'cancelled') AND finishedAt < ? ORDER BY finishedAt LIMIT CAST(? AS INTEGER)) RETURNING seq, id, status`,
       )
       .all(before, limit);
+    // A task cancelled while waiting kept its dependency rows for a requeue: none will come now.
+    for (const task of pruned) if (task.status === "cancelled") this.forgetDependencies(task.seq);
+    return pruned;
   }
 
   /** When the `keep`-th most recently settled task settled (older ones are beyond a count retention); null when fewer are kept. */

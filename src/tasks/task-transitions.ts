@@ -14,7 +14,7 @@ import { assertJsonDepth, sameJson } from "../json-checks.js";
 import { recordExecution, type ExecutionOutcome } from "../memory/memory-commands.js";
 import type { MemoryStore } from "../memory/memory-store.js";
 import type { ScopedEnqueue } from "./task-schemas.js";
-import { releasedLease, type ClaimFilter, type DeadLetterRow, type TaskRow, type TaskStore } from "./task-store.js";
+import { releasedLease, type ClaimFilter, type DeadLetterRow, type DependencyOutcome, type TaskRow, type TaskStore } from "./task-store.js";
 
 export interface TaskTransitionDeps {
   config: Config;
@@ -32,6 +32,12 @@ export interface SettleRequest {
   /** The claim's fencing token: when given, only that lease may be settled. */
   leaseToken?: number | undefined;
 }
+
+/**
+ * The most tasks one write makes ready or cancels for the dependencies it settles (each with its
+ * event); the rest go a chunk a write. 30,000 tasks waiting on one held the writer 2.6 s.
+ */
+export const DEPENDENTS_PER_WRITE = 500;
 
 /** How often an agent's heartbeat is refreshed by its work, at most (ms). */
 const TOUCH_INTERVAL_MS = 1000;
@@ -119,13 +125,14 @@ export class TaskTransitions {
    * The seqs of the tasks in `ids` that have not completed: what a task depending on them waits
    * for. TASK_NOT_FOUND for an id no task has (never enqueued, or deleted by retention), and
    * INVALID_STATE for a cancelled one: a task waiting on it would never run. A dead letter may
-   * still complete (requeued): it is waited for. `field` names the list in errors.
+   * still complete (requeued): it is waited for. `field` names the list in errors. Reads each
+   * one's seq and status only (a dependency's payload and result may be megabytes).
    */
-  unmetDependencies(ids: readonly string[], field: string, gone: "TASK_NOT_FOUND" | "INVALID_STATE" = "TASK_NOT_FOUND"): number[] {
+  unmetDependencies(ids: readonly string[], field: string): number[] {
     const unmet: number[] = [];
     ids.forEach((id, i) => {
-      const dependency = this.d.tasks.findById(id);
-      if (dependency === undefined) throw new CoordinationError(gone, `${field}[${i}]: task "${id}" not found (never enqueued, or deleted by retention)`, { id });
+      const dependency = this.d.tasks.stateOf(id);
+      if (dependency === undefined) throw new CoordinationError("TASK_NOT_FOUND", `${field}[${i}]: task "${id}" not found (never enqueued, or deleted by retention)`, { id });
       if (dependency.status === "cancelled") {
         throw new CoordinationError("INVALID_STATE", `${field}[${i}]: task "${id}" is cancelled, so a task depending on it would never run (requeue it first)`, { id, status: dependency.status });
       }
@@ -135,40 +142,75 @@ export class TaskTransitions {
   }
 
   /**
-   * `row` completed: the tasks waiting on it whose last dependency it was become pending, each
-   * with its task.ready event (an event that makes a task claimable: it wakes waiting claims).
+   * `dependency` ended: the tasks that named it go on (completed: those whose last dependency it
+   * was become pending, each with its task.ready, an event that wakes waiting claims) or are
+   * cancelled (cancelled, deleted by retention as a dead letter: each with its task.cancelled
+   * naming why), and so are the tasks waiting on those, to the end of the chain. At most
+   * `budget.left` tasks in this write (DEPENDENTS_PER_WRITE at first): what is left goes to
+   * dependency_work, for the background job to go on with (TaskService.settleDependencies).
+   * Whether all were settled.
    */
-  readyDependents(ctx: WriteContext, row: TaskRow): void {
-    for (const ready of this.d.tasks.dependentsMet(row.seq, ctx.now)) {
-      this.d.events.appendSystem(ctx, "task.ready", {
-        taskId: ready.id,
-        queue: ready.queue,
-        priority: ready.priority,
-        capability: ready.capability,
-        targetAgentId: ready.targetAgentId,
-        runAt: new Date(Number(ready.runAt)).toISOString(),
-        after: row.id,
-      });
+  settleDependents(ctx: WriteContext, dependency: Pick<TaskRow, "seq" | "id">, outcome: DependencyOutcome, budget = { left: DEPENDENTS_PER_WRITE }): boolean {
+    if (budget.left <= 0) {
+      // Spent by the dependencies settled before it in this write (a retention batch's).
+      this.d.tasks.deferDependents(dependency.seq, dependency.id, outcome);
+      return false;
     }
+    if (outcome === "completed") {
+      for (;;) {
+        const { ready, more } = this.d.tasks.dependentsMet(dependency.seq, ctx.now, Math.max(1, budget.left));
+        budget.left -= ready.length;
+        for (const task of ready) {
+          this.d.events.appendSystem(ctx, "task.ready", {
+            taskId: task.id,
+            queue: task.queue,
+            priority: task.priority,
+            capability: task.capability,
+            targetAgentId: task.targetAgentId,
+            runAt: new Date(Number(task.runAt)).toISOString(),
+            after: dependency.id,
+          });
+        }
+        if (!more) return true;
+        if (budget.left <= 0) {
+          this.d.tasks.deferDependents(dependency.seq, dependency.id, outcome);
+          return false;
+        }
+      }
+    }
+    // Depth first; each entry a task whose waiting dependents are to be cancelled.
+    const stack: Array<{ seq: number; id: string; outcome: DependencyOutcome }> = [{ seq: dependency.seq, id: dependency.id, outcome }];
+    for (let next = stack.pop(); next !== undefined; next = stack.pop()) {
+      const why = `its dependency "${next.id}" was ${next.outcome === "deleted" ? "deleted by retention as a dead letter" : "cancelled"}`;
+      const waiting = this.d.tasks.waitingOn(next.seq, Math.max(1, budget.left));
+      for (const task of waiting) {
+        this.d.tasks.cancelWaiting(task.seq, why, ctx.now);
+        this.d.events.appendSystem(ctx, "task.cancelled", { taskId: task.id, queue: task.queue, previousStatus: "waiting", agentId: null, reason: why });
+        budget.left--;
+        stack.push({ seq: task.seq, id: task.id, outcome: "cancelled" });
+      }
+      if (budget.left <= 0) {
+        // `next` may have more waiting on it; every entry left has.
+        for (const left of [...stack, next]) this.d.tasks.deferDependents(left.seq, left.id, left.outcome);
+        return false;
+      }
+    }
+    return true;
   }
 
   /**
-   * `dependency` can no longer complete (cancelled, or deleted as a dead letter): every task
-   * waiting on it is cancelled, each with its task.cancelled event naming why, and so are the
-   * tasks waiting on those, to the end of the chain. How many.
+   * One write of the background job: goes on with the dependents writes left (dependency_work),
+   * oldest first, DEPENDENTS_PER_WRITE tasks at most. A cancelled dependency requeued since is
+   * dropped: what waits on it waits on. Whether any is left.
    */
-  cancelWaitingOn(ctx: WriteContext, dependency: Pick<TaskRow, "seq" | "id">, what: string): number {
-    let cancelled = 0;
-    const stack: Array<{ seq: number; id: string; why: string }> = [{ seq: dependency.seq, id: dependency.id, why: `its dependency "${dependency.id}" was ${what}` }];
-    for (let next = stack.pop(); next !== undefined; next = stack.pop()) {
-      for (const waiting of this.d.tasks.waitingOn(next.seq)) {
-        this.d.tasks.cancelWaiting(waiting.seq, next.why, ctx.now);
-        this.d.events.appendSystem(ctx, "task.cancelled", { taskId: waiting.id, queue: waiting.queue, previousStatus: "waiting", agentId: null, reason: next.why });
-        cancelled++;
-        stack.push({ seq: waiting.seq, id: waiting.id, why: `its dependency "${waiting.id}" was cancelled` });
-      }
+  settleDeferredDependents(ctx: WriteContext): boolean {
+    const budget = { left: DEPENDENTS_PER_WRITE };
+    for (const work of this.d.tasks.deferredDependents(100)) {
+      this.d.tasks.dependentsSettled(work.seq);
+      if (work.outcome === "cancelled" && this.d.tasks.stateOf(work.taskId)?.status !== "cancelled") continue;
+      if (!this.settleDependents(ctx, { seq: work.seq, id: work.taskId }, work.outcome, budget)) return true;
     }
-    return cancelled;
+    return this.d.tasks.anyDeferredDependents();
   }
 
   /** Leases up to `limit` claimable tasks to `filter.agentId`, each with its task.claimed event. */
@@ -214,12 +256,25 @@ export class TaskTransitions {
 
   /**
    * A dead letter or cancelled task back to pending now, attempts reset (its error history kept),
-   * with its event; waiting instead, when dependencies it names have not completed (a task
-   * cancelled with its dependency: that one is requeued first). Refused as an enqueue naming
-   * them would be: a dependency gone or cancelled.
+   * with its event. A task cancelled while it waited goes back to waiting for what it still waits
+   * for (its dependency rows: those completed since are gone); refused while one of those is
+   * cancelled or was deleted by retention (a dead letter), since it would never run.
    */
   requeueRow(ctx: WriteContext, row: TaskRow): TaskRow {
-    const waitingFor = row.dependsOn === null ? [] : this.unmetDependencies(JSON.parse(row.dependsOn) as string[], `task "${row.id}" cannot be requeued: its dependsOn`, "INVALID_STATE");
+    const waitingFor: number[] = [];
+    if (row.status === "cancelled" && row.dependsOn !== null) {
+      for (const { dependsOnSeq, status } of this.d.tasks.stillAwaited(row.seq)) {
+        if (status === null || status === "cancelled") {
+          throw new CoordinationError(
+            "INVALID_STATE",
+            `task "${row.id}" cannot be requeued: a task it depends on ${status === null ? "was deleted by retention as a dead letter" : "is cancelled (requeue it first)"}, so it would never run`,
+            { status: row.status },
+          );
+        }
+        if (status !== "completed") waitingFor.push(dependsOnSeq);
+      }
+      if (waitingFor.length === 0) this.d.tasks.forgetDependencies(row.seq);
+    }
     const requeued = this.d.tasks.requeue(row.seq, ctx.now, waitingFor);
     this.requeued(ctx, row, waitingFor.length);
     return requeued;

@@ -8,8 +8,9 @@ ALTER TABLE "tasks" ADD COLUMN "dependsOn" TEXT;
 ALTER TABLE "tasks" ADD COLUMN "unmetDependencies" INTEGER NOT NULL DEFAULT 0;
 
 -- One row a waiting task and a dependency not completed yet, keyed by the dependency: its
--- complete finds the tasks waiting on it with one range read (nothing for a task with none).
--- A row goes when its dependency completes or its waiting task leaves 'waiting'.
+-- complete finds the tasks waiting on it with one range read (nothing for a task with none), and
+-- deletes the rows. A task cancelled while waiting keeps its rows (a requeue reads what it still
+-- waits for) until retention deletes the task.
 -- CreateTable
 CREATE TABLE "task_dependencies" (
     "dependsOnSeq" INTEGER NOT NULL,
@@ -21,3 +22,13 @@ CREATE TABLE "task_dependencies" (
 -- A waiting task's own rows (cancelled or requeued: its rows go or come back).
 -- CreateIndex
 CREATE INDEX "task_dependencies_taskSeq_idx" ON "task_dependencies"("taskSeq");
+
+-- What a write left of a dependency's dependents (it readies or cancels at most 500 of them):
+-- the dependency's seq and id, and how it ended ('completed', 'cancelled', 'deleted': by
+-- retention, as a dead letter). A background job goes on a chunk a write, on any server of the file.
+-- CreateTable
+CREATE TABLE "dependency_work" (
+    "seq" INTEGER NOT NULL PRIMARY KEY,
+    "taskId" TEXT NOT NULL,
+    "outcome" TEXT NOT NULL
+);
