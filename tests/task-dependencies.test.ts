@@ -125,7 +125,8 @@ describe("task dependencies", () => {
     const many = await rest(t.url, "POST", "/tasks", { queue: "q", dependsOn: Array.from({ length: 101 }, (_, i) => `t${i}`) });
     expect(many.status).toBe(400);
     expect(many.body.message).toMatch(/^dependsOn: /);
-    expect((await rest(t.url, "POST", "/tasks", { queue: "q", dependsOn: [] })).status).toBe(400);
+    // An empty list names none: a plain pending task.
+    expect(await rest(t.url, "POST", "/tasks", { queue: "q", dependsOn: [] })).toMatchObject({ status: 200, body: { status: "pending", dependsOn: [] } });
 
     const batch = await rest(t.url, "POST", "/tasks/batch", { tasks: [{ queue: "b" }, { queue: "b", dependsOn: [a.id] }, { queue: "b", dependsOn: ["nope"] }] });
     expect(batch.status).toBe(404);
@@ -207,7 +208,7 @@ describe("task dependencies", () => {
     await t.server.services.retention.prune(Date.now() + 3_600_000);
     expect(await api.tasks.get.query({ taskId: b.id })).toMatchObject({ status: "cancelled", lastError: `its dependency "${a.id}" was deleted by retention as a dead letter` });
     const refused = await rest(t.url, "POST", `/tasks/${b.id}/requeue`, {});
-    expect([refused.status, refused.body.message]).toEqual([409, `task "${b.id}" cannot be requeued: a task it depends on was deleted by retention as a dead letter, so it would never run`]);
+    expect([refused.status, refused.body.message]).toEqual([409, `task "${b.id}" cannot be requeued: a task it depends on was deleted by retention, so it would never run`]);
     // Its row goes with it, when retention deletes it in turn.
     withDatabase(t, (db) => db.prepare(`UPDATE tasks SET finishedAt = finishedAt - 7200000 WHERE id = ?`).run(b.id));
     await t.server.services.retention.prune(Date.now());
@@ -293,5 +294,51 @@ describe("task dependencies", () => {
     expect([count("cancelled", "kept"), count("waiting", "kept"), work()]).toEqual([500, 100, 0]);
     await run(t, "root", back.id, "w");
     expect([count("pending", "kept"), count("waiting", "kept")]).toEqual([100, 0]);
+  });
+
+  it("a second review's cases: a requeue after a deferred complete counts nothing twice; retention keeps a task the job has yet to settle; a complete counts down a bounded number of rows", async () => {
+    t = await startTestServer({ leaseSweepMs: 60_000, settledTaskRetentionMs: 60_000, retentionPruneMs: 3_600_000 });
+    const api = t.api;
+    const status = async (id: string) => (await api.tasks.get.query({ taskId: id })).status;
+    const fanOut = (root: string, queue: string, n: number) => api.tasks.enqueueMany.mutate({ tasks: Array.from({ length: n }, () => ({ queue, dependsOn: [root] })) });
+
+    // W waits on A and B; B's complete readies 500 of its 600 dependents, leaving W's row to the job.
+    const a = await api.tasks.enqueue.mutate({ queue: "a" });
+    const b = await api.tasks.enqueue.mutate({ queue: "b" });
+    await fanOut(b.id, "fan", 600);
+    const w = await api.tasks.enqueue.mutate({ queue: "w", dependsOn: [a.id, b.id] });
+    await run(t, "b", b.id, "x");
+    await api.tasks.cancel.mutate({ taskId: a.id });
+    expect(await status(w.id)).toBe("cancelled");
+    await api.tasks.requeue.mutate({ taskId: a.id });
+    expect(await api.tasks.requeue.mutate({ taskId: w.id })).toMatchObject({ status: "waiting" });
+    await t.server.services.tasks.settleDependents();
+    // B counted once: W waits for A still.
+    expect(await status(w.id)).toBe("waiting");
+    await run(t, "a", a.id, "x");
+    expect(await status(w.id)).toBe("pending");
+
+    // D cancelled with 600 waiting: retention leaves D to the job, which cancels the rest.
+    const d = await api.tasks.enqueue.mutate({ queue: "d" });
+    await fanOut(d.id, "doomed", 600);
+    await api.tasks.cancel.mutate({ taskId: d.id });
+    await t.server.services.retention.prune(Date.now() + 3_600_000);
+    expect(await status(d.id)).toBe("cancelled");
+    await t.server.services.tasks.settleDependents();
+    expect(withDatabase(t, (db) => db.prepare(`SELECT count(*) FROM tasks WHERE queue = 'doomed' AND status = 'waiting'`).pluck().get())).toBe(0);
+    await t.server.services.retention.prune(Date.now() + 3_600_000);
+    expect(withDatabase(t, (db) => db.prepare(`SELECT count(*) FROM tasks WHERE id = ?`).pluck().get(d.id))).toBe(0);
+
+    // 6,000 tasks wait on E and F: E's complete counts down ~5,000 rows in its write, the job the rest.
+    const e = await api.tasks.enqueue.mutate({ queue: "e" });
+    const f = await api.tasks.enqueue.mutate({ queue: "f" });
+    for (let i = 0; i < 6; i++) await api.tasks.enqueueMany.mutate({ tasks: Array.from({ length: 1000 }, () => ({ queue: "pair", dependsOn: [e.id, f.id] })) });
+    await run(t, "e", e.id, "x");
+    const left = () => withDatabase(t!, (db) => db.prepare(`SELECT count(*) FROM task_dependencies d JOIN tasks t ON t.seq = d.dependsOnSeq WHERE t.id = ?`).pluck().get(e.id) as number);
+    expect(left()).toBeGreaterThan(0);
+    expect(left()).toBeLessThan(6000);
+    await t.server.services.tasks.settleDependents();
+    expect(left()).toBe(0);
+    expect(withDatabase(t, (db) => db.prepare(`SELECT count(*) FROM tasks WHERE queue = 'pair' AND status = 'waiting' AND unmetDependencies = 1`).pluck().get())).toBe(6000);
   });
 });

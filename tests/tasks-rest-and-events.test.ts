@@ -74,7 +74,7 @@ describe("task REST routes", () => {
     expect((newest.items[0]!.payload as { i: number }).i).toBe(6);
 
     const stats = await t.api.tasks.stats.query();
-    expect(stats.totals).toEqual({ pending: 6, claimed: 1, completed: 0, dead_letter: 0, cancelled: 0 });
+    expect(stats.totals).toEqual({ waiting: 0, pending: 6, claimed: 1, completed: 0, dead_letter: 0, cancelled: 0 });
     expect(stats.queues.map((q) => [q.queue, q.counts.pending, q.counts.claimed])).toEqual([
       ["even", 4, 0],
       ["odd", 2, 1],

@@ -78,11 +78,10 @@ export const enqueueFields = z.strictObject({
   maxAttempts: int(1, 1000).optional().describe("Attempts before the task is dead-lettered; left out, the server's maxAttempts"),
   dependsOn: z
     .array(taskIdSchema)
-    .min(1)
     .max(MAX_DEPENDENCIES)
     .optional()
     .describe(
-      `Ids of tasks (up to ${MAX_DEPENDENCIES}, each once) that must complete before this one may be claimed: until then it is waiting, and the write that completes the last one makes it pending (its task.ready event). One of them cancelled (or deleted by retention as a dead letter) cancels it too; one dead-lettered keeps it waiting, for a requeue of that task to complete. Each must exist and not be cancelled`,
+      `Ids of tasks (up to ${MAX_DEPENDENCIES}, each once) that must complete before this one may be claimed: until then it is waiting, and the write that completes the last one makes it pending (its task.ready event). One of them cancelled (or deleted by retention as a dead letter) cancels it too; one dead-lettered keeps it waiting, for a requeue of that task to complete. Each must exist and not be cancelled. [] is none`,
     ),
   idempotencyKey: text(500)
     .optional()

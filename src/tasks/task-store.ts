@@ -319,15 +319,16 @@ export class TaskStore {
    * `seq` completed: up to `limit` of the tasks that named it (dependency rows) have one
    * dependency fewer to wait for, those for which it was the last become pending, due at their
    * runAt or now if later (so a claim's waitedMs counts from now), held when their queue is set
-   * aside; those rows go. The tasks made pending, best first, and whether rows may be left. One
+   * aside; those rows go. The tasks made pending, best first, how many rows went, and whether
+   * rows may be left. One
    * primary-key probe when nothing named it (the usual complete).
    */
-  dependentsMet(seq: number, now: number, limit: number): { ready: DependentRow[]; more: boolean } {
+  dependentsMet(seq: number, now: number, limit: number): { ready: DependentRow[]; rows: number; more: boolean } {
     const named = this.st
       .get<[number, number], number>(`SELECT taskSeq FROM task_dependencies WHERE dependsOnSeq = ? LIMIT CAST(? AS INTEGER)`)
       .pluck()
       .all(seq, limit);
-    if (named.length === 0) return { ready: [], more: false };
+    if (named.length === 0) return { ready: [], rows: 0, more: false };
     const chunk = JSON.stringify(named);
     const waiting = `seq IN (SELECT value FROM json_each(?)) AND status = 'waiting'`;
     this.st.get<[string]>(`UPDATE tasks SET unmetDependencies = unmetDependencies - 1 WHERE ${waiting}`).run(chunk);
@@ -340,7 +341,7 @@ export class TaskStore {
       )
       .all(now, now, now, chunk);
     this.st.get<[number, string]>(`DELETE FROM task_dependencies WHERE dependsOnSeq = ? AND taskSeq IN (SELECT value FROM json_each(?))`).run(seq, chunk);
-    return { ready: ready.sort((a, b) => a.priority - b.priority || a.seq - b.seq), more: named.length === limit };
+    return { ready: ready.sort((a, b) => a.priority - b.priority || a.seq - b.seq), rows: named.length, more: named.length === limit };
   }
 
   /** Up to `limit` of the tasks waiting on `seq` (its cancel, or its deletion as a dead letter, cancels them). */
@@ -392,6 +393,14 @@ export class TaskStore {
   /** `seq` waits no more (requeued to pending, or deleted): its dependency rows go. */
   forgetDependencies(seq: number): void {
     this.st.get<[number]>(`DELETE FROM task_dependencies WHERE taskSeq = ?`).run(seq);
+  }
+
+  /**
+   * `seq` waits for `awaited` only (requeued): its rows for the other dependencies go (completed
+   * ones whose rows a deferred complete would otherwise count down a second time).
+   */
+  keepDependencies(seq: number, awaited: readonly number[]): void {
+    this.st.get<[number, string]>(`DELETE FROM task_dependencies WHERE taskSeq = ? AND dependsOnSeq NOT IN (SELECT value FROM json_each(?))`).run(seq, JSON.stringify(awaited));
   }
 
   /**
@@ -848,13 +857,14 @@ export class TaskStore {
 
   /**
    * Retention: deletes up to `limit` settled tasks (completed, dead-lettered, cancelled) that
-   * settled before `before`, oldest first, on the settled-tasks index. Returns those that went (a
+   * settled before `before`, oldest first, on the settled-tasks index; not one whose dependents
+   * are left to settle (dependency_work: the job reads its state). Returns those that went (a
    * dead letter's waiting dependents are cancelled by the caller: TaskTransitions.settleDependents).
    */
   pruneSettled(before: number, limit: number): Array<Pick<TaskRow, "seq" | "id" | "status">> {
     const pruned = this.st
       .get<[number, number], Pick<TaskRow, "seq" | "id" | "status">>(
-        `DELETE FROM tasks WHERE seq IN (SELECT seq FROM tasks WHERE status IN ('completed', 'dead_letter', 'cancelled') AND finishedAt < ? ORDER BY finishedAt LIMIT CAST(? AS INTEGER)) RETURNING seq, id, status`,
+        `DELETE FROM tasks WHERE seq IN (SELECT seq FROM tasks WHERE status IN ('completed', 'dead_letter', 'cancelled') AND finishedAt < ? AND seq NOT IN (SELECT seq FROM dependency_work) ORDER BY finishedAt LIMIT CAST(? AS INTEGER)) RETURNING seq, id, status`,
       )
       .all(before, limit);
     // A task cancelled while waiting kept its dependency rows for a requeue: none will come now.
