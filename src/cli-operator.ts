@@ -378,6 +378,10 @@ async function dispatch(words: string[], options: Parsed["options"], json: boole
   if (command === "tasks" && (sub === "get" || sub === "requeue" || sub === "cancel") && words.length === 3) {
     const taskId = id!;
     const task = sub === "get" ? await api.tasks.get.query({ taskId }) : sub === "requeue" ? await api.tasks.requeue.mutate({ taskId }) : await api.tasks.cancel.mutate({ taskId });
+    // What a waiting task waits for: each dependency's state now (absent from a server older than this CLI).
+    const dependencies = await Promise.all(
+      (task.dependsOn ?? []).map(async (id) => `${id} (${await api.tasks.get.query({ taskId: id }).then((d) => d.status, () => "deleted")})`),
+    );
     print(task, () =>
       table(
         ["FIELD", "VALUE"],
@@ -397,6 +401,7 @@ async function dispatch(words: string[], options: Parsed["options"], json: boole
           ["payload", JSON.stringify(task.payload)],
           ["result", JSON.stringify(task.result)],
           ["last error", task.lastError ?? "-"],
+          ...(dependencies.length === 0 ? [] : [["depends on", dependencies.join(", ")] as [string, string]]),
           ["created", when(task.createdAt)],
           ["finished", when(task.finishedAt)],
         ],

@@ -37,6 +37,7 @@ interface Task {
   claimedAt: Date | null;
   finishedAt: Date | null;
   dependsOn: string[];
+  onDependencyFailure: "wait" | "cancel";
 }
 interface Memory {
   id: string;
@@ -119,6 +120,7 @@ describe("AppRouter types", () => {
       delayMs?: number;
       maxAttempts?: number;
       dependsOn?: string[];
+      onDependencyFailure?: "wait" | "cancel";
       idempotencyKey?: string;
     }>();
     expectTypeOf<Out["tasks"]["enqueue"]>().toEqualTypeOf<Task>();

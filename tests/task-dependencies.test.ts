@@ -3,10 +3,12 @@
 // retention as a dead letter) cancels what waits on it. Over the typed client and REST, on a real
 // server and SQLite file.
 import { afterEach, describe, expect, it, vi } from "vitest";
+import { killAllCli, runCli } from "./helpers/cli-process.js";
 import { rest, startTestServer, withDatabase, type TestServer } from "./helpers/test-server.js";
 
 let t: TestServer | undefined;
 afterEach(async () => {
+  await killAllCli();
   await t?.stop({ removeFiles: true });
   t = undefined;
 });
@@ -340,5 +342,49 @@ describe("task dependencies", () => {
     await t.server.services.tasks.settleDependents();
     expect(left()).toBe(0);
     expect(withDatabase(t, (db) => db.prepare(`SELECT count(*) FROM tasks WHERE queue = 'pair' AND status = 'waiting' AND unmetDependencies = 1`).pluck().get())).toBe(6000);
+  });
+
+  it('onDependencyFailure "cancel": a dependency dead-lettered cancels the task and what waits on it; "wait" tasks wait on', async () => {
+    t = await startTestServer();
+    const api = t.api;
+    const root = await api.tasks.enqueue.mutate({ queue: "r", maxAttempts: 1 });
+    const strict = await api.tasks.enqueue.mutate({ queue: "s", dependsOn: [root.id], onDependencyFailure: "cancel" });
+    const patient = await api.tasks.enqueue.mutate({ queue: "s", dependsOn: [root.id] });
+    const after = await api.tasks.enqueue.mutate({ queue: "s", dependsOn: [strict.id] });
+    expect([strict.onDependencyFailure, patient.onDependencyFailure]).toEqual(["cancel", "wait"]);
+    const claimed = await api.tasks.claim.mutate({ agentId: "w", queues: ["r"], context: false });
+    await api.tasks.fail.mutate({ taskId: claimed!.id, agentId: "w", error: "boom", retry: false });
+    const now = await Promise.all([strict, patient, after].map((x) => api.tasks.get.query({ taskId: x.id })));
+    expect(now.map((x) => [x.status, x.lastError])).toEqual([
+      ["cancelled", `its dependency "${root.id}" was dead-lettered`],
+      ["waiting", null],
+      ["cancelled", `its dependency "${strict.id}" was cancelled`],
+    ]);
+    // Named while its dependency is a dead letter: refused, as a cancelled one is; requeued likewise.
+    const refused = await rest(t.url, "POST", "/tasks", { queue: "s", dependsOn: [root.id], onDependencyFailure: "cancel" });
+    expect([refused.status, refused.body.message]).toEqual([409, `dependsOn[0]: task "${root.id}" is dead_letter, so a task depending on it would be cancelled (onDependencyFailure "cancel") (requeue it first)`]);
+    const requeue = await rest(t.url, "POST", `/tasks/${strict.id}/requeue`, {});
+    expect(requeue.status).toBe(409);
+    // The root requeued: the strict task can come back, and both go on when it completes.
+    await api.tasks.requeue.mutate({ taskId: root.id });
+    expect(await api.tasks.requeue.mutate({ taskId: strict.id })).toMatchObject({ status: "waiting" });
+    await run(t, "r", root.id, "w");
+    expect((await Promise.all([strict, patient].map((x) => api.tasks.get.query({ taskId: x.id })))).map((x) => x.status)).toEqual(["pending", "pending"]);
+    // Its idempotencyKey compares the policy as sent (left out: wait).
+    await api.tasks.enqueue.mutate({ queue: "s", onDependencyFailure: "cancel", idempotencyKey: "p" });
+    expect((await rest(t.url, "POST", "/tasks", { queue: "s", idempotencyKey: "p" })).body.details.differs).toEqual(["onDependencyFailure"]);
+  });
+
+  it("the CLI's tasks get says what a waiting task waits for, each dependency with its state", async () => {
+    t = await startTestServer();
+    const api = t.api;
+    const a = await api.tasks.enqueue.mutate({ queue: "q" });
+    const b = await api.tasks.enqueue.mutate({ queue: "q" });
+    await run(t, "q", a.id, "w");
+    const c = await api.tasks.enqueue.mutate({ queue: "q", dependsOn: [a.id, b.id] });
+    const shown = await runCli({ args: ["tasks", "get", c.id], env: { COORDINATION_URL: t.url } });
+    expect(shown.code).toBe(0);
+    expect(shown.stdout).toMatch(/^status\s+waiting$/m);
+    expect(shown.stdout).toMatch(new RegExp(`^depends on\\s+${a.id} \\(completed\\), ${b.id} \\(pending\\)$`, "m"));
   });
 });

@@ -314,8 +314,9 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
         ),
         maxAttempts: enqueueFields.shape.maxAttempts,
         dependsOn: enqueueFields.shape.dependsOn,
+        onDependencyFailure: enqueueFields.shape.onDependencyFailure,
         idempotencyKey: enqueueFields.shape.idempotencyKey.describe(
-          "The same key always answers the same task and never adds a second one, for as long as the task is kept. Sent again with a different queue, payload, priority, capability, targetAgentId, dependsOn, or a maxAttempts that differs when given, it is a 409 IDEMPOTENCY_MISMATCH",
+          "The same key always answers the same task and never adds a second one, for as long as the task is kept. Sent again with a different queue, payload, priority, capability, targetAgentId, dependsOn, onDependencyFailure, or a maxAttempts that differs when given, it is a 409 IDEMPOTENCY_MISMATCH",
         ),
       }),
     },

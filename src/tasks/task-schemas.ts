@@ -83,10 +83,16 @@ export const enqueueFields = z.strictObject({
     .describe(
       `Ids of tasks (up to ${MAX_DEPENDENCIES}, each once) that must complete before this one may be claimed: until then it is waiting, and the write that completes the last one makes it pending (its task.ready event). One of them cancelled (or deleted by retention as a dead letter) cancels it too; one dead-lettered keeps it waiting, for a requeue of that task to complete. Each must exist and not be cancelled. [] is none`,
     ),
+  onDependencyFailure: z
+    .enum(["wait", "cancel"])
+    .optional()
+    .describe(
+      "What a dependency dead-lettered does to this task while it waits: wait (the default) keeps it waiting, for a requeue of that dependency to complete; cancel cancels it (and what waits on it), and refuses a dependency already dead-lettered",
+    ),
   idempotencyKey: text(500)
     .optional()
     .describe(
-      "The same key always answers the same task and never adds a second one, for as long as the task is kept. Sent again with a different queue, payload, priority, capability, targetAgentId, dependsOn, or a maxAttempts (or, until the task is first claimed, a runAt) that differs when given, it is a 409 IDEMPOTENCY_MISMATCH",
+      "The same key always answers the same task and never adds a second one, for as long as the task is kept. Sent again with a different queue, payload, priority, capability, targetAgentId, dependsOn, onDependencyFailure, or a maxAttempts (or, until the task is first claimed, a runAt) that differs when given, it is a 409 IDEMPOTENCY_MISMATCH",
     ),
 });
 
@@ -284,6 +290,8 @@ export const taskSchema = z
     finishedAt: z.date().nullable(),
     /** The tasks it depends on, as enqueued (dependsOn): it was waiting until every one of them completed. [] when none. */
     dependsOn: z.array(z.string()),
+    /** What a dependency dead-lettered does to it while it waits: wait (for a requeue), or cancel. */
+    onDependencyFailure: z.enum(["wait", "cancel"]),
   })
   .meta({ id: "Task" });
 export type Task = z.infer<typeof taskSchema>;
@@ -336,6 +344,7 @@ export function taskWith<T extends Task, E extends object>(task: T, extra: E): T
     claimedAt: task.claimedAt,
     finishedAt: task.finishedAt,
     dependsOn: task.dependsOn,
+    onDependencyFailure: task.onDependencyFailure,
   };
   // Every field copied from `task`: the narrowing of a held task (status, lease fields) holds for the copy.
   return Object.assign(copy as T, extra);

@@ -60,6 +60,8 @@ export interface TaskRow {
   dependsOn: string | null;
   /** While waiting: how many of its dependencies have not completed (task_dependencies rows). */
   unmetDependencies: number;
+  /** 1: a dependency dead-lettered cancels it (onDependencyFailure "cancel"); 0: it waits. */
+  cancelOnDependencyFailure: number;
 }
 
 /** The releasedBy of a lease given back by its holder: a release of it sent again finds it. */
@@ -99,6 +101,7 @@ export const toTask = (row: TaskRow): Task => ({
   claimedAt: toDateOrNull(row.claimedAt),
   finishedAt: toDateOrNull(row.finishedAt),
   dependsOn: row.dependsOn === null ? [] : (JSON.parse(row.dependsOn) as string[]),
+  onDependencyFailure: row.cancelOnDependencyFailure ? "cancel" : "wait",
 });
 
 /**
@@ -140,6 +143,7 @@ export function taskRowWith(row: TaskRow, changes: Partial<TaskRow>): TaskRow {
     idempotencyScope: row.idempotencyScope,
     dependsOn: row.dependsOn,
     unmetDependencies: row.unmetDependencies,
+    cancelOnDependencyFailure: row.cancelOnDependencyFailure,
   };
   return Object.assign(copy, changes);
 }
@@ -170,14 +174,14 @@ export interface TaskListFilter {
 }
 
 /** What enqueue writes; the other columns take their defaults. */
-export type NewTask = Pick<TaskRow, "id" | "queue" | "payload" | "priority" | "capability" | "targetAgentId" | "maxAttempts" | "idempotencyKey" | "idempotencyScope" | "dependsOn"> & {
+export type NewTask = Pick<TaskRow, "id" | "queue" | "payload" | "priority" | "capability" | "targetAgentId" | "maxAttempts" | "idempotencyKey" | "idempotencyScope" | "dependsOn" | "cancelOnDependencyFailure"> & {
   runAt: number;
   /** The seqs of its dependencies that have not completed: it waits for them (none: pending). */
   waitingFor: readonly number[];
 };
 
 /** How a dependency ended, for the tasks that named it: they go on (completed) or are cancelled. */
-export type DependencyOutcome = "completed" | "cancelled" | "deleted";
+export type DependencyOutcome = "completed" | "cancelled" | "dead_lettered" | "deleted";
 
 /** A task a dependency's complete made pending (TaskStore.dependentsMet), or one its cancel cancelled. */
 export type DependentRow = Pick<TaskRow, "seq" | "id" | "queue" | "priority" | "capability" | "targetAgentId" | "runAt">;
@@ -274,10 +278,10 @@ export class TaskStore {
     const delayed = waiting ? 0 : delayedAt(task.runAt, now);
     const { lastInsertRowid } = this.st
       .get(
-        `INSERT INTO tasks (id, queue, payload, priority, capability, targetAgentId, maxAttempts, runAt, idempotencyKey, idempotencyScope, createdAt, updatedAt, delayed, held, status, dependsOn, unmetDependencies)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT INTO tasks (id, queue, payload, priority, capability, targetAgentId, maxAttempts, runAt, idempotencyKey, idempotencyScope, createdAt, updatedAt, delayed, held, status, dependsOn, unmetDependencies, cancelOnDependencyFailure)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       )
-      .run(task.id, task.queue, task.payload, task.priority, task.capability, task.targetAgentId, task.maxAttempts, task.runAt, task.idempotencyKey, task.idempotencyScope, now, now, delayed, held, waiting ? "waiting" : "pending", task.dependsOn, task.waitingFor.length);
+      .run(task.id, task.queue, task.payload, task.priority, task.capability, task.targetAgentId, task.maxAttempts, task.runAt, task.idempotencyKey, task.idempotencyScope, now, now, delayed, held, waiting ? "waiting" : "pending", task.dependsOn, task.waitingFor.length, task.cancelOnDependencyFailure);
     const seq = Number(lastInsertRowid);
     for (const dependsOnSeq of task.waitingFor) this.st.get<[number, number]>(`INSERT INTO task_dependencies (dependsOnSeq, taskSeq) VALUES (?, ?)`).run(dependsOnSeq, seq);
     // Every column named, in the table's order: the same hidden class as a row read back (taskRowWith).
@@ -312,6 +316,7 @@ export class TaskStore {
       idempotencyScope: task.idempotencyScope,
       dependsOn: task.dependsOn,
       unmetDependencies: task.waitingFor.length,
+      cancelOnDependencyFailure: task.cancelOnDependencyFailure,
     };
   }
 
@@ -344,12 +349,16 @@ export class TaskStore {
     return { ready: ready.sort((a, b) => a.priority - b.priority || a.seq - b.seq), rows: named.length, more: named.length === limit };
   }
 
-  /** Up to `limit` of the tasks waiting on `seq` (its cancel, or its deletion as a dead letter, cancels them). */
-  waitingOn(seq: number, limit: number): DependentRow[] {
+  /**
+   * Up to `limit` of the tasks waiting on `seq` (its cancel, or its deletion as a dead letter,
+   * cancels them); with `cancellingOnFailure`, only those that cancel when it dead-letters.
+   */
+  waitingOn(seq: number, limit: number, cancellingOnFailure = false): DependentRow[] {
     return this.st
       .get<[number, number], DependentRow>(
         `SELECT seq, id, queue, priority, capability, targetAgentId, runAt FROM tasks
-         WHERE seq IN (SELECT taskSeq FROM task_dependencies WHERE dependsOnSeq = ?) AND status = 'waiting' ORDER BY seq LIMIT CAST(? AS INTEGER)`,
+         WHERE seq IN (SELECT taskSeq FROM task_dependencies WHERE dependsOnSeq = ?) AND status = 'waiting'${cancellingOnFailure ? " AND cancelOnDependencyFailure = 1" : ""}
+         ORDER BY seq LIMIT CAST(? AS INTEGER)`,
       )
       .all(seq, limit);
   }

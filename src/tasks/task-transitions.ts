@@ -67,6 +67,7 @@ export class TaskTransitions {
       maxAttempts: request.maxAttempts ?? this.d.config.maxAttempts,
       // [] names none (a planner's list that came out empty): stored as no list.
       dependsOn: request.dependsOn === undefined || request.dependsOn.length === 0 ? null : JSON.stringify(request.dependsOn),
+      cancelOnDependencyFailure: request.onDependencyFailure === "cancel" ? 1 : 0,
     };
     if (request.idempotencyKey !== undefined) {
       // An agent's key is looked for among its own, then among the shared ones: what admins and
@@ -88,7 +89,7 @@ export class TaskTransitions {
               : k === "maxAttempts"
               ? request.maxAttempts !== undefined && existing.maxAttempts !== request.maxAttempts
               : existing[k] !== definition[k],
-        );
+        ).map((k) => (k === "cancelOnDependencyFailure" ? "onDependencyFailure" : k));
         const asEnqueued = Number(existing.updatedAt) === Number(existing.createdAt);
         if (request.runAt !== undefined && asEnqueued && Number(existing.runAt) !== request.runAt.getTime()) differs.push("runAt");
         if (differs.length > 0) {
@@ -106,7 +107,8 @@ export class TaskTransitions {
       }
     }
     const task = field.replace(/\.payload$/, "");
-    const waitingFor = request.dependsOn === undefined ? [] : this.unmetDependencies(request.dependsOn, task === "payload" ? "dependsOn" : `${task}.dependsOn`);
+    const waitingFor =
+      request.dependsOn === undefined ? [] : this.unmetDependencies(request.dependsOn, task === "payload" ? "dependsOn" : `${task}.dependsOn`, request.onDependencyFailure === "cancel");
     const row = this.d.tasks.insert(
       { id: newId(), ...definition, runAt: request.runAt?.getTime() ?? ctx.now + (request.delayMs ?? 0), idempotencyKey: request.idempotencyKey ?? null, idempotencyScope: scope, waitingFor },
       ctx.now,
@@ -127,17 +129,18 @@ export class TaskTransitions {
   /**
    * The seqs of the tasks in `ids` that have not completed: what a task depending on them waits
    * for. TASK_NOT_FOUND for an id no task has (never enqueued, or deleted by retention), and
-   * INVALID_STATE for a cancelled one: a task waiting on it would never run. A dead letter may
-   * still complete (requeued): it is waited for. `field` names the list in errors. Reads each
+   * INVALID_STATE for a cancelled one (a task waiting on it would never run), or a dead letter
+   * when `cancelOnFailure`. Otherwise a dead letter may still complete (requeued): it is waited for. `field` names the list in errors. Reads each
    * one's seq and status only (a dependency's payload and result may be megabytes).
    */
-  unmetDependencies(ids: readonly string[], field: string): number[] {
+  unmetDependencies(ids: readonly string[], field: string, cancelOnFailure: boolean): number[] {
     const unmet: number[] = [];
     ids.forEach((id, i) => {
       const dependency = this.d.tasks.stateOf(id);
       if (dependency === undefined) throw new CoordinationError("TASK_NOT_FOUND", `${field}[${i}]: task "${id}" not found (never enqueued, or deleted by retention)`, { id });
-      if (dependency.status === "cancelled") {
-        throw new CoordinationError("INVALID_STATE", `${field}[${i}]: task "${id}" is cancelled, so a task depending on it would never run (requeue it first)`, { id, status: dependency.status });
+      if (dependency.status === "cancelled" || (cancelOnFailure && dependency.status === "dead_letter")) {
+        const would = dependency.status === "cancelled" ? "would never run" : 'would be cancelled (onDependencyFailure "cancel")';
+        throw new CoordinationError("INVALID_STATE", `${field}[${i}]: task "${id}" is ${dependency.status}, so a task depending on it ${would} (requeue it first)`, { id, status: dependency.status });
       }
       if (dependency.status !== "completed") unmet.push(dependency.seq);
     });
@@ -186,8 +189,9 @@ export class TaskTransitions {
     // Depth first; each entry a task whose waiting dependents are to be cancelled.
     const stack: Array<{ seq: number; id: string; outcome: DependencyOutcome }> = [{ seq: dependency.seq, id: dependency.id, outcome }];
     for (let next = stack.pop(); next !== undefined; next = stack.pop()) {
-      const why = `its dependency "${next.id}" was ${next.outcome === "deleted" ? "deleted by retention as a dead letter" : "cancelled"}`;
-      const waiting = this.d.tasks.waitingOn(next.seq, Math.max(1, budget.left));
+      const why = `its dependency "${next.id}" was ${next.outcome === "deleted" ? "deleted by retention as a dead letter" : next.outcome === "dead_lettered" ? "dead-lettered" : "cancelled"}`;
+      // A dead letter cancels only the tasks that asked for it; the others wait for its requeue.
+      const waiting = this.d.tasks.waitingOn(next.seq, Math.max(1, budget.left), next.outcome === "dead_lettered");
       for (const task of waiting) {
         this.d.tasks.cancelWaiting(task.seq, why, ctx.now);
         this.d.events.appendSystem(ctx, "task.cancelled", { taskId: task.id, queue: task.queue, previousStatus: "waiting", agentId: null, reason: why });
@@ -214,7 +218,8 @@ export class TaskTransitions {
       this.d.tasks.dependentsSettled(work.seq);
       // Requeued since (pending, waiting, claimed or even completed): what waits on it waits on.
       const state = this.d.tasks.stateOf(work.taskId);
-      if (work.outcome === "cancelled" && state !== undefined && state.status !== "cancelled") continue;
+      const endedAs = work.outcome === "cancelled" ? "cancelled" : work.outcome === "dead_lettered" ? "dead_letter" : undefined;
+      if (endedAs !== undefined && state !== undefined && state.status !== endedAs) continue;
       if (!this.settleDependents(ctx, { seq: work.seq, id: work.taskId }, work.outcome, budget)) return true;
     }
     return this.d.tasks.anyDeferredDependents();
@@ -271,12 +276,9 @@ export class TaskTransitions {
     const waitingFor: number[] = [];
     if (row.status === "cancelled" && row.dependsOn !== null) {
       for (const { dependsOnSeq, status } of this.d.tasks.stillAwaited(row.seq)) {
-        if (status === null || status === "cancelled") {
-          throw new CoordinationError(
-            "INVALID_STATE",
-            `task "${row.id}" cannot be requeued: a task it depends on ${status === null ? "was deleted by retention" : "is cancelled (requeue it first)"}, so it would never run`,
-            { status: row.status },
-          );
+        if (status === null || status === "cancelled" || (row.cancelOnDependencyFailure && status === "dead_letter")) {
+          const why = status === null ? "was deleted by retention" : status === "cancelled" ? "is cancelled (requeue it first)" : 'is dead-lettered (requeue it first: onDependencyFailure is "cancel")';
+          throw new CoordinationError("INVALID_STATE", `task "${row.id}" cannot be requeued: a task it depends on ${why}, so it would never run`, { status: row.status });
         }
         if (status !== "completed") waitingFor.push(dependsOnSeq);
       }
@@ -341,6 +343,8 @@ export class TaskTransitions {
     if (retryAt === null) {
       this.d.events.appendSystem(ctx, "task.dead_lettered", { taskId: row.id, queue: row.queue, attempts: row.attempts, error });
       this.recordExecution(ctx, updated, "dead_letter", row);
+      // The tasks waiting on it that asked to be cancelled then (onDependencyFailure "cancel").
+      this.settleDependents(ctx, row, "dead_lettered");
     } else {
       this.d.events.appendSystem(ctx, "task.retried", {
         taskId: row.id,

@@ -6,6 +6,8 @@
 -- unmetDependencies: how many of them a waiting task still waits for.
 ALTER TABLE "tasks" ADD COLUMN "dependsOn" TEXT;
 ALTER TABLE "tasks" ADD COLUMN "unmetDependencies" INTEGER NOT NULL DEFAULT 0;
+-- onDependencyFailure 'cancel': a dependency dead-lettered cancels the task (else it waits for a requeue).
+ALTER TABLE "tasks" ADD COLUMN "cancelOnDependencyFailure" BOOLEAN NOT NULL DEFAULT false;
 
 -- One row a waiting task and a dependency not completed yet, keyed by the dependency: its
 -- complete finds the tasks waiting on it with one range read (nothing for a task with none), and
@@ -24,8 +26,8 @@ CREATE TABLE "task_dependencies" (
 CREATE INDEX "task_dependencies_taskSeq_idx" ON "task_dependencies"("taskSeq");
 
 -- What a write left of a dependency's dependents (it readies or cancels at most 500 of them):
--- the dependency's seq and id, and how it ended ('completed', 'cancelled', 'deleted': by
--- retention, as a dead letter). A background job goes on a chunk a write, on any server of the file.
+-- the dependency's seq and id, and how it ended ('completed', 'cancelled', 'dead_lettered': for
+-- the tasks that cancel on it, 'deleted': by retention, as a dead letter). A background job goes on a chunk a write, on any server of the file.
 -- CreateTable
 CREATE TABLE "dependency_work" (
     "seq" INTEGER NOT NULL PRIMARY KEY,
