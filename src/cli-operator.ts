@@ -378,10 +378,26 @@ async function dispatch(words: string[], options: Parsed["options"], json: boole
   if (command === "tasks" && (sub === "get" || sub === "requeue" || sub === "cancel") && words.length === 3) {
     const taskId = id!;
     const task = sub === "get" ? await api.tasks.get.query({ taskId }) : sub === "requeue" ? await api.tasks.requeue.mutate({ taskId }) : await api.tasks.cancel.mutate({ taskId });
-    // What a waiting task waits for: each dependency's state now (absent from a server older than this CLI).
-    const dependencies = await Promise.all(
-      (task.dependsOn ?? []).map(async (id) => `${id} (${await api.tasks.get.query({ taskId: id }).then((d) => d.status, () => "deleted")})`),
-    );
+    // What a waiting task waits for: each dependency's state now, for the table only (--json has
+    // the ids; dependsOn is absent from a server older than this CLI). Ten at a time: a lookup
+    // carries the dependency's payload and result. A dependency not found was deleted by
+    // retention; any other refusal fails the command, rather than call the chain broken.
+    const dependencies: string[] = [];
+    const ids = json ? [] : (task.dependsOn ?? []);
+    for (let i = 0; i < ids.length; i += 10) {
+      const states = await Promise.all(
+        ids.slice(i, i + 10).map((id) =>
+          api.tasks.get.query({ taskId: id }).then(
+            (d) => d.status as string,
+            (error: unknown) => {
+              if (isTRPCClientError(error) && (error.data as { code?: string } | undefined)?.code === "TASK_NOT_FOUND") return "deleted";
+              throw error;
+            },
+          ),
+        ),
+      );
+      states.forEach((state, j) => dependencies.push(`${ids[i + j]} (${state})`));
+    }
     print(task, () =>
       table(
         ["FIELD", "VALUE"],

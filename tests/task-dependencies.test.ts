@@ -375,8 +375,22 @@ describe("task dependencies", () => {
     expect((await rest(t.url, "POST", "/tasks", { queue: "s", idempotencyKey: "p" })).body.details.differs).toEqual(["onDependencyFailure"]);
   });
 
+  it("one budget a write: a sweep that dead-letters two tasks with 300 dependents each cancels 500 of them in its write, the job the rest", async () => {
+    t = await startTestServer({ leaseSweepMs: 60_000 });
+    const api = t.api;
+    const roots = [await api.tasks.enqueue.mutate({ queue: "r", maxAttempts: 1 }), await api.tasks.enqueue.mutate({ queue: "r", maxAttempts: 1 })];
+    for (const root of roots) await api.tasks.enqueueMany.mutate({ tasks: Array.from({ length: 300 }, () => ({ queue: "s", dependsOn: [root.id], onDependencyFailure: "cancel" as const })) });
+    await api.tasks.claimMany.mutate({ agentId: "w", queues: ["r"], limit: 2, context: false });
+    // Both leases swept as of an hour on, in one write: both runs were the last.
+    expect(await t.server.services.db.write("tasks.expireLeases", { batchSize: 500, asOf: Date.now() + 3_600_000 })).toMatchObject({ expired: 2 });
+    const cancelled = () => withDatabase(t!, (db) => db.prepare(`SELECT count(*) FROM tasks WHERE queue = 's' AND status = 'cancelled'`).pluck().get());
+    expect(cancelled()).toBe(500);
+    await t.server.services.tasks.settleDependents();
+    expect(cancelled()).toBe(600);
+  });
+
   it("the CLI's tasks get says what a waiting task waits for, each dependency with its state", async () => {
-    t = await startTestServer();
+    t = await startTestServer({ settledTaskRetentionMs: 60_000, retentionPruneMs: 3_600_000 });
     const api = t.api;
     const a = await api.tasks.enqueue.mutate({ queue: "q" });
     const b = await api.tasks.enqueue.mutate({ queue: "q" });
@@ -386,5 +400,10 @@ describe("task dependencies", () => {
     expect(shown.code).toBe(0);
     expect(shown.stdout).toMatch(/^status\s+waiting$/m);
     expect(shown.stdout).toMatch(new RegExp(`^depends on\\s+${a.id} \\(completed\\), ${b.id} \\(pending\\)$`, "m"));
+    // A dependency retention deleted since is said to be so.
+    withDatabase(t, (db) => db.prepare(`UPDATE tasks SET finishedAt = finishedAt - 7200000 WHERE id = ?`).run(a.id));
+    expect(await t.server.services.retention.prune(Date.now())).toBe(1);
+    const later = await runCli({ args: ["tasks", "get", c.id], env: { COORDINATION_URL: t.url } });
+    expect(later.stdout).toMatch(new RegExp(`^depends on\\s+${a.id} \\(deleted\\), ${b.id} \\(pending\\)$`, "m"));
   });
 });

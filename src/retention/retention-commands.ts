@@ -5,7 +5,6 @@ import type { WriteContext } from "../db/writer.js";
 import type { MemoryChanges } from "../memory/memory-changes.js";
 import type { MemoryStore } from "../memory/memory-store.js";
 import type { TaskStore } from "../tasks/task-store.js";
-import { DEPENDENTS_PER_WRITE } from "../tasks/task-transitions.js";
 import type { TokenStore } from "../auth/token-store.js";
 
 /** What retention prunes: settled tasks, execution records, agents' notes and lessons, agents long offline, revoked credentials. */
@@ -22,7 +21,7 @@ export function retentionCommands(d: {
   tokens: TokenStore;
   pruneAgents: (ctx: WriteContext, args: { before: number; limit: number }) => number;
   /** Cancels the tasks waiting on a task deleted as a dead letter (TaskTransitions.settleDependents). */
-  settleDependents: (ctx: WriteContext, dependency: { seq: number; id: string }, outcome: "deleted", budget: { left: number }) => boolean;
+  settleDependents: (ctx: WriteContext, dependency: { seq: number; id: string }, outcome: "deleted") => boolean;
 }) {
   return {
     "retention.prune": (ctx: WriteContext, args: { what: RetainedClass; bound: PruneBound; limit: number }): number => {
@@ -31,9 +30,8 @@ export function retentionCommands(d: {
         const pruned = d.tasks.pruneSettled(args.bound.before, args.limit);
         // A dead letter deleted can never complete: what waits on it is cancelled (nothing else
         // settled has a task waiting on it: a complete makes them pending, a cancel cancels them,
-        // in its write or by the dependency job). One budget for the batch: the rest go to the job.
-        const budget = { left: DEPENDENTS_PER_WRITE };
-        for (const task of pruned) if (task.status === "dead_letter") d.settleDependents(ctx, task, "deleted", budget);
+        // in its write or by the dependency job). The write's budget bounds the batch: the rest go to the job.
+        for (const task of pruned) if (task.status === "dead_letter") d.settleDependents(ctx, task, "deleted");
         return pruned.length;
       }
       // Age only (by last heartbeat): a registry has no "newest N" worth keeping.

@@ -48,6 +48,8 @@ const MAX_REMEMBERED_AGENTS = 10_000;
 export class TaskTransitions {
   /** When this process last recorded each agent's sign of life (committed), in ms. */
   private readonly recentlySeen = new Map<string, number>();
+  /** Each write's budget of dependents to settle (dependentsBudget), gone with the write. */
+  private readonly budgets = new WeakMap<WriteContext, { left: number }>();
 
   constructor(private readonly d: TaskTransitionDeps) {}
 
@@ -156,9 +158,10 @@ export class TaskTransitions {
    * dependency_work, for the background job to go on with (TaskService.settleDependencies).
    * Whether all were settled.
    */
-  settleDependents(ctx: WriteContext, dependency: Pick<TaskRow, "seq" | "id">, outcome: DependencyOutcome, budget = { left: DEPENDENTS_PER_WRITE }): boolean {
+  settleDependents(ctx: WriteContext, dependency: Pick<TaskRow, "seq" | "id">, outcome: DependencyOutcome): boolean {
+    const budget = this.dependentsBudget(ctx);
     if (budget.left <= 0) {
-      // Spent by the dependencies settled before it in this write (a retention batch's).
+      // Spent by the dependencies settled before it in this write (a sweep's expiries, a retention batch).
       this.d.tasks.deferDependents(dependency.seq, dependency.id, outcome);
       return false;
     }
@@ -213,16 +216,22 @@ export class TaskTransitions {
    * dropped: what waits on it waits on. Whether any is left.
    */
   settleDeferredDependents(ctx: WriteContext): boolean {
-    const budget = { left: DEPENDENTS_PER_WRITE };
     for (const work of this.d.tasks.deferredDependents(100)) {
       this.d.tasks.dependentsSettled(work.seq);
       // Requeued since (pending, waiting, claimed or even completed): what waits on it waits on.
       const state = this.d.tasks.stateOf(work.taskId);
       const endedAs = work.outcome === "cancelled" ? "cancelled" : work.outcome === "dead_lettered" ? "dead_letter" : undefined;
       if (endedAs !== undefined && state !== undefined && state.status !== endedAs) continue;
-      if (!this.settleDependents(ctx, { seq: work.seq, id: work.taskId }, work.outcome, budget)) return true;
+      if (!this.settleDependents(ctx, { seq: work.seq, id: work.taskId }, work.outcome)) return true;
     }
     return this.d.tasks.anyDeferredDependents();
+  }
+
+  /** What the write of `ctx` may still make ready or cancel of dependents (settleDependents): one budget a write. */
+  private dependentsBudget(ctx: WriteContext): { left: number } {
+    let budget = this.budgets.get(ctx);
+    if (budget === undefined) this.budgets.set(ctx, (budget = { left: DEPENDENTS_PER_WRITE }));
+    return budget;
   }
 
   /** Leases up to `limit` claimable tasks to `filter.agentId`, each with its task.claimed event. */

@@ -82,7 +82,7 @@ export function createWriteCommands(db: SqliteDatabase, setup: ThreadSetup, reca
     ...agentWrites,
     ...memoryCommands(memories, memoryChanges),
     ...tokenCommands(tokens),
-    ...retentionCommands({ tasks, memories, memoryChanges, tokens, pruneAgents: agentWrites["agents.pruneGone"], settleDependents: (ctx, dependency, outcome, budget) => transitions.settleDependents(ctx, dependency, outcome, budget) }),
+    ...retentionCommands({ tasks, memories, memoryChanges, tokens, pruneAgents: agentWrites["agents.pruneGone"], settleDependents: (ctx, dependency, outcome) => transitions.settleDependents(ctx, dependency, outcome) }),
     "db.settings": (_ctx: unknown, _: undefined) => connectionSettings(db)(),
     /** /health's probe while writes are failing: a real write, so its success means they work again. */
     "health.probe": (ctx: WriteContext, _: undefined): null => {
