@@ -406,4 +406,34 @@ describe("task dependencies", () => {
     const later = await runCli({ args: ["tasks", "get", c.id], env: { COORDINATION_URL: t.url } });
     expect(later.stdout).toMatch(new RegExp(`^depends on\\s+${a.id} \\(deleted\\), ${b.id} \\(pending\\)$`, "m"));
   });
+
+  it('enqueueMany names its own earlier tasks as "tasks[i]": a graph in one write, sent again the same; a later or outside one is a 400', async () => {
+    t = await startTestServer();
+    const api = t.api;
+    const graph = {
+      tasks: [
+        { queue: "research", payload: { topic: "a" }, idempotencyKey: "plan-1:a" },
+        { queue: "research", payload: { topic: "b" }, idempotencyKey: "plan-1:b" },
+        { queue: "synth", dependsOn: ["tasks[0]", "tasks[1]"], idempotencyKey: "plan-1:synth" },
+        { queue: "review", dependsOn: ["tasks[2]"], idempotencyKey: "plan-1:review" },
+      ],
+    };
+    const [a, b, synth, review] = await api.tasks.enqueueMany.mutate(graph);
+    expect([synth!.status, synth!.dependsOn, review!.status, review!.dependsOn]).toEqual(["waiting", [a!.id, b!.id], "waiting", [synth!.id]]);
+    // The planner crashed and sends the same batch again: the same tasks, nothing added.
+    expect((await api.tasks.enqueueMany.mutate(graph)).map((x) => x.id)).toEqual([a!.id, b!.id, synth!.id, review!.id]);
+    await run(t, "research", a!.id, "w");
+    await run(t, "research", b!.id, "w");
+    await run(t, "synth", synth!.id, "w");
+    expect((await api.tasks.get.query({ taskId: review!.id })).status).toBe("pending");
+
+    const later = await rest(t.url, "POST", "/tasks/batch", { tasks: [{ queue: "x", dependsOn: ["tasks[1]"] }, { queue: "x" }] });
+    expect([later.status, later.body.message]).toEqual([400, 'tasks[0].dependsOn[0]: "tasks[1]" is not a task before this one in the batch: a task may wait only for the batch\'s tasks before it']);
+    const outside = await rest(t.url, "POST", "/tasks", { queue: "x", dependsOn: ["tasks[0]"] });
+    expect([outside.status, outside.body.message]).toEqual([400, 'dependsOn[0]: "tasks[0]" names a task of a batch, which only tasks.enqueueMany\'s tasks may do: give the task\'s id']);
+    // tasks[0] is `a` again (its key): naming it both ways is naming it twice.
+    const twice = await rest(t.url, "POST", "/tasks/batch", { tasks: [graph.tasks[0], { queue: "x", dependsOn: ["tasks[0]", a!.id] }] });
+    expect([twice.status, twice.body.message]).toEqual([400, `tasks[1].dependsOn[1]: names task "${a!.id}" twice`]);
+    expect((await api.tasks.stats.query({ queue: "x" })).queues).toEqual([]);
+  });
 });

@@ -200,7 +200,13 @@ export function taskCommands(d: TaskCommandDeps) {
     "tasks.enqueueMany": (ctx: WriteContext, requests: ScopedEnqueue[]): Task[] => {
       // The tasks this batch inserted ("tasks[i]" by id): a key used twice in it names no stored task.
       const inBatch = new Map<string, string>();
-      return requests.map((request, i) => toTask(t.insertTask(ctx, request, `tasks[${i}].payload`, inBatch)));
+      // Each task's id, in order: a later task's dependsOn may name one as "tasks[i]".
+      const ids: string[] = [];
+      return requests.map((request, i) => {
+        const row = t.insertTask(ctx, request, `tasks[${i}].payload`, inBatch, ids);
+        ids.push(row.id);
+        return toTask(row);
+      });
     },
 
     "tasks.claim": (ctx: WriteContext, args: ClaimArgs): Handout =>

@@ -81,7 +81,7 @@ export const enqueueFields = z.strictObject({
     .max(MAX_DEPENDENCIES)
     .optional()
     .describe(
-      `Ids of tasks (up to ${MAX_DEPENDENCIES}, each once) that must complete before this one may be claimed: until then it is waiting, and the write that completes the last one makes it pending (its task.ready event). One of them cancelled (or deleted by retention as a dead letter) cancels it too; one dead-lettered keeps it waiting, for a requeue of that task to complete, or cancels it with onDependencyFailure "cancel". Each must exist and not be cancelled (nor dead-lettered, with onDependencyFailure "cancel"). [] is none`,
+      `Ids of tasks (up to ${MAX_DEPENDENCIES}, each once) that must complete before this one may be claimed: until then it is waiting, and the write that completes the last one makes it pending (its task.ready event). One of them cancelled (or deleted by retention as a dead letter) cancels it too; one dead-lettered keeps it waiting, for a requeue of that task to complete, or cancels it with onDependencyFailure "cancel". Each must exist and not be cancelled (nor dead-lettered, with onDependencyFailure "cancel"). In enqueueMany, "tasks[i]" names the batch's task i, before this one: a graph in one write. [] is none`,
     ),
   onDependencyFailure: z
     .enum(["wait", "cancel"])

@@ -325,8 +325,7 @@ export class TaskStore {
    * dependency fewer to wait for, those for which it was the last become pending, due at their
    * runAt or now if later (so a claim's waitedMs counts from now), held when their queue is set
    * aside; those rows go. The tasks made pending, best first, how many rows went, and whether
-   * rows may be left. One
-   * primary-key probe when nothing named it (the usual complete).
+   * rows may be left. One primary-key probe when nothing named it (the usual complete).
    */
   dependentsMet(seq: number, now: number, limit: number): { ready: DependentRow[]; rows: number; more: boolean } {
     const named = this.st

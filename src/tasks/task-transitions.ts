@@ -8,7 +8,7 @@ import type { AgentStore } from "../agents/agent-store.js";
 import type { Config } from "../config.js";
 import { fromJsonText, toJsonText } from "../db/columns.js";
 import type { WriteContext } from "../db/writer.js";
-import { CoordinationError, notFound } from "../errors.js";
+import { CoordinationError, invalidField, notFound } from "../errors.js";
 import type { EventStore } from "../events/event-store.js";
 import { assertJsonDepth, sameJson } from "../json-checks.js";
 import { recordExecution, type ExecutionOutcome } from "../memory/memory-commands.js";
@@ -55,11 +55,16 @@ export class TaskTransitions {
 
   /**
    * `field` names the task in errors ("payload", "tasks[3].payload"); `inBatch`, the tasks an
-   * enqueueMany inserted before this one (id → "tasks[i]"), to which this one is added if inserted.
+   * enqueueMany inserted before this one (id → "tasks[i]"), to which this one is added if inserted;
+   * `batchIds`, the ids of the batch's tasks before this one, in order (inserted or found by their
+   * key), which its dependsOn may name as "tasks[i]".
    */
-  insertTask(ctx: WriteContext, request: ScopedEnqueue, field = "payload", inBatch?: Map<string, string>): TaskRow {
+  insertTask(ctx: WriteContext, request: ScopedEnqueue, field = "payload", inBatch?: Map<string, string>, batchIds?: readonly string[]): TaskRow {
     const scope = request.idempotencyScope ?? "";
     assertJsonDepth(field, request.payload, this.d.config.maxJsonDepth);
+    const task = field.replace(/\.payload$/, "");
+    const dependsField = task === "payload" ? "dependsOn" : `${task}.dependsOn`;
+    const dependsOn = request.dependsOn === undefined ? undefined : batchTasksNamed(request.dependsOn, dependsField, batchIds);
     const definition = {
       queue: request.queue,
       payload: toJsonText(request.payload),
@@ -68,7 +73,7 @@ export class TaskTransitions {
       targetAgentId: request.targetAgentId ?? null,
       maxAttempts: request.maxAttempts ?? this.d.config.maxAttempts,
       // [] names none (a planner's list that came out empty): stored as no list.
-      dependsOn: request.dependsOn === undefined || request.dependsOn.length === 0 ? null : JSON.stringify(request.dependsOn),
+      dependsOn: dependsOn === undefined || dependsOn.length === 0 ? null : JSON.stringify(dependsOn),
       cancelOnDependencyFailure: request.onDependencyFailure === "cancel" ? 1 : 0,
     };
     if (request.idempotencyKey !== undefined) {
@@ -87,7 +92,7 @@ export class TaskTransitions {
           k === "payload"
             ? !sameJson(fromJsonText(existing.payload), request.payload)
             : k === "dependsOn"
-              ? !sameDependencies(existing.dependsOn, request.dependsOn)
+              ? !sameDependencies(existing.dependsOn, dependsOn)
               : k === "maxAttempts"
               ? request.maxAttempts !== undefined && existing.maxAttempts !== request.maxAttempts
               : existing[k] !== definition[k],
@@ -108,9 +113,7 @@ export class TaskTransitions {
         return existing;
       }
     }
-    const task = field.replace(/\.payload$/, "");
-    const waitingFor =
-      request.dependsOn === undefined ? [] : this.unmetDependencies(request.dependsOn, task === "payload" ? "dependsOn" : `${task}.dependsOn`, request.onDependencyFailure === "cancel");
+    const waitingFor = dependsOn === undefined ? [] : this.unmetDependencies(dependsOn, dependsField, request.onDependencyFailure === "cancel");
     const row = this.d.tasks.insert(
       { id: newId(), ...definition, runAt: request.runAt?.getTime() ?? ctx.now + (request.delayMs ?? 0), idempotencyKey: request.idempotencyKey ?? null, idempotencyScope: scope, waitingFor },
       ctx.now,
@@ -463,4 +466,27 @@ function sameDependencies(stored: string | null, requested: readonly string[] | 
   const a = stored === null ? [] : (JSON.parse(stored) as string[]);
   const b = requested ?? [];
   return a.length === b.length && [...a].sort().join("\u0000") === [...b].sort().join("\u0000");
+}
+
+/** A dependency named by its place in the batch (enqueueMany): "tasks[2]". A task id never has this shape (ids are UUIDs). */
+const BATCH_TASK = /^tasks\[(\d+)\]$/;
+
+/**
+ * `ids` with each "tasks[i]" replaced by the id of the batch's task i, which must come before this
+ * one (so no chain loops); INVALID_INPUT naming `field[k]` otherwise, or outside a batch, or when
+ * two entries come to the same task.
+ */
+function batchTasksNamed(ids: readonly string[], field: string, batchIds: readonly string[] | undefined): string[] {
+  const named = ids.map((id, k) => {
+    const place = BATCH_TASK.exec(id);
+    if (place === null) return id;
+    if (batchIds === undefined) throw invalidField(`${field}[${k}]`, `"${id}" names a task of a batch, which only tasks.enqueueMany's tasks may do: give the task's id`);
+    const at = Number(place[1]);
+    if (at >= batchIds.length) throw invalidField(`${field}[${k}]`, `"${id}" is not a task before this one in the batch: a task may wait only for the batch's tasks before it`);
+    return batchIds[at]!;
+  });
+  named.forEach((id, k) => {
+    if (named.indexOf(id) !== k) throw invalidField(`${field}[${k}]`, `names task "${id}" twice`);
+  });
+  return named;
 }
