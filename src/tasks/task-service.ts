@@ -261,7 +261,7 @@ export class TaskService {
    * Goes on with what writes left of a completed or cancelled task's dependents (a write readies
    * or cancels DEPENDENTS_PER_WRITE at most: task-transitions.ts), a chunk a write, until none is
    * left: this process's, another's on the same file, or one a stop interrupted. Looked for on the
-   * reader first: a server with nothing left writes nothing. Run by the task-dependencies job.
+   * reader first: a server with nothing left writes nothing. Run by the task-dependents job.
    * Stops at shutdown: the next start goes on. Returns how many writes it made.
    */
   async settleDependents(): Promise<number> {

@@ -135,8 +135,9 @@ export class TaskTransitions {
    * The seqs of the tasks in `ids` that have not completed: what a task depending on them waits
    * for. TASK_NOT_FOUND for an id no task has (never enqueued, or deleted by retention), and
    * INVALID_STATE for a cancelled one (a task waiting on it would never run), or a dead letter
-   * when `cancelOnFailure`. Otherwise a dead letter may still complete (requeued): it is waited for. `field` names the list in errors. Reads each
-   * one's seq and status only (a dependency's payload and result may be megabytes).
+   * when `cancelOnFailure`; otherwise a dead letter may still complete (requeued): it is waited
+   * for. `field` names the list in errors. Reads each one's seq and status only (a dependency's
+   * payload and result may be megabytes).
    */
   unmetDependencies(ids: readonly string[], field: string, cancelOnFailure: boolean): number[] {
     const unmet: number[] = [];
@@ -156,10 +157,11 @@ export class TaskTransitions {
    * `dependency` ended: the tasks that named it go on (completed: those whose last dependency it
    * was become pending, each with its task.ready, an event that wakes waiting claims) or are
    * cancelled (cancelled, deleted by retention as a dead letter: each with its task.cancelled
-   * naming why), and so are the tasks waiting on those, to the end of the chain. At most
-   * `budget.left` tasks in this write (DEPENDENTS_PER_WRITE at first): what is left goes to
-   * dependency_work, for the background job to go on with (TaskService.settleDependencies).
-   * Whether all were settled.
+   * naming why; dead_lettered: only those with onDependencyFailure "cancel"), and so are the
+   * tasks waiting on those, to the end of the chain. At most DEPENDENTS_PER_WRITE tasks a write,
+   * whatever the dependencies it settles (a sweep expiring 500 last-attempt leases, a retention
+   * batch: the budget is the write's): what is left goes to dependency_work, for the background
+   * job to go on with (TaskService.settleDependents). Whether all were settled.
    */
   settleDependents(ctx: WriteContext, dependency: Pick<TaskRow, "seq" | "id">, outcome: DependencyOutcome): boolean {
     const budget = this.dependentsBudget(ctx);
