@@ -429,6 +429,10 @@ describe("task dependencies", () => {
 
     const later = await rest(t.url, "POST", "/tasks/batch", { tasks: [{ queue: "x", dependsOn: ["tasks[1]"] }, { queue: "x" }] });
     expect([later.status, later.body.message]).toEqual([400, 'tasks[0].dependsOn[0]: "tasks[1]" is not a task before this one in the batch: a task may wait only for the batch\'s tasks before it']);
+    for (const typo of ["tasks[01]", "tasks[ 1]", "TASKS[0]"]) {
+      const refused = await rest(t.url, "POST", "/tasks/batch", { tasks: [{ queue: "x" }, { queue: "x" }, { queue: "x", dependsOn: [typo] }] });
+      expect([refused.status, refused.body.message]).toEqual([400, `tasks[2].dependsOn[0]: "${typo}" is not a reference to a task of the batch: write "tasks[i]", i the task's index (0, 1, 2…)`]);
+    }
     const outside = await rest(t.url, "POST", "/tasks", { queue: "x", dependsOn: ["tasks[0]"] });
     expect([outside.status, outside.body.message]).toEqual([400, 'dependsOn[0]: "tasks[0]" names a task of a batch, which only tasks.enqueueMany\'s tasks may do: give the task\'s id']);
     // tasks[0] is `a` again (its key): naming it both ways is naming it twice.

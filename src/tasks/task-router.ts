@@ -35,13 +35,13 @@ const tags = ["tasks"];
 
 export const taskRouter = router({
   enqueue: procedure
-    .meta({ access: AGENT, rest: { method: "POST", path: "/tasks", tags, summary: "Enqueue a task", errors: ["IDEMPOTENCY_MISMATCH"] } })
+    .meta({ access: AGENT, rest: { method: "POST", path: "/tasks", tags, summary: "Enqueue a task", errors: ["IDEMPOTENCY_MISMATCH", "TASK_NOT_FOUND", "INVALID_STATE"] } })
     .input(enqueueInput)
     .output(taskSchema)
     .mutation(({ ctx, input }) => ctx.services.tasks.enqueue(input, keyScopeOf(ctx.caller))),
 
   enqueueMany: procedure
-    .meta({ access: AGENT, rest: { method: "POST", path: "/tasks/batch", tags, summary: "Enqueue several tasks atomically", errors: ["IDEMPOTENCY_MISMATCH"] } })
+    .meta({ access: AGENT, rest: { method: "POST", path: "/tasks/batch", tags, summary: "Enqueue several tasks atomically", errors: ["IDEMPOTENCY_MISMATCH", "TASK_NOT_FOUND", "INVALID_STATE"] } })
     .input(enqueueManyInput)
     .output(z.array(taskSchema))
     .mutation(({ ctx, input }) => ctx.services.tasks.enqueueMany(input.tasks, keyScopeOf(ctx.caller))),

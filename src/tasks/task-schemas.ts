@@ -81,7 +81,7 @@ export const enqueueFields = z.strictObject({
     .max(MAX_DEPENDENCIES)
     .optional()
     .describe(
-      `Ids of tasks (up to ${MAX_DEPENDENCIES}, each once) that must complete before this one may be claimed: until then it is waiting, and the write that completes the last one makes it pending (its task.ready event). One of them cancelled (or deleted by retention as a dead letter) cancels it too; one dead-lettered keeps it waiting, for a requeue of that task to complete, or cancels it with onDependencyFailure "cancel". Each must exist and not be cancelled (nor dead-lettered, with onDependencyFailure "cancel"). In enqueueMany, "tasks[i]" names the batch's task i, before this one: a graph in one write. [] is none`,
+      `Ids of tasks (up to ${MAX_DEPENDENCIES}, each once) that must complete before this one may be claimed: until then it is waiting, and the write that completes the last one makes it pending (its task.ready event). One of them cancelled (or deleted by retention as a dead letter) cancels it too; one dead-lettered keeps it waiting, for a requeue of that task to complete, or cancels it with onDependencyFailure "cancel". Each must exist and not be cancelled (nor dead-lettered, with onDependencyFailure "cancel"). [] is none`,
     ),
   onDependencyFailure: z
     .enum(["wait", "cancel"])
@@ -116,7 +116,13 @@ export type EnqueueRequest = z.output<typeof enqueueInput>;
 /** An enqueue as the writer takes it: with whose key its idempotencyKey is ('' when left out: an admin, an open server, in-process). */
 export type ScopedEnqueue = EnqueueRequest & { idempotencyScope?: string | undefined };
 
-export const enqueueManyInput = z.strictObject({ tasks: z.array(enqueueInput).min(1).max(1000).describe("The tasks to add, in one write: all are added or none") });
+export const enqueueManyInput = z.strictObject({
+  tasks: z
+    .array(enqueueInput)
+    .min(1)
+    .max(1000)
+    .describe('The tasks to add, in one write: all are added or none. A task\'s dependsOn may name the batch\'s task i before it as "tasks[i]": a graph of tasks in one write'),
+});
 
 const claimFields = {
   agentId: agentIdSchema.describe("The claiming agent; registered on first use"),

@@ -471,7 +471,9 @@ function sameDependencies(stored: string | null, requested: readonly string[] | 
 }
 
 /** A dependency named by its place in the batch (enqueueMany): "tasks[2]". A task id never has this shape (ids are UUIDs). */
-const BATCH_TASK = /^tasks\[(\d+)\]$/;
+const BATCH_TASK = /^tasks\[(0|[1-9]\d*)\]$/;
+/** What a reference mistyped looks like ("tasks[01]", "tasks[ 1]", "TASKS[0]"): no id, so a 400 saying so, not a 404. */
+const LIKE_BATCH_TASK = /^tasks\[/i;
 
 /**
  * `ids` with each "tasks[i]" replaced by the id of the batch's task i, which must come before this
@@ -481,7 +483,10 @@ const BATCH_TASK = /^tasks\[(\d+)\]$/;
 function batchTasksNamed(ids: readonly string[], field: string, batchIds: readonly string[] | undefined): string[] {
   const named = ids.map((id, k) => {
     const place = BATCH_TASK.exec(id);
-    if (place === null) return id;
+    if (place === null) {
+      if (LIKE_BATCH_TASK.test(id)) throw invalidField(`${field}[${k}]`, `"${id}" is not a reference to a task of the batch: write "tasks[i]", i the task's index (0, 1, 2…)`);
+      return id;
+    }
     if (batchIds === undefined) throw invalidField(`${field}[${k}]`, `"${id}" names a task of a batch, which only tasks.enqueueMany's tasks may do: give the task's id`);
     const at = Number(place[1]);
     if (at >= batchIds.length) throw invalidField(`${field}[${k}]`, `"${id}" is not a task before this one in the batch: a task may wait only for the batch's tasks before it`);
