@@ -11,7 +11,8 @@ import { createCoordinationClient, fitsInAnswer, isTRPCClientError, type Coordin
 export const OPERATOR_USAGE = [
   "Usage: coordination stats [--queue Q]                         task counts per queue and state",
   "       coordination tasks list [--queue Q] [--status S] [--agent A] [--capability C] [--limit N] [--cursor C]",
-  "       coordination tasks get|requeue|cancel TASK_ID",
+  "       coordination tasks get|requeue TASK_ID",
+  "       coordination tasks cancel TASK_ID [--reason TEXT]       stops it and the tasks waiting on it (the reason: its lastError)",
   "       coordination tasks requeue --all [--queue Q] [--after TIME] [--before TIME]   the dead letters there are when it",
   "                                    starts back to pending, oldest first; only those dead-lettered in [--after, --before) (ISO 8601, or Unix ms)",
   "       coordination queues pause QUEUE [--reason TEXT]        no claim takes its tasks until it is resumed",
@@ -53,7 +54,7 @@ function commandOptions(words: readonly string[], options: Parsed["options"]): r
   if (command === "tasks" && sub === "list") return ["--status", "--queue", "--agent", "--capability", "--limit", "--cursor"];
   // The bulk form has no TASK_ID: with one, --all is refused as any stray option is.
   if (command === "tasks" && sub === "requeue" && words.length === 2 && options["--all"] === true) return ["--all", "--queue", "--after", "--before"];
-  if (command === "tasks") return [];
+  if (command === "tasks") return sub === "cancel" ? ["--reason"] : [];
   if (command === "agents") return ["--health", "--capability"];
   if (command === "events" && sub === "tail") return ["--types", "--agent", "--from"];
   return undefined;
@@ -377,7 +378,13 @@ async function dispatch(words: string[], options: Parsed["options"], json: boole
   if (command === "tasks" && (sub === "get" || sub === "requeue" || sub === "cancel") && words.length === 2) throw new OperatorUsageError(`tasks ${sub} needs a TASK_ID`);
   if (command === "tasks" && (sub === "get" || sub === "requeue" || sub === "cancel") && words.length === 3) {
     const taskId = id!;
-    const task = sub === "get" ? await api.tasks.get.query({ taskId }) : sub === "requeue" ? await api.tasks.requeue.mutate({ taskId }) : await api.tasks.cancel.mutate({ taskId });
+    const reason = str(options["--reason"]);
+    const task =
+      sub === "get"
+        ? await api.tasks.get.query({ taskId })
+        : sub === "requeue"
+          ? await api.tasks.requeue.mutate({ taskId })
+          : await api.tasks.cancel.mutate(reason === undefined ? { taskId } : { taskId, reason });
     // What a waiting task waits for: each dependency's state now, for the table only (--json has
     // the ids; dependsOn is absent from a server older than this CLI). Ten at a time: a lookup
     // carries the dependency's payload and result. A dependency not found was deleted by

@@ -52,7 +52,8 @@ export interface InProcessCoordination {
     /** Gives the task back uncharged, claimable again at once or after `delayMs`. LEASE_CONFLICT when the agent no longer holds it. */
     release(taskId: string, agentId: string, options?: Rest<In["tasks"]["release"], "taskId" | "agentId">): Promise<Out["tasks"]["release"]>;
     /** Stops a pending or claimed task, or discards a dead letter. INVALID_STATE for a completed task. */
-    cancel(taskId: string): Promise<Out["tasks"]["cancel"]>;
+    /** `reason`: why, kept as the task's lastError and in its task.cancelled event. */
+    cancel(taskId: string, reason?: string): Promise<Out["tasks"]["cancel"]>;
     /** A dead-lettered or cancelled task back to pending, its attempts reset. INVALID_STATE otherwise. */
     requeue(taskId: string): Promise<Out["tasks"]["requeue"]>;
     /** Up to `limit` (100) dead letters back to pending, oldest first, of `queue` and dead-lettered in [`finishedAfter`, `finishedBefore`) if given; call again with `cursor: nextCursor` until it is null. */
@@ -189,7 +190,7 @@ export async function openCoordination(options: InProcessOptions = {}): Promise<
       fail: (taskId: string, settle: string | Rest<In["tasks"]["fail"], "taskId">, error?: string, options?: { retry?: boolean; leaseToken?: number }) =>
         run(api.tasks.fail(typeof settle === "string" ? { ...options, taskId, agentId: settle, error: error! } : { ...settle, taskId })),
       release: (taskId, agentId, releaseOptions) => run(api.tasks.release({ ...releaseOptions, taskId, agentId })),
-      cancel: (taskId) => run(api.tasks.cancel({ taskId })),
+      cancel: (taskId, reason) => run(api.tasks.cancel(reason === undefined ? { taskId } : { taskId, reason })),
       requeue: (taskId) => run(api.tasks.requeue({ taskId })),
       requeueMany: (options) => run(api.tasks.requeueMany(options ?? {})),
       steal: (agentId, stealOptions) => run(api.tasks.steal({ ...stealOptions, agentId })),

@@ -144,7 +144,7 @@ describe("AppRouter types", () => {
     expectTypeOf<Out["tasks"]["fail"]>().toEqualTypeOf<SettledTask>();
     expectTypeOf<In["tasks"]["release"]>().toEqualTypeOf<Flat<Omit<Settle, "agentId"> & { agentId: string; delayMs?: number }>>();
     expectTypeOf<Out["tasks"]["release"]>().toEqualTypeOf<SettledTask>();
-    expectTypeOf<In["tasks"]["cancel"]>().toEqualTypeOf<{ taskId: string }>();
+    expectTypeOf<In["tasks"]["cancel"]>().toEqualTypeOf<{ taskId: string; reason?: string }>();
     expectTypeOf<Out["tasks"]["cancel"]>().toEqualTypeOf<Task>();
     expectTypeOf<In["tasks"]["requeue"]>().toEqualTypeOf<{ taskId: string }>();
     expectTypeOf<Out["tasks"]["requeue"]>().toEqualTypeOf<Task>();

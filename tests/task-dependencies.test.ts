@@ -440,4 +440,23 @@ describe("task dependencies", () => {
     expect([twice.status, twice.body.message]).toEqual([400, `tasks[1].dependsOn[1]: names task "${a!.id}" twice`]);
     expect((await api.tasks.stats.query({ queue: "x" })).queues).toEqual([]);
   });
+
+  it("a cancel's reason is the task's lastError, in its event, and named by the tasks cancelled with it; the CLI takes --reason", async () => {
+    t = await startTestServer();
+    const api = t.api;
+    const a = await api.tasks.enqueue.mutate({ queue: "q" });
+    const b = await api.tasks.enqueue.mutate({ queue: "q", dependsOn: [a.id] });
+    expect(await api.tasks.cancel.mutate({ taskId: a.id, reason: "the planner gave up" })).toMatchObject({ status: "cancelled", lastError: "the planner gave up" });
+    expect((await eventsOf(t, a.id)).at(-1)!.payload).toMatchObject({ previousStatus: "pending", reason: "the planner gave up" });
+    expect((await api.tasks.get.query({ taskId: b.id })).lastError).toBe(`its dependency "${a.id}" was cancelled: the planner gave up`);
+    const c = await api.tasks.enqueue.mutate({ queue: "q" });
+    const cli = await runCli({ args: ["tasks", "cancel", c.id, "--reason", "duplicate of another"], env: { COORDINATION_URL: t.url } });
+    expect(cli.code).toBe(0);
+    expect(cli.stdout).toMatch(/^last error\s+duplicate of another$/m);
+    // Without one, the lastError a task had stays.
+    const d = await api.tasks.enqueue.mutate({ queue: "q" });
+    expect((await api.tasks.cancel.mutate({ taskId: d.id })).lastError).toBeNull();
+    const long = await rest(t.url, "POST", `/tasks/${d.id}/cancel`, { reason: "x".repeat(1001) });
+    expect([long.status, long.body.code]).toEqual([400, "INVALID_INPUT"]);
+  });
 });

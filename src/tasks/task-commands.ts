@@ -11,7 +11,7 @@ import type { WriteContext } from "../db/writer.js";
 import { CoordinationError, notFound } from "../errors.js";
 import type { EventStore } from "../events/event-store.js";
 import { sameJson } from "../json-checks.js";
-import { taskWith, type ClaimRequest, type ScopedEnqueue, type RequeueManyRequest, type RequeueManyResult, type SettledTask, type Task } from "./task-schemas.js";
+import { taskWith, type CancelRequest, type ClaimRequest, type ScopedEnqueue, type RequeueManyRequest, type RequeueManyResult, type SettledTask, type Task } from "./task-schemas.js";
 import { claimKeyOf } from "./claim-keys.js";
 import { releasedLease, taskAnswerBytes, taskRowWith, toTask, type ClaimFilter, type DeadLetterRow, type StoredError, type TaskRow, type TaskStore } from "./task-store.js";
 import type { SettleRequest, TaskTransitions } from "./task-transitions.js";
@@ -304,18 +304,25 @@ export function taskCommands(d: TaskCommandDeps) {
      * dead letter: handled, out of the dead-letter queue, its errors kept. A completed task stays
      * so. The tasks waiting on it are cancelled with it, and theirs in turn.
      */
-    "tasks.cancel": (ctx: WriteContext, taskId: string): Task => {
+    "tasks.cancel": (ctx: WriteContext, request: CancelRequest): Task => {
+      const { taskId, reason } = request;
       const row = t.findTask(taskId);
       if (row.status === "cancelled") return toTask(row);
       if (row.status === "completed") {
         throw new CoordinationError("INVALID_STATE", `task "${taskId}" is ${row.status} and cannot be cancelled`);
       }
       // A waiting task keeps its dependency rows: a requeue reads what it still waits for.
-      const cancelled = d.tasks.cancel(row.seq, ctx.now);
+      const cancelled = d.tasks.cancel(row.seq, ctx.now, reason ?? null);
       // agentId: the holder whose lease this ends (a dead letter keeps its last holder's name, but no lease).
-      d.events.appendSystem(ctx, "task.cancelled", { taskId, queue: row.queue, previousStatus: row.status, agentId: row.status === "claimed" ? row.leaseOwner : null });
+      d.events.appendSystem(ctx, "task.cancelled", {
+        taskId,
+        queue: row.queue,
+        previousStatus: row.status,
+        agentId: row.status === "claimed" ? row.leaseOwner : null,
+        ...(reason === undefined ? {} : { reason }),
+      });
       // What waits on it would never run.
-      t.settleDependents(ctx, row, "cancelled");
+      t.settleDependents(ctx, row, "cancelled", reason);
       return toTask(cancelled);
     },
 

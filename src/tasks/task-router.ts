@@ -21,7 +21,7 @@ import {
   settledTaskSchema,
   statsInput,
   stealInput,
-  taskIdInput,
+  cancelInput, taskIdInput,
   taskPageSchema,
   taskSchema,
   taskEventsInput,
@@ -131,10 +131,10 @@ export const taskRouter = router({
     .mutation(({ ctx, input }) => ctx.services.tasks.release(input)),
 
   cancel: procedure
-    .meta({ access: ADMIN, rest: { method: "POST", path: "/tasks/{taskId}/cancel", tags, summary: "Cancel a pending or claimed task, or discard a dead letter", errors: ["TASK_NOT_FOUND", "INVALID_STATE"] } })
-    .input(taskIdInput)
+    .meta({ access: ADMIN, rest: { method: "POST", path: "/tasks/{taskId}/cancel", tags, summary: "Cancel a waiting, pending or claimed task (and the tasks waiting on it), or discard a dead letter", errors: ["TASK_NOT_FOUND", "INVALID_STATE"] } })
+    .input(cancelInput)
     .output(taskSchema)
-    .mutation(({ ctx, input }) => ctx.services.tasks.cancel(input.taskId)),
+    .mutation(({ ctx, input }) => ctx.services.tasks.cancel(input)),
 
   requeue: procedure
     .meta({ access: ADMIN,

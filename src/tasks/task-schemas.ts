@@ -200,6 +200,11 @@ export const releaseInput = z.strictObject({
   delayMs: leaseMs.optional().describe("Not claimable again for this many ms; left out, at once. No attempt is charged"),
 });
 export const taskIdInput = z.strictObject({ taskId: taskIdField });
+export const cancelInput = z.strictObject({
+  taskId: taskIdField,
+  reason: text(1000).optional().describe("Why it is stopped (at most 1,000 characters): kept as the task's lastError and in its task.cancelled event, and named in the reason of the tasks waiting on it that are cancelled with it"),
+});
+export type CancelRequest = z.output<typeof cancelInput>;
 export const taskEventsInput = z.strictObject({ taskId: taskIdField, limit: int(1, 1000).default(200).describe("The most events to return, oldest first") });
 export const stealInput = z.strictObject({
   agentId: agentIdSchema.describe("The agent taking the tasks over; it gets a fresh lease"),

@@ -16,7 +16,7 @@ import { linkSignals, safetyRelookMs, type SignalFanout } from "../wakeup.js";
 import type { ClaimWaiters } from "./claim-waiters.js";
 import type { RecalledContexts } from "../db/thread/recall-relay.js";
 import type { Leased } from "./task-commands.js";
-import { isHeld, taskWith, type ClaimedTask, type ClaimRequest, type CompleteAndClaimRequest, type CompletedAndClaimed, type EnqueueRequest, type ListRequest, type RequeueManyRequest, type RequeueManyResult, type SettledTask, type Task, type TaskStats } from "./task-schemas.js";
+import { isHeld, taskWith, type CancelRequest, type ClaimedTask, type ClaimRequest, type CompleteAndClaimRequest, type CompletedAndClaimed, type EnqueueRequest, type ListRequest, type RequeueManyRequest, type RequeueManyResult, type SettledTask, type Task, type TaskStats } from "./task-schemas.js";
 import type { SettleRequest } from "./task-transitions.js";
 import { copyWith } from "../copy-with.js";
 import type { PauseRequest, QueuePause } from "./queue-pause-schemas.js";
@@ -182,8 +182,9 @@ export class TaskService {
     return this.d.db.write("tasks.release", request);
   }
 
-  cancel(taskId: string): Promise<Task> {
-    return this.d.db.write("tasks.cancel", taskId);
+  /** Stops a task (and what waits on it), or discards a dead letter; `reason` is kept as its lastError (task-commands.ts). */
+  cancel(request: CancelRequest): Promise<Task> {
+    return this.d.db.write("tasks.cancel", request);
   }
 
   requeue(taskId: string): Promise<Task> {

@@ -728,12 +728,13 @@ export class TaskStore {
       .get(runAt, delayedAt(runAt, now), releasedBy, now, seq)!;
   }
 
-  cancel(seq: number, now: number): TaskRow {
+  /** `reason`, when given: why (its lastError); null keeps the lastError it had. */
+  cancel(seq: number, now: number, reason: string | null = null): TaskRow {
     return this.st
-      .get<[number, number, number], TaskRow>(
-        `UPDATE tasks SET status = 'cancelled', leaseExpiresAt = NULL, finishedAt = ?, updatedAt = ? WHERE seq = ? RETURNING *`,
+      .get<[string | null, number, number, number], TaskRow>(
+        `UPDATE tasks SET status = 'cancelled', lastError = IFNULL(?, lastError), leaseExpiresAt = NULL, finishedAt = ?, updatedAt = ? WHERE seq = ? RETURNING *`,
       )
-      .get(now, now, seq)!;
+      .get(reason, now, now, seq)!;
   }
 
   /**

@@ -163,7 +163,7 @@ export class TaskTransitions {
    * batch: the budget is the write's): what is left goes to dependency_work, for the background
    * job to go on with (TaskService.settleDependents). Whether all were settled.
    */
-  settleDependents(ctx: WriteContext, dependency: Pick<TaskRow, "seq" | "id">, outcome: DependencyOutcome): boolean {
+  settleDependents(ctx: WriteContext, dependency: Pick<TaskRow, "seq" | "id">, outcome: DependencyOutcome, reason?: string): boolean {
     const budget = this.dependentsBudget(ctx);
     if (budget.left <= 0) {
       // Spent by the dependencies settled before it in this write (a sweep's expiries, a retention batch).
@@ -197,7 +197,9 @@ export class TaskTransitions {
     // Depth first; each entry a task whose waiting dependents are to be cancelled.
     const stack: Array<{ seq: number; id: string; outcome: DependencyOutcome }> = [{ seq: dependency.seq, id: dependency.id, outcome }];
     for (let next = stack.pop(); next !== undefined; next = stack.pop()) {
-      const why = `its dependency "${next.id}" was ${next.outcome === "deleted" ? "deleted by retention as a dead letter" : next.outcome === "dead_lettered" ? "dead-lettered" : "cancelled"}`;
+      // The cancel's own reason is named for the tasks waiting on the task it cancelled (in this write).
+      const because = next.seq === dependency.seq && reason !== undefined ? `: ${reason}` : "";
+      const why = `its dependency "${next.id}" was ${next.outcome === "deleted" ? "deleted by retention as a dead letter" : next.outcome === "dead_lettered" ? "dead-lettered" : "cancelled"}${because}`;
       // A dead letter cancels only the tasks that asked for it; the others wait for its requeue.
       const waiting = this.d.tasks.waitingOn(next.seq, Math.max(1, budget.left), next.outcome === "dead_lettered");
       for (const task of waiting) {
