@@ -17,9 +17,15 @@ const leaseRunOutParams = (bounds: LeaseBounds): [number, number, number] => [bo
 /** What a bulk requeue reads of a dead letter it may take (TaskStore.deadLetters). */
 export type DeadLetterRow = Pick<TaskRow, "seq" | "id" | "queue" | "status" | "capability" | "targetAgentId" | "finishedAt"> & { bytes: number };
 
-/** What a requeue sets: pending now ($1 runAt, $2 updatedAt), a fresh start. */
+/** What every requeue sets: a fresh start ($1 runAt, $2 updatedAt), due now, attempts reset. */
 // releasedBy cleared: a release of the lease before, sent again, repeats nothing of a requeued task.
-const REQUEUED = `status = 'pending', unmetDependencies = 0, attempts = 0, runAt = ?, delayed = 0, ${HELD_IF_SET_ASIDE}, leaseOwner = NULL, leaseExpiresAt = NULL, result = NULL, finishedAt = NULL, releasedBy = NULL, updatedAt = ?`;
+const FRESH_START = `attempts = 0, runAt = ?, delayed = 0, leaseOwner = NULL, leaseExpiresAt = NULL, result = NULL, finishedAt = NULL, releasedBy = NULL, updatedAt = ?`;
+/** A requeue to pending ($1 runAt, $2 updatedAt): held when its queue is set aside. */
+const REQUEUED = `status = 'pending', unmetDependencies = 0, ${HELD_IF_SET_ASIDE}, ${FRESH_START}`;
+/** A requeue back to waiting ($1 unmetDependencies, $2 runAt, $3 updatedAt): in no claim index. */
+const REQUEUED_WAITING = `status = 'waiting', unmetDependencies = ?, held = 0, ${FRESH_START}`;
+/** What a cancel sets ($1 reason: the lastError, or null to keep it; $2 finishedAt, $3 updatedAt). */
+const CANCELLED = `status = 'cancelled', lastError = IFNULL(?, lastError), leaseExpiresAt = NULL, finishedAt = ?, updatedAt = ?`;
 
 export interface TaskRow {
   seq: number;
@@ -405,7 +411,8 @@ export class TaskStore {
 
   /**
    * `seq` waits for `awaited` only (requeued): its rows for the other dependencies go (completed
-   * ones whose rows a deferred complete would otherwise count down a second time).
+   * ones whose rows a deferred complete would otherwise count down a second time; all of them
+   * when `awaited` is empty).
    */
   keepDependencies(seq: number, awaited: readonly number[]): void {
     this.st.get<[number, string]>(`DELETE FROM task_dependencies WHERE taskSeq = ? AND dependsOnSeq NOT IN (SELECT value FROM json_each(?))`).run(seq, JSON.stringify(awaited));
@@ -730,19 +737,16 @@ export class TaskStore {
 
   /** `reason`, when given: why (its lastError); null keeps the lastError it had. */
   cancel(seq: number, now: number, reason: string | null = null): TaskRow {
-    return this.st
-      .get<[string | null, number, number, number], TaskRow>(
-        `UPDATE tasks SET status = 'cancelled', lastError = IFNULL(?, lastError), leaseExpiresAt = NULL, finishedAt = ?, updatedAt = ? WHERE seq = ? RETURNING *`,
-      )
-      .get(reason, now, now, seq)!;
+    return this.st.get<[string | null, number, number, number], TaskRow>(`UPDATE tasks SET ${CANCELLED} WHERE seq = ? RETURNING *`).get(reason, now, now, seq)!;
   }
 
   /**
-   * A waiting task cancelled because a dependency can no longer complete: `why` is its lastError.
-   * Its dependency rows stay: a requeue reads from them what it still waits for.
+   * A waiting task cancelled because a dependency can no longer complete, as `cancel` does with
+   * `why`, nothing read back (a cascade cancels hundreds a write). Its dependency rows stay: a
+   * requeue reads from them what it still waits for.
    */
   cancelWaiting(seq: number, why: string, now: number): void {
-    this.st.get<[string, number, number, number]>(`UPDATE tasks SET status = 'cancelled', lastError = ?, finishedAt = ?, updatedAt = ? WHERE seq = ?`).run(why, now, now, seq);
+    this.st.get<[string, number, number, number]>(`UPDATE tasks SET ${CANCELLED} WHERE seq = ?`).run(why, now, now, seq);
   }
 
   /**
@@ -752,12 +756,7 @@ export class TaskStore {
    */
   requeue(seq: number, now: number, waitingFor: readonly number[] = []): TaskRow {
     if (waitingFor.length === 0) return this.st.get<[number, number, number], TaskRow>(`UPDATE tasks SET ${REQUEUED} WHERE seq = ? RETURNING *`).get(now, now, seq)!;
-    return this.st
-      .get<[number, number, number, number], TaskRow>(
-        `UPDATE tasks SET status = 'waiting', attempts = 0, runAt = ?, delayed = 0, held = 0, unmetDependencies = ?, leaseOwner = NULL, leaseExpiresAt = NULL, result = NULL, finishedAt = NULL, releasedBy = NULL, updatedAt = ?
-         WHERE seq = ? RETURNING *`,
-      )
-      .get(now, waitingFor.length, now, seq)!;
+    return this.st.get<[number, number, number, number], TaskRow>(`UPDATE tasks SET ${REQUEUED_WAITING} WHERE seq = ? RETURNING *`).get(waitingFor.length, now, now, seq)!;
   }
 
   /**

@@ -14,6 +14,7 @@ import { assertJsonDepth, sameJson } from "../json-checks.js";
 import { recordExecution, type ExecutionOutcome } from "../memory/memory-commands.js";
 import type { MemoryStore } from "../memory/memory-store.js";
 import type { ScopedEnqueue } from "./task-schemas.js";
+import type { TaskStatus } from "./task-status.js";
 import { releasedLease, type ClaimFilter, type DeadLetterRow, type DependencyOutcome, type TaskRow, type TaskStore } from "./task-store.js";
 
 export interface TaskTransitionDeps {
@@ -144,7 +145,7 @@ export class TaskTransitions {
     ids.forEach((id, i) => {
       const dependency = this.d.tasks.stateOf(id);
       if (dependency === undefined) throw new CoordinationError("TASK_NOT_FOUND", `${field}[${i}]: task "${id}" not found (never enqueued, or deleted by retention)`, { id });
-      if (dependency.status === "cancelled" || (cancelOnFailure && dependency.status === "dead_letter")) {
+      if (neverRunsAfter(dependency.status, cancelOnFailure)) {
         const would = dependency.status === "cancelled" ? "would never run" : 'would be cancelled (onDependencyFailure "cancel")';
         throw new CoordinationError("INVALID_STATE", `${field}[${i}]: task "${id}" is ${dependency.status}, so a task depending on it ${would} (requeue it first)`, { id, status: dependency.status });
       }
@@ -292,14 +293,14 @@ export class TaskTransitions {
     const waitingFor: number[] = [];
     if (row.status === "cancelled" && row.dependsOn !== null) {
       for (const { dependsOnSeq, status } of this.d.tasks.stillAwaited(row.seq)) {
-        if (status === null || status === "cancelled" || (row.cancelOnDependencyFailure && status === "dead_letter")) {
+        if (status === null || neverRunsAfter(status, row.cancelOnDependencyFailure === 1)) {
           const why = status === null ? "was deleted by retention" : status === "cancelled" ? "is cancelled (requeue it first)" : 'is dead-lettered (requeue it first: onDependencyFailure is "cancel")';
           throw new CoordinationError("INVALID_STATE", `task "${row.id}" cannot be requeued: a task it depends on ${why}, so it would never run`, { status: row.status });
         }
         if (status !== "completed") waitingFor.push(dependsOnSeq);
       }
-      if (waitingFor.length === 0) this.d.tasks.forgetDependencies(row.seq);
-      else this.d.tasks.keepDependencies(row.seq, waitingFor);
+      // The rows of dependencies completed since go (all of them when none is left to wait for).
+      this.d.tasks.keepDependencies(row.seq, waitingFor);
     }
     const requeued = this.d.tasks.requeue(row.seq, ctx.now, waitingFor);
     this.requeued(ctx, row, waitingFor.length);
@@ -463,6 +464,15 @@ export class TaskTransitions {
     const { retryBaseMs, retryMaxMs } = this.d.config;
     return Math.min(retryMaxMs, retryBaseMs * 2 ** Math.max(0, attempt - 1));
   }
+}
+
+/**
+ * Whether a task waiting on a dependency in `status` would never run: a cancelled one never
+ * completes, and a dead letter cancels it when it asked so (onDependencyFailure "cancel"). What an
+ * enqueue naming it and a requeue of a task still waiting on it refuse.
+ */
+function neverRunsAfter(status: TaskStatus, cancelOnFailure: boolean): boolean {
+  return status === "cancelled" || (cancelOnFailure && status === "dead_letter");
 }
 
 /** Whether a stored dependsOn (JSON text, or null) names the same tasks as a request's, in any order. */
