@@ -1,4 +1,4 @@
-// The server's own events (one for every task and agent transition, queue pauses and limits) as a discriminated union,
+// The server's own events (one for every task and agent transition, queue pauses, limits and rates) as a discriminated union,
 // and a guard that narrows an event received from events.onEvent, poll or list to them. The
 // payload shapes are the server's (src/events/system-events.ts types its writes by them).
 import type { SystemEventPayloads, SystemEventType } from "../src/events/system-events.js";
@@ -32,6 +32,8 @@ export const SYSTEM_EVENT_TYPES = [
   "queue.resumed",
   "queue.limit_set",
   "queue.limit_removed",
+  "queue.rate_set",
+  "queue.rate_removed",
 ] as const satisfies readonly SystemEventType[];
 // A type the server adds and this list misses is a compile error here.
 type Unlisted = Exclude<SystemEventType, (typeof SYSTEM_EVENT_TYPES)[number]>;

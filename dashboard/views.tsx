@@ -2,7 +2,7 @@
 // letters (requeue, cancel), the live event tail, and a task's own page.
 import { useEffect, useState } from "preact/hooks";
 import type { Api } from "./api.js";
-import { errorCode, errorText, fitsInAnswer } from "./api.js";
+import { errorCode, errorText, fitsInAnswer, rateWindowText } from "./api.js";
 import { age, json, time, usePolling } from "./hooks.js";
 
 type TaskEvent = Awaited<ReturnType<Api["events"]["list"]["query"]>>[number];
@@ -72,7 +72,7 @@ export function Queues({ api, onUnauthorized }: ViewProps) {
           {stats.data?.queues.map((q) => (
             <tr data-queue={q.queue} data-paused={q.paused ? "true" : "false"}>
               <td>
-                {q.queue} {q.paused && <span class="badge">paused</span>} {q.maxLeased != null && <span class="badge" title="at most this many of its tasks leased at once">limit {q.maxLeased}</span>}
+                {q.queue} {q.paused && <span class="badge">paused</span>} {q.maxLeased != null && <span class="badge" title="at most this many of its tasks leased at once">limit {q.maxLeased}</span>} {q.rate != null && <span class="badge" title={`at most ${q.rate.maxClaims} of its tasks claimed in any ${q.rate.perMs} ms`}>rate {q.rate.maxClaims}/{rateWindowText(q.rate.perMs)}</span>}
               </td>
               {STATES.map((s) => (
                 <td class="num" data-state={s}>

@@ -6,7 +6,9 @@
 // operator in the directory the server runs from reaches it on whatever port it was given.
 // Tables for people, --json for scripts. Exit codes: 0 done, 1 the server refused or could not be
 // reached (the message says which), 2 usage (or settings that cannot be read).
+import { rateWindowText, parseRate } from "../client/rate-window.js";
 import { createCoordinationClient, fitsInAnswer, isTRPCClientError, type CoordinationClient, type RouterInputs, type RouterOutputs } from "../client/index.js";
+import { MAX_CLAIMS_PER_WINDOW, MAX_RATE_WINDOW_MS, MIN_RATE_WINDOW_MS } from "./tasks/queue-rate-schemas.js";
 
 export const OPERATOR_USAGE = [
   "Usage: coordination stats [--queue Q]                         task counts per queue and state",
@@ -20,6 +22,8 @@ export const OPERATOR_USAGE = [
   "       coordination queues                                     the paused queues",
   "       coordination queues limit QUEUE N|off                   at most N of its tasks leased at once (off: no bound)",
   "       coordination queues limits                              the limited queues and their leases now",
+  "       coordination queues rate QUEUE N/WINDOW|off             at most N of its tasks claimed in any WINDOW (500ms, 10s, 1m, 1h, 1d; off: none)",
+  "       coordination queues rates                               the rate-limited queues and their windows' claims now",
   "       coordination agents [--capability C] [--health healthy|stale|offline]",
   "       coordination events tail [--types 'task.*,agent.*'] [--agent A] [--from SEQ]   (--from: the events after SEQ; 0 for all retained)",
   "Each takes --url URL (else COORDINATION_URL, else the server's host, port and TLS in its settings: the environment,",
@@ -272,7 +276,7 @@ async function dispatch(words: string[], options: Parsed["options"], json: boole
           ["QUEUE", "WAITING", "PENDING", "(SCHEDULED)", "CLAIMED", "COMPLETED", "DEAD_LETTER", "CANCELLED", "OLDEST PENDING", "NEXT DUE"],
           stats.queues.map((q) => [
             // maxLeased is absent from a server older than this CLI.
-            `${q.queue}${q.paused ? " (paused)" : ""}${q.maxLeased == null ? "" : ` (limit ${q.maxLeased})`}`,
+            `${q.queue}${q.paused ? " (paused)" : ""}${q.maxLeased == null ? "" : ` (limit ${q.maxLeased})`}${q.rate == null ? "" : ` (rate ${q.rate.maxClaims}/${rateWindowText(q.rate.perMs)})`}`,
             // Absent from a server older than this CLI.
             String(q.counts.waiting ?? 0),
             String(q.counts.pending),
@@ -317,6 +321,39 @@ async function dispatch(words: string[], options: Parsed["options"], json: boole
         : table(
             ["QUEUE", "LIMIT", "LEASED", "SINCE", "BY"],
             limits.map((l) => [l.queue, l.maxLeased === null ? "removing" : String(l.maxLeased), l.leased === null ? "-" : String(l.leased), when(l.maxLeased === null ? l.removedAt : l.setAt), l.setBy ?? "-"]),
+          ),
+    );
+    return 0;
+  }
+  if (command === "queues" && sub === "rate") {
+    const [, , queue, bound] = words;
+    const rate = bound === undefined ? undefined : serverRate(bound);
+    if (words.length !== 4 || (bound !== "off" && rate === undefined)) {
+      throw new OperatorUsageError("queues rate needs a QUEUE and the most claims of its tasks in a window, as N/WINDOW (60/1m, 10/1s, 500/90s; the window 100ms to 1d), or off");
+    }
+    const answer = rate === undefined ? await api.queues.removeRate.mutate({ queue: queue! }) : await api.queues.setRate.mutate({ queue: queue!, ...rate });
+    print(answer, () =>
+      answer.maxClaims === null
+        ? `queue ${printable(answer.queue)} has no rate${answer.removedAt ? " (its tasks are being brought back, best first)" : ""}\n`
+        : `queue ${printable(answer.queue)}: at most ${answer.maxClaims} claimed in any ${rateWindowText(answer.perMs!)} (${answer.used} in the window now)\n`,
+    );
+    return 0;
+  }
+  if (command === "queues" && sub === "rates" && words.length === 2) {
+    const rates = await api.queues.rates.query();
+    print(rates, () =>
+      rates.length === 0
+        ? "no queue is rate-limited\n"
+        : table(
+            ["QUEUE", "RATE", "IN WINDOW", "ROOM AT", "SINCE", "BY"],
+            rates.map((r) => [
+              r.queue,
+              r.maxClaims === null ? "removing" : `${r.maxClaims}/${rateWindowText(r.perMs!)}`,
+              r.used === null ? "-" : String(r.used),
+              r.nextClaimAt === null ? "-" : when(r.nextClaimAt),
+              when(r.maxClaims === null ? r.removedAt : r.setAt),
+              r.setBy ?? "-",
+            ]),
           ),
     );
     return 0;
@@ -499,4 +536,10 @@ async function everyAgent(api: CoordinationClient["api"], filter: Omit<RouterInp
     agents.push(...page);
     if (page.length < limit) return agents;
   }
+}
+
+/** "N/WINDOW" as a rate the server takes (client/rate-window.ts); undefined when it is not one. */
+function serverRate(text: string): { maxClaims: number; perMs: number } | undefined {
+  const rate = parseRate(text);
+  return rate !== undefined && rate.maxClaims <= MAX_CLAIMS_PER_WINDOW && rate.perMs >= MIN_RATE_WINDOW_MS && rate.perMs <= MAX_RATE_WINDOW_MS ? rate : undefined;
 }

@@ -88,6 +88,14 @@ export interface InProcessCoordination {
     limit(queue: string): Promise<Out["queues"]["limit"]>;
     /** The limited queues, and removed limits whose tasks are still being brought back. */
     limits(): Promise<Out["queues"]["limits"]>;
+    /** Rate-limits `queue`: at most `maxClaims` of its tasks claimed in any window of `perMs` ms, whichever agents claim them. The same rate again changes nothing. */
+    setRate(queue: string, maxClaims: number, perMs: number): Promise<Out["queues"]["setRate"]>;
+    /** Removes the rate of `queue`: claims take its tasks without it again. A queue with none is answered as it is. */
+    removeRate(queue: string): Promise<Out["queues"]["removeRate"]>;
+    /** The rate of `queue`, the claims its window holds now, and when it has room if full (null fields: no rate). */
+    rate(queue: string): Promise<Out["queues"]["rate"]>;
+    /** The rate-limited queues, and removed rates whose tasks are still being brought back. */
+    rates(): Promise<Out["queues"]["rates"]>;
   };
   events: {
     /** Stored once, delivered to every matching subscriber (or, with `target`, to one mailbox). */
@@ -207,6 +215,10 @@ export async function openCoordination(options: InProcessOptions = {}): Promise<
       removeLimit: (queue) => run(api.queues.removeLimit({ queue })),
       limit: (queue) => run(api.queues.limit({ queue })),
       limits: () => run(api.queues.limits()),
+      setRate: (queue, maxClaims, perMs) => run(api.queues.setRate({ queue, maxClaims, perMs })),
+      removeRate: (queue) => run(api.queues.removeRate({ queue })),
+      rate: (queue) => run(api.queues.rate({ queue })),
+      rates: () => run(api.queues.rates()),
     },
     events: {
       publish: (event) => run(api.events.publish(event)),

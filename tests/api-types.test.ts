@@ -97,6 +97,7 @@ const CHECKED = [
   "tasks.fail", "tasks.release", "tasks.cancel", "tasks.requeue", "tasks.requeueMany", "tasks.steal", "tasks.get", "tasks.list", "tasks.stats", "tasks.events",
   "queues.pause", "queues.resume", "queues.status", "queues.paused",
   "queues.setLimit", "queues.removeLimit", "queues.limit", "queues.limits",
+  "queues.setRate", "queues.removeRate", "queues.rate", "queues.rates",
   "events.publish", "events.subscribe", "events.unsubscribe", "events.subscription", "events.poll", "events.ack", "events.list", "events.head", "events.onEvent",
   "agents.register", "agents.heartbeat", "agents.deregister", "agents.get", "agents.list", "agents.findByCapability", "agents.card",
   "memory.remember", "memory.recall", "memory.forget",
@@ -173,7 +174,7 @@ describe("AppRouter types", () => {
     expectTypeOf<In["tasks"]["stats"]>().toEqualTypeOf<void | { queue?: string; limit?: number } | undefined>();
     type Policy = { maxAgeMs: number | null; maxCount: number | null };
     expectTypeOf<Out["tasks"]["stats"]>().toEqualTypeOf<{
-      queues: Array<{ queue: string; counts: Counts; scheduled: number; nextDueAt: Date | null; oldestPendingAgeMs: number | null; paused: boolean; maxLeased: number | null }>;
+      queues: Array<{ queue: string; counts: Counts; scheduled: number; nextDueAt: Date | null; oldestPendingAgeMs: number | null; paused: boolean; maxLeased: number | null; rate: { maxClaims: number; perMs: number } | null }>;
       queuesOmitted: number;
       scheduled: number;
       nextDueAt: Date | null;
@@ -202,6 +203,17 @@ describe("AppRouter types", () => {
     expectTypeOf<In["queues"]["limit"]>().toEqualTypeOf<{ queue: string }>();
     expectTypeOf<Out["queues"]["limit"]>().toEqualTypeOf<Limit>();
     expectTypeOf<Out["queues"]["limits"]>().toEqualTypeOf<Limit[]>();
+  });
+
+  it("queue rate procedures", () => {
+    type Rate = { queue: string; maxClaims: number | null; perMs: number | null; used: number | null; nextClaimAt: Date | null; setBy: string | null; setAt: Date | null; removedAt: Date | null };
+    expectTypeOf<In["queues"]["setRate"]>().toEqualTypeOf<{ queue: string; maxClaims: number; perMs: number }>();
+    expectTypeOf<Out["queues"]["setRate"]>().toEqualTypeOf<Rate>();
+    expectTypeOf<In["queues"]["removeRate"]>().toEqualTypeOf<{ queue: string }>();
+    expectTypeOf<Out["queues"]["removeRate"]>().toEqualTypeOf<Rate>();
+    expectTypeOf<In["queues"]["rate"]>().toEqualTypeOf<{ queue: string }>();
+    expectTypeOf<Out["queues"]["rate"]>().toEqualTypeOf<Rate>();
+    expectTypeOf<Out["queues"]["rates"]>().toEqualTypeOf<Rate[]>();
   });
 
   it("event procedures", () => {

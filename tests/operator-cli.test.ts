@@ -39,7 +39,7 @@ describe("operator commands against a running server", () => {
     expect(stats.stdout.split("\n")[1]).toMatch(new RegExp(`^ops\\s+0\\s+2\\s+1\\s+0\\s+0\\s+1\\s+0\\s+\\d+ s\\s+${later.runAt.toISOString().replace("T", " ").slice(0, 19)}$`));
     const statsJson = JSON.parse((await runCli({ args: ["stats", "--json"], env })).stdout);
     expect(statsJson).toEqual({
-      queues: [{ queue: "ops", counts: { waiting: 0, pending: 2, claimed: 0, completed: 0, dead_letter: 1, cancelled: 0 }, scheduled: 1, nextDueAt: later.runAt.toISOString(), oldestPendingAgeMs: expect.any(Number), paused: false, maxLeased: null }],
+      queues: [{ queue: "ops", counts: { waiting: 0, pending: 2, claimed: 0, completed: 0, dead_letter: 1, cancelled: 0 }, scheduled: 1, nextDueAt: later.runAt.toISOString(), oldestPendingAgeMs: expect.any(Number), paused: false, maxLeased: null, rate: null }],
       queuesOmitted: 0,
       totals: { waiting: 0, pending: 2, claimed: 0, completed: 0, dead_letter: 1, cancelled: 0 },
       scheduled: 1,

@@ -24,6 +24,7 @@ const EXPECTED: Record<string, Need> = {
   "tokens.create": "admin", "tokens.list": "admin", "tokens.revoke": "admin",
   "queues.pause": "admin", "queues.resume": "admin", "queues.status": "read", "queues.paused": "read",
   "queues.setLimit": "admin", "queues.removeLimit": "admin", "queues.limit": "read", "queues.limits": "read",
+  "queues.setRate": "admin", "queues.removeRate": "admin", "queues.rate": "read", "queues.rates": "read",
 };
 const ALLOWED: Record<Need, string[]> = { open: ["none", "read", "agent", "admin"], read: ["read", "agent", "admin"], agent: ["agent", "admin"], admin: ["admin"] };
 

@@ -35,6 +35,8 @@ describe("system events", () => {
     await api.queues.resume.mutate({ queue: "default" });
     await api.queues.setLimit.mutate({ queue: "default", maxLeased: 3 });
     await api.queues.removeLimit.mutate({ queue: "default" });
+    await api.queues.setRate.mutate({ queue: "default", maxClaims: 60, perMs: 60_000 });
+    await api.queues.removeRate.mutate({ queue: "default" });
     // A task waiting for another: its dependency's complete makes it ready.
     const gate = await api.tasks.enqueue.mutate({ queue: "chain" });
     await api.tasks.enqueue.mutate({ queue: "chain", dependsOn: [gate.id] });

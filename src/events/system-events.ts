@@ -61,6 +61,10 @@ export type SystemEventPayloads = {
   "queue.limit_set": { queue: string; maxLeased: number; previous: number | null; setBy: string | null };
   /** Claims take the queue's tasks without a bound again; previous: the limit removed. */
   "queue.limit_removed": { queue: string; previous: number; removedBy: string | null };
+  /** At most maxClaims of the queue's tasks are claimed in any window of perMs ms from now on; previous: the rate it replaced (null: none); setBy as pausedBy. */
+  "queue.rate_set": { queue: string; maxClaims: number; perMs: number; previous: { maxClaims: number; perMs: number } | null; setBy: string | null };
+  /** Claims take the queue's tasks without a rate again; previous: the rate removed. */
+  "queue.rate_removed": { queue: string; previous: { maxClaims: number; perMs: number }; removedBy: string | null };
 };
 
 export type SystemEventType = keyof SystemEventPayloads;

@@ -174,6 +174,23 @@ export class Metrics {
     readGauge("coordination_queue_leased", "Leases of each limited queue's tasks now: at coordination_queue_limit, claims wait for one to end", QUEUE_LABEL_NAMES, async (gauge) => {
       for (const limit of await limits()) if (limit.leased !== null) gauge.inc(queueLabels.of(limit.queue), limit.leased);
     });
+    // The same for rates: one read a scrape (each sums a rate-limited queue's window).
+    let ratesRead: { at: number; value: ReturnType<typeof readRates> } | undefined;
+    const readRates = () => db.read("queues.rates", undefined);
+    const rates = () => {
+      const now = Date.now();
+      if (ratesRead === undefined || now - ratesRead.at > 1000) ratesRead = { at: now, value: readRates() };
+      return ratesRead.value;
+    };
+    readGauge("coordination_queues_at_rate", "Rate-limited queues whose window holds their most claims now: no claim takes their tasks until the window has room", [], async (gauge) => {
+      gauge.set((await rates()).filter((rate) => rate.nextClaimAt !== null).length);
+    });
+    readGauge("coordination_queue_rate_max_claims", "The most claims of each rate-limited queue's tasks in a window (queues.setRate); absent when none is rate-limited", QUEUE_LABEL_NAMES, async (gauge) => {
+      for (const rate of await rates()) if (rate.maxClaims !== null) gauge.inc(queueLabels.of(rate.queue), rate.maxClaims);
+    });
+    readGauge("coordination_queue_rate_claims", "Claims of each rate-limited queue's tasks in its window now: at coordination_queue_rate_max_claims, claims wait for the window to have room", QUEUE_LABEL_NAMES, async (gauge) => {
+      for (const rate of await rates()) if (rate.used !== null) gauge.inc(queueLabels.of(rate.queue), rate.used);
+    });
     readGauge("coordination_agents", "Registered agents per health, now", ["health"], async (gauge) => {
       for (const [health, count] of Object.entries(await db.read("agents.healthCounts", undefined))) gauge.set({ health }, count);
     });

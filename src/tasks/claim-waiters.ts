@@ -19,6 +19,10 @@
 //    on (TaskService.claim); enqueues into the full queue wake none of them; a limit set or
 //    removed, and each chunk of its tasks held, wake them all. A slot freed while the claim's
 //    attempt was under way counts too: it looks again at once.
+//  - A claim that found nothing because a rate-limited queue it could take from has made its
+//    window's claims (queue-rate-store.ts) is blocked on it the same way, and woken, one claim at
+//    a time, when the window has room again: one timer a queue (rateFreesAt), and each claim of
+//    the queue that leaves room wakes the next (TaskService.passOnRoom).
 //  - A waiter also looks again after at most safetyRelookMs (wakeup.ts), in case a wake-up was
 //    missed (a capability granted by re-registration, a log pruned before it was read): bounded,
 //    and rare.
@@ -30,6 +34,8 @@ const AVAILABILITY = new Set(["task.enqueued", "task.ready", "task.released", "t
 const LEASE_ENDS = new Set(["task.completed", "task.failed", "task.lease_expired", "task.cancelled", "task.released"]);
 /** Queues whose last lease end is remembered (for claims whose attempt it overlapped); past this many the memory starts again. */
 const MAX_LEASE_END_QUEUES = 10_000;
+/** A queue's resume, or its limit or rate set or removed: every claim that could take from it looks again. */
+const QUEUE_CHANGES = new Set(["queue.resumed", "queue.limit_set", "queue.limit_removed", "queue.rate_set", "queue.rate_removed"]);
 /** Registry changes that can make tasks claimable for that agent (new capabilities). */
 const AGENT_CHANGES = new Set(["agent.registered", "agent.updated"]);
 
@@ -158,8 +164,10 @@ export class ClaimWaiters {
   private readonly lastLeaseEnd = new Map<string, number>();
   /** Every lease end before this count is taken as having been of any queue (the map was cleared). */
   private forgottenBefore = 0;
-  /** The tickets waiting for a lease of a full limited queue to end, by queue, oldest first. */
+  /** The tickets waiting for a lease of a full limited queue to end, or a rate-limited queue's window to have room, by queue, oldest first. */
   private readonly blockedOn = new Map<string, Set<ClaimTicket>>();
+  /** By rate-limited queue, the one timer that wakes a claim blocked on it when its window has room (rateFreesAt). */
+  private readonly rateTimers = new Map<string, { at: number; timer: NodeJS.Timeout }>();
 
   ticket(interest: ClaimInterest): ClaimTicket {
     const ticket = new ClaimTicket(
@@ -220,6 +228,26 @@ export class ClaimWaiters {
   }
 
   /**
+   * Rate-limited `queue`'s window has room for a claim at `at` (Unix ms): then the longest waiting
+   * claim blocked on it looks (passOn), now if `at` is past. One timer a queue, at the earliest
+   * time reported: every claim of the queue reports it, and the claim woken reports the next.
+   */
+  rateFreesAt(queue: string, at: number): void {
+    const wait = at - Date.now();
+    if (wait <= 0) return this.passOn(queue);
+    const armed = this.rateTimers.get(queue);
+    if (armed !== undefined && armed.at <= at) return;
+    if (armed !== undefined) clearTimeout(armed.timer);
+    const timer = setTimeout(() => {
+      this.rateTimers.delete(queue);
+      this.passOn(queue);
+    }, wait);
+    // A timer with nothing blocked on its queue wakes nobody; it never keeps the process up.
+    timer.unref();
+    this.rateTimers.set(queue, { at, timer });
+  }
+
+  /**
    * A queue's tasks are claimable again (its resume, each chunk of its held tasks let go after
    * it, or held for its limit: TaskService.settleHolds; a limit set or removed): every waiter that could take from it looks, since
    * the tasks back may be ones only some of them can take.
@@ -264,7 +292,7 @@ export class ClaimWaiters {
         for (const ticket of this.tickets) if (ticket.interest.idempotencyKey !== undefined && ticket.interest.agentId === agentId) ticket.notifyAgentClaimed();
         continue;
       }
-      if (event.type === "queue.resumed" || event.type === "queue.limit_set" || event.type === "queue.limit_removed") {
+      if (QUEUE_CHANGES.has(event.type)) {
         const { queue } = payloadFields(event);
         if (typeof queue === "string") this.wakeQueue(queue);
         continue;

@@ -10,8 +10,22 @@ import type { QueueLimit, SetLimitRequest } from "./queue-limit-schemas.js";
 import { queueHolds, type QueueHoldStores } from "./queue-holds.js";
 import { CoordinationError } from "../errors.js";
 
-/** The most queues limited at once: a claim of any queue looks at each (one index seek). */
+/** The most queues limited (by a concurrency limit, a rate or both) at once: a claim of any queue looks at each (one index seek). */
 export const MAX_LIMITED_QUEUES = 1000;
+
+/**
+ * Throws unless `queue` may take a limit or a rate: one limited already (either kind) may; else
+ * fewer than MAX_LIMITED_QUEUES queues may be limited (a queue with both counts once).
+ */
+export function assertRoomForLimit(d: QueueHoldStores, queue: string): void {
+  const limited = new Set([...d.limits.active().map((l) => l.queue), ...d.rates.active().map((r) => r.queue)]);
+  if (limited.has(queue) || limited.size < MAX_LIMITED_QUEUES) return;
+  throw new CoordinationError(
+    "INVALID_STATE",
+    `at most ${MAX_LIMITED_QUEUES} queues may be limited or rate-limited at once (each is a look for every claim of any queue): remove a limit or a rate first`,
+    { queue, limited: MAX_LIMITED_QUEUES },
+  );
+}
 
 /** A limit row as answered, with the queue's leases; a queue with none (or one being removed) has no limit. */
 export function toQueueLimit(queue: string, row: LimitRow | undefined, limits: QueueLimitStore): QueueLimit {
@@ -34,13 +48,7 @@ export function queueLimitCommands(d: QueueHoldStores & { events: EventStore }) 
       const current = d.limits.get(request.queue);
       const previous = current !== undefined && current.removedAt === null ? current.maxLeased : null;
       if (previous === request.maxLeased) return toQueueLimit(request.queue, current, d.limits);
-      if (previous === null && d.limits.active().length >= MAX_LIMITED_QUEUES) {
-        throw new CoordinationError(
-          "INVALID_STATE",
-          `at most ${MAX_LIMITED_QUEUES} queues may be limited at once (each is a look for every claim of any queue): remove a limit first`,
-          { queue: request.queue, limited: MAX_LIMITED_QUEUES },
-        );
-      }
+      if (previous === null) assertRoomForLimit(d, request.queue);
       const row = d.limits.set(request.queue, request.maxLeased, request.setBy, ctx.now);
       // Leases taken before the limit count toward it.
       if (previous === null) d.limits.markLeases(request.queue);

@@ -4,9 +4,13 @@
 // backlog: claims read its due ones by queue (tasks_held_due_idx) while the queue has a free slot. Its leased
 // tasks keep held = 1: tasks_claimed_limited_idx holds them, and no row of an unlimited queue.
 import type { Statements } from "../db/statements.js";
+import { RATED_QUEUES } from "./queue-rate-store.js";
 
-/** SQL: the queues limited now (not those whose limit is being removed). */
-export const LIMITED_QUEUES = `SELECT queue FROM queue_limits WHERE removedAt IS NULL`;
+/**
+ * SQL: the queues limited now, by a concurrency limit or a rate (queue-rate-store.ts), not those
+ * whose limit is being removed: their pending tasks are held, and claims read them by queue.
+ */
+export const LIMITED_QUEUES = `SELECT queue FROM queue_limits WHERE removedAt IS NULL UNION ALL ${RATED_QUEUES}`;
 
 export interface LimitRow {
   queue: string;

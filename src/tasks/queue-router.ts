@@ -1,11 +1,12 @@
-// tRPC procedures of queue pauses and concurrency limits; `meta.rest` also serves each one as a
-// REST route (src/rest/). Pausing, resuming and limiting are an operator's (admin) calls: they
+// tRPC procedures of queue pauses, concurrency limits and rate limits; `meta.rest` also serves each one as a
+// REST route (src/rest/). Pausing, resuming, limiting and rate-limiting are an operator's (admin) calls: they
 // bound every agent's claims of the queue. Each is logged, with the credential that made it.
 import { z } from "zod";
 import { ADMIN, READ } from "../auth/access.js";
 import { procedure, router } from "../trpc/init.js";
 import { pauseInput, queuePauseSchema, resumeInput } from "./queue-pause-schemas.js";
 import { limitQueueInput, queueLimitSchema, setLimitInput } from "./queue-limit-schemas.js";
+import { queueRateSchema, rateQueueInput, setRateInput } from "./queue-rate-schemas.js";
 
 const tags = ["queues"];
 
@@ -80,4 +81,46 @@ export const queueRouter = router({
     .input(z.strictObject({}).optional())
     .output(z.array(queueLimitSchema))
     .query(({ ctx }) => ctx.services.tasks.limits()),
+
+  setRate: procedure
+    .meta({
+      access: ADMIN,
+      rest: {
+        method: "POST",
+        path: "/queues/{queue}/rate",
+        tags,
+        summary: "Rate-limit a queue: at most maxClaims of its tasks are claimed in any window of perMs milliseconds, whichever agents claim them; claims take its tasks only while the window has room",
+      },
+    })
+    .input(setRateInput)
+    .output(queueRateSchema)
+    .mutation(async ({ ctx, input }) => {
+      const setBy = ctx.caller.kind === "token" ? ctx.caller.tokenId : null;
+      const rate = await ctx.services.tasks.setRate(input, setBy);
+      ctx.services.log.info({ queue: input.queue, maxClaims: input.maxClaims, perMs: input.perMs, setBy }, "queue rate set");
+      return rate;
+    }),
+
+  removeRate: procedure
+    .meta({ access: ADMIN, rest: { method: "DELETE", path: "/queues/{queue}/rate", tags, summary: "Remove a queue's rate: claims take its tasks without it again, best first" } })
+    .input(rateQueueInput)
+    .output(queueRateSchema)
+    .mutation(async ({ ctx, input }) => {
+      const removedBy = ctx.caller.kind === "token" ? ctx.caller.tokenId : null;
+      const rate = await ctx.services.tasks.removeRate(input.queue, removedBy);
+      ctx.services.log.info({ queue: input.queue, removedBy }, "queue rate removed");
+      return rate;
+    }),
+
+  rate: procedure
+    .meta({ access: READ, rest: { method: "GET", path: "/queues/{queue}/rate", tags, summary: "A queue's rate, how many claims its window holds now, and when it has room if it is full" } })
+    .input(rateQueueInput)
+    .output(queueRateSchema)
+    .query(({ ctx, input }) => ctx.services.db.read("queues.rate", input.queue)),
+
+  rates: procedure
+    .meta({ access: READ, rest: { method: "GET", path: "/queues/rates", tags, summary: "The rate-limited queues, with the claims each one's window holds now (and removed rates whose tasks are still being brought back)" } })
+    .input(z.strictObject({}).optional())
+    .output(z.array(queueRateSchema))
+    .query(({ ctx }) => ctx.services.tasks.rates()),
 });

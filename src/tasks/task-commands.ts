@@ -13,7 +13,7 @@ import type { EventStore } from "../events/event-store.js";
 import { sameJson } from "../json-checks.js";
 import { taskWith, type CancelRequest, type ClaimRequest, type ScopedEnqueue, type RequeueManyRequest, type RequeueManyResult, type SettledTask, type Task } from "./task-schemas.js";
 import { claimKeyOf } from "./claim-keys.js";
-import { releasedLease, taskAnswerBytes, taskRowWith, toTask, type ClaimFilter, type DeadLetterRow, type StoredError, type TaskRow, type TaskStore } from "./task-store.js";
+import { releasedLease, taskAnswerBytes, taskRowWith, toTask, type ClaimFilter, type DeadLetterRow, type RateOutlook, type StoredError, type TaskRow, type TaskStore } from "./task-store.js";
 import type { SettleRequest, TaskTransitions } from "./task-transitions.js";
 import { leaseBounds, offlineShiftMs, type LockWaitGrace } from "./lock-wait-grace.js";
 import { copyWith } from "../copy-with.js";
@@ -42,13 +42,15 @@ export interface TaskCommandDeps {
  * What a claim or a steal answers: the leased tasks; whether their context is being recalled
  * under the call's ticket (else they have none); when nothing was claimable, when the next
  * delayed task the claimer could take falls due, and which full limited queues hold tasks it
- * could take (queue-limit-store.ts).
+ * could take (queue-limit-store.ts); and, for a claim, when each rate-limited queue holding tasks
+ * it could take has room for a claim again (queue-rate-store.ts): parked claims wait for that.
  */
 export interface Handout {
   leased: Leased[];
   recalling: boolean;
   nextRunAt: number | null;
   fullQueues?: string[];
+  rates?: RateOutlook[];
 }
 
 /** One claim attempt, as the event loop asks for it (TaskService.claim). */
@@ -152,8 +154,10 @@ export function taskCommands(d: TaskCommandDeps) {
     const filter = t.claimFilter(args.request);
     const leased = claimDeliverable(ctx, filter, args.limit, args.leaseMs, claimKey, after);
     if (args.noteAgent || leased.length > 0) t.noteAgent(ctx, args.request.agentId, filter.capabilities);
-    if (leased.length > 0) return handOut(ctx, leased, args, answerBytes);
-    return { leased, recalling: false, nextRunAt: d.tasks.nextRunAt(filter, ctx.now), fullQueues: d.tasks.fullQueuesFor(filter, ctx.now) };
+    const rates = d.tasks.rateOutlook(filter, ctx.now);
+    const withRates = (handout: Handout): Handout => (rates.length > 0 ? { ...handout, rates } : handout);
+    if (leased.length > 0) return withRates(handOut(ctx, leased, args, answerBytes));
+    return withRates({ leased, recalling: false, nextRunAt: d.tasks.nextRunAt(filter, ctx.now), fullQueues: d.tasks.fullQueuesFor(filter, ctx.now) });
   };
 
   /**

@@ -401,6 +401,8 @@ export const taskStatsSchema = z.object({
       paused: z.boolean(),
       /** Its concurrency limit (queues.setLimit): at most this many of its tasks leased at once; null: none. */
       maxLeased: z.number().int().nullable(),
+      /** Its rate (queues.setRate): at most maxClaims of its tasks claimed in any window of perMs ms; null: none. */
+      rate: z.object({ maxClaims: z.number().int(), perMs: z.number().int() }).nullable(),
     }),
   ),
   /** Queues with tasks that the list leaves out (past its limit, or not the queue asked for). The totals count them. */

@@ -21,6 +21,8 @@ import type { SettleRequest } from "./task-transitions.js";
 import { copyWith } from "../copy-with.js";
 import type { PauseRequest, QueuePause } from "./queue-pause-schemas.js";
 import type { QueueLimit, SetLimitRequest } from "./queue-limit-schemas.js";
+import type { QueueRate, SetRateRequest } from "./queue-rate-schemas.js";
+import type { RateOutlook } from "./task-store.js";
 
 export interface TaskServiceDeps {
   config: Config;
@@ -70,7 +72,9 @@ export class TaskService {
         return [];
       }
       const claimed = await this.d.db.handOut("tasks.claim", { request, limit, leaseMs, noteAgent: true, contextLimit: this.contextLimit(request.context) });
-      return claimed.leased.length > 0 ? this.handOut(claimed, call) : [];
+      if (claimed.leased.length === 0) return [];
+      this.passOnRoom(claimed.rates);
+      return this.handOut(claimed, call);
     }
     const unpark = this.d.parked.acquire(request.agentId);
     const deadline = Date.now() + waitMs;
@@ -98,7 +102,10 @@ export class TaskService {
           // take there): the next claim blocked on that queue gets its turn, unless it is full again.
           if (wokenFor !== undefined && !claimed.leased.some((leased) => leased.task.queue === wokenFor) && !(claimed.fullQueues ?? []).includes(wokenFor)) this.d.waiters.passOn(wokenFor);
           wokenFor = undefined;
-          if (claimed.leased.length > 0) return await this.handOut(claimed, call);
+          if (claimed.leased.length > 0) {
+            this.passOnRoom(claimed.rates);
+            return await this.handOut(claimed, call);
+          }
           // Not an empty answer: that reads as "no task", and the claimer would ask this server again.
           if (shutdown.signal.aborted) throw shuttingDown();
           refuseIfRevoked(call);
@@ -106,6 +113,9 @@ export class TaskService {
           if (now >= deadline || stop.signal.aborted) return [];
           if (claimed.nextRunAt !== null) ticket.dueBy(claimed.nextRunAt);
           ticket.blockedBy(claimed.fullQueues ?? []);
+          // A rate-limited queue with a full window: the longest waiting claim blocked on it looks
+          // when it has room (one claim, not every parked one; ClaimWaiters.rateFreesAt).
+          for (const { queue, freesAt } of claimed.rates ?? []) if (freesAt > now) this.d.waiters.rateFreesAt(queue, freesAt);
           call.waiting?.();
           const relookMs = safetyRelookMs(this.d.config.crossProcessPollMs);
           // Waits until woken, or for the rest of its time (the deadline: true once that ran out),
@@ -137,6 +147,15 @@ export class TaskService {
       shutdown.dispose();
       unpark();
     }
+  }
+
+  /**
+   * After a claim took tasks: each rate-limited queue it could take from whose window still has
+   * room wakes the next claim parked on it, and one whose window is full now tells the parked
+   * claims when it has room again (they were woken one at a time, and each takes one claim of it).
+   */
+  private passOnRoom(rates: readonly RateOutlook[] | undefined): void {
+    for (const { queue, freesAt } of rates ?? []) this.d.waiters.rateFreesAt(queue, freesAt);
   }
 
   heartbeat(request: SettleRequest & { agentId: string; leaseMs?: number | undefined }): Promise<Task> {
@@ -228,6 +247,29 @@ export class TaskService {
   /** Limited queues, and those whose removed limit's tasks are still being let go. */
   limits(): Promise<QueueLimit[]> {
     return this.d.db.read("queues.limits", undefined);
+  }
+
+  /**
+   * Rate-limits a queue: from this write on, at most `maxClaims` of its tasks are claimed in any
+   * window of `perMs` (the claims already made in the window count). Setting the same rate again
+   * changes nothing. `setBy`: the credential's id.
+   */
+  async setRate(request: SetRateRequest, setBy: string | null): Promise<QueueRate> {
+    const answer = await this.d.db.write("queues.setRate", copyWith(request, { setBy }));
+    this.d.pausesChanged?.();
+    return answer;
+  }
+
+  /** Removes a queue's rate: claims take its tasks without it again, best first. A queue with none is answered as it is. */
+  async removeRate(queue: string, removedBy: string | null): Promise<QueueRate> {
+    const answer = await this.d.db.write("queues.removeRate", { queue, removedBy });
+    this.d.pausesChanged?.();
+    return answer;
+  }
+
+  /** Rate-limited queues, and those whose removed rate's tasks are still being let go. */
+  rates(): Promise<QueueRate[]> {
+    return this.d.db.read("queues.rates", undefined);
   }
 
   /** Paused queues, and resumed ones whose tasks are still being let go. */

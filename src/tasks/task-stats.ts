@@ -1,5 +1,5 @@
 // Counts per queue and status, the pending tasks not due yet, how long the oldest due task has
-// waited, whether it is paused or limited: the read side, through Prisma.
+// waited, whether it is paused, limited or rate-limited: the read side, through Prisma.
 import type { Prisma } from "../db/prisma.js";
 import type { TaskCounts } from "./task-schemas.js";
 import { TASK_STATUSES, type TaskStatus } from "./task-status.js";
@@ -8,7 +8,7 @@ type Counts = Record<TaskStatus, number>;
 const zeroCounts = (): Counts => Object.fromEntries(TASK_STATUSES.map((s) => [s, 0])) as Counts;
 
 export async function readTaskCounts(prisma: Prisma, now: number): Promise<TaskCounts> {
-  const [groups, oldest, scheduled, pauses, limits] = await Promise.all([
+  const [groups, oldest, scheduled, pauses, limits, rates] = await Promise.all([
     prisma.task.groupBy({ by: ["queue", "status"], _count: { _all: true } }),
     prisma.task.groupBy({ by: ["queue"], where: { status: "pending", runAt: { lte: new Date(now) } }, _min: { runAt: true } }),
     // Delayed (set by the write that made it pending with its runAt ahead) and not due yet: a task
@@ -16,9 +16,11 @@ export async function readTaskCounts(prisma: Prisma, now: number): Promise<TaskC
     prisma.task.groupBy({ by: ["queue"], where: { status: "pending", delayed: true, runAt: { gt: new Date(now) } }, _count: { _all: true }, _min: { runAt: true } }),
     prisma.queuePause.findMany({ where: { resumedAt: null }, select: { queue: true } }),
     prisma.queueLimit.findMany({ where: { removedAt: null }, select: { queue: true, maxLeased: true } }),
+    prisma.queueRate.findMany({ where: { removedAt: null }, select: { queue: true, maxClaims: true, perMs: true } }),
   ]);
   const paused = new Set(pauses.map((p) => p.queue));
   const limitOf = new Map(limits.map((l) => [l.queue, l.maxLeased]));
+  const rateOf = new Map(rates.map((r) => [r.queue, { maxClaims: r.maxClaims, perMs: r.perMs }]));
   const queues = new Map<string, Counts>();
   const totals = zeroCounts();
   for (const group of groups) {
@@ -46,6 +48,7 @@ export async function readTaskCounts(prisma: Prisma, now: number): Promise<TaskC
           oldestPendingAgeMs: runAt ? Math.max(0, now - runAt.getTime()) : null,
           paused: paused.has(queue),
           maxLeased: limitOf.get(queue) ?? null,
+          rate: rateOf.get(queue) ?? null,
         };
       }),
     queuesOmitted: 0,

@@ -8,7 +8,21 @@ import type { Task, TaskStatus } from "./task-schemas.js";
 import type { LeaseBounds } from "./lock-wait-grace.js";
 import { currentLeaseKey, leaseKey } from "./claim-keys.js";
 import { HELD_IF_SET_ASIDE, PAUSED_QUEUES } from "./queue-pause-store.js";
-import { LIMITED_QUEUES, QueueLimitStore, type ActiveLimit } from "./queue-limit-store.js";
+import { LIMITED_QUEUES, QueueLimitStore } from "./queue-limit-store.js";
+import { QueueRateStore, type ActiveRate } from "./queue-rate-store.js";
+
+/** The bounds on a queue's claims: its concurrency limit, its rate, or both (the other null). */
+interface ClaimBounds {
+  queue: string;
+  maxLeased: number | null;
+  rate: ActiveRate | null;
+}
+
+/** A rate-limited queue holding tasks a claimer may take, and when its next claim may be made (now: it has room). */
+export interface RateOutlook {
+  queue: string;
+  freesAt: number;
+}
 
 /** SQL: the lease ran out within a check's bounds (leaseRunOutParams); the sweeper and steal share it. */
 const LEASE_RUN_OUT = `(leaseExpiresAt <= ? AND (leaseExpiresAt <= ? OR updatedAt >= ?))`;
@@ -266,9 +280,11 @@ function dueHeldOf(filter: ClaimFilter, queue: string, now: number, params: unkn
 
 export class TaskStore {
   private readonly limits: QueueLimitStore;
+  private readonly rates: QueueRateStore;
 
   constructor(private readonly st: Statements) {
     this.limits = new QueueLimitStore(st);
+    this.rates = new QueueRateStore(st);
   }
 
   /**
@@ -419,15 +435,17 @@ export class TaskStore {
   }
 
   /**
-   * 1 when `queue` is paused or limited now (an enqueue into it is held), else 0: HELD_IF_SET_ASIDE's
+   * 1 when `queue` is paused, limited or rate-limited now (an enqueue into it is held), else 0: HELD_IF_SET_ASIDE's
    * predicate as primary-key reads (`? IN (PAUSED_QUEUES)` scans the pauses each time: 0.5 against
    * 5 µs with 50 of them, on every enqueue).
    */
   private setAsideNow(queue: string): number {
     return this.st
-      .get<[string, string], number>(`SELECT EXISTS (SELECT 1 FROM queue_pauses WHERE queue = ? AND resumedAt IS NULL) OR EXISTS (SELECT 1 FROM queue_limits WHERE queue = ? AND removedAt IS NULL)`)
+      .get<[string, string, string], number>(
+        `SELECT EXISTS (SELECT 1 FROM queue_pauses WHERE queue = ? AND resumedAt IS NULL) OR EXISTS (SELECT 1 FROM queue_limits WHERE queue = ? AND removedAt IS NULL) OR EXISTS (SELECT 1 FROM queue_rates WHERE queue = ? AND removedAt IS NULL)`,
+      )
       .pluck()
-      .get(queue, queue)!;
+      .get(queue, queue, queue)!;
   }
 
   findById(id: string): TaskRow | undefined {
@@ -506,12 +524,13 @@ export class TaskStore {
     limit: number,
     budgetBytes: number,
     now: number,
-    limits: readonly ActiveLimit[],
+    limits: readonly ClaimBounds[],
     lease: string,
     leaseParams: unknown[],
     leaseRow: (row: TaskRow, limited: boolean) => TaskRow[],
   ): TaskRow[] {
-    type Pick = { row: TaskRow & { bytes: number }; limited: boolean };
+    /** `rate`: the rate of the limited queue it is from, if it has one (its claims are counted). */
+    type Pick = { row: TaskRow & { bytes: number }; limited: boolean; rate?: ActiveRate | null };
     const better = (a: Pick, b: Pick) => a.row.priority - b.row.priority || a.row.seq - b.row.seq;
     const columns = limit === 1 ? `*, ${TASK_ANSWER_BYTES} AS bytes` : `seq, priority, ${TASK_ANSWER_BYTES} AS bytes`;
     const read = (sql: string, params: unknown[], limited: boolean): Pick[] =>
@@ -527,7 +546,8 @@ export class TaskStore {
       generalParams,
       false,
     );
-    for (const { queue, maxLeased } of limits) {
+    for (const bounds of limits) {
+      const { queue } = bounds;
       const params: unknown[] = [];
       const dueHeld = dueHeldOf(filter, queue, now, params);
       // Only tasks that would beat the `limit` best found so far: the walk stops where they end,
@@ -546,11 +566,16 @@ export class TaskStore {
         true,
       );
       if (candidates.length === 0) continue;
-      const free = maxLeased - this.limits.leased(queue);
+      const free = this.room(bounds, now);
       if (free <= 0) continue;
+      for (const candidate of candidates) candidate.rate = bounds.rate;
       picks = [...picks, ...candidates.slice(0, free)].sort(better).slice(0, limit);
     }
     const chosen = withinBudget(picks, (pick) => pick.row.bytes, budgetBytes).rows;
+    // Each rate-limited queue's claims are counted in this write, one row for them all.
+    const rated = new Map<ActiveRate, number>();
+    for (const { rate } of chosen) if (rate) rated.set(rate, (rated.get(rate) ?? 0) + 1);
+    for (const [rate, n] of rated) this.rates.record(rate.queue, n, now);
     if (limit === 1) {
       const [first] = chosen;
       if (first === undefined) return [];
@@ -562,9 +587,32 @@ export class TaskStore {
     return [...this.lease(lease, leaseParams, seqs(false)), ...this.lease(`${lease}, held = 1`, leaseParams, seqs(true))].sort((a, b) => a.priority - b.priority || a.seq - b.seq);
   }
 
-  /** The limits in force over the queues `filter` may take from. */
-  private limitsFor(filter: ClaimFilter): ActiveLimit[] {
-    return this.limits.active().filter((l) => filter.queues === null || filter.queues.includes(l.queue));
+  /** The concurrency limits and rates in force over the queues `filter` may take from, a queue's together. */
+  private limitsFor(filter: ClaimFilter): ClaimBounds[] {
+    const limits = this.limits.active();
+    const rates = this.rates.active();
+    if (limits.length === 0 && rates.length === 0) return [];
+    const covered = (queue: string) => filter.queues === null || filter.queues.includes(queue);
+    const byQueue = new Map<string, ClaimBounds>();
+    for (const { queue, maxLeased } of limits) if (covered(queue)) byQueue.set(queue, { queue, maxLeased, rate: null });
+    for (const rate of rates) {
+      if (!covered(rate.queue)) continue;
+      const bounds = byQueue.get(rate.queue);
+      if (bounds) bounds.rate = rate;
+      else byQueue.set(rate.queue, { queue: rate.queue, maxLeased: null, rate });
+    }
+    return [...byQueue.values()];
+  }
+
+  /**
+   * How many more of a limited queue's tasks a claim may take now: its free slots, and no more
+   * than its rate's room in the window that ends `now` (a write: the claims that left the window
+   * are dropped first). The leases are counted only if the queue has a limit.
+   */
+  private room(bounds: ClaimBounds, now: number): number {
+    let free = bounds.maxLeased === null ? Number.MAX_SAFE_INTEGER : bounds.maxLeased - this.limits.leased(bounds.queue);
+    if (free > 0 && bounds.rate !== null) free = Math.min(free, bounds.rate.maxClaims - this.rates.usedAt(bounds.rate, now));
+    return free;
   }
 
   /** Leases the tasks `seqs` with the `lease` UPDATE; the rows as they are now, best first. */
@@ -576,19 +624,37 @@ export class TaskStore {
   }
 
   /**
-   * The limited queues the claimer could take a task of now but for their limit: each is full,
-   * and holds a pending task due now that the claimer may run. A claim that found nothing parks
-   * until a lease of one of them ends (claim-waiters.ts). Empty when no queue is limited.
+   * The limited queues the claimer could take a task of now but for their limit or their rate:
+   * each is full (its leases all held, or its window's claims all made), and holds a pending task
+   * due now that the claimer may run. A claim that found nothing parks until a lease of one of
+   * them ends, or its window has room again (claim-waiters.ts). Empty when no queue is limited.
    */
   fullQueuesFor(filter: ClaimFilter, now: number): string[] {
     const full: string[] = [];
-    for (const { queue, maxLeased } of this.limitsFor(filter)) {
-      if (this.limits.leased(queue) < maxLeased) continue;
-      const params: unknown[] = [];
-      const waiting = this.st.get<unknown[], number>(`SELECT 1 ${dueHeldOf(filter, queue, now, params)} LIMIT 1`).pluck().get(...params);
-      if (waiting !== undefined) full.push(queue);
+    for (const bounds of this.limitsFor(filter)) {
+      if (this.holdsDueFor(filter, bounds.queue, now) && this.room(bounds, now) <= 0) full.push(bounds.queue);
     }
     return full;
+  }
+
+  /**
+   * The rate-limited queues `filter` may take from that hold a task due now it may take, each
+   * with when its next claim may be made (`now` while its window has room; a write, see room).
+   * Empty when none of them has a rate, without a read.
+   */
+  rateOutlook(filter: ClaimFilter, now: number): RateOutlook[] {
+    const outlook: RateOutlook[] = [];
+    for (const { queue, rate } of this.limitsFor(filter)) {
+      if (rate === null || !this.holdsDueFor(filter, queue, now)) continue;
+      outlook.push({ queue, freesAt: this.rates.freesAt(rate, this.rates.usedAt(rate, now), now) });
+    }
+    return outlook;
+  }
+
+  /** Whether limited `queue` holds a task due by `now` that the claimer of `filter` may take. */
+  private holdsDueFor(filter: ClaimFilter, queue: string, now: number): boolean {
+    const params: unknown[] = [];
+    return this.st.get<unknown[], number>(`SELECT 1 ${dueHeldOf(filter, queue, now, params)} LIMIT 1`).pluck().get(...params) !== undefined;
   }
 
   /**

@@ -23,6 +23,8 @@ import { queuePauseCommands, queuePauseQueries } from "../../tasks/queue-pause-c
 import { QueuePauseStore } from "../../tasks/queue-pause-store.js";
 import { QueueLimitStore } from "../../tasks/queue-limit-store.js";
 import { queueLimitCommands, queueLimitQueries } from "../../tasks/queue-limit-commands.js";
+import { QueueRateStore } from "../../tasks/queue-rate-store.js";
+import { queueRateCommands, queueRateQueries } from "../../tasks/queue-rate-commands.js";
 import { TaskStore } from "../../tasks/task-store.js";
 import { TaskTransitions } from "../../tasks/task-transitions.js";
 import { lockWaitGrace } from "../../tasks/lock-wait-grace.js";
@@ -54,6 +56,7 @@ function storesOf(db: SqliteDatabase, { config, startedAt }: ThreadSetup) {
     tasks: new TaskStore(st),
     pauses: new QueuePauseStore(st),
     limits: new QueueLimitStore(st),
+    rates: new QueueRateStore(st),
     events: new EventStore(st),
     agents: new AgentStore(st),
     memories: new MemoryStore(st),
@@ -66,7 +69,7 @@ function storesOf(db: SqliteDatabase, { config, startedAt }: ThreadSetup) {
 /** `recall`: starts a claim's recall on the reader thread (recall-relay.ts). `memoryChanges`: counts deletes and notes for the reader's recall cache. */
 export function createWriteCommands(db: SqliteDatabase, setup: ThreadSetup, recall: TaskCommandDeps["recall"], memoryChanges: MemoryChanges) {
   const { config } = setup;
-  const { tasks, pauses, limits, events, agents, memories, tokens, cutoffs, st } = storesOf(db, setup);
+  const { tasks, pauses, limits, rates, events, agents, memories, tokens, cutoffs, st } = storesOf(db, setup);
   // The writer's connection alone tells whether another process commits to the file: the
   // reader's sees this process's own writer commit too.
   const grace = lockWaitGrace(st, config.busyTimeoutMs);
@@ -76,8 +79,9 @@ export function createWriteCommands(db: SqliteDatabase, setup: ThreadSetup, reca
   const announce = db.prepare<[string]>(`INSERT INTO system_state (key, value) VALUES ('server.started', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`);
   return {
     ...taskCommands({ tasks, events, agents, transitions, healthCutoffs: cutoffs, lockWaitGrace: grace, recall, maxResponseBytes: config.maxResponseBytes }),
-    ...queuePauseCommands({ pauses, limits, events }),
-    ...queueLimitCommands({ pauses, limits, events }),
+    ...queuePauseCommands({ pauses, limits, rates, events }),
+    ...queueLimitCommands({ pauses, limits, rates, events }),
+    ...queueRateCommands({ pauses, limits, rates, events }),
     ...eventCommands({ events, isAgent: (agentId) => agents.get(agentId) !== undefined, maxResponseBytes: config.maxResponseBytes, eventRetentionMs: config.eventRetentionMs, eventRetentionCount: config.eventRetentionCount }),
     ...agentWrites,
     ...memoryCommands(memories, memoryChanges),
@@ -103,12 +107,13 @@ export function createWriteCommands(db: SqliteDatabase, setup: ThreadSetup, reca
 /** `prisma`: the reader's Prisma client, created on first use. `sameFile`: throws if the database file was deleted or replaced. */
 export function createReadCommands(db: SqliteDatabase, prisma: () => Promise<Prisma>, setup: ThreadSetup, memoryChanges: MemoryChanges, sameFile: () => void = () => undefined) {
   const { config } = setup;
-  const { tasks, pauses, limits, events, agents, memories, tokens, cutoffs } = storesOf(db, setup);
+  const { tasks, pauses, limits, rates, events, agents, memories, tokens, cutoffs } = storesOf(db, setup);
   const ping = db.prepare("SELECT 1").pluck();
   return {
     ...taskQueries({ prisma, tasks, maxResponseBytes: config.maxResponseBytes }),
-    ...queuePauseQueries({ pauses, limits }),
+    ...queuePauseQueries({ pauses, limits, rates }),
     ...queueLimitQueries({ limits }),
+    ...queueRateQueries({ rates }),
     ...eventQueries({ events, maxResponseBytes: config.maxResponseBytes }),
     ...agentQueries({ agents, healthCutoffs: cutoffs, maxResponseBytes: config.maxResponseBytes }),
     ...recallQueries(new MemoryRecall(memories, tasks, config.maxResponseBytes, memoryChanges)),

@@ -1,0 +1,28 @@
+// A queue rate (queues.setRate) as people write it: "60/1m" is at most 60 claims in any minute.
+// The CLI reads and writes rates this way, the dashboard shows them so; clients may too.
+
+/** Window units, in ms. */
+const UNITS = [
+  ["d", 86_400_000],
+  ["h", 3_600_000],
+  ["m", 60_000],
+  ["s", 1000],
+  ["ms", 1],
+] as const;
+
+/** A window's length as text: in the largest unit that divides it (1m, 90s, 250ms). */
+export function rateWindowText(ms: number): string {
+  for (const [unit, size] of UNITS) if (ms % size === 0) return `${ms / size}${unit}`;
+  return `${ms}ms`;
+}
+
+/**
+ * "N/WINDOW" (60/1m, 10/1s, 500/90s, 5/250ms; units ms, s, m, h, d) as `{ maxClaims, perMs }`;
+ * undefined when it is not written so. The server bounds both (queues.setRate says how).
+ */
+export function parseRate(text: string): { maxClaims: number; perMs: number } | undefined {
+  const match = /^([1-9][0-9]{0,8})\/([1-9][0-9]{0,8})(ms|s|m|h|d)$/.exec(text);
+  if (!match) return undefined;
+  const size = UNITS.find(([unit]) => unit === match[3])![1];
+  return { maxClaims: Number(match[1]), perMs: Number(match[2]) * size };
+}

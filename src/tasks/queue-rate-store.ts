@@ -1,0 +1,131 @@
+// All SQL of queue rate limits (SQLite dialect). A rate-limited queue is a row of queue_rates
+// with no removedAt: at most maxClaims of its tasks are claimed in any window of perMs
+// milliseconds (a sliding window, not a bucket that refills: the promise a provider's "requests
+// per minute" asks for). Each write that claims some of its tasks keeps one queue_rate_starts row
+// (when, how many); `used` is the sum of the rows still in the window, kept by the claims
+// themselves: a claim first deletes the rows that left its window and takes their count off, so
+// it reads one row, not the window. The queue's pending tasks are held, as a concurrency-limited
+// queue's are (LIMITED_QUEUES, queue-limit-store.ts).
+import type { Statements } from "../db/statements.js";
+
+/** SQL: the queues rate-limited now (not those whose rate is being removed). */
+export const RATED_QUEUES = `SELECT queue FROM queue_rates WHERE removedAt IS NULL`;
+
+export interface RateRow {
+  queue: string;
+  maxClaims: number;
+  perMs: number;
+  used: number;
+  setBy: string | null;
+  setAt: number;
+  removedAt: number | null;
+}
+
+/** A rate in force, as a claim reads it. */
+export interface ActiveRate {
+  queue: string;
+  maxClaims: number;
+  perMs: number;
+}
+
+/** The start rows one look for when a full window frees walks at most (see freesAt). */
+const FREES_AT_WALK = 1000;
+
+/** The rates in force as read in a transaction, by connection (as QueueLimitStore.active keeps limits). */
+const activeIn = new WeakMap<Statements, { transaction: number; rates: ActiveRate[] }>();
+
+export class QueueRateStore {
+  constructor(private readonly st: Statements) {}
+
+  get(queue: string): RateRow | undefined {
+    return this.st.get<[string], RateRow>(`SELECT queue, maxClaims, perMs, used, setBy, setAt, removedAt FROM queue_rates WHERE queue = ?`).get(queue);
+  }
+
+  /** Every rate, in force and being removed, by queue name. */
+  all(): RateRow[] {
+    return this.st.get<[], RateRow>(`SELECT queue, maxClaims, perMs, used, setBy, setAt, removedAt FROM queue_rates ORDER BY queue`).all();
+  }
+
+  /** The rates in force: read by every claim, once a transaction (Statements.transactions; 0: not counted, read each time). */
+  active(): ActiveRate[] {
+    const transaction = this.st.transactions;
+    const known = activeIn.get(this.st);
+    if (transaction !== 0 && known?.transaction === transaction) return known.rates;
+    const rates = this.st.get<[], ActiveRate>(`SELECT queue, maxClaims, perMs FROM queue_rates WHERE removedAt IS NULL`).all();
+    if (transaction !== 0) activeIn.set(this.st, { transaction, rates });
+    return rates;
+  }
+
+  /**
+   * Sets (or changes, or sets again while being removed) the rate of `queue`. The claims already
+   * counted stay: a window made longer or a maximum made lower applies to them at once.
+   */
+  set(queue: string, maxClaims: number, perMs: number, setBy: string | null, now: number): void {
+    this.st
+      .get<[string, number, number, string | null, number]>(
+        `INSERT INTO queue_rates (queue, maxClaims, perMs, used, setBy, setAt, removedAt) VALUES (?, ?, ?, 0, ?, ?, NULL)
+         ON CONFLICT(queue) DO UPDATE SET maxClaims = excluded.maxClaims, perMs = excluded.perMs, setBy = excluded.setBy, setAt = excluded.setAt, removedAt = NULL`,
+      )
+      .run(queue, maxClaims, perMs, setBy, now);
+    activeIn.delete(this.st);
+  }
+
+  /** Marks a rate removed: claims take the queue's tasks without it as they are let go. */
+  remove(queue: string, now: number): void {
+    this.st.get<[number, string]>(`UPDATE queue_rates SET removedAt = ? WHERE queue = ? AND removedAt IS NULL`).run(now, queue);
+    activeIn.delete(this.st);
+  }
+
+  /** A removed rate whose tasks are all where they belong: gone, with the claims it counted. */
+  forget(queue: string): void {
+    if (this.st.get<[string]>(`DELETE FROM queue_rates WHERE queue = ? AND removedAt IS NOT NULL`).run(queue).changes === 0) return;
+    this.st.get<[string]>(`DELETE FROM queue_rate_starts WHERE queue = ?`).run(queue);
+  }
+
+  /**
+   * Claims of `rate`'s queue in the window that ends at `now` (a write's: the rows that left the
+   * window are deleted and taken off `used`). Rows stamped after `now` (another process's clock
+   * ahead of this one) stay counted.
+   */
+  usedAt(rate: ActiveRate, now: number): number {
+    const left = this.st
+      .get<[string, number], number>(`DELETE FROM queue_rate_starts WHERE queue = ? AND at <= ? RETURNING n`)
+      .pluck()
+      .all(rate.queue, now - rate.perMs)
+      .reduce((sum, n) => sum + n, 0);
+    if (left === 0) return this.st.get<[string], number>(`SELECT used FROM queue_rates WHERE queue = ?`).pluck().get(rate.queue) ?? 0;
+    return this.st.get<[number, string], number>(`UPDATE queue_rates SET used = max(used - ?, 0) WHERE queue = ? RETURNING used`).pluck().get(left, rate.queue) ?? 0;
+  }
+
+  /** Counts `n` claims of `queue` made at `now` (a write's claims share one row). */
+  record(queue: string, n: number, now: number): void {
+    if (n <= 0) return;
+    this.st.get<[string, number, number]>(`INSERT INTO queue_rate_starts (queue, at, n) VALUES (?, ?, ?) ON CONFLICT(queue, at) DO UPDATE SET n = n + excluded.n`).run(queue, now, n);
+    this.st.get<[number, string]>(`UPDATE queue_rates SET used = used + ? WHERE queue = ?`).run(n, queue);
+  }
+
+  /**
+   * When the next claim of `rate`'s queue may be made, `used` claims being in the window that ends
+   * at `now`: `now` while there is room, else when enough of the oldest claims leave the window. Past
+   * FREES_AT_WALK rows (a maximum lowered far below what the window holds), when the last of
+   * them leaves: a look then finds the next time.
+   */
+  freesAt(rate: ActiveRate, used: number, now: number): number {
+    if (used < rate.maxClaims) return now;
+    let left = used;
+    let at = now;
+    for (const row of this.st
+      .get<[string, number], { at: number; n: number }>(`SELECT at, n FROM queue_rate_starts WHERE queue = ? AND at > ? ORDER BY at LIMIT ${FREES_AT_WALK}`)
+      .iterate(rate.queue, now - rate.perMs)) {
+      at = Number(row.at) + rate.perMs;
+      left -= row.n;
+      if (left < rate.maxClaims) break;
+    }
+    return Math.max(at, now + 1);
+  }
+
+  /** Claims of `queue` in the window that ends at `now`, read without a write: the window's rows summed. */
+  inWindow(queue: string, perMs: number, now: number): number {
+    return this.st.get<[string, number], number>(`SELECT coalesce(sum(n), 0) FROM queue_rate_starts WHERE queue = ? AND at > ?`).pluck().get(queue, now - perMs)!;
+  }
+}

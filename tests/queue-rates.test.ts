@@ -1,0 +1,268 @@
+// Queue rate limits (queues.setRate / removeRate / rate / rates, POST|DELETE|GET
+// /queues/{queue}/rate, GET /queues/rates): at most N of a queue's tasks claimed in any window of
+// T ms, whichever agents claim them, e.g. a queue whose tasks each make one request to an LLM
+// provider that allows 500 requests a minute.
+import { afterEach, describe, expect, it, onTestFinished, vi } from "vitest";
+import { join } from "node:path";
+import { killAllCli, runCli } from "./helpers/cli-process.js";
+import { openCoordination } from "../src/index.js";
+import { ADMIN_SECRET, http, startSecureServer, type SecureServer } from "./helpers/secure-server.js";
+import { makeTempDir, startTestServer, withDatabase, type TestServer } from "./helpers/test-server.js";
+
+let t: TestServer | undefined;
+let t2: TestServer | undefined;
+let secure: SecureServer | undefined;
+afterEach(async () => {
+  await killAllCli();
+  await t2?.stop();
+  await t?.stop({ removeFiles: true });
+  await secure?.stop({ removeFiles: true });
+  t = t2 = secure = undefined;
+});
+
+const HOUR = 3_600_000;
+const WAIT = { timeout: 15_000, interval: 25 };
+
+/** How many of `queue`'s tasks are pending held, pending in the claim indexes, and leased. */
+function rows(server: TestServer, queue: string): { held: number; claimable: number; leased: number } {
+  return withDatabase(server, (db) => {
+    const count = (where: string) => db.prepare(`SELECT count(*) FROM tasks WHERE queue = ? AND ${where}`).pluck().get(queue) as number;
+    return { held: count("status = 'pending' AND held = 1"), claimable: count("status = 'pending' AND held = 0"), leased: count("status = 'claimed'") };
+  });
+}
+
+/** Counts the claim attempts the server makes from now on (each one a write on the writer). */
+function countClaimAttempts(server: TestServer): () => number {
+  const db = server.server.services.db;
+  const handOut = db.handOut.bind(db);
+  let attempts = 0;
+  db.handOut = ((op, args) => {
+    if (op === "tasks.claim") attempts++;
+    return handOut(op, args);
+  }) as typeof db.handOut;
+  return () => attempts;
+}
+
+describe("queue rate limits", () => {
+  it("at most maxClaims of a queue's tasks are claimed in a window, by any claim; a completed task gives no claim back; other queues run past it", async () => {
+    t = await startTestServer();
+    const api = t.api;
+    const llm = [];
+    for (let i = 0; i < 5; i++) llm.push(await api.tasks.enqueue.mutate({ queue: "llm", payload: { i }, priority: 0 }));
+    const other = await api.tasks.enqueue.mutate({ queue: "other", payload: { n: 1 }, priority: 9 });
+
+    const rate = await api.queues.setRate.mutate({ queue: "llm", maxClaims: 2, perMs: HOUR });
+    expect(rate).toEqual({ queue: "llm", maxClaims: 2, perMs: HOUR, used: 0, nextClaimAt: null, setBy: null, setAt: expect.any(Date), removedAt: null });
+    // Its pending tasks leave the general claim index in the write that set the rate.
+    expect(rows(t, "llm")).toEqual({ held: 5, claimable: 0, leased: 0 });
+
+    const before = Date.now();
+    const a = await api.tasks.claim.mutate({ agentId: "a", context: false });
+    const b = await api.tasks.claim.mutate({ agentId: "b", queues: ["llm"], context: false });
+    expect([a?.id, b?.id]).toEqual([llm[0]!.id, llm[1]!.id]);
+    // The window is full: a claim of any queue takes the other queue's task, worse priority as it is.
+    expect((await api.tasks.claim.mutate({ agentId: "c", context: false }))?.id).toBe(other.id);
+    expect(await api.tasks.claim.mutate({ agentId: "d", context: false })).toBeNull();
+    expect(await api.tasks.claimMany.mutate({ agentId: "d", limit: 10 })).toEqual([]);
+    // Unlike a concurrency limit, a task done gives no claim back: the window counts claims made.
+    await api.tasks.complete.mutate({ taskId: a!.id, agentId: "a" });
+    await api.tasks.fail.mutate({ taskId: b!.id, agentId: "b", error: "provider said 400", retry: false });
+    expect(await api.tasks.claim.mutate({ agentId: "d", context: false })).toBeNull();
+
+    const now = await api.queues.rate.query({ queue: "llm" });
+    expect(now).toMatchObject({ maxClaims: 2, perMs: HOUR, used: 2 });
+    // Room again when the first claim leaves the window: an hour after it was made.
+    expect(now.nextClaimAt!.getTime()).toBeGreaterThanOrEqual(before + HOUR);
+    expect(now.nextClaimAt!.getTime()).toBeLessThanOrEqual(Date.now() + HOUR);
+    expect(await api.queues.rates.query()).toEqual([now]);
+    const metrics = await (await fetch(`${t.url}/metrics`)).text();
+    expect(metrics).toMatch(/^coordination_queue_rate_max_claims\{queue="llm"\} 2$/m);
+    expect(metrics).toMatch(/^coordination_queue_rate_claims\{queue="llm"\} 2$/m);
+    expect(metrics).toMatch(/^coordination_queues_at_rate 1$/m);
+    expect((await api.tasks.stats.query({ queue: "llm" })).queues).toEqual([expect.objectContaining({ queue: "llm", maxLeased: null, rate: { maxClaims: 2, perMs: HOUR } })]);
+
+    // A higher maximum has room at once; the claims already made still count.
+    await api.queues.setRate.mutate({ queue: "llm", maxClaims: 3, perMs: HOUR });
+    expect((await api.tasks.claim.mutate({ agentId: "d", context: false }))?.id).toBe(llm[2]!.id);
+    expect(await api.tasks.claim.mutate({ agentId: "e", context: false })).toBeNull();
+    // The same rate again changes nothing (no event).
+    await api.queues.setRate.mutate({ queue: "llm", maxClaims: 3, perMs: HOUR });
+
+    // Removed: the queue's tasks go, best first, without a bound.
+    expect(await api.queues.removeRate.mutate({ queue: "llm" })).toEqual({ queue: "llm", maxClaims: null, perMs: null, used: null, nextClaimAt: null, setBy: null, setAt: null, removedAt: null });
+    expect(rows(t, "llm")).toEqual({ held: 0, claimable: 2, leased: 1 });
+    expect((await api.tasks.claimMany.mutate({ agentId: "e", limit: 5, context: false })).map((task) => task.id)).toEqual([llm[3]!.id, llm[4]!.id]);
+    expect(await api.queues.rates.query()).toEqual([]);
+    // The claims it counted go with it.
+    expect(withDatabase(t, (db) => db.prepare("SELECT count(*) FROM queue_rate_starts").pluck().get())).toBe(0);
+    const events = await api.events.list.query({ types: ["queue.rate_set", "queue.rate_removed"] });
+    expect(events.map((e) => [e.type, e.payload])).toEqual([
+      ["queue.rate_set", { queue: "llm", maxClaims: 2, perMs: HOUR, previous: null, setBy: null }],
+      ["queue.rate_set", { queue: "llm", maxClaims: 3, perMs: HOUR, previous: { maxClaims: 2, perMs: HOUR }, setBy: null }],
+      ["queue.rate_removed", { queue: "llm", previous: { maxClaims: 3, perMs: HOUR }, removedBy: null }],
+    ]);
+  });
+
+  it("a claim for several takes only the window's room; complete-and-claim's next task is a claim of the window too", async () => {
+    t = await startTestServer();
+    const api = t.api;
+    await api.queues.setRate.mutate({ queue: "llm", maxClaims: 3, perMs: HOUR });
+    for (let i = 0; i < 6; i++) await api.tasks.enqueue.mutate({ queue: "llm", payload: { i } });
+    expect((await api.tasks.claimMany.mutate({ agentId: "w", limit: 10, context: false })).length).toBe(3);
+    expect((await api.queues.rate.query({ queue: "llm" })).used).toBe(3);
+
+    await api.queues.setRate.mutate({ queue: "chat", maxClaims: 2, perMs: HOUR });
+    const chat = [];
+    for (let i = 0; i < 3; i++) chat.push(await api.tasks.enqueue.mutate({ queue: "chat", payload: { i } }));
+    const first = (await api.tasks.claim.mutate({ agentId: "c", queues: ["chat"], context: false }))!;
+    const second = await api.tasks.completeAndClaim.mutate({ taskId: first.id, agentId: "c", result: 1, next: { queues: ["chat"], context: false } });
+    expect(second.next?.id).toBe(chat[1]!.id);
+    const third = await api.tasks.completeAndClaim.mutate({ taskId: second.next!.id, agentId: "c", result: 2, next: { queues: ["chat"], context: false } });
+    expect(third).toMatchObject({ completed: { status: "completed" }, next: null });
+    expect(await api.queues.rate.query({ queue: "chat" })).toMatchObject({ used: 2 });
+  });
+
+  it("claims parked on a full window are woken one at a time as it has room, not all at each", async () => {
+    t = await startTestServer({ leaseSweepMs: 60_000 });
+    const api = t.api;
+    await api.queues.setRate.mutate({ queue: "llm", maxClaims: 1, perMs: 1000 });
+    const first = await api.tasks.enqueue.mutate({ queue: "llm", payload: 0 });
+    expect((await api.tasks.claim.mutate({ agentId: "w", context: false }))?.id).toBe(first.id);
+    const later = [await api.tasks.enqueue.mutate({ queue: "llm", payload: 1 }), await api.tasks.enqueue.mutate({ queue: "llm", payload: 2 })];
+    const attempts = countClaimAttempts(t);
+    const callers = Array.from({ length: 10 }, () => new AbortController());
+    const parked = callers.map((caller, i) => api.tasks.claim.mutate({ agentId: `p${i}`, queues: ["llm"], waitMs: 60_000, context: false }, { signal: caller.signal }));
+    // Two windows later, two of them hold the two tasks, each in its own window.
+    const taken = new Map<string, number>();
+    for (const [i, claim] of parked.entries()) void claim.then((task) => task && taken.set(task.id, i), () => undefined);
+    await vi.waitFor(() => expect(taken.size).toBe(2), WAIT);
+    expect([...taken.keys()].sort()).toEqual(later.map((task) => task.id).sort());
+    const claimedAt = await Promise.all(later.map(async (task) => (await api.tasks.get.query({ taskId: task.id })).claimedAt!.getTime()));
+    expect(Math.abs(claimedAt[1]! - claimedAt[0]!)).toBeGreaterThanOrEqual(1000);
+    // Each parked claim looked once on arrival; each time the window had room, one more looked
+    // (woken by the queue's one timer), and the one that took the task passed the room on: every
+    // parked claim looking again at each window would be 30 and more.
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    expect(attempts()).toBeLessThanOrEqual(10 + 6);
+    expect(t.server.services.waiters.claims.size).toBe(8);
+    // The other eight callers leave: their claims end.
+    for (const caller of callers) caller.abort();
+    await vi.waitFor(() => expect(t!.server.services.waiters.claims.size).toBe(0), WAIT);
+  });
+
+  it("a claim parked on a full window is woken when the rate is removed or raised", async () => {
+    t = await startTestServer({ leaseSweepMs: 60_000 });
+    const api = t.api;
+    await api.queues.setRate.mutate({ queue: "llm", maxClaims: 1, perMs: HOUR });
+    await api.tasks.enqueue.mutate({ queue: "llm", payload: 0 });
+    const [two, three] = [await api.tasks.enqueue.mutate({ queue: "llm", payload: 1 }), await api.tasks.enqueue.mutate({ queue: "llm", payload: 2 })];
+    await api.tasks.claim.mutate({ agentId: "w", context: false });
+    const raised = api.tasks.claim.mutate({ agentId: "p", waitMs: 60_000, context: false });
+    await vi.waitFor(() => expect(t!.server.services.waiters.claims.size).toBe(1), WAIT);
+    await api.queues.setRate.mutate({ queue: "llm", maxClaims: 2, perMs: HOUR });
+    expect((await raised)?.id).toBe(two.id);
+    const removed = api.tasks.claim.mutate({ agentId: "q", waitMs: 60_000, context: false });
+    await vi.waitFor(() => expect(t!.server.services.waiters.claims.size).toBe(1), WAIT);
+    await api.queues.removeRate.mutate({ queue: "llm" });
+    expect((await removed)?.id).toBe(three.id);
+  });
+
+  it("a rate and a concurrency limit bound a queue together; removing one keeps the other, and a pause holds it whatever both say", async () => {
+    t = await startTestServer();
+    const api = t.api;
+    for (let i = 0; i < 4; i++) await api.tasks.enqueue.mutate({ queue: "llm", payload: { i } });
+    await api.queues.setLimit.mutate({ queue: "llm", maxLeased: 1 });
+    await api.queues.setRate.mutate({ queue: "llm", maxClaims: 3, perMs: HOUR });
+    const first = (await api.tasks.claim.mutate({ agentId: "w", context: false }))!;
+    // The limit binds first: one leased.
+    expect(await api.tasks.claim.mutate({ agentId: "w", context: false })).toBeNull();
+    await api.tasks.complete.mutate({ taskId: first.id, agentId: "w" });
+    // Limit removed: the rate still holds the queue's tasks, two more claims in its window.
+    await api.queues.removeLimit.mutate({ queue: "llm" });
+    expect(rows(t, "llm")).toEqual({ held: 3, claimable: 0, leased: 0 });
+    expect((await api.tasks.claimMany.mutate({ agentId: "w", limit: 5, context: false })).length).toBe(2);
+    await api.queues.setRate.mutate({ queue: "llm", maxClaims: 10, perMs: HOUR });
+    await api.queues.pause.mutate({ queue: "llm" });
+    expect(await api.tasks.claim.mutate({ agentId: "w", context: false })).toBeNull();
+    // Rate removed while paused: still held until the resume.
+    await api.queues.removeRate.mutate({ queue: "llm" });
+    expect(rows(t, "llm")).toEqual({ held: 1, claimable: 0, leased: 2 });
+    await api.queues.resume.mutate({ queue: "llm" });
+    await vi.waitFor(() => expect(rows(t!, "llm")).toEqual({ held: 0, claimable: 1, leased: 2 }), WAIT);
+  });
+
+  it("a rate holds across servers sharing one file: their claims count one window", async () => {
+    t = await startTestServer();
+    t2 = await startTestServer({}, t.dir);
+    await t.api.queues.setRate.mutate({ queue: "llm", maxClaims: 3, perMs: HOUR });
+    for (let i = 0; i < 20; i++) await t.api.tasks.enqueue.mutate({ queue: "llm", payload: { i } });
+    const claims = await Promise.all(Array.from({ length: 16 }, (_, i) => (i % 2 === 0 ? t! : t2!).api.tasks.claim.mutate({ agentId: `w${i}`, context: false })));
+    expect(claims.filter((task) => task !== null).length).toBe(3);
+    expect(await t2.api.queues.rate.query({ queue: "llm" })).toMatchObject({ used: 3 });
+  });
+
+  it("a rate's input is checked and named; setting and removing are an admin's, reading it a reader's", async () => {
+    secure = await startSecureServer();
+    const read = await secure.issue("read");
+    const agent = await secure.issue("agent", "w");
+    for (const [body, problem] of [
+      [{ maxClaims: 0, perMs: 1000 }, "maxClaims"],
+      [{ maxClaims: 1.5, perMs: 1000 }, "maxClaims"],
+      [{ maxClaims: 1_000_001, perMs: 1000 }, "maxClaims"],
+      [{ perMs: 1000 }, "maxClaims"],
+      [{ maxClaims: 5, perMs: 99 }, "perMs"],
+      [{ maxClaims: 5, perMs: 86_400_001 }, "perMs"],
+      [{ maxClaims: 5 }, "perMs"],
+      [{ maxClaims: 5, perMs: "1m" }, "perMs"],
+      [{ maxClaims: 5, perMs: 1000, extra: 1 }, "extra"],
+    ] as const) {
+      const answer = await http(secure.url, "POST", "/queues/llm/rate", { body, token: ADMIN_SECRET });
+      expect(answer.status).toBe(400);
+      expect(JSON.stringify(answer.body)).toContain(problem);
+    }
+    expect((await http(secure.url, "POST", "/queues/llm/rate", { body: { maxClaims: 2, perMs: 1000 }, token: agent })).status).toBe(403);
+    expect((await http(secure.url, "DELETE", "/queues/llm/rate", { token: agent })).status).toBe(403);
+    const set = await http(secure.url, "POST", "/queues/llm/rate", { body: { maxClaims: 60, perMs: 60_000 }, token: ADMIN_SECRET });
+    expect(set.status).toBe(200);
+    expect(set.body).toMatchObject({ queue: "llm", maxClaims: 60, perMs: 60_000, used: 0, nextClaimAt: null, setBy: "config:adminToken", removedAt: null });
+    expect((await http(secure.url, "GET", "/queues/llm/rate", { token: read })).body).toMatchObject({ maxClaims: 60 });
+    expect((await http(secure.url, "GET", "/queues/rates", { token: read })).body).toMatchObject([{ queue: "llm", maxClaims: 60 }]);
+    expect((await http(secure.url, "DELETE", "/queues/llm/rate", { token: ADMIN_SECRET })).body).toMatchObject({ maxClaims: null });
+  });
+
+  it("the operator's command sets, lists and removes a rate; one that is not a rate is refused before any call", async () => {
+    t = await startTestServer();
+    await t.api.tasks.enqueue.mutate({ queue: "llm", payload: {} });
+    await t.api.tasks.enqueue.mutate({ queue: "llm", payload: {} });
+    const env = { COORDINATION_URL: t.url };
+    expect(await runCli({ args: ["queues", "rate", "llm", "1/90s"], env })).toMatchObject({ code: 0, stdout: "queue llm: at most 1 claimed in any 90s (0 in the window now)\n" });
+    await t.api.tasks.claim.mutate({ agentId: "w", context: false });
+    const list = await runCli({ args: ["queues", "rates"], env });
+    expect(list.code).toBe(0);
+    expect(list.stdout.split("\n")[0]).toMatch(/^QUEUE\s+RATE\s+IN WINDOW\s+ROOM AT\s+SINCE\s+BY$/);
+    expect(list.stdout.split("\n")[1]).toMatch(/^llm\s+1\/90s\s+1\s+\S+ \S+\s+\S+ \S+\s+-$/);
+    expect((await runCli({ args: ["stats"], env })).stdout.split("\n")[1]).toMatch(/^llm \(rate 1\/90s\)\s+0\s/);
+    for (const bound of ["60", "0/1m", "60/0s", "60/1w", "60/50ms", "60/2d", "1.5/1m", "60/1.5m", "60 /1m"]) {
+      expect(await runCli({ args: ["queues", "rate", "llm", bound], env })).toMatchObject({ code: 2, stderr: expect.stringMatching(/queues rate needs a QUEUE and the most claims/) });
+    }
+    expect(await runCli({ args: ["queues", "rate", "llm"], env })).toMatchObject({ code: 2 });
+    expect((await t.api.queues.rate.query({ queue: "llm" })).perMs).toBe(90_000);
+    expect(await runCli({ args: ["queues", "rate", "llm", "500/1m"], env })).toMatchObject({ code: 0, stdout: "queue llm: at most 500 claimed in any 1m (1 in the window now)\n" });
+    expect(await runCli({ args: ["queues", "rate", "llm", "off"], env })).toMatchObject({ code: 0, stdout: "queue llm has no rate\n" });
+    expect(await runCli({ args: ["queues", "rates"], env })).toMatchObject({ code: 0, stdout: "no queue is rate-limited\n" });
+  });
+
+  it("in-process, the same calls", async () => {
+    const coordination = await openCoordination({ settings: { dbPath: join(makeTempDir(), "embedded.db"), logLevel: "silent" } });
+    onTestFinished(() => coordination.close());
+    await coordination.tasks.enqueue({ queue: "llm", payload: 1 });
+    await coordination.tasks.enqueue({ queue: "llm", payload: 2 });
+    expect(await coordination.queues.setRate("llm", 1, HOUR)).toMatchObject({ maxClaims: 1, perMs: HOUR, used: 0 });
+    expect(await coordination.tasks.claim("w", { context: false })).toMatchObject({ queue: "llm" });
+    expect(await coordination.tasks.claim("w", { context: false })).toBeNull();
+    expect(await coordination.queues.rate("llm")).toMatchObject({ used: 1, nextClaimAt: expect.any(Date) });
+    expect((await coordination.queues.rates()).map((r) => r.queue)).toEqual(["llm"]);
+    expect(await coordination.queues.removeRate("llm")).toMatchObject({ maxClaims: null });
+    expect(await coordination.tasks.claim("w", { context: false })).toMatchObject({ queue: "llm" });
+  });
+});
