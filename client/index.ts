@@ -162,4 +162,3 @@ export { isSystemEvent, SYSTEM_EVENT_TYPES, type SystemEvent, type SystemEventPa
 export { TRPCClientError, isTRPCClientError } from "@trpc/client";
 export { UnsendableInputError, isUnsendable } from "./serialize-input.js";
 export { fitsInAnswer } from "./answer-fits.js";
-export { parseRate, rateWindowText } from "./rate-window.js";

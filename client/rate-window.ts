@@ -1,5 +1,5 @@
 // A queue rate (queues.setRate) as people write it: "60/1m" is at most 60 claims in any minute.
-// The CLI reads and writes rates this way, the dashboard shows them so; clients may too.
+// The operator CLI reads and writes rates this way, and the dashboard shows them so.
 
 /** Window units, in ms. */
 const UNITS = [
@@ -18,7 +18,8 @@ export function rateWindowText(ms: number): string {
 
 /**
  * "N/WINDOW" (60/1m, 10/1s, 500/90s, 5/250ms; units ms, s, m, h, d) as `{ maxClaims, perMs }`;
- * undefined when it is not written so. The server bounds both (queues.setRate says how).
+ * undefined when it is not written so. The syntax only: the server bounds both (queues.setRate
+ * says how; the CLI checks them before it calls).
  */
 export function parseRate(text: string): { maxClaims: number; perMs: number } | undefined {
   const match = /^([1-9][0-9]{0,8})\/([1-9][0-9]{0,8})(ms|s|m|h|d)$/.exec(text);

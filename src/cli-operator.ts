@@ -22,7 +22,7 @@ export const OPERATOR_USAGE = [
   "       coordination queues                                     the paused queues",
   "       coordination queues limit QUEUE N|off                   at most N of its tasks leased at once (off: no bound)",
   "       coordination queues limits                              the limited queues and their leases now",
-  "       coordination queues rate QUEUE N/WINDOW|off             at most N of its tasks claimed in any WINDOW (500ms, 10s, 1m, 1h, 1d; off: none)",
+  "       coordination queues rate QUEUE [N/WINDOW|off]           at most N of its tasks claimed in any WINDOW (500ms, 10s, 1m, 1h, 1d; off: none); alone, its rate now",
   "       coordination queues rates                               the rate-limited queues and their windows' claims now",
   "       coordination agents [--capability C] [--health healthy|stale|offline]",
   "       coordination events tail [--types 'task.*,agent.*'] [--agent A] [--from SEQ]   (--from: the events after SEQ; 0 for all retained)",
@@ -327,15 +327,18 @@ async function dispatch(words: string[], options: Parsed["options"], json: boole
   }
   if (command === "queues" && sub === "rate") {
     const [, , queue, bound] = words;
-    const rate = bound === undefined ? undefined : serverRate(bound);
-    if (words.length !== 4 || (bound !== "off" && rate === undefined)) {
-      throw new OperatorUsageError("queues rate needs a QUEUE and the most claims of its tasks in a window, as N/WINDOW (60/1m, 10/1s, 500/90s; the window 100ms to 1d), or off");
-    }
-    const answer = rate === undefined ? await api.queues.removeRate.mutate({ queue: queue! }) : await api.queues.setRate.mutate({ queue: queue!, ...rate });
+    if (words.length < 3 || words.length > 4) throw new OperatorUsageError("queues rate needs a QUEUE, and to set its rate N/WINDOW (60/1m, 10/1s, 500/90s), or off to remove it");
+    const rate = bound === undefined || bound === "off" ? undefined : serverRate(bound);
+    const answer =
+      bound === undefined
+        ? await api.queues.rate.query({ queue: queue! })
+        : rate === undefined
+          ? await api.queues.removeRate.mutate({ queue: queue! })
+          : await api.queues.setRate.mutate({ queue: queue!, ...rate });
     print(answer, () =>
       answer.maxClaims === null
         ? `queue ${printable(answer.queue)} has no rate${answer.removedAt ? " (its tasks are being brought back, best first)" : ""}\n`
-        : `queue ${printable(answer.queue)}: at most ${answer.maxClaims} claimed in any ${rateWindowText(answer.perMs!)} (${answer.used} in the window now)\n`,
+        : `queue ${printable(answer.queue)}: at most ${answer.maxClaims} claimed in any ${rateWindowText(answer.perMs!)} (${answer.used} in the window now${answer.nextClaimAt ? `; full until ${when(answer.nextClaimAt)}` : ""})\n`,
     );
     return 0;
   }
@@ -538,8 +541,11 @@ async function everyAgent(api: CoordinationClient["api"], filter: Omit<RouterInp
   }
 }
 
-/** "N/WINDOW" as a rate the server takes (client/rate-window.ts); undefined when it is not one. */
-function serverRate(text: string): { maxClaims: number; perMs: number } | undefined {
+/** "N/WINDOW" as a rate the server takes (client/rate-window.ts); a usage error naming what is wrong otherwise. */
+function serverRate(text: string): { maxClaims: number; perMs: number } {
   const rate = parseRate(text);
-  return rate !== undefined && rate.maxClaims <= MAX_CLAIMS_PER_WINDOW && rate.perMs >= MIN_RATE_WINDOW_MS && rate.perMs <= MAX_RATE_WINDOW_MS ? rate : undefined;
+  if (rate === undefined) throw new OperatorUsageError(`queues rate takes N/WINDOW (60/1m, 10/1s, 500/90s, 20/500ms; units ms, s, m, h, d), or off: not ${JSON.stringify(printable(text))}`);
+  if (rate.maxClaims > MAX_CLAIMS_PER_WINDOW) throw new OperatorUsageError(`queues rate: N, the most claims in a window, is 1 to 1,000,000: not ${rate.maxClaims}`);
+  if (rate.perMs < MIN_RATE_WINDOW_MS || rate.perMs > MAX_RATE_WINDOW_MS) throw new OperatorUsageError(`queues rate: the window is 100ms to 1d: not ${rateWindowText(rate.perMs)}`);
+  return rate;
 }

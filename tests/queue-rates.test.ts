@@ -21,7 +21,6 @@ afterEach(async () => {
 });
 
 const HOUR = 3_600_000;
-const WAIT = { timeout: 15_000, interval: 25 };
 
 /** How many of `queue`'s tasks are pending held, pending in the claim indexes, and leased. */
 function rows(server: TestServer, queue: string): { held: number; claimable: number; leased: number } {
@@ -135,7 +134,7 @@ describe("queue rate limits", () => {
     // Two windows later, two of them hold the two tasks, each in its own window.
     const taken = new Map<string, number>();
     for (const [i, claim] of parked.entries()) void claim.then((task) => task && taken.set(task.id, i), () => undefined);
-    await vi.waitFor(() => expect(taken.size).toBe(2), WAIT);
+    await vi.waitFor(() => expect(taken.size).toBe(2), { timeout: 15_000, interval: 25 });
     expect([...taken.keys()].sort()).toEqual(later.map((task) => task.id).sort());
     const claimedAt = await Promise.all(later.map(async (task) => (await api.tasks.get.query({ taskId: task.id })).claimedAt!.getTime()));
     expect(Math.abs(claimedAt[1]! - claimedAt[0]!)).toBeGreaterThanOrEqual(1000);
@@ -147,7 +146,67 @@ describe("queue rate limits", () => {
     expect(t.server.services.waiters.claims.size).toBe(8);
     // The other eight callers leave: their claims end.
     for (const caller of callers) caller.abort();
-    await vi.waitFor(() => expect(t!.server.services.waiters.claims.size).toBe(0), WAIT);
+    await vi.waitFor(() => expect(t!.server.services.waiters.claims.size).toBe(0), { timeout: 15_000, interval: 25 });
+  });
+
+  it("a parked claim whose empty answer arrives after its window had room is woken at once, not by the safety re-look", async () => {
+    t = await startTestServer({ leaseSweepMs: 60_000 });
+    const api = t.api;
+    await api.queues.setRate.mutate({ queue: "llm", maxClaims: 1, perMs: 2000 });
+    await api.tasks.enqueue.mutate({ queue: "llm", payload: 0 });
+    expect(await api.tasks.claim.mutate({ agentId: "w", context: false })).not.toBeNull();
+    const second = await api.tasks.enqueue.mutate({ queue: "llm", payload: 1 });
+    // The empty answer reaches the event loop only once the window has room (a busy loop, a slow
+    // commit): the time it names is past, and the timer armed for it already woke nobody.
+    const db = t.server.services.db;
+    const handOut = db.handOut.bind(db);
+    db.handOut = (async (...call: Parameters<typeof handOut>) => {
+      const answer = (await handOut(...call)) as { leased: unknown[]; rates?: Array<{ freesAt: number }> };
+      const freesAt = Math.max(0, ...(answer.rates ?? []).map((rate) => rate.freesAt));
+      if (answer.leased.length === 0) while (Date.now() <= freesAt + 5) await new Promise((resolve) => setTimeout(resolve, freesAt + 10 - Date.now()));
+      return answer;
+    }) as unknown as typeof db.handOut;
+    const claim = api.tasks.claim.mutate({ agentId: "p", queues: ["llm"], waitMs: 60_000, context: false });
+    const first = await Promise.race([claim, new Promise<"late">((resolve) => setTimeout(() => resolve("late"), 15_000))]);
+    expect(first).toMatchObject({ id: second.id });
+  });
+
+  it("a lease end of a rate-limited queue gives no claim back: it wakes no claim parked on its full window", async () => {
+    t = await startTestServer({ leaseSweepMs: 60_000 });
+    const api = t.api;
+    await api.queues.setRate.mutate({ queue: "llm", maxClaims: 2, perMs: HOUR });
+    for (let i = 0; i < 4; i++) await api.tasks.enqueue.mutate({ queue: "llm", payload: i });
+    const a = (await api.tasks.claim.mutate({ agentId: "a", context: false }))!;
+    const b = (await api.tasks.claim.mutate({ agentId: "b", context: false }))!;
+    const attempts = countClaimAttempts(t);
+    const caller = new AbortController();
+    const parked = api.tasks.claim.mutate({ agentId: "p", queues: ["llm"], waitMs: 60_000, context: false }, { signal: caller.signal }).catch(() => "left");
+    await vi.waitFor(() => expect(t!.server.services.waiters.claims.size).toBe(1), { timeout: 15_000, interval: 25 });
+    await api.tasks.complete.mutate({ taskId: a.id, agentId: "a" });
+    await api.tasks.fail.mutate({ taskId: b.id, agentId: "b", error: "no", retry: false });
+    // Every commit's events have reached the waiters once a later write answered.
+    await api.tasks.enqueue.mutate({ queue: "other", payload: 0 });
+    expect(attempts()).toBe(1);
+    caller.abort();
+    expect(await parked).toBe("left");
+  });
+
+  it("claims of other queues wake no claim parked on a queue full by its concurrency limit whose window has room", async () => {
+    t = await startTestServer({ leaseSweepMs: 60_000 });
+    const api = t.api;
+    for (let i = 0; i < 3; i++) await api.tasks.enqueue.mutate({ queue: "llm", payload: i });
+    for (let i = 0; i < 5; i++) await api.tasks.enqueue.mutate({ queue: "other", payload: i });
+    await api.queues.setLimit.mutate({ queue: "llm", maxLeased: 1 });
+    await api.queues.setRate.mutate({ queue: "llm", maxClaims: 100, perMs: HOUR });
+    expect((await api.tasks.claim.mutate({ agentId: "w", queues: ["llm"], context: false }))?.queue).toBe("llm");
+    const attempts = countClaimAttempts(t);
+    const caller = new AbortController();
+    const parked = api.tasks.claim.mutate({ agentId: "p", queues: ["llm"], waitMs: 60_000, context: false }, { signal: caller.signal }).catch(() => "left");
+    await vi.waitFor(() => expect(t!.server.services.waiters.claims.size).toBe(1), { timeout: 15_000, interval: 25 });
+    for (let i = 0; i < 5; i++) expect((await api.tasks.claim.mutate({ agentId: `g${i}`, context: false }))?.queue).toBe("other");
+    expect(attempts()).toBe(6);
+    caller.abort();
+    expect(await parked).toBe("left");
   });
 
   it("a claim parked on a full window is woken when the rate is removed or raised", async () => {
@@ -158,13 +217,66 @@ describe("queue rate limits", () => {
     const [two, three] = [await api.tasks.enqueue.mutate({ queue: "llm", payload: 1 }), await api.tasks.enqueue.mutate({ queue: "llm", payload: 2 })];
     await api.tasks.claim.mutate({ agentId: "w", context: false });
     const raised = api.tasks.claim.mutate({ agentId: "p", waitMs: 60_000, context: false });
-    await vi.waitFor(() => expect(t!.server.services.waiters.claims.size).toBe(1), WAIT);
+    await vi.waitFor(() => expect(t!.server.services.waiters.claims.size).toBe(1), { timeout: 15_000, interval: 25 });
     await api.queues.setRate.mutate({ queue: "llm", maxClaims: 2, perMs: HOUR });
     expect((await raised)?.id).toBe(two.id);
     const removed = api.tasks.claim.mutate({ agentId: "q", waitMs: 60_000, context: false });
-    await vi.waitFor(() => expect(t!.server.services.waiters.claims.size).toBe(1), WAIT);
+    await vi.waitFor(() => expect(t!.server.services.waiters.claims.size).toBe(1), { timeout: 15_000, interval: 25 });
     await api.queues.removeRate.mutate({ queue: "llm" });
     expect((await removed)?.id).toBe(three.id);
+  });
+
+  it("claims past their window, and a removed rate's claims, are deleted a bounded chunk a write: fewer claims meanwhile, never more", async () => {
+    t = await startTestServer({ leaseSweepMs: 60_000 });
+    const api = t.api;
+    await api.queues.setRate.mutate({ queue: "llm", maxClaims: 10, perMs: HOUR });
+    await api.tasks.enqueue.mutate({ queue: "llm", payload: 0 });
+    // 12,000 claims counted two hours ago, one row each (a rate of a million a day, say).
+    const longAgo = Date.now() - 2 * HOUR;
+    withDatabase(t, (db) => {
+      const insert = db.prepare("INSERT INTO queue_rate_starts (queue, at, n) VALUES ('llm', ?, 1)");
+      db.transaction(() => {
+        for (let i = 0; i < 12_000; i++) insert.run(longAgo + i);
+        db.prepare("UPDATE queue_rates SET used = used + 12000 WHERE queue = 'llm'").run();
+      })();
+    });
+    const starts = () => withDatabase(t!, (db) => db.prepare("SELECT count(*) FROM queue_rate_starts").pluck().get());
+    expect(await api.queues.rate.query({ queue: "llm" })).toMatchObject({ used: 0, nextClaimAt: null });
+    // Each claim deletes 5,000 of them: the count it reads stays high until the last chunk goes.
+    expect(await api.tasks.claim.mutate({ agentId: "w", context: false })).toBeNull();
+    expect(starts()).toBe(7000);
+    expect(await api.tasks.claim.mutate({ agentId: "w", context: false })).toBeNull();
+    expect(starts()).toBe(2000);
+    expect(await api.tasks.claim.mutate({ agentId: "w", context: false })).toMatchObject({ queue: "llm" });
+    expect(starts()).toBe(1);
+
+    await api.queues.setRate.mutate({ queue: "chat", maxClaims: 1_000_000, perMs: HOUR });
+    withDatabase(t, (db) => {
+      const insert = db.prepare("INSERT INTO queue_rate_starts (queue, at, n) VALUES ('chat', ?, 1)");
+      const now = Date.now();
+      db.transaction(() => {
+        for (let i = 0; i < 12_000; i++) insert.run(now - i);
+        db.prepare("UPDATE queue_rates SET used = used + 12000 WHERE queue = 'chat'").run();
+      })();
+    });
+    // Removed: its write deletes a chunk of its claims; the holds job the rest, then its row.
+    await api.queues.removeRate.mutate({ queue: "chat" });
+    expect(starts()).toBe(1 + 7000);
+    await t.server.services.tasks.settleHolds();
+    expect(starts()).toBe(1);
+    expect((await api.queues.rates.query()).map((rate) => rate.queue)).toEqual(["llm"]);
+  });
+
+  it("a rated queue is in stats before its first task", async () => {
+    t = await startTestServer();
+    await t.api.queues.setRate.mutate({ queue: "api", maxClaims: 60, perMs: 60_000 });
+    await t.api.queues.setLimit.mutate({ queue: "db", maxLeased: 4 });
+    const stats = await t.api.tasks.stats.query();
+    expect(stats.queues.map((q) => [q.queue, q.maxLeased, q.rate])).toEqual([
+      ["api", null, { maxClaims: 60, perMs: 60_000 }],
+      ["db", 4, null],
+    ]);
+    expect(stats.totals.pending).toBe(0);
   });
 
   it("a rate and a concurrency limit bound a queue together; removing one keeps the other, and a pause holds it whatever both say", async () => {
@@ -188,7 +300,7 @@ describe("queue rate limits", () => {
     await api.queues.removeRate.mutate({ queue: "llm" });
     expect(rows(t, "llm")).toEqual({ held: 1, claimable: 0, leased: 2 });
     await api.queues.resume.mutate({ queue: "llm" });
-    await vi.waitFor(() => expect(rows(t!, "llm")).toEqual({ held: 0, claimable: 1, leased: 2 }), WAIT);
+    await vi.waitFor(() => expect(rows(t!, "llm")).toEqual({ held: 0, claimable: 1, leased: 2 }), { timeout: 15_000, interval: 25 });
   });
 
   it("a rate holds across servers sharing one file: their claims count one window", async () => {
@@ -242,10 +354,16 @@ describe("queue rate limits", () => {
     expect(list.stdout.split("\n")[0]).toMatch(/^QUEUE\s+RATE\s+IN WINDOW\s+ROOM AT\s+SINCE\s+BY$/);
     expect(list.stdout.split("\n")[1]).toMatch(/^llm\s+1\/90s\s+1\s+\S+ \S+\s+\S+ \S+\s+-$/);
     expect((await runCli({ args: ["stats"], env })).stdout.split("\n")[1]).toMatch(/^llm \(rate 1\/90s\)\s+0\s/);
-    for (const bound of ["60", "0/1m", "60/0s", "60/1w", "60/50ms", "60/2d", "1.5/1m", "60/1.5m", "60 /1m"]) {
-      expect(await runCli({ args: ["queues", "rate", "llm", bound], env })).toMatchObject({ code: 2, stderr: expect.stringMatching(/queues rate needs a QUEUE and the most claims/) });
+    for (const bound of ["60", "0/1m", "60/0s", "60/1w", "1.5/1m", "60/1.5m", "60 /1m", "OFF"]) {
+      expect(await runCli({ args: ["queues", "rate", "llm", bound], env })).toMatchObject({ code: 2, stderr: expect.stringContaining(`queues rate takes N/WINDOW (60/1m, 10/1s, 500/90s, 20/500ms; units ms, s, m, h, d), or off: not "${bound}"`) });
     }
-    expect(await runCli({ args: ["queues", "rate", "llm"], env })).toMatchObject({ code: 2 });
+    expect(await runCli({ args: ["queues", "rate", "llm", "1000001/1m"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining("queues rate: N, the most claims in a window, is 1 to 1,000,000: not 1000001") });
+    for (const [bound, window] of [["60/50ms", "50ms"], ["60/2d", "2d"], ["60/90000s", "25h"]]) {
+      expect(await runCli({ args: ["queues", "rate", "llm", bound!], env })).toMatchObject({ code: 2, stderr: expect.stringContaining(`queues rate: the window is 100ms to 1d: not ${window}`) });
+    }
+    expect(await runCli({ args: ["queues", "rate"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining("queues rate needs a QUEUE") });
+    // The queue alone: its rate now, and until when its full window holds.
+    expect(await runCli({ args: ["queues", "rate", "llm"], env })).toMatchObject({ code: 0, stdout: expect.stringMatching(/^queue llm: at most 1 claimed in any 90s \(1 in the window now; full until \S+ \S+\)\n$/) });
     expect((await t.api.queues.rate.query({ queue: "llm" })).perMs).toBe(90_000);
     expect(await runCli({ args: ["queues", "rate", "llm", "500/1m"], env })).toMatchObject({ code: 0, stdout: "queue llm: at most 500 claimed in any 1m (1 in the window now)\n" });
     expect(await runCli({ args: ["queues", "rate", "llm", "off"], env })).toMatchObject({ code: 0, stdout: "queue llm has no rate\n" });

@@ -69,23 +69,26 @@ export class ClaimTicket {
 
   /** The full limited queues its last attempt could have taken from (blockedBy). */
   blockedOn: readonly string[] = [];
-  /** The queue a slot of which freed for it: woken for that (ClaimWaiters.passOn). */
-  wokenFor: string | undefined;
+  /** The rate-limited queues with a full window its last attempt could have taken from (blockedBy). */
+  rateBlockedOn: readonly string[] = [];
+  /** The queue whose freed slot (byRate false) or window's room (true) woke it (ClaimWaiters.passOn). */
+  wokenFor: { queue: string; byRate: boolean } | undefined;
 
   constructor(
     readonly interest: ClaimInterest,
     private readonly release: (ticket: ClaimTicket) => void,
     /** The count of lease ends observed when it was made (ClaimWaiters.leaseEnds). */
     readonly madeAt: number,
-    private readonly blocked: (ticket: ClaimTicket, queues: readonly string[]) => void,
+    private readonly blocked: (ticket: ClaimTicket, queues: readonly string[], rateQueues: readonly string[]) => void,
   ) {}
 
   /**
    * Its attempt found nothing because these limited queues, which hold tasks it could take, are
-   * full: it waits for one of their leases to end (or looks again at once if one ended during the attempt).
+   * full: it waits for one of their leases to end (or looks again at once if one ended during the
+   * attempt); and because these rate-limited queues' windows are full: it waits for one to have room.
    */
-  blockedBy(queues: readonly string[]): void {
-    if (queues.length > 0) this.blocked(this, queues);
+  blockedBy(queues: readonly string[], rateQueues: readonly string[] = []): void {
+    if (queues.length > 0 || rateQueues.length > 0) this.blocked(this, queues, rateQueues);
   }
 
   get isWoken(): boolean {
@@ -164,8 +167,10 @@ export class ClaimWaiters {
   private readonly lastLeaseEnd = new Map<string, number>();
   /** Every lease end before this count is taken as having been of any queue (the map was cleared). */
   private forgottenBefore = 0;
-  /** The tickets waiting for a lease of a full limited queue to end, or a rate-limited queue's window to have room, by queue, oldest first. */
+  /** The tickets waiting for a lease of a full limited queue to end, by queue, oldest first. */
   private readonly blockedOn = new Map<string, Set<ClaimTicket>>();
+  /** The tickets waiting for a rate-limited queue's full window to have room, by queue, oldest first. */
+  private readonly rateBlockedOn = new Map<string, Set<ClaimTicket>>();
   /** By rate-limited queue, the one timer that wakes a claim blocked on it when its window has room (rateFreesAt). */
   private readonly rateTimers = new Map<string, { at: number; timer: NodeJS.Timeout }>();
 
@@ -174,32 +179,28 @@ export class ClaimWaiters {
       interest,
       (t) => {
         this.tickets.delete(t);
-        for (const queue of t.blockedOn) this.unblock(queue, t);
+        for (const queue of t.blockedOn) unblock(this.blockedOn, queue, t);
+        for (const queue of t.rateBlockedOn) unblock(this.rateBlockedOn, queue, t);
       },
       this.leaseEnds,
-      (t, queues) => this.block(t, queues),
+      (t, queues, rateQueues) => this.block(t, queues, rateQueues),
     );
     this.tickets.add(ticket);
     return ticket;
   }
 
-  private block(ticket: ClaimTicket, queues: readonly string[]): void {
-    for (const queue of ticket.blockedOn) this.unblock(queue, ticket);
+  private block(ticket: ClaimTicket, queues: readonly string[], rateQueues: readonly string[]): void {
+    for (const queue of ticket.blockedOn) unblock(this.blockedOn, queue, ticket);
+    for (const queue of ticket.rateBlockedOn) unblock(this.rateBlockedOn, queue, ticket);
     ticket.blockedOn = queues;
+    ticket.rateBlockedOn = rateQueues;
     for (const queue of queues) {
       // A lease of it ended while the attempt was under way: the slot may be free already.
       if (ticket.madeAt < this.forgottenBefore || (this.lastLeaseEnd.get(queue) ?? -1) >= ticket.madeAt) ticket.notify();
-      let waiting = this.blockedOn.get(queue);
-      if (!waiting) this.blockedOn.set(queue, (waiting = new Set()));
-      waiting.add(ticket);
+      block(this.blockedOn, queue, ticket);
     }
-  }
-
-  private unblock(queue: string, ticket: ClaimTicket): void {
-    const waiting = this.blockedOn.get(queue);
-    if (!waiting) return;
-    waiting.delete(ticket);
-    if (waiting.size === 0) this.blockedOn.delete(queue);
+    // A window that had room during the attempt was passed on to it, or woke it (rateFreesAt).
+    for (const queue of rateQueues) block(this.rateBlockedOn, queue, ticket);
   }
 
   /** A lease of `queue` ended: counted, and the longest waiting claim blocked on it (if any) looks again. */
@@ -217,30 +218,32 @@ export class ClaimWaiters {
    * frees, or one a claim woken for it left (it took another queue's task, or nothing: TaskService.claim).
    */
   passOn(queue: string): void {
-    const waiting = this.blockedOn.get(queue);
-    if (!waiting) return;
-    for (const ticket of waiting) {
-      if (ticket.isWoken) continue;
-      ticket.wokenFor = queue;
-      ticket.notify();
-      return;
-    }
+    wakeOne(this.blockedOn, queue, false);
+  }
+
+  /**
+   * Wakes the longest waiting claim blocked on rate-limited `queue`'s full window, for room in it:
+   * room that came (rateFreesAt), or that a claim woken for it left (it took a task there and room
+   * is left, or took none: TaskService.claim).
+   */
+  passOnRoom(queue: string): void {
+    wakeOne(this.rateBlockedOn, queue, true);
   }
 
   /**
    * Rate-limited `queue`'s window has room for a claim at `at` (Unix ms): then the longest waiting
-   * claim blocked on it looks (passOn), now if `at` is past. One timer a queue, at the earliest
+   * claim blocked on it looks (passOnRoom), now if `at` is past. One timer a queue, at the earliest
    * time reported: every claim of the queue reports it, and the claim woken reports the next.
    */
   rateFreesAt(queue: string, at: number): void {
     const wait = at - Date.now();
-    if (wait <= 0) return this.passOn(queue);
+    if (wait <= 0) return this.passOnRoom(queue);
     const armed = this.rateTimers.get(queue);
     if (armed !== undefined && armed.at <= at) return;
     if (armed !== undefined) clearTimeout(armed.timer);
     const timer = setTimeout(() => {
       this.rateTimers.delete(queue);
-      this.passOn(queue);
+      this.passOnRoom(queue);
     }, wait);
     // A timer with nothing blocked on its queue wakes nobody; it never keeps the process up.
     timer.unref();
@@ -315,8 +318,9 @@ export class ClaimWaiters {
       const later = task.runAt !== undefined && task.runAt > now;
       const anyone = task.capability === null && task.targetAgentId === null;
       for (const ticket of this.tickets) {
-        // Blocked by the queue's limit: a task more there does not free a slot (a lease end wakes it).
-        if (ticket.blockedOn.includes(task.queue) || !couldTake(ticket.interest, task)) continue;
+        // Blocked by the queue's limit or its rate: a task more there does not free a slot (a lease
+        // end wakes it), nor make room in a window (time does).
+        if (ticket.blockedOn.includes(task.queue) || ticket.rateBlockedOn.includes(task.queue) || !couldTake(ticket.interest, task)) continue;
         if (later) ticket.dueBy(task.runAt!);
         else if (!ticket.isWoken) {
           ticket.notify();
@@ -348,4 +352,30 @@ function couldTake(interest: ClaimInterest, task: Availability): boolean {
   if (task.targetAgentId !== null && task.targetAgentId !== interest.agentId) return false;
   if (task.capability !== null && interest.capabilities !== undefined && !interest.capabilities.includes(task.capability)) return false;
   return true;
+}
+
+/** Adds `ticket` to those blocked on `queue` in `map`. */
+function block(map: Map<string, Set<ClaimTicket>>, queue: string, ticket: ClaimTicket): void {
+  let waiting = map.get(queue);
+  if (!waiting) map.set(queue, (waiting = new Set()));
+  waiting.add(ticket);
+}
+
+function unblock(map: Map<string, Set<ClaimTicket>>, queue: string, ticket: ClaimTicket): void {
+  const waiting = map.get(queue);
+  if (!waiting) return;
+  waiting.delete(ticket);
+  if (waiting.size === 0) map.delete(queue);
+}
+
+/** Wakes the longest waiting ticket blocked on `queue` in `map` that is not woken already. */
+function wakeOne(map: Map<string, Set<ClaimTicket>>, queue: string, byRate: boolean): void {
+  const waiting = map.get(queue);
+  if (!waiting) return;
+  for (const ticket of waiting) {
+    if (ticket.isWoken) continue;
+    ticket.wokenFor = { queue, byRate };
+    ticket.notify();
+    return;
+  }
 }

@@ -16,7 +16,7 @@ export function toQueueRate(queue: string, row: RateRow | undefined, rates: Queu
   const removedAt = row?.removedAt == null ? null : new Date(Number(row.removedAt));
   if (!rated) return { queue, maxClaims: null, perMs: null, used: null, nextClaimAt: null, setBy: null, setAt: null, removedAt };
   const used = rates.inWindow(queue, row.perMs, now);
-  const freesAt = rates.freesAt(row, used, now);
+  const freesAt = rates.freesAt(row, now, used);
   return { queue, maxClaims: row.maxClaims, perMs: row.perMs, used, nextClaimAt: freesAt > now ? new Date(freesAt) : null, setBy: row.setBy, setAt: new Date(Number(row.setAt)), removedAt };
 }
 

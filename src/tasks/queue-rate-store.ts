@@ -2,9 +2,9 @@
 // with no removedAt: at most maxClaims of its tasks are claimed in any window of perMs
 // milliseconds (a sliding window, not a bucket that refills: the promise a provider's "requests
 // per minute" asks for). Each write that claims some of its tasks keeps one queue_rate_starts row
-// (when, how many); `used` is the sum of the rows still in the window, kept by the claims
-// themselves: a claim first deletes the rows that left its window and takes their count off, so
-// it reads one row, not the window. The queue's pending tasks are held, as a concurrency-limited
+// (when, how many); `used` is the sum of the rows kept, kept by the claims themselves: a claim
+// first deletes the rows that left its window and takes their count off, so it reads one row,
+// not the window. The queue's pending tasks are held, as a concurrency-limited
 // queue's are (LIMITED_QUEUES, queue-limit-store.ts).
 import type { Statements } from "../db/statements.js";
 
@@ -30,11 +30,20 @@ export interface ActiveRate {
 
 /** The start rows one look for when a full window frees walks at most (see freesAt). */
 const FREES_AT_WALK = 1000;
+/**
+ * The start rows one write deletes at most (a claim's expiry, a removed rate's forget): a window
+ * made much shorter, or a rate of a million a day removed, goes a bounded chunk a write. Rows left
+ * past their window keep counting until a later claim deletes them: fewer claims, never more.
+ */
+const DELETE_CHUNK = 5000;
 
 /** The rates in force as read in a transaction, by connection (as QueueLimitStore.active keeps limits). */
 const activeIn = new WeakMap<Statements, { transaction: number; rates: ActiveRate[] }>();
 
 export class QueueRateStore {
+  /** By queue, the transaction (Statements.transactions) whose claims deleted its rows past the window last. */
+  private readonly expiredIn = new Map<string, number>();
+
   constructor(private readonly st: Statements) {}
 
   get(queue: string): RateRow | undefined {
@@ -76,25 +85,48 @@ export class QueueRateStore {
     activeIn.delete(this.st);
   }
 
-  /** A removed rate whose tasks are all where they belong: gone, with the claims it counted. */
+  /**
+   * A removed rate whose tasks are all where they belong: its claims are deleted, a chunk a call,
+   * then its row (the holds job calls again while the row is there: queue-holds.ts).
+   */
   forget(queue: string): void {
-    if (this.st.get<[string]>(`DELETE FROM queue_rates WHERE queue = ? AND removedAt IS NOT NULL`).run(queue).changes === 0) return;
-    this.st.get<[string]>(`DELETE FROM queue_rate_starts WHERE queue = ?`).run(queue);
+    const row = this.get(queue);
+    if (row === undefined || row.removedAt === null) return;
+    const deleted = this.st
+      .get<[string, string]>(`DELETE FROM queue_rate_starts WHERE queue = ? AND at IN (SELECT at FROM queue_rate_starts WHERE queue = ? ORDER BY at LIMIT ${DELETE_CHUNK})`)
+      .run(queue, queue).changes;
+    if (deleted < DELETE_CHUNK) this.st.get<[string]>(`DELETE FROM queue_rates WHERE queue = ?`).run(queue);
+    else this.st.get<[number, string]>(`UPDATE queue_rates SET used = max(used - ?, 0) WHERE queue = ?`).run(deleted, queue);
   }
 
   /**
    * Claims of `rate`'s queue in the window that ends at `now` (a write's: the rows that left the
-   * window are deleted and taken off `used`). Rows stamped after `now` (another process's clock
-   * ahead of this one) stay counted.
+   * window are deleted, DELETE_CHUNK at most a transaction, and taken off `used`). Rows stamped
+   * after `now` (another process's clock ahead of this one) stay counted.
    */
   usedAt(rate: ActiveRate, now: number): number {
+    // Once a transaction: a write's claims share its `now`, and later looks need not delete again.
+    const transaction = this.st.transactions;
+    if (transaction !== 0 && this.expiredIn.get(rate.queue) === transaction) return this.usedNow(rate.queue);
+    if (transaction !== 0) this.expiredIn.set(rate.queue, transaction);
     const left = this.st
-      .get<[string, number], number>(`DELETE FROM queue_rate_starts WHERE queue = ? AND at <= ? RETURNING n`)
+      .get<[string, string, number], number>(
+        `DELETE FROM queue_rate_starts WHERE queue = ? AND at IN (SELECT at FROM queue_rate_starts WHERE queue = ? AND at <= ? ORDER BY at LIMIT ${DELETE_CHUNK}) RETURNING n`,
+      )
       .pluck()
-      .all(rate.queue, now - rate.perMs)
+      .all(rate.queue, rate.queue, now - rate.perMs)
       .reduce((sum, n) => sum + n, 0);
-    if (left === 0) return this.st.get<[string], number>(`SELECT used FROM queue_rates WHERE queue = ?`).pluck().get(rate.queue) ?? 0;
+    if (left === 0) return this.usedNow(rate.queue);
     return this.st.get<[number, string], number>(`UPDATE queue_rates SET used = max(used - ?, 0) WHERE queue = ? RETURNING used`).pluck().get(left, rate.queue) ?? 0;
+  }
+
+  private usedNow(queue: string): number {
+    return this.st.get<[string], number>(`SELECT used FROM queue_rates WHERE queue = ?`).pluck().get(queue) ?? 0;
+  }
+
+  /** How many more claims of `rate`'s queue its window that ends at `now` takes (a write: see usedAt); 0 or less when full. */
+  roomAt(rate: ActiveRate, now: number): number {
+    return rate.maxClaims - this.usedAt(rate, now);
   }
 
   /** Counts `n` claims of `queue` made at `now` (a write's claims share one row). */
@@ -105,12 +137,12 @@ export class QueueRateStore {
   }
 
   /**
-   * When the next claim of `rate`'s queue may be made, `used` claims being in the window that ends
-   * at `now`: `now` while there is room, else when enough of the oldest claims leave the window. Past
-   * FREES_AT_WALK rows (a maximum lowered far below what the window holds), when the last of
-   * them leaves: a look then finds the next time.
+   * When the next claim of `rate`'s queue may be made, `used` claims being counted in the window
+   * that ends at `now` (by default as a write counts them: usedAt): `now` while there is room, else
+   * when enough of the oldest claims leave the window. Past FREES_AT_WALK rows (a maximum lowered
+   * far below what the window holds), when the last of them leaves: a look then finds the next time.
    */
-  freesAt(rate: ActiveRate, used: number, now: number): number {
+  freesAt(rate: ActiveRate, now: number, used = this.usedAt(rate, now)): number {
     if (used < rate.maxClaims) return now;
     let left = used;
     let at = now;
@@ -124,8 +156,16 @@ export class QueueRateStore {
     return Math.max(at, now + 1);
   }
 
-  /** Claims of `queue` in the window that ends at `now`, read without a write: the window's rows summed. */
+  /**
+   * Claims of `queue` in the window that ends at `now`, read without a write: `used` (the sum of
+   * every row kept) less the rows past the window that no claim deleted yet.
+   */
   inWindow(queue: string, perMs: number, now: number): number {
-    return this.st.get<[string, number], number>(`SELECT coalesce(sum(n), 0) FROM queue_rate_starts WHERE queue = ? AND at > ?`).pluck().get(queue, now - perMs)!;
+    return (
+      this.st
+        .get<[string, number, string], number>(`SELECT used - coalesce((SELECT sum(n) FROM queue_rate_starts WHERE queue = ? AND at <= ?), 0) FROM queue_rates WHERE queue = ?`)
+        .pluck()
+        .get(queue, now - perMs, queue) ?? 0
+    );
   }
 }

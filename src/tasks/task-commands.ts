@@ -154,10 +154,17 @@ export function taskCommands(d: TaskCommandDeps) {
     const filter = t.claimFilter(args.request);
     const leased = claimDeliverable(ctx, filter, args.limit, args.leaseMs, claimKey, after);
     if (args.noteAgent || leased.length > 0) t.noteAgent(ctx, args.request.agentId, filter.capabilities);
+    if (leased.length > 0) {
+      const handout = handOut(ctx, leased, args, answerBytes);
+      // Of the rate-limited queues it took from: room left for the next parked claim, or when there is.
+      const rates = d.tasks.rateOutlook(filter, ctx.now, leased);
+      if (rates.length > 0) handout.rates = rates;
+      return handout;
+    }
+    const handout: Handout = { leased, recalling: false, nextRunAt: d.tasks.nextRunAt(filter, ctx.now), fullQueues: d.tasks.fullQueuesFor(filter, ctx.now) };
     const rates = d.tasks.rateOutlook(filter, ctx.now);
-    const withRates = (handout: Handout): Handout => (rates.length > 0 ? { ...handout, rates } : handout);
-    if (leased.length > 0) return withRates(handOut(ctx, leased, args, answerBytes));
-    return withRates({ leased, recalling: false, nextRunAt: d.tasks.nextRunAt(filter, ctx.now), fullQueues: d.tasks.fullQueuesFor(filter, ctx.now) });
+    if (rates.length > 0) handout.rates = rates;
+    return handout;
   };
 
   /**

@@ -73,7 +73,7 @@ export class TaskService {
       }
       const claimed = await this.d.db.handOut("tasks.claim", { request, limit, leaseMs, noteAgent: true, contextLimit: this.contextLimit(request.context) });
       if (claimed.leased.length === 0) return [];
-      this.passOnRoom(claimed.rates);
+      this.afterTaking(claimed.rates);
       return this.handOut(claimed, call);
     }
     const unpark = this.d.parked.acquire(request.agentId);
@@ -86,8 +86,8 @@ export class TaskService {
       capabilities: request.capabilities,
       idempotencyKey: request.idempotencyKey,
     };
-    /** The limited queue whose freed slot woke the last wait: passed on if this claim does not take it. */
-    let wokenFor: string | undefined;
+    /** The limited queue whose freed slot, or the rate-limited queue whose window's room, woke the last wait: passed on if this claim does not take it. */
+    let wokenFor: { queue: string; byRate: boolean } | undefined;
     try {
       for (let attempt = 0; ; attempt++) {
         if (clientGone(call)) {
@@ -98,12 +98,10 @@ export class TaskService {
         const ticket = this.d.waiters.ticket(interest);
         try {
           const claimed = await this.d.db.handOut("tasks.claim", { request, limit, leaseMs, noteAgent: attempt === 0, contextLimit: this.contextLimit(request.context) });
-          // Woken for a slot it did not take (it took another queue's task, or found nothing it may
-          // take there): the next claim blocked on that queue gets its turn, unless it is full again.
-          if (wokenFor !== undefined && !claimed.leased.some((leased) => leased.task.queue === wokenFor) && !(claimed.fullQueues ?? []).includes(wokenFor)) this.d.waiters.passOn(wokenFor);
+          if (wokenFor !== undefined) this.passOnUntaken(wokenFor, claimed);
           wokenFor = undefined;
           if (claimed.leased.length > 0) {
-            this.passOnRoom(claimed.rates);
+            this.afterTaking(claimed.rates);
             return await this.handOut(claimed, call);
           }
           // Not an empty answer: that reads as "no task", and the claimer would ask this server again.
@@ -112,10 +110,15 @@ export class TaskService {
           const now = Date.now();
           if (now >= deadline || stop.signal.aborted) return [];
           if (claimed.nextRunAt !== null) ticket.dueBy(claimed.nextRunAt);
-          ticket.blockedBy(claimed.fullQueues ?? []);
+          const fullWindows = (claimed.rates ?? []).filter((rate) => rate.full);
+          ticket.blockedBy(
+            claimed.fullQueues ?? [],
+            fullWindows.map((rate) => rate.queue),
+          );
           // A rate-limited queue with a full window: the longest waiting claim blocked on it looks
-          // when it has room (one claim, not every parked one; ClaimWaiters.rateFreesAt).
-          for (const { queue, freesAt } of claimed.rates ?? []) if (freesAt > now) this.d.waiters.rateFreesAt(queue, freesAt);
+          // when it has room (one claim, not every parked one; ClaimWaiters.rateFreesAt), at once
+          // if that time passed while the answer came (this claim, blocked on it now, is woken).
+          for (const { queue, freesAt } of fullWindows) this.d.waiters.rateFreesAt(queue, freesAt);
           call.waiting?.();
           const relookMs = safetyRelookMs(this.d.config.crossProcessPollMs);
           // Waits until woken, or for the rest of its time (the deadline: true once that ran out),
@@ -150,12 +153,27 @@ export class TaskService {
   }
 
   /**
-   * After a claim took tasks: each rate-limited queue it could take from whose window still has
-   * room wakes the next claim parked on it, and one whose window is full now tells the parked
-   * claims when it has room again (they were woken one at a time, and each takes one claim of it).
+   * After a claim took tasks: each rate-limited queue it took from whose window still has room (and
+   * a free slot) wakes the next claim parked on its window, and one whose window is full now tells
+   * the parked claims when it has room again (they are woken one at a time, each takes one claim).
    */
-  private passOnRoom(rates: readonly RateOutlook[] | undefined): void {
-    for (const { queue, freesAt } of rates ?? []) this.d.waiters.rateFreesAt(queue, freesAt);
+  private afterTaking(rates: readonly RateOutlook[] | undefined): void {
+    for (const { queue, freesAt, full } of rates ?? []) {
+      if (full) this.d.waiters.rateFreesAt(queue, freesAt);
+      else this.d.waiters.passOnRoom(queue);
+    }
+  }
+
+  /**
+   * A claim woken for a limited queue's freed slot, or a rate-limited queue's room, that took no
+   * task of it (it took another queue's, or found none there it may take): the next claim blocked
+   * on that queue gets its turn, unless the queue is full again (its limit, or its window).
+   */
+  private passOnUntaken(woken: { queue: string; byRate: boolean }, claimed: { leased: readonly Leased[]; fullQueues?: string[]; rates?: RateOutlook[] }): void {
+    if (claimed.leased.some((leased) => leased.task.queue === woken.queue)) return;
+    if (woken.byRate) {
+      if (!(claimed.rates ?? []).some((rate) => rate.queue === woken.queue && rate.full)) this.d.waiters.passOnRoom(woken.queue);
+    } else if (!(claimed.fullQueues ?? []).includes(woken.queue)) this.d.waiters.passOn(woken.queue);
   }
 
   heartbeat(request: SettleRequest & { agentId: string; leaseMs?: number | undefined }): Promise<Task> {

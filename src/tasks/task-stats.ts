@@ -30,8 +30,9 @@ export async function readTaskCounts(prisma: Prisma, now: number): Promise<TaskC
     totals[status] += group._count._all;
     queues.set(group.queue, counts);
   }
-  // A paused queue is listed even with no task (yet): the dashboard's Resume button is on its row.
-  for (const queue of paused) if (!queues.has(queue)) queues.set(queue, zeroCounts());
+  // A paused, limited or rate-limited queue is listed even with no task (yet): the dashboard's
+  // Resume button is on its row, and a rate is set before the tasks come.
+  for (const queue of [...paused, ...limitOf.keys(), ...rateOf.keys()]) if (!queues.has(queue)) queues.set(queue, zeroCounts());
   const oldestByQueue = new Map(oldest.map((o) => [o.queue, o._min.runAt]));
   const scheduledByQueue = new Map(scheduled.map((s) => [s.queue, { count: s._count._all, nextDueAt: s._min.runAt }]));
   return {

@@ -18,10 +18,14 @@ interface ClaimBounds {
   rate: ActiveRate | null;
 }
 
-/** A rate-limited queue holding tasks a claimer may take, and when its next claim may be made (now: it has room). */
+/**
+ * A rate-limited queue holding tasks a claimer may take: `full`, its window holds its most claims
+ * until `freesAt` (Unix ms, the writer's clock); else it has room now (`freesAt` is now).
+ */
 export interface RateOutlook {
   queue: string;
   freesAt: number;
+  full: boolean;
 }
 
 /** SQL: the lease ran out within a check's bounds (leaseRunOutParams); the sweeper and steal share it. */
@@ -607,12 +611,16 @@ export class TaskStore {
   /**
    * How many more of a limited queue's tasks a claim may take now: its free slots, and no more
    * than its rate's room in the window that ends `now` (a write: the claims that left the window
-   * are dropped first). The leases are counted only if the queue has a limit.
+   * are dropped first). Each bound is counted only if the queue has it, the rate only if slots are free.
    */
   private room(bounds: ClaimBounds, now: number): number {
-    let free = bounds.maxLeased === null ? Number.MAX_SAFE_INTEGER : bounds.maxLeased - this.limits.leased(bounds.queue);
-    if (free > 0 && bounds.rate !== null) free = Math.min(free, bounds.rate.maxClaims - this.rates.usedAt(bounds.rate, now));
-    return free;
+    const free = this.freeSlots(bounds);
+    return free > 0 && bounds.rate !== null ? Math.min(free, this.rates.roomAt(bounds.rate, now)) : free;
+  }
+
+  /** A limited queue's free slots (its limit less its leases); unbounded without a limit. */
+  private freeSlots(bounds: ClaimBounds): number {
+    return bounds.maxLeased === null ? Number.MAX_SAFE_INTEGER : bounds.maxLeased - this.limits.leased(bounds.queue);
   }
 
   /** Leases the tasks `seqs` with the `lease` UPDATE; the rows as they are now, best first. */
@@ -624,29 +632,33 @@ export class TaskStore {
   }
 
   /**
-   * The limited queues the claimer could take a task of now but for their limit or their rate:
-   * each is full (its leases all held, or its window's claims all made), and holds a pending task
-   * due now that the claimer may run. A claim that found nothing parks until a lease of one of
-   * them ends, or its window has room again (claim-waiters.ts). Empty when no queue is limited.
+   * The limited queues the claimer could take a task of now but for their concurrency limit: each
+   * is full (its leases all held), and holds a pending task due now that the claimer may run. A
+   * claim that found nothing parks until a lease of one of them ends (claim-waiters.ts). Empty
+   * when no queue is limited. (A full rate window: rateOutlook.)
    */
   fullQueuesFor(filter: ClaimFilter, now: number): string[] {
     const full: string[] = [];
     for (const bounds of this.limitsFor(filter)) {
-      if (this.holdsDueFor(filter, bounds.queue, now) && this.room(bounds, now) <= 0) full.push(bounds.queue);
+      if (bounds.maxLeased !== null && this.holdsDueFor(filter, bounds.queue, now) && this.freeSlots(bounds) <= 0) full.push(bounds.queue);
     }
     return full;
   }
 
   /**
-   * The rate-limited queues `filter` may take from that hold a task due now it may take, each
-   * with when its next claim may be made (`now` while its window has room; a write, see room).
-   * Empty when none of them has a rate, without a read.
+   * The rate-limited queues `filter` may take from (only those it took tasks of, if given) that hold a task
+   * due now it may take: each whose window is full, with when it has room again; each that a claim
+   * could take from now (room in its window and a free slot), as not full. A queue whose window
+   * has room but whose limit is full is left out: a lease end frees it (fullQueuesFor). A write (see
+   * room). Empty when none of them has a rate, without a read.
    */
-  rateOutlook(filter: ClaimFilter, now: number): RateOutlook[] {
+  rateOutlook(filter: ClaimFilter, now: number, tookFrom?: ReadonlyArray<{ task: { queue: string } }>): RateOutlook[] {
     const outlook: RateOutlook[] = [];
-    for (const { queue, rate } of this.limitsFor(filter)) {
-      if (rate === null || !this.holdsDueFor(filter, queue, now)) continue;
-      outlook.push({ queue, freesAt: this.rates.freesAt(rate, this.rates.usedAt(rate, now), now) });
+    for (const bounds of this.limitsFor(filter)) {
+      const { queue, rate } = bounds;
+      if (rate === null || (tookFrom !== undefined && !tookFrom.some((taken) => taken.task.queue === queue)) || !this.holdsDueFor(filter, queue, now)) continue;
+      if (this.rates.roomAt(rate, now) <= 0) outlook.push({ queue, freesAt: this.rates.freesAt(rate, now), full: true });
+      else if (this.freeSlots(bounds) > 0) outlook.push({ queue, freesAt: now, full: false });
     }
     return outlook;
   }
