@@ -209,6 +209,63 @@ describe("queue rate limits", () => {
     expect(await parked).toBe("left");
   });
 
+  it("a queue with a rate and a limit: a claim parked on its window waits for a lease end once the window has room and the slots are held", async () => {
+    t = await startTestServer({ leaseSweepMs: 60_000 });
+    const api = t.api;
+    await api.queues.setRate.mutate({ queue: "llm", maxClaims: 2, perMs: 2000 });
+    for (let i = 0; i < 4; i++) await api.tasks.enqueue.mutate({ queue: "llm", payload: i });
+    // Two claims in one write (one row of the window): both leave it at the same time.
+    const two = await api.tasks.claimMany.mutate({ agentId: "a", limit: 2, context: false });
+    expect(two.length).toBe(2);
+    for (const task of two) await api.tasks.complete.mutate({ taskId: task.id, agentId: "a" });
+    await api.queues.setLimit.mutate({ queue: "llm", maxLeased: 1 });
+    // Both park on the full window (a slot is free).
+    const w1 = api.tasks.claim.mutate({ agentId: "w1", queues: ["llm"], waitMs: 60_000, context: false });
+    await vi.waitFor(() => expect(t!.server.services.waiters.claims.size).toBe(1), { timeout: 15_000, interval: 10 });
+    const w2 = api.tasks.claim.mutate({ agentId: "w2", queues: ["llm"], waitMs: 60_000, context: false });
+    await vi.waitFor(() => expect(t!.server.services.waiters.claims.size).toBe(2), { timeout: 15_000, interval: 10 });
+    // The window frees two; w1 takes one, which fills the limit: w2 waits for its lease to end.
+    const first = (await w1)!;
+    expect(first).toMatchObject({ queue: "llm" });
+    await api.tasks.complete.mutate({ taskId: first.id, agentId: "w1" });
+    expect(await Promise.race([w2, new Promise<"late">((resolve) => setTimeout(() => resolve("late"), 15_000))])).toMatchObject({ queue: "llm" });
+  });
+
+  it("a queue with a full window and a full limit: a lease end wakes none of the claims parked on it; the window's room, one", async () => {
+    t = await startTestServer({ leaseSweepMs: 60_000 });
+    const api = t.api;
+    await api.queues.setLimit.mutate({ queue: "llm", maxLeased: 1 });
+    await api.queues.setRate.mutate({ queue: "llm", maxClaims: 1, perMs: HOUR });
+    for (let i = 0; i < 3; i++) await api.tasks.enqueue.mutate({ queue: "llm", payload: i });
+    const held = (await api.tasks.claim.mutate({ agentId: "a", context: false }))!;
+    const callers = Array.from({ length: 10 }, () => new AbortController());
+    const parked = callers.map((caller, i) => api.tasks.claim.mutate({ agentId: `p${i}`, queues: ["llm"], waitMs: 60_000, context: false }, { signal: caller.signal }).catch(() => "left"));
+    await vi.waitFor(() => expect(t!.server.services.waiters.claims.size).toBe(10), { timeout: 15_000, interval: 25 });
+    const attempts = countClaimAttempts(t);
+    // The slot frees, the window stays full for an hour: no parked claim can take anything.
+    await api.tasks.complete.mutate({ taskId: held.id, agentId: "a" });
+    await api.tasks.enqueue.mutate({ queue: "other", payload: 0 });
+    expect(attempts()).toBe(0);
+    for (const caller of callers) caller.abort();
+    expect(new Set(await Promise.all(parked))).toEqual(new Set(["left"]));
+
+    // Now the window has room first, the limit's slots held: its room wakes one claim, which
+    // finds the slots held and sends them all to wait for a lease end.
+    await api.queues.setRate.mutate({ queue: "chat", maxClaims: 2, perMs: 1500 });
+    for (let i = 0; i < 4; i++) await api.tasks.enqueue.mutate({ queue: "chat", payload: i });
+    expect((await api.tasks.claimMany.mutate({ agentId: "a", queues: ["chat"], limit: 2, context: false })).length).toBe(2);
+    await api.queues.setLimit.mutate({ queue: "chat", maxLeased: 1 });
+    const chatCallers = Array.from({ length: 10 }, () => new AbortController());
+    const chatParked = chatCallers.map((caller, i) => api.tasks.claim.mutate({ agentId: `c${i}`, queues: ["chat"], waitMs: 60_000, context: false }, { signal: caller.signal }).catch(() => "left"));
+    await vi.waitFor(() => expect(t!.server.services.waiters.claims.size).toBe(10), { timeout: 15_000, interval: 25 });
+    const chatAttempts = countClaimAttempts(t);
+    await vi.waitFor(() => expect(chatAttempts()).toBe(1), { timeout: 15_000, interval: 25 });
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    expect(chatAttempts()).toBe(1);
+    for (const caller of chatCallers) caller.abort();
+    expect(new Set(await Promise.all(chatParked))).toEqual(new Set(["left"]));
+  });
+
   it("a claim parked on a full window is woken when the rate is removed or raised", async () => {
     t = await startTestServer({ leaseSweepMs: 60_000 });
     const api = t.api;
@@ -252,16 +309,20 @@ describe("queue rate limits", () => {
 
     await api.queues.setRate.mutate({ queue: "chat", maxClaims: 1_000_000, perMs: HOUR });
     withDatabase(t, (db) => {
-      const insert = db.prepare("INSERT INTO queue_rate_starts (queue, at, n) VALUES ('chat', ?, 1)");
+      // Two claims a row (claims for several): the count is of claims, the chunks of rows.
+      const insert = db.prepare("INSERT INTO queue_rate_starts (queue, at, n) VALUES ('chat', ?, 2)");
       const now = Date.now();
       db.transaction(() => {
         for (let i = 0; i < 12_000; i++) insert.run(now - i);
-        db.prepare("UPDATE queue_rates SET used = used + 12000 WHERE queue = 'chat'").run();
+        db.prepare("UPDATE queue_rates SET used = used + 24000 WHERE queue = 'chat'").run();
       })();
     });
-    // Removed: its write deletes a chunk of its claims; the holds job the rest, then its row.
+    // Removed, and set again while its claims are being deleted (its write deletes 5,000 rows,
+    // the holds job the rest, then its row): the count is of the claims left, whenever it came.
+    await Promise.all([api.queues.removeRate.mutate({ queue: "chat" }), api.queues.setRate.mutate({ queue: "chat", maxClaims: 1_000_000, perMs: HOUR })]);
+    expect(withDatabase(t, (db) => db.prepare("SELECT used - (SELECT coalesce(sum(n), 0) FROM queue_rate_starts WHERE queue = 'chat') FROM queue_rates WHERE queue = 'chat'").pluck().get())).toBe(0);
+    expect(starts()).toBeGreaterThanOrEqual(1 + 7000);
     await api.queues.removeRate.mutate({ queue: "chat" });
-    expect(starts()).toBe(1 + 7000);
     await t.server.services.tasks.settleHolds();
     expect(starts()).toBe(1);
     expect((await api.queues.rates.query()).map((rate) => rate.queue)).toEqual(["llm"]);

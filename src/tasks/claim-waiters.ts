@@ -20,9 +20,11 @@
 //    removed, and each chunk of its tasks held, wake them all. A slot freed while the claim's
 //    attempt was under way counts too: it looks again at once.
 //  - A claim that found nothing because a rate-limited queue it could take from has made its
-//    window's claims (queue-rate-store.ts) is blocked on it the same way, and woken, one claim at
-//    a time, when the window has room again: one timer a queue (rateFreesAt), and each claim of
-//    the queue that leaves room wakes the next (TaskService.passOnRoom).
+//    window's claims (queue-rate-store.ts) is blocked on its window, and woken, one claim at a
+//    time, when the window has room again: one timer a queue (rateFreesAt), and each claim of the
+//    queue that leaves room wakes the next (passOnRoom; TaskService.afterClaim); never by a lease
+//    end. A queue with a full window and a full limit blocks its claims on the window; once the
+//    window has room and the limit is still full, they wait for a lease end (moveToSlots).
 //  - A waiter also looks again after at most safetyRelookMs (wakeup.ts), in case a wake-up was
 //    missed (a capability granted by re-registration, a log pruned before it was read): bounded,
 //    and rare.
@@ -219,6 +221,30 @@ export class ClaimWaiters {
    */
   passOn(queue: string): void {
     wakeOne(this.blockedOn, queue, false);
+  }
+
+  /** The count of lease ends observed so far: what moveToSlots compares with (taken before a claim's attempt). */
+  get leaseEndMark(): number {
+    return this.leaseEnds;
+  }
+
+  /**
+   * Rate-limited `queue`'s window has room, but its concurrency limit's slots are all held: the
+   * claims blocked on its window wait for a slot now, woken by a lease end as any claim blocked on
+   * the queue's limit is; if a lease of it ended since `since` (leaseEndMark, taken before the
+   * claim that found this), the longest waiting looks at once.
+   */
+  moveToSlots(queue: string, since: number): void {
+    const waiting = this.rateBlockedOn.get(queue);
+    if (!waiting) return;
+    this.rateBlockedOn.delete(queue);
+    for (const ticket of waiting) {
+      ticket.rateBlockedOn = ticket.rateBlockedOn.filter((q) => q !== queue);
+      if (!ticket.blockedOn.includes(queue)) ticket.blockedOn = [...ticket.blockedOn, queue];
+      block(this.blockedOn, queue, ticket);
+    }
+    // That lease end woke none of them (they waited for the window then).
+    if (since < this.forgottenBefore || (this.lastLeaseEnd.get(queue) ?? -1) >= since) this.passOn(queue);
   }
 
   /**

@@ -92,11 +92,13 @@ export class QueueRateStore {
   forget(queue: string): void {
     const row = this.get(queue);
     if (row === undefined || row.removedAt === null) return;
-    const deleted = this.st
-      .get<[string, string]>(`DELETE FROM queue_rate_starts WHERE queue = ? AND at IN (SELECT at FROM queue_rate_starts WHERE queue = ? ORDER BY at LIMIT ${DELETE_CHUNK})`)
-      .run(queue, queue).changes;
-    if (deleted < DELETE_CHUNK) this.st.get<[string]>(`DELETE FROM queue_rates WHERE queue = ?`).run(queue);
-    else this.st.get<[number, string]>(`UPDATE queue_rates SET used = max(used - ?, 0) WHERE queue = ?`).run(deleted, queue);
+    const claims = this.st
+      .get<[string, string], number>(`DELETE FROM queue_rate_starts WHERE queue = ? AND at IN (SELECT at FROM queue_rate_starts WHERE queue = ? ORDER BY at LIMIT ${DELETE_CHUNK}) RETURNING n`)
+      .pluck()
+      .all(queue, queue);
+    if (claims.length < DELETE_CHUNK) this.st.get<[string]>(`DELETE FROM queue_rates WHERE queue = ?`).run(queue);
+    // Claims, not rows, come off `used` (a write's claims share a row): a rate set again meanwhile keeps the count.
+    else this.st.get<[number, string]>(`UPDATE queue_rates SET used = max(used - ?, 0) WHERE queue = ?`).run(sum(claims), queue);
   }
 
   /**
@@ -109,15 +111,19 @@ export class QueueRateStore {
     const transaction = this.st.transactions;
     if (transaction !== 0 && this.expiredIn.get(rate.queue) === transaction) return this.usedNow(rate.queue);
     if (transaction !== 0) this.expiredIn.set(rate.queue, transaction);
-    const left = this.st
-      .get<[string, string, number], number>(
-        `DELETE FROM queue_rate_starts WHERE queue = ? AND at IN (SELECT at FROM queue_rate_starts WHERE queue = ? AND at <= ? ORDER BY at LIMIT ${DELETE_CHUNK}) RETURNING n`,
-      )
-      .pluck()
-      .all(rate.queue, rate.queue, now - rate.perMs)
-      .reduce((sum, n) => sum + n, 0);
+    const left = sum(
+      this.st
+        .get<[string, string, number], number>(
+          `DELETE FROM queue_rate_starts WHERE queue = ? AND at IN (SELECT at FROM queue_rate_starts WHERE queue = ? AND at <= ? ORDER BY at LIMIT ${DELETE_CHUNK}) RETURNING n`,
+        )
+        .pluck()
+        .all(rate.queue, rate.queue, now - rate.perMs),
+    );
     if (left === 0) return this.usedNow(rate.queue);
-    return this.st.get<[number, string], number>(`UPDATE queue_rates SET used = max(used - ?, 0) WHERE queue = ? RETURNING used`).pluck().get(left, rate.queue) ?? 0;
+    // The last rows gone: whatever `used` says, nothing is counted (a count that drifted from its
+    // rows would otherwise keep the window full with no claim in it to wait for).
+    const emptied = this.st.get<[string], number>(`SELECT 1 FROM queue_rate_starts WHERE queue = ? LIMIT 1`).pluck().get(rate.queue) === undefined;
+    return this.st.get<[number, number, string], number>(`UPDATE queue_rates SET used = CASE WHEN ? THEN 0 ELSE max(used - ?, 0) END WHERE queue = ? RETURNING used`).pluck().get(emptied ? 1 : 0, left, rate.queue) ?? 0;
   }
 
   private usedNow(queue: string): number {
@@ -153,7 +159,9 @@ export class QueueRateStore {
       left -= row.n;
       if (left < rate.maxClaims) break;
     }
-    return Math.max(at, now + 1);
+    // No claim in the window, yet counted full (rows past it still to delete, a chunk a write): look
+    // again in a moment, not at once (each look deletes a chunk).
+    return Math.max(at, now + (at === now ? 100 : 1));
   }
 
   /**
@@ -168,4 +176,10 @@ export class QueueRateStore {
         .get(queue, now - perMs, queue) ?? 0
     );
   }
+}
+
+function sum(values: readonly number[]): number {
+  let total = 0;
+  for (const value of values) total += value;
+  return total;
 }

@@ -71,9 +71,10 @@ export class TaskService {
         refuseIfRevoked(call);
         return [];
       }
+      const since = this.d.waiters.leaseEndMark;
       const claimed = await this.d.db.handOut("tasks.claim", { request, limit, leaseMs, noteAgent: true, contextLimit: this.contextLimit(request.context) });
       if (claimed.leased.length === 0) return [];
-      this.afterTaking(claimed.rates);
+      this.afterClaim(claimed.rates, since);
       return this.handOut(claimed, call);
     }
     const unpark = this.d.parked.acquire(request.agentId);
@@ -101,7 +102,7 @@ export class TaskService {
           if (wokenFor !== undefined) this.passOnUntaken(wokenFor, claimed);
           wokenFor = undefined;
           if (claimed.leased.length > 0) {
-            this.afterTaking(claimed.rates);
+            this.afterClaim(claimed.rates, ticket.madeAt);
             return await this.handOut(claimed, call);
           }
           // Not an empty answer: that reads as "no task", and the claimer would ask this server again.
@@ -110,15 +111,14 @@ export class TaskService {
           const now = Date.now();
           if (now >= deadline || stop.signal.aborted) return [];
           if (claimed.nextRunAt !== null) ticket.dueBy(claimed.nextRunAt);
-          const fullWindows = (claimed.rates ?? []).filter((rate) => rate.full);
+          // A queue with a full window waits for the window (its limit may be full too: once the
+          // window has room, a lease end is what frees it; ClaimWaiters.moveToSlots).
+          const windows = (claimed.rates ?? []).filter((rate) => rate.full).map((rate) => rate.queue);
           ticket.blockedBy(
-            claimed.fullQueues ?? [],
-            fullWindows.map((rate) => rate.queue),
+            (claimed.fullQueues ?? []).filter((queue) => !windows.includes(queue)),
+            windows,
           );
-          // A rate-limited queue with a full window: the longest waiting claim blocked on it looks
-          // when it has room (one claim, not every parked one; ClaimWaiters.rateFreesAt), at once
-          // if that time passed while the answer came (this claim, blocked on it now, is woken).
-          for (const { queue, freesAt } of fullWindows) this.d.waiters.rateFreesAt(queue, freesAt);
+          this.afterClaim(claimed.rates, ticket.madeAt);
           call.waiting?.();
           const relookMs = safetyRelookMs(this.d.config.crossProcessPollMs);
           // Waits until woken, or for the rest of its time (the deadline: true once that ran out),
@@ -153,13 +153,16 @@ export class TaskService {
   }
 
   /**
-   * After a claim took tasks: each rate-limited queue it took from whose window still has room (and
-   * a free slot) wakes the next claim parked on its window, and one whose window is full now tells
-   * the parked claims when it has room again (they are woken one at a time, each takes one claim).
+   * What a claim's answer says of the rate-limited queues (those it took from, or all it could take
+   * from when it took nothing) goes to the claims parked on their windows: a full window's time of
+   * room arms the queue's timer (at once if it passed while the answer came: a claim blocked on it
+   * now looks, this one among them); room with a free slot wakes the next claim parked on it; room
+   * with the limit's slots full sends them to wait for a lease end. `since`: leaseEndMark before the call.
    */
-  private afterTaking(rates: readonly RateOutlook[] | undefined): void {
-    for (const { queue, freesAt, full } of rates ?? []) {
+  private afterClaim(rates: readonly RateOutlook[] | undefined, since: number): void {
+    for (const { queue, freesAt, full, slotsFull } of rates ?? []) {
       if (full) this.d.waiters.rateFreesAt(queue, freesAt);
+      else if (slotsFull) this.d.waiters.moveToSlots(queue, since);
       else this.d.waiters.passOnRoom(queue);
     }
   }
@@ -170,10 +173,12 @@ export class TaskService {
    * on that queue gets its turn, unless the queue is full again (its limit, or its window).
    */
   private passOnUntaken(woken: { queue: string; byRate: boolean }, claimed: { leased: readonly Leased[]; fullQueues?: string[]; rates?: RateOutlook[] }): void {
-    if (claimed.leased.some((leased) => leased.task.queue === woken.queue)) return;
-    if (woken.byRate) {
-      if (!(claimed.rates ?? []).some((rate) => rate.queue === woken.queue && rate.full)) this.d.waiters.passOnRoom(woken.queue);
-    } else if (!(claimed.fullQueues ?? []).includes(woken.queue)) this.d.waiters.passOn(woken.queue);
+    const { queue } = woken;
+    if (claimed.leased.some((leased) => leased.task.queue === queue)) return;
+    // Full still, by either bound: the claim waits again, blocked as its answer says.
+    if ((claimed.fullQueues ?? []).includes(queue) || (claimed.rates ?? []).some((rate) => rate.queue === queue && rate.full)) return;
+    if (woken.byRate) this.d.waiters.passOnRoom(queue);
+    else this.d.waiters.passOn(queue);
   }
 
   heartbeat(request: SettleRequest & { agentId: string; leaseMs?: number | undefined }): Promise<Task> {
@@ -199,12 +204,14 @@ export class TaskService {
     // The agent left before the write: its complete still counts (sent again, it answers the same); a next task would not reach it.
     if (clientGone(call)) return { completed: await this.d.db.write("tasks.complete", settle), next: null };
     const claimRequest: ClaimRequest = { agentId: request.agentId, queues: next.queues, capabilities: next.capabilities, leaseMs: next.leaseMs, context: next.context };
+    const since = this.d.waiters.leaseEndMark;
     const done = await this.d.db.handOut("tasks.completeAndClaim", {
       complete: settle,
       claim: { request: claimRequest, limit: 1, leaseMs: this.leaseLength(next.leaseMs), noteAgent: false },
       contextLimit: this.contextLimit(next.context),
     });
     if (done.leased.length === 0) return { completed: done.completed, next: null };
+    this.afterClaim(done.rates, since);
     // The complete stands and must be answered as such: a next task whose context could not be
     // recalled goes back, uncharged (next: null), unless an earlier answer of this call handed it out.
     const [claimed] = await this.handOut(done, call, "none");

@@ -20,12 +20,14 @@ interface ClaimBounds {
 
 /**
  * A rate-limited queue holding tasks a claimer may take: `full`, its window holds its most claims
- * until `freesAt` (Unix ms, the writer's clock); else it has room now (`freesAt` is now).
+ * until `freesAt` (Unix ms, the writer's clock); else it has room now (`freesAt` is now), and
+ * `slotsFull` says whether its concurrency limit keeps claims out all the same.
  */
 export interface RateOutlook {
   queue: string;
   freesAt: number;
   full: boolean;
+  slotsFull: boolean;
 }
 
 /** SQL: the lease ran out within a check's bounds (leaseRunOutParams); the sweeper and steal share it. */
@@ -647,18 +649,17 @@ export class TaskStore {
 
   /**
    * The rate-limited queues `filter` may take from (only those it took tasks of, if given) that hold a task
-   * due now it may take: each whose window is full, with when it has room again; each that a claim
-   * could take from now (room in its window and a free slot), as not full. A queue whose window
-   * has room but whose limit is full is left out: a lease end frees it (fullQueuesFor). A write (see
-   * room). Empty when none of them has a rate, without a read.
+   * due now it may take: each whose window is full, with when it has room again; each whose window
+   * has room, saying whether its limit's slots are full (then a lease end frees it: fullQueuesFor).
+   * A write (see room). Empty when none of them has a rate, without a read.
    */
   rateOutlook(filter: ClaimFilter, now: number, tookFrom?: ReadonlyArray<{ task: { queue: string } }>): RateOutlook[] {
     const outlook: RateOutlook[] = [];
     for (const bounds of this.limitsFor(filter)) {
       const { queue, rate } = bounds;
       if (rate === null || (tookFrom !== undefined && !tookFrom.some((taken) => taken.task.queue === queue)) || !this.holdsDueFor(filter, queue, now)) continue;
-      if (this.rates.roomAt(rate, now) <= 0) outlook.push({ queue, freesAt: this.rates.freesAt(rate, now), full: true });
-      else if (this.freeSlots(bounds) > 0) outlook.push({ queue, freesAt: now, full: false });
+      if (this.rates.roomAt(rate, now) <= 0) outlook.push({ queue, freesAt: this.rates.freesAt(rate, now), full: true, slotsFull: false });
+      else outlook.push({ queue, freesAt: now, full: false, slotsFull: this.freeSlots(bounds) <= 0 });
     }
     return outlook;
   }
