@@ -8,6 +8,7 @@ import { openCoordination } from "../src/index.js";
 import { makeTempDir } from "./helpers/test-server.js";
 import { ADMIN_SECRET, http, startSecureServer, type SecureServer } from "./helpers/secure-server.js";
 import { rest, startTestServer, withDatabase, type TestServer } from "./helpers/test-server.js";
+import { countClaimAttempts, queueRows as rows } from "./helpers/queue-holds.js";
 
 let t: TestServer | undefined;
 let t2: TestServer | undefined;
@@ -21,29 +22,15 @@ afterEach(async () => {
 });
 
 
-/** How many of `queue`'s tasks are pending held, pending in the claim indexes, and leased. */
-function rows(server: TestServer, queue: string): { held: number; claimable: number; leased: number } {
-  return withDatabase(server, (db) => {
-    const count = (where: string) => db.prepare(`SELECT count(*) FROM tasks WHERE queue = ? AND ${where}`).pluck().get(queue) as number;
-    return { held: count("status = 'pending' AND held = 1"), claimable: count("status = 'pending' AND held = 0"), leased: count("status = 'claimed'") };
-  });
-}
-
 /**
  * Three claims of any queue parked (agents p0..p2), and how many claim attempts the server has
  * made since: each wake-up of a parked claim is one more (a write on the writer).
  */
 async function parkThree(server: TestServer) {
-  const db = server.server.services.db;
-  const handOut = db.handOut.bind(db);
-  let claimAttempts = 0;
-  db.handOut = ((op, args) => {
-    if (op === "tasks.claim") claimAttempts++;
-    return handOut(op, args);
-  }) as typeof db.handOut;
+  const attempts = countClaimAttempts(server);
   const parked = Array.from({ length: 3 }, (_, i) => server.api.tasks.claim.mutate({ agentId: `p${i}`, waitMs: 60_000, context: false }));
   await vi.waitFor(() => expect(server.server.services.waiters.claims.size).toBe(3), { timeout: 15_000, interval: 25 });
-  return { parked, attempts: () => claimAttempts, attemptsParked: claimAttempts };
+  return { parked, attempts, attemptsParked: attempts() };
 }
 
 describe("queue concurrency limits", () => {

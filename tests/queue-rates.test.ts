@@ -8,6 +8,7 @@ import { killAllCli, runCli } from "./helpers/cli-process.js";
 import { openCoordination } from "../src/index.js";
 import { ADMIN_SECRET, http, startSecureServer, type SecureServer } from "./helpers/secure-server.js";
 import { makeTempDir, startTestServer, withDatabase, type TestServer } from "./helpers/test-server.js";
+import { countClaimAttempts, queueRows as rows } from "./helpers/queue-holds.js";
 
 let t: TestServer | undefined;
 let t2: TestServer | undefined;
@@ -21,26 +22,6 @@ afterEach(async () => {
 });
 
 const HOUR = 3_600_000;
-
-/** How many of `queue`'s tasks are pending held, pending in the claim indexes, and leased. */
-function rows(server: TestServer, queue: string): { held: number; claimable: number; leased: number } {
-  return withDatabase(server, (db) => {
-    const count = (where: string) => db.prepare(`SELECT count(*) FROM tasks WHERE queue = ? AND ${where}`).pluck().get(queue) as number;
-    return { held: count("status = 'pending' AND held = 1"), claimable: count("status = 'pending' AND held = 0"), leased: count("status = 'claimed'") };
-  });
-}
-
-/** Counts the claim attempts the server makes from now on (each one a write on the writer). */
-function countClaimAttempts(server: TestServer): () => number {
-  const db = server.server.services.db;
-  const handOut = db.handOut.bind(db);
-  let attempts = 0;
-  db.handOut = ((op, args) => {
-    if (op === "tasks.claim") attempts++;
-    return handOut(op, args);
-  }) as typeof db.handOut;
-  return () => attempts;
-}
 
 describe("queue rate limits", () => {
   it("at most maxClaims of a queue's tasks are claimed in a window, by any claim; a completed task gives no claim back; other queues run past it", async () => {
@@ -264,6 +245,60 @@ describe("queue rate limits", () => {
     expect(chatAttempts()).toBe(1);
     for (const caller of chatCallers) caller.abort();
     expect(new Set(await Promise.all(chatParked))).toEqual(new Set(["left"]));
+  });
+
+  it("claims parked on a window whose last task went wait as any claim does: the queue's next task, or the next that only they may take, reaches them", async () => {
+    t = await startTestServer({ leaseSweepMs: 60_000 });
+    const api = t.api;
+    const late = <T>(claim: Promise<T>) => Promise.race([claim, new Promise<"late">((resolve) => setTimeout(() => resolve("late"), 15_000))]);
+    // Parks a claim and waits until it is parked; its answer comes in `claim`.
+    const park = async (agentId: string, options: { queues?: string[]; capabilities?: string[] } = { queues: ["llm"] }) => {
+      const size = t!.server.services.waiters.claims.size;
+      const claim = api.tasks.claim.mutate({ agentId, waitMs: 60_000, context: false, ...options });
+      await vi.waitFor(() => expect(t!.server.services.waiters.claims.size).toBe(size + 1), { timeout: 15_000, interval: 10 });
+      return { claim };
+    };
+    await api.queues.setRate.mutate({ queue: "llm", maxClaims: 1, perMs: 1500 });
+    await api.tasks.enqueue.mutate({ queue: "llm", payload: 0 });
+    expect(await api.tasks.claim.mutate({ agentId: "w", context: false })).not.toBeNull();
+    const b = await api.tasks.enqueue.mutate({ queue: "llm", payload: 1 });
+    // Two parked on the full window; the first takes the queue's last task when it has room.
+    const p1 = await park("p1");
+    const p2 = await park("p2", { queues: ["llm", "plain"] });
+    expect((await p1.claim)?.id).toBe(b.id);
+    // A task enqueued after: it reaches the claim still parked, in the window's next room.
+    const c = await api.tasks.enqueue.mutate({ queue: "llm", payload: 2 });
+    expect(await late(p2.claim)).toMatchObject({ id: c.id });
+
+    // Tasks only some may take, the window full: the first room goes to the claim for "a", which
+    // takes its task; the one for "b" gets its own in the next.
+    expect(await api.tasks.claim.mutate({ agentId: "w", context: false })).toBeNull();
+    const forA = await api.tasks.enqueue.mutate({ queue: "llm", payload: "a", capability: "a" });
+    const forB = await api.tasks.enqueue.mutate({ queue: "llm", payload: "b", capability: "b" });
+    const pa = await park("pa", { queues: ["llm"], capabilities: ["a"] });
+    const pb = await park("pb", { queues: ["llm"], capabilities: ["b"] });
+    expect(await late(pa.claim)).toMatchObject({ id: forA.id });
+    expect(await late(pb.claim)).toMatchObject({ id: forB.id });
+  });
+
+  it("a window's room passed on stops where nothing is left to take: one look, not one a parked claim", async () => {
+    t = await startTestServer({ leaseSweepMs: 60_000 });
+    const api = t.api;
+    await api.queues.setRate.mutate({ queue: "llm", maxClaims: 1, perMs: 1500 });
+    await api.tasks.enqueue.mutate({ queue: "llm", payload: 0 });
+    expect(await api.tasks.claim.mutate({ agentId: "w", context: false })).not.toBeNull();
+    const b = await api.tasks.enqueue.mutate({ queue: "llm", payload: 1 });
+    const callers = Array.from({ length: 10 }, () => new AbortController());
+    const parked = callers.map((caller, i) => api.tasks.claim.mutate({ agentId: `p${i}`, queues: ["llm"], waitMs: 60_000, context: false }, { signal: caller.signal }).catch(() => "left"));
+    await vi.waitFor(() => expect(t!.server.services.waiters.claims.size).toBe(10), { timeout: 15_000, interval: 25 });
+    const attempts = countClaimAttempts(t);
+    // The task they waited for is cancelled: when the window has room, one looks, and stops there.
+    await api.tasks.cancel.mutate({ taskId: b.id });
+    await vi.waitFor(() => expect(attempts()).toBe(1), { timeout: 15_000, interval: 25 });
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    expect(attempts()).toBe(1);
+    for (const caller of callers) caller.abort();
+    expect(new Set(await Promise.all(parked))).toEqual(new Set(["left"]));
   });
 
   it("a claim parked on a full window is woken when the rate is removed or raised", async () => {

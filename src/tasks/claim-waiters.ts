@@ -24,7 +24,8 @@
 //    time, when the window has room again: one timer a queue (rateFreesAt), and each claim of the
 //    queue that leaves room wakes the next (passOnRoom; TaskService.afterClaim); never by a lease
 //    end. A queue with a full window and a full limit blocks its claims on the window; once the
-//    window has room and the limit is still full, they wait for a lease end (moveToSlots).
+//    window has room and the limit is still full, they wait for a lease end (moveToSlots); once
+//    the queue holds no task anyone may take, they wait as unblocked claims do (unblockRate).
 //  - A waiter also looks again after at most safetyRelookMs (wakeup.ts), in case a wake-up was
 //    missed (a capability granted by re-registration, a log pruned before it was read): bounded,
 //    and rare.
@@ -245,6 +246,17 @@ export class ClaimWaiters {
     }
     // That lease end woke none of them (they waited for the window then).
     if (since < this.forgottenBefore || (this.lastLeaseEnd.get(queue) ?? -1) >= since) this.passOn(queue);
+  }
+
+  /**
+   * Rate-limited `queue` holds no task due now that anyone may take: the claims blocked on its
+   * window wait as unblocked ones do (its next task wakes one), not for room there.
+   */
+  unblockRate(queue: string): void {
+    const waiting = this.rateBlockedOn.get(queue);
+    if (!waiting) return;
+    this.rateBlockedOn.delete(queue);
+    for (const ticket of waiting) ticket.rateBlockedOn = ticket.rateBlockedOn.filter((q) => q !== queue);
   }
 
   /**

@@ -113,7 +113,7 @@ export class TaskService {
           if (claimed.nextRunAt !== null) ticket.dueBy(claimed.nextRunAt);
           // A queue with a full window waits for the window (its limit may be full too: once the
           // window has room, a lease end is what frees it; ClaimWaiters.moveToSlots).
-          const windows = (claimed.rates ?? []).filter((rate) => rate.full).map((rate) => rate.queue);
+          const windows = (claimed.rates ?? []).filter((rate) => rate.full && rate.mine).map((rate) => rate.queue);
           ticket.blockedBy(
             (claimed.fullQueues ?? []).filter((queue) => !windows.includes(queue)),
             windows,
@@ -154,14 +154,16 @@ export class TaskService {
 
   /**
    * What a claim's answer says of the rate-limited queues (those it took from, or all it could take
-   * from when it took nothing) goes to the claims parked on their windows: a full window's time of
+   * from when it took nothing) goes to the claims parked on their windows: a queue with no task
+   * anyone may take unblocks them (its next task wakes one, as for any queue); a full window's time of
    * room arms the queue's timer (at once if it passed while the answer came: a claim blocked on it
    * now looks, this one among them); room with a free slot wakes the next claim parked on it; room
    * with the limit's slots full sends them to wait for a lease end. `since`: leaseEndMark before the call.
    */
   private afterClaim(rates: readonly RateOutlook[] | undefined, since: number): void {
-    for (const { queue, freesAt, full, slotsFull } of rates ?? []) {
-      if (full) this.d.waiters.rateFreesAt(queue, freesAt);
+    for (const { queue, freesAt, empty, full, slotsFull } of rates ?? []) {
+      if (empty) this.d.waiters.unblockRate(queue);
+      else if (full) this.d.waiters.rateFreesAt(queue, freesAt);
       else if (slotsFull) this.d.waiters.moveToSlots(queue, since);
       else this.d.waiters.passOnRoom(queue);
     }
@@ -175,8 +177,8 @@ export class TaskService {
   private passOnUntaken(woken: { queue: string; byRate: boolean }, claimed: { leased: readonly Leased[]; fullQueues?: string[]; rates?: RateOutlook[] }): void {
     const { queue } = woken;
     if (claimed.leased.some((leased) => leased.task.queue === queue)) return;
-    // Full still, by either bound: the claim waits again, blocked as its answer says.
-    if ((claimed.fullQueues ?? []).includes(queue) || (claimed.rates ?? []).some((rate) => rate.queue === queue && rate.full)) return;
+    // Full still, by either bound, or nothing there to take for anyone: no one else need look.
+    if ((claimed.fullQueues ?? []).includes(queue) || (claimed.rates ?? []).some((rate) => rate.queue === queue && (rate.full || rate.empty))) return;
     if (woken.byRate) this.d.waiters.passOnRoom(queue);
     else this.d.waiters.passOn(queue);
   }

@@ -19,15 +19,18 @@ interface ClaimBounds {
 }
 
 /**
- * A rate-limited queue holding tasks a claimer may take: `full`, its window holds its most claims
- * until `freesAt` (Unix ms, the writer's clock); else it has room now (`freesAt` is now), and
- * `slotsFull` says whether its concurrency limit keeps claims out all the same.
+ * A rate-limited queue as a claim left it. `empty`: it holds no task due now that anyone may take
+ * (nothing to wait for there). Else `full`: its window holds its most claims until `freesAt` (Unix
+ * ms, the writer's clock), or it has room now (`freesAt` is now) and `slotsFull` says whether its
+ * concurrency limit keeps claims out all the same. `mine`: it holds a task due now that this claimer may take.
  */
 export interface RateOutlook {
   queue: string;
   freesAt: number;
+  empty: boolean;
   full: boolean;
   slotsFull: boolean;
+  mine: boolean;
 }
 
 /** SQL: the lease ran out within a check's bounds (leaseRunOutParams); the sweeper and steal share it. */
@@ -648,20 +651,36 @@ export class TaskStore {
   }
 
   /**
-   * The rate-limited queues `filter` may take from (only those it took tasks of, if given) that hold a task
-   * due now it may take: each whose window is full, with when it has room again; each whose window
-   * has room, saying whether its limit's slots are full (then a lease end frees it: fullQueuesFor).
-   * A write (see room). Empty when none of them has a rate, without a read.
+   * The rate-limited queues `filter` may take from (only those it took tasks of, if given), as the
+   * claim left them (RateOutlook): whether anyone has a task to wait for there, the window's state,
+   * the limit's. A write (see room). Empty when none of them has a rate, without a read.
    */
   rateOutlook(filter: ClaimFilter, now: number, tookFrom?: ReadonlyArray<{ task: { queue: string } }>): RateOutlook[] {
     const outlook: RateOutlook[] = [];
     for (const bounds of this.limitsFor(filter)) {
       const { queue, rate } = bounds;
-      if (rate === null || (tookFrom !== undefined && !tookFrom.some((taken) => taken.task.queue === queue)) || !this.holdsDueFor(filter, queue, now)) continue;
-      if (this.rates.roomAt(rate, now) <= 0) outlook.push({ queue, freesAt: this.rates.freesAt(rate, now), full: true, slotsFull: false });
-      else outlook.push({ queue, freesAt: now, full: false, slotsFull: this.freeSlots(bounds) <= 0 });
+      if (rate === null || (tookFrom !== undefined && !tookFrom.some((taken) => taken.task.queue === queue))) continue;
+      const mine = this.holdsDueFor(filter, queue, now);
+      if (!mine && !this.holdsDue(queue, now)) {
+        outlook.push({ queue, freesAt: now, empty: true, full: false, slotsFull: false, mine });
+        continue;
+      }
+      const full = this.rates.roomAt(rate, now) <= 0;
+      outlook.push({ queue, freesAt: full ? this.rates.freesAt(rate, now) : now, empty: false, full, slotsFull: !full && this.freeSlots(bounds) <= 0, mine });
     }
     return outlook;
+  }
+
+  /** Whether limited `queue`, not paused, holds a task due by `now` that any claimer may take (one seek). */
+  private holdsDue(queue: string, now: number): boolean {
+    return (
+      this.st
+        .get<[string, number], number>(
+          `SELECT 1 FROM tasks INDEXED BY tasks_held_due_idx WHERE queue = ? AND status = 'pending' AND held = 1 AND delayed = 0 AND runAt <= ? AND queue NOT IN (${PAUSED_QUEUES}) LIMIT 1`,
+        )
+        .pluck()
+        .get(queue, now) !== undefined
+    );
   }
 
   /** Whether limited `queue` holds a task due by `now` that the claimer of `filter` may take. */
