@@ -66,8 +66,9 @@ export class QueueRateStore {
   }
 
   /**
-   * Sets (or changes, or sets again while being removed) the rate of `queue`. The claims already
-   * counted stay: a window made longer or a maximum made lower applies to them at once.
+   * Sets (or changes, or sets again while being removed) the rate of `queue`. The claims counted
+   * stay: a maximum made lower binds at once; a window made longer counts those still kept (the
+   * ones past the old window were deleted by the claims after them).
    */
   set(queue: string, maxClaims: number, perMs: number, setBy: string | null, now: number): void {
     this.st
