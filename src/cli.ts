@@ -125,6 +125,24 @@ async function tokensMain(argv: string[]): Promise<number> {
 /** Commands that talk to a running server (src/cli-operator.ts). */
 const OPERATOR_COMMANDS = new Set(["stats", "tasks", "queues", "agents", "events"]);
 
+/** Options every operator command takes, with a value: they may come before the command too. */
+const LEADING_VALUE_OPTIONS = new Set(["--url", "--token", "--config"]);
+
+/**
+ * The word after the leading options every operator command takes (`coordination --url U --json
+ * queues rates`: "queues"); undefined when another option comes first (the server's own flags).
+ */
+function commandAfterOptions(argv: readonly string[]): string | undefined {
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (!arg.startsWith("--")) return arg;
+    if (arg === "--json" || LEADING_VALUE_OPTIONS.has(arg.slice(0, arg.indexOf("=")))) continue;
+    if (!LEADING_VALUE_OPTIONS.has(arg)) return undefined;
+    i++;
+  }
+  return undefined;
+}
+
 async function operatorMain(argv: string[]): Promise<number> {
   const { runOperatorCommand } = await import("./cli-operator.js");
   // `… | head` closes the pipe early: that ends the command, it is not an error.
@@ -239,7 +257,9 @@ async function main(): Promise<number> {
   const [command, ...rest] = process.argv.slice(2);
   if (command === "tokens") return tokensMain(rest);
   if (command === "mcp") return mcpMain(rest);
-  if (command !== undefined && OPERATOR_COMMANDS.has(command)) return operatorMain(process.argv.slice(2));
+  // An operator command, its options first or not (the server's flags never name one).
+  const operatorCommand = command?.startsWith("--") ? commandAfterOptions(process.argv.slice(2)) : command;
+  if (operatorCommand !== undefined && OPERATOR_COMMANDS.has(operatorCommand)) return operatorMain(process.argv.slice(2));
   if (command === "migrate" || command === "backup") return databaseMain(command, rest);
   let args: ParsedArgs;
   try {

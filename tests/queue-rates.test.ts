@@ -462,7 +462,11 @@ describe("queue rate limits", () => {
     expect(await runCli({ args: ["queues", "rate", "llm"], env })).toMatchObject({ code: 0, stdout: expect.stringMatching(/^queue llm: at most 1 claimed in any 90s \(1 in the window now; full until \S+ \S+\)\n$/) });
     expect((await t.api.queues.rate.query({ queue: "llm" })).perMs).toBe(90_000);
     expect(await runCli({ args: ["queues", "rate", "llm", "500/1m"], env })).toMatchObject({ code: 0, stdout: "queue llm: at most 500 claimed in any 1m (1 in the window now)\n" });
-    expect(await runCli({ args: ["queues", "rate", "llm", "off"], env })).toMatchObject({ code: 0, stdout: "queue llm has no rate\n" });
+    // The options every command takes may come first, as a script chaining commands writes them.
+    const first = await runCli({ args: ["--url", t.url, "--json", "queues", "rate", "llm"], env: {} });
+    expect([first.code, JSON.parse(first.stdout)]).toMatchObject([0, { queue: "llm", maxClaims: 500, perMs: 60_000 }]);
+    expect(await runCli({ args: [`--url=${t.url}`, "queues", "rate", "llm", "off"], env: {} })).toMatchObject({ code: 0, stdout: "queue llm has no rate\n" });
+    expect(await runCli({ args: ["--url", t.url, "queues", "rate", "llm", "off"], env: {} })).toMatchObject({ code: 0, stdout: "queue llm has no rate\n" });
     expect(await runCli({ args: ["queues", "rates"], env })).toMatchObject({ code: 0, stdout: "no queue is rate-limited\n" });
   });
 
