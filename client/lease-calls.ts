@@ -5,7 +5,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { isTRPCClientError } from "@trpc/client";
 import { isUnsendable } from "./serialize-input.js";
-import type { ClaimedTask, CoordinationApi } from "./types.js";
+import type { ClaimedTask, CoordinationApi, JsonValue } from "./types.js";
 
 /** How a settle ended (HeldLease.settle). */
 export type SettleOutcome = { kind: "settled" } | { kind: "lost"; error: unknown } | { kind: "refused"; error: unknown };
@@ -19,6 +19,19 @@ const RETRY_MAX_MS = 1000;
 const CALL_MIN_MS = 5000;
 /** How long a settle call already sent may still answer once its lease is known to be over (end()). */
 const END_GRACE_MS = 1000;
+/**
+ * A run's progress reports reach the server at most this often (ms): each rides on a renewal, and
+ * one reported sooner waits, replaced by any later one, so a handler reporting in a tight loop
+ * costs the server one write (and one task.progress event) a second.
+ */
+export const PROGRESS_EVERY_MS = 1000;
+
+/** A progress report waiting for a renewal to carry it: the newest value, and everyone who reported since the last one went. */
+interface WaitingReport {
+  value: JsonValue;
+  callers: Array<(recorded: boolean) => void>;
+}
+const answer = (report: WaitingReport | undefined, recorded: boolean) => report?.callers.forEach((resolve) => resolve(recorded));
 
 const httpStatus = (error: unknown): number | undefined => (isTRPCClientError(error) ? error.data?.httpStatus : undefined);
 /** The server says this lease is gone: another holder, cancelled, settled (409), or no such task (404). */
@@ -59,6 +72,18 @@ export class HeldLease {
   private ended: Error | undefined;
   /** Aborted END_GRACE_MS after end(): a call still unanswered then is given up. */
   private readonly over = new AbortController();
+  /** keepAlive's renewal, once started; a renewal is under way while `renewing`. */
+  private renew: (() => Promise<void>) | undefined;
+  private renewing = false;
+  /** When the next renewal is due (Date.now() ms), whatever progress report may bring it forward. */
+  private renewAt = 0;
+  /** The progress report the next renewal carries, and when the last one went (Date.now() ms). */
+  private report: WaitingReport | undefined;
+  private reportedAt = -Infinity;
+  /** Set when the server does not know a heartbeat's progress (older than this client): reports are not sent. */
+  private progressUnknown = false;
+  /** Set by endReports (the run over, settling, or its lease lost, stopped or ended): reports are not sent. */
+  private reportsEnded = false;
 
   constructor(
     private readonly api: CoordinationApi,
@@ -82,34 +107,102 @@ export class HeldLease {
     return Date.now() < this.deadline;
   }
 
-  /** Renews at a third of the granted lease until stop(); calls onLost once the lease is gone. */
+  /**
+   * Renews at a third of the granted lease until stop(); calls onLost once the lease is gone. A
+   * progress report waiting (reportProgress) rides on the next renewal, which then comes as soon
+   * as PROGRESS_EVERY_MS has passed since the last report went.
+   */
   keepAlive(onLost: (error: unknown) => void): void {
-    const renew = async () => {
+    const lost = (error: unknown) => {
+      this.endReports();
+      onLost(error);
+    };
+    this.renew = async () => {
       const sentAt = Date.now();
+      const carrying = this.report;
+      this.report = undefined;
+      if (carrying) this.reportedAt = sentAt;
+      this.renewing = true;
       try {
         const renewed = await this.untilDeadline((signal) =>
-          this.api.tasks.heartbeat.mutate({ taskId: this.task.id, agentId: this.agentId, leaseToken: this.task.leaseToken, leaseMs: this.leaseMs }, { signal }),
+          this.api.tasks.heartbeat.mutate(
+            { taskId: this.task.id, agentId: this.agentId, leaseToken: this.task.leaseToken, leaseMs: this.leaseMs, ...(carrying ? { progress: carrying.value } : {}) },
+            { signal },
+          ),
         );
+        this.renewing = false;
+        answer(carrying, true);
         if (this.stopped) return;
         const granted = HeldLease.granted(renewed, this.leaseMs);
         this.deadline = sentAt + granted;
         this.interval = Math.max(granted / 3, MIN_RENEW_MS);
-        this.timer = setTimeout(renew, this.interval);
+        this.plan(Date.now() + this.interval);
       } catch (error) {
-        if (this.stopped) return;
-        if (isLeaseGone(error)) return onLost(error);
+        this.renewing = false;
+        if (this.stopped) return answer(carrying, false);
+        if (isLeaseGone(error)) {
+          answer(carrying, false);
+          return lost(error);
+        }
+        if (carrying && !isTransient(error)) {
+          // The server will not take this progress (too large, or a server older than progress
+          // reports): the report is dropped, and the lease renewed at once without it.
+          if (isUnknownField(error, "progress")) {
+            this.progressUnknown = true;
+            this.onError(new Error(`the server does not record progress (it is older than this client): task "${this.task.id}"'s reports are dropped`, { cause: error }));
+          } else this.onError(error);
+          answer(carrying, false);
+          return this.plan(Date.now());
+        }
         this.onError(error);
-        // Transient: retry soon, for as long as the lease may still be valid.
-        if (!this.mayBeValid) return onLost(new Error("lease expired while the server could not be reached", { cause: error }));
-        this.timer = setTimeout(renew, Math.min(this.interval, RETRY_MAX_MS));
+        // Transient: the report waits for the next try, unless a newer one replaced it meanwhile.
+        const newer = this.report as WaitingReport | undefined; // set by reportProgress during the call
+        if (carrying) this.report = newer ? { value: newer.value, callers: [...carrying.callers, ...newer.callers] } : carrying;
+        // Retry soon, for as long as the lease may still be valid.
+        if (!this.mayBeValid) return lost(new Error("lease expired while the server could not be reached", { cause: error }));
+        this.plan(Date.now() + Math.min(this.interval, RETRY_MAX_MS));
       }
     };
-    this.timer = setTimeout(renew, this.interval);
+    this.plan(Date.now() + this.interval);
+  }
+
+  /** Sets the next renewal for `renewAt`, sooner when a progress report waits and may go before then. */
+  private plan(renewAt: number): void {
+    clearTimeout(this.timer);
+    this.renewAt = renewAt;
+    const at = this.report ? Math.min(renewAt, this.reportedAt + PROGRESS_EVERY_MS) : renewAt;
+    this.timer = setTimeout(() => void this.renew?.(), Math.max(0, at - Date.now()));
+  }
+
+  /**
+   * Reports where the run is: sent with the next renewal (at most one every PROGRESS_EVERY_MS; a
+   * later report replaces one that has not gone yet). True once the server recorded it or a later
+   * one; false when it was not: the lease is over or the run settled first, the server refused it
+   * (onError says why: too large, not JSON), or the server is older than progress reports.
+   */
+  reportProgress(value: JsonValue): Promise<boolean> {
+    if (this.reportsEnded || this.progressUnknown || this.renew === undefined) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      if (this.report) {
+        this.report.value = value;
+        this.report.callers.push(resolve);
+      } else this.report = { value, callers: [resolve] };
+      if (!this.renewing) this.plan(this.renewAt);
+    });
+  }
+
+  /** The run is over or settling: the report waiting, if any, and any made from now on, answer false unsent. */
+  endReports(): void {
+    this.reportsEnded = true;
+    const report = this.report;
+    this.report = undefined;
+    answer(report, false);
   }
 
   stop(): void {
     this.stopped = true;
     clearTimeout(this.timer);
+    this.endReports();
   }
 
   /**

@@ -15,6 +15,7 @@ export const SYSTEM_EVENT_TYPES = [
   "task.enqueued",
   "task.ready",
   "task.claimed",
+  "task.progress",
   "task.completed",
   "task.failed",
   "task.retried",

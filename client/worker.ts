@@ -19,12 +19,27 @@ export type { ClaimedTask };
 /** A claimed task as the handler gets it: its payload as parsePayload returned it (JSON without one). */
 export type WorkerTask<P = JsonValue> = Omit<ClaimedTask, "payload"> & { payload: P };
 
+/** What a handler can do about its own run besides returning or throwing: the third argument of a TaskHandler. */
+export interface TaskRun {
+  /**
+   * Reports where the run is (any JSON, at most 16,384 bytes as JSON: `{ step: "drafting", done:
+   * 2, of: 5 }`): the task's `progress` until its next claim, published as a task.progress event.
+   * It rides on a lease renewal, at most one a second (PROGRESS_EVERY_MS); a later report replaces
+   * one not sent yet, so reporting often costs nothing. Resolves true once the server recorded it
+   * (or a later one), false when it was not: the run ended first (a report still waiting when the
+   * handler returns is dropped: await the last one to be sure it is kept), the lease is over, or
+   * the server refused it (onError says why). Never rejects, so it need not be awaited.
+   */
+  reportProgress(progress: JsonValue): Promise<boolean>;
+}
+
 /**
  * Runs one task. The signal aborts when the worker gives up on the run: the lease was lost
  * (the task was cancelled, expired or taken over), taskTimeoutMs passed, or stop() ran out of
- * patience. Its `reason` says which. From then on the handler's outcome is ignored.
+ * patience. Its `reason` says which. From then on the handler's outcome is ignored. `run`
+ * reports the run's progress.
  */
-export type TaskHandler<P = JsonValue> = (task: WorkerTask<P>, signal: AbortSignal) => Promise<JsonValue | void>;
+export type TaskHandler<P = JsonValue> = (task: WorkerTask<P>, signal: AbortSignal, run: TaskRun) => Promise<JsonValue | void>;
 
 /** How runWorker claims and runs tasks: the client, the agent, the handler, and how much at once. */
 export interface WorkerOptions<P = JsonValue> {
@@ -398,11 +413,13 @@ export async function runWorker<P>(options: WorkerOptions<P>): Promise<Worker> {
       const given = toWorkerTask(task, options.parsePayload);
       if (!given.ok) outcome = { ok: false, error: given.error, retry: false };
       // Once the signal fires the run is over, even for a handler that ignores it: it cannot hold the slot or the lease.
-      else outcome = { ok: true, result: await Promise.race([handler(given.task, run.signal), whenAborted(run.signal)]) };
+      else outcome = { ok: true, result: await Promise.race([handler(given.task, run.signal, { reportProgress: (progress) => lease.reportProgress(progress) }), whenAborted(run.signal)]) };
     } catch (error) {
       outcome = { ok: false, error, retry: !(error instanceof DeadLetter) };
     } finally {
       clearTimeout(timeout);
+      // The run is over: a report still waiting would reach the server after its settle.
+      lease.endReports();
     }
 
     const fenced = { taskId: task.id, agentId, leaseToken: task.leaseToken };

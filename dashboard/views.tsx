@@ -413,6 +413,12 @@ export function TaskPage({ api, onUnauthorized, taskId }: ViewProps & { taskId: 
                 <th>lease</th>
                 <td colSpan={3}>{data.task.leaseOwner ? `${data.task.leaseOwner}, token ${data.task.leaseToken}, until ${time(data.task.leaseExpiresAt)}` : "-"}</td>
               </tr>
+              <tr>
+                <th>progress</th>
+                <td colSpan={5} class="long-text" data-field="progress">
+                  {data.task.progressAt ? `${JSON.stringify(data.task.progress)} (reported ${time(data.task.progressAt)})` : "-"}
+                </td>
+              </tr>
             </tbody>
           </table>
           <p>

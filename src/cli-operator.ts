@@ -108,6 +108,16 @@ const NAMED: Record<string, string> = { "\n": "\\n", "\r": "\\r", "\t": "\\t" };
 export const printable = (text: string): string => text.replace(CONTROL, (c) => NAMED[c] ?? `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
 
 /** A table: columns padded to their widest cell, every cell printable. */
+/**
+ * A task's progress as its run last reported it (JSON), cut to `max` characters when given; "-"
+ * when it reported none (progressAt is absent from a server older than this CLI).
+ */
+function progressText(task: { progress?: unknown; progressAt?: Date | null }, max = Infinity): string {
+  if (!task.progressAt) return "-";
+  const text = JSON.stringify(task.progress);
+  return text.length > max ? `${text.slice(0, max - 1)}…` : text;
+}
+
 export function table(header: string[], rows: string[][]): string {
   const cells = rows.map((row) => row.map(printable));
   const widths = header.map((h, i) => Math.max(h.length, ...cells.map((row) => (row[i] ?? "").length)));
@@ -385,8 +395,8 @@ async function dispatch(words: string[], options: Parsed["options"], json: boole
     });
     print(page, () =>
       table(
-        ["ID", "QUEUE", "STATUS", "PRIORITY", "ATTEMPTS", "OWNER", "NEEDS", "RUN AT", "CREATED"],
-        page.items.map((t) => [t.id, t.queue, t.status, String(t.priority), `${t.attempts}/${t.maxAttempts}`, t.leaseOwner ?? "-", needs(t), when(t.runAt), when(t.createdAt)]),
+        ["ID", "QUEUE", "STATUS", "PRIORITY", "ATTEMPTS", "OWNER", "NEEDS", "RUN AT", "CREATED", "PROGRESS"],
+        page.items.map((t) => [t.id, t.queue, t.status, String(t.priority), `${t.attempts}/${t.maxAttempts}`, t.leaseOwner ?? "-", needs(t), when(t.runAt), when(t.createdAt), progressText(t, 40)]),
       ) + (page.nextCursor ? `(more: --cursor ${page.nextCursor})\n` : ""),
     );
     return 0;
@@ -464,6 +474,7 @@ async function dispatch(words: string[], options: Parsed["options"], json: boole
           ["payload", JSON.stringify(task.payload)],
           ["result", JSON.stringify(task.result)],
           ["last error", task.lastError ?? "-"],
+          ["progress", task.progressAt ? `${progressText(task)} (reported ${when(task.progressAt)})` : "-"],
           ...(dependencies.length === 0 ? [] : [["depends on", dependencies.join(", ")] as [string, string]]),
           ["created", when(task.createdAt)],
           ["finished", when(task.finishedAt)],

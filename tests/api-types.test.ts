@@ -38,6 +38,8 @@ interface Task {
   finishedAt: Date | null;
   dependsOn: string[];
   onDependencyFailure: "wait" | "cancel";
+  progress: JsonValue;
+  progressAt: Date | null;
 }
 interface Memory {
   id: string;
@@ -133,7 +135,7 @@ describe("AppRouter types", () => {
     expectTypeOf<Out["tasks"]["claimNext"]>().toEqualTypeOf<ClaimedTask | null>();
     expectTypeOf<In["tasks"]["claimMany"]>().toEqualTypeOf<Flat<ClaimOptions & { limit?: number }>>();
     expectTypeOf<Out["tasks"]["claimMany"]>().toEqualTypeOf<ClaimedTask[]>();
-    expectTypeOf<In["tasks"]["heartbeat"]>().toEqualTypeOf<Flat<Omit<Settle, "agentId"> & { agentId: string; leaseMs?: number }>>();
+    expectTypeOf<In["tasks"]["heartbeat"]>().toEqualTypeOf<Flat<Omit<Settle, "agentId"> & { agentId: string; leaseMs?: number; progress?: JsonValue }>>();
     expectTypeOf<Out["tasks"]["heartbeat"]>().toEqualTypeOf<Task>();
     expectTypeOf<In["tasks"]["complete"]>().toEqualTypeOf<Flat<Settle & { result?: JsonValue }>>();
     expectTypeOf<Out["tasks"]["complete"]>().toEqualTypeOf<SettledTask>();

@@ -74,6 +74,14 @@ describe.skipIf(!CHROMIUM)("the dashboard in Chromium", () => {
       await page.goto(`${t.url}/#/task/${dead.id}`);
       await page.locator('[data-field="status"]').getByText("pending").waitFor({ timeout: 10_000 });
       await page.getByText("task.dead_lettered").waitFor({ timeout: 10_000 });
+      expect(await page.locator('[data-field="progress"]').textContent()).toBe("-");
+      // A running task's page follows the progress its holder reports (the page polls).
+      const running = await t.api.tasks.enqueue.mutate({ queue: "long" });
+      const lease = (await t.api.tasks.claim.mutate({ agentId: "agent-x", queues: ["long"] }))!;
+      await page.goto(`${t.url}/#/task/${running.id}`);
+      await page.locator('[data-field="status"]').getByText("claimed").waitFor({ timeout: 10_000 });
+      await t.api.tasks.heartbeat.mutate({ taskId: running.id, agentId: "agent-x", leaseToken: lease.leaseToken, progress: { step: "drafting", done: 2, of: 5 } });
+      await page.locator('[data-field="progress"]').getByText('{"step":"drafting","done":2,"of":5} (reported').waitFor({ timeout: 10_000 });
       await page.goto(t.url);
 
       // Restart the server on the same port and file: the page reconnects by itself.

@@ -142,6 +142,22 @@ describe("README", () => {
     }
   });
 
+  it("runs the progress example as written", async () => {
+    await using t = await startTestServer();
+    const example = blocks("ts")
+      .find((b) => b.includes("reportProgress"))!
+      .replace("http://127.0.0.1:8000", t.url);
+    const file = fileURLToPath(new URL(`../readme-example-${process.pid}-progress.mjs`, import.meta.url));
+    writeFileSync(file, example);
+    try {
+      const { stdout } = await run(process.execPath, [file], { timeout: 30_000 });
+      const progress = [1, 2, 3].map((done) => ({ step: "writing", done, of: 3 }));
+      expect(stdout).toBe(`{ step: 'writing', done: 3, of: 3 }\n${JSON.stringify(progress)}\n`);
+    } finally {
+      rmSync(file, { force: true });
+    }
+  });
+
   it("runs the TypeScript example as written (it is plain JavaScript at run time)", async () => {
     await using t = await startTestServer();
     const example = blocks("ts")[0]!

@@ -5,6 +5,7 @@
 import type { AgentHealth } from "../agents/agent-schemas.js";
 import type { TaskStatus } from "../tasks/task-status.js";
 import { isJsonObject } from "../json-checks.js";
+import type { JsonValue } from "../json-types.js";
 
 /** A settle sent without agentId (the seed's REST routes): whoever held the lease. */
 type Anonymous = { anonymous?: true };
@@ -31,6 +32,8 @@ export type SystemEventPayloads = {
     /** The task whose complete-and-claim took it, in the same write. */
     after?: string;
   };
+  /** Its holder reported where the run is (a heartbeat's progress; the task's progress until its next claim). */
+  "task.progress": { taskId: string; queue: string; agentId: string; attempt: number; leaseToken: number; progress: JsonValue };
   "task.completed": { taskId: string; queue: string; agentId: string | null; attempt: number; leaseToken: number } & RanFor & Anonymous;
   "task.failed": { taskId: string; queue: string; agentId: string | null; attempt: number; leaseToken: number; error: string; willRetry: boolean } & RanFor & Anonymous;
   /** After a failure or an expired lease with attempts left: claimable again at runAt. */

@@ -216,7 +216,7 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
           "at the agents and what they can do with find_agents, and at the memories (earlier runs' records, agents' notes and lessons) with recall. " +
           "This session acts as no agent: it can take, settle or publish nothing."
         : "A coordination server for agents. Take work with claim_task (it returns the task with the memories relevant to it in `context`: earlier runs' records, agents' notes and lessons), " +
-        "then settle it with complete_task or fail_task, passing the task's id and leaseToken (complete_task with `next` claims the next task in the same call); call heartbeat_task during long work, before the lease runs out. " +
+        "then settle it with complete_task or fail_task, passing the task's id and leaseToken (complete_task with `next` claims the next task in the same call); call heartbeat_task during long work, before the lease runs out (its progress says where the work is). " +
         "Any tool call keeps this agent alive: with none for the server's agentOfflineMs (90 s by default) it is seen offline and its tasks go back to the queue. " +
         "Register what you can do with register_agent (tasks that require a capability go only to agents offering it); give back a task you cannot do with release_task (no attempt is charged). " +
         "Read direct messages, and the event types you subscribed to with subscribe_events, with read_mailbox. A task targeted at you, or a direct message, arrives as a logging notification.",
@@ -284,8 +284,16 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
   registerTool(
     "heartbeat_task",
     {
-      description: "Renew the lease of a task this agent holds, from now: by leaseMs, or by default by the length it was claimed with. Call it during long work, before the lease runs out.",
-      inputSchema: strictArgs({ ...agentArg, taskId: heartbeatInput.shape.taskId, leaseToken: heartbeatInput.shape.leaseToken, leaseMs: heartbeatInput.shape.leaseMs }),
+      description:
+        "Renew the lease of a task this agent holds, from now: by leaseMs, or by default by the length it was claimed with. Call it during long work, before the lease runs out. " +
+        "With progress, also say where the work is (e.g. {\"step\": \"drafting\", \"done\": 2, \"of\": 5}): whoever follows the task sees it.",
+      inputSchema: strictArgs({
+        ...agentArg,
+        taskId: heartbeatInput.shape.taskId,
+        leaseToken: heartbeatInput.shape.leaseToken,
+        leaseMs: heartbeatInput.shape.leaseMs,
+        progress: heartbeatInput.shape.progress,
+      }),
     },
     (args, extra) => answerCall(extra, (api) => api.tasks.heartbeat({ ...args, agentId: agent(args.agentId) })),
   );

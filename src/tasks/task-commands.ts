@@ -4,7 +4,7 @@
 // them by name and adds what needs no database: long-polling, recall, delivery confirmation.
 import type { AgentStore } from "../agents/agent-store.js";
 import type { HealthCutoffs } from "../agents/health-cutoffs.js";
-import { fromJsonText, undeliverableReason } from "../db/columns.js";
+import { fromJsonText, toJsonText, undeliverableReason } from "../db/columns.js";
 import type { RecallRequest } from "../db/thread/recall-relay.js";
 import { recallSubject } from "../memory/memory-recall.js";
 import type { WriteContext } from "../db/writer.js";
@@ -17,6 +17,7 @@ import { releasedLease, taskAnswerBytes, taskRowWith, toTask, type ClaimFilter, 
 import type { SettleRequest, TaskTransitions } from "./task-transitions.js";
 import { leaseBounds, offlineShiftMs, type LockWaitGrace } from "./lock-wait-grace.js";
 import { copyWith } from "../copy-with.js";
+import type { JsonValue } from "../json-types.js";
 
 /** The bytes of task rows one bulk requeue writes again, at most (at least one task). */
 const REQUEUE_PAGE_BYTES = 4 * 1024 * 1024;
@@ -227,10 +228,25 @@ export function taskCommands(d: TaskCommandDeps) {
      * Renews the lease by `leaseMs`, or when none is named by the length it was claimed or last
      * renewed with; never past `maxLeaseMs` (a lease granted before the setting was lowered).
      */
-    "tasks.heartbeat": (ctx: WriteContext, args: SettleRequest & { agentId: string; leaseMs: number | undefined; defaultLeaseMs: number; maxLeaseMs: number }): Task => {
+    "tasks.heartbeat": (
+      ctx: WriteContext,
+      args: SettleRequest & { agentId: string; leaseMs: number | undefined; defaultLeaseMs: number; maxLeaseMs: number; progress?: JsonValue | undefined },
+    ): Task => {
       const row = t.heldTask(args);
       t.noteAgent(ctx, args.agentId);
-      return toTask(d.tasks.extendLease(row.seq, Math.min(args.leaseMs ?? row.leaseMs ?? args.defaultLeaseMs, args.maxLeaseMs), ctx.now));
+      const leaseMs = Math.min(args.leaseMs ?? row.leaseMs ?? args.defaultLeaseMs, args.maxLeaseMs);
+      if (args.progress === undefined) return toTask(d.tasks.extendLease(row.seq, leaseMs, ctx.now));
+      // A report is a proof of life too: it renews the lease as any heartbeat does.
+      const renewed = d.tasks.extendLeaseWithProgress(row.seq, leaseMs, toJsonText(args.progress), ctx.now);
+      d.events.appendSystem(ctx, "task.progress", {
+        taskId: renewed.id,
+        queue: renewed.queue,
+        agentId: args.agentId,
+        attempt: renewed.attempts,
+        leaseToken: renewed.leaseToken,
+        progress: args.progress,
+      });
+      return toTask(renewed);
     },
 
     "tasks.complete": (ctx: WriteContext, request: SettleRequest & { result?: unknown }): SettledTask => complete(ctx, request).task,

@@ -2,7 +2,7 @@
 // adapter, the in-process API and the OpenAPI document, and the TypeScript types inferred from
 // them. Inputs are strict: an unknown field is a 400 naming it.
 import { z } from "zod";
-import { jsonOutput, jsonValue, MAX_TIME_MS, RESERVED_JSON_KEYS } from "../json-value.js";
+import { findNonJson, jsonOutput, jsonValue, MAX_TIME_MS, RESERVED_JSON_KEYS } from "../json-value.js";
 import { memoryMatchSchema } from "../memory/memory-schemas.js";
 import { capabilityList, int, ms, name, nameList, storedName, text, WEEK_MS } from "../schema-parts.js";
 import { TASK_STATUSES, type TaskStatus } from "./task-status.js";
@@ -157,9 +157,22 @@ const settleFields = {
   agentId: agentIdSchema.describe("The agent holding the task's lease"),
   leaseToken: int(0).optional().describe("The fencing token the claim answered; when given, it must match the current lease"),
 };
+/** The most bytes a run's progress takes as JSON text (UTF-8): it rides on every answer that holds its task. */
+export const MAX_PROGRESS_BYTES = 16_384;
 export const heartbeatInput = z.strictObject({
   ...settleFields,
   leaseMs: leaseMs.optional().describe("The lease's new length from now, in ms; left out or 0, the length it was claimed or last renewed with. At most the server's maxLeaseMs (1 hour by default): the answer's leaseExpiresAt is the lease granted"),
+  progress: jsonValue
+    .optional()
+    .superRefine((value, ctx) => {
+      // A value that is no JSON was named by jsonValue's own check; it cannot be measured.
+      if (value === undefined || findNonJson(value) !== null) return;
+      const bytes = Buffer.byteLength(JSON.stringify(value), "utf8");
+      if (bytes > MAX_PROGRESS_BYTES) ctx.addIssue({ code: "custom", message: `must take at most ${MAX_PROGRESS_BYTES} bytes as JSON (it takes ${bytes})` });
+    })
+    .describe(
+      `Where the run is, any JSON (e.g. {"done": 3, "of": 5, "step": "drafting"}; at most ${MAX_PROGRESS_BYTES} bytes as JSON; ${RESERVED_JSON_KEYS}): kept as the task's progress, replacing the last report, until its next claim, and published as a task.progress event. Left out, the progress stays as it was and no event is published`,
+    ),
 });
 /**
  * complete/fail may omit agentId: the seed's REST routes do not send one. Then the current lease
@@ -303,6 +316,13 @@ export const taskSchema = z
     dependsOn: z.array(z.string()),
     /** What a dependency dead-lettered does to it while it waits: wait (for a requeue), or cancel. */
     onDependencyFailure: z.enum(["wait", "cancel"]),
+    /**
+     * Where its current run is (or its last run got), as its holder last reported it with a
+     * heartbeat's `progress`; null when that run reported none. Each claim clears it.
+     */
+    progress: jsonOutput,
+    /** When that progress was reported; null when none was. */
+    progressAt: z.date().nullable(),
   })
   .meta({ id: "Task" });
 export type Task = z.infer<typeof taskSchema>;
@@ -356,6 +376,8 @@ export function taskWith<T extends Task, E extends object>(task: T, extra: E): T
     finishedAt: task.finishedAt,
     dependsOn: task.dependsOn,
     onDependencyFailure: task.onDependencyFailure,
+    progress: task.progress,
+    progressAt: task.progressAt,
   };
   // Every field copied from `task`: the narrowing of a held task (status, lease fields) holds for the copy.
   return Object.assign(copy as T, extra);

@@ -5,6 +5,7 @@
 // reach the claimer. (A claim's context comes with its answer: recall-relay.ts.)
 import { shuttingDown } from "../errors.js";
 import type { Config } from "../config.js";
+import type { JsonValue } from "../json-types.js";
 import { asFault } from "../db/faults.js";
 import type { Database } from "../db/thread/database.js";
 import { deserializeError } from "../db/thread/protocol.js";
@@ -183,7 +184,9 @@ export class TaskService {
     else this.d.waiters.passOn(queue);
   }
 
-  heartbeat(request: SettleRequest & { agentId: string; leaseMs?: number | undefined }): Promise<Task> {
+  /** Renews the lease; with `progress`, records it on the task and publishes task.progress (task-commands.ts). */
+  heartbeat(request: SettleRequest & { agentId: string; leaseMs?: number | undefined; progress?: JsonValue | undefined }): Promise<Task> {
+    if (request.progress !== undefined) assertJsonDepth("progress", request.progress, this.d.config.maxJsonDepth);
     // Named (and not 0), the new length; else the lease's own, which only the writer knows.
     const named = request.leaseMs !== undefined && request.leaseMs > 0 ? this.leaseLength(request.leaseMs) : undefined;
     return this.d.db.write("tasks.heartbeat", copyWith(request, { leaseMs: named, defaultLeaseMs: this.leaseLength(undefined), maxLeaseMs: this.d.config.maxLeaseMs }));

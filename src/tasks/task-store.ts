@@ -91,6 +91,10 @@ export interface TaskRow {
   unmetDependencies: number;
   /** 1: a dependency dead-lettered cancels it (onDependencyFailure "cancel"); 0: it waits. */
   cancelOnDependencyFailure: number;
+  /** Where its run is, as its holder last reported it (JSON text); null when this run (or the last) reported none. */
+  progress: string | null;
+  /** When that progress was reported; null with it. */
+  progressAt: number | Date | null;
 }
 
 /** The releasedBy of a lease given back by its holder: a release of it sent again finds it. */
@@ -131,6 +135,8 @@ export const toTask = (row: TaskRow): Task => ({
   finishedAt: toDateOrNull(row.finishedAt),
   dependsOn: row.dependsOn === null ? [] : (JSON.parse(row.dependsOn) as string[]),
   onDependencyFailure: row.cancelOnDependencyFailure ? "cancel" : "wait",
+  progress: fromJsonText(row.progress),
+  progressAt: toDateOrNull(row.progressAt),
 });
 
 /**
@@ -173,6 +179,8 @@ export function taskRowWith(row: TaskRow, changes: Partial<TaskRow>): TaskRow {
     dependsOn: row.dependsOn,
     unmetDependencies: row.unmetDependencies,
     cancelOnDependencyFailure: row.cancelOnDependencyFailure,
+    progress: row.progress,
+    progressAt: row.progressAt,
   };
   return Object.assign(copy, changes);
 }
@@ -180,7 +188,7 @@ export function taskRowWith(row: TaskRow, changes: Partial<TaskRow>): TaskRow {
 /** Room a task takes in an answer beside its JSON columns (ids, times, counters, keys), in bytes. */
 const TASK_FIXED_BYTES = 600;
 /** The same estimate in SQL. octet_length reads the size from the record header, not the text. */
-const TASK_ANSWER_BYTES = `octet_length(payload) + IFNULL(octet_length(result), 0) + octet_length(errorHistory) + IFNULL(octet_length(lastError), 0) + IFNULL(octet_length(dependsOn), 0) + ${TASK_FIXED_BYTES}`;
+const TASK_ANSWER_BYTES = `octet_length(payload) + IFNULL(octet_length(result), 0) + octet_length(errorHistory) + IFNULL(octet_length(lastError), 0) + IFNULL(octet_length(dependsOn), 0) + IFNULL(octet_length(progress), 0) + ${TASK_FIXED_BYTES}`;
 
 /** About how many bytes a task takes in an answer: its JSON texts plus the fixed fields. */
 export const taskAnswerBytes = (row: TaskRow): number =>
@@ -189,6 +197,7 @@ export const taskAnswerBytes = (row: TaskRow): number =>
   utf8Bytes(row.errorHistory) +
   (row.lastError === null ? 0 : utf8Bytes(row.lastError)) +
   (row.dependsOn === null ? 0 : utf8Bytes(row.dependsOn)) +
+  (row.progress === null ? 0 : utf8Bytes(row.progress)) +
   TASK_FIXED_BYTES;
 
 export interface TaskListFilter {
@@ -348,6 +357,8 @@ export class TaskStore {
       dependsOn: task.dependsOn,
       unmetDependencies: task.waitingFor.length,
       cancelOnDependencyFailure: task.cancelOnDependencyFailure,
+      progress: null,
+      progressAt: null,
     };
   }
 
@@ -477,16 +488,16 @@ export class TaskStore {
     this.promoteDue(now);
     const leaseExpiresAt = now + leaseMs;
     // The key is kept with the token of the lease it took, answered once (claim-keys.ts; an
-    // UPDATE's expressions read the row as it was).
+    // UPDATE's expressions read the row as it was). A new run starts with no progress reported.
     const lease = `UPDATE tasks SET status = 'claimed', leaseOwner = ?, leaseExpiresAt = ?, leaseToken = leaseToken + 1,
-           attempts = attempts + 1, claimedAt = ?, updatedAt = ?, leaseMs = ?, claimKey = ? || '#' || (leaseToken + 1) || '#1'`;
+           attempts = attempts + 1, claimedAt = ?, updatedAt = ?, leaseMs = ?, progress = NULL, progressAt = NULL, claimKey = ? || '#' || (leaseToken + 1) || '#1'`;
     const leaseParams = [filter.agentId, leaseExpiresAt, now, now, leaseMs, claimKey];
     // Read, then written by seq (no RETURNING: a read-back costs more than building the row here).
     // A limited queue's lease keeps held = 1: its count includes it (queue-limit-store.ts).
     const leaseRow = (row: TaskRow, limited: boolean): TaskRow[] => {
       this.st.get<unknown[]>(`${lease}${limited ? ", held = 1" : ""} WHERE seq = ?`).run(...leaseParams, row.seq);
       return [
-        taskRowWith(row, { status: "claimed", leaseOwner: filter.agentId, leaseExpiresAt, leaseToken: row.leaseToken + 1, attempts: row.attempts + 1, claimedAt: now, updatedAt: now, leaseMs, claimKey: leaseKey(claimKey, row.leaseToken + 1), held: limited ? 1 : row.held }),
+        taskRowWith(row, { status: "claimed", leaseOwner: filter.agentId, leaseExpiresAt, leaseToken: row.leaseToken + 1, attempts: row.attempts + 1, claimedAt: now, updatedAt: now, leaseMs, claimKey: leaseKey(claimKey, row.leaseToken + 1), held: limited ? 1 : row.held, progress: null, progressAt: null }),
       ];
     };
     // The limits this claim must keep: of the queues it may take from. A steal takes over leases
@@ -780,6 +791,15 @@ export class TaskStore {
     return this.st
       .get<[number, number, number, number], TaskRow>(`UPDATE tasks SET leaseExpiresAt = ?, leaseMs = ?, updatedAt = ? WHERE seq = ? RETURNING *`)
       .get(now + leaseMs, leaseMs, now, seq)!;
+  }
+
+  /** Renews a lease as extendLease does and records the run's `progress` (JSON text) as of `now`. */
+  extendLeaseWithProgress(seq: number, leaseMs: number, progress: string, now: number): TaskRow {
+    return this.st
+      .get<[number, number, string, number, number, number], TaskRow>(
+        `UPDATE tasks SET leaseExpiresAt = ?, leaseMs = ?, progress = ?, progressAt = ?, updatedAt = ? WHERE seq = ? RETURNING *`,
+      )
+      .get(now + leaseMs, leaseMs, progress, now, now, seq)!;
   }
 
   /**

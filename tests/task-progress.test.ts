@@ -1,0 +1,284 @@
+// Progress of a run: a heartbeat's `progress` (tRPC, REST, MCP, in-process, runWorker's
+// run.reportProgress) is kept as the task's `progress` until its next claim and published as a
+// task.progress event; only the lease's holder reports it; the CLI and dashboard show it.
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { runWorker, type CoordinationApi } from "../client/index.js";
+import { PROGRESS_EVERY_MS } from "../client/lease-calls.js";
+import { MAX_PROGRESS_BYTES } from "../src/tasks/task-schemas.js";
+import { killAllCli, runCli } from "./helpers/cli-process.js";
+import { callTool, closeMcpClients, connectMcp } from "./helpers/mcp-client.js";
+import { startTestServer, type TestServer } from "./helpers/test-server.js";
+
+let t: TestServer | undefined;
+afterEach(async () => {
+  await killAllCli();
+  await closeMcpClients();
+  await t?.stop({ removeFiles: true });
+  t = undefined;
+});
+
+/** The task.progress events of a task, their payloads oldest first. */
+const progressEvents = async (api: CoordinationApi, taskId: string) =>
+  (await api.tasks.events.query({ taskId })).filter((e) => e.type === "task.progress").map((e) => e.payload);
+
+describe("task progress", () => {
+  it("a heartbeat's progress is kept on the task and published; a heartbeat without it keeps it; the next claim clears it", async () => {
+    t = await startTestServer({ retryBaseMs: 0 });
+    const api = t.api;
+    const task = await api.tasks.enqueue.mutate({ queue: "reports", payload: { sections: 3 } });
+    expect(task).toMatchObject({ progress: null, progressAt: null });
+    const lease = (await api.tasks.claim.mutate({ agentId: "writer", queues: ["reports"], leaseMs: 10_000 }))!;
+    expect(lease).toMatchObject({ progress: null, progressAt: null });
+
+    const before = Date.now();
+    const reported = await api.tasks.heartbeat.mutate({ taskId: task.id, agentId: "writer", leaseToken: lease.leaseToken, leaseMs: 20_000, progress: { step: "drafting", done: 1, of: 3 } });
+    expect(reported).toMatchObject({ status: "claimed", progress: { step: "drafting", done: 1, of: 3 } });
+    // A report renews the lease as any heartbeat does.
+    expect(reported.leaseExpiresAt!.getTime()).toBe(reported.progressAt!.getTime() + 20_000);
+    expect(reported.progressAt!.getTime()).toBeGreaterThanOrEqual(before - 1000);
+    expect(await api.tasks.get.query({ taskId: task.id })).toEqual(reported);
+    expect(await progressEvents(api, task.id)).toEqual([{ taskId: task.id, queue: "reports", agentId: "writer", attempt: 1, leaseToken: lease.leaseToken, progress: { step: "drafting", done: 1, of: 3 } }]);
+
+    // A plain heartbeat renews the lease and leaves the progress as reported, with no event.
+    const plain = await api.tasks.heartbeat.mutate({ taskId: task.id, agentId: "writer", leaseToken: lease.leaseToken });
+    expect(plain).toMatchObject({ progress: { step: "drafting", done: 1, of: 3 }, progressAt: reported.progressAt });
+    // A newer report replaces it; JSON null is a report too.
+    await api.tasks.heartbeat.mutate({ taskId: task.id, agentId: "writer", progress: "two of three" });
+    expect((await api.tasks.get.query({ taskId: task.id })).progress).toBe("two of three");
+    const nulled = await api.tasks.heartbeat.mutate({ taskId: task.id, agentId: "writer", progress: null });
+    expect(nulled.progress).toBeNull();
+    expect(nulled.progressAt).not.toBeNull();
+    expect((await progressEvents(api, task.id)).map((p) => (p as { progress: unknown }).progress)).toEqual([{ step: "drafting", done: 1, of: 3 }, "two of three", null]);
+
+    // A failed run keeps where it got; the next run starts with none.
+    await api.tasks.heartbeat.mutate({ taskId: task.id, agentId: "writer", progress: { step: "citations" } });
+    const failed = await api.tasks.fail.mutate({ taskId: task.id, agentId: "writer", leaseToken: lease.leaseToken, error: "model timed out" });
+    expect(failed).toMatchObject({ status: "pending", progress: { step: "citations" } });
+    const again = (await api.tasks.claim.mutate({ agentId: "writer-2", queues: ["reports"] }))!;
+    expect(again).toMatchObject({ id: task.id, attempts: 2, progress: null, progressAt: null });
+    expect(await api.tasks.get.query({ taskId: task.id })).toMatchObject({ progress: null, progressAt: null });
+    // A complete-and-claim's next task starts with none either.
+    await api.tasks.heartbeat.mutate({ taskId: task.id, agentId: "writer-2", progress: 0.9 });
+    const completed = await api.tasks.completeAndClaim.mutate({ taskId: task.id, agentId: "writer-2", leaseToken: again.leaseToken, result: "done" });
+    expect(completed.completed).toMatchObject({ status: "completed", progress: 0.9 });
+  });
+
+  it("only the lease's holder reports: another agent, a stale token, a settled task are refused and change nothing", async () => {
+    t = await startTestServer();
+    const api = t.api;
+    const task = await api.tasks.enqueue.mutate({});
+    const first = (await api.tasks.claim.mutate({ agentId: "a" }))!;
+    await api.tasks.heartbeat.mutate({ taskId: task.id, agentId: "a", progress: "a's" });
+    await expect(api.tasks.heartbeat.mutate({ taskId: task.id, agentId: "b", progress: "b's" })).rejects.toMatchObject({ data: { code: "LEASE_CONFLICT", httpStatus: 409 } });
+    await api.tasks.release.mutate({ taskId: task.id, agentId: "a" });
+    const second = (await api.tasks.claim.mutate({ agentId: "a" }))!;
+    expect(second.leaseToken).toBe(first.leaseToken + 1);
+    // The first run's holder, fenced by its token: its report never lands on the second run.
+    await expect(api.tasks.heartbeat.mutate({ taskId: task.id, agentId: "a", leaseToken: first.leaseToken, progress: "stale" })).rejects.toMatchObject({ data: { code: "LEASE_CONFLICT" } });
+    await api.tasks.complete.mutate({ taskId: task.id, agentId: "a", leaseToken: second.leaseToken });
+    await expect(api.tasks.heartbeat.mutate({ taskId: task.id, agentId: "a", progress: "late" })).rejects.toMatchObject({ data: { code: "LEASE_CONFLICT" } });
+    expect(await api.tasks.get.query({ taskId: task.id })).toMatchObject({ status: "completed", progress: null, progressAt: null });
+    expect(await progressEvents(api, task.id)).toEqual([{ taskId: task.id, queue: "default", agentId: "a", attempt: 1, leaseToken: first.leaseToken, progress: "a's" }]);
+  });
+
+  it("REST and MCP report it; too large, too deep or not JSON is a 400 naming progress, and the lease stays as it was", async () => {
+    t = await startTestServer({ maxJsonDepth: 8 });
+    const api = t.api;
+    const task = await api.tasks.enqueue.mutate({ queue: "q" });
+    const lease = (await api.tasks.claim.mutate({ agentId: "rest-agent", queues: ["q"] }))!;
+    const post = (body: unknown) => fetch(`${t!.url}/tasks/${task.id}/heartbeat`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+
+    const ok = await post({ agentId: "rest-agent", leaseToken: lease.leaseToken, progress: { pct: 40 } });
+    expect(ok.status).toBe(200);
+    expect(await ok.json()).toMatchObject({ id: task.id, progress: { pct: 40 }, progressAt: expect.any(String) });
+
+    const big = "x".repeat(MAX_PROGRESS_BYTES - 1); // two quotes make it one byte too many
+    const tooLarge = await post({ agentId: "rest-agent", progress: big });
+    expect(tooLarge.status).toBe(400);
+    expect(JSON.stringify(await tooLarge.json())).toContain(`must take at most ${MAX_PROGRESS_BYTES} bytes as JSON (it takes ${MAX_PROGRESS_BYTES + 1})`);
+    // Exactly at the bound it is taken (multi-byte characters counted as bytes).
+    const atBound = "é".repeat((MAX_PROGRESS_BYTES - 2) / 2);
+    expect((await post({ agentId: "rest-agent", progress: atBound })).status).toBe(200);
+    const tooDeep = await post({ agentId: "rest-agent", progress: { a: { b: { c: { d: { e: { f: { g: { h: { i: 1 } } } } } } } } } });
+    expect(tooDeep.status).toBe(400);
+    expect(JSON.stringify(await tooDeep.json())).toContain("progress");
+    await expect(api.tasks.heartbeat.mutate({ taskId: task.id, agentId: "rest-agent", progress: { when: new Date() } as never })).rejects.toMatchObject({
+      data: { code: "INVALID_INPUT", httpStatus: 400 },
+      message: expect.stringContaining("progress"),
+    });
+    const kept = await api.tasks.get.query({ taskId: task.id });
+    expect(kept.progress).toBe(atBound);
+
+    // An MCP agent reports with heartbeat_task.
+    const client = await connectMcp(t.url, { "x-agent-id": "mcp-agent" });
+    const other = await callTool(client, "enqueue_task", { queue: "mcp" });
+    const claimed = await callTool(client, "claim_task", { queues: ["mcp"] });
+    expect(claimed.id).toBe(other.id);
+    expect(await callTool(client, "heartbeat_task", { taskId: other.id, leaseToken: claimed.leaseToken, progress: { step: "reading" } })).toMatchObject({ progress: { step: "reading" } });
+    expect(await progressEvents(api, other.id)).toEqual([{ taskId: other.id, queue: "mcp", agentId: "mcp-agent", attempt: 1, leaseToken: claimed.leaseToken, progress: { step: "reading" } }]);
+  });
+
+  it("the operator's CLI shows a run's progress: tasks get, and a column of tasks list", async () => {
+    t = await startTestServer();
+    const api = t.api;
+    const task = await api.tasks.enqueue.mutate({ queue: "cli" });
+    const idle = await api.tasks.enqueue.mutate({ queue: "cli" });
+    await api.tasks.claim.mutate({ agentId: "w", queues: ["cli"] });
+    const long = { step: "summarising the forty-two sources found", done: 7, of: 42 };
+    await api.tasks.heartbeat.mutate({ taskId: task.id, agentId: "w", progress: long });
+    const env = { COORDINATION_URL: t.url };
+    const got = await runCli({ args: ["tasks", "get", task.id], env });
+    expect(got.code).toBe(0);
+    expect(got.stdout).toMatch(new RegExp(`^progress\\s+${escape(JSON.stringify(long))} \\(reported \\d{4}-\\d\\d-\\d\\d \\S+\\)$`, "m"));
+    expect((await runCli({ args: ["tasks", "get", idle.id], env })).stdout).toMatch(/^progress\s+-$/m);
+    const list = (await runCli({ args: ["tasks", "list", "--queue", "cli"], env })).stdout;
+    expect(list.split("\n")[0]).toMatch(/\sPROGRESS$/);
+    // Cut to 40 characters in the table.
+    expect(list).toMatch(new RegExp(`^${task.id}\\s.*\\s${escape(JSON.stringify(long).slice(0, 39))}…$`, "m"));
+    expect(list).toMatch(new RegExp(`^${idle.id}\\s.*\\s-$`, "m"));
+    expect(JSON.parse((await runCli({ args: ["tasks", "get", task.id, "--json"], env })).stdout)).toMatchObject({ progress: long });
+  });
+});
+
+describe("runWorker's run.reportProgress", () => {
+  it("reports ride on lease renewals: a burst of reports is one write with the last; each resolves true once recorded", async () => {
+    t = await startTestServer();
+    const api = t.api;
+    const task = await api.tasks.enqueue.mutate({ queue: "burst" });
+    const results: boolean[] = [];
+    const errors: unknown[] = [];
+    const worker = await runWorker({
+      api,
+      agentId: "w-burst",
+      queues: ["burst"],
+      waitMs: 200,
+      onError: (e) => errors.push(e),
+      handler: async (_task, _signal, run) => {
+        // A thousand reports in one go, none awaited but the last: the server gets the last.
+        const sent = Array.from({ length: 1000 }, (_, i) => run.reportProgress({ done: i + 1, of: 1000 }));
+        results.push(...(await Promise.all(sent)));
+        return "ok";
+      },
+    });
+    try {
+      await vi.waitFor(async () => expect((await api.tasks.get.query({ taskId: task.id })).status).toBe("completed"), { timeout: 15_000, interval: 20 });
+      expect(results).toEqual(Array.from({ length: 1000 }, () => true));
+      expect(await progressEvents(api, task.id)).toEqual([{ taskId: task.id, queue: "burst", agentId: "w-burst", attempt: 1, leaseToken: 1, progress: { done: 1000, of: 1000 } }]);
+      expect((await api.tasks.get.query({ taskId: task.id })).progress).toEqual({ done: 1000, of: 1000 });
+      expect(errors).toEqual([]);
+    } finally {
+      await worker.stop();
+    }
+  });
+
+  it("a report still waiting when the handler returns, or made after, is dropped (false), and the complete goes through", async () => {
+    t = await startTestServer();
+    const api = t.api;
+    const task = await api.tasks.enqueue.mutate({ queue: "late" });
+    let waiting: Promise<boolean> | undefined;
+    let later: (() => Promise<boolean>) | undefined;
+    const errors: unknown[] = [];
+    const worker = await runWorker({
+      api,
+      agentId: "w-late",
+      queues: ["late"],
+      waitMs: 200,
+      onError: (e) => errors.push(e),
+      handler: async (_task, _signal, run) => {
+        expect(await run.reportProgress("first")).toBe(true);
+        // Sent no sooner than PROGRESS_EVERY_MS after the first: still waiting when the handler returns.
+        waiting = run.reportProgress("second");
+        later = () => run.reportProgress("after the run");
+        return "done";
+      },
+    });
+    try {
+      await vi.waitFor(async () => expect((await api.tasks.get.query({ taskId: task.id })).status).toBe("completed"), { timeout: 15_000, interval: 20 });
+      expect(await waiting).toBe(false);
+      expect(await later!()).toBe(false);
+      expect(await api.tasks.get.query({ taskId: task.id })).toMatchObject({ result: "done", progress: "first" });
+      expect((await progressEvents(api, task.id)).map((p) => (p as { progress: unknown }).progress)).toEqual(["first"]);
+      expect(errors).toEqual([]);
+      expect(worker.completed).toBe(1);
+      expect(PROGRESS_EVERY_MS).toBe(1000);
+    } finally {
+      await worker.stop();
+    }
+  });
+
+  it("a report the server refuses resolves false and says why; later reports go, and the run completes under its first lease", async () => {
+    t = await startTestServer({ leaseMs: 3000 });
+    const api = t.api;
+    const task = await api.tasks.enqueue.mutate({ queue: "refused" });
+    const outcomes: boolean[] = [];
+    const errors: unknown[] = [];
+    const worker = await runWorker({
+      api,
+      agentId: "w-refused",
+      queues: ["refused"],
+      waitMs: 200,
+      onError: (e) => errors.push(e),
+      handler: async (_task, _signal, run) => {
+        outcomes.push(await run.reportProgress("x".repeat(MAX_PROGRESS_BYTES)));
+        outcomes.push(await run.reportProgress("fits"));
+        return "done";
+      },
+    });
+    try {
+      await vi.waitFor(async () => expect((await api.tasks.get.query({ taskId: task.id })).status).toBe("completed"), { timeout: 15_000, interval: 20 });
+      expect(outcomes).toEqual([false, true]);
+      expect(errors).toHaveLength(1);
+      expect(errors[0]).toMatchObject({ data: { code: "INVALID_INPUT" }, message: expect.stringContaining(`must take at most ${MAX_PROGRESS_BYTES} bytes`) });
+      expect(await api.tasks.get.query({ taskId: task.id })).toMatchObject({ progress: "fits", attempts: 1, leaseToken: 1 });
+    } finally {
+      await worker.stop();
+    }
+  });
+
+  it("against a server older than progress (it refuses the field as unknown), reports resolve false, said once, and the run goes on", async () => {
+    t = await startTestServer();
+    const api = t.api;
+    const task = await api.tasks.enqueue.mutate({ queue: "old" });
+    let sentWithProgress = 0;
+    // The older server's answer to the field: a real refusal of an unknown field, named as that server would name it.
+    const heartbeat = async (input: Parameters<typeof api.tasks.heartbeat.mutate>[0], options?: Parameters<typeof api.tasks.heartbeat.mutate>[1]) => {
+      if (input.progress === undefined) return api.tasks.heartbeat.mutate(input, options);
+      sentWithProgress++;
+      const { progress, ...rest } = input;
+      try {
+        return await api.tasks.heartbeat.mutate({ ...rest, notInThisVersion: progress } as never, options);
+      } catch (error) {
+        for (const issue of (error as { data: { details: { issues: Array<{ path: string }> } } }).data.details.issues) if (issue.path === "notInThisVersion") issue.path = "progress";
+        throw error;
+      }
+    };
+    const olderServer = new Proxy(api, {
+      get: (target, key) => (key !== "tasks" ? Reflect.get(target, key) : new Proxy(target.tasks, { get: (tasks, name) => (name === "heartbeat" ? { mutate: heartbeat } : Reflect.get(tasks, name)) })),
+    });
+    const outcomes: boolean[] = [];
+    const errors: unknown[] = [];
+    const worker = await runWorker({
+      api: olderServer,
+      agentId: "w-old",
+      queues: ["old"],
+      waitMs: 200,
+      onError: (e) => errors.push(e),
+      handler: async (_task, _signal, run) => {
+        for (const step of ["one", "two", "three"]) outcomes.push(await run.reportProgress(step));
+        return "done";
+      },
+    });
+    try {
+      await vi.waitFor(async () => expect((await api.tasks.get.query({ taskId: task.id })).status).toBe("completed"), { timeout: 15_000, interval: 20 });
+      expect(outcomes).toEqual([false, false, false]);
+      expect(sentWithProgress).toBe(1);
+      expect(errors).toHaveLength(1);
+      expect(String(errors[0])).toContain("the server does not record progress (it is older than this client)");
+    } finally {
+      await worker.stop();
+    }
+  });
+});
+
+/** `text` as a literal in a regular expression. */
+const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
