@@ -25,6 +25,8 @@ const END_GRACE_MS = 1000;
  * costs the server one write (and one task.progress event) a second.
  */
 export const PROGRESS_EVERY_MS = 1000;
+/** A timer may fire a millisecond or two before Date.now() says it is due: a report it was set for still goes. */
+const TIMER_SLACK_MS = 5;
 
 /** A progress report waiting for a renewal to carry it: the newest value, and everyone who reported since the last one went. */
 interface WaitingReport {
@@ -119,9 +121,13 @@ export class HeldLease {
     };
     this.renew = async () => {
       const sentAt = Date.now();
-      const carrying = this.report;
-      this.report = undefined;
-      if (carrying) this.reportedAt = sentAt;
+      // A report goes no sooner than PROGRESS_EVERY_MS after the last one, even on a renewal due
+      // sooner (a short lease's): it waits for a later one.
+      const carrying = this.report !== undefined && sentAt >= this.reportedAt + PROGRESS_EVERY_MS - TIMER_SLACK_MS ? this.report : undefined;
+      if (carrying) {
+        this.report = undefined;
+        this.reportedAt = sentAt;
+      }
       this.renewing = true;
       try {
         const renewed = await this.untilDeadline((signal) =>
@@ -149,6 +155,9 @@ export class HeldLease {
           // reports): the report is dropped, and the lease renewed at once without it.
           if (isUnknownField(error, "progress")) {
             this.progressUnknown = true;
+            // A report made meanwhile would be refused as well: answered now, never sent.
+            answer(this.report as WaitingReport | undefined, false);
+            this.report = undefined;
             this.onError(new Error(`the server does not record progress (it is older than this client): task "${this.task.id}"'s reports are dropped`, { cause: error }));
           } else this.onError(error);
           answer(carrying, false);
@@ -181,7 +190,8 @@ export class HeldLease {
    * (onError says why: too large, not JSON), or the server is older than progress reports.
    */
   reportProgress(value: JsonValue): Promise<boolean> {
-    if (this.reportsEnded || this.progressUnknown || this.renew === undefined) return Promise.resolve(false);
+    // undefined is no report (a heartbeat without progress would leave the last one as it was).
+    if (value === undefined || this.reportsEnded || this.progressUnknown || this.renew === undefined) return Promise.resolve(false);
     return new Promise((resolve) => {
       if (this.report) {
         this.report.value = value;

@@ -151,8 +151,7 @@ describe("README", () => {
     writeFileSync(file, example);
     try {
       const { stdout } = await run(process.execPath, [file], { timeout: 30_000 });
-      const progress = [1, 2, 3].map((done) => ({ step: "writing", done, of: 3 }));
-      expect(stdout).toBe(`{ step: 'writing', done: 3, of: 3 }\n${JSON.stringify(progress)}\n`);
+      expect(stdout).toBe("{ step: 'writing', done: 3, of: 3 }\n{ step: 'writing', done: 3, of: 3 } true\n");
     } finally {
       rmSync(file, { force: true });
     }

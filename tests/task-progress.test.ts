@@ -17,9 +17,9 @@ afterEach(async () => {
   t = undefined;
 });
 
-/** The task.progress events of a task, their payloads oldest first. */
+/** The task.progress events of a task in the log, their payloads oldest first. */
 const progressEvents = async (api: CoordinationApi, taskId: string) =>
-  (await api.tasks.events.query({ taskId })).filter((e) => e.type === "task.progress").map((e) => e.payload);
+  (await api.events.list.query({ types: ["task.progress"], limit: 1000 })).filter((e) => (e.payload as { taskId?: string }).taskId === taskId).map((e) => e.payload);
 
 describe("task progress", () => {
   it("a heartbeat's progress is kept on the task and published; a heartbeat without it keeps it; the next claim clears it", async () => {
@@ -61,6 +61,19 @@ describe("task progress", () => {
     await api.tasks.heartbeat.mutate({ taskId: task.id, agentId: "writer-2", progress: 0.9 });
     const completed = await api.tasks.completeAndClaim.mutate({ taskId: task.id, agentId: "writer-2", leaseToken: again.leaseToken, result: "done" });
     expect(completed.completed).toMatchObject({ status: "completed", progress: 0.9 });
+  });
+
+  it("a task's history lists its transitions, not its reports: a run that reported all along still shows how it ended", async () => {
+    t = await startTestServer();
+    const api = t.api;
+    const task = await api.tasks.enqueue.mutate({ queue: "long" });
+    const lease = (await api.tasks.claim.mutate({ agentId: "w", queues: ["long"] }))!;
+    for (let i = 1; i <= 250; i++) await api.tasks.heartbeat.mutate({ taskId: task.id, agentId: "w", leaseToken: lease.leaseToken, progress: i });
+    await api.tasks.complete.mutate({ taskId: task.id, agentId: "w", leaseToken: lease.leaseToken, result: "done" });
+    expect((await api.tasks.events.query({ taskId: task.id })).map((e) => e.type)).toEqual(["task.enqueued", "task.claimed", "task.completed"]);
+    expect((await api.tasks.events.query({ taskId: task.id, limit: 2 })).map((e) => e.type)).toEqual(["task.enqueued", "task.claimed"]);
+    // Every report is in the log.
+    expect((await progressEvents(api, task.id)).map((p) => (p as { progress: unknown }).progress)).toEqual(Array.from({ length: 250 }, (_, i) => i + 1));
   });
 
   it("only the lease's holder reports: another agent, a stale token, a settled task are refused and change nothing", async () => {
@@ -115,7 +128,30 @@ describe("task progress", () => {
     const claimed = await callTool(client, "claim_task", { queues: ["mcp"] });
     expect(claimed.id).toBe(other.id);
     expect(await callTool(client, "heartbeat_task", { taskId: other.id, leaseToken: claimed.leaseToken, progress: { step: "reading" } })).toMatchObject({ progress: { step: "reading" } });
+    // A strict-mode host sends null for the arguments it leaves out: a renewal, not a report.
+    expect(await callTool(client, "heartbeat_task", { taskId: other.id, leaseToken: claimed.leaseToken, leaseMs: null, progress: null })).toMatchObject({ progress: { step: "reading" } });
     expect(await progressEvents(api, other.id)).toEqual([{ taskId: other.id, queue: "mcp", agentId: "mcp-agent", attempt: 1, leaseToken: claimed.leaseToken, progress: { step: "reading" } }]);
+  });
+
+  it("a task's progress weighs in the bounds on rows: a bulk requeue of dead letters that reported much takes fewer a page", async () => {
+    t = await startTestServer();
+    const api = t.api;
+    const big = "p".repeat(MAX_PROGRESS_BYTES - 2);
+    await api.tasks.enqueueMany.mutate({ tasks: Array.from({ length: 400 }, () => ({ queue: "dl", maxAttempts: 1 })) });
+    for (let round = 0; round < 4; round++) {
+      const leases = await api.tasks.claimMany.mutate({ agentId: "w", queues: ["dl"], limit: 100, context: false });
+      for (const lease of leases) {
+        await api.tasks.heartbeat.mutate({ taskId: lease.id, agentId: "w", leaseToken: lease.leaseToken, progress: big });
+        await api.tasks.fail.mutate({ taskId: lease.id, agentId: "w", leaseToken: lease.leaseToken, error: "no", retry: false });
+      }
+    }
+    expect((await api.tasks.stats.query()).totals.dead_letter).toBe(400);
+    // 4 MiB a page: about 250 rows of 16 KiB of progress, not all 400.
+    const first = await api.tasks.requeueMany.mutate({ queue: "dl", limit: 1000 });
+    expect(first.requeued.length).toBeLessThanOrEqual(Math.floor((4 * 1024 * 1024) / MAX_PROGRESS_BYTES));
+    expect(first.nextCursor).not.toBeNull();
+    const rest = await api.tasks.requeueMany.mutate({ queue: "dl", limit: 1000, cursor: first.nextCursor! });
+    expect(first.requeued.length + rest.requeued.length).toBe(400);
   });
 
   it("the operator's CLI shows a run's progress: tasks get, and a column of tasks list", async () => {
@@ -166,6 +202,85 @@ describe("runWorker's run.reportProgress", () => {
       expect(await progressEvents(api, task.id)).toEqual([{ taskId: task.id, queue: "burst", agentId: "w-burst", attempt: 1, leaseToken: 1, progress: { done: 1000, of: 1000 } }]);
       expect((await api.tasks.get.query({ taskId: task.id })).progress).toEqual({ done: 1000, of: 1000 });
       expect(errors).toEqual([]);
+    } finally {
+      await worker.stop();
+    }
+  });
+
+  it("with a lease renewed more often than a second, reports still go at most one a second; undefined is no report", async () => {
+    t = await startTestServer();
+    const api = t.api;
+    const task = await api.tasks.enqueue.mutate({ queue: "short" });
+    const errors: unknown[] = [];
+    let sends = 0;
+    let elapsed = 0;
+    let undefinedReport: boolean | undefined;
+    const worker = await runWorker({
+      api,
+      agentId: "w-short",
+      queues: ["short"],
+      waitMs: 200,
+      leaseMs: 300, // renewed every 100 ms
+      onError: (e) => errors.push(e),
+      handler: async (_task, _signal, run) => {
+        undefinedReport = await run.reportProgress(undefined as never);
+        const started = Date.now();
+        let n = 0;
+        while (Date.now() - started < 2500) {
+          void run.reportProgress(++n);
+          await new Promise((resolve) => setTimeout(resolve, 10));
+        }
+        const last = run.reportProgress("last");
+        elapsed = Date.now() - started;
+        sends = n;
+        expect(await last).toBe(true);
+        return "done";
+      },
+    });
+    try {
+      await vi.waitFor(async () => expect((await api.tasks.get.query({ taskId: task.id })).status).toBe("completed"), { timeout: 30_000, interval: 20 });
+      expect(undefinedReport).toBe(false);
+      const reports = await progressEvents(api, task.id);
+      // Each report went at least PROGRESS_EVERY_MS after the one before (less a timer's few ms of
+      // slack), the first at once and the last within PROGRESS_EVERY_MS of the handler's loop end.
+      expect(reports.length).toBeLessThanOrEqual(Math.floor((elapsed + PROGRESS_EVERY_MS) / (PROGRESS_EVERY_MS - 5)) + 1);
+      expect(reports.length).toBeLessThan(sends);
+      expect((reports.at(-1) as { progress: unknown }).progress).toBe("last");
+      expect(errors).toEqual([]);
+    } finally {
+      await worker.stop();
+    }
+  });
+
+  it("reports refused one after another never hold back the lease's renewals: the run ends under its first lease", async () => {
+    t = await startTestServer({ leaseMs: 3000 });
+    const api = t.api;
+    const task = await api.tasks.enqueue.mutate({ queue: "refused-loop" });
+    let refused = 0;
+    let elapsed = 0;
+    const errors: unknown[] = [];
+    const worker = await runWorker({
+      api,
+      agentId: "w-refused-loop",
+      queues: ["refused-loop"],
+      waitMs: 200,
+      onError: (e) => errors.push(e),
+      handler: async (_task, signal, run) => {
+        const started = Date.now();
+        // Twice the lease's length, each report refused (too large) and awaited.
+        while (Date.now() - started < 6000 && !signal.aborted) if (!(await run.reportProgress("x".repeat(MAX_PROGRESS_BYTES)))) refused++;
+        elapsed = Date.now() - started;
+        return "done";
+      },
+    });
+    try {
+      // The run settled, or its outcome was lost with its lease.
+      await vi.waitFor(() => expect(worker.completed + worker.lost).toBe(1), { timeout: 30_000, interval: 50 });
+      expect(worker.lost).toBe(0);
+      expect(await api.tasks.get.query({ taskId: task.id })).toMatchObject({ status: "completed", result: "done", attempts: 1, leaseToken: 1 });
+      // Each refused report went PROGRESS_EVERY_MS after the one before, at most.
+      expect(refused).toBeLessThanOrEqual(Math.floor((elapsed + PROGRESS_EVERY_MS) / (PROGRESS_EVERY_MS - 5)) + 1);
+      expect(errors).toHaveLength(refused);
     } finally {
       await worker.stop();
     }
@@ -244,6 +359,8 @@ describe("runWorker's run.reportProgress", () => {
     const heartbeat = async (input: Parameters<typeof api.tasks.heartbeat.mutate>[0], options?: Parameters<typeof api.tasks.heartbeat.mutate>[1]) => {
       if (input.progress === undefined) return api.tasks.heartbeat.mutate(input, options);
       sentWithProgress++;
+      // A round trip long enough for the handler's next report to be made meanwhile.
+      await new Promise((resolve) => setTimeout(resolve, 300));
       const { progress, ...rest } = input;
       try {
         return await api.tasks.heartbeat.mutate({ ...rest, notInThisVersion: progress } as never, options);
@@ -264,7 +381,10 @@ describe("runWorker's run.reportProgress", () => {
       waitMs: 200,
       onError: (e) => errors.push(e),
       handler: async (_task, _signal, run) => {
-        for (const step of ["one", "two", "three"]) outcomes.push(await run.reportProgress(step));
+        const one = run.reportProgress("one");
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        outcomes.push(...(await Promise.all([one, run.reportProgress("two")])));
+        outcomes.push(await run.reportProgress("three"));
         return "done";
       },
     });

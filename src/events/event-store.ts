@@ -258,14 +258,17 @@ export class EventStore {
   }
 
   /**
-   * A task's own events (task.* with its id), from when it was created: at most `scanLimit` task
+   * A task's own events (task.* with its id, but task.progress), from when it was created: at most `scanLimit` task
    * events are read after `fromSeq`, so a task on a long busy log answers with what that reaches.
    */
   readForTask(taskId: string, fromSeq: number, limit: number, scanLimit: number, budgetBytes: number, recipient?: string | null): CoordinationEvent[] {
     // As for the log: an agent sees the direct messages to it, a read credential none (readLogPage).
     const targetMatch = recipient === undefined ? "" : recipient === null ? " AND target IS NULL" : " AND (target IS NULL OR target = ?)";
+    // Its transitions: task.progress reports are left out (a run reporting every second would
+    // crowd its outcome out of the page; the task's progress holds the newest, the log every one).
     return this.readBounded(
-      `SELECT * FROM (SELECT * FROM events WHERE seq >= ? AND type >= 'task.' AND type < 'task/' ORDER BY seq LIMIT CAST(? AS INTEGER)) WHERE json_extract(payload, '$.taskId') = ?${targetMatch} ORDER BY seq LIMIT CAST(? AS INTEGER)`,
+      `SELECT * FROM (SELECT * FROM events WHERE seq >= ? AND (type >= 'task.' AND type < 'task.progress' OR type > 'task.progress' AND type < 'task/') ORDER BY seq LIMIT CAST(? AS INTEGER))
+       WHERE json_extract(payload, '$.taskId') = ?${targetMatch} ORDER BY seq LIMIT CAST(? AS INTEGER)`,
       [fromSeq, scanLimit, taskId, ...(typeof recipient === "string" ? [recipient] : []), limit],
       budgetBytes,
     ).rows.map(toEvent);

@@ -14,7 +14,7 @@ import { pollInput, publishInput, subscribeInput, unsubscribeInput } from "../ev
 import { findByCapabilityInput, registerInput } from "../agents/agent-schemas.js";
 import { recallInput, rememberInput } from "../memory/memory-schemas.js";
 import type { Services } from "../services.js";
-import { claimInput, completeAndClaimInput, completeInput, enqueueFields, failInput, heartbeatInput, releaseInput, statsFields, taskIdInput } from "../tasks/task-schemas.js";
+import { claimInput, completeAndClaimInput, completeInput, enqueueFields, failInput, heartbeatInput, MAX_PROGRESS_BYTES, releaseInput, statsFields, taskIdInput } from "../tasks/task-schemas.js";
 import { int } from "../schema-parts.js";
 import type { Caller } from "../trpc/context.js";
 import { toErrorBody } from "../trpc/error-shape.js";
@@ -292,10 +292,17 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
         taskId: heartbeatInput.shape.taskId,
         leaseToken: heartbeatInput.shape.leaseToken,
         leaseMs: heartbeatInput.shape.leaseMs,
-        progress: heartbeatInput.shape.progress,
+        // null is left out here (a strict-mode host sends null for every argument it means to
+        // leave out: each renewal would wipe the progress), unlike payload's and result's.
+        progress: z
+          .unknown()
+          .refine((value) => value !== null, "null is no progress: leave it out")
+          .optional()
+          .describe(`Where the work is, any JSON but null (at most ${MAX_PROGRESS_BYTES} bytes as JSON): the task's progress until it is claimed again; left out, it stays as it was`),
       }),
     },
-    (args, extra) => answerCall(extra, (api) => api.tasks.heartbeat({ ...args, agentId: agent(args.agentId) })),
+    (args, extra) =>
+      answerCall(extra, (api) => api.tasks.heartbeat({ ...args, progress: args.progress as JsonValue | undefined, agentId: agent(args.agentId) })),
   );
   registerTool(
     "release_task",

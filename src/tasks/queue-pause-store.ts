@@ -5,6 +5,7 @@
 // write (SQLite writes a row again whole, payload included), best first.
 import type { Statements } from "../db/statements.js";
 import { LIMITED_QUEUES } from "./queue-limit-store.js";
+import { TASK_TEXT_BYTES } from "./task-row-bytes.js";
 
 /** SQL: the queues paused now (not those being resumed). */
 export const PAUSED_QUEUES = `SELECT queue FROM queue_pauses WHERE resumedAt IS NULL`;
@@ -35,7 +36,7 @@ const HOLDABLE = `FROM tasks INDEXED BY tasks_pending_queue_idx WHERE queue = ? 
 const RELEASABLE = `FROM tasks INDEXED BY tasks_held_idx WHERE queue = ? AND status = 'pending' AND held = 1`;
 
 /** A row's size as SQLite stores it, read from the record header (never its overflow pages). */
-const ROW_BYTES = `octet_length(payload) + octet_length(errorHistory) + ifnull(octet_length(lastError), 0) + ifnull(octet_length(result), 0) + 200`;
+const ROW_BYTES = `${TASK_TEXT_BYTES} + 200`;
 
 export class QueuePauseStore {
   constructor(private readonly st: Statements) {}

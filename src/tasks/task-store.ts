@@ -10,6 +10,7 @@ import { currentLeaseKey, leaseKey } from "./claim-keys.js";
 import { HELD_IF_SET_ASIDE, PAUSED_QUEUES } from "./queue-pause-store.js";
 import { LIMITED_QUEUES, QueueLimitStore } from "./queue-limit-store.js";
 import { QueueRateStore, type ActiveRate } from "./queue-rate-store.js";
+import { TASK_TEXT_BYTES } from "./task-row-bytes.js";
 
 /** The bounds on a queue's claims: its concurrency limit, its rate, or both (the other null). */
 interface ClaimBounds {
@@ -187,8 +188,8 @@ export function taskRowWith(row: TaskRow, changes: Partial<TaskRow>): TaskRow {
 
 /** Room a task takes in an answer beside its JSON columns (ids, times, counters, keys), in bytes. */
 const TASK_FIXED_BYTES = 600;
-/** The same estimate in SQL. octet_length reads the size from the record header, not the text. */
-const TASK_ANSWER_BYTES = `octet_length(payload) + IFNULL(octet_length(result), 0) + octet_length(errorHistory) + IFNULL(octet_length(lastError), 0) + IFNULL(octet_length(dependsOn), 0) + IFNULL(octet_length(progress), 0) + ${TASK_FIXED_BYTES}`;
+/** The same estimate in SQL (task-row-bytes.ts). */
+const TASK_ANSWER_BYTES = `${TASK_TEXT_BYTES} + ${TASK_FIXED_BYTES}`;
 
 /** About how many bytes a task takes in an answer: its JSON texts plus the fixed fields. */
 export const taskAnswerBytes = (row: TaskRow): number =>
@@ -898,7 +899,7 @@ export class TaskStore {
     return this.st
       .get<unknown[], DeadLetterRow>(
         `SELECT seq, id, queue, status, capability, targetAgentId, finishedAt,
-           octet_length(payload) + octet_length(errorHistory) + ifnull(octet_length(lastError), 0) + ifnull(octet_length(result), 0) AS bytes
+           ${TASK_TEXT_BYTES} AS bytes
          FROM tasks INDEXED BY ${index}
          WHERE status = 'dead_letter'${byQueue} AND seq > ? ORDER BY seq LIMIT CAST(? AS INTEGER)`,
       )
