@@ -25,8 +25,13 @@ const END_GRACE_MS = 1000;
  * costs the server one write (and one task.progress event) a second.
  */
 export const PROGRESS_EVERY_MS = 1000;
-/** A timer may fire a millisecond or two before Date.now() says it is due: a report it was set for still goes. */
+/** A timer may fire a millisecond or two before the clock says it is due: a report it was set for still goes. */
 const TIMER_SLACK_MS = 5;
+/**
+ * Milliseconds on a clock that never steps (performance.now()): renewals and reports are planned
+ * on it, so a wall clock set back (NTP, a VM resumed) cannot put the next renewal that far off.
+ */
+const monotonic = (): number => performance.now();
 
 /** A progress report waiting for a renewal to carry it: the newest value, and everyone who reported since the last one went. */
 interface WaitingReport {
@@ -77,9 +82,9 @@ export class HeldLease {
   /** keepAlive's renewal, once started; a renewal is under way while `renewing`. */
   private renew: (() => Promise<void>) | undefined;
   private renewing = false;
-  /** When the next renewal is due (Date.now() ms), whatever progress report may bring it forward. */
+  /** When the next renewal is due (monotonic() ms), whatever progress report may bring it forward. */
   private renewAt = 0;
-  /** The progress report the next renewal carries, and when the last one went (Date.now() ms). */
+  /** The progress report the next renewal carries, and when the last one went (monotonic() ms). */
   private report: WaitingReport | undefined;
   private reportedAt = -Infinity;
   /** Set when the server does not know a heartbeat's progress (older than this client): reports are not sent. */
@@ -123,10 +128,11 @@ export class HeldLease {
       const sentAt = Date.now();
       // A report goes no sooner than PROGRESS_EVERY_MS after the last one, even on a renewal due
       // sooner (a short lease's): it waits for a later one.
-      const carrying = this.report !== undefined && sentAt >= this.reportedAt + PROGRESS_EVERY_MS - TIMER_SLACK_MS ? this.report : undefined;
+      const ticks = monotonic();
+      const carrying = this.report !== undefined && ticks >= this.reportedAt + PROGRESS_EVERY_MS - TIMER_SLACK_MS ? this.report : undefined;
       if (carrying) {
         this.report = undefined;
-        this.reportedAt = sentAt;
+        this.reportedAt = ticks;
       }
       this.renewing = true;
       try {
@@ -142,7 +148,7 @@ export class HeldLease {
         const granted = HeldLease.granted(renewed, this.leaseMs);
         this.deadline = sentAt + granted;
         this.interval = Math.max(granted / 3, MIN_RENEW_MS);
-        this.plan(Date.now() + this.interval);
+        this.plan(monotonic() + this.interval);
       } catch (error) {
         this.renewing = false;
         if (this.stopped) return answer(carrying, false);
@@ -161,18 +167,20 @@ export class HeldLease {
             this.onError(new Error(`the server does not record progress (it is older than this client): task "${this.task.id}"'s reports are dropped`, { cause: error }));
           } else this.onError(error);
           answer(carrying, false);
-          return this.plan(Date.now());
+          return this.plan(monotonic());
         }
         this.onError(error);
-        // Transient: the report waits for the next try, unless a newer one replaced it meanwhile.
+        // Transient: the report waits for the next try, unless a newer one replaced it meanwhile,
+        // or the run ended meanwhile (it would reach the server after the settle).
         const newer = this.report as WaitingReport | undefined; // set by reportProgress during the call
-        if (carrying) this.report = newer ? { value: newer.value, callers: [...carrying.callers, ...newer.callers] } : carrying;
+        if (carrying && this.reportsEnded) answer(carrying, false);
+        else if (carrying) this.report = newer ? { value: newer.value, callers: [...carrying.callers, ...newer.callers] } : carrying;
         // Retry soon, for as long as the lease may still be valid.
         if (!this.mayBeValid) return lost(new Error("lease expired while the server could not be reached", { cause: error }));
-        this.plan(Date.now() + Math.min(this.interval, RETRY_MAX_MS));
+        this.plan(monotonic() + Math.min(this.interval, RETRY_MAX_MS));
       }
     };
-    this.plan(Date.now() + this.interval);
+    this.plan(monotonic() + this.interval);
   }
 
   /** Sets the next renewal for `renewAt`, sooner when a progress report waits and may go before then. */
@@ -180,7 +188,7 @@ export class HeldLease {
     clearTimeout(this.timer);
     this.renewAt = renewAt;
     const at = this.report ? Math.min(renewAt, this.reportedAt + PROGRESS_EVERY_MS) : renewAt;
-    this.timer = setTimeout(() => void this.renew?.(), Math.max(0, at - Date.now()));
+    this.timer = setTimeout(() => void this.renew?.(), Math.max(0, at - monotonic()));
   }
 
   /**

@@ -109,13 +109,23 @@ export const printable = (text: string): string => text.replace(CONTROL, (c) => 
 
 /** A table: columns padded to their widest cell, every cell printable. */
 /**
- * A task's progress as its run last reported it (JSON), cut to `max` characters when given; "-"
+ * A task's progress as its run last reported it (JSON), cut to `max` characters when given, and
+ * how long ago it was reported (a report that stopped coming is what an operator looks for); "-"
  * when it reported none (progressAt is absent from a server older than this CLI).
  */
 function progressText(task: { progress?: unknown; progressAt?: Date | null }, max = Infinity): string {
   if (!task.progressAt) return "-";
   const text = JSON.stringify(task.progress);
-  return text.length > max ? `${text.slice(0, max - 1)}…` : text;
+  return `${text.length > max ? `${text.slice(0, max - 1)}…` : text} (${ago(task.progressAt)})`;
+}
+
+/** How long before now `date` was, roughly: "12s ago", "5m ago", "3h ago", "2d ago" (this machine's clock; never below 0s). */
+function ago(date: Date): string {
+  const seconds = Math.max(0, Math.round((Date.now() - date.getTime()) / 1000));
+  if (seconds < 90) return `${seconds}s ago`;
+  if (seconds < 90 * 60) return `${Math.round(seconds / 60)}m ago`;
+  if (seconds < 36 * 3600) return `${Math.round(seconds / 3600)}h ago`;
+  return `${Math.round(seconds / 86_400)}d ago`;
 }
 
 export function table(header: string[], rows: string[][]): string {
@@ -474,7 +484,7 @@ async function dispatch(words: string[], options: Parsed["options"], json: boole
           ["payload", JSON.stringify(task.payload)],
           ["result", JSON.stringify(task.result)],
           ["last error", task.lastError ?? "-"],
-          ["progress", task.progressAt ? `${progressText(task)} (reported ${when(task.progressAt)})` : "-"],
+          ["progress", task.progressAt ? `${progressText(task)}, reported ${when(task.progressAt)}` : "-"],
           ...(dependencies.length === 0 ? [] : [["depends on", dependencies.join(", ")] as [string, string]]),
           ["created", when(task.createdAt)],
           ["finished", when(task.finishedAt)],

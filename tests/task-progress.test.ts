@@ -1,6 +1,9 @@
 // Progress of a run: a heartbeat's `progress` (tRPC, REST, MCP, in-process, runWorker's
 // run.reportProgress) is kept as the task's `progress` until its next claim and published as a
 // task.progress event; only the lease's holder reports it; the CLI and dashboard show it.
+import { execFile } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { runWorker, type CoordinationApi } from "../client/index.js";
 import { PROGRESS_EVERY_MS } from "../client/lease-calls.js";
@@ -9,6 +12,7 @@ import { killAllCli, runCli } from "./helpers/cli-process.js";
 import { callTool, closeMcpClients, connectMcp } from "./helpers/mcp-client.js";
 import { startTestServer, type TestServer } from "./helpers/test-server.js";
 
+const run = promisify(execFile);
 let t: TestServer | undefined;
 afterEach(async () => {
   await killAllCli();
@@ -165,12 +169,12 @@ describe("task progress", () => {
     const env = { COORDINATION_URL: t.url };
     const got = await runCli({ args: ["tasks", "get", task.id], env });
     expect(got.code).toBe(0);
-    expect(got.stdout).toMatch(new RegExp(`^progress\\s+${escape(JSON.stringify(long))} \\(reported \\d{4}-\\d\\d-\\d\\d \\S+\\)$`, "m"));
+    expect(got.stdout).toMatch(new RegExp(`^progress\\s+${escape(JSON.stringify(long))} \\(\\d+[smhd] ago\\), reported \\d{4}-\\d\\d-\\d\\d \\S+$`, "m"));
     expect((await runCli({ args: ["tasks", "get", idle.id], env })).stdout).toMatch(/^progress\s+-$/m);
     const list = (await runCli({ args: ["tasks", "list", "--queue", "cli"], env })).stdout;
     expect(list.split("\n")[0]).toMatch(/\sPROGRESS$/);
     // Cut to 40 characters in the table.
-    expect(list).toMatch(new RegExp(`^${task.id}\\s.*\\s${escape(JSON.stringify(long).slice(0, 39))}…$`, "m"));
+    expect(list).toMatch(new RegExp(`^${task.id}\\s.*\\s${escape(JSON.stringify(long).slice(0, 39))}… \\(\\d+[smhd] ago\\)$`, "m"));
     expect(list).toMatch(new RegExp(`^${idle.id}\\s.*\\s-$`, "m"));
     expect(JSON.parse((await runCli({ args: ["tasks", "get", task.id, "--json"], env })).stdout)).toMatchObject({ progress: long });
   });
@@ -284,6 +288,73 @@ describe("runWorker's run.reportProgress", () => {
     } finally {
       await worker.stop();
     }
+  });
+
+  it("a report in flight when the handler returns, whose call fails on the way, is not sent again after the run", async () => {
+    t = await startTestServer();
+    const api = t.api;
+    const task = await api.tasks.enqueue.mutate({ queue: "in-flight" });
+    const sent: Array<{ progress: unknown; afterReturn: boolean }> = [];
+    let returned = false;
+    let failedOnce = false;
+    // The first report's call is slow and then fails as a dropped connection does (a transient error).
+    const heartbeat = async (input: Parameters<typeof api.tasks.heartbeat.mutate>[0], options?: Parameters<typeof api.tasks.heartbeat.mutate>[1]) => {
+      if (input.progress !== undefined) sent.push({ progress: input.progress, afterReturn: returned });
+      if (input.progress !== undefined && !failedOnce) {
+        failedOnce = true;
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        throw new Error("socket hang up");
+      }
+      return api.tasks.heartbeat.mutate(input, options);
+    };
+    // The settle is slow too: the failure comes while it is under way, with the lease still renewed.
+    const completeAndClaim = async (input: Parameters<typeof api.tasks.completeAndClaim.mutate>[0], options?: Parameters<typeof api.tasks.completeAndClaim.mutate>[1]) => {
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      return api.tasks.completeAndClaim.mutate(input, options);
+    };
+    const flaky = new Proxy(api, {
+      get: (target, key) =>
+        key !== "tasks"
+          ? Reflect.get(target, key)
+          : new Proxy(target.tasks, { get: (tasks, name) => (name === "heartbeat" ? { mutate: heartbeat } : name === "completeAndClaim" ? { mutate: completeAndClaim } : Reflect.get(tasks, name)) }),
+    });
+    let report: Promise<boolean> | undefined;
+    const errors: unknown[] = [];
+    const worker = await runWorker({
+      api: flaky,
+      agentId: "w-in-flight",
+      queues: ["in-flight"],
+      waitMs: 200,
+      leaseMs: 30_000,
+      onError: (e) => errors.push(e),
+      handler: async (_task, _signal, taskRun) => {
+        report = taskRun.reportProgress("X");
+        // Until the report's call is under way (it goes at once: the first report waits for no one).
+        await vi.waitFor(() => expect(sent).toHaveLength(1), { timeout: 10_000, interval: 5 });
+        returned = true;
+        return "done";
+      },
+    });
+    try {
+      await vi.waitFor(() => expect(worker.completed).toBe(1), { timeout: 15_000, interval: 20 });
+      expect(await report).toBe(false);
+      // Well past the failed call and a retry's delay: nothing more went.
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      expect(sent).toEqual([{ progress: "X", afterReturn: false }]);
+      expect(await api.tasks.get.query({ taskId: task.id })).toMatchObject({ status: "completed", progress: null });
+      expect(errors.map(String)).toEqual(["Error: socket hang up"]);
+    } finally {
+      await worker.stop();
+    }
+  });
+
+  it("a wall clock stepped back mid-run does not hold back the renewals a report brings forward (a process of its own)", async () => {
+    t = await startTestServer();
+    const task = await t.api.tasks.enqueue.mutate({ queue: "clock-step" });
+    const script = fileURLToPath(new URL("./helpers/clock-step-worker.mjs", import.meta.url));
+    const { stdout } = await run(process.execPath, [script, t.url], { timeout: 60_000 });
+    expect(JSON.parse(stdout)).toEqual({ completed: 1, lost: 0, errors: [] });
+    expect(await t.api.tasks.get.query({ taskId: task.id })).toMatchObject({ status: "completed", attempts: 1, leaseToken: 1, progress: "after the step" });
   });
 
   it("a report still waiting when the handler returns, or made after, is dropped (false), and the complete goes through", async () => {

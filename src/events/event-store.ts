@@ -258,8 +258,10 @@ export class EventStore {
   }
 
   /**
-   * A task's own events (task.* with its id, but task.progress), from when it was created: at most `scanLimit` task
-   * events are read after `fromSeq`, so a task on a long busy log answers with what that reaches.
+   * A task's own events (task.* with its id, but task.progress), from when it was created: at
+   * most `scanLimit` of its kinds of events are read after `fromSeq`, so a task on a long busy log
+   * answers with what that reaches. The rows skipped on the way (task.progress, other kinds) are
+   * read too: a log of reports costs the read's time, not its answer's room.
    */
   readForTask(taskId: string, fromSeq: number, limit: number, scanLimit: number, budgetBytes: number, recipient?: string | null): CoordinationEvent[] {
     // As for the log: an agent sees the direct messages to it, a read credential none (readLogPage).
