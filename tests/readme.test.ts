@@ -19,6 +19,21 @@ import { shippedSchema } from "../src/db/migrate.js";
 const README = readFileSync(fileURLToPath(new URL("../README.md", import.meta.url)), "utf8");
 const blocks = (lang: string) => [...README.matchAll(new RegExp("```" + lang + "\\n([\\s\\S]*?)```", "g"))].map((m) => m[1]!);
 
+/** Runs the README's TypeScript block that holds `marker` against a server of its own (it is plain JavaScript at run time); its stdout. */
+async function runExample(marker: string, name: string): Promise<string> {
+  await using t = await startTestServer();
+  const example = blocks("ts")
+    .find((b) => b.includes(marker))!
+    .replace("http://127.0.0.1:8000", t.url);
+  const file = fileURLToPath(new URL(`../readme-example-${process.pid}-${name}.mjs`, import.meta.url));
+  writeFileSync(file, example);
+  try {
+    return (await run(process.execPath, [file], { timeout: 30_000 })).stdout;
+  } finally {
+    rmSync(file, { force: true });
+  }
+}
+
 describe("README", () => {
   it("opens with the install-and-start command and the test command", () => {
     const first = blocks("bash")[0]!;
@@ -128,33 +143,11 @@ describe("README", () => {
   });
 
   it("runs the task dependencies example as written", async () => {
-    await using t = await startTestServer();
-    const example = blocks("ts")
-      .find((b) => b.includes("dependsOn"))!
-      .replace("http://127.0.0.1:8000", t.url);
-    const file = fileURLToPath(new URL(`../readme-example-${process.pid}-dependencies.mjs`, import.meta.url));
-    writeFileSync(file, example);
-    try {
-      const { stdout } = await run(process.execPath, [file], { timeout: 20_000 });
-      expect(stdout).toBe("waiting\ntrue [ { notes: { topic: 'pricing' } }, { notes: { topic: 'rivals' } } ]\n");
-    } finally {
-      rmSync(file, { force: true });
-    }
+    expect(await runExample("dependsOn", "dependencies")).toBe("waiting\ntrue [ { notes: { topic: 'pricing' } }, { notes: { topic: 'rivals' } } ]\n");
   });
 
   it("runs the progress example as written", async () => {
-    await using t = await startTestServer();
-    const example = blocks("ts")
-      .find((b) => b.includes("reportProgress"))!
-      .replace("http://127.0.0.1:8000", t.url);
-    const file = fileURLToPath(new URL(`../readme-example-${process.pid}-progress.mjs`, import.meta.url));
-    writeFileSync(file, example);
-    try {
-      const { stdout } = await run(process.execPath, [file], { timeout: 30_000 });
-      expect(stdout).toBe("{ step: 'writing', done: 3, of: 3 }\n{ step: 'writing', done: 3, of: 3 } true\n");
-    } finally {
-      rmSync(file, { force: true });
-    }
+    expect(await runExample("reportProgress", "progress")).toBe("{ step: 'writing', done: 3, of: 3 }\n{ step: 'writing', done: 3, of: 3 } true\n");
   });
 
   it("runs the TypeScript example as written (it is plain JavaScript at run time)", async () => {

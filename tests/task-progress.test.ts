@@ -5,7 +5,7 @@ import { execFile } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { runWorker, type CoordinationApi } from "../client/index.js";
+import { runWorker, type CoordinationApi, type WorkerOptions } from "../client/index.js";
 import { PROGRESS_EVERY_MS } from "../client/lease-calls.js";
 import { MAX_PROGRESS_BYTES } from "../src/tasks/task-schemas.js";
 import { killAllCli, runCli } from "./helpers/cli-process.js";
@@ -186,13 +186,7 @@ describe("runWorker's run.reportProgress", () => {
     const api = t.api;
     const task = await api.tasks.enqueue.mutate({ queue: "burst" });
     const results: boolean[] = [];
-    const errors: unknown[] = [];
-    const worker = await runWorker({
-      api,
-      agentId: "w-burst",
-      queues: ["burst"],
-      waitMs: 200,
-      onError: (e) => errors.push(e),
+    const { worker, errors } = await workerOn(api, "burst", {
       handler: async (_task, _signal, run) => {
         // A thousand reports in one go, none awaited but the last: the server gets the last.
         const sent = Array.from({ length: 1000 }, (_, i) => run.reportProgress({ done: i + 1, of: 1000 }));
@@ -215,17 +209,11 @@ describe("runWorker's run.reportProgress", () => {
     t = await startTestServer();
     const api = t.api;
     const task = await api.tasks.enqueue.mutate({ queue: "short" });
-    const errors: unknown[] = [];
     let sends = 0;
     let elapsed = 0;
     let undefinedReport: boolean | undefined;
-    const worker = await runWorker({
-      api,
-      agentId: "w-short",
-      queues: ["short"],
-      waitMs: 200,
+    const { worker, errors } = await workerOn(api, "short", {
       leaseMs: 300, // renewed every 100 ms
-      onError: (e) => errors.push(e),
       handler: async (_task, _signal, run) => {
         undefinedReport = await run.reportProgress(undefined as never);
         const started = Date.now();
@@ -262,13 +250,7 @@ describe("runWorker's run.reportProgress", () => {
     const task = await api.tasks.enqueue.mutate({ queue: "refused-loop" });
     let refused = 0;
     let elapsed = 0;
-    const errors: unknown[] = [];
-    const worker = await runWorker({
-      api,
-      agentId: "w-refused-loop",
-      queues: ["refused-loop"],
-      waitMs: 200,
-      onError: (e) => errors.push(e),
+    const { worker, errors } = await workerOn(api, "refused-loop", {
       handler: async (_task, signal, run) => {
         const started = Date.now();
         // Twice the lease's length, each report refused (too large) and awaited.
@@ -312,21 +294,10 @@ describe("runWorker's run.reportProgress", () => {
       await new Promise((resolve) => setTimeout(resolve, 1500));
       return api.tasks.completeAndClaim.mutate(input, options);
     };
-    const flaky = new Proxy(api, {
-      get: (target, key) =>
-        key !== "tasks"
-          ? Reflect.get(target, key)
-          : new Proxy(target.tasks, { get: (tasks, name) => (name === "heartbeat" ? { mutate: heartbeat } : name === "completeAndClaim" ? { mutate: completeAndClaim } : Reflect.get(tasks, name)) }),
-    });
+    const flaky = withTaskCalls(api, { heartbeat, completeAndClaim });
     let report: Promise<boolean> | undefined;
-    const errors: unknown[] = [];
-    const worker = await runWorker({
-      api: flaky,
-      agentId: "w-in-flight",
-      queues: ["in-flight"],
-      waitMs: 200,
+    const { worker, errors } = await workerOn(flaky, "in-flight", {
       leaseMs: 30_000,
-      onError: (e) => errors.push(e),
       handler: async (_task, _signal, taskRun) => {
         report = taskRun.reportProgress("X");
         // Until the report's call is under way (it goes at once: the first report waits for no one).
@@ -363,13 +334,7 @@ describe("runWorker's run.reportProgress", () => {
     const task = await api.tasks.enqueue.mutate({ queue: "late" });
     let waiting: Promise<boolean> | undefined;
     let later: (() => Promise<boolean>) | undefined;
-    const errors: unknown[] = [];
-    const worker = await runWorker({
-      api,
-      agentId: "w-late",
-      queues: ["late"],
-      waitMs: 200,
-      onError: (e) => errors.push(e),
+    const { worker, errors } = await workerOn(api, "late", {
       handler: async (_task, _signal, run) => {
         expect(await run.reportProgress("first")).toBe(true);
         // Sent no sooner than PROGRESS_EVERY_MS after the first: still waiting when the handler returns.
@@ -397,13 +362,7 @@ describe("runWorker's run.reportProgress", () => {
     const api = t.api;
     const task = await api.tasks.enqueue.mutate({ queue: "refused" });
     const outcomes: boolean[] = [];
-    const errors: unknown[] = [];
-    const worker = await runWorker({
-      api,
-      agentId: "w-refused",
-      queues: ["refused"],
-      waitMs: 200,
-      onError: (e) => errors.push(e),
+    const { worker, errors } = await workerOn(api, "refused", {
       handler: async (_task, _signal, run) => {
         outcomes.push(await run.reportProgress("x".repeat(MAX_PROGRESS_BYTES)));
         outcomes.push(await run.reportProgress("fits"));
@@ -440,17 +399,9 @@ describe("runWorker's run.reportProgress", () => {
         throw error;
       }
     };
-    const olderServer = new Proxy(api, {
-      get: (target, key) => (key !== "tasks" ? Reflect.get(target, key) : new Proxy(target.tasks, { get: (tasks, name) => (name === "heartbeat" ? { mutate: heartbeat } : Reflect.get(tasks, name)) })),
-    });
+    const olderServer = withTaskCalls(api, { heartbeat });
     const outcomes: boolean[] = [];
-    const errors: unknown[] = [];
-    const worker = await runWorker({
-      api: olderServer,
-      agentId: "w-old",
-      queues: ["old"],
-      waitMs: 200,
-      onError: (e) => errors.push(e),
+    const { worker, errors } = await workerOn(olderServer, "old", {
       handler: async (_task, _signal, run) => {
         const one = run.reportProgress("one");
         await new Promise((resolve) => setTimeout(resolve, 50));
@@ -470,6 +421,19 @@ describe("runWorker's run.reportProgress", () => {
     }
   });
 });
+
+/** A worker on queue `name` as agent "w-NAME" (long-polls of 200 ms), and the errors it told onError. */
+async function workerOn(api: CoordinationApi, name: string, options: Pick<WorkerOptions, "handler"> & Partial<WorkerOptions>) {
+  const errors: unknown[] = [];
+  const worker = await runWorker({ api, agentId: `w-${name}`, queues: [name], waitMs: 200, onError: (e) => errors.push(e), ...options });
+  return { worker, errors };
+}
+
+/** `api` with some task procedures' calls replaced: a server that answers them otherwise. */
+function withTaskCalls(api: CoordinationApi, calls: Partial<Record<"heartbeat" | "completeAndClaim", (input: never, options?: never) => Promise<unknown>>>): CoordinationApi {
+  const tasks = new Proxy(api.tasks, { get: (target, name) => (typeof name === "string" && name in calls ? { mutate: calls[name as keyof typeof calls] } : Reflect.get(target, name)) });
+  return new Proxy(api, { get: (target, key) => (key === "tasks" ? tasks : Reflect.get(target, key)) });
+}
 
 /** `text` as a literal in a regular expression. */
 const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
