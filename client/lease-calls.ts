@@ -70,8 +70,14 @@ export const isTransient = (error: unknown): boolean => {
  * from the moment the request was sent, so the local deadline is never later than the server's.
  */
 export class HeldLease {
-  /** Until then (Date.now() ms) the lease may still be valid; calls are retried until it passes. */
+  /**
+   * Until then (Date.now() ms) the lease may still be valid; calls are retried until it passes.
+   * Kept on both clocks, and the lease taken as over at the first to pass: the wall clock may be
+   * set back (NTP, by hand), and the monotonic one stands still while the machine sleeps.
+   */
   private deadline: number;
+  /** The same deadline on monotonic() (ms). */
+  private monotonicDeadline: number;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
   private interval: number;
@@ -102,6 +108,8 @@ export class HeldLease {
   ) {
     const granted = HeldLease.granted(task, leaseMs);
     this.deadline = receivedAt + granted;
+    // receivedAt is a wall-clock time: laid on the monotonic clock by the time since then.
+    this.monotonicDeadline = monotonic() - Math.max(0, Date.now() - receivedAt) + granted;
     this.interval = Math.max(granted / 3, MIN_RENEW_MS);
   }
 
@@ -111,7 +119,7 @@ export class HeldLease {
 
   /** True while the lease may still be valid. */
   get mayBeValid(): boolean {
-    return Date.now() < this.deadline;
+    return Date.now() < this.deadline && monotonic() < this.monotonicDeadline;
   }
 
   /**
@@ -147,6 +155,7 @@ export class HeldLease {
         if (this.stopped) return;
         const granted = HeldLease.granted(renewed, this.leaseMs);
         this.deadline = sentAt + granted;
+        this.monotonicDeadline = ticks + granted;
         this.interval = Math.max(granted / 3, MIN_RENEW_MS);
         this.plan(monotonic() + this.interval);
       } catch (error) {
@@ -217,6 +226,11 @@ export class HeldLease {
     answer(report, false);
   }
 
+  /** How long the lease may still be valid (ms; negative once over), by the clock that says least. */
+  private timeLeft(): number {
+    return Math.min(this.deadline - Date.now(), this.monotonicDeadline - monotonic());
+  }
+
   stop(): void {
     this.stopped = true;
     clearTimeout(this.timer);
@@ -247,7 +261,7 @@ export class HeldLease {
     const controller = new AbortController();
     // At least CALL_MIN_MS: the local deadline errs early (the lease is laid from when the claim
     // was sent), so a call made just past it may still be taken.
-    const timer = setTimeout(() => controller.abort(new DOMException("The lease may have run out", "TimeoutError")), Math.max(CALL_MIN_MS, this.deadline - Date.now()));
+    const timer = setTimeout(() => controller.abort(new DOMException("The lease may have run out", "TimeoutError")), Math.max(CALL_MIN_MS, this.timeLeft()));
     const onOver = () => controller.abort(this.over.signal.reason);
     if (this.over.signal.aborted) onOver();
     else this.over.signal.addEventListener("abort", onOver, { once: true });

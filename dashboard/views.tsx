@@ -416,7 +416,9 @@ export function TaskPage({ api, onUnauthorized, taskId }: ViewProps & { taskId: 
               <tr>
                 <th>progress</th>
                 <td colSpan={5} class="long-text" data-field="progress">
-                  {data.task.progressAt ? `${JSON.stringify(data.task.progress)} (reported ${time(data.task.progressAt)})` : "-"}
+                  {data.task.progressAt
+                    ? `${JSON.stringify(data.task.progress)} (${age(Math.max(0, Date.now() - data.task.progressAt.getTime()))} ago, at ${data.task.progressAt.toLocaleString()})`
+                    : "-"}
                 </td>
               </tr>
             </tbody>

@@ -96,8 +96,12 @@ function parse(argv: string[]): Parsed {
   return { words, options };
 }
 
-/** C0 and C1 control characters and DEL: ESC among them, with which a text moves a terminal's cursor, clears its screen or sets its title. */
-const CONTROL = /[\u0000-\u001f\u007f-\u009f]/g;
+/**
+ * C0 and C1 control characters and DEL: ESC among them, with which a text moves a terminal's
+ * cursor, clears its screen or sets its title; and the bidirectional overrides and isolates, with
+ * which a text reorders how the rest of its line reads.
+ */
+const CONTROL = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g;
 
 /**
  * Text agents chose (queue names, statuses, errors, ids) as a terminal may show it: every
@@ -105,9 +109,23 @@ const CONTROL = /[\u0000-\u001f\u007f-\u009f]/g;
  * and an agent's ESC sequences printed raw could forge lines of the operator's output.
  */
 const NAMED: Record<string, string> = { "\n": "\\n", "\r": "\\r", "\t": "\\t" };
-export const printable = (text: string): string => text.replace(CONTROL, (c) => NAMED[c] ?? `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
+export const printable = (text: string): string => text.replace(CONTROL, (c) => NAMED[c] ?? escapeCode(c));
+const escapeCode = (c: string): string => (c.charCodeAt(0) <= 0xff ? `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}` : `\\u${c.charCodeAt(0).toString(16)}`);
+
+/** What JSON.stringify leaves raw of CONTROL: DEL, C1 and the bidirectional controls (it escapes C0 itself). */
+const CONTROL_BEYOND_C0 = /[\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g;
+
+/** `value` as --json prints it (indented, or one line), its strings' control characters as \u escapes: the JSON reads back the same, and the terminal sees text. */
+const printableJson = (value: unknown, indent = 2): string =>
+  JSON.stringify(value, null, indent).replace(CONTROL_BEYOND_C0, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
 
 /** A table: columns padded to their widest cell, every cell printable. */
+export function table(header: string[], rows: string[][]): string {
+  const cells = rows.map((row) => row.map(printable));
+  const widths = header.map((h, i) => Math.max(h.length, ...cells.map((row) => (row[i] ?? "").length)));
+  return [header, ...cells].map((row) => row.map((cell, i) => cell.padEnd(widths[i]!)).join("  ").trimEnd()).join("\n") + "\n";
+}
+
 /**
  * A task's progress as its run last reported it (JSON), cut to `max` characters when given, and
  * how long ago it was reported (a report that stopped coming is what an operator looks for); "-"
@@ -116,7 +134,9 @@ export const printable = (text: string): string => text.replace(CONTROL, (c) => 
 function progressText(task: { progress?: unknown; progressAt?: Date | null }, max = Infinity): string {
   if (!task.progressAt) return "-";
   const text = JSON.stringify(task.progress);
-  return `${text.length > max ? `${text.slice(0, max - 1)}…` : text} (${ago(task.progressAt)})`;
+  // Cut by characters, not UTF-16 units: half an emoji prints as a replacement character.
+  const characters = Array.from(text);
+  return `${characters.length > max ? `${characters.slice(0, max - 1).join("")}…` : text} (${ago(task.progressAt)})`;
 }
 
 /** How long before now `date` was, roughly: "12s ago", "5m ago", "3h ago", "2d ago" (this machine's clock; never below 0s). */
@@ -126,12 +146,6 @@ function ago(date: Date): string {
   if (seconds < 90 * 60) return `${Math.round(seconds / 60)}m ago`;
   if (seconds < 36 * 3600) return `${Math.round(seconds / 3600)}h ago`;
   return `${Math.round(seconds / 86_400)}d ago`;
-}
-
-export function table(header: string[], rows: string[][]): string {
-  const cells = rows.map((row) => row.map(printable));
-  const widths = header.map((h, i) => Math.max(h.length, ...cells.map((row) => (row[i] ?? "").length)));
-  return [header, ...cells].map((row) => row.map((cell, i) => cell.padEnd(widths[i]!)).join("  ").trimEnd()).join("\n") + "\n";
 }
 
 /** What a claimer must offer or be for `task`: its capability and target, "-" for any agent. */
@@ -284,7 +298,7 @@ export async function runOperatorCommand(
 
 async function dispatch(words: string[], options: Parsed["options"], json: boolean, client: CoordinationClient, out: Output, stop?: AbortSignal): Promise<number> {
   const { api } = client;
-  const print = (value: unknown, render: () => string) => out.stdout(json ? `${JSON.stringify(value, null, 2)}\n` : render());
+  const print = (value: unknown, render: () => string) => out.stdout(json ? `${printableJson(value)}\n` : render());
   const [command, sub, id] = words;
   if (command === "stats" && words.length === 1) {
     const queue = str(options["--queue"]);
@@ -521,7 +535,7 @@ async function dispatch(words: string[], options: Parsed["options"], json: boole
         { ...(types ? { types } : {}), ...(agent ? { agentId: agent } : {}), ...(start !== undefined ? { lastEventId: start } : {}) },
         {
           onData: ({ data: e }) =>
-            out.stdout(json ? `${JSON.stringify(e)}\n` : `${String(e.seq).padStart(8)}  ${when(e.createdAt)}  ${printable(`${e.type}  ${e.source}${e.target ? ` → ${e.target}` : ""}  ${JSON.stringify(e.payload)}`)}\n`),
+            out.stdout(json ? `${printableJson(e, 0)}\n` : `${String(e.seq).padStart(8)}  ${when(e.createdAt)}  ${printable(`${e.type}  ${e.source}${e.target ? ` → ${e.target}` : ""}  ${JSON.stringify(e.payload)}`)}\n`),
           onError: (error) => {
             const data = error.data as TailErrorData | undefined;
             out.stderr(`coordination: ${data?.code ?? "ERROR"}: ${printable(fromProblem(from, data, error.message))}\n`);

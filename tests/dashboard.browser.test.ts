@@ -81,7 +81,7 @@ describe.skipIf(!CHROMIUM)("the dashboard in Chromium", () => {
       await page.goto(`${t.url}/#/task/${running.id}`);
       await page.locator('[data-field="status"]').getByText("claimed").waitFor({ timeout: 10_000 });
       await t.api.tasks.heartbeat.mutate({ taskId: running.id, agentId: "agent-x", leaseToken: lease.leaseToken, progress: { step: "drafting", done: 2, of: 5 } });
-      await page.locator('[data-field="progress"]').getByText('{"step":"drafting","done":2,"of":5} (reported').waitFor({ timeout: 10_000 });
+      await page.locator('[data-field="progress"]').getByText(/^\{"step":"drafting","done":2,"of":5\} \(\d+ (s|min|h|days) ago, at .+\)$/).waitFor({ timeout: 10_000 });
       await page.goto(t.url);
 
       // Restart the server on the same port and file: the page reconnects by itself.

@@ -22,7 +22,8 @@ const until = (condition: () => boolean | Promise<boolean>) => vi.waitFor(async 
 
 describe("operator commands against a running server", () => {
   it("stats, tasks list/get/requeue/cancel and agents: a table, or --json", async () => {
-    t = await startTestServer();
+    // Health judged generously: a dozen CLI runs on a loaded machine outlast the default 30 s to stale.
+    t = await startTestServer({ agentStaleMs: 600_000, agentOfflineMs: 1_200_000 });
     const env = { COORDINATION_URL: t.url };
     await t.api.agents.register.mutate({ agentId: "agent-9", capabilities: ["pdf"] });
     const dead = await t.api.tasks.enqueue.mutate({ queue: "ops", payload: { n: 1 }, maxAttempts: 1 });
@@ -127,11 +128,18 @@ describe("operator commands against a running server", () => {
     const task = await t.api.tasks.enqueue.mutate({ queue: `q${forged}`, maxAttempts: 1 });
     await t.api.tasks.claim.mutate({ agentId: "mallory", queues: [`q${forged}`] });
     await t.api.tasks.fail.mutate({ taskId: task.id, agentId: "mallory", error: `boom${forged}` });
-    for (const args of [["agents"], ["stats"], ["tasks", "get", task.id], ["tasks", "list"]]) {
+    // C1 controls (CSI, OSC, ST), DEL and a right-to-left override in a run's progress and result.
+    const eightBit = "a\u009b2Jb\u009d0;title\u009cc\u007fd\u202ee\u2066f";
+    const other = await t.api.tasks.enqueue.mutate({ queue: "eight-bit" });
+    await t.api.tasks.claim.mutate({ agentId: "mallory", queues: ["eight-bit"] });
+    await t.api.tasks.heartbeat.mutate({ taskId: other.id, agentId: "mallory", progress: { step: eightBit } });
+    for (const args of [["agents"], ["stats"], ["tasks", "get", task.id], ["tasks", "list"], ["tasks", "get", other.id], ["tasks", "get", other.id, "--json"], ["tasks", "list", "--json"]]) {
       const { code, stdout } = await runCli({ args, env });
       expect(code, args.join(" ")).toBe(0);
-      expect(stdout, args.join(" ")).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/);
+      expect(stdout, args.join(" ")).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/);
     }
+    // --json stays JSON that reads back the same.
+    expect(JSON.parse((await runCli({ args: ["tasks", "get", other.id, "--json"], env })).stdout).progress).toEqual({ step: eightBit });
     expect((await runCli({ args: ["stats"], env })).stdout).toContain("q\\x1b[2K\\r\\x1b[32mOK: all agents healthy\\x07");
     expect((await runCli({ args: ["tasks", "get", task.id], env })).stdout).toMatch(/last error\s+boom\\x1b\[2K/);
   });

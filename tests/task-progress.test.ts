@@ -328,6 +328,15 @@ describe("runWorker's run.reportProgress", () => {
     expect(await t.api.tasks.get.query({ taskId: task.id })).toMatchObject({ status: "completed", attempts: 1, leaseToken: 1, progress: "after the step" });
   });
 
+  it("a wall clock stepped back while the server cannot be reached does not keep the run going past its lease (a process of its own)", async () => {
+    t = await startTestServer({ leaseSweepMs: 100 });
+    await t.api.tasks.enqueue.mutate({ queue: "clock-step" });
+    const script = fileURLToPath(new URL("./helpers/clock-step-worker.mjs", import.meta.url));
+    const { stdout } = await run(process.execPath, [script, t.url, "cut"], { timeout: 60_000 });
+    // Told within its 3 s lease's end (on a clock that never steps), not 10 minutes later.
+    expect(JSON.parse(stdout)).toEqual({ completed: 0, lost: 1, aborted: "yes" });
+  });
+
   it("a report still waiting when the handler returns, or made after, is dropped (false), and the complete goes through", async () => {
     t = await startTestServer();
     const api = t.api;

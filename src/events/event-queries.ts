@@ -7,7 +7,7 @@ import type { EventStore } from "./event-store.js";
 
 /** Pages that stream to the event loop (backfills, the bus's tail) stop at this many bytes. */
 const STREAM_PAGE_BYTES = 1 << 20;
-/** How many task events a task's history reads at most, from its creation on. */
+/** How many events (of any kind) a task's history reads at most, from its creation on. */
 const TASK_EVENT_SCAN = 100_000;
 
 export function eventQueries(d: { events: EventStore; maxResponseBytes: number }) {

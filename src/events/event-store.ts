@@ -259,18 +259,19 @@ export class EventStore {
 
   /**
    * A task's own events (task.* with its id, but task.progress), from when it was created: at
-   * most `scanLimit` of its kinds of events are read after `fromSeq`, so a task on a long busy log
-   * answers with what that reaches. The rows skipped on the way (task.progress, other kinds) are
-   * read too: a log of reports costs the read's time, not its answer's room.
+   * most `scanLimit` events of any kind are read after `fromSeq` (walked by seq, each counted),
+   * so a task on a long busy log answers with what that reaches, and no log makes the read longer.
    */
   readForTask(taskId: string, fromSeq: number, limit: number, scanLimit: number, budgetBytes: number, recipient?: string | null): CoordinationEvent[] {
     // As for the log: an agent sees the direct messages to it, a read credential none (readLogPage).
     const targetMatch = recipient === undefined ? "" : recipient === null ? " AND target IS NULL" : " AND (target IS NULL OR target = ?)";
     // Its transitions: task.progress reports are left out (a run reporting every second would
     // crowd its outcome out of the page; the task's progress holds the newest, the log every one).
+    // The bound counts every row read: one counting only the kinds kept would read on past
+    // any number of reports (and a plan by the type index sorted them all).
     return this.readBounded(
-      `SELECT * FROM (SELECT * FROM events WHERE seq >= ? AND (type >= 'task.' AND type < 'task.progress' OR type > 'task.progress' AND type < 'task/') ORDER BY seq LIMIT CAST(? AS INTEGER))
-       WHERE json_extract(payload, '$.taskId') = ?${targetMatch} ORDER BY seq LIMIT CAST(? AS INTEGER)`,
+      `SELECT * FROM (SELECT * FROM events WHERE seq >= ? ORDER BY seq LIMIT CAST(? AS INTEGER))
+       WHERE type >= 'task.' AND type < 'task/' AND type <> 'task.progress' AND json_extract(payload, '$.taskId') = ?${targetMatch} ORDER BY seq LIMIT CAST(? AS INTEGER)`,
       [fromSeq, scanLimit, taskId, ...(typeof recipient === "string" ? [recipient] : []), limit],
       budgetBytes,
     ).rows.map(toEvent);
