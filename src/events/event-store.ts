@@ -264,15 +264,16 @@ export class EventStore {
    */
   readForTask(taskId: string, fromSeq: number, limit: number, scanLimit: number, budgetBytes: number, recipient?: string | null): CoordinationEvent[] {
     // As for the log: an agent sees the direct messages to it, a read credential none (readLogPage).
-    const targetMatch = recipient === undefined ? "" : recipient === null ? " AND target IS NULL" : " AND (target IS NULL OR target = ?)";
+    const targetMatch = recipient === undefined ? "" : recipient === null ? " AND w.target IS NULL" : " AND (w.target IS NULL OR w.target = ?)";
     // Its transitions: task.progress reports are left out (a run reporting every second would
     // crowd its outcome out of the page; the task's progress holds the newest, the log every one).
     // The bound counts every row read: one counting only the kinds kept would read on past
-    // any number of reports (and a plan by the type index sorted them all).
+    // any number of reports (and a plan by the type index sorted them all). The walk reads seq,
+    // type and target alone; only the rows of a task's kinds are read whole (a report's 16 KiB is not).
     return this.readBounded(
-      `SELECT * FROM (SELECT * FROM events WHERE seq >= ? ORDER BY seq LIMIT CAST(? AS INTEGER))
-       WHERE type >= 'task.' AND type < 'task/' AND type <> 'task.progress' AND json_extract(payload, '$.taskId') = ?${targetMatch} ORDER BY seq LIMIT CAST(? AS INTEGER)`,
-      [fromSeq, scanLimit, taskId, ...(typeof recipient === "string" ? [recipient] : []), limit],
+      `SELECT e.* FROM (SELECT seq, type, target FROM events WHERE seq >= ? ORDER BY seq LIMIT CAST(? AS INTEGER)) w JOIN events e ON e.seq = w.seq
+       WHERE w.type >= 'task.' AND w.type < 'task/' AND w.type <> 'task.progress'${targetMatch} AND json_extract(e.payload, '$.taskId') = ? ORDER BY w.seq LIMIT CAST(? AS INTEGER)`,
+      [fromSeq, scanLimit, ...(typeof recipient === "string" ? [recipient] : []), taskId, limit],
       budgetBytes,
     ).rows.map(toEvent);
   }
