@@ -33,6 +33,14 @@ const TIMER_SLACK_MS = 5;
  */
 const monotonic = (): number => performance.now();
 
+/** A moment on both clocks: the wall clock's (Date.now()) and the monotonic one's. */
+export interface Moment {
+  wall: number;
+  ticks: number;
+}
+/** Now, on both clocks. */
+export const momentNow = (): Moment => ({ wall: Date.now(), ticks: monotonic() });
+
 /** A progress report waiting for a renewal to carry it: the newest value, and everyone who reported since the last one went. */
 interface WaitingReport {
   value: JsonValue;
@@ -104,12 +112,11 @@ export class HeldLease {
     private readonly agentId: string,
     private readonly leaseMs: number | undefined,
     private readonly onError: (error: unknown) => void,
-    receivedAt: number,
+    receivedAt: Moment,
   ) {
     const granted = HeldLease.granted(task, leaseMs);
-    this.deadline = receivedAt + granted;
-    // receivedAt is a wall-clock time: laid on the monotonic clock by the time since then.
-    this.monotonicDeadline = monotonic() - Math.max(0, Date.now() - receivedAt) + granted;
+    this.deadline = receivedAt.wall + granted;
+    this.monotonicDeadline = receivedAt.ticks + granted;
     this.interval = Math.max(granted / 3, MIN_RENEW_MS);
   }
 

@@ -10,7 +10,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { setMaxListeners } from "node:events";
 import { randomUUID } from "node:crypto";
-import { HeldLease, isCredentialRefused, isTransient, isUnknownField, isUnknownProcedure } from "./lease-calls.js";
+import { HeldLease, isCredentialRefused, isTransient, isUnknownField, isUnknownProcedure, momentNow, type Moment } from "./lease-calls.js";
 import { unsendableCause } from "./serialize-input.js";
 import type { ClaimedTask, CoordinationApi, JsonObject, JsonValue, RouterInputs, RouterOutputs } from "./types.js";
 
@@ -150,7 +150,7 @@ export interface Worker {
 /** A task leased to this worker, and when it was received (or, from complete-and-claim, sent for): the lease is laid from then. */
 interface Claimed {
   task: ClaimedTask;
-  receivedAt: number;
+  receivedAt: Moment;
 }
 
 /** Why the worker gave up on a run before its handler settled it. */
@@ -340,7 +340,7 @@ export async function runWorker<P>(options: WorkerOptions<P>): Promise<Worker> {
     (adopting ??= (async () => {
       // The agent's other tasks may be another replica's, running there.
       if (options.sharedAgentId === true) return void (orphansSuspected = false);
-      const receivedAt = Date.now();
+      const receivedAt = momentNow();
       const held = await api.tasks.list.query({ agentId, status: "claimed", limit: 500 }, signal ? { signal } : undefined);
       for (const task of held.items) {
         const claimed = asClaimed(task);
@@ -355,7 +355,7 @@ export async function runWorker<P>(options: WorkerOptions<P>): Promise<Worker> {
    * Runs a task and settles it. A completed task's settle also claims this loop's next task
    * (complete-and-claim: one round trip a task); that task is returned, to run next.
    */
-  const runOne = async (task: ClaimedTask, receivedAt: number): Promise<Claimed | undefined> => {
+  const runOne = async (task: ClaimedTask, receivedAt: Moment): Promise<Claimed | undefined> => {
     // The same lease can reach the worker twice (its claim answer, and adoption): run it once.
     const leaseKey = `${task.id}:${task.leaseToken}`;
     if (runsLease(task) || finished.has(leaseKey)) return undefined;
@@ -488,7 +488,7 @@ export async function runWorker<P>(options: WorkerOptions<P>): Promise<Worker> {
   ) => {
     if (retried) orphansSuspected = true;
     if (claiming.signal.aborted || !serverCompletesAndClaims) return void (await api.tasks.complete.mutate({ ...fenced, result }, { signal }));
-    const sentAt = Date.now();
+    const sentAt = momentNow();
     try {
       const done = await api.tasks.completeAndClaim.mutate({ ...fenced, result, next: { queues: options.queues, leaseMs: options.leaseMs } }, { signal });
       if (done.next) onNext({ task: done.next, receivedAt: sentAt });
@@ -532,7 +532,7 @@ export async function runWorker<P>(options: WorkerOptions<P>): Promise<Worker> {
             { signal: claiming.signal },
           );
           claimKey = undefined;
-          next = task ? { task, receivedAt: Date.now() } : backlog.shift();
+          next = task ? { task, receivedAt: momentNow() } : backlog.shift();
         }
         // Each completed task hands over the next, until none is left: then a long-poll claim again.
         while (next !== undefined) {

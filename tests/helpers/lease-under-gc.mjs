@@ -5,14 +5,14 @@
 // usage: node --expose-gc tests/helpers/lease-under-gc.mjs
 import net from "node:net";
 import { createCoordinationClient } from "../../dist/client/index.js";
-import { HeldLease } from "../../dist/client/lease-calls.js";
+import { HeldLease, momentNow } from "../../dist/client/lease-calls.js";
 
 const hung = net.createServer(() => undefined); // accepts, reads nothing, answers nothing
 await new Promise((resolve) => hung.listen(0, "127.0.0.1", resolve));
 const client = createCoordinationClient({ url: `http://127.0.0.1:${hung.address().port}` });
 const now = new Date();
 const task = { id: "t1", leaseToken: 1, leaseExpiresAt: new Date(now.getTime() + 300), updatedAt: now };
-const lease = new HeldLease(client.api, task, "a1", 300, () => undefined, Date.now());
+const lease = new HeldLease(client.api, task, "a1", 300, () => undefined, momentNow());
 const collector = setInterval(() => globalThis.gc(), 50);
 const started = Date.now();
 const outcome = await lease.settle((signal) => client.api.tasks.complete.mutate({ taskId: "t1", agentId: "a1", leaseToken: 1 }, { signal }));
