@@ -111,7 +111,7 @@ export function createCoordination(config: Config, log: Logger): Coordination {
     shutdown: stopping,
     parked,
     changeMark: () => `${bus!.lastSeq}:${retention.pruned.settledTasks}`,
-    pausesChanged: () => void jobs.queueHolds.runNow(),
+    holdsChanged: () => void jobs.queueHolds.runNow(),
   });
   const events = new EventService({ config, db, log, waiters: waiters.polls, shutdown: stopping, parked });
   const credentials = new Credentials({ db, config, log });

@@ -35,8 +35,8 @@ export interface TaskServiceDeps {
   parked: PerKeyLimit;
   /** Changes whenever tasks may have changed (the log's head seen by this process, retention's deletions): stats are reused while it stands. */
   changeMark: () => string;
-  /** A pause, resume, or limit set or removed committed: its queue's tasks are to be held or let go (the queue-holds job). */
-  pausesChanged?: () => void;
+  /** A pause, limit or rate set, or lifted, committed: its queue's tasks are to be held or let go (the queue-holds job). */
+  holdsChanged?: () => void;
 }
 
 /** Sweeps at most this many expired leases per run. */
@@ -246,14 +246,14 @@ export class TaskService {
    */
   async pause(request: PauseRequest, pausedBy: string | null): Promise<QueuePause> {
     const answer = await this.d.db.write("queues.pause", copyWith(request, { pausedBy }));
-    this.d.pausesChanged?.();
+    this.d.holdsChanged?.();
     return answer;
   }
 
   /** Resumes a paused queue: claims take its tasks again, best first. One not paused is answered as it is. `resumedBy`: the credential's id. */
   async resume(queue: string, resumedBy: string | null): Promise<QueuePause> {
     const answer = await this.d.db.write("queues.resume", { queue, resumedBy });
-    this.d.pausesChanged?.();
+    this.d.holdsChanged?.();
     return answer;
   }
 
@@ -263,14 +263,14 @@ export class TaskService {
    */
   async setLimit(request: SetLimitRequest, setBy: string | null): Promise<QueueLimit> {
     const answer = await this.d.db.write("queues.setLimit", copyWith(request, { setBy }));
-    this.d.pausesChanged?.();
+    this.d.holdsChanged?.();
     return answer;
   }
 
   /** Removes a queue's limit: claims take its tasks without a bound again, best first. A queue with none is answered as it is. */
   async removeLimit(queue: string, removedBy: string | null): Promise<QueueLimit> {
     const answer = await this.d.db.write("queues.removeLimit", { queue, removedBy });
-    this.d.pausesChanged?.();
+    this.d.holdsChanged?.();
     return answer;
   }
 
@@ -286,14 +286,14 @@ export class TaskService {
    */
   async setRate(request: SetRateRequest, setBy: string | null): Promise<QueueRate> {
     const answer = await this.d.db.write("queues.setRate", copyWith(request, { setBy }));
-    this.d.pausesChanged?.();
+    this.d.holdsChanged?.();
     return answer;
   }
 
   /** Removes a queue's rate: claims take its tasks without it again, best first. A queue with none is answered as it is. */
   async removeRate(queue: string, removedBy: string | null): Promise<QueueRate> {
     const answer = await this.d.db.write("queues.removeRate", { queue, removedBy });
-    this.d.pausesChanged?.();
+    this.d.holdsChanged?.();
     return answer;
   }
 
