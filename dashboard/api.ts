@@ -51,5 +51,6 @@ export function errorCode(error: unknown): string {
 /** How many agents fit in one answer, when the server refused a list for its size (client/answer-fits.ts). */
 export { fitsInAnswer } from "../client/answer-fits.js";
 export { rateWindowText } from "../client/rate-window.js";
+export { backoffText } from "../client/backoff-text.js";
 
 export const errorText = (error: unknown): string => (error instanceof Error ? error.message : String(error));

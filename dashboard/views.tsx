@@ -2,7 +2,7 @@
 // letters (requeue, cancel), the live event tail, and a task's own page.
 import { useEffect, useState } from "preact/hooks";
 import type { Api } from "./api.js";
-import { errorCode, errorText, fitsInAnswer, rateWindowText } from "./api.js";
+import { backoffText, errorCode, errorText, fitsInAnswer, rateWindowText } from "./api.js";
 import { age, json, time, usePolling } from "./hooks.js";
 
 type TaskEvent = Awaited<ReturnType<Api["events"]["list"]["query"]>>[number];
@@ -412,6 +412,12 @@ export function TaskPage({ api, onUnauthorized, taskId }: ViewProps & { taskId: 
                 </td>
                 <th>lease</th>
                 <td colSpan={3}>{data.task.leaseOwner ? `${data.task.leaseOwner}, token ${data.task.leaseToken}, until ${time(data.task.leaseExpiresAt)}` : "-"}</td>
+              </tr>
+              <tr>
+                <th>retry backoff</th>
+                <td colSpan={5} data-field="backoff">
+                  {backoffText(data.task.backoff)}
+                </td>
               </tr>
               <tr>
                 <th>progress</th>

@@ -7,6 +7,7 @@
 // Tables for people, --json for scripts. Exit codes: 0 done, 1 the server refused or could not be
 // reached (the message says which), 2 usage (or settings that cannot be read).
 import { rateWindowText, parseRate } from "../client/rate-window.js";
+import { backoffText, type BackoffShape } from "../client/backoff-text.js";
 import { createCoordinationClient, fitsInAnswer, isTRPCClientError, type CoordinationClient, type RouterInputs, type RouterOutputs } from "../client/index.js";
 import { MAX_CLAIMS_PER_WINDOW, MAX_RATE_WINDOW_MS, MIN_RATE_WINDOW_MS } from "./tasks/queue-rate-schemas.js";
 
@@ -488,6 +489,8 @@ async function dispatch(words: string[], options: Parsed["options"], json: boole
           ["status", task.status],
           ["priority", String(task.priority)],
           ["attempts", `${task.attempts}/${task.maxAttempts}`],
+          // How long a failed run waits before a retry (absent from a server older than this CLI).
+          ["retry backoff", backoffText((task as { backoff?: BackoffShape | null }).backoff)],
           // What a claimer must be or offer: why a pending task may sit unclaimed.
           ["capability", task.capability ?? "-"],
           ["target agent", task.targetAgentId ?? "-"],

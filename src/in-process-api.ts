@@ -45,10 +45,10 @@ export interface InProcessCoordination {
     complete(taskId: string, agentId: string, result?: JsonValue, options?: { leaseToken?: number }): Promise<Out["tasks"]["complete"]>;
     /** Completes the agent's task and claims its next one in the same write; `next` is null when none is available. */
     completeAndClaim(taskId: string, agentId: string, settle?: Rest<In["tasks"]["completeAndClaim"], "taskId" | "agentId">): Promise<Out["tasks"]["completeAndClaim"]>;
-    /** Records the run's `error`: pending again after a backoff while attempts remain (`retry: false`: dead-lettered at once). LEASE_CONFLICT when the lease moved on. */
+    /** Records the run's `error`: pending again after the task's backoff (or `retryAfterMs`) while attempts remain (`retry: false`: dead-lettered at once). LEASE_CONFLICT when the lease moved on. */
     fail(taskId: string, settle: Rest<In["tasks"]["fail"], "taskId">): Promise<Out["tasks"]["fail"]>;
-    /** The same, as the seed calls it: `fail(taskId, agentId, error, { retry?, leaseToken? })`. */
-    fail(taskId: string, agentId: string, error: string, options?: { retry?: boolean; leaseToken?: number }): Promise<Out["tasks"]["fail"]>;
+    /** The same, as the seed calls it: `fail(taskId, agentId, error, { retry?, retryAfterMs?, leaseToken? })`. */
+    fail(taskId: string, agentId: string, error: string, options?: { retry?: boolean; retryAfterMs?: number; leaseToken?: number }): Promise<Out["tasks"]["fail"]>;
     /** Gives the task back uncharged, claimable again at once or after `delayMs`. LEASE_CONFLICT when the agent no longer holds it. */
     release(taskId: string, agentId: string, options?: Rest<In["tasks"]["release"], "taskId" | "agentId">): Promise<Out["tasks"]["release"]>;
     /** Stops a pending or claimed task, or discards a dead letter. INVALID_STATE for a completed task. */
@@ -195,7 +195,7 @@ export async function openCoordination(options: InProcessOptions = {}): Promise<
       complete: (taskId: string, settle?: string | Rest<In["tasks"]["complete"], "taskId">, result?: JsonValue, options?: { leaseToken?: number }) =>
         run(api.tasks.complete(typeof settle === "string" ? { ...options, taskId, agentId: settle, result } : { ...settle, taskId })),
       completeAndClaim: (taskId, agentId, settle) => run(api.tasks.completeAndClaim({ ...settle, taskId, agentId })),
-      fail: (taskId: string, settle: string | Rest<In["tasks"]["fail"], "taskId">, error?: string, options?: { retry?: boolean; leaseToken?: number }) =>
+      fail: (taskId: string, settle: string | Rest<In["tasks"]["fail"], "taskId">, error?: string, options?: { retry?: boolean; retryAfterMs?: number; leaseToken?: number }) =>
         run(api.tasks.fail(typeof settle === "string" ? { ...options, taskId, agentId: settle, error: error! } : { ...settle, taskId })),
       release: (taskId, agentId, releaseOptions) => run(api.tasks.release({ ...releaseOptions, taskId, agentId })),
       cancel: (taskId, reason) => run(api.tasks.cancel(reason === undefined ? { taskId } : { taskId, reason })),

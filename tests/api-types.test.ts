@@ -40,6 +40,7 @@ interface Task {
   onDependencyFailure: "wait" | "cancel";
   progress: JsonValue;
   progressAt: Date | null;
+  backoff: { type: "exponential" | "fixed"; delayMs: number; maxDelayMs: number; jitter: number } | null;
 }
 interface Memory {
   id: string;
@@ -122,6 +123,7 @@ describe("AppRouter types", () => {
       runAt?: Date | string | number;
       delayMs?: number;
       maxAttempts?: number;
+      backoff?: { type?: "exponential" | "fixed"; delayMs: number; maxDelayMs?: number; jitter?: number };
       dependsOn?: string[];
       onDependencyFailure?: "wait" | "cancel";
       idempotencyKey?: string;
@@ -143,7 +145,7 @@ describe("AppRouter types", () => {
       Flat<Omit<Settle, "agentId"> & { agentId: string; result?: JsonValue; next?: { queues?: string[]; capabilities?: string[]; leaseMs?: number; context?: boolean } }>
     >();
     expectTypeOf<Out["tasks"]["completeAndClaim"]>().toEqualTypeOf<{ completed: SettledTask; next: ClaimedTask | null }>();
-    expectTypeOf<In["tasks"]["fail"]>().toEqualTypeOf<Flat<Settle & { error: string; retry?: boolean }>>();
+    expectTypeOf<In["tasks"]["fail"]>().toEqualTypeOf<Flat<Settle & { error: string; retry?: boolean; retryAfterMs?: number }>>();
     expectTypeOf<Out["tasks"]["fail"]>().toEqualTypeOf<SettledTask>();
     expectTypeOf<In["tasks"]["release"]>().toEqualTypeOf<Flat<Omit<Settle, "agentId"> & { agentId: string; delayMs?: number }>>();
     expectTypeOf<Out["tasks"]["release"]>().toEqualTypeOf<SettledTask>();

@@ -75,11 +75,13 @@ describe.skipIf(!CHROMIUM)("the dashboard in Chromium", () => {
       await page.locator('[data-field="status"]').getByText("pending").waitFor({ timeout: 10_000 });
       await page.getByText("task.dead_lettered").waitFor({ timeout: 10_000 });
       expect(await page.locator('[data-field="progress"]').textContent()).toBe("-");
+      expect(await page.locator('[data-field="backoff"]').textContent()).toBe("the server's");
       // A running task's page follows the progress its holder reports (the page polls).
-      const running = await t.api.tasks.enqueue.mutate({ queue: "long" });
+      const running = await t.api.tasks.enqueue.mutate({ queue: "long", backoff: { type: "fixed", delayMs: 90_000, jitter: 0.25 } });
       const lease = (await t.api.tasks.claim.mutate({ agentId: "agent-x", queues: ["long"] }))!;
       await page.goto(`${t.url}/#/task/${running.id}`);
       await page.locator('[data-field="status"]').getByText("claimed").waitFor({ timeout: 10_000 });
+      expect(await page.locator('[data-field="backoff"]').textContent()).toBe("fixed 90s, jitter 25%");
       await t.api.tasks.heartbeat.mutate({ taskId: running.id, agentId: "agent-x", leaseToken: lease.leaseToken, progress: { step: "drafting", done: 2, of: 5 } });
       await page.locator('[data-field="progress"]').getByText(/^\{"step":"drafting","done":2,"of":5\} \(\d+ (s|min|h|days) ago, at .+\)$/).waitFor({ timeout: 10_000 });
       await page.goto(t.url);

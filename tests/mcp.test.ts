@@ -71,13 +71,23 @@ describe("MCP over Streamable HTTP", () => {
     expect(undocumented).toEqual([]);
     // ...so a description names only fields the tool takes, or the answer fields and settings
     // listed here: enqueue_task's spoke of a runAt it does not take (copied from the REST route's).
-    const elsewhere = new Set(["leaseExpiresAt", "leaseToken", "queuesOmitted", "maxLeaseMs", "agentOfflineMs"]);
+    const elsewhere = new Set(["leaseExpiresAt", "leaseToken", "queuesOmitted", "maxLeaseMs", "agentOfflineMs", "retryBaseMs", "retryMaxMs"]);
     for (const name of elsewhere) expect(name in taskSchema.shape || name in SETTINGS || name === "queuesOmitted", name).toBe(true);
     const strangers: string[] = [];
     for (const tool of tools) {
-      const fields = (tool.inputSchema.properties ?? {}) as Record<string, { description?: string }>;
-      const texts = [tool.description ?? "", ...Object.values(fields).map((field) => field.description ?? "")];
-      for (const word of texts.join(" ").match(/\b[a-z]+[A-Z][A-Za-z]*\b/g) ?? []) if (!(word in fields) && !elsewhere.has(word)) strangers.push(`${tool.name}: ${word}`);
+      // A nested object's fields (enqueue_task's backoff.maxDelayMs) are the tool's too, and so are their descriptions.
+      const names = new Set<string>();
+      const texts = [tool.description ?? ""];
+      const collect = (schema: { properties?: Record<string, unknown>; anyOf?: unknown[] }) => {
+        for (const [name, field] of Object.entries(schema.properties ?? {})) {
+          names.add(name);
+          texts.push((field as { description?: string }).description ?? "");
+          collect(field as typeof schema);
+        }
+        for (const option of schema.anyOf ?? []) collect(option as typeof schema);
+      };
+      collect(tool.inputSchema as Parameters<typeof collect>[0]);
+      for (const word of texts.join(" ").match(/\b[a-z]+[A-Z][A-Za-z]*\b/g) ?? []) if (!names.has(word) && !elsewhere.has(word)) strangers.push(`${tool.name}: ${word}`);
     }
     expect(strangers).toEqual([]);
     const claimArgs = tools.find((tool) => tool.name === "claim_task")!.inputSchema.properties as Record<string, { description: string }>;

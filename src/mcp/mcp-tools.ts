@@ -276,8 +276,9 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
   registerTool(
     "fail_task",
     {
-      description: "Report that a claimed task failed. With retry true (the default) it runs again after a backoff while attempts remain; retry false dead-letters it at once.",
-      inputSchema: strictArgs({ ...agentArg, taskId: failInput.shape.taskId, leaseToken: failInput.shape.leaseToken, error: failInput.shape.error, retry: failInput.shape.retry }),
+      description:
+        "Report that a claimed task failed. With retry true (the default) it runs again after the task's backoff while attempts remain, or after retryAfterMs when the failure says when (a service down for an hour); retry false dead-letters it at once.",
+      inputSchema: strictArgs({ ...agentArg, taskId: failInput.shape.taskId, leaseToken: failInput.shape.leaseToken, error: failInput.shape.error, retry: failInput.shape.retry, retryAfterMs: failInput.shape.retryAfterMs }),
     },
     (args, extra) => answerCall(extra, (api) => api.tasks.fail({ ...args, agentId: agent(args.agentId) })),
   );
@@ -316,7 +317,7 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
     "enqueue_task",
     {
       description:
-        "Add a task to a queue for an agent to claim: a payload (any JSON), a priority (0 is the highest), optionally a capability the claimer must have, a target agent, a delay in ms before it may be claimed, or the ids of tasks that must complete first (dependsOn: it waits until they all have; get_task reads their results).",
+        "Add a task to a queue for an agent to claim: a payload (any JSON), a priority (0 is the highest), optionally a capability the claimer must have, a target agent, a delay in ms before it may be claimed, how long a failed run waits before a retry (backoff), or the ids of tasks that must complete first (dependsOn: it waits until they all have; get_task reads their results).",
       inputSchema: strictArgs({
         queue: enqueueFields.shape.queue,
         payload: anyJson("What the agent needs to do the work: any JSON"),
@@ -328,10 +329,11 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
           "Not claimable for this many ms after the server stores it (by the server's clock). Not compared when an idempotencyKey is sent again: a retried enqueue is the same task whatever its delayMs",
         ),
         maxAttempts: enqueueFields.shape.maxAttempts,
+        backoff: enqueueFields.shape.backoff,
         dependsOn: enqueueFields.shape.dependsOn,
         onDependencyFailure: enqueueFields.shape.onDependencyFailure,
         idempotencyKey: enqueueFields.shape.idempotencyKey.describe(
-          "The same key always answers the same task and never adds a second one, for as long as the task is kept. Sent again with a different queue, payload, priority, capability, targetAgentId, dependsOn, onDependencyFailure, or a maxAttempts that differs when given, it is a 409 IDEMPOTENCY_MISMATCH",
+          "The same key always answers the same task and never adds a second one, for as long as the task is kept. Sent again with a different queue, payload, priority, capability, targetAgentId, backoff, dependsOn, onDependencyFailure, or a maxAttempts that differs when given, it is a 409 IDEMPOTENCY_MISMATCH",
         ),
       }),
     },

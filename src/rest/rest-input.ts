@@ -96,8 +96,8 @@ function fieldOf(key: string, shape: Record<string, z.ZodType>, aliases: Record<
 const schemaOf = (shape: Record<string, z.ZodType>, field: string): z.ZodType | undefined => (Object.hasOwn(shape, field) ? shape[field] : undefined);
 
 /**
- * An options object in the body (complete-and-claim's `next`) in the snake_case the seed's
- * clients write, like the top-level fields. Only fields whose schema is an object with named
+ * An options object in the body (complete-and-claim's `next`, enqueue's `backoff`) in the
+ * snake_case the seed's clients write, like the top-level fields, at any depth. Only fields whose schema is an object with named
  * fields: JSON values (payload, result, metadata) are the client's own data and are kept as sent.
  */
 function optionsSpelling(schema: z.ZodType | undefined, value: unknown, field: string): unknown {
@@ -115,7 +115,8 @@ function optionsSpelling(schema: z.ZodType | undefined, value: unknown, field: s
     if (Object.hasOwn(spelled, name) && !sameJson(spelled[name], inner)) {
       throw invalidField(field, `two spellings of ${name} give different values; give one, or the same in both`);
     }
-    spelled[name] = inner;
+    // Nested options too (enqueueMany's tasks[i].backoff); a JSON value's schema has no shape.
+    spelled[name] = optionsSpelling(schemaOf(shape, name), inner, `${field}.${name}`);
   }
   return spelled;
 }

@@ -14,7 +14,7 @@ import { sameJson } from "../json-checks.js";
 import { taskWith, type CancelRequest, type ClaimRequest, type ScopedEnqueue, type RequeueManyRequest, type RequeueManyResult, type SettledTask, type Task } from "./task-schemas.js";
 import { claimKeyOf } from "./claim-keys.js";
 import { releasedLease, taskAnswerBytes, taskRowWith, toTask, type ClaimFilter, type DeadLetterRow, type RateOutlook, type StoredError, type TaskRow, type TaskStore } from "./task-store.js";
-import type { SettleRequest, TaskTransitions } from "./task-transitions.js";
+import type { FailRequest, SettleRequest, TaskTransitions } from "./task-transitions.js";
 import { leaseBounds, offlineShiftMs, type LockWaitGrace } from "./lock-wait-grace.js";
 import { copyWith } from "../copy-with.js";
 import type { JsonValue } from "../json-types.js";
@@ -276,7 +276,7 @@ export function taskCommands(d: TaskCommandDeps) {
      * dead-letter queue (retry false, or no attempt left). Sent again (its first answer lost), it
      * gets the same answer while the task is still as that fail left it (see repeatedFail).
      */
-    "tasks.fail": (ctx: WriteContext, request: SettleRequest & { error: string; retry: boolean }): SettledTask => {
+    "tasks.fail": (ctx: WriteContext, request: FailRequest): SettledTask => {
       const current = t.findTask(request.taskId);
       if (current.status !== "claimed") {
         const repeated = repeatedFail(current, request);
@@ -285,7 +285,7 @@ export function taskCommands(d: TaskCommandDeps) {
       }
       const held = t.assertHeld(current, request);
       if (request.agentId !== undefined) t.noteAgent(ctx, request.agentId);
-      const retryAt = request.retry && held.attempts < held.maxAttempts ? ctx.now + t.backoff(held.attempts) : null;
+      const retryAt = request.retry && held.attempts < held.maxAttempts ? ctx.now + (request.retryAfterMs ?? t.retryDelay(held)) : null;
       d.events.appendSystem(ctx, "task.failed", {
         taskId: held.id,
         queue: held.queue,
@@ -509,16 +509,19 @@ function ownLastFailure(row: TaskRow, request: SettleRequest): StoredError | und
  * fail of that same lease that differs is a conflict saying so; anything else is undefined
  * (LEASE_CONFLICT, as before).
  */
-function repeatedFail(row: TaskRow, request: SettleRequest & { error: string; retry: boolean }): SettledTask | CoordinationError | undefined {
+function repeatedFail(row: TaskRow, request: FailRequest): SettledTask | CoordinationError | undefined {
   const last = ownLastFailure(row, request);
   if (last === undefined) return undefined;
   // retry false always dead-letters; retry true does only once the attempts ran out.
   const deadLettered = !request.retry || row.attempts >= row.maxAttempts;
-  if (last.error === request.error && deadLettered === (row.status === "dead_letter")) return settled(row, taskRowWith(row, { leaseOwner: last.agentId }));
+  // A retry that fail put off by retryAfterMs waits from its updatedAt (nothing changes it while
+  // the task waits under that lease) to its runAt: a repeat naming another wait is another call.
+  const otherWait = request.retryAfterMs !== undefined && row.status === "pending" && Number(row.runAt) - Number(row.updatedAt) !== request.retryAfterMs;
+  if (last.error === request.error && deadLettered === (row.status === "dead_letter") && !otherWait) return settled(row, taskRowWith(row, { leaseOwner: last.agentId }));
   const holder = request.agentId === undefined ? "" : ` of agent "${request.agentId}"`;
   return new CoordinationError(
     "LEASE_CONFLICT",
-    `lease ${row.leaseToken}${holder} on task "${row.id}" has ended already: its run failed (${JSON.stringify(last.error.slice(0, 200))}) and the task is ${row.status}; this fail differs (${last.error === request.error ? "retry" : "error"}), and changes nothing`,
+    `lease ${row.leaseToken}${holder} on task "${row.id}" has ended already: its run failed (${JSON.stringify(last.error.slice(0, 200))}) and the task is ${row.status}; this fail differs (${last.error !== request.error ? "error" : otherWait ? "retryAfterMs" : "retry"}), and changes nothing`,
     { status: row.status, leaseOwner: row.leaseOwner, leaseToken: row.leaseToken },
   );
 }

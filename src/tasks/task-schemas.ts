@@ -62,6 +62,50 @@ const leaseMs = ms(WEEK_MS);
 /** The most tasks one task may depend on (tasks.enqueue's dependsOn). */
 export const MAX_DEPENDENCIES = 100;
 
+/** The longest wait a task's backoff may give before a retry: a week, as a lease or a release's delay. */
+export const MAX_BACKOFF_MS = WEEK_MS;
+export const BACKOFF_TYPES = ["exponential", "fixed"] as const;
+
+/**
+ * A task's own retry backoff (tasks.enqueue's `backoff`): how long a failed run waits before the
+ * task may be claimed again. Left out, the server's: retryBaseMs doubling to retryMaxMs.
+ */
+export const backoffInput = z
+  .strictObject({
+    type: z
+      .enum(BACKOFF_TYPES)
+      .default("exponential")
+      .describe("exponential (the default): delayMs after the first failure, doubling after each one up to maxDelayMs; fixed: delayMs after every failure"),
+    delayMs: ms(MAX_BACKOFF_MS).describe("The wait after the first failed run, in ms (at most 7 days)"),
+    maxDelayMs: ms(MAX_BACKOFF_MS).optional().describe("exponential only: the longest wait, in ms, at least delayMs; left out, 7 days"),
+    jitter: z
+      .number()
+      .min(0)
+      .max(1)
+      .default(0)
+      .describe("0 to 1: each wait is drawn at random between wait × (1 − jitter) and the wait, so tasks that failed together (a provider's outage) do not all come back at the same moment; 0 (the default): exactly the wait"),
+  })
+  .superRefine((backoff, ctx) => {
+    if (backoff.maxDelayMs === undefined) return;
+    if (backoff.type === "fixed") ctx.addIssue({ code: "custom", path: ["maxDelayMs"], message: "applies to an exponential backoff only: a fixed one waits delayMs every time" });
+    else if (backoff.maxDelayMs < backoff.delayMs) ctx.addIssue({ code: "custom", path: ["maxDelayMs"], message: `must be at least delayMs (${backoff.delayMs})` });
+  });
+export type BackoffInput = z.input<typeof backoffInput>;
+
+/** A task's backoff as the server keeps and answers it: every field filled in (fixed: maxDelayMs is delayMs). */
+export const backoffSchema = z
+  .object({
+    type: z.enum(BACKOFF_TYPES),
+    /** The wait after the first failed run, in ms. */
+    delayMs: z.number().int(),
+    /** The longest wait, in ms. */
+    maxDelayMs: z.number().int(),
+    /** 0 to 1: the share of each wait that may be taken off at random. */
+    jitter: z.number(),
+  })
+  .meta({ id: "Backoff" });
+export type Backoff = z.infer<typeof backoffSchema>;
+
 // Each field's description is its documentation: the OpenAPI document and the MCP tools'
 // schemas carry it to plain HTTP clients and to LLM agents.
 export const enqueueFields = z.strictObject({
@@ -76,6 +120,9 @@ export const enqueueFields = z.strictObject({
     .optional()
     .describe("Not claimable for this many ms after the server stores it (by the server's clock, not the client's): runAt's relative form, give one or the other. Not compared when an idempotencyKey is sent again: a retried enqueue is the same task whatever its delayMs"),
   maxAttempts: int(1, 1000).optional().describe("Attempts before the task is dead-lettered; left out, the server's maxAttempts"),
+  backoff: backoffInput
+    .optional()
+    .describe("How long each failed run waits before the task may be claimed again: { type: exponential | fixed, delayMs, maxDelayMs, jitter }. Left out, the server's backoff (retryBaseMs, doubling to retryMaxMs). A lease that expires retries at once whatever it says"),
   dependsOn: z
     .array(taskIdSchema)
     .max(MAX_DEPENDENCIES)
@@ -92,7 +139,7 @@ export const enqueueFields = z.strictObject({
   idempotencyKey: text(500)
     .optional()
     .describe(
-      "The same key always answers the same task and never adds a second one, for as long as the task is kept. Sent again with a different queue, payload, priority, capability, targetAgentId, dependsOn, onDependencyFailure, or a maxAttempts (or, until the task is first claimed, a runAt) that differs when given, it is a 409 IDEMPOTENCY_MISMATCH",
+      "The same key always answers the same task and never adds a second one, for as long as the task is kept. Sent again with a different queue, payload, priority, capability, targetAgentId, backoff, dependsOn, onDependencyFailure, or a maxAttempts (or, until the task is first claimed, a runAt) that differs when given, it is a 409 IDEMPOTENCY_MISMATCH",
     ),
 });
 
@@ -207,6 +254,11 @@ export const failInput = z.strictObject({
   ...anyHolderSettleFields,
   error: text(10_000).describe("What went wrong, kept in the task's error history (at most 10,000 characters)"),
   retry: z.boolean().default(true).describe("true: run again after a backoff while attempts remain; false: dead-letter at once"),
+  retryAfterMs: ms(MAX_BACKOFF_MS)
+    .optional()
+    .describe("Retry after this many ms instead of the task's backoff (what the failure said: a service down for an hour); the attempt is charged as any failure's. With no attempt left the task is dead-lettered all the same. Not with retry false"),
+}).superRefine((input, ctx) => {
+  if (input.retryAfterMs !== undefined && !input.retry) ctx.addIssue({ code: "custom", path: ["retryAfterMs"], message: "retry false dead-letters the task at once: there is no retry to delay" });
 });
 export const releaseInput = z.strictObject({
   ...settleFields,
@@ -323,6 +375,8 @@ export const taskSchema = z
     progress: jsonOutput,
     /** When that progress was reported; null when none was. */
     progressAt: z.date().nullable(),
+    /** Its own retry backoff, as enqueued; null: the server's (retryBaseMs doubling to retryMaxMs). */
+    backoff: backoffSchema.nullable(),
   })
   .meta({ id: "Task" });
 export type Task = z.infer<typeof taskSchema>;
@@ -378,6 +432,7 @@ export function taskWith<T extends Task, E extends object>(task: T, extra: E): T
     onDependencyFailure: task.onDependencyFailure,
     progress: task.progress,
     progressAt: task.progressAt,
+    backoff: task.backoff,
   };
   // Every field copied from `task`: the narrowing of a held task (status, lease fields) holds for the copy.
   return Object.assign(copy as T, extra);

@@ -18,7 +18,7 @@ import type { ClaimWaiters } from "./claim-waiters.js";
 import type { RecalledContexts } from "../db/thread/recall-relay.js";
 import type { Leased } from "./task-commands.js";
 import { isHeld, taskWith, type CancelRequest, type ClaimedTask, type ClaimRequest, type CompleteAndClaimRequest, type CompletedAndClaimed, type EnqueueRequest, type ListRequest, type RequeueManyRequest, type RequeueManyResult, type SettledTask, type Task, type TaskStats } from "./task-schemas.js";
-import type { SettleRequest } from "./task-transitions.js";
+import type { FailRequest, SettleRequest } from "./task-transitions.js";
 import { copyWith } from "../copy-with.js";
 import type { PauseRequest, QueuePause } from "./queue-pause-schemas.js";
 import type { QueueLimit, SetLimitRequest } from "./queue-limit-schemas.js";
@@ -223,7 +223,7 @@ export class TaskService {
     return { completed: done.completed, next: claimed ?? null };
   }
 
-  fail(request: SettleRequest & { error: string; retry: boolean }): Promise<SettledTask> {
+  fail(request: FailRequest): Promise<SettledTask> {
     return this.d.db.write("tasks.fail", request);
   }
 

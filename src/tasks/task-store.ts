@@ -4,7 +4,7 @@
 import { fromJsonText, toDate, toDateOrNull, toJsonText } from "../db/columns.js";
 import { utf8Bytes, withinBudget } from "../db/answer-budget.js";
 import { placeholders, type Statements } from "../db/statements.js";
-import type { Task, TaskStatus } from "./task-schemas.js";
+import type { Backoff, Task, TaskStatus } from "./task-schemas.js";
 import type { LeaseBounds } from "./lock-wait-grace.js";
 import { currentLeaseKey, leaseKey } from "./claim-keys.js";
 import { HELD_IF_SET_ASIDE, PAUSED_QUEUES } from "./queue-pause-store.js";
@@ -96,6 +96,8 @@ export interface TaskRow {
   progress: string | null;
   /** When that progress was reported; null with it. */
   progressAt: number | Date | null;
+  /** Its own retry backoff (JSON text of a Backoff, retry-backoff.ts); null: the server's. */
+  backoff: string | null;
 }
 
 /** The releasedBy of a lease given back by its holder: a release of it sent again finds it. */
@@ -138,6 +140,7 @@ export const toTask = (row: TaskRow): Task => ({
   onDependencyFailure: row.cancelOnDependencyFailure ? "cancel" : "wait",
   progress: fromJsonText(row.progress),
   progressAt: toDateOrNull(row.progressAt),
+  backoff: row.backoff === null ? null : (JSON.parse(row.backoff) as Backoff),
 });
 
 /**
@@ -182,6 +185,7 @@ export function taskRowWith(row: TaskRow, changes: Partial<TaskRow>): TaskRow {
     cancelOnDependencyFailure: row.cancelOnDependencyFailure,
     progress: row.progress,
     progressAt: row.progressAt,
+    backoff: row.backoff,
   };
   return Object.assign(copy, changes);
 }
@@ -199,6 +203,7 @@ export const taskAnswerBytes = (row: TaskRow): number =>
   (row.lastError === null ? 0 : utf8Bytes(row.lastError)) +
   (row.dependsOn === null ? 0 : utf8Bytes(row.dependsOn)) +
   (row.progress === null ? 0 : utf8Bytes(row.progress)) +
+  (row.backoff === null ? 0 : utf8Bytes(row.backoff)) +
   TASK_FIXED_BYTES;
 
 export interface TaskListFilter {
@@ -213,7 +218,7 @@ export interface TaskListFilter {
 }
 
 /** What enqueue writes; the other columns take their defaults. */
-export type NewTask = Pick<TaskRow, "id" | "queue" | "payload" | "priority" | "capability" | "targetAgentId" | "maxAttempts" | "idempotencyKey" | "idempotencyScope" | "dependsOn" | "cancelOnDependencyFailure"> & {
+export type NewTask = Pick<TaskRow, "id" | "queue" | "payload" | "priority" | "capability" | "targetAgentId" | "maxAttempts" | "idempotencyKey" | "idempotencyScope" | "dependsOn" | "cancelOnDependencyFailure" | "backoff"> & {
   runAt: number;
   /** The seqs of its dependencies that have not completed: it waits for them (none: pending). */
   waitingFor: readonly number[];
@@ -319,10 +324,10 @@ export class TaskStore {
     const delayed = waiting ? 0 : delayedAt(task.runAt, now);
     const { lastInsertRowid } = this.st
       .get(
-        `INSERT INTO tasks (id, queue, payload, priority, capability, targetAgentId, maxAttempts, runAt, idempotencyKey, idempotencyScope, createdAt, updatedAt, delayed, held, status, dependsOn, unmetDependencies, cancelOnDependencyFailure)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT INTO tasks (id, queue, payload, priority, capability, targetAgentId, maxAttempts, runAt, idempotencyKey, idempotencyScope, createdAt, updatedAt, delayed, held, status, dependsOn, unmetDependencies, cancelOnDependencyFailure, backoff)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       )
-      .run(task.id, task.queue, task.payload, task.priority, task.capability, task.targetAgentId, task.maxAttempts, task.runAt, task.idempotencyKey, task.idempotencyScope, now, now, delayed, held, waiting ? "waiting" : "pending", task.dependsOn, task.waitingFor.length, task.cancelOnDependencyFailure);
+      .run(task.id, task.queue, task.payload, task.priority, task.capability, task.targetAgentId, task.maxAttempts, task.runAt, task.idempotencyKey, task.idempotencyScope, now, now, delayed, held, waiting ? "waiting" : "pending", task.dependsOn, task.waitingFor.length, task.cancelOnDependencyFailure, task.backoff);
     const seq = Number(lastInsertRowid);
     for (const dependsOnSeq of task.waitingFor) this.st.get<[number, number]>(`INSERT INTO task_dependencies (dependsOnSeq, taskSeq) VALUES (?, ?)`).run(dependsOnSeq, seq);
     // Every column named, in the table's order: the same hidden class as a row read back (taskRowWith).
@@ -360,6 +365,7 @@ export class TaskStore {
       cancelOnDependencyFailure: task.cancelOnDependencyFailure,
       progress: null,
       progressAt: null,
+      backoff: task.backoff,
     };
   }
 

@@ -13,7 +13,8 @@ import type { EventStore } from "../events/event-store.js";
 import { assertJsonDepth, sameJson } from "../json-checks.js";
 import { recordExecution, type ExecutionOutcome } from "../memory/memory-commands.js";
 import type { MemoryStore } from "../memory/memory-store.js";
-import type { ScopedEnqueue } from "./task-schemas.js";
+import { retryDelayMs, storedBackoff } from "./retry-backoff.js";
+import type { Backoff, ScopedEnqueue } from "./task-schemas.js";
 import type { TaskStatus } from "./task-status.js";
 import { releasedLease, type ClaimFilter, type DeadLetterRow, type DependencyOutcome, type TaskRow, type TaskStore } from "./task-store.js";
 
@@ -32,6 +33,13 @@ export interface SettleRequest {
   agentId?: string | undefined;
   /** The claim's fencing token: when given, only that lease may be settled. */
   leaseToken?: number | undefined;
+}
+
+/** A fail (tasks.fail): its run's error, whether to retry, and when (retryAfterMs: instead of the task's backoff). */
+export interface FailRequest extends SettleRequest {
+  error: string;
+  retry: boolean;
+  retryAfterMs?: number | undefined;
 }
 
 /**
@@ -73,6 +81,7 @@ export class TaskTransitions {
       capability: request.capability ?? null,
       targetAgentId: request.targetAgentId ?? null,
       maxAttempts: request.maxAttempts ?? this.d.config.maxAttempts,
+      backoff: request.backoff === undefined ? null : storedBackoff(request.backoff),
       // [] names none (a planner's list that came out empty): stored as no list.
       dependsOn: dependsOn === undefined || dependsOn.length === 0 ? null : JSON.stringify(dependsOn),
       cancelOnDependencyFailure: request.onDependencyFailure === "cancel" ? 1 : 0,
@@ -459,10 +468,9 @@ export class TaskTransitions {
     };
   }
 
-  /** Exponential: base, 2×base, 4×base … capped. */
-  backoff(attempt: number): number {
-    const { retryBaseMs, retryMaxMs } = this.d.config;
-    return Math.min(retryMaxMs, retryBaseMs * 2 ** Math.max(0, attempt - 1));
+  /** How long `row`'s failed run (its attempts-th) waits before a retry, in ms: its own backoff, or the server's (retry-backoff.ts). */
+  retryDelay(row: TaskRow): number {
+    return retryDelayMs(row.backoff === null ? null : (JSON.parse(row.backoff) as Backoff), row.attempts, this.d.config);
   }
 }
 
