@@ -3,7 +3,13 @@
 //    handed whole to the connection, with a status below 500. A connection that closes first, or
 //    a 5xx in its place, means the client never got it. Node also finishes a response whose
 //    connection failed under it (the client reset it mid-body: the rest of the body is dropped
-//    unsent), so a finish on a connection that failed is a close.
+//    unsent), so a finish on a connection that failed is a close. A call asks (confirm, gone)
+//    before its answer is written: the answer goes out after the procedure returned. So a
+//    response no longer open when it asks (ended, finished or closed) cannot carry that answer,
+//    whatever else it carried: it is gone. Node's own fields cannot tell the order apart: the MCP
+//    SDK ends the response of a POST whose client left, and Node then reads it destroyed and
+//    writableFinished both (writableFinished only asks whether end() was called with nothing
+//    left to write, and nothing is left on a detached socket).
 //  - WebSocket: tRPC's adapter sends a query or mutation answer a few microtasks after the
 //    procedure returns, and only while the socket is open; one macrotask later it has either been
 //    queued on the socket or dropped. Queued, it is delivered once it was handed to the
@@ -27,8 +33,10 @@ export interface ObservableResponse {
   readonly statusCode: number;
   /** True once the connection under the response is gone. */
   readonly destroyed?: boolean;
-  /** True once the response was handed whole to the connection (or that connection failed: see socket). */
+  /** True once the response was handed whole to the connection (or that connection failed: see socket), or ended on one that closed. */
   readonly writableFinished?: boolean;
+  /** True once end() was called: nothing more can be written to it. */
+  readonly writableEnded?: boolean;
   /** The connection: `errored` once it failed (reset, broken pipe). Node detaches it from the response when the response finishes. */
   readonly socket?: { readonly errored?: unknown } | null;
   once(event: "finish" | "close", listener: () => void): unknown;
@@ -68,13 +76,18 @@ class HttpTransport implements Transport {
 
   gone(): boolean {
     // As watched() would find it, without making its AbortController and listeners.
-    return (this.watch?.state ?? this.stateNow()) === "closed";
+    return (this.watch?.state ?? this.stateNow()) !== "open";
   }
 
-  /** Where the response is now: a response finished on a connection that failed under it is one that closed (see above). */
-  private stateNow(): "open" | "finished" | "closed" {
+  /**
+   * Whether the response can still carry the asking call's answer: not ended (end() called),
+   * finished, destroyed, nor on a connection that failed. Anything else is closed for that call
+   * (see above): read by a call before its answer goes out, a finished response is one that
+   * ended without it.
+   */
+  private stateNow(): "open" | "closed" {
     const { res, socket } = this;
-    return res.writableFinished && !socket?.errored ? "finished" : res.destroyed || socket?.errored ? "closed" : "open";
+    return res.writableEnded || res.writableFinished || res.destroyed || socket?.errored ? "closed" : "open";
   }
 
   waiting(): void {
@@ -83,8 +96,8 @@ class HttpTransport implements Transport {
 
   confirm(delivery: DeliverySink): void {
     const watch = this.watched();
+    // Confirmed before its answer went out (see above): a response that finished already did so without it.
     if (watch.state === "open") watch.waiting.push(delivery);
-    else if (watch.state === "finished") this.decideFinished(delivery);
     else delivery.undelivered();
   }
 
@@ -101,6 +114,8 @@ class HttpTransport implements Transport {
         for (const delivery of watch.waiting.splice(0)) delivery.undelivered();
       };
       res.once("finish", () => {
+        // Closed first, then ended by whoever wrote it (the MCP SDK): the outcome is known already.
+        if (watch.state !== "open") return;
         if (socket?.errored) return closed();
         watch.state = "finished";
         for (const delivery of watch.waiting.splice(0)) this.decideFinished(delivery);
