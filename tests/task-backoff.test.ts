@@ -66,6 +66,8 @@ describe("retry backoff", () => {
     expect(exponential!.backoff).toEqual({ type: "exponential", delayMs: 100, maxDelayMs: 250, jitter: 0 });
     expect(fixed!.backoff).toEqual({ type: "fixed", delayMs: 150, maxDelayMs: 150, jitter: 0 });
     expect(plain!.backoff).toBeNull();
+    // A backoff as a task answers it may be sent back as it is: a copy of a task is the same policy.
+    for (const task of [exponential!, fixed!]) expect((await api.tasks.enqueue.mutate({ queue: "copies", backoff: task.backoff! })).backoff).toEqual(task.backoff);
 
     const waits: Record<string, number[]> = { exp: [], fixed: [], plain: [] };
     for (const [task, queue, runs] of [[exponential!, "exp", 4], [fixed!, "fixed", 3], [plain!, "plain", 3]] as const) {

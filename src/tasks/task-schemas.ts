@@ -77,7 +77,7 @@ export const backoffInput = z
       .default("exponential")
       .describe("exponential (the default): delayMs after the first failure, doubling after each one up to maxDelayMs; fixed: delayMs after every failure"),
     delayMs: ms(MAX_BACKOFF_MS).describe("The wait after the first failed run, in ms (at most 7 days)"),
-    maxDelayMs: ms(MAX_BACKOFF_MS).optional().describe("exponential only: the longest wait, in ms, at least delayMs; left out, 7 days"),
+    maxDelayMs: ms(MAX_BACKOFF_MS).optional().describe("The longest wait, in ms, at least delayMs; left out, 7 days for an exponential backoff. A fixed one's is its delayMs (the task answers it so, and it may be sent back so)"),
     jitter: z
       .number()
       .min(0)
@@ -87,7 +87,8 @@ export const backoffInput = z
   })
   .superRefine((backoff, ctx) => {
     if (backoff.maxDelayMs === undefined) return;
-    if (backoff.type === "fixed") ctx.addIssue({ code: "custom", path: ["maxDelayMs"], message: "applies to an exponential backoff only: a fixed one waits delayMs every time" });
+    // A fixed backoff as a task answers it (maxDelayMs filled in as its delayMs) is the same policy sent back.
+    if (backoff.type === "fixed" && backoff.maxDelayMs !== backoff.delayMs) ctx.addIssue({ code: "custom", path: ["maxDelayMs"], message: `a fixed backoff waits delayMs (${backoff.delayMs}) every time: leave maxDelayMs out, or give the same` });
     else if (backoff.maxDelayMs < backoff.delayMs) ctx.addIssue({ code: "custom", path: ["maxDelayMs"], message: `must be at least delayMs (${backoff.delayMs})` });
   });
 export type BackoffInput = z.input<typeof backoffInput>;
