@@ -20,7 +20,8 @@ const length = (ms: number): string => (ms === 0 ? "0s" : rateWindowText(ms));
 export function backoffText(backoff: BackoffShape | null | undefined): string {
   if (backoff === undefined) return "-";
   if (backoff === null) return "the server's";
-  const jitter = backoff.jitter === 0 ? "" : `, jitter ${Math.round(backoff.jitter * 100)}%`;
+  // In tenths of a percent: a jitter of 0.004 is some, not 0%.
+  const jitter = backoff.jitter === 0 ? "" : `, jitter ${Math.round(backoff.jitter * 1000) / 10}%`;
   if (backoff.type === "fixed") return `fixed ${length(backoff.delayMs)}${jitter}`;
   return `exponential from ${length(backoff.delayMs)}, doubling up to ${length(backoff.maxDelayMs)}${jitter}`;
 }

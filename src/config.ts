@@ -95,8 +95,8 @@ export const SETTINGS = {
   leaseMs: { ...positiveMs(), default: 30_000, doc: "Default task lease length when a claim names none" },
   maxLeaseMs: { ...positiveMs(), default: 3_600_000, doc: "Longest lease a claim or heartbeat may ask for" },
   maxAttempts: { ...int(1, 1000), default: 3, doc: "Default attempts before a task is dead-lettered" },
-  retryBaseMs: { ...ms(), default: 1000, doc: "Backoff after the first failure; doubles with each attempt" },
-  retryMaxMs: { ...ms(), default: 300_000, doc: "Longest retry backoff" },
+  retryBaseMs: { ...ms(), default: 1000, doc: "Backoff after the first failure of a task enqueued without a backoff of its own; doubles with each attempt" },
+  retryMaxMs: { ...ms(), default: 300_000, doc: "Longest retry backoff of a task enqueued without a backoff of its own" },
   leaseSweepMs: { ...positiveMs(60_000), default: 1000, doc: "How often expired leases are returned to the queue" },
   maxWaitMs: { ...ms(300_000), default: 30_000, doc: "Longest long-poll (waitMs) a claim or poll may ask for" },
   crossProcessPollMs: {

@@ -117,18 +117,26 @@ describe("retry backoff", () => {
     // The same fail sent again (its answer lost) gets the same answer; with another wait it is a conflict saying so.
     const again = await api.tasks.fail.mutate({ taskId: task.id, agentId: "w", leaseToken: hour.leaseToken, error: "run 1 broke", retryAfterMs: 3_600_000 });
     expect([again.status, again.runAt.getTime(), again.attempts]).toEqual(["pending", hour.runAt.getTime(), 1]);
-    await expect(api.tasks.fail.mutate({ taskId: task.id, agentId: "w", leaseToken: hour.leaseToken, error: "run 1 broke", retryAfterMs: 60_000 })).rejects.toMatchObject({
-      data: { code: "LEASE_CONFLICT", httpStatus: 409 },
-      message: expect.stringContaining("this fail differs (retryAfterMs)"),
-    });
+    // Another wait, or none (the backoff's) where it asked for one, is another call: a conflict saying so.
+    for (const otherWait of [{ retryAfterMs: 60_000 }, {}]) {
+      await expect(api.tasks.fail.mutate({ taskId: task.id, agentId: "w", leaseToken: hour.leaseToken, error: "run 1 broke", ...otherWait })).rejects.toMatchObject({
+        data: { code: "LEASE_CONFLICT", httpStatus: 409 },
+        message: expect.stringContaining("this fail differs (retryAfterMs)"),
+      });
+    }
+    // The wait it asked for is kept with the failed run, not answered.
+    expect((await api.tasks.get.query({ taskId: task.id })).errorHistory).toEqual([{ attempt: 1, agentId: "w", error: "run 1 broke", at: hour.updatedAt }]);
     expect((await api.tasks.get.query({ taskId: task.id })).runAt).toEqual(hour.runAt);
 
     // retryAfterMs 0 retries at once, whatever the backoff says.
     const now = await api.tasks.enqueue.mutate({ queue: "now", maxAttempts: 2, backoff: { delayMs: 3_600_000 } });
     const atOnce = await claimAndFail(api, now.id, "now", { retryAfterMs: 0 });
     expect(waitOf(atOnce)).toBe(0);
-    // The last attempt: dead-lettered whatever retryAfterMs says.
-    expect(await claimAndFail(api, now.id, "now", { retryAfterMs: 5000 })).toMatchObject({ status: "dead_letter", attempts: 2 });
+    // The last attempt: dead-lettered whatever retryAfterMs says; sent again, the same wait is the same call, another is not.
+    const dead = await claimAndFail(api, now.id, "now", { retryAfterMs: 5000 });
+    expect(dead).toMatchObject({ status: "dead_letter", attempts: 2 });
+    expect(await api.tasks.fail.mutate({ taskId: now.id, agentId: "w", leaseToken: dead.leaseToken, error: "run 2 broke", retryAfterMs: 5000 })).toMatchObject({ status: "dead_letter", finishedAt: dead.finishedAt });
+    await expect(api.tasks.fail.mutate({ taskId: now.id, agentId: "w", leaseToken: dead.leaseToken, error: "run 2 broke" })).rejects.toMatchObject({ data: { code: "LEASE_CONFLICT" } });
 
     const held = await api.tasks.enqueue.mutate({ queue: "contradiction" });
     const lease = (await api.tasks.claim.mutate({ agentId: "w", queues: ["contradiction"] }))!;
@@ -170,6 +178,11 @@ describe("retry backoff", () => {
         data: { code: "IDEMPOTENCY_MISMATCH", httpStatus: 409, details: { taskId: task.id, differs: ["backoff"] } },
       });
     }
+    // An exponential backoff whose longest wait is its delay waits as the fixed one: the same policy.
+    const capped = await api.tasks.enqueue.mutate({ queue: "keyed", idempotencyKey: "capped", backoff: { delayMs: 1000, maxDelayMs: 1000 } });
+    expect((await api.tasks.enqueue.mutate({ queue: "keyed", idempotencyKey: "capped", backoff: { type: "fixed", delayMs: 1000 } })).id).toBe(capped.id);
+    const zero = await api.tasks.enqueue.mutate({ queue: "keyed", idempotencyKey: "zero", backoff: { type: "fixed", delayMs: 0 } });
+    expect((await api.tasks.enqueue.mutate({ queue: "keyed", idempotencyKey: "zero", backoff: { delayMs: 0 } })).id).toBe(zero.id);
     const plain = await api.tasks.enqueue.mutate({ queue: "keyed", idempotencyKey: "none" });
     await expect(api.tasks.enqueue.mutate({ queue: "keyed", idempotencyKey: "none", backoff: { delayMs: 1000 } })).rejects.toMatchObject({ data: { details: { taskId: plain.id, differs: ["backoff"] } } });
   });
@@ -214,6 +227,7 @@ describe("retry backoff", () => {
     expect(backoffText({ type: "exponential", delayMs: 1000, maxDelayMs: 600_000, jitter: 0.2 })).toBe("exponential from 1s, doubling up to 10m, jitter 20%");
     expect(backoffText({ type: "fixed", delayMs: 90_000, maxDelayMs: 90_000, jitter: 0 })).toBe("fixed 90s");
     expect(backoffText({ type: "fixed", delayMs: 0, maxDelayMs: 0, jitter: 0 })).toBe("fixed 0s");
+    expect(backoffText({ type: "fixed", delayMs: 1500, maxDelayMs: 1500, jitter: 0.004 })).toBe("fixed 1500ms, jitter 0.4%");
     expect([backoffText(null), backoffText(undefined)]).toEqual(["the server's", "-"]);
     t = await startTestServer();
     const own = await t.api.tasks.enqueue.mutate({ queue: "cli", backoff: { delayMs: 30_000, maxDelayMs: 3_600_000, jitter: 0.1 } });

@@ -38,3 +38,22 @@ export function retryDelayMs(backoff: Backoff | null, attempt: number, server: S
   const wait = backoff.type === "fixed" ? backoff.delayMs : Math.min(backoff.maxDelayMs, backoff.delayMs * 2 ** doublings);
   return backoff.jitter === 0 ? wait : Math.round(wait * (1 - backoff.jitter * random()));
 }
+
+/**
+ * Whether two stored backoffs (JSON texts, null for the server's) wait the same after every
+ * failure: an exponential one whose longest wait is its delay, or whose delay is 0, is the fixed
+ * one. What an idempotencyKey sent again compares: the same policy spelled another way is the
+ * same task.
+ */
+export function sameBackoff(a: string | null, b: string | null): boolean {
+  if (a === b) return true;
+  if (a === null || b === null) return false;
+  return canonical(JSON.parse(a) as Backoff) === canonical(JSON.parse(b) as Backoff);
+}
+
+const canonical = (backoff: Backoff): string =>
+  JSON.stringify(
+    backoff.type === "exponential" && (backoff.maxDelayMs === backoff.delayMs || backoff.delayMs === 0)
+      ? { type: "fixed", delayMs: backoff.delayMs, maxDelayMs: backoff.delayMs, jitter: backoff.jitter }
+      : { type: backoff.type, delayMs: backoff.delayMs, maxDelayMs: backoff.maxDelayMs, jitter: backoff.jitter },
+  );

@@ -297,7 +297,7 @@ export function taskCommands(d: TaskCommandDeps) {
         willRetry: retryAt !== null,
         ...(request.agentId === undefined ? { anonymous: true } : {}),
       });
-      return settled(t.recordFailedRun(ctx, held, request.error, held.leaseOwner, retryAt), held);
+      return settled(t.recordFailedRun(ctx, held, request.error, held.leaseOwner, retryAt, request.retryAfterMs), held);
     },
 
     /**
@@ -514,9 +514,9 @@ function repeatedFail(row: TaskRow, request: FailRequest): SettledTask | Coordin
   if (last === undefined) return undefined;
   // retry false always dead-letters; retry true does only once the attempts ran out.
   const deadLettered = !request.retry || row.attempts >= row.maxAttempts;
-  // A retry that fail put off by retryAfterMs waits from its updatedAt (nothing changes it while
-  // the task waits under that lease) to its runAt: a repeat naming another wait is another call.
-  const otherWait = request.retryAfterMs !== undefined && row.status === "pending" && Number(row.runAt) - Number(row.updatedAt) !== request.retryAfterMs;
+  // The wait that fail asked for is in its history entry (none: it asked for the backoff): a
+  // repeat asking for another, or for none where it asked for one, is another call.
+  const otherWait = (last.retryAfterMs ?? null) !== (request.retryAfterMs ?? null);
   if (last.error === request.error && deadLettered === (row.status === "dead_letter") && !otherWait) return settled(row, taskRowWith(row, { leaseOwner: last.agentId }));
   const holder = request.agentId === undefined ? "" : ` of agent "${request.agentId}"`;
   return new CoordinationError(

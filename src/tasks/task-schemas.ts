@@ -96,13 +96,10 @@ export type BackoffInput = z.input<typeof backoffInput>;
 /** A task's backoff as the server keeps and answers it: every field filled in (fixed: maxDelayMs is delayMs). */
 export const backoffSchema = z
   .object({
-    type: z.enum(BACKOFF_TYPES),
-    /** The wait after the first failed run, in ms. */
-    delayMs: z.number().int(),
-    /** The longest wait, in ms. */
-    maxDelayMs: z.number().int(),
-    /** 0 to 1: the share of each wait that may be taken off at random. */
-    jitter: z.number(),
+    type: z.enum(BACKOFF_TYPES).describe("exponential: delayMs after the first failure, doubling after each one up to maxDelayMs; fixed: delayMs after every failure"),
+    delayMs: ms(MAX_BACKOFF_MS).describe("The wait after the first failed run, in ms"),
+    maxDelayMs: ms(MAX_BACKOFF_MS).describe("The longest wait, in ms (a fixed backoff's is its delayMs)"),
+    jitter: z.number().min(0).max(1).describe("0 to 1: each wait is drawn at random between wait × (1 − jitter) and the wait"),
   })
   .meta({ id: "Backoff" });
 export type Backoff = z.infer<typeof backoffSchema>;

@@ -112,6 +112,8 @@ export interface StoredError {
   agentId: string | null;
   error: string;
   at: number;
+  /** The wait its fail asked for (tasks.fail's retryAfterMs), when it asked: a repeat of that fail must ask the same. Not answered. */
+  retryAfterMs?: number;
 }
 
 export const toTask = (row: TaskRow): Task => ({
@@ -827,9 +829,9 @@ export class TaskStore {
   }
 
   /** Records a failed run: back to pending at `retryAt`, or dead-lettered when retryAt is null. */
-  recordFailure(row: TaskRow, error: string, agentId: string | null, retryAt: number | null, now: number): TaskRow {
+  recordFailure(row: TaskRow, error: string, agentId: string | null, retryAt: number | null, now: number, retryAfterMs?: number): TaskRow {
     const history = JSON.parse(row.errorHistory) as StoredError[];
-    history.push({ attempt: row.attempts, agentId, error, at: now });
+    history.push(retryAfterMs === undefined ? { attempt: row.attempts, agentId, error, at: now } : { attempt: row.attempts, agentId, error, at: now, retryAfterMs });
     // The newest runs only: the history goes out with every claim of the task, and a task retried
     // without end (a high maxAttempts, requeued dead letters) would carry megabytes of it.
     const errorHistory = JSON.stringify(history.slice(-MAX_ERROR_HISTORY));

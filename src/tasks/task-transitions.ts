@@ -13,7 +13,7 @@ import type { EventStore } from "../events/event-store.js";
 import { assertJsonDepth, sameJson } from "../json-checks.js";
 import { recordExecution, type ExecutionOutcome } from "../memory/memory-commands.js";
 import type { MemoryStore } from "../memory/memory-store.js";
-import { retryDelayMs, storedBackoff } from "./retry-backoff.js";
+import { retryDelayMs, sameBackoff, storedBackoff } from "./retry-backoff.js";
 import type { Backoff, ScopedEnqueue } from "./task-schemas.js";
 import type { TaskStatus } from "./task-status.js";
 import { releasedLease, type ClaimFilter, type DeadLetterRow, type DependencyOutcome, type TaskRow, type TaskStore } from "./task-store.js";
@@ -103,6 +103,8 @@ export class TaskTransitions {
             ? !sameJson(fromJsonText(existing.payload), request.payload)
             : k === "dependsOn"
               ? !sameDependencies(existing.dependsOn, dependsOn)
+              : k === "backoff"
+              ? !sameBackoff(existing.backoff, definition.backoff)
               : k === "maxAttempts"
               ? request.maxAttempts !== undefined && existing.maxAttempts !== request.maxAttempts
               : existing[k] !== definition[k],
@@ -364,8 +366,9 @@ export class TaskTransitions {
     return this.recordFailedRun(ctx, row, reason, row.leaseOwner, retryAt);
   }
 
-  recordFailedRun(ctx: WriteContext, row: TaskRow, error: string, agentId: string | null, retryAt: number | null): TaskRow {
-    const updated = this.d.tasks.recordFailure(row, error, agentId, retryAt, ctx.now);
+  /** `retryAfterMs`: the wait its fail asked for, kept in the run's errorHistory entry (a repeat of that fail is compared with it). */
+  recordFailedRun(ctx: WriteContext, row: TaskRow, error: string, agentId: string | null, retryAt: number | null, retryAfterMs?: number): TaskRow {
+    const updated = this.d.tasks.recordFailure(row, error, agentId, retryAt, ctx.now, retryAfterMs);
     if (retryAt === null) {
       this.d.events.appendSystem(ctx, "task.dead_lettered", { taskId: row.id, queue: row.queue, attempts: row.attempts, error });
       this.recordExecution(ctx, updated, "dead_letter", row);
