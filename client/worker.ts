@@ -10,7 +10,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { setMaxListeners } from "node:events";
 import { randomUUID } from "node:crypto";
-import { HeldLease, isCredentialRefused, isTransient, isUnknownField, isUnknownProcedure, momentNow, type Moment } from "./lease-calls.js";
+import { HeldLease, isCredentialRefused, isTransient, isUnknownField, isUnknownProcedure, momentNow, type Moment, type SettleOutcome } from "./lease-calls.js";
 import { unsendableCause } from "./serialize-input.js";
 import type { ClaimedTask, CoordinationApi, JsonObject, JsonValue, RouterInputs, RouterOutputs } from "./types.js";
 
@@ -94,18 +94,27 @@ export interface WorkerOptions<P = JsonValue> {
 const MAX_DEFER_MS = 7 * 24 * 3_600_000;
 
 /**
- * Thrown by a handler: not a failure, the task is given back uncharged (no attempt, no error
- * recorded) and claimable again after `delayMs` (clamped to 0 to 7 days), by this worker or
- * another. For what is not the task's fault: a model API's rate limit (429 with Retry-After), a
- * resource busy. A handler that keeps deferring a task defers it for good: the server counts no
- * attempt for it.
+ * Thrown by a handler: the task runs again after `delayMs` (clamped to 0 to 7 days), by this
+ * worker or another.
+ * - By default not a failure: the task is given back uncharged (no attempt, no error recorded;
+ *   counted in `deferred`). For what is not the task's fault: a model API's rate limit (429 with
+ *   Retry-After), a resource busy. A handler that keeps deferring a task defers it for good: the
+ *   server counts no attempt for it.
+ * - With `{ chargeAttempt: true }`, a failure that says when to try again (a 503 with
+ *   Retry-After, a service down for maintenance): the run fails with `message` as its error and
+ *   the attempt counts (tasks.fail's `retryAfterMs`), so the last attempt is dead-lettered;
+ *   counted in `failed`. Against a server older than retryAfterMs the run fails all the same,
+ *   after the task's backoff (onError says so).
  */
 export class RetryLater extends Error {
   readonly delayMs: number;
-  constructor(delayMs: number, message = `retry in ${delayMs} ms`) {
+  /** Whether the run fails, its attempt counted (true), or the task is given back uncharged (false). */
+  readonly chargeAttempt: boolean;
+  constructor(delayMs: number, message = `retry in ${delayMs} ms`, options: { chargeAttempt?: boolean } = {}) {
     super(message);
     this.name = "RetryLater";
     this.delayMs = Number.isFinite(delayMs) ? Math.min(Math.max(0, Math.round(delayMs)), MAX_DEFER_MS) : 0;
+    this.chargeAttempt = options.chargeAttempt === true;
   }
 }
 
@@ -135,7 +144,7 @@ export interface Worker {
   readonly failed: number;
   /** Tasks run but not settled by this worker: the lease was lost, or the server never took the result. */
   readonly lost: number;
-  /** Tasks its handler deferred (RetryLater), given back uncharged. */
+  /** Tasks its handler deferred (RetryLater without chargeAttempt), given back uncharged. */
   readonly deferred: number;
   /**
    * Settles once the worker claims and runs no more: when stop() has let its runs end, or when
@@ -431,16 +440,24 @@ export async function runWorker<P>(options: WorkerOptions<P>): Promise<Worker> {
       onError(new Error(`runWorker: lost the lease on task "${task.id}" (lease ${task.leaseToken}), so its run's outcome was not stored: ${messageOf(cause)}`, { cause }));
     };
     try {
-      /** Runs a settle; true once the server took it, else counted lost (and told onError: the lease gone, or refused by settle). */
-      const settled = async (call: (signal: AbortSignal) => Promise<unknown>): Promise<boolean> => {
-        const as = await lease.settle(call);
+      /** A settle's outcome: true once the server took it, else counted lost (and told onError: the lease gone, or refused by settle). */
+      const counted = (as: SettleOutcome): boolean => {
         if (as.kind === "lost") lose(as.error);
         else if (as.kind === "refused") lost++;
         return as.kind === "settled";
       };
-      /** Fails the task with `error`; counted as failed once the server took it. */
-      const fail = async (error: unknown, retry = true) => {
-        if (await settled((signal) => api.tasks.fail.mutate({ ...fenced, error: failureText(error), retry }, { signal }))) failed++;
+      const settled = async (call: (signal: AbortSignal) => Promise<unknown>): Promise<boolean> => counted(await lease.settle(call));
+      /** Fails the task with `error` (retried after `retryAfterMs` when given); counted as failed once the server took it. */
+      const fail = async (error: unknown, retry = true, retryAfterMs?: number) => {
+        const send = (after: number | undefined) =>
+          lease.settle((signal) => api.tasks.fail.mutate({ ...fenced, error: failureText(error), retry, ...(after === undefined ? {} : { retryAfterMs: after }) }, { signal }));
+        let as = await send(retryAfterMs);
+        // A server older than retryAfterMs refuses the field: the run fails all the same, after the task's backoff.
+        if (as.kind === "refused" && retryAfterMs !== undefined && isUnknownField(as.error, "retryAfterMs")) {
+          onError(new Error(`the server does not take retryAfterMs (it is older than this client): task "${task.id}" is retried after its backoff instead`, { cause: as.error }));
+          as = await send(undefined);
+        }
+        if (counted(as)) failed++;
       };
       if (interruption === "lost") {
         lose(run.signal.reason); // someone else owns the task now: settling it would only get CONFLICT
@@ -448,6 +465,8 @@ export async function runWorker<P>(options: WorkerOptions<P>): Promise<Worker> {
         await lease.settle((signal) => api.tasks.release.mutate(fenced, { signal })); // not the task's fault: back without charging an attempt
       } else if (interruption === "timeout") {
         await fail(run.signal.reason);
+      } else if (!outcome.ok && outcome.error instanceof RetryLater && outcome.error.chargeAttempt) {
+        await fail(outcome.error, true, outcome.error.delayMs);
       } else if (!outcome.ok && outcome.error instanceof RetryLater) {
         const { delayMs } = outcome.error;
         if (await settled((signal) => api.tasks.release.mutate({ ...fenced, delayMs }, { signal }))) deferred++;

@@ -4,11 +4,12 @@
 // exactly as the server stored it (runAt − updatedAt), so no verdict depends on the machine's speed.
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { backoffText } from "../client/backoff-text.js";
-import type { CoordinationApi } from "../client/index.js";
+import { RetryLater, runWorker, type CoordinationApi } from "../client/index.js";
 import { openCoordination } from "../src/in-process-api.js";
 import { retryDelayMs } from "../src/tasks/retry-backoff.js";
 import { killAllCli, runCli } from "./helpers/cli-process.js";
 import { callTool, closeMcpClients, connectMcp } from "./helpers/mcp-client.js";
+import { asOlderServer, withTaskCalls } from "./helpers/task-calls.js";
 import { makeTempDir, rest, startTestServer, type TestServer } from "./helpers/test-server.js";
 
 let t: TestServer | undefined;
@@ -143,6 +144,66 @@ describe("retry backoff", () => {
     await expect(api.tasks.fail.mutate({ taskId: held.id, agentId: "w", leaseToken: lease.leaseToken, error: "x", retry: false, retryAfterMs: 1000 })).rejects.toMatchObject(badRequest("retryAfterMs"));
     await expect(api.tasks.fail.mutate({ taskId: held.id, agentId: "w", error: "x", retryAfterMs: WEEK_MS + 1 })).rejects.toMatchObject(badRequest("retryAfterMs"));
     expect(await api.tasks.get.query({ taskId: held.id })).toMatchObject({ status: "claimed", attempts: 1 });
+  });
+
+  it("runWorker: RetryLater with chargeAttempt fails the run with retryAfterMs (the attempt counted, the last one dead-lettered); against an older server, after the backoff", async () => {
+    t = await startTestServer();
+    const api = t.api;
+    const errors: unknown[] = [];
+    const runs: number[] = [];
+    const start = (on: CoordinationApi, queue: string) =>
+      runWorker({
+        api: on,
+        agentId: `w-${queue}`,
+        queues: [queue],
+        waitMs: 200,
+        onError: (error) => errors.push(error),
+        handler: async (task) => {
+          runs.push(task.attempts);
+          throw new RetryLater(task.attempts === 1 ? 250 : 3_600_000, `503 from the search API (run ${task.attempts})`, { chargeAttempt: true });
+        },
+      });
+    const worker = await start(api, "charged");
+    try {
+      const task = await api.tasks.enqueue.mutate({ queue: "charged", maxAttempts: 2, backoff: { type: "fixed", delayMs: 3_600_000 } });
+      await vi.waitFor(async () => expect((await api.tasks.get.query({ taskId: task.id })).status).toBe("dead_letter"), { timeout: 20_000, interval: 20 });
+      const dead = await api.tasks.get.query({ taskId: task.id });
+      // The first run's 250 ms, not the backoff's hour: it ran again, and its last attempt dead-lettered.
+      expect(runs).toEqual([1, 2]);
+      expect(dead).toMatchObject({ attempts: 2, lastError: "503 from the search API (run 2)" });
+      expect(dead.errorHistory.map((e) => e.error)).toEqual(["503 from the search API (run 1)", "503 from the search API (run 2)"]);
+      const retried = (await api.tasks.events.query({ taskId: task.id })).find((e) => e.type === "task.retried")!;
+      const failedAt = dead.errorHistory[0]!.at.getTime();
+      expect(Date.parse((retried.payload as { runAt: string }).runAt) - failedAt).toBe(250);
+      // Each failed run counts (the server commits before the worker hears its answer: waited for).
+      await vi.waitFor(() => expect([worker.failed, worker.deferred, worker.lost]).toEqual([2, 0, 0]), { timeout: 10_000, interval: 20 });
+    } finally {
+      await worker.stop();
+    }
+    // A server older than retryAfterMs refuses the field by name: the run fails all the same, after the task's backoff, and onError says so.
+    const olderServer = withTaskCalls(api, {
+      fail: (input: Record<string, unknown>, options?: never) =>
+        input.retryAfterMs === undefined ? api.tasks.fail.mutate(input as never, options) : asOlderServer(input, "retryAfterMs", (renamed) => api.tasks.fail.mutate(renamed, options)),
+    });
+    const older = await start(olderServer, "older");
+    try {
+      const task = await api.tasks.enqueue.mutate({ queue: "older", backoff: { type: "fixed", delayMs: 90_000 } });
+      await vi.waitFor(async () => expect((await api.tasks.get.query({ taskId: task.id })).attempts).toBe(1), { timeout: 20_000, interval: 20 });
+      const failed = await vi.waitFor(
+        async () => {
+          const now = await api.tasks.get.query({ taskId: task.id });
+          expect(now.status).toBe("pending");
+          return now;
+        },
+        { timeout: 20_000, interval: 20 },
+      );
+      expect(waitOf(failed)).toBe(90_000);
+      await vi.waitFor(() => expect(older.failed).toBe(1), { timeout: 10_000, interval: 20 });
+      // The refusal as the server worded it, then what the worker did about it.
+      expect(errors.map(String)).toEqual([expect.stringContaining("unknown field"), expect.stringContaining("the server does not take retryAfterMs (it is older than this client)")]);
+    } finally {
+      await older.stop();
+    }
   });
 
   it("a backoff the server cannot follow is a 400 naming its field, and stores nothing", async () => {

@@ -10,6 +10,7 @@ import { PROGRESS_EVERY_MS } from "../client/lease-calls.js";
 import { MAX_PROGRESS_BYTES } from "../src/tasks/task-schemas.js";
 import { killAllCli, runCli } from "./helpers/cli-process.js";
 import { callTool, closeMcpClients, connectMcp } from "./helpers/mcp-client.js";
+import { asOlderServer, withTaskCalls } from "./helpers/task-calls.js";
 import { startTestServer, type TestServer } from "./helpers/test-server.js";
 
 const run = promisify(execFile);
@@ -400,13 +401,7 @@ describe("runWorker's run.reportProgress", () => {
       sentWithProgress++;
       // A round trip long enough for the handler's next report to be made meanwhile.
       await new Promise((resolve) => setTimeout(resolve, 300));
-      const { progress, ...rest } = input;
-      try {
-        return await api.tasks.heartbeat.mutate({ ...rest, notInThisVersion: progress } as never, options);
-      } catch (error) {
-        for (const issue of (error as { data: { details: { issues: Array<{ path: string }> } } }).data.details.issues) if (issue.path === "notInThisVersion") issue.path = "progress";
-        throw error;
-      }
+      return asOlderServer(input, "progress", (renamed) => api.tasks.heartbeat.mutate(renamed, options));
     };
     const olderServer = withTaskCalls(api, { heartbeat });
     const outcomes: boolean[] = [];
@@ -436,12 +431,6 @@ async function workerOn(api: CoordinationApi, name: string, options: Pick<Worker
   const errors: unknown[] = [];
   const worker = await runWorker({ api, agentId: `w-${name}`, queues: [name], waitMs: 200, onError: (e) => errors.push(e), ...options });
   return { worker, errors };
-}
-
-/** `api` with some task procedures' calls replaced: a server that answers them otherwise. */
-function withTaskCalls(api: CoordinationApi, calls: Partial<Record<"heartbeat" | "completeAndClaim", (input: never, options?: never) => Promise<unknown>>>): CoordinationApi {
-  const tasks = new Proxy(api.tasks, { get: (target, name) => (typeof name === "string" && name in calls ? { mutate: calls[name as keyof typeof calls] } : Reflect.get(target, name)) });
-  return new Proxy(api, { get: (target, key) => (key === "tasks" ? tasks : Reflect.get(target, key)) });
 }
 
 /** `text` as a literal in a regular expression. */
