@@ -9,6 +9,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { httpTransport } from "../src/delivery/transports.js";
+import { startTestServer } from "./helpers/test-server.js";
 
 let server: Server | undefined;
 afterEach(async () => {
@@ -105,5 +106,52 @@ describe("HTTP delivery confirmation", () => {
     expect(await (await fetch(url)).text()).toBe("data: first\n\ndata: last\n\n");
     await vi.waitFor(() => expect(late.seen).toEqual(["undelivered"]), { timeout: 10_000 });
     expect(gone).toEqual([true]);
+  });
+
+  it("over tRPC, a streamed batch (JSON Lines) holding a call that takes something is refused whole; a batch answered as one body, or a streamed one without such a call, runs", async () => {
+    // JSON Lines writes each answer as it is ready, but the response is known delivered only once
+    // it finished: a claim its client read before leaving was given back and ran twice (a review).
+    await using t = await startTestServer();
+    const task = await t.api.tasks.enqueue.mutate({ queue: "jsonl" });
+    const batch = (paths: string, inputs: unknown[], headers: Record<string, string>) =>
+      fetch(`${t.url}/trpc/${paths}?batch=1`, {
+        method: "POST",
+        headers: { "content-type": "application/json", ...headers },
+        body: JSON.stringify(Object.fromEntries(inputs.map((json, i) => [String(i), { json }]))),
+      });
+    const claim = { agentId: "raw", queues: ["jsonl"] };
+    for (const headers of [{ "trpc-accept": "application/jsonl" }, { accept: "application/json, application/jsonl" }] as Array<Record<string, string>>) {
+      const refused = await batch("tasks.claim,tasks.claimNext", [claim, claim], headers);
+      expect(refused.status).toBe(400);
+      expect(JSON.stringify(await refused.json())).toContain("tasks.claim cannot be in a streamed batch (JSON Lines)");
+    }
+    expect(await t.api.tasks.get.query({ taskId: task.id })).toMatchObject({ status: "pending", attempts: 0 });
+    // Streamed without a taking call: answered as JSON Lines.
+    const streamed = await batch("tasks.enqueue,tasks.enqueue", [{ queue: "other" }, { queue: "other" }], { "trpc-accept": "application/jsonl" });
+    // tRPC's JSON Lines: a line for the head, then one as each answer is ready.
+    expect(streamed.status).toBe(200);
+    expect((await streamed.text()).split("\n").filter((line) => line !== "").length).toBeGreaterThan(1);
+    // trpc-accept application/json is one body: the claim runs.
+    const whole = await batch("tasks.claim,tasks.claimNext", [claim, claim], { "trpc-accept": "application/json" });
+    expect(whole.status).toBe(200);
+    const [first] = (await whole.json()) as Array<{ result: { data: { json: { id: string } | null } } }>;
+    expect(first!.result.data.json?.id).toBe(task.id);
+  });
+
+  it("over tRPC, a batch of two polls is refused: an auto-ack poll holds its agent until the whole response is delivered, and the second waited for it for ever", async () => {
+    await using t = await startTestServer();
+    await t.api.events.publish.mutate({ type: "note.sent", source: "boss", target: "m1", payload: { n: 1 } });
+    const twice = await fetch(`${t.url}/trpc/events.poll,events.poll?batch=1`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ 0: { json: { agentId: "m1" } }, 1: { json: { agentId: "m1" } } }),
+      // A hang is the failure: bounded generously, a refusal comes at once.
+      signal: AbortSignal.timeout(60_000),
+    });
+    expect(twice.status).toBe(400);
+    expect(JSON.stringify(await twice.json())).toContain("events.poll may be in a batch once");
+    // Nothing was taken: the message is the agent's next poll's.
+    const polled = await t.api.events.poll.mutate({ agentId: "m1" });
+    expect(polled.map((event) => event.payload)).toEqual([{ n: 1 }]);
   });
 });

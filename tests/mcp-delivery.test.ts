@@ -106,22 +106,34 @@ describe("MCP delivery", () => {
     expect(read.map((event: { type: string; payload: unknown }) => [event.type, event.payload])).toEqual([["note.sent", { text: "call me" }]]);
   });
 
-  it("a claim answered into a response that closes before it finished is given back, uncharged", async () => {
+  it("a batch holding a call that takes something (claim_task, read_mailbox, complete_task with next) is refused whole, taking nothing; other batches run", async () => {
+    // The SDK writes each answer of a batch to the stream as it is ready, but the response is known
+    // delivered only once it finished: a claim the client read before it left was given back, and
+    // ran twice (a fresh-eyes review). Such a call goes alone.
     t = await startTestServer();
     const session = await openSession(t.url);
     const task = await t.api.tasks.enqueue.mutate({ queue: "work" });
-    // One POST, two requests: the response finishes only once both are answered. The claim takes
-    // the task at once; the mailbox read waits; the connection drops before the response finished.
-    const both = post(t.url, session, [toolCall(10, "claim_task", { queues: ["work"] }), toolCall(11, "read_mailbox", { waitMs: 20_000 })]);
-    // The two run side by side: the read may park before the claim's write commits (it did, on a busy machine).
-    await vi.waitFor(
-      async () => {
-        expect(t!.server.services.waiters.polls.size).toBe(1);
-        expect(await t!.api.tasks.get.query({ taskId: task.id })).toMatchObject({ status: "claimed", leaseOwner: "llm" });
-      },
-      { timeout: 10_000 },
-    );
-    both.drop();
-    await vi.waitFor(async () => expect(await t!.api.tasks.get.query({ taskId: task.id })).toMatchObject({ status: "pending", attempts: 0 }), { timeout: 10_000 });
+    await t.api.events.publish.mutate({ type: "note.sent", source: "boss", target: "llm", payload: { text: "call me" } });
+    const other = await t.api.tasks.enqueue.mutate({ queue: "held" });
+    const held = (await t.api.tasks.claim.mutate({ agentId: "llm", queues: ["held"] }))!;
+    const batches = [
+      [toolCall(10, "claim_task", { queues: ["work"] }), toolCall(11, "get_task", { taskId: task.id })],
+      [toolCall(12, "queue_stats", {}), toolCall(13, "read_mailbox", {})],
+      [toolCall(14, "complete_task", { taskId: other.id, leaseToken: held.leaseToken, result: "ok", next: { queues: ["work"] } }), toolCall(15, "queue_stats", {})],
+    ];
+    for (const batch of batches) {
+      const response = await fetch(`${t.url}/mcp`, { method: "POST", headers: { ...HEADERS, "mcp-session-id": session }, body: JSON.stringify(batch) });
+      const taking = (batch.find((call) => ["claim_task", "read_mailbox", "complete_task"].includes(call.params.name)) as { params: { name: string } }).params.name;
+      expect([response.status, ((await response.json()) as { error: { message: string } }).error.message]).toEqual([400, expect.stringMatching(new RegExp(`^${taking} cannot be sent in a batch`))]);
+    }
+    // Nothing was taken: the task unclaimed, the message unread, the held task not completed.
+    expect(await t.api.tasks.get.query({ taskId: task.id })).toMatchObject({ status: "pending", attempts: 0 });
+    expect(await t.api.tasks.get.query({ taskId: other.id })).toMatchObject({ status: "claimed", leaseToken: held.leaseToken });
+    const read = toolAnswer(await post(t.url, session, toolCall(16, "read_mailbox", {})).text);
+    expect(read.map((event: { payload: unknown }) => event.payload)).toEqual([{ text: "call me" }]);
+    // A batch without one runs (complete_task without next takes nothing), and a claim alone does.
+    const both = await post(t.url, session, [toolCall(17, "get_task", { taskId: task.id }), toolCall(18, "complete_task", { taskId: other.id, leaseToken: held.leaseToken, result: "ok", next: null })]).text;
+    expect(both).toContain('\\"status\\":\\"completed\\"');
+    expect(toolAnswer(await post(t.url, session, toolCall(19, "claim_task", { queues: ["work"] })).text)).toMatchObject({ id: task.id, leaseToken: 1 });
   });
 });

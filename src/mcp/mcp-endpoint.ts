@@ -29,6 +29,7 @@ import type { Services } from "../services.js";
 import type { Caller } from "../trpc/context.js";
 import { agentIdSchema } from "../tasks/task-schemas.js";
 import { invalidInput } from "../trpc/error-shape.js";
+import { isJsonObject } from "../json-checks.js";
 import { createMcpServer } from "./mcp-tools.js";
 import { cancelledIds, requestIds } from "./request-ids.js";
 import { LateCancels } from "./late-cancels.js";
@@ -105,6 +106,24 @@ function readToolCalls(body: unknown, inputSchemaOf: (tool: string) => ZodType |
       const { id } = message as { id?: unknown };
       return { id: typeof id === "string" || typeof id === "number" ? id : null, message: read.message };
     }
+  }
+  return undefined;
+}
+
+/**
+ * The first tool call of a batch (a JSON array of more than one message) that takes something
+ * for its agent: claim_task, read_mailbox, complete_task with `next`. Undefined for a lone
+ * message or a batch without one. The SDK writes each answer of a batch to the response's stream
+ * as it is ready, but the response is known delivered only once it finished: an answer the client
+ * read before it left would be taken as lost and what it handed out given back (a task run twice).
+ */
+function takingCallInBatch(body: unknown): string | undefined {
+  if (!Array.isArray(body) || body.length < 2) return undefined;
+  for (const message of body) {
+    const params = isJsonObject(message) && message.method === "tools/call" && isJsonObject(message.params) ? message.params : undefined;
+    if (params === undefined) continue;
+    const args = isJsonObject(params.arguments) ? params.arguments : {};
+    if (params.name === "claim_task" || params.name === "read_mailbox" || (params.name === "complete_task" && args.next !== undefined)) return String(params.name);
   }
   return undefined;
 }
@@ -207,6 +226,11 @@ export function createMcpEndpoint(services: Services) {
       }
       const refused = readToolCalls(body, session.inputSchemaOf);
       if (refused !== undefined) return sendJson(res, 200, { jsonrpc: "2.0", id: refused.id, error: { code: -32602, message: refused.message } });
+      // Read after readToolCalls: a strict-mode host's `next: null` is no next.
+      const taking = takingCallInBatch(body);
+      if (taking !== undefined) {
+        return jsonRpcError(res, 400, `${taking} cannot be sent in a batch: its answer is known delivered only with the whole batch's, so what it takes would go back if the connection closed after it arrived; send it alone (a batch of other calls is fine)`);
+      }
       session.lastActiveAt = Date.now();
       session.used = ++uses;
       const stream = req.method === "GET";

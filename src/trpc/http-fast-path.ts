@@ -34,7 +34,7 @@ import { assertQueryEncoding, mediaTypeOf, NOT_UTF8, readBody, unreadableBody } 
 import { PROCEDURES } from "./app-router.js";
 import type { Context } from "./context.js";
 import { toErrorBody, trpcCodeOf, trpcErrorData } from "./error-shape.js";
-import { directCallMiddlewares } from "./init.js";
+import { directCallMiddlewares, takesForCaller } from "./init.js";
 import { deserializeInput, serializeAnswer } from "./wire-encoding.js";
 
 export interface FastPathOptions {
@@ -62,6 +62,9 @@ function directCalls(): Map<string, { call: DirectCall; type: ProcedureDefinitio
   return calls;
 }
 
+/** Procedures that take something for their caller (a claim, a steal, an auto-ack poll: src/delivery/). */
+const TAKING: ReadonlySet<string> = new Set([...PROCEDURES].flatMap(([path, def]) => (takesForCaller(def.middlewares) ? [path] : [])));
+
 /** Procedures served over WebSocket only (tRPC's server-sent events are off: src/trpc/init.ts). */
 const SUBSCRIPTIONS: ReadonlySet<string> = new Set([...PROCEDURES].flatMap(([path, { type }]) => (type === "subscription" ? [path] : [])));
 
@@ -86,6 +89,8 @@ interface RequestLine {
   json: boolean;
   /** JSON Lines asked for, with either header: tRPC's handler streams the answer. */
   streaming: boolean;
+  /** What tRPC answers as JSON Lines: its answers written one by one as they are ready. */
+  jsonLines: boolean;
   /** The declared content-length; NaN when none. */
   declared: number;
 }
@@ -103,8 +108,10 @@ function requestLine(req: IncomingMessage): RequestLine {
     paths = undefined;
   }
   const streaming = req.headers["trpc-accept"] !== undefined || (req.headers.accept ?? "").includes("application/jsonl");
+  // What tRPC's handler answers as JSON Lines (its getAcceptHeader): trpc-accept says, else Accept listing it.
+  const trpcAccept = req.headers["trpc-accept"] ?? ((req.headers.accept ?? "").split(",").some((type) => type.trim() === "application/jsonl") ? "application/jsonl" : undefined);
   const mediaType = mediaTypeOf(req);
-  return { paths, batch, search, mediaType, json: mediaType === "application/json", streaming, declared: Number(req.headers["content-length"]) };
+  return { paths, batch, search, mediaType, json: mediaType === "application/json", streaming, jsonLines: trpcAccept === "application/jsonl", declared: Number(req.headers["content-length"]) };
 }
 
 export function createTrpcFastPath(options: FastPathOptions) {
@@ -154,6 +161,25 @@ export function createTrpcFastPath(options: FastPathOptions) {
     // Over HTTP, tRPC answered these 200 with an error event in the body: a 405 says it in the status too.
     const subscription = (line.paths ?? []).find((path) => SUBSCRIPTIONS.has(path));
     if (subscription !== undefined) return refuseAll(res, line, new TRPCError({ code: "METHOD_NOT_SUPPORTED", message: `${subscription} is served over WebSocket only` }));
+    // A streamed batch (JSON Lines) writes each answer as it is ready, but a response is known
+    // delivered only once it finished: what a call took (a lease, a poll's cursor) would go back
+    // if the client left after reading its answer, and a task would run twice. Such a call goes
+    // alone, or in a batch answered as one body (the typed client's httpBatchLink).
+    const streamedTake = line.jsonLines && line.batch && line.paths !== undefined && line.paths.length > 1 ? line.paths.find((path) => TAKING.has(path)) : undefined;
+    if (streamedTake !== undefined) {
+      return refuseAll(
+        res,
+        line,
+        new TRPCError({ code: "BAD_REQUEST", message: `${streamedTake} cannot be in a streamed batch (JSON Lines): its answer is known delivered only with the whole response's; send it alone, or in a batch without streaming` }),
+      );
+    }
+    // An auto-ack poll holds its agent's consuming lock until its answer is known delivered, which
+    // is once the whole response finished: a second poll of the same agent in that response waited
+    // for the lock, the response for it, and the request hung until its client gave up. One poll a
+    // request (the typed client sends each alone).
+    if (line.batch && (line.paths ?? []).filter((path) => path === "events.poll").length > 1) {
+      return refuseAll(res, line, new TRPCError({ code: "BAD_REQUEST", message: "events.poll may be in a batch once: send each poll alone (an auto-ack poll holds its agent until its answer is delivered, with the whole batch)" }));
+    }
     const unreadable = req.method === "POST" ? unreadableBody(req) : undefined;
     if (unreadable !== undefined) return refuseAll(res, line, new TRPCError({ code: "UNSUPPORTED_MEDIA_TYPE", message: unreadable }));
     const tooLarge = () => {
