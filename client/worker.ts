@@ -277,6 +277,8 @@ export async function runWorker<P>(options: WorkerOptions<P>): Promise<Worker> {
   let failed = 0;
   let lost = 0;
   let deferred = 0;
+  /** Set once the server refused retryAfterMs as a field it does not know (older than it): not sent again. */
+  let retryAfterRefused = false;
 
   const register = (signal?: AbortSignal) =>
     api.agents.register.mutate(
@@ -451,10 +453,12 @@ export async function runWorker<P>(options: WorkerOptions<P>): Promise<Worker> {
       const fail = async (error: unknown, retry = true, retryAfterMs?: number) => {
         const send = (after: number | undefined) =>
           lease.settle((signal) => api.tasks.fail.mutate({ ...fenced, error: failureText(error), retry, ...(after === undefined ? {} : { retryAfterMs: after }) }, { signal }));
-        let as = await send(retryAfterMs);
-        // A server older than retryAfterMs refuses the field: the run fails all the same, after the task's backoff.
-        if (as.kind === "refused" && retryAfterMs !== undefined && isUnknownField(as.error, "retryAfterMs")) {
-          onError(new Error(`the server does not take retryAfterMs (it is older than this client): task "${task.id}" is retried after its backoff instead`, { cause: as.error }));
+        let as = await send(retryAfterRefused ? undefined : retryAfterMs);
+        // A server older than retryAfterMs refuses the field: the run fails all the same, after
+        // the task's backoff, said once; later runs fail without it.
+        if (as.kind === "refused" && retryAfterMs !== undefined && !retryAfterRefused && isUnknownField(as.error, "retryAfterMs")) {
+          retryAfterRefused = true;
+          onError(new Error(`the server does not take retryAfterMs (it is older than this client): task "${task.id}" is retried after its backoff instead, as are later ones`, { cause: as.error }));
           as = await send(undefined);
         }
         if (counted(as)) failed++;

@@ -53,7 +53,10 @@ export function sameBackoff(a: string | null, b: string | null): boolean {
 
 const canonical = (backoff: Backoff): string =>
   JSON.stringify(
-    backoff.type === "exponential" && (backoff.maxDelayMs === backoff.delayMs || backoff.delayMs === 0)
-      ? { type: "fixed", delayMs: backoff.delayMs, maxDelayMs: backoff.delayMs, jitter: backoff.jitter }
-      : { type: backoff.type, delayMs: backoff.delayMs, maxDelayMs: backoff.maxDelayMs, jitter: backoff.jitter },
+    backoff.delayMs === 0
+      ? // Never a wait, whatever its type and jitter (a share of none is none).
+        { type: "fixed", delayMs: 0, maxDelayMs: 0, jitter: 0 }
+      : backoff.type === "exponential" && backoff.maxDelayMs === backoff.delayMs
+        ? { type: "fixed", delayMs: backoff.delayMs, maxDelayMs: backoff.delayMs, jitter: backoff.jitter }
+        : { type: backoff.type, delayMs: backoff.delayMs, maxDelayMs: backoff.maxDelayMs, jitter: backoff.jitter },
   );
