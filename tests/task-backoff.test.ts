@@ -79,15 +79,30 @@ describe("retry backoff", () => {
       }
     }
     expect(waits).toEqual({ exp: [100, 200, 250, 250], fixed: [150, 150, 150], plain: [40, 70, 70] });
-    // The task.retried events say when each retry falls due.
+    // The task.retried events say when each retry falls due, and after how long (no retryAfterMs: the backoff's).
     const retried = (await api.tasks.events.query({ taskId: exponential!.id })).filter((e) => e.type === "task.retried");
     const stored = await api.tasks.get.query({ taskId: exponential!.id });
+    expect(retried.map((e) => (e.payload as { delayMs: number }).delayMs)).toEqual([100, 200, 250, 250]);
     expect(retried.at(-1)!.payload).toMatchObject({ attempt: 4, runAt: stored.runAt.toISOString() });
+    expect(retried.at(-1)!.payload).not.toHaveProperty("retryAfterMs");
     // Its last attempt dead-letters, whatever the backoff.
     expect(await claimAndFail(api, exponential!.id, "exp")).toMatchObject({ status: "dead_letter", attempts: 5 });
     // A requeued dead letter keeps its backoff, and starts its doubling again.
     await api.tasks.requeue.mutate({ taskId: exponential!.id });
     expect(waitOf(await claimAndFail(api, exponential!.id, "exp"))).toBe(100);
+  });
+
+  it("a lease that runs out retries at once, whatever the backoff: its task.retried says a delay of 0", async () => {
+    t = await startTestServer({ leaseSweepMs: 60_000 });
+    const task = await t.api.tasks.enqueue.mutate({ queue: "expiring", backoff: { type: "fixed", delayMs: 3_600_000 } });
+    await t.api.tasks.claim.mutate({ agentId: "gone", queues: ["expiring"], leaseMs: 1 });
+    // Past its end (polled, not timed), the sweep takes it back.
+    await vi.waitFor(async () => expect(await t!.server.services.tasks.expireLeases()).toBe(1), { timeout: 10_000, interval: 20 });
+    const expired = await t.api.tasks.get.query({ taskId: task.id });
+    expect(expired).toMatchObject({ status: "pending", attempts: 1 });
+    expect(waitOf(expired)).toBe(0);
+    const retried = (await t.api.tasks.events.query({ taskId: task.id })).find((e) => e.type === "task.retried");
+    expect(retried!.payload).toMatchObject({ attempt: 1, delayMs: 0, runAt: expired.runAt.toISOString() });
   });
 
   it("jitter spreads the retries of tasks that failed together over [wait × (1 − jitter), wait]", async () => {
@@ -114,7 +129,7 @@ describe("retry backoff", () => {
     expect(hour).toMatchObject({ status: "pending", attempts: 1 });
     expect(waitOf(hour)).toBe(3_600_000);
     const retried = (await api.tasks.events.query({ taskId: task.id })).find((e) => e.type === "task.retried");
-    expect(retried!.payload).toMatchObject({ attempt: 1, runAt: hour.runAt.toISOString() });
+    expect(retried!.payload).toMatchObject({ attempt: 1, runAt: hour.runAt.toISOString(), delayMs: 3_600_000, retryAfterMs: 3_600_000 });
     // The same fail sent again (its answer lost) gets the same answer; with another wait it is a conflict saying so.
     const again = await api.tasks.fail.mutate({ taskId: task.id, agentId: "w", leaseToken: hour.leaseToken, error: "run 1 broke", retryAfterMs: 3_600_000 });
     expect([again.status, again.runAt.getTime(), again.attempts]).toEqual(["pending", hour.runAt.getTime(), 1]);

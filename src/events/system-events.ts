@@ -36,8 +36,12 @@ export type SystemEventPayloads = {
   "task.progress": { taskId: string; queue: string; agentId: string; attempt: number; leaseToken: number; progress: JsonValue };
   "task.completed": { taskId: string; queue: string; agentId: string | null; attempt: number; leaseToken: number } & RanFor & Anonymous;
   "task.failed": { taskId: string; queue: string; agentId: string | null; attempt: number; leaseToken: number; error: string; willRetry: boolean } & RanFor & Anonymous;
-  /** After a failure or an expired lease with attempts left: claimable again at runAt. */
-  "task.retried": { taskId: string; queue: string; attempt: number; runAt: string; capability: string | null; targetAgentId: string | null };
+  /**
+   * After a failure or an expired lease with attempts left: claimable again at runAt, `delayMs`
+   * after the failure (the task's backoff, or the fail's `retryAfterMs` when it gave one; 0 after
+   * an expired lease).
+   */
+  "task.retried": { taskId: string; queue: string; attempt: number; runAt: string; delayMs: number; retryAfterMs?: number; capability: string | null; targetAgentId: string | null };
   "task.dead_lettered": { taskId: string; queue: string; attempts: number; error: string };
   /** Its holder lost the lease: it ran out, was stolen, or its agent went offline or was deregistered (`reason`). */
   "task.lease_expired": { taskId: string; queue: string; agentId: string | null; attempt: number; reason: string };

@@ -380,6 +380,8 @@ export class TaskTransitions {
         queue: row.queue,
         attempt: row.attempts,
         runAt: new Date(retryAt).toISOString(),
+        delayMs: retryAt - ctx.now,
+        ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
         capability: row.capability,
         targetAgentId: row.targetAgentId,
       });
