@@ -97,12 +97,15 @@ function parse(argv: string[]): Parsed {
   return { words, options };
 }
 
+/** DEL, the C1 controls, and the bidirectional overrides and isolates (a regular expression's class ranges). */
+const BEYOND_C0 = "\\u007f-\\u009f\\u202a-\\u202e\\u2066-\\u2069";
+
 /**
  * C0 and C1 control characters and DEL: ESC among them, with which a text moves a terminal's
  * cursor, clears its screen or sets its title; and the bidirectional overrides and isolates, with
  * which a text reorders how the rest of its line reads.
  */
-const CONTROL = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g;
+const CONTROL = new RegExp(`[\\u0000-\\u001f${BEYOND_C0}]`, "g");
 
 /**
  * Text agents chose (queue names, statuses, errors, ids) as a terminal may show it: every
@@ -114,7 +117,7 @@ export const printable = (text: string): string => text.replace(CONTROL, (c) => 
 const escapeCode = (c: string): string => (c.charCodeAt(0) <= 0xff ? `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}` : `\\u${c.charCodeAt(0).toString(16)}`);
 
 /** What JSON.stringify leaves raw of CONTROL: DEL, C1 and the bidirectional controls (it escapes C0 itself). */
-const CONTROL_BEYOND_C0 = /[\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g;
+const CONTROL_BEYOND_C0 = new RegExp(`[${BEYOND_C0}]`, "g");
 
 /** `value` as --json prints it (indented, or one line), its strings' control characters as \u escapes: the JSON reads back the same, and the terminal sees text. */
 const printableJson = (value: unknown, indent = 2): string =>

@@ -8,7 +8,7 @@ import { z } from "zod";
 import { createDocument, type oas31, type ZodOpenApiOperationObject, type ZodOpenApiPathsObject, type ZodOpenApiResponseObject } from "zod-openapi";
 import { ERROR_STATUS, type ErrorCode } from "../errors.js";
 import { VERSION } from "../version.js";
-import { inputObject, inputShape } from "./rest-input.js";
+import { inputShape } from "./rest-input.js";
 import { ROUTES, type Route } from "./routes.js";
 
 const errorSchema = z
@@ -55,7 +55,9 @@ function operation(route: Route, bearer: boolean): ZodOpenApiOperationObject {
   const shape = inputShape(route.input);
   const pathParams = route.segments.flatMap((s) => (typeof s === "string" ? [] : [s.param]));
   const inPath = new Set(pathParams.map(camelCase));
-  const rest: Record<string, z.ZodType> = Object.fromEntries(Object.entries(shape).filter(([field]) => !inPath.has(field)));
+  /** The input's fields the path does not carry: the body's (POST) or the query's. */
+  const notInPath: Record<string, z.ZodType> = Object.fromEntries(Object.entries(shape).filter(([field]) => !inPath.has(field)));
+  const rest: Record<string, z.ZodType> = { ...notInPath };
   // The seed's names for fields (GET /tasks/claim/{agent_id}?queue=…&capability=…) are parameters too.
   for (const [alias, field] of Object.entries(route.aliases ?? {})) {
     if (rest[field] !== undefined) rest[alias] = rest[field].describe(`The seed's name for ${field}: the same values`);
@@ -91,7 +93,7 @@ function operation(route: Route, bearer: boolean): ZodOpenApiOperationObject {
           // Without the path's fields, as strict as the input: an unknown body field is a 400. Made
           // from the fields, not by omit(), which zod refuses on an object with refinements (a
           // check across fields, as tasks.fail's retryAfterMs with retry: the procedure still runs it).
-          const schema = pathParams.length > 0 ? z.strictObject(Object.fromEntries(Object.entries(inputObject(route.input).shape).filter(([field]) => !inPath.has(field)))) : route.input;
+          const schema = pathParams.length > 0 ? z.strictObject(notInPath) : route.input;
           // Required when an empty body would not do (a field the body must give).
           return { requestBody: { required: !schema.safeParse({}).success, content: { "application/json": { schema } } } };
         })()

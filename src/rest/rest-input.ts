@@ -35,13 +35,6 @@ function unwrap(schema: z.ZodType): z.ZodType {
   }
 }
 
-/** An object input schema itself, through its wrappers (optional, default, pipes). */
-export function inputObject(schema: z.ZodType): z.ZodObject {
-  const object = unwrap(schema);
-  if (defOf(object).type !== "object") throw new Error("a REST route's input must be an object schema");
-  return object as z.ZodObject;
-}
-
 /** The fields of an object input schema. */
 export function inputShape(schema: z.ZodType | undefined): Record<string, z.ZodType> {
   if (schema === undefined) return {};
@@ -97,8 +90,9 @@ const schemaOf = (shape: Record<string, z.ZodType>, field: string): z.ZodType | 
 
 /**
  * An options object in the body (complete-and-claim's `next`, enqueue's `backoff`) in the
- * snake_case the seed's clients write, like the top-level fields, at any depth. Only fields whose schema is an object with named
- * fields: JSON values (payload, result, metadata) are the client's own data and are kept as sent.
+ * snake_case the seed's clients write, like the top-level fields, at any depth. Only fields whose
+ * schema is an object with named fields: JSON values (payload, result, metadata) are the
+ * client's own data and are kept as sent.
  */
 function optionsSpelling(schema: z.ZodType | undefined, value: unknown, field: string): unknown {
   if (schema === undefined || value === null || typeof value !== "object") return value;

@@ -10,10 +10,9 @@ export interface ServerBackoff {
 }
 
 /**
- * An enqueue's backoff as stored (JSON text): every field filled in, always in this order, so
- * two enqueues asking for the same policy store the same text (an idempotencyKey sent again
- * compares them as texts). A fixed backoff's longest wait is its delay; an exponential one's,
- * left out, MAX_BACKOFF_MS.
+ * An enqueue's backoff as stored (JSON text) and answered: every field filled in, always in this
+ * order. A fixed backoff's longest wait is its delay; an exponential one's, left out,
+ * MAX_BACKOFF_MS. (An idempotencyKey sent again compares backoffs by what they do: sameBackoff.)
  */
 export function storedBackoff(input: NonNullable<EnqueueRequest["backoff"]>): string {
   const backoff: Backoff = {
