@@ -35,6 +35,10 @@ export const SYSTEM_EVENT_TYPES = [
   "queue.limit_removed",
   "queue.rate_set",
   "queue.rate_removed",
+  "schedule.set",
+  "schedule.removed",
+  "schedule.paused",
+  "schedule.resumed",
 ] as const satisfies readonly SystemEventType[];
 // A type the server adds and this list misses is a compile error here.
 type Unlisted = Exclude<SystemEventType, (typeof SYSTEM_EVENT_TYPES)[number]>;
@@ -45,7 +49,7 @@ const KNOWN: ReadonlySet<string> = new Set(SYSTEM_EVENT_TYPES);
 /**
  * Whether `event` is one of the server's own events, of one of `types` when any are given: then
  * its payload is typed, e.g. `if (isSystemEvent(data, "task.claimed")) data.payload.agentId`.
- * With credentials on, only an admin may publish task.*, agent.* and queue.* events under the server's
+ * With credentials on, only an admin may publish task.*, agent.*, queue.* and schedule.* events under the server's
  * name; with none, anyone can, as anyone can do anything.
  */
 export function isSystemEvent(event: { type: string; source: string }): event is SystemEvent;

@@ -20,6 +20,7 @@ export const ERROR_STATUS = {
   SUBSCRIPTION_NOT_FOUND: 404,
   TOKEN_NOT_FOUND: 404,
   MEMORY_NOT_FOUND: 404,
+  SCHEDULE_NOT_FOUND: 404,
   /** No route or procedure at this path. */
   ROUTE_NOT_FOUND: 404,
   /** The path exists, not with this method (REST answers with `Allow`). */
@@ -87,6 +88,7 @@ export type DomainErrorCode = Extract<
   | "SUBSCRIPTION_NOT_FOUND"
   | "TOKEN_NOT_FOUND"
   | "MEMORY_NOT_FOUND"
+  | "SCHEDULE_NOT_FOUND"
   | "LEASE_CONFLICT"
   | "INVALID_STATE"
   | "IDEMPOTENCY_MISMATCH"

@@ -97,6 +97,20 @@ export interface InProcessCoordination {
     /** The rate-limited queues, and removed rates whose tasks are still being brought back. */
     rates(): Promise<Out["queues"]["rates"]>;
   };
+  schedules: {
+    /** Creates the schedule (`cron` with `timezone`, or `everyMs`) or gives it another definition; the same definition again changes nothing. */
+    set(schedule: In["schedules"]["set"]): Promise<Out["schedules"]["set"]>;
+    /** The schedule named `scheduleId`. SCHEDULE_NOT_FOUND when there is none. */
+    get(scheduleId: string): Promise<Out["schedules"]["get"]>;
+    /** The schedules by id, a page at a time (`nextCursor`). */
+    list(options?: In["schedules"]["list"]): Promise<Out["schedules"]["list"]>;
+    /** Deletes the schedule and cancels its pending run; the schedule as it was. SCHEDULE_NOT_FOUND when there is none. */
+    remove(scheduleId: string): Promise<Out["schedules"]["remove"]>;
+    /** Pauses the schedule: its pending run is cancelled, none is enqueued until it is resumed. */
+    pause(scheduleId: string): Promise<Out["schedules"]["pause"]>;
+    /** Resumes it: its next run is the first time it names from now. */
+    resume(scheduleId: string): Promise<Out["schedules"]["resume"]>;
+  };
   events: {
     /** Stored once, delivered to every matching subscriber (or, with `target`, to one mailbox). */
     publish(event: In["events"]["publish"]): Promise<Out["events"]["publish"]>;
@@ -219,6 +233,14 @@ export async function openCoordination(options: InProcessOptions = {}): Promise<
       removeRate: (queue) => run(api.queues.removeRate({ queue })),
       rate: (queue) => run(api.queues.rate({ queue })),
       rates: () => run(api.queues.rates()),
+    },
+    schedules: {
+      set: (schedule) => run(api.schedules.set(schedule)),
+      get: (scheduleId) => run(api.schedules.get({ scheduleId })),
+      list: (options) => run(api.schedules.list(options)),
+      remove: (scheduleId) => run(api.schedules.remove({ scheduleId })),
+      pause: (scheduleId) => run(api.schedules.pause({ scheduleId })),
+      resume: (scheduleId) => run(api.schedules.resume({ scheduleId })),
     },
     events: {
       publish: (event) => run(api.events.publish(event)),

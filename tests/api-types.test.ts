@@ -41,6 +41,7 @@ interface Task {
   progress: JsonValue;
   progressAt: Date | null;
   backoff: { type: "exponential" | "fixed"; delayMs: number; maxDelayMs: number; jitter: number } | null;
+  scheduleId: string | null;
 }
 interface Memory {
   id: string;
@@ -101,6 +102,7 @@ const CHECKED = [
   "queues.pause", "queues.resume", "queues.status", "queues.paused",
   "queues.setLimit", "queues.removeLimit", "queues.limit", "queues.limits",
   "queues.setRate", "queues.removeRate", "queues.rate", "queues.rates",
+  "schedules.set", "schedules.get", "schedules.list", "schedules.remove", "schedules.pause", "schedules.resume",
   "events.publish", "events.subscribe", "events.unsubscribe", "events.subscription", "events.poll", "events.ack", "events.list", "events.head", "events.onEvent",
   "agents.register", "agents.heartbeat", "agents.deregister", "agents.get", "agents.list", "agents.findByCapability", "agents.card",
   "memory.remember", "memory.recall", "memory.forget",
@@ -218,6 +220,52 @@ describe("AppRouter types", () => {
     expectTypeOf<In["queues"]["rate"]>().toEqualTypeOf<{ queue: string }>();
     expectTypeOf<Out["queues"]["rate"]>().toEqualTypeOf<Rate>();
     expectTypeOf<Out["queues"]["rates"]>().toEqualTypeOf<Rate[]>();
+  });
+
+  it("schedule procedures", () => {
+    type Backoff = { type: "exponential" | "fixed"; delayMs: number; maxDelayMs: number; jitter: number };
+    type Schedule = {
+      id: string;
+      cron: string | null;
+      timezone: string | null;
+      everyMs: number | null;
+      startAt: Date | null;
+      task: { queue: string; payload: JsonValue; priority: number; capability: string | null; targetAgentId: string | null; maxAttempts: number | null; backoff: Backoff | null };
+      paused: boolean;
+      nextRunAt: Date | null;
+      nextTaskId: string | null;
+      runs: number;
+      lastRunAt: Date | null;
+      lastTaskId: string | null;
+      setBy: string | null;
+      createdAt: Date;
+      updatedAt: Date;
+    };
+    expectTypeOf<In["schedules"]["set"]>().toEqualTypeOf<{
+      scheduleId: string;
+      cron?: string;
+      timezone?: string;
+      everyMs?: number;
+      startAt?: Date | string | number;
+      task?: {
+        queue?: string;
+        payload?: JsonValue;
+        priority?: number;
+        capability?: string;
+        targetAgentId?: string;
+        maxAttempts?: number;
+        backoff?: { type?: "exponential" | "fixed"; delayMs: number; maxDelayMs?: number; jitter?: number };
+      };
+    }>();
+    expectTypeOf<Out["schedules"]["set"]>().toEqualTypeOf<{ schedule: Schedule; created: boolean; changed: boolean }>();
+    expectTypeOf<In["schedules"]["get"]>().toEqualTypeOf<{ scheduleId: string }>();
+    expectTypeOf<Out["schedules"]["get"]>().toEqualTypeOf<Schedule>();
+    expectTypeOf<In["schedules"]["list"]>().toEqualTypeOf<void | { queue?: string; cursor?: string; limit?: number } | undefined>();
+    expectTypeOf<Out["schedules"]["list"]>().toEqualTypeOf<{ items: Schedule[]; nextCursor: string | null }>();
+    expectTypeOf<In["schedules"]["remove"]>().toEqualTypeOf<{ scheduleId: string }>();
+    expectTypeOf<Out["schedules"]["remove"]>().toEqualTypeOf<Schedule>();
+    expectTypeOf<Out["schedules"]["pause"]>().toEqualTypeOf<Schedule>();
+    expectTypeOf<Out["schedules"]["resume"]>().toEqualTypeOf<Schedule>();
   });
 
   it("event procedures", () => {

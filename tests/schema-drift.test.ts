@@ -353,7 +353,7 @@ describe("schema drift", () => {
   it("the rows the stores build instead of reading back are exactly what the database stored", () => {
     const st = new Statements(db);
     const tasks = new TaskStore(st);
-    const task = { id: "t1", queue: "q", payload: '{"a":1}', priority: 3, capability: "gpu", targetAgentId: null, maxAttempts: 4, idempotencyKey: "k", idempotencyScope: "agent-7", runAt: 5, dependsOn: null, cancelOnDependencyFailure: 0, backoff: null, waitingFor: [] };
+    const task = { id: "t1", queue: "q", payload: '{"a":1}', priority: 3, capability: "gpu", targetAgentId: null, maxAttempts: 4, idempotencyKey: "k", idempotencyScope: "agent-7", runAt: 5, dependsOn: null, cancelOnDependencyFailure: 0, backoff: null, scheduleId: null, waitingFor: [] };
     const built = tasks.insert(task, 7);
     expect(db.prepare(`SELECT * FROM tasks WHERE seq = ?`).get(built.seq)).toEqual(built);
     // A task waiting for another: its status, dependency list and count as stored.

@@ -38,6 +38,10 @@ describe("system events", () => {
     await api.queues.removeLimit.mutate({ queue: "default" });
     await api.queues.setRate.mutate({ queue: "default", maxClaims: 60, perMs: 60_000 });
     await api.queues.removeRate.mutate({ queue: "default" });
+    await api.schedules.set.mutate({ scheduleId: "hourly", everyMs: 3_600_000 });
+    await api.schedules.pause.mutate({ scheduleId: "hourly" });
+    await api.schedules.resume.mutate({ scheduleId: "hourly" });
+    await api.schedules.remove.mutate({ scheduleId: "hourly" });
     // A task waiting for another: its dependency's complete makes it ready.
     const gate = await api.tasks.enqueue.mutate({ queue: "chain" });
     await api.tasks.enqueue.mutate({ queue: "chain", dependsOn: [gate.id] });

@@ -79,7 +79,7 @@ export class EventService {
     assertJsonDepth("payload", request.payload, this.d.config.maxJsonDepth);
     // Readers of the server's own events (and its own listeners) take their payloads for objects.
     if (RESERVED_EVENT_TYPE.test(request.type) && !isJsonObject(request.payload)) {
-      throw invalidField("payload", `an event of type ${JSON.stringify(request.type)} (task.*, agent.*, queue.*: the server's own kinds) carries a JSON object, as the server's own do`);
+      throw invalidField("payload", `an event of type ${JSON.stringify(request.type)} (task.*, agent.*, queue.*, schedule.*: the server's own kinds) carries a JSON object, as the server's own do`);
     }
     return this.d.db.write("events.publish", request);
   }

@@ -14,8 +14,8 @@ type RanFor = { ranMs?: number };
 
 // Object types, not interfaces: they must be assignable to JSON objects.
 export type SystemEventPayloads = {
-  /** waitingFor: how many of the tasks it depends on have not completed (it is waiting for them; absent: pending). */
-  "task.enqueued": { taskId: string; queue: string; priority: number; capability: string | null; targetAgentId: string | null; runAt: string; waitingFor?: number };
+  /** waitingFor: how many of the tasks it depends on have not completed (it is waiting for them; absent: pending). scheduleId: the schedule whose run it is. */
+  "task.enqueued": { taskId: string; queue: string; priority: number; capability: string | null; targetAgentId: string | null; runAt: string; waitingFor?: number; scheduleId?: string };
   /** A waiting task's last dependency completed (`after`, in the same write): pending now, due at runAt. */
   "task.ready": { taskId: string; queue: string; priority: number; capability: string | null; targetAgentId: string | null; runAt: string; after: string };
   "task.claimed": {
@@ -72,6 +72,14 @@ export type SystemEventPayloads = {
   "queue.rate_set": { queue: string; maxClaims: number; perMs: number; previous: { maxClaims: number; perMs: number } | null; setBy: string | null };
   /** Claims take the queue's tasks without a rate again; previous: the rate removed. */
   "queue.rate_removed": { queue: string; previous: { maxClaims: number; perMs: number }; removedBy: string | null };
+  /** A schedule was created (`created`) or given another definition; nextRunAt: its first run's due time (null: paused, or none ahead); setBy as pausedBy. */
+  "schedule.set": { scheduleId: string; queue: string; created: boolean; nextRunAt: string | null; setBy: string | null };
+  /** A schedule was deleted, its pending run cancelled; runs: how many it had. */
+  "schedule.removed": { scheduleId: string; queue: string; runs: number; removedBy: string | null };
+  /** No run is enqueued until it is resumed; its pending run was cancelled. */
+  "schedule.paused": { scheduleId: string; queue: string; pausedBy: string | null };
+  /** Runs again from nextRunAt (those missed while paused are skipped). */
+  "schedule.resumed": { scheduleId: string; queue: string; nextRunAt: string | null; resumedBy: string | null };
 };
 
 export type SystemEventType = keyof SystemEventPayloads;

@@ -338,18 +338,9 @@ export function taskCommands(d: TaskCommandDeps) {
       if (row.status === "completed") {
         throw new CoordinationError("INVALID_STATE", `task "${taskId}" is ${row.status} and cannot be cancelled`);
       }
-      // A waiting task keeps its dependency rows: a requeue reads what it still waits for.
-      const cancelled = d.tasks.cancel(row.seq, ctx.now, reason ?? null);
-      // agentId: the holder whose lease this ends (a dead letter keeps its last holder's name, but no lease).
-      d.events.appendSystem(ctx, "task.cancelled", {
-        taskId,
-        queue: row.queue,
-        previousStatus: row.status,
-        agentId: row.status === "claimed" ? row.leaseOwner : null,
-        ...(reason === undefined ? {} : { reason }),
-      });
-      // What waits on it would never run.
-      t.settleDependents(ctx, row, "cancelled", reason);
+      const cancelled = t.cancelRow(ctx, row, reason);
+      // A schedule's next run cancelled: that run is skipped, the one after it enqueued.
+      if (row.scheduleId !== null) t.schedules.skipped(ctx, row);
       return toTask(cancelled);
     },
 

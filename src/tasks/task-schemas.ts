@@ -375,6 +375,8 @@ export const taskSchema = z
     progressAt: z.date().nullable(),
     /** Its own retry backoff, as enqueued; null: the server's (retryBaseMs doubling to retryMaxMs). */
     backoff: backoffSchema.nullable(),
+    /** The schedule whose run it is (schedules.set); null for a task enqueued by a call. */
+    scheduleId: z.string().nullable(),
   })
   .meta({ id: "Task" });
 export type Task = z.infer<typeof taskSchema>;
@@ -431,6 +433,7 @@ export function taskWith<T extends Task, E extends object>(task: T, extra: E): T
     progress: task.progress,
     progressAt: task.progressAt,
     backoff: task.backoff,
+    scheduleId: task.scheduleId,
   };
   // Every field copied from `task`: the narrowing of a held task (status, lease fields) holds for the copy.
   return Object.assign(copy as T, extra);

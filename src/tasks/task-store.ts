@@ -98,6 +98,8 @@ export interface TaskRow {
   progressAt: number | Date | null;
   /** Its own retry backoff (JSON text of a Backoff, retry-backoff.ts); null: the server's. */
   backoff: string | null;
+  /** The schedule whose run it is (src/schedules/); null for a task enqueued by a call. */
+  scheduleId: string | null;
 }
 
 /** The releasedBy of a lease given back by its holder: a release of it sent again finds it. */
@@ -143,6 +145,7 @@ export const toTask = (row: TaskRow): Task => ({
   progress: fromJsonText(row.progress),
   progressAt: toDateOrNull(row.progressAt),
   backoff: row.backoff === null ? null : (JSON.parse(row.backoff) as Backoff),
+  scheduleId: row.scheduleId,
 });
 
 /**
@@ -188,6 +191,7 @@ export function taskRowWith(row: TaskRow, changes: Partial<TaskRow>): TaskRow {
     progress: row.progress,
     progressAt: row.progressAt,
     backoff: row.backoff,
+    scheduleId: row.scheduleId,
   };
   return Object.assign(copy, changes);
 }
@@ -220,7 +224,7 @@ export interface TaskListFilter {
 }
 
 /** What enqueue writes; the other columns take their defaults. */
-export type NewTask = Pick<TaskRow, "id" | "queue" | "payload" | "priority" | "capability" | "targetAgentId" | "maxAttempts" | "idempotencyKey" | "idempotencyScope" | "dependsOn" | "cancelOnDependencyFailure" | "backoff"> & {
+export type NewTask = Pick<TaskRow, "id" | "queue" | "payload" | "priority" | "capability" | "targetAgentId" | "maxAttempts" | "idempotencyKey" | "idempotencyScope" | "dependsOn" | "cancelOnDependencyFailure" | "backoff" | "scheduleId"> & {
   runAt: number;
   /** The seqs of its dependencies that have not completed: it waits for them (none: pending). */
   waitingFor: readonly number[];
@@ -326,10 +330,10 @@ export class TaskStore {
     const delayed = waiting ? 0 : delayedAt(task.runAt, now);
     const { lastInsertRowid } = this.st
       .get(
-        `INSERT INTO tasks (id, queue, payload, priority, capability, targetAgentId, maxAttempts, runAt, idempotencyKey, idempotencyScope, createdAt, updatedAt, delayed, held, status, dependsOn, unmetDependencies, cancelOnDependencyFailure, backoff)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT INTO tasks (id, queue, payload, priority, capability, targetAgentId, maxAttempts, runAt, idempotencyKey, idempotencyScope, createdAt, updatedAt, delayed, held, status, dependsOn, unmetDependencies, cancelOnDependencyFailure, backoff, scheduleId)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       )
-      .run(task.id, task.queue, task.payload, task.priority, task.capability, task.targetAgentId, task.maxAttempts, task.runAt, task.idempotencyKey, task.idempotencyScope, now, now, delayed, held, waiting ? "waiting" : "pending", task.dependsOn, task.waitingFor.length, task.cancelOnDependencyFailure, task.backoff);
+      .run(task.id, task.queue, task.payload, task.priority, task.capability, task.targetAgentId, task.maxAttempts, task.runAt, task.idempotencyKey, task.idempotencyScope, now, now, delayed, held, waiting ? "waiting" : "pending", task.dependsOn, task.waitingFor.length, task.cancelOnDependencyFailure, task.backoff, task.scheduleId);
     const seq = Number(lastInsertRowid);
     for (const dependsOnSeq of task.waitingFor) this.st.get<[number, number]>(`INSERT INTO task_dependencies (dependsOnSeq, taskSeq) VALUES (?, ?)`).run(dependsOnSeq, seq);
     // Every column named, in the table's order: the same hidden class as a row read back (taskRowWith).
@@ -368,6 +372,7 @@ export class TaskStore {
       progress: null,
       progressAt: null,
       backoff: task.backoff,
+      scheduleId: task.scheduleId,
     };
   }
 

@@ -13,6 +13,8 @@ import type { EventStore } from "../events/event-store.js";
 import { assertJsonDepth, sameJson } from "../json-checks.js";
 import { recordExecution, type ExecutionOutcome } from "../memory/memory-commands.js";
 import type { MemoryStore } from "../memory/memory-store.js";
+import { ScheduleRuns } from "../schedules/schedule-runs.js";
+import type { ScheduleStore } from "../schedules/schedule-store.js";
 import { retryDelayMs, sameBackoff, storedBackoff } from "./retry-backoff.js";
 import type { Backoff, ScopedEnqueue } from "./task-schemas.js";
 import type { TaskStatus } from "./task-status.js";
@@ -24,6 +26,7 @@ export interface TaskTransitionDeps {
   events: EventStore;
   agents: AgentStore;
   memories: MemoryStore;
+  schedules: ScheduleStore;
 }
 
 /** Who asks to settle (complete, fail, release, heartbeat) a task. */
@@ -60,7 +63,18 @@ export class TaskTransitions {
   /** Each write's budget of dependents to settle (dependentsBudget), gone with the write. */
   private readonly budgets = new WeakMap<WriteContext, { left: number }>();
 
-  constructor(private readonly d: TaskTransitionDeps) {}
+  /** Schedules' runs: the claim or cancel of a run's task enqueues the run after it (schedule-runs.ts). */
+  readonly schedules: ScheduleRuns;
+
+  constructor(private readonly d: TaskTransitionDeps) {
+    this.schedules = new ScheduleRuns({
+      schedules: d.schedules,
+      tasks: d.tasks,
+      events: d.events,
+      insertTask: (ctx, request) => this.insertTask(ctx, request),
+      cancelRow: (ctx, row, reason) => void this.cancelRow(ctx, row, reason),
+    });
+  }
 
   /**
    * `field` names the task in errors ("payload", "tasks[3].payload"); `inBatch`, the tasks an
@@ -68,7 +82,7 @@ export class TaskTransitions {
    * `batchIds`, the ids of the batch's tasks before this one, in order (inserted or found by their
    * key), which its dependsOn may name as "tasks[i]".
    */
-  insertTask(ctx: WriteContext, request: ScopedEnqueue, field = "payload", inBatch?: Map<string, string>, batchIds?: readonly string[]): TaskRow {
+  insertTask(ctx: WriteContext, request: ScopedEnqueue & { scheduleId?: string }, field = "payload", inBatch?: Map<string, string>, batchIds?: readonly string[]): TaskRow {
     const scope = request.idempotencyScope ?? "";
     assertJsonDepth(field, request.payload, this.d.config.maxJsonDepth);
     const task = field.replace(/\.payload$/, "");
@@ -127,7 +141,7 @@ export class TaskTransitions {
     }
     const waitingFor = dependsOn === undefined ? [] : this.unmetDependencies(dependsOn, dependsField, request.onDependencyFailure === "cancel");
     const row = this.d.tasks.insert(
-      { id: newId(), ...definition, runAt: request.runAt?.getTime() ?? ctx.now + (request.delayMs ?? 0), idempotencyKey: request.idempotencyKey ?? null, idempotencyScope: scope, waitingFor },
+      { id: newId(), ...definition, runAt: request.runAt?.getTime() ?? ctx.now + (request.delayMs ?? 0), idempotencyKey: request.idempotencyKey ?? null, idempotencyScope: scope, waitingFor, scheduleId: request.scheduleId ?? null },
       ctx.now,
     );
     inBatch?.set(row.id, task);
@@ -139,6 +153,7 @@ export class TaskTransitions {
       targetAgentId: row.targetAgentId,
       runAt: new Date(Number(row.runAt)).toISOString(),
       ...(waitingFor.length > 0 ? { waitingFor: waitingFor.length } : {}),
+      ...(row.scheduleId === null ? {} : { scheduleId: row.scheduleId }),
     });
     return row;
   }
@@ -269,8 +284,30 @@ export class TaskTransitions {
         ...(stolenFrom ? { stolenFrom: stolenFrom(row) } : {}),
         ...(after === undefined ? {} : { after }),
       });
+      // A schedule's run began: the run after it is enqueued in the same write.
+      if (row.scheduleId !== null) this.schedules.taken(ctx, row);
     }
     return rows;
+  }
+
+  /**
+   * Cancels a waiting, pending or claimed task, or discards a dead letter, with its task.cancelled
+   * event (`reason`, when given, kept as its lastError); what waits on it is cancelled with it.
+   */
+  cancelRow(ctx: WriteContext, row: TaskRow, reason: string | undefined): TaskRow {
+    // A waiting task keeps its dependency rows: a requeue reads what it still waits for.
+    const cancelled = this.d.tasks.cancel(row.seq, ctx.now, reason ?? null);
+    // agentId: the holder whose lease this ends (a dead letter keeps its last holder's name, but no lease).
+    this.d.events.appendSystem(ctx, "task.cancelled", {
+      taskId: row.id,
+      queue: row.queue,
+      previousStatus: row.status,
+      agentId: row.status === "claimed" ? row.leaseOwner : null,
+      ...(reason === undefined ? {} : { reason }),
+    });
+    // What waits on it would never run.
+    this.settleDependents(ctx, row, "cancelled", reason);
+    return cancelled;
   }
 
   /**

@@ -8,6 +8,7 @@ import { eventRouter } from "../events/event-router.js";
 import { memoryRouter } from "../memory/memory-router.js";
 import { taskRouter } from "../tasks/task-router.js";
 import { queueRouter } from "../tasks/queue-router.js";
+import { scheduleRouter } from "../schedules/schedule-router.js";
 import { VERSION } from "../version.js";
 import { shippedSchema } from "../db/migrate.js";
 
@@ -54,6 +55,7 @@ export const appRouter = router({
     }),
   tasks: taskRouter,
   queues: queueRouter,
+  schedules: scheduleRouter,
   events: eventRouter,
   agents: agentRouter,
   memory: memoryRouter,

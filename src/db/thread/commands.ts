@@ -26,6 +26,8 @@ import { queueLimitCommands, queueLimitQueries } from "../../tasks/queue-limit-c
 import { QueueRateStore } from "../../tasks/queue-rate-store.js";
 import { queueRateCommands, queueRateQueries } from "../../tasks/queue-rate-commands.js";
 import { TaskStore } from "../../tasks/task-store.js";
+import { scheduleQueries } from "../../schedules/schedule-runs.js";
+import { ScheduleStore } from "../../schedules/schedule-store.js";
 import { TaskTransitions } from "../../tasks/task-transitions.js";
 import { lockWaitGrace } from "../../tasks/lock-wait-grace.js";
 import type { SqliteDatabase } from "../open-database.js";
@@ -61,6 +63,7 @@ function storesOf(db: SqliteDatabase, { config, startedAt }: ThreadSetup) {
     agents: new AgentStore(st),
     memories: new MemoryStore(st),
     tokens: new TokenStore(st),
+    schedules: new ScheduleStore(st),
     cutoffs: (now: number) => healthCutoffs(now, config, startedAt),
     st,
   };
@@ -69,11 +72,11 @@ function storesOf(db: SqliteDatabase, { config, startedAt }: ThreadSetup) {
 /** `recall`: starts a claim's recall on the reader thread (recall-relay.ts). `memoryChanges`: counts deletes and notes for the reader's recall cache. */
 export function createWriteCommands(db: SqliteDatabase, setup: ThreadSetup, recall: TaskCommandDeps["recall"], memoryChanges: MemoryChanges) {
   const { config } = setup;
-  const { tasks, pauses, limits, rates, events, agents, memories, tokens, cutoffs, st } = storesOf(db, setup);
+  const { tasks, pauses, limits, rates, events, agents, memories, tokens, schedules, cutoffs, st } = storesOf(db, setup);
   // The writer's connection alone tells whether another process commits to the file: the
   // reader's sees this process's own writer commit too.
   const grace = lockWaitGrace(st, config.busyTimeoutMs);
-  const transitions = new TaskTransitions({ config, tasks, events, agents, memories });
+  const transitions = new TaskTransitions({ config, tasks, events, agents, memories, schedules });
   const probe = db.prepare<[string]>(`INSERT INTO system_state (key, value) VALUES ('health.probe', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`);
   const agentWrites = agentCommands({ agents, tasks, events, transitions, healthCutoffs: cutoffs, lockWaitGrace: grace });
   const announce = db.prepare<[string]>(`INSERT INTO system_state (key, value) VALUES ('server.started', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`);
@@ -82,6 +85,10 @@ export function createWriteCommands(db: SqliteDatabase, setup: ThreadSetup, reca
     ...queuePauseCommands({ pauses, limits, rates, events }),
     ...queueLimitCommands({ pauses, limits, rates, events }),
     ...queueRateCommands({ pauses, limits, rates, events }),
+    "schedules.set": (ctx: WriteContext, request: Parameters<typeof transitions.schedules.set>[1]) => transitions.schedules.set(ctx, request),
+    "schedules.remove": (ctx: WriteContext, request: Parameters<typeof transitions.schedules.remove>[1]) => transitions.schedules.remove(ctx, request),
+    "schedules.pause": (ctx: WriteContext, request: Parameters<typeof transitions.schedules.pause>[1]) => transitions.schedules.pause(ctx, request),
+    "schedules.resume": (ctx: WriteContext, request: Parameters<typeof transitions.schedules.resume>[1]) => transitions.schedules.resume(ctx, request),
     ...eventCommands({ events, isAgent: (agentId) => agents.get(agentId) !== undefined, maxResponseBytes: config.maxResponseBytes, eventRetentionMs: config.eventRetentionMs, eventRetentionCount: config.eventRetentionCount }),
     ...agentWrites,
     ...memoryCommands(memories, memoryChanges),
@@ -107,13 +114,14 @@ export function createWriteCommands(db: SqliteDatabase, setup: ThreadSetup, reca
 /** `prisma`: the reader's Prisma client, created on first use. `sameFile`: throws if the database file was deleted or replaced. */
 export function createReadCommands(db: SqliteDatabase, prisma: () => Promise<Prisma>, setup: ThreadSetup, memoryChanges: MemoryChanges, sameFile: () => void = () => undefined) {
   const { config } = setup;
-  const { tasks, pauses, limits, rates, events, agents, memories, tokens, cutoffs } = storesOf(db, setup);
+  const { tasks, pauses, limits, rates, events, agents, memories, tokens, schedules, cutoffs } = storesOf(db, setup);
   const ping = db.prepare("SELECT 1").pluck();
   return {
     ...taskQueries({ prisma, tasks, maxResponseBytes: config.maxResponseBytes }),
     ...queuePauseQueries({ pauses, limits, rates }),
     ...queueLimitQueries({ limits }),
     ...queueRateQueries({ rates }),
+    ...scheduleQueries(schedules),
     ...eventQueries({ events, maxResponseBytes: config.maxResponseBytes }),
     ...agentQueries({ agents, healthCutoffs: cutoffs, maxResponseBytes: config.maxResponseBytes }),
     ...recallQueries(new MemoryRecall(memories, tasks, config.maxResponseBytes, memoryChanges)),

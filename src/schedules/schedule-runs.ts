@@ -1,0 +1,221 @@
+// Schedules as the database writer thread runs them. A schedule's next run is always one pending
+// task (delayed until it falls due, so the claim machinery that serves delays serves it: indexes,
+// parked long-polls woken at its runAt, queue pauses, limits and rates). The write that claims
+// that task, or cancels it, enqueues the run after it in the same transaction: no timer, no
+// sweeper, and with several servers on one file exactly one run follows each (the write lock
+// orders them). A run nobody claims stands for every time it is late: runs are skipped, never
+// piled up, while a queue is paused, no agent claims, or every server is down.
+import type { WriteContext } from "../db/writer.js";
+import { notFound } from "../errors.js";
+import type { EventStore } from "../events/event-store.js";
+import { sameJson } from "../json-checks.js";
+import { sameBackoff, storedBackoff } from "../tasks/retry-backoff.js";
+import type { Backoff, ScopedEnqueue } from "../tasks/task-schemas.js";
+import type { TaskRow, TaskStore } from "../tasks/task-store.js";
+import { firstRunAt, runAfter, type Timing } from "./next-run.js";
+import type { Schedule, ScheduledTask, SetScheduleRequest, SetScheduleResult } from "./schedule-schemas.js";
+import type { ScheduleDefinition, ScheduleRow, ScheduleStore } from "./schedule-store.js";
+
+export interface ScheduleRunDeps {
+  schedules: ScheduleStore;
+  tasks: TaskStore;
+  events: EventStore;
+  /** Enqueues a task as tasks.enqueue does, with its task.enqueued event (TaskTransitions.insertTask). */
+  insertTask: (ctx: WriteContext, request: ScopedEnqueue & { scheduleId: string }) => TaskRow;
+  /** Cancels a pending task as tasks.cancel does, with its event and what waits on it (TaskTransitions.cancelRow). */
+  cancelRow: (ctx: WriteContext, row: TaskRow, reason: string) => void;
+}
+
+const timingOf = (row: ScheduleRow): Timing => ({ cron: row.cron, timezone: row.timezone, everyMs: row.everyMs, startAt: row.startAt });
+
+/** A schedule row as answered. */
+export function toSchedule(row: ScheduleRow): Schedule {
+  const date = (ms: number | null) => (ms === null ? null : new Date(Number(ms)));
+  return {
+    id: row.id,
+    cron: row.cron,
+    timezone: row.timezone,
+    everyMs: row.everyMs,
+    startAt: date(row.startAt),
+    task: JSON.parse(row.task) as ScheduledTask,
+    paused: row.paused === 1,
+    nextRunAt: date(row.nextRunAt),
+    nextTaskId: row.nextTaskId,
+    runs: row.runs,
+    lastRunAt: date(row.lastRunAt),
+    lastTaskId: row.lastTaskId,
+    setBy: row.setBy,
+    createdAt: new Date(Number(row.createdAt)),
+    updatedAt: new Date(Number(row.updatedAt)),
+  };
+}
+
+/** The definition a set stores: every field filled in, so that the same set sent again compares equal. */
+function definitionOf(request: SetScheduleRequest, setBy: string | null): ScheduleDefinition {
+  const t = request.task;
+  const task: ScheduledTask = {
+    queue: t.queue,
+    payload: t.payload,
+    priority: t.priority,
+    capability: t.capability ?? null,
+    targetAgentId: t.targetAgentId ?? null,
+    maxAttempts: t.maxAttempts ?? null,
+    backoff: t.backoff === undefined ? null : (JSON.parse(storedBackoff(t.backoff)) as Backoff),
+  };
+  return {
+    id: request.scheduleId,
+    cron: request.cron ?? null,
+    timezone: request.cron === undefined ? null : (request.timezone ?? "UTC"),
+    everyMs: request.everyMs ?? null,
+    startAt: request.startAt?.getTime() ?? null,
+    task: JSON.stringify(task),
+    setBy,
+  };
+}
+
+/** Whether two definitions time and make their runs alike (who set them aside). */
+function sameDefinition(a: ScheduleDefinition, b: ScheduleDefinition): boolean {
+  if (a.cron !== b.cron || a.timezone !== b.timezone || a.everyMs !== b.everyMs || Number(a.startAt ?? -1) !== Number(b.startAt ?? -1)) return false;
+  const ta = JSON.parse(a.task) as ScheduledTask;
+  const tb = JSON.parse(b.task) as ScheduledTask;
+  const text = (backoff: Backoff | null) => (backoff === null ? null : JSON.stringify(backoff));
+  return (
+    ta.queue === tb.queue &&
+    sameJson(ta.payload, tb.payload) &&
+    ta.priority === tb.priority &&
+    ta.capability === tb.capability &&
+    ta.targetAgentId === tb.targetAgentId &&
+    ta.maxAttempts === tb.maxAttempts &&
+    sameBackoff(text(ta.backoff), text(tb.backoff))
+  );
+}
+
+export class ScheduleRuns {
+  constructor(private readonly d: ScheduleRunDeps) {}
+
+  /** Enqueues the schedule's run due at `runAt` (a delayed pending task naming it). */
+  private enqueueRun(ctx: WriteContext, schedule: ScheduleRow, runAt: number): TaskRow {
+    const t = JSON.parse(schedule.task) as ScheduledTask;
+    return this.d.insertTask(ctx, {
+      queue: t.queue,
+      payload: t.payload,
+      priority: t.priority,
+      capability: t.capability ?? undefined,
+      targetAgentId: t.targetAgentId ?? undefined,
+      maxAttempts: t.maxAttempts ?? undefined,
+      backoff: t.backoff ?? undefined,
+      runAt: new Date(runAt),
+      scheduleId: schedule.id,
+    });
+  }
+
+  /** Enqueues the run due at `runAt` (none when null) and records it as the schedule's next. */
+  private planNext(ctx: WriteContext, schedule: ScheduleRow, runAt: number | null): void {
+    const task = runAt === null ? null : this.enqueueRun(ctx, schedule, runAt);
+    this.d.schedules.setNext(schedule.id, task?.id ?? null, runAt, ctx.now);
+  }
+
+  /** Cancels the schedule's pending run, if it has one, saying why. */
+  private dropNext(ctx: WriteContext, schedule: ScheduleRow, reason: string): void {
+    if (schedule.nextTaskId === null) return;
+    const row = this.d.tasks.findById(schedule.nextTaskId);
+    if (row !== undefined && row.status === "pending") this.d.cancelRow(ctx, row, reason);
+    this.d.schedules.setNext(schedule.id, null, null, ctx.now);
+  }
+
+  /**
+   * `row` (a task naming a schedule) was just claimed: when it is the schedule's next run, that
+   * run began, and the one after it is enqueued, at the first time the schedule names after both
+   * its due time and now. A retry of an earlier run, or a run given back and claimed again, is not.
+   */
+  taken(ctx: WriteContext, row: TaskRow): void {
+    const schedule = this.d.schedules.get(row.scheduleId!);
+    if (schedule === undefined || schedule.nextTaskId !== row.id) return;
+    const next = runAfter(timingOf(schedule), Number(schedule.nextRunAt), ctx.now);
+    const task = next === null ? null : this.enqueueRun(ctx, schedule, next);
+    this.d.schedules.ran(schedule.id, row.id, task?.id ?? null, next, ctx.now);
+  }
+
+  /** `row` (a task naming a schedule) was cancelled by a call: when it was the schedule's next run, that run is skipped, and the one after it enqueued. */
+  skipped(ctx: WriteContext, row: TaskRow): void {
+    const schedule = this.d.schedules.get(row.scheduleId!);
+    if (schedule === undefined || schedule.nextTaskId !== row.id) return;
+    this.planNext(ctx, schedule, runAfter(timingOf(schedule), Number(schedule.nextRunAt), ctx.now));
+  }
+
+  /**
+   * Creates the schedule, or replaces its definition: its pending run is cancelled and the first
+   * run of the new one enqueued (unless it is paused). The same definition set again changes
+   * nothing, its next run included.
+   */
+  set(ctx: WriteContext, request: SetScheduleRequest & { setBy: string | null }): SetScheduleResult {
+    const definition = definitionOf(request, request.setBy);
+    const existing = this.d.schedules.get(definition.id);
+    if (existing !== undefined && sameDefinition(existing, definition)) return { schedule: toSchedule(existing), created: false, changed: false };
+    if (existing !== undefined) this.dropNext(ctx, existing, `schedule "${existing.id}" was set again with another definition`);
+    const row = this.d.schedules.put(definition, ctx.now);
+    if (row.paused === 0) this.planNext(ctx, row, firstRunAt(timingOf(row), ctx.now));
+    const schedule = toSchedule(this.d.schedules.get(row.id)!);
+    this.d.events.appendSystem(ctx, "schedule.set", {
+      scheduleId: schedule.id,
+      queue: schedule.task.queue,
+      created: existing === undefined,
+      nextRunAt: schedule.nextRunAt?.toISOString() ?? null,
+      setBy: request.setBy,
+    });
+    return { schedule, created: existing === undefined, changed: true };
+  }
+
+  /** Deletes the schedule and cancels its pending run; the schedule as it was. SCHEDULE_NOT_FOUND when there is none. */
+  remove(ctx: WriteContext, request: { scheduleId: string; removedBy: string | null }): Schedule {
+    const existing = this.d.schedules.get(request.scheduleId);
+    if (existing === undefined) throw notFound("SCHEDULE_NOT_FOUND", request.scheduleId);
+    this.dropNext(ctx, existing, `schedule "${existing.id}" was removed`);
+    this.d.schedules.delete(existing.id);
+    this.d.events.appendSystem(ctx, "schedule.removed", { scheduleId: existing.id, queue: (JSON.parse(existing.task) as ScheduledTask).queue, runs: existing.runs, removedBy: request.removedBy });
+    return toSchedule(existing);
+  }
+
+  /** Pauses the schedule: its pending run is cancelled, none is enqueued until it is resumed. One paused already is answered as it is. */
+  pause(ctx: WriteContext, request: { scheduleId: string; pausedBy: string | null }): Schedule {
+    const existing = this.found(request.scheduleId);
+    if (existing.paused === 1) return toSchedule(existing);
+    this.dropNext(ctx, existing, `schedule "${existing.id}" was paused`);
+    this.d.schedules.setPaused(existing.id, true, ctx.now);
+    this.d.events.appendSystem(ctx, "schedule.paused", { scheduleId: existing.id, queue: (JSON.parse(existing.task) as ScheduledTask).queue, pausedBy: request.pausedBy });
+    return toSchedule(this.d.schedules.get(existing.id)!);
+  }
+
+  /** Resumes a paused schedule: its next run is the first time it names from now (those missed while paused are skipped). One running is answered as it is. */
+  resume(ctx: WriteContext, request: { scheduleId: string; resumedBy: string | null }): Schedule {
+    const existing = this.found(request.scheduleId);
+    if (existing.paused === 0) return toSchedule(existing);
+    this.d.schedules.setPaused(existing.id, false, ctx.now);
+    this.planNext(ctx, existing, firstRunAt(timingOf(existing), ctx.now));
+    const schedule = toSchedule(this.d.schedules.get(existing.id)!);
+    this.d.events.appendSystem(ctx, "schedule.resumed", { scheduleId: schedule.id, queue: schedule.task.queue, nextRunAt: schedule.nextRunAt?.toISOString() ?? null, resumedBy: request.resumedBy });
+    return schedule;
+  }
+
+  private found(id: string): ScheduleRow {
+    const row = this.d.schedules.get(id);
+    if (row === undefined) throw notFound("SCHEDULE_NOT_FOUND", id);
+    return row;
+  }
+}
+
+/** Reads of schedules (the reader thread). */
+export function scheduleQueries(schedules: ScheduleStore) {
+  return {
+    "schedules.get": (id: string): Schedule => {
+      const row = schedules.get(id);
+      if (row === undefined) throw notFound("SCHEDULE_NOT_FOUND", id);
+      return toSchedule(row);
+    },
+    "schedules.list": (request: { queue?: string | undefined; cursor?: string | undefined; limit: number }) => {
+      const rows = schedules.page(request.queue ?? null, request.cursor ?? null, request.limit + 1);
+      const page = rows.slice(0, request.limit);
+      return { items: page.map(toSchedule), nextCursor: rows.length > request.limit ? page.at(-1)!.id : null };
+    },
+  };
+}

@@ -1,0 +1,83 @@
+// All SQL of schedules (SQLite dialect). A schedule is a row of `schedules`; its next run is a
+// pending task naming it (tasks.scheduleId), whose id the row keeps (nextTaskId). Read by primary
+// key (the claim that takes a run's task) or by id order (the list): the table is an operator's.
+import type { Statements } from "../db/statements.js";
+
+export interface ScheduleRow {
+  id: string;
+  cron: string | null;
+  timezone: string | null;
+  everyMs: number | null;
+  startAt: number | null;
+  /** JSON text of a ScheduledTask. */
+  task: string;
+  paused: number;
+  nextTaskId: string | null;
+  nextRunAt: number | null;
+  runs: number;
+  lastRunAt: number | null;
+  lastTaskId: string | null;
+  setBy: string | null;
+  createdAt: number;
+  updatedAt: number;
+}
+
+/** What a set writes: the definition and who set it. */
+export type ScheduleDefinition = Pick<ScheduleRow, "id" | "cron" | "timezone" | "everyMs" | "startAt" | "task" | "setBy">;
+
+const COLUMNS = `id, cron, timezone, everyMs, startAt, task, paused, nextTaskId, nextRunAt, runs, lastRunAt, lastTaskId, setBy, createdAt, updatedAt`;
+
+export class ScheduleStore {
+  constructor(private readonly st: Statements) {}
+
+  get(id: string): ScheduleRow | undefined {
+    return this.st.get<[string], ScheduleRow>(`SELECT ${COLUMNS} FROM schedules WHERE id = ?`).get(id);
+  }
+
+  /** Up to `limit` schedules after `after` (an id), by id; those of `queue` only when given. */
+  page(queue: string | null, after: string | null, limit: number): ScheduleRow[] {
+    return this.st
+      .get<[string | null, string | null, string | null, string | null, number], ScheduleRow>(
+        `SELECT ${COLUMNS} FROM schedules
+         WHERE (? IS NULL OR id > ?) AND (? IS NULL OR json_extract(task, '$.queue') = ?)
+         ORDER BY id LIMIT CAST(? AS INTEGER)`,
+      )
+      .all(after, after, queue, queue, limit);
+  }
+
+  /** Creates the schedule (running), or replaces its definition (its runs so far and whether it is paused stay), with no next run yet. */
+  put(definition: ScheduleDefinition, now: number): ScheduleRow {
+    const { id, cron, timezone, everyMs, startAt, task, setBy } = definition;
+    this.st
+      .get<[string, string | null, string | null, number | null, number | null, string, string | null, number, number]>(
+        `INSERT INTO schedules (id, cron, timezone, everyMs, startAt, task, paused, nextTaskId, nextRunAt, setBy, createdAt, updatedAt)
+         VALUES (?, ?, ?, ?, ?, ?, 0, NULL, NULL, ?, ?, ?)
+         ON CONFLICT(id) DO UPDATE SET cron = excluded.cron, timezone = excluded.timezone, everyMs = excluded.everyMs, startAt = excluded.startAt,
+           task = excluded.task, nextTaskId = NULL, nextRunAt = NULL, setBy = excluded.setBy, updatedAt = excluded.updatedAt`,
+      )
+      .run(id, cron, timezone, everyMs, startAt, task, setBy, now, now);
+    return this.get(id)!;
+  }
+
+  /** Its next run is `taskId`, due at `runAt` (both null: none ahead, or paused). */
+  setNext(id: string, taskId: string | null, runAt: number | null, now: number): void {
+    this.st.get<[string | null, number | null, number, string]>(`UPDATE schedules SET nextTaskId = ?, nextRunAt = ?, updatedAt = ? WHERE id = ?`).run(taskId, runAt, now, id);
+  }
+
+  /** Its run `ranTaskId` was claimed at `now`: one run more; the next is `taskId` due at `runAt` (null: none ahead). */
+  ran(id: string, ranTaskId: string, taskId: string | null, runAt: number | null, now: number): void {
+    this.st
+      .get<[string, number, string | null, number | null, number, string]>(
+        `UPDATE schedules SET runs = runs + 1, lastTaskId = ?, lastRunAt = ?, nextTaskId = ?, nextRunAt = ?, updatedAt = ? WHERE id = ?`,
+      )
+      .run(ranTaskId, now, taskId, runAt, now, id);
+  }
+
+  setPaused(id: string, paused: boolean, now: number): void {
+    this.st.get<[number, number, string]>(`UPDATE schedules SET paused = ?, updatedAt = ? WHERE id = ?`).run(paused ? 1 : 0, now, id);
+  }
+
+  delete(id: string): void {
+    this.st.get<[string]>(`DELETE FROM schedules WHERE id = ?`).run(id);
+  }
+}
