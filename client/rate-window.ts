@@ -1,5 +1,6 @@
 // A queue rate (queues.setRate) as people write it: "60/1m" is at most 60 claims in any minute.
-// The operator CLI reads and writes rates this way, and the dashboard shows them so.
+// The operator CLI reads and writes rates this way, and the dashboard shows them so; a schedule's
+// interval is a window's length written the same way.
 
 /** Window units, in ms. */
 const UNITS = [
@@ -22,8 +23,17 @@ export function rateWindowText(ms: number): string {
  * says how; the CLI checks them before it calls).
  */
 export function parseRate(text: string): { maxClaims: number; perMs: number } | undefined {
-  const match = /^([1-9][0-9]{0,8})\/([1-9][0-9]{0,8})(ms|s|m|h|d)$/.exec(text);
+  const match = /^([1-9][0-9]{0,8})\/(.*)$/.exec(text);
+  const perMs = match ? parseDuration(match[2]!) : undefined;
+  return perMs === undefined ? undefined : { maxClaims: Number(match![1]), perMs };
+}
+
+/**
+ * A length of time as people write it (250ms, 90s, 10m, 1h, 1d) in ms; undefined when it is not
+ * written so. A schedule's interval (`schedules set --every 10m`) and a rate's window are read so.
+ */
+export function parseDuration(text: string): number | undefined {
+  const match = /^([1-9][0-9]{0,8})(ms|s|m|h|d)$/.exec(text);
   if (!match) return undefined;
-  const size = UNITS.find(([unit]) => unit === match[3])![1];
-  return { maxClaims: Number(match[1]), perMs: Number(match[2]) * size };
+  return Number(match[1]) * UNITS.find(([unit]) => unit === match[2])![1];
 }

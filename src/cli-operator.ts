@@ -6,9 +6,10 @@
 // operator in the directory the server runs from reaches it on whatever port it was given.
 // Tables for people, --json for scripts. Exit codes: 0 done, 1 the server refused or could not be
 // reached (the message says which), 2 usage (or settings that cannot be read).
-import { rateWindowText, parseRate } from "../client/rate-window.js";
+import { parseDuration, rateWindowText, parseRate } from "../client/rate-window.js";
 import { backoffText, type BackoffShape } from "../client/backoff-text.js";
 import { createCoordinationClient, fitsInAnswer, isTRPCClientError, type CoordinationClient, type RouterInputs, type RouterOutputs } from "../client/index.js";
+import type { JsonValue } from "./json-types.js";
 import { MAX_CLAIMS_PER_WINDOW, MAX_RATE_WINDOW_MS, MIN_RATE_WINDOW_MS } from "./tasks/queue-rate-schemas.js";
 
 export const OPERATOR_USAGE = [
@@ -25,6 +26,11 @@ export const OPERATOR_USAGE = [
   "       coordination queues limits                              the limited queues and their leases now",
   "       coordination queues rate QUEUE [N/WINDOW|off]           at most N of its tasks claimed in any WINDOW (500ms, 10s, 1m, 1h, 1d; off: none); alone, its rate now",
   "       coordination queues rates                               the rate-limited queues and their windows' claims now",
+  "       coordination schedules [--queue Q]                     the schedules: when each runs, its queue, its next run",
+  "       coordination schedules set NAME --cron 'EXPR' [--timezone TZ] | --every DURATION [--start TIME]",
+  "                                    [--queue Q] [--payload JSON]   a task enqueued by a cron pattern (5 fields, or 6 with",
+  "                                    seconds first; in TZ, UTC by default) or every DURATION (10s, 5m, 1h, 1d)",
+  "       coordination schedules get|remove|pause|resume NAME",
   "       coordination agents [--capability C] [--health healthy|stale|offline]",
   "       coordination events tail [--types 'task.*,agent.*'] [--agent A] [--from SEQ]   (--from: the events after SEQ; 0 for all retained)",
   "Each takes --url URL (else COORDINATION_URL, else the server's host, port and TLS in its settings: the environment,",
@@ -41,7 +47,7 @@ interface Parsed {
   options: Record<string, string | true>;
 }
 
-const VALUE_OPTIONS = new Set(["--url", "--token", "--config", "--queue", "--status", "--agent", "--limit", "--cursor", "--capability", "--health", "--types", "--from", "--after", "--before", "--reason"]);
+const VALUE_OPTIONS = new Set(["--url", "--token", "--config", "--queue", "--status", "--agent", "--limit", "--cursor", "--capability", "--health", "--types", "--from", "--after", "--before", "--reason", "--cron", "--timezone", "--every", "--start", "--payload"]);
 /** Options that take no value. */
 const FLAG_OPTIONS = new Set(["--json", "--all"]);
 
@@ -61,6 +67,7 @@ function commandOptions(words: readonly string[], options: Parsed["options"]): r
   if (command === "tasks" && sub === "requeue" && words.length === 2 && options["--all"] === true) return ["--all", "--queue", "--after", "--before"];
   if (command === "tasks") return sub === "cancel" ? ["--reason"] : [];
   if (command === "agents") return ["--health", "--capability"];
+  if (command === "schedules") return sub === "set" ? ["--cron", "--timezone", "--every", "--start", "--queue", "--payload"] : sub === undefined ? ["--queue"] : [];
   if (command === "events" && sub === "tail") return ["--types", "--agent", "--from"];
   return undefined;
 }
@@ -198,6 +205,10 @@ const FLAG_OF_FIELD: Record<string, string> = {
   types: "--types",
   reason: "--reason",
   lastEventId: "--from",
+  cron: "--cron",
+  timezone: "--timezone",
+  everyMs: "--every",
+  startAt: "--start",
 };
 
 /**
@@ -411,6 +422,7 @@ async function dispatch(words: string[], options: Parsed["options"], json: boole
     );
     return 0;
   }
+  if (command === "schedules") return await scheduleCommand(words, options, api, print);
   if (command === "tasks" && sub === "list" && words.length === 2) {
     const status = str(options["--status"]);
     const page = await api.tasks.list.query({
@@ -589,4 +601,73 @@ function serverRate(text: string): { maxClaims: number; perMs: number } {
   if (rate.maxClaims > MAX_CLAIMS_PER_WINDOW) throw new OperatorUsageError(`queues rate: N, the most claims in a window, is 1 to 1,000,000: not ${rate.maxClaims}`);
   if (rate.perMs < MIN_RATE_WINDOW_MS || rate.perMs > MAX_RATE_WINDOW_MS) throw new OperatorUsageError(`queues rate: the window is 100ms to 1d: not ${rateWindowText(rate.perMs)}`);
   return rate;
+}
+
+/** A schedule's timing as an operator reads it: its cron pattern and zone, or "every 10m". */
+const timingText = (s: { cron: string | null; timezone: string | null; everyMs: number | null }): string => (s.cron === null ? `every ${rateWindowText(s.everyMs!)}` : `${s.cron} (${s.timezone})`);
+
+/** `coordination schedules …`: list, set, get, remove, pause, resume. */
+async function scheduleCommand(words: string[], options: Parsed["options"], api: CoordinationClient["api"], print: (value: unknown, render: () => string) => void): Promise<number> {
+  const [, sub, name] = words;
+  const render = (s: RouterOutputs["schedules"]["get"]) => () =>
+    [
+      `schedule ${printable(s.id)}: ${printable(timingText(s))}${s.paused ? ", paused" : ""}`,
+      `  task      queue ${printable(s.task.queue)}, priority ${s.task.priority}, payload ${printableJson(s.task.payload, 0)}`,
+      `  next run  ${s.nextRunAt === null ? "-" : `${when(s.nextRunAt)} (task ${s.nextTaskId})`}`,
+      `  runs      ${s.runs}${s.lastRunAt === null ? "" : `, the last claimed ${when(s.lastRunAt)} (task ${s.lastTaskId})`}`,
+      "",
+    ].join("\n");
+  if (sub === undefined) {
+    const queue = str(options["--queue"]);
+    const page = await api.schedules.list.query({ limit: 1000, ...(queue === undefined ? {} : { queue }) });
+    print(page, () =>
+      page.items.length === 0
+        ? "no schedule\n"
+        : table(
+            ["SCHEDULE", "WHEN", "QUEUE", "NEXT RUN", "RUNS"],
+            page.items.map((s) => [s.id, timingText(s), s.task.queue, s.paused ? "paused" : when(s.nextRunAt), String(s.runs)]),
+          ) + (page.nextCursor === null ? "" : "(more schedules than 1,000: use --json and the API's cursor)\n"),
+    );
+    return 0;
+  }
+  if (name === undefined || words.length !== 3) throw new OperatorUsageError(`schedules ${sub} needs a NAME`);
+  if (sub === "set") {
+    const every = str(options["--every"]);
+    const everyMs = every === undefined ? undefined : parseDuration(every);
+    if (every !== undefined && everyMs === undefined) throw new OperatorUsageError(`--every must be a length of time such as 10s, 5m, 1h or 1d (got ${JSON.stringify(every)})`);
+    const cron = str(options["--cron"]);
+    const timezone = str(options["--timezone"]);
+    const start = str(options["--start"]);
+    const payloadText = str(options["--payload"]);
+    let payload: JsonValue;
+    try {
+      payload = payloadText === undefined ? {} : (JSON.parse(payloadText) as JsonValue);
+    } catch {
+      throw new OperatorUsageError(`--payload must be JSON (got ${JSON.stringify(payloadText!.slice(0, 64))})`);
+    }
+    const queue = str(options["--queue"]);
+    const answer = await api.schedules.set.mutate({
+      scheduleId: name,
+      ...(cron === undefined ? {} : { cron }),
+      ...(timezone === undefined ? {} : { timezone }),
+      ...(everyMs === undefined ? {} : { everyMs }),
+      ...(start === undefined ? {} : { startAt: /^\d+$/.test(start) ? Number(start) : start }),
+      task: { payload, ...(queue === undefined ? {} : { queue }) },
+    });
+    print(answer, () => `${answer.created ? "created" : answer.changed ? "changed" : "unchanged"}: ${render(answer.schedule)()}`);
+    return 0;
+  }
+  const schedule =
+    sub === "get"
+      ? await api.schedules.get.query({ scheduleId: name })
+      : sub === "remove"
+        ? await api.schedules.remove.mutate({ scheduleId: name })
+        : sub === "pause"
+          ? await api.schedules.pause.mutate({ scheduleId: name })
+          : sub === "resume"
+            ? await api.schedules.resume.mutate({ scheduleId: name })
+            : undefined;
+  if (schedule === undefined) throw new OperatorUsageError(`unknown command "schedules ${sub}"`);
+  print(schedule, sub === "remove" ? () => `removed: ${render(schedule)()}` : render(schedule));
+  return 0;
 }

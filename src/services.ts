@@ -43,7 +43,7 @@ export interface Services {
   deliveries: Deliveries;
   /** Long-polling claims and polls parked, woken by committed events. */
   waiters: { claims: ClaimWaiters; polls: PollWaiters };
-  jobs: { leaseSweeper: PeriodicJob; queueHolds: PeriodicJob; dependents: PeriodicJob; pollHolds: PeriodicJob; healthMonitor: PeriodicJob; eventPruner: PeriodicJob; retention: PeriodicJob; memoryIndex: PeriodicJob };
+  jobs: { leaseSweeper: PeriodicJob; queueHolds: PeriodicJob; dependents: PeriodicJob; scheduleRepair: PeriodicJob; pollHolds: PeriodicJob; healthMonitor: PeriodicJob; eventPruner: PeriodicJob; retention: PeriodicJob; memoryIndex: PeriodicJob };
   /** Settled tasks and memories pruned to their retention (src/retention/). */
   retention: Retention;
   /** Aborted when shutdown begins: long-polls and streams end. */
@@ -132,6 +132,8 @@ export function createCoordination(config: Config, log: Logger): Coordination {
     queueHolds: new PeriodicJob("queue-holds", config.leaseSweepMs, () => tasks.settleHolds(), log),
     // Dependents of a completed or cancelled task past what one write settles (thousands waiting on one task).
     dependents: new PeriodicJob("task-dependents", config.leaseSweepMs, () => tasks.settleDependents(), log),
+    // Schedules whose pending run something else took (an older server on the file): their next runs.
+    scheduleRepair: new PeriodicJob("schedule-repair", config.leaseSweepMs, () => repairSchedules(db), log),
     // Auto-ack batches whose answers are still on their way keep their holds (event-service.ts).
     pollHolds: new PeriodicJob("poll-holds", config.leaseSweepMs, () => events.renewHolds(), log),
     healthMonitor: new PeriodicJob("agent-health", config.agentHealthCheckMs, () => agents.checkHealth(), log),
@@ -200,4 +202,22 @@ export function createCoordination(config: Config, log: Logger): Coordination {
       return closed;
     },
   };
+}
+
+/** Schedules planned per write by the schedule-repair job. */
+const REPAIRS_PER_WRITE = 100;
+
+/**
+ * Plans the next runs of schedules whose pending run was taken without this version's claim
+ * (ScheduleRuns.repair): looked for on the reader first, so a server with none writes nothing.
+ * Returns how many it planned.
+ */
+async function repairSchedules(db: Services["db"]): Promise<number> {
+  let planned = 0;
+  while (await db.read("schedules.stranded", undefined)) {
+    const done = await db.write("schedules.repair", REPAIRS_PER_WRITE);
+    planned += done;
+    if (done < REPAIRS_PER_WRITE) break;
+  }
+  return planned;
 }

@@ -146,6 +146,10 @@ describe("README", () => {
     expect(await runExample("dependsOn", "dependencies")).toBe("waiting\ntrue [ { notes: { topic: 'pricing' } }, { notes: { topic: 'rivals' } } ]\n");
   });
 
+  it("runs the recurring tasks example as written", async () => {
+    expect(await runExample("weekday-digest", "schedules")).toBe("pending weekday-digest true\nsweep 1 true\n");
+  });
+
   it("runs the progress example as written", async () => {
     expect(await runExample("reportProgress", "progress")).toBe("{ step: 'writing', done: 3, of: 3 }\n{ step: 'writing', done: 3, of: 3 } true\n");
   });

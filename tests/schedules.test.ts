@@ -4,14 +4,16 @@
 // it (or cancels it) enqueues the one after it. Each test reads times the server wrote and checks
 // them exactly against the schedule's rule; none waits for more than a run that is due at once.
 import { afterEach, describe, expect, it } from "vitest";
+import { killAllCli, runCli } from "./helpers/cli-process.js";
 import { openCoordination } from "../src/index.js";
 import { ADMIN_SECRET, http, startSecureServer, type SecureServer } from "./helpers/secure-server.js";
-import { makeTempDir, rest, startTestServer, type TestServer } from "./helpers/test-server.js";
+import { makeTempDir, rest, startTestServer, withDatabase, type TestServer } from "./helpers/test-server.js";
 
 let t: TestServer | undefined;
 let t2: TestServer | undefined;
 let secure: SecureServer | undefined;
 afterEach(async () => {
+  await killAllCli();
   await t2?.stop();
   await t?.stop({ removeFiles: true });
   await secure?.stop({ removeFiles: true });
@@ -243,6 +245,27 @@ describe("schedules", () => {
     expect(tasks.map((task) => task.status).sort()).toEqual(["claimed", "pending"]);
   });
 
+  it("a run taken by something that enqueues nothing after it (an older server on the file claims it, or cancels it) is followed all the same: the schedule-repair job plans the next", async () => {
+    t = await startTestServer({ leaseSweepMs: 60_000 });
+    const api = t.api;
+    const { schedule } = await api.schedules.set.mutate({ scheduleId: "old", everyMs: HOUR, startAt: new Date(Date.now() - 1000), task: { queue: "old" } });
+    const claimedAt = Date.now();
+    // What a server before schedules writes when it claims the run: the lease, nothing more.
+    withDatabase(t, (db) => db.prepare(`UPDATE tasks SET status = 'claimed', leaseOwner = 'old-agent', leaseToken = 1, attempts = 1, claimedAt = ?, leaseExpiresAt = ?, updatedAt = ? WHERE id = ?`).run(claimedAt, claimedAt + 60_000, claimedAt, schedule.nextTaskId));
+    expect(await t.server.services.db.read("schedules.stranded", undefined)).toBe(true);
+    await t.server.services.jobs.scheduleRepair.runNow();
+    const after = await api.schedules.get.query({ scheduleId: "old" });
+    expect(after).toMatchObject({ runs: 1, lastTaskId: schedule.nextTaskId, lastRunAt: new Date(claimedAt), nextRunAt: new Date(schedule.nextRunAt!.getTime() + HOUR) });
+    expect(await api.tasks.get.query({ taskId: after.nextTaskId! })).toMatchObject({ status: "pending", runAt: after.nextRunAt, scheduleId: "old" });
+    // Cancelled behind its back: that run is skipped.
+    withDatabase(t, (db) => db.prepare(`UPDATE tasks SET status = 'cancelled', finishedAt = ? WHERE id = ?`).run(Date.now(), after.nextTaskId));
+    await t.server.services.jobs.scheduleRepair.runNow();
+    const skipped = await api.schedules.get.query({ scheduleId: "old" });
+    expect(skipped).toMatchObject({ runs: 1, nextRunAt: new Date(schedule.nextRunAt!.getTime() + 2 * HOUR) });
+    expect(skipped.nextTaskId).not.toBe(after.nextTaskId);
+    expect(await t.server.services.db.read("schedules.stranded", undefined)).toBe(false);
+  });
+
   it("in-process, as over the wire", async () => {
     const coordination = await openCoordination({ settings: { dbPath: `${makeTempDir()}/local.db`, logLevel: "silent" } });
     try {
@@ -257,5 +280,37 @@ describe("schedules", () => {
     } finally {
       await coordination.close();
     }
+  });
+
+  it("the operator's command sets, lists, shows, pauses, resumes and removes schedules; a bad one is refused naming its option", async () => {
+    t = await startTestServer();
+    const env = { COORDINATION_URL: t.url };
+    const set = await runCli({ args: ["schedules", "set", "digest", "--cron", "0 9 * * MON-FRI", "--timezone", "Europe/Paris", "--queue", "reports", "--payload", '{"kind":"weekday"}'], env });
+    expect(set.code).toBe(0);
+    const schedule = await t.api.schedules.get.query({ scheduleId: "digest" });
+    expect(schedule).toMatchObject({ cron: "0 9 * * MON-FRI", timezone: "Europe/Paris", task: { queue: "reports", payload: { kind: "weekday" } } });
+    const at = (d: Date | null) => d!.toISOString().replace("T", " ").slice(0, 19);
+    expect(set.stdout).toBe(
+      `created: schedule digest: 0 9 * * MON-FRI (Europe/Paris)\n  task      queue reports, priority 5, payload {"kind":"weekday"}\n  next run  ${at(schedule.nextRunAt)} (task ${schedule.nextTaskId})\n  runs      0\n`,
+    );
+    expect((await runCli({ args: ["schedules", "set", "sweep", "--every", "90s"], env })).code).toBe(0);
+    expect((await t.api.schedules.get.query({ scheduleId: "sweep" })).everyMs).toBe(90_000);
+    const list = await runCli({ args: ["schedules"], env });
+    expect(list.stdout.split("\n").slice(0, 3)).toEqual([
+      expect.stringMatching(/^SCHEDULE\s+WHEN\s+QUEUE\s+NEXT RUN\s+RUNS$/),
+      expect.stringMatching(/^digest\s+0 9 \* \* MON-FRI \(Europe\/Paris\)\s+reports\s+\S+ \S+\s+0$/),
+      expect.stringMatching(/^sweep\s+every 90s\s+default\s+\S+ \S+\s+0$/),
+    ]);
+    expect((await runCli({ args: ["schedules", "--queue", "reports", "--json"], env })).stdout).toContain('"id": "digest"');
+    expect((await runCli({ args: ["schedules", "pause", "sweep"], env })).stdout).toMatch(/^schedule sweep: every 90s, paused\n/);
+    expect((await runCli({ args: ["schedules", "resume", "sweep"], env })).stdout).toMatch(/^schedule sweep: every 90s\n/);
+    expect((await runCli({ args: ["schedules", "remove", "sweep"], env })).stdout).toMatch(/^removed: schedule sweep/);
+    expect(await runCli({ args: ["schedules", "get", "sweep"], env })).toMatchObject({ code: 1, stderr: 'coordination: SCHEDULE_NOT_FOUND: schedule "sweep" not found\n' });
+    expect(await runCli({ args: ["schedules", "set", "x", "--cron", "61 * * * *"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining("coordination: INVALID_INPUT: --cron: is no cron pattern the server takes: Invalid value for minute: 61") });
+    expect(await runCli({ args: ["schedules", "set", "x", "--every", "1w"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining('--every must be a length of time such as 10s, 5m, 1h or 1d (got "1w")') });
+    expect(await runCli({ args: ["schedules", "set", "x", "--every", "1m", "--payload", "{nope"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining('--payload must be JSON (got "{nope")') });
+    expect(await runCli({ args: ["schedules", "pause", "x", "--queue", "q"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining("schedules pause does not take --queue") });
+    expect(await runCli({ args: ["schedules", "set"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining("schedules set needs a NAME") });
+    expect((await t.api.schedules.list.query()).items.map((s) => s.id)).toEqual(["digest"]);
   });
 });

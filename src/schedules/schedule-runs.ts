@@ -133,7 +133,7 @@ export class ScheduleRuns {
     if (schedule === undefined || schedule.nextTaskId !== row.id) return;
     const next = runAfter(timingOf(schedule), Number(schedule.nextRunAt), ctx.now);
     const task = next === null ? null : this.enqueueRun(ctx, schedule, next);
-    this.d.schedules.ran(schedule.id, row.id, task?.id ?? null, next, ctx.now);
+    this.d.schedules.ran(schedule.id, row.id, ctx.now, task?.id ?? null, next, ctx.now);
   }
 
   /** `row` (a task naming a schedule) was cancelled by a call: when it was the schedule's next run, that run is skipped, and the one after it enqueued. */
@@ -141,6 +141,24 @@ export class ScheduleRuns {
     const schedule = this.d.schedules.get(row.scheduleId!);
     if (schedule === undefined || schedule.nextTaskId !== row.id) return;
     this.planNext(ctx, schedule, runAfter(timingOf(schedule), Number(schedule.nextRunAt), ctx.now));
+  }
+
+  /**
+   * Plans the next run of schedules whose pending run was taken by something that did not (an
+   * older server on the same file claimed it, a hand edit): a run claimed counts as run, at its
+   * claim; one cancelled or gone is skipped. Up to `limit` schedules a write; how many it planned.
+   * Run by the schedule-repair job, after a look on the reader found one.
+   */
+  repair(ctx: WriteContext, limit: number): number {
+    const stranded = this.d.schedules.stranded(limit);
+    for (const schedule of stranded) {
+      const task = this.d.tasks.findById(schedule.nextTaskId!);
+      const next = runAfter(timingOf(schedule), Number(schedule.nextRunAt), ctx.now);
+      const run = next === null ? null : this.enqueueRun(ctx, schedule, next);
+      if (task !== undefined && task.claimedAt !== null && task.status !== "cancelled") this.d.schedules.ran(schedule.id, task.id, Number(task.claimedAt), run?.id ?? null, next, ctx.now);
+      else this.d.schedules.setNext(schedule.id, run?.id ?? null, next, ctx.now);
+    }
+    return stranded.length;
   }
 
   /**
@@ -212,6 +230,8 @@ export function scheduleQueries(schedules: ScheduleStore) {
       if (row === undefined) throw notFound("SCHEDULE_NOT_FOUND", id);
       return toSchedule(row);
     },
+    /** Whether a running schedule's next run is no longer pending: a look before any write (the schedule-repair job). */
+    "schedules.stranded": (_: undefined): boolean => schedules.stranded(1).length > 0,
     "schedules.list": (request: { queue?: string | undefined; cursor?: string | undefined; limit: number }) => {
       const rows = schedules.page(request.queue ?? null, request.cursor ?? null, request.limit + 1);
       const page = rows.slice(0, request.limit);

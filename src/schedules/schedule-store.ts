@@ -45,6 +45,21 @@ export class ScheduleStore {
       .all(after, after, queue, queue, limit);
   }
 
+  /**
+   * Up to `limit` running schedules whose next run's task is no longer pending (or is gone): one
+   * that something other than this version's claim or cancel took (an older server on the same
+   * file, a database edited by hand). ScheduleRuns.repair plans their next runs.
+   */
+  stranded(limit: number): ScheduleRow[] {
+    return this.st
+      .get<[number], ScheduleRow>(
+        `SELECT ${COLUMNS} FROM schedules s
+         WHERE nextTaskId IS NOT NULL AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.id = s.nextTaskId AND t.status = 'pending')
+         ORDER BY id LIMIT CAST(? AS INTEGER)`,
+      )
+      .all(limit);
+  }
+
   /** Creates the schedule (running), or replaces its definition (its runs so far and whether it is paused stay), with no next run yet. */
   put(definition: ScheduleDefinition, now: number): ScheduleRow {
     const { id, cron, timezone, everyMs, startAt, task, setBy } = definition;
@@ -64,13 +79,13 @@ export class ScheduleStore {
     this.st.get<[string | null, number | null, number, string]>(`UPDATE schedules SET nextTaskId = ?, nextRunAt = ?, updatedAt = ? WHERE id = ?`).run(taskId, runAt, now, id);
   }
 
-  /** Its run `ranTaskId` was claimed at `now`: one run more; the next is `taskId` due at `runAt` (null: none ahead). */
-  ran(id: string, ranTaskId: string, taskId: string | null, runAt: number | null, now: number): void {
+  /** Its run `ranTaskId` was claimed at `ranAt`: one run more; the next is `taskId` due at `runAt` (null: none ahead). */
+  ran(id: string, ranTaskId: string, ranAt: number, taskId: string | null, runAt: number | null, now: number): void {
     this.st
       .get<[string, number, string | null, number | null, number, string]>(
         `UPDATE schedules SET runs = runs + 1, lastTaskId = ?, lastRunAt = ?, nextTaskId = ?, nextRunAt = ?, updatedAt = ? WHERE id = ?`,
       )
-      .run(ranTaskId, now, taskId, runAt, now, id);
+      .run(ranTaskId, ranAt, taskId, runAt, now, id);
   }
 
   setPaused(id: string, paused: boolean, now: number): void {

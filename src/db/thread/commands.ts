@@ -89,6 +89,7 @@ export function createWriteCommands(db: SqliteDatabase, setup: ThreadSetup, reca
     "schedules.remove": (ctx: WriteContext, request: Parameters<typeof transitions.schedules.remove>[1]) => transitions.schedules.remove(ctx, request),
     "schedules.pause": (ctx: WriteContext, request: Parameters<typeof transitions.schedules.pause>[1]) => transitions.schedules.pause(ctx, request),
     "schedules.resume": (ctx: WriteContext, request: Parameters<typeof transitions.schedules.resume>[1]) => transitions.schedules.resume(ctx, request),
+    "schedules.repair": (ctx: WriteContext, limit: number) => transitions.schedules.repair(ctx, limit),
     ...eventCommands({ events, isAgent: (agentId) => agents.get(agentId) !== undefined, maxResponseBytes: config.maxResponseBytes, eventRetentionMs: config.eventRetentionMs, eventRetentionCount: config.eventRetentionCount }),
     ...agentWrites,
     ...memoryCommands(memories, memoryChanges),
