@@ -4,7 +4,7 @@
 import { render } from "preact";
 import { useEffect, useMemo, useState } from "preact/hooks";
 import { connect, saveToken, savedToken } from "./api.js";
-import { Agents, DeadLetters, LiveTail, Queues, Rates, TaskPage } from "./views.js";
+import { Agents, DeadLetters, LiveTail, Queues, Rates, Schedules, TaskPage } from "./views.js";
 
 function useHash(): string {
   const [hash, setHash] = useState(location.hash);
@@ -89,6 +89,7 @@ function App() {
           <>
             <Queues {...props} />
             <Rates {...props} />
+            <Schedules {...props} />
             <Agents {...props} />
             <DeadLetters {...props} />
             <LiveTail {...props} />

@@ -1,5 +1,5 @@
-// The dashboard's views: queues with their rates, agents with the tasks they hold, dead
-// letters (requeue, cancel), the live event tail, and a task's own page.
+// The dashboard's views: queues with their rates, schedules (pause, resume), agents with the tasks
+// they hold, dead letters (requeue, cancel), the live event tail, and a task's own page.
 import { useEffect, useState } from "preact/hooks";
 import type { Api } from "./api.js";
 import { backoffText, errorCode, errorText, fitsInAnswer, rateWindowText } from "./api.js";
@@ -187,6 +187,66 @@ export function Rates({ api, onUnauthorized }: ViewProps) {
         <span style="color:#23885a">■ completed {completed.reduce((a, b) => a + b, 0)}</span>
         <span class="muted">per 10 s; peak {top}</span>
       </p>
+    </section>
+  );
+}
+
+/** Schedules the page shows at most (by id). */
+const SHOWN_SCHEDULES = 100;
+
+export function Schedules({ api, onUnauthorized }: ViewProps) {
+  const page = usePolling(() => api.schedules.list.query({ limit: SHOWN_SCHEDULES }), 2000, [api], onUnauthorized);
+  const [message, setMessage] = useState("");
+  /** Pauses or resumes a schedule (an admin's act: a read token is told the server's refusal). */
+  const toggle = async (scheduleId: string, paused: boolean) => {
+    try {
+      await (paused ? api.schedules.resume.mutate({ scheduleId }) : api.schedules.pause.mutate({ scheduleId }));
+      page.refresh();
+      setMessage(`${paused ? "resumed" : "paused"} ${scheduleId}`);
+    } catch (error) {
+      setMessage(`${paused ? "resume" : "pause"} failed: ${errorText(error)}`);
+    }
+  };
+  // A server with no schedule shows no section (nor one while the first list loads).
+  if (page.data === undefined ? page.error === undefined : page.data.items.length === 0) return null;
+  return (
+    <section class="wide">
+      <h2>
+        Schedules <span class="muted">{message}</span>
+      </h2>
+      <ErrorLine error={page.error} />
+      <table data-testid="schedules">
+        <thead>
+          <tr>
+            <th>schedule</th>
+            <th>when</th>
+            <th>queue</th>
+            <th>next run</th>
+            <th class="num">runs</th>
+            <th>last run</th>
+            <th></th>
+          </tr>
+        </thead>
+        <tbody>
+          {page.data?.items.map((s) => (
+            <tr data-schedule={s.id} data-paused={String(s.paused)}>
+              <td>{s.id}</td>
+              <td>{s.cron === null ? `every ${rateWindowText(s.everyMs!)}` : `${s.cron} (${s.timezone})`}</td>
+              <td>{s.task.queue}</td>
+              {/* A date as well as a time: the next run may be days away. */}
+              <td data-field="next-run" data-at={s.nextRunAt?.toISOString()}>
+                {s.paused ? "paused" : s.nextTaskId ? <a href={`#/task/${s.nextTaskId}`}>{s.nextRunAt?.toLocaleString()}</a> : "-"}
+              </td>
+              <td class="num">{s.runs}</td>
+              <td>{s.lastTaskId ? <a href={`#/task/${s.lastTaskId}`}>{s.lastRunAt?.toLocaleString()}</a> : "-"}</td>
+              <td class="actions">
+                <button onClick={() => void toggle(s.id, s.paused)}>{s.paused ? "Resume" : "Pause"}</button>
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      {page.data?.nextCursor && <p class="muted">the first {SHOWN_SCHEDULES} by name; `coordination schedules` lists them all</p>}
     </section>
   );
 }
@@ -419,6 +479,14 @@ export function TaskPage({ api, onUnauthorized, taskId }: ViewProps & { taskId: 
                   {backoffText(data.task.backoff)}
                 </td>
               </tr>
+              {data.task.scheduleId !== null && (
+                <tr>
+                  <th>schedule</th>
+                  <td colSpan={5} data-field="schedule">
+                    a run of schedule {data.task.scheduleId}
+                  </td>
+                </tr>
+              )}
               <tr>
                 <th>progress</th>
                 <td colSpan={5} class="long-text" data-field="progress">

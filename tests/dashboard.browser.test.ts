@@ -109,6 +109,41 @@ describe.skipIf(!CHROMIUM)("the dashboard in Chromium", () => {
     }
   });
 
+  it("lists the schedules with their next runs, pauses and resumes one; a run's page names its schedule", async () => {
+    await using t = await startTestServer();
+    const page = await browser.newPage();
+    const errors: string[] = [];
+    page.on("pageerror", (error) => errors.push(error.message));
+    try {
+      await page.goto(t.url);
+      await expect.poll(() => page.locator('[data-testid="connection"]').textContent(), { timeout: 10_000 }).toBe("live");
+      // No schedule: no section.
+      expect(await page.locator('[data-testid="schedules"]').count()).toBe(0);
+      const { schedule } = await t.api.schedules.set.mutate({ scheduleId: "digest", cron: "0 9 * * MON-FRI", timezone: "Europe/Paris", task: { queue: "reports" } });
+      await t.api.schedules.set.mutate({ scheduleId: "sweep", everyMs: 600_000 });
+      const row = page.locator('[data-schedule="digest"]');
+      await row.getByText("0 9 * * MON-FRI (Europe/Paris)").waitFor({ timeout: 10_000 });
+      expect(await row.locator("td").allTextContents()).toEqual(["digest", "0 9 * * MON-FRI (Europe/Paris)", "reports", expect.stringMatching(/\d/), "0", "-", "Pause"]);
+      expect(await row.locator('[data-field="next-run"]').getAttribute("data-at")).toBe(schedule.nextRunAt!.toISOString());
+      await page.locator('[data-schedule="sweep"]').getByText("every 10m").waitFor({ timeout: 10_000 });
+      await row.getByRole("button", { name: "Pause" }).click();
+      await expect.poll(() => row.getAttribute("data-paused"), { timeout: 10_000 }).toBe("true");
+      expect(await row.locator('[data-field="next-run"]').textContent()).toBe("paused");
+      expect((await t.api.schedules.get.query({ scheduleId: "digest" })).paused).toBe(true);
+      await row.getByRole("button", { name: "Resume" }).click();
+      await expect.poll(() => row.getAttribute("data-paused"), { timeout: 10_000 }).toBe("false");
+      const resumed = await t.api.schedules.get.query({ scheduleId: "digest" });
+      // The next run links to its task's page, which names the schedule.
+      await row.locator('[data-field="next-run"] a').click();
+      await page.locator('[data-field="status"]').getByText("pending").waitFor({ timeout: 10_000 });
+      expect(page.url()).toBe(`${t.url}/#/task/${resumed.nextTaskId}`);
+      expect(await page.locator('[data-field="schedule"]').textContent()).toBe("a run of schedule digest");
+      expect(errors).toEqual([]);
+    } finally {
+      await page.close();
+    }
+  });
+
   // The chart reads the newest 5,000 events on opening: with fewer retained, from the oldest kept
   // (a start behind the retained log was refused, and the chart stayed at zero, saying nothing).
   it("charts throughput when fewer events are retained than it reads on opening", async () => {
