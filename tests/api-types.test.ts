@@ -241,20 +241,21 @@ describe("AppRouter types", () => {
       createdAt: Date;
       updatedAt: Date;
     };
+    // Each optional field also takes null: a schedule as answered may be sent back.
     expectTypeOf<In["schedules"]["set"]>().toEqualTypeOf<{
       scheduleId: string;
-      cron?: string;
-      timezone?: string;
-      everyMs?: number;
-      startAt?: Date | string | number;
+      cron?: string | null;
+      timezone?: string | null;
+      everyMs?: number | null;
+      startAt?: Date | string | number | null;
       task?: {
         queue?: string;
         payload?: JsonValue;
         priority?: number;
-        capability?: string;
-        targetAgentId?: string;
-        maxAttempts?: number;
-        backoff?: { type?: "exponential" | "fixed"; delayMs: number; maxDelayMs?: number; jitter?: number };
+        capability?: string | null;
+        targetAgentId?: string | null;
+        maxAttempts?: number | null;
+        backoff?: { type?: "exponential" | "fixed"; delayMs: number; maxDelayMs?: number; jitter?: number } | null;
       };
     }>();
     expectTypeOf<Out["schedules"]["set"]>().toEqualTypeOf<{ schedule: Schedule; created: boolean; changed: boolean }>();

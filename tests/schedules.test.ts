@@ -66,7 +66,8 @@ describe("schedules", () => {
     t = await startTestServer();
     const api = t.api;
     // startAt long past: the first run is due at once; everyMs a second so that the claim below comes several runs late.
-    const { schedule } = await api.schedules.set.mutate({ scheduleId: "tick", everyMs: 1000, startAt: new Date(Date.now() - 60_000), task: { queue: "ticks", payload: { n: 1 } } });
+    const startAt = Date.now() - 60_250;
+    const { schedule } = await api.schedules.set.mutate({ scheduleId: "tick", everyMs: 1000, startAt: new Date(startAt), task: { queue: "ticks", payload: { n: 1 } } });
     const first = schedule.nextRunAt!.getTime();
     expect(first).toBe(schedule.createdAt.getTime());
     // Late by at least two runs: still one task of the schedule in its queue.
@@ -76,12 +77,13 @@ describe("schedules", () => {
     expect(claimed).toMatchObject({ id: schedule.nextTaskId, scheduleId: "tick", attempts: 1 });
     const after = await api.schedules.get.query({ scheduleId: "tick" });
     expect(after).toMatchObject({ runs: 1, lastTaskId: claimed!.id, lastRunAt: claimed!.claimedAt });
-    // first + k × 1000, the first such time after the claim: the runs missed meanwhile are skipped.
+    // startAt + k × 1000, the first such time after the claim: the runs missed meanwhile are skipped.
     const next = after.nextRunAt!.getTime();
-    expect((next - first) % 1000).toBe(0);
+    expect((next - startAt) % 1000).toBe(0);
     expect(next).toBeGreaterThan(claimed!.claimedAt.getTime());
     expect(next).toBeLessThanOrEqual(claimed!.claimedAt.getTime() + 1000);
-    expect(next - first).toBeGreaterThanOrEqual(3000);
+    // Claimed 2.5 s late: the next is after that, the runs due meanwhile skipped.
+    expect(next - first).toBeGreaterThan(2500);
     const pending = await api.tasks.get.query({ taskId: after.nextTaskId! });
     expect(pending).toMatchObject({ status: "pending", runAt: after.nextRunAt, payload: { n: 1 }, scheduleId: "tick", attempts: 0 });
     // A long-poll claim is woken when that run falls due (within a second of now).
@@ -94,12 +96,14 @@ describe("schedules", () => {
   it("a retry of a run, or a run given back and claimed again, enqueues nothing more: only a run's first claim does", async () => {
     t = await startTestServer();
     const api = t.api;
-    const { schedule } = await api.schedules.set.mutate({ scheduleId: "hourly", everyMs: HOUR, startAt: new Date(Date.now() - 1000), task: { queue: "h" } });
+    const startAt = new Date(Date.now() - 1000);
+    const { schedule } = await api.schedules.set.mutate({ scheduleId: "hourly", everyMs: HOUR, startAt, task: { queue: "h" } });
     const run = await api.tasks.claim.mutate({ agentId: "a", queues: ["h"], context: false });
     expect(run?.id).toBe(schedule.nextTaskId);
     const after = await api.schedules.get.query({ scheduleId: "hourly" });
-    // Due at the set, then hourly from there.
-    expect(after.nextRunAt!.getTime()).toBe(schedule.nextRunAt!.getTime() + HOUR);
+    // Due at the set (startAt had passed), then hourly on startAt's phase.
+    expect(schedule.nextRunAt).toEqual(schedule.createdAt);
+    expect(after.nextRunAt!.getTime()).toBe(startAt.getTime() + HOUR);
     await api.tasks.fail.mutate({ taskId: run!.id, agentId: "a", error: "provider down", retryAfterMs: 0 });
     const retry = await api.tasks.claim.mutate({ agentId: "b", queues: ["h"], context: false });
     expect(retry).toMatchObject({ id: run!.id, attempts: 2 });
@@ -236,11 +240,12 @@ describe("schedules", () => {
   it("two servers on one file: a run claimed through either enqueues exactly one run after it", async () => {
     t = await startTestServer();
     t2 = await startTestServer({}, t.dir);
-    const { schedule } = await t.api.schedules.set.mutate({ scheduleId: "shared", everyMs: HOUR, startAt: new Date(Date.now() - 1000), task: { queue: "shared" } });
+    const startAt = new Date(Date.now() - 1000);
+    const { schedule } = await t.api.schedules.set.mutate({ scheduleId: "shared", everyMs: HOUR, startAt, task: { queue: "shared" } });
     const claims = await Promise.all([t.api, t2.api, t.api, t2.api].map((api, i) => api.tasks.claim.mutate({ agentId: `a${i}`, queues: ["shared"], context: false })));
     expect(claims.filter((c) => c !== null).map((c) => c!.id)).toEqual([schedule.nextTaskId]);
     const after = await t2.api.schedules.get.query({ scheduleId: "shared" });
-    expect(after).toMatchObject({ runs: 1, nextRunAt: new Date(schedule.nextRunAt!.getTime() + HOUR) });
+    expect(after).toMatchObject({ runs: 1, nextRunAt: new Date(startAt.getTime() + HOUR) });
     const tasks = (await t.api.tasks.list.query({ queue: "shared" })).items;
     expect(tasks.map((task) => task.status).sort()).toEqual(["claimed", "pending"]);
   });
@@ -248,22 +253,84 @@ describe("schedules", () => {
   it("a run taken by something that enqueues nothing after it (an older server on the file claims it, or cancels it) is followed all the same: the schedule-repair job plans the next", async () => {
     t = await startTestServer({ leaseSweepMs: 60_000 });
     const api = t.api;
-    const { schedule } = await api.schedules.set.mutate({ scheduleId: "old", everyMs: HOUR, startAt: new Date(Date.now() - 1000), task: { queue: "old" } });
+    const startAt = new Date(Date.now() - 1000);
+    const { schedule } = await api.schedules.set.mutate({ scheduleId: "old", everyMs: HOUR, startAt, task: { queue: "old" } });
     const claimedAt = Date.now();
     // What a server before schedules writes when it claims the run: the lease, nothing more.
     withDatabase(t, (db) => db.prepare(`UPDATE tasks SET status = 'claimed', leaseOwner = 'old-agent', leaseToken = 1, attempts = 1, claimedAt = ?, leaseExpiresAt = ?, updatedAt = ? WHERE id = ?`).run(claimedAt, claimedAt + 60_000, claimedAt, schedule.nextTaskId));
     expect(await t.server.services.db.read("schedules.stranded", undefined)).toBe(true);
     await t.server.services.jobs.scheduleRepair.runNow();
     const after = await api.schedules.get.query({ scheduleId: "old" });
-    expect(after).toMatchObject({ runs: 1, lastTaskId: schedule.nextTaskId, lastRunAt: new Date(claimedAt), nextRunAt: new Date(schedule.nextRunAt!.getTime() + HOUR) });
+    expect(after).toMatchObject({ runs: 1, lastTaskId: schedule.nextTaskId, lastRunAt: new Date(claimedAt), nextRunAt: new Date(startAt.getTime() + HOUR) });
     expect(await api.tasks.get.query({ taskId: after.nextTaskId! })).toMatchObject({ status: "pending", runAt: after.nextRunAt, scheduleId: "old" });
     // Cancelled behind its back: that run is skipped.
     withDatabase(t, (db) => db.prepare(`UPDATE tasks SET status = 'cancelled', finishedAt = ? WHERE id = ?`).run(Date.now(), after.nextTaskId));
     await t.server.services.jobs.scheduleRepair.runNow();
     const skipped = await api.schedules.get.query({ scheduleId: "old" });
-    expect(skipped).toMatchObject({ runs: 1, nextRunAt: new Date(schedule.nextRunAt!.getTime() + 2 * HOUR) });
+    expect(skipped).toMatchObject({ runs: 1, nextRunAt: new Date(startAt.getTime() + 2 * HOUR) });
     expect(skipped.nextTaskId).not.toBe(after.nextTaskId);
     expect(await t.server.services.db.read("schedules.stranded", undefined)).toBe(false);
+  });
+
+  it("a new task with the same timing keeps the next run's time (an interval its phase); new timing plans from now; the same definition however written changes nothing", async () => {
+    t = await startTestServer();
+    const api = t.api;
+    const { schedule } = await api.schedules.set.mutate({ scheduleId: "i", everyMs: HOUR, task: { queue: "i", payload: { v: 1 } } });
+    const edited = await api.schedules.set.mutate({ scheduleId: "i", everyMs: HOUR, task: { queue: "i", payload: { v: 2 } } });
+    expect(edited).toMatchObject({ changed: true, schedule: { nextRunAt: schedule.nextRunAt, task: { payload: { v: 2 } } } });
+    expect(edited.schedule.nextTaskId).not.toBe(schedule.nextTaskId);
+    expect(await api.tasks.get.query({ taskId: edited.schedule.nextTaskId! })).toMatchObject({ status: "pending", runAt: schedule.nextRunAt, payload: { v: 2 } });
+    // Paused and resumed: still on the phase it was set with.
+    await api.schedules.pause.mutate({ scheduleId: "i" });
+    expect((await api.schedules.resume.mutate({ scheduleId: "i" })).nextRunAt).toEqual(schedule.nextRunAt);
+    // A startAt that passed: one run at once, then on startAt's phase; a new task keeps that.
+    const start = new Date(Math.floor(Date.now() / HOUR) * HOUR - 24 * HOUR + 30_000);
+    const p = await api.schedules.set.mutate({ scheduleId: "p", everyMs: HOUR, startAt: start, task: { queue: "p", payload: { v: 1 } } });
+    expect(p.schedule.nextRunAt).toEqual(p.schedule.createdAt);
+    await api.tasks.claim.mutate({ agentId: "a", queues: ["p"], context: false });
+    const after = await api.schedules.get.query({ scheduleId: "p" });
+    expect((after.nextRunAt!.getTime() - start.getTime()) % HOUR).toBe(0);
+    const p2 = await api.schedules.set.mutate({ scheduleId: "p", everyMs: HOUR, startAt: start, task: { queue: "p", payload: { v: 2 } } });
+    expect(p2.schedule.nextRunAt).toEqual(after.nextRunAt);
+    expect(await api.tasks.claim.mutate({ agentId: "a", queues: ["p"], context: false })).toBeNull();
+    // Spelled otherwise, the same: the cron pattern's spacing, the zone's case, nulls for what is not set.
+    const c = await api.schedules.set.mutate({ scheduleId: "c", cron: "0 9 * * *", timezone: "Europe/Paris" });
+    const answered = c.schedule;
+    const again = await rest(t.url, "POST", "/schedules/c", { cron: " 0  9 * * *\n", timezone: "europe/paris", everyMs: null, startAt: null, task: { ...answered.task } });
+    expect([again.status, again.body.changed, again.body.schedule.nextTaskId, again.body.schedule.cron, again.body.schedule.timezone]).toEqual([200, false, answered.nextTaskId, "0 9 * * *", "Europe/Paris"]);
+  });
+
+  it("a run's enqueue never fails its claim or cancel: a payload a lowered maxJsonDepth would refuse is checked when set (paused or not), not when its runs are enqueued", async () => {
+    t = await startTestServer();
+    const deep = (n: number): unknown => (n === 0 ? 1 : { a: deep(n - 1) });
+    await t.api.schedules.set.mutate({ scheduleId: "z", everyMs: HOUR, startAt: new Date(0), task: { queue: "z", payload: deep(20) as never, priority: 0 } });
+    const dir = t.dir;
+    await t.stop();
+    t = await startTestServer({ maxJsonDepth: 10 }, dir);
+    const claim = await rest(t.url, "POST", "/tasks/claim", { agentId: "a", context: false });
+    expect([claim.status, claim.body.scheduleId]).toEqual([200, "z"]);
+    const s = await t.api.schedules.get.query({ scheduleId: "z" });
+    expect(s.runs).toBe(1);
+    const cancel = await rest(t.url, "POST", `/tasks/${s.nextTaskId}/cancel`, {});
+    expect(cancel.status).toBe(200);
+    expect((await t.api.schedules.get.query({ scheduleId: "z" })).nextTaskId).not.toBe(s.nextTaskId);
+    // Set anew, paused or not, the payload is checked by the setting now.
+    for (const paused of [false, true]) {
+      if (paused) await t.api.schedules.pause.mutate({ scheduleId: "z" });
+      const set = await rest(t.url, "POST", "/schedules/z", { everyMs: HOUR, task: { queue: "z", payload: deep(20) } });
+      expect([set.status, set.body.message]).toEqual([400, "task.payload: nests deeper than 10 levels (the server's maxJsonDepth); flatten it or store it as a string"]);
+    }
+  });
+
+  it("a list page keeps to maxResponseBytes; a cron schedule that could never run is refused", async () => {
+    t = await startTestServer({ maxResponseBytes: 65_536 });
+    for (let i = 0; i < 6; i++) await t.api.schedules.set.mutate({ scheduleId: `s${i}`, everyMs: HOUR, task: { queue: "big", payload: { blob: "x".repeat(30_000) } } });
+    const first = await t.api.schedules.list.query();
+    expect([first.items.map((s) => s.id), first.nextCursor]).toEqual([["s0", "s1"], "s1"]);
+    const second = await t.api.schedules.list.query({ cursor: "s1" });
+    expect(second.items.map((s) => s.id)).toEqual(["s2", "s3"]);
+    const far = await rest(t.url, "POST", "/schedules/far", { cron: "0 0 * * *", startAt: "3001-01-01T00:00:00Z" });
+    expect([far.status, far.body.message]).toEqual([400, "startAt: the cron pattern names no time from 3001-01-01T00:00:00.000Z to the end of year 2999, as far as the server looks: the schedule would never run"]);
   });
 
   it("in-process, as over the wire", async () => {
@@ -274,7 +341,8 @@ describe("schedules", () => {
       expect(run).toMatchObject({ id: schedule.nextTaskId, scheduleId: "local" });
       const after = await coordination.schedules.get("local");
       expect(after.runs).toBe(1);
-      expect((after.nextRunAt!.getTime() - schedule.nextRunAt!.getTime()) % 5000).toBe(0);
+      // On the phase of startAt (0): a multiple of 5 s.
+      expect(after.nextRunAt!.getTime() % 5000).toBe(0);
       expect((await coordination.schedules.list()).items.map((s) => s.id)).toEqual(["local"]);
       await expect(coordination.schedules.get("nope")).rejects.toMatchObject({ code: "SCHEDULE_NOT_FOUND" });
     } finally {

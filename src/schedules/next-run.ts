@@ -4,22 +4,43 @@
 import { Cron } from "croner";
 import { MAX_TIME_MS } from "../json-value.js";
 
-/** How a schedule's runs are timed: `cron` (with `timezone`) or `everyMs`, from `startAt` when given. */
+/**
+ * How a schedule's runs are timed: `cron` (with `timezone`) or `everyMs`, from `startAt` when
+ * given. `anchorAt`: an interval's phase, its runs at anchorAt + k × everyMs (null: none fixed yet).
+ */
 export interface Timing {
   cron: string | null;
   timezone: string | null;
   everyMs: number | null;
   startAt: number | null;
+  anchorAt?: number | null;
 }
+
+/** The last year croner looks for a cron pattern's next time in: a cron schedule with none before its end has no run ahead. */
+export const CRON_LAST_YEAR = 2999;
 
 /**
  * 5 fields (minute hour day-of-month month day-of-week), or 6 with seconds first. A day of the
- * month and a day of the week both given match either one, as Vixie cron reads them.
+ * month and a day of the week both restricted match either one. Daylight saving time, as Vixie
+ * cron has it: a pattern whose seconds, minutes and hours hold no wildcard or step (`30 2`,
+ * `0,30 2`, `0 2,14`) names wall-clock times, so one the clocks skip runs at the first time after
+ * the gap and one they repeat runs once (croner's "no-wildcard" rule); any other (`*\/15 * …`)
+ * follows the clock, none in a skipped hour and both of a repeated one.
  */
-const patternOf = (cron: string, timezone: string | null) => new Cron(cron, { timezone: timezone ?? "UTC", mode: "5-or-6-parts" });
+const patternOf = (cron: string, timezone: string | null) => new Cron(cron, { timezone: timezone ?? "UTC", mode: "5-or-6-parts", fixedTimeRule: "no-wildcard" });
 
-/** Why `cron` is no pattern the server takes (croner's words), or null when it is one. */
+/** The nicknames croner reads in place of 5 fields (@daily is "0 0 * * *"). */
+const NICKNAMES = /^@(yearly|annually|monthly|weekly|daily|hourly)$/i;
+
+/** A cron pattern as stored: its fields separated by one space, nothing around them. */
+export const canonicalCron = (cron: string): string => cron.trim().split(/\s+/).join(" ");
+
+/** Why `cron` is no pattern the server takes (croner's words past the count of fields), or null when it is one. */
 export function cronProblem(cron: string, timezone: string | null): string | null {
+  const fields = canonicalCron(cron).split(" ");
+  if (!NICKNAMES.test(fields[0]!) && fields.length !== 5 && fields.length !== 6) {
+    return `must have 5 fields (minute hour day-of-month month day-of-week), or 6 with seconds first, or be one of @yearly, @monthly, @weekly, @daily, @hourly: it has ${fields.length}`;
+  }
   try {
     const next = patternOf(cron, timezone).nextRun();
     return next === null ? "names no time from now on" : null;
@@ -28,13 +49,15 @@ export function cronProblem(cron: string, timezone: string | null): string | nul
   }
 }
 
-/** Whether `timezone` is an IANA time zone this server's Node knows ("Europe/Paris", "UTC"). */
-export function isTimeZone(timezone: string): boolean {
+/**
+ * `timezone` as this server's Node names it ("europe/paris" is "Europe/Paris"), or undefined when
+ * it is no IANA time zone Node knows.
+ */
+export function canonicalTimeZone(timezone: string): string | undefined {
   try {
-    new Intl.DateTimeFormat("en-US", { timeZone: timezone });
-    return true;
+    return new Intl.DateTimeFormat("en-US", { timeZone: timezone }).resolvedOptions().timeZone;
   } catch {
-    return false;
+    return undefined;
   }
 }
 
@@ -44,15 +67,17 @@ function cronAfter(timing: Timing & { cron: string }, after: number): number | n
   return next === null || next > MAX_TIME_MS ? null : next;
 }
 
+/** An interval's phase when its timing is set at `now`: startAt, else everyMs after the set. */
+export const intervalAnchor = (timing: Timing, now: number): number => timing.startAt ?? now + timing.everyMs!;
+
 /**
- * When a schedule set (or resumed) at `now` runs first: an interval at startAt (at once if that
- * passed), else `everyMs` from now; a cron pattern at the first time it names from startAt or
- * now, whichever is later. Null: the pattern names no time ahead.
+ * When a schedule whose timing was set at `now` runs first: an interval at startAt (at once if
+ * that passed), else at its anchor (everyMs after the set); a cron pattern at the first time it
+ * names from startAt or now, whichever is later. Null: the pattern names no time ahead.
  */
 export function firstRunAt(timing: Timing, now: number): number | null {
   if (timing.cron === null) {
-    if (timing.startAt !== null) return Math.max(timing.startAt, now);
-    const at = now + timing.everyMs!;
+    const at = timing.startAt !== null ? Math.max(timing.startAt, now) : (timing.anchorAt ?? intervalAnchor(timing, now));
     return at > MAX_TIME_MS ? null : at;
   }
   // nextRun is strictly after the time it is given: a startAt the pattern names is its first run.
@@ -61,14 +86,28 @@ export function firstRunAt(timing: Timing, now: number): number | null {
 
 /**
  * The run after the one due at `dueAt`, taken (claimed or cancelled) at `now`: the first time the
- * schedule names after both. An interval keeps its phase (dueAt + k × everyMs): the runs missed
- * meanwhile are skipped, not made up. Null: the pattern names no time ahead.
+ * schedule names after both. An interval keeps its phase, from startAt when it has one, else from
+ * its first run (dueAt + k × everyMs): the runs missed meanwhile are skipped, not made up. Null:
+ * the pattern names no time ahead.
  */
 export function runAfter(timing: Timing, dueAt: number, now: number): number | null {
+  const from = Math.max(dueAt, now);
   if (timing.cron === null) {
     const every = timing.everyMs!;
-    const at = dueAt + every * Math.max(1, Math.floor((now - dueAt) / every) + 1);
+    const anchor = timing.anchorAt ?? timing.startAt ?? dueAt;
+    const at = anchor + every * (Math.floor((from - anchor) / every) + 1);
     return at > MAX_TIME_MS ? null : at;
   }
-  return cronAfter({ ...timing, cron: timing.cron }, Math.max(dueAt, now));
+  return cronAfter({ ...timing, cron: timing.cron }, from);
+}
+
+/**
+ * When a schedule resumed at `now` runs next: a cron pattern as when it was set; an interval on
+ * its phase, the first anchorAt + k × everyMs from now (a resume makes up for nothing).
+ */
+export function resumedRunAt(timing: Timing, now: number): number | null {
+  if (timing.cron !== null) return firstRunAt(timing, now);
+  const anchor = timing.anchorAt ?? intervalAnchor(timing, now);
+  if (anchor >= now) return anchor > MAX_TIME_MS ? null : anchor;
+  return runAfter({ ...timing, anchorAt: anchor }, anchor, now);
 }

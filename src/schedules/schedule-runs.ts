@@ -8,11 +8,11 @@
 import type { WriteContext } from "../db/writer.js";
 import { notFound } from "../errors.js";
 import type { EventStore } from "../events/event-store.js";
-import { sameJson } from "../json-checks.js";
+import { assertJsonDepth, sameJson } from "../json-checks.js";
 import { sameBackoff, storedBackoff } from "../tasks/retry-backoff.js";
 import type { Backoff, ScopedEnqueue } from "../tasks/task-schemas.js";
 import type { TaskRow, TaskStore } from "../tasks/task-store.js";
-import { firstRunAt, runAfter, type Timing } from "./next-run.js";
+import { firstRunAt, intervalAnchor, resumedRunAt, runAfter, type Timing } from "./next-run.js";
 import type { Schedule, ScheduledTask, SetScheduleRequest, SetScheduleResult } from "./schedule-schemas.js";
 import type { ScheduleDefinition, ScheduleRow, ScheduleStore } from "./schedule-store.js";
 
@@ -20,13 +20,15 @@ export interface ScheduleRunDeps {
   schedules: ScheduleStore;
   tasks: TaskStore;
   events: EventStore;
+  /** The server's maxJsonDepth: a set checks its task's payload by it (a run's enqueue does not: see insertTask). */
+  maxJsonDepth: () => number;
   /** Enqueues a task as tasks.enqueue does, with its task.enqueued event (TaskTransitions.insertTask). */
   insertTask: (ctx: WriteContext, request: ScopedEnqueue & { scheduleId: string }) => TaskRow;
   /** Cancels a pending task as tasks.cancel does, with its event and what waits on it (TaskTransitions.cancelRow). */
   cancelRow: (ctx: WriteContext, row: TaskRow, reason: string) => void;
 }
 
-const timingOf = (row: ScheduleRow): Timing => ({ cron: row.cron, timezone: row.timezone, everyMs: row.everyMs, startAt: row.startAt });
+const timingOf = (row: ScheduleRow): Timing => ({ cron: row.cron, timezone: row.timezone, everyMs: row.everyMs, startAt: row.startAt === null ? null : Number(row.startAt), anchorAt: row.anchorAt === null ? null : Number(row.anchorAt) });
 
 /** A schedule row as answered. */
 export function toSchedule(row: ScheduleRow): Schedule {
@@ -73,9 +75,13 @@ function definitionOf(request: SetScheduleRequest, setBy: string | null): Schedu
   };
 }
 
+/** Whether two definitions time their runs alike. */
+const sameTiming = (a: ScheduleDefinition, b: ScheduleDefinition): boolean =>
+  a.cron === b.cron && a.timezone === b.timezone && a.everyMs === b.everyMs && Number(a.startAt ?? -1) === Number(b.startAt ?? -1);
+
 /** Whether two definitions time and make their runs alike (who set them aside). */
 function sameDefinition(a: ScheduleDefinition, b: ScheduleDefinition): boolean {
-  if (a.cron !== b.cron || a.timezone !== b.timezone || a.everyMs !== b.everyMs || Number(a.startAt ?? -1) !== Number(b.startAt ?? -1)) return false;
+  if (!sameTiming(a, b)) return false;
   const ta = JSON.parse(a.task) as ScheduledTask;
   const tb = JSON.parse(b.task) as ScheduledTask;
   const text = (backoff: Backoff | null) => (backoff === null ? null : JSON.stringify(backoff));
@@ -163,16 +169,25 @@ export class ScheduleRuns {
 
   /**
    * Creates the schedule, or replaces its definition: its pending run is cancelled and the first
-   * run of the new one enqueued (unless it is paused). The same definition set again changes
-   * nothing, its next run included.
+   * run of the new one enqueued (unless it is paused). A new task with the same timing keeps the
+   * next run's time (and an interval its phase); new timing plans from now. The same definition
+   * set again changes nothing, its next run included.
    */
   set(ctx: WriteContext, request: SetScheduleRequest & { setBy: string | null }): SetScheduleResult {
+    // Checked here, paused or not: a run's enqueue takes the stored payload as it is.
+    assertJsonDepth("task.payload", request.task.payload, this.d.maxJsonDepth());
     const definition = definitionOf(request, request.setBy);
     const existing = this.d.schedules.get(definition.id);
     if (existing !== undefined && sameDefinition(existing, definition)) return { schedule: toSchedule(existing), created: false, changed: false };
+    const keepsTiming = existing !== undefined && sameTiming(existing, definition);
     if (existing !== undefined) this.dropNext(ctx, existing, `schedule "${existing.id}" was set again with another definition`);
-    const row = this.d.schedules.put(definition, ctx.now);
-    if (row.paused === 0) this.planNext(ctx, row, firstRunAt(timingOf(row), ctx.now));
+    const timing: Timing = { cron: definition.cron, timezone: definition.timezone, everyMs: definition.everyMs, startAt: definition.startAt };
+    const anchorAt = definition.everyMs === null ? null : keepsTiming ? Number(existing.anchorAt) : intervalAnchor(timing, ctx.now);
+    const row = this.d.schedules.put(definition, anchorAt, ctx.now);
+    if (row.paused === 0) {
+      const existingNext = keepsTiming && existing.nextRunAt !== null ? Number(existing.nextRunAt) : null;
+      this.planNext(ctx, row, keepsTiming ? existingNext : firstRunAt({ ...timing, anchorAt }, ctx.now));
+    }
     const schedule = toSchedule(this.d.schedules.get(row.id)!);
     this.d.events.appendSystem(ctx, "schedule.set", {
       scheduleId: schedule.id,
@@ -204,12 +219,15 @@ export class ScheduleRuns {
     return toSchedule(this.d.schedules.get(existing.id)!);
   }
 
-  /** Resumes a paused schedule: its next run is the first time it names from now (those missed while paused are skipped). One running is answered as it is. */
+  /**
+   * Resumes a paused schedule: its next run is the first time it names from now (those missed
+   * while paused are skipped; an interval keeps its startAt's phase). One running is answered as it is.
+   */
   resume(ctx: WriteContext, request: { scheduleId: string; resumedBy: string | null }): Schedule {
     const existing = this.found(request.scheduleId);
     if (existing.paused === 0) return toSchedule(existing);
     this.d.schedules.setPaused(existing.id, false, ctx.now);
-    this.planNext(ctx, existing, firstRunAt(timingOf(existing), ctx.now));
+    this.planNext(ctx, existing, resumedRunAt(timingOf(existing), ctx.now));
     const schedule = toSchedule(this.d.schedules.get(existing.id)!);
     this.d.events.appendSystem(ctx, "schedule.resumed", { scheduleId: schedule.id, queue: schedule.task.queue, nextRunAt: schedule.nextRunAt?.toISOString() ?? null, resumedBy: request.resumedBy });
     return schedule;
@@ -222,8 +240,11 @@ export class ScheduleRuns {
   }
 }
 
-/** Reads of schedules (the reader thread). */
-export function scheduleQueries(schedules: ScheduleStore) {
+/** Room a schedule takes in an answer beside its task's JSON (ids, times, counters), in bytes. */
+const SCHEDULE_FIXED_BYTES = 600;
+
+/** Reads of schedules (the reader thread). A list page stops before its answer would pass `maxResponseBytes` (but always holds one). */
+export function scheduleQueries(schedules: ScheduleStore, maxResponseBytes: number) {
   return {
     "schedules.get": (id: string): Schedule => {
       const row = schedules.get(id);
@@ -233,9 +254,20 @@ export function scheduleQueries(schedules: ScheduleStore) {
     /** Whether a running schedule's next run is no longer pending: a look before any write (the schedule-repair job). */
     "schedules.stranded": (_: undefined): boolean => schedules.stranded(1).length > 0,
     "schedules.list": (request: { queue?: string | undefined; cursor?: string | undefined; limit: number }) => {
-      const rows = schedules.page(request.queue ?? null, request.cursor ?? null, request.limit + 1);
-      const page = rows.slice(0, request.limit);
-      return { items: page.map(toSchedule), nextCursor: rows.length > request.limit ? page.at(-1)!.id : null };
+      const page: ScheduleRow[] = [];
+      let bytes = 0;
+      let more = false;
+      // Rows are read one at a time: those past the page's bytes never are.
+      for (const row of schedules.page(request.queue ?? null, request.cursor ?? null, request.limit + 1)) {
+        const size = SCHEDULE_FIXED_BYTES + Buffer.byteLength(row.task, "utf8");
+        if (page.length === request.limit || (page.length > 0 && bytes + size > maxResponseBytes)) {
+          more = true;
+          break;
+        }
+        page.push(row);
+        bytes += size;
+      }
+      return { items: page.map(toSchedule), nextCursor: more ? page.at(-1)!.id : null };
     },
   };
 }

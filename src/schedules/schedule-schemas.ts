@@ -4,7 +4,7 @@ import { z } from "zod";
 import { jsonOutput } from "../json-value.js";
 import { int, name, text } from "../schema-parts.js";
 import { backoffSchema, dateInput, enqueueFields } from "../tasks/task-schemas.js";
-import { cronProblem, isTimeZone } from "./next-run.js";
+import { canonicalCron, canonicalTimeZone, CRON_LAST_YEAR, cronProblem, firstRunAt } from "./next-run.js";
 
 /** The shortest interval between runs, in ms: a second, as a cron pattern's finest field. */
 export const MIN_EVERY_MS = 1000;
@@ -13,31 +13,47 @@ export const MAX_EVERY_MS = 366 * 24 * 3_600_000;
 
 const scheduleIdField = name().describe("The schedule's name, chosen by the caller: setting it again replaces its definition");
 
+/**
+ * An optional field that also takes null for none: a schedule as answered (nulls where a field is
+ * not set) may be sent back as it is. Its description is the field's own.
+ */
+function orNull<T extends z.ZodType>(schema: T) {
+  const either = schema.nullish().transform((value) => value ?? undefined);
+  return schema.description === undefined ? either : either.describe(schema.description);
+}
+
 /** The task each run enqueues: an enqueue's fields that describe the work (not when, nor a key). */
 export const scheduledTaskInput = z.strictObject({
   queue: enqueueFields.shape.queue,
   payload: enqueueFields.shape.payload,
   priority: enqueueFields.shape.priority,
-  capability: enqueueFields.shape.capability,
-  targetAgentId: enqueueFields.shape.targetAgentId,
-  maxAttempts: enqueueFields.shape.maxAttempts,
-  backoff: enqueueFields.shape.backoff,
+  capability: orNull(enqueueFields.shape.capability),
+  targetAgentId: orNull(enqueueFields.shape.targetAgentId),
+  maxAttempts: orNull(enqueueFields.shape.maxAttempts),
+  backoff: orNull(enqueueFields.shape.backoff),
 });
 
 export const setScheduleInput = z
   .strictObject({
     scheduleId: scheduleIdField,
-    cron: text(200)
-      .optional()
-      .describe(
-        'When runs fall due, as a cron pattern: 5 fields (minute hour day-of-month month day-of-week, e.g. "0 9 * * MON-FRI"), or 6 with seconds first. A day of the month and a day of the week both given match either. Give cron or everyMs',
+    cron: orNull(
+      text(200)
+        .transform(canonicalCron)
+        .describe(
+          'When runs fall due, as a cron pattern: 5 fields (minute hour day-of-month month day-of-week, e.g. "0 9 * * MON-FRI"), or 6 with seconds first, or @daily, @hourly, @weekly, @monthly, @yearly. A day of the month and a day of the week both given match either. Give cron or everyMs',
+        ),
+    ),
+    timezone: orNull(
+      text(100).describe('The IANA time zone the cron pattern is read in ("Europe/Paris"); left out, UTC. Daylight saving time moves no run: a time skipped runs at the first time after the gap, a time that occurs twice runs once'),
+    ),
+    everyMs: orNull(int(MIN_EVERY_MS, MAX_EVERY_MS).describe(`Runs fall due every this many ms (${MIN_EVERY_MS} to ${MAX_EVERY_MS}), on the phase of startAt when given. Give cron or everyMs`)),
+    startAt: orNull(
+      dateInput.describe(
+        "No run before this time. With everyMs, the first run's time, and the phase of the runs after it (a startAt that passed: the first run is due at once, the next on the phase); left out, everyMs after the set. With cron, the first time the pattern names from then",
       ),
-    timezone: text(100).optional().describe('The IANA time zone the cron pattern is read in ("Europe/Paris"); left out, UTC. Daylight saving time moves no run: a time skipped runs at the first time after the gap, a time that occurs twice runs once'),
-    everyMs: int(MIN_EVERY_MS, MAX_EVERY_MS).optional().describe(`Runs fall due every this many ms (${MIN_EVERY_MS} to ${MAX_EVERY_MS}), from startAt. Give cron or everyMs`),
-    startAt: dateInput
-      .optional()
-      .describe("No run before this time. With everyMs, the first run's time (at once if it passed); left out, everyMs after the set. With cron, the first time the pattern names from then"),
-    task: scheduledTaskInput.default({ queue: "default", payload: {}, priority: 5 }).describe("The task each run enqueues; left out, an empty payload on the default queue"),
+    ),
+    task: scheduledTaskInput
+      .default({ queue: "default", payload: {}, priority: 5, capability: undefined, targetAgentId: undefined, maxAttempts: undefined, backoff: undefined }).describe("The task each run enqueues; left out, an empty payload on the default queue"),
   })
   .superRefine((input, ctx) => {
     if ((input.cron === undefined) === (input.everyMs === undefined)) {
@@ -46,13 +62,22 @@ export const setScheduleInput = z
     }
     if (input.timezone !== undefined) {
       if (input.cron === undefined) return void ctx.addIssue({ code: "custom", path: ["timezone"], message: "is read with a cron pattern only: an interval needs none" });
-      if (!isTimeZone(input.timezone)) return void ctx.addIssue({ code: "custom", path: ["timezone"], message: `is no IANA time zone this server knows (got ${JSON.stringify(input.timezone)}); e.g. "Europe/Paris", "America/New_York", "UTC"` });
+      if (canonicalTimeZone(input.timezone) === undefined) {
+        return void ctx.addIssue({ code: "custom", path: ["timezone"], message: `is no IANA time zone this server knows (got ${JSON.stringify(input.timezone)}); e.g. "Europe/Paris", "America/New_York", "UTC"` });
+      }
     }
     if (input.cron !== undefined) {
       const problem = cronProblem(input.cron, input.timezone ?? null);
-      if (problem !== null) ctx.addIssue({ code: "custom", path: ["cron"], message: `is no cron pattern the server takes: ${problem}` });
+      if (problem !== null) return void ctx.addIssue({ code: "custom", path: ["cron"], message: `is no cron pattern the server takes: ${problem}` });
+      // A pattern that names times, but none from startAt on (croner looks until the end of CRON_LAST_YEAR), would never run.
+      const timing = { cron: input.cron, timezone: input.timezone ?? null, everyMs: null, startAt: input.startAt?.getTime() ?? null };
+      if (input.startAt !== undefined && firstRunAt(timing, Date.now()) === null) {
+        ctx.addIssue({ code: "custom", path: ["startAt"], message: `the cron pattern names no time from ${input.startAt.toISOString()} to the end of year ${CRON_LAST_YEAR}, as far as the server looks: the schedule would never run` });
+      }
     }
-  });
+  })
+  // Stored as Node names the zone ("europe/paris" is "Europe/Paris"): the same zone set again is the same definition.
+  .transform((input) => (input.timezone === undefined ? input : { ...input, timezone: canonicalTimeZone(input.timezone)! }));
 export type SetScheduleInput = z.input<typeof setScheduleInput>;
 export type SetScheduleRequest = z.output<typeof setScheduleInput>;
 

@@ -9,6 +9,8 @@ export interface ScheduleRow {
   timezone: string | null;
   everyMs: number | null;
   startAt: number | null;
+  /** An interval's phase (runs at anchorAt + k × everyMs); null for a cron pattern. */
+  anchorAt: number | null;
   /** JSON text of a ScheduledTask. */
   task: string;
   paused: number;
@@ -25,7 +27,7 @@ export interface ScheduleRow {
 /** What a set writes: the definition and who set it. */
 export type ScheduleDefinition = Pick<ScheduleRow, "id" | "cron" | "timezone" | "everyMs" | "startAt" | "task" | "setBy">;
 
-const COLUMNS = `id, cron, timezone, everyMs, startAt, task, paused, nextTaskId, nextRunAt, runs, lastRunAt, lastTaskId, setBy, createdAt, updatedAt`;
+const COLUMNS = `id, cron, timezone, everyMs, startAt, anchorAt, task, paused, nextTaskId, nextRunAt, runs, lastRunAt, lastTaskId, setBy, createdAt, updatedAt`;
 
 export class ScheduleStore {
   constructor(private readonly st: Statements) {}
@@ -34,15 +36,15 @@ export class ScheduleStore {
     return this.st.get<[string], ScheduleRow>(`SELECT ${COLUMNS} FROM schedules WHERE id = ?`).get(id);
   }
 
-  /** Up to `limit` schedules after `after` (an id), by id; those of `queue` only when given. */
-  page(queue: string | null, after: string | null, limit: number): ScheduleRow[] {
+  /** Up to `limit` schedules after `after` (an id), by id, read as they are iterated; those of `queue` only when given. */
+  page(queue: string | null, after: string | null, limit: number): IterableIterator<ScheduleRow> {
     return this.st
       .get<[string | null, string | null, string | null, string | null, number], ScheduleRow>(
         `SELECT ${COLUMNS} FROM schedules
          WHERE (? IS NULL OR id > ?) AND (? IS NULL OR json_extract(task, '$.queue') = ?)
          ORDER BY id LIMIT CAST(? AS INTEGER)`,
       )
-      .all(after, after, queue, queue, limit);
+      .iterate(after, after, queue, queue, limit);
   }
 
   /**
@@ -60,17 +62,20 @@ export class ScheduleStore {
       .all(limit);
   }
 
-  /** Creates the schedule (running), or replaces its definition (its runs so far and whether it is paused stay), with no next run yet. */
-  put(definition: ScheduleDefinition, now: number): ScheduleRow {
+  /**
+   * Creates the schedule (running), or replaces its definition (its runs so far and whether it is
+   * paused stay), with `anchorAt` its phase (null for a cron pattern), and no next run yet.
+   */
+  put(definition: ScheduleDefinition, anchorAt: number | null, now: number): ScheduleRow {
     const { id, cron, timezone, everyMs, startAt, task, setBy } = definition;
     this.st
-      .get<[string, string | null, string | null, number | null, number | null, string, string | null, number, number]>(
-        `INSERT INTO schedules (id, cron, timezone, everyMs, startAt, task, paused, nextTaskId, nextRunAt, setBy, createdAt, updatedAt)
-         VALUES (?, ?, ?, ?, ?, ?, 0, NULL, NULL, ?, ?, ?)
+      .get<[string, string | null, string | null, number | null, number | null, number | null, string, string | null, number, number]>(
+        `INSERT INTO schedules (id, cron, timezone, everyMs, startAt, anchorAt, task, paused, nextTaskId, nextRunAt, setBy, createdAt, updatedAt)
+         VALUES (?, ?, ?, ?, ?, ?, ?, 0, NULL, NULL, ?, ?, ?)
          ON CONFLICT(id) DO UPDATE SET cron = excluded.cron, timezone = excluded.timezone, everyMs = excluded.everyMs, startAt = excluded.startAt,
-           task = excluded.task, nextTaskId = NULL, nextRunAt = NULL, setBy = excluded.setBy, updatedAt = excluded.updatedAt`,
+           anchorAt = excluded.anchorAt, task = excluded.task, nextTaskId = NULL, nextRunAt = NULL, setBy = excluded.setBy, updatedAt = excluded.updatedAt`,
       )
-      .run(id, cron, timezone, everyMs, startAt, task, setBy, now, now);
+      .run(id, cron, timezone, everyMs, startAt, anchorAt, task, setBy, now, now);
     return this.get(id)!;
   }
 

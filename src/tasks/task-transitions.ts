@@ -70,6 +70,7 @@ export class TaskTransitions {
     this.schedules = new ScheduleRuns({
       schedules: d.schedules,
       tasks: d.tasks,
+      maxJsonDepth: () => d.config.maxJsonDepth,
       events: d.events,
       insertTask: (ctx, request) => this.insertTask(ctx, request),
       cancelRow: (ctx, row, reason) => void this.cancelRow(ctx, row, reason),
@@ -84,7 +85,9 @@ export class TaskTransitions {
    */
   insertTask(ctx: WriteContext, request: ScopedEnqueue & { scheduleId?: string }, field = "payload", inBatch?: Map<string, string>, batchIds?: readonly string[]): TaskRow {
     const scope = request.idempotencyScope ?? "";
-    assertJsonDepth(field, request.payload, this.d.config.maxJsonDepth);
+    // A schedule's run carries the payload its set checked: a maxJsonDepth lowered since must not
+    // fail the claim (or cancel) that enqueues it, nor every claim behind it.
+    if (request.scheduleId === undefined) assertJsonDepth(field, request.payload, this.d.config.maxJsonDepth);
     const task = field.replace(/\.payload$/, "");
     const dependsField = task === "payload" ? "dependsOn" : `${task}.dependsOn`;
     const dependsOn = request.dependsOn === undefined ? undefined : batchTasksNamed(request.dependsOn, dependsField, batchIds);

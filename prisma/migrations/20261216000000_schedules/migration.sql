@@ -10,6 +10,7 @@ CREATE TABLE "schedules" (
     "timezone" TEXT,
     "everyMs" INTEGER,
     "startAt" DATETIME,
+    "anchorAt" DATETIME,
     "task" TEXT NOT NULL,
     "paused" BOOLEAN NOT NULL DEFAULT false,
     "nextTaskId" TEXT,

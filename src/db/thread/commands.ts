@@ -122,7 +122,7 @@ export function createReadCommands(db: SqliteDatabase, prisma: () => Promise<Pri
     ...queuePauseQueries({ pauses, limits, rates }),
     ...queueLimitQueries({ limits }),
     ...queueRateQueries({ rates }),
-    ...scheduleQueries(schedules),
+    ...scheduleQueries(schedules, config.maxResponseBytes),
     ...eventQueries({ events, maxResponseBytes: config.maxResponseBytes }),
     ...agentQueries({ agents, healthCutoffs: cutoffs, maxResponseBytes: config.maxResponseBytes }),
     ...recallQueries(new MemoryRecall(memories, tasks, config.maxResponseBytes, memoryChanges)),
