@@ -10,6 +10,7 @@ import { parseDuration, rateWindowText, parseRate } from "../client/rate-window.
 import { backoffText, type BackoffShape } from "../client/backoff-text.js";
 import { createCoordinationClient, fitsInAnswer, isTRPCClientError, type CoordinationClient, type RouterInputs, type RouterOutputs } from "../client/index.js";
 import type { JsonValue } from "./json-types.js";
+import { MAX_EVERY_MS, MIN_EVERY_MS } from "./schedules/schedule-schemas.js";
 import { MAX_CLAIMS_PER_WINDOW, MAX_RATE_WINDOW_MS, MIN_RATE_WINDOW_MS } from "./tasks/queue-rate-schemas.js";
 
 export const OPERATOR_USAGE = [
@@ -28,8 +29,8 @@ export const OPERATOR_USAGE = [
   "       coordination queues rates                               the rate-limited queues and their windows' claims now",
   "       coordination schedules [--queue Q]                     the schedules: when each runs, its queue, its next run",
   "       coordination schedules set NAME --cron 'EXPR' [--timezone TZ] | --every DURATION [--start TIME]",
-  "                                    [--queue Q] [--payload JSON]   a task enqueued by a cron pattern (5 fields, or 6 with",
-  "                                    seconds first; in TZ, UTC by default) or every DURATION (10s, 5m, 1h, 1d)",
+  "                                    [--queue Q] [--payload JSON] [--priority N]   a task enqueued by a cron pattern (5 fields,",
+  "                                    or 6 with seconds first; in TZ, UTC by default) or every DURATION (10s, 5m, 1h, 1d)",
   "       coordination schedules get|remove|pause|resume NAME",
   "       coordination agents [--capability C] [--health healthy|stale|offline]",
   "       coordination events tail [--types 'task.*,agent.*'] [--agent A] [--from SEQ]   (--from: the events after SEQ; 0 for all retained)",
@@ -47,7 +48,7 @@ interface Parsed {
   options: Record<string, string | true>;
 }
 
-const VALUE_OPTIONS = new Set(["--url", "--token", "--config", "--queue", "--status", "--agent", "--limit", "--cursor", "--capability", "--health", "--types", "--from", "--after", "--before", "--reason", "--cron", "--timezone", "--every", "--start", "--payload"]);
+const VALUE_OPTIONS = new Set(["--url", "--token", "--config", "--queue", "--status", "--agent", "--limit", "--cursor", "--capability", "--health", "--types", "--from", "--after", "--before", "--reason", "--cron", "--timezone", "--every", "--start", "--payload", "--priority"]);
 /** Options that take no value. */
 const FLAG_OPTIONS = new Set(["--json", "--all"]);
 
@@ -67,7 +68,7 @@ function commandOptions(words: readonly string[], options: Parsed["options"]): r
   if (command === "tasks" && sub === "requeue" && words.length === 2 && options["--all"] === true) return ["--all", "--queue", "--after", "--before"];
   if (command === "tasks") return sub === "cancel" ? ["--reason"] : [];
   if (command === "agents") return ["--health", "--capability"];
-  if (command === "schedules") return sub === "set" ? ["--cron", "--timezone", "--every", "--start", "--queue", "--payload"] : sub === undefined ? ["--queue"] : [];
+  if (command === "schedules") return sub === "set" ? ["--cron", "--timezone", "--every", "--start", "--queue", "--payload", "--priority"] : sub === undefined ? ["--queue"] : [];
   if (command === "events" && sub === "tail") return ["--types", "--agent", "--from"];
   return undefined;
 }
@@ -603,6 +604,13 @@ function serverRate(text: string): { maxClaims: number; perMs: number } {
   return rate;
 }
 
+/** A time in UTC, and in `timezone` too when the schedule reads its pattern in another zone. */
+const zoned = (date: Date, timezone: string | null): string => {
+  if (timezone === null || timezone === "UTC") return `${when(date)} UTC`;
+  const local = new Intl.DateTimeFormat("en-CA", { timeZone: timezone, year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23" }).format(date);
+  return `${when(date)} UTC, ${local.replace(",", "")} ${timezone}`;
+};
+
 /** A schedule's timing as an operator reads it: its cron pattern and zone, or "every 10m". */
 const timingText = (s: { cron: string | null; timezone: string | null; everyMs: number | null }): string => (s.cron === null ? `every ${rateWindowText(s.everyMs!)}` : `${s.cron} (${s.timezone})`);
 
@@ -613,8 +621,8 @@ async function scheduleCommand(words: string[], options: Parsed["options"], api:
     [
       `schedule ${printable(s.id)}: ${printable(timingText(s))}${s.paused ? ", paused" : ""}`,
       `  task      queue ${printable(s.task.queue)}, priority ${s.task.priority}, payload ${printableJson(s.task.payload, 0)}`,
-      `  next run  ${s.nextRunAt === null ? "-" : `${when(s.nextRunAt)} (task ${s.nextTaskId})`}`,
-      `  runs      ${s.runs}${s.lastRunAt === null ? "" : `, the last claimed ${when(s.lastRunAt)} (task ${s.lastTaskId})`}`,
+      `  next run  ${s.nextRunAt === null ? "-" : `${zoned(s.nextRunAt, s.timezone)} (task ${s.nextTaskId})`}`,
+      `  runs      ${s.runs}${s.lastRunAt === null ? "" : `, the last claimed ${when(s.lastRunAt)} UTC (task ${s.lastTaskId})`}`,
       "",
     ].join("\n");
   if (sub === undefined) {
@@ -624,17 +632,21 @@ async function scheduleCommand(words: string[], options: Parsed["options"], api:
       page.items.length === 0
         ? "no schedule\n"
         : table(
-            ["SCHEDULE", "WHEN", "QUEUE", "NEXT RUN", "RUNS"],
+            ["SCHEDULE", "WHEN", "QUEUE", "NEXT RUN (UTC)", "RUNS"],
             page.items.map((s) => [s.id, timingText(s), s.task.queue, s.paused ? "paused" : when(s.nextRunAt), String(s.runs)]),
           ) + (page.nextCursor === null ? "" : "(more schedules than 1,000: use --json and the API's cursor)\n"),
     );
     return 0;
   }
-  if (name === undefined || words.length !== 3) throw new OperatorUsageError(`schedules ${sub} needs a NAME`);
+  if (name === undefined) throw new OperatorUsageError(`schedules ${sub} needs a NAME`);
+  // An unquoted pattern is words of its own: `--cron 0 9 * * *` leaves "9 * * *" after the NAME.
+  if (words.length > 3) throw new OperatorUsageError(`schedules ${sub} takes one NAME, not ${words.length - 2} words${sub === "set" ? ": quote the cron pattern (--cron '0 9 * * *')" : ""}`);
   if (sub === "set") {
     const every = str(options["--every"]);
     const everyMs = every === undefined ? undefined : parseDuration(every);
     if (every !== undefined && everyMs === undefined) throw new OperatorUsageError(`--every must be a length of time such as 10s, 5m, 1h or 1d (got ${JSON.stringify(every)})`);
+    if (everyMs !== undefined && (everyMs < MIN_EVERY_MS || everyMs > MAX_EVERY_MS)) throw new OperatorUsageError(`--every is ${rateWindowText(MIN_EVERY_MS)} to ${rateWindowText(MAX_EVERY_MS)}: not ${every}`);
+    const priority = int(options["--priority"], "--priority");
     const cron = str(options["--cron"]);
     const timezone = str(options["--timezone"]);
     const start = str(options["--start"]);
@@ -652,7 +664,7 @@ async function scheduleCommand(words: string[], options: Parsed["options"], api:
       ...(timezone === undefined ? {} : { timezone }),
       ...(everyMs === undefined ? {} : { everyMs }),
       ...(start === undefined ? {} : { startAt: /^\d+$/.test(start) ? Number(start) : start }),
-      task: { payload, ...(queue === undefined ? {} : { queue }) },
+      task: { payload, ...(queue === undefined ? {} : { queue }), ...(priority === undefined ? {} : { priority }) },
     });
     print(answer, () => `${answer.created ? "created" : answer.changed ? "changed" : "unchanged"}: ${render(answer.schedule)()}`);
     return 0;

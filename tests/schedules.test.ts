@@ -358,14 +358,16 @@ describe("schedules", () => {
     const schedule = await t.api.schedules.get.query({ scheduleId: "digest" });
     expect(schedule).toMatchObject({ cron: "0 9 * * MON-FRI", timezone: "Europe/Paris", task: { queue: "reports", payload: { kind: "weekday" } } });
     const at = (d: Date | null) => d!.toISOString().replace("T", " ").slice(0, 19);
+    // In UTC, as every time the command prints, and in the schedule's own zone: 9:00 in Paris.
+    const paris = `${at(schedule.nextRunAt).slice(0, 10)} 09:00:00 Europe/Paris`;
     expect(set.stdout).toBe(
-      `created: schedule digest: 0 9 * * MON-FRI (Europe/Paris)\n  task      queue reports, priority 5, payload {"kind":"weekday"}\n  next run  ${at(schedule.nextRunAt)} (task ${schedule.nextTaskId})\n  runs      0\n`,
+      `created: schedule digest: 0 9 * * MON-FRI (Europe/Paris)\n  task      queue reports, priority 5, payload {"kind":"weekday"}\n  next run  ${at(schedule.nextRunAt)} UTC, ${paris} (task ${schedule.nextTaskId})\n  runs      0\n`,
     );
-    expect((await runCli({ args: ["schedules", "set", "sweep", "--every", "90s"], env })).code).toBe(0);
-    expect((await t.api.schedules.get.query({ scheduleId: "sweep" })).everyMs).toBe(90_000);
+    expect((await runCli({ args: ["schedules", "set", "sweep", "--every", "90s", "--priority", "1"], env })).code).toBe(0);
+    expect(await t.api.schedules.get.query({ scheduleId: "sweep" })).toMatchObject({ everyMs: 90_000, task: { priority: 1 } });
     const list = await runCli({ args: ["schedules"], env });
     expect(list.stdout.split("\n").slice(0, 3)).toEqual([
-      expect.stringMatching(/^SCHEDULE\s+WHEN\s+QUEUE\s+NEXT RUN\s+RUNS$/),
+      expect.stringMatching(/^SCHEDULE\s+WHEN\s+QUEUE\s+NEXT RUN \(UTC\)\s+RUNS$/),
       expect.stringMatching(/^digest\s+0 9 \* \* MON-FRI \(Europe\/Paris\)\s+reports\s+\S+ \S+\s+0$/),
       expect.stringMatching(/^sweep\s+every 90s\s+default\s+\S+ \S+\s+0$/),
     ]);
@@ -379,6 +381,9 @@ describe("schedules", () => {
     expect(await runCli({ args: ["schedules", "set", "x", "--every", "1m", "--payload", "{nope"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining('--payload must be JSON (got "{nope")') });
     expect(await runCli({ args: ["schedules", "pause", "x", "--queue", "q"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining("schedules pause does not take --queue") });
     expect(await runCli({ args: ["schedules", "set"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining("schedules set needs a NAME") });
+    expect(await runCli({ args: ["schedules", "set", "x", "--every", "500ms"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining("--every is 1s to 366d: not 500ms") });
+    // An unquoted pattern: its fields are words of their own.
+    expect(await runCli({ args: ["schedules", "set", "x", "--cron", "0", "9", "*", "*", "*"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining("schedules set takes one NAME, not 5 words: quote the cron pattern (--cron '0 9 * * *')") });
     expect((await t.api.schedules.list.query()).items.map((s) => s.id)).toEqual(["digest"]);
   });
 });
