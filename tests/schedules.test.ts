@@ -270,6 +270,14 @@ describe("schedules", () => {
     expect(skipped).toMatchObject({ runs: 1, nextRunAt: new Date(startAt.getTime() + 2 * HOUR) });
     expect(skipped.nextTaskId).not.toBe(after.nextTaskId);
     expect(await t.server.services.db.read("schedules.stranded", undefined)).toBe(false);
+
+    // Taken behind its back, then edited before the job came: the edit counts the run first, and
+    // keeps no run time that was taken already.
+    const before = await api.schedules.get.query({ scheduleId: "old" });
+    withDatabase(t, (db) => db.prepare(`UPDATE tasks SET status = 'claimed', leaseOwner = 'old-agent', leaseToken = 1, attempts = 1, claimedAt = ?, updatedAt = ? WHERE id = ?`).run(Date.now(), Date.now(), before.nextTaskId));
+    const edited = await api.schedules.set.mutate({ scheduleId: "old", everyMs: HOUR, startAt, task: { queue: "old", payload: { v: 2 } } });
+    expect(edited.schedule).toMatchObject({ runs: 2, lastTaskId: before.nextTaskId, nextRunAt: new Date(startAt.getTime() + 3 * HOUR) });
+    expect(await api.tasks.claim.mutate({ agentId: "b", queues: ["old"], context: false })).toBeNull();
   });
 
   it("a new task with the same timing keeps the next run's time (an interval its phase); new timing plans from now; the same definition however written changes nothing", async () => {
@@ -314,6 +322,10 @@ describe("schedules", () => {
     const cancel = await rest(t.url, "POST", `/tasks/${s.nextTaskId}/cancel`, {});
     expect(cancel.status).toBe(200);
     expect((await t.api.schedules.get.query({ scheduleId: "z" })).nextTaskId).not.toBe(s.nextTaskId);
+    // Sent back as it is answered: the same definition, no check, nothing moves.
+    const answered = await t.api.schedules.get.query({ scheduleId: "z" });
+    const back = await rest(t.url, "POST", "/schedules/z", { everyMs: answered.everyMs, startAt: answered.startAt, task: answered.task });
+    expect([back.status, back.body.changed]).toEqual([200, false]);
     // Set anew, paused or not, the payload is checked by the setting now.
     for (const paused of [false, true]) {
       if (paused) await t.api.schedules.pause.mutate({ scheduleId: "z" });
@@ -329,6 +341,11 @@ describe("schedules", () => {
     expect([first.items.map((s) => s.id), first.nextCursor]).toEqual([["s0", "s1"], "s1"]);
     const second = await t.api.schedules.list.query({ cursor: "s1" });
     expect(second.items.map((s) => s.id)).toEqual(["s2", "s3"]);
+    // Long ids, patterns and zones count too, over REST and tRPC alike.
+    const cron = `${Array.from({ length: 60 }, (_, i) => i).join(",")} 0,1,2,3,4,5,6,7,8,9,10 * * *`;
+    for (let i = 0; i < 120; i++) await t.api.schedules.set.mutate({ scheduleId: `${String(i).padStart(3, "0")}-${"x".repeat(196)}`, cron, timezone: "America/Argentina/Buenos_Aires" });
+    expect(Buffer.byteLength(await (await fetch(`${t.url}/schedules?limit=1000`)).text())).toBeLessThanOrEqual(65_536);
+    expect(Buffer.byteLength(await (await fetch(`${t.url}/trpc/schedules.list?input=${encodeURIComponent(JSON.stringify({ json: { limit: 1000 } }))}`)).text())).toBeLessThanOrEqual(65_536);
     const far = await rest(t.url, "POST", "/schedules/far", { cron: "0 0 * * *", startAt: "3001-01-01T00:00:00Z" });
     expect([far.status, far.body.message]).toEqual([400, "startAt: the cron pattern names no time from 3001-01-01T00:00:00.000Z to the end of year 2999, as far as the server looks: the schedule would never run"]);
   });

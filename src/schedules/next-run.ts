@@ -30,7 +30,7 @@ export const CRON_LAST_YEAR = 2999;
 const patternOf = (cron: string, timezone: string | null) => new Cron(cron, { timezone: timezone ?? "UTC", mode: "5-or-6-parts", fixedTimeRule: "no-wildcard" });
 
 /** The nicknames croner reads in place of 5 fields (@daily is "0 0 * * *"). */
-const NICKNAMES = /^@(yearly|annually|monthly|weekly|daily|hourly)$/i;
+const NICKNAMES = /^@(yearly|annually|monthly|weekly|daily|midnight|hourly)$/i;
 
 /** A cron pattern as stored: its fields separated by one space, nothing around them. */
 export const canonicalCron = (cron: string): string => cron.trim().split(/\s+/).join(" ");
@@ -38,8 +38,8 @@ export const canonicalCron = (cron: string): string => cron.trim().split(/\s+/).
 /** Why `cron` is no pattern the server takes (croner's words past the count of fields), or null when it is one. */
 export function cronProblem(cron: string, timezone: string | null): string | null {
   const fields = canonicalCron(cron).split(" ");
-  if (!NICKNAMES.test(fields[0]!) && fields.length !== 5 && fields.length !== 6) {
-    return `must have 5 fields (minute hour day-of-month month day-of-week), or 6 with seconds first, or be one of @yearly, @monthly, @weekly, @daily, @hourly: it has ${fields.length}`;
+  if (NICKNAMES.test(fields[0]!) ? fields.length !== 1 : fields.length !== 5 && fields.length !== 6) {
+    return `must have 5 fields (minute hour day-of-month month day-of-week), or 6 with seconds first, or be one of @yearly, @monthly, @weekly, @daily, @hourly alone: it has ${fields.length}`;
   }
   try {
     const next = patternOf(cron, timezone).nextRun();
@@ -49,16 +49,24 @@ export function cronProblem(cron: string, timezone: string | null): string | nul
   }
 }
 
+/** The IANA zones this Node lists, by their names in lower case (for their letter case). */
+let listedZones: Map<string, string> | undefined;
+
 /**
- * `timezone` as this server's Node names it ("europe/paris" is "Europe/Paris"), or undefined when
- * it is no IANA time zone Node knows.
+ * `timezone` with the letter case of the zone this Node lists under that name ("europe/paris" is
+ * "Europe/Paris"; "utc" is "UTC"), or as given when Node knows it by another name (a link such as
+ * "Asia/Kolkata", which Node 20 lists as "Asia/Calcutta": renaming it would change with the Node
+ * version). Undefined when it is no time zone Node knows.
  */
 export function canonicalTimeZone(timezone: string): string | undefined {
   try {
-    return new Intl.DateTimeFormat("en-US", { timeZone: timezone }).resolvedOptions().timeZone;
+    new Intl.DateTimeFormat("en-US", { timeZone: timezone });
   } catch {
     return undefined;
   }
+  if (timezone.toUpperCase() === "UTC") return "UTC";
+  listedZones ??= new Map(Intl.supportedValuesOf("timeZone").map((zone) => [zone.toLowerCase(), zone]));
+  return listedZones.get(timezone.toLowerCase()) ?? timezone;
 }
 
 /** The first time the cron pattern names strictly after `after`, or null when it names none (in range). */

@@ -157,14 +157,30 @@ export class ScheduleRuns {
    */
   repair(ctx: WriteContext, limit: number): number {
     const stranded = this.d.schedules.stranded(limit);
-    for (const schedule of stranded) {
-      const task = this.d.tasks.findById(schedule.nextTaskId!);
-      const next = runAfter(timingOf(schedule), Number(schedule.nextRunAt), ctx.now);
-      const run = next === null ? null : this.enqueueRun(ctx, schedule, next);
-      if (task !== undefined && task.claimedAt !== null && task.status !== "cancelled") this.d.schedules.ran(schedule.id, task.id, Number(task.claimedAt), run?.id ?? null, next, ctx.now);
-      else this.d.schedules.setNext(schedule.id, run?.id ?? null, next, ctx.now);
-    }
+    for (const schedule of stranded) this.repairOne(ctx, schedule);
     return stranded.length;
+  }
+
+  /** Plans the next run of one schedule whose pending run is no longer pending (see repair). */
+  private repairOne(ctx: WriteContext, schedule: ScheduleRow): void {
+    const task = this.d.tasks.findById(schedule.nextTaskId!);
+    const next = runAfter(timingOf(schedule), Number(schedule.nextRunAt), ctx.now);
+    const run = next === null ? null : this.enqueueRun(ctx, schedule, next);
+    if (task !== undefined && task.claimedAt !== null && task.status !== "cancelled") this.d.schedules.ran(schedule.id, task.id, Number(task.claimedAt), run?.id ?? null, next, ctx.now);
+    else this.d.schedules.setNext(schedule.id, run?.id ?? null, next, ctx.now);
+  }
+
+  /**
+   * The schedule `id` as a call on it finds it: one whose pending run something else took (see
+   * repair) is first followed as the repair job would, so that an edit keeps no run time that
+   * was taken already, and a pause counts the run.
+   */
+  private current(ctx: WriteContext, id: string): ScheduleRow | undefined {
+    const row = this.d.schedules.get(id);
+    if (row === undefined || row.nextTaskId === null) return row;
+    if (this.d.tasks.findById(row.nextTaskId)?.status === "pending") return row;
+    this.repairOne(ctx, row);
+    return this.d.schedules.get(id);
   }
 
   /**
@@ -174,11 +190,12 @@ export class ScheduleRuns {
    * set again changes nothing, its next run included.
    */
   set(ctx: WriteContext, request: SetScheduleRequest & { setBy: string | null }): SetScheduleResult {
-    // Checked here, paused or not: a run's enqueue takes the stored payload as it is.
-    assertJsonDepth("task.payload", request.task.payload, this.d.maxJsonDepth());
     const definition = definitionOf(request, request.setBy);
-    const existing = this.d.schedules.get(definition.id);
+    const existing = this.current(ctx, definition.id);
     if (existing !== undefined && sameDefinition(existing, definition)) return { schedule: toSchedule(existing), created: false, changed: false };
+    // Checked here, paused or not: a run's enqueue takes the stored payload as it is. (The same
+    // definition sent again passed above: its runs go on as they are.)
+    assertJsonDepth("task.payload", request.task.payload, this.d.maxJsonDepth());
     const keepsTiming = existing !== undefined && sameTiming(existing, definition);
     if (existing !== undefined) this.dropNext(ctx, existing, `schedule "${existing.id}" was set again with another definition`);
     const timing: Timing = { cron: definition.cron, timezone: definition.timezone, everyMs: definition.everyMs, startAt: definition.startAt };
@@ -211,7 +228,7 @@ export class ScheduleRuns {
 
   /** Pauses the schedule: its pending run is cancelled, none is enqueued until it is resumed. One paused already is answered as it is. */
   pause(ctx: WriteContext, request: { scheduleId: string; pausedBy: string | null }): Schedule {
-    const existing = this.found(request.scheduleId);
+    const existing = this.found(ctx, request.scheduleId);
     if (existing.paused === 1) return toSchedule(existing);
     this.dropNext(ctx, existing, `schedule "${existing.id}" was paused`);
     this.d.schedules.setPaused(existing.id, true, ctx.now);
@@ -224,7 +241,7 @@ export class ScheduleRuns {
    * while paused are skipped; an interval keeps its startAt's phase). One running is answered as it is.
    */
   resume(ctx: WriteContext, request: { scheduleId: string; resumedBy: string | null }): Schedule {
-    const existing = this.found(request.scheduleId);
+    const existing = this.found(ctx, request.scheduleId);
     if (existing.paused === 0) return toSchedule(existing);
     this.d.schedules.setPaused(existing.id, false, ctx.now);
     this.planNext(ctx, existing, resumedRunAt(timingOf(existing), ctx.now));
@@ -233,15 +250,15 @@ export class ScheduleRuns {
     return schedule;
   }
 
-  private found(id: string): ScheduleRow {
-    const row = this.d.schedules.get(id);
+  private found(ctx: WriteContext, id: string): ScheduleRow {
+    const row = this.current(ctx, id);
     if (row === undefined) throw notFound("SCHEDULE_NOT_FOUND", id);
     return row;
   }
 }
 
-/** Room a schedule takes in an answer beside its task's JSON (ids, times, counters), in bytes. */
-const SCHEDULE_FIXED_BYTES = 600;
+/** Room a schedule takes in an answer beside its text columns (task ids, times and superjson's note of each, counters, keys), in bytes. */
+const SCHEDULE_FIXED_BYTES = 900;
 
 /** Reads of schedules (the reader thread). A list page stops before its answer would pass `maxResponseBytes` (but always holds one). */
 export function scheduleQueries(schedules: ScheduleStore, maxResponseBytes: number) {
@@ -259,7 +276,7 @@ export function scheduleQueries(schedules: ScheduleStore, maxResponseBytes: numb
       let more = false;
       // Rows are read one at a time: those past the page's bytes never are.
       for (const row of schedules.page(request.queue ?? null, request.cursor ?? null, request.limit + 1)) {
-        const size = SCHEDULE_FIXED_BYTES + Buffer.byteLength(row.task, "utf8");
+        const size = SCHEDULE_FIXED_BYTES + [row.id, row.task, row.cron ?? "", row.timezone ?? "", row.setBy ?? ""].reduce((sum, text) => sum + Buffer.byteLength(text, "utf8"), 0);
         if (page.length === request.limit || (page.length > 0 && bytes + size > maxResponseBytes)) {
           more = true;
           break;
