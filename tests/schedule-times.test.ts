@@ -64,7 +64,7 @@ describe("cron patterns", () => {
   it("a pattern the server does not take says why; one that names no time ahead is refused", () => {
     expect(cronProblem("0 9 * * MON-FRI", "Europe/Paris")).toBeNull();
     expect(cronProblem("61 9 * * *", null)).toBe("Invalid value for minute: 61");
-    const fieldCount = (n: number) => `must have 5 fields (minute hour day-of-month month day-of-week), or 6 with seconds first, or be one of @yearly, @monthly, @weekly, @daily, @hourly alone: it has ${n}`;
+    const fieldCount = (n: number) => `must have 5 fields (minute hour day-of-month month day-of-week), or 6 with seconds first, or be one of @yearly, @annually, @monthly, @weekly, @daily, @midnight, @hourly alone: it has ${n}`;
     expect([cronProblem("0 9 * *", null), cronProblem("0 0 0 1 1 * 2020", null), cronProblem("every monday", null), cronProblem("@daily 5", null)]).toEqual([fieldCount(4), fieldCount(7), fieldCount(2), fieldCount(2)]);
     expect([cronProblem("@daily", null), cronProblem("@midnight", null), cronProblem(" 0  9 * * *\n", null)]).toEqual([null, null, null]);
     expect(canonicalCron(" 0  9\t* * *\n")).toBe("0 9 * * *");

@@ -271,13 +271,32 @@ describe("schedules", () => {
     expect(skipped.nextTaskId).not.toBe(after.nextTaskId);
     expect(await t.server.services.db.read("schedules.stranded", undefined)).toBe(false);
 
-    // Taken behind its back, then edited before the job came: the edit counts the run first, and
-    // keeps no run time that was taken already.
-    const before = await api.schedules.get.query({ scheduleId: "old" });
-    withDatabase(t, (db) => db.prepare(`UPDATE tasks SET status = 'claimed', leaseOwner = 'old-agent', leaseToken = 1, attempts = 1, claimedAt = ?, updatedAt = ? WHERE id = ?`).run(Date.now(), Date.now(), before.nextTaskId));
+    // Taken behind its back, then edited, paused or removed before the job came: the call counts
+    // the run first, keeps no run time that was taken already, and enqueues no run only to cancel it.
+    const takeBehindItsBack = async () => {
+      const before = await api.schedules.get.query({ scheduleId: "old" });
+      withDatabase(t!, (db) => db.prepare(`UPDATE tasks SET status = 'claimed', leaseOwner = 'old-agent', leaseToken = 1, attempts = 1, claimedAt = ?, updatedAt = ? WHERE id = ?`).run(Date.now(), Date.now(), before.nextTaskId));
+      return { before, head: (await api.events.head.query()).head };
+    };
+    const typesSince = async (head: number) => (await api.events.list.query({ afterSeq: head, limit: 100 })).map((e) => e.type);
+    let { before, head } = await takeBehindItsBack();
     const edited = await api.schedules.set.mutate({ scheduleId: "old", everyMs: HOUR, startAt, task: { queue: "old", payload: { v: 2 } } });
     expect(edited.schedule).toMatchObject({ runs: 2, lastTaskId: before.nextTaskId, nextRunAt: new Date(startAt.getTime() + 3 * HOUR) });
+    expect(await typesSince(head)).toEqual(["task.enqueued", "schedule.set"]);
     expect(await api.tasks.claim.mutate({ agentId: "b", queues: ["old"], context: false })).toBeNull();
+    ({ before, head } = await takeBehindItsBack());
+    // The same definition again: the run counted, the next enqueued.
+    const same = await api.schedules.set.mutate({ scheduleId: "old", everyMs: HOUR, startAt, task: { queue: "old", payload: { v: 2 } } });
+    expect(same).toMatchObject({ changed: false, schedule: { runs: 3, nextRunAt: new Date(startAt.getTime() + 4 * HOUR) } });
+    expect(await api.tasks.get.query({ taskId: same.schedule.nextTaskId! })).toMatchObject({ status: "pending", runAt: same.schedule.nextRunAt });
+    ({ before, head } = await takeBehindItsBack());
+    expect(await api.schedules.pause.mutate({ scheduleId: "old" })).toMatchObject({ paused: true, runs: 4, nextTaskId: null, nextRunAt: null });
+    expect(await typesSince(head)).toEqual(["schedule.paused"]);
+    await api.schedules.resume.mutate({ scheduleId: "old" });
+    ({ before, head } = await takeBehindItsBack());
+    expect(await api.schedules.remove.mutate({ scheduleId: "old" })).toMatchObject({ runs: 5, lastTaskId: before.nextTaskId });
+    expect(await typesSince(head)).toEqual(["schedule.removed"]);
+    expect((await api.tasks.list.query({ queue: "old", status: "cancelled" })).items.map((task) => task.lastError)).toEqual([null]);
   });
 
   it("a new task with the same timing keeps the next run's time (an interval its phase); new timing plans from now; the same definition however written changes nothing", async () => {
@@ -306,6 +325,9 @@ describe("schedules", () => {
     const answered = c.schedule;
     const again = await rest(t.url, "POST", "/schedules/c", { cron: " 0  9 * * *\n", timezone: "europe/paris", everyMs: null, startAt: null, task: { ...answered.task } });
     expect([again.status, again.body.changed, again.body.schedule.nextTaskId, again.body.schedule.cron, again.body.schedule.timezone]).toEqual([200, false, answered.nextTaskId, "0 9 * * *", "Europe/Paris"]);
+    // A zone Node knows by another name keeps its spelling, its letter case aside.
+    await api.schedules.set.mutate({ scheduleId: "k", cron: "0 9 * * *", timezone: "Asia/Kolkata" });
+    expect(await api.schedules.set.mutate({ scheduleId: "k", cron: "0 9 * * *", timezone: "asia/kolkata" })).toMatchObject({ changed: false, schedule: { timezone: "Asia/Kolkata" } });
   });
 
   it("a run's enqueue never fails its claim or cancel: a payload a lowered maxJsonDepth would refuse is checked when set (paused or not), not when its runs are enqueued", async () => {

@@ -39,7 +39,7 @@ export const canonicalCron = (cron: string): string => cron.trim().split(/\s+/).
 export function cronProblem(cron: string, timezone: string | null): string | null {
   const fields = canonicalCron(cron).split(" ");
   if (NICKNAMES.test(fields[0]!) ? fields.length !== 1 : fields.length !== 5 && fields.length !== 6) {
-    return `must have 5 fields (minute hour day-of-month month day-of-week), or 6 with seconds first, or be one of @yearly, @monthly, @weekly, @daily, @hourly alone: it has ${fields.length}`;
+    return `must have 5 fields (minute hour day-of-month month day-of-week), or 6 with seconds first, or be one of @yearly, @annually, @monthly, @weekly, @daily, @midnight, @hourly alone: it has ${fields.length}`;
   }
   try {
     const next = patternOf(cron, timezone).nextRun();

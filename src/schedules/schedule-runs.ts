@@ -75,9 +75,9 @@ function definitionOf(request: SetScheduleRequest, setBy: string | null): Schedu
   };
 }
 
-/** Whether two definitions time their runs alike. */
+/** Whether two definitions time their runs alike. Zones compare without letter case: Node takes "asia/kolkata" for "Asia/Kolkata", a link it lists under another name. */
 const sameTiming = (a: ScheduleDefinition, b: ScheduleDefinition): boolean =>
-  a.cron === b.cron && a.timezone === b.timezone && a.everyMs === b.everyMs && Number(a.startAt ?? -1) === Number(b.startAt ?? -1);
+  a.cron === b.cron && a.timezone?.toLowerCase() === b.timezone?.toLowerCase() && a.everyMs === b.everyMs && Number(a.startAt ?? -1) === Number(b.startAt ?? -1);
 
 /** Whether two definitions time and make their runs alike (who set them aside). */
 function sameDefinition(a: ScheduleDefinition, b: ScheduleDefinition): boolean {
@@ -123,10 +123,10 @@ export class ScheduleRuns {
 
   /** Cancels the schedule's pending run, if it has one, saying why. */
   private dropNext(ctx: WriteContext, schedule: ScheduleRow, reason: string): void {
-    if (schedule.nextTaskId === null) return;
-    const row = this.d.tasks.findById(schedule.nextTaskId);
+    const row = schedule.nextTaskId === null ? undefined : this.d.tasks.findById(schedule.nextTaskId);
     if (row !== undefined && row.status === "pending") this.d.cancelRow(ctx, row, reason);
-    this.d.schedules.setNext(schedule.id, null, null, ctx.now);
+    // Also a next run planned but not enqueued (current).
+    if (schedule.nextTaskId !== null || schedule.nextRunAt !== null) this.d.schedules.setNext(schedule.id, null, null, ctx.now);
   }
 
   /**
@@ -171,16 +171,29 @@ export class ScheduleRuns {
   }
 
   /**
-   * The schedule `id` as a call on it finds it: one whose pending run something else took (see
-   * repair) is first followed as the repair job would, so that an edit keeps no run time that
-   * was taken already, and a pause counts the run.
+   * The schedule `id` as a call on it finds it. One whose pending run something else took (see
+   * repair) has that run followed first, as the repair job would, but with nothing enqueued: the
+   * run counted if it was claimed, `nextRunAt` the time after it and `nextTaskId` null, for the
+   * call to plan (set), drop (pause, remove) or enqueue as it is (the same definition set again:
+   * planPending). An edit then keeps no run time that was taken already, and no run is enqueued
+   * only to be cancelled.
    */
   private current(ctx: WriteContext, id: string): ScheduleRow | undefined {
     const row = this.d.schedules.get(id);
     if (row === undefined || row.nextTaskId === null) return row;
-    if (this.d.tasks.findById(row.nextTaskId)?.status === "pending") return row;
-    this.repairOne(ctx, row);
+    const task = this.d.tasks.findById(row.nextTaskId);
+    if (task?.status === "pending") return row;
+    const next = runAfter(timingOf(row), Number(row.nextRunAt), ctx.now);
+    if (task !== undefined && task.claimedAt !== null && task.status !== "cancelled") this.d.schedules.ran(row.id, task.id, Number(task.claimedAt), null, next, ctx.now);
+    else this.d.schedules.setNext(row.id, null, next, ctx.now);
     return this.d.schedules.get(id);
+  }
+
+  /** Enqueues the next run `current` left planned but not enqueued, when the schedule runs. */
+  private planPending(ctx: WriteContext, row: ScheduleRow): ScheduleRow {
+    if (row.paused === 1 || row.nextTaskId !== null || row.nextRunAt === null) return row;
+    this.planNext(ctx, row, Number(row.nextRunAt));
+    return this.d.schedules.get(row.id)!;
   }
 
   /**
@@ -192,7 +205,7 @@ export class ScheduleRuns {
   set(ctx: WriteContext, request: SetScheduleRequest & { setBy: string | null }): SetScheduleResult {
     const definition = definitionOf(request, request.setBy);
     const existing = this.current(ctx, definition.id);
-    if (existing !== undefined && sameDefinition(existing, definition)) return { schedule: toSchedule(existing), created: false, changed: false };
+    if (existing !== undefined && sameDefinition(existing, definition)) return { schedule: toSchedule(this.planPending(ctx, existing)), created: false, changed: false };
     // Checked here, paused or not: a run's enqueue takes the stored payload as it is. (The same
     // definition sent again passed above: its runs go on as they are.)
     assertJsonDepth("task.payload", request.task.payload, this.d.maxJsonDepth());
@@ -218,8 +231,7 @@ export class ScheduleRuns {
 
   /** Deletes the schedule and cancels its pending run; the schedule as it was. SCHEDULE_NOT_FOUND when there is none. */
   remove(ctx: WriteContext, request: { scheduleId: string; removedBy: string | null }): Schedule {
-    const existing = this.d.schedules.get(request.scheduleId);
-    if (existing === undefined) throw notFound("SCHEDULE_NOT_FOUND", request.scheduleId);
+    const existing = this.found(ctx, request.scheduleId);
     this.dropNext(ctx, existing, `schedule "${existing.id}" was removed`);
     this.d.schedules.delete(existing.id);
     this.d.events.appendSystem(ctx, "schedule.removed", { scheduleId: existing.id, queue: (JSON.parse(existing.task) as ScheduledTask).queue, runs: existing.runs, removedBy: request.removedBy });

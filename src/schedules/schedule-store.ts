@@ -56,7 +56,7 @@ export class ScheduleStore {
     return this.st
       .get<[number], ScheduleRow>(
         `SELECT ${COLUMNS} FROM schedules s
-         WHERE nextTaskId IS NOT NULL AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.id = s.nextTaskId AND t.status = 'pending')
+         WHERE paused = 0 AND nextTaskId IS NOT NULL AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.id = s.nextTaskId AND t.status = 'pending')
          ORDER BY id LIMIT CAST(? AS INTEGER)`,
       )
       .all(limit);
