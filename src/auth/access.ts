@@ -30,6 +30,9 @@ const ALLOWED: Record<Access["role"], readonly Role[]> = {
   admin: ["admin"],
 };
 
+/** The id of the credential that makes a call (a token's id), for "who did it" fields (pausedBy, setBy, …); null on an open server and in-process. */
+export const credentialIdOf = (caller: Caller): string | null => (caller.kind === "token" ? caller.tokenId : null);
+
 /** The 401: no detail about why (missing, unknown and revoked look the same). */
 export const unauthorized = () => new CoordinationError("UNAUTHORIZED", "Unauthorized: send a valid bearer token (Authorization: Bearer <token>)");
 

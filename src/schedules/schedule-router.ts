@@ -1,7 +1,7 @@
 // tRPC procedures of schedules (recurring tasks); `meta.rest` also serves each one as a REST
 // route (src/rest/). Setting, removing, pausing and resuming are an operator's (admin) calls: a
 // schedule enqueues work for every agent of its queue. Each is logged, with the credential that made it.
-import { ADMIN, READ } from "../auth/access.js";
+import { ADMIN, credentialIdOf, READ } from "../auth/access.js";
 import { procedure, router } from "../trpc/init.js";
 import { listSchedulesInput, scheduleIdInput, scheduleListSchema, scheduleSchema, setScheduleInput, setScheduleResultSchema } from "./schedule-schemas.js";
 
@@ -22,7 +22,7 @@ export const scheduleRouter = router({
     .input(setScheduleInput)
     .output(setScheduleResultSchema)
     .mutation(async ({ ctx, input }) => {
-      const setBy = ctx.caller.kind === "token" ? ctx.caller.tokenId : null;
+      const setBy = credentialIdOf(ctx.caller);
       const answer = await ctx.services.db.write("schedules.set", { ...input, setBy });
       if (answer.changed) ctx.services.log.info({ scheduleId: input.scheduleId, created: answer.created, nextRunAt: answer.schedule.nextRunAt, setBy }, "schedule set");
       return answer;
@@ -45,7 +45,7 @@ export const scheduleRouter = router({
     .input(scheduleIdInput)
     .output(scheduleSchema)
     .mutation(async ({ ctx, input }) => {
-      const removedBy = ctx.caller.kind === "token" ? ctx.caller.tokenId : null;
+      const removedBy = credentialIdOf(ctx.caller);
       const schedule = await ctx.services.db.write("schedules.remove", { scheduleId: input.scheduleId, removedBy });
       ctx.services.log.info({ scheduleId: input.scheduleId, removedBy }, "schedule removed");
       return schedule;
@@ -56,7 +56,7 @@ export const scheduleRouter = router({
     .input(scheduleIdInput)
     .output(scheduleSchema)
     .mutation(async ({ ctx, input }) => {
-      const pausedBy = ctx.caller.kind === "token" ? ctx.caller.tokenId : null;
+      const pausedBy = credentialIdOf(ctx.caller);
       const schedule = await ctx.services.db.write("schedules.pause", { scheduleId: input.scheduleId, pausedBy });
       ctx.services.log.info({ scheduleId: input.scheduleId, pausedBy }, "schedule paused");
       return schedule;
@@ -67,7 +67,7 @@ export const scheduleRouter = router({
     .input(scheduleIdInput)
     .output(scheduleSchema)
     .mutation(async ({ ctx, input }) => {
-      const resumedBy = ctx.caller.kind === "token" ? ctx.caller.tokenId : null;
+      const resumedBy = credentialIdOf(ctx.caller);
       const schedule = await ctx.services.db.write("schedules.resume", { scheduleId: input.scheduleId, resumedBy });
       ctx.services.log.info({ scheduleId: input.scheduleId, resumedBy }, "schedule resumed");
       return schedule;

@@ -161,32 +161,36 @@ export class ScheduleRuns {
     return stranded.length;
   }
 
-  /** Plans the next run of one schedule whose pending run is no longer pending (see repair). */
+  /** Plans the next run of one schedule whose pending run is no longer pending (see repair), and enqueues it. */
   private repairOne(ctx: WriteContext, schedule: ScheduleRow): void {
-    const task = this.d.tasks.findById(schedule.nextTaskId!);
-    const next = runAfter(timingOf(schedule), Number(schedule.nextRunAt), ctx.now);
-    const run = next === null ? null : this.enqueueRun(ctx, schedule, next);
-    if (task !== undefined && task.claimedAt !== null && task.status !== "cancelled") this.d.schedules.ran(schedule.id, task.id, Number(task.claimedAt), run?.id ?? null, next, ctx.now);
-    else this.d.schedules.setNext(schedule.id, run?.id ?? null, next, ctx.now);
+    this.followTaken(ctx, schedule);
+    this.planPending(ctx, this.d.schedules.get(schedule.id)!);
   }
 
   /**
    * The schedule `id` as a call on it finds it. One whose pending run something else took (see
-   * repair) has that run followed first, as the repair job would, but with nothing enqueued: the
-   * run counted if it was claimed, `nextRunAt` the time after it and `nextTaskId` null, for the
-   * call to plan (set), drop (pause, remove) or enqueue as it is (the same definition set again:
-   * planPending). An edit then keeps no run time that was taken already, and no run is enqueued
-   * only to be cancelled.
+   * repair) has that run followed first (followTaken), with nothing enqueued, for the call to plan
+   * (set), drop (pause, remove) or enqueue as it is (the same definition set again: planPending).
+   * An edit then keeps no run time that was taken already, and no run is enqueued only to be cancelled.
    */
   private current(ctx: WriteContext, id: string): ScheduleRow | undefined {
     const row = this.d.schedules.get(id);
     if (row === undefined || row.nextTaskId === null) return row;
-    const task = this.d.tasks.findById(row.nextTaskId);
-    if (task?.status === "pending") return row;
-    const next = runAfter(timingOf(row), Number(row.nextRunAt), ctx.now);
-    if (task !== undefined && task.claimedAt !== null && task.status !== "cancelled") this.d.schedules.ran(row.id, task.id, Number(task.claimedAt), null, next, ctx.now);
-    else this.d.schedules.setNext(row.id, null, next, ctx.now);
+    if (this.d.tasks.findById(row.nextTaskId)?.status === "pending") return row;
+    this.followTaken(ctx, row);
     return this.d.schedules.get(id);
+  }
+
+  /**
+   * A run that something else took (claimed, cancelled, deleted) is followed as taken or skipped
+   * would: counted if it was claimed, at its claim; `nextRunAt` the time after it, `nextTaskId`
+   * null: planned, not enqueued.
+   */
+  private followTaken(ctx: WriteContext, schedule: ScheduleRow): void {
+    const task = this.d.tasks.findById(schedule.nextTaskId!);
+    const next = runAfter(timingOf(schedule), Number(schedule.nextRunAt), ctx.now);
+    if (task !== undefined && task.claimedAt !== null && task.status !== "cancelled") this.d.schedules.ran(schedule.id, task.id, Number(task.claimedAt), null, next, ctx.now);
+    else this.d.schedules.setNext(schedule.id, null, next, ctx.now);
   }
 
   /** Enqueues the next run `current` left planned but not enqueued, when the schedule runs. */
@@ -215,8 +219,8 @@ export class ScheduleRuns {
     const anchorAt = definition.everyMs === null ? null : keepsTiming ? Number(existing.anchorAt) : intervalAnchor(timing, ctx.now);
     const row = this.d.schedules.put(definition, anchorAt, ctx.now);
     if (row.paused === 0) {
-      const existingNext = keepsTiming && existing.nextRunAt !== null ? Number(existing.nextRunAt) : null;
-      this.planNext(ctx, row, keepsTiming ? existingNext : firstRunAt({ ...timing, anchorAt }, ctx.now));
+      const keptNext = keepsTiming && existing.nextRunAt !== null ? Number(existing.nextRunAt) : null;
+      this.planNext(ctx, row, keepsTiming ? keptNext : firstRunAt({ ...timing, anchorAt }, ctx.now));
     }
     const schedule = toSchedule(this.d.schedules.get(row.id)!);
     this.d.events.appendSystem(ctx, "schedule.set", {

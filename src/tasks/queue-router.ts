@@ -2,7 +2,7 @@
 // REST route (src/rest/). Pausing, resuming, limiting and rate-limiting are an operator's (admin) calls: they
 // bound every agent's claims of the queue. Each is logged, with the credential that made it.
 import { z } from "zod";
-import { ADMIN, READ } from "../auth/access.js";
+import { ADMIN, credentialIdOf, READ } from "../auth/access.js";
 import { procedure, router } from "../trpc/init.js";
 import { pauseInput, queuePauseSchema, resumeInput } from "./queue-pause-schemas.js";
 import { limitQueueInput, queueLimitSchema, setLimitInput } from "./queue-limit-schemas.js";
@@ -16,7 +16,7 @@ export const queueRouter = router({
     .input(pauseInput)
     .output(queuePauseSchema)
     .mutation(async ({ ctx, input }) => {
-      const pausedBy = ctx.caller.kind === "token" ? ctx.caller.tokenId : null;
+      const pausedBy = credentialIdOf(ctx.caller);
       const pause = await ctx.services.tasks.pause(input, pausedBy);
       ctx.services.log.info({ queue: input.queue, reason: pause.reason, pausedBy: pause.pausedBy }, "queue paused");
       return pause;
@@ -27,7 +27,7 @@ export const queueRouter = router({
     .input(resumeInput)
     .output(queuePauseSchema)
     .mutation(async ({ ctx, input }) => {
-      const resumedBy = ctx.caller.kind === "token" ? ctx.caller.tokenId : null;
+      const resumedBy = credentialIdOf(ctx.caller);
       const pause = await ctx.services.tasks.resume(input.queue, resumedBy);
       ctx.services.log.info({ queue: input.queue, resumedBy }, "queue resumed");
       return pause;
@@ -53,7 +53,7 @@ export const queueRouter = router({
     .input(setLimitInput)
     .output(queueLimitSchema)
     .mutation(async ({ ctx, input }) => {
-      const setBy = ctx.caller.kind === "token" ? ctx.caller.tokenId : null;
+      const setBy = credentialIdOf(ctx.caller);
       const limit = await ctx.services.tasks.setLimit(input, setBy);
       ctx.services.log.info({ queue: input.queue, maxLeased: input.maxLeased, setBy }, "queue limit set");
       return limit;
@@ -64,7 +64,7 @@ export const queueRouter = router({
     .input(limitQueueInput)
     .output(queueLimitSchema)
     .mutation(async ({ ctx, input }) => {
-      const removedBy = ctx.caller.kind === "token" ? ctx.caller.tokenId : null;
+      const removedBy = credentialIdOf(ctx.caller);
       const limit = await ctx.services.tasks.removeLimit(input.queue, removedBy);
       ctx.services.log.info({ queue: input.queue, removedBy }, "queue limit removed");
       return limit;
@@ -95,7 +95,7 @@ export const queueRouter = router({
     .input(setRateInput)
     .output(queueRateSchema)
     .mutation(async ({ ctx, input }) => {
-      const setBy = ctx.caller.kind === "token" ? ctx.caller.tokenId : null;
+      const setBy = credentialIdOf(ctx.caller);
       const rate = await ctx.services.tasks.setRate(input, setBy);
       ctx.services.log.info({ queue: input.queue, maxClaims: input.maxClaims, perMs: input.perMs, setBy }, "queue rate set");
       return rate;
@@ -106,7 +106,7 @@ export const queueRouter = router({
     .input(rateQueueInput)
     .output(queueRateSchema)
     .mutation(async ({ ctx, input }) => {
-      const removedBy = ctx.caller.kind === "token" ? ctx.caller.tokenId : null;
+      const removedBy = credentialIdOf(ctx.caller);
       const rate = await ctx.services.tasks.removeRate(input.queue, removedBy);
       ctx.services.log.info({ queue: input.queue, removedBy }, "queue rate removed");
       return rate;
