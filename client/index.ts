@@ -11,15 +11,13 @@ import { failoverFetch, returnToPreferred, ServerList } from "./failover.js";
 import { CallBoundedSocket } from "./call-bounded-socket.js";
 import { SOCKET_DEAD_MS, SOCKET_PING_MS } from "./hung-server-socket.js";
 import { keepAliveFetch, type TrpcFetch } from "./keep-alive-fetch.js";
+import { LONG_POLLING } from "./long-polling.js";
 import { httpTransformer, serializeInputLink } from "./serialize-input.js";
 import { socketRefusal } from "./socket-refusal.js";
 import { streamStartLink } from "./stream-start.js";
 import type { AppRouter, CoordinationApi } from "./types.js";
 
 export type { AppRouter, ClaimedTask, CoordinationApi, ErrorCode, JsonObject, JsonValue, RouterInputs, RouterOutputs } from "./types.js";
-
-/** Procedures that may long-poll: sent on their own HTTP request so they never hold up a batch. */
-const LONG_POLLING = new Set(["tasks.claim", "tasks.claimMany", "tasks.claimNext", "events.poll"]);
 
 /**
  * Batches are bounded in count and in size. Queries go as POST like mutations (methodOverride),

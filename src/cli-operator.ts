@@ -17,6 +17,8 @@ export const OPERATOR_USAGE = [
   "Usage: coordination stats [--queue Q]                         task counts per queue and state",
   "       coordination tasks list [--queue Q] [--status S] [--agent A] [--capability C] [--limit N] [--cursor C]",
   "       coordination tasks get|requeue TASK_ID",
+  "       coordination tasks wait TASK_ID [--timeout DURATION]     until it settles (or DURATION: 30s, 5m, 1h); exit 0 if it completed,",
+  "                                    1 if it was dead-lettered or cancelled, or had not settled in time",
   "       coordination tasks cancel TASK_ID [--reason TEXT]       stops it and the tasks waiting on it (the reason: its lastError)",
   "       coordination tasks requeue --all [--queue Q] [--after TIME] [--before TIME]   the dead letters there are when it",
   "                                    starts back to pending, oldest first; only those dead-lettered in [--after, --before) (ISO 8601, or Unix ms)",
@@ -43,12 +45,36 @@ export const OPERATOR_USAGE = [
 
 export class OperatorUsageError extends Error {}
 
+/** A task's statuses that nothing but an operator's requeue moves it on from. */
+const SETTLED: ReadonlySet<string> = new Set(["completed", "dead_letter", "cancelled"]);
+/** Each long-poll of `tasks wait` asks for this long; the server cuts it to its maxWaitMs. */
+const WAIT_STEP_MS = 30_000;
+
+/**
+ * The task once settled, after `timeoutMs` at most (undefined: however long it takes), or when
+ * `stop` aborts (Ctrl-C): long-polls of tasks.wait one after another, the last as it is then.
+ */
+async function waitForTask(api: CoordinationClient["api"], taskId: string, timeoutMs: number | undefined, stop: AbortSignal | undefined): Promise<RouterOutputs["tasks"]["wait"]> {
+  const deadline = timeoutMs === undefined ? Number.POSITIVE_INFINITY : Date.now() + timeoutMs;
+  let task: RouterOutputs["tasks"]["wait"] | undefined;
+  for (;;) {
+    try {
+      task = await api.tasks.wait.query({ taskId, waitMs: Math.max(0, Math.min(deadline - Date.now(), WAIT_STEP_MS)) }, { signal: stop });
+    } catch (error) {
+      // Interrupted: the task as it was last seen (or is now) says how far it got.
+      if (stop?.aborted) return task ?? (await api.tasks.get.query({ taskId }));
+      throw error;
+    }
+    if (SETTLED.has(task.status) || Date.now() >= deadline || stop?.aborted) return task;
+  }
+}
+
 interface Parsed {
   words: string[];
   options: Record<string, string | true>;
 }
 
-const VALUE_OPTIONS = new Set(["--url", "--token", "--config", "--queue", "--status", "--agent", "--limit", "--cursor", "--capability", "--health", "--types", "--from", "--after", "--before", "--reason", "--cron", "--timezone", "--every", "--start", "--payload", "--priority"]);
+const VALUE_OPTIONS = new Set(["--url", "--token", "--config", "--queue", "--status", "--agent", "--limit", "--cursor", "--capability", "--health", "--types", "--from", "--after", "--before", "--reason", "--cron", "--timezone", "--every", "--start", "--payload", "--priority", "--timeout"]);
 /** Options that take no value. */
 const FLAG_OPTIONS = new Set(["--json", "--all"]);
 
@@ -66,7 +92,7 @@ function commandOptions(words: readonly string[], options: Parsed["options"]): r
   if (command === "tasks" && sub === "list") return ["--status", "--queue", "--agent", "--capability", "--limit", "--cursor"];
   // The bulk form has no TASK_ID: with one, --all is refused as any stray option is.
   if (command === "tasks" && sub === "requeue" && words.length === 2 && options["--all"] === true) return ["--all", "--queue", "--after", "--before"];
-  if (command === "tasks") return sub === "cancel" ? ["--reason"] : [];
+  if (command === "tasks") return sub === "cancel" ? ["--reason"] : sub === "wait" ? ["--timeout"] : [];
   if (command === "agents") return ["--health", "--capability"];
   if (command === "schedules") return sub === "set" ? ["--cron", "--timezone", "--every", "--start", "--queue", "--payload", "--priority"] : sub === undefined ? ["--queue"] : [];
   if (command === "events" && sub === "tail") return ["--types", "--agent", "--from"];
@@ -466,16 +492,21 @@ async function dispatch(words: string[], options: Parsed["options"], json: boole
     print({ requeued }, () => `requeued ${requeued.length} dead letters${queue === undefined ? "" : ` of queue ${printable(queue)}`}\n`);
     return 0;
   }
-  if (command === "tasks" && (sub === "get" || sub === "requeue" || sub === "cancel") && words.length === 2) throw new OperatorUsageError(`tasks ${sub} needs a TASK_ID`);
-  if (command === "tasks" && (sub === "get" || sub === "requeue" || sub === "cancel") && words.length === 3) {
+  if (command === "tasks" && (sub === "get" || sub === "requeue" || sub === "cancel" || sub === "wait") && words.length === 2) throw new OperatorUsageError(`tasks ${sub} needs a TASK_ID`);
+  if (command === "tasks" && (sub === "get" || sub === "requeue" || sub === "cancel" || sub === "wait") && words.length === 3) {
     const taskId = id!;
     const reason = str(options["--reason"]);
+    const timeout = str(options["--timeout"]);
+    const timeoutMs = timeout === undefined ? undefined : parseDuration(timeout);
+    if (timeout !== undefined && timeoutMs === undefined) throw new OperatorUsageError(`--timeout ${JSON.stringify(timeout)} is not a duration (30s, 5m, 1h, 1d)`);
     const task =
       sub === "get"
         ? await api.tasks.get.query({ taskId })
-        : sub === "requeue"
-          ? await api.tasks.requeue.mutate({ taskId })
-          : await api.tasks.cancel.mutate(reason === undefined ? { taskId } : { taskId, reason });
+        : sub === "wait"
+          ? await waitForTask(api, taskId, timeoutMs, stop)
+          : sub === "requeue"
+            ? await api.tasks.requeue.mutate({ taskId })
+            : await api.tasks.cancel.mutate(reason === undefined ? { taskId } : { taskId, reason });
     // What a waiting task waits for: each dependency's state now, for the table only (--json has
     // the ids; dependsOn is absent from a server older than this CLI). Ten at a time: a lookup
     // carries the dependency's payload and result. A dependency not found was deleted by
@@ -524,7 +555,9 @@ async function dispatch(words: string[], options: Parsed["options"], json: boole
         ],
       ),
     );
-    return 0;
+    if (sub !== "wait" || task.status === "completed") return 0;
+    out.stderr(`coordination: task ${printable(taskId)} ${SETTLED.has(task.status) ? `was ${task.status === "cancelled" ? "cancelled" : "dead-lettered"}` : `had not settled ${stop?.aborted ? "when interrupted" : `in ${timeout}`} (it is ${task.status})`}\n`);
+    return 1;
   }
   if (command === "agents" && words.length === 1) {
     const health = str(options["--health"]);

@@ -62,6 +62,12 @@ export interface InProcessCoordination {
     steal(agentId: string, options?: Rest<In["tasks"]["steal"], "agentId">): Promise<Out["tasks"]["steal"]>;
     /** The task. TASK_NOT_FOUND when there is none (or retention deleted it). */
     get(taskId: string): Promise<Out["tasks"]["get"]>;
+    /**
+     * The task once it settles (completed, dead_letter or cancelled), waiting up to `waitMs` (cut to
+     * maxWaitMs); when that runs out first, the task as it is then: look at its `status`.
+     * TASK_NOT_FOUND when there is none.
+     */
+    wait(taskId: string, options?: Rest<In["tasks"]["wait"], "taskId">): Promise<Out["tasks"]["wait"]>;
     /** A page of tasks, filtered; `nextCursor` fetches the next. */
     list(filter?: In["tasks"]["list"]): Promise<Out["tasks"]["list"]>;
     /**
@@ -217,6 +223,7 @@ export async function openCoordination(options: InProcessOptions = {}): Promise<
       requeueMany: (options) => run(api.tasks.requeueMany(options ?? {})),
       steal: (agentId, stealOptions) => run(api.tasks.steal({ ...stealOptions, agentId })),
       get: (taskId) => run(api.tasks.get({ taskId })),
+      wait: (taskId, waitOptions) => run(api.tasks.wait({ ...waitOptions, taskId })),
       list: (filter) => run(api.tasks.list(filter ?? {})),
       stats: (options) => run(api.tasks.stats(options)),
     },

@@ -22,6 +22,7 @@ import { PeriodicJob } from "./periodic.js";
 import { Retention } from "./retention/retention.js";
 import { PerKeyLimit } from "./per-key-limit.js";
 import { ClaimWaiters } from "./tasks/claim-waiters.js";
+import { SettleWaiters } from "./tasks/settle-waiters.js";
 import { TaskService } from "./tasks/task-service.js";
 import { SignalFanout } from "./wakeup.js";
 
@@ -42,7 +43,7 @@ export interface Services {
   /** Delivery confirmation of consuming calls (claims, steals, auto-ack polls). */
   deliveries: Deliveries;
   /** Long-polling claims and polls parked, woken by committed events. */
-  waiters: { claims: ClaimWaiters; polls: PollWaiters };
+  waiters: { claims: ClaimWaiters; polls: PollWaiters; settles: SettleWaiters };
   jobs: { leaseSweeper: PeriodicJob; queueHolds: PeriodicJob; dependents: PeriodicJob; scheduleRepair: PeriodicJob; pollHolds: PeriodicJob; healthMonitor: PeriodicJob; eventPruner: PeriodicJob; retention: PeriodicJob; memoryIndex: PeriodicJob };
   /** Settled tasks and memories pruned to their retention (src/retention/). */
   retention: Retention;
@@ -86,7 +87,7 @@ export function createCoordination(config: Config, log: Logger): Coordination {
   const startedAt = Date.now();
   const shutdown = new AbortController();
   const stopping = new SignalFanout(shutdown.signal);
-  const waiters = { claims: new ClaimWaiters(), polls: new PollWaiters() };
+  const waiters = { claims: new ClaimWaiters(), polls: new PollWaiters(), settles: new SettleWaiters() };
   // The bus hears of local commits from the writer thread, and reads other processes' through the reader.
   let bus: EventBus | undefined;
   let metrics: Metrics | undefined;
@@ -100,6 +101,7 @@ export function createCoordination(config: Config, log: Logger): Coordination {
   bus.listen((events) => {
     waiters.claims.observe(events);
     waiters.polls.observe(events);
+    waiters.settles.observe(events);
   });
   const memory = new MemoryService(config, db, log);
   // Claims and polls together: one agent's parked long-polls, whatever they wait for.
@@ -110,6 +112,9 @@ export function createCoordination(config: Config, log: Logger): Coordination {
     waiters: waiters.claims,
     shutdown: stopping,
     parked,
+    settles: waiters.settles,
+    // An admin or read credential's task waits (tasks.wait), bounded as an agent's long-polls are.
+    parkedByCredential: new PerKeyLimit(config.maxParkedPerAgent, (id) => `too many task waits for credential ${JSON.stringify(id)}`, "maxParkedPerAgent"),
     changeMark: () => `${bus!.lastSeq}:${retention.pruned.settledTasks}`,
     holdsChanged: () => void jobs.queueHolds.runNow(),
   });
@@ -118,7 +123,7 @@ export function createCoordination(config: Config, log: Logger): Coordination {
   metrics = new Metrics({
     db,
     taskStats: () => tasks.stats({ maxStaleMs: 1000 }),
-    parked: () => ({ claims: waiters.claims.size, polls: waiters.polls.size }),
+    parked: () => ({ claims: waiters.claims.size, polls: waiters.polls.size, waits: waiters.settles.size }),
     liveStreams: () => events.liveStreams,
     maxMetricsQueues: config.maxMetricsQueues,
   });

@@ -150,6 +150,10 @@ describe("README", () => {
     expect(await runExample("weekday-digest", "schedules")).toBe("pending weekday-digest true\nsweep 1 true\n");
   });
 
+  it("runs the waiting-for-a-result example as written", async () => {
+    expect(await runExample("translator-1", "wait")).toBe("completed { text: '[fr] hello' }\n");
+  });
+
   it("runs the progress example as written", async () => {
     expect(await runExample("reportProgress", "progress")).toBe("{ step: 'writing', done: 3, of: 3 }\n{ step: 'writing', done: 3, of: 3 } true\n");
   });

@@ -17,7 +17,7 @@ export interface MetricsSources {
   /** Task counts (shared with every other caller for a second: counting reads every task). */
   taskStats: () => Promise<{ queues: Array<{ queue: string; counts: Record<string, number>; scheduled: number; oldestPendingAgeMs: number | null; paused: boolean }> }>;
   /** Long-polls parked now. */
-  parked: () => { claims: number; polls: number };
+  parked: () => { claims: number; polls: number; waits: number };
   /** The open live streams. */
   liveStreams: () => Iterable<LiveStreamStats>;
   /** The most queues given a label of their own; the rest share the overflow series (queue-labels.ts). */
@@ -249,13 +249,14 @@ export class Metrics {
     });
     new Gauge({
       name: "coordination_long_polls_parked",
-      help: "Long-polls waiting now, claims and polls",
+      help: "Long-polls waiting now: claims, polls and task waits (tasks.wait)",
       labelNames: ["kind"],
       registers,
       collect() {
         const parked = sources.parked();
         this.set({ kind: "claim" }, parked.claims);
         this.set({ kind: "poll" }, parked.polls);
+        this.set({ kind: "wait" }, parked.waits);
       },
     });
     new Gauge({

@@ -1,16 +1,17 @@
 // A REST request runs its procedure's own steps in order: the access check, the input schema,
-// delivery confirmation for calls that take something for their caller, the resolver and the
-// output schema. They are the functions and schemas tRPC's middlewares run for the same
-// procedure (src/trpc/init.ts), so both transports validate, refuse and answer alike; what REST
-// skips is tRPC's middleware chain itself, whose per-call object spreads and closures were a
-// tenth of the event loop under REST load (bench/RESULTS.md). Errors are thrown as tRPC's
-// middlewares throw them, and take the one error shape in the REST handler.
+// delivery confirmation for calls that take something for their caller (a client watch for calls
+// that only wait), the resolver and the output schema. They are the functions and schemas
+// tRPC's middlewares run for the same procedure (src/trpc/init.ts), so both transports validate,
+// refuse and answer alike; what REST skips is tRPC's middleware chain itself, whose per-call
+// object spreads and closures were a tenth of the event loop under REST load (bench/RESULTS.md).
+// Errors are thrown as tRPC's middlewares throw them, and take the one error shape in the REST
+// handler.
 import { TRPCError } from "@trpc/server";
 import { CoordinationError } from "../errors.js";
 import { ZodError, type z } from "zod";
 import type { Services } from "../services.js";
 import type { Context } from "../trpc/context.js";
-import { admitCall, startDelivery, takesForCaller } from "../trpc/init.js";
+import { admitCall, startDelivery, startWatch, takesForCaller, watchesClient } from "../trpc/init.js";
 import type { Meta } from "../trpc/meta.js";
 import { copyWith } from "../copy-with.js";
 
@@ -42,9 +43,11 @@ export function directCall(path: string, def: ProcedureDefinition): DirectCall {
   if (typeof resolver !== "function") throw new Error(`${path}: no resolver in its tRPC definition`);
   if (def.inputs.length > 1) throw new Error(`${path}: more than one input schema`);
   const takes = takesForCaller(def.middlewares);
+  const watches = watchesClient(def.middlewares);
   return async (ctx, rawInput) => {
     const admitted = admitCall(ctx, meta, path, rawInput, type);
     const delivery = takes ? startDelivery(ctx, path, undefined) : undefined;
+    const watch = watches ? startWatch(ctx, undefined) : undefined;
     let answered = false;
     try {
       let parsed: unknown;
@@ -57,7 +60,8 @@ export function directCall(path: string, def: ProcedureDefinition): DirectCall {
       const services = ctx.core as Services;
       let data: unknown;
       try {
-        data = await resolver({ ctx: copyWith(ctx, delivery ? { services, call: delivery.call } : { services }), input: parsed, path, type, signal: undefined });
+        const call = delivery?.call ?? watch?.call;
+        data = await resolver({ ctx: copyWith(ctx, call ? { services, call } : { services }), input: parsed, path, type, signal: undefined });
       } catch (error) {
         // As tRPC does: what is neither a domain error nor tRPC's own is the server's failure.
         if (error instanceof CoordinationError || error instanceof TRPCError) throw error;
@@ -75,6 +79,7 @@ export function directCall(path: string, def: ProcedureDefinition): DirectCall {
       return answer;
     } finally {
       delivery?.settle(answered);
+      watch?.dispose();
     }
   };
 }

@@ -1,7 +1,7 @@
 // tRPC procedures of the task queue; `meta.rest` also serves each one as a REST route (src/rest/).
 import { z } from "zod";
 import { ADMIN, AGENT, AS_AGENT, mailboxViewOf, READ } from "../auth/access.js";
-import { consumingProcedure, procedure, router } from "../trpc/init.js";
+import { consumingProcedure, procedure, router, waitingProcedure } from "../trpc/init.js";
 import {
   claimedTaskSchema,
   claimInput,
@@ -26,10 +26,12 @@ import {
   taskSchema,
   taskEventsInput,
   taskStatsSchema,
+  waitInput,
 } from "./task-schemas.js";
 import { eventSchema } from "../events/event-schemas.js";
 import { pickQueues } from "./task-stats.js";
 import type { Caller } from "../trpc/context.js";
+import type { WaitParking } from "./task-service.js";
 
 const tags = ["tasks"];
 
@@ -164,6 +166,16 @@ export const taskRouter = router({
     .output(taskSchema)
     .query(({ ctx, input }) => ctx.services.tasks.get(input.taskId)),
 
+  /** The task once it settles (a long-poll): what a producer that handed work out waits on. */
+  wait: waitingProcedure
+    .meta({
+      access: READ,
+      rest: { method: "GET", path: "/tasks/{taskId}/wait", tags, summary: "Wait for a task to settle (completed, dead_letter or cancelled), up to waitMs; the task as it is then", errors: ["TASK_NOT_FOUND"] },
+    })
+    .input(waitInput)
+    .output(taskSchema)
+    .query(({ ctx, input }) => ctx.services.tasks.wait(input, waitParkingOf(ctx.caller), ctx.call)),
+
   /** A task's own events, oldest first (the dashboard's task page). */
   events: procedure
     .meta({ access: READ, rest: { method: "GET", path: "/tasks/{taskId}/events", tags, summary: "A task's events, oldest first (its transitions: task.progress reports are in the log)", errors: ["TASK_NOT_FOUND"] } })
@@ -187,6 +199,16 @@ export const taskRouter = router({
     .output(taskStatsSchema)
     .query(async ({ ctx, input }) => pickQueues(await ctx.services.tasks.stats(), input?.queue, input?.limit ?? DEFAULT_STATS_QUEUES)),
 });
+
+/**
+ * Whose parked long-polls a task wait counts among: an agent credential's agent's (with its
+ * claims and polls), an admin or read credential's own; none for an open server's callers (whose
+ * claims are bounded by the agent they name, which a wait does not name) and in-process ones.
+ */
+function waitParkingOf(caller: Caller): WaitParking | undefined {
+  if (caller.kind !== "token") return undefined;
+  return caller.role === "agent" && caller.agentId !== null ? { agentId: caller.agentId } : { credentialId: caller.tokenId };
+}
 
 /**
  * Whose an enqueue's idempotencyKey is: an agent credential's agent (one agent's keys never meet

@@ -268,6 +268,13 @@ export const cancelInput = z.strictObject({
   reason: text(1000).optional().describe("Why it is stopped (at most 1,000 characters): kept as the task's lastError and in its task.cancelled event, and named in the reason of the tasks waiting on it that are cancelled with it"),
 });
 export type CancelRequest = z.output<typeof cancelInput>;
+export const waitInput = z.strictObject({
+  taskId: taskIdField,
+  waitMs: ms(3_600_000)
+    .optional()
+    .describe("Long-poll: wait up to this many ms for the task to settle (completed, dead_letter or cancelled); left out or 0, answer at once. At most the server's maxWaitMs (30 s by default): a longer wait is cut to it. The answer is the task as it is then: settled or not, look at its status"),
+});
+export type WaitRequest = z.output<typeof waitInput>;
 export const taskEventsInput = z.strictObject({ taskId: taskIdField, limit: int(1, 1000).default(200).describe("The most events to return, oldest first") });
 export const stealInput = z.strictObject({
   agentId: agentIdSchema.describe("The agent taking the tasks over; it gets a fresh lease"),

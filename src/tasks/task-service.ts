@@ -15,9 +15,10 @@ import type { PerKeyLimit } from "../per-key-limit.js";
 import { retentionPolicies } from "../retention/retention.js";
 import { linkSignals, safetyRelookMs, type SignalFanout } from "../wakeup.js";
 import type { ClaimWaiters } from "./claim-waiters.js";
+import { SETTLED_STATUSES, type SettleWaiters } from "./settle-waiters.js";
 import type { RecalledContexts } from "../db/thread/recall-relay.js";
 import type { Leased } from "./task-commands.js";
-import { isHeld, taskWith, type CancelRequest, type ClaimedTask, type ClaimRequest, type CompleteAndClaimRequest, type CompletedAndClaimed, type EnqueueRequest, type ListRequest, type RequeueManyRequest, type RequeueManyResult, type SettledTask, type Task, type TaskStats } from "./task-schemas.js";
+import { isHeld, taskWith, type CancelRequest, type ClaimedTask, type ClaimRequest, type CompleteAndClaimRequest, type CompletedAndClaimed, type EnqueueRequest, type ListRequest, type RequeueManyRequest, type RequeueManyResult, type SettledTask, type Task, type TaskStats, type WaitRequest } from "./task-schemas.js";
 import type { FailRequest, SettleRequest } from "./task-transitions.js";
 import { copyWith } from "../copy-with.js";
 import type { PauseRequest, QueuePause } from "./queue-pause-schemas.js";
@@ -33,11 +34,18 @@ export interface TaskServiceDeps {
   shutdown: SignalFanout;
   /** Long-polls waiting per agent, bounded (maxParkedPerAgent). */
   parked: PerKeyLimit;
+  /** Task waits parked (tasks.wait). */
+  settles: SettleWaiters;
+  /** Task waits of an admin or read credential, per credential, bounded as an agent's long-polls are. */
+  parkedByCredential: PerKeyLimit;
   /** Changes whenever tasks may have changed (the log's head seen by this process, retention's deletions): stats are reused while it stands. */
   changeMark: () => string;
   /** A pause, limit or rate set, or lifted, committed: its queue's tasks are to be held or let go (the queue-holds job). */
   holdsChanged?: () => void;
 }
+
+/** Whose parked long-polls a task wait counts among (TaskService.wait). */
+export type WaitParking = { agentId: string } | { credentialId: string };
 
 /** Sweeps at most this many expired leases per run. */
 const EXPIRY_BATCH = 500;
@@ -370,6 +378,48 @@ export class TaskService {
 
   get(taskId: string): Promise<Task> {
     return this.d.db.read("tasks.get", taskId);
+  }
+
+  /**
+   * The task once it is settled (completed, dead_letter or cancelled), or as it is when `waitMs`
+   * (cut to maxWaitMs) ran out first, or when its client left. Woken by the event that settles it,
+   * from this process or another on the file (settle-waiters.ts); never re-read on a timer but the
+   * safety re-look. `parkedAs`: whose long-polls it counts among (an agent's, bounded by
+   * maxParkedPerAgent with its claims and polls, or an admin or read credential's); undefined for
+   * callers not bounded (an open server's, in-process). TASK_NOT_FOUND for an unknown id, or one
+   * retention deleted meanwhile; SHUTTING_DOWN (503) when the server stops first.
+   */
+  async wait(request: WaitRequest, parkedAs: WaitParking | undefined, call: ConsumingCall = {}): Promise<Task> {
+    const waitMs = Math.min(request.waitMs ?? 0, this.d.config.maxWaitMs);
+    if (waitMs <= 0) return this.get(request.taskId);
+    const unpark = parkedAs === undefined ? undefined : "agentId" in parkedAs ? this.d.parked.acquire(parkedAs.agentId) : this.d.parkedByCredential.acquire(parkedAs.credentialId);
+    const deadline = Date.now() + waitMs;
+    const shutdown = this.d.shutdown.child();
+    const stop = linkSignals([...(call.signals?.() ?? []), shutdown.signal]);
+    try {
+      for (;;) {
+        // Waiting starts before the read: a settle committed meanwhile wakes it at once.
+        const ticket = this.d.settles.ticket(request.taskId);
+        try {
+          const task = await this.get(request.taskId);
+          if (SETTLED_STATUSES.has(task.status)) return task;
+          // Not the task as it is: that reads as "not settled yet", and the caller would wait on this server again.
+          if (shutdown.signal.aborted) throw shuttingDown();
+          refuseIfRevoked(call);
+          const now = Date.now();
+          if (now >= deadline || stop.signal.aborted) return task;
+          call.waiting?.();
+          await ticket.wait(Math.min(deadline - now, safetyRelookMs(this.d.config.crossProcessPollMs)), stop.signal);
+          // Out of time, not woken: one last read still answers a settle the bus had not read yet.
+        } finally {
+          ticket.cancel();
+        }
+      }
+    } finally {
+      stop.dispose();
+      shutdown.dispose();
+      unpark?.();
+    }
   }
 
   /** One page, in seq order; a page stops early (with a nextCursor) rather than pass maxResponseBytes. */

@@ -1,9 +1,10 @@
 // The tRPC builders the app uses, created once: context, REST meta, superjson on the wire, the
 // one error shape, and the base procedures: `procedure` (domain errors keep their code and
-// status) and `consumingProcedure` (delivery confirmation for calls that take something).
+// status), `consumingProcedure` (delivery confirmation for calls that take something) and
+// `waitingProcedure` (a call that waits, and stops when its client is gone).
 import { initTRPC, TRPCError } from "@trpc/server";
 import { authorize, unauthorized } from "../auth/access.js";
-import type { ConsumingCall } from "../delivery/delivery.js";
+import type { ConsumingCall, Delivery } from "../delivery/delivery.js";
 import { CoordinationError, invalidField } from "../errors.js";
 import { findRefusedKeyInFields, REFUSED_KEY_PROBLEM } from "../json-checks.js";
 import type { Services } from "../services.js";
@@ -86,15 +87,13 @@ const enforceAccess = t.middleware(async ({ ctx, meta, path, type, getRawInput, 
 });
 
 /**
- * For procedures that take something for their caller (a claim, a steal, an auto-ack poll): the
- * call ends as soon as its client is gone, and what it took is given back when its answer does
- * not reach the client (src/delivery/delivery.ts). `settle(true)` once the answer passed output
- * validation (an answer that fails it counts as undelivered too), `settle(false)` on failure.
+ * What a call that waits for its client receives (`ctx.call`): whether the client is gone (it
+ * left, or its credential was revoked) as a look and as signals, and the transport's note that the
+ * call parks by design. `delivery`, when given, is where a call that takes something registers
+ * how to undo it. `dispose` lets go of the revocation watch once the call ended.
  */
-export function startDelivery(ctx: Context, path: string, signal: AbortSignal | undefined): { call: ConsumingCall; settle: (answered: boolean) => void } {
-  const services = ctx.core as Services;
-  const delivery = services.deliveries.create(path);
-  const { credentials } = services;
+function watchCall(ctx: Context, signal: AbortSignal | undefined, delivery: Delivery | undefined): { call: ConsumingCall; dispose: () => void } {
+  const { credentials } = ctx.core as Services;
   // Ends early if the client leaves, or if its credential is revoked: looked at by every call,
   // watched (signals) only by one that waits.
   let revoked: { signal: AbortSignal; dispose: () => void } | undefined;
@@ -112,15 +111,30 @@ export function startDelivery(ctx: Context, path: string, signal: AbortSignal | 
     waiting: () => ctx.transport.waiting?.(),
     revoked: () => !credentials.isCurrent(ctx.caller),
   };
+  return { call, dispose: () => revoked?.dispose() };
+}
+
+/**
+ * For procedures that take something for their caller (a claim, a steal, an auto-ack poll): the
+ * call ends as soon as its client is gone, and what it took is given back when its answer does
+ * not reach the client (src/delivery/delivery.ts). `settle(true)` once the answer passed output
+ * validation (an answer that fails it counts as undelivered too), `settle(false)` on failure.
+ */
+export function startDelivery(ctx: Context, path: string, signal: AbortSignal | undefined): { call: ConsumingCall; settle: (answered: boolean) => void } {
+  const delivery = (ctx.core as Services).deliveries.create(path);
+  const { call, dispose } = watchCall(ctx, signal, delivery);
   return {
     call,
     settle: (answered) => {
-      revoked?.dispose();
+      dispose();
       if (answered) ctx.transport.confirm(delivery);
       else delivery.undelivered();
     },
   };
 }
+
+/** For procedures that wait without taking anything (tasks.wait): the call ends as soon as its client is gone; nothing to give back. */
+export const startWatch = (ctx: Context, signal: AbortSignal | undefined): { call: ConsumingCall; dispose: () => void } => watchCall(ctx, signal, undefined);
 
 const confirmDelivery = t.middleware(async ({ ctx, path, signal, next }) => {
   const { call, settle } = startDelivery(ctx, path, signal);
@@ -134,12 +148,24 @@ const confirmDelivery = t.middleware(async ({ ctx, path, signal, next }) => {
   }
 });
 
+const watchClient = t.middleware(async ({ ctx, signal, next }) => {
+  const { call, dispose } = startWatch(ctx, signal);
+  try {
+    return await next({ ctx: { call } });
+  } finally {
+    dispose();
+  }
+});
+
 /** Whether a procedure's middlewares (its `_def.middlewares`) include delivery confirmation: it takes something for its caller. */
 export const takesForCaller = (middlewares: readonly unknown[]): boolean => confirmDelivery._middlewares.some((m) => middlewares.includes(m));
+/** Whether they include the client watch of a call that waits without taking anything. */
+export const watchesClient = (middlewares: readonly unknown[]): boolean => watchClient._middlewares.some((m) => middlewares.includes(m));
 
 export const router = t.router;
 export const procedure = t.procedure.use(withServices).use(enforceAccess);
 export const consumingProcedure = procedure.use(confirmDelivery);
+export const waitingProcedure = procedure.use(watchClient);
 /** The middlewares whose steps a direct call runs itself (src/rest/direct-call.ts): a procedure with any other is left to tRPC. */
-export const directCallMiddlewares: readonly unknown[] = consumingProcedure._def.middlewares;
+export const directCallMiddlewares: readonly unknown[] = [...consumingProcedure._def.middlewares, ...watchClient._middlewares];
 export const createCallerFactory = t.createCallerFactory;

@@ -1,0 +1,90 @@
+// Long-polls waiting for a task to settle (tasks.wait) park here, and are woken by the event that
+// settles it: task.completed, task.dead_lettered or task.cancelled, whichever process committed
+// it (the event bus delivers both). Keyed by task id, so an event costs one map lookup however
+// many waits are parked. A waiter also looks again after at most safetyRelookMs (wakeup.ts), in
+// case a wake-up was missed (the log pruned before the bus read it).
+import type { CoordinationEvent } from "../events/event-schemas.js";
+import { payloadFields } from "../events/system-events.js";
+import type { TaskStatus } from "./task-status.js";
+
+/** The statuses a task ends in: nothing moves it on from them but an operator's requeue. */
+export const SETTLED_STATUSES: ReadonlySet<TaskStatus> = new Set(["completed", "dead_letter", "cancelled"]);
+
+/** The events that put a task in one of them. */
+const SETTLING_EVENTS: ReadonlySet<string> = new Set(["task.completed", "task.dead_lettered", "task.cancelled"]);
+
+/** One parked wait: registered before its read, so a settle committed during the read is not missed. */
+export class SettleTicket {
+  private woken = false;
+  private wake: (() => void) | undefined;
+
+  constructor(
+    readonly taskId: string,
+    private readonly release: (ticket: SettleTicket) => void,
+  ) {}
+
+  /** Whether the event settling its task woke it. */
+  get isWoken(): boolean {
+    return this.woken;
+  }
+
+  notify(): void {
+    this.woken = true;
+    this.wake?.();
+  }
+
+  /** Resolves when notified, after `maxMs`, or when `signal` aborts. */
+  wait(maxMs: number, signal: AbortSignal): Promise<void> {
+    if (this.woken || signal.aborted || maxMs <= 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        signal.removeEventListener("abort", done);
+        this.wake = undefined;
+        resolve();
+      };
+      const timer = setTimeout(done, maxMs);
+      this.wake = done;
+      signal.addEventListener("abort", done, { once: true });
+    });
+  }
+
+  cancel(): void {
+    this.release(this);
+  }
+}
+
+export class SettleWaiters {
+  private readonly byTask = new Map<string, Set<SettleTicket>>();
+  private count = 0;
+
+  /** Waits parked now (observability, tests). */
+  get size(): number {
+    return this.count;
+  }
+
+  ticket(taskId: string): SettleTicket {
+    const ticket = new SettleTicket(taskId, (t) => {
+      const tickets = this.byTask.get(t.taskId);
+      if (!tickets?.delete(t)) return;
+      this.count--;
+      if (tickets.size === 0) this.byTask.delete(t.taskId);
+    });
+    const tickets = this.byTask.get(taskId);
+    if (tickets) tickets.add(ticket);
+    else this.byTask.set(taskId, new Set([ticket]));
+    this.count++;
+    return ticket;
+  }
+
+  /** From the event bus: wakes the waits of each task an event settled. */
+  observe(events: readonly CoordinationEvent[]): void {
+    if (this.count === 0) return;
+    for (const event of events) {
+      if (!SETTLING_EVENTS.has(event.type)) continue;
+      const { taskId } = payloadFields(event);
+      if (typeof taskId !== "string") continue;
+      for (const ticket of this.byTask.get(taskId) ?? []) ticket.notify();
+    }
+  }
+}

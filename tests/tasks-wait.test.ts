@@ -1,0 +1,213 @@
+// Waiting for a task to settle (tasks.wait, GET /tasks/{taskId}/wait, in-process tasks.wait, MCP
+// wait_for_task, `coordination tasks wait`): what a producer that handed work out waits on. Each
+// test parks a wait (seen parked on /metrics, not after a sleep), settles the task another way,
+// and checks the wait's answer exactly; none depends on how fast the machine is.
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { killAllCli, runCli } from "./helpers/cli-process.js";
+import { callTool, closeMcpClients, connectMcp } from "./helpers/mcp-client.js";
+import { parkedLongPolls } from "./helpers/mcp-http.js";
+import { ADMIN_SECRET, http, startSecureServer, type SecureServer } from "./helpers/secure-server.js";
+import { makeTempDir, rest, startTestServer, type TestServer } from "./helpers/test-server.js";
+import { openCoordination } from "../src/index.js";
+import { LONG_POLLING } from "../client/long-polling.js";
+import { PROCEDURES } from "../src/trpc/app-router.js";
+
+let t: TestServer | undefined;
+let t2: TestServer | undefined;
+let secure: SecureServer | undefined;
+afterEach(async () => {
+  await killAllCli();
+  await closeMcpClients();
+  await t2?.stop();
+  await t?.stop({ removeFiles: true });
+  await secure?.stop({ removeFiles: true });
+  t = t2 = secure = undefined;
+});
+
+/**
+ * A parked wait looks again by itself after safetyRelookMs (at least 30 s; 50 s with these
+ * settings), and answers what it reads when waitMs runs out: either would answer a settled task
+ * without the wake-up the test is about. So waits here ask for 90 s, and each answer is checked to
+ * come well before either could (within ANSWERED_MS of the settle: a wake-up takes milliseconds).
+ */
+const WAKE_ONLY = { crossProcessPollMs: 10_000, maxWaitMs: 300_000 };
+const LONG_WAIT_MS = 90_000;
+const ANSWERED_MS = 10_000;
+
+/** `answer` settled within ANSWERED_MS of now (the settle that should wake it just committed). */
+async function promptly<T>(answer: Promise<T>): Promise<T> {
+  const from = Date.now();
+  const value = await answer;
+  expect(Date.now() - from).toBeLessThan(ANSWERED_MS);
+  return value;
+}
+
+/** Resolves once the server at `url` has `count` task waits parked. */
+const parked = (url: string, count: number, token?: string) => vi.waitFor(async () => expect(await parkedLongPolls(url, "wait", token)).toBe(count), { timeout: 15_000, interval: 20 });
+
+describe("tasks.wait", () => {
+  it("over REST: a wait parked on a pending task answers the completed task, its result with it, once an agent completes it", async () => {
+    t = await startTestServer(WAKE_ONLY);
+    const task = await t.api.tasks.enqueue.mutate({ queue: "jobs", payload: { n: 1 } });
+    const waiting = rest(t.url, "GET", `/tasks/${task.id}/wait?waitMs=${LONG_WAIT_MS}`);
+    await parked(t.url, 1);
+    const claimed = await t.api.tasks.claim.mutate({ agentId: "a", context: false });
+    // A claim is no settle: the wait stays parked.
+    await t.api.tasks.heartbeat.mutate({ taskId: task.id, agentId: "a", leaseToken: claimed!.leaseToken });
+    expect(await parkedLongPolls(t.url, "wait")).toBe(1);
+    await t.api.tasks.complete.mutate({ taskId: task.id, agentId: "a", leaseToken: claimed!.leaseToken, result: { answer: 42 } });
+    const answer = await promptly(waiting);
+    expect(answer.status).toBe(200);
+    expect(answer.body).toMatchObject({ id: task.id, status: "completed", result: { answer: 42 }, attempts: 1 });
+    expect(await parkedLongPolls(t.url, "wait")).toBe(0);
+  });
+
+  it("a task settled already is answered at once; one still running when waitMs runs out is answered as it is; an unknown one is a 404; a bad waitMs a 400", async () => {
+    t = await startTestServer();
+    const done = await t.api.tasks.enqueue.mutate({ payload: {} });
+    const claimed = await t.api.tasks.claim.mutate({ agentId: "a", context: false });
+    await t.api.tasks.complete.mutate({ taskId: done.id, agentId: "a", leaseToken: claimed!.leaseToken, result: "ok" });
+    // Far longer than the test's own timeout: only an answer without waiting passes.
+    expect(await t.api.tasks.wait.query({ taskId: done.id, waitMs: 3_600_000 })).toMatchObject({ id: done.id, status: "completed", result: "ok" });
+    const pending = await t.api.tasks.enqueue.mutate({ payload: {}, delayMs: 3_600_000 });
+    expect(await t.api.tasks.wait.query({ taskId: pending.id, waitMs: 200 })).toMatchObject({ id: pending.id, status: "pending" });
+    expect(await t.api.tasks.wait.query({ taskId: pending.id })).toMatchObject({ id: pending.id, status: "pending" });
+    // tRPC's own GET (its handler and middleware chain, not the typed client's POST).
+    const input = encodeURIComponent(JSON.stringify({ json: { taskId: pending.id, waitMs: 200 } }));
+    expect(await rest(t.url, "GET", `/trpc/tasks.wait?input=${input}`)).toMatchObject({ status: 200, body: { result: { data: { json: { id: pending.id, status: "pending" } } } } });
+    expect(await rest(t.url, "GET", "/tasks/nope/wait?waitMs=1000")).toMatchObject({ status: 404, body: { code: "TASK_NOT_FOUND" } });
+    for (const bad of ["-1", "soon", "3600001"]) {
+      const refused = await rest(t.url, "GET", `/tasks/${pending.id}/wait?waitMs=${bad}`);
+      expect(refused.status).toBe(400);
+      expect(refused.body.code).toBe("INVALID_INPUT");
+      expect(refused.body.message).toContain("waitMs");
+    }
+  });
+
+  it("a dead letter and a cancel settle it too; several waits on one task all wake; a wait on another task does not", async () => {
+    t = await startTestServer(WAKE_ONLY);
+    const failing = await t.api.tasks.enqueue.mutate({ payload: {}, maxAttempts: 1 });
+    const stopped = await t.api.tasks.enqueue.mutate({ payload: {}, delayMs: 3_600_000 });
+    const other = await t.api.tasks.enqueue.mutate({ payload: {}, delayMs: 3_600_000 });
+    const onFailing = [t.api.tasks.wait.query({ taskId: failing.id, waitMs: LONG_WAIT_MS }), t.api.tasks.wait.query({ taskId: failing.id, waitMs: LONG_WAIT_MS })];
+    const onStopped = t.api.tasks.wait.query({ taskId: stopped.id, waitMs: LONG_WAIT_MS });
+    const onOther = t.api.tasks.wait.query({ taskId: other.id, waitMs: LONG_WAIT_MS });
+    await parked(t.url, 4);
+    const claimed = await t.api.tasks.claim.mutate({ agentId: "a", context: false });
+    expect(claimed!.id).toBe(failing.id);
+    await t.api.tasks.fail.mutate({ taskId: failing.id, agentId: "a", leaseToken: claimed!.leaseToken, error: "boom" });
+    for (const answer of await promptly(Promise.all(onFailing))) expect(answer).toMatchObject({ id: failing.id, status: "dead_letter", lastError: "boom" });
+    await t.api.tasks.cancel.mutate({ taskId: stopped.id, reason: "not needed" });
+    expect(await promptly(onStopped)).toMatchObject({ id: stopped.id, status: "cancelled", lastError: "not needed" });
+    expect(await parkedLongPolls(t.url, "wait")).toBe(1);
+    await t.api.tasks.cancel.mutate({ taskId: other.id });
+    expect((await promptly(onOther)).status).toBe("cancelled");
+  });
+
+  it("two servers on one file: a wait through one answers a complete through the other", async () => {
+    // The bus reads the other server's commits every 50 ms; a wait's own re-look is 30 s away.
+    t = await startTestServer({ crossProcessPollMs: 50, maxWaitMs: 300_000 });
+    t2 = await startTestServer({ crossProcessPollMs: 50 }, t.dir);
+    const task = await t.api.tasks.enqueue.mutate({ payload: {} });
+    const waiting = t.api.tasks.wait.query({ taskId: task.id, waitMs: LONG_WAIT_MS });
+    await parked(t.url, 1);
+    const claimed = await t2.api.tasks.claim.mutate({ agentId: "b", context: false });
+    await t2.api.tasks.complete.mutate({ taskId: task.id, agentId: "b", leaseToken: claimed!.leaseToken, result: [1, 2] });
+    expect(await promptly(waiting)).toMatchObject({ id: task.id, status: "completed", result: [1, 2] });
+  });
+
+  it("a wait never holds up the calls sent beside it: the typed client sends it alone, as it does every call that long-polls", async () => {
+    t = await startTestServer();
+    const task = await t.api.tasks.enqueue.mutate({ payload: {}, delayMs: 3_600_000 });
+    const waiting = t.api.tasks.wait.query({ taskId: task.id, waitMs: 60_000 });
+    // Sent in the same tick: batched with the wait, it would wait for the wait.
+    const got = t.api.tasks.get.query({ taskId: task.id });
+    expect((await got).status).toBe("pending");
+    expect(await parkedLongPolls(t.url, "wait")).toBe(1);
+    await t.api.tasks.cancel.mutate({ taskId: task.id });
+    expect((await waiting).status).toBe("cancelled");
+    // Every procedure whose input takes a waitMs is one the client sends alone.
+    const longPolls = [...PROCEDURES].filter(([, def]) => (def.inputs[0] as { shape?: Record<string, unknown> } | undefined)?.shape?.waitMs !== undefined).map(([path]) => path);
+    expect(longPolls).toContain("tasks.wait");
+    expect(longPolls.filter((path) => !LONG_POLLING.has(path))).toEqual([]);
+  });
+
+  it("with credentials: any credential may wait; a client that leaves gives its place back; an agent's waits count among its long-polls, an admin's among its credential's", async () => {
+    secure = await startSecureServer({ maxParkedPerAgent: 1 });
+    const task = await secure.admin.tasks.enqueue.mutate({ payload: {}, delayMs: 3_600_000 });
+    const readToken = await secure.issue("read");
+    const agentToken = await secure.issue("agent", "worker-1");
+    expect((await http(secure.url, "GET", `/tasks/${task.id}/wait`)).status).toBe(401);
+    // The read credential's one place: a second wait beside it is refused, naming the setting.
+    const leaving = new AbortController();
+    const first = fetch(`${secure.url}/tasks/${task.id}/wait?waitMs=60000`, { headers: { authorization: `Bearer ${readToken}` }, signal: leaving.signal }).catch((error: Error) => error.name);
+    await parked(secure.url, 1, ADMIN_SECRET);
+    const second = await http(secure.url, "GET", `/tasks/${task.id}/wait?waitMs=60000`, { token: readToken });
+    expect(second.status).toBe(429);
+    expect(second.body).toMatchObject({ code: "LIMIT_EXCEEDED" });
+    expect(second.body.message).toContain("maxParkedPerAgent");
+    // Another credential has places of its own.
+    const agentWait = secure.as(agentToken).tasks.wait.query({ taskId: task.id, waitMs: 60_000 });
+    await parked(secure.url, 2, ADMIN_SECRET);
+    // The agent's one place is taken by its wait: its long-poll claim is refused.
+    await expect(secure.as(agentToken).tasks.claim.mutate({ agentId: "worker-1", waitMs: 60_000 })).rejects.toMatchObject({ data: { code: "LIMIT_EXCEEDED" } });
+    leaving.abort();
+    expect(await first).toBe("AbortError");
+    await parked(secure.url, 1, ADMIN_SECRET);
+    const again = http(secure.url, "GET", `/tasks/${task.id}/wait?waitMs=60000`, { token: readToken });
+    await parked(secure.url, 2, ADMIN_SECRET);
+    await secure.admin.tasks.cancel.mutate({ taskId: task.id });
+    expect((await again).body).toMatchObject({ id: task.id, status: "cancelled" });
+    expect((await agentWait).status).toBe("cancelled");
+  });
+
+  it("a wait parked when the server stops is answered 503 SHUTTING_DOWN, not with the task as if it had not settled", async () => {
+    t = await startTestServer();
+    const task = await t.api.tasks.enqueue.mutate({ payload: {}, delayMs: 3_600_000 });
+    const waiting = rest(t.url, "GET", `/tasks/${task.id}/wait?waitMs=60000`);
+    await parked(t.url, 1);
+    const stopping = t.server.stop();
+    expect(await waiting).toMatchObject({ status: 503, body: { code: "SHUTTING_DOWN" } });
+    await stopping;
+  });
+
+  it("in-process, over MCP, and from the command line", async () => {
+    const coordination = await openCoordination({ settings: { dbPath: `${makeTempDir()}/local.db`, logLevel: "silent", ...WAKE_ONLY } });
+    try {
+      const task = await coordination.tasks.enqueue({ payload: { q: "local" } });
+      const waiting = coordination.tasks.wait(task.id, { waitMs: LONG_WAIT_MS });
+      const run = await coordination.tasks.claim("agent-1", { context: false });
+      await coordination.tasks.complete(task.id, "agent-1", { done: true }, { leaseToken: run!.leaseToken });
+      expect(await promptly(waiting)).toMatchObject({ id: task.id, status: "completed", result: { done: true } });
+      await expect(coordination.tasks.wait("nope")).rejects.toMatchObject({ code: "TASK_NOT_FOUND" });
+    } finally {
+      await coordination.close();
+    }
+
+    t = await startTestServer(WAKE_ONLY);
+    const mcp = await connectMcp(t.url, { "x-agent-id": "orchestrator" });
+    const handed = await callTool(mcp, "enqueue_task", { queue: "research", payload: { topic: "queues" } });
+    const waiting = callTool(mcp, "wait_for_task", { taskId: handed.id });
+    await parked(t.url, 1);
+    const claimed = await t.api.tasks.claim.mutate({ agentId: "researcher", context: false });
+    await t.api.tasks.complete.mutate({ taskId: handed.id, agentId: "researcher", leaseToken: claimed!.leaseToken, result: { summary: "done" } });
+    // MCP cuts a tool's wait to 20 s: twice ANSWERED_MS.
+    expect(await promptly(waiting)).toMatchObject({ id: handed.id, status: "completed", result: { summary: "done" } });
+    const unsettled = await t.api.tasks.enqueue.mutate({ payload: {}, delayMs: 3_600_000 });
+    expect(await callTool(mcp, "wait_for_task", { taskId: unsettled.id, waitMs: 0 })).toMatchObject({ id: unsettled.id, status: "pending" });
+
+    const env = { COORDINATION_URL: t.url };
+    // Completed: exit 0 and the task's table. Not settled in time: exit 1 naming its state; dead-lettered or cancelled: exit 1.
+    const completed = await runCli({ args: ["tasks", "wait", handed.id], env });
+    expect(completed).toMatchObject({ code: 0, stderr: "" });
+    expect(completed.stdout).toMatch(/^status +completed$/m);
+    expect(await runCli({ args: ["tasks", "wait", unsettled.id, "--timeout", "500ms"], env })).toMatchObject({ code: 1, stderr: `coordination: task ${unsettled.id} had not settled in 500ms (it is pending)\n` });
+    const cli = runCli({ args: ["tasks", "wait", unsettled.id, "--json"], env }, 60_000);
+    await parked(t.url, 1);
+    await t.api.tasks.cancel.mutate({ taskId: unsettled.id });
+    const cancelled = await cli;
+    expect(cancelled).toMatchObject({ code: 1, stderr: `coordination: task ${unsettled.id} was cancelled\n` });
+    expect(JSON.parse(cancelled.stdout)).toMatchObject({ id: unsettled.id, status: "cancelled" });
+    expect(await runCli({ args: ["tasks", "wait", unsettled.id, "--timeout", "soon"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining('--timeout "soon" is not a duration') });
+  });
+});
