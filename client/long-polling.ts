@@ -1,5 +1,5 @@
 // Which procedures may hold their answer back (a long-poll): the client sends each on its own HTTP
-// request, since a batch's answer waits for its slowest call. tests/client-long-polls.test.ts
+// request, since a batch's answer waits for its slowest call. tests/tasks-wait.test.ts
 // checks it names every procedure whose input takes a `waitMs`.
 
 /** Procedures that may long-poll: sent on their own HTTP request so they never hold up a batch. */

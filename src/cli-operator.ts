@@ -5,9 +5,11 @@
 // the YAML file of COORDINATION_CONFIG or --config): its host and port, and its admin token. An
 // operator in the directory the server runs from reaches it on whatever port it was given.
 // Tables for people, --json for scripts. Exit codes: 0 done, 1 the server refused or could not be
-// reached (the message says which), 2 usage (or settings that cannot be read).
+// reached (the message says which), 2 usage (or settings that cannot be read); `tasks wait`: 3
+// the task was dead-lettered or cancelled, 4 it had not settled in time.
 import { parseDuration, rateWindowText, parseRate } from "../client/rate-window.js";
 import { backoffText, type BackoffShape } from "../client/backoff-text.js";
+import { isTransient } from "../client/lease-calls.js";
 import { createCoordinationClient, fitsInAnswer, isTRPCClientError, type CoordinationClient, type RouterInputs, type RouterOutputs } from "../client/index.js";
 import type { JsonValue } from "./json-types.js";
 import { MAX_EVERY_MS, MIN_EVERY_MS } from "./schedules/schedule-schemas.js";
@@ -18,7 +20,7 @@ export const OPERATOR_USAGE = [
   "       coordination tasks list [--queue Q] [--status S] [--agent A] [--capability C] [--limit N] [--cursor C]",
   "       coordination tasks get|requeue TASK_ID",
   "       coordination tasks wait TASK_ID [--timeout DURATION]     until it settles (or DURATION: 30s, 5m, 1h); exit 0 if it completed,",
-  "                                    1 if it was dead-lettered or cancelled, or had not settled in time",
+  "                                    3 if it was dead-lettered or cancelled, 4 if it had not settled in time (or on Ctrl-C)",
   "       coordination tasks cancel TASK_ID [--reason TEXT]       stops it and the tasks waiting on it (the reason: its lastError)",
   "       coordination tasks requeue --all [--queue Q] [--after TIME] [--before TIME]   the dead letters there are when it",
   "                                    starts back to pending, oldest first; only those dead-lettered in [--after, --before) (ISO 8601, or Unix ms)",
@@ -49,23 +51,53 @@ export class OperatorUsageError extends Error {}
 const SETTLED: ReadonlySet<string> = new Set(["completed", "dead_letter", "cancelled"]);
 /** Each long-poll of `tasks wait` asks for this long; the server cuts it to its maxWaitMs. */
 const WAIT_STEP_MS = 30_000;
+/** `tasks wait` asks no more often than this (a server whose maxWaitMs is 0 answers at once). */
+const MIN_WAIT_ROUND_MS = 1000;
+/** How long `tasks wait` keeps asking through an outage (a server restarting) once it had an answer. */
+const WAIT_OUTAGE_MS = 60_000;
+
+/** Resolves after `ms`, or at once when `stop` aborts. */
+function pause(ms: number, stop: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve) => {
+    if (ms <= 0 || stop?.aborted) return resolve();
+    const done = () => {
+      clearTimeout(timer);
+      stop?.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    stop?.addEventListener("abort", done, { once: true });
+  });
+}
 
 /**
  * The task once settled, after `timeoutMs` at most (undefined: however long it takes), or when
  * `stop` aborts (Ctrl-C): long-polls of tasks.wait one after another, the last as it is then.
+ * Once the server answered (a restart's 503 is an answer), an outage (that 503, refused
+ * connections) is waited through for up to WAIT_OUTAGE_MS; before that, it is the command's
+ * failure (a wrong --url).
  */
 async function waitForTask(api: CoordinationClient["api"], taskId: string, timeoutMs: number | undefined, stop: AbortSignal | undefined): Promise<RouterOutputs["tasks"]["wait"]> {
   const deadline = timeoutMs === undefined ? Number.POSITIVE_INFINITY : Date.now() + timeoutMs;
   let task: RouterOutputs["tasks"]["wait"] | undefined;
+  /** Whether the server answered once (a 503 is an answer): a wrong --url is not waited through. */
+  let reached = false;
+  let outageSince: number | undefined;
   for (;;) {
+    const askedAt = Date.now();
     try {
-      task = await api.tasks.wait.query({ taskId, waitMs: Math.max(0, Math.min(deadline - Date.now(), WAIT_STEP_MS)) }, { signal: stop });
+      task = await api.tasks.wait.query({ taskId, waitMs: Math.max(0, Math.min(deadline - askedAt, WAIT_STEP_MS)) }, { signal: stop });
+      reached = true;
+      outageSince = undefined;
     } catch (error) {
       // Interrupted: the task as it was last seen (or is now) says how far it got.
       if (stop?.aborted) return task ?? (await api.tasks.get.query({ taskId }));
-      throw error;
+      reached ||= isTRPCClientError(error) && error.data?.httpStatus !== undefined;
+      outageSince ??= askedAt;
+      if (!reached || !isTransient(error) || Date.now() - outageSince >= WAIT_OUTAGE_MS || Date.now() >= deadline) throw error;
     }
-    if (SETTLED.has(task.status) || Date.now() >= deadline || stop?.aborted) return task;
+    if (task !== undefined && (SETTLED.has(task.status) || Date.now() >= deadline || stop?.aborted)) return task;
+    await pause(Math.min(askedAt + MIN_WAIT_ROUND_MS - Date.now(), deadline - Date.now()), stop);
   }
 }
 
@@ -556,8 +588,9 @@ async function dispatch(words: string[], options: Parsed["options"], json: boole
       ),
     );
     if (sub !== "wait" || task.status === "completed") return 0;
-    out.stderr(`coordination: task ${printable(taskId)} ${SETTLED.has(task.status) ? `was ${task.status === "cancelled" ? "cancelled" : "dead-lettered"}` : `had not settled ${stop?.aborted ? "when interrupted" : `in ${timeout}`} (it is ${task.status})`}\n`);
-    return 1;
+    const settled = SETTLED.has(task.status);
+    out.stderr(`coordination: task ${printable(taskId)} ${settled ? `was ${task.status === "cancelled" ? "cancelled" : "dead-lettered"}` : `had not settled ${stop?.aborted ? "when interrupted" : `in ${timeout}`} (it is ${task.status})`}\n`);
+    return settled ? 3 : 4;
   }
   if (command === "agents" && words.length === 1) {
     const health = str(options["--health"]);

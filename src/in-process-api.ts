@@ -63,9 +63,9 @@ export interface InProcessCoordination {
     /** The task. TASK_NOT_FOUND when there is none (or retention deleted it). */
     get(taskId: string): Promise<Out["tasks"]["get"]>;
     /**
-     * The task once it settles (completed, dead_letter or cancelled), waiting up to `waitMs` (cut to
-     * maxWaitMs); when that runs out first, the task as it is then: look at its `status`.
-     * TASK_NOT_FOUND when there is none.
+     * The task once it settles (completed, dead_letter or cancelled), waiting up to `waitMs` (left
+     * out: maxWaitMs, which also cuts a longer one; 0: not at all); when that runs out first, the
+     * task as it is then: look at its `status`. TASK_NOT_FOUND when there is none.
      */
     wait(taskId: string, options?: Rest<In["tasks"]["wait"], "taskId">): Promise<Out["tasks"]["wait"]>;
     /** A page of tasks, filtered; `nextCursor` fetches the next. */

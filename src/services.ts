@@ -113,8 +113,9 @@ export function createCoordination(config: Config, log: Logger): Coordination {
     shutdown: stopping,
     parked,
     settles: waiters.settles,
-    // An admin or read credential's task waits (tasks.wait), bounded as an agent's long-polls are.
-    parkedByCredential: new PerKeyLimit(config.maxParkedPerAgent, (id) => `too many task waits for credential ${JSON.stringify(id)}`, "maxParkedPerAgent"),
+    // A credential's parked task waits (tasks.wait), bounded apart from its agent's claims and
+    // polls: an orchestrator waiting on its subtasks leaves its own worker's long-polls their room.
+    parkedWaits: new PerKeyLimit(config.maxParkedPerAgent, (id) => `too many task waits parked for credential ${JSON.stringify(id)}`, "maxParkedPerAgent"),
     changeMark: () => `${bus!.lastSeq}:${retention.pruned.settledTasks}`,
     holdsChanged: () => void jobs.queueHolds.runNow(),
   });

@@ -71,7 +71,10 @@ describe("tasks.wait", () => {
     expect(await t.api.tasks.wait.query({ taskId: done.id, waitMs: 3_600_000 })).toMatchObject({ id: done.id, status: "completed", result: "ok" });
     const pending = await t.api.tasks.enqueue.mutate({ payload: {}, delayMs: 3_600_000 });
     expect(await t.api.tasks.wait.query({ taskId: pending.id, waitMs: 200 })).toMatchObject({ id: pending.id, status: "pending" });
-    expect(await t.api.tasks.wait.query({ taskId: pending.id })).toMatchObject({ id: pending.id, status: "pending" });
+    expect(await t.api.tasks.wait.query({ taskId: pending.id, waitMs: 0 })).toMatchObject({ id: pending.id, status: "pending" });
+    // Left out, waitMs is the server's maxWaitMs: the wait parks.
+    const byDefault = t.api.tasks.wait.query({ taskId: pending.id });
+    await parked(t.url, 1);
     // tRPC's own GET (its handler and middleware chain, not the typed client's POST).
     const input = encodeURIComponent(JSON.stringify({ json: { taskId: pending.id, waitMs: 200 } }));
     expect(await rest(t.url, "GET", `/trpc/tasks.wait?input=${input}`)).toMatchObject({ status: 200, body: { result: { data: { json: { id: pending.id, status: "pending" } } } } });
@@ -82,6 +85,8 @@ describe("tasks.wait", () => {
       expect(refused.body.code).toBe("INVALID_INPUT");
       expect(refused.body.message).toContain("waitMs");
     }
+    await t.api.tasks.cancel.mutate({ taskId: pending.id });
+    expect((await byDefault).status).toBe("cancelled");
   });
 
   it("a dead letter and a cancel settle it too; several waits on one task all wake; a wait on another task does not", async () => {
@@ -132,9 +137,12 @@ describe("tasks.wait", () => {
     expect(longPolls.filter((path) => !LONG_POLLING.has(path))).toEqual([]);
   });
 
-  it("with credentials: any credential may wait; a client that leaves gives its place back; an agent's waits count among its long-polls, an admin's among its credential's", async () => {
+  it("with credentials: any credential may wait, each with maxParkedPerAgent waits parked, apart from its agent's claims; a settled task is answered whatever is parked; a client that leaves gives its place back", async () => {
     secure = await startSecureServer({ maxParkedPerAgent: 1 });
     const task = await secure.admin.tasks.enqueue.mutate({ payload: {}, delayMs: 3_600_000 });
+    const done = await secure.admin.tasks.enqueue.mutate({ payload: {}, queue: "done" });
+    const run = await secure.admin.tasks.claim.mutate({ agentId: "a", queues: ["done"], context: false });
+    await secure.admin.tasks.complete.mutate({ taskId: done.id, agentId: "a", leaseToken: run!.leaseToken });
     const readToken = await secure.issue("read");
     const agentToken = await secure.issue("agent", "worker-1");
     expect((await http(secure.url, "GET", `/tasks/${task.id}/wait`)).status).toBe(401);
@@ -145,12 +153,16 @@ describe("tasks.wait", () => {
     const second = await http(secure.url, "GET", `/tasks/${task.id}/wait?waitMs=60000`, { token: readToken });
     expect(second.status).toBe(429);
     expect(second.body).toMatchObject({ code: "LIMIT_EXCEEDED" });
-    expect(second.body.message).toContain("maxParkedPerAgent");
-    // Another credential has places of its own.
-    const agentWait = secure.as(agentToken).tasks.wait.query({ taskId: task.id, waitMs: 60_000 });
+    expect(second.body.message).toBe(`too many task waits parked for credential ${JSON.stringify(second.body.message.match(/"(.*)"/)[1])}: the limit is 1 (setting maxParkedPerAgent)`);
+    // A wait that parks nothing is never refused for the bound: a settled task, an unknown one.
+    expect(await http(secure.url, "GET", `/tasks/${done.id}/wait?waitMs=60000`, { token: readToken })).toMatchObject({ status: 200, body: { id: done.id, status: "completed" } });
+    expect(await http(secure.url, "GET", `/tasks/nope/wait?waitMs=60000`, { token: readToken })).toMatchObject({ status: 404, body: { code: "TASK_NOT_FOUND" } });
+    // Another credential has places of its own; an agent's wait leaves its claims their room.
+    const agent = secure.as(agentToken);
+    const agentWait = agent.tasks.wait.query({ taskId: task.id, waitMs: 60_000 });
     await parked(secure.url, 2, ADMIN_SECRET);
-    // The agent's one place is taken by its wait: its long-poll claim is refused.
-    await expect(secure.as(agentToken).tasks.claim.mutate({ agentId: "worker-1", waitMs: 60_000 })).rejects.toMatchObject({ data: { code: "LIMIT_EXCEEDED" } });
+    const agentClaim = agent.tasks.claim.mutate({ agentId: "worker-1", queues: ["later"], waitMs: 60_000 });
+    await vi.waitFor(async () => expect(await parkedLongPolls(secure!.url, "claim", ADMIN_SECRET)).toBe(1), { timeout: 15_000, interval: 20 });
     leaving.abort();
     expect(await first).toBe("AbortError");
     await parked(secure.url, 1, ADMIN_SECRET);
@@ -159,6 +171,8 @@ describe("tasks.wait", () => {
     await secure.admin.tasks.cancel.mutate({ taskId: task.id });
     expect((await again).body).toMatchObject({ id: task.id, status: "cancelled" });
     expect((await agentWait).status).toBe("cancelled");
+    const later = await secure.admin.tasks.enqueue.mutate({ payload: {}, queue: "later" });
+    expect((await agentClaim)?.id).toBe(later.id);
   });
 
   it("a wait parked when the server stops is answered 503 SHUTTING_DOWN, not with the task as if it had not settled", async () => {
@@ -197,17 +211,40 @@ describe("tasks.wait", () => {
     expect(await callTool(mcp, "wait_for_task", { taskId: unsettled.id, waitMs: 0 })).toMatchObject({ id: unsettled.id, status: "pending" });
 
     const env = { COORDINATION_URL: t.url };
-    // Completed: exit 0 and the task's table. Not settled in time: exit 1 naming its state; dead-lettered or cancelled: exit 1.
+    // Completed: exit 0 and the task's table. Dead-lettered or cancelled: exit 3. Not settled in time: exit 4 naming its state.
     const completed = await runCli({ args: ["tasks", "wait", handed.id], env });
     expect(completed).toMatchObject({ code: 0, stderr: "" });
     expect(completed.stdout).toMatch(/^status +completed$/m);
-    expect(await runCli({ args: ["tasks", "wait", unsettled.id, "--timeout", "500ms"], env })).toMatchObject({ code: 1, stderr: `coordination: task ${unsettled.id} had not settled in 500ms (it is pending)\n` });
+    expect(await runCli({ args: ["tasks", "wait", unsettled.id, "--timeout", "500ms"], env })).toMatchObject({ code: 4, stderr: `coordination: task ${unsettled.id} had not settled in 500ms (it is pending)\n` });
     const cli = runCli({ args: ["tasks", "wait", unsettled.id, "--json"], env }, 60_000);
     await parked(t.url, 1);
     await t.api.tasks.cancel.mutate({ taskId: unsettled.id });
     const cancelled = await cli;
-    expect(cancelled).toMatchObject({ code: 1, stderr: `coordination: task ${unsettled.id} was cancelled\n` });
+    expect(cancelled).toMatchObject({ code: 3, stderr: `coordination: task ${unsettled.id} was cancelled\n` });
     expect(JSON.parse(cancelled.stdout)).toMatchObject({ id: unsettled.id, status: "cancelled" });
     expect(await runCli({ args: ["tasks", "wait", unsettled.id, "--timeout", "soon"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining('--timeout "soon" is not a duration') });
+    expect(await runCli({ args: ["tasks", "wait", "nope"], env })).toMatchObject({ code: 1, stderr: 'coordination: TASK_NOT_FOUND: task "nope" not found\n' });
+  });
+
+  it("the command asks no more than once a second of a server that answers at once (maxWaitMs 0), and waits through a restart", async () => {
+    t = await startTestServer({ maxWaitMs: 0 });
+    const task = await t.api.tasks.enqueue.mutate({ payload: {}, delayMs: 3_600_000 });
+    const answered = async () => Number(/^coordination_http_responses_total\{status="200"\} (\d+)$/m.exec(await (await fetch(`${t!.url}/metrics`)).text())?.[1] ?? 0);
+    const before = await answered();
+    expect(await runCli({ args: ["tasks", "wait", task.id, "--timeout", "2s"], env: { COORDINATION_URL: t.url } }, 60_000)).toMatchObject({ code: 4 });
+    // At 0, 1 and 2 s at most (a slow machine asks fewer times); the scrape above is one more.
+    expect((await answered()) - before - 1).toBeLessThanOrEqual(3);
+
+    // A server stopped and started again on the same port and file under a parked wait: the command waits on.
+    const { dir, url } = t;
+    const port = Number(new URL(url).port);
+    await t.stop();
+    t = await startTestServer({ port }, dir);
+    const cli = runCli({ args: ["tasks", "wait", task.id], env: { COORDINATION_URL: url } }, 100_000);
+    await parked(url, 1);
+    await t.stop();
+    t = await startTestServer({ port }, dir);
+    await t.api.tasks.cancel.mutate({ taskId: task.id });
+    expect(await cli).toMatchObject({ code: 3, stderr: `coordination: task ${task.id} was cancelled\n` });
   });
 });

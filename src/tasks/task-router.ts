@@ -1,6 +1,6 @@
 // tRPC procedures of the task queue; `meta.rest` also serves each one as a REST route (src/rest/).
 import { z } from "zod";
-import { ADMIN, AGENT, AS_AGENT, mailboxViewOf, READ } from "../auth/access.js";
+import { ADMIN, AGENT, AS_AGENT, credentialIdOf, mailboxViewOf, READ } from "../auth/access.js";
 import { consumingProcedure, procedure, router, waitingProcedure } from "../trpc/init.js";
 import {
   claimedTaskSchema,
@@ -31,7 +31,6 @@ import {
 import { eventSchema } from "../events/event-schemas.js";
 import { pickQueues } from "./task-stats.js";
 import type { Caller } from "../trpc/context.js";
-import type { WaitParking } from "./task-service.js";
 
 const tags = ["tasks"];
 
@@ -174,7 +173,7 @@ export const taskRouter = router({
     })
     .input(waitInput)
     .output(taskSchema)
-    .query(({ ctx, input }) => ctx.services.tasks.wait(input, waitParkingOf(ctx.caller), ctx.call)),
+    .query(({ ctx, input }) => ctx.services.tasks.wait(input, credentialIdOf(ctx.caller) ?? undefined, ctx.call)),
 
   /** A task's own events, oldest first (the dashboard's task page). */
   events: procedure
@@ -199,16 +198,6 @@ export const taskRouter = router({
     .output(taskStatsSchema)
     .query(async ({ ctx, input }) => pickQueues(await ctx.services.tasks.stats(), input?.queue, input?.limit ?? DEFAULT_STATS_QUEUES)),
 });
-
-/**
- * Whose parked long-polls a task wait counts among: an agent credential's agent's (with its
- * claims and polls), an admin or read credential's own; none for an open server's callers (whose
- * claims are bounded by the agent they name, which a wait does not name) and in-process ones.
- */
-function waitParkingOf(caller: Caller): WaitParking | undefined {
-  if (caller.kind !== "token") return undefined;
-  return caller.role === "agent" && caller.agentId !== null ? { agentId: caller.agentId } : { credentialId: caller.tokenId };
-}
 
 /**
  * Whose an enqueue's idempotencyKey is: an agent credential's agent (one agent's keys never meet

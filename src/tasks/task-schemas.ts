@@ -272,7 +272,7 @@ export const waitInput = z.strictObject({
   taskId: taskIdField,
   waitMs: ms(3_600_000)
     .optional()
-    .describe("Long-poll: wait up to this many ms for the task to settle (completed, dead_letter or cancelled); left out or 0, answer at once. At most the server's maxWaitMs (30 s by default): a longer wait is cut to it. The answer is the task as it is then: settled or not, look at its status"),
+    .describe("Long-poll: wait up to this many ms for the task to settle (completed, dead_letter or cancelled); 0, answer at once; left out, the server's maxWaitMs (30 s by default), which also cuts a longer wait. The answer is the task as it is then: settled or not, look at its status"),
 });
 export type WaitRequest = z.output<typeof waitInput>;
 export const taskEventsInput = z.strictObject({ taskId: taskIdField, limit: int(1, 1000).default(200).describe("The most events to return, oldest first") });

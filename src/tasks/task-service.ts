@@ -36,16 +36,13 @@ export interface TaskServiceDeps {
   parked: PerKeyLimit;
   /** Task waits parked (tasks.wait). */
   settles: SettleWaiters;
-  /** Task waits of an admin or read credential, per credential, bounded as an agent's long-polls are. */
-  parkedByCredential: PerKeyLimit;
+  /** Task waits parked per credential, bounded (maxParkedPerAgent), apart from its agent's claims and polls. */
+  parkedWaits: PerKeyLimit;
   /** Changes whenever tasks may have changed (the log's head seen by this process, retention's deletions): stats are reused while it stands. */
   changeMark: () => string;
   /** A pause, limit or rate set, or lifted, committed: its queue's tasks are to be held or let go (the queue-holds job). */
   holdsChanged?: () => void;
 }
-
-/** Whose parked long-polls a task wait counts among (TaskService.wait). */
-export type WaitParking = { agentId: string } | { credentialId: string };
 
 /** Sweeps at most this many expired leases per run. */
 const EXPIRY_BATCH = 500;
@@ -382,20 +379,21 @@ export class TaskService {
 
   /**
    * The task once it is settled (completed, dead_letter or cancelled), or as it is when `waitMs`
-   * (cut to maxWaitMs) ran out first, or when its client left. Woken by the event that settles it,
-   * from this process or another on the file (settle-waiters.ts); never re-read on a timer but the
-   * safety re-look. `parkedAs`: whose long-polls it counts among (an agent's, bounded by
-   * maxParkedPerAgent with its claims and polls, or an admin or read credential's); undefined for
-   * callers not bounded (an open server's, in-process). TASK_NOT_FOUND for an unknown id, or one
-   * retention deleted meanwhile; SHUTTING_DOWN (503) when the server stops first.
+   * (left out: maxWaitMs; cut to it) ran out first, or when its client left. Woken by the event
+   * that settles it, from this process or another on the file (settle-waiters.ts); never re-read
+   * on a timer but the safety re-look. `parkedAs`: the credential whose parked waits it counts
+   * among while it waits (maxParkedPerAgent of them, apart from its agent's claims and polls);
+   * undefined for callers not bounded (an open server's, in-process). A task settled already is
+   * answered without parking, so never refused for the bound. TASK_NOT_FOUND for an unknown id,
+   * or one retention deleted meanwhile; SHUTTING_DOWN (503) when the server stops first.
    */
-  async wait(request: WaitRequest, parkedAs: WaitParking | undefined, call: ConsumingCall = {}): Promise<Task> {
-    const waitMs = Math.min(request.waitMs ?? 0, this.d.config.maxWaitMs);
+  async wait(request: WaitRequest, parkedAs: string | undefined, call: ConsumingCall = {}): Promise<Task> {
+    const waitMs = Math.min(request.waitMs ?? this.d.config.maxWaitMs, this.d.config.maxWaitMs);
     if (waitMs <= 0) return this.get(request.taskId);
-    const unpark = parkedAs === undefined ? undefined : "agentId" in parkedAs ? this.d.parked.acquire(parkedAs.agentId) : this.d.parkedByCredential.acquire(parkedAs.credentialId);
     const deadline = Date.now() + waitMs;
     const shutdown = this.d.shutdown.child();
     const stop = linkSignals([...(call.signals?.() ?? []), shutdown.signal]);
+    let unpark: (() => void) | undefined;
     try {
       for (;;) {
         // Waiting starts before the read: a settle committed meanwhile wakes it at once.
@@ -408,6 +406,7 @@ export class TaskService {
           refuseIfRevoked(call);
           const now = Date.now();
           if (now >= deadline || stop.signal.aborted) return task;
+          if (unpark === undefined && parkedAs !== undefined) unpark = this.d.parkedWaits.acquire(parkedAs);
           call.waiting?.();
           await ticket.wait(Math.min(deadline - now, safetyRelookMs(this.d.config.crossProcessPollMs)), stop.signal);
           // Out of time, not woken: one last read still answers a settle the bus had not read yet.
