@@ -6,11 +6,13 @@
 import { TRPCClientError, type TRPCLink } from "@trpc/client";
 import { observable } from "@trpc/server/observable";
 import type { ServerList } from "./failover.js";
+import { UNNAMED_WAIT_MS } from "./long-polling.js";
 import type { AppRouter } from "./types.js";
 
-/** The long-poll wait a call's input asks for (waitMs), in ms; 0 when none. */
-function waitOf(input: unknown): number {
+/** The long-poll wait a call to `path` asks for (its input's waitMs), in ms; 0 when none; the longest a server may wait when it names none (UNNAMED_WAIT_MS). */
+function waitOf(path: string, input: unknown): number {
   const waitMs = input !== null && typeof input === "object" ? (input as { waitMs?: unknown }).waitMs : undefined;
+  if (waitMs === undefined) return UNNAMED_WAIT_MS.get(path) ?? 0;
   return typeof waitMs === "number" && Number.isFinite(waitMs) && waitMs > 0 ? waitMs : 0;
 }
 
@@ -22,7 +24,7 @@ export function callTimeoutLink(servers: ServerList, timeoutMs: number): TRPCLin
         if (op.type === "subscription") return next(op).subscribe(observer);
         // The server the call goes to: the HTTP link sends it now or at the end of this turn.
         const base = servers.current;
-        const limitMs = timeoutMs + waitOf(op.input);
+        const limitMs = timeoutMs + waitOf(op.path, op.input);
         const timer = new AbortController();
         const handle = setTimeout(() => timer.abort(), limitMs);
         const signal = op.signal ? AbortSignal.any([op.signal, timer.signal]) : timer.signal;

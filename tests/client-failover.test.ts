@@ -140,13 +140,13 @@ describe("a client of several servers on one file", () => {
     }
   });
 
-  it("leaves a server that hangs with its port open once a call waits past callTimeoutMs; a long-poll's wait is not counted against it", async () => {
+  it("leaves a server that hangs with its port open once a call waits past callTimeoutMs; a long-poll's wait (named, or a task wait's maxWaitMs) is not counted against it", async () => {
     // Accepts connections and answers nothing, as a paused process's port does.
     const held: Socket[] = [];
     const hung = createServer((socket) => void held.push(socket));
     await new Promise<void>((resolve) => hung.listen(0, "127.0.0.1", resolve));
     const hungUrl = `http://127.0.0.1:${(hung.address() as AddressInfo).port}`;
-    await using live = await startTestServer();
+    await using live = await startTestServer({ maxWaitMs: 4000 });
     const client = createCoordinationClient({ url: [hungUrl, live.url], callTimeoutMs: 3000 });
     try {
       await expect(client.api.tasks.enqueue.mutate({ queue: "h" })).rejects.toThrow(`tasks.enqueue: no answer from ${hungUrl} within 3000 ms (callTimeoutMs); it may have been served`);
@@ -154,6 +154,9 @@ describe("a client of several servers on one file", () => {
       expect((await live.api.tasks.get.query({ taskId: task.id })).queue).toBe("h");
       // 4 s of waiting for a task that never comes, under a 3 s bound: the bound starts after the wait.
       expect(await client.api.tasks.claim.mutate({ agentId: "w", queues: ["nothing-here"], waitMs: 4000, context: false })).toBeNull();
+      // A task wait that names no waitMs waits the server's maxWaitMs (4 s here): not counted either.
+      const later = await live.api.tasks.enqueue.mutate({ queue: "later", delayMs: 3_600_000 });
+      expect(await client.api.tasks.wait.query({ taskId: later.id })).toMatchObject({ id: later.id, status: "pending" });
     } finally {
       await client.close();
       for (const socket of held) socket.destroy();

@@ -9,7 +9,8 @@ import { parkedLongPolls } from "./helpers/mcp-http.js";
 import { ADMIN_SECRET, http, startSecureServer, type SecureServer } from "./helpers/secure-server.js";
 import { makeTempDir, rest, startTestServer, type TestServer } from "./helpers/test-server.js";
 import { openCoordination } from "../src/index.js";
-import { LONG_POLLING } from "../client/long-polling.js";
+import { LONG_POLLING, UNNAMED_WAIT_MS } from "../client/long-polling.js";
+import { loadConfig } from "../src/config.js";
 import { PROCEDURES } from "../src/trpc/app-router.js";
 
 let t: TestServer | undefined;
@@ -135,6 +136,10 @@ describe("tasks.wait", () => {
     const longPolls = [...PROCEDURES].filter(([, def]) => (def.inputs[0] as { shape?: Record<string, unknown> } | undefined)?.shape?.waitMs !== undefined).map(([path]) => path);
     expect(longPolls).toContain("tasks.wait");
     expect(longPolls.filter((path) => !LONG_POLLING.has(path))).toEqual([]);
+    // What the client allows a task wait that names no waitMs is the longest maxWaitMs a server takes.
+    const longest = UNNAMED_WAIT_MS.get("tasks.wait")!;
+    expect(loadConfig({ env: {}, overrides: { maxWaitMs: longest } }).maxWaitMs).toBe(longest);
+    expect(() => loadConfig({ env: {}, overrides: { maxWaitMs: longest + 1 } })).toThrow(/maxWaitMs/);
   });
 
   it("with credentials: any credential may wait, each with maxParkedPerAgent waits parked, apart from its agent's claims; a settled task is answered whatever is parked; a client that leaves gives its place back", async () => {
