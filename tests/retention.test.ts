@@ -75,6 +75,28 @@ describe("a task's history", () => {
     expect(history.every((e) => (e.payload as { taskId: string }).taskId === task.id)).toBe(true);
     expect((await api.events.head.query()).head).toBe(history.at(-1)!.seq);
   });
+
+  it("tasks.events finds a task's claim and end however many events came between its creation and its claim (a schedule's run, a long delay)", async () => {
+    t = await startTestServer();
+    const { api } = t;
+    const task = await api.tasks.enqueue.mutate({ queue: "later" });
+    // More events than one window reads (100,000), all of them stamped at the task's creation,
+    // as another process's would be (the server reads them as it reads any other writer's).
+    withDatabase(t, (db) => {
+      const insert = db.prepare(`INSERT INTO events (type, source, payload, createdAt) VALUES ('noise.tick', 'test', '{}', ?)`);
+      db.transaction(() => {
+        for (let i = 0; i < 120_000; i++) insert.run(task.createdAt.getTime());
+      })();
+    });
+    // Its claim comes more than a second (the windows' margin) after all of them.
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    const claimed = (await api.tasks.claim.mutate({ agentId: "a", queues: ["later"], context: false }))!;
+    await api.tasks.complete.mutate({ taskId: claimed.id, agentId: "a", leaseToken: claimed.leaseToken });
+    const history = await api.tasks.events.query({ taskId: task.id });
+    expect(history.map((e) => e.type)).toEqual(["task.enqueued", "task.claimed", "task.completed"]);
+    expect(history.map((e) => e.seq)).toEqual([...history.map((e) => e.seq)].sort((a, b) => a - b));
+    expect(await api.tasks.events.query({ taskId: task.id, limit: 2 })).toEqual(history.slice(0, 2));
+  });
 });
 
 describe("stats", () => {

@@ -7,7 +7,7 @@ import type { EventStore } from "./event-store.js";
 
 /** Pages that stream to the event loop (backfills, the bus's tail) stop at this many bytes. */
 const STREAM_PAGE_BYTES = 1 << 20;
-/** How many events (of any kind) a task's history reads at most, from its creation on. */
+/** How many events (of any kind) a task's history reads at most from each of its times on (creation, last claim, end). */
 const TASK_EVENT_SCAN = 100_000;
 
 export function eventQueries(d: { events: EventStore; maxResponseBytes: number }) {
@@ -75,9 +75,21 @@ export function eventQueries(d: { events: EventStore; maxResponseBytes: number }
 
     "events.head": (_: undefined): number => events.headSeq(),
 
-    /** A task's events, found from its creation time (the dashboard's task page); `recipient` as for events.list. */
-    "events.forTask": (args: { taskId: string; createdAt: number; limit: number; recipient?: string | null }): CoordinationEvent[] =>
-      events.readForTask(args.taskId, events.firstSeqAtOrAfter(args.createdAt - 1000), args.limit, TASK_EVENT_SCAN, d.maxResponseBytes, args.recipient),
+    /**
+     * A task's events (the dashboard's task page), found from the times it was created, last
+     * claimed and finished (`times`, ms: a run of a schedule is enqueued long before it is
+     * claimed); `recipient` as for events.list. A second before each time: a writer's clock read
+     * for the row and the event's may differ by a few ms.
+     */
+    "events.forTask": (args: { taskId: string; times: number[]; limit: number; recipient?: string | null }): CoordinationEvent[] =>
+      events.readForTask(
+        args.taskId,
+        args.times.map((at) => events.firstSeqAtOrAfter(at - 1000)),
+        args.limit,
+        TASK_EVENT_SCAN,
+        d.maxResponseBytes,
+        args.recipient,
+      ),
 
     /** The log's head and how far it has been pruned: the retained window is (prunedThrough, head]. */
     "events.window": (_: undefined): { head: number; prunedThrough: number } => ({ head: events.headSeq(), prunedThrough: events.prunedThroughSeq() }),

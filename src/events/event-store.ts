@@ -258,11 +258,13 @@ export class EventStore {
   }
 
   /**
-   * A task's own events (task.* with its id, but task.progress), from when it was created: at
-   * most `scanLimit` events of any kind are read after `fromSeq` (walked by seq, each counted),
-   * so a task on a long busy log answers with what that reaches, and no log makes the read longer.
+   * A task's own events (task.* with its id, but task.progress), oldest first: from each of
+   * `fromSeqs` (the log where the task was created, last claimed, finished) at most `scanLimit`
+   * events of any kind are read (walked by seq, each counted), so a task on a long busy log
+   * answers with what those windows reach, its start and its end among them however far apart,
+   * and no log makes the read longer than a window each.
    */
-  readForTask(taskId: string, fromSeq: number, limit: number, scanLimit: number, budgetBytes: number, recipient?: string | null): CoordinationEvent[] {
+  readForTask(taskId: string, fromSeqs: readonly number[], limit: number, scanLimit: number, budgetBytes: number, recipient?: string | null): CoordinationEvent[] {
     // As for the log: an agent sees the direct messages to it, a read credential none (readLogPage).
     const targetMatch = recipient === undefined ? "" : recipient === null ? " AND w.target IS NULL" : " AND (w.target IS NULL OR w.target = ?)";
     // Its transitions: task.progress reports are left out (a run reporting every second would
@@ -270,12 +272,15 @@ export class EventStore {
     // The bound counts every row read: one counting only the kinds kept would read on past
     // any number of reports (and a plan by the type index sorted them all). The walk reads seq,
     // type and target alone; only the rows of a task's kinds are read whole (a report's 16 KiB is not).
-    return this.readBounded(
-      `SELECT e.* FROM (SELECT seq, type, target FROM events WHERE seq >= ? ORDER BY seq LIMIT CAST(? AS INTEGER)) w JOIN events e ON e.seq = w.seq
-       WHERE w.type >= 'task.' AND w.type < 'task/' AND w.type <> 'task.progress'${targetMatch} AND json_extract(e.payload, '$.taskId') = ? ORDER BY w.seq LIMIT CAST(? AS INTEGER)`,
-      [fromSeq, scanLimit, ...(typeof recipient === "string" ? [recipient] : []), taskId, limit],
-      budgetBytes,
-    ).rows.map(toEvent);
+    const sql = `SELECT e.* FROM (SELECT seq, type, target FROM events WHERE seq >= ? ORDER BY seq LIMIT CAST(? AS INTEGER)) w JOIN events e ON e.seq = w.seq
+       WHERE w.type >= 'task.' AND w.type < 'task/' AND w.type <> 'task.progress'${targetMatch} AND json_extract(e.payload, '$.taskId') = ? ORDER BY w.seq LIMIT CAST(? AS INTEGER)`;
+    const found = new Map<number, EventRow>();
+    for (const fromSeq of [...new Set(fromSeqs)].sort((a, b) => a - b)) {
+      const window = this.readBounded(sql, [fromSeq, scanLimit, ...(typeof recipient === "string" ? [recipient] : []), taskId, limit], budgetBytes).rows;
+      for (const row of window) found.set(row.seq, row);
+    }
+    const merged = [...found.values()].sort((a, b) => a.seq - b.seq).slice(0, limit);
+    return withinBudget(merged, eventAnswerBytes, budgetBytes).rows.map(toEvent);
   }
 
   /** Runs an event query lazily, reading no further than the byte budget allows. */

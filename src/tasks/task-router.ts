@@ -183,7 +183,8 @@ export const taskRouter = router({
     .query(async ({ ctx, input }) => {
       const task = await ctx.services.tasks.get(input.taskId);
       // Direct messages about the task reach only their target, here as in the log (mailboxViewOf).
-      return ctx.services.db.read("events.forTask", { taskId: task.id, createdAt: task.createdAt.getTime(), limit: input.limit, ...mailboxViewOf(ctx.caller) });
+      const times = [task.createdAt, task.claimedAt, task.finishedAt].flatMap((at) => (at === null ? [] : [at.getTime()]));
+      return ctx.services.db.read("events.forTask", { taskId: task.id, times, limit: input.limit, ...mailboxViewOf(ctx.caller) });
     }),
 
   list: procedure
