@@ -58,3 +58,39 @@ export class SignalFanout {
     return this.children.size;
   }
 }
+
+/**
+ * A parked long-poll's wake-up, registered before its read so that an event committed during the
+ * read is not missed: notified (by the waiters' registry, from the event bus) at most once per
+ * look; `wait` resolves when notified, after `maxMs`, or when `signal` aborts. Poll and task-wait
+ * tickets (poll-waiters.ts, settle-waiters.ts) add what they wait for and how they leave.
+ */
+export class WakeTicket {
+  private woken = false;
+  private wake: (() => void) | undefined;
+
+  /** Whether an event it waits for woke it. */
+  get isWoken(): boolean {
+    return this.woken;
+  }
+
+  notify(): void {
+    this.woken = true;
+    this.wake?.();
+  }
+
+  wait(maxMs: number, signal: AbortSignal): Promise<void> {
+    if (this.woken || signal.aborted || maxMs <= 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        signal.removeEventListener("abort", done);
+        this.wake = undefined;
+        resolve();
+      };
+      const timer = setTimeout(done, maxMs);
+      this.wake = done;
+      signal.addEventListener("abort", done, { once: true });
+    });
+  }
+}

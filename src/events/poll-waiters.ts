@@ -5,46 +5,21 @@
 // wake-up was missed.
 import type { CoordinationEvent } from "./event-schemas.js";
 import { matchesType } from "./type-patterns.js";
+import { WakeTicket } from "../wakeup.js";
 
-export class PollTicket {
-  private woken = false;
-  private wake: (() => void) | undefined;
-
+export class PollTicket extends WakeTicket {
   constructor(
     readonly agentId: string,
     /** The agent's patterns; undefined (not known yet): any event wakes it. */
     public types: readonly string[] | undefined,
     private readonly release: (ticket: PollTicket) => void,
-  ) {}
-
-  /** Whether an event it could read woke it. */
-  get isWoken(): boolean {
-    return this.woken;
+  ) {
+    super();
   }
 
   wants(event: CoordinationEvent): boolean {
     if (event.target !== null) return event.target === this.agentId;
     return this.types === undefined || matchesType(event.type, this.types);
-  }
-
-  notify(): void {
-    this.woken = true;
-    this.wake?.();
-  }
-
-  wait(maxMs: number, signal: AbortSignal): Promise<void> {
-    if (this.woken || signal.aborted || maxMs <= 0) return Promise.resolve();
-    return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        signal.removeEventListener("abort", done);
-        this.wake = undefined;
-        resolve();
-      };
-      const timer = setTimeout(done, maxMs);
-      this.wake = done;
-      signal.addEventListener("abort", done, { once: true });
-    });
   }
 
   cancel(): void {

@@ -6,6 +6,7 @@
 import type { CoordinationEvent } from "../events/event-schemas.js";
 import { payloadFields } from "../events/system-events.js";
 import type { TaskStatus } from "./task-status.js";
+import { WakeTicket } from "../wakeup.js";
 
 /** The statuses a task ends in: nothing moves it on from them but an operator's requeue. */
 export const SETTLED_STATUSES: ReadonlySet<TaskStatus> = new Set(["completed", "dead_letter", "cancelled"]);
@@ -14,39 +15,12 @@ export const SETTLED_STATUSES: ReadonlySet<TaskStatus> = new Set(["completed", "
 const SETTLING_EVENTS: ReadonlySet<string> = new Set(["task.completed", "task.dead_lettered", "task.cancelled"]);
 
 /** One parked wait: registered before its read, so a settle committed during the read is not missed. */
-export class SettleTicket {
-  private woken = false;
-  private wake: (() => void) | undefined;
-
+export class SettleTicket extends WakeTicket {
   constructor(
     readonly taskId: string,
     private readonly release: (ticket: SettleTicket) => void,
-  ) {}
-
-  /** Whether the event settling its task woke it. */
-  get isWoken(): boolean {
-    return this.woken;
-  }
-
-  notify(): void {
-    this.woken = true;
-    this.wake?.();
-  }
-
-  /** Resolves when notified, after `maxMs`, or when `signal` aborts. */
-  wait(maxMs: number, signal: AbortSignal): Promise<void> {
-    if (this.woken || signal.aborted || maxMs <= 0) return Promise.resolve();
-    return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        signal.removeEventListener("abort", done);
-        this.wake = undefined;
-        resolve();
-      };
-      const timer = setTimeout(done, maxMs);
-      this.wake = done;
-      signal.addEventListener("abort", done, { once: true });
-    });
+  ) {
+    super();
   }
 
   cancel(): void {
