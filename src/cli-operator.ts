@@ -9,7 +9,6 @@
 // the task was dead-lettered or cancelled, 4 it had not settled in time.
 import { parseDuration, rateWindowText, parseRate } from "../client/rate-window.js";
 import { backoffText, type BackoffShape } from "../client/backoff-text.js";
-import { isTransient } from "../client/lease-calls.js";
 import { createCoordinationClient, fitsInAnswer, isTRPCClientError, type CoordinationClient, type RouterInputs, type RouterOutputs } from "../client/index.js";
 import type { JsonValue } from "./json-types.js";
 import { MAX_EVERY_MS, MIN_EVERY_MS } from "./schedules/schedule-schemas.js";
@@ -51,6 +50,8 @@ export class OperatorUsageError extends Error {}
 const SETTLED: ReadonlySet<string> = new Set(["completed", "dead_letter", "cancelled"]);
 /** Each long-poll of `tasks wait` asks for this long; the server cuts it to its maxWaitMs. */
 const WAIT_STEP_MS = 30_000;
+/** A round of `tasks wait` not answered this long after its wait is given up as an outage (a hung server). */
+const WAIT_ROUND_GRACE_MS = 15_000;
 /** `tasks wait` asks no more often than this (a server whose maxWaitMs is 0 answers at once). */
 const MIN_WAIT_ROUND_MS = 1000;
 /** How long `tasks wait` keeps asking through an outage (a server restarting) once it had an answer. */
@@ -70,31 +71,60 @@ function pause(ms: number, stop: AbortSignal | undefined): Promise<void> {
   });
 }
 
+/** A signal that aborts with `stop` or after `ms`; `dispose` lets go of both. */
+function boundedSignal(stop: AbortSignal | undefined, ms: number): { signal: AbortSignal; dispose: () => void } {
+  const controller = new AbortController();
+  const abort = () => controller.abort();
+  const timer = setTimeout(abort, ms);
+  if (stop?.aborted) abort();
+  else stop?.addEventListener("abort", abort, { once: true });
+  return { signal: controller.signal, dispose: () => (clearTimeout(timer), stop?.removeEventListener("abort", abort)) };
+}
+
+/** The HTTP status the server answered a call with; undefined when no answer came (refused, reset, timed out). */
+const answeredStatus = (error: unknown): number | undefined => (isTRPCClientError(error) ? error.data?.httpStatus : undefined);
+
 /**
  * The task once settled, after `timeoutMs` at most (undefined: however long it takes), or when
- * `stop` aborts (Ctrl-C): long-polls of tasks.wait one after another, the last as it is then.
- * Once the server answered (a restart's 503 is an answer), an outage (that 503, refused
- * connections) is waited through for up to WAIT_OUTAGE_MS; before that, it is the command's
- * failure (a wrong --url).
+ * `stop` aborts (Ctrl-C): long-polls of tasks.wait one after another, the last answer as it is
+ * then; undefined when interrupted before any answer. Once the server answered (a restart's 503
+ * is an answer), an outage (that 503, no answer: refused, reset, a round unanswered past its
+ * wait) is waited through for up to WAIT_OUTAGE_MS, said once on `note`; before that, and for
+ * any other error, the command fails (a wrong --url, a credential refused).
  */
-async function waitForTask(api: CoordinationClient["api"], taskId: string, timeoutMs: number | undefined, stop: AbortSignal | undefined): Promise<RouterOutputs["tasks"]["wait"]> {
+async function waitForTask(
+  api: CoordinationClient["api"],
+  taskId: string,
+  timeoutMs: number | undefined,
+  stop: AbortSignal | undefined,
+  note: (text: string) => void,
+): Promise<RouterOutputs["tasks"]["wait"] | undefined> {
   const deadline = timeoutMs === undefined ? Number.POSITIVE_INFINITY : Date.now() + timeoutMs;
   let task: RouterOutputs["tasks"]["wait"] | undefined;
-  /** Whether the server answered once (a 503 is an answer): a wrong --url is not waited through. */
   let reached = false;
   let outageSince: number | undefined;
   for (;;) {
     const askedAt = Date.now();
+    const waitMs = Math.max(0, Math.min(deadline - askedAt, WAIT_STEP_MS));
+    const round = boundedSignal(stop, waitMs + WAIT_ROUND_GRACE_MS);
     try {
-      task = await api.tasks.wait.query({ taskId, waitMs: Math.max(0, Math.min(deadline - askedAt, WAIT_STEP_MS)) }, { signal: stop });
+      task = await api.tasks.wait.query({ taskId, waitMs }, { signal: round.signal });
       reached = true;
       outageSince = undefined;
     } catch (error) {
-      // Interrupted: the task as it was last seen (or is now) says how far it got.
-      if (stop?.aborted) return task ?? (await api.tasks.get.query({ taskId }));
-      reached ||= isTRPCClientError(error) && error.data?.httpStatus !== undefined;
-      outageSince ??= askedAt;
-      if (!reached || !isTransient(error) || Date.now() - outageSince >= WAIT_OUTAGE_MS || Date.now() >= deadline) throw error;
+      if (stop?.aborted) return task;
+      const status = answeredStatus(error);
+      reached ||= status !== undefined;
+      if (!reached || (status !== undefined && status !== 503)) throw error;
+      if (outageSince === undefined) {
+        outageSince = Date.now();
+        note(`coordination: ${printable(error instanceof Error ? error.message : String(error))}; asking again for up to ${WAIT_OUTAGE_MS / 1000} s\n`);
+      }
+      // Out of time: the task as last seen (exit 4), not the outage, is the answer.
+      if (Date.now() >= deadline && task !== undefined) return task;
+      if (Date.now() - outageSince >= WAIT_OUTAGE_MS || Date.now() >= deadline) throw error;
+    } finally {
+      round.dispose();
     }
     if (task !== undefined && (SETTLED.has(task.status) || Date.now() >= deadline || stop?.aborted)) return task;
     await pause(Math.min(askedAt + MIN_WAIT_ROUND_MS - Date.now(), deadline - Date.now()), stop);
@@ -535,10 +565,14 @@ async function dispatch(words: string[], options: Parsed["options"], json: boole
       sub === "get"
         ? await api.tasks.get.query({ taskId })
         : sub === "wait"
-          ? await waitForTask(api, taskId, timeoutMs, stop)
+          ? await waitForTask(api, taskId, timeoutMs, stop, out.stderr)
           : sub === "requeue"
             ? await api.tasks.requeue.mutate({ taskId })
             : await api.tasks.cancel.mutate(reason === undefined ? { taskId } : { taskId, reason });
+    if (task === undefined) {
+      out.stderr(`coordination: interrupted before the server answered; task ${printable(taskId)} not seen\n`);
+      return 4;
+    }
     // What a waiting task waits for: each dependency's state now, for the table only (--json has
     // the ids; dependsOn is absent from a server older than this CLI). Ten at a time: a lookup
     // carries the dependency's payload and result. A dependency not found was deleted by

@@ -250,6 +250,24 @@ describe("tasks.wait", () => {
     await t.stop();
     t = await startTestServer({ port }, dir);
     await t.api.tasks.cancel.mutate({ taskId: task.id });
-    expect(await cli).toMatchObject({ code: 3, stderr: `coordination: task ${task.id} was cancelled\n` });
+    const waited = await cli;
+    expect(waited.code).toBe(3);
+    // Said once, that it waits through the outage; then the outcome.
+    expect(waited.stderr).toMatch(new RegExp(`^coordination: [^\\n]*; asking again for up to 60 s\\ncoordination: task ${task.id} was cancelled\\n$`));
+
+    // Its --timeout running out while the server is down: the task as last seen (rounds of a
+    // second, the server's maxWaitMs here), not the outage.
+    await t.stop();
+    t = await startTestServer({ port, maxWaitMs: 1000 }, dir);
+    const pending = await t.api.tasks.enqueue.mutate({ payload: {}, delayMs: 3_600_000 });
+    const reads = () => t!.server.services.db.sent.get("tasks.get") ?? 0;
+    const readsBefore = reads();
+    const timed = runCli({ args: ["tasks", "wait", pending.id, "--timeout", "6s"], env: { COORDINATION_URL: url } }, 100_000);
+    // A round answered: its read when it parked, and its last read when its second ran out.
+    await vi.waitFor(() => expect(reads()).toBeGreaterThanOrEqual(readsBefore + 2), { timeout: 15_000, interval: 20 });
+    await t.stop();
+    const outcome = await timed;
+    expect(outcome.code).toBe(4);
+    expect(outcome.stderr).toMatch(new RegExp(`asking again for up to 60 s\\ncoordination: task ${pending.id} had not settled in 6s \\(it is pending\\)\\n$`));
   });
 });
