@@ -97,6 +97,28 @@ describe("a task's history", () => {
     expect(history.map((e) => e.seq)).toEqual([...history.map((e) => e.seq)].sort((a, b) => a - b));
     expect(await api.tasks.events.query({ taskId: task.id, limit: 2 })).toEqual(history.slice(0, 2));
   });
+
+  it("tasks.events cut by the byte budget answers the task's first events, never its last ones after a hole", async () => {
+    t = await startTestServer({ maxResponseBytes: 65_536 });
+    const { api } = t;
+    const task = await api.tasks.enqueue.mutate({ queue: "big", maxAttempts: 10 });
+    // Four failed runs whose errors (27 KB each, in their task.failed events) pass the budget together.
+    for (let i = 0; i < 4; i++) {
+      const run = (await api.tasks.claim.mutate({ agentId: "a", queues: ["big"], context: false }))!;
+      await api.tasks.fail.mutate({ taskId: task.id, agentId: "a", leaseToken: run.leaseToken, error: "€".repeat(9000), retryAfterMs: 0 });
+    }
+    // The last claim a window of its own away (more than a second after the rest).
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    const last = (await api.tasks.claim.mutate({ agentId: "a", queues: ["big"], context: false }))!;
+    await api.tasks.complete.mutate({ taskId: task.id, agentId: "a", leaseToken: last.leaseToken });
+    const all = withDatabase(t, (db) =>
+      db.prepare(`SELECT seq FROM events WHERE type LIKE 'task.%' AND type <> 'task.progress' AND json_extract(payload, '$.taskId') = ? ORDER BY seq`).pluck().all(task.id),
+    ) as number[];
+    const history = (await api.tasks.events.query({ taskId: task.id })).map((e) => e.seq);
+    expect(history.length).toBeGreaterThan(0);
+    expect(history.length).toBeLessThan(all.length);
+    expect(history).toEqual(all.slice(0, history.length));
+  });
 });
 
 describe("stats", () => {

@@ -275,11 +275,23 @@ export class EventStore {
     const sql = `SELECT e.* FROM (SELECT seq, type, target FROM events WHERE seq >= ? ORDER BY seq LIMIT CAST(? AS INTEGER)) w JOIN events e ON e.seq = w.seq
        WHERE w.type >= 'task.' AND w.type < 'task/' AND w.type <> 'task.progress'${targetMatch} AND json_extract(e.payload, '$.taskId') = ? ORDER BY w.seq LIMIT CAST(? AS INTEGER)`;
     const found = new Map<number, EventRow>();
-    for (const fromSeq of [...new Set(fromSeqs)].sort((a, b) => a - b)) {
-      const window = this.readBounded(sql, [fromSeq, scanLimit, ...(typeof recipient === "string" ? [recipient] : []), taskId, limit], budgetBytes).rows;
-      for (const row of window) found.set(row.seq, row);
+    // A window cut by the byte budget is complete only up to its last row: nothing after it may
+    // be answered (a later window's rows would leave a hole that reads as no event).
+    let horizon = Number.POSITIVE_INFINITY;
+    // Where the windows walked so far ended: the next one starts after it, never walking a row twice.
+    let walkedTo = 0;
+    const starts = [...new Set(fromSeqs)].sort((a, b) => a - b);
+    for (const [i, fromSeq] of starts.entries()) {
+      const from = Math.max(fromSeq, walkedTo + 1);
+      if (from > horizon) break;
+      const window = this.readBounded(sql, [from, scanLimit, ...(typeof recipient === "string" ? [recipient] : []), taskId, limit], budgetBytes);
+      for (const row of window.rows) found.set(row.seq, row);
+      if (window.truncated) horizon = Math.min(horizon, window.rows.at(-1)!.seq);
+      // A full page: every later window's rows come after it.
+      if (window.truncated || window.rows.length >= limit || i === starts.length - 1) break;
+      walkedTo = this.st.get<[number, number], number>(`SELECT max(seq) FROM (SELECT seq FROM events WHERE seq >= ? ORDER BY seq LIMIT CAST(? AS INTEGER))`).pluck().get(from, scanLimit) ?? walkedTo;
     }
-    const merged = [...found.values()].sort((a, b) => a.seq - b.seq).slice(0, limit);
+    const merged = [...found.values()].filter((row) => row.seq <= horizon).sort((a, b) => a.seq - b.seq).slice(0, limit);
     return withinBudget(merged, eventAnswerBytes, budgetBytes).rows.map(toEvent);
   }
 
