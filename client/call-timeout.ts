@@ -6,14 +6,18 @@
 import { TRPCClientError, type TRPCLink } from "@trpc/client";
 import { observable } from "@trpc/server/observable";
 import type { ServerList } from "./failover.js";
-import { UNNAMED_WAIT_MS } from "./long-polling.js";
+import { LONGEST_SERVER_WAIT_MS, WAITS_UNNAMED } from "./long-polling.js";
 import type { AppRouter } from "./types.js";
 
-/** The long-poll wait a call to `path` asks for (its input's waitMs), in ms; 0 when none; the longest a server may wait when it names none (UNNAMED_WAIT_MS). */
+/**
+ * How long a call to `path` may wait on a live server, in ms: its input's waitMs, cut as any
+ * server cuts it (LONGEST_SERVER_WAIT_MS); 0 when none, or the longest a server may wait for a
+ * long-poll that waits without one (WAITS_UNNAMED).
+ */
 function waitOf(path: string, input: unknown): number {
   const waitMs = input !== null && typeof input === "object" ? (input as { waitMs?: unknown }).waitMs : undefined;
-  if (waitMs === undefined) return UNNAMED_WAIT_MS.get(path) ?? 0;
-  return typeof waitMs === "number" && Number.isFinite(waitMs) && waitMs > 0 ? waitMs : 0;
+  if (waitMs === undefined) return WAITS_UNNAMED.has(path) ? LONGEST_SERVER_WAIT_MS : 0;
+  return typeof waitMs === "number" && Number.isFinite(waitMs) && waitMs > 0 ? Math.min(waitMs, LONGEST_SERVER_WAIT_MS) : 0;
 }
 
 /** Fails a query or mutation not answered within `timeoutMs` beyond its long-poll wait, and moves `servers` on. */

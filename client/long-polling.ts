@@ -6,8 +6,10 @@
 export const LONG_POLLING: ReadonlySet<string> = new Set(["tasks.claim", "tasks.claimMany", "tasks.claimNext", "tasks.wait", "events.poll"]);
 
 /**
- * How long a long-poll that names no `waitMs` may wait: tasks.wait then waits the server's
- * maxWaitMs, which a server takes up to 300 s (src/config.ts; tests/tasks-wait.test.ts checks the
- * two agree). The other long-polls answer at once without a waitMs.
+ * The longest any server waits in a long-poll: its maxWaitMs is at most 300 s (src/config.ts;
+ * tests/tasks-wait.test.ts checks the two agree), and it cuts a longer waitMs to it.
  */
-export const UNNAMED_WAIT_MS: ReadonlyMap<string, number> = new Map([["tasks.wait", 300_000]]);
+export const LONGEST_SERVER_WAIT_MS = 300_000;
+
+/** Long-polls that wait without a `waitMs` (the server's maxWaitMs); the others answer at once without one. */
+export const WAITS_UNNAMED: ReadonlySet<string> = new Set(["tasks.wait"]);

@@ -401,11 +401,13 @@ export class TaskService {
         try {
           const task = await this.get(request.taskId);
           if (SETTLED_STATUSES.has(task.status)) return task;
-          // Not the task as it is: that reads as "not settled yet", and the caller would wait on this server again.
+          const now = Date.now();
+          // Its time ran out: the task as it is is the answer, whatever began meanwhile.
+          if (now >= deadline) return task;
+          // Cut short, not the task as it is: that reads as "not settled yet", and the caller would wait on this server again.
           if (shutdown.signal.aborted) throw shuttingDown();
           refuseIfRevoked(call);
-          const now = Date.now();
-          if (now >= deadline || stop.signal.aborted) return task;
+          if (stop.signal.aborted) return task;
           if (unpark === undefined && parkedAs !== undefined) unpark = this.d.parkedWaits.acquire(parkedAs);
           call.waiting?.();
           await ticket.wait(Math.min(deadline - now, safetyRelookMs(this.d.config.crossProcessPollMs)), stop.signal);
