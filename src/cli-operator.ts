@@ -12,6 +12,8 @@ import { backoffText, type BackoffShape } from "../client/backoff-text.js";
 import { createCoordinationClient, fitsInAnswer, isTRPCClientError, type CoordinationClient, type RouterInputs, type RouterOutputs } from "../client/index.js";
 import type { JsonValue } from "./json-types.js";
 import { MAX_EVERY_MS, MIN_EVERY_MS } from "./schedules/schedule-schemas.js";
+import { SETTLED_STATUSES as SETTLED } from "./tasks/task-status.js";
+import { linkSignals } from "./wakeup.js";
 import { MAX_CLAIMS_PER_WINDOW, MAX_RATE_WINDOW_MS, MIN_RATE_WINDOW_MS } from "./tasks/queue-rate-schemas.js";
 
 export const OPERATOR_USAGE = [
@@ -46,8 +48,6 @@ export const OPERATOR_USAGE = [
 
 export class OperatorUsageError extends Error {}
 
-/** A task's statuses that nothing but an operator's requeue moves it on from. */
-const SETTLED: ReadonlySet<string> = new Set(["completed", "dead_letter", "cancelled"]);
 /** Each long-poll of `tasks wait` asks for this long; the server cuts it to its maxWaitMs. */
 const WAIT_STEP_MS = 30_000;
 /** A round of `tasks wait` not answered this long after its wait is given up as an outage (a hung server). */
@@ -69,16 +69,6 @@ function pause(ms: number, stop: AbortSignal | undefined): Promise<void> {
     const timer = setTimeout(done, ms);
     stop?.addEventListener("abort", done, { once: true });
   });
-}
-
-/** A signal that aborts with `stop` or after `ms`; `dispose` lets go of both. */
-function boundedSignal(stop: AbortSignal | undefined, ms: number): { signal: AbortSignal; dispose: () => void } {
-  const controller = new AbortController();
-  const abort = () => controller.abort();
-  const timer = setTimeout(abort, ms);
-  if (stop?.aborted) abort();
-  else stop?.addEventListener("abort", abort, { once: true });
-  return { signal: controller.signal, dispose: () => (clearTimeout(timer), stop?.removeEventListener("abort", abort)) };
 }
 
 /** The HTTP status the server answered a call with; undefined when no answer came (refused, reset, timed out). */
@@ -106,7 +96,7 @@ async function waitForTask(
   for (;;) {
     const askedAt = Date.now();
     const waitMs = Math.max(0, Math.min(deadline - askedAt, WAIT_STEP_MS));
-    const round = boundedSignal(stop, waitMs + WAIT_ROUND_GRACE_MS);
+    const round = linkSignals([stop, AbortSignal.timeout(waitMs + WAIT_ROUND_GRACE_MS)]);
     try {
       task = await api.tasks.wait.query({ taskId, waitMs }, { signal: round.signal });
       reached = true;

@@ -5,11 +5,7 @@
 // case a wake-up was missed (the log pruned before the bus read it).
 import type { CoordinationEvent } from "../events/event-schemas.js";
 import { payloadFields } from "../events/system-events.js";
-import type { TaskStatus } from "./task-status.js";
 import { WakeTicket } from "../wakeup.js";
-
-/** The statuses a task ends in: nothing moves it on from them but an operator's requeue. */
-export const SETTLED_STATUSES: ReadonlySet<TaskStatus> = new Set(["completed", "dead_letter", "cancelled"]);
 
 /** The events that put a task in one of them. */
 const SETTLING_EVENTS: ReadonlySet<string> = new Set(["task.completed", "task.dead_lettered", "task.cancelled"]);
