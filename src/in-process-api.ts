@@ -68,6 +68,13 @@ export interface InProcessCoordination {
      * task as it is then: look at its `status`. TASK_NOT_FOUND when there is none.
      */
     wait(taskId: string, options?: Rest<In["tasks"]["wait"], "taskId">): Promise<Out["tasks"]["wait"]>;
+    /**
+     * Several tasks (up to 100) once every one settles (`until: "all"`, the default) or any one
+     * does (`"any"`), waiting up to `waitMs` as wait does; `done` says whether that happened.
+     * `tasks` in the order asked (past maxResponseBytes, `omitted` lists the rest's ids).
+     * `waitMs: 0` reads them at once. TASK_NOT_FOUND names the first id that does not exist.
+     */
+    waitMany(taskIds: string[], options?: Rest<In["tasks"]["waitMany"], "taskIds">): Promise<Out["tasks"]["waitMany"]>;
     /** A page of tasks, filtered; `nextCursor` fetches the next. */
     list(filter?: In["tasks"]["list"]): Promise<Out["tasks"]["list"]>;
     /**
@@ -224,6 +231,7 @@ export async function openCoordination(options: InProcessOptions = {}): Promise<
       steal: (agentId, stealOptions) => run(api.tasks.steal({ ...stealOptions, agentId })),
       get: (taskId) => run(api.tasks.get({ taskId })),
       wait: (taskId, waitOptions) => run(api.tasks.wait({ ...waitOptions, taskId })),
+      waitMany: (taskIds, waitOptions) => run(api.tasks.waitMany({ ...waitOptions, taskIds })),
       list: (filter) => run(api.tasks.list(filter ?? {})),
       stats: (options) => run(api.tasks.stats(options)),
     },

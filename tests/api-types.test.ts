@@ -98,7 +98,7 @@ type Settle = { taskId: string; agentId?: string; leaseToken?: number };
 const CHECKED = [
   "health",
   "tasks.enqueue", "tasks.enqueueMany", "tasks.claim", "tasks.claimNext", "tasks.claimMany", "tasks.heartbeat", "tasks.complete", "tasks.completeAndClaim",
-  "tasks.fail", "tasks.release", "tasks.cancel", "tasks.requeue", "tasks.requeueMany", "tasks.steal", "tasks.get", "tasks.wait", "tasks.list", "tasks.stats", "tasks.events",
+  "tasks.fail", "tasks.release", "tasks.cancel", "tasks.requeue", "tasks.requeueMany", "tasks.steal", "tasks.get", "tasks.wait", "tasks.waitMany", "tasks.list", "tasks.stats", "tasks.events",
   "queues.pause", "queues.resume", "queues.status", "queues.paused",
   "queues.setLimit", "queues.removeLimit", "queues.limit", "queues.limits",
   "queues.setRate", "queues.removeRate", "queues.rate", "queues.rates",
@@ -169,6 +169,8 @@ describe("AppRouter types", () => {
     expectTypeOf<Out["tasks"]["get"]>().toEqualTypeOf<Task>();
     expectTypeOf<In["tasks"]["wait"]>().toEqualTypeOf<{ taskId: string; waitMs?: number }>();
     expectTypeOf<Out["tasks"]["wait"]>().toEqualTypeOf<Task>();
+    expectTypeOf<In["tasks"]["waitMany"]>().toEqualTypeOf<{ taskIds: string[]; until?: "all" | "any"; waitMs?: number }>();
+    expectTypeOf<Out["tasks"]["waitMany"]>().toEqualTypeOf<{ done: boolean; tasks: Task[]; omitted: string[] }>();
     expectTypeOf<In["tasks"]["list"]>().toEqualTypeOf<{
       queue?: string;
       status?: TaskStatus;

@@ -41,6 +41,7 @@ const TOOLS = [
   "subscribe_events",
   "unsubscribe_events",
   "wait_for_task",
+  "wait_for_tasks",
 ];
 
 
@@ -205,7 +206,7 @@ describe("MCP over Streamable HTTP", () => {
   it("a read credential's session lists the read tools alone, each marked read-only; others list every tool", async () => {
     const s = await startSecureServer();
     t = s;
-    const READS = ["find_agents", "get_task", "queue_stats", "recall", "wait_for_task"];
+    const READS = ["find_agents", "get_task", "queue_stats", "recall", "wait_for_task", "wait_for_tasks"];
     const reader = await connectMcp(s.url, { authorization: `Bearer ${await s.issue("read")}` });
     const readTools = (await reader.listTools()).tools;
     expect(readTools.map((tool) => tool.name).sort()).toEqual(READS);

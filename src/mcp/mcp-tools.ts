@@ -14,7 +14,7 @@ import { pollInput, publishInput, subscribeInput, unsubscribeInput } from "../ev
 import { findByCapabilityInput, registerInput } from "../agents/agent-schemas.js";
 import { recallInput, rememberInput } from "../memory/memory-schemas.js";
 import type { Services } from "../services.js";
-import { claimInput, completeAndClaimInput, completeInput, enqueueFields, failInput, heartbeatInput, MAX_PROGRESS_BYTES, releaseInput, statsFields, taskIdInput, waitInput } from "../tasks/task-schemas.js";
+import { claimInput, completeAndClaimInput, completeInput, enqueueFields, failInput, heartbeatInput, MAX_PROGRESS_BYTES, releaseInput, statsFields, taskIdInput, waitInput, waitManyInput } from "../tasks/task-schemas.js";
 import { int } from "../schema-parts.js";
 import type { Caller } from "../trpc/context.js";
 import { toErrorBody } from "../trpc/error-shape.js";
@@ -212,14 +212,14 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
     {
       capabilities: { logging: {} },
       instructions: readSession
-        ? "A coordination server for agents, seen through a read-only credential: look at a task with get_task (wait_for_task waits for it to settle), at the queues with queue_stats, " +
+        ? "A coordination server for agents, seen through a read-only credential: look at a task with get_task (wait_for_task waits for it to settle, wait_for_tasks for several), at the queues with queue_stats, " +
           "at the agents and what they can do with find_agents, and at the memories (earlier runs' records, agents' notes and lessons) with recall. " +
           "This session acts as no agent: it can take, settle or publish nothing."
         : "A coordination server for agents. Take work with claim_task (it returns the task with the memories relevant to it in `context`: earlier runs' records, agents' notes and lessons), " +
         "then settle it with complete_task or fail_task, passing the task's id and leaseToken (complete_task with `next` claims the next task in the same call); call heartbeat_task during long work, before the lease runs out (its progress says where the work is). " +
         "Any tool call keeps this agent alive: with none for the server's agentOfflineMs (90 s by default) it is seen offline and its tasks go back to the queue. " +
         "Register what you can do with register_agent (tasks that require a capability go only to agents offering it); give back a task you cannot do with release_task (no attempt is charged). " +
-        "Hand work to other agents with enqueue_task, and wait for its result with wait_for_task. " +
+        "Hand work to other agents with enqueue_task, and wait for its result with wait_for_task (for several tasks' results, wait_for_tasks). " +
         "Read direct messages, and the event types you subscribed to with subscribe_events, with read_mailbox. A task targeted at you, or a direct message, arrives as a logging notification.",
     },
   );
@@ -358,6 +358,22 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
       }),
     },
     (args, extra) => answerCall(extra, (api) => api.tasks.wait({ taskId: args.taskId, waitMs: args.waitMs === undefined ? MCP_MAX_WAIT_MS : wait(args.waitMs) })),
+  );
+  registerTool(
+    "wait_for_tasks",
+    {
+      annotations: { readOnlyHint: true },
+      description:
+        "Wait for several tasks to settle (completed, dead_letter or cancelled), e.g. the subtasks this agent handed out with enqueue_task: all of them (until \"all\", the default) or the first to settle (\"any\"). " +
+        `Returns { done, tasks, omitted }: done says whether that happened before waitMs (at most ${MCP_MAX_WAIT_MS}) ran out (if not, call again to wait longer); tasks, in the order asked, with their status and, once completed, their result; ` +
+        "omitted, the ids of tasks left out of a too large answer (read them with get_task).",
+      inputSchema: strictArgs({
+        taskIds: waitManyInput.shape.taskIds,
+        until: waitManyInput.shape.until,
+        waitMs: z.number().int().min(0).optional().describe(`Wait up to this many ms, at most ${MCP_MAX_WAIT_MS} (a longer wait is cut to it); left out, ${MCP_MAX_WAIT_MS}; 0, answer at once`),
+      }),
+    },
+    (args, extra) => answerCall(extra, (api) => api.tasks.waitMany({ taskIds: args.taskIds, until: args.until, waitMs: args.waitMs === undefined ? MCP_MAX_WAIT_MS : wait(args.waitMs) })),
   );
   registerTool(
     "publish_event",

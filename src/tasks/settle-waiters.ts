@@ -1,7 +1,7 @@
-// Long-polls waiting for a task to settle (tasks.wait) park here, and are woken by the event that
-// settles it: task.completed, task.dead_lettered or task.cancelled, whichever process committed
-// it (the event bus delivers both). Keyed by task id, so an event costs one map lookup however
-// many waits are parked. A waiter also looks again after at most safetyRelookMs (wakeup.ts), in
+// Long-polls waiting for tasks to settle (tasks.wait, tasks.waitMany) park here, and are woken by
+// the event that settles one: task.completed, task.dead_lettered or task.cancelled, whichever
+// process committed it (the event bus delivers both). Keyed by task id, so an event costs one map
+// lookup however many waits are parked. A waiter also looks again after at most safetyRelookMs (wakeup.ts), in
 // case a wake-up was missed (the log pruned before the bus read it).
 import type { CoordinationEvent } from "../events/event-schemas.js";
 import { payloadFields } from "../events/system-events.js";
@@ -10,10 +10,10 @@ import { WakeTicket } from "../wakeup.js";
 /** The events that put a task in one of them. */
 const SETTLING_EVENTS: ReadonlySet<string> = new Set(["task.completed", "task.dead_lettered", "task.cancelled"]);
 
-/** One parked wait: registered before its read, so a settle committed during the read is not missed. */
+/** One parked wait, on one task or several: registered before its read, so a settle committed during the read is not missed. */
 export class SettleTicket extends WakeTicket {
   constructor(
-    readonly taskId: string,
+    readonly taskIds: readonly string[],
     private readonly release: (ticket: SettleTicket) => void,
   ) {
     super();
@@ -33,16 +33,24 @@ export class SettleWaiters {
     return this.count;
   }
 
-  ticket(taskId: string): SettleTicket {
-    const ticket = new SettleTicket(taskId, (t) => {
-      const tickets = this.byTask.get(t.taskId);
-      if (!tickets?.delete(t)) return;
+  /** A ticket woken when any of `taskIds` (distinct) settles; cancel() takes it off all of them. */
+  ticket(taskIds: readonly string[]): SettleTicket {
+    let parked = true;
+    const ticket = new SettleTicket(taskIds, (t) => {
+      if (!parked) return;
+      parked = false;
       this.count--;
-      if (tickets.size === 0) this.byTask.delete(t.taskId);
+      for (const taskId of t.taskIds) {
+        const tickets = this.byTask.get(taskId);
+        tickets?.delete(t);
+        if (tickets?.size === 0) this.byTask.delete(taskId);
+      }
     });
-    const tickets = this.byTask.get(taskId);
-    if (tickets) tickets.add(ticket);
-    else this.byTask.set(taskId, new Set([ticket]));
+    for (const taskId of taskIds) {
+      const tickets = this.byTask.get(taskId);
+      if (tickets) tickets.add(ticket);
+      else this.byTask.set(taskId, new Set([ticket]));
+    }
     this.count++;
     return ticket;
   }

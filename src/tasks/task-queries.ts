@@ -4,7 +4,8 @@
 // first use so a thread that never counts never pays for it.
 import type { Prisma } from "../db/prisma.js";
 import { notFound } from "../errors.js";
-import type { ListRequest, Task, TaskCounts } from "./task-schemas.js";
+import type { ListRequest, Task, TaskCounts, WaitManyResult } from "./task-schemas.js";
+import { SETTLED_STATUSES, type TaskStatus } from "./task-status.js";
 import { readTaskCounts } from "./task-stats.js";
 import { toTask, type TaskStore } from "./task-store.js";
 import { exactBounds } from "./lock-wait-grace.js";
@@ -31,6 +32,31 @@ export function taskQueries(d: { prisma: () => Promise<Prisma>; tasks: TaskStore
       return toTask(row);
     },
 
+    /**
+     * Where each of `taskIds` stands (tasks.waitMany's looks): how many have settled; a 404 for
+     * the first that does not exist.
+     */
+    "tasks.settledCount": (taskIds: readonly string[]): number => settledAmong(d.tasks, taskIds).settled,
+
+    /**
+     * A waitMany's answer, from one snapshot: the tasks in the order asked, those past the byte
+     * budget left out (settled ones, whose results the caller waited for, taken first), and
+     * whether `until` holds.
+     */
+    "tasks.getMany": ({ taskIds, until }: { taskIds: readonly string[]; until: "all" | "any" }): WaitManyResult => {
+      const { settled, statuses } = settledAmong(d.tasks, taskIds);
+      const settledFirst = [...taskIds.filter((id) => SETTLED_STATUSES.has(statuses.get(id)!)), ...taskIds.filter((id) => !SETTLED_STATUSES.has(statuses.get(id)!))];
+      const taken = new Map(d.tasks.rowsOf(settledFirst, d.maxResponseBytes).map((row) => [row.id, row]));
+      return {
+        done: until === "any" ? settled > 0 : settled === taskIds.length,
+        tasks: taskIds.flatMap((id) => {
+          const row = taken.get(id);
+          return row === undefined ? [] : [toTask(row)];
+        }),
+        omitted: taskIds.filter((id) => !taken.has(id)),
+      };
+    },
+
     /** One page, in seq order; a page stops early (with a nextCursor) rather than pass maxResponseBytes. */
     "tasks.list": (request: ListRequest): { items: Task[]; nextCursor: string | null } => {
       const page = d.tasks.listPage(
@@ -52,4 +78,14 @@ export function taskQueries(d: { prisma: () => Promise<Prisma>; tasks: TaskStore
 
     "tasks.stats": async (_: undefined): Promise<TaskCounts> => readTaskCounts(await d.prisma(), Date.now()),
   };
+}
+
+/** The statuses of `taskIds` and how many have settled; TASK_NOT_FOUND for the first that does not exist. */
+function settledAmong(tasks: TaskStore, taskIds: readonly string[]): { settled: number; statuses: Map<string, TaskStatus> } {
+  const statuses = tasks.statusesOf(taskIds);
+  const missing = taskIds.find((id) => !statuses.has(id));
+  if (missing !== undefined) throw notFound("TASK_NOT_FOUND", missing);
+  let settled = 0;
+  for (const status of statuses.values()) if (SETTLED_STATUSES.has(status)) settled++;
+  return { settled, statuses };
 }

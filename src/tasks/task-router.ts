@@ -27,6 +27,8 @@ import {
   taskEventsInput,
   taskStatsSchema,
   waitInput,
+  waitManyInput,
+  waitManySchema,
 } from "./task-schemas.js";
 import { eventSchema } from "../events/event-schemas.js";
 import { pickQueues } from "./task-stats.js";
@@ -174,6 +176,16 @@ export const taskRouter = router({
     .input(waitInput)
     .output(taskSchema)
     .query(({ ctx, input }) => ctx.services.tasks.wait(input, credentialIdOf(ctx.caller) ?? undefined, ctx.call)),
+
+  /** Several tasks once all (or any) of them settle: what an orchestrator that fanned work out waits on. */
+  waitMany: waitingProcedure
+    .meta({
+      access: READ,
+      rest: { method: "GET", path: "/tasks/wait", tags, summary: "Wait for several tasks to settle (all of them, or any), up to waitMs; the tasks as they are then", errors: ["TASK_NOT_FOUND"] },
+    })
+    .input(waitManyInput)
+    .output(waitManySchema)
+    .query(({ ctx, input }) => ctx.services.tasks.waitMany(input, credentialIdOf(ctx.caller) ?? undefined, ctx.call)),
 
   /** A task's own events, oldest first (the dashboard's task page). */
   events: procedure

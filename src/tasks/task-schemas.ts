@@ -275,6 +275,33 @@ export const waitInput = z.strictObject({
     .describe("Long-poll: wait up to this many ms for the task to settle (completed, dead_letter or cancelled); 0, answer at once; left out, the server's maxWaitMs (30 s by default), which also cuts a longer wait. The answer is the task as it is then: settled or not, look at its status"),
 });
 export type WaitRequest = z.output<typeof waitInput>;
+
+/** The most tasks one tasks.waitMany waits on (as many as one task may depend on). */
+export const MAX_WAITED_TASKS = 100;
+export const waitManyInput = z.strictObject({
+  taskIds: z
+    .array(taskIdSchema)
+    .min(1)
+    .max(MAX_WAITED_TASKS)
+    .superRefine((ids, ctx) => {
+      const seen = new Set<string>();
+      ids.forEach((id, i) => {
+        if (seen.has(id)) ctx.addIssue({ code: "custom", path: [i], message: `names task "${id}" twice` });
+        seen.add(id);
+      });
+    })
+    .describe(`The tasks to wait for (1 to ${MAX_WAITED_TASKS}, each once), e.g. the subtasks an orchestrator fanned out`),
+  until: z
+    .enum(["all", "any"])
+    .default("all")
+    .describe("all: answer once every task has settled (completed, dead_letter or cancelled); any: once at least one has"),
+  waitMs: ms(3_600_000)
+    .optional()
+    .describe("Long-poll: wait up to this many ms for `until` to hold; 0, answer at once (a read of several tasks in one call); left out, the server's maxWaitMs (30 s by default), which also cuts a longer wait. The answer says whether it holds (done)"),
+});
+export type WaitManyRequest = z.output<typeof waitManyInput>;
+export type WaitManyInput = z.input<typeof waitManyInput>;
+
 export const taskEventsInput = z.strictObject({ taskId: taskIdField, limit: int(1, 1000).default(200).describe("The most events to return, oldest first") });
 export const stealInput = z.strictObject({
   agentId: agentIdSchema.describe("The agent taking the tasks over; it gets a fresh lease"),
@@ -387,6 +414,17 @@ export const taskSchema = z
   })
   .meta({ id: "Task" });
 export type Task = z.infer<typeof taskSchema>;
+
+export const waitManySchema = z
+  .object({
+    done: z.boolean().describe("Whether `until` holds: every task settled (all), or at least one (any). False when waitMs ran out first: ask again to wait longer"),
+    tasks: z
+      .array(taskSchema)
+      .describe("The tasks as they are now, in the order of taskIds; those that would pass the answer's byte budget (maxResponseBytes) are left out, settled ones kept before the others"),
+    omitted: z.array(z.string()).describe("The ids of the tasks left out for the byte budget, in the order of taskIds: read them with tasks.get (or another waitMany, waitMs 0). Empty when all fit"),
+  })
+  .meta({ id: "WaitManyResult" });
+export type WaitManyResult = z.infer<typeof waitManySchema>;
 
 export const settledTaskSchema = taskSchema
   .extend({

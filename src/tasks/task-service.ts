@@ -19,7 +19,7 @@ import type { SettleWaiters } from "./settle-waiters.js";
 import { SETTLED_STATUSES } from "./task-status.js";
 import type { RecalledContexts } from "../db/thread/recall-relay.js";
 import type { Leased } from "./task-commands.js";
-import { isHeld, taskWith, type CancelRequest, type ClaimedTask, type ClaimRequest, type CompleteAndClaimRequest, type CompletedAndClaimed, type EnqueueRequest, type ListRequest, type RequeueManyRequest, type RequeueManyResult, type SettledTask, type Task, type TaskStats, type WaitRequest } from "./task-schemas.js";
+import { isHeld, taskWith, type CancelRequest, type ClaimedTask, type ClaimRequest, type CompleteAndClaimRequest, type CompletedAndClaimed, type EnqueueRequest, type ListRequest, type RequeueManyRequest, type RequeueManyResult, type SettledTask, type Task, type TaskStats, type WaitManyRequest, type WaitManyResult, type WaitRequest } from "./task-schemas.js";
 import type { FailRequest, SettleRequest } from "./task-transitions.js";
 import { copyWith } from "../copy-with.js";
 import type { PauseRequest, QueuePause } from "./queue-pause-schemas.js";
@@ -391,6 +391,32 @@ export class TaskService {
   async wait(request: WaitRequest, parkedAs: string | undefined, call: ConsumingCall = {}): Promise<Task> {
     const waitMs = Math.min(request.waitMs ?? this.d.config.maxWaitMs, this.d.config.maxWaitMs);
     if (waitMs <= 0) return this.get(request.taskId);
+    return this.untilSettled([request.taskId], waitMs, () => this.get(request.taskId), (task) => SETTLED_STATUSES.has(task.status), parkedAs, call);
+  }
+
+  /**
+   * Several tasks once every one (`until` all) or one of them (any) has settled, or as they are
+   * when `waitMs` runs out: `done` says which. As wait does, for one call: it parks once, on a
+   * ticket woken by a settle of any of them, and its looks read only their statuses; the answer
+   * is read once, at the end (in the order asked, cut to maxResponseBytes: tasks.getMany).
+   * TASK_NOT_FOUND names the first id that does not exist (or that retention deleted meanwhile).
+   */
+  async waitMany(request: WaitManyRequest, parkedAs: string | undefined, call: ConsumingCall = {}): Promise<WaitManyResult> {
+    const { taskIds, until } = request;
+    const waitMs = Math.min(request.waitMs ?? this.d.config.maxWaitMs, this.d.config.maxWaitMs);
+    if (waitMs > 0) {
+      const enough = until === "any" ? (settled: number) => settled > 0 : (settled: number) => settled === taskIds.length;
+      await this.untilSettled(taskIds, waitMs, () => this.d.db.read("tasks.settledCount", taskIds), enough, parkedAs, call);
+    }
+    return this.d.db.read("tasks.getMany", { taskIds, until });
+  }
+
+  /**
+   * The long-poll of wait and waitMany: looks (`look`) until what it sees is `enough`, `waitMs`
+   * runs out (the last look is the answer), or the client leaves; between looks, parked on a
+   * ticket woken by a settle of any of `taskIds`.
+   */
+  private async untilSettled<T>(taskIds: readonly string[], waitMs: number, look: () => Promise<T>, enough: (looked: T) => boolean, parkedAs: string | undefined, call: ConsumingCall): Promise<T> {
     const deadline = Date.now() + waitMs;
     const shutdown = this.d.shutdown.child();
     const stop = linkSignals([...(call.signals?.() ?? []), shutdown.signal]);
@@ -398,17 +424,17 @@ export class TaskService {
     try {
       for (;;) {
         // Waiting starts before the read: a settle committed meanwhile wakes it at once.
-        const ticket = this.d.settles.ticket(request.taskId);
+        const ticket = this.d.settles.ticket(taskIds);
         try {
-          const task = await this.get(request.taskId);
-          if (SETTLED_STATUSES.has(task.status)) return task;
+          const looked = await look();
+          if (enough(looked)) return looked;
           const now = Date.now();
-          // Its time ran out: the task as it is is the answer, whatever began meanwhile.
-          if (now >= deadline) return task;
-          // Cut short, not the task as it is: that reads as "not settled yet", and the caller would wait on this server again.
+          // Its time ran out: what it saw is the answer, whatever began meanwhile.
+          if (now >= deadline) return looked;
+          // Cut short, not the tasks as they are: that reads as "not settled yet", and the caller would wait on this server again.
           if (shutdown.signal.aborted) throw shuttingDown();
           refuseIfRevoked(call);
-          if (stop.signal.aborted) return task;
+          if (stop.signal.aborted) return looked;
           if (unpark === undefined && parkedAs !== undefined) unpark = this.d.parkedWaits.acquire(parkedAs);
           call.waiting?.();
           await ticket.wait(Math.min(deadline - now, safetyRelookMs(this.d.config.crossProcessPollMs)), stop.signal);

@@ -1,0 +1,203 @@
+// Waiting for several tasks at once (tasks.waitMany, GET /tasks/wait, in-process tasks.waitMany,
+// MCP wait_for_tasks): what an orchestrator that fanned work out to other agents waits on, all of
+// it or the first result. Each test parks a wait (seen parked on /metrics, not after a sleep),
+// settles tasks another way, and checks the answer exactly; none depends on the machine's speed.
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { callTool, closeMcpClients, connectMcp } from "./helpers/mcp-client.js";
+import { parkedLongPolls } from "./helpers/mcp-http.js";
+import { ADMIN_SECRET, http, startSecureServer, type SecureServer } from "./helpers/secure-server.js";
+import { makeTempDir, rest, startTestServer, type TestServer } from "./helpers/test-server.js";
+import { openCoordination } from "../src/index.js";
+import { LONG_POLLING, WAITS_UNNAMED } from "../client/long-polling.js";
+
+let t: TestServer | undefined;
+let t2: TestServer | undefined;
+let secure: SecureServer | undefined;
+afterEach(async () => {
+  await closeMcpClients();
+  await t2?.stop();
+  await t?.stop({ removeFiles: true });
+  await secure?.stop({ removeFiles: true });
+  t = t2 = secure = undefined;
+});
+
+/**
+ * As in tasks-wait.test.ts: a parked wait looks again by itself only after 50 s with these
+ * settings, and these waits ask for 90 s, so an answer within ANSWERED_MS of a settle came from
+ * the wake-up the test is about.
+ */
+const WAKE_ONLY = { crossProcessPollMs: 10_000, maxWaitMs: 300_000 };
+const LONG_WAIT_MS = 90_000;
+const ANSWERED_MS = 10_000;
+
+async function promptly<T>(answer: Promise<T>): Promise<T> {
+  const from = Date.now();
+  const value = await answer;
+  expect(Date.now() - from).toBeLessThan(ANSWERED_MS);
+  return value;
+}
+
+const parked = (url: string, count: number, token?: string) => vi.waitFor(async () => expect(await parkedLongPolls(url, "wait", token)).toBe(count), { timeout: 15_000, interval: 20 });
+
+/** Claims `taskId` (the only task of its queue) as `agentId` and completes it with `result`. */
+async function runTask(server: TestServer, queue: string, result: unknown, agentId = "worker"): Promise<void> {
+  const claimed = await server.api.tasks.claim.mutate({ agentId, queues: [queue], context: false });
+  await server.api.tasks.complete.mutate({ taskId: claimed!.id, agentId, leaseToken: claimed!.leaseToken, result: result as never });
+}
+
+describe("tasks.waitMany", () => {
+  it("until all, over REST: parked while any is unsettled, then every task in the order asked, results with them", async () => {
+    t = await startTestServer(WAKE_ONLY);
+    const a = await t.api.tasks.enqueue.mutate({ queue: "a", payload: { part: 1 } });
+    const b = await t.api.tasks.enqueue.mutate({ queue: "b", payload: { part: 2 }, maxAttempts: 1 });
+    const c = await t.api.tasks.enqueue.mutate({ queue: "c", payload: { part: 3 }, delayMs: 3_600_000 });
+    const waiting = rest(t.url, "GET", `/tasks/wait?taskIds=${c.id},${a.id}&taskIds=${b.id}&waitMs=${LONG_WAIT_MS}`);
+    await parked(t.url, 1);
+    await runTask(t, "a", { summary: "first" });
+    const run = await t.api.tasks.claim.mutate({ agentId: "worker", queues: ["b"], context: false });
+    await t.api.tasks.fail.mutate({ taskId: b.id, agentId: "worker", leaseToken: run!.leaseToken, error: "no source" });
+    // Two of three settled: the wait is still parked (its wake-ups looked, and parked again).
+    await vi.waitFor(async () => expect((await t!.api.tasks.get.query({ taskId: b.id })).status).toBe("dead_letter"));
+    expect(await parkedLongPolls(t.url, "wait")).toBe(1);
+    await t.api.tasks.cancel.mutate({ taskId: c.id, reason: "enough" });
+    const answer = await promptly(waiting);
+    expect(answer.status).toBe(200);
+    expect(answer.body.done).toBe(true);
+    expect(answer.body.omitted).toEqual([]);
+    expect(answer.body.tasks.map((task: { id: string; status: string }) => [task.id, task.status])).toEqual([
+      [c.id, "cancelled"],
+      [a.id, "completed"],
+      [b.id, "dead_letter"],
+    ]);
+    expect(answer.body.tasks[1]).toMatchObject({ result: { summary: "first" }, payload: { part: 1 } });
+    expect(answer.body.tasks[2]).toMatchObject({ lastError: "no source" });
+    expect(await parkedLongPolls(t.url, "wait")).toBe(0);
+  });
+
+  it("until any: the first to settle answers, the others as they are; through another server on the file too", async () => {
+    // The bus reads the other server's commits every 50 ms; a wait's own re-look is 30 s away.
+    t = await startTestServer({ crossProcessPollMs: 50, maxWaitMs: 300_000 });
+    t2 = await startTestServer({ crossProcessPollMs: 50 }, t.dir);
+    const slow = await t.api.tasks.enqueue.mutate({ queue: "slow", payload: {} });
+    const fast = await t.api.tasks.enqueue.mutate({ queue: "fast", payload: {} });
+    const waiting = t.api.tasks.waitMany.query({ taskIds: [slow.id, fast.id], until: "any", waitMs: LONG_WAIT_MS });
+    await parked(t.url, 1);
+    await runTask(t2, "fast", 7);
+    const answer = await promptly(waiting);
+    expect(answer).toMatchObject({ done: true, omitted: [] });
+    expect(answer.tasks.map((task) => [task.id, task.status, task.result])).toEqual([
+      [slow.id, "pending", null],
+      [fast.id, "completed", 7],
+    ]);
+    // Settled already: answered at once (far past the test's own timeout otherwise).
+    expect((await t.api.tasks.waitMany.query({ taskIds: [slow.id, fast.id], until: "any", waitMs: 3_600_000 })).done).toBe(true);
+  });
+
+  it("answers at once when settled, as they are when waitMs runs out (done false), and reads without waiting at waitMs 0; refuses what it cannot wait on", async () => {
+    t = await startTestServer();
+    const done = await t.api.tasks.enqueue.mutate({ queue: "done", payload: {} });
+    await runTask(t, "done", "ok");
+    const later = await t.api.tasks.enqueue.mutate({ payload: {}, delayMs: 3_600_000 });
+    expect(await t.api.tasks.waitMany.query({ taskIds: [done.id], waitMs: 3_600_000 })).toMatchObject({ done: true, tasks: [{ id: done.id, status: "completed", result: "ok" }] });
+    const ranOut = await t.api.tasks.waitMany.query({ taskIds: [done.id, later.id], waitMs: 200 });
+    expect(ranOut.done).toBe(false);
+    expect(ranOut.tasks.map((task) => task.status)).toEqual(["completed", "pending"]);
+    expect((await t.api.tasks.waitMany.query({ taskIds: [later.id, done.id], waitMs: 0 })).tasks.map((task) => task.id)).toEqual([later.id, done.id]);
+    // Left out, waitMs is the server's maxWaitMs: the wait parks.
+    const byDefault = t.api.tasks.waitMany.query({ taskIds: [later.id] });
+    await parked(t.url, 1);
+    await t.api.tasks.cancel.mutate({ taskId: later.id });
+    expect((await byDefault).tasks[0]!.status).toBe("cancelled");
+
+    expect(await rest(t.url, "GET", `/tasks/wait?taskIds=${done.id},nope&waitMs=60000`)).toMatchObject({ status: 404, body: { code: "TASK_NOT_FOUND", message: 'task "nope" not found' } });
+    const refusals: Array<[string, string]> = [
+      [`taskIds=${done.id},${done.id}`, `taskIds[1]: names task "${done.id}" twice`],
+      ["waitMs=100", "taskIds"],
+      [`taskIds=${Array.from({ length: 101 }, (_, i) => `t${i}`).join(",")}`, "taskIds"],
+      [`taskIds=${done.id}&until=every`, "until"],
+      [`taskIds=${done.id}&waitMs=-1`, "waitMs"],
+    ];
+    for (const [query, named] of refusals) {
+      const refused = await rest(t.url, "GET", `/tasks/wait?${query}`);
+      expect(refused.status, query).toBe(400);
+      expect(refused.body.code).toBe("INVALID_INPUT");
+      expect(refused.body.message).toContain(named);
+    }
+    // A task's own wait route is still the task's: /tasks/{id}/wait.
+    expect(await rest(t.url, "GET", `/tasks/${done.id}/wait?waitMs=0`)).toMatchObject({ status: 200, body: { id: done.id } });
+  });
+
+  it("an answer past maxResponseBytes carries the settled tasks first and names the rest in omitted, in the order asked", async () => {
+    t = await startTestServer({ maxResponseBytes: 65_536 });
+    const first = await t.api.tasks.enqueue.mutate({ queue: "open", payload: { n: 1 } });
+    const second = await t.api.tasks.enqueue.mutate({ queue: "big-1", payload: { n: 2 } });
+    const third = await t.api.tasks.enqueue.mutate({ queue: "big-2", payload: { n: 3 } });
+    await runTask(t, "big-1", "x".repeat(40_000));
+    await runTask(t, "big-2", "y".repeat(40_000));
+    const answer = await t.api.tasks.waitMany.query({ taskIds: [first.id, second.id, third.id], until: "any", waitMs: 0 });
+    expect(answer.done).toBe(true);
+    expect(answer.tasks.map((task) => [task.id, task.status])).toEqual([[second.id, "completed"]]);
+    expect(answer.tasks[0]!.result).toBe("x".repeat(40_000));
+    expect(answer.omitted).toEqual([first.id, third.id]);
+    // Alone, a task larger than the budget is still answered: an answer always makes progress.
+    expect((await t.api.tasks.waitMany.query({ taskIds: [third.id, second.id], waitMs: 0 })).omitted).toEqual([second.id]);
+  });
+
+  it("with credentials: any credential may wait; one waitMany is one parked place however many tasks it names", async () => {
+    secure = await startSecureServer({ maxParkedPerAgent: 1 });
+    const tasks = await secure.admin.tasks.enqueueMany.mutate({ tasks: [{ payload: {}, delayMs: 3_600_000 }, { payload: {}, delayMs: 3_600_000 }] });
+    const ids = tasks.map((task) => task.id);
+    const readToken = await secure.issue("read");
+    expect((await http(secure.url, "GET", `/tasks/wait?taskIds=${ids.join(",")}`)).status).toBe(401);
+    const first = http(secure.url, "GET", `/tasks/wait?taskIds=${ids.join(",")}&waitMs=60000`, { token: readToken });
+    await parked(secure.url, 1, ADMIN_SECRET);
+    const second = await http(secure.url, "GET", `/tasks/wait?taskIds=${ids[0]}&waitMs=60000`, { token: readToken });
+    expect(second).toMatchObject({ status: 429, body: { code: "LIMIT_EXCEEDED" } });
+    expect(second.body.message).toContain("(setting maxParkedPerAgent)");
+    // Waiting for nothing, it parks nothing: never refused for the bound.
+    expect(await http(secure.url, "GET", `/tasks/wait?taskIds=${ids[0]}&waitMs=0`, { token: readToken })).toMatchObject({ status: 200, body: { done: false } });
+    for (const id of ids) await secure.admin.tasks.cancel.mutate({ taskId: id });
+    expect(await first).toMatchObject({ status: 200, body: { done: true, tasks: [{ status: "cancelled" }, { status: "cancelled" }] } });
+  });
+
+  it("a wait parked when the server stops is answered 503 SHUTTING_DOWN", async () => {
+    t = await startTestServer();
+    const task = await t.api.tasks.enqueue.mutate({ payload: {}, delayMs: 3_600_000 });
+    const waiting = rest(t.url, "GET", `/tasks/wait?taskIds=${task.id}&waitMs=60000`);
+    await parked(t.url, 1);
+    const stopping = t.server.stop();
+    expect(await waiting).toMatchObject({ status: 503, body: { code: "SHUTTING_DOWN" } });
+    await stopping;
+  });
+
+  it("in-process and over MCP; the typed client sends it on its own request and allows it the longest server wait", async () => {
+    expect(LONG_POLLING.has("tasks.waitMany") && WAITS_UNNAMED.has("tasks.waitMany")).toBe(true);
+    const coordination = await openCoordination({ settings: { dbPath: `${makeTempDir()}/local.db`, logLevel: "silent", ...WAKE_ONLY } });
+    try {
+      const [one, two] = await coordination.tasks.enqueueMany([{ payload: { q: 1 } }, { payload: { q: 2 } }]);
+      const waiting = coordination.tasks.waitMany([one!.id, two!.id], { waitMs: LONG_WAIT_MS });
+      for (const _ of [one, two]) {
+        const run = await coordination.tasks.claim("agent-1", { context: false });
+        await coordination.tasks.complete(run!.id, "agent-1", { from: run!.payload }, { leaseToken: run!.leaseToken });
+      }
+      expect(await promptly(waiting)).toMatchObject({ done: true, tasks: [{ id: one!.id, result: { from: { q: 1 } } }, { id: two!.id, result: { from: { q: 2 } } }], omitted: [] });
+      await expect(coordination.tasks.waitMany(["nope"])).rejects.toMatchObject({ code: "TASK_NOT_FOUND" });
+    } finally {
+      await coordination.close();
+    }
+
+    t = await startTestServer(WAKE_ONLY);
+    const mcp = await connectMcp(t.url, { "x-agent-id": "orchestrator" });
+    const handed = [await callTool(mcp, "enqueue_task", { queue: "research", payload: { topic: "a" } }), await callTool(mcp, "enqueue_task", { queue: "research", payload: { topic: "b" } })];
+    const waiting = callTool(mcp, "wait_for_tasks", { taskIds: handed.map((task: { id: string }) => task.id) });
+    await parked(t.url, 1);
+    await runTask(t, "research", { summary: "a" }, "researcher");
+    await runTask(t, "research", { summary: "b" }, "researcher");
+    // MCP cuts a tool's wait to 20 s: twice ANSWERED_MS.
+    const answer = await promptly(waiting);
+    expect(answer).toMatchObject({ done: true, omitted: [] });
+    expect(answer.tasks.map((task: { result: unknown }) => task.result)).toEqual([{ summary: "a" }, { summary: "b" }]);
+    const unsettled = await t.api.tasks.enqueue.mutate({ payload: {}, delayMs: 3_600_000 });
+    expect(await callTool(mcp, "wait_for_tasks", { taskIds: [unsettled.id], until: "any", waitMs: 0 })).toMatchObject({ done: false, tasks: [{ id: unsettled.id, status: "pending" }] });
+  });
+});
