@@ -154,6 +154,10 @@ describe("README", () => {
     expect(await runExample("translator-1", "wait")).toBe("completed { text: '[fr] hello' }\n");
   });
 
+  it("runs the waiting-for-several example as written", async () => {
+    expect(await runExample("summarizer-1", "wait-many")).toBe("[ 'completed: 3 words', 'completed: 2 words', 'completed: 2 words' ]\n");
+  });
+
   it("runs the progress example as written", async () => {
     expect(await runExample("reportProgress", "progress")).toBe("{ step: 'writing', done: 3, of: 3 }\n{ step: 'writing', done: 3, of: 3 } true\n");
   });
