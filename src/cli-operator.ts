@@ -6,7 +6,7 @@
 // operator in the directory the server runs from reaches it on whatever port it was given.
 // Tables for people, --json for scripts. Exit codes: 0 done, 1 the server refused or could not be
 // reached (the message says which), 2 usage (or settings that cannot be read); `tasks wait`: 3
-// the task was dead-lettered or cancelled, 4 it had not settled in time.
+// the task (one of the tasks) was dead-lettered or cancelled, 4 it had not settled in time.
 import { parseDuration, rateWindowText, parseRate } from "../client/rate-window.js";
 import { backoffText, type BackoffShape } from "../client/backoff-text.js";
 import { createCoordinationClient, fitsInAnswer, isTRPCClientError, type CoordinationClient, type RouterInputs, type RouterOutputs } from "../client/index.js";
@@ -22,6 +22,8 @@ export const OPERATOR_USAGE = [
   "       coordination tasks get|requeue TASK_ID",
   "       coordination tasks wait TASK_ID [--timeout DURATION]     until it settles (or DURATION: 30s, 5m, 1h); exit 0 if it completed,",
   "                                    3 if it was dead-lettered or cancelled, 4 if it had not settled in time (or on Ctrl-C)",
+  "       coordination tasks wait TASK_ID TASK_ID... [--any] [--timeout DURATION]   until all of them settle (--any: one); exit 0 if",
+  "                                    those settled completed, 3 if one was dead-lettered or cancelled, 4 if not in time",
   "       coordination tasks cancel TASK_ID [--reason TEXT]       stops it and the tasks waiting on it (the reason: its lastError)",
   "       coordination tasks requeue --all [--queue Q] [--after TIME] [--before TIME]   the dead letters there are when it",
   "                                    starts back to pending, oldest first; only those dead-lettered in [--after, --before) (ISO 8601, or Unix ms)",
@@ -75,22 +77,23 @@ function pause(ms: number, stop: AbortSignal | undefined): Promise<void> {
 const answeredStatus = (error: unknown): number | undefined => (isTRPCClientError(error) ? error.data?.httpStatus : undefined);
 
 /**
- * The task once settled, after `timeoutMs` at most (undefined: however long it takes), or when
- * `stop` aborts (Ctrl-C): long-polls of tasks.wait one after another, the last answer as it is
- * then; undefined when interrupted before any answer. Once the server answered (a restart's 503
- * is an answer), an outage (that 503, no answer: refused, reset, a round unanswered past its
- * wait) is waited through for up to WAIT_OUTAGE_MS, said once on `note`; before that, and for
- * any other error, the command fails (a wrong --url, a credential refused).
+ * What `ask` answers once `settled` holds for it, after `timeoutMs` at most (undefined: however
+ * long it takes), or when `stop` aborts (Ctrl-C): long-polls (tasks.wait, tasks.waitMany) one
+ * after another, the last answer as it is then; undefined when interrupted before any answer.
+ * Once the server answered (a restart's 503 is an answer), an outage (that 503, no answer:
+ * refused, reset, a round unanswered past its wait) is waited through for up to WAIT_OUTAGE_MS,
+ * said once on `note`; before that, and for any other error, the command fails (a wrong --url, a
+ * credential refused).
  */
-async function waitForTask(
-  api: CoordinationClient["api"],
-  taskId: string,
+async function waitInRounds<T>(
+  ask: (waitMs: number, signal: AbortSignal) => Promise<T>,
+  settled: (answer: T) => boolean,
   timeoutMs: number | undefined,
   stop: AbortSignal | undefined,
   note: (text: string) => void,
-): Promise<RouterOutputs["tasks"]["wait"] | undefined> {
+): Promise<T | undefined> {
   const deadline = timeoutMs === undefined ? Number.POSITIVE_INFINITY : Date.now() + timeoutMs;
-  let task: RouterOutputs["tasks"]["wait"] | undefined;
+  let answer: T | undefined;
   let reached = false;
   let outageSince: number | undefined;
   for (;;) {
@@ -98,11 +101,11 @@ async function waitForTask(
     const waitMs = Math.max(0, Math.min(deadline - askedAt, WAIT_STEP_MS));
     const round = linkSignals([stop, AbortSignal.timeout(waitMs + WAIT_ROUND_GRACE_MS)]);
     try {
-      task = await api.tasks.wait.query({ taskId, waitMs }, { signal: round.signal });
+      answer = await ask(waitMs, round.signal);
       reached = true;
       outageSince = undefined;
     } catch (error) {
-      if (stop?.aborted) return task;
+      if (stop?.aborted) return answer;
       const status = answeredStatus(error);
       reached ||= status !== undefined;
       if (!reached || (status !== undefined && status !== 503)) throw error;
@@ -110,15 +113,61 @@ async function waitForTask(
         outageSince = Date.now();
         note(`coordination: ${printable(error instanceof Error ? error.message : String(error))}; asking again for up to ${WAIT_OUTAGE_MS / 1000} s\n`);
       }
-      // Out of time: the task as last seen (exit 4), not the outage, is the answer.
-      if (Date.now() >= deadline && task !== undefined) return task;
+      // Out of time: the answer last seen (exit 4), not the outage, is the answer.
+      if (Date.now() >= deadline && answer !== undefined) return answer;
       if (Date.now() - outageSince >= WAIT_OUTAGE_MS || Date.now() >= deadline) throw error;
     } finally {
       round.dispose();
     }
-    if (task !== undefined && (SETTLED.has(task.status) || Date.now() >= deadline || stop?.aborted)) return task;
+    if (answer !== undefined && (settled(answer) || Date.now() >= deadline || stop?.aborted)) return answer;
     await pause(Math.min(askedAt + MIN_WAIT_ROUND_MS - Date.now(), deadline - Date.now()), stop);
   }
+}
+
+/** The task once settled (tasks.wait in rounds: waitInRounds). */
+const waitForTask = (api: CoordinationClient["api"], taskId: string, timeoutMs: number | undefined, stop: AbortSignal | undefined, note: (text: string) => void) =>
+  waitInRounds((waitMs, signal) => api.tasks.wait.query({ taskId, waitMs }, { signal }), (task) => SETTLED.has(task.status), timeoutMs, stop, note);
+
+/**
+ * `tasks wait ID ID…`: the tasks once all (or, `any`, one) settled, in rounds of tasks.waitMany;
+ * each task left out of the answer for its size read alone. Exit 0 when every settled task
+ * completed, 3 when one was dead-lettered or cancelled, 4 when `until` did not hold in time or
+ * the wait was interrupted.
+ */
+async function waitForTasks(
+  api: CoordinationClient["api"],
+  taskIds: string[],
+  until: "all" | "any",
+  timeout: string | undefined,
+  stop: AbortSignal | undefined,
+  out: { stderr: (text: string) => void },
+  print: (value: unknown, render: () => string) => void,
+): Promise<number> {
+  const timeoutMs = timeout === undefined ? undefined : parseDuration(timeout);
+  const answer = await waitInRounds((waitMs, signal) => api.tasks.waitMany.query({ taskIds, until, waitMs }, { signal }), (a) => a.done, timeoutMs, stop, out.stderr);
+  if (answer === undefined) {
+    out.stderr(`coordination: interrupted before the server answered; tasks not seen\n`);
+    return 4;
+  }
+  const tasks = [...answer.tasks];
+  for (const taskId of answer.omitted) tasks.push(await api.tasks.get.query({ taskId }));
+  const byId = new Map(tasks.map((task) => [task.id, task]));
+  const ordered = taskIds.map((id) => byId.get(id)!);
+  print({ done: answer.done, tasks: ordered }, () =>
+    table(
+      ["ID", "STATUS", "FINISHED", "RESULT OR LAST ERROR"],
+      ordered.map((task) => [task.id, task.status, when(task.finishedAt), task.status === "completed" ? JSON.stringify(task.result) : (task.lastError ?? "-")]),
+    ),
+  );
+  const failed = ordered.filter((task) => task.status === "dead_letter" || task.status === "cancelled");
+  if (answer.done && failed.length === 0) return 0;
+  if (answer.done) {
+    out.stderr(`coordination: ${failed.map((task) => `task ${printable(task.id)} was ${task.status === "cancelled" ? "cancelled" : "dead-lettered"}`).join("; ")}\n`);
+    return 3;
+  }
+  const waiting = ordered.filter((task) => !SETTLED.has(task.status)).length;
+  out.stderr(`coordination: ${until === "all" ? `${waiting} of ${ordered.length} tasks` : "none of the tasks"} had not settled ${stop?.aborted ? "when interrupted" : `in ${timeout}`}\n`);
+  return 4;
 }
 
 interface Parsed {
@@ -128,7 +177,7 @@ interface Parsed {
 
 const VALUE_OPTIONS = new Set(["--url", "--token", "--config", "--queue", "--status", "--agent", "--limit", "--cursor", "--capability", "--health", "--types", "--from", "--after", "--before", "--reason", "--cron", "--timezone", "--every", "--start", "--payload", "--priority", "--timeout"]);
 /** Options that take no value. */
-const FLAG_OPTIONS = new Set(["--json", "--all"]);
+const FLAG_OPTIONS = new Set(["--json", "--all", "--any"]);
 
 /** Options every command takes: where the server is, who calls, and the output's form. */
 const COMMON_OPTIONS = ["--url", "--token", "--config", "--json"];
@@ -144,7 +193,7 @@ function commandOptions(words: readonly string[], options: Parsed["options"]): r
   if (command === "tasks" && sub === "list") return ["--status", "--queue", "--agent", "--capability", "--limit", "--cursor"];
   // The bulk form has no TASK_ID: with one, --all is refused as any stray option is.
   if (command === "tasks" && sub === "requeue" && words.length === 2 && options["--all"] === true) return ["--all", "--queue", "--after", "--before"];
-  if (command === "tasks") return sub === "cancel" ? ["--reason"] : sub === "wait" ? ["--timeout"] : [];
+  if (command === "tasks") return sub === "cancel" ? ["--reason"] : sub === "wait" ? ["--timeout", "--any"] : [];
   if (command === "agents") return ["--health", "--capability"];
   if (command === "schedules") return sub === "set" ? ["--cron", "--timezone", "--every", "--start", "--queue", "--payload", "--priority"] : sub === undefined ? ["--queue"] : [];
   if (command === "events" && sub === "tail") return ["--types", "--agent", "--from"];
@@ -545,6 +594,11 @@ async function dispatch(words: string[], options: Parsed["options"], json: boole
     return 0;
   }
   if (command === "tasks" && (sub === "get" || sub === "requeue" || sub === "cancel" || sub === "wait") && words.length === 2) throw new OperatorUsageError(`tasks ${sub} needs a TASK_ID`);
+  if (command === "tasks" && sub === "wait" && (words.length > 3 || options["--any"] === true)) {
+    const timeout = str(options["--timeout"]);
+    if (timeout !== undefined && parseDuration(timeout) === undefined) throw new OperatorUsageError(`--timeout ${JSON.stringify(timeout)} is not a duration (30s, 5m, 1h, 1d)`);
+    return await waitForTasks(api, words.slice(2), options["--any"] === true ? "any" : "all", timeout, stop, out, print);
+  }
   if (command === "tasks" && (sub === "get" || sub === "requeue" || sub === "cancel" || sub === "wait") && words.length === 3) {
     const taskId = id!;
     const reason = str(options["--reason"]);

@@ -3,6 +3,7 @@
 // it or the first result. Each test parks a wait (seen parked on /metrics, not after a sleep),
 // settles tasks another way, and checks the answer exactly; none depends on the machine's speed.
 import { afterEach, describe, expect, it, vi } from "vitest";
+import { killAllCli, runCli } from "./helpers/cli-process.js";
 import { callTool, closeMcpClients, connectMcp } from "./helpers/mcp-client.js";
 import { parkedLongPolls } from "./helpers/mcp-http.js";
 import { ADMIN_SECRET, http, startSecureServer, type SecureServer } from "./helpers/secure-server.js";
@@ -14,6 +15,7 @@ let t: TestServer | undefined;
 let t2: TestServer | undefined;
 let secure: SecureServer | undefined;
 afterEach(async () => {
+  await killAllCli();
   await closeMcpClients();
   await t2?.stop();
   await t?.stop({ removeFiles: true });
@@ -199,5 +201,30 @@ describe("tasks.waitMany", () => {
     expect(answer.tasks.map((task: { result: unknown }) => task.result)).toEqual([{ summary: "a" }, { summary: "b" }]);
     const unsettled = await t.api.tasks.enqueue.mutate({ payload: {}, delayMs: 3_600_000 });
     expect(await callTool(mcp, "wait_for_tasks", { taskIds: [unsettled.id], until: "any", waitMs: 0 })).toMatchObject({ done: false, tasks: [{ id: unsettled.id, status: "pending" }] });
+  });
+
+  it("from the command line: `tasks wait ID ID…` waits for all (or --any), exit 0 when those settled completed, 3 when one did not, 4 when not in time", async () => {
+    t = await startTestServer(WAKE_ONLY);
+    const env = { COORDINATION_URL: t.url };
+    const [a, b] = await t.api.tasks.enqueueMany.mutate({ tasks: [{ queue: "a", payload: {} }, { queue: "b", payload: {} }] });
+    expect(await runCli({ args: ["tasks", "wait", a!.id, b!.id, "--timeout", "500ms"], env })).toMatchObject({ code: 4, stderr: "coordination: 2 of 2 tasks had not settled in 500ms\n" });
+    const all = runCli({ args: ["tasks", "wait", a!.id, b!.id, "--json"], env }, 60_000);
+    await parked(t.url, 1);
+    await runTask(t, "a", { pages: 3 });
+    const any = await runCli({ args: ["tasks", "wait", b!.id, a!.id, "--any"], env });
+    expect(any).toMatchObject({ code: 0, stderr: "" });
+    expect(any.stdout).toMatch(new RegExp(`^${b!.id} +pending +- +-$`, "m"));
+    expect(any.stdout).toMatch(new RegExp(`^${a!.id} +completed +\\S+ \\S+ +\\{"pages":3\\}$`, "m"));
+    await t.api.tasks.cancel.mutate({ taskId: b!.id, reason: "superseded" });
+    const answered = await all;
+    expect(answered).toMatchObject({ code: 3, stderr: `coordination: task ${b!.id} was cancelled\n` });
+    const printed = JSON.parse(answered.stdout);
+    expect(printed.done).toBe(true);
+    expect(printed.tasks.map((task: { id: string; status: string }) => [task.id, task.status])).toEqual([
+      [a!.id, "completed"],
+      [b!.id, "cancelled"],
+    ]);
+    expect(await runCli({ args: ["tasks", "wait", a!.id, b!.id, "--timeout", "soon"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining('--timeout "soon" is not a duration') });
+    expect(await runCli({ args: ["tasks", "wait", a!.id, "nope"], env })).toMatchObject({ code: 1, stderr: 'coordination: TASK_NOT_FOUND: task "nope" not found\n' });
   });
 });
