@@ -1,8 +1,8 @@
 // Long-polls waiting for tasks to settle (tasks.wait, tasks.waitMany) park here, and are woken by
 // the event that settles one: task.completed, task.dead_lettered or task.cancelled, whichever
 // process committed it (the event bus delivers both). Keyed by task id, so an event costs one map
-// lookup however many waits are parked. A waiter also looks again after at most safetyRelookMs (wakeup.ts), in
-// case a wake-up was missed (the log pruned before the bus read it).
+// lookup however many waits are parked. A waiter also looks again after at most safetyRelookMs
+// (wakeup.ts), in case a wake-up was missed (the log pruned before the bus read it).
 import type { CoordinationEvent } from "../events/event-schemas.js";
 import { payloadFields } from "../events/system-events.js";
 import { WakeTicket } from "../wakeup.js";
