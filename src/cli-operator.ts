@@ -22,8 +22,8 @@ export const OPERATOR_USAGE = [
   "       coordination tasks get|requeue TASK_ID",
   "       coordination tasks wait TASK_ID [--timeout DURATION]     until it settles (or DURATION: 30s, 5m, 1h); exit 0 if it completed,",
   "                                    3 if it was dead-lettered or cancelled, 4 if it had not settled in time (or on Ctrl-C)",
-  "       coordination tasks wait TASK_ID TASK_ID... [--any] [--timeout DURATION]   until all of them settle (--any: one); exit 0 if",
-  "                                    those settled completed, 3 if one was dead-lettered or cancelled, 4 if not in time",
+  "       coordination tasks wait TASK_ID TASK_ID... [--any] [--timeout DURATION]   (up to 100) until all of them settle (--any: one);",
+  "                                    exit 0 if those settled completed, 3 if one was dead-lettered or cancelled, 4 if not in time",
   "       coordination tasks cancel TASK_ID [--reason TEXT]       stops it and the tasks waiting on it (the reason: its lastError)",
   "       coordination tasks requeue --all [--queue Q] [--after TIME] [--before TIME]   the dead letters there are when it",
   "                                    starts back to pending, oldest first; only those dead-lettered in [--after, --before) (ISO 8601, or Unix ms)",
@@ -166,7 +166,8 @@ async function waitForTasks(
     return 3;
   }
   const waiting = ordered.filter((task) => !SETTLED.has(task.status)).length;
-  out.stderr(`coordination: ${until === "all" ? `${waiting} of ${ordered.length} tasks` : "none of the tasks"} had not settled ${stop?.aborted ? "when interrupted" : `in ${timeout}`}\n`);
+  const by = stop?.aborted ? "when interrupted" : `in ${timeout}`;
+  out.stderr(`coordination: ${until === "all" ? `${waiting} of ${ordered.length} tasks had not settled` : "none of the tasks had settled"} ${by}\n`);
   return 4;
 }
 

@@ -113,7 +113,7 @@ export function createCoordination(config: Config, log: Logger): Coordination {
     shutdown: stopping,
     parked,
     settles: waiters.settles,
-    // A credential's parked task waits (tasks.wait), bounded apart from its agent's claims and
+    // A credential's parked task waits (tasks.wait, tasks.waitMany), bounded apart from its agent's claims and
     // polls: an orchestrator waiting on its subtasks leaves its own worker's long-polls their room.
     parkedWaits: new PerKeyLimit(config.maxParkedPerAgent, (id) => `too many task waits parked for credential ${JSON.stringify(id)}`, "maxParkedPerAgent"),
     changeMark: () => `${bus!.lastSeq}:${retention.pruned.settledTasks}`,

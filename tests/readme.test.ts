@@ -155,7 +155,7 @@ describe("README", () => {
   });
 
   it("runs the waiting-for-several example as written", async () => {
-    expect(await runExample("summarizer-1", "wait-many")).toBe("[ 'completed: 3 words', 'completed: 2 words', 'completed: 2 words' ]\n");
+    expect(await runExample("summarizer-1", "wait-many")).toBe("[ '3 words', '2 words', '5 words' ]\n");
   });
 
   it("runs the progress example as written", async () => {

@@ -6,6 +6,7 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import { killAllCli, runCli } from "./helpers/cli-process.js";
 import { callTool, closeMcpClients, connectMcp } from "./helpers/mcp-client.js";
 import { parkedLongPolls } from "./helpers/mcp-http.js";
+import { LONG_WAIT_MS, parked, promptly, WAKE_ONLY } from "./helpers/task-waits.js";
 import { ADMIN_SECRET, http, startSecureServer, type SecureServer } from "./helpers/secure-server.js";
 import { makeTempDir, rest, startTestServer, type TestServer } from "./helpers/test-server.js";
 import { openCoordination } from "../src/index.js";
@@ -23,25 +24,7 @@ afterEach(async () => {
   t = t2 = secure = undefined;
 });
 
-/**
- * As in tasks-wait.test.ts: a parked wait looks again by itself only after 50 s with these
- * settings, and these waits ask for 90 s, so an answer within ANSWERED_MS of a settle came from
- * the wake-up the test is about.
- */
-const WAKE_ONLY = { crossProcessPollMs: 10_000, maxWaitMs: 300_000 };
-const LONG_WAIT_MS = 90_000;
-const ANSWERED_MS = 10_000;
-
-async function promptly<T>(answer: Promise<T>): Promise<T> {
-  const from = Date.now();
-  const value = await answer;
-  expect(Date.now() - from).toBeLessThan(ANSWERED_MS);
-  return value;
-}
-
-const parked = (url: string, count: number, token?: string) => vi.waitFor(async () => expect(await parkedLongPolls(url, "wait", token)).toBe(count), { timeout: 15_000, interval: 20 });
-
-/** Claims `taskId` (the only task of its queue) as `agentId` and completes it with `result`. */
+/** Claims the only task of `queue` as `agentId` and completes it with `result`. */
 async function runTask(server: TestServer, queue: string, result: unknown, agentId = "worker"): Promise<void> {
   const claimed = await server.api.tasks.claim.mutate({ agentId, queues: [queue], context: false });
   await server.api.tasks.complete.mutate({ taskId: claimed!.id, agentId, leaseToken: claimed!.leaseToken, result: result as never });
@@ -59,7 +42,7 @@ describe("tasks.waitMany", () => {
     const run = await t.api.tasks.claim.mutate({ agentId: "worker", queues: ["b"], context: false });
     await t.api.tasks.fail.mutate({ taskId: b.id, agentId: "worker", leaseToken: run!.leaseToken, error: "no source" });
     // Two of three settled: the wait is still parked (its wake-ups looked, and parked again).
-    await vi.waitFor(async () => expect((await t!.api.tasks.get.query({ taskId: b.id })).status).toBe("dead_letter"));
+    await vi.waitFor(async () => expect((await t!.api.tasks.get.query({ taskId: b.id })).status).toBe("dead_letter"), { timeout: 15_000, interval: 20 });
     expect(await parkedLongPolls(t.url, "wait")).toBe(1);
     await t.api.tasks.cancel.mutate({ taskId: c.id, reason: "enough" });
     const answer = await promptly(waiting);
@@ -195,7 +178,7 @@ describe("tasks.waitMany", () => {
     await parked(t.url, 1);
     await runTask(t, "research", { summary: "a" }, "researcher");
     await runTask(t, "research", { summary: "b" }, "researcher");
-    // MCP cuts a tool's wait to 20 s: twice ANSWERED_MS.
+    // MCP cuts a tool's wait to 20 s: twice promptly's bound.
     const answer = await promptly(waiting);
     expect(answer).toMatchObject({ done: true, omitted: [] });
     expect(answer.tasks.map((task: { result: unknown }) => task.result)).toEqual([{ summary: "a" }, { summary: "b" }]);
@@ -208,6 +191,7 @@ describe("tasks.waitMany", () => {
     const env = { COORDINATION_URL: t.url };
     const [a, b] = await t.api.tasks.enqueueMany.mutate({ tasks: [{ queue: "a", payload: {} }, { queue: "b", payload: {} }] });
     expect(await runCli({ args: ["tasks", "wait", a!.id, b!.id, "--timeout", "500ms"], env })).toMatchObject({ code: 4, stderr: "coordination: 2 of 2 tasks had not settled in 500ms\n" });
+    expect(await runCli({ args: ["tasks", "wait", a!.id, b!.id, "--any", "--timeout", "500ms"], env })).toMatchObject({ code: 4, stderr: "coordination: none of the tasks had settled in 500ms\n" });
     const all = runCli({ args: ["tasks", "wait", a!.id, b!.id, "--json"], env }, 60_000);
     await parked(t.url, 1);
     await runTask(t, "a", { pages: 3 });

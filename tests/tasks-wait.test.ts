@@ -6,6 +6,7 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import { killAllCli, runCli } from "./helpers/cli-process.js";
 import { callTool, closeMcpClients, connectMcp } from "./helpers/mcp-client.js";
 import { parkedLongPolls } from "./helpers/mcp-http.js";
+import { LONG_WAIT_MS, parked, promptly, WAKE_ONLY } from "./helpers/task-waits.js";
 import { ADMIN_SECRET, http, startSecureServer, type SecureServer } from "./helpers/secure-server.js";
 import { makeTempDir, rest, startTestServer, type TestServer } from "./helpers/test-server.js";
 import { openCoordination } from "../src/index.js";
@@ -25,26 +26,6 @@ afterEach(async () => {
   t = t2 = secure = undefined;
 });
 
-/**
- * A parked wait looks again by itself after safetyRelookMs (at least 30 s; 50 s with these
- * settings), and answers what it reads when waitMs runs out: either would answer a settled task
- * without the wake-up the test is about. So waits here ask for 90 s, and each answer is checked to
- * come well before either could (within ANSWERED_MS of the settle: a wake-up takes milliseconds).
- */
-const WAKE_ONLY = { crossProcessPollMs: 10_000, maxWaitMs: 300_000 };
-const LONG_WAIT_MS = 90_000;
-const ANSWERED_MS = 10_000;
-
-/** `answer` settled within ANSWERED_MS of now (the settle that should wake it just committed). */
-async function promptly<T>(answer: Promise<T>): Promise<T> {
-  const from = Date.now();
-  const value = await answer;
-  expect(Date.now() - from).toBeLessThan(ANSWERED_MS);
-  return value;
-}
-
-/** Resolves once the server at `url` has `count` task waits parked. */
-const parked = (url: string, count: number, token?: string) => vi.waitFor(async () => expect(await parkedLongPolls(url, "wait", token)).toBe(count), { timeout: 15_000, interval: 20 });
 
 describe("tasks.wait", () => {
   it("over REST: a wait parked on a pending task answers the completed task, its result with it, once an agent completes it", async () => {
@@ -210,7 +191,7 @@ describe("tasks.wait", () => {
     await parked(t.url, 1);
     const claimed = await t.api.tasks.claim.mutate({ agentId: "researcher", context: false });
     await t.api.tasks.complete.mutate({ taskId: handed.id, agentId: "researcher", leaseToken: claimed!.leaseToken, result: { summary: "done" } });
-    // MCP cuts a tool's wait to 20 s: twice ANSWERED_MS.
+    // MCP cuts a tool's wait to 20 s: twice promptly's bound.
     expect(await promptly(waiting)).toMatchObject({ id: handed.id, status: "completed", result: { summary: "done" } });
     const unsettled = await t.api.tasks.enqueue.mutate({ payload: {}, delayMs: 3_600_000 });
     expect(await callTool(mcp, "wait_for_task", { taskId: unsettled.id, waitMs: 0 })).toMatchObject({ id: unsettled.id, status: "pending" });

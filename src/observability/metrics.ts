@@ -249,7 +249,7 @@ export class Metrics {
     });
     new Gauge({
       name: "coordination_long_polls_parked",
-      help: "Long-polls waiting now: claims, polls and task waits (tasks.wait)",
+      help: "Long-polls waiting now: claims, polls and task waits (tasks.wait, tasks.waitMany)",
       labelNames: ["kind"],
       registers,
       collect() {

@@ -5,7 +5,7 @@
 import type { Prisma } from "../db/prisma.js";
 import { notFound } from "../errors.js";
 import type { ListRequest, Task, TaskCounts, WaitManyResult } from "./task-schemas.js";
-import { SETTLED_STATUSES, type TaskStatus } from "./task-status.js";
+import { SETTLED_STATUSES } from "./task-status.js";
 import { readTaskCounts } from "./task-stats.js";
 import { toTask, type TaskStore } from "./task-store.js";
 import { exactBounds } from "./lock-wait-grace.js";
@@ -33,10 +33,10 @@ export function taskQueries(d: { prisma: () => Promise<Prisma>; tasks: TaskStore
     },
 
     /**
-     * Where each of `taskIds` stands (tasks.waitMany's looks): how many have settled; a 404 for
-     * the first that does not exist.
+     * How many of `taskIds` have settled (tasks.waitMany's looks: statuses only); TASK_NOT_FOUND
+     * for the first that does not exist.
      */
-    "tasks.settledCount": (taskIds: readonly string[]): number => settledAmong(d.tasks, taskIds).settled,
+    "tasks.countSettled": (taskIds: readonly string[]): number => settledAmong(d.tasks, taskIds).settled.length,
 
     /**
      * A waitMany's answer, from one snapshot: the tasks in the order asked, those past the byte
@@ -44,11 +44,10 @@ export function taskQueries(d: { prisma: () => Promise<Prisma>; tasks: TaskStore
      * whether `until` holds.
      */
     "tasks.getMany": ({ taskIds, until }: { taskIds: readonly string[]; until: "all" | "any" }): WaitManyResult => {
-      const { settled, statuses } = settledAmong(d.tasks, taskIds);
-      const settledFirst = [...taskIds.filter((id) => SETTLED_STATUSES.has(statuses.get(id)!)), ...taskIds.filter((id) => !SETTLED_STATUSES.has(statuses.get(id)!))];
-      const taken = new Map(d.tasks.rowsOf(settledFirst, d.maxResponseBytes).map((row) => [row.id, row]));
+      const { settled, unsettled } = settledAmong(d.tasks, taskIds);
+      const taken = new Map(d.tasks.rowsOf([...settled, ...unsettled], d.maxResponseBytes).map((row) => [row.id, row]));
       return {
-        done: until === "any" ? settled > 0 : settled === taskIds.length,
+        done: until === "any" ? settled.length > 0 : unsettled.length === 0,
         tasks: taskIds.flatMap((id) => {
           const row = taken.get(id);
           return row === undefined ? [] : [toTask(row)];
@@ -80,12 +79,15 @@ export function taskQueries(d: { prisma: () => Promise<Prisma>; tasks: TaskStore
   };
 }
 
-/** The statuses of `taskIds` and how many have settled; TASK_NOT_FOUND for the first that does not exist. */
-function settledAmong(tasks: TaskStore, taskIds: readonly string[]): { settled: number; statuses: Map<string, TaskStatus> } {
+/** `taskIds` split by whether each has settled, in their order; TASK_NOT_FOUND for the first that does not exist. */
+function settledAmong(tasks: TaskStore, taskIds: readonly string[]): { settled: string[]; unsettled: string[] } {
   const statuses = tasks.statusesOf(taskIds);
-  const missing = taskIds.find((id) => !statuses.has(id));
-  if (missing !== undefined) throw notFound("TASK_NOT_FOUND", missing);
-  let settled = 0;
-  for (const status of statuses.values()) if (SETTLED_STATUSES.has(status)) settled++;
-  return { settled, statuses };
+  const settled: string[] = [];
+  const unsettled: string[] = [];
+  for (const id of taskIds) {
+    const status = statuses.get(id);
+    if (status === undefined) throw notFound("TASK_NOT_FOUND", id);
+    (SETTLED_STATUSES.has(status) ? settled : unsettled).push(id);
+  }
+  return { settled, unsettled };
 }

@@ -290,11 +290,15 @@ export const waitManyInput = z.strictObject({
         seen.add(id);
       });
     })
-    .describe(`The tasks to wait for (1 to ${MAX_WAITED_TASKS}, each once), e.g. the subtasks an orchestrator fanned out`),
+    .describe(
+      `The tasks to wait for (1 to ${MAX_WAITED_TASKS}, each once), e.g. the subtasks an orchestrator fanned out. One that does not exist (never did, or retention deleted it after it settled) is a 404 TASK_NOT_FOUND naming it`,
+    ),
   until: z
     .enum(["all", "any"])
     .default("all")
-    .describe("all: answer once every task has settled (completed, dead_letter or cancelled); any: once at least one has"),
+    .describe(
+      "all: answer once every task has settled (completed, dead_letter or cancelled); any: once at least one has, so one settled already answers at once (to take results as they come, ask again for the ids not settled yet)",
+    ),
   waitMs: ms(3_600_000)
     .optional()
     .describe("Long-poll: wait up to this many ms for `until` to hold; 0, answer at once (a read of several tasks in one call); left out, the server's maxWaitMs (30 s by default), which also cuts a longer wait. The answer says whether it holds (done)"),

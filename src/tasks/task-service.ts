@@ -35,7 +35,7 @@ export interface TaskServiceDeps {
   shutdown: SignalFanout;
   /** Long-polls waiting per agent, bounded (maxParkedPerAgent). */
   parked: PerKeyLimit;
-  /** Task waits parked (tasks.wait). */
+  /** Task waits parked (tasks.wait, tasks.waitMany). */
   settles: SettleWaiters;
   /** Task waits parked per credential, bounded (maxParkedPerAgent), apart from its agent's claims and polls. */
   parkedWaits: PerKeyLimit;
@@ -389,7 +389,7 @@ export class TaskService {
    * or one retention deleted meanwhile; SHUTTING_DOWN (503) when the server stops first.
    */
   async wait(request: WaitRequest, parkedAs: string | undefined, call: ConsumingCall = {}): Promise<Task> {
-    const waitMs = Math.min(request.waitMs ?? this.d.config.maxWaitMs, this.d.config.maxWaitMs);
+    const waitMs = this.waitLength(request.waitMs);
     if (waitMs <= 0) return this.get(request.taskId);
     return this.untilSettled([request.taskId], waitMs, () => this.get(request.taskId), (task) => SETTLED_STATUSES.has(task.status), parkedAs, call);
   }
@@ -403,12 +403,17 @@ export class TaskService {
    */
   async waitMany(request: WaitManyRequest, parkedAs: string | undefined, call: ConsumingCall = {}): Promise<WaitManyResult> {
     const { taskIds, until } = request;
-    const waitMs = Math.min(request.waitMs ?? this.d.config.maxWaitMs, this.d.config.maxWaitMs);
+    const waitMs = this.waitLength(request.waitMs);
     if (waitMs > 0) {
       const enough = until === "any" ? (settled: number) => settled > 0 : (settled: number) => settled === taskIds.length;
-      await this.untilSettled(taskIds, waitMs, () => this.d.db.read("tasks.settledCount", taskIds), enough, parkedAs, call);
+      await this.untilSettled(taskIds, waitMs, () => this.d.db.read("tasks.countSettled", taskIds), enough, parkedAs, call);
     }
     return this.d.db.read("tasks.getMany", { taskIds, until });
+  }
+
+  /** A task wait's length: `waitMs` as asked, left out the server's maxWaitMs, and never past it. */
+  private waitLength(waitMs: number | undefined): number {
+    return Math.min(waitMs ?? this.d.config.maxWaitMs, this.d.config.maxWaitMs);
   }
 
   /**

@@ -133,7 +133,7 @@ export function startDelivery(ctx: Context, path: string, signal: AbortSignal | 
   };
 }
 
-/** For procedures that wait without taking anything (tasks.wait): the call ends as soon as its client is gone; nothing to give back. */
+/** For procedures that wait without taking anything (tasks.wait, tasks.waitMany): the call ends as soon as its client is gone; nothing to give back. */
 export const startWatch = (ctx: Context, signal: AbortSignal | undefined): { call: ConsumingCall; dispose: () => void } => watchCall(ctx, signal, undefined);
 
 const confirmDelivery = t.middleware(async ({ ctx, path, signal, next }) => {
