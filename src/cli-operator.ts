@@ -22,8 +22,8 @@ export const OPERATOR_USAGE = [
   "       coordination tasks get|requeue TASK_ID",
   "       coordination tasks wait TASK_ID [--timeout DURATION]     until it settles (or DURATION: 30s, 5m, 1h); exit 0 if it completed,",
   "                                    3 if it was dead-lettered or cancelled, 4 if it had not settled in time (or on Ctrl-C)",
-  "       coordination tasks wait TASK_ID TASK_ID... [--any] [--timeout DURATION]   (up to 100) until all of them settle (--any: one);",
-  "                                    exit 0 if those settled completed, 3 if one was dead-lettered or cancelled, 4 if not in time",
+  "       coordination tasks wait TASK_ID TASK_ID... [--any] [--timeout DURATION]   (up to 100) until all of them completed (--any:",
+  "                                    one), exit 0; 3 as soon as one is dead-lettered or cancelled; 4 if not in time",
   "       coordination tasks cancel TASK_ID [--reason TEXT]       stops it and the tasks waiting on it (the reason: its lastError)",
   "       coordination tasks requeue --all [--queue Q] [--after TIME] [--before TIME]   the dead letters there are when it",
   "                                    starts back to pending, oldest first; only those dead-lettered in [--after, --before) (ISO 8601, or Unix ms)",
@@ -128,11 +128,17 @@ async function waitInRounds<T>(
 const waitForTask = (api: CoordinationClient["api"], taskId: string, timeoutMs: number | undefined, stop: AbortSignal | undefined, note: (text: string) => void) =>
   waitInRounds((waitMs, signal) => api.tasks.wait.query({ taskId, waitMs }, { signal }), (task) => SETTLED.has(task.status), timeoutMs, stop, note);
 
+/** The most characters of a result or error the `tasks wait ID ID…` table shows (--json has them whole). */
+const CELL_CHARS = 60;
+const cell = (text: string): string => (text.length <= CELL_CHARS ? text : `${text.slice(0, CELL_CHARS - 1)}…`);
+
 /**
- * `tasks wait ID ID…`: the tasks once all (or, `any`, one) settled, in rounds of tasks.waitMany;
- * each task left out of the answer for its size read alone. Exit 0 when every settled task
- * completed, 3 when one was dead-lettered or cancelled, 4 when `until` did not hold in time or
- * the wait was interrupted.
+ * `tasks wait ID ID…`: until all of the tasks settled (or, `any`, one), or one failed (dead
+ * letter, cancelled: a pipeline need not wait for the rest), in rounds of tasks.waitMany, each
+ * asking (until any) for the ids not seen settled yet, so none is sent twice; a task an answer
+ * left out for its size is asked again, and one never seen is read alone at the end. Exit 0
+ * when all (any: one) completed, 3 when one was dead-lettered or cancelled (whatever else
+ * happened), 4 when not settled in time or interrupted.
  */
 async function waitForTasks(
   api: CoordinationClient["api"],
@@ -143,31 +149,44 @@ async function waitForTasks(
   out: { stderr: (text: string) => void },
   print: (value: unknown, render: () => string) => void,
 ): Promise<number> {
+  type Task = RouterOutputs["tasks"]["get"];
+  const seen = new Map<string, Task>();
+  const open = () => taskIds.filter((id) => !SETTLED.has(seen.get(id)?.status ?? "pending"));
+  const failed = () => [...seen.values()].filter((task) => task.status === "dead_letter" || task.status === "cancelled");
+  const finished = () => (until === "any" ? open().length < taskIds.length : open().length === 0) || failed().length > 0;
   const timeoutMs = timeout === undefined ? undefined : parseDuration(timeout);
-  const answer = await waitInRounds((waitMs, signal) => api.tasks.waitMany.query({ taskIds, until, waitMs }, { signal }), (a) => a.done, timeoutMs, stop, out.stderr);
-  if (answer === undefined) {
+  const answered = await waitInRounds(
+    async (waitMs, signal) => {
+      const answer = await api.tasks.waitMany.query({ taskIds: open(), until: "any", waitMs }, { signal });
+      for (const task of answer.tasks) seen.set(task.id, task);
+      return answer;
+    },
+    finished,
+    timeoutMs,
+    stop,
+    out.stderr,
+  );
+  if (answered === undefined) {
     out.stderr(`coordination: interrupted before the server answered; tasks not seen\n`);
     return 4;
   }
-  const tasks = [...answer.tasks];
-  for (const taskId of answer.omitted) tasks.push(await api.tasks.get.query({ taskId }));
-  const byId = new Map(tasks.map((task) => [task.id, task]));
-  const ordered = taskIds.map((id) => byId.get(id)!);
-  print({ done: answer.done, tasks: ordered }, () =>
+  for (const taskId of taskIds) if (!seen.has(taskId)) seen.set(taskId, await api.tasks.get.query({ taskId }));
+  const tasks = taskIds.map((id) => seen.get(id)!);
+  const done = finished();
+  print({ done, tasks }, () =>
     table(
       ["ID", "STATUS", "FINISHED", "RESULT OR LAST ERROR"],
-      ordered.map((task) => [task.id, task.status, when(task.finishedAt), task.status === "completed" ? JSON.stringify(task.result) : (task.lastError ?? "-")]),
+      tasks.map((task) => [task.id, task.status, when(task.finishedAt), cell(task.status === "completed" ? JSON.stringify(task.result) : (task.lastError ?? "-"))]),
     ),
   );
-  const failed = ordered.filter((task) => task.status === "dead_letter" || task.status === "cancelled");
-  if (answer.done && failed.length === 0) return 0;
-  if (answer.done) {
-    out.stderr(`coordination: ${failed.map((task) => `task ${printable(task.id)} was ${task.status === "cancelled" ? "cancelled" : "dead-lettered"}`).join("; ")}\n`);
+  const failures = failed();
+  if (failures.length > 0) {
+    out.stderr(`coordination: ${failures.map((task) => `task ${printable(task.id)} was ${task.status === "cancelled" ? "cancelled" : "dead-lettered"}`).join("; ")}\n`);
     return 3;
   }
-  const waiting = ordered.filter((task) => !SETTLED.has(task.status)).length;
+  if (done) return 0;
   const by = stop?.aborted ? "when interrupted" : `in ${timeout}`;
-  out.stderr(`coordination: ${until === "all" ? `${waiting} of ${ordered.length} tasks had not settled` : "none of the tasks had settled"} ${by}\n`);
+  out.stderr(`coordination: ${until === "all" ? `${open().length} of ${tasks.length} tasks had not settled` : "none of the tasks had settled"} ${by}\n`);
   return 4;
 }
 

@@ -95,6 +95,10 @@ describe("tasks.waitMany", () => {
     expect((await byDefault).tasks[0]!.status).toBe("cancelled");
 
     expect(await rest(t.url, "GET", `/tasks/wait?taskIds=${done.id},nope&waitMs=60000`)).toMatchObject({ status: 404, body: { code: "TASK_NOT_FOUND", message: 'task "nope" not found' } });
+    expect(await rest(t.url, "GET", `/tasks/wait?taskIds=nope,${done.id},gone,lost`)).toMatchObject({
+      status: 404,
+      body: { code: "TASK_NOT_FOUND", message: 'task "nope" not found (and 2 more: details.missing names them all)', details: { id: "nope", missing: ["nope", "gone", "lost"] } },
+    });
     const refusals: Array<[string, string]> = [
       [`taskIds=${done.id},${done.id}`, `taskIds[1]: names task "${done.id}" twice`],
       ["waitMs=100", "taskIds"],
@@ -112,20 +116,28 @@ describe("tasks.waitMany", () => {
     expect(await rest(t.url, "GET", `/tasks/${done.id}/wait?waitMs=0`)).toMatchObject({ status: 200, body: { id: done.id } });
   });
 
-  it("an answer past maxResponseBytes carries the settled tasks first and names the rest in omitted, in the order asked", async () => {
+  it("an answer past maxResponseBytes is packed, settled tasks first, and names those left out in omitted, in the order asked", async () => {
     t = await startTestServer({ maxResponseBytes: 65_536 });
-    const first = await t.api.tasks.enqueue.mutate({ queue: "open", payload: { n: 1 } });
+    const small = await t.api.tasks.enqueue.mutate({ queue: "open", payload: { n: 1 } });
     const second = await t.api.tasks.enqueue.mutate({ queue: "big-1", payload: { n: 2 } });
     const third = await t.api.tasks.enqueue.mutate({ queue: "big-2", payload: { n: 3 } });
     await runTask(t, "big-1", "x".repeat(40_000));
     await runTask(t, "big-2", "y".repeat(40_000));
-    const answer = await t.api.tasks.waitMany.query({ taskIds: [first.id, second.id, third.id], until: "any", waitMs: 0 });
+    // Settled first: the second (40 kB) goes in, the third would pass 64 KiB, the small pending one still fits.
+    const answer = await t.api.tasks.waitMany.query({ taskIds: [small.id, second.id, third.id], until: "any", waitMs: 0 });
     expect(answer.done).toBe(true);
-    expect(answer.tasks.map((task) => [task.id, task.status])).toEqual([[second.id, "completed"]]);
-    expect(answer.tasks[0]!.result).toBe("x".repeat(40_000));
-    expect(answer.omitted).toEqual([first.id, third.id]);
+    expect(answer.tasks.map((task) => [task.id, task.status])).toEqual([
+      [small.id, "pending"],
+      [second.id, "completed"],
+    ]);
+    expect(answer.tasks[1]!.result).toBe("x".repeat(40_000));
+    expect(answer.omitted).toEqual([third.id]);
+    expect((await t.api.tasks.waitMany.query({ taskIds: [third.id, second.id, small.id], waitMs: 0 })).omitted).toEqual([second.id]);
     // Alone, a task larger than the budget is still answered: an answer always makes progress.
-    expect((await t.api.tasks.waitMany.query({ taskIds: [third.id, second.id], waitMs: 0 })).omitted).toEqual([second.id]);
+    const huge = await t.api.tasks.enqueue.mutate({ queue: "huge", payload: "z".repeat(100_000) });
+    const alone = await t.api.tasks.waitMany.query({ taskIds: [huge.id, small.id], waitMs: 0 });
+    expect(alone.tasks.map((task) => task.id)).toEqual([huge.id]);
+    expect(alone.omitted).toEqual([small.id]);
   });
 
   it("with credentials: any credential may wait; one waitMany is one parked place however many tasks it names", async () => {
@@ -186,7 +198,7 @@ describe("tasks.waitMany", () => {
     expect(await callTool(mcp, "wait_for_tasks", { taskIds: [unsettled.id], until: "any", waitMs: 0 })).toMatchObject({ done: false, tasks: [{ id: unsettled.id, status: "pending" }] });
   });
 
-  it("from the command line: `tasks wait ID ID…` waits for all (or --any), exit 0 when those settled completed, 3 when one did not, 4 when not in time", async () => {
+  it("from the command line: `tasks wait ID ID…` waits for all (or --any), exit 0 when they completed, 3 as soon as one did not, 4 when not in time", async () => {
     t = await startTestServer(WAKE_ONLY);
     const env = { COORDINATION_URL: t.url };
     const [a, b] = await t.api.tasks.enqueueMany.mutate({ tasks: [{ queue: "a", payload: {} }, { queue: "b", payload: {} }] });
@@ -199,15 +211,27 @@ describe("tasks.waitMany", () => {
     expect(any).toMatchObject({ code: 0, stderr: "" });
     expect(any.stdout).toMatch(new RegExp(`^${b!.id} +pending +- +-$`, "m"));
     expect(any.stdout).toMatch(new RegExp(`^${a!.id} +completed +\\S+ \\S+ +\\{"pages":3\\}$`, "m"));
-    await t.api.tasks.cancel.mutate({ taskId: b!.id, reason: "superseded" });
+    // The first command asks again for b alone, and parks.
+    await parked(t.url, 1);
+    await runTask(t, "b", "r".repeat(100));
     const answered = await all;
-    expect(answered).toMatchObject({ code: 3, stderr: `coordination: task ${b!.id} was cancelled\n` });
+    expect(answered).toMatchObject({ code: 0, stderr: "" });
     const printed = JSON.parse(answered.stdout);
     expect(printed.done).toBe(true);
     expect(printed.tasks.map((task: { id: string; status: string }) => [task.id, task.status])).toEqual([
       [a!.id, "completed"],
-      [b!.id, "cancelled"],
+      [b!.id, "completed"],
     ]);
+
+    // A task dead-lettered ends the wait at once, exit 3, whatever the others do; long results are cut in the table.
+    const [dead, later] = await t.api.tasks.enqueueMany.mutate({ tasks: [{ queue: "dead", payload: {}, maxAttempts: 1 }, { queue: "later", payload: {}, delayMs: 3_600_000 }] });
+    const run = await t.api.tasks.claim.mutate({ agentId: "worker", queues: ["dead"], context: false });
+    await t.api.tasks.fail.mutate({ taskId: dead!.id, agentId: "worker", leaseToken: run!.leaseToken, error: "no source" });
+    const failed = await runCli({ args: ["tasks", "wait", b!.id, later!.id, dead!.id, "--timeout", "10m"], env });
+    expect(failed).toMatchObject({ code: 3, stderr: `coordination: task ${dead!.id} was dead-lettered\n` });
+    expect(failed.stdout).toMatch(new RegExp(`^${b!.id} +completed +\\S+ \\S+ +"${"r".repeat(58)}…$`, "m"));
+    expect(failed.stdout).toMatch(new RegExp(`^${later!.id} +pending +- +-$`, "m"));
+    expect(failed.stdout).toMatch(new RegExp(`^${dead!.id} +dead_letter +\\S+ \\S+ +no source$`, "m"));
     expect(await runCli({ args: ["tasks", "wait", a!.id, b!.id, "--timeout", "soon"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining('--timeout "soon" is not a duration') });
     expect(await runCli({ args: ["tasks", "wait", a!.id, "nope"], env })).toMatchObject({ code: 1, stderr: 'coordination: TASK_NOT_FOUND: task "nope" not found\n' });
   });

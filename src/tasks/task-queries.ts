@@ -3,7 +3,7 @@
 // prepared statements; the counts per queue and status through Prisma (its groupBy), loaded on
 // first use so a thread that never counts never pays for it.
 import type { Prisma } from "../db/prisma.js";
-import { notFound } from "../errors.js";
+import { CoordinationError, notFound } from "../errors.js";
 import type { ListRequest, Task, TaskCounts, WaitManyResult } from "./task-schemas.js";
 import { SETTLED_STATUSES } from "./task-status.js";
 import { readTaskCounts } from "./task-stats.js";
@@ -39,20 +39,29 @@ export function taskQueries(d: { prisma: () => Promise<Prisma>; tasks: TaskStore
     "tasks.countSettled": (taskIds: readonly string[]): number => settledAmong(d.tasks, taskIds).settled.length,
 
     /**
-     * A waitMany's answer, from one snapshot: the tasks in the order asked, those past the byte
-     * budget left out (settled ones, whose results the caller waited for, taken first), and
-     * whether `until` holds.
+     * A waitMany's answer, from one snapshot: the tasks in the order asked and whether `until`
+     * holds; packed within maxResponseBytes, settled tasks (whose results the caller waited for)
+     * first, each that fits taken, the first always (a task is at most a request body's size);
+     * those that do not fit are named in `omitted`. Sizes come from the rows' headers, so a task
+     * left out is never loaded.
      */
     "tasks.getMany": ({ taskIds, until }: { taskIds: readonly string[]; until: "all" | "any" }): WaitManyResult => {
-      const { settled, unsettled } = settledAmong(d.tasks, taskIds);
-      const taken = new Map(d.tasks.rowsOf([...settled, ...unsettled], d.maxResponseBytes).map((row) => [row.id, row]));
+      const { settled, unsettled, statuses } = settledAmong(d.tasks, taskIds);
+      const packed = new Set<string>();
+      let used = 0;
+      for (const id of [...settled, ...unsettled]) {
+        const bytes = statuses.get(id)!.bytes;
+        if (packed.size > 0 && used + bytes > d.maxResponseBytes) continue;
+        packed.add(id);
+        used += bytes;
+      }
       return {
         done: until === "any" ? settled.length > 0 : unsettled.length === 0,
         tasks: taskIds.flatMap((id) => {
-          const row = taken.get(id);
+          const row = packed.has(id) ? d.tasks.findById(id) : undefined;
           return row === undefined ? [] : [toTask(row)];
         }),
-        omitted: taskIds.filter((id) => !taken.has(id)),
+        omitted: taskIds.filter((id) => !packed.has(id)),
       };
     },
 
@@ -79,15 +88,23 @@ export function taskQueries(d: { prisma: () => Promise<Prisma>; tasks: TaskStore
   };
 }
 
-/** `taskIds` split by whether each has settled, in their order; TASK_NOT_FOUND for the first that does not exist. */
-function settledAmong(tasks: TaskStore, taskIds: readonly string[]): { settled: string[]; unsettled: string[] } {
+/**
+ * `taskIds` split by whether each has settled, in their order, with what statusesOf read of each;
+ * TASK_NOT_FOUND naming the first that does not exist (`details.missing`: all of them).
+ */
+function settledAmong(tasks: TaskStore, taskIds: readonly string[]): { settled: string[]; unsettled: string[]; statuses: ReturnType<TaskStore["statusesOf"]> } {
   const statuses = tasks.statusesOf(taskIds);
   const settled: string[] = [];
   const unsettled: string[] = [];
+  const missing: string[] = [];
   for (const id of taskIds) {
-    const status = statuses.get(id);
-    if (status === undefined) throw notFound("TASK_NOT_FOUND", id);
-    (SETTLED_STATUSES.has(status) ? settled : unsettled).push(id);
+    const status = statuses.get(id)?.status;
+    if (status === undefined) missing.push(id);
+    else (SETTLED_STATUSES.has(status) ? settled : unsettled).push(id);
   }
-  return { settled, unsettled };
+  if (missing.length > 0) {
+    const more = missing.length === 1 ? "" : ` (and ${missing.length - 1} more: details.missing names them all)`;
+    throw new CoordinationError("TASK_NOT_FOUND", `task ${JSON.stringify(missing[0])} not found${more}`, { id: missing[0], missing });
+  }
+  return { settled, unsettled, statuses };
 }

@@ -486,27 +486,15 @@ export class TaskStore {
     return this.st.get<[string], TaskRow>(`SELECT * FROM tasks WHERE id = ?`).get(id);
   }
 
-  /** The statuses of those of `ids` that exist, by id: a waitMany's looks read no texts. */
-  statusesOf(ids: readonly string[]): Map<string, TaskStatus> {
-    const rows = this.st
-      .get<[string], { id: string; status: TaskStatus }>(`SELECT id, status FROM tasks WHERE id IN (SELECT value FROM json_each(?))`)
-      .all(JSON.stringify(ids));
-    return new Map(rows.map((row) => [row.id, row.status]));
-  }
-
   /**
-   * The rows of `ids` (that exist) in that order, read one at a time and cut before their answer
-   * would pass `budgetBytes` (the first always taken: a row is at most a request body's size).
+   * The status and answer size (taskAnswerBytes, read from the record header: no text is loaded)
+   * of those of `ids` that exist, by id: a waitMany's looks, and how its answer is packed.
    */
-  rowsOf(ids: readonly string[], budgetBytes: number): TaskRow[] {
-    return withinBudget(this.eachRow(ids), taskAnswerBytes, budgetBytes).rows;
-  }
-
-  private *eachRow(ids: readonly string[]): Generator<TaskRow> {
-    for (const id of ids) {
-      const row = this.findById(id);
-      if (row) yield row;
-    }
+  statusesOf(ids: readonly string[]): Map<string, { status: TaskStatus; bytes: number }> {
+    const rows = this.st
+      .get<[string], { id: string; status: TaskStatus; bytes: number }>(`SELECT id, status, ${TASK_ANSWER_BYTES} AS bytes FROM tasks WHERE id IN (SELECT value FROM json_each(?))`)
+      .all(JSON.stringify(ids));
+    return new Map(rows.map((row) => [row.id, row]));
   }
 
   /** The task enqueued with `key` by `scope`'s enqueuer (TaskRow.idempotencyScope). */
