@@ -8,7 +8,7 @@ import { openCoordination } from "../src/index.js";
 import { makeTempDir } from "./helpers/test-server.js";
 import { ADMIN_SECRET, http, startSecureServer, type SecureServer } from "./helpers/secure-server.js";
 import { rest, startTestServer, withDatabase, type TestServer } from "./helpers/test-server.js";
-import { countClaimAttempts, queueRows as rows } from "./helpers/queue-holds.js";
+import { countClaimAttempts, NO_EARLY_RELOOK, queueRows as rows } from "./helpers/queue-holds.js";
 
 let t: TestServer | undefined;
 let t2: TestServer | undefined;
@@ -125,7 +125,7 @@ describe("queue concurrency limits", () => {
   });
 
   it("a complete-and-claim on a full queue frees no slot: it wakes no parked claim", async () => {
-    t = await startTestServer();
+    t = await startTestServer(NO_EARLY_RELOOK);
     const api = t.api;
     await api.queues.setLimit.mutate({ queue: "llm", maxLeased: 1 });
     for (let i = 0; i < 24; i++) await api.tasks.enqueue.mutate({ queue: "llm", payload: { i } });
@@ -161,7 +161,7 @@ describe("queue concurrency limits", () => {
   });
 
   it("a parked claim blocked by a full queue is not woken by what frees no slot (enqueues, a steal), and once for one slot", async () => {
-    t = await startTestServer({ leaseSweepMs: 60_000 });
+    t = await startTestServer({ ...NO_EARLY_RELOOK, leaseSweepMs: 60_000 });
     const api = t.api;
     await api.queues.setLimit.mutate({ queue: "llm", maxLeased: 1 });
     await api.tasks.enqueue.mutate({ queue: "llm", payload: 0 });

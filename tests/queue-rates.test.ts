@@ -8,7 +8,7 @@ import { killAllCli, runCli } from "./helpers/cli-process.js";
 import { openCoordination } from "../src/index.js";
 import { ADMIN_SECRET, http, startSecureServer, type SecureServer } from "./helpers/secure-server.js";
 import { makeTempDir, startTestServer, withDatabase, type TestServer } from "./helpers/test-server.js";
-import { countClaimAttempts, queueRows as rows } from "./helpers/queue-holds.js";
+import { countClaimAttempts, NO_EARLY_RELOOK, queueRows as rows } from "./helpers/queue-holds.js";
 
 let t: TestServer | undefined;
 let t2: TestServer | undefined;
@@ -103,7 +103,7 @@ describe("queue rate limits", () => {
   });
 
   it("claims parked on a full window are woken one at a time as it has room, not all at each", async () => {
-    t = await startTestServer({ leaseSweepMs: 60_000 });
+    t = await startTestServer({ ...NO_EARLY_RELOOK, leaseSweepMs: 60_000 });
     const api = t.api;
     await api.queues.setRate.mutate({ queue: "llm", maxClaims: 1, perMs: 1000 });
     const first = await api.tasks.enqueue.mutate({ queue: "llm", payload: 0 });
@@ -131,7 +131,7 @@ describe("queue rate limits", () => {
   });
 
   it("a parked claim whose empty answer arrives after its window had room is woken at once, not by the safety re-look", async () => {
-    t = await startTestServer({ leaseSweepMs: 60_000 });
+    t = await startTestServer({ ...NO_EARLY_RELOOK, leaseSweepMs: 60_000 });
     const api = t.api;
     await api.queues.setRate.mutate({ queue: "llm", maxClaims: 1, perMs: 2000 });
     await api.tasks.enqueue.mutate({ queue: "llm", payload: 0 });
@@ -153,7 +153,7 @@ describe("queue rate limits", () => {
   });
 
   it("a lease end of a rate-limited queue gives no claim back: it wakes no claim parked on its full window", async () => {
-    t = await startTestServer({ leaseSweepMs: 60_000 });
+    t = await startTestServer({ ...NO_EARLY_RELOOK, leaseSweepMs: 60_000 });
     const api = t.api;
     await api.queues.setRate.mutate({ queue: "llm", maxClaims: 2, perMs: HOUR });
     for (let i = 0; i < 4; i++) await api.tasks.enqueue.mutate({ queue: "llm", payload: i });
@@ -173,7 +173,7 @@ describe("queue rate limits", () => {
   });
 
   it("claims of other queues wake no claim parked on a queue full by its concurrency limit whose window has room", async () => {
-    t = await startTestServer({ leaseSweepMs: 60_000 });
+    t = await startTestServer({ ...NO_EARLY_RELOOK, leaseSweepMs: 60_000 });
     const api = t.api;
     for (let i = 0; i < 3; i++) await api.tasks.enqueue.mutate({ queue: "llm", payload: i });
     for (let i = 0; i < 5; i++) await api.tasks.enqueue.mutate({ queue: "other", payload: i });
@@ -191,7 +191,7 @@ describe("queue rate limits", () => {
   });
 
   it("a queue with a rate and a limit: a claim parked on its window waits for a lease end once the window has room and the slots are held", async () => {
-    t = await startTestServer({ leaseSweepMs: 60_000 });
+    t = await startTestServer({ ...NO_EARLY_RELOOK, leaseSweepMs: 60_000 });
     const api = t.api;
     await api.queues.setRate.mutate({ queue: "llm", maxClaims: 2, perMs: 2000 });
     for (let i = 0; i < 4; i++) await api.tasks.enqueue.mutate({ queue: "llm", payload: i });
@@ -213,7 +213,7 @@ describe("queue rate limits", () => {
   });
 
   it("a queue with a full window and a full limit: a lease end wakes none of the claims parked on it; the window's room, one", async () => {
-    t = await startTestServer({ leaseSweepMs: 60_000 });
+    t = await startTestServer({ ...NO_EARLY_RELOOK, leaseSweepMs: 60_000 });
     const api = t.api;
     await api.queues.setLimit.mutate({ queue: "llm", maxLeased: 1 });
     await api.queues.setRate.mutate({ queue: "llm", maxClaims: 1, perMs: HOUR });
@@ -248,7 +248,7 @@ describe("queue rate limits", () => {
   });
 
   it("claims parked on a window whose last task went wait as any claim does: the queue's next task, or the next that only they may take, reaches them", async () => {
-    t = await startTestServer({ leaseSweepMs: 60_000 });
+    t = await startTestServer({ ...NO_EARLY_RELOOK, leaseSweepMs: 60_000 });
     const api = t.api;
     const late = <T>(claim: Promise<T>) => Promise.race([claim, new Promise<"late">((resolve) => setTimeout(() => resolve("late"), 15_000))]);
     // Parks a claim and waits until it is parked; its answer comes in `claim`.
@@ -282,7 +282,7 @@ describe("queue rate limits", () => {
   });
 
   it("a window's room passed on stops where nothing is left to take: one look, not one a parked claim", async () => {
-    t = await startTestServer({ leaseSweepMs: 60_000 });
+    t = await startTestServer({ ...NO_EARLY_RELOOK, leaseSweepMs: 60_000 });
     const api = t.api;
     await api.queues.setRate.mutate({ queue: "llm", maxClaims: 1, perMs: 1500 });
     await api.tasks.enqueue.mutate({ queue: "llm", payload: 0 });
@@ -302,7 +302,7 @@ describe("queue rate limits", () => {
   });
 
   it("a claim parked on a full window is woken when the rate is removed or raised", async () => {
-    t = await startTestServer({ leaseSweepMs: 60_000 });
+    t = await startTestServer({ ...NO_EARLY_RELOOK, leaseSweepMs: 60_000 });
     const api = t.api;
     await api.queues.setRate.mutate({ queue: "llm", maxClaims: 1, perMs: HOUR });
     await api.tasks.enqueue.mutate({ queue: "llm", payload: 0 });
@@ -319,7 +319,7 @@ describe("queue rate limits", () => {
   });
 
   it("claims past their window, and a removed rate's claims, are deleted a bounded chunk a write: fewer claims meanwhile, never more", async () => {
-    t = await startTestServer({ leaseSweepMs: 60_000 });
+    t = await startTestServer({ ...NO_EARLY_RELOOK, leaseSweepMs: 60_000 });
     const api = t.api;
     await api.queues.setRate.mutate({ queue: "llm", maxClaims: 10, perMs: HOUR });
     await api.tasks.enqueue.mutate({ queue: "llm", payload: 0 });

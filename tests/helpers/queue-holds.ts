@@ -10,6 +10,13 @@ export function queueRows(server: TestServer, queue: string): { held: number; cl
   });
 }
 
+/**
+ * Settings for a server whose claim attempts a test counts: a parked claim looks again by itself
+ * only after 50 s (safetyRelookMs), so the count is of wake-ups alone. With the default 30 s, a
+ * full run on a loaded machine once took that long, and the re-look added an attempt.
+ */
+export const NO_EARLY_RELOOK = { crossProcessPollMs: 10_000 } as const;
+
 /** Counts the claim attempts the server makes from now on: each wake-up of a parked claim is one more. */
 export function countClaimAttempts(server: TestServer): () => number {
   const db = server.server.services.db;
