@@ -83,7 +83,8 @@ const answeredStatus = (error: unknown): number | undefined => (isTRPCClientErro
  * Once the server answered (a restart's 503 is an answer), an outage (that 503, no answer:
  * refused, reset, a round unanswered past its wait) is waited through for up to WAIT_OUTAGE_MS,
  * said once on `note`; before that, and for any other error, the command fails (a wrong --url, a
- * credential refused).
+ * credential refused). `progressed`: the answer moved the wait on, so the next round need not be
+ * paced.
  */
 async function waitInRounds<T>(
   ask: (waitMs: number, signal: AbortSignal) => Promise<T>,
@@ -91,6 +92,7 @@ async function waitInRounds<T>(
   timeoutMs: number | undefined,
   stop: AbortSignal | undefined,
   note: (text: string) => void,
+  progressed: (answer: T) => boolean = () => false,
 ): Promise<T | undefined> {
   const deadline = timeoutMs === undefined ? Number.POSITIVE_INFINITY : Date.now() + timeoutMs;
   let answer: T | undefined;
@@ -120,6 +122,8 @@ async function waitInRounds<T>(
       round.dispose();
     }
     if (answer !== undefined && (settled(answer) || Date.now() >= deadline || stop?.aborted)) return answer;
+    // A round that moved on (an answer cut short for its size) asks again at once: pacing is for rounds that brought nothing.
+    if (outageSince === undefined && answer !== undefined && progressed(answer)) continue;
     await pause(Math.min(askedAt + MIN_WAIT_ROUND_MS - Date.now(), deadline - Date.now()), stop);
   }
 }
@@ -130,13 +134,19 @@ const waitForTask = (api: CoordinationClient["api"], taskId: string, timeoutMs: 
 
 /** The most characters of a result or error the `tasks wait ID ID…` table shows (--json has them whole). */
 const CELL_CHARS = 60;
-const cell = (text: string): string => (text.length <= CELL_CHARS ? text : `${text.slice(0, CELL_CHARS - 1)}…`);
+
+/** `text` cut to `max` characters (not UTF-16 units: half an emoji prints as a replacement character), with an ellipsis. */
+const cut = (text: string, max: number): string => {
+  const characters = Array.from(text);
+  return characters.length > max ? `${characters.slice(0, max - 1).join("")}…` : text;
+};
 
 /**
  * `tasks wait ID ID…`: until all of the tasks settled (or, `any`, one), or one failed (dead
  * letter, cancelled: a pipeline need not wait for the rest), in rounds of tasks.waitMany, each
- * asking (until any) for the ids not seen settled yet, so none is sent twice; a task an answer
- * left out for its size is asked again, and one never seen is read alone at the end. Exit 0
+ * asking (until any, settled ones only) for the ids not seen settled, so no task is sent twice;
+ * one an answer left out for its size is asked again at once. The tasks not seen settled are read
+ * once at the end for the table; one that cannot be (the server gone) shows as "not seen". Exit 0
  * when all (any: one) completed, 3 when one was dead-lettered or cancelled (whatever else
  * happened), 4 when not settled in time or interrupted.
  */
@@ -151,42 +161,59 @@ async function waitForTasks(
 ): Promise<number> {
   type Task = RouterOutputs["tasks"]["get"];
   const seen = new Map<string, Task>();
-  const open = () => taskIds.filter((id) => !SETTLED.has(seen.get(id)?.status ?? "pending"));
+  const open = () => taskIds.filter((id) => !seen.has(id));
   const failed = () => [...seen.values()].filter((task) => task.status === "dead_letter" || task.status === "cancelled");
-  const finished = () => (until === "any" ? open().length < taskIds.length : open().length === 0) || failed().length > 0;
+  const done = () => (until === "any" ? seen.size > 0 : seen.size === taskIds.length);
   const timeoutMs = timeout === undefined ? undefined : parseDuration(timeout);
   const answered = await waitInRounds(
     async (waitMs, signal) => {
-      const answer = await api.tasks.waitMany.query({ taskIds: open(), until: "any", waitMs }, { signal });
+      const answer = await api.tasks.waitMany.query({ taskIds: open(), until: "any", settledOnly: true, waitMs }, { signal });
       for (const task of answer.tasks) seen.set(task.id, task);
       return answer;
     },
-    finished,
+    () => done() || failed().length > 0,
     timeoutMs,
     stop,
     out.stderr,
+    (answer) => answer.tasks.length > 0,
   );
   if (answered === undefined) {
     out.stderr(`coordination: interrupted before the server answered; tasks not seen\n`);
     return 4;
   }
-  for (const taskId of taskIds) if (!seen.has(taskId)) seen.set(taskId, await api.tasks.get.query({ taskId }));
-  const tasks = taskIds.map((id) => seen.get(id)!);
-  const done = finished();
-  print({ done, tasks }, () =>
+  const settledAll = done();
+  const failures = failed();
+  // The tasks not settled, as they are now (for the table): read once, those left out for size alone.
+  const now = new Map<string, Task>(seen);
+  try {
+    // Bounded as a round is: a hung server shows them as not seen.
+    const signal = AbortSignal.timeout(WAIT_ROUND_GRACE_MS);
+    const rest = open().length === 0 ? undefined : await api.tasks.waitMany.query({ taskIds: open(), waitMs: 0 }, { signal });
+    for (const task of rest?.tasks ?? []) now.set(task.id, task);
+    for (const taskId of rest?.omitted ?? []) now.set(taskId, await api.tasks.get.query({ taskId }, { signal }));
+  } catch (error) {
+    if (answeredStatus(error) !== undefined && answeredStatus(error) !== 503) throw error;
+  }
+  const tasks = taskIds.flatMap((id) => (now.has(id) ? [now.get(id)!] : []));
+  const notSeen = taskIds.filter((id) => !now.has(id));
+  print({ done: settledAll, tasks, ...(notSeen.length === 0 ? {} : { notSeen }) }, () =>
     table(
       ["ID", "STATUS", "FINISHED", "RESULT OR LAST ERROR"],
-      tasks.map((task) => [task.id, task.status, when(task.finishedAt), cell(task.status === "completed" ? JSON.stringify(task.result) : (task.lastError ?? "-"))]),
+      taskIds.map((id) => {
+        const task = now.get(id);
+        if (task === undefined) return [id, "not seen", "-", "-"];
+        const text = task.status === "completed" ? JSON.stringify(task.result) : (task.lastError ?? "-");
+        return [task.id, task.status, when(task.finishedAt), cut(printable(text), CELL_CHARS)];
+      }),
     ),
   );
-  const failures = failed();
   if (failures.length > 0) {
     out.stderr(`coordination: ${failures.map((task) => `task ${printable(task.id)} was ${task.status === "cancelled" ? "cancelled" : "dead-lettered"}`).join("; ")}\n`);
     return 3;
   }
-  if (done) return 0;
+  if (settledAll) return 0;
   const by = stop?.aborted ? "when interrupted" : `in ${timeout}`;
-  out.stderr(`coordination: ${until === "all" ? `${open().length} of ${tasks.length} tasks had not settled` : "none of the tasks had settled"} ${by}\n`);
+  out.stderr(`coordination: ${until === "all" ? `${open().length} of ${taskIds.length} tasks had not settled` : "none of the tasks had settled"} ${by}\n`);
   return 4;
 }
 
@@ -292,10 +319,7 @@ export function table(header: string[], rows: string[][]): string {
  */
 function progressText(task: { progress?: unknown; progressAt?: Date | null }, max = Infinity): string {
   if (!task.progressAt) return "-";
-  const text = JSON.stringify(task.progress);
-  // Cut by characters, not UTF-16 units: half an emoji prints as a replacement character.
-  const characters = Array.from(text);
-  return `${characters.length > max ? `${characters.slice(0, max - 1).join("")}…` : text} (${ago(task.progressAt)})`;
+  return `${cut(JSON.stringify(task.progress), max)} (${ago(task.progressAt)})`;
 }
 
 /** How long before now `date` was, roughly: "12s ago", "5m ago", "3h ago", "2d ago" (this machine's clock; never below 0s). */

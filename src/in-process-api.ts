@@ -69,10 +69,11 @@ export interface InProcessCoordination {
      */
     wait(taskId: string, options?: Rest<In["tasks"]["wait"], "taskId">): Promise<Out["tasks"]["wait"]>;
     /**
-     * Several tasks (up to 100) once every one settles (`until: "all"`, the default) or any one
-     * does (`"any"`), waiting up to `waitMs` as wait does; `done` says whether that happened.
-     * `tasks` in the order asked (past maxResponseBytes, `omitted` lists the rest's ids).
-     * `waitMs: 0` reads them at once. TASK_NOT_FOUND names the first id that does not exist.
+     * Several tasks (up to 100) once every one settles (`until: "all"`, the default) or at least
+     * one has (`"any"`), waiting up to `waitMs` as wait does; `done` says whether that happened.
+     * `tasks` in the order asked, packed within maxResponseBytes (`omitted`: the ids left out);
+     * `settledOnly: true` sends the settled ones alone. `waitMs: 0` reads them at once.
+     * TASK_NOT_FOUND names every id of no task (`details.missing`).
      */
     waitMany(taskIds: string[], options?: Rest<In["tasks"]["waitMany"], "taskIds">): Promise<Out["tasks"]["waitMany"]>;
     /** A page of tasks, filtered; `nextCursor` fetches the next. */

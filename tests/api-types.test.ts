@@ -169,7 +169,7 @@ describe("AppRouter types", () => {
     expectTypeOf<Out["tasks"]["get"]>().toEqualTypeOf<Task>();
     expectTypeOf<In["tasks"]["wait"]>().toEqualTypeOf<{ taskId: string; waitMs?: number }>();
     expectTypeOf<Out["tasks"]["wait"]>().toEqualTypeOf<Task>();
-    expectTypeOf<In["tasks"]["waitMany"]>().toEqualTypeOf<{ taskIds: string[]; until?: "all" | "any"; waitMs?: number }>();
+    expectTypeOf<In["tasks"]["waitMany"]>().toEqualTypeOf<{ taskIds: string[]; until?: "all" | "any"; settledOnly?: boolean; waitMs?: number }>();
     expectTypeOf<Out["tasks"]["waitMany"]>().toEqualTypeOf<{ done: boolean; tasks: Task[]; omitted: string[] }>();
     expectTypeOf<In["tasks"]["list"]>().toEqualTypeOf<{
       queue?: string;

@@ -97,7 +97,7 @@ describe("tasks.waitMany", () => {
     expect(await rest(t.url, "GET", `/tasks/wait?taskIds=${done.id},nope&waitMs=60000`)).toMatchObject({ status: 404, body: { code: "TASK_NOT_FOUND", message: 'task "nope" not found' } });
     expect(await rest(t.url, "GET", `/tasks/wait?taskIds=nope,${done.id},gone,lost`)).toMatchObject({
       status: 404,
-      body: { code: "TASK_NOT_FOUND", message: 'task "nope" not found (and 2 more: details.missing names them all)', details: { id: "nope", missing: ["nope", "gone", "lost"] } },
+      body: { code: "TASK_NOT_FOUND", message: 'tasks "nope", "gone", "lost" not found', details: { id: "nope", missing: ["nope", "gone", "lost"] } },
     });
     const refusals: Array<[string, string]> = [
       [`taskIds=${done.id},${done.id}`, `taskIds[1]: names task "${done.id}" twice`],
@@ -116,23 +116,36 @@ describe("tasks.waitMany", () => {
     expect(await rest(t.url, "GET", `/tasks/${done.id}/wait?waitMs=0`)).toMatchObject({ status: 200, body: { id: done.id } });
   });
 
-  it("an answer past maxResponseBytes is packed, settled tasks first, and names those left out in omitted, in the order asked", async () => {
+  it("an answer past maxResponseBytes is packed, settled tasks first, and names those left out in omitted, in the order asked; settledOnly sends the settled alone", async () => {
     t = await startTestServer({ maxResponseBytes: 65_536 });
     const small = await t.api.tasks.enqueue.mutate({ queue: "open", payload: { n: 1 } });
+    const bigPending = await t.api.tasks.enqueue.mutate({ queue: "held", payload: "p".repeat(40_000), delayMs: 3_600_000 });
     const second = await t.api.tasks.enqueue.mutate({ queue: "big-1", payload: { n: 2 } });
     const third = await t.api.tasks.enqueue.mutate({ queue: "big-2", payload: { n: 3 } });
     await runTask(t, "big-1", "x".repeat(40_000));
     await runTask(t, "big-2", "y".repeat(40_000));
-    // Settled first: the second (40 kB) goes in, the third would pass 64 KiB, the small pending one still fits.
-    const answer = await t.api.tasks.waitMany.query({ taskIds: [small.id, second.id, third.id], until: "any", waitMs: 0 });
+    // Settled first: the second (40 kB) goes in before the pending 40 kB one asked ahead of it;
+    // the third would pass 64 KiB, the small pending one still fits.
+    const answer = await t.api.tasks.waitMany.query({ taskIds: [small.id, bigPending.id, second.id, third.id], until: "any", waitMs: 0 });
     expect(answer.done).toBe(true);
     expect(answer.tasks.map((task) => [task.id, task.status])).toEqual([
       [small.id, "pending"],
       [second.id, "completed"],
     ]);
     expect(answer.tasks[1]!.result).toBe("x".repeat(40_000));
-    expect(answer.omitted).toEqual([third.id]);
-    expect((await t.api.tasks.waitMany.query({ taskIds: [third.id, second.id, small.id], waitMs: 0 })).omitted).toEqual([second.id]);
+    expect(answer.omitted).toEqual([bigPending.id, third.id]);
+    const all = await t.api.tasks.waitMany.query({ taskIds: [third.id, second.id, small.id], waitMs: 0 });
+    expect(all).toMatchObject({ done: false, omitted: [second.id] });
+    expect(all.tasks.map((task) => task.id)).toEqual([third.id, small.id]);
+    // settledOnly: the settled alone (the pending ones are in neither list).
+    const settled = await t.api.tasks.waitMany.query({ taskIds: [small.id, bigPending.id, second.id, third.id], settledOnly: true, waitMs: 0 });
+    expect(settled).toMatchObject({ done: false, omitted: [third.id] });
+    expect(settled.tasks.map((task) => task.id)).toEqual([second.id]);
+    // Sizes are bytes as sent, not characters: two 20,000-character results of "é" (40 kB each) do not fit together.
+    const wide = await t.api.tasks.enqueueMany.mutate({ tasks: [{ queue: "wide", payload: 1 }, { queue: "wide", payload: 2 }] });
+    await runTask(t, "wide", "é".repeat(20_000));
+    await runTask(t, "wide", "é".repeat(20_000));
+    expect(await t.api.tasks.waitMany.query({ taskIds: wide.map((task) => task.id), waitMs: 0 })).toMatchObject({ done: true, tasks: [{ id: wide[0]!.id }], omitted: [wide[1]!.id] });
     // Alone, a task larger than the budget is still answered: an answer always makes progress.
     const huge = await t.api.tasks.enqueue.mutate({ queue: "huge", payload: "z".repeat(100_000) });
     const alone = await t.api.tasks.waitMany.query({ taskIds: [huge.id, small.id], waitMs: 0 });
@@ -211,8 +224,13 @@ describe("tasks.waitMany", () => {
     expect(any).toMatchObject({ code: 0, stderr: "" });
     expect(any.stdout).toMatch(new RegExp(`^${b!.id} +pending +- +-$`, "m"));
     expect(any.stdout).toMatch(new RegExp(`^${a!.id} +completed +\\S+ \\S+ +\\{"pages":3\\}$`, "m"));
-    // The first command asks again for b alone, and parks.
+    // The first command asks again for b alone, and parks: a round that asked for a too, settled,
+    // would be answered at once, each second (the server's answers are counted).
     await parked(t.url, 1);
+    const answersBefore = t.server.services.db.sent.get("tasks.getMany") ?? 0;
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    expect(await parkedLongPolls(t.url, "wait")).toBe(1);
+    expect((t.server.services.db.sent.get("tasks.getMany") ?? 0) - answersBefore).toBeLessThanOrEqual(1);
     await runTask(t, "b", "r".repeat(100));
     const answered = await all;
     expect(answered).toMatchObject({ code: 0, stderr: "" });
@@ -229,6 +247,10 @@ describe("tasks.waitMany", () => {
     await t.api.tasks.fail.mutate({ taskId: dead!.id, agentId: "worker", leaseToken: run!.leaseToken, error: "no source" });
     const failed = await runCli({ args: ["tasks", "wait", b!.id, later!.id, dead!.id, "--timeout", "10m"], env });
     expect(failed).toMatchObject({ code: 3, stderr: `coordination: task ${dead!.id} was dead-lettered\n` });
+    const failedJson = await runCli({ args: ["tasks", "wait", later!.id, dead!.id, "--json"], env });
+    expect(failedJson).toMatchObject({ code: 3 });
+    // done as the API says it: not all settled.
+    expect(JSON.parse(failedJson.stdout)).toMatchObject({ done: false, tasks: [{ id: later!.id, status: "pending" }, { id: dead!.id, status: "dead_letter" }] });
     expect(failed.stdout).toMatch(new RegExp(`^${b!.id} +completed +\\S+ \\S+ +"${"r".repeat(58)}…$`, "m"));
     expect(failed.stdout).toMatch(new RegExp(`^${later!.id} +pending +- +-$`, "m"));
     expect(failed.stdout).toMatch(new RegExp(`^${dead!.id} +dead_letter +\\S+ \\S+ +no source$`, "m"));

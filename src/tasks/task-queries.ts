@@ -4,7 +4,7 @@
 // first use so a thread that never counts never pays for it.
 import type { Prisma } from "../db/prisma.js";
 import { CoordinationError, notFound } from "../errors.js";
-import type { ListRequest, Task, TaskCounts, WaitManyResult } from "./task-schemas.js";
+import type { ListRequest, Task, TaskCounts, WaitManyRequest, WaitManyResult } from "./task-schemas.js";
 import { SETTLED_STATUSES } from "./task-status.js";
 import { readTaskCounts } from "./task-stats.js";
 import { toTask, type TaskStore } from "./task-store.js";
@@ -34,7 +34,7 @@ export function taskQueries(d: { prisma: () => Promise<Prisma>; tasks: TaskStore
 
     /**
      * How many of `taskIds` have settled (tasks.waitMany's looks: statuses only); TASK_NOT_FOUND
-     * for the first that does not exist.
+     * naming those that do not exist.
      */
     "tasks.countSettled": (taskIds: readonly string[]): number => settledAmong(d.tasks, taskIds).settled.length,
 
@@ -42,14 +42,16 @@ export function taskQueries(d: { prisma: () => Promise<Prisma>; tasks: TaskStore
      * A waitMany's answer, from one snapshot: the tasks in the order asked and whether `until`
      * holds; packed within maxResponseBytes, settled tasks (whose results the caller waited for)
      * first, each that fits taken, the first always (a task is at most a request body's size);
-     * those that do not fit are named in `omitted`. Sizes come from the rows' headers, so a task
-     * left out is never loaded.
+     * those that do not fit are named in `omitted`; `settledOnly`, the settled ones alone (a round
+     * that takes results as they come is not sent the others' payloads again). Sizes come from the
+     * rows' headers, so a task left out is never loaded.
      */
-    "tasks.getMany": ({ taskIds, until }: { taskIds: readonly string[]; until: "all" | "any" }): WaitManyResult => {
+    "tasks.getMany": ({ taskIds, until, settledOnly }: Pick<WaitManyRequest, "taskIds" | "until" | "settledOnly">): WaitManyResult => {
       const { settled, unsettled, statuses } = settledAmong(d.tasks, taskIds);
       const packed = new Set<string>();
+      const wanted = settledOnly ? settled : [...settled, ...unsettled];
       let used = 0;
-      for (const id of [...settled, ...unsettled]) {
+      for (const id of wanted) {
         const bytes = statuses.get(id)!.bytes;
         if (packed.size > 0 && used + bytes > d.maxResponseBytes) continue;
         packed.add(id);
@@ -61,7 +63,7 @@ export function taskQueries(d: { prisma: () => Promise<Prisma>; tasks: TaskStore
           const row = packed.has(id) ? d.tasks.findById(id) : undefined;
           return row === undefined ? [] : [toTask(row)];
         }),
-        omitted: taskIds.filter((id) => !packed.has(id)),
+        omitted: taskIds.filter((id) => !packed.has(id) && (!settledOnly || SETTLED_STATUSES.has(statuses.get(id)!.status))),
       };
     },
 
@@ -90,7 +92,8 @@ export function taskQueries(d: { prisma: () => Promise<Prisma>; tasks: TaskStore
 
 /**
  * `taskIds` split by whether each has settled, in their order, with what statusesOf read of each;
- * TASK_NOT_FOUND naming the first that does not exist (`details.missing`: all of them).
+ * TASK_NOT_FOUND naming every id that names no task (`details.missing`; `details.id`, the first,
+ * as tasks.get's 404 has it). At most 100 ids, so the message can name them all.
  */
 function settledAmong(tasks: TaskStore, taskIds: readonly string[]): { settled: string[]; unsettled: string[]; statuses: ReturnType<TaskStore["statusesOf"]> } {
   const statuses = tasks.statusesOf(taskIds);
@@ -103,8 +106,8 @@ function settledAmong(tasks: TaskStore, taskIds: readonly string[]): { settled: 
     else (SETTLED_STATUSES.has(status) ? settled : unsettled).push(id);
   }
   if (missing.length > 0) {
-    const more = missing.length === 1 ? "" : ` (and ${missing.length - 1} more: details.missing names them all)`;
-    throw new CoordinationError("TASK_NOT_FOUND", `task ${JSON.stringify(missing[0])} not found${more}`, { id: missing[0], missing });
+    const named = missing.map((id) => JSON.stringify(id)).join(", ");
+    throw new CoordinationError("TASK_NOT_FOUND", `${missing.length === 1 ? "task" : "tasks"} ${named} not found`, { id: missing[0], missing });
   }
   return { settled, unsettled, statuses };
 }

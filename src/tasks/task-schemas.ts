@@ -291,13 +291,19 @@ export const waitManyInput = z.strictObject({
       });
     })
     .describe(
-      `The tasks to wait for (1 to ${MAX_WAITED_TASKS}, each once), e.g. the subtasks an orchestrator fanned out. One that does not exist (never did, or retention deleted it after it settled) is a 404 TASK_NOT_FOUND naming it`,
+      `The tasks to wait for (1 to ${MAX_WAITED_TASKS}, each once), e.g. the subtasks an orchestrator fanned out. Ids of no task (never, or no longer: retention deleted it after it settled) are a 404 TASK_NOT_FOUND naming them (details.missing)`,
     ),
   until: z
     .enum(["all", "any"])
     .default("all")
     .describe(
       "all: answer once every task has settled (completed, dead_letter or cancelled); any: once at least one has, so one settled already answers at once (to take results as they come, ask again for the ids not settled yet)",
+    ),
+  settledOnly: z
+    .boolean()
+    .default(false)
+    .describe(
+      "true: tasks holds the settled tasks alone (and omitted only settled ones); an id in neither is not settled yet, and is not sent (its payload, each round). For rounds that take results as they come",
     ),
   waitMs: ms(3_600_000)
     .optional()
@@ -424,8 +430,10 @@ export const waitManySchema = z
     done: z.boolean().describe("Whether `until` holds: every task settled (all), or at least one (any). False when waitMs ran out first: ask again to wait longer"),
     tasks: z
       .array(taskSchema)
-      .describe("The tasks as they are now, in the order of taskIds; those that would pass the answer's byte budget (maxResponseBytes) are left out, settled ones kept before the others"),
-    omitted: z.array(z.string()).describe("The ids of the tasks left out for the byte budget, in the order of taskIds: read them with tasks.get (or another waitMany, waitMs 0). Empty when all fit"),
+      .describe(
+        "The tasks as they are now (with settledOnly, the settled ones), in the order of taskIds, packed within the answer's byte budget (maxResponseBytes): settled ones first, then each that fits; the first always, however large",
+      ),
+    omitted: z.array(z.string()).describe("The ids of the tasks left out for the byte budget, in the order of taskIds: ask for them again (or read them with tasks.get). Empty when all fit"),
   })
   .meta({ id: "WaitManyResult" });
 export type WaitManyResult = z.infer<typeof waitManySchema>;

@@ -398,8 +398,8 @@ export class TaskService {
    * Several tasks once every one (`until` all) or one of them (any) has settled, or as they are
    * when `waitMs` runs out: `done` says which. As wait does, for one call: it parks once, on a
    * ticket woken by a settle of any of them, and its looks read only their statuses; the answer
-   * is read once, at the end (in the order asked, cut to maxResponseBytes: tasks.getMany).
-   * TASK_NOT_FOUND names the first id that does not exist (or that retention deleted meanwhile).
+   * is read once, at the end (in the order asked, packed within maxResponseBytes: tasks.getMany).
+   * TASK_NOT_FOUND names the ids of no task (never, or retention deleted them meanwhile).
    */
   async waitMany(request: WaitManyRequest, parkedAs: string | undefined, call: ConsumingCall = {}): Promise<WaitManyResult> {
     const { taskIds, until } = request;
@@ -408,7 +408,7 @@ export class TaskService {
       const enough = until === "any" ? (settled: number) => settled > 0 : (settled: number) => settled === taskIds.length;
       await this.untilSettled(taskIds, waitMs, () => this.d.db.read("tasks.countSettled", taskIds), enough, parkedAs, call);
     }
-    return this.d.db.read("tasks.getMany", { taskIds, until });
+    return this.d.db.read("tasks.getMany", { taskIds, until, settledOnly: request.settledOnly });
   }
 
   /** A task wait's length: `waitMs` as asked, left out the server's maxWaitMs, and never past it. */
