@@ -146,7 +146,8 @@ const cut = (text: string, max: number): string => {
  * letter, cancelled: a pipeline need not wait for the rest), in rounds of tasks.waitMany, each
  * asking (until any, settled ones only) for the ids not seen settled, so no task is sent twice;
  * one an answer left out for its size is asked again at once. The tasks not seen settled are read
- * once at the end for the table; one that cannot be (the server gone) shows as "not seen". Exit 0
+ * once at the end; one that cannot be (the server gone) shows as "not seen". What it prints and
+ * its exit code are of that last read (`done` as the API's). Exit 0
  * when all (any: one) completed, 3 when one was dead-lettered or cancelled (whatever else
  * happened), 4 when not settled in time or interrupted.
  */
@@ -163,7 +164,7 @@ async function waitForTasks(
   const seen = new Map<string, Task>();
   const open = () => taskIds.filter((id) => !seen.has(id));
   const failed = () => [...seen.values()].filter((task) => task.status === "dead_letter" || task.status === "cancelled");
-  const done = () => (until === "any" ? seen.size > 0 : seen.size === taskIds.length);
+  const allSeen = () => (until === "any" ? seen.size > 0 : seen.size === taskIds.length);
   const timeoutMs = timeout === undefined ? undefined : parseDuration(timeout);
   const answered = await waitInRounds(
     async (waitMs, signal) => {
@@ -171,7 +172,7 @@ async function waitForTasks(
       for (const task of answer.tasks) seen.set(task.id, task);
       return answer;
     },
-    () => done() || failed().length > 0,
+    () => allSeen() || failed().length > 0,
     timeoutMs,
     stop,
     out.stderr,
@@ -181,22 +182,24 @@ async function waitForTasks(
     out.stderr(`coordination: interrupted before the server answered; tasks not seen\n`);
     return 4;
   }
-  const settledAll = done();
-  const failures = failed();
-  // The tasks not settled, as they are now (for the table): read once, those left out for size alone.
+  // The tasks not seen settled, as they are now: read once, those left out for size alone, bounded
+  // as a round is; one that cannot be read (the server gone, retention deleted it) shows as not seen.
   const now = new Map<string, Task>(seen);
   try {
-    // Bounded as a round is: a hung server shows them as not seen.
     const signal = AbortSignal.timeout(WAIT_ROUND_GRACE_MS);
     const rest = open().length === 0 ? undefined : await api.tasks.waitMany.query({ taskIds: open(), waitMs: 0 }, { signal });
     for (const task of rest?.tasks ?? []) now.set(task.id, task);
     for (const taskId of rest?.omitted ?? []) now.set(taskId, await api.tasks.get.query({ taskId }, { signal }));
-  } catch (error) {
-    if (answeredStatus(error) !== undefined && answeredStatus(error) !== 503) throw error;
+  } catch {
+    // Shown as not seen below.
   }
+  // What the command says is what it shows: done and the failures as of that last read.
   const tasks = taskIds.flatMap((id) => (now.has(id) ? [now.get(id)!] : []));
   const notSeen = taskIds.filter((id) => !now.has(id));
-  print({ done: settledAll, tasks, ...(notSeen.length === 0 ? {} : { notSeen }) }, () =>
+  const settledNow = tasks.filter((task) => SETTLED.has(task.status));
+  const done = until === "any" ? settledNow.length > 0 : settledNow.length === taskIds.length;
+  const failures = tasks.filter((task) => task.status === "dead_letter" || task.status === "cancelled");
+  print({ done, tasks, ...(notSeen.length === 0 ? {} : { notSeen }) }, () =>
     table(
       ["ID", "STATUS", "FINISHED", "RESULT OR LAST ERROR"],
       taskIds.map((id) => {
@@ -211,9 +214,9 @@ async function waitForTasks(
     out.stderr(`coordination: ${failures.map((task) => `task ${printable(task.id)} was ${task.status === "cancelled" ? "cancelled" : "dead-lettered"}`).join("; ")}\n`);
     return 3;
   }
-  if (settledAll) return 0;
+  if (done) return 0;
   const by = stop?.aborted ? "when interrupted" : `in ${timeout}`;
-  out.stderr(`coordination: ${until === "all" ? `${open().length} of ${taskIds.length} tasks had not settled` : "none of the tasks had settled"} ${by}\n`);
+  out.stderr(`coordination: ${until === "all" ? `${taskIds.length - settledNow.length} of ${taskIds.length} tasks had not settled` : "none of the tasks had settled"} ${by}\n`);
   return 4;
 }
 

@@ -257,4 +257,32 @@ describe("tasks.waitMany", () => {
     expect(await runCli({ args: ["tasks", "wait", a!.id, b!.id, "--timeout", "soon"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining('--timeout "soon" is not a duration') });
     expect(await runCli({ args: ["tasks", "wait", a!.id, "nope"], env })).toMatchObject({ code: 1, stderr: 'coordination: TASK_NOT_FOUND: task "nope" not found\n' });
   });
+
+  it("from the command line, what it prints is the tasks as they are when it ends: done as the API says it, and the ids it could not read then", async () => {
+    // One answer holds one 40 kB result: the first round stops at the dead letter before it saw C.
+    t = await startTestServer({ ...WAKE_ONLY, maxResponseBytes: 65_536 });
+    const env = { COORDINATION_URL: t.url };
+    const [a, d, c] = await t.api.tasks.enqueueMany.mutate({ tasks: [{ queue: "a", payload: {} }, { queue: "d", payload: {}, maxAttempts: 1 }, { queue: "c", payload: {} }] });
+    await runTask(t, "a", "a".repeat(40_000));
+    const run = await t.api.tasks.claim.mutate({ agentId: "worker", queues: ["d"], context: false });
+    await t.api.tasks.fail.mutate({ taskId: d!.id, agentId: "worker", leaseToken: run!.leaseToken, error: "broken" });
+    await runTask(t, "c", "c".repeat(40_000));
+    const stopped = await runCli({ args: ["tasks", "wait", a!.id, d!.id, c!.id, "--json"], env });
+    expect(stopped).toMatchObject({ code: 3, stderr: `coordination: task ${d!.id} was dead-lettered\n` });
+    const printed = JSON.parse(stopped.stdout);
+    expect(printed.done).toBe(true);
+    expect(printed.notSeen).toBeUndefined();
+    expect(printed.tasks.map((task: { status: string }) => task.status)).toEqual(["completed", "dead_letter", "completed"]);
+
+    // The server stops while the command waits for B: at its --timeout, B as not seen, exit 4.
+    const b = await t.api.tasks.enqueue.mutate({ queue: "b", payload: {} });
+    const waiting = runCli({ args: ["tasks", "wait", a!.id, b.id, "--timeout", "5s", "--json"], env }, 60_000);
+    await parked(t.url, 1);
+    await t.server.stop();
+    const cut = await waiting;
+    expect(cut.code).toBe(4);
+    expect(cut.stderr).toContain("asking again for up to 60 s");
+    expect(cut.stderr).toContain("coordination: 1 of 2 tasks had not settled in 5s\n");
+    expect(JSON.parse(cut.stdout)).toMatchObject({ done: false, tasks: [{ id: a!.id, status: "completed" }], notSeen: [b.id] });
+  });
 });

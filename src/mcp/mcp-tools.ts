@@ -366,7 +366,7 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
       description:
         "Wait for several tasks to settle (completed, dead_letter or cancelled), e.g. the subtasks this agent handed out with enqueue_task: all of them (until \"all\", the default) or the first to settle (\"any\"). " +
         `Returns { done, tasks, omitted }: done says whether that happened before waitMs (at most ${MCP_MAX_WAIT_MS}) ran out (if not, call again to wait longer); tasks, in the order asked, with their status and, once completed, their result; ` +
-        "omitted, the ids of tasks left out of a too large answer (ask for them again, or read them with get_task). With settledOnly, tasks holds the settled ones alone: to take results as they come, call again with the ids not settled yet.",
+        "omitted, the ids of tasks left out of a too large answer (ask for them again, or read them with get_task). With settledOnly, tasks holds the settled ones alone: to take results as they come, call with until \"any\" and settledOnly, then again with the ids not settled yet.",
       inputSchema: strictArgs({
         taskIds: waitManyInput.shape.taskIds,
         until: waitManyInput.shape.until,

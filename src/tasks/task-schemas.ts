@@ -431,7 +431,7 @@ export const waitManySchema = z
     tasks: z
       .array(taskSchema)
       .describe(
-        "The tasks as they are now (with settledOnly, the settled ones), in the order of taskIds, packed within the answer's byte budget (maxResponseBytes): settled ones first, then each that fits; the first always, however large",
+        "The tasks as they are now (with settledOnly, the settled ones), in the order of taskIds, packed within the answer's byte budget (maxResponseBytes): settled ones first, then each that fits; the first of those always, however large",
       ),
     omitted: z.array(z.string()).describe("The ids of the tasks left out for the byte budget, in the order of taskIds: ask for them again (or read them with tasks.get). Empty when all fit"),
   })
