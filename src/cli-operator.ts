@@ -147,9 +147,9 @@ const cut = (text: string, max: number): string => {
  * asking (until any, settled ones only) for the ids not seen settled, so no task is sent twice;
  * one an answer left out for its size is asked again at once. The tasks not seen settled are read
  * once at the end; one that cannot be (the server gone) shows as "not seen". What it prints and
- * its exit code are of that last read (`done` as the API's). Exit 0
- * when all (any: one) completed, 3 when one was dead-lettered or cancelled (whatever else
- * happened), 4 when not settled in time or interrupted.
+ * its exit code are of that last read (`done` as the API's). Exit 0 when all (any: one)
+ * completed, 3 when one was dead-lettered or cancelled (whatever else happened), 4 when not
+ * settled in time or interrupted.
  */
 async function waitForTasks(
   api: CoordinationClient["api"],
