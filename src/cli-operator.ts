@@ -12,7 +12,7 @@ import { backoffText, type BackoffShape } from "../client/backoff-text.js";
 import { createCoordinationClient, fitsInAnswer, isTRPCClientError, type CoordinationClient, type RouterInputs, type RouterOutputs } from "../client/index.js";
 import type { JsonValue } from "./json-types.js";
 import { MAX_EVERY_MS, MIN_EVERY_MS } from "./schedules/schedule-schemas.js";
-import { SETTLED_STATUSES as SETTLED } from "./tasks/task-status.js";
+import { SETTLED_STATUSES as SETTLED, untilHolds } from "./tasks/task-status.js";
 import { linkSignals } from "./wakeup.js";
 import { MAX_CLAIMS_PER_WINDOW, MAX_RATE_WINDOW_MS, MIN_RATE_WINDOW_MS } from "./tasks/queue-rate-schemas.js";
 
@@ -163,8 +163,10 @@ async function waitForTasks(
   type Task = RouterOutputs["tasks"]["get"];
   const seen = new Map<string, Task>();
   const open = () => taskIds.filter((id) => !seen.has(id));
-  const failed = () => [...seen.values()].filter((task) => task.status === "dead_letter" || task.status === "cancelled");
-  const allSeen = () => (until === "any" ? seen.size > 0 : seen.size === taskIds.length);
+  const didNotComplete = (task: Task) => task.status === "dead_letter" || task.status === "cancelled";
+  const failed = () => [...seen.values()].filter(didNotComplete);
+  // Every task seen here has settled: the rounds ask for settled ones only.
+  const allSeen = () => untilHolds(until, seen.size, taskIds.length);
   const timeoutMs = timeout === undefined ? undefined : parseDuration(timeout);
   const answered = await waitInRounds(
     async (waitMs, signal) => {
@@ -197,8 +199,8 @@ async function waitForTasks(
   const tasks = taskIds.flatMap((id) => (now.has(id) ? [now.get(id)!] : []));
   const notSeen = taskIds.filter((id) => !now.has(id));
   const settledNow = tasks.filter((task) => SETTLED.has(task.status));
-  const done = until === "any" ? settledNow.length > 0 : settledNow.length === taskIds.length;
-  const failures = tasks.filter((task) => task.status === "dead_letter" || task.status === "cancelled");
+  const done = untilHolds(until, settledNow.length, taskIds.length);
+  const failures = tasks.filter(didNotComplete);
   print({ done, tasks, ...(notSeen.length === 0 ? {} : { notSeen }) }, () =>
     table(
       ["ID", "STATUS", "FINISHED", "RESULT OR LAST ERROR"],

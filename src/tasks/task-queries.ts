@@ -5,7 +5,7 @@
 import type { Prisma } from "../db/prisma.js";
 import { CoordinationError, notFound } from "../errors.js";
 import type { ListRequest, Task, TaskCounts, WaitManyRequest, WaitManyResult } from "./task-schemas.js";
-import { SETTLED_STATUSES } from "./task-status.js";
+import { SETTLED_STATUSES, untilHolds } from "./task-status.js";
 import { readTaskCounts } from "./task-stats.js";
 import { toTask, type TaskStore } from "./task-store.js";
 import { exactBounds } from "./lock-wait-grace.js";
@@ -58,7 +58,7 @@ export function taskQueries(d: { prisma: () => Promise<Prisma>; tasks: TaskStore
         used += bytes;
       }
       return {
-        done: until === "any" ? settled.length > 0 : unsettled.length === 0,
+        done: untilHolds(until, settled.length, taskIds.length),
         tasks: taskIds.flatMap((id) => {
           const row = packed.has(id) ? d.tasks.findById(id) : undefined;
           return row === undefined ? [] : [toTask(row)];

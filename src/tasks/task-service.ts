@@ -16,7 +16,7 @@ import { retentionPolicies } from "../retention/retention.js";
 import { linkSignals, safetyRelookMs, type SignalFanout } from "../wakeup.js";
 import type { ClaimWaiters } from "./claim-waiters.js";
 import type { SettleWaiters } from "./settle-waiters.js";
-import { SETTLED_STATUSES } from "./task-status.js";
+import { SETTLED_STATUSES, untilHolds } from "./task-status.js";
 import type { RecalledContexts } from "../db/thread/recall-relay.js";
 import type { Leased } from "./task-commands.js";
 import { isHeld, taskWith, type CancelRequest, type ClaimedTask, type ClaimRequest, type CompleteAndClaimRequest, type CompletedAndClaimed, type EnqueueRequest, type ListRequest, type RequeueManyRequest, type RequeueManyResult, type SettledTask, type Task, type TaskStats, type WaitManyRequest, type WaitManyResult, type WaitRequest } from "./task-schemas.js";
@@ -405,8 +405,7 @@ export class TaskService {
     const { taskIds, until } = request;
     const waitMs = this.waitLength(request.waitMs);
     if (waitMs > 0) {
-      const enough = until === "any" ? (settled: number) => settled > 0 : (settled: number) => settled === taskIds.length;
-      await this.untilSettled(taskIds, waitMs, () => this.d.db.read("tasks.countSettled", taskIds), enough, parkedAs, call);
+      await this.untilSettled(taskIds, waitMs, () => this.d.db.read("tasks.countSettled", taskIds), (settled) => untilHolds(until, settled, taskIds.length), parkedAs, call);
     }
     return this.d.db.read("tasks.getMany", { taskIds, until, settledOnly: request.settledOnly });
   }
