@@ -141,6 +141,15 @@ export const enqueueFields = z.strictObject({
     ),
 });
 
+/** A 400 issue for each task id of `ids` named a second time, at `path`'s index of it ("dependsOn[2]: names task … twice"). */
+function refuseRepeats(ids: readonly string[], ctx: z.RefinementCtx, path: Array<string | number>): void {
+  const seen = new Set<string>();
+  ids.forEach((id, i) => {
+    if (seen.has(id)) ctx.addIssue({ code: "custom", path: [...path, i], message: `names task "${id}" twice` });
+    seen.add(id);
+  });
+}
+
 export const enqueueInput = enqueueFields
   .superRefine((input, ctx) => {
     if (input.agentId !== undefined && input.targetAgentId !== undefined && input.agentId !== input.targetAgentId) {
@@ -149,11 +158,7 @@ export const enqueueInput = enqueueFields
     if (input.runAt !== undefined && input.delayMs !== undefined) {
       ctx.addIssue({ code: "custom", path: ["delayMs"], message: "give runAt or delayMs, not both" });
     }
-    const seen = new Set<string>();
-    input.dependsOn?.forEach((id, i) => {
-      if (seen.has(id)) ctx.addIssue({ code: "custom", path: ["dependsOn", i], message: `names task "${id}" twice` });
-      seen.add(id);
-    });
+    if (input.dependsOn) refuseRepeats(input.dependsOn, ctx, ["dependsOn"]);
   })
   .transform(({ agentId, targetAgentId, ...rest }) => copyWith(rest, { targetAgentId: targetAgentId ?? agentId }));
 export type EnqueueInput = z.input<typeof enqueueInput>;
@@ -283,13 +288,7 @@ export const waitManyInput = z.strictObject({
     .array(taskIdSchema)
     .min(1)
     .max(MAX_WAITED_TASKS)
-    .superRefine((ids, ctx) => {
-      const seen = new Set<string>();
-      ids.forEach((id, i) => {
-        if (seen.has(id)) ctx.addIssue({ code: "custom", path: [i], message: `names task "${id}" twice` });
-        seen.add(id);
-      });
-    })
+    .superRefine((ids, ctx) => refuseRepeats(ids, ctx, []))
     .describe(
       `The tasks to wait for (1 to ${MAX_WAITED_TASKS}, each once), e.g. the subtasks an orchestrator fanned out. Ids of no task (never, or no longer: retention deleted it after it settled) are a 404 TASK_NOT_FOUND naming them (details.missing)`,
     ),
@@ -310,7 +309,6 @@ export const waitManyInput = z.strictObject({
     .describe("Long-poll: wait up to this many ms for `until` to hold; 0, answer at once (a read of several tasks in one call); left out, the server's maxWaitMs (30 s by default), which also cuts a longer wait. The answer says whether it holds (done)"),
 });
 export type WaitManyRequest = z.output<typeof waitManyInput>;
-export type WaitManyInput = z.input<typeof waitManyInput>;
 
 export const taskEventsInput = z.strictObject({ taskId: taskIdField, limit: int(1, 1000).default(200).describe("The most events to return, oldest first") });
 export const stealInput = z.strictObject({
