@@ -89,7 +89,7 @@ export const SETTINGS = {
   maxResponseBytes: {
     ...int(65_536, 256 * 1024 * 1024, " (bytes)"),
     default: 8 * 1024 * 1024,
-    doc: "Soft bound on one answer: polls, lists, claimMany and recall return fewer items (at least one) rather than exceed it; the agent lists, which have no page signal, are refused (400 naming limit)",
+    doc: "Soft bound on one answer, in UTF-8 bytes, names and keys counted: polls, lists, claimMany and recall return fewer items (at least one; a claimed task's context, only what fits) rather than exceed it; the agent lists, which have no page signal, are refused (400 naming limit)",
   },
   shutdownTimeoutMs: { ...positiveMs(60_000), default: 5000, doc: "How long shutdown waits for in-flight requests" },
   leaseMs: { ...positiveMs(), default: 30_000, doc: "Default task lease length when a claim names none" },

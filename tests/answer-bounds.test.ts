@@ -322,6 +322,100 @@ describe("answer bounds: size", () => {
   });
 });
 
+// A task's names and keys are counted as its JSON is: a queue, a capability, a target agent and a
+// lease owner of 200 CJK characters and an idempotency key of 500 are 3.9 kB of a task's answer,
+// and counted as a fixed 600 bytes, 100 such tasks went out in one answer of 384 kB (a list,
+// waitMany) or 462 kB (claimMany) against a maxResponseBytes of 64 KiB.
+describe("answer bounds: a task's names", () => {
+  const budget = 65_536;
+  const wide = (char: string) => char.repeat(200);
+  const queue = wide("漢");
+  const claimer = wide("甲");
+  const thief = wide("乙");
+
+  /** A call over HTTP as any client makes it, with the size of the answer on the wire. */
+  async function onWire(t: TestServer, path: string, body?: unknown): Promise<{ bytes: number; json: any }> {
+    const response = await fetch(`${t.url}${path}`, body === undefined ? {} : { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+    const text = await response.text();
+    expect(response.status).toBe(200);
+    return { bytes: Buffer.byteLength(text), json: JSON.parse(text) };
+  }
+
+  it("a list, waitMany, claimMany and a steal of tasks with long names stay within maxResponseBytes, and their pages cover every task once", async () => {
+    await using t = await startTestServer({ maxResponseBytes: budget, leaseSweepMs: 60_000 });
+    const ids: string[] = [];
+    for (let i = 0; i < 100; i++) {
+      const key = `${String(i).padStart(3, "0")}${"鍵".repeat(497)}`;
+      ids.push((await t.api.tasks.enqueue.mutate({ queue, capability: queue, idempotencyKey: key, payload: { i } })).id);
+    }
+
+    const waited = await onWire(t, `/tasks/wait?taskIds=${ids.map(encodeURIComponent).join(",")}&waitMs=0`);
+    expect(waited.bytes).toBeLessThanOrEqual(budget);
+    expect(waited.json.tasks.length).toBeGreaterThanOrEqual(10);
+    expect([...waited.json.tasks.map((task: { id: string }) => task.id), ...waited.json.omitted].sort()).toEqual([...ids].sort());
+
+    const listed: string[] = [];
+    let cursor: string | null = null;
+    do {
+      const page = await onWire(t, `/tasks?queue=${encodeURIComponent(queue)}&limit=500${cursor ? `&cursor=${cursor}` : ""}`);
+      expect(page.bytes).toBeLessThanOrEqual(budget);
+      expect(page.json.items.length).toBeGreaterThanOrEqual(Math.min(10, ids.length - listed.length));
+      listed.push(...page.json.items.map((task: { id: string }) => task.id));
+      cursor = page.json.nextCursor;
+    } while (cursor);
+    expect(listed).toEqual(ids);
+
+    // Leases of 1 ms: over at once, for the thief to take (the sweep that would end them waits a minute).
+    const claimed: string[] = [];
+    while (claimed.length < ids.length) {
+      const answer = await onWire(t, "/trpc/tasks.claimMany", { json: { agentId: claimer, queues: [queue], capabilities: [queue], limit: 100, leaseMs: 1 } });
+      expect(answer.bytes).toBeLessThanOrEqual(budget);
+      expect(answer.json.result.data.json.length).toBeGreaterThanOrEqual(Math.min(10, ids.length - claimed.length));
+      claimed.push(...answer.json.result.data.json.map((task: { id: string }) => task.id));
+    }
+    expect(claimed).toEqual(ids);
+
+    const stolen: string[] = [];
+    while (stolen.length < ids.length) {
+      const answer = await onWire(t, "/trpc/tasks.steal", { json: { agentId: thief, capabilities: [queue], limit: 100 } });
+      expect(answer.bytes).toBeLessThanOrEqual(budget);
+      expect(answer.json.result.data.json.length).toBeGreaterThanOrEqual(Math.min(5, ids.length - stolen.length));
+      stolen.push(...answer.json.result.data.json.map((task: { id: string }) => task.id));
+      // A lease the steal ended is one it took: none went back to the queue (weighed as they were,
+      // before the steal wrote its error into them, a round ended more leases than it had room to take).
+      expect((await t.api.tasks.list.query({ queue, status: "pending", limit: 1 })).items).toEqual([]);
+    }
+    expect(stolen).toEqual(ids);
+    const owners = await t.api.tasks.list.query({ queue, status: "claimed", limit: 10 });
+    expect(owners.items.map((task) => task.leaseOwner)).toEqual(Array(owners.items.length).fill(thief));
+  });
+  it("so are an event's target and source in a mailbox poll and events.list, and a memory's names in a recall", async () => {
+    await using t = await startTestServer({ maxResponseBytes: budget });
+    const agent = wide("丙");
+    const source = wide("丁");
+    await t.api.events.subscribe.mutate({ agentId: agent, types: ["m.*"] });
+    const published: number[] = [];
+    for (let i = 0; i < 150; i++) published.push((await t.api.events.publish.mutate({ type: "m.x", source, target: agent, payload: { i } })).seq);
+    const polled: number[] = [];
+    for (;;) {
+      const page = await onWire(t, `/events/${encodeURIComponent(agent)}?limit=1000`);
+      expect(page.bytes).toBeLessThanOrEqual(budget);
+      if (page.json.length === 0) break;
+      expect(page.json.length).toBeGreaterThanOrEqual(Math.min(10, published.length - polled.length));
+      polled.push(...page.json.map((event: { seq: number }) => event.seq));
+    }
+    expect(polled).toEqual(published);
+    const history = await onWire(t, "/events?limit=1000");
+    expect(history.bytes).toBeLessThanOrEqual(budget);
+    expect(history.json.map((event: { seq: number }) => event.seq)).toEqual(published.slice(0, history.json.length));
+
+    for (let i = 0; i < 100; i++) await t.api.memory.remember.mutate({ content: `note ${i}`, agentId: agent, queue, capability: source, taskId: wide("戊") });
+    const recalled = await onWire(t, `/memory/recall?queue=${encodeURIComponent(queue)}&limit=100`);
+    expect(recalled.bytes).toBeLessThanOrEqual(budget);
+    expect(recalled.json.length).toBeGreaterThanOrEqual(10);
+  });
+});
+
 // agents.list and findByCapability answer bare arrays, where a page shorter than its limit reads
 // as the last one: a list past maxResponseBytes is refused, saying how many fit, never cut short.
 describe("answer bounds: the agent registry", () => {

@@ -31,7 +31,7 @@ function scratch() {
 }
 
 const task = (words: string): RecallSubject => ({ id: "t-1", queue: "default", payload: { words }, capability: null, earlierRuns: false });
-const ranked = (recall: MemoryRecall, words: string) => recall.recallForTask(task(words), 5, { bytes: 1_000_000 }).map((m) => [m.memory.content, m.score]);
+const ranked = (recall: MemoryRecall, words: string) => recall.recallForTask(task(words), 5, { bytes: 1_000_000, fitOnly: true }).map((m) => [m.memory.content, m.score]);
 
 afterEach(() => {
   vi.useRealTimers();
@@ -68,7 +68,7 @@ describe("recall cache", () => {
     for (let i = 0; i < 100; i++) remember(`walrus sighting number ${i}`, i % 2 === 0 ? "north" : "south");
     const recall = fresh();
     const inQueue = (queue: string) =>
-      recall.recallForTask({ ...task("walrus"), queue }, 5, { bytes: 1_000_000 }).map((m) => m.memory.content);
+      recall.recallForTask({ ...task("walrus"), queue }, 5, { bytes: 1_000_000, fitOnly: true }).map((m) => m.memory.content);
     expect(inQueue("north")).toEqual([98, 96, 94, 92, 90].map((i) => `walrus sighting number ${i}`));
     // South's newest goes, while the probe of "walrus" (which holds it) is still fresh.
     db.prepare("DELETE FROM memories WHERE content = 'walrus sighting number 99'").run();
@@ -107,7 +107,7 @@ describe("recall cache", () => {
     memories.insert({ id: "m-run", kind: "execution", content: "earlier run of t-1", agentId: null, queue: "default", capability: null, taskId: "t-1", outcome: "failed", durationMs: 5, tags: "[]", data: "{}" }, Date.now());
     const recall = fresh();
     const subject = (words: string, earlierRuns = false): RecallSubject => ({ ...task(words), earlierRuns });
-    const rank = (on: MemoryRecall, s: RecallSubject) => on.recallForTask(s, 8, { bytes: 1_000_000 }).map((m) => [m.memory.content, m.score]);
+    const rank = (on: MemoryRecall, s: RecallSubject) => on.recallForTask(s, 8, { bytes: 1_000_000, fitOnly: true }).map((m) => [m.memory.content, m.score]);
 
     // The first claim ranks the common terms' candidates and keeps the ranking; the later ones merge into it.
     const common = rank(recall, subject("walrus harbour"));
@@ -134,7 +134,7 @@ describe("recall cache", () => {
     const scored = vi.spyOn(memories, "termMatches");
     const recall = fresh();
     // A task of queue "walrus" (a common word) with the payload's words: nothing else to look up.
-    const rank = (words: string) => recall.recallForTask({ ...task(""), queue: "walrus", payload: words }, 5, { bytes: 1_000_000 }).map((m) => [m.memory.content, m.score]);
+    const rank = (words: string) => recall.recallForTask({ ...task(""), queue: "walrus", payload: words }, 5, { bytes: 1_000_000, fitOnly: true }).map((m) => [m.memory.content, m.score]);
     rank("");
     const scoredWords = () => scored.mock.calls.map(([term]) => term);
 

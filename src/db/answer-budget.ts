@@ -12,16 +12,18 @@
 export const utf8Bytes = (text: string): number => Buffer.byteLength(text, "utf8");
 
 /**
- * Takes rows in order while their running size stays within `budget`, and always the first.
+ * Takes rows in order while their running size stays within `budget`, and always the first (a
+ * page must make progress) unless `fitOnly`: for what an answer carries beside what was asked
+ * for (a claimed task's context), where nothing past the budget need go.
  * `truncated` says it stopped for the budget (more rows were there), not for lack of rows.
  */
-export function withinBudget<T>(rows: Iterable<T>, sizeOf: (row: T) => number, budget: number): { rows: T[]; truncated: boolean } {
+export function withinBudget<T>(rows: Iterable<T>, sizeOf: (row: T) => number, budget: number, fitOnly = false): { rows: T[]; truncated: boolean } {
   const taken: T[] = [];
   let used = 0;
   for (const row of rows) {
     used += sizeOf(row);
     // Leaving the loop early closes a better-sqlite3 iterator: the rest is never read.
-    if (taken.length > 0 && used > budget) return { rows: taken, truncated: true };
+    if ((taken.length > 0 || fitOnly) && used > budget) return { rows: taken, truncated: true };
     taken.push(row);
   }
   return { rows: taken, truncated: false };

@@ -78,9 +78,10 @@ export const toSubscription = (row: SubscriptionRow): Subscription => ({
   updatedAt: toDate(row.updatedAt),
 });
 
-/** Room an event takes in an answer beside its payload (seq, type, source, target, time), in bytes. */
+/** Room an event takes in an answer beside its texts (payload, type, source, target): seq, time, field names, in bytes. */
 const EVENT_FIXED_BYTES = 300;
-const eventAnswerBytes = (row: EventRow): number => utf8Bytes(row.payload) + utf8Bytes(row.type) + utf8Bytes(row.source) + EVENT_FIXED_BYTES;
+const eventAnswerBytes = (row: EventRow): number =>
+  utf8Bytes(row.payload) + utf8Bytes(row.type) + utf8Bytes(row.source) + (row.target === null ? 0 : utf8Bytes(row.target)) + EVENT_FIXED_BYTES;
 
 const PRUNED_THROUGH_KEY = "events.prunedThroughSeq";
 /** Through which seq pruned_event_marks covers what was pruned (below PRUNED_THROUGH_KEY when an older server pruned since). */

@@ -72,7 +72,7 @@ export class MemoryRecall {
   /** The best `limit` matches, fewer if their answer would pass maxResponseBytes. */
   recall(request: RecallRequest): MemoryMatch[] {
     const filter: MemoryFilter = { queue: request.queue, capability: request.capability };
-    const budget = { bytes: this.maxResponseBytes };
+    const budget = { bytes: this.maxResponseBytes, fitOnly: false };
     if (request.taskId !== undefined) {
       const row = this.tasks.findById(request.taskId);
       if (!row) throw notFound("TASK_NOT_FOUND", request.taskId);
@@ -83,9 +83,11 @@ export class MemoryRecall {
 
   /**
    * The context handed out with a claimed task: its best `limit` memories, fewer if they would
-   * not fit in `budget.bytes` (what is left of the claim's answer; used up as memories are taken).
+   * not fit in `budget.bytes` (what is left of the claim's answer; used up as memories are taken),
+   * none if the best does not: the task is what the claim is for, and its context may not carry
+   * the answer past maxResponseBytes.
    */
-  recallForTask(task: RecallSubject, limit: number, budget: { bytes: number }): MemoryMatch[] {
+  recallForTask(task: RecallSubject, limit: number, budget: RecallBudget): MemoryMatch[] {
     return this.rank(task, undefined, {}, limit, budget);
   }
 
@@ -97,7 +99,7 @@ export class MemoryRecall {
    * is rare and is ranked by bm25 (its doclist is short); common terms only contribute recent
    * candidates, scored by how many terms they match.
    */
-  private rank(task: RecallSubject | null, query: string | undefined, filter: MemoryFilter, limit: number, budget: { bytes: number }): MemoryMatch[] {
+  private rank(task: RecallSubject | null, query: string | undefined, filter: MemoryFilter, limit: number, budget: RecallBudget): MemoryMatch[] {
     this.cache.sync(this.changes.seen);
     const asked = query === undefined ? [] : questionTerms(query);
     // A question with no word in it ("'", "?") asks for nothing: it matches nothing, rather than
@@ -404,9 +406,18 @@ function readThrough<T extends { seq: number }>(seqs: readonly number[], cached:
   return found;
 }
 
-/** The ranked memories that fit what is left of the answer's budget (always the first), the budget used up by them. */
-function inBudget(ranked: readonly RankedMemory[], budget: { bytes: number }): MemoryMatch[] {
-  const taken = withinBudget(ranked, (r) => r.bytes, budget.bytes).rows;
+/**
+ * What is left of an answer's room for memories, in bytes (used up as they are taken); `fitOnly`:
+ * a claim's context, which takes only memories that fit (a recall always answers its best one).
+ */
+export interface RecallBudget {
+  bytes: number;
+  fitOnly: boolean;
+}
+
+/** The ranked memories that fit what is left of the answer's budget (the first always, unless fitOnly), the budget used up by them. */
+function inBudget(ranked: readonly RankedMemory[], budget: RecallBudget): MemoryMatch[] {
+  const taken = withinBudget(ranked, (r) => r.bytes, budget.bytes, budget.fitOnly).rows;
   for (const r of taken) budget.bytes -= r.bytes;
   return taken.map((r) => r.match);
 }
@@ -428,7 +439,7 @@ export function recallQueries(recall: MemoryRecall) {
      * claim's answer after its tasks (`budgetBytes`, used up in order).
      */
     "memory.recallForTasks": (args: { tasks: RecallSubject[]; limit: number; budgetBytes: number }): MemoryMatch[][] => {
-      const budget = { bytes: args.budgetBytes };
+      const budget = { bytes: args.budgetBytes, fitOnly: true };
       return args.tasks.map((task) => (budget.bytes > 0 ? recall.recallForTask(task, args.limit, budget) : []));
     },
   };

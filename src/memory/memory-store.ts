@@ -30,8 +30,21 @@ export interface MemoryFilter {
   capability?: string | undefined;
 }
 
-/** About how many bytes a memory takes in an answer. */
-export const memoryAnswerBytes = (row: MemoryRow): number => utf8Bytes(row.content) + utf8Bytes(row.data) + utf8Bytes(row.tags) + 400;
+/** About how many bytes a memory takes in an answer: its texts (content, JSON, names) and a fixed part (field names, score, time). */
+export const memoryAnswerBytes = (row: MemoryRow): number =>
+  utf8Bytes(row.content) +
+  utf8Bytes(row.data) +
+  utf8Bytes(row.tags) +
+  utf8Bytes(row.id) +
+  utf8Bytes(row.kind) +
+  nullableBytes(row.agentId) +
+  nullableBytes(row.queue) +
+  nullableBytes(row.capability) +
+  nullableBytes(row.taskId) +
+  nullableBytes(row.outcome) +
+  300;
+
+const nullableBytes = (text: string | null): number => (text === null ? 0 : utf8Bytes(text));
 
 export const toMemory = (row: MemoryRow): Memory => ({
   id: row.id,

@@ -13,7 +13,7 @@ import type { EventStore } from "../events/event-store.js";
 import { sameJson } from "../json-checks.js";
 import { taskWith, type CancelRequest, type ClaimRequest, type ScopedEnqueue, type RequeueManyRequest, type RequeueManyResult, type SettledTask, type Task } from "./task-schemas.js";
 import { claimKeyOf } from "./claim-keys.js";
-import { releasedLease, taskAnswerBytes, taskRowWith, toTask, type ClaimFilter, type DeadLetterRow, type RateOutlook, type StoredError, type TaskRow, type TaskStore } from "./task-store.js";
+import { historyAfterFailure, releasedLease, taskAnswerBytes, taskRowWith, toTask, type ClaimFilter, type DeadLetterRow, type RateOutlook, type StoredError, type TaskRow, type TaskStore } from "./task-store.js";
 import type { FailRequest, SettleRequest, TaskTransitions } from "./task-transitions.js";
 import { leaseBounds, offlineShiftMs, type LockWaitGrace } from "./lock-wait-grace.js";
 import { copyWith } from "../copy-with.js";
@@ -407,15 +407,21 @@ export function taskCommands(d: TaskCommandDeps) {
       // waiting for the lock in another process (see tasks.expireLeases).
       const grace = d.lockWaitGrace();
       const { offlineBefore } = d.healthCutoffs(request.asOf - offlineShiftMs(grace));
-      const victims = d.tasks.stealable(filter, leaseBounds(request.asOf, grace), offlineBefore, request.fromAgentId ?? null, request.limit, d.maxResponseBytes);
       // A run at its last attempt is dead-lettered, not stolen: its error must not say it went to the thief.
-      for (const victim of victims) {
-        const reason =
-          victim.attempts < victim.maxAttempts
-            ? `stolen by ${request.agentId} from ${victim.leaseOwner}`
-            : `${victim.leaseOwner} stopped renewing its lease at the last attempt: dead-lettered by ${request.agentId}'s steal, not stolen`;
-        t.expireClaim(ctx, victim, reason);
-      }
+      const stolen = (victim: TaskRow) => victim.attempts < victim.maxAttempts;
+      const reason = (victim: TaskRow) =>
+        stolen(victim)
+          ? `stolen by ${request.agentId} from ${victim.leaseOwner}`
+          : `${victim.leaseOwner} stopped renewing its lease at the last attempt: dead-lettered by ${request.agentId}'s steal, not stolen`;
+      // Each weighed as the answer will carry it: the thief's lease, the steal in its lastError and
+      // errorHistory (a victim's run, counted as it was, passed maxResponseBytes by half); one
+      // dead-lettered is not in the answer.
+      const answerBytes = (victim: TaskRow) =>
+        stolen(victim)
+          ? taskAnswerBytes(taskRowWith(victim, { leaseOwner: request.agentId, lastError: reason(victim), errorHistory: historyAfterFailure(victim, reason(victim), victim.leaseOwner, ctx.now) }))
+          : 0;
+      const victims = d.tasks.stealable(filter, leaseBounds(request.asOf, grace), offlineBefore, request.fromAgentId ?? null, request.limit, d.maxResponseBytes, answerBytes);
+      for (const victim of victims) t.expireClaim(ctx, victim, reason(victim));
       if (victims.length === 0) return handOut(ctx, [], request);
       const stolenFrom = (row: TaskRow) => victims.find((v) => v.seq === row.seq)?.leaseOwner ?? null;
       const leased = t

@@ -3,6 +3,7 @@
 // prepared statements; the counts per queue and status through Prisma (its groupBy), loaded on
 // first use so a thread that never counts never pays for it.
 import type { Prisma } from "../db/prisma.js";
+import { utf8Bytes } from "../db/answer-budget.js";
 import { CoordinationError, notFound } from "../errors.js";
 import type { ListRequest, Task, TaskCounts, WaitManyRequest, WaitManyResult } from "./task-schemas.js";
 import { SETTLED_STATUSES, untilHolds } from "./task-status.js";
@@ -50,9 +51,11 @@ export function taskQueries(d: { prisma: () => Promise<Prisma>; tasks: TaskStore
       const { settled, unsettled, statuses } = settledAmong(d.tasks, taskIds);
       const packed = new Set<string>();
       const wanted = settledOnly ? settled : [...settled, ...unsettled];
-      let used = 0;
+      // Each id has its room in `omitted` ("id",) until its task is packed (its size counts the id).
+      const omittedBytes = (id: string) => utf8Bytes(id) + 3;
+      let used = wanted.reduce((sum, id) => sum + omittedBytes(id), 0);
       for (const id of wanted) {
-        const bytes = statuses.get(id)!.bytes;
+        const bytes = statuses.get(id)!.bytes - omittedBytes(id);
         if (packed.size > 0 && used + bytes > d.maxResponseBytes) continue;
         packed.add(id);
         used += bytes;

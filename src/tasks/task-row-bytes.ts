@@ -1,9 +1,42 @@
-// A task row's variable-size texts, as SQL reads their size: one expression for every bound that
-// weighs task rows (an answer's byte budget, a hold's chunk, a bulk requeue's page), so a text
-// column added to tasks is counted by all of them at once. octet_length reads the size from the
-// record header, never the text itself (or its overflow pages).
+// A task row's variable-size texts and what they weigh: one list of columns for every bound that
+// weighs task rows (an answer's byte budget, a hold's chunk, a bulk requeue's page), in SQL and in
+// JavaScript alike, so a text column added to tasks is counted by all of them at once. The names
+// count as much as the JSON: an id, a queue, a capability, a target agent and a lease owner of 200
+// characters each and an idempotency key of 500 made a task's answer 3.8 kB where a fixed 600 bytes
+// were counted, and a page of 100 such tasks passed a 64 KiB maxResponseBytes six times over.
+// octet_length reads the size from the record header, never the text itself (or its overflow pages).
+import { utf8Bytes } from "../db/answer-budget.js";
 
-/** SQL: the bytes of a task row's texts (payload, result, errorHistory, lastError, dependsOn, progress, backoff). */
-export const TASK_TEXT_BYTES =
-  `(octet_length(payload) + IFNULL(octet_length(result), 0) + octet_length(errorHistory) + IFNULL(octet_length(lastError), 0)` +
-  ` + IFNULL(octet_length(dependsOn), 0) + IFNULL(octet_length(progress), 0) + IFNULL(octet_length(backoff), 0))`;
+/** The task columns of variable size an answer carries (JSON texts, names, keys), null or text. */
+const TASK_TEXT_COLUMNS = [
+  "payload",
+  "result",
+  "errorHistory",
+  "lastError",
+  "dependsOn",
+  "progress",
+  "backoff",
+  "id",
+  "queue",
+  "capability",
+  "targetAgentId",
+  "leaseOwner",
+  "idempotencyKey",
+  "scheduleId",
+] as const;
+
+/** A row holding those columns (TaskRow, task-store.ts). */
+export type TaskTexts = { readonly [column in (typeof TASK_TEXT_COLUMNS)[number]]: string | null };
+
+/** SQL: the bytes of a task row's texts, in UTF-8 (each column of TASK_TEXT_COLUMNS, null as 0). */
+export const TASK_TEXT_BYTES = `(${TASK_TEXT_COLUMNS.map((column) => `IFNULL(octet_length(${column}), 0)`).join(" + ")})`;
+
+/** The same sum, in JavaScript, of a row already read. */
+export function taskTextBytes(row: TaskTexts): number {
+  let bytes = 0;
+  for (const column of TASK_TEXT_COLUMNS) {
+    const value = row[column];
+    if (value !== null) bytes += utf8Bytes(value);
+  }
+  return bytes;
+}

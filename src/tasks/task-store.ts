@@ -10,7 +10,7 @@ import { currentLeaseKey, leaseKey } from "./claim-keys.js";
 import { HELD_IF_SET_ASIDE, PAUSED_QUEUES } from "./queue-pause-store.js";
 import { LIMITED_QUEUES, QueueLimitStore } from "./queue-limit-store.js";
 import { QueueRateStore, type ActiveRate } from "./queue-rate-store.js";
-import { TASK_TEXT_BYTES } from "./task-row-bytes.js";
+import { TASK_TEXT_BYTES, taskTextBytes } from "./task-row-bytes.js";
 
 /** The bounds on a queue's claims: its concurrency limit, its rate, or both (the other null). */
 interface ClaimBounds {
@@ -196,21 +196,24 @@ export function taskRowWith(row: TaskRow, changes: Partial<TaskRow>): TaskRow {
   return Object.assign(copy, changes);
 }
 
-/** Room a task takes in an answer beside its JSON columns (ids, times, counters, keys), in bytes. */
-const TASK_FIXED_BYTES = 600;
+/** Room a task takes in an answer beside its texts (field names, times, counters, quotes), in bytes. */
+const TASK_FIXED_BYTES = 750;
 /** The same estimate in SQL (task-row-bytes.ts). */
 const TASK_ANSWER_BYTES = `${TASK_TEXT_BYTES} + ${TASK_FIXED_BYTES}`;
 
-/** About how many bytes a task takes in an answer: its JSON texts plus the fixed fields. */
-export const taskAnswerBytes = (row: TaskRow): number =>
-  utf8Bytes(row.payload) +
-  (row.result === null ? 0 : utf8Bytes(row.result)) +
-  utf8Bytes(row.errorHistory) +
-  (row.lastError === null ? 0 : utf8Bytes(row.lastError)) +
-  (row.dependsOn === null ? 0 : utf8Bytes(row.dependsOn)) +
-  (row.progress === null ? 0 : utf8Bytes(row.progress)) +
-  (row.backoff === null ? 0 : utf8Bytes(row.backoff)) +
-  TASK_FIXED_BYTES;
+/** About how many bytes a task takes in an answer: its texts (JSON, names, keys) plus the fixed fields. */
+export const taskAnswerBytes = (row: TaskRow): number => taskTextBytes(row) + TASK_FIXED_BYTES;
+
+/**
+ * The errorHistory (JSON text) a failed run of `row` leaves: its entry added, the newest
+ * MAX_ERROR_HISTORY kept (the history goes out with every claim of the task, and a task retried
+ * without end, a high maxAttempts or requeued dead letters, would carry megabytes of it).
+ */
+export function historyAfterFailure(row: TaskRow, error: string, agentId: string | null, now: number, retryAfterMs?: number): string {
+  const history = JSON.parse(row.errorHistory) as StoredError[];
+  history.push(retryAfterMs === undefined ? { attempt: row.attempts, agentId, error, at: now } : { attempt: row.attempts, agentId, error, at: now, retryAfterMs });
+  return JSON.stringify(history.slice(-MAX_ERROR_HISTORY));
+}
 
 export interface TaskListFilter {
   queue?: string | undefined;
@@ -538,6 +541,8 @@ export class TaskStore {
       const row = this.st.get<unknown[], TaskRow>(`SELECT * FROM tasks ${claimIndex(filter)} WHERE ${pickWhere} AND delayed = 0 ${notHeld} AND runAt <= ? ORDER BY priority, seq LIMIT 1`).get(...pickParams);
       return row === undefined ? [] : leaseRow(row, false);
     }
+    // A pending row has no leaseOwner: its answer will carry the claimer's id.
+    const ownerBytes = utf8Bytes(filter.agentId);
     const pickParams: unknown[] = [];
     const pickWhere = claimableWhere(filter, pickParams);
     pickParams.push(now, limit);
@@ -547,7 +552,7 @@ export class TaskStore {
           `SELECT seq, ${TASK_ANSWER_BYTES} AS bytes FROM tasks ${claimIndex(filter)} WHERE ${pickWhere} AND delayed = 0 ${notHeld} AND runAt <= ? ORDER BY priority, seq LIMIT CAST(? AS INTEGER)`,
         )
         .iterate(...pickParams),
-      (row) => row.bytes,
+      (row) => row.bytes + ownerBytes,
       budgetBytes,
     ).rows.map((row) => row.seq);
     return this.lease(lease, leaseParams, picked);
@@ -616,7 +621,8 @@ export class TaskStore {
       for (const candidate of candidates) candidate.rate = bounds.rate;
       picks = [...picks, ...candidates.slice(0, free)].sort(better).slice(0, limit);
     }
-    const chosen = withinBudget(picks, (pick) => pick.row.bytes, budgetBytes).rows;
+    const ownerBytes = utf8Bytes(filter.agentId);
+    const chosen = withinBudget(picks, (pick) => pick.row.bytes + ownerBytes, budgetBytes).rows;
     // Each rate-limited queue's claims are counted in this write, one row for them all.
     const rated = new Map<ActiveRate, number>();
     for (const { rate } of chosen) if (rate) rated.set(rate, (rated.get(rate) ?? 0) + 1);
@@ -846,11 +852,7 @@ export class TaskStore {
 
   /** Records a failed run: back to pending at `retryAt`, or dead-lettered when retryAt is null. */
   recordFailure(row: TaskRow, error: string, agentId: string | null, retryAt: number | null, now: number, retryAfterMs?: number): TaskRow {
-    const history = JSON.parse(row.errorHistory) as StoredError[];
-    history.push(retryAfterMs === undefined ? { attempt: row.attempts, agentId, error, at: now } : { attempt: row.attempts, agentId, error, at: now, retryAfterMs });
-    // The newest runs only: the history goes out with every claim of the task, and a task retried
-    // without end (a high maxAttempts, requeued dead letters) would carry megabytes of it.
-    const errorHistory = JSON.stringify(history.slice(-MAX_ERROR_HISTORY));
+    const errorHistory = historyAfterFailure(row, error, agentId, now, retryAfterMs);
     if (retryAt === null) {
       return this.st
         .get<[string, string, number, number, number], TaskRow>(
@@ -962,10 +964,11 @@ export class TaskStore {
    * heartbeat is older than `offlineBefore`. Offline is judged from the heartbeat age now, not from
    * the health last saved: that one lags by up to a health-check interval in both directions.
    * Only those `thief` could run (its target, capabilities), and as many as its answer has room
-   * for (`budgetBytes`, as a claim's; always the first): `limit` counts tasks it can take, and
-   * no lease it will not take over is ended on its behalf.
+   * for (`budgetBytes`, as a claim's; always the first), each weighed by `answerBytes` as the
+   * steal will answer it: `limit` counts tasks it can take, and no lease it will not take over is
+   * ended on its behalf.
    */
-  stealable(thief: ClaimFilter, bounds: LeaseBounds, offlineBefore: number, fromAgentId: string | null, limit: number, budgetBytes: number): TaskRow[] {
+  stealable(thief: ClaimFilter, bounds: LeaseBounds, offlineBefore: number, fromAgentId: string | null, limit: number, budgetBytes: number, answerBytes: (victim: TaskRow) => number): TaskRow[] {
     const params: unknown[] = fromAgentId === null ? [] : [fromAgentId];
     const runnable = runnableBy(thief, params);
     params.push(...leaseRunOutParams(bounds), offlineBefore, limit);
@@ -976,7 +979,7 @@ export class TaskStore {
          ORDER BY priority, seq LIMIT CAST(? AS INTEGER)`,
       )
       .iterate(...params);
-    return withinBudget(rows, taskAnswerBytes, budgetBytes).rows;
+    return withinBudget(rows, answerBytes, budgetBytes).rows;
   }
 
   /** One page of `list`, oldest or newest first, cut before its answer would pass `budgetBytes`. */
