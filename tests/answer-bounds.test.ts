@@ -330,7 +330,8 @@ describe("answer bounds: a task's names", () => {
   const budget = 65_536;
   const wide = (char: string) => char.repeat(200);
   const queue = wide("漢");
-  const claimer = wide("甲");
+  // The thief's id is longer than the claimer's: a steal weighs its victims with the thief's.
+  const claimer = "甲";
   const thief = wide("乙");
 
   /** A call over HTTP as any client makes it, with the size of the answer on the wire. */
@@ -389,6 +390,16 @@ describe("answer bounds: a task's names", () => {
     const owners = await t.api.tasks.list.query({ queue, status: "claimed", limit: 10 });
     expect(owners.items.map((task) => task.leaseOwner)).toEqual(Array(owners.items.length).fill(thief));
   });
+  it("a steal whose first victim is dead-lettered (not handed out) still hands out the next, however large", async () => {
+    await using t = await startTestServer({ maxResponseBytes: budget, leaseSweepMs: 60_000 });
+    const last = await t.api.tasks.enqueue.mutate({ queue: "q", priority: 0, maxAttempts: 1, payload: {} });
+    const large = await t.api.tasks.enqueue.mutate({ queue: "q", priority: 1, payload: { blob: "x".repeat(budget) } });
+    for (const task of [last, large]) expect((await t.api.tasks.claim.mutate({ agentId: "a1", queues: ["q"], leaseMs: 1 }))?.id).toBe(task.id);
+    const stolen = await t.api.tasks.steal.mutate({ agentId: "a2", limit: 2 });
+    expect(stolen.map((task) => task.id)).toEqual([large.id]);
+    expect((await t.api.tasks.get.query({ taskId: last.id })).status).toBe("dead_letter");
+  });
+
   it("so are an event's target and source in a mailbox poll and events.list, and a memory's names in a recall", async () => {
     await using t = await startTestServer({ maxResponseBytes: budget });
     const agent = wide("丙");

@@ -12,8 +12,8 @@
 export const utf8Bytes = (text: string): number => Buffer.byteLength(text, "utf8");
 
 /**
- * Takes rows in order while their running size stays within `budget`, and always the first (a
- * page must make progress) unless `fitOnly`: for what an answer carries beside what was asked
+ * Takes rows in order while their running size stays within `budget`, and always the first that
+ * has a size (a page must make progress) unless `fitOnly`: for what an answer carries beside what was asked
  * for (a claimed task's context), where nothing past the budget need go.
  * `truncated` says it stopped for the budget (more rows were there), not for lack of rows.
  */
@@ -21,9 +21,12 @@ export function withinBudget<T>(rows: Iterable<T>, sizeOf: (row: T) => number, b
   const taken: T[] = [];
   let used = 0;
   for (const row of rows) {
-    used += sizeOf(row);
+    const size = sizeOf(row);
+    used += size;
+    // "The first" is the first that weighs anything: a row that takes no room in the answer (a
+    // steal's victim dead-lettered, not handed out) does not make the answer progress.
     // Leaving the loop early closes a better-sqlite3 iterator: the rest is never read.
-    if ((taken.length > 0 || fitOnly) && used > budget) return { rows: taken, truncated: true };
+    if ((used > size || fitOnly) && used > budget) return { rows: taken, truncated: true };
     taken.push(row);
   }
   return { rows: taken, truncated: false };

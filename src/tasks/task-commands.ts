@@ -413,12 +413,14 @@ export function taskCommands(d: TaskCommandDeps) {
         stolen(victim)
           ? `stolen by ${request.agentId} from ${victim.leaseOwner}`
           : `${victim.leaseOwner} stopped renewing its lease at the last attempt: dead-lettered by ${request.agentId}'s steal, not stolen`;
-      // Each weighed as the answer will carry it: the thief's lease, the steal in its lastError and
-      // errorHistory (a victim's run, counted as it was, passed maxResponseBytes by half); one
-      // dead-lettered is not in the answer.
+      // Each weighed as the answer will carry it: the thief's lease, no progress, the steal in its
+      // lastError and errorHistory (victims weighed as they were made answers past maxResponseBytes);
+      // one dead-lettered is not in the answer.
       const answerBytes = (victim: TaskRow) =>
         stolen(victim)
-          ? taskAnswerBytes(taskRowWith(victim, { leaseOwner: request.agentId, lastError: reason(victim), errorHistory: historyAfterFailure(victim, reason(victim), victim.leaseOwner, ctx.now) }))
+          ? taskAnswerBytes(
+              taskRowWith(victim, { leaseOwner: request.agentId, progress: null, lastError: reason(victim), errorHistory: historyAfterFailure(victim, reason(victim), victim.leaseOwner, ctx.now) }),
+            )
           : 0;
       const victims = d.tasks.stealable(filter, leaseBounds(request.asOf, grace), offlineBefore, request.fromAgentId ?? null, request.limit, d.maxResponseBytes, answerBytes);
       for (const victim of victims) t.expireClaim(ctx, victim, reason(victim));

@@ -2,7 +2,7 @@
 // weighs task rows (an answer's byte budget, a hold's chunk, a bulk requeue's page), in SQL and in
 // JavaScript alike, so a text column added to tasks is counted by all of them at once. The names
 // count as much as the JSON: an id, a queue, a capability, a target agent and a lease owner of 200
-// characters each and an idempotency key of 500 made a task's answer 3.8 kB where a fixed 600 bytes
+// characters each and an idempotency key of 500 made a task's answer 3.9 kB where a fixed 600 bytes
 // were counted, and a page of 100 such tasks passed a 64 KiB maxResponseBytes six times over.
 // octet_length reads the size from the record header, never the text itself (or its overflow pages).
 import { utf8Bytes } from "../db/answer-budget.js";
