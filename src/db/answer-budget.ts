@@ -13,8 +13,8 @@ export const utf8Bytes = (text: string): number => Buffer.byteLength(text, "utf8
 
 /**
  * Takes rows in order while their running size stays within `budget`, and always the first that
- * has a size (a page must make progress) unless `fitOnly`: for what an answer carries beside what was asked
- * for (a claimed task's context), where nothing past the budget need go.
+ * has a size (a page must make progress), unless `fitOnly`: for what an answer carries beside what
+ * was asked for (a claimed task's context), where nothing past the budget need go.
  * `truncated` says it stopped for the budget (more rows were there), not for lack of rows.
  */
 export function withinBudget<T>(rows: Iterable<T>, sizeOf: (row: T) => number, budget: number, fitOnly = false): { rows: T[]; truncated: boolean } {

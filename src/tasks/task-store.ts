@@ -964,9 +964,9 @@ export class TaskStore {
    * heartbeat is older than `offlineBefore`. Offline is judged from the heartbeat age now, not from
    * the health last saved: that one lags by up to a health-check interval in both directions.
    * Only those `thief` could run (its target, capabilities), and as many as its answer has room
-   * for (`budgetBytes`, as a claim's; always the first), each weighed by `answerBytes` as the
-   * steal will answer it: `limit` counts tasks it can take, and no lease it will not take over is
-   * ended on its behalf.
+   * for (`budgetBytes`, as a claim's; always the first it hands out), each weighed by
+   * `answerBytes` as the steal will answer it: `limit` counts tasks it can take, and no lease it
+   * will not take over is ended on its behalf.
    */
   stealable(thief: ClaimFilter, bounds: LeaseBounds, offlineBefore: number, fromAgentId: string | null, limit: number, budgetBytes: number, answerBytes: (victim: TaskRow) => number): TaskRow[] {
     const params: unknown[] = fromAgentId === null ? [] : [fromAgentId];
