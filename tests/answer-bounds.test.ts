@@ -400,6 +400,19 @@ describe("answer bounds: a task's names", () => {
     expect((await t.api.tasks.get.query({ taskId: last.id })).status).toBe("dead_letter");
   });
 
+  it("a claimMany that dead-letters an undeliverable payload picks its next round within what its answer has left", async () => {
+    await using t = await startTestServer({ maxResponseBytes: budget });
+    writeDirectly(t, `INSERT INTO tasks (id, queue, payload, priority, runAt, createdAt, updatedAt) VALUES ('poison', 'q', ?, 0, 0, 0, 0)`, nestedText(3000));
+    const blob = "x".repeat(10_000);
+    for (let i = 0; i < 20; i++) await t.api.tasks.enqueue.mutate({ queue: "q", payload: { i, blob } });
+    const answer = await onWire(t, "/trpc/tasks.claimMany", { json: { agentId: "a1", queues: ["q"], limit: 100 } });
+    // The first task of the round after the dead letter goes (a round takes at least one): past the
+    // bound by one task at most, where each round had the whole of it (ten tasks, 110 kB).
+    expect(answer.bytes).toBeLessThanOrEqual(budget + 11_000);
+    expect(answer.json.result.data.json.map((task: { payload: { i: number } }) => task.payload.i)).toEqual([0, 1, 2, 3, 4, 5]);
+    expect((await t.api.tasks.get.query({ taskId: "poison" })).status).toBe("dead_letter");
+  });
+
   it("so are an event's target and source in a mailbox poll and events.list, and a memory's names in a recall", async () => {
     await using t = await startTestServer({ maxResponseBytes: budget });
     const agent = wide("丙");

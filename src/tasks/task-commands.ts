@@ -83,22 +83,28 @@ export function taskCommands(d: TaskCommandDeps) {
    * Claims like claimRows, and checks each answer before the commit: a task whose stored payload
    * cannot be delivered (UNDELIVERABLE_VALUE, REFUSED_KEY_VALUE) is dead-lettered, saying why,
    * instead of being handed out and failing after the lease was taken; then the next one is claimed.
+   * Each round picks within what is left of maxResponseBytes after `answerBytes` (what else the
+   * answer carries: a complete-and-claim's completed task) and the tasks taken before it.
    */
-  const claimDeliverable = (ctx: WriteContext, filter: ClaimFilter, limit: number, leaseMs: number, claimKey: string | null, after: string | undefined): Leased[] => {
+  const claimDeliverable = (ctx: WriteContext, filter: ClaimFilter, limit: number, leaseMs: number, claimKey: string | null, after: string | undefined, answerBytes: number): Leased[] => {
     const claimed: Leased[] = [];
+    let room = d.maxResponseBytes - answerBytes;
     for (;;) {
       let poisoned = 0;
-      for (const row of t.claimRows(ctx, filter, limit - claimed.length, leaseMs, undefined, claimKey, after)) {
+      for (const row of t.claimRows(ctx, filter, limit - claimed.length, leaseMs, room, undefined, claimKey, after)) {
         const task = toTask(row);
         const undeliverable = undeliverableReason(task.payload);
-        if (undeliverable === null) claimed.push({ task, bytes: taskAnswerBytes(row) });
-        else {
+        if (undeliverable === null) {
+          const bytes = taskAnswerBytes(row);
+          claimed.push({ task, bytes });
+          room -= bytes;
+        } else {
           poisoned++;
           t.recordFailedRun(ctx, row, `the stored payload cannot be delivered: ${undeliverable}`, row.leaseOwner, null);
         }
       }
       // Only a round that dead-lettered something leaves room to claim again.
-      if (poisoned === 0 || claimed.length === limit) return claimed;
+      if (poisoned === 0 || claimed.length === limit || (claimed.length > 0 && room <= 0)) return claimed;
     }
   };
 
@@ -153,7 +159,7 @@ export function taskCommands(d: TaskCommandDeps) {
       if (again.length > 0) return handOut(ctx, again, args, answerBytes);
     }
     const filter = t.claimFilter(args.request);
-    const leased = claimDeliverable(ctx, filter, args.limit, args.leaseMs, claimKey, after);
+    const leased = claimDeliverable(ctx, filter, args.limit, args.leaseMs, claimKey, after, answerBytes);
     if (args.noteAgent || leased.length > 0) t.noteAgent(ctx, args.request.agentId, filter.capabilities);
     if (leased.length > 0) {
       const handout = handOut(ctx, leased, args, answerBytes);
@@ -427,7 +433,8 @@ export function taskCommands(d: TaskCommandDeps) {
       if (victims.length === 0) return handOut(ctx, [], request);
       const stolenFrom = (row: TaskRow) => victims.find((v) => v.seq === row.seq)?.leaseOwner ?? null;
       const leased = t
-        .claimRows(ctx, copyWith(filter, { onlySeqs: victims.map((v) => v.seq) }), request.limit, request.leaseMs, stolenFrom, key)
+        // Weighed when chosen, and their leases ended: all are taken, or one would go back to the queue, charged, for no one.
+        .claimRows(ctx, copyWith(filter, { onlySeqs: victims.map((v) => v.seq) }), request.limit, request.leaseMs, Number.POSITIVE_INFINITY, stolenFrom, key)
         .map((row) => ({ task: toTask(row), bytes: taskAnswerBytes(row) }));
       return handOut(ctx, leased, request);
     },

@@ -271,11 +271,8 @@ export class TaskTransitions {
     return budget;
   }
 
-  /** Leases up to `limit` claimable tasks to `filter.agentId`, each with its task.claimed event. */
-  claimRows(ctx: WriteContext, filter: ClaimFilter, limit: number, leaseMs: number, stolenFrom?: (row: TaskRow) => string | null, claimKey: string | null = null, after?: string): TaskRow[] {
-    // A steal's victims (onlySeqs) were weighed when it chose them, and their leases are ended:
-    // it takes them all, or one would go back to the queue, charged, for no one.
-    const budgetBytes = filter.onlySeqs ? Number.POSITIVE_INFINITY : this.d.config.maxResponseBytes;
+  /** Leases up to `limit` claimable tasks to `filter.agentId`, as many as fit in `budgetBytes` (the first always), each with its task.claimed event. */
+  claimRows(ctx: WriteContext, filter: ClaimFilter, limit: number, leaseMs: number, budgetBytes: number, stolenFrom?: (row: TaskRow) => string | null, claimKey: string | null = null, after?: string): TaskRow[] {
     const rows = this.d.tasks.claim(filter, limit, budgetBytes, leaseMs, ctx.now, claimKey);
     for (const row of rows) {
       this.d.events.appendSystem(ctx, "task.claimed", {
