@@ -1,5 +1,5 @@
 // All SQL of the agent registry, run inside the Writer's transactions.
-import { utf8Bytes, withinBudget } from "../db/answer-budget.js";
+import { columnBytes, utf8Bytes, withinBudget } from "../db/answer-budget.js";
 import type { Statements } from "../db/statements.js";
 import type { AgentHealth, AgentListFilter } from "./agent-schemas.js";
 import type { HealthCutoffs } from "./health-cutoffs.js";
@@ -27,7 +27,7 @@ const CURRENT_HEALTH = `CASE WHEN health = 'offline' AND lastHeartbeatAt <= @kep
 /** An agent's share of an answer, in bytes: its JSON text fields and a fixed part for the rest (dates, health, load, keys). */
 const AGENT_FIXED_BYTES = 200;
 const agentAnswerBytes = (row: AgentRow & { caps: string | null }): number =>
-  utf8Bytes(row.id) + utf8Bytes(row.metadata) + utf8Bytes(row.status) + (row.caps === null ? 0 : utf8Bytes(row.caps)) + AGENT_FIXED_BYTES;
+  utf8Bytes(row.id) + utf8Bytes(row.metadata) + utf8Bytes(row.status) + columnBytes(row.caps) + AGENT_FIXED_BYTES;
 
 const cutoffParams = (cutoffs: HealthCutoffs) => ({ stale: cutoffs.staleBefore, offline: cutoffs.offlineBefore, kept: cutoffs.publishedKeptUpTo });
 

@@ -11,6 +11,9 @@
  */
 export const utf8Bytes = (text: string): number => Buffer.byteLength(text, "utf8");
 
+/** A nullable column's text in UTF-8 bytes; null takes no room (it goes out as a bare null, counted in an item's fixed part). */
+export const columnBytes = (text: string | null): number => (text === null ? 0 : utf8Bytes(text));
+
 /**
  * Takes rows in order while their running size stays within `budget`, and always the first that
  * has a size (a page must make progress), unless `fitOnly`: for what an answer carries beside what

@@ -1,7 +1,7 @@
 // All SQL of the event stream. Synchronous functions over the writer's connection, so a task
 // change and its system event are written in one transaction (see src/db/writer.ts).
 import { fromJsonText, toDate, toJsonText } from "../db/columns.js";
-import { utf8Bytes, withinBudget } from "../db/answer-budget.js";
+import { columnBytes, utf8Bytes, withinBudget } from "../db/answer-budget.js";
 import type { Statements } from "../db/statements.js";
 import type { WriteContext } from "../db/writer.js";
 import type { JsonValue } from "../json-types.js";
@@ -81,7 +81,7 @@ export const toSubscription = (row: SubscriptionRow): Subscription => ({
 /** Room an event takes in an answer beside its texts (payload, type, source, target): seq, time, field names, in bytes. */
 const EVENT_FIXED_BYTES = 300;
 const eventAnswerBytes = (row: EventRow): number =>
-  utf8Bytes(row.payload) + utf8Bytes(row.type) + utf8Bytes(row.source) + (row.target === null ? 0 : utf8Bytes(row.target)) + EVENT_FIXED_BYTES;
+  utf8Bytes(row.payload) + utf8Bytes(row.type) + utf8Bytes(row.source) + columnBytes(row.target) + EVENT_FIXED_BYTES;
 
 const PRUNED_THROUGH_KEY = "events.prunedThroughSeq";
 /** Through which seq pruned_event_marks covers what was pruned (below PRUNED_THROUGH_KEY when an older server pruned since). */

@@ -1,6 +1,6 @@
 // All SQL of the pre-execution memory: the memories table and its FTS5 index (memories_fts,
 // created in the migration SQL). bm25() is FTS5's relevance: lower (more negative) is better.
-import { utf8Bytes } from "../db/answer-budget.js";
+import { columnBytes, utf8Bytes } from "../db/answer-budget.js";
 import { fromJsonText, toDate } from "../db/columns.js";
 import { placeholders, type Statements } from "../db/statements.js";
 import type { Memory } from "./memory-schemas.js";
@@ -37,14 +37,12 @@ export const memoryAnswerBytes = (row: MemoryRow): number =>
   utf8Bytes(row.tags) +
   utf8Bytes(row.id) +
   utf8Bytes(row.kind) +
-  nullableBytes(row.agentId) +
-  nullableBytes(row.queue) +
-  nullableBytes(row.capability) +
-  nullableBytes(row.taskId) +
-  nullableBytes(row.outcome) +
+  columnBytes(row.agentId) +
+  columnBytes(row.queue) +
+  columnBytes(row.capability) +
+  columnBytes(row.taskId) +
+  columnBytes(row.outcome) +
   300;
-
-const nullableBytes = (text: string | null): number => (text === null ? 0 : utf8Bytes(text));
 
 export const toMemory = (row: MemoryRow): Memory => ({
   id: row.id,

@@ -5,7 +5,7 @@
 // characters each and an idempotency key of 500 made a task's answer 3.9 kB where a fixed 600 bytes
 // were counted, and a page of 100 such tasks passed a 64 KiB maxResponseBytes six times over.
 // octet_length reads the size from the record header, never the text itself (or its overflow pages).
-import { utf8Bytes } from "../db/answer-budget.js";
+import { columnBytes } from "../db/answer-budget.js";
 
 /** The task columns of variable size an answer carries (JSON texts, names, keys), null or text. */
 const TASK_TEXT_COLUMNS = [
@@ -34,9 +34,6 @@ export const TASK_TEXT_BYTES = `(${TASK_TEXT_COLUMNS.map((column) => `IFNULL(oct
 /** The same sum, in JavaScript, of a row already read. */
 export function taskTextBytes(row: TaskTexts): number {
   let bytes = 0;
-  for (const column of TASK_TEXT_COLUMNS) {
-    const value = row[column];
-    if (value !== null) bytes += utf8Bytes(value);
-  }
+  for (const column of TASK_TEXT_COLUMNS) bytes += columnBytes(row[column]);
   return bytes;
 }
