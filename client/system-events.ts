@@ -39,6 +39,7 @@ export const SYSTEM_EVENT_TYPES = [
   "schedule.removed",
   "schedule.paused",
   "schedule.resumed",
+  "schedule.ended",
 ] as const satisfies readonly SystemEventType[];
 // A type the server adds and this list misses is a compile error here.
 type Unlisted = Exclude<SystemEventType, (typeof SYSTEM_EVENT_TYPES)[number]>;

@@ -235,7 +235,17 @@ export function Schedules({ api, onUnauthorized }: ViewProps) {
               <td>{s.task.queue}</td>
               {/* A date as well as a time: the next run may be days away. */}
               <td data-field="next-run" data-at={s.nextRunAt?.toISOString()}>
-                {s.paused ? "paused" : s.nextTaskId ? <a href={`#/task/${s.nextTaskId}`}>{s.nextRunAt?.toLocaleString()}</a> : "-"}
+                {s.paused ? (
+                  "paused"
+                ) : s.nextTaskId ? (
+                  <a href={`#/task/${s.nextTaskId}`}>{s.nextRunAt?.toLocaleString()}</a>
+                ) : s.nextRunAt ? (
+                  // overlap "skip": its time is planned, its task waits for the last run to settle.
+                  `${s.nextRunAt.toLocaleString()} at the earliest, once the last run settles`
+                ) : (
+                  // No run ahead: past its endAt, or its maxRuns claimed.
+                  "ended"
+                )}
               </td>
               <td class="num">{s.runs}</td>
               <td>{s.lastTaskId ? <a href={`#/task/${s.lastTaskId}`}>{s.lastRunAt?.toLocaleString()}</a> : "-"}</td>

@@ -36,8 +36,10 @@ export const OPERATOR_USAGE = [
   "       coordination queues rates                               the rate-limited queues and their windows' claims now",
   "       coordination schedules [--queue Q]                     the schedules: when each runs, its queue, its next run",
   "       coordination schedules set NAME --cron 'EXPR' [--timezone TZ] | --every DURATION [--start TIME]",
+  "                                    [--end TIME] [--max-runs N] [--overlap allow|skip]",
   "                                    [--queue Q] [--payload JSON] [--priority N]   a task enqueued by a cron pattern (5 fields,",
-  "                                    or 6 with seconds first; in TZ, UTC by default) or every DURATION (10s, 5m, 1h, 1d)",
+  "                                    or 6 with seconds first; in TZ, UTC by default) or every DURATION (10s, 5m, 1h, 1d);",
+  "                                    none after --end or N runs; skip: none while the last run still runs",
   "       coordination schedules get|remove|pause|resume NAME",
   "       coordination agents [--capability C] [--health healthy|stale|offline]",
   "       coordination events tail [--types 'task.*,agent.*'] [--agent A] [--from SEQ]   (--from: the events after SEQ; 0 for all retained)",
@@ -227,7 +229,7 @@ interface Parsed {
   options: Record<string, string | true>;
 }
 
-const VALUE_OPTIONS = new Set(["--url", "--token", "--config", "--queue", "--status", "--agent", "--limit", "--cursor", "--capability", "--health", "--types", "--from", "--after", "--before", "--reason", "--cron", "--timezone", "--every", "--start", "--payload", "--priority", "--timeout"]);
+const VALUE_OPTIONS = new Set(["--url", "--token", "--config", "--queue", "--status", "--agent", "--limit", "--cursor", "--capability", "--health", "--types", "--from", "--after", "--before", "--reason", "--cron", "--timezone", "--every", "--start", "--end", "--max-runs", "--overlap", "--payload", "--priority", "--timeout"]);
 /** Options that take no value. */
 const FLAG_OPTIONS = new Set(["--json", "--all", "--any"]);
 
@@ -247,7 +249,7 @@ function commandOptions(words: readonly string[], options: Parsed["options"]): r
   if (command === "tasks" && sub === "requeue" && words.length === 2 && options["--all"] === true) return ["--all", "--queue", "--after", "--before"];
   if (command === "tasks") return sub === "cancel" ? ["--reason"] : sub === "wait" ? ["--timeout", "--any"] : [];
   if (command === "agents") return ["--health", "--capability"];
-  if (command === "schedules") return sub === "set" ? ["--cron", "--timezone", "--every", "--start", "--queue", "--payload", "--priority"] : sub === undefined ? ["--queue"] : [];
+  if (command === "schedules") return sub === "set" ? ["--cron", "--timezone", "--every", "--start", "--end", "--max-runs", "--overlap", "--queue", "--payload", "--priority"] : sub === undefined ? ["--queue"] : [];
   if (command === "events" && sub === "tail") return ["--types", "--agent", "--from"];
   return undefined;
 }
@@ -386,6 +388,9 @@ const FLAG_OF_FIELD: Record<string, string> = {
   timezone: "--timezone",
   everyMs: "--every",
   startAt: "--start",
+  endAt: "--end",
+  maxRuns: "--max-runs",
+  overlap: "--overlap",
 };
 
 /**
@@ -807,14 +812,29 @@ const zoned = (date: Date, timezone: string | null): string => {
 /** A schedule's timing as an operator reads it: its cron pattern and zone, or "every 10m". */
 const timingText = (s: { cron: string | null; timezone: string | null; everyMs: number | null }): string => (s.cron === null ? `every ${rateWindowText(s.everyMs!)}` : `${s.cron} (${s.timezone})`);
 
+/** What bounds a schedule's runs, and its overlap when it skips: ", until 2027-01-01 00:00:00 UTC, 10 runs at most, skips while a run runs". */
+const boundsText = (s: { endAt: Date | null; maxRuns: number | null; overlap: "allow" | "skip" }): string =>
+  [
+    s.endAt === null ? "" : `, until ${when(s.endAt)} UTC`,
+    s.maxRuns === null ? "" : `, ${s.maxRuns} run${s.maxRuns === 1 ? "" : "s"} at most`,
+    s.overlap === "skip" ? ", skips while a run runs" : "",
+  ].join("");
+
+/** A schedule's next run as an operator reads it: its time and task; the time it waits for its last run to settle; or none, and why. */
+const nextRunText = (s: RouterOutputs["schedules"]["get"]): string => {
+  if (s.nextRunAt !== null) return s.nextTaskId === null ? `${zoned(s.nextRunAt, s.timezone)} at the earliest, once task ${s.lastTaskId} settles` : `${zoned(s.nextRunAt, s.timezone)} (task ${s.nextTaskId})`;
+  if (s.paused) return "-";
+  return s.maxRuns !== null && s.runs >= s.maxRuns ? "none: it had its maxRuns" : s.endAt !== null ? "none: its endAt passed" : "none";
+};
+
 /** `coordination schedules …`: list, set, get, remove, pause, resume. */
 async function scheduleCommand(words: string[], options: Parsed["options"], api: CoordinationClient["api"], print: (value: unknown, render: () => string) => void): Promise<number> {
   const [, sub, name] = words;
   const render = (s: RouterOutputs["schedules"]["get"]) => () =>
     [
-      `schedule ${printable(s.id)}: ${printable(timingText(s))}${s.paused ? ", paused" : ""}`,
+      `schedule ${printable(s.id)}: ${printable(timingText(s))}${s.paused ? ", paused" : ""}${boundsText(s)}`,
       `  task      queue ${printable(s.task.queue)}, priority ${s.task.priority}, payload ${printableJson(s.task.payload, 0)}`,
-      `  next run  ${s.nextRunAt === null ? "-" : `${zoned(s.nextRunAt, s.timezone)} (task ${s.nextTaskId})`}`,
+      `  next run  ${nextRunText(s)}`,
       `  runs      ${s.runs}${s.lastRunAt === null ? "" : `, the last claimed ${when(s.lastRunAt)} UTC (task ${s.lastTaskId})`}`,
       "",
     ].join("\n");
@@ -826,7 +846,7 @@ async function scheduleCommand(words: string[], options: Parsed["options"], api:
         ? "no schedule\n"
         : table(
             ["SCHEDULE", "WHEN", "QUEUE", "NEXT RUN (UTC)", "RUNS"],
-            page.items.map((s) => [s.id, timingText(s), s.task.queue, s.paused ? "paused" : when(s.nextRunAt), String(s.runs)]),
+            page.items.map((s) => [s.id, timingText(s), s.task.queue, s.paused ? "paused" : s.nextRunAt === null ? "ended" : when(s.nextRunAt), String(s.runs)]),
           ) + (page.nextCursor === null ? "" : "(more schedules than 1,000: use --json and the API's cursor)\n"),
     );
     return 0;
@@ -843,6 +863,11 @@ async function scheduleCommand(words: string[], options: Parsed["options"], api:
     const cron = str(options["--cron"]);
     const timezone = str(options["--timezone"]);
     const start = str(options["--start"]);
+    const end = str(options["--end"]);
+    const maxRuns = int(options["--max-runs"], "--max-runs");
+    const overlapText = str(options["--overlap"]);
+    if (options["--overlap"] !== undefined && overlapText !== "allow" && overlapText !== "skip") throw new OperatorUsageError(`--overlap is allow or skip (got ${JSON.stringify(overlapText ?? "")})`);
+    const overlap = overlapText as "allow" | "skip" | undefined;
     const payloadText = str(options["--payload"]);
     let payload: JsonValue;
     try {
@@ -857,6 +882,9 @@ async function scheduleCommand(words: string[], options: Parsed["options"], api:
       ...(timezone === undefined ? {} : { timezone }),
       ...(everyMs === undefined ? {} : { everyMs }),
       ...(start === undefined ? {} : { startAt: /^\d+$/.test(start) ? Number(start) : start }),
+      ...(end === undefined ? {} : { endAt: /^\d+$/.test(end) ? Number(end) : end }),
+      ...(maxRuns === undefined ? {} : { maxRuns }),
+      ...(overlap === undefined ? {} : { overlap }),
       task: { payload, ...(queue === undefined ? {} : { queue }), ...(priority === undefined ? {} : { priority }) },
     });
     print(answer, () => `${answer.created ? "created" : answer.changed ? "changed" : "unchanged"}: ${render(answer.schedule)()}`);

@@ -234,6 +234,9 @@ describe("AppRouter types", () => {
       timezone: string | null;
       everyMs: number | null;
       startAt: Date | null;
+      endAt: Date | null;
+      maxRuns: number | null;
+      overlap: "allow" | "skip";
       task: { queue: string; payload: JsonValue; priority: number; capability: string | null; targetAgentId: string | null; maxAttempts: number | null; backoff: Backoff | null };
       paused: boolean;
       nextRunAt: Date | null;
@@ -252,6 +255,9 @@ describe("AppRouter types", () => {
       timezone?: string | null;
       everyMs?: number | null;
       startAt?: Date | string | number | null;
+      endAt?: Date | string | number | null;
+      maxRuns?: number | null;
+      overlap?: "allow" | "skip";
       task?: {
         queue?: string;
         payload?: JsonValue;

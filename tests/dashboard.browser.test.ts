@@ -138,6 +138,15 @@ describe.skipIf(!CHROMIUM)("the dashboard in Chromium", () => {
       await page.locator('[data-field="status"]').getByText("pending").waitFor({ timeout: 10_000 });
       expect(page.url()).toBe(`${t.url}/#/task/${resumed.nextTaskId}`);
       expect(await page.locator('[data-field="schedule"]').textContent()).toBe("a run of schedule digest");
+      // A run that runs holds a schedule with overlap "skip" back; one with its maxRuns claimed has ended.
+      await t.api.schedules.set.mutate({ scheduleId: "once", everyMs: 600_000, startAt: new Date(0), maxRuns: 1, task: { queue: "once" } });
+      await t.api.schedules.set.mutate({ scheduleId: "serial", everyMs: 600_000, startAt: new Date(0), overlap: "skip", task: { queue: "serial" } });
+      await t.api.tasks.claim.mutate({ agentId: "a", queues: ["once"], context: false });
+      await t.api.tasks.claim.mutate({ agentId: "a", queues: ["serial"], context: false });
+      await page.goto(t.url);
+      const cell = (id: string) => page.locator(`[data-schedule="${id}"] [data-field="next-run"]`);
+      await expect.poll(() => cell("once").textContent(), { timeout: 10_000 }).toBe("ended");
+      await expect.poll(() => cell("serial").textContent(), { timeout: 10_000 }).toMatch(/^\d.* at the earliest, once the last run settles$/);
       expect(errors).toEqual([]);
     } finally {
       await page.close();

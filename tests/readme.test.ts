@@ -147,7 +147,7 @@ describe("README", () => {
   });
 
   it("runs the recurring tasks example as written", async () => {
-    expect(await runExample("weekday-digest", "schedules")).toBe("pending weekday-digest true\nsweep 1 true\n");
+    expect(await runExample("weekday-digest", "schedules")).toBe("pending weekday-digest true\nsweep 1 true\nnull\ntrue\n");
   });
 
   it("runs the waiting-for-a-result example as written", async () => {

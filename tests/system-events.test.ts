@@ -42,6 +42,9 @@ describe("system events", () => {
     await api.schedules.pause.mutate({ scheduleId: "hourly" });
     await api.schedules.resume.mutate({ scheduleId: "hourly" });
     await api.schedules.remove.mutate({ scheduleId: "hourly" });
+    // A run due at once, the schedule's only one: its claim ends the schedule.
+    await api.schedules.set.mutate({ scheduleId: "once", everyMs: 3_600_000, startAt: new Date(0), maxRuns: 1, task: { queue: "once" } });
+    await api.tasks.claim.mutate({ agentId: "a", queues: ["once"], context: false });
     // A task waiting for another: its dependency's complete makes it ready.
     const gate = await api.tasks.enqueue.mutate({ queue: "chain" });
     await api.tasks.enqueue.mutate({ queue: "chain", dependsOn: [gate.id] });

@@ -80,6 +80,8 @@ export type SystemEventPayloads = {
   "schedule.paused": { scheduleId: string; queue: string; pausedBy: string | null };
   /** Runs again from nextRunAt (those missed while paused are skipped). */
   "schedule.resumed": { scheduleId: string; queue: string; nextRunAt: string | null; resumedBy: string | null };
+  /** A schedule has no run ahead: its last run was claimed (reason "maxRuns": runs reached maxRuns), or the next time it names is past its endAt ("endAt"). It stays, with nextRunAt null, until set again or removed. */
+  "schedule.ended": { scheduleId: string; queue: string; runs: number; reason: "endAt" | "maxRuns" };
 };
 
 export type SystemEventType = keyof SystemEventPayloads;

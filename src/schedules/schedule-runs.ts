@@ -4,7 +4,9 @@
 // that task, or cancels it, enqueues the run after it in the same transaction: no timer, no
 // sweeper, and with several servers on one file exactly one run follows each (the write lock
 // orders them). A run nobody claims stands for every time it is late: runs are skipped, never
-// piled up, while a queue is paused, no agent claims, or every server is down.
+// piled up, while a queue is paused, no agent claims, or every server is down. With overlap
+// "skip" the claim only plans the next run's time; the write that settles the run (complete,
+// dead letter, cancel) enqueues it. A schedule past its endAt or its maxRuns plans none.
 import type { WriteContext } from "../db/writer.js";
 import { notFound } from "../errors.js";
 import type { EventStore } from "../events/event-store.js";
@@ -15,6 +17,9 @@ import type { TaskRow, TaskStore } from "../tasks/task-store.js";
 import { firstRunAt, intervalAnchor, resumedRunAt, runAfter, type Timing } from "./next-run.js";
 import type { Schedule, ScheduledTask, SetScheduleRequest, SetScheduleResult } from "./schedule-schemas.js";
 import type { ScheduleDefinition, ScheduleRow, ScheduleStore } from "./schedule-store.js";
+
+/** Why a schedule has no run ahead: a time past its endAt, or its maxRuns claimed. */
+type EndReason = "endAt" | "maxRuns";
 
 export interface ScheduleRunDeps {
   schedules: ScheduleStore;
@@ -39,6 +44,9 @@ export function toSchedule(row: ScheduleRow): Schedule {
     timezone: row.timezone,
     everyMs: row.everyMs,
     startAt: date(row.startAt),
+    endAt: date(row.endAt),
+    maxRuns: row.maxRuns,
+    overlap: row.overlap,
     task: JSON.parse(row.task) as ScheduledTask,
     paused: row.paused === 1,
     nextRunAt: date(row.nextRunAt),
@@ -70,6 +78,9 @@ function definitionOf(request: SetScheduleRequest, setBy: string | null): Schedu
     timezone: request.cron === undefined ? null : (request.timezone ?? "UTC"),
     everyMs: request.everyMs ?? null,
     startAt: request.startAt?.getTime() ?? null,
+    endAt: request.endAt?.getTime() ?? null,
+    maxRuns: request.maxRuns ?? null,
+    overlap: request.overlap,
     task: JSON.stringify(task),
     setBy,
   };
@@ -79,9 +90,9 @@ function definitionOf(request: SetScheduleRequest, setBy: string | null): Schedu
 const sameTiming = (a: ScheduleDefinition, b: ScheduleDefinition): boolean =>
   a.cron === b.cron && a.timezone?.toLowerCase() === b.timezone?.toLowerCase() && a.everyMs === b.everyMs && Number(a.startAt ?? -1) === Number(b.startAt ?? -1);
 
-/** Whether two definitions time and make their runs alike (who set them aside). */
+/** Whether two definitions time, bound and make their runs alike (who set them aside). */
 function sameDefinition(a: ScheduleDefinition, b: ScheduleDefinition): boolean {
-  if (!sameTiming(a, b)) return false;
+  if (!sameTiming(a, b) || Number(a.endAt ?? -1) !== Number(b.endAt ?? -1) || a.maxRuns !== b.maxRuns || a.overlap !== b.overlap) return false;
   const ta = JSON.parse(a.task) as ScheduledTask;
   const tb = JSON.parse(b.task) as ScheduledTask;
   const text = (backoff: Backoff | null) => (backoff === null ? null : JSON.stringify(backoff));
@@ -115,10 +126,45 @@ export class ScheduleRuns {
     });
   }
 
-  /** Enqueues the run due at `runAt` (none when null) and records it as the schedule's next. */
-  private planNext(ctx: WriteContext, schedule: ScheduleRow, runAt: number | null): void {
-    const task = runAt === null ? null : this.enqueueRun(ctx, schedule, runAt);
-    this.d.schedules.setNext(schedule.id, task?.id ?? null, runAt, ctx.now);
+  /**
+   * The schedule's next run, due at `runAt` (none when null): enqueued, unless overlap "skip"
+   * waits for the last run to settle (then only its time is kept, `taskId` null). None past its
+   * endAt, nor once it had its maxRuns (`schedule.runs` as it will be stored): `ended` says which.
+   */
+  private plan(ctx: WriteContext, schedule: ScheduleRow, runAt: number | null): { taskId: string | null; runAt: number | null; ended: EndReason | null } {
+    if (runAt === null) return { taskId: null, runAt: null, ended: null };
+    const ended = schedule.maxRuns !== null && schedule.runs >= schedule.maxRuns ? "maxRuns" : schedule.endAt !== null && runAt > Number(schedule.endAt) ? "endAt" : null;
+    if (ended !== null) return { taskId: null, runAt: null, ended };
+    if (this.lastRunGoesOn(schedule)) return { taskId: null, runAt, ended: null };
+    return { taskId: this.enqueueRun(ctx, schedule, runAt).id, runAt, ended: null };
+  }
+
+  /**
+   * Plans the run due at `runAt` (none when null) and records it as the schedule's next. `ending`:
+   * a run was just taken, skipped or settled, so a schedule that has none ahead for its endAt or
+   * maxRuns ended now, and a schedule.ended event says so.
+   */
+  private planNext(ctx: WriteContext, schedule: ScheduleRow, runAt: number | null, ending = false): void {
+    const next = this.plan(ctx, schedule, runAt);
+    this.d.schedules.setNext(schedule.id, next.taskId, next.runAt, ctx.now);
+    if (ending && next.ended !== null) this.ended(ctx, schedule, next.ended);
+  }
+
+  private ended(ctx: WriteContext, schedule: ScheduleRow, reason: EndReason): void {
+    this.d.events.appendSystem(ctx, "schedule.ended", { scheduleId: schedule.id, queue: (JSON.parse(schedule.task) as ScheduledTask).queue, runs: schedule.runs, reason });
+  }
+
+  /** Whether the schedule has overlap "skip" and its last run has not settled: its task claimed, or pending a retry (or given back). No run is enqueued meanwhile. */
+  private lastRunGoesOn(schedule: ScheduleRow): boolean {
+    if (schedule.overlap !== "skip" || schedule.lastTaskId === null) return false;
+    const status = this.d.tasks.stateOf(schedule.lastTaskId)?.status;
+    return status === "claimed" || status === "pending";
+  }
+
+  /** When the run planned at nextRunAt falls due now: then, or the first time the schedule names after now when that passed while it waited (overlap "skip": the times missed are skipped). */
+  private dueFrom(schedule: ScheduleRow, now: number): number | null {
+    const due = Number(schedule.nextRunAt);
+    return due >= now ? due : runAfter(timingOf(schedule), due, now);
   }
 
   /** Cancels the schedule's pending run, if it has one, saying why. */
@@ -137,16 +183,29 @@ export class ScheduleRuns {
   taken(ctx: WriteContext, row: TaskRow): void {
     const schedule = this.d.schedules.get(row.scheduleId!);
     if (schedule === undefined || schedule.nextTaskId !== row.id) return;
-    const next = runAfter(timingOf(schedule), Number(schedule.nextRunAt), ctx.now);
-    const task = next === null ? null : this.enqueueRun(ctx, schedule, next);
-    this.d.schedules.ran(schedule.id, row.id, ctx.now, task?.id ?? null, next, ctx.now);
+    // As ran() is about to store it: this run counted (maxRuns), and the last (overlap "skip").
+    const ran: ScheduleRow = { ...schedule, runs: schedule.runs + 1, lastTaskId: row.id, lastRunAt: ctx.now };
+    const next = this.plan(ctx, ran, runAfter(timingOf(schedule), Number(schedule.nextRunAt), ctx.now));
+    this.d.schedules.ran(schedule.id, row.id, ctx.now, next.taskId, next.runAt, ctx.now);
+    if (next.ended !== null) this.ended(ctx, ran, next.ended);
   }
 
   /** `row` (a task naming a schedule) was cancelled by a call: when it was the schedule's next run, that run is skipped, and the one after it enqueued. */
   skipped(ctx: WriteContext, row: TaskRow): void {
     const schedule = this.d.schedules.get(row.scheduleId!);
     if (schedule === undefined || schedule.nextTaskId !== row.id) return;
-    this.planNext(ctx, schedule, runAfter(timingOf(schedule), Number(schedule.nextRunAt), ctx.now));
+    this.planNext(ctx, schedule, runAfter(timingOf(schedule), Number(schedule.nextRunAt), ctx.now), true);
+  }
+
+  /**
+   * `row` (a task naming a schedule) settled: completed, dead-lettered or cancelled. When it is the
+   * last run of a schedule with overlap "skip" that waits for it, the next run is enqueued: due when
+   * planned, or at the first time the schedule names after now when that passed meanwhile.
+   */
+  settled(ctx: WriteContext, row: TaskRow): void {
+    const schedule = this.d.schedules.get(row.scheduleId!);
+    if (schedule === undefined || schedule.lastTaskId !== row.id || !awaitsLastRun(schedule)) return;
+    this.planNext(ctx, schedule, this.dueFrom(schedule, ctx.now), true);
   }
 
   /**
@@ -161,9 +220,9 @@ export class ScheduleRuns {
     return stranded.length;
   }
 
-  /** Plans the next run of one schedule whose pending run is no longer pending (see repair), and enqueues it. */
+  /** Plans the next run of one schedule whose pending run is no longer pending, or whose last run settled unseen (see repair), and enqueues it. */
   private repairOne(ctx: WriteContext, schedule: ScheduleRow): void {
-    this.followTaken(ctx, schedule);
+    if (schedule.nextTaskId !== null) this.followTaken(ctx, schedule);
     this.planPending(ctx, this.d.schedules.get(schedule.id)!);
   }
 
@@ -193,10 +252,13 @@ export class ScheduleRuns {
     else this.d.schedules.setNext(schedule.id, null, next, ctx.now);
   }
 
-  /** Enqueues the next run `current` left planned but not enqueued, when the schedule runs. */
+  /**
+   * Enqueues the next run `current` left planned but not enqueued, when the schedule runs and does
+   * not wait for its last run (overlap "skip"); due as planned, or the first time after now.
+   */
   private planPending(ctx: WriteContext, row: ScheduleRow): ScheduleRow {
-    if (row.paused === 1 || row.nextTaskId !== null || row.nextRunAt === null) return row;
-    this.planNext(ctx, row, Number(row.nextRunAt));
+    if (row.paused === 1 || row.nextTaskId !== null || row.nextRunAt === null || this.lastRunGoesOn(row)) return row;
+    this.planNext(ctx, row, this.dueFrom(row, ctx.now));
     return this.d.schedules.get(row.id)!;
   }
 
@@ -219,8 +281,11 @@ export class ScheduleRuns {
     const anchorAt = definition.everyMs === null ? null : keepsTiming ? Number(existing.anchorAt) : intervalAnchor(timing, ctx.now);
     const row = this.d.schedules.put(definition, anchorAt, ctx.now);
     if (row.paused === 0) {
-      const keptNext = keepsTiming && existing.nextRunAt !== null ? Number(existing.nextRunAt) : null;
-      this.planNext(ctx, row, keepsTiming ? keptNext : firstRunAt({ ...timing, anchorAt }, ctx.now));
+      const first = () => firstRunAt({ ...timing, anchorAt }, ctx.now);
+      // Its timing kept: the next run as it was; one that had none ahead (it ended at its endAt or
+      // maxRuns) runs on from the first time after its last run and now.
+      const kept = () => (existing!.nextRunAt !== null ? Number(existing!.nextRunAt) : existing!.lastRunAt !== null ? runAfter({ ...timing, anchorAt }, Number(existing!.lastRunAt), ctx.now) : first());
+      this.planNext(ctx, row, keepsTiming ? kept() : first());
     }
     const schedule = toSchedule(this.d.schedules.get(row.id)!);
     this.d.events.appendSystem(ctx, "schedule.set", {
@@ -273,8 +338,11 @@ export class ScheduleRuns {
   }
 }
 
-/** Room a schedule takes in an answer beside its text columns (task ids, times and superjson's note of each, counters, keys), in bytes. */
-const SCHEDULE_FIXED_BYTES = 900;
+/** Whether the schedule (running, overlap "skip") has a next run planned but not enqueued: it waits for its last run to settle. */
+const awaitsLastRun = (s: ScheduleRow): boolean => s.overlap === "skip" && s.paused === 0 && s.nextTaskId === null && s.nextRunAt !== null;
+
+/** Room a schedule takes in an answer beside its text columns (task ids, times and superjson's note of each, counters, bounds, overlap, keys), in bytes. */
+const SCHEDULE_FIXED_BYTES = 1000;
 
 /** Reads of schedules (the reader thread). A list page stops before its answer would pass `maxResponseBytes` (but always holds one). */
 export function scheduleQueries(schedules: ScheduleStore, maxResponseBytes: number) {

@@ -10,6 +10,8 @@ import { canonicalCron, canonicalTimeZone, CRON_LAST_YEAR, cronProblem, firstRun
 export const MIN_EVERY_MS = 1000;
 /** The longest interval between runs, in ms: a year (a longer one is a cron pattern with a month). */
 export const MAX_EVERY_MS = 366 * 24 * 3_600_000;
+/** The largest maxRuns: a billion (no bound at all is null). */
+export const MAX_RUNS = 1_000_000_000;
 
 const scheduleIdField = name().describe("The schedule's name, chosen by the caller: setting it again replaces its definition");
 
@@ -52,6 +54,20 @@ export const setScheduleInput = z
         "No run before this time. With everyMs, the first run's time, and the phase of the runs after it (a startAt that passed: the first run is due at once, the next on the phase); left out, everyMs after the set. With cron, the first time the pattern names from then",
       ),
     ),
+    endAt: orNull(
+      dateInput.describe(
+        "No run falls due after this time: past it the schedule has no run ahead (nextRunAt null) and a schedule.ended event says so. Must be after startAt",
+      ),
+    ),
+    maxRuns: orNull(
+      int(1, MAX_RUNS).describe(`No run after this many were claimed (runs, which counts on when the schedule is set again): the claim of the last one plans none after it, and a schedule.ended event says so. 1 to ${MAX_RUNS}`),
+    ),
+    overlap: z
+      .enum(["allow", "skip"])
+      .default("allow")
+      .describe(
+        'While a run still runs (claimed, or pending a retry): "allow" (the default), the next falls due on time and may run beside it; "skip", no run is enqueued until it settled (completed, dead-lettered or cancelled), the times that fell due meanwhile skipped: the next is the first the schedule names from then',
+      ),
     task: scheduledTaskInput
       .default({ queue: "default", payload: {}, priority: 5, capability: undefined, targetAgentId: undefined, maxAttempts: undefined, backoff: undefined }).describe("The task each run enqueues; left out, an empty payload on the default queue"),
   })
@@ -59,6 +75,9 @@ export const setScheduleInput = z
     if ((input.cron === undefined) === (input.everyMs === undefined)) {
       ctx.addIssue({ code: "custom", path: [input.cron === undefined ? "cron" : "everyMs"], message: "give cron or everyMs, one of them" });
       return;
+    }
+    if (input.endAt !== undefined && input.startAt !== undefined && input.endAt.getTime() <= input.startAt.getTime()) {
+      return void ctx.addIssue({ code: "custom", path: ["endAt"], message: `must be after startAt (${input.startAt.toISOString()}): the schedule would never run` });
     }
     if (input.timezone !== undefined) {
       if (input.cron === undefined) return void ctx.addIssue({ code: "custom", path: ["timezone"], message: "is read with a cron pattern only: an interval needs none" });
@@ -111,10 +130,19 @@ export const scheduleSchema = z
     timezone: z.string().nullable().describe("The time zone the pattern is read in; null for an interval"),
     everyMs: z.number().nullable().describe("The interval between runs in ms; null for a cron pattern"),
     startAt: z.date().nullable().describe("No run before this time, as set; null: none given"),
+    endAt: z.date().nullable().describe("No run falls due after this time, as set; null: none given"),
+    maxRuns: z.number().nullable().describe("No run after this many were claimed (runs); null: no bound"),
+    overlap: z.enum(["allow", "skip"]).describe('"allow": a run falls due on time while the last one still runs; "skip": the next is enqueued only once the last one settled'),
     task: scheduledTaskSchema,
     paused: z.boolean().describe("Paused: no run is enqueued until it is resumed"),
-    nextRunAt: z.date().nullable().describe("When its next run falls due; null while paused, or when the pattern names no time ahead"),
-    nextTaskId: z.string().nullable().describe("The pending task of that run: claiming it (or cancelling it) enqueues the run after it"),
+    nextRunAt: z
+      .date()
+      .nullable()
+      .describe('When its next run falls due (with overlap "skip" and no nextTaskId: the earliest, once the last run settled); null while paused, or with no run ahead (its pattern names no time before endAt, or maxRuns were claimed)'),
+    nextTaskId: z
+      .string()
+      .nullable()
+      .describe('The pending task of that run: claiming it (or cancelling it) enqueues the run after it. Null with a nextRunAt: overlap "skip" waits for the last run (lastTaskId) to settle before it enqueues it'),
     runs: z.number().describe("Runs claimed so far"),
     lastRunAt: z.date().nullable().describe("When the last run's task was first claimed"),
     lastTaskId: z.string().nullable().describe("That run's task"),

@@ -11,6 +11,11 @@ export interface ScheduleRow {
   startAt: number | null;
   /** An interval's phase (runs at anchorAt + k × everyMs); null for a cron pattern. */
   anchorAt: number | null;
+  /** No run falls due after it (Unix ms); null: none. */
+  endAt: number | null;
+  /** No run after this many were claimed (`runs`); null: no bound. */
+  maxRuns: number | null;
+  overlap: Overlap;
   /** JSON text of a ScheduledTask. */
   task: string;
   paused: number;
@@ -25,9 +30,12 @@ export interface ScheduleRow {
 }
 
 /** What a set writes: the definition and who set it. */
-export type ScheduleDefinition = Pick<ScheduleRow, "id" | "cron" | "timezone" | "everyMs" | "startAt" | "task" | "setBy">;
+export type ScheduleDefinition = Pick<ScheduleRow, "id" | "cron" | "timezone" | "everyMs" | "startAt" | "endAt" | "maxRuns" | "overlap" | "task" | "setBy">;
 
-const COLUMNS = `id, cron, timezone, everyMs, startAt, anchorAt, task, paused, nextTaskId, nextRunAt, runs, lastRunAt, lastTaskId, setBy, createdAt, updatedAt`;
+/** Whether a schedule's run falls due while its last one still runs ("allow") or waits for it to settle, the times missed skipped ("skip"). */
+export type Overlap = "allow" | "skip";
+
+const COLUMNS = `id, cron, timezone, everyMs, startAt, endAt, maxRuns, overlap, anchorAt, task, paused, nextTaskId, nextRunAt, runs, lastRunAt, lastTaskId, setBy, createdAt, updatedAt`;
 
 export class ScheduleStore {
   constructor(private readonly st: Statements) {}
@@ -50,13 +58,17 @@ export class ScheduleStore {
   /**
    * Up to `limit` running schedules whose next run's task is no longer pending (or is gone): one
    * that something other than this version's claim or cancel took (an older server on the same
-   * file, a database edited by hand). ScheduleRuns.repair plans their next runs.
+   * file, a database edited by hand); and those with overlap "skip" waiting for a last run that
+   * settled (or is gone) without its settle planning the next. ScheduleRuns.repair plans their next runs.
    */
   stranded(limit: number): ScheduleRow[] {
     return this.st
       .get<[number], ScheduleRow>(
         `SELECT ${COLUMNS} FROM schedules s
-         WHERE paused = 0 AND nextTaskId IS NOT NULL AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.id = s.nextTaskId AND t.status = 'pending')
+         WHERE paused = 0 AND (
+           (nextTaskId IS NOT NULL AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.id = s.nextTaskId AND t.status = 'pending'))
+           OR (overlap = 'skip' AND nextTaskId IS NULL AND nextRunAt IS NOT NULL
+               AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.id = s.lastTaskId AND t.status IN ('claimed', 'pending'))))
          ORDER BY id LIMIT CAST(? AS INTEGER)`,
       )
       .all(limit);
@@ -67,15 +79,16 @@ export class ScheduleStore {
    * paused stay), with `anchorAt` its phase (null for a cron pattern), and no next run yet.
    */
   put(definition: ScheduleDefinition, anchorAt: number | null, now: number): ScheduleRow {
-    const { id, cron, timezone, everyMs, startAt, task, setBy } = definition;
+    const { id, cron, timezone, everyMs, startAt, endAt, maxRuns, overlap, task, setBy } = definition;
     this.st
-      .get<[string, string | null, string | null, number | null, number | null, number | null, string, string | null, number, number]>(
-        `INSERT INTO schedules (id, cron, timezone, everyMs, startAt, anchorAt, task, paused, nextTaskId, nextRunAt, setBy, createdAt, updatedAt)
-         VALUES (?, ?, ?, ?, ?, ?, ?, 0, NULL, NULL, ?, ?, ?)
+      .get<[string, string | null, string | null, number | null, number | null, number | null, number | null, Overlap, number | null, string, string | null, number, number]>(
+        `INSERT INTO schedules (id, cron, timezone, everyMs, startAt, endAt, maxRuns, overlap, anchorAt, task, paused, nextTaskId, nextRunAt, setBy, createdAt, updatedAt)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, NULL, NULL, ?, ?, ?)
          ON CONFLICT(id) DO UPDATE SET cron = excluded.cron, timezone = excluded.timezone, everyMs = excluded.everyMs, startAt = excluded.startAt,
+           endAt = excluded.endAt, maxRuns = excluded.maxRuns, overlap = excluded.overlap,
            anchorAt = excluded.anchorAt, task = excluded.task, nextTaskId = NULL, nextRunAt = NULL, setBy = excluded.setBy, updatedAt = excluded.updatedAt`,
       )
-      .run(id, cron, timezone, everyMs, startAt, anchorAt, task, setBy, now, now);
+      .run(id, cron, timezone, everyMs, startAt, endAt, maxRuns, overlap, anchorAt, task, setBy, now, now);
     return this.get(id)!;
   }
 

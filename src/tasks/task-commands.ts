@@ -208,6 +208,8 @@ export function taskCommands(d: TaskCommandDeps) {
     });
     t.recordExecution(ctx, row, "completed");
     t.settleDependents(ctx, row, "completed");
+    // A schedule's run that settled: one with overlap "skip" enqueues its next run now.
+    if (row.scheduleId !== null) t.schedules.settled(ctx, row);
     return { task: settled(row), bytes: taskAnswerBytes(row), repeated: false };
   };
 

@@ -63,7 +63,7 @@ export class TaskTransitions {
   /** Each write's budget of dependents to settle (dependentsBudget), gone with the write. */
   private readonly budgets = new WeakMap<WriteContext, { left: number }>();
 
-  /** Schedules' runs: the claim or cancel of a run's task enqueues the run after it (schedule-runs.ts). */
+  /** Schedules' runs: the claim or cancel of a run's task enqueues the run after it, or with overlap "skip" its settle does (schedule-runs.ts). */
   readonly schedules: ScheduleRuns;
 
   constructor(private readonly d: TaskTransitionDeps) {
@@ -310,6 +310,8 @@ export class TaskTransitions {
     });
     // What waits on it would never run.
     this.settleDependents(ctx, row, "cancelled", reason);
+    // A schedule's run that settled: one with overlap "skip" enqueues its next run now.
+    if (row.scheduleId !== null) this.schedules.settled(ctx, row);
     return cancelled;
   }
 
@@ -414,6 +416,8 @@ export class TaskTransitions {
       this.recordExecution(ctx, updated, "dead_letter", row);
       // The tasks waiting on it that asked to be cancelled then (onDependencyFailure "cancel").
       this.settleDependents(ctx, row, "dead_lettered");
+      // A schedule's run that settled: one with overlap "skip" enqueues its next run now.
+      if (row.scheduleId !== null) this.schedules.settled(ctx, row);
     } else {
       this.d.events.appendSystem(ctx, "task.retried", {
         taskId: row.id,
