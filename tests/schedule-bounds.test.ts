@@ -221,6 +221,24 @@ describe("schedule bounds", () => {
     expect([again.status, again.body.changed]).toEqual([200, false]);
   });
 
+  it("/metrics counts the schedules per state: running, waiting for a last run, paused, ended", async () => {
+    t = await startTestServer();
+    const api = t.api;
+    const states = async () =>
+      Object.fromEntries([...(await (await fetch(`${t!.url}/metrics`)).text()).matchAll(/^coordination_schedules\{state="(\w+)"\} (\d+)$/gm)].map((m) => [m[1], Number(m[2])]));
+    expect(await states()).toEqual({ running: 0, waiting: 0, paused: 0, ended: 0 });
+    const startAt = new Date(0);
+    await api.schedules.set.mutate({ scheduleId: "a-running", everyMs: HOUR, task: { queue: "r" } });
+    await api.schedules.set.mutate({ scheduleId: "b-running", cron: "0 9 * * *", task: { queue: "r" } });
+    await api.schedules.set.mutate({ scheduleId: "c-waiting", everyMs: HOUR, startAt, overlap: "skip", task: { queue: "w" } });
+    await api.tasks.claim.mutate({ agentId: "a", queues: ["w"], context: false });
+    await api.schedules.set.mutate({ scheduleId: "d-paused", everyMs: HOUR, task: { queue: "p" } });
+    await api.schedules.pause.mutate({ scheduleId: "d-paused" });
+    await api.schedules.set.mutate({ scheduleId: "e-ended", everyMs: HOUR, startAt, maxRuns: 1, task: { queue: "e" } });
+    await api.tasks.claim.mutate({ agentId: "a", queues: ["e"], context: false });
+    expect(await states()).toEqual({ running: 2, waiting: 1, paused: 1, ended: 1 });
+  });
+
   it("the operator's command sets bounds and overlap, and shows them; a bad one is refused naming its option", async () => {
     t = await startTestServer();
     const env = { COORDINATION_URL: t.url };

@@ -191,6 +191,16 @@ export class Metrics {
     readGauge("coordination_queue_rate_claims", "Claims of each rate-limited queue's tasks in its window now: at coordination_queue_rate_max_claims, claims wait for the window to have room", QUEUE_LABEL_NAMES, async (gauge) => {
       for (const rate of await rates()) if (rate.used !== null) gauge.inc(queueLabels.of(rate.queue), rate.used);
     });
+    readGauge(
+      "coordination_schedules",
+      'Schedules per state, now: running (its next run waits in its queue), waiting (overlap "skip": for its last run to settle), paused, ended (no run ahead: past its endAt, or its maxRuns claimed)',
+      ["state"],
+      async (gauge) => {
+        // Every state has a series, 0 when none is in it: an alert on ended or paused schedules needs no absent() beside it.
+        for (const state of ["running", "waiting", "paused", "ended"]) gauge.set({ state }, 0);
+        for (const { state, count } of await db.read("schedules.stateCounts", undefined)) gauge.set({ state }, count);
+      },
+    );
     readGauge("coordination_agents", "Registered agents per health, now", ["health"], async (gauge) => {
       for (const [health, count] of Object.entries(await db.read("agents.healthCounts", undefined))) gauge.set({ health }, count);
     });

@@ -352,6 +352,8 @@ export function scheduleQueries(schedules: ScheduleStore, maxResponseBytes: numb
       if (row === undefined) throw notFound("SCHEDULE_NOT_FOUND", id);
       return toSchedule(row);
     },
+    /** How many schedules are in each state: running, waiting (for a last run, overlap "skip"), paused, ended (the metrics). */
+    "schedules.stateCounts": (_: undefined) => schedules.stateCounts(),
     /** Whether a running schedule's next run is no longer pending: a look before any write (the schedule-repair job). */
     "schedules.stranded": (_: undefined): boolean => schedules.stranded(1).length > 0,
     "schedules.list": (request: { queue?: string | undefined; cursor?: string | undefined; limit: number }) => {

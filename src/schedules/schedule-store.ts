@@ -32,6 +32,13 @@ export interface ScheduleRow {
 /** What a set writes: the definition and who set it. */
 export type ScheduleDefinition = Pick<ScheduleRow, "id" | "cron" | "timezone" | "everyMs" | "startAt" | "endAt" | "maxRuns" | "overlap" | "task" | "setBy">;
 
+/**
+ * Where a schedule stands: "running" (its next run waits in its queue), "waiting" (overlap "skip":
+ * its next run's time is planned, its task waits for the last run to settle), "paused", or "ended"
+ * (no run ahead: past its endAt, its maxRuns claimed, or a pattern that names no time ahead).
+ */
+export type ScheduleState = "running" | "waiting" | "paused" | "ended";
+
 /** Whether a schedule's run falls due while its last one still runs ("allow") or waits for it to settle, the times missed skipped ("skip"). */
 export type Overlap = "allow" | "skip";
 
@@ -104,6 +111,16 @@ export class ScheduleStore {
         `UPDATE schedules SET runs = runs + 1, lastTaskId = ?, lastRunAt = ?, nextTaskId = ?, nextRunAt = ?, updatedAt = ? WHERE id = ?`,
       )
       .run(ranTaskId, ranAt, taskId, runAt, now, id);
+  }
+
+  /** How many schedules are in each state (ScheduleState), for the metrics; a state none is in is left out. */
+  stateCounts(): Array<{ state: ScheduleState; count: number }> {
+    return this.st
+      .get<[], { state: ScheduleState; count: number }>(
+        `SELECT CASE WHEN paused = 1 THEN 'paused' WHEN nextTaskId IS NOT NULL THEN 'running' WHEN nextRunAt IS NOT NULL THEN 'waiting' ELSE 'ended' END AS state, count(*) AS count
+         FROM schedules GROUP BY state`,
+      )
+      .all();
   }
 
   setPaused(id: string, paused: boolean, now: number): void {
