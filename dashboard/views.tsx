@@ -235,16 +235,14 @@ export function Schedules({ api, onUnauthorized }: ViewProps) {
               <td>{s.task.queue}</td>
               {/* A date as well as a time: the next run may be days away. */}
               <td data-field="next-run" data-at={s.nextRunAt?.toISOString()}>
-                {s.paused ? (
-                  "paused"
-                ) : s.nextTaskId ? (
+                {s.state === "running" ? (
                   <a href={`#/task/${s.nextTaskId}`}>{s.nextRunAt?.toLocaleString()}</a>
-                ) : s.nextRunAt ? (
+                ) : s.state === "waiting" ? (
                   // overlap "skip": its time is planned, its task waits for the last run to settle.
-                  `${s.nextRunAt.toLocaleString()} at the earliest, once the last run settles`
+                  `${s.nextRunAt?.toLocaleString()} at the earliest, once the last run settles`
                 ) : (
-                  // No run ahead: past its endAt, or its maxRuns claimed.
-                  "ended"
+                  // "paused", or "ended": no run ahead (past its endAt, its maxRuns claimed).
+                  s.state
                 )}
               </td>
               <td class="num">{s.runs}</td>

@@ -34,7 +34,7 @@ export const OPERATOR_USAGE = [
   "       coordination queues limits                              the limited queues and their leases now",
   "       coordination queues rate QUEUE [N/WINDOW|off]           at most N of its tasks claimed in any WINDOW (500ms, 10s, 1m, 1h, 1d; off: none); alone, its rate now",
   "       coordination queues rates                               the rate-limited queues and their windows' claims now",
-  "       coordination schedules [--queue Q]                     the schedules: when each runs, its queue, its next run",
+  "       coordination schedules [list] [--queue Q]              the schedules: when each runs, its queue, its next run",
   "       coordination schedules set NAME --cron 'EXPR' [--timezone TZ] | --every DURATION [--start TIME]",
   "                                    [--end TIME] [--max-runs N] [--overlap allow|skip]",
   "                                    [--queue Q] [--payload JSON] [--priority N]   a task enqueued by a cron pattern (5 fields,",
@@ -249,7 +249,7 @@ function commandOptions(words: readonly string[], options: Parsed["options"]): r
   if (command === "tasks" && sub === "requeue" && words.length === 2 && options["--all"] === true) return ["--all", "--queue", "--after", "--before"];
   if (command === "tasks") return sub === "cancel" ? ["--reason"] : sub === "wait" ? ["--timeout", "--any"] : [];
   if (command === "agents") return ["--health", "--capability"];
-  if (command === "schedules") return sub === "set" ? ["--cron", "--timezone", "--every", "--start", "--end", "--max-runs", "--overlap", "--queue", "--payload", "--priority"] : sub === undefined ? ["--queue"] : [];
+  if (command === "schedules") return sub === "set" ? ["--cron", "--timezone", "--every", "--start", "--end", "--max-runs", "--overlap", "--queue", "--payload", "--priority"] : sub === undefined || sub === "list" ? ["--queue"] : [];
   if (command === "events" && sub === "tail") return ["--types", "--agent", "--from"];
   return undefined;
 }
@@ -822,14 +822,17 @@ const boundsText = (s: { endAt: Date | null; maxRuns: number | null; overlap: "a
 
 /** A schedule's next run as an operator reads it: its time and task; the time it waits for its last run to settle; or none, and why. */
 const nextRunText = (s: RouterOutputs["schedules"]["get"]): string => {
-  if (s.nextRunAt !== null) return s.nextTaskId === null ? `${zoned(s.nextRunAt, s.timezone)} at the earliest, once task ${s.lastTaskId} settles` : `${zoned(s.nextRunAt, s.timezone)} (task ${s.nextTaskId})`;
-  if (s.paused) return "-";
-  return s.maxRuns !== null && s.runs >= s.maxRuns ? "none: it had its maxRuns" : s.endAt !== null ? "none: its endAt passed" : "none";
+  if (s.state === "paused") return "none while paused";
+  if (s.state === "running") return `${zoned(s.nextRunAt!, s.timezone)} (task ${s.nextTaskId})`;
+  if (s.state === "waiting") return `${zoned(s.nextRunAt!, s.timezone)} at the earliest, once task ${s.lastTaskId} settles`;
+  return s.maxRuns !== null && s.runs >= s.maxRuns ? "none: it had its maxRuns" : s.endAt !== null ? "none: its next time is past its endAt" : "none: its pattern names no time ahead";
 };
 
 /** `coordination schedules …`: list, set, get, remove, pause, resume. */
 async function scheduleCommand(words: string[], options: Parsed["options"], api: CoordinationClient["api"], print: (value: unknown, render: () => string) => void): Promise<number> {
-  const [, sub, name] = words;
+  const [, given, name] = words;
+  // `schedules list` is `schedules`, as `tasks list` is `tasks`.
+  const sub = given === "list" && name === undefined ? undefined : given;
   const render = (s: RouterOutputs["schedules"]["get"]) => () =>
     [
       `schedule ${printable(s.id)}: ${printable(timingText(s))}${s.paused ? ", paused" : ""}${boundsText(s)}`,
@@ -846,7 +849,7 @@ async function scheduleCommand(words: string[], options: Parsed["options"], api:
         ? "no schedule\n"
         : table(
             ["SCHEDULE", "WHEN", "QUEUE", "NEXT RUN (UTC)", "RUNS"],
-            page.items.map((s) => [s.id, timingText(s), s.task.queue, s.paused ? "paused" : s.nextRunAt === null ? "ended" : when(s.nextRunAt), String(s.runs)]),
+            page.items.map((s) => [s.id, timingText(s), s.task.queue, s.state === "paused" || s.state === "ended" ? s.state : `${when(s.nextRunAt)}${s.state === "waiting" ? " (waits)" : ""}`, String(s.runs)]),
           ) + (page.nextCursor === null ? "" : "(more schedules than 1,000: use --json and the API's cursor)\n"),
     );
     return 0;

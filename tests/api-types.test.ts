@@ -239,6 +239,7 @@ describe("AppRouter types", () => {
       overlap: "allow" | "skip";
       task: { queue: string; payload: JsonValue; priority: number; capability: string | null; targetAgentId: string | null; maxAttempts: number | null; backoff: Backoff | null };
       paused: boolean;
+      state: "running" | "waiting" | "paused" | "ended";
       nextRunAt: Date | null;
       nextTaskId: string | null;
       runs: number;

@@ -34,7 +34,7 @@ describe("schedule overlap", () => {
     expect(run?.id).toBe(schedule.nextTaskId);
     const running = await api.schedules.get.query({ scheduleId: "digest" });
     // The next time is planned (startAt's phase), no task stands for it while the run runs.
-    expect(running).toMatchObject({ runs: 1, lastTaskId: run!.id, nextTaskId: null, nextRunAt: new Date(startAt.getTime() + HOUR) });
+    expect(running).toMatchObject({ state: "waiting", runs: 1, lastTaskId: run!.id, nextTaskId: null, nextRunAt: new Date(startAt.getTime() + HOUR) });
     expect(await tasksOf(api, "d")).toEqual([[run!.id, "claimed"]]);
     // A failed attempt that retries is the same run going on; a release gives it back, still the same run.
     await api.tasks.fail.mutate({ taskId: run!.id, agentId: "a", error: "flaky", retryAfterMs: 0 });
@@ -50,7 +50,7 @@ describe("schedule overlap", () => {
     const { head } = await api.events.head.query();
     await api.tasks.complete.mutate({ taskId: run!.id, agentId: "c", result: { ok: true } });
     const after = await api.schedules.get.query({ scheduleId: "digest" });
-    expect(after).toMatchObject({ runs: 1, lastTaskId: run!.id, nextRunAt: new Date(startAt.getTime() + HOUR) });
+    expect(after).toMatchObject({ state: "running", runs: 1, lastTaskId: run!.id, nextRunAt: new Date(startAt.getTime() + HOUR) });
     expect(await api.tasks.get.query({ taskId: after.nextTaskId! })).toMatchObject({ status: "pending", runAt: after.nextRunAt, scheduleId: "digest", attempts: 0 });
     // In the complete's write, after its own event.
     const events = await api.events.list.query({ afterSeq: head, types: ["task.*", "schedule.*"], limit: 100 });
@@ -159,7 +159,7 @@ describe("schedule bounds", () => {
     const second = await api.tasks.claim.mutate({ agentId: "a", queues: ["m"], waitMs: 10_000, context: false });
     expect(second!.id).not.toBe(first!.id);
     const ended = await api.schedules.get.query({ scheduleId: "twice" });
-    expect(ended).toMatchObject({ runs: 2, lastTaskId: second!.id, nextRunAt: null, nextTaskId: null, paused: false });
+    expect(ended).toMatchObject({ state: "ended", runs: 2, lastTaskId: second!.id, nextRunAt: null, nextTaskId: null, paused: false });
     const events = await api.events.list.query({ afterSeq: head, types: ["task.enqueued", "task.claimed", "schedule.*"], limit: 100 });
     expect(events.map((e) => [e.type, e.payload])).toEqual([
       ["task.claimed", expect.objectContaining({ taskId: second!.id })],
@@ -171,10 +171,16 @@ describe("schedule bounds", () => {
     const more = await api.schedules.set.mutate({ ...definition, maxRuns: 3 });
     expect(more.schedule).toMatchObject({ runs: 2, maxRuns: 3 });
     expect(await api.tasks.get.query({ taskId: more.schedule.nextTaskId! })).toMatchObject({ status: "pending" });
-    // Set to fewer than it had: its pending run is cancelled, none ahead.
+    // Set to fewer than it had: its pending run is cancelled, none ahead, and it says so.
+    const before = (await api.events.head.query()).head;
     const fewer = await api.schedules.set.mutate({ ...definition, maxRuns: 1 });
-    expect(fewer.schedule).toMatchObject({ nextRunAt: null, nextTaskId: null });
+    expect(fewer.schedule).toMatchObject({ state: "ended", nextRunAt: null, nextTaskId: null });
     expect(await api.tasks.get.query({ taskId: more.schedule.nextTaskId! })).toMatchObject({ status: "cancelled" });
+    const lowered = await api.events.list.query({ afterSeq: before, types: ["schedule.*"], limit: 10 });
+    expect(lowered.map((e) => [e.type, e.payload])).toEqual([
+      ["schedule.set", expect.objectContaining({ scheduleId: "twice", nextRunAt: null })],
+      ["schedule.ended", { scheduleId: "twice", queue: "m", runs: 2, reason: "maxRuns" }],
+    ]);
   });
 
   it("endAt: no run falls due after it; the claim of the last one before it ends the schedule", async () => {
@@ -183,7 +189,7 @@ describe("schedule bounds", () => {
     const startAt = new Date(Date.now() - 1000);
     const endAt = new Date(startAt.getTime() + HOUR - 1);
     const { schedule } = await api.schedules.set.mutate({ scheduleId: "window", everyMs: HOUR, startAt, endAt, task: { queue: "w" } });
-    expect(schedule).toMatchObject({ endAt, nextRunAt: schedule.createdAt });
+    expect(schedule).toMatchObject({ state: "running", endAt, nextRunAt: schedule.createdAt });
     const { head } = await api.events.head.query();
     await api.tasks.claim.mutate({ agentId: "a", queues: ["w"], context: false });
     // startAt + 1 h is after endAt: no run ahead.
@@ -193,10 +199,75 @@ describe("schedule bounds", () => {
     // endAt exactly on a run's time: that run falls due, none after it.
     const onTime = await api.schedules.set.mutate({ scheduleId: "window", everyMs: HOUR, startAt, endAt: new Date(startAt.getTime() + HOUR), task: { queue: "w" } });
     expect(onTime.schedule).toMatchObject({ nextRunAt: new Date(startAt.getTime() + HOUR) });
-    // A cron schedule whose endAt has passed is stored, with no run ahead (a deploy that sets it again does not fail).
-    const past = await api.schedules.set.mutate({ scheduleId: "over", cron: "0 9 * * *", endAt: new Date(Date.now() - HOUR) });
-    expect(past.schedule).toMatchObject({ nextRunAt: null, nextTaskId: null });
-    expect(await api.schedules.resume.mutate({ scheduleId: "over" })).toMatchObject({ nextRunAt: null });
+    // One that ran, given an endAt that passed: it ends now, and says so; sent again, nothing changes (a deploy that sets it again does not fail).
+    const head2 = (await api.events.head.query()).head;
+    const stop = { scheduleId: "window", everyMs: HOUR, startAt, endAt: new Date(Date.now() - 1), task: { queue: "w" } };
+    expect((await api.schedules.set.mutate(stop)).schedule).toMatchObject({ state: "ended", nextRunAt: null, nextTaskId: null });
+    expect((await api.events.list.query({ afterSeq: head2, types: ["schedule.*"], limit: 10 })).map((e) => e.type)).toEqual(["schedule.set", "schedule.ended"]);
+    expect(await api.schedules.set.mutate(stop)).toMatchObject({ changed: false });
+    // One that never ran, whose first run would come after its endAt, would never run: refused, paused or not.
+    await expect(api.schedules.set.mutate({ scheduleId: "never", cron: "0 9 * * *", endAt: new Date(Date.now() - HOUR) })).rejects.toThrow(/^endAt: is before the schedule's first run \(\S+\): it would never run$/);
+    await expect(api.schedules.set.mutate({ scheduleId: "window2", everyMs: HOUR, endAt: new Date(Date.now() + 60_000) })).rejects.toThrow(/^endAt: is before the schedule's first run/);
+    expect((await api.schedules.list.query()).items.map((s) => s.id)).toEqual(["window"]);
+    // Paused, its endAt passes: it ends as it resumes.
+    const paused = await api.schedules.set.mutate({ scheduleId: "later", everyMs: 1000, endAt: new Date(Date.now() + 1500) });
+    await api.schedules.pause.mutate({ scheduleId: "later" });
+    while (Date.now() <= paused.schedule.endAt!.getTime() + 10) await sleep(100);
+    const head3 = (await api.events.head.query()).head;
+    expect(await api.schedules.resume.mutate({ scheduleId: "later" })).toMatchObject({ state: "ended", nextRunAt: null });
+    expect((await api.events.list.query({ afterSeq: head3, types: ["schedule.*"], limit: 10 })).map((e) => [e.type, e.payload])).toEqual([
+      ["schedule.resumed", expect.objectContaining({ nextRunAt: null })],
+      ["schedule.ended", { scheduleId: "later", queue: "default", runs: 0, reason: "endAt" }],
+    ]);
+  });
+
+  it("every write that leaves a schedule no run ahead says so: a run skipped, a run settled past endAt (overlap \"skip\"), the repair job following a run claimed elsewhere", async () => {
+    t = await startTestServer({ leaseSweepMs: 60_000 });
+    const api = t.api;
+    const endedSince = async (head: number) => (await api.events.list.query({ afterSeq: head, types: ["schedule.ended"], limit: 10 })).map((e) => e.payload);
+    // Skipped: the pending run cancelled, the time after it is past endAt.
+    const startAt = new Date(Date.now() + HOUR);
+    const { schedule } = await api.schedules.set.mutate({ scheduleId: "skipped", everyMs: HOUR, startAt, endAt: new Date(startAt.getTime() + 1), task: { queue: "s" } });
+    let head = (await api.events.head.query()).head;
+    await api.tasks.cancel.mutate({ taskId: schedule.nextTaskId! });
+    expect(await api.schedules.get.query({ scheduleId: "skipped" })).toMatchObject({ state: "ended", runs: 0 });
+    expect(await endedSince(head)).toEqual([{ scheduleId: "skipped", queue: "s", runs: 0, reason: "endAt" }]);
+
+    // Settled: a "skip" run outlasts the last time before endAt.
+    const tick = { scheduleId: "overran", everyMs: 1000, startAt: new Date(Date.now() - 10_250), overlap: "skip" as const, task: { queue: "o" } };
+    await api.schedules.set.mutate(tick);
+    const run = await api.tasks.claim.mutate({ agentId: "a", queues: ["o"], context: false });
+    const planned = (await api.schedules.get.query({ scheduleId: "overran" })).nextRunAt!.getTime();
+    // Its endAt on the planned time: that run may still fall due (it waits), none after it.
+    expect((await api.schedules.set.mutate({ ...tick, endAt: new Date(planned) })).schedule).toMatchObject({ state: "waiting", nextRunAt: new Date(planned) });
+    while (Date.now() <= planned + 10) await sleep(100);
+    head = (await api.events.head.query()).head;
+    await api.tasks.complete.mutate({ taskId: run!.id, agentId: "a" });
+    expect(await api.schedules.get.query({ scheduleId: "overran" })).toMatchObject({ state: "ended", runs: 1, nextRunAt: null, nextTaskId: null });
+    expect(await endedSince(head)).toEqual([{ scheduleId: "overran", queue: "o", runs: 1, reason: "endAt" }]);
+
+    // The repair job: a run of a maxRuns-1 schedule claimed by a server that plans nothing.
+    const once = await api.schedules.set.mutate({ scheduleId: "elsewhere", everyMs: HOUR, startAt: new Date(Date.now() - 1000), maxRuns: 1, overlap: "skip", task: { queue: "e" } });
+    const claimedAt = Date.now();
+    withDatabase(t, (db) => db.prepare(`UPDATE tasks SET status = 'claimed', leaseOwner = 'old-agent', leaseToken = 1, attempts = 1, claimedAt = ?, leaseExpiresAt = ?, updatedAt = ? WHERE id = ?`).run(claimedAt, claimedAt + 60_000, claimedAt, once.schedule.nextTaskId));
+    head = (await api.events.head.query()).head;
+    await t.server.services.jobs.scheduleRepair.runNow();
+    expect(await api.schedules.get.query({ scheduleId: "elsewhere" })).toMatchObject({ state: "ended", runs: 1, lastTaskId: once.schedule.nextTaskId, nextRunAt: null, nextTaskId: null });
+    expect(await endedSince(head)).toEqual([{ scheduleId: "elsewhere", queue: "e", runs: 1, reason: "maxRuns" }]);
+    expect(await t.server.services.db.read("schedules.stranded", undefined)).toBe(false);
+
+    // The repair job again: a "skip" run completed by a server that plans nothing, after the last time before endAt.
+    const late = { ...tick, scheduleId: "late", task: { queue: "l" } };
+    await api.schedules.set.mutate(late);
+    const lateRun = await api.tasks.claim.mutate({ agentId: "a", queues: ["l"], context: false });
+    const latePlanned = (await api.schedules.get.query({ scheduleId: "late" })).nextRunAt!.getTime();
+    await api.schedules.set.mutate({ ...late, endAt: new Date(latePlanned) });
+    while (Date.now() <= latePlanned + 10) await sleep(100);
+    withDatabase(t, (db) => db.prepare(`UPDATE tasks SET status = 'completed', leaseExpiresAt = NULL, finishedAt = ?, updatedAt = ? WHERE id = ?`).run(Date.now(), Date.now(), lateRun!.id));
+    head = (await api.events.head.query()).head;
+    await t.server.services.jobs.scheduleRepair.runNow();
+    expect(await api.schedules.get.query({ scheduleId: "late" })).toMatchObject({ state: "ended", runs: 1, nextRunAt: null });
+    expect(await endedSince(head)).toEqual([{ scheduleId: "late", queue: "l", runs: 1, reason: "endAt" }]);
   });
 
   it("over REST: bad bounds are 400s naming the field; good ones are answered as set", async () => {
@@ -207,6 +278,7 @@ describe("schedule bounds", () => {
       [{ everyMs: 60_000, overlap: "sometimes" }, 'overlap: must be one of "allow", "skip"'],
       [{ everyMs: 60_000, startAt: "2030-01-01T00:00:00Z", endAt: "2030-01-01T00:00:00Z" }, "endAt: must be after startAt (2030-01-01T00:00:00.000Z): the schedule would never run"],
       [{ everyMs: 60_000, endAt: "soon" }, expect.stringMatching(/^endAt: /)],
+      [{ everyMs: 60_000, endAt: new Date(Date.now() + 30_000).toISOString() }, expect.stringMatching(/^endAt: is before the schedule's first run \(\S+\): it would never run$/)],
     ];
     for (const [body, message] of bad) {
       const answer = await rest(t.url, "POST", "/schedules/bad", body);
@@ -256,7 +328,9 @@ describe("schedule bounds", () => {
       "  next run  none: it had its maxRuns",
       expect.stringMatching(/^  runs      1, the last claimed \S+ \S+ UTC \(task \S+\)$/),
     ]);
-    expect((await runCli({ args: ["schedules"], env })).stdout.split("\n")[2]).toMatch(/^once\s+every 1h\s+default\s+ended\s+1$/);
+    expect((await runCli({ args: ["schedules", "list"], env })).stdout.split("\n")[2]).toMatch(/^once\s+every 1h\s+default\s+ended\s+1$/);
+    await runCli({ args: ["schedules", "pause", "nightly"], env });
+    expect((await runCli({ args: ["schedules", "get", "nightly"], env })).stdout.split("\n")[2]).toBe("  next run  none while paused");
     expect(await runCli({ args: ["schedules", "set", "x", "--every", "1h", "--overlap", "never"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining('--overlap is allow or skip (got "never")') });
     expect(await runCli({ args: ["schedules", "set", "x", "--every", "1h", "--max-runs", "0"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining("--max-runs: must be at least 1") });
     expect(await runCli({ args: ["schedules", "set", "x", "--every", "1h", "--start", "2030-01-02T00:00:00Z", "--end", "2030-01-01T00:00:00Z"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining("--end: must be after startAt") });

@@ -8,7 +8,7 @@
 // "skip" the claim only plans the next run's time; the write that settles the run (complete,
 // dead letter, cancel) enqueues it. A schedule past its endAt or its maxRuns plans none.
 import type { WriteContext } from "../db/writer.js";
-import { notFound } from "../errors.js";
+import { invalidField, notFound } from "../errors.js";
 import type { EventStore } from "../events/event-store.js";
 import { assertJsonDepth, sameJson } from "../json-checks.js";
 import { sameBackoff, storedBackoff } from "../tasks/retry-backoff.js";
@@ -16,7 +16,7 @@ import type { Backoff, ScopedEnqueue } from "../tasks/task-schemas.js";
 import type { TaskRow, TaskStore } from "../tasks/task-store.js";
 import { firstRunAt, intervalAnchor, resumedRunAt, runAfter, type Timing } from "./next-run.js";
 import type { Schedule, ScheduledTask, SetScheduleRequest, SetScheduleResult } from "./schedule-schemas.js";
-import type { ScheduleDefinition, ScheduleRow, ScheduleStore } from "./schedule-store.js";
+import type { ScheduleDefinition, ScheduleRow, ScheduleState, ScheduleStore } from "./schedule-store.js";
 
 /** Why a schedule has no run ahead: a time past its endAt, or its maxRuns claimed. */
 type EndReason = "endAt" | "maxRuns";
@@ -35,6 +35,9 @@ export interface ScheduleRunDeps {
 
 const timingOf = (row: ScheduleRow): Timing => ({ cron: row.cron, timezone: row.timezone, everyMs: row.everyMs, startAt: row.startAt === null ? null : Number(row.startAt), anchorAt: row.anchorAt === null ? null : Number(row.anchorAt) });
 
+/** Where the schedule stands (ScheduleState), as ScheduleStore.stateCounts counts it. */
+const stateOf = (row: ScheduleRow): ScheduleState => (row.paused === 1 ? "paused" : row.nextTaskId !== null ? "running" : row.nextRunAt !== null ? "waiting" : "ended");
+
 /** A schedule row as answered. */
 export function toSchedule(row: ScheduleRow): Schedule {
   const date = (ms: number | null) => (ms === null ? null : new Date(Number(ms)));
@@ -49,6 +52,7 @@ export function toSchedule(row: ScheduleRow): Schedule {
     overlap: row.overlap,
     task: JSON.parse(row.task) as ScheduledTask,
     paused: row.paused === 1,
+    state: stateOf(row),
     nextRunAt: date(row.nextRunAt),
     nextTaskId: row.nextTaskId,
     runs: row.runs,
@@ -133,24 +137,26 @@ export class ScheduleRuns {
    */
   private plan(ctx: WriteContext, schedule: ScheduleRow, runAt: number | null): { taskId: string | null; runAt: number | null; ended: EndReason | null } {
     if (runAt === null) return { taskId: null, runAt: null, ended: null };
-    const ended = schedule.maxRuns !== null && schedule.runs >= schedule.maxRuns ? "maxRuns" : schedule.endAt !== null && runAt > Number(schedule.endAt) ? "endAt" : null;
+    const ended = endReason(schedule, runAt);
     if (ended !== null) return { taskId: null, runAt: null, ended };
     if (this.lastRunGoesOn(schedule)) return { taskId: null, runAt, ended: null };
     return { taskId: this.enqueueRun(ctx, schedule, runAt).id, runAt, ended: null };
   }
 
   /**
-   * Plans the run due at `runAt` (none when null) and records it as the schedule's next. `ending`:
-   * a run was just taken, skipped or settled, so a schedule that has none ahead for its endAt or
-   * maxRuns ended now, and a schedule.ended event says so.
+   * Plans the run due at `runAt` (none when null) and records it as the schedule's next. Why it
+   * has none ahead, when its endAt or maxRuns left it none (null otherwise): the caller writes the
+   * schedule.ended event (ended) when the schedule had a run ahead before.
    */
-  private planNext(ctx: WriteContext, schedule: ScheduleRow, runAt: number | null, ending = false): void {
+  private planNext(ctx: WriteContext, schedule: ScheduleRow, runAt: number | null): EndReason | null {
     const next = this.plan(ctx, schedule, runAt);
     this.d.schedules.setNext(schedule.id, next.taskId, next.runAt, ctx.now);
-    if (ending && next.ended !== null) this.ended(ctx, schedule, next.ended);
+    return next.ended;
   }
 
-  private ended(ctx: WriteContext, schedule: ScheduleRow, reason: EndReason): void {
+  /** The schedule.ended event of a schedule left no run ahead by its endAt or maxRuns (`reason`; nothing when null). */
+  private ended(ctx: WriteContext, schedule: ScheduleRow, reason: EndReason | null): void {
+    if (reason === null) return;
     this.d.events.appendSystem(ctx, "schedule.ended", { scheduleId: schedule.id, queue: (JSON.parse(schedule.task) as ScheduledTask).queue, runs: schedule.runs, reason });
   }
 
@@ -187,14 +193,14 @@ export class ScheduleRuns {
     const ran: ScheduleRow = { ...schedule, runs: schedule.runs + 1, lastTaskId: row.id, lastRunAt: ctx.now };
     const next = this.plan(ctx, ran, runAfter(timingOf(schedule), Number(schedule.nextRunAt), ctx.now));
     this.d.schedules.ran(schedule.id, row.id, ctx.now, next.taskId, next.runAt, ctx.now);
-    if (next.ended !== null) this.ended(ctx, ran, next.ended);
+    this.ended(ctx, ran, next.ended);
   }
 
   /** `row` (a task naming a schedule) was cancelled by a call: when it was the schedule's next run, that run is skipped, and the one after it enqueued. */
   skipped(ctx: WriteContext, row: TaskRow): void {
     const schedule = this.d.schedules.get(row.scheduleId!);
     if (schedule === undefined || schedule.nextTaskId !== row.id) return;
-    this.planNext(ctx, schedule, runAfter(timingOf(schedule), Number(schedule.nextRunAt), ctx.now), true);
+    this.ended(ctx, schedule, this.planNext(ctx, schedule, runAfter(timingOf(schedule), Number(schedule.nextRunAt), ctx.now)));
   }
 
   /**
@@ -205,7 +211,7 @@ export class ScheduleRuns {
   settled(ctx: WriteContext, row: TaskRow): void {
     const schedule = this.d.schedules.get(row.scheduleId!);
     if (schedule === undefined || schedule.lastTaskId !== row.id || !awaitsLastRun(schedule)) return;
-    this.planNext(ctx, schedule, this.dueFrom(schedule, ctx.now), true);
+    this.ended(ctx, schedule, this.planNext(ctx, schedule, this.dueFrom(schedule, ctx.now)));
   }
 
   /**
@@ -247,9 +253,15 @@ export class ScheduleRuns {
    */
   private followTaken(ctx: WriteContext, schedule: ScheduleRow): void {
     const task = this.d.tasks.findById(schedule.nextTaskId!);
-    const next = runAfter(timingOf(schedule), Number(schedule.nextRunAt), ctx.now);
-    if (task !== undefined && task.claimedAt !== null && task.status !== "cancelled") this.d.schedules.ran(schedule.id, task.id, Number(task.claimedAt), null, next, ctx.now);
+    const claimed = task !== undefined && task.claimedAt !== null && task.status !== "cancelled";
+    const after = runAfter(timingOf(schedule), Number(schedule.nextRunAt), ctx.now);
+    // Bounded as a claim's plan is (with this run counted): a time past endAt, or past maxRuns, is none.
+    const counted = claimed ? { ...schedule, runs: schedule.runs + 1 } : schedule;
+    const ended = after === null ? null : endReason(counted, after);
+    const next = ended === null ? after : null;
+    if (claimed) this.d.schedules.ran(schedule.id, task.id, Number(task.claimedAt), null, next, ctx.now);
     else this.d.schedules.setNext(schedule.id, null, next, ctx.now);
+    this.ended(ctx, counted, ended);
   }
 
   /**
@@ -258,7 +270,7 @@ export class ScheduleRuns {
    */
   private planPending(ctx: WriteContext, row: ScheduleRow): ScheduleRow {
     if (row.paused === 1 || row.nextTaskId !== null || row.nextRunAt === null || this.lastRunGoesOn(row)) return row;
-    this.planNext(ctx, row, this.dueFrom(row, ctx.now));
+    this.ended(ctx, row, this.planNext(ctx, row, this.dueFrom(row, ctx.now)));
     return this.d.schedules.get(row.id)!;
   }
 
@@ -280,13 +292,16 @@ export class ScheduleRuns {
     const timing: Timing = { cron: definition.cron, timezone: definition.timezone, everyMs: definition.everyMs, startAt: definition.startAt };
     const anchorAt = definition.everyMs === null ? null : keepsTiming ? Number(existing.anchorAt) : intervalAnchor(timing, ctx.now);
     const row = this.d.schedules.put(definition, anchorAt, ctx.now);
-    if (row.paused === 0) {
-      const first = () => firstRunAt({ ...timing, anchorAt }, ctx.now);
-      // Its timing kept: the next run as it was; one that had none ahead (it ended at its endAt or
-      // maxRuns) runs on from the first time after its last run and now.
-      const kept = () => (existing!.nextRunAt !== null ? Number(existing!.nextRunAt) : existing!.lastRunAt !== null ? runAfter({ ...timing, anchorAt }, Number(existing!.lastRunAt), ctx.now) : first());
-      this.planNext(ctx, row, keepsTiming ? kept() : first());
+    const first = firstRunAt({ ...timing, anchorAt }, ctx.now);
+    // Its timing kept: the next run as it was; one that had none ahead (it ended at its endAt or
+    // maxRuns) runs on from the first time it names after now (and after its last run).
+    const next = !keepsTiming ? first : existing.nextRunAt !== null ? Number(existing.nextRunAt) : existing.lastRunAt !== null ? runAfter({ ...timing, anchorAt }, Number(existing.lastRunAt), ctx.now) : first;
+    // A schedule that never ran, whose first run would come after its endAt, is a mistake (paused
+    // or not): refused. One that ran may be given an endAt that passed, to end it.
+    if ((existing === undefined || existing.runs === 0) && next !== null && row.endAt !== null && next > Number(row.endAt)) {
+      throw invalidField("endAt", `is before the schedule's first run (${new Date(next).toISOString()}): it would never run`);
     }
+    const ended = row.paused === 0 ? this.planNext(ctx, row, next) : null;
     const schedule = toSchedule(this.d.schedules.get(row.id)!);
     this.d.events.appendSystem(ctx, "schedule.set", {
       scheduleId: schedule.id,
@@ -295,6 +310,8 @@ export class ScheduleRuns {
       nextRunAt: schedule.nextRunAt?.toISOString() ?? null,
       setBy: request.setBy,
     });
+    // A bound lowered under the runs it had (maxRuns) or before its next time (endAt) ends it.
+    if (existing !== undefined && existing.nextRunAt !== null) this.ended(ctx, row, ended);
     return { schedule, created: existing === undefined, changed: true };
   }
 
@@ -325,9 +342,11 @@ export class ScheduleRuns {
     const existing = this.found(ctx, request.scheduleId);
     if (existing.paused === 0) return toSchedule(existing);
     this.d.schedules.setPaused(existing.id, false, ctx.now);
-    this.planNext(ctx, existing, resumedRunAt(timingOf(existing), ctx.now));
+    const ended = this.planNext(ctx, existing, resumedRunAt(timingOf(existing), ctx.now));
     const schedule = toSchedule(this.d.schedules.get(existing.id)!);
     this.d.events.appendSystem(ctx, "schedule.resumed", { scheduleId: schedule.id, queue: schedule.task.queue, nextRunAt: schedule.nextRunAt?.toISOString() ?? null, resumedBy: request.resumedBy });
+    // Its endAt passed (or its maxRuns were claimed) while it was paused: it ends as it resumes.
+    this.ended(ctx, existing, ended);
     return schedule;
   }
 
@@ -336,6 +355,12 @@ export class ScheduleRuns {
     if (row === undefined) throw notFound("SCHEDULE_NOT_FOUND", id);
     return row;
   }
+}
+
+/** Why `schedule` (its runs as stored) has no run at `runAt`: its maxRuns were claimed, or runAt is past its endAt; null when it has one. */
+function endReason(schedule: ScheduleRow, runAt: number): EndReason | null {
+  if (schedule.maxRuns !== null && schedule.runs >= schedule.maxRuns) return "maxRuns";
+  return schedule.endAt !== null && runAt > Number(schedule.endAt) ? "endAt" : null;
 }
 
 /** Whether the schedule (running, overlap "skip") has a next run planned but not enqueued: it waits for its last run to settle. */

@@ -56,7 +56,7 @@ export const setScheduleInput = z
     ),
     endAt: orNull(
       dateInput.describe(
-        "No run falls due after this time: past it the schedule has no run ahead (nextRunAt null) and a schedule.ended event says so. Must be after startAt",
+        "No run falls due after this time: the write that leaves the schedule no run ahead for it (state ended, nextRunAt null) writes a schedule.ended event. Must be after startAt; a schedule that never ran whose first run would come after it is refused (it would never run)",
       ),
     ),
     maxRuns: orNull(
@@ -66,7 +66,7 @@ export const setScheduleInput = z
       .enum(["allow", "skip"])
       .default("allow")
       .describe(
-        'While a run still runs (claimed, or pending a retry): "allow" (the default), the next falls due on time and may run beside it; "skip", no run is enqueued until it settled (completed, dead-lettered or cancelled), the times that fell due meanwhile skipped: the next is the first the schedule names from then',
+        'While the last run (lastTaskId) still runs (claimed, or pending a retry): "allow" (the default), the next falls due on time and may run beside it; "skip", no run is enqueued until it settled (completed, dead-lettered or cancelled), the times that fell due meanwhile skipped: the next is the first the schedule names from then. Only the last run is waited for: runs claimed before the schedule was set to "skip", or requeued by an operator, may run beside it',
       ),
     task: scheduledTaskInput
       .default({ queue: "default", payload: {}, priority: 5, capability: undefined, targetAgentId: undefined, maxAttempts: undefined, backoff: undefined }).describe("The task each run enqueues; left out, an empty payload on the default queue"),
@@ -135,6 +135,9 @@ export const scheduleSchema = z
     overlap: z.enum(["allow", "skip"]).describe('"allow": a run falls due on time while the last one still runs; "skip": the next is enqueued only once the last one settled'),
     task: scheduledTaskSchema,
     paused: z.boolean().describe("Paused: no run is enqueued until it is resumed"),
+    state: z
+      .enum(["running", "waiting", "paused", "ended"])
+      .describe('Where it stands: "running", its next run waits in its queue (nextTaskId); "waiting", overlap "skip" holds its next run (due at nextRunAt at the earliest) until the last run (lastTaskId) settles; "paused"; "ended", no run ahead (its next time is past its endAt, its maxRuns were claimed, or its pattern names no time ahead)'),
     nextRunAt: z
       .date()
       .nullable()
