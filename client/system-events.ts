@@ -14,6 +14,7 @@ export type SystemEvent<K extends SystemEventType = SystemEventType> = {
 export const SYSTEM_EVENT_TYPES = [
   "task.enqueued",
   "task.ready",
+  "task.promoted",
   "task.claimed",
   "task.progress",
   "task.completed",
@@ -40,6 +41,7 @@ export const SYSTEM_EVENT_TYPES = [
   "schedule.paused",
   "schedule.resumed",
   "schedule.ended",
+  "schedule.triggered",
 ] as const satisfies readonly SystemEventType[];
 // A type the server adds and this list misses is a compile error here.
 type Unlisted = Exclude<SystemEventType, (typeof SYSTEM_EVENT_TYPES)[number]>;

@@ -207,6 +207,16 @@ export function Schedules({ api, onUnauthorized }: ViewProps) {
       setMessage(`${paused ? "resume" : "pause"} failed: ${errorText(error)}`);
     }
   };
+  /** Runs a schedule now: its pending run due at once (an admin's act, as pausing is). */
+  const runNow = async (scheduleId: string) => {
+    try {
+      const { task } = await api.schedules.trigger.mutate({ scheduleId });
+      page.refresh();
+      setMessage(`${scheduleId}: task ${task.id} is due now`);
+    } catch (error) {
+      setMessage(`run now failed: ${errorText(error)}`);
+    }
+  };
   // A server with no schedule shows no section (nor one while the first list loads).
   if (page.data === undefined ? page.error === undefined : page.data.items.length === 0) return null;
   return (
@@ -249,6 +259,8 @@ export function Schedules({ api, onUnauthorized }: ViewProps) {
               <td>{s.lastTaskId ? <a href={`#/task/${s.lastTaskId}`}>{s.lastRunAt?.toLocaleString()}</a> : "-"}</td>
               <td class="actions">
                 <button onClick={() => void toggle(s.id, s.paused)}>{s.paused ? "Resume" : "Pause"}</button>
+                {/* Only a running schedule has a pending run to make due now (schedules.trigger). */}
+                {s.state === "running" && <button onClick={() => void runNow(s.id)}>Run now</button>}
               </td>
             </tr>
           ))}

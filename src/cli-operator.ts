@@ -20,6 +20,7 @@ export const OPERATOR_USAGE = [
   "Usage: coordination stats [--queue Q]                         task counts per queue and state",
   "       coordination tasks list [--queue Q] [--status S] [--agent A] [--capability C] [--limit N] [--cursor C]",
   "       coordination tasks get|requeue TASK_ID",
+  "       coordination tasks promote TASK_ID                      a pending task not due yet (a delay, a backoff, a schedule's run) due now",
   "       coordination tasks wait TASK_ID [--timeout DURATION]     until it settles (or DURATION: 30s, 5m, 1h); exit 0 if it completed,",
   "                                    3 if it was dead-lettered or cancelled, 4 if it had not settled in time (or on Ctrl-C)",
   "       coordination tasks wait TASK_ID TASK_ID... [--any] [--timeout DURATION]   (up to 100) until all of them completed (--any:",
@@ -41,6 +42,7 @@ export const OPERATOR_USAGE = [
   "                                    or 6 with seconds first; in TZ, UTC by default) or every DURATION (10s, 5m, 1h, 1d);",
   "                                    none after --end or N runs; skip: none while the last run still runs",
   "       coordination schedules get|remove|pause|resume NAME",
+  "       coordination schedules trigger NAME                     run it now: its pending run due at once, the next as planned",
   "       coordination agents [--capability C] [--health healthy|stale|offline]",
   "       coordination events tail [--types 'task.*,agent.*'] [--agent A] [--from SEQ]   (--from: the events after SEQ; 0 for all retained)",
   "Each takes --url URL (else COORDINATION_URL, else the server's host, port and TLS in its settings: the environment,",
@@ -647,13 +649,13 @@ async function dispatch(words: string[], options: Parsed["options"], json: boole
     print({ requeued }, () => `requeued ${requeued.length} dead letters${queue === undefined ? "" : ` of queue ${printable(queue)}`}\n`);
     return 0;
   }
-  if (command === "tasks" && (sub === "get" || sub === "requeue" || sub === "cancel" || sub === "wait") && words.length === 2) throw new OperatorUsageError(`tasks ${sub} needs a TASK_ID`);
+  if (command === "tasks" && (sub === "get" || sub === "requeue" || sub === "promote" || sub === "cancel" || sub === "wait") && words.length === 2) throw new OperatorUsageError(`tasks ${sub} needs a TASK_ID`);
   if (command === "tasks" && sub === "wait" && (words.length > 3 || options["--any"] === true)) {
     const timeout = str(options["--timeout"]);
     if (timeout !== undefined && parseDuration(timeout) === undefined) throw new OperatorUsageError(`--timeout ${JSON.stringify(timeout)} is not a duration (30s, 5m, 1h, 1d)`);
     return await waitForTasks(api, words.slice(2), options["--any"] === true ? "any" : "all", timeout, stop, out, print);
   }
-  if (command === "tasks" && (sub === "get" || sub === "requeue" || sub === "cancel" || sub === "wait") && words.length === 3) {
+  if (command === "tasks" && (sub === "get" || sub === "requeue" || sub === "promote" || sub === "cancel" || sub === "wait") && words.length === 3) {
     const taskId = id!;
     const reason = str(options["--reason"]);
     const timeout = str(options["--timeout"]);
@@ -666,6 +668,8 @@ async function dispatch(words: string[], options: Parsed["options"], json: boole
           ? await waitForTask(api, taskId, timeoutMs, stop, out.stderr)
           : sub === "requeue"
             ? await api.tasks.requeue.mutate({ taskId })
+            : sub === "promote"
+            ? await api.tasks.promote.mutate({ taskId })
             : await api.tasks.cancel.mutate(reason === undefined ? { taskId } : { taskId, reason });
     if (task === undefined) {
       out.stderr(`coordination: interrupted before the server answered; task ${printable(taskId)} not seen\n`);
@@ -891,6 +895,11 @@ async function scheduleCommand(words: string[], options: Parsed["options"], api:
       task: { payload, ...(queue === undefined ? {} : { queue }), ...(priority === undefined ? {} : { priority }) },
     });
     print(answer, () => `${answer.created ? "created" : answer.changed ? "changed" : "unchanged"}: ${render(answer.schedule)()}`);
+    return 0;
+  }
+  if (sub === "trigger") {
+    const answer = await api.schedules.trigger.mutate({ scheduleId: name });
+    print(answer, () => `triggered: task ${answer.task.id} is due now\n${render(answer.schedule)()}`);
     return 0;
   }
   const schedule =

@@ -56,6 +56,8 @@ export interface InProcessCoordination {
     cancel(taskId: string, reason?: string): Promise<Out["tasks"]["cancel"]>;
     /** A dead-lettered or cancelled task back to pending, its attempts reset. INVALID_STATE otherwise. */
     requeue(taskId: string): Promise<Out["tasks"]["requeue"]>;
+    /** A pending task not due yet (a delay, a retry's backoff, a schedule's next run) due now; one due already as it is. INVALID_STATE for any other state. */
+    promote(taskId: string): Promise<Out["tasks"]["promote"]>;
     /** Up to `limit` (100) dead letters back to pending, oldest first, of `queue` and dead-lettered in [`finishedAfter`, `finishedBefore`) if given; call again with `cursor: nextCursor` until it is null. */
     requeueMany(options?: In["tasks"]["requeueMany"]): Promise<Out["tasks"]["requeueMany"]>;
     /** Takes over tasks the agent could claim whose lease ran out or whose holder is offline (from `fromAgentId` only, if given), charging the abandoned run. */
@@ -124,6 +126,8 @@ export interface InProcessCoordination {
     pause(scheduleId: string): Promise<Out["schedules"]["pause"]>;
     /** Resumes it: its next run is the first time it names from now. */
     resume(scheduleId: string): Promise<Out["schedules"]["resume"]>;
+    /** Runs it now: its pending run is made due at once, an extra run; the one after it stays as planned. INVALID_STATE while it is paused, ended or waiting for its last run (overlap "skip"). */
+    trigger(scheduleId: string): Promise<Out["schedules"]["trigger"]>;
   };
   events: {
     /** Stored once, delivered to every matching subscriber (or, with `target`, to one mailbox). */
@@ -228,6 +232,7 @@ export async function openCoordination(options: InProcessOptions = {}): Promise<
       release: (taskId, agentId, releaseOptions) => run(api.tasks.release({ ...releaseOptions, taskId, agentId })),
       cancel: (taskId, reason) => run(api.tasks.cancel(reason === undefined ? { taskId } : { taskId, reason })),
       requeue: (taskId) => run(api.tasks.requeue({ taskId })),
+      promote: (taskId) => run(api.tasks.promote({ taskId })),
       requeueMany: (options) => run(api.tasks.requeueMany(options ?? {})),
       steal: (agentId, stealOptions) => run(api.tasks.steal({ ...stealOptions, agentId })),
       get: (taskId) => run(api.tasks.get({ taskId })),
@@ -257,6 +262,7 @@ export async function openCoordination(options: InProcessOptions = {}): Promise<
       remove: (scheduleId) => run(api.schedules.remove({ scheduleId })),
       pause: (scheduleId) => run(api.schedules.pause({ scheduleId })),
       resume: (scheduleId) => run(api.schedules.resume({ scheduleId })),
+      trigger: (scheduleId) => run(api.schedules.trigger({ scheduleId })),
     },
     events: {
       publish: (event) => run(api.events.publish(event)),

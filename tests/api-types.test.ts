@@ -98,11 +98,11 @@ type Settle = { taskId: string; agentId?: string; leaseToken?: number };
 const CHECKED = [
   "health",
   "tasks.enqueue", "tasks.enqueueMany", "tasks.claim", "tasks.claimNext", "tasks.claimMany", "tasks.heartbeat", "tasks.complete", "tasks.completeAndClaim",
-  "tasks.fail", "tasks.release", "tasks.cancel", "tasks.requeue", "tasks.requeueMany", "tasks.steal", "tasks.get", "tasks.wait", "tasks.waitMany", "tasks.list", "tasks.stats", "tasks.events",
+  "tasks.fail", "tasks.release", "tasks.cancel", "tasks.requeue", "tasks.promote", "tasks.requeueMany", "tasks.steal", "tasks.get", "tasks.wait", "tasks.waitMany", "tasks.list", "tasks.stats", "tasks.events",
   "queues.pause", "queues.resume", "queues.status", "queues.paused",
   "queues.setLimit", "queues.removeLimit", "queues.limit", "queues.limits",
   "queues.setRate", "queues.removeRate", "queues.rate", "queues.rates",
-  "schedules.set", "schedules.get", "schedules.list", "schedules.remove", "schedules.pause", "schedules.resume",
+  "schedules.set", "schedules.get", "schedules.list", "schedules.remove", "schedules.pause", "schedules.resume", "schedules.trigger",
   "events.publish", "events.subscribe", "events.unsubscribe", "events.subscription", "events.poll", "events.ack", "events.list", "events.head", "events.onEvent",
   "agents.register", "agents.heartbeat", "agents.deregister", "agents.get", "agents.list", "agents.findByCapability", "agents.card",
   "memory.remember", "memory.recall", "memory.forget",
@@ -155,6 +155,8 @@ describe("AppRouter types", () => {
     expectTypeOf<Out["tasks"]["cancel"]>().toEqualTypeOf<Task>();
     expectTypeOf<In["tasks"]["requeue"]>().toEqualTypeOf<{ taskId: string }>();
     expectTypeOf<Out["tasks"]["requeue"]>().toEqualTypeOf<Task>();
+    expectTypeOf<In["tasks"]["promote"]>().toEqualTypeOf<{ taskId: string }>();
+    expectTypeOf<Out["tasks"]["promote"]>().toEqualTypeOf<Task>();
     expectTypeOf<In["tasks"]["requeueMany"]>().toEqualTypeOf<{
       queue?: string;
       finishedAfter?: Date | string | number;
@@ -278,6 +280,8 @@ describe("AppRouter types", () => {
     expectTypeOf<Out["schedules"]["remove"]>().toEqualTypeOf<Schedule>();
     expectTypeOf<Out["schedules"]["pause"]>().toEqualTypeOf<Schedule>();
     expectTypeOf<Out["schedules"]["resume"]>().toEqualTypeOf<Schedule>();
+    expectTypeOf<In["schedules"]["trigger"]>().toEqualTypeOf<{ scheduleId: string }>();
+    expectTypeOf<Out["schedules"]["trigger"]>().toEqualTypeOf<{ schedule: Schedule; task: Task }>();
   });
 
   it("event procedures", () => {

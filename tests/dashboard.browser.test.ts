@@ -123,7 +123,7 @@ describe.skipIf(!CHROMIUM)("the dashboard in Chromium", () => {
       await t.api.schedules.set.mutate({ scheduleId: "sweep", everyMs: 600_000 });
       const row = page.locator('[data-schedule="digest"]');
       await row.getByText("0 9 * * MON-FRI (Europe/Paris)").waitFor({ timeout: 10_000 });
-      expect(await row.locator("td").allTextContents()).toEqual(["digest", "0 9 * * MON-FRI (Europe/Paris)", "reports", expect.stringMatching(/\d/), "0", "-", "Pause"]);
+      expect(await row.locator("td").allTextContents()).toEqual(["digest", "0 9 * * MON-FRI (Europe/Paris)", "reports", expect.stringMatching(/\d/), "0", "-", "PauseRun now"]);
       expect(await row.locator('[data-field="next-run"]').getAttribute("data-at")).toBe(schedule.nextRunAt!.toISOString());
       await page.locator('[data-schedule="sweep"]').getByText("every 10m").waitFor({ timeout: 10_000 });
       await row.getByRole("button", { name: "Pause" }).click();
@@ -147,6 +147,12 @@ describe.skipIf(!CHROMIUM)("the dashboard in Chromium", () => {
       const cell = (id: string) => page.locator(`[data-schedule="${id}"] [data-field="next-run"]`);
       await expect.poll(() => cell("once").textContent(), { timeout: 10_000 }).toBe("ended");
       await expect.poll(() => cell("serial").textContent(), { timeout: 10_000 }).toMatch(/^\d.* at the earliest, once the last run settles$/);
+      // Run now: the pending run falls due at once; a waiting or ended schedule offers no such button.
+      expect(await page.locator('[data-schedule="serial"]').getByRole("button", { name: "Run now" }).count()).toBe(0);
+      const sweep = await t.api.schedules.get.query({ scheduleId: "sweep" });
+      await page.locator('[data-schedule="sweep"]').getByRole("button", { name: "Run now" }).click();
+      await page.getByText(`sweep: task ${sweep.nextTaskId} is due now`).waitFor({ timeout: 10_000 });
+      expect((await t.api.tasks.claim.mutate({ agentId: "a", queues: ["default"], context: false }))?.id).toBe(sweep.nextTaskId);
       expect(errors).toEqual([]);
     } finally {
       await page.close();

@@ -14,7 +14,7 @@ const EXPECTED: Record<string, Need> = {
   health: "open",
   "tasks.enqueue": "agent", "tasks.enqueueMany": "agent", "tasks.claim": "agent", "tasks.claimNext": "agent", "tasks.claimMany": "agent",
   "tasks.heartbeat": "agent", "tasks.complete": "agent", "tasks.completeAndClaim": "agent", "tasks.fail": "agent", "tasks.release": "agent", "tasks.steal": "agent",
-  "tasks.cancel": "admin", "tasks.requeue": "admin", "tasks.requeueMany": "admin",
+  "tasks.cancel": "admin", "tasks.requeue": "admin", "tasks.promote": "admin", "tasks.requeueMany": "admin",
   "tasks.get": "read", "tasks.wait": "read", "tasks.waitMany": "read", "tasks.list": "read", "tasks.stats": "read", "tasks.events": "read",
   "events.publish": "agent", "events.subscribe": "agent", "events.unsubscribe": "agent", "events.subscription": "agent", "events.poll": "agent", "events.ack": "agent",
   "events.list": "read", "events.head": "read", "events.onEvent": "read",
@@ -25,7 +25,7 @@ const EXPECTED: Record<string, Need> = {
   "queues.pause": "admin", "queues.resume": "admin", "queues.status": "read", "queues.paused": "read",
   "queues.setLimit": "admin", "queues.removeLimit": "admin", "queues.limit": "read", "queues.limits": "read",
   "queues.setRate": "admin", "queues.removeRate": "admin", "queues.rate": "read", "queues.rates": "read",
-  "schedules.set": "admin", "schedules.remove": "admin", "schedules.pause": "admin", "schedules.resume": "admin", "schedules.get": "read", "schedules.list": "read",
+  "schedules.set": "admin", "schedules.remove": "admin", "schedules.pause": "admin", "schedules.resume": "admin", "schedules.trigger": "admin", "schedules.get": "read", "schedules.list": "read",
 };
 const ALLOWED: Record<Need, string[]> = { open: ["none", "read", "agent", "admin"], read: ["read", "agent", "admin"], agent: ["agent", "admin"], admin: ["admin"] };
 

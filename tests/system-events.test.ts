@@ -45,6 +45,10 @@ describe("system events", () => {
     // A run due at once, the schedule's only one: its claim ends the schedule.
     await api.schedules.set.mutate({ scheduleId: "once", everyMs: 3_600_000, startAt: new Date(0), maxRuns: 1, task: { queue: "once" } });
     await api.tasks.claim.mutate({ agentId: "a", queues: ["once"], context: false });
+    // A delayed task made due now; a schedule run now (its pending run promoted).
+    await api.tasks.promote.mutate({ taskId: (await api.tasks.enqueue.mutate({ queue: "later", delayMs: 3_600_000 })).id });
+    await api.schedules.set.mutate({ scheduleId: "nightly", everyMs: 3_600_000, task: { queue: "nightly" } });
+    await api.schedules.trigger.mutate({ scheduleId: "nightly" });
     // A task waiting for another: its dependency's complete makes it ready.
     const gate = await api.tasks.enqueue.mutate({ queue: "chain" });
     await api.tasks.enqueue.mutate({ queue: "chain", dependsOn: [gate.id] });

@@ -3,7 +3,7 @@
 // schedule enqueues work for every agent of its queue. Each is logged, with the credential that made it.
 import { ADMIN, credentialIdOf, READ } from "../auth/access.js";
 import { procedure, router } from "../trpc/init.js";
-import { listSchedulesInput, scheduleIdInput, scheduleListSchema, scheduleSchema, setScheduleInput, setScheduleResultSchema } from "./schedule-schemas.js";
+import { listSchedulesInput, scheduleIdInput, scheduleListSchema, scheduleSchema, setScheduleInput, setScheduleResultSchema, triggerScheduleResultSchema } from "./schedule-schemas.js";
 
 const tags = ["schedules"];
 const errors = ["SCHEDULE_NOT_FOUND" as const];
@@ -60,6 +60,26 @@ export const scheduleRouter = router({
       const schedule = await ctx.services.db.write("schedules.pause", { scheduleId: input.scheduleId, pausedBy });
       ctx.services.log.info({ scheduleId: input.scheduleId, pausedBy }, "schedule paused");
       return schedule;
+    }),
+
+  trigger: procedure
+    .meta({
+      access: ADMIN,
+      rest: {
+        method: "POST",
+        path: "/schedules/{scheduleId}/trigger",
+        tags,
+        summary: "Run a schedule now: its pending run is made due at once (an extra run, counted when claimed); the run after it stays as planned",
+        errors: ["SCHEDULE_NOT_FOUND", "INVALID_STATE"],
+      },
+    })
+    .input(scheduleIdInput)
+    .output(triggerScheduleResultSchema)
+    .mutation(async ({ ctx, input }) => {
+      const triggeredBy = credentialIdOf(ctx.caller);
+      const answer = await ctx.services.db.write("schedules.trigger", { scheduleId: input.scheduleId, triggeredBy });
+      ctx.services.log.info({ scheduleId: input.scheduleId, taskId: answer.task.id, triggeredBy }, "schedule triggered");
+      return answer;
     }),
 
   resume: procedure

@@ -8,7 +8,7 @@
 // "skip" the claim only plans the next run's time; the write that settles the run (complete,
 // dead letter, cancel) enqueues it. A schedule past its endAt or its maxRuns plans none.
 import type { WriteContext } from "../db/writer.js";
-import { invalidField, notFound } from "../errors.js";
+import { CoordinationError, invalidField, notFound } from "../errors.js";
 import type { EventStore } from "../events/event-store.js";
 import { assertJsonDepth, sameJson } from "../json-checks.js";
 import { sameBackoff, storedBackoff } from "../tasks/retry-backoff.js";
@@ -31,6 +31,8 @@ export interface ScheduleRunDeps {
   insertTask: (ctx: WriteContext, request: ScopedEnqueue & { scheduleId: string }) => TaskRow;
   /** Cancels a pending task as tasks.cancel does, with its event and what waits on it (TaskTransitions.cancelRow). */
   cancelRow: (ctx: WriteContext, row: TaskRow, reason: string) => void;
+  /** Makes a pending task due now as tasks.promote does, with its event (TaskTransitions.promoteRow). */
+  promoteRow: (ctx: WriteContext, row: TaskRow) => TaskRow;
 }
 
 const timingOf = (row: ScheduleRow): Timing => ({ cron: row.cron, timezone: row.timezone, everyMs: row.everyMs, startAt: row.startAt === null ? null : Number(row.startAt), anchorAt: row.anchorAt === null ? null : Number(row.anchorAt) });
@@ -204,6 +206,17 @@ export class ScheduleRuns {
   }
 
   /**
+   * `row` (a task naming a schedule) was made due now (tasks.promote): when it is the schedule's
+   * next run, that run is due now, an extra one, and its claim plans the one after it from then:
+   * the time that run was planned for stays ahead.
+   */
+  promoted(ctx: WriteContext, row: TaskRow): void {
+    const schedule = this.d.schedules.get(row.scheduleId!);
+    if (schedule === undefined || schedule.nextTaskId !== row.id) return;
+    this.d.schedules.setNext(schedule.id, row.id, ctx.now, ctx.now);
+  }
+
+  /**
    * `row` (a task naming a schedule) settled: completed, dead-lettered or cancelled. When it is the
    * last run of a schedule with overlap "skip" that waits for it, the next run is enqueued: due when
    * planned, or at the first time the schedule names after now when that passed meanwhile.
@@ -348,6 +361,32 @@ export class ScheduleRuns {
     // Its endAt passed (or its maxRuns were claimed) while it was paused: it ends as it resumes.
     this.ended(ctx, existing, ended);
     return schedule;
+  }
+
+  /**
+   * Runs the schedule now: its pending run is made due at once (task.promoted, schedule.triggered),
+   * an extra run, counted when claimed as any run is (maxRuns); the time it was planned for stays
+   * ahead. INVALID_STATE when it has no pending run: paused, ended, or (overlap "skip") waiting for
+   * its last run to settle. SCHEDULE_NOT_FOUND when there is none.
+   */
+  trigger(ctx: WriteContext, request: { scheduleId: string; triggeredBy: string | null }): { schedule: Schedule; task: TaskRow } {
+    // A run taken elsewhere is followed, and the run after it enqueued, first (as a set would).
+    const existing = this.planPending(ctx, this.found(ctx, request.scheduleId));
+    const state = stateOf(existing);
+    if (state !== "running") {
+      const why =
+        state === "paused"
+          ? "it is paused: resume it first"
+          : state === "waiting"
+            ? `its last run (task "${existing.lastTaskId}") still runs and its overlap is "skip": the next run is enqueued when that one settles`
+            : "it has ended (no run ahead): set it again with room for more runs";
+      throw new CoordinationError("INVALID_STATE", `schedule "${existing.id}" cannot be triggered: ${why}`, { state });
+    }
+    const pending = this.d.tasks.findById(existing.nextTaskId!)!;
+    // Due already (late, nobody claimed it yet): it stands for this trigger as it is.
+    const task = Number(pending.runAt) <= ctx.now ? pending : this.d.promoteRow(ctx, pending);
+    this.d.events.appendSystem(ctx, "schedule.triggered", { scheduleId: existing.id, queue: task.queue, taskId: task.id, triggeredBy: request.triggeredBy });
+    return { schedule: toSchedule(this.d.schedules.get(existing.id)!), task };
   }
 
   private found(ctx: WriteContext, id: string): ScheduleRow {

@@ -3,7 +3,7 @@
 import { z } from "zod";
 import { jsonOutput } from "../json-value.js";
 import { int, name, text } from "../schema-parts.js";
-import { backoffSchema, dateInput, enqueueFields } from "../tasks/task-schemas.js";
+import { backoffSchema, dateInput, enqueueFields, taskSchema } from "../tasks/task-schemas.js";
 import { canonicalCron, canonicalTimeZone, CRON_LAST_YEAR, cronProblem, firstRunAt } from "./next-run.js";
 
 /** The shortest interval between runs, in ms: a second, as a cron pattern's finest field. */
@@ -162,6 +162,12 @@ export const setScheduleResultSchema = z.object({
   changed: z.boolean().describe("false: the same definition was set again (its next run stays as it was)"),
 });
 export type SetScheduleResult = z.infer<typeof setScheduleResultSchema>;
+
+export const triggerScheduleResultSchema = z.object({
+  schedule: scheduleSchema,
+  task: taskSchema.describe("The run made due now: the schedule's pending run (nextTaskId)"),
+});
+export type TriggerScheduleResult = z.infer<typeof triggerScheduleResultSchema>;
 
 export const scheduleListSchema = z.object({
   items: z.array(scheduleSchema),

@@ -355,6 +355,21 @@ export function taskCommands(d: TaskCommandDeps) {
     /** One write of the dependency job: what earlier writes left of dependents to settle (TaskTransitions.settleDeferredDependents). Whether any is left. */
     "tasks.settleDependents": (ctx: WriteContext, _: undefined): boolean => t.settleDeferredDependents(ctx),
 
+    /**
+     * Makes a pending task that is not due yet (a delay, a retry's backoff, a schedule's next run)
+     * due now. One due already is answered as it is (a repeat finds it so); any other state is
+     * INVALID_STATE.
+     */
+    "tasks.promote": (ctx: WriteContext, taskId: string): Task => {
+      const row = t.findTask(taskId);
+      if (row.status !== "pending") {
+        const why = row.status === "waiting" ? "it waits for the tasks it depends on" : row.status === "claimed" ? "it runs already" : "it has settled (requeue brings a dead letter or a cancelled task back)";
+        throw new CoordinationError("INVALID_STATE", `task "${taskId}" is ${row.status}: only a pending task can be promoted (${why})`, { status: row.status });
+      }
+      if (Number(row.runAt) <= ctx.now) return toTask(row);
+      return toTask(t.promoteRow(ctx, row));
+    },
+
     "tasks.requeue": (ctx: WriteContext, taskId: string): Task => {
       const row = t.findTask(taskId);
       if (row.status !== "dead_letter" && row.status !== "cancelled") {

@@ -147,6 +147,14 @@ export const taskRouter = router({
     .output(taskSchema)
     .mutation(({ ctx, input }) => ctx.services.tasks.requeue(input.taskId)),
 
+  promote: procedure
+    .meta({ access: ADMIN,
+      rest: { method: "POST", path: "/tasks/{taskId}/promote", tags, summary: "Make a pending task that is not due yet (a delay, a retry's backoff, a schedule's next run) due now", errors: ["TASK_NOT_FOUND", "INVALID_STATE"] },
+    })
+    .input(taskIdInput)
+    .output(taskSchema)
+    .mutation(({ ctx, input }) => ctx.services.tasks.promote(input.taskId)),
+
   requeueMany: procedure
     .meta({ access: ADMIN,
       rest: { method: "POST", path: "/tasks/requeue", tags, summary: "Bring back dead-lettered tasks in bulk, oldest first" },

@@ -246,6 +246,11 @@ export class TaskService {
     return this.d.db.write("tasks.requeue", taskId);
   }
 
+  /** A pending task not due yet due now (TaskCommands "tasks.promote"). */
+  promote(taskId: string): Promise<Task> {
+    return this.d.db.write("tasks.promote", taskId);
+  }
+
   /**
    * Pauses a queue: from this write on, no claim or steal takes its tasks; enqueues are taken.
    * A queue already paused keeps its pause (the answer names it). `pausedBy`: the credential's id.

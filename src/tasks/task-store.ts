@@ -880,6 +880,13 @@ export class TaskStore {
       .get(runAt, delayedAt(runAt, now), releasedBy, now, seq)!;
   }
 
+  /** A pending task not due yet due at `now` (tasks.promote): in the claim indexes, held when its queue is paused or limited, as a task falling due is. */
+  makeDue(seq: number, now: number): TaskRow {
+    return this.st
+      .get<[number, number, number], TaskRow>(`UPDATE tasks SET runAt = ?, delayed = 0, ${HELD_IF_SET_ASIDE}, updatedAt = ? WHERE seq = ? RETURNING *`)
+      .get(now, now, seq)!;
+  }
+
   /** `reason`, when given: why (its lastError); null keeps the lastError it had. */
   cancel(seq: number, now: number, reason: string | null = null): TaskRow {
     return this.st.get<[string | null, number, number, number], TaskRow>(`UPDATE tasks SET ${CANCELLED} WHERE seq = ? RETURNING *`).get(reason, now, now, seq)!;

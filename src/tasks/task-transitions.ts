@@ -74,6 +74,7 @@ export class TaskTransitions {
       events: d.events,
       insertTask: (ctx, request) => this.insertTask(ctx, request),
       cancelRow: (ctx, row, reason) => void this.cancelRow(ctx, row, reason),
+      promoteRow: (ctx, row) => this.promoteRow(ctx, row),
     });
   }
 
@@ -313,6 +314,26 @@ export class TaskTransitions {
     // A schedule's run that settled: one with overlap "skip" enqueues its next run now.
     if (row.scheduleId !== null) this.schedules.settled(ctx, row);
     return cancelled;
+  }
+
+  /**
+   * A pending task not due yet (a delay, a retry's backoff, a schedule's next run) due now, with
+   * its task.promoted event (which wakes the claims that could take it). A schedule's next run
+   * promoted is an extra run now: the run after it stays as planned (ScheduleRuns.promoted).
+   */
+  promoteRow(ctx: WriteContext, row: TaskRow): TaskRow {
+    const promoted = this.d.tasks.makeDue(row.seq, ctx.now);
+    this.d.events.appendSystem(ctx, "task.promoted", {
+      taskId: row.id,
+      queue: row.queue,
+      priority: row.priority,
+      capability: row.capability,
+      targetAgentId: row.targetAgentId,
+      runAt: new Date(ctx.now).toISOString(),
+      previousRunAt: new Date(Number(row.runAt)).toISOString(),
+    });
+    if (row.scheduleId !== null) this.schedules.promoted(ctx, row);
+    return promoted;
   }
 
   /**

@@ -25,7 +25,7 @@ import { QueueLimitStore } from "../../tasks/queue-limit-store.js";
 import { queueLimitCommands, queueLimitQueries } from "../../tasks/queue-limit-commands.js";
 import { QueueRateStore } from "../../tasks/queue-rate-store.js";
 import { queueRateCommands, queueRateQueries } from "../../tasks/queue-rate-commands.js";
-import { TaskStore } from "../../tasks/task-store.js";
+import { TaskStore, toTask } from "../../tasks/task-store.js";
 import { scheduleQueries } from "../../schedules/schedule-runs.js";
 import { ScheduleStore } from "../../schedules/schedule-store.js";
 import { TaskTransitions } from "../../tasks/task-transitions.js";
@@ -89,6 +89,10 @@ export function createWriteCommands(db: SqliteDatabase, setup: ThreadSetup, reca
     "schedules.remove": (ctx: WriteContext, request: Parameters<typeof transitions.schedules.remove>[1]) => transitions.schedules.remove(ctx, request),
     "schedules.pause": (ctx: WriteContext, request: Parameters<typeof transitions.schedules.pause>[1]) => transitions.schedules.pause(ctx, request),
     "schedules.resume": (ctx: WriteContext, request: Parameters<typeof transitions.schedules.resume>[1]) => transitions.schedules.resume(ctx, request),
+    "schedules.trigger": (ctx: WriteContext, request: Parameters<typeof transitions.schedules.trigger>[1]) => {
+      const { schedule, task } = transitions.schedules.trigger(ctx, request);
+      return { schedule, task: toTask(task) };
+    },
     "schedules.repair": (ctx: WriteContext, limit: number) => transitions.schedules.repair(ctx, limit),
     ...eventCommands({ events, isAgent: (agentId) => agents.get(agentId) !== undefined, maxResponseBytes: config.maxResponseBytes, eventRetentionMs: config.eventRetentionMs, eventRetentionCount: config.eventRetentionCount }),
     ...agentWrites,

@@ -1,0 +1,158 @@
+// Running delayed work now: tasks.promote (POST /tasks/{taskId}/promote) makes a pending task
+// that is not due yet (a delay, a retry's backoff, a schedule's next run) due at once, and wakes
+// the claims parked for it, in this process or another on the file; schedules.trigger (POST
+// /schedules/{scheduleId}/trigger) runs a schedule now by promoting its pending run, an extra
+// run: the time that run was planned for stays ahead.
+import { afterEach, describe, expect, it } from "vitest";
+import { killAllCli, runCli } from "./helpers/cli-process.js";
+import { parkedLongPolls } from "./helpers/mcp-http.js";
+import { rest, startTestServer, type TestServer } from "./helpers/test-server.js";
+
+let t: TestServer | undefined;
+let t2: TestServer | undefined;
+afterEach(async () => {
+  await killAllCli();
+  await t2?.stop();
+  await t?.stop({ removeFiles: true });
+  t = t2 = undefined;
+});
+
+const HOUR = 3_600_000;
+
+describe("tasks.promote", () => {
+  it("a delayed task due now: a parked claim takes it at once; a repeat finds it due and changes nothing", async () => {
+    t = await startTestServer();
+    const api = t.api;
+    const task = await api.tasks.enqueue.mutate({ queue: "later", payload: { n: 1 }, delayMs: HOUR });
+    // Parked before the promote, for less than a parked claim waits before it looks again by itself (30 s): only the wake-up brings the task.
+    const parked = api.tasks.claim.mutate({ agentId: "a", queues: ["later"], waitMs: 20_000, context: false });
+    await expect.poll(() => parkedLongPolls(t!.url, "claim"), { timeout: 10_000 }).toBe(1);
+    const { head } = await api.events.head.query();
+    const promoted = await api.tasks.promote.mutate({ taskId: task.id });
+    expect(promoted).toMatchObject({ id: task.id, status: "pending" });
+    expect(promoted.runAt.getTime()).toBeLessThan(task.runAt.getTime());
+    expect(promoted.runAt.getTime()).toBeGreaterThanOrEqual(task.createdAt.getTime());
+    const claimed = await parked;
+    expect(claimed).toMatchObject({ id: task.id, attempts: 1 });
+    const events = await api.events.list.query({ afterSeq: head, types: ["task.promoted"], limit: 10 });
+    expect(events.map((e) => e.payload)).toEqual([
+      { taskId: task.id, queue: "later", priority: 5, capability: null, targetAgentId: null, runAt: promoted.runAt.toISOString(), previousRunAt: task.runAt.toISOString() },
+    ]);
+    // Claimed now: no longer pending.
+    const refused = await rest(t.url, "POST", `/tasks/${task.id}/promote`);
+    expect([refused.status, refused.body.code, refused.body.message]).toEqual([409, "INVALID_STATE", `task "${task.id}" is claimed: only a pending task can be promoted (it runs already)`]);
+
+    // Due already: answered as it is, no event (a repeat of a promote whose answer was lost finds this).
+    const due = await api.tasks.enqueue.mutate({ queue: "now" });
+    const before = (await api.events.head.query()).head;
+    expect(await api.tasks.promote.mutate({ taskId: due.id })).toEqual(await api.tasks.get.query({ taskId: due.id }));
+    expect((await api.events.head.query()).head).toBe(before);
+  });
+
+  it("a retry's backoff cut short; a paused queue's task due but held until it resumes; other states are 409s, an unknown task a 404", async () => {
+    t = await startTestServer();
+    const api = t.api;
+    const task = await api.tasks.enqueue.mutate({ queue: "q" });
+    const run = await api.tasks.claim.mutate({ agentId: "a", queues: ["q"], context: false });
+    await api.tasks.fail.mutate({ taskId: run!.id, agentId: "a", error: "provider down", retryAfterMs: HOUR });
+    expect(await api.tasks.claim.mutate({ agentId: "a", queues: ["q"], context: false })).toBeNull();
+    await api.tasks.promote.mutate({ taskId: task.id });
+    expect(await api.tasks.claim.mutate({ agentId: "a", queues: ["q"], context: false })).toMatchObject({ id: task.id, attempts: 2, lastError: "provider down" });
+
+    await api.queues.pause.mutate({ queue: "held" });
+    const held = await api.tasks.enqueue.mutate({ queue: "held", delayMs: HOUR });
+    await api.tasks.promote.mutate({ taskId: held.id });
+    expect(await api.tasks.claim.mutate({ agentId: "a", queues: ["held"], context: false })).toBeNull();
+    await api.queues.resume.mutate({ queue: "held" });
+    expect((await api.tasks.claim.mutate({ agentId: "a", queues: ["held"], context: false }))?.id).toBe(held.id);
+
+    const gate = await api.tasks.enqueue.mutate({ queue: "chain" });
+    const waiting = await api.tasks.enqueue.mutate({ queue: "chain", dependsOn: [gate.id] });
+    const done = await api.tasks.enqueue.mutate({ queue: "done" });
+    const doneRun = await api.tasks.claim.mutate({ agentId: "a", queues: ["done"], context: false });
+    await api.tasks.complete.mutate({ taskId: doneRun!.id, agentId: "a" });
+    for (const [taskId, message] of [
+      [waiting.id, `task "${waiting.id}" is waiting: only a pending task can be promoted (it waits for the tasks it depends on)`],
+      [done.id, `task "${done.id}" is completed: only a pending task can be promoted (it has settled (requeue brings a dead letter or a cancelled task back))`],
+    ]) {
+      const answer = await rest(t.url, "POST", `/tasks/${taskId}/promote`);
+      expect([answer.status, answer.body.code, answer.body.message]).toEqual([409, "INVALID_STATE", message]);
+    }
+    const unknown = await rest(t.url, "POST", "/tasks/no-such-task/promote");
+    expect([unknown.status, unknown.body.code]).toEqual([404, "TASK_NOT_FOUND"]);
+  });
+
+  it("wakes a claim parked on another server on the same file", async () => {
+    t = await startTestServer();
+    t2 = await startTestServer({}, t.dir);
+    const task = await t.api.tasks.enqueue.mutate({ queue: "x", delayMs: HOUR });
+    const parked = t2.api.tasks.claim.mutate({ agentId: "b", queues: ["x"], waitMs: 20_000, context: false });
+    await expect.poll(() => parkedLongPolls(t2!.url, "claim"), { timeout: 10_000 }).toBe(1);
+    await t.api.tasks.promote.mutate({ taskId: task.id });
+    expect((await parked)?.id).toBe(task.id);
+  });
+});
+
+describe("schedules.trigger", () => {
+  it("runs a schedule now: its pending run due at once, an extra run; the time it was planned for stays ahead", async () => {
+    t = await startTestServer();
+    const api = t.api;
+    const { schedule } = await api.schedules.set.mutate({ scheduleId: "hourly", everyMs: HOUR, task: { queue: "h", payload: { kind: "report" } } });
+    const planned = schedule.nextRunAt!.getTime();
+    const { head } = await api.events.head.query();
+    const triggered = await api.schedules.trigger.mutate({ scheduleId: "hourly" });
+    expect(triggered.task).toMatchObject({ id: schedule.nextTaskId, status: "pending", scheduleId: "hourly", payload: { kind: "report" } });
+    expect(triggered.schedule).toMatchObject({ state: "running", nextTaskId: schedule.nextTaskId, nextRunAt: triggered.task.runAt, runs: 0 });
+    expect(triggered.task.runAt.getTime()).toBeLessThan(planned);
+    const run = await api.tasks.claim.mutate({ agentId: "a", queues: ["h"], context: false });
+    expect(run?.id).toBe(schedule.nextTaskId);
+    const after = await api.schedules.get.query({ scheduleId: "hourly" });
+    // Counted as a run; the next one at the time that was planned.
+    expect(after).toMatchObject({ runs: 1, lastTaskId: run!.id, nextRunAt: new Date(planned) });
+    expect(await api.tasks.get.query({ taskId: after.nextTaskId! })).toMatchObject({ status: "pending", runAt: new Date(planned) });
+    const events = await api.events.list.query({ afterSeq: head, types: ["task.promoted", "schedule.*"], limit: 10 });
+    expect(events.map((e) => [e.type, e.payload])).toEqual([
+      ["task.promoted", expect.objectContaining({ taskId: run!.id, previousRunAt: new Date(planned).toISOString() })],
+      ["schedule.triggered", { scheduleId: "hourly", queue: "h", taskId: run!.id, triggeredBy: null }],
+    ]);
+  });
+
+  it("counts toward maxRuns; refused while paused, ended or waiting for its last run; a schedule that does not exist is a 404", async () => {
+    t = await startTestServer();
+    const api = t.api;
+    await api.schedules.set.mutate({ scheduleId: "once", everyMs: HOUR, maxRuns: 1, task: { queue: "o" } });
+    await api.schedules.trigger.mutate({ scheduleId: "once" });
+    await api.tasks.claim.mutate({ agentId: "a", queues: ["o"], context: false });
+    expect(await api.schedules.get.query({ scheduleId: "once" })).toMatchObject({ state: "ended", runs: 1 });
+
+    await api.schedules.set.mutate({ scheduleId: "serial", everyMs: HOUR, startAt: new Date(0), overlap: "skip", task: { queue: "s" } });
+    const last = await api.tasks.claim.mutate({ agentId: "a", queues: ["s"], context: false });
+    await api.schedules.set.mutate({ scheduleId: "off", everyMs: HOUR });
+    await api.schedules.pause.mutate({ scheduleId: "off" });
+    for (const [id, why] of [
+      ["once", "it has ended (no run ahead): set it again with room for more runs"],
+      ["serial", `its last run (task "${last!.id}") still runs and its overlap is "skip": the next run is enqueued when that one settles`],
+      ["off", "it is paused: resume it first"],
+    ]) {
+      const answer = await rest(t.url, "POST", `/schedules/${id}/trigger`);
+      expect([answer.status, answer.body.code, answer.body.message]).toEqual([409, "INVALID_STATE", `schedule "${id}" cannot be triggered: ${why}`]);
+    }
+    const unknown = await rest(t.url, "POST", "/schedules/none/trigger");
+    expect([unknown.status, unknown.body.code]).toEqual([404, "SCHEDULE_NOT_FOUND"]);
+  });
+
+  it("the operator's command triggers a schedule and promotes a task", async () => {
+    t = await startTestServer();
+    const env = { COORDINATION_URL: t.url };
+    const { schedule } = await t.api.schedules.set.mutate({ scheduleId: "digest", everyMs: HOUR, task: { queue: "d" } });
+    const triggered = await runCli({ args: ["schedules", "trigger", "digest"], env });
+    expect(triggered.code).toBe(0);
+    expect(triggered.stdout.split("\n")[0]).toBe(`triggered: task ${schedule.nextTaskId} is due now`);
+    expect((await t.api.tasks.claim.mutate({ agentId: "a", queues: ["d"], context: false }))?.id).toBe(schedule.nextTaskId);
+    const later = await t.api.tasks.enqueue.mutate({ queue: "l", delayMs: HOUR });
+    const promoted = await runCli({ args: ["tasks", "promote", later.id, "--json"], env });
+    expect(promoted.code).toBe(0);
+    expect(JSON.parse(promoted.stdout)).toMatchObject({ id: later.id, status: "pending" });
+    expect(await runCli({ args: ["schedules", "trigger", "nope"], env })).toMatchObject({ code: 1, stderr: 'coordination: SCHEDULE_NOT_FOUND: schedule "nope" not found\n' });
+  });
+});
