@@ -258,7 +258,8 @@ export function Schedules({ api, onUnauthorized }: ViewProps) {
               <td class="num">{s.runs}</td>
               <td>{s.lastTaskId ? <a href={`#/task/${s.lastTaskId}`}>{s.lastRunAt?.toLocaleString()}</a> : "-"}</td>
               <td class="actions">
-                <button onClick={() => void toggle(s.id, s.paused)}>{s.paused ? "Resume" : "Pause"}</button>
+                {/* An ended schedule has nothing to pause (schedules.pause answers it as it is). */}
+                {s.state !== "ended" && <button onClick={() => void toggle(s.id, s.paused)}>{s.paused ? "Resume" : "Pause"}</button>}
                 {/* Only a running schedule has a pending run to make due now (schedules.trigger). */}
                 {s.state === "running" && <button onClick={() => void runNow(s.id)}>Run now</button>}
               </td>

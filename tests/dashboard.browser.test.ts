@@ -146,6 +146,7 @@ describe.skipIf(!CHROMIUM)("the dashboard in Chromium", () => {
       await page.goto(t.url);
       const cell = (id: string) => page.locator(`[data-schedule="${id}"] [data-field="next-run"]`);
       await expect.poll(() => cell("once").textContent(), { timeout: 10_000 }).toBe("ended");
+      expect(await page.locator('[data-schedule="once"] button').count()).toBe(0);
       await expect.poll(() => cell("serial").textContent(), { timeout: 10_000 }).toMatch(/^\d.* at the earliest, once the last run settles$/);
       // Run now: the pending run falls due at once; a waiting or ended schedule offers no such button.
       expect(await page.locator('[data-schedule="serial"]').getByRole("button", { name: "Run now" }).count()).toBe(0);

@@ -270,6 +270,34 @@ describe("schedule bounds", () => {
     expect(await endedSince(head)).toEqual([{ scheduleId: "late", queue: "l", runs: 1, reason: "endAt" }]);
   });
 
+  it("an ended schedule stays ended: set again with its bounds, paused, resumed, no run comes back and no second schedule.ended", async () => {
+    t = await startTestServer();
+    const api = t.api;
+    const endedEvents = async () => (await api.events.list.query({ afterSeq: 0, types: ["schedule.ended"], limit: 100 })).map((e) => e.payload);
+    // Ended before it ever ran: its pending run skipped, the time after it past endAt.
+    const definition = { scheduleId: "brief", everyMs: 1000, endAt: new Date(Date.now() + 1500), task: { queue: "b", payload: { v: 1 } } };
+    const { schedule } = await api.schedules.set.mutate(definition);
+    await api.tasks.cancel.mutate({ taskId: schedule.nextTaskId! });
+    expect(await api.schedules.get.query({ scheduleId: "brief" })).toMatchObject({ state: "ended", runs: 0 });
+    while (Date.now() <= definition.endAt.getTime() + 10) await sleep(100);
+    // A deploy sets it again with another payload: taken, and still ended (no run due before the set).
+    const again = await api.schedules.set.mutate({ ...definition, task: { queue: "b", payload: { v: 2 } } });
+    expect(again).toMatchObject({ changed: true, schedule: { state: "ended", nextRunAt: null, nextTaskId: null } });
+    expect((await api.tasks.list.query({ queue: "b", status: "pending" })).items).toEqual([]);
+    // Paused: answered as it is; resumed: as it is.
+    expect(await api.schedules.pause.mutate({ scheduleId: "brief" })).toMatchObject({ state: "ended", paused: false });
+    expect(await api.schedules.resume.mutate({ scheduleId: "brief" })).toMatchObject({ state: "ended" });
+    expect(await endedEvents()).toEqual([{ scheduleId: "brief", queue: "b", runs: 0, reason: "endAt" }]);
+
+    // Paused before it ever ran, given an endAt before the time a resume would plan: taken; the resume ends it, once.
+    await api.schedules.set.mutate({ scheduleId: "held", everyMs: 1000, task: { queue: "h" } });
+    await api.schedules.pause.mutate({ scheduleId: "held" });
+    const heldEnd = new Date(Date.now() - 1);
+    expect((await api.schedules.set.mutate({ scheduleId: "held", everyMs: 1000, endAt: heldEnd, task: { queue: "h" } })).schedule).toMatchObject({ state: "paused" });
+    expect(await api.schedules.resume.mutate({ scheduleId: "held" })).toMatchObject({ state: "ended", nextRunAt: null });
+    expect((await endedEvents()).slice(1)).toEqual([{ scheduleId: "held", queue: "h", runs: 0, reason: "endAt" }]);
+  });
+
   it("over REST: bad bounds are 400s naming the field; good ones are answered as set", async () => {
     t = await startTestServer();
     const bad: Array<[unknown, string]> = [

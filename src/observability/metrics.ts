@@ -193,7 +193,7 @@ export class Metrics {
     });
     readGauge(
       "coordination_schedules",
-      'Schedules per state, now: running (its next run waits in its queue), waiting (overlap "skip": for its last run to settle), paused, ended (no run ahead: past its endAt, or its maxRuns claimed)',
+      'Schedules per state, now: running (its next run waits in its queue), waiting (overlap "skip": for its last run to settle), paused, ended (no run ahead: past its endAt, its maxRuns claimed, or a pattern that names no time ahead)',
       ["state"],
       async (gauge) => {
         // Every state has a series, 0 when none is in it: an alert on ended or paused schedules needs no absent() beside it.

@@ -301,19 +301,26 @@ export class ScheduleRuns {
     // definition sent again passed above: its runs go on as they are.)
     assertJsonDepth("task.payload", request.task.payload, this.d.maxJsonDepth());
     const keepsTiming = existing !== undefined && sameTiming(existing, definition);
-    if (existing !== undefined) this.dropNext(ctx, existing, `schedule "${existing.id}" was set again with another definition`);
     const timing: Timing = { cron: definition.cron, timezone: definition.timezone, everyMs: definition.everyMs, startAt: definition.startAt };
     const anchorAt = definition.everyMs === null ? null : keepsTiming ? Number(existing.anchorAt) : intervalAnchor(timing, ctx.now);
-    const row = this.d.schedules.put(definition, anchorAt, ctx.now);
-    const first = firstRunAt({ ...timing, anchorAt }, ctx.now);
-    // Its timing kept: the next run as it was; one that had none ahead (it ended at its endAt or
-    // maxRuns) runs on from the first time it names after now (and after its last run).
-    const next = !keepsTiming ? first : existing.nextRunAt !== null ? Number(existing.nextRunAt) : existing.lastRunAt !== null ? runAfter({ ...timing, anchorAt }, Number(existing.lastRunAt), ctx.now) : first;
-    // A schedule that never ran, whose first run would come after its endAt, is a mistake (paused
-    // or not): refused. One that ran may be given an endAt that passed, to end it.
-    if ((existing === undefined || existing.runs === 0) && next !== null && row.endAt !== null && next > Number(row.endAt)) {
+    // Its timing kept: the next run as it was; one that had none ahead (it ended, or was paused)
+    // runs on from the first time it names from now (and after its last run): never a time
+    // before the set, as a resume plans. New timing: its first run.
+    const kept = { ...timing, anchorAt };
+    const next = !keepsTiming
+      ? firstRunAt(kept, ctx.now)
+      : existing.nextRunAt !== null
+        ? Number(existing.nextRunAt)
+        : existing.lastRunAt !== null
+          ? runAfter(kept, Number(existing.lastRunAt), ctx.now)
+          : resumedRunAt(kept, ctx.now);
+    // A new schedule whose first run would come after its endAt would never run: a mistake,
+    // refused before anything is written. An existing one may be given an endAt that passed, to end it.
+    if (existing === undefined && next !== null && definition.endAt !== null && next > definition.endAt) {
       throw invalidField("endAt", `is before the schedule's first run (${new Date(next).toISOString()}): it would never run`);
     }
+    if (existing !== undefined) this.dropNext(ctx, existing, `schedule "${existing.id}" was set again with another definition`);
+    const row = this.d.schedules.put(definition, anchorAt, ctx.now);
     const ended = row.paused === 0 ? this.planNext(ctx, row, next) : null;
     const schedule = toSchedule(this.d.schedules.get(row.id)!);
     this.d.events.appendSystem(ctx, "schedule.set", {
@@ -337,10 +344,11 @@ export class ScheduleRuns {
     return toSchedule(existing);
   }
 
-  /** Pauses the schedule: its pending run is cancelled, none is enqueued until it is resumed. One paused already is answered as it is. */
+  /** Pauses the schedule: its pending run is cancelled, none is enqueued until it is resumed. One paused already, or ended, is answered as it is. */
   pause(ctx: WriteContext, request: { scheduleId: string; pausedBy: string | null }): Schedule {
     const existing = this.found(ctx, request.scheduleId);
-    if (existing.paused === 1) return toSchedule(existing);
+    // One that has ended has nothing to hold back: as it is (a resume would end it again).
+    if (existing.paused === 1 || stateOf(existing) === "ended") return toSchedule(existing);
     this.dropNext(ctx, existing, `schedule "${existing.id}" was paused`);
     this.d.schedules.setPaused(existing.id, true, ctx.now);
     this.d.events.appendSystem(ctx, "schedule.paused", { scheduleId: existing.id, queue: (JSON.parse(existing.task) as ScheduledTask).queue, pausedBy: request.pausedBy });

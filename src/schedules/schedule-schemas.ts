@@ -56,7 +56,7 @@ export const setScheduleInput = z
     ),
     endAt: orNull(
       dateInput.describe(
-        "No run falls due after this time: the write that leaves the schedule no run ahead for it (state ended, nextRunAt null) writes a schedule.ended event. Must be after startAt; a schedule that never ran whose first run would come after it is refused (it would never run)",
+        "No run falls due after this time: the write that leaves the schedule no run ahead for it (state ended, nextRunAt null) writes a schedule.ended event. Must be after startAt; a new schedule whose first run would come after it is refused (it would never run)",
       ),
     ),
     maxRuns: orNull(
