@@ -3,10 +3,12 @@
 // the claims parked for it, in this process or another on the file; schedules.trigger (POST
 // /schedules/{scheduleId}/trigger) runs a schedule now by promoting its pending run, an extra
 // run: the time that run was planned for stays ahead.
+import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { killAllCli, runCli } from "./helpers/cli-process.js";
 import { parkedLongPolls } from "./helpers/mcp-http.js";
-import { rest, startTestServer, type TestServer } from "./helpers/test-server.js";
+import { openCoordination } from "../src/index.js";
+import { makeTempDir, rest, startTestServer, withDatabase, type TestServer } from "./helpers/test-server.js";
 
 let t: TestServer | undefined;
 let t2: TestServer | undefined;
@@ -36,7 +38,7 @@ describe("tasks.promote", () => {
     expect(claimed).toMatchObject({ id: task.id, attempts: 1 });
     const events = await api.events.list.query({ afterSeq: head, types: ["task.promoted"], limit: 10 });
     expect(events.map((e) => e.payload)).toEqual([
-      { taskId: task.id, queue: "later", priority: 5, capability: null, targetAgentId: null, runAt: promoted.runAt.toISOString(), previousRunAt: task.runAt.toISOString() },
+      { taskId: task.id, queue: "later", priority: 5, capability: null, targetAgentId: null, runAt: promoted.runAt.toISOString(), previousRunAt: task.runAt.toISOString(), promotedBy: null },
     ]);
     // Claimed now: no longer pending.
     const refused = await rest(t.url, "POST", `/tasks/${task.id}/promote`);
@@ -82,6 +84,55 @@ describe("tasks.promote", () => {
     expect([unknown.status, unknown.body.code]).toEqual([404, "TASK_NOT_FOUND"]);
   });
 
+  it("a limited queue's task promoted is claimable at once (held, as one falling due is), its lease counted", async () => {
+    t = await startTestServer();
+    const api = t.api;
+    await api.queues.setLimit.mutate({ queue: "llm", maxLeased: 1 });
+    const first = await api.tasks.enqueue.mutate({ queue: "llm", delayMs: HOUR });
+    const second = await api.tasks.enqueue.mutate({ queue: "llm", delayMs: HOUR });
+    await api.tasks.promote.mutate({ taskId: first.id });
+    await api.tasks.promote.mutate({ taskId: second.id });
+    expect((await api.tasks.claim.mutate({ agentId: "a", queues: ["llm"], context: false }))?.id).toBe(first.id);
+    // The limit holds: one lease at a time.
+    expect(await api.tasks.claim.mutate({ agentId: "b", queues: ["llm"], context: false })).toBeNull();
+    expect(await api.queues.limit.query({ queue: "llm" })).toMatchObject({ maxLeased: 1, leased: 1 });
+  });
+
+  it("an enqueue sent again after a promote, even in the enqueue's millisecond, finds its task (the runAt it asked for is not compared once the task moved)", async () => {
+    const dir = makeTempDir();
+    const c = await openCoordination({ settings: { dbPath: join(dir, "promote.db"), logLevel: "silent" } });
+    try {
+      const runAt = new Date(Date.now() + HOUR);
+      for (let i = 0; i < 300; i++) {
+        const task = await c.tasks.enqueue({ queue: "k", idempotencyKey: `k${i}`, runAt });
+        await c.tasks.promote(task.id);
+        expect((await c.tasks.enqueue({ queue: "k", idempotencyKey: `k${i}`, runAt })).id).toBe(task.id);
+      }
+    } finally {
+      await c.close();
+    }
+  });
+
+  it("its task.promoted is in the task's events, however far in the log from its enqueue and claim", async () => {
+    t = await startTestServer();
+    const api = t.api;
+    const task = await api.tasks.enqueue.mutate({ queue: "far", delayMs: HOUR });
+    // More events after the enqueue than a window of the task's events reads (100,000), all over
+    // a second before the promote (a window starts a second before its time).
+    const fillersAt = Date.now();
+    withDatabase(t, (db) =>
+      db.exec(`WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100100)
+               INSERT INTO events (type, source, payload, target, createdAt) SELECT 'filler', 'test', '{}', NULL, ${fillersAt} FROM n`),
+    );
+    while (Date.now() <= fillersAt + 1500) await new Promise((resolve) => setTimeout(resolve, 100));
+    await api.tasks.promote.mutate({ taskId: task.id });
+    // Claimed more than the second a window starts before each of the task's times.
+    const promotedAt = (await api.tasks.get.query({ taskId: task.id })).runAt.getTime();
+    while (Date.now() <= promotedAt + 1500) await new Promise((resolve) => setTimeout(resolve, 100));
+    await api.tasks.claim.mutate({ agentId: "a", queues: ["far"], context: false });
+    expect((await api.tasks.events.query({ taskId: task.id })).map((e) => e.type)).toEqual(["task.enqueued", "task.promoted", "task.claimed"]);
+  });
+
   it("wakes a claim parked on another server on the same file", async () => {
     t = await startTestServer();
     t2 = await startTestServer({}, t.dir);
@@ -115,6 +166,23 @@ describe("schedules.trigger", () => {
       ["task.promoted", expect.objectContaining({ taskId: run!.id, previousRunAt: new Date(planned).toISOString() })],
       ["schedule.triggered", { scheduleId: "hourly", queue: "h", taskId: run!.id, triggeredBy: null }],
     ]);
+  });
+
+  it("never runs before startAt: a trigger before it leaves the first run planned where it was", async () => {
+    t = await startTestServer();
+    const api = t.api;
+    const startAt = new Date(Date.now() + 24 * HOUR + 30 * 60_000);
+    await api.schedules.set.mutate({ scheduleId: "later", everyMs: HOUR, startAt, task: { queue: "i" } });
+    await api.schedules.trigger.mutate({ scheduleId: "later" });
+    await api.tasks.claim.mutate({ agentId: "a", queues: ["i"], context: false });
+    expect(await api.schedules.get.query({ scheduleId: "later" })).toMatchObject({ runs: 1, nextRunAt: startAt });
+    const cronStart = new Date(Date.now() + 48 * HOUR);
+    await api.schedules.set.mutate({ scheduleId: "hourly", cron: "0 * * * *", startAt: cronStart, task: { queue: "c" } });
+    const planned = (await api.schedules.get.query({ scheduleId: "hourly" })).nextRunAt!;
+    await api.schedules.trigger.mutate({ scheduleId: "hourly" });
+    await api.tasks.claim.mutate({ agentId: "a", queues: ["c"], context: false });
+    expect(await api.schedules.get.query({ scheduleId: "hourly" })).toMatchObject({ runs: 1, nextRunAt: planned });
+    expect(planned.getTime()).toBeGreaterThanOrEqual(cronStart.getTime());
   });
 
   it("counts toward maxRuns; refused while paused, ended or waiting for its last run; a schedule that does not exist is a 404", async () => {

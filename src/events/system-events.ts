@@ -16,9 +16,9 @@ type RanFor = { ranMs?: number };
 export type SystemEventPayloads = {
   /** waitingFor: how many of the tasks it depends on have not completed (it is waiting for them; absent: pending). scheduleId: the schedule whose run it is. */
   "task.enqueued": { taskId: string; queue: string; priority: number; capability: string | null; targetAgentId: string | null; runAt: string; waitingFor?: number; scheduleId?: string };
+  /** A pending task not due yet was made due now (tasks.promote, schedules.trigger); previousRunAt: when it was due; promotedBy: the credential (a token id; null on an open server or in-process). */
+  "task.promoted": { taskId: string; queue: string; priority: number; capability: string | null; targetAgentId: string | null; runAt: string; previousRunAt: string; promotedBy: string | null };
   /** A waiting task's last dependency completed (`after`, in the same write): pending now, due at runAt. */
-  /** A pending task not due yet was made due now (tasks.promote, schedules.trigger); previousRunAt: when it was due. */
-  "task.promoted": { taskId: string; queue: string; priority: number; capability: string | null; targetAgentId: string | null; runAt: string; previousRunAt: string };
   "task.ready": { taskId: string; queue: string; priority: number; capability: string | null; targetAgentId: string | null; runAt: string; after: string };
   "task.claimed": {
     taskId: string;
@@ -82,9 +82,9 @@ export type SystemEventPayloads = {
   "schedule.paused": { scheduleId: string; queue: string; pausedBy: string | null };
   /** Runs again from nextRunAt (those missed while paused are skipped). */
   "schedule.resumed": { scheduleId: string; queue: string; nextRunAt: string | null; resumedBy: string | null };
-  /** A schedule has no run ahead: its last run was claimed (reason "maxRuns": runs reached maxRuns), or the next time it names is past its endAt ("endAt"). It stays, with nextRunAt null, until set again or removed. */
   /** An admin ran a schedule now (schedules.trigger): its pending run (taskId) was made due at once; the run after it stays as planned. */
   "schedule.triggered": { scheduleId: string; queue: string; taskId: string; triggeredBy: string | null };
+  /** A schedule has no run ahead: its last run was claimed (reason "maxRuns": runs reached maxRuns), or the next time it names is past its endAt ("endAt"). It stays, with nextRunAt null, until set again or removed. */
   "schedule.ended": { scheduleId: string; queue: string; runs: number; reason: "endAt" | "maxRuns" };
 };
 

@@ -99,10 +99,13 @@ export function firstRunAt(timing: Timing, now: number): number | null {
  * the pattern names no time ahead.
  */
 export function runAfter(timing: Timing, dueAt: number, now: number): number | null {
-  const from = Math.max(dueAt, now);
+  // Never before startAt: a run made due early (schedules.trigger) leaves the first one planned ahead.
+  const from = Math.max(dueAt, now, (timing.startAt ?? Number.NEGATIVE_INFINITY) - 1);
   if (timing.cron === null) {
     const every = timing.everyMs!;
     const anchor = timing.anchorAt ?? timing.startAt ?? dueAt;
+    // Before its phase's first run (a trigger before it): that run is the next.
+    if (from < anchor) return anchor > MAX_TIME_MS ? null : anchor;
     const at = anchor + every * (Math.floor((from - anchor) / every) + 1);
     return at > MAX_TIME_MS ? null : at;
   }

@@ -32,7 +32,7 @@ export interface ScheduleRunDeps {
   /** Cancels a pending task as tasks.cancel does, with its event and what waits on it (TaskTransitions.cancelRow). */
   cancelRow: (ctx: WriteContext, row: TaskRow, reason: string) => void;
   /** Makes a pending task due now as tasks.promote does, with its event (TaskTransitions.promoteRow). */
-  promoteRow: (ctx: WriteContext, row: TaskRow) => TaskRow;
+  promoteRow: (ctx: WriteContext, row: TaskRow, promotedBy: string | null) => TaskRow;
 }
 
 const timingOf = (row: ScheduleRow): Timing => ({ cron: row.cron, timezone: row.timezone, everyMs: row.everyMs, startAt: row.startAt === null ? null : Number(row.startAt), anchorAt: row.anchorAt === null ? null : Number(row.anchorAt) });
@@ -392,7 +392,7 @@ export class ScheduleRuns {
     }
     const pending = this.d.tasks.findById(existing.nextTaskId!)!;
     // Due already (late, nobody claimed it yet): it stands for this trigger as it is.
-    const task = Number(pending.runAt) <= ctx.now ? pending : this.d.promoteRow(ctx, pending);
+    const task = Number(pending.runAt) <= ctx.now ? pending : this.d.promoteRow(ctx, pending, request.triggeredBy);
     this.d.events.appendSystem(ctx, "schedule.triggered", { scheduleId: existing.id, queue: task.queue, taskId: task.id, triggeredBy: request.triggeredBy });
     return { schedule: toSchedule(this.d.schedules.get(existing.id)!), task };
   }

@@ -360,14 +360,14 @@ export function taskCommands(d: TaskCommandDeps) {
      * due now. One due already is answered as it is (a repeat finds it so); any other state is
      * INVALID_STATE.
      */
-    "tasks.promote": (ctx: WriteContext, taskId: string): Task => {
+    "tasks.promote": (ctx: WriteContext, { taskId, promotedBy }: { taskId: string; promotedBy: string | null }): Task => {
       const row = t.findTask(taskId);
       if (row.status !== "pending") {
         const why = row.status === "waiting" ? "it waits for the tasks it depends on" : row.status === "claimed" ? "it runs already" : "it has settled (requeue brings a dead letter or a cancelled task back)";
         throw new CoordinationError("INVALID_STATE", `task "${taskId}" is ${row.status}: only a pending task can be promoted (${why})`, { status: row.status });
       }
       if (Number(row.runAt) <= ctx.now) return toTask(row);
-      return toTask(t.promoteRow(ctx, row));
+      return toTask(t.promoteRow(ctx, row, promotedBy));
     },
 
     "tasks.requeue": (ctx: WriteContext, taskId: string): Task => {

@@ -153,7 +153,12 @@ export const taskRouter = router({
     })
     .input(taskIdInput)
     .output(taskSchema)
-    .mutation(({ ctx, input }) => ctx.services.tasks.promote(input.taskId)),
+    .mutation(async ({ ctx, input }) => {
+      const promotedBy = credentialIdOf(ctx.caller);
+      const task = await ctx.services.tasks.promote(input.taskId, promotedBy);
+      ctx.services.log.info({ taskId: task.id, queue: task.queue, promotedBy }, "task promoted");
+      return task;
+    }),
 
   requeueMany: procedure
     .meta({ access: ADMIN,
@@ -203,7 +208,10 @@ export const taskRouter = router({
     .query(async ({ ctx, input }) => {
       const task = await ctx.services.tasks.get(input.taskId);
       // Direct messages about the task reach only their target, here as in the log (mailboxViewOf).
-      const times = [task.createdAt, task.claimedAt, task.finishedAt].flatMap((at) => (at === null ? [] : [at.getTime()]));
+      // Its runAt too once it passed: a promote (or a retry, a release) sets it to when it happened,
+      // which may be far from the enqueue of a schedule's run and from its claim.
+      const runAt = task.runAt.getTime() <= Date.now() ? task.runAt : null;
+      const times = [task.createdAt, runAt, task.claimedAt, task.finishedAt].flatMap((at) => (at === null ? [] : [at.getTime()]));
       return ctx.services.db.read("events.forTask", { taskId: task.id, times, limit: input.limit, ...mailboxViewOf(ctx.caller) });
     }),
 

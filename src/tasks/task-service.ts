@@ -246,9 +246,9 @@ export class TaskService {
     return this.d.db.write("tasks.requeue", taskId);
   }
 
-  /** A pending task not due yet due now (TaskCommands "tasks.promote"). */
-  promote(taskId: string): Promise<Task> {
-    return this.d.db.write("tasks.promote", taskId);
+  /** A pending task not due yet due now (TaskCommands "tasks.promote"); `promotedBy`: the credential's id, in its event. */
+  promote(taskId: string, promotedBy: string | null): Promise<Task> {
+    return this.d.db.write("tasks.promote", { taskId, promotedBy });
   }
 
   /**

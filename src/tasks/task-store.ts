@@ -880,10 +880,14 @@ export class TaskStore {
       .get(runAt, delayedAt(runAt, now), releasedBy, now, seq)!;
   }
 
-  /** A pending task not due yet due at `now` (tasks.promote): in the claim indexes, held when its queue is paused or limited, as a task falling due is. */
+  /**
+   * A pending task not due yet due at `now` (tasks.promote): in the claim indexes, held when its
+   * queue is paused or limited, as a task falling due is. updatedAt passes createdAt even in the
+   * millisecond of the enqueue: an enqueue sent again compares its runAt only while they are equal.
+   */
   makeDue(seq: number, now: number): TaskRow {
     return this.st
-      .get<[number, number, number], TaskRow>(`UPDATE tasks SET runAt = ?, delayed = 0, ${HELD_IF_SET_ASIDE}, updatedAt = ? WHERE seq = ? RETURNING *`)
+      .get<[number, number, number], TaskRow>(`UPDATE tasks SET runAt = ?, delayed = 0, ${HELD_IF_SET_ASIDE}, updatedAt = MAX(?, createdAt + 1) WHERE seq = ? RETURNING *`)
       .get(now, now, seq)!;
   }
 

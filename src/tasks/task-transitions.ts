@@ -74,7 +74,7 @@ export class TaskTransitions {
       events: d.events,
       insertTask: (ctx, request) => this.insertTask(ctx, request),
       cancelRow: (ctx, row, reason) => void this.cancelRow(ctx, row, reason),
-      promoteRow: (ctx, row) => this.promoteRow(ctx, row),
+      promoteRow: (ctx, row, promotedBy) => this.promoteRow(ctx, row, promotedBy),
     });
   }
 
@@ -321,7 +321,7 @@ export class TaskTransitions {
    * its task.promoted event (which wakes the claims that could take it). A schedule's next run
    * promoted is an extra run now: the run after it stays as planned (ScheduleRuns.promoted).
    */
-  promoteRow(ctx: WriteContext, row: TaskRow): TaskRow {
+  promoteRow(ctx: WriteContext, row: TaskRow, promotedBy: string | null): TaskRow {
     const promoted = this.d.tasks.makeDue(row.seq, ctx.now);
     this.d.events.appendSystem(ctx, "task.promoted", {
       taskId: row.id,
@@ -331,6 +331,7 @@ export class TaskTransitions {
       targetAgentId: row.targetAgentId,
       runAt: new Date(ctx.now).toISOString(),
       previousRunAt: new Date(Number(row.runAt)).toISOString(),
+      promotedBy,
     });
     if (row.scheduleId !== null) this.schedules.promoted(ctx, row);
     return promoted;
