@@ -75,7 +75,7 @@ describe("tasks.promote", () => {
     await api.tasks.complete.mutate({ taskId: doneRun!.id, agentId: "a" });
     for (const [taskId, message] of [
       [waiting.id, `task "${waiting.id}" is waiting: only a pending task can be promoted (it waits for the tasks it depends on)`],
-      [done.id, `task "${done.id}" is completed: only a pending task can be promoted (it has settled (requeue brings a dead letter or a cancelled task back))`],
+      [done.id, `task "${done.id}" is completed: only a pending task can be promoted (it has completed)`],
     ]) {
       const answer = await rest(t.url, "POST", `/tasks/${taskId}/promote`);
       expect([answer.status, answer.body.code, answer.body.message]).toEqual([409, "INVALID_STATE", message]);

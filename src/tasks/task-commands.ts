@@ -363,7 +363,8 @@ export function taskCommands(d: TaskCommandDeps) {
     "tasks.promote": (ctx: WriteContext, { taskId, promotedBy }: { taskId: string; promotedBy: string | null }): Task => {
       const row = t.findTask(taskId);
       if (row.status !== "pending") {
-        const why = row.status === "waiting" ? "it waits for the tasks it depends on" : row.status === "claimed" ? "it runs already" : "it has settled (requeue brings a dead letter or a cancelled task back)";
+        const why =
+          row.status === "waiting" ? "it waits for the tasks it depends on" : row.status === "claimed" ? "it runs already" : row.status === "completed" ? "it has completed" : "it has settled: requeue brings it back";
         throw new CoordinationError("INVALID_STATE", `task "${taskId}" is ${row.status}: only a pending task can be promoted (${why})`, { status: row.status });
       }
       if (Number(row.runAt) <= ctx.now) return toTask(row);
