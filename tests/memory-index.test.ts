@@ -121,9 +121,22 @@ describe("memory index compaction", () => {
     // changing on a slow run): each such write may have added a segment, so the job's next run
     // takes one compaction step to see that it did not. None other, none of the job's.
     const { db } = t.server.services;
+    const job = t.server.services.jobs.memoryIndex;
     const [compactions, indexings] = [() => db.sent.get("memory.compactIndex") ?? 0, () => db.sent.get("memory.indexNotes") ?? 0];
     const others = () => db.writesSent - compactions() - indexings();
-    const before = { compactions: compactions(), indexings: indexings(), others: others(), runs: t.server.services.jobs.memoryIndex.runs };
+    // The window opens once the job is compact as of every write sent: a run that began after a
+    // look found none sent since (the job's own steps included). A write sent just before the
+    // window would otherwise cost a step inside it, counted against no write of the window
+    // (a full run under load saw 1 step with no other write in the window).
+    await vi.waitFor(
+      async () => {
+        const [sent, runs] = [db.writesSent, job.runs];
+        await vi.waitFor(() => expect(job.runs).toBeGreaterThan(runs + 1), { timeout: 15_000 });
+        expect(db.writesSent).toBe(sent);
+      },
+      { timeout: 30_000 },
+    );
+    const before = { compactions: compactions(), indexings: indexings(), others: others(), runs: job.runs };
     await vi.waitFor(() => expect(t!.server.services.jobs.memoryIndex.runs).toBeGreaterThan(before.runs + 5), { timeout: 15_000 });
     expect(indexings()).toBe(before.indexings);
     expect(compactions() - before.compactions).toBeLessThanOrEqual(others() - before.others);
