@@ -11,6 +11,7 @@ import type { CoordinationEvent } from "../events/event-schemas.js";
 import type { LiveStreamStats } from "../events/event-stream.js";
 import { QueueLabels, type QueueLabel } from "./queue-labels.js";
 import { payloadFields } from "../events/system-events.js";
+import { SCHEDULE_STATES } from "../schedules/schedule-store.js";
 
 export interface MetricsSources {
   db: Database;
@@ -197,7 +198,7 @@ export class Metrics {
       ["state"],
       async (gauge) => {
         // Every state has a series, 0 when none is in it: an alert on ended or paused schedules needs no absent() beside it.
-        for (const state of ["running", "waiting", "paused", "ended"]) gauge.set({ state }, 0);
+        for (const state of SCHEDULE_STATES) gauge.set({ state }, 0);
         for (const { state, count } of await db.read("schedules.stateCounts", undefined)) gauge.set({ state }, count);
       },
     );

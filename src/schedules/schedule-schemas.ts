@@ -5,6 +5,7 @@ import { jsonOutput } from "../json-value.js";
 import { int, name, text } from "../schema-parts.js";
 import { backoffSchema, dateInput, enqueueFields, taskSchema } from "../tasks/task-schemas.js";
 import { canonicalCron, canonicalTimeZone, CRON_LAST_YEAR, cronProblem, firstRunAt } from "./next-run.js";
+import { OVERLAPS, SCHEDULE_STATES } from "./schedule-store.js";
 
 /** The shortest interval between runs, in ms: a second, as a cron pattern's finest field. */
 export const MIN_EVERY_MS = 1000;
@@ -63,7 +64,7 @@ export const setScheduleInput = z
       int(1, MAX_RUNS).describe(`No run after this many were claimed (runs, which counts on when the schedule is set again): the claim of the last one plans none after it, and a schedule.ended event says so. 1 to ${MAX_RUNS}`),
     ),
     overlap: z
-      .enum(["allow", "skip"])
+      .enum(OVERLAPS)
       .default("allow")
       .describe(
         'While the last run (lastTaskId) still runs (claimed, or pending a retry): "allow" (the default), the next falls due on time and may run beside it; "skip", no run is enqueued until it settled (completed, dead-lettered or cancelled), the times that fell due meanwhile skipped: the next is the first the schedule names from then. Only the last run is waited for: runs claimed before the schedule was set to "skip", or requeued by an operator, may run beside it',
@@ -132,11 +133,11 @@ export const scheduleSchema = z
     startAt: z.date().nullable().describe("No run before this time, as set; null: none given"),
     endAt: z.date().nullable().describe("No run falls due after this time, as set; null: none given"),
     maxRuns: z.number().nullable().describe("No run after this many were claimed (runs); null: no bound"),
-    overlap: z.enum(["allow", "skip"]).describe('"allow": a run falls due on time while the last one still runs; "skip": the next is enqueued only once the last one settled'),
+    overlap: z.enum(OVERLAPS).describe('"allow": a run falls due on time while the last one still runs; "skip": the next is enqueued only once the last one settled'),
     task: scheduledTaskSchema,
     paused: z.boolean().describe("Paused: no run is enqueued until it is resumed"),
     state: z
-      .enum(["running", "waiting", "paused", "ended"])
+      .enum(SCHEDULE_STATES)
       .describe('Where it stands: "running", its next run waits in its queue (nextTaskId); "waiting", overlap "skip" holds its next run (due at nextRunAt at the earliest) until the last run (lastTaskId) settles; "paused"; "ended", no run ahead (its next time is past its endAt, its maxRuns were claimed, or its pattern names no time ahead)'),
     nextRunAt: z
       .date()

@@ -37,10 +37,12 @@ export type ScheduleDefinition = Pick<ScheduleRow, "id" | "cron" | "timezone" | 
  * its next run's time is planned, its task waits for the last run to settle), "paused", or "ended"
  * (no run ahead: past its endAt, its maxRuns claimed, or a pattern that names no time ahead).
  */
-export type ScheduleState = "running" | "waiting" | "paused" | "ended";
+export const SCHEDULE_STATES = ["running", "waiting", "paused", "ended"] as const;
+export type ScheduleState = (typeof SCHEDULE_STATES)[number];
 
 /** Whether a schedule's run falls due while its last one still runs ("allow") or waits for it to settle, the times missed skipped ("skip"). */
-export type Overlap = "allow" | "skip";
+export const OVERLAPS = ["allow", "skip"] as const;
+export type Overlap = (typeof OVERLAPS)[number];
 
 const COLUMNS = `id, cron, timezone, everyMs, startAt, endAt, maxRuns, overlap, anchorAt, task, paused, nextTaskId, nextRunAt, runs, lastRunAt, lastTaskId, setBy, createdAt, updatedAt`;
 
