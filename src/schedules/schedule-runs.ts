@@ -31,7 +31,7 @@ export interface ScheduleRunDeps {
   insertTask: (ctx: WriteContext, request: ScopedEnqueue & { scheduleId: string }) => TaskRow;
   /** Cancels a pending task as tasks.cancel does, with its event and what waits on it (TaskTransitions.cancelRow). */
   cancelRow: (ctx: WriteContext, row: TaskRow, reason: string) => void;
-  /** Makes a pending task due now as tasks.promote does, with its event (TaskTransitions.promoteRow). */
+  /** Makes a pending task due now as tasks.promote does, with its event; one due already as it is (TaskTransitions.promoteRow). */
   promoteRow: (ctx: WriteContext, row: TaskRow, promotedBy: string | null) => TaskRow;
 }
 
@@ -392,7 +392,7 @@ export class ScheduleRuns {
     }
     const pending = this.d.tasks.findById(existing.nextTaskId!)!;
     // Due already (late, nobody claimed it yet): it stands for this trigger as it is.
-    const task = Number(pending.runAt) <= ctx.now ? pending : this.d.promoteRow(ctx, pending, request.triggeredBy);
+    const task = this.d.promoteRow(ctx, pending, request.triggeredBy);
     this.d.events.appendSystem(ctx, "schedule.triggered", { scheduleId: existing.id, queue: task.queue, taskId: task.id, triggeredBy: request.triggeredBy });
     return { schedule: toSchedule(this.d.schedules.get(existing.id)!), task };
   }

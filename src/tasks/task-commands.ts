@@ -367,7 +367,6 @@ export function taskCommands(d: TaskCommandDeps) {
           row.status === "waiting" ? "it waits for the tasks it depends on" : row.status === "claimed" ? "it runs already" : row.status === "completed" ? "it has completed" : "it has settled: requeue brings it back";
         throw new CoordinationError("INVALID_STATE", `task "${taskId}" is ${row.status}: only a pending task can be promoted (${why})`, { status: row.status });
       }
-      if (Number(row.runAt) <= ctx.now) return toTask(row);
       return toTask(t.promoteRow(ctx, row, promotedBy));
     },
 

@@ -319,9 +319,11 @@ export class TaskTransitions {
   /**
    * A pending task not due yet (a delay, a retry's backoff, a schedule's next run) due now, with
    * its task.promoted event (which wakes the claims that could take it). A schedule's next run
-   * promoted is an extra run now: the run after it stays as planned (ScheduleRuns.promoted).
+   * promoted is an extra run now: the run after it stays as planned (ScheduleRuns.promoted). One
+   * due already is returned as it is, nothing written: a repeat finds it so.
    */
   promoteRow(ctx: WriteContext, row: TaskRow, promotedBy: string | null): TaskRow {
+    if (Number(row.runAt) <= ctx.now) return row;
     const promoted = this.d.tasks.makeDue(row.seq, ctx.now);
     this.d.events.appendSystem(ctx, "task.promoted", {
       taskId: row.id,
