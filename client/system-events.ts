@@ -15,6 +15,7 @@ export const SYSTEM_EVENT_TYPES = [
   "task.enqueued",
   "task.ready",
   "task.promoted",
+  "task.updated",
   "task.claimed",
   "task.progress",
   "task.completed",

@@ -467,6 +467,17 @@ export function TaskPage({ api, onUnauthorized, taskId }: ViewProps & { taskId: 
   const act = async (what: TaskAction) => {
     setMessage(await runTaskAction(api, what, taskId, detail.refresh));
   };
+  // A task that has not run yet: another priority, or due now (a delay, a retry's backoff).
+  const [priority, setPriority] = useState("");
+  const change = async (what: "priority" | "run now") => {
+    try {
+      const task = what === "priority" ? await api.tasks.update.mutate({ taskId, priority: Number(priority) }) : await api.tasks.promote.mutate({ taskId });
+      detail.refresh();
+      setMessage(what === "priority" ? `priority ${task.priority}` : `due now`);
+    } catch (error) {
+      setMessage(`${what} failed: ${errorText(error)}`);
+    }
+  };
   const data = detail.data;
   return (
     <section class="wide">
@@ -521,6 +532,23 @@ export function TaskPage({ api, onUnauthorized, taskId }: ViewProps & { taskId: 
           <p>
             <button onClick={() => void act("requeue")}>Requeue</button> <button onClick={() => void act("cancel")}>Cancel</button>
           </p>
+          {(data.task.status === "pending" || data.task.status === "waiting") && (
+            <p data-testid="not-run-yet">
+              <label>
+                priority{" "}
+                <input type="number" min={0} max={1000000} step={1} placeholder={String(data.task.priority)} value={priority} onInput={(e) => setPriority((e.target as HTMLInputElement).value)} />
+              </label>{" "}
+              <button disabled={priority === ""} onClick={() => void change("priority")}>
+                Set priority
+              </button>
+              {data.task.status === "pending" && data.task.runAt.getTime() > Date.now() && (
+                <>
+                  {" "}
+                  due {time(data.task.runAt)} <button onClick={() => void change("run now")}>Run now</button>
+                </>
+              )}
+            </p>
+          )}
           <h3>Payload</h3>
           <pre>{json(data.task.payload)}</pre>
           <h3>Result</h3>

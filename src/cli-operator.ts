@@ -21,6 +21,8 @@ export const OPERATOR_USAGE = [
   "       coordination tasks list [--queue Q] [--status S] [--agent A] [--capability C] [--limit N] [--cursor C]",
   "       coordination tasks get|requeue TASK_ID",
   "       coordination tasks promote TASK_ID                      a pending task not due yet (a delay, a backoff, a schedule's run) due now",
+  "       coordination tasks update TASK_ID [--priority N] [--at TIME | --delay DURATION]   a task that has not run yet (pending or",
+  "                                    waiting): its priority (0 highest), when it falls due (ISO 8601 or Unix ms; or 30s, 5m, 1h from now)",
   "       coordination tasks wait TASK_ID [--timeout DURATION]     until it settles (or DURATION: 30s, 5m, 1h); exit 0 if it completed,",
   "                                    3 if it was dead-lettered or cancelled, 4 if it had not settled in time (or on Ctrl-C)",
   "       coordination tasks wait TASK_ID TASK_ID... [--any] [--timeout DURATION]   (up to 100) until all of them completed (--any:",
@@ -231,7 +233,7 @@ interface Parsed {
   options: Record<string, string | true>;
 }
 
-const VALUE_OPTIONS = new Set(["--url", "--token", "--config", "--queue", "--status", "--agent", "--limit", "--cursor", "--capability", "--health", "--types", "--from", "--after", "--before", "--reason", "--cron", "--timezone", "--every", "--start", "--end", "--max-runs", "--overlap", "--payload", "--priority", "--timeout"]);
+const VALUE_OPTIONS = new Set(["--url", "--token", "--config", "--queue", "--status", "--agent", "--limit", "--cursor", "--capability", "--health", "--types", "--from", "--after", "--before", "--reason", "--cron", "--timezone", "--every", "--start", "--end", "--max-runs", "--overlap", "--payload", "--priority", "--timeout", "--at", "--delay"]);
 /** Options that take no value. */
 const FLAG_OPTIONS = new Set(["--json", "--all", "--any"]);
 
@@ -249,7 +251,7 @@ function commandOptions(words: readonly string[], options: Parsed["options"]): r
   if (command === "tasks" && sub === "list") return ["--status", "--queue", "--agent", "--capability", "--limit", "--cursor"];
   // The bulk form has no TASK_ID: with one, --all is refused as any stray option is.
   if (command === "tasks" && sub === "requeue" && words.length === 2 && options["--all"] === true) return ["--all", "--queue", "--after", "--before"];
-  if (command === "tasks") return sub === "cancel" ? ["--reason"] : sub === "wait" ? ["--timeout", "--any"] : [];
+  if (command === "tasks") return sub === "cancel" ? ["--reason"] : sub === "wait" ? ["--timeout", "--any"] : sub === "update" ? ["--priority", "--at", "--delay"] : [];
   if (command === "agents") return ["--health", "--capability"];
   if (command === "schedules") return sub === "set" ? ["--cron", "--timezone", "--every", "--start", "--end", "--max-runs", "--overlap", "--queue", "--payload", "--priority"] : sub === undefined || sub === "list" ? ["--queue"] : [];
   if (command === "events" && sub === "tail") return ["--types", "--agent", "--from"];
@@ -393,6 +395,8 @@ const FLAG_OF_FIELD: Record<string, string> = {
   endAt: "--end",
   maxRuns: "--max-runs",
   overlap: "--overlap",
+  runAt: "--at",
+  delayMs: "--delay",
 };
 
 /**
@@ -404,6 +408,24 @@ export const inFlagTerms = (message: string, options: Record<string, unknown>): 
     const flag = Object.hasOwn(FLAG_OF_FIELD, field) ? FLAG_OF_FIELD[field]! : undefined;
     return flag !== undefined && options[flag] !== undefined ? `${start}${flag}` : whole;
   });
+
+/** The change `tasks update` asks for, from its options (the server refuses a bad priority or time, naming the option). */
+function taskUpdateOf(taskId: string, options: Parsed["options"]): { taskId: string; priority?: number; runAt?: string | number; delayMs?: number } {
+  const priority = int(options["--priority"], "--priority");
+  const at = str(options["--at"]);
+  const delay = str(options["--delay"]);
+  if (priority === undefined && at === undefined && delay === undefined) throw new OperatorUsageError("tasks update needs --priority, --at or --delay: what to change");
+  if (at !== undefined && delay !== undefined) throw new OperatorUsageError("tasks update takes --at or --delay, not both");
+  const delayMs = delay === undefined ? undefined : parseDuration(delay);
+  if (delay !== undefined && delayMs === undefined) throw new OperatorUsageError(`--delay ${JSON.stringify(delay)} is not a duration (30s, 5m, 1h, 1d)`);
+  return {
+    taskId,
+    ...(priority !== undefined ? { priority } : {}),
+    // Unix ms or an ISO date-time, as the route takes it.
+    ...(at !== undefined ? { runAt: /^\d+$/.test(at) ? Number(at) : at } : {}),
+    ...(delayMs !== undefined ? { delayMs } : {}),
+  };
+}
 
 /** What the operator's commands need of the server's settings (config.ts). */
 export interface ServerSettings {
@@ -649,13 +671,13 @@ async function dispatch(words: string[], options: Parsed["options"], json: boole
     print({ requeued }, () => `requeued ${requeued.length} dead letters${queue === undefined ? "" : ` of queue ${printable(queue)}`}\n`);
     return 0;
   }
-  if (command === "tasks" && (sub === "get" || sub === "requeue" || sub === "promote" || sub === "cancel" || sub === "wait") && words.length === 2) throw new OperatorUsageError(`tasks ${sub} needs a TASK_ID`);
+  if (command === "tasks" && (sub === "get" || sub === "requeue" || sub === "promote" || sub === "update" || sub === "cancel" || sub === "wait") && words.length === 2) throw new OperatorUsageError(`tasks ${sub} needs a TASK_ID`);
   if (command === "tasks" && sub === "wait" && (words.length > 3 || options["--any"] === true)) {
     const timeout = str(options["--timeout"]);
     if (timeout !== undefined && parseDuration(timeout) === undefined) throw new OperatorUsageError(`--timeout ${JSON.stringify(timeout)} is not a duration (30s, 5m, 1h, 1d)`);
     return await waitForTasks(api, words.slice(2), options["--any"] === true ? "any" : "all", timeout, stop, out, print);
   }
-  if (command === "tasks" && (sub === "get" || sub === "requeue" || sub === "promote" || sub === "cancel" || sub === "wait") && words.length === 3) {
+  if (command === "tasks" && (sub === "get" || sub === "requeue" || sub === "promote" || sub === "update" || sub === "cancel" || sub === "wait") && words.length === 3) {
     const taskId = id!;
     const reason = str(options["--reason"]);
     const timeout = str(options["--timeout"]);
@@ -670,6 +692,8 @@ async function dispatch(words: string[], options: Parsed["options"], json: boole
             ? await api.tasks.requeue.mutate({ taskId })
             : sub === "promote"
             ? await api.tasks.promote.mutate({ taskId })
+            : sub === "update"
+            ? await api.tasks.update.mutate(taskUpdateOf(taskId, options))
             : await api.tasks.cancel.mutate(reason === undefined ? { taskId } : { taskId, reason });
     if (task === undefined) {
       out.stderr(`coordination: interrupted before the server answered; task ${printable(taskId)} not seen\n`);

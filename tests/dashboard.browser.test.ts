@@ -160,6 +160,33 @@ describe.skipIf(!CHROMIUM)("the dashboard in Chromium", () => {
     }
   });
 
+  it("a task's page gives a task that has not run yet another priority, and runs a delayed one now", async () => {
+    await using t = await startTestServer();
+    const page = await browser.newPage();
+    const errors: string[] = [];
+    page.on("pageerror", (error) => errors.push(error.message));
+    try {
+      const task = await t.api.tasks.enqueue.mutate({ queue: "later", delayMs: 3_600_000 });
+      await page.goto(`${t.url}/#/task/${task.id}`);
+      const controls = page.locator('[data-testid="not-run-yet"]');
+      await controls.getByRole("button", { name: "Run now" }).waitFor({ timeout: 10_000 });
+      await controls.getByRole("spinbutton").fill("1");
+      await controls.getByRole("button", { name: "Set priority" }).click();
+      await page.getByText("priority 1").waitFor({ timeout: 10_000 });
+      expect(await t.api.tasks.get.query({ taskId: task.id })).toMatchObject({ priority: 1, runAt: task.runAt });
+      await controls.getByRole("button", { name: "Run now" }).click();
+      await page.getByText("due now").waitFor({ timeout: 10_000 });
+      // Due now: the button is gone, the task is claimable.
+      await expect.poll(() => controls.getByRole("button", { name: "Run now" }).count(), { timeout: 10_000 }).toBe(0);
+      expect((await t.api.tasks.claim.mutate({ agentId: "a", queues: ["later"], context: false }))?.id).toBe(task.id);
+      // Claimed: nothing left to change.
+      await expect.poll(() => controls.count(), { timeout: 10_000 }).toBe(0);
+      expect(errors).toEqual([]);
+    } finally {
+      await page.close();
+    }
+  });
+
   // The chart reads the newest 5,000 events on opening: with fewer retained, from the oldest kept
   // (a start behind the retained log was refused, and the chart stayed at zero, saying nothing).
   it("charts throughput when fewer events are retained than it reads on opening", async () => {

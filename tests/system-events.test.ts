@@ -47,6 +47,8 @@ describe("system events", () => {
     await api.tasks.claim.mutate({ agentId: "a", queues: ["once"], context: false });
     // A delayed task made due now; a schedule run now (its pending run promoted).
     await api.tasks.promote.mutate({ taskId: (await api.tasks.enqueue.mutate({ queue: "later", delayMs: 3_600_000 })).id });
+    // A task given another priority and time.
+    await api.tasks.update.mutate({ taskId: (await api.tasks.enqueue.mutate({ queue: "later" })).id, priority: 1, delayMs: 3_600_000 });
     await api.schedules.set.mutate({ scheduleId: "nightly", everyMs: 3_600_000, task: { queue: "nightly" } });
     await api.schedules.trigger.mutate({ scheduleId: "nightly" });
     // A task waiting for another: its dependency's complete makes it ready.

@@ -1,5 +1,5 @@
 // Long-polling claims that found nothing wait here, and are woken by the events that make a task
-// claimable (task.enqueued, task.ready, task.promoted, task.released, task.requeued, task.retried, queue.resumed), whichever process
+// claimable (task.enqueued, task.ready, task.promoted, task.updated, task.released, task.requeued, task.retried, queue.resumed), whichever process
 // committed them: the event bus delivers both. Before, every parked claim re-ran its claim
 // statement every crossProcessPollMs, so 1,000 idle long-polls burned half a core; and every
 // enqueue woke them all, to find one task.
@@ -32,7 +32,7 @@
 import type { CoordinationEvent } from "../events/event-schemas.js";
 import { payloadFields } from "../events/system-events.js";
 
-const AVAILABILITY = new Set(["task.enqueued", "task.ready", "task.promoted", "task.released", "task.requeued", "task.retried"]);
+const AVAILABILITY = new Set(["task.enqueued", "task.ready", "task.promoted", "task.updated", "task.released", "task.requeued", "task.retried"]);
 /** Events that end a lease (a released one is AVAILABILITY too): a slot of a limited queue frees. */
 const LEASE_ENDS = new Set(["task.completed", "task.failed", "task.lease_expired", "task.cancelled", "task.released"]);
 /** Queues whose last lease end is remembered (for claims whose attempt it overlapped); past this many the memory starts again. */
@@ -375,6 +375,8 @@ function availabilityOf(event: CoordinationEvent): Availability | null {
   const p = payloadFields(event);
   // A task enqueued or requeued waiting for its dependencies is claimable only at its task.ready.
   if (typeof p.queue !== "string" || p.waitingFor !== undefined) return null;
+  // A task given another priority only is no more claimable than it was.
+  if (event.type === "task.updated" && p.runAt === p.previousRunAt) return null;
   const runAt = typeof p.runAt === "string" ? Date.parse(p.runAt) : undefined;
   return {
     queue: p.queue,

@@ -11,7 +11,7 @@ import type { WriteContext } from "../db/writer.js";
 import { CoordinationError, notFound } from "../errors.js";
 import type { EventStore } from "../events/event-store.js";
 import { sameJson } from "../json-checks.js";
-import { taskWith, type CancelRequest, type ClaimRequest, type ScopedEnqueue, type RequeueManyRequest, type RequeueManyResult, type SettledTask, type Task } from "./task-schemas.js";
+import { taskWith, type CancelRequest, type ClaimRequest, type ScopedEnqueue, type RequeueManyRequest, type RequeueManyResult, type SettledTask, type Task, type UpdateRequest } from "./task-schemas.js";
 import { claimKeyOf } from "./claim-keys.js";
 import { historyAfterFailure, releasedLease, taskAnswerBytes, taskRowWith, toTask, type ClaimFilter, type DeadLetterRow, type RateOutlook, type StoredError, type TaskRow, type TaskStore } from "./task-store.js";
 import type { FailRequest, SettleRequest, TaskTransitions } from "./task-transitions.js";
@@ -368,6 +368,28 @@ export function taskCommands(d: TaskCommandDeps) {
         throw new CoordinationError("INVALID_STATE", `task "${taskId}" is ${row.status}: only a pending task can be promoted (${why})`, { status: row.status });
       }
       return toTask(t.promoteRow(ctx, row, promotedBy));
+    },
+
+    /**
+     * Gives a task that has not run yet (pending or waiting) another priority and time to fall
+     * due. Nothing changed answers it as it is; a schedule's run keeps the time its schedule
+     * planned; any other state is INVALID_STATE.
+     */
+    "tasks.update": (ctx: WriteContext, { taskId, priority, runAt, delayMs, updatedBy }: UpdateRequest & { updatedBy: string | null }): Task => {
+      const row = t.findTask(taskId);
+      if (row.status !== "pending" && row.status !== "waiting") {
+        const why = row.status === "claimed" ? "it runs already" : row.status === "completed" ? "it has completed" : "it has settled: requeue brings it back";
+        throw new CoordinationError("INVALID_STATE", `task "${taskId}" is ${row.status}: only a task that has not run yet (pending or waiting) can be updated (${why})`, { status: row.status });
+      }
+      const at = runAt?.getTime() ?? (delayMs === undefined ? undefined : ctx.now + delayMs);
+      if (at !== undefined && row.scheduleId !== null && at !== Number(row.runAt)) {
+        throw new CoordinationError(
+          "INVALID_STATE",
+          `task "${taskId}" is a run of schedule "${row.scheduleId}": it falls due when the schedule planned it (schedules.trigger runs it now; schedules.set plans other times); its priority may be changed`,
+          { status: row.status, scheduleId: row.scheduleId },
+        );
+      }
+      return toTask(t.updateRow(ctx, row, { priority, runAt: at }, updatedBy));
     },
 
     "tasks.requeue": (ctx: WriteContext, taskId: string): Task => {

@@ -21,7 +21,7 @@ import {
   settledTaskSchema,
   statsInput,
   stealInput,
-  cancelInput, taskIdInput,
+  cancelInput, taskIdInput, updateInput,
   taskPageSchema,
   taskSchema,
   taskEventsInput,
@@ -160,6 +160,19 @@ export const taskRouter = router({
       return task;
     }),
 
+  update: procedure
+    .meta({ access: ADMIN,
+      rest: { method: "PATCH", path: "/tasks/{taskId}", tags, summary: "Give a task that has not run yet (pending or waiting) another priority or time to fall due", errors: ["TASK_NOT_FOUND", "INVALID_STATE"] },
+    })
+    .input(updateInput)
+    .output(taskSchema)
+    .mutation(async ({ ctx, input }) => {
+      const updatedBy = credentialIdOf(ctx.caller);
+      const task = await ctx.services.tasks.update(input, updatedBy);
+      ctx.services.log.info({ taskId: task.id, queue: task.queue, priority: task.priority, runAt: task.runAt, updatedBy }, "task updated");
+      return task;
+    }),
+
   requeueMany: procedure
     .meta({ access: ADMIN,
       rest: { method: "POST", path: "/tasks/requeue", tags, summary: "Bring back dead-lettered tasks in bulk, oldest first" },
@@ -209,9 +222,10 @@ export const taskRouter = router({
       const task = await ctx.services.tasks.get(input.taskId);
       // Direct messages about the task reach only their target, here as in the log (mailboxViewOf).
       // Its runAt too once it passed: a promote (or a retry, a release) sets it to when it happened,
-      // which may be far from the enqueue of a schedule's run and from its claim.
+      // which may be far from the enqueue of a schedule's run and from its claim. And its last
+      // write (updatedAt): an operator's tasks.update of a task that has waited since.
       const runAt = task.runAt.getTime() <= Date.now() ? task.runAt : null;
-      const times = [task.createdAt, runAt, task.claimedAt, task.finishedAt].flatMap((at) => (at === null ? [] : [at.getTime()]));
+      const times = [task.createdAt, runAt, task.updatedAt, task.claimedAt, task.finishedAt].flatMap((at) => (at === null ? [] : [at.getTime()]));
       return ctx.services.db.read("events.forTask", { taskId: task.id, times, limit: input.limit, ...mailboxViewOf(ctx.caller) });
     }),
 

@@ -268,6 +268,18 @@ export const releaseInput = z.strictObject({
   delayMs: leaseMs.optional().describe("Not claimable again for this many ms; left out, at once. No attempt is charged"),
 });
 export const taskIdInput = z.strictObject({ taskId: taskIdField });
+export const updateInput = z
+  .strictObject({
+    taskId: taskIdField,
+    priority: enqueueFields.shape.priority.unwrap().optional().describe("Its new priority: 0 is the highest. Its place among tasks of one priority stays its creation's"),
+    runAt: dateInput.optional().describe("When it falls due: an ISO 8601 date-time with offset, or Unix ms; one already passed makes it due now (a task due already stays as it is)"),
+    delayMs: enqueueFields.shape.delayMs.unwrap().optional().describe("Due this many ms from now, by the server's clock: runAt's relative form, give one or the other"),
+  })
+  .superRefine((input, ctx) => {
+    if (input.runAt !== undefined && input.delayMs !== undefined) ctx.addIssue({ code: "custom", path: ["delayMs"], message: "give runAt or delayMs, not both" });
+    if (input.priority === undefined && input.runAt === undefined && input.delayMs === undefined) ctx.addIssue({ code: "custom", path: [], message: "give priority, runAt or delayMs: what to change" });
+  });
+export type UpdateRequest = z.output<typeof updateInput>;
 export const cancelInput = z.strictObject({
   taskId: taskIdField,
   reason: text(1000).optional().describe("Why it is stopped (at most 1,000 characters): kept as the task's lastError and in its task.cancelled event, and named in the reason of the tasks waiting on it that are cancelled with it"),

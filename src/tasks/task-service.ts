@@ -19,7 +19,7 @@ import type { SettleWaiters } from "./settle-waiters.js";
 import { SETTLED_STATUSES, untilHolds } from "./task-status.js";
 import type { RecalledContexts } from "../db/thread/recall-relay.js";
 import type { Leased } from "./task-commands.js";
-import { isHeld, taskWith, type CancelRequest, type ClaimedTask, type ClaimRequest, type CompleteAndClaimRequest, type CompletedAndClaimed, type EnqueueRequest, type ListRequest, type RequeueManyRequest, type RequeueManyResult, type SettledTask, type Task, type TaskStats, type WaitManyRequest, type WaitManyResult, type WaitRequest } from "./task-schemas.js";
+import { isHeld, taskWith, type CancelRequest, type ClaimedTask, type ClaimRequest, type CompleteAndClaimRequest, type CompletedAndClaimed, type EnqueueRequest, type ListRequest, type RequeueManyRequest, type RequeueManyResult, type SettledTask, type Task, type TaskStats, type UpdateRequest, type WaitManyRequest, type WaitManyResult, type WaitRequest } from "./task-schemas.js";
 import type { FailRequest, SettleRequest } from "./task-transitions.js";
 import { copyWith } from "../copy-with.js";
 import type { PauseRequest, QueuePause } from "./queue-pause-schemas.js";
@@ -244,6 +244,11 @@ export class TaskService {
 
   requeue(taskId: string): Promise<Task> {
     return this.d.db.write("tasks.requeue", taskId);
+  }
+
+  /** A task that has not run yet with another priority or time to fall due (TaskCommands "tasks.update"); `updatedBy`: the credential's id, in its event. */
+  update(request: UpdateRequest, updatedBy: string | null): Promise<Task> {
+    return this.d.db.write("tasks.update", copyWith(request, { updatedBy }));
   }
 
   /** A pending task not due yet due now (TaskCommands "tasks.promote"); `promotedBy`: the credential's id, in its event. */

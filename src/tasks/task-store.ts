@@ -100,6 +100,8 @@ export interface TaskRow {
   backoff: string | null;
   /** The schedule whose run it is (src/schedules/); null for a task enqueued by a call. */
   scheduleId: string | null;
+  /** The priority it was enqueued with, once tasks.update changed it; null while it has that one. */
+  enqueuedPriority: number | null;
 }
 
 /** The releasedBy of a lease given back by its holder: a release of it sent again finds it. */
@@ -192,6 +194,7 @@ export function taskRowWith(row: TaskRow, changes: Partial<TaskRow>): TaskRow {
     progressAt: row.progressAt,
     backoff: row.backoff,
     scheduleId: row.scheduleId,
+    enqueuedPriority: row.enqueuedPriority,
   };
   return Object.assign(copy, changes);
 }
@@ -376,6 +379,7 @@ export class TaskStore {
       progressAt: null,
       backoff: task.backoff,
       scheduleId: task.scheduleId,
+      enqueuedPriority: null,
     };
   }
 
@@ -889,6 +893,24 @@ export class TaskStore {
     return this.st
       .get<[number, number, number], TaskRow>(`UPDATE tasks SET runAt = ?, delayed = 0, ${HELD_IF_SET_ASIDE}, updatedAt = MAX(?, createdAt + 1) WHERE seq = ? RETURNING *`)
       .get(now, now, seq)!;
+  }
+
+  /**
+   * A task that has not run yet given another priority and time to fall due (tasks.update): a
+   * pending one's runAt ahead of `now` takes it out of the claim indexes (delayed), one due is in
+   * them, held when its queue is paused or limited, as a task falling due is. A waiting task's
+   * runAt is when it may run once its dependencies completed (dependentsMet). The first change of
+   * priority keeps the one it was enqueued with (enqueuedPriority). updatedAt moves past createdAt:
+   * the task is no longer as enqueued.
+   */
+  reschedule(row: TaskRow, priority: number, runAt: number, now: number): TaskRow {
+    const due = row.status === "pending" && runAt <= now ? `, delayed = 0, ${HELD_IF_SET_ASIDE}` : row.status === "pending" ? ", delayed = 1" : "";
+    return this.st
+      .get<[number, number, number, number, number], TaskRow>(
+        `UPDATE tasks SET enqueuedPriority = CASE WHEN priority = ? THEN enqueuedPriority ELSE COALESCE(enqueuedPriority, priority) END,
+           priority = ?, runAt = ?${due}, updatedAt = MAX(?, createdAt + 1) WHERE seq = ? RETURNING *`,
+      )
+      .get(priority, priority, runAt, now, row.seq)!;
   }
 
   /** `reason`, when given: why (its lastError); null keeps the lastError it had. */

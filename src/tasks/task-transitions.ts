@@ -125,6 +125,8 @@ export class TaskTransitions {
               ? !sameBackoff(existing.backoff, definition.backoff)
               : k === "maxAttempts"
               ? request.maxAttempts !== undefined && existing.maxAttempts !== request.maxAttempts
+              : k === "priority"
+              ? (existing.enqueuedPriority ?? existing.priority) !== definition.priority
               : existing[k] !== definition[k],
         ).map((k) => (k === "cancelOnDependencyFailure" ? "onDependencyFailure" : k));
         const asEnqueued = Number(existing.updatedAt) === Number(existing.createdAt);
@@ -337,6 +339,34 @@ export class TaskTransitions {
     });
     if (row.scheduleId !== null) this.schedules.promoted(ctx, row);
     return promoted;
+  }
+
+  /**
+   * A task that has not run yet (pending or waiting) with another priority and time to fall due
+   * (tasks.update), with its task.updated event: a pending one due by it wakes the claims that
+   * could take it, one due later sets their timers. A due task asked to be due by now keeps its
+   * runAt. Nothing changed is returned as it is, nothing written: a repeat finds it so.
+   */
+  updateRow(ctx: WriteContext, row: TaskRow, change: { priority?: number | undefined; runAt?: number | undefined }, updatedBy: string | null): TaskRow {
+    const runAtWas = Number(row.runAt);
+    const priority = change.priority ?? row.priority;
+    // Due already and asked to be due by now: as it is (a repeat of "now" sent later stays put).
+    const runAt = change.runAt === undefined || (change.runAt <= ctx.now && runAtWas <= ctx.now) ? runAtWas : Math.max(change.runAt, ctx.now);
+    if (priority === row.priority && runAt === runAtWas) return row;
+    const updated = this.d.tasks.reschedule(row, priority, runAt, ctx.now);
+    this.d.events.appendSystem(ctx, "task.updated", {
+      taskId: row.id,
+      queue: row.queue,
+      priority,
+      previousPriority: row.priority,
+      capability: row.capability,
+      targetAgentId: row.targetAgentId,
+      runAt: new Date(runAt).toISOString(),
+      previousRunAt: new Date(runAtWas).toISOString(),
+      ...(row.status === "waiting" ? { waitingFor: row.unmetDependencies } : {}),
+      updatedBy,
+    });
+    return updated;
   }
 
   /**
