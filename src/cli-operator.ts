@@ -30,6 +30,9 @@ export const OPERATOR_USAGE = [
   "       coordination tasks cancel TASK_ID [--reason TEXT]       stops it and the tasks waiting on it (the reason: its lastError)",
   "       coordination tasks requeue --all [--queue Q] [--after TIME] [--before TIME]   the dead letters there are when it",
   "                                    starts back to pending, oldest first; only those dead-lettered in [--after, --before) (ISO 8601, or Unix ms)",
+  "       coordination tasks cancel --all --queue Q [--status pending,waiting,claimed,dead_letter] [--after TIME] [--before TIME]",
+  "                                    [--reason TEXT]   the queue's tasks there are when it starts, in those states (pending and",
+  "                                    waiting by default), cancelled oldest first; only those enqueued in [--after, --before)",
   "       coordination queues pause QUEUE [--reason TEXT]        no claim takes its tasks until it is resumed",
   "       coordination queues resume QUEUE                        claims take its tasks again, best first",
   "       coordination queues                                     the paused queues",
@@ -251,6 +254,7 @@ function commandOptions(words: readonly string[], options: Parsed["options"]): r
   if (command === "tasks" && sub === "list") return ["--status", "--queue", "--agent", "--capability", "--limit", "--cursor"];
   // The bulk form has no TASK_ID: with one, --all is refused as any stray option is.
   if (command === "tasks" && sub === "requeue" && words.length === 2 && options["--all"] === true) return ["--all", "--queue", "--after", "--before"];
+  if (command === "tasks" && sub === "cancel" && words.length === 2 && options["--all"] === true) return ["--all", "--queue", "--status", "--after", "--before", "--reason"];
   if (command === "tasks") return sub === "cancel" ? ["--reason"] : sub === "wait" ? ["--timeout", "--any"] : sub === "update" ? ["--priority", "--at", "--delay"] : [];
   if (command === "agents") return ["--health", "--capability"];
   if (command === "schedules") return sub === "set" ? ["--cron", "--timezone", "--every", "--start", "--end", "--max-runs", "--overlap", "--queue", "--payload", "--priority"] : sub === undefined || sub === "list" ? ["--queue"] : [];
@@ -395,6 +399,9 @@ const FLAG_OF_FIELD: Record<string, string> = {
   endAt: "--end",
   maxRuns: "--max-runs",
   overlap: "--overlap",
+  createdAfter: "--after",
+  createdBefore: "--before",
+  statuses: "--status",
   runAt: "--at",
   delayMs: "--delay",
 };
@@ -669,6 +676,35 @@ async function dispatch(words: string[], options: Parsed["options"], json: boole
       cursor = page.nextCursor ?? undefined;
     } while (cursor !== undefined);
     print({ requeued }, () => `requeued ${requeued.length} dead letters${queue === undefined ? "" : ` of queue ${printable(queue)}`}\n`);
+    return 0;
+  }
+  if (command === "tasks" && sub === "cancel" && words.length === 2 && options["--all"] === true) {
+    const queue = str(options["--queue"]);
+    if (queue === undefined) throw new OperatorUsageError("tasks cancel --all needs --queue QUEUE: the queue whose tasks to cancel");
+    const statusText = str(options["--status"]);
+    const [after, before] = [str(options["--after"]), str(options["--before"])];
+    const reason = str(options["--reason"]);
+    // Unix ms or an ISO date-time, as the route takes it (the server names a bad one).
+    const time = (text: string) => (/^\d+$/.test(text) ? Number(text) : text);
+    // Pages of a thousand, each one write; the cursor stops at the tasks there were when it
+    // started (a schedule's next run, enqueued as its pending run is cancelled, is left alone).
+    const cancelled: string[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await api.tasks.cancelMany.mutate({
+        queue,
+        // The server names a state it does not take.
+        ...(statusText !== undefined ? { statuses: statusText.split(",").map((status) => status.trim()) as Array<"pending"> } : {}),
+        ...(after !== undefined ? { createdAfter: time(after) } : {}),
+        ...(before !== undefined ? { createdBefore: time(before) } : {}),
+        ...(reason !== undefined ? { reason } : {}),
+        limit: 1000,
+        ...(cursor !== undefined ? { cursor } : {}),
+      });
+      cancelled.push(...page.cancelled);
+      cursor = page.nextCursor ?? undefined;
+    } while (cursor !== undefined);
+    print({ cancelled }, () => `cancelled ${cancelled.length} tasks of queue ${printable(queue)}\n`);
     return 0;
   }
   if (command === "tasks" && (sub === "get" || sub === "requeue" || sub === "promote" || sub === "update" || sub === "cancel" || sub === "wait") && words.length === 2) throw new OperatorUsageError(`tasks ${sub} needs a TASK_ID`);

@@ -62,6 +62,8 @@ export interface InProcessCoordination {
     update(taskId: string, change: Omit<In["tasks"]["update"], "taskId">): Promise<Out["tasks"]["update"]>;
     /** Up to `limit` (100) dead letters back to pending, oldest first, of `queue` and dead-lettered in [`finishedAfter`, `finishedBefore`) if given; call again with `cursor: nextCursor` until it is null. */
     requeueMany(options?: In["tasks"]["requeueMany"]): Promise<Out["tasks"]["requeueMany"]>;
+    /** Up to `limit` (100) of `queue`'s tasks in `statuses` (pending and waiting) cancelled, oldest first, of those enqueued in [`createdAfter`, `createdBefore`) if given; call again with `cursor: nextCursor` until it is null. */
+    cancelMany(options: In["tasks"]["cancelMany"]): Promise<Out["tasks"]["cancelMany"]>;
     /** Takes over tasks the agent could claim whose lease ran out or whose holder is offline (from `fromAgentId` only, if given), charging the abandoned run. */
     steal(agentId: string, options?: Rest<In["tasks"]["steal"], "agentId">): Promise<Out["tasks"]["steal"]>;
     /** The task. TASK_NOT_FOUND when there is none (or retention deleted it). */
@@ -237,6 +239,7 @@ export async function openCoordination(options: InProcessOptions = {}): Promise<
       promote: (taskId) => run(api.tasks.promote({ taskId })),
       update: (taskId, change) => run(api.tasks.update({ ...change, taskId })),
       requeueMany: (options) => run(api.tasks.requeueMany(options ?? {})),
+      cancelMany: (options) => run(api.tasks.cancelMany(options)),
       steal: (agentId, stealOptions) => run(api.tasks.steal({ ...stealOptions, agentId })),
       get: (taskId) => run(api.tasks.get({ taskId })),
       wait: (taskId, waitOptions) => run(api.tasks.wait({ ...waitOptions, taskId })),

@@ -98,7 +98,7 @@ type Settle = { taskId: string; agentId?: string; leaseToken?: number };
 const CHECKED = [
   "health",
   "tasks.enqueue", "tasks.enqueueMany", "tasks.claim", "tasks.claimNext", "tasks.claimMany", "tasks.heartbeat", "tasks.complete", "tasks.completeAndClaim",
-  "tasks.fail", "tasks.release", "tasks.cancel", "tasks.requeue", "tasks.promote", "tasks.update", "tasks.requeueMany", "tasks.steal", "tasks.get", "tasks.wait", "tasks.waitMany", "tasks.list", "tasks.stats", "tasks.events",
+  "tasks.fail", "tasks.release", "tasks.cancel", "tasks.requeue", "tasks.promote", "tasks.update", "tasks.requeueMany", "tasks.cancelMany", "tasks.steal", "tasks.get", "tasks.wait", "tasks.waitMany", "tasks.list", "tasks.stats", "tasks.events",
   "queues.pause", "queues.resume", "queues.status", "queues.paused",
   "queues.setLimit", "queues.removeLimit", "queues.limit", "queues.limits",
   "queues.setRate", "queues.removeRate", "queues.rate", "queues.rates",
@@ -159,6 +159,16 @@ describe("AppRouter types", () => {
     expectTypeOf<Out["tasks"]["promote"]>().toEqualTypeOf<Task>();
     expectTypeOf<In["tasks"]["update"]>().toEqualTypeOf<{ taskId: string; priority?: number; runAt?: Date | string | number; delayMs?: number }>();
     expectTypeOf<Out["tasks"]["update"]>().toEqualTypeOf<Task>();
+    expectTypeOf<In["tasks"]["cancelMany"]>().toEqualTypeOf<{
+      queue: string;
+      statuses?: Array<"pending" | "waiting" | "claimed" | "dead_letter">;
+      createdAfter?: Date | string | number;
+      createdBefore?: Date | string | number;
+      reason?: string;
+      limit?: number;
+      cursor?: string;
+    }>();
+    expectTypeOf<Out["tasks"]["cancelMany"]>().toEqualTypeOf<{ cancelled: string[]; nextCursor: string | null }>();
     expectTypeOf<In["tasks"]["requeueMany"]>().toEqualTypeOf<{
       queue?: string;
       finishedAfter?: Date | string | number;

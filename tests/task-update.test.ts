@@ -141,7 +141,7 @@ describe("tasks.update", () => {
     expect([moved.status, moved.body.code, moved.body.message]).toEqual([
       409,
       "INVALID_STATE",
-      `task "${schedule.nextTaskId}" is a run of schedule "hourly": it falls due when the schedule planned it (schedules.trigger runs it now; schedules.set plans other times); its priority may be changed`,
+      `task "${schedule.nextTaskId}" is the next run of schedule "hourly": it falls due when the schedule planned it (schedules.trigger runs it now; schedules.set plans other times); its priority may be changed`,
     ]);
     expect(await api.tasks.update.mutate({ taskId: schedule.nextTaskId!, priority: 0 })).toMatchObject({ priority: 0, runAt: schedule.nextRunAt });
     const task = await api.tasks.enqueue.mutate({ queue: "x" });
@@ -184,6 +184,56 @@ describe("tasks.update", () => {
     } finally {
       await c.close();
     }
+  });
+
+  it("a schedule's run retried or triggered: a retry's time may change, a due run asked to be due now is answered as it is", async () => {
+    t = await startTestServer();
+    const api = t.api;
+    const { schedule } = await api.schedules.set.mutate({ scheduleId: "s", everyMs: HOUR, task: { queue: "s", maxAttempts: 3 } });
+    const { task: run } = await api.schedules.trigger.mutate({ scheduleId: "s" });
+    // Due (triggered), and asked to be due now: nothing to change, so no refusal.
+    expect(await api.tasks.update.mutate({ taskId: run.id, delayMs: 0 })).toEqual(await api.tasks.get.query({ taskId: run.id }));
+    const claimed = await api.tasks.claim.mutate(claimOf("s"));
+    expect(claimed?.id).toBe(schedule.nextTaskId);
+    await api.tasks.fail.mutate({ taskId: run.id, agentId: "a", error: "flaky", retryAfterMs: HOUR });
+    // Its retry waits an hour: no time its schedule planned (its next run is another task).
+    const retried = await api.tasks.update.mutate({ taskId: run.id, delayMs: 0 });
+    expect(retried).toMatchObject({ status: "pending", attempts: 1 });
+    expect(retried.runAt.getTime()).toBeLessThanOrEqual(Date.now());
+    expect((await api.tasks.claim.mutate(claimOf("s")))?.id).toBe(run.id);
+  });
+
+  it("a release or a fail sent again after an update (their answers lost) gets the answer the first one gave, not a conflict", async () => {
+    t = await startTestServer();
+    const api = t.api;
+    const task = await api.tasks.enqueue.mutate({ queue: "rel" });
+    const lease = (await api.tasks.claim.mutate(claimOf("rel")))!;
+    await api.tasks.release.mutate({ taskId: task.id, agentId: "a", leaseToken: lease.leaseToken, delayMs: 60_000 });
+    await api.tasks.update.mutate({ taskId: task.id, priority: 1 });
+    expect(await api.tasks.release.mutate({ taskId: task.id, agentId: "a", leaseToken: lease.leaseToken, delayMs: 60_000 })).toMatchObject({ id: task.id, status: "pending", priority: 1 });
+    await api.tasks.promote.mutate({ taskId: task.id });
+    expect(await api.tasks.release.mutate({ taskId: task.id, agentId: "a", leaseToken: lease.leaseToken, delayMs: 60_000 })).toMatchObject({ id: task.id, status: "pending" });
+
+    const failing = await api.tasks.enqueue.mutate({ queue: "fail" });
+    const run = (await api.tasks.claim.mutate(claimOf("fail")))!;
+    await api.tasks.fail.mutate({ taskId: failing.id, agentId: "a", leaseToken: run.leaseToken, error: "timeout", retryAfterMs: HOUR });
+    await api.tasks.update.mutate({ taskId: failing.id, priority: 0 });
+    expect(await api.tasks.fail.mutate({ taskId: failing.id, agentId: "a", leaseToken: run.leaseToken, error: "timeout", retryAfterMs: HOUR })).toMatchObject({ id: failing.id, status: "pending", attempts: 1, priority: 0 });
+    // A run began since: a fail of the lease before is a conflict again.
+    await api.tasks.update.mutate({ taskId: failing.id, delayMs: 0 });
+    const second = (await api.tasks.claim.mutate(claimOf("fail")))!;
+    await api.tasks.release.mutate({ taskId: failing.id, agentId: "a", leaseToken: second.leaseToken });
+    const stale = await rest(t.url, "POST", `/tasks/${failing.id}/fail`, { agentId: "a", leaseToken: run.leaseToken, error: "timeout", retryAfterMs: HOUR });
+    expect([stale.status, stale.body.code]).toEqual([409, "LEASE_CONFLICT"]);
+  });
+
+  it("its OpenAPI operation requires a body: an empty one is a 400", async () => {
+    t = await startTestServer();
+    const document = (await rest(t.url, "GET", "/openapi.json")).body;
+    const operation = document.paths["/tasks/{taskId}"].patch;
+    expect(operation.operationId).toBe("tasks_update");
+    expect(operation.requestBody.required).toBe(true);
+    expect(Object.keys(operation.requestBody.content["application/json"].schema.properties).sort()).toEqual(["delayMs", "priority", "runAt"]);
   });
 
   it("a pending task's task.updated is in its events, however far in the log from its enqueue", async () => {

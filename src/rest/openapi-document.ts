@@ -95,7 +95,7 @@ function operation(route: Route, bearer: boolean): ZodOpenApiOperationObject {
           // check across fields, as tasks.fail's retryAfterMs with retry: the procedure still runs it).
           const schema = pathParams.length > 0 ? z.strictObject(notInPath) : route.input;
           // Required when an empty body would not do (a field the body must give).
-          return { requestBody: { required: !schema.safeParse({}).success, content: { "application/json": { schema } } } };
+          return { requestBody: { required: route.bodyRequired === true || !schema.safeParse({}).success, content: { "application/json": { schema } } } };
         })()
       : {}),
     responses,

@@ -210,6 +210,11 @@ export class ScheduleRuns {
    * next run, that run is due now, an extra one, and its claim plans the one after it from then:
    * the time that run was planned for stays ahead.
    */
+  /** Whether `row` is its schedule's planned next run (nextTaskId): a task whose time is the schedule's. */
+  plansRun(row: TaskRow): boolean {
+    return row.scheduleId !== null && this.d.schedules.get(row.scheduleId)?.nextTaskId === row.id;
+  }
+
   promoted(ctx: WriteContext, row: TaskRow): void {
     const schedule = this.d.schedules.get(row.scheduleId!);
     if (schedule === undefined || schedule.nextTaskId !== row.id) return;

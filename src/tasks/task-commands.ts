@@ -11,10 +11,10 @@ import type { WriteContext } from "../db/writer.js";
 import { CoordinationError, notFound } from "../errors.js";
 import type { EventStore } from "../events/event-store.js";
 import { sameJson } from "../json-checks.js";
-import { taskWith, type CancelRequest, type ClaimRequest, type ScopedEnqueue, type RequeueManyRequest, type RequeueManyResult, type SettledTask, type Task, type UpdateRequest } from "./task-schemas.js";
+import { taskWith, type CancelManyRequest, type CancelManyResult, type CancelRequest, type ClaimRequest, type ScopedEnqueue, type RequeueManyRequest, type RequeueManyResult, type SettledTask, type Task, type UpdateRequest } from "./task-schemas.js";
 import { claimKeyOf } from "./claim-keys.js";
-import { historyAfterFailure, releasedLease, taskAnswerBytes, taskRowWith, toTask, type ClaimFilter, type DeadLetterRow, type RateOutlook, type StoredError, type TaskRow, type TaskStore } from "./task-store.js";
-import type { FailRequest, SettleRequest, TaskTransitions } from "./task-transitions.js";
+import { historyAfterFailure, releasedLease, taskAnswerBytes, taskRowWith, toTask, type CancellableRow, type ClaimFilter, type DeadLetterRow, type RateOutlook, type StoredError, type TaskRow, type TaskStore } from "./task-store.js";
+import { rescheduledRunAt, type FailRequest, type SettleRequest, type TaskTransitions } from "./task-transitions.js";
 import { leaseBounds, offlineShiftMs, type LockWaitGrace } from "./lock-wait-grace.js";
 import { copyWith } from "../copy-with.js";
 import type { JsonValue } from "../json-types.js";
@@ -319,10 +319,13 @@ export function taskCommands(d: TaskCommandDeps) {
       const held = repeated ? row : t.assertHeld(row, request);
       t.noteAgent(ctx, request.agentId);
       if (repeated) {
-        // The release it repeats set runAt to its time (updatedAt, which nothing changes while the
-        // task waits under that lease) plus its delay: another delay is another call.
+        // The release it repeats set runAt to its time (updatedAt, which no transition changes
+        // while the task waits under that lease) plus its delay: another delay is another call.
+        // An operator's change since (tasks.update, tasks.promote: editedAt is updatedAt) moved
+        // both: the delay it asked for is no longer known, and the task as it is now answers.
         const firstDelayMs = Number(row.runAt) - Number(row.updatedAt);
-        if (firstDelayMs !== (request.delayMs ?? 0)) {
+        const editedSince = row.editedAt !== null && Number(row.editedAt) === Number(row.updatedAt);
+        if (!editedSince && firstDelayMs !== (request.delayMs ?? 0)) {
           throw new CoordinationError(
             "LEASE_CONFLICT",
             `lease ${row.leaseToken} of agent "${request.agentId}" on task "${row.id}" was released already, with delayMs ${firstDelayMs}; this release differs (delayMs ${request.delayMs ?? 0}), and changes nothing`,
@@ -381,11 +384,12 @@ export function taskCommands(d: TaskCommandDeps) {
         const why = row.status === "claimed" ? "it runs already" : row.status === "completed" ? "it has completed" : "it has settled: requeue brings it back";
         throw new CoordinationError("INVALID_STATE", `task "${taskId}" is ${row.status}: only a task that has not run yet (pending or waiting) can be updated (${why})`, { status: row.status });
       }
-      const at = runAt?.getTime() ?? (delayMs === undefined ? undefined : ctx.now + delayMs);
-      if (at !== undefined && row.scheduleId !== null && at !== Number(row.runAt)) {
+      const at = rescheduledRunAt(Number(row.runAt), runAt?.getTime() ?? (delayMs === undefined ? undefined : ctx.now + delayMs), ctx.now);
+      // A retry or a release of a run is no time its schedule planned: only the planned next run is.
+      if (at !== Number(row.runAt) && t.schedules.plansRun(row)) {
         throw new CoordinationError(
           "INVALID_STATE",
-          `task "${taskId}" is a run of schedule "${row.scheduleId}": it falls due when the schedule planned it (schedules.trigger runs it now; schedules.set plans other times); its priority may be changed`,
+          `task "${taskId}" is the next run of schedule "${row.scheduleId}": it falls due when the schedule planned it (schedules.trigger runs it now; schedules.set plans other times); its priority may be changed`,
           { status: row.status, scheduleId: row.scheduleId },
         );
       }
@@ -428,6 +432,46 @@ export function taskCommands(d: TaskCommandDeps) {
       }
       for (const row of taken) t.requeueQuietly(ctx, row);
       return { requeued: taken.map((row) => row.id), nextCursor: through === null ? null : String(through) };
+    },
+
+    /**
+     * Cancels a queue's tasks in bulk (an operator's purge: what a bad deploy enqueued, a backlog
+     * no longer wanted), oldest first, as tasks.cancel does each: its task.cancelled event, the
+     * tasks waiting on it cancelled with it, a schedule's pending run skipped (its next one
+     * enqueued). One write a call, bounded as a bulk requeue's: up to `limit` tasks and
+     * REQUEUE_PAGE_BYTES of rows, among the next REQUEUE_WINDOW tasks of any queue after the
+     * cursor; only tasks there were when the first call ran (its cursor carries the newest seq
+     * then), so the runs a cancel enqueues are never reached.
+     */
+    "tasks.cancelMany": (ctx: WriteContext, request: CancelManyRequest): CancelManyResult => {
+      const [afterSeq, untilSeq] = request.cursor === undefined ? [0, d.tasks.lastSeq()] : request.cursor.split("-").map(Number) as [number, number];
+      const window = d.tasks.cancellableWindow(request.queue, request.statuses, afterSeq, untilSeq, REQUEUE_WINDOW);
+      const after = request.createdAfter?.getTime() ?? Number.NEGATIVE_INFINITY;
+      const before = request.createdBefore?.getTime() ?? Number.POSITIVE_INFINITY;
+      const taken: CancellableRow[] = [];
+      let bytes = 0;
+      let through = window.through;
+      for (const row of window.rows) {
+        const createdAt = Number(row.createdAt);
+        if (!(createdAt >= after && createdAt < before)) continue;
+        if (taken.length === request.limit || (taken.length > 0 && bytes + row.bytes > REQUEUE_PAGE_BYTES)) {
+          through = taken.at(-1)!.seq;
+          break;
+        }
+        taken.push(row);
+        bytes += row.bytes;
+      }
+      const cancelled: string[] = [];
+      const statuses: ReadonlySet<string> = new Set(request.statuses);
+      for (const { id } of taken) {
+        // Read whole now: one waiting on a task cancelled before it in this call was cancelled with it.
+        const row = t.findTask(id);
+        if (!statuses.has(row.status)) continue;
+        t.cancelRow(ctx, row, request.reason);
+        if (row.scheduleId !== null) t.schedules.skipped(ctx, row);
+        cancelled.push(id);
+      }
+      return { cancelled, nextCursor: through === null ? null : `${through}-${untilSeq}` };
     },
 
     /**
@@ -535,14 +579,16 @@ export function taskCommands(d: TaskCommandDeps) {
 }
 
 /**
- * The newest failed run of `row`, when it is the caller's lease's and nothing changed the task
- * since (its entry's time is the row's last change: not claimed and released since, which would
- * bring the attempt count back to the same number): pending for its retry, or a dead letter.
+ * The newest failed run of `row`, when it is the caller's lease's and no run of the task began
+ * since (not claimed after it: a claim and a release would bring the attempt count back to the
+ * same number; a requeue resets it): pending for its retry, or a dead letter.
  */
 function ownLastFailure(row: TaskRow, request: SettleRequest): StoredError | undefined {
   if (row.status !== "pending" && row.status !== "dead_letter") return undefined;
   const last = (JSON.parse(row.errorHistory) as StoredError[]).at(-1);
-  if (last === undefined || last.at !== Number(row.updatedAt) || last.attempt !== row.attempts) return undefined;
+  // No claim since it (a claim and a release would bring the attempt count back to the same
+  // number); an operator's change since (tasks.update, tasks.promote) moves updatedAt, not claimedAt.
+  if (last === undefined || (row.claimedAt !== null && Number(row.claimedAt) > last.at) || last.attempt !== row.attempts) return undefined;
   if (request.agentId !== undefined && last.agentId !== request.agentId) return undefined;
   if (request.leaseToken !== undefined && request.leaseToken !== row.leaseToken) return undefined;
   return last;

@@ -21,7 +21,7 @@ import {
   settledTaskSchema,
   statsInput,
   stealInput,
-  cancelInput, taskIdInput, updateInput,
+  cancelInput, cancelManyInput, cancelManySchema, taskIdInput, updateInput,
   taskPageSchema,
   taskSchema,
   taskEventsInput,
@@ -162,7 +162,7 @@ export const taskRouter = router({
 
   update: procedure
     .meta({ access: ADMIN,
-      rest: { method: "PATCH", path: "/tasks/{taskId}", tags, summary: "Give a task that has not run yet (pending or waiting) another priority or time to fall due", errors: ["TASK_NOT_FOUND", "INVALID_STATE"] },
+      rest: { method: "PATCH", path: "/tasks/{taskId}", tags, summary: "Give a task that has not run yet (pending or waiting) another priority or time to fall due", errors: ["TASK_NOT_FOUND", "INVALID_STATE"], bodyRequired: true },
     })
     .input(updateInput)
     .output(taskSchema)
@@ -180,6 +180,18 @@ export const taskRouter = router({
     .input(requeueManyInput)
     .output(requeueManySchema)
     .mutation(({ ctx, input }) => ctx.services.tasks.requeueMany(input)),
+
+  cancelMany: procedure
+    .meta({ access: ADMIN,
+      rest: { method: "POST", path: "/tasks/cancel", tags, summary: "Cancel a queue's tasks in bulk (pending and waiting by default), oldest first" },
+    })
+    .input(cancelManyInput)
+    .output(cancelManySchema)
+    .mutation(async ({ ctx, input }) => {
+      const page = await ctx.services.tasks.cancelMany(input);
+      if (page.cancelled.length > 0) ctx.services.log.info({ queue: input.queue, statuses: input.statuses, cancelled: page.cancelled.length, cancelledBy: credentialIdOf(ctx.caller) }, "tasks cancelled in bulk");
+      return page;
+    }),
 
   steal: consumingProcedure
     .meta({ access: AS_AGENT, rest: { method: "POST", path: "/tasks/steal", tags, summary: "Take over tasks from offline agents or expired leases", errors: ["AGENT_NOT_FOUND"] } })

@@ -137,7 +137,7 @@ export const enqueueFields = z.strictObject({
   idempotencyKey: text(500)
     .optional()
     .describe(
-      "The same key always answers the same task and never adds a second one, for as long as the task is kept. Sent again with a different queue, payload, priority, capability, targetAgentId, backoff, dependsOn, onDependencyFailure, or a maxAttempts (or, until the task is first claimed, a runAt) that differs when given, it is a 409 IDEMPOTENCY_MISMATCH",
+      "The same key always answers the same task and never adds a second one, for as long as the task is kept. Sent again with a different queue, payload, priority, capability, targetAgentId, backoff, dependsOn, onDependencyFailure, or a maxAttempts (or, until the task is first claimed or changed, a runAt) that differs when given, it is a 409 IDEMPOTENCY_MISMATCH. The priority compared is the one it was enqueued with (tasks.update may have changed it since)",
     ),
 });
 
@@ -363,6 +363,42 @@ export const requeueManySchema = z
   })
   .meta({ id: "RequeueManyResult" });
 export type RequeueManyResult = z.infer<typeof requeueManySchema>;
+
+/** The states a bulk cancel may stop: all but the two that cannot be cancelled (completed, and cancelled already). */
+export const CANCELLABLE_STATUSES = ["pending", "waiting", "claimed", "dead_letter"] as const satisfies readonly TaskStatus[];
+
+export const cancelManyInput = z.strictObject({
+  queue: storedName().describe("The queue whose tasks to cancel"),
+  statuses: z
+    .array(z.enum(CANCELLABLE_STATUSES))
+    .min(1)
+    .max(CANCELLABLE_STATUSES.length)
+    .default(["pending", "waiting"])
+    .describe("Only tasks in these states: pending and waiting (the default) have not run yet; claimed stops runs under way (their holders' next heartbeat or settle is refused); dead_letter discards dead letters"),
+  createdAfter: dateInput.optional().describe("Only tasks enqueued at or after this time (ISO 8601 with offset, or Unix ms): with createdBefore, what a bad deploy enqueued"),
+  createdBefore: dateInput.optional().describe("Only tasks enqueued before this time (ISO 8601 with offset, or Unix ms)"),
+  reason: text(1000).optional().describe("Why (at most 1,000 characters): each task's lastError and in its task.cancelled event, as a single cancel's"),
+  limit: int(1, 1000).default(100).describe("The most tasks to cancel in this call, oldest first (in the order they were enqueued); fewer when their rows pass 4 MiB (at least one)"),
+  cursor: z
+    .string()
+    .regex(/^\d{1,15}-\d{1,15}$/, "must be a nextCursor value")
+    .optional()
+    .describe("The nextCursor of the previous call: the tasks after the last one it looked at, among those there were when the first call ran (so a schedule's next run, enqueued when its pending run is cancelled, is left alone)"),
+});
+export type CancelManyRequest = z.output<typeof cancelManyInput>;
+
+export const cancelManySchema = z
+  .object({
+    cancelled: z
+      .array(z.string())
+      .describe("The ids of the tasks cancelled, oldest first; each has its task.cancelled event (tasks waiting on them are cancelled with them, as by a single cancel, and named in their own events, not here)"),
+    nextCursor: z
+      .string()
+      .nullable()
+      .describe("More tasks may match: pass it as cursor for the next ones (a page may be empty: one looks at 5,000 tasks of any queue at most). Null when this call looked at the last"),
+  })
+  .meta({ id: "CancelManyResult" });
+export type CancelManyResult = z.infer<typeof cancelManySchema>;
 
 // Filters find what is stored: storedName (schema-parts.ts).
 export const listInput = z.strictObject({

@@ -19,7 +19,7 @@ import type { SettleWaiters } from "./settle-waiters.js";
 import { SETTLED_STATUSES, untilHolds } from "./task-status.js";
 import type { RecalledContexts } from "../db/thread/recall-relay.js";
 import type { Leased } from "./task-commands.js";
-import { isHeld, taskWith, type CancelRequest, type ClaimedTask, type ClaimRequest, type CompleteAndClaimRequest, type CompletedAndClaimed, type EnqueueRequest, type ListRequest, type RequeueManyRequest, type RequeueManyResult, type SettledTask, type Task, type TaskStats, type UpdateRequest, type WaitManyRequest, type WaitManyResult, type WaitRequest } from "./task-schemas.js";
+import { isHeld, taskWith, type CancelManyRequest, type CancelManyResult, type CancelRequest, type ClaimedTask, type ClaimRequest, type CompleteAndClaimRequest, type CompletedAndClaimed, type EnqueueRequest, type ListRequest, type RequeueManyRequest, type RequeueManyResult, type SettledTask, type Task, type TaskStats, type UpdateRequest, type WaitManyRequest, type WaitManyResult, type WaitRequest } from "./task-schemas.js";
 import type { FailRequest, SettleRequest } from "./task-transitions.js";
 import { copyWith } from "../copy-with.js";
 import type { PauseRequest, QueuePause } from "./queue-pause-schemas.js";
@@ -361,6 +361,11 @@ export class TaskService {
       if (!(await this.d.db.write("tasks.settleDependents", undefined))) break;
     }
     return writes;
+  }
+
+  /** Up to `limit` of a queue's tasks cancelled, oldest first, in one write (task-commands.ts). */
+  cancelMany(request: CancelManyRequest): Promise<CancelManyResult> {
+    return this.d.db.write("tasks.cancelMany", request);
   }
 
   /** Up to `limit` dead letters (or cancelled tasks) back to pending, oldest first, in one write (task-commands.ts). */

@@ -39,6 +39,9 @@ const LEASE_RUN_OUT = `(leaseExpiresAt <= ? AND (leaseExpiresAt <= ? OR updatedA
 const leaseRunOutParams = (bounds: LeaseBounds): [number, number, number] => [bounds.asOf, bounds.endedBy, bounds.exactSince];
 
 /** What a bulk requeue reads of a dead letter it may take (TaskStore.deadLetters). */
+/** A task a bulk cancel may take: its state, when it was enqueued, and the bytes its row holds. */
+export type CancellableRow = Pick<TaskRow, "seq" | "id" | "status" | "createdAt"> & { bytes: number };
+
 export type DeadLetterRow = Pick<TaskRow, "seq" | "id" | "queue" | "status" | "capability" | "targetAgentId" | "finishedAt"> & { bytes: number };
 
 /** What every requeue sets: a fresh start ($1 runAt, $2 updatedAt), due now, attempts reset. */
@@ -100,8 +103,10 @@ export interface TaskRow {
   backoff: string | null;
   /** The schedule whose run it is (src/schedules/); null for a task enqueued by a call. */
   scheduleId: string | null;
-  /** The priority it was enqueued with, once tasks.update changed it; null while it has that one. */
+  /** The priority it was enqueued with, once tasks.update changed it; null while its priority was never changed. */
   enqueuedPriority: number | null;
+  /** When an operator last changed it (tasks.update, tasks.promote; updatedAt then too); null: never. */
+  editedAt: number | Date | null;
 }
 
 /** The releasedBy of a lease given back by its holder: a release of it sent again finds it. */
@@ -195,6 +200,7 @@ export function taskRowWith(row: TaskRow, changes: Partial<TaskRow>): TaskRow {
     backoff: row.backoff,
     scheduleId: row.scheduleId,
     enqueuedPriority: row.enqueuedPriority,
+    editedAt: row.editedAt,
   };
   return Object.assign(copy, changes);
 }
@@ -380,6 +386,7 @@ export class TaskStore {
       backoff: task.backoff,
       scheduleId: task.scheduleId,
       enqueuedPriority: null,
+      editedAt: null,
     };
   }
 
@@ -887,12 +894,13 @@ export class TaskStore {
   /**
    * A pending task not due yet due at `now` (tasks.promote): in the claim indexes, held when its
    * queue is paused or limited, as a task falling due is. updatedAt passes createdAt even in the
-   * millisecond of the enqueue: an enqueue sent again compares its runAt only while they are equal.
+   * millisecond of the enqueue: an enqueue sent again compares its runAt only while they are equal;
+   * editedAt with it (an operator's change, no transition).
    */
   makeDue(seq: number, now: number): TaskRow {
     return this.st
-      .get<[number, number, number], TaskRow>(`UPDATE tasks SET runAt = ?, delayed = 0, ${HELD_IF_SET_ASIDE}, updatedAt = MAX(?, createdAt + 1) WHERE seq = ? RETURNING *`)
-      .get(now, now, seq)!;
+      .get<[number, number, number, number], TaskRow>(`UPDATE tasks SET runAt = ?, delayed = 0, ${HELD_IF_SET_ASIDE}, updatedAt = MAX(?, createdAt + 1), editedAt = MAX(?, createdAt + 1) WHERE seq = ? RETURNING *`)
+      .get(now, now, now, seq)!;
   }
 
   /**
@@ -900,17 +908,17 @@ export class TaskStore {
    * pending one's runAt ahead of `now` takes it out of the claim indexes (delayed), one due is in
    * them, held when its queue is paused or limited, as a task falling due is. A waiting task's
    * runAt is when it may run once its dependencies completed (dependentsMet). The first change of
-   * priority keeps the one it was enqueued with (enqueuedPriority). updatedAt moves past createdAt:
-   * the task is no longer as enqueued.
+   * priority keeps the one it was enqueued with (enqueuedPriority). updatedAt moves past createdAt
+   * (the task is no longer as enqueued), and editedAt with it (an operator's change, no transition).
    */
   reschedule(row: TaskRow, priority: number, runAt: number, now: number): TaskRow {
     const due = row.status === "pending" && runAt <= now ? `, delayed = 0, ${HELD_IF_SET_ASIDE}` : row.status === "pending" ? ", delayed = 1" : "";
     return this.st
-      .get<[number, number, number, number, number], TaskRow>(
+      .get<[number, number, number, number, number, number], TaskRow>(
         `UPDATE tasks SET enqueuedPriority = CASE WHEN priority = ? THEN enqueuedPriority ELSE COALESCE(enqueuedPriority, priority) END,
-           priority = ?, runAt = ?${due}, updatedAt = MAX(?, createdAt + 1) WHERE seq = ? RETURNING *`,
+           priority = ?, runAt = ?${due}, updatedAt = MAX(?, createdAt + 1), editedAt = MAX(?, createdAt + 1) WHERE seq = ? RETURNING *`,
       )
-      .get(priority, priority, runAt, now, row.seq)!;
+      .get(priority, priority, runAt, now, now, row.seq)!;
   }
 
   /** `reason`, when given: why (its lastError); null keeps the lastError it had. */
@@ -963,6 +971,31 @@ export class TaskStore {
          WHERE status = 'dead_letter'${byQueue} AND seq > ? ORDER BY seq LIMIT CAST(? AS INTEGER)`,
       )
       .all(...params);
+  }
+
+  /** The newest task's seq (0 when there is none): where a bulk cancel's pages stop. */
+  lastSeq(): number {
+    return this.st.get<[], { seq: number | null }>(`SELECT MAX(seq) AS seq FROM tasks`).get()!.seq ?? 0;
+  }
+
+  /**
+   * The tasks of `queue` in `statuses` among the next `window` tasks after `afterSeq` (to
+   * `untilSeq`), oldest first, with the bytes each row holds; `through`: the last seq the window
+   * covered when it was full (the next page starts after it), null when it reached `untilSeq`.
+   * The window is walked by seq alone, on the table's own b-tree (never a row's overflow pages),
+   * and only its rows are looked at for queue and state: no index holds a queue's tasks in every
+   * state, and one would cost every enqueue and claim a write more for a call operators make
+   * rarely.
+   */
+  cancellableWindow(queue: string, statuses: readonly TaskStatus[], afterSeq: number, untilSeq: number, window: number): { rows: CancellableRow[]; through: number | null } {
+    const last = this.st.get<[number, number, number], { seq: number }>(`SELECT seq FROM tasks WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT 1 OFFSET CAST(? AS INTEGER)`).get(afterSeq, untilSeq, window - 1);
+    const rows = this.st
+      .get<unknown[], CancellableRow>(
+        `SELECT seq, id, status, createdAt, ${TASK_TEXT_BYTES} AS bytes FROM tasks
+         WHERE seq > ? AND seq <= ? AND queue = ? AND status IN (${placeholders(statuses.length)}) ORDER BY seq`,
+      )
+      .all(afterSeq, last?.seq ?? untilSeq, queue, ...statuses);
+    return { rows, through: last?.seq ?? null };
   }
 
   /** Claims whose lease ran out within `bounds` (lock-wait-grace.ts), soonest ended first. */

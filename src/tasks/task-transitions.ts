@@ -343,15 +343,14 @@ export class TaskTransitions {
 
   /**
    * A task that has not run yet (pending or waiting) with another priority and time to fall due
-   * (tasks.update), with its task.updated event: a pending one due by it wakes the claims that
-   * could take it, one due later sets their timers. A due task asked to be due by now keeps its
-   * runAt. Nothing changed is returned as it is, nothing written: a repeat finds it so.
+   * (tasks.update; `runAt` as rescheduledRunAt gives it), with its task.updated event: a pending
+   * one due by it wakes the claims that could take it, one due later sets their timers. Nothing
+   * changed is returned as it is, nothing written: a repeat finds it so.
    */
-  updateRow(ctx: WriteContext, row: TaskRow, change: { priority?: number | undefined; runAt?: number | undefined }, updatedBy: string | null): TaskRow {
+  updateRow(ctx: WriteContext, row: TaskRow, change: { priority?: number | undefined; runAt: number }, updatedBy: string | null): TaskRow {
     const runAtWas = Number(row.runAt);
     const priority = change.priority ?? row.priority;
-    // Due already and asked to be due by now: as it is (a repeat of "now" sent later stays put).
-    const runAt = change.runAt === undefined || (change.runAt <= ctx.now && runAtWas <= ctx.now) ? runAtWas : Math.max(change.runAt, ctx.now);
+    const runAt = change.runAt;
     if (priority === row.priority && runAt === runAtWas) return row;
     const updated = this.d.tasks.reschedule(row, priority, runAt, ctx.now);
     this.d.events.appendSystem(ctx, "task.updated", {
@@ -619,4 +618,14 @@ function batchTasksNamed(ids: readonly string[], field: string, batchIds: readon
     if (named.indexOf(id) !== k) throw invalidField(`${field}[${k}]`, `names task "${id}" twice`);
   });
   return named;
+}
+
+/**
+ * The runAt a tasks.update gives a task due at `current` (Unix ms) when asked for `requested`
+ * (none: unchanged): a time passed is now; a task due already asked to be due by now keeps its
+ * own, so a repeat of "now" sent later changes nothing.
+ */
+export function rescheduledRunAt(current: number, requested: number | undefined, now: number): number {
+  if (requested === undefined || (requested <= now && current <= now)) return current;
+  return Math.max(requested, now);
 }

@@ -11,6 +11,8 @@ export interface RestRoute {
   tags: string[];
   /** Error codes this route may answer beside INVALID_INPUT and, with a body, MALFORMED_JSON, PAYLOAD_TOO_LARGE and UNSUPPORTED_MEDIA_TYPE (OpenAPI lists them). */
   errors?: ErrorCode[];
+  /** The body must give a field although none is required by itself (tasks.update: at least one change): OpenAPI marks it required. */
+  bodyRequired?: boolean;
   /** A null answer is 204 No Content. */
   emptyIsNoContent?: boolean;
   /** REST-only names for input fields, as the seed spells them: { queue: "queues" }. */
