@@ -467,7 +467,7 @@ export function TaskPage({ api, onUnauthorized, taskId }: ViewProps & { taskId: 
   const act = async (what: TaskAction) => {
     setMessage(await runTaskAction(api, what, taskId, detail.refresh));
   };
-  // A task that has not run yet: another priority, or due now (a delay, a retry's backoff).
+  // A task that waits to run (pending or waiting): another priority, or due now (a delay, a retry's backoff).
   const [priority, setPriority] = useState("");
   const change = async (what: "priority" | "run now") => {
     try {

@@ -21,7 +21,7 @@ export const OPERATOR_USAGE = [
   "       coordination tasks list [--queue Q] [--status S] [--agent A] [--capability C] [--limit N] [--cursor C]",
   "       coordination tasks get|requeue TASK_ID",
   "       coordination tasks promote TASK_ID                      a pending task not due yet (a delay, a backoff, a schedule's run) due now",
-  "       coordination tasks update TASK_ID [--priority N] [--at TIME | --delay DURATION]   a task that has not run yet (pending or",
+  "       coordination tasks update TASK_ID [--priority N] [--at TIME | --delay DURATION]   a task that waits to run (pending or",
   "                                    waiting): its priority (0 highest), when it falls due (ISO 8601 or Unix ms; or 30s, 5m, 1h from now)",
   "       coordination tasks wait TASK_ID [--timeout DURATION]     until it settles (or DURATION: 30s, 5m, 1h); exit 0 if it completed,",
   "                                    3 if it was dead-lettered or cancelled, 4 if it had not settled in time (or on Ctrl-C)",
@@ -423,7 +423,8 @@ function taskUpdateOf(taskId: string, options: Parsed["options"]): { taskId: str
   const delay = str(options["--delay"]);
   if (priority === undefined && at === undefined && delay === undefined) throw new OperatorUsageError("tasks update needs --priority, --at or --delay: what to change");
   if (at !== undefined && delay !== undefined) throw new OperatorUsageError("tasks update takes --at or --delay, not both");
-  const delayMs = delay === undefined ? undefined : parseDuration(delay);
+  // 0 (or 0s, 0m…): due now, as delayMs 0 is.
+  const delayMs = delay === undefined ? undefined : /^0+(ms|s|m|h|d)?$/.test(delay) ? 0 : parseDuration(delay);
   if (delay !== undefined && delayMs === undefined) throw new OperatorUsageError(`--delay ${JSON.stringify(delay)} is not a duration (30s, 5m, 1h, 1d)`);
   return {
     taskId,
@@ -704,7 +705,7 @@ async function dispatch(words: string[], options: Parsed["options"], json: boole
       cancelled.push(...page.cancelled);
       cursor = page.nextCursor ?? undefined;
     } while (cursor !== undefined);
-    print({ cancelled }, () => `cancelled ${cancelled.length} tasks of queue ${printable(queue)}\n`);
+    print({ cancelled }, () => `cancelled ${cancelled.length} ${cancelled.length === 1 ? "task" : "tasks"} of queue ${printable(queue)} (and any waiting on them)\n`);
     return 0;
   }
   if (command === "tasks" && (sub === "get" || sub === "requeue" || sub === "promote" || sub === "update" || sub === "cancel" || sub === "wait") && words.length === 2) throw new OperatorUsageError(`tasks ${sub} needs a TASK_ID`);

@@ -160,7 +160,7 @@ describe.skipIf(!CHROMIUM)("the dashboard in Chromium", () => {
     }
   });
 
-  it("a task's page gives a task that has not run yet another priority, and runs a delayed one now", async () => {
+  it("a task's page gives a task that waits to run another priority, and runs a delayed one now", async () => {
     await using t = await startTestServer();
     const page = await browser.newPage();
     const errors: string[] = [];

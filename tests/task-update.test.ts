@@ -1,4 +1,4 @@
-// Changing a task that has not run yet: tasks.update (PATCH /tasks/{taskId}) gives a pending or
+// Changing a task that waits to run: tasks.update (PATCH /tasks/{taskId}) gives a pending or
 // waiting task another priority and another time to fall due, as an operator reorders a backlog
 // or holds back work that should not run yet. The claim indexes follow (a task moved ahead is
 // claimed first; one postponed is out of them until due; one made due in a paused queue is held),
@@ -129,9 +129,9 @@ describe("tasks.update", () => {
     const cancelled = await api.tasks.enqueue.mutate({ queue: "c" });
     await api.tasks.cancel.mutate({ taskId: cancelled.id });
     for (const [taskId, message] of [
-      [running.id, `task "${running.id}" is claimed: only a task that has not run yet (pending or waiting) can be updated (it runs already)`],
-      [done.id, `task "${done.id}" is completed: only a task that has not run yet (pending or waiting) can be updated (it has completed)`],
-      [cancelled.id, `task "${cancelled.id}" is cancelled: only a task that has not run yet (pending or waiting) can be updated (it has settled: requeue brings it back)`],
+      [running.id, `task "${running.id}" is claimed: only a task that waits to run (pending or waiting) can be updated (it runs already)`],
+      [done.id, `task "${done.id}" is completed: only a task that waits to run (pending or waiting) can be updated (it has completed)`],
+      [cancelled.id, `task "${cancelled.id}" is cancelled: only a task that waits to run (pending or waiting) can be updated (it has settled: requeue brings it back)`],
     ]) {
       const answer = await rest(t.url, "PATCH", `/tasks/${taskId}`, { priority: 1 });
       expect([answer.status, answer.body.code, answer.body.message]).toEqual([409, "INVALID_STATE", message]);
@@ -268,12 +268,15 @@ describe("tasks.update", () => {
     const at = await runCli({ args: ["tasks", "update", task.id, "--at", "2020-01-01T00:00:00Z"], env });
     expect(at.code).toBe(0);
     expect(at.stdout).toMatch(/^priority +1$/m);
+    // 0 is now, in any unit, as delayMs 0 is.
+    await t.api.tasks.update.mutate({ taskId: task.id, delayMs: HOUR });
+    expect(await runCli({ args: ["tasks", "update", task.id, "--delay", "0s"], env })).toMatchObject({ code: 0 });
     expect(await t.api.tasks.claim.mutate(claimOf("ops"))).toMatchObject({ id: task.id });
     expect(await runCli({ args: ["tasks", "update", task.id], env })).toMatchObject({ code: 2, stderr: expect.stringContaining("tasks update needs --priority, --at or --delay: what to change") });
     expect(await runCli({ args: ["tasks", "update", task.id, "--delay", "soon"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining('--delay "soon" is not a duration') });
     expect(await runCli({ args: ["tasks", "update", task.id, "--priority", "2"], env })).toMatchObject({
       code: 1,
-      stderr: `coordination: INVALID_STATE: task "${task.id}" is claimed: only a task that has not run yet (pending or waiting) can be updated (it runs already)\n`,
+      stderr: `coordination: INVALID_STATE: task "${task.id}" is claimed: only a task that waits to run (pending or waiting) can be updated (it runs already)\n`,
     });
   });
 });

@@ -120,6 +120,7 @@ describe("tasks.cancelMany", () => {
       [{ queue: "q", statuses: [] }, "statuses: must have at least 1 item"],
       [{ queue: "q", cursor: "12" }, "cursor: must be a nextCursor value"],
       [{ queue: "q", limit: 0 }, "limit: must be at least 1"],
+      [{ queue: "q", createdAfter: 2000, createdBefore: 1000 }, "createdBefore: must be later than createdAfter: no task was enqueued in that window"],
     ] as const) {
       const answer = await rest(t.url, "POST", "/tasks/cancel", body);
       expect([answer.status, answer.body.code, answer.body.message]).toEqual([400, "INVALID_INPUT", message]);
@@ -134,7 +135,7 @@ describe("tasks.cancelMany", () => {
     for (let i = 0; i < 3; i++) ids.push((await t.api.tasks.enqueue.mutate({ queue: "ops" })).id);
     await t.api.tasks.enqueue.mutate({ queue: "keep" });
     const done = await runCli({ args: ["tasks", "cancel", "--all", "--queue", "ops", "--reason", "not wanted"], env });
-    expect(done).toMatchObject({ code: 0, stdout: "cancelled 3 tasks of queue ops\n" });
+    expect(done).toMatchObject({ code: 0, stdout: "cancelled 3 tasks of queue ops (and any waiting on them)\n" });
     for (const id of ids) expect(await t.api.tasks.get.query({ taskId: id })).toMatchObject({ status: "cancelled", lastError: "not wanted" });
     expect((await t.api.tasks.stats.query({ queue: "keep" })).queues[0]).toMatchObject({ queue: "keep", counts: expect.objectContaining({ pending: 1 }) });
     expect(await runCli({ args: ["tasks", "cancel", "--all"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining("tasks cancel --all needs --queue QUEUE") });

@@ -374,7 +374,7 @@ export function taskCommands(d: TaskCommandDeps) {
     },
 
     /**
-     * Gives a task that has not run yet (pending or waiting) another priority and time to fall
+     * Gives a task that waits to run (pending, or waiting for its dependencies) another priority and time to fall
      * due. Nothing changed answers it as it is; a schedule's run keeps the time its schedule
      * planned; any other state is INVALID_STATE.
      */
@@ -382,7 +382,7 @@ export function taskCommands(d: TaskCommandDeps) {
       const row = t.findTask(taskId);
       if (row.status !== "pending" && row.status !== "waiting") {
         const why = row.status === "claimed" ? "it runs already" : row.status === "completed" ? "it has completed" : "it has settled: requeue brings it back";
-        throw new CoordinationError("INVALID_STATE", `task "${taskId}" is ${row.status}: only a task that has not run yet (pending or waiting) can be updated (${why})`, { status: row.status });
+        throw new CoordinationError("INVALID_STATE", `task "${taskId}" is ${row.status}: only a task that waits to run (pending or waiting) can be updated (${why})`, { status: row.status });
       }
       const at = rescheduledRunAt(Number(row.runAt), runAt?.getTime() ?? (delayMs === undefined ? undefined : ctx.now + delayMs), ctx.now);
       // A retry or a release of a run is no time its schedule planned: only the planned next run is.

@@ -162,7 +162,7 @@ export const taskRouter = router({
 
   update: procedure
     .meta({ access: ADMIN,
-      rest: { method: "PATCH", path: "/tasks/{taskId}", tags, summary: "Give a task that has not run yet (pending or waiting) another priority or time to fall due", errors: ["TASK_NOT_FOUND", "INVALID_STATE"], bodyRequired: true },
+      rest: { method: "PATCH", path: "/tasks/{taskId}", tags, summary: "Give a task that waits to run (pending or waiting) another priority or time to fall due", errors: ["TASK_NOT_FOUND", "INVALID_STATE"], bodyRequired: true },
     })
     .input(updateInput)
     .output(taskSchema)

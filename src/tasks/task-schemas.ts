@@ -383,7 +383,11 @@ export const cancelManyInput = z.strictObject({
     .string()
     .regex(/^\d{1,15}-\d{1,15}$/, "must be a nextCursor value")
     .optional()
-    .describe("The nextCursor of the previous call: the tasks after the last one it looked at, among those there were when the first call ran (so a schedule's next run, enqueued when its pending run is cancelled, is left alone)"),
+    .describe("The nextCursor of the previous call, made with the same filters: the tasks after the last one it looked at, among those there were when the first call ran (so a schedule's next run, enqueued when its pending run is cancelled, is left alone)"),
+}).superRefine((input, ctx) => {
+  if (input.createdAfter !== undefined && input.createdBefore !== undefined && input.createdAfter.getTime() >= input.createdBefore.getTime()) {
+    ctx.addIssue({ code: "custom", path: ["createdBefore"], message: "must be later than createdAfter: no task was enqueued in that window" });
+  }
 });
 export type CancelManyRequest = z.output<typeof cancelManyInput>;
 

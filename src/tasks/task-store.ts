@@ -904,7 +904,7 @@ export class TaskStore {
   }
 
   /**
-   * A task that has not run yet given another priority and time to fall due (tasks.update): a
+   * A task that waits to run (pending or waiting) given another priority and time to fall due (tasks.update): a
    * pending one's runAt ahead of `now` takes it out of the claim indexes (delayed), one due is in
    * them, held when its queue is paused or limited, as a task falling due is. A waiting task's
    * runAt is when it may run once its dependencies completed (dependentsMet). The first change of

@@ -342,7 +342,7 @@ export class TaskTransitions {
   }
 
   /**
-   * A task that has not run yet (pending or waiting) with another priority and time to fall due
+   * A task that waits to run (pending or waiting) with another priority and time to fall due
    * (tasks.update; `runAt` as rescheduledRunAt gives it), with its task.updated event: a pending
    * one due by it wakes the claims that could take it, one due later sets their timers. Nothing
    * changed is returned as it is, nothing written: a repeat finds it so.
