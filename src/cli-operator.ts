@@ -691,6 +691,11 @@ async function dispatch(words: string[], options: Parsed["options"], json: boole
     // started (a schedule's next run, enqueued as its pending run is cancelled, is left alone).
     const cancelled: string[] = [];
     let cursor: string | undefined;
+    // A page that fails (the server restarts, say) ends the command: say what was done before it.
+    const failed = (error: unknown): never => {
+      if (cancelled.length > 0) out.stderr(`coordination: ${cancelled.length} ${cancelled.length === 1 ? "task was" : "tasks were"} cancelled before this error; run the command again to go on\n`);
+      throw error;
+    };
     do {
       const page = await api.tasks.cancelMany.mutate({
         queue,
@@ -701,7 +706,7 @@ async function dispatch(words: string[], options: Parsed["options"], json: boole
         ...(reason !== undefined ? { reason } : {}),
         limit: 1000,
         ...(cursor !== undefined ? { cursor } : {}),
-      });
+      }).catch(failed);
       cancelled.push(...page.cancelled);
       cursor = page.nextCursor ?? undefined;
     } while (cursor !== undefined);

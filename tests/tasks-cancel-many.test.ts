@@ -111,6 +111,28 @@ describe("tasks.cancelMany", () => {
     expect(await api.tasks.cancelMany.mutate({ queue: "target", cursor: first.nextCursor! })).toEqual({ cancelled: [task.id], nextCursor: null });
   });
 
+  it("reads 16 MiB of the queue's rows a call at most to find what to cancel: settled tasks with large payloads are walked over pages", async () => {
+    t = await startTestServer();
+    const api = t.api;
+    const now = Date.now();
+    // 40 completed tasks of the queue, a payload of about 1 MB each (its state follows it in the row).
+    withDatabase(t, (db) =>
+      db.exec(`WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 40)
+               INSERT INTO tasks (id, queue, payload, runAt, createdAt, updatedAt, status, finishedAt)
+               SELECT 'big-' || i, 'q', '"' || hex(randomblob(500000)) || '"', ${now}, ${now}, ${now}, 'completed', ${now} FROM n`),
+    );
+    const task = await api.tasks.enqueue.mutate({ queue: "q" });
+    const pages: string[][] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await api.tasks.cancelMany.mutate(cursor === undefined ? { queue: "q" } : { queue: "q", cursor });
+      pages.push(page.cancelled);
+      cursor = page.nextCursor ?? undefined;
+    } while (cursor !== undefined);
+    // 16 rows of 1 MB a page: 16, 16, then the last 8 and the pending task.
+    expect(pages).toEqual([[], [], [task.id]]);
+  });
+
   it("refuses bad input naming it, and writes nothing then", async () => {
     t = await startTestServer();
     const task = await t.api.tasks.enqueue.mutate({ queue: "q" });

@@ -21,8 +21,10 @@ import type { JsonValue } from "../json-types.js";
 
 /** The bytes of task rows one bulk requeue writes again, at most (at least one task). */
 const REQUEUE_PAGE_BYTES = 4 * 1024 * 1024;
-/** The dead letters one bulk requeue looks at, at most: its filters' walk is bounded (a key lookup each). */
+/** The dead letters one bulk requeue looks at, at most (and the tasks a bulk cancel walks): its filters' walk is bounded (a key lookup each). */
 const REQUEUE_WINDOW = 5000;
+/** The bytes of the queue's task rows one bulk cancel reads through to their state, at most (at least one row). */
+const CANCEL_LOOK_BYTES = 16 * 1024 * 1024;
 
 export interface TaskCommandDeps {
   tasks: TaskStore;
@@ -438,35 +440,44 @@ export function taskCommands(d: TaskCommandDeps) {
      * Cancels a queue's tasks in bulk (an operator's purge: what a bad deploy enqueued, a backlog
      * no longer wanted), oldest first, as tasks.cancel does each: its task.cancelled event, the
      * tasks waiting on it cancelled with it, a schedule's pending run skipped (its next one
-     * enqueued). One write a call, bounded as a bulk requeue's: up to `limit` tasks and
-     * REQUEUE_PAGE_BYTES of rows, among the next REQUEUE_WINDOW tasks of any queue after the
-     * cursor; only tasks there were when the first call ran (its cursor carries the newest seq
-     * then), so the runs a cancel enqueues are never reached.
+     * enqueued). One write a call: up to `limit` tasks and REQUEUE_PAGE_BYTES of their rows, among
+     * the next REQUEUE_WINDOW tasks of any queue after the cursor, reading CANCEL_LOOK_BYTES of the
+     * queue's rows at most to find them (the tasks waiting on them go as a single cancel's cascade
+     * does: up to 500 a write, the rest by the dependency job); only tasks there were when the first
+     * call ran (its cursor carries the newest seq then), so the runs a cancel enqueues are never
+     * reached.
      */
     "tasks.cancelMany": (ctx: WriteContext, request: CancelManyRequest): CancelManyResult => {
       const [afterSeq, untilSeq] = request.cursor === undefined ? [0, d.tasks.lastSeq()] : request.cursor.split("-").map(Number) as [number, number];
-      const window = d.tasks.cancellableWindow(request.queue, request.statuses, afterSeq, untilSeq, REQUEUE_WINDOW);
+      const window = d.tasks.queueWindow(request.queue, afterSeq, untilSeq, REQUEUE_WINDOW);
       const after = request.createdAfter?.getTime() ?? Number.NEGATIVE_INFINITY;
       const before = request.createdBefore?.getTime() ?? Number.POSITIVE_INFINITY;
+      const wanted: ReadonlySet<string> = new Set(request.statuses);
       const taken: CancellableRow[] = [];
-      let bytes = 0;
+      let takenBytes = 0;
+      let lookedBytes = 0;
       let through = window.through;
-      for (const row of window.rows) {
-        const createdAt = Number(row.createdAt);
-        if (!(createdAt >= after && createdAt < before)) continue;
-        if (taken.length === request.limit || (taken.length > 0 && bytes + row.bytes > REQUEUE_PAGE_BYTES)) {
-          through = taken.at(-1)!.seq;
+      for (const { seq, bytes } of window.rows) {
+        if (bytes === null) continue;
+        // A task's state follows its payload: looking at it reads the row through (settled tasks
+        // of the queue with large payloads, say), so a page looks at CANCEL_LOOK_BYTES at most.
+        const full = taken.length === request.limit || (taken.length > 0 && takenBytes + bytes > REQUEUE_PAGE_BYTES);
+        if (full || (lookedBytes > 0 && lookedBytes + bytes > CANCEL_LOOK_BYTES)) {
+          through = seq - 1;
           break;
         }
+        lookedBytes += bytes;
+        const row = d.tasks.stateAt(seq);
+        const createdAt = Number(row.createdAt);
+        if (!wanted.has(row.status) || !(createdAt >= after && createdAt < before)) continue;
         taken.push(row);
-        bytes += row.bytes;
+        takenBytes += bytes;
       }
       const cancelled: string[] = [];
-      const statuses: ReadonlySet<string> = new Set(request.statuses);
       for (const { id } of taken) {
         // Read whole now: one waiting on a task cancelled before it in this call was cancelled with it.
         const row = t.findTask(id);
-        if (!statuses.has(row.status)) continue;
+        if (!wanted.has(row.status)) continue;
         t.cancelRow(ctx, row, request.reason);
         if (row.scheduleId !== null) t.schedules.skipped(ctx, row);
         cancelled.push(id);

@@ -39,8 +39,13 @@ const LEASE_RUN_OUT = `(leaseExpiresAt <= ? AND (leaseExpiresAt <= ? OR updatedA
 const leaseRunOutParams = (bounds: LeaseBounds): [number, number, number] => [bounds.asOf, bounds.endedBy, bounds.exactSince];
 
 /** What a bulk requeue reads of a dead letter it may take (TaskStore.deadLetters). */
-/** A task a bulk cancel may take: its state, when it was enqueued, and the bytes its row holds. */
-export type CancellableRow = Pick<TaskRow, "seq" | "id" | "status" | "createdAt"> & { bytes: number };
+/** A task a bulk cancel looks at: its state and when it was enqueued. */
+export type CancellableRow = Pick<TaskRow, "seq" | "id" | "status" | "createdAt">;
+/** A task of a bulk cancel's window: the bytes its row holds when it is of the queue cancelled, else null. */
+export interface QueueWindowRow {
+  seq: number;
+  bytes: number | null;
+}
 
 export type DeadLetterRow = Pick<TaskRow, "seq" | "id" | "queue" | "status" | "capability" | "targetAgentId" | "finishedAt"> & { bytes: number };
 
@@ -979,23 +984,29 @@ export class TaskStore {
   }
 
   /**
-   * The tasks of `queue` in `statuses` among the next `window` tasks after `afterSeq` (to
-   * `untilSeq`), oldest first, with the bytes each row holds; `through`: the last seq the window
-   * covered when it was full (the next page starts after it), null when it reached `untilSeq`.
-   * The window is walked by seq alone, on the table's own b-tree (never a row's overflow pages),
-   * and only its rows are looked at for queue and state: no index holds a queue's tasks in every
-   * state, and one would cost every enqueue and claim a write more for a call operators make
-   * rarely.
+   * The next `window` tasks after `afterSeq` (to `untilSeq`), oldest first: for each of `queue`'s,
+   * the bytes its row holds (null for another queue's); `through`, the last seq the window covered
+   * when it was full (the next page starts after it), null when it reached `untilSeq`. Read by seq
+   * on the table's own b-tree, and only what comes before a row's payload or is in its header (its
+   * queue; octet_length reads sizes from there): no overflow page is read. No index holds a queue's
+   * tasks in every state, and one would cost every enqueue and claim a write more for a call
+   * operators make rarely.
    */
-  cancellableWindow(queue: string, statuses: readonly TaskStatus[], afterSeq: number, untilSeq: number, window: number): { rows: CancellableRow[]; through: number | null } {
-    const last = this.st.get<[number, number, number], { seq: number }>(`SELECT seq FROM tasks WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT 1 OFFSET CAST(? AS INTEGER)`).get(afterSeq, untilSeq, window - 1);
+  queueWindow(queue: string, afterSeq: number, untilSeq: number, window: number): { rows: QueueWindowRow[]; through: number | null } {
     const rows = this.st
-      .get<unknown[], CancellableRow>(
-        `SELECT seq, id, status, createdAt, ${TASK_TEXT_BYTES} AS bytes FROM tasks
-         WHERE seq > ? AND seq <= ? AND queue = ? AND status IN (${placeholders(statuses.length)}) ORDER BY seq`,
+      .get<[string, number, number, number], QueueWindowRow>(
+        `SELECT seq, CASE WHEN queue = ? THEN ${TASK_TEXT_BYTES} END AS bytes FROM tasks WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT CAST(? AS INTEGER)`,
       )
-      .all(afterSeq, last?.seq ?? untilSeq, queue, ...statuses);
-    return { rows, through: last?.seq ?? null };
+      .all(queue, afterSeq, untilSeq, window);
+    return { rows, through: rows.length === window ? rows.at(-1)!.seq : null };
+  }
+
+  /**
+   * A task's id, state and enqueue time by seq. Its state and time follow its payload in the row:
+   * a payload that overflows is read through to them (a bulk cancel bounds what it looks at so).
+   */
+  stateAt(seq: number): CancellableRow {
+    return this.st.get<[number], CancellableRow>(`SELECT seq, id, status, createdAt FROM tasks WHERE seq = ?`).get(seq)!;
   }
 
   /** Claims whose lease ran out within `bounds` (lock-wait-grace.ts), soonest ended first. */
