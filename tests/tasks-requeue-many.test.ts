@@ -136,6 +136,26 @@ describe("tasks.requeueMany", () => {
     expect(await t.api.tasks.requeueMany.mutate({ queue: "w", finishedBefore: 1_000_000, cursor: windowed.nextCursor! })).toEqual({ requeued: [late], nextCursor: null });
   });
 
+  it("by time, reads 16 MiB of dead letters a call at most to find when each died: large payloads are walked over pages", async () => {
+    t = await startTestServer();
+    // 40 dead letters of about 1 MB from before the bound (when each died follows its payload in the row), then one after.
+    withDatabase(t, (db) =>
+      db.exec(`WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 40)
+               INSERT INTO tasks (id, queue, payload, status, runAt, createdAt, updatedAt, finishedAt)
+               SELECT 'big-' || i, 'b', '"' || hex(randomblob(500000)) || '"', 'dead_letter', 0, 0, 0, 1000 FROM n;
+               INSERT INTO tasks (id, queue, payload, status, runAt, createdAt, updatedAt, finishedAt) VALUES ('after', 'b', '{}', 'dead_letter', 0, 0, 0, 5000)`),
+    );
+    const pages: string[][] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await t.api.tasks.requeueMany.mutate({ queue: "b", finishedAfter: 2000, ...(cursor === undefined ? {} : { cursor }) });
+      pages.push(page.requeued);
+      cursor = page.nextCursor ?? undefined;
+    } while (cursor !== undefined);
+    // 16 rows of 1 MB a page: 16, 16, then the last 8 and the one after the bound.
+    expect(pages).toEqual([[], [], ["after"]]);
+  });
+
   it("over REST: POST /tasks/requeue, with its input checked", async () => {
     t = await startTestServer();
     const id = await deadLetter(t, "q", 1);

@@ -23,8 +23,8 @@ import type { JsonValue } from "../json-types.js";
 const REQUEUE_PAGE_BYTES = 4 * 1024 * 1024;
 /** The dead letters one bulk requeue looks at, at most (and the tasks a bulk cancel walks): its filters' walk is bounded (a key lookup each). */
 const REQUEUE_WINDOW = 5000;
-/** The bytes of the queue's task rows one bulk cancel reads through to their state, at most (at least one row). */
-const CANCEL_LOOK_BYTES = 16 * 1024 * 1024;
+/** The bytes of task rows a bulk cancel or a bulk requeue by time reads through to their state or end, at most (at least one row). */
+const BULK_LOOK_BYTES = 16 * 1024 * 1024;
 
 export interface TaskCommandDeps {
   tasks: TaskStore;
@@ -411,26 +411,33 @@ export function taskCommands(d: TaskCommandDeps) {
      * write (all of them or none): up to `limit`, and rows of REQUEUE_PAGE_BYTES at most (SQLite
      * writes a row again whole, payload included: a page of 1,000 tasks of 900 KB held every other
      * write 15 s), among the next REQUEUE_WINDOW dead letters after the cursor (a filter that
-     * matches few is looked for a window at a time). An operator's answer to an outage that
+     * matches few is looked for a window at a time), reading BULK_LOOK_BYTES of their rows at most
+     * to find when each died (that follows the payload in a row). An operator's answer to an outage that
      * sent a queue's tasks to the dead-letter queue; a script pages with nextCursor until it is null.
      */
     "tasks.requeueMany": (ctx: WriteContext, request: RequeueManyRequest): RequeueManyResult => {
       const window = d.tasks.deadLetters(request.queue, request.cursor === undefined ? 0 : Number(request.cursor), REQUEUE_WINDOW);
       const after = request.finishedAfter?.getTime() ?? Number.NEGATIVE_INFINITY;
       const before = request.finishedBefore?.getTime() ?? Number.POSITIVE_INFINITY;
+      const byTime = request.finishedAfter !== undefined || request.finishedBefore !== undefined;
       const taken: DeadLetterRow[] = [];
-      let bytes = 0;
+      let takenBytes = 0;
+      let lookedBytes = 0;
       /** The last row looked at: where the next call resumes, unless this one saw the whole rest. */
       let through: number | null = window.length === REQUEUE_WINDOW ? window.at(-1)!.seq : null;
-      for (const row of window) {
-        const finishedAt = Number(row.finishedAt);
-        if (!(finishedAt >= after && finishedAt < before)) continue;
-        if (taken.length === request.limit || (taken.length > 0 && bytes + row.bytes > REQUEUE_PAGE_BYTES)) {
-          through = taken.at(-1)!.seq;
+      for (const { seq, bytes } of window) {
+        const full = taken.length === request.limit || (taken.length > 0 && takenBytes + bytes > REQUEUE_PAGE_BYTES);
+        // When it died follows its payload in the row: a time filter reads rows through, BULK_LOOK_BYTES a page at most.
+        if (full || (byTime && lookedBytes > 0 && lookedBytes + bytes > BULK_LOOK_BYTES)) {
+          through = seq - 1;
           break;
         }
+        lookedBytes += bytes;
+        const row = d.tasks.deadLetterAt(seq);
+        const finishedAt = Number(row.finishedAt);
+        if (!(finishedAt >= after && finishedAt < before)) continue;
         taken.push(row);
-        bytes += row.bytes;
+        takenBytes += bytes;
       }
       for (const row of taken) t.requeueQuietly(ctx, row);
       return { requeued: taken.map((row) => row.id), nextCursor: through === null ? null : String(through) };
@@ -441,7 +448,7 @@ export function taskCommands(d: TaskCommandDeps) {
      * no longer wanted), oldest first, as tasks.cancel does each: its task.cancelled event, the
      * tasks waiting on it cancelled with it, a schedule's pending run skipped (its next one
      * enqueued). One write a call: up to `limit` tasks and REQUEUE_PAGE_BYTES of their rows, among
-     * the next REQUEUE_WINDOW tasks of any queue after the cursor, reading CANCEL_LOOK_BYTES of the
+     * the next REQUEUE_WINDOW tasks of any queue after the cursor, reading BULK_LOOK_BYTES of the
      * queue's rows at most to find them (the tasks waiting on them go as a single cancel's cascade
      * does: up to 500 a write, the rest by the dependency job); only tasks there were when the first
      * call ran (its cursor carries the newest seq then), so the runs a cancel enqueues are never
@@ -460,9 +467,9 @@ export function taskCommands(d: TaskCommandDeps) {
       for (const { seq, bytes } of window.rows) {
         if (bytes === null) continue;
         // A task's state follows its payload: looking at it reads the row through (settled tasks
-        // of the queue with large payloads, say), so a page looks at CANCEL_LOOK_BYTES at most.
+        // of the queue with large payloads, say), so a page looks at BULK_LOOK_BYTES at most.
         const full = taken.length === request.limit || (taken.length > 0 && takenBytes + bytes > REQUEUE_PAGE_BYTES);
-        if (full || (lookedBytes > 0 && lookedBytes + bytes > CANCEL_LOOK_BYTES)) {
+        if (full || (lookedBytes > 0 && lookedBytes + bytes > BULK_LOOK_BYTES)) {
           through = seq - 1;
           break;
         }

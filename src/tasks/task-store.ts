@@ -47,7 +47,7 @@ export interface QueueWindowRow {
   bytes: number | null;
 }
 
-export type DeadLetterRow = Pick<TaskRow, "seq" | "id" | "queue" | "status" | "capability" | "targetAgentId" | "finishedAt"> & { bytes: number };
+export type DeadLetterRow = Pick<TaskRow, "seq" | "id" | "queue" | "status" | "capability" | "targetAgentId" | "finishedAt">;
 
 /** What every requeue sets: a fresh start ($1 runAt, $2 updatedAt), due now, attempts reset. */
 // releasedBy cleared: a release of the lease before, sent again, repeats nothing of a requeued task.
@@ -960,22 +960,28 @@ export class TaskStore {
 
   /**
    * Up to `window` dead letters after `afterSeq`, oldest first by seq, of `queue` when given: what
-   * a bulk requeue may take, with the bytes each row holds (octet_length reads a value's size from
-   * the row's header, never its overflow pages). On the dead letters' own indexes, named so that
-   * the plan never turns to another: the completed tasks, most of the settled ones, are never read.
+   * a bulk requeue may take, with the bytes each row holds. Only what the index holds and the row's
+   * header are read (octet_length reads a value's size from there): a row's fields after its
+   * payload would be read through its overflow pages (deadLetterAt reads them for the few taken).
+   * On the dead letters' own indexes, named so that the plan never turns to another: the
+   * completed tasks, most of the settled ones, are never read.
    */
-  deadLetters(queue: string | undefined, afterSeq: number, window: number): DeadLetterRow[] {
+  deadLetters(queue: string | undefined, afterSeq: number, window: number): Array<{ seq: number; bytes: number }> {
     const [index, byQueue] = queue === undefined ? ["tasks_dead_letter_idx", ""] : ["tasks_dead_letter_queue_idx", " AND queue = ?"];
     const params: unknown[] = queue === undefined ? [afterSeq, window] : [queue, afterSeq, window];
     // The indexes' own predicate: SQLite uses a partial index only for a query whose WHERE implies it.
     return this.st
-      .get<unknown[], DeadLetterRow>(
-        `SELECT seq, id, queue, status, capability, targetAgentId, finishedAt,
-           ${TASK_TEXT_BYTES} AS bytes
+      .get<unknown[], { seq: number; bytes: number }>(
+        `SELECT seq, ${TASK_TEXT_BYTES} AS bytes
          FROM tasks INDEXED BY ${index}
          WHERE status = 'dead_letter'${byQueue} AND seq > ? ORDER BY seq LIMIT CAST(? AS INTEGER)`,
       )
       .all(...params);
+  }
+
+  /** A dead letter as a bulk requeue reads it, by seq (its fields after the payload: read through it). */
+  deadLetterAt(seq: number): DeadLetterRow {
+    return this.st.get<[number], DeadLetterRow>(`SELECT seq, id, queue, status, capability, targetAgentId, finishedAt FROM tasks WHERE seq = ?`).get(seq)!;
   }
 
   /** The newest task's seq (0 when there is none): where a bulk cancel's pages stop. */
