@@ -58,7 +58,7 @@ export interface InProcessCoordination {
     requeue(taskId: string): Promise<Out["tasks"]["requeue"]>;
     /** A pending task not due yet (a delay, a retry's backoff, a schedule's next run) due now; one due already as it is. INVALID_STATE for any other state. */
     promote(taskId: string): Promise<Out["tasks"]["promote"]>;
-    /** A task that waits to run (pending or waiting) with another `priority` and/or time to fall due (`runAt` or `delayMs`); unchanged, as it is. INVALID_STATE for any other state, and for a schedule's run given another time. */
+    /** A task that waits to run (pending or waiting) with another `priority` and/or time to fall due (`runAt` or `delayMs`); unchanged, as it is. INVALID_STATE for any other state, and for a schedule's planned next run given another time. */
     update(taskId: string, change: Omit<In["tasks"]["update"], "taskId">): Promise<Out["tasks"]["update"]>;
     /** Up to `limit` (100) dead letters back to pending, oldest first, of `queue` and dead-lettered in [`finishedAfter`, `finishedBefore`) if given; call again with `cursor: nextCursor` until it is null. */
     requeueMany(options?: In["tasks"]["requeueMany"]): Promise<Out["tasks"]["requeueMany"]>;

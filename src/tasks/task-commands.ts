@@ -376,9 +376,9 @@ export function taskCommands(d: TaskCommandDeps) {
     },
 
     /**
-     * Gives a task that waits to run (pending, or waiting for its dependencies) another priority and time to fall
-     * due. Nothing changed answers it as it is; a schedule's run keeps the time its schedule
-     * planned; any other state is INVALID_STATE.
+     * Gives a task that waits to run (pending, or waiting for its dependencies) another priority
+     * and time to fall due. Nothing changed answers it as it is; a schedule's planned next run
+     * keeps the time its schedule planned; any other state is INVALID_STATE.
      */
     "tasks.update": (ctx: WriteContext, { taskId, priority, runAt, delayMs, updatedBy }: UpdateRequest & { updatedBy: string | null }): Task => {
       const row = t.findTask(taskId);

@@ -272,7 +272,7 @@ export const updateInput = z
   .strictObject({
     taskId: taskIdField,
     priority: enqueueFields.shape.priority.unwrap().optional().describe("Its new priority: 0 is the highest. Its place among tasks of one priority stays its creation's"),
-    runAt: dateInput.optional().describe("When it falls due: an ISO 8601 date-time with offset, or Unix ms; one already passed makes it due now (a task due already stays as it is)"),
+    runAt: dateInput.optional().describe("When it falls due: an ISO 8601 date-time with offset, or Unix ms; one already passed makes it due now (one due already keeps its time)"),
     delayMs: enqueueFields.shape.delayMs.unwrap().optional().describe("Due this many ms from now, by the server's clock: runAt's relative form, give one or the other"),
   })
   .superRefine((input, ctx) => {
@@ -374,7 +374,7 @@ export const cancelManyInput = z.strictObject({
     .min(1)
     .max(CANCELLABLE_STATUSES.length)
     .default(["pending", "waiting"])
-    .describe("Only tasks in these states: pending and waiting (the default) have not run yet; claimed stops runs under way (their holders' next heartbeat or settle is refused); dead_letter discards dead letters"),
+    .describe("Only tasks in these states: pending and waiting (the default) wait to run; claimed stops runs under way (their holders' next heartbeat or settle is refused); dead_letter discards dead letters"),
   createdAfter: dateInput.optional().describe("Only tasks enqueued at or after this time (ISO 8601 with offset, or Unix ms): with createdBefore, what a bad deploy enqueued"),
   createdBefore: dateInput.optional().describe("Only tasks enqueued before this time (ISO 8601 with offset, or Unix ms)"),
   reason: text(1000).optional().describe("Why (at most 1,000 characters): each task's lastError and in its task.cancelled event, as a single cancel's"),

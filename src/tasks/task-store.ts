@@ -38,8 +38,7 @@ export interface RateOutlook {
 const LEASE_RUN_OUT = `(leaseExpiresAt <= ? AND (leaseExpiresAt <= ? OR updatedAt >= ?))`;
 const leaseRunOutParams = (bounds: LeaseBounds): [number, number, number] => [bounds.asOf, bounds.endedBy, bounds.exactSince];
 
-/** What a bulk requeue reads of a dead letter it may take (TaskStore.deadLetters). */
-/** A task a bulk cancel looks at: its state and when it was enqueued. */
+/** A task a bulk cancel looks at: its state and when it was enqueued (TaskStore.stateAt). */
 export type CancellableRow = Pick<TaskRow, "seq" | "id" | "status" | "createdAt">;
 /** A task of a bulk cancel's window: the bytes its row holds when it is of the queue cancelled, else null. */
 export interface QueueWindowRow {
@@ -47,6 +46,7 @@ export interface QueueWindowRow {
   bytes: number | null;
 }
 
+/** What a bulk requeue reads of a dead letter it may take (TaskStore.deadLetterAt). */
 export type DeadLetterRow = Pick<TaskRow, "seq" | "id" | "queue" | "status" | "capability" | "targetAgentId" | "finishedAt">;
 
 /** What every requeue sets: a fresh start ($1 runAt, $2 updatedAt), due now, attempts reset. */
@@ -909,9 +909,9 @@ export class TaskStore {
   }
 
   /**
-   * A task that waits to run (pending or waiting) given another priority and time to fall due (tasks.update): a
-   * pending one's runAt ahead of `now` takes it out of the claim indexes (delayed), one due is in
-   * them, held when its queue is paused or limited, as a task falling due is. A waiting task's
+   * A task that waits to run (pending or waiting) given another priority and time to fall due
+   * (tasks.update): a pending one's runAt ahead of `now` takes it out of the claim indexes
+   * (delayed), one due is in them, held when its queue is paused or limited, as a task falling due is. A waiting task's
    * runAt is when it may run once its dependencies completed (dependentsMet). The first change of
    * priority keeps the one it was enqueued with (enqueuedPriority). updatedAt moves past createdAt
    * (the task is no longer as enqueued), and editedAt with it (an operator's change, no transition).
