@@ -198,10 +198,22 @@ export class ScheduleRuns {
     this.ended(ctx, ran, next.ended);
   }
 
+  /** The schedule whose planned next run (nextTaskId) `row` is; undefined for any other task. */
+  private plannedBy(row: TaskRow): ScheduleRow | undefined {
+    if (row.scheduleId === null) return undefined;
+    const schedule = this.d.schedules.get(row.scheduleId);
+    return schedule?.nextTaskId === row.id ? schedule : undefined;
+  }
+
+  /** Whether `row` is its schedule's planned next run (nextTaskId): a task whose time is the schedule's. */
+  plansRun(row: TaskRow): boolean {
+    return this.plannedBy(row) !== undefined;
+  }
+
   /** `row` (a task naming a schedule) was cancelled by a call: when it was the schedule's next run, that run is skipped, and the one after it enqueued. */
   skipped(ctx: WriteContext, row: TaskRow): void {
-    const schedule = this.d.schedules.get(row.scheduleId!);
-    if (schedule === undefined || schedule.nextTaskId !== row.id) return;
+    const schedule = this.plannedBy(row);
+    if (schedule === undefined) return;
     this.ended(ctx, schedule, this.planNext(ctx, schedule, runAfter(timingOf(schedule), Number(schedule.nextRunAt), ctx.now)));
   }
 
@@ -210,14 +222,9 @@ export class ScheduleRuns {
    * next run, that run is due now, an extra one, and its claim plans the one after it from then:
    * the time that run was planned for stays ahead.
    */
-  /** Whether `row` is its schedule's planned next run (nextTaskId): a task whose time is the schedule's. */
-  plansRun(row: TaskRow): boolean {
-    return row.scheduleId !== null && this.d.schedules.get(row.scheduleId)?.nextTaskId === row.id;
-  }
-
   promoted(ctx: WriteContext, row: TaskRow): void {
-    const schedule = this.d.schedules.get(row.scheduleId!);
-    if (schedule === undefined || schedule.nextTaskId !== row.id) return;
+    const schedule = this.plannedBy(row);
+    if (schedule === undefined) return;
     this.d.schedules.setNext(schedule.id, row.id, ctx.now, ctx.now);
   }
 
