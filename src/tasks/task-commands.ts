@@ -13,7 +13,7 @@ import type { EventStore } from "../events/event-store.js";
 import { sameJson } from "../json-checks.js";
 import { taskWith, type CancelManyRequest, type CancelManyResult, type CancelRequest, type ClaimRequest, type ScopedEnqueue, type RequeueManyRequest, type RequeueManyResult, type SettledTask, type Task, type UpdateRequest } from "./task-schemas.js";
 import { claimKeyOf } from "./claim-keys.js";
-import { historyAfterFailure, releasedLease, taskAnswerBytes, taskRowWith, toTask, type CancellableRow, type ClaimFilter, type DeadLetterRow, type RateOutlook, type StoredError, type TaskRow, type TaskStore } from "./task-store.js";
+import { historyAfterFailure, releasedLease, taskAnswerBytes, taskRowWith, toTask, type ClaimFilter, type RateOutlook, type StoredError, type TaskRow, type TaskStore } from "./task-store.js";
 import { rescheduledRunAt, type FailRequest, type SettleRequest, type TaskTransitions } from "./task-transitions.js";
 import { leaseBounds, offlineShiftMs, type LockWaitGrace } from "./lock-wait-grace.js";
 import { copyWith } from "../copy-with.js";
@@ -420,25 +420,13 @@ export function taskCommands(d: TaskCommandDeps) {
       const after = request.finishedAfter?.getTime() ?? Number.NEGATIVE_INFINITY;
       const before = request.finishedBefore?.getTime() ?? Number.POSITIVE_INFINITY;
       const byTime = request.finishedAfter !== undefined || request.finishedBefore !== undefined;
-      const taken: DeadLetterRow[] = [];
-      let takenBytes = 0;
-      let lookedBytes = 0;
-      /** The last row looked at: where the next call resumes, unless this one saw the whole rest. */
-      let through: number | null = window.length === REQUEUE_WINDOW ? window.at(-1)!.seq : null;
-      for (const { seq, bytes } of window) {
-        const full = taken.length === request.limit || (taken.length > 0 && takenBytes + bytes > REQUEUE_PAGE_BYTES);
-        // When it died follows its payload in the row: a time filter reads rows through, BULK_LOOK_BYTES a page at most.
-        if (full || (byTime && lookedBytes > 0 && lookedBytes + bytes > BULK_LOOK_BYTES)) {
-          through = seq - 1;
-          break;
-        }
-        lookedBytes += bytes;
-        const row = d.tasks.deadLetterAt(seq);
+      // When it died follows its payload in the row: a time filter reads rows through.
+      const { taken, stoppedAt } = takePage(window, request.limit, byTime, (seq) => d.tasks.deadLetterAt(seq), (row) => {
         const finishedAt = Number(row.finishedAt);
-        if (!(finishedAt >= after && finishedAt < before)) continue;
-        taken.push(row);
-        takenBytes += bytes;
-      }
+        return finishedAt >= after && finishedAt < before;
+      });
+      /** Where the next call resumes, unless this one saw the whole rest. */
+      const through = stoppedAt ?? (window.length === REQUEUE_WINDOW ? window.at(-1)!.seq : null);
       for (const row of taken) t.requeueQuietly(ctx, row);
       return { requeued: taken.map((row) => row.id), nextCursor: through === null ? null : String(through) };
     },
@@ -460,26 +448,13 @@ export function taskCommands(d: TaskCommandDeps) {
       const after = request.createdAfter?.getTime() ?? Number.NEGATIVE_INFINITY;
       const before = request.createdBefore?.getTime() ?? Number.POSITIVE_INFINITY;
       const wanted: ReadonlySet<string> = new Set(request.statuses);
-      const taken: CancellableRow[] = [];
-      let takenBytes = 0;
-      let lookedBytes = 0;
-      let through = window.through;
-      for (const { seq, bytes } of window.rows) {
-        if (bytes === null) continue;
-        // A task's state follows its payload: looking at it reads the row through (settled tasks
-        // of the queue with large payloads, say), so a page looks at BULK_LOOK_BYTES at most.
-        const full = taken.length === request.limit || (taken.length > 0 && takenBytes + bytes > REQUEUE_PAGE_BYTES);
-        if (full || (lookedBytes > 0 && lookedBytes + bytes > BULK_LOOK_BYTES)) {
-          through = seq - 1;
-          break;
-        }
-        lookedBytes += bytes;
-        const row = d.tasks.stateAt(seq);
+      // A task's state follows its payload: looking at it reads the row through (settled tasks of
+      // the queue with large payloads, say).
+      const { taken, stoppedAt } = takePage(window.rows, request.limit, true, (seq) => d.tasks.stateAt(seq), (row) => {
         const createdAt = Number(row.createdAt);
-        if (!wanted.has(row.status) || !(createdAt >= after && createdAt < before)) continue;
-        taken.push(row);
-        takenBytes += bytes;
-      }
+        return wanted.has(row.status) && createdAt >= after && createdAt < before;
+      });
+      const through = stoppedAt ?? window.through;
       const cancelled: string[] = [];
       for (const { id } of taken) {
         // Read whole now: one waiting on a task cancelled before it in this call was cancelled with it.
@@ -594,6 +569,37 @@ export function taskCommands(d: TaskCommandDeps) {
       return kept;
     },
   };
+}
+
+/**
+ * What a bulk call (requeueMany, cancelMany) takes of its window, oldest first: each row of it
+ * (`bytes` null: not the call's, passed over) is read by seq and taken when `wanted` says so, up to
+ * `limit` rows and REQUEUE_PAGE_BYTES of them; with `boundLooks` (its filter reads rows through
+ * to fields after their payload), BULK_LOOK_BYTES of rows read at most (at least one).
+ * `stoppedAt`: the seq before the first row not read when it stopped short of the window's end
+ * (where the next call starts), else null.
+ */
+function takePage<R>(
+  window: ReadonlyArray<{ seq: number; bytes: number | null }>,
+  limit: number,
+  boundLooks: boolean,
+  read: (seq: number) => R,
+  wanted: (row: R) => boolean,
+): { taken: R[]; stoppedAt: number | null } {
+  const taken: R[] = [];
+  let takenBytes = 0;
+  let lookedBytes = 0;
+  for (const { seq, bytes } of window) {
+    if (bytes === null) continue;
+    const full = taken.length === limit || (taken.length > 0 && takenBytes + bytes > REQUEUE_PAGE_BYTES);
+    if (full || (boundLooks && lookedBytes > 0 && lookedBytes + bytes > BULK_LOOK_BYTES)) return { taken, stoppedAt: seq - 1 };
+    lookedBytes += bytes;
+    const row = read(seq);
+    if (!wanted(row)) continue;
+    taken.push(row);
+    takenBytes += bytes;
+  }
+  return { taken, stoppedAt: null };
 }
 
 /**

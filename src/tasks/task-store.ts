@@ -897,24 +897,15 @@ export class TaskStore {
   }
 
   /**
-   * A pending task not due yet due at `now` (tasks.promote): in the claim indexes, held when its
-   * queue is paused or limited, as a task falling due is. updatedAt passes createdAt even in the
-   * millisecond of the enqueue: an enqueue sent again compares its runAt only while they are equal;
-   * editedAt with it (an operator's change, no transition).
-   */
-  makeDue(seq: number, now: number): TaskRow {
-    return this.st
-      .get<[number, number, number, number], TaskRow>(`UPDATE tasks SET runAt = ?, delayed = 0, ${HELD_IF_SET_ASIDE}, updatedAt = MAX(?, createdAt + 1), editedAt = MAX(?, createdAt + 1) WHERE seq = ? RETURNING *`)
-      .get(now, now, now, seq)!;
-  }
-
-  /**
    * A task that waits to run (pending or waiting) given another priority and time to fall due
-   * (tasks.update): a pending one's runAt ahead of `now` takes it out of the claim indexes
-   * (delayed), one due is in them, held when its queue is paused or limited, as a task falling due is. A waiting task's
+   * (tasks.update; tasks.promote, due at `now` with the same priority): a pending one's runAt ahead
+   * of `now` takes it out of the claim indexes (delayed), one due is in them, held when its queue
+   * is paused or limited, as a task falling due is. A waiting task's
    * runAt is when it may run once its dependencies completed (dependentsMet). The first change of
    * priority keeps the one it was enqueued with (enqueuedPriority). updatedAt moves past createdAt
-   * (the task is no longer as enqueued), and editedAt with it (an operator's change, no transition).
+   * even in the millisecond of the enqueue (the task is no longer as enqueued: an enqueue sent again
+   * compares its runAt only while they are equal), and editedAt with it (an operator's change, no
+   * transition).
    */
   reschedule(row: TaskRow, priority: number, runAt: number, now: number): TaskRow {
     const due = row.status === "pending" && runAt <= now ? `, delayed = 0, ${HELD_IF_SET_ASIDE}` : row.status === "pending" ? ", delayed = 1" : "";

@@ -326,7 +326,7 @@ export class TaskTransitions {
    */
   promoteRow(ctx: WriteContext, row: TaskRow, promotedBy: string | null): TaskRow {
     if (Number(row.runAt) <= ctx.now) return row;
-    const promoted = this.d.tasks.makeDue(row.seq, ctx.now);
+    const promoted = this.d.tasks.reschedule(row, row.priority, ctx.now, ctx.now);
     this.d.events.appendSystem(ctx, "task.promoted", {
       taskId: row.id,
       queue: row.queue,
