@@ -416,6 +416,23 @@ export const inFlagTerms = (message: string, options: Record<string, unknown>): 
     return flag !== undefined && options[flag] !== undefined ? `${start}${flag}` : whole;
   });
 
+/** A time as an option gives it: Unix ms (digits only) or an ISO 8601 date-time, as the API takes it (the server names a bad one). */
+const timeArg = (text: string): string | number => (/^\d+$/.test(text) ? Number(text) : text);
+
+/**
+ * Calls `fetchPage` with each page's nextCursor (none the first time) until it is null, adding
+ * what each page did (`idsOf`) to `done` as it comes: a caller whose later page fails knows what
+ * the earlier ones did.
+ */
+async function allPages<P extends { nextCursor: string | null }>(fetchPage: (cursor: string | undefined) => Promise<P>, idsOf: (page: P) => readonly string[], done: string[]): Promise<void> {
+  let cursor: string | undefined;
+  do {
+    const page = await fetchPage(cursor);
+    done.push(...idsOf(page));
+    cursor = page.nextCursor ?? undefined;
+  } while (cursor !== undefined);
+}
+
 /** The change `tasks update` asks for, from its options (the server refuses a bad priority or time, naming the option). */
 function taskUpdateOf(taskId: string, options: Parsed["options"]): { taskId: string; priority?: number; runAt?: string | number; delayMs?: number } {
   const priority = int(options["--priority"], "--priority");
@@ -429,8 +446,7 @@ function taskUpdateOf(taskId: string, options: Parsed["options"]): { taskId: str
   return {
     taskId,
     ...(priority !== undefined ? { priority } : {}),
-    // Unix ms or an ISO date-time, as the route takes it.
-    ...(at !== undefined ? { runAt: /^\d+$/.test(at) ? Number(at) : at } : {}),
+    ...(at !== undefined ? { runAt: timeArg(at) } : {}),
     ...(delayMs !== undefined ? { delayMs } : {}),
   };
 }
@@ -658,24 +674,22 @@ async function dispatch(words: string[], options: Parsed["options"], json: boole
   if (command === "tasks" && sub === "requeue" && words.length === 2 && options["--all"] === true) {
     const queue = str(options["--queue"]);
     const [after, before] = [str(options["--after"]), str(options["--before"])];
-    // Unix ms or an ISO date-time, as the route takes it (the server names a bad one).
-    const time = (text: string) => (/^\d+$/.test(text) ? Number(text) : text);
     // Pages of a thousand, each one write; the cursor keeps a task that fails for good again
     // while this runs from being brought back twice (and leaves one that fails for good behind
     // it meanwhile for the next run: "the dead letters there are when it starts").
     const requeued: string[] = [];
-    let cursor: string | undefined;
-    do {
-      const page = await api.tasks.requeueMany.mutate({
-        ...(queue !== undefined ? { queue } : {}),
-        ...(after !== undefined ? { finishedAfter: time(after) } : {}),
-        ...(before !== undefined ? { finishedBefore: time(before) } : {}),
-        limit: 1000,
-        ...(cursor !== undefined ? { cursor } : {}),
-      });
-      requeued.push(...page.requeued);
-      cursor = page.nextCursor ?? undefined;
-    } while (cursor !== undefined);
+    await allPages(
+      (cursor) =>
+        api.tasks.requeueMany.mutate({
+          ...(queue !== undefined ? { queue } : {}),
+          ...(after !== undefined ? { finishedAfter: timeArg(after) } : {}),
+          ...(before !== undefined ? { finishedBefore: timeArg(before) } : {}),
+          limit: 1000,
+          ...(cursor !== undefined ? { cursor } : {}),
+        }),
+      (page) => page.requeued,
+      requeued,
+    );
     print({ requeued }, () => `requeued ${requeued.length} dead letters${queue === undefined ? "" : ` of queue ${printable(queue)}`}\n`);
     return 0;
   }
@@ -685,31 +699,31 @@ async function dispatch(words: string[], options: Parsed["options"], json: boole
     const statusText = str(options["--status"]);
     const [after, before] = [str(options["--after"]), str(options["--before"])];
     const reason = str(options["--reason"]);
-    // Unix ms or an ISO date-time, as the route takes it (the server names a bad one).
-    const time = (text: string) => (/^\d+$/.test(text) ? Number(text) : text);
     // Pages of a thousand, each one write; the cursor stops at the tasks there were when it
     // started (a schedule's next run, enqueued as its pending run is cancelled, is left alone).
     const cancelled: string[] = [];
-    let cursor: string | undefined;
     // A page that fails (the server restarts, say) ends the command: say what was done before it.
     const failed = (error: unknown): never => {
       if (cancelled.length > 0) out.stderr(`coordination: ${cancelled.length} ${cancelled.length === 1 ? "task was" : "tasks were"} cancelled before this error; run the command again to go on\n`);
       throw error;
     };
-    do {
-      const page = await api.tasks.cancelMany.mutate({
-        queue,
-        // The server names a state it does not take.
-        ...(statusText !== undefined ? { statuses: statusText.split(",").map((status) => status.trim()) as Array<"pending"> } : {}),
-        ...(after !== undefined ? { createdAfter: time(after) } : {}),
-        ...(before !== undefined ? { createdBefore: time(before) } : {}),
-        ...(reason !== undefined ? { reason } : {}),
-        limit: 1000,
-        ...(cursor !== undefined ? { cursor } : {}),
-      }).catch(failed);
-      cancelled.push(...page.cancelled);
-      cursor = page.nextCursor ?? undefined;
-    } while (cursor !== undefined);
+    await allPages(
+      (cursor) =>
+        api.tasks.cancelMany
+          .mutate({
+            queue,
+            // The server names a state it does not take.
+            ...(statusText !== undefined ? { statuses: statusText.split(",").map((status) => status.trim()) as Array<"pending"> } : {}),
+            ...(after !== undefined ? { createdAfter: timeArg(after) } : {}),
+            ...(before !== undefined ? { createdBefore: timeArg(before) } : {}),
+            ...(reason !== undefined ? { reason } : {}),
+            limit: 1000,
+            ...(cursor !== undefined ? { cursor } : {}),
+          })
+          .catch(failed),
+      (page) => page.cancelled,
+      cancelled,
+    );
     print({ cancelled }, () => `cancelled ${cancelled.length} ${cancelled.length === 1 ? "task" : "tasks"} of queue ${printable(queue)} (and any waiting on them)\n`);
     return 0;
   }
@@ -954,8 +968,8 @@ async function scheduleCommand(words: string[], options: Parsed["options"], api:
       ...(cron === undefined ? {} : { cron }),
       ...(timezone === undefined ? {} : { timezone }),
       ...(everyMs === undefined ? {} : { everyMs }),
-      ...(start === undefined ? {} : { startAt: /^\d+$/.test(start) ? Number(start) : start }),
-      ...(end === undefined ? {} : { endAt: /^\d+$/.test(end) ? Number(end) : end }),
+      ...(start === undefined ? {} : { startAt: timeArg(start) }),
+      ...(end === undefined ? {} : { endAt: timeArg(end) }),
       ...(maxRuns === undefined ? {} : { maxRuns }),
       ...(overlap === undefined ? {} : { overlap }),
       task: { payload, ...(queue === undefined ? {} : { queue }), ...(priority === undefined ? {} : { priority }) },
