@@ -148,14 +148,14 @@ describe("delivery confirmation", () => {
     for (let i = 0; i < 24; i++) seqs.push((await t.api.events.publish.mutate({ type: "big.x", source: "s", payload })).seq);
     await cutOff(port, get("/events/reader?limit=100"));
     // The batch is marked lost at once (not left to its hold's expiry): the next poll gets it whole.
-    await vi.waitFor(() => expect(withDatabase(t, (db) => db.prepare(`SELECT expiresAt FROM poll_takes WHERE agentId = 'reader'`).pluck().all())).toEqual([0]), { timeout: 10_000 });
+    await vi.waitFor(() => expect(withDatabase(t, (db) => db.prepare(`SELECT expiresAt FROM poll_takes WHERE agentId = 'reader'`).pluck().all())).toEqual([0]), { timeout: 60_000 });
     expect((await t.api.events.poll.mutate({ agentId: "reader", limit: 100 })).map((e) => e.seq)).toEqual(seqs);
 
     const tasks = await Promise.all(Array.from({ length: 24 }, () => t.api.tasks.enqueue.mutate({ queue: "big", payload })));
     const body = JSON.stringify({ agentId: "cut", queues: ["big"], limit: 24 });
     await cutOff(port, `POST /tasks/claim-many HTTP/1.1\r\nHost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n${body}`);
     const states = async () => (await Promise.all(tasks.map((task) => t.api.tasks.get.query({ taskId: task.id })))).map((task) => [task.status, task.attempts]);
-    await vi.waitFor(async () => expect(await states()).toEqual(tasks.map(() => ["pending", 0])), { timeout: 10_000 });
+    await vi.waitFor(async () => expect(await states()).toEqual(tasks.map(() => ["pending", 0])), { timeout: 60_000 });
     const released = await t.api.events.list.query({ afterSeq: 0, types: ["task.released"], limit: 100 });
     expect(released.map((e) => (e.payload as { taskId: string }).taskId).sort()).toEqual(tasks.map((task) => task.id).sort());
   });
@@ -175,7 +175,7 @@ describe("delivery over WebSocket", () => {
     socket.pause();
     socket.resetAndDestroy();
     const states = async () => (await Promise.all(tasks.map((task) => t.api.tasks.get.query({ taskId: task.id })))).map((task) => [task.status, task.attempts]);
-    await vi.waitFor(async () => expect(await states()).toEqual(tasks.map(() => ["pending", 0])), { timeout: 10_000 });
+    await vi.waitFor(async () => expect(await states()).toEqual(tasks.map(() => ["pending", 0])), { timeout: 60_000 });
     const released = await t.api.events.list.query({ afterSeq: 0, types: ["task.released"], limit: 100 });
     expect(released).toHaveLength(24);
   });
@@ -196,7 +196,7 @@ describe("delivery over WebSocket, behind another answer", () => {
     socket.write(maskedTextFrame(JSON.stringify({ id: 1, method: "query", params: { path: "events.list", input: superjson.serialize({ afterSeq: 0, limit: 100 }) } })));
     socket.write(maskedTextFrame(JSON.stringify({ id: 2, method: "mutation", params: { path: "tasks.claimMany", input: superjson.serialize({ agentId: "cut", queues: ["big"], limit: 24 }) } })));
     const states = async () => (await Promise.all(tasks.map((task) => t.api.tasks.get.query({ taskId: task.id })))).map((task) => [task.status, task.attempts]);
-    await vi.waitFor(async () => expect(await states()).toEqual(tasks.map(() => ["claimed", 1])), { timeout: 10_000 });
+    await vi.waitFor(async () => expect(await states()).toEqual(tasks.map(() => ["claimed", 1])), { timeout: 60_000 });
     await new Promise((resolve) => setTimeout(resolve, 300)); // the ping after it is queued too
     // Read the list answer and a little of the claim's (~24 MB), then reset.
     let received = 0;
@@ -210,7 +210,7 @@ describe("delivery over WebSocket, behind another answer", () => {
       });
       socket.resume();
     });
-    await vi.waitFor(async () => expect(await states()).toEqual(tasks.map(() => ["pending", 0])), { timeout: 10_000 });
+    await vi.waitFor(async () => expect(await states()).toEqual(tasks.map(() => ["pending", 0])), { timeout: 60_000 });
   });
 });
 
