@@ -511,6 +511,14 @@ export function TaskPage({ api, onUnauthorized, taskId }: ViewProps & { taskId: 
                   {backoffText(data.task.backoff)}
                 </td>
               </tr>
+              {data.task.expiresAt !== null && (
+                <tr>
+                  <th>expires</th>
+                  <td colSpan={5} data-field="expiresAt">
+                    no run starts after {data.task.expiresAt.toLocaleString()}
+                  </td>
+                </tr>
+              )}
               {data.task.scheduleId !== null && (
                 <tr>
                   <th>schedule</th>

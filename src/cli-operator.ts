@@ -790,6 +790,8 @@ async function dispatch(words: string[], options: Parsed["options"], json: boole
           ["capability", task.capability ?? "-"],
           ["target agent", task.targetAgentId ?? "-"],
           ["run at", when(task.runAt)],
+          // No run starts after it (absent from a server older than this CLI; null: never).
+          ["expires at", (task as { expiresAt?: Date | null }).expiresAt ? when((task as { expiresAt: Date }).expiresAt) : "never"],
           // A settled task keeps its last holder's name, not a lease.
           ["lease", task.status === "claimed" ? `${task.leaseOwner} (token ${task.leaseToken}, until ${when(task.leaseExpiresAt)})` : "-"],
           ["last holder", task.status !== "claimed" && task.leaseOwner ? `${task.leaseOwner} (token ${task.leaseToken})` : "-"],

@@ -97,7 +97,7 @@ export const SETTINGS = {
   maxAttempts: { ...int(1, 1000), default: 3, doc: "Default attempts before a task is dead-lettered" },
   retryBaseMs: { ...ms(), default: 1000, doc: "Backoff after the first failure of a task enqueued without a backoff of its own; doubles with each attempt" },
   retryMaxMs: { ...ms(), default: 300_000, doc: "Longest retry backoff of a task enqueued without a backoff of its own" },
-  leaseSweepMs: { ...positiveMs(60_000), default: 1000, doc: "How often expired leases are returned to the queue" },
+  leaseSweepMs: { ...positiveMs(60_000), default: 1000, doc: "How often expired leases are returned to the queue, and tasks whose expiry came (tasks.enqueue's expiresAt or ttlMs) cancelled" },
   maxWaitMs: { ...ms(300_000), default: 30_000, doc: "Longest long-poll (waitMs) a claim or poll may ask for" },
   crossProcessPollMs: {
     ...positiveMs(10_000),

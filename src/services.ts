@@ -44,7 +44,7 @@ export interface Services {
   deliveries: Deliveries;
   /** Long-polling claims and polls parked, woken by committed events. */
   waiters: { claims: ClaimWaiters; polls: PollWaiters; settles: SettleWaiters };
-  jobs: { leaseSweeper: PeriodicJob; queueHolds: PeriodicJob; dependents: PeriodicJob; scheduleRepair: PeriodicJob; pollHolds: PeriodicJob; healthMonitor: PeriodicJob; eventPruner: PeriodicJob; retention: PeriodicJob; memoryIndex: PeriodicJob };
+  jobs: { leaseSweeper: PeriodicJob; queueHolds: PeriodicJob; dependents: PeriodicJob; taskExpiry: PeriodicJob; scheduleRepair: PeriodicJob; pollHolds: PeriodicJob; healthMonitor: PeriodicJob; eventPruner: PeriodicJob; retention: PeriodicJob; memoryIndex: PeriodicJob };
   /** Settled tasks and memories pruned to their retention (src/retention/). */
   retention: Retention;
   /** Aborted when shutdown begins: long-polls and streams end. */
@@ -138,6 +138,8 @@ export function createCoordination(config: Config, log: Logger): Coordination {
     queueHolds: new PeriodicJob("queue-holds", config.leaseSweepMs, () => tasks.settleHolds(), log),
     // Dependents of a completed or cancelled task past what one write settles (thousands waiting on one task).
     dependents: new PeriodicJob("task-dependents", config.leaseSweepMs, () => tasks.settleDependents(), log),
+    // Tasks whose expiry came before a run of them started, cancelled as expired.
+    taskExpiry: new PeriodicJob("task-expiry", config.leaseSweepMs, () => tasks.expireTasks(), log),
     // Schedules whose pending run something else took (an older server on the file): their next runs.
     scheduleRepair: new PeriodicJob("schedule-repair", config.leaseSweepMs, () => repairSchedules(db), log),
     // Auto-ack batches whose answers are still on their way keep their holds (event-service.ts).

@@ -42,6 +42,7 @@ interface Task {
   progressAt: Date | null;
   backoff: { type: "exponential" | "fixed"; delayMs: number; maxDelayMs: number; jitter: number } | null;
   scheduleId: string | null;
+  expiresAt: Date | null;
 }
 interface Memory {
   id: string;
@@ -124,6 +125,8 @@ describe("AppRouter types", () => {
       agentId?: string;
       runAt?: Date | string | number;
       delayMs?: number;
+      expiresAt?: Date | string | number;
+      ttlMs?: number;
       maxAttempts?: number;
       backoff?: { type?: "exponential" | "fixed"; delayMs: number; maxDelayMs?: number; jitter?: number };
       dependsOn?: string[];
@@ -251,7 +254,7 @@ describe("AppRouter types", () => {
       endAt: Date | null;
       maxRuns: number | null;
       overlap: "allow" | "skip";
-      task: { queue: string; payload: JsonValue; priority: number; capability: string | null; targetAgentId: string | null; maxAttempts: number | null; backoff: Backoff | null };
+      task: { queue: string; payload: JsonValue; priority: number; capability: string | null; targetAgentId: string | null; maxAttempts: number | null; backoff: Backoff | null; ttlMs: number | null };
       paused: boolean;
       state: "running" | "waiting" | "paused" | "ended";
       nextRunAt: Date | null;
@@ -281,6 +284,7 @@ describe("AppRouter types", () => {
         targetAgentId?: string | null;
         maxAttempts?: number | null;
         backoff?: { type?: "exponential" | "fixed"; delayMs: number; maxDelayMs?: number; jitter?: number } | null;
+        ttlMs?: number | null;
       };
     }>();
     expectTypeOf<Out["schedules"]["set"]>().toEqualTypeOf<{ schedule: Schedule; created: boolean; changed: boolean }>();

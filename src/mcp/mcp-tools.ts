@@ -318,7 +318,7 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
     "enqueue_task",
     {
       description:
-        "Add a task to a queue for an agent to claim: a payload (any JSON), a priority (0 is the highest), optionally a capability the claimer must have, a target agent, a delay in ms before it may be claimed, how long a failed run waits before a retry (backoff), or the ids of tasks that must complete first (dependsOn: it waits until they all have; get_task reads their results).",
+        "Add a task to a queue for an agent to claim: a payload (any JSON), a priority (0 is the highest), optionally a capability the claimer must have, a target agent, a delay in ms before it may be claimed, how long it may wait for an agent before it expires unrun (ttlMs), how long a failed run waits before a retry (backoff), or the ids of tasks that must complete first (dependsOn: it waits until they all have; get_task reads their results).",
       inputSchema: strictArgs({
         queue: enqueueFields.shape.queue,
         payload: anyJson("What the agent needs to do the work: any JSON"),
@@ -328,6 +328,9 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
         // The tool has no runAt: the REST descriptions of these two speak of it.
         delayMs: enqueueFields.shape.delayMs.describe(
           "Not claimable for this many ms after the server stores it (by the server's clock). Not compared when an idempotencyKey is sent again: a retried enqueue is the same task whatever its delayMs",
+        ),
+        ttlMs: enqueueFields.shape.ttlMs.describe(
+          "If no agent has started it this many ms after it may first be claimed, it is cancelled as expired (get_task says so; a run under way then goes on): work whose answer is no use later. Left out, it never expires",
         ),
         maxAttempts: enqueueFields.shape.maxAttempts,
         backoff: enqueueFields.shape.backoff,

@@ -41,6 +41,8 @@ const COUNTED: Record<string, string> = {
   "task.dead_lettered": "dead_lettered",
   "task.lease_expired": "lease_expired",
 };
+/** A task.cancelled is counted when it is an expiry (its `expired`), as "expired"; an operator's cancels are not. */
+const EXPIRED = "expired";
 
 export class Metrics {
   readonly registry = new Registry();
@@ -59,7 +61,7 @@ export class Metrics {
     collectDefaultMetrics({ register: this.registry });
     this.transitions = new Counter({
       name: "coordination_task_transitions_total",
-      help: "Task transitions committed by this process, per queue: enqueued, ready (a waiting task's dependencies completed), claimed, completed, failed, dead_lettered, lease_expired",
+      help: "Task transitions committed by this process, per queue: enqueued, ready (a waiting task's dependencies completed), claimed, completed, failed, dead_lettered, lease_expired, expired (cancelled unrun at its expiry)",
       labelNames: [...QUEUE_LABEL_NAMES, "transition"],
       registers,
     });
@@ -294,9 +296,9 @@ export class Metrics {
   /** Events this process committed: counts transitions and times waits and runs. */
   observe(events: readonly CoordinationEvent[]): void {
     for (const event of events) {
-      const transition = COUNTED[event.type];
-      if (transition === undefined) continue;
       const payload = payloadFields(event);
+      const transition = event.type === "task.cancelled" ? (payload.expired === true ? EXPIRED : undefined) : COUNTED[event.type];
+      if (transition === undefined) continue;
       const queue = this.queueLabels.of(typeof payload.queue === "string" ? payload.queue : "");
       this.transitions.inc({ ...queue, transition });
       if (event.type === "task.claimed" && typeof payload.waitedMs === "number") this.waited.observe(queue, payload.waitedMs / 1000);

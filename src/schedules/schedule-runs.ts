@@ -52,7 +52,7 @@ export function toSchedule(row: ScheduleRow): Schedule {
     endAt: date(row.endAt),
     maxRuns: row.maxRuns,
     overlap: row.overlap,
-    task: JSON.parse(row.task) as ScheduledTask,
+    task: taskOf(row.task),
     paused: row.paused === 1,
     state: stateOf(row),
     nextRunAt: date(row.nextRunAt),
@@ -66,6 +66,12 @@ export function toSchedule(row: ScheduleRow): Schedule {
   };
 }
 
+/** A schedule's stored task (JSON text) with every field: one stored before a field existed has none of it. */
+const taskOf = (text: string): ScheduledTask => {
+  const task = JSON.parse(text) as Omit<ScheduledTask, "ttlMs"> & { ttlMs?: number | null };
+  return { ...task, ttlMs: task.ttlMs ?? null };
+};
+
 /** The definition a set stores: every field filled in, so that the same set sent again compares equal. */
 function definitionOf(request: SetScheduleRequest, setBy: string | null): ScheduleDefinition {
   const t = request.task;
@@ -77,6 +83,7 @@ function definitionOf(request: SetScheduleRequest, setBy: string | null): Schedu
     targetAgentId: t.targetAgentId ?? null,
     maxAttempts: t.maxAttempts ?? null,
     backoff: t.backoff === undefined ? null : (JSON.parse(storedBackoff(t.backoff)) as Backoff),
+    ttlMs: t.ttlMs ?? null,
   };
   return {
     id: request.scheduleId,
@@ -99,8 +106,8 @@ const sameTiming = (a: ScheduleDefinition, b: ScheduleDefinition): boolean =>
 /** Whether two definitions time, bound and make their runs alike (who set them aside). */
 function sameDefinition(a: ScheduleDefinition, b: ScheduleDefinition): boolean {
   if (!sameTiming(a, b) || Number(a.endAt ?? -1) !== Number(b.endAt ?? -1) || a.maxRuns !== b.maxRuns || a.overlap !== b.overlap) return false;
-  const ta = JSON.parse(a.task) as ScheduledTask;
-  const tb = JSON.parse(b.task) as ScheduledTask;
+  const ta = taskOf(a.task);
+  const tb = taskOf(b.task);
   const text = (backoff: Backoff | null) => (backoff === null ? null : JSON.stringify(backoff));
   return (
     ta.queue === tb.queue &&
@@ -109,6 +116,7 @@ function sameDefinition(a: ScheduleDefinition, b: ScheduleDefinition): boolean {
     ta.capability === tb.capability &&
     ta.targetAgentId === tb.targetAgentId &&
     ta.maxAttempts === tb.maxAttempts &&
+    ta.ttlMs === tb.ttlMs &&
     sameBackoff(text(ta.backoff), text(tb.backoff))
   );
 }
@@ -118,7 +126,7 @@ export class ScheduleRuns {
 
   /** Enqueues the schedule's run due at `runAt` (a delayed pending task naming it). */
   private enqueueRun(ctx: WriteContext, schedule: ScheduleRow, runAt: number): TaskRow {
-    const t = JSON.parse(schedule.task) as ScheduledTask;
+    const t = taskOf(schedule.task);
     return this.d.insertTask(ctx, {
       queue: t.queue,
       payload: t.payload,
@@ -127,6 +135,7 @@ export class ScheduleRuns {
       targetAgentId: t.targetAgentId ?? undefined,
       maxAttempts: t.maxAttempts ?? undefined,
       backoff: t.backoff ?? undefined,
+      ttlMs: t.ttlMs ?? undefined,
       runAt: new Date(runAt),
       scheduleId: schedule.id,
     });

@@ -34,6 +34,9 @@ export const scheduledTaskInput = z.strictObject({
   targetAgentId: orNull(enqueueFields.shape.targetAgentId),
   maxAttempts: orNull(enqueueFields.shape.maxAttempts),
   backoff: orNull(enqueueFields.shape.backoff),
+  ttlMs: orNull(
+    enqueueFields.shape.ttlMs.unwrap().describe("Each run expires this many ms after the time it was planned for (a Kubernetes CronJob's startingDeadlineSeconds): a run no agent started by then is cancelled as expired (its task.cancelled says expired: true) and the run after it enqueued. Left out, runs never expire"),
+  ),
 });
 
 export const setScheduleInput = z
@@ -70,7 +73,7 @@ export const setScheduleInput = z
         'While the last run (lastTaskId) still runs (claimed, or pending a retry): "allow" (the default), the next falls due on time and may run beside it; "skip", no run is enqueued until it settled (completed, dead-lettered or cancelled), the times that fell due meanwhile skipped: the next is the first the schedule names from then. Only the last run is waited for: runs claimed before the schedule was set to "skip", or requeued by an operator, may run beside it',
       ),
     task: scheduledTaskInput
-      .default({ queue: "default", payload: {}, priority: 5, capability: undefined, targetAgentId: undefined, maxAttempts: undefined, backoff: undefined }).describe("The task each run enqueues; left out, an empty payload on the default queue"),
+      .default({ queue: "default", payload: {}, priority: 5, capability: undefined, targetAgentId: undefined, maxAttempts: undefined, backoff: undefined, ttlMs: undefined }).describe("The task each run enqueues; left out, an empty payload on the default queue"),
   })
   .superRefine((input, ctx) => {
     if ((input.cron === undefined) === (input.everyMs === undefined)) {
@@ -121,6 +124,8 @@ export const scheduledTaskSchema = z.object({
   /** Null: the server's maxAttempts when the run is enqueued. */
   maxAttempts: z.number().nullable(),
   backoff: backoffSchema.nullable(),
+  /** Null: its runs never expire. Schedules stored before it answer null. */
+  ttlMs: z.number().nullable(),
 });
 export type ScheduledTask = z.infer<typeof scheduledTaskSchema>;
 

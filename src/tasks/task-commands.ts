@@ -8,7 +8,7 @@ import { fromJsonText, toJsonText, undeliverableReason } from "../db/columns.js"
 import type { RecallRequest } from "../db/thread/recall-relay.js";
 import { recallSubject } from "../memory/memory-recall.js";
 import type { WriteContext } from "../db/writer.js";
-import { CoordinationError, notFound } from "../errors.js";
+import { CoordinationError, invalidField, notFound } from "../errors.js";
 import type { EventStore } from "../events/event-store.js";
 import { sameJson } from "../json-checks.js";
 import { taskWith, type CancelManyRequest, type CancelManyResult, type CancelRequest, type ClaimRequest, type ScopedEnqueue, type RequeueManyRequest, type RequeueManyResult, type SettledTask, type Task, type UpdateRequest } from "./task-schemas.js";
@@ -357,6 +357,27 @@ export function taskCommands(d: TaskCommandDeps) {
       return toTask(cancelled);
     },
 
+    /**
+     * One write of the expiry job: tasks that wait to run whose expiry came by this write's time,
+     * soonest first, each cancelled as expired (TaskTransitions.expireRow): up to `limit`, and rows
+     * of REQUEUE_PAGE_BYTES at most (the first always). Whether more may be left.
+     */
+    "tasks.expire": (ctx: WriteContext, { limit }: { limit: number }): { expired: number; more: boolean } => {
+      const due = d.tasks.expiredSeqs(ctx.now, limit);
+      let bytes = 0;
+      let expired = 0;
+      for (const { seq, bytes: rowBytes } of due) {
+        if (expired > 0 && bytes + rowBytes > REQUEUE_PAGE_BYTES) return { expired, more: true };
+        bytes += rowBytes;
+        // Read now: one waiting on a task expired before it in this write was cancelled with it.
+        const row = d.tasks.findBySeq(seq);
+        if (row === undefined || (row.status !== "pending" && row.status !== "waiting")) continue;
+        t.expireRow(ctx, row);
+        expired++;
+      }
+      return { expired, more: due.length === limit };
+    },
+
     /** One write of the dependency job: what earlier writes left of dependents to settle (TaskTransitions.settleDeferredDependents). Whether any is left. */
     "tasks.settleDependents": (ctx: WriteContext, _: undefined): boolean => t.settleDeferredDependents(ctx),
 
@@ -394,6 +415,10 @@ export function taskCommands(d: TaskCommandDeps) {
           `task "${taskId}" is the next run of schedule "${row.scheduleId}": it falls due when the schedule planned it (schedules.trigger runs it now; schedules.set plans other times); its priority may be changed`,
           { status: row.status, scheduleId: row.scheduleId },
         );
+      }
+      if (at !== Number(row.runAt) && row.expiresAt !== null && at >= Number(row.expiresAt)) {
+        const expiresAt = new Date(Number(row.expiresAt)).toISOString();
+        throw invalidField(delayMs === undefined ? "runAt" : "delayMs", `${new Date(at).toISOString()} is not before the task expires (its expiresAt, ${expiresAt}): it would never run`, { expiresAt });
       }
       return toTask(t.updateRow(ctx, row, { priority, runAt: at }, updatedBy));
     },

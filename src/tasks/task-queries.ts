@@ -24,6 +24,9 @@ export function taskQueries(d: { prisma: () => Promise<Prisma>; tasks: TaskStore
      */
     "tasks.holdsUnderKey": (args: { agentId: string; idempotencyKey: string }): boolean => d.tasks.heldUnder(args.agentId, claimKeyOf.claim(args.idempotencyKey)).length > 0,
 
+    /** Whether a task that waits to run had expired by `asOf`: the expiry job looks before it takes the write lock. */
+    "tasks.anyExpired": (asOf: number): boolean => d.tasks.expiredSeqs(asOf, 1).length > 0,
+
     /** Whether writes left dependents of a completed or cancelled task to settle (TaskService.settleDependents looks before it writes). */
     "tasks.dependentsLeft": (_: undefined): boolean => d.tasks.anyDeferredDependents(),
 

@@ -117,6 +117,17 @@ export const enqueueFields = z.strictObject({
   delayMs: ms(100 * 366 * 24 * 3_600_000)
     .optional()
     .describe("Not claimable for this many ms after the server stores it (by the server's clock, not the client's): runAt's relative form, give one or the other. Not compared when an idempotencyKey is sent again: a retried enqueue is the same task whatever its delayMs"),
+  expiresAt: dateInput
+    .optional()
+    .describe(
+      "No run of it starts after this time (an ISO 8601 date-time with offset, or Unix ms): a task still waiting to run then (pending, a retry's backoff, waiting for the tasks it depends on) is cancelled, its task.cancelled event saying expired: true. A run under way then goes on. Must be after it falls due (runAt, or now). Left out, it never expires",
+    ),
+  ttlMs: ms(100 * 366 * 24 * 3_600_000)
+    .min(1)
+    .optional()
+    .describe(
+      "expiresAt's relative form, give one or the other: it expires this many ms after it falls due (its runAt, or when the server stores it if that is later; for a task that waits for others, from then too). Not compared when an idempotencyKey is sent again",
+    ),
   maxAttempts: int(1, 1000).optional().describe("Attempts before the task is dead-lettered; left out, the server's maxAttempts"),
   backoff: backoffInput
     .optional()
@@ -137,7 +148,7 @@ export const enqueueFields = z.strictObject({
   idempotencyKey: text(500)
     .optional()
     .describe(
-      "The same key always answers the same task and never adds a second one, for as long as the task is kept. Sent again with a different queue, payload, priority, capability, targetAgentId, backoff, dependsOn, onDependencyFailure, or a maxAttempts (or, until the task is first claimed or changed, a runAt) that differs when given, it is a 409 IDEMPOTENCY_MISMATCH. The priority compared is the one it was enqueued with (tasks.update may have changed it since)",
+      "The same key always answers the same task and never adds a second one, for as long as the task is kept. Sent again with a different queue, payload, priority, capability, targetAgentId, backoff, dependsOn, onDependencyFailure, or a maxAttempts or expiresAt (or, until the task is first claimed or changed, a runAt) that differs when given, it is a 409 IDEMPOTENCY_MISMATCH. The priority compared is the one it was enqueued with (tasks.update may have changed it since)",
     ),
 });
 
@@ -157,6 +168,9 @@ export const enqueueInput = enqueueFields
     }
     if (input.runAt !== undefined && input.delayMs !== undefined) {
       ctx.addIssue({ code: "custom", path: ["delayMs"], message: "give runAt or delayMs, not both" });
+    }
+    if (input.expiresAt !== undefined && input.ttlMs !== undefined) {
+      ctx.addIssue({ code: "custom", path: ["ttlMs"], message: "give expiresAt or ttlMs, not both" });
     }
     if (input.dependsOn) refuseRepeats(input.dependsOn, ctx, ["dependsOn"]);
   })
@@ -471,6 +485,8 @@ export const taskSchema = z
     backoff: backoffSchema.nullable(),
     /** The schedule whose run it is (schedules.set); null for a task enqueued by a call. */
     scheduleId: z.string().nullable(),
+    /** No run of it starts after this time: still waiting to run then, it is cancelled as expired. Null: it never expires. */
+    expiresAt: z.date().nullable(),
   })
   .meta({ id: "Task" });
 export type Task = z.infer<typeof taskSchema>;
@@ -541,6 +557,7 @@ export function taskWith<T extends Task, E extends object>(task: T, extra: E): T
     progressAt: task.progressAt,
     backoff: task.backoff,
     scheduleId: task.scheduleId,
+    expiresAt: task.expiresAt,
   };
   // Every field copied from `task`: the narrowing of a held task (status, lease fields) holds for the copy.
   return Object.assign(copy as T, extra);

@@ -363,6 +363,23 @@ export class TaskService {
     return writes;
   }
 
+  /**
+   * Cancels the tasks that wait to run whose expiry came (tasks.enqueue's expiresAt or ttlMs), a
+   * batch a write, until none is left: this process's, or another's on the same file. Looked for on
+   * the reader first: a server with none expired writes nothing. Run by the task-expiry job (a
+   * claim never takes an expired task meanwhile). Stops at shutdown. Returns how many it cancelled.
+   */
+  async expireTasks(): Promise<number> {
+    let expired = 0;
+    if (!(await this.d.db.read("tasks.anyExpired", Date.now()))) return expired;
+    while (!this.d.shutdown.aborted) {
+      const write = await this.d.db.write("tasks.expire", { limit: EXPIRY_BATCH });
+      expired += write.expired;
+      if (!write.more) break;
+    }
+    return expired;
+  }
+
   /** Up to `limit` of a queue's tasks cancelled, oldest first, in one write (task-commands.ts). */
   cancelMany(request: CancelManyRequest): Promise<CancelManyResult> {
     return this.d.db.write("tasks.cancelMany", request);

@@ -49,12 +49,14 @@ export interface QueueWindowRow {
 /** What a bulk requeue reads of a dead letter it may take (TaskStore.deadLetterAt). */
 export type DeadLetterRow = Pick<TaskRow, "seq" | "id" | "queue" | "status" | "capability" | "targetAgentId" | "finishedAt">;
 
-/** What every requeue sets: a fresh start ($1 runAt, $2 updatedAt), due now, attempts reset. */
+/** What every requeue sets: a fresh start ($1 runAt, $2 updatedAt, $3 now), due now, attempts reset. */
 // releasedBy cleared: a release of the lease before, sent again, repeats nothing of a requeued task.
-const FRESH_START = `attempts = 0, runAt = ?, delayed = 0, leaseOwner = NULL, leaseExpiresAt = NULL, result = NULL, finishedAt = NULL, releasedBy = NULL, updatedAt = ?`;
-/** A requeue to pending ($1 runAt, $2 updatedAt): held when its queue is set aside. */
+// An expiry still ahead is kept; one passed (the task expired, or would at once) is dropped: the
+// operator who brings it back wants it run.
+const FRESH_START = `attempts = 0, runAt = ?, delayed = 0, leaseOwner = NULL, leaseExpiresAt = NULL, result = NULL, finishedAt = NULL, releasedBy = NULL, updatedAt = ?, expiresAt = CASE WHEN expiresAt > ? THEN expiresAt END`;
+/** A requeue to pending ($1 runAt, $2 updatedAt, $3 now): held when its queue is set aside. */
 const REQUEUED = `status = 'pending', unmetDependencies = 0, ${HELD_IF_SET_ASIDE}, ${FRESH_START}`;
-/** A requeue back to waiting ($1 unmetDependencies, $2 runAt, $3 updatedAt): in no claim index. */
+/** A requeue back to waiting ($1 unmetDependencies, $2 runAt, $3 updatedAt, $4 now): in no claim index. */
 const REQUEUED_WAITING = `status = 'waiting', unmetDependencies = ?, held = 0, ${FRESH_START}`;
 /** What a cancel sets ($1 reason: the lastError, or null to keep it; $2 finishedAt, $3 updatedAt). */
 const CANCELLED = `status = 'cancelled', lastError = IFNULL(?, lastError), leaseExpiresAt = NULL, finishedAt = ?, updatedAt = ?`;
@@ -112,6 +114,8 @@ export interface TaskRow {
   enqueuedPriority: number | null;
   /** When an operator last changed it (tasks.update, tasks.promote; updatedAt then too); null: never. */
   editedAt: number | Date | null;
+  /** No run starts after this time: still waiting to run then, it is cancelled as expired; null: never. */
+  expiresAt: number | Date | null;
 }
 
 /** The releasedBy of a lease given back by its holder: a release of it sent again finds it. */
@@ -158,6 +162,7 @@ export const toTask = (row: TaskRow): Task => ({
   progressAt: toDateOrNull(row.progressAt),
   backoff: row.backoff === null ? null : (JSON.parse(row.backoff) as Backoff),
   scheduleId: row.scheduleId,
+  expiresAt: toDateOrNull(row.expiresAt),
 });
 
 /**
@@ -206,6 +211,7 @@ export function taskRowWith(row: TaskRow, changes: Partial<TaskRow>): TaskRow {
     scheduleId: row.scheduleId,
     enqueuedPriority: row.enqueuedPriority,
     editedAt: row.editedAt,
+    expiresAt: row.expiresAt,
   };
   return Object.assign(copy, changes);
 }
@@ -243,6 +249,8 @@ export interface TaskListFilter {
 /** What enqueue writes; the other columns take their defaults. */
 export type NewTask = Pick<TaskRow, "id" | "queue" | "payload" | "priority" | "capability" | "targetAgentId" | "maxAttempts" | "idempotencyKey" | "idempotencyScope" | "dependsOn" | "cancelOnDependencyFailure" | "backoff" | "scheduleId"> & {
   runAt: number;
+  /** Unix ms; null: it never expires. */
+  expiresAt: number | null;
   /** The seqs of its dependencies that have not completed: it waits for them (none: pending). */
   waitingFor: readonly number[];
 };
@@ -280,9 +288,13 @@ function claimIndex(filter: ClaimFilter): string {
   return filter.queues ? "INDEXED BY tasks_pending_queue_idx" : "INDEXED BY tasks_pending_idx";
 }
 
-/** WHERE clause (and its params) selecting the pending tasks a claimer may take. */
-function claimableWhere(filter: ClaimFilter, params: unknown[]): string {
-  return `status = 'pending' AND ${runnableBy(filter, params)}`;
+/**
+ * WHERE clause (and its params) selecting the pending tasks a claimer may take at `now`: none whose
+ * expiry has come (no run starts after it; the expiry job cancels it, within leaseSweepMs).
+ */
+function claimableWhere(filter: ClaimFilter, params: unknown[], now: number): string {
+  params.push(now);
+  return `status = 'pending' AND (expiresAt IS NULL OR expiresAt > ?) AND ${runnableBy(filter, params)}`;
 }
 
 /**
@@ -320,7 +332,7 @@ function runnableBy(filter: ClaimFilter, params: unknown[]): string {
  * Literal held and delayed values: a partial index is used only where the WHERE implies its own.
  */
 function dueHeldOf(filter: ClaimFilter, queue: string, now: number, params: unknown[]): string {
-  const where = claimableWhere(filter, params);
+  const where = claimableWhere(filter, params, now);
   params.push(queue, now);
   return `FROM tasks INDEXED BY tasks_held_due_idx WHERE ${where} AND queue = ? AND held = 1 AND delayed = 0 AND runAt <= ?`;
 }
@@ -347,10 +359,10 @@ export class TaskStore {
     const delayed = waiting ? 0 : delayedAt(task.runAt, now);
     const { lastInsertRowid } = this.st
       .get(
-        `INSERT INTO tasks (id, queue, payload, priority, capability, targetAgentId, maxAttempts, runAt, idempotencyKey, idempotencyScope, createdAt, updatedAt, delayed, held, status, dependsOn, unmetDependencies, cancelOnDependencyFailure, backoff, scheduleId)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT INTO tasks (id, queue, payload, priority, capability, targetAgentId, maxAttempts, runAt, idempotencyKey, idempotencyScope, createdAt, updatedAt, delayed, held, status, dependsOn, unmetDependencies, cancelOnDependencyFailure, backoff, scheduleId, expiresAt)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       )
-      .run(task.id, task.queue, task.payload, task.priority, task.capability, task.targetAgentId, task.maxAttempts, task.runAt, task.idempotencyKey, task.idempotencyScope, now, now, delayed, held, waiting ? "waiting" : "pending", task.dependsOn, task.waitingFor.length, task.cancelOnDependencyFailure, task.backoff, task.scheduleId);
+      .run(task.id, task.queue, task.payload, task.priority, task.capability, task.targetAgentId, task.maxAttempts, task.runAt, task.idempotencyKey, task.idempotencyScope, now, now, delayed, held, waiting ? "waiting" : "pending", task.dependsOn, task.waitingFor.length, task.cancelOnDependencyFailure, task.backoff, task.scheduleId, task.expiresAt);
     const seq = Number(lastInsertRowid);
     for (const dependsOnSeq of task.waitingFor) this.st.get<[number, number]>(`INSERT INTO task_dependencies (dependsOnSeq, taskSeq) VALUES (?, ?)`).run(dependsOnSeq, seq);
     // Every column named, in the table's order: the same hidden class as a row read back (taskRowWith).
@@ -392,6 +404,7 @@ export class TaskStore {
       scheduleId: task.scheduleId,
       enqueuedPriority: null,
       editedAt: null,
+      expiresAt: task.expiresAt,
     };
   }
 
@@ -552,7 +565,7 @@ export class TaskStore {
     const notHeld = filter.onlySeqs ? "" : "AND held = 0";
     if (limit === 1) {
       const pickParams: unknown[] = [];
-      const pickWhere = claimableWhere(filter, pickParams);
+      const pickWhere = claimableWhere(filter, pickParams, now);
       pickParams.push(now);
       const row = this.st.get<unknown[], TaskRow>(`SELECT * FROM tasks ${claimIndex(filter)} WHERE ${pickWhere} AND delayed = 0 ${notHeld} AND runAt <= ? ORDER BY priority, seq LIMIT 1`).get(...pickParams);
       return row === undefined ? [] : leaseRow(row, false);
@@ -560,7 +573,7 @@ export class TaskStore {
     // A pending row has no leaseOwner: its answer will carry the claimer's id.
     const ownerBytes = utf8Bytes(filter.agentId);
     const pickParams: unknown[] = [];
-    const pickWhere = claimableWhere(filter, pickParams);
+    const pickWhere = claimableWhere(filter, pickParams, now);
     pickParams.push(now, limit);
     const picked = withinBudget(
       this.st
@@ -605,7 +618,7 @@ export class TaskStore {
         .all(...params)
         .map((row) => ({ row, limited }));
     const generalParams: unknown[] = [];
-    const generalWhere = claimableWhere(filter, generalParams);
+    const generalWhere = claimableWhere(filter, generalParams, now);
     generalParams.push(now, limit);
     let picks = read(
       `SELECT ${columns} FROM tasks ${claimIndex(filter)} WHERE ${generalWhere} AND queue NOT IN (${LIMITED_QUEUES}) AND delayed = 0 AND held = 0 AND runAt <= ? ORDER BY priority, seq LIMIT CAST(? AS INTEGER)`,
@@ -824,7 +837,7 @@ export class TaskStore {
    */
   nextRunAt(filter: ClaimFilter, now: number): number | null {
     const params: unknown[] = [];
-    const where = claimableWhere(filter, params);
+    const where = claimableWhere(filter, params, now);
     params.push(now);
     const next = this.st
       .get<unknown[], number>(`SELECT runAt FROM tasks INDEXED BY tasks_delayed_idx WHERE ${where} AND delayed = 1 AND runAt > ? ORDER BY runAt LIMIT 1`)
@@ -937,8 +950,8 @@ export class TaskStore {
    * for them instead.
    */
   requeue(seq: number, now: number, waitingFor: readonly number[] = []): TaskRow {
-    if (waitingFor.length === 0) return this.st.get<[number, number, number], TaskRow>(`UPDATE tasks SET ${REQUEUED} WHERE seq = ? RETURNING *`).get(now, now, seq)!;
-    return this.st.get<[number, number, number, number], TaskRow>(`UPDATE tasks SET ${REQUEUED_WAITING} WHERE seq = ? RETURNING *`).get(waitingFor.length, now, now, seq)!;
+    if (waitingFor.length === 0) return this.st.get<[number, number, number, number], TaskRow>(`UPDATE tasks SET ${REQUEUED} WHERE seq = ? RETURNING *`).get(now, now, now, seq)!;
+    return this.st.get<[number, number, number, number, number], TaskRow>(`UPDATE tasks SET ${REQUEUED_WAITING} WHERE seq = ? RETURNING *`).get(waitingFor.length, now, now, now, seq)!;
   }
 
   /**
@@ -946,7 +959,7 @@ export class TaskStore {
    * SQLite still writes the whole row again, payload included: a page is bounded by its rows' bytes.
    */
   requeueQuietly(seq: number, now: number): void {
-    this.st.get<[number, number, number]>(`UPDATE tasks SET ${REQUEUED} WHERE seq = ?`).run(now, now, seq);
+    this.st.get<[number, number, number, number]>(`UPDATE tasks SET ${REQUEUED} WHERE seq = ?`).run(now, now, now, seq);
   }
 
   /**
@@ -1004,6 +1017,24 @@ export class TaskStore {
    */
   stateAt(seq: number): CancellableRow {
     return this.st.get<[number], CancellableRow>(`SELECT seq, id, status, createdAt FROM tasks WHERE seq = ?`).get(seq)!;
+  }
+
+  /**
+   * Up to `limit` tasks that wait to run (pending, waiting) whose expiry came by `now`, soonest
+   * first, with the bytes their rows hold (read from the record header: no text is loaded):
+   * tasks_expiring_idx, a range read that finds nothing when none expired.
+   */
+  expiredSeqs(now: number, limit: number): Array<{ seq: number; bytes: number }> {
+    return this.st
+      .get<[number, number], { seq: number; bytes: number }>(
+        `SELECT seq, ${TASK_TEXT_BYTES} AS bytes FROM tasks INDEXED BY tasks_expiring_idx WHERE status IN ('pending', 'waiting') AND expiresAt IS NOT NULL AND expiresAt <= ? ORDER BY expiresAt LIMIT CAST(? AS INTEGER)`,
+      )
+      .all(now, limit);
+  }
+
+  /** A task by seq, whole. */
+  findBySeq(seq: number): TaskRow | undefined {
+    return this.st.get<[number], TaskRow>(`SELECT * FROM tasks WHERE seq = ?`).get(seq);
   }
 
   /** Claims whose lease ran out within `bounds` (lock-wait-grace.ts), soonest ended first. */

@@ -131,6 +131,8 @@ export class TaskTransitions {
         ).map((k) => (k === "cancelOnDependencyFailure" ? "onDependencyFailure" : k));
         const asEnqueued = Number(existing.updatedAt) === Number(existing.createdAt);
         if (request.runAt !== undefined && asEnqueued && Number(existing.runAt) !== request.runAt.getTime()) differs.push("runAt");
+        // A requeue drops an expiry that passed (and only that): then none is compared.
+        if (request.expiresAt !== undefined && (existing.expiresAt !== null || asEnqueued) && Number(existing.expiresAt ?? Number.NaN) !== request.expiresAt.getTime()) differs.push("expiresAt");
         if (differs.length > 0) {
           // A key used twice in one enqueueMany names no stored task: the batch is rolled back.
           const where = inBatch?.get(existing.id);
@@ -145,9 +147,11 @@ export class TaskTransitions {
         return existing;
       }
     }
+    const runAt = request.runAt?.getTime() ?? ctx.now + (request.delayMs ?? 0);
+    const expiresAt = expiryOf(request, runAt, ctx.now, task === "payload" ? "" : `${task}.`);
     const waitingFor = dependsOn === undefined ? [] : this.unmetDependencies(dependsOn, dependsField, request.onDependencyFailure === "cancel");
     const row = this.d.tasks.insert(
-      { id: newId(), ...definition, runAt: request.runAt?.getTime() ?? ctx.now + (request.delayMs ?? 0), idempotencyKey: request.idempotencyKey ?? null, idempotencyScope: scope, waitingFor, scheduleId: request.scheduleId ?? null },
+      { id: newId(), ...definition, runAt, expiresAt, idempotencyKey: request.idempotencyKey ?? null, idempotencyScope: scope, waitingFor, scheduleId: request.scheduleId ?? null },
       ctx.now,
     );
     inBatch?.set(row.id, task);
@@ -300,7 +304,7 @@ export class TaskTransitions {
    * Cancels a waiting, pending or claimed task, or discards a dead letter, with its task.cancelled
    * event (`reason`, when given, kept as its lastError); what waits on it is cancelled with it.
    */
-  cancelRow(ctx: WriteContext, row: TaskRow, reason: string | undefined): TaskRow {
+  cancelRow(ctx: WriteContext, row: TaskRow, reason: string | undefined, expired = false): TaskRow {
     // A waiting task keeps its dependency rows: a requeue reads what it still waits for.
     const cancelled = this.d.tasks.cancel(row.seq, ctx.now, reason ?? null);
     // agentId: the holder whose lease this ends (a dead letter keeps its last holder's name, but no lease).
@@ -310,12 +314,24 @@ export class TaskTransitions {
       previousStatus: row.status,
       agentId: row.status === "claimed" ? row.leaseOwner : null,
       ...(reason === undefined ? {} : { reason }),
+      ...(expired ? { expired: true as const } : {}),
     });
     // What waits on it would never run.
     this.settleDependents(ctx, row, "cancelled", reason);
     // A schedule's run that settled: one with overlap "skip" enqueues its next run now.
     if (row.scheduleId !== null) this.schedules.settled(ctx, row);
     return cancelled;
+  }
+
+  /**
+   * A task that waits to run (pending or waiting) whose expiry came: cancelled as tasks.cancel does
+   * (what waits on it with it; a schedule's run skipped, its next one enqueued), its lastError and
+   * event saying it expired (`expired: true`).
+   */
+  expireRow(ctx: WriteContext, row: TaskRow): void {
+    const at = new Date(Number(row.expiresAt)).toISOString();
+    this.cancelRow(ctx, row, `expired: not started by its expiresAt (${at})`, true);
+    if (row.scheduleId !== null) this.schedules.skipped(ctx, row);
   }
 
   /**
@@ -628,4 +644,24 @@ function batchTasksNamed(ids: readonly string[], field: string, batchIds: readon
 export function rescheduledRunAt(current: number, requested: number | undefined, now: number): number {
   if (requested === undefined || (requested <= now && current <= now)) return current;
   return Math.max(requested, now);
+}
+
+/**
+ * When a task enqueued by `request`, due at `runAt`, expires (Unix ms; null: never): its expiresAt,
+ * or ttlMs after it falls due (runAt, or `now` when that passed). An expiry at or before that is
+ * INVALID_INPUT naming `prefix`expiresAt: the task would never run. Checked for a new task only:
+ * an enqueue sent again after its expiry passed still finds its task.
+ */
+function expiryOf(request: { expiresAt?: Date | undefined; ttlMs?: number | undefined }, runAt: number, now: number, prefix: string): number | null {
+  const due = Math.max(runAt, now);
+  if (request.ttlMs !== undefined) return due + request.ttlMs;
+  if (request.expiresAt === undefined) return null;
+  const expiresAt = request.expiresAt.getTime();
+  if (expiresAt <= due) {
+    throw invalidField(
+      `${prefix}expiresAt`,
+      `${request.expiresAt.toISOString()} is not after the task falls due (${new Date(due).toISOString()}${due === now ? ", now" : ""}): it would never run`,
+    );
+  }
+  return expiresAt;
 }

@@ -1,0 +1,6 @@
+-- A task's expiry (tasks.enqueue's expiresAt or ttlMs): no run of it starts after this time. One
+-- still waiting to run then (pending, a retry's backoff, waiting for its dependencies) is
+-- cancelled by the expiry job, which reads the index below: only tasks given an expiry are in it,
+-- so tasks without one (every task stored before) cost it nothing. Null: it never expires.
+ALTER TABLE "tasks" ADD COLUMN "expiresAt" DATETIME;
+CREATE INDEX "tasks_expiring_idx" ON "tasks"("expiresAt") WHERE status IN ('pending', 'waiting') AND expiresAt IS NOT NULL;

@@ -1,0 +1,225 @@
+// Task expiry: tasks.enqueue's expiresAt (or ttlMs after the task falls due) is the time after
+// which no run of it starts. A task still waiting to run then (pending, a retry's backoff, waiting
+// for its dependencies) is never claimed, and the task-expiry job cancels it as expired, with what
+// waits on it; a run under way then goes on. Times here are set by the server's clock and only
+// waited past (a sleep is a lower bound, whatever the machine's speed), or written into the file.
+import { setTimeout as sleep } from "node:timers/promises";
+import { afterEach, describe, expect, it } from "vitest";
+import { killAllCli, runCli } from "./helpers/cli-process.js";
+import { callTool, closeMcpClients, connectMcp } from "./helpers/mcp-client.js";
+import { rest, startTestServer, withDatabase, type TestServer } from "./helpers/test-server.js";
+
+let t: TestServer | undefined;
+afterEach(async () => {
+  await killAllCli();
+  await closeMcpClients();
+  await t?.stop({ removeFiles: true });
+  t = undefined;
+});
+
+const HOUR = 3_600_000;
+/** A server whose expiry job runs only when a test asks (runNow): what a claim does before it is the claim's own. */
+async function startWithoutExpiryJob(): Promise<TestServer> {
+  const server = await startTestServer();
+  await server.server.services.jobs.taskExpiry.stop();
+  return server;
+}
+
+/** Waits until the server's clock (this machine's) has passed `at`. */
+async function pastTime(at: Date): Promise<void> {
+  while (Date.now() <= at.getTime() + 1) await sleep(Math.max(1, at.getTime() + 2 - Date.now()));
+}
+
+/** Makes task `id`'s expiry come now, in the file (a run under way cannot be made to outlast an hour otherwise). */
+function expireNow(server: TestServer, id: string): void {
+  withDatabase(server, (db) => db.prepare(`UPDATE tasks SET expiresAt = ? WHERE id = ?`).run(Date.now() - 1, id));
+}
+
+describe("tasks.enqueue's expiresAt and ttlMs", () => {
+  it("answer the expiry; ttlMs counts from when the task falls due; an expiry at or before that, or both fields, is a 400 naming the field", async () => {
+    t = await startWithoutExpiryJob();
+    const api = t.api;
+    const now = await api.tasks.enqueue.mutate({ queue: "q", ttlMs: HOUR });
+    expect(now.expiresAt!.getTime()).toBe(now.runAt.getTime() + HOUR);
+    const later = await api.tasks.enqueue.mutate({ queue: "q", delayMs: HOUR, ttlMs: 5000 });
+    expect(later.expiresAt!.getTime()).toBe(later.runAt.getTime() + 5000);
+    // A runAt that passed: it falls due when stored, and ttlMs counts from then.
+    const overdue = await api.tasks.enqueue.mutate({ queue: "q", runAt: new Date(Date.now() - HOUR), ttlMs: 5000 });
+    expect(overdue.expiresAt!.getTime()).toBe(overdue.createdAt.getTime() + 5000);
+    const at = new Date(Date.now() + 2 * HOUR);
+    expect((await api.tasks.enqueue.mutate({ queue: "q", expiresAt: at })).expiresAt).toEqual(at);
+    expect((await api.tasks.enqueue.mutate({ queue: "q" })).expiresAt).toBeNull();
+
+    const past = await rest(t.url, "POST", "/tasks", { queue: "q", expiresAt: "2020-01-01T00:00:00.000Z" });
+    expect([past.status, past.body.code]).toEqual([400, "INVALID_INPUT"]);
+    expect(past.body.message).toMatch(/^expiresAt: 2020-01-01T00:00:00\.000Z is not after the task falls due \(\S+Z, now\): it would never run$/);
+    const runAt = new Date(Date.now() + HOUR);
+    const beforeDue = await rest(t.url, "POST", "/tasks", { queue: "q", runAt: runAt.toISOString(), expiresAt: runAt.toISOString() });
+    expect([beforeDue.status, beforeDue.body.message]).toEqual([400, `expiresAt: ${runAt.toISOString()} is not after the task falls due (${runAt.toISOString()}): it would never run`]);
+    const both = await rest(t.url, "POST", "/tasks", { queue: "q", expiresAt: at.toISOString(), ttlMs: 5 });
+    expect([both.status, both.body.message]).toEqual([400, "ttlMs: give expiresAt or ttlMs, not both"]);
+    const zero = await rest(t.url, "POST", "/tasks", { queue: "q", ttl_ms: 0 });
+    expect([zero.status, zero.body.details.issues[0].path]).toEqual([400, "ttlMs"]);
+    // In a batch, the task is named; nothing of the batch is stored.
+    const batch = await rest(t.url, "POST", "/tasks/batch", { tasks: [{ queue: "b" }, { queue: "b", expiresAt: "2020-01-01T00:00:00Z" }] });
+    expect([batch.status, batch.body.message]).toEqual([400, expect.stringMatching(/^tasks\[1\]\.expiresAt: 2020-01-01T00:00:00\.000Z is not after the task falls due/)]);
+    expect((await api.tasks.stats.query({ queue: "b" })).queues).toEqual([]);
+  });
+
+  it("an expired task is never claimed; the expiry job cancels it, with what waits on it, and wakes its waiters", async () => {
+    t = await startWithoutExpiryJob();
+    const api = t.api;
+    const task = await api.tasks.enqueue.mutate({ queue: "q", payload: { n: 1 }, ttlMs: 50 });
+    const dependent = await api.tasks.enqueue.mutate({ queue: "other", dependsOn: [task.id] });
+    const fresh = await api.tasks.enqueue.mutate({ queue: "q", payload: { n: 2 }, ttlMs: HOUR });
+    const waited = api.tasks.wait.query({ taskId: task.id, waitMs: 60_000 });
+    await pastTime(task.expiresAt!);
+    // The job has not run: the claim passes the expired task over by itself, and takes the next.
+    expect(await api.tasks.claim.mutate({ agentId: "a", queues: ["q"], context: false })).toMatchObject({ id: fresh.id });
+    expect(await api.tasks.claim.mutate({ agentId: "a", queues: ["q"], context: false })).toBeNull();
+    expect(await api.tasks.claimMany.mutate({ agentId: "a", limit: 10, context: false })).toEqual([]);
+    expect((await api.tasks.get.query({ taskId: task.id })).status).toBe("pending");
+    // A limited queue's claims read another index: the same there.
+    await api.queues.setLimit.mutate({ queue: "q", maxLeased: 5 });
+    expect(await api.tasks.claim.mutate({ agentId: "a", queues: ["q"], context: false })).toBeNull();
+
+    const { head } = await api.events.head.query();
+    await t.server.services.jobs.taskExpiry.runNow();
+    const reason = `expired: not started by its expiresAt (${task.expiresAt!.toISOString()})`;
+    expect(await waited).toMatchObject({ id: task.id, status: "cancelled", lastError: reason, attempts: 0 });
+    expect(await api.tasks.get.query({ taskId: dependent.id })).toMatchObject({ status: "cancelled", lastError: `its dependency "${task.id}" was cancelled: ${reason}` });
+    const events = await api.events.list.query({ afterSeq: head, types: ["task.cancelled"], limit: 10 });
+    expect(events.map((e) => e.payload)).toEqual([
+      { taskId: task.id, queue: "q", previousStatus: "pending", agentId: null, reason, expired: true },
+      { taskId: dependent.id, queue: "other", previousStatus: "waiting", agentId: null, reason: `its dependency "${task.id}" was cancelled: ${reason}` },
+    ]);
+    const metrics = await (await fetch(`${t.url}/metrics`)).text();
+    expect(metrics).toMatch(/^coordination_task_transitions_total\{queue="q",transition="expired"\} 1$/m);
+    expect(metrics).not.toMatch(/transition="expired"\} [^1]|queue="other",transition="expired"/);
+    // Nothing left to expire: the next run writes nothing.
+    await t.server.services.jobs.taskExpiry.runNow();
+    expect((await api.events.head.query()).head).toBe(events.at(-1)!.seq);
+  });
+
+  it("a task waiting for others expires while it waits: its dependency completing later readies nothing", async () => {
+    t = await startWithoutExpiryJob();
+    const api = t.api;
+    const first = await api.tasks.enqueue.mutate({ queue: "q" });
+    const waiting = await api.tasks.enqueue.mutate({ queue: "q", dependsOn: [first.id], ttlMs: 40 });
+    await pastTime(waiting.expiresAt!);
+    await t.server.services.jobs.taskExpiry.runNow();
+    expect(await api.tasks.get.query({ taskId: waiting.id })).toMatchObject({ status: "cancelled", attempts: 0 });
+    // Its dependency completing later makes nothing of it ready.
+    const run = await api.tasks.claim.mutate({ agentId: "a", context: false });
+    await api.tasks.complete.mutate({ taskId: run!.id, agentId: "a" });
+    expect(await api.tasks.claim.mutate({ agentId: "a", context: false })).toBeNull();
+    expect((await api.tasks.get.query({ taskId: waiting.id })).status).toBe("cancelled");
+  });
+
+  it("a run under way at its expiry goes on and completes; a retry after it never runs: the task is cancelled, its failure kept", async () => {
+    t = await startWithoutExpiryJob();
+    const api = t.api;
+    const a = await api.tasks.enqueue.mutate({ queue: "q", ttlMs: HOUR });
+    const b = await api.tasks.enqueue.mutate({ queue: "q", ttlMs: HOUR });
+    const runA = await api.tasks.claim.mutate({ agentId: "w", context: false });
+    const runB = await api.tasks.claim.mutate({ agentId: "w", context: false });
+    expireNow(t, a.id);
+    expireNow(t, b.id);
+    await t.server.services.jobs.taskExpiry.runNow();
+    expect((await api.tasks.get.query({ taskId: a.id })).status).toBe("claimed");
+    await api.tasks.heartbeat.mutate({ taskId: a.id, agentId: "w", leaseToken: runA!.leaseToken });
+    expect(await api.tasks.complete.mutate({ taskId: a.id, agentId: "w", leaseToken: runA!.leaseToken, result: 1 })).toMatchObject({ status: "completed", result: 1 });
+    const failed = await api.tasks.fail.mutate({ taskId: b.id, agentId: "w", leaseToken: runB!.leaseToken, error: "provider down", retryAfterMs: 0 });
+    expect(failed).toMatchObject({ status: "pending", lastError: "provider down" });
+    expect(await api.tasks.claim.mutate({ agentId: "w", context: false })).toBeNull();
+    await t.server.services.jobs.taskExpiry.runNow();
+    const expired = await api.tasks.get.query({ taskId: b.id });
+    expect(expired).toMatchObject({ status: "cancelled", attempts: 1, lastError: expect.stringMatching(/^expired: not started by its expiresAt/) });
+    expect(expired.errorHistory.map((e) => e.error)).toEqual(["provider down"]);
+  });
+
+  it("a requeue brings an expired task back to run, its expiry dropped; one still ahead is kept", async () => {
+    t = await startWithoutExpiryJob();
+    const api = t.api;
+    const task = await api.tasks.enqueue.mutate({ queue: "q", ttlMs: 30 });
+    await pastTime(task.expiresAt!);
+    await t.server.services.jobs.taskExpiry.runNow();
+    const back = await api.tasks.requeue.mutate({ taskId: task.id });
+    expect(back).toMatchObject({ status: "pending", expiresAt: null });
+    expect(await api.tasks.claim.mutate({ agentId: "w", context: false })).toMatchObject({ id: task.id });
+
+    const later = new Date(Date.now() + HOUR);
+    const dead = await api.tasks.enqueue.mutate({ queue: "q", expiresAt: later, maxAttempts: 1 });
+    const run = await api.tasks.claim.mutate({ agentId: "w", context: false });
+    expect(await api.tasks.fail.mutate({ taskId: dead.id, agentId: "w", leaseToken: run!.leaseToken, error: "bad" })).toMatchObject({ status: "dead_letter" });
+    expect(await api.tasks.requeue.mutate({ taskId: dead.id })).toMatchObject({ status: "pending", expiresAt: later });
+  });
+
+  it("an idempotencyKey sent again compares expiresAt, never ttlMs, and finds its task after it expired", async () => {
+    t = await startWithoutExpiryJob();
+    const api = t.api;
+    const at = new Date(Date.now() + HOUR);
+    const task = await api.tasks.enqueue.mutate({ queue: "q", expiresAt: at, idempotencyKey: "k" });
+    expect((await api.tasks.enqueue.mutate({ queue: "q", expiresAt: at, idempotencyKey: "k" })).id).toBe(task.id);
+    const other = await rest(t.url, "POST", "/tasks", { queue: "q", expiresAt: new Date(at.getTime() + 1).toISOString(), idempotencyKey: "k" });
+    expect([other.status, other.body.code, other.body.details.differs]).toEqual([409, "IDEMPOTENCY_MISMATCH", ["expiresAt"]]);
+    const ttl = await api.tasks.enqueue.mutate({ queue: "q", ttlMs: 20, idempotencyKey: "t" });
+    expect((await api.tasks.enqueue.mutate({ queue: "q", ttlMs: 99_999, idempotencyKey: "t" })).id).toBe(ttl.id);
+    await pastTime(ttl.expiresAt!);
+    await t.server.services.jobs.taskExpiry.runNow();
+    // Its expiry passed, and it is answered as it is, not refused as an expiry in the past.
+    expect(await api.tasks.enqueue.mutate({ queue: "q", expiresAt: ttl.expiresAt!, idempotencyKey: "t" })).toMatchObject({ id: ttl.id, status: "cancelled" });
+  });
+
+  it("tasks.update will not move a task to fall due at or after its expiry", async () => {
+    t = await startWithoutExpiryJob();
+    const api = t.api;
+    const task = await api.tasks.enqueue.mutate({ queue: "q", ttlMs: HOUR });
+    const byDelay = await rest(t.url, "PATCH", `/tasks/${task.id}`, { delayMs: 2 * HOUR });
+    expect([byDelay.status, byDelay.body.details.issues[0].path, byDelay.body.details.expiresAt]).toEqual([400, "delayMs", task.expiresAt!.toISOString()]);
+    expect(byDelay.body.message).toMatch(/^delayMs: \S+ is not before the task expires \(its expiresAt, \S+\): it would never run$/);
+    const byTime = await rest(t.url, "PATCH", `/tasks/${task.id}`, { runAt: task.expiresAt!.toISOString() });
+    expect([byTime.status, byTime.body.message]).toEqual([400, `runAt: ${task.expiresAt!.toISOString()} is not before the task expires (its expiresAt, ${task.expiresAt!.toISOString()}): it would never run`]);
+    const earlier = new Date(task.expiresAt!.getTime() - 1000);
+    expect(await api.tasks.update.mutate({ taskId: task.id, runAt: earlier, priority: 1 })).toMatchObject({ runAt: earlier, priority: 1, expiresAt: task.expiresAt });
+  });
+});
+
+describe("a schedule's ttlMs", () => {
+  it("each run expires ttlMs after its planned time; an expired run is skipped and the next one enqueued", async () => {
+    t = await startWithoutExpiryJob();
+    const api = t.api;
+    const { schedule } = await api.schedules.set.mutate({ scheduleId: "report", everyMs: HOUR, startAt: new Date(Date.now() - 1000), task: { queue: "reports", ttlMs: 25 } });
+    expect(schedule.task.ttlMs).toBe(25);
+    const first = await api.tasks.get.query({ taskId: schedule.nextTaskId! });
+    expect(first.expiresAt!.getTime()).toBe(first.runAt.getTime() + 25);
+    await pastTime(first.expiresAt!);
+    expect(await api.tasks.claim.mutate({ agentId: "w", queues: ["reports"], context: false })).toBeNull();
+    await t.server.services.jobs.taskExpiry.runNow();
+    expect(await api.tasks.get.query({ taskId: first.id })).toMatchObject({ status: "cancelled", lastError: expect.stringMatching(/^expired: /) });
+    const after = await api.schedules.get.query({ scheduleId: "report" });
+    expect(after).toMatchObject({ state: "running", runs: 0 });
+    expect(after.nextTaskId).not.toBe(first.id);
+    expect(after.nextRunAt!.getTime()).toBeGreaterThan(first.runAt.getTime());
+    const next = await api.tasks.get.query({ taskId: after.nextTaskId! });
+    expect(next.expiresAt!.getTime()).toBe(next.runAt.getTime() + 25);
+    // The same definition set again changes nothing; another ttlMs is another definition.
+    expect((await api.schedules.set.mutate({ scheduleId: "report", everyMs: HOUR, startAt: schedule.startAt, task: { queue: "reports", ttlMs: 25 } })).changed).toBe(false);
+    expect((await api.schedules.set.mutate({ scheduleId: "report", everyMs: HOUR, startAt: schedule.startAt, task: { queue: "reports", ttlMs: null } })).schedule.task.ttlMs).toBeNull();
+  });
+});
+
+describe("where expiry shows", () => {
+  it("MCP's enqueue_task takes ttlMs; the operator's tasks get says when a task expires, or never", async () => {
+    t = await startWithoutExpiryJob();
+    const mcp = await connectMcp(t.url, {});
+    const enqueued = await callTool(mcp, "enqueue_task", { queue: "mcp", payload: { q: "quote" }, ttlMs: 60_000 });
+    const task = await t.api.tasks.get.query({ taskId: enqueued.id });
+    expect(task.expiresAt!.getTime()).toBe(task.runAt.getTime() + 60_000);
+    const plain = await t.api.tasks.enqueue.mutate({ queue: "cli" });
+    const env = { COORDINATION_URL: t.url };
+    const when = task.expiresAt!.toISOString().replace("T", " ").slice(0, 19);
+    expect((await runCli({ args: ["tasks", "get", task.id], env })).stdout).toMatch(new RegExp(`^expires at\\s+${when}$`, "m"));
+    expect((await runCli({ args: ["tasks", "get", plain.id], env })).stdout).toMatch(/^expires at\s+never$/m);
+  });
+});
