@@ -9,7 +9,7 @@ import { ERROR_STATUS } from "../src/errors.js";
 import { ROUTES } from "../src/rest/routes.js";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
-import { CLI_PATH } from "./helpers/cli-process.js";
+import { CLI_PATH, CliProcess, killAllCli, runCli } from "./helpers/cli-process.js";
 import { ADMIN_SECRET } from "./helpers/secure-server.js";
 import { makeTempDir, startTestServer } from "./helpers/test-server.js";
 
@@ -115,6 +115,58 @@ describe("README", () => {
     expect(statuses).toEqual(["200", "403", "401"]);
     expect(stdout).toContain("worker-1");
     expect(stdout).toContain('"leaseOwner":"worker-1"');
+  });
+
+  it("runs the operator's command lines as written, each against a server holding the tasks it names", async () => {
+    await using t = await startTestServer();
+    const api = t.api;
+    // The tasks the lines name: completed ones to wait for, a delayed one to promote, a pending one to update.
+    const completed: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const task = await api.tasks.enqueue.mutate({ queue: "done" });
+      const run = await api.tasks.claim.mutate({ agentId: "w", queues: ["done"], context: false });
+      await api.tasks.complete.mutate({ taskId: task.id, agentId: "w", leaseToken: run!.leaseToken });
+      completed.push(task.id);
+    }
+    const delayed = await api.tasks.enqueue.mutate({ queue: "later", delayMs: 3_600_000 });
+    const pending = await api.tasks.enqueue.mutate({ queue: "drafts" });
+    const purged = await api.tasks.enqueue.mutate({ queue: "reports" });
+    const taskFor: Record<string, string> = { get: completed[0]!, wait: completed[0]!, promote: delayed.id, update: pending.id };
+    const block = blocks("sh").find((b) => b.includes("npx coordination stats"))!;
+    const lines = block.split("\n").filter((line) => line.startsWith("npx coordination "));
+    expect(lines.length).toBe(19);
+    const env = { COORDINATION_URL: t.url };
+    try {
+      for (const line of lines) {
+        // The command without its comment, split as a shell would (quotes kept together, then dropped).
+        const words = [...line.replace(/\s+#.*$/, "").matchAll(/'([^']*)'|"([^"]*)"|(\S+)/g)].map((m) => m[1] ?? m[2] ?? m[3]!).slice(2);
+        const args = words
+          .filter((word) => word !== "[--any]")
+          .flatMap((word) => (word === "ID1" ? completed : word === "ID2" || word === "ID3" ? [] : word === "TASK_ID" ? [taskFor[words[1]!]!] : [word]));
+        if (words[0] === "events") {
+          // It follows the live log until stopped: it shows an event, then Ctrl-C ends it.
+          const tail = new CliProcess({ args, env });
+          // Enqueued again until one arrives: the first may come before the stream opened.
+          await expect
+            .poll(async () => (tail.stdout.includes("task.enqueued") ? tail.stdout : void (await api.tasks.enqueue.mutate({ queue: "tail" }))), { timeout: 20_000, interval: 200 })
+            .toContain("task.enqueued");
+          tail.kill("SIGINT");
+          expect((await tail.waitForExit(10_000)).code, line).toBe(0);
+          continue;
+        }
+        const exit = await runCli({ args, env }, 30_000);
+        expect([exit.code, exit.stderr], line).toEqual([0, ""]);
+      }
+    } finally {
+      await killAllCli();
+    }
+    // What the lines did, as the server has it.
+    expect((await api.tasks.get.query({ taskId: delayed.id })).runAt.getTime()).toBeLessThan(delayed.runAt.getTime());
+    const updated = await api.tasks.get.query({ taskId: pending.id });
+    expect([updated.priority, updated.runAt.getTime() >= updated.updatedAt.getTime() + 3_600_000]).toEqual([0, true]);
+    expect(await api.tasks.get.query({ taskId: purged.id })).toMatchObject({ status: "cancelled", lastError: "bad deploy" });
+    expect((await api.queues.rate.query({ queue: "llm-calls" })).maxClaims).toBe(500);
+    expect((await api.schedules.list.query()).items.map((s) => s.id)).toEqual(["digest", "reindex", "sweep"]);
   });
 
   it("the desktop MCP configuration works as written, started from another directory (node and the checkout's CLI by its path)", async () => {
