@@ -57,6 +57,40 @@ export const OPERATOR_USAGE = [
   "command does not take is refused (exit 2), never dropped.",
 ].join("\n");
 
+/**
+ * What a usage error prints after its message: the usage of the command it was about (`words`,
+ * the command line's words: "tasks update ID"), or all of it for an unknown command, and how to
+ * see the rest. Fifty lines of every command buried the one line that was wrong.
+ */
+export function usageAfterError(words: readonly string[]): string {
+  const lines = OPERATOR_USAGE.split("\n");
+  // An entry: a line naming a command, with the indented lines that go on with it.
+  const entries: string[][] = [];
+  for (const line of lines) {
+    if (/^(Usage: | {7})coordination /.test(line)) entries.push([line.replace(/^Usage: /, "       ")]);
+    else if (/^ {8,}/.test(line) && entries.length > 0 && !line.startsWith("Each")) entries.at(-1)!.push(line);
+    else break;
+  }
+  const commandOf = (entry: string[]) => entry[0]!.trim().split(/\s+/).slice(1);
+  const [command, sub] = words;
+  const ofCommand = entries.filter((entry) => commandOf(entry)[0] === command);
+  if (ofCommand.length === 0) return OPERATOR_USAGE;
+  const ofSub = ofCommand.filter((entry) => sub !== undefined && (commandOf(entry)[1] ?? "").replace(/^\[|\]$/g, "").split("|").includes(sub));
+  const shown = (ofSub.length > 0 ? ofSub : ofCommand).flat();
+  return `Usage: ${shown.join("\n").slice("       ".length)}\n(coordination --help: every command, and the options each takes)`;
+}
+
+/** The words of a command line that did not parse: what is not an option or an option's value. */
+function wordsOf(argv: readonly string[]): string[] {
+  const words: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (!arg.startsWith("--")) words.push(arg);
+    else if (!arg.includes("=") && VALUE_OPTIONS.has(arg)) i++;
+  }
+  return words;
+}
+
 export class OperatorUsageError extends Error {}
 
 /** Each long-poll of `tasks wait` asks for this long; the server cuts it to its maxWaitMs. */
@@ -489,7 +523,7 @@ export async function runOperatorCommand(
     assertOptionsFit(parsed.words, parsed.options);
   } catch (error) {
     if (!(error instanceof OperatorUsageError)) throw error;
-    out.stderr(`coordination: ${error.message}\n${OPERATOR_USAGE}\n`);
+    out.stderr(`coordination: ${error.message}\n${usageAfterError(wordsOf(argv))}\n`);
     return 2;
   }
   const { words, options } = parsed;
@@ -521,7 +555,7 @@ export async function runOperatorCommand(
     return await dispatch(words, options, json, client, out, stop);
   } catch (error) {
     if (error instanceof OperatorUsageError) {
-      out.stderr(`coordination: ${error.message}\n${OPERATOR_USAGE}\n`);
+      out.stderr(`coordination: ${error.message}\n${usageAfterError(words)}\n`);
       return 2;
     }
     if (isTRPCClientError(error)) {

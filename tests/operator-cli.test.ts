@@ -75,6 +75,32 @@ describe("operator commands against a running server", () => {
     expect([missing.code, missing.stderr]).toEqual([1, 'coordination: TASK_NOT_FOUND: task "no-such-task" not found\n']);
   });
 
+  it("a usage error prints its message and the usage of that command alone, then where the rest is", async () => {
+    const env = { COORDINATION_URL: "http://127.0.0.1:1" };
+    const update = await runCli({ args: ["tasks", "update", "T1", "--priority", "high"], env });
+    expect([update.code, update.stdout]).toEqual([2, ""]);
+    expect(update.stderr).toBe(
+      [
+        "coordination: --priority must be a whole number",
+        "Usage: coordination tasks update TASK_ID [--priority N] [--at TIME | --delay DURATION]   a task that waits to run (pending or",
+        "                                    waiting): its priority (0 highest), when it falls due (ISO 8601 or Unix ms; or 30s, 5m, 1h from now)",
+        "(coordination --help: every command, and the options each takes)",
+        "",
+      ].join("\n"),
+    );
+    // A word that names several forms (tasks wait, tasks cancel): each of them; an option refused before the words are known: the command's.
+    const wait = await runCli({ args: ["tasks", "wait"], env });
+    expect(wait.stderr.split("\n").filter((line) => line.includes("coordination tasks"))).toEqual([
+      "Usage: coordination tasks wait TASK_ID [--timeout DURATION]     until it settles (or DURATION: 30s, 5m, 1h); exit 0 if it completed,",
+      "       coordination tasks wait TASK_ID TASK_ID... [--any] [--timeout DURATION]   (up to 100) until all of them completed (--any:",
+    ]);
+    const stats = await runCli({ args: ["--url", "http://127.0.0.1:1", "stats", "--bogus"], env: {} });
+    expect([stats.code, stats.stderr]).toEqual([2, 'coordination: unknown option "--bogus"\nUsage: coordination stats [--queue Q]                         task counts per queue and state\n(coordination --help: every command, and the options each takes)\n']);
+    const schedules = await runCli({ args: ["schedules", "set", "nightly", "--every", "nope"], env });
+    expect(schedules.stderr.split("\n").slice(1, -2)).toHaveLength(5);
+    expect(schedules.stderr.split("\n")[1]).toMatch(/^Usage: coordination schedules set NAME --cron/);
+  });
+
   it("an option the command does not take is refused, exit 2, never dropped: a bulk requeue told --limit 5 requeues nothing", async () => {
     t = await startTestServer();
     const env = { COORDINATION_URL: t.url };
