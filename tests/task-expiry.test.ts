@@ -19,8 +19,8 @@ afterEach(async () => {
 
 const HOUR = 3_600_000;
 /** A server whose expiry job runs only when a test asks (runNow): what a claim does before it is the claim's own. */
-async function startWithoutExpiryJob(): Promise<TestServer> {
-  const server = await startTestServer();
+async function startWithoutExpiryJob(overrides: Parameters<typeof startTestServer>[0] = {}): Promise<TestServer> {
+  const server = await startTestServer(overrides);
   await server.server.services.jobs.taskExpiry.stop();
   return server;
 }
@@ -49,6 +49,10 @@ describe("tasks.enqueue's expiresAt and ttlMs", () => {
     const at = new Date(Date.now() + 2 * HOUR);
     expect((await api.tasks.enqueue.mutate({ queue: "q", expiresAt: at })).expiresAt).toEqual(at);
     expect((await api.tasks.enqueue.mutate({ queue: "q" })).expiresAt).toBeNull();
+    // No later than the last time an answer may carry: what is answered can be sent back.
+    const farthest = await rest(t.url, "POST", "/tasks", { queue: "q", runAt: "9999-12-31T23:59:59.999Z", ttlMs: 1000, idempotencyKey: "far" });
+    expect([farthest.status, farthest.body.expiresAt]).toEqual([200, "9999-12-31T23:59:59.999Z"]);
+    expect((await rest(t.url, "POST", "/tasks", { queue: "q", runAt: "9999-12-31T23:59:59.999Z", expiresAt: farthest.body.expiresAt, idempotencyKey: "far" })).body.id).toBe(farthest.body.id);
 
     const past = await rest(t.url, "POST", "/tasks", { queue: "q", expiresAt: "2020-01-01T00:00:00.000Z" });
     expect([past.status, past.body.code]).toEqual([400, "INVALID_INPUT"]);
@@ -138,6 +142,29 @@ describe("tasks.enqueue's expiresAt and ttlMs", () => {
     expect(expired.errorHistory.map((e) => e.error)).toEqual(["provider down"]);
   });
 
+  it("a steal takes no run whose expiry came: it takes the next, and leaves that one to the sweeper and the expiry job", async () => {
+    // The file written beside the server (expireNow) makes it allow 2 × busyTimeoutMs after a
+    // lease's end for another process's heartbeat; and the sweeper waits for the test to run it.
+    t = await startWithoutExpiryJob({ busyTimeoutMs: 100 });
+    await t.server.services.jobs.leaseSweeper.stop();
+    const api = t.api;
+    const expiring = await api.tasks.enqueue.mutate({ queue: "q", priority: 0, ttlMs: HOUR });
+    const plain = await api.tasks.enqueue.mutate({ queue: "q", priority: 1 });
+    const first = await api.tasks.claim.mutate({ agentId: "x", leaseMs: 1, context: false });
+    const second = await api.tasks.claim.mutate({ agentId: "x", leaseMs: 1, context: false });
+    expect([first!.id, second!.id]).toEqual([expiring.id, plain.id]);
+    expireNow(t, expiring.id);
+    await pastTime(new Date(second!.leaseExpiresAt.getTime() + 250));
+    const stolen = await api.tasks.steal.mutate({ agentId: "y", limit: 1 });
+    expect(stolen.map((task) => task.id)).toEqual([plain.id]);
+    // Not charged, nor told it was stolen: its holder's lease ran out, which the sweeper sees to.
+    expect(await api.tasks.get.query({ taskId: expiring.id })).toMatchObject({ status: "claimed", leaseOwner: "x", attempts: 1, lastError: null });
+    await t.server.services.tasks.expireLeases();
+    expect((await api.tasks.get.query({ taskId: expiring.id })).status).toBe("pending");
+    await t.server.services.jobs.taskExpiry.runNow();
+    expect(await api.tasks.get.query({ taskId: expiring.id })).toMatchObject({ status: "cancelled", lastError: expect.stringMatching(/^expired: /) });
+  });
+
   it("a requeue brings an expired task back to run, its expiry dropped; one still ahead is kept", async () => {
     t = await startWithoutExpiryJob();
     const api = t.api;
@@ -169,6 +196,16 @@ describe("tasks.enqueue's expiresAt and ttlMs", () => {
     await t.server.services.jobs.taskExpiry.runNow();
     // Its expiry passed, and it is answered as it is, not refused as an expiry in the past.
     expect(await api.tasks.enqueue.mutate({ queue: "q", expiresAt: ttl.expiresAt!, idempotencyKey: "t" })).toMatchObject({ id: ttl.id, status: "cancelled" });
+    // Requeued, it lost that expiry; what it was enqueued with is still what a repeat is compared with.
+    expect(await api.tasks.requeue.mutate({ taskId: ttl.id })).toMatchObject({ expiresAt: null });
+    expect((await api.tasks.enqueue.mutate({ queue: "q", expiresAt: ttl.expiresAt!, idempotencyKey: "t" })).id).toBe(ttl.id);
+    const otherAfterRequeue = await rest(t.url, "POST", "/tasks", { queue: "q", expiresAt: new Date(Date.now() + HOUR).toISOString(), idempotencyKey: "t" });
+    expect([otherAfterRequeue.status, otherAfterRequeue.body.details?.differs]).toEqual([409, ["expiresAt"]]);
+    // Enqueued without one, then claimed: asked again with an expiry, it is not that task.
+    const none = await api.tasks.enqueue.mutate({ queue: "plain", idempotencyKey: "n" });
+    await api.tasks.claim.mutate({ agentId: "w", queues: ["plain"], context: false });
+    const withExpiry = await rest(t.url, "POST", "/tasks", { queue: "plain", expiresAt: new Date(Date.now() + HOUR).toISOString(), idempotencyKey: "n" });
+    expect([withExpiry.status, withExpiry.body.details?.taskId, withExpiry.body.details?.differs]).toEqual([409, none.id, ["expiresAt"]]);
   });
 
   it("tasks.update will not move a task to fall due at or after its expiry", async () => {

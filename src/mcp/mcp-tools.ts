@@ -330,7 +330,7 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
           "Not claimable for this many ms after the server stores it (by the server's clock). Not compared when an idempotencyKey is sent again: a retried enqueue is the same task whatever its delayMs",
         ),
         ttlMs: enqueueFields.shape.ttlMs.describe(
-          "If no agent has started it this many ms after it may first be claimed, it is cancelled as expired (get_task says so; a run under way then goes on): work whose answer is no use later. Left out, it never expires",
+          "If no agent has started it this many ms after it falls due (after delayMs; for a task with dependsOn, from now, whether or not they have completed), it is cancelled as expired (get_task says so; a run under way then goes on): work whose answer is no use later. Left out, it never expires",
         ),
         maxAttempts: enqueueFields.shape.maxAttempts,
         backoff: enqueueFields.shape.backoff,

@@ -529,7 +529,7 @@ export function taskCommands(d: TaskCommandDeps) {
               taskRowWith(victim, { leaseOwner: request.agentId, progress: null, lastError: reason(victim), errorHistory: historyAfterFailure(victim, reason(victim), victim.leaseOwner, ctx.now) }),
             )
           : 0;
-      const victims = d.tasks.stealable(filter, leaseBounds(request.asOf, grace), offlineBefore, request.fromAgentId ?? null, request.limit, d.maxResponseBytes, answerBytes);
+      const victims = d.tasks.stealable(filter, leaseBounds(request.asOf, grace), offlineBefore, request.fromAgentId ?? null, request.limit, d.maxResponseBytes, answerBytes, ctx.now);
       for (const victim of victims) t.expireClaim(ctx, victim, reason(victim));
       if (victims.length === 0) return handOut(ctx, [], request);
       const stolenFrom = (row: TaskRow) => victims.find((v) => v.seq === row.seq)?.leaseOwner ?? null;

@@ -52,8 +52,8 @@ export type DeadLetterRow = Pick<TaskRow, "seq" | "id" | "queue" | "status" | "c
 /** What every requeue sets: a fresh start ($1 runAt, $2 updatedAt, $3 now), due now, attempts reset. */
 // releasedBy cleared: a release of the lease before, sent again, repeats nothing of a requeued task.
 // An expiry still ahead is kept; one passed (the task expired, or would at once) is dropped: the
-// operator who brings it back wants it run.
-const FRESH_START = `attempts = 0, runAt = ?, delayed = 0, leaseOwner = NULL, leaseExpiresAt = NULL, result = NULL, finishedAt = NULL, releasedBy = NULL, updatedAt = ?, expiresAt = CASE WHEN expiresAt > ? THEN expiresAt END`;
+// operator who brings it back wants it run. The one it was enqueued with stays in enqueuedExpiresAt.
+const FRESH_START = `attempts = 0, runAt = ?, delayed = 0, leaseOwner = NULL, leaseExpiresAt = NULL, result = NULL, finishedAt = NULL, releasedBy = NULL, updatedAt = ?, expiresAt = CASE WHEN expiresAt > ? THEN expiresAt END, enqueuedExpiresAt = IFNULL(enqueuedExpiresAt, expiresAt)`;
 /** A requeue to pending ($1 runAt, $2 updatedAt, $3 now): held when its queue is set aside. */
 const REQUEUED = `status = 'pending', unmetDependencies = 0, ${HELD_IF_SET_ASIDE}, ${FRESH_START}`;
 /** A requeue back to waiting ($1 unmetDependencies, $2 runAt, $3 updatedAt, $4 now): in no claim index. */
@@ -116,6 +116,8 @@ export interface TaskRow {
   editedAt: number | Date | null;
   /** No run starts after this time: still waiting to run then, it is cancelled as expired; null: never. */
   expiresAt: number | Date | null;
+  /** The expiresAt it was enqueued with, kept by its first requeue (which drops one passed); null until then. */
+  enqueuedExpiresAt: number | Date | null;
 }
 
 /** The releasedBy of a lease given back by its holder: a release of it sent again finds it. */
@@ -212,12 +214,19 @@ export function taskRowWith(row: TaskRow, changes: Partial<TaskRow>): TaskRow {
     enqueuedPriority: row.enqueuedPriority,
     editedAt: row.editedAt,
     expiresAt: row.expiresAt,
+    enqueuedExpiresAt: row.enqueuedExpiresAt,
   };
   return Object.assign(copy, changes);
 }
 
-/** Room a task takes in an answer beside its texts (field names, times, counters, quotes), in bytes. */
-const TASK_FIXED_BYTES = 750;
+/**
+ * Room a task takes in an answer beside its texts (field names, times, counters, quotes), in
+ * bytes: the most it takes, so that answers stay within their budget. In a page of a list over
+ * tRPC a task with every time set (expiresAt among them) takes 1,130-1,170 (superjson names each
+ * Date's path again in its meta: "items.123.claimedAt"); over REST ~680. (750 before expiresAt:
+ * such pages went past maxResponseBytes by up to 8%.)
+ */
+const TASK_FIXED_BYTES = 1200;
 /** The same estimate in SQL (task-row-bytes.ts). */
 const TASK_ANSWER_BYTES = `${TASK_TEXT_BYTES} + ${TASK_FIXED_BYTES}`;
 
@@ -405,6 +414,7 @@ export class TaskStore {
       enqueuedPriority: null,
       editedAt: null,
       expiresAt: task.expiresAt,
+      enqueuedExpiresAt: null,
     };
   }
 
@@ -1073,14 +1083,16 @@ export class TaskStore {
    * `answerBytes` as the steal will answer it: `limit` counts tasks it can take, and no lease it
    * will not take over is ended on its behalf.
    */
-  stealable(thief: ClaimFilter, bounds: LeaseBounds, offlineBefore: number, fromAgentId: string | null, limit: number, budgetBytes: number, answerBytes: (victim: TaskRow) => number): TaskRow[] {
+  stealable(thief: ClaimFilter, bounds: LeaseBounds, offlineBefore: number, fromAgentId: string | null, limit: number, budgetBytes: number, answerBytes: (victim: TaskRow) => number, now: number): TaskRow[] {
     const params: unknown[] = fromAgentId === null ? [] : [fromAgentId];
     const runnable = runnableBy(thief, params);
-    params.push(...leaseRunOutParams(bounds), offlineBefore, limit);
+    params.push(now, ...leaseRunOutParams(bounds), offlineBefore, limit);
+    // Not one whose expiry came: its new run may not start (claimableWhere would leave it out),
+    // so it would go back to the queue charged, for no one. The sweeper and the expiry job end it.
     const rows = this.st
       .get<unknown[], TaskRow>(
         `SELECT * FROM tasks WHERE status = 'claimed' ${fromAgentId === null ? "" : "AND leaseOwner = ?"} AND ${runnable}
-           AND (${LEASE_RUN_OUT} OR leaseOwner IN (SELECT id FROM agents WHERE lastHeartbeatAt <= ?))
+           AND (expiresAt IS NULL OR expiresAt > ?) AND (${LEASE_RUN_OUT} OR leaseOwner IN (SELECT id FROM agents WHERE lastHeartbeatAt <= ?))
          ORDER BY priority, seq LIMIT CAST(? AS INTEGER)`,
       )
       .iterate(...params);

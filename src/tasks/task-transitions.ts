@@ -10,7 +10,7 @@ import { fromJsonText, toJsonText } from "../db/columns.js";
 import type { WriteContext } from "../db/writer.js";
 import { CoordinationError, invalidField, notFound } from "../errors.js";
 import type { EventStore } from "../events/event-store.js";
-import { assertJsonDepth, sameJson } from "../json-checks.js";
+import { assertJsonDepth, MAX_TIME_MS, sameJson } from "../json-checks.js";
 import { recordExecution, type ExecutionOutcome } from "../memory/memory-commands.js";
 import type { MemoryStore } from "../memory/memory-store.js";
 import { ScheduleRuns } from "../schedules/schedule-runs.js";
@@ -131,8 +131,9 @@ export class TaskTransitions {
         ).map((k) => (k === "cancelOnDependencyFailure" ? "onDependencyFailure" : k));
         const asEnqueued = Number(existing.updatedAt) === Number(existing.createdAt);
         if (request.runAt !== undefined && asEnqueued && Number(existing.runAt) !== request.runAt.getTime()) differs.push("runAt");
-        // A requeue drops an expiry that passed (and only that): then none is compared.
-        if (request.expiresAt !== undefined && (existing.expiresAt !== null || asEnqueued) && Number(existing.expiresAt ?? Number.NaN) !== request.expiresAt.getTime()) differs.push("expiresAt");
+        // The expiry it was enqueued with (a requeue may have dropped it since), whatever became of the task.
+        const enqueuedExpiry = existing.enqueuedExpiresAt ?? existing.expiresAt;
+        if (request.expiresAt !== undefined && Number(enqueuedExpiry ?? Number.NaN) !== request.expiresAt.getTime()) differs.push("expiresAt");
         if (differs.length > 0) {
           // A key used twice in one enqueueMany names no stored task: the batch is rolled back.
           const where = inBatch?.get(existing.id);
@@ -654,7 +655,9 @@ export function rescheduledRunAt(current: number, requested: number | undefined,
  */
 function expiryOf(request: { expiresAt?: Date | undefined; ttlMs?: number | undefined }, runAt: number, now: number, prefix: string): number | null {
   const due = Math.max(runAt, now);
-  if (request.ttlMs !== undefined) return due + request.ttlMs;
+  // Past the last time an answer may carry (a runAt near the year 9999, a schedule's run there):
+  // that time, so the answer can be sent back as it is.
+  if (request.ttlMs !== undefined) return Math.min(due + request.ttlMs, MAX_TIME_MS);
   if (request.expiresAt === undefined) return null;
   const expiresAt = request.expiresAt.getTime();
   if (expiresAt <= due) {
