@@ -21,8 +21,9 @@ export const OPERATOR_USAGE = [
   "       coordination tasks list [--queue Q] [--status S] [--agent A] [--capability C] [--limit N] [--cursor C]",
   "       coordination tasks get|requeue TASK_ID",
   "       coordination tasks promote TASK_ID                      a pending task not due yet (a delay, a backoff, a schedule's run) due now",
-  "       coordination tasks update TASK_ID [--priority N] [--at TIME | --delay DURATION]   a task that waits to run (pending or",
-  "                                    waiting): its priority (0 highest), when it falls due (ISO 8601 or Unix ms; or 30s, 5m, 1h from now)",
+  "       coordination tasks update TASK_ID [--priority N] [--at TIME | --delay DURATION] [--expires TIME|never]   a task that",
+  "                                    waits to run (pending or waiting): its priority (0 highest), when it falls due (ISO 8601 or",
+  "                                    Unix ms; or 30s, 5m, 1h from now), when it expires unrun (never: no expiry)",
   "       coordination tasks wait TASK_ID [--timeout DURATION]     until it settles (or DURATION: 30s, 5m, 1h); exit 0 if it completed,",
   "                                    3 if it was dead-lettered or cancelled, 4 if it had not settled in time (or on Ctrl-C)",
   "       coordination tasks wait TASK_ID TASK_ID... [--any] [--timeout DURATION]   (up to 100) until all of them completed (--any:",
@@ -270,7 +271,7 @@ interface Parsed {
   options: Record<string, string | true>;
 }
 
-const VALUE_OPTIONS = new Set(["--url", "--token", "--config", "--queue", "--status", "--agent", "--limit", "--cursor", "--capability", "--health", "--types", "--from", "--after", "--before", "--reason", "--cron", "--timezone", "--every", "--start", "--end", "--max-runs", "--overlap", "--payload", "--priority", "--timeout", "--at", "--delay"]);
+const VALUE_OPTIONS = new Set(["--url", "--token", "--config", "--queue", "--status", "--agent", "--limit", "--cursor", "--capability", "--health", "--types", "--from", "--after", "--before", "--reason", "--cron", "--timezone", "--every", "--start", "--end", "--max-runs", "--overlap", "--payload", "--priority", "--timeout", "--at", "--delay", "--expires"]);
 /** Options that take no value. */
 const FLAG_OPTIONS = new Set(["--json", "--all", "--any"]);
 
@@ -289,7 +290,7 @@ function commandOptions(words: readonly string[], options: Parsed["options"]): r
   // The bulk form has no TASK_ID: with one, --all is refused as any stray option is.
   if (command === "tasks" && sub === "requeue" && words.length === 2 && options["--all"] === true) return ["--all", "--queue", "--after", "--before"];
   if (command === "tasks" && sub === "cancel" && words.length === 2 && options["--all"] === true) return ["--all", "--queue", "--status", "--after", "--before", "--reason"];
-  if (command === "tasks") return sub === "cancel" ? ["--reason"] : sub === "wait" ? ["--timeout", "--any"] : sub === "update" ? ["--priority", "--at", "--delay"] : [];
+  if (command === "tasks") return sub === "cancel" ? ["--reason"] : sub === "wait" ? ["--timeout", "--any"] : sub === "update" ? ["--priority", "--at", "--delay", "--expires"] : [];
   if (command === "agents") return ["--health", "--capability"];
   if (command === "schedules") return sub === "set" ? ["--cron", "--timezone", "--every", "--start", "--end", "--max-runs", "--overlap", "--queue", "--payload", "--priority"] : sub === undefined || sub === "list" ? ["--queue"] : [];
   if (command === "events" && sub === "tail") return ["--types", "--agent", "--from"];
@@ -438,6 +439,7 @@ const FLAG_OF_FIELD: Record<string, string> = {
   statuses: "--status",
   runAt: "--at",
   delayMs: "--delay",
+  expiresAt: "--expires",
 };
 
 /**
@@ -468,11 +470,12 @@ async function allPages<P extends { nextCursor: string | null }>(fetchPage: (cur
 }
 
 /** The change `tasks update` asks for, from its options (the server refuses a bad priority or time, naming the option). */
-function taskUpdateOf(taskId: string, options: Parsed["options"]): { taskId: string; priority?: number; runAt?: string | number; delayMs?: number } {
+function taskUpdateOf(taskId: string, options: Parsed["options"]): { taskId: string; priority?: number; runAt?: string | number; delayMs?: number; expiresAt?: string | number | null } {
   const priority = int(options["--priority"], "--priority");
   const at = str(options["--at"]);
   const delay = str(options["--delay"]);
-  if (priority === undefined && at === undefined && delay === undefined) throw new OperatorUsageError("tasks update needs --priority, --at or --delay: what to change");
+  const expires = str(options["--expires"]);
+  if (priority === undefined && at === undefined && delay === undefined && expires === undefined) throw new OperatorUsageError("tasks update needs --priority, --at, --delay or --expires: what to change");
   if (at !== undefined && delay !== undefined) throw new OperatorUsageError("tasks update takes --at or --delay, not both");
   // 0 (or 0s, 0m…): due now, as delayMs 0 is.
   const delayMs = delay === undefined ? undefined : /^0+(ms|s|m|h|d)?$/.test(delay) ? 0 : parseDuration(delay);
@@ -482,6 +485,7 @@ function taskUpdateOf(taskId: string, options: Parsed["options"]): { taskId: str
     ...(priority !== undefined ? { priority } : {}),
     ...(at !== undefined ? { runAt: timeArg(at) } : {}),
     ...(delayMs !== undefined ? { delayMs } : {}),
+    ...(expires !== undefined ? { expiresAt: expires === "never" ? null : timeArg(expires) } : {}),
   };
 }
 

@@ -82,8 +82,9 @@ describe("operator commands against a running server", () => {
     expect(update.stderr).toBe(
       [
         "coordination: --priority must be a whole number",
-        "Usage: coordination tasks update TASK_ID [--priority N] [--at TIME | --delay DURATION]   a task that waits to run (pending or",
-        "                                    waiting): its priority (0 highest), when it falls due (ISO 8601 or Unix ms; or 30s, 5m, 1h from now)",
+        "Usage: coordination tasks update TASK_ID [--priority N] [--at TIME | --delay DURATION] [--expires TIME|never]   a task that",
+        "                                    waits to run (pending or waiting): its priority (0 highest), when it falls due (ISO 8601 or",
+        "                                    Unix ms; or 30s, 5m, 1h from now), when it expires unrun (never: no expiry)",
         "(coordination --help: every command, and the options each takes)",
         "",
       ].join("\n"),

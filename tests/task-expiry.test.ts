@@ -222,6 +222,50 @@ describe("tasks.enqueue's expiresAt and ttlMs", () => {
   });
 });
 
+describe("tasks.update's expiresAt", () => {
+  it("moves or clears the expiry of a task that waits to run, with its event; a repeat is compared with the expiry enqueued", async () => {
+    t = await startWithoutExpiryJob();
+    const api = t.api;
+    const task = await api.tasks.enqueue.mutate({ queue: "q", ttlMs: 60_000, idempotencyKey: "k" });
+    const later = new Date(task.expiresAt!.getTime() + HOUR);
+    const { head } = await api.events.head.query();
+    const extended = await api.tasks.update.mutate({ taskId: task.id, expiresAt: later });
+    expect(extended).toMatchObject({ expiresAt: later, priority: 5, runAt: task.runAt });
+    // The same sent again changes nothing, and writes no event.
+    expect(await api.tasks.update.mutate({ taskId: task.id, expiresAt: later })).toEqual(extended);
+    const cleared = await rest(t.url, "PATCH", `/tasks/${task.id}`, { expiresAt: null });
+    expect([cleared.status, cleared.body.expiresAt]).toEqual([200, null]);
+    const events = await api.events.list.query({ afterSeq: head, types: ["task.updated"], limit: 10 });
+    expect(events.map((e) => e.payload)).toEqual([
+      { taskId: task.id, queue: "q", priority: 5, previousPriority: 5, capability: null, targetAgentId: null, runAt: task.runAt.toISOString(), previousRunAt: task.runAt.toISOString(), expiresAt: later.toISOString(), previousExpiresAt: task.expiresAt!.toISOString(), updatedBy: null },
+      { taskId: task.id, queue: "q", priority: 5, previousPriority: 5, capability: null, targetAgentId: null, runAt: task.runAt.toISOString(), previousRunAt: task.runAt.toISOString(), expiresAt: null, previousExpiresAt: later.toISOString(), updatedBy: null },
+    ]);
+    // The enqueue sent again is compared with what it asked for, not with what the operator made of it.
+    expect((await api.tasks.enqueue.mutate({ queue: "q", expiresAt: task.expiresAt!, idempotencyKey: "k" })).id).toBe(task.id);
+    const other = await rest(t.url, "POST", "/tasks", { queue: "q", expiresAt: later.toISOString(), idempotencyKey: "k" });
+    expect([other.status, other.body.details?.differs]).toEqual([409, ["expiresAt"]]);
+
+    // An expiry that would come before the task falls due, or has passed, is refused, naming it.
+    const delayed = await api.tasks.enqueue.mutate({ queue: "q", delayMs: HOUR });
+    const early = await rest(t.url, "PATCH", `/tasks/${delayed.id}`, { expiresAt: delayed.runAt.toISOString() });
+    expect([early.status, early.body.message]).toEqual([400, `expiresAt: ${delayed.runAt.toISOString()} is not after the task falls due (${delayed.runAt.toISOString()}): it would never run`]);
+    const past = await rest(t.url, "PATCH", `/tasks/${task.id}`, { expiresAt: "2020-01-01T00:00:00Z" });
+    expect(past.status).toBe(400);
+    expect(past.body.message).toMatch(/^expiresAt: 2020-01-01T00:00:00\.000Z is not after the task falls due \(\S+, now\): it would never run$/);
+    // Moved with its time in one call: the expiry is weighed against the new time.
+    const both = await api.tasks.update.mutate({ taskId: delayed.id, delayMs: 2 * HOUR, expiresAt: new Date(delayed.runAt.getTime() + 3 * HOUR) });
+    expect(both.expiresAt!.getTime() - both.runAt.getTime()).toBeGreaterThan(0);
+
+    // The operator's command: a time, or never.
+    const env = { COORDINATION_URL: t.url };
+    expect(await runCli({ args: ["tasks", "update", delayed.id, "--expires", "never"], env })).toMatchObject({ code: 0 });
+    expect((await api.tasks.get.query({ taskId: delayed.id })).expiresAt).toBeNull();
+    const at = new Date(Date.now() + 5 * HOUR);
+    expect(await runCli({ args: ["tasks", "update", delayed.id, "--expires", at.toISOString()], env })).toMatchObject({ code: 0 });
+    expect((await api.tasks.get.query({ taskId: delayed.id })).expiresAt).toEqual(at);
+  });
+});
+
 describe("a schedule's ttlMs", () => {
   it("each run expires ttlMs after its planned time; an expired run is skipped and the next one enqueued", async () => {
     t = await startWithoutExpiryJob();

@@ -146,7 +146,7 @@ describe("tasks.update", () => {
     expect(await api.tasks.update.mutate({ taskId: schedule.nextTaskId!, priority: 0 })).toMatchObject({ priority: 0, runAt: schedule.nextRunAt });
     const task = await api.tasks.enqueue.mutate({ queue: "x" });
     for (const [body, message] of [
-      [{}, "give priority, runAt or delayMs: what to change"],
+      [{}, "give priority, runAt, delayMs or expiresAt: what to change"],
       [{ runAt: Date.now(), delayMs: 10 }, "delayMs: give runAt or delayMs, not both"],
       [{ priority: -1 }, "priority: must be at least 0"],
       [{ priority: 1, payload: {} }, 'unknown field "payload"'],
@@ -233,7 +233,7 @@ describe("tasks.update", () => {
     const operation = document.paths["/tasks/{taskId}"].patch;
     expect(operation.operationId).toBe("tasks_update");
     expect(operation.requestBody.required).toBe(true);
-    expect(Object.keys(operation.requestBody.content["application/json"].schema.properties).sort()).toEqual(["delayMs", "priority", "runAt"]);
+    expect(Object.keys(operation.requestBody.content["application/json"].schema.properties).sort()).toEqual(["delayMs", "expiresAt", "priority", "runAt"]);
   });
 
   it("a pending task's task.updated is in its events, however far in the log from its enqueue", async () => {
@@ -272,7 +272,7 @@ describe("tasks.update", () => {
     await t.api.tasks.update.mutate({ taskId: task.id, delayMs: HOUR });
     expect(await runCli({ args: ["tasks", "update", task.id, "--delay", "0s"], env })).toMatchObject({ code: 0 });
     expect(await t.api.tasks.claim.mutate(claimOf("ops"))).toMatchObject({ id: task.id });
-    expect(await runCli({ args: ["tasks", "update", task.id], env })).toMatchObject({ code: 2, stderr: expect.stringContaining("tasks update needs --priority, --at or --delay: what to change") });
+    expect(await runCli({ args: ["tasks", "update", task.id], env })).toMatchObject({ code: 2, stderr: expect.stringContaining("tasks update needs --priority, --at, --delay or --expires: what to change") });
     expect(await runCli({ args: ["tasks", "update", task.id, "--delay", "soon"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining('--delay "soon" is not a duration') });
     expect(await runCli({ args: ["tasks", "update", task.id, "--priority", "2"], env })).toMatchObject({
       code: 1,

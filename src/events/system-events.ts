@@ -18,8 +18,8 @@ export type SystemEventPayloads = {
   "task.enqueued": { taskId: string; queue: string; priority: number; capability: string | null; targetAgentId: string | null; runAt: string; waitingFor?: number; scheduleId?: string };
   /** A pending task not due yet was made due now (tasks.promote, schedules.trigger); previousRunAt: when it was due; promotedBy: the credential (a token id; null on an open server or in-process). */
   "task.promoted": { taskId: string; queue: string; priority: number; capability: string | null; targetAgentId: string | null; runAt: string; previousRunAt: string; promotedBy: string | null };
-  /** A task that waits to run (pending or waiting) was given another priority or time to fall due (tasks.update): the new ones and the previous; waitingFor, as task.enqueued's, while it waits for its dependencies; updatedBy: the credential (a token id; null on an open server or in-process). */
-  "task.updated": { taskId: string; queue: string; priority: number; previousPriority: number; capability: string | null; targetAgentId: string | null; runAt: string; previousRunAt: string; waitingFor?: number; updatedBy: string | null };
+  /** A task that waits to run (pending or waiting) was given another priority, time to fall due or expiry (tasks.update): the new ones and the previous (expiresAt and previousExpiresAt only when the expiry changed, null for none); waitingFor, as task.enqueued's, while it waits for its dependencies; updatedBy: the credential (a token id; null on an open server or in-process). */
+  "task.updated": { taskId: string; queue: string; priority: number; previousPriority: number; capability: string | null; targetAgentId: string | null; runAt: string; previousRunAt: string; waitingFor?: number; expiresAt?: string | null; previousExpiresAt?: string | null; updatedBy: string | null };
   /** A waiting task's last dependency completed (`after`, in the same write): pending now, due at runAt. */
   "task.ready": { taskId: string; queue: string; priority: number; capability: string | null; targetAgentId: string | null; runAt: string; after: string };
   "task.claimed": {

@@ -401,7 +401,7 @@ export function taskCommands(d: TaskCommandDeps) {
      * and time to fall due. Nothing changed answers it as it is; a schedule's planned next run
      * keeps the time its schedule planned; any other state is INVALID_STATE.
      */
-    "tasks.update": (ctx: WriteContext, { taskId, priority, runAt, delayMs, updatedBy }: UpdateRequest & { updatedBy: string | null }): Task => {
+    "tasks.update": (ctx: WriteContext, { taskId, priority, runAt, delayMs, expiresAt, updatedBy }: UpdateRequest & { updatedBy: string | null }): Task => {
       const row = t.findTask(taskId);
       if (row.status !== "pending" && row.status !== "waiting") {
         const why = row.status === "claimed" ? "it runs already" : row.status === "completed" ? "it has completed" : "it has settled: requeue brings it back";
@@ -416,11 +416,16 @@ export function taskCommands(d: TaskCommandDeps) {
           { status: row.status, scheduleId: row.scheduleId },
         );
       }
-      if (at !== Number(row.runAt) && row.expiresAt !== null && at >= Number(row.expiresAt)) {
-        const expiresAt = new Date(Number(row.expiresAt)).toISOString();
-        throw invalidField(delayMs === undefined ? "runAt" : "delayMs", `${new Date(at).toISOString()} is not before the task expires (its expiresAt, ${expiresAt}): it would never run`, { expiresAt });
+      const expiry = expiresAt === undefined ? (row.expiresAt === null ? null : Number(row.expiresAt)) : expiresAt === null ? null : expiresAt.getTime();
+      if (expiresAt !== undefined && expiry !== null && expiry !== Number(row.expiresAt) && expiry <= Math.max(at, ctx.now)) {
+        const due = Math.max(at, ctx.now);
+        throw invalidField("expiresAt", `${new Date(expiry).toISOString()} is not after the task falls due (${new Date(due).toISOString()}${due === ctx.now ? ", now" : ""}): it would never run`);
       }
-      return toTask(t.updateRow(ctx, row, { priority, runAt: at }, updatedBy));
+      if (at !== Number(row.runAt) && expiry !== null && at >= expiry) {
+        const iso = new Date(expiry).toISOString();
+        throw invalidField(delayMs === undefined ? "runAt" : "delayMs", `${new Date(at).toISOString()} is not before the task expires (its expiresAt, ${iso}): it would never run`, { expiresAt: iso });
+      }
+      return toTask(t.updateRow(ctx, row, { priority, runAt: at, expiresAt: expiry }, updatedBy));
     },
 
     "tasks.requeue": (ctx: WriteContext, taskId: string): Task => {

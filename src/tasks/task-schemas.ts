@@ -288,10 +288,16 @@ export const updateInput = z
     priority: enqueueFields.shape.priority.unwrap().optional().describe("Its new priority: 0 is the highest. Its place among tasks of one priority stays its creation's"),
     runAt: dateInput.optional().describe("When it falls due: an ISO 8601 date-time with offset, or Unix ms; one already passed makes it due now (one due already keeps its time)"),
     delayMs: enqueueFields.shape.delayMs.unwrap().optional().describe("Due this many ms from now, by the server's clock: runAt's relative form, give one or the other"),
+    expiresAt: dateInput
+      .nullable()
+      .optional()
+      .describe("Its new expiry: no run of it starts after this time (after it falls due, and after now); null: it never expires. An enqueue sent again with its idempotencyKey is still compared with the expiry it was enqueued with"),
   })
   .superRefine((input, ctx) => {
     if (input.runAt !== undefined && input.delayMs !== undefined) ctx.addIssue({ code: "custom", path: ["delayMs"], message: "give runAt or delayMs, not both" });
-    if (input.priority === undefined && input.runAt === undefined && input.delayMs === undefined) ctx.addIssue({ code: "custom", path: [], message: "give priority, runAt or delayMs: what to change" });
+    if (input.priority === undefined && input.runAt === undefined && input.delayMs === undefined && input.expiresAt === undefined) {
+      ctx.addIssue({ code: "custom", path: [], message: "give priority, runAt, delayMs or expiresAt: what to change" });
+    }
   });
 export type UpdateRequest = z.output<typeof updateInput>;
 export const cancelInput = z.strictObject({

@@ -930,14 +930,16 @@ export class TaskStore {
    * compares its runAt only while they are equal), and editedAt with it (an operator's change, no
    * transition).
    */
-  reschedule(row: TaskRow, priority: number, runAt: number, now: number): TaskRow {
+  reschedule(row: TaskRow, priority: number, runAt: number, now: number, expiresAt: number | null = row.expiresAt === null ? null : Number(row.expiresAt)): TaskRow {
     const due = row.status === "pending" && runAt <= now ? `, delayed = 0, ${HELD_IF_SET_ASIDE}` : row.status === "pending" ? ", delayed = 1" : "";
+    // The expiry it was enqueued with is kept by the first change of it, as its priority is.
     return this.st
-      .get<[number, number, number, number, number, number], TaskRow>(
+      .get<[number, number, number, number | null, number | null, number, number, number], TaskRow>(
         `UPDATE tasks SET enqueuedPriority = CASE WHEN priority = ? THEN enqueuedPriority ELSE COALESCE(enqueuedPriority, priority) END,
-           priority = ?, runAt = ?${due}, updatedAt = MAX(?, createdAt + 1), editedAt = MAX(?, createdAt + 1) WHERE seq = ? RETURNING *`,
+           priority = ?, runAt = ?${due}, enqueuedExpiresAt = CASE WHEN expiresAt IS ? THEN enqueuedExpiresAt ELSE IFNULL(enqueuedExpiresAt, expiresAt) END,
+           expiresAt = ?, updatedAt = MAX(?, createdAt + 1), editedAt = MAX(?, createdAt + 1) WHERE seq = ? RETURNING *`,
       )
-      .get(priority, priority, runAt, now, now, row.seq)!;
+      .get(priority, priority, runAt, expiresAt, expiresAt, now, now, row.seq)!;
   }
 
   /** `reason`, when given: why (its lastError); null keeps the lastError it had. */

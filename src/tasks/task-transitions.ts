@@ -364,12 +364,14 @@ export class TaskTransitions {
    * one due by it wakes the claims that could take it, one due later sets their timers. Nothing
    * changed is returned as it is, nothing written: a repeat finds it so.
    */
-  updateRow(ctx: WriteContext, row: TaskRow, change: { priority?: number | undefined; runAt: number }, updatedBy: string | null): TaskRow {
+  updateRow(ctx: WriteContext, row: TaskRow, change: { priority?: number | undefined; runAt: number; expiresAt: number | null }, updatedBy: string | null): TaskRow {
     const runAtWas = Number(row.runAt);
     const priority = change.priority ?? row.priority;
     const runAt = change.runAt;
-    if (priority === row.priority && runAt === runAtWas) return row;
-    const updated = this.d.tasks.reschedule(row, priority, runAt, ctx.now);
+    const expiryWas = row.expiresAt === null ? null : Number(row.expiresAt);
+    const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+    if (priority === row.priority && runAt === runAtWas && change.expiresAt === expiryWas) return row;
+    const updated = this.d.tasks.reschedule(row, priority, runAt, ctx.now, change.expiresAt);
     this.d.events.appendSystem(ctx, "task.updated", {
       taskId: row.id,
       queue: row.queue,
@@ -380,6 +382,7 @@ export class TaskTransitions {
       runAt: new Date(runAt).toISOString(),
       previousRunAt: new Date(runAtWas).toISOString(),
       ...(row.status === "waiting" ? { waitingFor: row.unmetDependencies } : {}),
+      ...(change.expiresAt === expiryWas ? {} : { expiresAt: iso(change.expiresAt), previousExpiresAt: iso(expiryWas) }),
       updatedBy,
     });
     return updated;
