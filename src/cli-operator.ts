@@ -43,10 +43,11 @@ export const OPERATOR_USAGE = [
   "       coordination queues rates                               the rate-limited queues and their windows' claims now",
   "       coordination schedules [list] [--queue Q]              the schedules: when each runs, its queue, its next run",
   "       coordination schedules set NAME --cron 'EXPR' [--timezone TZ] | --every DURATION [--start TIME]",
-  "                                    [--end TIME] [--max-runs N] [--overlap allow|skip]",
+  "                                    [--end TIME] [--max-runs N] [--overlap allow|skip] [--ttl DURATION]",
   "                                    [--queue Q] [--payload JSON] [--priority N]   a task enqueued by a cron pattern (5 fields,",
   "                                    or 6 with seconds first; in TZ, UTC by default) or every DURATION (10s, 5m, 1h, 1d);",
-  "                                    none after --end or N runs; skip: none while the last run still runs",
+  "                                    none after --end or N runs; skip: none while the last run still runs; --ttl: a run not",
+  "                                    started that long after its time is skipped",
   "       coordination schedules get|remove|pause|resume NAME",
   "       coordination schedules trigger NAME                     run it now: its pending run due at once, the next as planned",
   "       coordination agents [--capability C] [--health healthy|stale|offline]",
@@ -271,7 +272,7 @@ interface Parsed {
   options: Record<string, string | true>;
 }
 
-const VALUE_OPTIONS = new Set(["--url", "--token", "--config", "--queue", "--status", "--agent", "--limit", "--cursor", "--capability", "--health", "--types", "--from", "--after", "--before", "--reason", "--cron", "--timezone", "--every", "--start", "--end", "--max-runs", "--overlap", "--payload", "--priority", "--timeout", "--at", "--delay", "--expires"]);
+const VALUE_OPTIONS = new Set(["--url", "--token", "--config", "--queue", "--status", "--agent", "--limit", "--cursor", "--capability", "--health", "--types", "--from", "--after", "--before", "--reason", "--cron", "--timezone", "--every", "--start", "--end", "--max-runs", "--overlap", "--payload", "--priority", "--timeout", "--at", "--delay", "--expires", "--ttl"]);
 /** Options that take no value. */
 const FLAG_OPTIONS = new Set(["--json", "--all", "--any"]);
 
@@ -292,7 +293,7 @@ function commandOptions(words: readonly string[], options: Parsed["options"]): r
   if (command === "tasks" && sub === "cancel" && words.length === 2 && options["--all"] === true) return ["--all", "--queue", "--status", "--after", "--before", "--reason"];
   if (command === "tasks") return sub === "cancel" ? ["--reason"] : sub === "wait" ? ["--timeout", "--any"] : sub === "update" ? ["--priority", "--at", "--delay", "--expires"] : [];
   if (command === "agents") return ["--health", "--capability"];
-  if (command === "schedules") return sub === "set" ? ["--cron", "--timezone", "--every", "--start", "--end", "--max-runs", "--overlap", "--queue", "--payload", "--priority"] : sub === undefined || sub === "list" ? ["--queue"] : [];
+  if (command === "schedules") return sub === "set" ? ["--cron", "--timezone", "--every", "--start", "--end", "--max-runs", "--overlap", "--ttl", "--queue", "--payload", "--priority"] : sub === undefined || sub === "list" ? ["--queue"] : [];
   if (command === "events" && sub === "tail") return ["--types", "--agent", "--from"];
   return undefined;
 }
@@ -937,11 +938,13 @@ const zoned = (date: Date, timezone: string | null): string => {
 const timingText = (s: { cron: string | null; timezone: string | null; everyMs: number | null }): string => (s.cron === null ? `every ${rateWindowText(s.everyMs!)}` : `${s.cron} (${s.timezone})`);
 
 /** What bounds a schedule's runs, and its overlap when it skips: ", until 2027-01-01 00:00:00 UTC, 10 runs at most, skips while a run runs". */
-const boundsText = (s: { endAt: Date | null; maxRuns: number | null; overlap: "allow" | "skip" }): string =>
+const boundsText = (s: { endAt: Date | null; maxRuns: number | null; overlap: "allow" | "skip"; task: { ttlMs?: number | null } }): string =>
   [
     s.endAt === null ? "" : `, until ${when(s.endAt)} UTC`,
     s.maxRuns === null ? "" : `, ${s.maxRuns} run${s.maxRuns === 1 ? "" : "s"} at most`,
     s.overlap === "skip" ? ", skips while a run runs" : "",
+    // Absent from a server older than task expiry.
+    s.task.ttlMs === null || s.task.ttlMs === undefined ? "" : `, a run not started ${rateWindowText(s.task.ttlMs)} after its time skipped`,
   ].join("");
 
 /** A schedule's next run as an operator reads it: its time and task; the time it waits for its last run to settle; or none, and why. */
@@ -995,6 +998,9 @@ async function scheduleCommand(words: string[], options: Parsed["options"], api:
     const overlapText = str(options["--overlap"]);
     if (options["--overlap"] !== undefined && overlapText !== "allow" && overlapText !== "skip") throw new OperatorUsageError(`--overlap is allow or skip (got ${JSON.stringify(overlapText ?? "")})`);
     const overlap = overlapText as "allow" | "skip" | undefined;
+    const ttl = str(options["--ttl"]);
+    const ttlMs = ttl === undefined ? undefined : parseDuration(ttl);
+    if (ttl !== undefined && (ttlMs === undefined || ttlMs < 1)) throw new OperatorUsageError(`--ttl must be a length of time such as 30s, 5m or 1h (got ${JSON.stringify(ttl)})`);
     const payloadText = str(options["--payload"]);
     let payload: JsonValue;
     try {
@@ -1012,7 +1018,7 @@ async function scheduleCommand(words: string[], options: Parsed["options"], api:
       ...(end === undefined ? {} : { endAt: timeArg(end) }),
       ...(maxRuns === undefined ? {} : { maxRuns }),
       ...(overlap === undefined ? {} : { overlap }),
-      task: { payload, ...(queue === undefined ? {} : { queue }), ...(priority === undefined ? {} : { priority }) },
+      task: { payload, ...(queue === undefined ? {} : { queue }), ...(priority === undefined ? {} : { priority }), ...(ttlMs === undefined ? {} : { ttlMs }) },
     });
     print(answer, () => `${answer.created ? "created" : answer.changed ? "changed" : "unchanged"}: ${render(answer.schedule)()}`);
     return 0;

@@ -287,6 +287,13 @@ describe("a schedule's ttlMs", () => {
     // The same definition set again changes nothing; another ttlMs is another definition.
     expect((await api.schedules.set.mutate({ scheduleId: "report", everyMs: HOUR, startAt: schedule.startAt, task: { queue: "reports", ttlMs: 25 } })).changed).toBe(false);
     expect((await api.schedules.set.mutate({ scheduleId: "report", everyMs: HOUR, startAt: schedule.startAt, task: { queue: "reports", ttlMs: null } })).schedule.task.ttlMs).toBeNull();
+    // The operator's command: --ttl, shown with the schedule's bounds.
+    const env = { COORDINATION_URL: t.url };
+    const set = await runCli({ args: ["schedules", "set", "digest", "--every", "1h", "--queue", "reports", "--ttl", "5m"], env });
+    expect([set.code, set.stdout.split("\n")[0]]).toEqual([0, "created: schedule digest: every 1h, a run not started 5m after its time skipped"]);
+    expect((await api.schedules.get.query({ scheduleId: "digest" })).task.ttlMs).toBe(300_000);
+    const refused = await runCli({ args: ["schedules", "set", "digest", "--every", "1h", "--ttl", "soon"], env });
+    expect([refused.code, refused.stderr.split("\n")[0]]).toEqual([2, 'coordination: --ttl must be a length of time such as 30s, 5m or 1h (got "soon")']);
   });
 });
 
