@@ -397,9 +397,10 @@ export function taskCommands(d: TaskCommandDeps) {
     },
 
     /**
-     * Gives a task that waits to run (pending, or waiting for its dependencies) another priority
-     * and time to fall due. Nothing changed answers it as it is; a schedule's planned next run
-     * keeps the time its schedule planned; any other state is INVALID_STATE.
+     * Gives a task that waits to run (pending, or waiting for its dependencies) another priority,
+     * time to fall due and expiry (INVALID_INPUT when it would fall due at or after its expiry).
+     * Nothing changed answers it as it is; a schedule's planned next run keeps the time its
+     * schedule planned; any other state is INVALID_STATE.
      */
     "tasks.update": (ctx: WriteContext, { taskId, priority, runAt, delayMs, expiresAt, updatedBy }: UpdateRequest & { updatedBy: string | null }): Task => {
       const row = t.findTask(taskId);

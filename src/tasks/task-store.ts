@@ -116,7 +116,7 @@ export interface TaskRow {
   editedAt: number | Date | null;
   /** No run starts after this time: still waiting to run then, it is cancelled as expired; null: never. */
   expiresAt: number | Date | null;
-  /** The expiresAt it was enqueued with, kept by its first requeue (which drops one passed); null until then. */
+  /** The expiresAt it was enqueued with, kept by the first write that changed it (a requeue dropping one passed, tasks.update); null until then. */
   enqueuedExpiresAt: number | Date | null;
 }
 

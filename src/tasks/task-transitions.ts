@@ -131,7 +131,7 @@ export class TaskTransitions {
         ).map((k) => (k === "cancelOnDependencyFailure" ? "onDependencyFailure" : k));
         const asEnqueued = Number(existing.updatedAt) === Number(existing.createdAt);
         if (request.runAt !== undefined && asEnqueued && Number(existing.runAt) !== request.runAt.getTime()) differs.push("runAt");
-        // The expiry it was enqueued with (a requeue may have dropped it since), whatever became of the task.
+        // The expiry it was enqueued with (a requeue or tasks.update may have changed it since).
         const enqueuedExpiry = existing.enqueuedExpiresAt ?? existing.expiresAt;
         if (request.expiresAt !== undefined && Number(enqueuedExpiry ?? Number.NaN) !== request.expiresAt.getTime()) differs.push("expiresAt");
         if (differs.length > 0) {
@@ -359,7 +359,7 @@ export class TaskTransitions {
   }
 
   /**
-   * A task that waits to run (pending or waiting) with another priority and time to fall due
+   * A task that waits to run (pending or waiting) with another priority, time to fall due and expiry
    * (tasks.update; `runAt` as rescheduledRunAt gives it), with its task.updated event: a pending
    * one due by it wakes the claims that could take it, one due later sets their timers. Nothing
    * changed is returned as it is, nothing written: a repeat finds it so.
