@@ -21,9 +21,10 @@ export const OPERATOR_USAGE = [
   "       coordination tasks list [--queue Q] [--status S] [--agent A] [--capability C] [--limit N] [--cursor C]",
   "       coordination tasks get|requeue TASK_ID",
   "       coordination tasks promote TASK_ID                      a pending task not due yet (a delay, a backoff, a schedule's run) due now",
-  "       coordination tasks update TASK_ID [--priority N] [--at TIME | --delay DURATION] [--expires TIME|never]   a task that",
-  "                                    waits to run (pending or waiting): its priority (0 highest), when it falls due (ISO 8601 or",
-  "                                    Unix ms; or 30s, 5m, 1h from now), when it expires unrun (never: no expiry)",
+  "       coordination tasks update TASK_ID [--priority N] [--at TIME | --delay DURATION] [--expires TIME|DURATION|never]   a",
+  "                                    task that waits to run (pending or waiting): its priority (0 highest), when it falls due (ISO",
+  "                                    8601 or Unix ms; or 30s, 5m, 1h from now), when it expires unrun (a time, or a length of time",
+  "                                    from now; never: no expiry)",
   "       coordination tasks wait TASK_ID [--timeout DURATION]     until it settles (or DURATION: 30s, 5m, 1h); exit 0 if it completed,",
   "                                    3 if it was dead-lettered or cancelled, 4 if it had not settled in time (or on Ctrl-C)",
   "       coordination tasks wait TASK_ID TASK_ID... [--any] [--timeout DURATION]   (up to 100) until all of them completed (--any:",
@@ -470,6 +471,13 @@ async function allPages<P extends { nextCursor: string | null }>(fetchPage: (cur
   } while (cursor !== undefined);
 }
 
+/** --expires: never (no expiry), a length of time from now (30s, 5m, 1h, 1d: by this machine's clock), or a time. */
+function expiryArg(text: string): string | number | null {
+  if (text === "never") return null;
+  const fromNow = parseDuration(text);
+  return fromNow === undefined ? timeArg(text) : Date.now() + fromNow;
+}
+
 /** The change `tasks update` asks for, from its options (the server refuses a bad priority or time, naming the option). */
 function taskUpdateOf(taskId: string, options: Parsed["options"]): { taskId: string; priority?: number; runAt?: string | number; delayMs?: number; expiresAt?: string | number | null } {
   const priority = int(options["--priority"], "--priority");
@@ -486,7 +494,7 @@ function taskUpdateOf(taskId: string, options: Parsed["options"]): { taskId: str
     ...(priority !== undefined ? { priority } : {}),
     ...(at !== undefined ? { runAt: timeArg(at) } : {}),
     ...(delayMs !== undefined ? { delayMs } : {}),
-    ...(expires !== undefined ? { expiresAt: expires === "never" ? null : timeArg(expires) } : {}),
+    ...(expires !== undefined ? { expiresAt: expiryArg(expires) } : {}),
   };
 }
 

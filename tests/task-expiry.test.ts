@@ -49,6 +49,8 @@ describe("tasks.enqueue's expiresAt and ttlMs", () => {
     const at = new Date(Date.now() + 2 * HOUR);
     expect((await api.tasks.enqueue.mutate({ queue: "q", expiresAt: at })).expiresAt).toEqual(at);
     expect((await api.tasks.enqueue.mutate({ queue: "q" })).expiresAt).toBeNull();
+    const enqueued = await api.events.list.query({ types: ["task.enqueued"], limit: 10 });
+    expect(enqueued.map((e) => (e.payload as { expiresAt?: string }).expiresAt)).toEqual([now.expiresAt!.toISOString(), later.expiresAt!.toISOString(), overdue.expiresAt!.toISOString(), at.toISOString(), undefined]);
     // No later than the last time an answer may carry: what is answered can be sent back.
     const farthest = await rest(t.url, "POST", "/tasks", { queue: "q", runAt: "9999-12-31T23:59:59.999Z", ttlMs: 1000, idempotencyKey: "far" });
     expect([farthest.status, farthest.body.expiresAt]).toEqual([200, "9999-12-31T23:59:59.999Z"]);
@@ -89,7 +91,7 @@ describe("tasks.enqueue's expiresAt and ttlMs", () => {
 
     const { head } = await api.events.head.query();
     await t.server.services.jobs.taskExpiry.runNow();
-    const reason = `expired: not started by its expiresAt (${task.expiresAt!.toISOString()})`;
+    const reason = `expired: its expiresAt (${task.expiresAt!.toISOString()}) passed before its next run started`;
     expect(await waited).toMatchObject({ id: task.id, status: "cancelled", lastError: reason, attempts: 0 });
     expect(await api.tasks.get.query({ taskId: dependent.id })).toMatchObject({ status: "cancelled", lastError: `its dependency "${task.id}" was cancelled: ${reason}` });
     const events = await api.events.list.query({ afterSeq: head, types: ["task.cancelled"], limit: 10 });
@@ -120,29 +122,47 @@ describe("tasks.enqueue's expiresAt and ttlMs", () => {
     expect((await api.tasks.get.query({ taskId: waiting.id })).status).toBe("cancelled");
   });
 
-  it("a run under way at its expiry goes on and completes; a retry after it never runs: the task is cancelled, its failure kept", async () => {
-    t = await startWithoutExpiryJob();
+  it("a run under way at its expiry goes on and completes; one that fails then, attempts left, is dead-lettered with its own error, as its retry could not start", async () => {
+    t = await startWithoutExpiryJob({ busyTimeoutMs: 100 });
+    await t.server.services.jobs.leaseSweeper.stop();
     const api = t.api;
     const a = await api.tasks.enqueue.mutate({ queue: "q", ttlMs: HOUR });
     const b = await api.tasks.enqueue.mutate({ queue: "q", ttlMs: HOUR });
+    const c = await api.tasks.enqueue.mutate({ queue: "q", ttlMs: HOUR });
     const runA = await api.tasks.claim.mutate({ agentId: "w", context: false });
     const runB = await api.tasks.claim.mutate({ agentId: "w", context: false });
-    expireNow(t, a.id);
-    expireNow(t, b.id);
+    const runC = await api.tasks.claim.mutate({ agentId: "w", leaseMs: 1, context: false });
+    for (const task of [a, b, c]) expireNow(t, task.id);
     await t.server.services.jobs.taskExpiry.runNow();
     expect((await api.tasks.get.query({ taskId: a.id })).status).toBe("claimed");
     await api.tasks.heartbeat.mutate({ taskId: a.id, agentId: "w", leaseToken: runA!.leaseToken });
     expect(await api.tasks.complete.mutate({ taskId: a.id, agentId: "w", leaseToken: runA!.leaseToken, result: 1 })).toMatchObject({ status: "completed", result: 1 });
-    const failed = await api.tasks.fail.mutate({ taskId: b.id, agentId: "w", leaseToken: runB!.leaseToken, error: "provider down", retryAfterMs: 0 });
-    expect(failed).toMatchObject({ status: "pending", lastError: "provider down" });
-    expect(await api.tasks.claim.mutate({ agentId: "w", context: false })).toBeNull();
-    await t.server.services.jobs.taskExpiry.runNow();
-    const expired = await api.tasks.get.query({ taskId: b.id });
-    expect(expired).toMatchObject({ status: "cancelled", attempts: 1, lastError: expect.stringMatching(/^expired: not started by its expiresAt/) });
-    expect(expired.errorHistory.map((e) => e.error)).toEqual(["provider down"]);
+
+    const { head } = await api.events.head.query();
+    const fail = { taskId: b.id, agentId: "w", leaseToken: runB!.leaseToken, error: "provider 503", retryAfterMs: 0 };
+    const failed = await api.tasks.fail.mutate(fail);
+    expect(failed).toMatchObject({ status: "dead_letter", attempts: 1, lastError: "provider 503" });
+    // Sent again (its answer lost): the same answer, not a conflict.
+    expect(await api.tasks.fail.mutate(fail)).toEqual(failed);
+    const events = await api.events.list.query({ afterSeq: head, types: ["task.failed", "task.dead_lettered", "task.retried"], limit: 10 });
+    expect(events.map((e) => [e.type, (e.payload as { willRetry?: boolean }).willRetry ?? (e.payload as { expired?: boolean }).expired])).toEqual([
+      ["task.failed", false],
+      ["task.dead_lettered", true],
+    ]);
+    // Its lease run out past its expiry: the same, with the sweeper's reason.
+    await pastTime(new Date(runC!.leaseExpiresAt.getTime() + 250));
+    await t.server.services.tasks.expireLeases();
+    expect(await api.tasks.get.query({ taskId: c.id })).toMatchObject({ status: "dead_letter", lastError: "lease expired (held by w)" });
+    // A retry that starts before the expiry is a retry, as ever; one that would start after it is none.
+    const d = await api.tasks.enqueue.mutate({ queue: "d", ttlMs: HOUR });
+    const e = await api.tasks.enqueue.mutate({ queue: "e", ttlMs: HOUR });
+    const runD = await api.tasks.claim.mutate({ agentId: "w", queues: ["d"], context: false });
+    const runE = await api.tasks.claim.mutate({ agentId: "w", queues: ["e"], context: false });
+    expect(await api.tasks.fail.mutate({ taskId: d.id, agentId: "w", leaseToken: runD!.leaseToken, error: "flaky", retryAfterMs: 60_000 })).toMatchObject({ status: "pending", lastError: "flaky" });
+    expect(await api.tasks.fail.mutate({ taskId: e.id, agentId: "w", leaseToken: runE!.leaseToken, error: "down for a while", retryAfterMs: 2 * HOUR })).toMatchObject({ status: "dead_letter", lastError: "down for a while" });
   });
 
-  it("a steal takes no run whose expiry came: it takes the next, and leaves that one to the sweeper and the expiry job", async () => {
+  it("a steal takes no run whose expiry came: it takes the next, and leaves that one to the sweeper", async () => {
     // The file written beside the server (expireNow) makes it allow 2 × busyTimeoutMs after a
     // lease's end for another process's heartbeat; and the sweeper waits for the test to run it.
     t = await startWithoutExpiryJob({ busyTimeoutMs: 100 });
@@ -160,9 +180,7 @@ describe("tasks.enqueue's expiresAt and ttlMs", () => {
     // Not charged, nor told it was stolen: its holder's lease ran out, which the sweeper sees to.
     expect(await api.tasks.get.query({ taskId: expiring.id })).toMatchObject({ status: "claimed", leaseOwner: "x", attempts: 1, lastError: null });
     await t.server.services.tasks.expireLeases();
-    expect((await api.tasks.get.query({ taskId: expiring.id })).status).toBe("pending");
-    await t.server.services.jobs.taskExpiry.runNow();
-    expect(await api.tasks.get.query({ taskId: expiring.id })).toMatchObject({ status: "cancelled", lastError: expect.stringMatching(/^expired: /) });
+    expect(await api.tasks.get.query({ taskId: expiring.id })).toMatchObject({ status: "dead_letter", lastError: "lease expired (held by x)" });
   });
 
   it("a requeue brings an expired task back to run, its expiry dropped; one still ahead is kept", async () => {
@@ -263,6 +281,11 @@ describe("tasks.update's expiresAt", () => {
     const at = new Date(Date.now() + 5 * HOUR);
     expect(await runCli({ args: ["tasks", "update", delayed.id, "--expires", at.toISOString()], env })).toMatchObject({ code: 0 });
     expect((await api.tasks.get.query({ taskId: delayed.id })).expiresAt).toEqual(at);
+    // A length of time: from now, by the command's clock.
+    const before = Date.now();
+    expect(await runCli({ args: ["tasks", "update", delayed.id, "--expires", "6h"], env })).toMatchObject({ code: 0 });
+    const expiry = (await api.tasks.get.query({ taskId: delayed.id })).expiresAt!.getTime();
+    expect(expiry >= before + 6 * HOUR && expiry <= Date.now() + 6 * HOUR).toBe(true);
   });
 });
 

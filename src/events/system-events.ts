@@ -14,8 +14,8 @@ type RanFor = { ranMs?: number };
 
 // Object types, not interfaces: they must be assignable to JSON objects.
 export type SystemEventPayloads = {
-  /** waitingFor: how many of the tasks it depends on have not completed (it is waiting for them; absent: pending). scheduleId: the schedule whose run it is. */
-  "task.enqueued": { taskId: string; queue: string; priority: number; capability: string | null; targetAgentId: string | null; runAt: string; waitingFor?: number; scheduleId?: string };
+  /** waitingFor: how many of the tasks it depends on have not completed (it is waiting for them; absent: pending). scheduleId: the schedule whose run it is. expiresAt: no run of it starts after this time (absent: it never expires). */
+  "task.enqueued": { taskId: string; queue: string; priority: number; capability: string | null; targetAgentId: string | null; runAt: string; waitingFor?: number; scheduleId?: string; expiresAt?: string };
   /** A pending task not due yet was made due now (tasks.promote, schedules.trigger); previousRunAt: when it was due; promotedBy: the credential (a token id; null on an open server or in-process). */
   "task.promoted": { taskId: string; queue: string; priority: number; capability: string | null; targetAgentId: string | null; runAt: string; previousRunAt: string; promotedBy: string | null };
   /** A task that waits to run (pending or waiting) was given another priority, time to fall due or expiry (tasks.update): the new ones and the previous (expiresAt and previousExpiresAt only when the expiry changed, null for none); waitingFor, as task.enqueued's, while it waits for its dependencies; updatedBy: the credential (a token id; null on an open server or in-process). */
@@ -46,7 +46,8 @@ export type SystemEventPayloads = {
    * an expired lease).
    */
   "task.retried": { taskId: string; queue: string; attempt: number; runAt: string; delayMs: number; retryAfterMs?: number; capability: string | null; targetAgentId: string | null };
-  "task.dead_lettered": { taskId: string; queue: string; attempts: number; error: string };
+  /** `expired`: attempts were left, but its retry would have started at or after its expiresAt, which no run may. */
+  "task.dead_lettered": { taskId: string; queue: string; attempts: number; error: string; expired?: true };
   /** Its holder lost the lease: it ran out, was stolen, or its agent went offline or was deregistered (`reason`). */
   "task.lease_expired": { taskId: string; queue: string; agentId: string | null; attempt: number; reason: string };
   /** Given back without charging an attempt (by its holder, by stop(), or because the claim's answer never arrived: `reason`). */

@@ -295,7 +295,8 @@ export function taskCommands(d: TaskCommandDeps) {
       }
       const held = t.assertHeld(current, request);
       if (request.agentId !== undefined) t.noteAgent(ctx, request.agentId);
-      const retryAt = request.retry && held.attempts < held.maxAttempts ? ctx.now + (request.retryAfterMs ?? t.retryDelay(held)) : null;
+      const asked = request.retry && held.attempts < held.maxAttempts ? ctx.now + (request.retryAfterMs ?? t.retryDelay(held)) : null;
+      const retryAt = t.retryBeforeExpiry(held, asked);
       d.events.appendSystem(ctx, "task.failed", {
         taskId: held.id,
         queue: held.queue,
@@ -307,7 +308,7 @@ export function taskCommands(d: TaskCommandDeps) {
         willRetry: retryAt !== null,
         ...(request.agentId === undefined ? { anonymous: true } : {}),
       });
-      return settled(t.recordFailedRun(ctx, held, request.error, held.leaseOwner, retryAt, request.retryAfterMs), held);
+      return settled(t.recordFailedRun(ctx, held, request.error, held.leaseOwner, asked, request.retryAfterMs), held);
     },
 
     /**
@@ -658,8 +659,9 @@ function ownLastFailure(row: TaskRow, request: SettleRequest): StoredError | und
 function repeatedFail(row: TaskRow, request: FailRequest): SettledTask | CoordinationError | undefined {
   const last = ownLastFailure(row, request);
   if (last === undefined) return undefined;
-  // retry false always dead-letters; retry true does only once the attempts ran out.
-  const deadLettered = !request.retry || row.attempts >= row.maxAttempts;
+  // retry false always dead-letters; retry true does only once the attempts ran out, or when its
+  // retry would have started after the task's expiry (recorded in the entry: that time is gone).
+  const deadLettered = !request.retry || row.attempts >= row.maxAttempts || last.pastExpiry === true;
   // The wait that fail asked for is in its history entry (none: it asked for the backoff): a
   // repeat asking for another, or for none where it asked for one, is another call.
   const otherWait = (last.retryAfterMs ?? null) !== (request.retryAfterMs ?? null);

@@ -134,6 +134,8 @@ export interface StoredError {
   at: number;
   /** The wait its fail asked for (tasks.fail's retryAfterMs), when it asked: a repeat of that fail must ask the same. Not answered. */
   retryAfterMs?: number;
+  /** Its retry would have started at or after the task's expiresAt: it was dead-lettered instead. Not answered. */
+  pastExpiry?: true;
 }
 
 export const toTask = (row: TaskRow): Task => ({
@@ -238,9 +240,11 @@ export const taskAnswerBytes = (row: TaskRow): number => taskTextBytes(row) + TA
  * MAX_ERROR_HISTORY kept (the history goes out with every claim of the task, and a task retried
  * without end, a high maxAttempts or requeued dead letters, would carry megabytes of it).
  */
-export function historyAfterFailure(row: TaskRow, error: string, agentId: string | null, now: number, retryAfterMs?: number): string {
+export function historyAfterFailure(row: TaskRow, error: string, agentId: string | null, now: number, retryAfterMs?: number, pastExpiry = false): string {
   const history = JSON.parse(row.errorHistory) as StoredError[];
-  history.push(retryAfterMs === undefined ? { attempt: row.attempts, agentId, error, at: now } : { attempt: row.attempts, agentId, error, at: now, retryAfterMs });
+  const entry: StoredError = retryAfterMs === undefined ? { attempt: row.attempts, agentId, error, at: now } : { attempt: row.attempts, agentId, error, at: now, retryAfterMs };
+  if (pastExpiry) entry.pastExpiry = true;
+  history.push(entry);
   return JSON.stringify(history.slice(-MAX_ERROR_HISTORY));
 }
 
@@ -890,8 +894,8 @@ export class TaskStore {
   }
 
   /** Records a failed run: back to pending at `retryAt`, or dead-lettered when retryAt is null. */
-  recordFailure(row: TaskRow, error: string, agentId: string | null, retryAt: number | null, now: number, retryAfterMs?: number): TaskRow {
-    const errorHistory = historyAfterFailure(row, error, agentId, now, retryAfterMs);
+  recordFailure(row: TaskRow, error: string, agentId: string | null, retryAt: number | null, now: number, retryAfterMs?: number, pastExpiry = false): TaskRow {
+    const errorHistory = historyAfterFailure(row, error, agentId, now, retryAfterMs, pastExpiry);
     if (retryAt === null) {
       return this.st
         .get<[string, string, number, number, number], TaskRow>(

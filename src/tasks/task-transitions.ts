@@ -165,6 +165,7 @@ export class TaskTransitions {
       runAt: new Date(Number(row.runAt)).toISOString(),
       ...(waitingFor.length > 0 ? { waitingFor: waitingFor.length } : {}),
       ...(row.scheduleId === null ? {} : { scheduleId: row.scheduleId }),
+      ...(row.expiresAt === null ? {} : { expiresAt: new Date(Number(row.expiresAt)).toISOString() }),
     });
     return row;
   }
@@ -331,7 +332,7 @@ export class TaskTransitions {
    */
   expireRow(ctx: WriteContext, row: TaskRow): void {
     const at = new Date(Number(row.expiresAt)).toISOString();
-    this.cancelRow(ctx, row, `expired: not started by its expiresAt (${at})`, true);
+    this.cancelRow(ctx, row, `expired: its expiresAt (${at}) passed before its next run started`, true);
     if (row.scheduleId !== null) this.schedules.skipped(ctx, row);
   }
 
@@ -474,18 +475,35 @@ export class TaskTransitions {
     if (this.d.config.recordExecutions) recordExecution(this.d.memories, ctx, task, outcome, run);
   }
 
-  /** A run that ended without a verdict (lease expired, agent gone): retry now, or dead-letter at the limit. */
+  /** A run that ended without a verdict (lease expired, agent gone): retry now, or dead-letter at the limit (or at its expiry). */
   expireClaim(ctx: WriteContext, row: TaskRow, reason: string): TaskRow {
     this.d.events.appendSystem(ctx, "task.lease_expired", { taskId: row.id, queue: row.queue, agentId: row.leaseOwner, attempt: row.attempts, reason });
-    const retryAt = row.attempts < row.maxAttempts ? ctx.now : null;
-    return this.recordFailedRun(ctx, row, reason, row.leaseOwner, retryAt);
+    return this.recordFailedRun(ctx, row, reason, row.leaseOwner, row.attempts < row.maxAttempts ? ctx.now : null);
   }
 
-  /** `retryAfterMs`: the wait its fail asked for, kept in the run's errorHistory entry (a repeat of that fail is compared with it). */
-  recordFailedRun(ctx: WriteContext, row: TaskRow, error: string, agentId: string | null, retryAt: number | null, retryAfterMs?: number): TaskRow {
-    const updated = this.d.tasks.recordFailure(row, error, agentId, retryAt, ctx.now, retryAfterMs);
+  /**
+   * When a failed run of `row` is retried: at `retryAt`, or never (null) when attempts ran out
+   * (`retryAt` null) or when the retry would start at or after the task's expiry, which no run
+   * may: then the run's failure is its last, and it is dead-lettered with its own error (a
+   * cancel as expired later would say it never started, and hide what went wrong).
+   */
+  retryBeforeExpiry(row: TaskRow, retryAt: number | null): number | null {
+    return retryAt !== null && row.expiresAt !== null && retryAt >= Number(row.expiresAt) ? null : retryAt;
+  }
+
+  /**
+   * `retryAt`: when the task is retried as asked (its backoff, the fail's retryAfterMs), null for
+   * no retry; one at or after its expiry is none (retryBeforeExpiry), and the dead letter says so
+   * (`expired` in its event, `pastExpiry` in its errorHistory entry, for a repeat of the fail).
+   * `retryAfterMs`: the wait its fail asked for, kept in the run's errorHistory entry (a repeat of
+   * that fail is compared with it).
+   */
+  recordFailedRun(ctx: WriteContext, row: TaskRow, error: string, agentId: string | null, asked: number | null, retryAfterMs?: number): TaskRow {
+    const retryAt = this.retryBeforeExpiry(row, asked);
+    const pastExpiry = asked !== null && retryAt === null;
+    const updated = this.d.tasks.recordFailure(row, error, agentId, retryAt, ctx.now, retryAfterMs, pastExpiry);
     if (retryAt === null) {
-      this.d.events.appendSystem(ctx, "task.dead_lettered", { taskId: row.id, queue: row.queue, attempts: row.attempts, error });
+      this.d.events.appendSystem(ctx, "task.dead_lettered", { taskId: row.id, queue: row.queue, attempts: row.attempts, error, ...(pastExpiry ? { expired: true as const } : {}) });
       this.recordExecution(ctx, updated, "dead_letter", row);
       // The tasks waiting on it that asked to be cancelled then (onDependencyFailure "cancel").
       this.settleDependents(ctx, row, "dead_lettered");
