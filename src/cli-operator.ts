@@ -80,7 +80,7 @@ export function usageAfterError(words: readonly string[]): string {
   if (ofCommand.length === 0) return OPERATOR_USAGE;
   const ofSub = ofCommand.filter((entry) => sub !== undefined && (commandOf(entry)[1] ?? "").replace(/^\[|\]$/g, "").split("|").includes(sub));
   const shown = (ofSub.length > 0 ? ofSub : ofCommand).flat();
-  return `Usage: ${shown.join("\n").slice("       ".length)}\n(coordination --help: every command, and the options each takes)`;
+  return `Usage: ${shown.join("\n").slice("       ".length)}\n(coordination ${command} --help: every command, and the options each takes)`;
 }
 
 /** The words of a command line that did not parse: what is not an option or an option's value. */

@@ -400,6 +400,14 @@ describe("answer bounds: a task's names", () => {
     const page = await onWire(t, `/trpc/tasks.list?input=${input}`);
     expect(page.bytes).toBeLessThanOrEqual(budget);
     expect(page.json.result.data.json.items.length).toBeGreaterThanOrEqual(40);
+    // With ten failed runs each: every entry's time goes out as an ISO string, and its path again in superjson's meta.
+    const history = JSON.stringify(Array.from({ length: 10 }, (_, i) => ({ attempt: i + 1, agentId: "a", error: "e", at: Date.now() })));
+    writeDirectly(t, `UPDATE tasks SET errorHistory = ? WHERE queue = 'q'`, history);
+    const failedPage = await onWire(t, `/trpc/tasks.list?input=${input}`);
+    expect(failedPage.bytes).toBeLessThanOrEqual(budget);
+    expect(failedPage.json.result.data.json.items[0].errorHistory).toHaveLength(10);
+    const waitInput = encodeURIComponent(JSON.stringify({ json: { taskIds: leases.slice(0, 100).map((lease) => lease.id), waitMs: 0 } }));
+    expect((await onWire(t, `/trpc/tasks.waitMany?input=${waitInput}`)).bytes).toBeLessThanOrEqual(budget);
   });
 
   it("a steal whose first victim is dead-lettered (not handed out) still hands out the next, however large", async () => {

@@ -86,18 +86,18 @@ describe("operator commands against a running server", () => {
         "                                    task that waits to run (pending or waiting): its priority (0 highest), when it falls due (ISO",
         "                                    8601 or Unix ms; or 30s, 5m, 1h from now), when it expires unrun (a time, or a length of time",
         "                                    from now; never: no expiry)",
-        "(coordination --help: every command, and the options each takes)",
+        "(coordination tasks --help: every command, and the options each takes)",
         "",
       ].join("\n"),
     );
     // A word that names several forms (tasks wait, tasks cancel): each of them; an option refused before the words are known: the command's.
     const wait = await runCli({ args: ["tasks", "wait"], env });
-    expect(wait.stderr.split("\n").filter((line) => line.includes("coordination tasks"))).toEqual([
+    expect(wait.stderr.split("\n").filter((line) => /^(Usage: | {7})coordination tasks/.test(line))).toEqual([
       "Usage: coordination tasks wait TASK_ID [--timeout DURATION]     until it settles (or DURATION: 30s, 5m, 1h); exit 0 if it completed,",
       "       coordination tasks wait TASK_ID TASK_ID... [--any] [--timeout DURATION]   (up to 100) until all of them completed (--any:",
     ]);
     const stats = await runCli({ args: ["--url", "http://127.0.0.1:1", "stats", "--bogus"], env: {} });
-    expect([stats.code, stats.stderr]).toEqual([2, 'coordination: unknown option "--bogus"\nUsage: coordination stats [--queue Q]                         task counts per queue and state\n(coordination --help: every command, and the options each takes)\n']);
+    expect([stats.code, stats.stderr]).toEqual([2, 'coordination: unknown option "--bogus"\nUsage: coordination stats [--queue Q]                         task counts per queue and state\n(coordination stats --help: every command, and the options each takes)\n']);
     const schedules = await runCli({ args: ["schedules", "set", "nightly", "--every", "nope"], env });
     expect(schedules.stderr.split("\n").slice(1, -2)).toHaveLength(6);
     expect(schedules.stderr.split("\n")[1]).toMatch(/^Usage: coordination schedules set NAME --cron/);

@@ -7,6 +7,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { afterEach, describe, expect, it } from "vitest";
 import { killAllCli, runCli } from "./helpers/cli-process.js";
 import { callTool, closeMcpClients, connectMcp } from "./helpers/mcp-client.js";
+import { parkedLongPolls } from "./helpers/mcp-http.js";
 import { rest, startTestServer, withDatabase, type TestServer } from "./helpers/test-server.js";
 
 let t: TestServer | undefined;
@@ -286,6 +287,39 @@ describe("tasks.update's expiresAt", () => {
     expect(await runCli({ args: ["tasks", "update", delayed.id, "--expires", "6h"], env })).toMatchObject({ code: 0 });
     const expiry = (await api.tasks.get.query({ taskId: delayed.id })).expiresAt!.getTime();
     expect(expiry >= before + 6 * HOUR && expiry <= Date.now() + 6 * HOUR).toBe(true);
+  });
+
+  it("an expiry of 0 (1970) given to a task that had none is refused, as any past one is", async () => {
+    t = await startWithoutExpiryJob();
+    const task = await t.api.tasks.enqueue.mutate({ queue: "z" });
+    const zero = await rest(t.url, "PATCH", `/tasks/${task.id}`, { expiresAt: 0 });
+    expect([zero.status, zero.body.message]).toEqual([400, expect.stringMatching(/^expiresAt: 1970-01-01T00:00:00\.000Z is not after the task falls due/)]);
+    expect((await t.api.tasks.get.query({ taskId: task.id })).expiresAt).toBeNull();
+  });
+
+  it("a parked claim wakes for an expired task (not cancelled yet) given a later expiry, or none", async () => {
+    t = await startWithoutExpiryJob();
+    const api = t.api;
+    const task = await api.tasks.enqueue.mutate({ queue: "revive", ttlMs: 30 });
+    await pastTime(task.expiresAt!);
+    // Parked for less than a parked claim waits before it looks again by itself (30 s): only the wake-up brings the task.
+    const parked = api.tasks.claim.mutate({ agentId: "w", queues: ["revive"], waitMs: 20_000, context: false });
+    await expect.poll(() => parkedLongPolls(t!.url, "claim"), { timeout: 10_000 }).toBe(1);
+    await api.tasks.update.mutate({ taskId: task.id, expiresAt: null });
+    expect(await parked).toMatchObject({ id: task.id, expiresAt: null });
+  });
+
+  it("a repeat is compared with the expiry enqueued, whatever an operator set or cleared since", async () => {
+    t = await startWithoutExpiryJob();
+    const api = t.api;
+    const none = await api.tasks.enqueue.mutate({ queue: "q", idempotencyKey: "n" });
+    const set = new Date(Date.now() + HOUR);
+    await api.tasks.update.mutate({ taskId: none.id, expiresAt: set });
+    const asked = await rest(t.url, "POST", "/tasks", { queue: "q", expiresAt: set.toISOString(), idempotencyKey: "n" });
+    expect([asked.status, asked.body.details?.differs]).toEqual([409, ["expiresAt"]]);
+    await api.tasks.update.mutate({ taskId: none.id, expiresAt: null });
+    expect((await rest(t.url, "POST", "/tasks", { queue: "q", expiresAt: set.toISOString(), idempotencyKey: "n" })).status).toBe(409);
+    expect((await api.tasks.enqueue.mutate({ queue: "q", idempotencyKey: "n" })).id).toBe(none.id);
   });
 });
 

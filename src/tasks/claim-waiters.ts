@@ -375,8 +375,9 @@ function availabilityOf(event: CoordinationEvent): Availability | null {
   const p = payloadFields(event);
   // A task enqueued or requeued waiting for its dependencies is claimable only at its task.ready.
   if (typeof p.queue !== "string" || p.waitingFor !== undefined) return null;
-  // A task given another priority only is no more claimable than it was.
-  if (event.type === "task.updated" && p.runAt === p.previousRunAt) return null;
+  // A task given another priority only is no more claimable than it was; one whose expiry moved
+  // may be again (an expired task not cancelled yet, given a later expiry or none).
+  if (event.type === "task.updated" && p.runAt === p.previousRunAt && p.expiresAt === undefined) return null;
   const runAt = typeof p.runAt === "string" ? Date.parse(p.runAt) : undefined;
   return {
     queue: p.queue,

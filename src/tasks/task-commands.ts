@@ -418,8 +418,9 @@ export function taskCommands(d: TaskCommandDeps) {
           { status: row.status, scheduleId: row.scheduleId },
         );
       }
-      const expiry = expiresAt === undefined ? (row.expiresAt === null ? null : Number(row.expiresAt)) : expiresAt === null ? null : expiresAt.getTime();
-      if (expiresAt !== undefined && expiry !== null && expiry !== Number(row.expiresAt) && expiry <= Math.max(at, ctx.now)) {
+      const expiryWas = row.expiresAt === null ? null : Number(row.expiresAt);
+      const expiry = expiresAt === undefined ? expiryWas : expiresAt === null ? null : expiresAt.getTime();
+      if (expiry !== null && expiry !== expiryWas && expiry <= Math.max(at, ctx.now)) {
         const due = Math.max(at, ctx.now);
         throw invalidField("expiresAt", `${new Date(expiry).toISOString()} is not after the task falls due (${new Date(due).toISOString()}${due === ctx.now ? ", now" : ""}): it would never run`);
       }

@@ -52,8 +52,8 @@ export type DeadLetterRow = Pick<TaskRow, "seq" | "id" | "queue" | "status" | "c
 /** What every requeue sets: a fresh start ($1 runAt, $2 updatedAt, $3 now), due now, attempts reset. */
 // releasedBy cleared: a release of the lease before, sent again, repeats nothing of a requeued task.
 // An expiry still ahead is kept; one passed (the task expired, or would at once) is dropped: the
-// operator who brings it back wants it run. The one it was enqueued with stays in enqueuedExpiresAt.
-const FRESH_START = `attempts = 0, runAt = ?, delayed = 0, leaseOwner = NULL, leaseExpiresAt = NULL, result = NULL, finishedAt = NULL, releasedBy = NULL, updatedAt = ?, expiresAt = CASE WHEN expiresAt > ? THEN expiresAt END, enqueuedExpiresAt = IFNULL(enqueuedExpiresAt, expiresAt)`;
+// operator who brings it back wants it run. The one it was enqueued with is enqueuedExpiresAt's.
+const FRESH_START = `attempts = 0, runAt = ?, delayed = 0, leaseOwner = NULL, leaseExpiresAt = NULL, result = NULL, finishedAt = NULL, releasedBy = NULL, updatedAt = ?, expiresAt = CASE WHEN expiresAt > ? THEN expiresAt END`;
 /** A requeue to pending ($1 runAt, $2 updatedAt, $3 now): held when its queue is set aside. */
 const REQUEUED = `status = 'pending', unmetDependencies = 0, ${HELD_IF_SET_ASIDE}, ${FRESH_START}`;
 /** A requeue back to waiting ($1 unmetDependencies, $2 runAt, $3 updatedAt, $4 now): in no claim index. */
@@ -116,7 +116,7 @@ export interface TaskRow {
   editedAt: number | Date | null;
   /** No run starts after this time: still waiting to run then, it is cancelled as expired; null: never. */
   expiresAt: number | Date | null;
-  /** The expiresAt it was enqueued with, kept by the first write that changed it (a requeue dropping one passed, tasks.update); null until then. */
+  /** The expiresAt it was enqueued with (null: none), whatever a requeue or tasks.update made of it since. */
   enqueuedExpiresAt: number | Date | null;
 }
 
@@ -372,10 +372,10 @@ export class TaskStore {
     const delayed = waiting ? 0 : delayedAt(task.runAt, now);
     const { lastInsertRowid } = this.st
       .get(
-        `INSERT INTO tasks (id, queue, payload, priority, capability, targetAgentId, maxAttempts, runAt, idempotencyKey, idempotencyScope, createdAt, updatedAt, delayed, held, status, dependsOn, unmetDependencies, cancelOnDependencyFailure, backoff, scheduleId, expiresAt)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT INTO tasks (id, queue, payload, priority, capability, targetAgentId, maxAttempts, runAt, idempotencyKey, idempotencyScope, createdAt, updatedAt, delayed, held, status, dependsOn, unmetDependencies, cancelOnDependencyFailure, backoff, scheduleId, expiresAt, enqueuedExpiresAt)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       )
-      .run(task.id, task.queue, task.payload, task.priority, task.capability, task.targetAgentId, task.maxAttempts, task.runAt, task.idempotencyKey, task.idempotencyScope, now, now, delayed, held, waiting ? "waiting" : "pending", task.dependsOn, task.waitingFor.length, task.cancelOnDependencyFailure, task.backoff, task.scheduleId, task.expiresAt);
+      .run(task.id, task.queue, task.payload, task.priority, task.capability, task.targetAgentId, task.maxAttempts, task.runAt, task.idempotencyKey, task.idempotencyScope, now, now, delayed, held, waiting ? "waiting" : "pending", task.dependsOn, task.waitingFor.length, task.cancelOnDependencyFailure, task.backoff, task.scheduleId, task.expiresAt, task.expiresAt);
     const seq = Number(lastInsertRowid);
     for (const dependsOnSeq of task.waitingFor) this.st.get<[number, number]>(`INSERT INTO task_dependencies (dependsOnSeq, taskSeq) VALUES (?, ?)`).run(dependsOnSeq, seq);
     // Every column named, in the table's order: the same hidden class as a row read back (taskRowWith).
@@ -418,7 +418,7 @@ export class TaskStore {
       enqueuedPriority: null,
       editedAt: null,
       expiresAt: task.expiresAt,
-      enqueuedExpiresAt: null,
+      enqueuedExpiresAt: task.expiresAt,
     };
   }
 
@@ -936,14 +936,12 @@ export class TaskStore {
    */
   reschedule(row: TaskRow, priority: number, runAt: number, now: number, expiresAt: number | null = row.expiresAt === null ? null : Number(row.expiresAt)): TaskRow {
     const due = row.status === "pending" && runAt <= now ? `, delayed = 0, ${HELD_IF_SET_ASIDE}` : row.status === "pending" ? ", delayed = 1" : "";
-    // The expiry it was enqueued with is kept by the first change of it, as its priority is.
     return this.st
-      .get<[number, number, number, number | null, number | null, number, number, number], TaskRow>(
+      .get<[number, number, number, number | null, number, number, number], TaskRow>(
         `UPDATE tasks SET enqueuedPriority = CASE WHEN priority = ? THEN enqueuedPriority ELSE COALESCE(enqueuedPriority, priority) END,
-           priority = ?, runAt = ?${due}, enqueuedExpiresAt = CASE WHEN expiresAt IS ? THEN enqueuedExpiresAt ELSE IFNULL(enqueuedExpiresAt, expiresAt) END,
-           expiresAt = ?, updatedAt = MAX(?, createdAt + 1), editedAt = MAX(?, createdAt + 1) WHERE seq = ? RETURNING *`,
+           priority = ?, runAt = ?${due}, expiresAt = ?, updatedAt = MAX(?, createdAt + 1), editedAt = MAX(?, createdAt + 1) WHERE seq = ? RETURNING *`,
       )
-      .get(priority, priority, runAt, expiresAt, expiresAt, now, now, row.seq)!;
+      .get(priority, priority, runAt, expiresAt, now, now, row.seq)!;
   }
 
   /** `reason`, when given: why (its lastError); null keeps the lastError it had. */

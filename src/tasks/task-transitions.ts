@@ -132,8 +132,7 @@ export class TaskTransitions {
         const asEnqueued = Number(existing.updatedAt) === Number(existing.createdAt);
         if (request.runAt !== undefined && asEnqueued && Number(existing.runAt) !== request.runAt.getTime()) differs.push("runAt");
         // The expiry it was enqueued with (a requeue or tasks.update may have changed it since).
-        const enqueuedExpiry = existing.enqueuedExpiresAt ?? existing.expiresAt;
-        if (request.expiresAt !== undefined && Number(enqueuedExpiry ?? Number.NaN) !== request.expiresAt.getTime()) differs.push("expiresAt");
+        if (request.expiresAt !== undefined && Number(existing.enqueuedExpiresAt ?? Number.NaN) !== request.expiresAt.getTime()) differs.push("expiresAt");
         if (differs.length > 0) {
           // A key used twice in one enqueueMany names no stored task: the batch is rolled back.
           const where = inBatch?.get(existing.id);
