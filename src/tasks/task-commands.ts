@@ -14,7 +14,7 @@ import { sameJson } from "../json-checks.js";
 import { taskWith, type CancelManyRequest, type CancelManyResult, type CancelRequest, type ClaimRequest, type ScopedEnqueue, type RequeueManyRequest, type RequeueManyResult, type SettledTask, type Task, type UpdateRequest } from "./task-schemas.js";
 import { claimKeyOf } from "./claim-keys.js";
 import { historyAfterFailure, releasedLease, taskAnswerBytes, taskRowWith, toTask, type ClaimFilter, type RateOutlook, type StoredError, type TaskRow, type TaskStore } from "./task-store.js";
-import { rescheduledRunAt, type FailRequest, type SettleRequest, type TaskTransitions } from "./task-transitions.js";
+import { refuseExpiryByDue, rescheduledRunAt, type FailRequest, type SettleRequest, type TaskTransitions } from "./task-transitions.js";
 import { leaseBounds, offlineShiftMs, type LockWaitGrace } from "./lock-wait-grace.js";
 import { copyWith } from "../copy-with.js";
 import type { JsonValue } from "../json-types.js";
@@ -360,23 +360,22 @@ export function taskCommands(d: TaskCommandDeps) {
 
     /**
      * One write of the expiry job: tasks that wait to run whose expiry came by this write's time,
-     * soonest first, each cancelled as expired (TaskTransitions.expireRow): up to `limit`, and rows
-     * of REQUEUE_PAGE_BYTES at most (the first always). Whether more may be left.
+     * soonest first, each cancelled as expired (TaskTransitions.expireRow): a page of them as the
+     * bulk calls take one (takePage: up to `limit`, and REQUEUE_PAGE_BYTES of rows). Whether more
+     * may be left.
      */
     "tasks.expire": (ctx: WriteContext, { limit }: { limit: number }): { expired: number; more: boolean } => {
       const due = d.tasks.expiredSeqs(ctx.now, limit);
-      let bytes = 0;
+      const { taken, stoppedAt } = takePage(due, limit, false, (seq) => seq, () => true);
       let expired = 0;
-      for (const { seq, bytes: rowBytes } of due) {
-        if (expired > 0 && bytes + rowBytes > REQUEUE_PAGE_BYTES) return { expired, more: true };
-        bytes += rowBytes;
+      for (const seq of taken) {
         // Read now: one waiting on a task expired before it in this write was cancelled with it.
         const row = d.tasks.findBySeq(seq);
         if (row === undefined || (row.status !== "pending" && row.status !== "waiting")) continue;
         t.expireRow(ctx, row);
         expired++;
       }
-      return { expired, more: due.length === limit };
+      return { expired, more: stoppedAt !== null || due.length === limit };
     },
 
     /** One write of the dependency job: what earlier writes left of dependents to settle (TaskTransitions.settleDeferredDependents). Whether any is left. */
@@ -420,10 +419,7 @@ export function taskCommands(d: TaskCommandDeps) {
       }
       const expiryWas = row.expiresAt === null ? null : Number(row.expiresAt);
       const expiry = expiresAt === undefined ? expiryWas : expiresAt === null ? null : expiresAt.getTime();
-      if (expiry !== null && expiry !== expiryWas && expiry <= Math.max(at, ctx.now)) {
-        const due = Math.max(at, ctx.now);
-        throw invalidField("expiresAt", `${new Date(expiry).toISOString()} is not after the task falls due (${new Date(due).toISOString()}${due === ctx.now ? ", now" : ""}): it would never run`);
-      }
+      if (expiry !== null && expiry !== expiryWas) refuseExpiryByDue(expiry, at, ctx.now, "expiresAt");
       if (at !== Number(row.runAt) && expiry !== null && at >= expiry) {
         const iso = new Date(expiry).toISOString();
         throw invalidField(delayMs === undefined ? "runAt" : "delayMs", `${new Date(at).toISOString()} is not before the task expires (its expiresAt, ${iso}): it would never run`, { expiresAt: iso });
@@ -605,7 +601,7 @@ export function taskCommands(d: TaskCommandDeps) {
 }
 
 /**
- * What a bulk call (requeueMany, cancelMany) takes of its window, oldest first: each row of it
+ * What a bulk write (requeueMany, cancelMany, the expiry job's) takes of its window, in order: each row of it
  * (`bytes` null: not the call's, passed over) is read by seq and taken when `wanted` says so, up to
  * `limit` rows and REQUEUE_PAGE_BYTES of them; with `boundLooks` (its filter reads rows through
  * to fields after their payload), BULK_LOOK_BYTES of rows read at most (at least one).

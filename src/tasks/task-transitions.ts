@@ -670,21 +670,25 @@ export function rescheduledRunAt(current: number, requested: number | undefined,
 /**
  * When a task enqueued by `request`, due at `runAt`, expires (Unix ms; null: never): its expiresAt,
  * or ttlMs after it falls due (runAt, or `now` when that passed). An expiry at or before that is
- * INVALID_INPUT naming `prefix`expiresAt: the task would never run. Checked for a new task only:
- * an enqueue sent again after its expiry passed still finds its task.
+ * refused (refuseExpiryByDue, naming `prefix`expiresAt). Checked for a new task only: an enqueue
+ * sent again after its expiry passed still finds its task.
  */
 function expiryOf(request: { expiresAt?: Date | undefined; ttlMs?: number | undefined }, runAt: number, now: number, prefix: string): number | null {
-  const due = Math.max(runAt, now);
   // Past the last time an answer may carry (a runAt near the year 9999, a schedule's run there):
   // that time, so the answer can be sent back as it is.
-  if (request.ttlMs !== undefined) return Math.min(due + request.ttlMs, MAX_TIME_MS);
+  if (request.ttlMs !== undefined) return Math.min(Math.max(runAt, now) + request.ttlMs, MAX_TIME_MS);
   if (request.expiresAt === undefined) return null;
-  const expiresAt = request.expiresAt.getTime();
-  if (expiresAt <= due) {
-    throw invalidField(
-      `${prefix}expiresAt`,
-      `${request.expiresAt.toISOString()} is not after the task falls due (${new Date(due).toISOString()}${due === now ? ", now" : ""}): it would never run`,
-    );
-  }
-  return expiresAt;
+  refuseExpiryByDue(request.expiresAt.getTime(), runAt, now, `${prefix}expiresAt`);
+  return request.expiresAt.getTime();
+}
+
+/**
+ * INVALID_INPUT naming `field` when `expiresAt` (Unix ms) is at or before the time a task due at
+ * `runAt` falls due (runAt, or `now` when that passed): it would never run. An enqueue's expiry
+ * and tasks.update's new one are refused so.
+ */
+export function refuseExpiryByDue(expiresAt: number, runAt: number, now: number, field: string): void {
+  const due = Math.max(runAt, now);
+  if (expiresAt > due) return;
+  throw invalidField(field, `${new Date(expiresAt).toISOString()} is not after the task falls due (${new Date(due).toISOString()}${due === now ? ", now" : ""}): it would never run`);
 }
