@@ -30,6 +30,8 @@ export const SYSTEM_EVENT_TYPES = [
   "agent.updated",
   "agent.stale",
   "agent.offline",
+  "agent.cordoned",
+  "agent.uncordoned",
   "agent.deregistered",
   "queue.paused",
   "queue.resumed",

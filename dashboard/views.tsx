@@ -1,4 +1,4 @@
-// The dashboard's views: queues with their rates, schedules (pause, resume), agents with the tasks
+// The dashboard's views: queues with their rates, schedules (pause, resume), agents (cordon, uncordon) with the tasks
 // they hold, dead letters (requeue, cancel), the live event tail, and a task's own page.
 import { useEffect, useState } from "preact/hooks";
 import type { Api } from "./api.js";
@@ -297,9 +297,22 @@ export function Agents({ api, onUnauthorized }: ViewProps) {
     [api],
     onUnauthorized,
   );
+  const [message, setMessage] = useState("");
+  /** Cordons or uncordons an agent (an admin's act: a read token is told the server's refusal). */
+  const toggle = async (agentId: string, cordoned: boolean) => {
+    try {
+      await (cordoned ? api.agents.uncordon.mutate({ agentId }) : api.agents.cordon.mutate({ agentId, reason: "cordoned from the dashboard" }));
+      agents.refresh();
+      setMessage(`${cordoned ? "uncordoned" : "cordoned"} ${agentId}`);
+    } catch (error) {
+      setMessage(`${cordoned ? "uncordon" : "cordon"} failed: ${errorText(error)}`);
+    }
+  };
   return (
     <section>
-      <h2>Agents</h2>
+      <h2>
+        Agents <span class="muted">{message}</span>
+      </h2>
       <ErrorLine error={agents.error} />
       <table data-testid="agents">
         <thead>
@@ -310,12 +323,20 @@ export function Agents({ api, onUnauthorized }: ViewProps) {
             <th class="num">load</th>
             <th>holds</th>
             <th>last heartbeat</th>
+            <th></th>
           </tr>
         </thead>
         <tbody>
           {agents.data?.rows.map(({ agent, tasks }) => (
-            <tr data-agent={agent.agentId}>
-              <td>{agent.agentId}</td>
+            <tr data-agent={agent.agentId} data-cordoned={agent.cordon ? "true" : "false"}>
+              <td>
+                {agent.agentId}{" "}
+                {agent.cordon && (
+                  <span class="badge" title={`no claim hands it a task${agent.cordon.until ? ` until ${time(agent.cordon.until)}` : ""}${agent.cordon.reason ? `: ${agent.cordon.reason}` : ""}`}>
+                    {agent.cordon.automatic ? "quarantined" : "cordoned"}
+                  </span>
+                )}
+              </td>
               <td class={`health-${agent.health}`}>{agent.health}</td>
               <td>{agent.capabilities.join(", ") || <span class="muted">-</span>}</td>
               <td class="num">{agent.load}</td>
@@ -323,6 +344,9 @@ export function Agents({ api, onUnauthorized }: ViewProps) {
                 {tasks.length === 0 ? <span class="muted">-</span> : tasks.map((task) => <a href={`#/task/${task.id}`}>{task.id.slice(-8)} </a>)}
               </td>
               <td>{time(agent.lastHeartbeatAt)}</td>
+              <td>
+                <button onClick={() => void toggle(agent.agentId, agent.cordon !== null)}>{agent.cordon ? "Uncordon" : "Cordon"}</button>
+              </td>
             </tr>
           ))}
         </tbody>

@@ -51,7 +51,10 @@ export const OPERATOR_USAGE = [
   "                                    started that long after its time is skipped",
   "       coordination schedules get|remove|pause|resume NAME",
   "       coordination schedules trigger NAME                     run it now: its pending run due at once, the next as planned",
-  "       coordination agents [--capability C] [--health healthy|stale|offline]",
+  "       coordination agents [--capability C] [--health healthy|stale|offline] [--cordoned]   (--cordoned: those cordoned alone)",
+  "       coordination agents cordon AGENT_ID [--reason TEXT] [--for DURATION]   no claim hands it a task until it is uncordoned",
+  "                                    (or DURATION passed: 30m, 2h, 1d); the tasks it holds run on",
+  "       coordination agents uncordon AGENT_ID                   its claims take tasks again (an automatic quarantine too)",
   "       coordination events tail [--types 'task.*,agent.*'] [--agent A] [--from SEQ]   (--from: the events after SEQ; 0 for all retained)",
   "Each takes --url URL (else COORDINATION_URL, else the server's host, port and TLS in its settings: the environment,",
   ".env, the YAML file of COORDINATION_CONFIG or --config FILE; by default http://127.0.0.1:8000), --token TOKEN",
@@ -273,9 +276,9 @@ interface Parsed {
   options: Record<string, string | true>;
 }
 
-const VALUE_OPTIONS = new Set(["--url", "--token", "--config", "--queue", "--status", "--agent", "--limit", "--cursor", "--capability", "--health", "--types", "--from", "--after", "--before", "--reason", "--cron", "--timezone", "--every", "--start", "--end", "--max-runs", "--overlap", "--payload", "--priority", "--timeout", "--at", "--delay", "--expires", "--ttl"]);
+const VALUE_OPTIONS = new Set(["--url", "--token", "--config", "--queue", "--status", "--agent", "--limit", "--cursor", "--capability", "--health", "--types", "--from", "--after", "--before", "--reason", "--cron", "--timezone", "--every", "--start", "--end", "--max-runs", "--overlap", "--payload", "--priority", "--timeout", "--at", "--delay", "--expires", "--ttl", "--for"]);
 /** Options that take no value. */
-const FLAG_OPTIONS = new Set(["--json", "--all", "--any"]);
+const FLAG_OPTIONS = new Set(["--json", "--all", "--any", "--cordoned"]);
 
 /** Options every command takes: where the server is, who calls, and the output's form. */
 const COMMON_OPTIONS = ["--url", "--token", "--config", "--json"];
@@ -293,7 +296,7 @@ function commandOptions(words: readonly string[], options: Parsed["options"]): r
   if (command === "tasks" && sub === "requeue" && words.length === 2 && options["--all"] === true) return ["--all", "--queue", "--after", "--before"];
   if (command === "tasks" && sub === "cancel" && words.length === 2 && options["--all"] === true) return ["--all", "--queue", "--status", "--after", "--before", "--reason"];
   if (command === "tasks") return sub === "cancel" ? ["--reason"] : sub === "wait" ? ["--timeout", "--any"] : sub === "update" ? ["--priority", "--at", "--delay", "--expires"] : [];
-  if (command === "agents") return ["--health", "--capability"];
+  if (command === "agents") return sub === "cordon" ? ["--reason", "--for"] : sub === undefined ? ["--health", "--capability", "--cordoned"] : [];
   if (command === "schedules") return sub === "set" ? ["--cron", "--timezone", "--every", "--start", "--end", "--max-runs", "--overlap", "--ttl", "--queue", "--payload", "--priority"] : sub === undefined || sub === "list" ? ["--queue"] : [];
   if (command === "events" && sub === "tail") return ["--types", "--agent", "--from"];
   return undefined;
@@ -859,13 +862,30 @@ async function dispatch(words: string[], options: Parsed["options"], json: boole
   }
   if (command === "agents" && words.length === 1) {
     const health = str(options["--health"]);
-    const agents = await everyAgent(api, { ...(str(options["--capability"]) ? { capability: str(options["--capability"])! } : {}), ...(health ? { health: health as never } : {}) });
+    const agents = await everyAgent(api, {
+      ...(str(options["--capability"]) ? { capability: str(options["--capability"])! } : {}),
+      ...(health ? { health: health as never } : {}),
+      ...(options["--cordoned"] === true ? { cordoned: true } : {}),
+    });
     print(agents, () =>
       table(
-        ["AGENT", "HEALTH", "STATUS", "LOAD", "CAPABILITIES", "LAST HEARTBEAT"],
-        agents.map((a) => [a.agentId, a.health, a.status, String(a.load), a.capabilities.join(",") || "-", when(a.lastHeartbeatAt)]),
+        ["AGENT", "HEALTH", "STATUS", "LOAD", "CAPABILITIES", "LAST HEARTBEAT", "CORDONED"],
+        agents.map((a) => [a.agentId, a.health, a.status, String(a.load), a.capabilities.join(",") || "-", when(a.lastHeartbeatAt), cordonText(a)]),
       ),
     );
+    return 0;
+  }
+  if (command === "agents" && (sub === "cordon" || sub === "uncordon")) {
+    if (words.length !== 3) throw new OperatorUsageError(`agents ${sub} needs an AGENT_ID`);
+    const reason = str(options["--reason"]);
+    const forText = str(options["--for"]);
+    const forMs = forText === undefined ? undefined : parseDuration(forText);
+    if (forText !== undefined && forMs === undefined) throw new OperatorUsageError(`--for must be a length of time such as 30m, 2h or 1d (got ${JSON.stringify(forText)})`);
+    const agent =
+      sub === "cordon"
+        ? await api.agents.cordon.mutate({ agentId: id!, ...(reason === undefined ? {} : { reason }), ...(forMs === undefined ? {} : { forMs }) })
+        : await api.agents.uncordon.mutate({ agentId: id! });
+    print(agent, () => (agent.cordon === null ? `agent ${printable(agent.agentId)} takes tasks\n` : `agent ${printable(agent.agentId)} cordoned: ${printable(cordonText(agent))}\n`));
     return 0;
   }
   if (command === "events" && sub === "tail" && words.length === 2) {
@@ -1049,4 +1069,13 @@ async function scheduleCommand(words: string[], options: Parsed["options"], api:
   if (schedule === undefined) throw new OperatorUsageError(`unknown command "schedules ${sub}"`);
   print(schedule, sub === "remove" ? () => `removed: ${render(schedule)()}` : render(schedule));
   return 0;
+}
+
+/** An agent's cordon as the CLI shows it: "-" for none; else since when, until when and why. */
+function cordonText(agent: { cordon?: { reason: string; cordonedAt: Date; until: Date | null; automatic: boolean } | null }): string {
+  const cordon = agent.cordon;
+  // Absent from a server older than this CLI: none it knows of.
+  if (!cordon) return "-";
+  const until = cordon.until === null ? "until uncordoned" : `until ${when(cordon.until)}`;
+  return `since ${when(cordon.cordonedAt)}, ${until}${cordon.automatic ? " (automatic)" : ""}${cordon.reason ? `: ${cordon.reason}` : ""}`;
 }

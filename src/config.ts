@@ -98,6 +98,12 @@ export const SETTINGS = {
   retryBaseMs: { ...ms(), default: 1000, doc: "Backoff after the first failure of a task enqueued without a backoff of its own; doubles with each attempt" },
   retryMaxMs: { ...ms(), default: 300_000, doc: "Longest retry backoff of a task enqueued without a backoff of its own" },
   leaseSweepMs: { ...positiveMs(60_000), default: 1000, doc: "How often expired leases are returned to the queue, and tasks whose expiry came (tasks.enqueue's expiresAt or ttlMs) cancelled" },
+  quarantineAfterFailures: {
+    ...int(0, 1_000_000),
+    default: 0,
+    doc: "Cordon an agent for quarantineMs once it failed this many runs in a row with no complete between (tasks.fail; counted per server process): an agent that fails everything it takes cannot drain its queues into dead letters. 0 (the default) turns it off",
+  },
+  quarantineMs: { ...positiveMs(WEEK_MS), default: 300_000, doc: "How long an automatic quarantine (quarantineAfterFailures) keeps an agent cordoned; agents.uncordon lifts it sooner" },
   maxWaitMs: { ...ms(300_000), default: 30_000, doc: "Longest long-poll (waitMs) a claim or poll may ask for" },
   crossProcessPollMs: {
     ...positiveMs(10_000),

@@ -158,9 +158,13 @@ export interface InProcessCoordination {
     heartbeat(agentId: string, report?: Rest<In["agents"]["heartbeat"], "agentId">): Promise<Out["agents"]["heartbeat"]>;
     /** Removes the agent; tasks it still holds return to the queue, each run charged like a lease expiry. AGENT_NOT_FOUND when unknown. */
     deregister(agentId: string): Promise<Out["agents"]["deregister"]>;
+    /** Cordons the agent: no claim or steal hands it a task until uncordoned (or `options.forMs` passed); the tasks it holds run on. AGENT_NOT_FOUND when unknown. */
+    cordon(agentId: string, options?: Rest<In["agents"]["cordon"], "agentId">): Promise<Out["agents"]["cordon"]>;
+    /** Lifts the agent's cordon (an automatic quarantine too): its claims take tasks again. AGENT_NOT_FOUND when unknown. */
+    uncordon(agentId: string): Promise<Out["agents"]["uncordon"]>;
     /** The agent with its health. AGENT_NOT_FOUND when unknown. */
     get(agentId: string): Promise<Out["agents"]["get"]>;
-    /** Agents in agentId order, filtered by capability, health or status; paged with `limit` and `after`. */
+    /** Agents in agentId order, filtered by capability, health, status or cordon; paged with `limit` and `after`. */
     list(filter?: In["agents"]["list"]): Promise<Out["agents"]["list"]>;
     /** Healthy agents first, then stale, then offline; least loaded first within each; at most `options.limit`. */
     findByCapability(capability: string, options?: { limit?: number }): Promise<Out["agents"]["findByCapability"]>;
@@ -284,6 +288,8 @@ export async function openCoordination(options: InProcessOptions = {}): Promise<
         run(api.agents.register(Array.isArray(registration) ? { agentId, capabilities: registration, ...(metadata === undefined ? {} : { metadata }) } : { ...registration, agentId })),
       heartbeat: (agentId, report) => run(api.agents.heartbeat({ ...report, agentId })),
       deregister: (agentId) => run(api.agents.deregister({ agentId })),
+      cordon: (agentId, options) => run(api.agents.cordon({ ...options, agentId })),
+      uncordon: (agentId) => run(api.agents.uncordon({ agentId })),
       get: (agentId) => run(api.agents.get({ agentId })),
       list: (filter) => run(api.agents.list(filter ?? {})),
       findByCapability: (capability, options) => run(api.agents.findByCapability({ ...options, capability })),

@@ -90,6 +90,7 @@ interface Agent {
   registeredAt: Date;
   lastHeartbeatAt: Date;
   updatedAt: Date;
+  cordon: { reason: string; cordonedBy: string | null; cordonedAt: Date; until: Date | null; automatic: boolean } | null;
 }
 type Counts = Record<TaskStatus, number>;
 type ClaimOptions = { agentId: string; queues?: string[]; capabilities?: string[]; leaseMs?: number; waitMs?: number; context?: boolean; idempotencyKey?: string };
@@ -105,7 +106,7 @@ const CHECKED = [
   "queues.setRate", "queues.removeRate", "queues.rate", "queues.rates",
   "schedules.set", "schedules.get", "schedules.list", "schedules.remove", "schedules.pause", "schedules.resume", "schedules.trigger",
   "events.publish", "events.subscribe", "events.unsubscribe", "events.subscription", "events.poll", "events.ack", "events.list", "events.head", "events.onEvent",
-  "agents.register", "agents.heartbeat", "agents.deregister", "agents.get", "agents.list", "agents.findByCapability", "agents.card",
+  "agents.register", "agents.heartbeat", "agents.deregister", "agents.cordon", "agents.uncordon", "agents.get", "agents.list", "agents.findByCapability", "agents.card",
   "memory.remember", "memory.recall", "memory.forget",
   "tokens.create", "tokens.list", "tokens.revoke",
 ];
@@ -327,9 +328,13 @@ describe("AppRouter types", () => {
     expectTypeOf<Out["agents"]["heartbeat"]>().toEqualTypeOf<Agent>();
     expectTypeOf<In["agents"]["deregister"]>().toEqualTypeOf<{ agentId: string }>();
     expectTypeOf<Out["agents"]["deregister"]>().toEqualTypeOf<Agent>();
+    expectTypeOf<In["agents"]["cordon"]>().toEqualTypeOf<{ agentId: string; reason?: string; forMs?: number }>();
+    expectTypeOf<Out["agents"]["cordon"]>().toEqualTypeOf<Agent>();
+    expectTypeOf<In["agents"]["uncordon"]>().toEqualTypeOf<{ agentId: string }>();
+    expectTypeOf<Out["agents"]["uncordon"]>().toEqualTypeOf<Agent>();
     expectTypeOf<In["agents"]["get"]>().toEqualTypeOf<{ agentId: string }>();
     expectTypeOf<Out["agents"]["get"]>().toEqualTypeOf<Agent>();
-    expectTypeOf<In["agents"]["list"]>().toEqualTypeOf<{ capability?: string; health?: "healthy" | "stale" | "offline"; status?: string; limit?: number; after?: string }>();
+    expectTypeOf<In["agents"]["list"]>().toEqualTypeOf<{ capability?: string; health?: "healthy" | "stale" | "offline"; status?: string; cordoned?: boolean; limit?: number; after?: string }>();
     expectTypeOf<Out["agents"]["list"]>().toEqualTypeOf<Agent[]>();
     expectTypeOf<In["agents"]["findByCapability"]>().toEqualTypeOf<{ capability: string; limit?: number }>();
     expectTypeOf<Out["agents"]["findByCapability"]>().toEqualTypeOf<Agent[]>();

@@ -56,6 +56,17 @@ describe.skipIf(!CHROMIUM)("the dashboard in Chromium", () => {
       await expect.poll(() => visible.getAttribute("data-paused"), { timeout: 10_000 }).toBe("false");
       expect((await t.api.queues.status.query({ queue: "visible" })).paused).toBe(false);
 
+      // An agent cordoned from the page: marked, handed nothing; then uncordoned.
+      const agentRow = page.locator('[data-agent="agent-y"]');
+      await agentRow.getByRole("button", { name: "Cordon" }).click();
+      await expect.poll(() => agentRow.getAttribute("data-cordoned"), { timeout: 10_000 }).toBe("true");
+      await agentRow.getByText("cordoned", { exact: true }).waitFor({ timeout: 10_000 });
+      expect((await t.api.agents.get.query({ agentId: "agent-y" })).cordon).toMatchObject({ reason: "cordoned from the dashboard", automatic: false });
+      expect(await t.api.tasks.claim.mutate({ agentId: "agent-y", queues: ["visible"] })).toBeNull();
+      await agentRow.getByRole("button", { name: "Uncordon" }).click();
+      await expect.poll(() => agentRow.getAttribute("data-cordoned"), { timeout: 10_000 }).toBe("false");
+      expect((await t.api.agents.get.query({ agentId: "agent-y" })).cordon).toBeNull();
+
       // A dead letter, requeued from the page.
       const dead = await t.api.tasks.enqueue.mutate({ queue: "doomed", maxAttempts: 1 });
       await t.api.tasks.claim.mutate({ agentId: "agent-x", queues: ["doomed"] });

@@ -118,7 +118,7 @@ describe("operator commands against a running server", () => {
     for (const [args, message] of [
       [["stats", "--status", "pending"], "stats does not take --status (it takes --queue)"],
       [["tasks", "get", tasks[0]!.id, "--queue", "bulk"], "tasks get does not take --queue (it takes none of its own)"],
-      [["agents", "--queue", "bulk", "--status", "dead_letter"], "agents does not take --queue, --status (it takes --health, --capability)"],
+      [["agents", "--queue", "bulk", "--status", "dead_letter"], "agents does not take --queue, --status (it takes --health, --capability, --cordoned)"],
       [["queues", "resume", "bulk", "--reason", "x"], "queues resume does not take --reason (it takes none of its own)"],
       // --all is the bulk form, which names no task: with a TASK_ID it is refused, not ignored.
       [["tasks", "requeue", tasks[0]!.id, "--all", "--before", "2030-01-01T00:00:00Z"], "tasks requeue does not take --all, --before (it takes none of its own)"],

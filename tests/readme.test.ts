@@ -131,10 +131,12 @@ describe("README", () => {
     const delayed = await api.tasks.enqueue.mutate({ queue: "later", delayMs: 3_600_000 });
     const pending = await api.tasks.enqueue.mutate({ queue: "drafts" });
     const purged = await api.tasks.enqueue.mutate({ queue: "reports" });
+    // The agent a line cordons.
+    await api.agents.register.mutate({ agentId: "worker-7" });
     const taskFor: Record<string, string> = { get: completed[0]!, wait: completed[0]!, promote: delayed.id, update: pending.id };
     const block = blocks("sh").find((b) => b.includes("npx coordination stats"))!;
     const lines = block.split("\n").filter((line) => line.startsWith("npx coordination "));
-    expect(lines.length).toBe(19);
+    expect(lines.length).toBe(20);
     const env = { COORDINATION_URL: t.url };
     try {
       for (const line of lines) {
@@ -166,6 +168,8 @@ describe("README", () => {
     expect([updated.priority, updated.runAt.getTime() >= updated.updatedAt.getTime() + 3_600_000]).toEqual([0, true]);
     expect(await api.tasks.get.query({ taskId: purged.id })).toMatchObject({ status: "cancelled", lastError: "bad deploy" });
     expect((await api.queues.rate.query({ queue: "llm-calls" })).maxClaims).toBe(500);
+    const cordon = (await api.agents.get.query({ agentId: "worker-7" })).cordon;
+    expect([cordon?.reason, cordon!.until!.getTime() - cordon!.cordonedAt.getTime()]).toEqual(["bad deploy", 2 * 3_600_000]);
     expect((await api.schedules.list.query()).items.map((s) => s.id)).toEqual(["digest", "reindex", "sweep"]);
   });
 

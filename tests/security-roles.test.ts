@@ -18,7 +18,7 @@ const EXPECTED: Record<string, Need> = {
   "tasks.get": "read", "tasks.wait": "read", "tasks.waitMany": "read", "tasks.list": "read", "tasks.stats": "read", "tasks.events": "read",
   "events.publish": "agent", "events.subscribe": "agent", "events.unsubscribe": "agent", "events.subscription": "agent", "events.poll": "agent", "events.ack": "agent",
   "events.list": "read", "events.head": "read", "events.onEvent": "read",
-  "agents.register": "agent", "agents.heartbeat": "agent", "agents.deregister": "agent",
+  "agents.register": "agent", "agents.heartbeat": "agent", "agents.deregister": "agent", "agents.cordon": "admin", "agents.uncordon": "admin",
   "agents.get": "read", "agents.list": "read", "agents.findByCapability": "read", "agents.card": "read",
   "memory.remember": "agent", "memory.recall": "read", "memory.forget": "admin",
   "tokens.create": "admin", "tokens.list": "admin", "tokens.revoke": "admin",

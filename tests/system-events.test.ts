@@ -31,6 +31,8 @@ describe("system events", () => {
     await t.server.services.db.write("agents.checkHealth", { asOf: beat + 1000, limit: 500 });
     await t.server.services.db.write("agents.checkHealth", { asOf: beat + 2000, limit: 500 });
     await api.agents.heartbeat.mutate({ agentId: "a1", status: "busy" });
+    await api.agents.cordon.mutate({ agentId: "a1", reason: "bad deploy" });
+    await api.agents.uncordon.mutate({ agentId: "a1" });
     await api.agents.deregister.mutate({ agentId: "a1" });
     await api.queues.pause.mutate({ queue: "default", reason: "maintenance" });
     await api.queues.resume.mutate({ queue: "default" });

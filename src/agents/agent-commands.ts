@@ -38,7 +38,7 @@ export function agentCommands(d: AgentCommandDeps) {
         health: "healthy",
         ...(before ? { previousHealth: before.health } : {}),
       });
-      return toAgent(row, capabilities, d.healthCutoffs(ctx.now));
+      return toAgent(row, capabilities, d.healthCutoffs(ctx.now), d.agents.cordonOf(request.agentId));
     },
 
     /**
@@ -57,7 +57,7 @@ export function agentCommands(d: AgentCommandDeps) {
         d.agents.setHealth(request.agentId, "healthy", ctx.now);
         d.events.appendSystem(ctx, "agent.updated", { agentId: request.agentId, health: "healthy", previousHealth: before.health, status: row.status });
       }
-      return toAgent({ ...row, health: "healthy" }, d.agents.capabilitiesOf(request.agentId), d.healthCutoffs(ctx.now));
+      return toAgent({ ...row, health: "healthy" }, d.agents.capabilitiesOf(request.agentId), d.healthCutoffs(ctx.now), d.agents.cordonOf(request.agentId));
     },
 
     /**
@@ -98,7 +98,7 @@ export function agentCommands(d: AgentCommandDeps) {
       // records the agent as seen when the batch commits, after this).
       d.transitions.forgetAgent(agentId);
       ctx.afterCommit(() => d.transitions.forgetAgent(agentId));
-      return { removed: toAgent(row, capabilities, d.healthCutoffs(ctx.now)), released: released.length };
+      return { removed: toAgent(row, capabilities, d.healthCutoffs(ctx.now), row.cordon), released: released.length };
     },
 
     /**

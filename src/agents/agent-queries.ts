@@ -15,7 +15,7 @@ export function agentQueries(d: { agents: AgentStore; healthCutoffs: (now: numbe
     const cutoffs = d.healthCutoffs(Date.now());
     const { rows, truncated } = d.agents.list(filter, cutoffs, d.maxResponseBytes, order);
     if (truncated) throw tooLarge(rows.length, filter.limit, d.maxResponseBytes, order === "id");
-    return rows.map((row) => toAgent(row, row.capabilities, cutoffs));
+    return rows.map((row) => toAgent(row, row.capabilities, cutoffs, row.cordon));
   };
 
   return {
@@ -27,12 +27,16 @@ export function agentQueries(d: { agents: AgentStore; healthCutoffs: (now: numbe
     "agents.get": (agentId: string): Agent => {
       const row = d.agents.get(agentId);
       if (!row) throw notFound("AGENT_NOT_FOUND", agentId);
-      return toAgent(row, d.agents.capabilitiesOf(agentId), d.healthCutoffs(Date.now()));
+      return toAgent(row, d.agents.capabilitiesOf(agentId), d.healthCutoffs(Date.now()), row.cordon);
     },
     "agents.list": (filter: AgentListFilter): Agent[] => list(filter, "id"),
     "agents.healthCounts": (_: undefined): Record<AgentHealth, number> => d.agents.healthCounts(d.healthCutoffs(Date.now())),
-    /** Agents offering a capability: healthy first, then stale, then offline; least loaded first within each, then by agentId (byte order). */
-    "agents.findByCapability": (request: FindByCapability): Agent[] => list(request, "best"),
+    "agents.cordonCounts": (_: undefined): { operator: number; automatic: number } => d.agents.cordonCounts(Date.now()),
+    /**
+     * Agents offering a capability that are not cordoned (no claim would hand them a task):
+     * healthy first, then stale, then offline; least loaded first within each, then by agentId (byte order).
+     */
+    "agents.findByCapability": (request: FindByCapability): Agent[] => list({ ...request, cordoned: false }, "best"),
   };
 }
 

@@ -1,9 +1,9 @@
 // tRPC procedures of the agent registry.
 import { z } from "zod";
-import { AS_AGENT, READ } from "../auth/access.js";
+import { ADMIN, AS_AGENT, credentialIdOf, READ } from "../auth/access.js";
 import { procedure, router } from "../trpc/init.js";
 import { jsonObjectOutput } from "../json-value.js";
-import { agentHeartbeatInput, agentIdInput, agentSchema, findByCapabilityInput, listAgentsInput, registerInput } from "./agent-schemas.js";
+import { agentHeartbeatInput, agentIdInput, agentSchema, cordonInput, findByCapabilityInput, listAgentsInput, registerInput } from "./agent-schemas.js";
 
 const tags = ["agents"];
 
@@ -25,6 +25,32 @@ export const agentRouter = router({
     .input(agentIdInput)
     .output(agentSchema)
     .mutation(({ ctx, input }) => ctx.services.agents.deregister(input.agentId)),
+
+  /** An operator's call: it bounds what an agent is handed, whatever its own credential says. Logged. */
+  cordon: procedure
+    .meta({
+      access: ADMIN,
+      rest: { method: "POST", path: "/agents/{agentId}/cordon", tags, summary: "Cordon an agent: no claim or steal hands it a task until it is uncordoned (or forMs passed); the tasks it holds run on", errors: ["AGENT_NOT_FOUND"] },
+    })
+    .input(cordonInput)
+    .output(agentSchema)
+    .mutation(async ({ ctx, input }) => {
+      const cordonedBy = credentialIdOf(ctx.caller);
+      const agent = await ctx.services.agents.cordon(input, cordonedBy);
+      ctx.services.log.info({ agentId: input.agentId, reason: agent.cordon?.reason, until: agent.cordon?.until, cordonedBy }, "agent cordoned");
+      return agent;
+    }),
+
+  uncordon: procedure
+    .meta({ access: ADMIN, rest: { method: "POST", path: "/agents/{agentId}/uncordon", tags, summary: "Lift an agent's cordon (an automatic quarantine too): its claims take tasks again", errors: ["AGENT_NOT_FOUND"] } })
+    .input(agentIdInput)
+    .output(agentSchema)
+    .mutation(async ({ ctx, input }) => {
+      const uncordonedBy = credentialIdOf(ctx.caller);
+      const agent = await ctx.services.agents.uncordon(input.agentId, uncordonedBy);
+      ctx.services.log.info({ agentId: input.agentId, uncordonedBy }, "agent uncordoned");
+      return agent;
+    }),
 
   get: procedure
     .meta({ access: READ, rest: { method: "GET", path: "/agents/{agentId}", tags, summary: "Get an agent", errors: ["AGENT_NOT_FOUND"] } })

@@ -8,6 +8,18 @@ export type AgentHealth = (typeof AGENT_HEALTH)[number];
 
 const agentId = name();
 
+/** Why and until when no claim or steal hands an agent a task (agents.cordon, or an automatic quarantine). */
+export const agentCordonSchema = z
+  .object({
+    reason: z.string().describe("Why, in the operator's words, or the quarantine's (the failures in a row that set it)"),
+    cordonedBy: z.string().nullable().describe("The id of the credential that cordoned it; null on an open server, in-process, or for an automatic quarantine"),
+    cordonedAt: z.date(),
+    until: z.date().nullable().describe("When it lifts by itself; null: when agents.uncordon lifts it"),
+    automatic: z.boolean().describe("Set by the server: the agent failed quarantineAfterFailures runs in a row"),
+  })
+  .meta({ id: "AgentCordon" });
+export type AgentCordon = z.infer<typeof agentCordonSchema>;
+
 export const agentSchema = z
   .object({
     agentId: z.string(),
@@ -21,6 +33,8 @@ export const agentSchema = z
     registeredAt: z.date(),
     lastHeartbeatAt: z.date(),
     updatedAt: z.date(),
+    /** Null: claims and steals hand it tasks. */
+    cordon: agentCordonSchema.nullable().describe("Set while no claim or steal hands the agent a task (agents.cordon, or a quarantine after failures in a row); its leases run on. Null: none"),
   })
   .meta({ id: "Agent" });
 export type Agent = z.infer<typeof agentSchema>;
@@ -65,6 +79,7 @@ export const listAgentsInput = z.strictObject({
   capability: storedName().optional().describe("Only agents offering this capability"),
   health: z.enum(AGENT_HEALTH).optional().describe("Only agents in this health now: by the age of their last heartbeat (an agent stale or offline before a restart stays so until a sign of life)"),
   status: text(100).optional().describe("Only agents reporting this status"),
+  cordoned: z.boolean().optional().describe("Only agents cordoned now (true), or only those not (false)"),
   limit: int(1, 1000).optional().describe("The most agents to return, in agentId order; left out, every agent that matches. To page, pass the last agentId of a full page as after. Agents that would pass the server's maxResponseBytes in one answer are refused (400 naming limit, details.fits: how many fit)"),
   // A bound, not a name: any stored id may end a page (one of spaces only, from an earlier version, too).
   after: z.string().max(200).optional().describe("Only agents whose agentId sorts after this one (byte order): the last agentId of the previous page"),
@@ -75,3 +90,12 @@ export const findByCapabilityInput = z.strictObject({
   limit: int(1, 1000).optional().describe("The most agents to return, the best first; left out, every agent offering the capability"),
 });
 export type FindByCapability = z.output<typeof findByCapabilityInput>;
+
+/** The longest cordon that lifts by itself: a year (longer ones are cordons until uncordoned). */
+export const MAX_CORDON_MS = 366 * 24 * 60 * 60 * 1000;
+export const cordonInput = z.strictObject({
+  agentId: storedName().describe("The agent to cordon: no claim or steal hands it a task until it is uncordoned; the tasks it holds run on and settle as usual"),
+  reason: text(1000).optional().describe("Why, in the operator's words: shown with the agent (its cordon) and in the agent.cordoned event"),
+  forMs: int(1000, MAX_CORDON_MS).optional().describe("Lifts by itself after this many ms (1 s to 366 days); left out, it holds until agents.uncordon"),
+});
+export type CordonRequest = z.output<typeof cordonInput>;

@@ -9,7 +9,7 @@ import { isJsonObject, sameJson } from "../json-checks.js";
 import { assertJsonDepth } from "../json-value.js";
 import { MAX_CAPABILITIES } from "../schema-parts.js";
 import { RELEASE_BATCH } from "./agent-commands.js";
-import { agentCardSchema, type Agent, type AgentCard, type AgentListFilter, type FindByCapability } from "./agent-schemas.js";
+import { agentCardSchema, type Agent, type AgentCard, type AgentListFilter, type CordonRequest, type FindByCapability } from "./agent-schemas.js";
 
 /** Agents a health check's write changes at most. */
 const HEALTH_BATCH = 500;
@@ -86,6 +86,21 @@ export class AgentService {
       if (removed !== null) return removed;
       releasedBefore += released;
     }
+  }
+
+  /**
+   * Cordons a registered agent: no claim or steal hands it a task from this write on (its parked
+   * claims wait on, taking nothing), until agents.uncordon or `forMs` passed; the tasks it holds
+   * run on and settle as usual. Answers the agent, its `cordon` set. `cordonedBy`: the
+   * credential's id. AGENT_NOT_FOUND for an agent not registered.
+   */
+  cordon(request: CordonRequest, cordonedBy: string | null): Promise<Agent> {
+    return this.db.write("agents.cordon", { ...request, cordonedBy });
+  }
+
+  /** Lifts a registered agent's cordon (an automatic quarantine too): its claims take tasks again. One not cordoned is answered as it is. */
+  uncordon(agentId: string, uncordonedBy: string | null): Promise<Agent> {
+    return this.db.write("agents.uncordon", { agentId, uncordonedBy });
   }
 
   get(agentId: string): Promise<Agent> {

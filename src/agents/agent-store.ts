@@ -1,6 +1,7 @@
 // All SQL of the agent registry, run inside the Writer's transactions.
 import { columnBytes, utf8Bytes, withinBudget } from "../db/answer-budget.js";
 import type { Statements } from "../db/statements.js";
+import { CORDON_OF_AGENT } from "./agent-cordon-store.js";
 import type { AgentHealth, AgentListFilter } from "./agent-schemas.js";
 import type { HealthCutoffs } from "./health-cutoffs.js";
 
@@ -14,6 +15,8 @@ export interface AgentRow {
   registeredAt: number | Date;
   lastHeartbeatAt: number | Date;
   updatedAt: number | Date;
+  /** Its agent_cordons row as JSON text (CORDON_OF_AGENT), in the reads that show an agent; null: none. */
+  cordon?: string | null;
 }
 
 /**
@@ -27,7 +30,7 @@ const CURRENT_HEALTH = `CASE WHEN health = 'offline' AND lastHeartbeatAt <= @kep
 /** An agent's share of an answer, in bytes: its JSON text fields and a fixed part for the rest (dates, health, load, keys). */
 const AGENT_FIXED_BYTES = 200;
 const agentAnswerBytes = (row: AgentRow & { caps: string | null }): number =>
-  utf8Bytes(row.id) + utf8Bytes(row.metadata) + utf8Bytes(row.status) + columnBytes(row.caps) + AGENT_FIXED_BYTES;
+  utf8Bytes(row.id) + utf8Bytes(row.metadata) + utf8Bytes(row.status) + columnBytes(row.caps) + columnBytes(row.cordon ?? null) + AGENT_FIXED_BYTES;
 
 const cutoffParams = (cutoffs: HealthCutoffs) => ({ stale: cutoffs.staleBefore, offline: cutoffs.offlineBefore, kept: cutoffs.publishedKeptUpTo });
 
@@ -39,8 +42,14 @@ export class AgentStore {
     return this.st.changedElsewhere();
   }
 
+  /** The agent's row, with its cordon (`cordon`). */
   get(agentId: string): AgentRow | undefined {
-    return this.st.get<[string], AgentRow>(`SELECT * FROM agents WHERE id = ?`).get(agentId);
+    return this.st.get<[string], AgentRow>(`SELECT agents.*, ${CORDON_OF_AGENT} AS cordon FROM agents WHERE id = ?`).get(agentId);
+  }
+
+  /** The agent's cordon as JSON text (CORDON_OF_AGENT), whether or not it is registered; null: none. */
+  cordonOf(agentId: string): string | null {
+    return this.st.get<[{ id: string }], string>(`SELECT ${CORDON_OF_AGENT} FROM (SELECT @id AS id) AS agents`).pluck().get({ id: agentId }) ?? null;
   }
 
   capabilitiesOf(agentId: string): string[] {
@@ -110,6 +119,10 @@ export class AgentStore {
       clauses.push("status = @status");
       params["status"] = filter.status;
     }
+    if (filter.cordoned !== undefined) {
+      clauses.push(`${filter.cordoned ? "" : "NOT "}EXISTS (SELECT 1 FROM agent_cordons WHERE agent_cordons.agentId = agents.id AND (until IS NULL OR until > @now))`);
+      params["now"] = Date.now();
+    }
     if (filter.health !== undefined || order === "best") Object.assign(params, cutoffParams(cutoffs));
     if (filter.health !== undefined) {
       clauses.push(`(${CURRENT_HEALTH}) = @health`);
@@ -123,7 +136,8 @@ export class AgentStore {
     const orderBy = order === "id" ? "id" : `CASE (${CURRENT_HEALTH}) WHEN 'healthy' THEN 0 WHEN 'stale' THEN 1 ELSE 2 END, load, id`;
     const rows = this.st
       .get<[Record<string, unknown>], AgentRow & { caps: string | null }>(
-        `SELECT agents.*, (SELECT json_group_array(capability) FROM (SELECT capability FROM agent_capabilities WHERE agentId = agents.id ORDER BY capability)) AS caps
+        `SELECT agents.*, (SELECT json_group_array(capability) FROM (SELECT capability FROM agent_capabilities WHERE agentId = agents.id ORDER BY capability)) AS caps,
+           ${CORDON_OF_AGENT} AS cordon
          FROM agents ${clauses.length > 0 ? `WHERE ${clauses.join(" AND ")}` : ""} ORDER BY ${orderBy}${filter.limit !== undefined ? " LIMIT CAST(@limit AS INTEGER)" : ""}`,
       )
       .iterate(params);
@@ -188,6 +202,14 @@ export class AgentStore {
       .all(cutoffParams(cutoffs));
     for (const row of rows) counts[row.current] = row.n;
     return counts;
+  }
+
+  /** How many agents are cordoned now, by an operator and automatically (metrics). */
+  cordonCounts(now: number): { operator: number; automatic: number } {
+    const rows = this.st
+      .get<[number], { automatic: number; n: number }>(`SELECT automatic, count(*) AS n FROM agent_cordons WHERE until IS NULL OR until > ? GROUP BY automatic`)
+      .all(now);
+    return { operator: rows.find((row) => !row.automatic)?.n ?? 0, automatic: rows.find((row) => row.automatic)?.n ?? 0 };
   }
 
   /** Marks the claims `agentId` took at or before `at` forfeit: they go back a bounded number a write (TaskStore.forfeitedClaims). */

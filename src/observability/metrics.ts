@@ -207,6 +207,11 @@ export class Metrics {
     readGauge("coordination_agents", "Registered agents per health, now", ["health"], async (gauge) => {
       for (const [health, count] of Object.entries(await db.read("agents.healthCounts", undefined))) gauge.set({ health }, count);
     });
+    readGauge("coordination_agents_cordoned", 'Agents no claim hands a task now: cordoned by an operator (by="operator") or quarantined after failing run after run (by="quarantine")', ["by"], async (gauge) => {
+      const counts = await db.read("agents.cordonCounts", undefined);
+      gauge.set({ by: "operator" }, counts.operator);
+      gauge.set({ by: "quarantine" }, counts.automatic);
+    });
     readGauge(
       "coordination_event_log_seq",
       "The event log: head (highest seq) and pruned_through (every seq up to it was pruned); the retained window lies between",

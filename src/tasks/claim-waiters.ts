@@ -40,7 +40,7 @@ const MAX_LEASE_END_QUEUES = 10_000;
 /** A queue's resume, or its limit or rate set or removed: every claim that could take from it looks again. */
 const QUEUE_CHANGES = new Set(["queue.resumed", "queue.limit_set", "queue.limit_removed", "queue.rate_set", "queue.rate_removed"]);
 /** Registry changes that can make tasks claimable for that agent (new capabilities). */
-const AGENT_CHANGES = new Set(["agent.registered", "agent.updated"]);
+const AGENT_CHANGES = new Set(["agent.registered", "agent.updated", "agent.uncordoned"]);
 
 interface Availability {
   queue: string;
@@ -74,6 +74,11 @@ export class ClaimTicket {
   blockedOn: readonly string[] = [];
   /** The rate-limited queues with a full window its last attempt could have taken from (blockedBy). */
   rateBlockedOn: readonly string[] = [];
+  /**
+   * Its agent is cordoned: no task wakes it (it would take none, and a task any waiter may take
+   * wakes one waiter only); its agent's uncordon does, or the time the cordon lifts (dueBy).
+   */
+  cordoned = false;
   /** The queue whose freed slot (byRate false) or window's room (true) woke it (ClaimWaiters.passOn). */
   wokenFor: { queue: string; byRate: boolean } | undefined;
 
@@ -293,8 +298,16 @@ export class ClaimWaiters {
    * it, or held for its limit: TaskService.settleHolds; a limit set or removed): every waiter that could take from it looks, since
    * the tasks back may be ones only some of them can take.
    */
+  /** Wakes every waiter not cordoned that may take tasks of one of `queues` (null: any queue). */
+  wakeAll(queues: readonly string[] | null): void {
+    for (const ticket of this.tickets) {
+      if (ticket.cordoned) continue;
+      if (queues === null || ticket.interest.queues === null || ticket.interest.queues.some((queue) => queues.includes(queue))) ticket.notify();
+    }
+  }
+
   wakeQueue(queue: string): void {
-    for (const ticket of this.tickets) if (ticket.interest.queues === null || ticket.interest.queues.includes(queue)) ticket.notify();
+    for (const ticket of this.tickets) if (!ticket.cordoned && (ticket.interest.queues === null || ticket.interest.queues.includes(queue))) ticket.notify();
   }
 
   /** From the event bus: wakes the waiters the committed events concern. */
@@ -358,7 +371,7 @@ export class ClaimWaiters {
       for (const ticket of this.tickets) {
         // Blocked by the queue's limit or its rate: a task more there does not free a slot (a lease
         // end wakes it), nor make room in a window (time does).
-        if (ticket.blockedOn.includes(task.queue) || ticket.rateBlockedOn.includes(task.queue) || !couldTake(ticket.interest, task)) continue;
+        if (ticket.cordoned || ticket.blockedOn.includes(task.queue) || ticket.rateBlockedOn.includes(task.queue) || !couldTake(ticket.interest, task)) continue;
         if (later) ticket.dueBy(task.runAt!);
         else if (!ticket.isWoken) {
           ticket.notify();

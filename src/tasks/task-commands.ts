@@ -3,6 +3,8 @@
 // so a state change and its system event commit together. TaskService (on the event loop) calls
 // them by name and adds what needs no database: long-polling, recall, delivery confirmation.
 import type { AgentStore } from "../agents/agent-store.js";
+import type { AgentCordonStore } from "../agents/agent-cordon-store.js";
+import type { FailureStreaks } from "../agents/agent-cordons.js";
 import type { HealthCutoffs } from "../agents/health-cutoffs.js";
 import { fromJsonText, toJsonText, undeliverableReason } from "../db/columns.js";
 import type { RecallRequest } from "../db/thread/recall-relay.js";
@@ -30,6 +32,10 @@ export interface TaskCommandDeps {
   tasks: TaskStore;
   events: EventStore;
   agents: AgentStore;
+  /** Cordoned agents: their claims and steals take nothing (agents/agent-cordons.ts). */
+  cordons: AgentCordonStore;
+  /** Failed runs in a row, by agent: the quarantine (agents/agent-cordons.ts). */
+  streaks: FailureStreaks;
   transitions: TaskTransitions;
   /** When an agent counts as offline (agents/health-cutoffs.ts): steal takes from those. */
   healthCutoffs: (now: number) => HealthCutoffs;
@@ -52,6 +58,8 @@ export interface Handout {
   leased: Leased[];
   recalling: boolean;
   nextRunAt: number | null;
+  /** Set when the claimer is cordoned, so it took nothing: when the cordon lifts by itself (null: when uncordoned). */
+  cordonedUntil?: number | null;
   fullQueues?: string[];
   rates?: RateOutlook[];
 }
@@ -161,6 +169,12 @@ export function taskCommands(d: TaskCommandDeps) {
       if (again.length > 0) return handOut(ctx, again, args, answerBytes);
     }
     const filter = t.claimFilter(args.request);
+    // A cordoned agent takes nothing, whatever is claimable; it is alive all the same.
+    const cordonedUntil = d.cordons.cordonedUntil(args.request.agentId, ctx.now);
+    if (cordonedUntil !== undefined) {
+      if (args.noteAgent) t.noteAgent(ctx, args.request.agentId, filter.capabilities);
+      return { leased: [], recalling: false, nextRunAt: null, cordonedUntil };
+    }
     const leased = claimDeliverable(ctx, filter, args.limit, args.leaseMs, claimKey, after, answerBytes);
     if (args.noteAgent || leased.length > 0) t.noteAgent(ctx, args.request.agentId, filter.capabilities);
     if (leased.length > 0) {
@@ -199,6 +213,7 @@ export function taskCommands(d: TaskCommandDeps) {
       throw t.leaseConflict(current, request);
     }
     if (request.agentId !== undefined) t.noteAgent(ctx, request.agentId);
+    d.streaks.completed(row.leaseOwner);
     d.events.appendSystem(ctx, "task.completed", {
       taskId: row.id,
       queue: row.queue,
@@ -308,7 +323,9 @@ export function taskCommands(d: TaskCommandDeps) {
         willRetry: retryAt !== null,
         ...(request.agentId === undefined ? { anonymous: true } : {}),
       });
-      return settled(t.recordFailedRun(ctx, held, request.error, held.leaseOwner, asked, request.retryAfterMs), held);
+      const failed = settled(t.recordFailedRun(ctx, held, request.error, held.leaseOwner, asked, request.retryAfterMs), held);
+      if (held.leaseOwner !== null) d.streaks.failed(ctx, held.leaseOwner, held.id, request.error);
+      return failed;
     },
 
     /**
@@ -514,6 +531,10 @@ export function taskCommands(d: TaskCommandDeps) {
       if (request.fromAgentId !== undefined && !d.agents.get(request.fromAgentId)) throw notFound("AGENT_NOT_FOUND", request.fromAgentId);
       const filter = t.claimFilter(request);
       t.noteAgent(ctx, request.agentId, filter.capabilities);
+      // A cordoned thief takes nothing: the victims stay where they are (the lease sweeper and
+      // offline checks take them back), not charged for a steal that hands them to no one.
+      const cordonedUntil = d.cordons.cordonedUntil(request.agentId, ctx.now);
+      if (cordonedUntil !== undefined) return { ...handOut(ctx, [], request), cordonedUntil };
       // Expired or offline as of when the steal was asked for, allowing for a heartbeat still
       // waiting for the lock in another process (see tasks.expireLeases).
       const grace = d.lockWaitGrace();

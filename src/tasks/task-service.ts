@@ -96,6 +96,8 @@ export class TaskService {
     };
     /** The limited queue whose freed slot, or the rate-limited queue whose window's room, woke the last wait: passed on if this claim does not take it. */
     let wokenFor: { queue: string; byRate: boolean } | undefined;
+    /** The last attempt found the agent cordoned: the next ticket takes no task's wake-up either. */
+    let cordoned = false;
     try {
       for (let attempt = 0; ; attempt++) {
         if (clientGone(call)) {
@@ -104,6 +106,7 @@ export class TaskService {
         }
         // Waiting starts before the attempt: a task committed meanwhile wakes it at once.
         const ticket = this.d.waiters.ticket(interest);
+        ticket.cordoned = cordoned;
         try {
           const claimed = await this.d.db.handOut("tasks.claim", { request, limit, leaseMs, noteAgent: attempt === 0, contextLimit: this.contextLimit(request.context) });
           if (wokenFor !== undefined) this.passOnUntaken(wokenFor, claimed);
@@ -117,6 +120,14 @@ export class TaskService {
           refuseIfRevoked(call);
           const now = Date.now();
           if (now >= deadline || stop.signal.aborted) return [];
+          cordoned = claimed.cordonedUntil !== undefined;
+          if (cordoned) {
+            // Cordoned: it waits for its uncordon or the cordon's end, taking no task's wake-up.
+            // One it took during this attempt (a task any waiter may take wakes one) goes to the others.
+            if (!ticket.cordoned && ticket.isWoken) this.d.waiters.wakeAll(interest.queues);
+            ticket.cordoned = true;
+            if (claimed.cordonedUntil !== null && claimed.cordonedUntil !== undefined) ticket.dueBy(claimed.cordonedUntil);
+          }
           if (claimed.nextRunAt !== null) ticket.dueBy(claimed.nextRunAt);
           // A queue with a full window waits for the window (its limit may be full too: once the
           // window has room, a lease end is what frees it; ClaimWaiters.moveToSlots).

@@ -4,6 +4,8 @@
 import { agentCommands } from "../../agents/agent-commands.js";
 import { agentQueries } from "../../agents/agent-queries.js";
 import { AgentStore } from "../../agents/agent-store.js";
+import { AgentCordonStore } from "../../agents/agent-cordon-store.js";
+import { cordonCommands, FailureStreaks } from "../../agents/agent-cordons.js";
 import { healthCutoffs } from "../../agents/health-cutoffs.js";
 import { tokenCommands, tokenQueries } from "../../auth/token-commands.js";
 import { TokenStore } from "../../auth/token-store.js";
@@ -61,6 +63,7 @@ function storesOf(db: SqliteDatabase, { config, startedAt }: ThreadSetup) {
     rates: new QueueRateStore(st),
     events: new EventStore(st),
     agents: new AgentStore(st),
+    cordons: new AgentCordonStore(st),
     memories: new MemoryStore(st),
     tokens: new TokenStore(st),
     schedules: new ScheduleStore(st),
@@ -72,16 +75,17 @@ function storesOf(db: SqliteDatabase, { config, startedAt }: ThreadSetup) {
 /** `recall`: starts a claim's recall on the reader thread (recall-relay.ts). `memoryChanges`: counts deletes and notes for the reader's recall cache. */
 export function createWriteCommands(db: SqliteDatabase, setup: ThreadSetup, recall: TaskCommandDeps["recall"], memoryChanges: MemoryChanges) {
   const { config } = setup;
-  const { tasks, pauses, limits, rates, events, agents, memories, tokens, schedules, cutoffs, st } = storesOf(db, setup);
+  const { tasks, pauses, limits, rates, events, agents, cordons, memories, tokens, schedules, cutoffs, st } = storesOf(db, setup);
   // The writer's connection alone tells whether another process commits to the file: the
   // reader's sees this process's own writer commit too.
   const grace = lockWaitGrace(st, config.busyTimeoutMs);
   const transitions = new TaskTransitions({ config, tasks, events, agents, memories, schedules });
   const probe = db.prepare<[string]>(`INSERT INTO system_state (key, value) VALUES ('health.probe', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`);
   const agentWrites = agentCommands({ agents, tasks, events, transitions, healthCutoffs: cutoffs, lockWaitGrace: grace });
+  const streaks = new FailureStreaks({ cordons, events, after: config.quarantineAfterFailures, quarantineMs: config.quarantineMs });
   const announce = db.prepare<[string]>(`INSERT INTO system_state (key, value) VALUES ('server.started', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`);
   return {
-    ...taskCommands({ tasks, events, agents, transitions, healthCutoffs: cutoffs, lockWaitGrace: grace, recall, maxResponseBytes: config.maxResponseBytes }),
+    ...taskCommands({ tasks, events, agents, cordons, streaks, transitions, healthCutoffs: cutoffs, lockWaitGrace: grace, recall, maxResponseBytes: config.maxResponseBytes }),
     ...queuePauseCommands({ pauses, limits, rates, events }),
     ...queueLimitCommands({ pauses, limits, rates, events }),
     ...queueRateCommands({ pauses, limits, rates, events }),
@@ -96,6 +100,7 @@ export function createWriteCommands(db: SqliteDatabase, setup: ThreadSetup, reca
     "schedules.repair": (ctx: WriteContext, limit: number) => transitions.schedules.repair(ctx, limit),
     ...eventCommands({ events, isAgent: (agentId) => agents.get(agentId) !== undefined, maxResponseBytes: config.maxResponseBytes, eventRetentionMs: config.eventRetentionMs, eventRetentionCount: config.eventRetentionCount }),
     ...agentWrites,
+    ...cordonCommands({ agents, cordons, events, healthCutoffs: cutoffs }),
     ...memoryCommands(memories, memoryChanges),
     ...tokenCommands(tokens),
     ...retentionCommands({ tasks, memories, memoryChanges, tokens, pruneAgents: agentWrites["agents.pruneGone"], settleDependents: (ctx, dependency, outcome) => transitions.settleDependents(ctx, dependency, outcome) }),

@@ -1,0 +1,116 @@
+// Cordons, as the database writer thread runs them: an operator's (agents.cordon, agents.uncordon)
+// and the server's quarantine of an agent that fails run after run (FailureStreaks). A cordoned
+// agent's claims and steals take nothing (task-commands.ts); the leases it holds run on and
+// settle as usual, so cordoning drains an agent, as a node is drained before maintenance.
+import { setNewest } from "../bounded-map.js";
+import type { WriteContext } from "../db/writer.js";
+import { notFound } from "../errors.js";
+import type { EventStore } from "../events/event-store.js";
+import type { Agent, CordonRequest } from "./agent-schemas.js";
+import { cordonHolds, type AgentCordonStore } from "./agent-cordon-store.js";
+import type { AgentStore } from "./agent-store.js";
+import { toAgent } from "./agent-view.js";
+import type { HealthCutoffs } from "./health-cutoffs.js";
+
+export interface CordonDeps {
+  agents: AgentStore;
+  cordons: AgentCordonStore;
+  events: EventStore;
+  healthCutoffs: (now: number) => HealthCutoffs;
+}
+
+const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
+
+export function cordonCommands(d: CordonDeps) {
+  const view = (agentId: string, now: number): Agent => {
+    const row = d.agents.get(agentId);
+    if (!row) throw notFound("AGENT_NOT_FOUND", agentId);
+    return toAgent(row, d.agents.capabilitiesOf(agentId), d.healthCutoffs(now), row.cordon);
+  };
+
+  return {
+    /**
+     * Cordons a registered agent: from this write on no claim or steal hands it a task. One
+     * cordoned already for good (no `until`) by the same reason is answered as it is, no event;
+     * any other cordon (an automatic quarantine, one that lifts by itself, another reason) is
+     * replaced. AGENT_NOT_FOUND for an agent not registered.
+     */
+    "agents.cordon": (ctx: WriteContext, request: CordonRequest & { cordonedBy: string | null }): Agent => {
+      if (!d.agents.get(request.agentId)) throw notFound("AGENT_NOT_FOUND", request.agentId);
+      const reason = request.reason ?? "";
+      const until = request.forMs === undefined ? null : ctx.now + request.forMs;
+      const current = d.cordons.get(request.agentId);
+      const same = cordonHolds(current, ctx.now) && current!.until === null && until === null && !current!.automatic && current!.reason === reason;
+      if (!same) {
+        d.cordons.set({ agentId: request.agentId, reason, cordonedBy: request.cordonedBy, cordonedAt: ctx.now, until, automatic: false });
+        d.events.appendSystem(ctx, "agent.cordoned", { agentId: request.agentId, reason, cordonedBy: request.cordonedBy, until: iso(until) });
+      }
+      return view(request.agentId, ctx.now);
+    },
+
+    /**
+     * Lifts a registered agent's cordon (an automatic one too): its claims take tasks again, and
+     * its parked claims look at once. One not cordoned is answered as it is, no event.
+     * AGENT_NOT_FOUND for an agent not registered (a cordon outlives a deregistration: register
+     * the agent again to lift it).
+     */
+    "agents.uncordon": (ctx: WriteContext, request: { agentId: string; uncordonedBy: string | null }): Agent => {
+      if (!d.agents.get(request.agentId)) throw notFound("AGENT_NOT_FOUND", request.agentId);
+      const current = d.cordons.get(request.agentId);
+      if (current !== undefined) {
+        d.cordons.remove(request.agentId);
+        // One that lapsed by itself is only tidied away: it lifted at its `until`.
+        if (cordonHolds(current, ctx.now)) {
+          d.events.appendSystem(ctx, "agent.uncordoned", { agentId: request.agentId, uncordonedBy: request.uncordonedBy, cordonedAt: new Date(Number(current.cordonedAt)).toISOString() });
+        }
+      }
+      return view(request.agentId, ctx.now);
+    },
+  };
+}
+
+/** Agents whose streak is kept at most: the oldest streak goes first past it (a process's memory stays bounded). */
+const MAX_STREAKS = 100_000;
+
+/**
+ * The server's quarantine (quarantineAfterFailures): by agent, the runs it failed in a row with no
+ * complete between, as this process saw them (each server process on a file counts its own
+ * calls; a restart starts them over). The write that fails its `after`-th run in a row cordons
+ * the agent for `quarantineMs`, automatic, with its agent.cordoned event: an agent that fails
+ * everything it takes (a bad deploy, a missing credential) would otherwise drain its queues into
+ * dead letters, taking the tasks faster than any healthy agent. Counted in the write, before its
+ * commit: a fail whose write rolls back is counted all the same (the streak is a heuristic).
+ */
+export class FailureStreaks {
+  private readonly streaks = new Map<string, number>();
+
+  constructor(private readonly d: { cordons: AgentCordonStore; events: EventStore; after: number; quarantineMs: number }) {}
+
+  /** `agentId`'s run of `taskId` failed (tasks.fail) in this write, with `error`. */
+  failed(ctx: WriteContext, agentId: string, taskId: string, error: string): void {
+    if (this.d.after <= 0) return;
+    const streak = (this.streaks.get(agentId) ?? 0) + 1;
+    if (streak < this.d.after) {
+      setNewest(this.streaks, agentId, streak, MAX_STREAKS);
+      return;
+    }
+    this.streaks.delete(agentId);
+    // Cordoned already (by an operator, say): left as it is.
+    if (this.d.cordons.cordonedUntil(agentId, ctx.now) !== undefined) return;
+    const until = ctx.now + this.d.quarantineMs;
+    const reason = `quarantined: failed ${streak} runs in a row, the last of task ${taskId}: ${shortened(error, 200)}`;
+    this.d.cordons.set({ agentId, reason, cordonedBy: null, cordonedAt: ctx.now, until, automatic: true });
+    this.d.events.appendSystem(ctx, "agent.cordoned", { agentId, reason, cordonedBy: null, until: iso(until), automatic: true, failures: streak });
+  }
+
+  /** `agentId` completed a run: its streak starts over. */
+  completed(agentId: string | null): void {
+    if (agentId !== null && this.streaks.size > 0) this.streaks.delete(agentId);
+  }
+}
+
+/** `text` cut to `max` characters (code points: no half of a surrogate pair), with an ellipsis when cut. */
+function shortened(text: string, max: number): string {
+  const chars = [...text];
+  return chars.length > max ? `${chars.slice(0, max).join("")}…` : text;
+}
