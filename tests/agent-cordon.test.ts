@@ -6,7 +6,7 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { killAllCli, runCli } from "./helpers/cli-process.js";
 import { http, startSecureServer, type SecureServer } from "./helpers/secure-server.js";
-import { rest, startTestServer, type TestServer } from "./helpers/test-server.js";
+import { rest, startTestServer, withDatabase, type TestServer } from "./helpers/test-server.js";
 
 let t: TestServer | undefined;
 let secure: SecureServer | undefined;
@@ -139,6 +139,10 @@ describe("agent cordons", () => {
     expect(Date.now()).toBeGreaterThanOrEqual(until);
     expect((await api.agents.get.query({ agentId: "w1" })).cordon).toBeNull();
     expect(await api.agents.list.query({ cordoned: true })).toEqual([]);
+    // The next cordon written takes the lapsed one away: the table holds the cordons in force.
+    await api.agents.register.mutate({ agentId: "w2" });
+    await api.agents.cordon.mutate({ agentId: "w2" });
+    expect(withDatabase(t, (db) => db.prepare(`SELECT agentId FROM agent_cordons`).pluck().all())).toEqual(["w2"]);
   });
 
   it("quarantine: an agent that fails quarantineAfterFailures runs in a row is cordoned for quarantineMs; a complete starts the count over; an operator's cordon stays", async () => {

@@ -1,6 +1,7 @@
 // All SQL of agent cordons (SQLite dialect). A cordoned agent is a row of agent_cordons whose
 // `until` is null or ahead: no claim or steal hands it a task. A row whose `until` passed lifts
-// by itself (read as no cordon) and stays until the agent is cordoned again or uncordoned.
+// by itself (read as no cordon); every cordon written deletes those (a table of lapsed
+// quarantines of agents long gone would otherwise grow, and every claim's first read with it).
 import type { Statements } from "../db/statements.js";
 
 export interface CordonRow {
@@ -35,13 +36,14 @@ export class AgentCordonStore {
 
   /**
    * Whether `agentId` is cordoned at `now`, and until when (null: until uncordoned); undefined:
-   * it is not. Read from every row once a transaction (Statements.transactions; 0: read each time).
+   * it is not. Read from the rows in force once a transaction (Statements.transactions; 0: read
+   * each time): a batch's writes share one `now`, so those lifting later in it are not missed.
    */
   cordonedUntil(agentId: string, now: number): number | null | undefined {
     const transaction = this.st.transactions;
     let known = heldIn.get(this.st);
     if (transaction === 0 || known?.transaction !== transaction) {
-      const rows = this.st.get<[], { agentId: string; until: number | null }>(`SELECT agentId, until FROM agent_cordons`).all();
+      const rows = this.st.get<[number], { agentId: string; until: number | null }>(`SELECT agentId, until FROM agent_cordons WHERE until IS NULL OR until > ?`).all(now);
       known = { transaction, until: new Map(rows.map((row) => [row.agentId, row.until === null ? null : Number(row.until)])) };
       if (transaction !== 0) heldIn.set(this.st, known);
     }
@@ -50,8 +52,9 @@ export class AgentCordonStore {
     return until === null || until > now ? until : undefined;
   }
 
-  /** Cordons `agentId` (or gives its cordon another reason and end). */
+  /** Cordons `agentId` (or gives its cordon another reason and end); the cordons that lapsed by `row.cordonedAt` go. */
   set(row: Omit<CordonRow, "automatic"> & { automatic: boolean }): CordonRow {
+    this.st.get<[number]>(`DELETE FROM agent_cordons WHERE until <= ?`).run(row.cordonedAt);
     this.st
       .get<[string, string, string | null, number, number | null, number]>(
         `INSERT INTO agent_cordons (agentId, reason, cordonedBy, cordonedAt, until, automatic) VALUES (?, ?, ?, ?, ?, ?)
