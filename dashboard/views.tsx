@@ -345,7 +345,7 @@ export function Agents({ api, onUnauthorized }: ViewProps) {
               </td>
               <td>{time(agent.lastHeartbeatAt)}</td>
               <td>
-                <button onClick={() => void toggle(agent.agentId, agent.cordon !== null)}>{agent.cordon ? "Uncordon" : "Cordon"}</button>
+                <button onClick={() => void toggle(agent.agentId, Boolean(agent.cordon))}>{agent.cordon ? "Uncordon" : "Cordon"}</button>
               </td>
             </tr>
           ))}

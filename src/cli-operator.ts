@@ -12,6 +12,7 @@ import { backoffText, type BackoffShape } from "../client/backoff-text.js";
 import { createCoordinationClient, fitsInAnswer, isTRPCClientError, type CoordinationClient, type RouterInputs, type RouterOutputs } from "../client/index.js";
 import type { JsonValue } from "./json-types.js";
 import { MAX_EVERY_MS, MIN_EVERY_MS } from "./schedules/schedule-schemas.js";
+import { MAX_CORDON_MS } from "./agents/agent-schemas.js";
 import { SETTLED_STATUSES as SETTLED, untilHolds } from "./tasks/task-status.js";
 import { linkSignals } from "./wakeup.js";
 import { MAX_CLAIMS_PER_WINDOW, MAX_RATE_WINDOW_MS, MIN_RATE_WINDOW_MS } from "./tasks/queue-rate-schemas.js";
@@ -323,6 +324,8 @@ function parse(argv: string[]): Parsed {
     }
     const [flag, inline] = arg.includes("=") ? [arg.slice(0, arg.indexOf("=")), arg.slice(arg.indexOf("=") + 1)] : [arg, undefined];
     if (FLAG_OPTIONS.has(flag)) {
+      // `--json=false` read as --json printed JSON: a flag is there or not.
+      if (inline !== undefined) throw new OperatorUsageError(`${flag} takes no value (got ${JSON.stringify(arg)}: leave it out for no)`);
       options[flag] = true;
       continue;
     }
@@ -876,11 +879,13 @@ async function dispatch(words: string[], options: Parsed["options"], json: boole
     return 0;
   }
   if (command === "agents" && (sub === "cordon" || sub === "uncordon")) {
-    if (words.length !== 3) throw new OperatorUsageError(`agents ${sub} needs an AGENT_ID`);
+    if (words.length !== 3) throw new OperatorUsageError(`agents ${sub} ${words.length < 3 ? "needs an AGENT_ID" : `takes one AGENT_ID (got ${words.length - 2})`}`);
     const reason = str(options["--reason"]);
     const forText = str(options["--for"]);
     const forMs = forText === undefined ? undefined : parseDuration(forText);
-    if (forText !== undefined && forMs === undefined) throw new OperatorUsageError(`--for must be a length of time such as 30m, 2h or 1d (got ${JSON.stringify(forText)})`);
+    if (forText !== undefined && (forMs === undefined || forMs < 1000 || forMs > MAX_CORDON_MS)) {
+      throw new OperatorUsageError(`--for must be a length of time from 1s to 366d, such as 30m, 2h or 1d (got ${JSON.stringify(forText)})`);
+    }
     const agent =
       sub === "cordon"
         ? await api.agents.cordon.mutate({ agentId: id!, ...(reason === undefined ? {} : { reason }), ...(forMs === undefined ? {} : { forMs }) })
@@ -1072,7 +1077,7 @@ async function scheduleCommand(words: string[], options: Parsed["options"], api:
 }
 
 /** An agent's cordon as the CLI shows it: "-" for none; else since when, until when and why. */
-function cordonText(agent: { cordon?: { reason: string; cordonedAt: Date; until: Date | null; automatic: boolean } | null }): string {
+function cordonText(agent: { cordon?: { reason: string | null; cordonedAt: Date; until: Date | null; automatic: boolean } | null }): string {
   const cordon = agent.cordon;
   // Absent from a server older than this CLI: none it knows of.
   if (!cordon) return "-";

@@ -83,8 +83,8 @@ describe("agent cordons", () => {
     expect((await api.agents.uncordon.mutate({ agentId: "w1" })).cordon).toBeNull();
 
     expect(await cordonEvents(t)).toEqual([
-      ["agent.cordoned", { agentId: "w1", reason: "bad deploy v42", cordonedBy: null, until: null }],
-      ["agent.cordoned", { agentId: "w1", reason: "bad deploy v43", cordonedBy: null, until: null }],
+      ["agent.cordoned", { agentId: "w1", reason: "bad deploy v42", cordonedBy: null, until: null, automatic: false }],
+      ["agent.cordoned", { agentId: "w1", reason: "bad deploy v43", cordonedBy: null, until: null, automatic: false }],
       ["agent.uncordoned", { agentId: "w1", uncordonedBy: null, cordonedAt: replaced.cordon!.cordonedAt.toISOString() }],
     ]);
   });
@@ -122,9 +122,30 @@ describe("agent cordons", () => {
     // The waiters look again after 30 s at the latest: past the good claim's 20 s, so only a wake-up gives it the task.
     expect((await goodClaim)?.id).toBe(task.id);
 
-    const later = await api.tasks.enqueue.mutate({ payload: { n: 2 } });
+    // Uncordoned with nothing to take, it waits on as any claim does: a task enqueued after wakes it.
     await api.agents.uncordon.mutate({ agentId: "bad" });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const later = await api.tasks.enqueue.mutate({ payload: { n: 2 } });
     expect((await badClaim)?.id).toBe(later.id);
+  });
+
+  it("an agent cordoned while its claim is parked hands on the wake-up it takes; a cordon changed to lift sooner wakes its claim then", async () => {
+    t = await startTestServer();
+    const api = t.api;
+    await api.agents.register.mutate({ agentId: "bad" });
+    const badClaim = api.tasks.claim.mutate({ agentId: "bad", waitMs: 20_000, context: false });
+    await vi.waitFor(() => expect(t!.server.services.waiters.claims.size).toBe(1), { timeout: 10_000, interval: 10 });
+    const goodClaim = api.tasks.claim.mutate({ agentId: "good", waitMs: 20_000, context: false });
+    await vi.waitFor(() => expect(t!.server.services.waiters.claims.size).toBe(2), { timeout: 10_000, interval: 10 });
+    await api.agents.cordon.mutate({ agentId: "bad" });
+    const task = await api.tasks.enqueue.mutate({ payload: { n: 1 } });
+    expect((await goodClaim)?.id).toBe(task.id);
+
+    // Cordoned for good, then for a second: its parked claim learns the new end, and takes the task then.
+    const next = await api.tasks.enqueue.mutate({ payload: { n: 2 } });
+    const cordon = await api.agents.cordon.mutate({ agentId: "bad", forMs: 1000 });
+    expect((await badClaim)?.id).toBe(next.id);
+    expect(Date.now()).toBeGreaterThanOrEqual(cordon.cordon!.until!.getTime());
   });
 
   it("a cordon given forMs lifts by itself: a parked claim wakes then, and the agent shows none", async () => {
@@ -139,10 +160,14 @@ describe("agent cordons", () => {
     expect(Date.now()).toBeGreaterThanOrEqual(until);
     expect((await api.agents.get.query({ agentId: "w1" })).cordon).toBeNull();
     expect(await api.agents.list.query({ cordoned: true })).toEqual([]);
-    // The next cordon written takes the lapsed one away: the table holds the cordons in force.
-    await api.agents.register.mutate({ agentId: "w2" });
-    await api.agents.cordon.mutate({ agentId: "w2" });
-    expect(withDatabase(t, (db) => db.prepare(`SELECT agentId FROM agent_cordons`).pluck().all())).toEqual(["w2"]);
+    // The health monitor lifts it with its event (claims read it lapsed before that), and the
+    // table keeps the cordons in force only.
+    await t.server.services.jobs.healthMonitor.runNow();
+    expect(await cordonEvents(t)).toEqual([
+      ["agent.cordoned", { agentId: "w1", reason: null, cordonedBy: null, until: cordoned.cordon!.until!.toISOString(), automatic: false }],
+      ["agent.uncordoned", { agentId: "w1", uncordonedBy: null, cordonedAt: cordoned.cordon!.cordonedAt.toISOString(), lapsed: true }],
+    ]);
+    expect(withDatabase(t, (db) => db.prepare(`SELECT count(*) FROM agent_cordons`).pluck().get())).toBe(0);
   });
 
   it("quarantine: an agent that fails quarantineAfterFailures runs in a row is cordoned for quarantineMs; a complete starts the count over; an operator's cordon stays", async () => {
@@ -185,10 +210,46 @@ describe("agent cordons", () => {
     await api.agents.cordon.mutate({ agentId: "slow", reason: "watching it" });
     for (const task of runs) await api.tasks.fail.mutate({ taskId: task.id, agentId: "slow", leaseToken: task.leaseToken, error: "x" });
     expect((await api.agents.get.query({ agentId: "slow" })).cordon).toMatchObject({ reason: "watching it", automatic: false, until: null });
+    // A fail sent for an agent (no agentId: the seed's routes, an orchestrator) is not the agent's own: it does not count.
+    await api.tasks.enqueueMany.mutate({ tasks: Array.from({ length: 3 }, () => ({ queue: "others", payload: {}, maxAttempts: 1 })) });
+    for (const task of await api.tasks.claimMany.mutate({ agentId: "innocent", queues: ["others"], limit: 3, context: false })) {
+      expect((await rest(t.url, "POST", `/tasks/${task.id}/fail`, { error: "stopped by the orchestrator" })).status).toBe(200);
+    }
+    expect((await api.agents.get.query({ agentId: "innocent" })).cordon).toBeNull();
     expect((await cordonEvents(t)).map(([type, payload]) => [type, (payload as { agentId: string }).agentId])).toEqual([
       ["agent.cordoned", "broken"],
       ["agent.cordoned", "slow"],
     ]);
+  });
+
+  it("quarantine counts each fail once, though its write batch is run again (a write beside it failed after changing rows)", async () => {
+    t = await startTestServer({ quarantineAfterFailures: 2, quarantineMs: 600_000 });
+    const { api } = t;
+    const tasks = t.server.services.tasks;
+    await api.tasks.enqueueMany.mutate({ tasks: [{ queue: "q", maxAttempts: 1 }, { queue: "q", maxAttempts: 1 }] });
+    const [one, two] = await api.tasks.claimMany.mutate({ agentId: "w", queues: ["q"], limit: 2, context: false });
+    await api.tasks.fail.mutate({ taskId: one!.id, agentId: "w", leaseToken: one!.leaseToken, error: "e" });
+    // Sent together, they share a write batch: the enqueue inserts its first task, then fails on
+    // the second's unknown dependency, and the batch runs again with a savepoint around each write.
+    const [failed, refused] = await Promise.allSettled([
+      tasks.fail({ taskId: two!.id, agentId: "w", leaseToken: two!.leaseToken, error: "e", retry: true }),
+      tasks.enqueueMany([
+        { queue: "other", payload: {}, priority: 5, targetAgentId: undefined },
+        { queue: "other", payload: {}, priority: 5, targetAgentId: undefined, dependsOn: ["no-such-task"] },
+      ]),
+    ]);
+    expect([failed.status, refused.status]).toEqual(["fulfilled", "rejected"]);
+    expect((await api.agents.get.query({ agentId: "w" })).cordon).toMatchObject({ automatic: true, reason: expect.stringContaining("failed 2 runs in a row") });
+    expect((await cordonEvents(t)).length).toBe(1);
+  });
+
+  it("retention, removing an agent gone that long, takes its cordon with it", async () => {
+    t = await startTestServer({ agentStartupGraceMs: 0 });
+    await t.api.agents.register.mutate({ agentId: "gone" });
+    await t.api.agents.cordon.mutate({ agentId: "gone" });
+    await t.server.services.db.write("agents.checkHealth", { asOf: Date.now() + 3_600_000, limit: 500 });
+    expect(await t.server.services.db.write("agents.pruneGone", { before: Date.now() + 1, limit: 10 })).toBe(1);
+    expect(withDatabase(t, (db) => db.prepare(`SELECT count(*) FROM agent_cordons`).pluck().get())).toBe(0);
   });
 
   it("with credentials: cordons are an admin's, and name the credential", async () => {
@@ -228,6 +289,10 @@ describe("agent cordons", () => {
     expect(await runCli({ args: ["agents", "uncordon", "w1"], env })).toMatchObject({ code: 0, stdout: "agent w1 takes tasks\n" });
     expect(await runCli({ args: ["agents", "cordon", "w1", "--for", "soon"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining("--for must be a length of time") });
     expect(await runCli({ args: ["agents", "cordon"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining("agents cordon needs an AGENT_ID") });
+    expect(await runCli({ args: ["agents", "cordon", "w1", "w2"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining("agents cordon takes one AGENT_ID (got 2)") });
+    expect(await runCli({ args: ["agents", "cordon", "w1", "--for", "400d"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining("--for must be a length of time from 1s to 366d") });
+    // A flag is there or not: --cordoned=false listed the cordoned agents.
+    expect(await runCli({ args: ["agents", "--cordoned=false"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining('--cordoned takes no value (got "--cordoned=false"') });
     expect((await t.api.agents.get.query({ agentId: "w1" })).cordon).toBeNull();
   });
 });

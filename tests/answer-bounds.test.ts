@@ -463,6 +463,41 @@ describe("answer bounds: a task's names", () => {
 // agents.list and findByCapability answer bare arrays, where a page shorter than its limit reads
 // as the last one: a list past maxResponseBytes is refused, saying how many fit, never cut short.
 describe("answer bounds: the agent registry", () => {
+  // Small agents, many of them: each one's fixed part is most of its weight. Over tRPC superjson
+  // names each Date's path again ("12.cordon.until"); a cordon adds its times and reason. Before
+  // they were weighed so, 299 agents went out in 97 kB against a maxResponseBytes of 64 KiB.
+  it("a list of small agents, cordoned or not, fits in maxResponseBytes over REST and tRPC, or is refused naming how many do", async () => {
+    const budget = 65_536;
+    await using t = await startTestServer({ maxResponseBytes: budget });
+    for (let i = 0; i < 400; i++) {
+      const agentId = `a${String(i).padStart(3, "0")}`;
+      await t.api.agents.register.mutate({ agentId, capabilities: ["x"] });
+      if (i % 2 === 0) await t.api.agents.cordon.mutate({ agentId, reason: "r".repeat(40), forMs: 3_600_000 });
+    }
+    for (const filter of [{}, { cordoned: true }, { cordoned: false }]) {
+      for (const over of ["rest", "trpc"] as const) {
+        const wire = async (limit?: number) => {
+          const input = { ...filter, ...(limit === undefined ? {} : { limit }) };
+          const path = over === "rest" ? `/agents?${new URLSearchParams(Object.entries(input).map(([k, v]): [string, string] => [k, String(v)]))}` : `/trpc/agents.list?input=${encodeURIComponent(JSON.stringify({ json: input }))}`;
+          const response = await fetch(`${t.url}${path}`);
+          const text = await response.text();
+          return { status: response.status, bytes: Buffer.byteLength(text), json: JSON.parse(text) };
+        };
+        const first = await wire();
+        let page = first;
+        if (first.status === 400) {
+          const fits = over === "rest" ? first.json.details.fits : first.json.error.json.data.details.fits;
+          expect(fits, `${over} ${JSON.stringify(filter)}`).toBeGreaterThanOrEqual(100);
+          page = await wire(fits);
+          const items = over === "rest" ? page.json : page.json.result.data.json;
+          expect(items).toHaveLength(fits);
+        }
+        expect(page.status).toBe(200);
+        expect(page.bytes, `${over} ${JSON.stringify(filter)}`).toBeLessThanOrEqual(budget);
+      }
+    }
+  });
+
   it("agents.list and findByCapability past maxResponseBytes are a 400 naming limit with details.fits; pages within it list every agent once", async () => {
     await using t = await startTestServer({ maxResponseBytes: 256 * 1024 });
     const blob = "漢".repeat(20 * 1024); // 60 KiB of UTF-8: four agents fit, not five

@@ -90,7 +90,7 @@ interface Agent {
   registeredAt: Date;
   lastHeartbeatAt: Date;
   updatedAt: Date;
-  cordon: { reason: string; cordonedBy: string | null; cordonedAt: Date; until: Date | null; automatic: boolean } | null;
+  cordon: { reason: string | null; cordonedBy: string | null; cordonedAt: Date; until: Date | null; automatic: boolean } | null;
 }
 type Counts = Record<TaskStatus, number>;
 type ClaimOptions = { agentId: string; queues?: string[]; capabilities?: string[]; leaseMs?: number; waitMs?: number; context?: boolean; idempotencyKey?: string };

@@ -289,6 +289,30 @@ describe("operator logs", () => {
     expect([line.revokedTokenIds, line.from]).toEqual([[issued.token.id], [expect.stringMatching(/127\.0\.0\.1$/)]]);
   });
 
+  it("an agent quarantined, and its cordon lapsed: one info line each; an operator's cordon: its call's line", async () => {
+    const { api, lines } = await logged({ quarantineAfterFailures: 2, quarantineMs: 1000, agentHealthCheckMs: 60_000 });
+    await api.tasks.enqueueMany.mutate({ tasks: [{ maxAttempts: 1 }, { maxAttempts: 1 }] });
+    for (let i = 0; i < 2; i++) {
+      const run = (await api.tasks.claim.mutate({ agentId: "broken", context: false }))!;
+      await api.tasks.fail.mutate({ taskId: run.id, agentId: "broken", leaseToken: run.leaseToken, error: "no API key" });
+    }
+    await until(() => lines.some((line) => line.msg.startsWith("agent quarantined")));
+    const quarantined = lines.find((line) => line.msg.startsWith("agent quarantined"))!;
+    expect([quarantined.level, quarantined.agentId, quarantined.failures, quarantined.automatic]).toEqual([30, "broken", 2, true]);
+    // Lifted by the health monitor once its second passed (run here, not waited for).
+    await until(async () => (await api.agents.get.query({ agentId: "broken" })).cordon === null);
+    await server!.services.jobs.healthMonitor.runNow();
+    const lapsed = lines.filter((line) => line.msg.startsWith("agent's cordon lapsed"));
+    expect(lapsed.map((line) => [line.level, line.agentId, line.lapsed, line.automatic])).toEqual([[30, "broken", true, true]]);
+    await api.agents.cordon.mutate({ agentId: "broken", reason: "look at it" });
+    await api.agents.uncordon.mutate({ agentId: "broken" });
+    expect(lines.filter((line) => /^agent (cordoned|uncordoned)$/.test(line.msg)).map((line) => [line.msg, line.agentId])).toEqual([
+      ["agent cordoned", "broken"],
+      ["agent uncordoned", "broken"],
+    ]);
+    expect(lines.filter((line) => line.msg.startsWith("agent quarantined") || line.msg.startsWith("agent's cordon lapsed"))).toHaveLength(2);
+  });
+
   it("a lease expiry, a dead letter, an agent going stale and offline, a failed authentication, a slow request: one info line each", async () => {
     const { url, api, client, lines } = await logged({ adminToken: ADMIN_SECRET, leaseSweepMs: 20, agentStaleMs: 100, agentOfflineMs: 2500, agentStartupGraceMs: 0, agentHealthCheckMs: 20, slowRequestMs: 50 });
     await api.tasks.enqueue.mutate({ queue: "l", maxAttempts: 1 });

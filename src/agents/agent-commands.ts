@@ -10,11 +10,13 @@ import type { TaskTransitions } from "../tasks/task-transitions.js";
 import type { TaskStore } from "../tasks/task-store.js";
 import type { Agent } from "./agent-schemas.js";
 import type { AgentStore } from "./agent-store.js";
+import type { AgentCordonStore } from "./agent-cordon-store.js";
 import { toAgent } from "./agent-view.js";
 import type { HealthCutoffs } from "./health-cutoffs.js";
 
 export interface AgentCommandDeps {
   agents: AgentStore;
+  cordons: AgentCordonStore;
   tasks: TaskStore;
   events: EventStore;
   transitions: TaskTransitions;
@@ -62,11 +64,13 @@ export function agentCommands(d: AgentCommandDeps) {
 
     /**
      * Retention: removes up to `limit` agents offline with no heartbeat since `before` and no
-     * claim, each with its agent.deregistered event, as a deregistration would. How many went.
+     * claim, each with its agent.deregistered event, as a deregistration would, and its cordon
+     * (gone that long, it is not waited for). How many went.
      */
     "agents.pruneGone": (ctx: WriteContext, args: { before: number; limit: number }): number => {
       const gone = d.agents.pruneGone(args.before, args.limit);
       for (const agentId of gone) {
+        d.cordons.remove(agentId);
         d.events.appendSystem(ctx, "agent.deregistered", { agentId, releasedTasks: 0, reason: "retention" });
         d.transitions.forgetAgent(agentId);
         ctx.afterCommit(() => d.transitions.forgetAgent(agentId));

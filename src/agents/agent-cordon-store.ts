@@ -1,7 +1,7 @@
 // All SQL of agent cordons (SQLite dialect). A cordoned agent is a row of agent_cordons whose
 // `until` is null or ahead: no claim or steal hands it a task. A row whose `until` passed lifts
-// by itself (read as no cordon); every cordon written deletes those (a table of lapsed
-// quarantines of agents long gone would otherwise grow, and every claim's first read with it).
+// by itself (read as no cordon), and the health monitor takes it away with its agent.uncordoned
+// event (a table of lapsed quarantines of agents long gone would otherwise grow).
 import type { Statements } from "../db/statements.js";
 
 export interface CordonRow {
@@ -52,9 +52,8 @@ export class AgentCordonStore {
     return until === null || until > now ? until : undefined;
   }
 
-  /** Cordons `agentId` (or gives its cordon another reason and end); the cordons that lapsed by `row.cordonedAt` go. */
+  /** Cordons `agentId` (or gives its cordon another reason and end). */
   set(row: Omit<CordonRow, "automatic"> & { automatic: boolean }): CordonRow {
-    this.st.get<[number]>(`DELETE FROM agent_cordons WHERE until <= ?`).run(row.cordonedAt);
     this.st
       .get<[string, string, string | null, number, number | null, number]>(
         `INSERT INTO agent_cordons (agentId, reason, cordonedBy, cordonedAt, until, automatic) VALUES (?, ?, ?, ?, ?, ?)
@@ -64,6 +63,13 @@ export class AgentCordonStore {
       .run(row.agentId, row.reason, row.cordonedBy, row.cordonedAt, row.until, row.automatic ? 1 : 0);
     heldIn.delete(this.st);
     return { ...row, automatic: row.automatic ? 1 : 0 };
+  }
+
+  /** Up to `limit` cordons that lapsed by `now` (their `until` passed), the oldest end first. */
+  lapsed(now: number, limit: number): CordonRow[] {
+    return this.st
+      .get<[number, number], CordonRow>(`SELECT agentId, reason, cordonedBy, cordonedAt, until, automatic FROM agent_cordons WHERE until <= ? ORDER BY until LIMIT CAST(? AS INTEGER)`)
+      .all(now, limit);
   }
 
   /** Lifts `agentId`'s cordon (one that lapsed too). Whether there was a row. */

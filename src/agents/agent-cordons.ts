@@ -43,7 +43,7 @@ export function cordonCommands(d: CordonDeps) {
       const same = cordonHolds(current, ctx.now) && current!.until === null && until === null && !current!.automatic && current!.reason === reason;
       if (!same) {
         d.cordons.set({ agentId: request.agentId, reason, cordonedBy: request.cordonedBy, cordonedAt: ctx.now, until, automatic: false });
-        d.events.appendSystem(ctx, "agent.cordoned", { agentId: request.agentId, reason, cordonedBy: request.cordonedBy, until: iso(until) });
+        d.events.appendSystem(ctx, "agent.cordoned", { agentId: request.agentId, reason: request.reason ?? null, cordonedBy: request.cordonedBy, until: iso(until), automatic: false });
       }
       return view(request.agentId, ctx.now);
     },
@@ -66,6 +66,26 @@ export function cordonCommands(d: CordonDeps) {
       }
       return view(request.agentId, ctx.now);
     },
+
+    /**
+     * Takes away up to `limit` cordons whose `until` passed, each with its agent.uncordoned event
+     * (`lapsed`): they stopped holding at `until` (claims read them so), and subscribers and the
+     * log learn it here. Run by the health monitor. How many went.
+     */
+    "agents.liftLapsedCordons": (ctx: WriteContext, limit: number): number => {
+      const lapsed = d.cordons.lapsed(ctx.now, limit);
+      for (const row of lapsed) {
+        d.cordons.remove(row.agentId);
+        d.events.appendSystem(ctx, "agent.uncordoned", {
+          agentId: row.agentId,
+          uncordonedBy: null,
+          cordonedAt: new Date(Number(row.cordonedAt)).toISOString(),
+          lapsed: true,
+          ...(row.automatic ? { automatic: true as const } : {}),
+        });
+      }
+      return lapsed.length;
+    },
   };
 }
 
@@ -78,23 +98,35 @@ const MAX_STREAKS = 100_000;
  * calls; a restart starts them over). The write that fails its `after`-th run in a row cordons
  * the agent for `quarantineMs`, automatic, with its agent.cordoned event: an agent that fails
  * everything it takes (a bad deploy, a missing credential) would otherwise drain its queues into
- * dead letters, taking the tasks faster than any healthy agent. Counted in the write, before its
- * commit: a fail whose write rolls back is counted all the same (the streak is a heuristic).
+ * dead letters, taking the tasks faster than any healthy agent.
+ * A count changes with its write's commit: within a transaction the writes see one another's
+ * counts (`pending`), and a batch rolled back and run again (the writer's savepoint retry) counts
+ * its writes once.
  */
 export class FailureStreaks {
+  /** The counts as committed. */
   private readonly streaks = new Map<string, number>();
+  /** The counts as the current transaction's writes left them, not committed yet. */
+  private pending: { transaction: number; streaks: Map<string, number> } | undefined;
 
-  constructor(private readonly d: { cordons: AgentCordonStore; events: EventStore; after: number; quarantineMs: number }) {}
+  constructor(private readonly d: { cordons: AgentCordonStore; events: EventStore; after: number; quarantineMs: number; transaction: () => number }) {}
 
-  /** `agentId`'s run of `taskId` failed (tasks.fail) in this write, with `error`. */
+  /** The streak of `agentId` as this transaction sees it, and sets it to `next` from its commit on. */
+  private advance(ctx: WriteContext, agentId: string, next: (streak: number) => number): number {
+    const transaction = this.d.transaction();
+    if (this.pending?.transaction !== transaction) this.pending = { transaction, streaks: new Map() };
+    const streak = next(this.pending.streaks.get(agentId) ?? this.streaks.get(agentId) ?? 0);
+    this.pending.streaks.set(agentId, streak);
+    ctx.afterCommit(() => (streak === 0 ? this.streaks.delete(agentId) : setNewest(this.streaks, agentId, streak, MAX_STREAKS)));
+    return streak;
+  }
+
+  /** `agentId` failed its run of `taskId` (tasks.fail, sent by the agent) in this write, with `error`. */
   failed(ctx: WriteContext, agentId: string, taskId: string, error: string): void {
     if (this.d.after <= 0) return;
-    const streak = (this.streaks.get(agentId) ?? 0) + 1;
-    if (streak < this.d.after) {
-      setNewest(this.streaks, agentId, streak, MAX_STREAKS);
-      return;
-    }
-    this.streaks.delete(agentId);
+    const streak = this.advance(ctx, agentId, (streak) => streak + 1);
+    if (streak < this.d.after) return;
+    this.advance(ctx, agentId, () => 0);
     // Cordoned already (by an operator, say): left as it is.
     if (this.d.cordons.cordonedUntil(agentId, ctx.now) !== undefined) return;
     const until = ctx.now + this.d.quarantineMs;
@@ -103,9 +135,11 @@ export class FailureStreaks {
     this.d.events.appendSystem(ctx, "agent.cordoned", { agentId, reason, cordonedBy: null, until: iso(until), automatic: true, failures: streak });
   }
 
-  /** `agentId` completed a run: its streak starts over. */
-  completed(agentId: string | null): void {
-    if (agentId !== null && this.streaks.size > 0) this.streaks.delete(agentId);
+  /** `agentId`'s run completed in this write: its streak starts over. */
+  completed(ctx: WriteContext, agentId: string | null): void {
+    if (this.d.after <= 0 || agentId === null) return;
+    if (!this.streaks.has(agentId) && !(this.pending?.transaction === this.d.transaction() && this.pending.streaks.get(agentId))) return;
+    this.advance(ctx, agentId, () => 0);
   }
 }
 

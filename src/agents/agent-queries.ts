@@ -2,10 +2,11 @@
 import { invalidField, notFound } from "../errors.js";
 import type { Agent, AgentHealth, AgentListFilter, FindByCapability } from "./agent-schemas.js";
 import type { AgentStore } from "./agent-store.js";
+import type { AgentCordonStore } from "./agent-cordon-store.js";
 import { toAgent } from "./agent-view.js";
 import type { HealthCutoffs } from "./health-cutoffs.js";
 
-export function agentQueries(d: { agents: AgentStore; healthCutoffs: (now: number) => HealthCutoffs; maxResponseBytes: number }) {
+export function agentQueries(d: { agents: AgentStore; cordons: AgentCordonStore; healthCutoffs: (now: number) => HealthCutoffs; maxResponseBytes: number }) {
   // The health filter is each agent's health as its view computes it (healthAt's SQL twin), the
   // published health included, so a list filtered by health agrees with the agents it shows.
   // These answers are arrays with no sign of a page cut short, and a page shorter than its limit
@@ -32,6 +33,8 @@ export function agentQueries(d: { agents: AgentStore; healthCutoffs: (now: numbe
     "agents.list": (filter: AgentListFilter): Agent[] => list(filter, "id"),
     "agents.healthCounts": (_: undefined): Record<AgentHealth, number> => d.agents.healthCounts(d.healthCutoffs(Date.now())),
     "agents.cordonCounts": (_: undefined): { operator: number; automatic: number } => d.agents.cordonCounts(Date.now()),
+    /** Whether some cordon lapsed by `now` and is still to be lifted (a look before the monitor's write). */
+    "agents.anyLapsedCordon": (now: number): boolean => d.cordons.lapsed(now, 1).length > 0,
     /**
      * Agents offering a capability that are not cordoned (no claim would hand them a task):
      * healthy first, then stale, then offline; least loaded first within each, then by agentId (byte order).

@@ -11,7 +11,7 @@ const agentId = name();
 /** Why and until when no claim or steal hands an agent a task (agents.cordon, or an automatic quarantine). */
 export const agentCordonSchema = z
   .object({
-    reason: z.string().describe("Why, in the operator's words, or the quarantine's (the failures in a row that set it)"),
+    reason: z.string().nullable().describe("Why, in the operator's words (null: none given), or the quarantine's (the failures in a row that set it)"),
     cordonedBy: z.string().nullable().describe("The id of the credential that cordoned it; null on an open server, in-process, or for an automatic quarantine"),
     cordonedAt: z.date(),
     until: z.date().nullable().describe("When it lifts by itself; null: when agents.uncordon lifts it"),

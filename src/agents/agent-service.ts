@@ -140,6 +140,8 @@ export class AgentService {
           this.checkGraceMs = sharedGraceMs;
           return changed;
         });
+    // Cordons whose time passed (they hold no more), lifted with their events: read on the reader first.
+    if (await this.db.read("agents.anyLapsedCordon", Date.now())) await inBatches(HEALTH_BATCH, () => this.db.write("agents.liftLapsedCordons", HEALTH_BATCH));
     // Claims of agents gone offline beyond their offline write's share (and any a stop midway left), a write at a time.
     if (await this.db.read("agents.offlineHolding", undefined)) await inBatches(RELEASE_BATCH, () => this.db.write("agents.releaseOffline", RELEASE_BATCH));
     return changed;

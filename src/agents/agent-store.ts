@@ -27,10 +27,22 @@ const CURRENT_HEALTH = `CASE WHEN health = 'offline' AND lastHeartbeatAt <= @kep
   WHEN health = 'stale' AND lastHeartbeatAt <= @kept AND lastHeartbeatAt > @stale THEN 'stale'
   WHEN lastHeartbeatAt > @stale THEN 'healthy' WHEN lastHeartbeatAt > @offline THEN 'stale' ELSE 'offline' END`;
 
-/** An agent's share of an answer, in bytes: its JSON text fields and a fixed part for the rest (dates, health, load, keys). */
-const AGENT_FIXED_BYTES = 200;
+/**
+ * An agent's share of an answer, in bytes: its JSON text fields and a fixed part for the rest
+ * (keys, three ISO times, health, load, `"cordon":null`, and over tRPC superjson's meta, which
+ * names each time's path again: "123.lastHeartbeatAt"). Measured: ~230 bytes over REST and ~310
+ * over tRPC for an agent of short names.
+ */
+const AGENT_FIXED_BYTES = 340;
+/** A cordon's share beyond its stored JSON (CORDON_OF_AGENT): its two times as ISO text, and superjson's paths for them. */
+const CORDON_FIXED_BYTES = 120;
 const agentAnswerBytes = (row: AgentRow & { caps: string | null }): number =>
-  utf8Bytes(row.id) + utf8Bytes(row.metadata) + utf8Bytes(row.status) + columnBytes(row.caps) + columnBytes(row.cordon ?? null) + AGENT_FIXED_BYTES;
+  utf8Bytes(row.id) +
+  utf8Bytes(row.metadata) +
+  utf8Bytes(row.status) +
+  columnBytes(row.caps) +
+  (row.cordon ? utf8Bytes(row.cordon) + CORDON_FIXED_BYTES : 0) +
+  AGENT_FIXED_BYTES;
 
 const cutoffParams = (cutoffs: HealthCutoffs) => ({ stale: cutoffs.staleBefore, offline: cutoffs.offlineBefore, kept: cutoffs.publishedKeptUpTo });
 

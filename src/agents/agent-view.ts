@@ -26,7 +26,7 @@ export function toAgent(row: AgentRow, capabilities: string[], cutoffs: HealthCu
 export function toCordon(row: CordonRow | undefined, now: number): AgentCordon | null {
   if (row === undefined || !cordonHolds(row, now)) return null;
   return {
-    reason: row.reason,
+    reason: row.reason === "" ? null : row.reason,
     cordonedBy: row.cordonedBy,
     cordonedAt: new Date(Number(row.cordonedAt)),
     until: row.until === null ? null : new Date(Number(row.until)),

@@ -63,10 +63,10 @@ export type SystemEventPayloads = {
   "agent.stale": { agentId: string; health: AgentHealth; previousHealth: AgentHealth; lastHeartbeatAt: string };
   /** Its claims went back to the queue: releasedTasks of them with this event (500 at most), any more in the writes after it, each with its task.lease_expired. */
   "agent.offline": { agentId: string; health: AgentHealth; previousHealth: AgentHealth; lastHeartbeatAt: string; releasedTasks?: number };
-  /** No claim or steal hands it a task from now (agents.cordon; `automatic`: quarantined after `failures` failed runs in a row); `until`: when it lifts by itself (null: when uncordoned); cordonedBy: the credential (null on an open server, in-process, or automatic). */
-  "agent.cordoned": { agentId: string; reason: string; cordonedBy: string | null; until: string | null; automatic?: true; failures?: number };
-  /** Its cordon was lifted (agents.uncordon): its claims take tasks again; cordonedAt: when it was cordoned. */
-  "agent.uncordoned": { agentId: string; uncordonedBy: string | null; cordonedAt: string };
+  /** No claim or steal hands it a task from now (agents.cordon; `automatic`: quarantined after `failures` failed runs in a row); reason: null when none was given; `until`: when it lifts by itself (null: when uncordoned); cordonedBy: the credential (null on an open server, in-process, or automatic). */
+  "agent.cordoned": { agentId: string; reason: string | null; cordonedBy: string | null; until: string | null; automatic: boolean; failures?: number };
+  /** Its cordon was lifted: by agents.uncordon (uncordonedBy: the credential, null on an open server or in-process), or by itself at its `until` (`lapsed`; `automatic`: it was a quarantine); its claims take tasks again; cordonedAt: when it was cordoned. */
+  "agent.uncordoned": { agentId: string; uncordonedBy: string | null; cordonedAt: string; lapsed?: true; automatic?: true };
   /** reason "retention": removed after agentRetentionMs offline (it held no task). */
   "agent.deregistered": { agentId: string; releasedTasks: number; reason?: "retention" };
   /** No claim or steal takes the queue's tasks until it is resumed; pausedBy: the credential's id (null when open or in-process). */

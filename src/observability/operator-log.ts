@@ -1,5 +1,6 @@
 // One info line for each thing an operator acts on, from the events this process committed: a
-// lease that expired, a task dead-lettered, an agent gone stale or offline. (Degraded storage
+// lease that expired, a task dead-lettered, an agent gone stale or offline, quarantined, or whose
+// cordon lapsed. (Degraded storage
 // and its recovery are logged by src/db/faults.ts, failed authentication by src/auth/credentials.ts,
 // slow requests by the server.)
 import type { CoordinationEvent } from "../events/event-schemas.js";
@@ -11,6 +12,8 @@ const LINES: Record<string, string> = {
   "task.dead_lettered": "task dead-lettered: it will not run again unless requeued",
   "agent.stale": "agent stale: no heartbeat for agentStaleMs",
   "agent.offline": "agent offline: its tasks were released",
+  "agent.cordoned": "agent quarantined: it failed quarantineAfterFailures runs in a row; no claim hands it a task until its cordon lapses or agents.uncordon",
+  "agent.uncordoned": "agent's cordon lapsed: its claims take tasks again",
 };
 
 /** A lease that expired on the task's last attempt: the task does not go back, it is dead-lettered (in the same write). */
@@ -30,6 +33,9 @@ export function logOperatorEvents(log: Logger, events: readonly CoordinationEven
     let line = LINES[event.type];
     if (line === undefined) continue;
     const payload = payloadFields(event);
+    // An operator's cordon and uncordon are logged by their calls (agent-router.ts); the server's own, here.
+    if (event.type === "agent.cordoned" && payload.automatic !== true) continue;
+    if (event.type === "agent.uncordoned" && payload.lapsed !== true) continue;
     if (event.type === "task.lease_expired") {
       deadLettered ??= new Set(events.filter((e) => e.type === "task.dead_lettered").map((e) => payloadFields(e).taskId));
       if (deadLettered.has(payload.taskId)) line = LAST_LEASE_EXPIRED;

@@ -26,6 +26,9 @@
 //    end. A queue with a full window and a full limit blocks its claims on the window; once the
 //    window has room and the limit is still full, they wait for a lease end (moveToSlots); once
 //    the queue holds no task anyone may take, they wait as unblocked claims do (unblockRate).
+//  - A claim of a cordoned agent (agents.cordon) waits taking no task's wake-up, and looks again
+//    at its agent's cordon changes and at the cordon's end; a wake-up it took before it knew
+//    (cordoned while parked, or during its attempt) goes to the next waiter (handOn).
 //  - A waiter also looks again after at most safetyRelookMs (wakeup.ts), in case a wake-up was
 //    missed (a capability granted by re-registration, a log pruned before it was read): bounded,
 //    and rare.
@@ -40,7 +43,8 @@ const MAX_LEASE_END_QUEUES = 10_000;
 /** A queue's resume, or its limit or rate set or removed: every claim that could take from it looks again. */
 const QUEUE_CHANGES = new Set(["queue.resumed", "queue.limit_set", "queue.limit_removed", "queue.rate_set", "queue.rate_removed"]);
 /** Registry changes that can make tasks claimable for that agent (new capabilities). */
-const AGENT_CHANGES = new Set(["agent.registered", "agent.updated", "agent.uncordoned"]);
+/** An agent's registration changed, or its cordon: its parked claims look again (a cordon's new end too). */
+const AGENT_CHANGES = new Set(["agent.registered", "agent.updated", "agent.cordoned", "agent.uncordoned"]);
 
 interface Availability {
   queue: string;
@@ -294,18 +298,25 @@ export class ClaimWaiters {
   }
 
   /**
+   * A wake-up a cordoned agent's claim took (it takes no task) goes on to the longest waiting
+   * claim not cordoned nor woken already that may take tasks of one of `queues` (null: any):
+   * which task woke it is not known, so the next that might take it looks.
+   */
+  handOn(queues: readonly string[] | null): void {
+    for (const ticket of this.tickets) {
+      if (ticket.cordoned || ticket.isWoken) continue;
+      if (queues === null || ticket.interest.queues === null || ticket.interest.queues.some((queue) => queues.includes(queue))) {
+        ticket.notify();
+        return;
+      }
+    }
+  }
+
+  /**
    * A queue's tasks are claimable again (its resume, each chunk of its held tasks let go after
    * it, or held for its limit: TaskService.settleHolds; a limit set or removed): every waiter that could take from it looks, since
    * the tasks back may be ones only some of them can take.
    */
-  /** Wakes every waiter not cordoned that may take tasks of one of `queues` (null: any queue). */
-  wakeAll(queues: readonly string[] | null): void {
-    for (const ticket of this.tickets) {
-      if (ticket.cordoned) continue;
-      if (queues === null || ticket.interest.queues === null || ticket.interest.queues.some((queue) => queues.includes(queue))) ticket.notify();
-    }
-  }
-
   wakeQueue(queue: string): void {
     for (const ticket of this.tickets) if (!ticket.cordoned && (ticket.interest.queues === null || ticket.interest.queues.includes(queue))) ticket.notify();
   }

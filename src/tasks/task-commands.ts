@@ -213,7 +213,6 @@ export function taskCommands(d: TaskCommandDeps) {
       throw t.leaseConflict(current, request);
     }
     if (request.agentId !== undefined) t.noteAgent(ctx, request.agentId);
-    d.streaks.completed(row.leaseOwner);
     d.events.appendSystem(ctx, "task.completed", {
       taskId: row.id,
       queue: row.queue,
@@ -227,6 +226,7 @@ export function taskCommands(d: TaskCommandDeps) {
     t.settleDependents(ctx, row, "completed");
     // A schedule's run that settled: one with overlap "skip" enqueues its next run now.
     if (row.scheduleId !== null) t.schedules.settled(ctx, row);
+    d.streaks.completed(ctx, row.leaseOwner);
     return { task: settled(row), bytes: taskAnswerBytes(row), repeated: false };
   };
 
@@ -324,7 +324,8 @@ export function taskCommands(d: TaskCommandDeps) {
         ...(request.agentId === undefined ? { anonymous: true } : {}),
       });
       const failed = settled(t.recordFailedRun(ctx, held, request.error, held.leaseOwner, asked, request.retryAfterMs), held);
-      if (held.leaseOwner !== null) d.streaks.failed(ctx, held.leaseOwner, held.id, request.error);
+      // The agent's own fails count, not a fail sent for it (the seed's routes, an orchestrator).
+      if (request.agentId !== undefined) d.streaks.failed(ctx, request.agentId, held.id, request.error);
       return failed;
     },
 

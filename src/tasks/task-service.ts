@@ -96,8 +96,8 @@ export class TaskService {
     };
     /** The limited queue whose freed slot, or the rate-limited queue whose window's room, woke the last wait: passed on if this claim does not take it. */
     let wokenFor: { queue: string; byRate: boolean } | undefined;
-    /** The last attempt found the agent cordoned: the next ticket takes no task's wake-up either. */
-    let cordoned = false;
+    /** The last wait ended woken (not timed out): a wake-up this claim took, which it may have to hand on. */
+    let wokenBefore = false;
     try {
       for (let attempt = 0; ; attempt++) {
         if (clientGone(call)) {
@@ -106,7 +106,6 @@ export class TaskService {
         }
         // Waiting starts before the attempt: a task committed meanwhile wakes it at once.
         const ticket = this.d.waiters.ticket(interest);
-        ticket.cordoned = cordoned;
         try {
           const claimed = await this.d.db.handOut("tasks.claim", { request, limit, leaseMs, noteAgent: attempt === 0, contextLimit: this.contextLimit(request.context) });
           if (wokenFor !== undefined) this.passOnUntaken(wokenFor, claimed);
@@ -120,13 +119,15 @@ export class TaskService {
           refuseIfRevoked(call);
           const now = Date.now();
           if (now >= deadline || stop.signal.aborted) return [];
-          cordoned = claimed.cordonedUntil !== undefined;
-          if (cordoned) {
-            // Cordoned: it waits for its uncordon or the cordon's end, taking no task's wake-up.
-            // One it took during this attempt (a task any waiter may take wakes one) goes to the others.
-            if (!ticket.cordoned && ticket.isWoken) this.d.waiters.wakeAll(interest.queues);
+          if (claimed.cordonedUntil !== undefined) {
+            // Cordoned: it waits for its uncordon, a change of its cordon or the cordon's end,
+            // taking no task's wake-up. One it took (a task any waiter may take wakes one waiter:
+            // during this attempt, or the one that ended its last wait, when it was cordoned
+            // while parked) goes to the next waiter.
+            const tookWakeUp = wokenBefore || ticket.isWoken;
             ticket.cordoned = true;
-            if (claimed.cordonedUntil !== null && claimed.cordonedUntil !== undefined) ticket.dueBy(claimed.cordonedUntil);
+            if (tookWakeUp) this.d.waiters.handOn(interest.queues);
+            if (claimed.cordonedUntil !== null) ticket.dueBy(claimed.cordonedUntil);
           }
           if (claimed.nextRunAt !== null) ticket.dueBy(claimed.nextRunAt);
           // A queue with a full window waits for the window (its limit may be full too: once the
@@ -160,6 +161,7 @@ export class TaskService {
           if (!ticket.isWoken && !underKey && (ranOut || Date.now() >= deadline)) return [];
         } finally {
           wokenFor = ticket.wokenFor;
+          wokenBefore = ticket.isWoken;
           ticket.cancel();
         }
       }

@@ -81,8 +81,8 @@ export function createWriteCommands(db: SqliteDatabase, setup: ThreadSetup, reca
   const grace = lockWaitGrace(st, config.busyTimeoutMs);
   const transitions = new TaskTransitions({ config, tasks, events, agents, memories, schedules });
   const probe = db.prepare<[string]>(`INSERT INTO system_state (key, value) VALUES ('health.probe', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`);
-  const agentWrites = agentCommands({ agents, tasks, events, transitions, healthCutoffs: cutoffs, lockWaitGrace: grace });
-  const streaks = new FailureStreaks({ cordons, events, after: config.quarantineAfterFailures, quarantineMs: config.quarantineMs });
+  const agentWrites = agentCommands({ agents, cordons, tasks, events, transitions, healthCutoffs: cutoffs, lockWaitGrace: grace });
+  const streaks = new FailureStreaks({ cordons, events, after: config.quarantineAfterFailures, quarantineMs: config.quarantineMs, transaction: () => st.transactions });
   const announce = db.prepare<[string]>(`INSERT INTO system_state (key, value) VALUES ('server.started', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`);
   return {
     ...taskCommands({ tasks, events, agents, cordons, streaks, transitions, healthCutoffs: cutoffs, lockWaitGrace: grace, recall, maxResponseBytes: config.maxResponseBytes }),
@@ -124,7 +124,7 @@ export function createWriteCommands(db: SqliteDatabase, setup: ThreadSetup, reca
 /** `prisma`: the reader's Prisma client, created on first use. `sameFile`: throws if the database file was deleted or replaced. */
 export function createReadCommands(db: SqliteDatabase, prisma: () => Promise<Prisma>, setup: ThreadSetup, memoryChanges: MemoryChanges, sameFile: () => void = () => undefined) {
   const { config } = setup;
-  const { tasks, pauses, limits, rates, events, agents, memories, tokens, schedules, cutoffs } = storesOf(db, setup);
+  const { tasks, pauses, limits, rates, events, agents, cordons, memories, tokens, schedules, cutoffs } = storesOf(db, setup);
   const ping = db.prepare("SELECT 1").pluck();
   return {
     ...taskQueries({ prisma, tasks, maxResponseBytes: config.maxResponseBytes }),
@@ -133,7 +133,7 @@ export function createReadCommands(db: SqliteDatabase, prisma: () => Promise<Pri
     ...queueRateQueries({ rates }),
     ...scheduleQueries(schedules, config.maxResponseBytes),
     ...eventQueries({ events, maxResponseBytes: config.maxResponseBytes }),
-    ...agentQueries({ agents, healthCutoffs: cutoffs, maxResponseBytes: config.maxResponseBytes }),
+    ...agentQueries({ agents, cordons, healthCutoffs: cutoffs, maxResponseBytes: config.maxResponseBytes }),
     ...recallQueries(new MemoryRecall(memories, tasks, config.maxResponseBytes, memoryChanges)),
     ...tokenQueries(tokens),
     ...retentionQueries({ tasks, memories }),
