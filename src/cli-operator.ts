@@ -392,7 +392,8 @@ function ago(date: Date): string {
 /** What a claimer must offer or be for `task`: its capability and target, "-" for any agent. */
 const needs = (task: { capability: string | null; targetAgentId: string | null }): string =>
   [task.capability === null ? undefined : `capability ${task.capability}`, task.targetAgentId === null ? undefined : `agent ${task.targetAgentId}`].filter(Boolean).join(", ") || "-";
-const when = (date: Date | null | undefined): string => (date ? date.toISOString().replace("T", " ").slice(0, 19) : "-");
+/** A time as the tables show it: UTC to the second, marked so ("2026-12-04 21:55:00Z"): an operator elsewhere read it as local time. */
+const when = (date: Date | null | undefined): string => (date ? `${date.toISOString().replace("T", " ").slice(0, 19)}Z` : "-");
 const int = (text: string | true | undefined, flag: string): number | undefined => {
   if (text === undefined) return undefined;
   if (typeof text !== "string" || !/^\d+$/.test(text)) throw new OperatorUsageError(`${flag} must be a whole number`);

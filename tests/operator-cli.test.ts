@@ -37,7 +37,7 @@ describe("operator commands against a running server", () => {
     expect(stats.code).toBe(0);
     expect(stats.stdout.split("\n")[0]).toMatch(/^QUEUE\s+WAITING\s+PENDING\s+\(SCHEDULED\)\s+CLAIMED\s+COMPLETED\s+DEAD_LETTER\s+CANCELLED\s+OLDEST PENDING\s+NEXT DUE$/);
     // The delayed task is pending, and scheduled: not due for an hour.
-    expect(stats.stdout.split("\n")[1]).toMatch(new RegExp(`^ops\\s+0\\s+2\\s+1\\s+0\\s+0\\s+1\\s+0\\s+\\d+ s\\s+${later.runAt.toISOString().replace("T", " ").slice(0, 19)}$`));
+    expect(stats.stdout.split("\n")[1]).toMatch(new RegExp(`^ops\\s+0\\s+2\\s+1\\s+0\\s+0\\s+1\\s+0\\s+\\d+ s\\s+${later.runAt.toISOString().replace("T", " ").slice(0, 19)}Z$`));
     const statsJson = JSON.parse((await runCli({ args: ["stats", "--json"], env })).stdout);
     expect(statsJson).toEqual({
       queues: [{ queue: "ops", counts: { waiting: 0, pending: 2, claimed: 0, completed: 0, dead_letter: 1, cancelled: 0 }, scheduled: 1, nextDueAt: later.runAt.toISOString(), oldestPendingAgeMs: expect.any(Number), paused: false, maxLeased: null, rate: null }],
@@ -60,7 +60,7 @@ describe("operator commands against a running server", () => {
     // A dead letter holds no lease: its last holder is named as such, and when it ended.
     expect(got.stdout).toMatch(/^lease\s+-$/m);
     expect(got.stdout).toMatch(/^last holder\s+agent-9 \(token 1\)$/m);
-    expect(got.stdout).toMatch(/^finished\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$/m);
+    expect(got.stdout).toMatch(/^finished\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ$/m);
     // What a claimer must offer shows, so a pending task that sits unclaimed says why.
     const needy = await t.api.tasks.enqueue.mutate({ queue: "ops", payload: {}, capability: "gpu", targetAgentId: "agent-9" });
     expect((await runCli({ args: ["tasks", "get", needy.id], env })).stdout).toMatch(/^capability\s+gpu\n^target agent\s+agent-9\n^run at\s+\d{4}-/m);

@@ -309,7 +309,7 @@ describe("queue pauses", () => {
     await t.api.tasks.enqueue.mutate({ queue: "mail", payload: {} });
     const env = { COORDINATION_URL: t.url };
     const paused = await runCli({ args: ["queues", "pause", "mail", "--reason", "relay down"], env });
-    expect(paused).toMatchObject({ code: 0, stdout: expect.stringMatching(/^queue mail paused since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d: relay down\n$/) });
+    expect(paused).toMatchObject({ code: 0, stdout: expect.stringMatching(/^queue mail paused since \d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ: relay down\n$/) });
     const list = await runCli({ args: ["queues"], env });
     expect(list.code).toBe(0);
     expect(list.stdout.split("\n")[0]).toMatch(/^QUEUE\s+STATE\s+SINCE\s+BY\s+REASON$/);

@@ -363,7 +363,7 @@ describe("where expiry shows", () => {
     expect(task.expiresAt!.getTime()).toBe(task.runAt.getTime() + 60_000);
     const plain = await t.api.tasks.enqueue.mutate({ queue: "cli" });
     const env = { COORDINATION_URL: t.url };
-    const when = task.expiresAt!.toISOString().replace("T", " ").slice(0, 19);
+    const when = `${task.expiresAt!.toISOString().replace("T", " ").slice(0, 19)}Z`;
     expect((await runCli({ args: ["tasks", "get", task.id], env })).stdout).toMatch(new RegExp(`^expires at\\s+${when}$`, "m"));
     expect((await runCli({ args: ["tasks", "get", plain.id], env })).stdout).toMatch(/^expires at\s+never$/m);
   });
