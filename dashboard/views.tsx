@@ -16,15 +16,24 @@ const STATES = ["waiting", "pending", "claimed", "completed", "dead_letter", "ca
 
 type TaskAction = "requeue" | "cancel";
 
-/** An operator's act on a task; says how it went (the server's refusal, for a read token), and refreshes the view on success. */
-async function runTaskAction(api: Api, what: TaskAction, taskId: string, refresh: () => void): Promise<string> {
+/**
+ * An operator's act from the page (pause, cordon, requeue…: an admin's; a read token is told the
+ * server's refusal): refreshes the view on success, and says how it went, `done` or "WHAT failed: …".
+ */
+async function operatorAct<T>(what: string, act: () => Promise<T>, done: (answer: T) => string, refresh: () => void): Promise<string> {
   try {
-    await (what === "requeue" ? api.tasks.requeue.mutate({ taskId }) : api.tasks.cancel.mutate({ taskId }));
+    const answer = await act();
     refresh();
-    return `${what === "requeue" ? "requeued" : "cancelled"} ${taskId}`;
+    return done(answer);
   } catch (error) {
     return `${what} failed: ${errorText(error)}`;
   }
+}
+
+/** An operator's act on a task (operatorAct). */
+function runTaskAction(api: Api, what: TaskAction, taskId: string, refresh: () => void): Promise<string> {
+  const act = () => (what === "requeue" ? api.tasks.requeue.mutate({ taskId }) : api.tasks.cancel.mutate({ taskId }));
+  return operatorAct(what, act, () => `${what === "requeue" ? "requeued" : "cancelled"} ${taskId}`, refresh);
 }
 
 function ErrorLine({ error }: { error: unknown }) {
@@ -40,15 +49,10 @@ export function Queues({ api, onUnauthorized }: ViewProps) {
   // (The server shares one count a second among all callers: counting reads every task.)
   const retention = stats.data?.retention.settledTasks;
   const [message, setMessage] = useState("");
-  /** Pauses or resumes a queue (an admin's act: a read token is told the server's refusal). */
+  /** Pauses or resumes a queue (operatorAct). */
   const toggle = async (queue: string, paused: boolean) => {
-    try {
-      await (paused ? api.queues.resume.mutate({ queue }) : api.queues.pause.mutate({ queue, reason: "paused from the dashboard" }));
-      stats.refresh();
-      setMessage(`${paused ? "resumed" : "paused"} ${queue}`);
-    } catch (error) {
-      setMessage(`${paused ? "resume" : "pause"} failed: ${errorText(error)}`);
-    }
+    const act = () => (paused ? api.queues.resume.mutate({ queue }) : api.queues.pause.mutate({ queue, reason: "paused from the dashboard" }));
+    setMessage(await operatorAct(paused ? "resume" : "pause", act, () => `${paused ? "resumed" : "paused"} ${queue}`, stats.refresh));
   };
   return (
     <section>
@@ -197,25 +201,14 @@ const SHOWN_SCHEDULES = 100;
 export function Schedules({ api, onUnauthorized }: ViewProps) {
   const page = usePolling(() => api.schedules.list.query({ limit: SHOWN_SCHEDULES }), 2000, [api], onUnauthorized);
   const [message, setMessage] = useState("");
-  /** Pauses or resumes a schedule (an admin's act: a read token is told the server's refusal). */
+  /** Pauses or resumes a schedule (operatorAct). */
   const toggle = async (scheduleId: string, paused: boolean) => {
-    try {
-      await (paused ? api.schedules.resume.mutate({ scheduleId }) : api.schedules.pause.mutate({ scheduleId }));
-      page.refresh();
-      setMessage(`${paused ? "resumed" : "paused"} ${scheduleId}`);
-    } catch (error) {
-      setMessage(`${paused ? "resume" : "pause"} failed: ${errorText(error)}`);
-    }
+    const act = () => (paused ? api.schedules.resume.mutate({ scheduleId }) : api.schedules.pause.mutate({ scheduleId }));
+    setMessage(await operatorAct(paused ? "resume" : "pause", act, () => `${paused ? "resumed" : "paused"} ${scheduleId}`, page.refresh));
   };
-  /** Runs a schedule now: its pending run due at once (an admin's act, as pausing is). */
+  /** Runs a schedule now: its pending run due at once (operatorAct). */
   const runNow = async (scheduleId: string) => {
-    try {
-      const { task } = await api.schedules.trigger.mutate({ scheduleId });
-      page.refresh();
-      setMessage(`${scheduleId}: task ${task.id} is due now`);
-    } catch (error) {
-      setMessage(`run now failed: ${errorText(error)}`);
-    }
+    setMessage(await operatorAct("run now", () => api.schedules.trigger.mutate({ scheduleId }), ({ task }) => `${scheduleId}: task ${task.id} is due now`, page.refresh));
   };
   // A server with no schedule shows no section (nor one while the first list loads).
   if (page.data === undefined ? page.error === undefined : page.data.items.length === 0) return null;
@@ -298,15 +291,10 @@ export function Agents({ api, onUnauthorized }: ViewProps) {
     onUnauthorized,
   );
   const [message, setMessage] = useState("");
-  /** Cordons or uncordons an agent (an admin's act: a read token is told the server's refusal). */
+  /** Cordons or uncordons an agent (operatorAct). */
   const toggle = async (agentId: string, cordoned: boolean) => {
-    try {
-      await (cordoned ? api.agents.uncordon.mutate({ agentId }) : api.agents.cordon.mutate({ agentId, reason: "cordoned from the dashboard" }));
-      agents.refresh();
-      setMessage(`${cordoned ? "uncordoned" : "cordoned"} ${agentId}`);
-    } catch (error) {
-      setMessage(`${cordoned ? "uncordon" : "cordon"} failed: ${errorText(error)}`);
-    }
+    const act = () => (cordoned ? api.agents.uncordon.mutate({ agentId }) : api.agents.cordon.mutate({ agentId, reason: "cordoned from the dashboard" }));
+    setMessage(await operatorAct(cordoned ? "uncordon" : "cordon", act, () => `${cordoned ? "uncordoned" : "cordoned"} ${agentId}`, agents.refresh));
   };
   return (
     <section>
@@ -494,13 +482,8 @@ export function TaskPage({ api, onUnauthorized, taskId }: ViewProps & { taskId: 
   // A task that waits to run (pending or waiting): another priority, or due now (a delay, a retry's backoff).
   const [priority, setPriority] = useState("");
   const change = async (what: "priority" | "run now") => {
-    try {
-      const task = what === "priority" ? await api.tasks.update.mutate({ taskId, priority: Number(priority) }) : await api.tasks.promote.mutate({ taskId });
-      detail.refresh();
-      setMessage(what === "priority" ? `priority ${task.priority}` : `due now`);
-    } catch (error) {
-      setMessage(`${what} failed: ${errorText(error)}`);
-    }
+    const act = () => (what === "priority" ? api.tasks.update.mutate({ taskId, priority: Number(priority) }) : api.tasks.promote.mutate({ taskId }));
+    setMessage(await operatorAct(what, act, (task) => (what === "priority" ? `priority ${task.priority}` : `due now`), detail.refresh));
   };
   const data = detail.data;
   return (

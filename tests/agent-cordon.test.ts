@@ -148,6 +148,89 @@ describe("agent cordons", () => {
     expect(Date.now()).toBeGreaterThanOrEqual(cordon.cordon!.until!.getTime());
   });
 
+  it("a cordoned agent's parked claims each look once at their agent's change (no chain of wake-ups handed on); uncordoned, each takes a task", async () => {
+    t = await startTestServer();
+    const { api, server } = t;
+    const db = server.services.db;
+    let claims = 0;
+    const handOut = db.handOut.bind(db);
+    db.handOut = ((name: Parameters<typeof handOut>[0], args: Parameters<typeof handOut>[1]) => {
+      if (name === "tasks.claim") claims++;
+      return handOut(name, args);
+    }) as typeof db.handOut;
+    await api.agents.register.mutate({ agentId: "bad" });
+    await api.agents.cordon.mutate({ agentId: "bad" });
+    const parked = Array.from({ length: 16 }, () => api.tasks.claim.mutate({ agentId: "bad", waitMs: 20_000, context: false }));
+    /** Waits until the parked claims are as many as `n` and the claims' writes stopped for three looks in a row. */
+    const settled = async (n: number) => {
+      let last = -1;
+      let still = 0;
+      await vi.waitFor(
+        () => {
+          still = claims === last && server.services.waiters.claims.size === n ? still + 1 : 0;
+          last = claims;
+          expect(still).toBeGreaterThanOrEqual(3);
+        },
+        { timeout: 20_000, interval: 50 },
+      );
+    };
+    await settled(16);
+    const before = claims;
+    // A status change is an agent.updated event: each of its claims looks once, and parks again.
+    await api.agents.heartbeat.mutate({ agentId: "bad", status: "draining" });
+    await settled(16);
+    expect(claims - before).toBe(16);
+
+    // Uncordoned, every one of them takes a task as it comes.
+    await api.agents.uncordon.mutate({ agentId: "bad" });
+    const tasks = await api.tasks.enqueueMany.mutate({ tasks: Array.from({ length: 16 }, (_, n) => ({ payload: { n } })) });
+    expect((await Promise.all(parked)).map((task) => task?.id).sort()).toEqual(tasks.map((task) => task.id).sort());
+  });
+
+  it("a task's wake-up a cordoned agent's claim took goes to a waiter that can take the task", async () => {
+    t = await startTestServer();
+    const { api, server } = t;
+    await api.agents.register.mutate({ agentId: "bad" });
+    const bad = api.tasks.claim.mutate({ agentId: "bad", waitMs: 20_000, context: false });
+    await vi.waitFor(() => expect(server.services.waiters.claims.size).toBe(1), { timeout: 10_000, interval: 10 });
+    const u = api.tasks.claim.mutate({ agentId: "u", queues: ["other"], waitMs: 20_000, context: false });
+    await vi.waitFor(() => expect(server.services.waiters.claims.size).toBe(2), { timeout: 10_000, interval: 10 });
+    const v = api.tasks.claim.mutate({ agentId: "v", queues: ["q1"], waitMs: 20_000, context: false });
+    await vi.waitFor(() => expect(server.services.waiters.claims.size).toBe(3), { timeout: 10_000, interval: 10 });
+    // Sent together (one write batch, as from two callers at once): the task wakes the longest
+    // waiting claim that could take it, "bad" (any queue), whose attempt finds its agent cordoned.
+    const [task] = await Promise.all([
+      server.services.tasks.enqueue({ queue: "q1", payload: {}, priority: 5, targetAgentId: undefined }),
+      server.services.agents.cordon({ agentId: "bad" }, null),
+    ]);
+    // The waiters look again after 30 s at the latest: past v's 20 s, so only the wake-up handed on gives it the task.
+    expect((await v)?.id).toBe(task.id);
+    await api.tasks.enqueue.mutate({ queue: "other", payload: {} });
+    expect(await u).not.toBeNull();
+    await api.agents.uncordon.mutate({ agentId: "bad" });
+    await api.tasks.enqueue.mutate({ payload: {} });
+    expect(await bad).not.toBeNull();
+  });
+
+  it("a cordon that lapsed is lifted with its event by whichever write meets it first", async () => {
+    t = await startTestServer({ agentHealthCheckMs: 60_000 });
+    const { api } = t;
+    for (const agentId of ["w", "x"]) {
+      await api.agents.register.mutate({ agentId });
+      await api.agents.cordon.mutate({ agentId, forMs: 1000 });
+    }
+    await vi.waitFor(async () => expect((await api.agents.list.query({ cordoned: true })).length).toBe(0), { timeout: 10_000, interval: 100 });
+    await api.agents.cordon.mutate({ agentId: "w", reason: "again" });
+    await api.agents.uncordon.mutate({ agentId: "x" });
+    expect((await cordonEvents(t)).map(([type, payload]) => [type, (payload as { agentId: string }).agentId, (payload as { lapsed?: boolean }).lapsed ?? false])).toEqual([
+      ["agent.cordoned", "w", false],
+      ["agent.cordoned", "x", false],
+      ["agent.uncordoned", "w", true],
+      ["agent.cordoned", "w", false],
+      ["agent.uncordoned", "x", true],
+    ]);
+  });
+
   it("a cordon given forMs lifts by itself: a parked claim wakes then, and the agent shows none", async () => {
     t = await startTestServer();
     const api = t.api;

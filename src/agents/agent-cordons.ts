@@ -7,7 +7,7 @@ import type { WriteContext } from "../db/writer.js";
 import { notFound } from "../errors.js";
 import type { EventStore } from "../events/event-store.js";
 import type { Agent, CordonRequest } from "./agent-schemas.js";
-import { cordonHolds, type AgentCordonStore } from "./agent-cordon-store.js";
+import { cordonHolds, type AgentCordonStore, type CordonRow } from "./agent-cordon-store.js";
 import type { AgentStore } from "./agent-store.js";
 import { toAgent } from "./agent-view.js";
 import type { HealthCutoffs } from "./health-cutoffs.js";
@@ -20,6 +20,22 @@ export interface CordonDeps {
 }
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
+
+/**
+ * Takes away `row`, a cordon whose `until` passed, with its agent.uncordoned (`lapsed`): claims
+ * read it as lifted at `until` already; subscribers and the log learn it here, whichever write
+ * meets it first (the health monitor's, or a cordon, an uncordon or a quarantine of its agent).
+ */
+function liftLapsed(ctx: WriteContext, d: { cordons: AgentCordonStore; events: EventStore }, row: CordonRow): void {
+  d.cordons.remove(row.agentId);
+  d.events.appendSystem(ctx, "agent.uncordoned", {
+    agentId: row.agentId,
+    uncordonedBy: null,
+    cordonedAt: new Date(Number(row.cordonedAt)).toISOString(),
+    lapsed: true,
+    ...(row.automatic ? { automatic: true as const } : {}),
+  });
+}
 
 export function cordonCommands(d: CordonDeps) {
   const view = (agentId: string, now: number): Agent => {
@@ -39,8 +55,12 @@ export function cordonCommands(d: CordonDeps) {
       if (!d.agents.get(request.agentId)) throw notFound("AGENT_NOT_FOUND", request.agentId);
       const reason = request.reason ?? "";
       const until = request.forMs === undefined ? null : ctx.now + request.forMs;
-      const current = d.cordons.get(request.agentId);
-      const same = cordonHolds(current, ctx.now) && current!.until === null && until === null && !current!.automatic && current!.reason === reason;
+      let current = d.cordons.get(request.agentId);
+      if (current !== undefined && !cordonHolds(current, ctx.now)) {
+        liftLapsed(ctx, d, current);
+        current = undefined;
+      }
+      const same = current !== undefined && current.until === null && until === null && !current.automatic && current.reason === reason;
       if (!same) {
         d.cordons.set({ agentId: request.agentId, reason, cordonedBy: request.cordonedBy, cordonedAt: ctx.now, until, automatic: false });
         d.events.appendSystem(ctx, "agent.cordoned", { agentId: request.agentId, reason: request.reason ?? null, cordonedBy: request.cordonedBy, until: iso(until), automatic: false });
@@ -57,12 +77,10 @@ export function cordonCommands(d: CordonDeps) {
     "agents.uncordon": (ctx: WriteContext, request: { agentId: string; uncordonedBy: string | null }): Agent => {
       if (!d.agents.get(request.agentId)) throw notFound("AGENT_NOT_FOUND", request.agentId);
       const current = d.cordons.get(request.agentId);
-      if (current !== undefined) {
+      if (current !== undefined && !cordonHolds(current, ctx.now)) liftLapsed(ctx, d, current);
+      else if (current !== undefined) {
         d.cordons.remove(request.agentId);
-        // One that lapsed by itself is only tidied away: it lifted at its `until`.
-        if (cordonHolds(current, ctx.now)) {
-          d.events.appendSystem(ctx, "agent.uncordoned", { agentId: request.agentId, uncordonedBy: request.uncordonedBy, cordonedAt: new Date(Number(current.cordonedAt)).toISOString() });
-        }
+        d.events.appendSystem(ctx, "agent.uncordoned", { agentId: request.agentId, uncordonedBy: request.uncordonedBy, cordonedAt: new Date(Number(current.cordonedAt)).toISOString() });
       }
       return view(request.agentId, ctx.now);
     },
@@ -74,16 +92,7 @@ export function cordonCommands(d: CordonDeps) {
      */
     "agents.liftLapsedCordons": (ctx: WriteContext, limit: number): number => {
       const lapsed = d.cordons.lapsed(ctx.now, limit);
-      for (const row of lapsed) {
-        d.cordons.remove(row.agentId);
-        d.events.appendSystem(ctx, "agent.uncordoned", {
-          agentId: row.agentId,
-          uncordonedBy: null,
-          cordonedAt: new Date(Number(row.cordonedAt)).toISOString(),
-          lapsed: true,
-          ...(row.automatic ? { automatic: true as const } : {}),
-        });
-      }
+      for (const row of lapsed) liftLapsed(ctx, d, row);
       return lapsed.length;
     },
   };
@@ -127,8 +136,10 @@ export class FailureStreaks {
     const streak = this.advance(ctx, agentId, (streak) => streak + 1);
     if (streak < this.d.after) return;
     this.advance(ctx, agentId, () => 0);
-    // Cordoned already (by an operator, say): left as it is.
-    if (this.d.cordons.cordonedUntil(agentId, ctx.now) !== undefined) return;
+    // Cordoned already (by an operator, say, or a quarantine that runs on): left as it is.
+    const current = this.d.cordons.get(agentId);
+    if (cordonHolds(current, ctx.now)) return;
+    if (current !== undefined) liftLapsed(ctx, this.d, current);
     const until = ctx.now + this.d.quarantineMs;
     const reason = `quarantined: failed ${streak} runs in a row, the last of task ${taskId}: ${shortened(error, 200)}`;
     this.d.cordons.set({ agentId, reason, cordonedBy: null, cordonedAt: ctx.now, until, automatic: true });

@@ -1,5 +1,5 @@
 // All SQL of the agent registry, run inside the Writer's transactions.
-import { columnBytes, utf8Bytes, withinBudget } from "../db/answer-budget.js";
+import { columnBytes, jsonTextBytes, utf8Bytes, withinBudget } from "../db/answer-budget.js";
 import type { Statements } from "../db/statements.js";
 import { CORDON_OF_AGENT } from "./agent-cordon-store.js";
 import type { AgentHealth, AgentListFilter } from "./agent-schemas.js";
@@ -37,9 +37,9 @@ const AGENT_FIXED_BYTES = 340;
 /** A cordon's share beyond its stored JSON (CORDON_OF_AGENT): its two times as ISO text, and superjson's paths for them. */
 const CORDON_FIXED_BYTES = 120;
 const agentAnswerBytes = (row: AgentRow & { caps: string | null }): number =>
-  utf8Bytes(row.id) +
+  jsonTextBytes(row.id) +
   utf8Bytes(row.metadata) +
-  utf8Bytes(row.status) +
+  jsonTextBytes(row.status) +
   columnBytes(row.caps) +
   (row.cordon ? utf8Bytes(row.cordon) + CORDON_FIXED_BYTES : 0) +
   AGENT_FIXED_BYTES;

@@ -11,6 +11,22 @@
  */
 export const utf8Bytes = (text: string): number => Buffer.byteLength(text, "utf8");
 
+/** What JSON writes for each character that is not itself: `"` and `\` as two, control characters as two (\n) or six (\u0001). */
+const ESCAPED = /["\\\u0000-\u001f]/g;
+const SHORT_ESCAPES = new Set(["\"", "\\", "\b", "\f", "\n", "\r", "\t"]);
+
+/**
+ * Plain text's size in UTF-8 as a JSON string carries it (quotes left out): what a text column
+ * (a name, a status) weighs in an answer. Its UTF-8 length alone let a list of agents whose status
+ * was 100 control characters go out at twice maxResponseBytes. (JSON text columns, stored
+ * escaped already, are weighed by utf8Bytes.)
+ */
+export function jsonTextBytes(text: string): number {
+  let bytes = utf8Bytes(text);
+  for (const [char] of text.matchAll(ESCAPED)) bytes += SHORT_ESCAPES.has(char) ? 1 : 5;
+  return bytes;
+}
+
 /** A nullable column's text in UTF-8 bytes; null takes no room (it goes out as a bare null, counted in an item's fixed part). */
 export const columnBytes = (text: string | null): number => (text === null ? 0 : utf8Bytes(text));
 

@@ -46,7 +46,8 @@ const QUEUE_CHANGES = new Set(["queue.resumed", "queue.limit_set", "queue.limit_
 /** An agent's registration changed, or its cordon: its parked claims look again (a cordon's new end too). */
 const AGENT_CHANGES = new Set(["agent.registered", "agent.updated", "agent.cordoned", "agent.uncordoned"]);
 
-interface Availability {
+/** A task that became claimable, as its event says: what a waiter woken for it may take. */
+export interface Availability {
   queue: string;
   capability: string | null;
   targetAgentId: string | null;
@@ -83,6 +84,8 @@ export class ClaimTicket {
    * wakes one waiter only); its agent's uncordon does, or the time the cordon lifts (dueBy).
    */
   cordoned = false;
+  /** The task whose availability woke it (one a waiter may take wakes one waiter): a claim of a cordoned agent hands it on (ClaimWaiters.handOn). */
+  wokenByTask: Availability | undefined;
   /** The queue whose freed slot (byRate false) or window's room (true) woke it (ClaimWaiters.passOn). */
   wokenFor: { queue: string; byRate: boolean } | undefined;
 
@@ -298,18 +301,12 @@ export class ClaimWaiters {
   }
 
   /**
-   * A wake-up a cordoned agent's claim took (it takes no task) goes on to the longest waiting
-   * claim not cordoned nor woken already that may take tasks of one of `queues` (null: any):
-   * which task woke it is not known, so the next that might take it looks.
+   * A task's wake-up a claim of a cordoned agent took (it takes no task: woken before its agent
+   * was cordoned, or while its attempt learned so) goes to the waiters it would have gone to
+   * instead, chosen as observe chooses them.
    */
-  handOn(queues: readonly string[] | null): void {
-    for (const ticket of this.tickets) {
-      if (ticket.cordoned || ticket.isWoken) continue;
-      if (queues === null || ticket.interest.queues === null || ticket.interest.queues.some((queue) => queues.includes(queue))) {
-        ticket.notify();
-        return;
-      }
-    }
+  handOn(task: Availability): void {
+    this.wakeFor(task, Date.now());
   }
 
   /**
@@ -376,22 +373,27 @@ export class ClaimWaiters {
       }
       if (!AVAILABILITY.has(event.type)) continue;
       const task = availabilityOf(event);
-      if (!task) continue;
-      const later = task.runAt !== undefined && task.runAt > now;
-      const anyone = task.capability === null && task.targetAgentId === null;
-      for (const ticket of this.tickets) {
-        // Blocked by the queue's limit or its rate: a task more there does not free a slot (a lease
-        // end wakes it), nor make room in a window (time does).
-        if (ticket.cordoned || ticket.blockedOn.includes(task.queue) || ticket.rateBlockedOn.includes(task.queue) || !couldTake(ticket.interest, task)) continue;
-        if (later) ticket.dueBy(task.runAt!);
-        else if (!ticket.isWoken) {
-          ticket.notify();
-          // One task any waiter can take needs one waiter; the others keep waiting.
-          if (anyone) break;
-        }
-      }
+      if (task) this.wakeFor(task, now);
     }
     for (const [queue, slots] of freed) for (let i = 0; i < slots; i++) this.markLeaseEnd(queue);
+  }
+
+  /** Wakes the waiters `task` concerns: one when any waiter may take it, else each that could; those it falls due for later, then. */
+  private wakeFor(task: Availability, now: number): void {
+    const later = task.runAt !== undefined && task.runAt > now;
+    const anyone = task.capability === null && task.targetAgentId === null;
+    for (const ticket of this.tickets) {
+      // Blocked by the queue's limit or its rate: a task more there does not free a slot (a lease
+      // end wakes it), nor make room in a window (time does). A cordoned agent's takes none.
+      if (ticket.cordoned || ticket.blockedOn.includes(task.queue) || ticket.rateBlockedOn.includes(task.queue) || !couldTake(ticket.interest, task)) continue;
+      if (later) ticket.dueBy(task.runAt!);
+      else if (!ticket.isWoken) {
+        ticket.wokenByTask = task;
+        ticket.notify();
+        // One task any waiter can take needs one waiter; the others keep waiting.
+        if (anyone) break;
+      }
+    }
   }
 }
 

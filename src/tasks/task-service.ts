@@ -14,7 +14,7 @@ import { assertJsonDepth } from "../json-value.js";
 import type { PerKeyLimit } from "../per-key-limit.js";
 import { retentionPolicies } from "../retention/retention.js";
 import { linkSignals, safetyRelookMs, type SignalFanout } from "../wakeup.js";
-import type { ClaimWaiters } from "./claim-waiters.js";
+import type { Availability, ClaimWaiters } from "./claim-waiters.js";
 import type { SettleWaiters } from "./settle-waiters.js";
 import { SETTLED_STATUSES, untilHolds } from "./task-status.js";
 import type { RecalledContexts } from "../db/thread/recall-relay.js";
@@ -96,8 +96,10 @@ export class TaskService {
     };
     /** The limited queue whose freed slot, or the rate-limited queue whose window's room, woke the last wait: passed on if this claim does not take it. */
     let wokenFor: { queue: string; byRate: boolean } | undefined;
-    /** The last wait ended woken (not timed out): a wake-up this claim took, which it may have to hand on. */
-    let wokenBefore = false;
+    /** The last attempt found its agent cordoned: the next ticket takes no task's wake-up either (its agent's events and the cordon's end still wake it). */
+    let cordoned = false;
+    /** The task whose wake-up ended the last wait: handed on if the next attempt finds the agent cordoned. */
+    let wokenByTask: Availability | undefined;
     try {
       for (let attempt = 0; ; attempt++) {
         if (clientGone(call)) {
@@ -106,6 +108,7 @@ export class TaskService {
         }
         // Waiting starts before the attempt: a task committed meanwhile wakes it at once.
         const ticket = this.d.waiters.ticket(interest);
+        ticket.cordoned = cordoned;
         try {
           const claimed = await this.d.db.handOut("tasks.claim", { request, limit, leaseMs, noteAgent: attempt === 0, contextLimit: this.contextLimit(request.context) });
           if (wokenFor !== undefined) this.passOnUntaken(wokenFor, claimed);
@@ -119,15 +122,21 @@ export class TaskService {
           refuseIfRevoked(call);
           const now = Date.now();
           if (now >= deadline || stop.signal.aborted) return [];
-          if (claimed.cordonedUntil !== undefined) {
+          const wasCordoned = cordoned;
+          cordoned = claimed.cordonedUntil !== undefined;
+          if (cordoned) {
             // Cordoned: it waits for its uncordon, a change of its cordon or the cordon's end,
             // taking no task's wake-up. One it took (a task any waiter may take wakes one waiter:
-            // during this attempt, or the one that ended its last wait, when it was cordoned
-            // while parked) goes to the next waiter.
-            const tookWakeUp = wokenBefore || ticket.isWoken;
+            // the one that ended its last wait, when it was cordoned while parked, or one during
+            // this attempt) goes where it would have gone, once.
             ticket.cordoned = true;
-            if (tookWakeUp) this.d.waiters.handOn(interest.queues);
-            if (claimed.cordonedUntil !== null) ticket.dueBy(claimed.cordonedUntil);
+            for (const task of [wokenByTask, ticket.wokenByTask]) if (task !== undefined) this.d.waiters.handOn(task);
+            ticket.wokenByTask = undefined;
+            if (claimed.cordonedUntil !== null) ticket.dueBy(claimed.cordonedUntil!);
+          } else if (wasCordoned) {
+            // Its cordon lifted during this attempt, made with a ticket that took no task's
+            // wake-up: one committed meanwhile may have passed it by. It looks again at once.
+            continue;
           }
           if (claimed.nextRunAt !== null) ticket.dueBy(claimed.nextRunAt);
           // A queue with a full window waits for the window (its limit may be full too: once the
@@ -161,7 +170,7 @@ export class TaskService {
           if (!ticket.isWoken && !underKey && (ranOut || Date.now() >= deadline)) return [];
         } finally {
           wokenFor = ticket.wokenFor;
-          wokenBefore = ticket.isWoken;
+          wokenByTask = ticket.wokenByTask;
           ticket.cancel();
         }
       }
