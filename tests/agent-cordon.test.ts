@@ -212,6 +212,31 @@ describe("agent cordons", () => {
     expect(await bad).not.toBeNull();
   });
 
+  it("a claim that leaves (its time ran out) after its agent was cordoned hands on the task's wake-up it took", async () => {
+    t = await startTestServer();
+    const { api, server } = t;
+    const db = server.services.db;
+    const handOut = db.handOut.bind(db);
+    let badLooks = 0;
+    // The cordoned claim's second look answers after its time ran out, as from a slow writer.
+    db.handOut = (async (name: Parameters<typeof handOut>[0], args: Parameters<typeof handOut>[1]) => {
+      const answer = await handOut(name, args);
+      if (name === "tasks.claim" && (args as unknown as { request: { agentId: string } }).request.agentId === "bad" && badLooks++ === 1) await new Promise((resolve) => setTimeout(resolve, 1600));
+      return answer;
+    }) as typeof db.handOut;
+    await api.agents.register.mutate({ agentId: "bad" });
+    const bad = api.tasks.claim.mutate({ agentId: "bad", waitMs: 1500, context: false });
+    await vi.waitFor(() => expect(server.services.waiters.claims.size).toBe(1), { timeout: 10_000, interval: 10 });
+    const good = api.tasks.claim.mutate({ agentId: "good", waitMs: 20_000, context: false });
+    await vi.waitFor(() => expect(server.services.waiters.claims.size).toBe(2), { timeout: 10_000, interval: 10 });
+    const [task] = await Promise.all([
+      server.services.tasks.enqueue({ queue: "default", payload: {}, priority: 5, targetAgentId: undefined }),
+      server.services.agents.cordon({ agentId: "bad" }, null),
+    ]);
+    expect((await good)?.id).toBe(task.id);
+    expect(await bad).toBeNull();
+  });
+
   it("a cordon that lapsed is lifted with its event by whichever write meets it first", async () => {
     t = await startTestServer({ agentHealthCheckMs: 60_000 });
     const { api } = t;

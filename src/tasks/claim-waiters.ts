@@ -339,7 +339,9 @@ export class ClaimWaiters {
         const change = payloadFields(event);
         // An implicit registration (by the agent's own first claim) grants no capability.
         if (change.implicit === true) continue;
-        for (const ticket of this.tickets) if (ticket.interest.agentId === change.agentId) ticket.notify();
+        // A cordon that lapsed was read as lifted at its end already: only claims still marked cordoned (whose end timer has not fired) need look.
+        const lapsed = event.type === "agent.uncordoned" && change.lapsed === true;
+        for (const ticket of this.tickets) if (ticket.interest.agentId === change.agentId && (!lapsed || ticket.cordoned)) ticket.notify();
         continue;
       }
       if (event.type === "task.claimed") {

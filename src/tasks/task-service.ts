@@ -98,44 +98,55 @@ export class TaskService {
     let wokenFor: { queue: string; byRate: boolean } | undefined;
     /** The last attempt found its agent cordoned: the next ticket takes no task's wake-up either (its agent's events and the cordon's end still wake it). */
     let cordoned = false;
-    /** The task whose wake-up ended the last wait: handed on if the next attempt finds the agent cordoned. */
+    /** The task whose wake-up ended the last wait: handed on if the next attempt finds the agent cordoned, or never runs. */
     let wokenByTask: Availability | undefined;
     try {
       for (let attempt = 0; ; attempt++) {
         if (clientGone(call)) {
+          // A task's wake-up it took and will not look at goes where it would have gone.
+          if (wokenByTask !== undefined) this.d.waiters.handOn(wokenByTask);
           refuseIfRevoked(call);
           return [];
         }
         // Waiting starts before the attempt: a task committed meanwhile wakes it at once.
         const ticket = this.d.waiters.ticket(interest);
         ticket.cordoned = cordoned;
+        /** It looks again (woken, or its cordon lifted): a wake-up its ticket took is its own to look at. */
+        let again = false;
         try {
           const claimed = await this.d.db.handOut("tasks.claim", { request, limit, leaseMs, noteAgent: attempt === 0, contextLimit: this.contextLimit(request.context) });
           if (wokenFor !== undefined) this.passOnUntaken(wokenFor, claimed);
           wokenFor = undefined;
           if (claimed.leased.length > 0) {
+            // What woke it during this attempt is left as before: the leases it took answered it.
+            ticket.wokenByTask = undefined;
             this.afterClaim(claimed.rates, ticket.madeAt);
             return await this.handOut(claimed, call);
+          }
+          const wasCordoned = cordoned;
+          cordoned = claimed.cordonedUntil !== undefined;
+          if (cordoned) {
+            // Cordoned: it waits for its uncordon, a change of its cordon or the cordon's end,
+            // taking no task's wake-up. One it took (a task any waiter may take wakes one waiter:
+            // the one that ended its last wait, when it was cordoned while parked) goes where it
+            // would have gone, once; one during this attempt, in `finally` (whatever comes next).
+            ticket.cordoned = true;
+            if (wokenByTask !== undefined) this.d.waiters.handOn(wokenByTask);
+            wokenByTask = undefined;
           }
           // Not an empty answer: that reads as "no task", and the claimer would ask this server again.
           if (shutdown.signal.aborted) throw shuttingDown();
           refuseIfRevoked(call);
           const now = Date.now();
           if (now >= deadline || stop.signal.aborted) return [];
-          const wasCordoned = cordoned;
-          cordoned = claimed.cordonedUntil !== undefined;
           if (cordoned) {
-            // Cordoned: it waits for its uncordon, a change of its cordon or the cordon's end,
-            // taking no task's wake-up. One it took (a task any waiter may take wakes one waiter:
-            // the one that ended its last wait, when it was cordoned while parked, or one during
-            // this attempt) goes where it would have gone, once.
-            ticket.cordoned = true;
-            for (const task of [wokenByTask, ticket.wokenByTask]) if (task !== undefined) this.d.waiters.handOn(task);
+            if (ticket.wokenByTask !== undefined) this.d.waiters.handOn(ticket.wokenByTask);
             ticket.wokenByTask = undefined;
             if (claimed.cordonedUntil !== null) ticket.dueBy(claimed.cordonedUntil!);
           } else if (wasCordoned) {
             // Its cordon lifted during this attempt, made with a ticket that took no task's
             // wake-up: one committed meanwhile may have passed it by. It looks again at once.
+            again = true;
             continue;
           }
           if (claimed.nextRunAt !== null) ticket.dueBy(claimed.nextRunAt);
@@ -168,9 +179,13 @@ export class TaskService {
           }
           // The wait ran out with nothing committed for it: no last look, the claimer asks again.
           if (!ticket.isWoken && !underKey && (ranOut || Date.now() >= deadline)) return [];
+          again = true;
         } finally {
           wokenFor = ticket.wokenFor;
-          wokenByTask = ticket.wokenByTask;
+          // Leaving (its time ran out, its client left, a refusal) with a task's wake-up it took and
+          // will not look at: that goes where it would have gone.
+          if (!again && ticket.wokenByTask !== undefined) this.d.waiters.handOn(ticket.wokenByTask);
+          wokenByTask = again ? ticket.wokenByTask : undefined;
           ticket.cancel();
         }
       }
