@@ -28,7 +28,8 @@
 //    the queue holds no task anyone may take, they wait as unblocked claims do (unblockRate).
 //  - A claim of a cordoned agent (agents.cordon) waits taking no task's wake-up, and looks again
 //    at its agent's cordon changes and at the cordon's end; a wake-up it took before it knew
-//    (cordoned while parked, or during its attempt) goes to the next waiter (handOn).
+//    (cordoned while parked, or during its attempt) goes to the next waiter (handOn), as does one
+//    a claim took and leaves without looking at (its time ran out, its client went).
 //  - A waiter also looks again after at most safetyRelookMs (wakeup.ts), in case a wake-up was
 //    missed (a capability granted by re-registration, a log pruned before it was read): bounded,
 //    and rare.
@@ -84,7 +85,7 @@ export class ClaimTicket {
    * wakes one waiter only); its agent's uncordon does, or the time the cordon lifts (dueBy).
    */
   cordoned = false;
-  /** The task whose availability woke it (one a waiter may take wakes one waiter): a claim of a cordoned agent hands it on (ClaimWaiters.handOn). */
+  /** The task whose availability woke it (one a waiter may take wakes one waiter): a claim that will not look at it hands it on (ClaimWaiters.handOn). */
   wokenByTask: Availability | undefined;
   /** The queue whose freed slot (byRate false) or window's room (true) woke it (ClaimWaiters.passOn). */
   wokenFor: { queue: string; byRate: boolean } | undefined;
@@ -301,9 +302,9 @@ export class ClaimWaiters {
   }
 
   /**
-   * A task's wake-up a claim of a cordoned agent took (it takes no task: woken before its agent
-   * was cordoned, or while its attempt learned so) goes to the waiters it would have gone to
-   * instead, chosen as observe chooses them.
+   * A task's wake-up a claim took and will not look at (its agent is cordoned: woken before it
+   * was, or while its attempt learned so; or it leaves: its time ran out, its client went) goes to
+   * the waiters it would have gone to instead, chosen as observe chooses them.
    */
   handOn(task: Availability): void {
     this.wakeFor(task, Date.now());
