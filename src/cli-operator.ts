@@ -392,8 +392,10 @@ function ago(date: Date): string {
 /** What a claimer must offer or be for `task`: its capability and target, "-" for any agent. */
 const needs = (task: { capability: string | null; targetAgentId: string | null }): string =>
   [task.capability === null ? undefined : `capability ${task.capability}`, task.targetAgentId === null ? undefined : `agent ${task.targetAgentId}`].filter(Boolean).join(", ") || "-";
+/** A time in UTC to the second, unmarked ("2026-12-04 21:55:00"): for text that says UTC itself (a schedule's lines, a column headed so). */
+const utc = (date: Date | null | undefined): string => (date ? date.toISOString().replace("T", " ").slice(0, 19) : "-");
 /** A time as the tables show it: UTC to the second, marked so ("2026-12-04 21:55:00Z"): an operator elsewhere read it as local time. */
-const when = (date: Date | null | undefined): string => (date ? `${date.toISOString().replace("T", " ").slice(0, 19)}Z` : "-");
+const when = (date: Date | null | undefined): string => (date ? `${utc(date)}Z` : "-");
 const int = (text: string | true | undefined, flag: string): number | undefined => {
   if (text === undefined) return undefined;
   if (typeof text !== "string" || !/^\d+$/.test(text)) throw new OperatorUsageError(`${flag} must be a whole number`);
@@ -963,9 +965,9 @@ function serverRate(text: string): { maxClaims: number; perMs: number } {
 
 /** A time in UTC, and in `timezone` too when the schedule reads its pattern in another zone. */
 const zoned = (date: Date, timezone: string | null): string => {
-  if (timezone === null || timezone === "UTC") return `${when(date)} UTC`;
+  if (timezone === null || timezone === "UTC") return `${utc(date)} UTC`;
   const local = new Intl.DateTimeFormat("en-CA", { timeZone: timezone, year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23" }).format(date);
-  return `${when(date)} UTC, ${local.replace(",", "")} ${timezone}`;
+  return `${utc(date)} UTC, ${local.replace(",", "")} ${timezone}`;
 };
 
 /** A schedule's timing as an operator reads it: its cron pattern and zone, or "every 10m". */
@@ -974,7 +976,7 @@ const timingText = (s: { cron: string | null; timezone: string | null; everyMs: 
 /** What bounds a schedule's runs, and its overlap when it skips: ", until 2027-01-01 00:00:00 UTC, 10 runs at most, skips while a run runs". */
 const boundsText = (s: { endAt: Date | null; maxRuns: number | null; overlap: "allow" | "skip"; task: { ttlMs?: number | null } }): string =>
   [
-    s.endAt === null ? "" : `, until ${when(s.endAt)} UTC`,
+    s.endAt === null ? "" : `, until ${utc(s.endAt)} UTC`,
     s.maxRuns === null ? "" : `, ${s.maxRuns} run${s.maxRuns === 1 ? "" : "s"} at most`,
     s.overlap === "skip" ? ", skips while a run runs" : "",
     // Absent from a server older than task expiry.
@@ -999,7 +1001,7 @@ async function scheduleCommand(words: string[], options: Parsed["options"], api:
       `schedule ${printable(s.id)}: ${printable(timingText(s))}${s.paused ? ", paused" : ""}${boundsText(s)}`,
       `  task      queue ${printable(s.task.queue)}, priority ${s.task.priority}, payload ${printableJson(s.task.payload, 0)}`,
       `  next run  ${nextRunText(s)}`,
-      `  runs      ${s.runs}${s.lastRunAt === null ? "" : `, the last claimed ${when(s.lastRunAt)} UTC (task ${s.lastTaskId})`}`,
+      `  runs      ${s.runs}${s.lastRunAt === null ? "" : `, the last claimed ${utc(s.lastRunAt)} UTC (task ${s.lastTaskId})`}`,
       "",
     ].join("\n");
   if (sub === undefined) {
@@ -1010,7 +1012,7 @@ async function scheduleCommand(words: string[], options: Parsed["options"], api:
         ? "no schedule\n"
         : table(
             ["SCHEDULE", "WHEN", "QUEUE", "NEXT RUN (UTC)", "RUNS"],
-            page.items.map((s) => [s.id, timingText(s), s.task.queue, s.state === "paused" || s.state === "ended" ? s.state : `${when(s.nextRunAt)}${s.state === "waiting" ? " (waits)" : ""}`, String(s.runs)]),
+            page.items.map((s) => [s.id, timingText(s), s.task.queue, s.state === "paused" || s.state === "ended" ? s.state : `${utc(s.nextRunAt)}${s.state === "waiting" ? " (waits)" : ""}`, String(s.runs)]),
           ) + (page.nextCursor === null ? "" : "(more schedules than 1,000: use --json and the API's cursor)\n"),
     );
     return 0;
