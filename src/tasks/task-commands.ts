@@ -535,7 +535,11 @@ export function taskCommands(d: TaskCommandDeps) {
       // A cordoned thief takes nothing: the victims stay where they are (the lease sweeper and
       // offline checks take them back), not charged for a steal that hands them to no one.
       const cordonedUntil = d.cordons.cordonedUntil(request.agentId, ctx.now);
-      if (cordonedUntil !== undefined) return { ...handOut(ctx, [], request), cordonedUntil };
+      if (cordonedUntil !== undefined) {
+        const none = handOut(ctx, [], request);
+        none.cordonedUntil = cordonedUntil;
+        return none;
+      }
       // Expired or offline as of when the steal was asked for, allowing for a heartbeat still
       // waiting for the lock in another process (see tasks.expireLeases).
       const grace = d.lockWaitGrace();
