@@ -40,7 +40,7 @@ export function agentCommands(d: AgentCommandDeps) {
         health: "healthy",
         ...(before ? { previousHealth: before.health } : {}),
       });
-      return toAgent(row, capabilities, d.healthCutoffs(ctx.now), d.agents.cordonOf(request.agentId));
+      return toAgent(row, capabilities, d.healthCutoffs(ctx.now), d.cordons.get(request.agentId));
     },
 
     /**
@@ -59,7 +59,8 @@ export function agentCommands(d: AgentCommandDeps) {
         d.agents.setHealth(request.agentId, "healthy", ctx.now);
         d.events.appendSystem(ctx, "agent.updated", { agentId: request.agentId, health: "healthy", previousHealth: before.health, status: row.status });
       }
-      return toAgent({ ...row, health: "healthy" }, d.agents.capabilitiesOf(request.agentId), d.healthCutoffs(ctx.now), d.agents.cordonOf(request.agentId));
+      // The cordon as read with the agent above: a heartbeat does not change it.
+      return toAgent({ ...row, health: "healthy" }, d.agents.capabilitiesOf(request.agentId), d.healthCutoffs(ctx.now), before.cordon);
     },
 
     /**

@@ -17,6 +17,9 @@ export interface CordonRow {
 export const CORDON_OF_AGENT = `(SELECT json_object('reason', reason, 'cordonedBy', cordonedBy, 'cordonedAt', cordonedAt, 'until', until, 'automatic', automatic)
   FROM agent_cordons WHERE agent_cordons.agentId = agents.id)`;
 
+/** SQL: an agent_cordons row holds at @now (cordonHolds' twin). */
+export const CORDON_IN_FORCE = "(until IS NULL OR until > @now)";
+
 /** Whether `row` holds at `now`: one whose `until` passed lifted. */
 export const cordonHolds = (row: Pick<CordonRow, "until"> | undefined, now: number): boolean => row !== undefined && (row.until === null || Number(row.until) > now);
 
@@ -43,13 +46,13 @@ export class AgentCordonStore {
     const transaction = this.st.transactions;
     let known = heldIn.get(this.st);
     if (transaction === 0 || known?.transaction !== transaction) {
-      const rows = this.st.get<[number], { agentId: string; until: number | null }>(`SELECT agentId, until FROM agent_cordons WHERE until IS NULL OR until > ?`).all(now);
+      const rows = this.st.get<[{ now: number }], { agentId: string; until: number | null }>(`SELECT agentId, until FROM agent_cordons WHERE ${CORDON_IN_FORCE}`).all({ now });
       known = { transaction, until: new Map(rows.map((row) => [row.agentId, row.until === null ? null : Number(row.until)])) };
       if (transaction !== 0) heldIn.set(this.st, known);
     }
     if (!known.until.has(agentId)) return undefined;
     const until = known.until.get(agentId)!;
-    return until === null || until > now ? until : undefined;
+    return cordonHolds({ until }, now) ? until : undefined;
   }
 
   /** Cordons `agentId` (or gives its cordon another reason and end). */

@@ -37,6 +37,14 @@ function liftLapsed(ctx: WriteContext, d: { cordons: AgentCordonStore; events: E
   });
 }
 
+/** `agentId`'s cordon in force at `ctx.now`, or undefined; one that lapsed is lifted here, with its event (liftLapsed). */
+function cordonInForce(ctx: WriteContext, d: { cordons: AgentCordonStore; events: EventStore }, agentId: string): CordonRow | undefined {
+  const current = d.cordons.get(agentId);
+  if (current === undefined || cordonHolds(current, ctx.now)) return current;
+  liftLapsed(ctx, d, current);
+  return undefined;
+}
+
 export function cordonCommands(d: CordonDeps) {
   const view = (agentId: string, now: number): Agent => {
     const row = d.agents.get(agentId);
@@ -55,11 +63,7 @@ export function cordonCommands(d: CordonDeps) {
       if (!d.agents.get(request.agentId)) throw notFound("AGENT_NOT_FOUND", request.agentId);
       const reason = request.reason ?? "";
       const until = request.forMs === undefined ? null : ctx.now + request.forMs;
-      let current = d.cordons.get(request.agentId);
-      if (current !== undefined && !cordonHolds(current, ctx.now)) {
-        liftLapsed(ctx, d, current);
-        current = undefined;
-      }
+      const current = cordonInForce(ctx, d, request.agentId);
       const same = current !== undefined && current.until === null && until === null && !current.automatic && current.reason === reason;
       if (!same) {
         d.cordons.set({ agentId: request.agentId, reason, cordonedBy: request.cordonedBy, cordonedAt: ctx.now, until, automatic: false });
@@ -76,9 +80,8 @@ export function cordonCommands(d: CordonDeps) {
      */
     "agents.uncordon": (ctx: WriteContext, request: { agentId: string; uncordonedBy: string | null }): Agent => {
       if (!d.agents.get(request.agentId)) throw notFound("AGENT_NOT_FOUND", request.agentId);
-      const current = d.cordons.get(request.agentId);
-      if (current !== undefined && !cordonHolds(current, ctx.now)) liftLapsed(ctx, d, current);
-      else if (current !== undefined) {
+      const current = cordonInForce(ctx, d, request.agentId);
+      if (current !== undefined) {
         d.cordons.remove(request.agentId);
         d.events.appendSystem(ctx, "agent.uncordoned", { agentId: request.agentId, uncordonedBy: request.uncordonedBy, cordonedAt: new Date(Number(current.cordonedAt)).toISOString() });
       }
@@ -120,12 +123,22 @@ export class FailureStreaks {
 
   constructor(private readonly d: { cordons: AgentCordonStore; events: EventStore; after: number; quarantineMs: number; transaction: () => number }) {}
 
-  /** The streak of `agentId` as this transaction sees it, and sets it to `next` from its commit on. */
-  private advance(ctx: WriteContext, agentId: string, next: (streak: number) => number): number {
+  /** The counts the current transaction's writes left, not committed yet (a new transaction starts with none). */
+  private pendingNow(): Map<string, number> {
     const transaction = this.d.transaction();
     if (this.pending?.transaction !== transaction) this.pending = { transaction, streaks: new Map() };
-    const streak = next(this.pending.streaks.get(agentId) ?? this.streaks.get(agentId) ?? 0);
-    this.pending.streaks.set(agentId, streak);
+    return this.pending.streaks;
+  }
+
+  /** The streak of `agentId` as this transaction sees it. */
+  private streakOf(agentId: string): number {
+    return this.pendingNow().get(agentId) ?? this.streaks.get(agentId) ?? 0;
+  }
+
+  /** Sets the streak of `agentId` to `next` of it, for this transaction now and from its commit on. */
+  private advance(ctx: WriteContext, agentId: string, next: (streak: number) => number): number {
+    const streak = next(this.streakOf(agentId));
+    this.pendingNow().set(agentId, streak);
     ctx.afterCommit(() => (streak === 0 ? this.streaks.delete(agentId) : setNewest(this.streaks, agentId, streak, MAX_STREAKS)));
     return streak;
   }
@@ -137,9 +150,7 @@ export class FailureStreaks {
     if (streak < this.d.after) return;
     this.advance(ctx, agentId, () => 0);
     // Cordoned already (by an operator, say, or a quarantine that runs on): left as it is.
-    const current = this.d.cordons.get(agentId);
-    if (cordonHolds(current, ctx.now)) return;
-    if (current !== undefined) liftLapsed(ctx, this.d, current);
+    if (cordonInForce(ctx, this.d, agentId) !== undefined) return;
     const until = ctx.now + this.d.quarantineMs;
     const reason = `quarantined: failed ${streak} runs in a row, the last of task ${taskId}: ${shortened(error, 200)}`;
     this.d.cordons.set({ agentId, reason, cordonedBy: null, cordonedAt: ctx.now, until, automatic: true });
@@ -148,8 +159,7 @@ export class FailureStreaks {
 
   /** `agentId`'s run completed in this write: its streak starts over. */
   completed(ctx: WriteContext, agentId: string | null): void {
-    if (this.d.after <= 0 || agentId === null) return;
-    if (!this.streaks.has(agentId) && !(this.pending?.transaction === this.d.transaction() && this.pending.streaks.get(agentId))) return;
+    if (this.d.after <= 0 || agentId === null || this.streakOf(agentId) === 0) return;
     this.advance(ctx, agentId, () => 0);
   }
 }

@@ -1,7 +1,7 @@
 // All SQL of the agent registry, run inside the Writer's transactions.
 import { columnBytes, jsonTextBytes, utf8Bytes, withinBudget } from "../db/answer-budget.js";
 import type { Statements } from "../db/statements.js";
-import { CORDON_OF_AGENT } from "./agent-cordon-store.js";
+import { CORDON_IN_FORCE, CORDON_OF_AGENT } from "./agent-cordon-store.js";
 import type { AgentHealth, AgentListFilter } from "./agent-schemas.js";
 import type { HealthCutoffs } from "./health-cutoffs.js";
 
@@ -59,10 +59,6 @@ export class AgentStore {
     return this.st.get<[string], AgentRow>(`SELECT agents.*, ${CORDON_OF_AGENT} AS cordon FROM agents WHERE id = ?`).get(agentId);
   }
 
-  /** The agent's cordon as JSON text (CORDON_OF_AGENT), whether or not it is registered; null: none. */
-  cordonOf(agentId: string): string | null {
-    return this.st.get<[{ id: string }], string>(`SELECT ${CORDON_OF_AGENT} FROM (SELECT @id AS id) AS agents`).pluck().get({ id: agentId }) ?? null;
-  }
 
   capabilitiesOf(agentId: string): string[] {
     return this.st
@@ -132,7 +128,7 @@ export class AgentStore {
       params["status"] = filter.status;
     }
     if (filter.cordoned !== undefined) {
-      clauses.push(`${filter.cordoned ? "" : "NOT "}EXISTS (SELECT 1 FROM agent_cordons WHERE agent_cordons.agentId = agents.id AND (until IS NULL OR until > @now))`);
+      clauses.push(`${filter.cordoned ? "" : "NOT "}EXISTS (SELECT 1 FROM agent_cordons WHERE agent_cordons.agentId = agents.id AND ${CORDON_IN_FORCE})`);
       params["now"] = Date.now();
     }
     if (filter.health !== undefined || order === "best") Object.assign(params, cutoffParams(cutoffs));
@@ -219,8 +215,8 @@ export class AgentStore {
   /** How many agents are cordoned now, by an operator and automatically (metrics). */
   cordonCounts(now: number): { operator: number; automatic: number } {
     const rows = this.st
-      .get<[number], { automatic: number; n: number }>(`SELECT automatic, count(*) AS n FROM agent_cordons WHERE until IS NULL OR until > ? GROUP BY automatic`)
-      .all(now);
+      .get<[{ now: number }], { automatic: number; n: number }>(`SELECT automatic, count(*) AS n FROM agent_cordons WHERE ${CORDON_IN_FORCE} GROUP BY automatic`)
+      .all({ now });
     return { operator: rows.find((row) => !row.automatic)?.n ?? 0, automatic: rows.find((row) => row.automatic)?.n ?? 0 };
   }
 
