@@ -105,6 +105,12 @@ export class HeldLease {
   private progressUnknown = false;
   /** Set by endReports (the run over, settling, or its lease lost, stopped or ended): reports are not sent. */
   private reportsEnded = false;
+  /**
+   * When the run reaches its time limit (the task's maxRunMs; monotonic() ms, laid from the
+   * claim's answer as the lease is): no renewal extends it, so none is sent past it, and the lease
+   * counts as lost then. Infinity without a limit (or from a server older than run time limits).
+   */
+  private readonly runEnd: number;
 
   constructor(
     private readonly api: CoordinationApi,
@@ -118,6 +124,12 @@ export class HeldLease {
     this.deadline = receivedAt.wall + granted;
     this.monotonicDeadline = receivedAt.ticks + granted;
     this.interval = Math.max(granted / 3, MIN_RENEW_MS);
+    this.runEnd = task.runDeadlineAt ? receivedAt.ticks + (task.runDeadlineAt.getTime() - task.updatedAt.getTime()) : Number.POSITIVE_INFINITY;
+  }
+
+  /** Whether `lease` ends at its run's time limit: a renewal would extend it no further. */
+  private static atRunEnd(lease: { leaseExpiresAt: Date | null; runDeadlineAt?: Date | null }): boolean {
+    return !!lease.runDeadlineAt && !!lease.leaseExpiresAt && lease.leaseExpiresAt.getTime() >= lease.runDeadlineAt.getTime();
   }
 
   private static granted(lease: { leaseExpiresAt: Date | null; updatedAt: Date }, fallback: number | undefined): number {
@@ -130,9 +142,11 @@ export class HeldLease {
   }
 
   /**
-   * Renews at a third of the granted lease until stop(); calls onLost once the lease is gone. A
-   * progress report waiting (reportProgress) rides on the next renewal, which then comes as soon
-   * as PROGRESS_EVERY_MS has passed since the last report went.
+   * Renews at a third of the granted lease until stop(); calls onLost once the lease is gone,
+   * or once the run reaches its time limit (the task's maxRunMs: the server ends the run then).
+   * A progress report waiting (reportProgress) rides on the next renewal, which then comes as
+   * soon as PROGRESS_EVERY_MS has passed since the last report went. A lease cut at the run's
+   * time limit is renewed only to carry a report.
    */
   keepAlive(onLost: (error: unknown) => void): void {
     const lost = (error: unknown) => {
@@ -140,6 +154,10 @@ export class HeldLease {
       onLost(error);
     };
     this.renew = async () => {
+      if (monotonic() >= this.runEnd - TIMER_SLACK_MS) {
+        const limit = this.task.maxRunMs ?? Math.round(this.runEnd - monotonic());
+        return lost(new Error(`the run reached its time limit (maxRunMs ${limit} ms): the server ends it, and no heartbeat renews it`));
+      }
       const sentAt = Date.now();
       // A report goes no sooner than PROGRESS_EVERY_MS after the last one, even on a renewal due
       // sooner (a short lease's): it waits for a later one.
@@ -164,7 +182,7 @@ export class HeldLease {
         this.deadline = sentAt + granted;
         this.monotonicDeadline = ticks + granted;
         this.interval = Math.max(granted / 3, MIN_RENEW_MS);
-        this.plan(monotonic() + this.interval);
+        this.plan(HeldLease.atRunEnd(renewed) ? this.runEnd : monotonic() + this.interval);
       } catch (error) {
         this.renewing = false;
         if (this.stopped) return answer(carrying, false);
@@ -196,14 +214,17 @@ export class HeldLease {
         this.plan(monotonic() + Math.min(this.interval, RETRY_MAX_MS));
       }
     };
-    this.plan(monotonic() + this.interval);
+    this.plan(HeldLease.atRunEnd(this.task) ? this.runEnd : monotonic() + this.interval);
   }
 
-  /** Sets the next renewal for `renewAt`, sooner when a progress report waits and may go before then. */
+  /**
+   * Sets the next renewal for `renewAt` (no later than the run's time limit, when the lease is
+   * given up), sooner when a progress report waits and may go before then.
+   */
   private plan(renewAt: number): void {
     clearTimeout(this.timer);
-    this.renewAt = renewAt;
-    const at = this.report ? Math.min(renewAt, this.reportedAt + PROGRESS_EVERY_MS) : renewAt;
+    this.renewAt = Math.min(renewAt, this.runEnd);
+    const at = this.report ? Math.min(this.renewAt, this.reportedAt + PROGRESS_EVERY_MS) : this.renewAt;
     this.timer = setTimeout(() => void this.renew?.(), Math.max(0, at - monotonic()));
   }
 

@@ -35,7 +35,8 @@ export interface TaskRun {
 
 /**
  * Runs one task. The signal aborts when the worker gives up on the run: the lease was lost
- * (the task was cancelled, expired or taken over), taskTimeoutMs passed, or stop() ran out of
+ * (the task was cancelled, expired or taken over, or its run reached the task's maxRunMs, after
+ * which the server ends it), taskTimeoutMs passed, or stop() ran out of
  * patience. Its `reason` says which. From then on the handler's outcome is ignored. `run`
  * reports the run's progress.
  */

@@ -2,7 +2,7 @@
 // they hold, dead letters (requeue, cancel), the live event tail, and a task's own page.
 import { useEffect, useState } from "preact/hooks";
 import type { Api } from "./api.js";
-import { backoffText, errorCode, errorText, fitsInAnswer, rateWindowText } from "./api.js";
+import { backoffText, errorCode, errorText, fitsInAnswer, rateWindowText, runLimitText } from "./api.js";
 import { age, json, time, usePolling } from "./hooks.js";
 
 type TaskEvent = Awaited<ReturnType<Api["events"]["list"]["query"]>>[number];
@@ -518,6 +518,14 @@ export function TaskPage({ api, onUnauthorized, taskId }: ViewProps & { taskId: 
                   {backoffText(data.task.backoff)}
                 </td>
               </tr>
+              {data.task.maxRunMs !== null && (
+                <tr>
+                  <th>run limit</th>
+                  <td colSpan={5} data-field="maxRunMs">
+                    {runLimitText(data.task, (at) => at.toLocaleString())}
+                  </td>
+                </tr>
+              )}
               {data.task.expiresAt !== null && (
                 <tr>
                   <th>expires</th>

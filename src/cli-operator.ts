@@ -9,6 +9,7 @@
 // the task (one of the tasks) was dead-lettered or cancelled, 4 it had not settled in time.
 import { parseDuration, rateWindowText, parseRate } from "../client/rate-window.js";
 import { backoffText, type BackoffShape } from "../client/backoff-text.js";
+import { runLimitText } from "../client/run-limit-text.js";
 import { createCoordinationClient, fitsInAnswer, isTRPCClientError, type CoordinationClient, type RouterInputs, type RouterOutputs } from "../client/index.js";
 import type { JsonValue } from "./json-types.js";
 import { MAX_EVERY_MS, MIN_EVERY_MS } from "./schedules/schedule-schemas.js";
@@ -842,6 +843,8 @@ async function dispatch(words: string[], options: Parsed["options"], json: boole
           ["attempts", `${task.attempts}/${task.maxAttempts}`],
           // How long a failed run waits before a retry (absent from a server older than this CLI).
           ["retry backoff", backoffText((task as { backoff?: BackoffShape | null }).backoff)],
+          // How long one run may last (absent from a server older than this CLI).
+          ["run limit", runLimitText(task as { maxRunMs?: number | null; runDeadlineAt?: Date | null }, when)],
           // What a claimer must be or offer: why a pending task may sit unclaimed.
           ["capability", task.capability ?? "-"],
           ["target agent", task.targetAgentId ?? "-"],

@@ -95,6 +95,11 @@ export const SETTINGS = {
   leaseMs: { ...positiveMs(), default: 30_000, doc: "Default task lease length when a claim names none" },
   maxLeaseMs: { ...positiveMs(), default: 3_600_000, doc: "Longest lease a claim or heartbeat may ask for" },
   maxAttempts: { ...int(1, 1000), default: 3, doc: "Default attempts before a task is dead-lettered" },
+  maxRunMs: {
+    ...ms(366 * 24 * 3_600_000),
+    default: 0,
+    doc: "Run time limit of a task enqueued without maxRunMs, kept with it: no run of it lasts longer than this from its claim, whatever its heartbeats (the lease sweeper ends it, charged, as a lease that ran out). 0 (the default): none",
+  },
   retryBaseMs: { ...ms(), default: 1000, doc: "Backoff after the first failure of a task enqueued without a backoff of its own; doubles with each attempt" },
   retryMaxMs: { ...ms(), default: 300_000, doc: "Longest retry backoff of a task enqueued without a backoff of its own" },
   leaseSweepMs: { ...positiveMs(60_000), default: 1000, doc: "How often expired leases are returned to the queue, and tasks whose expiry came (tasks.enqueue's expiresAt or ttlMs) cancelled" },

@@ -390,9 +390,9 @@ describe("answer bounds: a task's names", () => {
     const owners = await t.api.tasks.list.query({ queue, status: "claimed", limit: 10 });
     expect(owners.items.map((task) => task.leaseOwner)).toEqual(Array(owners.items.length).fill(thief));
   });
-  it("a page of tasks with every time set (an expiry, a lease, progress) stays within maxResponseBytes over tRPC, where superjson names each time twice", async () => {
+  it("a page of tasks with every time set (an expiry, a lease, a run's deadline, progress) stays within maxResponseBytes over tRPC, where superjson names each time twice", async () => {
     await using t = await startTestServer({ maxResponseBytes: budget, leaseSweepMs: 60_000 });
-    await t.api.tasks.enqueueMany.mutate({ tasks: Array.from({ length: 120 }, () => ({ queue: "q", payload: 0, ttlMs: 3_600_000 })) });
+    await t.api.tasks.enqueueMany.mutate({ tasks: Array.from({ length: 120 }, () => ({ queue: "q", payload: 0, ttlMs: 3_600_000, maxRunMs: 366 * 24 * 3_600_000 })) });
     const leases = [];
     while (leases.length < 120) leases.push(...(await t.api.tasks.claimMany.mutate({ agentId: "a", queues: ["q"], limit: 100, context: false })));
     for (const lease of leases) await t.api.tasks.heartbeat.mutate({ taskId: lease.id, agentId: "a", leaseToken: lease.leaseToken, progress: 1 });

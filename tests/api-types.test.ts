@@ -43,6 +43,8 @@ interface Task {
   backoff: { type: "exponential" | "fixed"; delayMs: number; maxDelayMs: number; jitter: number } | null;
   scheduleId: string | null;
   expiresAt: Date | null;
+  maxRunMs: number | null;
+  runDeadlineAt: Date | null;
 }
 interface Memory {
   id: string;
@@ -129,6 +131,7 @@ describe("AppRouter types", () => {
       expiresAt?: Date | string | number;
       ttlMs?: number;
       maxAttempts?: number;
+      maxRunMs?: number;
       backoff?: { type?: "exponential" | "fixed"; delayMs: number; maxDelayMs?: number; jitter?: number };
       dependsOn?: string[];
       onDependencyFailure?: "wait" | "cancel";
@@ -255,7 +258,7 @@ describe("AppRouter types", () => {
       endAt: Date | null;
       maxRuns: number | null;
       overlap: "allow" | "skip";
-      task: { queue: string; payload: JsonValue; priority: number; capability: string | null; targetAgentId: string | null; maxAttempts: number | null; backoff: Backoff | null; ttlMs: number | null };
+      task: { queue: string; payload: JsonValue; priority: number; capability: string | null; targetAgentId: string | null; maxAttempts: number | null; maxRunMs: number | null; backoff: Backoff | null; ttlMs: number | null };
       paused: boolean;
       state: "running" | "waiting" | "paused" | "ended";
       nextRunAt: Date | null;
@@ -286,6 +289,7 @@ describe("AppRouter types", () => {
         maxAttempts?: number | null;
         backoff?: { type?: "exponential" | "fixed"; delayMs: number; maxDelayMs?: number; jitter?: number } | null;
         ttlMs?: number | null;
+        maxRunMs?: number | null;
       };
     }>();
     expectTypeOf<Out["schedules"]["set"]>().toEqualTypeOf<{ schedule: Schedule; created: boolean; changed: boolean }>();

@@ -15,7 +15,7 @@ type RanFor = { ranMs?: number };
 // Object types, not interfaces: they must be assignable to JSON objects.
 export type SystemEventPayloads = {
   /** waitingFor: how many of the tasks it depends on have not completed (it is waiting for them; absent: pending). scheduleId: the schedule whose run it is. expiresAt: no run of it starts after this time (absent: it never expires). */
-  "task.enqueued": { taskId: string; queue: string; priority: number; capability: string | null; targetAgentId: string | null; runAt: string; waitingFor?: number; scheduleId?: string; expiresAt?: string };
+  "task.enqueued": { taskId: string; queue: string; priority: number; capability: string | null; targetAgentId: string | null; runAt: string; waitingFor?: number; scheduleId?: string; expiresAt?: string; maxRunMs?: number };
   /** A pending task not due yet was made due now (tasks.promote, schedules.trigger); previousRunAt: when it was due; promotedBy: the credential (a token id; null on an open server or in-process). */
   "task.promoted": { taskId: string; queue: string; priority: number; capability: string | null; targetAgentId: string | null; runAt: string; previousRunAt: string; promotedBy: string | null };
   /** A task that waits to run (pending or waiting) was given another priority, time to fall due or expiry (tasks.update): the new ones and the previous (expiresAt and previousExpiresAt only when the expiry changed, null for none); waitingFor, as task.enqueued's, while it waits for its dependencies; updatedBy: the credential (a token id; null on an open server or in-process). */
@@ -43,13 +43,17 @@ export type SystemEventPayloads = {
   /**
    * After a failure or an expired lease with attempts left: claimable again at runAt, `delayMs`
    * after the failure (the task's backoff, or the fail's `retryAfterMs` when it gave one; 0 after
-   * an expired lease).
+   * an expired lease, a run's time limit included).
    */
   "task.retried": { taskId: string; queue: string; attempt: number; runAt: string; delayMs: number; retryAfterMs?: number; capability: string | null; targetAgentId: string | null };
   /** `expired`: attempts were left, but its retry would have started at or after its expiresAt, which no run may. */
   "task.dead_lettered": { taskId: string; queue: string; attempts: number; error: string; expired?: true };
-  /** Its holder lost the lease: it ran out, was stolen, or its agent went offline or was deregistered (`reason`). */
-  "task.lease_expired": { taskId: string; queue: string; agentId: string | null; attempt: number; reason: string };
+  /**
+   * Its holder lost the lease: it ran out, was stolen, or its agent went offline or was
+   * deregistered (`reason`). `timedOut`: the run reached its time limit (the task's `maxRunMs`),
+   * past which no heartbeat renews a lease.
+   */
+  "task.lease_expired": { taskId: string; queue: string; agentId: string | null; attempt: number; reason: string; timedOut?: true; maxRunMs?: number };
   /** Given back without charging an attempt (by its holder, by stop(), or because the claim's answer never arrived: `reason`). */
   "task.released": { taskId: string; queue: string; agentId: string | null; capability: string | null; targetAgentId: string | null; runAt: string; reason?: string };
   /** A waiting, pending or claimed task stopped, or a dead letter discarded; agentId: the holder whose lease it ended; reason: why (the cancel's own, or the dependency whose end cancelled it); `expired`: its expiry came before a run of it started (tasks.enqueue's expiresAt or ttlMs). */

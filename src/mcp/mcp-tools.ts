@@ -318,7 +318,7 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
     "enqueue_task",
     {
       description:
-        "Add a task to a queue for an agent to claim: a payload (any JSON), a priority (0 is the highest), optionally a capability the claimer must have, a target agent, a delay in ms before it may be claimed, how long it may wait for an agent before it expires unrun (ttlMs), how long a failed run waits before a retry (backoff), or the ids of tasks that must complete first (dependsOn: it waits until they all have; get_task reads their results).",
+        "Add a task to a queue for an agent to claim: a payload (any JSON), a priority (0 is the highest), optionally a capability the claimer must have, a target agent, a delay in ms before it may be claimed, how long it may wait for an agent before it expires unrun (ttlMs), how long one run of it may last (maxRunMs), how long a failed run waits before a retry (backoff), or the ids of tasks that must complete first (dependsOn: it waits until they all have; get_task reads their results).",
       inputSchema: strictArgs({
         queue: enqueueFields.shape.queue,
         payload: anyJson("What the agent needs to do the work: any JSON"),
@@ -333,11 +333,14 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
           "If no agent has started it this many ms after it falls due (after delayMs; for a task with dependsOn, from now, whether or not they have completed), it is cancelled as expired (get_task says so; a run under way then goes on): work whose answer is no use later. Left out, it never expires",
         ),
         maxAttempts: enqueueFields.shape.maxAttempts,
+        maxRunMs: enqueueFields.shape.maxRunMs.describe(
+          "The longest one run of it may last, in ms from its claim: an agent that runs past it loses the task (its heartbeats are refused, a 409), and the server retries it, or dead-letters it at its last attempt. Left out, the server's limit (none by default)",
+        ),
         backoff: enqueueFields.shape.backoff,
         dependsOn: enqueueFields.shape.dependsOn,
         onDependencyFailure: enqueueFields.shape.onDependencyFailure,
         idempotencyKey: enqueueFields.shape.idempotencyKey.describe(
-          "The same key always answers the same task and never adds a second one, for as long as the task is kept. Sent again with a different queue, payload, priority, capability, targetAgentId, backoff, dependsOn, onDependencyFailure, or a maxAttempts that differs when given, it is a 409 IDEMPOTENCY_MISMATCH",
+          "The same key always answers the same task and never adds a second one, for as long as the task is kept. Sent again with a different queue, payload, priority, capability, targetAgentId, backoff, dependsOn, onDependencyFailure, or a maxAttempts or maxRunMs that differs when given, it is a 409 IDEMPOTENCY_MISMATCH",
         ),
       }),
     },

@@ -68,8 +68,8 @@ export function toSchedule(row: ScheduleRow): Schedule {
 
 /** A schedule's stored task (JSON text) with every field: one stored before a field existed has none of it. */
 const taskOf = (text: string): ScheduledTask => {
-  const task = JSON.parse(text) as Omit<ScheduledTask, "ttlMs"> & { ttlMs?: number | null };
-  return { ...task, ttlMs: task.ttlMs ?? null };
+  const task = JSON.parse(text) as Omit<ScheduledTask, "ttlMs" | "maxRunMs"> & { ttlMs?: number | null; maxRunMs?: number | null };
+  return { ...task, ttlMs: task.ttlMs ?? null, maxRunMs: task.maxRunMs ?? null };
 };
 
 /** The definition a set stores: every field filled in, so that the same set sent again compares equal. */
@@ -82,6 +82,7 @@ function definitionOf(request: SetScheduleRequest, setBy: string | null): Schedu
     capability: t.capability ?? null,
     targetAgentId: t.targetAgentId ?? null,
     maxAttempts: t.maxAttempts ?? null,
+    maxRunMs: t.maxRunMs ?? null,
     backoff: t.backoff === undefined ? null : (JSON.parse(storedBackoff(t.backoff)) as Backoff),
     ttlMs: t.ttlMs ?? null,
   };
@@ -116,6 +117,7 @@ function sameDefinition(a: ScheduleDefinition, b: ScheduleDefinition): boolean {
     ta.capability === tb.capability &&
     ta.targetAgentId === tb.targetAgentId &&
     ta.maxAttempts === tb.maxAttempts &&
+    ta.maxRunMs === tb.maxRunMs &&
     ta.ttlMs === tb.ttlMs &&
     sameBackoff(text(ta.backoff), text(tb.backoff))
   );
@@ -134,6 +136,7 @@ export class ScheduleRuns {
       capability: t.capability ?? undefined,
       targetAgentId: t.targetAgentId ?? undefined,
       maxAttempts: t.maxAttempts ?? undefined,
+      maxRunMs: t.maxRunMs ?? undefined,
       backoff: t.backoff ?? undefined,
       ttlMs: t.ttlMs ?? undefined,
       runAt: new Date(runAt),

@@ -33,6 +33,7 @@ export const scheduledTaskInput = z.strictObject({
   capability: orNull(enqueueFields.shape.capability),
   targetAgentId: orNull(enqueueFields.shape.targetAgentId),
   maxAttempts: orNull(enqueueFields.shape.maxAttempts),
+  maxRunMs: orNull(enqueueFields.shape.maxRunMs.unwrap().describe("The run time limit of each run (tasks.enqueue's maxRunMs). Left out, the server's maxRunMs when the run is enqueued")),
   backoff: orNull(enqueueFields.shape.backoff),
   ttlMs: orNull(
     enqueueFields.shape.ttlMs.unwrap().describe("Each run expires this many ms after the time it was planned for (a Kubernetes CronJob's startingDeadlineSeconds): a run no agent started by then is cancelled as expired (its task.cancelled says expired: true) and the run after it enqueued. Left out, runs never expire"),
@@ -73,7 +74,7 @@ export const setScheduleInput = z
         'While the last run (lastTaskId) still runs (claimed, or pending a retry): "allow" (the default), the next falls due on time and may run beside it; "skip", no run is enqueued until it settled (completed, dead-lettered or cancelled), the times that fell due meanwhile skipped: the next is the first the schedule names from then. Only the last run is waited for: runs claimed before the schedule was set to "skip", or requeued by an operator, may run beside it',
       ),
     task: scheduledTaskInput
-      .default({ queue: "default", payload: {}, priority: 5, capability: undefined, targetAgentId: undefined, maxAttempts: undefined, backoff: undefined, ttlMs: undefined }).describe("The task each run enqueues; left out, an empty payload on the default queue"),
+      .default({ queue: "default", payload: {}, priority: 5, capability: undefined, targetAgentId: undefined, maxAttempts: undefined, maxRunMs: undefined, backoff: undefined, ttlMs: undefined }).describe("The task each run enqueues; left out, an empty payload on the default queue"),
   })
   .superRefine((input, ctx) => {
     if ((input.cron === undefined) === (input.everyMs === undefined)) {
@@ -123,6 +124,8 @@ export const scheduledTaskSchema = z.object({
   targetAgentId: z.string().nullable(),
   /** Null: the server's maxAttempts when the run is enqueued. */
   maxAttempts: z.number().nullable(),
+  /** Null: the server's maxRunMs when the run is enqueued. Schedules stored before it answer null. */
+  maxRunMs: z.number().nullable(),
   backoff: backoffSchema.nullable(),
   /** Null: its runs never expire. Schedules stored before it answer null. */
   ttlMs: z.number().nullable(),

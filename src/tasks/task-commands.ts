@@ -15,7 +15,7 @@ import type { EventStore } from "../events/event-store.js";
 import { sameJson } from "../json-checks.js";
 import { taskWith, type CancelManyRequest, type CancelManyResult, type CancelRequest, type ClaimRequest, type ScopedEnqueue, type RequeueManyRequest, type RequeueManyResult, type SettledTask, type Task, type UpdateRequest } from "./task-schemas.js";
 import { claimKeyOf } from "./claim-keys.js";
-import { historyAfterFailure, releasedLease, taskAnswerBytes, taskRowWith, toTask, type ClaimFilter, type RateOutlook, type StoredError, type TaskRow, type TaskStore } from "./task-store.js";
+import { historyAfterFailure, releasedLease, runDeadline, taskAnswerBytes, taskRowWith, toTask, type ClaimFilter, type RateOutlook, type StoredError, type TaskRow, type TaskStore } from "./task-store.js";
 import { refuseExpiryByDue, rescheduledRunAt, type FailRequest, type SettleRequest, type TaskTransitions } from "./task-transitions.js";
 import { leaseBounds, offlineShiftMs, type LockWaitGrace } from "./lock-wait-grace.js";
 import { copyWith } from "../copy-with.js";
@@ -251,13 +251,24 @@ export function taskCommands(d: TaskCommandDeps) {
 
     /**
      * Renews the lease by `leaseMs`, or when none is named by the length it was claimed or last
-     * renewed with; never past `maxLeaseMs` (a lease granted before the setting was lowered).
+     * renewed with; never past `maxLeaseMs` (a lease granted before the setting was lowered), nor
+     * past the run's deadline (maxRunMs): at or after it, LEASE_CONFLICT.
      */
     "tasks.heartbeat": (
       ctx: WriteContext,
       args: SettleRequest & { agentId: string; leaseMs: number | undefined; defaultLeaseMs: number; maxLeaseMs: number; progress?: JsonValue | undefined },
     ): Task => {
       const row = t.heldTask(args);
+      // A run past its time limit is not renewed: the sweeper ends it (its lease ends there).
+      const deadline = runDeadline(row);
+      if (deadline !== null && ctx.now >= deadline) {
+        const at = new Date(deadline).toISOString();
+        throw new CoordinationError(
+          "LEASE_CONFLICT",
+          `the run of task "${row.id}" under lease ${row.leaseToken} reached its time limit (maxRunMs ${row.maxRunMs} ms) at ${at}: no heartbeat renews it, and the server ends it`,
+          { status: row.status, leaseOwner: row.leaseOwner, leaseToken: row.leaseToken, runDeadlineAt: at },
+        );
+      }
       t.noteAgent(ctx, args.agentId);
       const leaseMs = Math.min(args.leaseMs ?? row.leaseMs ?? args.defaultLeaseMs, args.maxLeaseMs);
       if (args.progress === undefined) return toTask(d.tasks.extendLease(row.seq, leaseMs, ctx.now));

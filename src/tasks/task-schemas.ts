@@ -62,6 +62,9 @@ const leaseMs = ms(WEEK_MS);
 /** The most tasks one task may depend on (tasks.enqueue's dependsOn). */
 export const MAX_DEPENDENCIES = 100;
 
+/** The longest run time limit a task may be given (maxRunMs): 366 days, in ms. */
+export const MAX_RUN_MS = 366 * 24 * 3_600_000;
+
 /** The longest wait a task's backoff may give before a retry: a week, as a lease or a release's delay. */
 export const MAX_BACKOFF_MS = WEEK_MS;
 export const BACKOFF_TYPES = ["exponential", "fixed"] as const;
@@ -129,6 +132,11 @@ export const enqueueFields = z.strictObject({
       "expiresAt's relative form, give one or the other: it expires this many ms after it falls due (its runAt, or when the server stores it if that is later; for a task that waits for others, from then too). Not compared when an idempotencyKey is sent again",
     ),
   maxAttempts: int(1, 1000).optional().describe("Attempts before the task is dead-lettered; left out, the server's maxAttempts"),
+  maxRunMs: int(1, MAX_RUN_MS)
+    .optional()
+    .describe(
+      "The longest one run of it may last, in ms from its claim (a run time limit): heartbeats renew its lease no further than claimedAt + maxRunMs (the claimed task's runDeadlineAt), and one sent after that is a 409 LEASE_CONFLICT; the server then ends the run as a lease that ran out (charged, retried at once, or dead-lettered at its last attempt), its task.lease_expired saying timedOut: true. Left out, the server's maxRunMs (none by default)",
+    ),
   backoff: backoffInput
     .optional()
     .describe("How long each failed run waits before the task may be claimed again: { type: exponential | fixed, delayMs, maxDelayMs, jitter }. Left out, the server's backoff (retryBaseMs, doubling to retryMaxMs). A lease that expires retries at once whatever it says"),
@@ -148,7 +156,7 @@ export const enqueueFields = z.strictObject({
   idempotencyKey: text(500)
     .optional()
     .describe(
-      "The same key always answers the same task and never adds a second one, for as long as the task is kept. Sent again with a different queue, payload, priority, capability, targetAgentId, backoff, dependsOn, onDependencyFailure, or a maxAttempts or expiresAt (or, until the task is first claimed or changed, a runAt) that differs when given, it is a 409 IDEMPOTENCY_MISMATCH. The priority compared is the one it was enqueued with (tasks.update may have changed it since)",
+      "The same key always answers the same task and never adds a second one, for as long as the task is kept. Sent again with a different queue, payload, priority, capability, targetAgentId, backoff, dependsOn, onDependencyFailure, or a maxAttempts, maxRunMs or expiresAt (or, until the task is first claimed or changed, a runAt) that differs when given, it is a 409 IDEMPOTENCY_MISMATCH. The priority compared is the one it was enqueued with (tasks.update may have changed it since)",
     ),
 });
 
@@ -493,6 +501,10 @@ export const taskSchema = z
     scheduleId: z.string().nullable(),
     /** No run of it starts after this time: still waiting to run then, it is cancelled as expired. Null: it never expires. */
     expiresAt: z.date().nullable(),
+    /** The longest one run of it may last, in ms from its claim (tasks.enqueue's maxRunMs, or the server's then); null: no limit. */
+    maxRunMs: z.number().int().nullable(),
+    /** While it is claimed with a run time limit: when the run must end (claimedAt + maxRunMs), past which no heartbeat renews its lease; null otherwise. */
+    runDeadlineAt: z.date().nullable(),
   })
   .meta({ id: "Task" });
 export type Task = z.infer<typeof taskSchema>;
@@ -564,6 +576,8 @@ export function taskWith<T extends Task, E extends object>(task: T, extra: E): T
     backoff: task.backoff,
     scheduleId: task.scheduleId,
     expiresAt: task.expiresAt,
+    maxRunMs: task.maxRunMs,
+    runDeadlineAt: task.runDeadlineAt,
   };
   // Every field copied from `task`: the narrowing of a held task (status, lease fields) holds for the copy.
   return Object.assign(copy as T, extra);

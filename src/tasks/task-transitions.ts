@@ -18,7 +18,7 @@ import type { ScheduleStore } from "../schedules/schedule-store.js";
 import { retryDelayMs, sameBackoff, storedBackoff } from "./retry-backoff.js";
 import type { Backoff, ScopedEnqueue } from "./task-schemas.js";
 import type { TaskStatus } from "./task-status.js";
-import { releasedLease, type ClaimFilter, type DeadLetterRow, type DependencyOutcome, type TaskRow, type TaskStore } from "./task-store.js";
+import { ranOutOfTime, releasedLease, type ClaimFilter, type DeadLetterRow, type DependencyOutcome, type TaskRow, type TaskStore } from "./task-store.js";
 
 export interface TaskTransitionDeps {
   config: Config;
@@ -99,6 +99,8 @@ export class TaskTransitions {
       capability: request.capability ?? null,
       targetAgentId: request.targetAgentId ?? null,
       maxAttempts: request.maxAttempts ?? this.d.config.maxAttempts,
+      // The server's limit when it names none, kept with the task (0: none).
+      maxRunMs: request.maxRunMs ?? (this.d.config.maxRunMs === 0 ? null : this.d.config.maxRunMs),
       backoff: request.backoff === undefined ? null : storedBackoff(request.backoff),
       // [] names none (a planner's list that came out empty): stored as no list.
       dependsOn: dependsOn === undefined || dependsOn.length === 0 ? null : JSON.stringify(dependsOn),
@@ -111,7 +113,7 @@ export class TaskTransitions {
       const existing = this.d.tasks.findByIdempotencyKey(scope, request.idempotencyKey) ?? (scope === "" ? undefined : this.d.tasks.findByIdempotencyKey("", request.idempotencyKey));
       if (existing) {
         // What the client sent is compared, not what the server fills in: an identical request
-        // sent again to a server with another maxAttempts setting (or after it changed), or with
+        // sent again to a server with another maxAttempts or maxRunMs setting (or after it changed), or with
         // no runAt (now, when it was stored), or a delayMs (relative to when each was sent: never
         // compared), is the same task. runAt is the task's next run,
         // moved by retries, releases and requeues: it says what was asked only while the task
@@ -125,6 +127,8 @@ export class TaskTransitions {
               ? !sameBackoff(existing.backoff, definition.backoff)
               : k === "maxAttempts"
               ? request.maxAttempts !== undefined && existing.maxAttempts !== request.maxAttempts
+              : k === "maxRunMs"
+              ? request.maxRunMs !== undefined && existing.maxRunMs !== request.maxRunMs
               : k === "priority"
               ? (existing.enqueuedPriority ?? existing.priority) !== definition.priority
               : existing[k] !== definition[k],
@@ -165,6 +169,7 @@ export class TaskTransitions {
       ...(waitingFor.length > 0 ? { waitingFor: waitingFor.length } : {}),
       ...(row.scheduleId === null ? {} : { scheduleId: row.scheduleId }),
       ...(row.expiresAt === null ? {} : { expiresAt: new Date(Number(row.expiresAt)).toISOString() }),
+      ...(row.maxRunMs === null ? {} : { maxRunMs: row.maxRunMs }),
     });
     return row;
   }
@@ -474,10 +479,25 @@ export class TaskTransitions {
     if (this.d.config.recordExecutions) recordExecution(this.d.memories, ctx, task, outcome, run);
   }
 
-  /** A run that ended without a verdict (lease expired, agent gone): retry now, or dead-letter at the limit (or at its expiry). */
+  /**
+   * A run that ended without a verdict (lease expired, agent gone): retry now, or dead-letter at
+   * the limit (or at its expiry). One whose lease ran out at its run's deadline (maxRunMs) timed
+   * out, whoever ends it (the sweeper, a steal, its agent's offline release): its reason and event
+   * say so. It is retried at once all the same, as any lease that ran out (a steal takes it over
+   * in the same write).
+   */
   expireClaim(ctx: WriteContext, row: TaskRow, reason: string): TaskRow {
-    this.d.events.appendSystem(ctx, "task.lease_expired", { taskId: row.id, queue: row.queue, agentId: row.leaseOwner, attempt: row.attempts, reason });
-    return this.recordFailedRun(ctx, row, reason, row.leaseOwner, row.attempts < row.maxAttempts ? ctx.now : null);
+    const timedOut = ranOutOfTime(row, ctx.now);
+    const why = timedOut ? `its run reached its time limit (maxRunMs ${row.maxRunMs} ms; held by ${row.leaseOwner})` : reason;
+    this.d.events.appendSystem(ctx, "task.lease_expired", {
+      taskId: row.id,
+      queue: row.queue,
+      agentId: row.leaseOwner,
+      attempt: row.attempts,
+      reason: why,
+      ...(timedOut ? { timedOut: true as const, maxRunMs: row.maxRunMs! } : {}),
+    });
+    return this.recordFailedRun(ctx, row, why, row.leaseOwner, row.attempts < row.maxAttempts ? ctx.now : null);
   }
 
   /**
