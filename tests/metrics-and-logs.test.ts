@@ -335,6 +335,18 @@ describe("operator logs", () => {
     );
     const expiry = lines.find((line) => line.msg.startsWith("lease expired"))!;
     expect([expiry.msg, expiry.queue, expiry.agentId]).toEqual(["lease expired on the task's last attempt: it is dead-lettered", "l", "sleepy"]);
+    // A run that reached its task's maxRunMs says so, whether it goes back or is dead-lettered; so do the metrics.
+    await api.tasks.enqueue.mutate({ queue: "t1", maxRunMs: 1, maxAttempts: 2 });
+    await api.tasks.enqueue.mutate({ queue: "t2", maxRunMs: 1, maxAttempts: 1 });
+    for (const queue of ["t1", "t2"]) await api.tasks.claim.mutate({ agentId: "looping", queues: [queue], leaseMs: 60_000 });
+    await until(() => lines.filter((line) => line.msg.startsWith("run timed out")).length === 2);
+    expect(lines.filter((line) => line.msg.startsWith("run timed out")).map((line) => [line.msg, line.queue, line.timedOut, line.maxRunMs])).toEqual([
+      ["run timed out (its task's maxRunMs): the task goes back to its queue", "t1", true, 1],
+      ["run timed out (its task's maxRunMs) on the task's last attempt: it is dead-lettered", "t2", true, 1],
+    ]);
+    const metrics = (await http(url, "GET", "/metrics", { token: ADMIN_SECRET })).body as string;
+    expect(metrics).toMatch(/^coordination_task_transitions_total\{queue="t1",transition="timed_out"\} 1$/m);
+    expect(metrics).not.toMatch(/queue="t1",transition="lease_expired"/);
     await http(url, "GET", "/tasks", { token: "wrong" });
     const failed = lines.filter((line) => line.msg.startsWith("authentication failed"));
     expect(failed).toHaveLength(1);

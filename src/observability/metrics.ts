@@ -43,6 +43,8 @@ const COUNTED: Record<string, string> = {
 };
 /** A task.cancelled is counted when it is an expiry (its `expired`), as "expired"; an operator's cancels are not. */
 const EXPIRED = "expired";
+/** A task.lease_expired of a run that reached its time limit (its `timedOut`) is counted as "timed_out", not "lease_expired". */
+const TIMED_OUT = "timed_out";
 
 export class Metrics {
   readonly registry = new Registry();
@@ -61,7 +63,7 @@ export class Metrics {
     collectDefaultMetrics({ register: this.registry });
     this.transitions = new Counter({
       name: "coordination_task_transitions_total",
-      help: "Task transitions committed by this process, per queue: enqueued, ready (a waiting task's dependencies completed), claimed, completed, failed, dead_lettered, lease_expired, expired (cancelled unrun at its expiry)",
+      help: "Task transitions committed by this process, per queue: enqueued, ready (a waiting task's dependencies completed), claimed, completed, failed, dead_lettered, lease_expired, timed_out (a run that reached its task's maxRunMs), expired (cancelled unrun at its expiry)",
       labelNames: [...QUEUE_LABEL_NAMES, "transition"],
       registers,
     });
@@ -302,7 +304,8 @@ export class Metrics {
   observe(events: readonly CoordinationEvent[]): void {
     for (const event of events) {
       const payload = payloadFields(event);
-      const transition = event.type === "task.cancelled" ? (payload.expired === true ? EXPIRED : undefined) : COUNTED[event.type];
+      const transition =
+        event.type === "task.cancelled" ? (payload.expired === true ? EXPIRED : undefined) : event.type === "task.lease_expired" && payload.timedOut === true ? TIMED_OUT : COUNTED[event.type];
       if (transition === undefined) continue;
       const queue = this.queueLabels.of(typeof payload.queue === "string" ? payload.queue : "");
       this.transitions.inc({ ...queue, transition });

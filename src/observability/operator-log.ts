@@ -18,6 +18,9 @@ const LINES: Record<string, string> = {
 
 /** A lease that expired on the task's last attempt: the task does not go back, it is dead-lettered (in the same write). */
 const LAST_LEASE_EXPIRED = "lease expired on the task's last attempt: it is dead-lettered";
+/** The same two for a run that reached its time limit (a task.lease_expired with timedOut): the run, not its agent, is what went wrong. */
+const TIMED_OUT = "run timed out (its task's maxRunMs): the task goes back to its queue";
+const LAST_TIMED_OUT = "run timed out (its task's maxRunMs) on the task's last attempt: it is dead-lettered";
 
 /** More expired leases of one reason than this in one commit are logged as one line (an agent gone with thousands of leases). */
 const FLOOD = 10;
@@ -38,7 +41,9 @@ export function logOperatorEvents(log: Logger, events: readonly CoordinationEven
     if (event.type === "agent.uncordoned" && payload.lapsed !== true) continue;
     if (event.type === "task.lease_expired") {
       deadLettered ??= new Set(events.filter((e) => e.type === "task.dead_lettered").map((e) => payloadFields(e).taskId));
-      if (deadLettered.has(payload.taskId)) line = LAST_LEASE_EXPIRED;
+      const timedOut = payload.timedOut === true;
+      if (deadLettered.has(payload.taskId)) line = timedOut ? LAST_TIMED_OUT : LAST_LEASE_EXPIRED;
+      else if (timedOut) line = TIMED_OUT;
       else {
         floods ??= backToQueueByReason(events, deadLettered);
         const flood = floods.get(String(payload.reason));
