@@ -7,6 +7,17 @@ import { isTRPCClientError } from "@trpc/client";
 import { isUnsendable } from "./serialize-input.js";
 import type { ClaimedTask, CoordinationApi, JsonValue } from "./types.js";
 
+/**
+ * A run reached its task's time limit (maxRunMs): the server ends it, and no heartbeat renews its
+ * lease. runWorker aborts the handler's signal with it as the reason.
+ */
+export class RunTimeLimitReached extends Error {
+  constructor(readonly maxRunMs: number | null) {
+    super(`the run reached its time limit${maxRunMs === null ? "" : ` (maxRunMs ${maxRunMs} ms)`}: the server ends it, and no heartbeat renews it`);
+    this.name = "RunTimeLimitReached";
+  }
+}
+
 /** How a settle ended (HeldLease.settle). */
 export type SettleOutcome = { kind: "settled" } | { kind: "lost"; error: unknown } | { kind: "refused"; error: unknown };
 
@@ -109,8 +120,11 @@ export class HeldLease {
    * When the run reaches its time limit (the task's maxRunMs; monotonic() ms, laid from the
    * claim's answer as the lease is): no renewal extends it, so none is sent past it, and the lease
    * counts as lost then. Infinity without a limit (or from a server older than run time limits).
+   * Laid again from each renewal's answer (the earlier end kept).
    */
-  private readonly runEnd: number;
+  private runEnd: number;
+  /** The same end on Date.now(), as the lease's deadline is kept on both clocks. */
+  private runEndWall: number;
 
   constructor(
     private readonly api: CoordinationApi,
@@ -124,7 +138,19 @@ export class HeldLease {
     this.deadline = receivedAt.wall + granted;
     this.monotonicDeadline = receivedAt.ticks + granted;
     this.interval = Math.max(granted / 3, MIN_RENEW_MS);
-    this.runEnd = task.runDeadlineAt ? receivedAt.ticks + (task.runDeadlineAt.getTime() - task.updatedAt.getTime()) : Number.POSITIVE_INFINITY;
+    const runLeft = HeldLease.runLeft(task);
+    this.runEnd = receivedAt.ticks + runLeft;
+    this.runEndWall = receivedAt.wall + runLeft;
+  }
+
+  /** How long the run has left by an answer (its runDeadlineAt less its updatedAt, on the server's clock); Infinity without a limit. */
+  private static runLeft(lease: { updatedAt: Date; runDeadlineAt?: Date | null }): number {
+    return lease.runDeadlineAt ? lease.runDeadlineAt.getTime() - lease.updatedAt.getTime() : Number.POSITIVE_INFINITY;
+  }
+
+  /** Whether the run reached its time limit, by either clock. */
+  private get runOver(): boolean {
+    return monotonic() >= this.runEnd - TIMER_SLACK_MS || Date.now() >= this.runEndWall - TIMER_SLACK_MS;
   }
 
   /** Whether `lease` ends at its run's time limit: a renewal would extend it no further. */
@@ -154,10 +180,7 @@ export class HeldLease {
       onLost(error);
     };
     this.renew = async () => {
-      if (monotonic() >= this.runEnd - TIMER_SLACK_MS) {
-        const limit = this.task.maxRunMs ?? Math.round(this.runEnd - monotonic());
-        return lost(new Error(`the run reached its time limit (maxRunMs ${limit} ms): the server ends it, and no heartbeat renews it`));
-      }
+      if (this.runOver) return lost(new RunTimeLimitReached(this.task.maxRunMs ?? null));
       const sentAt = Date.now();
       // A report goes no sooner than PROGRESS_EVERY_MS after the last one, even on a renewal due
       // sooner (a short lease's): it waits for a later one.
@@ -181,6 +204,9 @@ export class HeldLease {
         const granted = HeldLease.granted(renewed, this.leaseMs);
         this.deadline = sentAt + granted;
         this.monotonicDeadline = ticks + granted;
+        const runLeft = HeldLease.runLeft(renewed);
+        this.runEnd = Math.min(this.runEnd, ticks + runLeft);
+        this.runEndWall = Math.min(this.runEndWall, sentAt + runLeft);
         this.interval = Math.max(granted / 3, MIN_RENEW_MS);
         this.plan(HeldLease.atRunEnd(renewed) ? this.runEnd : monotonic() + this.interval);
       } catch (error) {

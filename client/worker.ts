@@ -10,7 +10,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { setMaxListeners } from "node:events";
 import { randomUUID } from "node:crypto";
-import { HeldLease, isCredentialRefused, isTransient, isUnknownField, isUnknownProcedure, momentNow, type Moment, type SettleOutcome } from "./lease-calls.js";
+import { HeldLease, isCredentialRefused, isLeaseGone, isTransient, RunTimeLimitReached, isUnknownField, isUnknownProcedure, momentNow, type Moment, type SettleOutcome } from "./lease-calls.js";
 import { unsendableCause } from "./serialize-input.js";
 import type { ClaimedTask, CoordinationApi, JsonObject, JsonValue, RouterInputs, RouterOutputs } from "./types.js";
 
@@ -35,8 +35,8 @@ export interface TaskRun {
 
 /**
  * Runs one task. The signal aborts when the worker gives up on the run: the lease was lost
- * (the task was cancelled, expired or taken over, or its run reached the task's maxRunMs, after
- * which the server ends it), taskTimeoutMs passed, or stop() ran out of
+ * (the task was cancelled, expired or taken over), its run reached the task's maxRunMs (the
+ * reason a RunTimeLimitReached; the server ends the run), taskTimeoutMs passed, or stop() ran out of
  * patience. Its `reason` says which. From then on the handler's outcome is ignored. `run`
  * reports the run's progress.
  */
@@ -352,11 +352,21 @@ export async function runWorker<P>(options: WorkerOptions<P>): Promise<Worker> {
     (adopting ??= (async () => {
       // The agent's other tasks may be another replica's, running there.
       if (options.sharedAgentId === true) return void (orphansSuspected = false);
-      const receivedAt = momentNow();
       const held = await api.tasks.list.query({ agentId, status: "claimed", limit: 500 }, signal ? { signal } : undefined);
       for (const task of held.items) {
-        const claimed = asClaimed(task);
-        if (claimed && !runsLease(task) && !backlog.some((b) => b.task.id === task.id && b.task.leaseToken >= task.leaseToken)) backlog.push({ task: claimed, receivedAt });
+        if (!asClaimed(task) || runsLease(task) || backlog.some((b) => b.task.id === task.id && b.task.leaseToken >= task.leaseToken)) continue;
+        // Renewed first, and laid from that answer: a list's updatedAt is its last write's time,
+        // not now, and a lease (or a run's time limit) laid from it would end here after it
+        // ended on the server. A lease gone meanwhile (expired, its run's time up) is not adopted.
+        const receivedAt = momentNow();
+        const renewed = await api.tasks.heartbeat
+          .mutate({ taskId: task.id, agentId, leaseToken: task.leaseToken }, signal ? { signal } : undefined)
+          .catch((error: unknown) => {
+            if (isLeaseGone(error)) return undefined;
+            throw error;
+          });
+        const claimed = renewed && asClaimed(renewed);
+        if (claimed) backlog.push({ task: claimed, receivedAt });
       }
       orphansSuspected = false;
     })().finally(() => {
@@ -415,7 +425,8 @@ export async function runWorker<P>(options: WorkerOptions<P>): Promise<Worker> {
     };
     running.set(task.id, entry);
     // Renewed until the task is settled: settles retried across an outage must not outlive the lease.
-    lease.keepAlive((error) => interrupt("lost", new Error(`lease lost: ${messageOf(error)}`, { cause: error })));
+    // A run that reached its time limit is aborted with that as the reason (RunTimeLimitReached): the handler can tell it apart.
+    lease.keepAlive((error) => interrupt("lost", error instanceof RunTimeLimitReached ? error : new Error(`lease lost: ${messageOf(error)}`, { cause: error })));
     const { taskTimeoutMs } = options;
     const timeout =
       taskTimeoutMs === undefined ? undefined : setTimeout(() => interrupt("timeout", new Error(`handler timed out after ${taskTimeoutMs} ms`)), taskTimeoutMs);

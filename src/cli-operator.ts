@@ -14,6 +14,7 @@ import { createCoordinationClient, fitsInAnswer, isTRPCClientError, type Coordin
 import type { JsonValue } from "./json-types.js";
 import { MAX_EVERY_MS, MIN_EVERY_MS } from "./schedules/schedule-schemas.js";
 import { MAX_CORDON_MS } from "./agents/agent-schemas.js";
+import { MAX_RUN_MS } from "./tasks/task-schemas.js";
 import { SETTLED_STATUSES as SETTLED, untilHolds } from "./tasks/task-status.js";
 import { linkSignals } from "./wakeup.js";
 import { MAX_CLAIMS_PER_WINDOW, MAX_RATE_WINDOW_MS, MIN_RATE_WINDOW_MS } from "./tasks/queue-rate-schemas.js";
@@ -46,11 +47,11 @@ export const OPERATOR_USAGE = [
   "       coordination queues rates                               the rate-limited queues and their windows' claims now",
   "       coordination schedules [list] [--queue Q]              the schedules: when each runs, its queue, its next run",
   "       coordination schedules set NAME --cron 'EXPR' [--timezone TZ] | --every DURATION [--start TIME]",
-  "                                    [--end TIME] [--max-runs N] [--overlap allow|skip] [--ttl DURATION]",
+  "                                    [--end TIME] [--max-runs N] [--overlap allow|skip] [--ttl DURATION] [--max-run DURATION]",
   "                                    [--queue Q] [--payload JSON] [--priority N]   a task enqueued by a cron pattern (5 fields,",
   "                                    or 6 with seconds first; in TZ, UTC by default) or every DURATION (10s, 5m, 1h, 1d);",
   "                                    none after --end or N runs; skip: none while the last run still runs; --ttl: a run not",
-  "                                    started that long after its time is skipped",
+  "                                    started that long after its time is skipped; --max-run: no run lasts longer (maxRunMs)",
   "       coordination schedules get|remove|pause|resume NAME",
   "       coordination schedules trigger NAME                     run it now: its pending run due at once, the next as planned",
   "       coordination agents [--capability C] [--health healthy|stale|offline] [--cordoned]   (--cordoned: those cordoned alone)",
@@ -278,7 +279,7 @@ interface Parsed {
   options: Record<string, string | true>;
 }
 
-const VALUE_OPTIONS = new Set(["--url", "--token", "--config", "--queue", "--status", "--agent", "--limit", "--cursor", "--capability", "--health", "--types", "--from", "--after", "--before", "--reason", "--cron", "--timezone", "--every", "--start", "--end", "--max-runs", "--overlap", "--payload", "--priority", "--timeout", "--at", "--delay", "--expires", "--ttl", "--for"]);
+const VALUE_OPTIONS = new Set(["--url", "--token", "--config", "--queue", "--status", "--agent", "--limit", "--cursor", "--capability", "--health", "--types", "--from", "--after", "--before", "--reason", "--cron", "--timezone", "--every", "--start", "--end", "--max-runs", "--overlap", "--payload", "--priority", "--timeout", "--at", "--delay", "--expires", "--ttl", "--max-run", "--for"]);
 /** Options that take no value. */
 const FLAG_OPTIONS = new Set(["--json", "--all", "--any", "--cordoned"]);
 
@@ -299,7 +300,7 @@ function commandOptions(words: readonly string[], options: Parsed["options"]): r
   if (command === "tasks" && sub === "cancel" && words.length === 2 && options["--all"] === true) return ["--all", "--queue", "--status", "--after", "--before", "--reason"];
   if (command === "tasks") return sub === "cancel" ? ["--reason"] : sub === "wait" ? ["--timeout", "--any"] : sub === "update" ? ["--priority", "--at", "--delay", "--expires"] : [];
   if (command === "agents") return sub === "cordon" ? ["--reason", "--for"] : sub === undefined ? ["--health", "--capability", "--cordoned"] : [];
-  if (command === "schedules") return sub === "set" ? ["--cron", "--timezone", "--every", "--start", "--end", "--max-runs", "--overlap", "--ttl", "--queue", "--payload", "--priority"] : sub === undefined || sub === "list" ? ["--queue"] : [];
+  if (command === "schedules") return sub === "set" ? ["--cron", "--timezone", "--every", "--start", "--end", "--max-runs", "--overlap", "--ttl", "--max-run", "--queue", "--payload", "--priority"] : sub === undefined || sub === "list" ? ["--queue"] : [];
   if (command === "events" && sub === "tail") return ["--types", "--agent", "--from"];
   return undefined;
 }
@@ -977,13 +978,15 @@ const zoned = (date: Date, timezone: string | null): string => {
 const timingText = (s: { cron: string | null; timezone: string | null; everyMs: number | null }): string => (s.cron === null ? `every ${rateWindowText(s.everyMs!)}` : `${s.cron} (${s.timezone})`);
 
 /** What bounds a schedule's runs, and its overlap when it skips: ", until 2027-01-01 00:00:00 UTC, 10 runs at most, skips while a run runs". */
-const boundsText = (s: { endAt: Date | null; maxRuns: number | null; overlap: "allow" | "skip"; task: { ttlMs?: number | null } }): string =>
+const boundsText = (s: { endAt: Date | null; maxRuns: number | null; overlap: "allow" | "skip"; task: { ttlMs?: number | null; maxRunMs?: number | null } }): string =>
   [
     s.endAt === null ? "" : `, until ${utc(s.endAt)} UTC`,
     s.maxRuns === null ? "" : `, ${s.maxRuns} run${s.maxRuns === 1 ? "" : "s"} at most`,
     s.overlap === "skip" ? ", skips while a run runs" : "",
     // Absent from a server older than task expiry.
     s.task.ttlMs === null || s.task.ttlMs === undefined ? "" : `, a run not started ${rateWindowText(s.task.ttlMs)} after its time skipped`,
+    // Absent from a server older than run time limits; null: the server's when each run is enqueued.
+    s.task.maxRunMs === null || s.task.maxRunMs === undefined ? "" : `, each run ${rateWindowText(s.task.maxRunMs)} at most`,
   ].join("");
 
 /** A schedule's next run as an operator reads it: its time and task; the time it waits for its last run to settle; or none, and why. */
@@ -1040,6 +1043,9 @@ async function scheduleCommand(words: string[], options: Parsed["options"], api:
     const ttl = str(options["--ttl"]);
     const ttlMs = ttl === undefined ? undefined : parseDuration(ttl);
     if (ttl !== undefined && (ttlMs === undefined || ttlMs < 1)) throw new OperatorUsageError(`--ttl must be a length of time such as 30s, 5m or 1h (got ${JSON.stringify(ttl)})`);
+    const maxRun = str(options["--max-run"]);
+    const maxRunMs = maxRun === undefined ? undefined : parseDuration(maxRun);
+    if (maxRun !== undefined && (maxRunMs === undefined || maxRunMs < 1 || maxRunMs > MAX_RUN_MS)) throw new OperatorUsageError(`--max-run must be a length of time from 1ms to 366d such as 30s, 10m or 2h (got ${JSON.stringify(maxRun)})`);
     const payloadText = str(options["--payload"]);
     let payload: JsonValue;
     try {
@@ -1057,7 +1063,7 @@ async function scheduleCommand(words: string[], options: Parsed["options"], api:
       ...(end === undefined ? {} : { endAt: timeArg(end) }),
       ...(maxRuns === undefined ? {} : { maxRuns }),
       ...(overlap === undefined ? {} : { overlap }),
-      task: { payload, ...(queue === undefined ? {} : { queue }), ...(priority === undefined ? {} : { priority }), ...(ttlMs === undefined ? {} : { ttlMs }) },
+      task: { payload, ...(queue === undefined ? {} : { queue }), ...(priority === undefined ? {} : { priority }), ...(ttlMs === undefined ? {} : { ttlMs }), ...(maxRunMs === undefined ? {} : { maxRunMs }) },
     });
     print(answer, () => `${answer.created ? "created" : answer.changed ? "changed" : "unchanged"}: ${render(answer.schedule)()}`);
     return 0;

@@ -73,7 +73,7 @@ describe("MCP over Streamable HTTP", () => {
     expect(undocumented).toEqual([]);
     // ...so a description names only fields the tool takes, or the answer fields and settings
     // listed here: enqueue_task's spoke of a runAt it does not take (copied from the REST route's).
-    const elsewhere = new Set(["leaseExpiresAt", "leaseToken", "queuesOmitted", "maxLeaseMs", "agentOfflineMs", "retryBaseMs", "retryMaxMs"]);
+    const elsewhere = new Set(["leaseExpiresAt", "leaseToken", "runDeadlineAt", "maxRunMs", "queuesOmitted", "maxLeaseMs", "agentOfflineMs", "retryBaseMs", "retryMaxMs"]);
     for (const name of elsewhere) expect(name in taskSchema.shape || name in SETTINGS || name === "queuesOmitted", name).toBe(true);
     const strangers: string[] = [];
     for (const tool of tools) {

@@ -7,7 +7,8 @@
 // the machine's speed.
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterEach, describe, expect, it } from "vitest";
-import { createCoordinationClient, runWorker } from "../client/index.js";
+import { createCoordinationClient, runWorker, RunTimeLimitReached } from "../client/index.js";
+import { HeldLease, momentNow } from "../client/lease-calls.js";
 import { killAllCli, runCli } from "./helpers/cli-process.js";
 import { callTool, closeMcpClients, connectMcp } from "./helpers/mcp-client.js";
 import { rest, startTestServer, withDatabase, type TestServer } from "./helpers/test-server.js";
@@ -62,6 +63,12 @@ describe("tasks.enqueue's maxRunMs", () => {
     expect([got.body.maxRunMs, got.body.runDeadlineAt]).toEqual([2000, new Date(shortRun!.claimedAt.getTime() + 2000).toISOString()]);
     const enqueued = await api.events.list.query({ types: ["task.enqueued"], limit: 10 });
     expect(enqueued.map((e) => (e.payload as { maxRunMs?: number }).maxRunMs)).toEqual([30 * MINUTE, 2000, undefined]);
+    // The claim's event says the lease it granted, and when the run must end.
+    const claimed = await api.events.list.query({ types: ["task.claimed"], limit: 10 });
+    expect(claimed.map((e) => [(e.payload as { leaseExpiresAt: string }).leaseExpiresAt, (e.payload as { runDeadlineAt?: string }).runDeadlineAt])).toEqual([
+      [run!.leaseExpiresAt.toISOString(), run!.runDeadlineAt!.toISOString()],
+      [shortRun!.leaseExpiresAt.toISOString(), shortRun!.runDeadlineAt!.toISOString()],
+    ]);
   });
 
   it("cuts the leases of claimMany, complete-and-claim and a repeated keyed claim alike", async () => {
@@ -147,9 +154,24 @@ describe("a run past its time limit", () => {
       ["task.lease_expired", { taskId: last.id, queue: "q", agentId: "w", attempt: 1, reason, timedOut: true, maxRunMs: 300 }],
       ["task.dead_lettered", { taskId: last.id, queue: "q", attempts: 1, error: reason }],
     ]);
+    // Its holder's calls now say how its lease ended, not only what the task is.
+    const late = await rest(t.url, "POST", `/tasks/${last.id}/complete`, { agentId: "w", leaseToken: 1 });
+    expect([late.status, late.body.message]).toEqual([409, `lease 1 of agent "w" on task "${last.id}" has ended: its run failed (${JSON.stringify(reason)}) and the task is dead_letter`]);
     // The next run has a time limit of its own, from its claim.
     const again = await api.tasks.claim.mutate({ agentId: "v", leaseMs: MINUTE, context: false });
     expect([again!.id, again!.attempts, again!.runDeadlineAt!.getTime() - again!.claimedAt.getTime()]).toEqual([retried.id, 2, 300]);
+  });
+
+  it("a keyed claim sent again after its run's limit does not hand that run out again: it claims anew", async () => {
+    t = await startWithoutSweeper();
+    const api = t.api;
+    const task = await api.tasks.enqueue.mutate({ queue: "k", maxRunMs: 300 });
+    const first = await api.tasks.claim.mutate({ agentId: "a", queues: ["k"], leaseMs: MINUTE, idempotencyKey: "c1", context: false });
+    await pastTime(first!.runDeadlineAt!);
+    expect(await api.tasks.claim.mutate({ agentId: "a", queues: ["k"], leaseMs: MINUTE, idempotencyKey: "c1", context: false })).toBeNull();
+    const other = await api.tasks.enqueue.mutate({ queue: "k" });
+    expect((await api.tasks.claim.mutate({ agentId: "a", queues: ["k"], leaseMs: MINUTE, idempotencyKey: "c1", context: false }))!.id).toBe(other.id);
+    expect(await api.tasks.get.query({ taskId: task.id })).toMatchObject({ status: "claimed", leaseToken: 1 });
   });
 
   it("a lease that ran out before its limit is no timeout; a steal of a timed-out run says it timed out, and the thief's run has its own limit", async () => {
@@ -215,12 +237,30 @@ describe("the surfaces of a run time limit", () => {
     await worker.stop();
     await counting.close();
     expect(settled).toMatchObject({ status: "dead_letter", lastError: "its run reached its time limit (maxRunMs 1500 ms; held by slowpoke)", result: null });
-    expect(String(aborted)).toBe("Error: lease lost: the run reached its time limit (maxRunMs 1500 ms): the server ends it, and no heartbeat renews it");
+    expect(aborted).toBeInstanceOf(RunTimeLimitReached);
+    expect([(aborted as RunTimeLimitReached).maxRunMs, (aborted as Error).message]).toEqual([1500, "the run reached its time limit (maxRunMs 1500 ms): the server ends it, and no heartbeat renews it"]);
     expect([worker.completed, worker.failed, worker.lost]).toEqual([0, 0, 1]);
     // Renewed as usual until an answer's lease was cut at the deadline, then not again: a renewal
     // would get no further (without the limit known, each came at a third of what was left).
     expect(heartbeats.filter((h) => h.cut).length).toBeLessThanOrEqual(1);
     expect(heartbeats.filter((h) => h.status !== 200)).toEqual([]);
+  });
+
+  it("a lease laid from an answer older than its moment (a list's) is laid again by its first renewal: given up at the run's limit, not later", async () => {
+    t = await startWithoutSweeper();
+    await t.api.tasks.enqueue.mutate({ queue: "o", maxRunMs: 6000 });
+    const claimed = await t.api.tasks.claim.mutate({ agentId: "w", queues: ["o"], leaseMs: 1000, context: false });
+    // Two seconds on, the task as a list answers it: its updatedAt is its claim's.
+    await sleep(2000);
+    const receivedAt = momentNow();
+    const listed = (await t.api.tasks.list.query({ agentId: "w", status: "claimed", limit: 10 })).items[0]!;
+    const lease = new HeldLease(t.api, { ...listed, status: "claimed", leaseOwner: "w", leaseExpiresAt: listed.leaseExpiresAt!, claimedAt: listed.claimedAt!, context: [] }, "w", 1000, () => undefined, receivedAt);
+    const lost = await new Promise<{ at: number; why: unknown }>((resolve) => lease.keepAlive((why) => resolve({ at: Date.now(), why })));
+    lease.stop();
+    expect(lost.why).toBeInstanceOf(RunTimeLimitReached);
+    // Laid from the list's answer alone it would end two seconds after the server's deadline; a
+    // second here is room for a late timer on a busy machine.
+    expect(lost.at).toBeLessThan(claimed!.runDeadlineAt!.getTime() + 1000);
   });
 
   it("a schedule's task gives each run its maxRunMs; MCP's enqueue_task takes it; the operator's tasks get shows it", async () => {
@@ -247,5 +287,11 @@ describe("the surfaces of a run time limit", () => {
     await api.tasks.complete.mutate({ taskId: enqueued.id, agentId: "a" });
     expect((await runCli({ args: ["tasks", "get", enqueued.id], env })).stdout).toMatch(/^run limit +2m$/m);
     expect((await runCli({ args: ["tasks", "get", scheduled.id], env })).stdout).toMatch(/^run limit +90s$/m);
+    // The operator's schedules set takes --max-run, and a schedule shows it with its bounds.
+    const set2 = await runCli({ args: ["schedules", "set", "nightly", "--every", "1h", "--queue", "sq", "--max-run", "90s"], env });
+    expect([set2.code, set2.stdout.split("\n")[0]]).toEqual([0, "created: schedule nightly: every 1h, each run 90s at most"]);
+    expect((await api.schedules.get.query({ scheduleId: "nightly" })).task.maxRunMs).toBe(90_000);
+    const refused = await runCli({ args: ["schedules", "set", "nightly", "--every", "1h", "--max-run", "367d"], env });
+    expect([refused.code, refused.stderr.split("\n")[0]]).toEqual([2, 'coordination: --max-run must be a length of time from 1ms to 366d such as 30s, 10m or 2h (got "367d")']);
   });
 });

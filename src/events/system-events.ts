@@ -29,6 +29,8 @@ export type SystemEventPayloads = {
     attempt: number;
     leaseToken: number;
     leaseExpiresAt: string;
+    /** When this run must end (claimedAt + the task's maxRunMs): its lease is renewed no further. Absent without a limit. */
+    runDeadlineAt?: string;
     /** How long it was claimable before this claim (since enqueue, or since its retry or delay came due), in ms. */
     waitedMs: number;
     /** The agent it was taken from, on a steal. */

@@ -288,6 +288,7 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
     {
       description:
         "Renew the lease of a task this agent holds, from now: by leaseMs, or by default by the length it was claimed with. Call it during long work, before the lease runs out. " +
+        "A task with a runDeadlineAt (its maxRunMs) is renewed no further than that: past it the run is over and this call is refused; stop the work. " +
         "With progress, also say where the work is (e.g. {\"step\": \"drafting\", \"done\": 2, \"of\": 5}): whoever follows the task sees it.",
       inputSchema: strictArgs({
         ...agentArg,

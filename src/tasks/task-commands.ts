@@ -15,8 +15,8 @@ import type { EventStore } from "../events/event-store.js";
 import { sameJson } from "../json-checks.js";
 import { taskWith, type CancelManyRequest, type CancelManyResult, type CancelRequest, type ClaimRequest, type ScopedEnqueue, type RequeueManyRequest, type RequeueManyResult, type SettledTask, type Task, type UpdateRequest } from "./task-schemas.js";
 import { claimKeyOf } from "./claim-keys.js";
-import { historyAfterFailure, releasedLease, runDeadline, taskAnswerBytes, taskRowWith, toTask, type ClaimFilter, type RateOutlook, type StoredError, type TaskRow, type TaskStore } from "./task-store.js";
-import { refuseExpiryByDue, rescheduledRunAt, type FailRequest, type SettleRequest, type TaskTransitions } from "./task-transitions.js";
+import { historyAfterFailure, pastRunDeadline, releasedLease, runDeadline, taskAnswerBytes, taskRowWith, toTask, type ClaimFilter, type RateOutlook, type StoredError, type TaskRow, type TaskStore } from "./task-store.js";
+import { expiryReason, ownLastFailure, refuseExpiryByDue, rescheduledRunAt, type FailRequest, type SettleRequest, type TaskTransitions } from "./task-transitions.js";
 import { leaseBounds, offlineShiftMs, type LockWaitGrace } from "./lock-wait-grace.js";
 import { copyWith } from "../copy-with.js";
 import type { JsonValue } from "../json-types.js";
@@ -147,8 +147,10 @@ export function taskCommands(d: TaskCommandDeps) {
    * event, no attempt; the agent noted as alive. Empty when it holds none under that key.
    */
   const answerAgain = (ctx: WriteContext, agentId: string, key: string, limit: number, leaseMs: number): Leased[] => {
-    // As many as this call may carry (a single claim's answer carries one): those it does not carry are not its answer's.
-    const held = d.tasks.heldUnder(agentId, key).slice(0, limit);
+    // As many as this call may carry (a single claim's answer carries one): those it does not carry
+    // are not its answer's. A run past its time limit is not handed out again: it is over (as a
+    // heartbeat is told), and the sweeper ends it; with none left, the call claims anew.
+    const held = d.tasks.heldUnder(agentId, key).filter((row) => !pastRunDeadline(row, ctx.now)).slice(0, limit);
     if (held.length > 0) t.noteAgent(ctx, agentId);
     return held.map((row) => {
       const renewed = d.tasks.answeredAgain(row, leaseMs, ctx.now);
@@ -260,9 +262,8 @@ export function taskCommands(d: TaskCommandDeps) {
     ): Task => {
       const row = t.heldTask(args);
       // A run past its time limit is not renewed: the sweeper ends it (its lease ends there).
-      const deadline = runDeadline(row);
-      if (deadline !== null && ctx.now >= deadline) {
-        const at = new Date(deadline).toISOString();
+      if (pastRunDeadline(row, ctx.now)) {
+        const at = new Date(runDeadline(row)!).toISOString();
         throw new CoordinationError(
           "LEASE_CONFLICT",
           `the run of task "${row.id}" under lease ${row.leaseToken} reached its time limit (maxRunMs ${row.maxRunMs} ms) at ${at}: no heartbeat renews it, and the server ends it`,
@@ -557,10 +558,15 @@ export function taskCommands(d: TaskCommandDeps) {
       const { offlineBefore } = d.healthCutoffs(request.asOf - offlineShiftMs(grace));
       // A run at its last attempt is dead-lettered, not stolen: its error must not say it went to the thief.
       const stolen = (victim: TaskRow) => victim.attempts < victim.maxAttempts;
+      // As expireClaim records it (a run that reached its time limit says so instead).
       const reason = (victim: TaskRow) =>
-        stolen(victim)
-          ? `stolen by ${request.agentId} from ${victim.leaseOwner}`
-          : `${victim.leaseOwner} stopped renewing its lease at the last attempt: dead-lettered by ${request.agentId}'s steal, not stolen`;
+        expiryReason(
+          victim,
+          stolen(victim)
+            ? `stolen by ${request.agentId} from ${victim.leaseOwner}`
+            : `${victim.leaseOwner} stopped renewing its lease at the last attempt: dead-lettered by ${request.agentId}'s steal, not stolen`,
+          ctx.now,
+        );
       // Each weighed as the answer will carry it: the thief's lease, no progress, the steal in its
       // lastError and errorHistory (victims weighed as they were made answers past maxResponseBytes);
       // one dead-lettered is not in the answer.
@@ -666,22 +672,6 @@ function takePage<R>(
     takenBytes += bytes;
   }
   return { taken, stoppedAt: null };
-}
-
-/**
- * The newest failed run of `row`, when it is the caller's lease's and no run of the task began
- * since (not claimed after it: a claim and a release would bring the attempt count back to the
- * same number; a requeue resets it): pending for its retry, or a dead letter.
- */
-function ownLastFailure(row: TaskRow, request: SettleRequest): StoredError | undefined {
-  if (row.status !== "pending" && row.status !== "dead_letter") return undefined;
-  const last = (JSON.parse(row.errorHistory) as StoredError[]).at(-1);
-  // No claim since it (a claim and a release would bring the attempt count back to the same
-  // number); an operator's change since (tasks.update, tasks.promote) moves updatedAt, not claimedAt.
-  if (last === undefined || (row.claimedAt !== null && Number(row.claimedAt) > last.at) || last.attempt !== row.attempts) return undefined;
-  if (request.agentId !== undefined && last.agentId !== request.agentId) return undefined;
-  if (request.leaseToken !== undefined && request.leaseToken !== row.leaseToken) return undefined;
-  return last;
 }
 
 /**

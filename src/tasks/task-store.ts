@@ -177,6 +177,12 @@ export const toTask = (row: TaskRow): Task => ({
 export const runDeadline = (row: Pick<TaskRow, "maxRunMs" | "claimedAt">): number | null =>
   row.maxRunMs === null || row.claimedAt === null ? null : Number(row.claimedAt) + row.maxRunMs;
 
+/** Whether the run of `row` reached its time limit by `now` (claimedAt + maxRunMs): no lease of it is renewed or handed out again. */
+export function pastRunDeadline(row: Pick<TaskRow, "maxRunMs" | "claimedAt">, now: number): boolean {
+  const deadline = runDeadline(row);
+  return deadline !== null && now >= deadline;
+}
+
 /** Whether the lease of `row` ran out at its run's deadline by `now`: the run timed out (not its agent). */
 export function ranOutOfTime(row: Pick<TaskRow, "maxRunMs" | "claimedAt" | "leaseExpiresAt">, now: number): boolean {
   const deadline = runDeadline(row);

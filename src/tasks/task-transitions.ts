@@ -18,7 +18,7 @@ import type { ScheduleStore } from "../schedules/schedule-store.js";
 import { retryDelayMs, sameBackoff, storedBackoff } from "./retry-backoff.js";
 import type { Backoff, ScopedEnqueue } from "./task-schemas.js";
 import type { TaskStatus } from "./task-status.js";
-import { ranOutOfTime, releasedLease, type ClaimFilter, type DeadLetterRow, type DependencyOutcome, type TaskRow, type TaskStore } from "./task-store.js";
+import { ranOutOfTime, releasedLease, type ClaimFilter, type DeadLetterRow, type DependencyOutcome, type StoredError, type TaskRow, type TaskStore } from "./task-store.js";
 
 export interface TaskTransitionDeps {
   config: Config;
@@ -294,7 +294,9 @@ export class TaskTransitions {
         agentId: filter.agentId,
         attempt: row.attempts,
         leaseToken: row.leaseToken,
-        leaseExpiresAt: new Date(ctx.now + leaseMs).toISOString(),
+        // As leased: cut at the run's deadline when that comes first.
+        leaseExpiresAt: new Date(Number(row.leaseExpiresAt)).toISOString(),
+        ...(row.maxRunMs === null ? {} : { runDeadlineAt: new Date(ctx.now + row.maxRunMs).toISOString() }),
         /** How long it was claimable before this claim (since enqueue, or since its retry or delay came due), in ms. */
         waitedMs: Math.max(0, ctx.now - Number(row.runAt)),
         ...(stolenFrom ? { stolenFrom: stolenFrom(row) } : {}),
@@ -488,7 +490,7 @@ export class TaskTransitions {
    */
   expireClaim(ctx: WriteContext, row: TaskRow, reason: string): TaskRow {
     const timedOut = ranOutOfTime(row, ctx.now);
-    const why = timedOut ? `its run reached its time limit (maxRunMs ${row.maxRunMs} ms; held by ${row.leaseOwner})` : reason;
+    const why = expiryReason(row, reason, ctx.now);
     this.d.events.appendSystem(ctx, "task.lease_expired", {
       taskId: row.id,
       queue: row.queue,
@@ -601,6 +603,12 @@ export class TaskTransitions {
         details,
       );
     }
+    // The caller's own lease ended in a failed run (its fail, its lease running out, its run's
+    // time limit, its agent seen offline): say how, rather than only what the task is now.
+    const ended = ownLastFailure(row, request);
+    if (ended !== undefined) {
+      return new CoordinationError("LEASE_CONFLICT", `lease ${row.leaseToken} of ${caller} on task "${request.taskId}" has ended: its run failed (${JSON.stringify(ended.error.slice(0, 200))}) and the task is ${row.status}`, details);
+    }
     const holder = row.status === "claimed" ? `claimed by "${row.leaseOwner}" (lease ${row.leaseToken})` : row.status;
     return new CoordinationError("LEASE_CONFLICT", `${caller} does not hold the lease on task "${request.taskId}": it is ${holder}`, details);
   }
@@ -711,4 +719,29 @@ export function refuseExpiryByDue(expiresAt: number, runAt: number, now: number,
   const due = Math.max(runAt, now);
   if (expiresAt > due) return;
   throw invalidField(field, `${new Date(expiresAt).toISOString()} is not after the task falls due (${new Date(due).toISOString()}${due === now ? ", now" : ""}): it would never run`);
+}
+
+/**
+ * The newest failed run of `row`, when it is the caller's lease's and no run of the task began
+ * since (not claimed after it: a claim and a release would bring the attempt count back to the
+ * same number; a requeue resets it): pending for its retry, or a dead letter.
+ */
+export function ownLastFailure(row: TaskRow, request: SettleRequest): StoredError | undefined {
+  if (row.status !== "pending" && row.status !== "dead_letter") return undefined;
+  const last = (JSON.parse(row.errorHistory) as StoredError[]).at(-1);
+  // No claim since it (a claim and a release would bring the attempt count back to the same
+  // number); an operator's change since (tasks.update, tasks.promote) moves updatedAt, not claimedAt.
+  if (last === undefined || (row.claimedAt !== null && Number(row.claimedAt) > last.at) || last.attempt !== row.attempts) return undefined;
+  if (request.agentId !== undefined && last.agentId !== request.agentId) return undefined;
+  if (request.leaseToken !== undefined && request.leaseToken !== row.leaseToken) return undefined;
+  return last;
+}
+
+/**
+ * What ends the run of `row` whose lease is taken from it at `now` for `reason` (it ran out, a
+ * steal, its agent gone): its time limit when its lease ran out there (ranOutOfTime), whoever
+ * ends it. The lastError and errorHistory entry expireClaim writes; a steal weighs its answer by it.
+ */
+export function expiryReason(row: TaskRow, reason: string, now: number): string {
+  return ranOutOfTime(row, now) ? `its run reached its time limit (maxRunMs ${row.maxRunMs} ms; held by ${row.leaseOwner})` : reason;
 }
