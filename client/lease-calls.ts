@@ -65,6 +65,9 @@ export const isLeaseGone = (error: unknown): boolean => {
   const status = httpStatus(error);
   return status === 409 || status === 404;
 };
+/** The server refused a call of a lease whose run reached its time limit (maxRunMs): its details say when that was. */
+export const isPastRunLimit = (error: unknown): boolean =>
+  isTRPCClientError(error) && typeof (error.data as { details?: { runDeadlineAt?: unknown } } | undefined)?.details?.runDeadlineAt === "string";
 /** The server does not know the procedure: it is older than this client (tasks.completeAndClaim came later). */
 export const isUnknownProcedure = (error: unknown): boolean => isTRPCClientError(error) && error.data?.code === "ROUTE_NOT_FOUND";
 /** The server refused `field` as unknown to it (an older server than this client): the call is sent again without it. */
@@ -214,7 +217,9 @@ export class HeldLease {
         if (this.stopped) return answer(carrying, false);
         if (isLeaseGone(error)) {
           answer(carrying, false);
-          return lost(error);
+          // Refused as past the run's time limit (its answer laid here after the server's
+          // deadline: a claim's answer is laid from when it arrived), or once the run is over.
+          return lost(this.runOver || isPastRunLimit(error) ? new RunTimeLimitReached(this.task.maxRunMs ?? null) : error);
         }
         if (carrying && !isTransient(error)) {
           // The server will not take this progress (too large, or a server older than progress

@@ -81,7 +81,7 @@ describe("fencing of anonymous settles", () => {
     }
     // The same lease failing again otherwise says what the first fail did, not only that the lease is gone.
     expect((await rest(t.url, "POST", `/tasks/${retried!.id}/fail`, { agentId: "fa", leaseToken: 1, error: "other" })).body.message).toBe(
-      `lease 1 of agent "fa" on task "${retried!.id}" has ended already: its run failed ("boom") and the task is pending; this fail differs (error), and changes nothing`,
+      `lease 1 of agent "fa" on task "${retried!.id}" has ended already (its last error: "boom") and the task is pending; this fail differs (error), and changes nothing`,
     );
 
     // A fail with no retry: a dead letter, answered the same again.

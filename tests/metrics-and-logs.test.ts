@@ -344,6 +344,13 @@ describe("operator logs", () => {
       ["run timed out (its task's maxRunMs): the task goes back to its queue", "t1", true, 1],
       ["run timed out (its task's maxRunMs) on the task's last attempt: it is dead-lettered", "t2", true, 1],
     ]);
+    // Many of one reason in one commit (one agent's runs of one limit, claimed together) are one line.
+    await api.tasks.enqueueMany.mutate({ tasks: Array.from({ length: 12 }, () => ({ queue: "t3", maxRunMs: 1 })) });
+    expect(await api.tasks.claimMany.mutate({ agentId: "looping", queues: ["t3"], limit: 12, leaseMs: 60_000 })).toHaveLength(12);
+    await until(() => lines.some((line) => line.msg.startsWith("runs timed out")));
+    expect(lines.filter((line) => line.msg.startsWith("runs timed out")).map((line) => [line.msg, line.count, line.reason])).toEqual([
+      ["runs timed out (their tasks' maxRunMs): 12 tasks go back to their queues", 12, "its run reached its time limit (maxRunMs 1 ms; held by looping)"],
+    ]);
     const metrics = (await http(url, "GET", "/metrics", { token: ADMIN_SECRET })).body as string;
     expect(metrics).toMatch(/^coordination_task_transitions_total\{queue="t1",transition="timed_out"\} 1$/m);
     expect(metrics).not.toMatch(/queue="t1",transition="lease_expired"/);

@@ -6,7 +6,7 @@
 // server's own (read from its answers) and only waited past: a sleep is a lower bound, whatever
 // the machine's speed.
 import { setTimeout as sleep } from "node:timers/promises";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { createCoordinationClient, runWorker, RunTimeLimitReached } from "../client/index.js";
 import { HeldLease, momentNow } from "../client/lease-calls.js";
 import { killAllCli, runCli } from "./helpers/cli-process.js";
@@ -139,6 +139,13 @@ describe("a run past its time limit", () => {
     const deadline = runs[0]!.runDeadlineAt!.toISOString();
     expect([refused.status, refused.body.code, refused.body.details]).toEqual([409, "LEASE_CONFLICT", { status: "claimed", leaseOwner: "w", leaseToken: 1, runDeadlineAt: deadline }]);
     expect(refused.body.message).toBe(`the run of task "${retried.id}" under lease 1 reached its time limit (maxRunMs 300 ms) at ${deadline}: no heartbeat renews it, and the server ends it`);
+    // Nor is it given back uncharged: a looping agent would run it for ever, never charged.
+    const release = await rest(t.url, "POST", `/tasks/${retried.id}/release`, { agentId: "w", leaseToken: 1 });
+    expect([release.status, release.body.message, release.body.details.runDeadlineAt]).toEqual([
+      409,
+      `the run of task "${retried.id}" under lease 1 reached its time limit (maxRunMs 300 ms) at ${deadline}: it is not given back uncharged, and the server ends it`,
+      deadline,
+    ]);
     // A settle that comes before the sweeper is taken, as for any lease that ran out unswept.
     expect((await api.tasks.complete.mutate({ taskId: settledLate.id, agentId: "w", result: "late" })).status).toBe("completed");
 
@@ -154,9 +161,16 @@ describe("a run past its time limit", () => {
       ["task.lease_expired", { taskId: last.id, queue: "q", agentId: "w", attempt: 1, reason, timedOut: true, maxRunMs: 300 }],
       ["task.dead_lettered", { taskId: last.id, queue: "q", attempts: 1, error: reason }],
     ]);
-    // Its holder's calls now say how its lease ended, not only what the task is.
-    const late = await rest(t.url, "POST", `/tasks/${last.id}/complete`, { agentId: "w", leaseToken: 1 });
-    expect([late.status, late.body.message]).toEqual([409, `lease 1 of agent "w" on task "${last.id}" has ended: its run failed (${JSON.stringify(reason)}) and the task is dead_letter`]);
+    // Its holder's calls now say how its lease ended, and when its time was up, not only what the task is.
+    const ended = await rest(t.url, "POST", `/tasks/${last.id}/complete`, { agentId: "w", leaseToken: 1 });
+    expect([ended.status, ended.body.message, ended.body.details]).toEqual([
+      409,
+      `lease 1 of agent "w" on task "${last.id}" has ended (its last error: ${JSON.stringify(reason)}) and the task is dead_letter`,
+      { status: "dead_letter", leaseOwner: "w", leaseToken: 1, runDeadlineAt: runs[1]!.runDeadlineAt!.toISOString() },
+    ]);
+    // A caller naming no agent and no lease held none of it: it is told what the task is.
+    const anonymous = await rest(t.url, "POST", `/tasks/${last.id}/complete`, {});
+    expect([anonymous.status, anonymous.body.message]).toEqual([409, `the caller does not hold the lease on task "${last.id}": it is dead_letter`]);
     // The next run has a time limit of its own, from its claim.
     const again = await api.tasks.claim.mutate({ agentId: "v", leaseMs: MINUTE, context: false });
     expect([again!.id, again!.attempts, again!.runDeadlineAt!.getTime() - again!.claimedAt.getTime()]).toEqual([retried.id, 2, 300]);
@@ -197,6 +211,63 @@ describe("a run past its time limit", () => {
       ["lease expired (held by a)", undefined],
       ["its run reached its time limit (maxRunMs 100 ms; held by a)", true],
     ]);
+  });
+});
+
+describe("refusals of a lease that ended", () => {
+  it("name the failed run only to its own lease's calls, though the next claim shares its millisecond (one write batch)", async () => {
+    t = await startTestServer();
+    const api = t.api;
+    const task = await api.tasks.enqueue.mutate({ queue: "s", maxAttempts: 5 });
+    const first = (await api.tasks.claim.mutate({ agentId: "a", queues: ["s"], context: false }))!;
+    // The fail (retried at once) and the next claim, sent together: most often one write batch, one time.
+    const [, second] = await Promise.all([
+      api.tasks.fail.mutate({ taskId: task.id, agentId: "a", leaseToken: first.leaseToken, error: "boom", retryAfterMs: 0 }),
+      (async () => (await sleep(0), api.tasks.claim.mutate({ agentId: "a", queues: ["s"], context: false })))(),
+    ]);
+    expect(second!.leaseToken).toBe(2);
+    await api.tasks.release.mutate({ taskId: task.id, agentId: "a", leaseToken: 2 });
+    // Lease 2 was given back, not failed: its calls are told what the task is, not lease 1's error.
+    await expect(api.tasks.heartbeat.mutate({ taskId: task.id, agentId: "a", leaseToken: 2 })).rejects.toMatchObject({
+      message: `agent "a" does not hold the lease on task "${task.id}": it is pending`,
+    });
+    // Nor is a fail of lease 2 with lease 1's error taken for that fail sent again.
+    await expect(api.tasks.fail.mutate({ taskId: task.id, agentId: "a", leaseToken: 2, error: "boom", retryAfterMs: 0 })).rejects.toMatchObject({ data: { code: "LEASE_CONFLICT" } });
+    expect((await api.tasks.get.query({ taskId: task.id })).errorHistory).toHaveLength(1);
+  });
+
+  it("runWorker aborts with RunTimeLimitReached when a renewal is refused past the limit before its own clock says so (a claim's answer laid from when it arrived)", async () => {
+    t = await startWithoutSweeper();
+    const slow = createCoordinationClient({
+      url: t.url,
+      fetch: (async (url: string, init: RequestInit) => {
+        const response = await fetch(url, init);
+        // The claim's answer takes 400 ms on its way back (a slow link, a busy client).
+        if (/tasks\.claim(\?|,|$)/.test(String(url))) await sleep(400);
+        return response;
+      }) as never,
+    });
+    await t.api.tasks.enqueue.mutate({ queue: "w", maxRunMs: 1000, maxAttempts: 1 });
+    let reason: unknown;
+    const worker = await runWorker({
+      api: slow.api,
+      agentId: "w1",
+      queues: ["w"],
+      leaseMs: 30_000,
+      waitMs: 200,
+      onError: () => undefined,
+      handler: async (_task, signal, run) => {
+        // Past the server's deadline (its claim + 1000 ms), before this worker's (the answer's arrival + 1000 ms).
+        await sleep(700);
+        void run.reportProgress({ step: 2 });
+        await new Promise<void>((resolve) => signal.addEventListener("abort", () => resolve(), { once: true }));
+        reason = signal.reason;
+      },
+    });
+    await vi.waitFor(() => expect(reason).toBeDefined(), { timeout: 30_000, interval: 20 });
+    await worker.stop();
+    await slow.close();
+    expect(reason).toBeInstanceOf(RunTimeLimitReached);
   });
 });
 

@@ -239,7 +239,7 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
   registerTool(
     "claim_task",
     {
-      description: `Claim the best available task for this agent (priority, then age), with a lease. Returns the task, including \`context\`: the memories relevant to it (earlier runs' records, agents' notes and lessons), and \`leaseToken\`, needed to settle it; null when none is available. waitMs (at most ${MCP_MAX_WAIT_MS}) waits for one to arrive.`,
+      description: `Claim the best available task for this agent (priority, then age), with a lease. Returns the task, including \`context\`: the memories relevant to it (earlier runs' records, agents' notes and lessons), and \`leaseToken\`, needed to settle it, and \`runDeadlineAt\` when the task has a time limit (finish, or fail it, by then); null when none is available. waitMs (at most ${MCP_MAX_WAIT_MS}) waits for one to arrive.`,
       inputSchema: strictArgs({ ...agentArg, queues: claimInput.shape.queues, capabilities: claimInput.shape.capabilities, leaseMs: claimInput.shape.leaseMs, waitMs: mcpWait("a task"), context: claimInput.shape.context, idempotencyKey: claimInput.shape.idempotencyKey }),
     },
     (args, extra) =>
@@ -288,7 +288,7 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
     {
       description:
         "Renew the lease of a task this agent holds, from now: by leaseMs, or by default by the length it was claimed with. Call it during long work, before the lease runs out. " +
-        "A task with a runDeadlineAt (its maxRunMs) is renewed no further than that: past it the run is over and this call is refused; stop the work. " +
+        "A task with a runDeadlineAt (its maxRunMs) is renewed no further than that: past it the run is over, this call (and release_task) is refused, and the server ends the run moments later; stop the work (a complete or fail sent before then is still taken). " +
         "With progress, also say where the work is (e.g. {\"step\": \"drafting\", \"done\": 2, \"of\": 5}): whoever follows the task sees it.",
       inputSchema: strictArgs({
         ...agentArg,

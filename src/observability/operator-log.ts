@@ -43,8 +43,8 @@ export function logOperatorEvents(log: Logger, events: readonly CoordinationEven
       deadLettered ??= new Set(events.filter((e) => e.type === "task.dead_lettered").map((e) => payloadFields(e).taskId));
       const timedOut = payload.timedOut === true;
       if (deadLettered.has(payload.taskId)) line = timedOut ? LAST_TIMED_OUT : LAST_LEASE_EXPIRED;
-      else if (timedOut) line = TIMED_OUT;
       else {
+        if (timedOut) line = TIMED_OUT;
         floods ??= backToQueueByReason(events, deadLettered);
         const flood = floods.get(String(payload.reason));
         if (flood !== undefined) {
@@ -58,7 +58,7 @@ export function logOperatorEvents(log: Logger, events: readonly CoordinationEven
                 lastSeq: flood.at(-1)!.seq,
                 taskIds: flood.slice(0, FLOOD_SAMPLE).map((e) => payloadFields(e).taskId),
               },
-              `leases expired: ${flood.length} tasks go back to their queues`,
+              timedOut ? `runs timed out (their tasks' maxRunMs): ${flood.length} tasks go back to their queues` : `leases expired: ${flood.length} tasks go back to their queues`,
             );
           }
           continue;

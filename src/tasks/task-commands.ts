@@ -16,7 +16,7 @@ import { sameJson } from "../json-checks.js";
 import { taskWith, type CancelManyRequest, type CancelManyResult, type CancelRequest, type ClaimRequest, type ScopedEnqueue, type RequeueManyRequest, type RequeueManyResult, type SettledTask, type Task, type UpdateRequest } from "./task-schemas.js";
 import { claimKeyOf } from "./claim-keys.js";
 import { historyAfterFailure, pastRunDeadline, releasedLease, runDeadline, taskAnswerBytes, taskRowWith, toTask, type ClaimFilter, type RateOutlook, type StoredError, type TaskRow, type TaskStore } from "./task-store.js";
-import { expiryReason, ownLastFailure, refuseExpiryByDue, rescheduledRunAt, type FailRequest, type SettleRequest, type TaskTransitions } from "./task-transitions.js";
+import { endedText, expiryReason, ownLastFailure, refuseExpiryByDue, rescheduledRunAt, type FailRequest, type SettleRequest, type TaskTransitions } from "./task-transitions.js";
 import { leaseBounds, offlineShiftMs, type LockWaitGrace } from "./lock-wait-grace.js";
 import { copyWith } from "../copy-with.js";
 import type { JsonValue } from "../json-types.js";
@@ -262,14 +262,7 @@ export function taskCommands(d: TaskCommandDeps) {
     ): Task => {
       const row = t.heldTask(args);
       // A run past its time limit is not renewed: the sweeper ends it (its lease ends there).
-      if (pastRunDeadline(row, ctx.now)) {
-        const at = new Date(runDeadline(row)!).toISOString();
-        throw new CoordinationError(
-          "LEASE_CONFLICT",
-          `the run of task "${row.id}" under lease ${row.leaseToken} reached its time limit (maxRunMs ${row.maxRunMs} ms) at ${at}: no heartbeat renews it, and the server ends it`,
-          { status: row.status, leaseOwner: row.leaseOwner, leaseToken: row.leaseToken, runDeadlineAt: at },
-        );
-      }
+      refuseOverRun(row, ctx.now, "no heartbeat renews it");
       t.noteAgent(ctx, args.agentId);
       const leaseMs = Math.min(args.leaseMs ?? row.leaseMs ?? args.defaultLeaseMs, args.maxLeaseMs);
       if (args.progress === undefined) return toTask(d.tasks.extendLease(row.seq, leaseMs, ctx.now));
@@ -350,6 +343,9 @@ export function taskCommands(d: TaskCommandDeps) {
       const row = t.findTask(request.taskId);
       const repeated = isRepeatedRelease(row, request);
       const held = repeated ? row : t.assertHeld(row, request);
+      // Given back uncharged, a run past its limit would run again for ever without one charged:
+      // the sweeper ends it, charged, as its time limit says.
+      if (!repeated) refuseOverRun(held, ctx.now, "it is not given back uncharged");
       t.noteAgent(ctx, request.agentId);
       if (repeated) {
         // The release it repeats set runAt to its time (updatedAt, which no transition changes
@@ -675,6 +671,21 @@ function takePage<R>(
 }
 
 /**
+ * LEASE_CONFLICT for a call that would keep or hand back a run past its time limit (claimedAt +
+ * maxRunMs) by `now`: a heartbeat, a release. `refused` says what the call does not do. A complete
+ * or a fail is taken until the sweeper ends the run (the work was done, or failed, and charged).
+ */
+function refuseOverRun(row: TaskRow, now: number, refused: string): void {
+  if (!pastRunDeadline(row, now)) return;
+  const at = new Date(runDeadline(row)!).toISOString();
+  throw new CoordinationError(
+    "LEASE_CONFLICT",
+    `the run of task "${row.id}" under lease ${row.leaseToken} reached its time limit (maxRunMs ${row.maxRunMs} ms) at ${at}: ${refused}, and the server ends it`,
+    { status: row.status, leaseOwner: row.leaseOwner, leaseToken: row.leaseToken, runDeadlineAt: at },
+  );
+}
+
+/**
  * The answer a fail already gave, when `request` repeats it: the task is as that fail left it
  * (ownLastFailure) with the same error, and dead-lettered exactly when that fail would have. A
  * fail of that same lease that differs is a conflict saying so; anything else is undefined
@@ -693,7 +704,7 @@ function repeatedFail(row: TaskRow, request: FailRequest): SettledTask | Coordin
   const holder = request.agentId === undefined ? "" : ` of agent "${request.agentId}"`;
   return new CoordinationError(
     "LEASE_CONFLICT",
-    `lease ${row.leaseToken}${holder} on task "${row.id}" has ended already: its run failed (${JSON.stringify(last.error.slice(0, 200))}) and the task is ${row.status}; this fail differs (${last.error !== request.error ? "error" : otherWait ? "retryAfterMs" : "retry"}), and changes nothing`,
+    `lease ${row.leaseToken}${holder} on task "${row.id}" has ended already (${endedText(last)}) and the task is ${row.status}; this fail differs (${last.error !== request.error ? "error" : otherWait ? "retryAfterMs" : "retry"}), and changes nothing`,
     { status: row.status, leaseOwner: row.leaseOwner, leaseToken: row.leaseToken },
   );
 }

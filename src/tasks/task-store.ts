@@ -138,6 +138,11 @@ export interface StoredError {
   retryAfterMs?: number;
   /** Its retry would have started at or after the task's expiresAt: it was dead-lettered instead. Not answered. */
   pastExpiry?: true;
+  /**
+   * The lease whose run failed (entries written before it have none). Not answered: it tells the
+   * calls of that lease from a later one's, whose claim may share its millisecond (one write batch).
+   */
+  leaseToken?: number;
 }
 
 export const toTask = (row: TaskRow): Task => ({
@@ -271,7 +276,8 @@ export const taskAnswerBytes = (row: TaskRow): number => taskTextBytes(row) + TA
  */
 export function historyAfterFailure(row: TaskRow, error: string, agentId: string | null, now: number, retryAfterMs?: number, pastExpiry = false): string {
   const history = JSON.parse(row.errorHistory) as StoredError[];
-  const entry: StoredError = retryAfterMs === undefined ? { attempt: row.attempts, agentId, error, at: now } : { attempt: row.attempts, agentId, error, at: now, retryAfterMs };
+  const entry: StoredError = { attempt: row.attempts, agentId, error, at: now, leaseToken: row.leaseToken };
+  if (retryAfterMs !== undefined) entry.retryAfterMs = retryAfterMs;
   if (pastExpiry) entry.pastExpiry = true;
   history.push(entry);
   return JSON.stringify(history.slice(-MAX_ERROR_HISTORY));

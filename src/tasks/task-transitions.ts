@@ -3,6 +3,7 @@
 // subscriber ever sees one without the other. The commands (task-commands.ts, and the agent
 // registry's for an agent gone offline) compose them.
 import { setNewest } from "../bounded-map.js";
+import { copyWith } from "../copy-with.js";
 import { newId } from "../ids.js";
 import type { AgentStore } from "../agents/agent-store.js";
 import type { Config } from "../config.js";
@@ -18,7 +19,7 @@ import type { ScheduleStore } from "../schedules/schedule-store.js";
 import { retryDelayMs, sameBackoff, storedBackoff } from "./retry-backoff.js";
 import type { Backoff, ScopedEnqueue } from "./task-schemas.js";
 import type { TaskStatus } from "./task-status.js";
-import { ranOutOfTime, releasedLease, type ClaimFilter, type DeadLetterRow, type DependencyOutcome, type StoredError, type TaskRow, type TaskStore } from "./task-store.js";
+import { ranOutOfTime, releasedLease, runDeadline, type ClaimFilter, type DeadLetterRow, type DependencyOutcome, type StoredError, type TaskRow, type TaskStore } from "./task-store.js";
 
 export interface TaskTransitionDeps {
   config: Config;
@@ -603,11 +604,15 @@ export class TaskTransitions {
         details,
       );
     }
-    // The caller's own lease ended in a failed run (its fail, its lease running out, its run's
-    // time limit, its agent seen offline): say how, rather than only what the task is now.
-    const ended = ownLastFailure(row, request);
+    // The caller's own lease (named by its agent or its token: an anonymous caller's is nobody's)
+    // ended without a complete (its fail, its lease running out, its run's time limit, its agent
+    // seen offline): say how, rather than only what the task is now. One that ended at or after
+    // its run's deadline says when that was, as a heartbeat refused then does.
+    const ended = request.agentId === undefined && request.leaseToken === undefined ? undefined : ownLastFailure(row, request);
     if (ended !== undefined) {
-      return new CoordinationError("LEASE_CONFLICT", `lease ${row.leaseToken} of ${caller} on task "${request.taskId}" has ended: its run failed (${JSON.stringify(ended.error.slice(0, 200))}) and the task is ${row.status}`, details);
+      const deadline = runDeadline(row);
+      const overRun = deadline !== null && ended.at >= deadline ? { runDeadlineAt: new Date(deadline).toISOString() } : {};
+      return new CoordinationError("LEASE_CONFLICT", `lease ${row.leaseToken} of ${caller} on task "${request.taskId}" has ended (${endedText(ended)}) and the task is ${row.status}`, copyWith(details, overRun));
     }
     const holder = row.status === "claimed" ? `claimed by "${row.leaseOwner}" (lease ${row.leaseToken})` : row.status;
     return new CoordinationError("LEASE_CONFLICT", `${caller} does not hold the lease on task "${request.taskId}": it is ${holder}`, details);
@@ -730,8 +735,11 @@ export function ownLastFailure(row: TaskRow, request: SettleRequest): StoredErro
   if (row.status !== "pending" && row.status !== "dead_letter") return undefined;
   const last = (JSON.parse(row.errorHistory) as StoredError[]).at(-1);
   // No claim since it (a claim and a release would bring the attempt count back to the same
-  // number); an operator's change since (tasks.update, tasks.promote) moves updatedAt, not claimedAt.
-  if (last === undefined || (row.claimedAt !== null && Number(row.claimedAt) > last.at) || last.attempt !== row.attempts) return undefined;
+  // number): its lease is still the task's last (an entry older than leaseToken in the history:
+  // claimed no later than it failed, which a claim in the same write batch passes); an
+  // operator's change since (tasks.update, tasks.promote) moves updatedAt, not claimedAt.
+  if (last === undefined || last.attempt !== row.attempts) return undefined;
+  if (last.leaseToken !== undefined ? last.leaseToken !== row.leaseToken : row.claimedAt !== null && Number(row.claimedAt) > last.at) return undefined;
   if (request.agentId !== undefined && last.agentId !== request.agentId) return undefined;
   if (request.leaseToken !== undefined && request.leaseToken !== row.leaseToken) return undefined;
   return last;
@@ -745,3 +753,6 @@ export function ownLastFailure(row: TaskRow, request: SettleRequest): StoredErro
 export function expiryReason(row: TaskRow, reason: string, now: number): string {
   return ranOutOfTime(row, now) ? `its run reached its time limit (maxRunMs ${row.maxRunMs} ms; held by ${row.leaseOwner})` : reason;
 }
+
+/** How a lease's run ended, as a refusal says it: its recorded error (the server's own when it ended the run). */
+export const endedText = (ended: StoredError): string => `its last error: ${JSON.stringify(ended.error.slice(0, 200))}`;
