@@ -3,12 +3,12 @@
 // for its dependencies) is never claimed, and the task-expiry job cancels it as expired, with what
 // waits on it; a run under way then goes on. Times here are set by the server's clock and only
 // waited past (a sleep is a lower bound, whatever the machine's speed), or written into the file.
-import { setTimeout as sleep } from "node:timers/promises";
 import { afterEach, describe, expect, it } from "vitest";
 import { killAllCli, runCli } from "./helpers/cli-process.js";
 import { callTool, closeMcpClients, connectMcp } from "./helpers/mcp-client.js";
 import { parkedLongPolls } from "./helpers/mcp-http.js";
-import { rest, startTestServer, withDatabase, type TestServer } from "./helpers/test-server.js";
+import { pastTime } from "./helpers/past-time.js";
+import { rest, startTestServer, startTestServerWithout, withDatabase, type TestServer } from "./helpers/test-server.js";
 
 let t: TestServer | undefined;
 afterEach(async () => {
@@ -20,16 +20,8 @@ afterEach(async () => {
 
 const HOUR = 3_600_000;
 /** A server whose expiry job runs only when a test asks (runNow): what a claim does before it is the claim's own. */
-async function startWithoutExpiryJob(overrides: Parameters<typeof startTestServer>[0] = {}): Promise<TestServer> {
-  const server = await startTestServer(overrides);
-  await server.server.services.jobs.taskExpiry.stop();
-  return server;
-}
+const startWithoutExpiryJob = (overrides: Parameters<typeof startTestServer>[0] = {}) => startTestServerWithout("taskExpiry", overrides);
 
-/** Waits until the server's clock (this machine's) has passed `at`. */
-async function pastTime(at: Date): Promise<void> {
-  while (Date.now() <= at.getTime() + 1) await sleep(Math.max(1, at.getTime() + 2 - Date.now()));
-}
 
 /** Makes task `id`'s expiry come now, in the file (a run under way cannot be made to outlast an hour otherwise). */
 function expireNow(server: TestServer, id: string): void {

@@ -11,7 +11,8 @@ import { createCoordinationClient, runWorker, RunTimeLimitReached } from "../cli
 import { HeldLease, momentNow } from "../client/lease-calls.js";
 import { killAllCli, runCli } from "./helpers/cli-process.js";
 import { callTool, closeMcpClients, connectMcp } from "./helpers/mcp-client.js";
-import { rest, startTestServer, withDatabase, type TestServer } from "./helpers/test-server.js";
+import { pastTime } from "./helpers/past-time.js";
+import { rest, startTestServer, startTestServerWithout, withDatabase, type TestServer } from "./helpers/test-server.js";
 
 let t: TestServer | undefined;
 afterEach(async () => {
@@ -23,17 +24,8 @@ afterEach(async () => {
 
 const MINUTE = 60_000;
 
-/** Waits until this machine's clock (the server's) has passed `at`. */
-async function pastTime(at: Date): Promise<void> {
-  while (Date.now() <= at.getTime() + 1) await sleep(Math.max(1, at.getTime() + 2 - Date.now()));
-}
-
 /** A server whose lease sweeper runs only when a test asks: what happens before it is the calls' own. */
-async function startWithoutSweeper(overrides: Parameters<typeof startTestServer>[0] = {}): Promise<TestServer> {
-  const server = await startTestServer(overrides);
-  await server.server.services.jobs.leaseSweeper.stop();
-  return server;
-}
+const startWithoutSweeper = (overrides: Parameters<typeof startTestServer>[0] = {}) => startTestServerWithout("leaseSweeper", overrides);
 
 describe("tasks.enqueue's maxRunMs", () => {
   it("is answered; a run's lease, at its claim and at every renewal, ends no later than claimedAt + maxRunMs (runDeadlineAt)", async () => {

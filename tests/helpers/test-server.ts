@@ -41,6 +41,16 @@ export async function startTestServer(overrides: Partial<Record<SettingName, unk
   return { server, url: server.url, api: client.api, config, dir, dbPath, stop, [Symbol.asyncDispose]: () => stop({ removeFiles: true }) };
 }
 
+/**
+ * A test server whose background `job` (the lease sweeper, the expiry job) runs only when a test
+ * asks (`runNow`, or the service call it makes): what happens before it is the calls' own.
+ */
+export async function startTestServerWithout(job: keyof CoordinationServer["services"]["jobs"], overrides: Partial<Record<SettingName, unknown>> = {}): Promise<TestServer> {
+  const server = await startTestServer(overrides);
+  await server.server.services.jobs[job].stop();
+  return server;
+}
+
 /** A plain HTTP call, as curl or Python would make it. */
 export async function rest(
   url: string,
