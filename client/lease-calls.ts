@@ -217,9 +217,11 @@ export class HeldLease {
         if (this.stopped) return answer(carrying, false);
         if (isLeaseGone(error)) {
           answer(carrying, false);
-          // Refused as past the run's time limit (its answer laid here after the server's
-          // deadline: a claim's answer is laid from when it arrived), or once the run is over.
-          return lost(this.runOver || isPastRunLimit(error) ? new RunTimeLimitReached(this.task.maxRunMs ?? null) : error);
+          // Refused as past the run's time limit, which the server says (details.runDeadlineAt):
+          // this worker may lay the limit later than the server does (a claim's answer is laid
+          // from when it arrived). Any other refusal (a cancel, a steal) is what it says, even
+          // when it comes after the run's end here.
+          return lost(isPastRunLimit(error) ? new RunTimeLimitReached(this.task.maxRunMs ?? null) : error);
         }
         if (carrying && !isTransient(error)) {
           // The server will not take this progress (too large, or a server older than progress

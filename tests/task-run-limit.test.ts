@@ -228,6 +228,70 @@ describe("refusals of a lease that ended", () => {
     expect((await api.tasks.get.query({ taskId: task.id })).errorHistory).toHaveLength(1);
   });
 
+  it("say the time limit ended a run only when it did; a fail after the server ended the run is told so, not taken for a fail sent again", async () => {
+    t = await startWithoutSweeper();
+    const api = t.api;
+    // A lease that ran out before the run's limit, swept after it: no timeout.
+    const lapsed = await api.tasks.enqueue.mutate({ queue: "l", maxRunMs: 400 });
+    const run = (await api.tasks.claim.mutate({ agentId: "a", queues: ["l"], leaseMs: 100, context: false }))!;
+    await pastTime(run.runDeadlineAt!);
+    expect(await t.server.services.tasks.expireLeases()).toBe(1);
+    expect((await api.tasks.get.query({ taskId: lapsed.id })).lastError).toBe("lease expired (held by a)");
+    const beat = await rest(t.url, "POST", `/tasks/${lapsed.id}/heartbeat`, { agentId: "a", leaseToken: 1 });
+    expect([beat.status, beat.body.message, beat.body.details]).toEqual([
+      409,
+      `lease 1 of agent "a" on task "${lapsed.id}" has ended (its last error: "lease expired (held by a)") and the task is pending`,
+      { status: "pending", leaseOwner: null, leaseToken: 1 },
+    ]);
+    // A run the time limit ended: its holder's fail, come late, is told how the run ended.
+    const timed = await api.tasks.enqueue.mutate({ queue: "m", maxRunMs: 200 });
+    const timedRun = (await api.tasks.claim.mutate({ agentId: "a", queues: ["m"], leaseMs: MINUTE, context: false }))!;
+    await pastTime(timedRun.runDeadlineAt!);
+    expect(await t.server.services.tasks.expireLeases()).toBe(1);
+    const fail = await rest(t.url, "POST", `/tasks/${timed.id}/fail`, { agentId: "a", leaseToken: 1, error: "handler crashed" });
+    expect([fail.status, fail.body.message, fail.body.details]).toEqual([
+      409,
+      `lease 1 of agent "a" on task "${timed.id}" has ended (its last error: "its run reached its time limit (maxRunMs 200 ms; held by a)") and the task is pending`,
+      { status: "pending", leaseOwner: null, leaseToken: 1, runDeadlineAt: timedRun.runDeadlineAt!.toISOString() },
+    ]);
+    expect((await api.tasks.get.query({ taskId: timed.id })).errorHistory).toHaveLength(1);
+  });
+
+  it("runWorker aborts with what the server said when a renewal is refused for another reason after its run's end here (a cancel), not RunTimeLimitReached", async () => {
+    t = await startWithoutSweeper();
+    const slow = createCoordinationClient({
+      url: t.url,
+      fetch: (async (url: string, init: RequestInit) => {
+        const response = await fetch(url, init);
+        // Heartbeats' answers take 2.5 s on their way back: the refusal arrives after the run's end.
+        if (String(url).includes("tasks.heartbeat")) await sleep(2500);
+        return response;
+      }) as never,
+    });
+    const task = await t.api.tasks.enqueue.mutate({ queue: "c", maxRunMs: 3000, maxAttempts: 1 });
+    let reason: unknown;
+    const worker = await runWorker({
+      api: slow.api,
+      agentId: "w2",
+      queues: ["c"],
+      leaseMs: 30_000,
+      waitMs: 200,
+      onError: () => undefined,
+      handler: async (_task, signal, run) => {
+        await sleep(1000);
+        await t!.api.tasks.cancel.mutate({ taskId: task.id, reason: "not wanted" });
+        void run.reportProgress({ step: 2 });
+        await new Promise<void>((resolve) => signal.addEventListener("abort", () => resolve(), { once: true }));
+        reason = signal.reason;
+      },
+    });
+    await vi.waitFor(() => expect(reason).toBeDefined(), { timeout: 30_000, interval: 20 });
+    await worker.stop();
+    await slow.close();
+    expect(reason).not.toBeInstanceOf(RunTimeLimitReached);
+    expect(String(reason)).toMatch(/^Error: lease lost: agent "w2" does not hold the lease on task "[^"]+": it is cancelled$/);
+  });
+
   it("runWorker aborts with RunTimeLimitReached when a renewal is refused past the limit before its own clock says so (a claim's answer laid from when it arrived)", async () => {
     t = await startWithoutSweeper();
     const slow = createCoordinationClient({

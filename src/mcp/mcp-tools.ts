@@ -310,7 +310,8 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
   registerTool(
     "release_task",
     {
-      description: "Give a claimed task back to the queue without charging an attempt, e.g. it is not for this agent or it cannot start now; delayMs keeps it from being claimed again for a while.",
+      description:
+        "Give a claimed task back to the queue without charging an attempt, e.g. it is not for this agent or it cannot start now; delayMs keeps it from being claimed again for a while. Refused once the task's runDeadlineAt passed: its run is over.",
       inputSchema: strictArgs({ ...agentArg, taskId: releaseInput.shape.taskId, leaseToken: releaseInput.shape.leaseToken, delayMs: releaseInput.shape.delayMs }),
     },
     (args, extra) => answerCall(extra, (api) => api.tasks.release({ ...args, agentId: agent(args.agentId) })),

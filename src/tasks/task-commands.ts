@@ -15,7 +15,7 @@ import type { EventStore } from "../events/event-store.js";
 import { sameJson } from "../json-checks.js";
 import { taskWith, type CancelManyRequest, type CancelManyResult, type CancelRequest, type ClaimRequest, type ScopedEnqueue, type RequeueManyRequest, type RequeueManyResult, type SettledTask, type Task, type UpdateRequest } from "./task-schemas.js";
 import { claimKeyOf } from "./claim-keys.js";
-import { historyAfterFailure, pastRunDeadline, releasedLease, runDeadline, taskAnswerBytes, taskRowWith, toTask, type ClaimFilter, type RateOutlook, type StoredError, type TaskRow, type TaskStore } from "./task-store.js";
+import { historyAfterFailure, pastRunDeadline, ranOutOfTime, releasedLease, runDeadline, taskAnswerBytes, taskRowWith, toTask, type ClaimFilter, type RateOutlook, type StoredError, type TaskRow, type TaskStore } from "./task-store.js";
 import { endedText, expiryReason, ownLastFailure, refuseExpiryByDue, rescheduledRunAt, type FailRequest, type SettleRequest, type TaskTransitions } from "./task-transitions.js";
 import { leaseBounds, offlineShiftMs, type LockWaitGrace } from "./lock-wait-grace.js";
 import { copyWith } from "../copy-with.js";
@@ -328,7 +328,7 @@ export function taskCommands(d: TaskCommandDeps) {
         willRetry: retryAt !== null,
         ...(request.agentId === undefined ? { anonymous: true } : {}),
       });
-      const failed = settled(t.recordFailedRun(ctx, held, request.error, held.leaseOwner, asked, request.retryAfterMs), held);
+      const failed = settled(t.recordFailedRun(ctx, held, request.error, held.leaseOwner, asked, { retryAfterMs: request.retryAfterMs }), held);
       // The agent's own fails count, not a fail sent for it (the seed's routes, an orchestrator).
       if (request.agentId !== undefined) d.streaks.failed(ctx, request.agentId, held.id, request.error);
       return failed;
@@ -569,7 +569,7 @@ export function taskCommands(d: TaskCommandDeps) {
       const answerBytes = (victim: TaskRow) =>
         stolen(victim)
           ? taskAnswerBytes(
-              taskRowWith(victim, { leaseOwner: request.agentId, progress: null, lastError: reason(victim), errorHistory: historyAfterFailure(victim, reason(victim), victim.leaseOwner, ctx.now) }),
+              taskRowWith(victim, { leaseOwner: request.agentId, progress: null, lastError: reason(victim), errorHistory: historyAfterFailure(victim, reason(victim), victim.leaseOwner, ctx.now, { expired: true, timedOut: ranOutOfTime(victim, ctx.now) }) }),
             )
           : 0;
       const victims = d.tasks.stealable(filter, leaseBounds(request.asOf, grace), offlineBefore, request.fromAgentId ?? null, request.limit, d.maxResponseBytes, answerBytes, ctx.now);
@@ -693,7 +693,9 @@ function refuseOverRun(row: TaskRow, now: number, refused: string): void {
  */
 function repeatedFail(row: TaskRow, request: FailRequest): SettledTask | CoordinationError | undefined {
   const last = ownLastFailure(row, request);
-  if (last === undefined) return undefined;
+  // The server ended that run (its lease ran out, its time limit, a steal): no fail of its holder's
+  // to repeat. The refusal of any call of an ended lease says so (leaseConflict).
+  if (last === undefined || last.expired === true) return undefined;
   // retry false always dead-letters; retry true does only once the attempts ran out, or when its
   // retry would have started after the task's expiry (recorded in the entry: that time is gone).
   const deadLettered = !request.retry || row.attempts >= row.maxAttempts || last.pastExpiry === true;

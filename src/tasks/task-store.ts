@@ -143,6 +143,18 @@ export interface StoredError {
    * calls of that lease from a later one's, whose claim may share its millisecond (one write batch).
    */
   leaseToken?: number;
+  /** The server ended the run, its lease taken (ran out, its agent offline, a steal): no fail of its holder's. Not answered. */
+  expired?: true;
+  /** ...at the run's time limit (maxRunMs). Not answered: the holder's calls refused after it name the deadline. */
+  timedOut?: true;
+}
+
+/** What an errorHistory entry says beside its error: the fail's wait, and how the run ended when it was not its holder's fail. */
+export interface FailureMarks {
+  retryAfterMs?: number | undefined;
+  pastExpiry?: boolean;
+  expired?: boolean;
+  timedOut?: boolean;
 }
 
 export const toTask = (row: TaskRow): Task => ({
@@ -274,11 +286,13 @@ export const taskAnswerBytes = (row: TaskRow): number => taskTextBytes(row) + TA
  * MAX_ERROR_HISTORY kept (the history goes out with every claim of the task, and a task retried
  * without end, a high maxAttempts or requeued dead letters, would carry megabytes of it).
  */
-export function historyAfterFailure(row: TaskRow, error: string, agentId: string | null, now: number, retryAfterMs?: number, pastExpiry = false): string {
+export function historyAfterFailure(row: TaskRow, error: string, agentId: string | null, now: number, marks: FailureMarks = {}): string {
   const history = JSON.parse(row.errorHistory) as StoredError[];
   const entry: StoredError = { attempt: row.attempts, agentId, error, at: now, leaseToken: row.leaseToken };
-  if (retryAfterMs !== undefined) entry.retryAfterMs = retryAfterMs;
-  if (pastExpiry) entry.pastExpiry = true;
+  if (marks.retryAfterMs !== undefined) entry.retryAfterMs = marks.retryAfterMs;
+  if (marks.pastExpiry) entry.pastExpiry = true;
+  if (marks.expired) entry.expired = true;
+  if (marks.timedOut) entry.timedOut = true;
   history.push(entry);
   return JSON.stringify(history.slice(-MAX_ERROR_HISTORY));
 }
@@ -936,8 +950,8 @@ export class TaskStore {
   }
 
   /** Records a failed run: back to pending at `retryAt`, or dead-lettered when retryAt is null. */
-  recordFailure(row: TaskRow, error: string, agentId: string | null, retryAt: number | null, now: number, retryAfterMs?: number, pastExpiry = false): TaskRow {
-    const errorHistory = historyAfterFailure(row, error, agentId, now, retryAfterMs, pastExpiry);
+  recordFailure(row: TaskRow, error: string, agentId: string | null, retryAt: number | null, now: number, marks: FailureMarks = {}): TaskRow {
+    const errorHistory = historyAfterFailure(row, error, agentId, now, marks);
     if (retryAt === null) {
       return this.st
         .get<[string, string, number, number, number], TaskRow>(

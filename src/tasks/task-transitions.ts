@@ -19,7 +19,7 @@ import type { ScheduleStore } from "../schedules/schedule-store.js";
 import { retryDelayMs, sameBackoff, storedBackoff } from "./retry-backoff.js";
 import type { Backoff, ScopedEnqueue } from "./task-schemas.js";
 import type { TaskStatus } from "./task-status.js";
-import { ranOutOfTime, releasedLease, runDeadline, type ClaimFilter, type DeadLetterRow, type DependencyOutcome, type StoredError, type TaskRow, type TaskStore } from "./task-store.js";
+import { ranOutOfTime, releasedLease, runDeadline, type ClaimFilter, type DeadLetterRow, type DependencyOutcome, type FailureMarks, type StoredError, type TaskRow, type TaskStore } from "./task-store.js";
 
 export interface TaskTransitionDeps {
   config: Config;
@@ -500,7 +500,7 @@ export class TaskTransitions {
       reason: why,
       ...(timedOut ? { timedOut: true as const, maxRunMs: row.maxRunMs! } : {}),
     });
-    return this.recordFailedRun(ctx, row, why, row.leaseOwner, row.attempts < row.maxAttempts ? ctx.now : null);
+    return this.recordFailedRun(ctx, row, why, row.leaseOwner, row.attempts < row.maxAttempts ? ctx.now : null, { expired: true, timedOut });
   }
 
   /**
@@ -517,13 +517,14 @@ export class TaskTransitions {
    * `retryAt`: when the task is retried as asked (its backoff, the fail's retryAfterMs), null for
    * no retry; one at or after its expiry is none (retryBeforeExpiry), and the dead letter says so
    * (`expired` in its event, `pastExpiry` in its errorHistory entry, for a repeat of the fail).
-   * `retryAfterMs`: the wait its fail asked for, kept in the run's errorHistory entry (a repeat of
-   * that fail is compared with it).
+   * `marks`: the wait its fail asked for (`retryAfterMs`, kept in the run's errorHistory entry: a
+   * repeat of that fail is compared with it), or how the server ended it (`expired`, `timedOut`).
    */
-  recordFailedRun(ctx: WriteContext, row: TaskRow, error: string, agentId: string | null, asked: number | null, retryAfterMs?: number): TaskRow {
+  recordFailedRun(ctx: WriteContext, row: TaskRow, error: string, agentId: string | null, asked: number | null, marks: Omit<FailureMarks, "pastExpiry"> = {}): TaskRow {
     const retryAt = this.retryBeforeExpiry(row, asked);
     const pastExpiry = asked !== null && retryAt === null;
-    const updated = this.d.tasks.recordFailure(row, error, agentId, retryAt, ctx.now, retryAfterMs, pastExpiry);
+    const retryAfterMs = marks.retryAfterMs;
+    const updated = this.d.tasks.recordFailure(row, error, agentId, retryAt, ctx.now, copyWith(marks, { pastExpiry }));
     if (retryAt === null) {
       this.d.events.appendSystem(ctx, "task.dead_lettered", { taskId: row.id, queue: row.queue, attempts: row.attempts, error, ...(pastExpiry ? { expired: true as const } : {}) });
       this.recordExecution(ctx, updated, "dead_letter", row);
@@ -606,12 +607,12 @@ export class TaskTransitions {
     }
     // The caller's own lease (named by its agent or its token: an anonymous caller's is nobody's)
     // ended without a complete (its fail, its lease running out, its run's time limit, its agent
-    // seen offline): say how, rather than only what the task is now. One that ended at or after
-    // its run's deadline says when that was, as a heartbeat refused then does.
+    // seen offline): say how, rather than only what the task is now. One its time limit ended
+    // says when that was, as a heartbeat refused then does.
     const ended = request.agentId === undefined && request.leaseToken === undefined ? undefined : ownLastFailure(row, request);
     if (ended !== undefined) {
       const deadline = runDeadline(row);
-      const overRun = deadline !== null && ended.at >= deadline ? { runDeadlineAt: new Date(deadline).toISOString() } : {};
+      const overRun = ended.timedOut === true && deadline !== null ? { runDeadlineAt: new Date(deadline).toISOString() } : {};
       return new CoordinationError("LEASE_CONFLICT", `lease ${row.leaseToken} of ${caller} on task "${request.taskId}" has ended (${endedText(ended)}) and the task is ${row.status}`, copyWith(details, overRun));
     }
     const holder = row.status === "claimed" ? `claimed by "${row.leaseOwner}" (lease ${row.leaseToken})` : row.status;
