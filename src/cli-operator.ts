@@ -405,6 +405,18 @@ const int = (text: string | true | undefined, flag: string): number | undefined 
 };
 const str = (value: string | true | undefined): string | undefined => (typeof value === "string" ? value : undefined);
 
+/**
+ * A length-of-time option (30s, 5m, 1h, 1d) in ms, `min` to `max`; undefined when not given.
+ * Refused naming `flag` and what it must be (`wording`: "from 1s to 366d, such as 30m, 2h or 1d").
+ */
+function durationOption(value: string | true | undefined, flag: string, min: number, max: number, wording: string): number | undefined {
+  const text = str(value);
+  if (text === undefined) return undefined;
+  const ms = parseDuration(text);
+  if (ms === undefined || ms < min || ms > max) throw new OperatorUsageError(`${flag} must be a length of time ${wording} (got ${JSON.stringify(text)})`);
+  return ms;
+}
+
 export interface Output {
   stdout: (text: string) => void;
   stderr: (text: string) => void;
@@ -888,11 +900,7 @@ async function dispatch(words: string[], options: Parsed["options"], json: boole
   if (command === "agents" && (sub === "cordon" || sub === "uncordon")) {
     if (words.length !== 3) throw new OperatorUsageError(`agents ${sub} ${words.length < 3 ? "needs an AGENT_ID" : `takes one AGENT_ID (got ${words.length - 2})`}`);
     const reason = str(options["--reason"]);
-    const forText = str(options["--for"]);
-    const forMs = forText === undefined ? undefined : parseDuration(forText);
-    if (forText !== undefined && (forMs === undefined || forMs < 1000 || forMs > MAX_CORDON_MS)) {
-      throw new OperatorUsageError(`--for must be a length of time from 1s to 366d, such as 30m, 2h or 1d (got ${JSON.stringify(forText)})`);
-    }
+    const forMs = durationOption(options["--for"], "--for", 1000, MAX_CORDON_MS, "from 1s to 366d, such as 30m, 2h or 1d");
     const agent =
       sub === "cordon"
         ? await api.agents.cordon.mutate({ agentId: id!, ...(reason === undefined ? {} : { reason }), ...(forMs === undefined ? {} : { forMs }) })
@@ -1040,12 +1048,8 @@ async function scheduleCommand(words: string[], options: Parsed["options"], api:
     const overlapText = str(options["--overlap"]);
     if (options["--overlap"] !== undefined && overlapText !== "allow" && overlapText !== "skip") throw new OperatorUsageError(`--overlap is allow or skip (got ${JSON.stringify(overlapText ?? "")})`);
     const overlap = overlapText as "allow" | "skip" | undefined;
-    const ttl = str(options["--ttl"]);
-    const ttlMs = ttl === undefined ? undefined : parseDuration(ttl);
-    if (ttl !== undefined && (ttlMs === undefined || ttlMs < 1)) throw new OperatorUsageError(`--ttl must be a length of time such as 30s, 5m or 1h (got ${JSON.stringify(ttl)})`);
-    const maxRun = str(options["--max-run"]);
-    const maxRunMs = maxRun === undefined ? undefined : parseDuration(maxRun);
-    if (maxRun !== undefined && (maxRunMs === undefined || maxRunMs < 1 || maxRunMs > MAX_RUN_MS)) throw new OperatorUsageError(`--max-run must be a length of time from 1ms to 366d such as 30s, 10m or 2h (got ${JSON.stringify(maxRun)})`);
+    const ttlMs = durationOption(options["--ttl"], "--ttl", 1, Number.POSITIVE_INFINITY, "such as 30s, 5m or 1h");
+    const maxRunMs = durationOption(options["--max-run"], "--max-run", 1, MAX_RUN_MS, "from 1ms to 366d, such as 30s, 10m or 2h");
     const payloadText = str(options["--payload"]);
     let payload: JsonValue;
     try {

@@ -7,7 +7,7 @@
 // the machine's speed.
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { createCoordinationClient, runWorker, RunTimeLimitReached } from "../client/index.js";
+import { createCoordinationClient, runWorker, RunTimeLimitReached, type TaskRun } from "../client/index.js";
 import { HeldLease, momentNow } from "../client/lease-calls.js";
 import { killAllCli, runCli } from "./helpers/cli-process.js";
 import { callTool, closeMcpClients, connectMcp } from "./helpers/mcp-client.js";
@@ -259,73 +259,63 @@ describe("refusals of a lease that ended", () => {
 
   it("runWorker aborts with what the server said when a renewal is refused for another reason after its run's end here (a cancel), not RunTimeLimitReached", async () => {
     t = await startWithoutSweeper();
-    const slow = createCoordinationClient({
-      url: t.url,
-      fetch: (async (url: string, init: RequestInit) => {
-        const response = await fetch(url, init);
-        // Heartbeats' answers take 2.5 s on their way back: the refusal arrives after the run's end.
-        if (String(url).includes("tasks.heartbeat")) await sleep(2500);
-        return response;
-      }) as never,
-    });
     const task = await t.api.tasks.enqueue.mutate({ queue: "c", maxRunMs: 3000, maxAttempts: 1 });
-    let reason: unknown;
-    const worker = await runWorker({
-      api: slow.api,
-      agentId: "w2",
-      queues: ["c"],
-      leaseMs: 30_000,
-      waitMs: 200,
-      onError: () => undefined,
-      handler: async (_task, signal, run) => {
-        await sleep(1000);
-        await t!.api.tasks.cancel.mutate({ taskId: task.id, reason: "not wanted" });
-        void run.reportProgress({ step: 2 });
-        await new Promise<void>((resolve) => signal.addEventListener("abort", () => resolve(), { once: true }));
-        reason = signal.reason;
-      },
+    // Heartbeats' answers take 2.5 s on their way back: the refusal arrives after the run's end.
+    const reason = await abortReason(t, /tasks\.heartbeat/, 2500, "w2", "c", async (run) => {
+      await sleep(1000);
+      await t!.api.tasks.cancel.mutate({ taskId: task.id, reason: "not wanted" });
+      void run.reportProgress({ step: 2 });
     });
-    await vi.waitFor(() => expect(reason).toBeDefined(), { timeout: 30_000, interval: 20 });
-    await worker.stop();
-    await slow.close();
     expect(reason).not.toBeInstanceOf(RunTimeLimitReached);
     expect(String(reason)).toMatch(/^Error: lease lost: agent "w2" does not hold the lease on task "[^"]+": it is cancelled$/);
   });
 
   it("runWorker aborts with RunTimeLimitReached when a renewal is refused past the limit before its own clock says so (a claim's answer laid from when it arrived)", async () => {
     t = await startWithoutSweeper();
-    const slow = createCoordinationClient({
-      url: t.url,
-      fetch: (async (url: string, init: RequestInit) => {
-        const response = await fetch(url, init);
-        // The claim's answer takes 400 ms on its way back (a slow link, a busy client).
-        if (/tasks\.claim(\?|,|$)/.test(String(url))) await sleep(400);
-        return response;
-      }) as never,
-    });
     await t.api.tasks.enqueue.mutate({ queue: "w", maxRunMs: 1000, maxAttempts: 1 });
-    let reason: unknown;
-    const worker = await runWorker({
-      api: slow.api,
-      agentId: "w1",
-      queues: ["w"],
-      leaseMs: 30_000,
-      waitMs: 200,
-      onError: () => undefined,
-      handler: async (_task, signal, run) => {
-        // Past the server's deadline (its claim + 1000 ms), before this worker's (the answer's arrival + 1000 ms).
-        await sleep(700);
-        void run.reportProgress({ step: 2 });
-        await new Promise<void>((resolve) => signal.addEventListener("abort", () => resolve(), { once: true }));
-        reason = signal.reason;
-      },
+    // The claim's answer takes 400 ms on its way back (a slow link, a busy client).
+    const reason = await abortReason(t, /tasks\.claim(\?|,|$)/, 400, "w1", "w", async (run) => {
+      // Past the server's deadline (its claim + 1000 ms), before this worker's (the answer's arrival + 1000 ms).
+      await sleep(700);
+      void run.reportProgress({ step: 2 });
     });
-    await vi.waitFor(() => expect(reason).toBeDefined(), { timeout: 30_000, interval: 20 });
-    await worker.stop();
-    await slow.close();
     expect(reason).toBeInstanceOf(RunTimeLimitReached);
   });
 });
+
+/**
+ * Runs `agentId`'s worker on `queue` (30 s leases) through a client whose answers to the calls
+ * `slowCalls` matches take `delayMs` more on their way back; its handler does `first`, then waits
+ * for its signal. The reason that signal aborted with, once the worker stopped.
+ */
+async function abortReason(server: TestServer, slowCalls: RegExp, delayMs: number, agentId: string, queue: string, first: (run: TaskRun) => Promise<void>): Promise<unknown> {
+  const slow = createCoordinationClient({
+    url: server.url,
+    fetch: (async (url: string, init: RequestInit) => {
+      const response = await fetch(url, init);
+      if (slowCalls.test(String(url))) await sleep(delayMs);
+      return response;
+    }) as never,
+  });
+  let reason: unknown;
+  const worker = await runWorker({
+    api: slow.api,
+    agentId,
+    queues: [queue],
+    leaseMs: 30_000,
+    waitMs: 200,
+    onError: () => undefined,
+    handler: async (_task, signal, run) => {
+      await first(run);
+      await new Promise<void>((resolve) => signal.addEventListener("abort", () => resolve(), { once: true }));
+      reason = signal.reason;
+    },
+  });
+  await vi.waitFor(() => expect(reason).toBeDefined(), { timeout: 30_000, interval: 20 });
+  await worker.stop();
+  await slow.close();
+  return reason;
+}
 
 describe("the surfaces of a run time limit", () => {
   it("runWorker aborts a handler whose run reached its limit, renews no lease cut at the limit again, and leaves the run to the server", async () => {
@@ -419,6 +409,6 @@ describe("the surfaces of a run time limit", () => {
     expect([set2.code, set2.stdout.split("\n")[0]]).toEqual([0, "created: schedule nightly: every 1h, each run 90s at most"]);
     expect((await api.schedules.get.query({ scheduleId: "nightly" })).task.maxRunMs).toBe(90_000);
     const refused = await runCli({ args: ["schedules", "set", "nightly", "--every", "1h", "--max-run", "367d"], env });
-    expect([refused.code, refused.stderr.split("\n")[0]]).toEqual([2, 'coordination: --max-run must be a length of time from 1ms to 366d such as 30s, 10m or 2h (got "367d")']);
+    expect([refused.code, refused.stderr.split("\n")[0]]).toEqual([2, 'coordination: --max-run must be a length of time from 1ms to 366d, such as 30s, 10m or 2h (got "367d")']);
   });
 });

@@ -297,7 +297,7 @@ export class TaskTransitions {
         leaseToken: row.leaseToken,
         // As leased: cut at the run's deadline when that comes first.
         leaseExpiresAt: new Date(Number(row.leaseExpiresAt)).toISOString(),
-        ...(row.maxRunMs === null ? {} : { runDeadlineAt: new Date(ctx.now + row.maxRunMs).toISOString() }),
+        ...(row.maxRunMs === null ? {} : { runDeadlineAt: new Date(runDeadline(row)!).toISOString() }),
         /** How long it was claimable before this claim (since enqueue, or since its retry or delay came due), in ms. */
         waitedMs: Math.max(0, ctx.now - Number(row.runAt)),
         ...(stolenFrom ? { stolenFrom: stolenFrom(row) } : {}),
