@@ -169,6 +169,20 @@ export interface InProcessCoordination {
     /** Healthy agents first, then stale, then offline; least loaded first within each; at most `options.limit`. */
     findByCapability(capability: string, options?: { limit?: number }): Promise<Out["agents"]["findByCapability"]>;
   };
+  locks: {
+    /** Acquires lock `name` for the agent, with a lease and a fencing token: `acquired` false while another agent holds it (after `options.waitMs`). One it holds already: renewed, the same token. LIMIT_EXCEEDED past maxLocksPerAgent. */
+    acquire(name: string, agentId: string, options?: Rest<In["locks"]["acquire"], "name" | "agentId">): Promise<Out["locks"]["acquire"]>;
+    /** Renews the agent's lease on the lock from now (by `leaseMs`, or the length it was acquired with). LEASE_CONFLICT when it holds none (under `fencingToken`). */
+    renew(name: string, agentId: string, options?: Rest<In["locks"]["renew"], "name" | "agentId">): Promise<Out["locks"]["renew"]>;
+    /** Releases the agent's lock (that of `fencingToken`): `released` false when it held none, nothing changed. */
+    release(name: string, agentId: string, options?: Rest<In["locks"]["release"], "name" | "agentId">): Promise<Out["locks"]["release"]>;
+    /** Ends whichever grant holds the lock (an operator's call): its holder's next renewal is refused. */
+    forceRelease(name: string, reason?: string): Promise<Out["locks"]["forceRelease"]>;
+    /** The lock as it is now (`held` false: free). */
+    get(name: string): Promise<Out["locks"]["get"]>;
+    /** The locks held now, by name: `holder`, `prefix`, paged with `limit` and `after`. */
+    list(filter?: In["locks"]["list"]): Promise<Out["locks"]["list"]>;
+  };
   memory: {
     /** Stores a memory (content, data, tags, queue) that recall and pre-execution context can find. */
     remember(note: In["memory"]["remember"]): Promise<Out["memory"]["remember"]>;
@@ -293,6 +307,14 @@ export async function openCoordination(options: InProcessOptions = {}): Promise<
       get: (agentId) => run(api.agents.get({ agentId })),
       list: (filter) => run(api.agents.list(filter ?? {})),
       findByCapability: (capability, options) => run(api.agents.findByCapability({ ...options, capability })),
+    },
+    locks: {
+      acquire: (name, agentId, options) => run(api.locks.acquire({ ...options, name, agentId })),
+      renew: (name, agentId, options) => run(api.locks.renew({ ...options, name, agentId })),
+      release: (name, agentId, options) => run(api.locks.release({ ...options, name, agentId })),
+      forceRelease: (name, reason) => run(api.locks.forceRelease(reason === undefined ? { name } : { name, reason })),
+      get: (name) => run(api.locks.get({ name })),
+      list: (filter) => run(api.locks.list(filter ?? {})),
     },
     memory: {
       remember: (note) => run(api.memory.remember(note)),

@@ -24,6 +24,8 @@ import { PerKeyLimit } from "./per-key-limit.js";
 import { ClaimWaiters } from "./tasks/claim-waiters.js";
 import { SettleWaiters } from "./tasks/settle-waiters.js";
 import { TaskService } from "./tasks/task-service.js";
+import { LockService } from "./locks/lock-service.js";
+import { LockWaiters } from "./locks/lock-waiters.js";
 import { SignalFanout } from "./wakeup.js";
 
 export interface Services {
@@ -36,6 +38,8 @@ export interface Services {
   bus: EventBus;
   agents: AgentService;
   memory: MemoryService;
+  /** Named locks (src/locks/). */
+  locks: LockService;
   /** Who presents which bearer secret, and whether credentials are enforced at all (src/auth/). */
   credentials: Credentials;
   /** Prometheus metrics (/metrics). */
@@ -43,8 +47,8 @@ export interface Services {
   /** Delivery confirmation of consuming calls (claims, steals, auto-ack polls). */
   deliveries: Deliveries;
   /** Long-polling claims and polls parked, woken by committed events. */
-  waiters: { claims: ClaimWaiters; polls: PollWaiters; settles: SettleWaiters };
-  jobs: { leaseSweeper: PeriodicJob; queueHolds: PeriodicJob; dependents: PeriodicJob; taskExpiry: PeriodicJob; scheduleRepair: PeriodicJob; pollHolds: PeriodicJob; healthMonitor: PeriodicJob; eventPruner: PeriodicJob; retention: PeriodicJob; memoryIndex: PeriodicJob };
+  waiters: { claims: ClaimWaiters; polls: PollWaiters; settles: SettleWaiters; locks: LockWaiters };
+  jobs: { leaseSweeper: PeriodicJob; lockExpiry: PeriodicJob; queueHolds: PeriodicJob; dependents: PeriodicJob; taskExpiry: PeriodicJob; scheduleRepair: PeriodicJob; pollHolds: PeriodicJob; healthMonitor: PeriodicJob; eventPruner: PeriodicJob; retention: PeriodicJob; memoryIndex: PeriodicJob };
   /** Settled tasks and memories pruned to their retention (src/retention/). */
   retention: Retention;
   /** Aborted when shutdown begins: long-polls and streams end. */
@@ -87,7 +91,7 @@ export function createCoordination(config: Config, log: Logger): Coordination {
   const startedAt = Date.now();
   const shutdown = new AbortController();
   const stopping = new SignalFanout(shutdown.signal);
-  const waiters = { claims: new ClaimWaiters(), polls: new PollWaiters(), settles: new SettleWaiters() };
+  const waiters = { claims: new ClaimWaiters(), polls: new PollWaiters(), settles: new SettleWaiters(), locks: new LockWaiters() };
   // The bus hears of local commits from the writer thread, and reads other processes' through the reader.
   let bus: EventBus | undefined;
   let metrics: Metrics | undefined;
@@ -102,6 +106,7 @@ export function createCoordination(config: Config, log: Logger): Coordination {
     waiters.claims.observe(events);
     waiters.polls.observe(events);
     waiters.settles.observe(events);
+    waiters.locks.observe(events);
   });
   const memory = new MemoryService(config, db, log);
   // Claims and polls together: one agent's parked long-polls, whatever they wait for.
@@ -120,11 +125,12 @@ export function createCoordination(config: Config, log: Logger): Coordination {
     holdsChanged: () => void jobs.queueHolds.runNow(),
   });
   const events = new EventService({ config, db, log, waiters: waiters.polls, shutdown: stopping, parked });
+  const locks = new LockService({ config, db, waiters: waiters.locks, shutdown: stopping, parked });
   const credentials = new Credentials({ db, config, log });
   metrics = new Metrics({
     db,
     taskStats: () => tasks.stats({ maxStaleMs: 1000 }),
-    parked: () => ({ claims: waiters.claims.size, polls: waiters.polls.size, waits: waiters.settles.size }),
+    parked: () => ({ claims: waiters.claims.size, polls: waiters.polls.size, waits: waiters.settles.size, locks: waiters.locks.size }),
     liveStreams: () => events.liveStreams,
     maxMetricsQueues: config.maxMetricsQueues,
   });
@@ -133,6 +139,8 @@ export function createCoordination(config: Config, log: Logger): Coordination {
   const retention = new Retention(config, db, log);
   const jobs = {
     leaseSweeper: new PeriodicJob("lease-sweeper", config.leaseSweepMs, () => tasks.expireLeases(), log),
+    // Named locks whose lease ran out: free already; their lock.expired tells subscribers and the log.
+    lockExpiry: new PeriodicJob("lock-expiry", config.leaseSweepMs, () => locks.expire(), log),
     // Paused queues' tasks held out of the claim indexes, resumed ones' let go; also those a
     // server that stopped midway (or another process on the file) left.
     queueHolds: new PeriodicJob("queue-holds", config.leaseSweepMs, () => tasks.settleHolds(), log),
@@ -166,6 +174,7 @@ export function createCoordination(config: Config, log: Logger): Coordination {
     bus,
     agents,
     memory,
+    locks,
     credentials,
     metrics,
     retention,

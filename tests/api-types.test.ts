@@ -110,6 +110,7 @@ const CHECKED = [
   "events.publish", "events.subscribe", "events.unsubscribe", "events.subscription", "events.poll", "events.ack", "events.list", "events.head", "events.onEvent",
   "agents.register", "agents.heartbeat", "agents.deregister", "agents.cordon", "agents.uncordon", "agents.get", "agents.list", "agents.findByCapability", "agents.card",
   "memory.remember", "memory.recall", "memory.forget",
+  "locks.acquire", "locks.renew", "locks.release", "locks.forceRelease", "locks.get", "locks.list",
   "tokens.create", "tokens.list", "tokens.revoke",
 ];
 
@@ -223,6 +224,22 @@ describe("AppRouter types", () => {
     expectTypeOf<In["queues"]["status"]>().toEqualTypeOf<{ queue: string }>();
     expectTypeOf<Out["queues"]["status"]>().toEqualTypeOf<Pause>();
     expectTypeOf<Out["queues"]["paused"]>().toEqualTypeOf<Pause[]>();
+  });
+
+  it("lock procedures", () => {
+    type Lock = { name: string; held: boolean; holder: string | null; fencingToken: number | null; acquiredAt: Date | null; expiresAt: Date | null; leaseMs: number | null };
+    expectTypeOf<In["locks"]["acquire"]>().toEqualTypeOf<{ name: string; agentId: string; leaseMs?: number; waitMs?: number }>();
+    expectTypeOf<Out["locks"]["acquire"]>().toEqualTypeOf<{ acquired: boolean; lock: Lock }>();
+    expectTypeOf<In["locks"]["renew"]>().toEqualTypeOf<{ name: string; agentId: string; fencingToken?: number; leaseMs?: number }>();
+    expectTypeOf<Out["locks"]["renew"]>().toEqualTypeOf<Lock>();
+    expectTypeOf<In["locks"]["release"]>().toEqualTypeOf<{ name: string; agentId: string; fencingToken?: number }>();
+    expectTypeOf<Out["locks"]["release"]>().toEqualTypeOf<{ released: boolean; lock: Lock }>();
+    expectTypeOf<In["locks"]["forceRelease"]>().toEqualTypeOf<{ name: string; reason?: string }>();
+    expectTypeOf<Out["locks"]["forceRelease"]>().toEqualTypeOf<{ released: boolean; lock: Lock }>();
+    expectTypeOf<In["locks"]["get"]>().toEqualTypeOf<{ name: string }>();
+    expectTypeOf<Out["locks"]["get"]>().toEqualTypeOf<Lock>();
+    expectTypeOf<In["locks"]["list"]>().toEqualTypeOf<{ holder?: string; prefix?: string; after?: string; limit?: number }>();
+    expectTypeOf<Out["locks"]["list"]>().toEqualTypeOf<{ items: Lock[]; nextCursor: string | null }>();
   });
 
   it("queue limit procedures", () => {

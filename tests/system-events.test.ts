@@ -1,7 +1,7 @@
 // The server's own events, as the typed client narrows them (client/system-events.ts): every
 // event the server appends is one of the declared types, from the server, and its payload has the
 // declared fields; an event an agent publishes is not one, whatever its type.
-import { describe, expect, expectTypeOf, it } from "vitest";
+import { describe, expect, expectTypeOf, it, vi } from "vitest";
 import { isSystemEvent, SYSTEM_EVENT_TYPES, type RouterOutputs, type SystemEvent } from "../client/index.js";
 import { rest, startTestServer } from "./helpers/test-server.js";
 
@@ -33,6 +33,12 @@ describe("system events", () => {
     await api.agents.heartbeat.mutate({ agentId: "a1", status: "busy" });
     await api.agents.cordon.mutate({ agentId: "a1", reason: "bad deploy" });
     await api.agents.uncordon.mutate({ agentId: "a1" });
+    // A lock acquired and released; one whose lease runs out, taken over by another agent.
+    await api.locks.acquire.mutate({ name: "repo", agentId: "a1" });
+    await api.locks.release.mutate({ name: "repo", agentId: "a1" });
+    await api.locks.acquire.mutate({ name: "repo", agentId: "a1", leaseMs: 1 });
+    await vi.waitFor(async () => expect((await api.locks.get.query({ name: "repo" })).held).toBe(false), { timeout: 10_000, interval: 10 });
+    await api.locks.acquire.mutate({ name: "repo", agentId: "a2" });
     await api.agents.deregister.mutate({ agentId: "a1" });
     await api.queues.pause.mutate({ queue: "default", reason: "maintenance" });
     await api.queues.resume.mutate({ queue: "default" });

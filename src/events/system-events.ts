@@ -73,8 +73,8 @@ export type SystemEventPayloads = {
   "agent.cordoned": { agentId: string; reason: string | null; cordonedBy: string | null; until: string | null; automatic: boolean; failures?: number };
   /** Its cordon was lifted: by agents.uncordon (uncordonedBy: the credential, null on an open server or in-process), or by itself at its `until` (`lapsed`; `automatic`: it was a quarantine); its claims take tasks again; cordonedAt: when it was cordoned. */
   "agent.uncordoned": { agentId: string; uncordonedBy: string | null; cordonedAt: string; lapsed?: true; automatic?: true };
-  /** reason "retention": removed after agentRetentionMs offline (it held no task). */
-  "agent.deregistered": { agentId: string; releasedTasks: number; reason?: "retention" };
+  /** reason "retention": removed after agentRetentionMs offline (it held no task). releasedLocks: the named locks it held, released with it (each with its lock.released). */
+  "agent.deregistered": { agentId: string; releasedTasks: number; releasedLocks?: number; reason?: "retention" };
   /** No claim or steal takes the queue's tasks until it is resumed; pausedBy: the credential's id (null when open or in-process). */
   "queue.paused": { queue: string; reason: string | null; pausedBy: string | null };
   /** Claims take the queue's tasks again; pausedAt: when the pause it ends began; resumedBy as pausedBy. */
@@ -97,6 +97,17 @@ export type SystemEventPayloads = {
   "schedule.resumed": { scheduleId: string; queue: string; nextRunAt: string | null; resumedBy: string | null };
   /** An admin ran a schedule now (schedules.trigger): its pending run (taskId) was made due at once; the run after it stays as planned. */
   "schedule.triggered": { scheduleId: string; queue: string; taskId: string; triggeredBy: string | null };
+  /** Lock `name` was granted to agent `agentId` (locks.acquire) under `fencingToken`, its lease ending at expiresAt unless renewed. */
+  "lock.acquired": { name: string; agentId: string; fencingToken: number; expiresAt: string };
+  /**
+   * Lock `name` is free: its holder released it, or (`forced`) an operator did (locks.forceRelease;
+   * releasedBy: the credential, null on an open server or in-process), or its agent was
+   * deregistered (`reason` "deregistered"), or the server gave it back because the acquire's answer
+   * did not reach its caller (`reason` "answer not delivered"); heldMs: how long this grant held it.
+   */
+  "lock.released": { name: string; agentId: string; fencingToken: number; heldMs: number; forced?: true; releasedBy?: string | null; reason?: string };
+  /** Lock `name` is free: its holder did not renew it by expiredAt (the holder died, hung, or lost its way to the server). */
+  "lock.expired": { name: string; agentId: string; fencingToken: number; expiredAt: string; heldMs: number };
   /** A schedule has no run ahead: its last run was claimed (reason "maxRuns": runs reached maxRuns), or the next time it names is past its endAt ("endAt"). It stays, with nextRunAt null, until set again or removed. */
   "schedule.ended": { scheduleId: string; queue: string; runs: number; reason: "endAt" | "maxRuns" };
 };

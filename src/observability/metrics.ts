@@ -18,7 +18,7 @@ export interface MetricsSources {
   /** Task counts (shared with every other caller for a second: counting reads every task). */
   taskStats: () => Promise<{ queues: Array<{ queue: string; counts: Record<string, number>; scheduled: number; oldestPendingAgeMs: number | null; paused: boolean }> }>;
   /** Long-polls parked now. */
-  parked: () => { claims: number; polls: number; waits: number };
+  parked: () => { claims: number; polls: number; waits: number; locks: number };
   /** The open live streams. */
   liveStreams: () => Iterable<LiveStreamStats>;
   /** The most queues given a label of their own; the rest share the overflow series (queue-labels.ts). */
@@ -269,7 +269,7 @@ export class Metrics {
     });
     new Gauge({
       name: "coordination_long_polls_parked",
-      help: "Long-polls waiting now: claims, polls and task waits (tasks.wait, tasks.waitMany)",
+      help: "Long-polls waiting now: claims, polls, task waits (tasks.wait, tasks.waitMany) and lock acquires",
       labelNames: ["kind"],
       registers,
       collect() {
@@ -277,6 +277,7 @@ export class Metrics {
         this.set({ kind: "claim" }, parked.claims);
         this.set({ kind: "poll" }, parked.polls);
         this.set({ kind: "wait" }, parked.waits);
+        this.set({ kind: "lock" }, parked.locks);
       },
     });
     new Gauge({

@@ -9,6 +9,7 @@ import { memoryRouter } from "../memory/memory-router.js";
 import { taskRouter } from "../tasks/task-router.js";
 import { queueRouter } from "../tasks/queue-router.js";
 import { scheduleRouter } from "../schedules/schedule-router.js";
+import { lockRouter } from "../locks/lock-router.js";
 import { VERSION } from "../version.js";
 import { shippedSchema } from "../db/migrate.js";
 
@@ -59,6 +60,7 @@ export const appRouter = router({
   events: eventRouter,
   agents: agentRouter,
   memory: memoryRouter,
+  locks: lockRouter,
   tokens: tokenRouter,
 });
 

@@ -32,6 +32,8 @@ import { scheduleQueries } from "../../schedules/schedule-runs.js";
 import { ScheduleStore } from "../../schedules/schedule-store.js";
 import { TaskTransitions } from "../../tasks/task-transitions.js";
 import { lockWaitGrace } from "../../tasks/lock-wait-grace.js";
+import { lockCommands, lockQueries } from "../../locks/lock-commands.js";
+import { LockStore } from "../../locks/lock-store.js";
 import type { SqliteDatabase } from "../open-database.js";
 import type { Prisma } from "../prisma.js";
 import { statementsFor } from "../statements.js";
@@ -67,6 +69,7 @@ function storesOf(db: SqliteDatabase, { config, startedAt }: ThreadSetup) {
     memories: new MemoryStore(st),
     tokens: new TokenStore(st),
     schedules: new ScheduleStore(st),
+    locks: new LockStore(st),
     cutoffs: (now: number) => healthCutoffs(now, config, startedAt),
     st,
   };
@@ -75,13 +78,14 @@ function storesOf(db: SqliteDatabase, { config, startedAt }: ThreadSetup) {
 /** `recall`: starts a claim's recall on the reader thread (recall-relay.ts). `memoryChanges`: counts deletes and notes for the reader's recall cache. */
 export function createWriteCommands(db: SqliteDatabase, setup: ThreadSetup, recall: TaskCommandDeps["recall"], memoryChanges: MemoryChanges) {
   const { config } = setup;
-  const { tasks, pauses, limits, rates, events, agents, cordons, memories, tokens, schedules, cutoffs, st } = storesOf(db, setup);
+  const { tasks, pauses, limits, rates, events, agents, cordons, memories, tokens, schedules, locks, cutoffs, st } = storesOf(db, setup);
   // The writer's connection alone tells whether another process commits to the file: the
   // reader's sees this process's own writer commit too.
   const grace = lockWaitGrace(st, config.busyTimeoutMs);
   const transitions = new TaskTransitions({ config, tasks, events, agents, memories, schedules });
   const probe = db.prepare<[string]>(`INSERT INTO system_state (key, value) VALUES ('health.probe', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`);
-  const agentWrites = agentCommands({ agents, cordons, tasks, events, transitions, healthCutoffs: cutoffs, lockWaitGrace: grace });
+  const lockWrites = lockCommands({ locks, events, maxLocksPerAgent: config.maxLocksPerAgent });
+  const agentWrites = agentCommands({ agents, cordons, tasks, events, transitions, healthCutoffs: cutoffs, lockWaitGrace: grace, releaseLocks: lockWrites["locks.releaseAllOf"] });
   const streaks = new FailureStreaks({ cordons, events, after: config.quarantineAfterFailures, quarantineMs: config.quarantineMs, transaction: () => st.transactions });
   const announce = db.prepare<[string]>(`INSERT INTO system_state (key, value) VALUES ('server.started', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`);
   return {
@@ -101,6 +105,7 @@ export function createWriteCommands(db: SqliteDatabase, setup: ThreadSetup, reca
     ...eventCommands({ events, isAgent: (agentId) => agents.get(agentId) !== undefined, maxResponseBytes: config.maxResponseBytes, eventRetentionMs: config.eventRetentionMs, eventRetentionCount: config.eventRetentionCount }),
     ...agentWrites,
     ...cordonCommands({ agents, cordons, events, healthCutoffs: cutoffs }),
+    ...lockWrites,
     ...memoryCommands(memories, memoryChanges),
     ...tokenCommands(tokens),
     ...retentionCommands({ tasks, memories, memoryChanges, tokens, pruneAgents: agentWrites["agents.pruneGone"], settleDependents: (ctx, dependency, outcome) => transitions.settleDependents(ctx, dependency, outcome) }),
@@ -124,7 +129,7 @@ export function createWriteCommands(db: SqliteDatabase, setup: ThreadSetup, reca
 /** `prisma`: the reader's Prisma client, created on first use. `sameFile`: throws if the database file was deleted or replaced. */
 export function createReadCommands(db: SqliteDatabase, prisma: () => Promise<Prisma>, setup: ThreadSetup, memoryChanges: MemoryChanges, sameFile: () => void = () => undefined) {
   const { config } = setup;
-  const { tasks, pauses, limits, rates, events, agents, cordons, memories, tokens, schedules, cutoffs } = storesOf(db, setup);
+  const { tasks, pauses, limits, rates, events, agents, cordons, memories, tokens, schedules, locks, cutoffs } = storesOf(db, setup);
   const ping = db.prepare("SELECT 1").pluck();
   return {
     ...taskQueries({ prisma, tasks, maxResponseBytes: config.maxResponseBytes }),
@@ -136,6 +141,7 @@ export function createReadCommands(db: SqliteDatabase, prisma: () => Promise<Pri
     ...agentQueries({ agents, cordons, healthCutoffs: cutoffs, maxResponseBytes: config.maxResponseBytes }),
     ...recallQueries(new MemoryRecall(memories, tasks, config.maxResponseBytes, memoryChanges)),
     ...tokenQueries(tokens),
+    ...lockQueries({ locks, maxResponseBytes: config.maxResponseBytes }),
     ...retentionQueries({ tasks, memories }),
     /** Notes another version's server stored without their notes_fts entry: which, up to a window and a byte budget (memory-store.ts). */
     "memory.missedNotes": (args: { afterSeq: number; window: number; budgetBytes: number }) => memories.missedNotes(args.afterSeq, args.window, args.budgetBytes),

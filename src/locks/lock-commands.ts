@@ -1,0 +1,175 @@
+// Named locks, as the database writer thread runs them: every acquire, renewal and release is one
+// write that commits with its event (lock.acquired, lock.released, lock.expired), so a lock is
+// granted to one agent at a time whichever server process on the file answers. A grant whose
+// lease ran out is free: the first write to meet it (an acquire or renewal of its name, the expiry
+// job) takes it away with its lock.expired.
+import { jsonTextBytes, withinBudget } from "../db/answer-budget.js";
+import type { WriteContext } from "../db/writer.js";
+import { CoordinationError } from "../errors.js";
+import type { EventStore } from "../events/event-store.js";
+import { MAX_LOCK_NAME, type Acquired, type ForceReleaseRequest, type Lock, type Released } from "./lock-schemas.js";
+import { lockHeld, type LockRow, type LockStore } from "./lock-store.js";
+
+export interface LockDeps {
+  locks: LockStore;
+  events: EventStore;
+  /** The most locks one agent may hold at once (maxLocksPerAgent). */
+  maxLocksPerAgent: number;
+}
+
+/** A lock's answer less its name and holder, over tRPC (superjson's meta names its two dates' paths) or REST, with room to spare. */
+const LOCK_FIXED_BYTES = 400;
+/** A page's braces, field names and superjson's envelope, with room to spare. */
+const PAGE_ENVELOPE_BYTES = 200;
+/** What a held lock weighs in an answer. */
+const lockAnswerBytes = (row: LockRow): number => LOCK_FIXED_BYTES + jsonTextBytes(row.name) + jsonTextBytes(row.holder);
+
+const iso = (ms: number): string => new Date(Number(ms)).toISOString();
+
+/** A lock as answered: `row` when held at `now`, else free. */
+export function toLock(name: string, row: LockRow | undefined, now: number): Lock {
+  if (!lockHeld(row, now)) return { name, held: false, holder: null, fencingToken: null, acquiredAt: null, expiresAt: null, leaseMs: null };
+  return {
+    name,
+    held: true,
+    holder: row.holder,
+    fencingToken: Number(row.fencingToken),
+    acquiredAt: new Date(Number(row.acquiredAt)),
+    expiresAt: new Date(Number(row.expiresAt)),
+    leaseMs: Number(row.leaseMs),
+  };
+}
+
+/** What acquire answers, and whether this write granted the lock (false: refused, or a grant the caller held already). */
+export type AcquireOutcome = Acquired & { granted: boolean };
+
+export function lockCommands(d: LockDeps) {
+  /** Takes away a grant whose lease ran out, with its lock.expired. */
+  const expire = (ctx: WriteContext, row: LockRow): void => {
+    d.locks.remove(row.name, row.fencingToken);
+    d.events.appendSystem(ctx, "lock.expired", { name: row.name, agentId: row.holder, fencingToken: Number(row.fencingToken), expiredAt: iso(row.expiresAt), heldMs: Number(row.expiresAt) - Number(row.acquiredAt) });
+  };
+
+  /** The grant of `name` held now, or undefined; one whose lease ran out is taken away here. */
+  const current = (ctx: WriteContext, name: string): LockRow | undefined => {
+    const row = d.locks.get(name);
+    if (row === undefined || lockHeld(row, ctx.now)) return row;
+    expire(ctx, row);
+    return undefined;
+  };
+
+  /** Ends grant `row` by its holder's release, an operator's or its agent's deregistration, with its lock.released. */
+  const release = (ctx: WriteContext, row: LockRow, how: { releasedBy?: string | null; forced?: boolean; reason?: string }): void => {
+    d.locks.remove(row.name, row.fencingToken);
+    d.events.appendSystem(ctx, "lock.released", {
+      name: row.name,
+      agentId: row.holder,
+      fencingToken: Number(row.fencingToken),
+      heldMs: ctx.now - Number(row.acquiredAt),
+      ...(how.forced ? { forced: true as const, releasedBy: how.releasedBy ?? null } : {}),
+      ...(how.reason !== undefined ? { reason: how.reason } : {}),
+    });
+  };
+
+  /** The LEASE_CONFLICT of a renewal by an agent that does not hold `name` (under `fencingToken`). */
+  const notHeld = (name: string, agentId: string, fencingToken: number | undefined, row: LockRow | undefined, now: number): CoordinationError => {
+    const grant = fencingToken === undefined ? "" : ` under fencing token ${fencingToken}`;
+    const now_ = row === undefined ? "it is free" : `agent ${JSON.stringify(row.holder)} holds it under fencing token ${row.fencingToken}`;
+    return new CoordinationError("LEASE_CONFLICT", `agent ${JSON.stringify(agentId)} does not hold lock ${JSON.stringify(name)}${grant} (released, or its lease ran out): ${now_}`, {
+      name,
+      agentId,
+      ...(fencingToken === undefined ? {} : { fencingToken }),
+      lock: toLock(name, row, now),
+    });
+  };
+
+  return {
+    /**
+     * Grants `name` to `agentId` for `leaseMs` when it is free (one whose lease ran out is); one
+     * the agent holds already is answered as held, renewed from now by `leaseMs` (its answer may
+     * have been lost: the same grant, the same fencing token). Held by another: not acquired, the
+     * lock as it is. LIMIT_EXCEEDED when the agent holds maxLocksPerAgent locks already.
+     */
+    "locks.acquire": (ctx: WriteContext, request: { name: string; agentId: string; leaseMs: number }): AcquireOutcome => {
+      const row = current(ctx, request.name);
+      if (row !== undefined && row.holder === request.agentId) {
+        return { acquired: true, granted: false, lock: toLock(request.name, d.locks.renew(row, request.leaseMs, ctx.now), ctx.now) };
+      }
+      if (row !== undefined) return { acquired: false, granted: false, lock: toLock(request.name, row, ctx.now) };
+      if (d.locks.heldBy(request.agentId, ctx.now) >= d.maxLocksPerAgent) {
+        throw new CoordinationError("LIMIT_EXCEEDED", `agent ${JSON.stringify(request.agentId)} holds ${d.maxLocksPerAgent} locks already (maxLocksPerAgent): release one first`);
+      }
+      const granted = d.locks.grant(request.name, request.agentId, request.leaseMs, ctx.now);
+      d.events.appendSystem(ctx, "lock.acquired", { name: granted.name, agentId: granted.holder, fencingToken: granted.fencingToken, expiresAt: iso(granted.expiresAt) });
+      return { acquired: true, granted: true, lock: toLock(request.name, granted, ctx.now) };
+    },
+
+    /**
+     * Renews `agentId`'s grant of `name` from now, by `leaseMs` (null: the length it was acquired
+     * or last renewed with). LEASE_CONFLICT when it holds none (under `fencingToken`, when given):
+     * released, or its lease ran out (then the lock is free, or another agent's).
+     */
+    "locks.renew": (ctx: WriteContext, request: { name: string; agentId: string; fencingToken?: number | undefined; leaseMs: number | null }): Lock => {
+      const row = current(ctx, request.name);
+      if (row === undefined || row.holder !== request.agentId || (request.fencingToken !== undefined && Number(row.fencingToken) !== request.fencingToken)) {
+        throw notHeld(request.name, request.agentId, request.fencingToken, row, ctx.now);
+      }
+      return toLock(request.name, d.locks.renew(row, request.leaseMs ?? Number(row.leaseMs), ctx.now), ctx.now);
+    },
+
+    /**
+     * Ends `agentId`'s grant of `name` (that of `fencingToken`, when given): free for anyone from
+     * this write. One it does not hold is answered `released: false`, nothing changed: a release
+     * sent again (its answer lost) finds it so. `reason`: the server's, when it gives back a grant
+     * whose acquire's answer did not arrive.
+     */
+    "locks.release": (ctx: WriteContext, request: { name: string; agentId: string; fencingToken?: number | undefined; reason?: string }): Released => {
+      const row = current(ctx, request.name);
+      if (row === undefined || row.holder !== request.agentId || (request.fencingToken !== undefined && Number(row.fencingToken) !== request.fencingToken)) {
+        return { released: false, lock: toLock(request.name, row, ctx.now) };
+      }
+      release(ctx, row, request.reason === undefined ? {} : { reason: request.reason });
+      return { released: true, lock: toLock(request.name, undefined, ctx.now) };
+    },
+
+    /** An operator ends whichever grant holds `name` (its holder's next renewal is refused). One free is answered `released: false`. */
+    "locks.forceRelease": (ctx: WriteContext, request: ForceReleaseRequest & { releasedBy: string | null }): Released & { holder: string | null } => {
+      const row = current(ctx, request.name);
+      if (row === undefined) return { released: false, holder: null, lock: toLock(request.name, undefined, ctx.now) };
+      release(ctx, row, { forced: true, releasedBy: request.releasedBy, ...(request.reason === undefined ? {} : { reason: request.reason }) });
+      return { released: true, holder: row.holder, lock: toLock(request.name, undefined, ctx.now) };
+    },
+
+    /** Ends every lock `agentId` holds (its deregistration), each with its lock.released (`reason`). How many. */
+    "locks.releaseAllOf": (ctx: WriteContext, request: { agentId: string; reason: string }): number => {
+      const rows = d.locks.allHeldBy(request.agentId, ctx.now);
+      for (const row of rows) release(ctx, row, { reason: request.reason });
+      return rows.length;
+    },
+
+    /** Takes away up to `limit` grants whose lease ran out, each with its lock.expired (the expiry job). How many. */
+    "locks.expire": (ctx: WriteContext, limit: number): number => {
+      const rows = d.locks.runOut(ctx.now, limit);
+      for (const row of rows) expire(ctx, row);
+      return rows.length;
+    },
+  };
+}
+
+/** The reader's side: what a lock is now, the locks held, whether the expiry job has work. */
+export function lockQueries(d: { locks: LockStore; maxResponseBytes: number }) {
+  // A page's room: the answer less its envelope and its nextCursor (the longest name, escaped).
+  const budget = d.maxResponseBytes - (PAGE_ENVELOPE_BYTES + 6 * MAX_LOCK_NAME);
+  return {
+    "locks.get": (request: { name: string; now: number }): Lock => toLock(request.name, d.locks.get(request.name), request.now),
+    /** The locks held, by name, up to `limit` and the answer's byte budget: a page cut short by either has a nextCursor. */
+    "locks.page": (request: { holder?: string | undefined; prefix?: string | undefined; after?: string | undefined; limit: number; now: number }): { items: Lock[]; nextCursor: string | null } => {
+      const rows = d.locks.page(request, request.now);
+      const fit = withinBudget(rows.slice(0, request.limit), lockAnswerBytes, budget);
+      const items = fit.rows.map((row) => toLock(row.name, row, request.now));
+      const more = fit.truncated || rows.length > request.limit;
+      return { items, nextCursor: more ? items[items.length - 1]!.name : null };
+    },
+    "locks.anyRunOut": (now: number): boolean => d.locks.anyRunOut(now),
+  };
+}
