@@ -58,6 +58,9 @@ export const OPERATOR_USAGE = [
   "       coordination agents cordon AGENT_ID [--reason TEXT] [--for DURATION]   no claim hands it a task until it is uncordoned",
   "                                    (or DURATION passed: 30m, 2h, 1d); the tasks it holds run on",
   "       coordination agents uncordon AGENT_ID                   its claims take tasks again (an automatic quarantine too)",
+  "       coordination locks [--holder AGENT_ID] [--prefix TEXT]   the named locks held: by whom, their fencing tokens, until when",
+  "       coordination locks get NAME                             who holds the lock, under which fencing token, until when",
+  "       coordination locks force-release NAME [--reason TEXT]   free it whoever holds it (a stuck agent's): its next renewal is refused",
   "       coordination events tail [--types 'task.*,agent.*'] [--agent A] [--from SEQ]   (--from: the events after SEQ; 0 for all retained)",
   "Each takes --url URL (else COORDINATION_URL, else the server's host, port and TLS in its settings: the environment,",
   ".env, the YAML file of COORDINATION_CONFIG or --config FILE; by default http://127.0.0.1:8000), --token TOKEN",
@@ -279,7 +282,7 @@ interface Parsed {
   options: Record<string, string | true>;
 }
 
-const VALUE_OPTIONS = new Set(["--url", "--token", "--config", "--queue", "--status", "--agent", "--limit", "--cursor", "--capability", "--health", "--types", "--from", "--after", "--before", "--reason", "--cron", "--timezone", "--every", "--start", "--end", "--max-runs", "--overlap", "--payload", "--priority", "--timeout", "--at", "--delay", "--expires", "--ttl", "--max-run", "--for"]);
+const VALUE_OPTIONS = new Set(["--url", "--token", "--config", "--queue", "--status", "--agent", "--limit", "--cursor", "--capability", "--health", "--types", "--from", "--after", "--before", "--reason", "--cron", "--timezone", "--every", "--start", "--end", "--max-runs", "--overlap", "--payload", "--priority", "--timeout", "--at", "--delay", "--expires", "--ttl", "--max-run", "--for", "--holder", "--prefix"]);
 /** Options that take no value. */
 const FLAG_OPTIONS = new Set(["--json", "--all", "--any", "--cordoned"]);
 
@@ -302,6 +305,7 @@ function commandOptions(words: readonly string[], options: Parsed["options"]): r
   if (command === "agents") return sub === "cordon" ? ["--reason", "--for"] : sub === undefined ? ["--health", "--capability", "--cordoned"] : [];
   if (command === "schedules") return sub === "set" ? ["--cron", "--timezone", "--every", "--start", "--end", "--max-runs", "--overlap", "--ttl", "--max-run", "--queue", "--payload", "--priority"] : sub === undefined || sub === "list" ? ["--queue"] : [];
   if (command === "events" && sub === "tail") return ["--types", "--agent", "--from"];
+  if (command === "locks") return sub === undefined ? ["--holder", "--prefix"] : sub === "force-release" ? ["--reason"] : [];
   return undefined;
 }
 
@@ -908,6 +912,7 @@ async function dispatch(words: string[], options: Parsed["options"], json: boole
     print(agent, () => (agent.cordon === null ? `agent ${printable(agent.agentId)} takes tasks\n` : `agent ${printable(agent.agentId)} cordoned: ${printable(cordonText(agent))}\n`));
     return 0;
   }
+  if (command === "locks") return await lockCommand(words, options, api, print);
   if (command === "events" && sub === "tail" && words.length === 2) {
     const types = str(options["--types"])?.split(",").map((t) => t.trim()).filter(Boolean);
     const from = str(options["--from"]);
@@ -1089,6 +1094,39 @@ async function scheduleCommand(words: string[], options: Parsed["options"], api:
             : undefined;
   if (schedule === undefined) throw new OperatorUsageError(`unknown command "schedules ${sub}"`);
   print(schedule, sub === "remove" ? () => `removed: ${render(schedule)()}` : render(schedule));
+  return 0;
+}
+
+/** `locks`, `locks get NAME`, `locks force-release NAME`: the named locks held, one of them, an operator's release. */
+async function lockCommand(words: string[], options: Parsed["options"], api: CoordinationClient["api"], print: (value: unknown, render: () => string) => void): Promise<number> {
+  const [, sub, name] = words;
+  const line = (lock: RouterOutputs["locks"]["get"]) =>
+    lock.held ? `lock ${printable(lock.name)} held by ${printable(lock.holder!)} (fencing token ${lock.fencingToken}) since ${when(lock.acquiredAt)}, until ${when(lock.expiresAt)}\n` : `lock ${printable(lock.name)} is free\n`;
+  if (sub === undefined) {
+    const holder = str(options["--holder"]);
+    const prefix = str(options["--prefix"]);
+    const locks: RouterOutputs["locks"]["list"]["items"] = [];
+    for (let after: string | undefined; ; ) {
+      const page = await api.locks.list.query({ limit: 1000, ...(holder === undefined ? {} : { holder }), ...(prefix === undefined ? {} : { prefix }), ...(after === undefined ? {} : { after }) });
+      locks.push(...page.items);
+      if (page.nextCursor === null) break;
+      after = page.nextCursor;
+    }
+    print(locks, () => table(["LOCK", "HOLDER", "FENCING TOKEN", "ACQUIRED", "EXPIRES"], locks.map((lock) => [lock.name, lock.holder!, String(lock.fencingToken), when(lock.acquiredAt), when(lock.expiresAt)])));
+    return 0;
+  }
+  if (sub !== "get" && sub !== "force-release") throw new OperatorUsageError(`unknown command "${words.join(" ")}"`);
+  if (words.length !== 3) throw new OperatorUsageError(`locks ${sub} ${words.length < 3 ? "needs a NAME" : `takes one NAME (got ${words.length - 2})`}`);
+  if (sub === "get") {
+    const lock = await api.locks.get.query({ name: name! });
+    print(lock, () => line(lock));
+    return 0;
+  }
+  const reason = str(options["--reason"]);
+  const answer = await api.locks.forceRelease.mutate({ name: name!, ...(reason === undefined ? {} : { reason }) });
+  print(answer, () =>
+    answer.released ? `lock ${printable(name!)} released (it was held by ${printable(answer.holder!)}, fencing token ${answer.fencingToken})\n` : `lock ${printable(name!)} was free: nothing changed\n`,
+  );
   return 0;
 }
 

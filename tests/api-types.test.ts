@@ -235,7 +235,7 @@ describe("AppRouter types", () => {
     expectTypeOf<In["locks"]["release"]>().toEqualTypeOf<{ name: string; agentId: string; fencingToken?: number }>();
     expectTypeOf<Out["locks"]["release"]>().toEqualTypeOf<{ released: boolean; lock: Lock }>();
     expectTypeOf<In["locks"]["forceRelease"]>().toEqualTypeOf<{ name: string; reason?: string }>();
-    expectTypeOf<Out["locks"]["forceRelease"]>().toEqualTypeOf<{ released: boolean; lock: Lock }>();
+    expectTypeOf<Out["locks"]["forceRelease"]>().toEqualTypeOf<{ released: boolean; holder: string | null; fencingToken: number | null; lock: Lock }>();
     expectTypeOf<In["locks"]["get"]>().toEqualTypeOf<{ name: string }>();
     expectTypeOf<Out["locks"]["get"]>().toEqualTypeOf<Lock>();
     expectTypeOf<In["locks"]["list"]>().toEqualTypeOf<{ holder?: string; prefix?: string; after?: string; limit?: number }>();

@@ -6,12 +6,14 @@
 import net from "node:net";
 import BetterSqlite3 from "better-sqlite3";
 import { afterEach, describe, expect, it, vi } from "vitest";
+import { killAllCli, runCli } from "./helpers/cli-process.js";
 import { ADMIN_SECRET, http, startSecureServer, type SecureServer } from "./helpers/secure-server.js";
 import { rest, startTestServer, startTestServerWithout, withDatabase, type TestServer } from "./helpers/test-server.js";
 
 let t: TestServer | undefined;
 let secure: SecureServer | undefined;
 afterEach(async () => {
+  await killAllCli();
   await t?.stop({ removeFiles: true });
   await secure?.stop({ removeFiles: true });
   t = secure = undefined;
@@ -329,6 +331,36 @@ describe("named locks", () => {
   });
 });
 
+describe("named locks from the command line", () => {
+  it("lists the locks held, shows one, and force-releases a stuck agent's", async () => {
+    t = await startTestServer();
+    const env = { COORDINATION_URL: t.url };
+    const held = await t.api.locks.acquire.mutate({ name: "repo/src/a.ts", agentId: "stuck", leaseMs: 600_000 });
+    await t.api.locks.acquire.mutate({ name: "deploy:production", agentId: "deployer" });
+    const listed = await runCli({ args: ["locks"], env });
+    expect(listed.code).toBe(0);
+    expect(listed.stdout.split("\n")[0]).toMatch(/^LOCK\s+HOLDER\s+FENCING TOKEN\s+ACQUIRED\s+EXPIRES$/);
+    expect(listed.stdout.split("\n").slice(1, 3).map((line) => line.split(/\s+/).slice(0, 3))).toEqual([
+      ["deploy:production", "deployer", "2"],
+      ["repo/src/a.ts", "stuck", "1"],
+    ]);
+    const one = await runCli({ args: ["locks", "--holder", "stuck", "--json"], env });
+    expect(JSON.parse(one.stdout)).toEqual([expect.objectContaining({ name: "repo/src/a.ts", holder: "stuck", fencingToken: 1 })]);
+    expect((await runCli({ args: ["locks", "get", "repo/src/a.ts"], env })).stdout).toBe(
+      `lock repo/src/a.ts held by stuck (fencing token 1) since ${held.lock.acquiredAt!.toISOString().replace("T", " ").replace(/\.\d+Z$/, "Z")}, until ${held.lock.expiresAt!.toISOString().replace("T", " ").replace(/\.\d+Z$/, "Z")}\n`,
+    );
+    expect(await runCli({ args: ["locks", "force-release", "repo/src/a.ts", "--reason", "agent hung"], env })).toMatchObject({
+      code: 0,
+      stdout: "lock repo/src/a.ts released (it was held by stuck, fencing token 1)\n",
+    });
+    expect(await runCli({ args: ["locks", "force-release", "repo/src/a.ts"], env })).toMatchObject({ code: 0, stdout: "lock repo/src/a.ts was free: nothing changed\n" });
+    expect(await runCli({ args: ["locks", "get", "repo/src/a.ts"], env })).toMatchObject({ code: 0, stdout: "lock repo/src/a.ts is free\n" });
+    expect((await lockEvents(t)).at(-1)).toEqual(["lock.released", { name: "repo/src/a.ts", agentId: "stuck", fencingToken: 1, heldMs: expect.any(Number), forced: true, releasedBy: null, reason: "agent hung" }]);
+    expect(await runCli({ args: ["locks", "get"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining("locks get needs a NAME") });
+    expect(await runCli({ args: ["locks", "force-release", "a", "--holder", "x"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining("does not take --holder") });
+  });
+});
+
 describe("named locks with credentials", () => {
   it("an agent acquires, renews and releases its own locks only; a read credential looks; an operator force-releases, and the holder's next renewal is refused", async () => {
     secure = await startSecureServer();
@@ -348,7 +380,7 @@ describe("named locks with credentials", () => {
 
     const head = (await secure.admin.events.head.query()).head;
     const forced = await http(secure.url, "POST", "/locks/shared/force-release", { token: ADMIN_SECRET, body: { reason: "agent a is stuck" } });
-    expect(forced).toMatchObject({ status: 200, body: { released: true, lock: { name: "shared", held: false } } });
+    expect(forced).toMatchObject({ status: 200, body: { released: true, holder: "a", fencingToken: lock.fencingToken, lock: { name: "shared", held: false } } });
     const [event] = await secure.admin.events.list.query({ afterSeq: head, limit: 10 });
     expect(event).toMatchObject({ type: "lock.released", payload: { name: "shared", agentId: "a", fencingToken: lock.fencingToken, forced: true, releasedBy: "config:adminToken", reason: "agent a is stuck" } });
     await expect(a.locks.renew.mutate({ name: "shared", agentId: "a", fencingToken: lock.fencingToken! })).rejects.toMatchObject({ data: { code: "LEASE_CONFLICT" } });

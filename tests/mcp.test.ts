@@ -12,6 +12,7 @@ import { CLI_PATH, CliProcess, killAllCli, runCli } from "./helpers/cli-process.
 import { undocumentedFields } from "./helpers/schema-docs.js";
 import { SETTINGS } from "../src/config.js";
 import { taskSchema } from "../src/tasks/task-schemas.js";
+import { lockSchema } from "../src/locks/lock-schemas.js";
 import { http, startSecureServer } from "./helpers/secure-server.js";
 import { makeTempDir, startTestServer, withDatabase, type TestServer } from "./helpers/test-server.js";
 
@@ -24,11 +25,13 @@ afterEach(async () => {
 });
 
 const TOOLS = [
+  "acquire_lock",
   "claim_task",
   "complete_task",
   "enqueue_task",
   "fail_task",
   "find_agents",
+  "get_lock",
   "get_task",
   "heartbeat_task",
   "publish_event",
@@ -36,8 +39,10 @@ const TOOLS = [
   "read_mailbox",
   "recall",
   "register_agent",
+  "release_lock",
   "release_task",
   "remember",
+  "renew_lock",
   "subscribe_events",
   "unsubscribe_events",
   "wait_for_task",
@@ -57,6 +62,24 @@ describe("MCP over Streamable HTTP", () => {
     expect(await callTool(client, "get_task", { taskId: second.id })).toMatchObject({ status: "pending" });
   });
 
+  it("two agents take turns on a named lock through tools alone: acquire, wait, renew, release", async () => {
+    t = await startTestServer();
+    const first = await connectMcp(t.url, { "x-agent-id": "editor-1" });
+    const second = await connectMcp(t.url, { "x-agent-id": "editor-2" });
+    const taken = await callTool(first, "acquire_lock", { name: "repo/README.md", leaseMs: 60_000 });
+    expect(taken).toMatchObject({ acquired: true, lock: { name: "repo/README.md", held: true, holder: "editor-1", fencingToken: 1, leaseMs: 60_000 } });
+    expect(await callTool(second, "acquire_lock", { name: "repo/README.md" })).toMatchObject({ acquired: false, lock: { holder: "editor-1" } });
+    const waiting = callTool(second, "acquire_lock", { name: "repo/README.md", waitMs: 15_000 });
+    await vi.waitFor(() => expect(t!.server.services.waiters.locks.size).toBe(1), { timeout: 10_000, interval: 10 });
+    expect(await callTool(first, "renew_lock", { name: "repo/README.md", fencingToken: 1 })).toMatchObject({ holder: "editor-1", fencingToken: 1 });
+    expect(await callTool(first, "release_lock", { name: "repo/README.md", fencingToken: 1 })).toMatchObject({ released: true, lock: { held: false } });
+    expect(await waiting).toMatchObject({ acquired: true, lock: { holder: "editor-2", fencingToken: 2 } });
+    expect(await callTool(first, "get_lock", { name: "repo/README.md" })).toMatchObject({ held: true, holder: "editor-2" });
+    // The first agent's lease is over: its renewal is a tool error with the API's code.
+    expect((await callTool(first, "renew_lock", { name: "repo/README.md", fencingToken: 1 })).error.code).toBe("LEASE_CONFLICT");
+    expect((await callTool(first, "acquire_lock", { name: "x", agentId: "editor-2" })).error.code).toBe("FORBIDDEN");
+  });
+
   it("lists its tools with valid JSON schemas; an agent enqueues, claims with context and completes through tools alone", async () => {
     t = await startTestServer();
     const client = await connectMcp(t.url, { "x-agent-id": "mcp-agent" });
@@ -73,8 +96,8 @@ describe("MCP over Streamable HTTP", () => {
     expect(undocumented).toEqual([]);
     // ...so a description names only fields the tool takes, or the answer fields and settings
     // listed here: enqueue_task's spoke of a runAt it does not take (copied from the REST route's).
-    const elsewhere = new Set(["leaseExpiresAt", "leaseToken", "runDeadlineAt", "maxRunMs", "queuesOmitted", "maxLeaseMs", "agentOfflineMs", "retryBaseMs", "retryMaxMs"]);
-    for (const name of elsewhere) expect(name in taskSchema.shape || name in SETTINGS || name === "queuesOmitted", name).toBe(true);
+    const elsewhere = new Set(["leaseExpiresAt", "leaseToken", "runDeadlineAt", "maxRunMs", "queuesOmitted", "maxLeaseMs", "agentOfflineMs", "retryBaseMs", "retryMaxMs", "expiresAt", "fencingToken"]);
+    for (const name of elsewhere) expect(name in taskSchema.shape || name in lockSchema.shape || name in SETTINGS || name === "queuesOmitted", name).toBe(true);
     const strangers: string[] = [];
     for (const tool of tools) {
       // A nested object's fields (enqueue_task's backoff.maxDelayMs) are the tool's too, and so are their descriptions.
@@ -206,7 +229,7 @@ describe("MCP over Streamable HTTP", () => {
   it("a read credential's session lists the read tools alone, each marked read-only; others list every tool", async () => {
     const s = await startSecureServer();
     t = s;
-    const READS = ["find_agents", "get_task", "queue_stats", "recall", "wait_for_task", "wait_for_tasks"];
+    const READS = ["find_agents", "get_lock", "get_task", "queue_stats", "recall", "wait_for_task", "wait_for_tasks"];
     const reader = await connectMcp(s.url, { authorization: `Bearer ${await s.issue("read")}` });
     const readTools = (await reader.listTools()).tools;
     expect(readTools.map((tool) => tool.name).sort()).toEqual(READS);

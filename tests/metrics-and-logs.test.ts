@@ -313,6 +313,28 @@ describe("operator logs", () => {
     expect(lines.filter((line) => line.msg.startsWith("agent quarantined") || line.msg.startsWith("agent's cordon lapsed"))).toHaveLength(2);
   });
 
+  it("a named lock whose lease ran out: one info line, or one for a flood of them; an operator's force-release: its call's line; a lock acquire parked: its gauge", async () => {
+    const { api, lines, url } = await logged({ leaseSweepMs: 60_000 });
+    await server!.services.jobs.lockExpiry.stop();
+    await api.locks.acquire.mutate({ name: "one", agentId: "gone", leaseMs: 1 });
+    await until(async () => !(await api.locks.get.query({ name: "one" })).held);
+    await server!.services.locks.expire();
+    expect(lines.filter((line) => line.msg.startsWith("lock expired")).map((line) => [line.level, line.name, line.agentId, line.fencingToken])).toEqual([[30, "one", "gone", 1]]);
+    for (let i = 0; i < 12; i++) await api.locks.acquire.mutate({ name: `many-${String(i).padStart(2, "0")}`, agentId: "gone", leaseMs: 1 });
+    await until(async () => (await api.locks.list.query({})).items.length === 0);
+    await server!.services.locks.expire();
+    const flood = lines.filter((line) => line.msg.startsWith("locks expired"));
+    expect(flood.map((line) => [line.msg, line.count, line.names.length])).toEqual([["locks expired: 12 leases not renewed; the locks are free", 12, 10]]);
+    expect(lines.filter((line) => line.msg.startsWith("lock expired"))).toHaveLength(1);
+
+    await api.locks.acquire.mutate({ name: "held", agentId: "a" });
+    const parked = api.locks.acquire.mutate({ name: "held", agentId: "b", waitMs: 20_000 });
+    await until(async () => sample(await (await fetch(`${url}/metrics`)).text(), "coordination_long_polls_parked", { kind: "lock" }) === 1);
+    await api.locks.forceRelease.mutate({ name: "held", reason: "stuck" });
+    expect((await parked).acquired).toBe(true);
+    expect(lines.filter((line) => line.msg === "lock released by an operator").map((line) => [line.lock, line.holder, line.reason])).toEqual([["held", "a", "stuck"]]);
+  });
+
   it("a lease expiry, a dead letter, an agent going stale and offline, a failed authentication, a slow request: one info line each", async () => {
     const { url, api, client, lines } = await logged({ adminToken: ADMIN_SECRET, leaseSweepMs: 20, agentStaleMs: 100, agentOfflineMs: 2500, agentStartupGraceMs: 0, agentHealthCheckMs: 20, slowRequestMs: 50 });
     await api.tasks.enqueue.mutate({ queue: "l", maxAttempts: 1 });

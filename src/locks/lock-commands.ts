@@ -7,7 +7,7 @@ import { jsonTextBytes, withinBudget } from "../db/answer-budget.js";
 import type { WriteContext } from "../db/writer.js";
 import { CoordinationError } from "../errors.js";
 import type { EventStore } from "../events/event-store.js";
-import { MAX_LOCK_NAME, type Acquired, type ForceReleaseRequest, type Lock, type Released } from "./lock-schemas.js";
+import { MAX_LOCK_NAME, type Acquired, type ForceReleased, type ForceReleaseRequest, type Lock, type Released } from "./lock-schemas.js";
 import { lockHeld, type LockRow, type LockStore } from "./lock-store.js";
 
 export interface LockDeps {
@@ -132,12 +132,12 @@ export function lockCommands(d: LockDeps) {
       return { released: true, lock: toLock(request.name, undefined, ctx.now) };
     },
 
-    /** An operator ends whichever grant holds `name` (its holder's next renewal is refused). One free is answered `released: false`. */
-    "locks.forceRelease": (ctx: WriteContext, request: ForceReleaseRequest & { releasedBy: string | null }): Released & { holder: string | null } => {
+    /** An operator ends whichever grant holds `name` (its holder's next renewal is refused), and says whose it was. One free is answered `released: false`. */
+    "locks.forceRelease": (ctx: WriteContext, request: ForceReleaseRequest & { releasedBy: string | null }): ForceReleased => {
       const row = current(ctx, request.name);
-      if (row === undefined) return { released: false, holder: null, lock: toLock(request.name, undefined, ctx.now) };
+      if (row === undefined) return { released: false, holder: null, fencingToken: null, lock: toLock(request.name, undefined, ctx.now) };
       release(ctx, row, { forced: true, releasedBy: request.releasedBy, ...(request.reason === undefined ? {} : { reason: request.reason }) });
-      return { released: true, holder: row.holder, lock: toLock(request.name, undefined, ctx.now) };
+      return { released: true, holder: row.holder, fencingToken: Number(row.fencingToken), lock: toLock(request.name, undefined, ctx.now) };
     },
 
     /** Ends every lock `agentId` holds (its deregistration), each with its lock.released (`reason`). How many. */

@@ -3,7 +3,7 @@
 // own agentId only); anyone who may read sees them; an operator (admin) may end anyone's.
 import { ADMIN, AS_AGENT, credentialIdOf, READ } from "../auth/access.js";
 import { consumingProcedure, procedure, router } from "../trpc/init.js";
-import { acquiredSchema, acquireInput, forceReleaseInput, getLockInput, listLocksInput, lockPageSchema, lockSchema, releasedSchema, releaseInput, renewInput } from "./lock-schemas.js";
+import { acquiredSchema, acquireInput, forceReleasedSchema, forceReleaseInput, getLockInput, listLocksInput, lockPageSchema, lockSchema, releasedSchema, releaseInput, renewInput } from "./lock-schemas.js";
 
 const tags = ["locks"];
 
@@ -34,12 +34,12 @@ export const lockRouter = router({
   forceRelease: procedure
     .meta({ access: ADMIN, rest: { method: "POST", path: "/locks/{name}/force-release", tags, summary: "Release a lock whoever holds it (an operator's call: its holder's next renewal is refused)" } })
     .input(forceReleaseInput)
-    .output(releasedSchema)
+    .output(forceReleasedSchema)
     .mutation(async ({ ctx, input }) => {
       const releasedBy = credentialIdOf(ctx.caller);
-      const { released, holder, lock } = await ctx.services.locks.forceRelease(input, releasedBy);
-      if (released) ctx.services.log.info({ lock: input.name, holder, reason: input.reason, releasedBy }, "lock released by an operator");
-      return { released, lock };
+      const answer = await ctx.services.locks.forceRelease(input, releasedBy);
+      if (answer.released) ctx.services.log.info({ lock: input.name, holder: answer.holder, fencingToken: answer.fencingToken, reason: input.reason, releasedBy }, "lock released by an operator");
+      return answer;
     }),
 
   get: procedure

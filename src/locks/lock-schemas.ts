@@ -93,6 +93,16 @@ export const releasedSchema = z
   .meta({ id: "LockReleased" });
 export type Released = z.infer<typeof releasedSchema>;
 
+export const forceReleasedSchema = z
+  .object({
+    released: z.boolean().describe("Whether this call ended a grant. False: the lock was free, and nothing changed"),
+    holder: z.string().nullable().describe("The agent whose grant it ended (null: none)"),
+    fencingToken: z.number().nullable().describe("The fencing token of the grant it ended (null: none)"),
+    lock: lockSchema.describe("The lock as it is after the call: free"),
+  })
+  .meta({ id: "LockForceReleased" });
+export type ForceReleased = z.infer<typeof forceReleasedSchema>;
+
 export const lockPageSchema = z
   .object({
     items: z.array(lockSchema),

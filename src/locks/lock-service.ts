@@ -7,7 +7,7 @@ import { clientGone, refuseIfRevoked, type ConsumingCall } from "../delivery/del
 import { shuttingDown } from "../errors.js";
 import type { PerKeyLimit } from "../per-key-limit.js";
 import { linkSignals, safetyRelookMs, type SignalFanout } from "../wakeup.js";
-import type { AcquireRequest, Acquired, ForceReleaseRequest, ListLocksRequest, Lock, LockPage, Released, ReleaseRequest, RenewRequest } from "./lock-schemas.js";
+import type { AcquireRequest, Acquired, ForceReleased, ForceReleaseRequest, ListLocksRequest, Lock, LockPage, Released, ReleaseRequest, RenewRequest } from "./lock-schemas.js";
 import type { LockWaiters } from "./lock-waiters.js";
 
 export interface LockServiceDeps {
@@ -87,8 +87,8 @@ export class LockService {
     return this.d.db.write("locks.release", request);
   }
 
-  /** An operator ends whichever grant holds `name`; `holder`: whose it was (null: it was free). */
-  forceRelease(request: ForceReleaseRequest, releasedBy: string | null): Promise<Released & { holder: string | null }> {
+  /** An operator ends whichever grant holds `name`; `holder` and `fencingToken`: the grant it ended (null: it was free). */
+  forceRelease(request: ForceReleaseRequest, releasedBy: string | null): Promise<ForceReleased> {
     return this.d.db.write("locks.forceRelease", { name: request.name, reason: request.reason, releasedBy });
   }
 

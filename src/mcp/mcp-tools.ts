@@ -16,6 +16,7 @@ import { recallInput, rememberInput } from "../memory/memory-schemas.js";
 import type { Services } from "../services.js";
 import { claimInput, completeAndClaimInput, completeInput, enqueueFields, failInput, heartbeatInput, MAX_PROGRESS_BYTES, releaseInput, statsFields, taskIdInput, waitInput, waitManyInput } from "../tasks/task-schemas.js";
 import { int } from "../schema-parts.js";
+import { acquireInput, getLockInput, releaseInput as lockReleaseInput, renewInput } from "../locks/lock-schemas.js";
 import type { Caller } from "../trpc/context.js";
 import { toErrorBody } from "../trpc/error-shape.js";
 import { appRouter } from "../trpc/app-router.js";
@@ -213,14 +214,15 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
       capabilities: { logging: {} },
       instructions: readSession
         ? "A coordination server for agents, seen through a read-only credential: look at a task with get_task (wait_for_task waits for it to settle, wait_for_tasks for several), at the queues with queue_stats, " +
-          "at the agents and what they can do with find_agents, and at the memories (earlier runs' records, agents' notes and lessons) with recall. " +
+          "at the agents and what they can do with find_agents, at the memories (earlier runs' records, agents' notes and lessons) with recall, and at who holds a named lock with get_lock. " +
           "This session acts as no agent: it can take, settle or publish nothing."
         : "A coordination server for agents. Take work with claim_task (it returns the task with the memories relevant to it in `context`: earlier runs' records, agents' notes and lessons), " +
         "then settle it with complete_task or fail_task, passing the task's id and leaseToken (complete_task with `next` claims the next task in the same call); call heartbeat_task during long work, before the lease runs out (its progress says where the work is). " +
         "Any tool call keeps this agent alive: with none for the server's agentOfflineMs (90 s by default) it is seen offline and its tasks go back to the queue. " +
         "Register what you can do with register_agent (tasks that require a capability go only to agents offering it); give back a task you cannot do with release_task (no attempt is charged). " +
         "Hand work to other agents with enqueue_task, and wait for its result with wait_for_task (for several tasks' results, wait_for_tasks). " +
-        "Read direct messages, and the event types you subscribed to with subscribe_events, with read_mailbox. A task targeted at you, or a direct message, arrives as a logging notification.",
+        "Read direct messages, and the event types you subscribed to with subscribe_events, with read_mailbox. A task targeted at you, or a direct message, arrives as a logging notification. " +
+        "Before working on something other agents may work on too (a file, a branch, a deploy), take a named lock with acquire_lock, renew it with renew_lock while you work, and release it with release_lock when done.",
     },
   );
 
@@ -424,6 +426,38 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
       inputSchema: strictArgs({ ...agentArg, capabilities: registerInput.shape.capabilities, metadata: z.record(z.string(), z.unknown()).optional().describe("Anything else about the agent: a JSON object") }),
     },
     (args, extra) => answerCall(extra, (api) => api.agents.register({ ...args, metadata: args.metadata as Record<string, JsonValue> | undefined, agentId: agent(args.agentId) })),
+  );
+  registerTool(
+    "acquire_lock",
+    {
+      description:
+        "Take a named lock, so that no other agent works on the same thing at once (a file, a branch, a deploy target: agents agree on the name). Returns { acquired, lock }: acquired false means another agent holds it (lock.holder, until lock.expiresAt unless renewed): " +
+        `wait for it with waitMs (at most ${MCP_MAX_WAIT_MS}), or do something else. While you work, renew it with renew_lock before lock.expiresAt, or it is free for anyone; release it with release_lock when done. ` +
+        "Pass lock.fencingToken to whatever the lock guards when it checks one: each holder's is larger than the last. Acquiring a lock you hold already renews it.",
+      inputSchema: strictArgs({ ...agentArg, name: acquireInput.shape.name, leaseMs: acquireInput.shape.leaseMs, waitMs: z.number().int().min(0).optional().describe(`Wait up to this many ms for the lock to be free, at most ${MCP_MAX_WAIT_MS} (a longer wait is cut to it); left out or 0, answer at once`) }),
+    },
+    (args, extra) => answerCall(extra, (api) => api.locks.acquire({ ...args, agentId: agent(args.agentId), waitMs: wait(args.waitMs) })),
+  );
+  registerTool(
+    "renew_lock",
+    {
+      description: "Renew the lease of a lock this agent holds, from now (by leaseMs, or by the length it was acquired with). Refused (LEASE_CONFLICT) once it holds it no more: its lease ran out or an operator released it; stop the work it guarded.",
+      inputSchema: strictArgs({ ...agentArg, name: renewInput.shape.name, fencingToken: renewInput.shape.fencingToken, leaseMs: renewInput.shape.leaseMs }),
+    },
+    (args, extra) => answerCall(extra, (api) => api.locks.renew({ ...args, agentId: agent(args.agentId) })),
+  );
+  registerTool(
+    "release_lock",
+    {
+      description: "Release a lock this agent holds, as soon as the work it guarded is done: the next agent waiting for it gets it. Returns { released, lock }: released false when it held it no more (nothing changed).",
+      inputSchema: strictArgs({ ...agentArg, name: lockReleaseInput.shape.name, fencingToken: lockReleaseInput.shape.fencingToken }),
+    },
+    (args, extra) => answerCall(extra, (api) => api.locks.release({ ...args, agentId: agent(args.agentId) })),
+  );
+  registerTool(
+    "get_lock",
+    { annotations: { readOnlyHint: true }, description: "A named lock as it is now: whether an agent holds it, which, and until when.", inputSchema: strictArgs({ name: getLockInput.shape.name }) },
+    (args, extra) => answerCall(extra, (api) => api.locks.get(args)),
   );
   registerTool(
     "remember",

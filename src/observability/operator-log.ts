@@ -1,6 +1,6 @@
 // One info line for each thing an operator acts on, from the events this process committed: a
 // lease that expired, a task dead-lettered, an agent gone stale or offline, quarantined, or whose
-// cordon lapsed. (Degraded storage
+// cordon lapsed, a named lock whose lease ran out. (Degraded storage
 // and its recovery are logged by src/db/faults.ts, failed authentication by src/auth/credentials.ts,
 // slow requests by the server.)
 import type { CoordinationEvent } from "../events/event-schemas.js";
@@ -14,6 +14,7 @@ const LINES: Record<string, string> = {
   "agent.offline": "agent offline: its tasks were released",
   "agent.cordoned": "agent quarantined: it failed quarantineAfterFailures runs in a row; no claim hands it a task until its cordon lapses or agents.uncordon",
   "agent.uncordoned": "agent's cordon lapsed: its claims take tasks again",
+  "lock.expired": "lock expired: its holder did not renew its lease; the lock is free",
 };
 
 /** A lease that expired on the task's last attempt: the task does not go back, it is dead-lettered (in the same write). */
@@ -32,10 +33,22 @@ export function logOperatorEvents(log: Logger, events: readonly CoordinationEven
   let deadLettered: Set<unknown> | undefined;
   // Expiries that go back to their queue, by reason: a flood of one reason is one line.
   let floods: Map<string, CoordinationEvent[]> | undefined;
+  // Named locks whose lease ran out, when a commit holds more than FLOOD (an agent gone with many).
+  let expiredLocks: CoordinationEvent[] | undefined;
   for (const event of events) {
     let line = LINES[event.type];
     if (line === undefined) continue;
     const payload = payloadFields(event);
+    if (event.type === "lock.expired") {
+      expiredLocks ??= events.filter((e) => e.type === "lock.expired");
+      if (expiredLocks.length > FLOOD) {
+        if (expiredLocks[0] === event) {
+          const names = expiredLocks.slice(0, FLOOD_SAMPLE).map((e) => payloadFields(e).name);
+          log.info({ event: event.type, count: expiredLocks.length, firstSeq: event.seq, lastSeq: expiredLocks.at(-1)!.seq, names }, `locks expired: ${expiredLocks.length} leases not renewed; the locks are free`);
+        }
+        continue;
+      }
+    }
     // An operator's cordon and uncordon are logged by their calls (agent-router.ts); the server's own, here.
     if (event.type === "agent.cordoned" && payload.automatic !== true) continue;
     if (event.type === "agent.uncordoned" && payload.lapsed !== true) continue;
