@@ -131,12 +131,13 @@ describe("README", () => {
     const delayed = await api.tasks.enqueue.mutate({ queue: "later", delayMs: 3_600_000 });
     const pending = await api.tasks.enqueue.mutate({ queue: "drafts" });
     const purged = await api.tasks.enqueue.mutate({ queue: "reports" });
-    // The agent a line cordons.
+    // The agent a line cordons, and the locks lines list and free.
     await api.agents.register.mutate({ agentId: "worker-7" });
+    await api.locks.acquire.mutate({ name: "deploy:production", agentId: "deployer-1", leaseMs: 600_000 });
     const taskFor: Record<string, string> = { get: completed[0]!, wait: completed[0]!, promote: delayed.id, update: pending.id };
     const block = blocks("sh").find((b) => b.includes("npx coordination stats"))!;
     const lines = block.split("\n").filter((line) => line.startsWith("npx coordination "));
-    expect(lines.length).toBe(20);
+    expect(lines.length).toBe(22);
     const env = { COORDINATION_URL: t.url };
     try {
       for (const line of lines) {
@@ -171,6 +172,9 @@ describe("README", () => {
     const cordon = (await api.agents.get.query({ agentId: "worker-7" })).cordon;
     expect([cordon?.reason, cordon!.until!.getTime() - cordon!.cordonedAt.getTime()]).toEqual(["bad deploy", 2 * 3_600_000]);
     expect((await api.schedules.list.query()).items.map((s) => s.id)).toEqual(["digest", "reindex", "sweep"]);
+    expect(await api.locks.get.query({ name: "deploy:production" })).toMatchObject({ held: false });
+    const [forced] = await api.events.list.query({ types: ["lock.released"], limit: 10 });
+    expect(forced?.payload).toMatchObject({ agentId: "deployer-1", forced: true, reason: "deployer hung" });
   });
 
   it("the desktop MCP configuration works as written, started from another directory (node and the checkout's CLI by its path)", async () => {
@@ -212,6 +216,10 @@ describe("README", () => {
 
   it("runs the waiting-for-several example as written", async () => {
     expect(await runExample("summarizer-1", "wait-many")).toBe("[ '3 words', '2 words', '5 words' ]\n");
+  });
+
+  it("runs the named locks example as written", async () => {
+    expect(await runExample("repo/CHANGELOG.md", "locks")).toBe("2 false\ntrue deployer-1\n");
   });
 
   it("runs the progress example as written", async () => {
