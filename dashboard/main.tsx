@@ -4,7 +4,7 @@
 import { render } from "preact";
 import { useEffect, useMemo, useState } from "preact/hooks";
 import { connect, saveToken, savedToken } from "./api.js";
-import { Agents, DeadLetters, LiveTail, Queues, Rates, Schedules, TaskPage } from "./views.js";
+import { Agents, DeadLetters, LiveTail, Locks, Queues, Rates, Schedules, TaskPage } from "./views.js";
 
 function useHash(): string {
   const [hash, setHash] = useState(location.hash);
@@ -91,6 +91,7 @@ function App() {
             <Rates {...props} />
             <Schedules {...props} />
             <Agents {...props} />
+            <Locks {...props} />
             <DeadLetters {...props} />
             <LiveTail {...props} />
           </>

@@ -1,5 +1,5 @@
 // The dashboard's views: queues with their rates, schedules (pause, resume), agents (cordon, uncordon) with the tasks
-// they hold, dead letters (requeue, cancel), the live event tail, and a task's own page.
+// they hold, the named locks held (force-release), dead letters (requeue, cancel), the live event tail, and a task's own page.
 import { useEffect, useState } from "preact/hooks";
 import type { Api } from "./api.js";
 import { backoffText, errorCode, errorText, fitsInAnswer, rateWindowText, runLimitText } from "./api.js";
@@ -342,6 +342,64 @@ export function Agents({ api, onUnauthorized }: ViewProps) {
       {agents.data?.more ? (
         <p class="muted" data-testid="agents-more">
           The first {agents.data.rows.length} agents by id; the registry holds more (coordination agents, or GET /agents with limit and after, lists them all).
+        </p>
+      ) : null}
+    </section>
+  );
+}
+
+/** The locks the page lists: the first by name (`coordination locks` lists them all). */
+const SHOWN_LOCKS = 100;
+
+export function Locks({ api, onUnauthorized }: ViewProps) {
+  const locks = usePolling(() => api.locks.list.query({ limit: SHOWN_LOCKS }), 3000, [api], onUnauthorized);
+  const [message, setMessage] = useState("");
+  /** Frees a lock whoever holds it (operatorAct): a stuck agent's. */
+  const forceRelease = async (name: string) => {
+    const act = () => api.locks.forceRelease.mutate({ name, reason: "released from the dashboard" });
+    setMessage(await operatorAct("force-release", act, (answer) => (answer.released ? `released ${name} (held by ${answer.holder})` : `${name} was free`), locks.refresh));
+  };
+  return (
+    <section>
+      <h2>
+        Locks <span class="muted">{message}</span>
+      </h2>
+      <ErrorLine error={locks.error} />
+      {locks.data?.items.length === 0 ? (
+        <p class="muted" data-testid="locks-none">
+          No named lock is held.
+        </p>
+      ) : (
+        <table data-testid="locks">
+          <thead>
+            <tr>
+              <th>lock</th>
+              <th>holder</th>
+              <th class="num">fencing token</th>
+              <th>since</th>
+              <th>until</th>
+              <th></th>
+            </tr>
+          </thead>
+          <tbody>
+            {locks.data?.items.map((lock) => (
+              <tr data-lock={lock.name} data-holder={lock.holder ?? ""}>
+                <td>{lock.name}</td>
+                <td>{lock.holder}</td>
+                <td class="num">{lock.fencingToken}</td>
+                <td>{time(lock.acquiredAt)}</td>
+                <td>{time(lock.expiresAt)}</td>
+                <td>
+                  <button onClick={() => void forceRelease(lock.name)}>Force release</button>
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+      {locks.data?.nextCursor ? (
+        <p class="muted" data-testid="locks-more">
+          The first {locks.data.items.length} locks by name; more are held (coordination locks, or GET /locks with after, lists them all).
         </p>
       ) : null}
     </section>

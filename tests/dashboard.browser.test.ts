@@ -67,6 +67,19 @@ describe.skipIf(!CHROMIUM)("the dashboard in Chromium", () => {
       await expect.poll(() => agentRow.getAttribute("data-cordoned"), { timeout: 10_000 }).toBe("false");
       expect((await t.api.agents.get.query({ agentId: "agent-y" })).cordon).toBeNull();
 
+      // A named lock held by a stuck agent shows with its holder and fencing token; freed from the page.
+      await page.locator('[data-testid="locks-none"]').waitFor({ timeout: 10_000 });
+      const held = await t.api.locks.acquire.mutate({ name: "repo/src/a.ts", agentId: "stuck-agent", leaseMs: 600_000 });
+      const lockRow = page.locator('[data-lock="repo/src/a.ts"]');
+      await expect.poll(() => lockRow.getAttribute("data-holder"), { timeout: 10_000 }).toBe("stuck-agent");
+      expect(await lockRow.locator("td.num").textContent()).toBe(String(held.lock.fencingToken));
+      await lockRow.getByRole("button", { name: "Force release" }).click();
+      await page.locator('[data-testid="locks-none"]').waitFor({ timeout: 10_000 });
+      await page.getByText("released repo/src/a.ts (held by stuck-agent)").waitFor({ timeout: 10_000 });
+      expect(await t.api.locks.get.query({ name: "repo/src/a.ts" })).toMatchObject({ held: false });
+      const [forced] = await t.api.events.list.query({ types: ["lock.released"], limit: 10 });
+      expect(forced?.payload).toMatchObject({ agentId: "stuck-agent", forced: true, reason: "released from the dashboard" });
+
       // A dead letter, requeued from the page.
       const dead = await t.api.tasks.enqueue.mutate({ queue: "doomed", maxAttempts: 1 });
       await t.api.tasks.claim.mutate({ agentId: "agent-x", queues: ["doomed"] });
