@@ -330,8 +330,11 @@ describe("operator logs", () => {
     await api.locks.acquire.mutate({ name: "held", agentId: "a" });
     const parked = api.locks.acquire.mutate({ name: "held", agentId: "b", waitMs: 20_000 });
     await until(async () => sample(await (await fetch(`${url}/metrics`)).text(), "coordination_long_polls_parked", { kind: "lock" }) === 1);
+    expect(sample(await (await fetch(`${url}/metrics`)).text(), "coordination_locks_held")).toBe(1);
     await api.locks.forceRelease.mutate({ name: "held", reason: "stuck" });
     expect((await parked).acquired).toBe(true);
+    const text = await (await fetch(`${url}/metrics`)).text();
+    expect(["acquired", "released", "force_released", "expired"].map((transition) => sample(text, "coordination_lock_transitions_total", { transition }))).toEqual([15, undefined, 1, 13]);
     expect(lines.filter((line) => line.msg === "lock released by an operator").map((line) => [line.lock, line.holder, line.reason])).toEqual([["held", "a", "stuck"]]);
   });
 

@@ -171,5 +171,6 @@ export function lockQueries(d: { locks: LockStore; maxResponseBytes: number }) {
       return { items, nextCursor: more ? items[items.length - 1]!.name : null };
     },
     "locks.anyRunOut": (now: number): boolean => d.locks.anyRunOut(now),
+    "locks.countHeld": (now: number): number => d.locks.countHeld(now),
   };
 }

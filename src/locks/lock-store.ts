@@ -60,6 +60,11 @@ export class LockStore {
     return this.st.get<[string, number], number>(`SELECT count(*) FROM locks WHERE holder = ? AND expiresAt > ?`).pluck().get(holder, now)!;
   }
 
+  /** How many locks are held at `now` (the metrics' gauge). */
+  countHeld(now: number): number {
+    return this.st.get<[number], number>(`SELECT count(*) FROM locks WHERE expiresAt > ?`).pluck().get(now)!;
+  }
+
   /** Every lock `holder` holds at `now`, by name (at most maxLocksPerAgent: acquire bounds them). */
   allHeldBy(holder: string, now: number): LockRow[] {
     return this.st.get<[string, number], LockRow>(`SELECT ${COLUMNS} FROM locks WHERE holder = ? AND expiresAt > ? ORDER BY name`).all(holder, now);

@@ -32,6 +32,9 @@ const DURATION_BUCKETS = [0.001, 0.005, 0.025, 0.1, 0.5, 1, 5, 30, 120, 600, 360
 const QUEUE_LABEL_NAMES = ["queue", "queue_overflow"] as const;
 type QueueLabelName = (typeof QUEUE_LABEL_NAMES)[number];
 
+/** Lock events counted in coordination_lock_transitions_total, by their transition. */
+const LOCK_COUNTED: Record<string, string> = { "lock.acquired": "acquired", "lock.released": "released", "lock.expired": "expired" };
+
 const COUNTED: Record<string, string> = {
   "task.enqueued": "enqueued",
   "task.ready": "ready",
@@ -50,6 +53,7 @@ export class Metrics {
   readonly registry = new Registry();
   private readonly queueLabels: QueueLabels;
   private readonly transitions: Counter<QueueLabelName | "transition">;
+  private readonly lockTransitions: Counter<"transition">;
   private readonly waited: Histogram<QueueLabelName>;
   private readonly ran: Histogram<QueueLabelName | "outcome">;
   private readonly batchWrites: Histogram;
@@ -65,6 +69,12 @@ export class Metrics {
       name: "coordination_task_transitions_total",
       help: "Task transitions committed by this process, per queue: enqueued, ready (a waiting task's dependencies completed), claimed, completed, failed, dead_lettered, lease_expired, timed_out (a run that reached its task's maxRunMs), expired (cancelled unrun at its expiry)",
       labelNames: [...QUEUE_LABEL_NAMES, "transition"],
+      registers,
+    });
+    this.lockTransitions = new Counter({
+      name: "coordination_lock_transitions_total",
+      help: "Named lock transitions committed by this process: acquired, released (by its holder, or with its agent's deregistration), force_released (by an operator), expired (its lease not renewed: its holder died, hung or lost its way)",
+      labelNames: ["transition"],
       registers,
     });
     this.waited = new Histogram({
@@ -214,6 +224,9 @@ export class Metrics {
       gauge.set({ by: "operator" }, counts.operator);
       gauge.set({ by: "quarantine" }, counts.automatic);
     });
+    readGauge("coordination_locks_held", "Named locks held now (locks.acquire; those whose lease ran out not counted)", [], async (gauge) => {
+      gauge.set(await db.read("locks.countHeld", Date.now()));
+    });
     readGauge(
       "coordination_event_log_seq",
       "The event log: head (highest seq) and pruned_through (every seq up to it was pruned); the retained window lies between",
@@ -305,6 +318,11 @@ export class Metrics {
   observe(events: readonly CoordinationEvent[]): void {
     for (const event of events) {
       const payload = payloadFields(event);
+      const lockTransition = LOCK_COUNTED[event.type];
+      if (lockTransition !== undefined) {
+        this.lockTransitions.inc({ transition: event.type === "lock.released" && payload.forced === true ? "force_released" : lockTransition });
+        continue;
+      }
       const transition =
         event.type === "task.cancelled" ? (payload.expired === true ? EXPIRED : undefined) : event.type === "task.lease_expired" && payload.timedOut === true ? TIMED_OUT : COUNTED[event.type];
       if (transition === undefined) continue;
