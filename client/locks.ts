@@ -3,6 +3,7 @@
 // runs, and releases it after, whatever the work did. Should the lease be lost meanwhile (a renewal
 // refused, or none answered before the lease's end), the work's signal aborts with LockLost and
 // withLock rejects with it: what the lock guarded may have been changed by the next holder.
+import { randomUUID } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import { isTRPCClientError } from "@trpc/client";
 import type { CoordinationApi, RouterOutputs } from "./types.js";
@@ -53,8 +54,13 @@ export interface HeldLock {
   lock: Lock;
 }
 
+/** Refusals of a renewal that no retry changes: the lease is lost at once. */
+const FOR_GOOD: ReadonlySet<string> = new Set(["LEASE_CONFLICT", "UNAUTHORIZED", "FORBIDDEN"]);
+
 /** Renewal never comes sooner than this after the last, whatever the lease. */
-const MIN_RENEW_MS = 50;
+const MIN_RENEW_MS = 5;
+/** How long withLock's release after the work may take before it is left to the lease's end. */
+const RELEASE_TIMEOUT_MS = 10_000;
 /** A failed renewal is tried again this soon at first, doubling to a second. */
 const RETRY_START_MS = 100;
 
@@ -63,6 +69,8 @@ const monotonic = (): number => performance.now();
 
 /**
  * Runs `work` while `options.agentId` holds lock `options.name`, and releases the lock after.
+ * Each call acquires under a key of its own: two calls of one agent (a worker's handlers) take
+ * turns as two agents' do.
  * Resolves with what the work resolves with. Rejects with LockBusy when the lock stayed another
  * agent's for `waitMs`, with LockLost when its lease was lost before the work finished (whatever
  * the work returned: exclusivity did not last), and with the work's own error otherwise. The
@@ -72,6 +80,9 @@ const monotonic = (): number => performance.now();
 export async function withLock<T>(api: CoordinationApi, options: WithLockOptions, work: (held: HeldLock) => Promise<T> | T): Promise<T> {
   const { name, agentId } = options;
   const waitUntil = monotonic() + (options.waitMs ?? 0);
+  // This call's own: another withLock of the same agent (a worker's other handler) waits for it,
+  // and a round whose answer was lost gets its grant again from the next.
+  const idempotencyKey = `withLock:${randomUUID()}`;
   let sentAt: number;
   let answer: RouterOutputs["locks"]["acquire"];
   // The server bounds one wait by its maxWaitMs: longer waits are several.
@@ -79,38 +90,72 @@ export async function withLock<T>(api: CoordinationApi, options: WithLockOptions
     options.signal?.throwIfAborted();
     sentAt = monotonic();
     const waitMs = Math.max(0, Math.round(waitUntil - sentAt));
-    answer = await api.locks.acquire.mutate({ name, agentId, ...(options.leaseMs === undefined ? {} : { leaseMs: options.leaseMs }), ...(waitMs > 0 ? { waitMs } : {}) }, { signal: options.signal });
+    try {
+      answer = await api.locks.acquire.mutate(
+        { name, agentId, idempotencyKey, ...(options.leaseMs === undefined ? {} : { leaseMs: options.leaseMs }), ...(waitMs > 0 ? { waitMs } : {}) },
+        { signal: options.signal },
+      );
+    } catch (error) {
+      // Stopped by the caller's signal: its reason, not the transport's account of it.
+      options.signal?.throwIfAborted();
+      throw error;
+    }
     if (answer.acquired || monotonic() >= waitUntil) break;
   }
   if (!answer.acquired) throw new LockBusy(answer.lock);
   const fencingToken = answer.lock.fencingToken!;
   const leaseMs = answer.lock.leaseMs!;
+  // Best effort, bounded: one that does not arrive leaves the grant to its lease's end. Under the
+  // grant's own token, so it is safe after a loss too (a grant the server still holds goes).
+  const release = () => api.locks.release.mutate({ name, agentId, fencingToken }, { signal: AbortSignal.timeout(RELEASE_TIMEOUT_MS) }).catch(() => undefined);
+  // The lease is counted from before the call that granted it was sent: when, in a long wait, the
+  // server granted it is not known. A grant that came late in a wait is renewed once before the
+  // work starts, and counted from that renewal.
+  let leaseFrom = sentAt;
+  if (monotonic() - sentAt > leaseMs / 3) {
+    const renewSentAt = monotonic();
+    try {
+      await api.locks.renew.mutate({ name, agentId, fencingToken }, { signal: AbortSignal.timeout(Math.max(1, Math.ceil(leaseMs))) });
+      leaseFrom = renewSentAt;
+    } catch (error) {
+      await release();
+      throw new LockLost(name, fencingToken, error);
+    }
+  }
   const controller = new AbortController();
   const onAbort = () => controller.abort(options.signal?.reason);
   options.signal?.addEventListener("abort", onAbort, { once: true });
+  // Aborted between the acquire's answer and the line above: no event comes for it.
+  if (options.signal?.aborted) onAbort();
   let lost: LockLost | undefined;
   const lose = (cause: unknown) => {
-    if (lost !== undefined || controller.signal.aborted) return;
+    if (lost !== undefined) return;
     lost = new LockLost(name, fencingToken, cause);
-    controller.abort(lost);
+    if (!controller.signal.aborted) controller.abort(lost);
   };
   const done = new AbortController();
+  // Renews until the work returns, whatever its signal says: work stopped by the caller often
+  // still cleans up under the lock, and a loss meanwhile is still reported.
   const keeper = (async () => {
-    let leaseEnd = sentAt + leaseMs;
+    let leaseEnd = leaseFrom + leaseMs;
     let retryMs = RETRY_START_MS;
-    let nextAt = sentAt + Math.max(MIN_RENEW_MS, leaseMs / 3);
-    while (!done.signal.aborted && !controller.signal.aborted) {
+    let nextAt = leaseFrom + Math.max(MIN_RENEW_MS, leaseMs / 3);
+    while (!done.signal.aborted) {
       await sleep(Math.max(0, Math.min(nextAt, leaseEnd) - monotonic()), undefined, { signal: done.signal }).catch(() => undefined);
-      if (done.signal.aborted || controller.signal.aborted) return;
+      if (done.signal.aborted) return;
       if (monotonic() >= leaseEnd) return lose(new Error(`no renewal answered within its lease (${leaseMs} ms)`));
       const renewSentAt = monotonic();
       try {
-        await api.locks.renew.mutate({ name, agentId, fencingToken }, { signal: AbortSignal.timeout(Math.max(1, Math.ceil(leaseEnd - renewSentAt))) });
+        // Cut short when the work returns: the release goes next, and need not wait for it.
+        const signal = AbortSignal.any([done.signal, AbortSignal.timeout(Math.max(1, Math.ceil(leaseEnd - renewSentAt)))]);
+        await api.locks.renew.mutate({ name, agentId, fencingToken }, { signal });
         leaseEnd = renewSentAt + leaseMs;
         retryMs = RETRY_START_MS;
         nextAt = renewSentAt + Math.max(MIN_RENEW_MS, leaseMs / 3);
       } catch (error) {
-        if (isTRPCClientError(error) && error.data?.code === "LEASE_CONFLICT") return lose(error);
+        if (done.signal.aborted) return;
+        // The grant is gone, or this credential may renew it no more (revoked): no retry brings it back.
+        if (isTRPCClientError(error) && FOR_GOOD.has(String(error.data?.code))) return lose(error);
         // A dropped connection, a restart, a 503: the lease outlives them until leaseEnd.
         nextAt = monotonic() + retryMs;
         retryMs = Math.min(retryMs * 2, 1000);
@@ -127,7 +172,6 @@ export async function withLock<T>(api: CoordinationApi, options: WithLockOptions
     done.abort();
     await keeper;
     options.signal?.removeEventListener("abort", onAbort);
-    // Best effort: a release that does not arrive leaves the lock to its lease's end.
-    if (lost === undefined) await api.locks.release.mutate({ name, agentId, fencingToken }).catch(() => undefined);
+    await release();
   }
 }

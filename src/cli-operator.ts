@@ -58,7 +58,7 @@ export const OPERATOR_USAGE = [
   "       coordination agents cordon AGENT_ID [--reason TEXT] [--for DURATION]   no claim hands it a task until it is uncordoned",
   "                                    (or DURATION passed: 30m, 2h, 1d); the tasks it holds run on",
   "       coordination agents uncordon AGENT_ID                   its claims take tasks again (an automatic quarantine too)",
-  "       coordination locks [--holder AGENT_ID] [--prefix TEXT]   the named locks held: by whom, their fencing tokens, until when",
+  "       coordination locks [list] [--holder AGENT_ID] [--prefix TEXT]   the named locks held: by whom, their fencing tokens, until when",
   "       coordination locks get NAME                             who holds the lock, under which fencing token, until when",
   "       coordination locks force-release NAME [--reason TEXT]   free it whoever holds it (a stuck agent's): its next renewal is refused",
   "       coordination events tail [--types 'task.*,agent.*'] [--agent A] [--from SEQ]   (--from: the events after SEQ; 0 for all retained)",
@@ -305,7 +305,7 @@ function commandOptions(words: readonly string[], options: Parsed["options"]): r
   if (command === "agents") return sub === "cordon" ? ["--reason", "--for"] : sub === undefined ? ["--health", "--capability", "--cordoned"] : [];
   if (command === "schedules") return sub === "set" ? ["--cron", "--timezone", "--every", "--start", "--end", "--max-runs", "--overlap", "--ttl", "--max-run", "--queue", "--payload", "--priority"] : sub === undefined || sub === "list" ? ["--queue"] : [];
   if (command === "events" && sub === "tail") return ["--types", "--agent", "--from"];
-  if (command === "locks") return sub === undefined ? ["--holder", "--prefix"] : sub === "force-release" ? ["--reason"] : [];
+  if (command === "locks") return sub === undefined || sub === "list" ? ["--holder", "--prefix"] : sub === "force-release" ? ["--reason"] : [];
   return undefined;
 }
 
@@ -1102,7 +1102,7 @@ async function lockCommand(words: string[], options: Parsed["options"], api: Coo
   const [, sub, name] = words;
   const line = (lock: RouterOutputs["locks"]["get"]) =>
     lock.held ? `lock ${printable(lock.name)} held by ${printable(lock.holder!)} (fencing token ${lock.fencingToken}) since ${when(lock.acquiredAt)}, until ${when(lock.expiresAt)}\n` : `lock ${printable(lock.name)} is free\n`;
-  if (sub === undefined) {
+  if (sub === undefined || (sub === "list" && words.length === 2)) {
     const holder = str(options["--holder"]);
     const prefix = str(options["--prefix"]);
     const locks: RouterOutputs["locks"]["list"]["items"] = [];

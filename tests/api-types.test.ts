@@ -228,7 +228,7 @@ describe("AppRouter types", () => {
 
   it("lock procedures", () => {
     type Lock = { name: string; held: boolean; holder: string | null; fencingToken: number | null; acquiredAt: Date | null; expiresAt: Date | null; leaseMs: number | null };
-    expectTypeOf<In["locks"]["acquire"]>().toEqualTypeOf<{ name: string; agentId: string; leaseMs?: number; waitMs?: number }>();
+    expectTypeOf<In["locks"]["acquire"]>().toEqualTypeOf<{ name: string; agentId: string; leaseMs?: number; waitMs?: number; idempotencyKey?: string }>();
     expectTypeOf<Out["locks"]["acquire"]>().toEqualTypeOf<{ acquired: boolean; lock: Lock }>();
     expectTypeOf<In["locks"]["renew"]>().toEqualTypeOf<{ name: string; agentId: string; fencingToken?: number; leaseMs?: number }>();
     expectTypeOf<Out["locks"]["renew"]>().toEqualTypeOf<Lock>();

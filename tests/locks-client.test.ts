@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { LockBusy, LockLost, withLock } from "../client/index.js";
 import { CoordinationError, openCoordination } from "../src/index.js";
+import { startSecureServer } from "./helpers/secure-server.js";
 import { makeTempDir, startTestServer, type TestServer } from "./helpers/test-server.js";
 
 let t: TestServer | undefined;
@@ -34,6 +35,73 @@ describe("withLock", () => {
     for (let i = 0; i < log.length; i += 2) expect(log[i + 1]).toBe(log[i]!.replace("start", "end"));
     expect([...results].sort()).toEqual([1, 2, 3]);
     expect(await api.locks.get.query({ name: "repo/main" })).toMatchObject({ held: false });
+  });
+
+  it("two withLock calls of one agent (a worker's handlers) take turns, as two agents' do", async () => {
+    t = await startTestServer();
+    const { api } = t;
+    let inside = 0;
+    let most = 0;
+    const tokens = await Promise.all(
+      [1, 2, 3].map(() =>
+        withLock(api, { name: "one-agent", agentId: "worker-1", waitMs: 20_000 }, async ({ fencingToken }) => {
+          most = Math.max(most, ++inside);
+          await new Promise((resolve) => setTimeout(resolve, 100));
+          inside--;
+          return fencingToken;
+        }),
+      ),
+    );
+    expect(most).toBe(1);
+    expect([...tokens].sort()).toEqual([1, 2, 3]);
+  });
+
+  it("a renewal refused for good (the credential revoked) loses the lock at once, not at the lease's end", async () => {
+    const s = await startSecureServer();
+    t = s;
+    const secret = await s.issue("agent", "a");
+    const agent = s.as(secret);
+    const [token] = (await s.admin.tokens.list.query({})).filter((listed) => listed.agentId === "a");
+    const outcome = await withLock(agent, { name: "revoked", agentId: "a", leaseMs: 60_000 }, async ({ signal }) => {
+      await s.admin.tokens.revoke.mutate({ tokenId: token!.id });
+      await new Promise((resolve) => signal.addEventListener("abort", resolve, { once: true }));
+      return "finished";
+    }).catch((error: unknown) => error);
+    expect(outcome).toBeInstanceOf(LockLost);
+    expect((outcome as LockLost).cause).toMatchObject({ data: { code: "UNAUTHORIZED" } });
+  });
+
+  it("a grant that came after a wait longer than its lease is renewed before the work, not lost, and released after", async () => {
+    t = await startTestServer();
+    const { api } = t;
+    await api.locks.acquire.mutate({ name: "late", agentId: "a", leaseMs: 60_000 });
+    const outcome = withLock(api, { name: "late", agentId: "b", leaseMs: 500, waitMs: 20_000 }, async ({ signal, fencingToken }) => {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      return signal.aborted ? "aborted" : fencingToken;
+    });
+    await vi.waitFor(() => expect(t!.server.services.waiters.locks.size).toBe(1), { timeout: 10_000, interval: 10 });
+    // b waits longer than its own lease before a lets go.
+    const waitingSince = Date.now();
+    await vi.waitFor(() => expect(Date.now() - waitingSince).toBeGreaterThan(700), { timeout: 10_000, interval: 50 });
+    await api.locks.release.mutate({ name: "late", agentId: "a" });
+    expect(await outcome).toBe(2);
+    expect((await api.locks.get.query({ name: "late" })).held).toBe(false);
+  });
+
+  it("after the caller's signal aborts, the lock is renewed until the work returns: clean-up under it stays alone", async () => {
+    t = await startTestServer();
+    const { api } = t;
+    const controller = new AbortController();
+    const outcome = await withLock(api, { name: "cleanup", agentId: "a", leaseMs: 1500, signal: controller.signal }, async ({ lock, signal }) => {
+      controller.abort(new Error("the caller gave up"));
+      expect(signal.aborted).toBe(true);
+      expect((signal.reason as Error).message).toBe("the caller gave up");
+      // Clean-up that outlasts the first lease: only renewals keep the lock.
+      await vi.waitFor(() => expect(Date.now()).toBeGreaterThan(lock.expiresAt!.getTime() + 300), { timeout: 10_000, interval: 50 });
+      return (await api.locks.acquire.mutate({ name: "cleanup", agentId: "b" })).acquired;
+    });
+    expect(outcome).toBe(false);
+    expect((await api.locks.get.query({ name: "cleanup" })).held).toBe(false);
   });
 
   it("renews the lease while the work runs past it", async () => {

@@ -73,6 +73,37 @@ describe("named locks", () => {
     ]);
   });
 
+  it("a lock is held by one acquire: the same agent's acquire with another idempotencyKey waits as another agent's does; the same key again gets the grant", async () => {
+    t = await startTestServer();
+    const { api } = t;
+    const first = await api.locks.acquire.mutate({ name: "shared", agentId: "w", idempotencyKey: "handler-1", leaseMs: 60_000 });
+    expect(first).toMatchObject({ acquired: true, lock: { holder: "w", fencingToken: 1 } });
+    // Another of the agent's workers, with a key of its own, or none: refused, the lock named.
+    expect(await api.locks.acquire.mutate({ name: "shared", agentId: "w", idempotencyKey: "handler-2" })).toEqual({ acquired: false, lock: first.lock });
+    expect(await api.locks.acquire.mutate({ name: "shared", agentId: "w" })).toEqual({ acquired: false, lock: first.lock });
+    // Another agent with the same key is another acquire too.
+    expect((await api.locks.acquire.mutate({ name: "shared", agentId: "v", idempotencyKey: "handler-1" })).acquired).toBe(false);
+    // The first key again (its answer lost): the same grant, renewed.
+    const again = await api.locks.acquire.mutate({ name: "shared", agentId: "w", idempotencyKey: "handler-1", leaseMs: 90_000 });
+    expect(again).toMatchObject({ acquired: true, lock: { holder: "w", fencingToken: 1, leaseMs: 90_000 } });
+    // The second handler waits, and has it once the first releases.
+    const waiting = api.locks.acquire.mutate({ name: "shared", agentId: "w", idempotencyKey: "handler-2", waitMs: 20_000 });
+    await vi.waitFor(() => expect(t!.server.services.waiters.locks.size).toBe(1), { timeout: 10_000, interval: 10 });
+    await api.locks.release.mutate({ name: "shared", agentId: "w", fencingToken: 1 });
+    expect(await waiting).toMatchObject({ acquired: true, lock: { holder: "w", fencingToken: 2 } });
+    // Keys are text of 1 to 200 characters.
+    await expect(api.locks.acquire.mutate({ name: "shared", agentId: "w", idempotencyKey: "" })).rejects.toMatchObject({ data: { code: "INVALID_INPUT" } });
+  });
+
+  it("an agent that only takes locks is registered by its first acquire, so that its deregistration finds them", async () => {
+    t = await startTestServer();
+    const { api } = t;
+    await api.locks.acquire.mutate({ name: "only-locks", agentId: "locker" });
+    expect(await api.agents.get.query({ agentId: "locker" })).toMatchObject({ agentId: "locker", health: "healthy" });
+    await api.agents.deregister.mutate({ agentId: "locker" });
+    expect((await api.locks.get.query({ name: "only-locks" })).held).toBe(false);
+  });
+
   it("fencing tokens keep growing across a restart and after every lock row is gone", async () => {
     t = await startTestServer();
     await t.api.locks.acquire.mutate({ name: "x", agentId: "a" });
@@ -293,6 +324,43 @@ describe("named locks", () => {
       ["lock.released", { name: "l2", agentId: "a", fencingToken: 2, heldMs: expect.any(Number), reason: "deregistered" }],
       ["agent.deregistered", { agentId: "a", releasedTasks: 0, releasedLocks: 2 }],
     ]);
+  });
+
+  it("an acquire sent again while the first one's answer is lost: the repeat's answer hands the grant out, so the lost answer does not release it", async () => {
+    t = await startTestServer({ busyTimeoutMs: 20_000 });
+    const port = t.server.port;
+    const body = JSON.stringify({ agentId: "a", leaseMs: 60_000, idempotencyKey: "deploy-1" });
+    const db = new BetterSqlite3(t.dbPath, { timeout: 5000 });
+    db.prepare("BEGIN IMMEDIATE").run();
+    let repeat: Promise<unknown>;
+    try {
+      // The first acquire waits for the write lock; its client gives up on it (a timeout)...
+      const socket = net.connect(port, "127.0.0.1");
+      socket.on("error", () => undefined);
+      socket.write(`POST /locks/r/acquire HTTP/1.1\r\nHost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n${body}`);
+      await vi.waitFor(() => expect(t!.server.services.db.writeWaitMs).toBeGreaterThan(0), { timeout: 10_000, interval: 10 });
+      socket.destroy();
+      // ...and sends it again, queued behind the first.
+      repeat = t.api.locks.acquire.mutate({ name: "r", agentId: "a", leaseMs: 60_000, idempotencyKey: "deploy-1" });
+    } finally {
+      db.prepare("ROLLBACK").run();
+      db.close();
+    }
+    expect(await repeat).toMatchObject({ acquired: true, lock: { holder: "a", fencingToken: 1 } });
+    // The first answer's loss is known (its compensation ran) once its grant counts one answer.
+    await vi.waitFor(() => expect(withDatabase(t!, (file) => file.prepare(`SELECT answers FROM locks WHERE name = 'r'`).pluck().get())).toBe(1), { timeout: 20_000, interval: 20 });
+    expect(await t.api.locks.get.query({ name: "r" })).toMatchObject({ held: true, holder: "a", fencingToken: 1 });
+    expect((await t.api.locks.acquire.mutate({ name: "r", agentId: "b" })).acquired).toBe(false);
+    expect((await lockEvents(t)).map(([type]) => type)).toEqual(["lock.acquired"]);
+  });
+
+  it("a list by a prefix holding any character, a NUL among them, finds the names it starts", async () => {
+    t = await startTestServer();
+    for (const name of ["a", "a\u0000b", "a\u0000c", "ab", "\u00e9t\u00e9/x", "\u00e9tat"]) await t.api.locks.acquire.mutate({ name, agentId: "w" });
+    const names = async (prefix: string) => (await t!.api.locks.list.query({ prefix })).items.map((lock) => lock.name);
+    expect(await names("a\u0000")).toEqual(["a\u0000b", "a\u0000c"]);
+    expect(await names("a")).toEqual(["a", "a\u0000b", "a\u0000c", "ab"]);
+    expect(await names("\u00e9t\u00e9")).toEqual(["\u00e9t\u00e9/x"]);
   });
 
   it("a grant whose answer never reached its caller is released again; one the agent held already stays", async () => {

@@ -8,6 +8,7 @@ import { Ajv } from "ajv";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { join } from "node:path";
 import { callTool, closeMcpClients, connectMcp, trackMcpClient } from "./helpers/mcp-client.js";
+import { mcpPostHeaders, openMcpSession } from "./helpers/mcp-http.js";
 import { CLI_PATH, CliProcess, killAllCli, runCli } from "./helpers/cli-process.js";
 import { undocumentedFields } from "./helpers/schema-docs.js";
 import { SETTINGS } from "../src/config.js";
@@ -78,6 +79,26 @@ describe("MCP over Streamable HTTP", () => {
     // The first agent's lease is over: its renewal is a tool error with the API's code.
     expect((await callTool(first, "renew_lock", { name: "repo/README.md", fencingToken: 1 })).error.code).toBe("LEASE_CONFLICT");
     expect((await callTool(first, "acquire_lock", { name: "x", agentId: "editor-2" })).error.code).toBe("FORBIDDEN");
+  });
+
+  it("acquire_lock takes a grant for its agent: refused in a JSON-RPC batch, and given back when cancelled after its answer", async () => {
+    t = await startTestServer();
+    const session = await openMcpSession(t.url, { "x-agent-id": "llm" });
+    const headers = { ...mcpPostHeaders({ "x-agent-id": "llm" }), "mcp-session-id": session };
+    const call = (id: number, name: string, args: Record<string, unknown>) => ({ jsonrpc: "2.0", id, method: "tools/call", params: { name, arguments: args } });
+    const batch = await fetch(`${t.url}/mcp`, { method: "POST", headers, body: JSON.stringify([call(1, "acquire_lock", { name: "deploy" }), call(2, "get_lock", { name: "deploy" })]) });
+    expect(batch.status).toBe(400);
+    expect(await batch.text()).toContain("acquire_lock cannot be sent in a batch");
+    expect((await t.api.locks.get.query({ name: "deploy" })).held).toBe(false);
+    // Answered, then cancelled by the host (which drops the answer): the grant goes back.
+    const answered = await fetch(`${t.url}/mcp`, { method: "POST", headers, body: JSON.stringify(call(7, "acquire_lock", { name: "deploy", leaseMs: 60_000 })) });
+    expect(await answered.text()).toContain('\\"acquired\\":true');
+    expect((await t.api.locks.get.query({ name: "deploy" })).holder).toBe("llm");
+    const cancel = await fetch(`${t.url}/mcp`, { method: "POST", headers, body: JSON.stringify({ jsonrpc: "2.0", method: "notifications/cancelled", params: { requestId: 7 } }) });
+    expect(cancel.status).toBe(202);
+    await vi.waitFor(async () => expect((await t!.api.locks.get.query({ name: "deploy" })).held).toBe(false), { timeout: 10_000, interval: 20 });
+    const [released] = await t.api.events.list.query({ types: ["lock.released"], limit: 10 });
+    expect(released?.payload).toMatchObject({ name: "deploy", agentId: "llm", reason: "answer not delivered" });
   });
 
   it("lists its tools with valid JSON schemas; an agent enqueues, claims with context and completes through tools alone", async () => {

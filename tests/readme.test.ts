@@ -219,7 +219,7 @@ describe("README", () => {
   });
 
   it("runs the named locks example as written", async () => {
-    expect(await runExample("repo/CHANGELOG.md", "locks")).toBe("2 false\ntrue deployer-1\n");
+    expect(await runExample("repo/CHANGELOG.md", "locks")).toBe("2 false\nbusy: deployer-1\n");
   });
 
   it("runs the progress example as written", async () => {

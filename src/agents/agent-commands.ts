@@ -74,7 +74,9 @@ export function agentCommands(d: AgentCommandDeps) {
       const gone = d.agents.pruneGone(args.before, args.limit);
       for (const agentId of gone) {
         d.cordons.remove(agentId);
-        d.events.appendSystem(ctx, "agent.deregistered", { agentId, releasedTasks: 0, reason: "retention" });
+        // Locks of its own whose leases outlast its absence (up to maxLeaseMs) go with it too.
+        const releasedLocks = d.releaseLocks(ctx, { agentId, reason: "deregistered" });
+        d.events.appendSystem(ctx, "agent.deregistered", { agentId, releasedTasks: 0, ...(releasedLocks > 0 ? { releasedLocks } : {}), reason: "retention" });
         d.transitions.forgetAgent(agentId);
         ctx.afterCommit(() => d.transitions.forgetAgent(agentId));
       }

@@ -15,6 +15,8 @@ export interface LockDeps {
   events: EventStore;
   /** The most locks one agent may hold at once (maxLocksPerAgent). */
   maxLocksPerAgent: number;
+  /** A sign of life of `agentId`, registering it if unknown (as a claim does): its deregistration then finds its locks. */
+  noteAgent: (ctx: WriteContext, agentId: string) => void;
 }
 
 /** A lock's answer less its name and holder, over tRPC (superjson's meta names its two dates' paths) or REST, with room to spare. */
@@ -23,6 +25,9 @@ const LOCK_FIXED_BYTES = 400;
 const PAGE_ENVELOPE_BYTES = 200;
 /** What a held lock weighs in an answer. */
 const lockAnswerBytes = (row: LockRow): number => LOCK_FIXED_BYTES + jsonTextBytes(row.name) + jsonTextBytes(row.holder);
+
+/** lock.released's reason for a grant given back because no answer that handed it out reached its caller. */
+export const UNDELIVERED = "answer not delivered";
 
 const iso = (ms: number): string => new Date(Number(ms)).toISOString();
 
@@ -85,21 +90,29 @@ export function lockCommands(d: LockDeps) {
 
   return {
     /**
-     * Grants `name` to `agentId` for `leaseMs` when it is free (one whose lease ran out is); one
-     * the agent holds already is answered as held, renewed from now by `leaseMs` (its answer may
-     * have been lost: the same grant, the same fencing token). Held by another: not acquired, the
-     * lock as it is. LIMIT_EXCEEDED when the agent holds maxLocksPerAgent locks already.
+     * Grants `name` to `agentId` for `leaseMs` when it is free (one whose lease ran out is). One
+     * the agent holds under the same `idempotencyKey` (or none, as the grant had none) is answered
+     * as held, renewed from now by `leaseMs` (its answer may have been lost: the same grant, the
+     * same fencing token). Held otherwise (another agent, or another key): not acquired, the lock
+     * as it is. LIMIT_EXCEEDED when the agent holds maxLocksPerAgent locks already.
      */
-    "locks.acquire": (ctx: WriteContext, request: { name: string; agentId: string; leaseMs: number }): AcquireOutcome => {
-      const row = current(ctx, request.name);
-      if (row !== undefined && row.holder === request.agentId) {
-        return { acquired: true, granted: false, lock: toLock(request.name, d.locks.renew(row, request.leaseMs, ctx.now), ctx.now) };
+    "locks.acquire": (ctx: WriteContext, request: { name: string; agentId: string; leaseMs: number; idempotencyKey?: string | undefined }): AcquireOutcome => {
+      const key = request.idempotencyKey ?? null;
+      // Looked at before anything is written: a refusal must leave the write clean (one that
+      // changed rows before it throws costs its whole batch a rerun, savepoint by savepoint).
+      const row = d.locks.get(request.name);
+      const held = lockHeld(row, ctx.now);
+      if (held && row.holder === request.agentId && row.idempotencyKey === key) {
+        d.noteAgent(ctx, request.agentId);
+        return { acquired: true, granted: false, lock: toLock(request.name, d.locks.renew(row, request.leaseMs, ctx.now, true), ctx.now) };
       }
-      if (row !== undefined) return { acquired: false, granted: false, lock: toLock(request.name, row, ctx.now) };
-      if (d.locks.heldBy(request.agentId, ctx.now) >= d.maxLocksPerAgent) {
+      if (!held && d.locks.heldBy(request.agentId, ctx.now) >= d.maxLocksPerAgent) {
         throw new CoordinationError("LIMIT_EXCEEDED", `agent ${JSON.stringify(request.agentId)} holds ${d.maxLocksPerAgent} locks already (maxLocksPerAgent): release one first`);
       }
-      const granted = d.locks.grant(request.name, request.agentId, request.leaseMs, ctx.now);
+      d.noteAgent(ctx, request.agentId);
+      if (held) return { acquired: false, granted: false, lock: toLock(request.name, row, ctx.now) };
+      if (row !== undefined) expire(ctx, row);
+      const granted = d.locks.grant(request.name, request.agentId, request.leaseMs, ctx.now, key);
       d.events.appendSystem(ctx, "lock.acquired", { name: granted.name, agentId: granted.holder, fencingToken: granted.fencingToken, expiresAt: iso(granted.expiresAt) });
       return { acquired: true, granted: true, lock: toLock(request.name, granted, ctx.now) };
     },
@@ -107,28 +120,47 @@ export function lockCommands(d: LockDeps) {
     /**
      * Renews `agentId`'s grant of `name` from now, by `leaseMs` (null: the length it was acquired
      * or last renewed with). LEASE_CONFLICT when it holds none (under `fencingToken`, when given):
-     * released, or its lease ran out (then the lock is free, or another agent's).
+     * released, or its lease ran out (then the lock is free, or another agent's). A refusal
+     * writes nothing (a grant run out is the expiry job's, or the next acquire's, to take away).
      */
     "locks.renew": (ctx: WriteContext, request: { name: string; agentId: string; fencingToken?: number | undefined; leaseMs: number | null }): Lock => {
-      const row = current(ctx, request.name);
-      if (row === undefined || row.holder !== request.agentId || (request.fencingToken !== undefined && Number(row.fencingToken) !== request.fencingToken)) {
-        throw notHeld(request.name, request.agentId, request.fencingToken, row, ctx.now);
+      const row = d.locks.get(request.name);
+      if (!lockHeld(row, ctx.now) || row.holder !== request.agentId || (request.fencingToken !== undefined && Number(row.fencingToken) !== request.fencingToken)) {
+        throw notHeld(request.name, request.agentId, request.fencingToken, lockHeld(row, ctx.now) ? row : undefined, ctx.now);
       }
+      d.noteAgent(ctx, request.agentId);
       return toLock(request.name, d.locks.renew(row, request.leaseMs ?? Number(row.leaseMs), ctx.now), ctx.now);
+    },
+
+    /**
+     * An answer that handed grant `fencingToken` of `name` to `agentId` did not reach its caller
+     * (delivery confirmation, an MCP call cancelled after its answer): the grant goes back, with
+     * its lock.released (reason "answer not delivered"), unless another answer handed it out too
+     * (an acquire sent again with its key), which may have arrived: then one answer fewer. A grant
+     * gone already, or run out, is left as it is. Whether it was released.
+     */
+    "locks.giveBackUndelivered": (ctx: WriteContext, request: { name: string; agentId: string; fencingToken: number }): boolean => {
+      const row = d.locks.get(request.name);
+      if (!lockHeld(row, ctx.now) || row.holder !== request.agentId || Number(row.fencingToken) !== request.fencingToken) return false;
+      if (Number(row.answers) > 1) {
+        d.locks.answerLost(row);
+        return false;
+      }
+      release(ctx, row, { reason: UNDELIVERED });
+      return true;
     },
 
     /**
      * Ends `agentId`'s grant of `name` (that of `fencingToken`, when given): free for anyone from
      * this write. One it does not hold is answered `released: false`, nothing changed: a release
-     * sent again (its answer lost) finds it so. `reason`: the server's, when it gives back a grant
-     * whose acquire's answer did not arrive.
+     * sent again (its answer lost) finds it so.
      */
-    "locks.release": (ctx: WriteContext, request: { name: string; agentId: string; fencingToken?: number | undefined; reason?: string }): Released => {
+    "locks.release": (ctx: WriteContext, request: { name: string; agentId: string; fencingToken?: number | undefined }): Released => {
       const row = current(ctx, request.name);
       if (row === undefined || row.holder !== request.agentId || (request.fencingToken !== undefined && Number(row.fencingToken) !== request.fencingToken)) {
         return { released: false, lock: toLock(request.name, row, ctx.now) };
       }
-      release(ctx, row, request.reason === undefined ? {} : { reason: request.reason });
+      release(ctx, row, {});
       return { released: true, lock: toLock(request.name, undefined, ctx.now) };
     },
 

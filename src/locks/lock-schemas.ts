@@ -27,6 +27,11 @@ export const acquireInput = z.strictObject({
   waitMs: ms(3_600_000)
     .optional()
     .describe("Long-poll: wait up to this many ms for the lock to be free; left out or 0, answer at once. At most the server's maxWaitMs (30 s by default): a longer wait is cut to it"),
+  idempotencyKey: text(200)
+    .optional()
+    .describe(
+      "This acquire's key. The same agent sending the same key again (its answer lost) gets the grant it took, renewed, not a refusal; any other acquire, the same agent's with another key among them, waits for the lock. Left out, the same agent's acquires without a key share one grant: give each of its workers that may hold the lock at once a key of its own (withLock does)",
+    ),
 });
 export type AcquireRequest = z.output<typeof acquireInput>;
 
@@ -79,7 +84,9 @@ export type Lock = z.infer<typeof lockSchema>;
 
 export const acquiredSchema = z
   .object({
-    acquired: z.boolean().describe("Whether the caller holds the lock now (also when it held it already: the same grant, renewed). False: another agent holds it, named in `lock`, past the wait"),
+    acquired: z
+      .boolean()
+      .describe("Whether the caller holds the lock now (also when this acquire, or one with its agent and idempotencyKey, took it already: the same grant, renewed). False: another acquire holds it, named in `lock`, past the wait"),
     lock: lockSchema,
   })
   .meta({ id: "LockAcquired" });

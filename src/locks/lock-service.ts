@@ -24,16 +24,18 @@ export class LockService {
 
   /**
    * Acquires lock `name` for `agentId` (see locks.acquire), waiting up to `waitMs` (cut to
-   * maxWaitMs) while another agent holds it. A grant whose answer does not reach the caller
-   * (`call.delivery`) is released again; one the agent held already stays (an earlier answer
-   * may have arrived). LIMIT_EXCEEDED: maxLocksPerAgent, or maxParkedPerAgent for a wait.
+   * maxWaitMs) while another acquire holds it. A grant whose answer does not reach the caller
+   * (`call.delivery`) is released again, unless another answer handed it out too (an acquire
+   * sent again with its key: that one may have arrived). LIMIT_EXCEEDED: maxLocksPerAgent, or
+   * maxParkedPerAgent for a wait.
    */
   async acquire(request: AcquireRequest, call: ConsumingCall = {}): Promise<Acquired> {
     const leaseMs = this.leaseLength(request.leaseMs);
     const waitMs = Math.min(request.waitMs ?? 0, this.d.config.maxWaitMs);
     const attempt = async (): Promise<Acquired> => {
-      const { granted, acquired, lock } = await this.d.db.write("locks.acquire", { name: request.name, agentId: request.agentId, leaseMs });
-      if (granted) call.delivery?.onUndelivered(() => this.d.db.write("locks.release", { name: request.name, agentId: request.agentId, fencingToken: lock.fencingToken!, reason: UNDELIVERED }));
+      const { acquired, lock } = await this.d.db.write("locks.acquire", { name: request.name, agentId: request.agentId, leaseMs, idempotencyKey: request.idempotencyKey });
+      // Every answer that hands the grant out counts: only the last one's loss gives it back.
+      if (acquired) call.delivery?.onUndelivered(() => this.giveBack({ name: request.name, agentId: request.agentId, fencingToken: lock.fencingToken! }));
       return { acquired, lock };
     };
     if (waitMs <= 0) return attempt();
@@ -64,7 +66,8 @@ export class LockService {
           const leaseEnd = answer.lock.expiresAt === null ? now : answer.lock.expiresAt.getTime() + 1;
           const wakeAt = Math.min(deadline, leaseEnd, now + safetyRelookMs(this.d.config.crossProcessPollMs));
           await ticket.wait(wakeAt - now, stop.signal);
-          if (!ticket.isWoken && Date.now() >= deadline) return { acquired: false, lock: await this.get(request.name) };
+          // At the end of the wait, one last attempt: the holder's lease may have run out with it.
+          if (!ticket.isWoken && Date.now() >= deadline && !stop.signal.aborted) return await attempt();
         } finally {
           ticket.cancel();
         }
@@ -74,6 +77,15 @@ export class LockService {
       shutdown.dispose();
       unpark();
     }
+  }
+
+  /**
+   * Gives back a grant an answer handed out that did not reach its caller (an MCP call cancelled
+   * after its answer, or delivery confirmation), unless another answer handed it out too. Whether
+   * it was released.
+   */
+  giveBack(grant: { name: string; agentId: string; fencingToken: number }): Promise<boolean> {
+    return this.d.db.write("locks.giveBackUndelivered", grant);
   }
 
   /** Renews the agent's grant of `name` (see locks.renew); its lease is cut to maxLeaseMs. LEASE_CONFLICT when it holds none. */
@@ -121,9 +133,6 @@ export class LockService {
     return Math.min(requested && requested > 0 ? requested : this.d.config.leaseMs, this.d.config.maxLeaseMs);
   }
 }
-
-/** lock.released's reason for a grant given back because its acquire's answer did not reach the caller. */
-const UNDELIVERED = "answer not delivered";
 
 /** Grants the expiry job takes away per write. */
 const EXPIRY_BATCH = 500;

@@ -11,11 +11,14 @@ export interface LockRow {
   acquiredAt: number;
   leaseMs: number;
   expiresAt: number;
+  idempotencyKey: string | null;
+  /** The answers that handed this grant out, not known lost. */
+  answers: number;
 }
 
 /** The system_state key of the last fencing token granted. */
 const FENCING_KEY = "locks.fencingToken";
-const COLUMNS = "name, holder, fencingToken, acquiredAt, leaseMs, expiresAt";
+const COLUMNS = "name, holder, fencingToken, acquiredAt, leaseMs, expiresAt, idempotencyKey, answers";
 
 /** Whether `row` is held at `now`: one whose lease ran out is free. */
 export const lockHeld = (row: Pick<LockRow, "expiresAt"> | undefined, now: number): row is LockRow => row !== undefined && Number(row.expiresAt) > now;
@@ -28,8 +31,8 @@ export class LockStore {
     return this.st.get<[string], LockRow>(`SELECT ${COLUMNS} FROM locks WHERE name = ?`).get(name);
   }
 
-  /** A new grant of `name` (no row of it may be left), with the next fencing token. */
-  grant(name: string, holder: string, leaseMs: number, now: number): LockRow {
+  /** A new grant of `name` (no row of it may be left), with the next fencing token; `idempotencyKey`: the acquire's (null: none). */
+  grant(name: string, holder: string, leaseMs: number, now: number, idempotencyKey: string | null): LockRow {
     const fencingToken = this.st
       .get<[string], number>(
         `INSERT INTO system_state (key, value) VALUES (?, '1')
@@ -37,17 +40,25 @@ export class LockStore {
       )
       .pluck()
       .get(FENCING_KEY)!;
-    const row: LockRow = { name, holder, fencingToken, acquiredAt: now, leaseMs, expiresAt: now + leaseMs };
+    const row: LockRow = { name, holder, fencingToken, acquiredAt: now, leaseMs, expiresAt: now + leaseMs, idempotencyKey, answers: 1 };
     this.st
-      .get<[string, string, number, number, number, number]>(`INSERT INTO locks (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)`)
-      .run(row.name, row.holder, row.fencingToken, row.acquiredAt, row.leaseMs, row.expiresAt);
+      .get<[string, string, number, number, number, number, string | null, number]>(`INSERT INTO locks (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
+      .run(row.name, row.holder, row.fencingToken, row.acquiredAt, row.leaseMs, row.expiresAt, row.idempotencyKey, row.answers);
     return row;
   }
 
-  /** Renews grant `fencingToken` of `name` to `leaseMs` from `now`; the row as renewed. */
-  renew(row: LockRow, leaseMs: number, now: number): LockRow {
-    this.st.get<[number, number, string, number]>(`UPDATE locks SET leaseMs = ?, expiresAt = ? WHERE name = ? AND fencingToken = ?`).run(leaseMs, now + leaseMs, row.name, row.fencingToken);
-    return { name: row.name, holder: row.holder, fencingToken: row.fencingToken, acquiredAt: row.acquiredAt, leaseMs, expiresAt: now + leaseMs };
+  /** Renews grant `row` to `leaseMs` from `now`, and counts one more answer that handed it out when `answeredAgain`; the row as written. */
+  renew(row: LockRow, leaseMs: number, now: number, answeredAgain = false): LockRow {
+    const answers = Number(row.answers) + (answeredAgain ? 1 : 0);
+    this.st
+      .get<[number, number, number, string, number]>(`UPDATE locks SET leaseMs = ?, expiresAt = ?, answers = ? WHERE name = ? AND fencingToken = ?`)
+      .run(leaseMs, now + leaseMs, answers, row.name, row.fencingToken);
+    return { name: row.name, holder: row.holder, fencingToken: row.fencingToken, acquiredAt: row.acquiredAt, leaseMs, expiresAt: now + leaseMs, idempotencyKey: row.idempotencyKey, answers };
+  }
+
+  /** One answer that handed grant `row` out did not reach its caller: one fewer. */
+  answerLost(row: LockRow): void {
+    this.st.get<[string, number]>(`UPDATE locks SET answers = answers - 1 WHERE name = ? AND fencingToken = ?`).run(row.name, row.fencingToken);
   }
 
   /** Deletes grant `fencingToken` of `name`. Whether it was there. */
@@ -92,8 +103,9 @@ export class LockStore {
       params.holder = filter.holder;
     }
     if (filter.prefix !== undefined) {
-      // A range of the primary key, not LIKE (whose % and _ a name may hold, and which ignores case).
-      where.push("name >= @prefix", "substr(name, 1, length(@prefix)) = @prefix");
+      // A range of the primary key, not LIKE (whose % and _ a name may hold, and which ignores
+      // case); compared as bytes (length() of text stops at a NUL).
+      where.push("name >= @prefix", "substr(CAST(name AS BLOB), 1, length(CAST(@prefix AS BLOB))) = CAST(@prefix AS BLOB)");
       params.prefix = filter.prefix;
     }
     if (filter.after !== undefined) {

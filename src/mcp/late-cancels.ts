@@ -2,14 +2,28 @@
 // host, having cancelled, drops the answer when it arrives (MCP: the sender of a cancel ignores
 // any response that follows it). A claim_task, or a complete_task's next, answered that way
 // handed a lease to an agent that was never told: it waited out its lease and was charged an
-// attempt. Each session keeps, for a while, the leases its recent answers handed out, and a late
-// cancel gives them back as an answer never delivered is (tasks.releaseUndelivered: a lease that
-// moved on, or that another answer handed out too, stays).
+// attempt. Each session keeps, for a while, the leases (and named locks' grants) its recent answers
+// handed out, and a late cancel gives them back as an answer never delivered is
+// (tasks.releaseUndelivered, locks.giveBackUndelivered: a lease or grant that moved on, or that
+// another answer handed out too, stays).
 
 /** A lease an answer handed out. */
 export interface HandedLease {
   id: string;
   leaseToken: number;
+}
+
+/** A named lock's grant an answer handed out (acquire_lock). */
+export interface HandedLock {
+  name: string;
+  agentId: string;
+  fencingToken: number;
+}
+
+/** What one answer handed out. */
+export interface Handed {
+  leases: HandedLease[];
+  locks: HandedLock[];
 }
 
 /** How long after its answer a cancel still gives the answer's leases back, in ms: a cancel crossing the answer on the wire comes well within it. */
@@ -18,20 +32,20 @@ export const LATE_CANCEL_MS = 60_000;
 const REMEMBERED = 64;
 
 export class LateCancels {
-  private readonly handed = new Map<string | number, { leases: HandedLease[]; at: number }>();
+  private readonly handed = new Map<string | number, { handed: Handed; at: number }>();
 
-  /** Request `id`'s answer handed out `leases`. */
-  note(id: string | number, leases: HandedLease[], now = Date.now()): void {
+  /** Request `id`'s answer handed out `handed`. */
+  note(id: string | number, handed: Handed, now = Date.now()): void {
     this.handed.delete(id);
-    this.handed.set(id, { leases, at: now });
+    this.handed.set(id, { handed, at: now });
     if (this.handed.size > REMEMBERED) this.handed.delete(this.handed.keys().next().value!);
   }
 
-  /** The leases request `id`'s answer handed out, if it did so within LATE_CANCEL_MS; each once. */
-  take(id: string | number, now = Date.now()): HandedLease[] | undefined {
+  /** What request `id`'s answer handed out, if it did so within LATE_CANCEL_MS; each once. */
+  take(id: string | number, now = Date.now()): Handed | undefined {
     const entry = this.handed.get(id);
     if (entry === undefined) return undefined;
     this.handed.delete(id);
-    return now - entry.at <= LATE_CANCEL_MS ? entry.leases : undefined;
+    return now - entry.at <= LATE_CANCEL_MS ? entry.handed : undefined;
   }
 }

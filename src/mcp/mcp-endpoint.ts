@@ -123,7 +123,7 @@ function takingCallInBatch(body: unknown): string | undefined {
     const params = isJsonObject(message) && message.method === "tools/call" && isJsonObject(message.params) ? message.params : undefined;
     if (params === undefined) continue;
     const args = isJsonObject(params.arguments) ? params.arguments : {};
-    if (params.name === "claim_task" || params.name === "read_mailbox" || (params.name === "complete_task" && args.next !== undefined)) return String(params.name);
+    if (params.name === "claim_task" || params.name === "read_mailbox" || params.name === "acquire_lock" || (params.name === "complete_task" && args.next !== undefined)) return String(params.name);
   }
   return undefined;
 }
@@ -240,8 +240,9 @@ export function createMcpEndpoint(services: Services) {
       for (const id of ids) session.responses.set(id, res);
       // A cancel of a request already answered: its host drops the answer, so what it handed out goes back.
       for (const id of cancelledIds(body)) {
-        const leases = session.lateCancels.take(id);
-        if (leases) void services.tasks.giveBack(leases).catch((error: unknown) => log.warn({ err: error, requestId: id }, "giving back the leases of an MCP call cancelled after its answer failed"));
+        const handed = session.lateCancels.take(id);
+        if (handed?.leases.length) void services.tasks.giveBack(handed.leases).catch((error: unknown) => log.warn({ err: error, requestId: id }, "giving back the leases of an MCP call cancelled after its answer failed"));
+        for (const lock of handed?.locks ?? []) void services.locks.giveBack(lock).catch((error: unknown) => log.warn({ err: error, requestId: id }, "giving back the lock of an MCP call cancelled after its answer failed"));
       }
       res.once("close", () => {
         if (stream) session.streamResponses.delete(res);
@@ -286,7 +287,8 @@ export function createMcpEndpoint(services: Services) {
       caller,
       deleted: deleted.signal,
       responseOf: (id) => responses.get(id),
-      handedOut: (id, leases) => lateCancels.note(id, leases),
+      handedOut: (id, leases) => lateCancels.note(id, { leases, locks: [] }),
+      handedOutLock: (id, lock) => lateCancels.note(id, { leases: [], locks: [lock] }),
       streamBacklog: () => Math.max(0, ...[...streamResponses].map((stream) => stream.writableLength)),
       closeStreams: (reason) => {
         log.warn({ session: transport.sessionId, agentId, reason }, "MCP notification stream closed: its client does not read it");

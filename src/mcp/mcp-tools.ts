@@ -49,6 +49,8 @@ export interface McpSession {
    * request that comes after its answer went out gives them back (the endpoint's late cancels).
    */
   handedOut: (requestId: string | number, leases: Array<{ id: string; leaseToken: number }>) => void;
+  /** The named lock's grant a request's answer handed out (acquire_lock): given back as handedOut's leases are. */
+  handedOutLock: (requestId: string | number, lock: { name: string; agentId: string; fencingToken: number }) => void;
 }
 
 /** What a tool's handler is told of its request by the SDK. */
@@ -432,11 +434,19 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
     {
       description:
         "Take a named lock, so that no other agent works on the same thing at once (a file, a branch, a deploy target: agents agree on the name). Returns { acquired, lock }: acquired false means another agent holds it (lock.holder, until lock.expiresAt unless renewed): " +
-        `wait for it with waitMs (at most ${MCP_MAX_WAIT_MS}), or do something else. While you work, renew it with renew_lock before lock.expiresAt, or it is free for anyone; release it with release_lock when done. ` +
-        "Pass lock.fencingToken to whatever the lock guards when it checks one: each holder's is larger than the last. Acquiring a lock you hold already renews it.",
-      inputSchema: strictArgs({ ...agentArg, name: acquireInput.shape.name, leaseMs: acquireInput.shape.leaseMs, waitMs: z.number().int().min(0).optional().describe(`Wait up to this many ms for the lock to be free, at most ${MCP_MAX_WAIT_MS} (a longer wait is cut to it); left out or 0, answer at once`) }),
+        `wait for it with waitMs (at most ${MCP_MAX_WAIT_MS}), or do something else. Give a leaseMs longer than the time between your calls (the server's default is 30 s): while you work, renew it with renew_lock before lock.expiresAt, or it is free for anyone; release it with release_lock when done. ` +
+        "Pass lock.fencingToken to whatever the lock guards when it checks one: each holder's is larger than the last. Acquiring again a lock this agent holds renews it (unless the two acquires give different idempotencyKey values).",
+      inputSchema: strictArgs({ ...agentArg, name: acquireInput.shape.name, leaseMs: acquireInput.shape.leaseMs, idempotencyKey: acquireInput.shape.idempotencyKey.describe(
+          "This acquire's key: the same key sent again (the call cut off) gets the grant it took, renewed. Left out, this agent's acquires share one grant; with keys, an acquire with another key waits as another agent's does",
+        ), waitMs: z.number().int().min(0).optional().describe(`Wait up to this many ms for the lock to be free, at most ${MCP_MAX_WAIT_MS} (a longer wait is cut to it); left out or 0, answer at once`) }),
     },
-    (args, extra) => answerCall(extra, (api) => api.locks.acquire({ ...args, agentId: agent(args.agentId), waitMs: wait(args.waitMs) })),
+    (args, extra) =>
+      answerCall(extra, async (api) => {
+        const agentId = agent(args.agentId);
+        const answer = await api.locks.acquire({ ...args, agentId, waitMs: wait(args.waitMs) });
+        if (answer.acquired) session.handedOutLock(extra.requestId, { name: answer.lock.name, agentId, fencingToken: answer.lock.fencingToken! });
+        return answer;
+      }),
   );
   registerTool(
     "renew_lock",

@@ -78,8 +78,10 @@ export function logOperatorEvents(log: Logger, events: readonly CoordinationEven
         }
       }
     }
-    // The payload's fields first: a published one's must not pass for the line's own.
-    log.info({ ...payloadFields(event), event: event.type, seq: event.seq }, line);
+    // The payload's fields first: a published one's must not pass for the line's own. A lock's
+    // `name` goes as `lock`: `name` is the logger's own field (a JSON line would hold it twice).
+    const { name, ...fields } = payload;
+    log.info({ ...fields, ...(name !== undefined && event.type.startsWith("lock.") ? { lock: name } : {}), event: event.type, seq: event.seq }, line);
   }
 }
 

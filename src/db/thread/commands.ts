@@ -84,7 +84,7 @@ export function createWriteCommands(db: SqliteDatabase, setup: ThreadSetup, reca
   const grace = lockWaitGrace(st, config.busyTimeoutMs);
   const transitions = new TaskTransitions({ config, tasks, events, agents, memories, schedules });
   const probe = db.prepare<[string]>(`INSERT INTO system_state (key, value) VALUES ('health.probe', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`);
-  const lockWrites = lockCommands({ locks, events, maxLocksPerAgent: config.maxLocksPerAgent });
+  const lockWrites = lockCommands({ locks, events, maxLocksPerAgent: config.maxLocksPerAgent, noteAgent: (ctx, agentId) => transitions.noteAgent(ctx, agentId) });
   const agentWrites = agentCommands({ agents, cordons, tasks, events, transitions, healthCutoffs: cutoffs, lockWaitGrace: grace, releaseLocks: lockWrites["locks.releaseAllOf"] });
   const streaks = new FailureStreaks({ cordons, events, after: config.quarantineAfterFailures, quarantineMs: config.quarantineMs, transaction: () => st.transactions });
   const announce = db.prepare<[string]>(`INSERT INTO system_state (key, value) VALUES ('server.started', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`);
