@@ -22,10 +22,9 @@ import { PeriodicJob } from "./periodic.js";
 import { Retention } from "./retention/retention.js";
 import { PerKeyLimit } from "./per-key-limit.js";
 import { ClaimWaiters } from "./tasks/claim-waiters.js";
-import { SettleWaiters } from "./tasks/settle-waiters.js";
+import { lockWaiters, settleWaiters, type KeyedWaiters } from "./keyed-waiters.js";
 import { TaskService } from "./tasks/task-service.js";
 import { LockService } from "./locks/lock-service.js";
-import { LockWaiters } from "./locks/lock-waiters.js";
 import { SignalFanout } from "./wakeup.js";
 
 export interface Services {
@@ -47,7 +46,7 @@ export interface Services {
   /** Delivery confirmation of consuming calls (claims, steals, auto-ack polls). */
   deliveries: Deliveries;
   /** Long-polling claims and polls parked, woken by committed events. */
-  waiters: { claims: ClaimWaiters; polls: PollWaiters; settles: SettleWaiters; locks: LockWaiters };
+  waiters: { claims: ClaimWaiters; polls: PollWaiters; settles: KeyedWaiters; locks: KeyedWaiters };
   jobs: { leaseSweeper: PeriodicJob; lockExpiry: PeriodicJob; queueHolds: PeriodicJob; dependents: PeriodicJob; taskExpiry: PeriodicJob; scheduleRepair: PeriodicJob; pollHolds: PeriodicJob; healthMonitor: PeriodicJob; eventPruner: PeriodicJob; retention: PeriodicJob; memoryIndex: PeriodicJob };
   /** Settled tasks and memories pruned to their retention (src/retention/). */
   retention: Retention;
@@ -91,7 +90,7 @@ export function createCoordination(config: Config, log: Logger): Coordination {
   const startedAt = Date.now();
   const shutdown = new AbortController();
   const stopping = new SignalFanout(shutdown.signal);
-  const waiters = { claims: new ClaimWaiters(), polls: new PollWaiters(), settles: new SettleWaiters(), locks: new LockWaiters() };
+  const waiters = { claims: new ClaimWaiters(), polls: new PollWaiters(), settles: settleWaiters(), locks: lockWaiters() };
   // The bus hears of local commits from the writer thread, and reads other processes' through the reader.
   let bus: EventBus | undefined;
   let metrics: Metrics | undefined;

@@ -63,7 +63,7 @@ export class SignalFanout {
  * A parked long-poll's wake-up, registered before its read so that an event committed during the
  * read is not missed: notified (by the waiters' registry, from the event bus) at most once per
  * look; `wait` resolves when notified, after `maxMs`, or when `signal` aborts. Poll and task-wait
- * tickets (poll-waiters.ts, settle-waiters.ts) add what they wait for and how they leave.
+ * tickets (poll-waiters.ts, keyed-waiters.ts) add what they wait for and how they leave.
  */
 export class WakeTicket {
   private woken = false;

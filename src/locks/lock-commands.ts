@@ -45,9 +45,6 @@ export function toLock(name: string, row: LockRow | undefined, now: number): Loc
   };
 }
 
-/** What acquire answers, and whether this write granted the lock (false: refused, or a grant the caller held already). */
-export type AcquireOutcome = Acquired & { granted: boolean };
-
 export function lockCommands(d: LockDeps) {
   /** Takes away a grant whose lease ran out, with its lock.expired. */
   const expire = (ctx: WriteContext, row: LockRow): void => {
@@ -96,7 +93,7 @@ export function lockCommands(d: LockDeps) {
      * same fencing token). Held otherwise (another agent, or another key): not acquired, the lock
      * as it is. LIMIT_EXCEEDED when the agent holds maxLocksPerAgent locks already.
      */
-    "locks.acquire": (ctx: WriteContext, request: { name: string; agentId: string; leaseMs: number; idempotencyKey?: string | undefined }): AcquireOutcome => {
+    "locks.acquire": (ctx: WriteContext, request: { name: string; agentId: string; leaseMs: number; idempotencyKey?: string | undefined }): Acquired => {
       const key = request.idempotencyKey ?? null;
       // Looked at before anything is written: a refusal must leave the write clean (one that
       // changed rows before it throws costs its whole batch a rerun, savepoint by savepoint).
@@ -104,17 +101,17 @@ export function lockCommands(d: LockDeps) {
       const held = lockHeld(row, ctx.now);
       if (held && row.holder === request.agentId && row.idempotencyKey === key) {
         d.noteAgent(ctx, request.agentId);
-        return { acquired: true, granted: false, lock: toLock(request.name, d.locks.renew(row, request.leaseMs, ctx.now, true), ctx.now) };
+        return { acquired: true, lock: toLock(request.name, d.locks.renew(row, request.leaseMs, ctx.now, true), ctx.now) };
       }
       if (!held && d.locks.heldBy(request.agentId, ctx.now) >= d.maxLocksPerAgent) {
         throw new CoordinationError("LIMIT_EXCEEDED", `agent ${JSON.stringify(request.agentId)} holds ${d.maxLocksPerAgent} locks already (maxLocksPerAgent): release one first`);
       }
       d.noteAgent(ctx, request.agentId);
-      if (held) return { acquired: false, granted: false, lock: toLock(request.name, row, ctx.now) };
+      if (held) return { acquired: false, lock: toLock(request.name, row, ctx.now) };
       if (row !== undefined) expire(ctx, row);
       const granted = d.locks.grant(request.name, request.agentId, request.leaseMs, ctx.now, key);
       d.events.appendSystem(ctx, "lock.acquired", { name: granted.name, agentId: granted.holder, fencingToken: granted.fencingToken, expiresAt: iso(granted.expiresAt) });
-      return { acquired: true, granted: true, lock: toLock(request.name, granted, ctx.now) };
+      return { acquired: true, lock: toLock(request.name, granted, ctx.now) };
     },
 
     /**

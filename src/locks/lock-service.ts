@@ -1,5 +1,5 @@
 // Named locks on the event loop: bounds a call's lease and wait by the server's settings, parks an
-// acquire that waits (lock-waiters.ts), and gives back a grant whose answer never reached its
+// acquire that waits (keyed-waiters.ts), and gives back a grant whose answer never reached its
 // caller (src/delivery/delivery.ts), so no agent is left holding a lock it was never told of.
 import type { Config } from "../config.js";
 import type { Database } from "../db/thread/database.js";
@@ -8,12 +8,12 @@ import { shuttingDown } from "../errors.js";
 import type { PerKeyLimit } from "../per-key-limit.js";
 import { linkSignals, safetyRelookMs, type SignalFanout } from "../wakeup.js";
 import type { AcquireRequest, Acquired, ForceReleased, ForceReleaseRequest, ListLocksRequest, Lock, LockPage, Released, ReleaseRequest, RenewRequest } from "./lock-schemas.js";
-import type { LockWaiters } from "./lock-waiters.js";
+import type { KeyedWaiters } from "../keyed-waiters.js";
 
 export interface LockServiceDeps {
   config: Config;
   db: Database;
-  waiters: LockWaiters;
+  waiters: KeyedWaiters;
   shutdown: SignalFanout;
   /** Long-polls waiting per agent, bounded (maxParkedPerAgent): its claims, polls and acquires together. */
   parked: PerKeyLimit;
@@ -47,7 +47,7 @@ export class LockService {
       for (;;) {
         // Waiting starts before the attempt: a release committed meanwhile wakes it at once.
         if (shutdown.signal.aborted) throw shuttingDown();
-        const ticket = this.d.waiters.ticket(request.name);
+        const ticket = this.d.waiters.ticket([request.name]);
         try {
           if (clientGone(call)) {
             refuseIfRevoked(call);

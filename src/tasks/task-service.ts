@@ -15,7 +15,7 @@ import type { PerKeyLimit } from "../per-key-limit.js";
 import { retentionPolicies } from "../retention/retention.js";
 import { linkSignals, safetyRelookMs, type SignalFanout } from "../wakeup.js";
 import type { Availability, ClaimWaiters } from "./claim-waiters.js";
-import type { SettleWaiters } from "./settle-waiters.js";
+import type { KeyedWaiters } from "../keyed-waiters.js";
 import { SETTLED_STATUSES, untilHolds } from "./task-status.js";
 import type { RecalledContexts } from "../db/thread/recall-relay.js";
 import type { Leased } from "./task-commands.js";
@@ -36,7 +36,7 @@ export interface TaskServiceDeps {
   /** Long-polls waiting per agent, bounded (maxParkedPerAgent). */
   parked: PerKeyLimit;
   /** Task waits parked (tasks.wait, tasks.waitMany). */
-  settles: SettleWaiters;
+  settles: KeyedWaiters;
   /** Task waits parked per credential, bounded (maxParkedPerAgent), apart from its agent's claims and polls. */
   parkedWaits: PerKeyLimit;
   /** Changes whenever tasks may have changed (the log's head seen by this process, retention's deletions): stats are reused while it stands. */
@@ -450,7 +450,7 @@ export class TaskService {
   /**
    * The task once it is settled (completed, dead_letter or cancelled), or as it is when `waitMs`
    * (left out: maxWaitMs; cut to it) ran out first, or when its client left. Woken by the event
-   * that settles it, from this process or another on the file (settle-waiters.ts); never re-read
+   * that settles it, from this process or another on the file (keyed-waiters.ts); never re-read
    * on a timer but the safety re-look. `parkedAs`: the credential whose parked waits it counts
    * among while it waits (maxParkedPerAgent of them, apart from its agent's claims and polls);
    * undefined for callers not bounded (an open server's, in-process). A task settled already is
