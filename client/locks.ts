@@ -59,6 +59,8 @@ const FOR_GOOD: ReadonlySet<string> = new Set(["LEASE_CONFLICT", "UNAUTHORIZED",
 
 /** Renewal never comes sooner than this after the last, whatever the lease. */
 const MIN_RENEW_MS = 5;
+/** The shortest round of withLock's wait: acquires are not sent closer together than this. */
+const MIN_ROUND_MS = 250;
 /** How long withLock's release after the work may take before it is left to the lease's end. */
 const RELEASE_TIMEOUT_MS = 10_000;
 /** A failed renewal is tried again this soon at first, doubling to a second. */
@@ -101,6 +103,9 @@ export async function withLock<T>(api: CoordinationApi, options: WithLockOptions
       throw error;
     }
     if (answer.acquired || monotonic() >= waitUntil) break;
+    // A server that answers at once (its maxWaitMs 0, or cut short) is not asked again at once.
+    const pause = Math.min(sentAt + MIN_ROUND_MS, waitUntil) - monotonic();
+    if (pause > 0) await sleep(pause, undefined, { signal: options.signal }).catch(() => options.signal?.throwIfAborted());
   }
   if (!answer.acquired) throw new LockBusy(answer.lock);
   const fencingToken = answer.lock.fencingToken!;
@@ -115,12 +120,17 @@ export async function withLock<T>(api: CoordinationApi, options: WithLockOptions
   if (monotonic() - sentAt > leaseMs / 3) {
     const renewSentAt = monotonic();
     try {
-      await api.locks.renew.mutate({ name, agentId, fencingToken }, { signal: AbortSignal.timeout(Math.max(1, Math.ceil(leaseMs))) });
+      await api.locks.renew.mutate({ name, agentId, fencingToken, leaseMs }, { signal: AbortSignal.timeout(Math.max(1, Math.ceil(leaseMs))) });
       leaseFrom = renewSentAt;
     } catch (error) {
       await release();
       throw new LockLost(name, fencingToken, error);
     }
+  }
+  // Stopped while the lock was being taken: the work does not start.
+  if (options.signal?.aborted) {
+    await release();
+    throw options.signal.reason;
   }
   const controller = new AbortController();
   const onAbort = () => controller.abort(options.signal?.reason);
@@ -148,7 +158,8 @@ export async function withLock<T>(api: CoordinationApi, options: WithLockOptions
       try {
         // Cut short when the work returns: the release goes next, and need not wait for it.
         const signal = AbortSignal.any([done.signal, AbortSignal.timeout(Math.max(1, Math.ceil(leaseEnd - renewSentAt)))]);
-        await api.locks.renew.mutate({ name, agentId, fencingToken }, { signal });
+        // Its own length, named: the lease it counts is the one it asks for.
+        await api.locks.renew.mutate({ name, agentId, fencingToken, leaseMs }, { signal });
         leaseEnd = renewSentAt + leaseMs;
         retryMs = RETRY_START_MS;
         nextAt = renewSentAt + Math.max(MIN_RENEW_MS, leaseMs / 3);

@@ -104,6 +104,35 @@ describe("withLock", () => {
     expect((await api.locks.get.query({ name: "cleanup" })).held).toBe(false);
   });
 
+  it("against a server that answers a wait at once (maxWaitMs 0), the wait's rounds are paced, not sent back to back", async () => {
+    t = await startTestServer({ maxWaitMs: 0 });
+    await t.api.locks.acquire.mutate({ name: "busy", agentId: "a", leaseMs: 60_000 });
+    const before = t.server.services.db.writesSent;
+    const outcome = await withLock(t.api, { name: "busy", agentId: "b", waitMs: 1000 }, () => "ran").catch((error: unknown) => error);
+    expect(outcome).toBeInstanceOf(LockBusy);
+    // A round each 250 ms at most: 4 or 5 rounds in the second, not hundreds.
+    expect(t.server.services.db.writesSent - before).toBeLessThanOrEqual(6);
+  });
+
+  it("a caller's signal aborted while the lock was being taken: the work does not start, and the lock goes back", async () => {
+    t = await startTestServer();
+    const { api } = t;
+    await api.locks.acquire.mutate({ name: "gate", agentId: "a", leaseMs: 60_000 });
+    const controller = new AbortController();
+    let ran = false;
+    const outcome = withLock(api, { name: "gate", agentId: "b", waitMs: 20_000, signal: controller.signal }, () => {
+      ran = true;
+    }).catch((error: unknown) => error);
+    await vi.waitFor(() => expect(t!.server.services.waiters.locks.size).toBe(1), { timeout: 10_000, interval: 10 });
+    controller.abort(new Error("not needed any more"));
+    expect(((await outcome) as Error).message).toBe("not needed any more");
+    expect(ran).toBe(false);
+    // Its wait ended without taking the lock: the holder releases, and it stays free.
+    await vi.waitFor(() => expect(t!.server.services.waiters.locks.size).toBe(0), { timeout: 10_000, interval: 10 });
+    await api.locks.release.mutate({ name: "gate", agentId: "a" });
+    expect((await api.locks.get.query({ name: "gate" })).held).toBe(false);
+  });
+
   it("renews the lease while the work runs past it", async () => {
     t = await startTestServer();
     const { api } = t;

@@ -91,6 +91,14 @@ describe("named locks", () => {
     await vi.waitFor(() => expect(t!.server.services.waiters.locks.size).toBe(1), { timeout: 10_000, interval: 10 });
     await api.locks.release.mutate({ name: "shared", agentId: "w", fencingToken: 1 });
     expect(await waiting).toMatchObject({ acquired: true, lock: { holder: "w", fencingToken: 2 } });
+    // A grant taken with a key is renewed and released by its token only: the agent's other
+    // acquires (another key, or none: an MCP session's) know no token, and leave it alone.
+    expect((await api.locks.release.mutate({ name: "shared", agentId: "w" })).released).toBe(false);
+    await expect(api.locks.renew.mutate({ name: "shared", agentId: "w" })).rejects.toMatchObject({ data: { code: "LEASE_CONFLICT" } });
+    expect(await api.locks.renew.mutate({ name: "shared", agentId: "w", fencingToken: 2 })).toMatchObject({ holder: "w", fencingToken: 2 });
+    // Its grant ended, the key acquires anew (as a claim's key does once its leases ended).
+    expect((await api.locks.release.mutate({ name: "shared", agentId: "w", fencingToken: 2 })).released).toBe(true);
+    expect(await api.locks.acquire.mutate({ name: "shared", agentId: "w", idempotencyKey: "handler-2" })).toMatchObject({ acquired: true, lock: { fencingToken: 3 } });
     // Keys are text of 1 to 200 characters.
     await expect(api.locks.acquire.mutate({ name: "shared", agentId: "w", idempotencyKey: "" })).rejects.toMatchObject({ data: { code: "INVALID_INPUT" } });
   });
@@ -102,6 +110,19 @@ describe("named locks", () => {
     expect(await api.agents.get.query({ agentId: "locker" })).toMatchObject({ agentId: "locker", health: "healthy" });
     await api.agents.deregister.mutate({ agentId: "locker" });
     expect((await api.locks.get.query({ name: "only-locks" })).held).toBe(false);
+  });
+
+  it("retention keeps an agent offline that holds a lock whose lease runs on; one whose leases ran out goes", async () => {
+    t = await startTestServer({ agentRetentionMs: 60_000, agentStartupGraceMs: 0 });
+    const { lock } = await t.api.locks.acquire.mutate({ name: "repo", agentId: "w", leaseMs: 30 * 60_000 });
+    await t.api.locks.acquire.mutate({ name: "brief", agentId: "v", leaseMs: 1 });
+    // Both seen offline, their last sign of life 5 minutes ago (w renews every 10 minutes, and calls nothing else).
+    const fiveMinutesAgo = Date.now() - 5 * 60_000;
+    withDatabase(t, (db) => db.prepare(`UPDATE agents SET health = 'offline', lastHeartbeatAt = ?`).run(fiveMinutesAgo));
+    await vi.waitFor(async () => expect((await t!.api.locks.get.query({ name: "brief" })).held).toBe(false), { timeout: 10_000, interval: 10 });
+    await t.server.services.retention.prune();
+    expect((await t.api.agents.list.query({})).map((agent) => agent.agentId)).toEqual(["w"]);
+    expect(await t.api.locks.get.query({ name: "repo" })).toMatchObject({ held: true, holder: "w", fencingToken: lock.fencingToken });
   });
 
   it("fencing tokens keep growing across a restart and after every lock row is gone", async () => {

@@ -1,6 +1,8 @@
 // The server as an MCP server, tried with the SDK's own client over Streamable HTTP and over
 // stdio (the `coordination mcp` relay, a real process), and A2A agent cards in the registry.
 import { spawn } from "node:child_process";
+import net from "node:net";
+import BetterSqlite3 from "better-sqlite3";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { LoggingMessageNotificationSchema } from "@modelcontextprotocol/sdk/types.js";
@@ -8,7 +10,7 @@ import { Ajv } from "ajv";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { join } from "node:path";
 import { callTool, closeMcpClients, connectMcp, trackMcpClient } from "./helpers/mcp-client.js";
-import { mcpPostHeaders, openMcpSession } from "./helpers/mcp-http.js";
+import { MCP_ACCEPT, mcpPostHeaders, openMcpSession, postToolCall } from "./helpers/mcp-http.js";
 import { CLI_PATH, CliProcess, killAllCli, runCli } from "./helpers/cli-process.js";
 import { undocumentedFields } from "./helpers/schema-docs.js";
 import { SETTINGS } from "../src/config.js";
@@ -81,6 +83,47 @@ describe("MCP over Streamable HTTP", () => {
     expect((await callTool(first, "acquire_lock", { name: "x", agentId: "editor-2" })).error.code).toBe("FORBIDDEN");
   });
 
+  it("an answer lost on its way is given back once: the host's late cancel of it does not take a grant a resend handed out again", async () => {
+    t = await startTestServer({ busyTimeoutMs: 20_000 });
+    const session = await openMcpSession(t.url, {});
+    const args = { agentId: "x", name: "deploy", leaseMs: 60_000, idempotencyKey: "k" };
+    const answers = () => withDatabase(t!, (db) => db.prepare(`SELECT answers FROM locks WHERE name = 'deploy'`).pluck().get());
+    const db = new BetterSqlite3(t.dbPath, { timeout: 5000 });
+    db.prepare("BEGIN IMMEDIATE").run();
+    let resend: Promise<string>;
+    try {
+      // Request 7 waits for the write lock; its connection is cut: the host never sees its answer...
+      const body = JSON.stringify({ jsonrpc: "2.0", id: 7, method: "tools/call", params: { name: "acquire_lock", arguments: args } });
+      const socket = net.connect(t.server.port, "127.0.0.1");
+      socket.on("error", () => undefined);
+      socket.write(`POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\ncontent-type: application/json\r\naccept: ${MCP_ACCEPT}\r\nmcp-session-id: ${session}\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+      await vi.waitFor(() => expect(t!.server.services.db.inFlight.writes).toBe(1), { timeout: 10_000, interval: 10 });
+      // ...and sends it again with its key (request 8), queued behind it.
+      resend = postToolCall(t.url, {}, session, 8, "acquire_lock", args);
+      await vi.waitFor(() => expect(t!.server.services.db.inFlight.writes).toBe(2), { timeout: 10_000, interval: 10 });
+      socket.destroy();
+      // The server sees the first client gone before the write lock comes free (the verdict does not depend on it).
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    } finally {
+      db.prepare("ROLLBACK").run();
+      db.close();
+    }
+    expect(await resend).toContain('\\"fencingToken\\":1');
+    // Request 7's lost answer was given back once (delivery confirmation): one answer left, still held.
+    await vi.waitFor(() => expect(answers()).toBe(1), { timeout: 20_000, interval: 20 });
+    // The host's timeout for request 7 sends its cancel, as the MCP SDK does: no second give-back.
+    const cancel = await fetch(`${t.url}/mcp`, {
+      method: "POST",
+      headers: { "content-type": "application/json", accept: MCP_ACCEPT, "mcp-session-id": session },
+      body: JSON.stringify({ jsonrpc: "2.0", method: "notifications/cancelled", params: { requestId: 7 } }),
+    });
+    expect(cancel.status).toBe(202);
+    // A write after it: a give-back sent with the cancel would have committed by then.
+    await t.api.locks.acquire.mutate({ name: "sync", agentId: "z" });
+    expect(await t.api.locks.get.query({ name: "deploy" })).toMatchObject({ held: true, holder: "x", fencingToken: 1 });
+    expect(answers()).toBe(1);
+  });
+
   it("acquire_lock takes a grant for its agent: refused in a JSON-RPC batch, and given back when cancelled after its answer", async () => {
     t = await startTestServer();
     const session = await openMcpSession(t.url, { "x-agent-id": "llm" });
@@ -117,7 +160,7 @@ describe("MCP over Streamable HTTP", () => {
     expect(undocumented).toEqual([]);
     // ...so a description names only fields the tool takes, or the answer fields and settings
     // listed here: enqueue_task's spoke of a runAt it does not take (copied from the REST route's).
-    const elsewhere = new Set(["leaseExpiresAt", "leaseToken", "runDeadlineAt", "maxRunMs", "queuesOmitted", "maxLeaseMs", "agentOfflineMs", "retryBaseMs", "retryMaxMs", "expiresAt", "fencingToken"]);
+    const elsewhere = new Set(["leaseExpiresAt", "leaseToken", "runDeadlineAt", "maxRunMs", "queuesOmitted", "maxLeaseMs", "agentOfflineMs", "retryBaseMs", "retryMaxMs", "expiresAt", "fencingToken", "idempotencyKey"]);
     for (const name of elsewhere) expect(name in taskSchema.shape || name in lockSchema.shape || name in SETTINGS || name === "queuesOmitted", name).toBe(true);
     const strangers: string[] = [];
     for (const tool of tools) {

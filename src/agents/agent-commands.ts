@@ -66,17 +66,16 @@ export function agentCommands(d: AgentCommandDeps) {
     },
 
     /**
-     * Retention: removes up to `limit` agents offline with no heartbeat since `before` and no
-     * claim, each with its agent.deregistered event, as a deregistration would, and its cordon
+     * Retention: removes up to `limit` agents offline with no heartbeat since `before`, no claim
+     * and no named lock held, each with its agent.deregistered event, as a deregistration would, and its cordon
      * (gone that long, it is not waited for). How many went.
      */
     "agents.pruneGone": (ctx: WriteContext, args: { before: number; limit: number }): number => {
-      const gone = d.agents.pruneGone(args.before, args.limit);
+      // An agent holding a named lock whose lease runs on is alive to the lock's eyes: it stays.
+      const gone = d.agents.pruneGone(args.before, args.limit, ctx.now);
       for (const agentId of gone) {
         d.cordons.remove(agentId);
-        // Locks of its own whose leases outlast its absence (up to maxLeaseMs) go with it too.
-        const releasedLocks = d.releaseLocks(ctx, { agentId, reason: "deregistered" });
-        d.events.appendSystem(ctx, "agent.deregistered", { agentId, releasedTasks: 0, ...(releasedLocks > 0 ? { releasedLocks } : {}), reason: "retention" });
+        d.events.appendSystem(ctx, "agent.deregistered", { agentId, releasedTasks: 0, reason: "retention" });
         d.transitions.forgetAgent(agentId);
         ctx.afterCommit(() => d.transitions.forgetAgent(agentId));
       }

@@ -224,8 +224,9 @@ export function webSocketTransport(socket: WebSocket, streams: PerKeyLimit, call
  * notifications/cancelled, or when the session closes); `res` is the HTTP response its answer
  * goes out in, when known.
  */
-export function mcpCallTransport(cancelled: AbortSignal, res: ObservableResponse | undefined): Transport {
-  return new McpCallTransport(cancelled, res === undefined ? undefined : httpTransport(res));
+/** `onDelivered`: told once an answer of the call's is known delivered (its session's late cancels give back only such answers' takes). */
+export function mcpCallTransport(cancelled: AbortSignal, res: ObservableResponse | undefined, onDelivered?: () => void): Transport {
+  return new McpCallTransport(cancelled, res === undefined ? undefined : httpTransport(res), onDelivered);
 }
 
 /** A class for the reason HttpTransport is one: an object literal with an accessor is built in the old generation. */
@@ -235,6 +236,7 @@ class McpCallTransport implements Transport {
   constructor(
     private readonly cancelled: AbortSignal,
     private readonly http: Transport | undefined,
+    private readonly onDelivered: (() => void) | undefined,
   ) {}
 
   get clientGone(): AbortSignal {
@@ -254,9 +256,25 @@ class McpCallTransport implements Transport {
     // The SDK sends no answer to a cancelled request: one cancelled now, or before its response
     // finished, never arrives.
     if (this.cancelled.aborted) return delivery.undelivered();
-    this.cancelled.addEventListener("abort", () => delivery.undelivered(), { once: true });
-    if (this.http === undefined) delivery.delivered();
-    else this.http.confirm(delivery);
+    // The first outcome decides: a cancel after the answer arrived is the session's late cancel's
+    // to handle, and one after the answer was lost (its give-back done) must not give back again.
+    let decided = false;
+    const sink: DeliverySink = {
+      delivered: () => {
+        if (decided) return;
+        decided = true;
+        delivery.delivered();
+        this.onDelivered?.();
+      },
+      undelivered: () => {
+        if (decided) return;
+        decided = true;
+        delivery.undelivered();
+      },
+    };
+    this.cancelled.addEventListener("abort", () => sink.undelivered(), { once: true });
+    if (this.http === undefined) sink.delivered();
+    else this.http.confirm(sink);
   }
 }
 

@@ -73,7 +73,7 @@ export type SystemEventPayloads = {
   "agent.cordoned": { agentId: string; reason: string | null; cordonedBy: string | null; until: string | null; automatic: boolean; failures?: number };
   /** Its cordon was lifted: by agents.uncordon (uncordonedBy: the credential, null on an open server or in-process), or by itself at its `until` (`lapsed`; `automatic`: it was a quarantine); its claims take tasks again; cordonedAt: when it was cordoned. */
   "agent.uncordoned": { agentId: string; uncordonedBy: string | null; cordonedAt: string; lapsed?: true; automatic?: true };
-  /** reason "retention": removed after agentRetentionMs offline (it held no task). releasedLocks: the named locks it held, released with it (each with its lock.released). */
+  /** reason "retention": removed after agentRetentionMs offline (it held no task and no named lock). releasedLocks: the named locks it held, released with it (each with its lock.released). */
   "agent.deregistered": { agentId: string; releasedTasks: number; releasedLocks?: number; reason?: "retention" };
   /** No claim or steal takes the queue's tasks until it is resumed; pausedBy: the credential's id (null when open or in-process). */
   "queue.paused": { queue: string; reason: string | null; pausedBy: string | null };

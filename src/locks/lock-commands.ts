@@ -73,6 +73,15 @@ export function lockCommands(d: LockDeps) {
     });
   };
 
+  /**
+   * Whether `agentId` naming `fencingToken` (or none) speaks for grant `row`: by its token; without
+   * one, a grant taken without an idempotencyKey (the agent's keyless acquires share it). A grant
+   * taken with a key is one acquire's among the agent's: another acquire of the agent, which knows
+   * no token, must not renew or release it.
+   */
+  const speaksFor = (row: LockRow, agentId: string, fencingToken: number | undefined): boolean =>
+    row.holder === agentId && (fencingToken !== undefined ? Number(row.fencingToken) === fencingToken : row.idempotencyKey === null);
+
   /** The LEASE_CONFLICT of a renewal by an agent that does not hold `name` (under `fencingToken`). */
   const notHeld = (name: string, agentId: string, fencingToken: number | undefined, row: LockRow | undefined, now: number): CoordinationError => {
     const grant = fencingToken === undefined ? "" : ` under fencing token ${fencingToken}`;
@@ -116,13 +125,14 @@ export function lockCommands(d: LockDeps) {
 
     /**
      * Renews `agentId`'s grant of `name` from now, by `leaseMs` (null: the length it was acquired
-     * or last renewed with). LEASE_CONFLICT when it holds none (under `fencingToken`, when given):
-     * released, or its lease ran out (then the lock is free, or another agent's). A refusal
+     * or last renewed with). LEASE_CONFLICT when it holds none (under `fencingToken`, when given;
+     * a grant taken with an idempotencyKey is named by its token only: speaksFor): released, or its
+     * lease ran out (then the lock is free, or another agent's). A refusal
      * writes nothing (a grant run out is the expiry job's, or the next acquire's, to take away).
      */
     "locks.renew": (ctx: WriteContext, request: { name: string; agentId: string; fencingToken?: number | undefined; leaseMs: number | null }): Lock => {
       const row = d.locks.get(request.name);
-      if (!lockHeld(row, ctx.now) || row.holder !== request.agentId || (request.fencingToken !== undefined && Number(row.fencingToken) !== request.fencingToken)) {
+      if (!lockHeld(row, ctx.now) || !speaksFor(row, request.agentId, request.fencingToken)) {
         throw notHeld(request.name, request.agentId, request.fencingToken, lockHeld(row, ctx.now) ? row : undefined, ctx.now);
       }
       d.noteAgent(ctx, request.agentId);
@@ -148,15 +158,14 @@ export function lockCommands(d: LockDeps) {
     },
 
     /**
-     * Ends `agentId`'s grant of `name` (that of `fencingToken`, when given): free for anyone from
-     * this write. One it does not hold is answered `released: false`, nothing changed: a release
+     * Ends `agentId`'s grant of `name` (that of `fencingToken`, when given; one taken with an
+     * idempotencyKey, by its token only): free for anyone from this write. One it does not hold is
+     * answered `released: false`, nothing changed: a release
      * sent again (its answer lost) finds it so.
      */
     "locks.release": (ctx: WriteContext, request: { name: string; agentId: string; fencingToken?: number | undefined }): Released => {
       const row = current(ctx, request.name);
-      if (row === undefined || row.holder !== request.agentId || (request.fencingToken !== undefined && Number(row.fencingToken) !== request.fencingToken)) {
-        return { released: false, lock: toLock(request.name, row, ctx.now) };
-      }
+      if (row === undefined || !speaksFor(row, request.agentId, request.fencingToken)) return { released: false, lock: toLock(request.name, row, ctx.now) };
       release(ctx, row, {});
       return { released: true, lock: toLock(request.name, undefined, ctx.now) };
     },

@@ -30,7 +30,7 @@ export const acquireInput = z.strictObject({
   idempotencyKey: text(200)
     .optional()
     .describe(
-      "This acquire's key. The same agent sending the same key again (its answer lost) gets the grant it took, renewed, not a refusal; any other acquire, the same agent's with another key among them, waits for the lock. Left out, the same agent's acquires without a key share one grant: give each of its workers that may hold the lock at once a key of its own (withLock does)",
+      "This acquire's key. The same agent sending the same key again (its answer lost) gets the grant it took, renewed, not a refusal, while that grant lasts (after it ended, the key acquires anew); any other acquire, the same agent's with another key or none among them, waits for the lock, and a grant taken with a key is renewed and released by its fencingToken only. Left out, the same agent's acquires without a key share one grant: give each of its workers that may hold the lock at once a key of its own (withLock does)",
     ),
 });
 export type AcquireRequest = z.output<typeof acquireInput>;
@@ -38,7 +38,9 @@ export type AcquireRequest = z.output<typeof acquireInput>;
 export const renewInput = z.strictObject({
   name: lockName(),
   agentId: name().describe("The agent that holds it"),
-  fencingToken: int(1).optional().describe("The fencing token acquire answered: the renewal is refused if the lock was granted again since (its lease ran out), even to this agent"),
+  fencingToken: int(1)
+    .optional()
+    .describe("The fencing token acquire answered: the renewal is refused if the lock was granted again since (its lease ran out), even to this agent. Needed for a grant taken with an idempotencyKey"),
   leaseMs: leaseMs.optional().describe("The lease's new length from now, in ms; left out or 0, the length it was acquired or last renewed with. At most the server's maxLeaseMs"),
 });
 export type RenewRequest = z.output<typeof renewInput>;
@@ -46,7 +48,7 @@ export type RenewRequest = z.output<typeof renewInput>;
 export const releaseInput = z.strictObject({
   name: lockName(),
   agentId: name().describe("The agent that holds it"),
-  fencingToken: int(1).optional().describe("The fencing token acquire answered: only that grant is released (one granted again since stays)"),
+  fencingToken: int(1).optional().describe("The fencing token acquire answered: only that grant is released (one granted again since stays). Needed for a grant taken with an idempotencyKey"),
 });
 export type ReleaseRequest = z.output<typeof releaseInput>;
 

@@ -32,20 +32,36 @@ export const LATE_CANCEL_MS = 60_000;
 const REMEMBERED = 64;
 
 export class LateCancels {
-  private readonly handed = new Map<string | number, { handed: Handed; at: number }>();
+  private readonly handed = new Map<string | number, { handed: Handed; at: number; delivered: boolean }>();
+  /** Requests known delivered before their handouts were noted (an answer with no HTTP response to wait for). */
+  private readonly deliveredEarly = new Set<string | number>();
 
   /** Request `id`'s answer handed out `handed`. */
   note(id: string | number, handed: Handed, now = Date.now()): void {
     this.handed.delete(id);
-    this.handed.set(id, { handed, at: now });
+    this.handed.set(id, { handed, at: now, delivered: this.deliveredEarly.delete(id) });
     if (this.handed.size > REMEMBERED) this.handed.delete(this.handed.keys().next().value!);
   }
 
-  /** What request `id`'s answer handed out, if it did so within LATE_CANCEL_MS; each once. */
+  /**
+   * Request `id`'s answer is known delivered: only then may a cancel give back what it handed out.
+   * One that was lost gave it back already (delivery confirmation); a second give-back would take
+   * an answer away from another call that handed out the same grant or lease (a call sent again).
+   */
+  delivered(id: string | number): void {
+    const entry = this.handed.get(id);
+    if (entry !== undefined) entry.delivered = true;
+    else {
+      this.deliveredEarly.add(id);
+      if (this.deliveredEarly.size > REMEMBERED) this.deliveredEarly.delete(this.deliveredEarly.values().next().value!);
+    }
+  }
+
+  /** What request `id`'s delivered answer handed out, if it did so within LATE_CANCEL_MS; each once. */
   take(id: string | number, now = Date.now()): Handed | undefined {
     const entry = this.handed.get(id);
     if (entry === undefined) return undefined;
     this.handed.delete(id);
-    return now - entry.at <= LATE_CANCEL_MS ? entry.handed : undefined;
+    return entry.delivered && now - entry.at <= LATE_CANCEL_MS ? entry.handed : undefined;
   }
 }

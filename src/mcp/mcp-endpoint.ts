@@ -289,6 +289,7 @@ export function createMcpEndpoint(services: Services) {
       responseOf: (id) => responses.get(id),
       handedOut: (id, leases) => lateCancels.note(id, { leases, locks: [] }),
       handedOutLock: (id, lock) => lateCancels.note(id, { leases: [], locks: [lock] }),
+      answerDelivered: (id) => lateCancels.delivered(id),
       streamBacklog: () => Math.max(0, ...[...streamResponses].map((stream) => stream.writableLength)),
       closeStreams: (reason) => {
         log.warn({ session: transport.sessionId, agentId, reason }, "MCP notification stream closed: its client does not read it");

@@ -49,6 +49,8 @@ export interface McpSession {
    * request that comes after its answer went out gives them back (the endpoint's late cancels).
    */
   handedOut: (requestId: string | number, leases: Array<{ id: string; leaseToken: number }>) => void;
+  /** A request's answer is known delivered: a late cancel of it gives back what it handed out (a lost one's was given back already). */
+  answerDelivered: (requestId: string | number) => void;
   /** The named lock's grant a request's answer handed out (acquire_lock): given back as handedOut's leases are. */
   handedOutLock: (requestId: string | number, lock: { name: string; agentId: string; fencingToken: number }) => void;
 }
@@ -155,7 +157,7 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
   // response carrying it closed first (src/delivery/delivery.ts).
   const apiFor = (extra: RequestExtra, cancelled: AbortSignal = extra.signal) => {
     signOfLife();
-    return createCaller({ core: services, transport: mcpCallTransport(cancelled, session.responseOf(extra.requestId)), caller: session.caller });
+    return createCaller({ core: services, transport: mcpCallTransport(cancelled, session.responseOf(extra.requestId), () => session.answerDelivered(extra.requestId)), caller: session.caller });
   };
   type Api = ReturnType<typeof apiFor>;
   /** What to do for each call under way when the session is deleted (one listener for them all). */
@@ -435,7 +437,7 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
       description:
         "Take a named lock, so that no other agent works on the same thing at once (a file, a branch, a deploy target: agents agree on the name). Returns { acquired, lock }: acquired false means another agent holds it (lock.holder, until lock.expiresAt unless renewed): " +
         `wait for it with waitMs (at most ${MCP_MAX_WAIT_MS}), or do something else. Give a leaseMs longer than the time between your calls (the server's default is 30 s): while you work, renew it with renew_lock before lock.expiresAt, or it is free for anyone; release it with release_lock when done. ` +
-        "Pass lock.fencingToken to whatever the lock guards when it checks one: each holder's is larger than the last. Acquiring again a lock this agent holds renews it (unless the two acquires give different idempotencyKey values).",
+        "Pass lock.fencingToken to whatever the lock guards when it checks one: each holder's is larger than the last. Acquiring again a lock this agent holds renews it when both acquires gave no idempotencyKey, or the same one.",
       inputSchema: strictArgs({ ...agentArg, name: acquireInput.shape.name, leaseMs: acquireInput.shape.leaseMs, idempotencyKey: acquireInput.shape.idempotencyKey.describe(
           "This acquire's key: the same key sent again (the call cut off) gets the grant it took, renewed. Left out, this agent's acquires share one grant; with keys, an acquire with another key waits as another agent's does",
         ), waitMs: z.number().int().min(0).optional().describe(`Wait up to this many ms for the lock to be free, at most ${MCP_MAX_WAIT_MS} (a longer wait is cut to it); left out or 0, answer at once`) }),
