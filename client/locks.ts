@@ -82,8 +82,7 @@ const monotonic = (): number => performance.now();
 export async function withLock<T>(api: CoordinationApi, options: WithLockOptions, work: (held: HeldLock) => Promise<T> | T): Promise<T> {
   const { name, agentId } = options;
   const waitUntil = monotonic() + (options.waitMs ?? 0);
-  // This call's own: another withLock of the same agent (a worker's other handler) waits for it,
-  // and a round whose answer was lost gets its grant again from the next.
+  // This call's own: another withLock of the same agent (a worker's other handler) waits for it.
   const idempotencyKey = `withLock:${randomUUID()}`;
   let sentAt: number;
   let answer: RouterOutputs["locks"]["acquire"];

@@ -12,7 +12,7 @@ export const lockRouter = router({
   acquire: consumingProcedure
     .meta({
       access: AS_AGENT,
-      rest: { method: "POST", path: "/locks/{name}/acquire", tags, summary: "Acquire a named lock for an agent, with a lease and a fencing token (acquired false while another agent holds it, after waitMs)", errors: ["LIMIT_EXCEEDED"] },
+      rest: { method: "POST", path: "/locks/{name}/acquire", tags, summary: "Acquire a named lock for an agent, with a lease and a fencing token (acquired false while another acquire holds it, after waitMs)", errors: ["LIMIT_EXCEEDED"] },
     })
     .input(acquireInput)
     .output(acquiredSchema)

@@ -21,7 +21,7 @@ const FENCING_KEY = "locks.fencingToken";
 const COLUMNS = "name, holder, fencingToken, acquiredAt, leaseMs, expiresAt, idempotencyKey, answers";
 
 /** Whether `row` is held at `now`: one whose lease ran out is free. */
-export const lockHeld = (row: Pick<LockRow, "expiresAt"> | undefined, now: number): row is LockRow => row !== undefined && Number(row.expiresAt) > now;
+export const lockHeld = (row: LockRow | undefined, now: number): row is LockRow => row !== undefined && Number(row.expiresAt) > now;
 
 export class LockStore {
   constructor(private readonly st: Statements) {}
