@@ -15,7 +15,7 @@ import { CLI_PATH, CliProcess, killAllCli, runCli } from "./helpers/cli-process.
 import { undocumentedFields } from "./helpers/schema-docs.js";
 import { SETTINGS } from "../src/config.js";
 import { taskSchema } from "../src/tasks/task-schemas.js";
-import { lockSchema } from "../src/locks/lock-schemas.js";
+import { lockPageSchema, lockSchema } from "../src/locks/lock-schemas.js";
 import { http, startSecureServer } from "./helpers/secure-server.js";
 import { makeTempDir, startTestServer, withDatabase, type TestServer } from "./helpers/test-server.js";
 
@@ -37,6 +37,7 @@ const TOOLS = [
   "get_lock",
   "get_task",
   "heartbeat_task",
+  "list_locks",
   "publish_event",
   "queue_stats",
   "read_mailbox",
@@ -78,6 +79,7 @@ describe("MCP over Streamable HTTP", () => {
     expect(await callTool(first, "release_lock", { name: "repo/README.md", fencingToken: 1 })).toMatchObject({ released: true, lock: { held: false } });
     expect(await waiting).toMatchObject({ acquired: true, lock: { holder: "editor-2", fencingToken: 2 } });
     expect(await callTool(first, "get_lock", { name: "repo/README.md" })).toMatchObject({ held: true, holder: "editor-2" });
+    expect(await callTool(second, "list_locks", { holder: "editor-2" })).toMatchObject({ items: [{ name: "repo/README.md", holder: "editor-2", fencingToken: 2 }], nextCursor: null });
     // The first agent's lease is over: its renewal is a tool error with the API's code.
     expect((await callTool(first, "renew_lock", { name: "repo/README.md", fencingToken: 1 })).error.code).toBe("LEASE_CONFLICT");
     expect((await callTool(first, "acquire_lock", { name: "x", agentId: "editor-2" })).error.code).toBe("FORBIDDEN");
@@ -160,8 +162,8 @@ describe("MCP over Streamable HTTP", () => {
     expect(undocumented).toEqual([]);
     // ...so a description names only fields the tool takes, or the answer fields and settings
     // listed here: enqueue_task's spoke of a runAt it does not take (copied from the REST route's).
-    const elsewhere = new Set(["leaseExpiresAt", "leaseToken", "runDeadlineAt", "maxRunMs", "queuesOmitted", "maxLeaseMs", "agentOfflineMs", "retryBaseMs", "retryMaxMs", "expiresAt", "fencingToken", "idempotencyKey"]);
-    for (const name of elsewhere) expect(name in taskSchema.shape || name in lockSchema.shape || name in SETTINGS || name === "queuesOmitted", name).toBe(true);
+    const elsewhere = new Set(["leaseExpiresAt", "leaseToken", "runDeadlineAt", "maxRunMs", "queuesOmitted", "maxLeaseMs", "agentOfflineMs", "retryBaseMs", "retryMaxMs", "expiresAt", "fencingToken", "idempotencyKey", "nextCursor"]);
+    for (const name of elsewhere) expect(name in taskSchema.shape || name in lockSchema.shape || name in lockPageSchema.shape || name in SETTINGS || name === "queuesOmitted", name).toBe(true);
     const strangers: string[] = [];
     for (const tool of tools) {
       // A nested object's fields (enqueue_task's backoff.maxDelayMs) are the tool's too, and so are their descriptions.
@@ -293,7 +295,7 @@ describe("MCP over Streamable HTTP", () => {
   it("a read credential's session lists the read tools alone, each marked read-only; others list every tool", async () => {
     const s = await startSecureServer();
     t = s;
-    const READS = ["find_agents", "get_lock", "get_task", "queue_stats", "recall", "wait_for_task", "wait_for_tasks"];
+    const READS = ["find_agents", "get_lock", "get_task", "list_locks", "queue_stats", "recall", "wait_for_task", "wait_for_tasks"];
     const reader = await connectMcp(s.url, { authorization: `Bearer ${await s.issue("read")}` });
     const readTools = (await reader.listTools()).tools;
     expect(readTools.map((tool) => tool.name).sort()).toEqual(READS);

@@ -16,7 +16,7 @@ import { recallInput, rememberInput } from "../memory/memory-schemas.js";
 import type { Services } from "../services.js";
 import { claimInput, completeAndClaimInput, completeInput, enqueueFields, failInput, heartbeatInput, MAX_PROGRESS_BYTES, releaseInput, statsFields, taskIdInput, waitInput, waitManyInput } from "../tasks/task-schemas.js";
 import { int } from "../schema-parts.js";
-import { acquireInput, getLockInput, releaseInput as lockReleaseInput, renewInput } from "../locks/lock-schemas.js";
+import { acquireInput, getLockInput, listLocksInput, releaseInput as lockReleaseInput, renewInput } from "../locks/lock-schemas.js";
 import type { Caller } from "../trpc/context.js";
 import { toErrorBody } from "../trpc/error-shape.js";
 import { appRouter } from "../trpc/app-router.js";
@@ -218,7 +218,7 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
       capabilities: { logging: {} },
       instructions: readSession
         ? "A coordination server for agents, seen through a read-only credential: look at a task with get_task (wait_for_task waits for it to settle, wait_for_tasks for several), at the queues with queue_stats, " +
-          "at the agents and what they can do with find_agents, at the memories (earlier runs' records, agents' notes and lessons) with recall, and at who holds a named lock with get_lock. " +
+          "at the agents and what they can do with find_agents, at the memories (earlier runs' records, agents' notes and lessons) with recall, and at who holds named locks with get_lock and list_locks. " +
           "This session acts as no agent: it can take, settle or publish nothing."
         : "A coordination server for agents. Take work with claim_task (it returns the task with the memories relevant to it in `context`: earlier runs' records, agents' notes and lessons), " +
         "then settle it with complete_task or fail_task, passing the task's id and leaseToken (complete_task with `next` claims the next task in the same call); call heartbeat_task during long work, before the lease runs out (its progress says where the work is). " +
@@ -465,6 +465,15 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
       inputSchema: strictArgs({ ...agentArg, name: lockReleaseInput.shape.name, fencingToken: lockReleaseInput.shape.fencingToken }),
     },
     (args, extra) => answerCall(extra, (api) => api.locks.release({ ...args, agentId: agent(args.agentId) })),
+  );
+  registerTool(
+    "list_locks",
+    {
+      annotations: { readOnlyHint: true },
+      description: "The named locks held now, by name: those of one agent (holder: this agent's, to see what it still holds), or whose names start with a prefix. A page: pass nextCursor as after for the next.",
+      inputSchema: strictArgs({ holder: listLocksInput.shape.holder, prefix: listLocksInput.shape.prefix, after: listLocksInput.shape.after, limit: listLocksInput.shape.limit }),
+    },
+    (args, extra) => answerCall(extra, (api) => api.locks.list(args)),
   );
   registerTool(
     "get_lock",
