@@ -94,7 +94,10 @@ describe("named locks", () => {
     // A grant taken with a key is renewed and released by its token only: the agent's other
     // acquires (another key, or none: an MCP session's) know no token, and leave it alone.
     expect((await api.locks.release.mutate({ name: "shared", agentId: "w" })).released).toBe(false);
-    await expect(api.locks.renew.mutate({ name: "shared", agentId: "w" })).rejects.toMatchObject({ data: { code: "LEASE_CONFLICT" } });
+    await expect(api.locks.renew.mutate({ name: "shared", agentId: "w" })).rejects.toMatchObject({
+      message: 'lock "shared" was taken by an acquire of agent "w" with an idempotencyKey: that acquire renews it with its fencingToken, and it is held still',
+      data: { code: "LEASE_CONFLICT" },
+    });
     expect(await api.locks.renew.mutate({ name: "shared", agentId: "w", fencingToken: 2 })).toMatchObject({ holder: "w", fencingToken: 2 });
     // Its grant ended, the key acquires anew (as a claim's key does once its leases ended).
     expect((await api.locks.release.mutate({ name: "shared", agentId: "w", fencingToken: 2 })).released).toBe(true);
@@ -359,10 +362,11 @@ describe("named locks", () => {
       const socket = net.connect(port, "127.0.0.1");
       socket.on("error", () => undefined);
       socket.write(`POST /locks/r/acquire HTTP/1.1\r\nHost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n${body}`);
-      await vi.waitFor(() => expect(t!.server.services.db.writeWaitMs).toBeGreaterThan(0), { timeout: 10_000, interval: 10 });
+      await vi.waitFor(() => expect(t!.server.services.db.inFlight.writes).toBe(1), { timeout: 10_000, interval: 10 });
       socket.destroy();
-      // ...and sends it again, queued behind the first.
+      // ...and sends it again, queued behind the first (in the writer's queue before the lock comes free).
       repeat = t.api.locks.acquire.mutate({ name: "r", agentId: "a", leaseMs: 60_000, idempotencyKey: "deploy-1" });
+      await vi.waitFor(() => expect(t!.server.services.db.inFlight.writes).toBe(2), { timeout: 10_000, interval: 10 });
     } finally {
       db.prepare("ROLLBACK").run();
       db.close();

@@ -2,6 +2,7 @@
 // with next) takes nothing for a client that is gone: a request cancelled or a connection dropped
 // while it waits ends the wait, and what was taken for an answer that never arrived is given back,
 // as over REST, tRPC and WebSocket (src/delivery/). Spoken over plain HTTP, as any MCP client.
+import { request } from "node:http";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { mcpPostHeaders, openMcpSession } from "./helpers/mcp-http.js";
 import { startTestServer, type TestServer } from "./helpers/test-server.js";
@@ -135,5 +136,47 @@ describe("MCP delivery", () => {
     const both = await post(t.url, session, [toolCall(17, "get_task", { taskId: task.id }), toolCall(18, "complete_task", { taskId: other.id, leaseToken: held.leaseToken, result: "ok", next: null })]).text;
     expect(both).toContain('\\"status\\":\\"completed\\"');
     expect(toolAnswer(await post(t.url, session, toolCall(19, "claim_task", { queues: ["work"] })).text)).toMatchObject({ id: task.id, leaseToken: 1 });
+  });
+
+  // The cancel crosses the answer on the wire: the answer was written but is still being read
+  // (larger than the socket buffers hold), so its delivery is not decided when the cancel comes;
+  // once it arrives, what it handed out goes back as for a cancel after it (a reviewer's case).
+  it("a cancel that comes while a large answer is still on its way gives back what it handed out once the answer arrived", async () => {
+    t = await startTestServer({ maxBodyBytes: 16 * 1024 * 1024 });
+    // More than the kernel's socket buffers hold (a few MB): the response finishes only once the client reads it.
+    const task = await t.api.tasks.enqueue.mutate({ queue: "big", payload: { blob: "x".repeat(12 * 1024 * 1024) } });
+    const session = await openSession(t.url);
+    const url = new URL(`${t.url}/mcp`);
+    const body = JSON.stringify(toolCall(51, "claim_task", { queues: ["big"] }));
+    let started!: () => void;
+    const reading = new Promise<void>((resolve) => (started = resolve));
+    let resume!: () => void;
+    const whole = new Promise<string>((resolve, reject) => {
+      const req = request({ host: url.hostname, port: url.port, path: url.pathname, method: "POST", agent: false, headers: { ...HEADERS, "mcp-session-id": session, "content-length": Buffer.byteLength(body) } }, (res) => {
+        const chunks: Buffer[] = [];
+        // The first bytes of the answer, then the client stops reading for a while.
+        res.once("data", (chunk: Buffer) => {
+          chunks.push(chunk);
+          res.pause();
+          resume = () => {
+            res.on("data", (more: Buffer) => chunks.push(more));
+            res.on("end", () => resolve(Buffer.concat(chunks).toString()));
+            res.resume();
+          };
+          started();
+        });
+        res.on("error", reject);
+      });
+      req.on("error", reject);
+      req.end(body);
+    });
+    await reading;
+    // The host timed out and cancels: the cancel crosses the answer.
+    expect(await post(t.url, session, { jsonrpc: "2.0", method: "notifications/cancelled", params: { requestId: 51, reason: "timed out" } }).text).toBe("");
+    expect(await t.api.tasks.get.query({ taskId: task.id })).toMatchObject({ status: "claimed", attempts: 1 });
+    // The answer arrives whole; the host drops it, having cancelled: the lease goes back uncharged.
+    resume();
+    expect(await whole).toContain(task.id);
+    await vi.waitFor(async () => expect(await t!.api.tasks.get.query({ taskId: task.id })).toMatchObject({ status: "pending", attempts: 0, leaseOwner: null }), { timeout: 20_000, interval: 50 });
   });
 });

@@ -84,9 +84,15 @@ export function lockCommands(d: LockDeps) {
 
   /** The LEASE_CONFLICT of a renewal by an agent that does not hold `name` (under `fencingToken`). */
   const notHeld = (name: string, agentId: string, fencingToken: number | undefined, row: LockRow | undefined, now: number): CoordinationError => {
+    // A grant of its agent's taken with a key, named without its token: the caller may be that
+    // acquire, or another of the agent's; either way the grant holds, and is named by its token.
+    const keyed = row !== undefined && row.holder === agentId && fencingToken === undefined && row.idempotencyKey !== null;
     const grant = fencingToken === undefined ? "" : ` under fencing token ${fencingToken}`;
     const now_ = row === undefined ? "it is free" : `agent ${JSON.stringify(row.holder)} holds it under fencing token ${row.fencingToken}`;
-    return new CoordinationError("LEASE_CONFLICT", `agent ${JSON.stringify(agentId)} does not hold lock ${JSON.stringify(name)}${grant} (released, or its lease ran out): ${now_}`, {
+    const message = keyed
+      ? `lock ${JSON.stringify(name)} was taken by an acquire of agent ${JSON.stringify(agentId)} with an idempotencyKey: that acquire renews it with its fencingToken, and it is held still`
+      : `agent ${JSON.stringify(agentId)} does not hold lock ${JSON.stringify(name)}${grant} (released, or its lease ran out): ${now_}`;
+    return new CoordinationError("LEASE_CONFLICT", message, {
       name,
       agentId,
       ...(fencingToken === undefined ? {} : { fencingToken }),

@@ -32,14 +32,14 @@ export const LATE_CANCEL_MS = 60_000;
 const REMEMBERED = 64;
 
 export class LateCancels {
-  private readonly handed = new Map<string | number, { handed: Handed; at: number; delivered: boolean }>();
+  private readonly handed = new Map<string | number, { handed: Handed; at: number; delivered: boolean; cancelled: boolean }>();
   /** Requests known delivered before their handouts were noted (an answer with no HTTP response to wait for). */
   private readonly deliveredEarly = new Set<string | number>();
 
   /** Request `id`'s answer handed out `handed`. */
   note(id: string | number, handed: Handed, now = Date.now()): void {
     this.handed.delete(id);
-    this.handed.set(id, { handed, at: now, delivered: this.deliveredEarly.delete(id) });
+    this.handed.set(id, { handed, at: now, delivered: this.deliveredEarly.delete(id), cancelled: false });
     if (this.handed.size > REMEMBERED) this.handed.delete(this.handed.keys().next().value!);
   }
 
@@ -47,21 +47,38 @@ export class LateCancels {
    * Request `id`'s answer is known delivered: only then may a cancel give back what it handed out.
    * One that was lost gave it back already (delivery confirmation); a second give-back would take
    * an answer away from another call that handed out the same grant or lease (a call sent again).
+   * Returns what to give back now: what it handed out, when a cancel of it came while it was on its way.
    */
-  delivered(id: string | number): void {
+  delivered(id: string | number): Handed | undefined {
     const entry = this.handed.get(id);
-    if (entry !== undefined) entry.delivered = true;
-    else {
+    if (entry === undefined) {
       this.deliveredEarly.add(id);
       if (this.deliveredEarly.size > REMEMBERED) this.deliveredEarly.delete(this.deliveredEarly.values().next().value!);
+      return undefined;
     }
+    // Cancelled while it was on its way (a large answer the client was still reading): it arrived,
+    // and its host drops it, so what it handed out goes back now.
+    if (entry.cancelled) {
+      this.handed.delete(id);
+      return entry.handed;
+    }
+    entry.delivered = true;
+    return undefined;
   }
 
-  /** What request `id`'s delivered answer handed out, if it did so within LATE_CANCEL_MS; each once. */
+  /**
+   * What request `id`'s delivered answer handed out, if it did so within LATE_CANCEL_MS; each
+   * once. An answer whose delivery is not decided yet (still on the wire) is marked cancelled:
+   * delivered() hands what it handed out back if it arrives (one lost was given back already).
+   */
   take(id: string | number, now = Date.now()): Handed | undefined {
     const entry = this.handed.get(id);
     if (entry === undefined) return undefined;
+    if (!entry.delivered) {
+      entry.cancelled = true;
+      return undefined;
+    }
     this.handed.delete(id);
-    return entry.delivered && now - entry.at <= LATE_CANCEL_MS ? entry.handed : undefined;
+    return now - entry.at <= LATE_CANCEL_MS ? entry.handed : undefined;
   }
 }

@@ -32,7 +32,7 @@ import { invalidInput } from "../trpc/error-shape.js";
 import { isJsonObject } from "../json-checks.js";
 import { createMcpServer } from "./mcp-tools.js";
 import { cancelledIds, requestIds } from "./request-ids.js";
-import { LateCancels } from "./late-cancels.js";
+import { LateCancels, type Handed } from "./late-cancels.js";
 import { toolArguments } from "./tool-arguments.js";
 
 interface Session {
@@ -180,6 +180,12 @@ export function createMcpEndpoint(services: Services) {
     for (const [id, session] of idle.slice(0, over)) end(id, session, reason);
     return true;
   };
+  /** Gives back what request `id`'s answer handed out, its host having cancelled the request after the answer went out. */
+  const giveBack = (id: string | number, handed: Handed | undefined): void => {
+    if (handed === undefined) return;
+    if (handed.leases.length > 0) void services.tasks.giveBack(handed.leases).catch((error: unknown) => log.warn({ err: error, requestId: id }, "giving back the leases of an MCP call cancelled after its answer failed"));
+    for (const lock of handed.locks) void services.locks.giveBack(lock).catch((error: unknown) => log.warn({ err: error, requestId: id }, "giving back the lock of an MCP call cancelled after its answer failed"));
+  };
   const jsonRpcError = (res: ServerResponse, status: number, message: string) =>
     sendJson(res, status, { jsonrpc: "2.0", error: { code: -32000, message }, id: null });
 
@@ -239,11 +245,7 @@ export function createMcpEndpoint(services: Services) {
       const ids = requestIds(body);
       for (const id of ids) session.responses.set(id, res);
       // A cancel of a request already answered: its host drops the answer, so what it handed out goes back.
-      for (const id of cancelledIds(body)) {
-        const handed = session.lateCancels.take(id);
-        if (handed?.leases.length) void services.tasks.giveBack(handed.leases).catch((error: unknown) => log.warn({ err: error, requestId: id }, "giving back the leases of an MCP call cancelled after its answer failed"));
-        for (const lock of handed?.locks ?? []) void services.locks.giveBack(lock).catch((error: unknown) => log.warn({ err: error, requestId: id }, "giving back the lock of an MCP call cancelled after its answer failed"));
-      }
+      for (const id of cancelledIds(body)) giveBack(id, session.lateCancels.take(id));
       res.once("close", () => {
         if (stream) session.streamResponses.delete(res);
         else session.busy--;
@@ -289,7 +291,7 @@ export function createMcpEndpoint(services: Services) {
       responseOf: (id) => responses.get(id),
       handedOut: (id, leases) => lateCancels.note(id, { leases, locks: [] }),
       handedOutLock: (id, lock) => lateCancels.note(id, { leases: [], locks: [lock] }),
-      answerDelivered: (id) => lateCancels.delivered(id),
+      answerDelivered: (id) => giveBack(id, lateCancels.delivered(id)),
       streamBacklog: () => Math.max(0, ...[...streamResponses].map((stream) => stream.writableLength)),
       closeStreams: (reason) => {
         log.warn({ session: transport.sessionId, agentId, reason }, "MCP notification stream closed: its client does not read it");

@@ -453,7 +453,8 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
   registerTool(
     "renew_lock",
     {
-      description: "Renew the lease of a lock this agent holds, from now (by leaseMs, or by the length it was acquired with). Refused (LEASE_CONFLICT) once it holds it no more: its lease ran out or an operator released it; stop the work it guarded.",
+      description:
+        "Renew the lease of a lock this agent holds, from now (by leaseMs, or by the length it was acquired with); pass the fencingToken acquire_lock answered (needed for a lock acquired with an idempotencyKey). Refused (LEASE_CONFLICT) once it holds it no more: its lease ran out or an operator released it; stop the work it guarded.",
       inputSchema: strictArgs({ ...agentArg, name: renewInput.shape.name, fencingToken: renewInput.shape.fencingToken, leaseMs: renewInput.shape.leaseMs }),
     },
     (args, extra) => answerCall(extra, (api) => api.locks.renew({ ...args, agentId: agent(args.agentId) })),
