@@ -5,7 +5,9 @@
 // attempt. Each session keeps, for a while, the leases (and named locks' grants) its recent answers
 // handed out, and a late cancel gives them back as an answer never delivered is
 // (tasks.releaseUndelivered, locks.giveBackUndelivered: a lease or grant that moved on, or that
-// another answer handed out too, stays).
+// another answer handed out too, stays). Only an answer that arrived: one lost on its way was given
+// back by delivery confirmation already (twice would take a resent call's answer away); one still
+// on its way when the cancel comes is given back once it arrives.
 
 /** A lease an answer handed out. */
 export interface HandedLease {
