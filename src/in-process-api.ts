@@ -170,9 +170,9 @@ export interface InProcessCoordination {
     findByCapability(capability: string, options?: { limit?: number }): Promise<Out["agents"]["findByCapability"]>;
   };
   locks: {
-    /** Acquires lock `name` for the agent, with a lease and a fencing token: `acquired` false while another agent holds it (after `options.waitMs`). One it holds already: renewed, the same token. LIMIT_EXCEEDED past maxLocksPerAgent. */
+    /** Acquires lock `name` for the agent, with a lease and a fencing token: `acquired` false while another acquire holds it (after `options.waitMs`). One the agent holds under the same `idempotencyKey` (or none, as it was taken with none): renewed, the same token. LIMIT_EXCEEDED past maxLocksPerAgent. */
     acquire(name: string, agentId: string, options?: Rest<In["locks"]["acquire"], "name" | "agentId">): Promise<Out["locks"]["acquire"]>;
-    /** Renews the agent's lease on the lock from now (by `leaseMs`, or the length it was acquired with). LEASE_CONFLICT when it holds none (under `fencingToken`). */
+    /** Renews the agent's lease on the lock from now (by `leaseMs`, or the length it was acquired with). LEASE_CONFLICT when it holds none (under `fencingToken`, which a grant taken with an idempotencyKey needs). */
     renew(name: string, agentId: string, options?: Rest<In["locks"]["renew"], "name" | "agentId">): Promise<Out["locks"]["renew"]>;
     /** Releases the agent's lock (that of `fencingToken`): `released` false when it held none, nothing changed. */
     release(name: string, agentId: string, options?: Rest<In["locks"]["release"], "name" | "agentId">): Promise<Out["locks"]["release"]>;
