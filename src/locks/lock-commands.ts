@@ -114,14 +114,13 @@ export function lockCommands(d: LockDeps) {
       // changed rows before it throws costs its whole batch a rerun, savepoint by savepoint).
       const row = d.locks.get(request.name);
       const held = lockHeld(row, ctx.now);
-      if (held && row.holder === request.agentId && row.idempotencyKey === key) {
-        d.noteAgent(ctx, request.agentId);
-        return { acquired: true, lock: toLock(request.name, d.locks.renew(row, request.leaseMs, ctx.now, true), ctx.now) };
-      }
       if (!held && d.locks.heldBy(request.agentId, ctx.now) >= d.maxLocksPerAgent) {
         throw new CoordinationError("LIMIT_EXCEEDED", `agent ${JSON.stringify(request.agentId)} holds ${d.maxLocksPerAgent} locks already (maxLocksPerAgent): release one first`);
       }
       d.noteAgent(ctx, request.agentId);
+      if (held && row.holder === request.agentId && row.idempotencyKey === key) {
+        return { acquired: true, lock: toLock(request.name, d.locks.renew(row, request.leaseMs, ctx.now, true), ctx.now) };
+      }
       if (held) return { acquired: false, lock: toLock(request.name, row, ctx.now) };
       if (row !== undefined) expire(ctx, row);
       const granted = d.locks.grant(request.name, request.agentId, request.leaseMs, ctx.now, key);
@@ -137,10 +136,9 @@ export function lockCommands(d: LockDeps) {
      * writes nothing (a grant run out is the expiry job's, or the next acquire's, to take away).
      */
     "locks.renew": (ctx: WriteContext, request: { name: string; agentId: string; fencingToken?: number | undefined; leaseMs: number | null }): Lock => {
-      const row = d.locks.get(request.name);
-      if (!lockHeld(row, ctx.now) || !speaksFor(row, request.agentId, request.fencingToken)) {
-        throw notHeld(request.name, request.agentId, request.fencingToken, lockHeld(row, ctx.now) ? row : undefined, ctx.now);
-      }
+      const stored = d.locks.get(request.name);
+      const row = lockHeld(stored, ctx.now) ? stored : undefined;
+      if (row === undefined || !speaksFor(row, request.agentId, request.fencingToken)) throw notHeld(request.name, request.agentId, request.fencingToken, row, ctx.now);
       d.noteAgent(ctx, request.agentId);
       return toLock(request.name, d.locks.renew(row, request.leaseMs ?? Number(row.leaseMs), ctx.now), ctx.now);
     },
