@@ -3,7 +3,7 @@
 // checks it names every procedure whose input takes a `waitMs`.
 
 /** Procedures that may long-poll: sent on their own HTTP request so they never hold up a batch. */
-export const LONG_POLLING: ReadonlySet<string> = new Set(["tasks.claim", "tasks.claimMany", "tasks.claimNext", "tasks.wait", "tasks.waitMany", "events.poll", "locks.acquire"]);
+export const LONG_POLLING: ReadonlySet<string> = new Set(["tasks.claim", "tasks.claimMany", "tasks.claimNext", "tasks.wait", "tasks.waitMany", "events.poll", "locks.acquire", "semaphores.acquire"]);
 
 /**
  * The longest any server waits in a long-poll: its maxWaitMs is at most 300 s (src/config.ts;

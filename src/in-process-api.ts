@@ -183,6 +183,20 @@ export interface InProcessCoordination {
     /** The locks held now, by name: `holder`, `prefix`, paged with `limit` and `after`. */
     list(filter?: In["locks"]["list"]): Promise<Out["locks"]["list"]>;
   };
+  semaphores: {
+    /** Acquires a permit of semaphore `name` for the agent while fewer than `limit` are held (the smallest limit among the permits held binds too), with a lease and a fencing token: `acquired` false while it is full (after `options.waitMs`). One the agent holds under the same `idempotencyKey`: renewed, the same token. LIMIT_EXCEEDED past maxLocksPerAgent. */
+    acquire(name: string, agentId: string, limit: number, options?: Rest<In["semaphores"]["acquire"], "name" | "agentId" | "limit">): Promise<Out["semaphores"]["acquire"]>;
+    /** Renews the agent's permit `fencingToken` from now (by `leaseMs`, or the length it was acquired with). LEASE_CONFLICT when it holds none under that token. */
+    renew(name: string, agentId: string, fencingToken: number, leaseMs?: number): Promise<Out["semaphores"]["renew"]>;
+    /** Releases the agent's permit `fencingToken`: `released` false when it held none, nothing changed. */
+    release(name: string, agentId: string, fencingToken: number): Promise<Out["semaphores"]["release"]>;
+    /** Ends permit `options.fencingToken` of the semaphore, or all held (an operator's call): their holders' next renewals are refused. */
+    forceRelease(name: string, options?: Rest<In["semaphores"]["forceRelease"], "name">): Promise<Out["semaphores"]["forceRelease"]>;
+    /** The semaphore as it is now: its permits held, their smallest limit. */
+    get(name: string): Promise<Out["semaphores"]["get"]>;
+    /** The permits held now, by semaphore name and token: `holder`, `prefix`, paged with `limit` and `cursor`. */
+    list(filter?: In["semaphores"]["list"]): Promise<Out["semaphores"]["list"]>;
+  };
   memory: {
     /** Stores a memory (content, data, tags, queue) that recall and pre-execution context can find. */
     remember(note: In["memory"]["remember"]): Promise<Out["memory"]["remember"]>;
@@ -315,6 +329,14 @@ export async function openCoordination(options: InProcessOptions = {}): Promise<
       forceRelease: (name, reason) => run(api.locks.forceRelease(reason === undefined ? { name } : { name, reason })),
       get: (name) => run(api.locks.get({ name })),
       list: (filter) => run(api.locks.list(filter ?? {})),
+    },
+    semaphores: {
+      acquire: (name, agentId, limit, options) => run(api.semaphores.acquire({ ...options, name, agentId, limit })),
+      renew: (name, agentId, fencingToken, leaseMs) => run(api.semaphores.renew(leaseMs === undefined ? { name, agentId, fencingToken } : { name, agentId, fencingToken, leaseMs })),
+      release: (name, agentId, fencingToken) => run(api.semaphores.release({ name, agentId, fencingToken })),
+      forceRelease: (name, options) => run(api.semaphores.forceRelease({ ...options, name })),
+      get: (name) => run(api.semaphores.get({ name })),
+      list: (filter) => run(api.semaphores.list(filter ?? {})),
     },
     memory: {
       remember: (note) => run(api.memory.remember(note)),

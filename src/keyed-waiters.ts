@@ -1,5 +1,5 @@
 // Long-polls that wait for something named (a task to settle: tasks.wait, tasks.waitMany; a named
-// lock to be free: locks.acquire) park here, keyed by those names, and are woken by the events
+// lock to be free: locks.acquire; a semaphore's permit: semaphores.acquire) park here, keyed by those names, and are woken by the events
 // that name them, whichever process committed them (the event bus delivers both): an event costs
 // one map lookup however many waits are parked. A waiter also looks again after at most
 // safetyRelookMs (wakeup.ts), in case a wake-up was missed (the log pruned before the bus read it).
@@ -84,3 +84,10 @@ export const settleWaiters = (): KeyedWaiters => new KeyedWaiters(new Set(["task
  * out (no event comes of that until a write meets the grant).
  */
 export const lockWaiters = (): KeyedWaiters => new KeyedWaiters(new Set(["lock.released", "lock.expired"]), "name");
+
+/**
+ * Semaphore acquires waiting (semaphores.acquire with waitMs), by semaphore name: woken by the
+ * events that free a permit. Every waiter of the name wakes and tries again: the writer grants the
+ * free permits, the others park again (no order among them).
+ */
+export const semaphoreWaiters = (): KeyedWaiters => new KeyedWaiters(new Set(["semaphore.released", "semaphore.expired"]), "name");

@@ -22,9 +22,10 @@ import { PeriodicJob } from "./periodic.js";
 import { Retention } from "./retention/retention.js";
 import { PerKeyLimit } from "./per-key-limit.js";
 import { ClaimWaiters } from "./tasks/claim-waiters.js";
-import { lockWaiters, settleWaiters, type KeyedWaiters } from "./keyed-waiters.js";
+import { lockWaiters, semaphoreWaiters, settleWaiters, type KeyedWaiters } from "./keyed-waiters.js";
 import { TaskService } from "./tasks/task-service.js";
 import { LockService } from "./locks/lock-service.js";
+import { SemaphoreService } from "./locks/semaphore-service.js";
 import { SignalFanout } from "./wakeup.js";
 
 export interface Services {
@@ -39,6 +40,8 @@ export interface Services {
   memory: MemoryService;
   /** Named locks (src/locks/). */
   locks: LockService;
+  /** Semaphores: names up to a limit of agents hold at once (src/locks/). */
+  semaphores: SemaphoreService;
   /** Who presents which bearer secret, and whether credentials are enforced at all (src/auth/). */
   credentials: Credentials;
   /** Prometheus metrics (/metrics). */
@@ -46,7 +49,7 @@ export interface Services {
   /** Delivery confirmation of consuming calls (claims, steals, auto-ack polls). */
   deliveries: Deliveries;
   /** Long-polling claims and polls parked, woken by committed events. */
-  waiters: { claims: ClaimWaiters; polls: PollWaiters; settles: KeyedWaiters; locks: KeyedWaiters };
+  waiters: { claims: ClaimWaiters; polls: PollWaiters; settles: KeyedWaiters; locks: KeyedWaiters; semaphores: KeyedWaiters };
   jobs: { leaseSweeper: PeriodicJob; lockExpiry: PeriodicJob; queueHolds: PeriodicJob; dependents: PeriodicJob; taskExpiry: PeriodicJob; scheduleRepair: PeriodicJob; pollHolds: PeriodicJob; healthMonitor: PeriodicJob; eventPruner: PeriodicJob; retention: PeriodicJob; memoryIndex: PeriodicJob };
   /** Settled tasks and memories pruned to their retention (src/retention/). */
   retention: Retention;
@@ -90,7 +93,7 @@ export function createCoordination(config: Config, log: Logger): Coordination {
   const startedAt = Date.now();
   const shutdown = new AbortController();
   const stopping = new SignalFanout(shutdown.signal);
-  const waiters = { claims: new ClaimWaiters(), polls: new PollWaiters(), settles: settleWaiters(), locks: lockWaiters() };
+  const waiters = { claims: new ClaimWaiters(), polls: new PollWaiters(), settles: settleWaiters(), locks: lockWaiters(), semaphores: semaphoreWaiters() };
   // The bus hears of local commits from the writer thread, and reads other processes' through the reader.
   let bus: EventBus | undefined;
   let metrics: Metrics | undefined;
@@ -106,6 +109,7 @@ export function createCoordination(config: Config, log: Logger): Coordination {
     waiters.polls.observe(events);
     waiters.settles.observe(events);
     waiters.locks.observe(events);
+    waiters.semaphores.observe(events);
   });
   const memory = new MemoryService(config, db, log);
   // Claims and polls together: one agent's parked long-polls, whatever they wait for.
@@ -125,11 +129,12 @@ export function createCoordination(config: Config, log: Logger): Coordination {
   });
   const events = new EventService({ config, db, log, waiters: waiters.polls, shutdown: stopping, parked });
   const locks = new LockService({ config, db, waiters: waiters.locks, shutdown: stopping, parked });
+  const semaphores = new SemaphoreService({ config, db, waiters: waiters.semaphores, shutdown: stopping, parked });
   const credentials = new Credentials({ db, config, log });
   metrics = new Metrics({
     db,
     taskStats: () => tasks.stats({ maxStaleMs: 1000 }),
-    parked: () => ({ claims: waiters.claims.size, polls: waiters.polls.size, waits: waiters.settles.size, locks: waiters.locks.size }),
+    parked: () => ({ claims: waiters.claims.size, polls: waiters.polls.size, waits: waiters.settles.size, locks: waiters.locks.size, semaphores: waiters.semaphores.size }),
     liveStreams: () => events.liveStreams,
     maxMetricsQueues: config.maxMetricsQueues,
   });
@@ -138,8 +143,9 @@ export function createCoordination(config: Config, log: Logger): Coordination {
   const retention = new Retention(config, db, log);
   const jobs = {
     leaseSweeper: new PeriodicJob("lease-sweeper", config.leaseSweepMs, () => tasks.expireLeases(), log),
-    // Named locks whose lease ran out: free already; their lock.expired tells subscribers and the log.
-    lockExpiry: new PeriodicJob("lock-expiry", config.leaseSweepMs, () => locks.expire(), log),
+    // Named locks and semaphore permits whose lease ran out: free already; their lock.expired and
+    // semaphore.expired tell subscribers and the log.
+    lockExpiry: new PeriodicJob("lock-expiry", config.leaseSweepMs, async () => (await locks.expire()) + (await semaphores.expire()), log),
     // Paused queues' tasks held out of the claim indexes, resumed ones' let go; also those a
     // server that stopped midway (or another process on the file) left.
     queueHolds: new PeriodicJob("queue-holds", config.leaseSweepMs, () => tasks.settleHolds(), log),
@@ -174,6 +180,7 @@ export function createCoordination(config: Config, log: Logger): Coordination {
     agents,
     memory,
     locks,
+    semaphores,
     credentials,
     metrics,
     retention,

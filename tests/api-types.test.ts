@@ -111,6 +111,7 @@ const CHECKED = [
   "agents.register", "agents.heartbeat", "agents.deregister", "agents.cordon", "agents.uncordon", "agents.get", "agents.list", "agents.findByCapability", "agents.card",
   "memory.remember", "memory.recall", "memory.forget",
   "locks.acquire", "locks.renew", "locks.release", "locks.forceRelease", "locks.get", "locks.list",
+  "semaphores.acquire", "semaphores.renew", "semaphores.release", "semaphores.forceRelease", "semaphores.get", "semaphores.list",
   "tokens.create", "tokens.list", "tokens.revoke",
 ];
 
@@ -240,6 +241,23 @@ describe("AppRouter types", () => {
     expectTypeOf<Out["locks"]["get"]>().toEqualTypeOf<Lock>();
     expectTypeOf<In["locks"]["list"]>().toEqualTypeOf<{ holder?: string; prefix?: string; after?: string; limit?: number }>();
     expectTypeOf<Out["locks"]["list"]>().toEqualTypeOf<{ items: Lock[]; nextCursor: string | null }>();
+  });
+
+  it("semaphore procedures", () => {
+    type Permit = { name: string; holder: string; fencingToken: number; limit: number; acquiredAt: Date; expiresAt: Date; leaseMs: number };
+    type State = { name: string; held: number; limit: number | null; nextExpiresAt: Date | null };
+    expectTypeOf<In["semaphores"]["acquire"]>().toEqualTypeOf<{ name: string; agentId: string; limit: number; leaseMs?: number; waitMs?: number; idempotencyKey?: string }>();
+    expectTypeOf<Out["semaphores"]["acquire"]>().toEqualTypeOf<{ acquired: boolean; permit: Permit | null; semaphore: State }>();
+    expectTypeOf<In["semaphores"]["renew"]>().toEqualTypeOf<{ name: string; agentId: string; fencingToken: number; leaseMs?: number }>();
+    expectTypeOf<Out["semaphores"]["renew"]>().toEqualTypeOf<Permit>();
+    expectTypeOf<In["semaphores"]["release"]>().toEqualTypeOf<{ name: string; agentId: string; fencingToken: number }>();
+    expectTypeOf<Out["semaphores"]["release"]>().toEqualTypeOf<{ released: boolean; semaphore: State }>();
+    expectTypeOf<In["semaphores"]["forceRelease"]>().toEqualTypeOf<{ name: string; fencingToken?: number; reason?: string }>();
+    expectTypeOf<Out["semaphores"]["forceRelease"]>().toEqualTypeOf<{ released: number; semaphore: State }>();
+    expectTypeOf<In["semaphores"]["get"]>().toEqualTypeOf<{ name: string }>();
+    expectTypeOf<Out["semaphores"]["get"]>().toEqualTypeOf<{ name: string; held: number; limit: number | null; nextExpiresAt: Date | null; permits: Permit[]; permitsOmitted: number }>();
+    expectTypeOf<In["semaphores"]["list"]>().toEqualTypeOf<{ holder?: string; prefix?: string; cursor?: string; limit?: number }>();
+    expectTypeOf<Out["semaphores"]["list"]>().toEqualTypeOf<{ items: Permit[]; nextCursor: string | null }>();
   });
 
   it("queue limit procedures", () => {

@@ -279,7 +279,7 @@ describe("named locks", () => {
     expect((await api.locks.acquire.mutate({ name: "x".repeat(500), agentId: "a" })).acquired).toBe(true);
     await api.locks.acquire.mutate({ name: "two", agentId: "a", leaseMs: 100 });
     await expect(api.locks.acquire.mutate({ name: "three", agentId: "a" })).rejects.toMatchObject({
-      message: `agent "a" holds 2 locks already (maxLocksPerAgent): release one first`,
+      message: `agent "a" holds 2 locks and semaphore permits already (maxLocksPerAgent 2): release one first`,
       data: { code: "LIMIT_EXCEEDED", httpStatus: 429 },
     });
     // One whose lease ran out does not count; one it holds already is not a new one.

@@ -39,6 +39,12 @@ describe("system events", () => {
     await api.locks.acquire.mutate({ name: "repo", agentId: "a1", leaseMs: 1 });
     await vi.waitFor(async () => expect((await api.locks.get.query({ name: "repo" })).held).toBe(false), { timeout: 10_000, interval: 10 });
     await api.locks.acquire.mutate({ name: "repo", agentId: "a2" });
+    // A semaphore's permits: acquired and released, one whose lease runs out.
+    const { permit } = await api.semaphores.acquire.mutate({ name: "pool", agentId: "a1", limit: 2 });
+    await api.semaphores.release.mutate({ name: "pool", agentId: "a1", fencingToken: permit!.fencingToken });
+    await api.semaphores.acquire.mutate({ name: "pool", agentId: "a1", limit: 2, leaseMs: 1 });
+    await vi.waitFor(async () => expect((await api.semaphores.get.query({ name: "pool" })).held).toBe(0), { timeout: 10_000, interval: 10 });
+    await api.semaphores.acquire.mutate({ name: "pool", agentId: "a2", limit: 2 });
     await api.agents.deregister.mutate({ agentId: "a1" });
     await api.queues.pause.mutate({ queue: "default", reason: "maintenance" });
     await api.queues.resume.mutate({ queue: "default" });

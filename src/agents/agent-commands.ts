@@ -25,6 +25,8 @@ export interface AgentCommandDeps {
   lockWaitGrace: () => LockWaitGrace;
   /** Ends every named lock an agent holds, each with its lock.released (`reason`): its deregistration. How many. */
   releaseLocks: (ctx: WriteContext, request: { agentId: string; reason: string }) => number;
+  /** Ends every semaphore permit `agentId` holds, each with its semaphore.released. How many. */
+  releasePermits: (ctx: WriteContext, request: { agentId: string; reason: string }) => number;
 }
 
 /** The claims of agents gone (offline, deregistered) one write frees at most; the rest go a write at a time. */
@@ -100,9 +102,15 @@ export function agentCommands(d: AgentCommandDeps) {
       if (held.length > RELEASE_BATCH) return { removed: null, released: released.length };
       const capabilities = d.agents.capabilitiesOf(agentId);
       d.agents.delete(agentId);
-      // Its named locks go with it (at most maxLocksPerAgent): nobody is left to renew them.
+      // Its named locks and semaphore permits go with it (at most maxLocksPerAgent): nobody is left to renew them.
       const releasedLocks = d.releaseLocks(ctx, { agentId, reason: "deregistered" });
-      d.events.appendSystem(ctx, "agent.deregistered", { agentId, releasedTasks: args.releasedBefore + released.length, ...(releasedLocks > 0 ? { releasedLocks } : {}) });
+      const releasedPermits = d.releasePermits(ctx, { agentId, reason: "deregistered" });
+      d.events.appendSystem(ctx, "agent.deregistered", {
+        agentId,
+        releasedTasks: args.releasedBefore + released.length,
+        ...(releasedLocks > 0 ? { releasedLocks } : {}),
+        ...(releasedPermits > 0 ? { releasedPermits } : {}),
+      });
       // Forgotten now (a claim later in this batch must register it again; rolled back, the agent
       // is only looked up once more) and after the commit (a sign of life earlier in this batch
       // records the agent as seen when the batch commits, after this).

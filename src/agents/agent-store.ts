@@ -186,22 +186,23 @@ export class AgentStore {
 
   /**
    * Deletes up to `limit` agents offline whose last heartbeat is older than `before` (Unix ms)
-   * and that hold no claim and no named lock at `now` (retention: a registry that keeps every
+   * and that hold no claim, no named lock and no semaphore permit at `now` (retention: a registry that keeps every
    * agent ever seen grows forever); their subscriptions and mailboxes stay, as after a
    * deregistration. Their ids.
    */
   pruneGone(before: number, limit: number, now: number): string[] {
     return this.st
-      .get<[number, number, number], string>(
+      .get<[number, number, number, number], string>(
         `DELETE FROM agents WHERE id IN (
            SELECT id FROM agents WHERE health = 'offline' AND lastHeartbeatAt < ?
              AND id NOT IN (SELECT leaseOwner FROM tasks WHERE status = 'claimed' AND leaseOwner IS NOT NULL)
              AND id NOT IN (SELECT holder FROM locks WHERE expiresAt > ?)
+             AND id NOT IN (SELECT holder FROM semaphore_permits WHERE expiresAt > ?)
            LIMIT CAST(? AS INTEGER))
          RETURNING id`,
       )
       .pluck()
-      .all(before, now, limit);
+      .all(before, now, now, limit);
   }
 
   /** How many agents have each health now (metrics). */

@@ -73,8 +73,8 @@ export type SystemEventPayloads = {
   "agent.cordoned": { agentId: string; reason: string | null; cordonedBy: string | null; until: string | null; automatic: boolean; failures?: number };
   /** Its cordon was lifted: by agents.uncordon (uncordonedBy: the credential, null on an open server or in-process), or by itself at its `until` (`lapsed`; `automatic`: it was a quarantine); its claims take tasks again; cordonedAt: when it was cordoned. */
   "agent.uncordoned": { agentId: string; uncordonedBy: string | null; cordonedAt: string; lapsed?: true; automatic?: true };
-  /** reason "retention": removed after agentRetentionMs offline (it held no task and no named lock). releasedLocks: the named locks it held, released with it (each with its lock.released). */
-  "agent.deregistered": { agentId: string; releasedTasks: number; releasedLocks?: number; reason?: "retention" };
+  /** reason "retention": removed after agentRetentionMs offline (it held no task, no named lock and no semaphore permit). releasedLocks, releasedPermits: the named locks and semaphore permits it held, released with it (each with its lock.released or semaphore.released). */
+  "agent.deregistered": { agentId: string; releasedTasks: number; releasedLocks?: number; releasedPermits?: number; reason?: "retention" };
   /** No claim or steal takes the queue's tasks until it is resumed; pausedBy: the credential's id (null when open or in-process). */
   "queue.paused": { queue: string; reason: string | null; pausedBy: string | null };
   /** Claims take the queue's tasks again; pausedAt: when the pause it ends began; resumedBy as pausedBy. */
@@ -108,6 +108,17 @@ export type SystemEventPayloads = {
   "lock.released": { name: string; agentId: string; fencingToken: number; heldMs: number; forced?: true; releasedBy?: string | null; reason?: string };
   /** Lock `name` is free: its holder did not renew it by expiredAt (the holder died, hung, or lost its way to the server). */
   "lock.expired": { name: string; agentId: string; fencingToken: number; expiredAt: string; heldMs: number };
+  /** Agent `agentId` was granted a permit of semaphore `name` (semaphores.acquire) under `fencingToken`, asking for `limit`; held: the permits held with it; its lease ends at expiresAt unless renewed. */
+  "semaphore.acquired": { name: string; agentId: string; fencingToken: number; limit: number; held: number; expiresAt: string };
+  /**
+   * A permit of semaphore `name` is free: its holder released it, or (`forced`) an operator did
+   * (semaphores.forceRelease; releasedBy as lock.released's), or its agent was deregistered
+   * (`reason` "deregistered"), or the server gave it back because the acquire's answer did not
+   * reach its caller (`reason` "answer not delivered"); heldMs: how long the permit was held.
+   */
+  "semaphore.released": { name: string; agentId: string; fencingToken: number; heldMs: number; forced?: true; releasedBy?: string | null; reason?: string };
+  /** A permit of semaphore `name` is free: its holder did not renew it by expiredAt. */
+  "semaphore.expired": { name: string; agentId: string; fencingToken: number; expiredAt: string; heldMs: number };
   /** A schedule has no run ahead: its last run was claimed (reason "maxRuns": runs reached maxRuns), or the next time it names is past its endAt ("endAt"). It stays, with nextRunAt null, until set again or removed. */
   "schedule.ended": { scheduleId: string; queue: string; runs: number; reason: "endAt" | "maxRuns" };
 };

@@ -13,8 +13,10 @@ import { lockHeld, type LockRow, type LockStore } from "./lock-store.js";
 export interface LockDeps {
   locks: LockStore;
   events: EventStore;
-  /** The most locks one agent may hold at once (maxLocksPerAgent). */
+  /** The most locks and semaphore permits one agent may hold at once (maxLocksPerAgent). */
   maxLocksPerAgent: number;
+  /** How many locks and semaphore permits `agentId` holds at `now`: what maxLocksPerAgent bounds. */
+  grantsHeldBy: (agentId: string, now: number) => number;
   /** A sign of life of `agentId`, registering it if unknown (as a claim does): its deregistration then finds its locks. */
   noteAgent: (ctx: WriteContext, agentId: string) => void;
 }
@@ -29,7 +31,14 @@ const lockAnswerBytes = (row: LockRow): number => LOCK_FIXED_BYTES + jsonTextByt
 /** lock.released's reason for a grant given back because no answer that handed it out reached its caller. */
 export const UNDELIVERED = "answer not delivered";
 
-const iso = (ms: number): string => new Date(Number(ms)).toISOString();
+/** LIMIT_EXCEEDED when `agentId` holds maxLocksPerAgent locks and permits already: a refusal before anything is written. */
+export function refuseOverMaxGrants(d: Pick<LockDeps, "maxLocksPerAgent" | "grantsHeldBy">, agentId: string, now: number): void {
+  const held = d.grantsHeldBy(agentId, now);
+  if (held < d.maxLocksPerAgent) return;
+  throw new CoordinationError("LIMIT_EXCEEDED", `agent ${JSON.stringify(agentId)} holds ${held} locks and semaphore permits already (maxLocksPerAgent ${d.maxLocksPerAgent}): release one first`);
+}
+
+export const iso = (ms: number): string => new Date(Number(ms)).toISOString();
 
 /** A lock as answered: `row` when held at `now`, else free. */
 export function toLock(name: string, row: LockRow | undefined, now: number): Lock {
@@ -114,9 +123,7 @@ export function lockCommands(d: LockDeps) {
       // changed rows before it throws costs its whole batch a rerun, savepoint by savepoint).
       const row = d.locks.get(request.name);
       const held = lockHeld(row, ctx.now);
-      if (!held && d.locks.heldBy(request.agentId, ctx.now) >= d.maxLocksPerAgent) {
-        throw new CoordinationError("LIMIT_EXCEEDED", `agent ${JSON.stringify(request.agentId)} holds ${d.maxLocksPerAgent} locks already (maxLocksPerAgent): release one first`);
-      }
+      if (!held) refuseOverMaxGrants(d, request.agentId, ctx.now);
       d.noteAgent(ctx, request.agentId);
       if (held && row.holder === request.agentId && row.idempotencyKey === key) {
         return { acquired: true, lock: toLock(request.name, d.locks.renew(row, request.leaseMs, ctx.now, true), ctx.now) };

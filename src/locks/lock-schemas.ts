@@ -10,7 +10,7 @@ export const MAX_LOCK_NAME = 500;
  * A lock's name: any text (a file path "repo/src/a.ts", "deploy:production"), not blank, and not
  * "." or ".." (a REST path carries it as one segment, "/" written %2F).
  */
-const lockName = () =>
+export const lockName = () =>
   text(MAX_LOCK_NAME)
     .refine((value) => value === "" || value.trim() !== "", "must not be blank")
     .refine((value) => value !== "." && value !== "..", DOT_SEGMENT_PROBLEM)

@@ -1,22 +1,13 @@
 // Named locks on the event loop: bounds a call's lease and wait by the server's settings, parks an
-// acquire that waits (keyed-waiters.ts), and gives back a grant whose answer never reached its
+// acquire that waits (grant-wait.ts), and gives back a grant whose answer never reached its
 // caller (src/delivery/delivery.ts), so no agent is left holding a lock it was never told of.
-import type { Config } from "../config.js";
 import type { Database } from "../db/thread/database.js";
-import { clientGone, refuseIfRevoked, type ConsumingCall } from "../delivery/delivery.js";
-import { shuttingDown } from "../errors.js";
-import type { PerKeyLimit } from "../per-key-limit.js";
-import { linkSignals, safetyRelookMs, type SignalFanout } from "../wakeup.js";
+import type { ConsumingCall } from "../delivery/delivery.js";
+import { acquireWaiting, type GrantWaitDeps } from "./grant-wait.js";
 import type { AcquireRequest, Acquired, ForceReleased, ForceReleaseRequest, ListLocksRequest, Lock, LockPage, Released, ReleaseRequest, RenewRequest } from "./lock-schemas.js";
-import type { KeyedWaiters } from "../keyed-waiters.js";
 
-export interface LockServiceDeps {
-  config: Config;
+export interface LockServiceDeps extends GrantWaitDeps {
   db: Database;
-  waiters: KeyedWaiters;
-  shutdown: SignalFanout;
-  /** Long-polls waiting per agent, bounded (maxParkedPerAgent): its claims, polls and acquires together. */
-  parked: PerKeyLimit;
 }
 
 export class LockService {
@@ -38,45 +29,15 @@ export class LockService {
       if (acquired) call.delivery?.onUndelivered(() => this.giveBack({ name: request.name, agentId: request.agentId, fencingToken: lock.fencingToken! }));
       return { acquired, lock };
     };
-    if (waitMs <= 0) return attempt();
-    const unpark = this.d.parked.acquire(request.agentId);
-    const deadline = Date.now() + waitMs;
-    const shutdown = this.d.shutdown.child();
-    const stop = linkSignals([...(call.signals?.() ?? []), shutdown.signal]);
-    try {
-      for (;;) {
-        // Waiting starts before the attempt: a release committed meanwhile wakes it at once.
-        if (shutdown.signal.aborted) throw shuttingDown();
-        const ticket = this.d.waiters.ticket([request.name]);
-        try {
-          if (clientGone(call)) {
-            refuseIfRevoked(call);
-            // Gone before it took anything: what it would have been told is what the lock is.
-            return { acquired: false, lock: await this.get(request.name) };
-          }
-          const answer = await attempt();
-          if (answer.acquired) return answer;
-          // Not a refusal: that reads as "held by another", and the caller would ask this server again.
-          if (shutdown.signal.aborted) throw shuttingDown();
-          refuseIfRevoked(call);
-          const now = Date.now();
-          if (now >= deadline || stop.signal.aborted) return answer;
-          call.waiting?.();
-          // Its holder's lease running out frees it with no event until a write meets it: look then.
-          const leaseEnd = answer.lock.expiresAt === null ? now : answer.lock.expiresAt.getTime() + 1;
-          const wakeAt = Math.min(deadline, leaseEnd, now + safetyRelookMs(this.d.config.crossProcessPollMs));
-          await ticket.wait(wakeAt - now, stop.signal);
-          // At the end of the wait, one last attempt: the holder's lease may have run out with it.
-          if (!ticket.isWoken && Date.now() >= deadline && !stop.signal.aborted) return await attempt();
-        } finally {
-          ticket.cancel();
-        }
-      }
-    } finally {
-      stop.dispose();
-      shutdown.dispose();
-      unpark();
-    }
+    return acquireWaiting(this.d, {
+      name: request.name,
+      agentId: request.agentId,
+      waitMs,
+      call,
+      attempt,
+      asItIs: async () => ({ acquired: false, lock: await this.get(request.name) }),
+      freeAt: (answer) => answer.lock.expiresAt?.getTime() ?? null,
+    });
   }
 
   /**

@@ -23,6 +23,23 @@ const COLUMNS = "name, holder, fencingToken, acquiredAt, leaseMs, expiresAt, ide
 /** Whether `row` is held at `now`: one whose lease ran out is free. */
 export const lockHeld = (row: LockRow | undefined, now: number): row is LockRow => row !== undefined && Number(row.expiresAt) > now;
 
+/** The next fencing token: one more than the last granted, of any lock or semaphore permit (kept in system_state across deletes and restarts). */
+export function nextFencingToken(st: Statements): number {
+  return st
+    .get<[string], number>(
+      `INSERT INTO system_state (key, value) VALUES (?, '1')
+       ON CONFLICT(key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) RETURNING CAST(value AS INTEGER)`,
+    )
+    .pluck()
+    .get(FENCING_KEY)!;
+}
+
+/**
+ * The WHERE terms of a name starting with `@prefix`: a range of the index, not LIKE (whose % and _
+ * a name may hold, and which ignores case); compared as bytes (length() of text stops at a NUL).
+ */
+export const NAME_PREFIX_SQL = ["name >= @prefix", "substr(CAST(name AS BLOB), 1, length(CAST(@prefix AS BLOB))) = CAST(@prefix AS BLOB)"];
+
 export class LockStore {
   constructor(private readonly st: Statements) {}
 
@@ -33,13 +50,7 @@ export class LockStore {
 
   /** A new grant of `name` (no row of it may be left), with the next fencing token; `idempotencyKey`: the acquire's (null: none). */
   grant(name: string, holder: string, leaseMs: number, now: number, idempotencyKey: string | null): LockRow {
-    const fencingToken = this.st
-      .get<[string], number>(
-        `INSERT INTO system_state (key, value) VALUES (?, '1')
-         ON CONFLICT(key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) RETURNING CAST(value AS INTEGER)`,
-      )
-      .pluck()
-      .get(FENCING_KEY)!;
+    const fencingToken = nextFencingToken(this.st);
     const row: LockRow = { name, holder, fencingToken, acquiredAt: now, leaseMs, expiresAt: now + leaseMs, idempotencyKey, answers: 1 };
     this.st
       .get<[string, string, number, number, number, number, string | null, number]>(`INSERT INTO locks (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
@@ -103,9 +114,7 @@ export class LockStore {
       params.holder = filter.holder;
     }
     if (filter.prefix !== undefined) {
-      // A range of the primary key, not LIKE (whose % and _ a name may hold, and which ignores
-      // case); compared as bytes (length() of text stops at a NUL).
-      where.push("name >= @prefix", "substr(CAST(name AS BLOB), 1, length(CAST(@prefix AS BLOB))) = CAST(@prefix AS BLOB)");
+      where.push(...NAME_PREFIX_SQL);
       params.prefix = filter.prefix;
     }
     if (filter.after !== undefined) {

@@ -18,7 +18,7 @@ export interface MetricsSources {
   /** Task counts (shared with every other caller for a second: counting reads every task). */
   taskStats: () => Promise<{ queues: Array<{ queue: string; counts: Record<string, number>; scheduled: number; oldestPendingAgeMs: number | null; paused: boolean }> }>;
   /** Long-polls parked now. */
-  parked: () => { claims: number; polls: number; waits: number; locks: number };
+  parked: () => { claims: number; polls: number; waits: number; locks: number; semaphores: number };
   /** The open live streams. */
   liveStreams: () => Iterable<LiveStreamStats>;
   /** The most queues given a label of their own; the rest share the overflow series (queue-labels.ts). */
@@ -34,6 +34,8 @@ type QueueLabelName = (typeof QUEUE_LABEL_NAMES)[number];
 
 /** Lock events counted in coordination_lock_transitions_total, by their transition. */
 const LOCK_COUNTED: Record<string, string> = { "lock.acquired": "acquired", "lock.released": "released", "lock.expired": "expired" };
+/** Semaphore events counted in coordination_semaphore_transitions_total, by their transition. */
+const SEMAPHORE_COUNTED: Record<string, string> = { "semaphore.acquired": "acquired", "semaphore.released": "released", "semaphore.expired": "expired" };
 
 const COUNTED: Record<string, string> = {
   "task.enqueued": "enqueued",
@@ -54,6 +56,7 @@ export class Metrics {
   private readonly queueLabels: QueueLabels;
   private readonly transitions: Counter<QueueLabelName | "transition">;
   private readonly lockTransitions: Counter<"transition">;
+  private readonly semaphoreTransitions: Counter<"transition">;
   private readonly waited: Histogram<QueueLabelName>;
   private readonly ran: Histogram<QueueLabelName | "outcome">;
   private readonly batchWrites: Histogram;
@@ -74,6 +77,12 @@ export class Metrics {
     this.lockTransitions = new Counter({
       name: "coordination_lock_transitions_total",
       help: "Named lock transitions committed by this process: acquired, released (by its holder, or with its agent's deregistration), force_released (by an operator), expired (its lease not renewed: its holder died, hung or lost its way)",
+      labelNames: ["transition"],
+      registers,
+    });
+    this.semaphoreTransitions = new Counter({
+      name: "coordination_semaphore_transitions_total",
+      help: "Semaphore permit transitions committed by this process: acquired, released (by its holder, or with its agent's deregistration), force_released (by an operator), expired (its lease not renewed)",
       labelNames: ["transition"],
       registers,
     });
@@ -227,6 +236,9 @@ export class Metrics {
     readGauge("coordination_locks_held", "Named locks held now (locks.acquire; those whose lease ran out not counted)", [], async (gauge) => {
       gauge.set(await db.read("locks.countHeld", Date.now()));
     });
+    readGauge("coordination_semaphore_permits_held", "Semaphore permits held now, of every semaphore (semaphores.acquire; those whose lease ran out not counted)", [], async (gauge) => {
+      gauge.set(await db.read("semaphores.countHeld", Date.now()));
+    });
     readGauge(
       "coordination_event_log_seq",
       "The event log: head (highest seq) and pruned_through (every seq up to it was pruned); the retained window lies between",
@@ -282,7 +294,7 @@ export class Metrics {
     });
     new Gauge({
       name: "coordination_long_polls_parked",
-      help: "Long-polls waiting now: claims, polls, task waits (tasks.wait, tasks.waitMany) and lock acquires",
+      help: "Long-polls waiting now: claims, polls, task waits (tasks.wait, tasks.waitMany), lock acquires and semaphore acquires",
       labelNames: ["kind"],
       registers,
       collect() {
@@ -291,6 +303,7 @@ export class Metrics {
         this.set({ kind: "poll" }, parked.polls);
         this.set({ kind: "wait" }, parked.waits);
         this.set({ kind: "lock" }, parked.locks);
+        this.set({ kind: "semaphore" }, parked.semaphores);
       },
     });
     new Gauge({
@@ -321,6 +334,11 @@ export class Metrics {
       const lockTransition = LOCK_COUNTED[event.type];
       if (lockTransition !== undefined) {
         this.lockTransitions.inc({ transition: event.type === "lock.released" && payload.forced === true ? "force_released" : lockTransition });
+        continue;
+      }
+      const semaphoreTransition = SEMAPHORE_COUNTED[event.type];
+      if (semaphoreTransition !== undefined) {
+        this.semaphoreTransitions.inc({ transition: event.type === "semaphore.released" && payload.forced === true ? "force_released" : semaphoreTransition });
         continue;
       }
       const transition =

@@ -1,6 +1,6 @@
 // One info line for each thing an operator acts on, from the events this process committed: a
 // lease that expired, a task dead-lettered, an agent gone stale or offline, quarantined, or whose
-// cordon lapsed, a named lock whose lease ran out. (Degraded storage
+// cordon lapsed, a named lock or semaphore permit whose lease ran out. (Degraded storage
 // and its recovery are logged by src/db/faults.ts, failed authentication by src/auth/credentials.ts,
 // slow requests by the server.)
 import type { CoordinationEvent } from "../events/event-schemas.js";
@@ -15,6 +15,13 @@ const LINES: Record<string, string> = {
   "agent.cordoned": "agent quarantined: it failed quarantineAfterFailures runs in a row; no claim hands it a task until its cordon lapses or agents.uncordon",
   "agent.uncordoned": "agent's cordon lapsed: its claims take tasks again",
   "lock.expired": "lock expired: its holder did not renew its lease; the lock is free",
+  "semaphore.expired": "semaphore permit expired: its holder did not renew its lease; the permit is free",
+};
+
+/** A flood's line of expired grants (more than FLOOD in one commit), by event type. */
+const EXPIRED_FLOOD: Record<string, (count: number) => string> = {
+  "lock.expired": (count) => `locks expired: ${count} leases not renewed; the locks are free`,
+  "semaphore.expired": (count) => `semaphore permits expired: ${count} leases not renewed; the permits are free`,
 };
 
 /** A lease that expired on the task's last attempt: the task does not go back, it is dead-lettered (in the same write). */
@@ -33,18 +40,21 @@ export function logOperatorEvents(log: Logger, events: readonly CoordinationEven
   let deadLettered: Set<unknown> | undefined;
   // Expiries that go back to their queue, by reason: a flood of one reason is one line.
   let floods: Map<string, CoordinationEvent[]> | undefined;
-  // Named locks whose lease ran out, when a commit holds more than FLOOD (an agent gone with many).
-  let expiredLocks: CoordinationEvent[] | undefined;
+  // Named locks and permits whose lease ran out, by type, when a commit holds more than FLOOD (an agent gone with many).
+  let expiredGrants: Map<string, CoordinationEvent[]> | undefined;
   for (const event of events) {
     let line = LINES[event.type];
     if (line === undefined) continue;
     const payload = payloadFields(event);
-    if (event.type === "lock.expired") {
-      expiredLocks ??= events.filter((e) => e.type === "lock.expired");
-      if (expiredLocks.length > FLOOD) {
-        if (expiredLocks[0] === event) {
-          const names = expiredLocks.slice(0, FLOOD_SAMPLE).map((e) => payloadFields(e).name);
-          log.info({ event: event.type, count: expiredLocks.length, firstSeq: event.seq, lastSeq: expiredLocks.at(-1)!.seq, names }, `locks expired: ${expiredLocks.length} leases not renewed; the locks are free`);
+    const floodLine = EXPIRED_FLOOD[event.type];
+    if (floodLine !== undefined) {
+      expiredGrants ??= new Map();
+      let expired = expiredGrants.get(event.type);
+      if (expired === undefined) expiredGrants.set(event.type, (expired = events.filter((e) => e.type === event.type)));
+      if (expired.length > FLOOD) {
+        if (expired[0] === event) {
+          const names = expired.slice(0, FLOOD_SAMPLE).map((e) => payloadFields(e).name);
+          log.info({ event: event.type, count: expired.length, firstSeq: event.seq, lastSeq: expired.at(-1)!.seq, names }, floodLine(expired.length));
         }
         continue;
       }
@@ -78,10 +88,12 @@ export function logOperatorEvents(log: Logger, events: readonly CoordinationEven
         }
       }
     }
-    // The payload's fields first: a published one's must not pass for the line's own. A lock's
-    // `name` goes as `lock`: `name` is the logger's own field (a JSON line would hold it twice).
+    // The payload's fields first: a published one's must not pass for the line's own. A lock's or
+    // semaphore's `name` goes as `lock` or `semaphore`: `name` is the logger's own field (a JSON
+    // line would hold it twice).
     const { name, ...fields } = payload;
-    log.info({ ...fields, ...(name !== undefined && event.type.startsWith("lock.") ? { lock: name } : {}), event: event.type, seq: event.seq }, line);
+    const named = name === undefined ? {} : event.type.startsWith("lock.") ? { lock: name } : event.type.startsWith("semaphore.") ? { semaphore: name } : {};
+    log.info({ ...fields, ...named, event: event.type, seq: event.seq }, line);
   }
 }
 

@@ -10,6 +10,7 @@ import { taskRouter } from "../tasks/task-router.js";
 import { queueRouter } from "../tasks/queue-router.js";
 import { scheduleRouter } from "../schedules/schedule-router.js";
 import { lockRouter } from "../locks/lock-router.js";
+import { semaphoreRouter } from "../locks/semaphore-router.js";
 import { VERSION } from "../version.js";
 import { shippedSchema } from "../db/migrate.js";
 
@@ -61,6 +62,7 @@ export const appRouter = router({
   agents: agentRouter,
   memory: memoryRouter,
   locks: lockRouter,
+  semaphores: semaphoreRouter,
   tokens: tokenRouter,
 });
 

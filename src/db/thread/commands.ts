@@ -34,6 +34,8 @@ import { TaskTransitions } from "../../tasks/task-transitions.js";
 import { lockWaitGrace } from "../../tasks/lock-wait-grace.js";
 import { lockCommands, lockQueries } from "../../locks/lock-commands.js";
 import { LockStore } from "../../locks/lock-store.js";
+import { semaphoreCommands, semaphoreQueries } from "../../locks/semaphore-commands.js";
+import { SemaphoreStore } from "../../locks/semaphore-store.js";
 import type { SqliteDatabase } from "../open-database.js";
 import type { Prisma } from "../prisma.js";
 import { statementsFor } from "../statements.js";
@@ -70,6 +72,7 @@ function storesOf(db: SqliteDatabase, { config, startedAt }: ThreadSetup) {
     tokens: new TokenStore(st),
     schedules: new ScheduleStore(st),
     locks: new LockStore(st),
+    permits: new SemaphoreStore(st),
     cutoffs: (now: number) => healthCutoffs(now, config, startedAt),
     st,
   };
@@ -78,14 +81,32 @@ function storesOf(db: SqliteDatabase, { config, startedAt }: ThreadSetup) {
 /** `recall`: starts a claim's recall on the reader thread (recall-relay.ts). `memoryChanges`: counts deletes and notes for the reader's recall cache. */
 export function createWriteCommands(db: SqliteDatabase, setup: ThreadSetup, recall: TaskCommandDeps["recall"], memoryChanges: MemoryChanges) {
   const { config } = setup;
-  const { tasks, pauses, limits, rates, events, agents, cordons, memories, tokens, schedules, locks, cutoffs, st } = storesOf(db, setup);
+  const { tasks, pauses, limits, rates, events, agents, cordons, memories, tokens, schedules, locks, permits, cutoffs, st } = storesOf(db, setup);
   // The writer's connection alone tells whether another process commits to the file: the
   // reader's sees this process's own writer commit too.
   const grace = lockWaitGrace(st, config.busyTimeoutMs);
   const transitions = new TaskTransitions({ config, tasks, events, agents, memories, schedules });
   const probe = db.prepare<[string]>(`INSERT INTO system_state (key, value) VALUES ('health.probe', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`);
-  const lockWrites = lockCommands({ locks, events, maxLocksPerAgent: config.maxLocksPerAgent, noteAgent: (ctx, agentId) => transitions.noteAgent(ctx, agentId) });
-  const agentWrites = agentCommands({ agents, cordons, tasks, events, transitions, healthCutoffs: cutoffs, lockWaitGrace: grace, releaseLocks: lockWrites["locks.releaseAllOf"] });
+  // Locks and semaphore permits: one bound of what an agent holds (maxLocksPerAgent), one sign of life.
+  const grants = {
+    events,
+    maxLocksPerAgent: config.maxLocksPerAgent,
+    grantsHeldBy: (agentId: string, now: number) => locks.heldBy(agentId, now) + permits.heldBy(agentId, now),
+    noteAgent: (ctx: WriteContext, agentId: string) => transitions.noteAgent(ctx, agentId),
+  };
+  const lockWrites = lockCommands({ locks, ...grants });
+  const semaphoreWrites = semaphoreCommands({ permits, ...grants });
+  const agentWrites = agentCommands({
+    agents,
+    cordons,
+    tasks,
+    events,
+    transitions,
+    healthCutoffs: cutoffs,
+    lockWaitGrace: grace,
+    releaseLocks: lockWrites["locks.releaseAllOf"],
+    releasePermits: semaphoreWrites["semaphores.releaseAllOf"],
+  });
   const streaks = new FailureStreaks({ cordons, events, after: config.quarantineAfterFailures, quarantineMs: config.quarantineMs, transaction: () => st.transactions });
   const announce = db.prepare<[string]>(`INSERT INTO system_state (key, value) VALUES ('server.started', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`);
   return {
@@ -106,6 +127,7 @@ export function createWriteCommands(db: SqliteDatabase, setup: ThreadSetup, reca
     ...agentWrites,
     ...cordonCommands({ agents, cordons, events, healthCutoffs: cutoffs }),
     ...lockWrites,
+    ...semaphoreWrites,
     ...memoryCommands(memories, memoryChanges),
     ...tokenCommands(tokens),
     ...retentionCommands({ tasks, memories, memoryChanges, tokens, pruneAgents: agentWrites["agents.pruneGone"], settleDependents: (ctx, dependency, outcome) => transitions.settleDependents(ctx, dependency, outcome) }),
@@ -129,7 +151,7 @@ export function createWriteCommands(db: SqliteDatabase, setup: ThreadSetup, reca
 /** `prisma`: the reader's Prisma client, created on first use. `sameFile`: throws if the database file was deleted or replaced. */
 export function createReadCommands(db: SqliteDatabase, prisma: () => Promise<Prisma>, setup: ThreadSetup, memoryChanges: MemoryChanges, sameFile: () => void = () => undefined) {
   const { config } = setup;
-  const { tasks, pauses, limits, rates, events, agents, cordons, memories, tokens, schedules, locks, cutoffs } = storesOf(db, setup);
+  const { tasks, pauses, limits, rates, events, agents, cordons, memories, tokens, schedules, locks, permits, cutoffs } = storesOf(db, setup);
   const ping = db.prepare("SELECT 1").pluck();
   return {
     ...taskQueries({ prisma, tasks, maxResponseBytes: config.maxResponseBytes }),
@@ -142,6 +164,7 @@ export function createReadCommands(db: SqliteDatabase, prisma: () => Promise<Pri
     ...recallQueries(new MemoryRecall(memories, tasks, config.maxResponseBytes, memoryChanges)),
     ...tokenQueries(tokens),
     ...lockQueries({ locks, maxResponseBytes: config.maxResponseBytes }),
+    ...semaphoreQueries({ permits, maxResponseBytes: config.maxResponseBytes }),
     ...retentionQueries({ tasks, memories }),
     /** Notes another version's server stored without their notes_fts entry: which, up to a window and a byte budget (memory-store.ts). */
     "memory.missedNotes": (args: { afterSeq: number; window: number; budgetBytes: number }) => memories.missedNotes(args.afterSeq, args.window, args.budgetBytes),
