@@ -16,6 +16,7 @@ import { undocumentedFields } from "./helpers/schema-docs.js";
 import { SETTINGS } from "../src/config.js";
 import { taskSchema } from "../src/tasks/task-schemas.js";
 import { lockPageSchema, lockSchema } from "../src/locks/lock-schemas.js";
+import { semaphoreStateSchema } from "../src/locks/semaphore-schemas.js";
 import { http, startSecureServer } from "./helpers/secure-server.js";
 import { makeTempDir, startTestServer, withDatabase, type TestServer } from "./helpers/test-server.js";
 
@@ -29,12 +30,14 @@ afterEach(async () => {
 
 const TOOLS = [
   "acquire_lock",
+  "acquire_permit",
   "claim_task",
   "complete_task",
   "enqueue_task",
   "fail_task",
   "find_agents",
   "get_lock",
+  "get_semaphore",
   "get_task",
   "heartbeat_task",
   "list_locks",
@@ -44,9 +47,11 @@ const TOOLS = [
   "recall",
   "register_agent",
   "release_lock",
+  "release_permit",
   "release_task",
   "remember",
   "renew_lock",
+  "renew_permit",
   "subscribe_events",
   "unsubscribe_events",
   "wait_for_task",
@@ -146,6 +151,39 @@ describe("MCP over Streamable HTTP", () => {
     expect(released?.payload).toMatchObject({ name: "deploy", agentId: "llm", reason: "answer not delivered" });
   });
 
+  it("three agents share a semaphore of two through tools alone: acquire, wait, renew, release; refused in a batch, given back when cancelled after its answer", async () => {
+    t = await startTestServer();
+    const [one, two, three] = [await connectMcp(t.url, { "x-agent-id": "a1" }), await connectMcp(t.url, { "x-agent-id": "a2" }), await connectMcp(t.url, { "x-agent-id": "a3" })];
+    const first = await callTool(one, "acquire_permit", { name: "llm-key", limit: 2, leaseMs: 60_000 });
+    expect(first).toMatchObject({ acquired: true, permit: { name: "llm-key", holder: "a1", fencingToken: 1, limit: 2 }, semaphore: { held: 1, limit: 2 } });
+    expect(await callTool(two, "acquire_permit", { name: "llm-key", limit: 2 })).toMatchObject({ acquired: true, permit: { holder: "a2", fencingToken: 2 } });
+    expect(await callTool(three, "acquire_permit", { name: "llm-key", limit: 2 })).toMatchObject({ acquired: false, permit: null, semaphore: { held: 2 } });
+    const waiting = callTool(three, "acquire_permit", { name: "llm-key", limit: 2, waitMs: 15_000 });
+    await vi.waitFor(() => expect(t!.server.services.waiters.semaphores.size).toBe(1), { timeout: 10_000, interval: 10 });
+    expect(await callTool(one, "renew_permit", { name: "llm-key", fencingToken: 1 })).toMatchObject({ holder: "a1", fencingToken: 1 });
+    expect(await callTool(one, "release_permit", { name: "llm-key", fencingToken: 1 })).toMatchObject({ released: true, semaphore: { held: 1 } });
+    expect(await waiting).toMatchObject({ acquired: true, permit: { holder: "a3", fencingToken: 3 } });
+    expect((await callTool(one, "get_semaphore", { name: "llm-key" })).permits.map((permit: { holder: string }) => permit.holder)).toEqual(["a2", "a3"]);
+    expect((await callTool(one, "renew_permit", { name: "llm-key", fencingToken: 1 })).error.code).toBe("LEASE_CONFLICT");
+    expect((await callTool(one, "acquire_permit", { name: "x", limit: 1, agentId: "a2" })).error.code).toBe("FORBIDDEN");
+
+    // Raw JSON-RPC: refused in a batch; answered, then cancelled by the host (which drops the answer): the permit goes back.
+    const session = await openMcpSession(t.url, { "x-agent-id": "llm" });
+    const headers = { ...mcpPostHeaders({ "x-agent-id": "llm" }), "mcp-session-id": session };
+    const call = (id: number, name: string, args: Record<string, unknown>) => ({ jsonrpc: "2.0", id, method: "tools/call", params: { name, arguments: args } });
+    const batch = await fetch(`${t.url}/mcp`, { method: "POST", headers, body: JSON.stringify([call(1, "acquire_permit", { name: "gpu", limit: 1 }), call(2, "get_semaphore", { name: "gpu" })]) });
+    expect(batch.status).toBe(400);
+    expect(await batch.text()).toContain("acquire_permit cannot be sent in a batch");
+    const answered = await fetch(`${t.url}/mcp`, { method: "POST", headers, body: JSON.stringify(call(7, "acquire_permit", { name: "gpu", limit: 1, leaseMs: 60_000 })) });
+    expect(await answered.text()).toContain('\\"acquired\\":true');
+    expect((await t.api.semaphores.get.query({ name: "gpu" })).held).toBe(1);
+    const cancel = await fetch(`${t.url}/mcp`, { method: "POST", headers, body: JSON.stringify({ jsonrpc: "2.0", method: "notifications/cancelled", params: { requestId: 7 } }) });
+    expect(cancel.status).toBe(202);
+    await vi.waitFor(async () => expect((await t!.api.semaphores.get.query({ name: "gpu" })).held).toBe(0), { timeout: 10_000, interval: 20 });
+    const [released] = await t.api.events.list.query({ types: ["semaphore.released"], afterSeq: 0, limit: 10 }).then((events) => events.filter((event) => (event.payload as { name: string }).name === "gpu"));
+    expect(released?.payload).toMatchObject({ name: "gpu", agentId: "llm", reason: "answer not delivered" });
+  });
+
   it("lists its tools with valid JSON schemas; an agent enqueues, claims with context and completes through tools alone", async () => {
     t = await startTestServer();
     const client = await connectMcp(t.url, { "x-agent-id": "mcp-agent" });
@@ -162,8 +200,8 @@ describe("MCP over Streamable HTTP", () => {
     expect(undocumented).toEqual([]);
     // ...so a description names only fields the tool takes, or the answer fields and settings
     // listed here: enqueue_task's spoke of a runAt it does not take (copied from the REST route's).
-    const elsewhere = new Set(["leaseExpiresAt", "leaseToken", "runDeadlineAt", "maxRunMs", "queuesOmitted", "maxLeaseMs", "agentOfflineMs", "retryBaseMs", "retryMaxMs", "expiresAt", "fencingToken", "idempotencyKey", "nextCursor"]);
-    for (const name of elsewhere) expect(name in taskSchema.shape || name in lockSchema.shape || name in lockPageSchema.shape || name in SETTINGS || name === "queuesOmitted", name).toBe(true);
+    const elsewhere = new Set(["leaseExpiresAt", "leaseToken", "runDeadlineAt", "maxRunMs", "queuesOmitted", "maxLeaseMs", "agentOfflineMs", "retryBaseMs", "retryMaxMs", "expiresAt", "fencingToken", "idempotencyKey", "nextCursor", "nextExpiresAt"]);
+    for (const name of elsewhere) expect(name in taskSchema.shape || name in lockSchema.shape || name in lockPageSchema.shape || name in semaphoreStateSchema.shape || name in SETTINGS || name === "queuesOmitted", name).toBe(true);
     const strangers: string[] = [];
     for (const tool of tools) {
       // A nested object's fields (enqueue_task's backoff.maxDelayMs) are the tool's too, and so are their descriptions.
@@ -295,7 +333,7 @@ describe("MCP over Streamable HTTP", () => {
   it("a read credential's session lists the read tools alone, each marked read-only; others list every tool", async () => {
     const s = await startSecureServer();
     t = s;
-    const READS = ["find_agents", "get_lock", "get_task", "list_locks", "queue_stats", "recall", "wait_for_task", "wait_for_tasks"];
+    const READS = ["find_agents", "get_lock", "get_semaphore", "get_task", "list_locks", "queue_stats", "recall", "wait_for_task", "wait_for_tasks"];
     const reader = await connectMcp(s.url, { authorization: `Bearer ${await s.issue("read")}` });
     const readTools = (await reader.listTools()).tools;
     expect(readTools.map((tool) => tool.name).sort()).toEqual(READS);

@@ -2,9 +2,9 @@
 // host, having cancelled, drops the answer when it arrives (MCP: the sender of a cancel ignores
 // any response that follows it). A claim_task, or a complete_task's next, answered that way
 // handed a lease to an agent that was never told: it waited out its lease and was charged an
-// attempt. Each session keeps, for a while, the leases (and named locks' grants) its recent answers
+// attempt. Each session keeps, for a while, the leases (and named locks' grants, semaphores' permits) its recent answers
 // handed out, and a late cancel gives them back as an answer never delivered is
-// (tasks.releaseUndelivered, locks.giveBackUndelivered: a lease or grant that moved on, or that
+// (tasks.releaseUndelivered, locks.giveBackUndelivered, semaphores.giveBackUndelivered: a lease or grant that moved on, or that
 // another answer handed out too, stays). Only an answer that arrived: one lost on its way was given
 // back by delivery confirmation already (twice would take a resent call's answer away); one still
 // on its way when the cancel comes is given back once it arrives.
@@ -15,7 +15,7 @@ export interface HandedLease {
   leaseToken: number;
 }
 
-/** A named lock's grant an answer handed out (acquire_lock). */
+/** A named lock's grant (acquire_lock) or a semaphore's permit (acquire_permit) an answer handed out. */
 export interface HandedLock {
   name: string;
   agentId: string;
@@ -26,6 +26,7 @@ export interface HandedLock {
 export interface Handed {
   leases: HandedLease[];
   locks: HandedLock[];
+  permits: HandedLock[];
 }
 
 /** How long after its answer a cancel still gives the answer's leases back, in ms: a cancel crossing the answer on the wire comes well within it. */

@@ -123,7 +123,7 @@ function takingCallInBatch(body: unknown): string | undefined {
     const params = isJsonObject(message) && message.method === "tools/call" && isJsonObject(message.params) ? message.params : undefined;
     if (params === undefined) continue;
     const args = isJsonObject(params.arguments) ? params.arguments : {};
-    if (params.name === "claim_task" || params.name === "read_mailbox" || params.name === "acquire_lock" || (params.name === "complete_task" && args.next !== undefined)) return String(params.name);
+    if (params.name === "claim_task" || params.name === "read_mailbox" || params.name === "acquire_lock" || params.name === "acquire_permit" || (params.name === "complete_task" && args.next !== undefined)) return String(params.name);
   }
   return undefined;
 }
@@ -185,6 +185,7 @@ export function createMcpEndpoint(services: Services) {
     if (handed === undefined) return;
     if (handed.leases.length > 0) void services.tasks.giveBack(handed.leases).catch((error: unknown) => log.warn({ err: error, requestId: id }, "giving back the leases of an MCP call cancelled after its answer failed"));
     for (const lock of handed.locks) void services.locks.giveBack(lock).catch((error: unknown) => log.warn({ err: error, requestId: id }, "giving back the lock of an MCP call cancelled after its answer failed"));
+    for (const permit of handed.permits) void services.semaphores.giveBack(permit).catch((error: unknown) => log.warn({ err: error, requestId: id }, "giving back the semaphore permit of an MCP call cancelled after its answer failed"));
   };
   const jsonRpcError = (res: ServerResponse, status: number, message: string) =>
     sendJson(res, status, { jsonrpc: "2.0", error: { code: -32000, message }, id: null });
@@ -289,8 +290,9 @@ export function createMcpEndpoint(services: Services) {
       caller,
       deleted: deleted.signal,
       responseOf: (id) => responses.get(id),
-      handedOut: (id, leases) => lateCancels.note(id, { leases, locks: [] }),
-      handedOutLock: (id, lock) => lateCancels.note(id, { leases: [], locks: [lock] }),
+      handedOut: (id, leases) => lateCancels.note(id, { leases, locks: [], permits: [] }),
+      handedOutLock: (id, lock) => lateCancels.note(id, { leases: [], locks: [lock], permits: [] }),
+      handedOutPermit: (id, permit) => lateCancels.note(id, { leases: [], locks: [], permits: [permit] }),
       answerDelivered: (id) => giveBack(id, lateCancels.delivered(id)),
       streamBacklog: () => Math.max(0, ...[...streamResponses].map((stream) => stream.writableLength)),
       closeStreams: (reason) => {

@@ -17,6 +17,7 @@ import type { Services } from "../services.js";
 import { claimInput, completeAndClaimInput, completeInput, enqueueFields, failInput, heartbeatInput, MAX_PROGRESS_BYTES, releaseInput, statsFields, taskIdInput, waitInput, waitManyInput } from "../tasks/task-schemas.js";
 import { int } from "../schema-parts.js";
 import { acquireInput, getLockInput, listLocksInput, releaseInput as lockReleaseInput, renewInput } from "../locks/lock-schemas.js";
+import { acquirePermitInput, getSemaphoreInput, releasePermitInput, renewPermitInput } from "../locks/semaphore-schemas.js";
 import type { Caller } from "../trpc/context.js";
 import { toErrorBody } from "../trpc/error-shape.js";
 import { appRouter } from "../trpc/app-router.js";
@@ -53,6 +54,8 @@ export interface McpSession {
   answerDelivered: (requestId: string | number) => void;
   /** The named lock's grant a request's answer handed out (acquire_lock): given back as handedOut's leases are. */
   handedOutLock: (requestId: string | number, lock: { name: string; agentId: string; fencingToken: number }) => void;
+  /** The semaphore's permit a request's answer handed out (acquire_permit): given back as handedOut's leases are. */
+  handedOutPermit: (requestId: string | number, permit: { name: string; agentId: string; fencingToken: number }) => void;
 }
 
 /** What a tool's handler is told of its request by the SDK. */
@@ -218,7 +221,7 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
       capabilities: { logging: {} },
       instructions: readSession
         ? "A coordination server for agents, seen through a read-only credential: look at a task with get_task (wait_for_task waits for it to settle, wait_for_tasks for several), at the queues with queue_stats, " +
-          "at the agents and what they can do with find_agents, at the memories (earlier runs' records, agents' notes and lessons) with recall, and at who holds named locks with get_lock and list_locks. " +
+          "at the agents and what they can do with find_agents, at the memories (earlier runs' records, agents' notes and lessons) with recall, at who holds named locks with get_lock and list_locks, and at a semaphore's permits with get_semaphore. " +
           "This session acts as no agent: it can take, settle or publish nothing."
         : "A coordination server for agents. Take work with claim_task (it returns the task with the memories relevant to it in `context`: earlier runs' records, agents' notes and lessons), " +
         "then settle it with complete_task or fail_task, passing the task's id and leaseToken (complete_task with `next` claims the next task in the same call); call heartbeat_task during long work, before the lease runs out (its progress says where the work is). " +
@@ -226,7 +229,8 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
         "Register what you can do with register_agent (tasks that require a capability go only to agents offering it); give back a task you cannot do with release_task (no attempt is charged). " +
         "Hand work to other agents with enqueue_task, and wait for its result with wait_for_task (for several tasks' results, wait_for_tasks). " +
         "Read direct messages, and the event types you subscribed to with subscribe_events, with read_mailbox. A task targeted at you, or a direct message, arrives as a logging notification. " +
-        "Before working on something other agents may work on too (a file, a branch, a deploy), take a named lock with acquire_lock, renew it with renew_lock while you work, and release it with release_lock when done.",
+        "Before working on something other agents may work on too (a file, a branch, a deploy), take a named lock with acquire_lock, renew it with renew_lock while you work, and release it with release_lock when done. " +
+        "Before using something only a few agents may use at once (an API key's concurrency, a GPU pool), take a permit with acquire_permit, renew it with renew_permit, and release it with release_permit.",
     },
   );
 
@@ -480,6 +484,56 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
     "get_lock",
     { annotations: { readOnlyHint: true }, description: "A named lock as it is now: whether an agent holds it, which, and until when.", inputSchema: strictArgs({ name: getLockInput.shape.name }) },
     (args, extra) => answerCall(extra, (api) => api.locks.get(args)),
+  );
+  registerTool(
+    "acquire_permit",
+    {
+      description:
+        "Take a permit of a semaphore, so that no more than `limit` agents use the same thing at once (an API key's concurrent requests, a GPU pool, a build farm: agents agree on the name and the limit). " +
+        "Returns { acquired, permit, semaphore }: acquired false means the semaphore is full (semaphore.held permits, the first lease ending at semaphore.nextExpiresAt): " +
+        `wait for one with waitMs (at most ${MCP_MAX_WAIT_MS}), or do something else. Give a leaseMs longer than the time between your calls: while you work, renew it with renew_permit (passing permit.fencingToken) before permit.expiresAt, or it is free for anyone; release it with release_permit when done.`,
+      inputSchema: strictArgs({
+        ...agentArg,
+        name: acquirePermitInput.shape.name,
+        limit: acquirePermitInput.shape.limit,
+        leaseMs: acquirePermitInput.shape.leaseMs,
+        idempotencyKey: acquirePermitInput.shape.idempotencyKey.describe("This acquire's key: the same key sent again (the call cut off) gets the permit it took, renewed. Left out, every acquire granted is a permit of its own"),
+        waitMs: z.number().int().min(0).optional().describe(`Wait up to this many ms for a permit to free, at most ${MCP_MAX_WAIT_MS} (a longer wait is cut to it); left out or 0, answer at once`),
+      }),
+    },
+    (args, extra) =>
+      answerCall(extra, async (api) => {
+        const agentId = agent(args.agentId);
+        const answer = await api.semaphores.acquire({ ...args, agentId, waitMs: wait(args.waitMs) });
+        if (answer.permit !== null) session.handedOutPermit(extra.requestId, { name: answer.permit.name, agentId, fencingToken: answer.permit.fencingToken });
+        return answer;
+      }),
+  );
+  registerTool(
+    "renew_permit",
+    {
+      description:
+        "Renew the lease of a semaphore permit this agent holds, from now (by leaseMs, or by the length it was acquired with), naming it by the fencingToken acquire_permit answered. Refused (LEASE_CONFLICT) once it holds it no more: its lease ran out or an operator released it; stop the work it guarded.",
+      inputSchema: strictArgs({ ...agentArg, name: renewPermitInput.shape.name, fencingToken: renewPermitInput.shape.fencingToken, leaseMs: renewPermitInput.shape.leaseMs }),
+    },
+    (args, extra) => answerCall(extra, (api) => api.semaphores.renew({ ...args, agentId: agent(args.agentId) })),
+  );
+  registerTool(
+    "release_permit",
+    {
+      description: "Release a semaphore permit this agent holds (by its fencingToken), as soon as the work it guarded is done: an agent waiting for one gets it. Returns { released, semaphore }: released false when it held it no more (nothing changed).",
+      inputSchema: strictArgs({ ...agentArg, name: releasePermitInput.shape.name, fencingToken: releasePermitInput.shape.fencingToken }),
+    },
+    (args, extra) => answerCall(extra, (api) => api.semaphores.release({ ...args, agentId: agent(args.agentId) })),
+  );
+  registerTool(
+    "get_semaphore",
+    {
+      annotations: { readOnlyHint: true },
+      description: "A semaphore as it is now: how many permits are held, under which limit, and each permit's holder, fencing token and lease end.",
+      inputSchema: strictArgs({ name: getSemaphoreInput.shape.name }),
+    },
+    (args, extra) => answerCall(extra, (api) => api.semaphores.get(args)),
   );
   registerTool(
     "remember",
