@@ -61,6 +61,9 @@ export const OPERATOR_USAGE = [
   "       coordination locks [list] [--holder AGENT_ID] [--prefix TEXT]   the named locks held: by whom, their fencing tokens, until when",
   "       coordination locks get NAME                             who holds the lock, under which fencing token, until when",
   "       coordination locks force-release NAME [--reason TEXT]   free it whoever holds it (a stuck agent's): its next renewal is refused",
+  "       coordination semaphores [list] [--holder AGENT_ID] [--prefix TEXT]   the semaphore permits held: by whom, under which limit, until when",
+  "       coordination semaphores get NAME                        how many hold it, under which limit; each permit's holder and lease",
+  "       coordination semaphores force-release NAME [--fencing-token N] [--reason TEXT]   end that permit, or every one held",
   "       coordination events tail [--types 'task.*,agent.*'] [--agent A] [--from SEQ]   (--from: the events after SEQ; 0 for all retained)",
   "Each takes --url URL (else COORDINATION_URL, else the server's host, port and TLS in its settings: the environment,",
   ".env, the YAML file of COORDINATION_CONFIG or --config FILE; by default http://127.0.0.1:8000), --token TOKEN",
@@ -282,7 +285,7 @@ interface Parsed {
   options: Record<string, string | true>;
 }
 
-const VALUE_OPTIONS = new Set(["--url", "--token", "--config", "--queue", "--status", "--agent", "--limit", "--cursor", "--capability", "--health", "--types", "--from", "--after", "--before", "--reason", "--cron", "--timezone", "--every", "--start", "--end", "--max-runs", "--overlap", "--payload", "--priority", "--timeout", "--at", "--delay", "--expires", "--ttl", "--max-run", "--for", "--holder", "--prefix"]);
+const VALUE_OPTIONS = new Set(["--url", "--token", "--config", "--queue", "--status", "--agent", "--limit", "--cursor", "--capability", "--health", "--types", "--from", "--after", "--before", "--reason", "--cron", "--timezone", "--every", "--start", "--end", "--max-runs", "--overlap", "--payload", "--priority", "--timeout", "--at", "--delay", "--expires", "--ttl", "--max-run", "--for", "--holder", "--prefix", "--fencing-token"]);
 /** Options that take no value. */
 const FLAG_OPTIONS = new Set(["--json", "--all", "--any", "--cordoned"]);
 
@@ -306,6 +309,7 @@ function commandOptions(words: readonly string[], options: Parsed["options"]): r
   if (command === "schedules") return sub === "set" ? ["--cron", "--timezone", "--every", "--start", "--end", "--max-runs", "--overlap", "--ttl", "--max-run", "--queue", "--payload", "--priority"] : sub === undefined || sub === "list" ? ["--queue"] : [];
   if (command === "events" && sub === "tail") return ["--types", "--agent", "--from"];
   if (command === "locks") return sub === undefined || sub === "list" ? ["--holder", "--prefix"] : sub === "force-release" ? ["--reason"] : [];
+  if (command === "semaphores") return sub === undefined || sub === "list" ? ["--holder", "--prefix"] : sub === "force-release" ? ["--fencing-token", "--reason"] : [];
   return undefined;
 }
 
@@ -913,6 +917,7 @@ async function dispatch(words: string[], options: Parsed["options"], json: boole
     return 0;
   }
   if (command === "locks") return await lockCommand(words, options, api, print);
+  if (command === "semaphores") return await semaphoreCommand(words, options, api, print);
   if (command === "events" && sub === "tail" && words.length === 2) {
     const types = str(options["--types"])?.split(",").map((t) => t.trim()).filter(Boolean);
     const from = str(options["--from"]);
@@ -1126,6 +1131,49 @@ async function lockCommand(words: string[], options: Parsed["options"], api: Coo
   const answer = await api.locks.forceRelease.mutate({ name: name!, ...(reason === undefined ? {} : { reason }) });
   print(answer, () =>
     answer.released ? `lock ${printable(name!)} released (it was held by ${printable(answer.holder!)}, fencing token ${answer.fencingToken})\n` : `lock ${printable(name!)} was free: nothing changed\n`,
+  );
+  return 0;
+}
+
+/** `semaphores`, `semaphores get NAME`, `semaphores force-release NAME`: the permits held, one semaphore, an operator's release. */
+async function semaphoreCommand(words: string[], options: Parsed["options"], api: CoordinationClient["api"], print: (value: unknown, render: () => string) => void): Promise<number> {
+  const [, sub, name] = words;
+  const permitTable = (permits: RouterOutputs["semaphores"]["list"]["items"]) =>
+    table(
+      ["SEMAPHORE", "HOLDER", "FENCING TOKEN", "LIMIT", "ACQUIRED", "EXPIRES"],
+      permits.map((permit) => [permit.name, permit.holder, String(permit.fencingToken), String(permit.limit), when(permit.acquiredAt), when(permit.expiresAt)]),
+    );
+  if (sub === undefined || (sub === "list" && words.length === 2)) {
+    const holder = str(options["--holder"]);
+    const prefix = str(options["--prefix"]);
+    const permits: RouterOutputs["semaphores"]["list"]["items"] = [];
+    for (let cursor: string | undefined; ; ) {
+      const page = await api.semaphores.list.query({ limit: 1000, ...(holder === undefined ? {} : { holder }), ...(prefix === undefined ? {} : { prefix }), ...(cursor === undefined ? {} : { cursor }) });
+      permits.push(...page.items);
+      if (page.nextCursor === null) break;
+      cursor = page.nextCursor;
+    }
+    print(permits, () => permitTable(permits));
+    return 0;
+  }
+  if (sub !== "get" && sub !== "force-release") throw new OperatorUsageError(`unknown command "${words.join(" ")}"`);
+  if (words.length !== 3) throw new OperatorUsageError(`semaphores ${sub} ${words.length < 3 ? "needs a NAME" : `takes one NAME (got ${words.length - 2})`}`);
+  if (sub === "get") {
+    const semaphore = await api.semaphores.get.query({ name: name! });
+    print(semaphore, () => {
+      if (semaphore.held === 0) return `semaphore ${printable(semaphore.name)}: no permit held\n`;
+      const omitted = semaphore.permitsOmitted > 0 ? ` (${semaphore.permitsOmitted} more not shown: semaphores list --prefix)` : "";
+      return `semaphore ${printable(semaphore.name)}: ${semaphore.held} of ${semaphore.limit} held${omitted}\n${permitTable(semaphore.permits)}`;
+    });
+    return 0;
+  }
+  const fencingToken = int(options["--fencing-token"], "--fencing-token");
+  const reason = str(options["--reason"]);
+  const answer = await api.semaphores.forceRelease.mutate({ name: name!, ...(fencingToken === undefined ? {} : { fencingToken }), ...(reason === undefined ? {} : { reason }) });
+  print(answer, () =>
+    answer.released > 0
+      ? `semaphore ${printable(name!)}: ${answer.released} permit${answer.released === 1 ? "" : "s"} released; ${answer.semaphore.held} held now\n`
+      : `semaphore ${printable(name!)}: no permit ${fencingToken === undefined ? "was held" : `held under fencing token ${fencingToken}`}: nothing changed\n`,
   );
   return 0;
 }

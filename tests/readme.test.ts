@@ -134,10 +134,13 @@ describe("README", () => {
     // The agent a line cordons, and the locks lines list and free.
     await api.agents.register.mutate({ agentId: "worker-7" });
     await api.locks.acquire.mutate({ name: "deploy:production", agentId: "deployer-1", leaseMs: 600_000 });
+    // The semaphores the lines show and free.
+    await api.semaphores.acquire.mutate({ name: "llm-api-key", agentId: "agent-1", limit: 2 });
+    await api.semaphores.acquire.mutate({ name: "gpu", agentId: "trainer", limit: 1, leaseMs: 600_000 });
     const taskFor: Record<string, string> = { get: completed[0]!, wait: completed[0]!, promote: delayed.id, update: pending.id };
     const block = blocks("sh").find((b) => b.includes("npx coordination stats"))!;
     const lines = block.split("\n").filter((line) => line.startsWith("npx coordination "));
-    expect(lines.length).toBe(22);
+    expect(lines.length).toBe(24);
     const env = { COORDINATION_URL: t.url };
     try {
       for (const line of lines) {
@@ -175,6 +178,9 @@ describe("README", () => {
     expect(await api.locks.get.query({ name: "deploy:production" })).toMatchObject({ held: false });
     const [forced] = await api.events.list.query({ types: ["lock.released"], limit: 10 });
     expect(forced?.payload).toMatchObject({ agentId: "deployer-1", forced: true, reason: "deployer hung" });
+    expect(await api.semaphores.get.query({ name: "gpu" })).toMatchObject({ held: 0 });
+    const [permitEnded] = await api.events.list.query({ types: ["semaphore.released"], limit: 10 });
+    expect(permitEnded?.payload).toMatchObject({ name: "gpu", agentId: "trainer", forced: true, reason: "trainer hung" });
   });
 
   it("the desktop MCP configuration works as written, started from another directory (node and the checkout's CLI by its path)", async () => {
