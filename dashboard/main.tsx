@@ -4,7 +4,7 @@
 import { render } from "preact";
 import { useEffect, useMemo, useState } from "preact/hooks";
 import { connect, saveToken, savedToken } from "./api.js";
-import { Agents, DeadLetters, LiveTail, Locks, Queues, Rates, Schedules, TaskPage } from "./views.js";
+import { Agents, DeadLetters, LiveTail, Locks, Queues, Rates, Schedules, Semaphores, TaskPage } from "./views.js";
 
 function useHash(): string {
   const [hash, setHash] = useState(location.hash);
@@ -92,6 +92,7 @@ function App() {
             <Schedules {...props} />
             <Agents {...props} />
             <Locks {...props} />
+            <Semaphores {...props} />
             <DeadLetters {...props} />
             <LiveTail {...props} />
           </>

@@ -1,5 +1,5 @@
 // The dashboard's views: queues with their rates, schedules (pause, resume), agents (cordon, uncordon) with the tasks
-// they hold, the named locks held (force-release), dead letters (requeue, cancel), the live event tail, and a task's own page.
+// they hold, the named locks and semaphore permits held (force-release), dead letters (requeue, cancel), the live event tail, and a task's own page.
 import { useEffect, useState } from "preact/hooks";
 import type { Api } from "./api.js";
 import { backoffText, errorCode, errorText, fitsInAnswer, rateWindowText, runLimitText } from "./api.js";
@@ -400,6 +400,66 @@ export function Locks({ api, onUnauthorized }: ViewProps) {
       {locks.data?.nextCursor ? (
         <p class="muted" data-testid="locks-more">
           The first {locks.data.items.length} locks by name; more are held (coordination locks, or GET /locks with after, lists them all).
+        </p>
+      ) : null}
+    </section>
+  );
+}
+
+/** The permits the page lists: the first by semaphore name and token (`coordination semaphores` lists them all). */
+const SHOWN_PERMITS = 100;
+
+export function Semaphores({ api, onUnauthorized }: ViewProps) {
+  const permits = usePolling(() => api.semaphores.list.query({ limit: SHOWN_PERMITS }), 3000, [api], onUnauthorized);
+  const [message, setMessage] = useState("");
+  /** Ends one permit whoever holds it (operatorAct): a stuck agent's. */
+  const forceRelease = async (name: string, fencingToken: number, holder: string) => {
+    const act = () => api.semaphores.forceRelease.mutate({ name, fencingToken, reason: "released from the dashboard" });
+    setMessage(await operatorAct("force-release", act, (answer) => (answer.released > 0 ? `released ${holder}'s permit of ${name}` : `${holder}'s permit of ${name} had ended`), permits.refresh));
+  };
+  return (
+    <section>
+      <h2>
+        Semaphores <span class="muted">{message}</span>
+      </h2>
+      <ErrorLine error={permits.error} />
+      {permits.data?.items.length === 0 ? (
+        <p class="muted" data-testid="permits-none">
+          No semaphore permit is held.
+        </p>
+      ) : (
+        <table data-testid="permits">
+          <thead>
+            <tr>
+              <th>semaphore</th>
+              <th>holder</th>
+              <th class="num">fencing token</th>
+              <th class="num">limit</th>
+              <th>since</th>
+              <th>until</th>
+              <th></th>
+            </tr>
+          </thead>
+          <tbody>
+            {permits.data?.items.map((permit) => (
+              <tr data-semaphore={permit.name} data-token={String(permit.fencingToken)} data-holder={permit.holder}>
+                <td>{permit.name}</td>
+                <td>{permit.holder}</td>
+                <td class="num">{permit.fencingToken}</td>
+                <td class="num">{permit.limit}</td>
+                <td>{time(permit.acquiredAt)}</td>
+                <td>{time(permit.expiresAt)}</td>
+                <td>
+                  <button onClick={() => void forceRelease(permit.name, permit.fencingToken, permit.holder)}>Force release</button>
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+      {permits.data?.nextCursor ? (
+        <p class="muted" data-testid="permits-more">
+          The first {permits.data.items.length} permits by semaphore; more are held (coordination semaphores, or GET /semaphores with cursor, lists them all).
         </p>
       ) : null}
     </section>

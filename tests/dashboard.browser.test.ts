@@ -80,6 +80,20 @@ describe.skipIf(!CHROMIUM)("the dashboard in Chromium", () => {
       const [forced] = await t.api.events.list.query({ types: ["lock.released"], limit: 10 });
       expect(forced?.payload).toMatchObject({ agentId: "stuck-agent", forced: true, reason: "released from the dashboard" });
 
+      // A semaphore's permits show with their holders, tokens and limit; one freed from the page.
+      await page.locator('[data-testid="permits-none"]').waitFor({ timeout: 10_000 });
+      const stuck = await t.api.semaphores.acquire.mutate({ name: "gpu", agentId: "stuck-agent", limit: 2, leaseMs: 600_000 });
+      await t.api.semaphores.acquire.mutate({ name: "gpu", agentId: "trainer", limit: 2, leaseMs: 600_000 });
+      const permitRow = page.locator(`[data-semaphore="gpu"][data-token="${stuck.permit!.fencingToken}"]`);
+      await expect.poll(() => permitRow.getAttribute("data-holder"), { timeout: 10_000 }).toBe("stuck-agent");
+      expect(await permitRow.locator("td.num").allTextContents()).toEqual([String(stuck.permit!.fencingToken), "2"]);
+      await permitRow.getByRole("button", { name: "Force release" }).click();
+      await page.getByText("released stuck-agent's permit of gpu").waitFor({ timeout: 10_000 });
+      await expect.poll(() => permitRow.count(), { timeout: 10_000 }).toBe(0);
+      expect((await t.api.semaphores.get.query({ name: "gpu" })).permits.map((permit) => permit.holder)).toEqual(["trainer"]);
+      const [permitForced] = await t.api.events.list.query({ types: ["semaphore.released"], limit: 10 });
+      expect(permitForced?.payload).toMatchObject({ agentId: "stuck-agent", forced: true, reason: "released from the dashboard" });
+
       // A dead letter, requeued from the page.
       const dead = await t.api.tasks.enqueue.mutate({ queue: "doomed", maxAttempts: 1 });
       await t.api.tasks.claim.mutate({ agentId: "agent-x", queues: ["doomed"] });
