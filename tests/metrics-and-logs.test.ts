@@ -341,6 +341,33 @@ describe("operator logs", () => {
     expect(lines.filter((line) => line.msg === "lock released by an operator").map((line) => [line.lock, line.agentId, line.reason])).toEqual([["held", "a", "stuck"]]);
   });
 
+  it("a semaphore permit whose lease ran out: one info line, or one for a flood of them; an operator's force-release: its call's line; permits held, transitions and parked acquires: their metrics", async () => {
+    const { api, lines, url } = await logged({ leaseSweepMs: 60_000 });
+    await server!.services.jobs.lockExpiry.stop();
+    await api.semaphores.acquire.mutate({ name: "one", agentId: "gone", limit: 3, leaseMs: 1 });
+    await until(async () => (await api.semaphores.get.query({ name: "one" })).held === 0);
+    await server!.services.semaphores.expire();
+    const expired = lines.filter((line) => line.msg.startsWith("semaphore permit expired"));
+    expect(expired.map((line) => [line.level, line.semaphore, line.agentId, line.fencingToken, line.name])).toEqual([[30, "one", "gone", 1, undefined]]);
+    for (let i = 0; i < 12; i++) await api.semaphores.acquire.mutate({ name: `many-${String(i).padStart(2, "0")}`, agentId: "gone", limit: 20, leaseMs: 1 });
+    await until(async () => (await api.semaphores.list.query({})).items.length === 0);
+    await server!.services.semaphores.expire();
+    const flood = lines.filter((line) => line.msg.startsWith("semaphore permits expired"));
+    expect(flood.map((line) => [line.msg, line.count, line.names.length])).toEqual([["semaphore permits expired: 12 leases not renewed; the permits are free", 12, 10]]);
+    expect(lines.filter((line) => line.msg.startsWith("semaphore permit expired"))).toHaveLength(1);
+
+    await api.semaphores.acquire.mutate({ name: "held", agentId: "a", limit: 1 });
+    const parked = api.semaphores.acquire.mutate({ name: "held", agentId: "b", limit: 1, waitMs: 20_000 });
+    await until(async () => sample(await (await fetch(`${url}/metrics`)).text(), "coordination_long_polls_parked", { kind: "semaphore" }) === 1);
+    expect(sample(await (await fetch(`${url}/metrics`)).text(), "coordination_semaphore_permits_held")).toBe(1);
+    await api.semaphores.forceRelease.mutate({ name: "held", reason: "stuck" });
+    expect((await parked).acquired).toBe(true);
+    const text = await (await fetch(`${url}/metrics`)).text();
+    expect(["acquired", "released", "force_released", "expired"].map((transition) => sample(text, "coordination_semaphore_transitions_total", { transition }))).toEqual([15, undefined, 1, 13]);
+    expect(sample(text, "coordination_semaphore_permits_held")).toBe(1);
+    expect(lines.filter((line) => line.msg === "semaphore permits released by an operator").map((line) => [line.semaphore, line.released, line.reason])).toEqual([["held", 1, "stuck"]]);
+  });
+
   it("a lease expiry, a dead letter, an agent going stale and offline, a failed authentication, a slow request: one info line each", async () => {
     const { url, api, client, lines } = await logged({ adminToken: ADMIN_SECRET, leaseSweepMs: 20, agentStaleMs: 100, agentOfflineMs: 2500, agentStartupGraceMs: 0, agentHealthCheckMs: 20, slowRequestMs: 50 });
     await api.tasks.enqueue.mutate({ queue: "l", maxAttempts: 1 });
