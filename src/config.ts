@@ -179,8 +179,8 @@ export const SETTINGS = {
     default: 2000,
     doc: "Most live subscriptions open under one credential, over all its WebSockets (without credentials, all callers share one): each costs memory and a share of every event's fan-out",
   },
-  maxParkedPerAgent: { ...int(1, 100_000), default: 64, doc: "Most long-polls (claims, polls and lock acquires with waitMs) one agent may have waiting at once; and apart from those, most task waits (tasks.wait, tasks.waitMany: one each, however many tasks) one credential may have waiting at once" },
-  maxLocksPerAgent: { ...int(1, 1_000_000), default: 1000, doc: "Most named locks one agent may hold at once (locks.acquire answers LIMIT_EXCEEDED past it): each is a row, and its deregistration releases them all in one write" },
+  maxParkedPerAgent: { ...int(1, 100_000), default: 64, doc: "Most long-polls (claims, polls, lock and semaphore acquires with waitMs) one agent may have waiting at once; and apart from those, most task waits (tasks.wait, tasks.waitMany: one each, however many tasks) one credential may have waiting at once" },
+  maxLocksPerAgent: { ...int(1, 1_000_000), default: 1000, doc: "Most named locks and semaphore permits one agent may hold at once, together (locks.acquire and semaphores.acquire answer LIMIT_EXCEEDED past it): each is a row, and its deregistration releases them all in one write" },
   maxMcpSessionsPerAgent: {
     ...int(1, 10_000),
     default: 8,
