@@ -7,6 +7,7 @@
 // over their own calls.
 import { setTimeout as sleep } from "node:timers/promises";
 import { isTRPCClientError } from "@trpc/client";
+import { isTransient } from "./lease-calls.js";
 
 /** Refusals of a renewal that no retry changes: the lease is lost at once. */
 const FOR_GOOD: ReadonlySet<string> = new Set(["LEASE_CONFLICT", "UNAUTHORIZED", "FORBIDDEN"]);
@@ -25,7 +26,7 @@ const monotonic = (): number => performance.now();
 
 /** One kind of grant's calls, and what its errors are. */
 export interface LeaseCalls<A, G extends { fencingToken: number; leaseMs: number }> {
-  /** One acquire, waiting up to `waitMs` on the server (0: not at all). */
+  /** One acquire, waiting up to `waitMs` on the server (0: not at all); sent again after a transient error, so under a key of the hold's own. */
   acquire(waitMs: number, signal: AbortSignal | undefined): Promise<A>;
   /** The grant an answer handed out; null: not acquired. */
   granted(answer: A): G | null;
@@ -61,6 +62,7 @@ export async function holdLease<A, G extends { fencingToken: number; leaseMs: nu
   let sentAt: number;
   let answer: A;
   let grant: G | null;
+  let retryMs = RETRY_START_MS;
   // The server bounds one wait by its maxWaitMs: longer waits are several.
   for (;;) {
     options.signal?.throwIfAborted();
@@ -70,8 +72,15 @@ export async function holdLease<A, G extends { fencingToken: number; leaseMs: nu
     } catch (error) {
       // Stopped by the caller's signal: its reason, not the transport's account of it.
       options.signal?.throwIfAborted();
-      throw error;
+      // A restart (503 SHUTTING_DOWN, then refused connections), a dropped connection, a 503 of
+      // the moment: the wait goes on while it has time left. Sent again, an acquire served whose
+      // answer was lost gets its grant again (the caller's calls carry a key of their own).
+      if (!isTransient(error) || monotonic() + retryMs >= waitUntil) throw error;
+      await sleep(retryMs, undefined, { signal: options.signal }).catch(() => options.signal?.throwIfAborted());
+      retryMs = Math.min(retryMs * 2, 1000);
+      continue;
     }
+    retryMs = RETRY_START_MS;
     grant = calls.granted(answer);
     if (grant !== null || monotonic() >= waitUntil) break;
     // A server that answers at once (its maxWaitMs 0, or cut short) is not asked again at once.

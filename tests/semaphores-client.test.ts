@@ -3,7 +3,7 @@
 // API's semaphores.
 import { join } from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { PermitLost, SemaphoreFull, withPermit } from "../client/index.js";
+import { createCoordinationClient, PermitLost, SemaphoreFull, withLock, withPermit } from "../client/index.js";
 import { CoordinationError, openCoordination } from "../src/index.js";
 import { makeTempDir, startTestServer, type TestServer } from "./helpers/test-server.js";
 
@@ -81,6 +81,35 @@ describe("withPermit", () => {
     expect(reason).toBe(outcome);
     expect(outcome).toMatchObject({ semaphoreName: "farm", fencingToken: 1 });
     expect((outcome as PermitLost).message).toMatch(/^lost the permit of semaphore "farm" \(fencing token 1\): agent "a" holds no permit/);
+  });
+});
+
+describe("withPermit and withLock across a server restart", () => {
+  it("a wait for a permit or a lock goes on through the restart (503, then refused connections), and the work runs once one frees", async () => {
+    t = await startTestServer();
+    const { dir } = t;
+    const port = t.server.port;
+    const url = t.url;
+    await t.api.semaphores.acquire.mutate({ name: "pool", agentId: "holder", limit: 1, leaseMs: 60_000 });
+    await t.api.locks.acquire.mutate({ name: "deploy", agentId: "holder", leaseMs: 60_000 });
+    const client = createCoordinationClient({ url });
+    try {
+      const permit = withPermit(client.api, { name: "pool", agentId: "waiter", limit: 1, waitMs: 60_000 }, ({ fencingToken }) => fencingToken);
+      const lock = withLock(client.api, { name: "deploy", agentId: "waiter", waitMs: 60_000 }, ({ fencingToken }) => fencingToken);
+      await vi.waitFor(() => expect([t!.server.services.waiters.semaphores.size, t!.server.services.waiters.locks.size]).toEqual([1, 1]), { timeout: 10_000, interval: 10 });
+      // The server stops (its parked acquires answered 503 SHUTTING_DOWN), and a new one starts on the same file and port.
+      await t.stop();
+      t = await startTestServer({ port }, dir);
+      const [held] = (await t.api.semaphores.get.query({ name: "pool" })).permits;
+      await t.api.semaphores.release.mutate({ name: "pool", agentId: "holder", fencingToken: held!.fencingToken });
+      await t.api.locks.release.mutate({ name: "deploy", agentId: "holder" });
+      expect(await permit).toBeGreaterThan(2);
+      expect(await lock).toBeGreaterThan(2);
+      expect((await t.api.semaphores.get.query({ name: "pool" })).held).toBe(0);
+      expect((await t.api.locks.get.query({ name: "deploy" })).held).toBe(false);
+    } finally {
+      await client.close();
+    }
   });
 });
 
