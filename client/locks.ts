@@ -63,7 +63,7 @@ export interface HeldLock {
  * lease is counted from before each call was sent, so the work is told of a loss no later than
  * the server frees the lock.
  */
-export function withLock<T>(api: CoordinationApi, options: WithLockOptions, work: (held: HeldLock) => Promise<T> | T): Promise<T> {
+export async function withLock<T>(api: CoordinationApi, options: WithLockOptions, work: (held: HeldLock) => Promise<T> | T): Promise<T> {
   const { name, agentId } = options;
   // This call's own: another withLock of the same agent (a worker's other handler) waits for it.
   const idempotencyKey = `withLock:${randomUUID()}`;

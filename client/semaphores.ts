@@ -15,7 +15,7 @@ export type SemaphoreState = RouterOutputs["semaphores"]["acquire"]["semaphore"]
 /** The semaphore stayed full for all of withPermit's waitMs: `semaphore` says how many hold it, and when the first lease ends. */
 export class SemaphoreFull extends Error {
   constructor(readonly semaphore: SemaphoreState) {
-    super(`semaphore ${JSON.stringify(semaphore.name)} is full: ${semaphore.held} permits held (limit ${semaphore.limit}), the first lease ending ${semaphore.nextExpiresAt?.toISOString()}`);
+    super(`semaphore ${JSON.stringify(semaphore.name)} is full: ${semaphore.held} permit${semaphore.held === 1 ? "" : "s"} held (limit ${semaphore.limit}), the first lease ending ${semaphore.nextExpiresAt?.toISOString()}`);
     this.name = "SemaphoreFull";
   }
 }
@@ -65,7 +65,7 @@ export interface HeldPermit {
  * SemaphoreFull when no permit freed within `waitMs`, with PermitLost when its lease was lost before
  * the work finished, and with the work's own error otherwise.
  */
-export function withPermit<T>(api: CoordinationApi, options: WithPermitOptions, work: (held: HeldPermit) => Promise<T> | T): Promise<T> {
+export async function withPermit<T>(api: CoordinationApi, options: WithPermitOptions, work: (held: HeldPermit) => Promise<T> | T): Promise<T> {
   const { name, agentId, limit } = options;
   const idempotencyKey = `withPermit:${randomUUID()}`;
   const calls: LeaseCalls<RouterOutputs["semaphores"]["acquire"], Permit> = {

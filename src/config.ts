@@ -92,8 +92,8 @@ export const SETTINGS = {
     doc: "Soft bound on one answer, in UTF-8 bytes, names and keys counted: polls, lists, claimMany and recall return fewer items (at least one; a claimed task's context, only what fits) rather than exceed it; the agent lists, which have no page signal, are refused (400 naming limit)",
   },
   shutdownTimeoutMs: { ...positiveMs(60_000), default: 5000, doc: "How long shutdown waits for in-flight requests" },
-  leaseMs: { ...positiveMs(), default: 30_000, doc: "Default lease length when a claim (or a named lock's acquire) names none" },
-  maxLeaseMs: { ...positiveMs(), default: 3_600_000, doc: "Longest lease a claim or heartbeat (or a named lock's acquire or renewal) may ask for" },
+  leaseMs: { ...positiveMs(), default: 30_000, doc: "Default lease length when a claim (or a named lock's or semaphore's acquire) names none" },
+  maxLeaseMs: { ...positiveMs(), default: 3_600_000, doc: "Longest lease a claim or heartbeat (or a named lock's or semaphore permit's acquire or renewal) may ask for" },
   maxAttempts: { ...int(1, 1000), default: 3, doc: "Default attempts before a task is dead-lettered" },
   maxRunMs: {
     ...ms(366 * 24 * 3_600_000),
@@ -109,7 +109,7 @@ export const SETTINGS = {
     doc: "Cordon an agent for quarantineMs once it failed this many runs in a row with no complete between (tasks.fail; counted per server process): an agent that fails everything it takes cannot drain its queues into dead letters. 0 (the default) turns it off",
   },
   quarantineMs: { ...positiveMs(WEEK_MS), default: 300_000, doc: "How long an automatic quarantine (quarantineAfterFailures) keeps an agent cordoned; agents.uncordon lifts it sooner" },
-  maxWaitMs: { ...ms(300_000), default: 30_000, doc: "Longest long-poll (waitMs) a claim, poll or lock acquire may ask for" },
+  maxWaitMs: { ...ms(300_000), default: 30_000, doc: "Longest long-poll (waitMs) a claim, poll, lock or semaphore acquire may ask for" },
   crossProcessPollMs: {
     ...positiveMs(10_000),
     default: 250,

@@ -50,7 +50,7 @@ export interface Services {
   deliveries: Deliveries;
   /** Long-polling claims and polls parked, woken by committed events. */
   waiters: { claims: ClaimWaiters; polls: PollWaiters; settles: KeyedWaiters; locks: KeyedWaiters; semaphores: KeyedWaiters };
-  jobs: { leaseSweeper: PeriodicJob; lockExpiry: PeriodicJob; queueHolds: PeriodicJob; dependents: PeriodicJob; taskExpiry: PeriodicJob; scheduleRepair: PeriodicJob; pollHolds: PeriodicJob; healthMonitor: PeriodicJob; eventPruner: PeriodicJob; retention: PeriodicJob; memoryIndex: PeriodicJob };
+  jobs: { leaseSweeper: PeriodicJob; lockExpiry: PeriodicJob; semaphoreExpiry: PeriodicJob; queueHolds: PeriodicJob; dependents: PeriodicJob; taskExpiry: PeriodicJob; scheduleRepair: PeriodicJob; pollHolds: PeriodicJob; healthMonitor: PeriodicJob; eventPruner: PeriodicJob; retention: PeriodicJob; memoryIndex: PeriodicJob };
   /** Settled tasks and memories pruned to their retention (src/retention/). */
   retention: Retention;
   /** Aborted when shutdown begins: long-polls and streams end. */
@@ -144,8 +144,9 @@ export function createCoordination(config: Config, log: Logger): Coordination {
   const jobs = {
     leaseSweeper: new PeriodicJob("lease-sweeper", config.leaseSweepMs, () => tasks.expireLeases(), log),
     // Named locks and semaphore permits whose lease ran out: free already; their lock.expired and
-    // semaphore.expired tell subscribers and the log.
-    lockExpiry: new PeriodicJob("lock-expiry", config.leaseSweepMs, async () => (await locks.expire()) + (await semaphores.expire()), log),
+    // semaphore.expired tell subscribers and the log (a job each: one failing holds the other up not).
+    lockExpiry: new PeriodicJob("lock-expiry", config.leaseSweepMs, () => locks.expire(), log),
+    semaphoreExpiry: new PeriodicJob("semaphore-expiry", config.leaseSweepMs, () => semaphores.expire(), log),
     // Paused queues' tasks held out of the claim indexes, resumed ones' let go; also those a
     // server that stopped midway (or another process on the file) left.
     queueHolds: new PeriodicJob("queue-holds", config.leaseSweepMs, () => tasks.settleHolds(), log),

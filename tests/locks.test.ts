@@ -153,12 +153,12 @@ describe("named locks", () => {
     expect(longer.leaseMs).toBe(120_000);
 
     await expect(api.locks.renew.mutate({ name: "n", agentId: "b" })).rejects.toMatchObject({
-      message: `agent "b" does not hold lock "n" (released, or its lease ran out): agent "a" holds it under fencing token 1`,
+      message: `agent "b" does not hold lock "n" (released, by it or by an operator, or its lease ran out): agent "a" holds it under fencing token 1`,
       data: { code: "LEASE_CONFLICT", httpStatus: 409, details: { name: "n", agentId: "b", lock: { holder: "a", fencingToken: 1 } } },
     });
     await expect(api.locks.renew.mutate({ name: "n", agentId: "a", fencingToken: 2 })).rejects.toMatchObject({ data: { code: "LEASE_CONFLICT", details: { fencingToken: 2 } } });
     await expect(api.locks.renew.mutate({ name: "free", agentId: "a" })).rejects.toMatchObject({
-      message: `agent "a" does not hold lock "free" (released, or its lease ran out): it is free`,
+      message: `agent "a" does not hold lock "free" (released, by it or by an operator, or its lease ran out): it is free`,
       data: { code: "LEASE_CONFLICT", details: { lock: { name: "free", held: false } } },
     });
 

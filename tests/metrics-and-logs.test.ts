@@ -343,7 +343,7 @@ describe("operator logs", () => {
 
   it("a semaphore permit whose lease ran out: one info line, or one for a flood of them; an operator's force-release: its call's line; permits held, transitions and parked acquires: their metrics", async () => {
     const { api, lines, url } = await logged({ leaseSweepMs: 60_000 });
-    await server!.services.jobs.lockExpiry.stop();
+    await server!.services.jobs.semaphoreExpiry.stop();
     await api.semaphores.acquire.mutate({ name: "one", agentId: "gone", limit: 3, leaseMs: 1 });
     await until(async () => (await api.semaphores.get.query({ name: "one" })).held === 0);
     await server!.services.semaphores.expire();

@@ -92,13 +92,18 @@ describe("semaphores", () => {
     // Its key again (the answer lost): the same permit, renewed, not a refusal.
     const again = await api.semaphores.acquire.mutate({ name: "pool", agentId: "a", limit: 3, idempotencyKey: "job-7", leaseMs: 20_000 });
     expect(again).toMatchObject({ acquired: true, permit: { holder: "a", fencingToken: 4, leaseMs: 20_000, acquiredAt: mine.permit!.acquiredAt }, semaphore: { held: 3 } });
+    // The same key asking for another limit is another request: refused, nothing changed.
+    await expect(api.semaphores.acquire.mutate({ name: "pool", agentId: "a", limit: 5, idempotencyKey: "job-7" })).rejects.toMatchObject({
+      message: 'idempotencyKey "job-7" of agent "a" took permit 4 of semaphore "pool" with limit 3, not 5',
+      data: { code: "IDEMPOTENCY_MISMATCH", httpStatus: 409, details: { fencingToken: 4, differs: ["limit"] } },
+    });
     // Another agent's same key is another acquire.
     expect((await api.semaphores.acquire.mutate({ name: "pool", agentId: "b", limit: 3, idempotencyKey: "job-7" })).acquired).toBe(false);
     expect((await api.semaphores.list.query({ holder: "a" })).items.map((permit) => permit.fencingToken)).toEqual([2, 4]);
   });
 
   it("renewals extend a permit's lease from now; another agent's, another token's, or one after its lease ran out is a 409 LEASE_CONFLICT", async () => {
-    t = await startTestServerWithout("lockExpiry", { maxLeaseMs: 120_000 });
+    t = await startTestServerWithout("semaphoreExpiry", { maxLeaseMs: 120_000 });
     const { api } = t;
     const { permit } = await api.semaphores.acquire.mutate({ name: "n", agentId: "a", limit: 2, leaseMs: 10_000 });
     const renewed = await api.semaphores.renew.mutate({ name: "n", agentId: "a", fencingToken: permit!.fencingToken });
@@ -106,7 +111,7 @@ describe("semaphores", () => {
     expect(renewed.expiresAt.getTime()).toBeGreaterThanOrEqual(permit!.expiresAt.getTime());
     expect((await api.semaphores.renew.mutate({ name: "n", agentId: "a", fencingToken: 1, leaseMs: 3_600_000 })).leaseMs).toBe(120_000);
     await expect(api.semaphores.renew.mutate({ name: "n", agentId: "b", fencingToken: 1 })).rejects.toMatchObject({
-      message: `agent "b" holds no permit of semaphore "n" under fencing token 1 (released, or its lease ran out): acquire again`,
+      message: `agent "b" holds no permit of semaphore "n" under fencing token 1 (released, by it or by an operator, or its lease ran out): acquire again`,
       data: { code: "LEASE_CONFLICT", httpStatus: 409, details: { name: "n", agentId: "b", fencingToken: 1, semaphore: { name: "n", held: 1, limit: 2 } } },
     });
     await expect(api.semaphores.renew.mutate({ name: "n", agentId: "a", fencingToken: 2 })).rejects.toMatchObject({ data: { code: "LEASE_CONFLICT" } });
@@ -127,7 +132,7 @@ describe("semaphores", () => {
   });
 
   it("a permit whose lease ran out is taken away by the next acquire of its name, with its semaphore.expired; tokens go on from the locks' counter", async () => {
-    t = await startTestServerWithout("lockExpiry");
+    t = await startTestServerWithout("semaphoreExpiry");
     const { api } = t;
     await api.locks.acquire.mutate({ name: "a-lock", agentId: "x" });
     await api.semaphores.acquire.mutate({ name: "s", agentId: "a", limit: 1, leaseMs: 50 });
@@ -142,7 +147,7 @@ describe("semaphores", () => {
   });
 
   it("an acquire with waitMs waits for a release, for a lease to run out, or for its own wait to end; several waiters get in as permits free, each once", async () => {
-    t = await startTestServerWithout("lockExpiry");
+    t = await startTestServerWithout("semaphoreExpiry");
     const { api } = t;
     await api.semaphores.acquire.mutate({ name: "w", agentId: "a", limit: 2, leaseMs: 60_000 });
     await api.semaphores.acquire.mutate({ name: "w", agentId: "b", limit: 2, leaseMs: 60_000 });

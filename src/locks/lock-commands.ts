@@ -100,7 +100,7 @@ export function lockCommands(d: LockDeps) {
     const now_ = row === undefined ? "it is free" : `agent ${JSON.stringify(row.holder)} holds it under fencing token ${row.fencingToken}`;
     const message = keyed
       ? `lock ${JSON.stringify(name)} was taken by an acquire of agent ${JSON.stringify(agentId)} with an idempotencyKey: that acquire renews it with its fencingToken, and it is held still`
-      : `agent ${JSON.stringify(agentId)} does not hold lock ${JSON.stringify(name)}${grant} (released, or its lease ran out): ${now_}`;
+      : `agent ${JSON.stringify(agentId)} does not hold lock ${JSON.stringify(name)}${grant} (released, by it or by an operator, or its lease ran out): ${now_}`;
     return new CoordinationError("LEASE_CONFLICT", message, {
       name,
       agentId,

@@ -97,8 +97,8 @@ export function semaphoreCommands(d: SemaphoreDeps) {
      * Grants `agentId` a permit of `name` for `leaseMs` while fewer are held than the smallest
      * limit among `limit` and those of the permits held (one whose lease ran out is taken away
      * here). One the agent holds under the same `idempotencyKey` is answered as held, renewed from
-     * now (its answer may have been lost: the same permit, the same fencing token). Full: not
-     * acquired, the semaphore as it is. LIMIT_EXCEEDED when the agent holds maxLocksPerAgent locks
+     * now (its answer may have been lost: the same permit, the same fencing token); asked with
+     * another limit, IDEMPOTENCY_MISMATCH. Full: not acquired, the semaphore as it is. LIMIT_EXCEEDED when the agent holds maxLocksPerAgent locks
      * and permits already.
      */
     "semaphores.acquire": (ctx: WriteContext, request: { name: string; agentId: string; limit: number; leaseMs: number; idempotencyKey?: string | undefined }): PermitAcquired => {
@@ -106,6 +106,14 @@ export function semaphoreCommands(d: SemaphoreDeps) {
       // Looked at before anything is written: a refusal must leave the write clean.
       const mine = key === null ? undefined : d.permits.heldByKey(request.name, request.agentId, key, ctx.now);
       if (mine !== undefined) {
+        // The same key asking for another limit is another request, not this one sent again.
+        if (Number(mine.permitLimit) !== request.limit) {
+          throw new CoordinationError(
+            "IDEMPOTENCY_MISMATCH",
+            `idempotencyKey ${JSON.stringify(key)} of agent ${JSON.stringify(request.agentId)} took permit ${mine.fencingToken} of semaphore ${JSON.stringify(request.name)} with limit ${mine.permitLimit}, not ${request.limit}`,
+            { fencingToken: Number(mine.fencingToken), differs: ["limit"] },
+          );
+        }
         d.noteAgent(ctx, request.agentId);
         const renewed = d.permits.renew(mine, request.leaseMs, ctx.now, true);
         return { acquired: true, permit: toPermit(renewed), semaphore: state(ctx, request.name) };
@@ -142,7 +150,7 @@ export function semaphoreCommands(d: SemaphoreDeps) {
       if (row === undefined) {
         throw new CoordinationError(
           "LEASE_CONFLICT",
-          `agent ${JSON.stringify(request.agentId)} holds no permit of semaphore ${JSON.stringify(request.name)} under fencing token ${request.fencingToken} (released, or its lease ran out): acquire again`,
+          `agent ${JSON.stringify(request.agentId)} holds no permit of semaphore ${JSON.stringify(request.name)} under fencing token ${request.fencingToken} (released, by it or by an operator, or its lease ran out): acquire again`,
           { name: request.name, agentId: request.agentId, fencingToken: request.fencingToken, semaphore: state(ctx, request.name) },
         );
       }
@@ -220,6 +228,8 @@ export function semaphoreQueries(d: { permits: SemaphoreStore; maxResponseBytes:
       const more = fit.truncated || rows.length > request.limit;
       return { items: fit.rows.map(toPermit), nextCursor: more ? permitCursor(fit.rows[fit.rows.length - 1]!) : null };
     },
+    /** Semaphore `name` in few fields, without its permits (a departed waiter's answer). */
+    "semaphores.state": (request: { name: string; now: number }): SemaphoreState => stateOf(d.permits, request.name, request.now),
     "semaphores.anyRunOut": (now: number): boolean => d.permits.anyRunOut(now),
     "semaphores.countHeld": (now: number): number => d.permits.countHeld(now),
   };

@@ -50,10 +50,7 @@ export class SemaphoreService {
       waitMs: Math.min(request.waitMs ?? 0, config.maxWaitMs),
       call,
       attempt,
-      asItIs: async () => {
-        const { name, held, limit, nextExpiresAt } = await this.get(request.name);
-        return { acquired: false, permit: null, semaphore: { name, held, limit, nextExpiresAt } };
-      },
+      asItIs: async () => ({ acquired: false, permit: null, semaphore: await this.d.db.read("semaphores.state", { name: request.name, now: Date.now() }) }),
       freeAt: (answer) => answer.semaphore.nextExpiresAt?.getTime() ?? null,
     });
   }
