@@ -55,9 +55,24 @@ function requestOutcomes(cli: CliProcess): Map<string, { status: number; finishe
   return outcomes;
 }
 
-/** Sends `trigger` while the parked requests wait, and destroys their sockets 10 ms later. */
-async function destroyAfterTrigger(sockets: net.Socket[], trigger: () => Promise<unknown>): Promise<void> {
-  await new Promise((resolve) => setTimeout(resolve, 500)); // let the requests park; the verdict does not depend on it
+/**
+ * Waits until `count` long-polls of `kind` are parked on the server at `url` (its metrics say so):
+ * a request destroyed before the server read it is never logged, so the test waits for all to arrive.
+ */
+async function allParked(url: string, kind: "claim" | "poll", count: number): Promise<void> {
+  await vi.waitFor(
+    async () => {
+      const text = await (await fetch(`${url}/metrics`)).text();
+      const line = text.split("\n").find((l) => l.startsWith(`coordination_long_polls_parked{kind="${kind}"} `));
+      expect(Number(line?.split(" ")[1])).toBe(count);
+    },
+    { timeout: 30_000, interval: 20 },
+  );
+}
+
+/** Sends `trigger` once the requests are parked, and destroys their sockets 10 ms later. */
+async function destroyAfterTrigger(url: string, sockets: net.Socket[], trigger: () => Promise<unknown>): Promise<void> {
+  await allParked(url, "claim", sockets.length);
   const sent = trigger();
   await new Promise((resolve) => setTimeout(resolve, 10));
   for (const socket of sockets) socket.destroy();
@@ -74,7 +89,7 @@ describe("delivery confirmation", () => {
     ];
     for (const form of forms) {
       const sockets = Array.from({ length: AGENTS }, (_, i) => park(port, form.body(i) === undefined ? get(form.url(i)) : post(form.url(i), form.body(i))));
-      await destroyAfterTrigger(sockets, () =>
+      await destroyAfterTrigger(url, sockets, () =>
         rest(url, "POST", "/tasks/batch", { tasks: Array.from({ length: AGENTS }, (_, i) => ({ queue: form.queue, payload: { i } })) }),
       );
       await vi.waitFor(
@@ -106,9 +121,10 @@ describe("delivery confirmation", () => {
     for (let i = 0; i < AGENTS; i++) await rest(url, "POST", "/events/subscriptions", { agentId: `e${i}`, types: ["news.*"] });
     // One small event is written faster than a batch of tasks: destroy sooner, in several rounds.
     for (const [round, delayMs] of [0, 2, 5, 10].entries()) {
-      const pollUrl = (i: number) => `/events/e${i}?waitMs=15000&round=${round}`;
+      // A limit of its own tells a round's requests apart in the log (an unknown field would be a 400).
+      const pollUrl = (i: number) => `/events/e${i}?waitMs=15000&limit=${100 + round}`;
       const sockets = Array.from({ length: AGENTS }, (_, i) => park(port, get(pollUrl(i))));
-      await new Promise((resolve) => setTimeout(resolve, 500)); // let the polls park; the verdict does not depend on it
+      await allParked(url, "poll", AGENTS);
       const sent = rest(url, "POST", "/events", { type: `news.round${round}`, source: "desk" });
       await new Promise((resolve) => setTimeout(resolve, delayMs));
       for (const socket of sockets) socket.destroy();
