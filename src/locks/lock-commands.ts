@@ -10,15 +10,19 @@ import type { EventStore } from "../events/event-store.js";
 import { MAX_LOCK_NAME, type Acquired, type ForceReleased, type ForceReleaseRequest, type Lock, type Released } from "./lock-schemas.js";
 import { lockHeld, type LockRow, type LockStore } from "./lock-store.js";
 
-export interface LockDeps {
-  locks: LockStore;
+/** What named locks and semaphores share: the event log, one bound on what an agent holds, its signs of life. */
+export interface GrantDeps {
   events: EventStore;
   /** The most locks and semaphore permits one agent may hold at once (maxLocksPerAgent). */
   maxLocksPerAgent: number;
   /** How many locks and semaphore permits `agentId` holds at `now`: what maxLocksPerAgent bounds. */
   grantsHeldBy: (agentId: string, now: number) => number;
-  /** A sign of life of `agentId`, registering it if unknown (as a claim does): its deregistration then finds its locks. */
+  /** A sign of life of `agentId`, registering it if unknown (as a claim does): its deregistration then finds what it holds. */
   noteAgent: (ctx: WriteContext, agentId: string) => void;
+}
+
+export interface LockDeps extends GrantDeps {
+  locks: LockStore;
 }
 
 /** A lock's answer less its name and holder, over tRPC (superjson's meta names its two dates' paths) or REST, with room to spare. */
@@ -32,7 +36,7 @@ const lockAnswerBytes = (row: LockRow): number => LOCK_FIXED_BYTES + jsonTextByt
 export const UNDELIVERED = "answer not delivered";
 
 /** LIMIT_EXCEEDED when `agentId` holds maxLocksPerAgent locks and permits already: a refusal before anything is written. */
-export function refuseOverMaxGrants(d: Pick<LockDeps, "maxLocksPerAgent" | "grantsHeldBy">, agentId: string, now: number): void {
+export function refuseOverMaxGrants(d: Pick<GrantDeps, "maxLocksPerAgent" | "grantsHeldBy">, agentId: string, now: number): void {
   const held = d.grantsHeldBy(agentId, now);
   if (held < d.maxLocksPerAgent) return;
   throw new CoordinationError("LIMIT_EXCEEDED", `agent ${JSON.stringify(agentId)} holds ${held} locks and semaphore permits already (maxLocksPerAgent ${d.maxLocksPerAgent}): release one first`);

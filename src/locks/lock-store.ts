@@ -35,10 +35,24 @@ export function nextFencingToken(st: Statements): number {
 }
 
 /**
- * The WHERE terms of a name starting with `@prefix`: a range of the index, not LIKE (whose % and _
- * a name may hold, and which ignores case); compared as bytes (length() of text stops at a NUL).
+ * The WHERE terms and parameters of a page of grants (locks or permits) held at `now`, of `holder`
+ * and of names starting with `prefix` when given, with `limit` + 1 rows (the caller tells whether
+ * a page follows). A prefix is a range of the index, not LIKE (whose % and _ a name may hold, and
+ * which ignores case), compared as bytes (length() of text stops at a NUL).
  */
-export const NAME_PREFIX_SQL = ["name >= @prefix", "substr(CAST(name AS BLOB), 1, length(CAST(@prefix AS BLOB))) = CAST(@prefix AS BLOB)"];
+export function heldPageTerms(filter: { holder?: string | undefined; prefix?: string | undefined; limit: number }, now: number): { where: string[]; params: Record<string, string | number> } {
+  const where = ["expiresAt > @now"];
+  const params: Record<string, string | number> = { now, limit: filter.limit + 1 };
+  if (filter.holder !== undefined) {
+    where.push("holder = @holder");
+    params.holder = filter.holder;
+  }
+  if (filter.prefix !== undefined) {
+    where.push("name >= @prefix", "substr(CAST(name AS BLOB), 1, length(CAST(@prefix AS BLOB))) = CAST(@prefix AS BLOB)");
+    params.prefix = filter.prefix;
+  }
+  return { where, params };
+}
 
 export class LockStore {
   constructor(private readonly st: Statements) {}
@@ -107,16 +121,7 @@ export class LockStore {
    * a page follows), of `holder` and starting with `prefix` when given.
    */
   page(filter: { holder?: string | undefined; prefix?: string | undefined; after?: string | undefined; limit: number }, now: number): LockRow[] {
-    const where = ["expiresAt > @now"];
-    const params: Record<string, string | number> = { now, limit: filter.limit + 1 };
-    if (filter.holder !== undefined) {
-      where.push("holder = @holder");
-      params.holder = filter.holder;
-    }
-    if (filter.prefix !== undefined) {
-      where.push(...NAME_PREFIX_SQL);
-      params.prefix = filter.prefix;
-    }
+    const { where, params } = heldPageTerms(filter, now);
     if (filter.after !== undefined) {
       where.push("name > @after");
       params.after = filter.after;

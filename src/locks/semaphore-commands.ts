@@ -6,21 +6,13 @@
 import { jsonTextBytes, withinBudget } from "../db/answer-budget.js";
 import type { WriteContext } from "../db/writer.js";
 import { CoordinationError } from "../errors.js";
-import type { EventStore } from "../events/event-store.js";
-import { iso, refuseOverMaxGrants, UNDELIVERED } from "./lock-commands.js";
+import { iso, refuseOverMaxGrants, UNDELIVERED, type GrantDeps } from "./lock-commands.js";
 import { MAX_LOCK_NAME } from "./lock-schemas.js";
 import type { Permit, PermitAcquired, PermitReleased, PermitsForceReleased, Semaphore, SemaphoreState } from "./semaphore-schemas.js";
 import { permitHeld, type PermitRow, type SemaphoreStore } from "./semaphore-store.js";
 
-export interface SemaphoreDeps {
+export interface SemaphoreDeps extends GrantDeps {
   permits: SemaphoreStore;
-  events: EventStore;
-  /** The most locks and semaphore permits one agent may hold at once (maxLocksPerAgent). */
-  maxLocksPerAgent: number;
-  /** How many locks and semaphore permits `agentId` holds at `now`: what maxLocksPerAgent bounds. */
-  grantsHeldBy: (agentId: string, now: number) => number;
-  /** A sign of life of `agentId`, registering it if unknown (as a claim does): its deregistration then finds its permits. */
-  noteAgent: (ctx: WriteContext, agentId: string) => void;
 }
 
 /** A permit's answer less its name and holder, over tRPC (superjson's meta names its two dates' paths) or REST, with room to spare. */

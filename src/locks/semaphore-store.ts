@@ -3,7 +3,7 @@
 // next acquire of the name deletes it with its semaphore.expired event). Fencing tokens come from
 // the named locks' counter (lock-store.ts), so a token names one grant of any lock or semaphore.
 import type { Statements } from "../db/statements.js";
-import { NAME_PREFIX_SQL, nextFencingToken } from "./lock-store.js";
+import { heldPageTerms, nextFencingToken } from "./lock-store.js";
 
 export interface PermitRow {
   name: string;
@@ -128,16 +128,7 @@ export class SemaphoreStore {
    * when given.
    */
   page(filter: { holder?: string | undefined; prefix?: string | undefined; after?: { name: string; fencingToken: number } | undefined; limit: number }, now: number): PermitRow[] {
-    const where = ["expiresAt > @now"];
-    const params: Record<string, string | number> = { now, limit: filter.limit + 1 };
-    if (filter.holder !== undefined) {
-      where.push("holder = @holder");
-      params.holder = filter.holder;
-    }
-    if (filter.prefix !== undefined) {
-      where.push(...NAME_PREFIX_SQL);
-      params.prefix = filter.prefix;
-    }
+    const { where, params } = heldPageTerms(filter, now);
     if (filter.after !== undefined) {
       where.push("(name > @afterName OR (name = @afterName AND fencingToken > @afterToken))");
       params.afterName = filter.after.name;
