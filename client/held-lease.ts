@@ -21,6 +21,17 @@ const RELEASE_TIMEOUT_MS = 10_000;
 /** A failed renewal is tried again this soon at first, doubling to a second. */
 const RETRY_START_MS = 100;
 
+/**
+ * An acquire that got no answer, or a 5xx (a restart's 503, a database of the moment): sent again
+ * under its key, it may succeed. Not a 4xx: a 429 is a bound the caller holds (maxLocksPerAgent,
+ * maxParkedPerAgent), which no resend within a wait mends; nor input the client could not send.
+ */
+const unanswered = (error: unknown): boolean => {
+  if (!isTransient(error)) return false;
+  const status = isTRPCClientError(error) ? error.data?.httpStatus : undefined;
+  return status === undefined || status >= 500;
+};
+
 /** Milliseconds on a clock that never steps: a wall clock set back cannot stretch the lease as the holder counts it. */
 const monotonic = (): number => performance.now();
 
@@ -63,25 +74,32 @@ export async function holdLease<A, G extends { fencingToken: number; leaseMs: nu
   let answer: A;
   let grant: G | null;
   let retryMs = RETRY_START_MS;
+  // After a failed acquire once the wait was over: its one resend.
+  let lastResend = false;
   // The server bounds one wait by its maxWaitMs: longer waits are several.
   for (;;) {
     options.signal?.throwIfAborted();
     sentAt = monotonic();
     try {
-      answer = await calls.acquire(Math.max(0, Math.round(waitUntil - sentAt)), options.signal);
+      answer = await calls.acquire(lastResend ? 0 : Math.max(0, Math.round(waitUntil - sentAt)), options.signal);
     } catch (error) {
       // Stopped by the caller's signal: its reason, not the transport's account of it.
       options.signal?.throwIfAborted();
-      // A restart (503 SHUTTING_DOWN, then refused connections), a dropped connection, a 503 of
+      // A restart (503 SHUTTING_DOWN, then refused connections), a dropped connection, a 5xx of
       // the moment: the wait goes on while it has time left. Sent again, an acquire served whose
-      // answer was lost gets its grant again (the caller's calls carry a key of their own).
-      if (!isTransient(error) || monotonic() + retryMs >= waitUntil) throw error;
-      await sleep(retryMs, undefined, { signal: options.signal }).catch(() => options.signal?.throwIfAborted());
+      // answer was lost gets its grant again (the hold's calls carry a key of their own). Once
+      // the wait is over it is sent once more, not waiting: a grant the server handed out whose
+      // answer was lost on the way (a proxy's reset) is then held, worked under and released,
+      // not left to its lease's end with nobody holding it.
+      if (!unanswered(error) || lastResend) throw error;
+      lastResend = monotonic() + retryMs >= waitUntil;
+      await sleep(lastResend ? Math.min(retryMs, RETRY_START_MS) : retryMs, undefined, { signal: options.signal }).catch(() => options.signal?.throwIfAborted());
       retryMs = Math.min(retryMs * 2, 1000);
       continue;
     }
     retryMs = RETRY_START_MS;
     grant = calls.granted(answer);
+    if (lastResend) break;
     if (grant !== null || monotonic() >= waitUntil) break;
     // A server that answers at once (its maxWaitMs 0, or cut short) is not asked again at once.
     const pause = Math.min(sentAt + MIN_ROUND_MS, waitUntil) - monotonic();

@@ -1,11 +1,12 @@
 // Semaphores from TypeScript: the typed client's withPermit (acquire a permit, renew it while the
 // work runs, release after; SemaphoreFull, PermitLost) against a real server, and the in-process
 // API's semaphores.
+import net from "node:net";
 import { join } from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { createCoordinationClient, PermitLost, SemaphoreFull, withLock, withPermit } from "../client/index.js";
 import { CoordinationError, openCoordination } from "../src/index.js";
-import { makeTempDir, startTestServer, type TestServer } from "./helpers/test-server.js";
+import { makeTempDir, startTestServer, withDatabase, type TestServer } from "./helpers/test-server.js";
 
 let t: TestServer | undefined;
 afterEach(async () => {
@@ -81,6 +82,61 @@ describe("withPermit", () => {
     expect(reason).toBe(outcome);
     expect(outcome).toMatchObject({ semaphoreName: "farm", fencingToken: 1 });
     expect((outcome as PermitLost).message).toMatch(/^lost the permit of semaphore "farm" \(fencing token 1\): agent "a" holds no permit/);
+  });
+});
+
+/** A TCP proxy to 127.0.0.1:`port` whose first connection reads the server's whole answer, then resets its client instead of passing it on. */
+async function answerLosingProxy(port: number): Promise<{ url: string; close: () => void }> {
+  let first = true;
+  const proxy = net.createServer((client) => {
+    const upstream = net.connect(port, "127.0.0.1");
+    client.on("error", () => undefined);
+    upstream.on("error", () => undefined);
+    client.pipe(upstream);
+    if (!first) {
+      upstream.pipe(client);
+      return;
+    }
+    first = false;
+    // The server wrote its answer to the connection (delivered, as far as it can tell); the client never gets it.
+    upstream.once("data", () => setTimeout(() => (client.resetAndDestroy(), upstream.destroy()), 100));
+  });
+  await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve));
+  return { url: `http://127.0.0.1:${(proxy.address() as net.AddressInfo).port}`, close: () => proxy.close() };
+}
+
+describe("withPermit and withLock when an answer is lost", () => {
+  it("an acquire served whose answer a proxy lost, with no wait asked for, is sent once more: the grant is worked under and released, not left held by nobody", async () => {
+    t = await startTestServer();
+    for (const hold of ["lock", "permit"] as const) {
+      const proxy = await answerLosingProxy(t.server.port);
+      const client = createCoordinationClient({ url: proxy.url });
+      try {
+        const token =
+          hold === "lock"
+            ? await withLock(client.api, { name: "lost-answer", agentId: "a", leaseMs: 60_000 }, ({ fencingToken }) => fencingToken)
+            : await withPermit(client.api, { name: "lost-answer", agentId: "a", limit: 2, leaseMs: 60_000 }, ({ fencingToken }) => fencingToken);
+        expect(token).toBe(hold === "lock" ? 1 : 2);
+      } finally {
+        await client.close();
+        proxy.close();
+      }
+    }
+    expect((await t.api.locks.get.query({ name: "lost-answer" })).held).toBe(false);
+    expect((await t.api.semaphores.get.query({ name: "lost-answer" })).held).toBe(0);
+  });
+
+  it("a refusal for good (maxLocksPerAgent's 429) is thrown at once, not sent again for the whole wait", async () => {
+    t = await startTestServer({ maxLocksPerAgent: 1 });
+    await t.api.locks.acquire.mutate({ name: "first", agentId: "a" });
+    const acquires = () => withDatabase(t!, (db) => db.prepare(`SELECT count(*) FROM events WHERE type IN ('lock.acquired', 'semaphore.acquired')`).pluck().get());
+    const before = acquires();
+    const started = performance.now();
+    await expect(withLock(t.api, { name: "second", agentId: "a", waitMs: 60_000 }, () => "ran")).rejects.toMatchObject({ data: { code: "LIMIT_EXCEEDED" } });
+    await expect(withPermit(t.api, { name: "pool", agentId: "a", limit: 3, waitMs: 60_000 }, () => "ran")).rejects.toMatchObject({ data: { code: "LIMIT_EXCEEDED" } });
+    // Well within the waits asked for, whatever the machine's speed: thrown at the first answer.
+    expect(performance.now() - started).toBeLessThan(30_000);
+    expect(acquires()).toBe(before);
   });
 });
 

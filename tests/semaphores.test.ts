@@ -94,8 +94,8 @@ describe("semaphores", () => {
     expect(again).toMatchObject({ acquired: true, permit: { holder: "a", fencingToken: 4, leaseMs: 20_000, acquiredAt: mine.permit!.acquiredAt }, semaphore: { held: 3 } });
     // The same key asking for another limit is another request: refused, nothing changed.
     await expect(api.semaphores.acquire.mutate({ name: "pool", agentId: "a", limit: 5, idempotencyKey: "job-7" })).rejects.toMatchObject({
-      message: 'idempotencyKey "job-7" of agent "a" took permit 4 of semaphore "pool" with limit 3, not 5',
-      data: { code: "IDEMPOTENCY_MISMATCH", httpStatus: 409, details: { fencingToken: 4, differs: ["limit"] } },
+      message: 'idempotencyKey "job-7" of agent "a" was used for permit 4 of semaphore "pool" with a different limit (3, not 5)',
+      data: { code: "IDEMPOTENCY_MISMATCH", httpStatus: 409, details: { name: "pool", fencingToken: 4, differs: ["limit"] } },
     });
     // Another agent's same key is another acquire.
     expect((await api.semaphores.acquire.mutate({ name: "pool", agentId: "b", limit: 3, idempotencyKey: "job-7" })).acquired).toBe(false);

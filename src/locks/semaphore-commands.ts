@@ -102,8 +102,8 @@ export function semaphoreCommands(d: SemaphoreDeps) {
         if (Number(mine.permitLimit) !== request.limit) {
           throw new CoordinationError(
             "IDEMPOTENCY_MISMATCH",
-            `idempotencyKey ${JSON.stringify(key)} of agent ${JSON.stringify(request.agentId)} took permit ${mine.fencingToken} of semaphore ${JSON.stringify(request.name)} with limit ${mine.permitLimit}, not ${request.limit}`,
-            { fencingToken: Number(mine.fencingToken), differs: ["limit"] },
+            `idempotencyKey ${JSON.stringify(key)} of agent ${JSON.stringify(request.agentId)} was used for permit ${mine.fencingToken} of semaphore ${JSON.stringify(request.name)} with a different limit (${mine.permitLimit}, not ${request.limit})`,
+            { name: request.name, fencingToken: Number(mine.fencingToken), differs: ["limit"] },
           );
         }
         d.noteAgent(ctx, request.agentId);

@@ -30,7 +30,7 @@ export const semaphoreRouter = router({
         path: "/semaphores/{name}/acquire",
         tags,
         summary: "Acquire a permit of a semaphore for an agent, with a lease and a fencing token (acquired false while `limit` permits are held, after waitMs)",
-        errors: ["LIMIT_EXCEEDED"],
+        errors: ["LIMIT_EXCEEDED", "IDEMPOTENCY_MISMATCH"],
       },
     })
     .input(acquirePermitInput)

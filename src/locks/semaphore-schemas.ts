@@ -27,7 +27,7 @@ export const acquirePermitInput = z.strictObject({
     .describe("Long-poll: wait up to this many ms for a permit to be free; left out or 0, answer at once. At most the server's maxWaitMs (30 s by default): a longer wait is cut to it"),
   idempotencyKey: text(200)
     .optional()
-    .describe("This acquire's key. The same agent sending the same key again (its answer lost) gets the permit it took, renewed, while that permit lasts. Left out, every acquire that is granted takes a permit of its own (an agent may hold several)"),
+    .describe("This acquire's key. The same agent sending the same key again (its answer lost) gets the permit it took, renewed, while that permit lasts (with another limit: 409 IDEMPOTENCY_MISMATCH). Left out, every acquire that is granted takes a permit of its own (an agent may hold several)"),
 });
 export type AcquirePermitRequest = z.output<typeof acquirePermitInput>;
 

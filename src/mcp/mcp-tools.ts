@@ -497,7 +497,7 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
         name: acquirePermitInput.shape.name,
         limit: acquirePermitInput.shape.limit,
         leaseMs: acquirePermitInput.shape.leaseMs,
-        idempotencyKey: acquirePermitInput.shape.idempotencyKey.describe("This acquire's key: the same key sent again (the call cut off) gets the permit it took, renewed. Left out, every acquire granted is a permit of its own"),
+        idempotencyKey: acquirePermitInput.shape.idempotencyKey.describe("This acquire's key: the same key sent again (the call cut off), with the same limit, gets the permit it took, renewed. Left out, every acquire granted is a permit of its own"),
         waitMs: z.number().int().min(0).optional().describe(`Wait up to this many ms for a permit to free, at most ${MCP_MAX_WAIT_MS} (a longer wait is cut to it); left out or 0, answer at once`),
       }),
     },
