@@ -99,8 +99,7 @@ export async function holdLease<A, G extends { fencingToken: number; leaseMs: nu
     }
     retryMs = RETRY_START_MS;
     grant = calls.granted(answer);
-    if (lastResend) break;
-    if (grant !== null || monotonic() >= waitUntil) break;
+    if (grant !== null || lastResend || monotonic() >= waitUntil) break;
     // A server that answers at once (its maxWaitMs 0, or cut short) is not asked again at once.
     const pause = Math.min(sentAt + MIN_ROUND_MS, waitUntil) - monotonic();
     if (pause > 0) await sleep(pause, undefined, { signal: options.signal }).catch(() => options.signal?.throwIfAborted());

@@ -90,8 +90,8 @@ export function semaphoreCommands(d: SemaphoreDeps) {
      * limit among `limit` and those of the permits held (one whose lease ran out is taken away
      * here). One the agent holds under the same `idempotencyKey` is answered as held, renewed from
      * now (its answer may have been lost: the same permit, the same fencing token); asked with
-     * another limit, IDEMPOTENCY_MISMATCH. Full: not acquired, the semaphore as it is. LIMIT_EXCEEDED when the agent holds maxLocksPerAgent locks
-     * and permits already.
+     * another limit, IDEMPOTENCY_MISMATCH. Full: not acquired, the semaphore as it is.
+     * LIMIT_EXCEEDED when the agent holds maxLocksPerAgent locks and permits already.
      */
     "semaphores.acquire": (ctx: WriteContext, request: { name: string; agentId: string; limit: number; leaseMs: number; idempotencyKey?: string | undefined }): PermitAcquired => {
       const key = request.idempotencyKey ?? null;
@@ -110,9 +110,9 @@ export function semaphoreCommands(d: SemaphoreDeps) {
         const renewed = d.permits.renew(mine, request.leaseMs, ctx.now, true);
         return { acquired: true, permit: toPermit(renewed), semaphore: state(ctx, request.name) };
       }
-      const now = d.permits.state(request.name, ctx.now);
-      const bound = now.limit === null ? request.limit : Math.min(request.limit, Number(now.limit));
-      if (Number(now.held) >= bound) {
+      const current = d.permits.state(request.name, ctx.now);
+      const bound = current.limit === null ? request.limit : Math.min(request.limit, Number(current.limit));
+      if (Number(current.held) >= bound) {
         d.noteAgent(ctx, request.agentId);
         return { acquired: false, permit: null, semaphore: state(ctx, request.name) };
       }
@@ -135,7 +135,7 @@ export function semaphoreCommands(d: SemaphoreDeps) {
     /**
      * Renews `agentId`'s permit `fencingToken` of `name` from now, by `leaseMs` (null: the length
      * it was acquired or last renewed with). LEASE_CONFLICT when it holds none under that token:
-     * released, or its lease ran out. A refusal writes nothing.
+     * released (by it or an operator), or its lease ran out. A refusal writes nothing.
      */
     "semaphores.renew": (ctx: WriteContext, request: { name: string; agentId: string; fencingToken: number; leaseMs: number | null }): Permit => {
       const row = heldPermit(request.name, request.agentId, request.fencingToken, ctx.now);
