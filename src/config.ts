@@ -292,6 +292,14 @@ interface RawValue {
   origin: string;
 }
 
+/** The lease a claim, steal or acquire is granted, in ms: the one it asked for (0 or none: the server's leaseMs), cut to maxLeaseMs. */
+export const leaseLength = (config: Pick<Config, "leaseMs" | "maxLeaseMs">, requested: number | undefined): number =>
+  Math.min(requested !== undefined && requested > 0 ? requested : config.leaseMs, config.maxLeaseMs);
+
+/** The length a renewal (a heartbeat, a lock's or permit's renew) asked for, cut to maxLeaseMs; undefined when it named none (0 or none): the lease renews by its own length. */
+export const renewalLength = (config: Pick<Config, "maxLeaseMs">, requested: number | undefined): number | undefined =>
+  requested !== undefined && requested > 0 ? Math.min(requested, config.maxLeaseMs) : undefined;
+
 export interface ConfigSources {
   env?: NodeJS.ProcessEnv;
   /** Flag values already split from argv, keyed by setting. */

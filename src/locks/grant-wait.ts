@@ -1,4 +1,5 @@
-// The long-poll of an acquire that waits (locks.acquire, semaphores.acquire with waitMs): parks on
+// What the lock and semaphore services share on the event loop: the expiry job's loop, and the
+// long-poll of an acquire that waits (locks.acquire, semaphores.acquire with waitMs): it parks on
 // the name's waiters (keyed-waiters.ts), woken by the events that free a grant of it from any
 // process, or when the first lease it saw runs out (no event comes of that until a write meets the
 // grant), with one last attempt at the wait's end. Waiting is bounded per agent (maxParkedPerAgent)
@@ -76,4 +77,22 @@ export async function acquireWaiting<A extends { acquired: boolean }>(d: GrantWa
     shutdown.dispose();
     unpark();
   }
+}
+
+/** Grants (locks, permits) the expiry job takes away per write. */
+const EXPIRY_BATCH = 500;
+
+/**
+ * Takes away the grants whose lease ran out, EXPIRY_BATCH a write (`expire`, each with its
+ * expired event: the acquires waiting for them wake), looked for on the reader first
+ * (`anyRunOut`), so a server whose grants are all held writes nothing. How many.
+ */
+export async function expireRunOut(anyRunOut: (now: number) => Promise<boolean>, expire: (limit: number) => Promise<number>): Promise<number> {
+  let expired = 0;
+  while (await anyRunOut(Date.now())) {
+    const done = await expire(EXPIRY_BATCH);
+    expired += done;
+    if (done < EXPIRY_BATCH) break;
+  }
+  return expired;
 }

@@ -3,7 +3,8 @@
 // caller (src/delivery/delivery.ts), so no agent is left holding a lock it was never told of.
 import type { Database } from "../db/thread/database.js";
 import type { ConsumingCall } from "../delivery/delivery.js";
-import { acquireWaiting, type GrantWaitDeps } from "./grant-wait.js";
+import { leaseLength, renewalLength } from "../config.js";
+import { acquireWaiting, expireRunOut, type GrantWaitDeps } from "./grant-wait.js";
 import type { AcquireRequest, Acquired, ForceReleased, ForceReleaseRequest, ListLocksRequest, Lock, LockPage, Released, ReleaseRequest, RenewRequest } from "./lock-schemas.js";
 
 export interface LockServiceDeps extends GrantWaitDeps {
@@ -21,7 +22,7 @@ export class LockService {
    * maxParkedPerAgent for a wait.
    */
   async acquire(request: AcquireRequest, call: ConsumingCall = {}): Promise<Acquired> {
-    const leaseMs = this.leaseLength(request.leaseMs);
+    const leaseMs = leaseLength(this.d.config, request.leaseMs);
     const waitMs = Math.min(request.waitMs ?? 0, this.d.config.maxWaitMs);
     const attempt = async (): Promise<Acquired> => {
       const { acquired, lock } = await this.d.db.write("locks.acquire", { name: request.name, agentId: request.agentId, leaseMs, idempotencyKey: request.idempotencyKey });
@@ -51,7 +52,7 @@ export class LockService {
 
   /** Renews the agent's grant of `name` (see locks.renew); its lease is cut to maxLeaseMs. LEASE_CONFLICT when it holds none. */
   renew(request: RenewRequest): Promise<Lock> {
-    const leaseMs = request.leaseMs && request.leaseMs > 0 ? Math.min(request.leaseMs, this.d.config.maxLeaseMs) : null;
+    const leaseMs = renewalLength(this.d.config, request.leaseMs) ?? null;
     return this.d.db.write("locks.renew", { name: request.name, agentId: request.agentId, fencingToken: request.fencingToken, leaseMs });
   }
 
@@ -80,20 +81,10 @@ export class LockService {
    * lock.expired (the acquires waiting for them wake): looked for on the reader first, so a server
    * whose locks are all held writes nothing. How many.
    */
-  async expire(): Promise<number> {
-    let expired = 0;
-    while (await this.d.db.read("locks.anyRunOut", Date.now())) {
-      const done = await this.d.db.write("locks.expire", EXPIRY_BATCH);
-      expired += done;
-      if (done < EXPIRY_BATCH) break;
-    }
-    return expired;
-  }
-
-  private leaseLength(requested: number | undefined): number {
-    return Math.min(requested && requested > 0 ? requested : this.d.config.leaseMs, this.d.config.maxLeaseMs);
+  expire(): Promise<number> {
+    return expireRunOut(
+      (now) => this.d.db.read("locks.anyRunOut", now),
+      (limit) => this.d.db.write("locks.expire", limit),
+    );
   }
 }
-
-/** Grants the expiry job takes away per write. */
-const EXPIRY_BATCH = 500;

@@ -3,7 +3,8 @@
 // caller (src/delivery/delivery.ts), so no agent is left holding a permit it was never told of.
 import type { Database } from "../db/thread/database.js";
 import type { ConsumingCall } from "../delivery/delivery.js";
-import { acquireWaiting, type GrantWaitDeps } from "./grant-wait.js";
+import { leaseLength, renewalLength } from "../config.js";
+import { acquireWaiting, expireRunOut, type GrantWaitDeps } from "./grant-wait.js";
 import type {
   AcquirePermitRequest,
   ForceReleasePermitsRequest,
@@ -22,9 +23,6 @@ export interface SemaphoreServiceDeps extends GrantWaitDeps {
   db: Database;
 }
 
-/** Permits the expiry job takes away per write. */
-const EXPIRY_BATCH = 500;
-
 export class SemaphoreService {
   constructor(private readonly d: SemaphoreServiceDeps) {}
 
@@ -36,7 +34,7 @@ export class SemaphoreService {
    */
   acquire(request: AcquirePermitRequest, call: ConsumingCall = {}): Promise<PermitAcquired> {
     const { config } = this.d;
-    const leaseMs = Math.min(request.leaseMs && request.leaseMs > 0 ? request.leaseMs : config.leaseMs, config.maxLeaseMs);
+    const leaseMs = leaseLength(config, request.leaseMs);
     const attempt = async (): Promise<PermitAcquired> => {
       const answer = await this.d.db.write("semaphores.acquire", { name: request.name, agentId: request.agentId, limit: request.limit, leaseMs, idempotencyKey: request.idempotencyKey });
       const permit = answer.permit;
@@ -62,7 +60,7 @@ export class SemaphoreService {
 
   /** Renews the agent's permit (see semaphores.renew); its lease is cut to maxLeaseMs. LEASE_CONFLICT when it holds none under that token. */
   renew(request: RenewPermitRequest): Promise<Permit> {
-    const leaseMs = request.leaseMs && request.leaseMs > 0 ? Math.min(request.leaseMs, this.d.config.maxLeaseMs) : null;
+    const leaseMs = renewalLength(this.d.config, request.leaseMs) ?? null;
     return this.d.db.write("semaphores.renew", { name: request.name, agentId: request.agentId, fencingToken: request.fencingToken, leaseMs });
   }
 
@@ -87,13 +85,10 @@ export class SemaphoreService {
   }
 
   /** Takes away the permits whose lease ran out, a bounded number a write, each with its semaphore.expired: looked for on the reader first. How many. */
-  async expire(): Promise<number> {
-    let expired = 0;
-    while (await this.d.db.read("semaphores.anyRunOut", Date.now())) {
-      const done = await this.d.db.write("semaphores.expire", EXPIRY_BATCH);
-      expired += done;
-      if (done < EXPIRY_BATCH) break;
-    }
-    return expired;
+  expire(): Promise<number> {
+    return expireRunOut(
+      (now) => this.d.db.read("semaphores.anyRunOut", now),
+      (limit) => this.d.db.write("semaphores.expire", limit),
+    );
   }
 }

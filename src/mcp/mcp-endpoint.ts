@@ -290,9 +290,7 @@ export function createMcpEndpoint(services: Services) {
       caller,
       deleted: deleted.signal,
       responseOf: (id) => responses.get(id),
-      handedOut: (id, leases) => lateCancels.note(id, { leases, locks: [], permits: [] }),
-      handedOutLock: (id, lock) => lateCancels.note(id, { leases: [], locks: [lock], permits: [] }),
-      handedOutPermit: (id, permit) => lateCancels.note(id, { leases: [], locks: [], permits: [permit] }),
+      handedOut: (id, handed) => lateCancels.note(id, { leases: handed.leases ?? [], locks: handed.locks ?? [], permits: handed.permits ?? [] }),
       answerDelivered: (id) => giveBack(id, lateCancels.delivered(id)),
       streamBacklog: () => Math.max(0, ...[...streamResponses].map((stream) => stream.writableLength)),
       closeStreams: (reason) => {

@@ -24,6 +24,7 @@ import { appRouter } from "../trpc/app-router.js";
 import { createCallerFactory } from "../trpc/init.js";
 import { VERSION } from "../version.js";
 import { payloadFields } from "../events/system-events.js";
+import type { Handed } from "./late-cancels.js";
 
 const createCaller = createCallerFactory(appRouter);
 
@@ -46,16 +47,13 @@ export interface McpSession {
   /** Aborted when the session's client deletes it while calls are under way. */
   deleted: AbortSignal;
   /**
-   * The leases a request's answer handed out (claim_task, complete_task's next): a cancel of that
-   * request that comes after its answer went out gives them back (the endpoint's late cancels).
+   * What a request's answer handed out: leases (claim_task, complete_task's next), a named lock's
+   * grant (acquire_lock), a semaphore's permit (acquire_permit). A cancel of that request that
+   * comes after its answer went out gives them back (the endpoint's late cancels).
    */
-  handedOut: (requestId: string | number, leases: Array<{ id: string; leaseToken: number }>) => void;
+  handedOut: (requestId: string | number, handed: Partial<Handed>) => void;
   /** A request's answer is known delivered: a late cancel of it gives back what it handed out (a lost one's was given back already). */
   answerDelivered: (requestId: string | number) => void;
-  /** The named lock's grant a request's answer handed out (acquire_lock): given back as handedOut's leases are. */
-  handedOutLock: (requestId: string | number, lock: { name: string; agentId: string; fencingToken: number }) => void;
-  /** The semaphore's permit a request's answer handed out (acquire_permit): given back as handedOut's leases are. */
-  handedOutPermit: (requestId: string | number, permit: { name: string; agentId: string; fencingToken: number }) => void;
 }
 
 /** What a tool's handler is told of its request by the SDK. */
@@ -255,7 +253,7 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
     (args, extra) =>
       answerCall(extra, async (api) => {
         const task = await api.tasks.claim({ ...args, agentId: agent(args.agentId), waitMs: wait(args.waitMs) });
-        if (task) session.handedOut(extra.requestId, [{ id: task.id, leaseToken: task.leaseToken }]);
+        if (task) session.handedOut(extra.requestId, { leases: [{ id: task.id, leaseToken: task.leaseToken }] });
         return task;
       }),
   );
@@ -279,7 +277,7 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
         next === undefined
           ? api.tasks.complete({ ...args, result: args.result as JsonValue, agentId: agent(args.agentId) })
           : api.tasks.completeAndClaim({ ...args, result: args.result as JsonValue, agentId: agent(args.agentId), next }).then((done) => {
-              if (done.next) session.handedOut(extra.requestId, [{ id: done.next.id, leaseToken: done.next.leaseToken }]);
+              if (done.next) session.handedOut(extra.requestId, { leases: [{ id: done.next.id, leaseToken: done.next.leaseToken }] });
               return done;
             }),
       ),
@@ -450,7 +448,7 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
       answerCall(extra, async (api) => {
         const agentId = agent(args.agentId);
         const answer = await api.locks.acquire({ ...args, agentId, waitMs: wait(args.waitMs) });
-        if (answer.acquired) session.handedOutLock(extra.requestId, { name: answer.lock.name, agentId, fencingToken: answer.lock.fencingToken! });
+        if (answer.acquired) session.handedOut(extra.requestId, { locks: [{ name: answer.lock.name, agentId, fencingToken: answer.lock.fencingToken! }] });
         return answer;
       }),
   );
@@ -505,7 +503,7 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
       answerCall(extra, async (api) => {
         const agentId = agent(args.agentId);
         const answer = await api.semaphores.acquire({ ...args, agentId, waitMs: wait(args.waitMs) });
-        if (answer.permit !== null) session.handedOutPermit(extra.requestId, { name: answer.permit.name, agentId, fencingToken: answer.permit.fencingToken });
+        if (answer.permit !== null) session.handedOut(extra.requestId, { permits: [{ name: answer.permit.name, agentId, fencingToken: answer.permit.fencingToken }] });
         return answer;
       }),
   );

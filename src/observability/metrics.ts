@@ -32,10 +32,15 @@ const DURATION_BUCKETS = [0.001, 0.005, 0.025, 0.1, 0.5, 1, 5, 30, 120, 600, 360
 const QUEUE_LABEL_NAMES = ["queue", "queue_overflow"] as const;
 type QueueLabelName = (typeof QUEUE_LABEL_NAMES)[number];
 
-/** Lock events counted in coordination_lock_transitions_total, by their transition. */
-const LOCK_COUNTED: Record<string, string> = { "lock.acquired": "acquired", "lock.released": "released", "lock.expired": "expired" };
-/** Semaphore events counted in coordination_semaphore_transitions_total, by their transition. */
-const SEMAPHORE_COUNTED: Record<string, string> = { "semaphore.acquired": "acquired", "semaphore.released": "released", "semaphore.expired": "expired" };
+/** Lock and semaphore events, counted in coordination_lock_transitions_total and coordination_semaphore_transitions_total, by their transition. */
+const GRANT_COUNTED: Record<string, { of: "lock" | "semaphore"; transition: string }> = {
+  "lock.acquired": { of: "lock", transition: "acquired" },
+  "lock.released": { of: "lock", transition: "released" },
+  "lock.expired": { of: "lock", transition: "expired" },
+  "semaphore.acquired": { of: "semaphore", transition: "acquired" },
+  "semaphore.released": { of: "semaphore", transition: "released" },
+  "semaphore.expired": { of: "semaphore", transition: "expired" },
+};
 
 const COUNTED: Record<string, string> = {
   "task.enqueued": "enqueued",
@@ -55,8 +60,7 @@ export class Metrics {
   readonly registry = new Registry();
   private readonly queueLabels: QueueLabels;
   private readonly transitions: Counter<QueueLabelName | "transition">;
-  private readonly lockTransitions: Counter<"transition">;
-  private readonly semaphoreTransitions: Counter<"transition">;
+  private readonly grantTransitions: Record<"lock" | "semaphore", Counter<"transition">>;
   private readonly waited: Histogram<QueueLabelName>;
   private readonly ran: Histogram<QueueLabelName | "outcome">;
   private readonly batchWrites: Histogram;
@@ -74,18 +78,20 @@ export class Metrics {
       labelNames: [...QUEUE_LABEL_NAMES, "transition"],
       registers,
     });
-    this.lockTransitions = new Counter({
-      name: "coordination_lock_transitions_total",
-      help: "Named lock transitions committed by this process: acquired, released (by its holder, or with its agent's deregistration), force_released (by an operator), expired (its lease not renewed: its holder died, hung or lost its way)",
-      labelNames: ["transition"],
-      registers,
-    });
-    this.semaphoreTransitions = new Counter({
-      name: "coordination_semaphore_transitions_total",
-      help: "Semaphore permit transitions committed by this process: acquired, released (by its holder, or with its agent's deregistration), force_released (by an operator), expired (its lease not renewed)",
-      labelNames: ["transition"],
-      registers,
-    });
+    this.grantTransitions = {
+      lock: new Counter({
+        name: "coordination_lock_transitions_total",
+        help: "Named lock transitions committed by this process: acquired, released (by its holder, or with its agent's deregistration), force_released (by an operator), expired (its lease not renewed: its holder died, hung or lost its way)",
+        labelNames: ["transition"],
+        registers,
+      }),
+      semaphore: new Counter({
+        name: "coordination_semaphore_transitions_total",
+        help: "Semaphore permit transitions committed by this process: acquired, released (by its holder, or with its agent's deregistration), force_released (by an operator), expired (its lease not renewed)",
+        labelNames: ["transition"],
+        registers,
+      }),
+    };
     this.waited = new Histogram({
       name: "coordination_task_wait_seconds",
       help: "Time from a task becoming claimable (its enqueue, or its retry or delay coming due) to its claim",
@@ -331,14 +337,9 @@ export class Metrics {
   observe(events: readonly CoordinationEvent[]): void {
     for (const event of events) {
       const payload = payloadFields(event);
-      const lockTransition = LOCK_COUNTED[event.type];
-      if (lockTransition !== undefined) {
-        this.lockTransitions.inc({ transition: event.type === "lock.released" && payload.forced === true ? "force_released" : lockTransition });
-        continue;
-      }
-      const semaphoreTransition = SEMAPHORE_COUNTED[event.type];
-      if (semaphoreTransition !== undefined) {
-        this.semaphoreTransitions.inc({ transition: event.type === "semaphore.released" && payload.forced === true ? "force_released" : semaphoreTransition });
+      const grant = GRANT_COUNTED[event.type];
+      if (grant !== undefined) {
+        this.grantTransitions[grant.of].inc({ transition: grant.transition === "released" && payload.forced === true ? "force_released" : grant.transition });
         continue;
       }
       const transition =

@@ -4,7 +4,7 @@
 // confirmation: what a claim or a steal leased goes back, uncharged, when its answer does not
 // reach the claimer. (A claim's context comes with its answer: recall-relay.ts.)
 import { shuttingDown } from "../errors.js";
-import type { Config } from "../config.js";
+import { leaseLength, renewalLength, type Config } from "../config.js";
 import type { JsonValue } from "../json-types.js";
 import { asFault } from "../db/faults.js";
 import type { Database } from "../db/thread/database.js";
@@ -70,7 +70,7 @@ export class TaskService {
    */
   async claim(request: ClaimRequest, call: ConsumingCall = {}): Promise<ClaimedTask[]> {
     const limit = request.limit ?? 1;
-    const leaseMs = this.leaseLength(request.leaseMs);
+    const leaseMs = leaseLength(this.d.config, request.leaseMs);
     const waitMs = Math.min(request.waitMs ?? 0, this.d.config.maxWaitMs);
     if (waitMs <= 0) {
       // One look, nothing to wait for: no waiter ticket, no signals to link.
@@ -231,8 +231,8 @@ export class TaskService {
   heartbeat(request: SettleRequest & { agentId: string; leaseMs?: number | undefined; progress?: JsonValue | undefined }): Promise<Task> {
     if (request.progress !== undefined) assertJsonDepth("progress", request.progress, this.d.config.maxJsonDepth);
     // Named (and not 0), the new length; else the lease's own, which only the writer knows.
-    const named = request.leaseMs !== undefined && request.leaseMs > 0 ? this.leaseLength(request.leaseMs) : undefined;
-    return this.d.db.write("tasks.heartbeat", copyWith(request, { leaseMs: named, defaultLeaseMs: this.leaseLength(undefined), maxLeaseMs: this.d.config.maxLeaseMs }));
+    const named = renewalLength(this.d.config, request.leaseMs);
+    return this.d.db.write("tasks.heartbeat", copyWith(request, { leaseMs: named, defaultLeaseMs: leaseLength(this.d.config, undefined), maxLeaseMs: this.d.config.maxLeaseMs }));
   }
 
   /** Completes under the caller's lease; sent again with the same result, the same answer (task-commands.ts). */
@@ -255,7 +255,7 @@ export class TaskService {
     const since = this.d.waiters.leaseEndMark;
     const done = await this.d.db.handOut("tasks.completeAndClaim", {
       complete: settle,
-      claim: { request: claimRequest, limit: 1, leaseMs: this.leaseLength(next.leaseMs), noteAgent: false },
+      claim: { request: claimRequest, limit: 1, leaseMs: leaseLength(this.d.config, next.leaseMs), noteAgent: false },
       contextLimit: this.contextLimit(next.context),
     });
     if (done.leased.length === 0) return { completed: done.completed, next: null };
@@ -439,7 +439,7 @@ export class TaskService {
       refuseIfRevoked(call);
       return [];
     }
-    const stolen = await this.d.db.handOut("tasks.steal", copyWith(request, { leaseMs: this.leaseLength(request.leaseMs), asOf: Date.now(), contextLimit: this.contextLimit(true) }));
+    const stolen = await this.d.db.handOut("tasks.steal", copyWith(request, { leaseMs: leaseLength(this.d.config, request.leaseMs), asOf: Date.now(), contextLimit: this.contextLimit(true) }));
     return stolen.leased.length === 0 ? [] : this.handOut(stolen, call);
   }
 
@@ -628,9 +628,6 @@ export class TaskService {
     return wanted === false ? 0 : this.d.config.memoryContextLimit;
   }
 
-  private leaseLength(requested: number | undefined): number {
-    return Math.min(requested && requested > 0 ? requested : this.d.config.leaseMs, this.d.config.maxLeaseMs);
-  }
 }
 
 /** Stats read `ms` ago, with every oldest-pending age grown by `ms`. */
