@@ -163,3 +163,4 @@ export { isSystemEvent, SYSTEM_EVENT_TYPES, type SystemEvent, type SystemEventPa
 export { TRPCClientError, isTRPCClientError } from "@trpc/client";
 export { UnsendableInputError, isUnsendable } from "./serialize-input.js";
 export { fitsInAnswer } from "./answer-fits.js";
+export { verifyWebhook, WebhookVerificationError, type VerifiedWebhook, type VerifyWebhookOptions, type WebhookEvent, type WebhookHeaders } from "./webhooks.js";

@@ -64,6 +64,13 @@ export const OPERATOR_USAGE = [
   "       coordination semaphores [list] [--holder AGENT_ID] [--prefix TEXT]   the semaphore permits held: by whom, under which limit, until when",
   "       coordination semaphores get NAME                        how many hold it, under which limit; each permit's holder and lease",
   "       coordination semaphores force-release NAME [--fencing-token N] [--reason TEXT]   end that permit, or every one held",
+  "       coordination webhooks [list]                            the webhooks: where each sends, what, how far it got, its last error",
+  "       coordination webhooks add URL --types 'task.dead_lettered,build.*' [--description TEXT] [--from SEQ]   POST each",
+  "                                    matching event there, signed; prints its secret once (--from: the events after SEQ first)",
+  "       coordination webhooks get|remove|enable ID              (enable: deliver again, from the event it stopped at)",
+  "       coordination webhooks disable ID [--reason TEXT]        send nothing until enabled (its events wait in the log)",
+  "       coordination webhooks rotate-secret ID [--grace DURATION]   a new secret (printed once); the old signs too for",
+  "                                    DURATION (24h by default; 0s: stops at once)",
   "       coordination events tail [--types 'task.*,agent.*'] [--agent A] [--from SEQ]   (--from: the events after SEQ; 0 for all retained)",
   "Each takes --url URL (else COORDINATION_URL, else the server's host, port and TLS in its settings: the environment,",
   ".env, the YAML file of COORDINATION_CONFIG or --config FILE; by default http://127.0.0.1:8000), --token TOKEN",
@@ -310,6 +317,7 @@ function commandOptions(words: readonly string[], options: Parsed["options"]): r
   if (command === "events" && sub === "tail") return ["--types", "--agent", "--from"];
   if (command === "locks") return sub === undefined || sub === "list" ? ["--holder", "--prefix"] : sub === "force-release" ? ["--reason"] : [];
   if (command === "semaphores") return sub === undefined || sub === "list" ? ["--holder", "--prefix"] : sub === "force-release" ? ["--fencing-token", "--reason"] : [];
+  if (command === "webhooks") return sub === "add" ? ["--types", "--description", "--from"] : sub === "disable" ? ["--reason"] : sub === "rotate-secret" ? ["--grace"] : [];
   return undefined;
 }
 
@@ -918,6 +926,7 @@ async function dispatch(words: string[], options: Parsed["options"], json: boole
   }
   if (command === "locks") return await lockCommand(words, options, api, print);
   if (command === "semaphores") return await semaphoreCommand(words, options, api, print);
+  if (command === "webhooks") return await webhookCommand(words, options, api, print);
   if (command === "events" && sub === "tail" && words.length === 2) {
     const types = str(options["--types"])?.split(",").map((t) => t.trim()).filter(Boolean);
     const from = str(options["--from"]);
@@ -1185,4 +1194,66 @@ function cordonText(agent: { cordon?: { reason: string | null; cordonedAt: Date;
   if (!cordon) return "-";
   const until = cordon.until === null ? "until uncordoned" : `until ${when(cordon.until)}`;
   return `since ${when(cordon.cordonedAt)}, ${until}${cordon.automatic ? " (automatic)" : ""}${cordon.reason ? `: ${cordon.reason}` : ""}`;
+}
+
+/** A webhook's state as a table cell: delivering, failing (how many attempts, since when), or disabled (why). */
+function webhookState(webhook: RouterOutputs["webhooks"]["get"]): string {
+  if (!webhook.enabled) return `disabled: ${webhook.disabledReason ?? "-"}`;
+  if (webhook.failures > 0) return `failing: ${webhook.failures} attempts since ${when(webhook.failingSince)}, next ${when(webhook.nextAttemptAt)}`;
+  return "delivering";
+}
+
+/** `webhooks`, `webhooks add URL`, `webhooks get|remove|enable|disable|rotate-secret ID`: an operator's webhooks. */
+async function webhookCommand(words: string[], options: Parsed["options"], api: CoordinationClient["api"], print: (value: unknown, render: () => string) => void): Promise<number> {
+  const [, sub, id] = words;
+  const detail = (webhook: RouterOutputs["webhooks"]["get"]) =>
+    [
+      `webhook ${webhook.id}: ${printable(webhook.url)}`,
+      `  types: ${webhook.types.join(", ")}${webhook.description === null ? "" : `; ${printable(webhook.description)}`}`,
+      `  ${webhookState(webhook)}; ${webhook.delivered} delivered, at seq ${webhook.cursor}${webhook.gaps > 0 ? `, ${webhook.gaps} gaps (events pruned before delivery)` : ""}`,
+      ...(webhook.lastError === null ? [] : [`  last error: ${printable(webhook.lastError)}`]),
+    ].join("\n") + "\n";
+  if (sub === undefined || (sub === "list" && words.length === 2)) {
+    const { webhooks } = await api.webhooks.list.query();
+    print(webhooks, () =>
+      table(
+        ["ID", "URL", "TYPES", "STATE", "DELIVERED", "AT SEQ", "LAST ERROR"],
+        webhooks.map((w) => [w.id, w.url, w.types.join(","), webhookState(w), String(w.delivered), String(w.cursor), w.lastError ?? "-"]),
+      ),
+    );
+    return 0;
+  }
+  if (sub === "add") {
+    if (words.length !== 3) throw new OperatorUsageError(`webhooks add ${words.length < 3 ? "needs a URL" : `takes one URL (got ${words.length - 2})`}`);
+    const types = str(options["--types"])?.split(",").map((t) => t.trim()).filter(Boolean);
+    if (types === undefined || types.length === 0) throw new OperatorUsageError("webhooks add needs --types: the events to send, such as 'task.dead_lettered,build.*' or '*'");
+    const description = str(options["--description"]);
+    const fromSeq = int(options["--from"], "--from");
+    const created = await api.webhooks.create.mutate({ url: id!, types, ...(description === undefined ? {} : { description }), ...(fromSeq === undefined ? {} : { fromSeq }) });
+    print(created, () => `${detail(created.webhook)}  signing secret (shown once, keep it): ${created.secret}\n`);
+    return 0;
+  }
+  if (!["get", "remove", "enable", "disable", "rotate-secret"].includes(sub)) throw new OperatorUsageError(`unknown command "${words.join(" ")}"`);
+  if (words.length !== 3) throw new OperatorUsageError(`webhooks ${sub} ${words.length < 3 ? "needs an ID" : `takes one ID (got ${words.length - 2})`}`);
+  if (sub === "get") {
+    const webhook = await api.webhooks.get.query({ id: id! });
+    print(webhook, () => detail(webhook));
+    return 0;
+  }
+  if (sub === "remove") {
+    const answer = await api.webhooks.remove.mutate({ id: id! });
+    print(answer, () => (answer.removed ? `webhook ${printable(id!)} removed\n` : `no webhook ${printable(id!)}: nothing changed\n`));
+    return 0;
+  }
+  if (sub === "rotate-secret") {
+    const graceMs = durationOption(options["--grace"], "--grace", 0, 7 * 86_400_000, "from 0s to 7d, such as 1h or 24h");
+    const rotated = await api.webhooks.rotateSecret.mutate({ id: id!, ...(graceMs === undefined ? {} : { graceMs }) });
+    const grace = rotated.webhook.previousSecretUntil === null ? "the old one no longer signs" : `the old one signs too until ${when(rotated.webhook.previousSecretUntil)}`;
+    print(rotated, () => `webhook ${rotated.webhook.id}: new signing secret (shown once, keep it): ${rotated.secret}\n  ${grace}\n`);
+    return 0;
+  }
+  const reason = str(options["--reason"]);
+  const webhook = await api.webhooks.update.mutate({ id: id!, enabled: sub === "enable", ...(reason === undefined ? {} : { reason }) });
+  print(webhook, () => detail(webhook));
+  return 0;
 }

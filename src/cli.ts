@@ -123,7 +123,7 @@ async function tokensMain(argv: string[]): Promise<number> {
 }
 
 /** Commands that talk to a running server (src/cli-operator.ts). */
-const OPERATOR_COMMANDS = new Set(["stats", "tasks", "queues", "schedules", "agents", "locks", "semaphores", "events"]);
+const OPERATOR_COMMANDS = new Set(["stats", "tasks", "queues", "schedules", "agents", "locks", "semaphores", "webhooks", "events"]);
 
 /** Options every operator command takes, with a value: they may come before the command too. */
 const LEADING_VALUE_OPTIONS = new Set(["--url", "--token", "--config"]);

@@ -180,6 +180,21 @@ export const SETTINGS = {
     doc: "Most live subscriptions open under one credential, over all its WebSockets (without credentials, all callers share one): each costs memory and a share of every event's fan-out",
   },
   maxParkedPerAgent: { ...int(1, 100_000), default: 64, doc: "Most long-polls (claims, polls, lock and semaphore acquires with waitMs) one agent may have waiting at once; and apart from those, most task waits (tasks.wait, tasks.waitMany: one each, however many tasks) one credential may have waiting at once" },
+  webhookTimeoutMs: {
+    ...positiveMs(300_000),
+    default: 10_000,
+    doc: "How long a webhook's receiver has to answer a delivery (headers and body) before it counts as failed and is tried again",
+  },
+  webhookMaxBackoffMs: {
+    ...positiveMs(),
+    default: 600_000,
+    doc: "Longest wait before a failing webhook is tried again: the wait starts at 1 s and doubles with each failure in a row (within ±20%) up to this",
+  },
+  webhookDisableAfterMs: {
+    ...positiveMs(30 * 24 * 3_600_000),
+    default: 3 * 24 * 3_600_000,
+    doc: "A webhook whose deliveries have failed for this long with none succeeding is disabled (webhook.disabled; webhooks.update with enabled true starts it again from the event it stopped at)",
+  },
   maxLocksPerAgent: { ...int(1, 1_000_000), default: 1000, doc: "Most named locks and semaphore permits one agent may hold at once, together (locks.acquire and semaphores.acquire answer LIMIT_EXCEEDED past it): each is a row, and its deregistration releases them all in one write" },
   maxMcpSessionsPerAgent: {
     ...int(1, 10_000),

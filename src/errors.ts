@@ -21,6 +21,7 @@ export const ERROR_STATUS = {
   TOKEN_NOT_FOUND: 404,
   MEMORY_NOT_FOUND: 404,
   SCHEDULE_NOT_FOUND: 404,
+  WEBHOOK_NOT_FOUND: 404,
   /** No route or procedure at this path. */
   ROUTE_NOT_FOUND: 404,
   /** The path exists, not with this method (REST answers with `Allow`). */
@@ -89,6 +90,7 @@ export type DomainErrorCode = Extract<
   | "TOKEN_NOT_FOUND"
   | "MEMORY_NOT_FOUND"
   | "SCHEDULE_NOT_FOUND"
+  | "WEBHOOK_NOT_FOUND"
   | "LEASE_CONFLICT"
   | "INVALID_STATE"
   | "IDEMPOTENCY_MISMATCH"

@@ -196,7 +196,21 @@ export interface InProcessCoordination {
     get(name: string): Promise<Out["semaphores"]["get"]>;
     /** The permits held now, by semaphore name and token: `holder`, `prefix`, paged with `limit` and `cursor`. */
     list(filter?: In["semaphores"]["list"]): Promise<Out["semaphores"]["list"]>;
+  };  webhooks: {
+    /** Creates a webhook: each untargeted event matching `types` POSTed to `url`, in seq order, signed; answers its secret, once. INVALID_STATE past 100 webhooks. */
+    create(url: string, types: string[], options?: Rest<In["webhooks"]["create"], "url" | "types">): Promise<Out["webhooks"]["create"]>;
+    /** Changes its url, types or description, or disables (`enabled` false, `reason`) or enables it. WEBHOOK_NOT_FOUND. */
+    update(id: string, changes: Rest<In["webhooks"]["update"], "id">): Promise<Out["webhooks"]["update"]>;
+    /** A new signing secret (answered once); the old one signs too for `graceMs` (24 hours by default). WEBHOOK_NOT_FOUND. */
+    rotateSecret(id: string, graceMs?: number): Promise<Out["webhooks"]["rotateSecret"]>;
+    /** Removes it; `removed` false when there was none. */
+    remove(id: string): Promise<Out["webhooks"]["remove"]>;
+    /** WEBHOOK_NOT_FOUND. */
+    get(id: string): Promise<Out["webhooks"]["get"]>;
+    /** Every webhook, oldest first. */
+    list(): Promise<Out["webhooks"]["list"]>;
   };
+
   memory: {
     /** Stores a memory (content, data, tags, queue) that recall and pre-execution context can find. */
     remember(note: In["memory"]["remember"]): Promise<Out["memory"]["remember"]>;
@@ -337,6 +351,14 @@ export async function openCoordination(options: InProcessOptions = {}): Promise<
       forceRelease: (name, options) => run(api.semaphores.forceRelease({ ...options, name })),
       get: (name) => run(api.semaphores.get({ name })),
       list: (filter) => run(api.semaphores.list(filter ?? {})),
+    },
+    webhooks: {
+      create: (url, types, options) => run(api.webhooks.create({ ...options, url, types })),
+      update: (id, changes) => run(api.webhooks.update({ ...changes, id })),
+      rotateSecret: (id, graceMs) => run(api.webhooks.rotateSecret(graceMs === undefined ? { id } : { id, graceMs })),
+      remove: (id) => run(api.webhooks.remove({ id })),
+      get: (id) => run(api.webhooks.get({ id })),
+      list: () => run(api.webhooks.list()),
     },
     memory: {
       remember: (note) => run(api.memory.remember(note)),

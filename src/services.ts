@@ -27,6 +27,8 @@ import { TaskService } from "./tasks/task-service.js";
 import { LockService } from "./locks/lock-service.js";
 import { SemaphoreService } from "./locks/semaphore-service.js";
 import { SignalFanout } from "./wakeup.js";
+import { WebhookDeliverer } from "./webhooks/webhook-deliverer.js";
+import { WebhookService } from "./webhooks/webhook-service.js";
 
 export interface Services {
   config: Config;
@@ -42,6 +44,8 @@ export interface Services {
   locks: LockService;
   /** Semaphores: names up to a limit of agents hold at once (src/locks/). */
   semaphores: SemaphoreService;
+  /** Webhooks: the server's events POSTed to operators' URLs (src/webhooks/). */
+  webhooks: WebhookService;
   /** Who presents which bearer secret, and whether credentials are enforced at all (src/auth/). */
   credentials: Credentials;
   /** Prometheus metrics (/metrics). */
@@ -50,7 +54,7 @@ export interface Services {
   deliveries: Deliveries;
   /** Long-polling claims and polls parked, woken by committed events. */
   waiters: { claims: ClaimWaiters; polls: PollWaiters; settles: KeyedWaiters; locks: KeyedWaiters; semaphores: KeyedWaiters };
-  jobs: { leaseSweeper: PeriodicJob; lockExpiry: PeriodicJob; semaphoreExpiry: PeriodicJob; queueHolds: PeriodicJob; dependents: PeriodicJob; taskExpiry: PeriodicJob; scheduleRepair: PeriodicJob; pollHolds: PeriodicJob; healthMonitor: PeriodicJob; eventPruner: PeriodicJob; retention: PeriodicJob; memoryIndex: PeriodicJob };
+  jobs: { leaseSweeper: PeriodicJob; lockExpiry: PeriodicJob; semaphoreExpiry: PeriodicJob; webhookDelivery: PeriodicJob; queueHolds: PeriodicJob; dependents: PeriodicJob; taskExpiry: PeriodicJob; scheduleRepair: PeriodicJob; pollHolds: PeriodicJob; healthMonitor: PeriodicJob; eventPruner: PeriodicJob; retention: PeriodicJob; memoryIndex: PeriodicJob };
   /** Settled tasks and memories pruned to their retention (src/retention/). */
   retention: Retention;
   /** Aborted when shutdown begins: long-polls and streams end. */
@@ -110,6 +114,7 @@ export function createCoordination(config: Config, log: Logger): Coordination {
     waiters.settles.observe(events);
     waiters.locks.observe(events);
     waiters.semaphores.observe(events);
+    webhooks.deliverer.observe(events);
   });
   const memory = new MemoryService(config, db, log);
   // Claims and polls together: one agent's parked long-polls, whatever they wait for.
@@ -130,12 +135,14 @@ export function createCoordination(config: Config, log: Logger): Coordination {
   const events = new EventService({ config, db, log, waiters: waiters.polls, shutdown: stopping, parked });
   const locks = new LockService({ config, db, waiters: waiters.locks, shutdown: stopping, parked });
   const semaphores = new SemaphoreService({ config, db, waiters: waiters.semaphores, shutdown: stopping, parked });
+  const webhooks = new WebhookService(db, log, new WebhookDeliverer({ config, db, log, shutdown: shutdown.signal }));
   const credentials = new Credentials({ db, config, log });
   metrics = new Metrics({
     db,
     taskStats: () => tasks.stats({ maxStaleMs: 1000 }),
     parked: () => ({ claims: waiters.claims.size, polls: waiters.polls.size, waits: waiters.settles.size, locks: waiters.locks.size, semaphores: waiters.semaphores.size }),
     liveStreams: () => events.liveStreams,
+    webhookAttempts: () => webhooks.deliverer.attempts,
     maxMetricsQueues: config.maxMetricsQueues,
   });
   db.onBatches = (batches) => metrics!.observeBatches(batches);
@@ -147,6 +154,9 @@ export function createCoordination(config: Config, log: Logger): Coordination {
     // semaphore.expired tell subscribers and the log (a job each: one failing holds the other up not).
     lockExpiry: new PeriodicJob("lock-expiry", config.leaseSweepMs, () => locks.expire(), log),
     semaphoreExpiry: new PeriodicJob("semaphore-expiry", config.leaseSweepMs, () => semaphores.expire(), log),
+    // Webhooks with events to deliver (new events start a look at once; this finds those whose
+    // backoff ended, and those another server process on the file created or stopped delivering).
+    webhookDelivery: new PeriodicJob("webhook-delivery", config.leaseSweepMs, () => webhooks.deliverer.look(), log),
     // Paused queues' tasks held out of the claim indexes, resumed ones' let go; also those a
     // server that stopped midway (or another process on the file) left.
     queueHolds: new PeriodicJob("queue-holds", config.leaseSweepMs, () => tasks.settleHolds(), log),
@@ -182,6 +192,7 @@ export function createCoordination(config: Config, log: Logger): Coordination {
     memory,
     locks,
     semaphores,
+    webhooks,
     credentials,
     metrics,
     retention,
@@ -213,6 +224,8 @@ export function createCoordination(config: Config, log: Logger): Coordination {
         shutdown.abort();
         credentials.stop();
         await Promise.all(Object.values(jobs).map((job) => job.stop()));
+        // Requests under way were abandoned (shutdown aborted them): their events go again, here after a restart or from another server.
+        await webhooks.deliverer.stop();
         // Claims in flight get their answer (and register their undo) first; then answers that
         // did not reach their clients are undone, before the database closes.
         await db.handOutsSettled();

@@ -113,6 +113,7 @@ const CHECKED = [
   "locks.acquire", "locks.renew", "locks.release", "locks.forceRelease", "locks.get", "locks.list",
   "semaphores.acquire", "semaphores.renew", "semaphores.release", "semaphores.forceRelease", "semaphores.get", "semaphores.list",
   "tokens.create", "tokens.list", "tokens.revoke",
+  "webhooks.create", "webhooks.update", "webhooks.rotateSecret", "webhooks.remove", "webhooks.get", "webhooks.list",
 ];
 
 describe("AppRouter types", () => {
@@ -258,6 +259,42 @@ describe("AppRouter types", () => {
     expectTypeOf<Out["semaphores"]["get"]>().toEqualTypeOf<{ name: string; held: number; limit: number | null; nextExpiresAt: Date | null; permits: Permit[]; permitsOmitted: number }>();
     expectTypeOf<In["semaphores"]["list"]>().toEqualTypeOf<{ holder?: string; prefix?: string; cursor?: string; limit?: number }>();
     expectTypeOf<Out["semaphores"]["list"]>().toEqualTypeOf<{ items: Permit[]; nextCursor: string | null }>();
+  });
+
+  it("webhook procedures", () => {
+    type Webhook = {
+      id: string;
+      url: string;
+      types: string[];
+      description: string | null;
+      enabled: boolean;
+      disabledReason: string | null;
+      cursor: number;
+      failures: number;
+      failingSince: Date | null;
+      lastError: string | null;
+      lastStatus: number | null;
+      lastAttemptAt: Date | null;
+      lastDeliveredAt: Date | null;
+      delivered: number;
+      gaps: number;
+      nextAttemptAt: Date;
+      previousSecretUntil: Date | null;
+      createdAt: Date;
+      createdBy: string | null;
+      updatedAt: Date;
+    };
+    expectTypeOf<In["webhooks"]["create"]>().toEqualTypeOf<{ url: string; types: string[]; description?: string; fromSeq?: number }>();
+    expectTypeOf<Out["webhooks"]["create"]>().toEqualTypeOf<{ webhook: Webhook; secret: string }>();
+    expectTypeOf<In["webhooks"]["update"]>().toEqualTypeOf<{ id: string; url?: string; types?: string[]; description?: string | null; enabled?: boolean; reason?: string }>();
+    expectTypeOf<Out["webhooks"]["update"]>().toEqualTypeOf<Webhook>();
+    expectTypeOf<In["webhooks"]["rotateSecret"]>().toEqualTypeOf<{ id: string; graceMs?: number }>();
+    expectTypeOf<Out["webhooks"]["rotateSecret"]>().toEqualTypeOf<{ webhook: Webhook; secret: string }>();
+    expectTypeOf<In["webhooks"]["remove"]>().toEqualTypeOf<{ id: string }>();
+    expectTypeOf<Out["webhooks"]["remove"]>().toEqualTypeOf<{ removed: boolean }>();
+    expectTypeOf<In["webhooks"]["get"]>().toEqualTypeOf<{ id: string }>();
+    expectTypeOf<Out["webhooks"]["get"]>().toEqualTypeOf<Webhook>();
+    expectTypeOf<Out["webhooks"]["list"]>().toEqualTypeOf<{ webhooks: Webhook[] }>();
   });
 
   it("queue limit procedures", () => {

@@ -4,10 +4,11 @@
 import { describe, expect, expectTypeOf, it, vi } from "vitest";
 import { isSystemEvent, SYSTEM_EVENT_TYPES, type RouterOutputs, type SystemEvent } from "../client/index.js";
 import { rest, startTestServer } from "./helpers/test-server.js";
+import { startReceiver } from "./helpers/webhook-receiver.js";
 
 describe("system events", () => {
   it("every transition's event is a declared system event with its declared payload; a published one is not", async () => {
-    await using t = await startTestServer({ retryBaseMs: 0, agentStaleMs: 1000, agentOfflineMs: 2000, agentStartupGraceMs: 0, agentHealthCheckMs: 60_000 });
+    await using t = await startTestServer({ retryBaseMs: 0, agentStaleMs: 1000, agentOfflineMs: 2000, agentStartupGraceMs: 0, agentHealthCheckMs: 60_000, webhookMaxBackoffMs: 20 });
     const { api } = t;
     await api.agents.register.mutate({ agentId: "a1", capabilities: ["x"] });
     await api.agents.register.mutate({ agentId: "a1", capabilities: ["y"] });
@@ -70,6 +71,22 @@ describe("system events", () => {
     await api.tasks.enqueue.mutate({ queue: "chain", dependsOn: [gate.id] });
     const gateRun = (await api.tasks.claim.mutate({ agentId: "a2", queues: ["chain"] }))!;
     await api.tasks.complete.mutate({ taskId: gateRun.id, agentId: "a2", leaseToken: gateRun.leaseToken, result: null });
+    // A webhook created, failing once then delivering again, changed, disabled, enabled, removed.
+    const receiver = await startReceiver();
+    let refused = false;
+    receiver.answer = (response) => {
+      response.writeHead(refused ? 200 : 500).end();
+      refused = true;
+    };
+    const { webhook } = await api.webhooks.create.mutate({ url: receiver.url, types: ["ping"] });
+    await api.events.publish.mutate({ type: "ping", source: "pinger" });
+    await receiver.waitFor(2);
+    await vi.waitFor(async () => expect((await api.webhooks.get.query({ id: webhook.id })).delivered).toBe(1), { timeout: 10_000, interval: 10 });
+    await api.webhooks.update.mutate({ id: webhook.id, description: "pings" });
+    await api.webhooks.update.mutate({ id: webhook.id, enabled: false });
+    await api.webhooks.update.mutate({ id: webhook.id, enabled: true });
+    await api.webhooks.remove.mutate({ id: webhook.id });
+    await receiver.close();
     await api.events.publish.mutate({ type: "task.claimed", source: "impostor", payload: { taskId: held.id } });
 
     const events = await api.events.list.query({ afterSeq: 0, limit: 1000 });
@@ -77,7 +94,7 @@ describe("system events", () => {
     expect(fromServer.every((event) => isSystemEvent(event))).toBe(true);
     // Every type the client knows is one the server writes, and no other.
     expect([...new Set(fromServer.map((event) => event.type))].sort()).toEqual([...SYSTEM_EVENT_TYPES].sort());
-    expect(events.filter((event) => !isSystemEvent(event)).map((event) => event.source)).toEqual(["impostor"]);
+    expect(events.filter((event) => !isSystemEvent(event)).map((event) => event.source)).toEqual(["pinger", "impostor"]);
 
     const claimed = fromServer.find((event) => isSystemEvent(event, "task.claimed") && event.payload.taskId === one!.id);
     expect(claimed?.payload).toEqual({

@@ -54,9 +54,14 @@ export interface Reads {
 export function retainedStart(events: EventStore, seq: number, reads: Reads, what: Position): number {
   const prunedThrough = events.prunedThroughSeq();
   if (seq >= prunedThrough) return seq;
-  // Pruned by a server of an earlier version, which keeps no marks: anything may be gone.
-  if (events.markedThroughSeq() < prunedThrough || readsAny(events.prunedAfter(seq), reads)) assertRetained(events, seq, what);
+  if (readsAnyPruned(events, seq, reads)) assertRetained(events, seq, what);
   return prunedThrough;
+}
+
+/** Whether events `reads` reads may have been pruned after `seq` (behind the retained log). */
+export function readsAnyPruned(events: EventStore, seq: number, reads: Reads): boolean {
+  // Pruned by a server of an earlier version, which keeps no marks: anything may be gone.
+  return events.markedThroughSeq() < events.prunedThroughSeq() || readsAny(events.prunedAfter(seq), reads);
 }
 
 /** Whether any of the pruned types or targets is one `reads` reads. */

@@ -119,6 +119,22 @@ export type SystemEventPayloads = {
   "semaphore.released": { name: string; agentId: string; fencingToken: number; heldMs: number; forced?: true; releasedBy?: string | null; reason?: string };
   /** A permit of semaphore `name` is free: its holder did not renew it by expiredAt. */
   "semaphore.expired": { name: string; agentId: string; fencingToken: number; expiredAt: string; heldMs: number };
+  /** An operator created webhook `webhookId` (webhooks.create): it delivers the untargeted events of `types` after seq `cursor`. createdBy: the credential (a token id; null on an open server or in-process). Its URL is left out: URLs often carry a receiver's secret. */
+  "webhook.created": { webhookId: string; types: string[]; cursor: number; createdBy: string | null };
+  /** An operator changed webhook `webhookId`'s `changed` fields (url, types, description; webhooks.update); types: its patterns now. by: the credential. */
+  "webhook.updated": { webhookId: string; changed: string[]; types: string[]; by: string | null };
+  /** Webhook `webhookId` delivers again, from the event after seq `cursor` (webhooks.update with enabled true); by: the credential. */
+  "webhook.enabled": { webhookId: string; cursor: number; by: string | null };
+  /**
+   * Webhook `webhookId` stopped delivering, at seq `cursor`: an operator disabled it (by: the
+   * credential, null on an open server or in-process) or (`failed`) the server did, after it had
+   * failed for webhookDisableAfterMs; reason: the operator's words, or the failures'.
+   */
+  "webhook.disabled": { webhookId: string; reason: string; by: string | null; cursor: number; failed?: true };
+  /** Webhook `webhookId` delivered event `seq` after `failedAttempts` failed attempts in a row, failing since failingSince. */
+  "webhook.recovered": { webhookId: string; seq: number; failedAttempts: number; failingSince: string };
+  /** An operator removed webhook `webhookId` (webhooks.remove), at seq `cursor`, `delivered` events delivered; by: the credential. */
+  "webhook.removed": { webhookId: string; cursor: number; delivered: number; by: string | null };
   /** A schedule has no run ahead: its last run was claimed (reason "maxRuns": runs reached maxRuns), or the next time it names is past its endAt ("endAt"). It stays, with nextRunAt null, until set again or removed. */
   "schedule.ended": { scheduleId: string; queue: string; runs: number; reason: "endAt" | "maxRuns" };
 };

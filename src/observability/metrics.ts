@@ -21,6 +21,8 @@ export interface MetricsSources {
   parked: () => { claims: number; polls: number; waits: number; locks: number; semaphores: number };
   /** The open live streams. */
   liveStreams: () => Iterable<LiveStreamStats>;
+  /** Webhook delivery attempts this process made since it started, by how they went. */
+  webhookAttempts: () => { delivered: number; failed: number };
   /** The most queues given a label of their own; the rest share the overflow series (queue-labels.ts). */
   maxMetricsQueues: number;
 }
@@ -133,6 +135,18 @@ export class Metrics {
         this.inc({ thread: "reader" }, threads.reader / 1000);
       },
     });
+    new Counter({
+      name: "coordination_webhook_deliveries_total",
+      help: 'Webhook delivery attempts by this server process, by outcome: delivered (a 2xx), failed (another status, a redirect, no answer within webhookTimeoutMs: tried again with backoff)',
+      labelNames: ["outcome"],
+      registers,
+      collect() {
+        const attempts = sources.webhookAttempts();
+        this.reset();
+        this.inc({ outcome: "delivered" }, attempts.delivered);
+        this.inc({ outcome: "failed" }, attempts.failed);
+      },
+    });
     /**
      * The gauges read from the database at each scrape, by name: the read under way. A read that
      * fails (the file deleted under the server, say) leaves its gauge without series for that
@@ -241,6 +255,12 @@ export class Metrics {
     });
     readGauge("coordination_locks_held", "Named locks held now (locks.acquire; those whose lease ran out not counted)", [], async (gauge) => {
       gauge.set(await db.read("locks.countHeld", Date.now()));
+    });
+    readGauge("coordination_webhooks", "Webhooks per state, now: delivering (enabled, its last attempt succeeded or none was made), failing (enabled, tried again with backoff), disabled (by an operator, or failing for webhookDisableAfterMs)", ["state"], async (gauge) => {
+      const counts = await db.read("webhooks.counts", undefined);
+      gauge.set({ state: "delivering" }, counts.enabled);
+      gauge.set({ state: "failing" }, counts.failing);
+      gauge.set({ state: "disabled" }, counts.disabled);
     });
     readGauge("coordination_semaphore_permits_held", "Semaphore permits held now, of every semaphore (semaphores.acquire; those whose lease ran out not counted)", [], async (gauge) => {
       gauge.set(await db.read("semaphores.countHeld", Date.now()));

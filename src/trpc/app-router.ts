@@ -11,6 +11,7 @@ import { queueRouter } from "../tasks/queue-router.js";
 import { scheduleRouter } from "../schedules/schedule-router.js";
 import { lockRouter } from "../locks/lock-router.js";
 import { semaphoreRouter } from "../locks/semaphore-router.js";
+import { webhookRouter } from "../webhooks/webhook-router.js";
 import { VERSION } from "../version.js";
 import { shippedSchema } from "../db/migrate.js";
 
@@ -63,6 +64,7 @@ export const appRouter = router({
   memory: memoryRouter,
   locks: lockRouter,
   semaphores: semaphoreRouter,
+  webhooks: webhookRouter,
   tokens: tokenRouter,
 });
 

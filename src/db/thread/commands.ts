@@ -36,6 +36,8 @@ import { lockCommands, lockQueries } from "../../locks/lock-commands.js";
 import { LockStore } from "../../locks/lock-store.js";
 import { semaphoreCommands, semaphoreQueries } from "../../locks/semaphore-commands.js";
 import { SemaphoreStore } from "../../locks/semaphore-store.js";
+import { webhookCommands, webhookQueries } from "../../webhooks/webhook-commands.js";
+import { WebhookStore } from "../../webhooks/webhook-store.js";
 import type { SqliteDatabase } from "../open-database.js";
 import type { Prisma } from "../prisma.js";
 import { statementsFor } from "../statements.js";
@@ -73,6 +75,7 @@ function storesOf(db: SqliteDatabase, { config, startedAt }: ThreadSetup) {
     schedules: new ScheduleStore(st),
     locks: new LockStore(st),
     permits: new SemaphoreStore(st),
+    webhooks: new WebhookStore(st),
     cutoffs: (now: number) => healthCutoffs(now, config, startedAt),
     st,
   };
@@ -81,7 +84,7 @@ function storesOf(db: SqliteDatabase, { config, startedAt }: ThreadSetup) {
 /** `recall`: starts a claim's recall on the reader thread (recall-relay.ts). `memoryChanges`: counts deletes and notes for the reader's recall cache. */
 export function createWriteCommands(db: SqliteDatabase, setup: ThreadSetup, recall: TaskCommandDeps["recall"], memoryChanges: MemoryChanges) {
   const { config } = setup;
-  const { tasks, pauses, limits, rates, events, agents, cordons, memories, tokens, schedules, locks, permits, cutoffs, st } = storesOf(db, setup);
+  const { tasks, pauses, limits, rates, events, agents, cordons, memories, tokens, schedules, locks, permits, webhooks, cutoffs, st } = storesOf(db, setup);
   // The writer's connection alone tells whether another process commits to the file: the
   // reader's sees this process's own writer commit too.
   const grace = lockWaitGrace(st, config.busyTimeoutMs);
@@ -128,6 +131,7 @@ export function createWriteCommands(db: SqliteDatabase, setup: ThreadSetup, reca
     ...cordonCommands({ agents, cordons, events, healthCutoffs: cutoffs }),
     ...lockWrites,
     ...semaphoreWrites,
+    ...webhookCommands({ webhooks, events }),
     ...memoryCommands(memories, memoryChanges),
     ...tokenCommands(tokens),
     ...retentionCommands({ tasks, memories, memoryChanges, tokens, pruneAgents: agentWrites["agents.pruneGone"], settleDependents: (ctx, dependency, outcome) => transitions.settleDependents(ctx, dependency, outcome) }),
@@ -151,7 +155,7 @@ export function createWriteCommands(db: SqliteDatabase, setup: ThreadSetup, reca
 /** `prisma`: the reader's Prisma client, created on first use. `sameFile`: throws if the database file was deleted or replaced. */
 export function createReadCommands(db: SqliteDatabase, prisma: () => Promise<Prisma>, setup: ThreadSetup, memoryChanges: MemoryChanges, sameFile: () => void = () => undefined) {
   const { config } = setup;
-  const { tasks, pauses, limits, rates, events, agents, cordons, memories, tokens, schedules, locks, permits, cutoffs } = storesOf(db, setup);
+  const { tasks, pauses, limits, rates, events, agents, cordons, memories, tokens, schedules, locks, permits, webhooks, cutoffs } = storesOf(db, setup);
   const ping = db.prepare("SELECT 1").pluck();
   return {
     ...taskQueries({ prisma, tasks, maxResponseBytes: config.maxResponseBytes }),
@@ -165,6 +169,7 @@ export function createReadCommands(db: SqliteDatabase, prisma: () => Promise<Pri
     ...tokenQueries(tokens),
     ...lockQueries({ locks, maxResponseBytes: config.maxResponseBytes }),
     ...semaphoreQueries({ permits, maxResponseBytes: config.maxResponseBytes }),
+    ...webhookQueries({ webhooks, events, maxResponseBytes: config.maxResponseBytes }),
     ...retentionQueries({ tasks, memories }),
     /** Notes another version's server stored without their notes_fts entry: which, up to a window and a byte budget (memory-store.ts). */
     "memory.missedNotes": (args: { afterSeq: number; window: number; budgetBytes: number }) => memories.missedNotes(args.afterSeq, args.window, args.budgetBytes),

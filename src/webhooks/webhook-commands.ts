@@ -1,0 +1,282 @@
+// Webhooks, as the database threads run them: an operator's changes (each one write with its
+// webhook.* event) and the deliverer's bookkeeping (webhook-deliverer.ts): whose turn it is to
+// deliver a webhook, how far it got, how its last attempt went. A delivery's write checks the turn
+// is still its own, so a webhook an operator changed, disabled or removed mid-delivery, or one
+// another process took over, records nothing from the old turn.
+import { randomBytes } from "node:crypto";
+import type { WriteContext } from "../db/writer.js";
+import { CoordinationError, notFound } from "../errors.js";
+import { assertReadable, readsAnyPruned } from "../events/event-positions.js";
+import type { CoordinationEvent } from "../events/event-schemas.js";
+import type { EventStore } from "../events/event-store.js";
+import { newId } from "../ids.js";
+import { retryDelayMs } from "../tasks/retry-backoff.js";
+import type { CreateWebhookRequest, UpdateWebhookRequest, Webhook, WebhookWithSecret } from "./webhook-schemas.js";
+import { MAX_WEBHOOKS } from "./webhook-schemas.js";
+import type { Attempt, Turn, WebhookRow, WebhookStore } from "./webhook-store.js";
+
+export interface WebhookDeps {
+  webhooks: WebhookStore;
+  events: EventStore;
+}
+
+/** A new signing secret: "whsec_" and 24 random bytes in base64 (Standard Webhooks' form). */
+const newSecret = (): string => `whsec_${randomBytes(24).toString("base64")}`;
+
+const date = (ms: number | null): Date | null => (ms === null ? null : new Date(Number(ms)));
+
+/** A webhook as answered: never its secrets. */
+export function toWebhook(row: WebhookRow): Webhook {
+  return {
+    id: row.id,
+    url: row.url,
+    types: JSON.parse(row.types) as string[],
+    description: row.description,
+    enabled: Number(row.enabled) === 1,
+    disabledReason: row.disabledReason,
+    cursor: Number(row.cursor),
+    failures: Number(row.failures),
+    failingSince: date(row.failingSince),
+    lastError: row.lastError,
+    lastStatus: row.lastStatus === null ? null : Number(row.lastStatus),
+    lastAttemptAt: date(row.lastAttemptAt),
+    lastDeliveredAt: date(row.lastDeliveredAt),
+    delivered: Number(row.delivered),
+    gaps: Number(row.gaps),
+    nextAttemptAt: new Date(Number(row.nextAttemptAt)),
+    previousSecretUntil: date(row.previousSecretUntil),
+    createdAt: new Date(Number(row.createdAt)),
+    createdBy: row.createdBy,
+    updatedAt: new Date(Number(row.updatedAt)),
+  };
+}
+
+/** What the deliverer needs of a webhook whose turn it took: where, what, how to sign, from where. */
+export interface WebhookTurn {
+  id: string;
+  url: string;
+  types: string[];
+  /** The secrets to sign with: the current one, and the previous while its grace lasts. */
+  secrets: string[];
+  cursor: number;
+  failures: number;
+  failingSince: number | null;
+}
+
+/** How a failed attempt left the webhook: disabled, or tried again at nextAttemptAt. */
+export interface FailureRecorded {
+  disabled: boolean;
+  failures: number;
+  nextAttemptAt: number;
+  /** Whether this failure began a streak (the one before succeeded, or none was made). */
+  first: boolean;
+}
+
+/** Each failed attempt waits longer before the next: 1 s doubling, within ±20%, up to the server's webhookMaxBackoffMs. */
+const backoffOf = (maxDelayMs: number) => ({ type: "exponential" as const, delayMs: Math.min(1000, maxDelayMs), maxDelayMs, jitter: 0.2 });
+
+export function webhookCommands(d: WebhookDeps) {
+  const find = (id: string): WebhookRow => {
+    const row = d.webhooks.get(id);
+    if (row === undefined) throw notFound("WEBHOOK_NOT_FOUND", id);
+    return row;
+  };
+  return {
+    /** A new webhook, delivering from `fromSeq` (left out: the log's head). INVALID_STATE past MAX_WEBHOOKS; EVENTS_PRUNED or INVALID_INPUT for a fromSeq outside the retained log. */
+    "webhooks.create": (ctx: WriteContext, request: CreateWebhookRequest & { createdBy: string | null }): WebhookWithSecret => {
+      if (d.webhooks.count() >= MAX_WEBHOOKS) {
+        throw new CoordinationError("INVALID_STATE", `the server keeps at most ${MAX_WEBHOOKS} webhooks: remove one first (webhooks.remove)`, { maxWebhooks: MAX_WEBHOOKS });
+      }
+      if (request.fromSeq !== undefined) assertReadable(d.events, request.fromSeq, "fromSeq");
+      const row: WebhookRow = {
+        id: newId(),
+        url: request.url,
+        types: JSON.stringify(request.types),
+        description: request.description ?? null,
+        secret: newSecret(),
+        previousSecret: null,
+        previousSecretUntil: null,
+        // Left out: from the events after its own webhook.created on (this write appends it next, as seq head + 1).
+        cursor: request.fromSeq ?? d.events.headSeq() + 1,
+        enabled: 1,
+        disabledReason: null,
+        failures: 0,
+        failingSince: null,
+        lastError: null,
+        lastStatus: null,
+        lastAttemptAt: null,
+        lastDeliveredAt: null,
+        delivered: 0,
+        gaps: 0,
+        nextAttemptAt: ctx.now,
+        turnOwner: null,
+        turnUntil: null,
+        createdAt: ctx.now,
+        createdBy: request.createdBy,
+        updatedAt: ctx.now,
+      };
+      d.webhooks.insert(row);
+      // Its URL stays out of the event: a URL often carries a secret of the receiver's (a path or a query token).
+      d.events.appendSystem(ctx, "webhook.created", { webhookId: row.id, types: request.types, cursor: row.cursor, createdBy: request.createdBy });
+      return { webhook: toWebhook(row), secret: row.secret };
+    },
+
+    /**
+     * An operator's change of url, types, description or enabled. Any change ends a delivery under
+     * way (the next one starts from the same cursor with what is new). Enabling forgets the
+     * failures and makes it due at once. WEBHOOK_NOT_FOUND.
+     */
+    "webhooks.update": (ctx: WriteContext, request: UpdateWebhookRequest & { updatedBy: string | null }): Webhook => {
+      const before = find(request.id);
+      const row: WebhookRow = { ...before, updatedAt: ctx.now, turnOwner: null, turnUntil: null };
+      if (request.url !== undefined) row.url = request.url;
+      if (request.types !== undefined) row.types = JSON.stringify(request.types);
+      if (request.description !== undefined) row.description = request.description;
+      const wasEnabled = Number(before.enabled) === 1;
+      if (request.enabled === true && !wasEnabled) {
+        Object.assign(row, { enabled: 1, disabledReason: null, failures: 0, failingSince: null, nextAttemptAt: ctx.now });
+        d.events.appendSystem(ctx, "webhook.enabled", { webhookId: row.id, cursor: Number(row.cursor), by: request.updatedBy });
+      } else if (request.enabled === false && wasEnabled) {
+        Object.assign(row, { enabled: 0, disabledReason: request.reason ?? "disabled by an operator" });
+        d.events.appendSystem(ctx, "webhook.disabled", { webhookId: row.id, reason: row.disabledReason!, by: request.updatedBy, cursor: Number(row.cursor) });
+      }
+      d.webhooks.update(row);
+      // The change ends a turn under way: the deliverer's next write finds it is no longer its own.
+      d.webhooks.clearTurn(row.id);
+      if (request.url !== undefined || request.types !== undefined || request.description !== undefined) {
+        d.events.appendSystem(ctx, "webhook.updated", {
+          webhookId: row.id,
+          changed: [...(request.url !== undefined ? ["url"] : []), ...(request.types !== undefined ? ["types"] : []), ...(request.description !== undefined ? ["description"] : [])],
+          types: JSON.parse(row.types) as string[],
+          by: request.updatedBy,
+        });
+      }
+      return toWebhook(d.webhooks.get(row.id)!);
+    },
+
+    /** A new signing secret; the old one signs too for `graceMs` more. A delivery under way ends (the next signs with both). WEBHOOK_NOT_FOUND. */
+    "webhooks.rotateSecret": (ctx: WriteContext, request: { id: string; graceMs: number }): WebhookWithSecret => {
+      const before = find(request.id);
+      const secret = newSecret();
+      const graceEnds = request.graceMs > 0 ? ctx.now + request.graceMs : null;
+      d.webhooks.setSecret(before.id, secret, graceEnds === null ? null : before.secret, graceEnds, ctx.now);
+      d.webhooks.clearTurn(before.id);
+      return { webhook: toWebhook(d.webhooks.get(before.id)!), secret };
+    },
+
+    /** Deletes the webhook (a delivery under way stops at its next write). Whether there was one. */
+    "webhooks.remove": (ctx: WriteContext, request: { id: string; removedBy: string | null }): { removed: boolean } => {
+      const row = d.webhooks.get(request.id);
+      if (row === undefined) return { removed: false };
+      d.webhooks.remove(row.id);
+      d.events.appendSystem(ctx, "webhook.removed", { webhookId: row.id, cursor: Number(row.cursor), delivered: Number(row.delivered), by: request.removedBy });
+      return { removed: true };
+    },
+
+    /** Gives webhook `id`'s turn to `turn.owner` until `turn.until` if no process holds it, it is enabled and due. What to deliver; null: not taken. */
+    "webhooks.takeTurn": (ctx: WriteContext, request: { id: string; turn: Turn }): WebhookTurn | null => {
+      const row = d.webhooks.get(request.id);
+      if (row === undefined || Number(row.nextAttemptAt) > ctx.now || !d.webhooks.takeTurn(row.id, request.turn, ctx.now)) return null;
+      const secrets = [row.secret];
+      if (row.previousSecret !== null && row.previousSecretUntil !== null && Number(row.previousSecretUntil) > ctx.now) secrets.push(row.previousSecret);
+      return {
+        id: row.id,
+        url: row.url,
+        types: JSON.parse(row.types) as string[],
+        secrets,
+        cursor: Number(row.cursor),
+        failures: Number(row.failures),
+        failingSince: row.failingSince === null ? null : Number(row.failingSince),
+      };
+    },
+
+    /** Event `seq` reached webhook `id` (`attempt`): its cursor moves to it and `owner`'s turn runs to `until`. False: the turn is no longer `owner`'s (nothing recorded). */
+    "webhooks.delivered": (ctx: WriteContext, request: { id: string; owner: string; seq: number; attempt: Attempt; until: number }): boolean => {
+      const row = d.webhooks.heldBy(request.id, request.owner, ctx.now);
+      if (row === undefined) return false;
+      d.webhooks.delivered(row.id, request.seq, request.attempt, request.until);
+      if (Number(row.failures) > 0) d.events.appendSystem(ctx, "webhook.recovered", { webhookId: row.id, seq: request.seq, failedAttempts: Number(row.failures), failingSince: new Date(Number(row.failingSince ?? request.attempt.at)).toISOString() });
+      return true;
+    },
+
+    /**
+     * An attempt to deliver to webhook `id` failed: tried again after a backoff (1 s doubling,
+     * ±20%, up to `maxBackoffMs`), or disabled when it has been failing for `disableAfterMs`
+     * (webhook.disabled). `owner`'s turn ends. Null: the turn was no longer `owner`'s.
+     */
+    "webhooks.failed": (ctx: WriteContext, request: { id: string; owner: string; seq: number; attempt: Attempt; maxBackoffMs: number; disableAfterMs: number }): FailureRecorded | null => {
+      const row = d.webhooks.heldBy(request.id, request.owner, ctx.now);
+      if (row === undefined) return null;
+      const failures = Number(row.failures) + 1;
+      const failingSince = row.failingSince === null ? request.attempt.at : Number(row.failingSince);
+      const nextAttemptAt = ctx.now + retryDelayMs(backoffOf(request.maxBackoffMs), failures, { retryBaseMs: 1000, retryMaxMs: request.maxBackoffMs });
+      d.webhooks.failed(row.id, request.attempt, nextAttemptAt, failingSince);
+      const disabled = ctx.now - failingSince >= request.disableAfterMs;
+      if (disabled) {
+        const reason = `failing since ${new Date(failingSince).toISOString()} (${failures} attempts on event ${request.seq}): ${request.attempt.error ?? "no answer"}`;
+        d.webhooks.disable(row.id, reason, ctx.now);
+        d.events.appendSystem(ctx, "webhook.disabled", { webhookId: row.id, reason, by: null, cursor: Number(row.cursor), failed: true });
+      }
+      return { disabled, failures, nextAttemptAt, first: failures === 1 };
+    },
+
+    /** `owner`'s turn of webhook `id` ends, its cursor at least at `cursor` (no matching event up to it is left). */
+    "webhooks.endTurn": (_ctx: WriteContext, request: { id: string; owner: string; cursor: number }): null => {
+      d.webhooks.endTurn(request.id, request.owner, request.cursor);
+      return null;
+    },
+
+    /** Events up to `through` were pruned before `owner` could deliver them to webhook `id`: its cursor moves past them, one gap more. False: not its turn. */
+    "webhooks.skip": (ctx: WriteContext, request: { id: string; owner: string; through: number }): boolean => {
+      if (d.webhooks.heldBy(request.id, request.owner, ctx.now) === undefined) return false;
+      d.webhooks.skip(request.id, request.through);
+      return true;
+    },
+
+    /** Every turn `owner` holds ends (its process stops): another process may deliver them at once. */
+    "webhooks.endTurnsOf": (_ctx: WriteContext, owner: string): null => {
+      d.webhooks.endTurnsOf(owner);
+      return null;
+    },
+  };
+}
+
+/** The next events a webhook delivers, and what the log looks like from its cursor. */
+export interface WebhookPage {
+  events: CoordinationEvent[];
+  /** More matching events may follow the page. */
+  more: boolean;
+  /** The log's newest seq when read: with no more, nothing matching up to it is left. */
+  head: number;
+  /** Set when events it might have delivered were pruned after its cursor: the seq they were pruned through. */
+  prunedThrough: number | null;
+}
+
+export function webhookQueries(d: WebhookDeps & { maxResponseBytes: number }) {
+  return {
+    "webhooks.list": (_: undefined): Webhook[] => d.webhooks.all().map(toWebhook),
+    /** WEBHOOK_NOT_FOUND. */
+    "webhooks.get": (id: string): Webhook => {
+      const row = d.webhooks.get(id);
+      if (row === undefined) throw notFound("WEBHOOK_NOT_FOUND", id);
+      return toWebhook(row);
+    },
+    /** Ids of up to `limit` webhooks due at `now` with events after their cursor that no process delivers, but those in `excluding`; and how many are enabled. */
+    "webhooks.due": (args: { now: number; excluding: string[]; limit: number }): { due: string[]; enabled: number } => {
+      const counts = d.webhooks.countsByState();
+      return { due: d.webhooks.due(args.now, d.events.headSeq(), args.excluding, args.limit).map((row) => row.id), enabled: counts.enabled + counts.failing };
+    },
+    /** Untargeted events of `types` after `afterSeq`, up to `limit` and the answer budget. */
+    "webhooks.next": (args: { types: string[]; afterSeq: number; limit: number }): WebhookPage => {
+      const head = d.events.headSeq();
+      const prunedThrough = d.events.prunedThroughSeq();
+      if (args.afterSeq < prunedThrough && readsAnyPruned(d.events, args.afterSeq, { patterns: args.types, recipient: null })) {
+        return { events: [], more: true, head, prunedThrough };
+      }
+      const from = Math.max(args.afterSeq, prunedThrough);
+      const page = d.events.readLogPage(from, args.limit, d.maxResponseBytes, args.types, null);
+      return { events: page.events, more: page.more, head, prunedThrough: null };
+    },
+    "webhooks.counts": (_: undefined) => d.webhooks.countsByState(),
+  };
+}

@@ -1,0 +1,243 @@
+// Delivers webhooks: for each enabled webhook with events after its cursor, one loop POSTs the
+// matching events one at a time, in seq order, each signed (webhook-signature.ts), and records each
+// delivery before sending the next. At least once: a delivery whose record was lost (a crash
+// between the receiver's 2xx and the write) is sent again, with the same webhook-id. A failed
+// attempt (no 2xx in webhookTimeoutMs: an error status, a redirect, a refused connection) stops
+// the webhook's loop until its backoff ends; the same event goes first then, so no event of a
+// webhook overtakes another. Several server processes may share the file: a process delivers a
+// webhook only while it holds the webhook's turn (a lease on its row), so one delivers it at a time.
+import { randomUUID } from "node:crypto";
+import { hostname } from "node:os";
+import type { Config } from "../config.js";
+import type { Database } from "../db/thread/database.js";
+import type { CoordinationEvent } from "../events/event-schemas.js";
+import type { Logger } from "../logger.js";
+import { VERSION } from "../version.js";
+import type { WebhookTurn } from "./webhook-commands.js";
+import { MAX_WEBHOOKS } from "./webhook-schemas.js";
+import { signatureHeader } from "./webhook-signature.js";
+
+/** Events read per page of a webhook's loop. */
+const PAGE = 100;
+/** Past the receiver's answer time, how long a turn outlasts a delivery without a write (a process that died holding it frees it after this). */
+const TURN_SLACK_MS = 30_000;
+/** How much of an answer's body is read (an error's first characters go to lastError); the rest is dropped. */
+const BODY_READ_BYTES = 64 * 1024;
+/** How much of an error answer's body lastError keeps. */
+const ERROR_BODY_CHARS = 200;
+
+/** How one attempt went. */
+interface Outcome {
+  ok: boolean;
+  status: number | null;
+  error: string | null;
+}
+
+export interface WebhookDelivererDeps {
+  config: Config;
+  db: Database;
+  log: Logger;
+  /** Aborted at shutdown: requests under way are abandoned (their events go again later). */
+  shutdown: AbortSignal;
+}
+
+/** The message id of `event`: stable across attempts (receivers deduplicate by it), and not reused by a log restored from a backup (its seqs may come again, with other times). */
+export const messageId = (event: CoordinationEvent): string => `evt_${event.seq}_${event.createdAt.getTime()}`;
+
+/** The request body of `event`: the event as the REST routes answer it (dates in ISO 8601). */
+export const requestBody = (event: CoordinationEvent): string => JSON.stringify(event);
+
+/** The host a log line names for `url` (never its path or query: they often carry the receiver's secret). */
+const hostOf = (url: string): string => new URL(url).host;
+
+export class WebhookDeliverer {
+  /** This process, as the turns it holds name it. */
+  private readonly owner = `${hostname()}:${process.pid}:${randomUUID()}`;
+  /** Webhooks this process is delivering, by id. */
+  private readonly running = new Map<string, Promise<void>>();
+  /** Webhooks that got new events while they were being delivered: looked at again when their loop ends. */
+  private readonly again = new Set<string>();
+  private looking: Promise<void> | undefined;
+  private lookAgain = false;
+  private stopped = false;
+  /** Whether the last look found any enabled webhook: with none, new events start no look (the job's next one finds a webhook created elsewhere). */
+  private anyEnabled = true;
+  /** Attempts since start, by how they went (the metrics). */
+  readonly attempts = { delivered: 0, failed: 0 };
+
+  constructor(private readonly d: WebhookDelivererDeps) {}
+
+  /** Looks for webhooks with events to deliver and starts their loops (the job, every leaseSweepMs; an operator's change). */
+  look(): Promise<void> {
+    if (this.stopped) return Promise.resolve();
+    if (this.looking !== undefined) {
+      this.lookAgain = true;
+      return this.looking;
+    }
+    this.looking = this.findDue()
+      .finally(() => {
+        this.looking = undefined;
+      })
+      .then(() => {
+        if (this.lookAgain) {
+          this.lookAgain = false;
+          return this.look();
+        }
+      });
+    return this.looking;
+  }
+
+  /** Committed events (the bus): untargeted ones may be some webhook's. */
+  observe(events: readonly CoordinationEvent[]): void {
+    if (this.stopped || !this.anyEnabled || !events.some((event) => event.target === null)) return;
+    for (const id of this.running.keys()) this.again.add(id);
+    void this.look().catch(() => undefined);
+  }
+
+  /** Ends this process's deliveries: requests under way are abandoned, its turns given up so another process may take them at once. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.looking?.catch(() => undefined);
+    await Promise.all(this.running.values());
+    await this.d.db.write("webhooks.endTurnsOf", this.owner).catch((error: unknown) => this.d.log.warn({ err: error }, "could not give up this server's webhook turns; other servers take them when they lapse"));
+  }
+
+  private async findDue(): Promise<void> {
+    const { due, enabled } = await this.d.db.read("webhooks.due", { now: Date.now(), excluding: [...this.running.keys()], limit: MAX_WEBHOOKS });
+    this.anyEnabled = enabled > 0;
+    for (const id of due) {
+      if (this.stopped || this.running.has(id)) continue;
+      const loop = this.deliver(id)
+        .catch((error: unknown) => {
+          // A database error (a full disk, the file locked): the turn lapses, the job looks again.
+          if (!this.stopped) this.d.log.warn({ err: error, webhookId: id }, "webhook delivery stopped by an error; tried again on the next look");
+        })
+        .finally(() => {
+          this.running.delete(id);
+          if (this.again.delete(id)) void this.look().catch(() => undefined);
+        });
+      this.running.set(id, loop);
+    }
+  }
+
+  private turnUntil(): number {
+    return Date.now() + this.d.config.webhookTimeoutMs + TURN_SLACK_MS;
+  }
+
+  /** One webhook's loop: its events after its cursor, one request each, while they succeed and its turn is this process's. */
+  private async deliver(id: string): Promise<void> {
+    const { db, config, log } = this.d;
+    const turn = await db.write("webhooks.takeTurn", { id, turn: { owner: this.owner, until: this.turnUntil() } });
+    if (turn === null) return;
+    let cursor = turn.cursor;
+    let failures = turn.failures;
+    while (!this.stopped) {
+      const page = await db.read("webhooks.next", { types: turn.types, afterSeq: cursor, limit: PAGE });
+      if (page.prunedThrough !== null) {
+        log.warn({ webhookId: id, host: hostOf(turn.url), afterSeq: cursor, prunedThrough: page.prunedThrough }, "webhook fell behind the retained event log: events it may have delivered were pruned first");
+        if (!(await db.write("webhooks.skip", { id, owner: this.owner, through: page.prunedThrough }))) return;
+        cursor = page.prunedThrough;
+        continue;
+      }
+      for (const event of page.events) {
+        const attemptAt = Date.now();
+        const outcome = await this.post(turn, event);
+        if (this.stopped && !outcome.ok) return;
+        const attempt = { status: outcome.status, error: outcome.error, at: attemptAt };
+        if (outcome.ok) {
+          this.attempts.delivered++;
+          if (!(await db.write("webhooks.delivered", { id, owner: this.owner, seq: event.seq, attempt, until: this.turnUntil() }))) return;
+          if (failures > 0) log.info({ webhookId: id, host: hostOf(turn.url), seq: event.seq, failedAttempts: failures }, "webhook delivering again");
+          failures = 0;
+          cursor = event.seq;
+          continue;
+        }
+        this.attempts.failed++;
+        const recorded = await db.write("webhooks.failed", { id, owner: this.owner, seq: event.seq, attempt, maxBackoffMs: config.webhookMaxBackoffMs, disableAfterMs: config.webhookDisableAfterMs });
+        if (recorded === null) return;
+        const line = { webhookId: id, host: hostOf(turn.url), seq: event.seq, status: outcome.status, error: outcome.error, failures: recorded.failures };
+        if (recorded.disabled) log.error(line, "webhook disabled: its deliveries failed for webhookDisableAfterMs; webhooks.update with enabled true starts it again");
+        else if (recorded.first) log.warn({ ...line, retryAt: new Date(recorded.nextAttemptAt).toISOString() }, "webhook delivery failing; tried again with backoff, logged again when it works");
+        else log.debug({ ...line, retryAt: new Date(recorded.nextAttemptAt).toISOString() }, "webhook delivery failed again");
+        return;
+      }
+      if (!page.more) {
+        await db.write("webhooks.endTurn", { id, owner: this.owner, cursor: Math.max(cursor, page.head) });
+        return;
+      }
+    }
+  }
+
+  /** POSTs `event` to the webhook: ok on a 2xx within webhookTimeoutMs. */
+  private async post(turn: WebhookTurn, event: CoordinationEvent): Promise<Outcome> {
+    const body = requestBody(event);
+    const id = messageId(event);
+    const timestamp = Math.floor(Date.now() / 1000);
+    const timeoutMs = this.d.config.webhookTimeoutMs;
+    const signal = AbortSignal.any([AbortSignal.timeout(timeoutMs), this.d.shutdown]);
+    try {
+      const response = await fetch(turn.url, {
+        method: "POST",
+        body,
+        // A redirect is a failure: following it would send the signed event somewhere no operator named.
+        redirect: "manual",
+        signal,
+        headers: {
+          "content-type": "application/json",
+          "user-agent": `coordination/${VERSION} (webhooks)`,
+          "webhook-id": id,
+          "webhook-timestamp": String(timestamp),
+          "webhook-signature": signatureHeader(turn.secrets, id, timestamp, body),
+          "coordination-webhook-id": turn.id,
+          "coordination-event-seq": String(event.seq),
+          "coordination-event-type": event.type,
+        },
+      });
+      // Read (a little of) the answer within the same time bound: a receiver that answers
+      // 200 and never ends its body holds the connection, not the delivery.
+      const text = await readSome(response, signal);
+      if (response.status >= 200 && response.status < 300) return { ok: true, status: response.status, error: null };
+      if (response.status >= 300 && response.status < 400) {
+        return { ok: false, status: response.status, error: `HTTP ${response.status}: redirected to ${response.headers.get("location") ?? "(no location)"}, not followed (give the webhook its final URL)` };
+      }
+      return { ok: false, status: response.status, error: `HTTP ${response.status}${text === "" ? "" : `: ${text.slice(0, ERROR_BODY_CHARS)}`}` };
+    } catch (error) {
+      if (signal.aborted && !this.d.shutdown.aborted) return { ok: false, status: null, error: `no answer within webhookTimeoutMs (${timeoutMs} ms)` };
+      return { ok: false, status: null, error: `no answer: ${describeFetchError(error)}` };
+    }
+  }
+}
+
+/** Up to BODY_READ_BYTES of the answer's body as text; the rest is dropped (the stream cancelled). */
+async function readSome(response: Response, signal: AbortSignal): Promise<string> {
+  if (response.body === null) return "";
+  const reader = response.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let bytes = 0;
+  const onAbort = () => void reader.cancel().catch(() => undefined);
+  signal.addEventListener("abort", onAbort, { once: true });
+  try {
+    while (bytes < BODY_READ_BYTES) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      chunks.push(value);
+      bytes += value.byteLength;
+    }
+    if (signal.aborted) throw signal.reason;
+  } finally {
+    signal.removeEventListener("abort", onAbort);
+    if (bytes >= BODY_READ_BYTES) await reader.cancel().catch(() => undefined);
+  }
+  return Buffer.concat(chunks).toString("utf8");
+}
+
+/** fetch's "fetch failed" with its cause (ECONNREFUSED, a TLS error, a DNS failure). */
+function describeFetchError(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  const cause = (error as Error & { cause?: unknown }).cause;
+  if (cause instanceof Error) {
+    const code = (cause as Error & { code?: unknown }).code;
+    return typeof code === "string" && !cause.message.includes(code) ? `${code}: ${cause.message}` : cause.message;
+  }
+  return error.message;
+}

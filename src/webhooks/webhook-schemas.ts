@@ -1,0 +1,122 @@
+// Wire shapes of webhooks (webhooks.create, update, rotateSecret, remove, get, list): the server
+// POSTs each untargeted event matching a webhook's type patterns to its URL, in seq order, signed
+// (Standard Webhooks). Inputs are strict: an unknown field is a 400 naming it.
+import { z } from "zod";
+import { typePatternSchema } from "../events/event-schemas.js";
+import { int, text } from "../schema-parts.js";
+
+/** The most webhooks a server keeps: each is delivered by its own loop, and every event is matched against each. */
+export const MAX_WEBHOOKS = 100;
+/** The longest URL a webhook may have. */
+export const MAX_WEBHOOK_URL = 2048;
+
+/** Why a URL cannot be a webhook's: undefined when it can. */
+export function webhookUrlProblem(value: string): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return "must be an absolute URL (http://… or https://…)";
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") return `must be an http or https URL, not ${url.protocol}`;
+  // fetch refuses to send them (a Request cannot carry credentials in its URL): refused here, not at each delivery.
+  if (url.username !== "" || url.password !== "") return "must not carry a user name or password (user:pass@): put a secret in the path or query, or check the signature";
+  if (url.hash !== "") return "must not have a fragment (#…): it is never sent";
+  return undefined;
+}
+
+const webhookUrl = () =>
+  text(MAX_WEBHOOK_URL)
+    .superRefine((value, ctx) => {
+      const problem = webhookUrlProblem(value);
+      if (problem !== undefined) ctx.addIssue({ code: "custom", message: problem });
+    })
+    .describe("Where each event is POSTed: an http or https URL (https outside loopback; the server sends to any address an admin names, loopback and private networks included)");
+const types = () =>
+  z
+    .array(typePatternSchema)
+    .min(1)
+    .max(100)
+    .describe('The events to deliver: exact types, prefix.* wildcards, or * for every event ("task.dead_lettered", "build.*"). Direct messages (events with a target) are never delivered');
+const description = () => text(500).describe("What it is for, in the operator's words");
+const webhookId = () => text(100).describe("The webhook's id, as create answered it");
+
+export const createWebhookInput = z.strictObject({
+  url: webhookUrl(),
+  types: types(),
+  description: description().optional(),
+  fromSeq: int(0)
+    .optional()
+    .describe("Deliver the matching events after this seq (0: every retained one) before new ones; left out, only events published from now on"),
+});
+export type CreateWebhookRequest = z.output<typeof createWebhookInput>;
+
+export const updateWebhookInput = z.strictObject({
+  id: webhookId(),
+  url: webhookUrl().optional(),
+  types: types().optional(),
+  description: description().nullable().optional().describe("What it is for; null removes it"),
+  enabled: z
+    .boolean()
+    .optional()
+    .describe("false stops its deliveries (its events wait, as long as the log keeps them); true starts them again at once, its failures forgotten, from the event it stopped at"),
+  reason: text(1000).optional().describe("Why it is disabled, in the operator's words (with enabled false): its disabledReason and webhook.disabled event"),
+});
+export type UpdateWebhookRequest = z.output<typeof updateWebhookInput>;
+
+export const webhookIdInput = z.strictObject({ id: webhookId() });
+
+export const rotateSecretInput = z.strictObject({
+  id: webhookId(),
+  graceMs: int(0, 7 * 24 * 3_600_000)
+    .default(24 * 3_600_000)
+    .describe("How long requests are signed with the old secret too (webhook-signature then carries two signatures), in ms: time to give the receiver the new one. 24 hours by default; 0, the old one stops at once"),
+});
+export type RotateSecretRequest = z.output<typeof rotateSecretInput>;
+
+export const webhookSchema = z
+  .object({
+    id: z.string(),
+    url: z.string(),
+    types: z.array(z.string()),
+    description: z.string().nullable(),
+    /** False: no request is sent (disabled by an operator, or failing for webhookDisableAfterMs). */
+    enabled: z.boolean(),
+    disabledReason: z.string().nullable(),
+    /** The last seq delivered or passed over: the next request carries the first matching event after it. */
+    cursor: z.number().int(),
+    /** Failed attempts in a row on the event it is at (0: none). */
+    failures: z.number().int(),
+    failingSince: z.date().nullable(),
+    lastError: z.string().nullable(),
+    /** The HTTP status of the last attempt (null: none yet, or no answer: a refused connection, a timeout). */
+    lastStatus: z.number().int().nullable(),
+    lastAttemptAt: z.date().nullable(),
+    lastDeliveredAt: z.date().nullable(),
+    /** Events delivered since it was created. */
+    delivered: z.number().int(),
+    /** Times the log pruned events it might have delivered before it could: the cursor moved past them (logged with their seqs). */
+    gaps: z.number().int(),
+    /** When the next request may go (after a failure, the backoff's end). */
+    nextAttemptAt: z.date(),
+    /** Until when the previous secret signs too, after a rotation (null: none). */
+    previousSecretUntil: z.date().nullable(),
+    createdAt: z.date(),
+    /** The credential that created it (a token id; null on an open server or in-process). */
+    createdBy: z.string().nullable(),
+    updatedAt: z.date(),
+  })
+  .meta({ id: "Webhook" });
+export type Webhook = z.infer<typeof webhookSchema>;
+
+/** What create and rotateSecret answer: the webhook, and its signing secret (answered only then). */
+export const webhookWithSecretSchema = z
+  .object({
+    webhook: webhookSchema,
+    secret: z.string().describe('The signing secret, "whsec_" and base64 (Standard Webhooks): keep it, it is not answered again'),
+  })
+  .meta({ id: "WebhookWithSecret" });
+export type WebhookWithSecret = z.infer<typeof webhookWithSecretSchema>;
+
+export const webhookListSchema = z.object({ webhooks: z.array(webhookSchema) }).meta({ id: "WebhookList" });
+export const webhookRemovedSchema = z.object({ removed: z.boolean() }).meta({ id: "WebhookRemoved" });

@@ -1,0 +1,315 @@
+// Webhooks (webhooks.create / update / rotateSecret / remove / get / list, /webhooks): the server
+// POSTs each untargeted event matching a webhook's types to its URL, one request an event, in seq
+// order, signed as Standard Webhooks lays out; failed attempts are tried again with backoff, the
+// same event first, and a webhook failing for webhookDisableAfterMs is disabled. Real receivers
+// on loopback ports, real servers (two on one file for the turns).
+import { createHmac } from "node:crypto";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { verifyWebhook, WebhookVerificationError } from "../client/index.js";
+import { ADMIN_SECRET, http, startSecureServer, type SecureServer } from "./helpers/secure-server.js";
+import { makeTempDir, rest, startTestServer, type TestServer } from "./helpers/test-server.js";
+import { startReceiver, type Received, type WebhookReceiver } from "./helpers/webhook-receiver.js";
+
+const servers: TestServer[] = [];
+const receivers: WebhookReceiver[] = [];
+let secure: SecureServer | undefined;
+afterEach(async () => {
+  for (const server of servers.splice(0)) await server.stop({ removeFiles: true });
+  for (const receiver of receivers.splice(0)) await receiver.close();
+  await secure?.stop({ removeFiles: true });
+  secure = undefined;
+});
+
+async function server(overrides: Record<string, unknown> = {}, dir?: string): Promise<TestServer> {
+  const t = await startTestServer(overrides, dir);
+  servers.push(t);
+  return t;
+}
+
+async function receiver(): Promise<WebhookReceiver> {
+  const r = await startReceiver();
+  receivers.push(r);
+  return r;
+}
+
+/** The events' types and seqs a receiver got, in arrival order. */
+const arrivals = (received: readonly Received[]): Array<[string, number]> =>
+  received.map((one) => {
+    const event = JSON.parse(one.body) as { type: string; seq: number };
+    return [event.type, event.seq];
+  });
+
+/** The webhook.* events of the log, as [type, payload]. */
+async function webhookEvents(t: TestServer): Promise<Array<[string, Record<string, unknown>]>> {
+  const events = await t.api.events.list.query({ afterSeq: 0, types: ["webhook.*"], limit: 1000 });
+  return events.map((event) => [event.type, event.payload as Record<string, unknown>]);
+}
+
+describe("webhooks", () => {
+  it("POSTs each untargeted event of its types, in seq order, signed so the receiver can verify it", async () => {
+    const t = await server();
+    const r = await receiver();
+    await t.api.events.publish.mutate({ type: "build.finished", source: "ci", payload: { before: true } });
+    const { webhook, secret } = await t.api.webhooks.create.mutate({ url: r.url, types: ["build.*", "deploy.done"], description: "CI to chat" });
+    expect(secret).toMatch(/^whsec_[A-Za-z0-9+/]{32}$/);
+    expect(webhook).toMatchObject({ url: r.url, types: ["build.*", "deploy.done"], description: "CI to chat", enabled: true, disabledReason: null, failures: 0, delivered: 0, gaps: 0, createdBy: null });
+    // Published after its creation only (no fromSeq): not the build.finished before it.
+    const sent = [];
+    sent.push(await t.api.events.publish.mutate({ type: "build.started", source: "ci", payload: { n: 1 } }));
+    await t.api.events.publish.mutate({ type: "test.passed", source: "ci" });
+    await t.api.events.publish.mutate({ type: "build.finished", source: "ci", target: "agent-1", payload: { direct: true } });
+    sent.push(await t.api.events.publish.mutate({ type: "deploy.done", source: "cd", payload: { version: "1.2.3" } }));
+    sent.push(await t.api.events.publish.mutate({ type: "build.finished", source: "ci", payload: { n: 2 } }));
+    const got = await r.waitFor(3);
+    expect(arrivals(got)).toEqual(sent.map((event) => [event.type, event.seq]));
+
+    const first = got[0]!;
+    expect(first.path).toBe("/hooks/coordination");
+    expect(first.headers["content-type"]).toBe("application/json");
+    expect(first.headers["webhook-id"]).toBe(`evt_${sent[0]!.seq}_${sent[0]!.createdAt.getTime()}`);
+    expect(first.headers["coordination-webhook-id"]).toBe(webhook.id);
+    expect(first.headers["coordination-event-type"]).toBe("build.started");
+    expect(first.headers["coordination-event-seq"]).toBe(String(sent[0]!.seq));
+    expect(JSON.parse(first.body)).toEqual({ seq: sent[0]!.seq, type: "build.started", source: "ci", payload: { n: 1 }, target: null, createdAt: sent[0]!.createdAt.toISOString() });
+    // The signature, by hand as the spec lays it out, and by the client's verifier.
+    const timestamp = String(first.headers["webhook-timestamp"]);
+    expect(Math.abs(Number(timestamp) * 1000 - Date.now())).toBeLessThan(60_000);
+    const key = Buffer.from(secret.slice("whsec_".length), "base64");
+    const expected = createHmac("sha256", key).update(`${first.headers["webhook-id"]}.${timestamp}.${first.body}`).digest("base64");
+    expect(first.headers["webhook-signature"]).toBe(`v1,${expected}`);
+    const verified = await verifyWebhook(secret, first.headers, first.body);
+    expect(verified).toEqual({ id: first.headers["webhook-id"], timestamp: new Date(Number(timestamp) * 1000), event: sent[0] });
+    // Another secret, a changed body, an old or missing timestamp: refused.
+    const other = (await t.api.webhooks.create.mutate({ url: r.url, types: ["nothing.here"] })).secret;
+    await expect(verifyWebhook(other, first.headers, first.body)).rejects.toThrow(WebhookVerificationError);
+    await expect(verifyWebhook(secret, first.headers, first.body.replace('"n":1', '"n":2'))).rejects.toThrow(/no webhook-signature matches/);
+    await expect(verifyWebhook(secret, first.headers, first.body, { now: () => Date.now() + 10 * 60_000 })).rejects.toThrow(/more than 300000 ms from now/);
+    await expect(verifyWebhook(secret, { "webhook-id": "x" }, first.body)).rejects.toThrow(/missing webhook-id, webhook-timestamp or webhook-signature/);
+    // A fetch Headers and bytes do as well as node's headers and text.
+    const asHeaders = new Headers(Object.entries(first.headers).map(([name, value]) => [name, String(value)]));
+    expect((await verifyWebhook([other, secret], asHeaders, new TextEncoder().encode(first.body))).event.seq).toBe(sent[0]!.seq);
+
+    await vi.waitFor(async () => expect((await t.api.webhooks.get.query({ id: webhook.id })).delivered).toBe(3));
+    const after = await t.api.webhooks.get.query({ id: webhook.id });
+    expect(after).toMatchObject({ delivered: 3, failures: 0, lastStatus: 200, lastError: null, lastDeliveredAt: expect.any(Date) });
+    expect(after.cursor).toBeGreaterThanOrEqual(sent[2]!.seq);
+    expect(JSON.stringify(await t.api.webhooks.list.query())).not.toContain(secret);
+    expect(r.received).toHaveLength(3);
+  });
+
+  it("fromSeq delivers the retained events after it first; one beyond the head or behind the retained log is refused", async () => {
+    const t = await server();
+    const r = await receiver();
+    const old = [];
+    for (let i = 0; i < 3; i++) old.push(await t.api.events.publish.mutate({ type: "job.done", source: "x", payload: { i } }));
+    const { webhook } = await t.api.webhooks.create.mutate({ url: r.url, types: ["job.*"], fromSeq: old[0]!.seq });
+    expect(webhook.cursor).toBe(old[0]!.seq);
+    const fresh = await t.api.events.publish.mutate({ type: "job.done", source: "x", payload: { i: 3 } });
+    expect(arrivals(await r.waitFor(3))).toEqual([...old.slice(1), fresh].map((event) => [event.type, event.seq]));
+    const beyond = await rest(t.url, "POST", "/webhooks", { url: r.url, types: ["*"], fromSeq: fresh.seq + 100 });
+    expect(beyond.status).toBe(400);
+    const head = (await t.api.events.list.query({ afterSeq: 0, limit: 1000 })).at(-1)!.seq;
+    expect(beyond.body).toMatchObject({ code: "INVALID_INPUT", message: `fromSeq: ${fresh.seq + 100} is beyond the newest event (${head})` });
+  });
+
+  it("bad input is a 400 naming the field: URLs it cannot send to, patterns, unknown fields", async () => {
+    const t = await server();
+    const cases: Array<[Record<string, unknown>, string]> = [
+      [{ url: "ftp://example.com/x", types: ["*"] }, "url: must be an http or https URL, not ftp:"],
+      [{ url: "not a url", types: ["*"] }, "url: must be an absolute URL (http://… or https://…)"],
+      [{ url: "http://user:pw@127.0.0.1/x", types: ["*"] }, "url: must not carry a user name or password"],
+      [{ url: "http://127.0.0.1/x#frag", types: ["*"] }, "url: must not have a fragment"],
+      [{ url: "http://127.0.0.1/x", types: [] }, "types"],
+      [{ url: "http://127.0.0.1/x", types: ["bad pattern"] }, "types[0]: must be an exact type, prefix.* or *"],
+      [{ url: "http://127.0.0.1/x", types: ["*"], secret: "mine" }, "secret"],
+    ];
+    for (const [body, message] of cases) {
+      const answer = await rest(t.url, "POST", "/webhooks", body);
+      expect(answer.status, JSON.stringify(body)).toBe(400);
+      expect(answer.body.code).toBe("INVALID_INPUT");
+      expect(answer.body.message).toContain(message);
+    }
+    expect(await rest(t.url, "GET", "/webhooks/nope")).toMatchObject({ status: 404, body: { code: "WEBHOOK_NOT_FOUND", message: 'webhook "nope" not found' } });
+    expect(await rest(t.url, "PATCH", "/webhooks/nope", { enabled: false })).toMatchObject({ status: 404, body: { code: "WEBHOOK_NOT_FOUND" } });
+    expect(await rest(t.url, "DELETE", "/webhooks/nope")).toEqual({ status: 200, body: { removed: false } });
+    expect((await t.api.webhooks.list.query()).webhooks).toEqual([]);
+  });
+
+  it("a failed attempt is tried again with backoff, the same event first: none overtakes another", async () => {
+    const t = await server({ webhookMaxBackoffMs: 50 });
+    const r = await receiver();
+    let refusals = 3;
+    r.answer = (response) => {
+      if (refusals-- > 0) response.writeHead(500).end("model provider down");
+      else response.writeHead(204).end();
+    };
+    const { webhook } = await t.api.webhooks.create.mutate({ url: r.url, types: ["step.*"] });
+    const sent = [];
+    for (let i = 0; i < 3; i++) sent.push(await t.api.events.publish.mutate({ type: "step.done", source: "x", payload: { i } }));
+    const got = await r.waitFor(6);
+    // Three refusals of the first event, then each event once, in order.
+    expect(arrivals(got)).toEqual([sent[0], sent[0], sent[0], ...sent].map((event) => [event!.type, event!.seq]));
+    // Every attempt of one event carries its one id.
+    expect(new Set(got.slice(0, 4).map((one) => one.headers["webhook-id"])).size).toBe(1);
+    await vi.waitFor(async () => expect((await t.api.webhooks.get.query({ id: webhook.id })).delivered).toBe(3));
+    expect(await t.api.webhooks.get.query({ id: webhook.id })).toMatchObject({ failures: 0, failingSince: null, lastError: null, lastStatus: 204 });
+    const recovered = (await webhookEvents(t)).filter(([type]) => type === "webhook.recovered");
+    expect(recovered).toEqual([["webhook.recovered", { webhookId: webhook.id, seq: sent[0]!.seq, failedAttempts: 3, failingSince: expect.any(String) }]]);
+  });
+
+  it("records why an attempt failed: an error status, a redirect (not followed), no answer in time, a refused connection", async () => {
+    const t = await server({ webhookMaxBackoffMs: 60_000, webhookTimeoutMs: 300 });
+    const r = await receiver();
+    const failure = async (answer: WebhookReceiver["answer"], url = r.url) => {
+      r.answer = answer;
+      const { webhook } = await t.api.webhooks.create.mutate({ url, types: ["probe"] });
+      await t.api.events.publish.mutate({ type: "probe", source: "x" });
+      return vi.waitFor(
+        async () => {
+          const now = await t.api.webhooks.get.query({ id: webhook.id });
+          if (now.failures === 0) throw new Error("no failure yet");
+          await t.api.webhooks.remove.mutate({ id: webhook.id });
+          return now;
+        },
+        { timeout: 20_000, interval: 20 },
+      );
+    };
+    expect(await failure(503)).toMatchObject({ failures: 1, lastStatus: 503, lastError: "HTTP 503: refused with 503", delivered: 0, failingSince: expect.any(Date) });
+    const redirected = await failure((response) => response.writeHead(302, { location: "http://127.0.0.1:1/elsewhere" }).end());
+    expect(redirected).toMatchObject({ lastStatus: 302, lastError: "HTTP 302: redirected to http://127.0.0.1:1/elsewhere, not followed (give the webhook its final URL)" });
+    const hung = await failure(() => undefined);
+    expect(hung).toMatchObject({ lastStatus: null, lastError: "no answer within webhookTimeoutMs (300 ms)" });
+    // The retry waits its backoff (1 s, within 20%) from the failure.
+    expect(hung.nextAttemptAt.getTime() - hung.lastAttemptAt!.getTime()).toBeGreaterThanOrEqual(800 - 1);
+    const closed = await receiver();
+    const closedUrl = closed.url;
+    await closed.close();
+    const refused = await failure(200, closedUrl);
+    expect(refused).toMatchObject({ lastStatus: null, lastError: expect.stringMatching(/^no answer: .*ECONNREFUSED/) });
+  });
+
+  it("a webhook failing for webhookDisableAfterMs is disabled; enabled again, it goes on from the event it stopped at", async () => {
+    const t = await server({ webhookMaxBackoffMs: 20, webhookDisableAfterMs: 300 });
+    const r = await receiver();
+    r.answer = 500;
+    const { webhook } = await t.api.webhooks.create.mutate({ url: r.url, types: ["order.*"] });
+    const first = await t.api.events.publish.mutate({ type: "order.placed", source: "shop" });
+    await vi.waitFor(async () => expect((await t.api.webhooks.get.query({ id: webhook.id })).enabled).toBe(false), { timeout: 20_000, interval: 50 });
+    const disabled = await t.api.webhooks.get.query({ id: webhook.id });
+    expect(disabled.disabledReason).toMatch(new RegExp(`^failing since .* \\(\\d+ attempts on event ${first.seq}\\): HTTP 500: refused with 500$`));
+    expect(disabled.cursor).toBe(webhook.cursor);
+    expect(webhook.cursor).toBe(first.seq - 1);
+    const attempts = r.received.length;
+    const second = await t.api.events.publish.mutate({ type: "order.paid", source: "shop" });
+    // Disabled, it sends nothing (the job looks every leaseSweepMs: give it a few).
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    expect(r.received).toHaveLength(attempts);
+    expect((await webhookEvents(t)).find(([type]) => type === "webhook.disabled")).toEqual([
+      "webhook.disabled",
+      { webhookId: webhook.id, reason: disabled.disabledReason, by: null, cursor: webhook.cursor, failed: true },
+    ]);
+
+    r.answer = 200;
+    const enabled = await t.api.webhooks.update.mutate({ id: webhook.id, enabled: true });
+    expect(enabled).toMatchObject({ enabled: true, disabledReason: null, failures: 0, failingSince: null });
+    const got = await r.waitFor(attempts + 2);
+    expect(arrivals(got.slice(attempts))).toEqual([
+      ["order.placed", first.seq],
+      ["order.paid", second.seq],
+    ]);
+    // An operator's disable, with a reason.
+    const off = await t.api.webhooks.update.mutate({ id: webhook.id, enabled: false, reason: "receiver migrating" });
+    expect(off).toMatchObject({ enabled: false, disabledReason: "receiver migrating" });
+    // Its cursor: past the last event delivered, at the head of the log when nothing after it matched.
+    expect(off.cursor).toBeGreaterThanOrEqual(second.seq);
+    expect((await webhookEvents(t)).filter(([type]) => type === "webhook.disabled").at(-1)).toEqual(["webhook.disabled", { webhookId: webhook.id, reason: "receiver migrating", by: null, cursor: off.cursor }]);
+  });
+
+  it("update changes where and what it sends from its cursor on; rotateSecret signs with both secrets through the grace; remove stops it", async () => {
+    const t = await server();
+    const a = await receiver();
+    const b = await receiver();
+    const { webhook, secret } = await t.api.webhooks.create.mutate({ url: a.url, types: ["a.*"] });
+    const one = await t.api.events.publish.mutate({ type: "a.one", source: "x" });
+    await a.waitFor(1);
+    const updated = await t.api.webhooks.update.mutate({ id: webhook.id, url: b.url, types: ["b.*"], description: "moved" });
+    expect(updated).toMatchObject({ url: b.url, types: ["b.*"], description: "moved" });
+    await t.api.events.publish.mutate({ type: "a.two", source: "x" });
+    const two = await t.api.events.publish.mutate({ type: "b.two", source: "x" });
+    expect(arrivals(await b.waitFor(1))).toEqual([["b.two", two.seq]]);
+    expect(arrivals(a.received)).toEqual([["a.one", one.seq]]);
+    expect((await t.api.webhooks.update.mutate({ id: webhook.id, description: null })).description).toBeNull();
+
+    const rotated = await t.api.webhooks.rotateSecret.mutate({ id: webhook.id, graceMs: 60_000 });
+    expect(rotated.secret).not.toBe(secret);
+    expect(rotated.webhook.previousSecretUntil!.getTime()).toBeGreaterThan(Date.now() + 50_000);
+    await t.api.events.publish.mutate({ type: "b.three", source: "x" });
+    const [, three] = await b.waitFor(2);
+    expect(String(three!.headers["webhook-signature"]).split(" ")).toHaveLength(2);
+    expect((await verifyWebhook(rotated.secret, three!.headers, three!.body)).event.type).toBe("b.three");
+    expect((await verifyWebhook(secret, three!.headers, three!.body)).event.type).toBe("b.three");
+    // No grace: the old secret stops at once.
+    const again = await t.api.webhooks.rotateSecret.mutate({ id: webhook.id, graceMs: 0 });
+    expect(again.webhook.previousSecretUntil).toBeNull();
+    await t.api.events.publish.mutate({ type: "b.four", source: "x" });
+    const [, , four] = await b.waitFor(3);
+    expect(String(four!.headers["webhook-signature"]).split(" ")).toHaveLength(1);
+    await expect(verifyWebhook(rotated.secret, four!.headers, four!.body)).rejects.toThrow(WebhookVerificationError);
+    expect((await verifyWebhook(again.secret, four!.headers, four!.body)).event.type).toBe("b.four");
+
+    expect(await t.api.webhooks.remove.mutate({ id: webhook.id })).toEqual({ removed: true });
+    await t.api.events.publish.mutate({ type: "b.five", source: "x" });
+    await new Promise((resolve) => setTimeout(resolve, 1200));
+    expect(b.received).toHaveLength(3);
+    expect((await webhookEvents(t)).map(([type]) => type)).toEqual(["webhook.created", "webhook.updated", "webhook.updated", "webhook.removed"]);
+  });
+
+  it("two servers on one file deliver each event once, in order: one holds a webhook's turn at a time", async () => {
+    const dir = makeTempDir();
+    const one = await server({}, dir);
+    const two = await server({}, dir);
+    const r = await receiver();
+    await one.api.webhooks.create.mutate({ url: r.url, types: ["tick"] });
+    const sent = [];
+    for (let i = 0; i < 40; i++) sent.push(await (i % 2 === 0 ? one : two).api.events.publish.mutate({ type: "tick", source: "x", payload: { i } }));
+    await r.waitFor(40);
+    // Both servers look every second and at each event; give them time to send a duplicate if they would.
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    expect(arrivals(r.received)).toEqual(sent.map((event) => ["tick", event.seq]));
+  });
+
+  it("a server stopped mid-delivery leaves the event to the next: it arrives after the restart, with the same id", async () => {
+    const dir = makeTempDir();
+    const first = await server({ webhookTimeoutMs: 60_000 }, dir);
+    const r = await receiver();
+    r.answer = () => undefined; // hangs: the server is stopped while it waits
+    await first.api.webhooks.create.mutate({ url: r.url, types: ["tick"] });
+    const event = await first.api.events.publish.mutate({ type: "tick", source: "x" });
+    const [hung] = await r.waitFor(1);
+    await first.stop();
+    servers.splice(servers.indexOf(first), 1);
+    r.answer = 200;
+    await server({}, dir);
+    const [, again] = await r.waitFor(2);
+    expect(again!.headers["webhook-id"]).toBe(hung!.headers["webhook-id"]);
+    expect(JSON.parse(again!.body).seq).toBe(event.seq);
+  });
+
+  it("only an admin may manage webhooks; nobody may publish webhook.* events but the server", async () => {
+    secure = await startSecureServer();
+    const r = await receiver();
+    const agent = await secure.issue("agent", "worker-1");
+    const reader = await secure.issue("read");
+    for (const token of [agent, reader]) {
+      expect((await http(secure.url, "POST", "/webhooks", { token, body: { url: r.url, types: ["*"] } })).status).toBe(403);
+      expect((await http(secure.url, "GET", "/webhooks", { token })).status).toBe(403);
+    }
+    const created = await http(secure.url, "POST", "/webhooks", { token: ADMIN_SECRET, body: { url: r.url, types: ["*"] } });
+    expect(created.status).toBe(200);
+    expect(created.body.webhook.createdBy).toBe("config:adminToken");
+    expect((await http(secure.url, "GET", `/webhooks/${created.body.webhook.id}`, { token: agent })).status).toBe(403);
+    const forged = await http(secure.url, "POST", "/events", { token: agent, body: { type: "webhook.disabled", source: "worker-1", payload: {} } });
+    expect(forged.status).toBe(403);
+    expect(forged.body.message).toContain("webhook.* are the server's own events");
+  });
+});
