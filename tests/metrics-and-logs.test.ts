@@ -13,6 +13,7 @@ import { readBody } from "../src/server/http-io.js";
 import { collectEvents } from "./helpers/event-collector.js";
 import { ADMIN_SECRET, http } from "./helpers/secure-server.js";
 import { makeTempDir } from "./helpers/test-server.js";
+import { startReceiver } from "./helpers/webhook-receiver.js";
 
 let server: CoordinationServer | undefined;
 afterEach(async () => {
@@ -339,6 +340,61 @@ describe("operator logs", () => {
     const text = await (await fetch(`${url}/metrics`)).text();
     expect(["acquired", "released", "force_released", "expired"].map((transition) => sample(text, "coordination_lock_transitions_total", { transition }))).toEqual([15, undefined, 1, 13]);
     expect(lines.filter((line) => line.msg === "lock released by an operator").map((line) => [line.lock, line.agentId, line.reason])).toEqual([["held", "a", "stuck"]]);
+  });
+
+  it("a webhook: a line when its deliveries start failing, one when they work again, one when it is disabled, the operator's; its states and attempts: their metrics; never its URL's path or secret", async () => {
+    const { api, lines, url } = await logged({ webhookMaxBackoffMs: 20, webhookDisableAfterMs: 600_000 }, "debug");
+    const receiver = await startReceiver();
+    try {
+      let refusals = 3;
+      receiver.answer = (response) => void response.writeHead(refusals-- > 0 ? 500 : 200).end();
+      const secretPath = `${receiver.url}?token=receiver-secret`;
+      const { webhook, secret } = await api.webhooks.create.mutate({ url: secretPath, types: ["ping"] });
+      await api.events.publish.mutate({ type: "ping", source: "x" });
+      await until(async () => (await api.webhooks.get.query({ id: webhook.id })).delivered === 1);
+      const host = new URL(receiver.url).host;
+      const mine = lines.filter((line) => line.webhookId === webhook.id);
+      expect(mine.map((line) => [line.level, line.msg])).toEqual([
+        [30, "webhook created"],
+        [40, "webhook delivery failing; tried again with backoff, logged again when it works"],
+        [20, "webhook delivery failed again"],
+        [20, "webhook delivery failed again"],
+        [30, "webhook delivering again"],
+      ]);
+      expect(mine[1]).toMatchObject({ host, status: 500, error: "HTTP 500", failures: 1, retryAt: expect.any(String) });
+      expect(mine[4]).toMatchObject({ host, failedAttempts: 3 });
+      const text = await (await fetch(`${url}/metrics`)).text();
+      expect([sample(text, "coordination_webhook_deliveries_total", { outcome: "delivered" }), sample(text, "coordination_webhook_deliveries_total", { outcome: "failed" })]).toEqual([1, 3]);
+      expect(["delivering", "failing", "disabled"].map((state) => sample(text, "coordination_webhooks", { state }))).toEqual([1, 0, 0]);
+      await api.webhooks.update.mutate({ id: webhook.id, enabled: false, reason: "moving" });
+      expect(sample(await (await fetch(`${url}/metrics`)).text(), "coordination_webhooks", { state: "disabled" })).toBe(1);
+      expect(lines.find((line) => line.msg === "webhook changed by an operator")).toMatchObject({ webhookId: webhook.id, host, enabled: false, changed: ["enabled", "reason"] });
+      await api.webhooks.remove.mutate({ id: webhook.id });
+      expect(lines.find((line) => line.msg === "webhook removed")).toMatchObject({ webhookId: webhook.id });
+      const all = JSON.stringify(lines);
+      expect(all).not.toContain("receiver-secret");
+      expect(all).not.toContain("/hooks/coordination");
+      expect(all).not.toContain(secret.slice("whsec_".length));
+    } finally {
+      await receiver.close();
+    }
+  });
+
+  it("a webhook failing for webhookDisableAfterMs: an error line, and the disabled gauge", async () => {
+    const { api, lines, url } = await logged({ webhookMaxBackoffMs: 20, webhookDisableAfterMs: 200 });
+    const receiver = await startReceiver();
+    try {
+      receiver.answer = 503;
+      const { webhook } = await api.webhooks.create.mutate({ url: receiver.url, types: ["ping"] });
+      await api.events.publish.mutate({ type: "ping", source: "x" });
+      await until(async () => !(await api.webhooks.get.query({ id: webhook.id })).enabled);
+      expect(lines.filter((line) => line.level === 50 && line.webhookId === webhook.id).map((line) => [line.msg, line.error])).toEqual([
+        ["webhook disabled: its deliveries failed for webhookDisableAfterMs; webhooks.update with enabled true starts it again", "HTTP 503: refused with 503"],
+      ]);
+      expect(sample(await (await fetch(`${url}/metrics`)).text(), "coordination_webhooks", { state: "disabled" })).toBe(1);
+    } finally {
+      await receiver.close();
+    }
   });
 
   it("a semaphore permit whose lease ran out: one info line, or one for a flood of them; an operator's force-release: its call's line; permits held, transitions and parked acquires: their metrics", async () => {

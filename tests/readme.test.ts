@@ -140,7 +140,7 @@ describe("README", () => {
     const taskFor: Record<string, string> = { get: completed[0]!, wait: completed[0]!, promote: delayed.id, update: pending.id };
     const block = blocks("sh").find((b) => b.includes("npx coordination stats"))!;
     const lines = block.split("\n").filter((line) => line.startsWith("npx coordination "));
-    expect(lines.length).toBe(24);
+    expect(lines.length).toBe(26);
     const env = { COORDINATION_URL: t.url };
     try {
       for (const line of lines) {
@@ -148,7 +148,9 @@ describe("README", () => {
         const words = [...line.replace(/\s+#.*$/, "").matchAll(/'([^']*)'|"([^"]*)"|(\S+)/g)].map((m) => m[1] ?? m[2] ?? m[3]!).slice(2);
         const args = words
           .filter((word) => word !== "[--any]")
-          .flatMap((word) => (word === "ID1" ? completed : word === "ID2" || word === "ID3" ? [] : word === "TASK_ID" ? [taskFor[words[1]!]!] : [word]));
+          .flatMap((word) => (word === "ID1" ? completed : word === "ID2" || word === "ID3" ? [] : word === "TASK_ID" ? [taskFor[words[1]!]!] : [word]))
+          // The webhook's receiver: on loopback (a port nothing listens on), never the Internet.
+          .map((word) => word.replace("https://hooks.example.com", "http://127.0.0.1:9"));
         if (words[0] === "events") {
           // It follows the live log until stopped: it shows an event, then Ctrl-C ends it.
           const tail = new CliProcess({ args, env });
@@ -181,6 +183,7 @@ describe("README", () => {
     expect(await api.semaphores.get.query({ name: "gpu" })).toMatchObject({ held: 0 });
     const [permitEnded] = await api.events.list.query({ types: ["semaphore.released"], limit: 10 });
     expect(permitEnded?.payload).toMatchObject({ name: "gpu", agentId: "trainer", forced: true, reason: "trainer hung" });
+    expect((await api.webhooks.list.query()).webhooks).toMatchObject([{ url: "http://127.0.0.1:9/coordination", types: ["task.dead_lettered", "agent.offline"], description: "on-call", enabled: true }]);
   });
 
   it("the desktop MCP configuration works as written, started from another directory (node and the checkout's CLI by its path)", async () => {
@@ -226,6 +229,10 @@ describe("README", () => {
 
   it("runs the named locks example as written", async () => {
     expect(await runExample("repo/CHANGELOG.md", "locks")).toBe("2 false\nbusy: deployer-1\n");
+  });
+
+  it("runs the webhooks example as written: a receiver that verifies what it gets", async () => {
+    expect(await runExample("verifyWebhook", "webhooks")).toBe("task.dead_lettered reports no data\n");
   });
 
   it("runs the progress example as written", async () => {

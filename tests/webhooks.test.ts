@@ -6,6 +6,7 @@
 import { createHmac } from "node:crypto";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { verifyWebhook, WebhookVerificationError } from "../client/index.js";
+import { killAllCli, runCli } from "./helpers/cli-process.js";
 import { ADMIN_SECRET, http, startSecureServer, type SecureServer } from "./helpers/secure-server.js";
 import { makeTempDir, rest, startTestServer, type TestServer } from "./helpers/test-server.js";
 import { startReceiver, type Received, type WebhookReceiver } from "./helpers/webhook-receiver.js";
@@ -14,6 +15,7 @@ const servers: TestServer[] = [];
 const receivers: WebhookReceiver[] = [];
 let secure: SecureServer | undefined;
 afterEach(async () => {
+  await killAllCli();
   for (const server of servers.splice(0)) await server.stop({ removeFiles: true });
   for (const receiver of receivers.splice(0)) await receiver.close();
   await secure?.stop({ removeFiles: true });
@@ -311,5 +313,39 @@ describe("webhooks", () => {
     const forged = await http(secure.url, "POST", "/events", { token: agent, body: { type: "webhook.disabled", source: "worker-1", payload: {} } });
     expect(forged.status).toBe(403);
     expect(forged.body.message).toContain("webhook.* are the server's own events");
+  });
+
+  it("the command line adds, shows, disables, enables, rotates and removes webhooks", async () => {
+    const t = await server({ webhookMaxBackoffMs: 20 });
+    const r = await receiver();
+    r.answer = 502;
+    const env = { COORDINATION_URL: t.url };
+    const added = await runCli({ args: ["webhooks", "add", r.url, "--types", "deploy.*, alert", "--description", "ops channel", "--json"], env });
+    expect(added.code).toBe(0);
+    const { webhook, secret } = JSON.parse(added.stdout) as { webhook: { id: string }; secret: string };
+    expect(secret).toMatch(/^whsec_/);
+    const text = await runCli({ args: ["webhooks", "add", r.url, "--types", "*"], env });
+    expect(text.stdout).toMatch(/^webhook \S+: http:\/\/127\.0\.0\.1:\d+\/hooks\/coordination\n  types: \*\n  delivering; 0 delivered, at seq \d+\n  signing secret \(shown once, keep it\): whsec_\S+\n$/);
+    await runCli({ args: ["webhooks", "remove", text.stdout.split(/[ :]/)[1]!], env });
+    await t.api.events.publish.mutate({ type: "deploy.started", source: "cd" });
+    await vi.waitFor(async () => expect((await t.api.webhooks.get.query({ id: webhook.id })).failures).toBeGreaterThan(0));
+    const got = await runCli({ args: ["webhooks", "get", webhook.id], env });
+    expect(got.stdout).toMatch(new RegExp(`^webhook ${webhook.id}: ${r.url.replaceAll(".", "\\.")}\n  types: deploy\\.\\*, alert; ops channel\n  failing: \\d+ attempts since .*Z, next .*Z; 0 delivered, at seq \\d+\n  last error: HTTP 502: refused with 502\n$`));
+    const listed = await runCli({ args: ["webhooks"], env });
+    expect(listed.stdout.split("\n")[0]).toMatch(/^ID\s+URL\s+TYPES\s+STATE\s+DELIVERED\s+AT SEQ\s+LAST ERROR$/);
+    expect(listed.stdout).toContain("HTTP 502: refused with 502");
+    const disabled = await runCli({ args: ["webhooks", "disable", webhook.id, "--reason", "receiver down"], env });
+    expect(disabled.stdout).toContain("  disabled: receiver down; 0 delivered");
+    r.answer = 200;
+    expect((await runCli({ args: ["webhooks", "enable", webhook.id], env })).stdout).toContain("\n  delivering; 0 delivered");
+    await vi.waitFor(async () => expect((await t.api.webhooks.get.query({ id: webhook.id })).delivered).toBe(1));
+    const rotated = await runCli({ args: ["webhooks", "rotate-secret", webhook.id, "--grace", "1h"], env });
+    expect(rotated.stdout).toMatch(new RegExp(`^webhook ${webhook.id}: new signing secret \\(shown once, keep it\\): whsec_\\S+\n  the old one signs too until .*Z\n$`));
+    expect(await runCli({ args: ["webhooks", "remove", webhook.id], env })).toMatchObject({ code: 0, stdout: `webhook ${webhook.id} removed\n` });
+    expect(await runCli({ args: ["webhooks", "remove", webhook.id], env })).toMatchObject({ code: 0, stdout: `no webhook ${webhook.id}: nothing changed\n` });
+    expect(await runCli({ args: ["webhooks", "get", webhook.id], env })).toMatchObject({ code: 1 });
+    const noTypes = await runCli({ args: ["webhooks", "add", r.url], env });
+    expect([noTypes.code, noTypes.stderr.split("\n")[0]]).toEqual([2, "coordination: webhooks add needs --types: the events to send, such as 'task.dead_lettered,build.*' or '*'"]);
+    expect((await runCli({ args: ["webhooks", "disable", webhook.id, "--grace", "1h"], env })).code).toBe(2);
   });
 });
