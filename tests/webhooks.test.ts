@@ -8,7 +8,7 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import { verifyWebhook, WebhookVerificationError } from "../client/index.js";
 import { killAllCli, runCli } from "./helpers/cli-process.js";
 import { ADMIN_SECRET, http, startSecureServer, type SecureServer } from "./helpers/secure-server.js";
-import { makeTempDir, rest, startTestServer, type TestServer } from "./helpers/test-server.js";
+import { makeTempDir, rest, startTestServer, withDatabase, type TestServer } from "./helpers/test-server.js";
 import { startReceiver, type Received, type WebhookReceiver } from "./helpers/webhook-receiver.js";
 
 const servers: TestServer[] = [];
@@ -290,6 +290,8 @@ describe("webhooks", () => {
     const [hung] = await r.waitFor(1);
     await first.stop();
     servers.splice(servers.indexOf(first), 1);
+    // The stop abandoned the request: not the receiver's failure, and its turn given up for the next server at once.
+    expect(withDatabase(first, (db) => db.prepare("SELECT failures, lastError, turnOwner, turnUntil FROM webhooks").get())).toEqual({ failures: 0, lastError: null, turnOwner: null, turnUntil: null });
     r.answer = 200;
     await server({}, dir);
     const [, again] = await r.waitFor(2);

@@ -9,6 +9,7 @@ import { CoordinationError, notFound } from "../errors.js";
 import { assertReadable, readsAnyPruned } from "../events/event-positions.js";
 import type { CoordinationEvent } from "../events/event-schemas.js";
 import type { EventStore } from "../events/event-store.js";
+import { mergePatterns } from "../events/type-patterns.js";
 import { newId } from "../ids.js";
 import { retryDelayMs } from "../tasks/retry-backoff.js";
 import type { CreateWebhookRequest, UpdateWebhookRequest, Webhook, WebhookWithSecret } from "./webhook-schemas.js";
@@ -261,11 +262,11 @@ export function webhookQueries(d: WebhookDeps & { maxResponseBytes: number }) {
       if (row === undefined) throw notFound("WEBHOOK_NOT_FOUND", id);
       return toWebhook(row);
     },
-    /** Ids of up to `limit` webhooks due at `now` with events after their cursor that no process delivers, but those in `excluding`; and how many are enabled. */
-    "webhooks.due": (args: { now: number; excluding: string[]; limit: number }): { due: string[]; enabled: number } => {
-      const counts = d.webhooks.countsByState();
-      return { due: d.webhooks.due(args.now, d.events.headSeq(), args.excluding, args.limit).map((row) => row.id), enabled: counts.enabled + counts.failing };
-    },
+    /** Ids of up to `limit` webhooks due at `now` with events after their cursor that no process delivers, but those in `excluding`; and the type patterns of every enabled webhook. */
+    "webhooks.due": (args: { now: number; excluding: string[]; limit: number }): { due: string[]; patterns: string[] } => ({
+      due: d.webhooks.due(args.now, d.events.headSeq(), args.excluding, args.limit).map((row) => row.id),
+      patterns: mergePatterns([], d.webhooks.enabledTypes().flatMap((types) => JSON.parse(types) as string[])),
+    }),
     /** Untargeted events of `types` after `afterSeq`, up to `limit` and the answer budget. */
     "webhooks.next": (args: { types: string[]; afterSeq: number; limit: number }): WebhookPage => {
       const head = d.events.headSeq();

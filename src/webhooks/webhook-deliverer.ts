@@ -11,6 +11,7 @@ import { hostname } from "node:os";
 import type { Config } from "../config.js";
 import type { Database } from "../db/thread/database.js";
 import type { CoordinationEvent } from "../events/event-schemas.js";
+import { matchesType } from "../events/type-patterns.js";
 import type { Logger } from "../logger.js";
 import { VERSION } from "../version.js";
 import type { WebhookTurn } from "./webhook-commands.js";
@@ -60,8 +61,12 @@ export class WebhookDeliverer {
   private looking: Promise<void> | undefined;
   private lookAgain = false;
   private stopped = false;
-  /** Whether the last look found any enabled webhook: with none, new events start no look (the job's next one finds a webhook created elsewhere). */
-  private anyEnabled = true;
+  /**
+   * The type patterns of the enabled webhooks, as the last look found them: events of no such
+   * type start no look (the job's next one, within leaseSweepMs, moves their cursors past them,
+   * and finds webhooks created or changed by another server on the file).
+   */
+  private patterns: readonly string[] = ["*"];
   /** Attempts since start, by how they went (the metrics). */
   readonly attempts = { delivered: 0, failed: 0 };
 
@@ -89,7 +94,7 @@ export class WebhookDeliverer {
 
   /** Committed events (the bus): untargeted ones may be some webhook's. */
   observe(events: readonly CoordinationEvent[]): void {
-    if (this.stopped || !this.anyEnabled || !events.some((event) => event.target === null)) return;
+    if (this.stopped || this.patterns.length === 0 || !events.some((event) => event.target === null && matchesType(event.type, this.patterns))) return;
     for (const id of this.running.keys()) this.again.add(id);
     void this.look().catch(() => undefined);
   }
@@ -103,8 +108,8 @@ export class WebhookDeliverer {
   }
 
   private async findDue(): Promise<void> {
-    const { due, enabled } = await this.d.db.read("webhooks.due", { now: Date.now(), excluding: [...this.running.keys()], limit: MAX_WEBHOOKS });
-    this.anyEnabled = enabled > 0;
+    const { due, patterns } = await this.d.db.read("webhooks.due", { now: Date.now(), excluding: [...this.running.keys()], limit: MAX_WEBHOOKS });
+    this.patterns = patterns;
     for (const id of due) {
       if (this.stopped || this.running.has(id)) continue;
       const loop = this.deliver(id)
@@ -142,7 +147,8 @@ export class WebhookDeliverer {
       for (const event of page.events) {
         const attemptAt = Date.now();
         const outcome = await this.post(turn, event);
-        if (this.stopped && !outcome.ok) return;
+        // Shutdown aborted the request: not the receiver's failure (the event goes again after the restart, or from another server).
+        if (this.d.shutdown.aborted && !outcome.ok) return;
         const attempt = { status: outcome.status, error: outcome.error, at: attemptAt };
         if (outcome.ok) {
           this.attempts.delivered++;

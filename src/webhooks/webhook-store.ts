@@ -156,6 +156,11 @@ export class WebhookStore {
     this.st.get<[string]>(`UPDATE webhooks SET turnOwner = NULL, turnUntil = NULL WHERE turnOwner = ?`).run(owner);
   }
 
+  /** The type patterns (JSON text) of every enabled webhook. */
+  enabledTypes(): string[] {
+    return this.st.get<[], string>(`SELECT types FROM webhooks WHERE enabled = 1`).pluck().all();
+  }
+
   /** Webhooks by state (the metrics' gauge): enabled and delivering, enabled and failing, disabled. */
   countsByState(): { enabled: number; failing: number; disabled: number } {
     return this.st
