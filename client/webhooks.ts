@@ -31,9 +31,12 @@ export interface VerifiedWebhook {
 
 const DEFAULT_TOLERANCE_MS = 5 * 60_000;
 
+/** Header `name` (lower-case) of either kind, whatever the case a plain object's names are in. */
 function header(headers: WebhookHeaders, name: string): string | undefined {
   if (typeof (headers as Headers).get === "function") return (headers as Headers).get(name) ?? undefined;
-  const value = (headers as Record<string, string | string[] | undefined>)[name];
+  const record = headers as Record<string, string | string[] | undefined>;
+  const key = name in record ? name : Object.keys(record).find((k) => k.toLowerCase() === name);
+  const value = key === undefined ? undefined : record[key];
   return Array.isArray(value) ? value[0] : value;
 }
 
@@ -84,7 +87,12 @@ export async function verifyWebhook(secret: string | readonly string[], headers:
   const signed = new TextEncoder().encode(`${id}.${timestamp}.${text}`);
   const offered = signatures.split(" ").flatMap((part) => (part.startsWith("v1,") ? [part.slice(3)] : []));
   for (const one of typeof secret === "string" ? [secret] : secret) {
-    const key = await crypto.subtle.importKey("raw", base64Bytes(one.startsWith("whsec_") ? one.slice("whsec_".length) : one), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+    let key: Awaited<ReturnType<typeof crypto.subtle.importKey>>;
+    try {
+      key = await crypto.subtle.importKey("raw", base64Bytes(one.startsWith("whsec_") ? one.slice("whsec_".length) : one), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+    } catch {
+      throw new WebhookVerificationError('the secret is not "whsec_" and base64, as webhooks.create answered it (no spaces, not empty)');
+    }
     const expected = bytesBase64(new Uint8Array(await crypto.subtle.sign("HMAC", key, signed)));
     if (offered.some((signature) => sameText(signature, expected))) {
       const parsed = JSON.parse(text) as Omit<WebhookEvent, "createdAt"> & { createdAt: string };

@@ -1196,7 +1196,7 @@ function cordonText(agent: { cordon?: { reason: string | null; cordonedAt: Date;
   return `since ${when(cordon.cordonedAt)}, ${until}${cordon.automatic ? " (automatic)" : ""}${cordon.reason ? `: ${cordon.reason}` : ""}`;
 }
 
-/** A webhook's state as a table cell: delivering, failing (how many attempts, since when), or disabled (why). */
+/** A webhook's state, as text to print (`printable`: its disabledReason holds a receiver's answer): delivering, failing (how many attempts, since when), or disabled (why). */
 function webhookState(webhook: RouterOutputs["webhooks"]["get"]): string {
   if (!webhook.enabled) return `disabled: ${webhook.disabledReason ?? "-"}`;
   if (webhook.failures > 0) return `failing: ${webhook.failures} attempts since ${when(webhook.failingSince)}, next ${when(webhook.nextAttemptAt)}`;
@@ -1210,7 +1210,7 @@ async function webhookCommand(words: string[], options: Parsed["options"], api: 
     [
       `webhook ${webhook.id}: ${printable(webhook.url)}`,
       `  types: ${webhook.types.join(", ")}${webhook.description === null ? "" : `; ${printable(webhook.description)}`}`,
-      `  ${webhookState(webhook)}; ${webhook.delivered} delivered, at seq ${webhook.cursor}${webhook.gaps > 0 ? `, ${webhook.gaps} gaps (events pruned before delivery)` : ""}`,
+      `  ${printable(webhookState(webhook))}; ${webhook.delivered} delivered, at seq ${webhook.cursor}${webhook.gaps > 0 ? `, ${webhook.gaps} gaps (events pruned before delivery)` : ""}`,
       ...(webhook.lastError === null ? [] : [`  last error: ${printable(webhook.lastError)}`]),
     ].join("\n") + "\n";
   if (sub === undefined || (sub === "list" && words.length === 2)) {

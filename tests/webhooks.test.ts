@@ -87,6 +87,10 @@ describe("webhooks", () => {
     await expect(verifyWebhook(secret, first.headers, first.body.replace('"n":1', '"n":2'))).rejects.toThrow(/no webhook-signature matches/);
     await expect(verifyWebhook(secret, first.headers, first.body, { now: () => Date.now() + 10 * 60_000 })).rejects.toThrow(/more than 300000 ms from now/);
     await expect(verifyWebhook(secret, { "webhook-id": "x" }, first.body)).rejects.toThrow(/missing webhook-id, webhook-timestamp or webhook-signature/);
+    // Header names in any case, in a plain object too.
+    const upper = Object.fromEntries(Object.entries(first.headers).map(([name, value]) => [name.replace(/(^|-)w/g, (m) => m.toUpperCase()), value]));
+    expect((await verifyWebhook(secret, upper, first.body)).event.seq).toBe(sent[0]!.seq);
+    await expect(verifyWebhook("whsec_***", first.headers, first.body)).rejects.toThrow(WebhookVerificationError);
     // A fetch Headers and bytes do as well as node's headers and text.
     const asHeaders = new Headers(Object.entries(first.headers).map(([name, value]) => [name, String(value)]));
     expect((await verifyWebhook([other, secret], asHeaders, new TextEncoder().encode(first.body))).event.seq).toBe(sent[0]!.seq);
@@ -124,6 +128,8 @@ describe("webhooks", () => {
       [{ url: "http://127.0.0.1/x", types: [] }, "types"],
       [{ url: "http://127.0.0.1/x", types: ["bad pattern"] }, "types[0]: must be an exact type, prefix.* or *"],
       [{ url: "http://127.0.0.1/x", types: ["*"], secret: "mine" }, "secret"],
+      [{ url: "http://127.0.0.1:0/x", types: ["*"] }, "url: must not name port 0"],
+      [{ url: "http://127.0.0.1/a b", types: ["*"] }, "url: must not hold spaces or other whitespace"],
     ];
     for (const [body, message] of cases) {
       const answer = await rest(t.url, "POST", "/webhooks", body);
@@ -134,6 +140,10 @@ describe("webhooks", () => {
     expect(await rest(t.url, "GET", "/webhooks/nope")).toMatchObject({ status: 404, body: { code: "WEBHOOK_NOT_FOUND", message: 'webhook "nope" not found' } });
     expect(await rest(t.url, "PATCH", "/webhooks/nope", { enabled: false })).toMatchObject({ status: 404, body: { code: "WEBHOOK_NOT_FOUND" } });
     expect(await rest(t.url, "DELETE", "/webhooks/nope")).toEqual({ status: 200, body: { removed: false } });
+    const { webhook } = await t.api.webhooks.create.mutate({ url: "http://127.0.0.1:9/x", types: ["never"] });
+    expect(await rest(t.url, "PATCH", `/webhooks/${webhook.id}`, {})).toMatchObject({ status: 400, body: { message: "names nothing to change: give url, types, description or enabled" } });
+    expect(await rest(t.url, "PATCH", `/webhooks/${webhook.id}`, { reason: "x", description: "d" })).toMatchObject({ status: 400, body: { message: "reason: goes with enabled false (it is why the webhook is disabled)" } });
+    await t.api.webhooks.remove.mutate({ id: webhook.id });
     expect((await t.api.webhooks.list.query()).webhooks).toEqual([]);
   });
 
@@ -177,8 +187,9 @@ describe("webhooks", () => {
       );
     };
     expect(await failure(503)).toMatchObject({ failures: 1, lastStatus: 503, lastError: "HTTP 503: refused with 503", delivered: 0, failingSince: expect.any(Date) });
-    const redirected = await failure((response) => response.writeHead(302, { location: "http://127.0.0.1:1/elsewhere" }).end());
-    expect(redirected).toMatchObject({ lastStatus: 302, lastError: "HTTP 302: redirected to http://127.0.0.1:1/elsewhere, not followed (give the webhook its final URL)" });
+    // Where it pointed, by its origin alone: a redirect's path and query may carry the receiver's secret.
+    const redirected = await failure((response) => response.writeHead(308, { location: "https://127.0.0.1:1/hooks?token=receiver-secret" }).end());
+    expect(redirected).toMatchObject({ lastStatus: 308, lastError: "HTTP 308: redirected to https://127.0.0.1:1/… (path not shown), not followed (give the webhook its final URL)" });
     const hung = await failure(() => undefined);
     expect(hung).toMatchObject({ lastStatus: null, lastError: "no answer within webhookTimeoutMs (300 ms)" });
     // The retry waits its backoff (1 s, within 20%) from the failure.
@@ -208,7 +219,8 @@ describe("webhooks", () => {
     expect(r.received).toHaveLength(attempts);
     expect((await webhookEvents(t)).find(([type]) => type === "webhook.disabled")).toEqual([
       "webhook.disabled",
-      { webhookId: webhook.id, reason: disabled.disabledReason, by: null, cursor: webhook.cursor, failed: true },
+      // The receiver's answer stays out of the event (any reader sees events): its disabledReason has it, for an admin.
+      { webhookId: webhook.id, reason: disabled.disabledReason!.replace(": HTTP 500: refused with 500", ""), by: null, cursor: webhook.cursor, failed: true },
     ]);
 
     r.answer = 200;
@@ -349,5 +361,89 @@ describe("webhooks", () => {
     const noTypes = await runCli({ args: ["webhooks", "add", r.url], env });
     expect([noTypes.code, noTypes.stderr.split("\n")[0]]).toEqual([2, "coordination: webhooks add needs --types: the events to send, such as 'task.dead_lettered,build.*' or '*'"]);
     expect((await runCli({ args: ["webhooks", "disable", webhook.id, "--grace", "1h"], env })).code).toBe(2);
+  });
+
+  it("a new URL, or enable on a failing webhook, is tried at once, its failures forgotten", async () => {
+    const t = await server({ webhookMaxBackoffMs: 600_000 });
+    const down = await receiver();
+    const up = await receiver();
+    down.answer = 500;
+    const { webhook } = await t.api.webhooks.create.mutate({ url: down.url, types: ["ping"] });
+    const ping = await t.api.events.publish.mutate({ type: "ping", source: "x" });
+    await down.waitFor(1);
+    // Its backoff now runs about a second: a second failure would put it at two, and so on (here, up to ten minutes).
+    await vi.waitFor(async () => expect((await t.api.webhooks.get.query({ id: webhook.id })).failures).toBe(1));
+    const moved = await t.api.webhooks.update.mutate({ id: webhook.id, url: up.url });
+    expect(moved).toMatchObject({ failures: 0, failingSince: null });
+    expect(arrivals(await up.waitFor(1))).toEqual([["ping", ping.seq]]);
+  });
+
+  it("fromSeq 0 is every retained event, however much of the log was pruned", async () => {
+    const t = await server({ eventRetentionCount: 3 });
+    const r = await receiver();
+    const sent = [];
+    for (let i = 0; i < 6; i++) sent.push(await t.api.events.publish.mutate({ type: "old", source: "x", payload: { i } }));
+    await t.server.services.jobs.eventPruner.runNow();
+    const retained = (await t.api.events.list.query({ afterSeq: 0, limit: 100 })).map((event) => event.seq);
+    expect(retained).toEqual(sent.slice(3).map((event) => event.seq));
+    const { webhook } = await t.api.webhooks.create.mutate({ url: r.url, types: ["old"], fromSeq: 0 });
+    expect(webhook.cursor).toBe(sent[2]!.seq);
+    expect(arrivals(await r.waitFor(3))).toEqual(sent.slice(3).map((event) => ["old", event.seq]));
+    expect((await t.api.webhooks.get.query({ id: webhook.id })).gaps).toBe(0);
+    const behind = await rest(t.url, "POST", "/webhooks", { url: r.url, types: ["old"], fromSeq: 1 });
+    expect([behind.status, behind.body.code]).toEqual([412, "EVENTS_PRUNED"]);
+  });
+
+  it("an operator's change mid-delivery, with two servers on one file: no other server sends while the old request is open", async () => {
+    const dir = makeTempDir();
+    const one = await server({ webhookTimeoutMs: 60_000 }, dir);
+    const two = await server({ webhookTimeoutMs: 60_000 }, dir);
+    const r = await receiver();
+    let open = 0;
+    let mostOpen = 0;
+    const held: Array<() => void> = [];
+    r.answer = (response) => {
+      mostOpen = Math.max(mostOpen, ++open);
+      // The first request hangs until the test lets it go; the rest answer at once.
+      const finish = () => {
+        open--;
+        response.writeHead(200).end();
+      };
+      if (r.received.length === 1) held.push(finish);
+      else finish();
+    };
+    const { webhook } = await one.api.webhooks.create.mutate({ url: r.url, types: ["tick"] });
+    const first = await one.api.events.publish.mutate({ type: "tick", source: "x" });
+    await r.waitFor(1);
+    // Changed while the first request is open: the other server must not take the webhook meanwhile.
+    await two.api.webhooks.update.mutate({ id: webhook.id, description: "changed" });
+    const second = await two.api.events.publish.mutate({ type: "tick", source: "x" });
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    expect(r.received).toHaveLength(1);
+    held.shift()!();
+    await vi.waitFor(async () => expect((await one.api.webhooks.get.query({ id: webhook.id })).cursor).toBeGreaterThanOrEqual(second.seq), { timeout: 20_000 });
+    // The first event again (its delivery was not recorded: the change ended that turn), then the second, one at a time.
+    expect(arrivals(r.received)).toEqual([
+      ["tick", first.seq],
+      ["tick", first.seq],
+      ["tick", second.seq],
+    ]);
+    expect(mostOpen).toBe(1);
+  });
+
+  it("disabling a webhook abandons its request under way at once, not at webhookTimeoutMs", async () => {
+    const t = await server({ webhookTimeoutMs: 60_000 });
+    const r = await receiver();
+    let closedAt = 0;
+    r.answer = (response) => response.on("close", () => (closedAt = Date.now()));
+    const { webhook } = await t.api.webhooks.create.mutate({ url: r.url, types: ["slow"] });
+    await t.api.events.publish.mutate({ type: "slow", source: "x" });
+    await r.waitFor(1);
+    const disabledAt = Date.now();
+    await t.api.webhooks.update.mutate({ id: webhook.id, enabled: false });
+    await vi.waitFor(() => expect(closedAt).toBeGreaterThan(0), { timeout: 20_000 });
+    // Well before the 60 s the receiver had to answer: the change aborted it.
+    expect(closedAt - disabledAt).toBeLessThan(30_000);
+    expect(await t.api.webhooks.get.query({ id: webhook.id })).toMatchObject({ enabled: false, failures: 0, lastError: null, delivered: 0 });
   });
 });

@@ -73,7 +73,7 @@ export interface FailureRecorded {
   first: boolean;
 }
 
-/** Each failed attempt waits longer before the next: 1 s doubling, within ±20%, up to the server's webhookMaxBackoffMs. */
+/** Each failed attempt waits longer before the next: 1 s doubling (shortened by up to 20% at random), up to the server's webhookMaxBackoffMs. */
 const backoffOf = (maxDelayMs: number) => ({ type: "exponential" as const, delayMs: Math.min(1000, maxDelayMs), maxDelayMs, jitter: 0.2 });
 
 export function webhookCommands(d: WebhookDeps) {
@@ -88,7 +88,8 @@ export function webhookCommands(d: WebhookDeps) {
       if (d.webhooks.count() >= MAX_WEBHOOKS) {
         throw new CoordinationError("INVALID_STATE", `the server keeps at most ${MAX_WEBHOOKS} webhooks: remove one first (webhooks.remove)`, { maxWebhooks: MAX_WEBHOOKS });
       }
-      if (request.fromSeq !== undefined) assertReadable(d.events, request.fromSeq, "fromSeq");
+      // 0 is every retained event, however much was pruned (as a subscription's fromSeq 0 is).
+      if (request.fromSeq !== undefined && request.fromSeq !== 0) assertReadable(d.events, request.fromSeq, "fromSeq");
       const row: WebhookRow = {
         id: newId(),
         url: request.url,
@@ -98,7 +99,7 @@ export function webhookCommands(d: WebhookDeps) {
         previousSecret: null,
         previousSecretUntil: null,
         // Left out: from the events after its own webhook.created on (this write appends it next, as seq head + 1).
-        cursor: request.fromSeq ?? d.events.headSeq() + 1,
+        cursor: request.fromSeq === 0 ? d.events.prunedThroughSeq() : (request.fromSeq ?? d.events.headSeq() + 1),
         enabled: 1,
         disabledReason: null,
         failures: 0,
@@ -134,6 +135,10 @@ export function webhookCommands(d: WebhookDeps) {
       if (request.types !== undefined) row.types = JSON.stringify(request.types);
       if (request.description !== undefined) row.description = request.description;
       const wasEnabled = Number(before.enabled) === 1;
+      // A new URL, or enabled again while failing: tried at once, its failures forgotten (the old ones were another receiver's, or are what the operator acts on).
+      if (wasEnabled && (request.url !== undefined || request.enabled === true) && Number(before.failures) > 0) {
+        Object.assign(row, { failures: 0, failingSince: null, nextAttemptAt: ctx.now });
+      }
       if (request.enabled === true && !wasEnabled) {
         Object.assign(row, { enabled: 1, disabledReason: null, failures: 0, failingSince: null, nextAttemptAt: ctx.now });
         d.events.appendSystem(ctx, "webhook.enabled", { webhookId: row.id, cursor: Number(row.cursor), by: request.updatedBy });
@@ -143,7 +148,7 @@ export function webhookCommands(d: WebhookDeps) {
       }
       d.webhooks.update(row);
       // The change ends a turn under way: the deliverer's next write finds it is no longer its own.
-      d.webhooks.clearTurn(row.id);
+      d.webhooks.endTurnForChange(row.id);
       if (request.url !== undefined || request.types !== undefined || request.description !== undefined) {
         d.events.appendSystem(ctx, "webhook.updated", {
           webhookId: row.id,
@@ -161,7 +166,7 @@ export function webhookCommands(d: WebhookDeps) {
       const secret = newSecret();
       const graceEnds = request.graceMs > 0 ? ctx.now + request.graceMs : null;
       d.webhooks.setSecret(before.id, secret, graceEnds === null ? null : before.secret, graceEnds, ctx.now);
-      d.webhooks.clearTurn(before.id);
+      d.webhooks.endTurnForChange(before.id);
       return { webhook: toWebhook(d.webhooks.get(before.id)!), secret };
     },
 
@@ -194,7 +199,10 @@ export function webhookCommands(d: WebhookDeps) {
     /** Event `seq` reached webhook `id` (`attempt`): its cursor moves to it and `owner`'s turn runs to `until`. False: the turn is no longer `owner`'s (nothing recorded). */
     "webhooks.delivered": (ctx: WriteContext, request: { id: string; owner: string; seq: number; attempt: Attempt; until: number }): boolean => {
       const row = d.webhooks.heldBy(request.id, request.owner, ctx.now);
-      if (row === undefined) return false;
+      if (row === undefined) {
+        d.webhooks.releaseEndedTurn(request.id);
+        return false;
+      }
       d.webhooks.delivered(row.id, request.seq, request.attempt, request.until);
       if (Number(row.failures) > 0) d.events.appendSystem(ctx, "webhook.recovered", { webhookId: row.id, seq: request.seq, failedAttempts: Number(row.failures), failingSince: new Date(Number(row.failingSince ?? request.attempt.at)).toISOString() });
       return true;
@@ -202,21 +210,27 @@ export function webhookCommands(d: WebhookDeps) {
 
     /**
      * An attempt to deliver to webhook `id` failed: tried again after a backoff (1 s doubling,
-     * ±20%, up to `maxBackoffMs`), or disabled when it has been failing for `disableAfterMs`
-     * (webhook.disabled). `owner`'s turn ends. Null: the turn was no longer `owner`'s.
+     * shortened by up to 20% at random, up to `maxBackoffMs`), or disabled when it has been
+     * failing for `disableAfterMs` (webhook.disabled). `owner`'s turn ends. Null: the turn was no
+     * longer `owner`'s.
      */
     "webhooks.failed": (ctx: WriteContext, request: { id: string; owner: string; seq: number; attempt: Attempt; maxBackoffMs: number; disableAfterMs: number }): FailureRecorded | null => {
       const row = d.webhooks.heldBy(request.id, request.owner, ctx.now);
-      if (row === undefined) return null;
+      if (row === undefined) {
+        d.webhooks.releaseEndedTurn(request.id);
+        return null;
+      }
       const failures = Number(row.failures) + 1;
       const failingSince = row.failingSince === null ? request.attempt.at : Number(row.failingSince);
       const nextAttemptAt = ctx.now + retryDelayMs(backoffOf(request.maxBackoffMs), failures, { retryBaseMs: 1000, retryMaxMs: request.maxBackoffMs });
       d.webhooks.failed(row.id, request.attempt, nextAttemptAt, failingSince);
       const disabled = ctx.now - failingSince >= request.disableAfterMs;
       if (disabled) {
-        const reason = `failing since ${new Date(failingSince).toISOString()} (${failures} attempts on event ${request.seq}): ${request.attempt.error ?? "no answer"}`;
+        const failing = `failing since ${new Date(failingSince).toISOString()} (${failures} attempts on event ${request.seq})`;
+        const reason = `${failing}: ${request.attempt.error ?? "no answer"}`;
         d.webhooks.disable(row.id, reason, ctx.now);
-        d.events.appendSystem(ctx, "webhook.disabled", { webhookId: row.id, reason, by: null, cursor: Number(row.cursor), failed: true });
+        // The event leaves the receiver's answer out (its lastError, an admin's): any reader sees events.
+        d.events.appendSystem(ctx, "webhook.disabled", { webhookId: row.id, reason: failing, by: null, cursor: Number(row.cursor), failed: true });
       }
       return { disabled, failures, nextAttemptAt, first: failures === 1 };
     },
@@ -229,7 +243,10 @@ export function webhookCommands(d: WebhookDeps) {
 
     /** Events up to `through` were pruned before `owner` could deliver them to webhook `id`: its cursor moves past them, one gap more. False: not its turn. */
     "webhooks.skip": (ctx: WriteContext, request: { id: string; owner: string; through: number }): boolean => {
-      if (d.webhooks.heldBy(request.id, request.owner, ctx.now) === undefined) return false;
+      if (d.webhooks.heldBy(request.id, request.owner, ctx.now) === undefined) {
+        d.webhooks.releaseEndedTurn(request.id);
+        return false;
+      }
       d.webhooks.skip(request.id, request.through);
       return true;
     },
@@ -254,6 +271,17 @@ export interface WebhookPage {
 }
 
 export function webhookQueries(d: WebhookDeps & { maxResponseBytes: number }) {
+  /**
+   * Whether webhook `row` has an event to deliver after its cursor, or fell behind the retained
+   * log: one indexed read, so a webhook of rare types costs no write per tick on a busy log (its
+   * cursor moves on with the next event it delivers).
+   */
+  const hasWork = (row: WebhookRow): boolean => {
+    const types = JSON.parse(row.types) as string[];
+    const prunedThrough = d.events.prunedThroughSeq();
+    if (Number(row.cursor) < prunedThrough && readsAnyPruned(d.events, Number(row.cursor), { patterns: types, recipient: null })) return true;
+    return d.events.readLogPage(Math.max(Number(row.cursor), prunedThrough), 1, d.maxResponseBytes, types, null).events.length > 0;
+  };
   return {
     "webhooks.list": (_: undefined): Webhook[] => d.webhooks.all().map(toWebhook),
     /** WEBHOOK_NOT_FOUND. */
@@ -264,7 +292,10 @@ export function webhookQueries(d: WebhookDeps & { maxResponseBytes: number }) {
     },
     /** Ids of up to `limit` webhooks due at `now` with events after their cursor that no process delivers, but those in `excluding`; and the type patterns of every enabled webhook. */
     "webhooks.due": (args: { now: number; excluding: string[]; limit: number }): { due: string[]; patterns: string[] } => ({
-      due: d.webhooks.due(args.now, d.events.headSeq(), args.excluding, args.limit).map((row) => row.id),
+      due: d.webhooks
+        .due(args.now, d.events.headSeq(), args.excluding, args.limit)
+        .filter((row) => hasWork(row))
+        .map((row) => row.id),
       patterns: mergePatterns([], d.webhooks.enabledTypes().flatMap((types) => JSON.parse(types) as string[])),
     }),
     /** Untargeted events of `types` after `afterSeq`, up to `limit` and the answer budget. */

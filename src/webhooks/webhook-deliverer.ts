@@ -30,6 +30,8 @@ const ERROR_BODY_CHARS = 200;
 /** How one attempt went. */
 interface Outcome {
   ok: boolean;
+  /** Aborted by an operator's change (interrupt), not failed. */
+  interrupted?: true;
   status: number | null;
   error: string | null;
 }
@@ -67,6 +69,8 @@ export class WebhookDeliverer {
    * and finds webhooks created or changed by another server on the file).
    */
   private patterns: readonly string[] = ["*"];
+  /** The request under way of each webhook this process delivers: an operator's change here aborts it. */
+  private readonly inFlight = new Map<string, AbortController>();
   /** Attempts since start, by how they went (the metrics). */
   readonly attempts = { delivered: 0, failed: 0 };
 
@@ -74,7 +78,7 @@ export class WebhookDeliverer {
 
   /** Looks for webhooks with events to deliver and starts their loops (the job, every leaseSweepMs; an operator's change). */
   look(): Promise<void> {
-    if (this.stopped) return Promise.resolve();
+    if (this.stopped || this.d.shutdown.aborted) return Promise.resolve();
     if (this.looking !== undefined) {
       this.lookAgain = true;
       return this.looking;
@@ -94,9 +98,19 @@ export class WebhookDeliverer {
 
   /** Committed events (the bus): untargeted ones may be some webhook's. */
   observe(events: readonly CoordinationEvent[]): void {
-    if (this.stopped || this.patterns.length === 0 || !events.some((event) => event.target === null && matchesType(event.type, this.patterns))) return;
+    if (this.stopped || this.d.shutdown.aborted || this.patterns.length === 0 || !events.some((event) => event.target === null && matchesType(event.type, this.patterns))) return;
     for (const id of this.running.keys()) this.again.add(id);
     void this.look().catch(() => undefined);
+  }
+
+  /**
+   * An operator changed, disabled or removed webhook `id` through this process: its request under
+   * way (if this process sends one) is abandoned now, not left to run to webhookTimeoutMs; its
+   * loop ends and the next look sends with what changed. (Another server's request runs on to
+   * its end: that server's next write finds its turn ended.)
+   */
+  interrupt(id: string): void {
+    this.inFlight.get(id)?.abort(new Error("changed by an operator"));
   }
 
   /** Ends this process's deliveries: requests under way are abandoned, its turns given up so another process may take them at once. */
@@ -139,7 +153,7 @@ export class WebhookDeliverer {
     while (!this.stopped) {
       const page = await db.read("webhooks.next", { types: turn.types, afterSeq: cursor, limit: PAGE });
       if (page.prunedThrough !== null) {
-        log.warn({ webhookId: id, host: hostOf(turn.url), afterSeq: cursor, prunedThrough: page.prunedThrough }, "webhook fell behind the retained event log: events it may have delivered were pruned first");
+        log.warn({ webhookId: id, host: hostOf(turn.url), afterSeq: cursor, prunedThrough: page.prunedThrough }, "webhook gap: it fell behind the retained event log, and events it may have delivered were pruned first");
         if (!(await db.write("webhooks.skip", { id, owner: this.owner, through: page.prunedThrough }))) return;
         cursor = page.prunedThrough;
         continue;
@@ -149,6 +163,11 @@ export class WebhookDeliverer {
         const outcome = await this.post(turn, event);
         // Shutdown aborted the request: not the receiver's failure (the event goes again after the restart, or from another server).
         if (this.d.shutdown.aborted && !outcome.ok) return;
+        // An operator's change aborted it: the turn is over (the change ended it); given up, the event goes again with what changed.
+        if (outcome.interrupted) {
+          await db.write("webhooks.endTurn", { id, owner: this.owner, cursor });
+          return;
+        }
         const attempt = { status: outcome.status, error: outcome.error, at: attemptAt };
         if (outcome.ok) {
           this.attempts.delivered++;
@@ -180,7 +199,19 @@ export class WebhookDeliverer {
     const id = messageId(event);
     const timestamp = Math.floor(Date.now() / 1000);
     const timeoutMs = this.d.config.webhookTimeoutMs;
-    const signal = AbortSignal.any([AbortSignal.timeout(timeoutMs), this.d.shutdown]);
+    // One controller a request, aborted by its timer or by shutdown; the listener on the
+    // process-long shutdown signal is removed after (AbortSignal.any kept each request's signal
+    // alive as long as the shutdown signal: a leak of every delivery on Node 20).
+    const controller = new AbortController();
+    const signal = controller.signal;
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      controller.abort(new Error(`no answer within webhookTimeoutMs (${timeoutMs} ms)`));
+    }, timeoutMs);
+    const onShutdown = () => controller.abort(this.d.shutdown.reason);
+    this.d.shutdown.addEventListener("abort", onShutdown, { once: true });
+    this.inFlight.set(turn.id, controller);
     try {
       const response = await fetch(turn.url, {
         method: "POST",
@@ -204,13 +235,29 @@ export class WebhookDeliverer {
       const text = await readSome(response, signal);
       if (response.status >= 200 && response.status < 300) return { ok: true, status: response.status, error: null };
       if (response.status >= 300 && response.status < 400) {
-        return { ok: false, status: response.status, error: `HTTP ${response.status}: redirected to ${response.headers.get("location") ?? "(no location)"}, not followed (give the webhook its final URL)` };
+        return { ok: false, status: response.status, error: `HTTP ${response.status}: redirected to ${redirectTarget(turn.url, response.headers.get("location"))}, not followed (give the webhook its final URL)` };
       }
       return { ok: false, status: response.status, error: `HTTP ${response.status}${text === "" ? "" : `: ${text.slice(0, ERROR_BODY_CHARS)}`}` };
     } catch (error) {
-      if (signal.aborted && !this.d.shutdown.aborted) return { ok: false, status: null, error: `no answer within webhookTimeoutMs (${timeoutMs} ms)` };
+      if (!timedOut && !this.d.shutdown.aborted && signal.aborted) return { ok: false, interrupted: true, status: null, error: null };
+      if (timedOut) return { ok: false, status: null, error: `no answer within webhookTimeoutMs (${timeoutMs} ms)` };
       return { ok: false, status: null, error: `no answer: ${describeFetchError(error)}` };
+    } finally {
+      this.inFlight.delete(turn.id);
+      clearTimeout(timer);
+      this.d.shutdown.removeEventListener("abort", onShutdown);
     }
+  }
+}
+
+/** Where a redirect pointed, by its origin alone: its path and query may carry the receiver's secret, as the webhook's own URL's may. */
+function redirectTarget(base: string, location: string | null): string {
+  if (location === null) return "(no location)";
+  try {
+    const target = new URL(location, base);
+    return target.pathname === "/" && target.search === "" ? target.origin : `${target.origin}/… (path not shown)`;
+  } catch {
+    return "(an invalid location)";
   }
 }
 

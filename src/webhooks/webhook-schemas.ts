@@ -22,6 +22,8 @@ export function webhookUrlProblem(value: string): string | undefined {
   // fetch refuses to send them (a Request cannot carry credentials in its URL): refused here, not at each delivery.
   if (url.username !== "" || url.password !== "") return "must not carry a user name or password (user:pass@): put a secret in the path or query, or check the signature";
   if (url.hash !== "") return "must not have a fragment (#…): it is never sent";
+  if (url.port === "0") return "must not name port 0: nothing listens there";
+  if (/\s/.test(value)) return "must not hold spaces or other whitespace: write them %20";
   return undefined;
 }
 
@@ -51,7 +53,8 @@ export const createWebhookInput = z.strictObject({
 });
 export type CreateWebhookRequest = z.output<typeof createWebhookInput>;
 
-export const updateWebhookInput = z.strictObject({
+export const updateWebhookInput = z
+  .strictObject({
   id: webhookId(),
   url: webhookUrl().optional(),
   types: types().optional(),
@@ -61,7 +64,13 @@ export const updateWebhookInput = z.strictObject({
     .optional()
     .describe("false stops its deliveries (its events wait, as long as the log keeps them); true starts them again at once, its failures forgotten, from the event it stopped at"),
   reason: text(1000).optional().describe("Why it is disabled, in the operator's words (with enabled false): its disabledReason and webhook.disabled event"),
-});
+  })
+  .superRefine((input, ctx) => {
+    if (input.url === undefined && input.types === undefined && input.description === undefined && input.enabled === undefined) {
+      ctx.addIssue({ code: "custom", path: [], message: "names nothing to change: give url, types, description or enabled" });
+    }
+    if (input.reason !== undefined && input.enabled !== false) ctx.addIssue({ code: "custom", path: ["reason"], message: "goes with enabled false (it is why the webhook is disabled)" });
+  });
 export type UpdateWebhookRequest = z.output<typeof updateWebhookInput>;
 
 export const webhookIdInput = z.strictObject({ id: webhookId() });

@@ -25,6 +25,7 @@ export class WebhookService {
   /** Changes url, types, description or enabled (see webhooks.update). WEBHOOK_NOT_FOUND. */
   async update(request: UpdateWebhookRequest, updatedBy: string | null): Promise<Webhook> {
     const updated = await this.db.write("webhooks.update", { ...request, updatedBy });
+    this.deliverer.interrupt(updated.id);
     this.log.info({ webhookId: updated.id, host: new URL(updated.url).host, enabled: updated.enabled, changed: Object.keys(request).filter((key) => key !== "id"), updatedBy }, "webhook changed by an operator");
     void this.deliverer.look().catch(() => undefined);
     return updated;
@@ -33,6 +34,8 @@ export class WebhookService {
   /** A new signing secret; the old one signs too for `graceMs`. WEBHOOK_NOT_FOUND. */
   async rotateSecret(request: RotateSecretRequest): Promise<WebhookWithSecret> {
     const rotated = await this.db.write("webhooks.rotateSecret", request);
+    this.deliverer.interrupt(rotated.webhook.id);
+    this.log.info({ webhookId: rotated.webhook.id, previousSecretUntil: rotated.webhook.previousSecretUntil }, "webhook signing secret rotated");
     void this.deliverer.look().catch(() => undefined);
     return rotated;
   }
@@ -40,6 +43,7 @@ export class WebhookService {
   /** Deletes it; a delivery under way stops. Whether there was one. */
   async remove(id: string, removedBy: string | null): Promise<{ removed: boolean }> {
     const answer = await this.db.write("webhooks.remove", { id, removedBy });
+    this.deliverer.interrupt(id);
     if (answer.removed) this.log.info({ webhookId: id, removedBy }, "webhook removed");
     return answer;
   }

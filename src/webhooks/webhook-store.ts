@@ -136,9 +136,17 @@ export class WebhookStore {
     this.st.get<[string, number, string]>(`UPDATE webhooks SET enabled = 0, disabledReason = ?, turnOwner = NULL, turnUntil = NULL, updatedAt = ? WHERE id = ?`).run(reason, now, id);
   }
 
-  /** The turn ends, the cursor at least at `cursor` (no matching event up to it is left). */
+  /**
+   * `owner`'s turn ends, the cursor at least at `cursor` (no matching event up to it is left). A
+   * turn an operator's change ended is given up, its cursor left (the page was read with what
+   * the webhook was before).
+   */
   endTurn(id: string, owner: string, cursor: number): void {
-    this.st.get<[number, string, string]>(`UPDATE webhooks SET cursor = max(cursor, ?), turnOwner = NULL, turnUntil = NULL WHERE id = ? AND turnOwner = ?`).run(cursor, id, owner);
+    this.st
+      .get<[string, number, string, string]>(
+        `UPDATE webhooks SET cursor = CASE WHEN turnOwner = ? THEN max(cursor, ?) ELSE cursor END, turnOwner = NULL, turnUntil = NULL WHERE id = ? AND (turnOwner = ? OR turnOwner IS NULL)`,
+      )
+      .run(owner, cursor, id, owner);
   }
 
   /** Events up to `seq` were pruned before delivery, some it might have delivered among them: the cursor moves past them, one gap more. */
@@ -146,9 +154,18 @@ export class WebhookStore {
     this.st.get<[number, string]>(`UPDATE webhooks SET cursor = max(cursor, ?), gaps = gaps + 1 WHERE id = ?`).run(seq, id);
   }
 
-  /** Whoever delivers `id` now stops at its next write (an operator changed it). */
-  clearTurn(id: string): void {
-    this.st.get<[string]>(`UPDATE webhooks SET turnOwner = NULL, turnUntil = NULL WHERE id = ?`).run(id);
+  /**
+   * Whoever delivers `id` now stops at its next write (an operator changed it): the turn is no
+   * longer its own, but stays taken (turnUntil) until that write gives it up (releaseEndedTurn),
+   * so no other process sends while its request is still open.
+   */
+  endTurnForChange(id: string): void {
+    this.st.get<[string]>(`UPDATE webhooks SET turnOwner = NULL WHERE id = ?`).run(id);
+  }
+
+  /** A turn an operator's change ended (its owner gone, its time still running) is free from now. */
+  releaseEndedTurn(id: string): void {
+    this.st.get<[string]>(`UPDATE webhooks SET turnUntil = NULL WHERE id = ? AND turnOwner IS NULL`).run(id);
   }
 
   /** Every turn `owner` holds ends (its process stops). */
