@@ -466,6 +466,76 @@ export function Semaphores({ api, onUnauthorized }: ViewProps) {
   );
 }
 
+/** A webhook's state in words: delivering, failing (attempts, since, next), or disabled (why). */
+function webhookState(webhook: { enabled: boolean; disabledReason: string | null; failures: number; failingSince: Date | null; nextAttemptAt: Date }): string {
+  if (!webhook.enabled) return `disabled: ${webhook.disabledReason ?? "-"}`;
+  if (webhook.failures > 0) return `failing: ${webhook.failures} attempts since ${time(webhook.failingSince)}, next ${time(webhook.nextAttemptAt)}`;
+  return "delivering";
+}
+
+export function Webhooks({ api, onUnauthorized }: ViewProps) {
+  const webhooks = usePolling(() => api.webhooks.list.query(), 3000, [api], onUnauthorized);
+  const [message, setMessage] = useState("");
+  /** Stops or starts a webhook's deliveries (operatorAct): a receiver down for maintenance, or back. */
+  const setEnabled = async (id: string, enabled: boolean) => {
+    const act = () => api.webhooks.update.mutate(enabled ? { id, enabled } : { id, enabled, reason: "disabled from the dashboard" });
+    setMessage(await operatorAct(enabled ? "enable" : "disable", act, (webhook) => `${enabled ? "enabled" : "disabled"} the webhook to ${new URL(webhook.url).host}`, webhooks.refresh));
+  };
+  // Webhooks are an admin's: another credential is told so, not shown an error.
+  if (errorCode(webhooks.error) === "FORBIDDEN") {
+    return (
+      <section>
+        <h2>Webhooks</h2>
+        <p class="muted" data-testid="webhooks-admin">
+          Webhooks are shown to an admin token only.
+        </p>
+      </section>
+    );
+  }
+  return (
+    <section>
+      <h2>
+        Webhooks <span class="muted">{message}</span>
+      </h2>
+      <ErrorLine error={webhooks.error} />
+      {webhooks.data?.webhooks.length === 0 ? (
+        <p class="muted" data-testid="webhooks-none">
+          No webhook (coordination webhooks add URL --types …).
+        </p>
+      ) : (
+        <table data-testid="webhooks">
+          <thead>
+            <tr>
+              <th>url</th>
+              <th>types</th>
+              <th>state</th>
+              <th class="num">delivered</th>
+              <th class="num">at seq</th>
+              <th>last error</th>
+              <th></th>
+            </tr>
+          </thead>
+          <tbody>
+            {webhooks.data?.webhooks.map((webhook) => (
+              <tr data-webhook={webhook.id} data-enabled={String(webhook.enabled)} data-failing={String(webhook.failures > 0)}>
+                <td title={webhook.description ?? ""}>{webhook.url}</td>
+                <td>{webhook.types.join(", ")}</td>
+                <td>{webhookState(webhook)}</td>
+                <td class="num">{webhook.delivered}</td>
+                <td class="num">{webhook.cursor}</td>
+                <td>{webhook.lastError ?? ""}</td>
+                <td>
+                  <button onClick={() => void setEnabled(webhook.id, !webhook.enabled)}>{webhook.enabled ? "Disable" : "Enable"}</button>
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+    </section>
+  );
+}
+
 export function DeadLetters({ api, onUnauthorized }: ViewProps) {
   const [cursors, setCursors] = useState<Array<string | undefined>>([undefined]);
   const [message, setMessage] = useState<string>("");

@@ -94,6 +94,21 @@ describe.skipIf(!CHROMIUM)("the dashboard in Chromium", () => {
       const [permitForced] = await t.api.events.list.query({ types: ["semaphore.released"], limit: 10 });
       expect(permitForced?.payload).toMatchObject({ agentId: "stuck-agent", forced: true, reason: "released from the dashboard" });
 
+      // A webhook whose receiver is down shows as failing, with its error; disabled and enabled from the page.
+      await page.locator('[data-testid="webhooks-none"]').waitFor({ timeout: 10_000 });
+      const { webhook } = await t.api.webhooks.create.mutate({ url: "http://127.0.0.1:9/hooks", types: ["dash.ping"], description: "nobody listens" });
+      await t.api.events.publish.mutate({ type: "dash.ping", source: "test" });
+      const hookRow = page.locator(`[data-webhook="${webhook.id}"]`);
+      await expect.poll(() => hookRow.getAttribute("data-failing"), { timeout: 15_000 }).toBe("true");
+      expect(await hookRow.locator("td").nth(5).textContent()).toMatch(/^no answer: /);
+      await hookRow.getByRole("button", { name: "Disable" }).click();
+      await expect.poll(() => hookRow.getAttribute("data-enabled"), { timeout: 10_000 }).toBe("false");
+      await page.getByText("disabled the webhook to 127.0.0.1:9").waitFor({ timeout: 10_000 });
+      expect(await t.api.webhooks.get.query({ id: webhook.id })).toMatchObject({ enabled: false, disabledReason: "disabled from the dashboard" });
+      await hookRow.getByRole("button", { name: "Enable" }).click();
+      await expect.poll(() => hookRow.getAttribute("data-enabled"), { timeout: 10_000 }).toBe("true");
+      await t.api.webhooks.remove.mutate({ id: webhook.id });
+
       // A dead letter, requeued from the page.
       const dead = await t.api.tasks.enqueue.mutate({ queue: "doomed", maxAttempts: 1 });
       await t.api.tasks.claim.mutate({ agentId: "agent-x", queues: ["doomed"] });
@@ -271,6 +286,8 @@ describe.skipIf(!CHROMIUM)("the dashboard in Chromium", () => {
       await row.waitFor({ timeout: 10_000 });
       await row.getByRole("button", { name: "Requeue" }).click();
       await page.getByText("requeue failed: a read credential may not call tasks.requeue (it needs admin)").waitFor({ timeout: 10_000 });
+      // Webhooks are an admin's: a read token is told so, with no error.
+      await page.locator('[data-testid="webhooks-admin"]').waitFor({ timeout: 10_000 });
 
       // An error of 300 characters with no space keeps the row's buttons on the page, and the page from scrolling sideways.
       await page.setViewportSize({ width: 1400, height: 1000 });
