@@ -416,7 +416,7 @@ describe("webhooks", () => {
     const first = await one.api.events.publish.mutate({ type: "tick", source: "x" });
     await r.waitFor(1);
     // Changed while the first request is open: the other server must not take the webhook meanwhile.
-    await two.api.webhooks.update.mutate({ id: webhook.id, description: "changed" });
+    await two.api.webhooks.update.mutate({ id: webhook.id, types: ["tick", "tock"] });
     const second = await two.api.events.publish.mutate({ type: "tick", source: "x" });
     await new Promise((resolve) => setTimeout(resolve, 1500));
     expect(r.received).toHaveLength(1);
@@ -445,5 +445,32 @@ describe("webhooks", () => {
     // Well before the 60 s the receiver had to answer: the change aborted it.
     expect(closedAt - disabledAt).toBeLessThan(30_000);
     expect(await t.api.webhooks.get.query({ id: webhook.id })).toMatchObject({ enabled: false, failures: 0, lastError: null, delivered: 0 });
+  });
+
+  it("a change of nothing, or of the description alone, leaves a delivery under way alone; new types on a caught-up webhook start at the head", async () => {
+    const t = await server({ webhookTimeoutMs: 60_000 });
+    const r = await receiver();
+    const held: Array<() => void> = [];
+    r.answer = (response) => void held.push(() => response.writeHead(200).end());
+    const { webhook } = await t.api.webhooks.create.mutate({ url: r.url, types: ["tick"] });
+    const tick = await t.api.events.publish.mutate({ type: "tick", source: "x" });
+    await r.waitFor(1);
+    const same = await t.api.webhooks.update.mutate({ id: webhook.id, enabled: true, url: r.url, types: ["tick"] });
+    expect(same.updatedAt).toEqual(webhook.updatedAt);
+    await t.api.webhooks.update.mutate({ id: webhook.id, description: "ticks" });
+    held.shift()!();
+    await vi.waitFor(async () => expect((await t.api.webhooks.get.query({ id: webhook.id })).delivered).toBe(1));
+    expect(arrivals(r.received)).toEqual([["tick", tick.seq]]);
+    // Events it never matched pile up behind its cursor; given their type now, it does not replay them.
+    r.answer = 200;
+    for (let i = 0; i < 5; i++) await t.api.events.publish.mutate({ type: "tock", source: "x" });
+    await t.api.webhooks.update.mutate({ id: webhook.id, types: ["tick", "tock"] });
+    const tock = await t.api.events.publish.mutate({ type: "tock", source: "x" });
+    await r.waitFor(2);
+    await new Promise((resolve) => setTimeout(resolve, 1200));
+    expect(arrivals(r.received)).toEqual([
+      ["tick", tick.seq],
+      ["tock", tock.seq],
+    ]);
   });
 });

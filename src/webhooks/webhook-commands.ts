@@ -73,6 +73,9 @@ export interface FailureRecorded {
   first: boolean;
 }
 
+/** How far a webhook's cursor may lag behind the log's head, over events it does not deliver, before a turn moves it on. */
+const CURSOR_LAG = 1000;
+
 /** Each failed attempt waits longer before the next: 1 s doubling (shortened by up to 20% at random), up to the server's webhookMaxBackoffMs. */
 const backoffOf = (maxDelayMs: number) => ({ type: "exponential" as const, delayMs: Math.min(1000, maxDelayMs), maxDelayMs, jitter: 0.2 });
 
@@ -124,40 +127,55 @@ export function webhookCommands(d: WebhookDeps) {
     },
 
     /**
-     * An operator's change of url, types, description or enabled. Any change ends a delivery under
-     * way (the next one starts from the same cursor with what is new). Enabling forgets the
-     * failures and makes it due at once. WEBHOOK_NOT_FOUND.
+     * An operator's change of url, types, description or enabled. A change of what or where it
+     * sends (url, types, enabled, or failures forgotten) ends a delivery under way (the next one
+     * starts from the same cursor with what is new); a description, or what it already is, does
+     * not. Enabling forgets the failures and makes it due at once, as does a new URL. New types on
+     * a webhook with nothing pending start from the log's head (its cursor may lag behind events
+     * it never matched: those are not replayed). `changed`: whether a delivery under way must end.
+     * WEBHOOK_NOT_FOUND.
      */
-    "webhooks.update": (ctx: WriteContext, request: UpdateWebhookRequest & { updatedBy: string | null }): Webhook => {
+    "webhooks.update": (ctx: WriteContext, request: UpdateWebhookRequest & { updatedBy: string | null }): { webhook: Webhook; changed: boolean } => {
       const before = find(request.id);
-      const row: WebhookRow = { ...before, updatedAt: ctx.now, turnOwner: null, turnUntil: null };
-      if (request.url !== undefined) row.url = request.url;
-      if (request.types !== undefined) row.types = JSON.stringify(request.types);
-      if (request.description !== undefined) row.description = request.description;
+      const row: WebhookRow = { ...before };
       const wasEnabled = Number(before.enabled) === 1;
+      const urlChanged = request.url !== undefined && request.url !== before.url;
+      const newTypes = request.types === undefined ? undefined : JSON.stringify(request.types);
+      const typesChanged = newTypes !== undefined && newTypes !== before.types;
+      const descriptionChanged = request.description !== undefined && request.description !== before.description;
+      if (urlChanged) row.url = request.url!;
+      if (typesChanged) {
+        const oldTypes = JSON.parse(before.types) as string[];
+        const pending = d.events.readLogPage(Math.max(Number(before.cursor), d.events.prunedThroughSeq()), 1, Number.POSITIVE_INFINITY, oldTypes, null).events.length > 0;
+        if (!pending) row.cursor = Math.max(Number(before.cursor), d.events.headSeq());
+        row.types = newTypes;
+      }
+      if (descriptionChanged) row.description = request.description!;
       // A new URL, or enabled again while failing: tried at once, its failures forgotten (the old ones were another receiver's, or are what the operator acts on).
-      if (wasEnabled && (request.url !== undefined || request.enabled === true) && Number(before.failures) > 0) {
-        Object.assign(row, { failures: 0, failingSince: null, nextAttemptAt: ctx.now });
-      }
-      if (request.enabled === true && !wasEnabled) {
-        Object.assign(row, { enabled: 1, disabledReason: null, failures: 0, failingSince: null, nextAttemptAt: ctx.now });
-        d.events.appendSystem(ctx, "webhook.enabled", { webhookId: row.id, cursor: Number(row.cursor), by: request.updatedBy });
-      } else if (request.enabled === false && wasEnabled) {
-        Object.assign(row, { enabled: 0, disabledReason: request.reason ?? "disabled by an operator" });
-        d.events.appendSystem(ctx, "webhook.disabled", { webhookId: row.id, reason: row.disabledReason!, by: request.updatedBy, cursor: Number(row.cursor) });
-      }
+      const forgetFailures = wasEnabled && (urlChanged || request.enabled === true) && Number(before.failures) > 0;
+      if (forgetFailures) Object.assign(row, { failures: 0, failingSince: null, nextAttemptAt: ctx.now });
+      const enabling = request.enabled === true && !wasEnabled;
+      const disabling = request.enabled === false && wasEnabled;
+      if (enabling) Object.assign(row, { enabled: 1, disabledReason: null, failures: 0, failingSince: null, nextAttemptAt: ctx.now });
+      if (disabling) Object.assign(row, { enabled: 0, disabledReason: request.reason ?? "disabled by an operator" });
+      const changed = urlChanged || typesChanged || enabling || disabling || forgetFailures;
+      if (!changed && !descriptionChanged) return { webhook: toWebhook(before), changed: false };
+      row.updatedAt = ctx.now;
       d.webhooks.update(row);
+      if (typesChanged) d.webhooks.setCursor(row.id, Number(row.cursor));
       // The change ends a turn under way: the deliverer's next write finds it is no longer its own.
-      d.webhooks.endTurnForChange(row.id);
-      if (request.url !== undefined || request.types !== undefined || request.description !== undefined) {
+      if (changed) d.webhooks.endTurnForChange(row.id);
+      if (enabling) d.events.appendSystem(ctx, "webhook.enabled", { webhookId: row.id, cursor: Number(row.cursor), by: request.updatedBy });
+      if (disabling) d.events.appendSystem(ctx, "webhook.disabled", { webhookId: row.id, reason: row.disabledReason!, by: request.updatedBy, cursor: Number(row.cursor) });
+      if (urlChanged || typesChanged || descriptionChanged) {
         d.events.appendSystem(ctx, "webhook.updated", {
           webhookId: row.id,
-          changed: [...(request.url !== undefined ? ["url"] : []), ...(request.types !== undefined ? ["types"] : []), ...(request.description !== undefined ? ["description"] : [])],
+          changed: [...(urlChanged ? ["url"] : []), ...(typesChanged ? ["types"] : []), ...(descriptionChanged ? ["description"] : [])],
           types: JSON.parse(row.types) as string[],
           by: request.updatedBy,
         });
       }
-      return toWebhook(d.webhooks.get(row.id)!);
+      return { webhook: toWebhook(d.webhooks.get(row.id)!), changed };
     },
 
     /** A new signing secret; the old one signs too for `graceMs` more. A delivery under way ends (the next signs with both). WEBHOOK_NOT_FOUND. */
@@ -276,7 +294,10 @@ export function webhookQueries(d: WebhookDeps & { maxResponseBytes: number }) {
    * log: one indexed read, so a webhook of rare types costs no write per tick on a busy log (its
    * cursor moves on with the next event it delivers).
    */
-  const hasWork = (row: WebhookRow): boolean => {
+  const hasWork = (row: WebhookRow, headSeq: number): boolean => {
+    // Far behind the head with nothing to deliver (events of other types, or direct messages): a
+    // turn moves its cursor to the head, so no look reads that stretch again.
+    if (headSeq - Number(row.cursor) > CURSOR_LAG) return true;
     const types = JSON.parse(row.types) as string[];
     const prunedThrough = d.events.prunedThroughSeq();
     if (Number(row.cursor) < prunedThrough && readsAnyPruned(d.events, Number(row.cursor), { patterns: types, recipient: null })) return true;
@@ -294,7 +315,7 @@ export function webhookQueries(d: WebhookDeps & { maxResponseBytes: number }) {
     "webhooks.due": (args: { now: number; excluding: string[]; limit: number }): { due: string[]; patterns: string[] } => ({
       due: d.webhooks
         .due(args.now, d.events.headSeq(), args.excluding, args.limit)
-        .filter((row) => hasWork(row))
+        .filter((row) => hasWork(row, d.events.headSeq()))
         .map((row) => row.id),
       patterns: mergePatterns([], d.webhooks.enabledTypes().flatMap((types) => JSON.parse(types) as string[])),
     }),

@@ -71,6 +71,8 @@ export class WebhookDeliverer {
   private patterns: readonly string[] = ["*"];
   /** The request under way of each webhook this process delivers: an operator's change here aborts it. */
   private readonly inFlight = new Map<string, AbortController>();
+  /** Webhooks an operator changed through this process while their loop ran: the loop ends before its next request. */
+  private readonly changed = new Set<string>();
   /** Attempts since start, by how they went (the metrics). */
   readonly attempts = { delivered: 0, failed: 0 };
 
@@ -110,6 +112,7 @@ export class WebhookDeliverer {
    * its end: that server's next write finds its turn ended.)
    */
   interrupt(id: string): void {
+    if (this.running.has(id)) this.changed.add(id);
     this.inFlight.get(id)?.abort(new Error("changed by an operator"));
   }
 
@@ -159,12 +162,18 @@ export class WebhookDeliverer {
         continue;
       }
       for (const event of page.events) {
+        // Shutdown began, or an operator changed the webhook, since the last request: none goes out with what was.
+        if (this.d.shutdown.aborted || this.changed.delete(id)) {
+          await db.write("webhooks.endTurn", { id, owner: this.owner, cursor });
+          return;
+        }
         const attemptAt = Date.now();
         const outcome = await this.post(turn, event);
-        // Shutdown aborted the request: not the receiver's failure (the event goes again after the restart, or from another server).
-        if (this.d.shutdown.aborted && !outcome.ok) return;
-        // An operator's change aborted it: the turn is over (the change ended it); given up, the event goes again with what changed.
-        if (outcome.interrupted) {
+        // Shutdown aborted the request (not the receiver's failure), or an operator's change did (the
+        // change ended the turn): the turn is given up, even one a change took the owner of, and the
+        // event goes again, after the restart or with what changed.
+        if ((this.d.shutdown.aborted && !outcome.ok) || outcome.interrupted) {
+          this.changed.delete(id);
           await db.write("webhooks.endTurn", { id, owner: this.owner, cursor });
           return;
         }
@@ -187,6 +196,7 @@ export class WebhookDeliverer {
         return;
       }
       if (!page.more) {
+        this.changed.delete(id);
         await db.write("webhooks.endTurn", { id, owner: this.owner, cursor: Math.max(cursor, page.head) });
         return;
       }
@@ -211,6 +221,7 @@ export class WebhookDeliverer {
     }, timeoutMs);
     const onShutdown = () => controller.abort(this.d.shutdown.reason);
     this.d.shutdown.addEventListener("abort", onShutdown, { once: true });
+    if (this.d.shutdown.aborted) onShutdown();
     this.inFlight.set(turn.id, controller);
     try {
       const response = await fetch(turn.url, {

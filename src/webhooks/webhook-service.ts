@@ -24,8 +24,8 @@ export class WebhookService {
 
   /** Changes url, types, description or enabled (see webhooks.update). WEBHOOK_NOT_FOUND. */
   async update(request: UpdateWebhookRequest, updatedBy: string | null): Promise<Webhook> {
-    const updated = await this.db.write("webhooks.update", { ...request, updatedBy });
-    this.deliverer.interrupt(updated.id);
+    const { webhook: updated, changed } = await this.db.write("webhooks.update", { ...request, updatedBy });
+    if (changed) this.deliverer.interrupt(updated.id);
     this.log.info({ webhookId: updated.id, host: new URL(updated.url).host, enabled: updated.enabled, changed: Object.keys(request).filter((key) => key !== "id"), updatedBy }, "webhook changed by an operator");
     void this.deliverer.look().catch(() => undefined);
     return updated;

@@ -77,6 +77,11 @@ export class WebhookStore {
       .run({ id: row.id, url: row.url, types: row.types, description: row.description, enabled: row.enabled, disabledReason: row.disabledReason, failures: row.failures, failingSince: row.failingSince, nextAttemptAt: row.nextAttemptAt, updatedAt: row.updatedAt });
   }
 
+  /** An operator's change moved the cursor (new types, nothing pending: from the head). */
+  setCursor(id: string, cursor: number): void {
+    this.st.get<[number, string]>(`UPDATE webhooks SET cursor = ? WHERE id = ?`).run(cursor, id);
+  }
+
   setSecret(id: string, secret: string, previousSecret: string | null, previousSecretUntil: number | null, now: number): void {
     this.st
       .get<[string, string | null, number | null, number, string]>(`UPDATE webhooks SET secret = ?, previousSecret = ?, previousSecretUntil = ?, updatedAt = ? WHERE id = ?`)
