@@ -95,7 +95,7 @@ describe("webhooks", () => {
     const asHeaders = new Headers(Object.entries(first.headers).map(([name, value]) => [name, String(value)]));
     expect((await verifyWebhook([other, secret], asHeaders, new TextEncoder().encode(first.body))).event.seq).toBe(sent[0]!.seq);
 
-    await vi.waitFor(async () => expect((await t.api.webhooks.get.query({ id: webhook.id })).delivered).toBe(3));
+    await vi.waitFor(async () => expect((await t.api.webhooks.get.query({ id: webhook.id })).delivered).toBe(3), { timeout: 20_000 });
     const after = await t.api.webhooks.get.query({ id: webhook.id });
     expect(after).toMatchObject({ delivered: 3, failures: 0, lastStatus: 200, lastError: null, lastDeliveredAt: expect.any(Date) });
     expect(after.cursor).toBeGreaterThanOrEqual(sent[2]!.seq);
@@ -163,7 +163,7 @@ describe("webhooks", () => {
     expect(arrivals(got)).toEqual([sent[0], sent[0], sent[0], ...sent].map((event) => [event!.type, event!.seq]));
     // Every attempt of one event carries its one id.
     expect(new Set(got.slice(0, 4).map((one) => one.headers["webhook-id"])).size).toBe(1);
-    await vi.waitFor(async () => expect((await t.api.webhooks.get.query({ id: webhook.id })).delivered).toBe(3));
+    await vi.waitFor(async () => expect((await t.api.webhooks.get.query({ id: webhook.id })).delivered).toBe(3), { timeout: 20_000 });
     expect(await t.api.webhooks.get.query({ id: webhook.id })).toMatchObject({ failures: 0, failingSince: null, lastError: null, lastStatus: 204 });
     const recovered = (await webhookEvents(t)).filter(([type]) => type === "webhook.recovered");
     expect(recovered).toEqual([["webhook.recovered", { webhookId: webhook.id, seq: sent[0]!.seq, failedAttempts: 3, failingSince: expect.any(String) }]]);
@@ -342,7 +342,7 @@ describe("webhooks", () => {
     expect(text.stdout).toMatch(/^webhook \S+: http:\/\/127\.0\.0\.1:\d+\/hooks\/coordination\n  types: \*\n  delivering; 0 delivered, at seq \d+\n  signing secret \(shown once, keep it\): whsec_\S+\n$/);
     await runCli({ args: ["webhooks", "remove", text.stdout.split(/[ :]/)[1]!], env });
     await t.api.events.publish.mutate({ type: "deploy.started", source: "cd" });
-    await vi.waitFor(async () => expect((await t.api.webhooks.get.query({ id: webhook.id })).failures).toBeGreaterThan(0));
+    await vi.waitFor(async () => expect((await t.api.webhooks.get.query({ id: webhook.id })).failures).toBeGreaterThan(0), { timeout: 20_000 });
     const got = await runCli({ args: ["webhooks", "get", webhook.id], env });
     expect(got.stdout).toMatch(new RegExp(`^webhook ${webhook.id}: ${r.url.replaceAll(".", "\\.")}\n  types: deploy\\.\\*, alert; ops channel\n  failing: \\d+ attempts since .*Z, next .*Z; 0 delivered, at seq \\d+\n  last error: HTTP 502: refused with 502\n$`));
     const listed = await runCli({ args: ["webhooks"], env });
@@ -352,7 +352,7 @@ describe("webhooks", () => {
     expect(disabled.stdout).toContain("  disabled: receiver down; 0 delivered");
     r.answer = 200;
     expect((await runCli({ args: ["webhooks", "enable", webhook.id], env })).stdout).toContain("\n  delivering; 0 delivered");
-    await vi.waitFor(async () => expect((await t.api.webhooks.get.query({ id: webhook.id })).delivered).toBe(1));
+    await vi.waitFor(async () => expect((await t.api.webhooks.get.query({ id: webhook.id })).delivered).toBe(1), { timeout: 20_000 });
     const rotated = await runCli({ args: ["webhooks", "rotate-secret", webhook.id, "--grace", "1h"], env });
     expect(rotated.stdout).toMatch(new RegExp(`^webhook ${webhook.id}: new signing secret \\(shown once, keep it\\): whsec_\\S+\n  the old one signs too until .*Z\n$`));
     expect(await runCli({ args: ["webhooks", "remove", webhook.id], env })).toMatchObject({ code: 0, stdout: `webhook ${webhook.id} removed\n` });
@@ -372,7 +372,7 @@ describe("webhooks", () => {
     const ping = await t.api.events.publish.mutate({ type: "ping", source: "x" });
     await down.waitFor(1);
     // Its backoff now runs about a second: a second failure would put it at two, and so on (here, up to ten minutes).
-    await vi.waitFor(async () => expect((await t.api.webhooks.get.query({ id: webhook.id })).failures).toBe(1));
+    await vi.waitFor(async () => expect((await t.api.webhooks.get.query({ id: webhook.id })).failures).toBe(1), { timeout: 20_000 });
     const moved = await t.api.webhooks.update.mutate({ id: webhook.id, url: up.url });
     expect(moved).toMatchObject({ failures: 0, failingSince: null });
     expect(arrivals(await up.waitFor(1))).toEqual([["ping", ping.seq]]);
@@ -459,7 +459,7 @@ describe("webhooks", () => {
     expect(same.updatedAt).toEqual(webhook.updatedAt);
     await t.api.webhooks.update.mutate({ id: webhook.id, description: "ticks" });
     held.shift()!();
-    await vi.waitFor(async () => expect((await t.api.webhooks.get.query({ id: webhook.id })).delivered).toBe(1));
+    await vi.waitFor(async () => expect((await t.api.webhooks.get.query({ id: webhook.id })).delivered).toBe(1), { timeout: 20_000 });
     expect(arrivals(r.received)).toEqual([["tick", tick.seq]]);
     // Events it never matched pile up behind its cursor; given their type now, it does not replay them.
     r.answer = 200;

@@ -73,6 +73,8 @@ export class WebhookDeliverer {
   private readonly inFlight = new Map<string, AbortController>();
   /** Webhooks an operator changed through this process while their loop ran: the loop ends before its next request. */
   private readonly changed = new Set<string>();
+  /** Whether this process took any webhook's turn since it started: only then does stop write (a stop must not wait on another process's write lock for nothing). */
+  private tookTurns = false;
   /** Attempts since start, by how they went (the metrics). */
   readonly attempts = { delivered: 0, failed: 0 };
 
@@ -121,6 +123,7 @@ export class WebhookDeliverer {
     this.stopped = true;
     await this.looking?.catch(() => undefined);
     await Promise.all(this.running.values());
+    if (!this.tookTurns) return;
     await this.d.db.write("webhooks.endTurnsOf", this.owner).catch((error: unknown) => this.d.log.warn({ err: error }, "could not give up this server's webhook turns; other servers take them when they lapse"));
   }
 
@@ -151,6 +154,7 @@ export class WebhookDeliverer {
     const { db, config, log } = this.d;
     const turn = await db.write("webhooks.takeTurn", { id, turn: { owner: this.owner, until: this.turnUntil() } });
     if (turn === null) return;
+    this.tookTurns = true;
     let cursor = turn.cursor;
     let failures = turn.failures;
     while (!this.stopped) {
