@@ -139,6 +139,8 @@ export class WebhookDeliverer {
         })
         .finally(() => {
           this.running.delete(id);
+          // A change that came as the loop ended concerns it alone: the next loop reads the webhook anew.
+          this.changed.delete(id);
           if (this.again.delete(id)) void this.look().catch(() => undefined);
         });
       this.running.set(id, loop);
