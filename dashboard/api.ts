@@ -52,6 +52,7 @@ export function errorCode(error: unknown): string {
 export { fitsInAnswer } from "../client/answer-fits.js";
 export { rateWindowText } from "../client/rate-window.js";
 export { backoffText } from "../client/backoff-text.js";
+export { webhookStateText } from "../client/webhook-state-text.js";
 export { runLimitText } from "../client/run-limit-text.js";
 
 export const errorText = (error: unknown): string => (error instanceof Error ? error.message : String(error));

@@ -2,7 +2,7 @@
 // they hold, the named locks and semaphore permits held (force-release), dead letters (requeue, cancel), the live event tail, and a task's own page.
 import { useEffect, useState } from "preact/hooks";
 import type { Api } from "./api.js";
-import { backoffText, errorCode, errorText, fitsInAnswer, rateWindowText, runLimitText } from "./api.js";
+import { backoffText, errorCode, errorText, fitsInAnswer, rateWindowText, runLimitText, webhookStateText } from "./api.js";
 import { age, json, time, usePolling } from "./hooks.js";
 
 type TaskEvent = Awaited<ReturnType<Api["events"]["list"]["query"]>>[number];
@@ -466,13 +466,6 @@ export function Semaphores({ api, onUnauthorized }: ViewProps) {
   );
 }
 
-/** A webhook's state in words: delivering, failing (attempts, since, next), or disabled (why). */
-function webhookState(webhook: { enabled: boolean; disabledReason: string | null; failures: number; failingSince: Date | null; nextAttemptAt: Date }): string {
-  if (!webhook.enabled) return `disabled: ${webhook.disabledReason ?? "-"}`;
-  if (webhook.failures > 0) return `failing: ${webhook.failures} attempts since ${time(webhook.failingSince)}, next ${time(webhook.nextAttemptAt)}`;
-  return "delivering";
-}
-
 export function Webhooks({ api, onUnauthorized }: ViewProps) {
   const webhooks = usePolling(() => api.webhooks.list.query(), 3000, [api], onUnauthorized);
   const [message, setMessage] = useState("");
@@ -520,7 +513,7 @@ export function Webhooks({ api, onUnauthorized }: ViewProps) {
               <tr data-webhook={webhook.id} data-enabled={String(webhook.enabled)} data-failing={String(webhook.failures > 0)}>
                 <td title={webhook.description ?? ""}>{webhook.url}</td>
                 <td>{webhook.types.join(", ")}</td>
-                <td>{webhookState(webhook)}</td>
+                <td>{webhookStateText(webhook, time)}</td>
                 <td class="num">{webhook.delivered}</td>
                 <td class="num">{webhook.cursor}</td>
                 <td>{webhook.lastError ?? ""}</td>

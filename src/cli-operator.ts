@@ -9,6 +9,7 @@
 // the task (one of the tasks) was dead-lettered or cancelled, 4 it had not settled in time.
 import { parseDuration, rateWindowText, parseRate } from "../client/rate-window.js";
 import { backoffText, type BackoffShape } from "../client/backoff-text.js";
+import { webhookStateText } from "../client/webhook-state-text.js";
 import { runLimitText } from "../client/run-limit-text.js";
 import { createCoordinationClient, fitsInAnswer, isTRPCClientError, type CoordinationClient, type RouterInputs, type RouterOutputs } from "../client/index.js";
 import type { JsonValue } from "./json-types.js";
@@ -1196,12 +1197,8 @@ function cordonText(agent: { cordon?: { reason: string | null; cordonedAt: Date;
   return `since ${when(cordon.cordonedAt)}, ${until}${cordon.automatic ? " (automatic)" : ""}${cordon.reason ? `: ${cordon.reason}` : ""}`;
 }
 
-/** A webhook's state, as text to print (`printable`: its disabledReason holds a receiver's answer): delivering, failing (how many attempts, since when), or disabled (why). */
-function webhookState(webhook: RouterOutputs["webhooks"]["get"]): string {
-  if (!webhook.enabled) return `disabled: ${webhook.disabledReason ?? "-"}`;
-  if (webhook.failures > 0) return `failing: ${webhook.failures} attempts since ${when(webhook.failingSince)}, next ${when(webhook.nextAttemptAt)}`;
-  return "delivering";
-}
+/** A webhook's state, as text to print (`printable`: its disabledReason holds a receiver's answer). */
+const webhookState = (webhook: RouterOutputs["webhooks"]["get"]): string => webhookStateText(webhook, when);
 
 /** `webhooks`, `webhooks add URL`, `webhooks get|remove|enable|disable|rotate-secret ID`: an operator's webhooks. */
 async function webhookCommand(words: string[], options: Parsed["options"], api: CoordinationClient["api"], print: (value: unknown, render: () => string) => void): Promise<number> {
