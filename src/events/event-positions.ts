@@ -52,16 +52,22 @@ export interface Reads {
  * EVENTS_PRUNED.
  */
 export function retainedStart(events: EventStore, seq: number, reads: Reads, what: Position): number {
-  const prunedThrough = events.prunedThroughSeq();
-  if (seq >= prunedThrough) return seq;
-  if (readsAnyPruned(events, seq, reads)) assertRetained(events, seq, what);
-  return prunedThrough;
+  const start = retainedFrom(events, seq, reads);
+  if (start === null) assertRetained(events, seq, what);
+  return start ?? seq;
 }
 
-/** Whether events `reads` reads may have been pruned after `seq` (behind the retained log). */
-export function readsAnyPruned(events: EventStore, seq: number, reads: Reads): boolean {
+/**
+ * retainedStart without the error: where a reader of `reads` at `seq` reads from, or null when
+ * events it reads may have been pruned after `seq` (a reader that records a gap, as a webhook
+ * does, rather than refusing).
+ */
+export function retainedFrom(events: EventStore, seq: number, reads: Reads): number | null {
+  const prunedThrough = events.prunedThroughSeq();
+  if (seq >= prunedThrough) return seq;
   // Pruned by a server of an earlier version, which keeps no marks: anything may be gone.
-  return events.markedThroughSeq() < events.prunedThroughSeq() || readsAny(events.prunedAfter(seq), reads);
+  if (events.markedThroughSeq() < prunedThrough || readsAny(events.prunedAfter(seq), reads)) return null;
+  return prunedThrough;
 }
 
 /** Whether any of the pruned types or targets is one `reads` reads. */

@@ -6,7 +6,7 @@
 import { randomBytes } from "node:crypto";
 import type { WriteContext } from "../db/writer.js";
 import { CoordinationError, notFound } from "../errors.js";
-import { assertReadable, readsAnyPruned } from "../events/event-positions.js";
+import { assertReadable, retainedFrom } from "../events/event-positions.js";
 import type { CoordinationEvent } from "../events/event-schemas.js";
 import type { EventStore } from "../events/event-store.js";
 import { mergePatterns } from "../events/type-patterns.js";
@@ -60,8 +60,8 @@ export interface WebhookTurn {
   /** The secrets to sign with: the current one, and the previous while its grace lasts. */
   secrets: string[];
   cursor: number;
+  /** Failed attempts in a row before this turn (its first success logs "delivering again"). */
   failures: number;
-  failingSince: number | null;
 }
 
 /** How a failed attempt left the webhook: disabled, or tried again at nextAttemptAt. */
@@ -79,12 +79,15 @@ const CURSOR_LAG = 1000;
 /** Each failed attempt waits longer before the next: 1 s doubling (shortened by up to 20% at random), up to the server's webhookMaxBackoffMs. */
 const backoffOf = (maxDelayMs: number) => ({ type: "exponential" as const, delayMs: Math.min(1000, maxDelayMs), maxDelayMs, jitter: 0.2 });
 
+/** Webhook `id`'s row. WEBHOOK_NOT_FOUND. */
+function rowOf(webhooks: WebhookStore, id: string): WebhookRow {
+  const row = webhooks.get(id);
+  if (row === undefined) throw notFound("WEBHOOK_NOT_FOUND", id);
+  return row;
+}
+
 export function webhookCommands(d: WebhookDeps) {
-  const find = (id: string): WebhookRow => {
-    const row = d.webhooks.get(id);
-    if (row === undefined) throw notFound("WEBHOOK_NOT_FOUND", id);
-    return row;
-  };
+  const find = (id: string): WebhookRow => rowOf(d.webhooks, id);
   return {
     /** A new webhook, delivering from `fromSeq` (left out: the log's head). INVALID_STATE past MAX_WEBHOOKS; EVENTS_PRUNED or INVALID_INPUT for a fromSeq outside the retained log. */
     "webhooks.create": (ctx: WriteContext, request: CreateWebhookRequest & { createdBy: string | null }): WebhookWithSecret => {
@@ -162,7 +165,6 @@ export function webhookCommands(d: WebhookDeps) {
       if (!changed && !descriptionChanged) return { webhook: toWebhook(before), changed: false };
       row.updatedAt = ctx.now;
       d.webhooks.update(row);
-      if (typesChanged) d.webhooks.setCursor(row.id, Number(row.cursor));
       // The change ends a turn under way: the deliverer's next write finds it is no longer its own.
       if (changed) d.webhooks.endTurnForChange(row.id);
       if (enabling) d.events.appendSystem(ctx, "webhook.enabled", { webhookId: row.id, cursor: Number(row.cursor), by: request.updatedBy });
@@ -210,7 +212,6 @@ export function webhookCommands(d: WebhookDeps) {
         secrets,
         cursor: Number(row.cursor),
         failures: Number(row.failures),
-        failingSince: row.failingSince === null ? null : Number(row.failingSince),
       };
     },
 
@@ -289,6 +290,8 @@ export interface WebhookPage {
 }
 
 export function webhookQueries(d: WebhookDeps & { maxResponseBytes: number }) {
+  /** Where a webhook at `cursor` reads untargeted events of `types` from; null: some it would deliver were pruned after `cursor` (a gap). */
+  const startOf = (cursor: number, types: string[]): number | null => retainedFrom(d.events, cursor, { patterns: types, recipient: null });
   /**
    * Whether webhook `row` has an event to deliver after its cursor, or fell behind the retained
    * log: one indexed read, so a webhook of rare types costs no write per tick on a busy log (its
@@ -299,34 +302,29 @@ export function webhookQueries(d: WebhookDeps & { maxResponseBytes: number }) {
     // turn moves its cursor to the head, so no look reads that stretch again.
     if (headSeq - Number(row.cursor) > CURSOR_LAG) return true;
     const types = JSON.parse(row.types) as string[];
-    const prunedThrough = d.events.prunedThroughSeq();
-    if (Number(row.cursor) < prunedThrough && readsAnyPruned(d.events, Number(row.cursor), { patterns: types, recipient: null })) return true;
-    return d.events.readLogPage(Math.max(Number(row.cursor), prunedThrough), 1, d.maxResponseBytes, types, null).events.length > 0;
+    const from = startOf(Number(row.cursor), types);
+    return from === null || d.events.readLogPage(from, 1, d.maxResponseBytes, types, null).events.length > 0;
   };
   return {
     "webhooks.list": (_: undefined): Webhook[] => d.webhooks.all().map(toWebhook),
     /** WEBHOOK_NOT_FOUND. */
-    "webhooks.get": (id: string): Webhook => {
-      const row = d.webhooks.get(id);
-      if (row === undefined) throw notFound("WEBHOOK_NOT_FOUND", id);
-      return toWebhook(row);
-    },
+    "webhooks.get": (id: string): Webhook => toWebhook(rowOf(d.webhooks, id)),
     /** Ids of up to `limit` webhooks due at `now` with events after their cursor that no process delivers, but those in `excluding`; and the type patterns of every enabled webhook. */
-    "webhooks.due": (args: { now: number; excluding: string[]; limit: number }): { due: string[]; patterns: string[] } => ({
-      due: d.webhooks
-        .due(args.now, d.events.headSeq(), args.excluding, args.limit)
-        .filter((row) => hasWork(row, d.events.headSeq()))
-        .map((row) => row.id),
-      patterns: mergePatterns([], d.webhooks.enabledTypes().flatMap((types) => JSON.parse(types) as string[])),
-    }),
+    "webhooks.due": (args: { now: number; excluding: string[]; limit: number }): { due: string[]; patterns: string[] } => {
+      const headSeq = d.events.headSeq();
+      return {
+        due: d.webhooks
+          .due(args.now, headSeq, args.excluding, args.limit)
+          .filter((row) => hasWork(row, headSeq))
+          .map((row) => row.id),
+        patterns: mergePatterns([], d.webhooks.enabledTypes().flatMap((types) => JSON.parse(types) as string[])),
+      };
+    },
     /** Untargeted events of `types` after `afterSeq`, up to `limit` and the answer budget. */
     "webhooks.next": (args: { types: string[]; afterSeq: number; limit: number }): WebhookPage => {
       const head = d.events.headSeq();
-      const prunedThrough = d.events.prunedThroughSeq();
-      if (args.afterSeq < prunedThrough && readsAnyPruned(d.events, args.afterSeq, { patterns: args.types, recipient: null })) {
-        return { events: [], more: true, head, prunedThrough };
-      }
-      const from = Math.max(args.afterSeq, prunedThrough);
+      const from = startOf(args.afterSeq, args.types);
+      if (from === null) return { events: [], more: true, head, prunedThrough: d.events.prunedThroughSeq() };
       const page = d.events.readLogPage(from, args.limit, d.maxResponseBytes, args.types, null);
       return { events: page.events, more: page.more, head, prunedThrough: null };
     },

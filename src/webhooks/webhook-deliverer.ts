@@ -51,7 +51,7 @@ export const messageId = (event: CoordinationEvent): string => `evt_${event.seq}
 export const requestBody = (event: CoordinationEvent): string => JSON.stringify(event);
 
 /** The host a log line names for `url` (never its path or query: they often carry the receiver's secret). */
-const hostOf = (url: string): string => new URL(url).host;
+export const hostOf = (url: string): string => new URL(url).host;
 
 export class WebhookDeliverer {
   /** This process, as the turns it holds name it. */
@@ -179,7 +179,6 @@ export class WebhookDeliverer {
         // change ended the turn): the turn is given up, even one a change took the owner of, and the
         // event goes again, after the restart or with what changed.
         if ((this.d.shutdown.aborted && !outcome.ok) || outcome.interrupted) {
-          this.changed.delete(id);
           await db.write("webhooks.endTurn", { id, owner: this.owner, cursor });
           return;
         }
@@ -202,7 +201,6 @@ export class WebhookDeliverer {
         return;
       }
       if (!page.more) {
-        this.changed.delete(id);
         await db.write("webhooks.endTurn", { id, owner: this.owner, cursor: Math.max(cursor, page.head) });
         return;
       }

@@ -2,7 +2,7 @@
 // start: a new or re-enabled webhook need not wait for the job's next tick) and the deliverer.
 import type { Database } from "../db/thread/database.js";
 import type { Logger } from "../logger.js";
-import type { WebhookDeliverer } from "./webhook-deliverer.js";
+import { hostOf, type WebhookDeliverer } from "./webhook-deliverer.js";
 import type { CreateWebhookRequest, RotateSecretRequest, UpdateWebhookRequest, Webhook, WebhookWithSecret } from "./webhook-schemas.js";
 
 export class WebhookService {
@@ -17,7 +17,7 @@ export class WebhookService {
   async create(request: CreateWebhookRequest, createdBy: string | null): Promise<WebhookWithSecret> {
     const created = await this.db.write("webhooks.create", { ...request, createdBy });
     // Its host only: a URL's path or query often carries the receiver's secret.
-    this.log.info({ webhookId: created.webhook.id, host: new URL(created.webhook.url).host, types: request.types, cursor: created.webhook.cursor, createdBy }, "webhook created");
+    this.log.info({ webhookId: created.webhook.id, host: hostOf(created.webhook.url), types: request.types, cursor: created.webhook.cursor, createdBy }, "webhook created");
     void this.deliverer.look().catch(() => undefined);
     return created;
   }
@@ -26,7 +26,7 @@ export class WebhookService {
   async update(request: UpdateWebhookRequest, updatedBy: string | null): Promise<Webhook> {
     const { webhook: updated, changed } = await this.db.write("webhooks.update", { ...request, updatedBy });
     if (changed) this.deliverer.interrupt(updated.id);
-    this.log.info({ webhookId: updated.id, host: new URL(updated.url).host, enabled: updated.enabled, changed: Object.keys(request).filter((key) => key !== "id"), updatedBy }, "webhook changed by an operator");
+    this.log.info({ webhookId: updated.id, host: hostOf(updated.url), enabled: updated.enabled, changed: Object.keys(request).filter((key) => key !== "id"), updatedBy }, "webhook changed by an operator");
     void this.deliverer.look().catch(() => undefined);
     return updated;
   }

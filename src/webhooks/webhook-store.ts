@@ -68,18 +68,13 @@ export class WebhookStore {
       .run({ ...row });
   }
 
-  /** An operator's change: url, types, description (the caller merged them into `row`), enabled, and what enabling resets. */
+  /** An operator's change: url, types (and where new ones start), description (the caller merged them into `row`), enabled, and what enabling resets. */
   update(row: WebhookRow): void {
     this.st
       .get<[Record<string, unknown>]>(
-        `UPDATE webhooks SET url = @url, types = @types, description = @description, enabled = @enabled, disabledReason = @disabledReason, failures = @failures, failingSince = @failingSince, nextAttemptAt = @nextAttemptAt, updatedAt = @updatedAt WHERE id = @id`,
+        `UPDATE webhooks SET url = @url, types = @types, cursor = @cursor, description = @description, enabled = @enabled, disabledReason = @disabledReason, failures = @failures, failingSince = @failingSince, nextAttemptAt = @nextAttemptAt, updatedAt = @updatedAt WHERE id = @id`,
       )
-      .run({ id: row.id, url: row.url, types: row.types, description: row.description, enabled: row.enabled, disabledReason: row.disabledReason, failures: row.failures, failingSince: row.failingSince, nextAttemptAt: row.nextAttemptAt, updatedAt: row.updatedAt });
-  }
-
-  /** An operator's change moved the cursor (new types, nothing pending: from the head). */
-  setCursor(id: string, cursor: number): void {
-    this.st.get<[number, string]>(`UPDATE webhooks SET cursor = ? WHERE id = ?`).run(cursor, id);
+      .run({ id: row.id, url: row.url, types: row.types, cursor: row.cursor, description: row.description, enabled: row.enabled, disabledReason: row.disabledReason, failures: row.failures, failingSince: row.failingSince, nextAttemptAt: row.nextAttemptAt, updatedAt: row.updatedAt });
   }
 
   setSecret(id: string, secret: string, previousSecret: string | null, previousSecretUntil: number | null, now: number): void {
