@@ -6,17 +6,17 @@
 import { TRPCClientError, type TRPCLink } from "@trpc/client";
 import { observable } from "@trpc/server/observable";
 import type { ServerList } from "./failover.js";
-import { LONGEST_SERVER_WAIT_MS, WAITS_UNNAMED } from "./long-polling.js";
+import { LONGEST_SERVER_WAIT_MS, waitsUnnamed } from "./long-polling.js";
 import type { AppRouter } from "./types.js";
 
 /**
  * How long a call to `path` may wait on a live server, in ms: its input's waitMs, cut as any
  * server cuts it (LONGEST_SERVER_WAIT_MS); 0 when none, or the longest a server may wait for a
- * long-poll that waits without one (WAITS_UNNAMED).
+ * long-poll that waits without one (waitsUnnamed: tasks.wait, a kv.get watch).
  */
 function waitOf(path: string, input: unknown): number {
   const waitMs = input !== null && typeof input === "object" ? (input as { waitMs?: unknown }).waitMs : undefined;
-  if (waitMs === undefined) return WAITS_UNNAMED.has(path) ? LONGEST_SERVER_WAIT_MS : 0;
+  if (waitMs === undefined) return waitsUnnamed(path, input) ? LONGEST_SERVER_WAIT_MS : 0;
   return typeof waitMs === "number" && Number.isFinite(waitMs) && waitMs > 0 ? Math.min(waitMs, LONGEST_SERVER_WAIT_MS) : 0;
 }
 

@@ -11,8 +11,8 @@ import { failoverFetch, returnToPreferred, ServerList } from "./failover.js";
 import { CallBoundedSocket } from "./call-bounded-socket.js";
 import { SOCKET_DEAD_MS, SOCKET_PING_MS } from "./hung-server-socket.js";
 import { keepAliveFetch, type TrpcFetch } from "./keep-alive-fetch.js";
-import { LONG_POLLING } from "./long-polling.js";
-import { httpTransformer, serializeInputLink } from "./serialize-input.js";
+import { mayLongPoll } from "./long-polling.js";
+import { httpTransformer, inputJson, serializeInputLink } from "./serialize-input.js";
 import { socketRefusal } from "./socket-refusal.js";
 import { streamStartLink } from "./stream-start.js";
 import type { AppRouter, CoordinationApi } from "./types.js";
@@ -139,7 +139,7 @@ export function createCoordinationClient(options: CoordinationClientOptions): Co
         condition: (op) => op.type === "subscription",
         true: [refusal.link, wsLink({ client: wsClient, transformer: superjson })],
         false: splitLink({
-          condition: (op) => LONG_POLLING.has(op.path) || encodedBytesUpTo(op.input, batchShare) > batchShare,
+          condition: (op) => mayLongPoll(op.path, inputJson(op.input)) || encodedBytesUpTo(op.input, batchShare) > batchShare,
           true: httpLink(http),
           false: httpBatchLink({ ...http, maxItems: MAX_BATCH_ITEMS }),
         }),

@@ -28,6 +28,9 @@ class SerializedInput {
   constructor(readonly wire: ReturnType<typeof superjson.serialize>) {}
 }
 
+/** A call's input as JSON, whether serializeInputLink serialized it already or not (what links after it read: which fields it names). */
+export const inputJson = (input: unknown): unknown => (input instanceof SerializedInput ? input.wire.json : input);
+
 /** The transformer of the HTTP links: superjson, but an input serializeInputLink serialized goes as it is. */
 export const httpTransformer = {
   input: {

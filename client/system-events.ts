@@ -1,4 +1,4 @@
-// The server's own events (one for every task and agent transition, queue pauses, limits and rates, locks, semaphores, webhooks) as a discriminated union,
+// The server's own events (one for every task and agent transition, queue pauses, limits and rates, locks, semaphores, webhooks, shared state) as a discriminated union,
 // and a guard that narrows an event received from events.onEvent, poll or list to them. The
 // payload shapes are the server's (src/events/system-events.ts types its writes by them).
 import type { SystemEventPayloads, SystemEventType } from "../src/events/system-events.js";
@@ -57,6 +57,9 @@ export const SYSTEM_EVENT_TYPES = [
   "webhook.disabled",
   "webhook.recovered",
   "webhook.removed",
+  "kv.set",
+  "kv.deleted",
+  "kv.expired",
 ] as const satisfies readonly SystemEventType[];
 // A type the server adds and this list misses is a compile error here.
 type Unlisted = Exclude<SystemEventType, (typeof SYSTEM_EVENT_TYPES)[number]>;
@@ -67,7 +70,7 @@ const KNOWN: ReadonlySet<string> = new Set(SYSTEM_EVENT_TYPES);
 /**
  * Whether `event` is one of the server's own events, of one of `types` when any are given: then
  * its payload is typed, e.g. `if (isSystemEvent(data, "task.claimed")) data.payload.agentId`.
- * With credentials on, only an admin may publish task.*, agent.*, queue.*, schedule.*, lock.*, semaphore.* and webhook.* events under the server's
+ * With credentials on, only an admin may publish task.*, agent.*, queue.*, schedule.*, lock.*, semaphore.*, webhook.* and kv.* events under the server's
  * name; with none, anyone can, as anyone can do anything.
  */
 export function isSystemEvent(event: { type: string; source: string }): event is SystemEvent;

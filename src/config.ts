@@ -179,7 +179,7 @@ export const SETTINGS = {
     default: 2000,
     doc: "Most live subscriptions open under one credential, over all its WebSockets (without credentials, all callers share one): each costs memory and a share of every event's fan-out",
   },
-  maxParkedPerAgent: { ...int(1, 100_000), default: 64, doc: "Most long-polls (claims, polls, lock and semaphore acquires with waitMs) one agent may have waiting at once; and apart from those, most task waits (tasks.wait, tasks.waitMany: one each, however many tasks) one credential may have waiting at once" },
+  maxParkedPerAgent: { ...int(1, 100_000), default: 64, doc: "Most long-polls (claims, polls, lock and semaphore acquires with waitMs) one agent may have waiting at once; and apart from those, most task waits and key watches (tasks.wait, tasks.waitMany: one each, however many tasks; kv.get with afterVersion) one credential may have waiting at once" },
   webhookTimeoutMs: {
     ...positiveMs(300_000),
     default: 10_000,

@@ -32,6 +32,8 @@ export const ERROR_STATUS = {
   INVALID_STATE: 409,
   /** An idempotency key was reused with a different task definition. */
   IDEMPOTENCY_MISMATCH: 409,
+  /** A compare-and-set (kv.set, kv.delete with ifVersion) met another version of the key; `details.entry` is the key as it is. */
+  VERSION_CONFLICT: 409,
   /** A cursor or lastEventId points before the retained part of the event log. */
   EVENTS_PRUNED: 412,
   PAYLOAD_TOO_LARGE: 413,
@@ -94,6 +96,7 @@ export type DomainErrorCode = Extract<
   | "LEASE_CONFLICT"
   | "INVALID_STATE"
   | "IDEMPOTENCY_MISMATCH"
+  | "VERSION_CONFLICT"
   | "EVENTS_PRUNED"
   | "SHUTTING_DOWN"
   | "DISK_FULL"

@@ -196,7 +196,8 @@ export interface InProcessCoordination {
     get(name: string): Promise<Out["semaphores"]["get"]>;
     /** The permits held now, by semaphore name and token: `holder`, `prefix`, paged with `limit` and `cursor`. */
     list(filter?: In["semaphores"]["list"]): Promise<Out["semaphores"]["list"]>;
-  };  webhooks: {
+  };
+  webhooks: {
     /** Creates a webhook: each untargeted event matching `types` POSTed to `url`, in seq order, signed; answers its secret, once. INVALID_STATE past 100 webhooks. */
     create(url: string, types: string[], options?: Rest<In["webhooks"]["create"], "url" | "types">): Promise<Out["webhooks"]["create"]>;
     /** Changes its url, types or description, or disables (`enabled` false, `reason`) or enables it. WEBHOOK_NOT_FOUND. */
@@ -209,6 +210,16 @@ export interface InProcessCoordination {
     get(id: string): Promise<Out["webhooks"]["get"]>;
     /** Every webhook, oldest first. */
     list(): Promise<Out["webhooks"]["list"]>;
+  };
+  kv: {
+    /** Writes `value` (any JSON, up to 64 KiB) to `key`: with `options.ifVersion`, only if that is its version now (0: absent), else VERSION_CONFLICT (`details.entry`: the key as it is); `ttlMs`: it expires then. */
+    set(key: string, value: In["kv"]["set"]["value"], options?: Rest<In["kv"]["set"], "key" | "value">): Promise<Out["kv"]["set"]>;
+    /** The key as it is (`entry` null: absent); with `options.afterVersion`, once its version differs from that one (absent: 0), waiting up to `waitMs`. */
+    get(key: string, options?: Rest<In["kv"]["get"], "key">): Promise<Out["kv"]["get"]>;
+    /** Deletes the key (`deleted` false when it was absent); with `options.ifVersion`, only at that version, else VERSION_CONFLICT. */
+    delete(key: string, options?: Rest<In["kv"]["delete"], "key">): Promise<Out["kv"]["delete"]>;
+    /** The keys present, by key, with their values: `prefix`, paged with `limit` and `after`. */
+    list(filter?: In["kv"]["list"]): Promise<Out["kv"]["list"]>;
   };
 
   memory: {
@@ -359,6 +370,12 @@ export async function openCoordination(options: InProcessOptions = {}): Promise<
       remove: (id) => run(api.webhooks.remove({ id })),
       get: (id) => run(api.webhooks.get({ id })),
       list: () => run(api.webhooks.list()),
+    },
+    kv: {
+      set: (key, value, options) => run(api.kv.set({ ...options, key, value })),
+      get: (key, options) => run(api.kv.get({ ...options, key })),
+      delete: (key, options) => run(api.kv.delete({ ...options, key })),
+      list: (filter) => run(api.kv.list(filter ?? {})),
     },
     memory: {
       remember: (note) => run(api.memory.remember(note)),

@@ -22,7 +22,8 @@ import { PeriodicJob } from "./periodic.js";
 import { Retention } from "./retention/retention.js";
 import { PerKeyLimit } from "./per-key-limit.js";
 import { ClaimWaiters } from "./tasks/claim-waiters.js";
-import { lockWaiters, semaphoreWaiters, settleWaiters, type KeyedWaiters } from "./keyed-waiters.js";
+import { kvWaiters, lockWaiters, semaphoreWaiters, settleWaiters, type KeyedWaiters } from "./keyed-waiters.js";
+import { KvService } from "./kv/kv-service.js";
 import { TaskService } from "./tasks/task-service.js";
 import { LockService } from "./locks/lock-service.js";
 import { SemaphoreService } from "./locks/semaphore-service.js";
@@ -46,6 +47,8 @@ export interface Services {
   semaphores: SemaphoreService;
   /** Webhooks: the server's events POSTed to operators' URLs (src/webhooks/). */
   webhooks: WebhookService;
+  /** Shared state: versioned keys agents read, compare-and-set and watch (src/kv/). */
+  kv: KvService;
   /** Who presents which bearer secret, and whether credentials are enforced at all (src/auth/). */
   credentials: Credentials;
   /** Prometheus metrics (/metrics). */
@@ -53,8 +56,8 @@ export interface Services {
   /** Delivery confirmation of consuming calls (claims, steals, auto-ack polls). */
   deliveries: Deliveries;
   /** Long-polling claims and polls parked, woken by committed events. */
-  waiters: { claims: ClaimWaiters; polls: PollWaiters; settles: KeyedWaiters; locks: KeyedWaiters; semaphores: KeyedWaiters };
-  jobs: { leaseSweeper: PeriodicJob; lockExpiry: PeriodicJob; semaphoreExpiry: PeriodicJob; webhookDelivery: PeriodicJob; queueHolds: PeriodicJob; dependents: PeriodicJob; taskExpiry: PeriodicJob; scheduleRepair: PeriodicJob; pollHolds: PeriodicJob; healthMonitor: PeriodicJob; eventPruner: PeriodicJob; retention: PeriodicJob; memoryIndex: PeriodicJob };
+  waiters: { claims: ClaimWaiters; polls: PollWaiters; settles: KeyedWaiters; locks: KeyedWaiters; semaphores: KeyedWaiters; kv: KeyedWaiters };
+  jobs: { leaseSweeper: PeriodicJob; lockExpiry: PeriodicJob; semaphoreExpiry: PeriodicJob; kvExpiry: PeriodicJob; webhookDelivery: PeriodicJob; queueHolds: PeriodicJob; dependents: PeriodicJob; taskExpiry: PeriodicJob; scheduleRepair: PeriodicJob; pollHolds: PeriodicJob; healthMonitor: PeriodicJob; eventPruner: PeriodicJob; retention: PeriodicJob; memoryIndex: PeriodicJob };
   /** Settled tasks and memories pruned to their retention (src/retention/). */
   retention: Retention;
   /** Aborted when shutdown begins: long-polls and streams end. */
@@ -97,7 +100,7 @@ export function createCoordination(config: Config, log: Logger): Coordination {
   const startedAt = Date.now();
   const shutdown = new AbortController();
   const stopping = new SignalFanout(shutdown.signal);
-  const waiters = { claims: new ClaimWaiters(), polls: new PollWaiters(), settles: settleWaiters(), locks: lockWaiters(), semaphores: semaphoreWaiters() };
+  const waiters = { claims: new ClaimWaiters(), polls: new PollWaiters(), settles: settleWaiters(), locks: lockWaiters(), semaphores: semaphoreWaiters(), kv: kvWaiters() };
   // The bus hears of local commits from the writer thread, and reads other processes' through the reader.
   let bus: EventBus | undefined;
   let metrics: Metrics | undefined;
@@ -114,11 +117,15 @@ export function createCoordination(config: Config, log: Logger): Coordination {
     waiters.settles.observe(events);
     waiters.locks.observe(events);
     waiters.semaphores.observe(events);
+    waiters.kv.observe(events);
     webhooks.deliverer.observe(events);
   });
   const memory = new MemoryService(config, db, log);
   // Claims and polls together: one agent's parked long-polls, whatever they wait for.
   const parked = new PerKeyLimit(config.maxParkedPerAgent, (agentId) => `too many long-polls waiting for agent ${JSON.stringify(agentId)}`, "maxParkedPerAgent");
+  // A credential's parked waits (tasks.wait, tasks.waitMany, kv watches), bounded apart from its agent's claims and
+  // polls: an orchestrator waiting on its subtasks leaves its own worker's long-polls their room.
+  const parkedWaits = new PerKeyLimit(config.maxParkedPerAgent, (id) => `too many task waits and key watches parked for credential ${JSON.stringify(id)}`, "maxParkedPerAgent");
   const tasks = new TaskService({
     config,
     db,
@@ -126,21 +133,20 @@ export function createCoordination(config: Config, log: Logger): Coordination {
     shutdown: stopping,
     parked,
     settles: waiters.settles,
-    // A credential's parked task waits (tasks.wait, tasks.waitMany), bounded apart from its agent's claims and
-    // polls: an orchestrator waiting on its subtasks leaves its own worker's long-polls their room.
-    parkedWaits: new PerKeyLimit(config.maxParkedPerAgent, (id) => `too many task waits parked for credential ${JSON.stringify(id)}`, "maxParkedPerAgent"),
+    parkedWaits,
     changeMark: () => `${bus!.lastSeq}:${retention.pruned.settledTasks}`,
     holdsChanged: () => void jobs.queueHolds.runNow(),
   });
   const events = new EventService({ config, db, log, waiters: waiters.polls, shutdown: stopping, parked });
   const locks = new LockService({ config, db, waiters: waiters.locks, shutdown: stopping, parked });
   const semaphores = new SemaphoreService({ config, db, waiters: waiters.semaphores, shutdown: stopping, parked });
+  const kv = new KvService({ config, db, waiters: waiters.kv, shutdown: stopping, parked: parkedWaits });
   const webhooks = new WebhookService(db, log, new WebhookDeliverer({ config, db, log, shutdown: shutdown.signal }));
   const credentials = new Credentials({ db, config, log });
   metrics = new Metrics({
     db,
     taskStats: () => tasks.stats({ maxStaleMs: 1000 }),
-    parked: () => ({ claims: waiters.claims.size, polls: waiters.polls.size, waits: waiters.settles.size, locks: waiters.locks.size, semaphores: waiters.semaphores.size }),
+    parked: () => ({ claims: waiters.claims.size, polls: waiters.polls.size, waits: waiters.settles.size, locks: waiters.locks.size, semaphores: waiters.semaphores.size, watches: waiters.kv.size }),
     liveStreams: () => events.liveStreams,
     webhookAttempts: () => webhooks.deliverer.attempts,
     maxMetricsQueues: config.maxMetricsQueues,
@@ -154,6 +160,8 @@ export function createCoordination(config: Config, log: Logger): Coordination {
     // semaphore.expired tell subscribers and the log (a job each: one failing holds the other up not).
     lockExpiry: new PeriodicJob("lock-expiry", config.leaseSweepMs, () => locks.expire(), log),
     semaphoreExpiry: new PeriodicJob("semaphore-expiry", config.leaseSweepMs, () => semaphores.expire(), log),
+    // Keys of shared state whose expiry passed: absent already; their kv.expired tells watchers and subscribers.
+    kvExpiry: new PeriodicJob("kv-expiry", config.leaseSweepMs, () => kv.expire(), log),
     // Webhooks with events to deliver (new events start a look at once; this finds those whose
     // backoff ended, and those another server process on the file created or stopped delivering).
     webhookDelivery: new PeriodicJob("webhook-delivery", config.leaseSweepMs, () => webhooks.deliverer.look(), log),
@@ -193,6 +201,7 @@ export function createCoordination(config: Config, log: Logger): Coordination {
     locks,
     semaphores,
     webhooks,
+    kv,
     credentials,
     metrics,
     retention,

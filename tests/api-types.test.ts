@@ -114,6 +114,7 @@ const CHECKED = [
   "semaphores.acquire", "semaphores.renew", "semaphores.release", "semaphores.forceRelease", "semaphores.get", "semaphores.list",
   "tokens.create", "tokens.list", "tokens.revoke",
   "webhooks.create", "webhooks.update", "webhooks.rotateSecret", "webhooks.remove", "webhooks.get", "webhooks.list",
+  "kv.set", "kv.get", "kv.delete", "kv.list",
 ];
 
 describe("AppRouter types", () => {
@@ -259,6 +260,18 @@ describe("AppRouter types", () => {
     expectTypeOf<Out["semaphores"]["get"]>().toEqualTypeOf<{ name: string; held: number; limit: number | null; nextExpiresAt: Date | null; permits: Permit[]; permitsOmitted: number }>();
     expectTypeOf<In["semaphores"]["list"]>().toEqualTypeOf<{ holder?: string; prefix?: string; cursor?: string; limit?: number }>();
     expectTypeOf<Out["semaphores"]["list"]>().toEqualTypeOf<{ items: Permit[]; nextCursor: string | null }>();
+  });
+
+  it("shared state procedures", () => {
+    type Entry = { key: string; value: JsonValue; version: number; createdAt: Date; updatedAt: Date; updatedBy: string | null; expiresAt: Date | null };
+    expectTypeOf<In["kv"]["set"]>().toEqualTypeOf<{ key: string; value: JsonValue; ifVersion?: number; ttlMs?: number; agentId?: string }>();
+    expectTypeOf<Out["kv"]["set"]>().toEqualTypeOf<Entry>();
+    expectTypeOf<In["kv"]["get"]>().toEqualTypeOf<{ key: string; afterVersion?: number; waitMs?: number }>();
+    expectTypeOf<Out["kv"]["get"]>().toEqualTypeOf<{ key: string; entry: Entry | null }>();
+    expectTypeOf<In["kv"]["delete"]>().toEqualTypeOf<{ key: string; ifVersion?: number; agentId?: string }>();
+    expectTypeOf<Out["kv"]["delete"]>().toEqualTypeOf<{ deleted: boolean; entry: Entry | null }>();
+    expectTypeOf<In["kv"]["list"]>().toEqualTypeOf<{ prefix?: string; after?: string; limit?: number }>();
+    expectTypeOf<Out["kv"]["list"]>().toEqualTypeOf<{ items: Entry[]; nextCursor: string | null }>();
   });
 
   it("webhook procedures", () => {

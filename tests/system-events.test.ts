@@ -46,6 +46,11 @@ describe("system events", () => {
     await api.semaphores.acquire.mutate({ name: "pool", agentId: "a1", limit: 2, leaseMs: 1 });
     await vi.waitFor(async () => expect((await api.semaphores.get.query({ name: "pool" })).held).toBe(0), { timeout: 10_000, interval: 10 });
     await api.semaphores.acquire.mutate({ name: "pool", agentId: "a2", limit: 2 });
+    // A key of shared state set, deleted, and one that expires.
+    await api.kv.set.mutate({ key: "plan", value: { step: 1 }, agentId: "a1" });
+    await api.kv.delete.mutate({ key: "plan" });
+    await api.kv.set.mutate({ key: "presence", value: 1, ttlMs: 1 });
+    await vi.waitFor(async () => expect(await t!.server.services.kv.expire()).toBe(1), { timeout: 10_000, interval: 10 });
     await api.agents.deregister.mutate({ agentId: "a1" });
     await api.queues.pause.mutate({ queue: "default", reason: "maintenance" });
     await api.queues.resume.mutate({ queue: "default" });

@@ -78,11 +78,11 @@ export function mailboxViewOf(caller: Caller): { recipient: string | null } | un
 }
 
 /** Event types the server itself publishes: an agent credential may not publish them. */
-export const RESERVED_EVENT_TYPE = /^(task|agent|queue|schedule|lock|semaphore|webhook)\./;
+export const RESERVED_EVENT_TYPE = /^(task|agent|queue|schedule|lock|semaphore|webhook|kv)\./;
 
-/** Refuses an event an agent could forge as the server's own (task.*, agent.*, queue.*, schedule.*, lock.*, semaphore.*, webhook.*). */
+/** Refuses an event an agent could forge as the server's own (task.*, agent.*, queue.*, schedule.*, lock.*, semaphore.*, webhook.*, kv.*). */
 export function assertMayPublish(caller: Caller, type: string): void {
   if (caller.kind === "token" && caller.role !== "admin" && RESERVED_EVENT_TYPE.test(type)) {
-    throw forbidden(`type ${JSON.stringify(type)}: task.*, agent.*, queue.*, schedule.*, lock.*, semaphore.* and webhook.* are the server's own events; an agent may not publish them`);
+    throw forbidden(`type ${JSON.stringify(type)}: task.*, agent.*, queue.*, schedule.*, lock.*, semaphore.*, webhook.* and kv.* are the server's own events; an agent may not publish them`);
   }
 }

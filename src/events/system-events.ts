@@ -135,6 +135,17 @@ export type SystemEventPayloads = {
   "webhook.recovered": { webhookId: string; seq: number; failedAttempts: number; failingSince: string };
   /** An operator removed webhook `webhookId` (webhooks.remove), at seq `cursor`, `delivered` events delivered; by: the credential. */
   "webhook.removed": { webhookId: string; cursor: number; delivered: number; by: string | null };
+  /**
+   * Key `key` of shared state holds a new value (kv.set), at `version`; previousVersion: the
+   * version it replaced (0: the write created the key); updatedBy: the agent that wrote it (null:
+   * none named); expiresAt: when it reads as absent (absent: never). The value is left out (up to
+   * 64 KiB a write, read with kv.get): the event says which key moved.
+   */
+  "kv.set": { key: string; version: number; previousVersion: number; updatedBy: string | null; expiresAt?: string };
+  /** Key `key` was deleted (kv.delete) at `version`; deletedBy: the agent that deleted it (null: none named). */
+  "kv.deleted": { key: string; version: number; deletedBy: string | null };
+  /** Key `key` expired at expiredAt: it read as absent from then (its version `version`). */
+  "kv.expired": { key: string; version: number; expiredAt: string };
   /** A schedule has no run ahead: its last run was claimed (reason "maxRuns": runs reached maxRuns), or the next time it names is past its endAt ("endAt"). It stays, with nextRunAt null, until set again or removed. */
   "schedule.ended": { scheduleId: string; queue: string; runs: number; reason: "endAt" | "maxRuns" };
 };

@@ -18,7 +18,7 @@ export interface MetricsSources {
   /** Task counts (shared with every other caller for a second: counting reads every task). */
   taskStats: () => Promise<{ queues: Array<{ queue: string; counts: Record<string, number>; scheduled: number; oldestPendingAgeMs: number | null; paused: boolean }> }>;
   /** Long-polls parked now. */
-  parked: () => { claims: number; polls: number; waits: number; locks: number; semaphores: number };
+  parked: () => { claims: number; polls: number; waits: number; locks: number; semaphores: number; watches: number };
   /** The open live streams. */
   liveStreams: () => Iterable<LiveStreamStats>;
   /** Webhook delivery attempts this process made since it started, by how they went. */
@@ -320,7 +320,7 @@ export class Metrics {
     });
     new Gauge({
       name: "coordination_long_polls_parked",
-      help: "Long-polls waiting now: claims, polls, task waits (tasks.wait, tasks.waitMany), lock acquires and semaphore acquires",
+      help: "Long-polls waiting now: claims, polls, task waits (tasks.wait, tasks.waitMany), lock acquires, semaphore acquires and key watches (kv.get with afterVersion)",
       labelNames: ["kind"],
       registers,
       collect() {
@@ -330,6 +330,7 @@ export class Metrics {
         this.set({ kind: "wait" }, parked.waits);
         this.set({ kind: "lock" }, parked.locks);
         this.set({ kind: "semaphore" }, parked.semaphores);
+        this.set({ kind: "watch" }, parked.watches);
       },
     });
     new Gauge({

@@ -55,14 +55,14 @@ function operation(route: Route, bearer: boolean): ZodOpenApiOperationObject {
   const shape = inputShape(route.input);
   const pathParams = route.segments.flatMap((s) => (typeof s === "string" ? [] : [s.param]));
   const inPath = new Set(pathParams.map(camelCase));
-  /** The input's fields the path does not carry: the body's (POST, PATCH) or the query's. */
+  /** The input's fields the path does not carry: the body's (POST, PUT, PATCH) or the query's. */
   const notInPath: Record<string, z.ZodType> = Object.fromEntries(Object.entries(shape).filter(([field]) => !inPath.has(field)));
   const rest: Record<string, z.ZodType> = { ...notInPath };
   // The seed's names for fields (GET /tasks/claim/{agent_id}?queue=…&capability=…) are parameters too.
   for (const [alias, field] of Object.entries(route.aliases ?? {})) {
     if (rest[field] !== undefined) rest[alias] = rest[field].describe(`The seed's name for ${field}: the same values`);
   }
-  const bodyTaken = route.method === "POST" || route.method === "PATCH";
+  const bodyTaken = route.method === "POST" || route.method === "PUT" || route.method === "PATCH";
   const codes = [
     ...ALWAYS,
     ...(route.type === "mutation" ? WRITING : []),

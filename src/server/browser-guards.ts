@@ -78,7 +78,7 @@ export function browserGuards(config: Config, scheme: "http" | "https"): Browser
       if (origin === undefined) return false;
       res.writeHead(204, {
         "access-control-allow-origin": origin,
-        "access-control-allow-methods": "GET, POST, PATCH, DELETE",
+        "access-control-allow-methods": "GET, POST, PUT, PATCH, DELETE",
         "access-control-allow-headers": req.headers["access-control-request-headers"] ?? "authorization, content-type",
         "access-control-max-age": "600",
         vary: "Origin",

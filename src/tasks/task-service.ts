@@ -14,6 +14,7 @@ import { assertJsonDepth } from "../json-value.js";
 import type { PerKeyLimit } from "../per-key-limit.js";
 import { retentionPolicies } from "../retention/retention.js";
 import { linkSignals, safetyRelookMs, type SignalFanout } from "../wakeup.js";
+import { watchUntil } from "../watch-until.js";
 import type { Availability, ClaimWaiters } from "./claim-waiters.js";
 import type { KeyedWaiters } from "../keyed-waiters.js";
 import { SETTLED_STATUSES, untilHolds } from "./task-status.js";
@@ -485,42 +486,13 @@ export class TaskService {
   }
 
   /**
-   * The long-poll of wait and waitMany: looks (`look`) until what it sees is `enough`, `waitMs`
-   * runs out (the last look is the answer), or the client leaves; between looks, parked on a
-   * ticket woken by a settle of any of `taskIds`.
+   * The long-poll of wait and waitMany (watch-until.ts): looks (`look`) until what it sees is
+   * `enough`, `waitMs` runs out (the last look is the answer), or the client leaves; between
+   * looks, parked on a ticket woken by a settle of any of `taskIds`.
    */
-  private async untilSettled<T>(taskIds: readonly string[], waitMs: number, look: () => Promise<T>, enough: (looked: T) => boolean, parkedAs: string | undefined, call: ConsumingCall): Promise<T> {
-    const deadline = Date.now() + waitMs;
-    const shutdown = this.d.shutdown.child();
-    const stop = linkSignals([...(call.signals?.() ?? []), shutdown.signal]);
-    let unpark: (() => void) | undefined;
-    try {
-      for (;;) {
-        // Waiting starts before the read: a settle committed meanwhile wakes it at once.
-        const ticket = this.d.settles.ticket(taskIds);
-        try {
-          const looked = await look();
-          if (enough(looked)) return looked;
-          const now = Date.now();
-          // Its time ran out: what it saw is the answer, whatever began meanwhile.
-          if (now >= deadline) return looked;
-          // Cut short, not the tasks as they are: that reads as "not settled yet", and the caller would wait on this server again.
-          if (shutdown.signal.aborted) throw shuttingDown();
-          refuseIfRevoked(call);
-          if (stop.signal.aborted) return looked;
-          if (unpark === undefined && parkedAs !== undefined) unpark = this.d.parkedWaits.acquire(parkedAs);
-          call.waiting?.();
-          await ticket.wait(Math.min(deadline - now, safetyRelookMs(this.d.config.crossProcessPollMs)), stop.signal);
-          // Out of time, not woken: one last read still answers a settle the bus had not read yet.
-        } finally {
-          ticket.cancel();
-        }
-      }
-    } finally {
-      stop.dispose();
-      shutdown.dispose();
-      unpark?.();
-    }
+  private untilSettled<T>(taskIds: readonly string[], waitMs: number, look: () => Promise<T>, enough: (looked: T) => boolean, parkedAs: string | undefined, call: ConsumingCall): Promise<T> {
+    const { config, settles, shutdown, parkedWaits } = this.d;
+    return watchUntil({ config, waiters: settles, shutdown, parked: parkedWaits }, { keys: taskIds, waitMs, look, enough, parkedAs, call });
   }
 
   /** One page, in seq order; a page stops early (with a nextCursor) rather than pass maxResponseBytes. */

@@ -12,6 +12,7 @@ import { scheduleRouter } from "../schedules/schedule-router.js";
 import { lockRouter } from "../locks/lock-router.js";
 import { semaphoreRouter } from "../locks/semaphore-router.js";
 import { webhookRouter } from "../webhooks/webhook-router.js";
+import { kvRouter } from "../kv/kv-router.js";
 import { VERSION } from "../version.js";
 import { shippedSchema } from "../db/migrate.js";
 
@@ -65,6 +66,7 @@ export const appRouter = router({
   locks: lockRouter,
   semaphores: semaphoreRouter,
   webhooks: webhookRouter,
+  kv: kvRouter,
   tokens: tokenRouter,
 });
 

@@ -4,7 +4,7 @@ import type { ErrorCode } from "../errors.js";
 
 /** A procedure's REST route: one of the seed's routes, or the rest of the API. */
 export interface RestRoute {
-  method: "GET" | "POST" | "PATCH" | "DELETE";
+  method: "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
   /** Path template with {parameters}: /tasks/{taskId}/complete. */
   path: string;
   summary: string;

@@ -38,6 +38,8 @@ import { semaphoreCommands, semaphoreQueries } from "../../locks/semaphore-comma
 import { SemaphoreStore } from "../../locks/semaphore-store.js";
 import { webhookCommands, webhookQueries } from "../../webhooks/webhook-commands.js";
 import { WebhookStore } from "../../webhooks/webhook-store.js";
+import { kvCommands, kvQueries } from "../../kv/kv-commands.js";
+import { KvStore } from "../../kv/kv-store.js";
 import type { SqliteDatabase } from "../open-database.js";
 import type { Prisma } from "../prisma.js";
 import { statementsFor } from "../statements.js";
@@ -76,6 +78,7 @@ function storesOf(db: SqliteDatabase, { config, startedAt }: ThreadSetup) {
     locks: new LockStore(st),
     permits: new SemaphoreStore(st),
     webhooks: new WebhookStore(st),
+    kv: new KvStore(st),
     cutoffs: (now: number) => healthCutoffs(now, config, startedAt),
     st,
   };
@@ -84,7 +87,7 @@ function storesOf(db: SqliteDatabase, { config, startedAt }: ThreadSetup) {
 /** `recall`: starts a claim's recall on the reader thread (recall-relay.ts). `memoryChanges`: counts deletes and notes for the reader's recall cache. */
 export function createWriteCommands(db: SqliteDatabase, setup: ThreadSetup, recall: TaskCommandDeps["recall"], memoryChanges: MemoryChanges) {
   const { config } = setup;
-  const { tasks, pauses, limits, rates, events, agents, cordons, memories, tokens, schedules, locks, permits, webhooks, cutoffs, st } = storesOf(db, setup);
+  const { tasks, pauses, limits, rates, events, agents, cordons, memories, tokens, schedules, locks, permits, webhooks, kv, cutoffs, st } = storesOf(db, setup);
   // The writer's connection alone tells whether another process commits to the file: the
   // reader's sees this process's own writer commit too.
   const grace = lockWaitGrace(st, config.busyTimeoutMs);
@@ -132,6 +135,7 @@ export function createWriteCommands(db: SqliteDatabase, setup: ThreadSetup, reca
     ...lockWrites,
     ...semaphoreWrites,
     ...webhookCommands({ webhooks, events }),
+    ...kvCommands({ kv, events }),
     ...memoryCommands(memories, memoryChanges),
     ...tokenCommands(tokens),
     ...retentionCommands({ tasks, memories, memoryChanges, tokens, pruneAgents: agentWrites["agents.pruneGone"], settleDependents: (ctx, dependency, outcome) => transitions.settleDependents(ctx, dependency, outcome) }),
@@ -155,7 +159,7 @@ export function createWriteCommands(db: SqliteDatabase, setup: ThreadSetup, reca
 /** `prisma`: the reader's Prisma client, created on first use. `sameFile`: throws if the database file was deleted or replaced. */
 export function createReadCommands(db: SqliteDatabase, prisma: () => Promise<Prisma>, setup: ThreadSetup, memoryChanges: MemoryChanges, sameFile: () => void = () => undefined) {
   const { config } = setup;
-  const { tasks, pauses, limits, rates, events, agents, cordons, memories, tokens, schedules, locks, permits, webhooks, cutoffs } = storesOf(db, setup);
+  const { tasks, pauses, limits, rates, events, agents, cordons, memories, tokens, schedules, locks, permits, webhooks, kv, cutoffs } = storesOf(db, setup);
   const ping = db.prepare("SELECT 1").pluck();
   return {
     ...taskQueries({ prisma, tasks, maxResponseBytes: config.maxResponseBytes }),
@@ -170,6 +174,7 @@ export function createReadCommands(db: SqliteDatabase, prisma: () => Promise<Pri
     ...lockQueries({ locks, maxResponseBytes: config.maxResponseBytes }),
     ...semaphoreQueries({ permits, maxResponseBytes: config.maxResponseBytes }),
     ...webhookQueries({ webhooks, events, maxResponseBytes: config.maxResponseBytes }),
+    ...kvQueries({ kv, maxResponseBytes: config.maxResponseBytes }),
     ...retentionQueries({ tasks, memories }),
     /** Notes another version's server stored without their notes_fts entry: which, up to a window and a byte budget (memory-store.ts). */
     "memory.missedNotes": (args: { afterSeq: number; window: number; budgetBytes: number }) => memories.missedNotes(args.afterSeq, args.window, args.budgetBytes),

@@ -1,0 +1,38 @@
+// tRPC procedures of shared state; `meta.rest` also serves each one as a REST route (src/rest/).
+// Agents (and admins) write, as themselves (an agent credential's writes are its own agent's:
+// updatedBy); anyone who may read reads and watches.
+import { AS_AGENT, credentialIdOf, READ } from "../auth/access.js";
+import { procedure, router, waitingProcedure } from "../trpc/init.js";
+import { deleteInput, getInput, kvDeletedSchema, kvEntrySchema, kvPageSchema, kvReadSchema, listInput, setInput } from "./kv-schemas.js";
+
+const tags = ["kv"];
+
+export const kvRouter = router({
+  set: procedure
+    .meta({
+      access: AS_AGENT,
+      rest: { method: "PUT", path: "/kv/{key}", tags, summary: "Write a key's value (with ifVersion: only at that version, a compare-and-set)", errors: ["VERSION_CONFLICT"] },
+    })
+    .input(setInput)
+    .output(kvEntrySchema)
+    .mutation(({ ctx, input }) => ctx.services.kv.set(input)),
+
+  delete: procedure
+    .meta({ access: AS_AGENT, rest: { method: "DELETE", path: "/kv/{key}", tags, summary: "Delete a key (deleted false when it was absent; with ifVersion: only at that version)", errors: ["VERSION_CONFLICT"] } })
+    .input(deleteInput)
+    .output(kvDeletedSchema)
+    .mutation(({ ctx, input }) => ctx.services.kv.delete(input)),
+
+  /** A key as it is; with afterVersion, a long-poll for its next change (a watch). */
+  get: waitingProcedure
+    .meta({ access: READ, rest: { method: "GET", path: "/kv/{key}", tags, summary: "A key as it is (entry null: absent); with afterVersion, once its version differs from that one, waiting up to waitMs" } })
+    .input(getInput)
+    .output(kvReadSchema)
+    .query(({ ctx, input }) => ctx.services.kv.get(input, credentialIdOf(ctx.caller) ?? undefined, ctx.call)),
+
+  list: procedure
+    .meta({ access: READ, rest: { method: "GET", path: "/kv", tags, summary: "The keys present, by key, with their values: those starting with a prefix" } })
+    .input(listInput)
+    .output(kvPageSchema)
+    .query(({ ctx, input }) => ctx.services.kv.list(input)),
+});

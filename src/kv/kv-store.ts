@@ -1,0 +1,90 @@
+// All SQL of shared state (SQLite dialect). A row of `kv` is a key: present while its expiresAt is
+// null or ahead, absent once it passed (read as absent by every query here; the expiry job or the
+// next write of the key deletes it with its kv.expired event). Versions come from one counter in
+// system_state, so they keep growing however many rows are deleted.
+import type { Statements } from "../db/statements.js";
+
+export interface KvRow {
+  key: string;
+  /** The value as JSON text. */
+  value: string;
+  version: number;
+  previousVersion: number;
+  createdAt: number;
+  updatedAt: number;
+  updatedBy: string | null;
+  expiresAt: number | null;
+}
+
+/** The system_state key of the last version written. */
+const VERSION_KEY = "kv.version";
+const COLUMNS = "key, value, version, previousVersion, createdAt, updatedAt, updatedBy, expiresAt";
+
+/** Whether `row` is present at `now`: one whose expiry passed is absent. */
+export const kvPresent = (row: KvRow | undefined, now: number): row is KvRow => row !== undefined && (row.expiresAt === null || Number(row.expiresAt) > now);
+
+export class KvStore {
+  constructor(private readonly st: Statements) {}
+
+  /** The row of `key`, present or expired; undefined: none. */
+  get(key: string): KvRow | undefined {
+    return this.st.get<[string], KvRow>(`SELECT ${COLUMNS} FROM kv WHERE key = ?`).get(key);
+  }
+
+  /** Writes `row` in place of whatever row `key` has (none, or one the caller found absent or replaces), with the next version. The row as written. */
+  put(row: Omit<KvRow, "version">): KvRow {
+    const version = this.st
+      .get<[string], number>(
+        `INSERT INTO system_state (key, value) VALUES (?, '1')
+         ON CONFLICT(key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) RETURNING CAST(value AS INTEGER)`,
+      )
+      .pluck()
+      .get(VERSION_KEY)!;
+    const written: KvRow = { ...row, version };
+    this.st
+      .get<[string, string, number, number, number, number, string | null, number | null]>(
+        `INSERT INTO kv (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT(key) DO UPDATE SET value = excluded.value, version = excluded.version, previousVersion = excluded.previousVersion,
+           createdAt = excluded.createdAt, updatedAt = excluded.updatedAt, updatedBy = excluded.updatedBy, expiresAt = excluded.expiresAt`,
+      )
+      .run(written.key, written.value, written.version, written.previousVersion, written.createdAt, written.updatedAt, written.updatedBy, written.expiresAt);
+    return written;
+  }
+
+  /** Deletes `key` at `version`. Whether it was there. */
+  remove(key: string, version: number): boolean {
+    return this.st.get<[string, number]>(`DELETE FROM kv WHERE key = ? AND version = ?`).run(key, version).changes > 0;
+  }
+
+  /** Up to `limit` keys whose expiry passed by `now`, the oldest expiry first. */
+  expired(now: number, limit: number): KvRow[] {
+    return this.st
+      .get<[number, number], KvRow>(`SELECT ${COLUMNS} FROM kv WHERE expiresAt IS NOT NULL AND expiresAt <= ? ORDER BY expiresAt LIMIT CAST(? AS INTEGER)`)
+      .all(now, limit);
+  }
+
+  /** Whether any key's expiry passed by `now`: a look on the reader before the expiry job writes. */
+  anyExpired(now: number): boolean {
+    return this.st.get<[number], number>(`SELECT 1 FROM kv WHERE expiresAt IS NOT NULL AND expiresAt <= ? LIMIT 1`).pluck().get(now) !== undefined;
+  }
+
+  /**
+   * The keys present at `now` from `from` on (or the first), after `after` when given, by key,
+   * read lazily: the caller stops at its budget, and at the first key past its prefix (the keys
+   * that start with one are a contiguous range of the primary key in byte order, so nothing past
+   * it is read; LIKE would hold % and _ a key may hold, and ignore case).
+   */
+  page(filter: { from?: string | undefined; after?: string | undefined }, now: number): IterableIterator<KvRow> {
+    const where = ["(expiresAt IS NULL OR expiresAt > @now)"];
+    const params: Record<string, string | number> = { now };
+    if (filter.from !== undefined) {
+      where.push("key >= @from");
+      params.from = filter.from;
+    }
+    if (filter.after !== undefined) {
+      where.push("key > @after");
+      params.after = filter.after;
+    }
+    return this.st.get<[Record<string, string | number>], KvRow>(`SELECT ${COLUMNS} FROM kv WHERE ${where.join(" AND ")} ORDER BY key`).iterate(params);
+  }
+}
