@@ -1,0 +1,166 @@
+// Shared state from the client's side: updateKey reads a key, computes its next value and writes
+// it only at the version it read (compare-and-set), again from the key as the conflict found it
+// until the write holds; watchKey yields a key's every new state, a long-poll at a time. Both go on
+// through transient failures (no answer, a 5xx, a restart's 503): a set sent again after its
+// answer was lost finds its own write on the server, unless another write came between (then its
+// outcome is unknown, and updateKey says so rather than guess).
+import { setTimeout as sleep } from "node:timers/promises";
+import { isTRPCClientError } from "@trpc/client";
+import { isTransient } from "./lease-calls.js";
+import type { CoordinationApi, JsonValue, RouterOutputs } from "./types.js";
+
+/** A key as the server answers it (kv.set, and kv.get's entry). */
+export type KvEntry = RouterOutputs["kv"]["set"];
+
+/** updateKey met a newer version on each of its `attempts`: other writers keep winning the key. */
+export class KeyContended extends Error {
+  constructor(
+    readonly key: string,
+    readonly attempts: number,
+    /** The key as the last conflict found it (null: absent). */
+    readonly entry: KvEntry | null,
+  ) {
+    super(`key ${JSON.stringify(key)}: ${attempts} writes in a row met a newer version (other writers keep changing it)`);
+    this.name = "KeyContended";
+  }
+}
+
+export interface UpdateKeyOptions {
+  key: string;
+  /** The agent making the write, kept as the key's updatedBy (an agent credential's own, when left out). */
+  agentId?: string;
+  /** The written key reads as absent this many ms later (left out: never). */
+  ttlMs?: number;
+  /** How many writes may meet a newer version before KeyContended (100 by default). */
+  maxAttempts?: number;
+  /** Stops the update between attempts (its reason is thrown). */
+  signal?: AbortSignal;
+}
+
+/**
+ * updateKey's write got no answer, and sent again it met another writer's newer version: whether
+ * the first one was stored (and then replaced) is unknown. Read the key and decide: an update that
+ * is idempotent (a field set to a value) may simply run again; a bare increment may not.
+ */
+export class KeyWriteUnknown extends Error {
+  constructor(
+    readonly key: string,
+    /** The version the lost write was conditional on. */
+    readonly ifVersion: number,
+    /** The key as the resend found it (null: absent). */
+    readonly entry: KvEntry | null,
+    override readonly cause: unknown,
+  ) {
+    super(`key ${JSON.stringify(key)}: a write at version ${ifVersion} got no answer, and sent again it found version ${entry?.version ?? 0} of another write: whether it was stored is unknown`);
+    this.name = "KeyWriteUnknown";
+  }
+}
+
+/** A failed call is sent again this soon at first, doubling to a second. */
+const RETRY_START_MS = 100;
+
+/** The key a VERSION_CONFLICT names (its details' entry), or undefined when `error` is another. */
+function conflictEntry(error: unknown): KvEntry | null | undefined {
+  if (!isTRPCClientError(error) || error.data?.code !== "VERSION_CONFLICT") return undefined;
+  const details = (error.data as { details?: { entry?: KvEntry | null } }).details;
+  return details?.entry ?? null;
+}
+
+/**
+ * Runs `call` until it answers or fails for a reason no resend mends; waits between tries, up to a
+ * second. `resent`: told of each transient failure before the call is sent again.
+ */
+async function untilAnswered<T>(call: () => Promise<T>, signal: AbortSignal | undefined, resent?: (error: unknown) => void): Promise<T> {
+  let retryMs = RETRY_START_MS;
+  for (;;) {
+    signal?.throwIfAborted();
+    try {
+      return await call();
+    } catch (error) {
+      signal?.throwIfAborted();
+      if (!isTransient(error)) throw error;
+      resent?.(error);
+      await sleep(retryMs, undefined, { signal }).catch(() => signal?.throwIfAborted());
+      retryMs = Math.min(retryMs * 2, 1000);
+    }
+  }
+}
+
+/**
+ * Reads `options.key`, asks `update` for its next value (given the key as it is: null when absent)
+ * and writes it only at the version read; when another write came between, `update` is asked
+ * again with the key as that conflict found it. `update` returning undefined writes nothing.
+ * Resolves with the key as written (or, when `update` wrote nothing, as it was). Rejects with
+ * KeyContended after `maxAttempts` conflicts; with KeyWriteUnknown when a write got no answer and
+ * its resend met another writer's version (it may have been stored: `update` is not asked again,
+ * as an increment would then count twice); with the server's error for input it refuses (a value
+ * past 64 KiB), and with `update`'s own error.
+ */
+export async function updateKey(api: CoordinationApi, options: UpdateKeyOptions, update: (current: KvEntry | null) => JsonValue | undefined | Promise<JsonValue | undefined>): Promise<KvEntry | null> {
+  const { key, signal } = options;
+  const maxAttempts = options.maxAttempts ?? 100;
+  let current = (await untilAnswered(() => api.kv.get.query({ key }, { signal }), signal)).entry;
+  for (let attempt = 1; ; attempt++) {
+    const value = await update(current);
+    if (value === undefined) return current;
+    const request = {
+      key,
+      value,
+      ifVersion: current?.version ?? 0,
+      ...(options.agentId === undefined ? {} : { agentId: options.agentId }),
+      ...(options.ttlMs === undefined ? {} : { ttlMs: options.ttlMs }),
+    };
+    let lost: unknown;
+    try {
+      return await untilAnswered(() => api.kv.set.mutate(request, { signal }), signal, (error) => (lost = error));
+    } catch (error) {
+      const found = conflictEntry(error);
+      if (found === undefined) throw error;
+      if (lost !== undefined) throw new KeyWriteUnknown(key, request.ifVersion, found, lost);
+      if (attempt >= maxAttempts) throw new KeyContended(key, attempt, found);
+      current = found;
+    }
+  }
+}
+
+export interface WatchKeyOptions {
+  key: string;
+  /** The version last seen (an absent key's is 0): the first state yielded is the next one. Left out, the key as it is now comes first. */
+  afterVersion?: number;
+  /** One long-poll's wait, in ms (left out: the server's maxWaitMs). */
+  waitMs?: number;
+  /** Ends the watch: the generator returns (a long-poll under way is aborted). */
+  signal?: AbortSignal;
+}
+
+/** The shortest round of a watch: long-polls are not sent closer together than this (a server whose maxWaitMs is 0 answers at once). */
+const MIN_ROUND_MS = 250;
+
+/**
+ * The key's states, each new one as it comes (null: absent), until `options.signal` aborts or the
+ * caller stops iterating. States that came and went between two long-polls are not seen: a watch
+ * yields the newest each time, as etcd's and Consul's blocking reads do.
+ */
+export async function* watchKey(api: CoordinationApi, options: WatchKeyOptions): AsyncGenerator<KvEntry | null, void, undefined> {
+  const { key, signal } = options;
+  let seen = options.afterVersion;
+  try {
+    while (!signal?.aborted) {
+      const sentAt = performance.now();
+      const input = { key, ...(seen === undefined ? {} : { afterVersion: seen }), ...(options.waitMs === undefined ? {} : { waitMs: options.waitMs }) };
+      const { entry } = await untilAnswered(() => api.kv.get.query(input, { signal }), signal);
+      const version = entry?.version ?? 0;
+      if (version === seen) {
+        const pause = sentAt + MIN_ROUND_MS - performance.now();
+        if (pause > 0) await sleep(pause, undefined, { signal });
+        continue;
+      }
+      seen = version;
+      yield entry;
+    }
+  } catch (error) {
+    // Stopped by the caller: the watch ends, as iterating stops.
+    if (signal?.aborted) return;
+    throw error;
+  }
+}
