@@ -181,6 +181,11 @@ describe("shared state", () => {
     ]);
     expect(events[0]).toEqual(["kv.set", { key: "presence/agent-a", version: short.version, previousVersion: 0, updatedBy: null, expiresAt: short.expiresAt!.toISOString() }]);
     expect(withDatabase(t, (db) => db.prepare("SELECT key FROM kv ORDER BY key").pluck().all())).toEqual(["presence/agent-a", "presence/agent-b"]);
+    await api.kv.delete.mutate({ key: "presence/agent-b" });
+    // This process's writes, by what they did.
+    const metrics = await (await fetch(`${t.url}/metrics`)).text();
+    const writes = (kind: string) => Number(new RegExp(`^coordination_kv_writes_total\\{kind="${kind}"\\} (\\d+)$`, "m").exec(metrics)?.[1]);
+    expect([writes("set"), writes("deleted"), writes("expired")]).toEqual([4, 1, 2]);
   });
 
   it("a watch (afterVersion) parks until the key's version moves, woken by a set, a delete, a creation, and an expiry", async () => {

@@ -231,6 +231,10 @@ describe("README", () => {
     expect(await runExample("repo/CHANGELOG.md", "locks")).toBe("2 false\nbusy: deployer-1\n");
   });
 
+  it("runs the shared state example as written", async () => {
+    expect(await runExample("runs/42/pages", "kv")).toBe("30\nleader: agent-1\n{ step: 'draft' }\n");
+  });
+
   it("runs the webhooks example as written: a receiver that verifies what it gets", async () => {
     expect(await runExample("verifyWebhook", "webhooks")).toBe("task.dead_lettered reports no data\n");
   });

@@ -44,6 +44,9 @@ const GRANT_COUNTED: Record<string, { of: "lock" | "semaphore"; transition: stri
   "semaphore.expired": { of: "semaphore", transition: "expired" },
 };
 
+/** Shared state's events, counted in coordination_kv_writes_total by what they did to a key. */
+const KV_COUNTED: Record<string, string> = { "kv.set": "set", "kv.deleted": "deleted", "kv.expired": "expired" };
+
 const COUNTED: Record<string, string> = {
   "task.enqueued": "enqueued",
   "task.ready": "ready",
@@ -63,6 +66,7 @@ export class Metrics {
   private readonly queueLabels: QueueLabels;
   private readonly transitions: Counter<QueueLabelName | "transition">;
   private readonly grantTransitions: Record<"lock" | "semaphore", Counter<"transition">>;
+  private readonly kvWrites: Counter<"kind">;
   private readonly waited: Histogram<QueueLabelName>;
   private readonly ran: Histogram<QueueLabelName | "outcome">;
   private readonly batchWrites: Histogram;
@@ -94,6 +98,12 @@ export class Metrics {
         registers,
       }),
     };
+    this.kvWrites = new Counter({
+      name: "coordination_kv_writes_total",
+      help: "Writes of shared state committed by this process, by what they did to a key: set, deleted, expired (its ttlMs ran out)",
+      labelNames: ["kind"],
+      registers,
+    });
     this.waited = new Histogram({
       name: "coordination_task_wait_seconds",
       help: "Time from a task becoming claimable (its enqueue, or its retry or delay coming due) to its claim",
@@ -361,6 +371,11 @@ export class Metrics {
       const grant = GRANT_COUNTED[event.type];
       if (grant !== undefined) {
         this.grantTransitions[grant.of].inc({ transition: grant.transition === "released" && payload.forced === true ? "force_released" : grant.transition });
+        continue;
+      }
+      const kv = KV_COUNTED[event.type];
+      if (kv !== undefined) {
+        this.kvWrites.inc({ kind: kv });
         continue;
       }
       const transition =
