@@ -4,7 +4,7 @@
 import { render } from "preact";
 import { useEffect, useMemo, useState } from "preact/hooks";
 import { connect, saveToken, savedToken } from "./api.js";
-import { Agents, DeadLetters, LiveTail, Locks, Queues, Rates, Schedules, Semaphores, TaskPage, Webhooks } from "./views.js";
+import { Agents, DeadLetters, LiveTail, Locks, Queues, Rates, Schedules, Semaphores, SharedState, TaskPage, Webhooks } from "./views.js";
 
 function useHash(): string {
   const [hash, setHash] = useState(location.hash);
@@ -93,6 +93,7 @@ function App() {
             <Agents {...props} />
             <Locks {...props} />
             <Semaphores {...props} />
+            <SharedState {...props} />
             <Webhooks {...props} />
             <DeadLetters {...props} />
             <LiveTail {...props} />

@@ -1,5 +1,5 @@
 // The dashboard's views: queues with their rates, schedules (pause, resume), agents (cordon, uncordon) with the tasks
-// they hold, the named locks and semaphore permits held (force-release), dead letters (requeue, cancel), the live event tail, and a task's own page.
+// they hold, the named locks and semaphore permits held (force-release), shared state's keys (delete), dead letters (requeue, cancel), the live event tail, and a task's own page.
 import { useEffect, useState } from "preact/hooks";
 import type { Api } from "./api.js";
 import { backoffText, errorCode, errorText, fitsInAnswer, rateWindowText, runLimitText, webhookStateText } from "./api.js";
@@ -525,6 +525,76 @@ export function Webhooks({ api, onUnauthorized }: ViewProps) {
           </tbody>
         </table>
       )}
+    </section>
+  );
+}
+
+/** The keys the page lists: the first by key (`coordination kv` lists them all). */
+const SHOWN_KEYS = 100;
+/** How much of a value the table shows, in characters of its JSON. */
+const VALUE_SHOWN = 120;
+
+/** A value's JSON on one line, cut to VALUE_SHOWN characters. */
+const valueText = (value: unknown): string => {
+  const text = JSON.stringify(value);
+  return text.length > VALUE_SHOWN ? `${text.slice(0, VALUE_SHOWN - 1)}…` : text;
+};
+
+export function SharedState({ api, onUnauthorized }: ViewProps) {
+  const keys = usePolling(() => api.kv.list.query({ limit: SHOWN_KEYS }), 3000, [api], onUnauthorized);
+  const [message, setMessage] = useState("");
+  /** Deletes a key at the version shown (operatorAct): one changed since is left as it is, and said so. */
+  const remove = async (key: string, version: number) => {
+    const act = () => api.kv.delete.mutate({ key, ifVersion: version });
+    setMessage(await operatorAct("delete", act, () => `deleted ${key}`, keys.refresh));
+  };
+  return (
+    <section>
+      <h2>
+        Shared state <span class="muted">{message}</span>
+      </h2>
+      <ErrorLine error={keys.error} />
+      {keys.data?.items.length === 0 ? (
+        <p class="muted" data-testid="keys-none">
+          No key is set.
+        </p>
+      ) : (
+        <table data-testid="keys">
+          <thead>
+            <tr>
+              <th>key</th>
+              <th class="num">version</th>
+              <th>value</th>
+              <th>by</th>
+              <th>updated</th>
+              <th>expires</th>
+              <th></th>
+            </tr>
+          </thead>
+          <tbody>
+            {keys.data?.items.map((entry) => (
+              <tr data-key={entry.key} data-version={String(entry.version)}>
+                <td>{entry.key}</td>
+                <td class="num">{entry.version}</td>
+                <td>
+                  <code title={JSON.stringify(entry.value)}>{valueText(entry.value)}</code>
+                </td>
+                <td>{entry.updatedBy ?? "-"}</td>
+                <td>{time(entry.updatedAt)}</td>
+                <td>{time(entry.expiresAt)}</td>
+                <td>
+                  <button onClick={() => void remove(entry.key, entry.version)}>Delete</button>
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+      {keys.data?.nextCursor ? (
+        <p class="muted" data-testid="keys-more">
+          The first {keys.data.items.length} keys; more are set (coordination kv, or GET /kv with after, lists them all).
+        </p>
+      ) : null}
     </section>
   );
 }

@@ -109,6 +109,19 @@ describe.skipIf(!CHROMIUM)("the dashboard in Chromium", () => {
       await expect.poll(() => hookRow.getAttribute("data-enabled"), { timeout: 10_000 }).toBe("true");
       await t.api.webhooks.remove.mutate({ id: webhook.id });
 
+      // Shared state's keys show with their versions, values and writers; one deleted from the page, at the version shown.
+      await page.locator('[data-testid="keys-none"]').waitFor({ timeout: 10_000 });
+      const leader = await t.api.kv.set.mutate({ key: "runs/42/leader", value: { agent: "stuck-agent" }, agentId: "stuck-agent", ttlMs: 600_000 });
+      await t.api.kv.set.mutate({ key: "runs/42/plan", value: { step: "x".repeat(200) } });
+      const keyRow = page.locator('[data-key="runs/42/leader"]');
+      await expect.poll(() => keyRow.getAttribute("data-version"), { timeout: 10_000 }).toBe(String(leader.version));
+      expect(await keyRow.locator("td").allTextContents()).toEqual(["runs/42/leader", String(leader.version), '{"agent":"stuck-agent"}', "stuck-agent", expect.any(String), expect.any(String), "Delete"]);
+      expect((await page.locator('[data-key="runs/42/plan"] code').textContent())!.length).toBe(120);
+      await keyRow.getByRole("button", { name: "Delete" }).click();
+      await page.getByText("deleted runs/42/leader").waitFor({ timeout: 10_000 });
+      await expect.poll(() => keyRow.count(), { timeout: 10_000 }).toBe(0);
+      expect((await t.api.kv.list.query({ prefix: "runs/42/" })).items.map((entry) => entry.key)).toEqual(["runs/42/plan"]);
+
       // A dead letter, requeued from the page.
       const dead = await t.api.tasks.enqueue.mutate({ queue: "doomed", maxAttempts: 1 });
       await t.api.tasks.claim.mutate({ agentId: "agent-x", queues: ["doomed"] });
