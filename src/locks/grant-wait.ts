@@ -79,13 +79,14 @@ export async function acquireWaiting<A extends { acquired: boolean }>(d: GrantWa
   }
 }
 
-/** Grants (locks, permits) the expiry job takes away per write. */
+/** Grants (locks, permits) or keys of shared state an expiry job takes away per write. */
 const EXPIRY_BATCH = 500;
 
 /**
- * Takes away the grants whose lease ran out, EXPIRY_BATCH a write (`expire`, each with its
- * expired event: the acquires waiting for them wake), looked for on the reader first
- * (`anyRunOut`), so a server whose grants are all held writes nothing. How many.
+ * Takes away the grants whose lease ran out (or the keys whose ttlMs did: kv-service.ts),
+ * EXPIRY_BATCH a write (`expire`, each with its expired event: the acquires and watches waiting
+ * for them wake), looked for on the reader first (`anyRunOut`), so a server with none writes
+ * nothing. How many.
  */
 export async function expireRunOut(anyRunOut: (now: number) => Promise<boolean>, expire: (limit: number) => Promise<number>): Promise<number> {
   let expired = 0;
