@@ -326,7 +326,7 @@ describe("webhooks", () => {
     expect((await http(secure.url, "GET", `/webhooks/${created.body.webhook.id}`, { token: agent })).status).toBe(403);
     const forged = await http(secure.url, "POST", "/events", { token: agent, body: { type: "webhook.disabled", source: "worker-1", payload: {} } });
     expect(forged.status).toBe(403);
-    expect(forged.body.message).toContain("webhook.* are the server's own events");
+    expect(forged.body.message).toContain("webhook.* and kv.* are the server's own events");
   });
 
   it("the command line adds, shows, disables, enables, rotates and removes webhooks", async () => {
