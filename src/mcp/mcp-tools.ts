@@ -10,6 +10,7 @@ import { mcpCallTransport, type ObservableResponse } from "../delivery/transport
 import { CoordinationError, invalidField } from "../errors.js";
 import type { CoordinationEvent } from "../events/event-schemas.js";
 import type { JsonValue } from "../json-types.js";
+import { RESERVED_JSON_KEYS } from "../json-value.js";
 import { pollInput, publishInput, subscribeInput, unsubscribeInput } from "../events/event-schemas.js";
 import { findByCapabilityInput, registerInput } from "../agents/agent-schemas.js";
 import { recallInput, rememberInput } from "../memory/memory-schemas.js";
@@ -18,6 +19,7 @@ import { claimInput, completeAndClaimInput, completeInput, enqueueFields, failIn
 import { int } from "../schema-parts.js";
 import { acquireInput, getLockInput, listLocksInput, releaseInput as lockReleaseInput, renewInput } from "../locks/lock-schemas.js";
 import { acquirePermitInput, getSemaphoreInput, releasePermitInput, renewPermitInput } from "../locks/semaphore-schemas.js";
+import { deleteInput as kvDeleteInput, getInput as kvGetInput, listInput as kvListInput, MAX_VALUE_BYTES, setInput as kvSetInput } from "../kv/kv-schemas.js";
 import type { Caller } from "../trpc/context.js";
 import { toErrorBody } from "../trpc/error-shape.js";
 import { appRouter } from "../trpc/app-router.js";
@@ -31,7 +33,7 @@ const createCaller = createCallerFactory(appRouter);
 /** An MCP session's calls refresh its agent's heartbeat at most this often (ms). */
 const SIGN_OF_LIFE_MS = 1000;
 
-/** The longest a claim_task or read_mailbox waits, in ms: an LLM's tool call should not hang for long. */
+/** The longest a claim_task, read_mailbox, wait_for_task or get_key's watch waits, in ms: an LLM's tool call should not hang for long. */
 export const MCP_MAX_WAIT_MS = 20_000;
 
 export interface McpSession {
@@ -219,7 +221,8 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
       capabilities: { logging: {} },
       instructions: readSession
         ? "A coordination server for agents, seen through a read-only credential: look at a task with get_task (wait_for_task waits for it to settle, wait_for_tasks for several), at the queues with queue_stats, " +
-          "at the agents and what they can do with find_agents, at the memories (earlier runs' records, agents' notes and lessons) with recall, at who holds named locks with get_lock and list_locks, and at a semaphore's permits with get_semaphore. " +
+          "at the agents and what they can do with find_agents, at the memories (earlier runs' records, agents' notes and lessons) with recall, at who holds named locks with get_lock and list_locks, at a semaphore's permits with get_semaphore, " +
+          "and at the shared state agents read and write (a plan, a leader's name, a build's status) with get_key (with afterVersion, it waits for the key to change) and list_keys. " +
           "This session acts as no agent: it can take, settle or publish nothing."
         : "A coordination server for agents. Take work with claim_task (it returns the task with the memories relevant to it in `context`: earlier runs' records, agents' notes and lessons), " +
         "then settle it with complete_task or fail_task, passing the task's id and leaseToken (complete_task with `next` claims the next task in the same call); call heartbeat_task during long work, before the lease runs out (its progress says where the work is). " +
@@ -228,7 +231,9 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
         "Hand work to other agents with enqueue_task, and wait for its result with wait_for_task (for several tasks' results, wait_for_tasks). " +
         "Read direct messages, and the event types you subscribed to with subscribe_events, with read_mailbox. A task targeted at you, or a direct message, arrives as a logging notification. " +
         "Before working on something other agents may work on too (a file, a branch, a deploy), take a named lock with acquire_lock, renew it with renew_lock while you work, and release it with release_lock when done. " +
-        "Before using something only a few agents may use at once (an API key's concurrency, a GPU pool), take a permit with acquire_permit, renew it with renew_permit, and release it with release_permit.",
+        "Before using something only a few agents may use at once (an API key's concurrency, a GPU pool), take a permit with acquire_permit, renew it with renew_permit, and release it with release_permit. " +
+        "Share state with other agents (a plan, a leader's name, a build's status) as keys: read one with get_key (with afterVersion, wait for it to change), list them with list_keys, write with set_key and delete with delete_key; " +
+        "to change a value others may change too, set it with ifVersion the version you read, and on VERSION_CONFLICT read it again and decide anew.",
     },
   );
 
@@ -532,6 +537,65 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
       inputSchema: strictArgs({ name: getSemaphoreInput.shape.name }),
     },
     (args, extra) => answerCall(extra, (api) => api.semaphores.get(args)),
+  );
+  // Shared state (kv.*): keys agents read and write, each a JSON value with a version. The writes
+  // are the session's agent's (updatedBy); a watch (get_key with afterVersion) waits as
+  // wait_for_task does, at most MCP_MAX_WAIT_MS a call, and stops when the host cancels the call
+  // or the session is deleted (answerCall's signal, the call's transport).
+  const kvKey = kvSetInput.shape.key.describe("The key: whatever the agents agree it names (a path such as plans/repo-a, or build:main:status)");
+  registerTool(
+    "get_key",
+    {
+      annotations: { readOnlyHint: true },
+      description:
+        "A key of the shared state agents read and write (a plan, a leader's name, a build's status) as it is now: { key, entry }, entry null when the key is absent (never set, deleted or expired), " +
+        "else its value, its version (what a compare-and-set with set_key or delete_key names), updatedBy (the agent that wrote it), updatedAt and expiresAt. " +
+        `To watch it, pass afterVersion, the version you last read (0 for an absent key): the call answers once the key's version differs from it, or when waitMs (at most ${MCP_MAX_WAIT_MS}) runs out, ` +
+        "with the key as it is then: compare its version, and if unchanged call again to wait longer.",
+      inputSchema: strictArgs({
+        key: kvKey,
+        afterVersion: kvGetInput.shape.afterVersion,
+        waitMs: z.number().int().min(0).optional().describe(`With afterVersion: wait up to this many ms for the key to change, at most ${MCP_MAX_WAIT_MS} (a longer wait is cut to it); left out, ${MCP_MAX_WAIT_MS}; 0, answer at once`),
+      }),
+    },
+    (args, extra) => answerCall(extra, (api) => api.kv.get({ key: args.key, afterVersion: args.afterVersion, waitMs: args.waitMs === undefined ? MCP_MAX_WAIT_MS : wait(args.waitMs) })),
+  );
+  registerTool(
+    "set_key",
+    {
+      description:
+        `Write a key of the shared state: its value (any JSON, at most ${MAX_VALUE_BYTES} bytes), as this agent (updatedBy), with a new version. Returns the entry written (its version, updatedAt, expiresAt). ` +
+        "To change a value other agents may change too (a counter, a list, a plan), compare-and-set: read it with get_key, work out the new value from it, and set it with ifVersion the version you read (0 if the key was absent: then the set only creates it). " +
+        "If another agent wrote in between, nothing is written and the call is a tool error with code VERSION_CONFLICT, its details.entry the key as it is now (null: absent): work out the value again from that entry and set it with that version, until it succeeds. " +
+        "Without ifVersion the set writes whatever the key holds. With ttlMs the key reads as absent that many ms from now; each set says its own expiry (left out, it never expires).",
+      inputSchema: strictArgs({
+        key: kvKey,
+        value: z.unknown().describe(`The value: any JSON (null included), at most ${MAX_VALUE_BYTES} bytes as JSON text (${RESERVED_JSON_KEYS})`),
+        ifVersion: kvSetInput.shape.ifVersion,
+        ttlMs: kvSetInput.shape.ttlMs,
+      }),
+    },
+    (args, extra) => answerCall(extra, (api) => api.kv.set({ ...args, value: args.value as JsonValue, agentId: agent(undefined, false) })),
+  );
+  registerTool(
+    "delete_key",
+    {
+      description:
+        "Delete a key of the shared state, as this agent. Returns { deleted, entry }: deleted false when the key was absent already (nothing changed); entry, the key as it was. " +
+        "With ifVersion (the version you read with get_key), only if that is its version now: otherwise nothing is deleted and the call is a tool error with code VERSION_CONFLICT, its details.entry the key as it is now (null: absent).",
+      inputSchema: strictArgs({ key: kvKey, ifVersion: kvDeleteInput.shape.ifVersion }),
+    },
+    (args, extra) => answerCall(extra, (api) => api.kv.delete({ ...args, agentId: agent(undefined, false) })),
+  );
+  registerTool(
+    "list_keys",
+    {
+      annotations: { readOnlyHint: true },
+      description:
+        "The keys of the shared state present now, in key order, each with its value, version and writer: all of them, or those whose keys start with a prefix (plans/). A page: pass nextCursor as after for the next; null on the last.",
+      inputSchema: strictArgs({ prefix: kvListInput.shape.prefix, after: kvListInput.shape.after, limit: kvListInput.shape.limit }),
+    },
+    (args, extra) => answerCall(extra, (api) => api.kv.list(args)),
   );
   registerTool(
     "remember",
