@@ -1,9 +1,10 @@
 // Shared state from the client's side: updateKey reads a key, computes its next value and writes
 // it only at the version it read (compare-and-set), again from the key as the conflict found it
 // until the write holds; watchKey yields a key's every new state, a long-poll at a time. Both go on
-// through transient failures (no answer, a 5xx, a restart's 503): a set sent again after its
-// answer was lost finds its own write on the server, unless another write came between (then its
-// outcome is unknown, and updateKey says so rather than guess).
+// through transient failures (no answer, a 5xx, a restart's 503): each write carries a key of its
+// own, so one sent again after its answer was lost finds its own write on the server, unless
+// another write came after it (then its outcome is unknown, and updateKey says so rather than guess).
+import { randomUUID } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import { isTRPCClientError } from "@trpc/client";
 import { isTransient } from "./lease-calls.js";
@@ -107,6 +108,8 @@ export async function updateKey(api: CoordinationApi, options: UpdateKeyOptions,
       key,
       value,
       ifVersion: current?.version ?? 0,
+      // This attempt's own: its resends are found as its write, another attempt's are not.
+      idempotencyKey: `updateKey:${randomUUID()}`,
       ...(options.agentId === undefined ? {} : { agentId: options.agentId }),
       ...(options.ttlMs === undefined ? {} : { ttlMs: options.ttlMs }),
     };

@@ -109,7 +109,7 @@ export const SETTINGS = {
     doc: "Cordon an agent for quarantineMs once it failed this many runs in a row with no complete between (tasks.fail; counted per server process): an agent that fails everything it takes cannot drain its queues into dead letters. 0 (the default) turns it off",
   },
   quarantineMs: { ...positiveMs(WEEK_MS), default: 300_000, doc: "How long an automatic quarantine (quarantineAfterFailures) keeps an agent cordoned; agents.uncordon lifts it sooner" },
-  maxWaitMs: { ...ms(300_000), default: 30_000, doc: "Longest long-poll (waitMs) a claim, poll, lock or semaphore acquire may ask for" },
+  maxWaitMs: { ...ms(300_000), default: 30_000, doc: "Longest long-poll (waitMs) a claim, poll, lock or semaphore acquire, task wait or key watch may ask for (a task wait or key watch that names none waits this long)" },
   crossProcessPollMs: {
     ...positiveMs(10_000),
     default: 250,

@@ -264,7 +264,7 @@ describe("AppRouter types", () => {
 
   it("shared state procedures", () => {
     type Entry = { key: string; value: JsonValue; version: number; createdAt: Date; updatedAt: Date; updatedBy: string | null; expiresAt: Date | null };
-    expectTypeOf<In["kv"]["set"]>().toEqualTypeOf<{ key: string; value: JsonValue; ifVersion?: number; ttlMs?: number; agentId?: string }>();
+    expectTypeOf<In["kv"]["set"]>().toEqualTypeOf<{ key: string; value: JsonValue; ifVersion?: number; ttlMs?: number; agentId?: string; idempotencyKey?: string }>();
     expectTypeOf<Out["kv"]["set"]>().toEqualTypeOf<Entry>();
     expectTypeOf<In["kv"]["get"]>().toEqualTypeOf<{ key: string; afterVersion?: number; waitMs?: number }>();
     expectTypeOf<Out["kv"]["get"]>().toEqualTypeOf<{ key: string; entry: Entry | null }>();

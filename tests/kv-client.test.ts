@@ -33,14 +33,15 @@ function losingFirstSet(meanwhile: () => Promise<unknown> = async () => undefine
 }
 
 describe("updateKey", () => {
-  it("agents incrementing one counter at once lose no increment: each conflict asks the update again with the key as it found it", async () => {
+  it("agents (and workers of one agent) incrementing one counter at once lose no increment: each conflict asks the update again with the key as it found it", async () => {
     t = await startTestServer();
     const api = t.api;
     let asked = 0;
     const increments = Array.from({ length: 8 }, (_, agent) =>
       (async () => {
         for (let i = 0; i < 10; i++) {
-          await updateKey(api, { key: "count", agentId: `agent-${agent}` }, (current) => {
+          // Two workers of each agent: their writes must not pass for each other's.
+          await updateKey(api, { key: "count", agentId: `agent-${agent % 4}` }, (current) => {
             asked++;
             return ((current?.value as number | undefined) ?? 0) + 1;
           });

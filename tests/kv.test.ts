@@ -113,21 +113,46 @@ describe("shared state", () => {
     expect((await kvEvents(t)).map(([type, payload]) => `${type} ${payload.version}`)).toEqual(["kv.set 1", "kv.set 2", "kv.deleted 2", "kv.set 3"]);
   });
 
-  it("a compare-and-set sent again after its answer was lost gets the entry it wrote, once; another writer or value is a conflict", async () => {
+  it("a set sent again with its idempotencyKey (its answer lost) gets the write it made while the key holds it; another value or ifVersion under it is a 409", async () => {
     t = await startTestServer();
     const { api } = t;
     const base = await api.kv.set.mutate({ key: "counter", value: 1, agentId: "a" });
-    const request = { key: "counter", value: 2, ifVersion: base.version, agentId: "a" };
+    const request = { key: "counter", value: 2, ifVersion: base.version, agentId: "a", idempotencyKey: "write-1" };
     const written = await api.kv.set.mutate(request);
     expect(written.version).toBe(base.version + 1);
     // The same write again: its own, answered as it is, no second write.
     expect(await api.kv.set.mutate(request)).toEqual(written);
+    // Without ifVersion too: an unconditional set sent again is not made twice.
+    const plain = { key: "status", value: "green", agentId: "a", idempotencyKey: "write-2" };
+    const status = await api.kv.set.mutate(plain);
+    expect(await api.kv.set.mutate(plain)).toEqual(status);
+    // The key under another value or ifVersion: refused, naming what differs.
+    const mismatch = await refusal(api.kv.set.mutate({ ...request, value: 3, ifVersion: 0 }));
+    expect(mismatch).toEqual({
+      code: "IDEMPOTENCY_MISMATCH",
+      message: 'key "counter": idempotencyKey "write-1" wrote version 2 with another value and ifVersion: give each write a key of its own',
+      details: { key: "counter", version: 2, differs: ["value", "ifVersion"] },
+    });
+    // Another writer's same key is not this write: a conflict, as any stale set.
     expect((await refusal(api.kv.set.mutate({ ...request, agentId: "b" }))).code).toBe("VERSION_CONFLICT");
-    expect((await refusal(api.kv.set.mutate({ ...request, value: 3 }))).code).toBe("VERSION_CONFLICT");
-    expect((await kvEvents(t)).length).toBe(2);
-    // Once another write came after it, it is a conflict.
+    // Without its key, the same content is not taken for it: a conflict.
+    const { idempotencyKey: _, ...unkeyed } = request;
+    expect((await refusal(api.kv.set.mutate(unkeyed))).code).toBe("VERSION_CONFLICT");
+    expect((await kvEvents(t)).length).toBe(3);
+    // Once another write came after it, the resend is a stale set: a conflict.
     await api.kv.set.mutate({ key: "counter", value: 5, agentId: "c" });
     expect((await refusal(api.kv.set.mutate(request))).code).toBe("VERSION_CONFLICT");
+  });
+
+  it("workers of one agent computing one value from one version do not pass for each other: one write holds, the others conflict", async () => {
+    t = await startTestServer();
+    const { api } = t;
+    const base = await api.kv.set.mutate({ key: "count", value: 5, agentId: "worker" });
+    const answers = await Promise.allSettled(Array.from({ length: 6 }, () => api.kv.set.mutate({ key: "count", value: 6, ifVersion: base.version, agentId: "worker" })));
+    expect(answers.filter((answer) => answer.status === "fulfilled").length).toBe(1);
+    const refused = answers.flatMap((answer) => (answer.status === "rejected" ? [(answer.reason as TRPCClientError<never>).data?.code] : []));
+    expect(refused).toEqual(Array(5).fill("VERSION_CONFLICT"));
+    expect((await kvEvents(t)).length).toBe(2);
   });
 
   it("agents incrementing one counter by compare-and-set through two server processes on one file lose no increment", async () => {
@@ -140,7 +165,8 @@ describe("shared state", () => {
       for (let done = 0; done < times; ) {
         const { entry } = await api.kv.get.query({ key: "count" });
         try {
-          await api.kv.set.mutate({ key: "count", value: ((entry?.value as number | undefined) ?? 0) + 1, ifVersion: entry?.version ?? 0, agentId: `agent-${agent}` });
+          // Two workers of each agent: one agent's writes must not pass for each other.
+          await api.kv.set.mutate({ key: "count", value: ((entry?.value as number | undefined) ?? 0) + 1, ifVersion: entry?.version ?? 0, agentId: `agent-${agent % 4}` });
           done++;
         } catch (error) {
           // Another agent wrote since this one read: read again.

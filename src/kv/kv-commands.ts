@@ -51,22 +51,30 @@ export function kvCommands(d: { kv: KvStore; events: EventStore }) {
     /**
      * Writes `value` (JSON text) to `key`, with the next version, and its kv.set. With
      * `ifVersion`, only if the key's version is that one now (0: absent); otherwise
-     * VERSION_CONFLICT, nothing written, unless the key holds this very write: the version it
-     * replaced is `ifVersion`, by the same writer, with the same value (a set sent again after its
-     * answer was lost), answered as it is. `ttlMs`: it reads as absent that long from now (null:
-     * never).
+     * VERSION_CONFLICT, nothing written. A set sent again with its `idempotencyKey` (its answer
+     * lost) while the key holds its write is answered with that write, not written twice (sent
+     * with another value or ifVersion: IDEMPOTENCY_MISMATCH); once another write came after it,
+     * the key is another's and the resend is judged as any set. `ttlMs`: it reads as absent that
+     * long from now (null: never).
      */
-    "kv.set": (ctx: WriteContext, request: { key: string; value: string; ifVersion?: number | undefined; ttlMs: number | null; updatedBy: string | null }): KvEntry => {
+    "kv.set": (ctx: WriteContext, request: { key: string; value: string; ifVersion?: number | undefined; ttlMs: number | null; updatedBy: string | null; idempotencyKey: string | null }): KvEntry => {
       // Looked at before anything is written: a refusal must leave the write clean (one that
       // changed rows before it throws costs its whole batch a rerun, savepoint by savepoint).
       const row = d.kv.get(request.key);
       const present = kvPresent(row, ctx.now);
       const current = present ? Number(row.version) : 0;
-      if (request.ifVersion !== undefined && request.ifVersion !== current) {
-        const ownWrite = present && Number(row.previousVersion) === request.ifVersion && row.updatedBy === request.updatedBy && row.value === request.value;
-        if (ownWrite) return toEntry(row, ctx.now)!;
-        throw versionConflict(request.key, request.ifVersion, row, ctx.now);
+      // Its own write, by its key and writer: content would not do, as two workers of one agent
+      // that read one version may compute one value, and the second must not pass for the first.
+      if (present && request.idempotencyKey !== null && row.idempotencyKey === request.idempotencyKey && row.updatedBy === request.updatedBy) {
+        const differs = [...(row.value === request.value ? [] : ["value"]), ...(request.ifVersion === undefined || request.ifVersion === Number(row.previousVersion) ? [] : ["ifVersion"])];
+        if (differs.length === 0) return toEntry(row, ctx.now)!;
+        throw new CoordinationError("IDEMPOTENCY_MISMATCH", `key ${JSON.stringify(request.key)}: idempotencyKey ${JSON.stringify(request.idempotencyKey)} wrote version ${row.version} with another ${differs.join(" and ")}: give each write a key of its own`, {
+          key: request.key,
+          version: Number(row.version),
+          differs,
+        });
       }
+      if (request.ifVersion !== undefined && request.ifVersion !== current) throw versionConflict(request.key, request.ifVersion, row, ctx.now);
       if (row !== undefined && !present) expire(ctx, row);
       const written = d.kv.put({
         key: request.key,
@@ -75,6 +83,7 @@ export function kvCommands(d: { kv: KvStore; events: EventStore }) {
         createdAt: present ? Number(row.createdAt) : ctx.now,
         updatedAt: ctx.now,
         updatedBy: request.updatedBy,
+        idempotencyKey: request.idempotencyKey,
         expiresAt: request.ttlMs === null ? null : ctx.now + request.ttlMs,
       });
       d.events.appendSystem(ctx, "kv.set", {

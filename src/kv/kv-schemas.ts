@@ -47,6 +47,11 @@ export const setInput = z.strictObject({
     .optional()
     .describe("The key reads as absent this many ms from now (1 ms to 366 days), and is deleted with a kv.expired event. Left out, it never expires: each set says its own expiry"),
   agentId: writerField,
+  idempotencyKey: text(200)
+    .optional()
+    .describe(
+      "This write's own key: sent again with it (its answer lost), the write is answered as stored, not made twice, while the key holds it (once another write came after it, the resend is judged as any set: a VERSION_CONFLICT with ifVersion). Sent with another value or ifVersion, 409 IDEMPOTENCY_MISMATCH. Give each write its own (updateKey does); keys are the writer's (agentId) own",
+    ),
 });
 export type SetRequest = z.output<typeof setInput>;
 
@@ -68,7 +73,7 @@ export const getInput = z.strictObject({
     ),
   waitMs: ms(3_600_000)
     .optional()
-    .describe("With afterVersion: how long to wait for a change, in ms (left out: the server's maxWaitMs, 30 s by default, and never past it); the answer is the key as it is then, changed or not (compare its version)"),
+    .describe("With afterVersion: how long to wait for a change, in ms (left out: the server's maxWaitMs, 30 s by default, and never past it); the answer is the key as it is then, changed or not (compare its version). Without afterVersion nothing is waited for (a watch's first read may send it all the same)"),
 });
 export type GetRequest = z.output<typeof getInput>;
 

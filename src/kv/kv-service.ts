@@ -21,8 +21,8 @@ export class KvService {
   /**
    * Writes `request.value` to `request.key` (see kv.set): with `ifVersion`, only if that is the
    * key's version now (0: absent). VERSION_CONFLICT otherwise, `details.entry` the key as it is;
-   * a set sent again after its answer was lost (the same ifVersion, value and agentId) gets the
-   * entry it wrote.
+   * a set sent again with its idempotencyKey after its answer was lost gets the entry it wrote
+   * while no other write came after it (IDEMPOTENCY_MISMATCH with another value or ifVersion).
    */
   set(request: SetRequest): Promise<KvEntry> {
     return this.d.db.write("kv.set", {
@@ -31,6 +31,7 @@ export class KvService {
       ifVersion: request.ifVersion,
       ttlMs: request.ttlMs ?? null,
       updatedBy: request.agentId ?? null,
+      idempotencyKey: request.idempotencyKey ?? null,
     });
   }
 

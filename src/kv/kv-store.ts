@@ -13,12 +13,14 @@ export interface KvRow {
   createdAt: number;
   updatedAt: number;
   updatedBy: string | null;
+  /** The write's own key (null: none). */
+  idempotencyKey: string | null;
   expiresAt: number | null;
 }
 
 /** The system_state key of the last version written. */
 const VERSION_KEY = "kv.version";
-const COLUMNS = "key, value, version, previousVersion, createdAt, updatedAt, updatedBy, expiresAt";
+const COLUMNS = "key, value, version, previousVersion, createdAt, updatedAt, updatedBy, idempotencyKey, expiresAt";
 
 /** Whether `row` is present at `now`: one whose expiry passed is absent. */
 export const kvPresent = (row: KvRow | undefined, now: number): row is KvRow => row !== undefined && (row.expiresAt === null || Number(row.expiresAt) > now);
@@ -42,12 +44,12 @@ export class KvStore {
       .get(VERSION_KEY)!;
     const written: KvRow = { ...row, version };
     this.st
-      .get<[string, string, number, number, number, number, string | null, number | null]>(
-        `INSERT INTO kv (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+      .get<[string, string, number, number, number, number, string | null, string | null, number | null]>(
+        `INSERT INTO kv (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT(key) DO UPDATE SET value = excluded.value, version = excluded.version, previousVersion = excluded.previousVersion,
-           createdAt = excluded.createdAt, updatedAt = excluded.updatedAt, updatedBy = excluded.updatedBy, expiresAt = excluded.expiresAt`,
+           createdAt = excluded.createdAt, updatedAt = excluded.updatedAt, updatedBy = excluded.updatedBy, idempotencyKey = excluded.idempotencyKey, expiresAt = excluded.expiresAt`,
       )
-      .run(written.key, written.value, written.version, written.previousVersion, written.createdAt, written.updatedAt, written.updatedBy, written.expiresAt);
+      .run(written.key, written.value, written.version, written.previousVersion, written.createdAt, written.updatedAt, written.updatedBy, written.idempotencyKey, written.expiresAt);
     return written;
   }
 
