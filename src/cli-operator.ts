@@ -6,7 +6,8 @@
 // operator in the directory the server runs from reaches it on whatever port it was given.
 // Tables for people, --json for scripts. Exit codes: 0 done, 1 the server refused or could not be
 // reached (the message says which), 2 usage (or settings that cannot be read); `tasks wait`: 3
-// the task (one of the tasks) was dead-lettered or cancelled, 4 it had not settled in time.
+// the task (one of the tasks) was dead-lettered or cancelled, 4 it had not settled in time;
+// `kv get`: 3 the key is absent; `kv set|delete --if-version`: 3 the key was not at that version.
 import { parseDuration, rateWindowText, parseRate } from "../client/rate-window.js";
 import { backoffText, type BackoffShape } from "../client/backoff-text.js";
 import { webhookStateText } from "../client/webhook-state-text.js";
@@ -16,6 +17,7 @@ import type { JsonValue } from "./json-types.js";
 import { MAX_EVERY_MS, MIN_EVERY_MS } from "./schedules/schedule-schemas.js";
 import { MAX_CORDON_MS } from "./agents/agent-schemas.js";
 import { MAX_RUN_MS } from "./tasks/task-schemas.js";
+import { MAX_TTL_MS } from "./kv/kv-schemas.js";
 import { SETTLED_STATUSES as SETTLED, untilHolds } from "./tasks/task-status.js";
 import { linkSignals } from "./wakeup.js";
 import { MAX_CLAIMS_PER_WINDOW, MAX_RATE_WINDOW_MS, MIN_RATE_WINDOW_MS } from "./tasks/queue-rate-schemas.js";
@@ -72,6 +74,16 @@ export const OPERATOR_USAGE = [
   "       coordination webhooks disable ID [--reason TEXT]        send nothing until enabled (its events wait in the log)",
   "       coordination webhooks rotate-secret ID [--grace DURATION]   a new secret (printed once); the old signs too for",
   "                                    DURATION (24h by default; 0s: stops at once)",
+  "       coordination kv [list] [--prefix TEXT] [--after KEY]   the keys of shared state: version, written when and by whom, expiry,",
+  "                                    the value cut short (up to 10,000 keys; --after: those after KEY; --json: {items, nextCursor})",
+  "       coordination kv get KEY                                 its value (JSON), version, when and by whom written; exit 3 if absent",
+  "       coordination kv set KEY JSON [--if-version N] [--ttl DURATION]   write the value (quoted as the shell needs: '{\"step\":2}',",
+  "                                    '\"text\"'); --if-version: only if that is its version now (0: only if absent), else exit 3,",
+  "                                    nothing written; --ttl: it reads as absent that long from now (30s, 10m, 1d; left out,",
+  "                                    never: each set says its own)",
+  "       coordination kv delete KEY [--if-version N]             (--if-version: only at that version, else exit 3, nothing deleted)",
+  "       coordination kv watch KEY                               the key, then each new version, until Ctrl-C (a version replaced",
+  "                                    before it was seen is not shown: each line is the key as it was then)",
   "       coordination events tail [--types 'task.*,agent.*'] [--agent A] [--from SEQ]   (--from: the events after SEQ; 0 for all retained)",
   "Each takes --url URL (else COORDINATION_URL, else the server's host, port and TLS in its settings: the environment,",
   ".env, the YAML file of COORDINATION_CONFIG or --config FILE; by default http://127.0.0.1:8000), --token TOKEN",
@@ -293,7 +305,7 @@ interface Parsed {
   options: Record<string, string | true>;
 }
 
-const VALUE_OPTIONS = new Set(["--url", "--token", "--config", "--queue", "--status", "--agent", "--limit", "--cursor", "--capability", "--health", "--types", "--from", "--after", "--before", "--reason", "--cron", "--timezone", "--every", "--start", "--end", "--max-runs", "--overlap", "--payload", "--priority", "--timeout", "--at", "--delay", "--expires", "--ttl", "--max-run", "--for", "--holder", "--prefix", "--fencing-token", "--description", "--grace"]);
+const VALUE_OPTIONS = new Set(["--url", "--token", "--config", "--queue", "--status", "--agent", "--limit", "--cursor", "--capability", "--health", "--types", "--from", "--after", "--before", "--reason", "--cron", "--timezone", "--every", "--start", "--end", "--max-runs", "--overlap", "--payload", "--priority", "--timeout", "--at", "--delay", "--expires", "--ttl", "--max-run", "--for", "--holder", "--prefix", "--fencing-token", "--description", "--grace", "--if-version"]);
 /** Options that take no value. */
 const FLAG_OPTIONS = new Set(["--json", "--all", "--any", "--cordoned"]);
 
@@ -318,6 +330,7 @@ function commandOptions(words: readonly string[], options: Parsed["options"]): r
   if (command === "events" && sub === "tail") return ["--types", "--agent", "--from"];
   if (command === "locks") return sub === undefined || sub === "list" ? ["--holder", "--prefix"] : sub === "force-release" ? ["--reason"] : [];
   if (command === "semaphores") return sub === undefined || sub === "list" ? ["--holder", "--prefix"] : sub === "force-release" ? ["--fencing-token", "--reason"] : [];
+  if (command === "kv") return sub === undefined || sub === "list" ? ["--prefix", "--after"] : sub === "set" ? ["--if-version", "--ttl"] : sub === "delete" ? ["--if-version"] : [];
   if (command === "webhooks") return sub === "add" ? ["--types", "--description", "--from"] : sub === "disable" ? ["--reason"] : sub === "rotate-secret" ? ["--grace"] : [];
   return undefined;
 }
@@ -482,6 +495,10 @@ const FLAG_OF_FIELD: Record<string, string> = {
   runAt: "--at",
   delayMs: "--delay",
   expiresAt: "--expires",
+  prefix: "--prefix",
+  after: "--after",
+  ifVersion: "--if-version",
+  ttlMs: "--ttl",
 };
 
 /**
@@ -928,6 +945,7 @@ async function dispatch(words: string[], options: Parsed["options"], json: boole
   if (command === "locks") return await lockCommand(words, options, api, print);
   if (command === "semaphores") return await semaphoreCommand(words, options, api, print);
   if (command === "webhooks") return await webhookCommand(words, options, api, print);
+  if (command === "kv") return await kvCommand(words, options, api, print, out, json, stop);
   if (command === "events" && sub === "tail" && words.length === 2) {
     const types = str(options["--types"])?.split(",").map((t) => t.trim()).filter(Boolean);
     const from = str(options["--from"]);
@@ -1252,5 +1270,156 @@ async function webhookCommand(words: string[], options: Parsed["options"], api: 
   const reason = str(options["--reason"]);
   const webhook = await api.webhooks.update.mutate({ id: id!, enabled: sub === "enable", ...(reason === undefined ? {} : { reason }) });
   print(webhook, () => detail(webhook));
+  return 0;
+}
+
+/** The most keys `kv list` gathers (pages of a thousand): a table past it is no use to read, and --json says where the rest start. */
+const KV_LIST_MAX = 10_000;
+
+type KvEntry = RouterOutputs["kv"]["set"];
+
+/** A key's expiry as the CLI shows it: "never expires", or "expires 2026-12-04 21:55:00Z". */
+const kvExpiry = (entry: { expiresAt: Date | null }): string => (entry.expiresAt === null ? "never expires" : `expires ${when(entry.expiresAt)}`);
+
+/** Who wrote a key's value, after "updated …": " by AGENT", or nothing when the write named none. */
+const kvWriter = (entry: { updatedBy: string | null }): string => (entry.updatedBy === null ? "" : ` by ${entry.updatedBy}`);
+
+/**
+ * A VERSION_CONFLICT of `kv set|delete --if-version N`, said as the key is now (the error's
+ * details.entry; its dates are Dates over tRPC, text over JSON), with what was not done;
+ * undefined for any other error.
+ */
+function kvConflict(error: unknown, key: string, ifVersion: number, what: "written" | "deleted"): string | undefined {
+  if (!isTRPCClientError(error)) return undefined;
+  const data = error.data as { code?: string; details?: { entry?: { version: number; updatedAt: Date | string; updatedBy: string | null } | null } } | undefined;
+  if (data?.code !== "VERSION_CONFLICT") return undefined;
+  const entry = data.details?.entry;
+  // A server that names no entry: its own words.
+  if (entry === undefined) return printable(`${error.message}; nothing ${what}`);
+  const now = entry === null ? "absent" : `at version ${entry.version} (updated ${when(new Date(entry.updatedAt))}${kvWriter(entry)})`;
+  const asked = ifVersion === 0 ? "--if-version 0 writes only a key that is absent" : `not at version ${ifVersion}`;
+  return printable(`key ${key} is ${now}: ${asked}; nothing ${what}`);
+}
+
+/**
+ * `kv [list]`, `kv get|set|delete|watch KEY`: shared state as an operator reads and mends it.
+ * `kv get` exits 3 when the key is absent; `kv set|delete --if-version` 3 when the key was not at
+ * that version (nothing changed: read it again and decide); `kv watch` runs until Ctrl-C.
+ */
+async function kvCommand(
+  words: string[],
+  options: Parsed["options"],
+  api: CoordinationClient["api"],
+  print: (value: unknown, render: () => string) => void,
+  out: Output,
+  json: boolean,
+  stop: AbortSignal | undefined,
+): Promise<number> {
+  const [, sub, key] = words;
+  if (sub === undefined || (sub === "list" && words.length === 2)) {
+    const prefix = str(options["--prefix"]);
+    const items: KvEntry[] = [];
+    let after = str(options["--after"]);
+    let nextCursor: string | null = null;
+    for (;;) {
+      const page = await api.kv.list.query({ limit: Math.min(1000, KV_LIST_MAX - items.length), ...(prefix === undefined ? {} : { prefix }), ...(after === undefined ? {} : { after }) });
+      items.push(...page.items);
+      nextCursor = page.nextCursor;
+      if (nextCursor === null || items.length >= KV_LIST_MAX) break;
+      after = nextCursor;
+    }
+    print({ items, nextCursor }, () =>
+      items.length === 0
+        ? `no key${prefix === undefined ? "" : ` starting with ${printable(JSON.stringify(prefix))}`}${typeof options["--after"] === "string" ? ` after ${printable(options["--after"])}` : ""}\n`
+        : table(
+            ["KEY", "VERSION", "UPDATED", "BY", "EXPIRES", "VALUE"],
+            items.map((entry) => [entry.key, String(entry.version), when(entry.updatedAt), entry.updatedBy ?? "-", when(entry.expiresAt), cut(printable(JSON.stringify(entry.value)), CELL_CHARS)]),
+          ) + (nextCursor === null ? "" : `(more keys than ${KV_LIST_MAX.toLocaleString("en-US")}: narrow with --prefix, or go on with --after ${printable(nextCursor)})\n`),
+    );
+    return 0;
+  }
+  if (!["get", "set", "delete", "watch"].includes(sub)) throw new OperatorUsageError(`unknown command "${words.join(" ")}"`);
+  if (key === undefined) throw new OperatorUsageError(`kv ${sub} needs a KEY${sub === "set" ? " and its value as JSON" : ""}`);
+  if (sub === "set" && words.length !== 4) {
+    throw new OperatorUsageError(
+      words.length === 3 ? "kv set needs the value as JSON after the KEY" : `kv set takes a KEY and one JSON value, not ${words.length - 2} words: quote the value ('{"step": 2}')`,
+    );
+  }
+  if (sub !== "set" && words.length !== 3) throw new OperatorUsageError(`kv ${sub} takes one KEY (got ${words.length - 2})`);
+  if (sub === "get") {
+    const read = await api.kv.get.query({ key });
+    const entry = read.entry;
+    print(read, () => (entry === null ? "" : `key ${printable(entry.key)}: version ${entry.version}, updated ${when(entry.updatedAt)}${printable(kvWriter(entry))}, created ${when(entry.createdAt)}, ${kvExpiry(entry)}\n${printableJson(entry.value)}\n`));
+    if (entry !== null) return 0;
+    out.stderr(`coordination: key ${printable(key)} is absent (never set, deleted or expired)\n`);
+    return 3;
+  }
+  if (sub === "watch") return await watchKey(api, key, json, out, stop);
+  const ifVersion = int(options["--if-version"], "--if-version");
+  if (sub === "delete" && ifVersion === 0) throw new OperatorUsageError("kv delete --if-version is the version the key must be at to be deleted: 1 or more (an absent key has nothing to delete)");
+  if (sub === "set") {
+    const text = words[3]!;
+    let value: JsonValue;
+    try {
+      value = JSON.parse(text) as JsonValue;
+    } catch {
+      throw new OperatorUsageError(`kv set: the value must be JSON (got ${printable(JSON.stringify(cut(text, 64)))}): a text is written with its quotes, '"${printable(cut(text, 64))}"'`);
+    }
+    const ttlMs = durationOption(options["--ttl"], "--ttl", 1, MAX_TTL_MS, "from 1ms to 366d, such as 30s, 10m or 1d");
+    try {
+      const entry = await api.kv.set.mutate({ key, value, ...(ifVersion === undefined ? {} : { ifVersion }), ...(ttlMs === undefined ? {} : { ttlMs }) });
+      print(entry, () => `key ${printable(entry.key)} set: version ${entry.version}, ${kvExpiry(entry)}\n`);
+      return 0;
+    } catch (error) {
+      const conflict = ifVersion === undefined ? undefined : kvConflict(error, key, ifVersion, "written");
+      if (conflict === undefined) throw error;
+      out.stderr(`coordination: VERSION_CONFLICT: ${conflict}\n`);
+      return 3;
+    }
+  }
+  try {
+    const answer = await api.kv.delete.mutate({ key, ...(ifVersion === undefined ? {} : { ifVersion }) });
+    print(answer, () => (answer.entry === null ? `key ${printable(key)} was absent: nothing changed\n` : `key ${printable(key)} deleted (it was at version ${answer.entry.version})\n`));
+    return 0;
+  } catch (error) {
+    const conflict = ifVersion === undefined ? undefined : kvConflict(error, key, ifVersion, "deleted");
+    if (conflict === undefined) throw error;
+    out.stderr(`coordination: VERSION_CONFLICT: ${conflict}\n`);
+    return 3;
+  }
+}
+
+/**
+ * `kv watch KEY`: the key as it is, then a line each time it is seen at another version (kv.get
+ * with afterVersion, in rounds: waitInRounds, which waits through a server's restart), until
+ * Ctrl-C (exit 0). A watch answers with the key as it is when it wakes: a version replaced
+ * before that is not seen, and not shown.
+ */
+async function watchKey(api: CoordinationClient["api"], key: string, json: boolean, out: Output, stop: AbortSignal | undefined): Promise<number> {
+  // The version last shown (0: absent); undefined before the first look.
+  let shown: number | undefined;
+  const line = (read: RouterOutputs["kv"]["get"]): string => {
+    const entry = read.entry;
+    if (json) return `${printableJson(read, 0)}\n`;
+    if (entry === null) return `${"-".padStart(8)}  absent (never set, deleted or expired)\n`;
+    return `${String(entry.version).padStart(8)}  ${when(entry.updatedAt)}  ${printable(`${entry.updatedBy ?? "-"}  ${JSON.stringify(entry.value)}`)}${entry.expiresAt === null ? "" : `  (${kvExpiry(entry)})`}\n`;
+  };
+  await waitInRounds(
+    async (waitMs, signal) => {
+      const read = await api.kv.get.query(shown === undefined ? { key } : { key, afterVersion: shown, waitMs }, { signal });
+      const version = read.entry?.version ?? 0;
+      const moved = version !== shown;
+      if (moved) {
+        shown = version;
+        out.stdout(line(read));
+      }
+      return moved;
+    },
+    () => false,
+    undefined,
+    stop,
+    out.stderr,
+    (moved) => moved,
+  );
   return 0;
 }

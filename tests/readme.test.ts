@@ -140,7 +140,7 @@ describe("README", () => {
     const taskFor: Record<string, string> = { get: completed[0]!, wait: completed[0]!, promote: delayed.id, update: pending.id };
     const block = blocks("sh").find((b) => b.includes("npx coordination stats"))!;
     const lines = block.split("\n").filter((line) => line.startsWith("npx coordination "));
-    expect(lines.length).toBe(26);
+    expect(lines.length).toBe(31);
     const env = { COORDINATION_URL: t.url };
     try {
       for (const line of lines) {
@@ -160,6 +160,17 @@ describe("README", () => {
             .toContain("task.enqueued");
           tail.kill("SIGINT");
           expect((await tail.waitForExit(10_000)).code, line).toBe(0);
+          continue;
+        }
+        if (words[0] === "kv" && words[1] === "watch") {
+          // It shows the key, then each new version until stopped: a version written shows, then Ctrl-C ends it.
+          const watch = new CliProcess({ args, env });
+          // Written again until the watch shows it: the first may come before its first look, which shows it too.
+          await expect
+            .poll(async () => (watch.stdout.includes('"stage":"full"') ? watch.stdout : void (await api.kv.set.mutate({ key: "deploy/status", value: { stage: "full", percent: 100 } }))), { timeout: 20_000, interval: 200 })
+            .toContain('"stage":"full"');
+          watch.kill("SIGINT");
+          expect((await watch.waitForExit(60_000)).code, line).toBe(0);
           continue;
         }
         const exit = await runCli({ args, env }, 30_000);
@@ -183,8 +194,14 @@ describe("README", () => {
     expect(await api.semaphores.get.query({ name: "gpu" })).toMatchObject({ held: 0 });
     const [permitEnded] = await api.events.list.query({ types: ["semaphore.released"], limit: 10 });
     expect(permitEnded?.payload).toMatchObject({ name: "gpu", agentId: "trainer", forced: true, reason: "trainer hung" });
+    // The key the lines wrote (only if absent, expiring in an hour), watched and deleted.
+    expect(await api.kv.get.query({ key: "deploy/status" })).toEqual({ key: "deploy/status", entry: null });
+    const [written] = await api.events.list.query({ types: ["kv.set"], limit: 10 });
+    expect(written?.payload).toMatchObject({ key: "deploy/status", version: 1, previousVersion: 0, expiresAt: expect.any(String) });
+    expect((await api.events.list.query({ types: ["kv.deleted"], limit: 10 })).map((event) => event.payload)).toEqual([expect.objectContaining({ key: "deploy/status" })]);
     expect((await api.webhooks.list.query()).webhooks).toMatchObject([{ url: "http://127.0.0.1:9/coordination", types: ["task.dead_lettered", "agent.offline"], description: "on-call", enabled: true }]);
-  });
+    // Thirty-one processes one after another, each a second or more to start on a loaded machine (99 s seen on two busy cores).
+  }, 600_000);
 
   it("the desktop MCP configuration works as written, started from another directory (node and the checkout's CLI by its path)", async () => {
     await using t = await startTestServer({ port: 0 });
