@@ -53,12 +53,16 @@ describe("shared state through MCP tools", () => {
     expect(await callTool(client, "delete_key", { key: "plans/repo-a", ifVersion: null })).toEqual({ deleted: true, entry: expiring });
     expect(await callTool(client, "get_key", { key: "plans/repo-a" })).toEqual({ key: "plans/repo-a", entry: null });
     expect(await callTool(client, "delete_key", { key: "plans/repo-a" })).toEqual({ deleted: false, entry: null });
+    // A set sent again with its idempotencyKey (a host that lost the answer) is the one write.
+    const keyed = await callTool(client, "set_key", { key: "keyed", value: 1, idempotencyKey: "call-1" });
+    expect(await callTool(client, "set_key", { key: "keyed", value: 1, idempotencyKey: "call-1" })).toEqual(keyed);
     const events = await t.api.events.list.query({ types: ["kv.*"], limit: 10 });
     expect(events.map((event) => [event.type, event.payload])).toEqual([
       ["kv.set", { key: "plans/repo-a", version: 1, previousVersion: 0, updatedBy: "planner" }],
       ["kv.set", { key: "plans/repo-a", version: 2, previousVersion: 1, updatedBy: "planner" }],
       ["kv.set", { key: "plans/repo-a", version: 3, previousVersion: 2, updatedBy: "planner", expiresAt: expiring.expiresAt }],
       ["kv.deleted", { key: "plans/repo-a", version: 3, deletedBy: "planner" }],
+      ["kv.set", { key: "keyed", version: keyed.version, previousVersion: 0, updatedBy: "planner" }],
     ]);
 
     // A value left out, or a blank key, is refused by the tool's schema (the SDK's error naming it); a value too large by the API, a tool error with its code.

@@ -573,6 +573,7 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
         value: z.unknown().describe(`The value: any JSON (null included), at most ${MAX_VALUE_BYTES} bytes as JSON text (${RESERVED_JSON_KEYS})`),
         ifVersion: kvSetInput.shape.ifVersion,
         ttlMs: kvSetInput.shape.ttlMs,
+        idempotencyKey: kvSetInput.shape.idempotencyKey,
       }),
     },
     (args, extra) => answerCall(extra, (api) => api.kv.set({ ...args, value: args.value as JsonValue, agentId: agent(undefined, false) })),
