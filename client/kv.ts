@@ -34,13 +34,13 @@ export interface UpdateKeyOptions {
   ttlMs?: number;
   /** How many writes may meet a newer version before KeyContended (100 by default). */
   maxAttempts?: number;
-  /** Stops the update between attempts (its reason is thrown). */
+  /** Stops the update between attempts (its reason is thrown); a write under way is let finish, so its outcome is known (or KeyWriteUnknown says it is not). */
   signal?: AbortSignal;
 }
 
 /**
- * updateKey's write got no answer, and sent again it met another writer's newer version: whether
- * the first one was stored (and then replaced) is unknown. Read the key and decide: an update that
+ * updateKey's write got no answer, and sent again it met another writer's newer version (or the
+ * update was stopped before it was sent again): whether the first one was stored is unknown. Read the key and decide: an update that
  * is idempotent (a field set to a value) may simply run again; a bare increment may not.
  */
 export class KeyWriteUnknown extends Error {
@@ -48,14 +48,32 @@ export class KeyWriteUnknown extends Error {
     readonly key: string,
     /** The version the lost write was conditional on. */
     readonly ifVersion: number,
-    /** The key as the resend found it (null: absent). */
-    readonly entry: KvEntry | null,
+    /** The key as the resend found it (null: absent; undefined: not sent again, the caller stopped first). */
+    readonly entry: KvEntry | null | undefined,
     override readonly cause: unknown,
   ) {
-    super(`key ${JSON.stringify(key)}: a write at version ${ifVersion} got no answer, and sent again it found version ${entry?.version ?? 0} of another write: whether it was stored is unknown`);
+    super(
+      entry === undefined
+        ? `key ${JSON.stringify(key)}: a write at version ${ifVersion} got no answer, and the update was stopped before it was sent again: whether it was stored is unknown`
+        : `key ${JSON.stringify(key)}: a write at version ${ifVersion} got no answer, and sent again it found version ${entry?.version ?? 0} of another write: whether it was stored is unknown`,
+    );
     this.name = "KeyWriteUnknown";
   }
 }
+
+/** The HTTP status of a call's failure; undefined when no answer came (a refused or dropped connection, a timeout). */
+const statusOf = (error: unknown): number | undefined => (isTRPCClientError(error) ? error.data?.httpStatus : undefined);
+
+/**
+ * A failure another try may mend: no answer, or a 5xx (a restart's 503, a database of the moment).
+ * Not a 429: a bound the caller holds (maxParkedPerAgent for its watches), which no resend mends
+ * and which it must be told of; nor input the client could not send.
+ */
+const retryable = (error: unknown): boolean => {
+  if (!isTransient(error)) return false;
+  const status = statusOf(error);
+  return status === undefined || status >= 500;
+};
 
 /** A failed call is sent again this soon at first, doubling to a second. */
 const RETRY_START_MS = 100;
@@ -68,10 +86,11 @@ function conflictEntry(error: unknown): KvEntry | null | undefined {
 }
 
 /**
- * Runs `call` until it answers or fails for a reason no resend mends; waits between tries, up to a
- * second. `resent`: told of each transient failure before the call is sent again.
+ * Runs `call` until it answers or fails for a reason no resend mends (retryable); waits between
+ * tries, up to a second. `failed`: told of each retryable failure, before the wait; what it throws
+ * ends the loop (a write whose outcome the caller's stop leaves unknown).
  */
-async function untilAnswered<T>(call: () => Promise<T>, signal: AbortSignal | undefined, resent?: (error: unknown) => void): Promise<T> {
+async function untilAnswered<T>(call: () => Promise<T>, signal: AbortSignal | undefined, failed?: (error: unknown) => void): Promise<T> {
   let retryMs = RETRY_START_MS;
   for (;;) {
     signal?.throwIfAborted();
@@ -79,8 +98,8 @@ async function untilAnswered<T>(call: () => Promise<T>, signal: AbortSignal | un
       return await call();
     } catch (error) {
       signal?.throwIfAborted();
-      if (!isTransient(error)) throw error;
-      resent?.(error);
+      if (!retryable(error)) throw error;
+      failed?.(error);
       await sleep(retryMs, undefined, { signal }).catch(() => signal?.throwIfAborted());
       retryMs = Math.min(retryMs * 2, 1000);
     }
@@ -102,6 +121,7 @@ export async function updateKey(api: CoordinationApi, options: UpdateKeyOptions,
   const maxAttempts = options.maxAttempts ?? 100;
   let current = (await untilAnswered(() => api.kv.get.query({ key }, { signal }), signal)).entry;
   for (let attempt = 1; ; attempt++) {
+    signal?.throwIfAborted();
     const value = await update(current);
     if (value === undefined) return current;
     const request = {
@@ -113,9 +133,19 @@ export async function updateKey(api: CoordinationApi, options: UpdateKeyOptions,
       ...(options.agentId === undefined ? {} : { agentId: options.agentId }),
       ...(options.ttlMs === undefined ? {} : { ttlMs: options.ttlMs }),
     };
+    // A write got no answer: it may be stored. Sent again it finds itself (its key), unless another
+    // write came after it; stopped by the caller meanwhile, its outcome is unknown.
     let lost: unknown;
+    const noAnswer = (error: unknown) => {
+      if (statusOf(error) === undefined) lost = error;
+      if (!signal?.aborted) return;
+      if (lost !== undefined) throw new KeyWriteUnknown(key, request.ifVersion, undefined, lost);
+      // Every failure so far was answered: nothing was stored, and the caller's stop is all there is to say.
+      signal.throwIfAborted();
+    };
     try {
-      return await untilAnswered(() => api.kv.set.mutate(request, { signal }), signal, (error) => (lost = error));
+      // Not cut short by the signal: a write under way is let finish, so its outcome is known.
+      return await untilAnswered(() => api.kv.set.mutate(request), undefined, noAnswer);
     } catch (error) {
       const found = conflictEntry(error);
       if (found === undefined) throw error;

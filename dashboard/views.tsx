@@ -534,10 +534,13 @@ const SHOWN_KEYS = 100;
 /** How much of a value the table shows, in characters of its JSON. */
 const VALUE_SHOWN = 120;
 
-/** A value's JSON on one line, cut to VALUE_SHOWN characters. */
-const valueText = (value: unknown): string => {
+/** How much of a value its cell's tooltip shows (a value may take 64 KiB). */
+const TITLE_SHOWN = 2_000;
+
+/** A value's JSON on one line, cut to `chars` characters. */
+const valueText = (value: unknown, chars = VALUE_SHOWN): string => {
   const text = JSON.stringify(value);
-  return text.length > VALUE_SHOWN ? `${text.slice(0, VALUE_SHOWN - 1)}…` : text;
+  return text.length > chars ? `${text.slice(0, chars - 1)}…` : text;
 };
 
 export function SharedState({ api, onUnauthorized }: ViewProps) {
@@ -574,15 +577,16 @@ export function SharedState({ api, onUnauthorized }: ViewProps) {
           <tbody>
             {keys.data?.items.map((entry) => (
               <tr data-key={entry.key} data-version={String(entry.version)}>
-                <td>{entry.key}</td>
+                {/* Keys and values without spaces (500 characters, a JSON line) wrap anywhere: the row stays on the page. */}
+                <td class="long-text">{entry.key}</td>
                 <td class="num">{entry.version}</td>
-                <td>
-                  <code title={JSON.stringify(entry.value)}>{valueText(entry.value)}</code>
+                <td class="long-text">
+                  <code title={valueText(entry.value, TITLE_SHOWN)}>{valueText(entry.value)}</code>
                 </td>
-                <td>{entry.updatedBy ?? "-"}</td>
+                <td class="long-text">{entry.updatedBy ?? "-"}</td>
                 <td>{time(entry.updatedAt)}</td>
                 <td>{time(entry.expiresAt)}</td>
-                <td>
+                <td class="actions">
                   <button onClick={() => void remove(entry.key, entry.version)}>Delete</button>
                 </td>
               </tr>

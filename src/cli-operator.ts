@@ -1296,7 +1296,8 @@ function kvConflict(error: unknown, key: string, ifVersion: number, what: "writt
   const entry = data.details?.entry;
   // A server that names no entry: its own words.
   if (entry === undefined) return printable(`${error.message}; nothing ${what}`);
-  const now = entry === null ? "absent" : `at version ${entry.version} (updated ${when(new Date(entry.updatedAt))}${kvWriter(entry)})`;
+  // A conditional delete sent again (its first answer lost) finds the key absent too: say so.
+  const now = entry === null ? (what === "deleted" ? "absent (deleted already: perhaps by an earlier try of this delete)" : "absent") : `at version ${entry.version} (updated ${when(new Date(entry.updatedAt))}${kvWriter(entry)})`;
   const asked = ifVersion === 0 ? "--if-version 0 writes only a key that is absent" : `not at version ${ifVersion}`;
   return printable(`key ${key} is ${now}: ${asked}; nothing ${what}`);
 }
@@ -1318,23 +1319,27 @@ async function kvCommand(
   const [, sub, key] = words;
   if (sub === undefined || (sub === "list" && words.length === 2)) {
     const prefix = str(options["--prefix"]);
+    // --json keeps whole entries; the table only each row's cells (a value cut to a cell, not up
+    // to 64 KiB of it ten thousand times).
     const items: KvEntry[] = [];
+    const rows: string[][] = [];
     let after = str(options["--after"]);
     let nextCursor: string | null = null;
     for (;;) {
-      const page = await api.kv.list.query({ limit: Math.min(1000, KV_LIST_MAX - items.length), ...(prefix === undefined ? {} : { prefix }), ...(after === undefined ? {} : { after }) });
-      items.push(...page.items);
+      const page = await api.kv.list.query({ limit: Math.min(1000, KV_LIST_MAX - rows.length), ...(prefix === undefined ? {} : { prefix }), ...(after === undefined ? {} : { after }) });
+      for (const entry of page.items) {
+        if (json) items.push(entry);
+        rows.push(json ? [] : [entry.key, String(entry.version), when(entry.updatedAt), entry.updatedBy ?? "-", when(entry.expiresAt), cut(printable(JSON.stringify(entry.value)), CELL_CHARS)]);
+      }
       nextCursor = page.nextCursor;
-      if (nextCursor === null || items.length >= KV_LIST_MAX) break;
+      if (nextCursor === null || rows.length >= KV_LIST_MAX) break;
       after = nextCursor;
     }
     print({ items, nextCursor }, () =>
-      items.length === 0
+      rows.length === 0
         ? `no key${prefix === undefined ? "" : ` starting with ${printable(JSON.stringify(prefix))}`}${typeof options["--after"] === "string" ? ` after ${printable(options["--after"])}` : ""}\n`
-        : table(
-            ["KEY", "VERSION", "UPDATED", "BY", "EXPIRES", "VALUE"],
-            items.map((entry) => [entry.key, String(entry.version), when(entry.updatedAt), entry.updatedBy ?? "-", when(entry.expiresAt), cut(printable(JSON.stringify(entry.value)), CELL_CHARS)]),
-          ) + (nextCursor === null ? "" : `(more keys than ${KV_LIST_MAX.toLocaleString("en-US")}: narrow with --prefix, or go on with --after ${printable(nextCursor)})\n`),
+        : table(["KEY", "VERSION", "UPDATED", "BY", "EXPIRES", "VALUE"], rows) +
+          (nextCursor === null ? "" : `(more keys than ${KV_LIST_MAX.toLocaleString("en-US")}: narrow with --prefix, or go on with --after ${printable(nextCursor)})\n`),
     );
     return 0;
   }
@@ -1363,7 +1368,13 @@ async function kvCommand(
     try {
       value = JSON.parse(text) as JsonValue;
     } catch {
-      throw new OperatorUsageError(`kv set: the value must be JSON (got ${printable(JSON.stringify(cut(text, 64)))}): a text is written with its quotes, '"${printable(cut(text, 64))}"'`);
+      // A text meant as a string is shown as JSON writes it (its own quotes escaped); broken JSON is named as such.
+      const broken = /^\s*[[{"]/.test(text);
+      throw new OperatorUsageError(
+        broken
+          ? `kv set: the value is not valid JSON (got ${printable(JSON.stringify(cut(text, 64)))}): check its brackets, quotes and commas`
+          : `kv set: the value must be JSON (got ${printable(JSON.stringify(cut(text, 64)))}): a text is written with its quotes, '${printable(JSON.stringify(cut(text, 64)))}'`,
+      );
     }
     const ttlMs = durationOption(options["--ttl"], "--ttl", 1, MAX_TTL_MS, "from 1ms to 366d, such as 30s, 10m or 1d");
     try {

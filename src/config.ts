@@ -84,7 +84,7 @@ export const SETTINGS = {
   maxJsonDepth: {
     ...int(1, 512),
     default: 64,
-    doc: "Deepest nesting of a stored JSON value (payloads, results, metadata, data); deeper is a 400 naming the field",
+    doc: "Deepest nesting of a stored JSON value (payloads, results, metadata, data, keys' values); deeper is a 400 naming the field",
   },
   maxResponseBytes: {
     ...int(65_536, 256 * 1024 * 1024, " (bytes)"),

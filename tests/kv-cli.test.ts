@@ -108,7 +108,7 @@ describe("shared state from the command line", () => {
     expect(await run({ args: ["kv", "delete", "status"], env })).toMatchObject({ code: 0, stdout: "key status was absent: nothing changed\n", stderr: "" });
     expect(await run({ args: ["kv", "delete", "status", "--if-version", "3"], env })).toMatchObject({
       code: 3,
-      stderr: "coordination: VERSION_CONFLICT: key status is absent: not at version 3; nothing deleted\n",
+      stderr: "coordination: VERSION_CONFLICT: key status is absent (deleted already: perhaps by an earlier try of this delete): not at version 3; nothing deleted\n",
     });
     const deleted = await run({ args: ["kv", "delete", "plans/repo-b", "--json"], env });
     expect([deleted.code, JSON.parse(deleted.stdout)]).toEqual([0, { deleted: true, entry: asJson(long) }]);
@@ -129,6 +129,7 @@ describe("shared state from the command line", () => {
     const env = { COORDINATION_URL: "http://127.0.0.1:1" };
     for (const [args, message] of [
       [["kv", "set", "status", "green"], `kv set: the value must be JSON (got "green"): a text is written with its quotes, '"green"'`],
+      [["kv", "set", "note", '{"a":'], `kv set: the value is not valid JSON (got "{\\"a\\":"): check its brackets, quotes and commas`],
       [["kv", "set", "plan", '{"step":', "2}"], `kv set takes a KEY and one JSON value, not 3 words: quote the value ('{"step": 2}')`],
       [["kv", "set", "plan"], "kv set needs the value as JSON after the KEY"],
       [["kv", "set", "plan", "1", "--ttl", "0s"], '--ttl must be a length of time from 1ms to 366d, such as 30s, 10m or 1d (got "0s")'],

@@ -3,12 +3,16 @@
 // through conflicts, lost answers and a caller that stops.
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { createCoordinationClient, KeyContended, KeyWriteUnknown, updateKey, watchKey, type KvEntry } from "../client/index.js";
+import { parkedLongPolls } from "./helpers/mcp-http.js";
+import { ADMIN_SECRET, startSecureServer, type SecureServer } from "./helpers/secure-server.js";
 import { startTestServer, type TestServer } from "./helpers/test-server.js";
 
 let t: TestServer | undefined;
+let secure: SecureServer | undefined;
 afterEach(async () => {
   await t?.stop({ removeFiles: true });
-  t = undefined;
+  await secure?.stop({ removeFiles: true });
+  t = secure = undefined;
 });
 
 /** How many kv.set events the log holds for `key`. */
@@ -116,7 +120,49 @@ describe("updateKey", () => {
   });
 });
 
+describe("updateKey stopped", () => {
+  it("a caller's stop while a write is under way lets the write finish: its outcome is the answer, not the stop", async () => {
+    t = await startTestServer();
+    const stop = new AbortController();
+    // The write is held on its way for a while; the caller stops meanwhile.
+    const slowSets: typeof fetch = async (input, init) => {
+      if (String(input instanceof Request ? input.url : input).includes("kv.set")) {
+        stop.abort(new Error("caller stopped"));
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+      return fetch(input, init);
+    };
+    const client = createCoordinationClient({ url: t.url, fetch: slowSets });
+    try {
+      await t.api.kv.set.mutate({ key: "count", value: 41 });
+      const written = await updateKey(client.api, { key: "count", signal: stop.signal }, (current) => (current?.value as number) + 1);
+      expect(written).toMatchObject({ value: 42 });
+      expect((await t.api.kv.get.query({ key: "count" })).entry).toEqual(written);
+      // Stopped before an attempt: not asked, nothing written.
+      await expect(updateKey(client.api, { key: "count", signal: stop.signal }, () => 0)).rejects.toThrow("caller stopped");
+      expect((await t.api.kv.get.query({ key: "count" })).entry).toEqual(written);
+    } finally {
+      await client.close();
+    }
+  });
+});
+
 describe("watchKey", () => {
+  it("a watch past its credential's maxParkedPerAgent is told so (429), not turned into a quiet poll", async () => {
+    secure = await startSecureServer({ maxParkedPerAgent: 1 });
+    const reader = secure.as(await secure.issue("read"));
+    await secure.admin.kv.set.mutate({ key: "k", value: 1 });
+    const stop = new AbortController();
+    const first = watchKey(reader, { key: "k", afterVersion: 1, signal: stop.signal }).next();
+    await vi.waitFor(async () => expect(await parkedLongPolls(secure!.url, "watch", ADMIN_SECRET)).toBe(1), { timeout: 15_000, interval: 20 });
+    const second = await watchKey(reader, { key: "k", afterVersion: 1 })
+      .next()
+      .catch((error: unknown) => error);
+    expect(second).toMatchObject({ data: { code: "LIMIT_EXCEEDED" } });
+    stop.abort();
+    expect(await first).toEqual({ done: true, value: undefined });
+  });
+
   it("yields the key as it is, then each new state (null: deleted), until its signal aborts", async () => {
     t = await startTestServer();
     const api = t.api;

@@ -133,12 +133,17 @@ describe("shared state", () => {
       message: 'key "counter": idempotencyKey "write-1" wrote version 2 with another value and ifVersion: give each write a key of its own',
       details: { key: "counter", version: 2, differs: ["value", "ifVersion"] },
     });
+    // Under another expiry too: a presence renewed by a resend would believe in an hour it has not.
+    const presence = await api.kv.set.mutate({ key: "presence", value: 1, ttlMs: 60_000, idempotencyKey: "write-3" });
+    expect(await api.kv.set.mutate({ key: "presence", value: 1, ttlMs: 60_000, idempotencyKey: "write-3" })).toEqual(presence);
+    expect((await refusal(api.kv.set.mutate({ key: "presence", value: 1, ttlMs: 3_600_000, idempotencyKey: "write-3" }))).details).toEqual({ key: "presence", version: presence.version, differs: ["ttlMs"] });
+    expect((await refusal(api.kv.set.mutate({ key: "presence", value: 1, idempotencyKey: "write-3" }))).details).toEqual({ key: "presence", version: presence.version, differs: ["ttlMs"] });
     // Another writer's same key is not this write: a conflict, as any stale set.
     expect((await refusal(api.kv.set.mutate({ ...request, agentId: "b" }))).code).toBe("VERSION_CONFLICT");
     // Without its key, the same content is not taken for it: a conflict.
     const { idempotencyKey: _, ...unkeyed } = request;
     expect((await refusal(api.kv.set.mutate(unkeyed))).code).toBe("VERSION_CONFLICT");
-    expect((await kvEvents(t)).length).toBe(3);
+    expect((await kvEvents(t)).length).toBe(4);
     // Once another write came after it, the resend is a stale set: a conflict.
     await api.kv.set.mutate({ key: "counter", value: 5, agentId: "c" });
     expect((await refusal(api.kv.set.mutate(request))).code).toBe("VERSION_CONFLICT");
@@ -150,7 +155,7 @@ describe("shared state", () => {
     const base = await api.kv.set.mutate({ key: "count", value: 5, agentId: "worker" });
     const answers = await Promise.allSettled(Array.from({ length: 6 }, () => api.kv.set.mutate({ key: "count", value: 6, ifVersion: base.version, agentId: "worker" })));
     expect(answers.filter((answer) => answer.status === "fulfilled").length).toBe(1);
-    const refused = answers.flatMap((answer) => (answer.status === "rejected" ? [(answer.reason as TRPCClientError<never>).data?.code] : []));
+    const refused = answers.flatMap((answer) => (answer.status === "rejected" ? [(answer.reason as { data?: { code?: string } }).data?.code] : []));
     expect(refused).toEqual(Array(5).fill("VERSION_CONFLICT"));
     expect((await kvEvents(t)).length).toBe(2);
   });
@@ -236,11 +241,13 @@ describe("shared state", () => {
     await watching(t.url, 1);
     // A write of another key wakes nothing.
     await api.kv.set.mutate({ key: "config2", value: 1 });
-    const v3 = await api.kv.set.mutate({ key: "config", value: { model: "medium" }, ttlMs: 1_000 });
+    const v3 = await api.kv.set.mutate({ key: "config", value: { model: "medium" } });
     expect(await promptly(created)).toEqual({ key: "config", entry: v3 });
 
-    // An expiry ends a watch without any event: at the key's expiresAt.
-    expect(await promptly(api.kv.get.query({ key: "config", afterVersion: v3.version, waitMs: LONG_WAIT_MS }))).toEqual({ key: "config", entry: null });
+    // An expiry ends a watch without any event: at the key's expiresAt (a watch that starts after
+    // it, on a loaded machine, finds the key absent and answers at once all the same).
+    const v4 = await api.kv.set.mutate({ key: "config", value: { model: "medium" }, ttlMs: 1_000 });
+    expect(await promptly(api.kv.get.query({ key: "config", afterVersion: v4.version, waitMs: LONG_WAIT_MS }))).toEqual({ key: "config", entry: null });
     await watching(t.url, 0);
   });
 
@@ -290,6 +297,12 @@ describe("shared state", () => {
     expect((await rest(t.url, "GET", "/kv/plans%2Frepo-a")).body).toEqual({ key: "plans/repo-a", entry: put.body });
     expect((await rest(t.url, "GET", "/kv/plans%2Frepo-a?afterVersion=1&waitMs=0")).body).toEqual({ key: "plans/repo-a", entry: put.body });
     expect((await rest(t.url, "GET", "/kv?prefix=plans%2F")).body).toEqual({ items: [put.body], nextCursor: null });
+    // A key's / left unwritten: no such route, and the answer says how to write it.
+    expect(await rest(t.url, "GET", "/kv/plans/repo-a")).toEqual({
+      status: 404,
+      body: { code: "ROUTE_NOT_FOUND", message: 'no route GET /kv/plans/repo-a: a name or key holding "/" is one path segment, with each / written %2F (GET /kv/plans%2Frepo-a)' },
+    });
+    expect((await rest(t.url, "POST", "/locks/repo/src/a.ts/acquire", { agentId: "a" })).body.message).toContain("(POST /locks/repo%2Fsrc%2Fa.ts/acquire)");
     const deleted = await rest(t.url, "DELETE", "/kv/plans%2Frepo-a?ifVersion=1");
     expect(deleted).toEqual({ status: 200, body: { deleted: true, entry: put.body } });
 
@@ -300,6 +313,7 @@ describe("shared state", () => {
       ["PUT", "/kv/k", { value: 1, ifVersion: -1 }, "ifVersion: must be at least 0"],
       ["PUT", "/kv/k", { value: 1, ttlMs: 0 }, "ttlMs: must be at least 1"],
       ["PUT", "/kv/k", { value: 1, colour: "red" }, 'unknown field "colour"'],
+      ["PUT", "/kv/k", { value: JSON.parse("[".repeat(65) + "]".repeat(65)) }, "value:"],
       ["DELETE", "/kv/k?ifVersion=0", undefined, "ifVersion: must be at least 1"],
       ["GET", `/kv/${"k".repeat(501)}`, undefined, "key: must be at most 500 characters"],
       ["GET", "/kv?limit=1001", undefined, "limit: must be at most 1000"],
@@ -329,6 +343,16 @@ describe("shared state", () => {
     expect([keysOf(second), second.nextCursor]).toEqual([["a/2", "a/3"], "a/3"]);
     const last = await api.kv.list.query({ prefix: "a/", limit: 2, after: second.nextCursor! });
     expect([keysOf(last), last.nextCursor]).toEqual([["a/\u{10FFFF}"], null]);
+    // An after before the prefix starts at the prefix; one past it finds nothing.
+    expect(keysOf(await api.kv.list.query({ prefix: "a/", after: "a" }))).toEqual(["a/", "a/1", "a/2", "a/3", "a/\u{10FFFF}"]);
+    expect(await api.kv.list.query({ prefix: "a/", after: "a0" })).toEqual({ items: [], nextCursor: null });
+    // Byte order, not UTF-16's: U+FFFD sorts after U+10000 (a surrogate pair) in UTF-16, before it in UTF-8.
+    await api.kv.set.mutate({ key: "u/\u{10000}", value: 1 });
+    await api.kv.set.mutate({ key: "u/\uFFFD", value: 1 });
+    expect(keysOf(await api.kv.list.query({ prefix: "u/" }))).toEqual(["u/\uFFFD", "u/\u{10000}"]);
+    expect(keysOf(await api.kv.list.query({ prefix: "u/", after: "u/\uFFFD" }))).toEqual(["u/\u{10000}"]);
+    // So an after that JavaScript sorts after the prefix may come before it: the prefix's keys still come.
+    expect(keysOf(await api.kv.list.query({ prefix: "u/\u{10000}", after: "u/\uFFFD" }))).toEqual(["u/\u{10000}"]);
 
     // Values of 40,000 bytes: two do not fit in 64 KiB, so each page holds one, with a cursor.
     for (const key of ["big/1", "big/2", "big/3"]) await api.kv.set.mutate({ key, value: "x".repeat(40_000) });
@@ -353,6 +377,8 @@ describe("shared state", () => {
     expect((await refusal(reader.kv.set.mutate({ key: "k", value: 2 }))).code).toBe("FORBIDDEN");
     expect((await refusal(reader.kv.delete.mutate({ key: "k" }))).code).toBe("FORBIDDEN");
     expect((await reader.kv.get.query({ key: "k" })).entry).toEqual(written);
+    // A watch of the read credential's: one whose wait runs out answers the key as it is.
+    expect((await reader.kv.get.query({ key: "k", afterVersion: written.version, waitMs: 100 })).entry).toEqual(written);
     expect((await reader.kv.list.query({})).items).toEqual([written]);
     // An admin writes as any agent, or none.
     expect((await secure.admin.kv.set.mutate({ key: "k", value: 3, agentId: "agent-b" })).updatedBy).toBe("agent-b");

@@ -53,7 +53,7 @@ export function kvCommands(d: { kv: KvStore; events: EventStore }) {
      * `ifVersion`, only if the key's version is that one now (0: absent); otherwise
      * VERSION_CONFLICT, nothing written. A set sent again with its `idempotencyKey` (its answer
      * lost) while the key holds its write is answered with that write, not written twice (sent
-     * with another value or ifVersion: IDEMPOTENCY_MISMATCH); once another write came after it,
+     * with another value, ifVersion or ttlMs: IDEMPOTENCY_MISMATCH); once another write came after it,
      * the key is another's and the resend is judged as any set. `ttlMs`: it reads as absent that
      * long from now (null: never).
      */
@@ -66,7 +66,13 @@ export function kvCommands(d: { kv: KvStore; events: EventStore }) {
       // Its own write, by its key and writer: content would not do, as two workers of one agent
       // that read one version may compute one value, and the second must not pass for the first.
       if (present && request.idempotencyKey !== null && row.idempotencyKey === request.idempotencyKey && row.updatedBy === request.updatedBy) {
-        const differs = [...(row.value === request.value ? [] : ["value"]), ...(request.ifVersion === undefined || request.ifVersion === Number(row.previousVersion) ? [] : ["ifVersion"])];
+        // Its ttlMs is what its expiry was set from: both are of the one write's now.
+        const ttlMs = row.expiresAt === null ? null : Number(row.expiresAt) - Number(row.updatedAt);
+        const differs = [
+          ...(row.value === request.value ? [] : ["value"]),
+          ...(request.ifVersion === undefined || request.ifVersion === Number(row.previousVersion) ? [] : ["ifVersion"]),
+          ...(ttlMs === request.ttlMs ? [] : ["ttlMs"]),
+        ];
         if (differs.length === 0) return toEntry(row, ctx.now)!;
         throw new CoordinationError("IDEMPOTENCY_MISMATCH", `key ${JSON.stringify(request.key)}: idempotencyKey ${JSON.stringify(request.idempotencyKey)} wrote version ${row.version} with another ${differs.join(" and ")}: give each write a key of its own`, {
           key: request.key,

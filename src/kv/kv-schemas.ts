@@ -50,7 +50,7 @@ export const setInput = z.strictObject({
   idempotencyKey: text(200)
     .optional()
     .describe(
-      "This write's own key: sent again with it (its answer lost), the write is answered as stored, not made twice, while the key holds it (once another write came after it, the resend is judged as any set: a VERSION_CONFLICT with ifVersion). Sent with another value or ifVersion, 409 IDEMPOTENCY_MISMATCH. Give each write its own; keys are the writer's own",
+      "This write's own key: sent again with it (its answer lost), the write is answered as stored, not made twice, while the key holds it (once another write came after it, the resend is judged as any set: a VERSION_CONFLICT with ifVersion). Sent with another value, ifVersion or ttlMs, 409 IDEMPOTENCY_MISMATCH. Give each write its own; keys are the writer's own",
     ),
 });
 export type SetRequest = z.output<typeof setInput>;

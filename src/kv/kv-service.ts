@@ -4,6 +4,7 @@
 // file, or at the key's expiry (no event comes of that until a write or the expiry job meets it).
 import type { Database } from "../db/thread/database.js";
 import type { ConsumingCall } from "../delivery/delivery.js";
+import { assertJsonDepth } from "../json-value.js";
 import { expireRunOut } from "../locks/grant-wait.js";
 import { watchUntil, type WatchDeps } from "../watch-until.js";
 import type { DeleteRequest, GetRequest, KvDeleted, KvEntry, KvPage, KvRead, ListRequest, SetRequest } from "./kv-schemas.js";
@@ -25,6 +26,7 @@ export class KvService {
    * while no other write came after it (IDEMPOTENCY_MISMATCH with another value or ifVersion).
    */
   set(request: SetRequest): Promise<KvEntry> {
+    assertJsonDepth("value", request.value, this.d.config.maxJsonDepth);
     return this.d.db.write("kv.set", {
       key: request.key,
       value: JSON.stringify(request.value),

@@ -74,19 +74,22 @@ export class KvStore {
    * The keys present at `now` from `from` on (or the first), after `after` when given, by key,
    * read lazily: the caller stops at its budget, and at the first key past its prefix (the keys
    * that start with one are a contiguous range of the primary key in byte order, so nothing past
-   * it is read; LIKE would hold % and _ a key may hold, and ignore case).
+   * it is read; LIKE would hold % and _ a key may hold, and ignore case). One lower bound goes to
+   * SQLite, the later of the two: given both, it seeks by one and filters by the other row by row,
+   * so each page of a prefix re-read the pages before it.
    */
   page(filter: { from?: string | undefined; after?: string | undefined }, now: number): IterableIterator<KvRow> {
-    const where = ["(expiresAt IS NULL OR expiresAt > @now)"];
     const params: Record<string, string | number> = { now };
-    if (filter.from !== undefined) {
-      where.push("key >= @from");
+    let bound = "";
+    // Compared as SQLite compares text (its bytes), not as JavaScript does (UTF-16 code units).
+    const afterFirst = filter.after !== undefined && (filter.from === undefined || Buffer.compare(Buffer.from(filter.after), Buffer.from(filter.from)) >= 0);
+    if (afterFirst) {
+      bound = "AND key > @after";
+      params.after = filter.after!;
+    } else if (filter.from !== undefined) {
+      bound = "AND key >= @from";
       params.from = filter.from;
     }
-    if (filter.after !== undefined) {
-      where.push("key > @after");
-      params.after = filter.after;
-    }
-    return this.st.get<[Record<string, string | number>], KvRow>(`SELECT ${COLUMNS} FROM kv WHERE ${where.join(" AND ")} ORDER BY key`).iterate(params);
+    return this.st.get<[Record<string, string | number>], KvRow>(`SELECT ${COLUMNS} FROM kv WHERE (expiresAt IS NULL OR expiresAt > @now) ${bound} ORDER BY key`).iterate(params);
   }
 }

@@ -583,7 +583,7 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
     {
       description:
         "Delete a key of the shared state, as this agent. Returns { deleted, entry }: deleted false when the key was absent already (nothing changed); entry, the key as it was. " +
-        "With ifVersion (the version you read with get_key), only if that is its version now: otherwise nothing is deleted and the call is a tool error with code VERSION_CONFLICT, its details.entry the key as it is now (null: absent).",
+        "With ifVersion (the version you read with get_key), only if that is its version now: otherwise nothing is deleted and the call is a tool error with code VERSION_CONFLICT, its details.entry the key as it is now (null: absent, perhaps deleted by an earlier try of this call whose answer was lost).",
       inputSchema: strictArgs({ key: kvKey, ifVersion: kvDeleteInput.shape.ifVersion }),
     },
     (args, extra) => answerCall(extra, (api) => api.kv.delete({ ...args, agentId: agent(undefined, false) })),
@@ -594,7 +594,12 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
       annotations: { readOnlyHint: true },
       description:
         "The keys of the shared state present now, in key order, each with its value, version and writer: all of them, or those whose keys start with a prefix (plans/). A page: pass nextCursor as after for the next; null on the last.",
-      inputSchema: strictArgs({ prefix: kvListInput.shape.prefix, after: kvListInput.shape.after, limit: kvListInput.shape.limit }),
+      // Fewer than the API's 100 by default: each value may take 64 KiB of the model's context.
+      inputSchema: strictArgs({
+        prefix: kvListInput.shape.prefix,
+        after: kvListInput.shape.after,
+        limit: z.number().int().min(1).max(1000).default(20).describe("The most keys answered (20 by default: each value may be up to 64 KiB; fewer when their values would pass the answer's size)"),
+      }),
     },
     (args, extra) => answerCall(extra, (api) => api.kv.list(args)),
   );

@@ -18,7 +18,7 @@ import type { Services } from "../services.js";
 import { failureOf, toErrorBody } from "../trpc/error-shape.js";
 import type { Context } from "../trpc/context.js";
 import { buildInput } from "./rest-input.js";
-import { matchRoute, type Route } from "./routes.js";
+import { matchRoute, notFoundHint, type Route } from "./routes.js";
 
 /** A body field may hold a JSON value at JSON_DEPTH_CEILING inside a few levels of its own (tasks[i].payload). */
 const MAX_FIELD_DEPTH = JSON_DEPTH_CEILING + 4;
@@ -45,7 +45,11 @@ export function createRestHandler(services: Services, log: Logger) {
       const caller = await services.credentials.authenticate(bearerSecret(req.headers.authorization), req.socket.remoteAddress);
       const open = match.kind === "found" ? match.route.access.role === "open" : match.kind === "method-not-allowed" && match.open;
       if (caller.kind === "anonymous" && !open) throw unauthorized();
-      if (match.kind === "not-found") return sendJson(res, 404, { code: "ROUTE_NOT_FOUND", message: `no route ${req.method} ${url.pathname}` });
+      if (match.kind === "not-found") {
+        const meant = notFoundHint(req.method ?? "GET", url.pathname);
+        const hint = meant === undefined ? "" : `: a name or key holding "/" is one path segment, with each / written %2F (${req.method} ${meant})`;
+        return sendJson(res, 404, { code: "ROUTE_NOT_FOUND", message: `no route ${req.method} ${url.pathname}${hint}` });
+      }
       if (match.kind === "method-not-allowed") {
         res.setHeader("allow", match.allow.join(", "));
         return sendJson(res, 405, { code: "METHOD_NOT_ALLOWED", message: `${url.pathname} answers ${match.allow.join(", ")}, not ${req.method}` });

@@ -122,3 +122,24 @@ export function matchRoute(method: string, path: string): RouteMatch {
   }
   return { kind: "found", route: found, params };
 }
+
+/** The most segments a path may have for notFoundHint to look for the path it meant (each try is a matchRoute). */
+const HINT_MAX_SEGMENTS = 16;
+
+/**
+ * For a path no route serves: the path with some of its segments joined by %2F that one does serve
+ * with this method (`/kv/runs%2F42%2Fleader` for `/kv/runs/42/leader`), when there is one: a name or key holding
+ * "/" is one segment of a REST path, a mistake every new user of keys, locks and semaphores makes.
+ * Undefined when none fits, or the path is too long to look.
+ */
+export function notFoundHint(method: string, path: string): string | undefined {
+  const parts = path.replace(/^\//, "").replace(/\/$/, "").split("/");
+  if (parts.length > HINT_MAX_SEGMENTS) return undefined;
+  for (let from = 0; from < parts.length - 1; from++) {
+    for (let to = parts.length; to > from + 1; to--) {
+      const joined = `/${[...parts.slice(0, from), parts.slice(from, to).join("%2F"), ...parts.slice(to)].join("/")}`;
+      if (matchRoute(method, joined).kind === "found") return joined;
+    }
+  }
+  return undefined;
+}
