@@ -122,10 +122,10 @@ describe.skipIf(!CHROMIUM)("the dashboard in Chromium", () => {
       await expect.poll(() => keyRow.count(), { timeout: 10_000 }).toBe(0);
       expect((await t.api.kv.list.query({ prefix: "runs/42/" })).items.map((entry) => entry.key)).toEqual(["runs/42/plan"]);
       // A key of 500 characters and a value of 3,000 without a space wrap in their cells: the page keeps its width.
-      const width = await page.evaluate(() => document.documentElement.scrollWidth);
+      const width = await page.evaluate<number>("document.documentElement.scrollWidth");
       await t.api.kv.set.mutate({ key: "k".repeat(500), value: "x".repeat(3_000) });
       await page.locator(`[data-key="${"k".repeat(500)}"]`).waitFor({ timeout: 10_000 });
-      expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(width);
+      expect(await page.evaluate<number>("document.documentElement.scrollWidth")).toBeLessThanOrEqual(width);
 
       // A dead letter, requeued from the page.
       const dead = await t.api.tasks.enqueue.mutate({ queue: "doomed", maxAttempts: 1 });
