@@ -7,7 +7,7 @@
 // over their own calls.
 import { setTimeout as sleep } from "node:timers/promises";
 import { isTRPCClientError } from "@trpc/client";
-import { isTransient } from "./lease-calls.js";
+import { isUnanswered } from "./lease-calls.js";
 
 /** Refusals of a renewal that no retry changes: the lease is lost at once. */
 const FOR_GOOD: ReadonlySet<string> = new Set(["LEASE_CONFLICT", "UNAUTHORIZED", "FORBIDDEN"]);
@@ -20,17 +20,6 @@ const MIN_ROUND_MS = 250;
 const RELEASE_TIMEOUT_MS = 10_000;
 /** A failed renewal is tried again this soon at first, doubling to a second. */
 const RETRY_START_MS = 100;
-
-/**
- * An acquire that got no answer, or a 5xx (a restart's 503, a database of the moment): sent again
- * under its key, it may succeed. Not a 4xx: a 429 is a bound the caller holds (maxLocksPerAgent,
- * maxParkedPerAgent), which no resend within a wait mends; nor input the client could not send.
- */
-const unanswered = (error: unknown): boolean => {
-  if (!isTransient(error)) return false;
-  const status = isTRPCClientError(error) ? error.data?.httpStatus : undefined;
-  return status === undefined || status >= 500;
-};
 
 /** Milliseconds on a clock that never steps: a wall clock set back cannot stretch the lease as the holder counts it. */
 const monotonic = (): number => performance.now();
@@ -91,7 +80,7 @@ export async function holdLease<A, G extends { fencingToken: number; leaseMs: nu
       // the wait is over it is sent once more, not waiting: a grant the server handed out whose
       // answer was lost on the way (a proxy's reset) is then held, worked under and released,
       // not left to its lease's end with nobody holding it.
-      if (!unanswered(error) || lastResend) throw error;
+      if (!isUnanswered(error) || lastResend) throw error;
       lastResend = monotonic() + retryMs >= waitUntil;
       await sleep(lastResend ? Math.min(retryMs, RETRY_START_MS) : retryMs, undefined, { signal: options.signal }).catch(() => options.signal?.throwIfAborted());
       retryMs = Math.min(retryMs * 2, 1000);

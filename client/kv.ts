@@ -7,7 +7,7 @@
 import { randomUUID } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import { isTRPCClientError } from "@trpc/client";
-import { isTransient } from "./lease-calls.js";
+import { httpStatus, isUnanswered } from "./lease-calls.js";
 import type { CoordinationApi, JsonValue, RouterOutputs } from "./types.js";
 
 /** A key as the server answers it (kv.set, and kv.get's entry). */
@@ -61,20 +61,6 @@ export class KeyWriteUnknown extends Error {
   }
 }
 
-/** The HTTP status of a call's failure; undefined when no answer came (a refused or dropped connection, a timeout). */
-const statusOf = (error: unknown): number | undefined => (isTRPCClientError(error) ? error.data?.httpStatus : undefined);
-
-/**
- * A failure another try may mend: no answer, or a 5xx (a restart's 503, a database of the moment).
- * Not a 429: a bound the caller holds (maxParkedPerAgent for its watches), which no resend mends
- * and which it must be told of; nor input the client could not send.
- */
-const retryable = (error: unknown): boolean => {
-  if (!isTransient(error)) return false;
-  const status = statusOf(error);
-  return status === undefined || status >= 500;
-};
-
 /** A failed call is sent again this soon at first, doubling to a second. */
 const RETRY_START_MS = 100;
 
@@ -86,7 +72,7 @@ function conflictEntry(error: unknown): KvEntry | null | undefined {
 }
 
 /**
- * Runs `call` until it answers or fails for a reason no resend mends (retryable); waits between
+ * Runs `call` until it answers or fails for a reason no resend mends (isUnanswered: a 429 is the caller's to hear); waits between
  * tries, up to a second. `failed`: told of each retryable failure, before the wait; what it throws
  * ends the loop (a write whose outcome the caller's stop leaves unknown).
  */
@@ -98,7 +84,7 @@ async function untilAnswered<T>(call: () => Promise<T>, signal: AbortSignal | un
       return await call();
     } catch (error) {
       signal?.throwIfAborted();
-      if (!retryable(error)) throw error;
+      if (!isUnanswered(error)) throw error;
       failed?.(error);
       await sleep(retryMs, undefined, { signal }).catch(() => signal?.throwIfAborted());
       retryMs = Math.min(retryMs * 2, 1000);
@@ -137,7 +123,7 @@ export async function updateKey(api: CoordinationApi, options: UpdateKeyOptions,
     // write came after it; stopped by the caller meanwhile, its outcome is unknown.
     let lost: unknown;
     const noAnswer = (error: unknown) => {
-      if (statusOf(error) === undefined) lost = error;
+      if (httpStatus(error) === undefined) lost = error;
       if (!signal?.aborted) return;
       if (lost !== undefined) throw new KeyWriteUnknown(key, request.ifVersion, undefined, lost);
       // Every failure so far was answered: nothing was stored, and the caller's stop is all there is to say.

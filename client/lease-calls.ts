@@ -59,7 +59,8 @@ interface WaitingReport {
 }
 const answer = (report: WaitingReport | undefined, recorded: boolean) => report?.callers.forEach((resolve) => resolve(recorded));
 
-const httpStatus = (error: unknown): number | undefined => (isTRPCClientError(error) ? error.data?.httpStatus : undefined);
+/** The HTTP status of a call's failure; undefined when no answer came (a refused or dropped connection, a timeout). */
+export const httpStatus = (error: unknown): number | undefined => (isTRPCClientError(error) ? error.data?.httpStatus : undefined);
 /** The server says this lease is gone: another holder, cancelled, settled (409), or no such task (404). */
 export const isLeaseGone = (error: unknown): boolean => {
   const status = httpStatus(error);
@@ -84,6 +85,17 @@ export const isTransient = (error: unknown): boolean => {
   // 429: a limit of the moment (a batch past the server's maxBatchCalls, connections): sent
   // again, it may pass; never a reason to give up a result.
   return status === undefined || status === 429 || status >= 500;
+};
+/**
+ * No answer, or a 5xx (a restart's 503, a database of the moment): sent again (under its key), the
+ * call may succeed. Not a 429, unlike isTransient: for a call that waits (an acquire, a watch) it
+ * is a bound the caller holds (maxLocksPerAgent, maxParkedPerAgent), which no resend mends and
+ * which it must be told of; nor input the client could not send.
+ */
+export const isUnanswered = (error: unknown): boolean => {
+  if (!isTransient(error)) return false;
+  const status = httpStatus(error);
+  return status === undefined || status >= 500;
 };
 
 /**

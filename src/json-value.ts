@@ -26,6 +26,18 @@ export const jsonValue = z
   })
   .meta({ description: "Any JSON value" });
 
+/**
+ * jsonValue taking at most `maxBytes` as JSON text (UTF-8): for values that ride on many answers
+ * or are kept whole (a run's progress, a key's value). Larger is a 400 saying how large it is.
+ */
+export const jsonWithin = (maxBytes: number) =>
+  jsonValue.superRefine((value, ctx) => {
+    // A value that is no JSON was named by jsonValue's own check; it cannot be measured.
+    if (value === undefined || findNonJson(value) !== null) return;
+    const bytes = Buffer.byteLength(JSON.stringify(value), "utf8");
+    if (bytes > maxBytes) ctx.addIssue({ code: "custom", message: `must take at most ${maxBytes} bytes as JSON (it takes ${bytes})` });
+  });
+
 /** A JSON object (for metadata). */
 export const jsonObject = z
   .custom<JsonObject>(isJsonObject, "must be a JSON object")

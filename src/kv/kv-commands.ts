@@ -6,6 +6,7 @@ import { jsonTextBytes, utf8Bytes, withinBudget } from "../db/answer-budget.js";
 import type { WriteContext } from "../db/writer.js";
 import { CoordinationError } from "../errors.js";
 import type { EventStore } from "../events/event-store.js";
+import { iso } from "../locks/lock-commands.js";
 import type { JsonValue } from "../json-types.js";
 import { MAX_KEY, type KvDeleted, type KvEntry, type KvPage, type KvRead } from "./kv-schemas.js";
 import { kvPresent, type KvRow, type KvStore } from "./kv-store.js";
@@ -16,8 +17,6 @@ const ENTRY_FIXED_BYTES = 400;
 const PAGE_ENVELOPE_BYTES = 200;
 /** What an entry weighs in an answer: its value goes out as the JSON text it is stored as. */
 const entryAnswerBytes = (row: KvRow): number => ENTRY_FIXED_BYTES + jsonTextBytes(row.key) + utf8Bytes(row.value) + (row.updatedBy === null ? 0 : jsonTextBytes(row.updatedBy));
-
-const iso = (ms: number): string => new Date(Number(ms)).toISOString();
 
 /** A key as answered: `row` when present at `now`, else null. */
 export function toEntry(row: KvRow | undefined, now: number): KvEntry | null {

@@ -1,7 +1,7 @@
 // Wire shapes of shared state (kv.set, get, delete, list): keys agents read and write, each a JSON
 // value with a version. Inputs are strict: an unknown field is a 400 naming it.
 import { z } from "zod";
-import { findNonJson, jsonOutput, jsonValue, RESERVED_JSON_KEYS } from "../json-value.js";
+import { jsonOutput, jsonWithin, RESERVED_JSON_KEYS } from "../json-value.js";
 import { DOT_SEGMENT_PROBLEM, int, ms, name, text } from "../schema-parts.js";
 
 /** The longest key, in UTF-16 code units: room for a path of names ("plans/repo-a/step-3"). */
@@ -21,13 +21,6 @@ export const kvKey = () =>
     .refine((value) => value !== "." && value !== "..", DOT_SEGMENT_PROBLEM)
     .describe("The key: whatever the agents agree it names (a path such as plans/repo-a). Over REST, one path segment: / written %2F");
 
-const kvValue = jsonValue.superRefine((value, ctx) => {
-  // A value that is no JSON was named by jsonValue's own check; it cannot be measured.
-  if (value === undefined || findNonJson(value) !== null) return;
-  const bytes = Buffer.byteLength(JSON.stringify(value), "utf8");
-  if (bytes > MAX_VALUE_BYTES) ctx.addIssue({ code: "custom", message: `must take at most ${MAX_VALUE_BYTES} bytes as JSON (it takes ${bytes})` });
-});
-
 const writerField = name()
   .optional()
   .describe("The agent making the write, kept as the key's updatedBy (an agent credential's own agent, filled in when left out; an admin or an open server may name one or none)");
@@ -41,7 +34,7 @@ const ifVersion = int(0)
 
 export const setInput = z.strictObject({
   key: kvKey(),
-  value: kvValue.describe(`The value: any JSON, at most ${MAX_VALUE_BYTES} bytes as JSON text (${RESERVED_JSON_KEYS})`),
+  value: jsonWithin(MAX_VALUE_BYTES).describe(`The value: any JSON, at most ${MAX_VALUE_BYTES} bytes as JSON text (${RESERVED_JSON_KEYS})`),
   ifVersion,
   ttlMs: int(1, MAX_TTL_MS)
     .optional()

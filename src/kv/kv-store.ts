@@ -3,6 +3,7 @@
 // next write of the key deletes it with its kv.expired event). Versions come from one counter in
 // system_state, so they keep growing however many rows are deleted.
 import type { Statements } from "../db/statements.js";
+import { nextCounter } from "../locks/lock-store.js";
 
 export interface KvRow {
   key: string;
@@ -35,13 +36,7 @@ export class KvStore {
 
   /** Writes `row` in place of whatever row `key` has (none, or one the caller found absent or replaces), with the next version. The row as written. */
   put(row: Omit<KvRow, "version">): KvRow {
-    const version = this.st
-      .get<[string], number>(
-        `INSERT INTO system_state (key, value) VALUES (?, '1')
-         ON CONFLICT(key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) RETURNING CAST(value AS INTEGER)`,
-      )
-      .pluck()
-      .get(VERSION_KEY)!;
+    const version = nextCounter(this.st, VERSION_KEY);
     const written: KvRow = { ...row, version };
     this.st
       .get<[string, string, number, number, number, number, string | null, string | null, number | null]>(

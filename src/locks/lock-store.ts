@@ -23,16 +23,22 @@ const COLUMNS = "name, holder, fencingToken, acquiredAt, leaseMs, expiresAt, ide
 /** Whether `row` is held at `now`: one whose lease ran out is free. */
 export const lockHeld = (row: LockRow | undefined, now: number): row is LockRow => row !== undefined && Number(row.expiresAt) > now;
 
-/** The next fencing token: one more than the last granted, of any lock or semaphore permit (kept in system_state across deletes and restarts). */
-export function nextFencingToken(st: Statements): number {
+/**
+ * The next value of counter `key` of system_state: one more than the last (1 for the first), kept
+ * across deletes of what it numbered and restarts. Fencing tokens, shared state's versions.
+ */
+export function nextCounter(st: Statements, key: string): number {
   return st
     .get<[string], number>(
       `INSERT INTO system_state (key, value) VALUES (?, '1')
        ON CONFLICT(key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) RETURNING CAST(value AS INTEGER)`,
     )
     .pluck()
-    .get(FENCING_KEY)!;
+    .get(key)!;
 }
+
+/** The next fencing token: one more than the last granted, of any lock or semaphore permit. */
+export const nextFencingToken = (st: Statements): number => nextCounter(st, FENCING_KEY);
 
 /**
  * The WHERE terms and parameters of a page of grants (locks or permits) held at `now`, of `holder`

@@ -2,7 +2,7 @@
 // adapter, the in-process API and the OpenAPI document, and the TypeScript types inferred from
 // them. Inputs are strict: an unknown field is a 400 naming it.
 import { z } from "zod";
-import { findNonJson, jsonOutput, jsonValue, MAX_TIME_MS, RESERVED_JSON_KEYS } from "../json-value.js";
+import { jsonOutput, jsonValue, jsonWithin, MAX_TIME_MS, RESERVED_JSON_KEYS } from "../json-value.js";
 import { memoryMatchSchema } from "../memory/memory-schemas.js";
 import { capabilityList, int, ms, name, nameList, storedName, text, WEEK_MS } from "../schema-parts.js";
 import { TASK_STATUSES, type TaskStatus } from "./task-status.js";
@@ -234,14 +234,8 @@ export const MAX_PROGRESS_BYTES = 16_384;
 export const heartbeatInput = z.strictObject({
   ...settleFields,
   leaseMs: leaseMs.optional().describe("The lease's new length from now, in ms; left out or 0, the length it was claimed or last renewed with. At most the server's maxLeaseMs (1 hour by default): the answer's leaseExpiresAt is the lease granted"),
-  progress: jsonValue
+  progress: jsonWithin(MAX_PROGRESS_BYTES)
     .optional()
-    .superRefine((value, ctx) => {
-      // A value that is no JSON was named by jsonValue's own check; it cannot be measured.
-      if (value === undefined || findNonJson(value) !== null) return;
-      const bytes = Buffer.byteLength(JSON.stringify(value), "utf8");
-      if (bytes > MAX_PROGRESS_BYTES) ctx.addIssue({ code: "custom", message: `must take at most ${MAX_PROGRESS_BYTES} bytes as JSON (it takes ${bytes})` });
-    })
     .describe(
       `Where the run is, any JSON (e.g. {"done": 3, "of": 5, "step": "drafting"}; at most ${MAX_PROGRESS_BYTES} bytes as JSON; ${RESERVED_JSON_KEYS}): kept as the task's progress, replacing the last report, until its next claim, and published as a task.progress event. Left out, the progress stays as it was and no event is published`,
     ),
