@@ -3,7 +3,7 @@
 // checks it names every procedure whose input takes a `waitMs`.
 
 /** Procedures that may long-poll: sent on their own HTTP request so they never hold up a batch. */
-export const LONG_POLLING: ReadonlySet<string> = new Set(["tasks.claim", "tasks.claimMany", "tasks.claimNext", "tasks.wait", "tasks.waitMany", "events.poll", "locks.acquire", "semaphores.acquire", "kv.get"]);
+export const LONG_POLLING: ReadonlySet<string> = new Set(["tasks.claim", "tasks.claimMany", "tasks.claimNext", "tasks.wait", "tasks.waitMany", "events.poll", "locks.acquire", "semaphores.acquire", "kv.get", "tasks.log"]);
 
 /**
  * The longest any server waits in a long-poll: its maxWaitMs is at most 300 s (src/config.ts;
@@ -21,11 +21,15 @@ export const WAITS_UNNAMED: ReadonlySet<string> = new Set(["tasks.wait", "tasks.
  */
 const WAITS_WITH: ReadonlyMap<string, string> = new Map([["kv.get", "afterVersion"]]);
 
+/** Long-polls that wait only when their input names a waitMs (a log's follow: tasks.log); without one they batch as any read. */
+const WAITS_NAMED: ReadonlySet<string> = new Set(["tasks.log"]);
+
 const names = (input: unknown, field: string): boolean => input !== null && typeof input === "object" && (input as Record<string, unknown>)[field] !== undefined;
 
 /** Whether a call to `path` with `input` may hold its answer back: it goes on an HTTP request of its own. */
 export function mayLongPoll(path: string, input: unknown): boolean {
   if (!LONG_POLLING.has(path)) return false;
+  if (WAITS_NAMED.has(path)) return names(input, "waitMs");
   const field = WAITS_WITH.get(path);
   return field === undefined || names(input, field);
 }

@@ -18,6 +18,7 @@ export const SYSTEM_EVENT_TYPES = [
   "task.updated",
   "task.claimed",
   "task.progress",
+  "task.log",
   "task.completed",
   "task.failed",
   "task.retried",

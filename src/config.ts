@@ -86,6 +86,11 @@ export const SETTINGS = {
     default: 64,
     doc: "Deepest nesting of a stored JSON value (payloads, results, metadata, data, keys' values); deeper is a 400 naming the field",
   },
+  maxTaskLogBytes: {
+    ...int(65_536, 64 * 1024 * 1024, " (bytes)"),
+    default: 1024 * 1024,
+    doc: "Most a task's log (tasks.appendLog) keeps, in bytes (each line's message and data as UTF-8, its agent and 64 more): past it the oldest lines are deleted, whichever run wrote them, and a read says how many went (dropped)",
+  },
   maxResponseBytes: {
     ...int(65_536, 256 * 1024 * 1024, " (bytes)"),
     default: 8 * 1024 * 1024,

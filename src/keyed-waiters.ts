@@ -1,5 +1,5 @@
 // Long-polls that wait for something named (a task to settle: tasks.wait, tasks.waitMany; a named
-// lock to be free: locks.acquire; a semaphore's permit: semaphores.acquire; a key to change: kv.get) park here, keyed by those names, and are woken by the events
+// lock to be free: locks.acquire; a semaphore's permit: semaphores.acquire; a key to change: kv.get; a run's log to grow: tasks.log) park here, keyed by those names, and are woken by the events
 // that name them, whichever process committed them (the event bus delivers both): an event costs
 // one map lookup however many waits are parked. A waiter also looks again after at most
 // safetyRelookMs (wakeup.ts), in case a wake-up was missed (the log pruned before the bus read it).
@@ -91,6 +91,9 @@ export const lockWaiters = (): KeyedWaiters => new KeyedWaiters(new Set(["lock.r
  * free permits, the others park again (no order among them).
  */
 export const semaphoreWaiters = (): KeyedWaiters => new KeyedWaiters(new Set(["semaphore.released", "semaphore.expired"]), "name");
+
+/** Follows of a run's log (tasks.log with waitMs), by task id: woken by its new lines and by its settle. */
+export const logWaiters = (): KeyedWaiters => new KeyedWaiters(new Set(["task.log", "task.completed", "task.dead_lettered", "task.cancelled"]), "taskId");
 
 /** Watches of shared state (kv.get with afterVersion), by key: woken by every event that changes one. */
 export const kvWaiters = (): KeyedWaiters => new KeyedWaiters(new Set(["kv.set", "kv.deleted", "kv.expired"]), "key");

@@ -22,7 +22,8 @@ import { PeriodicJob } from "./periodic.js";
 import { Retention } from "./retention/retention.js";
 import { PerKeyLimit } from "./per-key-limit.js";
 import { ClaimWaiters } from "./tasks/claim-waiters.js";
-import { kvWaiters, lockWaiters, semaphoreWaiters, settleWaiters, type KeyedWaiters } from "./keyed-waiters.js";
+import { kvWaiters, lockWaiters, logWaiters, semaphoreWaiters, settleWaiters, type KeyedWaiters } from "./keyed-waiters.js";
+import { TaskLogService } from "./tasks/task-log-service.js";
 import { KvService } from "./kv/kv-service.js";
 import { TaskService } from "./tasks/task-service.js";
 import { LockService } from "./locks/lock-service.js";
@@ -49,6 +50,8 @@ export interface Services {
   webhooks: WebhookService;
   /** Shared state: versioned keys agents read, compare-and-set and watch (src/kv/). */
   kv: KvService;
+  /** Runs' logs: lines the agent holding a task appends, read and followed by anyone (src/tasks/task-log-*.ts). */
+  taskLogs: TaskLogService;
   /** Who presents which bearer secret, and whether credentials are enforced at all (src/auth/). */
   credentials: Credentials;
   /** Prometheus metrics (/metrics). */
@@ -56,7 +59,7 @@ export interface Services {
   /** Delivery confirmation of consuming calls (claims, steals, auto-ack polls). */
   deliveries: Deliveries;
   /** Long-polling claims and polls parked, woken by committed events. */
-  waiters: { claims: ClaimWaiters; polls: PollWaiters; settles: KeyedWaiters; locks: KeyedWaiters; semaphores: KeyedWaiters; kv: KeyedWaiters };
+  waiters: { claims: ClaimWaiters; polls: PollWaiters; settles: KeyedWaiters; locks: KeyedWaiters; semaphores: KeyedWaiters; kv: KeyedWaiters; logs: KeyedWaiters };
   jobs: { leaseSweeper: PeriodicJob; lockExpiry: PeriodicJob; semaphoreExpiry: PeriodicJob; kvExpiry: PeriodicJob; webhookDelivery: PeriodicJob; queueHolds: PeriodicJob; dependents: PeriodicJob; taskExpiry: PeriodicJob; scheduleRepair: PeriodicJob; pollHolds: PeriodicJob; healthMonitor: PeriodicJob; eventPruner: PeriodicJob; retention: PeriodicJob; memoryIndex: PeriodicJob };
   /** Settled tasks and memories pruned to their retention (src/retention/). */
   retention: Retention;
@@ -100,7 +103,7 @@ export function createCoordination(config: Config, log: Logger): Coordination {
   const startedAt = Date.now();
   const shutdown = new AbortController();
   const stopping = new SignalFanout(shutdown.signal);
-  const waiters = { claims: new ClaimWaiters(), polls: new PollWaiters(), settles: settleWaiters(), locks: lockWaiters(), semaphores: semaphoreWaiters(), kv: kvWaiters() };
+  const waiters = { claims: new ClaimWaiters(), polls: new PollWaiters(), settles: settleWaiters(), locks: lockWaiters(), semaphores: semaphoreWaiters(), kv: kvWaiters(), logs: logWaiters() };
   // The bus hears of local commits from the writer thread, and reads other processes' through the reader.
   let bus: EventBus | undefined;
   let metrics: Metrics | undefined;
@@ -118,14 +121,15 @@ export function createCoordination(config: Config, log: Logger): Coordination {
     waiters.locks.observe(events);
     waiters.semaphores.observe(events);
     waiters.kv.observe(events);
+    waiters.logs.observe(events);
     webhooks.deliverer.observe(events);
   });
   const memory = new MemoryService(config, db, log);
   // Claims and polls together: one agent's parked long-polls, whatever they wait for.
   const parked = new PerKeyLimit(config.maxParkedPerAgent, (agentId) => `too many long-polls waiting for agent ${JSON.stringify(agentId)}`, "maxParkedPerAgent");
-  // A credential's parked waits (tasks.wait, tasks.waitMany, kv watches), bounded apart from its agent's claims and
+  // A credential's parked waits (tasks.wait, tasks.waitMany, kv watches, log follows), bounded apart from its agent's claims and
   // polls: an orchestrator waiting on its subtasks leaves its own worker's long-polls their room.
-  const parkedWaits = new PerKeyLimit(config.maxParkedPerAgent, (id) => `too many task waits and key watches parked for credential ${JSON.stringify(id)}`, "maxParkedPerAgent");
+  const parkedWaits = new PerKeyLimit(config.maxParkedPerAgent, (id) => `too many task waits, key watches and log follows parked for credential ${JSON.stringify(id)}`, "maxParkedPerAgent");
   const tasks = new TaskService({
     config,
     db,
@@ -141,12 +145,13 @@ export function createCoordination(config: Config, log: Logger): Coordination {
   const locks = new LockService({ config, db, waiters: waiters.locks, shutdown: stopping, parked });
   const semaphores = new SemaphoreService({ config, db, waiters: waiters.semaphores, shutdown: stopping, parked });
   const kv = new KvService({ config, db, waiters: waiters.kv, shutdown: stopping, parked: parkedWaits });
+  const taskLogs = new TaskLogService({ config, db, waiters: waiters.logs, shutdown: stopping, parked: parkedWaits });
   const webhooks = new WebhookService(db, log, new WebhookDeliverer({ config, db, log, shutdown: shutdown.signal }));
   const credentials = new Credentials({ db, config, log });
   metrics = new Metrics({
     db,
     taskStats: () => tasks.stats({ maxStaleMs: 1000 }),
-    parked: () => ({ claims: waiters.claims.size, polls: waiters.polls.size, waits: waiters.settles.size, locks: waiters.locks.size, semaphores: waiters.semaphores.size, watches: waiters.kv.size }),
+    parked: () => ({ claims: waiters.claims.size, polls: waiters.polls.size, waits: waiters.settles.size, locks: waiters.locks.size, semaphores: waiters.semaphores.size, watches: waiters.kv.size, follows: waiters.logs.size }),
     liveStreams: () => events.liveStreams,
     webhookAttempts: () => webhooks.deliverer.attempts,
     maxMetricsQueues: config.maxMetricsQueues,
@@ -202,6 +207,7 @@ export function createCoordination(config: Config, log: Logger): Coordination {
     semaphores,
     webhooks,
     kv,
+    taskLogs,
     credentials,
     metrics,
     retention,

@@ -139,7 +139,7 @@ describe("tasks.wait", () => {
     const second = await http(secure.url, "GET", `/tasks/${task.id}/wait?waitMs=60000`, { token: readToken });
     expect(second.status).toBe(429);
     expect(second.body).toMatchObject({ code: "LIMIT_EXCEEDED" });
-    expect(second.body.message).toBe(`too many task waits and key watches parked for credential ${JSON.stringify(second.body.message.match(/"(.*)"/)[1])}: the limit is 1 (setting maxParkedPerAgent)`);
+    expect(second.body.message).toBe(`too many task waits, key watches and log follows parked for credential ${JSON.stringify(second.body.message.match(/"(.*)"/)[1])}: the limit is 1 (setting maxParkedPerAgent)`);
     // A wait that parks nothing is never refused for the bound: a settled task, an unknown one.
     expect(await http(secure.url, "GET", `/tasks/${done.id}/wait?waitMs=60000`, { token: readToken })).toMatchObject({ status: 200, body: { id: done.id, status: "completed" } });
     expect(await http(secure.url, "GET", `/tasks/nope/wait?waitMs=60000`, { token: readToken })).toMatchObject({ status: 404, body: { code: "TASK_NOT_FOUND" } });

@@ -40,6 +40,8 @@ export type SystemEventPayloads = {
   };
   /** Its holder reported where the run is (a heartbeat's progress; the task's progress until its next claim). */
   "task.progress": { taskId: string; queue: string; agentId: string; attempt: number; leaseToken: number; progress: JsonValue };
+  /** Its holder added lines firstLine to lastLine to the task's log (tasks.appendLog): read them with tasks.log. */
+  "task.log": { taskId: string; queue: string; agentId: string; attempt: number; leaseToken: number; firstLine: number; lastLine: number };
   "task.completed": { taskId: string; queue: string; agentId: string | null; attempt: number; leaseToken: number } & RanFor & Anonymous;
   "task.failed": { taskId: string; queue: string; agentId: string | null; attempt: number; leaseToken: number; error: string; willRetry: boolean } & RanFor & Anonymous;
   /**

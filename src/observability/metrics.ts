@@ -18,7 +18,7 @@ export interface MetricsSources {
   /** Task counts (shared with every other caller for a second: counting reads every task). */
   taskStats: () => Promise<{ queues: Array<{ queue: string; counts: Record<string, number>; scheduled: number; oldestPendingAgeMs: number | null; paused: boolean }> }>;
   /** Long-polls parked now. */
-  parked: () => { claims: number; polls: number; waits: number; locks: number; semaphores: number; watches: number };
+  parked: () => { claims: number; polls: number; waits: number; locks: number; semaphores: number; watches: number; follows: number };
   /** The open live streams. */
   liveStreams: () => Iterable<LiveStreamStats>;
   /** Webhook delivery attempts this process made since it started, by how they went. */
@@ -330,7 +330,7 @@ export class Metrics {
     });
     new Gauge({
       name: "coordination_long_polls_parked",
-      help: "Long-polls waiting now: claims, polls, task waits (tasks.wait, tasks.waitMany), lock acquires, semaphore acquires and key watches (kv.get with afterVersion)",
+      help: "Long-polls waiting now: claims, polls, task waits (tasks.wait, tasks.waitMany), lock acquires, semaphore acquires, key watches (kv.get with afterVersion) and log follows (tasks.log with waitMs)",
       labelNames: ["kind"],
       registers,
       collect() {
@@ -341,6 +341,7 @@ export class Metrics {
         this.set({ kind: "lock" }, parked.locks);
         this.set({ kind: "semaphore" }, parked.semaphores);
         this.set({ kind: "watch" }, parked.watches);
+        this.set({ kind: "follow" }, parked.follows);
       },
     });
     new Gauge({

@@ -4,6 +4,7 @@
 import type { WriteContext } from "../db/writer.js";
 import type { MemoryChanges } from "../memory/memory-changes.js";
 import type { MemoryStore } from "../memory/memory-store.js";
+import type { TaskLogStore } from "../tasks/task-log-store.js";
 import type { TaskStore } from "../tasks/task-store.js";
 import type { TokenStore } from "../auth/token-store.js";
 
@@ -16,6 +17,7 @@ export type PruneBound = { before: number } | { belowSeq: number };
 
 export function retentionCommands(d: {
   tasks: TaskStore;
+  logs: TaskLogStore;
   memories: MemoryStore;
   memoryChanges: MemoryChanges;
   tokens: TokenStore;
@@ -28,6 +30,8 @@ export function retentionCommands(d: {
       if (args.what === "settledTasks") {
         if (!("before" in args.bound)) return 0;
         const pruned = d.tasks.pruneSettled(args.bound.before, args.limit);
+        // Their logs go with them (a task's lines are kept no longer than the task).
+        d.logs.forget(pruned.map((task) => task.seq));
         // A dead letter deleted can never complete: what waits on it is cancelled (nothing else
         // settled has a task waiting on it: a complete makes them pending, a cancel cancels them,
         // in its write or by the dependency job). The write's budget bounds the batch: the rest go to the job.

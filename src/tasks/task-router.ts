@@ -31,6 +31,7 @@ import {
   waitManySchema,
 } from "./task-schemas.js";
 import { eventSchema } from "../events/event-schemas.js";
+import { appendedLogSchema, appendLogInput, logPageSchema, readLogInput } from "./task-log-schemas.js";
 import { pickQueues } from "./task-stats.js";
 import type { Caller } from "../trpc/context.js";
 
@@ -82,6 +83,26 @@ export const taskRouter = router({
     .input(heartbeatInput)
     .output(taskSchema)
     .mutation(({ ctx, input }) => ctx.services.tasks.heartbeat(input)),
+
+  /** Lines of the run's log: what the agent did, for operators and other agents to read. */
+  appendLog: procedure
+    .meta({
+      access: AS_AGENT,
+      rest: { method: "POST", path: "/tasks/{taskId}/logs", tags, summary: "Add lines to a task's log (lease holder only)", errors: ["TASK_NOT_FOUND", "LEASE_CONFLICT", "IDEMPOTENCY_MISMATCH"] },
+    })
+    .input(appendLogInput)
+    .output(appendedLogSchema)
+    .mutation(({ ctx, input }) => ctx.services.taskLogs.append(input)),
+
+  /** A page of a task's log; with waitMs, follows it as it grows (a long-poll). */
+  log: waitingProcedure
+    .meta({
+      access: READ,
+      rest: { method: "GET", path: "/tasks/{taskId}/logs", tags, summary: "A task's log, oldest first, after a line; with waitMs, waits for its next lines (or its settle)", errors: ["TASK_NOT_FOUND"] },
+    })
+    .input(readLogInput)
+    .output(logPageSchema)
+    .query(({ ctx, input }) => ctx.services.taskLogs.read(input, credentialIdOf(ctx.caller) ?? undefined, ctx.call)),
 
   complete: procedure
     .meta({ access: AS_AGENT,

@@ -35,7 +35,7 @@ export function postToolCall(url: string, headers: Record<string, string>, sessi
 }
 
 /** The server's parked long-polls of `kind` (coordination_long_polls_parked), read from /metrics with `token` when given. */
-export async function parkedLongPolls(url: string, kind: "claim" | "poll" | "wait" | "watch", token?: string): Promise<number> {
+export async function parkedLongPolls(url: string, kind: "claim" | "poll" | "wait" | "watch" | "follow", token?: string): Promise<number> {
   const text = await (await fetch(`${url}/metrics`, { headers: token ? { authorization: `Bearer ${token}` } : {} })).text();
   return Number(new RegExp(`^coordination_long_polls_parked\\{kind="${kind}"\\} (\\d+)$`, "m").exec(text)?.[1]);
 }

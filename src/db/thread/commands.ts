@@ -40,6 +40,8 @@ import { webhookCommands, webhookQueries } from "../../webhooks/webhook-commands
 import { WebhookStore } from "../../webhooks/webhook-store.js";
 import { kvCommands, kvQueries } from "../../kv/kv-commands.js";
 import { KvStore } from "../../kv/kv-store.js";
+import { taskLogCommands, taskLogQueries } from "../../tasks/task-log-commands.js";
+import { TaskLogStore } from "../../tasks/task-log-store.js";
 import type { SqliteDatabase } from "../open-database.js";
 import type { Prisma } from "../prisma.js";
 import { statementsFor } from "../statements.js";
@@ -79,6 +81,7 @@ function storesOf(db: SqliteDatabase, { config, startedAt }: ThreadSetup) {
     permits: new SemaphoreStore(st),
     webhooks: new WebhookStore(st),
     kv: new KvStore(st),
+    logs: new TaskLogStore(st),
     cutoffs: (now: number) => healthCutoffs(now, config, startedAt),
     st,
   };
@@ -87,7 +90,7 @@ function storesOf(db: SqliteDatabase, { config, startedAt }: ThreadSetup) {
 /** `recall`: starts a claim's recall on the reader thread (recall-relay.ts). `memoryChanges`: counts deletes and notes for the reader's recall cache. */
 export function createWriteCommands(db: SqliteDatabase, setup: ThreadSetup, recall: TaskCommandDeps["recall"], memoryChanges: MemoryChanges) {
   const { config } = setup;
-  const { tasks, pauses, limits, rates, events, agents, cordons, memories, tokens, schedules, locks, permits, webhooks, kv, cutoffs, st } = storesOf(db, setup);
+  const { tasks, pauses, limits, rates, events, agents, cordons, memories, tokens, schedules, locks, permits, webhooks, kv, logs, cutoffs, st } = storesOf(db, setup);
   // The writer's connection alone tells whether another process commits to the file: the
   // reader's sees this process's own writer commit too.
   const grace = lockWaitGrace(st, config.busyTimeoutMs);
@@ -136,9 +139,10 @@ export function createWriteCommands(db: SqliteDatabase, setup: ThreadSetup, reca
     ...semaphoreWrites,
     ...webhookCommands({ webhooks, events }),
     ...kvCommands({ kv, events }),
+    ...taskLogCommands({ tasks, logs, events, transitions }),
     ...memoryCommands(memories, memoryChanges),
     ...tokenCommands(tokens),
-    ...retentionCommands({ tasks, memories, memoryChanges, tokens, pruneAgents: agentWrites["agents.pruneGone"], settleDependents: (ctx, dependency, outcome) => transitions.settleDependents(ctx, dependency, outcome) }),
+    ...retentionCommands({ tasks, logs, memories, memoryChanges, tokens, pruneAgents: agentWrites["agents.pruneGone"], settleDependents: (ctx, dependency, outcome) => transitions.settleDependents(ctx, dependency, outcome) }),
     "db.settings": (_ctx: unknown, _: undefined) => connectionSettings(db)(),
     /** /health's probe while writes are failing: a real write, so its success means they work again. */
     "health.probe": (ctx: WriteContext, _: undefined): null => {
@@ -159,7 +163,7 @@ export function createWriteCommands(db: SqliteDatabase, setup: ThreadSetup, reca
 /** `prisma`: the reader's Prisma client, created on first use. `sameFile`: throws if the database file was deleted or replaced. */
 export function createReadCommands(db: SqliteDatabase, prisma: () => Promise<Prisma>, setup: ThreadSetup, memoryChanges: MemoryChanges, sameFile: () => void = () => undefined) {
   const { config } = setup;
-  const { tasks, pauses, limits, rates, events, agents, cordons, memories, tokens, schedules, locks, permits, webhooks, kv, cutoffs } = storesOf(db, setup);
+  const { tasks, pauses, limits, rates, events, agents, cordons, memories, tokens, schedules, locks, permits, webhooks, kv, logs, cutoffs } = storesOf(db, setup);
   const ping = db.prepare("SELECT 1").pluck();
   return {
     ...taskQueries({ prisma, tasks, maxResponseBytes: config.maxResponseBytes }),
@@ -175,6 +179,7 @@ export function createReadCommands(db: SqliteDatabase, prisma: () => Promise<Pri
     ...semaphoreQueries({ permits, maxResponseBytes: config.maxResponseBytes }),
     ...webhookQueries({ webhooks, events, maxResponseBytes: config.maxResponseBytes }),
     ...kvQueries({ kv, maxResponseBytes: config.maxResponseBytes }),
+    ...taskLogQueries({ tasks, logs, maxResponseBytes: config.maxResponseBytes }),
     ...retentionQueries({ tasks, memories }),
     /** Notes another version's server stored without their notes_fts entry: which, up to a window and a byte budget (memory-store.ts). */
     "memory.missedNotes": (args: { afterSeq: number; window: number; budgetBytes: number }) => memories.missedNotes(args.afterSeq, args.window, args.budgetBytes),

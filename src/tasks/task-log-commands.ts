@@ -1,0 +1,152 @@
+// Runs' logs as the database threads run them. An append is one write that commits with its
+// task.log event (the task and the lines' numbers, not their text), so a follower on any server
+// process on the file wakes; only the agent holding the task's current lease appends, so a run
+// that lost its lease never writes into the next run's lines.
+import { jsonTextBytes, utf8Bytes, withinBudget } from "../db/answer-budget.js";
+import type { WriteContext } from "../db/writer.js";
+import { CoordinationError, notFound } from "../errors.js";
+import type { EventStore } from "../events/event-store.js";
+import type { JsonValue } from "../json-types.js";
+import { LOG_LEVELS, type AppendedLog, type LogEntry, type LogLevel, type LogLine, type LogPage } from "./task-log-schemas.js";
+import { type LogHead, type LogLineRow, type TaskLogStore } from "./task-log-store.js";
+import type { TaskStore } from "./task-store.js";
+import type { SettleRequest, TaskTransitions } from "./task-transitions.js";
+
+/** What a line weighs beside its message, data and agent (its numbers and times, as stored). */
+const LINE_FIXED_BYTES = 64;
+/** A line's answer less its message, data and agent: field names, numbers, a date, superjson's meta; with room to spare. */
+const LINE_ANSWER_BYTES = 300;
+/** A page's braces, field names and superjson's envelope, with room to spare. */
+const PAGE_ENVELOPE_BYTES = 300;
+
+/** What a line weighs against maxTaskLogBytes. */
+const lineBytes = (entry: { message: string; data: string | null; agentId: string }): number =>
+  utf8Bytes(entry.message) + (entry.data === null ? 0 : utf8Bytes(entry.data)) + utf8Bytes(entry.agentId) + LINE_FIXED_BYTES;
+
+const toLine = (row: LogLineRow): LogLine => ({
+  line: Number(row.line),
+  at: new Date(Number(row.at)),
+  attempt: Number(row.attempt),
+  leaseToken: Number(row.leaseToken),
+  agentId: row.agentId,
+  level: row.level,
+  message: row.message,
+  data: row.data === null ? null : (JSON.parse(row.data) as JsonValue),
+});
+
+/** Whether a stored line is what an entry of an append sent again asks for. */
+const sameLine = (row: LogLineRow, entry: StoredEntry): boolean => row.message === entry.message && row.level === entry.level && row.data === entry.data;
+
+/** An entry as the writer gets it: its data as JSON text. */
+export type StoredEntry = Omit<LogEntry, "data"> & { data: string | null };
+
+export interface AppendArgs extends SettleRequest {
+  agentId: string;
+  entries: StoredEntry[];
+  idempotencyKey: string | null;
+  /** maxTaskLogBytes. */
+  maxBytes: number;
+}
+
+export function taskLogCommands(d: { tasks: TaskStore; logs: TaskLogStore; events: EventStore; transitions: TaskTransitions }) {
+  const t = d.transitions;
+
+  /** The answer of an append sent again whose lines the log still keeps; IDEMPOTENCY_MISMATCH when it asked for other lines. */
+  const repeated = (args: AppendArgs, rows: LogLineRow[], head: LogHead): AppendedLog => {
+    // The log may have dropped the append's first lines since: what is kept is its last ones.
+    const asked = args.entries.slice(args.entries.length - rows.length);
+    const same = rows.length <= args.entries.length && rows.every((row, i) => sameLine(row, asked[i]!));
+    if (!same) {
+      throw new CoordinationError(
+        "IDEMPOTENCY_MISMATCH",
+        `task "${args.taskId}": idempotencyKey ${JSON.stringify(args.idempotencyKey)} wrote lines ${rows[0]!.line} to ${rows[rows.length - 1]!.line} with other entries: give each append a key of its own`,
+        { taskId: args.taskId, firstLine: Number(rows[0]!.line), lastLine: Number(rows[rows.length - 1]!.line) },
+      );
+    }
+    const lastLine = Number(rows[rows.length - 1]!.line);
+    return { taskId: args.taskId, firstLine: lastLine - args.entries.length + 1, lastLine, dropped: head.firstKept - 1 };
+  };
+
+  return {
+    /**
+     * Adds `entries` to the task's log as its next lines, under the caller's lease (LEASE_CONFLICT
+     * otherwise), with a task.log event; then deletes its oldest lines past `maxBytes`. An append
+     * sent again with its `idempotencyKey` (its answer lost) is answered with the lines it wrote
+     * while the log keeps them, checked before the lease: its run may have settled since.
+     */
+    "tasks.appendLog": (ctx: WriteContext, args: AppendArgs): AppendedLog => {
+      const task = t.findTask(args.taskId);
+      const head = d.logs.head(task.seq);
+      if (args.idempotencyKey !== null) {
+        const rows = d.logs.byAppendKey(task.seq, args.idempotencyKey).filter((row) => row.agentId === args.agentId);
+        if (rows.length > 0) return repeated(args, rows, head);
+      }
+      const row = t.assertHeld(task, args);
+      t.noteAgent(ctx, args.agentId);
+      const firstLine = head.lastLine + 1;
+      let keptBytes = head.keptBytes;
+      args.entries.forEach((entry, i) => {
+        const bytes = lineBytes({ ...entry, agentId: args.agentId });
+        keptBytes += bytes;
+        d.logs.insert({
+          taskSeq: row.seq,
+          line: firstLine + i,
+          at: ctx.now,
+          attempt: row.attempts,
+          leaseToken: row.leaseToken,
+          agentId: args.agentId,
+          level: entry.level,
+          message: entry.message,
+          data: entry.data,
+          bytes,
+          appendKey: args.idempotencyKey,
+        });
+      });
+      const lastLine = firstLine + args.entries.length - 1;
+      const written = d.logs.setHead(row.seq, { lastLine, firstKept: head.firstKept, keptBytes }, args.maxBytes);
+      d.events.appendSystem(ctx, "task.log", {
+        taskId: row.id,
+        queue: row.queue,
+        agentId: args.agentId,
+        attempt: row.attempts,
+        leaseToken: row.leaseToken,
+        firstLine,
+        lastLine,
+      });
+      return { taskId: row.id, firstLine, lastLine, dropped: written.firstKept - 1 };
+    },
+  };
+}
+
+/** The reader's side: a page of a task's log. */
+export function taskLogQueries(d: { tasks: TaskStore; logs: TaskLogStore; maxResponseBytes: number }) {
+  const budget = d.maxResponseBytes - PAGE_ENVELOPE_BYTES;
+  return {
+    /**
+     * Lines of the task's log after `after`, oldest first, up to `limit` and the answer's byte
+     * budget, of run `attempt` and at `level` or above when given. TASK_NOT_FOUND for no task
+     * (or one retention deleted).
+     */
+    "tasks.log": (request: { taskId: string; after: number; limit: number; attempt?: number | undefined; level?: LogLevel | undefined }): LogPage => {
+      const task = d.tasks.stateOf(request.taskId);
+      if (task === undefined) throw notFound("TASK_NOT_FOUND", request.taskId);
+      const head = d.logs.head(task.seq);
+      const levels = request.level === undefined ? undefined : LOG_LEVELS.slice(LOG_LEVELS.indexOf(request.level));
+      const rows = d.logs.lines(task.seq, request.after, { attempt: request.attempt, levels });
+      // One more than the page: whether lines follow it.
+      const page = (function* () {
+        let taken = 0;
+        for (const row of rows) {
+          yield row;
+          if (++taken > request.limit) return;
+        }
+      })();
+      const fit = withinBudget(page, (row) => LINE_ANSWER_BYTES + jsonTextBytes(row.message) + (row.data === null ? 0 : utf8Bytes(row.data)) + jsonTextBytes(row.agentId), budget);
+      const more = fit.truncated || fit.rows.length > request.limit;
+      const lines = fit.rows.slice(0, request.limit).map(toLine);
+      // A page that read to the end looked at every line there is: the next read starts after the last.
+      const nextAfter = more ? lines[lines.length - 1]!.line : Math.max(request.after, head.lastLine);
+      return { taskId: request.taskId, status: task.status, lines, nextAfter, more, dropped: head.firstKept - 1 };
+    },
+  };
+}
