@@ -158,6 +158,8 @@ export function createCoordinationClient(options: CoordinationClientOptions): Co
 export { runWorker, RetryLater, DeadLetter, type WorkerOptions, type Worker, type TaskHandler, type TaskRun, type WorkerTask } from "./worker.js";
 export { RunTimeLimitReached } from "./lease-calls.js";
 export { withLock, LockBusy, LockLost, type Lock, type HeldLock, type WithLockOptions } from "./locks.js";
+export { followLog, type FollowLogOptions, type LogLine } from "./follow-log.js";
+export { LOG_FLUSH_MS, type LogLevel, type LogOptions } from "./run-log.js";
 export { updateKey, watchKey, KeyContended, KeyWriteUnknown, type KvEntry, type UpdateKeyOptions, type WatchKeyOptions } from "./kv.js";
 export { withPermit, SemaphoreFull, PermitLost, type Permit, type SemaphoreState, type HeldPermit, type WithPermitOptions } from "./semaphores.js";
 export { isSystemEvent, SYSTEM_EVENT_TYPES, type SystemEvent, type SystemEventPayloads, type SystemEventType } from "./system-events.js";

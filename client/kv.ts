@@ -7,7 +7,7 @@
 import { randomUUID } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import { isTRPCClientError } from "@trpc/client";
-import { httpStatus, isUnanswered } from "./lease-calls.js";
+import { httpStatus, untilAnswered } from "./lease-calls.js";
 import type { CoordinationApi, JsonValue, RouterOutputs } from "./types.js";
 
 /** A key as the server answers it (kv.set, and kv.get's entry). */
@@ -61,35 +61,11 @@ export class KeyWriteUnknown extends Error {
   }
 }
 
-/** A failed call is sent again this soon at first, doubling to a second. */
-const RETRY_START_MS = 100;
-
 /** The key a VERSION_CONFLICT names (its details' entry), or undefined when `error` is another. */
 function conflictEntry(error: unknown): KvEntry | null | undefined {
   if (!isTRPCClientError(error) || error.data?.code !== "VERSION_CONFLICT") return undefined;
   const details = (error.data as { details?: { entry?: KvEntry | null } }).details;
   return details?.entry ?? null;
-}
-
-/**
- * Runs `call` until it answers or fails for a reason no resend mends (isUnanswered: a 429 is the caller's to hear); waits between
- * tries, up to a second. `failed`: told of each retryable failure, before the wait; what it throws
- * ends the loop (a write whose outcome the caller's stop leaves unknown).
- */
-async function untilAnswered<T>(call: () => Promise<T>, signal: AbortSignal | undefined, failed?: (error: unknown) => void): Promise<T> {
-  let retryMs = RETRY_START_MS;
-  for (;;) {
-    signal?.throwIfAborted();
-    try {
-      return await call();
-    } catch (error) {
-      signal?.throwIfAborted();
-      if (!isUnanswered(error)) throw error;
-      failed?.(error);
-      await sleep(retryMs, undefined, { signal }).catch(() => signal?.throwIfAborted());
-      retryMs = Math.min(retryMs * 2, 1000);
-    }
-  }
 }
 
 /**

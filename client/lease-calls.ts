@@ -99,6 +99,27 @@ export const isUnanswered = (error: unknown): boolean => {
 };
 
 /**
+ * Runs `call` until it answers or fails for a reason no resend mends (isUnanswered: a 429 is the caller's to hear); waits between
+ * tries, up to a second. `failed`: told of each retryable failure, before the wait; what it throws
+ * ends the loop (a write whose outcome the caller's stop leaves unknown).
+ */
+export async function untilAnswered<T>(call: () => Promise<T>, signal: AbortSignal | undefined, failed?: (error: unknown) => void): Promise<T> {
+  let retryMs = RETRY_START_MS;
+  for (;;) {
+    signal?.throwIfAborted();
+    try {
+      return await call();
+    } catch (error) {
+      signal?.throwIfAborted();
+      if (!isUnanswered(error)) throw error;
+      failed?.(error);
+      await sleep(retryMs, undefined, { signal }).catch(() => signal?.throwIfAborted());
+      retryMs = Math.min(retryMs * 2, RETRY_MAX_MS);
+    }
+  }
+}
+
+/**
  * One held lease: when it may still be valid (on this machine's clock), renewals, and settles.
  * The length granted is read on the server's clock (expiry - updatedAt of the answer), then laid
  * from the moment the request was sent, so the local deadline is never later than the server's.

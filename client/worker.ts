@@ -13,6 +13,7 @@ import { randomUUID } from "node:crypto";
 import { HeldLease, isCredentialRefused, isLeaseGone, isTransient, RunTimeLimitReached, isUnknownField, isUnknownProcedure, momentNow, type Moment, type SettleOutcome } from "./lease-calls.js";
 import { unsendableCause } from "./serialize-input.js";
 import type { ClaimedTask, CoordinationApi, JsonObject, JsonValue, RouterInputs, RouterOutputs } from "./types.js";
+import { RunLog, type LogOptions } from "./run-log.js";
 
 export type { ClaimedTask };
 
@@ -31,6 +32,16 @@ export interface TaskRun {
    * the server refused it (onError says why). Never rejects, so it need not be awaited.
    */
   reportProgress(progress: JsonValue): Promise<boolean>;
+  /**
+   * Adds a line to the run's log (tasks.appendLog: `message`, 1 to 16,384 characters; `level`
+   * debug, info by default, warn or error; `data`, any JSON up to 16,384 bytes), for operators and
+   * other agents to read with tasks.log while the run goes on and after. Lines logged within
+   * LOG_FLUSH_MS (250 ms) go in one append, in order; the worker sends those still waiting before
+   * it settles the run (waiting up to 5 s). Resolves true once the server stored the line, false
+   * when it did not (the lease is over, or the server refused it: onError says why). Never
+   * rejects, so it need not be awaited.
+   */
+  log(message: string, options?: LogOptions): Promise<boolean>;
 }
 
 /**
@@ -412,6 +423,7 @@ export async function runWorker<P>(options: WorkerOptions<P>): Promise<Worker> {
       run.abort(reason);
     };
     const lease = new HeldLease(api, task, agentId, options.leaseMs, onError, receivedAt);
+    const runLog = new RunLog(api, { taskId: task.id, agentId, leaseToken: task.leaseToken }, onError);
     let ended!: () => void;
     const entry = {
       leaseToken: task.leaseToken,
@@ -436,7 +448,7 @@ export async function runWorker<P>(options: WorkerOptions<P>): Promise<Worker> {
       const given = toWorkerTask(task, options.parsePayload);
       if (!given.ok) outcome = { ok: false, error: given.error, retry: false };
       // Once the signal fires the run is over, even for a handler that ignores it: it cannot hold the slot or the lease.
-      else outcome = { ok: true, result: await Promise.race([handler(given.task, run.signal, { reportProgress: (progress) => lease.reportProgress(progress) }), whenAborted(run.signal)]) };
+      else outcome = { ok: true, result: await Promise.race([handler(given.task, run.signal, { reportProgress: (progress) => lease.reportProgress(progress), log: (message, logOptions) => runLog.log(message, logOptions) }), whenAborted(run.signal)]) };
     } catch (error) {
       outcome = { ok: false, error, retry: !(error instanceof DeadLetter) };
     } finally {
@@ -444,6 +456,8 @@ export async function runWorker<P>(options: WorkerOptions<P>): Promise<Worker> {
       // The run is over: a report still waiting would reach the server after its settle.
       lease.endReports();
     }
+    // Its log lines still waiting go before the settle: the server takes none once the run settled.
+    await runLog.close();
 
     const fenced = { taskId: task.id, agentId, leaseToken: task.leaseToken };
     let next: Claimed | undefined;

@@ -90,6 +90,14 @@ export interface InProcessCoordination {
      * the totals count every queue.
      */
     stats(options?: In["tasks"]["stats"]): Promise<Out["tasks"]["stats"]>;
+    /**
+     * Adds `entries` (1 to 100: `{ message, level?, data? }`) to the task's log as its next lines,
+     * under the agent's lease. LEASE_CONFLICT when the agent no longer holds it; with an
+     * `idempotencyKey` sent again, the lines it wrote (IDEMPOTENCY_MISMATCH with other entries).
+     */
+    appendLog(taskId: string, agentId: string, entries: In["tasks"]["appendLog"]["entries"], options?: Rest<In["tasks"]["appendLog"], "taskId" | "agentId" | "entries">): Promise<Out["tasks"]["appendLog"]>;
+    /** A page of the task's log after `after` (by `attempt`, `level`); with `waitMs`, waits for its next lines or its settle. TASK_NOT_FOUND when there is none. */
+    log(taskId: string, options?: Rest<In["tasks"]["log"], "taskId">): Promise<Out["tasks"]["log"]>;
   };
   queues: {
     /** Pauses `queue`: no claim or steal takes its tasks until it is resumed; enqueues are taken. A queue already paused keeps its pause. */
@@ -303,6 +311,8 @@ export async function openCoordination(options: InProcessOptions = {}): Promise<
       waitMany: (taskIds, waitOptions) => run(api.tasks.waitMany({ ...waitOptions, taskIds })),
       list: (filter) => run(api.tasks.list(filter ?? {})),
       stats: (options) => run(api.tasks.stats(options)),
+      appendLog: (taskId, agentId, entries, options) => run(api.tasks.appendLog({ ...options, taskId, agentId, entries })),
+      log: (taskId, options) => run(api.tasks.log({ ...options, taskId })),
     },
     queues: {
       pause: (queue, options) => run(api.queues.pause({ ...options, queue })),

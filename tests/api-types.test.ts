@@ -103,6 +103,7 @@ const CHECKED = [
   "health",
   "tasks.enqueue", "tasks.enqueueMany", "tasks.claim", "tasks.claimNext", "tasks.claimMany", "tasks.heartbeat", "tasks.complete", "tasks.completeAndClaim",
   "tasks.fail", "tasks.release", "tasks.cancel", "tasks.requeue", "tasks.promote", "tasks.update", "tasks.requeueMany", "tasks.cancelMany", "tasks.steal", "tasks.get", "tasks.wait", "tasks.waitMany", "tasks.list", "tasks.stats", "tasks.events",
+  "tasks.appendLog", "tasks.log",
   "queues.pause", "queues.resume", "queues.status", "queues.paused",
   "queues.setLimit", "queues.removeLimit", "queues.limit", "queues.limits",
   "queues.setRate", "queues.removeRate", "queues.rate", "queues.rates",
@@ -260,6 +261,21 @@ describe("AppRouter types", () => {
     expectTypeOf<Out["semaphores"]["get"]>().toEqualTypeOf<{ name: string; held: number; limit: number | null; nextExpiresAt: Date | null; permits: Permit[]; permitsOmitted: number }>();
     expectTypeOf<In["semaphores"]["list"]>().toEqualTypeOf<{ holder?: string; prefix?: string; cursor?: string; limit?: number }>();
     expectTypeOf<Out["semaphores"]["list"]>().toEqualTypeOf<{ items: Permit[]; nextCursor: string | null }>();
+  });
+
+  it("run log procedures", () => {
+    type Level = "debug" | "info" | "warn" | "error";
+    type Line = { line: number; at: Date; attempt: number; leaseToken: number; agentId: string; level: Level; message: string; data: JsonValue | null };
+    expectTypeOf<In["tasks"]["appendLog"]>().toEqualTypeOf<{
+      taskId: string;
+      agentId: string;
+      leaseToken?: number;
+      entries: Array<{ message: string; level?: Level; data?: JsonValue }>;
+      idempotencyKey?: string;
+    }>();
+    expectTypeOf<Out["tasks"]["appendLog"]>().toEqualTypeOf<{ taskId: string; firstLine: number; lastLine: number; dropped: number }>();
+    expectTypeOf<In["tasks"]["log"]>().toEqualTypeOf<{ taskId: string; after?: number; limit?: number; attempt?: number; level?: Level; waitMs?: number }>();
+    expectTypeOf<Out["tasks"]["log"]>().toEqualTypeOf<{ taskId: string; status: TaskStatus; lines: Line[]; nextAfter: number; more: boolean; dropped: number }>();
   });
 
   it("shared state procedures", () => {

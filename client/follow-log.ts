@@ -1,0 +1,59 @@
+// Reading a run's log as it grows: followLog yields a task's lines in order, a long-poll at a time
+// (tasks.log with waitMs), through restarts and dropped connections, until the task settles and
+// its last line was read.
+import { setTimeout as sleep } from "node:timers/promises";
+import { untilAnswered } from "./lease-calls.js";
+import type { CoordinationApi, RouterInputs, RouterOutputs } from "./types.js";
+
+/** A line of a run's log, as tasks.log answers it. */
+export type LogLine = RouterOutputs["tasks"]["log"]["lines"][number];
+
+export interface FollowLogOptions {
+  taskId: string;
+  /** Lines after this number (0, the default: from the first the log keeps). */
+  after?: number;
+  /** Only this run's lines (the task's attempt when they were written). */
+  attempt?: number;
+  /** Only lines this urgent or more. */
+  level?: RouterInputs["tasks"]["log"]["level"];
+  /** One long-poll's wait, in ms (default 25,000; the server cuts it to its maxWaitMs). */
+  waitMs?: number;
+  /** Ends the follow: the generator returns (a long-poll under way is aborted). */
+  signal?: AbortSignal;
+}
+
+const SETTLED: ReadonlySet<string> = new Set(["completed", "dead_letter", "cancelled"]);
+/** The shortest round of a follow: long-polls are not sent closer together than this (a server whose maxWaitMs is 0 answers at once). */
+const MIN_ROUND_MS = 250;
+
+/**
+ * The task's log lines, oldest first, each once, as they come; it returns once the task settled
+ * and every line was read (a requeued task's new runs are another follow, from the last line's
+ * number). Lines the log dropped (maxTaskLogBytes) before they were read are skipped: their
+ * numbers are missing. Rejects with TASK_NOT_FOUND, or an error no resend mends; goes on through
+ * no answer and 5xx.
+ */
+export async function* followLog(api: CoordinationApi, options: FollowLogOptions): AsyncGenerator<LogLine, void, undefined> {
+  const { taskId, attempt, level, signal } = options;
+  let after = options.after ?? 0;
+  const waitMs = options.waitMs ?? 25_000;
+  try {
+    for (;;) {
+      const sentAt = performance.now();
+      const input = { taskId, after, waitMs, ...(attempt === undefined ? {} : { attempt }), ...(level === undefined ? {} : { level }) };
+      const page = await untilAnswered(() => api.tasks.log.query(input, { signal }), signal);
+      for (const line of page.lines) yield line;
+      after = page.nextAfter;
+      if (page.more) continue;
+      if (SETTLED.has(page.status)) return;
+      if (page.lines.length === 0) {
+        const pause = sentAt + MIN_ROUND_MS - performance.now();
+        if (pause > 0) await sleep(pause, undefined, { signal });
+      }
+    }
+  } catch (error) {
+    // Stopped by the caller: the follow ends, as iterating stops.
+    if (signal?.aborted) return;
+    throw error;
+  }
+}

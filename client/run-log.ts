@@ -1,0 +1,155 @@
+// A worker's lines for its run's log (tasks.appendLog), sent in batches: a handler may log in a
+// tight loop and the server gets at most one append per LOG_FLUSH_MS (or per MAX_BATCH lines),
+// in order, each under a key of its own so a batch sent again after a lost answer is not written
+// twice. Lines go only while the run holds its lease: the worker closes the log before it settles.
+import { randomUUID } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
+import { isLeaseGone, isTransient, isUnknownProcedure } from "./lease-calls.js";
+import type { CoordinationApi, JsonValue } from "./types.js";
+
+/** How long a line waits for others to share its append, at most (ms). */
+export const LOG_FLUSH_MS = 250;
+/** The most lines one append carries (the server's bound). */
+const MAX_BATCH = 100;
+/** The longest message the server takes, in characters. */
+const MAX_MESSAGE = 16_384;
+/** Retries of an append with no answer (or a 429, a 5xx) start at this delay and double up to RETRY_MAX_MS. */
+const RETRY_START_MS = 100;
+const RETRY_MAX_MS = 1000;
+/** How long close() waits for the lines still to go, at most (ms): a server that stays away does not hold the settle up longer. */
+export const LOG_CLOSE_MS = 5000;
+
+export type LogLevel = "debug" | "info" | "warn" | "error";
+const LEVELS: ReadonlySet<string> = new Set(["debug", "info", "warn", "error"]);
+
+/** What a line may say beside its message. */
+export interface LogOptions {
+  /** debug, info (the default), warn or error. */
+  level?: LogLevel;
+  /** Anything structured (a tool call's arguments, token counts): JSON, at most 16,384 bytes as JSON. */
+  data?: JsonValue;
+}
+
+/** Clients whose server does not take run logs (older than this client): said once, then lines are not sent. */
+const noRunLogs = new WeakSet<CoordinationApi>();
+
+interface Waiting {
+  entry: { message: string; level: LogLevel; data?: JsonValue };
+  stored: (yes: boolean) => void;
+}
+
+export class RunLog {
+  private waiting: Waiting[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private sending: Promise<void> | undefined;
+  /** Set once no line can go any more (closed, the lease gone, refused): later lines resolve false. */
+  private over = false;
+  /** Aborted when close() stops waiting: a retry in progress gives up. */
+  private readonly giveUp = new AbortController();
+
+  constructor(
+    private readonly api: CoordinationApi,
+    private readonly run: { taskId: string; agentId: string; leaseToken: number },
+    private readonly onError: (error: unknown) => void,
+  ) {}
+
+  /**
+   * Adds a line to the run's log: sent with the lines logged within LOG_FLUSH_MS of it, in order.
+   * Resolves true once the server stored it, false when it did not: the run ended first (lines
+   * still waiting when close() gives up are dropped), the lease is over, or the server refused the
+   * batch (onError says why). Never rejects, so it need not be awaited.
+   */
+  log(message: string, options: LogOptions = {}): Promise<boolean> {
+    const level = options.level ?? "info";
+    if (this.over || noRunLogs.has(this.api)) return Promise.resolve(false);
+    if (typeof message !== "string" || message.length === 0 || message.length > MAX_MESSAGE || !LEVELS.has(level)) {
+      this.onError(new Error(`runWorker: a log line of task "${this.run.taskId}" was not sent: its message must be text of 1 to ${MAX_MESSAGE} characters and its level one of debug, info, warn, error`));
+      return Promise.resolve(false);
+    }
+    return new Promise<boolean>((stored) => {
+      this.waiting.push({ entry: { message, level, ...(options.data === undefined ? {} : { data: options.data }) }, stored });
+      if (this.waiting.length >= MAX_BATCH) this.flushSoon(0);
+      else this.flushSoon(LOG_FLUSH_MS);
+    });
+  }
+
+  /**
+   * Sends the lines still waiting and stops taking more: what the worker awaits before it settles
+   * (the server takes no line once the run settled). Gives up after LOG_CLOSE_MS.
+   */
+  async close(): Promise<void> {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
+    const done = this.drain().then(() => {
+      this.over = true;
+    });
+    const timer = setTimeout(() => this.giveUp.abort(), LOG_CLOSE_MS);
+    try {
+      await done;
+    } finally {
+      clearTimeout(timer);
+      this.end();
+    }
+  }
+
+  private flushSoon(afterMs: number): void {
+    if (this.timer !== undefined) {
+      if (afterMs > 0) return;
+      clearTimeout(this.timer);
+    }
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      void this.drain();
+    }, afterMs);
+  }
+
+  /** Sends every batch waiting, one append at a time (so lines keep their order). */
+  private drain(): Promise<void> {
+    this.sending ??= (async () => {
+      try {
+        while (this.waiting.length > 0 && !this.over) await this.send(this.waiting.splice(0, MAX_BATCH));
+      } finally {
+        this.sending = undefined;
+      }
+    })();
+    return this.sending;
+  }
+
+  /** One batch, sent until it is answered: under one key, so a resend is never written twice. */
+  private async send(batch: Waiting[]): Promise<void> {
+    const idempotencyKey = `log:${randomUUID()}`;
+    let delay = RETRY_START_MS;
+    for (;;) {
+      try {
+        await this.api.tasks.appendLog.mutate({ ...this.run, entries: batch.map((w) => w.entry), idempotencyKey }, { signal: this.giveUp.signal });
+        for (const w of batch) w.stored(true);
+        return;
+      } catch (error) {
+        if (!this.giveUp.signal.aborted && isTransient(error)) {
+          await sleep(delay).catch(() => undefined);
+          delay = Math.min(delay * 2, RETRY_MAX_MS);
+          continue;
+        }
+        for (const w of batch) w.stored(false);
+        // The lease is over (the run lost it, or settled): no later line can go either, and the worker says why elsewhere.
+        if (isLeaseGone(error) || this.giveUp.signal.aborted) return this.end();
+        if (isUnknownProcedure(error)) {
+          if (noRunLogs.has(this.api)) return this.end();
+          noRunLogs.add(this.api);
+          this.onError(new Error(`the server does not take run logs (it is older than this client): the runs' log lines are not kept, from task "${this.run.taskId}" on`, { cause: error }));
+          return this.end();
+        }
+        this.onError(new Error(`runWorker: the server refused ${batch.length} log line(s) of task "${this.run.taskId}": ${error instanceof Error ? error.message : String(error)}`, { cause: error }));
+        return;
+      }
+    }
+  }
+
+  /** No line goes from now on: those waiting resolve false. */
+  private end(): void {
+    this.over = true;
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
+    for (const w of this.waiting.splice(0)) w.stored(false);
+  }
+}

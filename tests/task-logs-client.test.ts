@@ -1,0 +1,182 @@
+// The client's side of runs' logs against a real server: runWorker's run.log (lines batched, in
+// order, sent before the settle, never twice after a lost answer, refused once the lease is over)
+// and followLog (a task's lines as they come, until it settles).
+import { afterEach, describe, expect, it } from "vitest";
+import { createCoordinationClient, followLog, runWorker, type LogLine, type Worker } from "../client/index.js";
+import { startTestServer, type TestServer } from "./helpers/test-server.js";
+
+let t: TestServer | undefined;
+let worker: Worker | undefined;
+afterEach(async () => {
+  await worker?.stop();
+  await t?.stop({ removeFiles: true });
+  t = worker = undefined;
+});
+
+/** The task.log and task.completed events of the log, as [type, payload], oldest first. */
+const logAndSettle = async (server: TestServer) =>
+  (await server.api.events.list.query({ types: ["task.log", "task.completed"], limit: 1000 })).map((event) => [event.type, event.payload] as const);
+
+/** A fetch that lets the server answer the first tasks.appendLog, then loses the answer (as a dropped connection does). */
+function losingFirstAppend(): typeof fetch {
+  let lost = false;
+  return async (input, init) => {
+    const response = await fetch(input, init);
+    if (!lost && String(input instanceof Request ? input.url : input).includes("tasks.appendLog")) {
+      lost = true;
+      await response.arrayBuffer();
+      throw new TypeError("fetch failed");
+    }
+    return response;
+  };
+}
+
+describe("run.log in runWorker", () => {
+  it("lines logged in a tight loop go in appends of at most 100, in order, all stored before the run's complete", async () => {
+    t = await startTestServer();
+    const { api } = t;
+    const { id } = await api.tasks.enqueue.mutate({ queue: "logged", payload: { pages: 250 } });
+    const stored: Array<Promise<boolean>> = [];
+    const errors: unknown[] = [];
+    worker = await runWorker({
+      api,
+      agentId: "logger",
+      queues: ["logged"],
+      waitMs: 200,
+      onError: (error) => errors.push(error),
+      handler: async (_task, _signal, run) => {
+        for (let page = 1; page <= 250; page++) stored.push(run.log(`page ${page}`, page % 50 === 0 ? { level: "warn", data: { page } } : {}));
+        return { pages: 250 };
+      },
+    });
+    const done = await api.tasks.wait.query({ taskId: id, waitMs: 30_000 });
+    expect(done.status).toBe("completed");
+    expect(await Promise.all(stored)).toEqual(Array.from({ length: 250 }, () => true));
+    const log = await api.tasks.log.query({ taskId: id, limit: 1000 });
+    expect(log.lines.map((line) => line.message)).toEqual(Array.from({ length: 250 }, (_, i) => `page ${i + 1}`));
+    expect(log.lines.filter((line) => line.level === "warn").map((line) => line.data)).toEqual([{ page: 50 }, { page: 100 }, { page: 150 }, { page: 200 }, { page: 250 }]);
+    expect(new Set(log.lines.map((line) => `${line.agentId}/${line.attempt}`))).toEqual(new Set(["logger/1"]));
+    // Three appends (100, 100, 50 lines), every one before the complete.
+    expect(await logAndSettle(t)).toEqual([
+      ["task.log", expect.objectContaining({ taskId: id, firstLine: 1, lastLine: 100 })],
+      ["task.log", expect.objectContaining({ taskId: id, firstLine: 101, lastLine: 200 })],
+      ["task.log", expect.objectContaining({ taskId: id, firstLine: 201, lastLine: 250 })],
+      ["task.completed", expect.objectContaining({ taskId: id })],
+    ]);
+    expect(errors).toEqual([]);
+  });
+
+  it("an append whose answer was lost is sent again under its key: its lines are stored once", async () => {
+    t = await startTestServer();
+    const client = createCoordinationClient({ url: t.url, fetch: losingFirstAppend() });
+    try {
+      const { id } = await t.api.tasks.enqueue.mutate({ queue: "lossy" });
+      worker = await runWorker({
+        api: client.api,
+        agentId: "logger",
+        queues: ["lossy"],
+        waitMs: 200,
+        onError: () => undefined,
+        handler: async (_task, _signal, run) => {
+          const sent = await Promise.all([run.log("one"), run.log("two"), run.log("three")]);
+          expect(sent).toEqual([true, true, true]);
+          return null;
+        },
+      });
+      expect((await t.api.tasks.wait.query({ taskId: id, waitMs: 30_000 })).status).toBe("completed");
+      expect((await t.api.tasks.log.query({ taskId: id })).lines.map((line) => [line.line, line.message])).toEqual([
+        [1, "one"],
+        [2, "two"],
+        [3, "three"],
+      ]);
+      expect((await logAndSettle(t)).filter(([type]) => type === "task.log")).toHaveLength(1);
+    } finally {
+      await worker?.stop();
+      worker = undefined;
+      await client.close();
+    }
+  });
+
+  it("once the run's lease is over its lines are refused: log resolves false and nothing more is stored", async () => {
+    t = await startTestServer();
+    const { api } = t;
+    const { id } = await api.tasks.enqueue.mutate({ queue: "cut" });
+    let afterLoss: Promise<boolean> | undefined;
+    let started!: () => void;
+    const running = new Promise<void>((resolve) => (started = resolve));
+    worker = await runWorker({
+      api,
+      agentId: "logger",
+      queues: ["cut"],
+      waitMs: 200,
+      leaseMs: 1000,
+      onError: () => undefined,
+      handler: async (_task, signal, run) => {
+        expect(await run.log("before the cancel")).toBe(true);
+        started();
+        // The task is cancelled: the next renewal finds the lease gone and aborts the run.
+        await new Promise<void>((resolve) => signal.addEventListener("abort", () => resolve(), { once: true }));
+        afterLoss = run.log("after the cancel");
+        return null;
+      },
+    });
+    await running;
+    await api.tasks.cancel.mutate({ taskId: id });
+    await expect.poll(() => afterLoss, { timeout: 15_000 }).toBeDefined();
+    expect(await afterLoss).toBe(false);
+    expect((await api.tasks.log.query({ taskId: id })).lines.map((line) => line.message)).toEqual(["before the cancel"]);
+  });
+});
+
+describe("followLog", () => {
+  it("yields a task's lines as they come, each once and in order, and returns once it settled", async () => {
+    t = await startTestServer();
+    const { api } = t;
+    const { id } = await api.tasks.enqueue.mutate({ queue: "followed" });
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const seen: LogLine[] = [];
+    const following = (async () => {
+      for await (const line of followLog(api, { taskId: id, waitMs: 10_000 })) {
+        seen.push(line);
+        if (line.message === "step 2") release();
+      }
+    })();
+    worker = await runWorker({
+      api,
+      agentId: "stepper",
+      queues: ["followed"],
+      waitMs: 200,
+      handler: async (_task, _signal, run) => {
+        await run.log("step 1");
+        await run.log("step 2");
+        // The follower has read both before the run goes on.
+        await gate;
+        await run.log("step 3", { level: "error" });
+        return "done";
+      },
+    });
+    await following;
+    expect(seen.map((line) => [line.line, line.message, line.level])).toEqual([
+      [1, "step 1", "info"],
+      [2, "step 2", "info"],
+      [3, "step 3", "error"],
+    ]);
+    expect((await api.tasks.get.query({ taskId: id })).status).toBe("completed");
+
+    // From a line on, by level, and stopped by its signal while the task still runs.
+    const { id: open } = await api.tasks.enqueue.mutate({ queue: "idle" });
+    const task = await api.tasks.claim.mutate({ agentId: "holder", queues: ["idle"], context: false });
+    await api.tasks.appendLog.mutate({ taskId: open, agentId: "holder", leaseToken: task!.leaseToken, entries: [{ message: "a", level: "debug" }, { message: "b", level: "warn" }, { message: "c", level: "warn" }] });
+    const stop = new AbortController();
+    const warned: string[] = [];
+    for await (const line of followLog(api, { taskId: open, after: 2, level: "warn", waitMs: 10_000, signal: stop.signal })) {
+      warned.push(line.message);
+      stop.abort();
+    }
+    expect(warned).toEqual(["c"]);
+    await expect(async () => {
+      for await (const _ of followLog(api, { taskId: "no-such-task" })) void _;
+    }).rejects.toMatchObject({ data: { code: "TASK_NOT_FOUND" } });
+  });
+});
