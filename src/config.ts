@@ -114,7 +114,7 @@ export const SETTINGS = {
     doc: "Cordon an agent for quarantineMs once it failed this many runs in a row with no complete between (tasks.fail; counted per server process): an agent that fails everything it takes cannot drain its queues into dead letters. 0 (the default) turns it off",
   },
   quarantineMs: { ...positiveMs(WEEK_MS), default: 300_000, doc: "How long an automatic quarantine (quarantineAfterFailures) keeps an agent cordoned; agents.uncordon lifts it sooner" },
-  maxWaitMs: { ...ms(300_000), default: 30_000, doc: "Longest long-poll (waitMs) a claim, poll, lock or semaphore acquire, task wait or key watch may ask for (a task wait or key watch that names none waits this long)" },
+  maxWaitMs: { ...ms(300_000), default: 30_000, doc: "Longest long-poll (waitMs) a claim, poll, lock or semaphore acquire, task wait, key watch or log follow may ask for (a task wait or key watch that names none waits this long)" },
   crossProcessPollMs: {
     ...positiveMs(10_000),
     default: 250,
@@ -184,7 +184,7 @@ export const SETTINGS = {
     default: 2000,
     doc: "Most live subscriptions open under one credential, over all its WebSockets (without credentials, all callers share one): each costs memory and a share of every event's fan-out",
   },
-  maxParkedPerAgent: { ...int(1, 100_000), default: 64, doc: "Most long-polls (claims, polls, lock and semaphore acquires with waitMs) one agent may have waiting at once; and apart from those, most task waits and key watches (tasks.wait, tasks.waitMany: one each, however many tasks; kv.get with afterVersion) one credential may have waiting at once" },
+  maxParkedPerAgent: { ...int(1, 100_000), default: 64, doc: "Most long-polls (claims, polls, lock and semaphore acquires with waitMs) one agent may have waiting at once; and apart from those, most task waits, key watches and log follows (tasks.wait, tasks.waitMany: one each, however many tasks; kv.get with afterVersion; tasks.log with waitMs) one credential may have waiting at once" },
   webhookTimeoutMs: {
     ...positiveMs(300_000),
     default: 10_000,

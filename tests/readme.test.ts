@@ -260,6 +260,12 @@ describe("README", () => {
     expect(await runExample("reportProgress", "progress")).toBe("{ step: 'writing', done: 3, of: 3 }\n{ step: 'writing', done: 3, of: 3 } true\n");
   });
 
+  it("runs the run log example as written", async () => {
+    expect(await runExample("followLog(api", "run-log")).toBe(
+      "1 info searching the web\n2 debug model answered { inputTokens: 812, outputTokens: 64 }\n3 warn one source was down: used the cache\n[ 'one source was down: used the cache' ] completed\n",
+    );
+  });
+
   it("runs the TypeScript example as written (it is plain JavaScript at run time)", async () => {
     await using t = await startTestServer();
     const example = blocks("ts")[0]!

@@ -111,6 +111,9 @@ describe("a run's log", () => {
       more: false,
       dropped: 0,
     });
+    // Operators see how much agents log.
+    const metrics = await (await fetch(`${t.url}/metrics`)).text();
+    expect(/^coordination_task_log_lines_total (\d+)$/m.exec(metrics)?.[1]).toBe("4");
   });
 
   it("only the agent holding the current lease appends: another agent, an older lease, a run that ended and an unknown task are refused, and nothing is written", async () => {

@@ -67,6 +67,7 @@ export class Metrics {
   private readonly transitions: Counter<QueueLabelName | "transition">;
   private readonly grantTransitions: Record<"lock" | "semaphore", Counter<"transition">>;
   private readonly kvWrites: Counter<"kind">;
+  private readonly logLines: Counter;
   private readonly waited: Histogram<QueueLabelName>;
   private readonly ran: Histogram<QueueLabelName | "outcome">;
   private readonly batchWrites: Histogram;
@@ -102,6 +103,11 @@ export class Metrics {
       name: "coordination_kv_writes_total",
       help: "Writes of shared state committed by this process, by what they did to a key: set, deleted, expired (its ttlMs ran out)",
       labelNames: ["kind"],
+      registers,
+    });
+    this.logLines = new Counter({
+      name: "coordination_task_log_lines_total",
+      help: "Lines added to runs' logs (tasks.appendLog) by this process's commits: how much agents log, for sizing maxTaskLogBytes and the disk",
       registers,
     });
     this.waited = new Histogram({
@@ -372,6 +378,11 @@ export class Metrics {
       const grant = GRANT_COUNTED[event.type];
       if (grant !== undefined) {
         this.grantTransitions[grant.of].inc({ transition: grant.transition === "released" && payload.forced === true ? "force_released" : grant.transition });
+        continue;
+      }
+      if (event.type === "task.log") {
+        const lines = Number(payload.lastLine) - Number(payload.firstLine) + 1;
+        if (Number.isSafeInteger(lines) && lines > 0) this.logLines.inc(lines);
         continue;
       }
       const kv = KV_COUNTED[event.type];
