@@ -1,5 +1,5 @@
 // A worker's lines for its run's log (tasks.appendLog), sent in batches: a handler may log in a
-// tight loop and the server gets at most one append per LOG_FLUSH_MS (or per MAX_BATCH lines),
+// tight loop and the server gets one append per LOG_FLUSH_MS (or per MAX_BATCH lines) at most,
 // in order, each under a key of its own so a batch sent again after a lost answer is not written
 // twice. Lines go only while the run holds its lease: the worker closes the log before it settles.
 import { randomUUID } from "node:crypto";
@@ -7,8 +7,11 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { isLeaseGone, isTransient, isUnknownProcedure } from "./lease-calls.js";
 import type { CoordinationApi, JsonValue } from "./types.js";
 
-/** How long a line waits for others to share its append, at most (ms). */
-export const LOG_FLUSH_MS = 250;
+/**
+ * How long a line waits for others to share its append, at most (ms). Each append is a write and
+ * a task.log event: a run logging all the time costs one a second, as its progress reports do.
+ */
+export const LOG_FLUSH_MS = 1000;
 /** The most lines one append carries (the server's bound). */
 const MAX_BATCH = 100;
 /** The longest message the server takes, in characters. */

@@ -51,7 +51,7 @@ export const readLogInput = z.strictObject({
   taskId: taskIdField,
   after: int(0).default(0).describe("Lines after this number (0, the default: from the first kept); the previous page's nextAfter"),
   limit: int(1, 1000).default(100).describe("The most lines to return (fewer when they would pass the server's maxResponseBytes)"),
-  attempt: int(1).optional().describe("Only the lines of this run (the task's attempt when they were written)"),
+  attempt: int(1).optional().describe("Only the lines of this run (the task's attempt when they were written; a requeue starts attempts again at 1, and leaseToken tells those runs apart)"),
   level: levelField.optional().describe("Only lines this urgent or more: warn gives warn and error"),
   waitMs: ms(3_600_000)
     .optional()
@@ -62,8 +62,8 @@ export type ReadLogRequest = z.output<typeof readLogInput>;
 export const logLineSchema = z.object({
   line: z.number().int(),
   at: z.date(),
-  attempt: z.number().int().describe("The run that wrote it: the task's attempt then"),
-  leaseToken: z.number().int().describe("The lease that run held"),
+  attempt: z.number().int().describe("The run that wrote it: the task's attempt then (a requeue starts attempts again at 1)"),
+  leaseToken: z.number().int().describe("The lease that run held: it tells every run apart"),
   agentId: z.string(),
   level: levelField,
   message: z.string(),
