@@ -274,7 +274,7 @@ describe("AppRouter types", () => {
       idempotencyKey?: string;
     }>();
     expectTypeOf<Out["tasks"]["appendLog"]>().toEqualTypeOf<{ taskId: string; firstLine: number; lastLine: number; dropped: number }>();
-    expectTypeOf<In["tasks"]["log"]>().toEqualTypeOf<{ taskId: string; after?: number; limit?: number; attempt?: number; level?: Level; waitMs?: number }>();
+    expectTypeOf<In["tasks"]["log"]>().toEqualTypeOf<{ taskId: string; after?: number; tail?: number; limit?: number; attempt?: number; level?: Level; waitMs?: number }>();
     expectTypeOf<Out["tasks"]["log"]>().toEqualTypeOf<{ taskId: string; status: TaskStatus; lines: Line[]; nextAfter: number; more: boolean; dropped: number }>();
   });
 

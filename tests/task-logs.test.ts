@@ -90,6 +90,10 @@ describe("a run's log", () => {
     expect(one).toMatchObject({ lines: [{ line: 1 }, { line: 2 }], nextAfter: 2, more: true });
     expect(await api.tasks.log.query({ taskId: task.id, after: one.nextAfter, limit: 2 })).toMatchObject({ lines: [{ line: 3 }], nextAfter: 3, more: false });
     expect(await api.tasks.log.query({ taskId: task.id, after: 3 })).toMatchObject({ lines: [], nextAfter: 3, more: false });
+    // The last lines, where a reader of a long log starts: oldest first, nextAfter the log's last.
+    expect(await api.tasks.log.query({ taskId: task.id, tail: 2 })).toMatchObject({ lines: [{ line: 2 }, { line: 3 }], nextAfter: 3, more: false });
+    expect(await api.tasks.log.query({ taskId: task.id, tail: 2, level: "info" })).toMatchObject({ lines: [{ line: 1 }, { line: 3 }], nextAfter: 3 });
+    expect(await api.tasks.log.query({ taskId: task.id, tail: 10, attempt: 1 })).toMatchObject({ lines: [{ line: 1 }, { line: 2 }], nextAfter: 3 });
 
     expect(await logEvents(t)).toEqual([
       { taskId: task.id, queue: "logs", agentId: "agent-1", attempt: 1, leaseToken: task.leaseToken, firstLine: 1, lastLine: 2 },
@@ -238,6 +242,8 @@ describe("a run's log", () => {
       ["attempt=0", "attempt: must be at least 1"],
       ["level=fatal", 'level: must be one of "debug", "info", "warn", "error"'],
       ["waitMs=-5", "waitMs: must be at least 0"],
+      ["tail=0", "tail: must be at least 1"],
+      ["tail=5&after=2", "tail: give after or tail, not both: tail reads the last lines, after those that follow a line"],
     ];
     for (const [query, message] of queries) {
       const answer = await rest(t.url, "GET", `/tasks/${task.id}/logs?${query}`);

@@ -127,11 +127,25 @@ export function taskLogQueries(d: { tasks: TaskStore; logs: TaskLogStore; maxRes
      * budget, of run `attempt` and at `level` or above when given. TASK_NOT_FOUND for no task
      * (or one retention deleted).
      */
-    "tasks.log": (request: { taskId: string; after: number; limit: number; attempt?: number | undefined; level?: LogLevel | undefined }): LogPage => {
+    "tasks.log": (request: { taskId: string; after: number; tail?: number | undefined; limit: number; attempt?: number | undefined; level?: LogLevel | undefined }): LogPage => {
       const task = d.tasks.stateOf(request.taskId);
       if (task === undefined) throw notFound("TASK_NOT_FOUND", request.taskId);
       const head = d.logs.head(task.seq);
       const levels = request.level === undefined ? undefined : LOG_LEVELS.slice(LOG_LEVELS.indexOf(request.level));
+      const weigh = (row: LogLineRow) => LINE_ANSWER_BYTES + jsonTextBytes(row.message) + (row.data === null ? 0 : utf8Bytes(row.data)) + jsonTextBytes(row.agentId);
+      if (request.tail !== undefined) {
+        // The newest first, as many as asked and fit (the budget leaves the oldest of them out), answered oldest first.
+        const newest = d.logs.lines(task.seq, 0, { attempt: request.attempt, levels }, true);
+        const page = (function* () {
+          let taken = 0;
+          for (const row of newest) {
+            yield row;
+            if (++taken >= request.tail!) return;
+          }
+        })();
+        const lines = withinBudget(page, weigh, budget).rows.reverse().map(toLine);
+        return { taskId: request.taskId, status: task.status, lines, nextAfter: head.lastLine, more: false, dropped: head.firstKept - 1 };
+      }
       const rows = d.logs.lines(task.seq, request.after, { attempt: request.attempt, levels });
       // One more than the page: whether lines follow it.
       const page = (function* () {
@@ -141,7 +155,7 @@ export function taskLogQueries(d: { tasks: TaskStore; logs: TaskLogStore; maxRes
           if (++taken > request.limit) return;
         }
       })();
-      const fit = withinBudget(page, (row) => LINE_ANSWER_BYTES + jsonTextBytes(row.message) + (row.data === null ? 0 : utf8Bytes(row.data)) + jsonTextBytes(row.agentId), budget);
+      const fit = withinBudget(page, weigh, budget);
       const more = fit.truncated || fit.rows.length > request.limit;
       const lines = fit.rows.slice(0, request.limit).map(toLine);
       // A page that read to the end looked at every line there is: the next read starts after the last.

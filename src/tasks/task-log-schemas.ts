@@ -47,16 +47,21 @@ export const appendedLogSchema = z.object({
 });
 export type AppendedLog = z.output<typeof appendedLogSchema>;
 
-export const readLogInput = z.strictObject({
-  taskId: taskIdField,
-  after: int(0).default(0).describe("Lines after this number (0, the default: from the first kept); the previous page's nextAfter"),
-  limit: int(1, 1000).default(100).describe("The most lines to return (fewer when they would pass the server's maxResponseBytes)"),
-  attempt: int(1).optional().describe("Only the lines of this run (the task's attempt when they were written; a requeue starts attempts again at 1, and leaseToken tells those runs apart)"),
-  level: levelField.optional().describe("Only lines this urgent or more: warn gives warn and error"),
-  waitMs: ms(3_600_000)
-    .optional()
-    .describe("Follow: when no line after `after` is there yet and the task has not settled, wait up to this many ms for one (left out or 0: answer at once). At most the server's maxWaitMs"),
-});
+export const readLogInput = z
+  .strictObject({
+    taskId: taskIdField,
+    after: int(0).default(0).describe("Lines after this number (0, the default: from the first kept); the previous page's nextAfter"),
+    tail: int(1, 1000).optional().describe("The last this many lines instead (of those the filters keep), oldest first: where a reader of a long log starts; not with after. nextAfter is then the log's last line"),
+    limit: int(1, 1000).default(100).describe("The most lines to return (fewer when they would pass the server's maxResponseBytes); with tail, tail is the count"),
+    attempt: int(1).optional().describe("Only the lines of this run (the task's attempt when they were written; a requeue starts attempts again at 1, and leaseToken tells those runs apart)"),
+    level: levelField.optional().describe("Only lines this urgent or more: warn gives warn and error"),
+    waitMs: ms(3_600_000)
+      .optional()
+      .describe("Follow: when no line after `after` is there yet and the task has not settled, wait up to this many ms for one (left out or 0: answer at once). At most the server's maxWaitMs"),
+  })
+  .superRefine((input, ctx) => {
+    if (input.tail !== undefined && input.after !== 0) ctx.addIssue({ code: "custom", path: ["tail"], message: "give after or tail, not both: tail reads the last lines, after those that follow a line" });
+  });
 export type ReadLogRequest = z.output<typeof readLogInput>;
 
 export const logLineSchema = z.object({

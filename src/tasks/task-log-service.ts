@@ -43,7 +43,7 @@ export class TaskLogService {
    * watches; undefined: unbounded). LIMIT_EXCEEDED past it; SHUTTING_DOWN when the server stops.
    */
   read(request: ReadLogRequest, parkedAs?: string, call: ConsumingCall = {}): Promise<LogPage> {
-    const look = () => this.d.db.read("tasks.log", { taskId: request.taskId, after: request.after, limit: request.limit, attempt: request.attempt, level: request.level });
+    const look = () => this.d.db.read("tasks.log", { taskId: request.taskId, after: request.after, tail: request.tail, limit: request.limit, attempt: request.attempt, level: request.level });
     const waitMs = Math.min(request.waitMs ?? 0, this.d.config.maxWaitMs);
     if (waitMs <= 0) return look();
     return watchUntil(this.d, {

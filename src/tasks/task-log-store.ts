@@ -80,10 +80,10 @@ export class TaskLogStore {
   }
 
   /**
-   * `taskSeq`'s lines after `after`, oldest first, of run `attempt` and at `levels` when given,
-   * read lazily: the caller stops at its page and budget.
+   * `taskSeq`'s lines after `after`, oldest first (`newestFirst`: from the last back), of run
+   * `attempt` and at `levels` when given, read lazily: the caller stops at its page and budget.
    */
-  lines(taskSeq: number, after: number, filter: { attempt?: number | undefined; levels?: readonly LogLevel[] | undefined }): IterableIterator<LogLineRow> {
+  lines(taskSeq: number, after: number, filter: { attempt?: number | undefined; levels?: readonly LogLevel[] | undefined }, newestFirst = false): IterableIterator<LogLineRow> {
     const params: Array<string | number> = [taskSeq, after];
     let where = "";
     if (filter.attempt !== undefined) {
@@ -94,7 +94,7 @@ export class TaskLogStore {
       where += ` AND level IN (${filter.levels.map(() => "?").join(", ")})`;
       params.push(...filter.levels);
     }
-    return this.st.get<Array<string | number>, LogLineRow>(`SELECT ${COLUMNS} FROM task_logs WHERE taskSeq = ? AND line > ?${where} ORDER BY line`).iterate(...params);
+    return this.st.get<Array<string | number>, LogLineRow>(`SELECT ${COLUMNS} FROM task_logs WHERE taskSeq = ? AND line > ?${where} ORDER BY line${newestFirst ? " DESC" : ""}`).iterate(...params);
   }
 
   /** Deletes the logs of tasks that are gone (retention). */
