@@ -1,11 +1,14 @@
 // The dashboard's views: queues with their rates, schedules (pause, resume), agents (cordon, uncordon) with the tasks
-// they hold, the named locks and semaphore permits held (force-release), shared state's keys (delete), dead letters (requeue, cancel), the live event tail, and a task's own page.
-import { useEffect, useState } from "preact/hooks";
+// they hold, the named locks and semaphore permits held (force-release), shared state's keys (delete), dead letters (requeue, cancel), the live event tail, and a task's own page
+// (with its run's log).
+import { useEffect, useRef, useState } from "preact/hooks";
 import type { Api } from "./api.js";
 import { backoffText, errorCode, errorText, fitsInAnswer, rateWindowText, runLimitText, webhookStateText } from "./api.js";
 import { age, json, time, usePolling } from "./hooks.js";
 
 type TaskEvent = Awaited<ReturnType<Api["events"]["list"]["query"]>>[number];
+type LogLine = Awaited<ReturnType<Api["tasks"]["log"]["query"]>>["lines"][number];
+type LogLevel = LogLine["level"];
 
 export interface ViewProps {
   api: Api;
@@ -848,6 +851,7 @@ export function TaskPage({ api, onUnauthorized, taskId }: ViewProps & { taskId: 
               </tbody>
             </table>
           )}
+          <TaskLog api={api} onUnauthorized={onUnauthorized} taskId={taskId} />
           <h3>Events</h3>
           <table>
             <tbody>
@@ -878,5 +882,270 @@ export function TaskPage({ api, onUnauthorized, taskId }: ViewProps & { taskId: 
         </div>
       )}
     </section>
+  );
+}
+
+/** Lines the log shows at first, and adds with each "Show earlier lines": a log can hold thousands. */
+const LOG_SHOWN = 200;
+/** The most lines one read asks for (tasks.log's largest limit). */
+const LOG_READ = 1000;
+/**
+ * The most line numbers one look back goes through for lines at the chosen level: a level few
+ * lines have then costs a few reads, not one per thousand lines of a long log.
+ */
+const LOG_LOOK_BACK = 5000;
+/** How often the page asks for new lines: a read after the last one, answered at once (no long-poll held per open page). */
+const LOG_FOLLOW_MS = 1000;
+/** Pages one follow reads at most before the page shows them: a run that logs faster is caught up by the next follows. */
+const LOG_FOLLOW_PAGES = 5;
+/** How much of a line's data its row shows, in characters of its JSON (data may take 16 KiB). */
+const LOG_DATA_SHOWN = 300;
+/** A run no task reaches: a read of it matches no line, and its nextAfter is the log's last line (tasks.log has no read from the end). */
+const NO_RUN = Number.MAX_SAFE_INTEGER;
+
+const LOG_FILTERS: ReadonlyArray<{ level: LogLevel | ""; label: string }> = [
+  { level: "", label: "all levels" },
+  { level: "info", label: "info and above" },
+  { level: "warn", label: "warn and error" },
+  { level: "error", label: "error only" },
+];
+
+/** What the log section shows, and where its reads stand. */
+interface LogView {
+  /** The lines shown, oldest first. */
+  lines: LogLine[];
+  /** Every line after this one, up to `after`, at the chosen level, is in `lines`: "Show earlier lines" reads before it. */
+  from: number;
+  /** The next follow reads after this line (the last answer's nextAfter). */
+  after: number;
+  /** How many of the oldest lines the log no longer keeps. */
+  dropped: number;
+  /** The most lines kept as new ones come (LOG_SHOWN, more after "Show earlier lines"): the oldest go first. */
+  keep: number;
+}
+
+type LogRead = (after: number, limit: number) => Promise<Awaited<ReturnType<Api["tasks"]["log"]["query"]>>>;
+
+/** The lines at the chosen level in (`lo`, `hi`], oldest first, a page at a time (a page stops at the server's answer bound). */
+async function readRange(read: LogRead, lo: number, hi: number): Promise<LogLine[]> {
+  const lines: LogLine[] = [];
+  let after = lo;
+  while (after < hi) {
+    const page = await read(after, Math.min(LOG_READ, hi - after));
+    // With a level, a page goes on past `hi` to fill its limit: those lines are already shown.
+    lines.push(...page.lines.filter((line) => line.line <= hi));
+    if (!page.more) break;
+    after = page.nextAfter;
+  }
+  return lines;
+}
+
+/**
+ * Up to `want` lines at the chosen level before line `hi + 1`, newest kept, reading back from `hi`
+ * towards `floor` (the dropped lines); `from`: the line before the first of them whose gap is read.
+ */
+async function lookBack(read: LogRead, filtered: boolean, hi: number, floor: number, want: number): Promise<{ lines: LogLine[]; from: number }> {
+  const chunks: LogLine[][] = [];
+  let from = hi;
+  let found = 0;
+  while (from > floor && found < want && hi - from < LOG_LOOK_BACK) {
+    // Every kept line is there at all levels: exactly the lines wanted. At one level, a thousand numbers at a time.
+    const lo = Math.max(floor, from - (filtered ? LOG_READ : want - found));
+    const chunk = await readRange(read, lo, from);
+    chunks.unshift(chunk);
+    found += chunk.length;
+    from = lo;
+  }
+  const lines = chunks.flat();
+  if (lines.length <= want) return { lines, from };
+  const cut = lines.length - want;
+  return { lines: lines.slice(cut), from: lines[cut - 1]!.line };
+}
+
+/** "line 5" or "lines 5 to 9". */
+const lineSpan = (first: number, last: number): string => (first === last ? `line ${first}` : `lines ${first} to ${last}`);
+
+/**
+ * A task's log on its page: the last LOG_SHOWN lines at the chosen level, earlier ones on demand,
+ * and the new ones as they come (read every LOG_FOLLOW_MS, as the rest of the page is polled).
+ */
+function TaskLog({ api, onUnauthorized, taskId }: ViewProps & { taskId: string }) {
+  const [level, setLevel] = useState<LogLevel | "">("");
+  const [view, setView] = useState<LogView | undefined>(undefined);
+  const [error, setError] = useState<unknown>(undefined);
+  const [loading, setLoading] = useState(false);
+  // The view as the reads left it (a follow and "Show earlier lines" run apart, each merging into
+  // the latest), and the generation of the reads: a new task or level starts again, and an
+  // answer of the reads before it is dropped.
+  const state = useRef<{ gen: number; view: LogView | undefined }>({ gen: 0, view: undefined });
+  const commit = (next: LogView | undefined) => {
+    state.current.view = next;
+    setView(next);
+  };
+  const read: LogRead = (after, limit) => api.tasks.log.query({ taskId, after, limit, ...(level === "" ? {} : { level }) });
+  const fail = (failure: unknown) => {
+    setError(failure);
+    if (errorCode(failure) === "UNAUTHORIZED") onUnauthorized();
+  };
+
+  useEffect(() => {
+    const gen = ++state.current.gen;
+    const current = () => state.current.gen === gen;
+    commit(undefined);
+    setError(undefined);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const open = async () => {
+      const head = await api.tasks.log.query({ taskId, after: 0, limit: 1, attempt: NO_RUN });
+      const { lines, from } = await lookBack(read, level !== "", head.nextAfter, head.dropped, LOG_SHOWN);
+      if (current()) commit({ lines, from, after: head.nextAfter, dropped: head.dropped, keep: LOG_SHOWN });
+    };
+    /** Reads the lines after the last one read; whether more were there than it read. */
+    const follow = async (): Promise<boolean> => {
+      let after = state.current.view!.after;
+      let dropped = state.current.view!.dropped;
+      let more = false;
+      const fresh: LogLine[] = [];
+      for (let pages = 0; pages < LOG_FOLLOW_PAGES; pages++) {
+        const page = await read(after, LOG_READ);
+        fresh.push(...page.lines);
+        ({ nextAfter: after, dropped, more } = page);
+        if (!more) break;
+      }
+      if (!current()) return false;
+      const now = state.current.view!;
+      let lines = fresh.length > 0 ? [...now.lines, ...fresh] : now.lines;
+      let from = now.from;
+      if (lines.length > now.keep) {
+        const cut = lines.length - now.keep;
+        from = lines[cut - 1]!.line;
+        lines = lines.slice(cut);
+      }
+      commit({ ...now, lines, from, after, dropped });
+      return more;
+    };
+    const tick = async () => {
+      let more = false;
+      try {
+        if (state.current.view === undefined) await open();
+        else more = await follow();
+        if (current()) setError(undefined);
+      } catch (failure) {
+        if (current()) fail(failure);
+      }
+      if (current()) timer = setTimeout(() => void tick(), more ? 0 : LOG_FOLLOW_MS);
+    };
+    void tick();
+    return () => {
+      state.current.gen++;
+      clearTimeout(timer);
+    };
+  }, [api, taskId, level]);
+
+  /** Adds up to LOG_SHOWN lines before the first shown. */
+  const earlier = async () => {
+    const gen = state.current.gen;
+    const before = state.current.view;
+    if (before === undefined) return;
+    setLoading(true);
+    try {
+      const got = await lookBack(read, level !== "", before.from, before.dropped, LOG_SHOWN);
+      const now = state.current.view;
+      // A follow that let the oldest lines go meanwhile moved `from`: these would leave a gap (a click again reads them).
+      if (state.current.gen !== gen || now === undefined || now.from !== before.from) return;
+      const lines = [...got.lines, ...now.lines];
+      commit({ ...now, lines, from: got.from, keep: Math.max(now.keep, lines.length) });
+    } catch (failure) {
+      if (state.current.gen === gen) fail(failure);
+    } finally {
+      setLoading(false);
+    }
+  };
+
+  // The newest line stays in sight while the reader is at the bottom; one who scrolled up is left there.
+  const box = useRef<HTMLDivElement>(null);
+  const atBottom = useRef(true);
+  useEffect(() => {
+    if (box.current && atBottom.current) box.current.scrollTop = box.current.scrollHeight;
+  }, [view]);
+
+  return (
+    <div data-testid="task-log">
+      <h3>
+        Log{" "}
+        <select aria-label="log level" value={level} onChange={(e) => setLevel((e.target as HTMLSelectElement).value as LogLevel | "")}>
+          {LOG_FILTERS.map((f) => (
+            <option value={f.level}>{f.label}</option>
+          ))}
+        </select>
+      </h3>
+      <ErrorLine error={error} />
+      {view === undefined ? null : (
+        <>
+          {view.dropped > 0 && (
+            <p class="muted" data-testid="log-dropped" title="the log keeps its newest lines within the server's maxTaskLogBytes">
+              {view.dropped} older {view.dropped === 1 ? "line" : "lines"} dropped
+            </p>
+          )}
+          {view.from > view.dropped && (
+            <p data-testid="log-earlier">
+              <span class="muted">{lineSpan(view.dropped + 1, view.from)} not shown</span>{" "}
+              <button disabled={loading} onClick={() => void earlier()}>
+                Show earlier lines
+              </button>
+            </p>
+          )}
+          {view.lines.length === 0 ? (
+            <p class="muted" data-testid="log-empty">
+              {level === "" ? "no line" : "no line at this level"}
+            </p>
+          ) : (
+            <div
+              class="log"
+              ref={box}
+              onScroll={(e) => {
+                const el = e.currentTarget;
+                atBottom.current = el.scrollTop + el.clientHeight >= el.scrollHeight - 8;
+              }}
+            >
+              <table data-testid="log">
+                <thead>
+                  <tr>
+                    <th class="num">line</th>
+                    <th>time</th>
+                    <th>level</th>
+                    <th>agent</th>
+                    <th class="num">run</th>
+                    <th>message</th>
+                  </tr>
+                </thead>
+                <tbody>
+                  {view.lines.map((line) => (
+                    <tr key={line.line} data-line={line.line} data-level={line.level} class={`log-${line.level}`}>
+                      <td class="num">{line.line}</td>
+                      <td class="log-time" title={line.at.toLocaleString()}>
+                        {time(line.at)}
+                      </td>
+                      <td class="log-level">{line.level}</td>
+                      <td class="long-text">{line.agentId}</td>
+                      <td class="num" title={`lease token ${line.leaseToken}`}>
+                        {line.attempt}
+                      </td>
+                      <td class="long-text">
+                        <div class="log-message">{line.message}</div>
+                        {line.data !== null && (
+                          <code class="log-data" title={valueText(line.data, TITLE_SHOWN)}>
+                            {valueText(line.data, LOG_DATA_SHOWN)}
+                          </code>
+                        )}
+                      </td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+            </div>
+          )}
+        </>
+      )}
+    </div>
   );
 }
