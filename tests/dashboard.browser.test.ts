@@ -329,6 +329,127 @@ describe.skipIf(!CHROMIUM)("the dashboard in Chromium", () => {
       await t.stop({ removeFiles: true });
     }
   });
+  it("a task's page shows its log, oldest first, levels marked, its new lines as they come, a long message wrapped on the page", async () => {
+    await using t = await startTestServer();
+    const page = await browser.newPage();
+    const errors: string[] = [];
+    page.on("pageerror", (error) => errors.push(error.message));
+    try {
+      await page.setViewportSize({ width: 1280, height: 900 });
+      const { id } = await t.api.tasks.enqueue.mutate({ queue: "logs" });
+      const lease = (await t.api.tasks.claim.mutate({ agentId: "agent-1", queues: ["logs"], context: false }))!;
+      await t.api.tasks.appendLog.mutate({
+        taskId: id,
+        agentId: "agent-1",
+        leaseToken: lease.leaseToken,
+        entries: [
+          { message: "fetching the page" },
+          { message: "model answered", level: "debug", data: { tokens: { in: 812, out: 64 } } },
+          { message: "retrying\nwith a longer timeout", level: "warn" },
+        ],
+      });
+      const written = (await t.api.tasks.log.query({ taskId: id })).lines;
+      const at = await Promise.all(written.map((line) => page.evaluate((ms) => new Date(ms).toLocaleTimeString(), line.at.getTime())));
+      await page.goto(`${t.url}/#/task/${id}`);
+      const rows = page.locator('[data-testid="log"] tbody tr');
+      await expect.poll(() => rows.count(), { timeout: 10_000 }).toBe(3);
+      // Oldest first: line, time, level, agent, run, message (and the data, compact).
+      expect(await rows.nth(0).locator("td").allTextContents()).toEqual(["1", at[0], "info", "agent-1", "1", "fetching the page"]);
+      expect(await rows.nth(1).locator("td").allTextContents()).toEqual(["2", at[1], "debug", "agent-1", "1", 'model answered{"tokens":{"in":812,"out":64}}']);
+      expect(await rows.nth(1).locator("code").textContent()).toBe('{"tokens":{"in":812,"out":64}}');
+      expect(await rows.nth(2).locator("td").allTextContents()).toEqual(["3", at[2], "warn", "agent-1", "1", "retrying\nwith a longer timeout"]);
+      // The newline is kept on screen (innerText is the text as rendered).
+      expect(await rows.nth(2).locator(".log-message").innerText()).toBe("retrying\nwith a longer timeout");
+      expect(await page.evaluate<string[]>(`[...document.querySelectorAll('[data-testid="log"] tbody tr')].map((tr) => tr.dataset.level)`)).toEqual(["info", "debug", "warn"]);
+      expect(await page.locator('[data-testid="log-dropped"]').count()).toBe(0);
+      expect(await page.locator('[data-testid="log-earlier"]').count()).toBe(0);
+      // Warn and error lines are marked in colour; info is not.
+      const levelColor = (line: number) => page.evaluate<string>(`getComputedStyle(document.querySelector('[data-line="${line}"] td.log-level')).color`);
+      const rowBackground = (line: number) => page.evaluate<string>(`getComputedStyle(document.querySelector('[data-line="${line}"]')).backgroundColor`);
+      expect([await levelColor(3), await rowBackground(3)]).toEqual(["rgb(183, 121, 31)", "rgb(255, 247, 230)"]);
+      expect([await levelColor(1), await rowBackground(1)]).toEqual(["rgb(29, 35, 48)", "rgba(0, 0, 0, 0)"]);
+
+      // A line the run adds while the page is open shows without a reload, marked as an error.
+      await t.api.tasks.appendLog.mutate({ taskId: id, agentId: "agent-1", entries: [{ message: "gave up: 429 Too Many Requests", level: "error", data: { retryAfterS: 30 } }] });
+      const errorRow = page.locator('[data-testid="log"] [data-line="4"]');
+      await errorRow.waitFor({ timeout: 10_000 });
+      const [fourth] = (await t.api.tasks.log.query({ taskId: id, after: 3 })).lines;
+      expect(await errorRow.locator("td").allTextContents()).toEqual([
+        "4",
+        await page.evaluate((ms) => new Date(ms).toLocaleTimeString(), fourth!.at.getTime()),
+        "error",
+        "agent-1",
+        "1",
+        'gave up: 429 Too Many Requests{"retryAfterS":30}',
+      ]);
+      expect([await levelColor(4), await rowBackground(4)]).toEqual(["rgb(194, 53, 43)", "rgb(253, 236, 234)"]);
+
+      // The longest message, with no space, wraps in its cell: neither the page nor the log's box scrolls sideways.
+      await t.api.tasks.appendLog.mutate({ taskId: id, agentId: "agent-1", entries: [{ message: "x".repeat(16_384) }] });
+      const longRow = page.locator('[data-testid="log"] [data-line="5"]');
+      await longRow.waitFor({ timeout: 10_000 });
+      expect(await longRow.locator(".log-message").textContent()).toBe("x".repeat(16_384));
+      expect(await page.evaluate<number>("document.documentElement.scrollWidth")).toBeLessThanOrEqual(1280);
+      expect(await page.evaluate<boolean>("(b => b.scrollWidth <= b.clientWidth)(document.querySelector('.log'))")).toBe(true);
+      expect(await rows.count()).toBe(5);
+      expect(errors).toEqual([]);
+    } finally {
+      await page.close();
+    }
+  });
+
+  it("a task's long log: the last 200 lines, earlier ones on demand, the dropped ones counted, a level filter; a read token sees it", async () => {
+    await using t = await startSecureServer({ maxTaskLogBytes: 65_536 });
+    const page = await browser.newPage();
+    const errors: string[] = [];
+    page.on("pageerror", (error) => errors.push(error.message));
+    try {
+      const { id } = await t.admin.tasks.enqueue.mutate({ queue: "logs" });
+      await t.admin.tasks.claim.mutate({ agentId: "agent-1", queues: ["logs"], context: false });
+      // 450 lines of about 170 bytes each: the log keeps its newest 64 KiB, the oldest go.
+      const level = (n: number) => (n === 445 ? "error" : n % 100 === 0 ? "warn" : "info");
+      const message = (n: number) => `step ${n} ${"-".repeat(90)}`;
+      for (let first = 1; first <= 450; first += 100) {
+        const numbers = Array.from({ length: Math.min(100, 451 - first) }, (_, i) => first + i);
+        await t.admin.tasks.appendLog.mutate({ taskId: id, agentId: "agent-1", entries: numbers.map((n) => ({ message: message(n), level: level(n) })) });
+      }
+      const { dropped } = await t.admin.tasks.log.query({ taskId: id, limit: 1 });
+      expect(dropped).toBeGreaterThan(50);
+      expect(dropped).toBeLessThan(250);
+
+      await page.goto(t.url);
+      await page.getByText("This server needs a token").waitFor({ timeout: 10_000 });
+      await page.getByLabel("token").fill(await t.issue("read"));
+      await page.getByRole("button", { name: "Open" }).click();
+      await page.locator('[data-testid="connection"]').getByText("live").waitFor({ timeout: 10_000 });
+      await page.goto(`${t.url}/#/task/${id}`);
+      const shown = () => page.evaluate<number[]>(`[...document.querySelectorAll('[data-testid="log"] tbody tr')].map((tr) => Number(tr.dataset.line))`);
+      const range = (first: number, last: number) => Array.from({ length: last - first + 1 }, (_, i) => first + i);
+      // The last 200 lines, the rest said.
+      await expect.poll(shown, { timeout: 10_000 }).toEqual(range(251, 450));
+      expect(await page.locator('[data-testid="log-dropped"]').textContent()).toBe(`${dropped} older lines dropped`);
+      expect(await page.locator('[data-testid="log-earlier"] span').textContent()).toBe(`lines ${dropped + 1} to 250 not shown`);
+      expect(await page.locator('[data-line="251"] td').nth(5).textContent()).toBe(message(251));
+      // Earlier lines on demand: back to the oldest kept, and nothing earlier to offer.
+      await page.getByRole("button", { name: "Show earlier lines" }).click();
+      await expect.poll(shown, { timeout: 10_000 }).toEqual(range(dropped + 1, 450));
+      expect(await page.locator('[data-testid="log-earlier"]').count()).toBe(0);
+
+      // Warn and error only: those of the kept lines, and the new ones at that level as they come.
+      await page.getByLabel("log level").selectOption("warn");
+      await expect.poll(shown, { timeout: 10_000 }).toEqual([100, 200, 300, 400, 445]);
+      expect(await page.evaluate<string[]>(`[...document.querySelectorAll('[data-testid="log"] tbody tr')].map((tr) => tr.dataset.level)`)).toEqual(["warn", "warn", "warn", "warn", "error"]);
+      await t.admin.tasks.appendLog.mutate({ taskId: id, agentId: "agent-1", entries: [{ message: "quiet", level: "debug" }, { message: "gave up", level: "error" }] });
+      await expect.poll(shown, { timeout: 10_000 }).toEqual([100, 200, 300, 400, 445, 452]);
+      // All levels again: the last 200 lines.
+      await page.getByLabel("log level").selectOption("");
+      await expect.poll(shown, { timeout: 10_000 }).toEqual(range(253, 452));
+      expect(errors).toEqual([]);
+    } finally {
+      await page.close();
+    }
+  });
+
   it("shows as many agents as fit in one answer when their metadata is large, and says there are more", async () => {
     await using t = await startTestServer({ maxResponseBytes: 256 * 1024 });
     const blob = "x".repeat(60 * 1024); // four agents fit in an answer
