@@ -900,8 +900,6 @@ const LOG_FOLLOW_MS = 1000;
 const LOG_FOLLOW_PAGES = 5;
 /** How much of a line's data its row shows, in characters of its JSON (data may take 16 KiB). */
 const LOG_DATA_SHOWN = 300;
-/** A run no task reaches: a read of it matches no line, and its nextAfter is the log's last line (tasks.log has no read from the end). */
-const NO_RUN = Number.MAX_SAFE_INTEGER;
 
 const LOG_FILTERS: ReadonlyArray<{ level: LogLevel | ""; label: string }> = [
   { level: "", label: "all levels" },
@@ -995,7 +993,8 @@ function TaskLog({ api, onUnauthorized, taskId }: ViewProps & { taskId: string }
     setError(undefined);
     let timer: ReturnType<typeof setTimeout> | undefined;
     const open = async () => {
-      const head = await api.tasks.log.query({ taskId, after: 0, limit: 1, attempt: NO_RUN });
+      // Where the log ends now (a tail's nextAfter is its last line), and what it no longer keeps.
+      const head = await api.tasks.log.query({ taskId, tail: 1 });
       const { lines, from } = await lookBack(read, level !== "", head.nextAfter, head.dropped, LOG_SHOWN);
       if (current()) commit({ lines, from, after: head.nextAfter, dropped: head.dropped, keep: LOG_SHOWN });
     };
