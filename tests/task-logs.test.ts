@@ -37,6 +37,32 @@ async function claimed(server: TestServer, agentId = "agent-1", queue = "logs") 
   return task!;
 }
 
+/** A JSON value `depth` arrays deep. */
+const nested = (depth: number): unknown => (depth === 0 ? 1 : [nested(depth - 1)]);
+
+/**
+ * Writes lines `from` to `to` of `taskId`'s log as appends do (rows and head), straight into the
+ * file: a long log without thousands of calls. `level` for each line; agent "agent-1", attempt 1.
+ */
+function writeLines(server: TestServer, taskId: string, from: number, to: number, level: (line: number) => string = () => "debug"): void {
+  withDatabase(server, (db) => {
+    const seq = db.prepare("SELECT seq FROM tasks WHERE id = ?").pluck().get(taskId) as number;
+    const insert = db.prepare("INSERT INTO task_logs (taskSeq, line, at, attempt, leaseToken, agentId, level, message, data, bytes, appendKey) VALUES (?, ?, ?, 1, 1, 'agent-1', ?, ?, NULL, ?, NULL)");
+    db.transaction(() => {
+      let bytes = 0;
+      for (let line = from; line <= to; line++) {
+        const message = `line ${line}`;
+        insert.run(seq, line, Date.now(), level(line), message, message.length + 7 + 64);
+        bytes += message.length + 7 + 64;
+      }
+      db.prepare(
+        `INSERT INTO task_log_heads (taskSeq, lastLine, firstKept, keptBytes) VALUES (?, ?, ?, ?)
+         ON CONFLICT(taskSeq) DO UPDATE SET lastLine = excluded.lastLine, keptBytes = keptBytes + excluded.keptBytes`,
+      ).run(seq, to, from, bytes);
+    })();
+  });
+}
+
 /** The task.log events of the log, their payloads oldest first. */
 const logEvents = async (server: TestServer) => (await server.api.events.list.query({ types: ["task.log"], limit: 1000 })).map((event) => event.payload);
 
@@ -229,6 +255,8 @@ describe("a run's log", () => {
       [{ entries: [{ message: "x", data: "y".repeat(16_400) }] }, "entries[0].data: must take at most 16384 bytes as JSON (it takes 16402)"],
       [{ entries: [{ message: "x", colour: "red" }] }, 'entries[0]: unknown field "colour"'],
       [{ entries: [{ message: "x" }], leaseToken: -1 }, "leaseToken: must be at least 0"],
+      // Too deep is named as every other entry's problem is (entries[i]), so a client can tell which line it was.
+      [{ entries: [{ message: "x" }, { message: "y", data: nested(65) }] }, "entries[1].data: nests deeper than 64 levels (the server's maxJsonDepth); flatten it or store it as a string"],
     ];
     for (const [body, message] of cases) {
       const answer = await post(body);
@@ -268,5 +296,33 @@ describe("a run's log", () => {
     expect(await refusal(api.tasks.log.query({ taskId: old.id }))).toMatchObject({ code: "TASK_NOT_FOUND" });
     expect(withDatabase(t, (db) => db.prepare("SELECT message FROM task_logs ORDER BY taskSeq, line").pluck().all())).toEqual(["kept"]);
     expect(withDatabase(t, (db) => db.prepare("SELECT count(*) FROM task_log_heads").pluck().get())).toBe(1);
+  });
+
+  it("an idempotencyKey is its run's: the same key in the agent's next run is a new append, and each run's resend gets its own lines", async () => {
+    t = await startTestServer();
+    const { api } = t;
+    const task = await claimed(t);
+    // A handler that keys its appends by step, as a resend after a lost answer needs.
+    const step1 = (leaseToken: number | undefined, message: string) =>
+      api.tasks.appendLog.mutate({ taskId: task.id, agentId: "agent-1", ...(leaseToken === undefined ? {} : { leaseToken }), entries: [{ message }], idempotencyKey: "step-1" });
+    expect(await step1(task.leaseToken, "step 1")).toEqual({ taskId: task.id, firstLine: 1, lastLine: 1, dropped: 0 });
+    await api.tasks.fail.mutate({ taskId: task.id, agentId: "agent-1", error: "timeout", retryAfterMs: 0 });
+    const again = await api.tasks.claim.mutate({ agentId: "agent-1", queues: ["logs"], context: false });
+    expect(again?.leaseToken).toBeGreaterThan(task.leaseToken);
+    // The second run's step 1 is its own line, whatever it says: not the first run's answered again with nothing written, nor a mismatch.
+    expect(await step1(again!.leaseToken, "step 1, with a longer timeout")).toEqual({ taskId: task.id, firstLine: 2, lastLine: 2, dropped: 0 });
+    // Each resend finds its own run's lines: under its lease, or (naming none) the lease its agent holds.
+    expect(await step1(again!.leaseToken, "step 1, with a longer timeout")).toEqual({ taskId: task.id, firstLine: 2, lastLine: 2, dropped: 0 });
+    expect(await step1(undefined, "step 1, with a longer timeout")).toEqual({ taskId: task.id, firstLine: 2, lastLine: 2, dropped: 0 });
+    expect(await step1(task.leaseToken, "step 1")).toEqual({ taskId: task.id, firstLine: 1, lastLine: 1, dropped: 0 });
+    expect(await refusal(step1(again!.leaseToken, "something else"))).toMatchObject({ code: "IDEMPOTENCY_MISMATCH", details: { taskId: task.id, firstLine: 2, lastLine: 2 } });
+    expect((await api.tasks.log.query({ taskId: task.id })).lines.map((l) => [l.line, l.attempt, l.leaseToken, l.message])).toEqual([
+      [1, 1, task.leaseToken, "step 1"],
+      [2, 2, again!.leaseToken, "step 1, with a longer timeout"],
+    ]);
+    expect(await logEvents(t)).toEqual([
+      expect.objectContaining({ firstLine: 1, lastLine: 1, leaseToken: task.leaseToken }),
+      expect.objectContaining({ firstLine: 2, lastLine: 2, leaseToken: again!.leaseToken }),
+    ]);
   });
 });

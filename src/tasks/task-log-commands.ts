@@ -48,6 +48,20 @@ export interface AppendArgs extends SettleRequest {
   maxBytes: number;
 }
 
+/**
+ * The lines of `rows` (an append key's) that the append `args` may be a resend of: its agent's,
+ * written under the lease it names (its leaseToken; naming none, the lease it holds now, or once
+ * it holds none, its last one that used the key). A key is its run's: the same key in a later run
+ * (a handler's key made of its step, run again after a retry) is a new append, not the old
+ * run's lines answered again with nothing written.
+ */
+function ofOneRun(args: AppendArgs, task: { status: string; leaseOwner: string | null; leaseToken: number }, rows: LogLineRow[]): LogLineRow[] {
+  const own = rows.filter((row) => row.agentId === args.agentId);
+  const holds = task.status === "claimed" && task.leaseOwner === args.agentId;
+  const lease = args.leaseToken ?? (holds ? task.leaseToken : Math.max(...own.map((row) => Number(row.leaseToken))));
+  return own.filter((row) => Number(row.leaseToken) === lease);
+}
+
 export function taskLogCommands(d: { tasks: TaskStore; logs: TaskLogStore; events: EventStore; transitions: TaskTransitions }) {
   const t = d.transitions;
 
@@ -78,7 +92,7 @@ export function taskLogCommands(d: { tasks: TaskStore; logs: TaskLogStore; event
       const task = t.findTask(args.taskId);
       const head = d.logs.head(task.seq);
       if (args.idempotencyKey !== null) {
-        const rows = d.logs.byAppendKey(task.seq, args.idempotencyKey).filter((row) => row.agentId === args.agentId);
+        const rows = ofOneRun(args, task, d.logs.byAppendKey(task.seq, args.idempotencyKey));
         if (rows.length > 0) return repeated(args, rows, head);
       }
       const row = t.assertHeld(task, args);

@@ -35,7 +35,7 @@ export const appendLogInput = z.strictObject({
   entries: z.array(logEntryInput).min(1).max(MAX_LOG_ENTRIES).describe(`The lines to add, in order (1 to ${MAX_LOG_ENTRIES})`),
   idempotencyKey: text(200)
     .optional()
-    .describe("This append's own key: sent again with it (its answer lost), the lines it wrote are answered, not written twice, while the log keeps them (with other entries: 409 IDEMPOTENCY_MISMATCH)"),
+    .describe("This append's own key: sent again with it (its answer lost), the lines it wrote are answered, not written twice, while the log keeps them (with other entries: 409 IDEMPOTENCY_MISMATCH). A key is its run's: the same key sent under a later lease is a new append"),
 });
 export type AppendLogRequest = z.output<typeof appendLogInput>;
 

@@ -23,7 +23,7 @@ export class TaskLogService {
    */
   append(request: AppendLogRequest): Promise<AppendedLog> {
     request.entries.forEach((entry, i) => {
-      if (entry.data !== undefined) assertJsonDepth(`entries.${i}.data`, entry.data, this.d.config.maxJsonDepth);
+      if (entry.data !== undefined) assertJsonDepth(`entries[${i}].data`, entry.data, this.d.config.maxJsonDepth);
     });
     return this.d.db.write("tasks.appendLog", {
       taskId: request.taskId,
