@@ -325,4 +325,36 @@ describe("a run's log", () => {
       expect.objectContaining({ firstLine: 2, lastLine: 2, leaseToken: again!.leaseToken }),
     ]);
   });
+
+  it("retention deletes at most 20,000 log lines a write: tasks with long logs go over several writes", async () => {
+    t = await startTestServer({ settledTaskRetentionMs: 60_000, retentionPruneMs: 3_600_000, maxTaskLogBytes: 8 * 1024 * 1024 });
+    const { api, server } = t;
+    // Three settled long ago, oldest first (30,000, 8,000 and 8,000 lines), and one settled now.
+    const tasks: Array<{ id: string }> = [];
+    for (let i = 0; i < 4; i++) {
+      const task = await claimed(t, "agent-1", `retained-${i}`);
+      await api.tasks.complete.mutate({ taskId: task.id, agentId: "agent-1" });
+      tasks.push(task);
+    }
+    [30_000, 8_000, 8_000, 1].forEach((lines, i) => writeLines(t!, tasks[i]!.id, 1, lines));
+    withDatabase(t, (db) => tasks.slice(0, 3).forEach((task, i) => db.prepare("UPDATE tasks SET finishedAt = ? WHERE id = ?").run(Date.now() - 600_000 + i, task.id)));
+    const lineCount = () => withDatabase(t!, (db) => db.prepare("SELECT count(*) FROM task_logs").pluck().get() as number);
+    // What each of retention's writes of settled tasks deleted of the logs.
+    const deleted: number[] = [];
+    const write = server.services.db.write.bind(server.services.db) as (op: string, args: unknown) => Promise<unknown>;
+    vi.spyOn(server.services.db, "write").mockImplementation((async (op: string, args: { what?: string }) => {
+      if (op !== "retention.prune" || args.what !== "settledTasks") return write(op, args);
+      const before = lineCount();
+      const answer = await write(op, args);
+      deleted.push(before - lineCount());
+      return answer;
+    }) as never);
+    expect(await server.services.retention.prune()).toBe(3);
+    // The first write cut the oldest log short (the task stayed); the next took it with the second; the last, the third.
+    expect(deleted).toEqual([20_000, 18_000, 8_000]);
+    for (const task of tasks.slice(0, 3)) expect(await refusal(api.tasks.log.query({ taskId: task.id }))).toMatchObject({ code: "TASK_NOT_FOUND" });
+    expect(await api.tasks.log.query({ taskId: tasks[3]!.id })).toMatchObject({ lines: [{ line: 1, message: "line 1" }], dropped: 0 });
+    expect(lineCount()).toBe(1);
+    expect(withDatabase(t, (db) => db.prepare("SELECT count(*) FROM task_log_heads").pluck().get())).toBe(1);
+  });
 });

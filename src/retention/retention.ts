@@ -2,11 +2,12 @@
 // execution records and agents' notes each have an age and a count retention (0: keep); agents
 // offline with no heartbeat for agentRetentionMs go as a deregistration would, and credentials
 // revokedTokenRetentionMs after they were revoked. A
-// periodic job prunes each class in batches of PRUNE_BATCH rows, one write each, giving the
+// periodic job prunes each class in batches of PRUNE_BATCH rows (fewer settled tasks when their
+// logs hold more than PRUNED_LOG_LINES lines in all), one write each, giving the
 // event loop and the writer back between batches, so the hot paths never wait behind a big
 // delete. Pending and claimed tasks are never pruned; the event log has its own pruner.
 import type { Config } from "../config.js";
-import { inBatches } from "../db/in-batches.js";
+import { whileMore } from "../db/in-batches.js";
 import type { Database } from "../db/thread/database.js";
 import type { Logger } from "../logger.js";
 import type { PruneBound, RetainedClass } from "./retention-commands.js";
@@ -68,10 +69,10 @@ export class Retention {
   }
 
   private pruneTo(what: RetainedClass, bound: PruneBound): Promise<number> {
-    return inBatches(PRUNE_BATCH, async () => {
-      const deleted = await this.db.write("retention.prune", { what, bound, limit: PRUNE_BATCH });
-      this.pruned[what] += deleted;
-      return deleted;
+    return whileMore(async () => {
+      const batch = await this.db.write("retention.prune", { what, bound, limit: PRUNE_BATCH });
+      this.pruned[what] += batch.done;
+      return batch;
     });
   }
 }

@@ -97,11 +97,35 @@ export class TaskLogStore {
     return this.st.get<Array<string | number>, LogLineRow>(`SELECT ${COLUMNS} FROM task_logs WHERE taskSeq = ? AND line > ?${where} ORDER BY line${newestFirst ? " DESC" : ""}`).iterate(...params);
   }
 
-  /** Deletes the logs of tasks that are gone (retention). */
-  forget(taskSeqs: readonly number[]): void {
-    for (const seq of taskSeqs) {
+  /**
+   * Deletes the logs of tasks retention deletes, in the order given, at most `maxLines` lines in
+   * all: a log holds up to maxTaskLogBytes of short lines, and a batch of 500 tasks with full logs
+   * was millions of rows in one write, holding every other write up for seconds. How many of
+   * `taskSeqs`, from the first, have no log left (those tasks may go); when the first one's log
+   * alone is past `maxLines`, its oldest `maxLines` lines went (the task stays for now) and 0 is answered.
+   */
+  forget(taskSeqs: readonly number[], maxLines: number): number {
+    let lines = 0;
+    for (const [i, seq] of taskSeqs.entries()) {
+      const head = this.st.get<[number], LogHead>(`SELECT lastLine, firstKept, keptBytes FROM task_log_heads WHERE taskSeq = ?`).get(seq);
+      // Kept lines run without a gap from firstKept to lastLine: only the oldest are ever deleted.
+      const kept = head === undefined ? 0 : Number(head.lastLine) - Number(head.firstKept) + 1;
+      if (lines + kept > maxLines) {
+        if (i === 0) this.dropOldest(seq, head!, maxLines);
+        return i;
+      }
+      lines += kept;
       this.st.get<[number]>(`DELETE FROM task_logs WHERE taskSeq = ?`).run(seq);
       this.st.get<[number]>(`DELETE FROM task_log_heads WHERE taskSeq = ?`).run(seq);
     }
+    return taskSeqs.length;
+  }
+
+  /** Deletes `taskSeq`'s oldest `count` lines (fewer than it keeps) and moves its head past them. */
+  private dropOldest(taskSeq: number, head: LogHead, count: number): void {
+    const firstKept = Number(head.firstKept) + count;
+    const bytes = this.st.get<[number, number], number>(`SELECT coalesce(sum(bytes), 0) FROM task_logs WHERE taskSeq = ? AND line < ?`).pluck().get(taskSeq, firstKept) ?? 0;
+    this.st.get<[number, number]>(`DELETE FROM task_logs WHERE taskSeq = ? AND line < ?`).run(taskSeq, firstKept);
+    this.st.get<[number, number, number]>(`UPDATE task_log_heads SET firstKept = ?, keptBytes = keptBytes - ? WHERE taskSeq = ?`).run(firstKept, Number(bytes), taskSeq);
   }
 }

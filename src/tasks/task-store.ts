@@ -1187,20 +1187,28 @@ export class TaskStore {
   }
 
   /**
-   * Retention: deletes up to `limit` settled tasks (completed, dead-lettered, cancelled) that
-   * settled before `before`, oldest first, on the settled-tasks index; not one whose dependents
-   * are left to settle (dependency_work: the job reads its state). Returns those that went (a
-   * dead letter's waiting dependents are cancelled by the caller: TaskTransitions.settleDependents).
+   * Retention: up to `limit` settled tasks (completed, dead-lettered, cancelled) that settled
+   * before `before`, oldest first, on the settled-tasks index; not one whose dependents are left to
+   * settle (dependency_work: the job reads its state). What deleteSettled may delete.
    */
-  pruneSettled(before: number, limit: number): Array<Pick<TaskRow, "seq" | "id" | "status">> {
-    const pruned = this.st
+  settledBefore(before: number, limit: number): Array<Pick<TaskRow, "seq" | "id" | "status">> {
+    return this.st
       .get<[number, number], Pick<TaskRow, "seq" | "id" | "status">>(
-        `DELETE FROM tasks WHERE seq IN (SELECT seq FROM tasks WHERE status IN ('completed', 'dead_letter', 'cancelled') AND finishedAt < ? AND seq NOT IN (SELECT seq FROM dependency_work) ORDER BY finishedAt LIMIT CAST(? AS INTEGER)) RETURNING seq, id, status`,
+        `SELECT seq, id, status FROM tasks WHERE status IN ('completed', 'dead_letter', 'cancelled') AND finishedAt < ? AND seq NOT IN (SELECT seq FROM dependency_work) ORDER BY finishedAt LIMIT CAST(? AS INTEGER)`,
       )
       .all(before, limit);
-    // A task cancelled while waiting kept its dependency rows for a requeue: none will come now.
-    for (const task of pruned) if (task.status === "cancelled") this.forgetDependencies(task.seq);
-    return pruned;
+  }
+
+  /**
+   * Retention: deletes the settled tasks `tasks` (settledBefore's, in the same write). A dead
+   * letter's waiting dependents are cancelled by the caller (TaskTransitions.settleDependents).
+   */
+  deleteSettled(tasks: ReadonlyArray<Pick<TaskRow, "seq" | "status">>): void {
+    for (const task of tasks) {
+      this.st.get<[number]>(`DELETE FROM tasks WHERE seq = ?`).run(task.seq);
+      // A task cancelled while waiting kept its dependency rows for a requeue: none will come now.
+      if (task.status === "cancelled") this.forgetDependencies(task.seq);
+    }
   }
 
   /** When the `keep`-th most recently settled task settled (older ones are beyond a count retention); null when fewer are kept. */
