@@ -357,4 +357,25 @@ describe("a run's log", () => {
     expect(lineCount()).toBe(1);
     expect(withDatabase(t, (db) => db.prepare("SELECT count(*) FROM task_log_heads").pluck().get())).toBe(1);
   });
+
+  it("a filtered read looks at 10,000 lines at most: on a long log it answers where it stopped, with more, and a follow does not park", async () => {
+    t = await startTestServer({ ...WAKE_ONLY, maxTaskLogBytes: 8 * 1024 * 1024 });
+    const { api } = t;
+    const task = await claimed(t);
+    // 25,000 debug lines but a warning at line 2, then one error.
+    writeLines(t, task.id, 1, 25_001, (line) => (line === 25_001 ? "error" : line === 2 ? "warn" : "debug"));
+    expect(await api.tasks.log.query({ taskId: task.id, level: "error" })).toEqual({ taskId: task.id, status: "claimed", lines: [], nextAfter: 10_000, more: true, dropped: 0 });
+    expect(await api.tasks.log.query({ taskId: task.id, level: "error", after: 10_000 })).toMatchObject({ lines: [], nextAfter: 20_000, more: true });
+    const last = await api.tasks.log.query({ taskId: task.id, level: "error", after: 20_000 });
+    expect(last).toMatchObject({ lines: [{ line: 25_001, level: "error", message: "line 25001" }], nextAfter: 25_001, more: false });
+    // The window counts lines from the first kept (after 0 starts there), and one run's lines are filtered as a level is.
+    expect(await api.tasks.log.query({ taskId: task.id, attempt: 2 })).toMatchObject({ lines: [], nextAfter: 10_000, more: true });
+    // A follow with a filter answers at once while it has lines to look at: it parks only at the log's end.
+    expect(await promptly(api.tasks.log.query({ taskId: task.id, level: "error", waitMs: LONG_WAIT_MS }))).toMatchObject({ lines: [], nextAfter: 10_000, more: true });
+    // A filtered tail looks at the last 10,000 lines: the warning at line 2 is not among them.
+    expect(await api.tasks.log.query({ taskId: task.id, tail: 5, level: "warn" })).toMatchObject({ lines: [{ line: 25_001 }], nextAfter: 25_001, more: false });
+    expect((await api.tasks.log.query({ taskId: task.id, tail: 3, attempt: 1 })).lines.map((l) => l.line)).toEqual([24_999, 25_000, 25_001]);
+    // Unfiltered reads are pages as before.
+    expect(await api.tasks.log.query({ taskId: task.id, after: 24_998 })).toMatchObject({ lines: [{ line: 24_999 }, { line: 25_000 }, { line: 25_001 }], nextAfter: 25_001, more: false });
+  });
 });

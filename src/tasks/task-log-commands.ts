@@ -16,6 +16,8 @@ import type { SettleRequest, TaskTransitions } from "./task-transitions.js";
 const LINE_FIXED_BYTES = 64;
 /** A line's answer less its message, data and agent: field names, numbers, a date, superjson's meta; with room to spare. */
 const LINE_ANSWER_BYTES = 300;
+/** The most lines a filtered read (attempt, level) looks at: a filter matching none of a long log's lines reads it a window at a time. */
+export const SCANNED_LINES = 10_000;
 /** A page's braces, field names and superjson's envelope, with room to spare. */
 const PAGE_ENVELOPE_BYTES = 300;
 
@@ -147,9 +149,13 @@ export function taskLogQueries(d: { tasks: TaskStore; logs: TaskLogStore; maxRes
       const head = d.logs.head(task.seq);
       const levels = request.level === undefined ? undefined : LOG_LEVELS.slice(LOG_LEVELS.indexOf(request.level));
       const weigh = (row: LogLineRow) => LINE_ANSWER_BYTES + jsonTextBytes(row.message) + (row.data === null ? 0 : utf8Bytes(row.data)) + jsonTextBytes(row.agentId);
+      // A filter may match none of a long log's lines: one read looks at SCANNED_LINES of them at
+      // most (its lines run without a gap from firstKept), and says where it stopped. Unfiltered,
+      // every line looked at is on the page, which stops at limit (or tail).
+      const filtered = request.attempt !== undefined || levels !== undefined;
       if (request.tail !== undefined) {
         // The newest first, as many as asked and fit (the budget leaves the oldest of them out), answered oldest first.
-        const newest = d.logs.lines(task.seq, 0, { attempt: request.attempt, levels }, true);
+        const newest = d.logs.lines(task.seq, filtered ? Math.max(0, head.lastLine - SCANNED_LINES) : 0, head.lastLine, { attempt: request.attempt, levels }, true);
         const page = (function* () {
           let taken = 0;
           for (const row of newest) {
@@ -160,7 +166,9 @@ export function taskLogQueries(d: { tasks: TaskStore; logs: TaskLogStore; maxRes
         const lines = withinBudget(page, weigh, budget).rows.reverse().map(toLine);
         return { taskId: request.taskId, status: task.status, lines, nextAfter: head.lastLine, more: false, dropped: head.firstKept - 1 };
       }
-      const rows = d.logs.lines(task.seq, request.after, { attempt: request.attempt, levels });
+      const from = Math.max(request.after, head.firstKept - 1);
+      const upTo = filtered ? Math.min(head.lastLine, from + SCANNED_LINES) : head.lastLine;
+      const rows = d.logs.lines(task.seq, request.after, upTo, { attempt: request.attempt, levels });
       // One more than the page: whether lines follow it.
       const page = (function* () {
         let taken = 0;
@@ -170,10 +178,11 @@ export function taskLogQueries(d: { tasks: TaskStore; logs: TaskLogStore; maxRes
         }
       })();
       const fit = withinBudget(page, weigh, budget);
-      const more = fit.truncated || fit.rows.length > request.limit;
+      const cut = fit.truncated || fit.rows.length > request.limit;
       const lines = fit.rows.slice(0, request.limit).map(toLine);
-      // A page that read to the end looked at every line there is: the next read starts after the last.
-      const nextAfter = more ? lines[lines.length - 1]!.line : Math.max(request.after, head.lastLine);
+      // A page that read to upTo looked at every line up to it: the next read starts after it.
+      const nextAfter = cut ? lines[lines.length - 1]!.line : Math.max(request.after, upTo);
+      const more = cut || nextAfter < head.lastLine;
       return { taskId: request.taskId, status: task.status, lines, nextAfter, more, dropped: head.firstKept - 1 };
     },
   };

@@ -51,7 +51,7 @@ export const readLogInput = z
   .strictObject({
     taskId: taskIdField,
     after: int(0).default(0).describe("Lines after this number (0, the default: from the first kept); the previous page's nextAfter"),
-    tail: int(1, 1000).optional().describe("The last this many lines instead (of those the filters keep), oldest first: where a reader of a long log starts; not with after. nextAfter is then the log's last line"),
+    tail: int(1, 1000).optional().describe("The last this many lines instead (of those the filters keep, among the last 10,000 lines), oldest first: where a reader of a long log starts; not with after. nextAfter is then the log's last line"),
     limit: int(1, 1000).default(100).describe("The most lines to return (fewer when they would pass the server's maxResponseBytes); with tail, tail is the count"),
     attempt: int(1).optional().describe("Only the lines of this run (the task's attempt when they were written; a requeue starts attempts again at 1, and leaseToken tells those runs apart)"),
     level: levelField.optional().describe("Only lines this urgent or more: warn gives warn and error"),
@@ -81,7 +81,7 @@ export const logPageSchema = z.object({
   status: z.enum(TASK_STATUSES).describe("The task's status as the lines were read: once it settled (completed, dead_letter, cancelled) no run adds lines, unless it is requeued"),
   lines: z.array(logLineSchema).describe("Oldest first"),
   nextAfter: z.number().int().describe("The `after` of the next read: the last line this read looked at (with filters, those it skipped too)"),
-  more: z.boolean().describe("Whether lines after nextAfter are there now (the page stopped at limit or maxResponseBytes): read again at once"),
+  more: z.boolean().describe("Whether lines after nextAfter are there now (the page stopped at limit or maxResponseBytes, or a filtered read at the 10,000 lines it looks at, maybe with none of them on the page): read again at once"),
   dropped: z.number().int().describe("How many of the task's oldest lines the log no longer keeps (maxTaskLogBytes): lines 1 to dropped are gone"),
 });
 export type LogPage = z.output<typeof logPageSchema>;

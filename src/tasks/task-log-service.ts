@@ -50,7 +50,8 @@ export class TaskLogService {
       keys: [request.taskId],
       waitMs,
       look,
-      enough: (page) => page.lines.length > 0 || SETTLED_STATUSES.has(page.status),
+      // `more` with no line: a filter's window ended short of the log's end; the next read goes on from there.
+      enough: (page) => page.lines.length > 0 || page.more || SETTLED_STATUSES.has(page.status),
       parkedAs,
       call,
     });

@@ -80,11 +80,12 @@ export class TaskLogStore {
   }
 
   /**
-   * `taskSeq`'s lines after `after`, oldest first (`newestFirst`: from the last back), of run
-   * `attempt` and at `levels` when given, read lazily: the caller stops at its page and budget.
+   * `taskSeq`'s lines after `after` up to line `upTo`, oldest first (`newestFirst`: from `upTo`
+   * back), of run `attempt` and at `levels` when given, read lazily: the caller stops at its page
+   * and budget.
    */
-  lines(taskSeq: number, after: number, filter: { attempt?: number | undefined; levels?: readonly LogLevel[] | undefined }, newestFirst = false): IterableIterator<LogLineRow> {
-    const params: Array<string | number> = [taskSeq, after];
+  lines(taskSeq: number, after: number, upTo: number, filter: { attempt?: number | undefined; levels?: readonly LogLevel[] | undefined }, newestFirst = false): IterableIterator<LogLineRow> {
+    const params: Array<string | number> = [taskSeq, after, upTo];
     let where = "";
     if (filter.attempt !== undefined) {
       where += " AND attempt = ?";
@@ -94,7 +95,7 @@ export class TaskLogStore {
       where += ` AND level IN (${filter.levels.map(() => "?").join(", ")})`;
       params.push(...filter.levels);
     }
-    return this.st.get<Array<string | number>, LogLineRow>(`SELECT ${COLUMNS} FROM task_logs WHERE taskSeq = ? AND line > ?${where} ORDER BY line${newestFirst ? " DESC" : ""}`).iterate(...params);
+    return this.st.get<Array<string | number>, LogLineRow>(`SELECT ${COLUMNS} FROM task_logs WHERE taskSeq = ? AND line > ? AND line <= ?${where} ORDER BY line${newestFirst ? " DESC" : ""}`).iterate(...params);
   }
 
   /**
