@@ -1,10 +1,16 @@
 // A worker's lines for its run's log (tasks.appendLog), sent in batches: a handler may log in a
-// tight loop and the server gets one append per LOG_FLUSH_MS (or per MAX_BATCH lines) at most,
-// in order, each under a key of its own so a batch sent again after a lost answer is not written
-// twice. Lines go only while the run holds its lease: the worker closes the log before it settles.
+// tight loop and the server gets one append per LOG_FLUSH_MS (or per MAX_BATCH lines, or
+// MAX_BATCH_BYTES) at most, in order, each under a key of its own so a batch sent again after a
+// lost answer is not written twice. A line the server refuses costs that line alone, never the
+// others of its batch. Lines go only while the run holds its lease: the worker closes the log
+// before it settles.
 import { randomUUID } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
-import { isLeaseGone, isTransient, isUnknownProcedure } from "./lease-calls.js";
+import { isTRPCClientError } from "@trpc/client";
+import superjson from "superjson";
+import { encodedBytesUpTo } from "./encoded-size.js";
+import { httpStatus, isLeaseGone, isTransient, isUnknownProcedure } from "./lease-calls.js";
+import { isUnsendable } from "./serialize-input.js";
 import type { CoordinationApi, JsonValue } from "./types.js";
 
 /**
@@ -14,6 +20,12 @@ import type { CoordinationApi, JsonValue } from "./types.js";
 export const LOG_FLUSH_MS = 1000;
 /** The most lines one append carries (the server's bound). */
 const MAX_BATCH = 100;
+/**
+ * The most one append's lines take in its request body (bytes, as sent): 100 lines of 16,384
+ * characters pass a server's default maxBodyBytes (1 MiB), and its 413 refused them all. A
+ * server with a smaller bound answers 413 still: the batch is then sent in halves.
+ */
+const MAX_BATCH_BYTES = 256 * 1024;
 /** The longest message the server takes, in characters. */
 const MAX_MESSAGE = 16_384;
 /** Retries of an append with no answer (or a 429, a 5xx) start at this delay and double up to RETRY_MAX_MS. */
@@ -38,11 +50,42 @@ const noRunLogs = new WeakSet<CoordinationApi>();
 
 interface Waiting {
   entry: { message: string; level: LogLevel; data?: JsonValue };
+  /** What it takes in a request body (bytes; MAX_BATCH_BYTES for what cannot be measured: it goes alone). */
+  bytes: number;
   stored: (yes: boolean) => void;
+}
+
+/**
+ * The lines of `batch` the server (or the client's serializer) refused, by index, when the
+ * refusal names lines only (too long, too deep, not JSON): those lines alone are dropped and the
+ * others sent. Undefined when it is the append's own (its lease, its task, a bound of the call).
+ */
+function refusedLines(error: unknown, batch: readonly Waiting[]): Set<number> | undefined {
+  const refused = new Set<number>();
+  if (isUnsendable(error)) {
+    // The serializer says what it could not send, not which line: each is tried alone.
+    batch.forEach((w, i) => {
+      try {
+        superjson.serialize(w.entry);
+      } catch {
+        refused.add(i);
+      }
+    });
+  } else if (isTRPCClientError(error) && error.data?.code === "INVALID_INPUT") {
+    const issues = (error.data as { details?: { issues?: Array<{ path?: unknown }> } }).details?.issues ?? [];
+    for (const issue of issues) {
+      const at = typeof issue.path === "string" ? /^entries(?:\[(\d+)\]|\.(\d+))(?:[.[]|$)/.exec(issue.path) : null;
+      if (at === null) return undefined;
+      refused.add(Number(at[1] ?? at[2]));
+    }
+  }
+  return refused.size > 0 && [...refused].every((i) => i < batch.length) ? refused : undefined;
 }
 
 export class RunLog {
   private waiting: Waiting[] = [];
+  /** What the waiting lines take in a request body (bytes). */
+  private waitingBytes = 0;
   private timer: NodeJS.Timeout | undefined;
   private sending: Promise<void> | undefined;
   /** Set once no line can go any more (closed, the lease gone, refused): later lines resolve false. */
@@ -69,9 +112,12 @@ export class RunLog {
       this.onError(new Error(`runWorker: a log line of task "${this.run.taskId}" was not sent: its message must be text of 1 to ${MAX_MESSAGE} characters and its level one of debug, info, warn, error`));
       return Promise.resolve(false);
     }
+    const entry = { message, level, ...(options.data === undefined ? {} : { data: options.data }) };
+    const bytes = Math.min(encodedBytesUpTo(entry, MAX_BATCH_BYTES), MAX_BATCH_BYTES);
     return new Promise<boolean>((stored) => {
-      this.waiting.push({ entry: { message, level, ...(options.data === undefined ? {} : { data: options.data }) }, stored });
-      if (this.waiting.length >= MAX_BATCH) this.flushSoon(0);
+      this.waiting.push({ entry, bytes, stored });
+      this.waitingBytes += bytes;
+      if (this.waiting.length >= MAX_BATCH || this.waitingBytes >= MAX_BATCH_BYTES) this.flushSoon(0);
       else this.flushSoon(LOG_FLUSH_MS);
     });
   }
@@ -110,12 +156,25 @@ export class RunLog {
   private drain(): Promise<void> {
     this.sending ??= (async () => {
       try {
-        while (this.waiting.length > 0 && !this.over) await this.send(this.waiting.splice(0, MAX_BATCH));
+        while (this.waiting.length > 0 && !this.over) await this.send(this.nextBatch());
       } finally {
         this.sending = undefined;
       }
     })();
     return this.sending;
+  }
+
+  /** The oldest waiting lines, up to MAX_BATCH of them and MAX_BATCH_BYTES (one at least), taken off the queue. */
+  private nextBatch(): Waiting[] {
+    let count = 0;
+    let bytes = 0;
+    for (const w of this.waiting) {
+      if (count === MAX_BATCH || (count > 0 && bytes + w.bytes > MAX_BATCH_BYTES)) break;
+      count++;
+      bytes += w.bytes;
+    }
+    this.waitingBytes -= bytes;
+    return this.waiting.splice(0, count);
   }
 
   /** One batch, sent until it is answered: under one key, so a resend is never written twice. */
@@ -129,9 +188,25 @@ export class RunLog {
         return;
       } catch (error) {
         if (!this.giveUp.signal.aborted && isTransient(error)) {
-          await sleep(delay).catch(() => undefined);
+          await sleep(delay, undefined, { signal: this.giveUp.signal }).catch(() => undefined);
           delay = Math.min(delay * 2, RETRY_MAX_MS);
           continue;
+        }
+        const refused = this.giveUp.signal.aborted ? undefined : refusedLines(error, batch);
+        if (refused !== undefined && refused.size < batch.length) {
+          // Those lines alone are dropped; the others go under the same key (a refused call wrote nothing).
+          this.onError(new Error(`runWorker: the server refused ${refused.size} log line(s) of task "${this.run.taskId}": ${error instanceof Error ? error.message : String(error)}`, { cause: error }));
+          for (const i of refused) batch[i]!.stored(false);
+          batch = batch.filter((_, i) => !refused.has(i));
+          continue;
+        }
+        // Past the server's maxBodyBytes (a 413 wrote nothing): in halves, each an append of its own.
+        if (!this.giveUp.signal.aborted && httpStatus(error) === 413 && batch.length > 1) {
+          const half = Math.ceil(batch.length / 2);
+          await this.send(batch.slice(0, half));
+          if (!this.over) return this.send(batch.slice(half));
+          for (const w of batch.slice(half)) w.stored(false);
+          return;
         }
         for (const w of batch) w.stored(false);
         // The lease is over (the run lost it, or settled): no later line can go either, and the worker says why elsewhere.
@@ -153,6 +228,7 @@ export class RunLog {
     this.over = true;
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.timer = undefined;
+    this.waitingBytes = 0;
     for (const w of this.waiting.splice(0)) w.stored(false);
   }
 }

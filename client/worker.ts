@@ -36,10 +36,11 @@ export interface TaskRun {
    * Adds a line to the run's log (tasks.appendLog: `message`, 1 to 16,384 characters; `level`
    * debug, info by default, warn or error; `data`, any JSON up to 16,384 bytes), for operators and
    * other agents to read with tasks.log while the run goes on and after. Lines logged within
-   * LOG_FLUSH_MS (a second) go in one append, in order; the worker sends those still waiting before
-   * it settles the run (waiting up to 5 s). Resolves true once the server stored the line, false
-   * when it did not (the lease is over, or the server refused it: onError says why). Never
-   * rejects, so it need not be awaited.
+   * LOG_FLUSH_MS (a second) go in one append (100 lines and 256 KiB at most), in order; the worker
+   * sends those still waiting before it settles the run (waiting up to 5 s). Resolves true once the
+   * server stored the line, false when it did not (the lease is over, or the server refused it: onError
+   * says why; a line refused costs that line alone, not the others sent with it). Never rejects, so
+   * it need not be awaited.
    */
   log(message: string, options?: LogOptions): Promise<boolean>;
 }

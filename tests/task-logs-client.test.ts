@@ -126,6 +126,105 @@ describe("run.log in runWorker", () => {
     expect(await afterLoss).toBe(false);
     expect((await api.tasks.log.query({ taskId: id })).lines.map((line) => line.message)).toEqual(["before the cancel"]);
   });
+
+  it("lines that together pass the server's maxBodyBytes go in several appends: every one is stored", async () => {
+    // The log keeps them all: the body, not the log's bound, is what this is about.
+    t = await startTestServer({ maxTaskLogBytes: 4 * 1024 * 1024 });
+    const { api } = t;
+    const { id } = await api.tasks.enqueue.mutate({ queue: "answers" });
+    const errors: unknown[] = [];
+    let stored: boolean[] = [];
+    // 80 model answers of 16,000 characters in a second: 1.3 MB, past the default 1 MiB body.
+    const answer = (i: number) => `answer ${i} `.padEnd(16_000, "x");
+    worker = await runWorker({
+      api,
+      agentId: "logger",
+      queues: ["answers"],
+      waitMs: 200,
+      onError: (error) => errors.push(error),
+      handler: async (_task, _signal, run) => {
+        stored = await Promise.all(Array.from({ length: 80 }, (_, i) => run.log(answer(i))));
+        return null;
+      },
+    });
+    expect((await api.tasks.wait.query({ taskId: id, waitMs: 30_000 })).status).toBe("completed");
+    expect(stored).toEqual(Array.from({ length: 80 }, () => true));
+    expect((await api.tasks.log.query({ taskId: id, limit: 1000 })).lines.map((line) => line.message)).toEqual(Array.from({ length: 80 }, (_, i) => answer(i)));
+    // 256 KiB an append: 16 lines each, in order, all before the complete.
+    const events = await logAndSettle(t);
+    expect(events.map(([type, payload]) => (type === "task.log" ? [(payload as { firstLine: number }).firstLine, (payload as { lastLine: number }).lastLine] : type))).toEqual([[1, 16], [17, 32], [33, 48], [49, 64], [65, 80], "task.completed"]);
+    expect(errors).toEqual([]);
+  });
+
+  it("a server whose maxBodyBytes refuses a batch (413) gets it in halves, until each fits: every line is stored, in order", async () => {
+    t = await startTestServer({ maxBodyBytes: 65_536 });
+    const { api } = t;
+    const { id } = await api.tasks.enqueue.mutate({ queue: "small-bodies" });
+    const errors: unknown[] = [];
+    let stored: boolean[] = [];
+    const answer = (i: number) => `answer ${i} `.padEnd(16_000, "x");
+    worker = await runWorker({
+      api,
+      agentId: "logger",
+      queues: ["small-bodies"],
+      waitMs: 200,
+      onError: (error) => errors.push(error),
+      handler: async (_task, _signal, run) => {
+        stored = await Promise.all(Array.from({ length: 12 }, (_, i) => run.log(answer(i))));
+        return null;
+      },
+    });
+    expect((await api.tasks.wait.query({ taskId: id, waitMs: 30_000 })).status).toBe("completed");
+    expect(stored).toEqual(Array.from({ length: 12 }, () => true));
+    expect((await api.tasks.log.query({ taskId: id })).lines.map((line) => line.message)).toEqual(Array.from({ length: 12 }, (_, i) => answer(i)));
+    // 12 lines (192 KB) refused, 6 refused, then 3 a time (48 KB).
+    const events = await logAndSettle(t);
+    expect(events.map(([type, payload]) => (type === "task.log" ? [(payload as { firstLine: number }).firstLine, (payload as { lastLine: number }).lastLine] : type))).toEqual([[1, 3], [4, 6], [7, 9], [10, 12], "task.completed"]);
+    expect(errors).toEqual([]);
+  });
+
+  it("a line the server refuses (too large, not JSON, too deep, not valid text) costs that line alone: the others sent with it are stored", async () => {
+    t = await startTestServer({ maxJsonDepth: 4 });
+    const { api } = t;
+    const { id } = await api.tasks.enqueue.mutate({ queue: "mixed" });
+    const errors: unknown[] = [];
+    let stored: boolean[] = [];
+    worker = await runWorker({
+      api,
+      agentId: "logger",
+      queues: ["mixed"],
+      waitMs: 200,
+      onError: (error) => errors.push(error),
+      handler: async (_task, _signal, run) => {
+        stored = await Promise.all([
+          run.log("one"),
+          run.log("too large", { data: "y".repeat(20_000) }),
+          run.log("two"),
+          run.log("not JSON", { data: { tokens: Number.NaN } }),
+          run.log("lone \ud800"),
+          run.log("too deep", { data: [[[[[1]]]]] }),
+          // A model's JSON output, parsed: the client cannot even send it.
+          run.log("unsendable", { data: JSON.parse('{"__proto__": {"admin": true}}') as never }),
+          run.log("three", { level: "warn", data: { ok: true } }),
+        ]);
+        return null;
+      },
+    });
+    expect((await api.tasks.wait.query({ taskId: id, waitMs: 30_000 })).status).toBe("completed");
+    expect(stored).toEqual([true, false, true, false, false, false, false, true]);
+    expect((await api.tasks.log.query({ taskId: id })).lines.map((line) => [line.line, line.message, line.data])).toEqual([
+      [1, "one", null],
+      [2, "two", null],
+      [3, "three", { ok: true }],
+    ]);
+    expect((await logAndSettle(t)).map(([type]) => type)).toEqual(["task.log", "task.completed"]);
+    // Said to onError, each refusal once: the line the client could not send, those the schema refused, the one too deep.
+    expect(errors.map((error) => (error as Error).message)).toEqual([
+      expect.stringMatching(/^runWorker: the server refused 1 log line\(s\) of task "[^"]+": tasks\.appendLog: the input cannot be sent: /),
+      expect.stringMatching(/^runWorker: the server refused 3 log line\(s\) of task "[^"]+": entries\[1\]\.data: must take at most 16384 bytes as JSON/),
+      expect.stringMatching(/^runWorker: the server refused 1 log line\(s\) of task "[^"]+": entries\[2\]\.data: nests deeper than 4 levels/),
+    ]);
+  });
 });
 
 describe("followLog", () => {
