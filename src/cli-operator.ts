@@ -8,11 +8,12 @@
 // reached (the message says which), 2 usage (or settings that cannot be read); `tasks wait`: 3
 // the task (one of the tasks) was dead-lettered or cancelled, 4 it had not settled in time;
 // `kv get`: 3 the key is absent; `kv set|delete --if-version`: 3 the key was not at that version.
+// `tasks logs --follow` exits 0 once the task settled and its last line was shown, or on Ctrl-C.
 import { parseDuration, rateWindowText, parseRate } from "../client/rate-window.js";
 import { backoffText, type BackoffShape } from "../client/backoff-text.js";
 import { webhookStateText } from "../client/webhook-state-text.js";
 import { runLimitText } from "../client/run-limit-text.js";
-import { createCoordinationClient, fitsInAnswer, isTRPCClientError, type CoordinationClient, type RouterInputs, type RouterOutputs } from "../client/index.js";
+import { createCoordinationClient, fitsInAnswer, followLog, isTRPCClientError, type CoordinationClient, type LogLine, type RouterInputs, type RouterOutputs } from "../client/index.js";
 import type { JsonValue } from "./json-types.js";
 import { MAX_EVERY_MS, MIN_EVERY_MS } from "./schedules/schedule-schemas.js";
 import { MAX_CORDON_MS } from "./agents/agent-schemas.js";
@@ -35,6 +36,11 @@ export const OPERATOR_USAGE = [
   "                                    3 if it was dead-lettered or cancelled, 4 if it had not settled in time (or on Ctrl-C)",
   "       coordination tasks wait TASK_ID TASK_ID... [--any] [--timeout DURATION]   (up to 100) until all of them completed (--any:",
   "                                    one), exit 0; 3 as soon as one is dead-lettered or cancelled; 4 if not in time",
+  "       coordination tasks logs TASK_ID [--after N] [--attempt N] [--level L] [--limit N] [--follow]   its runs' log, oldest first:",
+  "                                    a line each: its number, time (UTC), level, agent and run, message (then its data as JSON);",
+  "                                    --after: the lines after line N; --attempt: that run's alone; --level warn: warn and error;",
+  "                                    up to 10,000 lines (--limit: fewer); --follow: then each new line as it comes, until the",
+  "                                    task settles (exit 0) or Ctrl-C; --json: a JSON object a line",
   "       coordination tasks cancel TASK_ID [--reason TEXT]       stops it and the tasks waiting on it (the reason: its lastError)",
   "       coordination tasks requeue --all [--queue Q] [--after TIME] [--before TIME]   the dead letters there are when it",
   "                                    starts back to pending, oldest first; only those dead-lettered in [--after, --before) (ISO 8601, or Unix ms)",
@@ -305,9 +311,9 @@ interface Parsed {
   options: Record<string, string | true>;
 }
 
-const VALUE_OPTIONS = new Set(["--url", "--token", "--config", "--queue", "--status", "--agent", "--limit", "--cursor", "--capability", "--health", "--types", "--from", "--after", "--before", "--reason", "--cron", "--timezone", "--every", "--start", "--end", "--max-runs", "--overlap", "--payload", "--priority", "--timeout", "--at", "--delay", "--expires", "--ttl", "--max-run", "--for", "--holder", "--prefix", "--fencing-token", "--description", "--grace", "--if-version"]);
+const VALUE_OPTIONS = new Set(["--url", "--token", "--config", "--queue", "--status", "--agent", "--limit", "--cursor", "--capability", "--health", "--types", "--from", "--after", "--before", "--reason", "--cron", "--timezone", "--every", "--start", "--end", "--max-runs", "--overlap", "--payload", "--priority", "--timeout", "--at", "--delay", "--expires", "--ttl", "--max-run", "--for", "--holder", "--prefix", "--fencing-token", "--description", "--grace", "--if-version", "--attempt", "--level"]);
 /** Options that take no value. */
-const FLAG_OPTIONS = new Set(["--json", "--all", "--any", "--cordoned"]);
+const FLAG_OPTIONS = new Set(["--json", "--all", "--any", "--cordoned", "--follow"]);
 
 /** Options every command takes: where the server is, who calls, and the output's form. */
 const COMMON_OPTIONS = ["--url", "--token", "--config", "--json"];
@@ -324,6 +330,7 @@ function commandOptions(words: readonly string[], options: Parsed["options"]): r
   // The bulk form has no TASK_ID: with one, --all is refused as any stray option is.
   if (command === "tasks" && sub === "requeue" && words.length === 2 && options["--all"] === true) return ["--all", "--queue", "--after", "--before"];
   if (command === "tasks" && sub === "cancel" && words.length === 2 && options["--all"] === true) return ["--all", "--queue", "--status", "--after", "--before", "--reason"];
+  if (command === "tasks" && sub === "logs") return ["--after", "--attempt", "--level", "--limit", "--follow"];
   if (command === "tasks") return sub === "cancel" ? ["--reason"] : sub === "wait" ? ["--timeout", "--any"] : sub === "update" ? ["--priority", "--at", "--delay", "--expires"] : [];
   if (command === "agents") return sub === "cordon" ? ["--reason", "--for"] : sub === undefined ? ["--health", "--capability", "--cordoned"] : [];
   if (command === "schedules") return sub === "set" ? ["--cron", "--timezone", "--every", "--start", "--end", "--max-runs", "--overlap", "--ttl", "--max-run", "--queue", "--payload", "--priority"] : sub === undefined || sub === "list" ? ["--queue"] : [];
@@ -499,6 +506,8 @@ const FLAG_OF_FIELD: Record<string, string> = {
   after: "--after",
   ifVersion: "--if-version",
   ttlMs: "--ttl",
+  attempt: "--attempt",
+  level: "--level",
 };
 
 /**
@@ -831,7 +840,11 @@ async function dispatch(words: string[], options: Parsed["options"], json: boole
     print({ cancelled }, () => `cancelled ${cancelled.length} ${cancelled.length === 1 ? "task" : "tasks"} of queue ${printable(queue)} (and any waiting on them)\n`);
     return 0;
   }
-  if (command === "tasks" && (sub === "get" || sub === "requeue" || sub === "promote" || sub === "update" || sub === "cancel" || sub === "wait") && words.length === 2) throw new OperatorUsageError(`tasks ${sub} needs a TASK_ID`);
+  if (command === "tasks" && (sub === "get" || sub === "requeue" || sub === "promote" || sub === "update" || sub === "cancel" || sub === "wait" || sub === "logs") && words.length === 2) throw new OperatorUsageError(`tasks ${sub} needs a TASK_ID`);
+  if (command === "tasks" && sub === "logs") {
+    if (words.length !== 3) throw new OperatorUsageError(`tasks logs takes one TASK_ID (got ${words.length - 2})`);
+    return await taskLogs(api, id!, options, json, out, stop);
+  }
   if (command === "tasks" && sub === "wait" && (words.length > 3 || options["--any"] === true)) {
     const timeout = str(options["--timeout"]);
     if (timeout !== undefined && parseDuration(timeout) === undefined) throw new OperatorUsageError(`--timeout ${JSON.stringify(timeout)} is not a duration (30s, 5m, 1h, 1d)`);
@@ -1432,5 +1445,70 @@ async function watchKey(api: CoordinationClient["api"], key: string, json: boole
     out.stderr,
     (moved) => moved,
   );
+  return 0;
+}
+
+/** The most lines `tasks logs` prints without --follow (pages of a thousand): past it a log is no use to read at a terminal, and it says where the rest start. */
+const TASK_LOG_MAX = 10_000;
+
+/** A log line's time: UTC to the millisecond, marked Z (a run's lines come milliseconds apart: to the second, their pace is lost). */
+const logTime = (date: Date): string => date.toISOString().replace("T", " ");
+
+/**
+ * A log line as `tasks logs` prints it: its number, time, level, agent and run, then its message,
+ * each line of a message under its first (a stack trace reads as one), its data as compact JSON
+ * after it. Agents' text is printable: their ESC sequences could forge the operator's lines.
+ */
+function logLineText(line: LogLine): string {
+  const head = `${String(line.line).padStart(6)}  ${logTime(line.at)}  ${line.level.padEnd(5)}  ${printable(line.agentId)} (run ${line.attempt})  `;
+  // Tabs as spaces (printable shows them as \t) and a print's trailing newlines dropped, for the eye
+  // alone: --json has the message as it was sent.
+  const rows = line.message.replace(/\t/g, "    ").replace(/(\r?\n)+$/, "").split(/\r?\n/).map(printable);
+  if (line.data !== null) rows[rows.length - 1] += `  ${printable(JSON.stringify(line.data))}`;
+  return `${head}${rows.join(`\n${" ".repeat(head.length)}`)}\n`;
+}
+
+/**
+ * `tasks logs TASK_ID`: the task's log, oldest first, a line each (a JSON object each with
+ * --json), page by page up to TASK_LOG_MAX lines (--limit: fewer); with --follow, then each new
+ * line as it comes (followLog, which waits through a server's restart) until the task settled
+ * and its last line was shown, or Ctrl-C: exit 0 either way. What is not a line (lines the log
+ * dropped, more than were shown) is said in parentheses, or on stderr with --json, whose stdout
+ * holds lines alone.
+ */
+async function taskLogs(api: CoordinationClient["api"], taskId: string, options: Parsed["options"], json: boolean, out: Output, stop: AbortSignal | undefined): Promise<number> {
+  const follow = options["--follow"] === true;
+  if (follow && options["--limit"] !== undefined) throw new OperatorUsageError("tasks logs takes --limit or --follow, not both: a follow shows every line until the task settles");
+  const most = int(options["--limit"], "--limit") ?? TASK_LOG_MAX;
+  if (most < 1 || most > TASK_LOG_MAX) throw new OperatorUsageError(`--limit must be from 1 to ${TASK_LOG_MAX.toLocaleString("en-US")}`);
+  const after = int(options["--after"], "--after") ?? 0;
+  const attempt = int(options["--attempt"], "--attempt");
+  // The server names a level it does not know.
+  const level = str(options["--level"]) as RouterInputs["tasks"]["log"]["level"];
+  const filters = { ...(attempt === undefined ? {} : { attempt }), ...(level === undefined ? {} : { level }) };
+  const show = (line: LogLine) => out.stdout(json ? `${printableJson(line, 0)}\n` : logLineText(line));
+  const note = (text: string) => (json ? out.stderr(`coordination: ${text}\n`) : out.stdout(`(${text})\n`));
+  let shown = 0;
+  let next = after;
+  for (let first = true; ; first = false) {
+    // A follow's own first page says what was dropped and fails fast (a wrong task, --url or
+    // token); followLog, which would ask again through any outage, takes over from it.
+    const page = await api.tasks.log.query({ taskId, after: next, limit: follow ? 1000 : Math.min(1000, most - shown), ...filters });
+    // Only when lines asked for are among them: with --after past them, nothing shown is missing.
+    if (first && page.dropped > after) note(`lines 1 to ${page.dropped} are no longer kept: the log drops its oldest lines past the server's maxTaskLogBytes`);
+    page.lines.forEach(show);
+    shown += page.lines.length;
+    next = page.nextAfter;
+    if (follow) break;
+    if (!page.more) {
+      if (shown === 0 && !json) note(`no lines${after > 0 ? ` after line ${after}` : ""}${attempt === undefined ? "" : ` of run ${attempt}`}${level === undefined ? "" : ` at level ${level} or above`}`);
+      return 0;
+    }
+    if (shown >= most) {
+      note(`more lines after line ${next}: go on with --after ${next}`);
+      return 0;
+    }
+  }
+  for await (const line of followLog(api, { taskId, after: next, ...filters, ...(stop === undefined ? {} : { signal: stop }) })) show(line);
   return 0;
 }
