@@ -18,6 +18,7 @@ import { taskSchema } from "../src/tasks/task-schemas.js";
 import { lockPageSchema, lockSchema } from "../src/locks/lock-schemas.js";
 import { semaphoreStateSchema } from "../src/locks/semaphore-schemas.js";
 import { kvEntrySchema } from "../src/kv/kv-schemas.js";
+import { appendedLogSchema, logPageSchema } from "../src/tasks/task-log-schemas.js";
 import { http, startSecureServer } from "./helpers/secure-server.js";
 import { makeTempDir, startTestServer, withDatabase, type TestServer } from "./helpers/test-server.js";
 
@@ -32,6 +33,7 @@ afterEach(async () => {
 const TOOLS = [
   "acquire_lock",
   "acquire_permit",
+  "append_task_log",
   "claim_task",
   "complete_task",
   "delete_key",
@@ -48,6 +50,7 @@ const TOOLS = [
   "publish_event",
   "queue_stats",
   "read_mailbox",
+  "read_task_log",
   "recall",
   "register_agent",
   "release_lock",
@@ -205,8 +208,11 @@ describe("MCP over Streamable HTTP", () => {
     expect(undocumented).toEqual([]);
     // ...so a description names only fields the tool takes, or the answer fields and settings
     // listed here: enqueue_task's spoke of a runAt it does not take (copied from the REST route's).
-    const elsewhere = new Set(["leaseExpiresAt", "leaseToken", "runDeadlineAt", "maxRunMs", "queuesOmitted", "maxLeaseMs", "agentOfflineMs", "retryBaseMs", "retryMaxMs", "expiresAt", "fencingToken", "idempotencyKey", "nextCursor", "nextExpiresAt", "updatedBy", "updatedAt", "maxResponseBytes"]);
-    for (const name of elsewhere) expect(name in taskSchema.shape || name in lockSchema.shape || name in lockPageSchema.shape || name in semaphoreStateSchema.shape || name in kvEntrySchema.shape || name in SETTINGS || name === "queuesOmitted", name).toBe(true);
+    const elsewhere = new Set(["leaseExpiresAt", "leaseToken", "runDeadlineAt", "maxRunMs", "queuesOmitted", "maxLeaseMs", "agentOfflineMs", "retryBaseMs", "retryMaxMs", "expiresAt", "fencingToken", "idempotencyKey", "nextCursor", "nextExpiresAt", "updatedBy", "updatedAt", "maxResponseBytes", "firstLine", "lastLine", "nextAfter", "maxTaskLogBytes"]);
+    for (const name of elsewhere) {
+      const answered = [taskSchema, lockSchema, lockPageSchema, semaphoreStateSchema, kvEntrySchema, appendedLogSchema, logPageSchema].some((schema) => name in schema.shape);
+      expect(answered || name in SETTINGS || name === "queuesOmitted", name).toBe(true);
+    }
     const strangers: string[] = [];
     for (const tool of tools) {
       // A nested object's fields (enqueue_task's backoff.maxDelayMs) are the tool's too, and so are their descriptions.
@@ -338,7 +344,7 @@ describe("MCP over Streamable HTTP", () => {
   it("a read credential's session lists the read tools alone, each marked read-only; others list every tool", async () => {
     const s = await startSecureServer();
     t = s;
-    const READS = ["find_agents", "get_key", "get_lock", "get_semaphore", "get_task", "list_keys", "list_locks", "queue_stats", "recall", "wait_for_task", "wait_for_tasks"];
+    const READS = ["find_agents", "get_key", "get_lock", "get_semaphore", "get_task", "list_keys", "list_locks", "queue_stats", "read_task_log", "recall", "wait_for_task", "wait_for_tasks"];
     const reader = await connectMcp(s.url, { authorization: `Bearer ${await s.issue("read")}` });
     const readTools = (await reader.listTools()).tools;
     expect(readTools.map((tool) => tool.name).sort()).toEqual(READS);

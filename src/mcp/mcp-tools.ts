@@ -19,6 +19,7 @@ import { claimInput, completeAndClaimInput, completeInput, enqueueFields, failIn
 import { int } from "../schema-parts.js";
 import { acquireInput, getLockInput, listLocksInput, releaseInput as lockReleaseInput, renewInput } from "../locks/lock-schemas.js";
 import { acquirePermitInput, getSemaphoreInput, releasePermitInput, renewPermitInput } from "../locks/semaphore-schemas.js";
+import { appendLogInput, LOG_LEVELS, logEntryInput, MAX_LOG_DATA_BYTES, MAX_LOG_ENTRIES, readLogInput } from "../tasks/task-log-schemas.js";
 import { deleteInput as kvDeleteInput, getInput as kvGetInput, listInput as kvListInput, MAX_VALUE_BYTES, setInput as kvSetInput } from "../kv/kv-schemas.js";
 import type { Caller } from "../trpc/context.js";
 import { toErrorBody } from "../trpc/error-shape.js";
@@ -33,7 +34,7 @@ const createCaller = createCallerFactory(appRouter);
 /** An MCP session's calls refresh its agent's heartbeat at most this often (ms). */
 const SIGN_OF_LIFE_MS = 1000;
 
-/** The longest a claim_task, read_mailbox, wait_for_task or get_key's watch waits, in ms: an LLM's tool call should not hang for long. */
+/** The longest a claim_task, read_mailbox, wait_for_task, get_key's watch or read_task_log's follow waits, in ms: an LLM's tool call should not hang for long. */
 export const MCP_MAX_WAIT_MS = 20_000;
 
 export interface McpSession {
@@ -222,10 +223,12 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
       instructions: readSession
         ? "A coordination server for agents, seen through a read-only credential: look at a task with get_task (wait_for_task waits for it to settle, wait_for_tasks for several), at the queues with queue_stats, " +
           "at the agents and what they can do with find_agents, at the memories (earlier runs' records, agents' notes and lessons) with recall, at who holds named locks with get_lock and list_locks, at a semaphore's permits with get_semaphore, " +
-          "and at the shared state agents read and write (a plan, a leader's name, a build's status) with get_key (with afterVersion, it waits for the key to change) and list_keys. " +
+          "at the shared state agents read and write (a plan, a leader's name, a build's status) with get_key (with afterVersion, it waits for the key to change) and list_keys, " +
+          "and at what a task's runs did with read_task_log (with waitMs, it follows the log as it grows). " +
           "This session acts as no agent: it can take, settle or publish nothing."
         : "A coordination server for agents. Take work with claim_task (it returns the task with the memories relevant to it in `context`: earlier runs' records, agents' notes and lessons), " +
         "then settle it with complete_task or fail_task, passing the task's id and leaseToken (complete_task with `next` claims the next task in the same call); call heartbeat_task during long work, before the lease runs out (its progress says where the work is). " +
+        "While you hold a task, say what its run does (a tool called, a model's answer, why it gave up) with append_task_log: whoever looks into the task reads it with read_task_log. " +
         "Any tool call keeps this agent alive: with none for the server's agentOfflineMs (90 s by default) it is seen offline and its tasks go back to the queue. " +
         "Register what you can do with register_agent (tasks that require a capability go only to agents offering it); give back a task you cannot do with release_task (no attempt is charged). " +
         "Hand work to other agents with enqueue_task, and wait for its result with wait_for_task (for several tasks' results, wait_for_tasks). " +
@@ -365,6 +368,76 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
     "get_task",
     { annotations: { readOnlyHint: true }, description: "A task by id: status, payload, result, attempts, lease, error history.", inputSchema: strictArgs({ taskId: taskIdInput.shape.taskId }) },
     (args, extra) => answerCall(extra, (api) => api.tasks.get(args)),
+  );
+  // Runs' logs (tasks.appendLog, tasks.log): the agent holding a task says what its run did, and
+  // anyone who may read reads it, a page at a time or following it as it grows (read_task_log
+  // with waitMs: at most MCP_MAX_WAIT_MS a call, stopped as any wait is when the host cancels the
+  // call or the session is deleted).
+  /** A line's data: a strict host's null is none (the log would keep it as JSON null, which reads as none anyway). */
+  const logData = (data: unknown): JsonValue | undefined => (data === null || data === undefined ? undefined : (data as JsonValue));
+  const logDataField = anyJson(`Anything structured beside the message (a tool call's arguments, a model's token counts): any JSON, at most ${MAX_LOG_DATA_BYTES} bytes as JSON (${RESERVED_JSON_KEYS})`);
+  registerTool(
+    "append_task_log",
+    {
+      description:
+        "Add lines to the log of a task this agent holds, saying what its run does (what it fetched, which tool it called, what the model answered, why it gave up): whoever looks into the task reads them with read_task_log. " +
+        `Pass the task's id and the leaseToken claim_task answered, and one line (message, with its level and data) or up to ${MAX_LOG_ENTRIES} (entries), in order. ` +
+        "Only the run holding the task's lease writes to its log: once it settled, was cancelled or lost its lease, the call is a tool error with code LEASE_CONFLICT. " +
+        "Returns { taskId, firstLine, lastLine, dropped }: the numbers of the lines written (numbered from 1 per task, across its runs); dropped, how many of its oldest lines the log no longer keeps (the server's maxTaskLogBytes).",
+      inputSchema: strictArgs({
+        ...agentArg,
+        taskId: appendLogInput.shape.taskId,
+        leaseToken: appendLogInput.shape.leaseToken,
+        message: logEntryInput.shape.message.optional().describe("One line to add: what happened, as text (newlines are kept). Give message or entries"),
+        // Optional, not defaulted: given beside entries, it is refused rather than dropped.
+        level: z.enum(LOG_LEVELS).optional().describe("With message: how urgent, debug, info (left out), warn or error"),
+        data: logDataField.describe(`With message: anything structured beside it (a tool call's arguments, a model's token counts): any JSON, at most ${MAX_LOG_DATA_BYTES} bytes as JSON (${RESERVED_JSON_KEYS})`),
+        entries: z
+          .array(strictArgs({ message: logEntryInput.shape.message, level: logEntryInput.shape.level, data: logDataField }))
+          .min(1)
+          .max(MAX_LOG_ENTRIES)
+          .optional()
+          .describe(`Several lines to add at once, in order (1 to ${MAX_LOG_ENTRIES}), each its message, level and data. Give entries or message`),
+        idempotencyKey: appendLogInput.shape.idempotencyKey,
+      }),
+    },
+    (args, extra) =>
+      answerCall(extra, (api) => {
+        const { message, level, data, entries, ...rest } = args;
+        if ((message === undefined) === (entries === undefined)) {
+          throw invalidField(message === undefined ? "message" : "entries", message === undefined ? "give the line to add as message, or several as entries" : "give one line as message or several as entries, not both");
+        }
+        // data's null stays null through the arguments' cleaning (it is any JSON): a strict host's none.
+        if (entries !== undefined && (level !== undefined || logData(data) !== undefined)) throw invalidField(level !== undefined ? "level" : "data", "level and data go with message; each of entries has its own");
+        const lines = entries?.map((entry) => ({ ...entry, data: logData(entry.data) })) ?? [{ message: message!, level: level ?? "info", data: logData(data) }];
+        return api.tasks.appendLog({ ...rest, agentId: agent(args.agentId), entries: lines });
+      }),
+  );
+  registerTool(
+    "read_task_log",
+    {
+      annotations: { readOnlyHint: true },
+      description:
+        "A task's log, oldest first: what its runs wrote with append_task_log, each line with its number (line), time (at), run (attempt), agent, level, message and data. " +
+        "Returns { taskId, status, lines, nextAfter, more, dropped }: for the next page, call again with after set to nextAfter (more true: lines are there now). " +
+        `To follow a run as it goes, pass waitMs (at most ${MCP_MAX_WAIT_MS}): when no line after \`after\` is there yet and the task has not settled, the call waits for one. ` +
+        "Once status is completed, dead_letter or cancelled and more is false, no run adds lines (unless the task is requeued). dropped: how many of its oldest lines the log no longer keeps.",
+      inputSchema: strictArgs({
+        taskId: readLogInput.shape.taskId,
+        after: readLogInput.shape.after,
+        // Fewer than the API's 100 by default: each line may hold 16 KiB of message and as much data.
+        limit: z.number().int().min(1).max(1000).default(50).describe("The most lines answered (50 by default: each may hold 16 KiB of message and as much of data; fewer when they would pass the answer's size)"),
+        attempt: readLogInput.shape.attempt,
+        level: readLogInput.shape.level,
+        waitMs: z
+          .number()
+          .int()
+          .min(0)
+          .optional()
+          .describe(`Follow: when no line after \`after\` is there yet and the task has not settled, wait up to this many ms for one, at most ${MCP_MAX_WAIT_MS} (a longer wait is cut to it); left out or 0, answer at once`),
+      }),
+    },
+    (args, extra) => answerCall(extra, (api) => api.tasks.log({ ...args, waitMs: wait(args.waitMs) })),
   );
   registerTool(
     "wait_for_task",

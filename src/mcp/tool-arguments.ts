@@ -20,12 +20,14 @@ function unwrapped(schema: z.ZodType): z.ZodType {
 
 /**
  * `value` without the null fields `schema` (an object's) would refuse but may leave out, at any
- * depth of nested objects. A field that takes null keeps it (a payload or a result may be JSON
- * null); a required one keeps it too, so its refusal names it; an unknown one is left for the
+ * depth of nested objects and lists of them (append_task_log's entries, whose level and data a
+ * strict host fills in with null). A field that takes null keeps it (a payload or a result may be
+ * JSON null); a required one keeps it too, so its refusal names it; an unknown one is left for the
  * schema to refuse.
  */
 function withoutNulls(schema: z.ZodType, value: unknown): unknown {
   const object = unwrapped(schema);
+  if (object instanceof z.ZodArray && Array.isArray(value)) return value.map((item) => withoutNulls(object.element as z.ZodType, item));
   if (!(object instanceof z.ZodObject) || !isJsonObject(value)) return value;
   const shape = object.shape as Record<string, z.ZodType>;
   // Entries, made an object by fromEntries: a "__proto__" key stays a key (an assignment would set
