@@ -137,10 +137,18 @@ describe("README", () => {
     // The semaphores the lines show and free.
     await api.semaphores.acquire.mutate({ name: "llm-api-key", agentId: "agent-1", limit: 2 });
     await api.semaphores.acquire.mutate({ name: "gpu", agentId: "trainer", limit: 1, leaseMs: 600_000 });
-    const taskFor: Record<string, string> = { get: completed[0]!, wait: completed[0]!, promote: delayed.id, update: pending.id };
+    // A run's log to read: lines by two runs, then its settle (a follow of it ends at once).
+    const logged = await api.tasks.enqueue.mutate({ queue: "logged" });
+    for (const [agentId, level] of [["w1", "warn"], ["w2", "error"]] as const) {
+      const held = await api.tasks.claim.mutate({ agentId, queues: ["logged"], context: false });
+      await api.tasks.appendLog.mutate({ taskId: logged.id, agentId, entries: [{ message: "fetching" }, { message: "the page is gone", level, data: { status: 404 } }] });
+      if (agentId === "w1") await api.tasks.fail.mutate({ taskId: logged.id, agentId, leaseToken: held!.leaseToken, error: "404", retryAfterMs: 0 });
+      else await api.tasks.complete.mutate({ taskId: logged.id, agentId, leaseToken: held!.leaseToken });
+    }
+    const taskFor: Record<string, string> = { get: completed[0]!, wait: completed[0]!, promote: delayed.id, update: pending.id, logs: logged.id };
     const block = blocks("sh").find((b) => b.includes("npx coordination stats"))!;
     const lines = block.split("\n").filter((line) => line.startsWith("npx coordination "));
-    expect(lines.length).toBe(31);
+    expect(lines.length).toBe(32);
     const env = { COORDINATION_URL: t.url };
     try {
       for (const line of lines) {
@@ -200,7 +208,7 @@ describe("README", () => {
     expect(written?.payload).toMatchObject({ key: "deploy/status", version: 1, previousVersion: 0, expiresAt: expect.any(String) });
     expect((await api.events.list.query({ types: ["kv.deleted"], limit: 10 })).map((event) => event.payload)).toEqual([expect.objectContaining({ key: "deploy/status" })]);
     expect((await api.webhooks.list.query()).webhooks).toMatchObject([{ url: "http://127.0.0.1:9/coordination", types: ["task.dead_lettered", "agent.offline"], description: "on-call", enabled: true }]);
-    // Thirty-one processes one after another, each a second or more to start on a loaded machine (99 s seen on two busy cores).
+    // Thirty-two processes one after another, each a second or more to start on a loaded machine (99 s seen on two busy cores).
   }, 600_000);
 
   it("the desktop MCP configuration works as written, started from another directory (node and the checkout's CLI by its path)", async () => {
