@@ -20,6 +20,13 @@ export interface FollowLogOptions {
   waitMs?: number;
   /** Ends the follow: the generator returns (a long-poll under way is aborted). */
   signal?: AbortSignal;
+  /**
+   * Told of each read that got no answer (or a 5xx), before the follow asks again (after a pause
+   * that grows to a second), with how long reads have gone unanswered (ms; 0 at an outage's first
+   * failure): what it throws ends the follow with that error, so a caller can say so once and give
+   * up on an outage that lasts. Left out, the follow asks again for as long as it takes.
+   */
+  onRetry?: (error: unknown, outageMs: number) => void;
 }
 
 const SETTLED: ReadonlySet<string> = new Set(["completed", "dead_letter", "cancelled"]);
@@ -34,14 +41,20 @@ const MIN_ROUND_MS = 250;
  * no answer and 5xx.
  */
 export async function* followLog(api: CoordinationApi, options: FollowLogOptions): AsyncGenerator<LogLine, void, undefined> {
-  const { taskId, attempt, level, signal } = options;
+  const { taskId, attempt, level, signal, onRetry } = options;
   let after = options.after ?? 0;
   const waitMs = options.waitMs ?? 25_000;
+  /** When reads stopped being answered (Date.now() ms); undefined while they are. */
+  let outageSince: number | undefined;
   try {
     for (;;) {
       const sentAt = performance.now();
       const input = { taskId, after, waitMs, ...(attempt === undefined ? {} : { attempt }), ...(level === undefined ? {} : { level }) };
-      const page = await untilAnswered(() => api.tasks.log.query(input, { signal }), signal);
+      const page = await untilAnswered(() => api.tasks.log.query(input, { signal }), signal, (error) => {
+        outageSince ??= Date.now();
+        onRetry?.(error, Date.now() - outageSince);
+      });
+      outageSince = undefined;
       for (const line of page.lines) yield line;
       after = page.nextAfter;
       if (page.more) continue;

@@ -36,11 +36,12 @@ export const OPERATOR_USAGE = [
   "                                    3 if it was dead-lettered or cancelled, 4 if it had not settled in time (or on Ctrl-C)",
   "       coordination tasks wait TASK_ID TASK_ID... [--any] [--timeout DURATION]   (up to 100) until all of them completed (--any:",
   "                                    one), exit 0; 3 as soon as one is dead-lettered or cancelled; 4 if not in time",
-  "       coordination tasks logs TASK_ID [--after N] [--attempt N] [--level L] [--limit N] [--follow]   its runs' log, oldest first:",
-  "                                    a line each: its number, time (UTC), level, agent and run, message (then its data as JSON);",
-  "                                    --after: the lines after line N; --attempt: that run's alone; --level warn: warn and error;",
-  "                                    up to 10,000 lines (--limit: fewer); --follow: then each new line as it comes, until the",
-  "                                    task settles (exit 0) or Ctrl-C; --json: a JSON object a line",
+  "       coordination tasks logs TASK_ID [--after N | --tail N] [--attempt N] [--level L] [--limit N] [--follow]   its runs' log,",
+  "                                    oldest first: a line each: its number, time (UTC), level, agent and run, message (then its",
+  "                                    data as JSON); --after: the lines after line N; --tail: the last N (up to 1,000); --attempt:",
+  "                                    that run's alone; --level warn: warn and error; up to 10,000 lines (--limit: fewer); --follow:",
+  "                                    then each new line as it comes, until the task settles (exit 0) or Ctrl-C; --json: a JSON",
+  "                                    object a line",
   "       coordination tasks cancel TASK_ID [--reason TEXT]       stops it and the tasks waiting on it (the reason: its lastError)",
   "       coordination tasks requeue --all [--queue Q] [--after TIME] [--before TIME]   the dead letters there are when it",
   "                                    starts back to pending, oldest first; only those dead-lettered in [--after, --before) (ISO 8601, or Unix ms)",
@@ -311,7 +312,7 @@ interface Parsed {
   options: Record<string, string | true>;
 }
 
-const VALUE_OPTIONS = new Set(["--url", "--token", "--config", "--queue", "--status", "--agent", "--limit", "--cursor", "--capability", "--health", "--types", "--from", "--after", "--before", "--reason", "--cron", "--timezone", "--every", "--start", "--end", "--max-runs", "--overlap", "--payload", "--priority", "--timeout", "--at", "--delay", "--expires", "--ttl", "--max-run", "--for", "--holder", "--prefix", "--fencing-token", "--description", "--grace", "--if-version", "--attempt", "--level"]);
+const VALUE_OPTIONS = new Set(["--url", "--token", "--config", "--queue", "--status", "--agent", "--limit", "--cursor", "--capability", "--health", "--types", "--from", "--after", "--before", "--reason", "--cron", "--timezone", "--every", "--start", "--end", "--max-runs", "--overlap", "--payload", "--priority", "--timeout", "--at", "--delay", "--expires", "--ttl", "--max-run", "--for", "--holder", "--prefix", "--fencing-token", "--description", "--grace", "--if-version", "--attempt", "--level", "--tail"]);
 /** Options that take no value. */
 const FLAG_OPTIONS = new Set(["--json", "--all", "--any", "--cordoned", "--follow"]);
 
@@ -330,7 +331,7 @@ function commandOptions(words: readonly string[], options: Parsed["options"]): r
   // The bulk form has no TASK_ID: with one, --all is refused as any stray option is.
   if (command === "tasks" && sub === "requeue" && words.length === 2 && options["--all"] === true) return ["--all", "--queue", "--after", "--before"];
   if (command === "tasks" && sub === "cancel" && words.length === 2 && options["--all"] === true) return ["--all", "--queue", "--status", "--after", "--before", "--reason"];
-  if (command === "tasks" && sub === "logs") return ["--after", "--attempt", "--level", "--limit", "--follow"];
+  if (command === "tasks" && sub === "logs") return ["--after", "--tail", "--attempt", "--level", "--limit", "--follow"];
   if (command === "tasks") return sub === "cancel" ? ["--reason"] : sub === "wait" ? ["--timeout", "--any"] : sub === "update" ? ["--priority", "--at", "--delay", "--expires"] : [];
   if (command === "agents") return sub === "cordon" ? ["--reason", "--for"] : sub === undefined ? ["--health", "--capability", "--cordoned"] : [];
   if (command === "schedules") return sub === "set" ? ["--cron", "--timezone", "--every", "--start", "--end", "--max-runs", "--overlap", "--ttl", "--max-run", "--queue", "--payload", "--priority"] : sub === undefined || sub === "list" ? ["--queue"] : [];
@@ -508,6 +509,7 @@ const FLAG_OF_FIELD: Record<string, string> = {
   ttlMs: "--ttl",
   attempt: "--attempt",
   level: "--level",
+  tail: "--tail",
 };
 
 /**
@@ -1479,6 +1481,9 @@ function logLineText(line: LogLine): string {
 async function taskLogs(api: CoordinationClient["api"], taskId: string, options: Parsed["options"], json: boolean, out: Output, stop: AbortSignal | undefined): Promise<number> {
   const follow = options["--follow"] === true;
   if (follow && options["--limit"] !== undefined) throw new OperatorUsageError("tasks logs takes --limit or --follow, not both: a follow shows every line until the task settles");
+  const tail = int(options["--tail"], "--tail");
+  if (tail !== undefined && (options["--after"] !== undefined || options["--limit"] !== undefined)) throw new OperatorUsageError("tasks logs takes --tail alone or --after and --limit: --tail is the last N lines");
+  if (tail !== undefined && (tail < 1 || tail > 1000)) throw new OperatorUsageError("--tail must be from 1 to 1,000");
   const most = int(options["--limit"], "--limit") ?? TASK_LOG_MAX;
   if (most < 1 || most > TASK_LOG_MAX) throw new OperatorUsageError(`--limit must be from 1 to ${TASK_LOG_MAX.toLocaleString("en-US")}`);
   const after = int(options["--after"], "--after") ?? 0;
@@ -1490,7 +1495,15 @@ async function taskLogs(api: CoordinationClient["api"], taskId: string, options:
   const note = (text: string) => (json ? out.stderr(`coordination: ${text}\n`) : out.stdout(`(${text})\n`));
   let shown = 0;
   let next = after;
-  for (let first = true; ; first = false) {
+  if (tail !== undefined) {
+    // The last lines, then (with --follow) those that come after them.
+    const page = await api.tasks.log.query({ taskId, tail, ...filters });
+    page.lines.forEach(show);
+    if (page.lines.length === 0 && !json) note(`no lines${attempt === undefined ? "" : ` of run ${attempt}`}${level === undefined ? "" : ` at level ${level} or above`}`);
+    if (!follow) return 0;
+    next = page.nextAfter;
+  }
+  for (let first = true; tail === undefined; first = false) {
     // A follow's own first page says what was dropped and fails fast (a wrong task, --url or
     // token); followLog, which would ask again through any outage, takes over from it.
     const page = await api.tasks.log.query({ taskId, after: next, limit: follow ? 1000 : Math.min(1000, most - shown), ...filters });
@@ -1509,6 +1522,11 @@ async function taskLogs(api: CoordinationClient["api"], taskId: string, options:
       return 0;
     }
   }
-  for await (const line of followLog(api, { taskId, after: next, ...filters, ...(stop === undefined ? {} : { signal: stop }) })) show(line);
+  // A server away (a restart, a dropped connection) is waited through for up to WAIT_OUTAGE_MS, said once, as a wait's is.
+  const onRetry = (error: unknown, outageMs: number) => {
+    if (outageMs === 0) out.stderr(`coordination: ${printable(error instanceof Error ? error.message : String(error))}; asking again for up to ${WAIT_OUTAGE_MS / 1000} s\n`);
+    else if (outageMs >= WAIT_OUTAGE_MS) throw error;
+  };
+  for await (const line of followLog(api, { taskId, after: next, ...filters, onRetry, ...(stop === undefined ? {} : { signal: stop }) })) show(line);
   return 0;
 }

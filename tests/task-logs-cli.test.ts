@@ -82,6 +82,10 @@ describe("a run's log from the command line", () => {
       stdout: `${all[0]}\n${all[1]}\n(more lines after line 2: go on with --after 2)\n`,
       stderr: "",
     });
+    // --tail: the last lines, oldest first (of those the filters keep).
+    expect(await run({ args: ["tasks", "logs", task.id, "--tail", "1"], env })).toMatchObject({ code: 0, stdout: `${all[5]}\n`, stderr: "" });
+    expect(await run({ args: ["tasks", "logs", task.id, "--tail", "2", "--level", "error"], env })).toMatchObject({ code: 0, stdout: [...all.slice(2, 5), ""].join("\n"), stderr: "" });
+    expect(await run({ args: ["tasks", "logs", task.id, "--tail", "2", "--attempt", "1"], env })).toMatchObject({ code: 0, stdout: [...all.slice(1, 5), ""].join("\n"), stderr: "" });
     // None to show: said, with the filters that left them out.
     expect(await run({ args: ["tasks", "logs", task.id, "--attempt", "2", "--level", "error"], env })).toMatchObject({ code: 0, stdout: "(no lines of run 2 at level error or above)\n", stderr: "" });
     expect(await run({ args: ["tasks", "logs", task.id, "--after", "4"], env })).toMatchObject({ code: 0, stdout: "(no lines after line 4)\n", stderr: "" });
@@ -220,7 +224,20 @@ describe("a run's log from the command line", () => {
     await t.api.tasks.complete.mutate({ taskId: task.id, agentId: "agent-1" });
     const exit = await follow.waitForExit(60_000);
     const [line] = (await t.api.tasks.log.query({ taskId: task.id })).lines;
-    expect(exit).toMatchObject({ code: 0, stdout: `     1  ${stamp(line!.at)}  info   agent-1 (run 1)  after the restart\n`, stderr: "" });
+    expect(exit).toMatchObject({ code: 0, stdout: `     1  ${stamp(line!.at)}  info   agent-1 (run 1)  after the restart\n` });
+    // The outage was said once, on stderr (the stop's 503, or a refused connection while none listened).
+    expect(exit.stderr).toMatch(/^coordination: [^\n]+; asking again for up to 60 s\n$/);
+
+    // --tail with --follow: the last lines, then those that come.
+    const next = await claimed(t);
+    await t.api.tasks.appendLog.mutate({ taskId: next.id, agentId: "agent-1", entries: [{ message: "old" }, { message: "recent" }] });
+    const tailing = new CliProcess({ args: ["tasks", "logs", next.id, "--tail", "1", "--follow"], env });
+    await following(t.url, 1);
+    await t.api.tasks.appendLog.mutate({ taskId: next.id, agentId: "agent-1", entries: [{ message: "new" }] });
+    await t.api.tasks.complete.mutate({ taskId: next.id, agentId: "agent-1" });
+    const tailed = await tailing.waitForExit(60_000);
+    const stamps = (await t.api.tasks.log.query({ taskId: next.id })).lines.map((l) => stamp(l.at));
+    expect(tailed).toMatchObject({ code: 0, stdout: `     2  ${stamps[1]}  info   agent-1 (run 1)  recent\n     3  ${stamps[2]}  info   agent-1 (run 1)  new\n`, stderr: "" });
   }, 300_000);
 
   it("a usage error says what is wrong and shows the command's usage, exit 2, before anything is sent", async () => {
@@ -230,12 +247,14 @@ describe("a run's log from the command line", () => {
       [["tasks", "logs"], "tasks logs needs a TASK_ID"],
       [["tasks", "logs", "a", "b"], "tasks logs takes one TASK_ID (got 2)"],
       [["tasks", "logs", "a", "--limit", "5", "--follow"], "tasks logs takes --limit or --follow, not both: a follow shows every line until the task settles"],
+      [["tasks", "logs", "a", "--tail", "5", "--after", "2"], "tasks logs takes --tail alone or --after and --limit: --tail is the last N lines"],
+      [["tasks", "logs", "a", "--tail", "0"], "--tail must be from 1 to 1,000"],
       [["tasks", "logs", "a", "--limit", "0"], "--limit must be from 1 to 10,000"],
       [["tasks", "logs", "a", "--limit", "10001"], "--limit must be from 1 to 10,000"],
       [["tasks", "logs", "a", "--attempt", "first"], "--attempt must be a whole number"],
       [["tasks", "logs", "a", "--after", "-1"], "--after must be a whole number"],
       [["tasks", "logs", "a", "--follow=yes"], '--follow takes no value (got "--follow=yes": leave it out for no)'],
-      [["tasks", "logs", "a", "--timeout", "5m"], "tasks logs does not take --timeout (it takes --after, --attempt, --level, --limit, --follow)"],
+      [["tasks", "logs", "a", "--timeout", "5m"], "tasks logs does not take --timeout (it takes --after, --tail, --attempt, --level, --limit, --follow)"],
       [["tasks", "get", "a", "--follow"], "tasks get does not take --follow (it takes none of its own)"],
     ] as const) {
       const answer = await run({ args: [...args], env });
@@ -244,11 +263,12 @@ describe("a run's log from the command line", () => {
     // The usage shown is the command's own.
     const usage = await run({ args: ["tasks", "logs"], env });
     expect(usage.stderr.split("\n").slice(1)).toEqual([
-      "Usage: coordination tasks logs TASK_ID [--after N] [--attempt N] [--level L] [--limit N] [--follow]   its runs' log, oldest first:",
-      "                                    a line each: its number, time (UTC), level, agent and run, message (then its data as JSON);",
-      "                                    --after: the lines after line N; --attempt: that run's alone; --level warn: warn and error;",
-      "                                    up to 10,000 lines (--limit: fewer); --follow: then each new line as it comes, until the",
-      "                                    task settles (exit 0) or Ctrl-C; --json: a JSON object a line",
+      "Usage: coordination tasks logs TASK_ID [--after N | --tail N] [--attempt N] [--level L] [--limit N] [--follow]   its runs' log,",
+      "                                    oldest first: a line each: its number, time (UTC), level, agent and run, message (then its",
+      "                                    data as JSON); --after: the lines after line N; --tail: the last N (up to 1,000); --attempt:",
+      "                                    that run's alone; --level warn: warn and error; up to 10,000 lines (--limit: fewer); --follow:",
+      "                                    then each new line as it comes, until the task settles (exit 0) or Ctrl-C; --json: a JSON",
+      "                                    object a line",
       "(coordination tasks --help: every command, and the options each takes)",
       "",
     ]);
