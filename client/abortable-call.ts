@@ -13,6 +13,9 @@ export function abortableCallLink(): TRPCLink<AppRouter> {
       observable((observer) => {
         const { signal } = op;
         if (op.type === "subscription" || !signal) return next(op).subscribe(observer);
+        // Declared before fail, which a signal aborted already calls at once (after it, the name was
+        // not yet initialized: a ReferenceError instead of the abort's reason).
+        let subscription: { unsubscribe(): void } | undefined;
         const fail = () => {
           subscription?.unsubscribe();
           observer.error(TRPCClientError.from(signal.reason instanceof Error ? signal.reason : new Error("This operation was aborted", { cause: signal.reason })));
@@ -21,7 +24,6 @@ export function abortableCallLink(): TRPCLink<AppRouter> {
           fail();
           return () => undefined;
         }
-        let subscription: { unsubscribe(): void } | undefined;
         signal.addEventListener("abort", fail, { once: true });
         subscription = next(op).subscribe({
           next: (value) => observer.next(value),

@@ -4,6 +4,7 @@
 // (its expiry is in the database), so the complete that arrives after the restart still counts.
 import { setTimeout as sleep } from "node:timers/promises";
 import { isTRPCClientError } from "@trpc/client";
+import { isClientClosed } from "./closing-link.js";
 import { isUnsendable } from "./serialize-input.js";
 import type { ClaimedTask, CoordinationApi, JsonValue } from "./types.js";
 
@@ -80,7 +81,8 @@ export const isUnknownField = (error: unknown, field: string): boolean =>
 export const isCredentialRefused = (error: unknown): boolean => isTRPCClientError(error) && (error.data?.code === "UNAUTHORIZED" || error.data?.code === "FORBIDDEN");
 /** No answer, a 429 or a 5xx: the request may succeed if sent again. Not an input the client could not even send. */
 export const isTransient = (error: unknown): boolean => {
-  if (isUnsendable(error)) return false;
+  // A closed client's calls fail for good: sent again, they would fail at once, for ever.
+  if (isUnsendable(error) || isClientClosed(error)) return false;
   const status = httpStatus(error);
   // 429: a limit of the moment (a batch past the server's maxBatchCalls, connections): sent
   // again, it may pass; never a reason to give up a result.

@@ -278,4 +278,34 @@ describe("followLog", () => {
       for await (const _ of followLog(api, { taskId: "no-such-task" })) void _;
     }).rejects.toMatchObject({ data: { code: "TASK_NOT_FOUND" } });
   });
+
+  it("tells onRetry how long reads have gone unanswered; what it throws ends the follow", async () => {
+    t = await startTestServer();
+    const { api } = t;
+    const { id } = await api.tasks.enqueue.mutate({ queue: "away" });
+    const outages: number[] = [];
+    const given = new Error("the server stayed away");
+    // A client of its own: the test server's is closed with it, and a closed client's follow ends at once.
+    const client = createCoordinationClient({ url: t.url });
+    const following = (async () => {
+      for await (const _ of followLog(client.api, {
+        taskId: id,
+        waitMs: 60_000,
+        onRetry: (_error, outageMs) => {
+          outages.push(outageMs);
+          if (outages.length === 3) throw given;
+        },
+      }))
+        void _;
+    })();
+    // The follow is parked; the server goes away under it, and stays away.
+    await expect.poll(async () => Number(/^coordination_long_polls_parked\{kind="follow"\} (\d+)$/m.exec(await (await fetch(`${t!.url}/metrics`)).text())?.[1]), { timeout: 15_000 }).toBe(1);
+    await t.stop({ removeFiles: true });
+    t = undefined;
+    await expect(following).rejects.toBe(given);
+    await client.close();
+    expect(outages[0]).toBe(0);
+    expect(outages[1]!).toBeGreaterThanOrEqual(outages[0]!);
+    expect(outages[2]!).toBeGreaterThan(outages[1]!);
+  });
 });

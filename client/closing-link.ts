@@ -1,0 +1,64 @@
+// The client's close() ends the long-polls under way (a claim's wait, a task wait, a key watch, a
+// log follow): the keep-alive pool's close waits for every request in flight, and a long-poll
+// answers only when its wait runs out (the server's maxWaitMs, 30 s by default), so a program
+// that closed its client with one parked waited that long to exit. Other calls are left to finish:
+// a write in flight should get its answer. A long-poll cut short is safe to lose: the server gives
+// back what an unanswered claim or acquire took.
+import { type TRPCLink } from "@trpc/client";
+import { observable } from "@trpc/server/observable";
+import { mayLongPoll } from "./long-polling.js";
+import { inputJson } from "./serialize-input.js";
+import type { AppRouter } from "./types.js";
+
+/** Why a call of a closed client failed: close() gave it up, or it was made after. No resend mends it. */
+export class ClientClosedError extends Error {
+  constructor() {
+    super("the client was closed while this call waited (a long-poll): it was given up");
+    this.name = "ClientClosedError";
+  }
+}
+
+/** Whether `error` (a call's) is its client's close: close() gave a long-poll up, or the pool was closed when it was sent. */
+export function isClientClosed(error: unknown): boolean {
+  for (let cause: unknown = error, depth = 0; cause instanceof Error && depth < 5; cause = cause.cause, depth++) {
+    if (cause instanceof ClientClosedError || ["UND_ERR_CLOSED", "UND_ERR_DESTROYED"].includes(String((cause as { code?: unknown }).code))) return true;
+  }
+  return false;
+}
+
+/** Gives each long-poll a signal that also aborts when `closing` does (placed after serializeInputLink: it reads the serialized input). */
+export function closingLink(closing: AbortSignal): TRPCLink<AppRouter> {
+  return () =>
+    ({ op, next }) =>
+      observable((observer) => {
+        if (op.type === "subscription" || !mayLongPoll(op.path, inputJson(op.input))) return next(op).subscribe(observer);
+        const own = op.signal;
+        const linked = new AbortController();
+        const abort = (from: AbortSignal) => () => linked.abort(from.reason);
+        const onClose = abort(closing);
+        const onOwn = own ? abort(own) : undefined;
+        if (closing.aborted) onClose();
+        else closing.addEventListener("abort", onClose, { once: true });
+        if (own?.aborted) onOwn!();
+        else if (own && onOwn) own.addEventListener("abort", onOwn, { once: true });
+        const detach = () => {
+          closing.removeEventListener("abort", onClose);
+          if (own && onOwn) own.removeEventListener("abort", onOwn);
+        };
+        const subscription = next({ ...op, signal: linked.signal }).subscribe({
+          next: (value) => observer.next(value),
+          error: (error) => {
+            detach();
+            observer.error(error);
+          },
+          complete: () => {
+            detach();
+            observer.complete();
+          },
+        });
+        return () => {
+          detach();
+          subscription.unsubscribe();
+        };
+      });
+}
