@@ -168,6 +168,7 @@ export { runWorker, RetryLater, DeadLetter, type WorkerOptions, type Worker, typ
 export { RunTimeLimitReached } from "./lease-calls.js";
 export { withLock, LockBusy, LockLost, type Lock, type HeldLock, type WithLockOptions } from "./locks.js";
 export { followLog, type FollowLogOptions, type LogLine } from "./follow-log.js";
+export { ClientClosedError, isClientClosed } from "./closing-link.js";
 export { LOG_FLUSH_MS, type LogLevel, type LogOptions } from "./run-log.js";
 export { updateKey, watchKey, KeyContended, KeyWriteUnknown, type KvEntry, type UpdateKeyOptions, type WatchKeyOptions } from "./kv.js";
 export { withPermit, SemaphoreFull, PermitLost, type Permit, type SemaphoreState, type HeldPermit, type WithPermitOptions } from "./semaphores.js";
