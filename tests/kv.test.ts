@@ -4,6 +4,7 @@
 // wait for the key's next change (a watch).
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { TRPCClientError } from "@trpc/client";
+import { refusal } from "./helpers/refusal.js";
 import { createCoordinationClient } from "../client/index.js";
 import { parkedLongPolls } from "./helpers/mcp-http.js";
 import { ADMIN_SECRET, http, startSecureServer, type SecureServer } from "./helpers/secure-server.js";
@@ -24,19 +25,6 @@ afterEach(async () => {
 async function kvEvents(server: TestServer, afterSeq = 0): Promise<Array<[string, Record<string, unknown>]>> {
   const events = await server.api.events.list.query({ afterSeq, types: ["kv.*"], limit: 1000 });
   return events.map((event) => [event.type, event.payload as Record<string, unknown>]);
-}
-
-/** The error code and details of a call that must fail. */
-async function refusal(call: Promise<unknown>): Promise<{ code: unknown; details: unknown; message: string }> {
-  const error = await call.then(
-    () => {
-      throw new Error("the call succeeded");
-    },
-    (e: unknown) => e,
-  );
-  if (!(error instanceof TRPCClientError)) throw error;
-  const data = error.data as { code: unknown; details?: unknown };
-  return { code: data.code, details: data.details, message: error.message };
 }
 
 /** Resolves once the server at `url` has `count` key watches parked. */

@@ -31,6 +31,37 @@ function losingFirstAppend(): typeof fetch {
   };
 }
 
+/** A model's answer of 16,000 characters, the `i`th. */
+const answer = (i: number) => `answer ${i} `.padEnd(16_000, "x");
+
+/**
+ * Runs one task whose handler logs `count` answers at once, checks every line was stored in order
+ * with no error told, and returns the appends' line ranges and the complete, as the log has them.
+ */
+async function loggedInOneRun(server: TestServer, queue: string, count: number): Promise<Array<[number, number] | string>> {
+  const { api } = server;
+  const { id } = await api.tasks.enqueue.mutate({ queue });
+  const errors: unknown[] = [];
+  let stored: boolean[] = [];
+  worker = await runWorker({
+    api,
+    agentId: "logger",
+    queues: [queue],
+    waitMs: 200,
+    onError: (error) => errors.push(error),
+    handler: async (_task, _signal, run) => {
+      stored = await Promise.all(Array.from({ length: count }, (_, i) => run.log(answer(i))));
+      return null;
+    },
+  });
+  expect((await api.tasks.wait.query({ taskId: id, waitMs: 30_000 })).status).toBe("completed");
+  expect(stored).toEqual(Array.from({ length: count }, () => true));
+  expect((await api.tasks.log.query({ taskId: id, limit: 1000 })).lines.map((line) => line.message)).toEqual(Array.from({ length: count }, (_, i) => answer(i)));
+  expect(errors).toEqual([]);
+  const events = await logAndSettle(server);
+  return events.map(([type, payload]) => (type === "task.log" ? [(payload as { firstLine: number }).firstLine, (payload as { lastLine: number }).lastLine] : type));
+}
+
 describe("run.log in runWorker", () => {
   it("lines logged in a tight loop go in appends of at most 100, in order, all stored before the run's complete", async () => {
     t = await startTestServer();
@@ -130,57 +161,15 @@ describe("run.log in runWorker", () => {
   it("lines that together pass the server's maxBodyBytes go in several appends: every one is stored", async () => {
     // The log keeps them all: the body, not the log's bound, is what this is about.
     t = await startTestServer({ maxTaskLogBytes: 4 * 1024 * 1024 });
-    const { api } = t;
-    const { id } = await api.tasks.enqueue.mutate({ queue: "answers" });
-    const errors: unknown[] = [];
-    let stored: boolean[] = [];
     // 80 model answers of 16,000 characters in a second: 1.3 MB, past the default 1 MiB body.
-    const answer = (i: number) => `answer ${i} `.padEnd(16_000, "x");
-    worker = await runWorker({
-      api,
-      agentId: "logger",
-      queues: ["answers"],
-      waitMs: 200,
-      onError: (error) => errors.push(error),
-      handler: async (_task, _signal, run) => {
-        stored = await Promise.all(Array.from({ length: 80 }, (_, i) => run.log(answer(i))));
-        return null;
-      },
-    });
-    expect((await api.tasks.wait.query({ taskId: id, waitMs: 30_000 })).status).toBe("completed");
-    expect(stored).toEqual(Array.from({ length: 80 }, () => true));
-    expect((await api.tasks.log.query({ taskId: id, limit: 1000 })).lines.map((line) => line.message)).toEqual(Array.from({ length: 80 }, (_, i) => answer(i)));
     // 256 KiB an append: 16 lines each, in order, all before the complete.
-    const events = await logAndSettle(t);
-    expect(events.map(([type, payload]) => (type === "task.log" ? [(payload as { firstLine: number }).firstLine, (payload as { lastLine: number }).lastLine] : type))).toEqual([[1, 16], [17, 32], [33, 48], [49, 64], [65, 80], "task.completed"]);
-    expect(errors).toEqual([]);
+    expect(await loggedInOneRun(t, "answers", 80)).toEqual([[1, 16], [17, 32], [33, 48], [49, 64], [65, 80], "task.completed"]);
   });
 
   it("a server whose maxBodyBytes refuses a batch (413) gets it in halves, until each fits: every line is stored, in order", async () => {
     t = await startTestServer({ maxBodyBytes: 65_536 });
-    const { api } = t;
-    const { id } = await api.tasks.enqueue.mutate({ queue: "small-bodies" });
-    const errors: unknown[] = [];
-    let stored: boolean[] = [];
-    const answer = (i: number) => `answer ${i} `.padEnd(16_000, "x");
-    worker = await runWorker({
-      api,
-      agentId: "logger",
-      queues: ["small-bodies"],
-      waitMs: 200,
-      onError: (error) => errors.push(error),
-      handler: async (_task, _signal, run) => {
-        stored = await Promise.all(Array.from({ length: 12 }, (_, i) => run.log(answer(i))));
-        return null;
-      },
-    });
-    expect((await api.tasks.wait.query({ taskId: id, waitMs: 30_000 })).status).toBe("completed");
-    expect(stored).toEqual(Array.from({ length: 12 }, () => true));
-    expect((await api.tasks.log.query({ taskId: id })).lines.map((line) => line.message)).toEqual(Array.from({ length: 12 }, (_, i) => answer(i)));
     // 12 lines (192 KB) refused, 6 refused, then 3 a time (48 KB).
-    const events = await logAndSettle(t);
-    expect(events.map(([type, payload]) => (type === "task.log" ? [(payload as { firstLine: number }).firstLine, (payload as { lastLine: number }).lastLine] : type))).toEqual([[1, 3], [4, 6], [7, 9], [10, 12], "task.completed"]);
-    expect(errors).toEqual([]);
+    expect(await loggedInOneRun(t, "small-bodies", 12)).toEqual([[1, 3], [4, 6], [7, 9], [10, 12], "task.completed"]);
   });
 
   it("a line the server refuses (too large, not JSON, too deep, not valid text) costs that line alone: the others sent with it are stored", async () => {

@@ -3,7 +3,7 @@
 // a page at a time or followed as they come, bounded per task by maxTaskLogBytes, deleted with
 // their task.
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { TRPCClientError } from "@trpc/client";
+import { refusal } from "./helpers/refusal.js";
 import { parkedLongPolls } from "./helpers/mcp-http.js";
 import { LONG_WAIT_MS, promptly, WAKE_ONLY } from "./helpers/task-waits.js";
 import { makeTempDir, rest, startTestServer, withDatabase, type TestServer } from "./helpers/test-server.js";
@@ -15,19 +15,6 @@ afterEach(async () => {
   await t?.stop({ removeFiles: true });
   t = other = undefined;
 });
-
-/** The error code, details and message of a call that must fail. */
-async function refusal(call: Promise<unknown>): Promise<{ code: unknown; details: unknown; message: string }> {
-  const error = await call.then(
-    () => {
-      throw new Error("the call succeeded");
-    },
-    (e: unknown) => e,
-  );
-  if (!(error instanceof TRPCClientError)) throw error;
-  const data = error.data as { code: unknown; details?: unknown };
-  return { code: data.code, details: data.details, message: error.message };
-}
 
 /** A task enqueued in `queue` and claimed by `agentId`. */
 async function claimed(server: TestServer, agentId = "agent-1", queue = "logs") {
