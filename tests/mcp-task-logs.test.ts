@@ -102,6 +102,8 @@ describe("runs' logs through MCP tools", () => {
     });
     expect(await callTool(client, "read_task_log", { taskId: id, level: "warn" })).toMatchObject({ lines: all.slice(2), nextAfter: 4 });
     expect(await callTool(client, "read_task_log", { taskId: id, attempt: 2 })).toMatchObject({ lines: [], nextAfter: 4, more: false });
+    // The end of a long log first: the last lines, nextAfter the log's last.
+    expect(await callTool(client, "read_task_log", { taskId: id, tail: 2 })).toEqual({ taskId: id, status: "claimed", lines: all.slice(2), nextAfter: 4, more: false, dropped: 0 });
     // The task.log events: the lines' numbers, each append once.
     const events = await t.api.events.list.query({ types: ["task.log"], limit: 10 });
     expect(events.map((event) => event.payload)).toEqual([

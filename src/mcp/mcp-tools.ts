@@ -419,12 +419,13 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
       annotations: { readOnlyHint: true },
       description:
         "A task's log, oldest first: what its runs wrote with append_task_log, each line with its number (line), time (at), run (attempt), agent, level, message and data. " +
-        "Returns { taskId, status, lines, nextAfter, more, dropped }: for the next page, call again with after set to nextAfter (more true: lines are there now). " +
+        "Returns { taskId, status, lines, nextAfter, more, dropped }: for the next page, call again with after set to nextAfter (more true: lines are there now). To start at the end of a long log, pass tail (the last that many lines) instead of after. " +
         `To follow a run as it goes, pass waitMs (at most ${MCP_MAX_WAIT_MS}): when no line after \`after\` is there yet and the task has not settled, the call waits for one. ` +
         "Once status is completed, dead_letter or cancelled and more is false, no run adds lines (unless the task is requeued). dropped: how many of its oldest lines the log no longer keeps.",
       inputSchema: strictArgs({
         taskId: readLogInput.shape.taskId,
         after: readLogInput.shape.after,
+        tail: readLogInput.shape.tail,
         // Fewer than the API's 100 by default: each line may hold 16 KiB of message and as much data.
         limit: z.number().int().min(1).max(1000).default(50).describe("The most lines answered (50 by default: each may hold 16 KiB of message and as much of data; fewer when they would pass the answer's size)"),
         attempt: readLogInput.shape.attempt,
