@@ -1,4 +1,11 @@
 /**
+ * How long a long-poll waits, in ms: what it asked for (`asked`; left out, `unnamed`: 0, answer at
+ * once, or maxWaitMs for the waits that wait by default: tasks.wait, a key watch), never past the
+ * server's maxWaitMs.
+ */
+export const longPollMs = (asked: number | undefined, maxWaitMs: number, unnamed = 0): number => Math.min(asked ?? unnamed, maxWaitMs);
+
+/**
  * How long a parked long-poll waits before it looks again by itself, in case a wake-up was missed
  * (waiters are woken by committed events: claim-waiters.ts, poll-waiters.ts). Long, because it is
  * only a safety net: 1,000 parked claims looking every 5 s cost 3% of a core while idle. Scaled

@@ -14,7 +14,7 @@ import { assertJsonDepth, isJsonObject } from "../json-checks.js";
 import { whileMore } from "../db/in-batches.js";
 import { KeyedLock } from "../keyed-lock.js";
 import type { PerKeyLimit } from "../per-key-limit.js";
-import { linkSignals, safetyRelookMs, type SignalFanout } from "../wakeup.js";
+import { linkSignals, longPollMs, safetyRelookMs, type SignalFanout } from "../wakeup.js";
 import type { Position, Reads } from "./event-positions.js";
 import type { CoordinationEvent, PollRequest, PublishRequest, Subscription } from "./event-schemas.js";
 import type { LiveStreamStats } from "./event-stream.js";
@@ -107,7 +107,7 @@ export class EventService {
    * (at-least-once). An agent never heard of gets its mailbox, or [].
    */
   async poll(request: PollRequest, call: ConsumingCall = {}): Promise<CoordinationEvent[]> {
-    const waitMs = Math.min(request.waitMs ?? 0, this.d.config.maxWaitMs);
+    const waitMs = longPollMs(request.waitMs, this.d.config.maxWaitMs);
     if (waitMs <= 0) return (request.ack === "auto" ? await this.take(request, call) : await this.peek(request)).batch;
     const unpark = this.d.parked.acquire(request.agentId);
     const deadline = Date.now() + waitMs;

@@ -8,6 +8,7 @@ import { assertJsonDepth } from "../json-value.js";
 import { expireRunOut } from "../locks/grant-wait.js";
 import { watchUntil, type WatchDeps } from "../watch-until.js";
 import type { DeleteRequest, GetRequest, KvDeleted, KvEntry, KvPage, KvRead, ListRequest, SetRequest } from "./kv-schemas.js";
+import { longPollMs } from "../wakeup.js";
 
 export interface KvServiceDeps extends WatchDeps {
   db: Database;
@@ -52,7 +53,7 @@ export class KvService {
   get(request: GetRequest, parkedAs?: string, call: ConsumingCall = {}): Promise<KvRead> {
     const look = () => this.d.db.read("kv.get", { key: request.key, now: Date.now() });
     const { afterVersion } = request;
-    const waitMs = Math.min(request.waitMs ?? this.d.config.maxWaitMs, this.d.config.maxWaitMs);
+    const waitMs = longPollMs(request.waitMs, this.d.config.maxWaitMs, this.d.config.maxWaitMs);
     if (afterVersion === undefined || waitMs <= 0) return look();
     return watchUntil(this.d, {
       keys: [request.key],

@@ -6,6 +6,7 @@ import type { ConsumingCall } from "../delivery/delivery.js";
 import { leaseLength, renewalLength } from "../config.js";
 import { acquireWaiting, expireRunOut, type GrantWaitDeps } from "./grant-wait.js";
 import type { AcquireRequest, Acquired, ForceReleased, ForceReleaseRequest, ListLocksRequest, Lock, LockPage, Released, ReleaseRequest, RenewRequest } from "./lock-schemas.js";
+import { longPollMs } from "../wakeup.js";
 
 export interface LockServiceDeps extends GrantWaitDeps {
   db: Database;
@@ -23,7 +24,7 @@ export class LockService {
    */
   async acquire(request: AcquireRequest, call: ConsumingCall = {}): Promise<Acquired> {
     const leaseMs = leaseLength(this.d.config, request.leaseMs);
-    const waitMs = Math.min(request.waitMs ?? 0, this.d.config.maxWaitMs);
+    const waitMs = longPollMs(request.waitMs, this.d.config.maxWaitMs);
     const attempt = async (): Promise<Acquired> => {
       const { acquired, lock } = await this.d.db.write("locks.acquire", { name: request.name, agentId: request.agentId, leaseMs, idempotencyKey: request.idempotencyKey });
       // Every answer that hands the grant out counts: only the last one's loss gives it back.

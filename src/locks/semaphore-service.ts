@@ -5,6 +5,7 @@ import type { Database } from "../db/thread/database.js";
 import type { ConsumingCall } from "../delivery/delivery.js";
 import { leaseLength, renewalLength } from "../config.js";
 import { acquireWaiting, expireRunOut, type GrantWaitDeps } from "./grant-wait.js";
+import { longPollMs } from "../wakeup.js";
 import type {
   AcquirePermitRequest,
   ForceReleasePermitsRequest,
@@ -45,7 +46,7 @@ export class SemaphoreService {
     return acquireWaiting(this.d, {
       name: request.name,
       agentId: request.agentId,
-      waitMs: Math.min(request.waitMs ?? 0, config.maxWaitMs),
+      waitMs: longPollMs(request.waitMs, config.maxWaitMs),
       call,
       attempt,
       asItIs: async () => ({ acquired: false, permit: null, semaphore: await this.d.db.read("semaphores.state", { name: request.name, now: Date.now() }) }),

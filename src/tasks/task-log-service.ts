@@ -7,6 +7,7 @@ import { assertJsonDepth } from "../json-value.js";
 import { watchUntil, type WatchDeps } from "../watch-until.js";
 import type { AppendedLog, AppendLogRequest, LogPage, ReadLogRequest } from "./task-log-schemas.js";
 import { SETTLED_STATUSES } from "./task-status.js";
+import { longPollMs } from "../wakeup.js";
 
 export interface TaskLogServiceDeps extends WatchDeps {
   db: Database;
@@ -44,7 +45,7 @@ export class TaskLogService {
    */
   read(request: ReadLogRequest, parkedAs?: string, call: ConsumingCall = {}): Promise<LogPage> {
     const look = () => this.d.db.read("tasks.log", { taskId: request.taskId, after: request.after, tail: request.tail, limit: request.limit, attempt: request.attempt, level: request.level });
-    const waitMs = Math.min(request.waitMs ?? 0, this.d.config.maxWaitMs);
+    const waitMs = longPollMs(request.waitMs, this.d.config.maxWaitMs);
     if (waitMs <= 0) return look();
     return watchUntil(this.d, {
       keys: [request.taskId],

@@ -13,7 +13,7 @@ import { clientGone, refuseIfRevoked, type ConsumingCall } from "../delivery/del
 import { assertJsonDepth } from "../json-value.js";
 import type { PerKeyLimit } from "../per-key-limit.js";
 import { retentionPolicies } from "../retention/retention.js";
-import { linkSignals, safetyRelookMs, type SignalFanout } from "../wakeup.js";
+import { linkSignals, longPollMs, safetyRelookMs, type SignalFanout } from "../wakeup.js";
 import { watchUntil } from "../watch-until.js";
 import type { Availability, ClaimWaiters } from "./claim-waiters.js";
 import type { KeyedWaiters } from "../keyed-waiters.js";
@@ -72,7 +72,7 @@ export class TaskService {
   async claim(request: ClaimRequest, call: ConsumingCall = {}): Promise<ClaimedTask[]> {
     const limit = request.limit ?? 1;
     const leaseMs = leaseLength(this.d.config, request.leaseMs);
-    const waitMs = Math.min(request.waitMs ?? 0, this.d.config.maxWaitMs);
+    const waitMs = longPollMs(request.waitMs, this.d.config.maxWaitMs);
     if (waitMs <= 0) {
       // One look, nothing to wait for: no waiter ticket, no signals to link.
       if (clientGone(call)) {
@@ -482,7 +482,7 @@ export class TaskService {
 
   /** A task wait's length: `waitMs` as asked, left out the server's maxWaitMs, and never past it. */
   private waitLength(waitMs: number | undefined): number {
-    return Math.min(waitMs ?? this.d.config.maxWaitMs, this.d.config.maxWaitMs);
+    return longPollMs(waitMs, this.d.config.maxWaitMs, this.d.config.maxWaitMs);
   }
 
   /**
