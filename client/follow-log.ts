@@ -27,7 +27,16 @@ export interface FollowLogOptions {
    * up on an outage that lasts. Left out, the follow asks again for as long as it takes.
    */
   onRetry?: (error: unknown, outageMs: number) => void;
+  /**
+   * Told when lines after the last one read were dropped (the log keeps maxTaskLogBytes, oldest
+   * lines first out) before the follow read them: `first` to `last` are gone. A writer faster than
+   * its reader loses lines this way; left out, the gap shows only in the lines' numbers.
+   */
+  onDropped?: (first: number, last: number) => void;
 }
+
+/** Lines a read asks for: tasks.log's most, so a follow keeps up with a run that logs fast. */
+const PAGE_LINES = 1000;
 
 const SETTLED: ReadonlySet<string> = new Set(["completed", "dead_letter", "cancelled"]);
 /** The shortest round of a follow: long-polls are not sent closer together than this (a server whose maxWaitMs is 0 answers at once). */
@@ -37,11 +46,11 @@ const MIN_ROUND_MS = 250;
  * The task's log lines, oldest first, each once, as they come; it returns once the task settled
  * and every line was read (a requeued task's new runs are another follow, from the last line's
  * number). Lines the log dropped (maxTaskLogBytes) before they were read are skipped: their
- * numbers are missing. Rejects with TASK_NOT_FOUND, or an error no resend mends; goes on through
+ * numbers are missing, and onDropped is told. Rejects with TASK_NOT_FOUND, or an error no resend mends; goes on through
  * no answer and 5xx.
  */
 export async function* followLog(api: CoordinationApi, options: FollowLogOptions): AsyncGenerator<LogLine, void, undefined> {
-  const { taskId, attempt, level, signal, onRetry } = options;
+  const { taskId, attempt, level, signal, onRetry, onDropped } = options;
   let after = options.after ?? 0;
   const waitMs = options.waitMs ?? 25_000;
   /** When reads stopped being answered (Date.now() ms); undefined while they are. */
@@ -49,12 +58,13 @@ export async function* followLog(api: CoordinationApi, options: FollowLogOptions
   try {
     for (;;) {
       const sentAt = performance.now();
-      const input = { taskId, after, waitMs, ...(attempt === undefined ? {} : { attempt }), ...(level === undefined ? {} : { level }) };
+      const input = { taskId, after, waitMs, limit: PAGE_LINES, ...(attempt === undefined ? {} : { attempt }), ...(level === undefined ? {} : { level }) };
       const page = await untilAnswered(() => api.tasks.log.query(input, { signal }), signal, (error) => {
         outageSince ??= Date.now();
         onRetry?.(error, Date.now() - outageSince);
       });
       outageSince = undefined;
+      if (page.dropped > after) onDropped?.(after + 1, page.dropped);
       for (const line of page.lines) yield line;
       after = page.nextAfter;
       if (page.more) continue;

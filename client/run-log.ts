@@ -45,6 +45,21 @@ export interface LogOptions {
   data?: JsonValue;
 }
 
+/** Characters as the server counts them (code points: an emoji is one, two UTF-16 units), up to one past `most`. */
+function charactersUpTo(text: string, most: number): number {
+  let count = 0;
+  for (const _ of text) if (++count > most) break;
+  return count;
+}
+
+/** Why the server would refuse a line's message or level, before it is sent; undefined: it takes them. */
+function lineProblem(message: unknown, level: string): string | undefined {
+  if (typeof message !== "string" || message.length === 0) return `its message must be text of 1 to ${MAX_MESSAGE} characters (got ${typeof message === "string" ? "an empty one" : typeof message})`;
+  if (charactersUpTo(message, MAX_MESSAGE) > MAX_MESSAGE) return `its message is longer than ${MAX_MESSAGE} characters: split it, or put the rest in data`;
+  if (!LEVELS.has(level)) return `its level must be one of debug, info, warn, error (got ${JSON.stringify(level)})`;
+  return undefined;
+}
+
 /** Clients whose server does not take run logs (older than this client): said once, then lines are not sent. */
 const noRunLogs = new WeakSet<CoordinationApi>();
 
@@ -108,8 +123,9 @@ export class RunLog {
   log(message: string, options: LogOptions = {}): Promise<boolean> {
     const level = options.level ?? "info";
     if (this.over || noRunLogs.has(this.api)) return Promise.resolve(false);
-    if (typeof message !== "string" || message.length === 0 || message.length > MAX_MESSAGE || !LEVELS.has(level)) {
-      this.onError(new Error(`runWorker: a log line of task "${this.run.taskId}" was not sent: its message must be text of 1 to ${MAX_MESSAGE} characters and its level one of debug, info, warn, error`));
+    const problem = lineProblem(message, level);
+    if (problem !== undefined) {
+      this.onError(new Error(`runWorker: a log line of task "${this.run.taskId}" was not sent: ${problem}`));
       return Promise.resolve(false);
     }
     const entry = { message, level, ...(options.data === undefined ? {} : { data: options.data }) };

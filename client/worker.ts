@@ -38,8 +38,9 @@ export interface TaskRun {
    * other agents to read with tasks.log while the run goes on and after. Lines logged within
    * LOG_FLUSH_MS (a second) go in one append (100 lines and 256 KiB at most), in order; the worker
    * sends those still waiting before it settles the run (waiting up to 5 s). Resolves true once the
-   * server stored the line, false when it did not (the lease is over, or the server refused it: onError
-   * says why; a line refused costs that line alone, not the others sent with it). Never rejects, so
+   * server stored the line, false when it did not: the run is over (the handler returned, its lease
+   * ended), or the server refused it (onError says why; a line refused costs that line alone, not
+   * the others sent with it). Never rejects, so
    * it need not be awaited.
    */
   log(message: string, options?: LogOptions): Promise<boolean>;

@@ -1527,6 +1527,8 @@ async function taskLogs(api: CoordinationClient["api"], taskId: string, options:
     if (outageMs === 0) out.stderr(`coordination: ${printable(error instanceof Error ? error.message : String(error))}; asking again for up to ${WAIT_OUTAGE_MS / 1000} s\n`);
     else if (outageMs >= WAIT_OUTAGE_MS) throw error;
   };
-  for await (const line of followLog(api, { taskId, after: next, ...filters, onRetry, ...(stop === undefined ? {} : { signal: stop }) })) show(line);
+  // Lines a fast run's log dropped before the follow read them: said where they would have been.
+  const onDropped = (first: number, last: number) => note(`lines ${first} to ${last} were dropped before they were shown: the log drops its oldest lines past the server's maxTaskLogBytes`);
+  for await (const line of followLog(api, { taskId, after: next, ...filters, onRetry, onDropped, ...(stop === undefined ? {} : { signal: stop }) })) show(line);
   return 0;
 }

@@ -157,7 +157,7 @@ describe("HTTP errors", () => {
     const big = JSON.stringify({ payload: "x".repeat(MAX_BODY) });
     const declared = await send(`${t.url}/tasks`, json(big));
     expect(declared.status).toBe(413);
-    expect(declared.body).toEqual({ code: "PAYLOAD_TOO_LARGE", message: `Request body exceeds ${MAX_BODY} bytes` });
+    expect(declared.body).toEqual({ code: "PAYLOAD_TOO_LARGE", message: `Request body exceeds ${MAX_BODY} bytes (the server's maxBodyBytes, COORDINATION_MAX_BODY_BYTES): send less in one request` });
 
     // No content-length: the size is only known while reading.
     const chunked = await send(`${t.url}/tasks`, {
@@ -173,7 +173,7 @@ describe("HTTP errors", () => {
     expect(trpc.status).toBe(413);
     expect(trpc.body.error.json.data).toMatchObject({ code: "PAYLOAD_TOO_LARGE", httpStatus: 413 });
     // Named as on REST: what the limit is, not only the code.
-    expect(trpc.body.error.json.message).toBe(`Request body exceeds ${MAX_BODY} bytes`);
+    expect(trpc.body.error.json.message).toBe(`Request body exceeds ${MAX_BODY} bytes (the server's maxBodyBytes, COORDINATION_MAX_BODY_BYTES): send less in one request`);
     const trpcChunked = await send(`${t.url}/trpc/tasks.enqueue`, {
       method: "POST",
       headers: { "content-type": "application/json" },

@@ -216,6 +216,35 @@ describe("run.log in runWorker", () => {
   });
 });
 
+describe("run.log's own checks", () => {
+  it("counts a message's characters as the server does (an emoji is one), and says what is wrong with a line it does not send", async () => {
+    t = await startTestServer();
+    const { api } = t;
+    const { id } = await api.tasks.enqueue.mutate({ queue: "checked" });
+    const errors: string[] = [];
+    let sent: boolean[] = [];
+    worker = await runWorker({
+      api,
+      agentId: "logger",
+      queues: ["checked"],
+      waitMs: 200,
+      onError: (error) => errors.push(error instanceof Error ? error.message : String(error)),
+      handler: async (_task, _signal, run) => {
+        sent = await Promise.all([run.log("😀".repeat(16_384)), run.log("x".repeat(16_385)), run.log(""), run.log("ok", { level: "fatal" as "info" })]);
+        return null;
+      },
+    });
+    expect((await api.tasks.wait.query({ taskId: id, waitMs: 30_000 })).status).toBe("completed");
+    expect(sent).toEqual([true, false, false, false]);
+    expect((await api.tasks.log.query({ taskId: id })).lines.map((line) => line.message)).toEqual(["😀".repeat(16_384)]);
+    expect(errors).toEqual([
+      `runWorker: a log line of task "${id}" was not sent: its message is longer than 16384 characters: split it, or put the rest in data`,
+      `runWorker: a log line of task "${id}" was not sent: its message must be text of 1 to 16384 characters (got an empty one)`,
+      `runWorker: a log line of task "${id}" was not sent: its level must be one of debug, info, warn, error (got "fatal")`,
+    ]);
+  });
+});
+
 describe("followLog", () => {
   it("yields a task's lines as they come, each once and in order, and returns once it settled", async () => {
     t = await startTestServer();
@@ -266,6 +295,24 @@ describe("followLog", () => {
     await expect(async () => {
       for await (const _ of followLog(api, { taskId: "no-such-task" })) void _;
     }).rejects.toMatchObject({ data: { code: "TASK_NOT_FOUND" } });
+  });
+
+  it("tells onDropped of the lines the log dropped before it read them", async () => {
+    t = await startTestServer({ maxTaskLogBytes: 65_536 });
+    const { api } = t;
+    const { id } = await api.tasks.enqueue.mutate({ queue: "fast" });
+    const task = await api.tasks.claim.mutate({ agentId: "writer", queues: ["fast"], context: false });
+    // Ten lines of 10,000 characters: six fit, the first four are dropped before any reader came.
+    await api.tasks.appendLog.mutate({ taskId: id, agentId: "writer", leaseToken: task!.leaseToken, entries: Array.from({ length: 10 }, (_, i) => ({ message: `${i + 1}`.padEnd(10_000, ".") })) });
+    const gaps: Array<[number, number]> = [];
+    const stop = new AbortController();
+    const seen: number[] = [];
+    for await (const line of followLog(api, { taskId: id, signal: stop.signal, onDropped: (first, last) => gaps.push([first, last]) })) {
+      seen.push(line.line);
+      if (line.line === 10) stop.abort();
+    }
+    expect(gaps).toEqual([[1, 4]]);
+    expect(seen).toEqual([5, 6, 7, 8, 9, 10]);
   });
 
   it("tells onRetry how long reads have gone unanswered; what it throws ends the follow", async () => {

@@ -258,6 +258,8 @@ describe("a run's log", () => {
       ["level=fatal", 'level: must be one of "debug", "info", "warn", "error"'],
       ["waitMs=-5", "waitMs: must be at least 0"],
       ["tail=0", "tail: must be at least 1"],
+      ["after=1", "after: is past the log's last line (0): lines after 1 are lines that do not exist yet, and the ones before them would be skipped; read from 0, or from a nextAfter"],
+      ["after=1&waitMs=60000", "after: is past the log's last line (0): lines after 1 are lines that do not exist yet, and the ones before them would be skipped; read from 0, or from a nextAfter"],
       ["tail=5&after=2", "tail: give after or tail, not both: tail reads the last lines, after those that follow a line"],
     ];
     for (const [query, message] of queries) {

@@ -201,7 +201,7 @@ export function createMcpEndpoint(services: Services) {
       if (read.kind === "gone") return;
       if (read.kind === "too-large") {
         res.setHeader("connection", "close");
-        return jsonRpcError(res, 413, `Request body exceeds ${config.maxBodyBytes} bytes`);
+        return jsonRpcError(res, 413, `Request body exceeds ${config.maxBodyBytes} bytes (the server's maxBodyBytes, COORDINATION_MAX_BODY_BYTES): send less in one request`);
       }
       if (read.kind === "not-utf8") return sendJson(res, 400, { jsonrpc: "2.0", error: { code: -32700, message: `Parse error: ${NOT_UTF8}` }, id: null });
       try {

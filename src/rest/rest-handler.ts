@@ -61,7 +61,7 @@ export function createRestHandler(services: Services, log: Logger) {
       if (body === "too-large") {
         // Closed after the answer: the rest of an oversized body is never read.
         res.setHeader("connection", "close");
-        return sendJson(res, 413, { code: "PAYLOAD_TOO_LARGE", message: `Request body exceeds ${services.config.maxBodyBytes} bytes` });
+        return sendJson(res, 413, { code: "PAYLOAD_TOO_LARGE", message: `Request body exceeds ${services.config.maxBodyBytes} bytes (the server's maxBodyBytes, COORDINATION_MAX_BODY_BYTES): send less in one request` });
       }
       assertQueryEncoding(url.search);
       const input = buildInput(route, decodeParams(match.params), url.searchParams, body);

@@ -4,7 +4,7 @@
 // that lost its lease never writes into the next run's lines.
 import { jsonTextBytes, utf8Bytes, withinBudget } from "../db/answer-budget.js";
 import type { WriteContext } from "../db/writer.js";
-import { CoordinationError, notFound } from "../errors.js";
+import { CoordinationError, invalidField, notFound } from "../errors.js";
 import type { EventStore } from "../events/event-store.js";
 import type { JsonValue } from "../json-types.js";
 import { LOG_LEVELS, type AppendedLog, type LogEntry, type LogLevel, type LogLine, type LogPage } from "./task-log-schemas.js";
@@ -165,6 +165,11 @@ export function taskLogQueries(d: { tasks: TaskStore; logs: TaskLogStore; maxRes
         })();
         const lines = withinBudget(page, weigh, budget).rows.reverse().map(toLine);
         return { taskId: request.taskId, status: task.status, lines, nextAfter: head.lastLine, more: false, dropped: head.firstKept - 1 };
+      }
+      // Lines are numbered on from the last, never again: a reader past it (an off-by-some mistake)
+      // would wait for lines it then skips, and is told so rather than left waiting.
+      if (request.after > head.lastLine) {
+        throw invalidField("after", `is past the log's last line (${head.lastLine}): lines after ${request.after} are lines that do not exist yet, and the ones before them would be skipped; read from 0, or from a nextAfter`, { lastLine: head.lastLine });
       }
       const from = Math.max(request.after, head.firstKept - 1);
       const upTo = filtered ? Math.min(head.lastLine, from + SCANNED_LINES) : head.lastLine;

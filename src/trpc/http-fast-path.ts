@@ -185,7 +185,7 @@ export function createTrpcFastPath(options: FastPathOptions) {
     const tooLarge = () => {
       // The body is never read: the connection cannot carry another request after it.
       res.setHeader("connection", "close");
-      return refuseAll(res, line, new TRPCError({ code: "PAYLOAD_TOO_LARGE", message: `Request body exceeds ${options.maxBodyBytes} bytes` }));
+      return refuseAll(res, line, new TRPCError({ code: "PAYLOAD_TOO_LARGE", message: `Request body exceeds ${options.maxBodyBytes} bytes (the server's maxBodyBytes, COORDINATION_MAX_BODY_BYTES): send less in one request` }));
     };
     // Declared too large: refused before a byte is read, naming the limit (tRPC's own 413 says only its code).
     if (req.method === "POST" && Number.isFinite(line.declared) && line.declared > options.maxBodyBytes) return tooLarge();
