@@ -26,39 +26,54 @@ export function isClientClosed(error: unknown): boolean {
   return false;
 }
 
-/** Gives each long-poll a signal that also aborts when `closing` does (placed after serializeInputLink: it reads the serialized input). */
-export function closingLink(closing: AbortSignal): TRPCLink<AppRouter> {
-  return () =>
-    ({ op, next }) =>
-      observable((observer) => {
-        if (op.type === "subscription" || !mayLongPoll(op.path, inputJson(op.input))) return next(op).subscribe(observer);
-        const own = op.signal;
-        const linked = new AbortController();
-        const abort = (from: AbortSignal) => () => linked.abort(from.reason);
-        const onClose = abort(closing);
-        const onOwn = own ? abort(own) : undefined;
-        if (closing.aborted) onClose();
-        else closing.addEventListener("abort", onClose, { once: true });
-        if (own?.aborted) onOwn!();
-        else if (own && onOwn) own.addEventListener("abort", onOwn, { once: true });
-        const detach = () => {
-          closing.removeEventListener("abort", onClose);
-          if (own && onOwn) own.removeEventListener("abort", onOwn);
-        };
-        const subscription = next({ ...op, signal: linked.signal }).subscribe({
-          next: (value) => observer.next(value),
-          error: (error) => {
+/**
+ * The long-polls under way, each with a signal of its own that close() aborts (and that also
+ * aborts with the call's own signal). Kept in a set, not as listeners of one shared signal: a
+ * program parking dozens of long-polls at once got a MaxListenersExceededWarning.
+ */
+export class LongPolls {
+  private readonly open = new Set<AbortController>();
+  private closed: ClientClosedError | undefined;
+
+  /** Gives each long-poll its signal (placed after serializeInputLink: it reads the serialized input). */
+  link(): TRPCLink<AppRouter> {
+    return () =>
+      ({ op, next }) =>
+        observable((observer) => {
+          if (op.type === "subscription" || !mayLongPoll(op.path, inputJson(op.input))) return next(op).subscribe(observer);
+          const own = op.signal;
+          const linked = new AbortController();
+          const onOwn = () => linked.abort(own!.reason);
+          if (this.closed !== undefined) linked.abort(this.closed);
+          else this.open.add(linked);
+          if (own?.aborted) onOwn();
+          else own?.addEventListener("abort", onOwn, { once: true });
+          const detach = () => {
+            this.open.delete(linked);
+            own?.removeEventListener("abort", onOwn);
+          };
+          const subscription = next({ ...op, signal: linked.signal }).subscribe({
+            next: (value) => observer.next(value),
+            error: (error) => {
+              detach();
+              observer.error(error);
+            },
+            complete: () => {
+              detach();
+              observer.complete();
+            },
+          });
+          return () => {
             detach();
-            observer.error(error);
-          },
-          complete: () => {
-            detach();
-            observer.complete();
-          },
+            subscription.unsubscribe();
+          };
         });
-        return () => {
-          detach();
-          subscription.unsubscribe();
-        };
-      });
+  }
+
+  /** Gives up every long-poll under way, and any sent from now on (ClientClosedError). */
+  close(): void {
+    this.closed ??= new ClientClosedError();
+    for (const controller of this.open) controller.abort(this.closed);
+    this.open.clear();
+  }
 }

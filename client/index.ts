@@ -5,7 +5,7 @@
 import { createTRPCClient, createWSClient, httpBatchLink, httpLink, splitLink, wsLink } from "@trpc/client";
 import superjson from "superjson";
 import { abortableCallLink } from "./abortable-call.js";
-import { ClientClosedError, closingLink } from "./closing-link.js";
+import { LongPolls } from "./closing-link.js";
 import { callTimeoutLink } from "./call-timeout.js";
 import { encodedBytesUpTo } from "./encoded-size.js";
 import { failoverFetch, returnToPreferred, ServerList } from "./failover.js";
@@ -134,14 +134,14 @@ export function createCoordinationClient(options: CoordinationClientOptions): Co
   // Each batched call's input stays under its share of the body, with room for the envelope.
   const batchShare = Math.floor(((options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES) * 0.9) / MAX_BATCH_ITEMS);
   const callTimeoutMs = options.callTimeoutMs ?? (servers.bases.length > 1 ? DEFAULT_CALL_TIMEOUT_MS : undefined);
-  // Aborted by close(): ends the long-polls under way (closing-link.ts).
-  const closing = new AbortController();
+  // close() ends the long-polls under way (closing-link.ts).
+  const longPolls = new LongPolls();
   const api = createTRPCClient<AppRouter>({
     links: [
       streamStartLink(),
       ...(callTimeoutMs === undefined ? [] : [callTimeoutLink(servers, callTimeoutMs)]),
       serializeInputLink(),
-      closingLink(closing.signal),
+      longPolls.link(),
       abortableCallLink(),
       splitLink({
         condition: (op) => op.type === "subscription",
@@ -158,7 +158,7 @@ export function createCoordinationClient(options: CoordinationClientOptions): Co
     api,
     close: async () => {
       returning.stop();
-      closing.abort(new ClientClosedError());
+      longPolls.close();
       await Promise.all([wsClient.close(), pool?.close()]);
     },
   };
