@@ -155,15 +155,8 @@ export function taskLogQueries(d: { tasks: TaskStore; logs: TaskLogStore; maxRes
       const filtered = request.attempt !== undefined || levels !== undefined;
       if (request.tail !== undefined) {
         // The newest first, as many as asked and fit (the budget leaves the oldest of them out), answered oldest first.
-        const newest = d.logs.lines(task.seq, filtered ? Math.max(0, head.lastLine - SCANNED_LINES) : 0, head.lastLine, { attempt: request.attempt, levels }, true);
-        const page = (function* () {
-          let taken = 0;
-          for (const row of newest) {
-            yield row;
-            if (++taken >= request.tail!) return;
-          }
-        })();
-        const lines = withinBudget(page, weigh, budget).rows.reverse().map(toLine);
+        const newest = d.logs.lines(task.seq, filtered ? Math.max(0, head.lastLine - SCANNED_LINES) : 0, head.lastLine, request.tail, { attempt: request.attempt, levels }, true);
+        const lines = withinBudget(newest, weigh, budget).rows.reverse().map(toLine);
         return { taskId: request.taskId, status: task.status, lines, nextAfter: head.lastLine, more: false, dropped: head.firstKept - 1 };
       }
       // Lines are numbered on from the last, never again: a reader past it (an off-by-some mistake)
@@ -173,16 +166,9 @@ export function taskLogQueries(d: { tasks: TaskStore; logs: TaskLogStore; maxRes
       }
       const from = Math.max(request.after, head.firstKept - 1);
       const upTo = filtered ? Math.min(head.lastLine, from + SCANNED_LINES) : head.lastLine;
-      const rows = d.logs.lines(task.seq, request.after, upTo, { attempt: request.attempt, levels });
       // One more than the page: whether lines follow it.
-      const page = (function* () {
-        let taken = 0;
-        for (const row of rows) {
-          yield row;
-          if (++taken > request.limit) return;
-        }
-      })();
-      const fit = withinBudget(page, weigh, budget);
+      const rows = d.logs.lines(task.seq, request.after, upTo, request.limit + 1, { attempt: request.attempt, levels });
+      const fit = withinBudget(rows, weigh, budget);
       const cut = fit.truncated || fit.rows.length > request.limit;
       const lines = fit.rows.slice(0, request.limit).map(toLine);
       // A page that read to upTo looked at every line up to it: the next read starts after it.

@@ -80,11 +80,11 @@ export class TaskLogStore {
   }
 
   /**
-   * `taskSeq`'s lines after `after` up to line `upTo`, oldest first (`newestFirst`: from `upTo`
-   * back), of run `attempt` and at `levels` when given, read lazily: the caller stops at its page
-   * and budget.
+   * Up to `limit` of `taskSeq`'s lines after `after` up to line `upTo`, oldest first
+   * (`newestFirst`: from `upTo` back), of run `attempt` and at `levels` when given, read lazily:
+   * the caller stops at its answer's budget.
    */
-  lines(taskSeq: number, after: number, upTo: number, filter: { attempt?: number | undefined; levels?: readonly LogLevel[] | undefined }, newestFirst = false): IterableIterator<LogLineRow> {
+  lines(taskSeq: number, after: number, upTo: number, limit: number, filter: { attempt?: number | undefined; levels?: readonly LogLevel[] | undefined }, newestFirst = false): IterableIterator<LogLineRow> {
     const params: Array<string | number> = [taskSeq, after, upTo];
     let where = "";
     if (filter.attempt !== undefined) {
@@ -95,7 +95,10 @@ export class TaskLogStore {
       where += ` AND level IN (${filter.levels.map(() => "?").join(", ")})`;
       params.push(...filter.levels);
     }
-    return this.st.get<Array<string | number>, LogLineRow>(`SELECT ${COLUMNS} FROM task_logs WHERE taskSeq = ? AND line > ? AND line <= ?${where} ORDER BY line${newestFirst ? " DESC" : ""}`).iterate(...params);
+    params.push(limit);
+    return this.st
+      .get<Array<string | number>, LogLineRow>(`SELECT ${COLUMNS} FROM task_logs WHERE taskSeq = ? AND line > ? AND line <= ?${where} ORDER BY line${newestFirst ? " DESC" : ""} LIMIT CAST(? AS INTEGER)`)
+      .iterate(...params);
   }
 
   /**
@@ -108,11 +111,11 @@ export class TaskLogStore {
   forget(taskSeqs: readonly number[], maxLines: number): number {
     let lines = 0;
     for (const [i, seq] of taskSeqs.entries()) {
-      const head = this.st.get<[number], LogHead>(`SELECT lastLine, firstKept, keptBytes FROM task_log_heads WHERE taskSeq = ?`).get(seq);
-      // Kept lines run without a gap from firstKept to lastLine: only the oldest are ever deleted.
-      const kept = head === undefined ? 0 : Number(head.lastLine) - Number(head.firstKept) + 1;
+      const head = this.head(seq);
+      // Kept lines run without a gap from firstKept to lastLine: only the oldest are ever deleted (a task with none: EMPTY_LOG, 0).
+      const kept = Number(head.lastLine) - Number(head.firstKept) + 1;
       if (lines + kept > maxLines) {
-        if (i === 0) this.dropOldest(seq, head!, maxLines);
+        if (i === 0) this.dropOldest(seq, head, maxLines);
         return i;
       }
       lines += kept;
