@@ -1,8 +1,7 @@
 // Reading a run's log as it grows: followLog yields a task's lines in order, a long-poll at a time
 // (tasks.log with waitMs), through restarts and dropped connections, until the task settles and
 // its last line was read.
-import { setTimeout as sleep } from "node:timers/promises";
-import { untilAnswered } from "./lease-calls.js";
+import { paceRound, untilAnswered } from "./lease-calls.js";
 import type { CoordinationApi, RouterInputs, RouterOutputs } from "./types.js";
 
 /** A line of a run's log, as tasks.log answers it. */
@@ -39,8 +38,6 @@ export interface FollowLogOptions {
 const PAGE_LINES = 1000;
 
 const SETTLED: ReadonlySet<string> = new Set(["completed", "dead_letter", "cancelled"]);
-/** The shortest round of a follow: long-polls are not sent closer together than this (a server whose maxWaitMs is 0 answers at once). */
-const MIN_ROUND_MS = 250;
 
 /**
  * The task's log lines, oldest first, each once, as they come; it returns once the task settled
@@ -69,10 +66,7 @@ export async function* followLog(api: CoordinationApi, options: FollowLogOptions
       after = page.nextAfter;
       if (page.more) continue;
       if (SETTLED.has(page.status)) return;
-      if (page.lines.length === 0) {
-        const pause = sentAt + MIN_ROUND_MS - performance.now();
-        if (pause > 0) await sleep(pause, undefined, { signal });
-      }
+      if (page.lines.length === 0) await paceRound(sentAt, signal);
     }
   } catch (error) {
     // Stopped by the caller: the follow ends, as iterating stops.

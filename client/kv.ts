@@ -5,9 +5,8 @@
 // own, so one sent again after its answer was lost finds its own write on the server, unless
 // another write came after it (then its outcome is unknown, and updateKey says so rather than guess).
 import { randomUUID } from "node:crypto";
-import { setTimeout as sleep } from "node:timers/promises";
 import { isTRPCClientError } from "@trpc/client";
-import { httpStatus, untilAnswered } from "./lease-calls.js";
+import { httpStatus, paceRound, untilAnswered } from "./lease-calls.js";
 import type { CoordinationApi, JsonValue, RouterOutputs } from "./types.js";
 
 /** A key as the server answers it (kv.set, and kv.get's entry). */
@@ -128,9 +127,6 @@ export interface WatchKeyOptions {
   signal?: AbortSignal;
 }
 
-/** The shortest round of a watch: long-polls are not sent closer together than this (a server whose maxWaitMs is 0 answers at once). */
-const MIN_ROUND_MS = 250;
-
 /**
  * The key's states, each new one as it comes (null: absent), until `options.signal` aborts or the
  * caller stops iterating. States that came and went between two long-polls are not seen: a watch
@@ -146,8 +142,7 @@ export async function* watchKey(api: CoordinationApi, options: WatchKeyOptions):
       const { entry } = await untilAnswered(() => api.kv.get.query(input, { signal }), signal);
       const version = entry?.version ?? 0;
       if (version === seen) {
-        const pause = sentAt + MIN_ROUND_MS - performance.now();
-        if (pause > 0) await sleep(pause, undefined, { signal });
+        await paceRound(sentAt, signal);
         continue;
       }
       seen = version;

@@ -24,9 +24,9 @@ export type SettleOutcome = { kind: "settled" } | { kind: "lost"; error: unknown
 
 /** Lease renewals never come faster than this, whatever the server granted. */
 const MIN_RENEW_MS = 20;
-/** Retries of a failed renewal or settle start at this delay and double up to RETRY_MAX_MS. */
-const RETRY_START_MS = 100;
-const RETRY_MAX_MS = 1000;
+/** Retries of a failed renewal or settle (and of a run's log append) start at this delay and double up to RETRY_MAX_MS. */
+export const RETRY_START_MS = 100;
+export const RETRY_MAX_MS = 1000;
 /** The least time a renewal or settle is given to answer, however close the lease's end. */
 const CALL_MIN_MS = 5000;
 /** How long a settle call already sent may still answer once its lease is known to be over (end()). */
@@ -119,6 +119,15 @@ export async function untilAnswered<T>(call: () => Promise<T>, signal: AbortSign
       retryMs = Math.min(retryMs * 2, RETRY_MAX_MS);
     }
   }
+}
+
+/** The shortest round of a watch or a follow: long-polls are not sent closer together than this (a server whose maxWaitMs is 0 answers at once). */
+const MIN_ROUND_MS = 250;
+
+/** Waits out what is left of a long-poll round sent at `sentAt` (performance.now() ms) that brought nothing new: MIN_ROUND_MS in all. */
+export async function paceRound(sentAt: number, signal: AbortSignal | undefined): Promise<void> {
+  const pause = sentAt + MIN_ROUND_MS - performance.now();
+  if (pause > 0) await sleep(pause, undefined, { signal });
 }
 
 /**

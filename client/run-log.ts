@@ -9,7 +9,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { isTRPCClientError } from "@trpc/client";
 import superjson from "superjson";
 import { encodedBytesUpTo } from "./encoded-size.js";
-import { httpStatus, isLeaseGone, isTransient, isUnknownProcedure } from "./lease-calls.js";
+import { httpStatus, isLeaseGone, isTransient, isUnknownProcedure, RETRY_MAX_MS, RETRY_START_MS } from "./lease-calls.js";
 import { isUnsendable } from "./serialize-input.js";
 import type { CoordinationApi, JsonValue } from "./types.js";
 
@@ -28,9 +28,6 @@ const MAX_BATCH = 100;
 const MAX_BATCH_BYTES = 256 * 1024;
 /** The longest message the server takes, in characters. */
 const MAX_MESSAGE = 16_384;
-/** Retries of an append with no answer (or a 429, a 5xx) start at this delay and double up to RETRY_MAX_MS. */
-const RETRY_START_MS = 100;
-const RETRY_MAX_MS = 1000;
 /** How long close() waits for the lines still to go, at most (ms): a server that stays away does not hold the settle up longer. */
 export const LOG_CLOSE_MS = 5000;
 
