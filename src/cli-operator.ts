@@ -161,6 +161,9 @@ function pause(ms: number, stop: AbortSignal | undefined): Promise<void> {
 /** The HTTP status the server answered a call with; undefined when no answer came (refused, reset, timed out). */
 const answeredStatus = (error: unknown): number | undefined => (isTRPCClientError(error) ? error.data?.httpStatus : undefined);
 
+/** What a wait or a follow says, once, when the server stops answering (a restart, a dropped connection). */
+const askingAgain = (error: unknown): string => `coordination: ${printable(error instanceof Error ? error.message : String(error))}; asking again for up to ${WAIT_OUTAGE_MS / 1000} s\n`;
+
 /**
  * What `ask` answers once `settled` holds for it, after `timeoutMs` at most (undefined: however
  * long it takes), or when `stop` aborts (Ctrl-C): long-polls (tasks.wait, tasks.waitMany) one
@@ -198,7 +201,7 @@ async function waitInRounds<T>(
       if (!reached || (status !== undefined && status !== 503)) throw error;
       if (outageSince === undefined) {
         outageSince = Date.now();
-        note(`coordination: ${printable(error instanceof Error ? error.message : String(error))}; asking again for up to ${WAIT_OUTAGE_MS / 1000} s\n`);
+        note(askingAgain(error));
       }
       // Out of time: the answer last seen (exit 4), not the outage, is the answer.
       if (Date.now() >= deadline && answer !== undefined) return answer;
@@ -1493,38 +1496,40 @@ async function taskLogs(api: CoordinationClient["api"], taskId: string, options:
   const filters = { ...(attempt === undefined ? {} : { attempt }), ...(level === undefined ? {} : { level }) };
   const show = (line: LogLine) => out.stdout(json ? `${printableJson(line, 0)}\n` : logLineText(line));
   const note = (text: string) => (json ? out.stderr(`coordination: ${text}\n`) : out.stdout(`(${text})\n`));
-  let shown = 0;
+  const noLines = () => note(`no lines${after > 0 ? ` after line ${after}` : ""}${attempt === undefined ? "" : ` of run ${attempt}`}${level === undefined ? "" : ` at level ${level} or above`}`);
   let next = after;
   if (tail !== undefined) {
     // The last lines, then (with --follow) those that come after them.
     const page = await api.tasks.log.query({ taskId, tail, ...filters });
     page.lines.forEach(show);
-    if (page.lines.length === 0 && !json) note(`no lines${attempt === undefined ? "" : ` of run ${attempt}`}${level === undefined ? "" : ` at level ${level} or above`}`);
+    if (page.lines.length === 0 && !json) noLines();
     if (!follow) return 0;
     next = page.nextAfter;
-  }
-  for (let first = true; tail === undefined; first = false) {
-    // A follow's own first page says what was dropped and fails fast (a wrong task, --url or
-    // token); followLog, which would ask again through any outage, takes over from it.
-    const page = await api.tasks.log.query({ taskId, after: next, limit: follow ? 1000 : Math.min(1000, most - shown), ...filters });
-    // Only when lines asked for are among them: with --after past them, nothing shown is missing.
-    if (first && page.dropped > after) note(`lines 1 to ${page.dropped} are no longer kept: the log drops its oldest lines past the server's maxTaskLogBytes`);
-    page.lines.forEach(show);
-    shown += page.lines.length;
-    next = page.nextAfter;
-    if (follow) break;
-    if (!page.more) {
-      if (shown === 0 && !json) note(`no lines${after > 0 ? ` after line ${after}` : ""}${attempt === undefined ? "" : ` of run ${attempt}`}${level === undefined ? "" : ` at level ${level} or above`}`);
-      return 0;
-    }
-    if (shown >= most) {
-      note(`more lines after line ${next}: go on with --after ${next}`);
-      return 0;
+  } else {
+    let shown = 0;
+    for (let first = true; ; first = false) {
+      // A follow's own first page says what was dropped and fails fast (a wrong task, --url or
+      // token); followLog, which would ask again through any outage, takes over from it.
+      const page = await api.tasks.log.query({ taskId, after: next, limit: follow ? 1000 : Math.min(1000, most - shown), ...filters });
+      // Only when lines asked for are among them: with --after past them, nothing shown is missing.
+      if (first && page.dropped > after) note(`lines 1 to ${page.dropped} are no longer kept: the log drops its oldest lines past the server's maxTaskLogBytes`);
+      page.lines.forEach(show);
+      shown += page.lines.length;
+      next = page.nextAfter;
+      if (follow) break;
+      if (!page.more) {
+        if (shown === 0 && !json) noLines();
+        return 0;
+      }
+      if (shown >= most) {
+        note(`more lines after line ${next}: go on with --after ${next}`);
+        return 0;
+      }
     }
   }
   // A server away (a restart, a dropped connection) is waited through for up to WAIT_OUTAGE_MS, said once, as a wait's is.
   const onRetry = (error: unknown, outageMs: number) => {
-    if (outageMs === 0) out.stderr(`coordination: ${printable(error instanceof Error ? error.message : String(error))}; asking again for up to ${WAIT_OUTAGE_MS / 1000} s\n`);
+    if (outageMs === 0) out.stderr(askingAgain(error));
     else if (outageMs >= WAIT_OUTAGE_MS) throw error;
   };
   // Lines a fast run's log dropped before the follow read them: said where they would have been.
