@@ -16,6 +16,7 @@ export const SYSTEM_EVENT_TYPES = [
   "task.ready",
   "task.promoted",
   "task.updated",
+  "task.deduplicated",
   "task.claimed",
   "task.progress",
   "task.log",

@@ -3,7 +3,7 @@
 // (with its run's log).
 import { useEffect, useRef, useState } from "preact/hooks";
 import type { Api } from "./api.js";
-import { backoffText, errorCode, errorText, fitsInAnswer, rateWindowText, runLimitText, webhookStateText } from "./api.js";
+import { backoffText, dedupeText, errorCode, errorText, fitsInAnswer, rateWindowText, runLimitText, webhookStateText } from "./api.js";
 import { age, json, time, usePolling } from "./hooks.js";
 
 type TaskEvent = Awaited<ReturnType<Api["events"]["list"]["query"]>>[number];
@@ -789,6 +789,14 @@ export function TaskPage({ api, onUnauthorized, taskId }: ViewProps & { taskId: 
                   <th>expires</th>
                   <td colSpan={5} data-field="expiresAt">
                     no run starts after {data.task.expiresAt.toLocaleString()}
+                  </td>
+                </tr>
+              )}
+              {data.task.dedupeKey !== null && (
+                <tr>
+                  <th>dedupe</th>
+                  <td colSpan={5} data-field="dedupe">
+                    {dedupeText(data.task, (at) => at.toLocaleString())}
                   </td>
                 </tr>
               )}

@@ -13,6 +13,7 @@ import { parseDuration, rateWindowText, parseRate } from "../client/rate-window.
 import { backoffText, type BackoffShape } from "../client/backoff-text.js";
 import { webhookStateText } from "../client/webhook-state-text.js";
 import { runLimitText } from "../client/run-limit-text.js";
+import { dedupeText } from "../client/dedupe-text.js";
 import { createCoordinationClient, fitsInAnswer, followLog, isTRPCClientError, type CoordinationClient, type LogLine, type RouterInputs, type RouterOutputs } from "../client/index.js";
 import type { JsonValue } from "./json-types.js";
 import { MAX_EVERY_MS, MIN_EVERY_MS } from "./schedules/schedule-schemas.js";
@@ -916,6 +917,8 @@ async function dispatch(words: string[], options: Parsed["options"], json: boole
           ["run at", when(task.runAt)],
           // No run starts after it (absent from a server older than this CLI; null: never).
           ["expires at", (task as { expiresAt?: Date | null }).expiresAt ? when((task as { expiresAt: Date }).expiresAt) : "never"],
+          // Later enqueues answered with it (absent from a server older than this CLI).
+          ["dedupe", dedupeText(task as { dedupeKey?: string | null; duplicates?: number; replacedAt?: Date | null }, when)],
           // A settled task keeps its last holder's name, not a lease.
           ["lease", task.status === "claimed" ? `${task.leaseOwner} (token ${task.leaseToken}, until ${when(task.leaseExpiresAt)})` : "-"],
           ["last holder", task.status !== "claimed" && task.leaseOwner ? `${task.leaseOwner} (token ${task.leaseToken})` : "-"],

@@ -390,12 +390,14 @@ describe("answer bounds: a task's names", () => {
     const owners = await t.api.tasks.list.query({ queue, status: "claimed", limit: 10 });
     expect(owners.items.map((task) => task.leaseOwner)).toEqual(Array(owners.items.length).fill(thief));
   });
-  it("a page of tasks with every time set (an expiry, a lease, a run's deadline, progress) stays within maxResponseBytes over tRPC, where superjson names each time twice", async () => {
+  it("a page of tasks with every time set (an expiry, a lease, a run's deadline, progress, a dedupe's replace) stays within maxResponseBytes over tRPC, where superjson names each time twice", async () => {
     await using t = await startTestServer({ maxResponseBytes: budget, leaseSweepMs: 60_000 });
     await t.api.tasks.enqueueMany.mutate({ tasks: Array.from({ length: 120 }, () => ({ queue: "q", payload: 0, ttlMs: 3_600_000, maxRunMs: 366 * 24 * 3_600_000 })) });
     const leases = [];
     while (leases.length < 120) leases.push(...(await t.api.tasks.claimMany.mutate({ agentId: "a", queues: ["q"], limit: 100, context: false })));
     for (const lease of leases) await t.api.tasks.heartbeat.mutate({ taskId: lease.id, agentId: "a", leaseToken: lease.leaseToken, progress: 1 });
+    // As a dedupe that replaced each one's payload left it (a key of one character: the texts are counted apart).
+    writeDirectly(t, `UPDATE tasks SET dedupeKey = 'k', duplicates = 1000000000, replacedAt = ? WHERE queue = 'q'`, Date.now());
     const input = encodeURIComponent(JSON.stringify({ json: { queue: "q", limit: 500 } }));
     const page = await onWire(t, `/trpc/tasks.list?input=${input}`);
     expect(page.bytes).toBeLessThanOrEqual(budget);

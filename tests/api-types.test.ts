@@ -45,6 +45,9 @@ interface Task {
   expiresAt: Date | null;
   maxRunMs: number | null;
   runDeadlineAt: Date | null;
+  dedupeKey: string | null;
+  duplicates: number;
+  replacedAt: Date | null;
 }
 interface Memory {
   id: string;
@@ -66,6 +69,8 @@ type Flat<T> = { [K in keyof T]: T[K] };
 /** Held by its claimer under a lease with an end: no null to check in a worker's hands. */
 type ClaimedTask = Flat<Omit<Task, "status" | "leaseOwner" | "leaseExpiresAt" | "claimedAt"> & { status: "claimed"; leaseOwner: string; leaseExpiresAt: Date; claimedAt: Date; context: MemoryMatch[] }>;
 type SettledTask = Flat<Task & { settledLease: { agentId: string; leaseToken: number } }>;
+/** An enqueue's answer: whether another enqueue's task (its dedupe key's) answered it. */
+type EnqueuedTask = Flat<Task & { deduplicated: boolean }>;
 interface CoordinationEvent {
   seq: number;
   type: string;
@@ -141,10 +146,11 @@ describe("AppRouter types", () => {
       dependsOn?: string[];
       onDependencyFailure?: "wait" | "cancel";
       idempotencyKey?: string;
+      dedupe?: { key: string; until?: "claimed" | "settled"; replace?: boolean };
     }>();
-    expectTypeOf<Out["tasks"]["enqueue"]>().toEqualTypeOf<Task>();
+    expectTypeOf<Out["tasks"]["enqueue"]>().toEqualTypeOf<EnqueuedTask>();
     expectTypeOf<In["tasks"]["enqueueMany"]["tasks"][number]>().toEqualTypeOf<In["tasks"]["enqueue"]>();
-    expectTypeOf<Out["tasks"]["enqueueMany"]>().toEqualTypeOf<Task[]>();
+    expectTypeOf<Out["tasks"]["enqueueMany"]>().toEqualTypeOf<EnqueuedTask[]>();
     expectTypeOf<In["tasks"]["claim"]>().toEqualTypeOf<ClaimOptions>();
     expectTypeOf<Out["tasks"]["claim"]>().toEqualTypeOf<ClaimedTask | null>();
     expectTypeOf<In["tasks"]["claimNext"]>().toEqualTypeOf<ClaimOptions>();

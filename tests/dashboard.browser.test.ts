@@ -149,6 +149,15 @@ describe.skipIf(!CHROMIUM)("the dashboard in Chromium", () => {
       expect(await page.locator('[data-field="backoff"]').textContent()).toBe("the server's");
       expect(await page.locator('[data-field="expiresAt"]').count()).toBe(0);
       expect(await page.locator('[data-field="maxRunMs"]').count()).toBe(0);
+      expect(await page.locator('[data-field="dedupe"]').count()).toBe(0);
+      // A task that answered a later enqueue of its dedupe key says so, and when one replaced its payload.
+      const debounced = await t.api.tasks.enqueue.mutate({ queue: "docs", payload: { v: 1 }, dedupe: { key: "doc-7", replace: true } });
+      const replacing = await t.api.tasks.enqueue.mutate({ queue: "docs", payload: { v: 2 }, dedupe: { key: "doc-7", replace: true } });
+      await page.goto(`${t.url}/#/task/${debounced.id}`);
+      await page.locator('[data-field="status"]').getByText("pending").waitFor({ timeout: 10_000 });
+      expect(await page.locator('[data-field="dedupe"]').textContent()).toBe(
+        `key "doc-7", 1 later enqueue answered with this task, its payload last replaced at ${await page.evaluate((ms) => new Date(ms).toLocaleString(), replacing.replacedAt!.getTime())}`,
+      );
       // A running task's page follows the progress its holder reports (the page polls).
       const running = await t.api.tasks.enqueue.mutate({ queue: "long", backoff: { type: "fixed", delayMs: 90_000, jitter: 0.25 }, ttlMs: 3_600_000, maxRunMs: 600_000 });
       const lease = (await t.api.tasks.claim.mutate({ agentId: "agent-x", queues: ["long"] }))!;

@@ -264,6 +264,10 @@ describe("README", () => {
     expect(await runExample("verifyWebhook", "webhooks")).toBe("task.dead_lettered reports no data\n");
   });
 
+  it("runs the deduplicated enqueues example as written", async () => {
+    expect(await runExample("reindex:42", "dedupe")).toBe("false true true 2\n1 { text: 'hello' } 2\n");
+  });
+
   it("runs the progress example as written", async () => {
     expect(await runExample("reportProgress", "progress")).toBe("{ step: 'writing', done: 3, of: 3 }\n{ step: 'writing', done: 3, of: 3 } true\n");
   });

@@ -291,6 +291,7 @@ describe("schema drift", () => {
       "tasks_claimed_owner_idx",
       "tasks_dead_letter_idx",
       "tasks_dead_letter_queue_idx",
+      "tasks_dedupe_idx",
       "tasks_delayed_idx",
       "tasks_expiring_idx",
       "tasks_held_due_idx",
@@ -354,11 +355,11 @@ describe("schema drift", () => {
   it("the rows the stores build instead of reading back are exactly what the database stored", () => {
     const st = new Statements(db);
     const tasks = new TaskStore(st);
-    const task = { id: "t1", queue: "q", payload: '{"a":1}', priority: 3, capability: "gpu", targetAgentId: null, maxAttempts: 4, idempotencyKey: "k", idempotencyScope: "agent-7", runAt: 5, dependsOn: null, cancelOnDependencyFailure: 0, backoff: null, scheduleId: null, expiresAt: null, maxRunMs: null, waitingFor: [] };
+    const task = { id: "t1", queue: "q", payload: '{"a":1}', priority: 3, capability: "gpu", targetAgentId: null, maxAttempts: 4, idempotencyKey: "k", idempotencyScope: "agent-7", runAt: 5, dependsOn: null, cancelOnDependencyFailure: 0, backoff: null, scheduleId: null, expiresAt: null, maxRunMs: null, dedupeKey: null, waitingFor: [] };
     const built = tasks.insert(task, 7);
     expect(db.prepare(`SELECT * FROM tasks WHERE seq = ?`).get(built.seq)).toEqual(built);
     // A task waiting for another: its status, dependency list and count as stored.
-    const waiting = tasks.insert({ ...task, id: "t2", idempotencyKey: "k2", dependsOn: '["t1"]', cancelOnDependencyFailure: 1, backoff: '{"type":"fixed","delayMs":5,"maxDelayMs":5,"jitter":0}', expiresAt: 9, maxRunMs: 60_000, waitingFor: [built.seq] }, 8);
+    const waiting = tasks.insert({ ...task, id: "t2", idempotencyKey: "k2", dependsOn: '["t1"]', cancelOnDependencyFailure: 1, backoff: '{"type":"fixed","delayMs":5,"maxDelayMs":5,"jitter":0}', expiresAt: 9, maxRunMs: 60_000, dedupeKey: "reindex:7", waitingFor: [built.seq] }, 8);
     expect(db.prepare(`SELECT * FROM tasks WHERE seq = ?`).get(waiting.seq)).toEqual(waiting);
     expect(Object.keys(db.prepare(`SELECT * FROM tasks WHERE seq = ?`).get(waiting.seq) as object)).toEqual(Object.keys(waiting));
     const memories = new MemoryStore(st);

@@ -70,6 +70,9 @@ describe("system events", () => {
     await api.tasks.promote.mutate({ taskId: (await api.tasks.enqueue.mutate({ queue: "later", delayMs: 3_600_000 })).id });
     // A task given another priority and time.
     await api.tasks.update.mutate({ taskId: (await api.tasks.enqueue.mutate({ queue: "later" })).id, priority: 1, delayMs: 3_600_000 });
+    // An enqueue answered with the task holding its dedupe key, which takes its payload.
+    await api.tasks.enqueue.mutate({ queue: "later", dedupe: { key: "doc" } });
+    await api.tasks.enqueue.mutate({ queue: "later", payload: { v: 2 }, dedupe: { key: "doc", replace: true } });
     await api.schedules.set.mutate({ scheduleId: "nightly", everyMs: 3_600_000, task: { queue: "nightly" } });
     await api.schedules.trigger.mutate({ scheduleId: "nightly" });
     // A task waiting for another: its dependency's complete makes it ready.

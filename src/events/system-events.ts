@@ -20,6 +20,23 @@ export type SystemEventPayloads = {
   "task.promoted": { taskId: string; queue: string; priority: number; capability: string | null; targetAgentId: string | null; runAt: string; previousRunAt: string; promotedBy: string | null };
   /** A task that waits to run (pending or waiting) was given another priority, time to fall due or expiry (tasks.update): the new ones and the previous (expiresAt and previousExpiresAt only when the expiry changed, null for none); waitingFor, as task.enqueued's, while it waits for its dependencies; updatedBy: the credential (a token id; null on an open server or in-process). */
   "task.updated": { taskId: string; queue: string; priority: number; previousPriority: number; capability: string | null; targetAgentId: string | null; runAt: string; previousRunAt: string; waitingFor?: number; expiresAt?: string | null; previousExpiresAt?: string | null; updatedBy: string | null };
+  /** An enqueue naming the task's dedupe key was answered with it instead of adding a task (tasks.enqueue's dedupe): duplicates, how many have been so far; status, the task's then (claimed: asked with until "settled"); replaced, whether it took that enqueue's payload (dedupe.replace), runAt and expiresAt its due time and expiry then (previousRunAt, previousExpiresAt: before; the expiry pair only when it changed, null for none); waitingFor, as task.enqueued's, while it waits for its dependencies. */
+  "task.deduplicated": {
+    taskId: string;
+    queue: string;
+    dedupeKey: string;
+    duplicates: number;
+    status: TaskStatus;
+    replaced: boolean;
+    priority: number;
+    capability: string | null;
+    targetAgentId: string | null;
+    runAt: string;
+    previousRunAt: string;
+    waitingFor?: number;
+    expiresAt?: string | null;
+    previousExpiresAt?: string | null;
+  };
   /** A waiting task's last dependency completed (`after`, in the same write): pending now, due at runAt. */
   "task.ready": { taskId: string; queue: string; priority: number; capability: string | null; targetAgentId: string | null; runAt: string; after: string };
   "task.claimed": {

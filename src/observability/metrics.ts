@@ -50,6 +50,7 @@ const KV_COUNTED: Record<string, string> = { "kv.set": "set", "kv.deleted": "del
 const COUNTED: Record<string, string> = {
   "task.enqueued": "enqueued",
   "task.ready": "ready",
+  "task.deduplicated": "deduplicated",
   "task.claimed": "claimed",
   "task.completed": "completed",
   "task.failed": "failed",

@@ -36,7 +36,7 @@
 import type { CoordinationEvent } from "../events/event-schemas.js";
 import { payloadFields } from "../events/system-events.js";
 
-const AVAILABILITY = new Set(["task.enqueued", "task.ready", "task.promoted", "task.updated", "task.released", "task.requeued", "task.retried"]);
+const AVAILABILITY = new Set(["task.enqueued", "task.ready", "task.promoted", "task.updated", "task.deduplicated", "task.released", "task.requeued", "task.retried"]);
 /** Events that end a lease (a released one is AVAILABILITY too): a slot of a limited queue frees. */
 const LEASE_ENDS = new Set(["task.completed", "task.failed", "task.lease_expired", "task.cancelled", "task.released"]);
 /** Queues whose last lease end is remembered (for claims whose attempt it overlapped); past this many the memory starts again. */
@@ -406,7 +406,10 @@ function availabilityOf(event: CoordinationEvent): Availability | null {
   if (typeof p.queue !== "string" || p.waitingFor !== undefined) return null;
   // A task given another priority only is no more claimable than it was; one whose expiry moved
   // may be again (an expired task not cancelled yet, given a later expiry or none).
-  if (event.type === "task.updated" && p.runAt === p.previousRunAt && p.expiresAt === undefined) return null;
+  // A dedupe answered by a task is no more claimable than it was, unless its due time or expiry moved (dedupe.replace).
+  if ((event.type === "task.updated" || event.type === "task.deduplicated") && p.runAt === p.previousRunAt && p.expiresAt === undefined) return null;
+  // One that runs (dedupe until "settled") is no task to claim.
+  if (event.type === "task.deduplicated" && p.status === "claimed") return null;
   const runAt = typeof p.runAt === "string" ? Date.parse(p.runAt) : undefined;
   return {
     queue: p.queue,

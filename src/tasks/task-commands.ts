@@ -13,10 +13,10 @@ import type { WriteContext } from "../db/writer.js";
 import { CoordinationError, invalidField, notFound } from "../errors.js";
 import type { EventStore } from "../events/event-store.js";
 import { sameJson } from "../json-checks.js";
-import { taskWith, type CancelManyRequest, type CancelManyResult, type CancelRequest, type ClaimRequest, type ScopedEnqueue, type RequeueManyRequest, type RequeueManyResult, type SettledTask, type Task, type UpdateRequest } from "./task-schemas.js";
+import { taskWith, type CancelManyRequest, type CancelManyResult, type CancelRequest, type ClaimRequest, type EnqueuedTask, type ScopedEnqueue, type RequeueManyRequest, type RequeueManyResult, type SettledTask, type Task, type UpdateRequest } from "./task-schemas.js";
 import { claimKeyOf } from "./claim-keys.js";
 import { historyAfterFailure, pastRunDeadline, ranOutOfTime, releasedLease, runDeadline, taskAnswerBytes, taskRowWith, toTask, type ClaimFilter, type RateOutlook, type StoredError, type TaskRow, type TaskStore } from "./task-store.js";
-import { endedText, expiryReason, ownLastFailure, refuseExpiryByDue, rescheduledRunAt, type FailRequest, type SettleRequest, type TaskTransitions } from "./task-transitions.js";
+import { endedText, expiryReason, ownLastFailure, refuseExpiryByDue, rescheduledRunAt, type Enqueued, type FailRequest, type SettleRequest, type TaskTransitions } from "./task-transitions.js";
 import { leaseBounds, offlineShiftMs, type LockWaitGrace } from "./lock-wait-grace.js";
 import { copyWith } from "../copy-with.js";
 import type { JsonValue } from "../json-types.js";
@@ -80,6 +80,9 @@ export interface Leased {
 }
 
 /** The settle answer: the task, and the lease the settle ended (whoever held it). */
+/** An enqueue's answer: the task, and whether it was another enqueue's (its dedupe key's). */
+const enqueuedTask = ({ row, deduplicated }: Enqueued): EnqueuedTask => taskWith(toTask(row), { deduplicated });
+
 const settled = (row: TaskRow, lease: TaskRow = row): SettledTask =>
   taskWith(toTask(row), {
     // A claimed task always has its leaseOwner; completed and dead-lettered ones keep it.
@@ -233,18 +236,18 @@ export function taskCommands(d: TaskCommandDeps) {
   };
 
   return {
-    "tasks.enqueue": (ctx: WriteContext, request: ScopedEnqueue): Task => toTask(t.insertTask(ctx, request)),
+    "tasks.enqueue": (ctx: WriteContext, request: ScopedEnqueue): EnqueuedTask => enqueuedTask(t.insertTask(ctx, request)),
 
     /** All or nothing: one invalid task rolls the whole batch back. */
-    "tasks.enqueueMany": (ctx: WriteContext, requests: ScopedEnqueue[]): Task[] => {
+    "tasks.enqueueMany": (ctx: WriteContext, requests: ScopedEnqueue[]): EnqueuedTask[] => {
       // The tasks this batch inserted ("tasks[i]" by id): a key used twice in it names no stored task.
       const inBatch = new Map<string, string>();
       // Each task's id, in order: a later task's dependsOn may name one as "tasks[i]".
       const ids: string[] = [];
       return requests.map((request, i) => {
-        const row = t.insertTask(ctx, request, `tasks[${i}].payload`, inBatch, ids);
-        ids.push(row.id);
-        return toTask(row);
+        const enqueued = t.insertTask(ctx, request, `tasks[${i}].payload`, inBatch, ids);
+        ids.push(enqueued.row.id);
+        return enqueuedTask(enqueued);
       });
     },
 

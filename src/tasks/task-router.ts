@@ -10,6 +10,7 @@ import {
   completeAndClaimInput,
   completedAndClaimedSchema,
   DEFAULT_STATS_QUEUES,
+  enqueuedTaskSchema,
   enqueueInput,
   enqueueManyInput,
   failInput,
@@ -41,13 +42,13 @@ export const taskRouter = router({
   enqueue: procedure
     .meta({ access: AGENT, rest: { method: "POST", path: "/tasks", tags, summary: "Enqueue a task", errors: ["IDEMPOTENCY_MISMATCH", "TASK_NOT_FOUND", "INVALID_STATE"] } })
     .input(enqueueInput)
-    .output(taskSchema)
+    .output(enqueuedTaskSchema)
     .mutation(({ ctx, input }) => ctx.services.tasks.enqueue(input, keyScopeOf(ctx.caller))),
 
   enqueueMany: procedure
     .meta({ access: AGENT, rest: { method: "POST", path: "/tasks/batch", tags, summary: "Enqueue several tasks atomically", errors: ["IDEMPOTENCY_MISMATCH", "TASK_NOT_FOUND", "INVALID_STATE"] } })
     .input(enqueueManyInput)
-    .output(z.array(taskSchema))
+    .output(z.array(enqueuedTaskSchema))
     .mutation(({ ctx, input }) => ctx.services.tasks.enqueueMany(input.tasks, keyScopeOf(ctx.caller))),
 
   claim: consumingProcedure

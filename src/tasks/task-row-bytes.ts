@@ -27,6 +27,7 @@ const TASK_TEXT_COLUMNS = [
   "leaseOwner",
   "idempotencyKey",
   "scheduleId",
+  "dedupeKey",
 ] as const;
 
 /** A row holding those columns (TaskRow, task-store.ts). */

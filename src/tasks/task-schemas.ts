@@ -107,6 +107,28 @@ export const backoffSchema = z
   .meta({ id: "Backoff" });
 export type Backoff = z.infer<typeof backoffSchema>;
 
+/** How long an enqueue's dedupe.key answers with the task that holds it: while it waits to run, or until it settles. */
+export const DEDUPE_UNTIL = ["claimed", "settled"] as const;
+export const dedupeInput = z
+  .strictObject({
+    key: text(500)
+      .describe("The work this enqueue asks for (\"reindex:repo-42\"): a task of the same queue enqueued with this key that has not started yet is the answer, and no task is added"),
+    until: z
+      .enum(DEDUPE_UNTIL)
+      .default("claimed")
+      .describe(
+        "claimed (the default): a task with the key answers while it waits to run (pending, a retry's backoff, waiting for its dependencies), so work asked for after a run began runs again; settled: while it runs too, so at most one task of the key is under way at a time",
+      ),
+    replace: z
+      .boolean()
+      .default(false)
+      .describe(
+        "true (a debounce): the task found takes this enqueue's payload, and its runAt or delayMs when given (each enqueue pushes it back), and its expiresAt or ttlMs when given; its other fields stay its first enqueue's. Only with until claimed: a run under way cannot take a new payload",
+      ),
+  })
+  .meta({ id: "Dedupe" });
+export type Dedupe = z.output<typeof dedupeInput>;
+
 // Each field's description is its documentation: the OpenAPI document and the MCP tools'
 // schemas carry it to plain HTTP clients and to LLM agents.
 export const enqueueFields = z.strictObject({
@@ -156,7 +178,12 @@ export const enqueueFields = z.strictObject({
   idempotencyKey: text(500)
     .optional()
     .describe(
-      "The same key always answers the same task and never adds a second one, for as long as the task is kept. Sent again with a different queue, payload, priority, capability, targetAgentId, backoff, dependsOn, onDependencyFailure, or a maxAttempts, maxRunMs or expiresAt (or, until the task is first claimed or changed, a runAt) that differs when given, it is a 409 IDEMPOTENCY_MISMATCH. The priority compared is the one it was enqueued with (tasks.update may have changed it since)",
+      "The same key always answers the same task and never adds a second one, for as long as the task is kept. Sent again with a different queue, payload, priority, capability, targetAgentId, backoff, dependsOn, onDependencyFailure, dedupe key, or a maxAttempts, maxRunMs or expiresAt (or, until the task is first claimed or changed, a runAt) that differs when given, it is a 409 IDEMPOTENCY_MISMATCH. The priority compared is the one it was enqueued with (tasks.update may have changed it since); the payload, not once a dedupe.replace replaced it",
+    ),
+  dedupe: dedupeInput
+    .optional()
+    .describe(
+      "Deduplication: { key, until?, replace? }. While a task of this queue enqueued with the same key waits to run (until claimed, the default) or has not settled (until settled), this enqueue adds no task and is answered with that one (deduplicated: true; its duplicates counts such enqueues, each with a task.deduplicated event). Otherwise the task is added, holding the key. The lookup is per queue, whoever enqueued; an idempotencyKey is looked for first",
     ),
 });
 
@@ -181,6 +208,9 @@ export const enqueueInput = enqueueFields
       ctx.addIssue({ code: "custom", path: ["ttlMs"], message: "give expiresAt or ttlMs, not both" });
     }
     if (input.dependsOn) refuseRepeats(input.dependsOn, ctx, ["dependsOn"]);
+    if (input.dedupe?.replace === true && input.dedupe.until === "settled") {
+      ctx.addIssue({ code: "custom", path: ["dedupe", "replace"], message: 'needs until "claimed": a task under way cannot take a new payload' });
+    }
   })
   .transform(({ agentId, targetAgentId, ...rest }) => copyWith(rest, { targetAgentId: targetAgentId ?? agentId }));
 export type EnqueueInput = z.input<typeof enqueueInput>;
@@ -499,6 +529,12 @@ export const taskSchema = z
     maxRunMs: z.number().int().nullable(),
     /** While it is claimed with a run time limit: when the run must end (claimedAt + maxRunMs), past which no heartbeat renews its lease; null otherwise. */
     runDeadlineAt: z.date().nullable(),
+    /** tasks.enqueue's dedupe.key: a later enqueue of its queue naming it, while this task waits to run (with until "settled": or runs), is answered with this task; null: enqueued without one. */
+    dedupeKey: z.string().nullable(),
+    /** How many later enqueues naming its dedupeKey were answered with it instead of adding a task. */
+    duplicates: z.number().int(),
+    /** When such an enqueue last replaced its payload (dedupe.replace); null: never. */
+    replacedAt: z.date().nullable(),
   })
   .meta({ id: "Task" });
 export type Task = z.infer<typeof taskSchema>;
@@ -526,6 +562,14 @@ export const settledTaskSchema = taskSchema
   })
   .meta({ id: "SettledTask" });
 export type SettledTask = z.infer<typeof settledTaskSchema>;
+
+export const enqueuedTaskSchema = taskSchema
+  .extend({
+    /** True: an earlier enqueue's task with the same dedupe.key answered this one, and no task was added (its duplicates counts it). False: this enqueue's own task (added now, or found by its idempotencyKey). */
+    deduplicated: z.boolean(),
+  })
+  .meta({ id: "EnqueuedTask" });
+export type EnqueuedTask = z.infer<typeof enqueuedTaskSchema>;
 
 /** What a claimed task always has: its holder, and a lease with an end. */
 const heldFields = { status: z.literal("claimed"), leaseOwner: z.string(), leaseExpiresAt: z.date(), claimedAt: z.date() };
@@ -572,6 +616,9 @@ export function taskWith<T extends Task, E extends object>(task: T, extra: E): T
     expiresAt: task.expiresAt,
     maxRunMs: task.maxRunMs,
     runDeadlineAt: task.runDeadlineAt,
+    dedupeKey: task.dedupeKey,
+    duplicates: task.duplicates,
+    replacedAt: task.replacedAt,
   };
   // Every field copied from `task`: the narrowing of a held task (status, lease fields) holds for the copy.
   return Object.assign(copy as T, extra);

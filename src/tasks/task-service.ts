@@ -20,7 +20,7 @@ import type { KeyedWaiters } from "../keyed-waiters.js";
 import { SETTLED_STATUSES, untilHolds } from "./task-status.js";
 import type { RecalledContexts } from "../db/thread/recall-relay.js";
 import type { Leased } from "./task-commands.js";
-import { isHeld, taskWith, type CancelManyRequest, type CancelManyResult, type CancelRequest, type ClaimedTask, type ClaimRequest, type CompleteAndClaimRequest, type CompletedAndClaimed, type EnqueueRequest, type ListRequest, type RequeueManyRequest, type RequeueManyResult, type SettledTask, type Task, type TaskStats, type UpdateRequest, type WaitManyRequest, type WaitManyResult, type WaitRequest } from "./task-schemas.js";
+import { isHeld, taskWith, type CancelManyRequest, type CancelManyResult, type CancelRequest, type ClaimedTask, type ClaimRequest, type CompleteAndClaimRequest, type CompletedAndClaimed, type EnqueuedTask, type EnqueueRequest, type ListRequest, type RequeueManyRequest, type RequeueManyResult, type SettledTask, type Task, type TaskStats, type UpdateRequest, type WaitManyRequest, type WaitManyResult, type WaitRequest } from "./task-schemas.js";
 import type { FailRequest, SettleRequest } from "./task-transitions.js";
 import { copyWith } from "../copy-with.js";
 import type { PauseRequest, QueuePause } from "./queue-pause-schemas.js";
@@ -53,13 +53,13 @@ export class TaskService {
   constructor(private readonly d: TaskServiceDeps) {}
 
   /** `keyScope`: whose the idempotencyKey is (keyScopeOf: the agent's id for an agent credential, else ''). */
-  enqueue(request: EnqueueRequest, keyScope = ""): Promise<Task> {
+  enqueue(request: EnqueueRequest, keyScope = ""): Promise<EnqueuedTask> {
     assertJsonDepth("payload", request.payload, this.d.config.maxJsonDepth);
     return this.d.db.write("tasks.enqueue", keyScope === "" ? request : copyWith(request, { idempotencyScope: keyScope }));
   }
 
   /** All or nothing: one invalid task rolls the whole batch back. */
-  enqueueMany(requests: EnqueueRequest[], keyScope = ""): Promise<Task[]> {
+  enqueueMany(requests: EnqueueRequest[], keyScope = ""): Promise<EnqueuedTask[]> {
     requests.forEach((request, i) => assertJsonDepth(`tasks[${i}].payload`, request.payload, this.d.config.maxJsonDepth));
     return this.d.db.write("tasks.enqueueMany", keyScope === "" ? requests : requests.map((request) => copyWith(request, { idempotencyScope: keyScope })));
   }

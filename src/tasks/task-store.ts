@@ -120,6 +120,12 @@ export interface TaskRow {
   enqueuedExpiresAt: number | Date | null;
   /** How long one run may last from its claim (ms): its lease is renewed no further than claimedAt + maxRunMs. Null: no limit. */
   maxRunMs: number | null;
+  /** tasks.enqueue's dedupe.key: later enqueues of its queue naming it are answered with this task while it has not started (or settled); null: none. */
+  dedupeKey: string | null;
+  /** How many later enqueues naming its dedupeKey were answered with it instead of adding a task. */
+  duplicates: number;
+  /** When such an enqueue last replaced its payload (dedupe.replace); null: never. */
+  replacedAt: number | Date | null;
 }
 
 /** The releasedBy of a lease given back by its holder: a release of it sent again finds it. */
@@ -188,6 +194,9 @@ export const toTask = (row: TaskRow): Task => ({
   expiresAt: toDateOrNull(row.expiresAt),
   maxRunMs: row.maxRunMs,
   runDeadlineAt: row.status === "claimed" ? toDateOrNull(runDeadline(row)) : null,
+  dedupeKey: row.dedupeKey,
+  duplicates: row.duplicates,
+  replacedAt: toDateOrNull(row.replacedAt),
 });
 
 /** When the current run of `row` must end (Unix ms: claimedAt + maxRunMs); null without a limit or a run. */
@@ -261,6 +270,9 @@ export function taskRowWith(row: TaskRow, changes: Partial<TaskRow>): TaskRow {
     expiresAt: row.expiresAt,
     enqueuedExpiresAt: row.enqueuedExpiresAt,
     maxRunMs: row.maxRunMs,
+    dedupeKey: row.dedupeKey,
+    duplicates: row.duplicates,
+    replacedAt: row.replacedAt,
   };
   return Object.assign(copy, changes);
 }
@@ -308,8 +320,16 @@ export interface TaskListFilter {
   order: "asc" | "desc";
 }
 
+/**
+ * A dedupe key's task (findByDedupeKey): parameters queue, key, 1 to take a claimed one, now. Its
+ * terms name tasks_dedupe_idx's condition as written, so SQLite reads that index (a test reads the plan).
+ */
+export const DEDUPE_LOOKUP = `SELECT * FROM tasks WHERE queue = ? AND dedupeKey = ? AND dedupeKey IS NOT NULL AND status IN ('pending', 'waiting', 'claimed')
+  AND (status = 'claimed' AND ? = 1 OR status != 'claimed' AND (expiresAt IS NULL OR expiresAt > ?))
+  ORDER BY seq DESC LIMIT 1`;
+
 /** What enqueue writes; the other columns take their defaults. */
-export type NewTask = Pick<TaskRow, "id" | "queue" | "payload" | "priority" | "capability" | "targetAgentId" | "maxAttempts" | "idempotencyKey" | "idempotencyScope" | "dependsOn" | "cancelOnDependencyFailure" | "backoff" | "scheduleId" | "maxRunMs"> & {
+export type NewTask = Pick<TaskRow, "id" | "queue" | "payload" | "priority" | "capability" | "targetAgentId" | "maxAttempts" | "idempotencyKey" | "idempotencyScope" | "dependsOn" | "cancelOnDependencyFailure" | "backoff" | "scheduleId" | "maxRunMs" | "dedupeKey"> & {
   runAt: number;
   /** Unix ms; null: it never expires. */
   expiresAt: number | null;
@@ -421,10 +441,10 @@ export class TaskStore {
     const delayed = waiting ? 0 : delayedAt(task.runAt, now);
     const { lastInsertRowid } = this.st
       .get(
-        `INSERT INTO tasks (id, queue, payload, priority, capability, targetAgentId, maxAttempts, runAt, idempotencyKey, idempotencyScope, createdAt, updatedAt, delayed, held, status, dependsOn, unmetDependencies, cancelOnDependencyFailure, backoff, scheduleId, expiresAt, enqueuedExpiresAt, maxRunMs)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT INTO tasks (id, queue, payload, priority, capability, targetAgentId, maxAttempts, runAt, idempotencyKey, idempotencyScope, createdAt, updatedAt, delayed, held, status, dependsOn, unmetDependencies, cancelOnDependencyFailure, backoff, scheduleId, expiresAt, enqueuedExpiresAt, maxRunMs, dedupeKey)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       )
-      .run(task.id, task.queue, task.payload, task.priority, task.capability, task.targetAgentId, task.maxAttempts, task.runAt, task.idempotencyKey, task.idempotencyScope, now, now, delayed, held, waiting ? "waiting" : "pending", task.dependsOn, task.waitingFor.length, task.cancelOnDependencyFailure, task.backoff, task.scheduleId, task.expiresAt, task.expiresAt, task.maxRunMs);
+      .run(task.id, task.queue, task.payload, task.priority, task.capability, task.targetAgentId, task.maxAttempts, task.runAt, task.idempotencyKey, task.idempotencyScope, now, now, delayed, held, waiting ? "waiting" : "pending", task.dependsOn, task.waitingFor.length, task.cancelOnDependencyFailure, task.backoff, task.scheduleId, task.expiresAt, task.expiresAt, task.maxRunMs, task.dedupeKey);
     const seq = Number(lastInsertRowid);
     for (const dependsOnSeq of task.waitingFor) this.st.get<[number, number]>(`INSERT INTO task_dependencies (dependsOnSeq, taskSeq) VALUES (?, ?)`).run(dependsOnSeq, seq);
     // Every column named, in the table's order: the same hidden class as a row read back (taskRowWith).
@@ -469,6 +489,9 @@ export class TaskStore {
       expiresAt: task.expiresAt,
       enqueuedExpiresAt: task.expiresAt,
       maxRunMs: task.maxRunMs,
+      dedupeKey: task.dedupeKey,
+      duplicates: 0,
+      replacedAt: null,
     };
   }
 
@@ -998,6 +1021,31 @@ export class TaskStore {
            priority = ?, runAt = ?${due}, expiresAt = ?, updatedAt = MAX(?, createdAt + 1), editedAt = MAX(?, createdAt + 1) WHERE seq = ? RETURNING *`,
       )
       .get(priority, priority, runAt, expiresAt, now, now, row.seq)!;
+  }
+
+  /**
+   * The newest task of `queue` enqueued with dedupe key `key` that an enqueue naming it is answered
+   * with: one that waits to run (pending, waiting for its dependencies) and has not expired by
+   * `now`, or with `running` one claimed too. One short range read of tasks_dedupe_idx (settled
+   * tasks are not in it).
+   */
+  findByDedupeKey(queue: string, key: string, running: boolean, now: number): TaskRow | undefined {
+    return this.st.get<[string, string, number, number], TaskRow>(DEDUPE_LOOKUP).get(queue, key, running ? 1 : 0, now);
+  }
+
+  /**
+   * An enqueue answered with `row` (its dedupe key): counted in its duplicates; with `payload`
+   * (dedupe.replace, JSON text) that payload is the task's from now on (replacedAt), its runAt and
+   * expiresAt already rescheduled by the caller. updatedAt moves only with a replace: the count
+   * is no change to the task.
+   */
+  countDuplicate(row: TaskRow, payload: string | null, now: number): TaskRow {
+    if (payload === null) return this.st.get<[number], TaskRow>(`UPDATE tasks SET duplicates = duplicates + 1 WHERE seq = ? RETURNING *`).get(row.seq)!;
+    return this.st
+      .get<[string, number, number, number, number], TaskRow>(
+        `UPDATE tasks SET duplicates = duplicates + 1, payload = ?, replacedAt = ?, updatedAt = MAX(?, createdAt + 1), editedAt = MAX(?, createdAt + 1) WHERE seq = ? RETURNING *`,
+      )
+      .get(payload, now, now, now, row.seq)!;
   }
 
   /** `reason`, when given: why (its lastError); null keeps the lastError it had. */

@@ -21,6 +21,12 @@ import type { Backoff, ScopedEnqueue } from "./task-schemas.js";
 import type { TaskStatus } from "./task-status.js";
 import { ranOutOfTime, releasedLease, runDeadline, type ClaimFilter, type DeadLetterRow, type DependencyOutcome, type FailureMarks, type StoredError, type TaskRow, type TaskStore } from "./task-store.js";
 
+/** What an enqueue answers: the task it added or found by its idempotencyKey, or (deduplicated) the task holding its dedupe key. */
+export interface Enqueued {
+  row: TaskRow;
+  deduplicated: boolean;
+}
+
 export interface TaskTransitionDeps {
   config: Config;
   tasks: TaskStore;
@@ -73,7 +79,7 @@ export class TaskTransitions {
       tasks: d.tasks,
       maxJsonDepth: () => d.config.maxJsonDepth,
       events: d.events,
-      insertTask: (ctx, request) => this.insertTask(ctx, request),
+      insertTask: (ctx, request) => this.insertTask(ctx, request).row,
       cancelRow: (ctx, row, reason) => void this.cancelRow(ctx, row, reason),
       promoteRow: (ctx, row, promotedBy) => this.promoteRow(ctx, row, promotedBy),
     });
@@ -85,7 +91,7 @@ export class TaskTransitions {
    * `batchIds`, the ids of the batch's tasks before this one, in order (inserted or found by their
    * key), which its dependsOn may name as "tasks[i]".
    */
-  insertTask(ctx: WriteContext, request: ScopedEnqueue & { scheduleId?: string }, field = "payload", inBatch?: Map<string, string>, batchIds?: readonly string[]): TaskRow {
+  insertTask(ctx: WriteContext, request: ScopedEnqueue & { scheduleId?: string }, field = "payload", inBatch?: Map<string, string>, batchIds?: readonly string[]): Enqueued {
     const scope = request.idempotencyScope ?? "";
     // A schedule's run carries the payload its set checked: a maxJsonDepth lowered since must not
     // fail the claim (or cancel) that enqueues it, nor every claim behind it.
@@ -106,6 +112,7 @@ export class TaskTransitions {
       // [] names none (a planner's list that came out empty): stored as no list.
       dependsOn: dependsOn === undefined || dependsOn.length === 0 ? null : JSON.stringify(dependsOn),
       cancelOnDependencyFailure: request.onDependencyFailure === "cancel" ? 1 : 0,
+      dedupeKey: request.dedupe?.key ?? null,
     };
     if (request.idempotencyKey !== undefined) {
       // An agent's key is looked for among its own, then among the shared ones: what admins and
@@ -121,7 +128,8 @@ export class TaskTransitions {
         // is as enqueued (never claimed, cancelled or requeued since: updatedAt is createdAt).
         const differs: string[] = (Object.keys(definition) as Array<keyof typeof definition>).filter((k) =>
           k === "payload"
-            ? !sameJson(fromJsonText(existing.payload), request.payload)
+            ? // A dedupe.replace gave it another enqueue's payload: what this one asked is not kept.
+              existing.replacedAt === null && !sameJson(fromJsonText(existing.payload), request.payload)
             : k === "dependsOn"
               ? !sameDependencies(existing.dependsOn, dependsOn)
               : k === "backoff"
@@ -133,7 +141,7 @@ export class TaskTransitions {
               : k === "priority"
               ? (existing.enqueuedPriority ?? existing.priority) !== definition.priority
               : existing[k] !== definition[k],
-        ).map((k) => (k === "cancelOnDependencyFailure" ? "onDependencyFailure" : k));
+        ).map((k) => (k === "cancelOnDependencyFailure" ? "onDependencyFailure" : k === "dedupeKey" ? "dedupe.key" : k));
         const asEnqueued = Number(existing.updatedAt) === Number(existing.createdAt);
         if (request.runAt !== undefined && asEnqueued && Number(existing.runAt) !== request.runAt.getTime()) differs.push("runAt");
         // The expiry it was enqueued with (a requeue or tasks.update may have changed it since).
@@ -149,17 +157,24 @@ export class TaskTransitions {
             where === undefined ? { taskId: existing.id, differs } : { differs },
           );
         }
-        return existing;
+        return { row: existing, deduplicated: false };
       }
     }
+    const prefix = task === "payload" ? "" : `${task}.`;
+    if (request.dedupe !== undefined) {
+      // After the idempotencyKey: an enqueue sent again finds its own task, not as a duplicate of it.
+      const found = this.d.tasks.findByDedupeKey(request.queue, request.dedupe.key, request.dedupe.until === "settled", ctx.now);
+      if (found !== undefined) return { row: this.countDuplicate(ctx, found, request, prefix), deduplicated: true };
+    }
     const runAt = request.runAt?.getTime() ?? ctx.now + (request.delayMs ?? 0);
-    const expiresAt = expiryOf(request, runAt, ctx.now, task === "payload" ? "" : `${task}.`);
+    const expiresAt = expiryOf(request, runAt, ctx.now, prefix);
     const waitingFor = dependsOn === undefined ? [] : this.unmetDependencies(dependsOn, dependsField, request.onDependencyFailure === "cancel");
     const row = this.d.tasks.insert(
       { id: newId(), ...definition, runAt, expiresAt, idempotencyKey: request.idempotencyKey ?? null, idempotencyScope: scope, waitingFor, scheduleId: request.scheduleId ?? null },
       ctx.now,
     );
     inBatch?.set(row.id, task);
+    const enqueued = { row, deduplicated: false };
     this.d.events.appendSystem(ctx, "task.enqueued", {
       taskId: row.id,
       queue: row.queue,
@@ -171,8 +186,52 @@ export class TaskTransitions {
       ...(row.scheduleId === null ? {} : { scheduleId: row.scheduleId }),
       ...(row.expiresAt === null ? {} : { expiresAt: new Date(Number(row.expiresAt)).toISOString() }),
       ...(row.maxRunMs === null ? {} : { maxRunMs: row.maxRunMs }),
+      ...(row.dedupeKey === null ? {} : { dedupeKey: row.dedupeKey }),
     });
-    return row;
+    return enqueued;
+  }
+
+  /**
+   * An enqueue (`request`) answered with `row`, the task holding its dedupe key: counted in the
+   * task's duplicates, with a task.deduplicated event. With dedupe.replace (`row` waits to run) the
+   * task takes the request's payload, and its due time and expiry when it gives them (a debounce:
+   * each enqueue pushes the run back); a due time at or after the expiry it keeps is refused
+   * (INVALID_INPUT naming runAt or delayMs under `prefix`), as tasks.update refuses it.
+   */
+  private countDuplicate(ctx: WriteContext, row: TaskRow, request: ScopedEnqueue, prefix: string): TaskRow {
+    const runAtWas = Number(row.runAt);
+    const expiryWas = row.expiresAt === null ? null : Number(row.expiresAt);
+    let runAt = runAtWas;
+    let expiresAt = expiryWas;
+    let payload: string | null = null;
+    if (request.dedupe?.replace === true) {
+      payload = toJsonText(request.payload);
+      if (request.runAt !== undefined || request.delayMs !== undefined) runAt = request.runAt?.getTime() ?? ctx.now + (request.delayMs ?? 0);
+      if (request.expiresAt !== undefined || request.ttlMs !== undefined) expiresAt = expiryOf(request, runAt, ctx.now, prefix);
+      else if (runAt !== runAtWas && expiresAt !== null && Math.max(runAt, ctx.now) >= expiresAt) {
+        const iso = new Date(expiresAt).toISOString();
+        throw invalidField(`${prefix}${request.delayMs === undefined ? "runAt" : "delayMs"}`, `${new Date(runAt).toISOString()} is not before task "${row.id}" (which holds dedupe key "${row.dedupeKey}") expires (its expiresAt, ${iso}): give expiresAt or ttlMs too`, { taskId: row.id, expiresAt: iso });
+      }
+    }
+    const rescheduled = runAt === runAtWas && expiresAt === expiryWas ? row : this.d.tasks.reschedule(row, row.priority, runAt, ctx.now, expiresAt);
+    const counted = this.d.tasks.countDuplicate(rescheduled, payload, ctx.now);
+    const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+    this.d.events.appendSystem(ctx, "task.deduplicated", {
+      taskId: row.id,
+      queue: row.queue,
+      dedupeKey: row.dedupeKey!,
+      duplicates: counted.duplicates,
+      status: row.status as TaskStatus,
+      replaced: payload !== null,
+      priority: row.priority,
+      capability: row.capability,
+      targetAgentId: row.targetAgentId,
+      runAt: new Date(runAt).toISOString(),
+      previousRunAt: new Date(runAtWas).toISOString(),
+      ...(row.status === "waiting" ? { waitingFor: row.unmetDependencies } : {}),
+      ...(expiresAt === expiryWas ? {} : { expiresAt: iso(expiresAt), previousExpiresAt: iso(expiryWas) }),
+    });
+    return counted;
   }
 
   /**
