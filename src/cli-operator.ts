@@ -93,6 +93,7 @@ export const OPERATOR_USAGE = [
   "       coordination kv watch KEY                               the key, then each new version, until Ctrl-C (a version replaced",
   "                                    before it was seen is not shown: each line is the key as it was then)",
   "       coordination events tail [--types 'task.*,agent.*'] [--agent A] [--from SEQ]   (--from: the events after SEQ; 0 for all retained)",
+  "       coordination whoami                                     who the token is to the server: its role, its agent, its id and name",
   "Each takes --url URL (else COORDINATION_URL, else the server's host, port and TLS in its settings: the environment,",
   ".env, the YAML file of COORDINATION_CONFIG or --config FILE; by default http://127.0.0.1:8000), --token TOKEN",
   "(else COORDINATION_TOKEN, else the server's admin token: from those settings for the server they describe,",
@@ -330,6 +331,7 @@ const COMMON_OPTIONS = ["--url", "--token", "--config", "--json"];
 function commandOptions(words: readonly string[], options: Parsed["options"]): readonly string[] | undefined {
   const [command, sub] = words;
   if (command === "stats") return ["--queue"];
+  if (command === "whoami") return [];
   if (command === "queues") return sub === "pause" ? ["--reason"] : [];
   if (command === "tasks" && sub === "list") return ["--status", "--queue", "--agent", "--capability", "--limit", "--cursor"];
   // The bulk form has no TASK_ID: with one, --all is refused as any stray option is.
@@ -664,6 +666,13 @@ async function dispatch(words: string[], options: Parsed["options"], json: boole
   const { api } = client;
   const print = (value: unknown, render: () => string) => out.stdout(json ? `${printableJson(value)}\n` : render());
   const [command, sub, id] = words;
+  if (command === "whoami" && words.length === 1) {
+    const me = await api.tokens.whoami.query();
+    const agent = me.agentId === null ? "" : ` as agent ${printable(me.agentId)}`;
+    const named = me.name === null ? "" : `, named ${printable(JSON.stringify(me.name))}`;
+    print(me, () => (me.credentialsRequired ? `${me.role}${agent} (token ${printable(me.tokenId ?? "-")}${named})\n` : "admin: this server requires no credential, and trusts every caller as an admin\n"));
+    return 0;
+  }
   if (command === "stats" && words.length === 1) {
     const queue = str(options["--queue"]);
     const stats = await api.tasks.stats.query(queue === undefined ? undefined : { queue });

@@ -118,7 +118,7 @@ const CHECKED = [
   "memory.remember", "memory.recall", "memory.forget",
   "locks.acquire", "locks.renew", "locks.release", "locks.forceRelease", "locks.get", "locks.list",
   "semaphores.acquire", "semaphores.renew", "semaphores.release", "semaphores.forceRelease", "semaphores.get", "semaphores.list",
-  "tokens.create", "tokens.list", "tokens.revoke",
+  "tokens.create", "tokens.list", "tokens.revoke", "tokens.whoami",
   "webhooks.create", "webhooks.update", "webhooks.rotateSecret", "webhooks.remove", "webhooks.get", "webhooks.list",
   "kv.set", "kv.get", "kv.delete", "kv.list",
 ];
@@ -481,6 +481,8 @@ describe("AppRouter types", () => {
     expectTypeOf<Out["tokens"]["list"]>().toEqualTypeOf<Token[]>();
     expectTypeOf<In["tokens"]["revoke"]>().toEqualTypeOf<{ tokenId: string }>();
     expectTypeOf<Out["tokens"]["revoke"]>().toEqualTypeOf<Token>();
+    expectTypeOf<In["tokens"]["whoami"]>().toEqualTypeOf<void | Record<string, never> | undefined>();
+    expectTypeOf<Out["tokens"]["whoami"]>().toEqualTypeOf<{ credentialsRequired: boolean; role: "admin" | "agent" | "read"; agentId: string | null; tokenId: string | null; name: string | null }>();
   });
 
   it("errors carry the one shape in data", () => {

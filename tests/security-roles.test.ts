@@ -22,7 +22,7 @@ const EXPECTED: Record<string, Need> = {
   "agents.register": "agent", "agents.heartbeat": "agent", "agents.deregister": "agent", "agents.cordon": "admin", "agents.uncordon": "admin",
   "agents.get": "read", "agents.list": "read", "agents.findByCapability": "read", "agents.card": "read",
   "memory.remember": "agent", "memory.recall": "read", "memory.forget": "admin",
-  "tokens.create": "admin", "tokens.list": "admin", "tokens.revoke": "admin",
+  "tokens.create": "admin", "tokens.list": "admin", "tokens.revoke": "admin", "tokens.whoami": "read",
   "queues.pause": "admin", "queues.resume": "admin", "queues.status": "read", "queues.paused": "read",
   "queues.setLimit": "admin", "queues.removeLimit": "admin", "queues.limit": "read", "queues.limits": "read",
   "queues.setRate": "admin", "queues.removeRate": "admin", "queues.rate": "read", "queues.rates": "read",

@@ -23,6 +23,11 @@ export function tokenCommands(tokens: TokenStore) {
 export function tokenQueries(tokens: TokenStore) {
   return {
     "tokens.list": (request: { includeRevoked: boolean }): TokenView[] => tokens.list(request.includeRevoked).map(toTokenView),
+    /** One credential as listed (revoked too), or null when no row has that id. */
+    "tokens.get": (tokenId: string): TokenView | null => {
+      const row = tokens.get(tokenId);
+      return row === undefined ? null : toTokenView(row);
+    },
     "tokens.inForce": (_: undefined): { records: TokenRecord[]; issued: boolean } => tokens.inForce(),
   };
 }

@@ -4,9 +4,10 @@
 import { z } from "zod";
 import { invalidField } from "../errors.js";
 import { procedure, router } from "../trpc/init.js";
-import { ADMIN } from "./access.js";
+import { ADMIN, READ } from "./access.js";
+import { ADMIN_TOKEN_ID } from "./credentials.js";
 import { hashSecret } from "./token-secret.js";
-import { createTokenInput, issuedTokenSchema, listTokensInput, tokenIdInput, tokenSchema } from "./token-schemas.js";
+import { createTokenInput, issuedTokenSchema, listTokensInput, tokenIdInput, tokenSchema, whoamiSchema, type Whoami } from "./token-schemas.js";
 
 const tags = ["tokens"];
 
@@ -34,6 +35,18 @@ export const tokenRouter = router({
     .input(listTokensInput)
     .output(z.array(tokenSchema))
     .query(({ ctx, input }) => ctx.services.db.read("tokens.list", { includeRevoked: input?.includeRevoked ?? false })),
+
+  whoami: procedure
+    .meta({ access: READ, rest: { method: "GET", path: "/tokens/whoami", tags, summary: "Who this call's credential is: its role, its agent and its token" } })
+    .input(z.strictObject({}).optional())
+    .output(whoamiSchema)
+    .query(async ({ ctx }): Promise<Whoami> => {
+      const { caller } = ctx;
+      // No credential to speak of: an open server (or in-process) trusts every caller as an admin.
+      if (caller.kind !== "token") return { credentialsRequired: false, role: "admin", agentId: null, tokenId: null, name: null };
+      const name = caller.tokenId === ADMIN_TOKEN_ID ? null : ((await ctx.services.db.read("tokens.get", caller.tokenId))?.name ?? null);
+      return { credentialsRequired: true, role: caller.role, agentId: caller.agentId, tokenId: caller.tokenId, name };
+    }),
 
   revoke: procedure
     .meta({ access: ADMIN, rest: { method: "POST", path: "/tokens/{tokenId}/revoke", tags, summary: "Revoke a credential; its open WebSockets are closed", errors: ["TOKEN_NOT_FOUND"] } })

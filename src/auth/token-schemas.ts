@@ -4,6 +4,23 @@ import { name, text } from "../schema-parts.js";
 
 export const ROLES = ["admin", "agent", "read"] as const;
 
+/** Who a call's credential is (tokens.whoami): what a client checks before it acts, and a dashboard before it offers an admin's buttons. */
+export const whoamiSchema = z
+  .object({
+    /** False: the server has no credential yet (or runs in-process) and trusts every caller as an admin. */
+    credentialsRequired: z.boolean(),
+    /** What the credential may do: admin everything; agent act as its agentId only; read read and follow. */
+    role: z.enum(ROLES),
+    /** The agent an agent credential speaks for; null for the other roles. */
+    agentId: z.string().nullable(),
+    /** The credential's id (tokens.list, tokens.revoke): "config:adminToken" for COORDINATION_ADMIN_TOKEN; null without a credential. */
+    tokenId: z.string().nullable(),
+    /** The name it was issued with; null for the configured admin token and without a credential. */
+    name: z.string().nullable(),
+  })
+  .meta({ id: "Whoami" });
+export type Whoami = z.infer<typeof whoamiSchema>;
+
 /** A credential as listed: never its secret (only its hash is stored). */
 export const tokenSchema = z
   .object({
