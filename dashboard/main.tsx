@@ -1,10 +1,11 @@
 // The dashboard: served by the server at /, talking to it only through the typed tRPC client
-// (HTTP and WebSocket), with the operator's token when credentials are on. What a read
-// credential may not do (requeue, cancel) the server refuses, and the page says so.
+// (HTTP and WebSocket), with the operator's token when credentials are on. What the token may
+// not do (a read token: requeue, cancel, pause) the page does not offer, once the server said
+// who it is (tokens.whoami); the server refuses it all the same, and the page says so.
 import { render } from "preact";
 import { useEffect, useMemo, useState } from "preact/hooks";
-import { connect, saveToken, savedToken } from "./api.js";
-import { Agents, DeadLetters, LiveTail, Locks, Queues, Rates, Schedules, Semaphores, SharedState, TaskPage, Webhooks } from "./views.js";
+import { connect, errorCode, saveToken, savedToken } from "./api.js";
+import { Agents, type Permissions, DeadLetters, LiveTail, Locks, Queues, Rates, Schedules, Semaphores, SharedState, TaskPage, Webhooks } from "./views.js";
 
 function useHash(): string {
   const [hash, setHash] = useState(location.hash);
@@ -42,6 +43,23 @@ function App() {
   const [socket, setSocket] = useState<{ open: boolean; code?: number | undefined }>({ open: false });
   const connection = useMemo(() => connect(token, (open, code) => setSocket({ open, code })), [token]);
   useEffect(() => () => connection.close(), [connection]);
+  // Who the token is: until the server says (or when it cannot: an older server), every button is
+  // offered and the server decides.
+  const [role, setRole] = useState<"admin" | "agent" | "read" | undefined>(undefined);
+  useEffect(() => {
+    let current = true;
+    setRole(undefined);
+    connection.api.tokens.whoami.query().then(
+      (me) => current && setRole(me.role),
+      (error: unknown) => {
+        if (current && errorCode(error) === "UNAUTHORIZED") onUnauthorized();
+      },
+    );
+    return () => {
+      current = false;
+    };
+  }, [connection]);
+  const may: Permissions = { admin: role === undefined || role === "admin", write: role !== "read" };
   const hash = useHash();
   const onUnauthorized = () => {
     // A token the server refused is forgotten: the prompt asks for another.
@@ -60,7 +78,7 @@ function App() {
       />
     );
   }
-  const props = { api: connection.api, onUnauthorized };
+  const props = { api: connection.api, onUnauthorized, may };
   const taskId = /^#\/task\/(.+)$/.exec(hash)?.[1];
   return (
     <div>
@@ -71,6 +89,11 @@ function App() {
         <span class={`status ${socket.open ? "" : "down"}`} data-testid="connection">
           {socket.open ? "live" : "reconnecting…"}
         </span>
+        {role !== undefined && role !== "admin" && (
+          <span class="muted" data-testid="role">
+            {role === "read" ? "read-only" : "agent token: an operator's acts need an admin token"}
+          </span>
+        )}
         {token && (
           <button
             onClick={() => {

@@ -13,6 +13,18 @@ type LogLevel = LogLine["level"];
 export interface ViewProps {
   api: Api;
   onUnauthorized: () => void;
+  /** What the page's credential may do (tokens.whoami): buttons it would be refused are not offered. */
+  may: Permissions;
+}
+
+/**
+ * admin: pause, cancel, requeue, cordon, force-release, and the rest of an operator's acts; write:
+ * an agent's (deleting a key). Both true until the server said who the credential is (or when it
+ * cannot say: an older server), and the server refuses what the role may not do.
+ */
+export interface Permissions {
+  admin: boolean;
+  write: boolean;
 }
 
 const STATES = ["waiting", "pending", "claimed", "completed", "dead_letter", "cancelled"] as const;
@@ -47,7 +59,7 @@ function ErrorLine({ error }: { error: unknown }) {
 /** The queues the page lists: the busiest, so that one-off queues by the thousand do not bury them. */
 const DASHBOARD_QUEUES = 200;
 
-export function Queues({ api, onUnauthorized }: ViewProps) {
+export function Queues({ api, onUnauthorized, may }: ViewProps) {
   const stats = usePolling(() => api.tasks.stats.query({ limit: DASHBOARD_QUEUES }), 1000, [api], onUnauthorized);
   // (The server shares one count a second among all callers: counting reads every task.)
   const retention = stats.data?.retention.settledTasks;
@@ -91,7 +103,7 @@ export function Queues({ api, onUnauthorized }: ViewProps) {
               </td>
               <td class="num">{age(q.oldestPendingAgeMs)}</td>
               <td class="actions">
-                <button onClick={() => void toggle(q.queue, q.paused)}>{q.paused ? "Resume" : "Pause"}</button>
+                {may.admin && <button onClick={() => void toggle(q.queue, q.paused)}>{q.paused ? "Resume" : "Pause"}</button>}
               </td>
             </tr>
           ))}
@@ -201,7 +213,7 @@ export function Rates({ api, onUnauthorized }: ViewProps) {
 /** Schedules the page shows at most (by id). */
 const SHOWN_SCHEDULES = 100;
 
-export function Schedules({ api, onUnauthorized }: ViewProps) {
+export function Schedules({ api, onUnauthorized, may }: ViewProps) {
   const page = usePolling(() => api.schedules.list.query({ limit: SHOWN_SCHEDULES }), 2000, [api], onUnauthorized);
   const [message, setMessage] = useState("");
   /** Pauses or resumes a schedule (operatorAct). */
@@ -255,9 +267,9 @@ export function Schedules({ api, onUnauthorized }: ViewProps) {
               <td>{s.lastTaskId ? <a href={`#/task/${s.lastTaskId}`}>{s.lastRunAt?.toLocaleString()}</a> : "-"}</td>
               <td class="actions">
                 {/* An ended schedule has nothing to pause (schedules.pause answers it as it is). */}
-                {s.state !== "ended" && <button onClick={() => void toggle(s.id, s.paused)}>{s.paused ? "Resume" : "Pause"}</button>}
+                {may.admin && s.state !== "ended" && <button onClick={() => void toggle(s.id, s.paused)}>{s.paused ? "Resume" : "Pause"}</button>}
                 {/* Only a running schedule has a pending run to make due now (schedules.trigger). */}
-                {s.state === "running" && <button onClick={() => void runNow(s.id)}>Run now</button>}
+                {may.admin && s.state === "running" && <button onClick={() => void runNow(s.id)}>Run now</button>}
               </td>
             </tr>
           ))}
@@ -271,7 +283,7 @@ export function Schedules({ api, onUnauthorized }: ViewProps) {
 /** Agents the page shows at most. */
 const SHOWN_AGENTS = 100;
 
-export function Agents({ api, onUnauthorized }: ViewProps) {
+export function Agents({ api, onUnauthorized, may }: ViewProps) {
   const agents = usePolling(
     async () => {
       // The first 100 by id: the registry can hold thousands, and each shown agent costs a query
@@ -336,7 +348,7 @@ export function Agents({ api, onUnauthorized }: ViewProps) {
               </td>
               <td>{time(agent.lastHeartbeatAt)}</td>
               <td>
-                <button onClick={() => void toggle(agent.agentId, Boolean(agent.cordon))}>{agent.cordon ? "Uncordon" : "Cordon"}</button>
+                {may.admin && <button onClick={() => void toggle(agent.agentId, Boolean(agent.cordon))}>{agent.cordon ? "Uncordon" : "Cordon"}</button>}
               </td>
             </tr>
           ))}
@@ -354,7 +366,7 @@ export function Agents({ api, onUnauthorized }: ViewProps) {
 /** The locks the page lists: the first by name (`coordination locks` lists them all). */
 const SHOWN_LOCKS = 100;
 
-export function Locks({ api, onUnauthorized }: ViewProps) {
+export function Locks({ api, onUnauthorized, may }: ViewProps) {
   const locks = usePolling(() => api.locks.list.query({ limit: SHOWN_LOCKS }), 3000, [api], onUnauthorized);
   const [message, setMessage] = useState("");
   /** Frees a lock whoever holds it (operatorAct): a stuck agent's. */
@@ -393,7 +405,7 @@ export function Locks({ api, onUnauthorized }: ViewProps) {
                 <td>{time(lock.acquiredAt)}</td>
                 <td>{time(lock.expiresAt)}</td>
                 <td>
-                  <button onClick={() => void forceRelease(lock.name)}>Force release</button>
+                  {may.admin && <button onClick={() => void forceRelease(lock.name)}>Force release</button>}
                 </td>
               </tr>
             ))}
@@ -412,7 +424,7 @@ export function Locks({ api, onUnauthorized }: ViewProps) {
 /** The permits the page lists: the first by semaphore name and token (`coordination semaphores` lists them all). */
 const SHOWN_PERMITS = 100;
 
-export function Semaphores({ api, onUnauthorized }: ViewProps) {
+export function Semaphores({ api, onUnauthorized, may }: ViewProps) {
   const permits = usePolling(() => api.semaphores.list.query({ limit: SHOWN_PERMITS }), 3000, [api], onUnauthorized);
   const [message, setMessage] = useState("");
   /** Ends one permit whoever holds it (operatorAct): a stuck agent's. */
@@ -453,7 +465,7 @@ export function Semaphores({ api, onUnauthorized }: ViewProps) {
                 <td>{time(permit.acquiredAt)}</td>
                 <td>{time(permit.expiresAt)}</td>
                 <td>
-                  <button onClick={() => void forceRelease(permit.name, permit.fencingToken, permit.holder)}>Force release</button>
+                  {may.admin && <button onClick={() => void forceRelease(permit.name, permit.fencingToken, permit.holder)}>Force release</button>}
                 </td>
               </tr>
             ))}
@@ -469,7 +481,7 @@ export function Semaphores({ api, onUnauthorized }: ViewProps) {
   );
 }
 
-export function Webhooks({ api, onUnauthorized }: ViewProps) {
+export function Webhooks({ api, onUnauthorized, may }: ViewProps) {
   const webhooks = usePolling(() => api.webhooks.list.query(), 3000, [api], onUnauthorized);
   const [message, setMessage] = useState("");
   /** Stops or starts a webhook's deliveries (operatorAct): a receiver down for maintenance, or back. */
@@ -521,7 +533,7 @@ export function Webhooks({ api, onUnauthorized }: ViewProps) {
                 <td class="num">{webhook.cursor}</td>
                 <td>{webhook.lastError ?? ""}</td>
                 <td>
-                  <button onClick={() => void setEnabled(webhook.id, !webhook.enabled)}>{webhook.enabled ? "Disable" : "Enable"}</button>
+                  {may.admin && <button onClick={() => void setEnabled(webhook.id, !webhook.enabled)}>{webhook.enabled ? "Disable" : "Enable"}</button>}
                 </td>
               </tr>
             ))}
@@ -546,7 +558,7 @@ const valueText = (value: unknown, chars = VALUE_SHOWN): string => {
   return text.length > chars ? `${text.slice(0, chars - 1)}…` : text;
 };
 
-export function SharedState({ api, onUnauthorized }: ViewProps) {
+export function SharedState({ api, onUnauthorized, may }: ViewProps) {
   const keys = usePolling(() => api.kv.list.query({ limit: SHOWN_KEYS }), 3000, [api], onUnauthorized);
   const [message, setMessage] = useState("");
   /** Deletes a key at the version shown (operatorAct): one changed since is left as it is, and said so. */
@@ -590,7 +602,7 @@ export function SharedState({ api, onUnauthorized }: ViewProps) {
                 <td>{time(entry.updatedAt)}</td>
                 <td>{time(entry.expiresAt)}</td>
                 <td class="actions">
-                  <button onClick={() => void remove(entry.key, entry.version)}>Delete</button>
+                  {may.write && <button onClick={() => void remove(entry.key, entry.version)}>Delete</button>}
                 </td>
               </tr>
             ))}
@@ -606,7 +618,7 @@ export function SharedState({ api, onUnauthorized }: ViewProps) {
   );
 }
 
-export function DeadLetters({ api, onUnauthorized }: ViewProps) {
+export function DeadLetters({ api, onUnauthorized, may }: ViewProps) {
   const [cursors, setCursors] = useState<Array<string | undefined>>([undefined]);
   const [message, setMessage] = useState<string>("");
   const cursor = cursors.at(-1);
@@ -644,7 +656,11 @@ export function DeadLetters({ api, onUnauthorized }: ViewProps) {
               <td class="long-text">{task.lastError ?? "-"}</td>
               <td>{time(task.finishedAt)}</td>
               <td class="actions">
-                <button onClick={() => void act("requeue", task.id)}>Requeue</button> <button onClick={() => void act("cancel", task.id)}>Cancel</button>
+                {may.admin && (
+                  <>
+                    <button onClick={() => void act("requeue", task.id)}>Requeue</button> <button onClick={() => void act("cancel", task.id)}>Cancel</button>
+                  </>
+                )}
               </td>
             </tr>
           ))}
@@ -719,7 +735,7 @@ export function LiveTail({ api, onUnauthorized }: ViewProps) {
   );
 }
 
-export function TaskPage({ api, onUnauthorized, taskId }: ViewProps & { taskId: string }) {
+export function TaskPage({ api, onUnauthorized, may, taskId }: ViewProps & { taskId: string }) {
   const [message, setMessage] = useState("");
   const detail = usePolling(
     async () => {
@@ -818,10 +834,12 @@ export function TaskPage({ api, onUnauthorized, taskId }: ViewProps & { taskId: 
               </tr>
             </tbody>
           </table>
-          <p>
-            <button onClick={() => void act("requeue")}>Requeue</button> <button onClick={() => void act("cancel")}>Cancel</button>
-          </p>
-          {(data.task.status === "pending" || data.task.status === "waiting") && (
+          {may.admin && (
+            <p>
+              <button onClick={() => void act("requeue")}>Requeue</button> <button onClick={() => void act("cancel")}>Cancel</button>
+            </p>
+          )}
+          {may.admin && (data.task.status === "pending" || data.task.status === "waiting") && (
             <p data-testid="not-run-yet">
               <label>
                 priority{" "}
@@ -859,7 +877,7 @@ export function TaskPage({ api, onUnauthorized, taskId }: ViewProps & { taskId: 
               </tbody>
             </table>
           )}
-          <TaskLog api={api} onUnauthorized={onUnauthorized} taskId={taskId} />
+          <TaskLog api={api} onUnauthorized={onUnauthorized} may={may} taskId={taskId} />
           <h3>Events</h3>
           <table>
             <tbody>

@@ -297,7 +297,7 @@ describe.skipIf(!CHROMIUM)("the dashboard in Chromium", () => {
     }
   });
 
-  it("asks for a token when credentials are on; a read token sees, and may not requeue", async () => {
+  it("asks for a token when credentials are on; a read token sees, and is offered no button it may not use; an admin token is", async () => {
     const t = await startSecureServer();
     const page = await browser.newPage();
     try {
@@ -311,10 +311,22 @@ describe.skipIf(!CHROMIUM)("the dashboard in Chromium", () => {
       await page.getByRole("button", { name: "Open" }).click();
       const row = page.locator(`[data-testid="dead-letters"] [data-task="${dead.id}"]`);
       await row.waitFor({ timeout: 10_000 });
-      await row.getByRole("button", { name: "Requeue" }).click();
-      await page.getByText("requeue failed: a read credential may not call tasks.requeue (it needs admin)").waitFor({ timeout: 10_000 });
+      // The server said who the token is (tokens.whoami): the page says read-only, and offers no act of an admin's.
+      await page.locator('[data-testid="role"]').getByText("read-only").waitFor({ timeout: 10_000 });
+      expect(await row.getByRole("button").count()).toBe(0);
+      expect(await page.locator('[data-testid="queues"]').getByRole("button").count()).toBe(0);
       // Webhooks are an admin's: a read token is told so, with no error.
       await page.locator('[data-testid="webhooks-admin"]').waitFor({ timeout: 10_000 });
+      await page.goto(`${t.url}/#/task/${dead.id}`);
+      await page.locator('[data-field="status"]').getByText("dead_letter").waitFor({ timeout: 10_000 });
+      expect(await page.getByRole("button", { name: "Requeue" }).count()).toBe(0);
+      await page.goto(t.url);
+      // An admin's token: the buttons, and no role line.
+      await page.getByRole("button", { name: "Forget token" }).click();
+      await page.getByLabel("token").fill(ADMIN_SECRET);
+      await page.getByRole("button", { name: "Open" }).click();
+      await row.getByRole("button", { name: "Requeue" }).waitFor({ timeout: 10_000 });
+      expect(await page.locator('[data-testid="role"]').count()).toBe(0);
 
       // An error of 300 characters with no space keeps the row's buttons on the page, and the page from scrolling sideways.
       await page.setViewportSize({ width: 1400, height: 1000 });
