@@ -118,6 +118,20 @@ describe("tasks.enqueue's dedupe", () => {
     expect([third.id === second.id, third.deduplicated]).toEqual([false, false]);
   });
 
+  it("a task given back to fall due at or after its expiry (a release's delay past it) answers no enqueue: it will never run, so a new task holds the key", async () => {
+    t = await startTestServer();
+    const first = await t.api.tasks.enqueue.mutate({ queue: "q", ttlMs: HOUR, dedupe: { key: "k" } });
+    const claimed = await t.api.tasks.claim.mutate({ agentId: "a1", queues: ["q"] });
+    const released = await t.api.tasks.release.mutate({ taskId: first.id, agentId: "a1", leaseToken: claimed!.leaseToken, delayMs: 2 * HOUR });
+    expect([released.status, released.runAt.getTime() >= released.expiresAt!.getTime()]).toEqual(["pending", true]);
+    const second = await t.api.tasks.enqueue.mutate({ queue: "q", payload: { asked: "again" }, dedupe: { key: "k" } });
+    expect([second.id === first.id, second.deduplicated, second.payload]).toEqual([false, false, { asked: "again" }]);
+    expect((await t.api.tasks.get.query({ taskId: first.id })).duplicates).toBe(0);
+    // The new one answers the next enqueue: it is due before it expires (it never does).
+    const third = await t.api.tasks.enqueue.mutate({ queue: "q", dedupe: { key: "k" } });
+    expect([third.id, third.deduplicated]).toEqual([second.id, true]);
+  });
+
   it("in one enqueueMany a later task with the same key is answered with the earlier one, which a tasks[i] names too", async () => {
     t = await startTestServer();
     const batch = await t.api.tasks.enqueueMany.mutate({

@@ -323,9 +323,11 @@ export interface TaskListFilter {
 /**
  * A dedupe key's task (findByDedupeKey): parameters queue, key, 1 to take a claimed one, now. Its
  * terms name tasks_dedupe_idx's condition as written, so SQLite reads that index (a test reads the plan).
+ * One waiting to run must fall due before it expires: a release's delay may put its runAt at or
+ * past its expiresAt, and such a task is cancelled unrun (the enqueues it answered would be lost).
  */
 export const DEDUPE_LOOKUP = `SELECT * FROM tasks WHERE queue = ? AND dedupeKey = ? AND dedupeKey IS NOT NULL AND status IN ('pending', 'waiting', 'claimed')
-  AND (status = 'claimed' AND ? = 1 OR status != 'claimed' AND (expiresAt IS NULL OR expiresAt > ?))
+  AND (status = 'claimed' AND ? = 1 OR status != 'claimed' AND (expiresAt IS NULL OR expiresAt > MAX(runAt, ?)))
   ORDER BY seq DESC LIMIT 1`;
 
 /** What enqueue writes; the other columns take their defaults. */
@@ -1025,8 +1027,8 @@ export class TaskStore {
 
   /**
    * The newest task of `queue` enqueued with dedupe key `key` that an enqueue naming it is answered
-   * with: one that waits to run (pending, waiting for its dependencies) and has not expired by
-   * `now`, or with `running` one claimed too. One short range read of tasks_dedupe_idx (settled
+   * with: one that waits to run (pending, waiting for its dependencies) and falls due before it
+   * expires (not expired by `now`), or with `running` one claimed too. One short range read of tasks_dedupe_idx (settled
    * tasks are not in it).
    */
   findByDedupeKey(queue: string, key: string, running: boolean, now: number): TaskRow | undefined {
