@@ -201,6 +201,9 @@ describe("MCP over Streamable HTTP", () => {
     const undocumented: string[] = [];
     for (const tool of tools) {
       expect(tool.description!.length, tool.name).toBeGreaterThan(40);
+      // Every field inline, none behind a $ref: the checks below read nested fields where they are,
+      // and not every model host resolves references (enqueue_task's dedupe was one, unchecked).
+      expect([tool.name, JSON.stringify(tool.inputSchema).includes('"$ref"')]).toEqual([tool.name, false]);
       expect(() => ajv.compile(tool.inputSchema), tool.name).not.toThrow();
       undocumentedFields(tool.inputSchema, tool.name, undocumented);
     }
@@ -234,7 +237,10 @@ describe("MCP over Streamable HTTP", () => {
     expect(claimArgs.waitMs!.description).toMatch(/^Wait up to this many ms for a task to arrive, at most 20000 /);
     const remembered = await callTool(client, "remember", { content: "reports in queue reports need the quarterly template", kind: "lesson", queue: "reports", data: { template: "q-2026" } });
     expect(remembered.data).toEqual({ template: "q-2026" });
-    const enqueued = await callTool(client, "enqueue_task", { queue: "reports", payload: { quarter: "Q3" } });
+    const enqueued = await callTool(client, "enqueue_task", { queue: "reports", payload: { quarter: "Q3" }, dedupe: { key: "q3" } });
+    // Asked again while it waits (a debounce's replace, as the tool's dedupe describes it): the same task, with this payload.
+    const again = await callTool(client, "enqueue_task", { queue: "reports", payload: { quarter: "Q3", again: true }, delayMs: 0, dedupe: { key: "q3", replace: true } });
+    expect([again.id, again.deduplicated, again.payload]).toEqual([enqueued.id, true, { quarter: "Q3", again: true }]);
     const claimed = await callTool(client, "claim_task", { queues: ["reports"] });
     expect([claimed.id, claimed.leaseOwner]).toEqual([enqueued.id, "mcp-agent"]);
     expect(claimed.context.map((m: { memory: { content: string } }) => m.memory.content)).toContain("reports in queue reports need the quarterly template");

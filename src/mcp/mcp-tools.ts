@@ -15,7 +15,7 @@ import { pollInput, publishInput, subscribeInput, unsubscribeInput } from "../ev
 import { findByCapabilityInput, registerInput } from "../agents/agent-schemas.js";
 import { recallInput, rememberInput } from "../memory/memory-schemas.js";
 import type { Services } from "../services.js";
-import { claimInput, completeAndClaimInput, completeInput, enqueueFields, failInput, heartbeatInput, MAX_PROGRESS_BYTES, releaseInput, statsFields, taskIdInput, waitInput, waitManyInput } from "../tasks/task-schemas.js";
+import { claimInput, completeAndClaimInput, completeInput, dedupeInput, enqueueFields, failInput, heartbeatInput, MAX_PROGRESS_BYTES, releaseInput, statsFields, taskIdInput, waitInput, waitManyInput } from "../tasks/task-schemas.js";
 import { int } from "../schema-parts.js";
 import { acquireInput, getLockInput, listLocksInput, releaseInput as lockReleaseInput, renewInput } from "../locks/lock-schemas.js";
 import { acquirePermitInput, getSemaphoreInput, releasePermitInput, renewPermitInput } from "../locks/semaphore-schemas.js";
@@ -360,7 +360,15 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
         idempotencyKey: enqueueFields.shape.idempotencyKey.describe(
           "The same key always answers the same task and never adds a second one, for as long as the task is kept. Sent again with a different queue, payload, priority, capability, targetAgentId, backoff, dependsOn, onDependencyFailure, dedupe key, or a maxAttempts or maxRunMs that differs when given, it is a 409 IDEMPOTENCY_MISMATCH",
         ),
-        dedupe: enqueueFields.shape.dedupe,
+        // The tool has no runAt or expiresAt: replace's REST description speaks of them.
+        dedupe: dedupeInput
+          .extend({
+            replace: dedupeInput.shape.replace.describe(
+              "true (a debounce): the task found takes this enqueue's payload, and its delayMs when given (each enqueue pushes its run back), and its ttlMs when given; its other fields stay its first enqueue's. Only with until claimed: a run under way cannot take a new payload",
+            ),
+          })
+          .optional()
+          .describe(enqueueFields.shape.dedupe.description!),
       }),
     },
     (args, extra) => answerCall(extra, (api) => api.tasks.enqueue({ ...args, payload: args.payload as JsonValue })),

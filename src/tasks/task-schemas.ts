@@ -109,6 +109,8 @@ export type Backoff = z.infer<typeof backoffSchema>;
 
 /** How long an enqueue's dedupe.key answers with the task that holds it: while it waits to run, or until it settles. */
 export const DEDUPE_UNTIL = ["claimed", "settled"] as const;
+// No meta id, as backoffInput has none: an input schema with one goes out as a $ref in MCP tools'
+// schemas, which some model hosts do not resolve and whose fields the tools' checks do not read.
 export const dedupeInput = z
   .strictObject({
     key: text(500)
@@ -125,8 +127,7 @@ export const dedupeInput = z
       .describe(
         "true (a debounce): the task found takes this enqueue's payload, and its runAt or delayMs when given (each enqueue pushes it back), and its expiresAt or ttlMs when given; its other fields stay its first enqueue's. Only with until claimed: a run under way cannot take a new payload",
       ),
-  })
-  .meta({ id: "Dedupe" });
+  });
 export type Dedupe = z.output<typeof dedupeInput>;
 
 // Each field's description is its documentation: the OpenAPI document and the MCP tools'
