@@ -50,6 +50,8 @@ describe("tasks.enqueue's dedupe", () => {
     // Counted apart in /metrics.
     const metrics = await (await fetch(`${t.url}/metrics`)).text();
     expect(metrics).toContain('coordination_task_transitions_total{queue="index",transition="deduplicated"} 2');
+    // ...whose help names it among the transitions, as it does every other.
+    expect(metrics).toContain("# HELP coordination_task_transitions_total Task transitions committed by this process, per queue: enqueued, deduplicated (an enqueue answered with the task holding its dedupe key), ready");
   });
 
   it('until "settled" answers with the task while it runs too, so at most one of a key is under way; after its settle the next enqueue adds one', async () => {

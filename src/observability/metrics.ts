@@ -82,7 +82,7 @@ export class Metrics {
     collectDefaultMetrics({ register: this.registry });
     this.transitions = new Counter({
       name: "coordination_task_transitions_total",
-      help: "Task transitions committed by this process, per queue: enqueued, ready (a waiting task's dependencies completed), claimed, completed, failed, dead_lettered, lease_expired, timed_out (a run that reached its task's maxRunMs), expired (cancelled unrun at its expiry)",
+      help: "Task transitions committed by this process, per queue: enqueued, deduplicated (an enqueue answered with the task holding its dedupe key), ready (a waiting task's dependencies completed), claimed, completed, failed, dead_lettered, lease_expired, timed_out (a run that reached its task's maxRunMs), expired (cancelled unrun at its expiry)",
       labelNames: [...QUEUE_LABEL_NAMES, "transition"],
       registers,
     });

@@ -1,5 +1,5 @@
 // Long-polling claims that found nothing wait here, and are woken by the events that make a task
-// claimable (task.enqueued, task.ready, task.promoted, task.updated, task.released, task.requeued, task.retried, queue.resumed), whichever process
+// claimable (task.enqueued, task.ready, task.promoted, task.updated, task.deduplicated, task.released, task.requeued, task.retried, queue.resumed), whichever process
 // committed them: the event bus delivers both. Before, every parked claim re-ran its claim
 // statement every crossProcessPollMs, so 1,000 idle long-polls burned half a core; and every
 // enqueue woke them all, to find one task.
