@@ -144,6 +144,22 @@ describe("tasks.enqueue's dedupe", () => {
     expect(batch[2]!.dependsOn).toEqual([batch[0]!.id]);
   });
 
+  it("an enqueueMany whose entries found stored tasks past maxResponseBytes is refused, naming tasks, and stores nothing", async () => {
+    t = await startTestServer({ maxResponseBytes: 65_536 });
+    const large = await t.api.tasks.enqueue.mutate({ queue: "q", payload: { blob: "x".repeat(30_000) }, dedupe: { key: "k" } });
+    // Two answers of it fit; three do not, whatever each entry carried itself.
+    const two = await t.api.tasks.enqueueMany.mutate({ tasks: [{ queue: "q", dedupe: { key: "k" } }, { queue: "q", dedupe: { key: "k" } }] });
+    expect(two.map((task) => [task.id, task.deduplicated])).toEqual([[large.id, true], [large.id, true]]);
+    const three = await rest(t.url, "POST", "/tasks/batch", { tasks: [{ queue: "q", dedupe: { key: "k" } }, { queue: "q" }, { queue: "q", dedupe: { key: "k" } }, { queue: "q", dedupe: { key: "k" } }] });
+    expect([three.status, three.body.code, three.body.details.index]).toEqual([400, "INVALID_INPUT", 3]);
+    expect(three.body.message).toBe(
+      "tasks: the tasks stored already that answer tasks[0..3] (by their idempotencyKey or dedupe key) weigh more than the server's maxResponseBytes (65536 bytes) in the answer: send fewer at a time, each key once",
+    );
+    // All or nothing: no task added, no duplicate counted.
+    expect((await t.api.tasks.get.query({ taskId: large.id })).duplicates).toBe(2);
+    expect((await t.api.tasks.stats.query()).totals.pending).toBe(1);
+  });
+
   it("refuses what cannot be: replace with until settled, an empty or long key, an unknown field, another dedupe key under one idempotencyKey", async () => {
     t = await startTestServer();
     const refused = async (dedupe: unknown) => {

@@ -25,6 +25,8 @@ import { ranOutOfTime, releasedLease, runDeadline, type ClaimFilter, type DeadLe
 export interface Enqueued {
   row: TaskRow;
   deduplicated: boolean;
+  /** Whether this enqueue added `row` (false: found, by its idempotencyKey or its dedupe key). */
+  added: boolean;
 }
 
 export interface TaskTransitionDeps {
@@ -157,14 +159,14 @@ export class TaskTransitions {
             where === undefined ? { taskId: existing.id, differs } : { differs },
           );
         }
-        return { row: existing, deduplicated: false };
+        return { row: existing, deduplicated: false, added: false };
       }
     }
     const prefix = task === "payload" ? "" : `${task}.`;
     if (request.dedupe !== undefined) {
       // After the idempotencyKey: an enqueue sent again finds its own task, not as a duplicate of it.
       const found = this.d.tasks.findByDedupeKey(request.queue, request.dedupe.key, request.dedupe.until === "settled", ctx.now);
-      if (found !== undefined) return { row: this.countDuplicate(ctx, found, request, prefix), deduplicated: true };
+      if (found !== undefined) return { row: this.countDuplicate(ctx, found, request, prefix), deduplicated: true, added: false };
     }
     const runAt = request.runAt?.getTime() ?? ctx.now + (request.delayMs ?? 0);
     const expiresAt = expiryOf(request, runAt, ctx.now, prefix);
@@ -174,7 +176,7 @@ export class TaskTransitions {
       ctx.now,
     );
     inBatch?.set(row.id, task);
-    const enqueued = { row, deduplicated: false };
+    const enqueued = { row, deduplicated: false, added: true };
     this.d.events.appendSystem(ctx, "task.enqueued", {
       taskId: row.id,
       queue: row.queue,
