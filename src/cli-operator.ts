@@ -29,10 +29,10 @@ export const OPERATOR_USAGE = [
   "       coordination tasks list [--queue Q] [--status S] [--agent A] [--capability C] [--limit N] [--cursor C]",
   "       coordination tasks get|requeue TASK_ID",
   "       coordination tasks promote TASK_ID                      a pending task not due yet (a delay, a backoff, a schedule's run) due now",
-  "       coordination tasks update TASK_ID [--priority N] [--at TIME | --delay DURATION] [--expires TIME|DURATION|never]   a",
-  "                                    task that waits to run (pending or waiting): its priority (0 highest), when it falls due (ISO",
+  "       coordination tasks update TASK_ID [--priority N] [--at TIME | --delay DURATION] [--expires TIME|DURATION|never] [--payload JSON]",
+  "                                    a task that waits to run (pending or waiting): its priority (0 highest), when it falls due (ISO",
   "                                    8601 or Unix ms; or 30s, 5m, 1h from now), when it expires unrun (a time, or a length of time",
-  "                                    from now; never: no expiry)",
+  "                                    from now; never: no expiry), what its next run is handed (JSON)",
   "       coordination tasks wait TASK_ID [--timeout DURATION]     until it settles (or DURATION: 30s, 5m, 1h); exit 0 if it completed,",
   "                                    3 if it was dead-lettered or cancelled, 4 if it had not settled in time (or on Ctrl-C)",
   "       coordination tasks wait TASK_ID TASK_ID... [--any] [--timeout DURATION]   (up to 100) until all of them completed (--any:",
@@ -338,7 +338,7 @@ function commandOptions(words: readonly string[], options: Parsed["options"]): r
   if (command === "tasks" && sub === "requeue" && words.length === 2 && options["--all"] === true) return ["--all", "--queue", "--after", "--before"];
   if (command === "tasks" && sub === "cancel" && words.length === 2 && options["--all"] === true) return ["--all", "--queue", "--status", "--after", "--before", "--reason"];
   if (command === "tasks" && sub === "logs") return ["--after", "--tail", "--attempt", "--level", "--limit", "--follow"];
-  if (command === "tasks") return sub === "cancel" ? ["--reason"] : sub === "wait" ? ["--timeout", "--any"] : sub === "update" ? ["--priority", "--at", "--delay", "--expires"] : [];
+  if (command === "tasks") return sub === "cancel" ? ["--reason"] : sub === "wait" ? ["--timeout", "--any"] : sub === "update" ? ["--priority", "--at", "--delay", "--expires", "--payload"] : [];
   if (command === "agents") return sub === "cordon" ? ["--reason", "--for"] : sub === undefined ? ["--health", "--capability", "--cordoned"] : [];
   if (command === "schedules") return sub === "set" ? ["--cron", "--timezone", "--every", "--start", "--end", "--max-runs", "--overlap", "--ttl", "--max-run", "--queue", "--payload", "--priority"] : sub === undefined || sub === "list" ? ["--queue"] : [];
   if (command === "events" && sub === "tail") return ["--types", "--agent", "--from"];
@@ -516,6 +516,7 @@ const FLAG_OF_FIELD: Record<string, string> = {
   attempt: "--attempt",
   level: "--level",
   tail: "--tail",
+  payload: "--payload",
 };
 
 /**
@@ -553,12 +554,15 @@ function expiryArg(text: string): string | number | null {
 }
 
 /** The change `tasks update` asks for, from its options (the server refuses a bad priority or time, naming the option). */
-function taskUpdateOf(taskId: string, options: Parsed["options"]): { taskId: string; priority?: number; runAt?: string | number; delayMs?: number; expiresAt?: string | number | null } {
+function taskUpdateOf(taskId: string, options: Parsed["options"]): { taskId: string; priority?: number; runAt?: string | number; delayMs?: number; expiresAt?: string | number | null; payload?: JsonValue } {
   const priority = int(options["--priority"], "--priority");
   const at = str(options["--at"]);
   const delay = str(options["--delay"]);
   const expires = str(options["--expires"]);
-  if (priority === undefined && at === undefined && delay === undefined && expires === undefined) throw new OperatorUsageError("tasks update needs --priority, --at, --delay or --expires: what to change");
+  const payload = jsonOption(options["--payload"], "--payload");
+  if (priority === undefined && at === undefined && delay === undefined && expires === undefined && payload === undefined) {
+    throw new OperatorUsageError("tasks update needs --priority, --at, --delay, --expires or --payload: what to change");
+  }
   if (at !== undefined && delay !== undefined) throw new OperatorUsageError("tasks update takes --at or --delay, not both");
   // 0 (or 0s, 0m…): due now, as delayMs 0 is.
   const delayMs = delay === undefined ? undefined : /^0+(ms|s|m|h|d)?$/.test(delay) ? 0 : parseDuration(delay);
@@ -569,7 +573,19 @@ function taskUpdateOf(taskId: string, options: Parsed["options"]): { taskId: str
     ...(at !== undefined ? { runAt: timeArg(at) } : {}),
     ...(delayMs !== undefined ? { delayMs } : {}),
     ...(expires !== undefined ? { expiresAt: expiryArg(expires) } : {}),
+    ...(payload !== undefined ? { payload } : {}),
   };
+}
+
+/** A JSON option's value (undefined when not given); a usage error naming `flag` when it is not JSON. */
+function jsonOption(given: string | true | undefined, flag: string): JsonValue | undefined {
+  const text = str(given);
+  if (text === undefined) return undefined;
+  try {
+    return JSON.parse(text) as JsonValue;
+  } catch {
+    throw new OperatorUsageError(`${flag} must be JSON (got ${JSON.stringify(text.slice(0, 64))})`);
+  }
 }
 
 /** What the operator's commands need of the server's settings (config.ts). */
@@ -1118,13 +1134,7 @@ async function scheduleCommand(words: string[], options: Parsed["options"], api:
     const overlap = overlapText as "allow" | "skip" | undefined;
     const ttlMs = durationOption(options["--ttl"], "--ttl", 1, Number.POSITIVE_INFINITY, "such as 30s, 5m or 1h");
     const maxRunMs = durationOption(options["--max-run"], "--max-run", 1, MAX_RUN_MS, "from 1ms to 366d, such as 30s, 10m or 2h");
-    const payloadText = str(options["--payload"]);
-    let payload: JsonValue;
-    try {
-      payload = payloadText === undefined ? {} : (JSON.parse(payloadText) as JsonValue);
-    } catch {
-      throw new OperatorUsageError(`--payload must be JSON (got ${JSON.stringify(payloadText!.slice(0, 64))})`);
-    }
+    const payload = jsonOption(options["--payload"], "--payload") ?? {};
     const queue = str(options["--queue"]);
     const answer = await api.schedules.set.mutate({
       scheduleId: name,

@@ -175,7 +175,7 @@ describe("AppRouter types", () => {
     expectTypeOf<Out["tasks"]["requeue"]>().toEqualTypeOf<Task>();
     expectTypeOf<In["tasks"]["promote"]>().toEqualTypeOf<{ taskId: string }>();
     expectTypeOf<Out["tasks"]["promote"]>().toEqualTypeOf<Task>();
-    expectTypeOf<In["tasks"]["update"]>().toEqualTypeOf<{ taskId: string; priority?: number; runAt?: Date | string | number; delayMs?: number; expiresAt?: Date | string | number | null }>();
+    expectTypeOf<In["tasks"]["update"]>().toEqualTypeOf<{ taskId: string; priority?: number; runAt?: Date | string | number; delayMs?: number; expiresAt?: Date | string | number | null; payload?: JsonValue }>();
     expectTypeOf<Out["tasks"]["update"]>().toEqualTypeOf<Task>();
     expectTypeOf<In["tasks"]["cancelMany"]>().toEqualTypeOf<{
       queue: string;

@@ -82,10 +82,10 @@ describe("operator commands against a running server", () => {
     expect(update.stderr).toBe(
       [
         "coordination: --priority must be a whole number",
-        "Usage: coordination tasks update TASK_ID [--priority N] [--at TIME | --delay DURATION] [--expires TIME|DURATION|never]   a",
-        "                                    task that waits to run (pending or waiting): its priority (0 highest), when it falls due (ISO",
+        "Usage: coordination tasks update TASK_ID [--priority N] [--at TIME | --delay DURATION] [--expires TIME|DURATION|never] [--payload JSON]",
+        "                                    a task that waits to run (pending or waiting): its priority (0 highest), when it falls due (ISO",
         "                                    8601 or Unix ms; or 30s, 5m, 1h from now), when it expires unrun (a time, or a length of time",
-        "                                    from now; never: no expiry)",
+        "                                    from now; never: no expiry), what its next run is handed (JSON)",
         "(coordination tasks --help: every command, and the options each takes)",
         "",
       ].join("\n"),

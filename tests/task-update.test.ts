@@ -147,10 +147,10 @@ describe("tasks.update", () => {
     // The task as stored (its enqueue's answer says, beside it, that no other task answered it).
     const { deduplicated: _, ...task } = await api.tasks.enqueue.mutate({ queue: "x" });
     for (const [body, message] of [
-      [{}, "give priority, runAt, delayMs or expiresAt: what to change"],
+      [{}, "give priority, runAt, delayMs, expiresAt or payload: what to change"],
       [{ runAt: Date.now(), delayMs: 10 }, "delayMs: give runAt or delayMs, not both"],
       [{ priority: -1 }, "priority: must be at least 0"],
-      [{ priority: 1, payload: {} }, 'unknown field "payload"'],
+      [{ priority: 1, colour: "red" }, 'unknown field "colour"'],
     ] as const) {
       const answer = await rest(t.url, "PATCH", `/tasks/${task.id}`, body);
       expect([answer.status, answer.body.code]).toEqual([400, "INVALID_INPUT"]);
@@ -234,7 +234,7 @@ describe("tasks.update", () => {
     const operation = document.paths["/tasks/{taskId}"].patch;
     expect(operation.operationId).toBe("tasks_update");
     expect(operation.requestBody.required).toBe(true);
-    expect(Object.keys(operation.requestBody.content["application/json"].schema.properties).sort()).toEqual(["delayMs", "expiresAt", "priority", "runAt"]);
+    expect(Object.keys(operation.requestBody.content["application/json"].schema.properties).sort()).toEqual(["delayMs", "expiresAt", "payload", "priority", "runAt"]);
   });
 
   it("a pending task's task.updated is in its events, however far in the log from its enqueue", async () => {
@@ -256,6 +256,32 @@ describe("tasks.update", () => {
     ]);
   });
 
+  it("a payload fixed before the task runs is what its claim is handed; the same payload again writes nothing; a resent enqueue still finds it", async () => {
+    t = await startTestServer();
+    const api = t.api;
+    const task = await api.tasks.enqueue.mutate({ queue: "fix", payload: { url: "htp://typo" }, idempotencyKey: "crawl-1" });
+    const fixed = await api.tasks.update.mutate({ taskId: task.id, payload: { url: "http://example.test" } });
+    expect([fixed.payload, fixed.replacedAt === null, fixed.priority, fixed.runAt]).toEqual([{ url: "http://example.test" }, false, 5, task.runAt]);
+    const [updated] = await api.events.list.query({ types: ["task.updated"], limit: 10 });
+    expect(updated!.payload).toMatchObject({ taskId: task.id, payloadReplaced: true, priority: 5, previousPriority: 5 });
+    // The same payload (its keys in another order) changes nothing: no event, as it was.
+    expect(await api.tasks.update.mutate({ taskId: task.id, payload: { url: "http://example.test" } })).toEqual(fixed);
+    expect(await api.events.list.query({ types: ["task.updated"], limit: 10 })).toHaveLength(1);
+    // Its enqueue sent again (its answer lost) finds it: what it asked is not kept once replaced.
+    expect((await api.tasks.enqueue.mutate({ queue: "fix", payload: { url: "htp://typo" }, idempotencyKey: "crawl-1" })).id).toBe(task.id);
+    // Deeper than maxJsonDepth: a 400 naming payload, as an enqueue's.
+    let deep: unknown = 1;
+    for (let i = 0; i < 80; i++) deep = [deep];
+    const tooDeep = await rest(t.url, "PATCH", `/tasks/${task.id}`, { payload: deep });
+    expect([tooDeep.status, tooDeep.body.code, tooDeep.body.message.split(":")[0]]).toEqual([400, "INVALID_INPUT", "payload"]);
+    const cli = await runCli({ args: ["tasks", "update", task.id, "--payload", '{"url":"http://example.test/2"}', "--json"], env: { COORDINATION_URL: t.url } });
+    expect([cli.code, JSON.parse(cli.stdout).payload]).toEqual([0, { url: "http://example.test/2" }]);
+    expect((await api.tasks.claim.mutate(claimOf("fix")))?.payload).toEqual({ url: "http://example.test/2" });
+    // A run under way keeps what it was handed.
+    const refused = await rest(t.url, "PATCH", `/tasks/${task.id}`, { payload: { url: "late" } });
+    expect([refused.status, refused.body.code]).toEqual([409, "INVALID_STATE"]);
+  });
+
   it("the operator's command changes a task's priority and time", async () => {
     t = await startTestServer();
     const env = { COORDINATION_URL: t.url };
@@ -273,7 +299,8 @@ describe("tasks.update", () => {
     await t.api.tasks.update.mutate({ taskId: task.id, delayMs: HOUR });
     expect(await runCli({ args: ["tasks", "update", task.id, "--delay", "0s"], env })).toMatchObject({ code: 0 });
     expect(await t.api.tasks.claim.mutate(claimOf("ops"))).toMatchObject({ id: task.id });
-    expect(await runCli({ args: ["tasks", "update", task.id], env })).toMatchObject({ code: 2, stderr: expect.stringContaining("tasks update needs --priority, --at, --delay or --expires: what to change") });
+    expect(await runCli({ args: ["tasks", "update", task.id], env })).toMatchObject({ code: 2, stderr: expect.stringContaining("tasks update needs --priority, --at, --delay, --expires or --payload: what to change") });
+    expect(await runCli({ args: ["tasks", "update", task.id, "--payload", "{oops"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining('--payload must be JSON (got "{oops")') });
     expect(await runCli({ args: ["tasks", "update", task.id, "--delay", "soon"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining('--delay "soon" is not a duration') });
     expect(await runCli({ args: ["tasks", "update", task.id, "--priority", "2"], env })).toMatchObject({
       code: 1,

@@ -12,7 +12,7 @@ import { recallSubject } from "../memory/memory-recall.js";
 import type { WriteContext } from "../db/writer.js";
 import { CoordinationError, invalidField, notFound } from "../errors.js";
 import type { EventStore } from "../events/event-store.js";
-import { sameJson } from "../json-checks.js";
+import { assertJsonDepth, sameJson } from "../json-checks.js";
 import { taskWith, type CancelManyRequest, type CancelManyResult, type CancelRequest, type ClaimRequest, type EnqueuedTask, type ScopedEnqueue, type RequeueManyRequest, type RequeueManyResult, type SettledTask, type Task, type UpdateRequest } from "./task-schemas.js";
 import { claimKeyOf } from "./claim-keys.js";
 import { historyAfterFailure, pastRunDeadline, ranOutOfTime, releasedLease, runDeadline, taskAnswerBytes, taskRowWith, toTask, type ClaimFilter, type RateOutlook, type StoredError, type TaskRow, type TaskStore } from "./task-store.js";
@@ -45,6 +45,8 @@ export interface TaskCommandDeps {
   recall: (request: RecallRequest) => void;
   /** The soft bound on one answer: a claim's tasks and their context share it. */
   maxResponseBytes: number;
+  /** The deepest nesting a payload may have (a tasks.update's payload, as an enqueue's). */
+  maxJsonDepth: number;
 }
 
 /**
@@ -442,7 +444,7 @@ export function taskCommands(d: TaskCommandDeps) {
      * Nothing changed answers it as it is; a schedule's planned next run keeps the time its
      * schedule planned; any other state is INVALID_STATE.
      */
-    "tasks.update": (ctx: WriteContext, { taskId, priority, runAt, delayMs, expiresAt, updatedBy }: UpdateRequest & { updatedBy: string | null }): Task => {
+    "tasks.update": (ctx: WriteContext, { taskId, priority, runAt, delayMs, expiresAt, payload, updatedBy }: UpdateRequest & { updatedBy: string | null }): Task => {
       const row = t.findTask(taskId);
       if (row.status !== "pending" && row.status !== "waiting") {
         const why = row.status === "claimed" ? "it runs already" : row.status === "completed" ? "it has completed" : "it has settled: requeue brings it back";
@@ -464,7 +466,8 @@ export function taskCommands(d: TaskCommandDeps) {
         const iso = new Date(expiry).toISOString();
         throw invalidField(delayMs === undefined ? "runAt" : "delayMs", `${new Date(at).toISOString()} is not before the task expires (its expiresAt, ${iso}): it would never run`, { expiresAt: iso });
       }
-      return toTask(t.updateRow(ctx, row, { priority, runAt: at, expiresAt: expiry }, updatedBy));
+      if (payload !== undefined) assertJsonDepth("payload", payload, d.maxJsonDepth);
+      return toTask(t.updateRow(ctx, row, { priority, runAt: at, expiresAt: expiry, payload: payload === undefined ? undefined : toJsonText(payload) }, updatedBy));
     },
 
     "tasks.requeue": (ctx: WriteContext, taskId: string): Task => {

@@ -325,11 +325,14 @@ export const updateInput = z
       .nullable()
       .optional()
       .describe("Its new expiry: no run of it starts after this time (after it falls due, and after now); null: it never expires. An enqueue sent again with its idempotencyKey is still compared with the expiry it was enqueued with"),
+    payload: jsonValue
+      .optional()
+      .describe(`Its new payload (any JSON, ${RESERVED_JSON_KEYS}): what its next run is handed, in place of the one it was enqueued with (a bad input fixed before it runs). The task's replacedAt says when; an enqueue sent again with its idempotencyKey then compares no payload`),
   })
   .superRefine((input, ctx) => {
     if (input.runAt !== undefined && input.delayMs !== undefined) ctx.addIssue({ code: "custom", path: ["delayMs"], message: "give runAt or delayMs, not both" });
-    if (input.priority === undefined && input.runAt === undefined && input.delayMs === undefined && input.expiresAt === undefined) {
-      ctx.addIssue({ code: "custom", path: [], message: "give priority, runAt, delayMs or expiresAt: what to change" });
+    if (input.priority === undefined && input.runAt === undefined && input.delayMs === undefined && input.expiresAt === undefined && input.payload === undefined) {
+      ctx.addIssue({ code: "custom", path: [], message: "give priority, runAt, delayMs, expiresAt or payload: what to change" });
     }
   });
 export type UpdateRequest = z.output<typeof updateInput>;
@@ -534,7 +537,7 @@ export const taskSchema = z
     dedupeKey: z.string().nullable(),
     /** How many later enqueues naming its dedupeKey were answered with it instead of adding a task. */
     duplicates: z.number().int(),
-    /** When such an enqueue last replaced its payload (dedupe.replace); null: never. */
+    /** When its payload was last replaced: by an enqueue naming its dedupe key with dedupe.replace, or by tasks.update; null: never. */
     replacedAt: z.date().nullable(),
   })
   .meta({ id: "Task" });

@@ -1035,18 +1035,19 @@ export class TaskStore {
     return this.st.get<[string, string, number, number], TaskRow>(DEDUPE_LOOKUP).get(queue, key, running ? 1 : 0, now);
   }
 
+  /** An enqueue answered with `row` (its dedupe key), counted in its duplicates: no change to the task (updatedAt stays). */
+  countDuplicate(row: TaskRow): TaskRow {
+    return this.st.get<[number], TaskRow>(`UPDATE tasks SET duplicates = duplicates + 1 WHERE seq = ? RETURNING *`).get(row.seq)!;
+  }
+
   /**
-   * An enqueue answered with `row` (its dedupe key): counted in its duplicates; with `payload`
-   * (dedupe.replace, JSON text) that payload is the task's from now on (replacedAt), its runAt and
-   * expiresAt already rescheduled by the caller. updatedAt moves only with a replace: the count
-   * is no change to the task.
+   * `payload` (JSON text) is the task's from now on (dedupe.replace, tasks.update), replacedAt
+   * saying when: an enqueue sent again with its idempotencyKey then compares none. updatedAt and
+   * editedAt move, as an operator's change moves them (reschedule).
    */
-  countDuplicate(row: TaskRow, payload: string | null, now: number): TaskRow {
-    if (payload === null) return this.st.get<[number], TaskRow>(`UPDATE tasks SET duplicates = duplicates + 1 WHERE seq = ? RETURNING *`).get(row.seq)!;
+  replacePayload(row: TaskRow, payload: string, now: number): TaskRow {
     return this.st
-      .get<[string, number, number, number, number], TaskRow>(
-        `UPDATE tasks SET duplicates = duplicates + 1, payload = ?, replacedAt = ?, updatedAt = MAX(?, createdAt + 1), editedAt = MAX(?, createdAt + 1) WHERE seq = ? RETURNING *`,
-      )
+      .get<[string, number, number, number, number], TaskRow>(`UPDATE tasks SET payload = ?, replacedAt = ?, updatedAt = MAX(?, createdAt + 1), editedAt = MAX(?, createdAt + 1) WHERE seq = ? RETURNING *`)
       .get(payload, now, now, now, row.seq)!;
   }
 

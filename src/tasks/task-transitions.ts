@@ -216,7 +216,8 @@ export class TaskTransitions {
       }
     }
     const rescheduled = runAt === runAtWas && expiresAt === expiryWas ? row : this.d.tasks.reschedule(row, row.priority, runAt, ctx.now, expiresAt);
-    const counted = this.d.tasks.countDuplicate(rescheduled, payload, ctx.now);
+    const replaced = payload === null ? rescheduled : this.d.tasks.replacePayload(rescheduled, payload, ctx.now);
+    const counted = this.d.tasks.countDuplicate(replaced);
     const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
     this.d.events.appendSystem(ctx, "task.deduplicated", {
       taskId: row.id,
@@ -433,14 +434,17 @@ export class TaskTransitions {
    * one due by it wakes the claims that could take it, one due later sets their timers. Nothing
    * changed is returned as it is, nothing written: a repeat finds it so.
    */
-  updateRow(ctx: WriteContext, row: TaskRow, change: { priority?: number | undefined; runAt: number; expiresAt: number | null }, updatedBy: string | null): TaskRow {
+  updateRow(ctx: WriteContext, row: TaskRow, change: { priority?: number | undefined; runAt: number; expiresAt: number | null; payload?: string | undefined }, updatedBy: string | null): TaskRow {
     const runAtWas = Number(row.runAt);
     const priority = change.priority ?? row.priority;
     const runAt = change.runAt;
     const expiryWas = row.expiresAt === null ? null : Number(row.expiresAt);
     const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
-    if (priority === row.priority && runAt === runAtWas && change.expiresAt === expiryWas) return row;
-    const updated = this.d.tasks.reschedule(row, priority, runAt, ctx.now, change.expiresAt);
+    // A payload the same as the task's (as JSON, keys in any order) changes nothing.
+    const payload = change.payload === undefined || sameJson(fromJsonText(row.payload), fromJsonText(change.payload)) ? undefined : change.payload;
+    if (priority === row.priority && runAt === runAtWas && change.expiresAt === expiryWas && payload === undefined) return row;
+    const rescheduled = priority === row.priority && runAt === runAtWas && change.expiresAt === expiryWas ? row : this.d.tasks.reschedule(row, priority, runAt, ctx.now, change.expiresAt);
+    const updated = payload === undefined ? rescheduled : this.d.tasks.replacePayload(rescheduled, payload, ctx.now);
     this.d.events.appendSystem(ctx, "task.updated", {
       taskId: row.id,
       queue: row.queue,
@@ -452,6 +456,7 @@ export class TaskTransitions {
       previousRunAt: new Date(runAtWas).toISOString(),
       ...(row.status === "waiting" ? { waitingFor: row.unmetDependencies } : {}),
       ...(change.expiresAt === expiryWas ? {} : { expiresAt: iso(change.expiresAt), previousExpiresAt: iso(expiryWas) }),
+      ...(payload === undefined ? {} : { payloadReplaced: true as const }),
       updatedBy,
     });
     return updated;

@@ -119,7 +119,7 @@ export function createWriteCommands(db: SqliteDatabase, setup: ThreadSetup, reca
   const streaks = new FailureStreaks({ cordons, events, after: config.quarantineAfterFailures, quarantineMs: config.quarantineMs, transaction: () => st.transactions });
   const announce = db.prepare<[string]>(`INSERT INTO system_state (key, value) VALUES ('server.started', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`);
   return {
-    ...taskCommands({ tasks, events, agents, cordons, streaks, transitions, healthCutoffs: cutoffs, lockWaitGrace: grace, recall, maxResponseBytes: config.maxResponseBytes }),
+    ...taskCommands({ tasks, events, agents, cordons, streaks, transitions, healthCutoffs: cutoffs, lockWaitGrace: grace, recall, maxResponseBytes: config.maxResponseBytes, maxJsonDepth: config.maxJsonDepth }),
     ...queuePauseCommands({ pauses, limits, rates, events }),
     ...queueLimitCommands({ pauses, limits, rates, events }),
     ...queueRateCommands({ pauses, limits, rates, events }),
