@@ -22,7 +22,7 @@ function Login({ onToken, rejected }: { onToken: (token: string) => void; reject
   return (
     <section class="login">
       <h2>This server needs a token</h2>
-      <p class="muted">A read token shows everything; an admin token may also requeue, cancel, reprioritize and run tasks now. It stays in this browser.</p>
+      <p class="muted">A read token shows everything but the webhooks; an admin token may also act: requeue, cancel, reprioritize and run tasks now, pause queues, cordon agents, release locks. It stays in this browser.</p>
       {rejected && <p class="error">That token was not accepted.</p>}
       <form
         onSubmit={(e) => {
