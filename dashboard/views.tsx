@@ -834,24 +834,37 @@ export function TaskPage({ api, onUnauthorized, may, taskId }: ViewProps & { tas
               </tr>
             </tbody>
           </table>
-          {may.admin && (
+          {/* Each only where the server takes it: a requeue brings back a dead letter or a cancelled task; a cancel stops one not settled, or discards a dead letter. */}
+          {may.admin && data.task.status !== "completed" && (
             <p>
-              <button onClick={() => void act("requeue")}>Requeue</button> <button onClick={() => void act("cancel")}>Cancel</button>
+              {(data.task.status === "dead_letter" || data.task.status === "cancelled") && <button onClick={() => void act("requeue")}>Requeue</button>}{" "}
+              {data.task.status !== "cancelled" && <button onClick={() => void act("cancel")}>Cancel</button>}
             </p>
           )}
-          {may.admin && (data.task.status === "pending" || data.task.status === "waiting") && (
+          {(data.task.status === "pending" || data.task.status === "waiting") && (
             <p data-testid="not-run-yet">
-              <label>
-                priority{" "}
-                <input type="number" min={0} max={1000000} step={1} placeholder={String(data.task.priority)} value={priority} onInput={(e) => setPriority((e.target as HTMLInputElement).value)} />
-              </label>{" "}
-              <button disabled={priority === ""} onClick={() => void change("priority")}>
-                Set priority
-              </button>
+              {may.admin && (
+                <>
+                  <label>
+                    priority{" "}
+                    <input type="number" min={0} max={1000000} step={1} placeholder={String(data.task.priority)} value={priority} onInput={(e) => setPriority((e.target as HTMLInputElement).value)} />
+                  </label>{" "}
+                  <button disabled={priority === ""} onClick={() => void change("priority")}>
+                    Set priority
+                  </button>
+                </>
+              )}
+              {/* When a delayed (or debounced) task falls due: every credential sees it, an admin may make it due now. */}
               {data.task.status === "pending" && data.task.runAt.getTime() > Date.now() && (
                 <>
                   {" "}
-                  due {time(data.task.runAt)} <button onClick={() => void change("run now")}>Run now</button>
+                  <span data-field="dueAt">due {time(data.task.runAt)}</span>
+                  {may.admin && (
+                    <>
+                      {" "}
+                      <button onClick={() => void change("run now")}>Run now</button>
+                    </>
+                  )}
                 </>
               )}
             </p>

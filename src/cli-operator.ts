@@ -684,9 +684,10 @@ async function dispatch(words: string[], options: Parsed["options"], json: boole
   const [command, sub, id] = words;
   if (command === "whoami" && words.length === 1) {
     const me = await api.tokens.whoami.query();
-    const agent = me.agentId === null ? "" : ` as agent ${printable(me.agentId)}`;
+    // "agent worker-1 (token …)", "read (token …)", "admin (token …)".
+    const who = me.agentId === null ? me.role : `${me.role} ${printable(me.agentId)}`;
     const named = me.name === null ? "" : `, named ${printable(JSON.stringify(me.name))}`;
-    print(me, () => (me.credentialsRequired ? `${me.role}${agent} (token ${printable(me.tokenId ?? "-")}${named})\n` : "admin: this server requires no credential, and trusts every caller as an admin\n"));
+    print(me, () => (me.credentialsRequired ? `${who} (token ${printable(me.tokenId ?? "-")}${named})\n` : "admin: this server requires no credential, and trusts every caller as an admin\n"));
     return 0;
   }
   if (command === "stats" && words.length === 1) {

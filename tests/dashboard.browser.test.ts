@@ -254,6 +254,8 @@ describe.skipIf(!CHROMIUM)("the dashboard in Chromium", () => {
       await page.goto(`${t.url}/#/task/${task.id}`);
       const controls = page.locator('[data-testid="not-run-yet"]');
       await controls.getByRole("button", { name: "Run now" }).waitFor({ timeout: 10_000 });
+      // A task that waits may be cancelled, not requeued (the server would refuse it).
+      expect([await page.getByRole("button", { name: "Requeue" }).count(), await page.getByRole("button", { name: "Cancel" }).count()]).toEqual([0, 1]);
       await controls.getByRole("spinbutton").fill("1");
       await controls.getByRole("button", { name: "Set priority" }).click();
       await page.getByText("priority 1").waitFor({ timeout: 10_000 });
@@ -320,6 +322,11 @@ describe.skipIf(!CHROMIUM)("the dashboard in Chromium", () => {
       await page.goto(`${t.url}/#/task/${dead.id}`);
       await page.locator('[data-field="status"]').getByText("dead_letter").waitFor({ timeout: 10_000 });
       expect(await page.getByRole("button", { name: "Requeue" }).count()).toBe(0);
+      // A delayed task's page says when it falls due, with no button to make it due now.
+      const delayed = await t.admin.tasks.enqueue.mutate({ queue: "later", delayMs: 3_600_000 });
+      await page.goto(`${t.url}/#/task/${delayed.id}`);
+      await page.locator('[data-field="dueAt"]').waitFor({ timeout: 10_000 });
+      expect(await page.locator('[data-testid="not-run-yet"]').getByRole("button").count()).toBe(0);
       await page.goto(t.url);
       // An admin's token: the buttons, and no role line.
       await page.getByRole("button", { name: "Forget token" }).click();

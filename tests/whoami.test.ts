@@ -42,7 +42,7 @@ describe("tokens.whoami", () => {
     expect([extra.status, extra.body.code]).toEqual([400, "INVALID_INPUT"]);
 
     const env = { COORDINATION_URL: s.url };
-    expect(await runCli({ args: ["whoami", "--token", agentToken.secret], env })).toMatchObject({ code: 0, stdout: `agent as agent planner-1 (token ${agentToken.token.id}, named "planner's laptop")\n`, stderr: "" });
+    expect(await runCli({ args: ["whoami", "--token", agentToken.secret], env })).toMatchObject({ code: 0, stdout: `agent planner-1 (token ${agentToken.token.id}, named "planner's laptop")\n`, stderr: "" });
     expect(await runCli({ args: ["whoami", "--token", ADMIN_SECRET], env })).toMatchObject({ code: 0, stdout: "admin (token config:adminToken)\n", stderr: "" });
     const json = await runCli({ args: ["whoami", "--json", "--token", agentToken.secret], env });
     expect([json.code, JSON.parse(json.stdout)]).toEqual([0, { credentialsRequired: true, role: "agent", agentId: "planner-1", tokenId: agentToken.token.id, name: "planner's laptop" }]);
