@@ -83,7 +83,13 @@ export interface Leased {
 
 /** The settle answer: the task, and the lease the settle ended (whoever held it). */
 /** An enqueue's answer: the task, and whether it was another enqueue's (its dedupe key's). */
-const enqueuedTask = ({ row, deduplicated }: Enqueued): EnqueuedTask => taskWith(toTask(row), { deduplicated });
+const enqueuedTask = ({ row, deduplicated }: Enqueued): EnqueuedTask => {
+  // The field added to the task built for the answer: a second copy of every field (taskWith) cost
+  // enqueues ~5% in-process (bench/RESULTS.md, 2026-12-05).
+  const task = toTask(row) as EnqueuedTask;
+  task.deduplicated = deduplicated;
+  return task;
+};
 
 const settled = (row: TaskRow, lease: TaskRow = row): SettledTask =>
   taskWith(toTask(row), {
