@@ -26,7 +26,7 @@ import { MAX_CLAIMS_PER_WINDOW, MAX_RATE_WINDOW_MS, MIN_RATE_WINDOW_MS } from ".
 
 export const OPERATOR_USAGE = [
   "Usage: coordination stats [--queue Q]                         task counts per queue and state",
-  "       coordination tasks list [--queue Q] [--status S] [--agent A] [--capability C] [--limit N] [--cursor C]",
+  "       coordination tasks list [--queue Q] [--status S] [--agent A] [--capability C] [--dedupe-key K] [--limit N] [--cursor C]",
   "       coordination tasks get|requeue TASK_ID",
   "       coordination tasks promote TASK_ID                      a pending task not due yet (a delay, a backoff, a schedule's run) due now",
   "       coordination tasks update TASK_ID [--priority N] [--at TIME | --delay DURATION] [--expires TIME|DURATION|never] [--payload JSON]",
@@ -317,7 +317,7 @@ interface Parsed {
   options: Record<string, string | true>;
 }
 
-const VALUE_OPTIONS = new Set(["--url", "--token", "--config", "--queue", "--status", "--agent", "--limit", "--cursor", "--capability", "--health", "--types", "--from", "--after", "--before", "--reason", "--cron", "--timezone", "--every", "--start", "--end", "--max-runs", "--overlap", "--payload", "--priority", "--timeout", "--at", "--delay", "--expires", "--ttl", "--max-run", "--for", "--holder", "--prefix", "--fencing-token", "--description", "--grace", "--if-version", "--attempt", "--level", "--tail"]);
+const VALUE_OPTIONS = new Set(["--url", "--token", "--config", "--queue", "--status", "--agent", "--limit", "--cursor", "--capability", "--health", "--types", "--from", "--after", "--before", "--reason", "--cron", "--timezone", "--every", "--start", "--end", "--max-runs", "--overlap", "--payload", "--priority", "--timeout", "--at", "--delay", "--expires", "--ttl", "--max-run", "--for", "--holder", "--prefix", "--fencing-token", "--description", "--grace", "--if-version", "--attempt", "--level", "--tail", "--dedupe-key"]);
 /** Options that take no value. */
 const FLAG_OPTIONS = new Set(["--json", "--all", "--any", "--cordoned", "--follow"]);
 
@@ -333,7 +333,7 @@ function commandOptions(words: readonly string[], options: Parsed["options"]): r
   if (command === "stats") return ["--queue"];
   if (command === "whoami") return [];
   if (command === "queues") return sub === "pause" ? ["--reason"] : [];
-  if (command === "tasks" && sub === "list") return ["--status", "--queue", "--agent", "--capability", "--limit", "--cursor"];
+  if (command === "tasks" && sub === "list") return ["--status", "--queue", "--agent", "--capability", "--dedupe-key", "--limit", "--cursor"];
   // The bulk form has no TASK_ID: with one, --all is refused as any stray option is.
   if (command === "tasks" && sub === "requeue" && words.length === 2 && options["--all"] === true) return ["--all", "--queue", "--after", "--before"];
   if (command === "tasks" && sub === "cancel" && words.length === 2 && options["--all"] === true) return ["--all", "--queue", "--status", "--after", "--before", "--reason"];
@@ -517,6 +517,7 @@ const FLAG_OF_FIELD: Record<string, string> = {
   level: "--level",
   tail: "--tail",
   payload: "--payload",
+  dedupeKey: "--dedupe-key",
 };
 
 /**
@@ -805,6 +806,7 @@ async function dispatch(words: string[], options: Parsed["options"], json: boole
       ...(status ? { status: status as never } : {}),
       ...(str(options["--agent"]) ? { agentId: str(options["--agent"])! } : {}),
       ...(str(options["--capability"]) ? { capability: str(options["--capability"])! } : {}),
+      ...(str(options["--dedupe-key"]) ? { dedupeKey: str(options["--dedupe-key"])! } : {}),
       limit: int(options["--limit"], "--limit") ?? 50,
       ...(str(options["--cursor"]) ? { cursor: str(options["--cursor"])! } : {}),
     });

@@ -208,6 +208,7 @@ describe("AppRouter types", () => {
       status?: TaskStatus;
       agentId?: string;
       capability?: string;
+      dedupeKey?: string;
       limit?: number;
       cursor?: string;
       order?: "asc" | "desc";

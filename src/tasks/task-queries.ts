@@ -81,6 +81,7 @@ export function taskQueries(d: { prisma: () => Promise<Prisma>; tasks: TaskStore
           status: request.status,
           agentId: request.agentId,
           capability: request.capability,
+          dedupeKey: request.dedupeKey,
           after: request.cursor === undefined ? undefined : Number(request.cursor),
           order: request.order,
         },

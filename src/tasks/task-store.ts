@@ -315,6 +315,8 @@ export interface TaskListFilter {
   /** Tasks held (or last held) by this agent. */
   agentId?: string | undefined;
   capability?: string | undefined;
+  /** Tasks enqueued with this dedupe key. */
+  dedupeKey?: string | undefined;
   /** The seq of the last task of the previous page. */
   after?: number | undefined;
   order: "asc" | "desc";
@@ -1219,6 +1221,7 @@ export class TaskStore {
       ["status", filter.status],
       ["leaseOwner", filter.agentId],
       ["capability", filter.capability],
+      ["dedupeKey", filter.dedupeKey],
     ] as const) {
       if (value === undefined) continue;
       clauses.push(`${column} = ?`);
