@@ -115,6 +115,7 @@ describe("README", () => {
     expect(statuses).toEqual(["200", "403", "401"]);
     expect(stdout).toContain("worker-1");
     expect(stdout).toContain('"leaseOwner":"worker-1"');
+    expect(stdout).toMatch(/^read \(token \S+, named "wall screen"\)$/m);
   });
 
   it("runs the operator's command lines as written, each against a server holding the tasks it names", async () => {
