@@ -44,19 +44,30 @@ function App() {
   const connection = useMemo(() => connect(token, (open, code) => setSocket({ open, code })), [token]);
   useEffect(() => () => connection.close(), [connection]);
   // Who the token is: until the server says (or when it cannot: an older server), every button is
-  // offered and the server decides.
+  // offered and the server decides. A question that failed on the way (the server restarting, a
+  // proxy's error, its connections full) is asked again, or a read token would keep an admin's
+  // buttons for as long as the page stays open.
   const [role, setRole] = useState<"admin" | "agent" | "read" | undefined>(undefined);
   useEffect(() => {
     let current = true;
+    let retry: ReturnType<typeof setTimeout> | undefined;
     setRole(undefined);
-    connection.api.tokens.whoami.query().then(
-      (me) => current && setRole(me.role),
-      (error: unknown) => {
-        if (current && errorCode(error) === "UNAUTHORIZED") onUnauthorized();
-      },
-    );
+    const ask = (attempt: number): void => {
+      connection.api.tokens.whoami.query().then(
+        (me) => current && setRole(me.role),
+        (error: unknown) => {
+          if (!current) return;
+          const code = errorCode(error);
+          if (code === "UNAUTHORIZED") onUnauthorized();
+          // An older server has no tokens.whoami: nothing to ask again.
+          else if (code !== "ROUTE_NOT_FOUND") retry = setTimeout(() => ask(attempt + 1), Math.min(500 * 2 ** attempt, 10_000));
+        },
+      );
+    };
+    ask(0);
     return () => {
       current = false;
+      clearTimeout(retry);
     };
   }, [connection]);
   const may: Permissions = { admin: role === undefined || role === "admin", write: role !== "read" };

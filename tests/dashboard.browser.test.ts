@@ -357,6 +357,31 @@ describe.skipIf(!CHROMIUM)("the dashboard in Chromium", () => {
       await t.stop({ removeFiles: true });
     }
   });
+  it("a whoami that failed once (a proxy's error, the server restarting) is asked again: a read token is not left with an admin's buttons", async () => {
+    const t = await startSecureServer();
+    const page = await browser.newPage();
+    try {
+      const reader = await t.issue("read");
+      await t.admin.tasks.enqueue.mutate({ queue: "held" });
+      // The browser kept the token (a page opened again): the page's first tokens.whoami (batched
+      // with other reads) never reaches the server; later ones do.
+      await page.goto(t.url);
+      await page.evaluate((token) => localStorage.setItem("coordination.token", token), reader);
+      let refused = 0;
+      await page.route(/\/trpc\/[^?]*tokens\.whoami/, async (route) => {
+        if (refused++ === 0) await route.abort("connectionreset");
+        else await route.continue();
+      });
+      await page.reload();
+      await page.locator('[data-queue="held"]').waitFor({ timeout: 10_000 });
+      await page.locator('[data-testid="role"]').getByText("read-only").waitFor({ timeout: 15_000 });
+      expect(refused).toBeGreaterThanOrEqual(2);
+      expect(await page.locator('[data-testid="queues"]').getByRole("button").count()).toBe(0);
+    } finally {
+      await page.close();
+      await t.stop({ removeFiles: true });
+    }
+  });
   it("a task's page shows its log, oldest first, levels marked, its new lines as they come, a long message wrapped on the page", async () => {
     await using t = await startTestServer();
     const page = await browser.newPage();
