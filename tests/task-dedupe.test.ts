@@ -169,6 +169,17 @@ describe("tasks.enqueue's dedupe", () => {
     expect((await t.api.tasks.stats.query()).totals.pending).toBe(1);
   });
 
+  it("an enqueueMany resent whose one stored task weighs more than maxResponseBytes alone is answered with it, as tasks.enqueue is", async () => {
+    t = await startTestServer({ maxResponseBytes: 65_536 });
+    const batch = { tasks: [{ queue: "q", payload: { blob: "x".repeat(70_000) }, idempotencyKey: "big-1" }] };
+    const [first] = await t.api.tasks.enqueueMany.mutate(batch);
+    // Its answer lost, the batch sent again finds the task it stored, as the single enqueue does.
+    const again = await rest(t.url, "POST", "/tasks/batch", batch);
+    expect([again.status, again.body.length, again.body[0]?.id, again.body[0]?.deduplicated]).toEqual([200, 1, first!.id, false]);
+    expect((await t.api.tasks.enqueue.mutate(batch.tasks[0]!)).id).toBe(first!.id);
+    expect((await t.api.tasks.stats.query()).totals.pending).toBe(1);
+  });
+
   it("refuses what cannot be: replace with until settled, an empty or long key, an unknown field, another dedupe key under one idempotencyKey", async () => {
     t = await startTestServer();
     const refused = async (dedupe: unknown) => {
