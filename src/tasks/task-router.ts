@@ -184,7 +184,7 @@ export const taskRouter = router({
 
   update: procedure
     .meta({ access: ADMIN,
-      rest: { method: "PATCH", path: "/tasks/{taskId}", tags, summary: "Give a task that waits to run (pending or waiting) another priority or time to fall due", errors: ["TASK_NOT_FOUND", "INVALID_STATE"], bodyRequired: true },
+      rest: { method: "PATCH", path: "/tasks/{taskId}", tags, summary: "Give a task that waits to run (pending or waiting) another priority, time to fall due, expiry or payload", errors: ["TASK_NOT_FOUND", "INVALID_STATE"], bodyRequired: true },
     })
     .input(updateInput)
     .output(taskSchema)

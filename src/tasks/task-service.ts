@@ -284,7 +284,7 @@ export class TaskService {
     return this.d.db.write("tasks.requeue", taskId);
   }
 
-  /** A task that waits to run (pending or waiting) with another priority or time to fall due (TaskCommands "tasks.update"); `updatedBy`: the credential's id, in its event. */
+  /** A task that waits to run (pending or waiting) with another priority, time to fall due, expiry or payload (TaskCommands "tasks.update"); `updatedBy`: the credential's id, in its event. */
   update(request: UpdateRequest, updatedBy: string | null): Promise<Task> {
     return this.d.db.write("tasks.update", copyWith(request, { updatedBy }));
   }

@@ -124,7 +124,7 @@ export interface TaskRow {
   dedupeKey: string | null;
   /** How many later enqueues naming its dedupeKey were answered with it instead of adding a task. */
   duplicates: number;
-  /** When such an enqueue last replaced its payload (dedupe.replace); null: never. */
+  /** When its payload was last replaced (dedupe.replace, tasks.update); null: never. */
   replacedAt: number | Date | null;
 }
 
