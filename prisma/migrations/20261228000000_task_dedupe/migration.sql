@@ -5,8 +5,9 @@
 ALTER TABLE "tasks" ADD COLUMN "dedupeKey" TEXT;
 -- How many later enqueues naming its dedupeKey were answered with it instead of adding a task.
 ALTER TABLE "tasks" ADD COLUMN "duplicates" INTEGER NOT NULL DEFAULT 0;
--- When such an enqueue last replaced its payload (dedupe.replace: a debounce keeps the newest);
--- null: never. An enqueue sent again with its idempotencyKey then compares no payload.
+-- When its payload was last replaced: by such an enqueue (dedupe.replace: a debounce keeps the
+-- newest) or by tasks.update; null: never. An enqueue sent again with its idempotencyKey then
+-- compares no payload.
 ALTER TABLE "tasks" ADD COLUMN "replacedAt" DATETIME;
 -- An enqueue's lookup: the tasks of a queue and key that have not settled, newest first. Settled
 -- tasks and tasks without a key are not in it, so keys enqueued all day cost one short range read.
