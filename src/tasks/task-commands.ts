@@ -81,7 +81,6 @@ export interface Leased {
   bytes: number;
 }
 
-/** The settle answer: the task, and the lease the settle ended (whoever held it). */
 /** An enqueue's answer: the task, and whether it was another enqueue's (its dedupe key's). */
 const enqueuedTask = ({ row, deduplicated }: Enqueued): EnqueuedTask => {
   // The field added to the task built for the answer: a second copy of every field (taskWith) cost
@@ -91,6 +90,7 @@ const enqueuedTask = ({ row, deduplicated }: Enqueued): EnqueuedTask => {
   return task;
 };
 
+/** The settle answer: the task, and the lease the settle ended (whoever held it). */
 const settled = (row: TaskRow, lease: TaskRow = row): SettledTask =>
   taskWith(toTask(row), {
     // A claimed task always has its leaseOwner; completed and dead-lettered ones keep it.
