@@ -366,7 +366,8 @@ describe.skipIf(!CHROMIUM)("the dashboard in Chromium", () => {
       // The browser kept the token (a page opened again): the page's first tokens.whoami (batched
       // with other reads) never reaches the server; later ones do.
       await page.goto(t.url);
-      await page.evaluate((token) => localStorage.setItem("coordination.token", token), reader);
+      // A string to evaluate: the tests compile without the DOM's types.
+      await page.evaluate(`localStorage.setItem("coordination.token", ${JSON.stringify(reader)})`);
       let refused = 0;
       await page.route(/\/trpc\/[^?]*tokens\.whoami/, async (route) => {
         if (refused++ === 0) await route.abort("connectionreset");
