@@ -5,6 +5,7 @@
 // credentials), 3 a database file refused at start-up (damaged, read-only, another version's).
 import { ConfigError, FLAGS, SETTINGS, SWITCHES, envName, loadConfig, type Config, type SettingName } from "./config.js";
 import { createLogger } from "./logger.js";
+import { whenParentGone } from "./parent-watch.js";
 import type { CoordinationServer } from "./server/create-server.js";
 import { VERSION } from "./version.js";
 
@@ -315,7 +316,12 @@ async function main(): Promise<number> {
     await server?.stop().catch(() => undefined);
     return exitCode ?? 1;
   }
-  const ended = await Promise.race([signalled, server.services.db.lost]);
+  // Under `npm start`, npm's shell dies of a supervisor's SIGTERM without passing it on: the
+  // parent gone is that signal (parent-watch.ts).
+  const parentWatch = whenParentGone();
+  const orphaned = parentWatch.gone.then(() => "parent exited" as const);
+  const ended = await Promise.race([signalled, server.services.db.lost, orphaned]);
+  parentWatch.stop();
   if (ended instanceof Error) {
     // A database thread died: nothing can be written any more. Exit for a supervisor to restart
     // us; everything acknowledged is already in the file.
@@ -323,7 +329,8 @@ async function main(): Promise<number> {
     await server.stop().catch(() => undefined);
     return 1;
   }
-  log.info({ signal: ended }, "signal received");
+  if (ended === "parent exited") log.info("the npm process that started the server exited; stopping");
+  else log.info({ signal: ended }, "signal received");
   try {
     await server.stop();
     return 0;

@@ -1,10 +1,12 @@
 // The server as a process, the way `npx coordination` runs it: bin/coordination.js over the
 // compiled dist/, in a temporary working directory, on a loopback port. Graceful shutdown on
 // SIGTERM/SIGINT: exit code 0, long-polls answered, WebSockets closed, the database complete.
+import { spawn } from "node:child_process";
 import { copyFileSync, existsSync, rmSync, statSync } from "node:fs";
 import { request as httpRequest } from "node:http";
 import { createServer as createNetServer, type AddressInfo } from "node:net";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import Database from "better-sqlite3";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import WebSocket from "ws";
@@ -163,4 +165,37 @@ describe("the coordination process", () => {
     expect(exit.code).toBe(1);
     expect(cli.stderr).toBe("coordination: cannot listen on 192.0.2.1:0: the address is not one of this machine's; fix --host or COORDINATION_HOST\n");
   });
+
+  it("started by npm start, stops cleanly when a supervisor's SIGTERM to npm kills npm's shell before it reaches the server", async () => {
+    // npm passes the signal to the shell it ran the script with, which dies without passing it on:
+    // the server was left running, re-parented, holding its port and its file.
+    const root = fileURLToPath(new URL("..", import.meta.url));
+    const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith("COORDINATION_") && !key.startsWith("npm_")));
+    const npm = spawn("npm", ["start", "--silent"], { cwd: root, env: { ...env, COORDINATION_PORT: "0", COORDINATION_DB_PATH: join(dir, "npm.db") }, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    npm.stdout!.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk));
+    npm.stderr!.resume();
+    // 'close' waits for the pipes, which the server holds too: it comes once the server exited.
+    const closed = new Promise<void>((resolve) => npm.on("close", () => resolve()));
+    try {
+      const lines = () => stdout.split("\n").filter((line) => line.startsWith("{")).map((line) => JSON.parse(line) as { msg?: string; url?: string });
+      await expect.poll(() => lines().find((line) => line.msg?.startsWith("coordination listening"))?.url, { timeout: 30_000, interval: 100 }).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+      const url = lines().find((line) => line.msg?.startsWith("coordination listening"))!.url!;
+      const enqueued = await rest(url, "POST", "/tasks", { queue: "npm", payload: { kept: true } });
+      expect(enqueued.status).toBe(200);
+      npm.kill("SIGTERM");
+      await closed;
+      expect(lines().map((line) => line.msg)).toContain("the npm process that started the server exited; stopping");
+      expect(lines().at(-1)?.msg).toBe("stopped");
+      await expect(fetch(`${url}/health`)).rejects.toThrow();
+      const db = new Database(join(dir, "npm.db"), { readonly: true });
+      try {
+        expect(db.prepare(`SELECT payload FROM tasks WHERE id = ?`).pluck().get(enqueued.body.id)).toBe('{"kept":true}');
+      } finally {
+        db.close();
+      }
+    } finally {
+      npm.kill("SIGKILL");
+    }
+  }, 60_000);
 });
