@@ -16,6 +16,7 @@ import { runLimitText } from "../client/run-limit-text.js";
 import { dedupeText } from "../client/dedupe-text.js";
 import { createCoordinationClient, fitsInAnswer, followLog, isTRPCClientError, type CoordinationClient, type LogLine, type RouterInputs, type RouterOutputs } from "../client/index.js";
 import type { JsonValue } from "./json-types.js";
+import { BEYOND_C0, printable, utc, when } from "./cli-text.js";
 import { MAX_EVERY_MS, MIN_EVERY_MS } from "./schedules/schedule-schemas.js";
 import { MAX_CORDON_MS } from "./agents/agent-schemas.js";
 import { MAX_RUN_MS } from "./tasks/task-schemas.js";
@@ -383,25 +384,6 @@ function parse(argv: string[]): Parsed {
   return { words, options };
 }
 
-/** DEL, the C1 controls, and the bidirectional overrides and isolates (a regular expression's class ranges). */
-const BEYOND_C0 = "\\u007f-\\u009f\\u202a-\\u202e\\u2066-\\u2069";
-
-/**
- * C0 and C1 control characters and DEL: ESC among them, with which a text moves a terminal's
- * cursor, clears its screen or sets its title; and the bidirectional overrides and isolates, with
- * which a text reorders how the rest of its line reads.
- */
-const CONTROL = new RegExp(`[\\u0000-\\u001f${BEYOND_C0}]`, "g");
-
-/**
- * Text agents chose (queue names, statuses, errors, ids) as a terminal may show it: every
- * control character as a visible escape (`\x1b`, `\n`). Names and errors are stored as given,
- * and an agent's ESC sequences printed raw could forge lines of the operator's output.
- */
-const NAMED: Record<string, string> = { "\n": "\\n", "\r": "\\r", "\t": "\\t" };
-export const printable = (text: string): string => text.replace(CONTROL, (c) => NAMED[c] ?? escapeCode(c));
-const escapeCode = (c: string): string => (c.charCodeAt(0) <= 0xff ? `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}` : `\\u${c.charCodeAt(0).toString(16)}`);
-
 /** What JSON.stringify leaves raw of CONTROL: DEL, C1 and the bidirectional controls (it escapes C0 itself). */
 const CONTROL_BEYOND_C0 = new RegExp(`[${BEYOND_C0}]`, "g");
 
@@ -438,10 +420,6 @@ function ago(date: Date): string {
 /** What a claimer must offer or be for `task`: its capability and target, "-" for any agent. */
 const needs = (task: { capability: string | null; targetAgentId: string | null }): string =>
   [task.capability === null ? undefined : `capability ${task.capability}`, task.targetAgentId === null ? undefined : `agent ${task.targetAgentId}`].filter(Boolean).join(", ") || "-";
-/** A time in UTC to the second, unmarked ("2026-12-04 21:55:00"): for text that says UTC itself (a schedule's lines, a column headed so). */
-const utc = (date: Date | null | undefined): string => (date ? date.toISOString().replace("T", " ").slice(0, 19) : "-");
-/** A time as the tables show it: UTC to the second, marked so ("2026-12-04 21:55:00Z"): an operator elsewhere read it as local time. */
-const when = (date: Date | null | undefined): string => (date ? `${utc(date)}Z` : "-");
 const int = (text: string | true | undefined, flag: string): number | undefined => {
   if (text === undefined) return undefined;
   if (typeof text !== "string" || !/^\d+$/.test(text)) throw new OperatorUsageError(`${flag} must be a whole number`);

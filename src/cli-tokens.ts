@@ -5,6 +5,7 @@
 import { existsSync } from "node:fs";
 import type { Config } from "./config.js";
 import { toErrorBody } from "./trpc/error-shape.js";
+import { printable, when } from "./cli-text.js";
 
 export const TOKENS_USAGE = [
   "Usage: coordination tokens create --agent AGENT_ID [--name TEXT]   an agent credential",
@@ -124,7 +125,9 @@ export async function runTokensCommand(command: TokensCommand, config: Config, o
       out.stdout(`${JSON.stringify(views, null, 2)}\n`);
       return 0;
     }
-    const rows = views.map((t) => [t.id, t.role, t.agentId ?? "-", t.name || "-", t.createdAt.toISOString(), t.lastUsedAt?.toISOString() ?? "never", t.revokedAt?.toISOString() ?? "-"]);
+    // Times as the operator's other tables show them; names escaped as they do agents' text (a
+    // control character in a name is not a terminal command).
+    const rows = views.map((t) => [t.id, t.role, printable(t.agentId ?? "-"), printable(t.name || "-"), when(t.createdAt), t.lastUsedAt === null ? "never" : when(t.lastUsedAt), when(t.revokedAt)]);
     const header = ["ID", "ROLE", "AGENT", "NAME", "CREATED", "LAST USED", "REVOKED"];
     const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
     for (const row of [header, ...rows]) out.stdout(`${row.map((cell, i) => cell.padEnd(widths[i]!)).join("  ").trimEnd()}\n`);

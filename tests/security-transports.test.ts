@@ -164,6 +164,16 @@ describe("the tokens command", () => {
     await until(async () => (await http(s.url, "GET", "/agents", { token: secret })).status === 401);
   });
 
+  it("lists tokens with times as the operator's other tables write them, and names with their control characters escaped", async () => {
+    const s = (t = await startSecureServer());
+    const created = await s.admin.tokens.create.mutate({ role: "read", name: "wall\u001b[2Jscreen" });
+    const listed = await runCli({ args: ["tokens", "list", "--db", s.dbPath] });
+    expect(listed.code).toBe(0);
+    const row = listed.stdout.split("\n").find((line) => line.startsWith(created.token.id))!;
+    const createdAt = created.token.createdAt.toISOString().replace("T", " ").slice(0, 19);
+    expect(row.split(/ {2,}/)).toEqual([created.token.id, "read", "-", "wall\\x1b[2Jscreen", `${createdAt}Z`, "never", "-"]);
+  });
+
   it("says what is wrong with a request, exit 2", async () => {
     const s = (t = await startTestServer());
     const noRole = await runCli({ args: ["tokens", "create", "--db", s.dbPath] });

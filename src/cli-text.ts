@@ -1,0 +1,27 @@
+// How the command line writes what it did not choose: text agents or admins chose (names, errors,
+// ids), with every control character visible; and times, in UTC to the second. The operator's
+// commands (cli-operator.ts) and the token commands on the database file (cli-tokens.ts) alike.
+
+/** DEL, the C1 controls, and the bidirectional overrides and isolates (a regular expression's class ranges). */
+export const BEYOND_C0 = "\\u007f-\\u009f\\u202a-\\u202e\\u2066-\\u2069";
+
+/**
+ * C0 and C1 control characters and DEL: ESC among them, with which a text moves a terminal's
+ * cursor, clears its screen or sets its title; and the bidirectional overrides and isolates, with
+ * which a text reorders how the rest of its line reads.
+ */
+const CONTROL = new RegExp(`[\\u0000-\\u001f${BEYOND_C0}]`, "g");
+
+/**
+ * Text agents chose (queue names, statuses, errors, ids) as a terminal may show it: every
+ * control character as a visible escape (`\x1b`, `\n`). Names and errors are stored as given,
+ * and an agent's ESC sequences printed raw could forge lines of the operator's output.
+ */
+const NAMED: Record<string, string> = { "\n": "\\n", "\r": "\\r", "\t": "\\t" };
+export const printable = (text: string): string => text.replace(CONTROL, (c) => NAMED[c] ?? escapeCode(c));
+const escapeCode = (c: string): string => (c.charCodeAt(0) <= 0xff ? `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}` : `\\u${c.charCodeAt(0).toString(16)}`);
+
+/** A time in UTC to the second, unmarked ("2026-12-04 21:55:00"): for text that says UTC itself (a schedule's lines, a column headed so). */
+export const utc = (date: Date | null | undefined): string => (date ? date.toISOString().replace("T", " ").slice(0, 19) : "-");
+/** A time as the tables show it: UTC to the second, marked so ("2026-12-04 21:55:00Z"): an operator elsewhere read it as local time. */
+export const when = (date: Date | null | undefined): string => (date ? `${utc(date)}Z` : "-");
