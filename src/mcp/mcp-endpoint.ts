@@ -24,7 +24,7 @@ import { isInitializeRequest, SUPPORTED_PROTOCOL_VERSIONS } from "@modelcontextp
 import { Gauge } from "prom-client";
 import type { ZodType } from "zod";
 import { bearerSecret } from "../auth/token-secret.js";
-import { decodeUtf8, NOT_UTF8, readBody, sendJson, sendUnauthorized, unreadableBody } from "../server/http-io.js";
+import { bodyTooLarge, decodeUtf8, NOT_UTF8, readBody, sendJson, sendUnauthorized, unreadableBody } from "../server/http-io.js";
 import type { Services } from "../services.js";
 import type { Caller } from "../trpc/context.js";
 import { agentIdSchema } from "../tasks/task-schemas.js";
@@ -201,7 +201,7 @@ export function createMcpEndpoint(services: Services) {
       if (read.kind === "gone") return;
       if (read.kind === "too-large") {
         res.setHeader("connection", "close");
-        return jsonRpcError(res, 413, `Request body exceeds ${config.maxBodyBytes} bytes (the server's maxBodyBytes, COORDINATION_MAX_BODY_BYTES): send less in one request`);
+        return jsonRpcError(res, 413, bodyTooLarge(config.maxBodyBytes));
       }
       if (read.kind === "not-utf8") return sendJson(res, 400, { jsonrpc: "2.0", error: { code: -32700, message: `Parse error: ${NOT_UTF8}` }, id: null });
       try {

@@ -13,7 +13,7 @@ import { httpTransport } from "../delivery/transports.js";
 import { errorHeaders, invalidField, ERROR_STATUS, type ErrorBody } from "../errors.js";
 import { JSON_DEPTH_CEILING, jsonDepth, nestsTooDeep } from "../json-value.js";
 import type { Logger } from "../logger.js";
-import { assertQueryEncoding, mediaTypeOf, NOT_UTF8, readBody, sendJson, unreadableBody } from "../server/http-io.js";
+import { assertQueryEncoding, bodyTooLarge, mediaTypeOf, NOT_UTF8, readBody, sendJson, unreadableBody } from "../server/http-io.js";
 import type { Services } from "../services.js";
 import { failureOf, toErrorBody } from "../trpc/error-shape.js";
 import type { Context } from "../trpc/context.js";
@@ -61,7 +61,7 @@ export function createRestHandler(services: Services, log: Logger) {
       if (body === "too-large") {
         // Closed after the answer: the rest of an oversized body is never read.
         res.setHeader("connection", "close");
-        return sendJson(res, 413, { code: "PAYLOAD_TOO_LARGE", message: `Request body exceeds ${services.config.maxBodyBytes} bytes (the server's maxBodyBytes, COORDINATION_MAX_BODY_BYTES): send less in one request` });
+        return sendJson(res, 413, { code: "PAYLOAD_TOO_LARGE", message: bodyTooLarge(services.config.maxBodyBytes) });
       }
       assertQueryEncoding(url.search);
       const input = buildInput(route, decodeParams(match.params), url.searchParams, body);

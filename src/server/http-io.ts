@@ -88,6 +88,9 @@ export function unreadableBody(req: IncomingMessage): string | undefined {
   return undefined;
 }
 
+/** The sentence for a body past maxBodyBytes, on every transport (REST, tRPC, MCP): the limit, the setting that raises it, what to do. */
+export const bodyTooLarge = (maxBodyBytes: number): string => `Request body exceeds ${maxBodyBytes} bytes (the server's maxBodyBytes, COORDINATION_MAX_BODY_BYTES): send less in one request`;
+
 /** The sentence for a body that is not UTF-8. */
 export const NOT_UTF8 = "Request body is not valid UTF-8 text";
 

@@ -30,7 +30,7 @@ import { unauthorized } from "../auth/access.js";
 import { CoordinationError, ERROR_STATUS, errorHeaders, invalidField, type ErrorBody } from "../errors.js";
 import { isJsonObject } from "../json-checks.js";
 import { directCall, type DirectCall, type ProcedureDefinition } from "../rest/direct-call.js";
-import { assertQueryEncoding, mediaTypeOf, NOT_UTF8, readBody, unreadableBody } from "../server/http-io.js";
+import { assertQueryEncoding, bodyTooLarge, mediaTypeOf, NOT_UTF8, readBody, unreadableBody } from "../server/http-io.js";
 import { PROCEDURES } from "./app-router.js";
 import type { Context } from "./context.js";
 import { toErrorBody, trpcCodeOf, trpcErrorData } from "./error-shape.js";
@@ -185,7 +185,7 @@ export function createTrpcFastPath(options: FastPathOptions) {
     const tooLarge = () => {
       // The body is never read: the connection cannot carry another request after it.
       res.setHeader("connection", "close");
-      return refuseAll(res, line, new TRPCError({ code: "PAYLOAD_TOO_LARGE", message: `Request body exceeds ${options.maxBodyBytes} bytes (the server's maxBodyBytes, COORDINATION_MAX_BODY_BYTES): send less in one request` }));
+      return refuseAll(res, line, new TRPCError({ code: "PAYLOAD_TOO_LARGE", message: bodyTooLarge(options.maxBodyBytes) }));
     };
     // Declared too large: refused before a byte is read, naming the limit (tRPC's own 413 says only its code).
     if (req.method === "POST" && Number.isFinite(line.declared) && line.declared > options.maxBodyBytes) return tooLarge();
