@@ -406,10 +406,10 @@ function availabilityOf(event: CoordinationEvent): Availability | null {
   if (typeof p.queue !== "string" || p.waitingFor !== undefined) return null;
   // A task given another priority only is no more claimable than it was; one whose expiry moved
   // may be again (an expired task not cancelled yet, given a later expiry or none).
-  // A dedupe answered by a task is no more claimable than it was, unless its due time or expiry moved (dedupe.replace).
+  // A dedupe answered by a task is no more claimable than it was, unless its due time or expiry
+  // moved (dedupe.replace, which takes only a task that waits: one that runs never moves, so it
+  // ends here too).
   if ((event.type === "task.updated" || event.type === "task.deduplicated") && p.runAt === p.previousRunAt && p.expiresAt === undefined) return null;
-  // One that runs (dedupe until "settled") is no task to claim.
-  if (event.type === "task.deduplicated" && p.status === "claimed") return null;
   const runAt = typeof p.runAt === "string" ? Date.parse(p.runAt) : undefined;
   return {
     queue: p.queue,

@@ -128,7 +128,6 @@ export const dedupeInput = z
         "true (a debounce): the task found takes this enqueue's payload, and its runAt or delayMs when given (each enqueue pushes it back), and its expiresAt or ttlMs when given; its other fields stay its first enqueue's. Only with until claimed: a run under way cannot take a new payload",
       ),
   });
-export type Dedupe = z.output<typeof dedupeInput>;
 
 // Each field's description is its documentation: the OpenAPI document and the MCP tools'
 // schemas carry it to plain HTTP clients and to LLM agents.

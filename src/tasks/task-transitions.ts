@@ -176,7 +176,6 @@ export class TaskTransitions {
       ctx.now,
     );
     inBatch?.set(row.id, task);
-    const enqueued = { row, deduplicated: false, added: true };
     this.d.events.appendSystem(ctx, "task.enqueued", {
       taskId: row.id,
       queue: row.queue,
@@ -190,7 +189,7 @@ export class TaskTransitions {
       ...(row.maxRunMs === null ? {} : { maxRunMs: row.maxRunMs }),
       ...(row.dedupeKey === null ? {} : { dedupeKey: row.dedupeKey }),
     });
-    return enqueued;
+    return { row, deduplicated: false, added: true };
   }
 
   /**
@@ -442,8 +441,9 @@ export class TaskTransitions {
     const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
     // A payload the same as the task's (as JSON, keys in any order) changes nothing.
     const payload = change.payload === undefined || sameJson(fromJsonText(row.payload), fromJsonText(change.payload)) ? undefined : change.payload;
-    if (priority === row.priority && runAt === runAtWas && change.expiresAt === expiryWas && payload === undefined) return row;
-    const rescheduled = priority === row.priority && runAt === runAtWas && change.expiresAt === expiryWas ? row : this.d.tasks.reschedule(row, priority, runAt, ctx.now, change.expiresAt);
+    const retimed = priority !== row.priority || runAt !== runAtWas || change.expiresAt !== expiryWas;
+    if (!retimed && payload === undefined) return row;
+    const rescheduled = retimed ? this.d.tasks.reschedule(row, priority, runAt, ctx.now, change.expiresAt) : row;
     const updated = payload === undefined ? rescheduled : this.d.tasks.replacePayload(rescheduled, payload, ctx.now);
     this.d.events.appendSystem(ctx, "task.updated", {
       taskId: row.id,
