@@ -48,6 +48,7 @@ interface Task {
   dedupeKey: string | null;
   duplicates: number;
   replacedAt: Date | null;
+  orderingKey: string | null;
 }
 interface Memory {
   id: string;
@@ -147,6 +148,7 @@ describe("AppRouter types", () => {
       onDependencyFailure?: "wait" | "cancel";
       idempotencyKey?: string;
       dedupe?: { key: string; until?: "claimed" | "settled"; replace?: boolean };
+      orderingKey?: string;
     }>();
     expectTypeOf<Out["tasks"]["enqueue"]>().toEqualTypeOf<EnqueuedTask>();
     expectTypeOf<In["tasks"]["enqueueMany"]["tasks"][number]>().toEqualTypeOf<In["tasks"]["enqueue"]>();

@@ -298,6 +298,7 @@ describe("schema drift", () => {
       "tasks_held_idx",
       "tasks_id_key",
       "tasks_idempotencyScope_idempotencyKey_key",
+      "tasks_ordering_idx",
       "tasks_pending_idx",
       "tasks_pending_queue_idx",
       "tasks_settled_idx",
@@ -355,13 +356,17 @@ describe("schema drift", () => {
   it("the rows the stores build instead of reading back are exactly what the database stored", () => {
     const st = new Statements(db);
     const tasks = new TaskStore(st);
-    const task = { id: "t1", queue: "q", payload: '{"a":1}', priority: 3, capability: "gpu", targetAgentId: null, maxAttempts: 4, idempotencyKey: "k", idempotencyScope: "agent-7", runAt: 5, dependsOn: null, cancelOnDependencyFailure: 0, backoff: null, scheduleId: null, expiresAt: null, maxRunMs: null, dedupeKey: null, waitingFor: [] };
+    const task = { id: "t1", queue: "q", payload: '{"a":1}', priority: 3, capability: "gpu", targetAgentId: null, maxAttempts: 4, idempotencyKey: "k", idempotencyScope: "agent-7", runAt: 5, dependsOn: null, cancelOnDependencyFailure: 0, backoff: null, scheduleId: null, expiresAt: null, maxRunMs: null, dedupeKey: null, orderingKey: null, waitingFor: [], inLine: false };
     const built = tasks.insert(task, 7);
     expect(db.prepare(`SELECT * FROM tasks WHERE seq = ?`).get(built.seq)).toEqual(built);
     // A task waiting for another: its status, dependency list and count as stored.
-    const waiting = tasks.insert({ ...task, id: "t2", idempotencyKey: "k2", dependsOn: '["t1"]', cancelOnDependencyFailure: 1, backoff: '{"type":"fixed","delayMs":5,"maxDelayMs":5,"jitter":0}', expiresAt: 9, maxRunMs: 60_000, dedupeKey: "reindex:7", waitingFor: [built.seq] }, 8);
+    const waiting = tasks.insert({ ...task, id: "t2", idempotencyKey: "k2", dependsOn: '["t1"]', cancelOnDependencyFailure: 1, backoff: '{"type":"fixed","delayMs":5,"maxDelayMs":5,"jitter":0}', expiresAt: 9, maxRunMs: 60_000, dedupeKey: "reindex:7", orderingKey: "account:7", waitingFor: [built.seq] }, 8);
     expect(db.prepare(`SELECT * FROM tasks WHERE seq = ?`).get(waiting.seq)).toEqual(waiting);
     expect(Object.keys(db.prepare(`SELECT * FROM tasks WHERE seq = ?`).get(waiting.seq) as object)).toEqual(Object.keys(waiting));
+    // One waiting only for its turn behind a task of its ordering key.
+    const inLine = tasks.insert({ ...task, id: "t3", idempotencyKey: "k3", orderingKey: "account:7", inLine: true }, 9);
+    expect([inLine.status, inLine.unmetDependencies]).toEqual(["waiting", 0]);
+    expect(db.prepare(`SELECT * FROM tasks WHERE seq = ?`).get(inLine.seq)).toEqual(inLine);
     const memories = new MemoryStore(st);
     const note = { id: "m9", kind: "lesson", content: "c", agentId: "a", queue: "q", capability: null, taskId: "t1", outcome: "completed", durationMs: 3, tags: '["x"]', data: '{"k":1}' };
     const memory = memories.insert(note, 8);

@@ -14,13 +14,13 @@ type RanFor = { ranMs?: number };
 
 // Object types, not interfaces: they must be assignable to JSON objects.
 export type SystemEventPayloads = {
-  /** waitingFor: how many of the tasks it depends on have not completed (it is waiting for them; absent: pending). scheduleId: the schedule whose run it is. expiresAt: no run of it starts after this time (absent: it never expires). */
-  "task.enqueued": { taskId: string; queue: string; priority: number; capability: string | null; targetAgentId: string | null; runAt: string; waitingFor?: number; scheduleId?: string; expiresAt?: string; maxRunMs?: number };
+  /** waitingFor: while it waits (absent: pending), how many of the tasks it depends on have not completed (0: it waits only for its turn behind a task of its orderingKey). scheduleId: the schedule whose run it is. expiresAt: no run of it starts after this time (absent: it never expires). dedupeKey, orderingKey: as enqueued (absent: none). */
+  "task.enqueued": { taskId: string; queue: string; priority: number; capability: string | null; targetAgentId: string | null; runAt: string; waitingFor?: number; scheduleId?: string; expiresAt?: string; maxRunMs?: number; dedupeKey?: string; orderingKey?: string };
   /** A pending task not due yet was made due now (tasks.promote, schedules.trigger); previousRunAt: when it was due; promotedBy: the credential (a token id; null on an open server or in-process). */
   "task.promoted": { taskId: string; queue: string; priority: number; capability: string | null; targetAgentId: string | null; runAt: string; previousRunAt: string; promotedBy: string | null };
-  /** A task that waits to run (pending or waiting) was given another priority, time to fall due, expiry or payload (tasks.update): the new ones and the previous (expiresAt and previousExpiresAt only when the expiry changed, null for none; payloadReplaced when the payload changed, which the event does not carry); waitingFor, as task.enqueued's, while it waits for its dependencies; updatedBy: the credential (a token id; null on an open server or in-process). */
+  /** A task that waits to run (pending or waiting) was given another priority, time to fall due, expiry or payload (tasks.update): the new ones and the previous (expiresAt and previousExpiresAt only when the expiry changed, null for none; payloadReplaced when the payload changed, which the event does not carry); waitingFor, as task.enqueued's, while it waits; updatedBy: the credential (a token id; null on an open server or in-process). */
   "task.updated": { taskId: string; queue: string; priority: number; previousPriority: number; capability: string | null; targetAgentId: string | null; runAt: string; previousRunAt: string; waitingFor?: number; expiresAt?: string | null; previousExpiresAt?: string | null; payloadReplaced?: true; updatedBy: string | null };
-  /** An enqueue naming the task's dedupe key was answered with it instead of adding a task (tasks.enqueue's dedupe): duplicates, how many have been so far; status, the task's then (claimed: asked with until "settled"); replaced, whether it took that enqueue's payload (dedupe.replace), runAt and expiresAt its due time and expiry then (previousRunAt, previousExpiresAt: before; the expiry pair only when it changed, null for none); waitingFor, as task.enqueued's, while it waits for its dependencies. */
+  /** An enqueue naming the task's dedupe key was answered with it instead of adding a task (tasks.enqueue's dedupe): duplicates, how many have been so far; status, the task's then (claimed: asked with until "settled"); replaced, whether it took that enqueue's payload (dedupe.replace), runAt and expiresAt its due time and expiry then (previousRunAt, previousExpiresAt: before; the expiry pair only when it changed, null for none); waitingFor, as task.enqueued's, while it waits. */
   "task.deduplicated": {
     taskId: string;
     queue: string;
@@ -37,8 +37,8 @@ export type SystemEventPayloads = {
     expiresAt?: string | null;
     previousExpiresAt?: string | null;
   };
-  /** A waiting task's last dependency completed (`after`, in the same write): pending now, due at runAt. */
-  "task.ready": { taskId: string; queue: string; priority: number; capability: string | null; targetAgentId: string | null; runAt: string; after: string };
+  /** A waiting task may run, pending now, due at runAt: its last dependency completed (`after`, in the same write), or its turn came (orderingKey: the task of its key before it, `after`, settled). */
+  "task.ready": { taskId: string; queue: string; priority: number; capability: string | null; targetAgentId: string | null; runAt: string; after: string; orderingKey?: string };
   "task.claimed": {
     taskId: string;
     queue: string;
@@ -79,7 +79,7 @@ export type SystemEventPayloads = {
   "task.released": { taskId: string; queue: string; agentId: string | null; capability: string | null; targetAgentId: string | null; runAt: string; reason?: string };
   /** A waiting, pending or claimed task stopped, or a dead letter discarded; agentId: the holder whose lease it ended; reason: why (the cancel's own, or the dependency whose end cancelled it); `expired`: its expiry came before a run of it started (tasks.enqueue's expiresAt or ttlMs). */
   "task.cancelled": { taskId: string; queue: string; previousStatus: TaskStatus; agentId: string | null; reason?: string; expired?: true };
-  /** waitingFor: as task.enqueued's (back to waiting for dependencies that have not completed). */
+  /** waitingFor: as task.enqueued's (back to waiting for dependencies that have not completed, or for its turn behind a task of its orderingKey: 0). */
   "task.requeued": { taskId: string; queue: string; previousStatus: TaskStatus; capability: string | null; targetAgentId: string | null; waitingFor?: number };
   /** `implicit`: registered by its first claim or heartbeat, with no capabilities. */
   "agent.registered": { agentId: string; capabilities: string[]; health: "healthy"; implicit?: true };

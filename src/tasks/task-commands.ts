@@ -237,6 +237,7 @@ export function taskCommands(d: TaskCommandDeps) {
     });
     t.recordExecution(ctx, row, "completed");
     t.settleDependents(ctx, row, "completed");
+    t.nextInLine(ctx, row);
     // A schedule's run that settled: one with overlap "skip" enqueues its next run now.
     if (row.scheduleId !== null) t.schedules.settled(ctx, row);
     d.streaks.completed(ctx, row.leaseOwner);

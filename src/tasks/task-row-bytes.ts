@@ -28,6 +28,7 @@ const TASK_TEXT_COLUMNS = [
   "idempotencyKey",
   "scheduleId",
   "dedupeKey",
+  "orderingKey",
 ] as const;
 
 /** A row holding those columns (TaskRow, task-store.ts). */

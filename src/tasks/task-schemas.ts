@@ -178,12 +178,17 @@ export const enqueueFields = z.strictObject({
   idempotencyKey: text(500)
     .optional()
     .describe(
-      "The same key always answers the same task and never adds a second one, for as long as the task is kept. Sent again with a different queue, payload, priority, capability, targetAgentId, backoff, dependsOn, onDependencyFailure, dedupe key, or a maxAttempts, maxRunMs or expiresAt (or, until the task is first claimed or changed, a runAt) that differs when given, it is a 409 IDEMPOTENCY_MISMATCH. The priority compared is the one it was enqueued with (tasks.update may have changed it since); the payload, not once a dedupe.replace or tasks.update replaced it (replacedAt)",
+      "The same key always answers the same task and never adds a second one, for as long as the task is kept. Sent again with a different queue, payload, priority, capability, targetAgentId, backoff, dependsOn, onDependencyFailure, dedupe key, orderingKey, or a maxAttempts, maxRunMs or expiresAt (or, until the task is first claimed or changed, a runAt) that differs when given, it is a 409 IDEMPOTENCY_MISMATCH. The priority compared is the one it was enqueued with (tasks.update may have changed it since); the payload, not once a dedupe.replace or tasks.update replaced it (replacedAt)",
     ),
   dedupe: dedupeInput
     .optional()
     .describe(
       "Deduplication: { key, until?, replace? }. While a task of this queue enqueued with the same key waits to run (until claimed, the default) or has not settled (until settled), this enqueue adds no task and is answered with that one (deduplicated: true; its duplicates counts such enqueues, each with a task.deduplicated event). Otherwise the task is added, holding the key. The lookup is per queue, whoever enqueued; an idempotencyKey is looked for first",
+    ),
+  orderingKey: text(500)
+    .optional()
+    .describe(
+      "Ordered processing (\"account:42\"): the tasks of this queue enqueued with the same key run one at a time, in the order they were enqueued. Behind a task of the key that has not settled, this one waits (status waiting) until every one before it has completed, been dead-lettered (after its retries) or been cancelled; then it is pending, with a task.ready event. Priority orders tasks of different keys only; a dead letter or cancel lets the next of its key run. A requeued task of the key takes its place by when it was enqueued",
     ),
 });
 
@@ -539,6 +544,8 @@ export const taskSchema = z
     duplicates: z.number().int(),
     /** When its payload was last replaced: by an enqueue naming its dedupe key with dedupe.replace, or by tasks.update; null: never. */
     replacedAt: z.date().nullable(),
+    /** tasks.enqueue's orderingKey: its queue's tasks of the key run one at a time, in enqueue order (one waits, status waiting, while an older one has not settled); null: enqueued without one. */
+    orderingKey: z.string().nullable(),
   })
   .meta({ id: "Task" });
 export type Task = z.infer<typeof taskSchema>;
@@ -623,6 +630,7 @@ export function taskWith<T extends Task, E extends object>(task: T, extra: E): T
     dedupeKey: task.dedupeKey,
     duplicates: task.duplicates,
     replacedAt: task.replacedAt,
+    orderingKey: task.orderingKey,
   };
   // Every field copied from `task`: the narrowing of a held task (status, lease fields) holds for the copy.
   return Object.assign(copy as T, extra);

@@ -47,7 +47,7 @@ export interface QueueWindowRow {
 }
 
 /** What a bulk requeue reads of a dead letter it may take (TaskStore.deadLetterAt). */
-export type DeadLetterRow = Pick<TaskRow, "seq" | "id" | "queue" | "status" | "capability" | "targetAgentId" | "finishedAt">;
+export type DeadLetterRow = Pick<TaskRow, "seq" | "id" | "queue" | "status" | "capability" | "targetAgentId" | "finishedAt" | "orderingKey">;
 
 /** What every requeue sets: a fresh start ($1 runAt, $2 updatedAt, $3 now), due now, attempts reset. */
 // releasedBy cleared: a release of the lease before, sent again, repeats nothing of a requeued task.
@@ -126,6 +126,8 @@ export interface TaskRow {
   duplicates: number;
   /** When its payload was last replaced (dedupe.replace, tasks.update); null: never. */
   replacedAt: number | Date | null;
+  /** tasks.enqueue's orderingKey: its queue's tasks of the key run one at a time, in enqueue order (ORDERING_LINE); null: none. */
+  orderingKey: string | null;
 }
 
 /** The releasedBy of a lease given back by its holder: a release of it sent again finds it. */
@@ -197,6 +199,7 @@ export const toTask = (row: TaskRow): Task => ({
   dedupeKey: row.dedupeKey,
   duplicates: row.duplicates,
   replacedAt: toDateOrNull(row.replacedAt),
+  orderingKey: row.orderingKey,
 });
 
 /** When the current run of `row` must end (Unix ms: claimedAt + maxRunMs); null without a limit or a run. */
@@ -273,6 +276,7 @@ export function taskRowWith(row: TaskRow, changes: Partial<TaskRow>): TaskRow {
     dedupeKey: row.dedupeKey,
     duplicates: row.duplicates,
     replacedAt: row.replacedAt,
+    orderingKey: row.orderingKey,
   };
   return Object.assign(copy, changes);
 }
@@ -332,20 +336,37 @@ export const DEDUPE_LOOKUP = `SELECT * FROM tasks WHERE queue = ? AND dedupeKey 
   AND (status = 'claimed' AND ? = 1 OR status != 'claimed' AND (expiresAt IS NULL OR expiresAt > MAX(runAt, ?)))
   ORDER BY seq DESC LIMIT 1`;
 
+/**
+ * SQL: the line of an ordering key, the tasks of a queue (`queue`, an SQL expression) enqueued with
+ * the key (`key`) that have not settled, as `line`; its terms name tasks_ordering_idx's condition
+ * as written, so SQLite reads that index (a test reads the plan). At most one of them runs
+ * (pending or claimed): every write that makes a task of a key pending does so only when none of
+ * the key runs and no older one waits, and every settle of one lets the oldest waiting run
+ * (TaskStore.behindLine, releaseLineHead; a dependency's complete, HEADS_ITS_LINE).
+ */
+export const orderingLine = (queue: string, key: string): string =>
+  `FROM tasks line WHERE line.queue = ${queue} AND line.orderingKey = ${key} AND line.orderingKey IS NOT NULL AND line.status IN ('pending', 'waiting', 'claimed')`;
+/** SQL: whether a task of the line runs (pending or claimed). */
+const lineRuns = (queue: string, key: string): string => `EXISTS (SELECT 1 ${orderingLine(queue, key)} AND line.status IN ('pending', 'claimed'))`;
+/** SQL: the seq of the task of the line that waits longest (enqueued first); null when none waits. */
+const lineFirstWaiting = (queue: string, key: string): string => `(SELECT line.seq ${orderingLine(queue, key)} AND line.status = 'waiting' ORDER BY line.seq LIMIT 1)`;
+
 /** What enqueue writes; the other columns take their defaults. */
-export type NewTask = Pick<TaskRow, "id" | "queue" | "payload" | "priority" | "capability" | "targetAgentId" | "maxAttempts" | "idempotencyKey" | "idempotencyScope" | "dependsOn" | "cancelOnDependencyFailure" | "backoff" | "scheduleId" | "maxRunMs" | "dedupeKey"> & {
+export type NewTask = Pick<TaskRow, "id" | "queue" | "payload" | "priority" | "capability" | "targetAgentId" | "maxAttempts" | "idempotencyKey" | "idempotencyScope" | "dependsOn" | "cancelOnDependencyFailure" | "backoff" | "scheduleId" | "maxRunMs" | "dedupeKey" | "orderingKey"> & {
   runAt: number;
   /** Unix ms; null: it never expires. */
   expiresAt: number | null;
-  /** The seqs of its dependencies that have not completed: it waits for them (none: pending). */
+  /** The seqs of its dependencies that have not completed: it waits for them (none: pending, unless `inLine`). */
   waitingFor: readonly number[];
+  /** It waits behind an unsettled task of its orderingKey (TaskStore.behindLine). */
+  inLine: boolean;
 };
 
 /** How a dependency ended, for the tasks that named it: they go on (completed) or are cancelled. */
 export type DependencyOutcome = "completed" | "cancelled" | "dead_lettered" | "deleted";
 
 /** A task a dependency's complete made pending (TaskStore.dependentsMet), or one its cancel cancelled. */
-export type DependentRow = Pick<TaskRow, "seq" | "id" | "queue" | "priority" | "capability" | "targetAgentId" | "runAt">;
+export type DependentRow = Pick<TaskRow, "seq" | "id" | "queue" | "priority" | "capability" | "targetAgentId" | "runAt" | "orderingKey">;
 
 export interface ClaimFilter {
   agentId: string;
@@ -359,6 +380,28 @@ export interface ClaimFilter {
   /** Restrict to these tasks (work stealing). */
   onlySeqs?: readonly number[];
 }
+
+/**
+ * SQL: the waiting task updated has no ordering key, or none of its key runs and it waits longest
+ * of its key: what it must be to become pending when its last dependency completes (dependentsMet).
+ * In an UPDATE of several tasks of one key, only the oldest passes however the rows are visited
+ * (before it was made pending it waited, older than the others; after, it runs).
+ */
+const HEADS_ITS_LINE = `(orderingKey IS NULL OR NOT ${lineRuns("tasks.queue", "tasks.orderingKey")} AND seq = ${lineFirstWaiting("tasks.queue", "tasks.orderingKey")})`;
+
+/**
+ * SQL: what a waiting task becomes once nothing holds it back ($1, $2, $3: now): pending, due at its
+ * runAt or now if later (so a claim's waitedMs counts from now), held when its queue is set aside.
+ * SET reads the row as it was: delayed compares the old runAt with now.
+ */
+const WAITED = `status = 'pending', runAt = MAX(runAt, ?), delayed = (runAt > ?), ${HELD_IF_SET_ASIDE}, unmetDependencies = 0, updatedAt = ?`;
+
+/** TaskStore.behindLine's read: parameters queue, key, queue, key, seq. */
+export const BEHIND_LINE = `SELECT ${lineRuns("?", "?")} OR ${lineFirstWaiting("?", "?")} < ?`;
+/** TaskStore.releaseLineHead's write: parameters now ×3 (WAITED), queue, key, queue, key. */
+export const RELEASE_LINE_HEAD = `UPDATE tasks SET ${WAITED}
+  WHERE seq = ${lineFirstWaiting("?", "?")} AND unmetDependencies = 0 AND NOT ${lineRuns("?", "?")}
+  RETURNING seq, id, queue, priority, capability, targetAgentId, runAt, orderingKey`;
 
 /** 1 for a pending task whose runAt is still ahead of `now` (the delayed column), else 0. */
 const delayedAt = (runAt: number, now: number): number => (runAt > now ? 1 : 0);
@@ -439,16 +482,16 @@ export class TaskStore {
    * (tests/schema-drift.test.ts).
    */
   insert(task: NewTask, now: number): TaskRow {
-    // A waiting task is in no claim index: it is held or delayed only once it is pending (dependentsMet).
-    const waiting = task.waitingFor.length > 0;
+    // A waiting task is in no claim index: it is held or delayed only once it is pending (dependentsMet, releaseLineHead).
+    const waiting = task.waitingFor.length > 0 || task.inLine;
     const held = waiting ? 0 : this.setAsideNow(task.queue);
     const delayed = waiting ? 0 : delayedAt(task.runAt, now);
     const { lastInsertRowid } = this.st
       .get(
-        `INSERT INTO tasks (id, queue, payload, priority, capability, targetAgentId, maxAttempts, runAt, idempotencyKey, idempotencyScope, createdAt, updatedAt, delayed, held, status, dependsOn, unmetDependencies, cancelOnDependencyFailure, backoff, scheduleId, expiresAt, enqueuedExpiresAt, maxRunMs, dedupeKey)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT INTO tasks (id, queue, payload, priority, capability, targetAgentId, maxAttempts, runAt, idempotencyKey, idempotencyScope, createdAt, updatedAt, delayed, held, status, dependsOn, unmetDependencies, cancelOnDependencyFailure, backoff, scheduleId, expiresAt, enqueuedExpiresAt, maxRunMs, dedupeKey, orderingKey)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       )
-      .run(task.id, task.queue, task.payload, task.priority, task.capability, task.targetAgentId, task.maxAttempts, task.runAt, task.idempotencyKey, task.idempotencyScope, now, now, delayed, held, waiting ? "waiting" : "pending", task.dependsOn, task.waitingFor.length, task.cancelOnDependencyFailure, task.backoff, task.scheduleId, task.expiresAt, task.expiresAt, task.maxRunMs, task.dedupeKey);
+      .run(task.id, task.queue, task.payload, task.priority, task.capability, task.targetAgentId, task.maxAttempts, task.runAt, task.idempotencyKey, task.idempotencyScope, now, now, delayed, held, waiting ? "waiting" : "pending", task.dependsOn, task.waitingFor.length, task.cancelOnDependencyFailure, task.backoff, task.scheduleId, task.expiresAt, task.expiresAt, task.maxRunMs, task.dedupeKey, task.orderingKey);
     const seq = Number(lastInsertRowid);
     for (const dependsOnSeq of task.waitingFor) this.st.get<[number, number]>(`INSERT INTO task_dependencies (dependsOnSeq, taskSeq) VALUES (?, ?)`).run(dependsOnSeq, seq);
     // Every column named, in the table's order: the same hidden class as a row read back (taskRowWith).
@@ -496,6 +539,7 @@ export class TaskStore {
       dedupeKey: task.dedupeKey,
       duplicates: 0,
       replacedAt: null,
+      orderingKey: task.orderingKey,
     };
   }
 
@@ -515,16 +559,35 @@ export class TaskStore {
     const chunk = JSON.stringify(named);
     const waiting = `seq IN (SELECT value FROM json_each(?)) AND status = 'waiting'`;
     this.st.get<[string]>(`UPDATE tasks SET unmetDependencies = unmetDependencies - 1 WHERE ${waiting}`).run(chunk);
-    // SET reads the row as it was: delayed compares the old runAt with now.
+    // One behind an unsettled task of its ordering key waits on, for releaseLineHead.
     const ready = this.st
       .get<[number, number, number, string], DependentRow>(
-        `UPDATE tasks SET status = 'pending', runAt = MAX(runAt, ?), delayed = (runAt > ?), ${HELD_IF_SET_ASIDE}, unmetDependencies = 0, updatedAt = ?
-         WHERE ${waiting} AND unmetDependencies <= 0
-         RETURNING seq, id, queue, priority, capability, targetAgentId, runAt`,
+        `UPDATE tasks SET ${WAITED}
+         WHERE ${waiting} AND unmetDependencies <= 0 AND ${HEADS_ITS_LINE}
+         RETURNING seq, id, queue, priority, capability, targetAgentId, runAt, orderingKey`,
       )
       .all(now, now, now, chunk);
     this.st.get<[number, string]>(`DELETE FROM task_dependencies WHERE dependsOnSeq = ? AND taskSeq IN (SELECT value FROM json_each(?))`).run(seq, chunk);
     return { ready: ready.sort((a, b) => a.priority - b.priority || a.seq - b.seq), rows: named.length, more: named.length === limit };
+  }
+
+  /**
+   * Whether a task of ordering key `key` in `queue` that would be pending must wait for its turn
+   * instead: a task of the key runs (pending or claimed), or one enqueued before `seq` waits (a new
+   * task: Number.MAX_SAFE_INTEGER, behind any). Reads of tasks_ordering_idx only.
+   */
+  behindLine(queue: string, key: string, seq: number): boolean {
+    return this.st.get<[string, string, string, string, number], number>(BEHIND_LINE).pluck().get(queue, key, queue, key, seq) === 1;
+  }
+
+  /**
+   * A task of ordering key `key` in `queue` settled: the one of the key that waits longest becomes
+   * pending (WAITED), returned, when none of the key runs and it waits only for its turn (no
+   * dependency left: its last one's complete makes it pending, dependentsMet). Reads of
+   * tasks_ordering_idx only.
+   */
+  releaseLineHead(queue: string, key: string, now: number): DependentRow | undefined {
+    return this.st.get<[number, number, number, string, string, string, string], DependentRow>(RELEASE_LINE_HEAD).get(now, now, now, queue, key, queue, key);
   }
 
   /**
@@ -534,7 +597,7 @@ export class TaskStore {
   waitingOn(seq: number, limit: number, cancellingOnFailure = false): DependentRow[] {
     return this.st
       .get<[number, number], DependentRow>(
-        `SELECT seq, id, queue, priority, capability, targetAgentId, runAt FROM tasks
+        `SELECT seq, id, queue, priority, capability, targetAgentId, runAt, orderingKey FROM tasks
          WHERE seq IN (SELECT taskSeq FROM task_dependencies WHERE dependsOnSeq = ?) AND status = 'waiting'${cancellingOnFailure ? " AND cancelOnDependencyFailure = 1" : ""}
          ORDER BY seq LIMIT CAST(? AS INTEGER)`,
       )
@@ -1069,11 +1132,11 @@ export class TaskStore {
 
   /**
    * A fresh start: pending now, attempts reset; the error history is kept. With `waitingFor` (the
-   * seqs of dependencies not completed, whose rows it kept since it was cancelled waiting), waiting
-   * for them instead.
+   * seqs of dependencies not completed, whose rows it kept since it was cancelled waiting), or
+   * `inLine` (it goes behind its ordering key's head), waiting instead.
    */
-  requeue(seq: number, now: number, waitingFor: readonly number[] = []): TaskRow {
-    if (waitingFor.length === 0) return this.st.get<[number, number, number, number], TaskRow>(`UPDATE tasks SET ${REQUEUED} WHERE seq = ? RETURNING *`).get(now, now, now, seq)!;
+  requeue(seq: number, now: number, waitingFor: readonly number[] = [], inLine = false): TaskRow {
+    if (waitingFor.length === 0 && !inLine) return this.st.get<[number, number, number, number], TaskRow>(`UPDATE tasks SET ${REQUEUED} WHERE seq = ? RETURNING *`).get(now, now, now, seq)!;
     return this.st.get<[number, number, number, number, number], TaskRow>(`UPDATE tasks SET ${REQUEUED_WAITING} WHERE seq = ? RETURNING *`).get(waitingFor.length, now, now, now, seq)!;
   }
 
@@ -1081,8 +1144,9 @@ export class TaskStore {
    * The same, for a bulk requeue: nothing read back (a payload of up to maxBodyBytes each).
    * SQLite still writes the whole row again, payload included: a page is bounded by its rows' bytes.
    */
-  requeueQuietly(seq: number, now: number): void {
-    this.st.get<[number, number, number, number]>(`UPDATE tasks SET ${REQUEUED} WHERE seq = ?`).run(now, now, now, seq);
+  requeueQuietly(seq: number, now: number, inLine = false): void {
+    if (inLine) this.st.get<[number, number, number, number, number]>(`UPDATE tasks SET ${REQUEUED_WAITING} WHERE seq = ?`).run(0, now, now, now, seq);
+    else this.st.get<[number, number, number, number]>(`UPDATE tasks SET ${REQUEUED} WHERE seq = ?`).run(now, now, now, seq);
   }
 
   /**
@@ -1108,7 +1172,7 @@ export class TaskStore {
 
   /** A dead letter as a bulk requeue reads it, by seq (its fields after the payload: read through it). */
   deadLetterAt(seq: number): DeadLetterRow {
-    return this.st.get<[number], DeadLetterRow>(`SELECT seq, id, queue, status, capability, targetAgentId, finishedAt FROM tasks WHERE seq = ?`).get(seq)!;
+    return this.st.get<[number], DeadLetterRow>(`SELECT seq, id, queue, status, capability, targetAgentId, finishedAt, orderingKey FROM tasks WHERE seq = ?`).get(seq)!;
   }
 
   /** The newest task's seq (0 when there is none): where a bulk cancel's pages stop. */

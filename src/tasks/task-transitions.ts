@@ -115,6 +115,7 @@ export class TaskTransitions {
       dependsOn: dependsOn === undefined || dependsOn.length === 0 ? null : JSON.stringify(dependsOn),
       cancelOnDependencyFailure: request.onDependencyFailure === "cancel" ? 1 : 0,
       dedupeKey: request.dedupe?.key ?? null,
+      orderingKey: request.orderingKey ?? null,
     };
     if (request.idempotencyKey !== undefined) {
       // An agent's key is looked for among its own, then among the shared ones: what admins and
@@ -171,8 +172,10 @@ export class TaskTransitions {
     const runAt = request.runAt?.getTime() ?? ctx.now + (request.delayMs ?? 0);
     const expiresAt = expiryOf(request, runAt, ctx.now, prefix);
     const waitingFor = dependsOn === undefined ? [] : this.unmetDependencies(dependsOn, dependsField, request.onDependencyFailure === "cancel");
+    // Behind any task of its ordering key that has not settled: it runs after them.
+    const inLine = definition.orderingKey !== null && this.d.tasks.behindLine(request.queue, definition.orderingKey, Number.MAX_SAFE_INTEGER);
     const row = this.d.tasks.insert(
-      { id: newId(), ...definition, runAt, expiresAt, idempotencyKey: request.idempotencyKey ?? null, idempotencyScope: scope, waitingFor, scheduleId: request.scheduleId ?? null },
+      { id: newId(), ...definition, runAt, expiresAt, idempotencyKey: request.idempotencyKey ?? null, idempotencyScope: scope, waitingFor, inLine, scheduleId: request.scheduleId ?? null },
       ctx.now,
     );
     inBatch?.set(row.id, task);
@@ -183,11 +186,12 @@ export class TaskTransitions {
       capability: row.capability,
       targetAgentId: row.targetAgentId,
       runAt: new Date(Number(row.runAt)).toISOString(),
-      ...(waitingFor.length > 0 ? { waitingFor: waitingFor.length } : {}),
+      ...(row.status === "waiting" ? { waitingFor: waitingFor.length } : {}),
       ...(row.scheduleId === null ? {} : { scheduleId: row.scheduleId }),
       ...(row.expiresAt === null ? {} : { expiresAt: new Date(Number(row.expiresAt)).toISOString() }),
       ...(row.maxRunMs === null ? {} : { maxRunMs: row.maxRunMs }),
       ...(row.dedupeKey === null ? {} : { dedupeKey: row.dedupeKey }),
+      ...(row.orderingKey === null ? {} : { orderingKey: row.orderingKey }),
     });
     return { row, deduplicated: false, added: true };
   }
@@ -290,6 +294,7 @@ export class TaskTransitions {
             targetAgentId: task.targetAgentId,
             runAt: new Date(Number(task.runAt)).toISOString(),
             after: dependency.id,
+            ...(task.orderingKey === null ? {} : { orderingKey: task.orderingKey }),
           });
         }
         if (!more) return true;
@@ -310,6 +315,7 @@ export class TaskTransitions {
       for (const task of waiting) {
         this.d.tasks.cancelWaiting(task.seq, why, ctx.now);
         this.d.events.appendSystem(ctx, "task.cancelled", { taskId: task.id, queue: task.queue, previousStatus: "waiting", agentId: null, reason: why });
+        this.nextInLine(ctx, task);
         budget.left--;
         stack.push({ seq: task.seq, id: task.id, outcome: "cancelled" });
       }
@@ -337,6 +343,28 @@ export class TaskTransitions {
       if (!this.settleDependents(ctx, { seq: work.seq, id: work.taskId }, work.outcome)) return true;
     }
     return this.d.tasks.anyDeferredDependents();
+  }
+
+  /**
+   * `row`, a task of an ordering key, settled (completed, dead-lettered, cancelled): the one of the
+   * key that waits longest runs now when none of the key runs and it waits for nothing else
+   * (TaskStore.releaseLineHead), with its task.ready event (`after`: `row`), which wakes the claims
+   * that could take it. Nothing for a task without a key.
+   */
+  nextInLine(ctx: WriteContext, row: Pick<TaskRow, "id" | "queue" | "orderingKey">): void {
+    if (row.orderingKey === null) return;
+    const next = this.d.tasks.releaseLineHead(row.queue, row.orderingKey, ctx.now);
+    if (next === undefined) return;
+    this.d.events.appendSystem(ctx, "task.ready", {
+      taskId: next.id,
+      queue: next.queue,
+      priority: next.priority,
+      capability: next.capability,
+      targetAgentId: next.targetAgentId,
+      runAt: new Date(Number(next.runAt)).toISOString(),
+      after: row.id,
+      orderingKey: row.orderingKey,
+    });
   }
 
   /** What the write of `ctx` may still make ready or cancel of dependents (settleDependents): one budget a write. */
@@ -386,8 +414,9 @@ export class TaskTransitions {
       ...(reason === undefined ? {} : { reason }),
       ...(expired ? { expired: true as const } : {}),
     });
-    // What waits on it would never run.
+    // What waits on it would never run; the next of its ordering key runs.
     this.settleDependents(ctx, row, "cancelled", reason);
+    this.nextInLine(ctx, row);
     // A schedule's run that settled: one with overlap "skip" enqueues its next run now.
     if (row.scheduleId !== null) this.schedules.settled(ctx, row);
     return cancelled;
@@ -502,25 +531,36 @@ export class TaskTransitions {
       // The rows of dependencies completed since go (all of them when none is left to wait for).
       this.d.tasks.keepDependencies(row.seq, waitingFor);
     }
-    const requeued = this.d.tasks.requeue(row.seq, ctx.now, waitingFor);
-    this.requeued(ctx, row, waitingFor.length);
+    const inLine = this.behindLine(row);
+    const requeued = this.d.tasks.requeue(row.seq, ctx.now, waitingFor, inLine);
+    this.requeued(ctx, row, waitingFor.length > 0 || inLine ? waitingFor.length : undefined);
     return requeued;
   }
 
   /** The same for a bulk requeue's row: nothing read back. */
   requeueQuietly(ctx: WriteContext, row: DeadLetterRow): void {
-    this.d.tasks.requeueQuietly(row.seq, ctx.now);
-    this.requeued(ctx, row);
+    const inLine = this.behindLine(row);
+    this.d.tasks.requeueQuietly(row.seq, ctx.now, inLine);
+    this.requeued(ctx, row, inLine ? 0 : undefined);
   }
 
-  private requeued(ctx: WriteContext, row: Pick<TaskRow, "id" | "queue" | "status" | "capability" | "targetAgentId">, waitingFor = 0): void {
+  /**
+   * Whether `row`, requeued, waits for its turn in its ordering key's line: a task of the key runs,
+   * or one enqueued before it waits. It takes its place by when it was enqueued, not the back of the line.
+   */
+  private behindLine(row: Pick<TaskRow, "seq" | "queue" | "orderingKey">): boolean {
+    return row.orderingKey !== null && this.d.tasks.behindLine(row.queue, row.orderingKey, row.seq);
+  }
+
+  /** `waitingFor`: how many dependencies it waits for, when it waits (for them, or for its turn: 0 then); undefined: pending. */
+  private requeued(ctx: WriteContext, row: Pick<TaskRow, "id" | "queue" | "status" | "capability" | "targetAgentId">, waitingFor?: number): void {
     this.d.events.appendSystem(ctx, "task.requeued", {
       taskId: row.id,
       queue: row.queue,
       previousStatus: row.status,
       capability: row.capability,
       targetAgentId: row.targetAgentId,
-      ...(waitingFor > 0 ? { waitingFor } : {}),
+      ...(waitingFor === undefined ? {} : { waitingFor }),
     });
   }
 
@@ -596,6 +636,8 @@ export class TaskTransitions {
       this.recordExecution(ctx, updated, "dead_letter", row);
       // The tasks waiting on it that asked to be cancelled then (onDependencyFailure "cancel").
       this.settleDependents(ctx, row, "dead_lettered");
+      // The next of its ordering key runs: a dead letter holds its key's line no more.
+      this.nextInLine(ctx, row);
       // A schedule's run that settled: one with overlap "skip" enqueues its next run now.
       if (row.scheduleId !== null) this.schedules.settled(ctx, row);
     } else {
