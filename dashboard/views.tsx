@@ -3,7 +3,7 @@
 // (with its run's log).
 import { useEffect, useRef, useState } from "preact/hooks";
 import type { Api } from "./api.js";
-import { backoffText, dedupeText, errorCode, errorText, fitsInAnswer, rateWindowText, runLimitText, webhookStateText } from "./api.js";
+import { backoffText, dedupeText, errorCode, errorText, fitsInAnswer, orderingKeyText, rateWindowText, runLimitText, webhookStateText } from "./api.js";
 import { age, json, time, usePolling } from "./hooks.js";
 
 type TaskEvent = Awaited<ReturnType<Api["events"]["list"]["query"]>>[number];
@@ -813,6 +813,14 @@ export function TaskPage({ api, onUnauthorized, may, taskId }: ViewProps & { tas
                   <th>dedupe</th>
                   <td colSpan={5} data-field="dedupe">
                     {dedupeText(data.task, (at) => at.toLocaleString())}
+                  </td>
+                </tr>
+              )}
+              {data.task.orderingKey !== null && (
+                <tr>
+                  <th>ordering</th>
+                  <td colSpan={5} data-field="orderingKey">
+                    {orderingKeyText(data.task)}
                   </td>
                 </tr>
               )}

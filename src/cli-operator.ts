@@ -14,6 +14,7 @@ import { backoffText, type BackoffShape } from "../client/backoff-text.js";
 import { webhookStateText } from "../client/webhook-state-text.js";
 import { runLimitText } from "../client/run-limit-text.js";
 import { dedupeText } from "../client/dedupe-text.js";
+import { orderingKeyText } from "../client/ordering-key-text.js";
 import { createCoordinationClient, fitsInAnswer, followLog, isTRPCClientError, type CoordinationClient, type LogLine, type RouterInputs, type RouterOutputs } from "../client/index.js";
 import type { JsonValue } from "./json-types.js";
 import { BEYOND_C0, printable, utc, when } from "./cli-text.js";
@@ -27,7 +28,7 @@ import { MAX_CLAIMS_PER_WINDOW, MAX_RATE_WINDOW_MS, MIN_RATE_WINDOW_MS } from ".
 
 export const OPERATOR_USAGE = [
   "Usage: coordination stats [--queue Q]                         task counts per queue and state",
-  "       coordination tasks list [--queue Q] [--status S] [--agent A] [--capability C] [--dedupe-key K] [--limit N] [--cursor C]",
+  "       coordination tasks list [--queue Q] [--status S] [--agent A] [--capability C] [--dedupe-key K] [--ordering-key K] [--limit N] [--cursor C]",
   "       coordination tasks get|requeue TASK_ID",
   "       coordination tasks promote TASK_ID                      a pending task not due yet (a delay, a backoff, a schedule's run) due now",
   "       coordination tasks update TASK_ID [--priority N] [--at TIME | --delay DURATION] [--expires TIME|DURATION|never] [--payload JSON]",
@@ -318,7 +319,7 @@ interface Parsed {
   options: Record<string, string | true>;
 }
 
-const VALUE_OPTIONS = new Set(["--url", "--token", "--config", "--queue", "--status", "--agent", "--limit", "--cursor", "--capability", "--health", "--types", "--from", "--after", "--before", "--reason", "--cron", "--timezone", "--every", "--start", "--end", "--max-runs", "--overlap", "--payload", "--priority", "--timeout", "--at", "--delay", "--expires", "--ttl", "--max-run", "--for", "--holder", "--prefix", "--fencing-token", "--description", "--grace", "--if-version", "--attempt", "--level", "--tail", "--dedupe-key"]);
+const VALUE_OPTIONS = new Set(["--url", "--token", "--config", "--queue", "--status", "--agent", "--limit", "--cursor", "--capability", "--health", "--types", "--from", "--after", "--before", "--reason", "--cron", "--timezone", "--every", "--start", "--end", "--max-runs", "--overlap", "--payload", "--priority", "--timeout", "--at", "--delay", "--expires", "--ttl", "--max-run", "--for", "--holder", "--prefix", "--fencing-token", "--description", "--grace", "--if-version", "--attempt", "--level", "--tail", "--dedupe-key", "--ordering-key"]);
 /** Options that take no value. */
 const FLAG_OPTIONS = new Set(["--json", "--all", "--any", "--cordoned", "--follow"]);
 
@@ -334,7 +335,7 @@ function commandOptions(words: readonly string[], options: Parsed["options"]): r
   if (command === "stats") return ["--queue"];
   if (command === "whoami") return [];
   if (command === "queues") return sub === "pause" ? ["--reason"] : [];
-  if (command === "tasks" && sub === "list") return ["--status", "--queue", "--agent", "--capability", "--dedupe-key", "--limit", "--cursor"];
+  if (command === "tasks" && sub === "list") return ["--status", "--queue", "--agent", "--capability", "--dedupe-key", "--ordering-key", "--limit", "--cursor"];
   // The bulk form has no TASK_ID: with one, --all is refused as any stray option is.
   if (command === "tasks" && sub === "requeue" && words.length === 2 && options["--all"] === true) return ["--all", "--queue", "--after", "--before"];
   if (command === "tasks" && sub === "cancel" && words.length === 2 && options["--all"] === true) return ["--all", "--queue", "--status", "--after", "--before", "--reason"];
@@ -496,6 +497,7 @@ const FLAG_OF_FIELD: Record<string, string> = {
   tail: "--tail",
   payload: "--payload",
   dedupeKey: "--dedupe-key",
+  orderingKey: "--ordering-key",
 };
 
 /**
@@ -785,6 +787,7 @@ async function dispatch(words: string[], options: Parsed["options"], json: boole
       ...(str(options["--agent"]) ? { agentId: str(options["--agent"])! } : {}),
       ...(str(options["--capability"]) ? { capability: str(options["--capability"])! } : {}),
       ...(str(options["--dedupe-key"]) ? { dedupeKey: str(options["--dedupe-key"])! } : {}),
+      ...(str(options["--ordering-key"]) ? { orderingKey: str(options["--ordering-key"])! } : {}),
       limit: int(options["--limit"], "--limit") ?? 50,
       ...(str(options["--cursor"]) ? { cursor: str(options["--cursor"])! } : {}),
     });
@@ -925,6 +928,8 @@ async function dispatch(words: string[], options: Parsed["options"], json: boole
           ["expires at", (task as { expiresAt?: Date | null }).expiresAt ? when((task as { expiresAt: Date }).expiresAt) : "never"],
           // Later enqueues answered with it (absent from a server older than this CLI).
           ["dedupe", dedupeText(task as { dedupeKey?: string | null; duplicates?: number; replacedAt?: Date | null }, when)],
+          // Its key's line: why a task with no dependency waits (absent from a server older than this CLI).
+          ["ordering key", orderingKeyText(task as { orderingKey?: string | null; status: string; dependsOn: string[] })],
           // A settled task keeps its last holder's name, not a lease.
           ["lease", task.status === "claimed" ? `${task.leaseOwner} (token ${task.leaseToken}, until ${when(task.leaseExpiresAt)})` : "-"],
           ["last holder", task.status !== "claimed" && task.leaseOwner ? `${task.leaseOwner} (token ${task.leaseToken})` : "-"],

@@ -211,6 +211,7 @@ describe("AppRouter types", () => {
       agentId?: string;
       capability?: string;
       dedupeKey?: string;
+      orderingKey?: string;
       limit?: number;
       cursor?: string;
       order?: "asc" | "desc";

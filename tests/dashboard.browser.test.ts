@@ -150,6 +150,7 @@ describe.skipIf(!CHROMIUM)("the dashboard in Chromium", () => {
       expect(await page.locator('[data-field="expiresAt"]').count()).toBe(0);
       expect(await page.locator('[data-field="maxRunMs"]').count()).toBe(0);
       expect(await page.locator('[data-field="dedupe"]').count()).toBe(0);
+      expect(await page.locator('[data-field="orderingKey"]').count()).toBe(0);
       // A task that answered a later enqueue of its dedupe key says so, and when one replaced its payload.
       const debounced = await t.api.tasks.enqueue.mutate({ queue: "docs", payload: { v: 1 }, dedupe: { key: "doc-7", replace: true } });
       const replacing = await t.api.tasks.enqueue.mutate({ queue: "docs", payload: { v: 2 }, dedupe: { key: "doc-7", replace: true } });
@@ -158,6 +159,12 @@ describe.skipIf(!CHROMIUM)("the dashboard in Chromium", () => {
       expect(await page.locator('[data-field="dedupe"]').textContent()).toBe(
         `key "doc-7", 1 later enqueue answered with this task, its payload last replaced at ${await page.evaluate((ms) => new Date(ms).toLocaleString(), replacing.replacedAt!.getTime())}`,
       );
+      // A task behind another of its ordering key says it waits for its turn.
+      await t.api.tasks.enqueue.mutate({ queue: "ledger", orderingKey: "account:1" });
+      const behind = await t.api.tasks.enqueue.mutate({ queue: "ledger", orderingKey: "account:1" });
+      await page.goto(`${t.url}/#/task/${behind.id}`);
+      await page.locator('[data-field="status"]').getByText("waiting").waitFor({ timeout: 10_000 });
+      expect(await page.locator('[data-field="orderingKey"]').textContent()).toBe('key "account:1": waits for its turn, after the tasks of its key enqueued before it');
       // A running task's page follows the progress its holder reports (the page polls).
       const running = await t.api.tasks.enqueue.mutate({ queue: "long", backoff: { type: "fixed", delayMs: 90_000, jitter: 0.25 }, ttlMs: 3_600_000, maxRunMs: 600_000 });
       const lease = (await t.api.tasks.claim.mutate({ agentId: "agent-x", queues: ["long"] }))!;

@@ -266,6 +266,9 @@ describe("MCP over Streamable HTTP", () => {
     await callTool(client, "enqueue_task", { queue: "other", payload: {} });
     const bounded = await callTool(client, "queue_stats", { limit: 1 });
     expect([bounded.queues.map((q: { queue: string }) => q.queue), bounded.queuesOmitted]).toEqual([["other"], 1]);
+    // An ordering key: the second task of the key waits for the first.
+    const [create, update] = [await callTool(client, "enqueue_task", { queue: "ledger", payload: "create", orderingKey: "account:1" }), await callTool(client, "enqueue_task", { queue: "ledger", payload: "update", orderingKey: "account:1" })];
+    expect([create.status, update.status, update.orderingKey]).toEqual(["pending", "waiting", "account:1"]);
     const resource = await client.readResource({ uri: `coordination://tasks/${claimed.id}` });
     expect(JSON.parse((resource.contents[0] as { text: string }).text).id).toBe(claimed.id);
   });

@@ -269,6 +269,10 @@ describe("README", () => {
     expect(await runExample("reindex:42", "dedupe")).toBe("false true true 2\n1 { text: 'hello' } 2\n");
   });
 
+  it("runs the ordering keys example as written", async () => {
+    expect(await runExample("orderingKey: `account:", "ordering")).toBe("[ { account: 1, op: 'create' }, { account: 2, op: 'create' } ]\nnull\n{ account: 1, op: 'update' }\n");
+  });
+
   it("runs the progress example as written", async () => {
     expect(await runExample("reportProgress", "progress")).toBe("{ step: 'writing', done: 3, of: 3 }\n{ step: 'writing', done: 3, of: 3 } true\n");
   });

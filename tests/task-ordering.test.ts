@@ -5,11 +5,13 @@
 // task at its head was cancelled, dead-lettered or expired, or after a dependency's cancel.
 import { afterEach, describe, expect, it } from "vitest";
 import { BEHIND_LINE, RELEASE_LINE_HEAD } from "../src/tasks/task-store.js";
+import { killAllCli, runCli } from "./helpers/cli-process.js";
 import { parkedLongPolls } from "./helpers/mcp-http.js";
 import { rest, startTestServer, withDatabase, type TestServer } from "./helpers/test-server.js";
 
 let t: TestServer | undefined;
 afterEach(async () => {
+  await killAllCli();
   await t?.stop({ removeFiles: true });
   t = undefined;
 });
@@ -32,6 +34,12 @@ describe("tasks.enqueue's orderingKey", () => {
     const other = await api.tasks.enqueue.mutate({ queue: "audit", orderingKey: "account:1" });
     expect([a1.status, a2.status, a3.status, b1.status, other.status]).toEqual(["pending", "waiting", "waiting", "pending", "pending"]);
     expect([a1.orderingKey, a2.orderingKey, a2.dependsOn, b1.orderingKey]).toEqual(["account:1", "account:1", [], "account:2"]);
+
+    // An operator sees why a task waits, and the key's line in the order it runs.
+    const shown = await runCli({ args: ["tasks", "get", a2.id], env: { COORDINATION_URL: t.url } });
+    expect([shown.code, shown.stdout.match(/^ordering key\s+(.*)$/m)?.[1]]).toEqual([0, 'key "account:1": waits for its turn, after the tasks of its key enqueued before it']);
+    const line = await runCli({ args: ["tasks", "list", "--queue", "ledger", "--ordering-key", "account:1", "--json"], env: { COORDINATION_URL: t.url } });
+    expect([line.code, JSON.parse(line.stdout).items.map((task: { id: string; status: string }) => [task.id, task.status])]).toEqual([0, [[a1.id, "pending"], [a2.id, "waiting"], [a3.id, "waiting"]]]);
 
     // Two workers asking for everything get one task of each key.
     const claimed = await api.tasks.claimMany.mutate({ agentId: "w1", queues: ["ledger"], limit: 10 });

@@ -82,6 +82,7 @@ export function taskQueries(d: { prisma: () => Promise<Prisma>; tasks: TaskStore
           agentId: request.agentId,
           capability: request.capability,
           dedupeKey: request.dedupeKey,
+          orderingKey: request.orderingKey,
           after: request.cursor === undefined ? undefined : Number(request.cursor),
           order: request.order,
         },

@@ -473,6 +473,7 @@ export const listInput = z.strictObject({
   agentId: storedName().optional().describe("Only tasks held (or last held) by this agent"),
   capability: storedName().optional().describe("Only tasks that require this capability"),
   dedupeKey: text(500).optional().describe("Only tasks enqueued with this dedupe key (tasks.enqueue's dedupe.key): with queue and status, the one that answers its enqueues now"),
+  orderingKey: text(500).optional().describe("Only tasks enqueued with this ordering key (tasks.enqueue's orderingKey): with queue, the key's line in the order its tasks run (the one running, then those waiting for their turn)"),
   limit: int(1, 500).default(50).describe("The page's size"),
   cursor: taskCursor().optional().describe("The nextCursor of the previous page; left out, the first page"),
   order: z.enum(["asc", "desc"]).default("asc").describe("asc: oldest first; desc: newest first"),

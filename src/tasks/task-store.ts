@@ -321,6 +321,8 @@ export interface TaskListFilter {
   capability?: string | undefined;
   /** Tasks enqueued with this dedupe key. */
   dedupeKey?: string | undefined;
+  /** Tasks enqueued with this ordering key. */
+  orderingKey?: string | undefined;
   /** The seq of the last task of the previous page. */
   after?: number | undefined;
   order: "asc" | "desc";
@@ -1286,6 +1288,7 @@ export class TaskStore {
       ["leaseOwner", filter.agentId],
       ["capability", filter.capability],
       ["dedupeKey", filter.dedupeKey],
+      ["orderingKey", filter.orderingKey],
     ] as const) {
       if (value === undefined) continue;
       clauses.push(`${column} = ?`);
