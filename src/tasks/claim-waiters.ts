@@ -402,7 +402,8 @@ export class ClaimWaiters {
 
 function availabilityOf(event: CoordinationEvent): Availability | null {
   const p = payloadFields(event);
-  // A task enqueued or requeued waiting for its dependencies is claimable only at its task.ready.
+  // A task enqueued or requeued waiting (for its dependencies, or for its turn behind a task of its
+  // orderingKey: waitingFor 0) is claimable only at its task.ready.
   if (typeof p.queue !== "string" || p.waitingFor !== undefined) return null;
   // A task given another priority only is no more claimable than it was; one whose expiry moved
   // may be again (an expired task not cancelled yet, given a later expiry or none).
