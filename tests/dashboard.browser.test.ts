@@ -165,6 +165,12 @@ describe.skipIf(!CHROMIUM)("the dashboard in Chromium", () => {
       await page.goto(`${t.url}/#/task/${behind.id}`);
       await page.locator('[data-field="status"]').getByText("waiting").waitFor({ timeout: 10_000 });
       expect(await page.locator('[data-field="orderingKey"]').textContent()).toBe('key "account:1": waits for its turn, after the tasks of its key enqueued before it');
+      // A key of 500 characters without a space wraps in its cell: the page keeps its width.
+      const pageWidth = await page.evaluate<number>("document.documentElement.scrollWidth");
+      const longKey = await t.api.tasks.enqueue.mutate({ queue: "ledger", orderingKey: "k".repeat(500), dedupe: { key: "d".repeat(500) } });
+      await page.goto(`${t.url}/#/task/${longKey.id}`);
+      await page.locator('[data-field="orderingKey"]').waitFor({ timeout: 10_000 });
+      expect(await page.evaluate<number>("document.documentElement.scrollWidth")).toBeLessThanOrEqual(pageWidth);
       // A running task's page follows the progress its holder reports (the page polls).
       const running = await t.api.tasks.enqueue.mutate({ queue: "long", backoff: { type: "fixed", delayMs: 90_000, jitter: 0.25 }, ttlMs: 3_600_000, maxRunMs: 600_000 });
       const lease = (await t.api.tasks.claim.mutate({ agentId: "agent-x", queues: ["long"] }))!;

@@ -123,9 +123,17 @@ describe("tasks.enqueue's orderingKey", () => {
     // a2's turn, but its dependency has not completed: it waits, and so does a3 behind it.
     expect(await statuses([a2.id, a3.id])).toEqual(["waiting", "waiting"]);
     expect(await api.tasks.claim.mutate({ agentId: "w", queues: ["q"] })).toBeNull();
+    // Waiting for both, it says so; promoting it is refused, saying why.
+    const shown = await runCli({ args: ["tasks", "get", a2.id], env: { COORDINATION_URL: t.url } });
+    expect(shown.stdout.match(/^ordering key\s+(.*)$/m)?.[1]).toBe('key "k": runs once its dependencies have completed and the tasks of its key enqueued before it have settled');
+    const promoted = await rest(t.url, "POST", `/tasks/${a3.id}/promote`);
+    expect([promoted.status, promoted.body.message]).toEqual([409, `task "${a3.id}" is waiting: only a pending task can be promoted (it waits for its turn: a task of its ordering key "k" enqueued before it has not settled)`]);
     await api.tasks.claim.mutate({ agentId: "p", queues: ["prep"] });
     await api.tasks.complete.mutate({ taskId: dependency.id, agentId: "p" });
     expect(await statuses([a2.id, a3.id])).toEqual(["pending", "waiting"]);
+    // Made ready by its dependency: a task.ready with no orderingKey (one with it says its turn came).
+    const [readied] = (await api.events.list.query({ types: ["task.ready"], limit: 10 })).filter((e) => (e.payload as { taskId: string }).taskId === a2.id);
+    expect(readied?.payload).toEqual({ taskId: a2.id, queue: "q", priority: 5, capability: null, targetAgentId: null, runAt: expect.any(String), after: dependency.id });
     // a4's dependency completing does not let it pass a2 and a3.
     await api.tasks.claim.mutate({ agentId: "p", queues: ["prep"] });
     await api.tasks.complete.mutate({ taskId: other.id, agentId: "p" });
@@ -160,7 +168,7 @@ describe("tasks.enqueue's orderingKey", () => {
     await api.tasks.complete.mutate({ taskId: a2!.id, agentId: "w" });
     expect(await statuses([a1!.id, a3!.id])).toEqual(["pending", "waiting"]);
     const requeuedEvent = (await api.events.list.query({ types: ["task.requeued"], limit: 10 })).map((e) => e.payload);
-    expect(requeuedEvent).toEqual([{ taskId: a1!.id, queue: "q", previousStatus: "dead_letter", capability: null, targetAgentId: null, waitingFor: 0 }]);
+    expect(requeuedEvent).toEqual([{ taskId: a1!.id, queue: "q", previousStatus: "dead_letter", capability: null, targetAgentId: null, waitingFor: 0, orderingKey: "k" }]);
 
     // A bulk requeue of a key's dead letters: the oldest runs (none of the key runs), the others wait behind it.
     await api.tasks.claim.mutate({ agentId: "w", queues: ["q"] });
@@ -171,6 +179,15 @@ describe("tasks.enqueue's orderingKey", () => {
     const bulk = await api.tasks.requeueMany.mutate({ queue: "q" });
     expect(bulk.requeued).toEqual([a1!.id, a3!.id]);
     expect(await statuses([a1!.id, a3!.id])).toEqual(["pending", "waiting"]);
+    // Requeued newest first, the newest takes the turn (nothing of the key ran): an older one requeued then waits behind it.
+    await api.tasks.claim.mutate({ agentId: "w", queues: ["q"] });
+    await api.tasks.fail.mutate({ taskId: a1!.id, agentId: "w", error: "bad once more", retry: false });
+    await api.tasks.claim.mutate({ agentId: "w", queues: ["q"] });
+    await api.tasks.fail.mutate({ taskId: a3!.id, agentId: "w", error: "bad once more", retry: false });
+    expect((await api.tasks.requeue.mutate({ taskId: a3!.id })).status).toBe("pending");
+    expect((await api.tasks.requeue.mutate({ taskId: a1!.id })).status).toBe("waiting");
+    expect((await api.tasks.claim.mutate({ agentId: "w", queues: ["q"] }))?.id).toBe(a3!.id);
+
     // With none of the key running and none older waiting, a requeued task is pending at once.
     const lone = await api.tasks.enqueue.mutate({ queue: "solo", orderingKey: "k", maxAttempts: 1 });
     const behind = await api.tasks.enqueue.mutate({ queue: "solo", orderingKey: "k" });

@@ -37,7 +37,7 @@ export type SystemEventPayloads = {
     expiresAt?: string | null;
     previousExpiresAt?: string | null;
   };
-  /** A waiting task may run, pending now, due at runAt: its last dependency completed (`after`, in the same write), or its turn came (orderingKey: the task of its key before it, `after`, settled). */
+  /** A waiting task may run, pending now, due at runAt: its last dependency completed (`after`, in the same write), or its turn came (orderingKey given: `after` is the task of that key that settled, in the same write). */
   "task.ready": { taskId: string; queue: string; priority: number; capability: string | null; targetAgentId: string | null; runAt: string; after: string; orderingKey?: string };
   "task.claimed": {
     taskId: string;
@@ -79,8 +79,8 @@ export type SystemEventPayloads = {
   "task.released": { taskId: string; queue: string; agentId: string | null; capability: string | null; targetAgentId: string | null; runAt: string; reason?: string };
   /** A waiting, pending or claimed task stopped, or a dead letter discarded; agentId: the holder whose lease it ended; reason: why (the cancel's own, or the dependency whose end cancelled it); `expired`: its expiry came before a run of it started (tasks.enqueue's expiresAt or ttlMs). */
   "task.cancelled": { taskId: string; queue: string; previousStatus: TaskStatus; agentId: string | null; reason?: string; expired?: true };
-  /** waitingFor: as task.enqueued's (back to waiting for dependencies that have not completed, or for its turn behind a task of its orderingKey: 0). */
-  "task.requeued": { taskId: string; queue: string; previousStatus: TaskStatus; capability: string | null; targetAgentId: string | null; waitingFor?: number };
+  /** waitingFor: as task.enqueued's (back to waiting for dependencies that have not completed, or for its turn behind a task of its orderingKey: 0). orderingKey: as enqueued (absent: none). */
+  "task.requeued": { taskId: string; queue: string; previousStatus: TaskStatus; capability: string | null; targetAgentId: string | null; waitingFor?: number; orderingKey?: string };
   /** `implicit`: registered by its first claim or heartbeat, with no capabilities. */
   "agent.registered": { agentId: string; capabilities: string[]; health: "healthy"; implicit?: true };
   /** Registered again (capabilities), back to healthy (previousHealth), or a new status from a heartbeat. */

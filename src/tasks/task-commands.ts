@@ -446,7 +446,7 @@ export function taskCommands(d: TaskCommandDeps) {
       const row = t.findTask(taskId);
       if (row.status !== "pending") {
         const why =
-          row.status === "waiting" ? "it waits for the tasks it depends on" : row.status === "claimed" ? "it runs already" : row.status === "completed" ? "it has completed" : "it has settled: requeue brings it back";
+          row.status === "waiting" ? waitingFor(row) : row.status === "claimed" ? "it runs already" : row.status === "completed" ? "it has completed" : "it has settled: requeue brings it back";
         throw new CoordinationError("INVALID_STATE", `task "${taskId}" is ${row.status}: only a pending task can be promoted (${why})`, { status: row.status });
       }
       return toTask(t.promoteRow(ctx, row, promotedBy));
@@ -754,4 +754,10 @@ function isRepeatedRelease(row: TaskRow, request: SettleRequest & { agentId: str
 /** How long the settled run held its task, claim to settle, in ms (absent when the claim time is unknown). */
 function ranFor(row: { claimedAt: number | Date | null }, now: number): { ranMs?: number } {
   return row.claimedAt == null ? {} : { ranMs: Math.max(0, now - Number(row.claimedAt)) };
+}
+
+/** What a waiting task waits for, as a refusal says it: the tasks it depends on, or its turn behind the tasks of its ordering key. */
+function waitingFor(row: Pick<TaskRow, "unmetDependencies" | "orderingKey">): string {
+  if (row.unmetDependencies > 0) return "it waits for the tasks it depends on";
+  return `it waits for its turn: a task of its ordering key ${JSON.stringify(row.orderingKey)} enqueued before it has not settled`;
 }

@@ -188,7 +188,7 @@ export const enqueueFields = z.strictObject({
   orderingKey: text(500)
     .optional()
     .describe(
-      "Ordered processing (\"account:42\"): the tasks of this queue enqueued with the same key run one at a time, in the order they were enqueued. Behind a task of the key that has not settled, this one waits (status waiting) until every one before it has completed, been dead-lettered (after its retries) or been cancelled; then it is pending, with a task.ready event. Priority orders tasks of different keys only; a dead letter or cancel lets the next of its key run. A requeued task of the key takes its place by when it was enqueued",
+      "Ordered processing (\"account:42\"): the tasks of this queue enqueued with the same key run one at a time, in the order they were enqueued. Behind a task of the key that has not settled, this one waits (status waiting) until every one before it has completed, been dead-lettered (after its retries) or been cancelled; then it is pending, with a task.ready event. Priority orders tasks of different keys only; a dead letter or cancel lets the next of its key run. A requeued task of the key waits behind one pending or claimed, and goes before the waiting ones enqueued after it",
     ),
 });
 
@@ -473,7 +473,7 @@ export const listInput = z.strictObject({
   agentId: storedName().optional().describe("Only tasks held (or last held) by this agent"),
   capability: storedName().optional().describe("Only tasks that require this capability"),
   dedupeKey: text(500).optional().describe("Only tasks enqueued with this dedupe key (tasks.enqueue's dedupe.key): with queue and status, the one that answers its enqueues now"),
-  orderingKey: text(500).optional().describe("Only tasks enqueued with this ordering key (tasks.enqueue's orderingKey): with queue, the key's line in the order its tasks run (the one running, then those waiting for their turn)"),
+  orderingKey: text(500).optional().describe("Only tasks enqueued with this ordering key (tasks.enqueue's orderingKey): with queue, the key's tasks in enqueue order (with status waiting: those waiting their turn, the next first)"),
   limit: int(1, 500).default(50).describe("The page's size"),
   cursor: taskCursor().optional().describe("The nextCursor of the previous page; left out, the first page"),
   order: z.enum(["asc", "desc"]).default("asc").describe("asc: oldest first; desc: newest first"),

@@ -294,7 +294,6 @@ export class TaskTransitions {
             targetAgentId: task.targetAgentId,
             runAt: new Date(Number(task.runAt)).toISOString(),
             after: dependency.id,
-            ...(task.orderingKey === null ? {} : { orderingKey: task.orderingKey }),
           });
         }
         if (!more) return true;
@@ -553,7 +552,7 @@ export class TaskTransitions {
   }
 
   /** `waitingFor`: how many dependencies it waits for, when it waits (for them, or for its turn: 0 then); undefined: pending. */
-  private requeued(ctx: WriteContext, row: Pick<TaskRow, "id" | "queue" | "status" | "capability" | "targetAgentId">, waitingFor?: number): void {
+  private requeued(ctx: WriteContext, row: Pick<TaskRow, "id" | "queue" | "status" | "capability" | "targetAgentId" | "orderingKey">, waitingFor?: number): void {
     this.d.events.appendSystem(ctx, "task.requeued", {
       taskId: row.id,
       queue: row.queue,
@@ -561,6 +560,7 @@ export class TaskTransitions {
       capability: row.capability,
       targetAgentId: row.targetAgentId,
       ...(waitingFor === undefined ? {} : { waitingFor }),
+      ...(row.orderingKey === null ? {} : { orderingKey: row.orderingKey }),
     });
   }
 
