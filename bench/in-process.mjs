@@ -3,7 +3,7 @@
 // claim → complete work as the REST load. Sits between the raw SQLite ceiling and the servers:
 // what is lost here is service logic + extra writes; what is lost on top of it is HTTP/tRPC/REST.
 //
-// usage: node bench/in-process.mjs DBFILE N C [--context LIMIT] [--next] [--text] [--no-records] [--warm]
+// usage: node bench/in-process.mjs DBFILE N C [--context LIMIT] [--next] [--text] [--no-records] [--warm] [--ordering-keys K]
 //   → prints one JSON line
 // --context: memoryContextLimit (0 turns pre-execution recall off).
 // --next: workers use complete-and-claim (each complete claims the next task in the same write).
@@ -12,6 +12,8 @@
 // --warm: the lifecycle runs twice in this process and the second is measured: V8 has compiled
 //   the hot code, and recall finds the first run's execution records (the same payloads), as it
 //   does on a server that has been running a while. A first run's claims find nothing to recall.
+// --ordering-keys: task i is enqueued with orderingKey "key-(i mod K)": with K ≥ N every task has a
+//   key of its own (what a key's line costs its task), with K < C at most K tasks run at once.
 import { parseArgs } from "node:util";
 import { loadConfig } from "../dist/src/config.js";
 import { createLogger } from "../dist/src/logger.js";
@@ -20,7 +22,7 @@ import { runLifecycle, textPayloads } from "./lib.mjs";
 
 const { positionals, values: flags } = parseArgs({
   allowPositionals: true,
-  options: { context: { type: "string" }, next: { type: "boolean" }, text: { type: "boolean" }, "no-records": { type: "boolean" }, warm: { type: "boolean" } },
+  options: { context: { type: "string" }, next: { type: "boolean" }, text: { type: "boolean" }, "no-records": { type: "boolean" }, warm: { type: "boolean" }, "ordering-keys": { type: "string" } },
 });
 const [dbPath, nArg, cArg] = positionals;
 const N = Number(nArg ?? 3000);
@@ -35,8 +37,11 @@ const config = loadConfig({ env: {}, overrides });
 const coordination = createCoordination(config, createLogger("warn"));
 await coordination.start();
 const { tasks } = coordination.services;
+const orderingKeys = flags["ordering-keys"] === undefined ? 0 : Number(flags["ordering-keys"]);
+// The lifecycle's payloads carry { i }, or text whose index the key cannot be read from: a counter then.
+let enqueued = 0;
 const api = {
-  enqueue: (input) => tasks.enqueue(input),
+  enqueue: (input) => tasks.enqueue(orderingKeys === 0 ? input : { ...input, orderingKey: `key-${enqueued++ % orderingKeys}` }),
   claim: async (agentId) => (await tasks.claim({ agentId }))[0] ?? null,
   complete: (input) => tasks.complete(input),
   ...(flags.next ? { completeAndClaim: async (input) => (await tasks.completeAndClaim(input)).next } : {}),
@@ -46,7 +51,7 @@ const lifecycle = () => runLifecycle(api, N, C, flags.text ? textPayloads() : {}
 try {
   if (flags.warm) await lifecycle();
   const { life, enqueueS, lifeS } = await lifecycle();
-  const settings = { memoryContextLimit: config.memoryContextLimit, recordExecutions: config.recordExecutions, payloads: flags.text ? "text" : "number", warm: flags.warm === true };
+  const settings = { memoryContextLimit: config.memoryContextLimit, recordExecutions: config.recordExecutions, payloads: flags.text ? "text" : "number", warm: flags.warm === true, orderingKeys };
   console.log(JSON.stringify(life.result(N, C, enqueueS, lifeS, settings)));
 } finally {
   await coordination.close();

@@ -453,7 +453,7 @@ export function taskCommands(d: TaskCommandDeps) {
     },
 
     /**
-     * Gives a task that waits to run (pending, or waiting for its dependencies) another priority,
+     * Gives a task that waits to run (pending, or waiting for its dependencies or its turn) another priority,
      * time to fall due and expiry (INVALID_INPUT when it would fall due at or after its expiry).
      * Nothing changed answers it as it is; a schedule's planned next run keeps the time its
      * schedule planned; any other state is INVALID_STATE.

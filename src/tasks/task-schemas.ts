@@ -119,7 +119,7 @@ export const dedupeInput = z
       .enum(DEDUPE_UNTIL)
       .default("claimed")
       .describe(
-        "claimed (the default): a task with the key answers while it waits to run (pending, a retry's backoff, waiting for its dependencies), so work asked for after a run began runs again; settled: while it runs too, so at most one task of the key is under way at a time",
+        "claimed (the default): a task with the key answers while it waits to run (pending, a retry's backoff, waiting for its dependencies or its turn), so work asked for after a run began runs again; settled: while it runs too, so at most one task of the key is under way at a time",
       ),
     replace: z
       .boolean()

@@ -1102,7 +1102,7 @@ export class TaskStore {
 
   /**
    * The newest task of `queue` enqueued with dedupe key `key` that an enqueue naming it is answered
-   * with: one that waits to run (pending, waiting for its dependencies) and falls due before it
+   * with: one that waits to run (pending, waiting for its dependencies or its turn) and falls due before it
    * expires (not expired by `now`), or with `running` one claimed too. One short range read of tasks_dedupe_idx (settled
    * tasks are not in it).
    */
