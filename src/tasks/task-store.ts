@@ -472,6 +472,41 @@ function dueHeldOf(filter: ClaimFilter, queue: string, now: number, params: unkn
   return `FROM tasks INDEXED BY tasks_held_due_idx WHERE ${where} AND queue = ? AND held = 1 AND delayed = 0 AND runAt <= ?`;
 }
 
+/**
+ * The SQL of a page of tasks.list (TaskStore.listPage) and its parameters. A key's filter with a
+ * status of tasks that have not settled names its index's condition as written (a parameter's
+ * status cannot imply it): a queue's line of an ordering key, or the task holding a dedupe key, is
+ * then a range of tasks_ordering_idx or tasks_dedupe_idx, not a walk of the table in seq order.
+ */
+export function listQuery(filter: TaskListFilter, limit: number): { sql: string; params: unknown[] } {
+  const clauses: string[] = [];
+  const params: unknown[] = [];
+  for (const [column, value] of [
+    ["queue", filter.queue],
+    ["status", filter.status],
+    ["leaseOwner", filter.agentId],
+    ["capability", filter.capability],
+    ["dedupeKey", filter.dedupeKey],
+    ["orderingKey", filter.orderingKey],
+  ] as const) {
+    if (value === undefined) continue;
+    clauses.push(`${column} = ?`);
+    params.push(value);
+  }
+  if (filter.status === "pending" || filter.status === "waiting" || filter.status === "claimed") {
+    if (filter.orderingKey !== undefined) clauses.push("orderingKey IS NOT NULL");
+    if (filter.dedupeKey !== undefined) clauses.push("dedupeKey IS NOT NULL");
+    if (filter.orderingKey !== undefined || filter.dedupeKey !== undefined) clauses.push("status IN ('pending', 'waiting', 'claimed')");
+  }
+  if (filter.after !== undefined) {
+    clauses.push(filter.order === "asc" ? "seq > ?" : "seq < ?");
+    params.push(filter.after);
+  }
+  params.push(limit);
+  const where = clauses.length > 0 ? `WHERE ${clauses.join(" AND ")}` : "";
+  return { sql: `SELECT * FROM tasks ${where} ORDER BY seq ${filter.order === "asc" ? "ASC" : "DESC"} LIMIT CAST(? AS INTEGER)`, params };
+}
+
 export class TaskStore {
   private readonly limits: QueueLimitStore;
   private readonly rates: QueueRateStore;
@@ -1288,31 +1323,8 @@ export class TaskStore {
 
   /** One page of `list`, oldest or newest first, cut before its answer would pass `budgetBytes`. */
   listPage(filter: TaskListFilter, limit: number, budgetBytes: number): { rows: TaskRow[]; truncated: boolean } {
-    const clauses: string[] = [];
-    const params: unknown[] = [];
-    for (const [column, value] of [
-      ["queue", filter.queue],
-      ["status", filter.status],
-      ["leaseOwner", filter.agentId],
-      ["capability", filter.capability],
-      ["dedupeKey", filter.dedupeKey],
-      ["orderingKey", filter.orderingKey],
-    ] as const) {
-      if (value === undefined) continue;
-      clauses.push(`${column} = ?`);
-      params.push(value);
-    }
-    if (filter.after !== undefined) {
-      clauses.push(filter.order === "asc" ? "seq > ?" : "seq < ?");
-      params.push(filter.after);
-    }
-    params.push(limit);
-    const where = clauses.length > 0 ? `WHERE ${clauses.join(" AND ")}` : "";
-    return withinBudget(
-      this.st.get<unknown[], TaskRow>(`SELECT * FROM tasks ${where} ORDER BY seq ${filter.order === "asc" ? "ASC" : "DESC"} LIMIT CAST(? AS INTEGER)`).iterate(...params),
-      taskAnswerBytes,
-      budgetBytes,
-    );
+    const { sql, params } = listQuery(filter, limit);
+    return withinBudget(this.st.get<unknown[], TaskRow>(sql).iterate(...params), taskAnswerBytes, budgetBytes);
   }
 
   /**
