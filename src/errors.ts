@@ -34,6 +34,8 @@ export const ERROR_STATUS = {
   IDEMPOTENCY_MISMATCH: 409,
   /** A compare-and-set (kv.set, kv.delete with ifVersion) met another version of the key; `details.entry` is the key as it is. */
   VERSION_CONFLICT: 409,
+  /** An increment (kv.increment) would take the key's number past its min or max: nothing was written; `details.entry` is the key as it is. */
+  OUT_OF_RANGE: 409,
   /** A cursor or lastEventId points before the retained part of the event log. */
   EVENTS_PRUNED: 412,
   PAYLOAD_TOO_LARGE: 413,
@@ -97,6 +99,7 @@ export type DomainErrorCode = Extract<
   | "INVALID_STATE"
   | "IDEMPOTENCY_MISMATCH"
   | "VERSION_CONFLICT"
+  | "OUT_OF_RANGE"
   | "EVENTS_PRUNED"
   | "SHUTTING_DOWN"
   | "DISK_FULL"

@@ -224,6 +224,8 @@ export interface InProcessCoordination {
     set(key: string, value: In["kv"]["set"]["value"], options?: Rest<In["kv"]["set"], "key" | "value">): Promise<Out["kv"]["set"]>;
     /** The key as it is (`entry` null: absent); with `options.afterVersion`, once its version differs from that one (absent: 0), waiting up to `waitMs`. */
     get(key: string, options?: Rest<In["kv"]["get"], "key">): Promise<Out["kv"]["get"]>;
+    /** Adds `options.by` (1 by default) to the number the key holds (absent: 0), kept within `min` and `max` (OUT_OF_RANGE otherwise, nothing written); INVALID_STATE for a key holding anything else. */
+    increment(key: string, options?: Rest<In["kv"]["increment"], "key">): Promise<Out["kv"]["increment"]>;
     /** Deletes the key (`deleted` false when it was absent); with `options.ifVersion`, only at that version, else VERSION_CONFLICT. */
     delete(key: string, options?: Rest<In["kv"]["delete"], "key">): Promise<Out["kv"]["delete"]>;
     /** The keys present, by key, with their values: `prefix`, paged with `limit` and `after`. */
@@ -384,6 +386,7 @@ export async function openCoordination(options: InProcessOptions = {}): Promise<
     kv: {
       set: (key, value, options) => run(api.kv.set({ ...options, key, value })),
       get: (key, options) => run(api.kv.get({ ...options, key })),
+      increment: (key, options) => run(api.kv.increment({ ...options, key })),
       delete: (key, options) => run(api.kv.delete({ ...options, key })),
       list: (filter) => run(api.kv.list(filter ?? {})),
     },

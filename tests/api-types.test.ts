@@ -121,7 +121,7 @@ const CHECKED = [
   "semaphores.acquire", "semaphores.renew", "semaphores.release", "semaphores.forceRelease", "semaphores.get", "semaphores.list",
   "tokens.create", "tokens.list", "tokens.revoke", "tokens.whoami",
   "webhooks.create", "webhooks.update", "webhooks.rotateSecret", "webhooks.remove", "webhooks.get", "webhooks.list",
-  "kv.set", "kv.get", "kv.delete", "kv.list",
+  "kv.set", "kv.get", "kv.increment", "kv.delete", "kv.list",
 ];
 
 describe("AppRouter types", () => {
@@ -292,6 +292,8 @@ describe("AppRouter types", () => {
     type Entry = { key: string; value: JsonValue; version: number; createdAt: Date; updatedAt: Date; updatedBy: string | null; expiresAt: Date | null };
     expectTypeOf<In["kv"]["set"]>().toEqualTypeOf<{ key: string; value: JsonValue; ifVersion?: number; ttlMs?: number; agentId?: string; idempotencyKey?: string }>();
     expectTypeOf<Out["kv"]["set"]>().toEqualTypeOf<Entry>();
+    expectTypeOf<In["kv"]["increment"]>().toEqualTypeOf<{ key: string; by?: number; min?: number; max?: number; ttlMs?: number; agentId?: string; idempotencyKey?: string }>();
+    expectTypeOf<Out["kv"]["increment"]>().toEqualTypeOf<Entry>();
     expectTypeOf<In["kv"]["get"]>().toEqualTypeOf<{ key: string; afterVersion?: number; waitMs?: number }>();
     expectTypeOf<Out["kv"]["get"]>().toEqualTypeOf<{ key: string; entry: Entry | null }>();
     expectTypeOf<In["kv"]["delete"]>().toEqualTypeOf<{ key: string; ifVersion?: number; agentId?: string }>();

@@ -45,6 +45,7 @@ const TOOLS = [
   "get_semaphore",
   "get_task",
   "heartbeat_task",
+  "increment_key",
   "list_keys",
   "list_locks",
   "publish_event",

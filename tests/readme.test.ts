@@ -273,6 +273,10 @@ describe("README", () => {
     expect(await runExample("orderingKey: `account:", "ordering")).toBe("[ { account: 1, op: 'create' }, { account: 2, op: 'create' } ]\nnull\n{ account: 1, op: 'update' }\n");
   });
 
+  it("runs the counters example as written", async () => {
+    expect(await runExample("runs/7/tokens", "counters")).toBe("30\n6000 6000 true\nover budget: stop\n");
+  });
+
   it("runs the progress example as written", async () => {
     expect(await runExample("reportProgress", "progress")).toBe("{ step: 'writing', done: 3, of: 3 }\n{ step: 'writing', done: 3, of: 3 } true\n");
   });

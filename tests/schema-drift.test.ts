@@ -284,7 +284,7 @@ describe("schema drift", () => {
     const datamodel = await parseSchema();
     const expected = expectedShape(datamodel);
     // Sanity: the comparison sees what the schema declares (12 models, their indexes, the one relation).
-    expect(Object.keys(expected).sort()).toEqual(["agent_capabilities", "agent_cordons", "agents", "api_tokens", "dependency_work", "events", "kv", "locks", "memories", "poll_takes", "pruned_event_marks", "queue_limits", "queue_pauses", "queue_rate_starts", "queue_rates", "schedules", "semaphore_permits", "subscriptions", "system_state", "task_dependencies", "task_log_heads", "task_logs", "tasks", "webhooks"]);
+    expect(Object.keys(expected).sort()).toEqual(["agent_capabilities", "agent_cordons", "agents", "api_tokens", "dependency_work", "events", "kv", "kv_increments", "locks", "memories", "poll_takes", "pruned_event_marks", "queue_limits", "queue_pauses", "queue_rate_starts", "queue_rates", "schedules", "semaphore_permits", "subscriptions", "system_state", "task_dependencies", "task_log_heads", "task_logs", "tasks", "webhooks"]);
     expect(Object.keys(expected.tasks!.indexes).sort()).toEqual([
       "tasks_claimed_lease_idx",
       "tasks_claimed_limited_idx",

@@ -28,7 +28,7 @@ const EXPECTED: Record<string, Need> = {
   "queues.setRate": "admin", "queues.removeRate": "admin", "queues.rate": "read", "queues.rates": "read",
   "locks.acquire": "agent", "locks.renew": "agent", "locks.release": "agent", "locks.forceRelease": "admin", "locks.get": "read", "locks.list": "read",
   "semaphores.acquire": "agent", "semaphores.renew": "agent", "semaphores.release": "agent", "semaphores.forceRelease": "admin", "semaphores.get": "read", "semaphores.list": "read",
-  "kv.set": "agent", "kv.get": "read", "kv.delete": "agent", "kv.list": "read",
+  "kv.set": "agent", "kv.get": "read", "kv.increment": "agent", "kv.delete": "agent", "kv.list": "read",
   "webhooks.create": "admin", "webhooks.update": "admin", "webhooks.rotateSecret": "admin", "webhooks.remove": "admin", "webhooks.get": "admin", "webhooks.list": "admin",
   "schedules.set": "admin", "schedules.remove": "admin", "schedules.pause": "admin", "schedules.resume": "admin", "schedules.trigger": "admin", "schedules.get": "read", "schedules.list": "read",
 };

@@ -158,9 +158,10 @@ export type SystemEventPayloads = {
    * Key `key` of shared state holds a new value (kv.set), at `version`; previousVersion: the
    * version it replaced (0: the write created the key); updatedBy: the agent that wrote it (null:
    * none named); expiresAt: when it reads as absent (absent: never). The value is left out (up to
-   * 64 KiB a write, read with kv.get): the event says which key moved.
+   * 64 KiB a write, read with kv.get): the event says which key moved. incrementedBy: written by
+   * kv.increment, what it added (absent: a kv.set).
    */
-  "kv.set": { key: string; version: number; previousVersion: number; updatedBy: string | null; expiresAt?: string };
+  "kv.set": { key: string; version: number; previousVersion: number; updatedBy: string | null; expiresAt?: string; incrementedBy?: number };
   /** Key `key` was deleted (kv.delete) at `version`; deletedBy: the agent that deleted it (null: none named). */
   "kv.deleted": { key: string; version: number; deletedBy: string | null };
   /** Key `key` expired at expiredAt: it read as absent from then (its version `version`). */

@@ -4,12 +4,32 @@
 // it (a set or delete of the key, the expiry job) deletes it with its kv.expired.
 import { jsonTextBytes, utf8Bytes, withinBudget } from "../db/answer-budget.js";
 import type { WriteContext } from "../db/writer.js";
-import { CoordinationError } from "../errors.js";
+import { CoordinationError, invalidField } from "../errors.js";
 import type { EventStore } from "../events/event-store.js";
 import { iso } from "../locks/lock-commands.js";
 import type { JsonValue } from "../json-types.js";
 import { MAX_KEY, type KvDeleted, type KvEntry, type KvPage, type KvRead } from "./kv-schemas.js";
 import { kvPresent, type KvRow, type KvStore } from "./kv-store.js";
+
+/** What kv.increment asks (kv-service.ts fills in the writer and the key): `by` added, the result kept within min and max. */
+export interface IncrementCommand {
+  key: string;
+  by: number;
+  min: number | null;
+  max: number | null;
+  /** A key this increment creates reads as absent this long from now (null: never); one that exists keeps its expiry. */
+  ttlMs: number | null;
+  updatedBy: string | null;
+  idempotencyKey: string | null;
+}
+
+/** An entry as kv_increments keeps it (JSON text, times as Unix ms), and back. */
+const entryText = (entry: KvEntry): string =>
+  JSON.stringify({ ...entry, createdAt: entry.createdAt.getTime(), updatedAt: entry.updatedAt.getTime(), expiresAt: entry.expiresAt?.getTime() ?? null });
+function entryOf(text: string): KvEntry {
+  const kept = JSON.parse(text) as Omit<KvEntry, "createdAt" | "updatedAt" | "expiresAt"> & { createdAt: number; updatedAt: number; expiresAt: number | null };
+  return { ...kept, createdAt: new Date(kept.createdAt), updatedAt: new Date(kept.updatedAt), expiresAt: kept.expiresAt === null ? null : new Date(kept.expiresAt) };
+}
 
 /** An entry's answer less its key, value and writer, over tRPC (superjson's meta names its dates' paths) or REST, with room to spare. */
 const ENTRY_FIXED_BYTES = 400;
@@ -119,11 +139,88 @@ export function kvCommands(d: { kv: KvStore; events: EventStore }) {
       return { deleted: true, entry: toEntry(row, ctx.now) };
     },
 
-    /** Deletes up to `limit` keys whose expiry passed, each with its kv.expired (the expiry job). How many. */
+    /**
+     * Adds `by` to the number `key` holds (an absent or expired key: 0, so the first increment
+     * creates it), with the next version and a kv.set event saying `incrementedBy`. Refused,
+     * nothing written: a value that is not a number (INVALID_STATE), a result past `min` or `max`
+     * (OUT_OF_RANGE, details.entry the key as it is), one no number holds (INVALID_INPUT naming
+     * by). `ttlMs`: a key this increment creates reads as absent that long from now (one that exists
+     * keeps its expiry). One sent with an
+     * `idempotencyKey` is kept INCREMENT_KEY_KEPT_MS: sent again, it is answered with the entry it
+     * wrote, whatever was written since (IDEMPOTENCY_MISMATCH when it asks otherwise).
+     */
+    "kv.increment": (ctx: WriteContext, request: IncrementCommand): KvEntry => {
+      const asked = JSON.stringify({ key: request.key, by: request.by, min: request.min, max: request.max, ttlMs: request.ttlMs });
+      const writer = request.updatedBy ?? "";
+      if (request.idempotencyKey !== null) {
+        const kept = d.kv.findIncrement(writer, request.idempotencyKey);
+        if (kept !== undefined) {
+          if (kept.request === asked) return entryOf(kept.entry);
+          const before = JSON.parse(kept.request) as Record<string, unknown>;
+          const now = JSON.parse(asked) as Record<string, unknown>;
+          const differs = Object.keys(now).filter((field) => before[field] !== now[field]);
+          throw new CoordinationError("IDEMPOTENCY_MISMATCH", `idempotencyKey ${JSON.stringify(request.idempotencyKey)} was an increment of key ${JSON.stringify(kept.key)} with another ${differs.join(", ")}: give each increment a key of its own`, {
+            key: kept.key,
+            differs,
+          });
+        }
+      }
+      // Looked at before anything is written: a refusal leaves the write clean.
+      const row = d.kv.get(request.key);
+      const present = kvPresent(row, ctx.now);
+      const value = present ? (JSON.parse(row.value) as JsonValue) : 0;
+      if (typeof value !== "number") {
+        const kind = value === null ? "null" : Array.isArray(value) ? "an array" : typeof value === "object" ? "an object" : `a ${typeof value}`;
+        throw new CoordinationError("INVALID_STATE", `key ${JSON.stringify(request.key)} holds ${kind}, not a number: an increment adds to a number (kv.set it to one, or delete it)`, { key: request.key, entry: toEntry(row, ctx.now) });
+      }
+      const next = value + request.by;
+      if (!Number.isFinite(next)) throw invalidField("by", `${value} + ${request.by} is past the largest number JSON holds`);
+      if ((request.max !== null && next > request.max) || (request.min !== null && next < request.min)) {
+        const bound = request.max !== null && next > request.max ? `max ${request.max}` : `min ${request.min}`;
+        throw new CoordinationError("OUT_OF_RANGE", `key ${JSON.stringify(request.key)} is ${value}: adding ${request.by} would make it ${next}, past its ${bound}; nothing was written`, {
+          key: request.key,
+          value,
+          by: request.by,
+          min: request.min,
+          max: request.max,
+          entry: toEntry(row, ctx.now),
+        });
+      }
+      if (row !== undefined && !present) expire(ctx, row);
+      const current = present ? Number(row.version) : 0;
+      const written = d.kv.put({
+        key: request.key,
+        value: JSON.stringify(next),
+        previousVersion: current,
+        createdAt: present ? Number(row.createdAt) : ctx.now,
+        updatedAt: ctx.now,
+        updatedBy: request.updatedBy,
+        // Its key is kept apart (kv_increments): a kv.set sent again never finds an increment's.
+        idempotencyKey: null,
+        // A window's counter: its first increment sets when the window ends, the others keep it.
+        expiresAt: present ? row.expiresAt : request.ttlMs === null ? null : ctx.now + request.ttlMs,
+      });
+      d.events.appendSystem(ctx, "kv.set", {
+        key: written.key,
+        version: written.version,
+        previousVersion: current,
+        updatedBy: written.updatedBy,
+        ...(written.expiresAt === null ? {} : { expiresAt: iso(written.expiresAt) }),
+        incrementedBy: request.by,
+      });
+      const entry = toEntry(written, ctx.now)!;
+      if (request.idempotencyKey !== null) d.kv.rememberIncrement(writer, request.idempotencyKey, { key: request.key, request: asked, entry: entryText(entry) }, ctx.now);
+      return entry;
+    },
+
+    /**
+     * Deletes up to `limit` keys whose expiry passed, each with its kv.expired, then forgets the
+     * increments' idempotencyKeys kept their time, within the same `limit` (the expiry job). How many.
+     */
     "kv.expire": (ctx: WriteContext, limit: number): number => {
       const rows = d.kv.expired(ctx.now, limit);
       for (const row of rows) expire(ctx, row);
-      return rows.length;
+      return rows.length + (rows.length < limit ? d.kv.forgetIncrements(ctx.now, limit - rows.length) : 0);
     },
   };
 }

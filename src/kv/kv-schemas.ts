@@ -48,6 +48,27 @@ export const setInput = z.strictObject({
 });
 export type SetRequest = z.output<typeof setInput>;
 
+export const incrementInput = z
+  .strictObject({
+    key: kvKey(),
+    by: z.number().default(1).describe("What to add to the key's number (negative: subtract; 1 by default). An absent key counts as 0, so the first increment creates it; a key holding anything but a number is a 409 INVALID_STATE"),
+    min: z.number().optional().describe("The least the number may become: an increment that would leave it below is refused, 409 OUT_OF_RANGE, nothing written (a stock that must not go negative: 0)"),
+    max: z.number().optional().describe("The most the number may become: an increment that would leave it above is refused, 409 OUT_OF_RANGE, nothing written (a budget's cap: the tokens a team may spend)"),
+    ttlMs: int(1, MAX_TTL_MS)
+      .optional()
+      .describe("When this increment creates the key (absent or expired): it reads as absent this many ms from now (1 ms to 366 days), and is deleted with a kv.expired event, so the next increment starts a new count (a window's counter: failures this hour). A key that exists keeps its expiry. Left out, a key it creates never expires"),
+    agentId: writerField,
+    idempotencyKey: text(200)
+      .optional()
+      .describe(
+        "This increment's own key: sent again with it within 24 hours (its answer lost), it is answered with the entry it wrote and not added twice, whatever was written to the key since. Sent with another key, by, min, max or ttlMs, 409 IDEMPOTENCY_MISMATCH. Give each increment its own; keys are the writer's own",
+      ),
+  })
+  .superRefine((input, ctx) => {
+    if (input.min !== undefined && input.max !== undefined && input.min > input.max) ctx.addIssue({ code: "custom", path: ["max"], message: `is below min (${input.min})` });
+  });
+export type IncrementRequest = z.output<typeof incrementInput>;
+
 export const deleteInput = z.strictObject({
   key: kvKey(),
   ifVersion: int(1)

@@ -7,7 +7,7 @@ import type { ConsumingCall } from "../delivery/delivery.js";
 import { assertJsonDepth } from "../json-value.js";
 import { expireRunOut } from "../locks/grant-wait.js";
 import { watchUntil, type WatchDeps } from "../watch-until.js";
-import type { DeleteRequest, GetRequest, KvDeleted, KvEntry, KvPage, KvRead, ListRequest, SetRequest } from "./kv-schemas.js";
+import type { DeleteRequest, GetRequest, IncrementRequest, KvDeleted, KvEntry, KvPage, KvRead, ListRequest, SetRequest } from "./kv-schemas.js";
 import { longPollMs } from "../wakeup.js";
 
 export interface KvServiceDeps extends WatchDeps {
@@ -32,6 +32,23 @@ export class KvService {
       key: request.key,
       value: JSON.stringify(request.value),
       ifVersion: request.ifVersion,
+      ttlMs: request.ttlMs ?? null,
+      updatedBy: request.agentId ?? null,
+      idempotencyKey: request.idempotencyKey ?? null,
+    });
+  }
+
+  /**
+   * Adds `request.by` to the number `request.key` holds (see kv.increment; absent: 0), within
+   * `min` and `max` (OUT_OF_RANGE otherwise, nothing written); INVALID_STATE for a key holding
+   * anything but a number. One sent again with its idempotencyKey within 24 hours gets the entry it wrote.
+   */
+  increment(request: IncrementRequest): Promise<KvEntry> {
+    return this.d.db.write("kv.increment", {
+      key: request.key,
+      by: request.by,
+      min: request.min ?? null,
+      max: request.max ?? null,
       ttlMs: request.ttlMs ?? null,
       updatedBy: request.agentId ?? null,
       idempotencyKey: request.idempotencyKey ?? null,

@@ -19,6 +19,16 @@ export interface KvRow {
   expiresAt: number | null;
 }
 
+/** An increment remembered by its idempotencyKey (kv_increments): what it asked and the entry it wrote, JSON text. */
+export interface KvIncrementRow {
+  key: string;
+  request: string;
+  entry: string;
+}
+
+/** How long an increment's idempotencyKey is remembered, in ms: a resend later than this adds again. */
+export const INCREMENT_KEY_KEPT_MS = 24 * 3_600_000;
+
 /** The system_state key of the last version written. */
 const VERSION_KEY = "kv.version";
 const COLUMNS = "key, value, version, previousVersion, createdAt, updatedAt, updatedBy, idempotencyKey, expiresAt";
@@ -60,9 +70,34 @@ export class KvStore {
       .all(now, limit);
   }
 
-  /** Whether any key's expiry passed by `now`: a look on the reader before the expiry job writes. */
+  /**
+   * Whether any key's expiry passed by `now`, or an increment's idempotencyKey was kept its
+   * INCREMENT_KEY_KEPT_MS: a look on the reader before the expiry job writes.
+   */
   anyExpired(now: number): boolean {
-    return this.st.get<[number], number>(`SELECT 1 FROM kv WHERE expiresAt IS NOT NULL AND expiresAt <= ? LIMIT 1`).pluck().get(now) !== undefined;
+    return (
+      this.st.get<[number], number>(`SELECT 1 FROM kv WHERE expiresAt IS NOT NULL AND expiresAt <= ? LIMIT 1`).pluck().get(now) !== undefined ||
+      this.st.get<[number], number>(`SELECT 1 FROM kv_increments WHERE at <= ? LIMIT 1`).pluck().get(now - INCREMENT_KEY_KEPT_MS) !== undefined
+    );
+  }
+
+  /** The increment `writer` ('' for none) sent with `idempotencyKey`, while it is kept. */
+  findIncrement(writer: string, idempotencyKey: string): KvIncrementRow | undefined {
+    return this.st.get<[string, string], KvIncrementRow>(`SELECT key, request, entry FROM kv_increments WHERE writer = ? AND idempotencyKey = ?`).get(writer, idempotencyKey);
+  }
+
+  /** Remembers an increment by its writer and idempotencyKey (INCREMENT_KEY_KEPT_MS from `at`). */
+  rememberIncrement(writer: string, idempotencyKey: string, row: KvIncrementRow, at: number): void {
+    this.st
+      .get<[string, string, string, string, string, number]>(`INSERT INTO kv_increments (writer, idempotencyKey, key, request, entry, at) VALUES (?, ?, ?, ?, ?, ?)`)
+      .run(writer, idempotencyKey, row.key, row.request, row.entry, at);
+  }
+
+  /** Forgets up to `limit` increments kept INCREMENT_KEY_KEPT_MS by `now`, the oldest first. How many. */
+  forgetIncrements(now: number, limit: number): number {
+    return this.st
+      .get<[number, number]>(`DELETE FROM kv_increments WHERE rowid IN (SELECT rowid FROM kv_increments WHERE at <= ? ORDER BY at LIMIT CAST(? AS INTEGER))`)
+      .run(now - INCREMENT_KEY_KEPT_MS, limit).changes;
   }
 
   /**

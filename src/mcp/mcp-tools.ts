@@ -20,7 +20,7 @@ import { int } from "../schema-parts.js";
 import { acquireInput, getLockInput, listLocksInput, releaseInput as lockReleaseInput, renewInput } from "../locks/lock-schemas.js";
 import { acquirePermitInput, getSemaphoreInput, releasePermitInput, renewPermitInput } from "../locks/semaphore-schemas.js";
 import { appendLogInput, LOG_LEVELS, logEntryInput, MAX_LOG_DATA_BYTES, MAX_LOG_ENTRIES, readLogInput } from "../tasks/task-log-schemas.js";
-import { deleteInput as kvDeleteInput, getInput as kvGetInput, listInput as kvListInput, MAX_VALUE_BYTES, setInput as kvSetInput } from "../kv/kv-schemas.js";
+import { deleteInput as kvDeleteInput, getInput as kvGetInput, incrementInput as kvIncrementInput, listInput as kvListInput, MAX_VALUE_BYTES, setInput as kvSetInput } from "../kv/kv-schemas.js";
 import type { Caller } from "../trpc/context.js";
 import { toErrorBody } from "../trpc/error-shape.js";
 import { appRouter } from "../trpc/app-router.js";
@@ -649,7 +649,7 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
     {
       description:
         `Write a key of the shared state: its value (any JSON, at most ${MAX_VALUE_BYTES} bytes), as this agent (updatedBy), with a new version. Returns the entry written (its version, updatedAt, expiresAt). ` +
-        "To change a value other agents may change too (a counter, a list, a plan), compare-and-set: read it with get_key, work out the new value from it, and set it with ifVersion the version you read (0 if the key was absent: then the set only creates it). " +
+        "To count (tokens spent, items done), use increment_key instead. To change a value other agents may change too (a list, a plan), compare-and-set: read it with get_key, work out the new value from it, and set it with ifVersion the version you read (0 if the key was absent: then the set only creates it). " +
         "If another agent wrote in between, nothing is written and the call is a tool error with code VERSION_CONFLICT, its details.entry the key as it is now (null: absent): work out the value again from that entry and set it with that version, until it succeeds. " +
         "Without ifVersion the set writes whatever the key holds. With ttlMs the key reads as absent that many ms from now; each set says its own expiry (left out, it never expires).",
       inputSchema: strictArgs({
@@ -661,6 +661,25 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
       }),
     },
     (args, extra) => answerCall(extra, (api) => api.kv.set({ ...args, value: args.value as JsonValue, agentId: agent(undefined, false) })),
+  );
+  registerTool(
+    "increment_key",
+    {
+      description:
+        "Add to the number a key of the shared state holds, in one step that no other agent's write can come between (an absent key counts as 0, so the first call creates it), as this agent. Returns the entry written (its value, the new number, and version). " +
+        "A budget the agents share: increment by what a step costs with max the budget; when the sum would pass max nothing is added and the call is a tool error with code OUT_OF_RANGE, its details.entry the key as it is (the budget is spent: stop). " +
+        "min does the same below (a stock that must not go negative: min 0). A key holding anything but a number is a tool error with code INVALID_STATE. " +
+        "Send an idempotencyKey of your own with each increment: an increment sent again with it (its answer lost) within 24 hours is not added twice. With ttlMs, a key this call creates reads as absent that many ms from now, and the next call starts a new count (a window's counter: failures this hour); a key that exists keeps its expiry.",
+      inputSchema: strictArgs({
+        key: kvKey,
+        by: kvIncrementInput.shape.by,
+        min: kvIncrementInput.shape.min,
+        max: kvIncrementInput.shape.max,
+        ttlMs: kvIncrementInput.shape.ttlMs,
+        idempotencyKey: kvIncrementInput.shape.idempotencyKey,
+      }),
+    },
+    (args, extra) => answerCall(extra, (api) => api.kv.increment({ ...args, agentId: agent(undefined, false) })),
   );
   registerTool(
     "delete_key",

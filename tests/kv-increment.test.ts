@@ -1,0 +1,121 @@
+// Counters in shared state (kv.increment): a number added to in one write, kept within min and
+// max, exactly once per idempotencyKey for 24 hours. Each case is one agent teams met: a page count
+// that lost updates to concurrent read-modify-writes, a token budget overspent by two agents that
+// both read "room left", an increment sent again after its answer was lost that counted twice, a
+// per-hour failure counter that never reset.
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { callTool, closeMcpClients, connectMcp } from "./helpers/mcp-client.js";
+import { rest, startTestServer, withDatabase, type TestServer } from "./helpers/test-server.js";
+
+let t: TestServer | undefined;
+afterEach(async () => {
+  await closeMcpClients();
+  await t?.stop({ removeFiles: true });
+  t = undefined;
+});
+
+describe("kv.increment", () => {
+  it("adds every concurrent increment exactly once, each a version of its own with a kv.set event saying what it added", async () => {
+    t = await startTestServer();
+    const api = t.api;
+    // An absent key counts as 0: the first increment creates it.
+    const written = await Promise.all(Array.from({ length: 40 }, (_, i) => api.kv.increment.mutate({ key: "runs/7/pages", by: i % 2 === 0 ? 1 : 2, agentId: `agent-${i % 4}` })));
+    expect(new Set(written.map((entry) => entry.version)).size).toBe(40);
+    expect(written.map((entry) => entry.value).sort((a, b) => Number(a) - Number(b)).at(-1)).toBe(60);
+    const read = await api.kv.get.query({ key: "runs/7/pages" });
+    expect([read.entry?.value, read.entry?.version]).toEqual([60, Math.max(...written.map((entry) => entry.version))]);
+    const events = await api.events.list.query({ types: ["kv.set"], limit: 100 });
+    expect(events.length).toBe(40);
+    expect(events.reduce((sum, event) => sum + (event.payload as { incrementedBy: number }).incrementedBy, 0)).toBe(60);
+    expect(events[0]!.payload).toEqual({ key: "runs/7/pages", version: expect.any(Number), previousVersion: 0, updatedBy: expect.stringMatching(/^agent-/), incrementedBy: expect.any(Number) });
+    // by 1 by default; negative subtracts; fractions add as numbers do.
+    expect((await api.kv.increment.mutate({ key: "runs/7/pages" })).value).toBe(61);
+    expect((await api.kv.increment.mutate({ key: "runs/7/pages", by: -1.5 })).value).toBe(59.5);
+  });
+
+  it("refuses an increment past max or min with OUT_OF_RANGE, writing nothing: two agents cannot overspend a budget", async () => {
+    t = await startTestServer();
+    const api = t.api;
+    await api.kv.increment.mutate({ key: "budget", by: 7000, max: 10_000 });
+    // Two agents each ask for 2,000 and 2,500 more at once: both fit (9,500). Then one more asks 1,000: it would pass.
+    await Promise.all([api.kv.increment.mutate({ key: "budget", by: 2000, max: 10_000 }), api.kv.increment.mutate({ key: "budget", by: 500, max: 10_000 })]);
+    const before = (await api.kv.get.query({ key: "budget" })).entry!;
+    const refused = await rest(t.url, "POST", `/kv/budget/increment`, { by: 1000, max: 10_000 });
+    expect([refused.status, refused.body.code, refused.body.message]).toEqual([409, "OUT_OF_RANGE", 'key "budget" is 9500: adding 1000 would make it 10500, past its max 10000; nothing was written']);
+    expect(refused.body.details).toMatchObject({ key: "budget", value: 9500, by: 1000, min: null, max: 10_000, entry: { value: 9500, version: before.version } });
+    expect((await api.kv.get.query({ key: "budget" })).entry?.version).toBe(before.version);
+    // Exactly to the bound is allowed; min bounds a decrement the same way.
+    expect((await api.kv.increment.mutate({ key: "budget", by: 500, max: 10_000 })).value).toBe(10_000);
+    await api.kv.increment.mutate({ key: "stock", by: 2, min: 0 });
+    const below = await rest(t.url, "POST", `/kv/stock/increment`, { by: -3, min: 0 });
+    expect([below.status, below.body.code, below.body.message]).toEqual([409, "OUT_OF_RANGE", 'key "stock" is 2: adding -3 would make it -1, past its min 0; nothing was written']);
+  });
+
+  it("refuses a key holding anything but a number, min above max, and a sum no number holds, naming what is wrong", async () => {
+    t = await startTestServer();
+    await t.api.kv.set.mutate({ key: "plan", value: { step: "draft" } });
+    const notNumber = await rest(t.url, "POST", `/kv/plan/increment`, {});
+    expect([notNumber.status, notNumber.body.code, notNumber.body.message]).toEqual([409, "INVALID_STATE", 'key "plan" holds an object, not a number: an increment adds to a number (kv.set it to one, or delete it)']);
+    await t.api.kv.set.mutate({ key: "text", value: "7" });
+    expect((await rest(t.url, "POST", `/kv/text/increment`, {})).body.message).toMatch(/^key "text" holds a string, not a number/);
+    const bounds = await rest(t.url, "POST", `/kv/n/increment`, { min: 5, max: 1 });
+    expect([bounds.status, bounds.body.message]).toEqual([400, "max: is below min (5)"]);
+    const notNumberBy = await rest(t.url, "POST", `/kv/n/increment`, { by: "1" });
+    expect([notNumberBy.status, notNumberBy.body.message]).toEqual([400, expect.stringMatching(/^by: /)]);
+    await t.api.kv.increment.mutate({ key: "huge", by: 1.7e308 });
+    const past = await rest(t.url, "POST", `/kv/huge/increment`, { by: 1.7e308 });
+    expect([past.status, past.body.message]).toEqual([400, "by: 1.7e+308 + 1.7e+308 is past the largest number JSON holds"]);
+    expect((await t.api.kv.get.query({ key: "huge" })).entry?.value).toBe(1.7e308);
+  });
+
+  it("answers an increment sent again with its idempotencyKey with the entry it wrote, whatever came since, for 24 hours", async () => {
+    t = await startTestServer({ leaseSweepMs: 50 });
+    const api = t.api;
+    const first = await api.kv.increment.mutate({ key: "tokens", by: 1200, max: 10_000, agentId: "a1", idempotencyKey: "step-1" });
+    await api.kv.increment.mutate({ key: "tokens", by: 300, agentId: "a2" });
+    // Its answer was lost: sent again after another agent's write, it is not added twice.
+    const resent = await api.kv.increment.mutate({ key: "tokens", by: 1200, max: 10_000, agentId: "a1", idempotencyKey: "step-1" });
+    expect(resent).toEqual(first);
+    expect((await api.kv.get.query({ key: "tokens" })).entry?.value).toBe(1500);
+    // Another writer's key of the same name is its own increment.
+    expect((await api.kv.increment.mutate({ key: "tokens", by: 1, agentId: "a2", idempotencyKey: "step-1" })).value).toBe(1501);
+    // Sent with another amount: a 409 naming what differs.
+    const mismatch = await rest(t.url, "POST", `/kv/tokens/increment`, { by: 999, max: 10_000, agentId: "a1", idempotencyKey: "step-1" });
+    expect([mismatch.status, mismatch.body.code, mismatch.body.details]).toEqual([409, "IDEMPOTENCY_MISMATCH", { key: "tokens", differs: ["by"] }]);
+    // A refused increment is not remembered: sent again once there is room, it is added.
+    await rest(t.url, "POST", `/kv/tokens/increment`, { by: 9000, max: 10_000, agentId: "a1", idempotencyKey: "step-2" }).then((r) => expect(r.body.code).toBe("OUT_OF_RANGE"));
+    await api.kv.increment.mutate({ key: "tokens", by: -1501 });
+    expect((await api.kv.increment.mutate({ key: "tokens", by: 9000, max: 10_000, agentId: "a1", idempotencyKey: "step-2" })).value).toBe(9000);
+    // Kept 24 hours: the expiry job forgets it after, and the same key adds again.
+    withDatabase(t, (db) => db.prepare(`UPDATE kv_increments SET at = at - ? WHERE idempotencyKey = 'step-1' AND writer = 'a1'`).run(24 * 3_600_000 + 1));
+    await vi.waitFor(() => expect(withDatabase(t!, (db) => db.prepare(`SELECT COUNT(*) AS n FROM kv_increments WHERE writer = 'a1' AND idempotencyKey = 'step-1'`).get())).toEqual({ n: 0 }), { timeout: 15_000, interval: 20 });
+    expect((await api.kv.increment.mutate({ key: "tokens", by: 1000, max: 10_000, agentId: "a1", idempotencyKey: "step-1" })).value).toBe(10_000);
+  });
+
+  it("gives a key it creates ttlMs, keeps an existing key's expiry, and starts a new count once the window ended", async () => {
+    t = await startTestServer({ leaseSweepMs: 50 });
+    const api = t.api;
+    const created = await api.kv.increment.mutate({ key: "failures/hour", ttlMs: 60_000 });
+    expect(created.expiresAt!.getTime() - created.updatedAt.getTime()).toBe(60_000);
+    const again = await api.kv.increment.mutate({ key: "failures/hour", ttlMs: 60_000 });
+    expect([again.value, again.expiresAt]).toEqual([2, created.expiresAt]);
+    // The window ends (its expiry moved to the past by hand): the next increment counts from 0, with a window of its own.
+    withDatabase(t, (db) => db.prepare(`UPDATE kv SET expiresAt = ? WHERE key = 'failures/hour'`).run(Date.now() - 1));
+    const fresh = await api.kv.increment.mutate({ key: "failures/hour", ttlMs: 60_000 });
+    expect([fresh.value, fresh.expiresAt!.getTime() - fresh.updatedAt.getTime()]).toEqual([1, 60_000]);
+    const expired = await api.events.list.query({ types: ["kv.expired"], limit: 10 });
+    expect(expired.map((event) => (event.payload as { key: string }).key)).toEqual(["failures/hour"]);
+    // Without ttlMs, a key it creates never expires.
+    expect((await api.kv.increment.mutate({ key: "forever" })).expiresAt).toBeNull();
+  });
+
+  it("increment_key through MCP: a budget spent is a tool error with code OUT_OF_RANGE and the key as it is", async () => {
+    t = await startTestServer();
+    const client = await connectMcp(t.url, { "x-agent-id": "planner" });
+    const spent = await callTool(client, "increment_key", { key: "budget", by: 800, max: 1000, idempotencyKey: "s1" });
+    expect([spent.value, spent.updatedBy]).toEqual([800, "planner"]);
+    expect(await callTool(client, "increment_key", { key: "budget", by: 800, max: 1000, idempotencyKey: "s1" })).toEqual(spent);
+    const over = await callTool(client, "increment_key", { key: "budget", by: 300, max: 1000 });
+    expect(over.error).toMatchObject({ code: "OUT_OF_RANGE", details: { value: 800, entry: { value: 800 } } });
+  });
+});
