@@ -279,6 +279,27 @@ describe("tasks.enqueue's orderingKey", () => {
     expect([resent.status, resent.body.id, resent.body.status]).toEqual([200, first.body.id, "pending"]);
   });
 
+  it("frees a line an older server left stuck, in its order, by a cancel and requeue of its last waiting task", async () => {
+    t = await startTestServer();
+    const api = t.api;
+    const ids: string[] = [];
+    for (let i = 0; i < 4; i++) ids.push((await api.tasks.enqueue.mutate({ queue: "q", orderingKey: "k", payload: { i } })).id);
+    await api.tasks.claim.mutate({ agentId: "w", queues: ["q"] });
+    // A server older than ordering keys completes the first: nothing of the key runs, three wait.
+    withDatabase(t, (db) => db.prepare(`UPDATE tasks SET status = 'completed', finishedAt = ?, leaseOwner = NULL WHERE id = ?`).run(Date.now(), ids[0]));
+    expect(await statuses(ids)).toEqual(["completed", "waiting", "waiting", "waiting"]);
+    expect(await api.tasks.claim.mutate({ agentId: "w", queues: ["q"] })).toBeNull();
+    // The last waiting one cancelled lets the first waiting run; requeued, it waits at its place.
+    await api.tasks.cancel.mutate({ taskId: ids[3]! });
+    expect((await api.tasks.requeue.mutate({ taskId: ids[3]! })).status).toBe("waiting");
+    const ran: string[] = [];
+    for (let lease = await api.tasks.claim.mutate({ agentId: "w", queues: ["q"] }); lease !== null; lease = await api.tasks.claim.mutate({ agentId: "w", queues: ["q"] })) {
+      ran.push(lease.id);
+      await api.tasks.complete.mutate({ taskId: lease.id, agentId: "w" });
+    }
+    expect(ran).toEqual(ids.slice(1));
+  });
+
   it("reads a key's line through the index that holds only tasks that have not settled", async () => {
     t = await startTestServer();
     await t.api.tasks.enqueue.mutate({ queue: "q", orderingKey: "k" });
