@@ -38,6 +38,7 @@ const coordination = createCoordination(config, createLogger("warn"));
 await coordination.start();
 const { tasks } = coordination.services;
 const orderingKeys = flags["ordering-keys"] === undefined ? 0 : Number(flags["ordering-keys"]);
+if (!Number.isSafeInteger(orderingKeys) || orderingKeys < 0) throw new Error(`--ordering-keys: ${flags["ordering-keys"]} is not a count of keys (a whole number; 0: no key)`);
 // The lifecycle's payloads carry { i }, or text whose index the key cannot be read from: a counter then.
 let enqueued = 0;
 const api = {

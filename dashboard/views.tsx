@@ -811,7 +811,7 @@ export function TaskPage({ api, onUnauthorized, may, taskId }: ViewProps & { tas
               {data.task.dedupeKey !== null && (
                 <tr>
                   <th>dedupe</th>
-                  <td colSpan={5} data-field="dedupe" className="long-text">
+                  <td colSpan={5} data-field="dedupe" class="long-text">
                     {dedupeText(data.task, (at) => at.toLocaleString())}
                   </td>
                 </tr>
@@ -819,7 +819,7 @@ export function TaskPage({ api, onUnauthorized, may, taskId }: ViewProps & { tas
               {data.task.orderingKey !== null && (
                 <tr>
                   <th>ordering</th>
-                  <td colSpan={5} data-field="orderingKey" className="long-text">
+                  <td colSpan={5} data-field="orderingKey" class="long-text">
                     {orderingKeyText(data.task)}
                   </td>
                 </tr>
