@@ -91,6 +91,9 @@ export const OPERATOR_USAGE = [
   "                                    '\"text\"'); --if-version: only if that is its version now (0: only if absent), else exit 3,",
   "                                    nothing written; --ttl: it reads as absent that long from now (30s, 10m, 1d; left out,",
   "                                    never: each set says its own)",
+  "       coordination kv increment KEY [--by N] [--min N] [--max N] [--ttl DURATION]   add N (1 by default; negative",
+  "                                    subtracts) to the key's number (absent: 0); past --min or --max: exit 3, nothing written;",
+  "                                    --ttl: a key it creates reads as absent that long from now",
   "       coordination kv delete KEY [--if-version N]             (--if-version: only at that version, else exit 3, nothing deleted)",
   "       coordination kv watch KEY                               the key, then each new version, until Ctrl-C (a version replaced",
   "                                    before it was seen is not shown: each line is the key as it was then)",
@@ -319,7 +322,7 @@ interface Parsed {
   options: Record<string, string | true>;
 }
 
-const VALUE_OPTIONS = new Set(["--url", "--token", "--config", "--queue", "--status", "--agent", "--limit", "--cursor", "--capability", "--health", "--types", "--from", "--after", "--before", "--reason", "--cron", "--timezone", "--every", "--start", "--end", "--max-runs", "--overlap", "--payload", "--priority", "--timeout", "--at", "--delay", "--expires", "--ttl", "--max-run", "--for", "--holder", "--prefix", "--fencing-token", "--description", "--grace", "--if-version", "--attempt", "--level", "--tail", "--dedupe-key", "--ordering-key"]);
+const VALUE_OPTIONS = new Set(["--url", "--token", "--config", "--queue", "--status", "--agent", "--limit", "--cursor", "--capability", "--health", "--types", "--from", "--after", "--before", "--reason", "--cron", "--timezone", "--every", "--start", "--end", "--max-runs", "--overlap", "--payload", "--priority", "--timeout", "--at", "--delay", "--expires", "--ttl", "--max-run", "--for", "--holder", "--prefix", "--fencing-token", "--description", "--grace", "--if-version", "--attempt", "--level", "--tail", "--dedupe-key", "--ordering-key", "--by", "--min", "--max"]);
 /** Options that take no value. */
 const FLAG_OPTIONS = new Set(["--json", "--all", "--any", "--cordoned", "--follow"]);
 
@@ -346,7 +349,7 @@ function commandOptions(words: readonly string[], options: Parsed["options"]): r
   if (command === "events" && sub === "tail") return ["--types", "--agent", "--from"];
   if (command === "locks") return sub === undefined || sub === "list" ? ["--holder", "--prefix"] : sub === "force-release" ? ["--reason"] : [];
   if (command === "semaphores") return sub === undefined || sub === "list" ? ["--holder", "--prefix"] : sub === "force-release" ? ["--fencing-token", "--reason"] : [];
-  if (command === "kv") return sub === undefined || sub === "list" ? ["--prefix", "--after"] : sub === "set" ? ["--if-version", "--ttl"] : sub === "delete" ? ["--if-version"] : [];
+  if (command === "kv") return sub === undefined || sub === "list" ? ["--prefix", "--after"] : sub === "set" ? ["--if-version", "--ttl"] : sub === "increment" ? ["--by", "--min", "--max", "--ttl"] : sub === "delete" ? ["--if-version"] : [];
   if (command === "webhooks") return sub === "add" ? ["--types", "--description", "--from"] : sub === "disable" ? ["--reason"] : sub === "rotate-secret" ? ["--grace"] : [];
   return undefined;
 }
@@ -427,6 +430,12 @@ const int = (text: string | true | undefined, flag: string): number | undefined 
   return Number(text);
 };
 const str = (value: string | true | undefined): string | undefined => (typeof value === "string" ? value : undefined);
+/** A number option (-5, 2.5, 1e6); undefined when not given. */
+const num = (text: string | true | undefined, flag: string): number | undefined => {
+  if (text === undefined) return undefined;
+  if (typeof text !== "string" || !/^-?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i.test(text) || !Number.isFinite(Number(text))) throw new OperatorUsageError(`${flag} must be a number (such as 5, -2 or 0.5)`);
+  return Number(text);
+};
 
 /**
  * A length-of-time option (30s, 5m, 1h, 1d) in ms, `min` to `max`; undefined when not given.
@@ -498,6 +507,9 @@ const FLAG_OF_FIELD: Record<string, string> = {
   payload: "--payload",
   dedupeKey: "--dedupe-key",
   orderingKey: "--ordering-key",
+  by: "--by",
+  min: "--min",
+  max: "--max",
 };
 
 /**
@@ -1369,7 +1381,7 @@ async function kvCommand(
     );
     return 0;
   }
-  if (!["get", "set", "delete", "watch"].includes(sub)) throw new OperatorUsageError(`unknown command "${words.join(" ")}"`);
+  if (!["get", "set", "increment", "delete", "watch"].includes(sub)) throw new OperatorUsageError(`unknown command "${words.join(" ")}"`);
   if (key === undefined) throw new OperatorUsageError(`kv ${sub} needs a KEY${sub === "set" ? " and its value as JSON" : ""}`);
   if (sub === "set" && words.length !== 4) {
     throw new OperatorUsageError(
@@ -1386,6 +1398,26 @@ async function kvCommand(
     return 3;
   }
   if (sub === "watch") return await watchKey(api, key, json, out, stop);
+  if (sub === "increment") {
+    const [by, min, max] = [num(options["--by"], "--by"), num(options["--min"], "--min"), num(options["--max"], "--max")];
+    const ttlMs = durationOption(options["--ttl"], "--ttl", 1, MAX_TTL_MS, "from 1ms to 366d, such as 30s, 10m or 1d");
+    try {
+      const entry = await api.kv.increment.mutate({
+        key,
+        ...(by === undefined ? {} : { by }),
+        ...(min === undefined ? {} : { min }),
+        ...(max === undefined ? {} : { max }),
+        ...(ttlMs === undefined ? {} : { ttlMs }),
+      });
+      print(entry, () => `key ${printable(entry.key)}: ${printableJson(entry.value, 0)} (version ${entry.version}, ${kvExpiry(entry)})\n`);
+      return 0;
+    } catch (error) {
+      // Past a bound: nothing changed, as a compare-and-set that lost (exit 3).
+      if (!isTRPCClientError(error) || error.data?.code !== "OUT_OF_RANGE") throw error;
+      out.stderr(`coordination: OUT_OF_RANGE: ${printable(error.message)}\n`);
+      return 3;
+    }
+  }
   const ifVersion = int(options["--if-version"], "--if-version");
   if (sub === "delete" && ifVersion === 0) throw new OperatorUsageError("kv delete --if-version is the version the key must be at to be deleted: 1 or more (an absent key has nothing to delete)");
   if (sub === "set") {

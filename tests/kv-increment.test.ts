@@ -4,11 +4,13 @@
 // both read "room left", an increment sent again after its answer was lost that counted twice, a
 // per-hour failure counter that never reset.
 import { afterEach, describe, expect, it, vi } from "vitest";
+import { killAllCli, runCli } from "./helpers/cli-process.js";
 import { callTool, closeMcpClients, connectMcp } from "./helpers/mcp-client.js";
 import { rest, startTestServer, withDatabase, type TestServer } from "./helpers/test-server.js";
 
 let t: TestServer | undefined;
 afterEach(async () => {
+  await killAllCli();
   await closeMcpClients();
   await t?.stop({ removeFiles: true });
   t = undefined;
@@ -107,6 +109,19 @@ describe("kv.increment", () => {
     expect(expired.map((event) => (event.payload as { key: string }).key)).toEqual(["failures/hour"]);
     // Without ttlMs, a key it creates never expires.
     expect((await api.kv.increment.mutate({ key: "forever" })).expiresAt).toBeNull();
+  });
+
+  it("coordination kv increment adds, and exits 3 past --max with nothing written", async () => {
+    t = await startTestServer();
+    const env = { COORDINATION_URL: t.url };
+    const added = await runCli({ args: ["kv", "increment", "runs/7/tokens", "--by", "1500", "--max", "2000"], env });
+    expect([added.code, added.stdout]).toEqual([0, expect.stringMatching(/^key runs\/7\/tokens: 1500 \(version \d+, never expires\)\n$/)]);
+    const past = await runCli({ args: ["kv", "increment", "runs/7/tokens", "--by", "1500", "--max", "2000"], env });
+    expect([past.code, past.stderr]).toEqual([3, 'coordination: OUT_OF_RANGE: key "runs/7/tokens" is 1500: adding 1500 would make it 3000, past its max 2000; nothing was written\n']);
+    const back = await runCli({ args: ["kv", "increment", "runs/7/tokens", "--by", "-500", "--json"], env });
+    expect([back.code, JSON.parse(back.stdout).value]).toEqual([0, 1000]);
+    const bad = await runCli({ args: ["kv", "increment", "runs/7/tokens", "--by", "lots"], env });
+    expect([bad.code, bad.stderr]).toEqual([2, expect.stringContaining("--by must be a number (such as 5, -2 or 0.5)")]);
   });
 
   it("increment_key through MCP: a budget spent is a tool error with code OUT_OF_RANGE and the key as it is", async () => {
