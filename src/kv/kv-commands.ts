@@ -66,6 +66,32 @@ export function kvCommands(d: { kv: KvStore; events: EventStore }) {
     d.events.appendSystem(ctx, "kv.expired", { key: row.key, version: Number(row.version), expiredAt: iso(row.expiresAt!) });
   };
 
+  /**
+   * Writes `key`'s next version in place of `row` (present at `ctx.now` or not: an expired one
+   * goes first, with its kv.expired), with its kv.set event (`incrementedBy`: kv.increment's).
+   */
+  const write = (
+    ctx: WriteContext,
+    key: string,
+    row: KvRow | undefined,
+    change: Pick<KvRow, "value" | "updatedBy" | "idempotencyKey" | "expiresAt">,
+    incrementedBy?: number,
+  ): KvRow => {
+    const present = kvPresent(row, ctx.now);
+    if (row !== undefined && !present) expire(ctx, row);
+    const current = present ? Number(row.version) : 0;
+    const written = d.kv.put({ key, value: change.value, previousVersion: current, createdAt: present ? Number(row.createdAt) : ctx.now, updatedAt: ctx.now, updatedBy: change.updatedBy, idempotencyKey: change.idempotencyKey, expiresAt: change.expiresAt });
+    d.events.appendSystem(ctx, "kv.set", {
+      key: written.key,
+      version: written.version,
+      previousVersion: current,
+      updatedBy: written.updatedBy,
+      ...(written.expiresAt === null ? {} : { expiresAt: iso(written.expiresAt) }),
+      ...(incrementedBy === undefined ? {} : { incrementedBy }),
+    });
+    return written;
+  };
+
   return {
     /**
      * Writes `value` (JSON text) to `key`, with the next version, and its kv.set. With
@@ -100,24 +126,7 @@ export function kvCommands(d: { kv: KvStore; events: EventStore }) {
         });
       }
       if (request.ifVersion !== undefined && request.ifVersion !== current) throw versionConflict(request.key, request.ifVersion, row, ctx.now);
-      if (row !== undefined && !present) expire(ctx, row);
-      const written = d.kv.put({
-        key: request.key,
-        value: request.value,
-        previousVersion: current,
-        createdAt: present ? Number(row.createdAt) : ctx.now,
-        updatedAt: ctx.now,
-        updatedBy: request.updatedBy,
-        idempotencyKey: request.idempotencyKey,
-        expiresAt: request.ttlMs === null ? null : ctx.now + request.ttlMs,
-      });
-      d.events.appendSystem(ctx, "kv.set", {
-        key: written.key,
-        version: written.version,
-        previousVersion: current,
-        updatedBy: written.updatedBy,
-        ...(written.expiresAt === null ? {} : { expiresAt: iso(written.expiresAt) }),
-      });
+      const written = write(ctx, request.key, row, { value: request.value, updatedBy: request.updatedBy, idempotencyKey: request.idempotencyKey, expiresAt: request.ttlMs === null ? null : ctx.now + request.ttlMs });
       return toEntry(written, ctx.now)!;
     },
 
@@ -186,28 +195,20 @@ export function kvCommands(d: { kv: KvStore; events: EventStore }) {
           entry: toEntry(row, ctx.now),
         });
       }
-      if (row !== undefined && !present) expire(ctx, row);
-      const current = present ? Number(row.version) : 0;
-      const written = d.kv.put({
-        key: request.key,
-        value: JSON.stringify(next),
-        previousVersion: current,
-        createdAt: present ? Number(row.createdAt) : ctx.now,
-        updatedAt: ctx.now,
-        updatedBy: request.updatedBy,
-        // Its key is kept apart (kv_increments): a kv.set sent again never finds an increment's.
-        idempotencyKey: null,
-        // A window's counter: its first increment sets when the window ends, the others keep it.
-        expiresAt: present ? row.expiresAt : request.ttlMs === null ? null : ctx.now + request.ttlMs,
-      });
-      d.events.appendSystem(ctx, "kv.set", {
-        key: written.key,
-        version: written.version,
-        previousVersion: current,
-        updatedBy: written.updatedBy,
-        ...(written.expiresAt === null ? {} : { expiresAt: iso(written.expiresAt) }),
-        incrementedBy: request.by,
-      });
+      const written = write(
+        ctx,
+        request.key,
+        row,
+        {
+          value: JSON.stringify(next),
+          updatedBy: request.updatedBy,
+          // Its key is kept apart (kv_increments): a kv.set sent again never finds an increment's.
+          idempotencyKey: null,
+          // A window's counter: its first increment sets when the window ends, the others keep it.
+          expiresAt: present ? row.expiresAt : request.ttlMs === null ? null : ctx.now + request.ttlMs,
+        },
+        request.by,
+      );
       const entry = toEntry(written, ctx.now)!;
       if (request.idempotencyKey !== null) d.kv.rememberIncrement(writer, request.idempotencyKey, { key: request.key, request: asked, entry: entryText(entry) }, ctx.now);
       return entry;
