@@ -1400,6 +1400,7 @@ async function kvCommand(
   if (sub === "watch") return await watchKey(api, key, json, out, stop);
   if (sub === "increment") {
     const [by, min, max] = [num(options["--by"], "--by"), num(options["--min"], "--min"), num(options["--max"], "--max")];
+    if (min !== undefined && max !== undefined && min > max) throw new OperatorUsageError(`--max (${max}) is below --min (${min}): no number is both`);
     const ttlMs = durationOption(options["--ttl"], "--ttl", 1, MAX_TTL_MS, "from 1ms to 366d, such as 30s, 10m or 1d");
     try {
       const entry = await api.kv.increment.mutate({

@@ -293,7 +293,8 @@ describe("AppRouter types", () => {
     expectTypeOf<In["kv"]["set"]>().toEqualTypeOf<{ key: string; value: JsonValue; ifVersion?: number; ttlMs?: number; agentId?: string; idempotencyKey?: string }>();
     expectTypeOf<Out["kv"]["set"]>().toEqualTypeOf<Entry>();
     expectTypeOf<In["kv"]["increment"]>().toEqualTypeOf<{ key: string; by?: number; min?: number; max?: number; ttlMs?: number; agentId?: string; idempotencyKey?: string }>();
-    expectTypeOf<Out["kv"]["increment"]>().toEqualTypeOf<Entry>();
+    // The number it holds now: budget code compares it without a cast.
+    expectTypeOf<Out["kv"]["increment"]>().toEqualTypeOf<Flat<Omit<Entry, "value"> & { value: number }>>();
     expectTypeOf<In["kv"]["get"]>().toEqualTypeOf<{ key: string; afterVersion?: number; waitMs?: number }>();
     expectTypeOf<Out["kv"]["get"]>().toEqualTypeOf<{ key: string; entry: Entry | null }>();
     expectTypeOf<In["kv"]["delete"]>().toEqualTypeOf<{ key: string; ifVersion?: number; agentId?: string }>();

@@ -30,8 +30,9 @@ describe("kv.increment", () => {
     expect(events.length).toBe(40);
     expect(events.reduce((sum, event) => sum + (event.payload as { incrementedBy: number }).incrementedBy, 0)).toBe(60);
     expect(events[0]!.payload).toEqual({ key: "runs/7/pages", version: expect.any(Number), previousVersion: 0, updatedBy: expect.stringMatching(/^agent-/), incrementedBy: expect.any(Number) });
-    // by 1 by default; negative subtracts; fractions add as numbers do.
-    expect((await api.kv.increment.mutate({ key: "runs/7/pages" })).value).toBe(61);
+    // by 1 by default (the answer's value typed a number); negative subtracts; fractions add as numbers do.
+    const one: number = (await api.kv.increment.mutate({ key: "runs/7/pages" })).value;
+    expect(one).toBe(61);
     expect((await api.kv.increment.mutate({ key: "runs/7/pages", by: -1.5 })).value).toBe(59.5);
   });
 
@@ -51,6 +52,11 @@ describe("kv.increment", () => {
     await api.kv.increment.mutate({ key: "stock", by: 2, min: 0 });
     const below = await rest(t.url, "POST", `/kv/stock/increment`, { by: -3, min: 0 });
     expect([below.status, below.body.code, below.body.message]).toEqual([409, "OUT_OF_RANGE", 'key "stock" is 2: adding -3 would make it -1, past its min 0; nothing was written']);
+    // A bound stops what moves past it, not what moves back: a refund lands on a budget already over a max lowered since.
+    expect((await api.kv.increment.mutate({ key: "budget", by: -200, max: 5000 })).value).toBe(9800);
+    const further = await rest(t.url, "POST", `/kv/budget/increment`, { by: 1, max: 5000 });
+    expect([further.status, further.body.code]).toEqual([409, "OUT_OF_RANGE"]);
+    expect((await api.kv.increment.mutate({ key: "stock", by: 5, min: 10 })).value).toBe(7);
   });
 
   it("refuses a key holding anything but a number, min above max, and a sum no number holds, naming what is wrong", async () => {
@@ -64,10 +70,22 @@ describe("kv.increment", () => {
     expect([bounds.status, bounds.body.message]).toEqual([400, "max: is below min (5)"]);
     const notNumberBy = await rest(t.url, "POST", `/kv/n/increment`, { by: "1" });
     expect([notNumberBy.status, notNumberBy.body.message]).toEqual([400, expect.stringMatching(/^by: /)]);
+    // Past what a number holds, or past the whole numbers it counts exactly (2^53 + 1 is 2^53): refused as past a bound, nothing written.
     await t.api.kv.increment.mutate({ key: "huge", by: 1.7e308 });
     const past = await rest(t.url, "POST", `/kv/huge/increment`, { by: 1.7e308 });
-    expect([past.status, past.body.message]).toEqual([400, "by: 1.7e+308 + 1.7e+308 is past the largest number JSON holds"]);
+    expect([past.status, past.body.code, past.body.message]).toEqual([409, "OUT_OF_RANGE", 'key "huge" is 1.7e+308: adding 1.7e+308 would be past the largest number JSON holds; nothing was written']);
     expect((await t.api.kv.get.query({ key: "huge" })).entry?.value).toBe(1.7e308);
+    const count = await t.api.kv.increment.mutate({ key: "count", by: 2 ** 53 });
+    for (const [key, by] of [["count", 1], ["huge", 0.5]] as const) {
+      const inexact = await rest(t.url, "POST", `/kv/${key}/increment`, { by });
+      expect([inexact.status, inexact.body.code]).toEqual([409, "OUT_OF_RANGE"]);
+    }
+    expect((await rest(t.url, "POST", `/kv/count/increment`, { by: 1 })).body.message).toBe('key "count" is 9007199254740992: adding 1 would not be counted: a number holds 9007199254740992 + 1 as 9007199254740992; nothing was written');
+    // Nothing written for them: the versions stand.
+    expect((await t.api.kv.get.query({ key: "count" })).entry?.version).toBe(count.version);
+    // Fractions that do change the number are counted as numbers add.
+    expect((await t.api.kv.increment.mutate({ key: "fraction", by: 0.1 })).value).toBe(0.1);
+    expect((await t.api.kv.increment.mutate({ key: "fraction", by: 0.2 })).value).toBe(0.30000000000000004);
   });
 
   it("answers an increment sent again with its idempotencyKey with the entry it wrote, whatever came since, for 24 hours", async () => {
@@ -122,6 +140,11 @@ describe("kv.increment", () => {
     expect([back.code, JSON.parse(back.stdout).value]).toEqual([0, 1000]);
     const bad = await runCli({ args: ["kv", "increment", "runs/7/tokens", "--by", "lots"], env });
     expect([bad.code, bad.stderr]).toEqual([2, expect.stringContaining("--by must be a number (such as 5, -2 or 0.5)")]);
+    const crossed = await runCli({ args: ["kv", "increment", "runs/7/tokens", "--min", "5", "--max", "1"], env });
+    expect([crossed.code, crossed.stderr]).toEqual([2, expect.stringContaining("--max (1) is below --min (5): no number is both")]);
+    // Counted apart from sets in /metrics.
+    const metrics = await (await fetch(`${t.url}/metrics`)).text();
+    expect(metrics).toMatch(/^coordination_kv_writes_total\{kind="incremented"\} 2$/m);
   });
 
   it("increment_key through MCP: a budget spent is a tool error with code OUT_OF_RANGE and the key as it is", async () => {

@@ -4,11 +4,11 @@
 // it (a set or delete of the key, the expiry job) deletes it with its kv.expired.
 import { jsonTextBytes, utf8Bytes, withinBudget } from "../db/answer-budget.js";
 import type { WriteContext } from "../db/writer.js";
-import { CoordinationError, invalidField } from "../errors.js";
+import { CoordinationError } from "../errors.js";
 import type { EventStore } from "../events/event-store.js";
 import { iso } from "../locks/lock-commands.js";
 import type { JsonValue } from "../json-types.js";
-import { MAX_KEY, type KvDeleted, type KvEntry, type KvPage, type KvRead } from "./kv-schemas.js";
+import { MAX_KEY, type KvCounter, type KvDeleted, type KvEntry, type KvPage, type KvRead } from "./kv-schemas.js";
 import { kvPresent, type KvRow, type KvStore } from "./kv-store.js";
 
 /** What kv.increment asks (kv-service.ts fills in the writer and the key): `by` added, the result kept within min and max. */
@@ -26,8 +26,8 @@ export interface IncrementCommand {
 /** An entry as kv_increments keeps it (JSON text, times as Unix ms), and back. */
 const entryText = (entry: KvEntry): string =>
   JSON.stringify({ ...entry, createdAt: entry.createdAt.getTime(), updatedAt: entry.updatedAt.getTime(), expiresAt: entry.expiresAt?.getTime() ?? null });
-function entryOf(text: string): KvEntry {
-  const kept = JSON.parse(text) as Omit<KvEntry, "createdAt" | "updatedAt" | "expiresAt"> & { createdAt: number; updatedAt: number; expiresAt: number | null };
+function entryOf(text: string): KvCounter {
+  const kept = JSON.parse(text) as Omit<KvCounter, "createdAt" | "updatedAt" | "expiresAt"> & { createdAt: number; updatedAt: number; expiresAt: number | null };
   return { ...kept, createdAt: new Date(kept.createdAt), updatedAt: new Date(kept.updatedAt), expiresAt: kept.expiresAt === null ? null : new Date(kept.expiresAt) };
 }
 
@@ -151,14 +151,13 @@ export function kvCommands(d: { kv: KvStore; events: EventStore }) {
     /**
      * Adds `by` to the number `key` holds (an absent or expired key: 0, so the first increment
      * creates it), with the next version and a kv.set event saying `incrementedBy`. Refused,
-     * nothing written: a value that is not a number (INVALID_STATE), a result past `min` or `max`
-     * (OUT_OF_RANGE, details.entry the key as it is), one no number holds (INVALID_INPUT naming
-     * by). `ttlMs`: a key this increment creates reads as absent that long from now (one that exists
+     * nothing written: a value that is not a number (INVALID_STATE), a result past `min` or `max`,
+     * or one a number does not hold exactly (OUT_OF_RANGE, details.entry the key as it is). `ttlMs`: a key this increment creates reads as absent that long from now (one that exists
      * keeps its expiry). One sent with an
      * `idempotencyKey` is kept INCREMENT_KEY_KEPT_MS: sent again, it is answered with the entry it
      * wrote, whatever was written since (IDEMPOTENCY_MISMATCH when it asks otherwise).
      */
-    "kv.increment": (ctx: WriteContext, request: IncrementCommand): KvEntry => {
+    "kv.increment": (ctx: WriteContext, request: IncrementCommand): KvCounter => {
       const asked = JSON.stringify({ key: request.key, by: request.by, min: request.min, max: request.max, ttlMs: request.ttlMs });
       const writer = request.updatedBy ?? "";
       if (request.idempotencyKey !== null) {
@@ -183,10 +182,20 @@ export function kvCommands(d: { kv: KvStore; events: EventStore }) {
         throw new CoordinationError("INVALID_STATE", `key ${JSON.stringify(request.key)} holds ${kind}, not a number: an increment adds to a number (kv.set it to one, or delete it)`, { key: request.key, entry: toEntry(row, ctx.now) });
       }
       const next = value + request.by;
-      if (!Number.isFinite(next)) throw invalidField("by", `${value} + ${request.by} is past the largest number JSON holds`);
-      if ((request.max !== null && next > request.max) || (request.min !== null && next < request.min)) {
-        const bound = request.max !== null && next > request.max ? `max ${request.max}` : `min ${request.min}`;
-        throw new CoordinationError("OUT_OF_RANGE", `key ${JSON.stringify(request.key)} is ${value}: adding ${request.by} would make it ${next}, past its ${bound}; nothing was written`, {
+      // A sum a number does not hold exactly would write a version that counted nothing (2^53 + 1
+      // is 2^53; 1e17 + 0.5 is 1e17): refused as a bound is. Whole numbers are checked exactly.
+      const exact = Number.isFinite(next) && (Number.isInteger(value) && Number.isInteger(request.by) ? BigInt(value) + BigInt(request.by) === BigInt(next) : request.by === 0 || next !== value);
+      // max stops what adds past it, min what takes away past it: a refund to a budget already over
+      // its max (one lowered since) goes through, and moves it back toward it.
+      const pastMax = request.max !== null && request.by > 0 && next > request.max;
+      const pastMin = request.min !== null && request.by < 0 && next < request.min;
+      if (!exact || pastMax || pastMin) {
+        const past = !Number.isFinite(next)
+          ? `would be past the largest number JSON holds`
+          : !exact
+            ? `would not be counted: a number holds ${value} + ${request.by} as ${next}`
+            : `would make it ${next}, past its ${pastMax ? `max ${request.max}` : `min ${request.min}`}`;
+        throw new CoordinationError("OUT_OF_RANGE", `key ${JSON.stringify(request.key)} is ${value}: adding ${request.by} ${past}; nothing was written`, {
           key: request.key,
           value,
           by: request.by,
@@ -209,7 +218,8 @@ export function kvCommands(d: { kv: KvStore; events: EventStore }) {
         },
         request.by,
       );
-      const entry = toEntry(written, ctx.now)!;
+      // The number it wrote, read back as stored (JSON text: -0 is 0).
+      const entry = toEntry(written, ctx.now) as KvCounter;
       if (request.idempotencyKey !== null) d.kv.rememberIncrement(writer, request.idempotencyKey, { key: request.key, request: asked, entry: entryText(entry) }, ctx.now);
       return entry;
     },

@@ -3,7 +3,7 @@
 // updatedBy); anyone who may read reads and watches.
 import { AS_AGENT, credentialIdOf, READ } from "../auth/access.js";
 import { procedure, router, waitingProcedure } from "../trpc/init.js";
-import { deleteInput, getInput, incrementInput, kvDeletedSchema, kvEntrySchema, kvPageSchema, kvReadSchema, listInput, setInput } from "./kv-schemas.js";
+import { deleteInput, getInput, incrementInput, kvCounterSchema, kvDeletedSchema, kvEntrySchema, kvPageSchema, kvReadSchema, listInput, setInput } from "./kv-schemas.js";
 
 const tags = ["kv"];
 
@@ -24,7 +24,7 @@ export const kvRouter = router({
       rest: { method: "POST", path: "/kv/{key}/increment", tags, summary: "Add to a key's number (absent: 0) in one write, kept within min and max: a counter, a budget with a cap", errors: ["OUT_OF_RANGE", "INVALID_STATE", "IDEMPOTENCY_MISMATCH"] },
     })
     .input(incrementInput)
-    .output(kvEntrySchema)
+    .output(kvCounterSchema)
     .mutation(({ ctx, input }) => ctx.services.kv.increment(input)),
 
   delete: procedure

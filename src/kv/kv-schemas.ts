@@ -52,8 +52,8 @@ export const incrementInput = z
   .strictObject({
     key: kvKey(),
     by: z.number().default(1).describe("What to add to the key's number (negative: subtract; 1 by default). An absent key counts as 0, so the first increment creates it; a key holding anything but a number is a 409 INVALID_STATE"),
-    min: z.number().optional().describe("The least the number may become: an increment that would leave it below is refused, 409 OUT_OF_RANGE, nothing written (a stock that must not go negative: 0)"),
-    max: z.number().optional().describe("The most the number may become: an increment that would leave it above is refused, 409 OUT_OF_RANGE, nothing written (a budget's cap: the tokens a team may spend)"),
+    min: z.number().optional().describe("The least the number may become: an increment taking away (by below 0) that would leave it below is refused, 409 OUT_OF_RANGE, nothing written (a stock that must not go negative: 0); one adding goes through"),
+    max: z.number().optional().describe("The most the number may become: an increment adding (by above 0) that would leave it above is refused, 409 OUT_OF_RANGE, nothing written (a budget's cap: the tokens a team may spend); one taking away goes through, so a refund lands on a budget already over"),
     ttlMs: int(1, MAX_TTL_MS)
       .optional()
       .describe("When this increment creates the key (absent or expired): it reads as absent this many ms from now (1 ms to 366 days), and is deleted with a kv.expired event, so the next increment starts a new count (a window's counter: failures this hour). A key that exists keeps its expiry. Left out, a key it creates never expires"),
@@ -112,6 +112,12 @@ export const kvEntrySchema = z
   })
   .meta({ id: "KvEntry" });
 export type KvEntry = z.infer<typeof kvEntrySchema>;
+
+/** An increment's answer: the entry, its value the number it now holds. */
+export const kvCounterSchema = kvEntrySchema
+  .extend({ value: z.number().describe("The number the key holds now") })
+  .meta({ id: "KvCounter" });
+export type KvCounter = z.infer<typeof kvCounterSchema>;
 
 export const kvReadSchema = z
   .object({

@@ -7,7 +7,7 @@ import type { ConsumingCall } from "../delivery/delivery.js";
 import { assertJsonDepth } from "../json-value.js";
 import { expireRunOut } from "../locks/grant-wait.js";
 import { watchUntil, type WatchDeps } from "../watch-until.js";
-import type { DeleteRequest, GetRequest, IncrementRequest, KvDeleted, KvEntry, KvPage, KvRead, ListRequest, SetRequest } from "./kv-schemas.js";
+import type { DeleteRequest, GetRequest, IncrementRequest, KvCounter, KvDeleted, KvEntry, KvPage, KvRead, ListRequest, SetRequest } from "./kv-schemas.js";
 import { longPollMs } from "../wakeup.js";
 
 export interface KvServiceDeps extends WatchDeps {
@@ -43,7 +43,7 @@ export class KvService {
    * `min` and `max` (OUT_OF_RANGE otherwise, nothing written); INVALID_STATE for a key holding
    * anything but a number. One sent again with its idempotencyKey within 24 hours gets the entry it wrote.
    */
-  increment(request: IncrementRequest): Promise<KvEntry> {
+  increment(request: IncrementRequest): Promise<KvCounter> {
     return this.d.db.write("kv.increment", {
       key: request.key,
       by: request.by,

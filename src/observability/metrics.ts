@@ -102,7 +102,7 @@ export class Metrics {
     };
     this.kvWrites = new Counter({
       name: "coordination_kv_writes_total",
-      help: "Writes of shared state committed by this process, by what they did to a key: set, deleted, expired (its ttlMs ran out)",
+      help: "Writes of shared state committed by this process, by what they did to a key: set, incremented (kv.increment), deleted, expired (its ttlMs ran out)",
       labelNames: ["kind"],
       registers,
     });
@@ -388,7 +388,7 @@ export class Metrics {
       }
       const kv = KV_COUNTED[event.type];
       if (kv !== undefined) {
-        this.kvWrites.inc({ kind: kv });
+        this.kvWrites.inc({ kind: kv === "set" && typeof payload.incrementedBy === "number" ? "incremented" : kv });
         continue;
       }
       const transition =
