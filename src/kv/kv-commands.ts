@@ -151,11 +151,12 @@ export function kvCommands(d: { kv: KvStore; events: EventStore }) {
     /**
      * Adds `by` to the number `key` holds (an absent or expired key: 0, so the first increment
      * creates it), with the next version and a kv.set event saying `incrementedBy`. Refused,
-     * nothing written: a value that is not a number (INVALID_STATE), a result past `min` or `max`,
-     * or one a number does not hold exactly (OUT_OF_RANGE, details.entry the key as it is). `ttlMs`: a key this increment creates reads as absent that long from now (one that exists
-     * keeps its expiry). One sent with an
-     * `idempotencyKey` is kept INCREMENT_KEY_KEPT_MS: sent again, it is answered with the entry it
-     * wrote, whatever was written since (IDEMPOTENCY_MISMATCH when it asks otherwise).
+     * nothing written: a value that is not a number (INVALID_STATE), a result that adds past `max`
+     * or takes away past `min`, or one a number does not hold exactly (OUT_OF_RANGE, details.entry
+     * the key as it is). `ttlMs`: a key this increment creates reads as absent that long from now
+     * (one that exists keeps its expiry). One sent with an `idempotencyKey` is kept
+     * INCREMENT_KEY_KEPT_MS: sent again, it is answered with the entry it wrote, whatever was
+     * written since (IDEMPOTENCY_MISMATCH when it asks otherwise).
      */
     "kv.increment": (ctx: WriteContext, request: IncrementCommand): KvCounter => {
       const asked = JSON.stringify({ key: request.key, by: request.by, min: request.min, max: request.max, ttlMs: request.ttlMs });
