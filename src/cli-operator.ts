@@ -792,14 +792,16 @@ async function dispatch(words: string[], options: Parsed["options"], json: boole
   }
   if (command === "schedules") return await scheduleCommand(words, options, api, print);
   if (command === "tasks" && sub === "list" && words.length === 2) {
-    const status = str(options["--status"]);
+    // A filter given empty (--queue "$QUEUE" with QUEUE unset) goes to the server, which refuses
+    // it naming the flag: left out, the list would have been every task's, filtered by nothing.
+    const [status, queue, agentId, capability, dedupeKey, orderingKey] = ["--status", "--queue", "--agent", "--capability", "--dedupe-key", "--ordering-key"].map((flag) => str(options[flag]));
     const page = await api.tasks.list.query({
-      ...(str(options["--queue"]) ? { queue: str(options["--queue"])! } : {}),
-      ...(status ? { status: status as never } : {}),
-      ...(str(options["--agent"]) ? { agentId: str(options["--agent"])! } : {}),
-      ...(str(options["--capability"]) ? { capability: str(options["--capability"])! } : {}),
-      ...(str(options["--dedupe-key"]) ? { dedupeKey: str(options["--dedupe-key"])! } : {}),
-      ...(str(options["--ordering-key"]) ? { orderingKey: str(options["--ordering-key"])! } : {}),
+      ...(queue !== undefined ? { queue } : {}),
+      ...(status !== undefined ? { status: status as never } : {}),
+      ...(agentId !== undefined ? { agentId } : {}),
+      ...(capability !== undefined ? { capability } : {}),
+      ...(dedupeKey !== undefined ? { dedupeKey } : {}),
+      ...(orderingKey !== undefined ? { orderingKey } : {}),
       limit: int(options["--limit"], "--limit") ?? 50,
       ...(str(options["--cursor"]) ? { cursor: str(options["--cursor"])! } : {}),
     });

@@ -39,6 +39,11 @@ describe("tasks.enqueue's orderingKey", () => {
     const shown = await runCli({ args: ["tasks", "get", a2.id], env: { COORDINATION_URL: t.url } });
     expect([shown.code, shown.stdout.match(/^ordering key\s+(.*)$/m)?.[1]]).toEqual([0, 'key "account:1": waits for its turn, after the tasks of its key enqueued before it']);
     const line = await runCli({ args: ["tasks", "list", "--queue", "ledger", "--ordering-key", "account:1", "--json"], env: { COORDINATION_URL: t.url } });
+    // A filter given empty (a script's unset variable) is refused naming it, not dropped (which listed every task).
+    for (const flag of ["--ordering-key", "--queue", "--dedupe-key"]) {
+      const empty = await runCli({ args: ["tasks", "list", flag, "", "--json"], env: { COORDINATION_URL: t.url } });
+      expect([empty.code, empty.stdout, empty.stderr], flag).toEqual([2, "", expect.stringContaining(`${flag}:`)]);
+    }
     expect([line.code, JSON.parse(line.stdout).items.map((task: { id: string; status: string }) => [task.id, task.status])]).toEqual([0, [[a1.id, "pending"], [a2.id, "waiting"], [a3.id, "waiting"]]]);
 
     // Two workers asking for everything get one task of each key.
