@@ -19,7 +19,7 @@ import type { ScheduleStore } from "../schedules/schedule-store.js";
 import { retryDelayMs, sameBackoff, storedBackoff } from "./retry-backoff.js";
 import type { Backoff, ScopedEnqueue } from "./task-schemas.js";
 import type { TaskStatus } from "./task-status.js";
-import { ranOutOfTime, releasedLease, runDeadline, type ClaimFilter, type DeadLetterRow, type DependencyOutcome, type FailureMarks, type StoredError, type TaskRow, type TaskStore } from "./task-store.js";
+import { ranOutOfTime, releasedLease, runDeadline, type ClaimFilter, type DeadLetterRow, type DependencyOutcome, type DependentRow, type FailureMarks, type StoredError, type TaskRow, type TaskStore } from "./task-store.js";
 
 /** What an enqueue answers: the task it added or found by its idempotencyKey, or (deduplicated) the task holding its dedupe key. */
 export interface Enqueued {
@@ -285,17 +285,7 @@ export class TaskTransitions {
         // event): a chunk of budget.left rows at a time, a write counts down ~10 × the budget at most.
         const { ready, rows, more } = this.d.tasks.dependentsMet(dependency.seq, ctx.now, budget.left);
         budget.left -= ready.length + Math.ceil((rows - ready.length) / ROWS_PER_READY);
-        for (const task of ready) {
-          this.d.events.appendSystem(ctx, "task.ready", {
-            taskId: task.id,
-            queue: task.queue,
-            priority: task.priority,
-            capability: task.capability,
-            targetAgentId: task.targetAgentId,
-            runAt: new Date(Number(task.runAt)).toISOString(),
-            after: dependency.id,
-          });
-        }
+        for (const task of ready) this.ready(ctx, task, dependency.id);
         if (!more) return true;
         if (budget.left <= 0) {
           this.d.tasks.deferDependents(dependency.seq, dependency.id, outcome);
@@ -353,16 +343,23 @@ export class TaskTransitions {
   nextInLine(ctx: WriteContext, row: Pick<TaskRow, "id" | "queue" | "orderingKey">): void {
     if (row.orderingKey === null) return;
     const next = this.d.tasks.releaseLineHead(row.queue, row.orderingKey, ctx.now);
-    if (next === undefined) return;
+    if (next !== undefined) this.ready(ctx, next, row.id, row.orderingKey);
+  }
+
+  /**
+   * The task.ready of `task`, a waiting task made pending in this write: by the complete of its last
+   * dependency, `after`, or (`orderingKey` given) by the settle of `after`, the task of its key before it.
+   */
+  private ready(ctx: WriteContext, task: DependentRow, after: string, orderingKey?: string): void {
     this.d.events.appendSystem(ctx, "task.ready", {
-      taskId: next.id,
-      queue: next.queue,
-      priority: next.priority,
-      capability: next.capability,
-      targetAgentId: next.targetAgentId,
-      runAt: new Date(Number(next.runAt)).toISOString(),
-      after: row.id,
-      orderingKey: row.orderingKey,
+      taskId: task.id,
+      queue: task.queue,
+      priority: task.priority,
+      capability: task.capability,
+      targetAgentId: task.targetAgentId,
+      runAt: new Date(Number(task.runAt)).toISOString(),
+      after,
+      ...(orderingKey === undefined ? {} : { orderingKey }),
     });
   }
 
