@@ -13,6 +13,9 @@ import { invalidField } from "./errors.js";
 /** Whether `value` is a JSON object: an object that is neither null nor an array. */
 export const isJsonObject = (value: unknown): value is Record<string, unknown> => typeof value === "object" && value !== null && !Array.isArray(value);
 
+/** What kind of value `value` is, as a refusal names what it got: "null", "an array", "an object", "a string", "a number"… */
+export const jsonKind = (value: unknown): string => (value === null ? "null" : Array.isArray(value) ? "an array" : typeof value === "object" ? "an object" : `a ${typeof value}`);
+
 /** Keys superjson (tRPC's wire format here) refuses to serialize: a value holding one could never be read back over tRPC. */
 export const REFUSED_KEYS: ReadonlySet<string> = new Set(["__proto__", "constructor", "prototype"]);
 

@@ -9,7 +9,7 @@ import { z } from "zod";
 import type { JsonObject, JsonValue } from "./json-types.js";
 import { findNonJson, isJsonObject } from "./json-checks.js";
 
-export { assertJsonDepth, findNonJson, isJsonObject, JSON_DEPTH_CEILING, jsonDepth, MAX_TIME_MS, nestsTooDeep, sameJson } from "./json-checks.js";
+export { assertJsonDepth, findNonJson, isJsonObject, JSON_DEPTH_CEILING, jsonDepth, jsonKind, MAX_TIME_MS, nestsTooDeep, sameJson } from "./json-checks.js";
 
 /**
  * What a stored JSON value may not hold, said in each such field's description: superjson (tRPC's

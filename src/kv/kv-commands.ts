@@ -7,6 +7,7 @@ import type { WriteContext } from "../db/writer.js";
 import { CoordinationError } from "../errors.js";
 import type { EventStore } from "../events/event-store.js";
 import { iso } from "../locks/lock-commands.js";
+import { jsonKind } from "../json-checks.js";
 import type { JsonValue } from "../json-types.js";
 import { MAX_KEY, type KvCounter, type KvDeleted, type KvEntry, type KvPage, type KvRead } from "./kv-schemas.js";
 import { kvPresent, type KvRow, type KvStore } from "./kv-store.js";
@@ -179,8 +180,7 @@ export function kvCommands(d: { kv: KvStore; events: EventStore }) {
       const present = kvPresent(row, ctx.now);
       const value = present ? (JSON.parse(row.value) as JsonValue) : 0;
       if (typeof value !== "number") {
-        const kind = value === null ? "null" : Array.isArray(value) ? "an array" : typeof value === "object" ? "an object" : `a ${typeof value}`;
-        throw new CoordinationError("INVALID_STATE", `key ${JSON.stringify(request.key)} holds ${kind}, not a number: an increment adds to a number (kv.set it to one, or delete it)`, { key: request.key, entry: toEntry(row, ctx.now) });
+        throw new CoordinationError("INVALID_STATE", `key ${JSON.stringify(request.key)} holds ${jsonKind(value)}, not a number: an increment adds to a number (kv.set it to one, or delete it)`, { key: request.key, entry: toEntry(row, ctx.now) });
       }
       const next = value + request.by;
       // A sum a number does not hold exactly would write a version that counted nothing (2^53 + 1

@@ -11,7 +11,7 @@ import { unauthorized } from "../auth/access.js";
 import { bearerSecret } from "../auth/token-secret.js";
 import { httpTransport } from "../delivery/transports.js";
 import { errorHeaders, invalidField, ERROR_STATUS, type ErrorBody } from "../errors.js";
-import { JSON_DEPTH_CEILING, jsonDepth, nestsTooDeep } from "../json-value.js";
+import { JSON_DEPTH_CEILING, jsonDepth, jsonKind, nestsTooDeep } from "../json-value.js";
 import type { Logger } from "../logger.js";
 import { assertQueryEncoding, bodyTooLarge, mediaTypeOf, NOT_UTF8, readBody, sendJson, unreadableBody } from "../server/http-io.js";
 import type { Services } from "../services.js";
@@ -124,8 +124,7 @@ async function readJsonBody(req: IncomingMessage, limit: number): Promise<Record
     throw new TRPCError({ code: "PARSE_ERROR", message: `Malformed JSON body: ${(error as Error).message}` });
   }
   if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
-    const got = Array.isArray(parsed) ? "an array" : parsed === null ? "null" : `a ${typeof parsed}`;
-    throw invalidField("input", `Request body must be a JSON object (got ${got})`);
+    throw invalidField("input", `Request body must be a JSON object (got ${jsonKind(parsed)})`);
   }
   const tooDeep = Object.entries(parsed).find(([, value]) => jsonDepth(value, MAX_FIELD_DEPTH) > MAX_FIELD_DEPTH);
   if (tooDeep) throw invalidField(tooDeep[0], nestsTooDeep(JSON_DEPTH_CEILING), { field: tooDeep[0], maxDepth: JSON_DEPTH_CEILING });

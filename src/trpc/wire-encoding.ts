@@ -17,7 +17,7 @@
 // key without a word; and an input is read as the tree its `json` is, never as a graph.
 import superjson from "superjson";
 import { invalidField } from "../errors.js";
-import { findRefusedKey, REFUSED_KEY_PROBLEM } from "../json-checks.js";
+import { findRefusedKey, jsonKind, REFUSED_KEY_PROBLEM } from "../json-checks.js";
 
 type SuperJsonResult = ReturnType<typeof superjson.serialize>;
 /** What meta.values holds for a node: its type, as superjson names it. */
@@ -138,7 +138,7 @@ function escapeKey(key: string): string {
  */
 export function deserializeInput(value: unknown): unknown {
   if (value === undefined) return undefined;
-  if (value === null || typeof value !== "object" || Array.isArray(value)) throw invalidField("input", `must be superjson's wire form, {"json": …, "meta": …} (got ${value === null ? "null" : Array.isArray(value) ? "an array" : `a ${typeof value}`})`);
+  if (value === null || typeof value !== "object" || Array.isArray(value)) throw invalidField("input", `must be superjson's wire form, {"json": …, "meta": …} (got ${jsonKind(value)})`);
   const { json, meta } = value as { json?: unknown; meta?: unknown };
   // Fields of the input too (not findRefusedKeyInFields, which leaves them to the schema): superjson's copy drops a __proto__ field before any schema sees it.
   const refused = findRefusedKey(json);
