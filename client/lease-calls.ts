@@ -163,6 +163,10 @@ export class HeldLease {
   private progressUnknown = false;
   /** Set by endReports (the run over, settling, or its lease lost, stopped or ended): reports are not sent. */
   private reportsEnded = false;
+  /** The checkpoint saves under way, one after another (saveCheckpoint): the last one's answer. */
+  private saves: Promise<boolean> = Promise.resolve(true);
+  /** Set by closeCheckpoints (the run over, its outcome about to be sent) and stop(): no save is taken. */
+  private checkpointsClosed = false;
   /**
    * When the run reaches its time limit (the task's maxRunMs; monotonic() ms, laid from the
    * claim's answer as the lease is): no renewal extends it, so none is sent past it, and the lease
@@ -323,6 +327,56 @@ export class HeldLease {
     });
   }
 
+  /**
+   * Saves what the run has done (a heartbeat's `checkpoint`, renewing the lease too): the task's
+   * checkpoint, handed to every later claim of it. Sent at once, after the saves before it
+   * answered (so the last one asked is the one kept), and retried on transient errors while the
+   * lease may be valid. True once the server stored it; false when it did not: the lease is over,
+   * the run ended first, or the server refused it (onError says why: too large, not JSON, a server
+   * older than checkpoints). Never rejects.
+   */
+  saveCheckpoint(value: JsonValue): Promise<boolean> {
+    // undefined is no checkpoint (a heartbeat without one leaves the last as it was).
+    if (value === undefined || this.checkpointsClosed || this.ended) return Promise.resolve(false);
+    const save = this.saves.then(() => this.sendCheckpoint(value));
+    this.saves = save;
+    return save;
+  }
+
+  /** One checkpoint sent until the server answers it or no resend can help. */
+  private async sendCheckpoint(value: JsonValue): Promise<boolean> {
+    for (let delay = RETRY_START_MS; ; delay = Math.min(delay * 2, RETRY_MAX_MS)) {
+      if (this.ended || this.stopped) return false;
+      try {
+        await this.untilDeadline((signal) =>
+          this.api.tasks.heartbeat.mutate({ taskId: this.task.id, agentId: this.agentId, leaseToken: this.task.leaseToken, leaseMs: this.leaseMs, checkpoint: value }, { signal }),
+        );
+        return true;
+      } catch (error) {
+        if (this.ended || this.stopped) return false;
+        // The lease is gone: the renewals find it so too, and end the run.
+        if (isLeaseGone(error)) return false;
+        if (isUnknownField(error, "checkpoint")) {
+          this.onError(new Error(`the server does not keep checkpoints (it is older than this client): task "${this.task.id}"'s checkpoint was not saved`, { cause: error }));
+          return false;
+        }
+        this.onError(error);
+        if (!isTransient(error) || !this.mayBeValid) return false;
+        await sleep(delay, undefined, { signal: this.over.signal }).catch(() => undefined);
+      }
+    }
+  }
+
+  /**
+   * The run is over, its outcome about to be sent: no checkpoint is taken from now, and those
+   * under way are waited for (bounded by the lease: each call is given up once it may have run
+   * out), so a failed run's retry is handed the last checkpoint it saved.
+   */
+  closeCheckpoints(): Promise<void> {
+    this.checkpointsClosed = true;
+    return this.saves.then(() => undefined);
+  }
+
   /** The run is over or settling: the report waiting, if any, and any made from now on, answer false unsent. */
   endReports(): void {
     this.reportsEnded = true;
@@ -338,6 +392,7 @@ export class HeldLease {
 
   stop(): void {
     this.stopped = true;
+    this.checkpointsClosed = true;
     clearTimeout(this.timer);
     this.endReports();
   }

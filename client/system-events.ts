@@ -19,6 +19,7 @@ export const SYSTEM_EVENT_TYPES = [
   "task.deduplicated",
   "task.claimed",
   "task.progress",
+  "task.checkpointed",
   "task.log",
   "task.completed",
   "task.failed",

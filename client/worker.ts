@@ -33,6 +33,17 @@ export interface TaskRun {
    */
   reportProgress(progress: JsonValue): Promise<boolean>;
   /**
+   * Saves what the run has done so far (any JSON, at most 65,536 bytes as JSON: `{ pagesDone: 40,
+   * cursor: "p41" }`) as the task's checkpoint: every later run of the task (a retry after a
+   * failure or a crash, a run given back or taken over) is handed it as `task.checkpoint`, so it
+   * goes on from there instead of from the beginning. Sent at once (it renews the lease too), in
+   * the order saved; `null` clears it. Resolves true once the server stored it, false when it did
+   * not: the lease is over, the run ended first, or the server refused it (onError says why).
+   * Never rejects. Await it before a step whose effects must not be done twice; the worker waits
+   * for saves still under way before it settles the run.
+   */
+  saveCheckpoint(checkpoint: JsonValue): Promise<boolean>;
+  /**
    * Adds a line to the run's log (tasks.appendLog: `message`, 1 to 16,384 characters; `level`
    * debug, info by default, warn or error; `data`, any JSON up to 16,384 bytes), for operators and
    * other agents to read with tasks.log while the run goes on and after. Lines logged within
@@ -450,7 +461,14 @@ export async function runWorker<P>(options: WorkerOptions<P>): Promise<Worker> {
       const given = toWorkerTask(task, options.parsePayload);
       if (!given.ok) outcome = { ok: false, error: given.error, retry: false };
       // Once the signal fires the run is over, even for a handler that ignores it: it cannot hold the slot or the lease.
-      else outcome = { ok: true, result: await Promise.race([handler(given.task, run.signal, { reportProgress: (progress) => lease.reportProgress(progress), log: (message, logOptions) => runLog.log(message, logOptions) }), whenAborted(run.signal)]) };
+      else {
+        const handed: TaskRun = {
+          reportProgress: (progress) => lease.reportProgress(progress),
+          saveCheckpoint: (checkpoint) => lease.saveCheckpoint(checkpoint),
+          log: (message, logOptions) => runLog.log(message, logOptions),
+        };
+        outcome = { ok: true, result: await Promise.race([handler(given.task, run.signal, handed), whenAborted(run.signal)]) };
+      }
     } catch (error) {
       outcome = { ok: false, error, retry: !(error instanceof DeadLetter) };
     } finally {
@@ -458,8 +476,9 @@ export async function runWorker<P>(options: WorkerOptions<P>): Promise<Worker> {
       // The run is over: a report still waiting would reach the server after its settle.
       lease.endReports();
     }
-    // Its log lines still waiting go before the settle: the server takes none once the run settled.
-    await runLog.close();
+    // Its log lines and checkpoint saves still under way go before the settle: the server takes
+    // none once the run settled, and a retry is handed the last checkpoint stored.
+    await Promise.all([runLog.close(), lease.closeCheckpoints()]);
 
     const fenced = { taskId: task.id, agentId, leaseToken: task.leaseToken };
     let next: Claimed | undefined;

@@ -840,6 +840,14 @@ export function TaskPage({ api, onUnauthorized, may, taskId }: ViewProps & { tas
                     : "-"}
                 </td>
               </tr>
+              <tr>
+                <th>checkpoint</th>
+                <td colSpan={5} class="long-text" data-field="checkpoint">
+                  {data.task.checkpointAt
+                    ? `${JSON.stringify(data.task.checkpoint)} (saved ${age(Math.max(0, Date.now() - data.task.checkpointAt.getTime()))} ago, at ${data.task.checkpointAt.toLocaleString()})`
+                    : "-"}
+                </td>
+              </tr>
             </tbody>
           </table>
           {/* Each only where the server takes it: a requeue brings back a dead letter or a cancelled task; a cancel stops one not settled, or discards a dead letter. */}

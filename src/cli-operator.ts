@@ -29,12 +29,16 @@ import { MAX_CLAIMS_PER_WINDOW, MAX_RATE_WINDOW_MS, MIN_RATE_WINDOW_MS } from ".
 export const OPERATOR_USAGE = [
   "Usage: coordination stats [--queue Q]                         task counts per queue and state",
   "       coordination tasks list [--queue Q] [--status S] [--agent A] [--capability C] [--dedupe-key K] [--ordering-key K] [--limit N] [--cursor C]",
-  "       coordination tasks get|requeue TASK_ID",
+  "       coordination tasks get TASK_ID",
+  "       coordination tasks requeue TASK_ID [--clear-checkpoint]     a dead letter or cancelled task back (--clear-checkpoint: its next",
+  "                                    run starts from the beginning, not from the checkpoint its last run saved)",
   "       coordination tasks promote TASK_ID                      a pending task not due yet (a delay, a backoff, a schedule's run) due now",
   "       coordination tasks update TASK_ID [--priority N] [--at TIME | --delay DURATION] [--expires TIME|DURATION|never] [--payload JSON]",
+  "                                    [--clear-checkpoint]",
   "                                    a task that waits to run (pending or waiting): its priority (0 highest), when it falls due (ISO",
   "                                    8601 or Unix ms; or 30s, 5m, 1h from now), when it expires unrun (a time, or a length of time",
-  "                                    from now; never: no expiry), what its next run is handed (JSON)",
+  "                                    from now; never: no expiry), what its next run is handed (JSON; its checkpoint goes with the old",
+  "                                    one), its checkpoint cleared (its next run starts from the beginning)",
   "       coordination tasks wait TASK_ID [--timeout DURATION]     until it settles (or DURATION: 30s, 5m, 1h); exit 0 if it completed,",
   "                                    3 if it was dead-lettered or cancelled, 4 if it had not settled in time (or on Ctrl-C)",
   "       coordination tasks wait TASK_ID TASK_ID... [--any] [--timeout DURATION]   (up to 100) until all of them completed (--any:",
@@ -324,7 +328,7 @@ interface Parsed {
 
 const VALUE_OPTIONS = new Set(["--url", "--token", "--config", "--queue", "--status", "--agent", "--limit", "--cursor", "--capability", "--health", "--types", "--from", "--after", "--before", "--reason", "--cron", "--timezone", "--every", "--start", "--end", "--max-runs", "--overlap", "--payload", "--priority", "--timeout", "--at", "--delay", "--expires", "--ttl", "--max-run", "--for", "--holder", "--prefix", "--fencing-token", "--description", "--grace", "--if-version", "--attempt", "--level", "--tail", "--dedupe-key", "--ordering-key", "--by", "--min", "--max"]);
 /** Options that take no value. */
-const FLAG_OPTIONS = new Set(["--json", "--all", "--any", "--cordoned", "--follow"]);
+const FLAG_OPTIONS = new Set(["--json", "--all", "--any", "--cordoned", "--follow", "--clear-checkpoint"]);
 
 /** Options every command takes: where the server is, who calls, and the output's form. */
 const COMMON_OPTIONS = ["--url", "--token", "--config", "--json"];
@@ -343,7 +347,12 @@ function commandOptions(words: readonly string[], options: Parsed["options"]): r
   if (command === "tasks" && sub === "requeue" && words.length === 2 && options["--all"] === true) return ["--all", "--queue", "--after", "--before"];
   if (command === "tasks" && sub === "cancel" && words.length === 2 && options["--all"] === true) return ["--all", "--queue", "--status", "--after", "--before", "--reason"];
   if (command === "tasks" && sub === "logs") return ["--after", "--tail", "--attempt", "--level", "--limit", "--follow"];
-  if (command === "tasks") return sub === "cancel" ? ["--reason"] : sub === "wait" ? ["--timeout", "--any"] : sub === "update" ? ["--priority", "--at", "--delay", "--expires", "--payload"] : [];
+  if (command === "tasks") {
+    if (sub === "cancel") return ["--reason"];
+    if (sub === "wait") return ["--timeout", "--any"];
+    if (sub === "update") return ["--priority", "--at", "--delay", "--expires", "--payload", "--clear-checkpoint"];
+    return sub === "requeue" ? ["--clear-checkpoint"] : [];
+  }
   if (command === "agents") return sub === "cordon" ? ["--reason", "--for"] : sub === undefined ? ["--health", "--capability", "--cordoned"] : [];
   if (command === "schedules") return sub === "set" ? ["--cron", "--timezone", "--every", "--start", "--end", "--max-runs", "--overlap", "--ttl", "--max-run", "--queue", "--payload", "--priority"] : sub === undefined || sub === "list" ? ["--queue"] : [];
   if (command === "events" && sub === "tail") return ["--types", "--agent", "--from"];
@@ -410,6 +419,12 @@ export function table(header: string[], rows: string[][]): string {
 function progressText(task: { progress?: unknown; progressAt?: Date | null }, max = Infinity): string {
   if (!task.progressAt) return "-";
   return `${cut(JSON.stringify(task.progress), max)} (${ago(task.progressAt)})`;
+}
+
+/** A task's checkpoint (JSON) and when it was saved; "-" when none is kept (checkpointAt is absent from a server older than this CLI). */
+function checkpointText(task: { checkpoint?: unknown; checkpointAt?: Date | null }, when: (at: Date | null | undefined) => string): string {
+  if (!task.checkpointAt) return "-";
+  return `${JSON.stringify(task.checkpoint)} (${ago(task.checkpointAt)}, saved ${when(task.checkpointAt)})`;
 }
 
 /** How long before now `date` was, roughly: "12s ago", "5m ago", "3h ago", "2d ago" (this machine's clock; never below 0s). */
@@ -547,14 +562,18 @@ function expiryArg(text: string): string | number | null {
 }
 
 /** The change `tasks update` asks for, from its options (the server refuses a bad priority or time, naming the option). */
-function taskUpdateOf(taskId: string, options: Parsed["options"]): { taskId: string; priority?: number; runAt?: string | number; delayMs?: number; expiresAt?: string | number | null; payload?: JsonValue } {
+function taskUpdateOf(
+  taskId: string,
+  options: Parsed["options"],
+): { taskId: string; priority?: number; runAt?: string | number; delayMs?: number; expiresAt?: string | number | null; payload?: JsonValue; checkpoint?: null } {
   const priority = int(options["--priority"], "--priority");
   const at = str(options["--at"]);
   const delay = str(options["--delay"]);
   const expires = str(options["--expires"]);
   const payload = jsonOption(options["--payload"], "--payload");
-  if (priority === undefined && at === undefined && delay === undefined && expires === undefined && payload === undefined) {
-    throw new OperatorUsageError("tasks update needs --priority, --at, --delay, --expires or --payload: what to change");
+  const clearCheckpoint = options["--clear-checkpoint"] === true;
+  if (priority === undefined && at === undefined && delay === undefined && expires === undefined && payload === undefined && !clearCheckpoint) {
+    throw new OperatorUsageError("tasks update needs --priority, --at, --delay, --expires, --payload or --clear-checkpoint: what to change");
   }
   if (at !== undefined && delay !== undefined) throw new OperatorUsageError("tasks update takes --at or --delay, not both");
   // 0 (or 0s, 0m…): due now, as delayMs 0 is.
@@ -567,6 +586,7 @@ function taskUpdateOf(taskId: string, options: Parsed["options"]): { taskId: str
     ...(delayMs !== undefined ? { delayMs } : {}),
     ...(expires !== undefined ? { expiresAt: expiryArg(expires) } : {}),
     ...(payload !== undefined ? { payload } : {}),
+    ...(clearCheckpoint ? { checkpoint: null } : {}),
   };
 }
 
@@ -891,7 +911,7 @@ async function dispatch(words: string[], options: Parsed["options"], json: boole
         : sub === "wait"
           ? await waitForTask(api, taskId, timeoutMs, stop, out.stderr)
           : sub === "requeue"
-            ? await api.tasks.requeue.mutate({ taskId })
+            ? await api.tasks.requeue.mutate(options["--clear-checkpoint"] === true ? { taskId, checkpoint: null } : { taskId })
             : sub === "promote"
             ? await api.tasks.promote.mutate({ taskId })
             : sub === "update"
@@ -951,6 +971,8 @@ async function dispatch(words: string[], options: Parsed["options"], json: boole
           ["result", JSON.stringify(task.result)],
           ["last error", task.lastError ?? "-"],
           ["progress", task.progressAt ? `${progressText(task)}, reported ${when(task.progressAt)}` : "-"],
+          // What its next run goes on from (absent from a server older than this CLI).
+          ["checkpoint", checkpointText(task as { checkpoint?: unknown; checkpointAt?: Date | null }, when)],
           ...(dependencies.length === 0 ? [] : [["depends on", dependencies.join(", ")] as [string, string]]),
           ["created", when(task.createdAt)],
           ["finished", when(task.finishedAt)],

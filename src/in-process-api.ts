@@ -54,8 +54,8 @@ export interface InProcessCoordination {
     /** Stops a pending or claimed task, or discards a dead letter. INVALID_STATE for a completed task. */
     /** `reason`: why, kept as the task's lastError and in its task.cancelled event. */
     cancel(taskId: string, reason?: string): Promise<Out["tasks"]["cancel"]>;
-    /** A dead-lettered or cancelled task back to pending, its attempts reset. INVALID_STATE otherwise. */
-    requeue(taskId: string): Promise<Out["tasks"]["requeue"]>;
+    /** A dead-lettered or cancelled task back to pending, its attempts reset (`checkpoint: null`: its checkpoint cleared too). INVALID_STATE otherwise. */
+    requeue(taskId: string, options?: Rest<In["tasks"]["requeue"], "taskId">): Promise<Out["tasks"]["requeue"]>;
     /** A pending task not due yet (a delay, a retry's backoff, a schedule's next run) due now; one due already as it is. INVALID_STATE for any other state. */
     promote(taskId: string): Promise<Out["tasks"]["promote"]>;
     /** A task that waits to run (pending or waiting) with another `priority` and/or time to fall due (`runAt` or `delayMs`); unchanged, as it is. INVALID_STATE for any other state, and for a schedule's planned next run given another time. */
@@ -302,7 +302,7 @@ export async function openCoordination(options: InProcessOptions = {}): Promise<
         run(api.tasks.fail(typeof settle === "string" ? { ...options, taskId, agentId: settle, error: error! } : { ...settle, taskId })),
       release: (taskId, agentId, releaseOptions) => run(api.tasks.release({ ...releaseOptions, taskId, agentId })),
       cancel: (taskId, reason) => run(api.tasks.cancel(reason === undefined ? { taskId } : { taskId, reason })),
-      requeue: (taskId) => run(api.tasks.requeue({ taskId })),
+      requeue: (taskId, requeueOptions) => run(api.tasks.requeue({ ...requeueOptions, taskId })),
       promote: (taskId) => run(api.tasks.promote({ taskId })),
       update: (taskId, change) => run(api.tasks.update({ ...change, taskId })),
       requeueMany: (options) => run(api.tasks.requeueMany(options ?? {})),

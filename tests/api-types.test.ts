@@ -49,6 +49,8 @@ interface Task {
   duplicates: number;
   replacedAt: Date | null;
   orderingKey: string | null;
+  checkpoint: JsonValue;
+  checkpointAt: Date | null;
 }
 interface Memory {
   id: string;
@@ -159,7 +161,7 @@ describe("AppRouter types", () => {
     expectTypeOf<Out["tasks"]["claimNext"]>().toEqualTypeOf<ClaimedTask | null>();
     expectTypeOf<In["tasks"]["claimMany"]>().toEqualTypeOf<Flat<ClaimOptions & { limit?: number }>>();
     expectTypeOf<Out["tasks"]["claimMany"]>().toEqualTypeOf<ClaimedTask[]>();
-    expectTypeOf<In["tasks"]["heartbeat"]>().toEqualTypeOf<Flat<Omit<Settle, "agentId"> & { agentId: string; leaseMs?: number; progress?: JsonValue }>>();
+    expectTypeOf<In["tasks"]["heartbeat"]>().toEqualTypeOf<Flat<Omit<Settle, "agentId"> & { agentId: string; leaseMs?: number; progress?: JsonValue; checkpoint?: JsonValue }>>();
     expectTypeOf<Out["tasks"]["heartbeat"]>().toEqualTypeOf<Task>();
     expectTypeOf<In["tasks"]["complete"]>().toEqualTypeOf<Flat<Settle & { result?: JsonValue }>>();
     expectTypeOf<Out["tasks"]["complete"]>().toEqualTypeOf<SettledTask>();
@@ -173,11 +175,11 @@ describe("AppRouter types", () => {
     expectTypeOf<Out["tasks"]["release"]>().toEqualTypeOf<SettledTask>();
     expectTypeOf<In["tasks"]["cancel"]>().toEqualTypeOf<{ taskId: string; reason?: string }>();
     expectTypeOf<Out["tasks"]["cancel"]>().toEqualTypeOf<Task>();
-    expectTypeOf<In["tasks"]["requeue"]>().toEqualTypeOf<{ taskId: string }>();
+    expectTypeOf<In["tasks"]["requeue"]>().toEqualTypeOf<{ taskId: string; checkpoint?: null }>();
     expectTypeOf<Out["tasks"]["requeue"]>().toEqualTypeOf<Task>();
     expectTypeOf<In["tasks"]["promote"]>().toEqualTypeOf<{ taskId: string }>();
     expectTypeOf<Out["tasks"]["promote"]>().toEqualTypeOf<Task>();
-    expectTypeOf<In["tasks"]["update"]>().toEqualTypeOf<{ taskId: string; priority?: number; runAt?: Date | string | number; delayMs?: number; expiresAt?: Date | string | number | null; payload?: JsonValue }>();
+    expectTypeOf<In["tasks"]["update"]>().toEqualTypeOf<{ taskId: string; priority?: number; runAt?: Date | string | number; delayMs?: number; expiresAt?: Date | string | number | null; payload?: JsonValue; checkpoint?: null }>();
     expectTypeOf<Out["tasks"]["update"]>().toEqualTypeOf<Task>();
     expectTypeOf<In["tasks"]["cancelMany"]>().toEqualTypeOf<{
       queue: string;

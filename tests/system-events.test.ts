@@ -18,7 +18,7 @@ describe("system events", () => {
     const again = (await api.tasks.claim.mutate({ agentId: "a1" }))!;
     await api.tasks.fail.mutate({ taskId: again.id, agentId: "a1", error: "flaky", retry: true });
     const third = (await api.tasks.claim.mutate({ agentId: "a1" }))!;
-    await api.tasks.heartbeat.mutate({ taskId: third.id, agentId: "a1", leaseToken: third.leaseToken, progress: { done: 1, of: 2 } });
+    await api.tasks.heartbeat.mutate({ taskId: third.id, agentId: "a1", leaseToken: third.leaseToken, progress: { done: 1, of: 2 }, checkpoint: { done: 1 } });
     await api.tasks.appendLog.mutate({ taskId: third.id, agentId: "a1", leaseToken: third.leaseToken, entries: [{ message: "halfway" }] });
     await api.tasks.complete.mutate({ taskId: third.id, agentId: "a1", leaseToken: third.leaseToken, result: 1 });
     const dying = (await api.tasks.claim.mutate({ agentId: "a1" }))!;

@@ -259,7 +259,7 @@ export class EventStore {
   }
 
   /**
-   * A task's own events (task.* with its id, but task.progress and task.log), oldest first: from each of
+   * A task's own events (task.* with its id, but task.progress, task.checkpointed and task.log), oldest first: from each of
    * `fromSeqs` (the log where the task was created, last claimed, finished) at most `scanLimit`
    * events of any kind are read (walked by seq, each counted), so a task on a long busy log
    * answers with what those windows reach, its start and its end among them however far apart,
@@ -268,13 +268,14 @@ export class EventStore {
   readForTask(taskId: string, fromSeqs: readonly number[], limit: number, scanLimit: number, budgetBytes: number, recipient?: string | null): CoordinationEvent[] {
     // As for the log: an agent sees the direct messages to it, a read credential none (readLogPage).
     const targetMatch = recipient === undefined ? "" : recipient === null ? " AND w.target IS NULL" : " AND (w.target IS NULL OR w.target = ?)";
-    // Its transitions: task.progress reports and task.log appends are left out (a run reporting every second would
-    // crowd its outcome out of the page; the task's progress holds the newest, the log every one).
+    // Its transitions: task.progress reports, task.checkpointed saves and task.log appends are left out (a run
+    // reporting every second would crowd its outcome out of the page; the task's progress and checkpoint hold the
+    // newest, the log every line).
     // The bound counts every row read: one counting only the kinds kept would read on past
     // any number of reports (and a plan by the type index sorted them all). The walk reads seq,
     // type and target alone; only the rows of a task's kinds are read whole (a report's 16 KiB is not).
     const sql = `SELECT e.* FROM (SELECT seq, type, target FROM events WHERE seq >= ? ORDER BY seq LIMIT CAST(? AS INTEGER)) w JOIN events e ON e.seq = w.seq
-       WHERE w.type >= 'task.' AND w.type < 'task/' AND w.type NOT IN ('task.progress', 'task.log')${targetMatch} AND json_extract(e.payload, '$.taskId') = ? ORDER BY w.seq LIMIT CAST(? AS INTEGER)`;
+       WHERE w.type >= 'task.' AND w.type < 'task/' AND w.type NOT IN ('task.progress', 'task.checkpointed', 'task.log')${targetMatch} AND json_extract(e.payload, '$.taskId') = ? ORDER BY w.seq LIMIT CAST(? AS INTEGER)`;
     const found = new Map<number, EventRow>();
     // A window cut by the byte budget is complete only up to its last row: nothing after it may
     // be answered (a later window's rows would leave a hole that reads as no event).

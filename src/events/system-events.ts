@@ -18,9 +18,9 @@ export type SystemEventPayloads = {
   "task.enqueued": { taskId: string; queue: string; priority: number; capability: string | null; targetAgentId: string | null; runAt: string; waitingFor?: number; scheduleId?: string; expiresAt?: string; maxRunMs?: number; dedupeKey?: string; orderingKey?: string };
   /** A pending task not due yet was made due now (tasks.promote, schedules.trigger); previousRunAt: when it was due; promotedBy: the credential (a token id; null on an open server or in-process). */
   "task.promoted": { taskId: string; queue: string; priority: number; capability: string | null; targetAgentId: string | null; runAt: string; previousRunAt: string; promotedBy: string | null };
-  /** A task that waits to run (pending or waiting) was given another priority, time to fall due, expiry or payload (tasks.update): the new ones and the previous (expiresAt and previousExpiresAt only when the expiry changed, null for none; payloadReplaced when the payload changed, which the event does not carry); waitingFor, as task.enqueued's, while it waits; updatedBy: the credential (a token id; null on an open server or in-process). */
-  "task.updated": { taskId: string; queue: string; priority: number; previousPriority: number; capability: string | null; targetAgentId: string | null; runAt: string; previousRunAt: string; waitingFor?: number; expiresAt?: string | null; previousExpiresAt?: string | null; payloadReplaced?: true; updatedBy: string | null };
-  /** An enqueue naming the task's dedupe key was answered with it instead of adding a task (tasks.enqueue's dedupe): duplicates, how many have been so far; status, the task's then (claimed: asked with until "settled"); replaced, whether it took that enqueue's payload (dedupe.replace), runAt and expiresAt its due time and expiry then (previousRunAt, previousExpiresAt: before; the expiry pair only when it changed, null for none); waitingFor, as task.enqueued's, while it waits. */
+  /** A task that waits to run (pending or waiting) was given another priority, time to fall due, expiry or payload (tasks.update): the new ones and the previous (expiresAt and previousExpiresAt only when the expiry changed, null for none; payloadReplaced when the payload changed, which the event does not carry; checkpointCleared when the checkpoint it kept was cleared, asked for or with its payload); waitingFor, as task.enqueued's, while it waits; updatedBy: the credential (a token id; null on an open server or in-process). */
+  "task.updated": { taskId: string; queue: string; priority: number; previousPriority: number; capability: string | null; targetAgentId: string | null; runAt: string; previousRunAt: string; waitingFor?: number; expiresAt?: string | null; previousExpiresAt?: string | null; payloadReplaced?: true; checkpointCleared?: true; updatedBy: string | null };
+  /** An enqueue naming the task's dedupe key was answered with it instead of adding a task (tasks.enqueue's dedupe): duplicates, how many have been so far; status, the task's then (claimed: asked with until "settled"); replaced, whether it took that enqueue's payload (dedupe.replace; checkpointCleared: the checkpoint it kept went with the old one), runAt and expiresAt its due time and expiry then (previousRunAt, previousExpiresAt: before; the expiry pair only when it changed, null for none); waitingFor, as task.enqueued's, while it waits. */
   "task.deduplicated": {
     taskId: string;
     queue: string;
@@ -28,6 +28,7 @@ export type SystemEventPayloads = {
     duplicates: number;
     status: TaskStatus;
     replaced: boolean;
+    checkpointCleared?: true;
     priority: number;
     capability: string | null;
     targetAgentId: string | null;
@@ -57,6 +58,8 @@ export type SystemEventPayloads = {
   };
   /** Its holder reported where the run is (a heartbeat's progress; the task's progress until its next claim). */
   "task.progress": { taskId: string; queue: string; agentId: string; attempt: number; leaseToken: number; progress: JsonValue };
+  /** Its holder saved what the run has done, to resume from (a heartbeat's checkpoint, kept for every later run): its size as JSON text in bytes, not the value (tasks.get has it); cleared: the heartbeat's checkpoint was null, bytes 0. */
+  "task.checkpointed": { taskId: string; queue: string; agentId: string; attempt: number; leaseToken: number; bytes: number; cleared: boolean };
   /** Its holder added lines firstLine to lastLine to the task's log (tasks.appendLog): read them with tasks.log. */
   "task.log": { taskId: string; queue: string; agentId: string; attempt: number; leaseToken: number; firstLine: number; lastLine: number };
   "task.completed": { taskId: string; queue: string; agentId: string | null; attempt: number; leaseToken: number } & RanFor & Anonymous;
@@ -79,8 +82,8 @@ export type SystemEventPayloads = {
   "task.released": { taskId: string; queue: string; agentId: string | null; capability: string | null; targetAgentId: string | null; runAt: string; reason?: string };
   /** A waiting, pending or claimed task stopped, or a dead letter discarded; agentId: the holder whose lease it ended; reason: why (the cancel's own, or the dependency whose end cancelled it); `expired`: its expiry came before a run of it started (tasks.enqueue's expiresAt or ttlMs). */
   "task.cancelled": { taskId: string; queue: string; previousStatus: TaskStatus; agentId: string | null; reason?: string; expired?: true };
-  /** waitingFor: as task.enqueued's (back to waiting for dependencies that have not completed, or for its turn behind a task of its orderingKey: 0). orderingKey: as enqueued (absent: none). */
-  "task.requeued": { taskId: string; queue: string; previousStatus: TaskStatus; capability: string | null; targetAgentId: string | null; waitingFor?: number; orderingKey?: string };
+  /** waitingFor: as task.enqueued's (back to waiting for dependencies that have not completed, or for its turn behind a task of its orderingKey: 0). orderingKey: as enqueued (absent: none). checkpointCleared: its checkpoint was cleared with it (tasks.requeue's checkpoint null). */
+  "task.requeued": { taskId: string; queue: string; previousStatus: TaskStatus; capability: string | null; targetAgentId: string | null; waitingFor?: number; orderingKey?: string; checkpointCleared?: true };
   /** `implicit`: registered by its first claim or heartbeat, with no capabilities. */
   "agent.registered": { agentId: string; capabilities: string[]; health: "healthy"; implicit?: true };
   /** Registered again (capabilities), back to healthy (previousHealth), or a new status from a heartbeat. */

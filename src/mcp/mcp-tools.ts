@@ -15,7 +15,7 @@ import { pollInput, publishInput, subscribeInput, unsubscribeInput } from "../ev
 import { findByCapabilityInput, registerInput } from "../agents/agent-schemas.js";
 import { recallInput, rememberInput } from "../memory/memory-schemas.js";
 import type { Services } from "../services.js";
-import { claimInput, completeAndClaimInput, completeInput, dedupeInput, enqueueFields, failInput, heartbeatInput, MAX_PROGRESS_BYTES, releaseInput, statsFields, taskIdInput, waitInput, waitManyInput } from "../tasks/task-schemas.js";
+import { claimInput, completeAndClaimInput, completeInput, dedupeInput, enqueueFields, failInput, heartbeatInput, MAX_CHECKPOINT_BYTES, MAX_PROGRESS_BYTES, releaseInput, statsFields, taskIdInput, waitInput, waitManyInput } from "../tasks/task-schemas.js";
 import { int } from "../schema-parts.js";
 import { acquireInput, getLockInput, listLocksInput, releaseInput as lockReleaseInput, renewInput } from "../locks/lock-schemas.js";
 import { acquirePermitInput, getSemaphoreInput, releasePermitInput, renewPermitInput } from "../locks/semaphore-schemas.js";
@@ -227,7 +227,7 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
           "and at what a task's runs did with read_task_log (with waitMs, it follows the log as it grows). " +
           "This session acts as no agent: it can take, settle or publish nothing."
         : "A coordination server for agents. Take work with claim_task (it returns the task with the memories relevant to it in `context`: earlier runs' records, agents' notes and lessons), " +
-        "then settle it with complete_task or fail_task, passing the task's id and leaseToken (complete_task with `next` claims the next task in the same call); call heartbeat_task during long work, before the lease runs out (its progress says where the work is). " +
+        "then settle it with complete_task or fail_task, passing the task's id and leaseToken (complete_task with `next` claims the next task in the same call); call heartbeat_task during long work, before the lease runs out (its progress says where the work is; its checkpoint saves what is done, and a task claimed with a checkpoint goes on from it rather than from the beginning). " +
         "While you hold a task, say what its run does (a tool called, a model's answer, why it gave up) with append_task_log: whoever looks into the task reads it with read_task_log. " +
         "Any tool call keeps this agent alive: with none for the server's agentOfflineMs (90 s by default) it is seen offline and its tasks go back to the queue. " +
         "Register what you can do with register_agent (tasks that require a capability go only to agents offering it); give back a task you cannot do with release_task (no attempt is charged). " +
@@ -255,7 +255,7 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
   registerTool(
     "claim_task",
     {
-      description: `Claim the best available task for this agent (priority, then age), with a lease. Returns the task, including \`context\`: the memories relevant to it (earlier runs' records, agents' notes and lessons), and \`leaseToken\`, needed to settle it, and \`runDeadlineAt\` when the task has a time limit (finish, or fail it, by then); null when none is available. waitMs (at most ${MCP_MAX_WAIT_MS}) waits for one to arrive.`,
+      description: `Claim the best available task for this agent (priority, then age), with a lease. Returns the task, including \`context\`: the memories relevant to it (earlier runs' records, agents' notes and lessons), and \`leaseToken\`, needed to settle it, \`runDeadlineAt\` when the task has a time limit (finish, or fail it, by then), and \`checkpoint\`: what an earlier run of it saved with heartbeat_task (null: none), to go on from instead of starting over; null when none is available. waitMs (at most ${MCP_MAX_WAIT_MS}) waits for one to arrive.`,
       inputSchema: strictArgs({ ...agentArg, queues: claimInput.shape.queues, capabilities: claimInput.shape.capabilities, leaseMs: claimInput.shape.leaseMs, waitMs: mcpWait("a task"), context: claimInput.shape.context, idempotencyKey: claimInput.shape.idempotencyKey }),
     },
     (args, extra) =>
@@ -305,7 +305,8 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
       description:
         "Renew the lease of a task this agent holds, from now: by leaseMs, or by default by the length it was claimed with. Call it during long work, before the lease runs out. " +
         "A task with a runDeadlineAt (its maxRunMs) is renewed no further than that: past it the run is over, this call (and release_task) is refused, and the server ends the run moments later; stop the work (a complete or fail sent before then is still taken). " +
-        "With progress, also say where the work is (e.g. {\"step\": \"drafting\", \"done\": 2, \"of\": 5}): whoever follows the task sees it.",
+        "With progress, also say where the work is (e.g. {\"step\": \"drafting\", \"done\": 2, \"of\": 5}): whoever follows the task sees it. " +
+        "With checkpoint, save what the work has done so far (e.g. {\"done\": [\"intro\", \"pricing\"], \"next\": \"rivals\"}): if this run ends before the task completes (a crash, a lost lease, a failure), the next claim of the task hands it over, so the work goes on from there.",
       inputSchema: strictArgs({
         ...agentArg,
         taskId: heartbeatInput.shape.taskId,
@@ -318,10 +319,18 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
           .refine((value) => value !== null, "null is no progress: leave it out")
           .optional()
           .describe(`Where the work is, any JSON but null (at most ${MAX_PROGRESS_BYTES} bytes as JSON): the task's progress until it is claimed again; left out, it stays as it was`),
+        // null is left out too, as progress's is: each renewal of a strict-mode host would wipe it.
+        checkpoint: z
+          .unknown()
+          .refine((value) => value !== null, "null is no checkpoint: leave it out")
+          .optional()
+          .describe(`What the work has done so far, any JSON but null (at most ${MAX_CHECKPOINT_BYTES} bytes as JSON): kept with the task, replacing the last one, and handed to every later claim of it; left out, it stays as it was`),
       }),
     },
     (args, extra) =>
-      answerCall(extra, (api) => api.tasks.heartbeat({ ...args, progress: args.progress as JsonValue | undefined, agentId: agent(args.agentId) })),
+      answerCall(extra, (api) =>
+        api.tasks.heartbeat({ ...args, progress: args.progress as JsonValue | undefined, checkpoint: args.checkpoint as JsonValue | undefined, agentId: agent(args.agentId) }),
+      ),
   );
   registerTool(
     "release_task",

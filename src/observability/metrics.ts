@@ -52,6 +52,7 @@ const COUNTED: Record<string, string> = {
   "task.ready": "ready",
   "task.deduplicated": "deduplicated",
   "task.claimed": "claimed",
+  "task.checkpointed": "checkpointed",
   "task.completed": "completed",
   "task.failed": "failed",
   "task.dead_lettered": "dead_lettered",

@@ -13,7 +13,7 @@ import type { WriteContext } from "../db/writer.js";
 import { CoordinationError, invalidField, notFound } from "../errors.js";
 import type { EventStore } from "../events/event-store.js";
 import { assertJsonDepth, sameJson } from "../json-checks.js";
-import { taskWith, type CancelManyRequest, type CancelManyResult, type CancelRequest, type ClaimRequest, type EnqueuedTask, type ScopedEnqueue, type RequeueManyRequest, type RequeueManyResult, type SettledTask, type Task, type UpdateRequest } from "./task-schemas.js";
+import { taskWith, type CancelManyRequest, type CancelManyResult, type CancelRequest, type ClaimRequest, type EnqueuedTask, type ScopedEnqueue, type RequeueManyRequest, type RequeueManyResult, type SettledTask, type Task, type UpdateRequest, type RequeueRequest } from "./task-schemas.js";
 import { claimKeyOf } from "./claim-keys.js";
 import { historyAfterFailure, pastRunDeadline, ranOutOfTime, releasedLease, runDeadline, taskAnswerBytes, taskRowWith, toTask, type ClaimFilter, type RateOutlook, type StoredError, type TaskRow, type TaskStore } from "./task-store.js";
 import { endedText, expiryReason, ownLastFailure, refuseExpiryByDue, rescheduledRunAt, type Enqueued, type FailRequest, type SettleRequest, type TaskTransitions } from "./task-transitions.js";
@@ -288,13 +288,15 @@ export function taskCommands(d: TaskCommandDeps) {
      */
     "tasks.heartbeat": (
       ctx: WriteContext,
-      args: SettleRequest & { agentId: string; leaseMs: number | undefined; defaultLeaseMs: number; maxLeaseMs: number; progress?: JsonValue | undefined },
+      args: SettleRequest & { agentId: string; leaseMs: number | undefined; defaultLeaseMs: number; maxLeaseMs: number; progress?: JsonValue | undefined; checkpoint?: JsonValue | undefined },
     ): Task => {
       const row = t.heldTask(args);
       // A run past its time limit is not renewed: the sweeper ends it (its lease ends there).
       refuseOverRun(row, ctx.now, "no heartbeat renews it");
       t.noteAgent(ctx, args.agentId);
       const leaseMs = Math.min(args.leaseMs ?? row.leaseMs ?? args.defaultLeaseMs, args.maxLeaseMs);
+      // Kept in the renewal's write: acknowledged, the checkpoint is what the next run is handed.
+      if (args.checkpoint !== undefined) t.saveCheckpoint(ctx, row, args.agentId, args.checkpoint);
       if (args.progress === undefined) return toTask(d.tasks.extendLease(row.seq, leaseMs, ctx.now));
       // A report is a proof of life too: it renews the lease as any heartbeat does.
       const renewed = d.tasks.extendLeaseWithProgress(row.seq, leaseMs, toJsonText(args.progress), ctx.now);
@@ -458,7 +460,7 @@ export function taskCommands(d: TaskCommandDeps) {
      * Nothing changed answers it as it is; a schedule's planned next run keeps the time its
      * schedule planned; any other state is INVALID_STATE.
      */
-    "tasks.update": (ctx: WriteContext, { taskId, priority, runAt, delayMs, expiresAt, payload, updatedBy }: UpdateRequest & { updatedBy: string | null }): Task => {
+    "tasks.update": (ctx: WriteContext, { taskId, priority, runAt, delayMs, expiresAt, payload, checkpoint, updatedBy }: UpdateRequest & { updatedBy: string | null }): Task => {
       const row = t.findTask(taskId);
       if (row.status !== "pending" && row.status !== "waiting") {
         const why = row.status === "claimed" ? "it runs already" : row.status === "completed" ? "it has completed" : "it has settled: requeue brings it back";
@@ -481,15 +483,18 @@ export function taskCommands(d: TaskCommandDeps) {
         throw invalidField(delayMs === undefined ? "runAt" : "delayMs", `${new Date(at).toISOString()} is not before the task expires (its expiresAt, ${iso}): it would never run`, { expiresAt: iso });
       }
       if (payload !== undefined) assertJsonDepth("payload", payload, d.maxJsonDepth);
-      return toTask(t.updateRow(ctx, row, { priority, runAt: at, expiresAt: expiry, payload: payload === undefined ? undefined : toJsonText(payload) }, updatedBy));
+      return toTask(
+        t.updateRow(ctx, row, { priority, runAt: at, expiresAt: expiry, payload: payload === undefined ? undefined : toJsonText(payload), clearCheckpoint: checkpoint === null }, updatedBy),
+      );
     },
 
-    "tasks.requeue": (ctx: WriteContext, taskId: string): Task => {
+    /** `checkpoint: null`: its checkpoint is cleared in the same write, before any claim can hand it out. */
+    "tasks.requeue": (ctx: WriteContext, { taskId, checkpoint }: RequeueRequest): Task => {
       const row = t.findTask(taskId);
       if (row.status !== "dead_letter" && row.status !== "cancelled") {
         throw new CoordinationError("INVALID_STATE", `task "${taskId}" is ${row.status}; only dead_letter or cancelled tasks can be requeued`);
       }
-      return toTask(t.requeueRow(ctx, row));
+      return toTask(t.requeueRow(ctx, row, checkpoint === null));
     },
 
     /**

@@ -22,7 +22,7 @@ import {
   settledTaskSchema,
   statsInput,
   stealInput,
-  cancelInput, cancelManyInput, cancelManySchema, taskIdInput, updateInput,
+  cancelInput, cancelManyInput, cancelManySchema, taskIdInput, requeueInput, updateInput,
   taskPageSchema,
   taskSchema,
   taskEventsInput,
@@ -165,9 +165,9 @@ export const taskRouter = router({
     .meta({ access: ADMIN,
       rest: { method: "POST", path: "/tasks/{taskId}/requeue", tags, summary: "Bring a dead-lettered or cancelled task back", errors: ["TASK_NOT_FOUND", "INVALID_STATE"] },
     })
-    .input(taskIdInput)
+    .input(requeueInput)
     .output(taskSchema)
-    .mutation(({ ctx, input }) => ctx.services.tasks.requeue(input.taskId)),
+    .mutation(({ ctx, input }) => ctx.services.tasks.requeue(input)),
 
   promote: procedure
     .meta({ access: ADMIN,

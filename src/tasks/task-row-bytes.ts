@@ -19,6 +19,7 @@ const TASK_TEXT_COLUMNS = [
   "lastError",
   "dependsOn",
   "progress",
+  "checkpoint",
   "backoff",
   "id",
   "queue",

@@ -266,6 +266,8 @@ const settleFields = {
 };
 /** The most bytes a run's progress takes as JSON text (UTF-8): it rides on every answer that holds its task. */
 export const MAX_PROGRESS_BYTES = 16_384;
+/** The most bytes a task's checkpoint takes as JSON text (UTF-8), as a shared key's value does: it rides on every answer that holds its task. */
+export const MAX_CHECKPOINT_BYTES = 65_536;
 export const heartbeatInput = z.strictObject({
   ...settleFields,
   leaseMs: leaseMs.optional().describe("The lease's new length from now, in ms; left out or 0, the length it was claimed or last renewed with. At most the server's maxLeaseMs (1 hour by default): the answer's leaseExpiresAt is the lease granted"),
@@ -273,6 +275,11 @@ export const heartbeatInput = z.strictObject({
     .optional()
     .describe(
       `Where the run is, any JSON (e.g. {"done": 3, "of": 5, "step": "drafting"}; at most ${MAX_PROGRESS_BYTES} bytes as JSON; ${RESERVED_JSON_KEYS}): kept as the task's progress, replacing the last report, until its next claim, and published as a task.progress event. Left out, the progress stays as it was and no event is published`,
+    ),
+  checkpoint: jsonWithin(MAX_CHECKPOINT_BYTES)
+    .optional()
+    .describe(
+      `What the run has done, to resume from, any JSON (e.g. {"pages": 40, "cursor": "p41"}; at most ${MAX_CHECKPOINT_BYTES} bytes as JSON; ${RESERVED_JSON_KEYS}): kept as the task's checkpoint, replacing the last one, and handed with the task to every later claim of it (a retry, a run given back, taken over or requeued), so that run goes on from there instead of from the beginning. Stored before the answer, in the same write as the renewal; published as a task.checkpointed event (without the value). null clears it: the next run starts from the beginning. Left out, the checkpoint stays as it was`,
     ),
 });
 /**
@@ -319,6 +326,14 @@ export const releaseInput = z.strictObject({
   delayMs: leaseMs.optional().describe("Not claimable again for this many ms; left out, at once. No attempt is charged"),
 });
 export const taskIdInput = z.strictObject({ taskId: taskIdField });
+export const requeueInput = z.strictObject({
+  taskId: taskIdField,
+  checkpoint: z
+    .null()
+    .optional()
+    .describe("null: clear its checkpoint in the same write, so its next run starts from the beginning (a checkpoint its runs failed on); left out, the next run is handed the checkpoint its last run saved"),
+});
+export type RequeueRequest = z.output<typeof requeueInput>;
 export const updateInput = z
   .strictObject({
     taskId: taskIdField,
@@ -331,12 +346,16 @@ export const updateInput = z
       .describe("Its new expiry: no run of it starts after this time (after it falls due, and after now); null: it never expires. An enqueue sent again with its idempotencyKey is still compared with the expiry it was enqueued with"),
     payload: jsonValue
       .optional()
-      .describe(`Its new payload (any JSON, ${RESERVED_JSON_KEYS}): what its next run is handed, in place of the one it was enqueued with (a bad input fixed before it runs). The task's replacedAt says when; an enqueue sent again with its idempotencyKey then compares no payload`),
+      .describe(`Its new payload (any JSON, ${RESERVED_JSON_KEYS}): what its next run is handed, in place of the one it was enqueued with (a bad input fixed before it runs). The task's replacedAt says when; an enqueue sent again with its idempotencyKey then compares no payload. Its checkpoint is cleared with it (it was saved for the old payload)`),
+    checkpoint: z
+      .null()
+      .optional()
+      .describe("null: clear its checkpoint, so its next run starts from the beginning (a checkpoint its runs keep failing on). Only null: a checkpoint is its runs' to save"),
   })
   .superRefine((input, ctx) => {
     if (input.runAt !== undefined && input.delayMs !== undefined) ctx.addIssue({ code: "custom", path: ["delayMs"], message: "give runAt or delayMs, not both" });
-    if (input.priority === undefined && input.runAt === undefined && input.delayMs === undefined && input.expiresAt === undefined && input.payload === undefined) {
-      ctx.addIssue({ code: "custom", path: [], message: "give priority, runAt, delayMs, expiresAt or payload: what to change" });
+    if (input.priority === undefined && input.runAt === undefined && input.delayMs === undefined && input.expiresAt === undefined && input.payload === undefined && input.checkpoint === undefined) {
+      ctx.addIssue({ code: "custom", path: [], message: "give priority, runAt, delayMs, expiresAt, payload or checkpoint: what to change" });
     }
   });
 export type UpdateRequest = z.output<typeof updateInput>;
@@ -547,6 +566,15 @@ export const taskSchema = z
     replacedAt: z.date().nullable(),
     /** tasks.enqueue's orderingKey: its queue's tasks of the key run one at a time, in enqueue order (one waits, status waiting, while an older one has not settled); null: enqueued without one. */
     orderingKey: z.string().nullable(),
+    /**
+     * What its runs saved to resume from, as the last one saved it with a heartbeat's
+     * `checkpoint`: kept across claims (unlike progress), so a retry, a run given back, taken over
+     * or requeued goes on from there. null: none saved, or cleared (a heartbeat's checkpoint
+     * null, tasks.update's or tasks.requeue's checkpoint null, a payload replaced).
+     */
+    checkpoint: jsonOutput,
+    /** When that checkpoint was saved; null when none is kept. */
+    checkpointAt: z.date().nullable(),
   })
   .meta({ id: "Task" });
 export type Task = z.infer<typeof taskSchema>;
@@ -632,6 +660,8 @@ export function taskWith<T extends Task, E extends object>(task: T, extra: E): T
     duplicates: task.duplicates,
     replacedAt: task.replacedAt,
     orderingKey: task.orderingKey,
+    checkpoint: task.checkpoint,
+    checkpointAt: task.checkpointAt,
   };
   // Every field copied from `task`: the narrowing of a held task (status, lease fields) holds for the copy.
   return Object.assign(copy as T, extra);

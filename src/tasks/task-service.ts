@@ -20,7 +20,7 @@ import type { KeyedWaiters } from "../keyed-waiters.js";
 import { SETTLED_STATUSES, untilHolds } from "./task-status.js";
 import type { RecalledContexts } from "../db/thread/recall-relay.js";
 import type { Leased } from "./task-commands.js";
-import { isHeld, taskWith, type CancelManyRequest, type CancelManyResult, type CancelRequest, type ClaimedTask, type ClaimRequest, type CompleteAndClaimRequest, type CompletedAndClaimed, type EnqueuedTask, type EnqueueRequest, type ListRequest, type RequeueManyRequest, type RequeueManyResult, type SettledTask, type Task, type TaskStats, type UpdateRequest, type WaitManyRequest, type WaitManyResult, type WaitRequest } from "./task-schemas.js";
+import { isHeld, taskWith, type CancelManyRequest, type CancelManyResult, type CancelRequest, type ClaimedTask, type ClaimRequest, type CompleteAndClaimRequest, type CompletedAndClaimed, type EnqueuedTask, type EnqueueRequest, type ListRequest, type RequeueManyRequest, type RequeueManyResult, type RequeueRequest, type SettledTask, type Task, type TaskStats, type UpdateRequest, type WaitManyRequest, type WaitManyResult, type WaitRequest } from "./task-schemas.js";
 import type { FailRequest, SettleRequest } from "./task-transitions.js";
 import { copyWith } from "../copy-with.js";
 import type { PauseRequest, QueuePause } from "./queue-pause-schemas.js";
@@ -228,9 +228,13 @@ export class TaskService {
     else this.d.waiters.passOn(queue);
   }
 
-  /** Renews the lease; with `progress`, records it on the task and publishes task.progress (task-commands.ts). */
-  heartbeat(request: SettleRequest & { agentId: string; leaseMs?: number | undefined; progress?: JsonValue | undefined }): Promise<Task> {
+  /**
+   * Renews the lease; with `progress`, records it on the task and publishes task.progress; with
+   * `checkpoint`, keeps it for every later run and publishes task.checkpointed (task-commands.ts).
+   */
+  heartbeat(request: SettleRequest & { agentId: string; leaseMs?: number | undefined; progress?: JsonValue | undefined; checkpoint?: JsonValue | undefined }): Promise<Task> {
     if (request.progress !== undefined) assertJsonDepth("progress", request.progress, this.d.config.maxJsonDepth);
+    if (request.checkpoint !== undefined) assertJsonDepth("checkpoint", request.checkpoint, this.d.config.maxJsonDepth);
     // Named (and not 0), the new length; else the lease's own, which only the writer knows.
     const named = renewalLength(this.d.config, request.leaseMs);
     return this.d.db.write("tasks.heartbeat", copyWith(request, { leaseMs: named, defaultLeaseMs: leaseLength(this.d.config, undefined), maxLeaseMs: this.d.config.maxLeaseMs }));
@@ -280,8 +284,9 @@ export class TaskService {
     return this.d.db.write("tasks.cancel", request);
   }
 
-  requeue(taskId: string): Promise<Task> {
-    return this.d.db.write("tasks.requeue", taskId);
+  /** A dead letter or cancelled task back in its queue (TaskCommands "tasks.requeue"); `checkpoint: null` clears its checkpoint. */
+  requeue(request: RequeueRequest): Promise<Task> {
+    return this.d.db.write("tasks.requeue", request);
   }
 
   /** A task that waits to run (pending or waiting) with another priority, time to fall due, expiry or payload (TaskCommands "tasks.update"); `updatedBy`: the credential's id, in its event. */

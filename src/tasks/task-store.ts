@@ -128,6 +128,10 @@ export interface TaskRow {
   replacedAt: number | Date | null;
   /** tasks.enqueue's orderingKey: its queue's tasks of the key run one at a time, in enqueue order (orderingLine); null: none. */
   orderingKey: string | null;
+  /** What a run saved to resume from (tasks.heartbeat's checkpoint, JSON text): kept across claims; null: none. */
+  checkpoint: string | null;
+  /** When that checkpoint was saved; null with it. */
+  checkpointAt: number | Date | null;
 }
 
 /** The releasedBy of a lease given back by its holder: a release of it sent again finds it. */
@@ -200,6 +204,8 @@ export const toTask = (row: TaskRow): Task => ({
   duplicates: row.duplicates,
   replacedAt: toDateOrNull(row.replacedAt),
   orderingKey: row.orderingKey,
+  checkpoint: fromJsonText(row.checkpoint),
+  checkpointAt: toDateOrNull(row.checkpointAt),
 });
 
 /** When the current run of `row` must end (Unix ms: claimedAt + maxRunMs); null without a limit or a run. */
@@ -277,6 +283,8 @@ export function taskRowWith(row: TaskRow, changes: Partial<TaskRow>): TaskRow {
     duplicates: row.duplicates,
     replacedAt: row.replacedAt,
     orderingKey: row.orderingKey,
+    checkpoint: row.checkpoint,
+    checkpointAt: row.checkpointAt,
   };
   return Object.assign(copy, changes);
 }
@@ -580,6 +588,8 @@ export class TaskStore {
       duplicates: 0,
       replacedAt: null,
       orderingKey: task.orderingKey,
+      checkpoint: null,
+      checkpointAt: null,
     };
   }
 
@@ -1151,13 +1161,27 @@ export class TaskStore {
 
   /**
    * `payload` (JSON text) is the task's from now on (dedupe.replace, tasks.update), replacedAt
-   * saying when: an enqueue sent again with its idempotencyKey then compares none. updatedAt and
-   * editedAt move, as an operator's change moves them (reschedule).
+   * saying when: an enqueue sent again with its idempotencyKey then compares none. Its checkpoint
+   * goes with the payload it was saved for: a run of the new one starts from the beginning.
+   * updatedAt and editedAt move, as an operator's change moves them (reschedule).
    */
   replacePayload(row: TaskRow, payload: string, now: number): TaskRow {
     return this.st
-      .get<[string, number, number, number, number], TaskRow>(`UPDATE tasks SET payload = ?, replacedAt = ?, updatedAt = MAX(?, createdAt + 1), editedAt = MAX(?, createdAt + 1) WHERE seq = ? RETURNING *`)
+      .get<[string, number, number, number, number], TaskRow>(
+        `UPDATE tasks SET payload = ?, replacedAt = ?, checkpoint = NULL, checkpointAt = NULL, updatedAt = MAX(?, createdAt + 1), editedAt = MAX(?, createdAt + 1) WHERE seq = ? RETURNING *`,
+      )
       .get(payload, now, now, now, row.seq)!;
+  }
+
+  /**
+   * Keeps `checkpoint` (JSON text; null clears it) as the task's, saved at `now` (null when
+   * cleared). Nothing else changes: the lease's renewal is extendLease's, an operator's change
+   * updateRow's.
+   */
+  saveCheckpoint(seq: number, checkpoint: string | null, now: number): TaskRow {
+    return this.st
+      .get<[string | null, number | null, number], TaskRow>(`UPDATE tasks SET checkpoint = ?, checkpointAt = ? WHERE seq = ? RETURNING *`)
+      .get(checkpoint, checkpoint === null ? null : now, seq)!;
   }
 
   /** `reason`, when given: why (its lastError); null keeps the lastError it had. */

@@ -17,6 +17,7 @@ import type { MemoryStore } from "../memory/memory-store.js";
 import { ScheduleRuns } from "../schedules/schedule-runs.js";
 import type { ScheduleStore } from "../schedules/schedule-store.js";
 import { retryDelayMs, sameBackoff, storedBackoff } from "./retry-backoff.js";
+import type { JsonValue } from "../json-types.js";
 import type { Backoff, ScopedEnqueue } from "./task-schemas.js";
 import type { TaskStatus } from "./task-status.js";
 import { ranOutOfTime, releasedLease, runDeadline, type ClaimFilter, type DeadLetterRow, type DependencyOutcome, type DependentRow, type FailureMarks, type StoredError, type TaskRow, type TaskStore } from "./task-store.js";
@@ -229,6 +230,7 @@ export class TaskTransitions {
       duplicates: counted.duplicates,
       status: row.status as TaskStatus,
       replaced: payload !== null,
+      ...(payload !== null && row.checkpoint !== null ? { checkpointCleared: true as const } : {}),
       priority: row.priority,
       capability: row.capability,
       targetAgentId: row.targetAgentId,
@@ -458,7 +460,12 @@ export class TaskTransitions {
    * one due by it wakes the claims that could take it, one due later sets their timers. Nothing
    * changed is returned as it is, nothing written: a repeat finds it so.
    */
-  updateRow(ctx: WriteContext, row: TaskRow, change: { priority?: number | undefined; runAt: number; expiresAt: number | null; payload?: string | undefined }, updatedBy: string | null): TaskRow {
+  updateRow(
+    ctx: WriteContext,
+    row: TaskRow,
+    change: { priority?: number | undefined; runAt: number; expiresAt: number | null; payload?: string | undefined; clearCheckpoint?: boolean },
+    updatedBy: string | null,
+  ): TaskRow {
     const runAtWas = Number(row.runAt);
     const priority = change.priority ?? row.priority;
     const runAt = change.runAt;
@@ -467,9 +474,12 @@ export class TaskTransitions {
     // A payload the same as the task's (as JSON, keys in any order) changes nothing.
     const payload = change.payload === undefined || sameJson(fromJsonText(row.payload), fromJsonText(change.payload)) ? undefined : change.payload;
     const retimed = priority !== row.priority || runAt !== runAtWas || change.expiresAt !== expiryWas;
-    if (!retimed && payload === undefined) return row;
+    // A replaced payload clears the checkpoint with it (replacePayload); a checkpoint asked cleared when none is kept changes nothing.
+    const checkpointCleared = row.checkpoint !== null && (payload !== undefined || change.clearCheckpoint === true);
+    if (!retimed && payload === undefined && !checkpointCleared) return row;
     const rescheduled = retimed ? this.d.tasks.reschedule(row, priority, runAt, ctx.now, change.expiresAt) : row;
-    const updated = payload === undefined ? rescheduled : this.d.tasks.replacePayload(rescheduled, payload, ctx.now);
+    const replaced = payload === undefined ? rescheduled : this.d.tasks.replacePayload(rescheduled, payload, ctx.now);
+    const updated = checkpointCleared && payload === undefined ? this.d.tasks.saveCheckpoint(replaced.seq, null, ctx.now) : replaced;
     this.d.events.appendSystem(ctx, "task.updated", {
       taskId: row.id,
       queue: row.queue,
@@ -482,6 +492,7 @@ export class TaskTransitions {
       ...(row.status === "waiting" ? { waitingFor: row.unmetDependencies } : {}),
       ...(change.expiresAt === expiryWas ? {} : { expiresAt: iso(change.expiresAt), previousExpiresAt: iso(expiryWas) }),
       ...(payload === undefined ? {} : { payloadReplaced: true as const }),
+      ...(checkpointCleared ? { checkpointCleared: true as const } : {}),
       updatedBy,
     });
     return updated;
@@ -514,7 +525,7 @@ export class TaskTransitions {
    * for (its dependency rows: those completed since are gone); refused while one of those is
    * cancelled or was deleted by retention (a dead letter), since it would never run.
    */
-  requeueRow(ctx: WriteContext, row: TaskRow): TaskRow {
+  requeueRow(ctx: WriteContext, row: TaskRow, clearCheckpoint = false): TaskRow {
     const waitingFor: number[] = [];
     if (row.status === "cancelled" && row.dependsOn !== null) {
       for (const { dependsOnSeq, status } of this.d.tasks.stillAwaited(row.seq)) {
@@ -527,9 +538,12 @@ export class TaskTransitions {
       // The rows of dependencies completed since go (all of them when none is left to wait for).
       this.d.tasks.keepDependencies(row.seq, waitingFor);
     }
+    const checkpointCleared = clearCheckpoint && row.checkpoint !== null;
+    // Cleared before the requeue's own UPDATE, whose RETURNING then reads the row without it.
+    if (checkpointCleared) this.d.tasks.saveCheckpoint(row.seq, null, ctx.now);
     const inLine = this.behindLine(row);
     const requeued = this.d.tasks.requeue(row.seq, ctx.now, waitingFor, inLine);
-    this.requeued(ctx, row, waitingFor.length > 0 || inLine ? waitingFor.length : undefined);
+    this.requeued(ctx, row, waitingFor.length > 0 || inLine ? waitingFor.length : undefined, checkpointCleared);
     return requeued;
   }
 
@@ -549,7 +563,7 @@ export class TaskTransitions {
   }
 
   /** `waitingFor`: how many dependencies it waits for, when it waits (for them, or for its turn: 0 then); undefined: pending. */
-  private requeued(ctx: WriteContext, row: Pick<TaskRow, "id" | "queue" | "status" | "capability" | "targetAgentId" | "orderingKey">, waitingFor?: number): void {
+  private requeued(ctx: WriteContext, row: Pick<TaskRow, "id" | "queue" | "status" | "capability" | "targetAgentId" | "orderingKey">, waitingFor?: number, checkpointCleared = false): void {
     this.d.events.appendSystem(ctx, "task.requeued", {
       taskId: row.id,
       queue: row.queue,
@@ -558,6 +572,7 @@ export class TaskTransitions {
       targetAgentId: row.targetAgentId,
       ...(waitingFor === undefined ? {} : { waitingFor }),
       ...(row.orderingKey === null ? {} : { orderingKey: row.orderingKey }),
+      ...(checkpointCleared ? { checkpointCleared: true as const } : {}),
     });
   }
 
@@ -686,6 +701,25 @@ export class TaskTransitions {
 
   private seen(agentId: string, at: number): void {
     setNewest(this.recentlySeen, agentId, at, MAX_REMEMBERED_AGENTS);
+  }
+
+  /**
+   * Keeps `checkpoint` (null clears it) as the task of `row`'s, held by `agentId`, with its
+   * task.checkpointed event: the value is not in it (up to 64 KiB an event, and the task has it),
+   * its size is.
+   */
+  saveCheckpoint(ctx: WriteContext, row: TaskRow, agentId: string, checkpoint: JsonValue): void {
+    const text = checkpoint === null ? null : toJsonText(checkpoint);
+    this.d.tasks.saveCheckpoint(row.seq, text, ctx.now);
+    this.d.events.appendSystem(ctx, "task.checkpointed", {
+      taskId: row.id,
+      queue: row.queue,
+      agentId,
+      attempt: row.attempts,
+      leaseToken: row.leaseToken,
+      bytes: text === null ? 0 : Buffer.byteLength(text),
+      cleared: text === null,
+    });
   }
 
   heldTask(request: SettleRequest): TaskRow {
