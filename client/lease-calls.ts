@@ -338,7 +338,15 @@ export class HeldLease {
   saveCheckpoint(value: JsonValue): Promise<boolean> {
     // undefined is no checkpoint (a heartbeat without one leaves the last as it was).
     if (value === undefined || this.checkpointsClosed || this.ended) return Promise.resolve(false);
-    const save = this.saves.then(() => this.sendCheckpoint(value));
+    // Sent once the saves before it answered: a copy of it now, so a value the handler changes
+    // after the call (an array it goes on filling) goes as it was when saved.
+    let copy = value;
+    try {
+      copy = structuredClone(value);
+    } catch {
+      // Not a plain value (a function inside): sent as it is, for the client to refuse it (onError).
+    }
+    const save = this.saves.then(() => this.sendCheckpoint(copy));
     this.saves = save;
     return save;
   }

@@ -146,6 +146,7 @@ describe.skipIf(!CHROMIUM)("the dashboard in Chromium", () => {
       await page.locator('[data-field="status"]').getByText("pending").waitFor({ timeout: 10_000 });
       await page.getByText("task.dead_lettered").waitFor({ timeout: 10_000 });
       expect(await page.locator('[data-field="progress"]').textContent()).toBe("-");
+      expect(await page.locator('[data-field="checkpoint"]').textContent()).toBe("-");
       expect(await page.locator('[data-field="backoff"]').textContent()).toBe("the server's");
       expect(await page.locator('[data-field="expiresAt"]').count()).toBe(0);
       expect(await page.locator('[data-field="maxRunMs"]').count()).toBe(0);
@@ -179,8 +180,9 @@ describe.skipIf(!CHROMIUM)("the dashboard in Chromium", () => {
       expect(await page.locator('[data-field="backoff"]').textContent()).toBe("fixed 90s, jitter 25%");
       expect(await page.locator('[data-field="expiresAt"]').textContent()).toBe(`no run starts after ${await page.evaluate((ms) => new Date(ms).toLocaleString(), running.expiresAt!.getTime())}`);
       expect(await page.locator('[data-field="maxRunMs"]').textContent()).toBe(`10m (this run until ${await page.evaluate((ms) => new Date(ms).toLocaleString(), lease.runDeadlineAt!.getTime())})`);
-      await t.api.tasks.heartbeat.mutate({ taskId: running.id, agentId: "agent-x", leaseToken: lease.leaseToken, progress: { step: "drafting", done: 2, of: 5 } });
+      await t.api.tasks.heartbeat.mutate({ taskId: running.id, agentId: "agent-x", leaseToken: lease.leaseToken, progress: { step: "drafting", done: 2, of: 5 }, checkpoint: ["intro", "pricing"] });
       await page.locator('[data-field="progress"]').getByText(/^\{"step":"drafting","done":2,"of":5\} \(\d+ (s|min|h|days) ago, at .+\)$/).waitFor({ timeout: 10_000 });
+      await page.locator('[data-field="checkpoint"]').getByText(/^\["intro","pricing"\] \(saved \d+ (s|min|h|days) ago, at .+\)$/).waitFor({ timeout: 10_000 });
       await page.goto(t.url);
 
       // Restart the server on the same port and file: the page reconnects by itself.

@@ -277,6 +277,12 @@ describe("README", () => {
     expect(await runExample("runs/7/tokens", "counters")).toBe("30\n6000 6000 true\nover budget: stop\n");
   });
 
+  it("runs the checkpoint example as written: the retry goes on from the second section", async () => {
+    expect(await runExample("saveCheckpoint", "checkpoint")).toBe(
+      "completed 2 [ 'intro', 'pricing', 'rivals', 'summary' ]\n[ 'intro', 'pricing', 'rivals', 'summary' ]\n",
+    );
+  });
+
   it("runs the progress example as written", async () => {
     expect(await runExample("reportProgress", "progress")).toBe("{ step: 'writing', done: 3, of: 3 }\n{ step: 'writing', done: 3, of: 3 } true\n");
   });
