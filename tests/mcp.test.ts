@@ -48,6 +48,7 @@ const TOOLS = [
   "increment_key",
   "list_keys",
   "list_locks",
+  "list_tasks",
   "publish_event",
   "queue_stats",
   "read_mailbox",
@@ -354,7 +355,7 @@ describe("MCP over Streamable HTTP", () => {
   it("a read credential's session lists the read tools alone, each marked read-only; others list every tool", async () => {
     const s = await startSecureServer();
     t = s;
-    const READS = ["find_agents", "get_key", "get_lock", "get_semaphore", "get_task", "list_keys", "list_locks", "queue_stats", "read_task_log", "recall", "wait_for_task", "wait_for_tasks"];
+    const READS = ["find_agents", "get_key", "get_lock", "get_semaphore", "get_task", "list_keys", "list_locks", "list_tasks", "queue_stats", "read_task_log", "recall", "wait_for_task", "wait_for_tasks"];
     const reader = await connectMcp(s.url, { authorization: `Bearer ${await s.issue("read")}` });
     const readTools = (await reader.listTools()).tools;
     expect(readTools.map((tool) => tool.name).sort()).toEqual(READS);
@@ -700,5 +701,30 @@ describe("A2A agent cards", () => {
     expect((await http(t.url, "GET", "/agents/translator-1/card")).body).toEqual(card);
     const twoCards = await http(t.url, "POST", "/agents", { body: { agentId: "translator-1", card: { ...card, name: "other" }, metadata: read.metadata } });
     expect([twoCards.status, twoCards.body.message]).toEqual([400, "metadata.a2aCard: differs from `card`: give the card once, as `card`"]);
+  });
+});
+
+describe("MCP list_tasks", () => {
+  it("pages a queue's tasks by state, holder or key, oldest first or newest first, 20 a page unless asked", async () => {
+    t = await startTestServer();
+    const api = t.api;
+    const client = await connectMcp(t.url, { "x-agent-id": "orchestrator" });
+    const made = await api.tasks.enqueueMany.mutate({ tasks: Array.from({ length: 25 }, (_, i) => ({ queue: "research", payload: { n: i }, ...(i < 3 ? { orderingKey: "acct-7" } : {}) })) });
+    const held = (await api.tasks.claim.mutate({ agentId: "researcher", queues: ["research"] }))!;
+    expect(held.id).toBe(made[0]!.id);
+
+    const first = await callTool(client, "list_tasks", { queue: "research" });
+    expect(first.items.map((task: { id: string }) => task.id)).toEqual(made.slice(0, 20).map((task) => task.id));
+    const second = await callTool(client, "list_tasks", { queue: "research", cursor: first.nextCursor });
+    expect([second.items.length, second.nextCursor]).toEqual([5, null]);
+    // A strict-mode host's nulls are left out.
+    const newest = await callTool(client, "list_tasks", { queue: "research", order: "desc", limit: 2, status: null, agentId: null, capability: null, dedupeKey: null, orderingKey: null, cursor: null });
+    expect(newest.items.map((task: { payload: unknown }) => task.payload)).toEqual([{ n: 24 }, { n: 23 }]);
+    expect((await callTool(client, "list_tasks", { status: "claimed", agentId: "researcher" })).items.map((task: { id: string }) => task.id)).toEqual([held.id]);
+    // A key's line: the one running, then those waiting their turn.
+    const line = await callTool(client, "list_tasks", { queue: "research", orderingKey: "acct-7" });
+    expect(line.items.map((task: { status: string }) => task.status)).toEqual(["claimed", "waiting", "waiting"]);
+    const refused = await client.callTool({ name: "list_tasks", arguments: { status: "lost" } });
+    expect(refused.isError).toBe(true);
   });
 });

@@ -15,7 +15,7 @@ import { pollInput, publishInput, subscribeInput, unsubscribeInput } from "../ev
 import { findByCapabilityInput, registerInput } from "../agents/agent-schemas.js";
 import { recallInput, rememberInput } from "../memory/memory-schemas.js";
 import type { Services } from "../services.js";
-import { claimInput, completeAndClaimInput, completeInput, dedupeInput, enqueueFields, failInput, heartbeatInput, MAX_CHECKPOINT_BYTES, MAX_PROGRESS_BYTES, releaseInput, statsFields, taskIdInput, waitInput, waitManyInput } from "../tasks/task-schemas.js";
+import { claimInput, completeAndClaimInput, completeInput, dedupeInput, enqueueFields, failInput, heartbeatInput, listInput, MAX_CHECKPOINT_BYTES, MAX_PROGRESS_BYTES, releaseInput, statsFields, taskIdInput, waitInput, waitManyInput } from "../tasks/task-schemas.js";
 import { int } from "../schema-parts.js";
 import { acquireInput, getLockInput, listLocksInput, releaseInput as lockReleaseInput, renewInput } from "../locks/lock-schemas.js";
 import { acquirePermitInput, getSemaphoreInput, releasePermitInput, renewPermitInput } from "../locks/semaphore-schemas.js";
@@ -71,6 +71,8 @@ type ToolResult = { content: Array<{ type: "text"; text: string }>; isError?: bo
 const MINE_LIMIT = 500;
 /** The queues queue_stats lists unless asked for more: an agent's context is not the place for thousands. */
 const MCP_STATS_QUEUES = 50;
+/** A list_tasks page's size when the call names none: each task comes whole (payload, result, errors) into the model's context. */
+const MCP_LIST_TASKS = 20;
 
 /** A JSON-RPC error of a resource read: its code, and the API's error ({ code, message }) as its data. */
 class ResourceReadError extends Error {
@@ -221,7 +223,7 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
     {
       capabilities: { logging: {} },
       instructions: readSession
-        ? "A coordination server for agents, seen through a read-only credential: look at a task with get_task (wait_for_task waits for it to settle, wait_for_tasks for several), at the queues with queue_stats, " +
+        ? "A coordination server for agents, seen through a read-only credential: look at a task with get_task (wait_for_task waits for it to settle, wait_for_tasks for several), at the queues with queue_stats and their tasks with list_tasks, " +
           "at the agents and what they can do with find_agents, at the memories (earlier runs' records, agents' notes and lessons) with recall, at who holds named locks with get_lock and list_locks, at a semaphore's permits with get_semaphore, " +
           "at the shared state agents read and write (a plan, a leader's name, a build's status) with get_key (with afterVersion, it waits for the key to change) and list_keys, " +
           "and at what a task's runs did with read_task_log (with waitMs, it follows the log as it grows). " +
@@ -231,7 +233,7 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
         "While you hold a task, say what its run does (a tool called, a model's answer, why it gave up) with append_task_log: whoever looks into the task reads it with read_task_log. " +
         "Any tool call keeps this agent alive: with none for the server's agentOfflineMs (90 s by default) it is seen offline and its tasks go back to the queue. " +
         "Register what you can do with register_agent (tasks that require a capability go only to agents offering it); give back a task you cannot do with release_task (no attempt is charged). " +
-        "Hand work to other agents with enqueue_task, and wait for its result with wait_for_task (for several tasks' results, wait_for_tasks). " +
+        "Hand work to other agents with enqueue_task, and wait for its result with wait_for_task (for several tasks' results, wait_for_tasks); see what waits, runs or failed in a queue with list_tasks. " +
         "Read direct messages, and the event types you subscribed to with subscribe_events, with read_mailbox. A task targeted at you, or a direct message, arrives as a logging notification. " +
         "Before working on something other agents may work on too (a file, a branch, a deploy), take a named lock with acquire_lock, renew it with renew_lock while you work, and release it with release_lock when done. " +
         "Before using something only a few agents may use at once (an API key's concurrency, a GPU pool), take a permit with acquire_permit, renew it with renew_permit, and release it with release_permit. " +
@@ -382,6 +384,25 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
       }),
     },
     (args, extra) => answerCall(extra, (api) => api.tasks.enqueue({ ...args, payload: args.payload as JsonValue })),
+  );
+  registerTool(
+    "list_tasks",
+    {
+      annotations: { readOnlyHint: true },
+      description: `Tasks, oldest first (order "desc": newest first), a page at a time: those of a queue, in a state (pending, waiting, claimed, completed, dead_letter, cancelled), held by an agent, requiring a capability, or enqueued with a dedupe key or an ordering key (with a queue: the key's tasks in the order they run). ${MCP_LIST_TASKS} a page unless a limit is named; nextCursor, when not null, is the cursor of the next page.`,
+      inputSchema: strictArgs({
+        queue: listInput.shape.queue,
+        status: listInput.shape.status,
+        agentId: listInput.shape.agentId,
+        capability: listInput.shape.capability,
+        dedupeKey: listInput.shape.dedupeKey,
+        orderingKey: listInput.shape.orderingKey,
+        limit: int(1, 500).optional().describe(`The page's size (left out, ${MCP_LIST_TASKS}): each task comes with its payload and result, which take room in the context`),
+        cursor: listInput.shape.cursor,
+        order: listInput.shape.order.unwrap().optional().describe("asc (left out): oldest first; desc: newest first"),
+      }),
+    },
+    (args, extra) => answerCall(extra, (api) => api.tasks.list({ ...args, limit: args.limit ?? MCP_LIST_TASKS, order: args.order ?? "asc" })),
   );
   registerTool(
     "get_task",
