@@ -153,6 +153,8 @@ export class HeldLease {
   private readonly over = new AbortController();
   /** keepAlive's renewal, once started; a renewal is under way while `renewing`. */
   private renew: (() => Promise<void>) | undefined;
+  /** keepAlive's way to end the run once the lease is known to be gone (a refused checkpoint save says so). */
+  private lost: ((error: unknown) => void) | undefined;
   private renewing = false;
   /** When the next renewal is due (monotonic() ms), whatever progress report may bring it forward. */
   private renewAt = 0;
@@ -229,6 +231,11 @@ export class HeldLease {
     const lost = (error: unknown) => {
       this.endReports();
       onLost(error);
+    };
+    // A checkpoint save the server refused as the lease's end ends the run at once, as a renewal would.
+    this.lost = (error) => {
+      clearTimeout(this.timer);
+      lost(error);
     };
     this.renew = async () => {
       if (this.runOver) return lost(new RunTimeLimitReached(this.task.maxRunMs ?? null));
@@ -340,11 +347,13 @@ export class HeldLease {
     if (value === undefined || this.checkpointsClosed || this.ended) return Promise.resolve(false);
     // Sent once the saves before it answered: a copy of it now, so a value the handler changes
     // after the call (an array it goes on filling) goes as it was when saved.
-    let copy = value;
+    let copy: JsonValue;
     try {
       copy = structuredClone(value);
-    } catch {
-      // Not a plain value (a function inside): sent as it is, for the client to refuse it (onError).
+    } catch (error) {
+      // Not a plain value (a function inside): superjson would drop that part without a word.
+      this.onError(new Error(`task "${this.task.id}"'s checkpoint was not saved: it is not JSON (${error instanceof Error ? error.message : String(error)})`, { cause: error }));
+      return Promise.resolve(false);
     }
     const save = this.saves.then(() => this.sendCheckpoint(copy));
     this.saves = save;
@@ -362,8 +371,11 @@ export class HeldLease {
         return true;
       } catch (error) {
         if (this.ended || this.stopped) return false;
-        // The lease is gone: the renewals find it so too, and end the run.
-        if (isLeaseGone(error)) return false;
+        // The lease is gone (cancelled, taken over, past the run's time limit): the run ends now.
+        if (isLeaseGone(error)) {
+          this.lost?.(isPastRunLimit(error) ? new RunTimeLimitReached(this.task.maxRunMs ?? null) : error);
+          return false;
+        }
         if (isUnknownField(error, "checkpoint")) {
           this.onError(new Error(`the server does not keep checkpoints (it is older than this client): task "${this.task.id}"'s checkpoint was not saved`, { cause: error }));
           return false;

@@ -552,6 +552,9 @@ const VALUE_SHOWN = 120;
 /** How much of a value its cell's tooltip shows (a value may take 64 KiB). */
 const TITLE_SHOWN = 2_000;
 
+/** How much of a task's checkpoint its page shows, in characters of its JSON (one may take 64 KiB). */
+const CHECKPOINT_SHOWN = 200;
+
 /** A value's JSON on one line, cut to `chars` characters. */
 const valueText = (value: unknown, chars = VALUE_SHOWN): string => {
   const text = JSON.stringify(value);
@@ -844,7 +847,7 @@ export function TaskPage({ api, onUnauthorized, may, taskId }: ViewProps & { tas
                 <th>checkpoint</th>
                 <td colSpan={5} class="long-text" data-field="checkpoint">
                   {data.task.checkpointAt
-                    ? `${JSON.stringify(data.task.checkpoint)} (saved ${age(Math.max(0, Date.now() - data.task.checkpointAt.getTime()))} ago, at ${data.task.checkpointAt.toLocaleString()})`
+                    ? `${valueText(data.task.checkpoint, CHECKPOINT_SHOWN)} (saved ${age(Math.max(0, Date.now() - data.task.checkpointAt.getTime()))} ago, at ${data.task.checkpointAt.toLocaleString()})`
                     : "-"}
                 </td>
               </tr>

@@ -50,8 +50,9 @@ export const OPERATOR_USAGE = [
   "                                    then each new line as it comes, until the task settles (exit 0) or Ctrl-C; --json: a JSON",
   "                                    object a line",
   "       coordination tasks cancel TASK_ID [--reason TEXT]       stops it and the tasks waiting on it (the reason: its lastError)",
-  "       coordination tasks requeue --all [--queue Q] [--after TIME] [--before TIME]   the dead letters there are when it",
-  "                                    starts back to pending, oldest first; only those dead-lettered in [--after, --before) (ISO 8601, or Unix ms)",
+  "       coordination tasks requeue --all [--queue Q] [--after TIME] [--before TIME] [--clear-checkpoint]   the dead letters there",
+  "                                    are when it starts back to pending, oldest first; only those dead-lettered in [--after, --before)",
+  "                                    (ISO 8601, or Unix ms); --clear-checkpoint: their next runs start from the beginning",
   "       coordination tasks cancel --all --queue Q [--status pending,waiting,claimed,dead_letter] [--after TIME] [--before TIME]",
   "                                    [--reason TEXT]   the queue's tasks there are when it starts, in those states (pending and",
   "                                    waiting by default), cancelled oldest first; only those enqueued in [--after, --before)",
@@ -344,7 +345,7 @@ function commandOptions(words: readonly string[], options: Parsed["options"]): r
   if (command === "queues") return sub === "pause" ? ["--reason"] : [];
   if (command === "tasks" && sub === "list") return ["--status", "--queue", "--agent", "--capability", "--dedupe-key", "--ordering-key", "--limit", "--cursor"];
   // The bulk form has no TASK_ID: with one, --all is refused as any stray option is.
-  if (command === "tasks" && sub === "requeue" && words.length === 2 && options["--all"] === true) return ["--all", "--queue", "--after", "--before"];
+  if (command === "tasks" && sub === "requeue" && words.length === 2 && options["--all"] === true) return ["--all", "--queue", "--after", "--before", "--clear-checkpoint"];
   if (command === "tasks" && sub === "cancel" && words.length === 2 && options["--all"] === true) return ["--all", "--queue", "--status", "--after", "--before", "--reason"];
   if (command === "tasks" && sub === "logs") return ["--after", "--tail", "--attempt", "--level", "--limit", "--follow"];
   if (command === "tasks") {
@@ -421,10 +422,13 @@ function progressText(task: { progress?: unknown; progressAt?: Date | null }, ma
   return `${cut(JSON.stringify(task.progress), max)} (${ago(task.progressAt)})`;
 }
 
-/** A task's checkpoint (JSON) and when it was saved; "-" when none is kept (checkpointAt is absent from a server older than this CLI). */
+/** The most characters of a checkpoint `tasks get` shows (up to 64 KiB of JSON; --json has it whole). */
+const CHECKPOINT_CHARS = 200;
+
+/** A task's checkpoint (JSON, cut) and when it was saved; "-" when none is kept (checkpointAt is absent from a server older than this CLI). */
 function checkpointText(task: { checkpoint?: unknown; checkpointAt?: Date | null }, when: (at: Date | null | undefined) => string): string {
   if (!task.checkpointAt) return "-";
-  return `${JSON.stringify(task.checkpoint)} (${ago(task.checkpointAt)}, saved ${when(task.checkpointAt)})`;
+  return `${cut(JSON.stringify(task.checkpoint), CHECKPOINT_CHARS)} (${ago(task.checkpointAt)}, saved ${when(task.checkpointAt)})`;
 }
 
 /** How long before now `date` was, roughly: "12s ago", "5m ago", "3h ago", "2d ago" (this machine's clock; never below 0s). */
@@ -848,6 +852,7 @@ async function dispatch(words: string[], options: Parsed["options"], json: boole
           ...(before !== undefined ? { finishedBefore: timeArg(before) } : {}),
           limit: 1000,
           ...(cursor !== undefined ? { cursor } : {}),
+          ...(options["--clear-checkpoint"] === true ? { checkpoint: null } : {}),
         }),
       (page) => page.requeued,
       requeued,

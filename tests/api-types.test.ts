@@ -197,6 +197,7 @@ describe("AppRouter types", () => {
       finishedBefore?: Date | string | number;
       limit?: number;
       cursor?: string;
+      checkpoint?: null;
     }>();
     expectTypeOf<Out["tasks"]["requeueMany"]>().toEqualTypeOf<{ requeued: string[]; nextCursor: string | null }>();
     expectTypeOf<In["tasks"]["steal"]>().toEqualTypeOf<{ agentId: string; fromAgentId?: string; limit?: number; leaseMs?: number; capabilities?: string[]; idempotencyKey?: string }>();

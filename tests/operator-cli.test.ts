@@ -83,9 +83,11 @@ describe("operator commands against a running server", () => {
       [
         "coordination: --priority must be a whole number",
         "Usage: coordination tasks update TASK_ID [--priority N] [--at TIME | --delay DURATION] [--expires TIME|DURATION|never] [--payload JSON]",
+        "                                    [--clear-checkpoint]",
         "                                    a task that waits to run (pending or waiting): its priority (0 highest), when it falls due (ISO",
         "                                    8601 or Unix ms; or 30s, 5m, 1h from now), when it expires unrun (a time, or a length of time",
-        "                                    from now; never: no expiry), what its next run is handed (JSON)",
+        "                                    from now; never: no expiry), what its next run is handed (JSON; its checkpoint goes with the old",
+        "                                    one), its checkpoint cleared (its next run starts from the beginning)",
         "(coordination tasks --help: every command, and the options each takes)",
         "",
       ].join("\n"),
@@ -113,7 +115,7 @@ describe("operator commands against a running server", () => {
     }
     const refused = await runCli({ args: ["tasks", "requeue", "--all", "--queue", "bulk", "--limit", "5"], env });
     expect(refused.code).toBe(2);
-    expect(refused.stderr.split("\n")[0]).toBe("coordination: tasks requeue --all does not take --limit (it takes --all, --queue, --after, --before)");
+    expect(refused.stderr.split("\n")[0]).toBe("coordination: tasks requeue --all does not take --limit (it takes --all, --queue, --after, --before, --clear-checkpoint)");
     expect((await t.api.tasks.stats.query({ queue: "bulk" })).queues[0]!.counts.dead_letter).toBe(3);
     for (const [args, message] of [
       [["stats", "--status", "pending"], "stats does not take --status (it takes --queue)"],
@@ -121,7 +123,7 @@ describe("operator commands against a running server", () => {
       [["agents", "--queue", "bulk", "--status", "dead_letter"], "agents does not take --queue, --status (it takes --health, --capability, --cordoned)"],
       [["queues", "resume", "bulk", "--reason", "x"], "queues resume does not take --reason (it takes none of its own)"],
       // --all is the bulk form, which names no task: with a TASK_ID it is refused, not ignored.
-      [["tasks", "requeue", tasks[0]!.id, "--all", "--before", "2030-01-01T00:00:00Z"], "tasks requeue does not take --all, --before (it takes none of its own)"],
+      [["tasks", "requeue", tasks[0]!.id, "--all", "--before", "2030-01-01T00:00:00Z"], "tasks requeue does not take --all, --before (it takes --clear-checkpoint)"],
     ] as const) {
       const answer = await runCli({ args: [...args], env });
       expect([answer.code, answer.stderr.split("\n")[0]], args.join(" ")).toEqual([2, `coordination: ${message}`]);

@@ -144,6 +144,18 @@ describe("task checkpoints", () => {
     const answered = await api.tasks.enqueue.mutate({ queue: "debounce", payload: { v: 3 }, dedupe: { key: "reindex", replace: true } });
     expect(answered).toMatchObject({ id: debounced, deduplicated: true, payload: { v: 3 }, checkpoint: null, checkpointAt: null });
     expect(await eventsOf(api, debounced, ["task.deduplicated"])).toEqual([["task.deduplicated", expect.objectContaining({ replaced: true, checkpointCleared: true })]]);
+    // A dedupe replace with the payload the task has replaces nothing: the checkpoint stays.
+    const same = await failedWith("same", { step: 8 }, true, "same-key");
+    const unchanged = await api.tasks.enqueue.mutate({ queue: "same", payload: { v: 1 }, dedupe: { key: "same-key", replace: true } });
+    expect(unchanged).toMatchObject({ id: same, deduplicated: true, checkpoint: { step: 8 }, replacedAt: null });
+    expect(await eventsOf(api, same, ["task.deduplicated"])).toEqual([["task.deduplicated", expect.objectContaining({ replaced: false })]]);
+    expect((await eventsOf(api, same, ["task.deduplicated"]))[0]![1]).not.toHaveProperty("checkpointCleared");
+    // A bulk requeue clears them when asked, and says so for each that had one.
+    const bulk = [await failedWith("bulk", { step: 1 }, false), await failedWith("bulk", null, false), await failedWith("bulk", { step: 3 }, false)];
+    expect(await api.tasks.requeueMany.mutate({ queue: "bulk", checkpoint: null })).toEqual({ requeued: bulk, nextCursor: null });
+    for (const id of bulk) expect(await api.tasks.get.query({ taskId: id })).toMatchObject({ status: "pending", checkpoint: null, checkpointAt: null });
+    const cleared = await Promise.all(bulk.map(async (id) => (await eventsOf(api, id, ["task.requeued"]))[0]![1] as { checkpointCleared?: true }));
+    expect(cleared.map((payload) => payload.checkpointCleared ?? false)).toEqual([true, false, true]);
     // An update that changes only the priority keeps it.
     const reprioritised = await failedWith("priority", { step: 7 }, true);
     expect(await api.tasks.update.mutate({ taskId: reprioritised, priority: 1 })).toMatchObject({ priority: 1, checkpoint: { step: 7 } });
@@ -176,9 +188,13 @@ describe("task checkpoints", () => {
     await api.tasks.release.mutate({ taskId: task.id, agentId: "rest-agent" });
     const written = await post(`/tasks/${task.id}`, { checkpoint: { rows: 0 } }, "PATCH");
     expect(written.status).toBe(400);
-    expect(((await written.json()) as { message: string }).message).toMatch(/^checkpoint: /);
+    expect(((await written.json()) as { message: string }).message).toBe("checkpoint: must be null (got object)");
     const clearedOverRest = await post(`/tasks/${task.id}`, { checkpoint: null }, "PATCH");
     expect([clearedOverRest.status, ((await clearedOverRest.json()) as { checkpoint: unknown }).checkpoint]).toEqual([200, null]);
+    const viaQuery = await fetch(`${t.url}/tasks/${task.id}?checkpoint=null`, { method: "PATCH", headers: { "content-type": "application/json" }, body: "{}" });
+    expect(viaQuery.status).toBe(200);
+    const notNullQuery = await fetch(`${t.url}/tasks/${task.id}?checkpoint=0`, { method: "PATCH", headers: { "content-type": "application/json" }, body: "{}" });
+    expect([notNullQuery.status, ((await notNullQuery.json()) as { message: string }).message]).toEqual([400, 'checkpoint: must be null (got "0")']);
     const notNull = await post(`/tasks/${task.id}/requeue`, { checkpoint: "x" });
     expect(notNull.status).toBe(400);
     expect(((await notNull.json()) as { message: string }).message).toMatch(/^checkpoint: /);
@@ -196,7 +212,14 @@ describe("task checkpoints", () => {
     expect(await callTool(client, "heartbeat_task", { taskId: task.id, leaseToken: claimed.leaseToken, checkpoint: { sectionsDone: ["intro"] } })).toMatchObject({ checkpoint: { sectionsDone: ["intro"] } });
     expect(await callTool(client, "heartbeat_task", { taskId: task.id, leaseToken: claimed.leaseToken, leaseMs: null, progress: null, checkpoint: null })).toMatchObject({ checkpoint: { sectionsDone: ["intro"] } });
     await callTool(client, "fail_task", { taskId: task.id, leaseToken: claimed.leaseToken, error: "context window full" });
-    expect(await callTool(client, "claim_task", { queues: ["mcp"] })).toMatchObject({ id: task.id, attempts: 2, checkpoint: { sectionsDone: ["intro"] } });
+    const again = await callTool(client, "claim_task", { queues: ["mcp"] });
+    expect(again).toMatchObject({ id: task.id, attempts: 2, checkpoint: { sectionsDone: ["intro"] } });
+    // clearCheckpoint starts over; with a checkpoint beside it, it is refused and nothing changes.
+    const both = await client.callTool({ name: "heartbeat_task", arguments: { taskId: task.id, leaseToken: again.leaseToken, checkpoint: { x: 1 }, clearCheckpoint: true } });
+    expect(both.isError).toBe(true);
+    expect(JSON.stringify(both.content)).toContain("give a checkpoint or clearCheckpoint, not both");
+    expect(await callTool(client, "heartbeat_task", { taskId: task.id, leaseToken: again.leaseToken, checkpoint: null, clearCheckpoint: false })).toMatchObject({ checkpoint: { sectionsDone: ["intro"] } });
+    expect(await callTool(client, "heartbeat_task", { taskId: task.id, leaseToken: again.leaseToken, clearCheckpoint: true })).toMatchObject({ checkpoint: null, checkpointAt: null });
   });
 
   it("a task's checkpoint weighs in the bounds on rows: a bulk requeue of dead letters holding large ones takes fewer a page", async () => {
@@ -241,6 +264,20 @@ describe("task checkpoints", () => {
     const cleared = await runCli({ args: ["tasks", "update", task.id, "--clear-checkpoint", "--json"], env });
     expect(cleared.code).toBe(0);
     expect(JSON.parse(cleared.stdout)).toMatchObject({ id: task.id, checkpoint: null, checkpointAt: null });
+    // A long checkpoint is cut to 200 characters in the table; --json has it whole.
+    const long = await api.tasks.enqueue.mutate({ queue: "cli-long" });
+    await api.tasks.claim.mutate({ agentId: "w", queues: ["cli-long"] });
+    await api.tasks.heartbeat.mutate({ taskId: long.id, agentId: "w", checkpoint: "x".repeat(5000) });
+    expect((await runCli({ args: ["tasks", "get", long.id], env })).stdout).toMatch(new RegExp(`^checkpoint\\s+"${"x".repeat(198)}… \\(`, "m"));
+    expect(JSON.parse((await runCli({ args: ["tasks", "get", long.id, "--json"], env })).stdout).checkpoint).toBe("x".repeat(5000));
+    // In bulk: every dead letter of the queue back, checkpoints cleared.
+    const dead = await api.tasks.enqueue.mutate({ queue: "cli-bulk" });
+    const lease2 = (await api.tasks.claim.mutate({ agentId: "w", queues: ["cli-bulk"] }))!;
+    await api.tasks.heartbeat.mutate({ taskId: dead.id, agentId: "w", checkpoint: 2 });
+    await api.tasks.fail.mutate({ taskId: dead.id, agentId: "w", leaseToken: lease2.leaseToken, error: "bad page", retry: false });
+    const all = await runCli({ args: ["tasks", "requeue", "--all", "--queue", "cli-bulk", "--clear-checkpoint"], env });
+    expect([all.code, all.stdout]).toEqual([0, "requeued 1 dead letters of queue cli-bulk\n"]);
+    expect(await api.tasks.get.query({ taskId: dead.id })).toMatchObject({ status: "pending", checkpoint: null });
     // A flag of another command is refused, not dropped.
     const stray = await runCli({ args: ["tasks", "get", task.id, "--clear-checkpoint"], env });
     expect(stray.code).toBe(2);
@@ -318,6 +355,41 @@ describe("runWorker's run.saveCheckpoint", () => {
       expect(await api.tasks.get.query({ taskId: task.id })).toMatchObject({ status: "completed", checkpoint: "three" });
       expect((await eventsOf(api, task.id, ["task.checkpointed"])).length).toBe(3);
       expect(errors.map(String)).toEqual(["Error: socket hang up"]);
+    } finally {
+      await worker.stop();
+    }
+  });
+
+  it("a save the server refuses as the lease's end aborts the run at once; a value that is not JSON is refused by the client", async () => {
+    t = await startTestServer();
+    const api = t.api;
+    const task = await api.tasks.enqueue.mutate({ queue: "gone" });
+    const seen: Array<{ saved: boolean; aborted: boolean }> = [];
+    let cancelled!: () => void;
+    const cancel = new Promise<void>((resolve) => (cancelled = resolve));
+    const { worker, errors } = await workerOn(api, "gone", {
+      leaseMs: 60_000, // renewed every 20 s: no renewal finds the cancel first
+      handler: async (_task, signal, run) => {
+        const state = { done: [1], log: () => undefined };
+        seen.push({ saved: await run.saveCheckpoint(state as never), aborted: signal.aborted });
+        seen.push({ saved: await run.saveCheckpoint({ done: [1] }), aborted: signal.aborted });
+        cancelled();
+        await vi.waitFor(async () => expect((await api.tasks.get.query({ taskId: task.id })).status).toBe("cancelled"), { timeout: 10_000, interval: 20 });
+        seen.push({ saved: await run.saveCheckpoint({ done: [1, 2] }), aborted: signal.aborted });
+        return "never stored";
+      },
+    });
+    try {
+      await cancel;
+      await api.tasks.cancel.mutate({ taskId: task.id, reason: "not wanted" });
+      await vi.waitFor(() => expect(worker.lost).toBe(1), { timeout: 15_000, interval: 20 });
+      expect(seen).toEqual([
+        { saved: false, aborted: false },
+        { saved: true, aborted: false },
+        { saved: false, aborted: true },
+      ]);
+      expect(String(errors[0])).toMatch(new RegExp(`^Error: task "${task.id}"'s checkpoint was not saved: it is not JSON \\(`));
+      expect(await api.tasks.get.query({ taskId: task.id })).toMatchObject({ status: "cancelled", checkpoint: { done: [1] } });
     } finally {
       await worker.stop();
     }

@@ -147,7 +147,7 @@ describe("tasks.update", () => {
     // The task as stored (its enqueue's answer says, beside it, that no other task answered it).
     const { deduplicated: _, ...task } = await api.tasks.enqueue.mutate({ queue: "x" });
     for (const [body, message] of [
-      [{}, "give priority, runAt, delayMs, expiresAt or payload: what to change"],
+      [{}, "give priority, runAt, delayMs, expiresAt, payload or checkpoint: what to change"],
       [{ runAt: Date.now(), delayMs: 10 }, "delayMs: give runAt or delayMs, not both"],
       [{ priority: -1 }, "priority: must be at least 0"],
       [{ priority: 1, colour: "red" }, 'unknown field "colour"'],
@@ -234,7 +234,7 @@ describe("tasks.update", () => {
     const operation = document.paths["/tasks/{taskId}"].patch;
     expect(operation.operationId).toBe("tasks_update");
     expect(operation.requestBody.required).toBe(true);
-    expect(Object.keys(operation.requestBody.content["application/json"].schema.properties).sort()).toEqual(["delayMs", "expiresAt", "payload", "priority", "runAt"]);
+    expect(Object.keys(operation.requestBody.content["application/json"].schema.properties).sort()).toEqual(["checkpoint", "delayMs", "expiresAt", "payload", "priority", "runAt"]);
   });
 
   it("a pending task's task.updated is in its events, however far in the log from its enqueue", async () => {
@@ -299,7 +299,7 @@ describe("tasks.update", () => {
     await t.api.tasks.update.mutate({ taskId: task.id, delayMs: HOUR });
     expect(await runCli({ args: ["tasks", "update", task.id, "--delay", "0s"], env })).toMatchObject({ code: 0 });
     expect(await t.api.tasks.claim.mutate(claimOf("ops"))).toMatchObject({ id: task.id });
-    expect(await runCli({ args: ["tasks", "update", task.id], env })).toMatchObject({ code: 2, stderr: expect.stringContaining("tasks update needs --priority, --at, --delay, --expires or --payload: what to change") });
+    expect(await runCli({ args: ["tasks", "update", task.id], env })).toMatchObject({ code: 2, stderr: expect.stringContaining("tasks update needs --priority, --at, --delay, --expires, --payload or --clear-checkpoint: what to change") });
     expect(await runCli({ args: ["tasks", "update", task.id, "--payload", "{oops"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining('--payload must be JSON (got "{oops")') });
     expect(await runCli({ args: ["tasks", "update", task.id, "--delay", "soon"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining('--delay "soon" is not a duration') });
     expect(await runCli({ args: ["tasks", "update", task.id, "--priority", "2"], env })).toMatchObject({

@@ -327,12 +327,16 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
           .refine((value) => value !== null, "null is no checkpoint: leave it out")
           .optional()
           .describe(`What the work has done so far, any JSON but null (at most ${MAX_CHECKPOINT_BYTES} bytes as JSON): kept with the task, replacing the last one, and handed to every later claim of it; left out, it stays as it was`),
+        clearCheckpoint: z.boolean().optional().describe("true: clear the task's checkpoint, so its next run starts from the beginning (instead of a checkpoint, not with one)"),
       }),
     },
     (args, extra) =>
-      answerCall(extra, (api) =>
-        api.tasks.heartbeat({ ...args, progress: args.progress as JsonValue | undefined, checkpoint: args.checkpoint as JsonValue | undefined, agentId: agent(args.agentId) }),
-      ),
+      answerCall(extra, (api) => {
+        const { clearCheckpoint, ...renewal } = args;
+        if (clearCheckpoint === true && args.checkpoint !== undefined) throw invalidField("clearCheckpoint", "give a checkpoint or clearCheckpoint, not both");
+        const checkpoint = clearCheckpoint === true ? null : (args.checkpoint as JsonValue | undefined);
+        return api.tasks.heartbeat({ ...renewal, progress: args.progress as JsonValue | undefined, checkpoint, agentId: agent(args.agentId) });
+      }),
   );
   registerTool(
     "release_task",

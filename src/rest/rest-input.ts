@@ -13,7 +13,7 @@ import { invalidField } from "../errors.js";
 import { sameJson } from "../json-value.js";
 import type { Route } from "./routes.js";
 
-type Kind = "number" | "boolean" | "array" | "text" | "number-or-text";
+type Kind = "number" | "boolean" | "null" | "array" | "text" | "number-or-text";
 
 interface ZodDef {
   type: string;
@@ -45,6 +45,8 @@ function kindOf(schema: z.ZodType): Kind {
   const def = defOf(unwrap(schema));
   if (def.type === "number" || def.type === "int") return "number";
   if (def.type === "boolean") return "boolean";
+  // A field that takes only null (tasks.update's checkpoint: null clears it): `?checkpoint=null`.
+  if (def.type === "null") return "null";
   if (def.type === "array") return "array";
   if (def.type === "union" && def.options?.some((option) => defOf(unwrap(option)).type === "number")) return "number-or-text";
   return "text";
@@ -65,9 +67,11 @@ function fromText(values: string[], kind: Kind, field: string): unknown {
   const value = values[0]!;
   if ((kind === "number" || kind === "number-or-text") && DECIMAL.test(value)) return Number(value);
   if (kind === "boolean" && (value === "true" || value === "false")) return value === "true";
+  if (kind === "null" && value === "null") return null;
   // Every query value is text: "(got string)" would say nothing; the text itself does.
   if (kind === "number") throw invalidField(field, `must be a number (got ${JSON.stringify(value)})`);
   if (kind === "boolean") throw invalidField(field, `must be true or false (got ${JSON.stringify(value)})`);
+  if (kind === "null") throw invalidField(field, `must be null (got ${JSON.stringify(value)})`);
   return value;
 }
 

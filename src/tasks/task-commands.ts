@@ -518,7 +518,7 @@ export function taskCommands(d: TaskCommandDeps) {
       });
       /** Where the next call resumes, unless this one saw the whole rest. */
       const through = stoppedAt ?? (window.length === REQUEUE_WINDOW ? window.at(-1)!.seq : null);
-      for (const row of taken) t.requeueQuietly(ctx, row);
+      for (const row of taken) t.requeueQuietly(ctx, row, request.checkpoint === null);
       return { requeued: taken.map((row) => row.id), nextCursor: through === null ? null : String(through) };
     },
 

@@ -429,6 +429,9 @@ export const requeueManyInput = z.strictObject({
     .describe(
       "The nextCursor of the previous call: only dead letters after the last one it looked at. A task it brought back that failed for good again since is behind the cursor, so paging brings each task back once; so is one that was running then and failed for good since (call again without a cursor for those)",
     ),
+  checkpoint: requeueInput.shape.checkpoint.describe(
+    "null: clear the checkpoint of each task brought back in the same write, so their next runs start from the beginning (checkpoints a bad deploy's runs saved); left out, each next run is handed its task's",
+  ),
 });
 export type RequeueManyRequest = z.output<typeof requeueManyInput>;
 

@@ -1173,6 +1173,11 @@ export class TaskStore {
       .get(payload, now, now, now, row.seq)!;
   }
 
+  /** Clears the task's checkpoint, if it keeps one (a bulk requeue's, which read no row): whether it did. */
+  clearCheckpoint(seq: number): boolean {
+    return this.st.get<[number]>(`UPDATE tasks SET checkpoint = NULL, checkpointAt = NULL WHERE seq = ? AND checkpoint IS NOT NULL`).run(seq).changes === 1;
+  }
+
   /**
    * Keeps `checkpoint` (JSON text; null clears it) as the task's, saved at `now` (null when
    * cleared). Nothing else changes: the lease's renewal is extendLease's, an operator's change

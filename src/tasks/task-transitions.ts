@@ -211,7 +211,9 @@ export class TaskTransitions {
     let expiresAt = expiryWas;
     let payload: string | null = null;
     if (request.dedupe?.replace === true) {
-      payload = toJsonText(request.payload);
+      // A payload the same as the task's (as JSON, keys in any order) is no replacement, as in
+      // tasks.update: replacedAt stays, and so does the checkpoint saved for it.
+      payload = sameJson(fromJsonText(row.payload), request.payload) ? null : toJsonText(request.payload);
       if (request.runAt !== undefined || request.delayMs !== undefined) runAt = request.runAt?.getTime() ?? ctx.now + (request.delayMs ?? 0);
       if (request.expiresAt !== undefined || request.ttlMs !== undefined) expiresAt = expiryOf(request, runAt, ctx.now, prefix);
       else if (runAt !== runAtWas && expiresAt !== null && Math.max(runAt, ctx.now) >= expiresAt) {
@@ -548,10 +550,11 @@ export class TaskTransitions {
   }
 
   /** The same for a bulk requeue's row: nothing read back. */
-  requeueQuietly(ctx: WriteContext, row: DeadLetterRow): void {
+  requeueQuietly(ctx: WriteContext, row: DeadLetterRow, clearCheckpoint = false): void {
+    const checkpointCleared = clearCheckpoint && this.d.tasks.clearCheckpoint(row.seq);
     const inLine = this.behindLine(row);
     this.d.tasks.requeueQuietly(row.seq, ctx.now, inLine);
-    this.requeued(ctx, row, inLine ? 0 : undefined);
+    this.requeued(ctx, row, inLine ? 0 : undefined, checkpointCleared);
   }
 
   /**

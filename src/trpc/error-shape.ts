@@ -125,6 +125,7 @@ function essential(issues: readonly core.$ZodIssue[]): core.$ZodIssue[] {
 /** "a string", "an integer", "an array": the type zod expected, in words. */
 function aType(expected: string): string {
   if (expected === "int") return "an integer";
+  if (expected === "null") return "null";
   return `${/^[aeiou]/.test(expected) ? "an" : "a"} ${expected}`;
 }
 
