@@ -165,10 +165,20 @@ export class HeldLease {
   private progressUnknown = false;
   /** Set by endReports (the run over, settling, or its lease lost, stopped or ended): reports are not sent. */
   private reportsEnded = false;
-  /** The checkpoint saves under way, one after another (saveCheckpoint): the last one's answer. */
-  private saves: Promise<boolean> = Promise.resolve(true);
+  /** The checkpoint saves under way, one after another (saveCheckpoint): settles once the last one is answered. */
+  private saves: Promise<void> = Promise.resolve();
+  /**
+   * The save waiting for those before it to be answered (not sent yet): a later save replaces its
+   * value (only the last one is kept on the task), so saves made faster than the server answers
+   * them cost one call each round, not one each, and the settle waits for one at most.
+   */
+  private waitingSave: WaitingReport | undefined;
   /** Set by closeCheckpoints (the run over, its outcome about to be sent) and stop(): no save is taken. */
   private checkpointsClosed = false;
+  /** Set when the server does not know a heartbeat's checkpoint (older than this client): saves are not sent. */
+  private checkpointsUnknown = false;
+  /** Set once keepAlive found the lease lost (gone, past its run's time limit, or run out unreachable): no save is sent, which would renew a lease the run gave up. */
+  private leaseLost = false;
   /**
    * When the run reaches its time limit (the task's maxRunMs; monotonic() ms, laid from the
    * claim's answer as the lease is): no renewal extends it, so none is sent past it, and the lease
@@ -229,6 +239,7 @@ export class HeldLease {
    */
   keepAlive(onLost: (error: unknown) => void): void {
     const lost = (error: unknown) => {
+      this.leaseLost = true;
       this.endReports();
       onLost(error);
     };
@@ -336,15 +347,16 @@ export class HeldLease {
 
   /**
    * Saves what the run has done (a heartbeat's `checkpoint`, renewing the lease too): the task's
-   * checkpoint, handed to every later claim of it. Sent at once, after the saves before it
-   * answered (so the last one asked is the one kept), and retried on transient errors while the
-   * lease may be valid. True once the server stored it; false when it did not: the lease is over,
-   * the run ended first, or the server refused it (onError says why: too large, not JSON, a server
-   * older than checkpoints). Never rejects.
+   * checkpoint, handed to every later claim of it. Sent at once, or once the save under way is
+   * answered (so the last one asked is the one kept; one made meanwhile is replaced by any later
+   * one, which answers for both), and retried on transient errors while the lease may be valid.
+   * True once the server stored it or a later one; false when it did not: the lease is over, the
+   * run ended first, or the server refused it (onError says why: too large, not JSON, a server
+   * older than checkpoints, said once). Never rejects.
    */
   saveCheckpoint(value: JsonValue): Promise<boolean> {
     // undefined is no checkpoint (a heartbeat without one leaves the last as it was).
-    if (value === undefined || this.checkpointsClosed || this.ended) return Promise.resolve(false);
+    if (value === undefined || this.checkpointsClosed || this.checkpointsUnknown || this.ended || this.leaseLost) return Promise.resolve(false);
     // Sent once the saves before it answered: a copy of it now, so a value the handler changes
     // after the call (an array it goes on filling) goes as it was when saved.
     let copy: JsonValue;
@@ -355,15 +367,34 @@ export class HeldLease {
       this.onError(new Error(`task "${this.task.id}"'s checkpoint was not saved: it is not JSON (${error instanceof Error ? error.message : String(error)})`, { cause: error }));
       return Promise.resolve(false);
     }
-    const save = this.saves.then(() => this.sendCheckpoint(copy));
-    this.saves = save;
-    return save;
+    return new Promise((resolve) => {
+      const waiting = this.waitingSave;
+      if (waiting) {
+        waiting.value = copy;
+        waiting.callers.push(resolve);
+        return;
+      }
+      const save: WaitingReport = { value: copy, callers: [resolve] };
+      this.waitingSave = save;
+      this.saves = this.saves.then(async () => {
+        // Its turn: taken, so a save made from now on waits for its answer.
+        this.waitingSave = undefined;
+        let saved = false;
+        try {
+          saved = await this.sendCheckpoint(save.value);
+        } catch {
+          // Only an onError that threw: the save is answered all the same, and the saves after it go.
+        } finally {
+          answer(save, saved);
+        }
+      });
+    });
   }
 
   /** One checkpoint sent until the server answers it or no resend can help. */
   private async sendCheckpoint(value: JsonValue): Promise<boolean> {
     for (let delay = RETRY_START_MS; ; delay = Math.min(delay * 2, RETRY_MAX_MS)) {
-      if (this.ended || this.stopped) return false;
+      if (this.ended || this.stopped || this.leaseLost || this.checkpointsUnknown) return false;
       try {
         await this.untilDeadline((signal) =>
           this.api.tasks.heartbeat.mutate({ taskId: this.task.id, agentId: this.agentId, leaseToken: this.task.leaseToken, leaseMs: this.leaseMs, checkpoint: value }, { signal }),
@@ -377,6 +408,8 @@ export class HeldLease {
           return false;
         }
         if (isUnknownField(error, "checkpoint")) {
+          // Said once: every later save would be refused as well.
+          this.checkpointsUnknown = true;
           this.onError(new Error(`the server does not keep checkpoints (it is older than this client): task "${this.task.id}"'s checkpoint was not saved`, { cause: error }));
           return false;
         }
@@ -394,7 +427,7 @@ export class HeldLease {
    */
   closeCheckpoints(): Promise<void> {
     this.checkpointsClosed = true;
-    return this.saves.then(() => undefined);
+    return this.saves;
   }
 
   /** The run is over or settling: the report waiting, if any, and any made from now on, answer false unsent. */

@@ -37,13 +37,14 @@ export interface TaskRun {
    * cursor: "p41" }`) as the task's checkpoint: every later run of the task (a retry after a
    * failure or a crash, a run given back or taken over) is handed it as `task.checkpoint`, so it
    * goes on from there instead of from the beginning. Sent at once (it renews the lease too), in
-   * the order saved, as it was when saved (a copy: the handler may go on changing the value);
-   * `null` clears it. Resolves true once the server stored it, false when it did not: the run
-   * ended first, the lease is over (the run's signal aborts then, as a lost renewal aborts it),
-   * the value is not JSON or the server refused it (onError says why: too large, too deep), or
-   * it was undefined (no checkpoint: nothing sent). Never rejects. Await it before a step whose
-   * effects must not be done twice; the worker waits for saves still under way before it
-   * settles the run.
+   * the order saved, as it was when saved (a copy: the handler may go on changing the value; one
+   * made while another is under way waits, replaced by any later one: only the last is kept);
+   * `null` clears it. Resolves true once the server stored it or a later one, false when it did
+   * not: the run ended first, the lease is over (the run's signal aborts then, as a lost renewal
+   * aborts it), the value is not JSON or the server refused it (onError says why: too large, too
+   * deep), or it was undefined (no checkpoint: nothing sent). Never rejects. Await it before a
+   * step whose effects must not be done twice; the worker waits for saves still under way before
+   * it settles the run.
    */
   saveCheckpoint(checkpoint: JsonValue): Promise<boolean>;
   /**

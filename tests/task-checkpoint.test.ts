@@ -317,16 +317,19 @@ describe("runWorker's run.saveCheckpoint", () => {
     }
   });
 
-  it("saves go in the order made, each once, through a failed call; undefined is none; after the run none is taken", async () => {
+  it("saves go in the order made through a failed call, those made meanwhile as the last of them; undefined is none; after the run none is taken", async () => {
     t = await startTestServer();
     const api = t.api;
     const task = await api.tasks.enqueue.mutate({ queue: "order" });
     const sent: unknown[] = [];
     let failedOnce = false;
+    let firstSent!: () => void;
+    const underWay = new Promise<void>((resolve) => (firstSent = resolve));
     const flaky = withTaskCalls(api, {
       heartbeat: async (input: Parameters<typeof api.tasks.heartbeat.mutate>[0], options?: Parameters<typeof api.tasks.heartbeat.mutate>[1]) => {
         if (input.checkpoint === undefined) return api.tasks.heartbeat.mutate(input, options);
         sent.push(input.checkpoint);
+        firstSent();
         // The first save's call fails as a dropped connection does, before it reaches the server.
         if (!failedOnce) {
           failedOnce = true;
@@ -341,7 +344,10 @@ describe("runWorker's run.saveCheckpoint", () => {
     const { worker, errors } = await workerOn(flaky, "order", {
       handler: async (_task, _signal, run) => {
         answers.push(await run.saveCheckpoint(undefined as never));
-        const saves = [run.saveCheckpoint("one"), run.saveCheckpoint("two"), run.saveCheckpoint("three")];
+        const one = run.saveCheckpoint("one");
+        // While "one" is under way, "two" waits, and "three" replaces it: it answers for both.
+        await underWay;
+        const saves = [one, run.saveCheckpoint("two"), run.saveCheckpoint("three")];
         answers.push(...(await Promise.all(saves)));
         late = () => run.saveCheckpoint("after the run");
         return "done";
@@ -350,10 +356,10 @@ describe("runWorker's run.saveCheckpoint", () => {
     try {
       await vi.waitFor(() => expect(worker.completed).toBe(1), { timeout: 15_000, interval: 20 });
       expect(answers).toEqual([false, true, true, true]);
-      expect(sent).toEqual(["one", "one", "two", "three"]);
+      expect(sent).toEqual(["one", "one", "three"]);
       expect(await late!()).toBe(false);
       expect(await api.tasks.get.query({ taskId: task.id })).toMatchObject({ status: "completed", checkpoint: "three" });
-      expect((await eventsOf(api, task.id, ["task.checkpointed"])).length).toBe(3);
+      expect((await eventsOf(api, task.id, ["task.checkpointed"])).length).toBe(2);
       expect(errors.map(String)).toEqual(["Error: socket hang up"]);
     } finally {
       await worker.stop();
@@ -395,26 +401,131 @@ describe("runWorker's run.saveCheckpoint", () => {
     }
   });
 
-  it("a server older than checkpoints refuses the field: the save answers false and onError says why", async () => {
+  it("a server older than checkpoints refuses the field: the save answers false and onError says why, once; later saves are not sent", async () => {
     t = await startTestServer();
     const api = t.api;
     const task = await api.tasks.enqueue.mutate({ queue: "older" });
+    let sent = 0;
     const older = withTaskCalls(api, {
-      heartbeat: (input: Parameters<typeof api.tasks.heartbeat.mutate>[0], options?: Parameters<typeof api.tasks.heartbeat.mutate>[1]) =>
-        input.checkpoint === undefined ? api.tasks.heartbeat.mutate(input, options) : asOlderServer(input, "checkpoint", (renamed) => api.tasks.heartbeat.mutate(renamed, options)),
+      heartbeat: (input: Parameters<typeof api.tasks.heartbeat.mutate>[0], options?: Parameters<typeof api.tasks.heartbeat.mutate>[1]) => {
+        if (input.checkpoint === undefined) return api.tasks.heartbeat.mutate(input, options);
+        sent++;
+        return asOlderServer(input, "checkpoint", (renamed) => api.tasks.heartbeat.mutate(renamed, options));
+      },
     });
-    let answer: boolean | undefined;
+    const answers: boolean[] = [];
     const { worker, errors } = await workerOn(older, "older", {
       handler: async (_task, _signal, run) => {
-        answer = await run.saveCheckpoint({ step: 1 });
+        for (let step = 1; step <= 3; step++) answers.push(await run.saveCheckpoint({ step }));
         return "done anyway";
       },
     });
     try {
       await vi.waitFor(() => expect(worker.completed).toBe(1), { timeout: 15_000, interval: 20 });
-      expect(answer).toBe(false);
+      expect(answers).toEqual([false, false, false]);
+      expect(sent).toBe(1);
       expect(errors.map(String)).toEqual([`Error: the server does not keep checkpoints (it is older than this client): task "${task.id}"'s checkpoint was not saved`]);
       expect(await api.tasks.get.query({ taskId: task.id })).toMatchObject({ status: "completed", checkpoint: null });
+    } finally {
+      await worker.stop();
+    }
+  });
+
+  it("saves made faster than the server answers them cost a call a round, not one each: the settle waits for the last one only", async () => {
+    t = await startTestServer();
+    const api = t.api;
+    const task = await api.tasks.enqueue.mutate({ queue: "burst" });
+    const sent: unknown[] = [];
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    let firstSent!: () => void;
+    const underWay = new Promise<void>((resolve) => (firstSent = resolve));
+    const held = withTaskCalls(api, {
+      heartbeat: async (input: Parameters<typeof api.tasks.heartbeat.mutate>[0], options?: Parameters<typeof api.tasks.heartbeat.mutate>[1]) => {
+        if (input.checkpoint === undefined) return api.tasks.heartbeat.mutate(input, options);
+        sent.push(structuredClone(input.checkpoint));
+        firstSent();
+        // The first save is answered only once the handler has made all of its own.
+        await gate;
+        return api.tasks.heartbeat.mutate(input, options);
+      },
+    });
+    const answers: Array<Promise<boolean>> = [];
+    const { worker, errors } = await workerOn(held, "burst", {
+      handler: async (_task, _signal, run) => {
+        // A growing list saved after each item, never awaited (as a tight loop over many items does).
+        const done: number[] = [];
+        for (let item = 1; item <= 500; item++) {
+          done.push(item);
+          answers.push(run.saveCheckpoint(done));
+          if (item === 1) await underWay;
+        }
+        open();
+        return done.length;
+      },
+    });
+    try {
+      await vi.waitFor(() => expect(worker.completed).toBe(1), { timeout: 15_000, interval: 20 });
+      // The first, then the last in place of the 498 made while it was under way.
+      expect(sent.map((value) => (value as number[]).length)).toEqual([1, 500]);
+      expect(await Promise.all(answers)).toEqual(Array(500).fill(true));
+      expect((await api.tasks.get.query({ taskId: task.id })).checkpoint).toHaveLength(500);
+      expect((await eventsOf(api, task.id, ["task.checkpointed"])).length).toBe(2);
+      expect(errors).toEqual([]);
+    } finally {
+      await worker.stop();
+    }
+  });
+
+  it("a save still waiting when the lease is found lost (run out while the server could not be reached) is not sent: it would renew a lease the run gave up", async () => {
+    // No sweeper: a lease run out stays claimed until a heartbeat renews it or the test ends.
+    t = await startTestServerWithout("leaseSweeper");
+    const api = t.api;
+    const task = await api.tasks.enqueue.mutate({ queue: "outage" });
+    const sent: unknown[] = [];
+    let reachable = true;
+    let answerFirst!: () => void;
+    const firstAnswered = new Promise<void>((resolve) => (answerFirst = resolve));
+    let firstSent!: () => void;
+    const underWay = new Promise<void>((resolve) => (firstSent = resolve));
+    const outage = withTaskCalls(api, {
+      heartbeat: async (input: Parameters<typeof api.tasks.heartbeat.mutate>[0], options?: Parameters<typeof api.tasks.heartbeat.mutate>[1]) => {
+        if (input.checkpoint === undefined) {
+          if (!reachable) throw new Error("connect ECONNREFUSED");
+          return api.tasks.heartbeat.mutate(input, options);
+        }
+        sent.push(input.checkpoint);
+        firstSent();
+        // The first save's call hangs through the outage, and fails as the server comes back.
+        if (sent.length === 1) {
+          await firstAnswered;
+          throw new Error("socket hang up");
+        }
+        return api.tasks.heartbeat.mutate(input, options);
+      },
+    });
+    const { worker } = await workerOn(outage, "outage", {
+      leaseMs: 600,
+      handler: async (_task, signal, run) => {
+        reachable = false;
+        void run.saveCheckpoint("first");
+        await underWay;
+        void run.saveCheckpoint("second");
+        // The renewals fail until the lease may have run out: the run is told it lost the lease,
+        // and the server is back at once.
+        await new Promise<void>((resolve) => signal.addEventListener("abort", () => resolve(), { once: true }));
+        reachable = true;
+        answerFirst();
+        return "never settled";
+      },
+    });
+    try {
+      await vi.waitFor(() => expect(worker.lost).toBe(1), { timeout: 15_000, interval: 20 });
+      expect(sent).toEqual(["first"]);
+      const after = await api.tasks.get.query({ taskId: task.id });
+      expect(after).toMatchObject({ status: "claimed", checkpoint: null });
+      // The lease was not renewed after the run gave it up: it ran out as it was.
+      expect(after.leaseExpiresAt!.getTime()).toBeLessThan(Date.now());
     } finally {
       await worker.stop();
     }
