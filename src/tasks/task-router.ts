@@ -249,7 +249,7 @@ export const taskRouter = router({
 
   /** A task's own events, oldest first (the dashboard's task page). */
   events: procedure
-    .meta({ access: READ, rest: { method: "GET", path: "/tasks/{taskId}/events", tags, summary: "A task's events, oldest first (its transitions: task.progress reports are in the log)", errors: ["TASK_NOT_FOUND"] } })
+    .meta({ access: READ, rest: { method: "GET", path: "/tasks/{taskId}/events", tags, summary: "A task's events, oldest first (its transitions: task.progress reports, task.checkpointed saves and task.log appends are in the log)", errors: ["TASK_NOT_FOUND"] } })
     .input(taskEventsInput)
     .output(z.array(eventSchema))
     .query(async ({ ctx, input }) => {
