@@ -6,11 +6,12 @@
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { runWorker, type CoordinationApi, type WorkerOptions } from "../client/index.js";
+import type { CoordinationApi } from "../client/index.js";
 import { MAX_CHECKPOINT_BYTES } from "../src/tasks/task-schemas.js";
 import { killAllCli, runCli } from "./helpers/cli-process.js";
 import { callTool, closeMcpClients, connectMcp } from "./helpers/mcp-client.js";
 import { asOlderServer, withTaskCalls } from "./helpers/task-calls.js";
+import { workerOn } from "./helpers/worker-on.js";
 import { startTestServer, startTestServerWithout, type TestServer } from "./helpers/test-server.js";
 
 let t: TestServer | undefined;
@@ -559,9 +560,3 @@ describe("runWorker's run.saveCheckpoint", () => {
     expect(await api.tasks.get.query({ taskId: task.id })).toMatchObject({ attempts: 2, leaseOwner: "rescuer", result: { pages: 5 }, checkpoint: { pagesDone: 5 } });
   }, 90_000);
 });
-
-async function workerOn(api: CoordinationApi, name: string, options: Pick<WorkerOptions, "handler"> & Partial<WorkerOptions>) {
-  const errors: unknown[] = [];
-  const worker = await runWorker({ api, agentId: `w-${name}`, queues: [name], waitMs: 200, onError: (e) => errors.push(e), ...options });
-  return { worker, errors };
-}

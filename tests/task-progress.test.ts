@@ -5,12 +5,13 @@ import { execFile } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { runWorker, type CoordinationApi, type WorkerOptions } from "../client/index.js";
+import type { CoordinationApi } from "../client/index.js";
 import { PROGRESS_EVERY_MS } from "../client/lease-calls.js";
 import { MAX_PROGRESS_BYTES } from "../src/tasks/task-schemas.js";
 import { killAllCli, runCli } from "./helpers/cli-process.js";
 import { callTool, closeMcpClients, connectMcp } from "./helpers/mcp-client.js";
 import { asOlderServer, withTaskCalls } from "./helpers/task-calls.js";
+import { workerOn } from "./helpers/worker-on.js";
 import { startTestServer, type TestServer } from "./helpers/test-server.js";
 
 const run = promisify(execFile);
@@ -427,11 +428,6 @@ describe("runWorker's run.reportProgress", () => {
 });
 
 /** A worker on queue `name` as agent "w-NAME" (long-polls of 200 ms), and the errors it told onError. */
-async function workerOn(api: CoordinationApi, name: string, options: Pick<WorkerOptions, "handler"> & Partial<WorkerOptions>) {
-  const errors: unknown[] = [];
-  const worker = await runWorker({ api, agentId: `w-${name}`, queues: [name], waitMs: 200, onError: (e) => errors.push(e), ...options });
-  return { worker, errors };
-}
 
 /** `text` as a literal in a regular expression. */
 const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
