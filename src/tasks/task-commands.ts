@@ -284,7 +284,9 @@ export function taskCommands(d: TaskCommandDeps) {
     /**
      * Renews the lease by `leaseMs`, or when none is named by the length it was claimed or last
      * renewed with; never past `maxLeaseMs` (a lease granted before the setting was lowered), nor
-     * past the run's deadline (maxRunMs): at or after it, LEASE_CONFLICT.
+     * past the run's deadline (maxRunMs): at or after it, LEASE_CONFLICT. With `progress`, the
+     * run's report (task.progress); with `checkpoint`, what every later run is handed
+     * (task.checkpointed), in the same write.
      */
     "tasks.heartbeat": (
       ctx: WriteContext,

@@ -12,12 +12,12 @@ import type { WriteContext } from "../db/writer.js";
 import { CoordinationError, invalidField, notFound } from "../errors.js";
 import type { EventStore } from "../events/event-store.js";
 import { assertJsonDepth, MAX_TIME_MS, sameJson } from "../json-checks.js";
+import type { JsonValue } from "../json-types.js";
 import { recordExecution, type ExecutionOutcome } from "../memory/memory-commands.js";
 import type { MemoryStore } from "../memory/memory-store.js";
 import { ScheduleRuns } from "../schedules/schedule-runs.js";
 import type { ScheduleStore } from "../schedules/schedule-store.js";
 import { retryDelayMs, sameBackoff, storedBackoff } from "./retry-backoff.js";
-import type { JsonValue } from "../json-types.js";
 import type { Backoff, ScopedEnqueue } from "./task-schemas.js";
 import type { TaskStatus } from "./task-status.js";
 import { ranOutOfTime, releasedLease, runDeadline, type ClaimFilter, type DeadLetterRow, type DependencyOutcome, type DependentRow, type FailureMarks, type StoredError, type TaskRow, type TaskStore } from "./task-store.js";
@@ -458,9 +458,10 @@ export class TaskTransitions {
 
   /**
    * A task that waits to run (pending or waiting) with another priority, time to fall due and expiry
-   * (tasks.update; `runAt` as rescheduledRunAt gives it), with its task.updated event: a pending
-   * one due by it wakes the claims that could take it, one due later sets their timers. Nothing
-   * changed is returned as it is, nothing written: a repeat finds it so.
+   * (tasks.update; `runAt` as rescheduledRunAt gives it), payload (its checkpoint cleared with the
+   * old one) or its checkpoint cleared, with its task.updated event: a pending one due by it wakes
+   * the claims that could take it, one due later sets their timers. Nothing changed is returned as
+   * it is, nothing written: a repeat finds it so.
    */
   updateRow(
     ctx: WriteContext,
@@ -540,9 +541,8 @@ export class TaskTransitions {
       // The rows of dependencies completed since go (all of them when none is left to wait for).
       this.d.tasks.keepDependencies(row.seq, waitingFor);
     }
-    const checkpointCleared = clearCheckpoint && row.checkpoint !== null;
     // Cleared before the requeue's own UPDATE, whose RETURNING then reads the row without it.
-    if (checkpointCleared) this.d.tasks.saveCheckpoint(row.seq, null, ctx.now);
+    const checkpointCleared = clearCheckpoint && this.d.tasks.clearCheckpoint(row.seq);
     const inLine = this.behindLine(row);
     const requeued = this.d.tasks.requeue(row.seq, ctx.now, waitingFor, inLine);
     this.requeued(ctx, row, waitingFor.length > 0 || inLine ? waitingFor.length : undefined, checkpointCleared);
