@@ -238,16 +238,16 @@ export class HeldLease {
    * time limit is renewed only to carry a report.
    */
   keepAlive(onLost: (error: unknown) => void): void {
+    // Once: a checkpoint save and a renewal under way may both find the lease gone, in either order.
     const lost = (error: unknown) => {
+      if (this.leaseLost) return;
       this.leaseLost = true;
+      clearTimeout(this.timer);
       this.endReports();
       onLost(error);
     };
     // A checkpoint save the server refused as the lease's end ends the run at once, as a renewal would.
-    this.lost = (error) => {
-      clearTimeout(this.timer);
-      lost(error);
-    };
+    this.lost = lost;
     this.renew = async () => {
       if (this.runOver) return lost(new RunTimeLimitReached(this.task.maxRunMs ?? null));
       const sentAt = Date.now();
@@ -269,7 +269,8 @@ export class HeldLease {
         );
         this.renewing = false;
         answer(carrying, true);
-        if (this.stopped) return;
+        // Stopped, or a checkpoint save found the lease gone while this renewal was under way: no renewal is planned.
+        if (this.stopped || this.leaseLost) return;
         const granted = HeldLease.granted(renewed, this.leaseMs);
         this.deadline = sentAt + granted;
         this.monotonicDeadline = ticks + granted;
@@ -280,7 +281,7 @@ export class HeldLease {
         this.plan(HeldLease.atRunEnd(renewed) ? this.runEnd : monotonic() + this.interval);
       } catch (error) {
         this.renewing = false;
-        if (this.stopped) return answer(carrying, false);
+        if (this.stopped || this.leaseLost) return answer(carrying, false);
         if (isLeaseGone(error)) {
           answer(carrying, false);
           // Refused as past the run's time limit, which the server says (details.runDeadlineAt):

@@ -7,6 +7,7 @@ import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { CoordinationApi } from "../client/index.js";
+import { HeldLease, momentNow } from "../client/lease-calls.js";
 import { MAX_CHECKPOINT_BYTES } from "../src/tasks/task-schemas.js";
 import { killAllCli, runCli } from "./helpers/cli-process.js";
 import { callTool, closeMcpClients, connectMcp } from "./helpers/mcp-client.js";
@@ -559,4 +560,85 @@ describe("runWorker's run.saveCheckpoint", () => {
     expect(rescued).toBe("saved 4\nsaved 5\n");
     expect(await api.tasks.get.query({ taskId: task.id })).toMatchObject({ attempts: 2, leaseOwner: "rescuer", result: { pages: 5 }, checkpoint: { pagesDone: 5 } });
   }, 90_000);
+});
+
+describe("a held lease's saves and renewals, both finding the lease gone", () => {
+  type Heartbeat = Parameters<CoordinationApi["tasks"]["heartbeat"]["mutate"]>;
+  /** A claimed task of a fresh queue, its lease held by `api` (renewals and saves through it) and watched: `lost` holds each onLost. */
+  const held = async (api: CoordinationApi, through: CoordinationApi, leaseMs: number) => {
+    const { id } = await api.tasks.enqueue.mutate({ queue: "held" });
+    const receivedAt = momentNow();
+    const claimed = (await api.tasks.claim.mutate({ agentId: "w", queues: ["held"], leaseMs, context: false }))!;
+    const lost: unknown[] = [];
+    const lease = new HeldLease(through, claimed, "w", leaseMs, () => undefined, receivedAt);
+    lease.keepAlive((error) => lost.push(error));
+    return { id, lease, lost };
+  };
+
+  it("a save refused while a renewal is under way: the run is told once, and no renewal is planned after", async () => {
+    t = await startTestServer();
+    const api = t.api;
+    let renewals = 0;
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    let committed!: () => void;
+    const renewed = new Promise<void>((resolve) => (committed = resolve));
+    // The first renewal is stored, and its answer held until the save has found the lease gone.
+    const slow = withTaskCalls(api, {
+      heartbeat: async (input: Heartbeat[0], options?: Heartbeat[1]) => {
+        if (input.checkpoint !== undefined) return api.tasks.heartbeat.mutate(input, options);
+        renewals++;
+        const answer = await api.tasks.heartbeat.mutate(input, options);
+        if (renewals === 1) {
+          committed();
+          await gate;
+        }
+        return answer;
+      },
+    });
+    const { id, lease, lost } = await held(api, slow, 3000);
+    try {
+      await renewed;
+      await api.tasks.cancel.mutate({ taskId: id });
+      expect(await lease.saveCheckpoint("after the cancel")).toBe(false);
+      expect(lost).toHaveLength(1);
+      open();
+      // Until the lease the claim granted may have run out: a renewal planned from the held
+      // answer (a third of the lease on) would have been sent before then.
+      await vi.waitFor(() => expect(lease.mayBeValid).toBe(false), { timeout: 10_000, interval: 20 });
+      expect([renewals, lost.length]).toEqual([1, 1]);
+    } finally {
+      lease.stop();
+    }
+  });
+
+  it("a renewal refused while a save is under way: the save answers false, and the run is told once", async () => {
+    t = await startTestServer();
+    const api = t.api;
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    let sent!: () => void;
+    const underWay = new Promise<void>((resolve) => (sent = resolve));
+    // The save reaches the server only after the renewals have found the lease gone.
+    const slow = withTaskCalls(api, {
+      heartbeat: async (input: Heartbeat[0], options?: Heartbeat[1]) => {
+        if (input.checkpoint === undefined) return api.tasks.heartbeat.mutate(input, options);
+        sent();
+        await gate;
+        return api.tasks.heartbeat.mutate(input, options);
+      },
+    });
+    const { id, lease, lost } = await held(api, slow, 900);
+    try {
+      const saved = lease.saveCheckpoint("before the cancel");
+      await underWay;
+      await api.tasks.cancel.mutate({ taskId: id });
+      await vi.waitFor(() => expect(lost).toHaveLength(1), { timeout: 10_000, interval: 20 });
+      open();
+      expect(await saved).toBe(false);
+      expect(lost).toHaveLength(1);
+    } finally {
+      lease.stop();
+    }
+  });
 });
