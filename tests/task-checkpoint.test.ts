@@ -131,8 +131,12 @@ describe("task checkpoints", () => {
 
     // A retry waiting for its backoff: update's checkpoint null clears it, with a task.updated saying so.
     const retrying = await failedWith("retry", "halfway", true);
+    const failedAt = (await api.tasks.get.query({ taskId: retrying })).updatedAt;
+    // A clock tick on: the update is a write of its own (tasks.events finds it by the task's updatedAt).
+    await vi.waitFor(() => expect(Date.now()).toBeGreaterThan(failedAt.getTime()), { timeout: 10_000, interval: 1 });
     const updated = await api.tasks.update.mutate({ taskId: retrying, checkpoint: null });
     expect(updated).toMatchObject({ status: "pending", checkpoint: null, checkpointAt: null });
+    expect(updated.updatedAt.getTime()).toBeGreaterThan(failedAt.getTime());
     expect(await eventsOf(api, retrying, ["task.updated"])).toEqual([["task.updated", expect.objectContaining({ taskId: retrying, checkpointCleared: true })]]);
     // Asked again, nothing is kept to clear: the task as it is, no event.
     expect(await api.tasks.update.mutate({ taskId: retrying, checkpoint: null })).toEqual(updated);

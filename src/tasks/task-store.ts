@@ -1173,6 +1173,19 @@ export class TaskStore {
       .get(payload, now, now, now, row.seq)!;
   }
 
+  /**
+   * Clears the task's checkpoint as an operator's change (tasks.update's checkpoint null): updatedAt
+   * and editedAt move, as reschedule and replacePayload move them, so tasks.events finds the
+   * update near the task's last write, and a holder's repeated release is answered as it is.
+   */
+  clearCheckpointEdited(seq: number, now: number): TaskRow {
+    return this.st
+      .get<[number, number, number], TaskRow>(
+        `UPDATE tasks SET checkpoint = NULL, checkpointAt = NULL, updatedAt = MAX(?, createdAt + 1), editedAt = MAX(?, createdAt + 1) WHERE seq = ? RETURNING *`,
+      )
+      .get(now, now, seq)!;
+  }
+
   /** Clears the task's checkpoint, if it keeps one (a bulk requeue's, which read no row): whether it did. */
   clearCheckpoint(seq: number): boolean {
     return this.st.get<[number]>(`UPDATE tasks SET checkpoint = NULL, checkpointAt = NULL WHERE seq = ? AND checkpoint IS NOT NULL`).run(seq).changes === 1;

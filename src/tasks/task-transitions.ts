@@ -482,7 +482,7 @@ export class TaskTransitions {
     if (!retimed && payload === undefined && !checkpointCleared) return row;
     const rescheduled = retimed ? this.d.tasks.reschedule(row, priority, runAt, ctx.now, change.expiresAt) : row;
     const replaced = payload === undefined ? rescheduled : this.d.tasks.replacePayload(rescheduled, payload, ctx.now);
-    const updated = checkpointCleared && payload === undefined ? this.d.tasks.saveCheckpoint(replaced.seq, null, ctx.now) : replaced;
+    const updated = checkpointCleared && payload === undefined ? this.d.tasks.clearCheckpointEdited(replaced.seq, ctx.now) : replaced;
     this.d.events.appendSystem(ctx, "task.updated", {
       taskId: row.id,
       queue: row.queue,
