@@ -190,7 +190,7 @@ describe("tasks.requeueMany", () => {
     const json = await runCli({ args: ["tasks", "requeue", "--all", "--json"], env });
     expect(JSON.parse(json.stdout)).toEqual({ requeued: [kept] });
     const bad = await runCli({ args: ["tasks", "requeue", "--all", "--status", "cancelled"], env });
-    expect([bad.code, bad.stderr.split("\n")[0]]).toEqual([2, "coordination: tasks requeue --all does not take --status (it takes --all, --queue, --after, --before)"]);
+    expect([bad.code, bad.stderr.split("\n")[0]]).toEqual([2, "coordination: tasks requeue --all does not take --status (it takes --all, --queue, --after, --before, --clear-checkpoint)"]);
     // A time the server refuses is named by the option it came from, not by the API's field.
     const yesterday = await runCli({ args: ["tasks", "requeue", "--all", "--queue", "q", "--after", "yesterday"], env });
     expect(yesterday.code).toBe(2);
