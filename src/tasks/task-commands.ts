@@ -297,11 +297,13 @@ export function taskCommands(d: TaskCommandDeps) {
       refuseOverRun(row, ctx.now, "no heartbeat renews it");
       t.noteAgent(ctx, args.agentId);
       const leaseMs = Math.min(args.leaseMs ?? row.leaseMs ?? args.defaultLeaseMs, args.maxLeaseMs);
-      // Kept in the renewal's write: acknowledged, the checkpoint is what the next run is handed.
-      if (args.checkpoint !== undefined) t.saveCheckpoint(ctx, row, args.agentId, args.checkpoint);
-      if (args.progress === undefined) return toTask(d.tasks.extendLease(row.seq, leaseMs, ctx.now));
-      // A report is a proof of life too: it renews the lease as any heartbeat does.
-      const renewed = d.tasks.extendLeaseWithProgress(row.seq, leaseMs, toJsonText(args.progress), ctx.now);
+      // A report and a checkpoint are proofs of life too: they renew the lease, in the same row
+      // write. Acknowledged, the checkpoint is what the next run is handed.
+      const progress = args.progress === undefined ? undefined : toJsonText(args.progress);
+      const checkpoint = args.checkpoint === undefined ? undefined : args.checkpoint === null ? null : toJsonText(args.checkpoint);
+      const renewed = d.tasks.extendLease(row.seq, leaseMs, ctx.now, { progress, checkpoint });
+      if (checkpoint !== undefined) t.checkpointed(ctx, renewed, args.agentId, checkpoint);
+      if (args.progress === undefined) return toTask(renewed);
       d.events.appendSystem(ctx, "task.progress", {
         taskId: renewed.id,
         queue: renewed.queue,

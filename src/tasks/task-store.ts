@@ -134,6 +134,15 @@ export interface TaskRow {
   checkpointAt: number | Date | null;
 }
 
+/**
+ * What a heartbeat keeps beside the renewal (JSON texts): the run's `progress` report, and the
+ * task's `checkpoint` (null clears it). Left out, each stays as it was.
+ */
+export interface RunSaves {
+  progress?: string | undefined;
+  checkpoint?: string | null | undefined;
+}
+
 /** The releasedBy of a lease given back by its holder: a release of it sent again finds it. */
 export const releasedLease = (leaseToken: number, agentId: string): string => `${leaseToken}:${agentId}`;
 
@@ -1059,21 +1068,25 @@ export class TaskStore {
 
   /**
    * Renews a lease for `leaseMs` from `now`, no further than its run's deadline (claimedAt +
-   * maxRunMs); that length is the lease's from then on.
+   * maxRunMs); that length is the lease's from then on. With `saved`, the same write keeps the
+   * run's progress report and the task's checkpoint as of `now`.
    */
-  extendLease(seq: number, leaseMs: number, now: number): TaskRow {
-    return this.st
-      .get<[number, number, number, number, number], TaskRow>(`UPDATE tasks SET leaseExpiresAt = ${CUT_AT_DEADLINE("claimedAt")}, leaseMs = ?, updatedAt = ? WHERE seq = ? RETURNING *`)
-      .get(now + leaseMs, now + leaseMs, leaseMs, now, seq)!;
-  }
-
-  /** Renews a lease as extendLease does and records the run's `progress` (JSON text) as of `now`. */
-  extendLeaseWithProgress(seq: number, leaseMs: number, progress: string, now: number): TaskRow {
-    return this.st
-      .get<[number, number, number, string, number, number, number], TaskRow>(
-        `UPDATE tasks SET leaseExpiresAt = ${CUT_AT_DEADLINE("claimedAt")}, leaseMs = ?, progress = ?, progressAt = ?, updatedAt = ? WHERE seq = ? RETURNING *`,
-      )
-      .get(now + leaseMs, now + leaseMs, leaseMs, progress, now, now, seq)!;
+  extendLease(seq: number, leaseMs: number, now: number, saved: RunSaves = {}): TaskRow {
+    // One row write whatever the heartbeat carries (a renewal, a report, a checkpoint): the
+    // statement for each combination is prepared once and cached.
+    const { progress, checkpoint } = saved;
+    const params: unknown[] = [now + leaseMs, now + leaseMs, leaseMs, now];
+    let sets = `leaseExpiresAt = ${CUT_AT_DEADLINE("claimedAt")}, leaseMs = ?, updatedAt = ?`;
+    if (progress !== undefined) {
+      sets += ", progress = ?, progressAt = ?";
+      params.push(progress, now);
+    }
+    if (checkpoint !== undefined) {
+      sets += ", checkpoint = ?, checkpointAt = ?";
+      params.push(checkpoint, checkpoint === null ? null : now);
+    }
+    params.push(seq);
+    return this.st.get<unknown[], TaskRow>(`UPDATE tasks SET ${sets} WHERE seq = ? RETURNING *`).get(...params)!;
   }
 
   /**
@@ -1191,16 +1204,6 @@ export class TaskStore {
     return this.st.get<[number]>(`UPDATE tasks SET checkpoint = NULL, checkpointAt = NULL WHERE seq = ? AND checkpoint IS NOT NULL`).run(seq).changes === 1;
   }
 
-  /**
-   * Keeps `checkpoint` (JSON text; null clears it) as the task's, saved at `now` (null when
-   * cleared). Nothing else changes: the lease's renewal is extendLease's, an operator's change
-   * updateRow's.
-   */
-  saveCheckpoint(seq: number, checkpoint: string | null, now: number): TaskRow {
-    return this.st
-      .get<[string | null, number | null, number], TaskRow>(`UPDATE tasks SET checkpoint = ?, checkpointAt = ? WHERE seq = ? RETURNING *`)
-      .get(checkpoint, checkpoint === null ? null : now, seq)!;
-  }
 
   /** `reason`, when given: why (its lastError); null keeps the lastError it had. */
   cancel(seq: number, now: number, reason: string | null = null): TaskRow {

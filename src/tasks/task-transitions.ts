@@ -12,7 +12,6 @@ import type { WriteContext } from "../db/writer.js";
 import { CoordinationError, invalidField, notFound } from "../errors.js";
 import type { EventStore } from "../events/event-store.js";
 import { assertJsonDepth, MAX_TIME_MS, sameJson } from "../json-checks.js";
-import type { JsonValue } from "../json-types.js";
 import { recordExecution, type ExecutionOutcome } from "../memory/memory-commands.js";
 import type { MemoryStore } from "../memory/memory-store.js";
 import { ScheduleRuns } from "../schedules/schedule-runs.js";
@@ -707,21 +706,19 @@ export class TaskTransitions {
   }
 
   /**
-   * Keeps `checkpoint` (null clears it) as the task of `row`'s, held by `agentId`, with its
-   * task.checkpointed event: the value is not in it (up to 64 KiB an event, and the task has it),
-   * its size is.
+   * The task.checkpointed event of a checkpoint (JSON text; null: cleared) its holder `agentId`
+   * saved on the task of `row` (TaskStore.extendLease wrote it): its size, not its value (up to
+   * 64 KiB an event, and the task has it).
    */
-  saveCheckpoint(ctx: WriteContext, row: TaskRow, agentId: string, checkpoint: JsonValue): void {
-    const text = checkpoint === null ? null : toJsonText(checkpoint);
-    this.d.tasks.saveCheckpoint(row.seq, text, ctx.now);
+  checkpointed(ctx: WriteContext, row: TaskRow, agentId: string, checkpoint: string | null): void {
     this.d.events.appendSystem(ctx, "task.checkpointed", {
       taskId: row.id,
       queue: row.queue,
       agentId,
       attempt: row.attempts,
       leaseToken: row.leaseToken,
-      bytes: text === null ? 0 : Buffer.byteLength(text),
-      cleared: text === null,
+      bytes: checkpoint === null ? 0 : Buffer.byteLength(checkpoint),
+      cleared: checkpoint === null,
     });
   }
 
