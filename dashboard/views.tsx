@@ -29,7 +29,8 @@ export interface Permissions {
 
 const STATES = ["waiting", "pending", "claimed", "completed", "dead_letter", "cancelled"] as const;
 
-type TaskAction = "requeue" | "cancel";
+/** "restart": a requeue with the checkpoint cleared, or (a task that waits to run) the checkpoint cleared: its next run starts from the beginning. */
+type TaskAction = "requeue" | "cancel" | "restart";
 
 /**
  * An operator's act from the page (pause, cordon, requeue…: an admin's; a read token is told the
@@ -46,9 +47,17 @@ async function operatorAct<T>(what: string, act: () => Promise<T>, done: (answer
 }
 
 /** An operator's act on a task (operatorAct). */
-function runTaskAction(api: Api, what: TaskAction, taskId: string, refresh: () => void): Promise<string> {
-  const act = () => (what === "requeue" ? api.tasks.requeue.mutate({ taskId }) : api.tasks.cancel.mutate({ taskId }));
-  return operatorAct(what, act, () => `${what === "requeue" ? "requeued" : "cancelled"} ${taskId}`, refresh);
+function runTaskAction(api: Api, what: TaskAction, taskId: string, refresh: () => void, settled = true): Promise<string> {
+  const act = () =>
+    what === "requeue"
+      ? api.tasks.requeue.mutate({ taskId })
+      : what === "cancel"
+        ? api.tasks.cancel.mutate({ taskId })
+        : settled
+          ? api.tasks.requeue.mutate({ taskId, checkpoint: null })
+          : api.tasks.update.mutate({ taskId, checkpoint: null });
+  const done = what === "requeue" ? "requeued" : what === "cancel" ? "cancelled" : settled ? "requeued from the beginning:" : "checkpoint cleared:";
+  return operatorAct(what === "restart" ? "clearing the checkpoint" : what, act, () => `${done} ${taskId}`, refresh);
 }
 
 function ErrorLine({ error }: { error: unknown }) {
@@ -754,7 +763,7 @@ export function TaskPage({ api, onUnauthorized, may, taskId }: ViewProps & { tas
     onUnauthorized,
   );
   const act = async (what: TaskAction) => {
-    setMessage(await runTaskAction(api, what, taskId, detail.refresh));
+    setMessage(await runTaskAction(api, what, taskId, detail.refresh, detail.data?.task.status === "dead_letter" || detail.data?.task.status === "cancelled"));
   };
   // A task that waits to run (pending or waiting): another priority, or due now (a delay, a retry's backoff).
   const [priority, setPriority] = useState("");
@@ -858,6 +867,13 @@ export function TaskPage({ api, onUnauthorized, may, taskId }: ViewProps & { tas
             <p>
               {(data.task.status === "dead_letter" || data.task.status === "cancelled") && <button onClick={() => void act("requeue")}>Requeue</button>}{" "}
               {data.task.status !== "cancelled" && <button onClick={() => void act("cancel")}>Cancel</button>}
+              {/* A checkpoint its runs keep failing on: the next run starts from the beginning (one running keeps its own). */}
+              {data.task.checkpointAt !== null && data.task.status !== "claimed" && (
+                <>
+                  {" "}
+                  <button onClick={() => void act("restart")}>{data.task.status === "dead_letter" || data.task.status === "cancelled" ? "Requeue from the beginning" : "Clear checkpoint"}</button>
+                </>
+              )}
             </p>
           )}
           {(data.task.status === "pending" || data.task.status === "waiting") && (

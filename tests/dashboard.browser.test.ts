@@ -150,6 +150,18 @@ describe.skipIf(!CHROMIUM)("the dashboard in Chromium", () => {
       expect(await page.locator('[data-field="backoff"]').textContent()).toBe("the server's");
       expect(await page.locator('[data-field="expiresAt"]').count()).toBe(0);
       expect(await page.locator('[data-field="maxRunMs"]').count()).toBe(0);
+      // A dead letter whose runs saved a checkpoint they keep failing on: requeued from the beginning from its page.
+      const poisoned = await t.api.tasks.enqueue.mutate({ queue: "poisoned", maxAttempts: 1 });
+      const poisonedLease = (await t.api.tasks.claim.mutate({ agentId: "agent-x", queues: ["poisoned"] }))!;
+      await t.api.tasks.heartbeat.mutate({ taskId: poisoned.id, agentId: "agent-x", leaseToken: poisonedLease.leaseToken, checkpoint: { page: 7 } });
+      await t.api.tasks.fail.mutate({ taskId: poisoned.id, agentId: "agent-x", error: "page 7 crashes the parser" });
+      await page.goto(`${t.url}/#/task/${poisoned.id}`);
+      await page.locator('[data-field="checkpoint"]').getByText(/^\{"page":7\} \(saved /).waitFor({ timeout: 10_000 });
+      await page.getByRole("button", { name: "Requeue from the beginning" }).click();
+      await expect.poll(async () => (await t.api.tasks.get.query({ taskId: poisoned.id })).checkpoint, { timeout: 10_000 }).toBeNull();
+      expect((await t.api.tasks.get.query({ taskId: poisoned.id })).status).toBe("pending");
+      await page.locator('[data-field="checkpoint"]').getByText("-", { exact: true }).waitFor({ timeout: 10_000 });
+      expect(await page.getByRole("button", { name: "Clear checkpoint" }).count()).toBe(0);
       expect(await page.locator('[data-field="dedupe"]').count()).toBe(0);
       expect(await page.locator('[data-field="orderingKey"]').count()).toBe(0);
       // A task that answered a later enqueue of its dedupe key says so, and when one replaced its payload.
