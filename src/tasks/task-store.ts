@@ -60,6 +60,15 @@ const REQUEUED = `status = 'pending', unmetDependencies = 0, ${HELD_IF_SET_ASIDE
 const REQUEUED_WAITING = `status = 'waiting', unmetDependencies = ?, held = 0, ${FRESH_START}`;
 /** What a cancel sets ($1 reason: the lastError, or null to keep it; $2 finishedAt, $3 updatedAt). */
 const CANCELLED = `status = 'cancelled', lastError = IFNULL(?, lastError), leaseExpiresAt = NULL, finishedAt = ?, updatedAt = ?`;
+/**
+ * What an operator's change of a task that waits to run sets beside it ($1, $2 now): updatedAt
+ * past createdAt even in the millisecond of the enqueue (the task is no longer as enqueued: an
+ * enqueue sent again compares its runAt only while they are equal), and editedAt with it (no
+ * transition: a holder's release sent again is answered as the task is).
+ */
+const EDITED = `updatedAt = MAX(?, createdAt + 1), editedAt = MAX(?, createdAt + 1)`;
+/** No checkpoint kept (a replaced payload's, an operator's clear). */
+const NO_CHECKPOINT = `checkpoint = NULL, checkpointAt = NULL`;
 
 export interface TaskRow {
   seq: number;
@@ -1142,17 +1151,14 @@ export class TaskStore {
    * of `now` takes it out of the claim indexes (delayed), one due is in them, held when its queue
    * is paused or limited, as a task falling due is. A waiting task's
    * runAt is when it may run once its dependencies completed (dependentsMet). The first change of
-   * priority keeps the one it was enqueued with (enqueuedPriority). updatedAt moves past createdAt
-   * even in the millisecond of the enqueue (the task is no longer as enqueued: an enqueue sent again
-   * compares its runAt only while they are equal), and editedAt with it (an operator's change, no
-   * transition).
+   * priority keeps the one it was enqueued with (enqueuedPriority). updatedAt and editedAt move (EDITED).
    */
   reschedule(row: TaskRow, priority: number, runAt: number, now: number, expiresAt: number | null = row.expiresAt === null ? null : Number(row.expiresAt)): TaskRow {
     const due = row.status === "pending" && runAt <= now ? `, delayed = 0, ${HELD_IF_SET_ASIDE}` : row.status === "pending" ? ", delayed = 1" : "";
     return this.st
       .get<[number, number, number, number | null, number, number, number], TaskRow>(
         `UPDATE tasks SET enqueuedPriority = CASE WHEN priority = ? THEN enqueuedPriority ELSE COALESCE(enqueuedPriority, priority) END,
-           priority = ?, runAt = ?${due}, expiresAt = ?, updatedAt = MAX(?, createdAt + 1), editedAt = MAX(?, createdAt + 1) WHERE seq = ? RETURNING *`,
+           priority = ?, runAt = ?${due}, expiresAt = ?, ${EDITED} WHERE seq = ? RETURNING *`,
       )
       .get(priority, priority, runAt, expiresAt, now, now, row.seq)!;
   }
@@ -1176,34 +1182,27 @@ export class TaskStore {
    * `payload` (JSON text) is the task's from now on (dedupe.replace, tasks.update), replacedAt
    * saying when: an enqueue sent again with its idempotencyKey then compares none. Its checkpoint
    * goes with the payload it was saved for: a run of the new one starts from the beginning.
-   * updatedAt and editedAt move, as an operator's change moves them (reschedule).
+   * updatedAt and editedAt move (EDITED).
    */
   replacePayload(row: TaskRow, payload: string, now: number): TaskRow {
     return this.st
-      .get<[string, number, number, number, number], TaskRow>(
-        `UPDATE tasks SET payload = ?, replacedAt = ?, checkpoint = NULL, checkpointAt = NULL, updatedAt = MAX(?, createdAt + 1), editedAt = MAX(?, createdAt + 1) WHERE seq = ? RETURNING *`,
-      )
+      .get<[string, number, number, number, number], TaskRow>(`UPDATE tasks SET payload = ?, replacedAt = ?, ${NO_CHECKPOINT}, ${EDITED} WHERE seq = ? RETURNING *`)
       .get(payload, now, now, now, row.seq)!;
   }
 
   /**
    * Clears the task's checkpoint as an operator's change (tasks.update's checkpoint null): updatedAt
-   * and editedAt move, as reschedule and replacePayload move them, so tasks.events finds the
-   * update near the task's last write, and a holder's repeated release is answered as it is.
+   * and editedAt move (EDITED), as reschedule and replacePayload move them, so tasks.events finds
+   * the update near the task's last write.
    */
   clearCheckpointEdited(seq: number, now: number): TaskRow {
-    return this.st
-      .get<[number, number, number], TaskRow>(
-        `UPDATE tasks SET checkpoint = NULL, checkpointAt = NULL, updatedAt = MAX(?, createdAt + 1), editedAt = MAX(?, createdAt + 1) WHERE seq = ? RETURNING *`,
-      )
-      .get(now, now, seq)!;
+    return this.st.get<[number, number, number], TaskRow>(`UPDATE tasks SET ${NO_CHECKPOINT}, ${EDITED} WHERE seq = ? RETURNING *`).get(now, now, seq)!;
   }
 
-  /** Clears the task's checkpoint, if it keeps one (a bulk requeue's, which read no row): whether it did. */
+  /** Clears the task's checkpoint, if it keeps one (a requeue's: nothing else changes): whether it did. */
   clearCheckpoint(seq: number): boolean {
-    return this.st.get<[number]>(`UPDATE tasks SET checkpoint = NULL, checkpointAt = NULL WHERE seq = ? AND checkpoint IS NOT NULL`).run(seq).changes === 1;
+    return this.st.get<[number]>(`UPDATE tasks SET ${NO_CHECKPOINT} WHERE seq = ? AND checkpoint IS NOT NULL`).run(seq).changes === 1;
   }
-
 
   /** `reason`, when given: why (its lastError); null keeps the lastError it had. */
   cancel(seq: number, now: number, reason: string | null = null): TaskRow {
