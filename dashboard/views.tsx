@@ -29,8 +29,8 @@ export interface Permissions {
 
 const STATES = ["waiting", "pending", "claimed", "completed", "dead_letter", "cancelled"] as const;
 
-/** "restart": a requeue with the checkpoint cleared, or (a task that waits to run) the checkpoint cleared: its next run starts from the beginning. */
-type TaskAction = "requeue" | "cancel" | "restart";
+/** "requeue from the beginning" (a dead letter) and "clear checkpoint" (a task that waits to run): its next run starts from the beginning. */
+type TaskAction = "requeue" | "cancel" | "requeue from the beginning" | "clear checkpoint";
 
 /**
  * An operator's act from the page (pause, cordon, requeue…: an admin's; a read token is told the
@@ -47,17 +47,17 @@ async function operatorAct<T>(what: string, act: () => Promise<T>, done: (answer
 }
 
 /** An operator's act on a task (operatorAct). */
-function runTaskAction(api: Api, what: TaskAction, taskId: string, refresh: () => void, settled = true): Promise<string> {
+function runTaskAction(api: Api, what: TaskAction, taskId: string, refresh: () => void): Promise<string> {
   const act = () =>
     what === "requeue"
       ? api.tasks.requeue.mutate({ taskId })
       : what === "cancel"
         ? api.tasks.cancel.mutate({ taskId })
-        : settled
+        : what === "requeue from the beginning"
           ? api.tasks.requeue.mutate({ taskId, checkpoint: null })
           : api.tasks.update.mutate({ taskId, checkpoint: null });
-  const done = what === "requeue" ? "requeued" : what === "cancel" ? "cancelled" : settled ? "requeued from the beginning:" : "checkpoint cleared:";
-  return operatorAct(what === "restart" ? "clearing the checkpoint" : what, act, () => `${done} ${taskId}`, refresh);
+  const done = what === "requeue" ? "requeued" : what === "cancel" ? "cancelled" : what === "requeue from the beginning" ? "requeued from the beginning:" : "checkpoint cleared:";
+  return operatorAct(what, act, () => `${done} ${taskId}`, refresh);
 }
 
 function ErrorLine({ error }: { error: unknown }) {
@@ -763,7 +763,7 @@ export function TaskPage({ api, onUnauthorized, may, taskId }: ViewProps & { tas
     onUnauthorized,
   );
   const act = async (what: TaskAction) => {
-    setMessage(await runTaskAction(api, what, taskId, detail.refresh, detail.data?.task.status === "dead_letter" || detail.data?.task.status === "cancelled"));
+    setMessage(await runTaskAction(api, what, taskId, detail.refresh));
   };
   // A task that waits to run (pending or waiting): another priority, or due now (a delay, a retry's backoff).
   const [priority, setPriority] = useState("");
@@ -871,7 +871,11 @@ export function TaskPage({ api, onUnauthorized, may, taskId }: ViewProps & { tas
               {data.task.checkpointAt !== null && data.task.status !== "claimed" && (
                 <>
                   {" "}
-                  <button onClick={() => void act("restart")}>{data.task.status === "dead_letter" || data.task.status === "cancelled" ? "Requeue from the beginning" : "Clear checkpoint"}</button>
+                  {data.task.status === "dead_letter" || data.task.status === "cancelled" ? (
+                    <button onClick={() => void act("requeue from the beginning")}>Requeue from the beginning</button>
+                  ) : (
+                    <button onClick={() => void act("clear checkpoint")}>Clear checkpoint</button>
+                  )}
                 </>
               )}
             </p>
