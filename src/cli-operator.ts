@@ -15,6 +15,7 @@ import { webhookStateText } from "../client/webhook-state-text.js";
 import { runLimitText } from "../client/run-limit-text.js";
 import { dedupeText } from "../client/dedupe-text.js";
 import { orderingKeyText } from "../client/ordering-key-text.js";
+import { traceText } from "../client/trace-text.js";
 import { createCoordinationClient, fitsInAnswer, followLog, isTRPCClientError, type CoordinationClient, type LogLine, type RouterInputs, type RouterOutputs } from "../client/index.js";
 import type { JsonValue } from "./json-types.js";
 import { BEYOND_C0, printable, utc, when } from "./cli-text.js";
@@ -978,6 +979,8 @@ async function dispatch(words: string[], options: Parsed["options"], json: boole
           ["progress", task.progressAt ? `${progressText(task)}, reported ${when(task.progressAt)}` : "-"],
           // What its next run goes on from (absent from a server older than this CLI).
           ["checkpoint", checkpointText(task as { checkpoint?: unknown; checkpointAt?: Date | null }, when)],
+          // The trace it was enqueued in, by the id a tracing UI finds it by (absent from a server older than this CLI).
+          ["trace", traceText(task as { traceparent?: string | null })],
           ...(dependencies.length === 0 ? [] : [["depends on", dependencies.join(", ")] as [string, string]]),
           ["created", when(task.createdAt)],
           ["finished", when(task.finishedAt)],

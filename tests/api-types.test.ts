@@ -51,6 +51,8 @@ interface Task {
   orderingKey: string | null;
   checkpoint: JsonValue;
   checkpointAt: Date | null;
+  traceparent: string | null;
+  tracestate: string | null;
 }
 interface Memory {
   id: string;
@@ -151,6 +153,8 @@ describe("AppRouter types", () => {
       idempotencyKey?: string;
       dedupe?: { key: string; until?: "claimed" | "settled"; replace?: boolean };
       orderingKey?: string;
+      traceparent?: string;
+      tracestate?: string;
     }>();
     expectTypeOf<Out["tasks"]["enqueue"]>().toEqualTypeOf<EnqueuedTask>();
     expectTypeOf<In["tasks"]["enqueueMany"]["tasks"][number]>().toEqualTypeOf<In["tasks"]["enqueue"]>();

@@ -14,6 +14,7 @@ const HOT_FILES = [
   "src/tasks/task-commands.ts",
   "src/tasks/task-transitions.ts",
   "src/tasks/task-service.ts",
+  "src/tasks/trace-context.ts",
   "src/memory/memory-store.ts",
   "src/memory/memory-commands.ts",
   "src/events/event-store.ts",

@@ -28,6 +28,7 @@ import { createCallerFactory } from "../trpc/init.js";
 import { VERSION } from "../version.js";
 import { payloadFields } from "../events/system-events.js";
 import type { Handed } from "./late-cancels.js";
+import { traceContextOfMcpRequest } from "../tasks/trace-context.js";
 
 const createCaller = createCallerFactory(appRouter);
 
@@ -63,6 +64,10 @@ export interface McpSession {
 interface RequestExtra {
   signal: AbortSignal;
   requestId: string | number;
+  /** The request's params._meta: a host's W3C trace context rides in it (traceparent, tracestate). */
+  _meta?: Readonly<Record<string, unknown>> | undefined;
+  /** The HTTP request that carried it (Streamable HTTP): its headers. */
+  requestInfo?: { headers: Readonly<Record<string, string | string[] | undefined>> } | undefined;
 }
 
 type ToolResult = { content: Array<{ type: "text"; text: string }>; isError?: boolean };
@@ -163,7 +168,13 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
   // response carrying it closed first (src/delivery/delivery.ts).
   const apiFor = (extra: RequestExtra, cancelled: AbortSignal = extra.signal) => {
     signOfLife();
-    return createCaller({ core: services, transport: mcpCallTransport(cancelled, session.responseOf(extra.requestId), () => session.answerDelivered(extra.requestId)), caller: session.caller });
+    return createCaller({
+      core: services,
+      transport: mcpCallTransport(cancelled, session.responseOf(extra.requestId), () => session.answerDelivered(extra.requestId)),
+      caller: session.caller,
+      // What enqueue_task keeps as its task's trace context when the host sends one (SEP-414).
+      trace: traceContextOfMcpRequest(extra._meta, extra.requestInfo?.headers),
+    });
   };
   type Api = ReturnType<typeof apiFor>;
   /** What to do for each call under way when the session is deleted (one listener for them all). */

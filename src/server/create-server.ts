@@ -28,6 +28,7 @@ import { appRouter } from "../trpc/app-router.js";
 import { browserGuards, isLoopback } from "./browser-guards.js";
 import { createMcpEndpoint } from "../mcp/mcp-endpoint.js";
 import { createDashboardHandler } from "./dashboard-files.js";
+import { traceContextOfHeaders } from "../tasks/trace-context.js";
 import { rawJsonResponse, sendJson, sendUnauthorized } from "./http-io.js";
 
 const MAX_HEADER_BYTES = 64 * 1024;
@@ -128,6 +129,7 @@ function serverOver(coordination: Coordination, config: Config, log: Logger, tls
     core: services,
     transport: httpTransport(res),
     caller: await credentials.authenticate(bearerSecret(req.headers.authorization), req.socket.remoteAddress),
+    trace: traceContextOfHeaders(req.headers),
   });
   const guards = browserGuards(config, tls ? "https" : "http");
   const trpcAdapter = createHTTPHandler({

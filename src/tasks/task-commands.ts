@@ -18,6 +18,7 @@ import { claimKeyOf } from "./claim-keys.js";
 import { historyAfterFailure, pastRunDeadline, ranOutOfTime, releasedLease, runDeadline, taskAnswerBytes, taskRowWith, toTask, type ClaimFilter, type RateOutlook, type StoredError, type TaskRow, type TaskStore } from "./task-store.js";
 import { endedText, expiryReason, ownLastFailure, refuseExpiryByDue, rescheduledRunAt, type Enqueued, type FailRequest, type SettleRequest, type TaskTransitions } from "./task-transitions.js";
 import { leaseBounds, offlineShiftMs, type LockWaitGrace } from "./lock-wait-grace.js";
+import { tracedBy } from "./trace-context.js";
 import { copyWith } from "../copy-with.js";
 import type { JsonValue } from "../json-types.js";
 
@@ -234,6 +235,7 @@ export function taskCommands(d: TaskCommandDeps) {
       leaseToken: row.leaseToken,
       ...ranFor(row, ctx.now),
       ...(request.agentId === undefined ? { anonymous: true } : {}),
+      ...tracedBy(row),
     });
     t.recordExecution(ctx, row, "completed");
     t.settleDependents(ctx, row, "completed");

@@ -34,6 +34,7 @@ import {
 import { eventSchema } from "../events/event-schemas.js";
 import { appendedLogSchema, appendLogInput, logPageSchema, readLogInput } from "./task-log-schemas.js";
 import { pickQueues } from "./task-stats.js";
+import { withHeaderTrace } from "./trace-context.js";
 import type { Caller } from "../trpc/context.js";
 
 const tags = ["tasks"];
@@ -43,13 +44,13 @@ export const taskRouter = router({
     .meta({ access: AGENT, rest: { method: "POST", path: "/tasks", tags, summary: "Enqueue a task", errors: ["IDEMPOTENCY_MISMATCH", "TASK_NOT_FOUND", "INVALID_STATE"] } })
     .input(enqueueInput)
     .output(enqueuedTaskSchema)
-    .mutation(({ ctx, input }) => ctx.services.tasks.enqueue(input, keyScopeOf(ctx.caller))),
+    .mutation(({ ctx, input }) => ctx.services.tasks.enqueue(withHeaderTrace(input, ctx.trace), keyScopeOf(ctx.caller))),
 
   enqueueMany: procedure
     .meta({ access: AGENT, rest: { method: "POST", path: "/tasks/batch", tags, summary: "Enqueue several tasks atomically", errors: ["IDEMPOTENCY_MISMATCH", "TASK_NOT_FOUND", "INVALID_STATE"] } })
     .input(enqueueManyInput)
     .output(z.array(enqueuedTaskSchema))
-    .mutation(({ ctx, input }) => ctx.services.tasks.enqueueMany(input.tasks, keyScopeOf(ctx.caller))),
+    .mutation(({ ctx, input }) => ctx.services.tasks.enqueueMany(ctx.trace === undefined ? input.tasks : input.tasks.map((task) => withHeaderTrace(task, ctx.trace)), keyScopeOf(ctx.caller))),
 
   claim: consumingProcedure
     .meta({ access: AS_AGENT, rest: { method: "POST", path: "/tasks/claim", tags, summary: "Claim the best available task (null when none)" } })

@@ -30,6 +30,8 @@ const TASK_TEXT_COLUMNS = [
   "scheduleId",
   "dedupeKey",
   "orderingKey",
+  "traceparent",
+  "tracestate",
 ] as const;
 
 /** A row holding those columns (TaskRow, task-store.ts). */

@@ -6,6 +6,7 @@ import { jsonOutput, jsonValue, jsonWithin, MAX_TIME_MS, RESERVED_JSON_KEYS } fr
 import { memoryMatchSchema } from "../memory/memory-schemas.js";
 import { capabilityList, int, ms, name, nameList, storedName, text, WEEK_MS } from "../schema-parts.js";
 import { TASK_STATUSES, type TaskStatus } from "./task-status.js";
+import { MAX_TRACESTATE_CHARS, parseTraceparent, parseTracestate } from "./trace-context.js";
 import { copyWith } from "../copy-with.js";
 
 export { TASK_STATUSES, type TaskStatus };
@@ -190,6 +191,25 @@ export const enqueueFields = z.strictObject({
     .describe(
       "Ordered processing (\"account:42\"): the tasks of this queue enqueued with the same key run one at a time, in the order they were enqueued. Behind a task of the key that has not settled, this one waits (status waiting) until every one before it has completed, been dead-lettered (after its retries) or been cancelled; then it is pending, with a task.ready event. Priority orders tasks of different keys only; a dead letter or cancel lets the next of its key run. A requeued task of the key waits behind one pending or claimed, and goes before the waiting ones enqueued after it",
     ),
+  traceparent: z
+    .string()
+    .max(MAX_TRACESTATE_CHARS)
+    .superRefine((value, ctx) => {
+      const parsed = parseTraceparent(value);
+      if (!parsed.ok) ctx.addIssue({ code: "custom", message: parsed.reason });
+    })
+    .optional()
+    .describe(
+      "The W3C trace context of the work that asks for this task (00-<trace id>-<parent span id>-<flags>, as an OpenTelemetry propagator writes it): kept with the task and handed to every run of it, so the run's spans join that trace. Left out, the request's traceparent HTTP header is taken (an instrumented client sends one), with its tracestate; a malformed header is ignored, a malformed field refused. Not compared when an idempotencyKey is sent again, and a deduplicated enqueue keeps the task's own",
+    ),
+  tracestate: z
+    .string()
+    .superRefine((value, ctx) => {
+      const parsed = parseTracestate(value);
+      if (!parsed.ok) ctx.addIssue({ code: "custom", message: parsed.reason });
+    })
+    .optional()
+    .describe(`The W3C tracestate that goes with traceparent (vendor key=value pairs, at most ${MAX_TRACESTATE_CHARS} characters); only with a traceparent`),
 });
 
 /** A 400 issue for each task id of `ids` named a second time, at `path`'s index of it ("dependsOn[2]: names task … twice"). */
@@ -213,6 +233,9 @@ export const enqueueInput = enqueueFields
       ctx.addIssue({ code: "custom", path: ["ttlMs"], message: "give expiresAt or ttlMs, not both" });
     }
     if (input.dependsOn) refuseRepeats(input.dependsOn, ctx, ["dependsOn"]);
+    if (input.tracestate !== undefined && input.traceparent === undefined) {
+      ctx.addIssue({ code: "custom", path: ["tracestate"], message: "needs a traceparent: a tracestate goes with the trace context it belongs to" });
+    }
     if (input.dedupe?.replace === true && input.dedupe.until === "settled") {
       ctx.addIssue({ code: "custom", path: ["dedupe", "replace"], message: 'needs until "claimed": a task under way cannot take a new payload' });
     }
@@ -578,6 +601,14 @@ export const taskSchema = z
     checkpoint: jsonOutput,
     /** When that checkpoint was saved; null when none is kept. */
     checkpointAt: z.date().nullable(),
+    /**
+     * The W3C trace context it was enqueued with (tasks.enqueue's traceparent, or the enqueue's
+     * traceparent header), version-00 text; null: none. An OpenTelemetry propagator reads it from
+     * the task as it is (`propagation.extract(ROOT_CONTEXT, task)`).
+     */
+    traceparent: z.string().nullable(),
+    /** The tracestate that came with it (vendor key=value pairs, at most 512 characters); null: none. */
+    tracestate: z.string().nullable(),
   })
   .meta({ id: "Task" });
 export type Task = z.infer<typeof taskSchema>;
@@ -665,6 +696,8 @@ export function taskWith<T extends Task, E extends object>(task: T, extra: E): T
     orderingKey: task.orderingKey,
     checkpoint: task.checkpoint,
     checkpointAt: task.checkpointAt,
+    traceparent: task.traceparent,
+    tracestate: task.tracestate,
   };
   // Every field copied from `task`: the narrowing of a held task (status, lease fields) holds for the copy.
   return Object.assign(copy as T, extra);

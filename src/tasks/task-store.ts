@@ -141,6 +141,10 @@ export interface TaskRow {
   checkpoint: string | null;
   /** When that checkpoint was saved; null with it. */
   checkpointAt: number | Date | null;
+  /** The W3C trace context it was enqueued with (trace-context.ts); null: none. */
+  traceparent: string | null;
+  /** Its tracestate; null: none. */
+  tracestate: string | null;
 }
 
 /**
@@ -224,6 +228,8 @@ export const toTask = (row: TaskRow): Task => ({
   orderingKey: row.orderingKey,
   checkpoint: fromJsonText(row.checkpoint),
   checkpointAt: toDateOrNull(row.checkpointAt),
+  traceparent: row.traceparent,
+  tracestate: row.tracestate,
 });
 
 /** When the current run of `row` must end (Unix ms: claimedAt + maxRunMs); null without a limit or a run. */
@@ -303,6 +309,8 @@ export function taskRowWith(row: TaskRow, changes: Partial<TaskRow>): TaskRow {
     orderingKey: row.orderingKey,
     checkpoint: row.checkpoint,
     checkpointAt: row.checkpointAt,
+    traceparent: row.traceparent,
+    tracestate: row.tracestate,
   };
   return Object.assign(copy, changes);
 }
@@ -314,9 +322,10 @@ export function taskRowWith(row: TaskRow, changes: Partial<TaskRow>): TaskRow {
  * Date's path again in its meta: "items.123.claimedAt"); over REST ~680. (750 before expiresAt:
  * such pages went past maxResponseBytes by up to 8%.) With maxRunMs and runDeadlineAt, measured
  * on 100 claimed tasks with progress, an expiry and the longest limit: 968 bytes a task over
- * tRPC, 722 over REST, texts included.
+ * tRPC, 722 over REST, texts included. With checkpointAt a reviewer measured ~1,187 bytes over
+ * tRPC; the trace context's two names and nulls add ~35 more (their texts count as texts): 1,300.
  */
-const TASK_FIXED_BYTES = 1200;
+const TASK_FIXED_BYTES = 1300;
 /** The same estimate in SQL (task-row-bytes.ts). */
 const TASK_ANSWER_BYTES = `${TASK_TEXT_BYTES} + ${TASK_FIXED_BYTES}`;
 
@@ -380,7 +389,7 @@ const lineRuns = (queue: string, key: string): string => `EXISTS (SELECT 1 ${ord
 const lineFirstWaiting = (queue: string, key: string): string => `(SELECT line.seq ${orderingLine(queue, key)} AND line.status = 'waiting' ORDER BY line.seq LIMIT 1)`;
 
 /** What enqueue writes; the other columns take their defaults. */
-export type NewTask = Pick<TaskRow, "id" | "queue" | "payload" | "priority" | "capability" | "targetAgentId" | "maxAttempts" | "idempotencyKey" | "idempotencyScope" | "dependsOn" | "cancelOnDependencyFailure" | "backoff" | "scheduleId" | "maxRunMs" | "dedupeKey" | "orderingKey"> & {
+export type NewTask = Pick<TaskRow, "id" | "queue" | "payload" | "priority" | "capability" | "targetAgentId" | "maxAttempts" | "idempotencyKey" | "idempotencyScope" | "dependsOn" | "cancelOnDependencyFailure" | "backoff" | "scheduleId" | "maxRunMs" | "dedupeKey" | "orderingKey" | "traceparent" | "tracestate"> & {
   runAt: number;
   /** Unix ms; null: it never expires. */
   expiresAt: number | null;
@@ -394,7 +403,7 @@ export type NewTask = Pick<TaskRow, "id" | "queue" | "payload" | "priority" | "c
 export type DependencyOutcome = "completed" | "cancelled" | "dead_lettered" | "deleted";
 
 /** A task a dependency's complete made pending (TaskStore.dependentsMet), or one its cancel cancelled. */
-export type DependentRow = Pick<TaskRow, "seq" | "id" | "queue" | "priority" | "capability" | "targetAgentId" | "runAt" | "orderingKey">;
+export type DependentRow = Pick<TaskRow, "seq" | "id" | "queue" | "priority" | "capability" | "targetAgentId" | "runAt" | "orderingKey" | "traceparent">;
 
 export interface ClaimFilter {
   agentId: string;
@@ -554,10 +563,10 @@ export class TaskStore {
     const delayed = waiting ? 0 : delayedAt(task.runAt, now);
     const { lastInsertRowid } = this.st
       .get(
-        `INSERT INTO tasks (id, queue, payload, priority, capability, targetAgentId, maxAttempts, runAt, idempotencyKey, idempotencyScope, createdAt, updatedAt, delayed, held, status, dependsOn, unmetDependencies, cancelOnDependencyFailure, backoff, scheduleId, expiresAt, enqueuedExpiresAt, maxRunMs, dedupeKey, orderingKey)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT INTO tasks (id, queue, payload, priority, capability, targetAgentId, maxAttempts, runAt, idempotencyKey, idempotencyScope, createdAt, updatedAt, delayed, held, status, dependsOn, unmetDependencies, cancelOnDependencyFailure, backoff, scheduleId, expiresAt, enqueuedExpiresAt, maxRunMs, dedupeKey, orderingKey, traceparent, tracestate)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       )
-      .run(task.id, task.queue, task.payload, task.priority, task.capability, task.targetAgentId, task.maxAttempts, task.runAt, task.idempotencyKey, task.idempotencyScope, now, now, delayed, held, waiting ? "waiting" : "pending", task.dependsOn, task.waitingFor.length, task.cancelOnDependencyFailure, task.backoff, task.scheduleId, task.expiresAt, task.expiresAt, task.maxRunMs, task.dedupeKey, task.orderingKey);
+      .run(task.id, task.queue, task.payload, task.priority, task.capability, task.targetAgentId, task.maxAttempts, task.runAt, task.idempotencyKey, task.idempotencyScope, now, now, delayed, held, waiting ? "waiting" : "pending", task.dependsOn, task.waitingFor.length, task.cancelOnDependencyFailure, task.backoff, task.scheduleId, task.expiresAt, task.expiresAt, task.maxRunMs, task.dedupeKey, task.orderingKey, task.traceparent, task.tracestate);
     const seq = Number(lastInsertRowid);
     for (const dependsOnSeq of task.waitingFor) this.st.get<[number, number]>(`INSERT INTO task_dependencies (dependsOnSeq, taskSeq) VALUES (?, ?)`).run(dependsOnSeq, seq);
     // Every column named, in the table's order: the same hidden class as a row read back (taskRowWith).
@@ -608,6 +617,8 @@ export class TaskStore {
       orderingKey: task.orderingKey,
       checkpoint: null,
       checkpointAt: null,
+      traceparent: task.traceparent,
+      tracestate: task.tracestate,
     };
   }
 
@@ -632,7 +643,7 @@ export class TaskStore {
       .get<[number, number, number, string], DependentRow>(
         `UPDATE tasks SET ${WAITED}
          WHERE ${waiting} AND unmetDependencies <= 0 AND ${HEADS_ITS_LINE}
-         RETURNING seq, id, queue, priority, capability, targetAgentId, runAt, orderingKey`,
+         RETURNING seq, id, queue, priority, capability, targetAgentId, runAt, orderingKey, traceparent`,
       )
       .all(now, now, now, chunk);
     this.st.get<[number, string]>(`DELETE FROM task_dependencies WHERE dependsOnSeq = ? AND taskSeq IN (SELECT value FROM json_each(?))`).run(seq, chunk);
@@ -658,7 +669,7 @@ export class TaskStore {
     const next = this.st.get<[string, string, string, string], Pick<TaskRow, "seq" | "unmetDependencies">>(NEXT_IN_LINE).get(queue, key, queue, key);
     if (next === undefined || next.unmetDependencies > 0) return undefined;
     return this.st
-      .get<[number, number, number, number], DependentRow>(`UPDATE tasks SET ${WAITED} WHERE seq = ? RETURNING seq, id, queue, priority, capability, targetAgentId, runAt, orderingKey`)
+      .get<[number, number, number, number], DependentRow>(`UPDATE tasks SET ${WAITED} WHERE seq = ? RETURNING seq, id, queue, priority, capability, targetAgentId, runAt, orderingKey, traceparent`)
       .get(now, now, now, next.seq);
   }
 
@@ -669,7 +680,7 @@ export class TaskStore {
   waitingOn(seq: number, limit: number, cancellingOnFailure = false): DependentRow[] {
     return this.st
       .get<[number, number], DependentRow>(
-        `SELECT seq, id, queue, priority, capability, targetAgentId, runAt, orderingKey FROM tasks
+        `SELECT seq, id, queue, priority, capability, targetAgentId, runAt, orderingKey, traceparent FROM tasks
          WHERE seq IN (SELECT taskSeq FROM task_dependencies WHERE dependsOnSeq = ?) AND status = 'waiting'${cancellingOnFailure ? " AND cancelOnDependencyFailure = 1" : ""}
          ORDER BY seq LIMIT CAST(? AS INTEGER)`,
       )

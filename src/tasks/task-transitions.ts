@@ -17,6 +17,7 @@ import type { MemoryStore } from "../memory/memory-store.js";
 import { ScheduleRuns } from "../schedules/schedule-runs.js";
 import type { ScheduleStore } from "../schedules/schedule-store.js";
 import { retryDelayMs, sameBackoff, storedBackoff } from "./retry-backoff.js";
+import { storedTrace, tracedBy } from "./trace-context.js";
 import type { Backoff, ScopedEnqueue } from "./task-schemas.js";
 import type { TaskStatus } from "./task-status.js";
 import { ranOutOfTime, releasedLease, runDeadline, type ClaimFilter, type DeadLetterRow, type DependencyOutcome, type DependentRow, type FailureMarks, type StoredError, type TaskRow, type TaskStore } from "./task-store.js";
@@ -174,8 +175,10 @@ export class TaskTransitions {
     const waitingFor = dependsOn === undefined ? [] : this.unmetDependencies(dependsOn, dependsField, request.onDependencyFailure === "cancel");
     // Behind any task of its ordering key that has not settled: it runs after them.
     const inLine = definition.orderingKey !== null && this.d.tasks.behindLine(request.queue, definition.orderingKey, Number.MAX_SAFE_INTEGER);
+    // Not in `definition`: an enqueue sent again from another span (a retry) is the same task.
+    const trace = storedTrace(request);
     const row = this.d.tasks.insert(
-      { id: newId(), ...definition, runAt, expiresAt, idempotencyKey: request.idempotencyKey ?? null, idempotencyScope: scope, waitingFor, inLine, scheduleId: request.scheduleId ?? null },
+      { id: newId(), ...definition, ...trace, runAt, expiresAt, idempotencyKey: request.idempotencyKey ?? null, idempotencyScope: scope, waitingFor, inLine, scheduleId: request.scheduleId ?? null },
       ctx.now,
     );
     inBatch?.set(row.id, task);
@@ -192,6 +195,7 @@ export class TaskTransitions {
       ...(row.maxRunMs === null ? {} : { maxRunMs: row.maxRunMs }),
       ...(row.dedupeKey === null ? {} : { dedupeKey: row.dedupeKey }),
       ...(row.orderingKey === null ? {} : { orderingKey: row.orderingKey }),
+      ...tracedBy(row),
     });
     return { row, deduplicated: false, added: true };
   }
@@ -306,7 +310,7 @@ export class TaskTransitions {
       const waiting = this.d.tasks.waitingOn(next.seq, Math.max(1, budget.left), next.outcome === "dead_lettered");
       for (const task of waiting) {
         this.d.tasks.cancelWaiting(task.seq, why, ctx.now);
-        this.d.events.appendSystem(ctx, "task.cancelled", { taskId: task.id, queue: task.queue, previousStatus: "waiting", agentId: null, reason: why });
+        this.d.events.appendSystem(ctx, "task.cancelled", { taskId: task.id, queue: task.queue, previousStatus: "waiting", agentId: null, reason: why, ...tracedBy(task) });
         this.nextInLine(ctx, task);
         budget.left--;
         stack.push({ seq: task.seq, id: task.id, outcome: "cancelled" });
@@ -412,6 +416,7 @@ export class TaskTransitions {
       agentId: row.status === "claimed" ? row.leaseOwner : null,
       ...(reason === undefined ? {} : { reason }),
       ...(expired ? { expired: true as const } : {}),
+      ...tracedBy(row),
     });
     // What waits on it would never run; the next of its ordering key runs.
     this.settleDependents(ctx, row, "cancelled", reason);
@@ -646,7 +651,7 @@ export class TaskTransitions {
     const retryAfterMs = marks.retryAfterMs;
     const updated = this.d.tasks.recordFailure(row, error, agentId, retryAt, ctx.now, copyWith(marks, { pastExpiry }));
     if (retryAt === null) {
-      this.d.events.appendSystem(ctx, "task.dead_lettered", { taskId: row.id, queue: row.queue, attempts: row.attempts, error, ...(pastExpiry ? { expired: true as const } : {}) });
+      this.d.events.appendSystem(ctx, "task.dead_lettered", { taskId: row.id, queue: row.queue, attempts: row.attempts, error, ...(pastExpiry ? { expired: true as const } : {}), ...tracedBy(row) });
       this.recordExecution(ctx, updated, "dead_letter", row);
       // The tasks waiting on it that asked to be cancelled then (onDependencyFailure "cancel").
       this.settleDependents(ctx, row, "dead_lettered");

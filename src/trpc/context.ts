@@ -62,4 +62,10 @@ export interface Context {
   readonly core: object;
   readonly transport: Transport;
   readonly caller: Caller;
+  /**
+   * The W3C trace context of an HTTP request's traceparent and tracestate headers (a malformed one
+   * is none: src/tasks/trace-context.ts); what an enqueue without a traceparent of its own keeps.
+   * Never a WebSocket's: its upgrade request's headers are not any one call's.
+   */
+  readonly trace?: { readonly traceparent: string; readonly tracestate: string | null } | undefined;
 }

@@ -11,6 +11,8 @@ import { hostname } from "node:os";
 import type { Config } from "../config.js";
 import type { Database } from "../db/thread/database.js";
 import type { CoordinationEvent } from "../events/event-schemas.js";
+import { isJsonObject } from "../json-checks.js";
+import { parseTraceparent, parseTracestate } from "../tasks/trace-context.js";
 import { matchesType } from "../events/type-patterns.js";
 import type { Logger } from "../logger.js";
 import { VERSION } from "../version.js";
@@ -46,6 +48,20 @@ export interface WebhookDelivererDeps {
 
 /** The message id of `event`: stable across attempts (receivers deduplicate by it), and not reused by a log restored from a backup (its seqs may come again, with other times). */
 export const messageId = (event: CoordinationEvent): string => `evt_${event.seq}_${event.createdAt.getTime()}`;
+
+/**
+ * The W3C Trace Context headers a delivery of `event` carries: its payload's `traceparent` (a task's
+ * events carry their task's; a published event may carry one of its own) and `tracestate` when
+ * they are valid W3C values, so the receiver's work joins the trace; none otherwise.
+ */
+export function traceHeadersOf(event: CoordinationEvent): { traceparent?: string; tracestate?: string } {
+  const payload = event.payload;
+  if (!isJsonObject(payload) || typeof payload.traceparent !== "string") return {};
+  const parent = parseTraceparent(payload.traceparent);
+  if (!parent.ok) return {};
+  const state = typeof payload.tracestate === "string" ? parseTracestate(payload.tracestate) : undefined;
+  return state?.ok === true && state.value !== null ? { traceparent: parent.value, tracestate: state.value } : { traceparent: parent.value };
+}
 
 /** The request body of `event`: the event as the REST routes answer it (dates in ISO 8601). */
 export const requestBody = (event: CoordinationEvent): string => JSON.stringify(event);
@@ -243,6 +259,7 @@ export class WebhookDeliverer {
           "coordination-webhook-id": turn.id,
           "coordination-event-seq": String(event.seq),
           "coordination-event-type": event.type,
+          ...traceHeadersOf(event),
         },
       });
       // Read (a little of) the answer within the same time bound: a receiver that answers

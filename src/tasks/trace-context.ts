@@ -1,0 +1,126 @@
+// W3C Trace Context (https://www.w3.org/TR/trace-context/) carried by a task: the producer's
+// `traceparent` and `tracestate` kept with the task from its enqueue and handed to every run of it,
+// so a consumer's spans join the trace that asked for the work (OpenTelemetry's messaging
+// conventions: the process span is a child of, or links to, the send). A queue is where traces
+// break: the HTTP call that enqueues ends, and the run starts in another process minutes later.
+//
+// Two ways in, with the spec's two strictnesses: a field the caller wrote (the enqueue's
+// `traceparent`) that is malformed is a 400 naming it; a header an instrumented HTTP client added
+// on its own that is malformed is ignored, as the spec asks of a receiver ("restart the trace").
+import type { IncomingHttpHeaders } from "node:http";
+import { copyWith } from "../copy-with.js";
+
+/** The most characters of tracestate kept: what the spec asks every vendor to propagate at least. */
+export const MAX_TRACESTATE_CHARS = 512;
+/** The most list members a tracestate holds (the spec's limit). */
+const MAX_TRACESTATE_MEMBERS = 32;
+
+/** version "-" trace-id "-" parent-id "-" trace-flags, lowercase hex; a later version may add "-" and fields after. */
+const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$/;
+/** A list member's key: simple (lowercase first) or multi-tenant (tenant@system). */
+const TRACESTATE_KEY = /^(?:[a-z][a-z0-9_\-*/]{0,255}|[a-z0-9][a-z0-9_\-*/]{0,240}@[a-z][a-z0-9_\-*/]{0,13})$/;
+/** A list member's value: printable ASCII but "," and "=", at most 256, not ending in a space. */
+const TRACESTATE_VALUE = /^[\x20-\x2b\x2d-\x3c\x3e-\x7e]{0,255}[\x21-\x2b\x2d-\x3c\x3e-\x7e]$/;
+
+/** A trace context as a task keeps it: traceparent in its version-00 form; tracestate or null. */
+export interface TraceContext {
+  traceparent: string;
+  tracestate: string | null;
+}
+
+/**
+ * `text` as the traceparent a task keeps (its first four fields: a later version's extra fields
+ * are dropped, as the spec's version-00 parser reads them), or why it is not one.
+ */
+export function parseTraceparent(text: string): { ok: true; value: string } | { ok: false; reason: string } {
+  const match = TRACEPARENT.exec(text);
+  const shape = "a W3C traceparent: version-traceid-parentid-flags in lowercase hex, such as 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+  if (match === null) return { ok: false, reason: `must be ${shape} (got ${JSON.stringify(text.slice(0, 80))})` };
+  const [, version, traceId, parentId, flags, rest] = match as unknown as [string, string, string, string, string, string | undefined];
+  if (version === "ff") return { ok: false, reason: "has version ff, which the spec forbids" };
+  if (version === "00" && rest !== undefined) return { ok: false, reason: "is version 00, which has exactly four fields (55 characters)" };
+  if (/^0+$/.test(traceId)) return { ok: false, reason: "has a trace id of all zeros, which the spec forbids" };
+  if (/^0+$/.test(parentId)) return { ok: false, reason: "has a parent id of all zeros, which the spec forbids" };
+  return { ok: true, value: `${version}-${traceId}-${parentId}-${flags}` };
+}
+
+/** The list members of a tracestate (empty ones, which the spec allows between commas, left out), or why it is not one. */
+function tracestateMembers(text: string): { ok: true; members: string[] } | { ok: false; reason: string } {
+  const members: string[] = [];
+  for (const raw of text.split(",")) {
+    const member = raw.replace(/^[ \t]+|[ \t]+$/g, "");
+    if (member === "") continue;
+    const eq = member.indexOf("=");
+    const key = eq < 0 ? member : member.slice(0, eq);
+    if (eq < 0 || !TRACESTATE_KEY.test(key)) return { ok: false, reason: `has a list member whose key is not a W3C tracestate key (got ${JSON.stringify(member.slice(0, 80))}): key=value, keys in lowercase` };
+    if (!TRACESTATE_VALUE.test(member.slice(eq + 1))) return { ok: false, reason: `has a list member whose value is not a W3C tracestate value (got ${JSON.stringify(member.slice(0, 80))}): 1 to 256 printable ASCII characters but "," and "="` };
+    if (members.some((m) => m.slice(0, m.indexOf("=")) === key)) return { ok: false, reason: `names key ${JSON.stringify(key)} twice` };
+    members.push(member);
+  }
+  if (members.length > MAX_TRACESTATE_MEMBERS) return { ok: false, reason: `has ${members.length} list members, more than the spec's ${MAX_TRACESTATE_MEMBERS}` };
+  return { ok: true, members };
+}
+
+/** `text` as the tracestate a task keeps (members joined by ","; null when it holds none), or why it is not one. */
+export function parseTracestate(text: string): { ok: true; value: string | null } | { ok: false; reason: string } {
+  if (text.length > MAX_TRACESTATE_CHARS) return { ok: false, reason: `must be at most ${MAX_TRACESTATE_CHARS} characters (got ${text.length})` };
+  const parsed = tracestateMembers(text);
+  if (!parsed.ok) return parsed;
+  return { ok: true, value: parsed.members.length === 0 ? null : parsed.members.join(",") };
+}
+
+/**
+ * The trace context of an HTTP request's `traceparent` and `tracestate` headers, as a receiver
+ * reads them: a missing, repeated (Node joins repeats with ", ") or malformed traceparent is no
+ * context; a malformed tracestate is dropped and the traceparent kept; one past 512 characters
+ * loses list members from its end (the spec's advice: the newest vendors come first) until it fits.
+ */
+export function traceContextOfHeaders(headers: IncomingHttpHeaders | Readonly<Record<string, string | string[] | undefined>>): TraceContext | undefined {
+  const parent = headers.traceparent;
+  if (typeof parent !== "string") return undefined;
+  const traceparent = parseTraceparent(parent.trim());
+  if (!traceparent.ok) return undefined;
+  const state = headers.tracestate;
+  // Repeated tracestate headers are one list, joined in order (RFC 9110 field lines).
+  const joined = Array.isArray(state) ? state.join(",") : state;
+  if (joined === undefined) return { traceparent: traceparent.value, tracestate: null };
+  const parsed = tracestateMembers(joined);
+  if (!parsed.ok || parsed.members.length > MAX_TRACESTATE_MEMBERS) return { traceparent: traceparent.value, tracestate: null };
+  const kept = parsed.members;
+  while (kept.join(",").length > MAX_TRACESTATE_CHARS) kept.pop();
+  return { traceparent: traceparent.value, tracestate: kept.length === 0 ? null : kept.join(",") };
+}
+
+/**
+ * The trace context of an MCP request: its `params._meta` `traceparent` and `tracestate` (the keys
+ * MCP reserves for W3C Trace Context, SEP-414: what a host sends over stdio and HTTP alike), else
+ * its HTTP request's headers; read as headers are (a malformed one is none).
+ */
+export function traceContextOfMcpRequest(meta: Readonly<Record<string, unknown>> | undefined, headers: Readonly<Record<string, string | string[] | undefined>> | undefined): TraceContext | undefined {
+  if (typeof meta?.traceparent === "string") {
+    const tracestate = typeof meta.tracestate === "string" ? meta.tracestate : undefined;
+    return traceContextOfHeaders({ traceparent: meta.traceparent, tracestate });
+  }
+  return headers === undefined ? undefined : traceContextOfHeaders(headers);
+}
+
+/**
+ * An enqueue's input with the HTTP request's trace context (`fromHeaders`) filled in when it gives
+ * no traceparent of its own (its own is the caller's word, and a tracestate goes with its own
+ * traceparent only); the input itself when nothing is added.
+ */
+export function withHeaderTrace<T extends { traceparent?: string | undefined; tracestate?: string | undefined }>(request: T, fromHeaders: TraceContext | undefined): T {
+  if (fromHeaders === undefined || request.traceparent !== undefined) return request;
+  return copyWith(request, fromHeaders.tracestate === null ? { traceparent: fromHeaders.traceparent } : { traceparent: fromHeaders.traceparent, tracestate: fromHeaders.tracestate });
+}
+
+/** What a task keeps of an enqueue's (validated) traceparent and tracestate: the forms parseTraceparent and parseTracestate give, or nulls. */
+export function storedTrace(request: { traceparent?: string | undefined; tracestate?: string | undefined }): { traceparent: string | null; tracestate: string | null } {
+  if (request.traceparent === undefined) return { traceparent: null, tracestate: null };
+  const parent = parseTraceparent(request.traceparent);
+  const state = request.tracestate === undefined ? undefined : parseTracestate(request.tracestate);
+  return { traceparent: parent.ok ? parent.value : null, tracestate: state?.ok === true ? state.value : null };
+}
+
+/** What a task's events carry of its trace context: its traceparent, when it has one (webhooks send it as their traceparent header). */
+export const tracedBy = (row: { traceparent: string | null }): { traceparent?: string } => (row.traceparent === null ? {} : { traceparent: row.traceparent });

@@ -1,0 +1,270 @@
+// Trace context: a task keeps the W3C traceparent and tracestate it was enqueued with (the
+// enqueue's fields, or else its HTTP request's headers, as an instrumented client sends them) and
+// hands them to every run, so the run's spans join the trace that asked for the work; the task's
+// first and settling events carry the traceparent, and webhooks deliver it as a header. Malformed
+// fields are a 400 naming them; malformed headers are ignored, as the spec asks of a receiver.
+import { ROOT_CONTEXT, defaultTextMapGetter, defaultTextMapSetter, trace, TraceFlags } from "@opentelemetry/api";
+import { TraceState, W3CTraceContextPropagator } from "@opentelemetry/core";
+import { createTRPCClient, createWSClient, wsLink } from "@trpc/client";
+import superjson from "superjson";
+import { WebSocket } from "ws";
+import { afterEach, describe, expect, it } from "vitest";
+import { createCoordinationClient, type CoordinationApi } from "../client/index.js";
+import type { AppRouter } from "../src/trpc/app-router.js";
+import { killAllCli, runCli } from "./helpers/cli-process.js";
+import { closeMcpClients, connectMcp } from "./helpers/mcp-client.js";
+import { refusal } from "./helpers/refusal.js";
+import { startTestServer, type TestServer } from "./helpers/test-server.js";
+import { startReceiver, type WebhookReceiver } from "./helpers/webhook-receiver.js";
+
+const PARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+const OTHER = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00";
+
+let t: TestServer | undefined;
+let receiver: WebhookReceiver | undefined;
+afterEach(async () => {
+  await killAllCli();
+  await closeMcpClients();
+  await receiver?.close();
+  receiver = undefined;
+  await t?.stop({ removeFiles: true });
+  t = undefined;
+});
+
+/** The events of `types` about a task in the log, as [type, traceparent] (undefined: none carried), oldest first. */
+const tracesOf = async (api: CoordinationApi, taskId: string) =>
+  (await api.events.list.query({ limit: 1000 }))
+    .filter((e) => (e.payload as { taskId?: string }).taskId === taskId)
+    .map((e) => [e.type, (e.payload as { traceparent?: string }).traceparent] as const);
+
+/** POST `body` as JSON to the server with `headers`: the answer's status and JSON body. */
+async function post(path: string, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: any }> {
+  const response = await fetch(`${t!.url}${path}`, { method: "POST", headers: { "content-type": "application/json", ...headers }, body: JSON.stringify(body) });
+  return { status: response.status, body: await response.json() };
+}
+
+describe("task trace context", () => {
+  it("an enqueue's traceparent and tracestate are kept, handed to every run, and carried by the task's first and settling events", async () => {
+    t = await startTestServer({ retryBaseMs: 0 });
+    const api = t.api;
+    const task = await api.tasks.enqueue.mutate({ queue: "traced", traceparent: PARENT, tracestate: " rojo=00f067aa0ba902b7 ,, congo=t61rcWkgMzE " });
+    // The tracestate as the spec lists it: members trimmed, empty ones left out.
+    expect(task).toMatchObject({ traceparent: PARENT, tracestate: "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE" });
+    const first = (await api.tasks.claim.mutate({ agentId: "a", queues: ["traced"] }))!;
+    expect(first).toMatchObject({ id: task.id, traceparent: PARENT, tracestate: "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE" });
+    // A retry is the same work in the same trace.
+    await api.tasks.fail.mutate({ taskId: task.id, agentId: "a", leaseToken: first.leaseToken, error: "flaky" });
+    const second = (await api.tasks.claim.mutate({ agentId: "b", queues: ["traced"] }))!;
+    expect(second).toMatchObject({ id: task.id, attempts: 2, traceparent: PARENT });
+    await api.tasks.complete.mutate({ taskId: task.id, agentId: "b", leaseToken: second.leaseToken });
+    expect(await tracesOf(api, task.id)).toEqual([
+      ["task.enqueued", PARENT],
+      ["task.claimed", undefined],
+      ["task.failed", undefined],
+      ["task.retried", undefined],
+      ["task.claimed", undefined],
+      ["task.completed", PARENT],
+    ]);
+
+    // A dead letter, a cancel, and a cancel its dependency's cancel made say so too.
+    const dead = await api.tasks.enqueue.mutate({ queue: "dead", maxAttempts: 1, traceparent: OTHER });
+    const held = (await api.tasks.claim.mutate({ agentId: "a", queues: ["dead"] }))!;
+    await api.tasks.fail.mutate({ taskId: dead.id, agentId: "a", leaseToken: held.leaseToken, error: "bad input" });
+    expect((await tracesOf(api, dead.id)).filter(([type]) => type === "task.dead_lettered")).toEqual([["task.dead_lettered", OTHER]]);
+    const cancelled = await api.tasks.enqueue.mutate({ queue: "gone", traceparent: OTHER });
+    const dependent = await api.tasks.enqueue.mutate({ queue: "gone", dependsOn: [cancelled.id], traceparent: PARENT });
+    const plain = await api.tasks.enqueue.mutate({ queue: "gone", dependsOn: [cancelled.id] });
+    await api.tasks.cancel.mutate({ taskId: cancelled.id });
+    expect((await tracesOf(api, cancelled.id)).at(-1)).toEqual(["task.cancelled", OTHER]);
+    expect((await tracesOf(api, dependent.id)).at(-1)).toEqual(["task.cancelled", PARENT]);
+    // A task enqueued without one has none, and its events carry none.
+    expect(plain).toMatchObject({ traceparent: null, tracestate: null });
+    expect(await tracesOf(api, plain.id)).toEqual([
+      ["task.enqueued", undefined],
+      ["task.cancelled", undefined],
+    ]);
+  });
+
+  it("without fields of its own, an enqueue keeps its HTTP request's traceparent and tracestate headers, over REST and tRPC; a malformed header is ignored", async () => {
+    t = await startTestServer();
+    const headers = { traceparent: PARENT, tracestate: "vendor=one" };
+    const viaRest = await post("/tasks", { queue: "h" }, headers);
+    expect(viaRest.status).toBe(200);
+    expect(viaRest.body).toMatchObject({ traceparent: PARENT, tracestate: "vendor=one" });
+
+    // The typed client's HTTP calls: a client made with the headers (an instrumented fetch sends them so).
+    const client = createCoordinationClient({ url: t.url, headers });
+    try {
+      expect(await client.api.tasks.enqueue.mutate({ queue: "h" })).toMatchObject({ traceparent: PARENT, tracestate: "vendor=one" });
+      // Fields of its own win, whole: the header's tracestate is not mixed into another context.
+      expect(await client.api.tasks.enqueue.mutate({ queue: "h", traceparent: OTHER })).toMatchObject({ traceparent: OTHER, tracestate: null });
+    } finally {
+      await client.close();
+    }
+
+    // A batch: each task without its own takes the request's.
+    const batch = await post("/tasks/batch", { tasks: [{ queue: "b" }, { queue: "b", traceparent: OTHER, tracestate: "mine=1" }] }, headers);
+    expect(batch.status).toBe(200);
+    expect(batch.body.map((task: { traceparent: string; tracestate: string }) => [task.traceparent, task.tracestate])).toEqual([
+      [PARENT, "vendor=one"],
+      [OTHER, "mine=1"],
+    ]);
+
+    // As a receiver reads headers: a malformed traceparent (or two of them) is none, not a 400.
+    for (const bad of [{ traceparent: "not-a-trace" }, { traceparent: PARENT.toUpperCase() }, { traceparent: `${PARENT}, ${OTHER}` }, { traceparent: "ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01" }]) {
+      const answer = await post("/tasks", { queue: "bad-header" }, { ...bad, tracestate: "vendor=one" });
+      expect([answer.status, answer.body.traceparent, answer.body.tracestate]).toEqual([200, null, null]);
+    }
+    // A malformed tracestate is dropped and the traceparent kept; a later version's extra fields are dropped.
+    expect((await post("/tasks", { queue: "h" }, { traceparent: PARENT, tracestate: "Upper=1" })).body).toMatchObject({ traceparent: PARENT, tracestate: null });
+    const later = await post("/tasks", { queue: "h" }, { traceparent: "cc-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-what-comes-next" });
+    expect(later.body.traceparent).toBe("cc-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
+    // Past 512 characters, members go from the end (the oldest vendors) until it fits.
+    const members = Array.from({ length: 30 }, (_, i) => `v${String(i).padStart(2, "0")}=${"x".repeat(20)}`);
+    const trimmed = (await post("/tasks", { queue: "h" }, { traceparent: PARENT, tracestate: members.join(",") })).body.tracestate as string;
+    expect(trimmed).toBe(members.slice(0, 20).join(","));
+    expect(trimmed.length).toBeLessThanOrEqual(512);
+  });
+
+  it("a WebSocket's upgrade headers are no call's trace context", async () => {
+    t = await startTestServer();
+    // A socket opened with a traceparent header: the calls it carries later are not in that trace.
+    class TracedSocket extends WebSocket {
+      constructor(url: string | URL, protocols?: string | string[]) {
+        super(url, protocols, { headers: { traceparent: PARENT } });
+      }
+    }
+    const wsClient = createWSClient({ url: t.url.replace(/^http/, "ws"), WebSocket: TracedSocket as unknown as typeof globalThis.WebSocket });
+    try {
+      const client = createTRPCClient<AppRouter>({ links: [wsLink({ client: wsClient, transformer: superjson })] });
+      expect(await client.tasks.enqueue.mutate({ queue: "ws" })).toMatchObject({ traceparent: null });
+      expect(await client.tasks.enqueue.mutate({ queue: "ws", traceparent: OTHER })).toMatchObject({ traceparent: OTHER });
+    } finally {
+      await wsClient.close();
+    }
+  });
+
+  it("a malformed traceparent or tracestate field is a 400 naming it, and nothing is enqueued", async () => {
+    t = await startTestServer();
+    const cases: Array<[Record<string, unknown>, string]> = [
+      [{ traceparent: "junk" }, 'traceparent: must be a W3C traceparent: version-traceid-parentid-flags in lowercase hex, such as 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01 (got "junk")'],
+      [{ traceparent: PARENT.toUpperCase() }, "traceparent: must be a W3C traceparent"],
+      [{ traceparent: "00-00000000000000000000000000000000-b7ad6b7169203331-01" }, "traceparent: has a trace id of all zeros, which the spec forbids"],
+      [{ traceparent: "00-0af7651916cd43dd8448eb211c80319c-0000000000000000-01" }, "traceparent: has a parent id of all zeros, which the spec forbids"],
+      [{ traceparent: "ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01" }, "traceparent: has version ff, which the spec forbids"],
+      [{ traceparent: `${PARENT}-extra` }, "traceparent: is version 00, which has exactly four fields (55 characters)"],
+      [{ tracestate: "vendor=1" }, "tracestate: needs a traceparent"],
+      [{ traceparent: PARENT, tracestate: "vendor" }, 'tracestate: has a list member whose key is not a W3C tracestate key (got "vendor")'],
+      [{ traceparent: PARENT, tracestate: "vendor=a,vendor=b" }, 'tracestate: names key "vendor" twice'],
+      [{ traceparent: PARENT, tracestate: "vendor=a=b" }, "tracestate: has a list member whose value is not a W3C tracestate value"],
+      [{ traceparent: PARENT, tracestate: Array.from({ length: 33 }, (_, i) => `k${i}=1`).join(",") }, "tracestate: has 33 list members, more than the spec's 32"],
+      [{ traceparent: PARENT, tracestate: `k=${"x".repeat(600)}` }, "tracestate: must be at most 512 characters (got 602)"],
+      [{ traceparent: 55 }, "traceparent"],
+    ];
+    for (const [fields, message] of cases) {
+      const answer = await post("/tasks", { queue: "refused", ...fields });
+      expect([answer.status, answer.body.code]).toEqual([400, "INVALID_INPUT"]);
+      expect(answer.body.message).toContain(message);
+    }
+    // The typed client is told the same.
+    const refused = await refusal(t.api.tasks.enqueue.mutate({ queue: "refused", traceparent: "junk" }));
+    expect(refused.code).toBe("INVALID_INPUT");
+    expect(refused.message).toContain("traceparent: must be a W3C traceparent");
+    // A task in a batch is named by its place.
+    const batch = await post("/tasks/batch", { tasks: [{ queue: "refused" }, { queue: "refused", traceparent: "junk" }] });
+    expect(batch.status).toBe(400);
+    expect(batch.body.message).toContain("tasks[1].traceparent: must be a W3C traceparent");
+    expect((await t.api.tasks.list.query({ queue: "refused" })).items).toEqual([]);
+  });
+
+  it("an enqueue sent again with its idempotencyKey from another span is the same task, and a deduplicated enqueue keeps the task's own", async () => {
+    t = await startTestServer();
+    const api = t.api;
+    // A retry of an instrumented call is a new span: its traceparent differs, the request does not.
+    const sent = await api.tasks.enqueue.mutate({ queue: "idem", payload: { n: 1 }, idempotencyKey: "k1", traceparent: PARENT });
+    const again = await post("/tasks", { queue: "idem", payload: { n: 1 }, idempotencyKey: "k1" }, { traceparent: OTHER });
+    expect(again.status).toBe(200);
+    expect([again.body.id, again.body.traceparent]).toEqual([sent.id, PARENT]);
+    // Its payload still compared: a mismatch names what differs, never the trace.
+    const mismatch = await refusal(api.tasks.enqueue.mutate({ queue: "idem", payload: { n: 2 }, idempotencyKey: "k1", traceparent: OTHER }));
+    expect(mismatch.details).toEqual({ taskId: sent.id, differs: ["payload"] });
+
+    const kept = await api.tasks.enqueue.mutate({ queue: "dedupe", dedupe: { key: "reindex" }, traceparent: PARENT });
+    const duplicate = await api.tasks.enqueue.mutate({ queue: "dedupe", dedupe: { key: "reindex", replace: true }, payload: { newer: true }, traceparent: OTHER });
+    expect(duplicate).toMatchObject({ id: kept.id, deduplicated: true, traceparent: PARENT, payload: { newer: true } });
+  });
+
+  it("OpenTelemetry's W3C propagator writes the enqueue's fields and reads the claimed task as its carrier", async () => {
+    t = await startTestServer();
+    const api = t.api;
+    const propagator = new W3CTraceContextPropagator();
+    // The producer's span, as an SDK holds it; injected as it would be into HTTP headers.
+    const producer = { traceId: "0af7651916cd43dd8448eb211c80319c", spanId: "b7ad6b7169203331", traceFlags: TraceFlags.SAMPLED, traceState: new TraceState("vendor=one") };
+    const carrier: Record<string, string> = {};
+    propagator.inject(trace.setSpanContext(ROOT_CONTEXT, producer), carrier, defaultTextMapSetter);
+    expect(carrier).toEqual({ traceparent: PARENT, tracestate: "vendor=one" });
+    await api.tasks.enqueue.mutate({ queue: "otel", payload: { q: 1 }, ...carrier });
+
+    // The consumer: the task is the carrier, as it comes.
+    const task = (await api.tasks.claim.mutate({ agentId: "consumer", queues: ["otel"] }))!;
+    const remote = trace.getSpanContext(propagator.extract(ROOT_CONTEXT, task, defaultTextMapGetter))!;
+    expect({ traceId: remote.traceId, spanId: remote.spanId, traceFlags: remote.traceFlags, isRemote: remote.isRemote, traceState: remote.traceState?.serialize() }).toEqual({
+      traceId: producer.traceId,
+      spanId: producer.spanId,
+      traceFlags: TraceFlags.SAMPLED,
+      isRemote: true,
+      traceState: "vendor=one",
+    });
+    // A task without a trace gives the extractor nothing: the consumer starts a trace of its own.
+    await api.tasks.enqueue.mutate({ queue: "otel" });
+    const bare = (await api.tasks.claim.mutate({ agentId: "consumer", queues: ["otel"] }))!;
+    expect(trace.getSpanContext(propagator.extract(ROOT_CONTEXT, bare, defaultTextMapGetter))).toBeUndefined();
+  });
+
+  it("a webhook delivering an event that carries a traceparent sends it as the traceparent header", async () => {
+    t = await startTestServer();
+    receiver = await startReceiver();
+    const api = t.api;
+    await api.webhooks.create.mutate({ url: receiver.url, types: ["task.enqueued", "build.*"] });
+    await api.tasks.enqueue.mutate({ queue: "hooked", traceparent: PARENT, tracestate: "vendor=one" });
+    await api.tasks.enqueue.mutate({ queue: "hooked" });
+    // A published event may carry a trace context of its own; a malformed one sends no header.
+    await api.events.publish.mutate({ source: "ci", type: "build.done", payload: { traceparent: OTHER, tracestate: "ci=7" } });
+    await api.events.publish.mutate({ source: "ci", type: "build.failed", payload: { traceparent: "junk", tracestate: "ci=7" } });
+    const got = await receiver.waitFor(4);
+    expect(got.map((one) => [JSON.parse(one.body).type, one.headers.traceparent, one.headers.tracestate])).toEqual([
+      ["task.enqueued", PARENT, undefined],
+      ["task.enqueued", undefined, undefined],
+      ["build.done", OTHER, "ci=7"],
+      ["build.failed", undefined, undefined],
+    ]);
+  });
+
+  it("MCP's enqueue_task keeps the trace context a host sends in the request's _meta (SEP-414), else in its HTTP headers", async () => {
+    t = await startTestServer();
+    const enqueue = async (client: Awaited<ReturnType<typeof connectMcp>>, meta?: Record<string, string>) => {
+      const result = (await client.callTool({ name: "enqueue_task", arguments: { queue: "mcp" }, ...(meta === undefined ? {} : { _meta: meta }) })) as { content: Array<{ text: string }> };
+      const task = JSON.parse(result.content[0]!.text) as { traceparent: string | null; tracestate: string | null };
+      return [task.traceparent, task.tracestate];
+    };
+    const plain = await connectMcp(t.url, {});
+    expect(await enqueue(plain, { traceparent: PARENT, tracestate: "host=1" })).toEqual([PARENT, "host=1"]);
+    expect(await enqueue(plain)).toEqual([null, null]);
+    // A malformed one is a host's, not the model's: ignored, as a header is.
+    expect(await enqueue(plain, { traceparent: "junk" })).toEqual([null, null]);
+    const traced = await connectMcp(t.url, { traceparent: OTHER });
+    expect(await enqueue(traced)).toEqual([OTHER, null]);
+    expect(await enqueue(traced, { traceparent: PARENT })).toEqual([PARENT, null]);
+  });
+
+  it("the operator's CLI shows the trace id a tracing UI finds it by", async () => {
+    t = await startTestServer();
+    const env = { COORDINATION_URL: t.url };
+    const traced = await t.api.tasks.enqueue.mutate({ queue: "cli", traceparent: OTHER });
+    const bare = await t.api.tasks.enqueue.mutate({ queue: "cli" });
+    const got = await runCli({ args: ["tasks", "get", traced.id], env });
+    expect(got.code).toBe(0);
+    expect(got.stdout).toMatch(/^trace\s+trace 4bf92f3577b34da6a3ce929d0e0e4736 \(parent span 00f067aa0ba902b7, not sampled\)$/m);
+    expect((await runCli({ args: ["tasks", "get", bare.id], env })).stdout).toMatch(/^trace\s+none$/m);
+  });
+});
