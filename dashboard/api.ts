@@ -56,5 +56,6 @@ export { webhookStateText } from "../client/webhook-state-text.js";
 export { runLimitText } from "../client/run-limit-text.js";
 export { dedupeText } from "../client/dedupe-text.js";
 export { orderingKeyText } from "../client/ordering-key-text.js";
+export { traceText } from "../client/trace-text.js";
 
 export const errorText = (error: unknown): string => (error instanceof Error ? error.message : String(error));

@@ -3,7 +3,7 @@
 // (with its run's log).
 import { useEffect, useRef, useState } from "preact/hooks";
 import type { Api } from "./api.js";
-import { backoffText, dedupeText, errorCode, errorText, fitsInAnswer, orderingKeyText, rateWindowText, runLimitText, webhookStateText } from "./api.js";
+import { backoffText, dedupeText, errorCode, errorText, fitsInAnswer, orderingKeyText, rateWindowText, runLimitText, traceText, webhookStateText } from "./api.js";
 import { age, json, time, usePolling } from "./hooks.js";
 
 type TaskEvent = Awaited<ReturnType<Api["events"]["list"]["query"]>>[number];
@@ -858,6 +858,12 @@ export function TaskPage({ api, onUnauthorized, may, taskId }: ViewProps & { tas
                   {data.task.checkpointAt
                     ? `${valueText(data.task.checkpoint, CHECKPOINT_SHOWN)} (saved ${age(Math.max(0, Date.now() - data.task.checkpointAt.getTime()))} ago, at ${data.task.checkpointAt.toLocaleString()})`
                     : "-"}
+                </td>
+              </tr>
+              <tr>
+                <th>trace</th>
+                <td colSpan={5} data-field="trace" title={data.task.traceparent ?? undefined}>
+                  {traceText(data.task)}
                 </td>
               </tr>
             </tbody>
