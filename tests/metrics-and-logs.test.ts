@@ -426,9 +426,11 @@ describe("operator logs", () => {
 
   it("a lease expiry, a dead letter, an agent going stale and offline, a failed authentication, a slow request: one info line each", async () => {
     const { url, api, client, lines } = await logged({ adminToken: ADMIN_SECRET, leaseSweepMs: 20, agentStaleMs: 100, agentOfflineMs: 2500, agentStartupGraceMs: 0, agentHealthCheckMs: 20, slowRequestMs: 50 });
-    await api.tasks.enqueue.mutate({ queue: "l", maxAttempts: 1 });
+    await api.tasks.enqueue.mutate({ queue: "l", maxAttempts: 1, traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01" });
     await api.tasks.claim.mutate({ agentId: "sleepy", queues: ["l"], leaseMs: 1 });
     await until(() => lines.some((line) => line.msg.startsWith("task dead-lettered")));
+    // A dead letter's line names its task's trace: an operator goes from the log to what the run did.
+    expect(lines.find((line) => line.msg.startsWith("task dead-lettered"))!.traceparent).toBe("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
     // One with attempts left goes back to its queue; the last attempt's expiry says it does not.
     await api.tasks.enqueue.mutate({ queue: "l2", maxAttempts: 2 });
     await api.tasks.claim.mutate({ agentId: "sleepy", queues: ["l2"], leaseMs: 1 });
