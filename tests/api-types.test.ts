@@ -219,6 +219,7 @@ describe("AppRouter types", () => {
       capability?: string;
       dedupeKey?: string;
       orderingKey?: string;
+      traceId?: string;
       limit?: number;
       cursor?: string;
       order?: "asc" | "desc";

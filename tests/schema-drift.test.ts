@@ -302,6 +302,7 @@ describe("schema drift", () => {
       "tasks_pending_idx",
       "tasks_pending_queue_idx",
       "tasks_settled_idx",
+      "tasks_trace_idx",
     ]);
     expect(expected.tasks!.indexes.tasks_pending_idx!.partial).toBe("status = 'pending' AND delayed = 0 AND held = 0");
     expect(expected.tasks!.indexes.tasks_held_idx!.partial).toBe("status = 'pending' AND held = 1");

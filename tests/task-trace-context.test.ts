@@ -14,7 +14,8 @@ import type { AppRouter } from "../src/trpc/app-router.js";
 import { killAllCli, runCli } from "./helpers/cli-process.js";
 import { closeMcpClients, connectMcp } from "./helpers/mcp-client.js";
 import { refusal } from "./helpers/refusal.js";
-import { startTestServer, type TestServer } from "./helpers/test-server.js";
+import { listQuery } from "../src/tasks/task-store.js";
+import { startTestServer, withDatabase, type TestServer } from "./helpers/test-server.js";
 import { startReceiver, type WebhookReceiver } from "./helpers/webhook-receiver.js";
 
 const PARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
@@ -115,10 +116,10 @@ describe("task trace context", () => {
       const answer = await post("/tasks", { queue: "bad-header" }, { ...bad, tracestate: "vendor=one" });
       expect([answer.status, answer.body.traceparent, answer.body.tracestate]).toEqual([200, null, null]);
     }
-    // A malformed tracestate is dropped and the traceparent kept; a later version's extra fields are dropped.
+    // A malformed tracestate is dropped and the traceparent kept; a later version is kept as version 00, as a propagator passes it on.
     expect((await post("/tasks", { queue: "h" }, { traceparent: PARENT, tracestate: "Upper=1" })).body).toMatchObject({ traceparent: PARENT, tracestate: null });
     const later = await post("/tasks", { queue: "h" }, { traceparent: "cc-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-what-comes-next" });
-    expect(later.body.traceparent).toBe("cc-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
+    expect(later.body.traceparent).toBe(PARENT);
     // Past 512 characters, members go from the end (the oldest vendors) until it fits.
     const members = Array.from({ length: 30 }, (_, i) => `v${String(i).padStart(2, "0")}=${"x".repeat(20)}`);
     const trimmed = (await post("/tasks", { queue: "h" }, { traceparent: PARENT, tracestate: members.join(",") })).body.tracestate as string;
@@ -255,6 +256,44 @@ describe("task trace context", () => {
     const traced = await connectMcp(t.url, { traceparent: OTHER });
     expect(await enqueue(traced)).toEqual([OTHER, null]);
     expect(await enqueue(traced, { traceparent: PARENT })).toEqual([PARENT, null]);
+  });
+
+  it("tasks.list's traceId finds the tasks one trace enqueued, from an index range; the CLI's --trace-id and MCP's list_tasks too", async () => {
+    t = await startTestServer();
+    const api = t.api;
+    const traceId = PARENT.split("-")[1]!;
+    // Three tasks of one trace from different spans, in two queues; one of another trace; one of none.
+    const mine = [
+      await api.tasks.enqueue.mutate({ queue: "fan-out", traceparent: PARENT }),
+      await api.tasks.enqueue.mutate({ queue: "fan-out", traceparent: `00-${traceId}-1111111111111111-00` }),
+      (await post("/tasks", { queue: "summary" }, { traceparent: `00-${traceId}-2222222222222222-01` })).body as { id: string },
+    ].map((task) => task.id);
+    await api.tasks.enqueue.mutate({ queue: "fan-out", traceparent: OTHER });
+    await api.tasks.enqueue.mutate({ queue: "fan-out" });
+    expect((await api.tasks.list.query({ traceId })).items.map((task) => task.id)).toEqual(mine);
+    expect((await api.tasks.list.query({ traceId, order: "desc", limit: 2 })).items.map((task) => task.id)).toEqual([mine[2], mine[1]]);
+    expect((await api.tasks.list.query({ traceId, queue: "fan-out" })).items.map((task) => task.id)).toEqual(mine.slice(0, 2));
+    // Pages go on from their cursor.
+    const first = await api.tasks.list.query({ traceId, limit: 2 });
+    expect((await api.tasks.list.query({ traceId, limit: 2, cursor: first.nextCursor! })).items.map((task) => task.id)).toEqual([mine[2]]);
+    const viaRest = await fetch(`${t.url}/tasks?traceId=${traceId}`);
+    expect(((await viaRest.json()) as { items: Array<{ id: string }> }).items.map((task) => task.id)).toEqual(mine);
+    const bad = await fetch(`${t.url}/tasks?traceId=${traceId.toUpperCase()}`);
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { message: string }).message).toContain("traceId: must be a W3C trace id: 32 lowercase hex digits, not all zeros");
+    // The index's range, not a walk of the table.
+    const { sql, params } = listQuery({ traceId, order: "asc" }, 50);
+    expect(withDatabase(t, (db) => db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...params).map((row) => (row as { detail: string }).detail))).toEqual([
+      "SEARCH tasks USING INDEX tasks_trace_idx (traceparent>? AND traceparent<?)",
+      "USE TEMP B-TREE FOR ORDER BY",
+    ]);
+
+    const listed = await runCli({ args: ["tasks", "list", "--trace-id", traceId, "--json"], env: { COORDINATION_URL: t.url } });
+    expect(listed.code).toBe(0);
+    expect((JSON.parse(listed.stdout) as { items: Array<{ id: string }> }).items.map((task) => task.id)).toEqual(mine);
+    const mcp = await connectMcp(t.url, {});
+    const answer = (await mcp.callTool({ name: "list_tasks", arguments: { traceId } })) as { content: Array<{ text: string }> };
+    expect((JSON.parse(answer.content[0]!.text) as { items: Array<{ id: string }> }).items.map((task) => task.id)).toEqual(mine);
   });
 
   it("the operator's CLI shows the trace id a tracing UI finds it by", async () => {

@@ -83,6 +83,7 @@ export function taskQueries(d: { prisma: () => Promise<Prisma>; tasks: TaskStore
           capability: request.capability,
           dedupeKey: request.dedupeKey,
           orderingKey: request.orderingKey,
+          traceId: request.traceId,
           after: request.cursor === undefined ? undefined : Number(request.cursor),
           order: request.order,
         },

@@ -6,7 +6,7 @@ import { jsonOutput, jsonValue, jsonWithin, MAX_TIME_MS, RESERVED_JSON_KEYS } fr
 import { memoryMatchSchema } from "../memory/memory-schemas.js";
 import { capabilityList, int, ms, name, nameList, storedName, text, WEEK_MS } from "../schema-parts.js";
 import { TASK_STATUSES, type TaskStatus } from "./task-status.js";
-import { MAX_TRACESTATE_CHARS, parseTraceparent, parseTracestate } from "./trace-context.js";
+import { MAX_TRACESTATE_CHARS, parseTraceparent, parseTracestate, TRACE_ID } from "./trace-context.js";
 import { copyWith } from "../copy-with.js";
 
 export { TASK_STATUSES, type TaskStatus };
@@ -519,6 +519,11 @@ export const listInput = z.strictObject({
   capability: storedName().optional().describe("Only tasks that require this capability"),
   dedupeKey: text(500).optional().describe("Only tasks enqueued with this dedupe key (tasks.enqueue's dedupe.key): with queue and status, the one that answers its enqueues now"),
   orderingKey: text(500).optional().describe("Only tasks enqueued with this ordering key (tasks.enqueue's orderingKey): with queue, the key's tasks in enqueue order (with status waiting: those waiting their turn, the next first)"),
+  traceId: z
+    .string()
+    .regex(TRACE_ID, "must be a W3C trace id: 32 lowercase hex digits, not all zeros (the second field of a traceparent)")
+    .optional()
+    .describe("Only tasks enqueued in this trace (the 32 hex digits of their traceparent's trace id): what one request, agent run or workflow asked for"),
   limit: int(1, 500).default(50).describe("The page's size"),
   cursor: taskCursor().optional().describe("The nextCursor of the previous page; left out, the first page"),
   order: z.enum(["asc", "desc"]).default("asc").describe("asc: oldest first; desc: newest first"),

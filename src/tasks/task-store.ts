@@ -11,6 +11,7 @@ import { HELD_IF_SET_ASIDE, PAUSED_QUEUES } from "./queue-pause-store.js";
 import { LIMITED_QUEUES, QueueLimitStore } from "./queue-limit-store.js";
 import { QueueRateStore, type ActiveRate } from "./queue-rate-store.js";
 import { TASK_TEXT_BYTES, taskTextBytes } from "./task-row-bytes.js";
+import { traceRange } from "./trace-context.js";
 
 /** The bounds on a queue's claims: its concurrency limit, its rate, or both (the other null). */
 interface ClaimBounds {
@@ -358,6 +359,8 @@ export interface TaskListFilter {
   dedupeKey?: string | undefined;
   /** Tasks enqueued with this ordering key. */
   orderingKey?: string | undefined;
+  /** Tasks enqueued in this W3C trace (its 32 hex digits). */
+  traceId?: string | undefined;
   /** The seq of the last task of the previous page. */
   after?: number | undefined;
   order: "asc" | "desc";
@@ -510,7 +513,8 @@ function dueHeldOf(filter: ClaimFilter, queue: string, now: number, params: unkn
  * The SQL of a page of tasks.list (TaskStore.listPage) and its parameters. A key's filter with a
  * status of tasks that have not settled names its index's condition as written (a parameter's
  * status cannot imply it): a queue's line of an ordering key, or the task holding a dedupe key, is
- * then a range of tasks_ordering_idx or tasks_dedupe_idx, not a walk of the table in seq order.
+ * then a range of tasks_ordering_idx or tasks_dedupe_idx, not a walk of the table in seq order;
+ * a trace's tasks are a range of tasks_trace_idx.
  */
 export function listQuery(filter: TaskListFilter, limit: number): { sql: string; params: unknown[] } {
   const clauses: string[] = [];
@@ -531,6 +535,11 @@ export function listQuery(filter: TaskListFilter, limit: number): { sql: string;
     if (filter.orderingKey !== undefined) clauses.push("orderingKey IS NOT NULL");
     if (filter.dedupeKey !== undefined) clauses.push("dedupeKey IS NOT NULL");
     if (filter.orderingKey !== undefined || filter.dedupeKey !== undefined) clauses.push("status IN ('pending', 'waiting', 'claimed')");
+  }
+  if (filter.traceId !== undefined) {
+    // One range of tasks_trace_idx (traceparents are stored as version 00), named with its condition.
+    clauses.push("traceparent IS NOT NULL AND traceparent BETWEEN ? AND ?");
+    params.push(...traceRange(filter.traceId));
   }
   if (filter.after !== undefined) {
     clauses.push(filter.order === "asc" ? "seq > ?" : "seq < ?");

@@ -29,8 +29,9 @@ export interface TraceContext {
 }
 
 /**
- * `text` as the traceparent a task keeps (its first four fields: a later version's extra fields
- * are dropped, as the spec's version-00 parser reads them), or why it is not one.
+ * `text` as the traceparent a task keeps, in its version-00 form (a later version is read as the
+ * spec's version-00 parser reads it: its first four fields, its extra ones dropped), or why it is
+ * not one.
  */
 export function parseTraceparent(text: string): { ok: true; value: string } | { ok: false; reason: string } {
   const match = TRACEPARENT.exec(text);
@@ -41,7 +42,9 @@ export function parseTraceparent(text: string): { ok: true; value: string } | { 
   if (version === "00" && rest !== undefined) return { ok: false, reason: "is version 00, which has exactly four fields (55 characters)" };
   if (/^0+$/.test(traceId)) return { ok: false, reason: "has a trace id of all zeros, which the spec forbids" };
   if (/^0+$/.test(parentId)) return { ok: false, reason: "has a parent id of all zeros, which the spec forbids" };
-  return { ok: true, value: `${version}-${traceId}-${parentId}-${flags}` };
+  // Kept as version 00, as a propagator passes on a later version it read: one form for every
+  // task, so a trace's tasks are one range of tasks_trace_idx (tasks.list's traceId).
+  return { ok: true, value: `00-${traceId}-${parentId}-${flags}` };
 }
 
 /** The list members of a tracestate (empty ones, which the spec allows between commas, left out), or why it is not one. */
@@ -124,3 +127,9 @@ export function storedTrace(request: { traceparent?: string | undefined; tracest
 
 /** What a task's events carry of its trace context: its traceparent, when it has one (webhooks send it as their traceparent header). */
 export const tracedBy = (row: { traceparent: string | null }): { traceparent?: string } => (row.traceparent === null ? {} : { traceparent: row.traceparent });
+
+/** A W3C trace id: 32 lowercase hex digits, not all zeros. */
+export const TRACE_ID = /^(?!0{32})[0-9a-f]{32}$/;
+
+/** SQL bounds of the traceparents of trace `traceId` (version-00 form, as stored): BETWEEN ? AND ?. */
+export const traceRange = (traceId: string): [string, string] => [`00-${traceId}-0000000000000000-00`, `00-${traceId}-ffffffffffffffff-ff`];
