@@ -1,7 +1,7 @@
 // Trace context: a task keeps the W3C traceparent and tracestate it was enqueued with (the
 // enqueue's fields, or else its HTTP request's headers, as an instrumented client sends them) and
 // hands them to every run, so the run's spans join the trace that asked for the work; the task's
-// first and settling events carry the traceparent, and webhooks deliver it as a header. Malformed
+// first and settling events carry the traceparent (and the tracestate with it), and webhooks deliver them as headers. Malformed
 // fields are a 400 naming them; malformed headers are ignored, as the spec asks of a receiver.
 import { ROOT_CONTEXT, defaultTextMapGetter, defaultTextMapSetter, trace, TraceFlags } from "@opentelemetry/api";
 import { TraceState, W3CTraceContextPropagator } from "@opentelemetry/core";
@@ -38,6 +38,12 @@ const tracesOf = async (api: CoordinationApi, taskId: string) =>
     .filter((e) => (e.payload as { taskId?: string }).taskId === taskId)
     .map((e) => [e.type, (e.payload as { traceparent?: string }).traceparent] as const);
 
+/** The tracestate each event about a task carries, as [type, tracestate] (undefined: none), oldest first. */
+const statesOf = async (api: CoordinationApi, taskId: string) =>
+  (await api.events.list.query({ limit: 1000 }))
+    .filter((e) => (e.payload as { taskId?: string }).taskId === taskId)
+    .map((e) => [e.type, (e.payload as { tracestate?: string }).tracestate] as const);
+
 /** POST `body` as JSON to the server with `headers`: the answer's status and JSON body. */
 async function post(path: string, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: any }> {
   const response = await fetch(`${t!.url}${path}`, { method: "POST", headers: { "content-type": "application/json", ...headers }, body: JSON.stringify(body) });
@@ -66,6 +72,11 @@ describe("task trace context", () => {
       ["task.claimed", undefined],
       ["task.completed", PARENT],
     ]);
+    // The tracestate travels with the traceparent it belongs to.
+    expect((await statesOf(api, task.id)).filter(([, state]) => state !== undefined)).toEqual([
+      ["task.enqueued", "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE"],
+      ["task.completed", "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE"],
+    ]);
 
     // A dead letter, a cancel, and a cancel its dependency's cancel made say so too.
     const dead = await api.tasks.enqueue.mutate({ queue: "dead", maxAttempts: 1, traceparent: OTHER });
@@ -73,11 +84,12 @@ describe("task trace context", () => {
     await api.tasks.fail.mutate({ taskId: dead.id, agentId: "a", leaseToken: held.leaseToken, error: "bad input" });
     expect((await tracesOf(api, dead.id)).filter(([type]) => type === "task.dead_lettered")).toEqual([["task.dead_lettered", OTHER]]);
     const cancelled = await api.tasks.enqueue.mutate({ queue: "gone", traceparent: OTHER });
-    const dependent = await api.tasks.enqueue.mutate({ queue: "gone", dependsOn: [cancelled.id], traceparent: PARENT });
+    const dependent = await api.tasks.enqueue.mutate({ queue: "gone", dependsOn: [cancelled.id], traceparent: PARENT, tracestate: "dep=1" });
     const plain = await api.tasks.enqueue.mutate({ queue: "gone", dependsOn: [cancelled.id] });
     await api.tasks.cancel.mutate({ taskId: cancelled.id });
     expect((await tracesOf(api, cancelled.id)).at(-1)).toEqual(["task.cancelled", OTHER]);
     expect((await tracesOf(api, dependent.id)).at(-1)).toEqual(["task.cancelled", PARENT]);
+    expect((await statesOf(api, dependent.id)).at(-1)).toEqual(["task.cancelled", "dep=1"]);
     // A task enqueued without one has none, and its events carry none.
     expect(plain).toMatchObject({ traceparent: null, tracestate: null });
     expect(await tracesOf(api, plain.id)).toEqual([
@@ -222,19 +234,22 @@ describe("task trace context", () => {
     expect(trace.getSpanContext(propagator.extract(ROOT_CONTEXT, bare, defaultTextMapGetter))).toBeUndefined();
   });
 
-  it("a webhook delivering an event that carries a traceparent sends it as the traceparent header", async () => {
+  it("a webhook delivering an event that carries a traceparent sends it, and its tracestate, as headers", async () => {
     t = await startTestServer();
     receiver = await startReceiver();
     const api = t.api;
-    await api.webhooks.create.mutate({ url: receiver.url, types: ["task.enqueued", "build.*"] });
-    await api.tasks.enqueue.mutate({ queue: "hooked", traceparent: PARENT, tracestate: "vendor=one" });
+    await api.webhooks.create.mutate({ url: receiver.url, types: ["task.enqueued", "task.cancelled", "build.*"] });
+    const traced = await api.tasks.enqueue.mutate({ queue: "hooked", traceparent: PARENT, tracestate: "vendor=one" });
+    await api.tasks.cancel.mutate({ taskId: traced.id });
     await api.tasks.enqueue.mutate({ queue: "hooked" });
     // A published event may carry a trace context of its own; a malformed one sends no header.
     await api.events.publish.mutate({ source: "ci", type: "build.done", payload: { traceparent: OTHER, tracestate: "ci=7" } });
     await api.events.publish.mutate({ source: "ci", type: "build.failed", payload: { traceparent: "junk", tracestate: "ci=7" } });
-    const got = await receiver.waitFor(4);
+    const got = await receiver.waitFor(5);
     expect(got.map((one) => [JSON.parse(one.body).type, one.headers.traceparent, one.headers.tracestate])).toEqual([
-      ["task.enqueued", PARENT, undefined],
+      // The task's tracestate goes with its traceparent, as the spec asks of whoever propagates it.
+      ["task.enqueued", PARENT, "vendor=one"],
+      ["task.cancelled", PARENT, "vendor=one"],
       ["task.enqueued", undefined, undefined],
       ["build.done", OTHER, "ci=7"],
       ["build.failed", undefined, undefined],

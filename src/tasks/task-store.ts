@@ -406,7 +406,7 @@ export type NewTask = Pick<TaskRow, "id" | "queue" | "payload" | "priority" | "c
 export type DependencyOutcome = "completed" | "cancelled" | "dead_lettered" | "deleted";
 
 /** A task a dependency's complete made pending (TaskStore.dependentsMet), or one its cancel cancelled. */
-export type DependentRow = Pick<TaskRow, "seq" | "id" | "queue" | "priority" | "capability" | "targetAgentId" | "runAt" | "orderingKey" | "traceparent">;
+export type DependentRow = Pick<TaskRow, "seq" | "id" | "queue" | "priority" | "capability" | "targetAgentId" | "runAt" | "orderingKey" | "traceparent" | "tracestate">;
 
 export interface ClaimFilter {
   agentId: string;
@@ -652,7 +652,7 @@ export class TaskStore {
       .get<[number, number, number, string], DependentRow>(
         `UPDATE tasks SET ${WAITED}
          WHERE ${waiting} AND unmetDependencies <= 0 AND ${HEADS_ITS_LINE}
-         RETURNING seq, id, queue, priority, capability, targetAgentId, runAt, orderingKey, traceparent`,
+         RETURNING seq, id, queue, priority, capability, targetAgentId, runAt, orderingKey, traceparent, tracestate`,
       )
       .all(now, now, now, chunk);
     this.st.get<[number, string]>(`DELETE FROM task_dependencies WHERE dependsOnSeq = ? AND taskSeq IN (SELECT value FROM json_each(?))`).run(seq, chunk);
@@ -678,7 +678,7 @@ export class TaskStore {
     const next = this.st.get<[string, string, string, string], Pick<TaskRow, "seq" | "unmetDependencies">>(NEXT_IN_LINE).get(queue, key, queue, key);
     if (next === undefined || next.unmetDependencies > 0) return undefined;
     return this.st
-      .get<[number, number, number, number], DependentRow>(`UPDATE tasks SET ${WAITED} WHERE seq = ? RETURNING seq, id, queue, priority, capability, targetAgentId, runAt, orderingKey, traceparent`)
+      .get<[number, number, number, number], DependentRow>(`UPDATE tasks SET ${WAITED} WHERE seq = ? RETURNING seq, id, queue, priority, capability, targetAgentId, runAt, orderingKey, traceparent, tracestate`)
       .get(now, now, now, next.seq);
   }
 
@@ -689,7 +689,7 @@ export class TaskStore {
   waitingOn(seq: number, limit: number, cancellingOnFailure = false): DependentRow[] {
     return this.st
       .get<[number, number], DependentRow>(
-        `SELECT seq, id, queue, priority, capability, targetAgentId, runAt, orderingKey, traceparent FROM tasks
+        `SELECT seq, id, queue, priority, capability, targetAgentId, runAt, orderingKey, traceparent, tracestate FROM tasks
          WHERE seq IN (SELECT taskSeq FROM task_dependencies WHERE dependsOnSeq = ?) AND status = 'waiting'${cancellingOnFailure ? " AND cancelOnDependencyFailure = 1" : ""}
          ORDER BY seq LIMIT CAST(? AS INTEGER)`,
       )

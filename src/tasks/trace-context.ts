@@ -125,8 +125,13 @@ export function storedTrace(request: { traceparent?: string | undefined; tracest
   return { traceparent: parent.ok ? parent.value : null, tracestate: state?.ok === true ? state.value : null };
 }
 
-/** What a task's events carry of its trace context: its traceparent, when it has one (webhooks send it as their traceparent header). */
-export const tracedBy = (row: { traceparent: string | null }): { traceparent?: string } => (row.traceparent === null ? {} : { traceparent: row.traceparent });
+/**
+ * What a task's events carry of its trace context: its traceparent, when it has one, and its
+ * tracestate with it (the spec's vendors' data travels with the traceparent it belongs to):
+ * webhooks send them as their traceparent and tracestate headers.
+ */
+export const tracedBy = (row: { traceparent: string | null; tracestate: string | null }): { traceparent?: string; tracestate?: string } =>
+  row.traceparent === null ? {} : row.tracestate === null ? { traceparent: row.traceparent } : { traceparent: row.traceparent, tracestate: row.tracestate };
 
 /** A W3C trace id: 32 lowercase hex digits, not all zeros. */
 export const TRACE_ID = /^(?!0{32})[0-9a-f]{32}$/;
