@@ -3,8 +3,8 @@
 // hands them to every run, so the run's spans join the trace that asked for the work; the task's
 // first and settling events carry the traceparent (and the tracestate with it), and webhooks deliver them as headers. Malformed
 // fields are a 400 naming them; malformed headers are ignored, as the spec asks of a receiver.
-import { ROOT_CONTEXT, defaultTextMapGetter, defaultTextMapSetter, trace, TraceFlags } from "@opentelemetry/api";
-import { TraceState, W3CTraceContextPropagator } from "@opentelemetry/core";
+import { ROOT_CONTEXT, defaultTextMapGetter, defaultTextMapSetter, propagation, trace, TraceFlags } from "@opentelemetry/api";
+import { CompositePropagator, TraceState, W3CBaggagePropagator, W3CTraceContextPropagator } from "@opentelemetry/core";
 import { createTRPCClient, createWSClient, wsLink } from "@trpc/client";
 import superjson from "superjson";
 import { WebSocket } from "ws";
@@ -232,6 +232,24 @@ describe("task trace context", () => {
     await api.tasks.enqueue.mutate({ queue: "otel" });
     const bare = (await api.tasks.claim.mutate({ agentId: "consumer", queues: ["otel"] }))!;
     expect(trace.getSpanContext(propagator.extract(ROOT_CONTEXT, bare, defaultTextMapGetter))).toBeUndefined();
+  });
+
+  it("a carrier a composite propagator filled (NodeSDK's default: tracecontext and baggage) gives its traceparent and tracestate, as the README says; the whole of it is a 400 naming baggage", async () => {
+    t = await startTestServer();
+    const api = t.api;
+    const propagator = new CompositePropagator({ propagators: [new W3CTraceContextPropagator(), new W3CBaggagePropagator()] });
+    const producer = { traceId: "0af7651916cd43dd8448eb211c80319c", spanId: "b7ad6b7169203331", traceFlags: TraceFlags.SAMPLED, traceState: new TraceState("vendor=one") };
+    const withBaggage = propagation.setBaggage(trace.setSpanContext(ROOT_CONTEXT, producer), propagation.createBaggage({ tenant: { value: "acme" } }));
+    const carrier: Record<string, string> = {};
+    propagator.inject(withBaggage, carrier, defaultTextMapSetter);
+    expect(carrier).toEqual({ traceparent: PARENT, tracestate: "vendor=one", baggage: "tenant=acme" });
+    // The README's advice: the two trace fields of the carrier.
+    const { traceparent, tracestate } = carrier;
+    expect(await api.tasks.enqueue.mutate({ queue: "composite", traceparent, tracestate })).toMatchObject({ traceparent: PARENT, tracestate: "vendor=one" });
+    // The whole carrier: an unknown field, refused by name (never a 500), nothing enqueued.
+    const whole = await post("/tasks", { queue: "composite", ...carrier });
+    expect([whole.status, whole.body.code, whole.body.message]).toEqual([400, "INVALID_INPUT", 'unknown field "baggage"']);
+    expect((await api.tasks.list.query({ queue: "composite" })).items).toHaveLength(1);
   });
 
   it("a webhook delivering an event that carries a traceparent sends it, and its tracestate, as headers", async () => {
