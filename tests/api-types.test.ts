@@ -153,8 +153,8 @@ describe("AppRouter types", () => {
       idempotencyKey?: string;
       dedupe?: { key: string; until?: "claimed" | "settled"; replace?: boolean };
       orderingKey?: string;
-      traceparent?: string;
-      tracestate?: string;
+      traceparent?: string | null;
+      tracestate?: string | null;
     }>();
     expectTypeOf<Out["tasks"]["enqueue"]>().toEqualTypeOf<EnqueuedTask>();
     expectTypeOf<In["tasks"]["enqueueMany"]["tasks"][number]>().toEqualTypeOf<In["tasks"]["enqueue"]>();

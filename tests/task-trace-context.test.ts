@@ -109,13 +109,33 @@ describe("task trace context", () => {
     const client = createCoordinationClient({ url: t.url, headers });
     try {
       expect(await client.api.tasks.enqueue.mutate({ queue: "h" })).toMatchObject({ traceparent: PARENT, tracestate: "vendor=one" });
+      // A task's own trace context passed on to a child as it comes: null is none given, as left out.
+      expect(await client.api.tasks.enqueue.mutate({ queue: "h", traceparent: null, tracestate: null })).toMatchObject({ traceparent: PARENT, tracestate: "vendor=one" });
+      expect(await t.api.tasks.enqueue.mutate({ queue: "h", traceparent: null, tracestate: null })).toMatchObject({ traceparent: null, tracestate: null });
       // Fields of its own win, whole: the header's tracestate is not mixed into another context.
       expect(await client.api.tasks.enqueue.mutate({ queue: "h", traceparent: OTHER })).toMatchObject({ traceparent: OTHER, tracestate: null });
     } finally {
       await client.close();
     }
 
-    // A batch: each task without its own takes the request's.
+    // Calls the typed client batches (made in the same tick) may come from several traces: the
+    // HTTP request's headers are none of theirs. A batch of one is one call.
+    const batching = createCoordinationClient({ url: t.url, headers });
+    try {
+      const together = await Promise.all([batching.api.tasks.enqueue.mutate({ queue: "h" }), batching.api.tasks.enqueue.mutate({ queue: "h", traceparent: OTHER })]);
+      expect(together.map((task) => task.traceparent)).toEqual([null, OTHER]);
+    } finally {
+      await batching.close();
+    }
+    const raw = async (path: string) => {
+      const response = await fetch(`${t!.url}/trpc/${path}?batch=1`, { method: "POST", headers: { "content-type": "application/json", ...headers }, body: JSON.stringify(Object.fromEntries(path.split(/,|%2C/).map((_, i) => [i, { json: { queue: "h" } }]))) });
+      return ((await response.json()) as Array<{ result: { data: { json: { traceparent: string | null } } } }>).map((one) => one.result.data.json.traceparent);
+    };
+    expect(await raw("tasks.enqueue")).toEqual([PARENT]);
+    expect(await raw("tasks.enqueue,tasks.enqueue")).toEqual([null, null]);
+    expect(await raw("tasks.enqueue%2Ctasks.enqueue")).toEqual([null, null]);
+
+    // A REST batch (enqueueMany) is one caller's: each task without its own takes the request's.
     const batch = await post("/tasks/batch", { tasks: [{ queue: "b" }, { queue: "b", traceparent: OTHER, tracestate: "mine=1" }] }, headers);
     expect(batch.status).toBe(200);
     expect(batch.body.map((task: { traceparent: string; tracestate: string }) => [task.traceparent, task.tracestate])).toEqual([
@@ -137,6 +157,9 @@ describe("task trace context", () => {
     const trimmed = (await post("/tasks", { queue: "h" }, { traceparent: PARENT, tracestate: members.join(",") })).body.tracestate as string;
     expect(trimmed).toBe(members.slice(0, 20).join(","));
     expect(trimmed.length).toBeLessThanOrEqual(512);
+    // Past 32 members, the same: the first 32 are kept.
+    const many = Array.from({ length: 40 }, (_, i) => `k${i}=1`);
+    expect((await post("/tasks", { queue: "h" }, { traceparent: PARENT, tracestate: many.join(",") })).body.tracestate).toBe(many.slice(0, 32).join(","));
   });
 
   it("a WebSocket's upgrade headers are no call's trace context", async () => {

@@ -109,6 +109,13 @@ function readTlsFile(path: string, setting: "tlsCert" | "tlsKey"): Buffer {
   }
 }
 
+/**
+ * Whether a tRPC request carries one call: a batch of several ("/trpc/a,b?batch=1") holds calls the
+ * client made in the same tick, from any number of traces, and its trace headers are the HTTP
+ * request's, so no one call's (an instrumented client sets them from whichever context sent it).
+ */
+const oneCall = (url: string | undefined): boolean => !/,|%2c/i.test((url ?? "").split("?")[0]!);
+
 function serverOver(coordination: Coordination, config: Config, log: Logger, tls: { cert: Buffer; key: Buffer } | undefined): CoordinationServer {
   const { services } = coordination;
   const onTrpcError = ({ error, path }: { error: { code: string; cause?: unknown }; path?: string | undefined }) => {
@@ -129,7 +136,7 @@ function serverOver(coordination: Coordination, config: Config, log: Logger, tls
     core: services,
     transport: httpTransport(res),
     caller: await credentials.authenticate(bearerSecret(req.headers.authorization), req.socket.remoteAddress),
-    trace: traceContextOfHeaders(req.headers),
+    trace: oneCall(req.url) ? traceContextOfHeaders(req.headers) : undefined,
   });
   const guards = browserGuards(config, tls ? "https" : "http");
   const trpcAdapter = createHTTPHandler({

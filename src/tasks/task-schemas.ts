@@ -198,9 +198,10 @@ export const enqueueFields = z.strictObject({
       const parsed = parseTraceparent(value);
       if (!parsed.ok) ctx.addIssue({ code: "custom", message: parsed.reason });
     })
+    .nullable()
     .optional()
     .describe(
-      "The W3C trace context of the work that asks for this task (00-<trace id>-<parent span id>-<flags>, as an OpenTelemetry propagator writes it): kept with the task and handed to every run of it, so the run's spans join that trace. Left out, the request's traceparent HTTP header is taken (an instrumented client sends one), with its tracestate; a malformed header is ignored, a malformed field refused. Not compared when an idempotencyKey is sent again, and a deduplicated enqueue keeps the task's own",
+      "The W3C trace context of the work that asks for this task (00-<trace id>-<parent span id>-<flags>, as an OpenTelemetry propagator writes it): kept with the task and handed to every run of it, so the run's spans join that trace. Left out, the request's traceparent HTTP header is taken (an instrumented client sends one), with its tracestate; a malformed header is ignored, a malformed field refused; null is none given, as left out (a task's own null passed on). Not compared when an idempotencyKey is sent again, and a deduplicated enqueue keeps the task's own",
     ),
   tracestate: z
     .string()
@@ -208,6 +209,7 @@ export const enqueueFields = z.strictObject({
       const parsed = parseTracestate(value);
       if (!parsed.ok) ctx.addIssue({ code: "custom", message: parsed.reason });
     })
+    .nullable()
     .optional()
     .describe(`The W3C tracestate that goes with traceparent (vendor key=value pairs, at most ${MAX_TRACESTATE_CHARS} characters); only with a traceparent`),
 });
@@ -233,7 +235,7 @@ export const enqueueInput = enqueueFields
       ctx.addIssue({ code: "custom", path: ["ttlMs"], message: "give expiresAt or ttlMs, not both" });
     }
     if (input.dependsOn) refuseRepeats(input.dependsOn, ctx, ["dependsOn"]);
-    if (input.tracestate !== undefined && input.traceparent === undefined) {
+    if (input.tracestate != null && input.traceparent == null) {
       ctx.addIssue({ code: "custom", path: ["tracestate"], message: "needs a traceparent: a tracestate goes with the trace context it belongs to" });
     }
     if (input.dedupe?.replace === true && input.dedupe.until === "settled") {

@@ -60,7 +60,6 @@ function tracestateMembers(text: string): { ok: true; members: string[] } | { ok
     if (members.some((m) => m.slice(0, m.indexOf("=")) === key)) return { ok: false, reason: `names key ${JSON.stringify(key)} twice` };
     members.push(member);
   }
-  if (members.length > MAX_TRACESTATE_MEMBERS) return { ok: false, reason: `has ${members.length} list members, more than the spec's ${MAX_TRACESTATE_MEMBERS}` };
   return { ok: true, members };
 }
 
@@ -69,14 +68,16 @@ export function parseTracestate(text: string): { ok: true; value: string | null 
   if (text.length > MAX_TRACESTATE_CHARS) return { ok: false, reason: `must be at most ${MAX_TRACESTATE_CHARS} characters (got ${text.length})` };
   const parsed = tracestateMembers(text);
   if (!parsed.ok) return parsed;
+  if (parsed.members.length > MAX_TRACESTATE_MEMBERS) return { ok: false, reason: `has ${parsed.members.length} list members, more than the spec's ${MAX_TRACESTATE_MEMBERS}` };
   return { ok: true, value: parsed.members.length === 0 ? null : parsed.members.join(",") };
 }
 
 /**
  * The trace context of an HTTP request's `traceparent` and `tracestate` headers, as a receiver
  * reads them: a missing, repeated (Node joins repeats with ", ") or malformed traceparent is no
- * context; a malformed tracestate is dropped and the traceparent kept; one past 512 characters
- * loses list members from its end (the spec's advice: the newest vendors come first) until it fits.
+ * context; a malformed tracestate is dropped and the traceparent kept; one past 32 list members or
+ * 512 characters loses members from its end (the spec's advice: the newest vendors come first)
+ * until it fits.
  */
 export function traceContextOfHeaders(headers: IncomingHttpHeaders | Readonly<Record<string, string | string[] | undefined>>): TraceContext | undefined {
   const parent = headers.traceparent;
@@ -88,8 +89,8 @@ export function traceContextOfHeaders(headers: IncomingHttpHeaders | Readonly<Re
   const joined = Array.isArray(state) ? state.join(",") : state;
   if (joined === undefined) return { traceparent: traceparent.value, tracestate: null };
   const parsed = tracestateMembers(joined);
-  if (!parsed.ok || parsed.members.length > MAX_TRACESTATE_MEMBERS) return { traceparent: traceparent.value, tracestate: null };
-  const kept = parsed.members;
+  if (!parsed.ok) return { traceparent: traceparent.value, tracestate: null };
+  const kept = parsed.members.slice(0, MAX_TRACESTATE_MEMBERS);
   while (kept.join(",").length > MAX_TRACESTATE_CHARS) kept.pop();
   return { traceparent: traceparent.value, tracestate: kept.length === 0 ? null : kept.join(",") };
 }
@@ -112,16 +113,17 @@ export function traceContextOfMcpRequest(meta: Readonly<Record<string, unknown>>
  * no traceparent of its own (its own is the caller's word, and a tracestate goes with its own
  * traceparent only); the input itself when nothing is added.
  */
-export function withHeaderTrace<T extends { traceparent?: string | undefined; tracestate?: string | undefined }>(request: T, fromHeaders: TraceContext | undefined): T {
-  if (fromHeaders === undefined || request.traceparent !== undefined) return request;
+export function withHeaderTrace<T extends { traceparent?: string | null | undefined; tracestate?: string | null | undefined }>(request: T, fromHeaders: TraceContext | undefined): T {
+  // null is none given, as left out (a task's own null passed on to a child).
+  if (fromHeaders === undefined || (request.traceparent !== undefined && request.traceparent !== null)) return request;
   return copyWith(request, fromHeaders.tracestate === null ? { traceparent: fromHeaders.traceparent } : { traceparent: fromHeaders.traceparent, tracestate: fromHeaders.tracestate });
 }
 
 /** What a task keeps of an enqueue's (validated) traceparent and tracestate: the forms parseTraceparent and parseTracestate give, or nulls. */
-export function storedTrace(request: { traceparent?: string | undefined; tracestate?: string | undefined }): { traceparent: string | null; tracestate: string | null } {
-  if (request.traceparent === undefined) return { traceparent: null, tracestate: null };
+export function storedTrace(request: { traceparent?: string | null | undefined; tracestate?: string | null | undefined }): { traceparent: string | null; tracestate: string | null } {
+  if (request.traceparent === undefined || request.traceparent === null) return { traceparent: null, tracestate: null };
   const parent = parseTraceparent(request.traceparent);
-  const state = request.tracestate === undefined ? undefined : parseTracestate(request.tracestate);
+  const state = request.tracestate === undefined || request.tracestate === null ? undefined : parseTracestate(request.tracestate);
   return { traceparent: parent.ok ? parent.value : null, tracestate: state?.ok === true ? state.value : null };
 }
 
