@@ -22,6 +22,9 @@ function consumerProject(files: Record<string, string>): string {
   mkdirSync(join(dir, "node_modules", "@types"), { recursive: true });
   symlinkSync(ROOT, join(dir, "node_modules", "coordination"), "dir");
   symlinkSync(join(ROOT, "node_modules", "@types", "node"), join(dir, "node_modules", "@types", "node"), "dir");
+  // A consumer that traces installs OpenTelemetry's API (and an SDK, whose propagator comes from core).
+  mkdirSync(join(dir, "node_modules", "@opentelemetry"));
+  for (const name of ["api", "core"]) symlinkSync(join(ROOT, "node_modules", "@opentelemetry", name), join(dir, "node_modules", "@opentelemetry", name), "dir");
   writeFileSync(join(dir, "package.json"), JSON.stringify({ type: "module", private: true }));
   writeFileSync(
     join(dir, "tsconfig.json"),
@@ -68,7 +71,7 @@ describe("the client's published types, in a fresh strict project", () => {
     const manifest = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { devDependencies: Record<string, string> };
     const loaded = packagesLoaded(result.output);
     expect(loaded).toContain("@trpc/client");
-    const consumersOwn = new Set(["typescript", "@types/node"]);
+    const consumersOwn = new Set(["typescript", "@types/node", "@opentelemetry/api", "@opentelemetry/core"]);
     expect(loaded.filter((name) => name in manifest.devDependencies && !consumersOwn.has(name))).toEqual([]);
   });
 });

@@ -287,6 +287,10 @@ describe("README", () => {
     expect(await runExample("propagation.extract(ROOT_CONTEXT, task)", "trace")).toBe("0af7651916cd43dd8448eb211c80319c vendor=one\n");
   });
 
+  it("runs the worker span example as written: the run's span is in the producer's trace", async () => {
+    expect(await runExample("SpanKind.CONSUMER", "trace-worker")).toBe("completed { traceId: '0af7651916cd43dd8448eb211c80319c' }\n");
+  });
+
   it("runs the progress example as written", async () => {
     expect(await runExample("reportProgress", "progress")).toBe("{ step: 'writing', done: 3, of: 3 }\n{ step: 'writing', done: 3, of: 3 } true\n");
   });
