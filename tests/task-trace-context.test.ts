@@ -13,6 +13,7 @@ import { createCoordinationClient, type CoordinationApi } from "../client/index.
 import type { AppRouter } from "../src/trpc/app-router.js";
 import { killAllCli, runCli } from "./helpers/cli-process.js";
 import { closeMcpClients, connectMcp } from "./helpers/mcp-client.js";
+import { mcpPostHeaders, openMcpSession } from "./helpers/mcp-http.js";
 import { refusal } from "./helpers/refusal.js";
 import { listQuery } from "../src/tasks/task-store.js";
 import { startTestServer, withDatabase, type TestServer } from "./helpers/test-server.js";
@@ -359,6 +360,13 @@ describe("task trace context", () => {
     const traced = await connectMcp(t.url, { traceparent: OTHER });
     expect(await enqueue(traced)).toEqual([OTHER, null]);
     expect(await enqueue(traced, { traceparent: PARENT })).toEqual([PARENT, null]);
+    // A JSON-RPC batch's headers are no one call's (as a tRPC batch's); each call's _meta is its own.
+    const session = await openMcpSession(t.url, {});
+    const call = (id: number, meta?: Record<string, string>) => ({ jsonrpc: "2.0", id, method: "tools/call", params: { name: "enqueue_task", arguments: { queue: "mcp-batch" }, ...(meta === undefined ? {} : { _meta: meta }) } });
+    const response = await fetch(`${t.url}/mcp`, { method: "POST", headers: mcpPostHeaders({ "mcp-session-id": session, traceparent: OTHER }), body: JSON.stringify([call(2), call(3, { traceparent: PARENT })]) });
+    expect(response.status).toBe(200);
+    await response.text();
+    expect((await t.api.tasks.list.query({ queue: "mcp-batch" })).items.map((task) => task.traceparent)).toEqual([null, PARENT]);
   });
 
   it("tasks.list's traceId finds the tasks one trace enqueued, from an index range; the CLI's --trace-id and MCP's list_tasks too", async () => {

@@ -84,6 +84,9 @@ function untilIdle(session: Session, ms: number): Promise<void> {
   });
 }
 
+/** The responses of JSON-RPC batches of more than one message (McpSession.inBatch). */
+const batchResponses = new WeakSet<ServerResponse>();
+
 /**
  * Reads the arguments of the body's tool calls in place, as tool-arguments.ts says (null for none,
  * null fields left out). A lone call whose arguments are no object, or hold a key superjson
@@ -255,6 +258,8 @@ export function createMcpEndpoint(services: Services) {
         // An ended session closes once its last call under way was answered (end, untilIdle).
         if (session.busy === 0) for (const idle of session.whenIdle.splice(0)) idle();
       });
+      // A batch's trace headers are the one HTTP request's, no one call's (McpSession.inBatch).
+      if (Array.isArray(body) && body.length > 1) batchResponses.add(res);
       return session.transport.handleRequest(req, res, body);
     }
     if (req.method !== "POST" || !isInitializeRequest(body)) return jsonRpcError(res, 400, "No session: send an initialize request first (without mcp-session-id)");
@@ -290,6 +295,10 @@ export function createMcpEndpoint(services: Services) {
       caller,
       deleted: deleted.signal,
       responseOf: (id) => responses.get(id),
+      inBatch: (id) => {
+        const res = responses.get(id);
+        return res !== undefined && batchResponses.has(res);
+      },
       handedOut: (id, handed) => lateCancels.note(id, { leases: handed.leases ?? [], locks: handed.locks ?? [], permits: handed.permits ?? [] }),
       answerDelivered: (id) => giveBack(id, lateCancels.delivered(id)),
       streamBacklog: () => Math.max(0, ...[...streamResponses].map((stream) => stream.writableLength)),

@@ -44,6 +44,8 @@ export interface McpSession {
   caller: Caller;
   /** The HTTP response a request's answer goes out in, by JSON-RPC id, while it is open. */
   responseOf: (requestId: string | number) => ObservableResponse | undefined;
+  /** Whether a request came in a JSON-RPC batch of several: the HTTP request's headers are then no one call's. */
+  inBatch: (requestId: string | number) => boolean;
   /** Bytes written to the session's notification stream that its client has not read yet (0 with none open). */
   streamBacklog: () => number;
   /** Closes the notification stream of a client that stopped reading it; the client reconnects. */
@@ -173,7 +175,7 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
       transport: mcpCallTransport(cancelled, session.responseOf(extra.requestId), () => session.answerDelivered(extra.requestId)),
       caller: session.caller,
       // What enqueue_task keeps as its task's trace context when the host sends one (SEP-414).
-      trace: traceContextOfMcpRequest(extra._meta, extra.requestInfo?.headers),
+      trace: traceContextOfMcpRequest(extra._meta, session.inBatch(extra.requestId) ? undefined : extra.requestInfo?.headers),
     });
   };
   type Api = ReturnType<typeof apiFor>;
