@@ -28,7 +28,7 @@ import { createCallerFactory } from "../trpc/init.js";
 import { VERSION } from "../version.js";
 import { payloadFields } from "../events/system-events.js";
 import type { Handed } from "./late-cancels.js";
-import { traceContextOfMcpRequest } from "../tasks/trace-context.js";
+import { mcpTraceCarrier } from "../tasks/trace-context.js";
 
 const createCaller = createCallerFactory(appRouter);
 
@@ -175,7 +175,7 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
       transport: mcpCallTransport(cancelled, session.responseOf(extra.requestId), () => session.answerDelivered(extra.requestId)),
       caller: session.caller,
       // What enqueue_task keeps as its task's trace context when the host sends one (SEP-414).
-      trace: traceContextOfMcpRequest(extra._meta, session.inBatch(extra.requestId) ? undefined : extra.requestInfo?.headers),
+      traceCarrier: mcpTraceCarrier(extra._meta, session.inBatch(extra.requestId) ? undefined : extra.requestInfo?.headers),
     });
   };
   type Api = ReturnType<typeof apiFor>;

@@ -17,7 +17,6 @@ import { assertQueryEncoding, bodyTooLarge, mediaTypeOf, NOT_UTF8, readBody, sen
 import type { Services } from "../services.js";
 import { failureOf, toErrorBody } from "../trpc/error-shape.js";
 import type { Context } from "../trpc/context.js";
-import { traceContextOfHeaders } from "../tasks/trace-context.js";
 import { buildInput } from "./rest-input.js";
 import { matchRoute, notFoundHint, type Route } from "./routes.js";
 
@@ -67,7 +66,7 @@ export function createRestHandler(services: Services, log: Logger) {
       assertQueryEncoding(url.search);
       const input = buildInput(route, decodeParams(match.params), url.searchParams, body);
       // The procedure's own steps: access, schemas, delivery confirmation, resolver (direct-call.ts).
-      const result = await route.call({ core: services, transport, caller, trace: traceContextOfHeaders(req.headers) } satisfies Context, input);
+      const result = await route.call({ core: services, transport, caller, traceCarrier: req.headers } satisfies Context, input);
       if (result === null && route.emptyIsNoContent) {
         res.writeHead(204);
         return void res.end();

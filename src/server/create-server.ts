@@ -28,7 +28,6 @@ import { appRouter } from "../trpc/app-router.js";
 import { browserGuards, isLoopback } from "./browser-guards.js";
 import { createMcpEndpoint } from "../mcp/mcp-endpoint.js";
 import { createDashboardHandler } from "./dashboard-files.js";
-import { traceContextOfHeaders } from "../tasks/trace-context.js";
 import { rawJsonResponse, sendJson, sendUnauthorized } from "./http-io.js";
 
 const MAX_HEADER_BYTES = 64 * 1024;
@@ -136,7 +135,7 @@ function serverOver(coordination: Coordination, config: Config, log: Logger, tls
     core: services,
     transport: httpTransport(res),
     caller: await credentials.authenticate(bearerSecret(req.headers.authorization), req.socket.remoteAddress),
-    trace: oneCall(req.url) ? traceContextOfHeaders(req.headers) : undefined,
+    traceCarrier: oneCall(req.url) ? req.headers : undefined,
   });
   const guards = browserGuards(config, tls ? "https" : "http");
   const trpcAdapter = createHTTPHandler({

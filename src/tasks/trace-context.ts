@@ -7,7 +7,6 @@
 // Two ways in, with the spec's two strictnesses: a field the caller wrote (the enqueue's
 // `traceparent`) that is malformed is a 400 naming it; a header an instrumented HTTP client added
 // on its own that is malformed is ignored, as the spec asks of a receiver ("restart the trace").
-import type { IncomingHttpHeaders } from "node:http";
 import { copyWith } from "../copy-with.js";
 
 /** The most characters of tracestate kept: what the spec asks every vendor to propagate at least. */
@@ -25,6 +24,13 @@ const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(
 const TRACESTATE_KEY = /^(?:[a-z][a-z0-9_\-*/]{0,255}|[a-z0-9][a-z0-9_\-*/]{0,240}@[a-z][a-z0-9_\-*/]{0,13})$/;
 /** A list member's value: printable ASCII but "," and "=", at most 256, not ending in a space. */
 const TRACESTATE_VALUE = /^[\x20-\x2b\x2d-\x3c\x3e-\x7e]{0,255}[\x21-\x2b\x2d-\x3c\x3e-\x7e]$/;
+
+/**
+ * Where an enqueue may find its caller's trace context: an HTTP request's headers (Node's
+ * IncomingHttpHeaders is one), or the two keys of an MCP request's _meta. Read only by an enqueue
+ * that gives no traceparent of its own (traceContextOfHeaders), not for every call that carries one.
+ */
+export type TraceCarrier = Readonly<Record<string, string | string[] | undefined>>;
 
 /** A trace context as a task keeps it: traceparent in its version-00 form; tracestate or null. */
 export interface TraceContext {
@@ -106,7 +112,7 @@ export function parseTracestate(text: string): { ok: true; value: string | null 
  * the first 32 are read, and past 512 characters it loses whole members until it fits: those past
  * 128 characters first, then from its end (the spec's advice: the newest vendors come first).
  */
-export function traceContextOfHeaders(headers: IncomingHttpHeaders | Readonly<Record<string, string | string[] | undefined>>): TraceContext | undefined {
+export function traceContextOfHeaders(headers: TraceCarrier): TraceContext | undefined {
   const parent = headers.traceparent;
   if (typeof parent !== "string") return undefined;
   const traceparent = parseTraceparent(parent.trim());
@@ -129,16 +135,13 @@ export function traceContextOfHeaders(headers: IncomingHttpHeaders | Readonly<Re
 }
 
 /**
- * The trace context of an MCP request: its `params._meta` `traceparent` and `tracestate` (the keys
- * MCP reserves for W3C Trace Context, SEP-414: what a host sends over stdio and HTTP alike), else
- * its HTTP request's headers; read as headers are (a malformed one is none).
+ * Where an MCP request's trace context is: its `params._meta` `traceparent` and `tracestate` (the
+ * keys MCP reserves for W3C Trace Context, SEP-414: what a host sends over stdio and HTTP alike)
+ * when it holds a traceparent, else its HTTP request's headers; read as headers are.
  */
-export function traceContextOfMcpRequest(meta: Readonly<Record<string, unknown>> | undefined, headers: Readonly<Record<string, string | string[] | undefined>> | undefined): TraceContext | undefined {
-  if (typeof meta?.traceparent === "string") {
-    const tracestate = typeof meta.tracestate === "string" ? meta.tracestate : undefined;
-    return traceContextOfHeaders({ traceparent: meta.traceparent, tracestate });
-  }
-  return headers === undefined ? undefined : traceContextOfHeaders(headers);
+export function mcpTraceCarrier(meta: Readonly<Record<string, unknown>> | undefined, headers: TraceCarrier | undefined): TraceCarrier | undefined {
+  if (typeof meta?.traceparent !== "string") return headers;
+  return { traceparent: meta.traceparent, tracestate: typeof meta.tracestate === "string" ? meta.tracestate : undefined };
 }
 
 /**

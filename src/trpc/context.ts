@@ -63,9 +63,9 @@ export interface Context {
   readonly transport: Transport;
   readonly caller: Caller;
   /**
-   * The W3C trace context of an HTTP request's traceparent and tracestate headers (a malformed one
-   * is none: src/tasks/trace-context.ts); what an enqueue without a traceparent of its own keeps.
-   * Never a WebSocket's: its upgrade request's headers are not any one call's.
+   * Where the call's W3C trace context is (its HTTP request's headers, an MCP request's _meta):
+   * what an enqueue without a traceparent of its own reads (src/tasks/trace-context.ts), no other
+   * call. Never a WebSocket's, nor a batch's of several calls: those headers are no one call's.
    */
-  readonly trace?: { readonly traceparent: string; readonly tracestate: string | null } | undefined;
+  readonly traceCarrier?: Readonly<Record<string, string | string[] | undefined>> | undefined;
 }

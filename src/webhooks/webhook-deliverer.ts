@@ -12,7 +12,7 @@ import type { Config } from "../config.js";
 import type { Database } from "../db/thread/database.js";
 import type { CoordinationEvent } from "../events/event-schemas.js";
 import { isJsonObject } from "../json-checks.js";
-import { parseTraceparent, parseTracestate } from "../tasks/trace-context.js";
+import { storedTrace, tracedBy } from "../tasks/trace-context.js";
 import { matchesType } from "../events/type-patterns.js";
 import type { Logger } from "../logger.js";
 import { VERSION } from "../version.js";
@@ -57,10 +57,8 @@ export const messageId = (event: CoordinationEvent): string => `evt_${event.seq}
 export function traceHeadersOf(event: CoordinationEvent): { traceparent?: string; tracestate?: string } {
   const payload = event.payload;
   if (!isJsonObject(payload) || typeof payload.traceparent !== "string") return {};
-  const parent = parseTraceparent(payload.traceparent);
-  if (!parent.ok) return {};
-  const state = typeof payload.tracestate === "string" ? parseTracestate(payload.tracestate) : undefined;
-  return state?.ok === true && state.value !== null ? { traceparent: parent.value, tracestate: state.value } : { traceparent: parent.value };
+  // Read as an enqueue's fields are, and carried as a task's events carry them.
+  return tracedBy(storedTrace({ traceparent: payload.traceparent, tracestate: typeof payload.tracestate === "string" ? payload.tracestate : undefined }));
 }
 
 /** The request body of `event`: the event as the REST routes answer it (dates in ISO 8601). */
