@@ -11,11 +11,13 @@ import type { JsonValue } from "../json-types.js";
 type Anonymous = { anonymous?: true };
 /** How long the run held its task, claim to settle, in ms (absent when the claim time is unknown). */
 type RanFor = { ranMs?: number };
+/** The W3C trace context the task was enqueued with (absent: none): a task's first event and the one that settles it carry it. */
+type Traced = { traceparent?: string; tracestate?: string };
 
 // Object types, not interfaces: they must be assignable to JSON objects.
 export type SystemEventPayloads = {
   /** waitingFor: while it waits (absent: pending), how many of the tasks it depends on have not completed (0: it waits only for its turn behind a task of its orderingKey). scheduleId: the schedule whose run it is. expiresAt: no run of it starts after this time (absent: it never expires). dedupeKey, orderingKey: as enqueued (absent: none). traceparent, tracestate: the W3C trace context it was enqueued with (absent: none), carried again by the event that settles it (task.completed, task.dead_lettered, task.cancelled); a webhook delivering one of these sends them as its traceparent and tracestate headers. */
-  "task.enqueued": { taskId: string; queue: string; priority: number; capability: string | null; targetAgentId: string | null; runAt: string; waitingFor?: number; scheduleId?: string; expiresAt?: string; maxRunMs?: number; dedupeKey?: string; orderingKey?: string; traceparent?: string; tracestate?: string };
+  "task.enqueued": { taskId: string; queue: string; priority: number; capability: string | null; targetAgentId: string | null; runAt: string; waitingFor?: number; scheduleId?: string; expiresAt?: string; maxRunMs?: number; dedupeKey?: string; orderingKey?: string } & Traced;
   /** A pending task not due yet was made due now (tasks.promote, schedules.trigger); previousRunAt: when it was due; promotedBy: the credential (a token id; null on an open server or in-process). */
   "task.promoted": { taskId: string; queue: string; priority: number; capability: string | null; targetAgentId: string | null; runAt: string; previousRunAt: string; promotedBy: string | null };
   /** A task that waits to run (pending or waiting) was given another priority, time to fall due, expiry or payload (tasks.update): the new ones and the previous (expiresAt and previousExpiresAt only when the expiry changed, null for none; payloadReplaced when the payload changed, which the event does not carry; checkpointCleared when the checkpoint it kept was cleared, asked for or with its payload); waitingFor, as task.enqueued's, while it waits; updatedBy: the credential (a token id; null on an open server or in-process). */
@@ -62,7 +64,7 @@ export type SystemEventPayloads = {
   "task.checkpointed": { taskId: string; queue: string; agentId: string; attempt: number; leaseToken: number; bytes: number; cleared: boolean };
   /** Its holder added lines firstLine to lastLine to the task's log (tasks.appendLog): read them with tasks.log. */
   "task.log": { taskId: string; queue: string; agentId: string; attempt: number; leaseToken: number; firstLine: number; lastLine: number };
-  "task.completed": { taskId: string; queue: string; agentId: string | null; attempt: number; leaseToken: number; traceparent?: string; tracestate?: string } & RanFor & Anonymous;
+  "task.completed": { taskId: string; queue: string; agentId: string | null; attempt: number; leaseToken: number } & Traced & RanFor & Anonymous;
   "task.failed": { taskId: string; queue: string; agentId: string | null; attempt: number; leaseToken: number; error: string; willRetry: boolean } & RanFor & Anonymous;
   /**
    * After a failure or an expired lease with attempts left: claimable again at runAt, `delayMs`
@@ -71,7 +73,7 @@ export type SystemEventPayloads = {
    */
   "task.retried": { taskId: string; queue: string; attempt: number; runAt: string; delayMs: number; retryAfterMs?: number; capability: string | null; targetAgentId: string | null };
   /** `expired`: attempts were left, but its retry would have started at or after its expiresAt, which no run may. */
-  "task.dead_lettered": { taskId: string; queue: string; attempts: number; error: string; expired?: true; traceparent?: string; tracestate?: string };
+  "task.dead_lettered": { taskId: string; queue: string; attempts: number; error: string; expired?: true } & Traced;
   /**
    * Its holder lost the lease: it ran out, was stolen, or its agent went offline or was
    * deregistered (`reason`). `timedOut`: the run reached its time limit (the task's `maxRunMs`),
@@ -81,7 +83,7 @@ export type SystemEventPayloads = {
   /** Given back without charging an attempt (by its holder, by stop(), or because the claim's answer never arrived: `reason`). */
   "task.released": { taskId: string; queue: string; agentId: string | null; capability: string | null; targetAgentId: string | null; runAt: string; reason?: string };
   /** A waiting, pending or claimed task stopped, or a dead letter discarded; agentId: the holder whose lease it ended; reason: why (the cancel's own, or the dependency whose end cancelled it); `expired`: its expiry came before a run of it started (tasks.enqueue's expiresAt or ttlMs). */
-  "task.cancelled": { taskId: string; queue: string; previousStatus: TaskStatus; agentId: string | null; reason?: string; expired?: true; traceparent?: string; tracestate?: string };
+  "task.cancelled": { taskId: string; queue: string; previousStatus: TaskStatus; agentId: string | null; reason?: string; expired?: true } & Traced;
   /** waitingFor: as task.enqueued's (back to waiting for dependencies that have not completed, or for its turn behind a task of its orderingKey: 0). orderingKey: as enqueued (absent: none). checkpointCleared: its checkpoint was cleared with it (tasks.requeue's checkpoint null). */
   "task.requeued": { taskId: string; queue: string; previousStatus: TaskStatus; capability: string | null; targetAgentId: string | null; waitingFor?: number; orderingKey?: string; checkpointCleared?: true };
   /** `implicit`: registered by its first claim or heartbeat, with no capabilities. */
