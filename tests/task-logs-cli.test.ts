@@ -126,6 +126,28 @@ describe("a run's log from the command line", () => {
     expect(ndjson(json.stdout)).toEqual(asJson([line]));
   }, 300_000);
 
+  it("drops a message's trailing line ends (\\n and \\r\\n, a run of 16,383 too) and keeps a lone \\r", async () => {
+    t = await startTestServer();
+    const task = await claimed(t);
+    const entries = [{ message: `done\r\n${"\n".repeat(16_378)}` }, { message: "x\r\r\n\n" }, { message: "\n\n" }, { message: "a\n\nb\n" }];
+    await t.api.tasks.appendLog.mutate({ taskId: task.id, agentId: "agent-1", entries });
+    const at = (await t.api.tasks.log.query({ taskId: task.id })).lines.map((line) => stamp(line.at));
+    const under = " ".repeat("     4  ".length + at[3]!.length + "  info   agent-1 (run 1)  ".length);
+    expect(await run({ args: ["tasks", "logs", task.id], env: { COORDINATION_URL: t.url } })).toMatchObject({
+      code: 0,
+      stdout: [
+        `     1  ${at[0]}  info   agent-1 (run 1)  done`,
+        `     2  ${at[1]}  info   agent-1 (run 1)  x\\r`,
+        `     3  ${at[2]}  info   agent-1 (run 1)  `,
+        `     4  ${at[3]}  info   agent-1 (run 1)  a`,
+        under,
+        `${under}b`,
+        "",
+      ].join("\n"),
+      stderr: "",
+    });
+  }, 300_000);
+
   it("says which lines the log dropped (maxTaskLogBytes), on stderr with --json; not when --after is past them", async () => {
     t = await startTestServer({ maxTaskLogBytes: 65_536 });
     const env = { COORDINATION_URL: t.url };
