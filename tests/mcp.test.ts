@@ -34,6 +34,7 @@ const TOOLS = [
   "acquire_lock",
   "acquire_permit",
   "append_task_log",
+  "cancel_task",
   "claim_task",
   "complete_task",
   "delete_key",

@@ -78,7 +78,7 @@ describe("credentials carry the agent's identity", () => {
     expect((await http(t.url, "POST", `/tasks/${task.id}/heartbeat`, asItself)).body.code).toBe("LEASE_CONFLICT");
     expect((await http(t.url, "POST", `/tasks/${task.id}/release`, asItself)).body.code).toBe("LEASE_CONFLICT");
     expect(await codeOf(B.tasks.heartbeat.mutate({ agentId: "agent-B", taskId: task.id, leaseToken: claimed.leaseToken }))).toBe("LEASE_CONFLICT");
-    // Cancelling is an operator's act.
+    // Cancelling a task is an operator's act, or its enqueuer's (an admin enqueued this one).
     expect(await codeOf(B.tasks.cancel.mutate({ taskId: task.id }))).toBe("FORBIDDEN");
     const rest = await http(t.url, "DELETE", "/agents/agent-A", { token: tokens.b });
     expect(rest.status).toBe(403);

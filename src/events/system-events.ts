@@ -82,8 +82,8 @@ export type SystemEventPayloads = {
   "task.lease_expired": { taskId: string; queue: string; agentId: string | null; attempt: number; reason: string; timedOut?: true; maxRunMs?: number };
   /** Given back without charging an attempt (by its holder, by stop(), or because the claim's answer never arrived: `reason`). */
   "task.released": { taskId: string; queue: string; agentId: string | null; capability: string | null; targetAgentId: string | null; runAt: string; reason?: string };
-  /** A waiting, pending or claimed task stopped, or a dead letter discarded; agentId: the holder whose lease it ended; reason: why (the cancel's own, or the dependency whose end cancelled it); `expired`: its expiry came before a run of it started (tasks.enqueue's expiresAt or ttlMs). */
-  "task.cancelled": { taskId: string; queue: string; previousStatus: TaskStatus; agentId: string | null; reason?: string; expired?: true } & Traced;
+  /** A waiting, pending or claimed task stopped, or a dead letter discarded; agentId: the holder whose lease it ended; reason: why (the cancel's own, or the dependency whose end cancelled it); `expired`: its expiry came before a run of it started (tasks.enqueue's expiresAt or ttlMs); cancelledBy: the agent whose credential cancelled it, a task it enqueued (absent: an admin, an open server, in-process, or a cascade or expiry). */
+  "task.cancelled": { taskId: string; queue: string; previousStatus: TaskStatus; agentId: string | null; reason?: string; expired?: true; cancelledBy?: string } & Traced;
   /** waitingFor: as task.enqueued's (back to waiting for dependencies that have not completed, or for its turn behind a task of its orderingKey: 0). orderingKey: as enqueued (absent: none). checkpointCleared: its checkpoint was cleared with it (tasks.requeue's checkpoint null). */
   "task.requeued": { taskId: string; queue: string; previousStatus: TaskStatus; capability: string | null; targetAgentId: string | null; waitingFor?: number; orderingKey?: string; checkpointCleared?: true };
   /** `implicit`: registered by its first claim or heartbeat, with no capabilities. */

@@ -15,7 +15,7 @@ import { pollInput, publishInput, subscribeInput, unsubscribeInput } from "../ev
 import { findByCapabilityInput, registerInput } from "../agents/agent-schemas.js";
 import { recallInput, rememberInput } from "../memory/memory-schemas.js";
 import type { Services } from "../services.js";
-import { claimInput, completeAndClaimInput, completeInput, dedupeInput, enqueueFields, failInput, heartbeatInput, listInput, MAX_CHECKPOINT_BYTES, MAX_PROGRESS_BYTES, releaseInput, statsFields, taskIdInput, waitInput, waitManyInput } from "../tasks/task-schemas.js";
+import { cancelInput, claimInput, completeAndClaimInput, completeInput, dedupeInput, enqueueFields, failInput, heartbeatInput, listInput, MAX_CHECKPOINT_BYTES, MAX_PROGRESS_BYTES, releaseInput, statsFields, taskIdInput, waitInput, waitManyInput } from "../tasks/task-schemas.js";
 import { int } from "../schema-parts.js";
 import { acquireInput, getLockInput, listLocksInput, releaseInput as lockReleaseInput, renewInput } from "../locks/lock-schemas.js";
 import { acquirePermitInput, getSemaphoreInput, releasePermitInput, renewPermitInput } from "../locks/semaphore-schemas.js";
@@ -246,7 +246,7 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
         "While you hold a task, say what its run does (a tool called, a model's answer, why it gave up) with append_task_log: whoever looks into the task reads it with read_task_log. " +
         "Any tool call keeps this agent alive: with none for the server's agentOfflineMs (90 s by default) it is seen offline and its tasks go back to the queue. " +
         "Register what you can do with register_agent (tasks that require a capability go only to agents offering it); give back a task you cannot do with release_task (no attempt is charged). " +
-        "Hand work to other agents with enqueue_task, and wait for its result with wait_for_task (for several tasks' results, wait_for_tasks); see what waits, runs or failed in a queue with list_tasks. " +
+        "Hand work to other agents with enqueue_task, and wait for its result with wait_for_task (for several tasks' results, wait_for_tasks); cancel what you enqueued and no longer need with cancel_task; see what waits, runs or failed in a queue with list_tasks. " +
         "Read direct messages, and the event types you subscribed to with subscribe_events, with read_mailbox. A task targeted at you, or a direct message, arrives as a logging notification. " +
         "Before working on something other agents may work on too (a file, a branch, a deploy), take a named lock with acquire_lock, renew it with renew_lock while you work, and release it with release_lock when done. " +
         "Before using something only a few agents may use at once (an API key's concurrency, a GPU pool), take a permit with acquire_permit, renew it with renew_permit, and release it with release_permit. " +
@@ -421,6 +421,18 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
       }),
     },
     (args, extra) => answerCall(extra, (api) => api.tasks.list({ ...args, limit: args.limit ?? MCP_LIST_TASKS, order: args.order ?? "asc" })),
+  );
+  registerTool(
+    "cancel_task",
+    {
+      description:
+        "Stop a task you enqueued that is no longer needed (another task already found the answer, the user asked for something else): one waiting or pending never runs, one running is stopped (its holder's next heartbeat or settle is refused), the tasks waiting on it are cancelled with it, and a dead letter is discarded. With an agent token, only the tasks this agent enqueued (FORBIDDEN otherwise); a completed task cannot be cancelled (INVALID_STATE). Answers the task.",
+      inputSchema: strictArgs({
+        taskId: cancelInput.shape.taskId,
+        reason: cancelInput.shape.reason.describe("Why it is stopped (at most 1,000 characters): get_task shows it as the task's last error, and the tasks cancelled with it name it"),
+      }),
+    },
+    (args, extra) => answerCall(extra, (api) => api.tasks.cancel(args)),
   );
   registerTool(
     "get_task",

@@ -409,14 +409,19 @@ export function taskCommands(d: TaskCommandDeps) {
      * dead letter: handled, out of the dead-letter queue, its errors kept. A completed task stays
      * so. The tasks waiting on it are cancelled with it, and theirs in turn.
      */
-    "tasks.cancel": (ctx: WriteContext, request: CancelRequest): Task => {
+    "tasks.cancel": (ctx: WriteContext, { request, byAgent }: { request: CancelRequest; byAgent: string | null }): Task => {
       const { taskId, reason } = request;
       const row = t.findTask(taskId);
+      // What an agent enqueued under its credential carries its id (the key scope); a task an
+      // admin, a schedule or another agent enqueued does not.
+      if (byAgent !== null && row.idempotencyScope !== byAgent) {
+        throw new CoordinationError("FORBIDDEN", `task "${taskId}" was not enqueued by agent ${JSON.stringify(byAgent)}: an agent credential cancels only the tasks its agent enqueued (an admin's, any task)`);
+      }
       if (row.status === "cancelled") return toTask(row);
       if (row.status === "completed") {
         throw new CoordinationError("INVALID_STATE", `task "${taskId}" is ${row.status} and cannot be cancelled`);
       }
-      const cancelled = t.cancelRow(ctx, row, reason);
+      const cancelled = t.cancelRow(ctx, row, reason, false, byAgent);
       // A schedule's next run cancelled: that run is skipped, the one after it enqueued.
       if (row.scheduleId !== null) t.schedules.skipped(ctx, row);
       return toTask(cancelled);

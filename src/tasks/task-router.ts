@@ -164,10 +164,19 @@ export const taskRouter = router({
     .mutation(({ ctx, input }) => ctx.services.tasks.release(input)),
 
   cancel: procedure
-    .meta({ access: ADMIN, rest: { method: "POST", path: "/tasks/{taskId}/cancel", tags, summary: "Cancel a waiting, pending or claimed task (and the tasks waiting on it), or discard a dead letter", errors: ["TASK_NOT_FOUND", "INVALID_STATE"] } })
+    .meta({
+      access: AGENT,
+      rest: {
+        method: "POST",
+        path: "/tasks/{taskId}/cancel",
+        tags,
+        summary: "Cancel a waiting, pending or claimed task (and the tasks waiting on it), or discard a dead letter: an admin any task, an agent credential those its agent enqueued",
+        errors: ["TASK_NOT_FOUND", "INVALID_STATE"],
+      },
+    })
     .input(cancelInput)
     .output(taskSchema)
-    .mutation(({ ctx, input }) => ctx.services.tasks.cancel(input)),
+    .mutation(({ ctx, input }) => ctx.services.tasks.cancel(input, credentialAgentOf(ctx.caller))),
 
   requeue: procedure
     .meta({ access: ADMIN,
@@ -290,5 +299,14 @@ export const taskRouter = router({
  * admin, an open server and in-process callers, who share one space of keys.
  */
 function keyScopeOf(caller: Caller): string {
-  return caller.kind === "token" && caller.role === "agent" && caller.agentId !== null ? caller.agentId : "";
+  return credentialAgentOf(caller) ?? "";
+}
+
+/**
+ * The agent an agent credential acts as; null for an admin, a read credential, an open server and
+ * in-process callers. What it enqueues is its own (the task's idempotencyScope), and it cancels
+ * only that.
+ */
+function credentialAgentOf(caller: Caller): string | null {
+  return caller.kind === "token" && caller.role === "agent" && caller.agentId !== null ? caller.agentId : null;
 }

@@ -279,9 +279,14 @@ export class TaskService {
     return this.d.db.write("tasks.release", request);
   }
 
-  /** Stops a task (and what waits on it), or discards a dead letter; `reason` is kept as its lastError (task-commands.ts). */
-  cancel(request: CancelRequest): Promise<Task> {
-    return this.d.db.write("tasks.cancel", request);
+  /**
+   * Stops a task (and what waits on it), or discards a dead letter; `reason` is kept as its
+   * lastError (task-commands.ts). `byAgent`: the agent an agent credential acts as, which may
+   * cancel only a task it enqueued (FORBIDDEN otherwise, nothing changed), and is named in the
+   * task.cancelled event; null (an admin, an open server, in-process): any task.
+   */
+  cancel(request: CancelRequest, byAgent: string | null = null): Promise<Task> {
+    return this.d.db.write("tasks.cancel", { request, byAgent });
   }
 
   /** A dead letter or cancelled task back in its queue (TaskCommands "tasks.requeue"); `checkpoint: null` clears its checkpoint. */

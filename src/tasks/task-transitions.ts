@@ -405,7 +405,7 @@ export class TaskTransitions {
    * Cancels a waiting, pending or claimed task, or discards a dead letter, with its task.cancelled
    * event (`reason`, when given, kept as its lastError); what waits on it is cancelled with it.
    */
-  cancelRow(ctx: WriteContext, row: TaskRow, reason: string | undefined, expired = false): TaskRow {
+  cancelRow(ctx: WriteContext, row: TaskRow, reason: string | undefined, expired = false, cancelledBy: string | null = null): TaskRow {
     // A waiting task keeps its dependency rows: a requeue reads what it still waits for.
     const cancelled = this.d.tasks.cancel(row.seq, ctx.now, reason ?? null);
     // agentId: the holder whose lease this ends (a dead letter keeps its last holder's name, but no lease).
@@ -416,6 +416,7 @@ export class TaskTransitions {
       agentId: row.status === "claimed" ? row.leaseOwner : null,
       ...(reason === undefined ? {} : { reason }),
       ...(expired ? { expired: true as const } : {}),
+      ...(cancelledBy === null ? {} : { cancelledBy }),
       ...tracedBy(row),
     });
     // What waits on it would never run; the next of its ordering key runs.

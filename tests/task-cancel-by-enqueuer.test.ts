@@ -1,0 +1,138 @@
+// An agent cancels the tasks it enqueued: a planner that fanned work out and got its answer from
+// the first, or whose user changed their mind, stops the rest without an admin credential. An
+// agent credential cancels only what its agent enqueued (the task's key scope); an admin any task;
+// a read credential none. Over tRPC, REST, MCP and the command line, with the server's events.
+import { afterEach, describe, expect, it } from "vitest";
+import { isSystemEvent, TRPCClientError, type SystemEvent } from "../client/index.js";
+import { killAllCli, runCli } from "./helpers/cli-process.js";
+import { callTool, closeMcpClients, connectMcp } from "./helpers/mcp-client.js";
+import { http, startSecureServer, type SecureServer } from "./helpers/secure-server.js";
+import { startTestServer, type TestServer } from "./helpers/test-server.js";
+
+let t: SecureServer | TestServer | undefined;
+afterEach(async () => {
+  await closeMcpClients();
+  await killAllCli();
+  await t?.stop({ removeFiles: true });
+  t = undefined;
+});
+
+/** The domain code and message of a rejected typed-client call. */
+async function refusal(call: Promise<unknown>): Promise<{ code: string; message: string }> {
+  try {
+    await call;
+  } catch (error) {
+    if (error instanceof TRPCClientError) return { code: (error.data as { code: string }).code, message: error.message };
+    throw error;
+  }
+  throw new Error("the call succeeded");
+}
+
+/** The task.cancelled events among `events`, typed. */
+const cancels = (events: Array<{ type: string; source: string }>): Array<SystemEvent<"task.cancelled">> => events.filter((event) => isSystemEvent(event, "task.cancelled"));
+
+const notEnqueuedBy = (taskId: string, agentId: string) =>
+  `task "${taskId}" was not enqueued by agent "${agentId}": an agent credential cancels only the tasks its agent enqueued (an admin's, any task)`;
+
+async function withPlanner() {
+  const s = await startSecureServer();
+  t = s;
+  const [plannerToken, otherToken, readToken] = await Promise.all([s.issue("agent", "planner"), s.issue("agent", "other"), s.issue("read")]);
+  return { s, tokens: { planner: plannerToken!, other: otherToken!, read: readToken! }, planner: s.as(plannerToken!), other: s.as(otherToken!), reader: s.as(readToken!) };
+}
+
+describe("an agent cancels what it enqueued", () => {
+  it("its own tasks in every state but completed, the tasks waiting on them with them; another's, an admin's or a schedule's is a 403 that changes nothing", async () => {
+    const { s, planner, other, reader } = await withPlanner();
+    // A fan-out: three searches, a summary waiting on them, and one already running elsewhere.
+    const searches = await Promise.all(["a", "b", "c"].map((topic) => planner.tasks.enqueue.mutate({ queue: "search", payload: { topic } })));
+    const summary = await planner.tasks.enqueue.mutate({ queue: "summary", dependsOn: searches.map((task) => task.id) });
+    const running = (await other.tasks.claim.mutate({ agentId: "other", queues: ["search"], leaseMs: 60_000, context: false }))!;
+    expect(running.id).toBe(searches[0]!.id);
+
+    // Not the planner's: another agent's task, an admin's, a task of a schedule.
+    const others = await other.tasks.enqueue.mutate({ queue: "search" });
+    const admins = await s.admin.tasks.enqueue.mutate({ queue: "search" });
+    const schedule = await s.admin.schedules.set.mutate({ scheduleId: "nightly", everyMs: 3_600_000, task: { queue: "reports" } });
+    for (const taskId of [others.id, admins.id, schedule.schedule.nextTaskId!]) {
+      expect(await refusal(planner.tasks.cancel.mutate({ taskId, reason: "mine now" }))).toEqual({ code: "FORBIDDEN", message: notEnqueuedBy(taskId, "planner") });
+      expect((await s.admin.tasks.get.query({ taskId })).status).toBe("pending");
+    }
+    // Nor does the other agent cancel the planner's, or a read credential anyone's; an unknown task is a 404.
+    expect(await refusal(other.tasks.cancel.mutate({ taskId: searches[1]!.id }))).toEqual({ code: "FORBIDDEN", message: notEnqueuedBy(searches[1]!.id, "other") });
+    expect((await refusal(reader.tasks.cancel.mutate({ taskId: searches[1]!.id }))).code).toBe("FORBIDDEN");
+    expect((await refusal(planner.tasks.cancel.mutate({ taskId: "no-such-task" }))).code).toBe("TASK_NOT_FOUND");
+
+    // The planner got its answer: it stops the run under way (the holder's heartbeat is refused
+    // then), the search not started, and the summary with them.
+    const stopped = await planner.tasks.cancel.mutate({ taskId: running.id, reason: "answer found" });
+    expect([stopped.status, stopped.lastError]).toEqual(["cancelled", "answer found"]);
+    expect((await refusal(other.tasks.heartbeat.mutate({ agentId: "other", taskId: running.id, leaseToken: running.leaseToken }))).code).toBe("LEASE_CONFLICT");
+    expect((await planner.tasks.cancel.mutate({ taskId: searches[1]!.id })).status).toBe("cancelled");
+    expect((await s.admin.tasks.get.query({ taskId: summary.id })).status).toBe("cancelled");
+    // Cancelling a cancelled task of its own answers it as it is; a completed one is INVALID_STATE.
+    expect((await planner.tasks.cancel.mutate({ taskId: running.id })).lastError).toBe("answer found");
+    const last = (await other.tasks.claim.mutate({ agentId: "other", queues: ["search"], context: false }))!;
+    expect(last.id).toBe(searches[2]!.id);
+    await other.tasks.complete.mutate({ taskId: last.id, leaseToken: last.leaseToken, result: { found: true } });
+    expect((await refusal(planner.tasks.cancel.mutate({ taskId: last.id }))).code).toBe("INVALID_STATE");
+
+    // The events name who cancelled: the planner's two, not the summary cancelled with them.
+    const events = cancels(await s.admin.events.list.query({ types: ["task.cancelled"], limit: 100 }));
+    expect(events.map((event) => [event.payload.taskId, event.payload.cancelledBy ?? null, event.payload.previousStatus])).toEqual([
+      [running.id, "planner", "claimed"],
+      [summary.id, null, "waiting"],
+      [searches[1]!.id, "planner", "pending"],
+    ]);
+    // An admin cancels any task, named by no agent.
+    expect((await s.admin.tasks.cancel.mutate({ taskId: others.id })).status).toBe("cancelled");
+    const byAdmin = cancels(await s.admin.events.list.query({ types: ["task.cancelled"], afterSeq: events.at(-1)!.seq, limit: 10 }));
+    expect(byAdmin.map((event) => [event.payload.taskId, "cancelledBy" in event.payload])).toEqual([[others.id, false]]);
+  });
+
+  it("a dead letter of its own is discarded; over REST, MCP and the command line with the agent's token", async () => {
+    const { s, tokens, planner, other } = await withPlanner();
+    const failing = await planner.tasks.enqueue.mutate({ queue: "q", maxAttempts: 1 });
+    const held = (await other.tasks.claim.mutate({ agentId: "other", queues: ["q"], context: false }))!;
+    await other.tasks.fail.mutate({ taskId: held.id, leaseToken: held.leaseToken, error: "broken" });
+    expect((await planner.tasks.cancel.mutate({ taskId: failing.id, reason: "not needed" })).status).toBe("cancelled");
+
+    // REST: the same rule, the same message.
+    const [viaRest, notMine] = await Promise.all([planner.tasks.enqueue.mutate({ queue: "q" }), other.tasks.enqueue.mutate({ queue: "q" })]);
+    expect(await http(s.url, "POST", `/tasks/${notMine.id}/cancel`, { token: tokens.planner, body: {} })).toMatchObject({
+      status: 403,
+      body: { code: "FORBIDDEN", message: notEnqueuedBy(notMine.id, "planner") },
+    });
+    expect(await http(s.url, "POST", `/tasks/${viaRest.id}/cancel`, { token: tokens.planner, body: { reason: "over REST" } })).toMatchObject({
+      status: 200,
+      body: { id: viaRest.id, status: "cancelled", lastError: "over REST" },
+    });
+    expect((await http(s.url, "POST", `/tasks/${notMine.id}/cancel`, { token: tokens.read, body: {} })).status).toBe(403);
+
+    // MCP: cancel_task, for an LLM that enqueued through enqueue_task.
+    const mcp = await connectMcp(s.url, { authorization: `Bearer ${tokens.planner}` });
+    const fromMcp = await callTool(mcp, "enqueue_task", { queue: "q" });
+    expect(await callTool(mcp, "cancel_task", { taskId: fromMcp.id, reason: "the user changed their mind" })).toMatchObject({ id: fromMcp.id, status: "cancelled", lastError: "the user changed their mind" });
+    expect(await callTool(mcp, "cancel_task", { taskId: notMine.id })).toEqual({ error: { code: "FORBIDDEN", message: notEnqueuedBy(notMine.id, "planner") } });
+
+    // The command line with the agent's token.
+    const viaCli = await planner.tasks.enqueue.mutate({ queue: "q" });
+    const env = { COORDINATION_URL: s.url, COORDINATION_TOKEN: tokens.planner };
+    const cancelled = await runCli({ args: ["tasks", "cancel", viaCli.id, "--json"], env }, 120_000);
+    expect([cancelled.code, JSON.parse(cancelled.stdout).status, cancelled.stderr]).toEqual([0, "cancelled", ""]);
+    expect(await runCli({ args: ["tasks", "cancel", notMine.id], env }, 120_000)).toMatchObject({ code: 1, stdout: "", stderr: `coordination: FORBIDDEN: ${notEnqueuedBy(notMine.id, "planner")}\n` });
+    expect((await s.admin.tasks.get.query({ taskId: notMine.id })).status).toBe("pending");
+  });
+
+  it("on an open server, as in-process, anyone cancels any task, as before", async () => {
+    const open = await startTestServer();
+    t = open;
+    const task = await open.api.tasks.enqueue.mutate({ queue: "q" });
+    expect((await open.api.tasks.cancel.mutate({ taskId: task.id })).status).toBe("cancelled");
+    const mcp = await connectMcp(open.url, { "x-agent-id": "someone" });
+    const another = await open.api.tasks.enqueue.mutate({ queue: "q" });
+    expect(await callTool(mcp, "cancel_task", { taskId: another.id })).toMatchObject({ id: another.id, status: "cancelled" });
+    const events = cancels(await open.api.events.list.query({ types: ["task.cancelled"], limit: 10 }));
+    expect(events.map((event) => "cancelledBy" in event.payload)).toEqual([false, false]);
+  });
+});
