@@ -2,7 +2,7 @@
 // import: no server code is bundled); superjson on the wire, so Dates stay Dates.
 // Queries and mutations go over HTTP (batched), subscriptions over one WebSocket that opens
 // on first use and reconnects by itself, resuming tracked streams from their last event id.
-import { createTRPCClient, createWSClient, httpBatchLink, httpLink, splitLink, wsLink } from "@trpc/client";
+import { createTRPCClient, createWSClient, httpBatchLink, httpLink, splitLink, wsLink, type Operation } from "@trpc/client";
 import superjson from "superjson";
 import { abortableCallLink } from "./abortable-call.js";
 import { LongPolls } from "./closing-link.js";
@@ -16,8 +16,10 @@ import { mayLongPoll } from "./long-polling.js";
 import { httpTransformer, inputJson, serializeInputLink } from "./serialize-input.js";
 import { socketRefusal } from "./socket-refusal.js";
 import { streamStartLink } from "./stream-start.js";
+import { traceContextLink, traceHeadersOf, type TraceCarrier } from "./trace-context-link.js";
 import type { AppRouter, CoordinationApi } from "./types.js";
 
+export type { TraceCarrier } from "./trace-context-link.js";
 export type { AppRouter, ClaimedTask, CoordinationApi, ErrorCode, JsonObject, JsonValue, RouterInputs, RouterOutputs } from "./types.js";
 
 /**
@@ -79,6 +81,16 @@ export interface CoordinationClientOptions {
    * with undici's setGlobalDispatcher) or a test's interceptor.
    */
   fetch?: TrpcFetch;
+  /**
+   * The caller's W3C trace context, asked for at each `tasks.enqueue` and `tasks.enqueueMany` as
+   * the call is made: a `traceparent` it answers goes with that call as its `traceparent` and
+   * `tracestate` headers, in an HTTP request of its own (not batched), so the tasks it enqueues
+   * carry the caller's trace even when calls made together would share one batch (the server
+   * takes no batch's headers). A task given its own `traceparent` keeps it. With OpenTelemetry:
+   * `() => { const carrier = {}; propagation.inject(context.active(), carrier); return carrier; }`.
+   * Answering undefined, or no traceparent, or throwing: the enqueue goes as without it.
+   */
+  traceContext?: () => TraceCarrier | undefined;
 }
 
 /** What createCoordinationClient returns: the typed procedures, and close() for when the caller is done. */
@@ -143,8 +155,11 @@ export function createCoordinationClient(options: CoordinationClientOptions): Co
   const callTimeoutMs = options.callTimeoutMs ?? (servers.bases.length > 1 ? DEFAULT_CALL_TIMEOUT_MS : undefined);
   // close() ends the long-polls under way (closing-link.ts).
   const longPolls = new LongPolls();
+  // A call the trace link marked goes alone, its trace context in its headers.
+  const single = { ...http, headers: ({ op }: { op: Operation }) => ({ ...headers, ...traceHeadersOf(op) }) };
   const api = createTRPCClient<AppRouter>({
     links: [
+      ...(options.traceContext === undefined ? [] : [traceContextLink(options.traceContext)]),
       streamStartLink(),
       ...(callTimeoutMs === undefined ? [] : [callTimeoutLink(servers, callTimeoutMs)]),
       serializeInputLink(),
@@ -154,8 +169,8 @@ export function createCoordinationClient(options: CoordinationClientOptions): Co
         condition: (op) => op.type === "subscription",
         true: [refusal.link, wsLink({ client: wsClient, transformer: superjson })],
         false: splitLink({
-          condition: (op) => mayLongPoll(op.path, inputJson(op.input)) || encodedBytesUpTo(op.input, batchShare) > batchShare,
-          true: httpLink(http),
+          condition: (op) => traceHeadersOf(op) !== undefined || mayLongPoll(op.path, inputJson(op.input)) || encodedBytesUpTo(op.input, batchShare) > batchShare,
+          true: httpLink(single),
           false: httpBatchLink({ ...http, maxItems: MAX_BATCH_ITEMS }),
         }),
       }),

@@ -22,9 +22,10 @@ function consumerProject(files: Record<string, string>): string {
   mkdirSync(join(dir, "node_modules", "@types"), { recursive: true });
   symlinkSync(ROOT, join(dir, "node_modules", "coordination"), "dir");
   symlinkSync(join(ROOT, "node_modules", "@types", "node"), join(dir, "node_modules", "@types", "node"), "dir");
-  // A consumer that traces installs OpenTelemetry's API (and an SDK, whose propagator comes from core).
+  // A consumer that traces installs OpenTelemetry's API (and an SDK, whose propagator comes from
+  // core and context manager from context-async-hooks).
   mkdirSync(join(dir, "node_modules", "@opentelemetry"));
-  for (const name of ["api", "core"]) symlinkSync(join(ROOT, "node_modules", "@opentelemetry", name), join(dir, "node_modules", "@opentelemetry", name), "dir");
+  for (const name of ["api", "core", "context-async-hooks"]) symlinkSync(join(ROOT, "node_modules", "@opentelemetry", name), join(dir, "node_modules", "@opentelemetry", name), "dir");
   writeFileSync(join(dir, "package.json"), JSON.stringify({ type: "module", private: true }));
   writeFileSync(
     join(dir, "tsconfig.json"),
@@ -71,7 +72,7 @@ describe("the client's published types, in a fresh strict project", () => {
     const manifest = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { devDependencies: Record<string, string> };
     const loaded = packagesLoaded(result.output);
     expect(loaded).toContain("@trpc/client");
-    const consumersOwn = new Set(["typescript", "@types/node", "@opentelemetry/api", "@opentelemetry/core"]);
+    const consumersOwn = new Set(["typescript", "@types/node", "@opentelemetry/api", "@opentelemetry/core", "@opentelemetry/context-async-hooks"]);
     expect(loaded.filter((name) => name in manifest.devDependencies && !consumersOwn.has(name))).toEqual([]);
   });
 });

@@ -291,6 +291,10 @@ describe("README", () => {
     expect(await runExample("SpanKind.CONSUMER", "trace-worker")).toBe("completed { traceId: '0af7651916cd43dd8448eb211c80319c' }\n");
   });
 
+  it("runs the client trace context example as written: two enqueues made together carry their own callers' traces", async () => {
+    expect(await runExample("traceContext: () =>", "trace-client")).toBe("0af7651916cd43dd8448eb211c80319c 4bf92f3577b34da6a3ce929d0e0e4736\n");
+  });
+
   it("runs the progress example as written", async () => {
     expect(await runExample("reportProgress", "progress")).toBe("{ step: 'writing', done: 3, of: 3 }\n{ step: 'writing', done: 3, of: 3 } true\n");
   });

@@ -1,0 +1,65 @@
+// An enqueue carries its caller's trace by itself. The server keeps an enqueue's HTTP
+// `traceparent`/`tracestate` headers as its task's trace context when the call names none, but
+// only from a request that holds that one call: a batch holds several callers' calls, of any
+// number of traces (src/tasks/trace-context.ts). This client batches the calls made in one tick,
+// so enqueues made together from several traces (two requests a web server handles at once)
+// reached the server with no headers of theirs, and their tasks carried no trace.
+//
+// With `traceContext`, each enqueue asks it for its caller's context as the call is made (in
+// the caller's own async context: OpenTelemetry's context.active() is the caller's span), and
+// goes in a request of its own carrying the answer as its headers. Headers, not the enqueue's
+// fields: the server reads them as it reads any instrumented request's, leniently (an upstream
+// tracestate past 32 members or 512 characters is cut, not refused with a 400), and an enqueue
+// that names its own traceparent keeps it.
+import type { Operation, TRPCLink } from "@trpc/client";
+import type { AppRouter } from "./types.js";
+
+/**
+ * A W3C Trace Context carrier: `traceparent` ("00-<trace id>-<parent span id>-<flags>") and
+ * `tracestate`, as OpenTelemetry's `propagation.inject` fills an object. Other keys (a composite
+ * propagator's `baggage`) are not sent.
+ */
+export interface TraceCarrier {
+  traceparent?: string;
+  tracestate?: string;
+}
+
+/** The calls whose task takes the caller's trace context (the server takes it for these alone). */
+const TAKES_TRACE = new Set(["tasks.enqueue", "tasks.enqueueMany"]);
+
+/**
+ * Whether `value` may go in a header as it is: printable ASCII (what both fields are made of), and
+ * short enough that no server refuses the request's headers for it (the server keeps 512
+ * characters of a tracestate at most). Anything else would fail the call in the HTTP client or
+ * the server: it is not sent.
+ */
+const sendable = (value: unknown): value is string => typeof value === "string" && value !== "" && value.length <= 8192 && /^[\x20-\x7e]+$/.test(value);
+
+/** The trace headers traceContextLink gave `op`; undefined when it gave none. */
+export const traceHeadersOf = (op: Operation): Record<string, string> | undefined => (op.context as { traceHeaders?: Record<string, string> }).traceHeaders;
+
+/**
+ * Put before the links that route calls: an enqueue whose `traceContext()` answers a traceparent
+ * is marked with its headers (traceHeadersOf), which send it alone. An answer with none (or one
+ * no header can carry: sendable), or a `traceContext` that throws, leaves the enqueue as it was:
+ * tracing never fails a call.
+ */
+export function traceContextLink(traceContext: () => TraceCarrier | undefined): TRPCLink<AppRouter> {
+  return () =>
+    ({ op, next }) => {
+      if (op.type !== "mutation" || !TAKES_TRACE.has(op.path)) return next(op);
+      // An enqueue naming its own keeps it (the server prefers the field): it may go in a batch.
+      if (op.path === "tasks.enqueue" && typeof (op.input as { traceparent?: unknown } | undefined)?.traceparent === "string") return next(op);
+      let carrier: TraceCarrier | undefined;
+      try {
+        carrier = traceContext();
+      } catch {
+        carrier = undefined;
+      }
+      const traceparent = carrier?.traceparent;
+      if (!sendable(traceparent)) return next(op);
+      const tracestate = carrier?.tracestate;
+      const traceHeaders: Record<string, string> = sendable(tracestate) ? { traceparent, tracestate } : { traceparent };
+      return next({ ...op, context: { ...op.context, traceHeaders } });
+    };
+}
