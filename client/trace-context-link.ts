@@ -35,6 +35,23 @@ const TAKES_TRACE = new Set(["tasks.enqueue", "tasks.enqueueMany"]);
  */
 const sendable = (value: unknown): value is string => typeof value === "string" && value !== "" && value.length <= 8192 && /^[\x20-\x7e]+$/.test(value);
 
+/**
+ * The headers of what `traceContext` answers now; undefined for none. Whatever it does (throws,
+ * answers a carrier whose getters throw, a proxy, a promise) is read inside the try: a broken
+ * tracer costs the call its trace context, never the call.
+ */
+function headersOf(traceContext: () => TraceCarrier | undefined): Record<string, string> | undefined {
+  try {
+    const carrier = traceContext();
+    const traceparent: unknown = carrier?.traceparent;
+    if (!sendable(traceparent)) return undefined;
+    const tracestate: unknown = carrier?.tracestate;
+    return sendable(tracestate) ? { traceparent, tracestate } : { traceparent };
+  } catch {
+    return undefined;
+  }
+}
+
 /** The trace headers traceContextLink gave `op`; undefined when it gave none. */
 export const traceHeadersOf = (op: Operation): Record<string, string> | undefined => (op.context as { traceHeaders?: Record<string, string> }).traceHeaders;
 
@@ -50,16 +67,7 @@ export function traceContextLink(traceContext: () => TraceCarrier | undefined): 
       if (op.type !== "mutation" || !TAKES_TRACE.has(op.path)) return next(op);
       // An enqueue naming its own keeps it (the server prefers the field): it may go in a batch.
       if (op.path === "tasks.enqueue" && typeof (op.input as { traceparent?: unknown } | undefined)?.traceparent === "string") return next(op);
-      let carrier: TraceCarrier | undefined;
-      try {
-        carrier = traceContext();
-      } catch {
-        carrier = undefined;
-      }
-      const traceparent = carrier?.traceparent;
-      if (!sendable(traceparent)) return next(op);
-      const tracestate = carrier?.tracestate;
-      const traceHeaders: Record<string, string> = sendable(tracestate) ? { traceparent, tracestate } : { traceparent };
-      return next({ ...op, context: { ...op.context, traceHeaders } });
+      const traceHeaders = headersOf(traceContext);
+      return traceHeaders === undefined ? next(op) : next({ ...op, context: { ...op.context, traceHeaders } });
     };
 }

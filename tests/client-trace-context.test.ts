@@ -94,7 +94,7 @@ describe("the typed client's traceContext", () => {
     expect(sent.filter((request) => request.path.includes("tasks.claim")).map((request) => request.traceparent)).toEqual([null]);
   });
 
-  it("a traceContext that throws or answers nothing leaves the enqueue as without it", async () => {
+  it("a traceContext that throws, answers nothing, or a carrier that cannot be read leaves the enqueue as without it", async () => {
     t = await startTestServer();
     let answer: () => TraceCarrier | undefined = () => {
       throw new Error("a broken tracer");
@@ -105,6 +105,22 @@ describe("the typed client's traceContext", () => {
     expect((await api.tasks.enqueue.mutate({ queue: "q" })).traceparent).toBeNull();
     answer = () => ({ tracestate: "vendor=one" });
     expect((await api.tasks.enqueue.mutate({ queue: "q" })).tracestate).toBeNull();
+    // A carrier whose reading throws (a getter, a proxy), or no carrier at all (a promise).
+    answer = () => ({
+      get traceparent(): string {
+        throw new Error("a broken getter");
+      },
+    });
+    expect((await api.tasks.enqueue.mutate({ queue: "q" })).traceparent).toBeNull();
+    answer = () =>
+      new Proxy({} as TraceCarrier, {
+        get() {
+          throw new Error("a broken proxy");
+        },
+      });
+    expect((await api.tasks.enqueue.mutate({ queue: "q" })).traceparent).toBeNull();
+    answer = () => Promise.resolve({ traceparent: traceparentOf(1) }) as unknown as TraceCarrier;
+    expect((await api.tasks.enqueue.mutate({ queue: "q" })).traceparent).toBeNull();
   });
 
   it("with OpenTelemetry's context manager, a run's children carry the run's trace, enqueued together", async () => {
