@@ -866,6 +866,12 @@ export function TaskPage({ api, onUnauthorized, may, taskId }: ViewProps & { tas
                   {traceText(data.task)}
                 </td>
               </tr>
+              <tr>
+                <th>enqueued by</th>
+                <td colSpan={5} data-field="enqueuedBy">
+                  {data.task.enqueuedBy ?? "-"}
+                </td>
+              </tr>
             </tbody>
           </table>
           {/* Each only where the server takes it: a requeue brings back a dead letter or a cancelled task; a cancel stops one not settled, or discards a dead letter. */}

@@ -29,7 +29,7 @@ import { MAX_CLAIMS_PER_WINDOW, MAX_RATE_WINDOW_MS, MIN_RATE_WINDOW_MS } from ".
 
 export const OPERATOR_USAGE = [
   "Usage: coordination stats [--queue Q]                         task counts per queue and state",
-  "       coordination tasks list [--queue Q] [--status S] [--agent A] [--capability C] [--dedupe-key K] [--ordering-key K] [--trace-id T] [--limit N] [--cursor C]",
+  "       coordination tasks list [--queue Q] [--status S] [--agent A] [--capability C] [--dedupe-key K] [--ordering-key K] [--trace-id T] [--enqueued-by A] [--limit N] [--cursor C]",
   "       coordination tasks get TASK_ID",
   "       coordination tasks requeue TASK_ID [--clear-checkpoint]     a dead letter or cancelled task back (--clear-checkpoint: its next",
   "                                    run starts from the beginning, not from the checkpoint its last run saved)",
@@ -328,7 +328,7 @@ interface Parsed {
   options: Record<string, string | true>;
 }
 
-const VALUE_OPTIONS = new Set(["--url", "--token", "--config", "--queue", "--status", "--agent", "--limit", "--cursor", "--capability", "--health", "--types", "--from", "--after", "--before", "--reason", "--cron", "--timezone", "--every", "--start", "--end", "--max-runs", "--overlap", "--payload", "--priority", "--timeout", "--at", "--delay", "--expires", "--ttl", "--max-run", "--for", "--holder", "--prefix", "--fencing-token", "--description", "--grace", "--if-version", "--attempt", "--level", "--tail", "--dedupe-key", "--ordering-key", "--trace-id", "--by", "--min", "--max"]);
+const VALUE_OPTIONS = new Set(["--url", "--token", "--config", "--queue", "--status", "--agent", "--limit", "--cursor", "--capability", "--health", "--types", "--from", "--after", "--before", "--reason", "--cron", "--timezone", "--every", "--start", "--end", "--max-runs", "--overlap", "--payload", "--priority", "--timeout", "--at", "--delay", "--expires", "--ttl", "--max-run", "--for", "--holder", "--prefix", "--fencing-token", "--description", "--grace", "--if-version", "--attempt", "--level", "--tail", "--dedupe-key", "--ordering-key", "--trace-id", "--enqueued-by", "--by", "--min", "--max"]);
 /** Options that take no value. */
 const FLAG_OPTIONS = new Set(["--json", "--all", "--any", "--cordoned", "--follow", "--clear-checkpoint"]);
 
@@ -344,7 +344,7 @@ function commandOptions(words: readonly string[], options: Parsed["options"]): r
   if (command === "stats") return ["--queue"];
   if (command === "whoami") return [];
   if (command === "queues") return sub === "pause" ? ["--reason"] : [];
-  if (command === "tasks" && sub === "list") return ["--status", "--queue", "--agent", "--capability", "--dedupe-key", "--ordering-key", "--trace-id", "--limit", "--cursor"];
+  if (command === "tasks" && sub === "list") return ["--status", "--queue", "--agent", "--capability", "--dedupe-key", "--ordering-key", "--trace-id", "--enqueued-by", "--limit", "--cursor"];
   // The bulk form has no TASK_ID: with one, --all is refused as any stray option is.
   if (command === "tasks" && sub === "requeue" && words.length === 2 && options["--all"] === true) return ["--all", "--queue", "--after", "--before", "--clear-checkpoint"];
   if (command === "tasks" && sub === "cancel" && words.length === 2 && options["--all"] === true) return ["--all", "--queue", "--status", "--after", "--before", "--reason"];
@@ -528,6 +528,7 @@ const FLAG_OF_FIELD: Record<string, string> = {
   dedupeKey: "--dedupe-key",
   orderingKey: "--ordering-key",
   traceId: "--trace-id",
+  enqueuedBy: "--enqueued-by",
   by: "--by",
   min: "--min",
   max: "--max",
@@ -820,7 +821,7 @@ async function dispatch(words: string[], options: Parsed["options"], json: boole
   if (command === "tasks" && sub === "list" && words.length === 2) {
     // A filter given empty (--queue "$QUEUE" with QUEUE unset) goes to the server, which refuses
     // it naming the flag: left out, the list would have been every task's, filtered by nothing.
-    const [status, queue, agentId, capability, dedupeKey, orderingKey, traceId] = ["--status", "--queue", "--agent", "--capability", "--dedupe-key", "--ordering-key", "--trace-id"].map((flag) => str(options[flag]));
+    const [status, queue, agentId, capability, dedupeKey, orderingKey, traceId, enqueuedBy] = ["--status", "--queue", "--agent", "--capability", "--dedupe-key", "--ordering-key", "--trace-id", "--enqueued-by"].map((flag) => str(options[flag]));
     const page = await api.tasks.list.query({
       ...(queue !== undefined ? { queue } : {}),
       ...(status !== undefined ? { status: status as never } : {}),
@@ -829,6 +830,7 @@ async function dispatch(words: string[], options: Parsed["options"], json: boole
       ...(dedupeKey !== undefined ? { dedupeKey } : {}),
       ...(orderingKey !== undefined ? { orderingKey } : {}),
       ...(traceId !== undefined ? { traceId } : {}),
+      ...(enqueuedBy !== undefined ? { enqueuedBy } : {}),
       limit: int(options["--limit"], "--limit") ?? 50,
       ...(str(options["--cursor"]) ? { cursor: str(options["--cursor"])! } : {}),
     });
@@ -983,6 +985,8 @@ async function dispatch(words: string[], options: Parsed["options"], json: boole
           ["checkpoint", checkpointText(task as { checkpoint?: unknown; checkpointAt?: Date | null }, when)],
           // The trace it was enqueued in, by the id a tracing UI finds it by (absent from a server older than this CLI).
           ["trace", traceText(task as { traceparent?: string | null })],
+          // The agent whose credential asked for it, which may cancel it (absent from a server older than this CLI; null: none).
+          ["enqueued by", (task as { enqueuedBy?: string | null }).enqueuedBy ?? "-"],
           ...(dependencies.length === 0 ? [] : [["depends on", dependencies.join(", ")] as [string, string]]),
           ["created", when(task.createdAt)],
           ["finished", when(task.finishedAt)],

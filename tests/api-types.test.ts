@@ -53,6 +53,7 @@ interface Task {
   checkpointAt: Date | null;
   traceparent: string | null;
   tracestate: string | null;
+  enqueuedBy: string | null;
 }
 interface Memory {
   id: string;
@@ -220,6 +221,7 @@ describe("AppRouter types", () => {
       dedupeKey?: string;
       orderingKey?: string;
       traceId?: string;
+      enqueuedBy?: string;
       limit?: number;
       cursor?: string;
       order?: "asc" | "desc";

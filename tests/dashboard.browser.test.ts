@@ -148,6 +148,7 @@ describe.skipIf(!CHROMIUM)("the dashboard in Chromium", () => {
       expect(await page.locator('[data-field="progress"]').textContent()).toBe("-");
       expect(await page.locator('[data-field="checkpoint"]').textContent()).toBe("-");
       expect(await page.locator('[data-field="trace"]').textContent()).toBe("none");
+      expect(await page.locator('[data-field="enqueuedBy"]').textContent()).toBe("-");
       expect(await page.locator('[data-field="backoff"]').textContent()).toBe("the server's");
       expect(await page.locator('[data-field="expiresAt"]').count()).toBe(0);
       expect(await page.locator('[data-field="maxRunMs"]').count()).toBe(0);
@@ -357,6 +358,10 @@ describe.skipIf(!CHROMIUM)("the dashboard in Chromium", () => {
       await page.goto(`${t.url}/#/task/${delayed.id}`);
       await page.locator('[data-field="dueAt"]').waitFor({ timeout: 10_000 });
       expect(await page.locator('[data-testid="not-run-yet"]').getByRole("button").count()).toBe(0);
+      // A task an agent enqueued under its credential names that agent.
+      const asked = await t.as(await t.issue("agent", "planner")).tasks.enqueue.mutate({ queue: "asked" });
+      await page.goto(`${t.url}/#/task/${asked.id}`);
+      await page.locator('[data-field="enqueuedBy"]').getByText("planner", { exact: true }).waitFor({ timeout: 10_000 });
       await page.goto(t.url);
       // An admin's token: the buttons, and no role line.
       await page.getByRole("button", { name: "Forget token" }).click();

@@ -293,6 +293,7 @@ describe("schema drift", () => {
       "tasks_dead_letter_queue_idx",
       "tasks_dedupe_idx",
       "tasks_delayed_idx",
+      "tasks_enqueuer_idx",
       "tasks_expiring_idx",
       "tasks_held_due_idx",
       "tasks_held_idx",
@@ -311,6 +312,8 @@ describe("schema drift", () => {
     expect(expected.tasks!.indexes.tasks_delayed_idx!.partial).toBe("status = 'pending' AND delayed = 1");
     // Finished tasks keep their leaseOwner: a full index on it grew by a row per task run.
     expect(expected.tasks!.indexes.tasks_claimed_owner_idx!.partial).toBe("status = 'claimed'");
+    // Only agents' enqueues: an admin's, a schedule's or an open server's writes no entry.
+    expect(expected.tasks!.indexes.tasks_enqueuer_idx!.partial).toBe("idempotencyScope <> ''");
     expect(expected.agent_capabilities!.foreignKeys).toEqual([
       { columns: ["agentId"], table: "agents", references: ["id"], onDelete: "CASCADE", onUpdate: "CASCADE" },
     ]);

@@ -7,7 +7,8 @@ import { isSystemEvent, TRPCClientError, type SystemEvent } from "../client/inde
 import { killAllCli, runCli } from "./helpers/cli-process.js";
 import { callTool, closeMcpClients, connectMcp } from "./helpers/mcp-client.js";
 import { http, startSecureServer, type SecureServer } from "./helpers/secure-server.js";
-import { startTestServer, type TestServer } from "./helpers/test-server.js";
+import { startTestServer, withDatabase, type TestServer } from "./helpers/test-server.js";
+import { listQuery } from "../src/tasks/task-store.js";
 
 let t: SecureServer | TestServer | undefined;
 afterEach(async () => {
@@ -122,6 +123,53 @@ describe("an agent cancels what it enqueued", () => {
     expect([cancelled.code, JSON.parse(cancelled.stdout).status, cancelled.stderr]).toEqual([0, "cancelled", ""]);
     expect(await runCli({ args: ["tasks", "cancel", notMine.id], env }, 120_000)).toMatchObject({ code: 1, stdout: "", stderr: `coordination: FORBIDDEN: ${notEnqueuedBy(notMine.id, "planner")}\n` });
     expect((await s.admin.tasks.get.query({ taskId: notMine.id })).status).toBe("pending");
+  });
+
+  it("a task names its enqueuer (enqueuedBy), and tasks.list finds an agent's enqueues from an index: REST, CLI, MCP", async () => {
+    const { s, tokens, planner, other } = await withPlanner();
+    const mine = [
+      await planner.tasks.enqueue.mutate({ queue: "search" }),
+      ...(await planner.tasks.enqueueMany.mutate({ tasks: [{ queue: "search" }, { queue: "summary" }] })),
+      await planner.tasks.enqueue.mutate({ queue: "search", idempotencyKey: "k-1" }),
+    ];
+    const others = await other.tasks.enqueue.mutate({ queue: "search" });
+    const admins = await s.admin.tasks.enqueue.mutate({ queue: "search" });
+    expect(mine.map((task) => task.enqueuedBy)).toEqual(["planner", "planner", "planner", "planner"]);
+    expect([others.enqueuedBy, admins.enqueuedBy]).toEqual(["other", null]);
+    // Every answer holding the task says so: a claim, a get, a list.
+    const claimed = (await other.tasks.claim.mutate({ agentId: "other", queues: ["search"], context: false }))!;
+    expect([claimed.id, claimed.enqueuedBy]).toEqual([mine[0]!.id, "planner"]);
+    expect((await s.admin.tasks.get.query({ taskId: admins.id })).enqueuedBy).toBeNull();
+    // A dedupe answered with the first enqueuer's task: it stays the first enqueuer's.
+    const first = await other.tasks.enqueue.mutate({ queue: "search", dedupe: { key: "reindex" } });
+    const again = await planner.tasks.enqueue.mutate({ queue: "search", dedupe: { key: "reindex" } });
+    expect([again.id, again.deduplicated, again.enqueuedBy]).toEqual([first.id, true, "other"]);
+
+    const ids = mine.map((task) => task.id);
+    expect((await planner.tasks.list.query({ enqueuedBy: "planner" })).items.map((task) => task.id)).toEqual(ids);
+    expect((await planner.tasks.list.query({ enqueuedBy: "planner", order: "desc", limit: 2 })).items.map((task) => task.id)).toEqual([ids[3], ids[2]]);
+    expect((await planner.tasks.list.query({ enqueuedBy: "planner", queue: "summary" })).items.map((task) => task.id)).toEqual([ids[2]]);
+    expect((await planner.tasks.list.query({ enqueuedBy: "planner", status: "claimed" })).items.map((task) => task.id)).toEqual([ids[0]]);
+    const page = await planner.tasks.list.query({ enqueuedBy: "planner", limit: 3 });
+    expect((await planner.tasks.list.query({ enqueuedBy: "planner", limit: 3, cursor: page.nextCursor! })).items.map((task) => task.id)).toEqual([ids[3]]);
+    expect((await planner.tasks.list.query({ enqueuedBy: "nobody" })).items).toEqual([]);
+    // A range of the index in seq order, not a walk of the table, nor a sort.
+    const { sql, params } = listQuery({ enqueuedBy: "planner", order: "asc" }, 50);
+    expect(withDatabase(s, (db) => db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...params).map((row) => (row as { detail: string }).detail))).toEqual([
+      "SEARCH tasks USING INDEX tasks_enqueuer_idx (idempotencyScope=?)",
+    ]);
+
+    // REST, the CLI and MCP name it alike.
+    const rest = await http(s.url, "GET", "/tasks?enqueuedBy=planner", { token: tokens.read });
+    expect([rest.status, (rest.body as { items: Array<{ id: string; enqueuedBy: string }> }).items.map((task) => [task.id, task.enqueuedBy])]).toEqual([200, ids.map((id) => [id, "planner"])]);
+    const env = { COORDINATION_URL: s.url, COORDINATION_TOKEN: tokens.read };
+    const listed = await runCli({ args: ["tasks", "list", "--enqueued-by", "planner", "--json"], env }, 120_000);
+    expect([listed.code, (JSON.parse(listed.stdout) as { items: Array<{ id: string }> }).items.map((task) => task.id)]).toEqual([0, ids]);
+    const shown = await runCli({ args: ["tasks", "get", ids[1]!], env }, 120_000);
+    expect(shown.stdout).toMatch(/^enqueued by\s+planner$/m);
+    expect((await runCli({ args: ["tasks", "get", admins.id], env }, 120_000)).stdout).toMatch(/^enqueued by\s+-$/m);
+    const mcp = await connectMcp(s.url, { authorization: `Bearer ${tokens.planner}` });
+    expect((await callTool(mcp, "list_tasks", { enqueuedBy: "planner", queue: "search" })).items.map((task: { id: string }) => task.id)).toEqual([ids[0], ids[1], ids[3]]);
   });
 
   it("on an open server, as in-process, anyone cancels any task, as before", async () => {

@@ -406,7 +406,7 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
     "list_tasks",
     {
       annotations: { readOnlyHint: true },
-      description: `Tasks, oldest first (order "desc": newest first), a page at a time: those of a queue, in a state (pending, waiting, claimed, completed, dead_letter, cancelled), held by an agent, requiring a capability, enqueued with a dedupe key or an ordering key (with a queue: the key's tasks in the order they run), or in one trace (traceId). ${MCP_LIST_TASKS} a page unless a limit is named; nextCursor, when not null, is the cursor of the next page.`,
+      description: `Tasks, oldest first (order "desc": newest first), a page at a time: those of a queue, in a state (pending, waiting, claimed, completed, dead_letter, cancelled), held by an agent, requiring a capability, enqueued with a dedupe key or an ordering key (with a queue: the key's tasks in the order they run), in one trace (traceId), or enqueued by one agent (enqueuedBy: with your own id, what you asked for, to wait on or cancel). ${MCP_LIST_TASKS} a page unless a limit is named; nextCursor, when not null, is the cursor of the next page.`,
       inputSchema: strictArgs({
         queue: listInput.shape.queue,
         status: listInput.shape.status,
@@ -415,6 +415,7 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
         dedupeKey: listInput.shape.dedupeKey,
         orderingKey: listInput.shape.orderingKey,
         traceId: listInput.shape.traceId,
+        enqueuedBy: listInput.shape.enqueuedBy,
         limit: int(1, 500).optional().describe(`The page's size (left out, ${MCP_LIST_TASKS}): each task comes with its payload and result, which take room in the context`),
         cursor: listInput.shape.cursor,
         order: listInput.shape.order.unwrap().optional().describe("asc (left out): oldest first; desc: newest first"),

@@ -84,6 +84,7 @@ export function taskQueries(d: { prisma: () => Promise<Prisma>; tasks: TaskStore
           dedupeKey: request.dedupeKey,
           orderingKey: request.orderingKey,
           traceId: request.traceId,
+          enqueuedBy: request.enqueuedBy,
           after: request.cursor === undefined ? undefined : Number(request.cursor),
           order: request.order,
         },

@@ -27,6 +27,8 @@ const TASK_TEXT_COLUMNS = [
   "targetAgentId",
   "leaseOwner",
   "idempotencyKey",
+  // As enqueuedBy: the enqueuing agent's id ('' for none, which goes out as null).
+  "idempotencyScope",
   "scheduleId",
   "dedupeKey",
   "orderingKey",

@@ -526,6 +526,9 @@ export const listInput = z.strictObject({
     .regex(TRACE_ID, "must be a W3C trace id: 32 lowercase hex digits, not all zeros (the second field of a traceparent)")
     .optional()
     .describe("Only tasks enqueued in this trace (the 32 hex digits of their traceparent's trace id): what one request, agent run or workflow asked for"),
+  enqueuedBy: storedName()
+    .optional()
+    .describe("Only tasks this agent enqueued under its credential (their enqueuedBy): what a planner asked for, to wait on or call off after a restart"),
   limit: int(1, 500).default(50).describe("The page's size"),
   cursor: taskCursor().optional().describe("The nextCursor of the previous page; left out, the first page"),
   order: z.enum(["asc", "desc"]).default("asc").describe("asc: oldest first; desc: newest first"),
@@ -616,6 +619,12 @@ export const taskSchema = z
     traceparent: z.string().nullable(),
     /** The tracestate that came with it (vendor key=value pairs, at most 512 characters); null: none. */
     tracestate: z.string().nullable(),
+    /**
+     * The agent whose credential enqueued it, which may cancel it (tasks.cancel) and list it
+     * (tasks.list's enqueuedBy); null: enqueued by an admin, a schedule, on an open server or
+     * in-process.
+     */
+    enqueuedBy: z.string().nullable(),
   })
   .meta({ id: "Task" });
 export type Task = z.infer<typeof taskSchema>;
@@ -705,6 +714,7 @@ export function taskWith<T extends Task, E extends object>(task: T, extra: E): T
     checkpointAt: task.checkpointAt,
     traceparent: task.traceparent,
     tracestate: task.tracestate,
+    enqueuedBy: task.enqueuedBy,
   };
   // Every field copied from `task`: the narrowing of a held task (status, lease fields) holds for the copy.
   return Object.assign(copy as T, extra);

@@ -231,6 +231,8 @@ export const toTask = (row: TaskRow): Task => ({
   checkpointAt: toDateOrNull(row.checkpointAt),
   traceparent: row.traceparent,
   tracestate: row.tracestate,
+  // The key scope: '' for every enqueue not made under an agent credential.
+  enqueuedBy: row.idempotencyScope === "" ? null : row.idempotencyScope,
 });
 
 /** When the current run of `row` must end (Unix ms: claimedAt + maxRunMs); null without a limit or a run. */
@@ -324,9 +326,10 @@ export function taskRowWith(row: TaskRow, changes: Partial<TaskRow>): TaskRow {
  * such pages went past maxResponseBytes by up to 8%.) With maxRunMs and runDeadlineAt, measured
  * on 100 claimed tasks with progress, an expiry and the longest limit: 968 bytes a task over
  * tRPC, 722 over REST, texts included. With checkpointAt a reviewer measured ~1,187 bytes over
- * tRPC; the trace context's two names and nulls add ~35 more (their texts count as texts): 1,300.
+ * tRPC; the trace context's two names and nulls add ~35 more (their texts count as texts): 1,300;
+ * enqueuedBy's name and null ~20 more (its text counts as a text): 1,320.
  */
-const TASK_FIXED_BYTES = 1300;
+const TASK_FIXED_BYTES = 1320;
 /** The same estimate in SQL (task-row-bytes.ts). */
 const TASK_ANSWER_BYTES = `${TASK_TEXT_BYTES} + ${TASK_FIXED_BYTES}`;
 
@@ -361,6 +364,8 @@ export interface TaskListFilter {
   orderingKey?: string | undefined;
   /** Tasks enqueued in this W3C trace (its 32 hex digits). */
   traceId?: string | undefined;
+  /** Tasks this agent enqueued under its credential (their idempotencyScope). */
+  enqueuedBy?: string | undefined;
   /** The seq of the last task of the previous page. */
   after?: number | undefined;
   order: "asc" | "desc";
@@ -514,7 +519,7 @@ function dueHeldOf(filter: ClaimFilter, queue: string, now: number, params: unkn
  * status of tasks that have not settled names its index's condition as written (a parameter's
  * status cannot imply it): a queue's line of an ordering key, or the task holding a dedupe key, is
  * then a range of tasks_ordering_idx or tasks_dedupe_idx, not a walk of the table in seq order;
- * a trace's tasks are a range of tasks_trace_idx.
+ * a trace's tasks are a range of tasks_trace_idx, an enqueuer's of tasks_enqueuer_idx.
  */
 export function listQuery(filter: TaskListFilter, limit: number): { sql: string; params: unknown[] } {
   const clauses: string[] = [];
@@ -540,6 +545,11 @@ export function listQuery(filter: TaskListFilter, limit: number): { sql: string;
     // One range of tasks_trace_idx (traceparents are stored as version 00), named with its condition.
     clauses.push("traceparent IS NOT NULL AND traceparent BETWEEN ? AND ?");
     params.push(...traceRange(filter.traceId));
+  }
+  if (filter.enqueuedBy !== undefined) {
+    // A range of tasks_enqueuer_idx, in seq order, named with its condition (an agent's id is never '').
+    clauses.push("idempotencyScope <> '' AND idempotencyScope = ?");
+    params.push(filter.enqueuedBy);
   }
   if (filter.after !== undefined) {
     clauses.push(filter.order === "asc" ? "seq > ?" : "seq < ?");
