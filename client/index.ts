@@ -187,7 +187,7 @@ export function createCoordinationClient(options: CoordinationClientOptions): Co
 }
 
 export { runWorker, RetryLater, DeadLetter, type WorkerOptions, type Worker, type TaskHandler, type TaskRun, type WorkerTask } from "./worker.js";
-export { RunTimeLimitReached } from "./lease-calls.js";
+export { RunTimeLimitReached, TaskCancelled } from "./lease-calls.js";
 export { withLock, LockBusy, LockLost, type Lock, type HeldLock, type WithLockOptions } from "./locks.js";
 export { followLog, type FollowLogOptions, type LogLine } from "./follow-log.js";
 export { ClientClosedError, isClientClosed } from "./closing-link.js";

@@ -19,6 +19,25 @@ export class RunTimeLimitReached extends Error {
   }
 }
 
+/**
+ * The reason a run's signal aborts when its task was cancelled (tasks.cancel, by an admin or by
+ * the agent that enqueued it): the run is not wanted any more, and nothing it returns is stored.
+ * `reason`: the cancel's own, when it gave one.
+ */
+export class TaskCancelled extends Error {
+  constructor(
+    readonly taskId: string,
+    readonly reason: string | null,
+  ) {
+    super(`task "${taskId}" was cancelled${reason === null ? "" : `: ${reason}`}`);
+    this.name = "TaskCancelled";
+  }
+}
+
+/** The server refused a call of a lease because its task was cancelled (details.status says so). */
+export const isCancelledTask = (error: unknown): boolean =>
+  isTRPCClientError(error) && (error.data as { details?: { status?: unknown } } | undefined)?.details?.status === "cancelled";
+
 /** How a settle ended (HeldLease.settle). */
 export type SettleOutcome = { kind: "settled" } | { kind: "lost"; error: unknown } | { kind: "refused"; error: unknown };
 

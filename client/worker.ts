@@ -10,7 +10,8 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { setMaxListeners } from "node:events";
 import { randomUUID } from "node:crypto";
-import { HeldLease, isCredentialRefused, isLeaseGone, isTransient, RunTimeLimitReached, isUnknownField, isUnknownProcedure, momentNow, type Moment, type SettleOutcome } from "./lease-calls.js";
+import { HeldLease, isCancelledTask, isCredentialRefused, isLeaseGone, isTransient, RunTimeLimitReached, TaskCancelled, isUnknownField, isUnknownProcedure, momentNow, type Moment, type SettleOutcome } from "./lease-calls.js";
+import { watchCancels } from "./cancel-watch.js";
 import { unsendableCause } from "./serialize-input.js";
 import type { ClaimedTask, CoordinationApi, JsonObject, JsonValue, RouterInputs, RouterOutputs } from "./types.js";
 import { RunLog, type LogOptions } from "./run-log.js";
@@ -62,9 +63,10 @@ export interface TaskRun {
 }
 
 /**
- * Runs one task. The signal aborts when the worker gives up on the run: the lease was lost
- * (the task was cancelled, expired or taken over), its run reached the task's maxRunMs (the
- * reason a RunTimeLimitReached; the server ends the run), taskTimeoutMs passed, or stop() ran out of
+ * Runs one task. The signal aborts when the worker gives up on the run: the task was cancelled
+ * (the reason a TaskCancelled, at once: the worker follows the server's cancels), the lease was
+ * lost (expired or taken over), its run reached the task's maxRunMs (the reason a
+ * RunTimeLimitReached; the server ends the run), taskTimeoutMs passed, or stop() ran out of
  * patience. Its `reason` says which. From then on the handler's outcome is ignored. `run`
  * reports the run's progress.
  */
@@ -173,6 +175,8 @@ export interface Worker {
   readonly failed: number;
   /** Tasks run but not settled by this worker: the lease was lost, or the server never took the result. */
   readonly lost: number;
+  /** Runs stopped because their task was cancelled (an admin, or the agent that enqueued it): nothing to settle, no error. */
+  readonly cancelled: number;
   /** Tasks its handler deferred (RetryLater without chargeAttempt), given back uncharged. */
   readonly deferred: number;
   /**
@@ -192,7 +196,7 @@ interface Claimed {
 }
 
 /** Why the worker gave up on a run before its handler settled it. */
-type Interruption = "lost" | "timeout" | "stopped";
+type Interruption = "lost" | "cancelled" | "timeout" | "stopped";
 
 /** How many finished leases the worker remembers, to skip one that arrives a second time. */
 const FINISHED_REMEMBERED = 1000;
@@ -287,7 +291,7 @@ export async function runWorker<P>(options: WorkerOptions<P>): Promise<Worker> {
    * task back and this worker claimed it again: a release by an admin, a deregistration of the
    * agent, a replica stopping under the same id) supersedes the run: the old lease is over.
    */
-  const running = new Map<string, { leaseToken: number; stopNow: () => void; supersede: (by: number) => void; ended: Promise<unknown> }>();
+  const running = new Map<string, { leaseToken: number; stopNow: () => void; supersede: (by: number) => void; cancel: (reason: string | null) => void; ended: Promise<unknown> }>();
   /** The newest lease of each task waiting for an older run of it to end: only that one starts. */
   const newestWaiting = new Map<string, number>();
   /** Whether a run here holds `task`'s lease, or a newer one: the same lease can reach the worker twice (its claim's answer, adoption). */
@@ -305,6 +309,7 @@ export async function runWorker<P>(options: WorkerOptions<P>): Promise<Worker> {
   let completed = 0;
   let failed = 0;
   let lost = 0;
+  let cancelled = 0;
   let deferred = 0;
   /** Set once the server refused retryAfterMs as a field it does not know (older than it): not sent again. */
   let retryAfterRefused = false;
@@ -450,12 +455,22 @@ export async function runWorker<P>(options: WorkerOptions<P>): Promise<Worker> {
         interrupt("lost", over);
         lease.end(over);
       },
+      cancel: (reason: string | null) => {
+        const why = new TaskCancelled(task.id, reason);
+        interrupt("cancelled", why);
+        lease.end(why);
+      },
       ended: new Promise<void>((resolve) => (ended = resolve)),
     };
     running.set(task.id, entry);
     // Renewed until the task is settled: settles retried across an outage must not outlive the lease.
     // A run that reached its time limit is aborted with that as the reason (RunTimeLimitReached): the handler can tell it apart.
-    lease.keepAlive((error) => interrupt("lost", error instanceof RunTimeLimitReached ? error : new Error(`lease lost: ${messageOf(error)}`, { cause: error })));
+    // A renewal refused because the task was cancelled (the cancel's event missed: a stream down) ends it as the event would have.
+    lease.keepAlive((error) =>
+      isCancelledTask(error)
+        ? interrupt("cancelled", new TaskCancelled(task.id, null))
+        : interrupt("lost", error instanceof RunTimeLimitReached ? error : new Error(`lease lost: ${messageOf(error)}`, { cause: error })),
+    );
     const { taskTimeoutMs } = options;
     const timeout =
       taskTimeoutMs === undefined ? undefined : setTimeout(() => interrupt("timeout", new Error(`handler timed out after ${taskTimeoutMs} ms`)), taskTimeoutMs);
@@ -514,7 +529,9 @@ export async function runWorker<P>(options: WorkerOptions<P>): Promise<Worker> {
         }
         if (counted(as)) failed++;
       };
-      if (interruption === "lost") {
+      if (interruption === "cancelled") {
+        cancelled++; // nobody wants its outcome, and the server would refuse it: not an error
+      } else if (interruption === "lost") {
         lose(run.signal.reason); // someone else owns the task now: settling it would only get CONFLICT
       } else if (interruption === "stopped") {
         await lease.settle((signal) => api.tasks.release.mutate(fenced, { signal })); // not the task's fault: back without charging an attempt
@@ -655,8 +672,14 @@ export async function runWorker<P>(options: WorkerOptions<P>): Promise<Worker> {
     // for the lease it may have taken among the agent's and gives it back, uncharged.
     if (claimKey !== undefined) orphansSuspected = true;
   };
+  // Cancels of the tasks it runs stop those runs at once (cancel-watch.ts), each by the lease it ended.
+  const cancels = watchCancels(api, (taskId, leaseToken, reason) => {
+    const run = running.get(taskId);
+    if (run?.leaseToken === leaseToken) run.cancel(reason);
+  });
   const loops = Array.from({ length: options.concurrency ?? 1 }, loop);
-  const closed = Promise.allSettled(loops).then(() => undefined);
+  // Once no loop runs a task, no cancel is wanted.
+  const closed = Promise.allSettled(loops).then(() => cancels.close());
 
   let stopping: Promise<void> | undefined;
   return {
@@ -668,6 +691,9 @@ export async function runWorker<P>(options: WorkerOptions<P>): Promise<Worker> {
     },
     get lost() {
       return lost;
+    },
+    get cancelled() {
+      return cancelled;
     },
     get deferred() {
       return deferred;

@@ -414,6 +414,8 @@ export class TaskTransitions {
       queue: row.queue,
       previousStatus: row.status,
       agentId: row.status === "claimed" ? row.leaseOwner : null,
+      // The lease it ended: a worker stops the run of that lease, and not a later one of the task.
+      ...(row.status === "claimed" ? { leaseToken: row.leaseToken } : {}),
       ...(reason === undefined ? {} : { reason }),
       ...(expired ? { expired: true as const } : {}),
       ...(cancelledBy === null ? {} : { cancelledBy }),
