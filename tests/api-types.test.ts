@@ -174,9 +174,9 @@ describe("AppRouter types", () => {
       Flat<Omit<Settle, "agentId"> & { agentId: string; result?: JsonValue; next?: { queues?: string[]; capabilities?: string[]; leaseMs?: number; context?: boolean } }>
     >();
     expectTypeOf<Out["tasks"]["completeAndClaim"]>().toEqualTypeOf<{ completed: SettledTask; next: ClaimedTask | null }>();
-    expectTypeOf<In["tasks"]["fail"]>().toEqualTypeOf<Flat<Settle & { error: string; retry?: boolean; retryAfterMs?: number }>>();
+    expectTypeOf<In["tasks"]["fail"]>().toEqualTypeOf<Flat<Settle & { error: string; retry?: boolean; retryAfterMs?: number; checkpoint?: JsonValue }>>();
     expectTypeOf<Out["tasks"]["fail"]>().toEqualTypeOf<SettledTask>();
-    expectTypeOf<In["tasks"]["release"]>().toEqualTypeOf<Flat<Omit<Settle, "agentId"> & { agentId: string; delayMs?: number }>>();
+    expectTypeOf<In["tasks"]["release"]>().toEqualTypeOf<Flat<Omit<Settle, "agentId"> & { agentId: string; delayMs?: number; checkpoint?: JsonValue }>>();
     expectTypeOf<Out["tasks"]["release"]>().toEqualTypeOf<SettledTask>();
     expectTypeOf<In["tasks"]["cancel"]>().toEqualTypeOf<{ taskId: string; reason?: string }>();
     expectTypeOf<Out["tasks"]["cancel"]>().toEqualTypeOf<Task>();

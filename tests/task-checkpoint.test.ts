@@ -23,6 +23,9 @@ afterEach(async () => {
   t = undefined;
 });
 
+/** What a value weighs as JSON (a checkpoint event's bytes). */
+const bytes = (value: unknown) => Buffer.byteLength(JSON.stringify(value));
+
 /** The events of `types` about a task in the log, as [type, payload], oldest first. */
 const eventsOf = async (api: CoordinationApi, taskId: string, types: string[]) =>
   (await api.events.list.query({ types, limit: 1000 })).filter((e) => (e.payload as { taskId?: string }).taskId === taskId).map((e) => [e.type, e.payload] as const);
@@ -63,7 +66,6 @@ describe("task checkpoints", () => {
     expect(done).toMatchObject({ status: "completed", checkpoint: [1, "two", { three: 3 }] });
 
     // Each save is a task.checkpointed event, its size and not its value; none is among the task's transitions.
-    const bytes = (value: unknown) => Buffer.byteLength(JSON.stringify(value));
     expect(await eventsOf(api, task.id, ["task.checkpointed"])).toEqual([
       ["task.checkpointed", { taskId: task.id, queue: "crawl", agentId: "a", attempt: 1, leaseToken: first.leaseToken, bytes: bytes({ pagesDone: 40, cursor: "p41" }), cleared: false }],
       ["task.checkpointed", { taskId: task.id, queue: "crawl", agentId: "b", attempt: 2, leaseToken: second.leaseToken, bytes: bytes({ pagesDone: 70, cursor: "p71" }), cleared: false }],
@@ -72,6 +74,57 @@ describe("task checkpoints", () => {
     ]);
     expect((await api.tasks.events.query({ taskId: task.id })).map((e) => e.type)).not.toContain("task.checkpointed");
     expect(await (await fetch(`${t.url}/metrics`)).text()).toMatch(/^coordination_task_transitions_total\{queue="crawl",transition="checkpointed"\} 4$/m);
+  });
+
+  it("a fail or a release saves the checkpoint it carries in the same write, fenced as they are; sent again, it saves nothing", async () => {
+    t = await startTestServer({ retryBaseMs: 0 });
+    const api = t.api;
+    const task = await api.tasks.enqueue.mutate({ queue: "settle", maxAttempts: 5 });
+    const first = (await api.tasks.claim.mutate({ agentId: "a", queues: ["settle"] }))!;
+    // Another agent's fail, or one under a stale token, saves nothing.
+    await expect(api.tasks.fail.mutate({ taskId: task.id, agentId: "b", error: "x", checkpoint: { forged: true } })).rejects.toMatchObject({ data: { code: "LEASE_CONFLICT" } });
+    await expect(api.tasks.fail.mutate({ taskId: task.id, agentId: "a", leaseToken: first.leaseToken + 1, error: "x", checkpoint: { forged: true } })).rejects.toMatchObject({ data: { code: "LEASE_CONFLICT" } });
+    expect((await api.tasks.get.query({ taskId: task.id })).checkpoint).toBeNull();
+
+    // The run fails where it got: one call saves it and fails, and the retry is handed it.
+    const failed = await api.tasks.fail.mutate({ taskId: task.id, agentId: "a", leaseToken: first.leaseToken, error: "rate limited", checkpoint: { pages: 40, next: "p41" } });
+    expect(failed).toMatchObject({ status: "pending", checkpoint: { pages: 40, next: "p41" } });
+    // Sent again (its answer lost), even with another checkpoint: the first answer, nothing saved.
+    const again = await api.tasks.fail.mutate({ taskId: task.id, agentId: "a", leaseToken: first.leaseToken, error: "rate limited", checkpoint: { pages: 0 } });
+    expect(again).toEqual(failed);
+    const second = (await api.tasks.claim.mutate({ agentId: "b", queues: ["settle"] }))!;
+    expect([second.attempts, second.checkpoint]).toEqual([2, { pages: 40, next: "p41" }]);
+
+    // A release saves one as it gives the task back; its repeat saves nothing either.
+    const released = await api.tasks.release.mutate({ taskId: task.id, agentId: "b", leaseToken: second.leaseToken, checkpoint: { pages: 55 } });
+    expect(released).toMatchObject({ status: "pending", checkpoint: { pages: 55 } });
+    expect(await api.tasks.release.mutate({ taskId: task.id, agentId: "b", leaseToken: second.leaseToken, checkpoint: { pages: 1 } })).toEqual(released);
+    // null clears it, with the fail that dead-letters it: a requeue starts from the beginning.
+    const third = (await api.tasks.claim.mutate({ agentId: "c", queues: ["settle"] }))!;
+    expect(third.checkpoint).toEqual({ pages: 55 });
+    expect(await api.tasks.fail.mutate({ taskId: task.id, agentId: "c", error: "the input is wrong", retry: false, checkpoint: null })).toMatchObject({ status: "dead_letter", checkpoint: null, checkpointAt: null });
+    expect(await eventsOf(api, task.id, ["task.checkpointed"])).toEqual([
+      ["task.checkpointed", { taskId: task.id, queue: "settle", agentId: "a", attempt: 1, leaseToken: first.leaseToken, bytes: bytes({ pages: 40, next: "p41" }), cleared: false }],
+      ["task.checkpointed", { taskId: task.id, queue: "settle", agentId: "b", attempt: 2, leaseToken: second.leaseToken, bytes: bytes({ pages: 55 }), cleared: false }],
+      ["task.checkpointed", { taskId: task.id, queue: "settle", agentId: "c", attempt: 2, leaseToken: third.leaseToken, bytes: 0, cleared: true }],
+    ]);
+
+    // Over REST, the seed's fail route with no agentId (the current lease, whoever holds it) too; too large a 400 naming it.
+    await api.tasks.requeue.mutate({ taskId: task.id });
+    const fourth = (await api.tasks.claim.mutate({ agentId: "d", queues: ["settle"] }))!;
+    const tooLarge = await fetch(`${t.url}/tasks/${task.id}/fail`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ error: "x", checkpoint: "x".repeat(MAX_CHECKPOINT_BYTES) }) });
+    expect(tooLarge.status).toBe(400);
+    expect(((await tooLarge.json()) as { message: string }).message).toMatch(/^checkpoint: /);
+    const viaRest = await fetch(`${t.url}/tasks/${task.id}/fail`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ error: "x", checkpoint: { pages: 60 } }) });
+    expect(await viaRest.json()).toMatchObject({ status: "pending", checkpoint: { pages: 60 }, settledLease: { agentId: "d", leaseToken: fourth.leaseToken } });
+
+    // MCP: fail_task and release_task take checkpoint and clearCheckpoint, as heartbeat_task does.
+    const mcp = await connectMcp(t.url, { "x-agent-id": "e" });
+    const fifth = await callTool(mcp, "claim_task", { queues: ["settle"] });
+    expect(fifth.checkpoint).toEqual({ pages: 60 });
+    expect(await callTool(mcp, "release_task", { taskId: task.id, leaseToken: fifth.leaseToken, checkpoint: { pages: 70 } })).toMatchObject({ checkpoint: { pages: 70 } });
+    const sixth = await callTool(mcp, "claim_task", { queues: ["settle"] });
+    expect(await callTool(mcp, "fail_task", { taskId: task.id, leaseToken: sixth.leaseToken, error: "again", clearCheckpoint: true, checkpoint: null })).toMatchObject({ checkpoint: null });
   });
 
   it("a steal of an expired lease and a lease the sweeper takes back hand the checkpoint over", async () => {

@@ -305,14 +305,35 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
             }),
       ),
   );
+  // A run's checkpoint, as heartbeat_task, fail_task and release_task take it. Its null is left out
+  // (a strict-mode host sends null for every argument it means to leave out: each call would wipe
+  // it); clearCheckpoint clears it.
+  const checkpointArgs = {
+    checkpoint: z
+      .unknown()
+      .refine((value) => value !== null, "null is no checkpoint: leave it out")
+      .optional()
+      .describe(`What the work has done so far, any JSON but null (at most ${MAX_CHECKPOINT_BYTES} bytes as JSON): kept with the task, replacing the last one, and handed to every later claim of it; left out, it stays as it was`),
+    clearCheckpoint: z.boolean().optional().describe("true: clear the task's checkpoint, so its next run starts from the beginning (instead of a checkpoint, not with one)"),
+  };
+  /** The checkpoint the call carries: the args' own, null for clearCheckpoint, undefined for none. */
+  const checkpointOf = (args: { checkpoint?: unknown; clearCheckpoint?: boolean | undefined }): JsonValue | undefined => {
+    if (args.clearCheckpoint === true && args.checkpoint !== undefined) throw invalidField("clearCheckpoint", "give a checkpoint or clearCheckpoint, not both");
+    return args.clearCheckpoint === true ? null : (args.checkpoint as JsonValue | undefined);
+  };
   registerTool(
     "fail_task",
     {
       description:
-        "Report that a claimed task failed. With retry true (the default) it runs again after the task's backoff while attempts remain, or after retryAfterMs when the failure says when (a service down for an hour); retry false dead-letters it at once.",
-      inputSchema: strictArgs({ ...agentArg, taskId: failInput.shape.taskId, leaseToken: failInput.shape.leaseToken, error: failInput.shape.error, retry: failInput.shape.retry, retryAfterMs: failInput.shape.retryAfterMs }),
+        "Report that a claimed task failed. With retry true (the default) it runs again after the task's backoff while attempts remain, or after retryAfterMs when the failure says when (a service down for an hour); retry false dead-letters it at once. " +
+        "With checkpoint, save what the work got done before it failed (e.g. {\"pages\": 40, \"next\": \"p41\"}) in the same call: the retry goes on from there.",
+      inputSchema: strictArgs({ ...agentArg, taskId: failInput.shape.taskId, leaseToken: failInput.shape.leaseToken, error: failInput.shape.error, retry: failInput.shape.retry, retryAfterMs: failInput.shape.retryAfterMs, ...checkpointArgs }),
     },
-    (args, extra) => answerCall(extra, (api) => api.tasks.fail({ ...args, agentId: agent(args.agentId) })),
+    (args, extra) =>
+      answerCall(extra, (api) => {
+        const { clearCheckpoint: _, ...failure } = args;
+        return api.tasks.fail({ ...failure, checkpoint: checkpointOf(args), agentId: agent(args.agentId) });
+      }),
   );
   registerTool(
     "heartbeat_task",
@@ -334,31 +355,28 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
           .refine((value) => value !== null, "null is no progress: leave it out")
           .optional()
           .describe(`Where the work is, any JSON but null (at most ${MAX_PROGRESS_BYTES} bytes as JSON): the task's progress until it is claimed again; left out, it stays as it was`),
-        // null is left out too, as progress's is: each renewal of a strict-mode host would wipe it.
-        checkpoint: z
-          .unknown()
-          .refine((value) => value !== null, "null is no checkpoint: leave it out")
-          .optional()
-          .describe(`What the work has done so far, any JSON but null (at most ${MAX_CHECKPOINT_BYTES} bytes as JSON): kept with the task, replacing the last one, and handed to every later claim of it; left out, it stays as it was`),
-        clearCheckpoint: z.boolean().optional().describe("true: clear the task's checkpoint, so its next run starts from the beginning (instead of a checkpoint, not with one)"),
+        ...checkpointArgs,
       }),
     },
     (args, extra) =>
       answerCall(extra, (api) => {
-        const { clearCheckpoint, ...renewal } = args;
-        if (clearCheckpoint === true && args.checkpoint !== undefined) throw invalidField("clearCheckpoint", "give a checkpoint or clearCheckpoint, not both");
-        const checkpoint = clearCheckpoint === true ? null : (args.checkpoint as JsonValue | undefined);
-        return api.tasks.heartbeat({ ...renewal, progress: args.progress as JsonValue | undefined, checkpoint, agentId: agent(args.agentId) });
+        const { clearCheckpoint: _, ...renewal } = args;
+        return api.tasks.heartbeat({ ...renewal, progress: args.progress as JsonValue | undefined, checkpoint: checkpointOf(args), agentId: agent(args.agentId) });
       }),
   );
   registerTool(
     "release_task",
     {
       description:
-        "Give a claimed task back to the queue without charging an attempt, e.g. it is not for this agent or it cannot start now; delayMs keeps it from being claimed again for a while. Refused once the task's runDeadlineAt passed: its run is over.",
-      inputSchema: strictArgs({ ...agentArg, taskId: releaseInput.shape.taskId, leaseToken: releaseInput.shape.leaseToken, delayMs: releaseInput.shape.delayMs }),
+        "Give a claimed task back to the queue without charging an attempt, e.g. it is not for this agent or it cannot start now; delayMs keeps it from being claimed again for a while. Refused once the task's runDeadlineAt passed: its run is over. " +
+        "With checkpoint, save what the work got done so far in the same call: the next run goes on from there.",
+      inputSchema: strictArgs({ ...agentArg, taskId: releaseInput.shape.taskId, leaseToken: releaseInput.shape.leaseToken, delayMs: releaseInput.shape.delayMs, ...checkpointArgs }),
     },
-    (args, extra) => answerCall(extra, (api) => api.tasks.release({ ...args, agentId: agent(args.agentId) })),
+    (args, extra) =>
+      answerCall(extra, (api) => {
+        const { clearCheckpoint: _, ...release } = args;
+        return api.tasks.release({ ...release, checkpoint: checkpointOf(args), agentId: agent(args.agentId) });
+      }),
   );
   registerTool(
     "enqueue_task",

@@ -351,7 +351,7 @@ export function taskCommands(d: TaskCommandDeps) {
         if (repeated instanceof CoordinationError) throw repeated;
         if (repeated !== undefined) return repeated;
       }
-      const held = t.assertHeld(current, request);
+      const held = t.settleCheckpoint(ctx, t.assertHeld(current, request), request.checkpoint);
       if (request.agentId !== undefined) t.noteAgent(ctx, request.agentId);
       const asked = request.retry && held.attempts < held.maxAttempts ? ctx.now + (request.retryAfterMs ?? t.retryDelay(held)) : null;
       const retryAt = t.retryBeforeExpiry(held, asked);
@@ -377,13 +377,15 @@ export function taskCommands(d: TaskCommandDeps) {
      * while the task is pending under the lease that release ended (no claim since): the task as
      * it is now, under that lease.
      */
-    "tasks.release": (ctx: WriteContext, request: SettleRequest & { agentId: string; delayMs?: number | undefined }): SettledTask => {
+    "tasks.release": (ctx: WriteContext, request: SettleRequest & { agentId: string; delayMs?: number | undefined; checkpoint?: JsonValue | undefined }): SettledTask => {
       const row = t.findTask(request.taskId);
       const repeated = isRepeatedRelease(row, request);
-      const held = repeated ? row : t.assertHeld(row, request);
+      const holding = repeated ? row : t.assertHeld(row, request);
       // Given back uncharged, a run past its limit would run again for ever without one charged:
       // the sweeper ends it, charged, as its time limit says.
-      if (!repeated) refuseOverRun(held, ctx.now, "it is not given back uncharged");
+      if (!repeated) refuseOverRun(holding, ctx.now, "it is not given back uncharged");
+      // A repeat saves nothing: the first saved it, and a later run may have saved another since.
+      const held = repeated ? holding : t.settleCheckpoint(ctx, holding, request.checkpoint);
       t.noteAgent(ctx, request.agentId);
       if (repeated) {
         // The release it repeats set runAt to its time (updatedAt, which no transition changes

@@ -336,6 +336,13 @@ export const completeAndClaimInput = z.strictObject({
     .describe("How to claim this agent's next task in the same write; it does not wait. Left out (or {}), the defaults: any queue, the agent's registered capabilities, the server's lease, with context. To complete without claiming, use complete"),
 });
 export type CompleteAndClaimRequest = z.output<typeof completeAndClaimInput>;
+/** A settle's checkpoint (tasks.fail, tasks.release): the heartbeat's, saved in the settle's write. */
+const settleCheckpoint = (settle: string) =>
+  jsonWithin(MAX_CHECKPOINT_BYTES)
+    .optional()
+    .describe(
+      `What the run has done, to resume from, as a heartbeat's checkpoint (any JSON, at most ${MAX_CHECKPOINT_BYTES} bytes as JSON; ${RESERVED_JSON_KEYS}): saved in the same write as the ${settle}, so the next run goes on from it (null clears it: the next run starts from the beginning). Left out, the checkpoint stays as it was. A ${settle} sent again (its answer lost) is answered as the first was and saves nothing`,
+    );
 export const failInput = z.strictObject({
   ...anyHolderSettleFields,
   error: text(10_000).describe("What went wrong, kept in the task's error history (at most 10,000 characters)"),
@@ -343,12 +350,14 @@ export const failInput = z.strictObject({
   retryAfterMs: ms(MAX_BACKOFF_MS)
     .optional()
     .describe("Retry after this many ms instead of the task's backoff (what the failure said: a service down for an hour); the attempt is charged as any failure's. With no attempt left the task is dead-lettered all the same. Not with retry false"),
+  checkpoint: settleCheckpoint("fail"),
 }).superRefine((input, ctx) => {
   if (input.retryAfterMs !== undefined && !input.retry) ctx.addIssue({ code: "custom", path: ["retryAfterMs"], message: "retry false dead-letters the task at once: there is no retry to delay" });
 });
 export const releaseInput = z.strictObject({
   ...settleFields,
   delayMs: leaseMs.optional().describe("Not claimable again for this many ms; left out, at once. No attempt is charged"),
+  checkpoint: settleCheckpoint("release"),
 });
 export const taskIdInput = z.strictObject({ taskId: taskIdField });
 export const requeueInput = z.strictObject({

@@ -275,7 +275,8 @@ export class TaskService {
     return this.d.db.write("tasks.fail", request);
   }
 
-  release(request: SettleRequest & { agentId: string; delayMs?: number | undefined }): Promise<SettledTask> {
+  /** Gives the task back uncharged (task-commands.ts); `checkpoint` is saved in the same write. */
+  release(request: SettleRequest & { agentId: string; delayMs?: number | undefined; checkpoint?: JsonValue | undefined }): Promise<SettledTask> {
     return this.d.db.write("tasks.release", request);
   }
 

@@ -1128,6 +1128,11 @@ export class TaskStore {
     return this.st.get<unknown[], TaskRow>(`UPDATE tasks SET ${sets} WHERE seq = ? RETURNING *`).get(...params)!;
   }
 
+  /** Sets the task's checkpoint (JSON text; null clears it) as of `now`: a settle's (tasks.fail, tasks.release). */
+  saveCheckpoint(seq: number, checkpoint: string | null, now: number): TaskRow {
+    return this.st.get<[string | null, number | null, number], TaskRow>(`UPDATE tasks SET checkpoint = ?, checkpointAt = ? WHERE seq = ? RETURNING *`).get(checkpoint, checkpoint === null ? null : now, seq)!;
+  }
+
   /**
    * Completes the task if it is claimed under the given lease (any holder when agentId is null,
    * any token when leaseToken is null); undefined when it is not. Read, checked, then written by

@@ -18,6 +18,7 @@ import { ScheduleRuns } from "../schedules/schedule-runs.js";
 import type { ScheduleStore } from "../schedules/schedule-store.js";
 import { retryDelayMs, sameBackoff, storedBackoff } from "./retry-backoff.js";
 import { storedTrace, tracedBy } from "./trace-context.js";
+import type { JsonValue } from "../json-types.js";
 import type { Backoff, ScopedEnqueue } from "./task-schemas.js";
 import type { TaskStatus } from "./task-status.js";
 import { ranOutOfTime, releasedLease, runDeadline, type ClaimFilter, type DeadLetterRow, type DependencyOutcome, type DependentRow, type FailureMarks, type StoredError, type TaskRow, type TaskStore } from "./task-store.js";
@@ -53,6 +54,8 @@ export interface FailRequest extends SettleRequest {
   error: string;
   retry: boolean;
   retryAfterMs?: number | undefined;
+  /** A checkpoint saved in the fail's write (null clears it); left out, none. */
+  checkpoint?: JsonValue | undefined;
 }
 
 /**
@@ -718,6 +721,19 @@ export class TaskTransitions {
    * saved on the task of `row` (TaskStore.extendLease wrote it): its size, not its value (up to
    * 64 KiB an event, and the task has it).
    */
+  /**
+   * Saves the checkpoint a settle carries (tasks.fail, tasks.release: JSON, null clears it) on the
+   * task its caller holds, with its task.checkpointed event, before the settle's own write: the
+   * row as saved. Left out (undefined), the row as it is.
+   */
+  settleCheckpoint(ctx: WriteContext, held: TaskRow, checkpoint: JsonValue | undefined): TaskRow {
+    if (checkpoint === undefined) return held;
+    const text = checkpoint === null ? null : toJsonText(checkpoint);
+    const saved = this.d.tasks.saveCheckpoint(held.seq, text, ctx.now);
+    this.checkpointed(ctx, saved, held.leaseOwner ?? "", text);
+    return saved;
+  }
+
   checkpointed(ctx: WriteContext, row: TaskRow, agentId: string, checkpoint: string | null): void {
     this.d.events.appendSystem(ctx, "task.checkpointed", {
       taskId: row.id,
