@@ -83,8 +83,9 @@ export interface CoordinationClientOptions {
   fetch?: TrpcFetch;
   /**
    * The caller's W3C trace context, asked for at each `tasks.enqueue` and `tasks.enqueueMany` as
-   * the call is made: a `traceparent` it answers goes with that call as its `traceparent` and
-   * `tracestate` headers, in an HTTP request of its own (not batched), so the tasks it enqueues
+   * the call is made: a `traceparent` it answers goes with that call as its
+   * `coordination-traceparent` and `coordination-tracestate` headers (not `traceparent`, which an
+   * HTTP instrumentation adds its own to), in an HTTP request of its own (not batched), so the tasks it enqueues
    * carry the caller's trace even when calls made together would share one batch (the server
    * takes no batch's headers). A task given its own `traceparent` keeps it. With OpenTelemetry:
    * `() => { const carrier = {}; propagation.inject(context.active(), carrier); return carrier; }`.

@@ -10,7 +10,9 @@
 // goes in a request of its own carrying the answer as its headers. Headers, not the enqueue's
 // fields: the server reads them as it reads any instrumented request's, leniently (an upstream
 // tracestate past 32 members or 512 characters is cut, not refused with a 400), and an enqueue
-// that names its own traceparent keeps it.
+// that names its own traceparent keeps it. Headers of the client's own name, not `traceparent`:
+// OpenTelemetry's undici instrumentation appends its own traceparent to every request, beside
+// one already there, and a request with two has none (the server reads these first).
 import type { Operation, TRPCLink } from "@trpc/client";
 import type { AppRouter } from "./types.js";
 
@@ -23,6 +25,10 @@ export interface TraceCarrier {
   traceparent?: string;
   tracestate?: string;
 }
+
+/** The headers the server reads an enqueue's trace context from before traceparent and tracestate (src/tasks/trace-context.ts). */
+const TRACEPARENT_HEADER = "coordination-traceparent";
+const TRACESTATE_HEADER = "coordination-tracestate";
 
 /** The calls whose task takes the caller's trace context (the server takes it for these alone). */
 const TAKES_TRACE = new Set(["tasks.enqueue", "tasks.enqueueMany"]);
@@ -46,7 +52,7 @@ function headersOf(traceContext: () => TraceCarrier | undefined): Record<string,
     const traceparent: unknown = carrier?.traceparent;
     if (!sendable(traceparent)) return undefined;
     const tracestate: unknown = carrier?.tracestate;
-    return sendable(tracestate) ? { traceparent, tracestate } : { traceparent };
+    return sendable(tracestate) ? { [TRACEPARENT_HEADER]: traceparent, [TRACESTATE_HEADER]: tracestate } : { [TRACEPARENT_HEADER]: traceparent };
   } catch {
     return undefined;
   }

@@ -3,6 +3,7 @@
 // together from several traces (which the client would batch, and the server takes no batch's
 // headers) each carry their own. Real client, real server, real OpenTelemetry context manager.
 import { AsyncLocalStorage } from "node:async_hooks";
+import diagnosticsChannel from "node:diagnostics_channel";
 import { context, propagation, ROOT_CONTEXT, trace } from "@opentelemetry/api";
 import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
 import { W3CTraceContextPropagator } from "@opentelemetry/core";
@@ -21,7 +22,7 @@ afterEach(async () => {
 /** A version-00 traceparent of trace `n` (32 hex digits) and span `n`, sampled. */
 const traceparentOf = (n: number) => `00-${n.toString(16).padStart(32, "0")}-${n.toString(16).padStart(16, "0")}-01`;
 
-/** Every HTTP request the client sends: its path and query, and its trace headers. */
+/** Every HTTP request the client sends: its path and query, and the trace context its headers carry. */
 interface Sent {
   path: string;
   traceparent: string | null;
@@ -36,7 +37,8 @@ function tracingClient(url: string, traceContext: () => TraceCarrier | undefined
     fetch: (input, init) => {
       const headers = new Headers(init?.headers as ConstructorParameters<typeof Headers>[0]);
       const target = new URL(String(input));
-      sent.push({ path: `${target.pathname}${target.search}`, traceparent: headers.get("traceparent"), tracestate: headers.get("tracestate") });
+      // The client's own trace headers, which the server reads before traceparent and tracestate.
+      sent.push({ path: `${target.pathname}${target.search}`, traceparent: headers.get("coordination-traceparent"), tracestate: headers.get("coordination-tracestate") });
       return fetch(input as string, init as RequestInit);
     },
   });
@@ -92,6 +94,32 @@ describe("the typed client's traceContext", () => {
     expect(enqueues.filter((request) => request.path.includes(",")).map((request) => [request.path.split("?")[0], request.traceparent])).toEqual([["/trpc/tasks.enqueue,tasks.enqueue,tasks.enqueue", null]]);
     // Calls that take no trace context never ask for one, nor go alone for it.
     expect(sent.filter((request) => request.path.includes("tasks.claim")).map((request) => request.traceparent)).toEqual([null]);
+  });
+
+  it("keeps each caller's trace when an HTTP instrumentation adds a traceparent of its own to every request", async () => {
+    t = await startTestServer();
+    // What OpenTelemetry's undici instrumentation (which the Node SDK's auto-instrumentations turn
+    // on) does to every request the client sends: it appends its client span's traceparent to the
+    // request's headers, beside any there already (open-telemetry/opentelemetry-js-contrib#2796).
+    // A request with two traceparent headers has none, as the spec reads it.
+    const instrumentation = (message: unknown) => (message as { request: { addHeader(name: string, value: string): void } }).request.addHeader("traceparent", traceparentOf(99));
+    diagnosticsChannel.subscribe("undici:request:create", instrumentation);
+    try {
+      const callers = new AsyncLocalStorage<TraceCarrier>();
+      const client = createCoordinationClient({ url: t.url, traceContext: () => callers.getStore() });
+      clients.push(client);
+      const tasks = await Promise.all(
+        [1, 2].map((n) => callers.run({ traceparent: traceparentOf(n), tracestate: `vendor=${n}` }, () => client.api.tasks.enqueue.mutate({ queue: "q", payload: n }))),
+      );
+      expect(tasks.map((task) => [task.traceparent, task.tracestate])).toEqual([
+        [traceparentOf(1), "vendor=1"],
+        [traceparentOf(2), "vendor=2"],
+      ]);
+      // Without a traceContext answer, the instrumentation's header is the request's trace context, as before.
+      expect((await client.api.tasks.enqueue.mutate({ queue: "q" })).traceparent).toBe(traceparentOf(99));
+    } finally {
+      diagnosticsChannel.unsubscribe("undici:request:create", instrumentation);
+    }
   });
 
   it("a traceContext that throws, answers nothing, or a carrier that cannot be read leaves the enqueue as without it", async () => {

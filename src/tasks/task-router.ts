@@ -34,13 +34,13 @@ import {
 import { eventSchema } from "../events/event-schemas.js";
 import { appendedLogSchema, appendLogInput, logPageSchema, readLogInput } from "./task-log-schemas.js";
 import { pickQueues } from "./task-stats.js";
-import { traceContextOfHeaders, withHeaderTrace, type TraceContext } from "./trace-context.js";
+import { callerTraceOf, withHeaderTrace, type TraceContext } from "./trace-context.js";
 import type { Caller, Context } from "../trpc/context.js";
 
 const tags = ["tasks"];
 
 /** The trace context the call's carrier holds (trace-context.ts), read only by the enqueues that may take it. */
-const callerTrace = (ctx: Pick<Context, "traceCarrier">): TraceContext | undefined => (ctx.traceCarrier === undefined ? undefined : traceContextOfHeaders(ctx.traceCarrier));
+const callerTrace = (ctx: Pick<Context, "traceCarrier">): TraceContext | undefined => (ctx.traceCarrier === undefined ? undefined : callerTraceOf(ctx.traceCarrier));
 
 export const taskRouter = router({
   enqueue: procedure

@@ -135,6 +135,25 @@ export function traceContextOfHeaders(headers: TraceCarrier): TraceContext | und
 }
 
 /**
+ * The typed client's own trace headers (client/trace-context-link.ts: its `traceContext` answer),
+ * read before `traceparent` and `tracestate`: OpenTelemetry's undici instrumentation appends its
+ * own traceparent to every request the client sends, beside one already there, and a repeated
+ * traceparent is none. Named apart, the caller's context and the instrumentation's never meet.
+ */
+export const CLIENT_TRACEPARENT = "coordination-traceparent";
+export const CLIENT_TRACESTATE = "coordination-tracestate";
+
+/**
+ * The trace context a call's carrier gives an enqueue: the typed client's own headers when they
+ * hold a valid one, else the standard headers (traceContextOfHeaders), each read leniently.
+ */
+export function callerTraceOf(carrier: TraceCarrier): TraceContext | undefined {
+  const own = carrier[CLIENT_TRACEPARENT];
+  const fromClient = own === undefined ? undefined : traceContextOfHeaders({ traceparent: own, tracestate: carrier[CLIENT_TRACESTATE] });
+  return fromClient ?? traceContextOfHeaders(carrier);
+}
+
+/**
  * Where an MCP request's trace context is: its `params._meta` `traceparent` and `tracestate` (the
  * keys MCP reserves for W3C Trace Context, SEP-414: what a host sends over stdio and HTTP alike)
  * when it holds a traceparent, else its HTTP request's headers; read as headers are.
