@@ -16,7 +16,7 @@ import { assertJsonDepth, sameJson } from "../json-checks.js";
 import { taskWith, type CancelManyRequest, type CancelManyResult, type CancelRequest, type ClaimRequest, type EnqueuedTask, type ScopedEnqueue, type RequeueManyRequest, type RequeueManyResult, type SettledTask, type Task, type UpdateRequest, type RequeueRequest } from "./task-schemas.js";
 import { claimKeyOf } from "./claim-keys.js";
 import { historyAfterFailure, pastRunDeadline, ranOutOfTime, releasedLease, runDeadline, taskAnswerBytes, taskRowWith, toTask, type ClaimFilter, type RateOutlook, type StoredError, type TaskRow, type TaskStore } from "./task-store.js";
-import { endedText, expiryReason, ownLastFailure, refuseExpiryByDue, rescheduledRunAt, type Enqueued, type FailRequest, type SettleRequest, type TaskTransitions } from "./task-transitions.js";
+import { endedText, expiryReason, ownLastFailure, refuseExpiryByDue, rescheduledRunAt, type Enqueued, type FailRequest, type ReleaseRequest, type SettleRequest, type TaskTransitions } from "./task-transitions.js";
 import { leaseBounds, offlineShiftMs, type LockWaitGrace } from "./lock-wait-grace.js";
 import { tracedBy } from "./trace-context.js";
 import { copyWith } from "../copy-with.js";
@@ -377,7 +377,7 @@ export function taskCommands(d: TaskCommandDeps) {
      * while the task is pending under the lease that release ended (no claim since): the task as
      * it is now, under that lease.
      */
-    "tasks.release": (ctx: WriteContext, request: SettleRequest & { agentId: string; delayMs?: number | undefined; checkpoint?: JsonValue | undefined }): SettledTask => {
+    "tasks.release": (ctx: WriteContext, request: ReleaseRequest): SettledTask => {
       const row = t.findTask(request.taskId);
       const repeated = isRepeatedRelease(row, request);
       const holding = repeated ? row : t.assertHeld(row, request);

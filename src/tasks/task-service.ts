@@ -21,7 +21,7 @@ import { SETTLED_STATUSES, untilHolds } from "./task-status.js";
 import type { RecalledContexts } from "../db/thread/recall-relay.js";
 import type { Leased } from "./task-commands.js";
 import { isHeld, taskWith, type CancelManyRequest, type CancelManyResult, type CancelRequest, type ClaimedTask, type ClaimRequest, type CompleteAndClaimRequest, type CompletedAndClaimed, type EnqueuedTask, type EnqueueRequest, type ListRequest, type RequeueManyRequest, type RequeueManyResult, type RequeueRequest, type SettledTask, type Task, type TaskStats, type UpdateRequest, type WaitManyRequest, type WaitManyResult, type WaitRequest } from "./task-schemas.js";
-import type { FailRequest, SettleRequest } from "./task-transitions.js";
+import type { FailRequest, ReleaseRequest, SettleRequest } from "./task-transitions.js";
 import { copyWith } from "../copy-with.js";
 import type { PauseRequest, QueuePause } from "./queue-pause-schemas.js";
 import type { QueueLimit, SetLimitRequest } from "./queue-limit-schemas.js";
@@ -276,7 +276,7 @@ export class TaskService {
   }
 
   /** Gives the task back uncharged (task-commands.ts); `checkpoint` is saved in the same write. */
-  release(request: SettleRequest & { agentId: string; delayMs?: number | undefined; checkpoint?: JsonValue | undefined }): Promise<SettledTask> {
+  release(request: ReleaseRequest): Promise<SettledTask> {
     return this.d.db.write("tasks.release", request);
   }
 
