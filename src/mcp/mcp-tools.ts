@@ -316,10 +316,10 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
       .describe(`What the work has done so far, any JSON but null (at most ${MAX_CHECKPOINT_BYTES} bytes as JSON): kept with the task, replacing the last one, and handed to every later claim of it; left out, it stays as it was`),
     clearCheckpoint: z.boolean().optional().describe("true: clear the task's checkpoint, so its next run starts from the beginning (instead of a checkpoint, not with one)"),
   };
-  /** The checkpoint the call carries: the args' own, null for clearCheckpoint, undefined for none. */
-  const checkpointOf = (args: { checkpoint?: unknown; clearCheckpoint?: boolean | undefined }): JsonValue | undefined => {
-    if (args.clearCheckpoint === true && args.checkpoint !== undefined) throw invalidField("clearCheckpoint", "give a checkpoint or clearCheckpoint, not both");
-    return args.clearCheckpoint === true ? null : (args.checkpoint as JsonValue | undefined);
+  /** A tool's arguments as the API takes them: clearCheckpoint read as checkpoint null, the args' own checkpoint otherwise (undefined: none). */
+  const withCheckpoint = <A extends { checkpoint?: unknown; clearCheckpoint?: boolean | undefined }>({ clearCheckpoint, checkpoint, ...args }: A): Omit<A, "checkpoint" | "clearCheckpoint"> & { checkpoint: JsonValue | undefined } => {
+    if (clearCheckpoint === true && checkpoint !== undefined) throw invalidField("clearCheckpoint", "give a checkpoint or clearCheckpoint, not both");
+    return { ...args, checkpoint: clearCheckpoint === true ? null : (checkpoint as JsonValue | undefined) };
   };
   registerTool(
     "fail_task",
@@ -329,11 +329,7 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
         "With checkpoint, save what the work got done before it failed (e.g. {\"pages\": 40, \"next\": \"p41\"}) in the same call: the retry goes on from there.",
       inputSchema: strictArgs({ ...agentArg, taskId: failInput.shape.taskId, leaseToken: failInput.shape.leaseToken, error: failInput.shape.error, retry: failInput.shape.retry, retryAfterMs: failInput.shape.retryAfterMs, ...checkpointArgs }),
     },
-    (args, extra) =>
-      answerCall(extra, (api) => {
-        const { clearCheckpoint: _, ...failure } = args;
-        return api.tasks.fail({ ...failure, checkpoint: checkpointOf(args), agentId: agent(args.agentId) });
-      }),
+    (args, extra) => answerCall(extra, (api) => api.tasks.fail({ ...withCheckpoint(args), agentId: agent(args.agentId) })),
   );
   registerTool(
     "heartbeat_task",
@@ -358,11 +354,7 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
         ...checkpointArgs,
       }),
     },
-    (args, extra) =>
-      answerCall(extra, (api) => {
-        const { clearCheckpoint: _, ...renewal } = args;
-        return api.tasks.heartbeat({ ...renewal, progress: args.progress as JsonValue | undefined, checkpoint: checkpointOf(args), agentId: agent(args.agentId) });
-      }),
+    (args, extra) => answerCall(extra, (api) => api.tasks.heartbeat({ ...withCheckpoint(args), progress: args.progress as JsonValue | undefined, agentId: agent(args.agentId) })),
   );
   registerTool(
     "release_task",
@@ -372,11 +364,7 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
         "With checkpoint, save what the work got done so far in the same call: the next run goes on from there.",
       inputSchema: strictArgs({ ...agentArg, taskId: releaseInput.shape.taskId, leaseToken: releaseInput.shape.leaseToken, delayMs: releaseInput.shape.delayMs, ...checkpointArgs }),
     },
-    (args, extra) =>
-      answerCall(extra, (api) => {
-        const { clearCheckpoint: _, ...release } = args;
-        return api.tasks.release({ ...release, checkpoint: checkpointOf(args), agentId: agent(args.agentId) });
-      }),
+    (args, extra) => answerCall(extra, (api) => api.tasks.release({ ...withCheckpoint(args), agentId: agent(args.agentId) })),
   );
   registerTool(
     "enqueue_task",
