@@ -49,6 +49,7 @@ interface Task {
   duplicates: number;
   replacedAt: Date | null;
   orderingKey: string | null;
+  keyConcurrency: number | null;
   checkpoint: JsonValue;
   checkpointAt: Date | null;
   traceparent: string | null;
@@ -154,6 +155,7 @@ describe("AppRouter types", () => {
       idempotencyKey?: string;
       dedupe?: { key: string; until?: "claimed" | "settled"; replace?: boolean };
       orderingKey?: string;
+      keyConcurrency?: number;
       traceparent?: string | null;
       tracestate?: string | null;
     }>();

@@ -273,6 +273,10 @@ describe("README", () => {
     expect(await runExample("orderingKey: `account:", "ordering")).toBe("[ { account: 1, op: 'create' }, { account: 2, op: 'create' } ]\nnull\n{ account: 1, op: 'update' }\n");
   });
 
+  it("runs the key concurrency example as written", async () => {
+    expect(await runExample("keyConcurrency: 2 });", "key-concurrency")).toBe("acme:1 acme:2 globex:1\n4\n");
+  });
+
   it("runs the counters example as written", async () => {
     expect(await runExample("runs/7/tokens", "counters")).toBe("30\n6000 6000 true\nover budget: stop\n");
   });

@@ -370,7 +370,7 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
     "enqueue_task",
     {
       description:
-        "Add a task to a queue for an agent to claim: a payload (any JSON), a priority (0 is the highest), optionally a capability the claimer must have, a target agent, a delay in ms before it may be claimed, how long it may wait for an agent before it expires unrun (ttlMs), how long one run of it may last (maxRunMs), how long a failed run waits before a retry (backoff), or the ids of tasks that must complete first (dependsOn: it waits until they all have; get_task reads their results). With dedupe { key }, work already asked for is not added twice: while a task of the queue with that key waits to run, the answer is that task (deduplicated: true) and nothing is added; replace: true gives it this payload (a debounce). With an orderingKey, the tasks of the queue with that key run one at a time, in the order they were enqueued (one behind an unfinished task of its key waits).",
+        "Add a task to a queue for an agent to claim: a payload (any JSON), a priority (0 is the highest), optionally a capability the claimer must have, a target agent, a delay in ms before it may be claimed, how long it may wait for an agent before it expires unrun (ttlMs), how long one run of it may last (maxRunMs), how long a failed run waits before a retry (backoff), or the ids of tasks that must complete first (dependsOn: it waits until they all have; get_task reads their results). With dedupe { key }, work already asked for is not added twice: while a task of the queue with that key waits to run, the answer is that task (deduplicated: true) and nothing is added; replace: true gives it this payload (a debounce). With an orderingKey, the tasks of the queue with that key run one at a time, in the order they were enqueued (one behind an unfinished task of its key waits); with a key concurrency above 1 (a tenant's share of the queue), that many at a time.",
       inputSchema: strictArgs({
         queue: enqueueFields.shape.queue,
         payload: anyJson("What the agent needs to do the work: any JSON"),
@@ -392,7 +392,7 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
         dependsOn: enqueueFields.shape.dependsOn,
         onDependencyFailure: enqueueFields.shape.onDependencyFailure,
         idempotencyKey: enqueueFields.shape.idempotencyKey.describe(
-          "The same key always answers the same task and never adds a second one, for as long as the task is kept. Sent again with a different queue, payload, priority, capability, targetAgentId, backoff, dependsOn, onDependencyFailure, dedupe key, orderingKey, or a maxAttempts or maxRunMs that differs when given, it is a 409 IDEMPOTENCY_MISMATCH",
+          "The same key always answers the same task and never adds a second one, for as long as the task is kept. Sent again with a different queue, payload, priority, capability, targetAgentId, backoff, dependsOn, onDependencyFailure, dedupe key, orderingKey, keyConcurrency, or a maxAttempts or maxRunMs that differs when given, it is a 409 IDEMPOTENCY_MISMATCH",
         ),
         // The tool has no runAt or expiresAt: replace's REST description speaks of them.
         dedupe: dedupeInput
@@ -404,6 +404,7 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
           .optional()
           .describe(enqueueFields.shape.dedupe.description!),
         orderingKey: enqueueFields.shape.orderingKey,
+        keyConcurrency: enqueueFields.shape.keyConcurrency,
       }),
     },
     (args, extra) => answerCall(extra, (api) => api.tasks.enqueue({ ...args, payload: args.payload as JsonValue })),

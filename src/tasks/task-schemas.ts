@@ -63,6 +63,9 @@ const leaseMs = ms(WEEK_MS);
 /** The most tasks one task may depend on (tasks.enqueue's dependsOn). */
 export const MAX_DEPENDENCIES = 100;
 
+/** Most tasks of one ordering key an enqueue may let run at once (keyConcurrency): a settle makes at most that many pending. */
+export const MAX_KEY_CONCURRENCY = 1_000;
+
 /** The longest run time limit a task may be given (maxRunMs): 366 days, in ms. */
 export const MAX_RUN_MS = 366 * 24 * 3_600_000;
 
@@ -179,7 +182,7 @@ export const enqueueFields = z.strictObject({
   idempotencyKey: text(500)
     .optional()
     .describe(
-      "The same key always answers the same task and never adds a second one, for as long as the task is kept. Sent again with a different queue, payload, priority, capability, targetAgentId, backoff, dependsOn, onDependencyFailure, dedupe key, orderingKey, or a maxAttempts, maxRunMs or expiresAt (or, until the task is first claimed or changed, a runAt) that differs when given, it is a 409 IDEMPOTENCY_MISMATCH. The priority compared is the one it was enqueued with (tasks.update may have changed it since); the payload, not once a dedupe.replace or tasks.update replaced it (replacedAt)",
+      "The same key always answers the same task and never adds a second one, for as long as the task is kept. Sent again with a different queue, payload, priority, capability, targetAgentId, backoff, dependsOn, onDependencyFailure, dedupe key, orderingKey, keyConcurrency, or a maxAttempts, maxRunMs or expiresAt (or, until the task is first claimed or changed, a runAt) that differs when given, it is a 409 IDEMPOTENCY_MISMATCH. The priority compared is the one it was enqueued with (tasks.update may have changed it since); the payload, not once a dedupe.replace or tasks.update replaced it (replacedAt)",
     ),
   dedupe: dedupeInput
     .optional()
@@ -189,7 +192,16 @@ export const enqueueFields = z.strictObject({
   orderingKey: text(500)
     .optional()
     .describe(
-      "Ordered processing (\"account:42\"): the tasks of this queue enqueued with the same key run one at a time, in the order they were enqueued. Behind a task of the key that has not settled, this one waits (status waiting) until every one before it has completed, been dead-lettered (after its retries) or been cancelled; then it is pending, with a task.ready event. Priority orders tasks of different keys only; a dead letter or cancel lets the next of its key run. A requeued task of the key waits behind one pending or claimed, and goes before the waiting ones enqueued after it",
+      "Ordered processing (\"account:42\"): the tasks of this queue enqueued with the same key run one at a time (or keyConcurrency at a time), in the order they were enqueued. Behind a task of the key that has not settled, this one waits (status waiting) until every one before it has completed, been dead-lettered (after its retries) or been cancelled; then it is pending, with a task.ready event. Priority orders tasks of different keys only; a dead letter or cancel lets the next of its key run. A requeued task of the key waits behind one pending or claimed, and goes before the waiting ones enqueued after it",
+    ),
+  keyConcurrency: z
+    .number()
+    .int()
+    .min(1)
+    .max(MAX_KEY_CONCURRENCY)
+    .optional()
+    .describe(
+      "With orderingKey: how many tasks of the key may run (pending or claimed) at once, this one included; 1 (the default) is one at a time. They start in the order they were enqueued: this one waits (status waiting) while that many of its key run or one enqueued before it waits. A per-tenant share (\"tenant:acme\", 4): one tenant's backlog holds at most 4 places in the queue, and other tenants' tasks run beside it. Without an orderingKey, a 400",
     ),
   traceparent: z
     .string()
@@ -611,6 +623,8 @@ export const taskSchema = z
     replacedAt: z.date().nullable(),
     /** tasks.enqueue's orderingKey: its queue's tasks of the key run one at a time, in enqueue order (one waits, status waiting, while an older one has not settled); null: enqueued without one. */
     orderingKey: z.string().nullable(),
+    /** tasks.enqueue's keyConcurrency: how many tasks of its orderingKey may run at once (1: one at a time); null without an orderingKey. */
+    keyConcurrency: z.number().int().nullable(),
     /**
      * What its runs saved to resume from, as the last one saved it with a heartbeat's
      * `checkpoint`: kept across claims (unlike progress), so a retry, a run given back, taken over
@@ -719,6 +733,7 @@ export function taskWith<T extends Task, E extends object>(task: T, extra: E): T
     duplicates: task.duplicates,
     replacedAt: task.replacedAt,
     orderingKey: task.orderingKey,
+    keyConcurrency: task.keyConcurrency,
     checkpoint: task.checkpoint,
     checkpointAt: task.checkpointAt,
     traceparent: task.traceparent,

@@ -1,7 +1,8 @@
 // The task lifecycle's states, apart from the schemas so the database threads can use them
 // without loading zod.
 // waiting: for its dependencies to complete (tasks.enqueue's dependsOn), or for its turn behind the
-// tasks of its ordering key enqueued before it (tasks.enqueue's orderingKey); never claimed until pending.
+// tasks of its ordering key enqueued before it, or for room among those that run (tasks.enqueue's
+// orderingKey, keyConcurrency); never claimed until pending.
 export const TASK_STATUSES = ["waiting", "pending", "claimed", "completed", "dead_letter", "cancelled"] as const;
 export type TaskStatus = (typeof TASK_STATUSES)[number];
 /** The statuses a task ends in: nothing moves it on from them but an operator's requeue. */

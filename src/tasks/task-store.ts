@@ -48,7 +48,7 @@ export interface QueueWindowRow {
 }
 
 /** What a bulk requeue reads of a dead letter it may take (TaskStore.deadLetterAt). */
-export type DeadLetterRow = Pick<TaskRow, "seq" | "id" | "queue" | "status" | "capability" | "targetAgentId" | "finishedAt" | "orderingKey">;
+export type DeadLetterRow = Pick<TaskRow, "seq" | "id" | "queue" | "status" | "capability" | "targetAgentId" | "finishedAt" | "orderingKey" | "keyConcurrency">;
 
 /** What every requeue sets: a fresh start ($1 runAt, $2 updatedAt, $3 now), due now, attempts reset. */
 // releasedBy cleared: a release of the lease before, sent again, repeats nothing of a requeued task.
@@ -136,7 +136,7 @@ export interface TaskRow {
   duplicates: number;
   /** When its payload was last replaced (dedupe.replace, tasks.update); null: never. */
   replacedAt: number | Date | null;
-  /** tasks.enqueue's orderingKey: its queue's tasks of the key run one at a time, in enqueue order (orderingLine); null: none. */
+  /** tasks.enqueue's orderingKey: its queue's tasks of the key run in enqueue order, keyConcurrency at a time (orderingLine); null: none. */
   orderingKey: string | null;
   /** What a run saved to resume from (tasks.heartbeat's checkpoint, JSON text): kept across claims; null: none. */
   checkpoint: string | null;
@@ -146,6 +146,8 @@ export interface TaskRow {
   traceparent: string | null;
   /** Its tracestate; null: none. */
   tracestate: string | null;
+  /** tasks.enqueue's keyConcurrency: how many tasks of its orderingKey may run at once (orderingLine); 1 without a key. */
+  keyConcurrency: number;
 }
 
 /**
@@ -227,6 +229,7 @@ export const toTask = (row: TaskRow): Task => ({
   duplicates: row.duplicates,
   replacedAt: toDateOrNull(row.replacedAt),
   orderingKey: row.orderingKey,
+  keyConcurrency: row.orderingKey === null ? null : row.keyConcurrency,
   checkpoint: fromJsonText(row.checkpoint),
   checkpointAt: toDateOrNull(row.checkpointAt),
   traceparent: row.traceparent,
@@ -314,6 +317,7 @@ export function taskRowWith(row: TaskRow, changes: Partial<TaskRow>): TaskRow {
     checkpointAt: row.checkpointAt,
     traceparent: row.traceparent,
     tracestate: row.tracestate,
+    keyConcurrency: row.keyConcurrency,
   };
   return Object.assign(copy, changes);
 }
@@ -327,9 +331,10 @@ export function taskRowWith(row: TaskRow, changes: Partial<TaskRow>): TaskRow {
  * on 100 claimed tasks with progress, an expiry and the longest limit: 968 bytes a task over
  * tRPC, 722 over REST, texts included. With checkpointAt a reviewer measured ~1,187 bytes over
  * tRPC; the trace context's two names and nulls add ~35 more (their texts count as texts): 1,300;
- * enqueuedBy's name and null ~20 more (its text counts as a text): 1,320.
+ * enqueuedBy's name and null ~20 more (its text counts as a text): 1,320; keyConcurrency's name and
+ * its most, 1000, 22 more: 1,345.
  */
-const TASK_FIXED_BYTES = 1320;
+const TASK_FIXED_BYTES = 1345;
 /** The same estimate in SQL (task-row-bytes.ts). */
 const TASK_ANSWER_BYTES = `${TASK_TEXT_BYTES} + ${TASK_FIXED_BYTES}`;
 
@@ -384,20 +389,22 @@ export const DEDUPE_LOOKUP = `SELECT * FROM tasks WHERE queue = ? AND dedupeKey 
 /**
  * SQL: the line of an ordering key, the tasks of a queue (`queue`, an SQL expression) enqueued with
  * the key (`key`) that have not settled, as `line`; its terms name tasks_ordering_idx's condition
- * as written, so SQLite reads that index (a test reads the plan). At most one of them runs
- * (pending or claimed): every write that makes a task of a key pending does so only when none of
- * the key runs and no older one waits, and every settle of one lets the oldest waiting run
- * (TaskStore.behindLine, releaseLineHead; a dependency's complete, HEADS_ITS_LINE).
+ * as written, so SQLite reads that index (a test reads the plan). Its tasks start in enqueue order,
+ * a task only while fewer than its keyConcurrency of the line run (pending or claimed): every
+ * write that makes a task of a key pending does so only then and when no older one waits, and
+ * every settle of one lets the oldest waiting run while they fit (TaskStore.behindLine,
+ * releaseLineHead; a dependency's complete, HEADS_ITS_LINE). So no more run than the largest
+ * keyConcurrency of the key's tasks (1,000 at most), and a count of them reads that many entries.
  */
 const orderingLine = (queue: string, key: string): string =>
   `FROM tasks line WHERE line.queue = ${queue} AND line.orderingKey = ${key} AND line.orderingKey IS NOT NULL AND line.status IN ('pending', 'waiting', 'claimed')`;
-/** SQL: whether a task of the line runs (pending or claimed). */
-const lineRuns = (queue: string, key: string): string => `EXISTS (SELECT 1 ${orderingLine(queue, key)} AND line.status IN ('pending', 'claimed'))`;
+/** SQL: how many tasks of the line run (pending or claimed). */
+const lineRunning = (queue: string, key: string): string => `(SELECT COUNT(*) ${orderingLine(queue, key)} AND line.status IN ('pending', 'claimed'))`;
 /** SQL: the seq of the task of the line that waits longest (enqueued first); null when none waits. */
 const lineFirstWaiting = (queue: string, key: string): string => `(SELECT line.seq ${orderingLine(queue, key)} AND line.status = 'waiting' ORDER BY line.seq LIMIT 1)`;
 
 /** What enqueue writes; the other columns take their defaults. */
-export type NewTask = Pick<TaskRow, "id" | "queue" | "payload" | "priority" | "capability" | "targetAgentId" | "maxAttempts" | "idempotencyKey" | "idempotencyScope" | "dependsOn" | "cancelOnDependencyFailure" | "backoff" | "scheduleId" | "maxRunMs" | "dedupeKey" | "orderingKey" | "traceparent" | "tracestate"> & {
+export type NewTask = Pick<TaskRow, "id" | "queue" | "payload" | "priority" | "capability" | "targetAgentId" | "maxAttempts" | "idempotencyKey" | "idempotencyScope" | "dependsOn" | "cancelOnDependencyFailure" | "backoff" | "scheduleId" | "maxRunMs" | "dedupeKey" | "orderingKey" | "traceparent" | "tracestate" | "keyConcurrency"> & {
   runAt: number;
   /** Unix ms; null: it never expires. */
   expiresAt: number | null;
@@ -427,12 +434,13 @@ export interface ClaimFilter {
 }
 
 /**
- * SQL: the waiting task updated has no ordering key, or none of its key runs and it waits longest
- * of its key: what it must be to become pending when its last dependency completes (dependentsMet).
- * In an UPDATE of several tasks of one key, only the oldest passes however the rows are visited
- * (before it was made pending it waited, older than the others; after, it runs).
+ * SQL: the waiting task updated has no ordering key, or fewer than its keyConcurrency of its key
+ * run and it waits longest of its key: what it must be to become pending when its last dependency
+ * completes (dependentsMet). In an UPDATE of several tasks of one key, only the oldest passes when
+ * it is visited last (before it was made pending it waited, older than the others); the others
+ * that fit then are made pending after (TaskTransitions.nextInLine).
  */
-const HEADS_ITS_LINE = `(orderingKey IS NULL OR NOT ${lineRuns("tasks.queue", "tasks.orderingKey")} AND seq = ${lineFirstWaiting("tasks.queue", "tasks.orderingKey")})`;
+const HEADS_ITS_LINE = `(orderingKey IS NULL OR ${lineRunning("tasks.queue", "tasks.orderingKey")} < keyConcurrency AND seq = ${lineFirstWaiting("tasks.queue", "tasks.orderingKey")})`;
 
 /**
  * SQL: what a waiting task becomes once nothing holds it back ($1, $2, $3: now): pending, due at its
@@ -441,15 +449,15 @@ const HEADS_ITS_LINE = `(orderingKey IS NULL OR NOT ${lineRuns("tasks.queue", "t
  */
 const WAITED = `status = 'pending', runAt = MAX(runAt, ?), delayed = (runAt > ?), ${HELD_IF_SET_ASIDE}, unmetDependencies = 0, updatedAt = ?`;
 
-/** TaskStore.behindLine's read: parameters queue, key, queue, key, seq. */
-export const BEHIND_LINE = `SELECT ${lineRuns("?", "?")} OR ${lineFirstWaiting("?", "?")} < ?`;
+/** TaskStore.behindLine's read: parameters queue, key, keyConcurrency, queue, key, seq. */
+export const BEHIND_LINE = `SELECT ${lineRunning("?", "?")} >= ? OR ${lineFirstWaiting("?", "?")} < ?`;
 /**
- * TaskStore.releaseLineHead's read: the seq of the task of a line that waits longest, when none of
- * the line runs (parameters queue, key, queue, key). Read apart from the write: an UPDATE whose
- * WHERE reads its own table runs in two passes: in an in-process run of 64 keys, 11 µs a settle
- * that released nothing and 131 µs one that did, against 2.7 and 93 µs for a read and an UPDATE by seq.
+ * TaskStore.releaseLineHead's read: the task of a line that waits longest, with how many of the
+ * line run (parameters queue, key, queue, key). Read apart from the write: an UPDATE whose WHERE
+ * reads its own table runs in two passes: in an in-process run of 64 keys, 11 µs a settle that
+ * released nothing and 131 µs one that did, against 2.7 and 93 µs for a read and an UPDATE by seq.
  */
-export const NEXT_IN_LINE = `SELECT line.seq, line.unmetDependencies ${orderingLine("?", "?")} AND line.status = 'waiting' AND NOT ${lineRuns("?", "?")} ORDER BY line.seq LIMIT 1`;
+export const NEXT_IN_LINE = `SELECT line.seq, line.unmetDependencies, line.keyConcurrency, ${lineRunning("?", "?")} AS running ${orderingLine("?", "?")} AND line.status = 'waiting' ORDER BY line.seq LIMIT 1`;
 
 /** 1 for a pending task whose runAt is still ahead of `now` (the delayed column), else 0. */
 const delayedAt = (runAt: number, now: number): number => (runAt > now ? 1 : 0);
@@ -582,10 +590,10 @@ export class TaskStore {
     const delayed = waiting ? 0 : delayedAt(task.runAt, now);
     const { lastInsertRowid } = this.st
       .get(
-        `INSERT INTO tasks (id, queue, payload, priority, capability, targetAgentId, maxAttempts, runAt, idempotencyKey, idempotencyScope, createdAt, updatedAt, delayed, held, status, dependsOn, unmetDependencies, cancelOnDependencyFailure, backoff, scheduleId, expiresAt, enqueuedExpiresAt, maxRunMs, dedupeKey, orderingKey, traceparent, tracestate)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT INTO tasks (id, queue, payload, priority, capability, targetAgentId, maxAttempts, runAt, idempotencyKey, idempotencyScope, createdAt, updatedAt, delayed, held, status, dependsOn, unmetDependencies, cancelOnDependencyFailure, backoff, scheduleId, expiresAt, enqueuedExpiresAt, maxRunMs, dedupeKey, orderingKey, traceparent, tracestate, keyConcurrency)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       )
-      .run(task.id, task.queue, task.payload, task.priority, task.capability, task.targetAgentId, task.maxAttempts, task.runAt, task.idempotencyKey, task.idempotencyScope, now, now, delayed, held, waiting ? "waiting" : "pending", task.dependsOn, task.waitingFor.length, task.cancelOnDependencyFailure, task.backoff, task.scheduleId, task.expiresAt, task.expiresAt, task.maxRunMs, task.dedupeKey, task.orderingKey, task.traceparent, task.tracestate);
+      .run(task.id, task.queue, task.payload, task.priority, task.capability, task.targetAgentId, task.maxAttempts, task.runAt, task.idempotencyKey, task.idempotencyScope, now, now, delayed, held, waiting ? "waiting" : "pending", task.dependsOn, task.waitingFor.length, task.cancelOnDependencyFailure, task.backoff, task.scheduleId, task.expiresAt, task.expiresAt, task.maxRunMs, task.dedupeKey, task.orderingKey, task.traceparent, task.tracestate, task.keyConcurrency);
     const seq = Number(lastInsertRowid);
     for (const dependsOnSeq of task.waitingFor) this.st.get<[number, number]>(`INSERT INTO task_dependencies (dependsOnSeq, taskSeq) VALUES (?, ?)`).run(dependsOnSeq, seq);
     // Every column named, in the table's order: the same hidden class as a row read back (taskRowWith).
@@ -638,6 +646,7 @@ export class TaskStore {
       checkpointAt: null,
       traceparent: task.traceparent,
       tracestate: task.tracestate,
+      keyConcurrency: task.keyConcurrency,
     };
   }
 
@@ -671,22 +680,22 @@ export class TaskStore {
 
   /**
    * Whether a task of ordering key `key` in `queue` that would be pending must wait for its turn
-   * instead: a task of the key runs (pending or claimed), or one enqueued before `seq` waits (a new
-   * task: Number.MAX_SAFE_INTEGER, behind any). Reads of tasks_ordering_idx only.
+   * instead: `keyConcurrency` (its own) tasks of the key run (pending or claimed), or one enqueued
+   * before `seq` waits (a new task: Number.MAX_SAFE_INTEGER, behind any). Reads of tasks_ordering_idx only.
    */
-  behindLine(queue: string, key: string, seq: number): boolean {
-    return this.st.get<[string, string, string, string, number], number>(BEHIND_LINE).pluck().get(queue, key, queue, key, seq) === 1;
+  behindLine(queue: string, key: string, keyConcurrency: number, seq: number): boolean {
+    return this.st.get<[string, string, number, string, string, number], number>(BEHIND_LINE).pluck().get(queue, key, keyConcurrency, queue, key, seq) === 1;
   }
 
   /**
-   * A task of ordering key `key` in `queue` settled: the one of the key that waits longest becomes
-   * pending (WAITED), returned, when none of the key runs and it waits only for its turn (no
-   * dependency left: its last one's complete makes it pending, dependentsMet). Reads of
-   * tasks_ordering_idx only.
+   * A task of ordering key `key` in `queue` settled, or one was made pending or cancelled: the one
+   * of the key that waits longest becomes pending (WAITED), returned, when fewer than its
+   * keyConcurrency of the key run and it waits only for its turn (no dependency left: its last
+   * one's complete makes it pending, dependentsMet). Reads of tasks_ordering_idx only.
    */
   releaseLineHead(queue: string, key: string, now: number): DependentRow | undefined {
-    const next = this.st.get<[string, string, string, string], Pick<TaskRow, "seq" | "unmetDependencies">>(NEXT_IN_LINE).get(queue, key, queue, key);
-    if (next === undefined || next.unmetDependencies > 0) return undefined;
+    const next = this.st.get<[string, string, string, string], Pick<TaskRow, "seq" | "unmetDependencies" | "keyConcurrency"> & { running: number }>(NEXT_IN_LINE).get(queue, key, queue, key);
+    if (next === undefined || next.unmetDependencies > 0 || next.running >= next.keyConcurrency) return undefined;
     return this.st
       .get<[number, number, number, number], DependentRow>(`UPDATE tasks SET ${WAITED} WHERE seq = ? RETURNING seq, id, queue, priority, capability, targetAgentId, runAt, orderingKey, traceparent, tracestate`)
       .get(now, now, now, next.seq);
@@ -1295,7 +1304,7 @@ export class TaskStore {
 
   /** A dead letter as a bulk requeue reads it, by seq (its fields after the payload: read through it). */
   deadLetterAt(seq: number): DeadLetterRow {
-    return this.st.get<[number], DeadLetterRow>(`SELECT seq, id, queue, status, capability, targetAgentId, finishedAt, orderingKey FROM tasks WHERE seq = ?`).get(seq)!;
+    return this.st.get<[number], DeadLetterRow>(`SELECT seq, id, queue, status, capability, targetAgentId, finishedAt, orderingKey, keyConcurrency FROM tasks WHERE seq = ?`).get(seq)!;
   }
 
   /** The newest task's seq (0 when there is none): where a bulk cancel's pages stop. */

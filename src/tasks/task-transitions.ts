@@ -111,6 +111,9 @@ export class TaskTransitions {
     // fail the claim (or cancel) that enqueues it, nor every claim behind it.
     if (request.scheduleId === undefined) assertJsonDepth(field, request.payload, this.d.config.maxJsonDepth);
     const task = field.replace(/\.payload$/, "");
+    if (request.keyConcurrency !== undefined && request.orderingKey === undefined) {
+      throw invalidField(task === "payload" ? "keyConcurrency" : `${task}.keyConcurrency`, "is how many tasks of its orderingKey may run at once: give an orderingKey with it");
+    }
     const dependsField = task === "payload" ? "dependsOn" : `${task}.dependsOn`;
     const dependsOn = request.dependsOn === undefined ? undefined : batchTasksNamed(request.dependsOn, dependsField, batchIds);
     const definition = {
@@ -128,6 +131,7 @@ export class TaskTransitions {
       cancelOnDependencyFailure: request.onDependencyFailure === "cancel" ? 1 : 0,
       dedupeKey: request.dedupe?.key ?? null,
       orderingKey: request.orderingKey ?? null,
+      keyConcurrency: request.keyConcurrency ?? 1,
     };
     if (request.idempotencyKey !== undefined) {
       // An agent's key is looked for among its own, then among the shared ones: what admins and
@@ -185,7 +189,7 @@ export class TaskTransitions {
     const expiresAt = expiryOf(request, runAt, ctx.now, prefix);
     const waitingFor = dependsOn === undefined ? [] : this.unmetDependencies(dependsOn, dependsField, request.onDependencyFailure === "cancel");
     // Behind any task of its ordering key that has not settled: it runs after them.
-    const inLine = definition.orderingKey !== null && this.d.tasks.behindLine(request.queue, definition.orderingKey, Number.MAX_SAFE_INTEGER);
+    const inLine = definition.orderingKey !== null && this.d.tasks.behindLine(request.queue, definition.orderingKey, definition.keyConcurrency, Number.MAX_SAFE_INTEGER);
     // Not in `definition`: an enqueue sent again from another span (a retry) is the same task.
     const trace = storedTrace(request);
     const row = this.d.tasks.insert(
@@ -304,6 +308,8 @@ export class TaskTransitions {
         const { ready, rows, more } = this.d.tasks.dependentsMet(dependency.seq, ctx.now, budget.left);
         budget.left -= ready.length + Math.ceil((rows - ready.length) / ROWS_PER_READY);
         for (const task of ready) this.ready(ctx, task, dependency.id);
+        // A key's first in line that runs now may make room for those behind it (keyConcurrency above 1).
+        for (const task of ready) if (task.orderingKey !== null) this.nextInLine(ctx, task);
         if (!more) return true;
         if (budget.left <= 0) {
           this.d.tasks.deferDependents(dependency.seq, dependency.id, outcome);
@@ -353,15 +359,20 @@ export class TaskTransitions {
   }
 
   /**
-   * `row`, a task of an ordering key, settled (completed, dead-lettered, cancelled): the one of the
-   * key that waits longest runs now when none of the key runs and it waits for nothing else
-   * (TaskStore.releaseLineHead), with its task.ready event (`after`: `row`), which wakes the claims
-   * that could take it. Nothing for a task without a key.
+   * `row`, a task of an ordering key, settled (completed, dead-lettered, cancelled), or was made
+   * pending by its last dependency's complete: the tasks of the key that wait longest run now, in
+   * enqueue order, while fewer than the next one's keyConcurrency of the key run and it waits for
+   * nothing else (TaskStore.releaseLineHead), each with its task.ready event (`after`: `row`), which
+   * wakes the claims that could take it. A settle frees one place, so with one keyConcurrency for
+   * the key one task at most; more when a task that waited for a smaller one (or for its
+   * dependencies, holding the line behind it) goes. Nothing for a task without a key.
    */
   nextInLine(ctx: WriteContext, row: Pick<TaskRow, "id" | "queue" | "orderingKey">): void {
     if (row.orderingKey === null) return;
-    const next = this.d.tasks.releaseLineHead(row.queue, row.orderingKey, ctx.now);
-    if (next !== undefined) this.ready(ctx, next, row.id, row.orderingKey);
+    // Each pass makes one more of the key run: at most the largest keyConcurrency (1,000) passes.
+    for (let next = this.d.tasks.releaseLineHead(row.queue, row.orderingKey, ctx.now); next !== undefined; next = this.d.tasks.releaseLineHead(row.queue, row.orderingKey, ctx.now)) {
+      this.ready(ctx, next, row.id, row.orderingKey);
+    }
   }
 
   /**
@@ -579,8 +590,8 @@ export class TaskTransitions {
    * Whether `row`, requeued, waits for its turn in its ordering key's line: a task of the key runs,
    * or one enqueued before it waits. It takes its place by when it was enqueued, not the back of the line.
    */
-  private behindLine(row: Pick<TaskRow, "seq" | "queue" | "orderingKey">): boolean {
-    return row.orderingKey !== null && this.d.tasks.behindLine(row.queue, row.orderingKey, row.seq);
+  private behindLine(row: Pick<TaskRow, "seq" | "queue" | "orderingKey" | "keyConcurrency">): boolean {
+    return row.orderingKey !== null && this.d.tasks.behindLine(row.queue, row.orderingKey, row.keyConcurrency, row.seq);
   }
 
   /** `waitingFor`: how many dependencies it waits for, when it waits (for them, or for its turn: 0 then); undefined: pending. */
