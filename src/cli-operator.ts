@@ -54,9 +54,10 @@ export const OPERATOR_USAGE = [
   "       coordination tasks requeue --all [--queue Q] [--after TIME] [--before TIME] [--clear-checkpoint]   the dead letters there",
   "                                    are when it starts back to pending, oldest first; only those dead-lettered in [--after, --before)",
   "                                    (ISO 8601, or Unix ms); --clear-checkpoint: their next runs start from the beginning",
-  "       coordination tasks cancel --all --queue Q [--status pending,waiting,claimed,dead_letter] [--after TIME] [--before TIME]",
-  "                                    [--reason TEXT]   the queue's tasks there are when it starts, in those states (pending and",
-  "                                    waiting by default), cancelled oldest first; only those enqueued in [--after, --before)",
+  "       coordination tasks cancel --all --queue Q [--status pending,waiting,claimed,dead_letter] [--enqueued-by A] [--after TIME]",
+  "                                    [--before TIME] [--reason TEXT]   the queue's tasks there are when it starts, in those",
+  "                                    states (pending and waiting by default), cancelled oldest first; only those enqueued in",
+  "                                    [--after, --before), by agent A (an agent token: its own, named so)",
   "       coordination queues pause QUEUE [--reason TEXT]        no claim takes its tasks until it is resumed",
   "       coordination queues resume QUEUE                        claims take its tasks again, best first",
   "       coordination queues                                     the paused queues",
@@ -347,7 +348,7 @@ function commandOptions(words: readonly string[], options: Parsed["options"]): r
   if (command === "tasks" && sub === "list") return ["--status", "--queue", "--agent", "--capability", "--dedupe-key", "--ordering-key", "--trace-id", "--enqueued-by", "--limit", "--cursor"];
   // The bulk form has no TASK_ID: with one, --all is refused as any stray option is.
   if (command === "tasks" && sub === "requeue" && words.length === 2 && options["--all"] === true) return ["--all", "--queue", "--after", "--before", "--clear-checkpoint"];
-  if (command === "tasks" && sub === "cancel" && words.length === 2 && options["--all"] === true) return ["--all", "--queue", "--status", "--after", "--before", "--reason"];
+  if (command === "tasks" && sub === "cancel" && words.length === 2 && options["--all"] === true) return ["--all", "--queue", "--status", "--enqueued-by", "--after", "--before", "--reason"];
   if (command === "tasks" && sub === "logs") return ["--after", "--tail", "--attempt", "--level", "--limit", "--follow"];
   if (command === "tasks") {
     if (sub === "cancel") return ["--reason"];
@@ -871,6 +872,7 @@ async function dispatch(words: string[], options: Parsed["options"], json: boole
     const statusText = str(options["--status"]);
     const [after, before] = [str(options["--after"]), str(options["--before"])];
     const reason = str(options["--reason"]);
+    const enqueuedBy = str(options["--enqueued-by"]);
     // Pages of a thousand, each one write; the cursor stops at the tasks there were when it
     // started (a schedule's next run, enqueued as its pending run is cancelled, is left alone).
     const cancelled: string[] = [];
@@ -886,6 +888,7 @@ async function dispatch(words: string[], options: Parsed["options"], json: boole
             queue,
             // The server names a state it does not take.
             ...(statusText !== undefined ? { statuses: statusText.split(",").map((status) => status.trim()) as Array<"pending"> } : {}),
+            ...(enqueuedBy !== undefined ? { enqueuedBy } : {}),
             ...(after !== undefined ? { createdAfter: timeArg(after) } : {}),
             ...(before !== undefined ? { createdBefore: timeArg(before) } : {}),
             ...(reason !== undefined ? { reason } : {}),
@@ -896,7 +899,7 @@ async function dispatch(words: string[], options: Parsed["options"], json: boole
       (page) => page.cancelled,
       cancelled,
     );
-    print({ cancelled }, () => `cancelled ${cancelled.length} ${cancelled.length === 1 ? "task" : "tasks"} of queue ${printable(queue)} (and any waiting on them)\n`);
+    print({ cancelled }, () => `cancelled ${cancelled.length} ${cancelled.length === 1 ? "task" : "tasks"} of queue ${printable(queue)}${enqueuedBy === undefined ? "" : ` enqueued by ${printable(enqueuedBy)}`} (and any waiting on them)\n`);
     return 0;
   }
   if (command === "tasks" && (sub === "get" || sub === "requeue" || sub === "promote" || sub === "update" || sub === "cancel" || sub === "wait" || sub === "logs") && words.length === 2) throw new OperatorUsageError(`tasks ${sub} needs a TASK_ID`);

@@ -191,6 +191,7 @@ describe("AppRouter types", () => {
     expectTypeOf<In["tasks"]["cancelMany"]>().toEqualTypeOf<{
       queue: string;
       statuses?: Array<"pending" | "waiting" | "claimed" | "dead_letter">;
+      enqueuedBy?: string;
       createdAfter?: Date | string | number;
       createdBefore?: Date | string | number;
       reason?: string;

@@ -14,7 +14,7 @@ const EXPECTED: Record<string, Need> = {
   health: "open",
   "tasks.enqueue": "agent", "tasks.enqueueMany": "agent", "tasks.claim": "agent", "tasks.claimNext": "agent", "tasks.claimMany": "agent",
   "tasks.heartbeat": "agent", "tasks.complete": "agent", "tasks.completeAndClaim": "agent", "tasks.fail": "agent", "tasks.release": "agent", "tasks.steal": "agent",
-  "tasks.cancel": "agent", "tasks.requeue": "admin", "tasks.promote": "admin", "tasks.update": "admin", "tasks.requeueMany": "admin", "tasks.cancelMany": "admin",
+  "tasks.cancel": "agent", "tasks.requeue": "admin", "tasks.promote": "admin", "tasks.update": "admin", "tasks.requeueMany": "admin", "tasks.cancelMany": "agent",
   "tasks.get": "read", "tasks.wait": "read", "tasks.waitMany": "read", "tasks.list": "read", "tasks.stats": "read", "tasks.events": "read",
   "tasks.appendLog": "agent", "tasks.log": "read",
   "events.publish": "agent", "events.subscribe": "agent", "events.unsubscribe": "agent", "events.subscription": "agent", "events.poll": "agent", "events.ack": "agent",

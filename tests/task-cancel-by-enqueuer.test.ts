@@ -8,7 +8,7 @@ import { killAllCli, runCli } from "./helpers/cli-process.js";
 import { callTool, closeMcpClients, connectMcp } from "./helpers/mcp-client.js";
 import { http, startSecureServer, type SecureServer } from "./helpers/secure-server.js";
 import { startTestServer, withDatabase, type TestServer } from "./helpers/test-server.js";
-import { listQuery } from "../src/tasks/task-store.js";
+import { ENQUEUER_WINDOW, listQuery } from "../src/tasks/task-store.js";
 
 let t: SecureServer | TestServer | undefined;
 afterEach(async () => {
@@ -123,6 +123,54 @@ describe("an agent cancels what it enqueued", () => {
     expect([cancelled.code, JSON.parse(cancelled.stdout).status, cancelled.stderr]).toEqual([0, "cancelled", ""]);
     expect(await runCli({ args: ["tasks", "cancel", notMine.id], env }, 120_000)).toMatchObject({ code: 1, stdout: "", stderr: `coordination: FORBIDDEN: ${notEnqueuedBy(notMine.id, "planner")}\n` });
     expect((await s.admin.tasks.get.query({ taskId: notMine.id })).status).toBe("pending");
+  });
+
+  it("in bulk: cancelMany with enqueuedBy calls off its own fan-out in a queue, page by page, from an index; any other filter is a 403", async () => {
+    const { s, tokens, planner, other } = await withPlanner();
+    // The planner's fan-out: five searches and a summary waiting on them; one search already runs.
+    const searches = (await planner.tasks.enqueueMany.mutate({ tasks: Array.from({ length: 5 }, (_, i) => ({ queue: "search", payload: { i } })) }));
+    const summary = await planner.tasks.enqueue.mutate({ queue: "summary", dependsOn: searches.map((task) => task.id) });
+    const running = (await other.tasks.claim.mutate({ agentId: "other", queues: ["search"], context: false }))!;
+    expect(running.id).toBe(searches[0]!.id);
+    // Beside it: another agent's and an admin's search, the planner's task of another queue.
+    const [others, admins, elsewhere] = await Promise.all([other.tasks.enqueue.mutate({ queue: "search" }), s.admin.tasks.enqueue.mutate({ queue: "search" }), planner.tasks.enqueue.mutate({ queue: "translate" })]);
+
+    // An agent names itself; none, or another agent, is refused before anything is read.
+    const mustName = (named?: string) => `an agent credential cancels in bulk only the tasks its agent enqueued: give enqueuedBy "planner"${named === undefined ? "" : ` (not "${named}")`}`;
+    expect(await refusal(planner.tasks.cancelMany.mutate({ queue: "search" }))).toEqual({ code: "FORBIDDEN", message: mustName() });
+    expect(await refusal(planner.tasks.cancelMany.mutate({ queue: "search", enqueuedBy: "other" }))).toEqual({ code: "FORBIDDEN", message: mustName("other") });
+
+    // Two a page: the waiting ones (pending by default) of its own, oldest first, the summary with them.
+    const cancelled: string[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await planner.tasks.cancelMany.mutate({ queue: "search", enqueuedBy: "planner", reason: "answer found", limit: 2, ...(cursor === undefined ? {} : { cursor }) });
+      cancelled.push(...page.cancelled);
+      cursor = page.nextCursor ?? undefined;
+    } while (cursor !== undefined);
+    expect(cancelled).toEqual(searches.slice(1).map((task) => task.id));
+    expect(await Promise.all([running.id, summary.id, others.id, admins.id, elsewhere.id].map(async (taskId) => (await s.admin.tasks.get.query({ taskId })).status))).toEqual(["claimed", "cancelled", "pending", "pending", "pending"]);
+    // With claimed: the run under way too, over REST with the agent's token.
+    expect(await http(s.url, "POST", "/tasks/cancel", { token: tokens.planner, body: { queue: "search", enqueuedBy: "planner", statuses: ["claimed"] } })).toMatchObject({ status: 200, body: { cancelled: [running.id], nextCursor: null } });
+    expect(await http(s.url, "POST", "/tasks/cancel", { token: tokens.planner, body: { queue: "search" } })).toMatchObject({ status: 403, body: { code: "FORBIDDEN", message: mustName() } });
+    // The events name the planner as who cancelled; the summary, cancelled with them, names its dependency.
+    const events = cancels(await s.admin.events.list.query({ types: ["task.cancelled"], limit: 100 }));
+    expect(events.filter((event) => event.payload.cancelledBy === "planner").map((event) => event.payload.taskId)).toEqual([...searches.slice(1).map((task) => task.id), running.id]);
+    expect(events.find((event) => event.payload.taskId === summary.id)?.payload.cancelledBy).toBeUndefined();
+
+    // The command line with the agent's token; an admin may name any agent.
+    const more = await planner.tasks.enqueue.mutate({ queue: "translate" });
+    const env = { COORDINATION_URL: s.url, COORDINATION_TOKEN: tokens.planner };
+    const viaCli = await runCli({ args: ["tasks", "cancel", "--all", "--queue", "translate", "--enqueued-by", "planner"], env }, 120_000);
+    expect([viaCli.code, viaCli.stdout, viaCli.stderr]).toEqual([0, 'cancelled 2 tasks of queue translate enqueued by planner (and any waiting on them)\n', ""]);
+    expect((await s.admin.tasks.get.query({ taskId: more.id })).status).toBe("cancelled");
+    expect((await s.admin.tasks.cancelMany.mutate({ queue: "search", enqueuedBy: "other" })).cancelled).toEqual([others.id]);
+    expect((await s.admin.tasks.get.query({ taskId: admins.id })).status).toBe("pending");
+
+    // Its window is a range of the agent's index, not a walk of every task.
+    expect(withDatabase(s, (db) => db.prepare(`EXPLAIN QUERY PLAN ${ENQUEUER_WINDOW}`).all("search", "planner", 0, 100, 5000).map((row) => (row as { detail: string }).detail))).toEqual([
+      "SEARCH tasks USING INDEX tasks_enqueuer_idx (idempotencyScope=? AND seq>? AND seq<?)",
+    ]);
   });
 
   it("a task names its enqueuer (enqueuedBy), and tasks.list finds an agent's enqueues from an index: REST, CLI, MCP", async () => {

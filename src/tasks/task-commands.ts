@@ -546,9 +546,10 @@ export function taskCommands(d: TaskCommandDeps) {
      * call ran (its cursor carries the newest seq then), so the runs a cancel enqueues are never
      * reached.
      */
-    "tasks.cancelMany": (ctx: WriteContext, request: CancelManyRequest): CancelManyResult => {
+    "tasks.cancelMany": (ctx: WriteContext, { request, byAgent }: { request: CancelManyRequest; byAgent: string | null }): CancelManyResult => {
       const [afterSeq, untilSeq] = request.cursor === undefined ? [0, d.tasks.lastSeq()] : request.cursor.split("-").map(Number) as [number, number];
-      const window = d.tasks.queueWindow(request.queue, afterSeq, untilSeq, REQUEUE_WINDOW);
+      // One agent's enqueues are a range of their own index, not a walk of every task.
+      const window = request.enqueuedBy === undefined ? d.tasks.queueWindow(request.queue, afterSeq, untilSeq, REQUEUE_WINDOW) : d.tasks.enqueuerWindow(request.enqueuedBy, request.queue, afterSeq, untilSeq, REQUEUE_WINDOW);
       const after = request.createdAfter?.getTime() ?? Number.NEGATIVE_INFINITY;
       const before = request.createdBefore?.getTime() ?? Number.POSITIVE_INFINITY;
       const wanted: ReadonlySet<string> = new Set(request.statuses);
@@ -564,7 +565,7 @@ export function taskCommands(d: TaskCommandDeps) {
         // Read whole now: one waiting on a task cancelled before it in this call was cancelled with it.
         const row = t.findTask(id);
         if (!wanted.has(row.status)) continue;
-        t.cancelRow(ctx, row, request.reason);
+        t.cancelRow(ctx, row, request.reason, false, byAgent);
         if (row.scheduleId !== null) t.schedules.skipped(ctx, row);
         cancelled.push(id);
       }

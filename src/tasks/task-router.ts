@@ -1,6 +1,7 @@
 // tRPC procedures of the task queue; `meta.rest` also serves each one as a REST route (src/rest/).
 import { z } from "zod";
 import { ADMIN, AGENT, AS_AGENT, credentialIdOf, mailboxViewOf, READ } from "../auth/access.js";
+import { CoordinationError } from "../errors.js";
 import { consumingProcedure, procedure, router, waitingProcedure } from "../trpc/init.js";
 import {
   claimedTaskSchema,
@@ -221,14 +222,29 @@ export const taskRouter = router({
     .mutation(({ ctx, input }) => ctx.services.tasks.requeueMany(input)),
 
   cancelMany: procedure
-    .meta({ access: ADMIN,
-      rest: { method: "POST", path: "/tasks/cancel", tags, summary: "Cancel a queue's tasks in bulk (pending and waiting by default), oldest first" },
+    .meta({ access: AGENT,
+      rest: {
+        method: "POST",
+        path: "/tasks/cancel",
+        tags,
+        summary: "Cancel a queue's tasks in bulk (pending and waiting by default), oldest first: an admin any, an agent credential those its agent enqueued (enqueuedBy: itself)",
+        errors: ["FORBIDDEN"],
+      },
     })
     .input(cancelManyInput)
     .output(cancelManySchema)
     .mutation(async ({ ctx, input }) => {
-      const page = await ctx.services.tasks.cancelMany(input);
-      if (page.cancelled.length > 0) ctx.services.log.info({ queue: input.queue, statuses: input.statuses, cancelled: page.cancelled.length, cancelledBy: credentialIdOf(ctx.caller) }, "tasks cancelled in bulk");
+      const byAgent = credentialAgentOf(ctx.caller);
+      // Checked before the write, unlike a single cancel's: the filter names whose tasks it reads,
+      // so no task of another is ever looked at.
+      if (byAgent !== null && input.enqueuedBy !== byAgent) {
+        throw new CoordinationError(
+          "FORBIDDEN",
+          `an agent credential cancels in bulk only the tasks its agent enqueued: give enqueuedBy ${JSON.stringify(byAgent)}${input.enqueuedBy === undefined ? "" : ` (not ${JSON.stringify(input.enqueuedBy)})`}`,
+        );
+      }
+      const page = await ctx.services.tasks.cancelMany(input, byAgent);
+      if (page.cancelled.length > 0) ctx.services.log.info({ queue: input.queue, statuses: input.statuses, ...(input.enqueuedBy === undefined ? {} : { enqueuedBy: input.enqueuedBy }), cancelled: page.cancelled.length, cancelledBy: credentialIdOf(ctx.caller) }, "tasks cancelled in bulk");
       return page;
     }),
 

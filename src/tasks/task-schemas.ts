@@ -503,6 +503,9 @@ export const cancelManyInput = z.strictObject({
     .max(CANCELLABLE_STATUSES.length)
     .default(["pending", "waiting"])
     .describe("Only tasks in these states: pending and waiting (the default) wait to run; claimed stops runs under way (their holders' next heartbeat or settle is refused); dead_letter discards dead letters"),
+  enqueuedBy: storedName()
+    .optional()
+    .describe("Only the tasks this agent enqueued under its credential (Task.enqueuedBy): a planner calling off its own fan-out. An agent credential cancels in bulk only its own, so it names itself here (another id, or none, is a 403 FORBIDDEN)"),
   createdAfter: dateInput.optional().describe("Only tasks enqueued at or after this time (ISO 8601 with offset, or Unix ms): with createdBefore, what a bad deploy enqueued"),
   createdBefore: dateInput.optional().describe("Only tasks enqueued before this time (ISO 8601 with offset, or Unix ms)"),
   reason: text(1000).optional().describe("Why (at most 1,000 characters): each task's lastError and in its task.cancelled event, as a single cancel's"),

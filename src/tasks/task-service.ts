@@ -430,8 +430,8 @@ export class TaskService {
   }
 
   /** Up to `limit` of a queue's tasks cancelled, oldest first, in one write (task-commands.ts). */
-  cancelMany(request: CancelManyRequest): Promise<CancelManyResult> {
-    return this.d.db.write("tasks.cancelMany", request);
+  cancelMany(request: CancelManyRequest, byAgent: string | null = null): Promise<CancelManyResult> {
+    return this.d.db.write("tasks.cancelMany", { request, byAgent });
   }
 
   /** Up to `limit` dead letters (or cancelled tasks) back to pending, oldest first, in one write (task-commands.ts). */

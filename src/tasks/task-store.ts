@@ -403,6 +403,13 @@ const lineRunning = (queue: string, key: string): string => `(SELECT COUNT(*) ${
 /** SQL: the seq of the task of the line that waits longest (enqueued first); null when none waits. */
 const lineFirstWaiting = (queue: string, key: string): string => `(SELECT line.seq ${orderingLine(queue, key)} AND line.status = 'waiting' ORDER BY line.seq LIMIT 1)`;
 
+/**
+ * TaskStore.enqueuerWindow's read (parameters queue, agent, after seq, until seq, window): the
+ * terms name tasks_enqueuer_idx's condition as written, so it is a range of that index (a test
+ * reads the plan).
+ */
+export const ENQUEUER_WINDOW = `SELECT seq, CASE WHEN queue = ? THEN ${TASK_TEXT_BYTES} END AS bytes FROM tasks WHERE idempotencyScope = ? AND idempotencyScope <> '' AND seq > ? AND seq <= ? ORDER BY seq LIMIT CAST(? AS INTEGER)`;
+
 /** What enqueue writes; the other columns take their defaults. */
 export type NewTask = Pick<TaskRow, "id" | "queue" | "payload" | "priority" | "capability" | "targetAgentId" | "maxAttempts" | "idempotencyKey" | "idempotencyScope" | "dependsOn" | "cancelOnDependencyFailure" | "backoff" | "scheduleId" | "maxRunMs" | "dedupeKey" | "orderingKey" | "traceparent" | "tracestate" | "keyConcurrency"> & {
   runAt: number;
@@ -1327,6 +1334,16 @@ export class TaskStore {
         `SELECT seq, CASE WHEN queue = ? THEN ${TASK_TEXT_BYTES} END AS bytes FROM tasks WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT CAST(? AS INTEGER)`,
       )
       .all(queue, afterSeq, untilSeq, window);
+    return { rows, through: rows.length === window ? rows.at(-1)!.seq : null };
+  }
+
+  /**
+   * queueWindow's for the tasks agent `agentId` enqueued under its credential (idempotencyScope):
+   * a range of tasks_enqueuer_idx (seq after `afterSeq`, at most `untilSeq`), `window` entries at
+   * most, those of another queue with no bytes.
+   */
+  enqueuerWindow(agentId: string, queue: string, afterSeq: number, untilSeq: number, window: number): { rows: QueueWindowRow[]; through: number | null } {
+    const rows = this.st.get<[string, string, number, number, number], QueueWindowRow>(ENQUEUER_WINDOW).all(queue, agentId, afterSeq, untilSeq, window);
     return { rows, through: rows.length === window ? rows.at(-1)!.seq : null };
   }
 
