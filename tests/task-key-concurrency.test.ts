@@ -3,11 +3,17 @@
 // other keys' tasks run beside them. The cases are those of a queue shared by tenants: one tenant's
 // backlog of thousands taking every agent, a customer's API key hit by ten runs at once, a line that
 // stops moving when its head waits for a dependency or asks for less room than those before it.
+import { rmSync } from "node:fs";
+import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
+import { applyMigrations } from "../src/db/migrate.js";
+import { openDatabase } from "../src/db/open-database.js";
+import { Statements } from "../src/db/statements.js";
+import { TaskStore } from "../src/tasks/task-store.js";
 import { killAllCli, runCli } from "./helpers/cli-process.js";
 import { callTool, closeMcpClients, connectMcp } from "./helpers/mcp-client.js";
 import { refusal } from "./helpers/refusal.js";
-import { rest, startTestServer, type TestServer } from "./helpers/test-server.js";
+import { makeTempDir, rest, startTestServer, type TestServer } from "./helpers/test-server.js";
 
 let t: TestServer | undefined;
 afterEach(async () => {
@@ -262,5 +268,35 @@ describe("tasks.enqueue's keyConcurrency", () => {
         details: { issues: [{ path: "keyConcurrency", message: "is how many tasks of its orderingKey may run at once: give an orderingKey with it" }] },
       },
     });
+  });
+
+  it("counts a line's running tasks once a release, however many of it start: a head's release of 1,000 read 500,000 index entries in one write", () => {
+    const dir = makeTempDir("coordination-key-concurrency-");
+    const db = openDatabase({ dbPath: join(dir, "line.db"), busyTimeoutMs: 5000, durability: "full" });
+    try {
+      applyMigrations(db);
+      const st = new Statements(db);
+      // Every execution of a statement that counts a line's running tasks.
+      let counts = 0;
+      const get = st.get.bind(st) as (sql: string) => ReturnType<Statements["get"]>;
+      (st as { get: unknown }).get = (sql: string) => {
+        const query = get(sql);
+        if (!sql.includes("COUNT(*)")) return query;
+        return new Proxy(query, { get: (target, name, receiver) => (name === "get" || name === "all" ? (...params: unknown[]) => (counts++, (target as { get(...p: unknown[]): unknown }).get(...params)) : Reflect.get(target, name, receiver)) });
+      };
+      const tasks = new TaskStore(st);
+      const task = { queue: "q", payload: "1", priority: 5, capability: null, targetAgentId: null, maxAttempts: 3, idempotencyKey: null, idempotencyScope: "", runAt: 0, dependsOn: null, cancelOnDependencyFailure: 0, backoff: null, scheduleId: null, expiresAt: null, maxRunMs: null, dedupeKey: null, orderingKey: "tenant:a", traceparent: null, tracestate: null, keyConcurrency: 1_000, waitingFor: [], inLine: true };
+      db.transaction(() => {
+        for (let i = 0; i < 1_001; i++) tasks.insert({ ...task, id: `t${i}` }, 1);
+      })();
+      const released = db.transaction(() => tasks.releaseLine("q", "tenant:a", 2))();
+      expect(released.map((row) => row.id)).toEqual(Array.from({ length: 1_000 }, (_, i) => `t${i}`));
+      expect(counts).toBe(1);
+      // The one after them waits: its key has no room.
+      expect(db.prepare(`SELECT status FROM tasks WHERE id = 't1000'`).pluck().get()).toBe("waiting");
+    } finally {
+      db.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

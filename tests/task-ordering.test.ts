@@ -4,7 +4,7 @@
 // workers, a "delete" run before the "create" it follows, a key's line stuck for good after the
 // task at its head was cancelled, dead-lettered or expired, or after a dependency's cancel.
 import { afterEach, describe, expect, it } from "vitest";
-import { BEHIND_LINE, listQuery, NEXT_IN_LINE } from "../src/tasks/task-store.js";
+import { BEHIND_LINE, listQuery, NEXT_IN_LINE, NEXT_WAITING } from "../src/tasks/task-store.js";
 import { killAllCli, runCli } from "./helpers/cli-process.js";
 import { parkedLongPolls } from "./helpers/mcp-http.js";
 import { rest, startTestServer, withDatabase, type TestServer } from "./helpers/test-server.js";
@@ -320,6 +320,8 @@ describe("tasks.enqueue's orderingKey", () => {
     expect(plan(BEHIND_LINE, ["q", "k", 1, "q", "k", 1])).toEqual([expect.stringMatching(/^SEARCH line USING COVERING INDEX tasks_ordering_idx \(queue=\? AND orderingKey=\? AND status=\?\)$/), search]);
     // The task that waits longest (its row read for its dependencies left), and whether one runs.
     expect(plan(NEXT_IN_LINE, ["q", "k", "q", "k"])).toEqual(["SEARCH line USING INDEX tasks_ordering_idx (queue=? AND orderingKey=? AND status=?)", expect.stringMatching(/^SEARCH line USING COVERING INDEX tasks_ordering_idx \(queue=\? AND orderingKey=\? AND status=\?\)$/)]);
+    // The next that waits once one started (keyConcurrency): the same range, no count, no sort.
+    expect(plan(NEXT_WAITING, ["q", "k"])).toEqual(["SEARCH line USING INDEX tasks_ordering_idx (queue=? AND orderingKey=? AND status=?)"]);
     // An operator's list of a key's waiting tasks (or a dedupe key's holder) reads the same index, not the table.
     const listPlan = (filter: Parameters<typeof listQuery>[0]) => {
       const { sql, params } = listQuery(filter, 50);

@@ -362,17 +362,17 @@ export class TaskTransitions {
    * `row`, a task of an ordering key, settled (completed, dead-lettered, cancelled), or was made
    * pending by its last dependency's complete: the tasks of the key that wait longest run now, in
    * enqueue order, while fewer than the next one's keyConcurrency of the key run and it waits for
-   * nothing else (TaskStore.releaseLineHead), each with its task.ready event (`after`: `row`), which
+   * nothing else (TaskStore.releaseLine), each with its task.ready event (`after`: `row`), which
    * wakes the claims that could take it. A settle frees one place, so with one keyConcurrency for
    * the key one task at most; more when a task that waited for a smaller one (or for its
-   * dependencies, holding the line behind it) goes. Nothing for a task without a key.
+   * dependencies, holding the line behind it) goes. Nothing for a task without a key. How many it made pending.
    */
-  nextInLine(ctx: WriteContext, row: Pick<TaskRow, "id" | "queue" | "orderingKey">): void {
-    if (row.orderingKey === null) return;
-    // Each pass makes one more of the key run: at most the largest keyConcurrency (1,000) passes.
-    for (let next = this.d.tasks.releaseLineHead(row.queue, row.orderingKey, ctx.now); next !== undefined; next = this.d.tasks.releaseLineHead(row.queue, row.orderingKey, ctx.now)) {
-      this.ready(ctx, next, row.id, row.orderingKey);
-    }
+  nextInLine(ctx: WriteContext, row: Pick<TaskRow, "id" | "queue" | "orderingKey">): number {
+    if (row.orderingKey === null) return 0;
+    // At most the largest keyConcurrency (1,000), the line's running tasks counted once.
+    const released = this.d.tasks.releaseLine(row.queue, row.orderingKey, ctx.now);
+    for (const next of released) this.ready(ctx, next, row.id, row.orderingKey);
+    return released.length;
   }
 
   /**
