@@ -13,7 +13,7 @@ import { TaskStore } from "../src/tasks/task-store.js";
 import { killAllCli, runCli } from "./helpers/cli-process.js";
 import { callTool, closeMcpClients, connectMcp } from "./helpers/mcp-client.js";
 import { refusal } from "./helpers/refusal.js";
-import { makeTempDir, rest, startTestServer, type TestServer } from "./helpers/test-server.js";
+import { makeTempDir, rest, startTestServer, withDatabase, type TestServer } from "./helpers/test-server.js";
 
 let t: TestServer | undefined;
 afterEach(async () => {
@@ -298,5 +298,26 @@ describe("tasks.enqueue's keyConcurrency", () => {
       db.close();
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it("charges the tasks a cascade's cancels let start to the write's 500 dependents: the job starts the rest", async () => {
+    // The dependents job's period is past the test: it runs when the test says.
+    t = await startTestServer({ leaseSweepMs: 60_000 });
+    const api = t.api;
+    const count = (status: string) => withDatabase(t!, (db) => db.prepare(`SELECT count(*) FROM tasks WHERE status = ? AND queue = 'q'`).pluck().get(status) as number);
+    // 20 lines whose heads wait on one task, each with 100 of width 1,000 behind its head.
+    const doomed = await api.tasks.enqueue.mutate({ queue: "prep" });
+    for (let k = 0; k < 20; k++) {
+      await api.tasks.enqueueMany.mutate({
+        tasks: [{ queue: "q", orderingKey: `k${k}`, keyConcurrency: 1_000, dependsOn: [doomed.id] }, ...Array.from({ length: 100 }, () => ({ queue: "q", orderingKey: `k${k}`, keyConcurrency: 1_000 }))],
+      });
+    }
+    expect(count("waiting")).toBe(2_020);
+    // Its cancel cancels the heads, and each head's cancel starts its line: 2,000 in one write, where
+    // a write makes at most 500 dependents ready or cancelled (and one line's release past them).
+    await api.tasks.cancel.mutate({ taskId: doomed.id });
+    expect(count("pending") + count("cancelled")).toBeLessThanOrEqual(500 + 100);
+    while ((await t.server.services.tasks.settleDependents()) > 0);
+    expect([count("pending"), count("cancelled"), count("waiting")]).toEqual([2_000, 20, 0]);
   });
 });

@@ -308,8 +308,9 @@ export class TaskTransitions {
         const { ready, rows, more } = this.d.tasks.dependentsMet(dependency.seq, ctx.now, budget.left);
         budget.left -= ready.length + Math.ceil((rows - ready.length) / ROWS_PER_READY);
         for (const task of ready) this.ready(ctx, task, dependency.id);
-        // A key's first in line that runs now may make room for those behind it (keyConcurrency above 1).
-        for (const task of ready) if (task.orderingKey !== null) this.nextInLine(ctx, task);
+        // A key's first in line that runs now may make room for those behind it (keyConcurrency
+        // above 1): each it starts is one made ready, charged to the write's budget.
+        for (const task of ready) if (task.orderingKey !== null) budget.left -= this.nextInLine(ctx, task);
         if (!more) return true;
         if (budget.left <= 0) {
           this.d.tasks.deferDependents(dependency.seq, dependency.id, outcome);
@@ -328,9 +329,11 @@ export class TaskTransitions {
       for (const task of waiting) {
         this.d.tasks.cancelWaiting(task.seq, why, ctx.now);
         this.d.events.appendSystem(ctx, "task.cancelled", { taskId: task.id, queue: task.queue, previousStatus: "waiting", agentId: null, reason: why, ...tracedBy(task) });
-        this.nextInLine(ctx, task);
-        budget.left--;
+        // The tasks of its key it lets start (up to 1,000 when it headed its line) count as much.
+        budget.left -= 1 + this.nextInLine(ctx, task);
         stack.push({ seq: task.seq, id: task.id, outcome: "cancelled" });
+        // The rest of those waiting on `next` wait for the job (deferred below).
+        if (budget.left <= 0) break;
       }
       if (budget.left <= 0) {
         // `next` may have more waiting on it; every entry left has.
