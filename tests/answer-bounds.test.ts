@@ -396,8 +396,8 @@ describe("answer bounds: a task's names", () => {
     const leases = [];
     while (leases.length < 120) leases.push(...(await t.api.tasks.claimMany.mutate({ agentId: "a", queues: ["q"], limit: 100, context: false })));
     for (const lease of leases) await t.api.tasks.heartbeat.mutate({ taskId: lease.id, agentId: "a", leaseToken: lease.leaseToken, progress: 1 });
-    // As a dedupe that replaced each one's payload left it, with an ordering key (keys of one character: the texts are counted apart).
-    writeDirectly(t, `UPDATE tasks SET dedupeKey = 'k', orderingKey = 'o', duplicates = 1000000000, replacedAt = ? WHERE queue = 'q'`, Date.now());
+    // As a dedupe that replaced each one's payload left it, with an ordering key of the widest share (keys of one character: the texts are counted apart).
+    writeDirectly(t, `UPDATE tasks SET dedupeKey = 'k', orderingKey = 'o', keyConcurrency = 1000, duplicates = 1000000000, replacedAt = ? WHERE queue = 'q'`, Date.now());
     const input = encodeURIComponent(JSON.stringify({ json: { queue: "q", limit: 500 } }));
     const page = await onWire(t, `/trpc/tasks.list?input=${input}`);
     expect(page.bytes).toBeLessThanOrEqual(budget);

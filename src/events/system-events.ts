@@ -40,7 +40,7 @@ export type SystemEventPayloads = {
     expiresAt?: string | null;
     previousExpiresAt?: string | null;
   };
-  /** A waiting task may run, pending now, due at runAt: its last dependency completed (`after`, in the same write), or its turn came (orderingKey given: `after` is the task of that key that settled, in the same write). */
+  /** A waiting task may run, pending now, due at runAt: its last dependency completed (`after`, in the same write), or its turn came (orderingKey given: `after` is the task of that key that settled in the same write, or, with a keyConcurrency above 1, the one before it in its line that started in the same write, its last dependency completed). */
   "task.ready": { taskId: string; queue: string; priority: number; capability: string | null; targetAgentId: string | null; runAt: string; after: string; orderingKey?: string };
   "task.claimed": {
     taskId: string;

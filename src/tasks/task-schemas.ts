@@ -192,7 +192,7 @@ export const enqueueFields = z.strictObject({
   orderingKey: text(500)
     .optional()
     .describe(
-      "Ordered processing (\"account:42\"): the tasks of this queue enqueued with the same key run one at a time (or keyConcurrency at a time), in the order they were enqueued. Behind a task of the key that has not settled, this one waits (status waiting) until every one before it has completed, been dead-lettered (after its retries) or been cancelled; then it is pending, with a task.ready event. Priority orders tasks of different keys only; a dead letter or cancel lets the next of its key run. A requeued task of the key waits behind one pending or claimed, and goes before the waiting ones enqueued after it",
+      "Ordered processing (\"account:42\"): the tasks of this queue enqueued with the same key run one at a time (or keyConcurrency at a time), in the order they were enqueued. Behind a task of the key that has not settled, this one waits (status waiting) until every one before it has completed, been dead-lettered (after its retries) or been cancelled (with a keyConcurrency above 1: until fewer than that many of the key run and every one before it started); then it is pending, with a task.ready event. Priority orders tasks of different keys only; a dead letter or cancel lets the next of its key run. A requeued task of the key waits behind one pending or claimed, and goes before the waiting ones enqueued after it",
     ),
   keyConcurrency: z
     .number()
@@ -201,7 +201,7 @@ export const enqueueFields = z.strictObject({
     .max(MAX_KEY_CONCURRENCY)
     .optional()
     .describe(
-      "With orderingKey: how many tasks of the key may run (pending or claimed) at once, this one included; 1 (the default) is one at a time. They start in the order they were enqueued: this one waits (status waiting) while that many of its key run or one enqueued before it waits. A per-tenant share (\"tenant:acme\", 4): one tenant's backlog holds at most 4 places in the queue, and other tenants' tasks run beside it. Without an orderingKey, a 400",
+      "With orderingKey: how many tasks of the key may run (pending or claimed) at once, this one included; 1 (the default) is one at a time. They start in the order they were enqueued: this one waits (status waiting) while that many of its key run or one enqueued before it waits. Checked when it starts: give a key's tasks the same value (one of the key asking for more may start beside it later). A per-tenant share (\"tenant:acme\", 4): one tenant's backlog holds at most 4 places in the queue, and other tenants' tasks run beside it. Without an orderingKey, a 400",
     ),
   traceparent: z
     .string()
@@ -624,7 +624,7 @@ export const taskSchema = z
     duplicates: z.number().int(),
     /** When its payload was last replaced: by an enqueue naming its dedupe key with dedupe.replace, or by tasks.update; null: never. */
     replacedAt: z.date().nullable(),
-    /** tasks.enqueue's orderingKey: its queue's tasks of the key run one at a time, in enqueue order (one waits, status waiting, while an older one has not settled); null: enqueued without one. */
+    /** tasks.enqueue's orderingKey: its queue's tasks of the key run one at a time (keyConcurrency at a time), in enqueue order (one waits, status waiting, while an older one has not settled, or as many as its keyConcurrency run, or an older one waits); null: enqueued without one. */
     orderingKey: z.string().nullable(),
     /** tasks.enqueue's keyConcurrency: how many tasks of its orderingKey may run at once (1: one at a time); null without an orderingKey. */
     keyConcurrency: z.number().int().nullable(),
