@@ -320,4 +320,26 @@ describe("tasks.enqueue's keyConcurrency", () => {
     while ((await t.server.services.tasks.settleDependents()) > 0);
     expect([count("pending"), count("cancelled"), count("waiting")]).toEqual([2_000, 20, 0]);
   });
+
+  it("charges the tasks a dependency's complete lets start behind the heads it readied to the write's 500: their heads' settles start the rest", async () => {
+    t = await startTestServer();
+    const api = t.api;
+    const count = (status: string) => withDatabase(t!, (db) => db.prepare(`SELECT count(*) FROM tasks WHERE status = ? AND queue = 'q'`).pluck().get(status) as number);
+    // 20 lines whose heads (the best priority) wait on one task, each with 100 of width 1,000 behind its head.
+    const prep = await api.tasks.enqueue.mutate({ queue: "prep" });
+    for (let k = 0; k < 20; k++) {
+      await api.tasks.enqueueMany.mutate({
+        tasks: [{ queue: "q", orderingKey: `k${k}`, keyConcurrency: 1_000, priority: 0, dependsOn: [prep.id] }, ...Array.from({ length: 100 }, () => ({ queue: "q", orderingKey: `k${k}`, keyConcurrency: 1_000 }))],
+      });
+    }
+    const lease = (await api.tasks.claim.mutate({ agentId: "w", queues: ["prep"] }))!;
+    await api.tasks.complete.mutate({ taskId: lease.id, agentId: "w", leaseToken: lease.leaseToken });
+    // The 20 heads run, and as many behind them as the write's budget leaves: 500 in all, no more.
+    expect(count("pending")).toBe(500);
+    // Every line's head runs, so none is stuck: each head's complete starts what fits of its line.
+    const heads = await api.tasks.claimMany.mutate({ agentId: "w", queues: ["q"], limit: 20 });
+    expect(heads.map((task) => task.priority)).toEqual(Array.from({ length: 20 }, () => 0));
+    for (const head of heads) await api.tasks.complete.mutate({ taskId: head.id, agentId: "w", leaseToken: head.leaseToken });
+    expect([count("pending"), count("waiting"), count("completed")]).toEqual([2_000, 0, 20]);
+  });
 });

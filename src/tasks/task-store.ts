@@ -709,14 +709,15 @@ export class TaskStore {
    * tasks of the key that wait longest become pending (WAITED), in enqueue order, returned, while
    * fewer than the next one's keyConcurrency of the key run and it waits only for its turn (no
    * dependency left: its last one's complete makes it pending, dependentsMet). The line's running
-   * tasks are counted once, then one more for each made pending. Reads of tasks_ordering_idx only.
+   * tasks are counted once, then one more for each made pending; `limit` of them at most. Reads of
+   * tasks_ordering_idx only.
    */
-  releaseLine(queue: string, key: string, now: number): DependentRow[] {
+  releaseLine(queue: string, key: string, now: number, limit = Number.MAX_SAFE_INTEGER): DependentRow[] {
     const released: DependentRow[] = [];
     const first = this.st.get<[string, string, string, string], LineHead & { running: number }>(NEXT_IN_LINE).get(queue, key, queue, key);
     if (first === undefined) return released;
     let running = first.running;
-    for (let next: LineHead | undefined = first; next !== undefined && next.unmetDependencies <= 0 && running < next.keyConcurrency; next = this.st.get<[string, string], LineHead>(NEXT_WAITING).get(queue, key)) {
+    for (let next: LineHead | undefined = first; next !== undefined && released.length < limit && next.unmetDependencies <= 0 && running < next.keyConcurrency; next = this.st.get<[string, string], LineHead>(NEXT_WAITING).get(queue, key)) {
       released.push(
         this.st
           .get<[number, number, number, number], DependentRow>(`UPDATE tasks SET ${WAITED} WHERE seq = ? RETURNING seq, id, queue, priority, capability, targetAgentId, runAt, orderingKey, traceparent, tracestate`)

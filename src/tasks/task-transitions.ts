@@ -309,8 +309,10 @@ export class TaskTransitions {
         budget.left -= ready.length + Math.ceil((rows - ready.length) / ROWS_PER_READY);
         for (const task of ready) this.ready(ctx, task, dependency.id);
         // A key's first in line that runs now may make room for those behind it (keyConcurrency
-        // above 1): each it starts is one made ready, charged to the write's budget.
-        for (const task of ready) if (task.orderingKey !== null) budget.left -= this.nextInLine(ctx, task);
+        // above 1): each it starts is one made ready, charged to the write's budget, and none past
+        // it. A line left short of its room runs below it until the next settle of its key (the
+        // head runs: its own settle comes), which starts as many as then fit.
+        for (const task of ready) if (task.orderingKey !== null) budget.left -= this.nextInLine(ctx, task, Math.max(0, budget.left));
         if (!more) return true;
         if (budget.left <= 0) {
           this.d.tasks.deferDependents(dependency.seq, dependency.id, outcome);
@@ -368,12 +370,14 @@ export class TaskTransitions {
    * nothing else (TaskStore.releaseLine), each with its task.ready event (`after`: `row`), which
    * wakes the claims that could take it. A settle frees one place, so with one keyConcurrency for
    * the key one task at most; more when a task that waited for a smaller one (or for its
-   * dependencies, holding the line behind it) goes. Nothing for a task without a key. How many it made pending.
+   * dependencies, holding the line behind it) goes. `limit` of them at most: only where one of the
+   * key runs (a head just made pending), whose settle lets the rest start. Nothing for a task
+   * without a key. How many it made pending.
    */
-  nextInLine(ctx: WriteContext, row: Pick<TaskRow, "id" | "queue" | "orderingKey">): number {
+  nextInLine(ctx: WriteContext, row: Pick<TaskRow, "id" | "queue" | "orderingKey">, limit?: number): number {
     if (row.orderingKey === null) return 0;
     // At most the largest keyConcurrency (1,000), the line's running tasks counted once.
-    const released = this.d.tasks.releaseLine(row.queue, row.orderingKey, ctx.now);
+    const released = this.d.tasks.releaseLine(row.queue, row.orderingKey, ctx.now, limit);
     for (const next of released) this.ready(ctx, next, row.id, row.orderingKey);
     return released.length;
   }
