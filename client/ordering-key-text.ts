@@ -14,7 +14,7 @@ export function orderingKeyText(task: { orderingKey?: string | null; keyConcurre
   const width = task.keyConcurrency ?? 1;
   const key = `key ${JSON.stringify(task.orderingKey)}${width > 1 ? `, ${width} at a time` : ""}`;
   if (task.status !== "waiting") return key;
-  const turn = width > 1 ? `fewer than ${width} tasks of its key run and those enqueued before it have started` : "the tasks of its key enqueued before it have settled";
+  const turn = width > 1 ? `fewer than ${width} tasks of its key are pending or claimed and those enqueued before it have started` : "the tasks of its key enqueued before it have settled";
   if (task.dependsOn.length === 0) return width > 1 ? `${key}: waits for its turn, until ${turn}` : `${key}: waits for its turn, after the tasks of its key enqueued before it`;
   return `${key}: runs once its dependencies have completed and ${turn}`;
 }

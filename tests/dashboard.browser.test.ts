@@ -185,7 +185,7 @@ describe.skipIf(!CHROMIUM)("the dashboard in Chromium", () => {
       for (let i = 0; i < 3; i++) shared.push(await t.api.tasks.enqueue.mutate({ queue: "summaries", orderingKey: "tenant:acme", keyConcurrency: 2 }));
       await page.goto(`${t.url}/#/task/${shared[2]!.id}`);
       await page.locator('[data-field="status"]').getByText("waiting").waitFor({ timeout: 10_000 });
-      expect(await page.locator('[data-field="orderingKey"]').textContent()).toBe('key "tenant:acme", 2 at a time: waits for its turn, until fewer than 2 tasks of its key run and those enqueued before it have started');
+      expect(await page.locator('[data-field="orderingKey"]').textContent()).toBe('key "tenant:acme", 2 at a time: waits for its turn, until fewer than 2 tasks of its key are pending or claimed and those enqueued before it have started');
       // A key of 500 characters without a space wraps in its cell: the page keeps its width.
       const pageWidth = await page.evaluate<number>("document.documentElement.scrollWidth");
       const longKey = await t.api.tasks.enqueue.mutate({ queue: "ledger", orderingKey: "k".repeat(500), dedupe: { key: "d".repeat(500) } });

@@ -51,13 +51,29 @@ describe("tasks.enqueue's keyConcurrency", () => {
     const [first, fourth] = await Promise.all([api.tasks.get.query({ taskId: a[0]! }), api.tasks.get.query({ taskId: a[3]! })]);
     expect([first.keyConcurrency, fourth.keyConcurrency, b1.keyConcurrency, plain.keyConcurrency, plain.orderingKey]).toEqual([3, 3, 1, null, null]);
 
+    // Its task.enqueued says its share (above 1) beside its key; one at a time says none.
+    const enqueued = await api.events.list.query({ types: ["task.enqueued"], limit: 10 });
+    const shares = enqueued.map((e) => {
+      const { orderingKey, keyConcurrency, waitingFor } = e.payload as { orderingKey?: string; keyConcurrency?: number; waitingFor?: number };
+      return [orderingKey, keyConcurrency, waitingFor];
+    });
+    expect(shares).toEqual([
+      ["tenant:a", 3, undefined],
+      ["tenant:a", 3, undefined],
+      ["tenant:a", 3, undefined],
+      ["tenant:a", 3, 0],
+      ["tenant:a", 3, 0],
+      ["tenant:b", undefined, undefined],
+      [undefined, undefined, undefined],
+    ]);
+
     // An operator reads why the fourth waits.
     const shown = await runCli({ args: ["tasks", "get", a[3]!], env: { COORDINATION_URL: t.url } });
-    expect([shown.code, shown.stdout.match(/^ordering key\s+(.*)$/m)?.[1]]).toEqual([0, 'key "tenant:a", 3 at a time: waits for its turn, until fewer than 3 tasks of its key run and those enqueued before it have started']);
+    expect([shown.code, shown.stdout.match(/^ordering key\s+(.*)$/m)?.[1]]).toEqual([0, 'key "tenant:a", 3 at a time: waits for its turn, until fewer than 3 tasks of its key are pending or claimed and those enqueued before it have started']);
 
     // It cannot be promoted past its turn.
     const promoted = await rest(t.url, "POST", `/tasks/${a[3]}/promote`);
-    expect([promoted.status, promoted.body.message]).toEqual([409, `task "${a[3]}" is waiting: only a pending task can be promoted (it waits for its turn: 3 tasks of its ordering key "tenant:a" run (its keyConcurrency), or one enqueued before it waits)`]);
+    expect([promoted.status, promoted.body.message]).toEqual([409, `task "${a[3]}" is waiting: only a pending task can be promoted (it waits for its turn: 3 tasks of its ordering key "tenant:a" are pending or claimed (its keyConcurrency; a pending one holds its place while not due), or one enqueued before it waits)`]);
 
     // Asking for everything: three of tenant a, tenant b's, and the task without a key.
     const claimed = await api.tasks.claimMany.mutate({ agentId: "w1", queues: ["llm"], limit: 10 });

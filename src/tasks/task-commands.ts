@@ -778,6 +778,6 @@ function ranFor(row: { claimedAt: number | Date | null }, now: number): { ranMs?
 /** What a waiting task waits for, as a refusal says it: the tasks it depends on, or its turn behind the tasks of its ordering key. */
 function waitingFor(row: Pick<TaskRow, "unmetDependencies" | "orderingKey" | "keyConcurrency">): string {
   if (row.unmetDependencies > 0) return row.orderingKey === null ? "it waits for the tasks it depends on" : `it waits for the tasks it depends on, and for its turn behind the tasks of its ordering key ${JSON.stringify(row.orderingKey)} enqueued before it`;
-  if (row.keyConcurrency > 1) return `it waits for its turn: ${row.keyConcurrency} tasks of its ordering key ${JSON.stringify(row.orderingKey)} run (its keyConcurrency), or one enqueued before it waits`;
+  if (row.keyConcurrency > 1) return `it waits for its turn: ${row.keyConcurrency} tasks of its ordering key ${JSON.stringify(row.orderingKey)} are pending or claimed (its keyConcurrency; a pending one holds its place while not due), or one enqueued before it waits`;
   return `it waits for its turn: a task of its ordering key ${JSON.stringify(row.orderingKey)} enqueued before it has not settled`;
 }

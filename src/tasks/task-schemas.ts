@@ -192,7 +192,7 @@ export const enqueueFields = z.strictObject({
   orderingKey: text(500)
     .optional()
     .describe(
-      "Ordered processing (\"account:42\"): the tasks of this queue enqueued with the same key run one at a time (or keyConcurrency at a time), in the order they were enqueued. Behind a task of the key that has not settled, this one waits (status waiting) until every one before it has completed, been dead-lettered (after its retries) or been cancelled (with a keyConcurrency above 1: until fewer than that many of the key run and every one before it started); then it is pending, with a task.ready event. Priority orders tasks of different keys only; a dead letter or cancel lets the next of its key run. A requeued task of the key waits behind one pending or claimed, and goes before the waiting ones enqueued after it",
+      "Ordered processing (\"account:42\"): the tasks of this queue enqueued with the same key run one at a time (or keyConcurrency at a time), in the order they were enqueued. Behind a task of the key that has not settled, this one waits (status waiting) until every one before it has completed, been dead-lettered (after its retries) or been cancelled (with a keyConcurrency above 1: until fewer than that many of the key run and every one before it started); then it is pending, with a task.ready event. Priority orders tasks of different keys only; a dead letter or cancel lets the next of its key run. A requeued task of the key waits while one (its keyConcurrency) of the key is pending or claimed, and goes before the waiting ones enqueued after it",
     ),
   keyConcurrency: z
     .number()

@@ -210,6 +210,7 @@ export class TaskTransitions {
       ...(row.maxRunMs === null ? {} : { maxRunMs: row.maxRunMs }),
       ...(row.dedupeKey === null ? {} : { dedupeKey: row.dedupeKey }),
       ...(row.orderingKey === null ? {} : { orderingKey: row.orderingKey }),
+      ...(row.orderingKey === null || row.keyConcurrency === 1 ? {} : { keyConcurrency: row.keyConcurrency }),
       ...tracedBy(row),
     });
     return { row, deduplicated: false, added: true };
