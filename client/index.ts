@@ -87,9 +87,11 @@ export interface CoordinationClientOptions {
    * `coordination-traceparent` and `coordination-tracestate` headers (not `traceparent`, which an
    * HTTP instrumentation adds its own to), in an HTTP request of its own (not batched), so the tasks it enqueues
    * carry the caller's trace even when calls made together would share one batch (the server
-   * takes no batch's headers). A task given its own `traceparent` keeps it. With OpenTelemetry:
+   * takes no batch's headers). Its `baggage` (W3C Baggage, which a composite propagator such as
+   * NodeSDK's default writes beside the trace) goes likewise, as `coordination-baggage`, with or
+   * without a traceparent. A task given its own `traceparent` or `baggage` keeps it. With OpenTelemetry:
    * `() => { const carrier = {}; propagation.inject(context.active(), carrier); return carrier; }`.
-   * Answering undefined, or no traceparent, or throwing: the enqueue goes as without it.
+   * Answering undefined, or neither, or throwing: the enqueue goes as without it.
    */
   traceContext?: () => TraceCarrier | undefined;
 }

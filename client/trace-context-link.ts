@@ -18,17 +18,20 @@ import type { AppRouter } from "./types.js";
 
 /**
  * A W3C Trace Context carrier: `traceparent` ("00-<trace id>-<parent span id>-<flags>") and
- * `tracestate`, as OpenTelemetry's `propagation.inject` fills an object. Other keys (a composite
- * propagator's `baggage`) are not sent.
+ * `tracestate`, and W3C Baggage's `baggage` ("tenant=acme,user=42"), as OpenTelemetry's
+ * `propagation.inject` fills an object (the baggage with a composite propagator, as NodeSDK's
+ * default). Other keys are not sent.
  */
 export interface TraceCarrier {
   traceparent?: string;
   tracestate?: string;
+  baggage?: string;
 }
 
 /** The headers the server reads an enqueue's trace context from before traceparent and tracestate (src/tasks/trace-context.ts). */
 const TRACEPARENT_HEADER = "coordination-traceparent";
 const TRACESTATE_HEADER = "coordination-tracestate";
+const BAGGAGE_HEADER = "coordination-baggage";
 
 /** The calls whose task takes the caller's trace context (the server takes it for these alone). */
 const TAKES_TRACE = new Set(["tasks.enqueue", "tasks.enqueueMany"]);
@@ -42,17 +45,25 @@ const TAKES_TRACE = new Set(["tasks.enqueue", "tasks.enqueueMany"]);
 const sendable = (value: unknown): value is string => typeof value === "string" && value !== "" && value.length <= 8192 && /^[\x20-\x7e]+$/.test(value);
 
 /**
- * The headers of what `traceContext` answers now; undefined for none. Whatever it does (throws,
+ * The headers of what `traceContext` answers now, but those the enqueue names itself (`skipTrace`:
+ * its traceparent; `skipBaggage`: its baggage); undefined for none. Whatever it does (throws,
  * answers a carrier whose getters throw, a proxy, a promise) is read inside the try: a broken
  * tracer costs the call its trace context, never the call.
  */
-function headersOf(traceContext: () => TraceCarrier | undefined): Record<string, string> | undefined {
+function headersOf(traceContext: () => TraceCarrier | undefined, skipTrace: boolean, skipBaggage: boolean): Record<string, string> | undefined {
   try {
     const carrier = traceContext();
-    const traceparent: unknown = carrier?.traceparent;
-    if (!sendable(traceparent)) return undefined;
-    const tracestate: unknown = carrier?.tracestate;
-    return sendable(tracestate) ? { [TRACEPARENT_HEADER]: traceparent, [TRACESTATE_HEADER]: tracestate } : { [TRACEPARENT_HEADER]: traceparent };
+    const headers: Record<string, string> = {};
+    const traceparent: unknown = skipTrace ? undefined : carrier?.traceparent;
+    if (sendable(traceparent)) {
+      headers[TRACEPARENT_HEADER] = traceparent;
+      const tracestate: unknown = carrier?.tracestate;
+      if (sendable(tracestate)) headers[TRACESTATE_HEADER] = tracestate;
+    }
+    // Baggage travels with or without a trace.
+    const baggage: unknown = skipBaggage ? undefined : carrier?.baggage;
+    if (sendable(baggage)) headers[BAGGAGE_HEADER] = baggage;
+    return Object.keys(headers).length === 0 ? undefined : headers;
   } catch {
     return undefined;
   }
@@ -63,7 +74,7 @@ export const traceHeadersOf = (op: Operation): Record<string, string> | undefine
 
 /**
  * Put before the links that route calls: an enqueue whose `traceContext()` answers a traceparent
- * is marked with its headers (traceHeadersOf), which send it alone. An answer with none (or one
+ * or baggage is marked with its headers (traceHeadersOf), which send it alone. An answer with none (or one
  * no header can carry: sendable), or a `traceContext` that throws, leaves the enqueue as it was:
  * tracing never fails a call.
  */
@@ -71,9 +82,13 @@ export function traceContextLink(traceContext: () => TraceCarrier | undefined): 
   return () =>
     ({ op, next }) => {
       if (op.type !== "mutation" || !TAKES_TRACE.has(op.path)) return next(op);
-      // An enqueue naming its own keeps it (the server prefers the field): it may go in a batch.
-      if (op.path === "tasks.enqueue" && typeof (op.input as { traceparent?: unknown } | undefined)?.traceparent === "string") return next(op);
-      const traceHeaders = headersOf(traceContext);
+      // An enqueue naming its own keeps it (the server prefers the fields): what it names is not
+      // asked, and one naming both may go in a batch.
+      const own = op.path === "tasks.enqueue" ? (op.input as { traceparent?: unknown; baggage?: unknown } | undefined) : undefined;
+      const ownTrace = typeof own?.traceparent === "string";
+      const ownBaggage = typeof own?.baggage === "string";
+      if (ownTrace && ownBaggage) return next(op);
+      const traceHeaders = headersOf(traceContext, ownTrace, ownBaggage);
       return traceHeaders === undefined ? next(op) : next({ ...op, context: { ...op.context, traceHeaders } });
     };
 }

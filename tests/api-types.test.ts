@@ -54,6 +54,7 @@ interface Task {
   checkpointAt: Date | null;
   traceparent: string | null;
   tracestate: string | null;
+  baggage: string | null;
   enqueuedBy: string | null;
 }
 interface Memory {
@@ -158,6 +159,7 @@ describe("AppRouter types", () => {
       keyConcurrency?: number;
       traceparent?: string | null;
       tracestate?: string | null;
+      baggage?: string | null;
     }>();
     expectTypeOf<Out["tasks"]["enqueue"]>().toEqualTypeOf<EnqueuedTask>();
     expectTypeOf<In["tasks"]["enqueueMany"]["tasks"][number]>().toEqualTypeOf<In["tasks"]["enqueue"]>();

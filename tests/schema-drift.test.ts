@@ -360,11 +360,11 @@ describe("schema drift", () => {
   it("the rows the stores build instead of reading back are exactly what the database stored", () => {
     const st = new Statements(db);
     const tasks = new TaskStore(st);
-    const task = { id: "t1", queue: "q", payload: '{"a":1}', priority: 3, capability: "gpu", targetAgentId: null, maxAttempts: 4, idempotencyKey: "k", idempotencyScope: "agent-7", runAt: 5, dependsOn: null, cancelOnDependencyFailure: 0, backoff: null, scheduleId: null, expiresAt: null, maxRunMs: null, dedupeKey: null, orderingKey: null, traceparent: null, tracestate: null, keyConcurrency: 1, waitingFor: [], inLine: false };
+    const task = { id: "t1", queue: "q", payload: '{"a":1}', priority: 3, capability: "gpu", targetAgentId: null, maxAttempts: 4, idempotencyKey: "k", idempotencyScope: "agent-7", runAt: 5, dependsOn: null, cancelOnDependencyFailure: 0, backoff: null, scheduleId: null, expiresAt: null, maxRunMs: null, dedupeKey: null, orderingKey: null, traceparent: null, tracestate: null, keyConcurrency: 1, baggage: null, waitingFor: [], inLine: false };
     const built = tasks.insert(task, 7);
     expect(db.prepare(`SELECT * FROM tasks WHERE seq = ?`).get(built.seq)).toEqual(built);
     // A task waiting for another: its status, dependency list and count as stored.
-    const waiting = tasks.insert({ ...task, id: "t2", idempotencyKey: "k2", dependsOn: '["t1"]', cancelOnDependencyFailure: 1, backoff: '{"type":"fixed","delayMs":5,"maxDelayMs":5,"jitter":0}', expiresAt: 9, maxRunMs: 60_000, dedupeKey: "reindex:7", orderingKey: "account:7", traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", tracestate: "vendor=opaque", keyConcurrency: 3, waitingFor: [built.seq] }, 8);
+    const waiting = tasks.insert({ ...task, id: "t2", idempotencyKey: "k2", dependsOn: '["t1"]', cancelOnDependencyFailure: 1, backoff: '{"type":"fixed","delayMs":5,"maxDelayMs":5,"jitter":0}', expiresAt: 9, maxRunMs: 60_000, dedupeKey: "reindex:7", orderingKey: "account:7", traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", tracestate: "vendor=opaque", keyConcurrency: 3, baggage: "tenant=acme;tier=gold,user=42", waitingFor: [built.seq] }, 8);
     expect(db.prepare(`SELECT * FROM tasks WHERE seq = ?`).get(waiting.seq)).toEqual(waiting);
     expect(Object.keys(db.prepare(`SELECT * FROM tasks WHERE seq = ?`).get(waiting.seq) as object)).toEqual(Object.keys(waiting));
     // One waiting only for its turn behind a task of its ordering key.

@@ -301,7 +301,7 @@ describe("tasks.enqueue's keyConcurrency", () => {
         return new Proxy(query, { get: (target, name, receiver) => (name === "get" || name === "all" ? (...params: unknown[]) => (counts++, (target as { get(...p: unknown[]): unknown }).get(...params)) : Reflect.get(target, name, receiver)) });
       };
       const tasks = new TaskStore(st);
-      const task = { queue: "q", payload: "1", priority: 5, capability: null, targetAgentId: null, maxAttempts: 3, idempotencyKey: null, idempotencyScope: "", runAt: 0, dependsOn: null, cancelOnDependencyFailure: 0, backoff: null, scheduleId: null, expiresAt: null, maxRunMs: null, dedupeKey: null, orderingKey: "tenant:a", traceparent: null, tracestate: null, keyConcurrency: 1_000, waitingFor: [], inLine: true };
+      const task = { queue: "q", payload: "1", priority: 5, capability: null, targetAgentId: null, maxAttempts: 3, idempotencyKey: null, idempotencyScope: "", runAt: 0, dependsOn: null, cancelOnDependencyFailure: 0, backoff: null, scheduleId: null, expiresAt: null, maxRunMs: null, dedupeKey: null, orderingKey: "tenant:a", traceparent: null, tracestate: null, keyConcurrency: 1_000, baggage: null, waitingFor: [], inLine: true };
       db.transaction(() => {
         for (let i = 0; i < 1_001; i++) tasks.insert({ ...task, id: `t${i}` }, 1);
       })();

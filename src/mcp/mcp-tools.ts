@@ -66,7 +66,7 @@ export interface McpSession {
 interface RequestExtra {
   signal: AbortSignal;
   requestId: string | number;
-  /** The request's params._meta: a host's W3C trace context rides in it (traceparent, tracestate). */
+  /** The request's params._meta: a host's W3C trace context rides in it (traceparent, tracestate, baggage). */
   _meta?: Readonly<Record<string, unknown>> | undefined;
   /** The HTTP request that carried it (Streamable HTTP): its headers. */
   requestInfo?: { headers: Readonly<Record<string, string | string[] | undefined>> } | undefined;

@@ -35,29 +35,33 @@ import {
 import { eventSchema } from "../events/event-schemas.js";
 import { appendedLogSchema, appendLogInput, logPageSchema, readLogInput } from "./task-log-schemas.js";
 import { pickQueues } from "./task-stats.js";
-import { callerTraceOf, withHeaderTrace, type TraceContext } from "./trace-context.js";
+import { callerBaggageOf, callerTraceOf, withHeaderBaggage, withHeaderTrace, type TraceContext } from "./trace-context.js";
 import type { Caller, Context } from "../trpc/context.js";
 
 const tags = ["tasks"];
 
 /** The trace context the call's carrier holds (trace-context.ts), read only by the enqueues that may take it. */
 const callerTrace = (ctx: Pick<Context, "traceCarrier">): TraceContext | undefined => (ctx.traceCarrier === undefined ? undefined : callerTraceOf(ctx.traceCarrier));
+/** The W3C Baggage the call's carrier holds, read as callerTrace is. */
+const callerBaggage = (ctx: Pick<Context, "traceCarrier">): string | undefined => (ctx.traceCarrier === undefined ? undefined : callerBaggageOf(ctx.traceCarrier));
 
 export const taskRouter = router({
   enqueue: procedure
     .meta({ access: AGENT, rest: { method: "POST", path: "/tasks", tags, summary: "Enqueue a task", errors: ["IDEMPOTENCY_MISMATCH", "TASK_NOT_FOUND", "INVALID_STATE"] } })
     .input(enqueueInput)
     .output(enqueuedTaskSchema)
-    .mutation(({ ctx, input }) => ctx.services.tasks.enqueue(withHeaderTrace(input, callerTrace(ctx)), keyScopeOf(ctx.caller))),
+    .mutation(({ ctx, input }) => ctx.services.tasks.enqueue(withHeaderBaggage(withHeaderTrace(input, callerTrace(ctx)), callerBaggage(ctx)), keyScopeOf(ctx.caller))),
 
   enqueueMany: procedure
     .meta({ access: AGENT, rest: { method: "POST", path: "/tasks/batch", tags, summary: "Enqueue several tasks atomically", errors: ["IDEMPOTENCY_MISMATCH", "TASK_NOT_FOUND", "INVALID_STATE"] } })
     .input(enqueueManyInput)
     .output(z.array(enqueuedTaskSchema))
     .mutation(({ ctx, input }) => {
-      // Read once for the batch: each task without a traceparent of its own takes it.
+      // Read once for the batch: each task without a traceparent (or baggage) of its own takes it.
       const trace = callerTrace(ctx);
-      return ctx.services.tasks.enqueueMany(trace === undefined ? input.tasks : input.tasks.map((task) => withHeaderTrace(task, trace)), keyScopeOf(ctx.caller));
+      const baggage = callerBaggage(ctx);
+      const tasks = trace === undefined && baggage === undefined ? input.tasks : input.tasks.map((task) => withHeaderBaggage(withHeaderTrace(task, trace), baggage));
+      return ctx.services.tasks.enqueueMany(tasks, keyScopeOf(ctx.caller));
     }),
 
   claim: consumingProcedure

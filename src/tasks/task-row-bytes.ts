@@ -38,6 +38,8 @@ const TASK_TEXT_COLUMNS = [
   // out 8% past maxResponseBytes over tRPC.
   "tracestate",
   "tracestate",
+  // Baggage octets need no escape in JSON (no '"' nor '\\'): counted once.
+  "baggage",
 ] as const;
 
 /** A row holding those columns (TaskRow, task-store.ts). */

@@ -6,7 +6,7 @@ import { jsonOutput, jsonValue, jsonWithin, MAX_TIME_MS, RESERVED_JSON_KEYS } fr
 import { memoryMatchSchema } from "../memory/memory-schemas.js";
 import { capabilityList, int, ms, name, nameList, storedName, text, WEEK_MS } from "../schema-parts.js";
 import { TASK_STATUSES, type TaskStatus } from "./task-status.js";
-import { MAX_TRACESTATE_CHARS, parseTraceparent, parseTracestate, TRACE_ID } from "./trace-context.js";
+import { MAX_BAGGAGE_BYTES, MAX_TRACESTATE_CHARS, parseBaggage, parseTraceparent, parseTracestate, TRACE_ID } from "./trace-context.js";
 import { copyWith } from "../copy-with.js";
 
 export { TASK_STATUSES, type TaskStatus };
@@ -224,6 +224,17 @@ export const enqueueFields = z.strictObject({
     .nullable()
     .optional()
     .describe(`The W3C tracestate that goes with traceparent (vendor key=value pairs, at most ${MAX_TRACESTATE_CHARS} characters); only with a traceparent`),
+  baggage: z
+    .string()
+    .superRefine((value, ctx) => {
+      const parsed = parseBaggage(value);
+      if (!parsed.ok) ctx.addIssue({ code: "custom", message: parsed.reason });
+    })
+    .nullable()
+    .optional()
+    .describe(
+      `W3C Baggage of the work that asks for this task ("tenant=acme,user=42": key=value list members with optional ;properties, at most 64 and ${MAX_BAGGAGE_BYTES} characters, as an OpenTelemetry propagator writes it): kept with the task and handed to every run of it beside its trace context. With or without a traceparent. Left out, the request's baggage HTTP header is taken (its malformed members dropped); null is none given. Anyone who reads the task reads it: no secrets. Not compared when an idempotencyKey is sent again`,
+    ),
 });
 
 /** A 400 issue for each task id of `ids` named a second time, at `path`'s index of it ("dependsOn[2]: names task … twice"). */
@@ -645,6 +656,8 @@ export const taskSchema = z
     traceparent: z.string().nullable(),
     /** The tracestate that came with it (vendor key=value pairs, at most 512 characters); null: none. */
     tracestate: z.string().nullable(),
+    /** The W3C Baggage it was enqueued with (tasks.enqueue's baggage, or the enqueue's baggage header), members without their optional whitespace; null: none. An OpenTelemetry propagator reads it from the task as from a request. */
+    baggage: z.string().nullable(),
     /**
      * The agent whose credential enqueued it, which may cancel it (tasks.cancel) and list it
      * (tasks.list's enqueuedBy); null: enqueued by an admin, a schedule, on an open server or
@@ -741,6 +754,7 @@ export function taskWith<T extends Task, E extends object>(task: T, extra: E): T
     checkpointAt: task.checkpointAt,
     traceparent: task.traceparent,
     tracestate: task.tracestate,
+    baggage: task.baggage,
     enqueuedBy: task.enqueuedBy,
   };
   // Every field copied from `task`: the narrowing of a held task (status, lease fields) holds for the copy.

@@ -148,6 +148,8 @@ export interface TaskRow {
   tracestate: string | null;
   /** tasks.enqueue's keyConcurrency: how many tasks of its orderingKey may run at once (orderingLine); 1 without a key. */
   keyConcurrency: number;
+  /** The W3C Baggage it was enqueued with (trace-context.ts); null: none. */
+  baggage: string | null;
 }
 
 /**
@@ -234,6 +236,7 @@ export const toTask = (row: TaskRow): Task => ({
   checkpointAt: toDateOrNull(row.checkpointAt),
   traceparent: row.traceparent,
   tracestate: row.tracestate,
+  baggage: row.baggage,
   // The key scope: '' for every enqueue not made under an agent credential.
   enqueuedBy: row.idempotencyScope === "" ? null : row.idempotencyScope,
 });
@@ -318,6 +321,7 @@ export function taskRowWith(row: TaskRow, changes: Partial<TaskRow>): TaskRow {
     traceparent: row.traceparent,
     tracestate: row.tracestate,
     keyConcurrency: row.keyConcurrency,
+    baggage: row.baggage,
   };
   return Object.assign(copy, changes);
 }
@@ -332,9 +336,9 @@ export function taskRowWith(row: TaskRow, changes: Partial<TaskRow>): TaskRow {
  * tRPC, 722 over REST, texts included. With checkpointAt a reviewer measured ~1,187 bytes over
  * tRPC; the trace context's two names and nulls add ~35 more (their texts count as texts): 1,300;
  * enqueuedBy's name and null ~20 more (its text counts as a text): 1,320; keyConcurrency's name and
- * its most, 1000, 22 more: 1,345.
+ * its most, 1000, 22 more: 1,345; baggage's name and null 16 more (its text counts as a text): 1,360.
  */
-const TASK_FIXED_BYTES = 1345;
+const TASK_FIXED_BYTES = 1360;
 /** The same estimate in SQL (task-row-bytes.ts). */
 const TASK_ANSWER_BYTES = `${TASK_TEXT_BYTES} + ${TASK_FIXED_BYTES}`;
 
@@ -411,7 +415,7 @@ const lineFirstWaiting = (queue: string, key: string): string => `(SELECT line.s
 export const ENQUEUER_WINDOW = `SELECT seq, CASE WHEN queue = ? THEN ${TASK_TEXT_BYTES} END AS bytes FROM tasks WHERE idempotencyScope = ? AND idempotencyScope <> '' AND seq > ? AND seq <= ? ORDER BY seq LIMIT CAST(? AS INTEGER)`;
 
 /** What enqueue writes; the other columns take their defaults. */
-export type NewTask = Pick<TaskRow, "id" | "queue" | "payload" | "priority" | "capability" | "targetAgentId" | "maxAttempts" | "idempotencyKey" | "idempotencyScope" | "dependsOn" | "cancelOnDependencyFailure" | "backoff" | "scheduleId" | "maxRunMs" | "dedupeKey" | "orderingKey" | "traceparent" | "tracestate" | "keyConcurrency"> & {
+export type NewTask = Pick<TaskRow, "id" | "queue" | "payload" | "priority" | "capability" | "targetAgentId" | "maxAttempts" | "idempotencyKey" | "idempotencyScope" | "dependsOn" | "cancelOnDependencyFailure" | "backoff" | "scheduleId" | "maxRunMs" | "dedupeKey" | "orderingKey" | "traceparent" | "tracestate" | "keyConcurrency" | "baggage"> & {
   runAt: number;
   /** Unix ms; null: it never expires. */
   expiresAt: number | null;
@@ -607,10 +611,10 @@ export class TaskStore {
     const delayed = waiting ? 0 : delayedAt(task.runAt, now);
     const { lastInsertRowid } = this.st
       .get(
-        `INSERT INTO tasks (id, queue, payload, priority, capability, targetAgentId, maxAttempts, runAt, idempotencyKey, idempotencyScope, createdAt, updatedAt, delayed, held, status, dependsOn, unmetDependencies, cancelOnDependencyFailure, backoff, scheduleId, expiresAt, enqueuedExpiresAt, maxRunMs, dedupeKey, orderingKey, traceparent, tracestate, keyConcurrency)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT INTO tasks (id, queue, payload, priority, capability, targetAgentId, maxAttempts, runAt, idempotencyKey, idempotencyScope, createdAt, updatedAt, delayed, held, status, dependsOn, unmetDependencies, cancelOnDependencyFailure, backoff, scheduleId, expiresAt, enqueuedExpiresAt, maxRunMs, dedupeKey, orderingKey, traceparent, tracestate, keyConcurrency, baggage)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       )
-      .run(task.id, task.queue, task.payload, task.priority, task.capability, task.targetAgentId, task.maxAttempts, task.runAt, task.idempotencyKey, task.idempotencyScope, now, now, delayed, held, waiting ? "waiting" : "pending", task.dependsOn, task.waitingFor.length, task.cancelOnDependencyFailure, task.backoff, task.scheduleId, task.expiresAt, task.expiresAt, task.maxRunMs, task.dedupeKey, task.orderingKey, task.traceparent, task.tracestate, task.keyConcurrency);
+      .run(task.id, task.queue, task.payload, task.priority, task.capability, task.targetAgentId, task.maxAttempts, task.runAt, task.idempotencyKey, task.idempotencyScope, now, now, delayed, held, waiting ? "waiting" : "pending", task.dependsOn, task.waitingFor.length, task.cancelOnDependencyFailure, task.backoff, task.scheduleId, task.expiresAt, task.expiresAt, task.maxRunMs, task.dedupeKey, task.orderingKey, task.traceparent, task.tracestate, task.keyConcurrency, task.baggage);
     const seq = Number(lastInsertRowid);
     for (const dependsOnSeq of task.waitingFor) this.st.get<[number, number]>(`INSERT INTO task_dependencies (dependsOnSeq, taskSeq) VALUES (?, ?)`).run(dependsOnSeq, seq);
     // Every column named, in the table's order: the same hidden class as a row read back (taskRowWith).
@@ -664,6 +668,7 @@ export class TaskStore {
       traceparent: task.traceparent,
       tracestate: task.tracestate,
       keyConcurrency: task.keyConcurrency,
+      baggage: task.baggage,
     };
   }
 

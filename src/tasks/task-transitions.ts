@@ -17,7 +17,7 @@ import type { MemoryStore } from "../memory/memory-store.js";
 import { ScheduleRuns } from "../schedules/schedule-runs.js";
 import type { ScheduleStore } from "../schedules/schedule-store.js";
 import { retryDelayMs, sameBackoff, storedBackoff } from "./retry-backoff.js";
-import { storedTrace, tracedBy } from "./trace-context.js";
+import { storedBaggage, storedTrace, tracedBy } from "./trace-context.js";
 import type { JsonValue } from "../json-types.js";
 import type { Backoff, ScopedEnqueue } from "./task-schemas.js";
 import type { TaskStatus } from "./task-status.js";
@@ -193,7 +193,7 @@ export class TaskTransitions {
     // Not in `definition`: an enqueue sent again from another span (a retry) is the same task.
     const trace = storedTrace(request);
     const row = this.d.tasks.insert(
-      { id: newId(), ...definition, ...trace, runAt, expiresAt, idempotencyKey: request.idempotencyKey ?? null, idempotencyScope: scope, waitingFor, inLine, scheduleId: request.scheduleId ?? null },
+      { id: newId(), ...definition, ...trace, baggage: storedBaggage(request), runAt, expiresAt, idempotencyKey: request.idempotencyKey ?? null, idempotencyScope: scope, waitingFor, inLine, scheduleId: request.scheduleId ?? null },
       ctx.now,
     );
     inBatch?.set(row.id, task);

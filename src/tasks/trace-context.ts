@@ -154,13 +154,15 @@ export function callerTraceOf(carrier: TraceCarrier): TraceContext | undefined {
 }
 
 /**
- * Where an MCP request's trace context is: its `params._meta` `traceparent` and `tracestate` (the
- * keys MCP reserves for W3C Trace Context, SEP-414: what a host sends over stdio and HTTP alike)
- * when it holds a traceparent, else its HTTP request's headers; read as headers are.
+ * Where an MCP request's trace context is: its `params._meta` `traceparent`, `tracestate` and
+ * `baggage` (the keys MCP reserves for W3C Trace Context and Baggage, SEP-414: what a host sends
+ * over stdio and HTTP alike) when it holds a traceparent or baggage, else its HTTP request's
+ * headers; read as headers are.
  */
 export function mcpTraceCarrier(meta: Readonly<Record<string, unknown>> | undefined, headers: TraceCarrier | undefined): TraceCarrier | undefined {
-  if (typeof meta?.traceparent !== "string") return headers;
-  return { traceparent: meta.traceparent, tracestate: typeof meta.tracestate === "string" ? meta.tracestate : undefined };
+  const text = (value: unknown): string | undefined => (typeof value === "string" ? value : undefined);
+  if (text(meta?.traceparent) === undefined && text(meta?.baggage) === undefined) return headers;
+  return { traceparent: text(meta?.traceparent), tracestate: text(meta?.tracestate), baggage: text(meta?.baggage) };
 }
 
 /**
@@ -189,6 +191,108 @@ export function storedTrace(request: { traceparent?: string | null | undefined; 
  */
 export const tracedBy = (row: { traceparent: string | null; tracestate: string | null }): { traceparent?: string; tracestate?: string } =>
   row.traceparent === null ? {} : row.tracestate === null ? { traceparent: row.traceparent } : { traceparent: row.traceparent, tracestate: row.tracestate };
+
+/**
+ * W3C Baggage (https://www.w3.org/TR/baggage/): the caller's key-value pairs (a tenant, a user, an
+ * experiment) that travel with its trace, kept with the task beside its trace context so a run
+ * reads them as its producer set them (OpenTelemetry's W3CBaggagePropagator extracts them from
+ * the task as from a request). The spec's limits: 64 list members and 8,192 bytes, what every
+ * platform must propagate at least.
+ */
+export const MAX_BAGGAGE_BYTES = 8192;
+const MAX_BAGGAGE_MEMBERS = 64;
+/** A key: an RFC 9110 token. */
+const BAGGAGE_KEY = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/** A value: baggage-octets (printable ASCII but space, '"', ",", ";" and "\"; percent-encode the rest). */
+const BAGGAGE_VALUE = /^[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]*$/;
+
+/** `part` ("key = value", or with `bare`, "key" alone) without its optional whitespace, or undefined when it is not one. */
+function baggagePair(part: string, bare: boolean): string | undefined {
+  const eq = part.indexOf("=");
+  if (eq < 0) {
+    const key = trimBlanks(part);
+    return bare && BAGGAGE_KEY.test(key) ? key : undefined;
+  }
+  const key = trimBlanks(part.slice(0, eq));
+  const value = trimBlanks(part.slice(eq + 1));
+  return BAGGAGE_KEY.test(key) && BAGGAGE_VALUE.test(value) ? `${key}=${value}` : undefined;
+}
+
+/** A list member (key=value, then ;property or ;key=value properties) without its optional whitespace, or undefined when malformed. */
+function baggageMember(text: string): string | undefined {
+  const parts = text.split(";");
+  const pair = baggagePair(parts[0]!, false);
+  if (pair === undefined) return undefined;
+  const properties: string[] = [];
+  for (const part of parts.slice(1)) {
+    const property = baggagePair(part, true);
+    if (property === undefined) return undefined;
+    properties.push(property);
+  }
+  return properties.length === 0 ? pair : `${pair};${properties.join(";")}`;
+}
+
+/** `text` as the baggage a task keeps (members without their optional whitespace, joined by ","; null when it holds none), or why it is not W3C Baggage. */
+export function parseBaggage(text: string): { ok: true; value: string | null } | { ok: false; reason: string } {
+  if (text.length > MAX_BAGGAGE_BYTES) return { ok: false, reason: `must be at most ${MAX_BAGGAGE_BYTES} characters, the W3C Baggage limit (got ${text.length})` };
+  const members: string[] = [];
+  for (const raw of text.split(",")) {
+    if (trimBlanks(raw) === "") return { ok: false, reason: "has an empty list member: key=value pairs separated by single commas" };
+    const member = baggageMember(raw);
+    if (member === undefined) {
+      return { ok: false, reason: `has a list member that is not W3C Baggage (got ${JSON.stringify(raw.slice(0, 80))}): key=value with optional ;properties, the key a token, the value printable ASCII without spaces, '"', ",", ";" or "\\" (percent-encode them)` };
+    }
+    members.push(member);
+  }
+  if (members.length > MAX_BAGGAGE_MEMBERS) return { ok: false, reason: `has more than the spec's ${MAX_BAGGAGE_MEMBERS} list members (got ${members.length})` };
+  return { ok: true, value: members.join(",") };
+}
+
+/**
+ * The baggage of an HTTP request's `baggage` header(s), as a receiver reads them: repeats are one
+ * list, a malformed member is dropped (the others kept), and members are kept in order while they
+ * fit in 64 and 8,192 bytes (a member that does not fit is dropped whole, never cut). Undefined
+ * when none is left. Linear: the header is read member by member, each once.
+ */
+export function baggageOfHeader(header: string | string[] | undefined): string | undefined {
+  if (header === undefined) return undefined;
+  const text = Array.isArray(header) ? header.join(",") : header;
+  const kept: string[] = [];
+  let bytes = 0;
+  for (let start = 0; start <= text.length && kept.length < MAX_BAGGAGE_MEMBERS; ) {
+    const comma = text.indexOf(",", start);
+    const end = comma < 0 ? text.length : comma;
+    const member = end - start > MAX_BAGGAGE_BYTES ? undefined : baggageMember(text.slice(start, end));
+    start = end + 1;
+    if (member === undefined) continue;
+    const size = member.length + (kept.length === 0 ? 0 : 1);
+    if (bytes + size > MAX_BAGGAGE_BYTES) continue;
+    kept.push(member);
+    bytes += size;
+  }
+  return kept.length === 0 ? undefined : kept.join(",");
+}
+
+/** The typed client's own baggage header, read before `baggage` (as CLIENT_TRACEPARENT is before traceparent). */
+export const CLIENT_BAGGAGE = "coordination-baggage";
+
+/** The baggage a call's carrier gives an enqueue: the typed client's own header when it holds some, else the standard one, each read leniently. */
+export function callerBaggageOf(carrier: TraceCarrier): string | undefined {
+  return baggageOfHeader(carrier[CLIENT_BAGGAGE]) ?? baggageOfHeader(carrier.baggage);
+}
+
+/** An enqueue's input with the request's baggage (`fromHeaders`) filled in when it gives none of its own (null is none given); the input itself when nothing is added. */
+export function withHeaderBaggage<T extends { baggage?: string | null | undefined }>(request: T, fromHeaders: string | undefined): T {
+  if (fromHeaders === undefined || (request.baggage !== undefined && request.baggage !== null)) return request;
+  return copyWith(request, { baggage: fromHeaders });
+}
+
+/** What a task keeps of an enqueue's (validated) baggage: the form parseBaggage gives, or null. */
+export function storedBaggage(request: { baggage?: string | null | undefined }): string | null {
+  if (request.baggage === undefined || request.baggage === null) return null;
+  const parsed = parseBaggage(request.baggage);
+  return parsed.ok ? parsed.value : null;
+}
 
 /** A W3C trace id: 32 lowercase hex digits, not all zeros. */
 export const TRACE_ID = /^(?!0{32})[0-9a-f]{32}$/;

@@ -1,0 +1,142 @@
+// W3C Baggage on tasks: the key-value pairs a producer's context carries beside its trace (a
+// tenant, a user, an experiment) are kept with the task it enqueues and handed to every run, so
+// the consumer's context holds them as the producer's did (OpenTelemetry's W3CBaggagePropagator
+// reads them from the claimed task as from a request). Taken from the enqueue's field, its
+// `baggage` header, the typed client's traceContext answer, or an MCP request's _meta.
+import { AsyncLocalStorage } from "node:async_hooks";
+import { context, propagation, ROOT_CONTEXT, trace, type TextMapGetter } from "@opentelemetry/api";
+import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
+import { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator } from "@opentelemetry/core";
+import { afterEach, describe, expect, it } from "vitest";
+import { createCoordinationClient, type CoordinationClient, type TraceCarrier } from "../client/index.js";
+import { baggageOfHeader } from "../src/tasks/trace-context.js";
+import { callTool, closeMcpClients, connectMcp } from "./helpers/mcp-client.js";
+import { rest, startTestServer, type TestServer } from "./helpers/test-server.js";
+
+let t: TestServer | undefined;
+const clients: CoordinationClient[] = [];
+afterEach(async () => {
+  await closeMcpClients();
+  await Promise.all(clients.splice(0).map((client) => client.close()));
+  await t?.stop({ removeFiles: true });
+  t = undefined;
+});
+
+/** POST /tasks with `headers`: the status and body. */
+async function enqueueWith(url: string, body: unknown, headers: Record<string, string>): Promise<{ status: number; body: any }> {
+  const response = await fetch(`${url}/tasks`, { method: "POST", headers: { "content-type": "application/json", ...headers }, body: JSON.stringify(body) });
+  return { status: response.status, body: await response.json() };
+}
+
+/** A task's fields as an OpenTelemetry carrier: what a consumer hands its propagator. */
+const taskGetter: TextMapGetter<Record<string, unknown>> = {
+  keys: (carrier) => Object.keys(carrier),
+  get: (carrier, key) => (typeof carrier[key] === "string" ? (carrier[key] as string) : undefined),
+};
+
+describe("tasks.enqueue's baggage", () => {
+  it("keeps an enqueue's W3C Baggage, with or without a trace, as a consumer's propagator reads it; refuses a malformed one naming why", async () => {
+    t = await startTestServer();
+    const api = t.api;
+    // Optional whitespace around members, keys, values and properties is not kept.
+    const given = await api.tasks.enqueue.mutate({ queue: "q", baggage: " tenant = acme ; tier=gold , user=42,flag=1;beta " });
+    expect(given.baggage).toBe("tenant=acme;tier=gold,user=42,flag=1;beta");
+    const claimed = (await api.tasks.claim.mutate({ agentId: "w", queues: ["q"] }))!;
+    expect([claimed.id, claimed.baggage, claimed.traceparent]).toEqual([given.id, "tenant=acme;tier=gold,user=42,flag=1;beta", null]);
+    expect((await api.tasks.enqueue.mutate({ queue: "q", baggage: null })).baggage).toBeNull();
+    expect((await api.tasks.enqueue.mutate({ queue: "q" })).baggage).toBeNull();
+
+    // OpenTelemetry's own propagator reads the claimed task as the producer's context wrote it.
+    const read = new W3CBaggagePropagator().extract(ROOT_CONTEXT, claimed as unknown as Record<string, unknown>, taskGetter);
+    const entries = propagation.getBaggage(read)?.getAllEntries().map(([key, entry]) => [key, entry.value]);
+    expect(entries).toEqual([
+      ["tenant", "acme"],
+      ["user", "42"],
+      ["flag", "1"],
+    ]);
+
+    for (const [baggage, reason] of [
+      ["tenant=acme corp", /^baggage: has a list member that is not W3C Baggage \(got "tenant=acme corp"\)/],
+      ["tenant=acme,,user=1", /^baggage: has an empty list member/],
+      ['quote="x"', /^baggage: has a list member that is not W3C Baggage/],
+      ["=novalue", /^baggage: has a list member that is not W3C Baggage/],
+      ["flag", /^baggage: has a list member that is not W3C Baggage/],
+      [Array.from({ length: 65 }, (_, i) => `k${i}=v`).join(","), /^baggage: has more than the spec's 64 list members \(got 65\)/],
+      [`k=${"v".repeat(8_200)}`, /^baggage: must be at most 8192 characters, the W3C Baggage limit \(got 8202\)/],
+    ] as const) {
+      const refused = await rest(t.url, "POST", "/tasks", { queue: "q", baggage });
+      expect([refused.status, refused.body.code, refused.body.message], baggage.slice(0, 40)).toEqual([400, "INVALID_INPUT", expect.stringMatching(reason)]);
+    }
+    // Percent-encoded values (spaces, commas) are baggage octets.
+    expect((await api.tasks.enqueue.mutate({ queue: "q", baggage: "name=Acme%20Corp%2C%20Inc" })).baggage).toBe("name=Acme%20Corp%2C%20Inc");
+  });
+
+  it("takes the request's baggage header when the enqueue names none, leniently: malformed members dropped, the first 64 that fit kept", async () => {
+    t = await startTestServer();
+    const taken = await enqueueWith(t.url, { queue: "q" }, { baggage: "tenant=acme, not a member, user=42;source=web" });
+    expect([taken.status, taken.body.baggage]).toEqual([200, "tenant=acme,user=42;source=web"]);
+    // The enqueue's own wins; a header with nothing valid is none.
+    expect((await enqueueWith(t.url, { queue: "q", baggage: "tenant=mine" }, { baggage: "tenant=header" })).body.baggage).toBe("tenant=mine");
+    expect((await enqueueWith(t.url, { queue: "q" }, { baggage: "nothing valid here" })).body.baggage).toBeNull();
+    // A header is not refused for the spec's limits: members past them are left out.
+    const many = Array.from({ length: 70 }, (_, i) => `k${i}=v${i}`).join(",");
+    expect((await enqueueWith(t.url, { queue: "q" }, { baggage: many })).body.baggage).toBe(many.split(",").slice(0, 64).join(","));
+    // A batch's tasks each take it, beside the trace header.
+    const traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    const batch = await fetch(`${t.url}/tasks/batch`, {
+      method: "POST",
+      headers: { "content-type": "application/json", baggage: "tenant=acme", traceparent },
+      body: JSON.stringify({ tasks: [{ queue: "q" }, { queue: "q", baggage: "tenant=other" }] }),
+    });
+    const tasks = (await batch.json()) as Array<{ baggage: string | null; traceparent: string | null }>;
+    expect(tasks.map((task) => [task.baggage, task.traceparent])).toEqual([
+      ["tenant=acme", traceparent],
+      ["tenant=other", traceparent],
+    ]);
+  });
+
+  it("reads a header member by member, each once: a 16 KiB header of one-character junk keeps what is valid", () => {
+    const junk = Array.from({ length: 8_000 }, () => "x").join(",");
+    expect(baggageOfHeader(`${junk},tenant=acme`)).toBe("tenant=acme");
+    expect(baggageOfHeader(["tenant=acme", "user=42"])).toBe("tenant=acme,user=42");
+    // A member that would pass 8,192 bytes is dropped whole, those after it that fit kept.
+    expect(baggageOfHeader(`a=${"1".repeat(8_000)},b=${"2".repeat(500)},c=3`)).toBe(`a=${"1".repeat(8_000)},c=3`);
+    expect(baggageOfHeader(undefined)).toBeUndefined();
+  });
+
+  it("goes from a producer's OpenTelemetry context through the typed client's traceContext, and from an MCP request's _meta", async () => {
+    t = await startTestServer();
+    const manager = new AsyncLocalStorageContextManager().enable();
+    context.setGlobalContextManager(manager);
+    const propagator = new CompositePropagator({ propagators: [new W3CTraceContextPropagator(), new W3CBaggagePropagator()] });
+    try {
+      const client = createCoordinationClient({
+        url: t.url,
+        traceContext: () => {
+          const carrier: TraceCarrier = {};
+          propagator.inject(context.active(), carrier, { set: (c, key, value) => void ((c as Record<string, string>)[key] = value) });
+          return carrier;
+        },
+      });
+      clients.push(client);
+      const spanContext = { traceId: "0af7651916cd43dd8448eb211c80319c", spanId: "b7ad6b7169203331", traceFlags: 1 };
+      const withBaggage = propagation.setBaggage(ROOT_CONTEXT, propagation.createBaggage({ tenant: { value: "acme" }, user: { value: "42" } }));
+      // Two enqueues made together, one in a traced context with baggage, one with baggage alone.
+      const [traced, alone] = await Promise.all([
+        context.with(trace.setSpanContext(withBaggage, spanContext), () => client.api.tasks.enqueue.mutate({ queue: "q" })),
+        context.with(propagation.setBaggage(ROOT_CONTEXT, propagation.createBaggage({ tenant: { value: "globex" } })), () => client.api.tasks.enqueue.mutate({ queue: "q" })),
+      ]);
+      expect([traced.baggage, traced.traceparent, alone.baggage, alone.traceparent]).toEqual(["tenant=acme,user=42", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", "tenant=globex", null]);
+      // One naming its own keeps it.
+      const own = await context.with(withBaggage, () => client.api.tasks.enqueue.mutate({ queue: "q", baggage: "tenant=own" }));
+      expect(own.baggage).toBe("tenant=own");
+    } finally {
+      context.disable();
+    }
+
+    const mcp = await connectMcp(t.url, { "x-agent-id": "planner" });
+    const result = (await mcp.callTool({ name: "enqueue_task", arguments: { queue: "mcp" }, _meta: { baggage: "tenant=acme,session=s-1" } })) as { content: Array<{ text: string }> };
+    expect(JSON.parse(result.content[0]!.text).baggage).toBe("tenant=acme,session=s-1");
+    expect((await callTool(mcp, "enqueue_task", { queue: "mcp" })).baggage).toBeNull();
+  });
+});
