@@ -988,6 +988,8 @@ async function dispatch(words: string[], options: Parsed["options"], json: boole
           ["checkpoint", checkpointText(task as { checkpoint?: unknown; checkpointAt?: Date | null }, when)],
           // The trace it was enqueued in, by the id a tracing UI finds it by (absent from a server older than this CLI).
           ["trace", traceText(task as { traceparent?: string | null })],
+          // Its W3C Baggage, printable ASCII by its grammar (absent from a server older than this CLI; null: none).
+          ["baggage", (task as { baggage?: string | null }).baggage ?? "-"],
           // The agent whose credential asked for it, which may cancel it (absent from a server older than this CLI; null: none).
           ["enqueued by", (task as { enqueuedBy?: string | null }).enqueuedBy ?? "-"],
           ...(dependencies.length === 0 ? [] : [["depends on", dependencies.join(", ")] as [string, string]]),

@@ -10,12 +10,14 @@ import { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator } 
 import { afterEach, describe, expect, it } from "vitest";
 import { createCoordinationClient, type CoordinationClient, type TraceCarrier } from "../client/index.js";
 import { baggageOfHeader } from "../src/tasks/trace-context.js";
+import { killAllCli, runCli } from "./helpers/cli-process.js";
 import { callTool, closeMcpClients, connectMcp } from "./helpers/mcp-client.js";
 import { rest, startTestServer, type TestServer } from "./helpers/test-server.js";
 
 let t: TestServer | undefined;
 const clients: CoordinationClient[] = [];
 afterEach(async () => {
+  await killAllCli();
   await closeMcpClients();
   await Promise.all(clients.splice(0).map((client) => client.close()));
   await t?.stop({ removeFiles: true });
@@ -69,6 +71,9 @@ describe("tasks.enqueue's baggage", () => {
     }
     // Percent-encoded values (spaces, commas) are baggage octets.
     expect((await api.tasks.enqueue.mutate({ queue: "q", baggage: "name=Acme%20Corp%2C%20Inc" })).baggage).toBe("name=Acme%20Corp%2C%20Inc");
+    // An operator reads it with the task.
+    const shown = await runCli({ args: ["tasks", "get", given.id], env: { COORDINATION_URL: t.url } });
+    expect([shown.code, shown.stdout.match(/^baggage\s+(.*)$/m)?.[1]]).toEqual([0, "tenant=acme;tier=gold,user=42,flag=1;beta"]);
   });
 
   it("takes the request's baggage header when the enqueue names none, leniently: malformed members dropped, the first 64 that fit kept", async () => {
