@@ -144,4 +144,21 @@ describe("tasks.enqueue's baggage", () => {
     expect(JSON.parse(result.content[0]!.text).baggage).toBe("tenant=acme,session=s-1");
     expect((await callTool(mcp, "enqueue_task", { queue: "mcp" })).baggage).toBeNull();
   });
+
+  it("an MCP request's _meta gives what it holds: baggage alone keeps the HTTP headers' trace context, a traceparent alone the headers' baggage", async () => {
+    t = await startTestServer();
+    const parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    const other = "00-11111111111111111111111111111111-2222222222222222-01";
+    const enqueue = async (client: Awaited<ReturnType<typeof connectMcp>>, meta: Record<string, string>) => {
+      const result = (await client.callTool({ name: "enqueue_task", arguments: { queue: "mcp" }, _meta: meta })) as { content: Array<{ text: string }> };
+      const task = JSON.parse(result.content[0]!.text) as { traceparent: string | null; tracestate: string | null; baggage: string | null };
+      return [task.traceparent, task.tracestate, task.baggage];
+    };
+    const headed = await connectMcp(t.url, { traceparent: parent, tracestate: "vendor=1", baggage: "tenant=header" });
+    // Before: a _meta holding baggage alone dropped the headers' traceparent (it was read as the whole carrier).
+    expect(await enqueue(headed, { baggage: "tenant=meta" })).toEqual([parent, "vendor=1", "tenant=meta"]);
+    expect(await enqueue(headed, { traceparent: other })).toEqual([other, null, "tenant=header"]);
+    expect(await enqueue(headed, { traceparent: other, tracestate: "host=2", baggage: "tenant=meta" })).toEqual([other, "host=2", "tenant=meta"]);
+    expect(await enqueue(headed, {})).toEqual([parent, "vendor=1", "tenant=header"]);
+  });
 });

@@ -156,13 +156,21 @@ export function callerTraceOf(carrier: TraceCarrier): TraceContext | undefined {
 /**
  * Where an MCP request's trace context is: its `params._meta` `traceparent`, `tracestate` and
  * `baggage` (the keys MCP reserves for W3C Trace Context and Baggage, SEP-414: what a host sends
- * over stdio and HTTP alike) when it holds a traceparent or baggage, else its HTTP request's
- * headers; read as headers are.
+ * over stdio and HTTP alike), else its HTTP request's headers; read as headers are. Each of the
+ * two is taken where it is: the trace context (traceparent with its tracestate) from _meta when it
+ * holds a traceparent, else from the headers; the baggage from _meta when it holds one, else from
+ * the headers. A _meta holding baggage alone leaves the headers' trace context as it was.
  */
 export function mcpTraceCarrier(meta: Readonly<Record<string, unknown>> | undefined, headers: TraceCarrier | undefined): TraceCarrier | undefined {
   const text = (value: unknown): string | undefined => (typeof value === "string" ? value : undefined);
-  if (text(meta?.traceparent) === undefined && text(meta?.baggage) === undefined) return headers;
-  return { traceparent: text(meta?.traceparent), tracestate: text(meta?.tracestate), baggage: text(meta?.baggage) };
+  const traceparent = text(meta?.traceparent);
+  const baggage = text(meta?.baggage);
+  if (traceparent === undefined && baggage === undefined) return headers;
+  const trace: TraceCarrier =
+    traceparent !== undefined
+      ? { traceparent, tracestate: text(meta?.tracestate) }
+      : { traceparent: headers?.traceparent, tracestate: headers?.tracestate, [CLIENT_TRACEPARENT]: headers?.[CLIENT_TRACEPARENT], [CLIENT_TRACESTATE]: headers?.[CLIENT_TRACESTATE] };
+  return { ...trace, ...(baggage !== undefined ? { baggage } : { baggage: headers?.baggage, [CLIENT_BAGGAGE]: headers?.[CLIENT_BAGGAGE] }) };
 }
 
 /**
