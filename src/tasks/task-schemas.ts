@@ -233,7 +233,7 @@ export const enqueueFields = z.strictObject({
     .nullable()
     .optional()
     .describe(
-      `W3C Baggage of the work that asks for this task ("tenant=acme,user=42": key=value list members with optional ;properties, at most 64 and ${MAX_BAGGAGE_BYTES} characters, as an OpenTelemetry propagator writes it): kept with the task and handed to every run of it beside its trace context. With or without a traceparent. Left out, the request's baggage HTTP header is taken (its malformed members dropped); null is none given. Anyone who reads the task reads it: no secrets. Not compared when an idempotencyKey is sent again`,
+      `W3C Baggage of the work that asks for this task ("tenant=acme,user=42": key=value list members with optional ;properties, at most 180 members and ${MAX_BAGGAGE_BYTES} characters, as an OpenTelemetry propagator writes it): kept with the task and handed to every run of it beside its trace context. With or without a traceparent. Left out, the request's baggage HTTP header is taken (its malformed members dropped); null is none given. Anyone who reads the task reads it: no secrets. Not compared when an idempotencyKey is sent again`,
     ),
 });
 
