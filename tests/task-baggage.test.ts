@@ -46,6 +46,7 @@ describe("tasks.enqueue's baggage", () => {
     const claimed = (await api.tasks.claim.mutate({ agentId: "w", queues: ["q"] }))!;
     expect([claimed.id, claimed.baggage, claimed.traceparent]).toEqual([given.id, "tenant=acme;tier=gold,user=42,flag=1;beta", null]);
     expect((await api.tasks.enqueue.mutate({ queue: "q", baggage: null })).baggage).toBeNull();
+    expect((await api.tasks.enqueue.mutate({ queue: "q", baggage: " " })).baggage).toBeNull();
     expect((await api.tasks.enqueue.mutate({ queue: "q" })).baggage).toBeNull();
 
     // OpenTelemetry's own propagator reads the claimed task as the producer's context wrote it.

@@ -246,6 +246,8 @@ function baggageMember(text: string): string | undefined {
 /** `text` as the baggage a task keeps (members without their optional whitespace, joined by ","; null when it holds none), or why it is not W3C Baggage. */
 export function parseBaggage(text: string): { ok: true; value: string | null } | { ok: false; reason: string } {
   if (text.length > MAX_BAGGAGE_BYTES) return { ok: false, reason: `must be at most ${MAX_BAGGAGE_BYTES} characters, what the W3C Baggage spec asks every platform to propagate (got ${text.length})` };
+  // Blank is none, as an empty tracestate is (a carrier's empty baggage passed on as it comes).
+  if (trimBlanks(text) === "") return { ok: true, value: null };
   const members: string[] = [];
   for (const raw of text.split(",")) {
     if (trimBlanks(raw) === "") return { ok: false, reason: "has an empty list member: key=value pairs separated by single commas" };
