@@ -127,7 +127,8 @@ describe("tRPC inputs are JSON trees", () => {
     const unknownClass = { json: { queue: "q", payload: { x: 1 } }, meta: { values: { "payload.x": ["class", "Foo"] } } };
     expect(await call(t, "tasks.enqueue", unknownClass)).toMatchObject({
       status: 400,
-      body: refusal("meta", "superjson could not read the input by it: it overflowed superjson's stack (a class or custom type no input takes, or annotations nested too deep)"),
+      // Read as [type, children], "Foo" is a string where a tree goes, which superjson walked until its stack ran out.
+      body: refusal("meta.values", "holds a string where superjson reads a tree, which it would walk until its stack ran out: send them as superjson writes them (each annotated value's path in full, to its type)"),
     });
     const unknownType = { json: { queue: "q", payload: { x: 1 } }, meta: { values: { "payload.x": ["nonsense"] } } };
     expect(await call(t, "tasks.enqueue", unknownType)).toMatchObject({ status: 400, body: refusal("meta", "superjson could not read the input by it: Unknown transformation: nonsense") });
@@ -223,5 +224,40 @@ describe("deserializeInput (the one door of tRPC inputs)", () => {
     // Identity first: comparing a graph of 2^40 paths by value would not end.
     expect(sharedObjects(read)).toBe(0);
     expect(read.payload).toEqual(payload);
+  });
+});
+
+// superjson's deserialize walks meta.values copying the path so far at every node and walking
+// each node's path again from the root (setDeep goes on through places `json` lacks): a key of K
+// segments over M children cost K × M, and 350 KB of meta held the event loop 19 s on one call.
+// A string where a tree goes made it recurse until its stack ran out. Annotations are taken as
+// long as superjson walks about what they spell; beyond, the call is a 400 naming meta.values.
+describe("meta.values costs what it spells", () => {
+  /** One key of `segments` segments over `children` children: what superjson walks is their product. */
+  const fanOut = (segments: number, children: number) => ({
+    json: { queue: "q" },
+    meta: { values: { [Array.from({ length: segments }, () => "a").join(".")]: ["undefined", Object.fromEntries(Array.from({ length: children }, (_, i) => [String(i), ["undefined"]]))] } },
+  });
+  const walksTooMuch = "meta.values: nest so that superjson would walk more than 4 path segments for each they spell: send them as superjson writes them (each annotated value's path in full, to its type)";
+
+  it("a key fanned out over many children, or annotations nested level on level, is a 400 before superjson walks it; a string tree too", async () => {
+    await using t = await startTestServer();
+    expect(await call(t, "tasks.list", fanOut(2000, 2000))).toMatchObject({ status: 400, body: refusal("meta.values", walksTooMuch.slice("meta.values: ".length)) });
+    let nested: unknown = ["undefined"];
+    for (let level = 0; level < 200; level++) nested = ["undefined", { a: nested }];
+    expect(refusedWith({ json: { queue: "q" }, meta: { values: nested } })).toBe(walksTooMuch);
+    expect(refusedWith({ json: { queue: "q" }, meta: { values: "x" } })).toContain("meta.values: holds a string where superjson reads a tree");
+    expect(refusedWith({ json: { queue: "q" }, meta: { values: { queue: ["undefined", "xy"] } } })).toContain("meta.values: holds a string where superjson reads a tree");
+    await expectHealthy(t);
+  });
+
+  it("what superjson's client writes is read, however many values it annotates and however deep they are", () => {
+    const at = new Date(0);
+    let deep: Record<string, unknown> = { at };
+    for (let level = 0; level < 500; level++) deep = { next: deep, at };
+    const input = { items: Array.from({ length: 20_000 }, (_, i) => ({ at, n: i, gone: undefined })), deep, byName: new Map([["k", { at, tags: new Set([at]) }]]) };
+    expect(deserializeInput(sent(input))).toEqual(input);
+    // A few children under a key, as a Map or Set of dates writes them: within the slack.
+    expect(refusedWith(fanOut(40, 40))).toBe("");
   });
 });

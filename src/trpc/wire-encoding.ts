@@ -144,6 +144,7 @@ export function deserializeInput(value: unknown): unknown {
   const refused = findRefusedKey(json);
   if (refused !== null) throw invalidField(refused, REFUSED_KEY_PROBLEM);
   const tree = withoutSharedReferences(value, json, meta);
+  assertAnnotationsLinear(meta);
   try {
     return superjson.deserialize(tree as SuperJsonResult);
   } catch (error) {
@@ -151,6 +152,63 @@ export function deserializeInput(value: unknown): unknown {
     const why = error instanceof RangeError ? "it overflowed superjson's stack (a class or custom type no input takes, or annotations nested too deep)" : error instanceof Error ? error.message : String(error);
     throw invalidField("meta", `superjson could not read the input by it: ${why}`);
   }
+}
+
+/** Path segments superjson may walk for meta.values, per segment they spell, before they are refused (see assertAnnotationsLinear). */
+export const ANNOTATION_WORK_PER_SEGMENT = 4;
+/** …and beyond that, this many whatever they spell. */
+export const ANNOTATION_WORK_SLACK = 4096;
+
+/**
+ * INVALID_INPUT when meta.values would cost superjson's deserialize more than linear time in
+ * their size. superjson walks the annotation tree copying the whole path so far at each node
+ * ([...origin, ...key]) and walks each node's path again from the root to set it (setDeep, which
+ * goes on through places `json` does not have): a key of K segments over M children costs K × M.
+ * From a body of 350 KB (a key of 32,000 segments over 25,000 children) it held the event loop
+ * 19 s, with or without anything at those places in `json`; a string where a tree goes made it
+ * recurse until its stack ran out, on 44 bytes. superjson writes each annotated value's path in
+ * full (a record of paths, each to [type]; children only under a Map, Set or class, which no
+ * input takes), so what it walks then is about what the keys spell: a tree that makes it walk
+ * more than ANNOTATION_WORK_PER_SEGMENT times that (and a slack) is refused. Iterative, and
+ * stops as soon as the bound is passed: linear in the annotations' size.
+ */
+function assertAnnotationsLinear(meta: unknown): void {
+  if (meta === null || typeof meta !== "object" || !("values" in meta)) return;
+  const stack: Array<{ tree: unknown; depth: number }> = [{ tree: (meta as { values: unknown }).values, depth: 0 }];
+  // Segments the keys spell (and one a node), and segments superjson's traverse would copy and walk.
+  let spelled = 0;
+  let work = 0;
+  const refuse = (why: string) => invalidField("meta.values", `${why}: send them as superjson writes them (each annotated value's path in full, to its type)`);
+  /** Each child of `record`, `depth` segments below the root: its path is copied (depth + the key's segments). */
+  const children = (record: unknown, depth: number) => {
+    if (!record) return;
+    if (typeof record === "string") throw refuse("holds a string where superjson reads a tree, which it would walk until its stack ran out");
+    if (typeof record !== "object") return;
+    for (const [key, child] of Object.entries(record)) {
+      const segments = segmentsOf(key);
+      spelled += segments + 1;
+      work += depth + segments;
+      stack.push({ tree: child, depth: depth + segments });
+    }
+  };
+  while (stack.length > 0) {
+    const { tree, depth } = stack.pop()!;
+    if (Array.isArray(tree)) {
+      // [type, children]: the node is set by its path from the root (setDeep), after its children.
+      work += depth;
+      children(tree[1], depth);
+    } else children(tree, depth);
+    if (work > ANNOTATION_WORK_PER_SEGMENT * spelled + ANNOTATION_WORK_SLACK) {
+      throw refuse(`nest so that superjson would walk more than ${ANNOTATION_WORK_PER_SEGMENT} path segments for each they spell`);
+    }
+  }
+}
+
+/** How many segments superjson's parsePath makes of a path: one more than its dots (an escaped one counted too: an upper bound). */
+function segmentsOf(path: string): number {
+  let n = 1;
+  for (let at = path.indexOf("."); at !== -1; at = path.indexOf(".", at + 1)) n++;
+  return n;
 }
 
 /**
