@@ -120,6 +120,22 @@ function optionsSpelling(schema: z.ZodType | undefined, value: unknown, field: s
 }
 
 /**
+ * Each key of the query string with its values, in the order keys first come: one pass.
+ * URLSearchParams.getAll scans every pair, so a getAll per key was quadratic in the pairs: a
+ * 60 KB query of 16,000 distinct keys (each an unknown field, refused only after) held the event
+ * loop 0.9 s.
+ */
+function queryValues(query: URLSearchParams): Map<string, string[]> {
+  const grouped = new Map<string, string[]>();
+  for (const [key, value] of query) {
+    const values = grouped.get(key);
+    if (values === undefined) grouped.set(key, [value]);
+    else values.push(value);
+  }
+  return grouped;
+}
+
+/**
  * The procedure input for a request. `params` are the matched (already decoded) path
  * parameters, `query` the query string, `body` the parsed JSON object or undefined.
  */
@@ -144,8 +160,7 @@ export function buildInput(route: Route, params: Record<string, string>, query: 
   };
 
   for (const [key, value] of Object.entries(params)) put(key, typed(key, [value]), "path");
-  const queryKeys = [...new Set(query.keys())];
-  for (const key of queryKeys) put(key, typed(key, query.getAll(key)), "query");
+  for (const [key, values] of queryValues(query)) put(key, typed(key, values), "query");
   for (const [key, value] of Object.entries(body ?? {})) put(key, optionsSpelling(fieldSchema(key), value, key), "body");
   return input;
 }
