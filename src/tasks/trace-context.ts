@@ -166,11 +166,16 @@ export function mcpTraceCarrier(meta: Readonly<Record<string, unknown>> | undefi
   const traceparent = text(meta?.traceparent);
   const baggage = text(meta?.baggage);
   if (traceparent === undefined && baggage === undefined) return headers;
-  const trace: TraceCarrier =
-    traceparent !== undefined
-      ? { traceparent, tracestate: text(meta?.tracestate) }
-      : { traceparent: headers?.traceparent, tracestate: headers?.tracestate, [CLIENT_TRACEPARENT]: headers?.[CLIENT_TRACEPARENT], [CLIENT_TRACESTATE]: headers?.[CLIENT_TRACESTATE] };
-  return { ...trace, ...(baggage !== undefined ? { baggage } : { baggage: headers?.baggage, [CLIENT_BAGGAGE]: headers?.[CLIENT_BAGGAGE] }) };
+  // One literal of every key (the headers' own names undefined where _meta speaks).
+  const fromMeta = traceparent !== undefined;
+  return {
+    traceparent: fromMeta ? traceparent : headers?.traceparent,
+    tracestate: fromMeta ? text(meta?.tracestate) : headers?.tracestate,
+    [CLIENT_TRACEPARENT]: fromMeta ? undefined : headers?.[CLIENT_TRACEPARENT],
+    [CLIENT_TRACESTATE]: fromMeta ? undefined : headers?.[CLIENT_TRACESTATE],
+    baggage: baggage ?? headers?.baggage,
+    [CLIENT_BAGGAGE]: baggage !== undefined ? undefined : headers?.[CLIENT_BAGGAGE],
+  };
 }
 
 /**
