@@ -15,6 +15,8 @@
 //   does on a server that has been running a while. A first run's claims find nothing to recall.
 // --ordering-keys: task i is enqueued with orderingKey "key-(i mod K)": with K ≥ N every task has a
 //   key of its own (what a key's line costs its task), with K < C at most K tasks run at once.
+// --key-concurrency W: with --ordering-keys, each task's keyConcurrency (W of a key run at once:
+//   with K × W < C, at most K × W tasks run at once).
 // --heartbeat: each run renews its lease once before its complete: plain, or saving a checkpoint
 //   of ~200 bytes (what a save costs a run beside a heartbeat's own write).
 import { parseArgs } from "node:util";
@@ -32,6 +34,7 @@ const { positionals, values: flags } = parseArgs({
     "no-records": { type: "boolean" },
     warm: { type: "boolean" },
     "ordering-keys": { type: "string" },
+    "key-concurrency": { type: "string" },
     heartbeat: { type: "string" },
   },
 });
@@ -50,6 +53,9 @@ await coordination.start();
 const { tasks } = coordination.services;
 const orderingKeys = flags["ordering-keys"] === undefined ? 0 : Number(flags["ordering-keys"]);
 if (!Number.isSafeInteger(orderingKeys) || orderingKeys < 0) throw new Error(`--ordering-keys: ${flags["ordering-keys"]} is not a count of keys (a whole number; 0: no key)`);
+const keyConcurrency = flags["key-concurrency"] === undefined ? undefined : Number(flags["key-concurrency"]);
+if (keyConcurrency !== undefined && (orderingKeys === 0 || !Number.isSafeInteger(keyConcurrency) || keyConcurrency < 1)) throw new Error(`--key-concurrency: ${flags["key-concurrency"]} is not a count of tasks (a whole number, 1 or more, with --ordering-keys)`);
+const keyed = keyConcurrency === undefined ? {} : { keyConcurrency };
 // The lifecycle's payloads carry { i }, or text whose index the key cannot be read from: a counter then.
 let enqueued = 0;
 const heartbeat = flags.heartbeat;
@@ -59,7 +65,7 @@ const checkpointOf = (taskId) => ({ taskId, step: 3, of: 5, done: ["fetched the 
 /** The run's one renewal before its complete, as --heartbeat asks. */
 const renew = heartbeat === undefined ? async () => undefined : (input) => tasks.heartbeat({ taskId: input.taskId, agentId: input.agentId, leaseToken: input.leaseToken, ...(heartbeat === "checkpoint" ? { checkpoint: checkpointOf(input.taskId) } : {}) });
 const api = {
-  enqueue: (input) => tasks.enqueue(orderingKeys === 0 ? input : { ...input, orderingKey: `key-${enqueued++ % orderingKeys}` }),
+  enqueue: (input) => tasks.enqueue(orderingKeys === 0 ? input : { ...input, orderingKey: `key-${enqueued++ % orderingKeys}`, ...keyed }),
   claim: async (agentId) => (await tasks.claim({ agentId }))[0] ?? null,
   complete: async (input) => {
     await renew(input);
@@ -72,7 +78,7 @@ const lifecycle = () => runLifecycle(api, N, C, flags.text ? textPayloads() : {}
 try {
   if (flags.warm) await lifecycle();
   const { life, enqueueS, lifeS } = await lifecycle();
-  const settings = { memoryContextLimit: config.memoryContextLimit, recordExecutions: config.recordExecutions, payloads: flags.text ? "text" : "number", warm: flags.warm === true, orderingKeys, heartbeat: heartbeat ?? "none" };
+  const settings = { memoryContextLimit: config.memoryContextLimit, recordExecutions: config.recordExecutions, payloads: flags.text ? "text" : "number", warm: flags.warm === true, orderingKeys, keyConcurrency: keyConcurrency ?? 1, heartbeat: heartbeat ?? "none" };
   console.log(JSON.stringify(life.result(N, C, enqueueS, lifeS, settings)));
 } finally {
   await coordination.close();
