@@ -867,6 +867,13 @@ export function TaskPage({ api, onUnauthorized, may, taskId }: ViewProps & { tas
                 </td>
               </tr>
               <tr>
+                <th>baggage</th>
+                {/* W3C Baggage: printable ASCII without spaces by its grammar, up to 8 KiB: it wraps in its cell. */}
+                <td colSpan={5} class="long-text" data-field="baggage">
+                  {data.task.baggage ?? "-"}
+                </td>
+              </tr>
+              <tr>
                 <th>enqueued by</th>
                 <td colSpan={5} data-field="enqueuedBy">
                   {data.task.enqueuedBy ?? "-"}

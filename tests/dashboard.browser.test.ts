@@ -149,6 +149,7 @@ describe.skipIf(!CHROMIUM)("the dashboard in Chromium", () => {
       expect(await page.locator('[data-field="checkpoint"]').textContent()).toBe("-");
       expect(await page.locator('[data-field="trace"]').textContent()).toBe("none");
       expect(await page.locator('[data-field="enqueuedBy"]').textContent()).toBe("-");
+      expect(await page.locator('[data-field="baggage"]').textContent()).toBe("-");
       expect(await page.locator('[data-field="backoff"]').textContent()).toBe("the server's");
       expect(await page.locator('[data-field="expiresAt"]').count()).toBe(0);
       expect(await page.locator('[data-field="maxRunMs"]').count()).toBe(0);
@@ -184,7 +185,8 @@ describe.skipIf(!CHROMIUM)("the dashboard in Chromium", () => {
       const shared = [];
       for (let i = 0; i < 3; i++) shared.push(await t.api.tasks.enqueue.mutate({ queue: "summaries", orderingKey: "tenant:acme", keyConcurrency: 2 }));
       await page.goto(`${t.url}/#/task/${shared[2]!.id}`);
-      await page.locator('[data-field="status"]').getByText("waiting").waitFor({ timeout: 10_000 });
+      // The page before showed a waiting task too: wait for this one's key, not its status.
+      await page.locator('[data-field="orderingKey"]').getByText('key "tenant:acme"').waitFor({ timeout: 10_000 });
       expect(await page.locator('[data-field="orderingKey"]').textContent()).toBe('key "tenant:acme", 2 at a time: waits for its turn, until fewer than 2 tasks of its key are pending or claimed and those enqueued before it have started');
       // A key of 500 characters without a space wraps in its cell: the page keeps its width.
       const pageWidth = await page.evaluate<number>("document.documentElement.scrollWidth");
@@ -193,7 +195,7 @@ describe.skipIf(!CHROMIUM)("the dashboard in Chromium", () => {
       await page.locator('[data-field="orderingKey"]').waitFor({ timeout: 10_000 });
       expect(await page.evaluate<number>("document.documentElement.scrollWidth")).toBeLessThanOrEqual(pageWidth);
       // A running task's page follows the progress its holder reports (the page polls).
-      const running = await t.api.tasks.enqueue.mutate({ queue: "long", backoff: { type: "fixed", delayMs: 90_000, jitter: 0.25 }, ttlMs: 3_600_000, maxRunMs: 600_000, traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01" });
+      const running = await t.api.tasks.enqueue.mutate({ queue: "long", backoff: { type: "fixed", delayMs: 90_000, jitter: 0.25 }, ttlMs: 3_600_000, maxRunMs: 600_000, traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", baggage: "tenant=acme,user=42" });
       const lease = (await t.api.tasks.claim.mutate({ agentId: "agent-x", queues: ["long"] }))!;
       await page.goto(`${t.url}/#/task/${running.id}`);
       await page.locator('[data-field="status"]').getByText("claimed").waitFor({ timeout: 10_000 });
@@ -201,6 +203,7 @@ describe.skipIf(!CHROMIUM)("the dashboard in Chromium", () => {
       expect(await page.locator('[data-field="expiresAt"]').textContent()).toBe(`no run starts after ${await page.evaluate((ms) => new Date(ms).toLocaleString(), running.expiresAt!.getTime())}`);
       // The trace a tracing UI finds it by.
       expect(await page.locator('[data-field="trace"]').textContent()).toBe("trace 0af7651916cd43dd8448eb211c80319c (parent span b7ad6b7169203331, sampled)");
+      expect(await page.locator('[data-field="baggage"]').textContent()).toBe("tenant=acme,user=42");
       expect(await page.locator('[data-field="maxRunMs"]').textContent()).toBe(`10m (this run until ${await page.evaluate((ms) => new Date(ms).toLocaleString(), lease.runDeadlineAt!.getTime())})`);
       await t.api.tasks.heartbeat.mutate({ taskId: running.id, agentId: "agent-x", leaseToken: lease.leaseToken, progress: { step: "drafting", done: 2, of: 5 }, checkpoint: ["intro", "pricing"] });
       await page.locator('[data-field="progress"]').getByText(/^\{"step":"drafting","done":2,"of":5\} \(\d+ (s|min|h|days) ago, at .+\)$/).waitFor({ timeout: 10_000 });
