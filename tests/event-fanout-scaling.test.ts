@@ -1,0 +1,113 @@
+// Every committed event is tested against every parked long-poll (PollWaiters), each with its
+// agent's patterns: up to 1,000 (MAX_SUBSCRIPTION_PATTERNS). Matched as lists, one agent's 64
+// parked polls (maxParkedPerAgent) cost an enqueueMany of 1,000 tasks 64 million comparisons,
+// 1.5 s of the event loop. Counted here: reads of the patterns and of the events' types, which
+// must not grow with polls × events.
+import { describe, expect, it } from "vitest";
+import type { CoordinationEvent } from "../src/events/event-schemas.js";
+import { PollWaiters } from "../src/events/poll-waiters.js";
+import { matchesType, typeMatcher } from "../src/events/type-patterns.js";
+
+/** `items` as an array counting the reads of its items into `reads`. */
+function counted(items: string[], reads: { n: number }): string[] {
+  return new Proxy(items, {
+    get(target, key, receiver) {
+      if (typeof key === "string" && /^\d+$/.test(key)) reads.n++;
+      return Reflect.get(target, key, receiver) as unknown;
+    },
+  });
+}
+
+/** An event whose type counts its reads into `reads`. */
+function event(seq: number, type: string, target: string | null, reads = { n: 0 }): CoordinationEvent {
+  const e = { seq, source: "test", payload: {}, target, createdAt: new Date(0) } as unknown as CoordinationEvent;
+  Object.defineProperty(e, "type", { enumerable: true, get: () => (reads.n++, type) });
+  return e;
+}
+
+/** A small deterministic generator (mulberry32). */
+function random(seed: number): () => number {
+  return () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const WORDS = ["a", "b", "task", "x-y", "", "a.b", "."];
+function randomType(next: () => number): string {
+  const depth = 1 + Math.floor(next() * 4);
+  return Array.from({ length: depth }, () => WORDS[Math.floor(next() * WORDS.length)]).join(".");
+}
+function randomPattern(next: () => number): string {
+  const roll = next();
+  if (roll < 0.05) return "*";
+  return roll < 0.5 ? `${randomType(next)}.*` : randomType(next);
+}
+
+describe("type patterns matched by set", () => {
+  it("typeMatcher answers as matchesType does, odd strings included", () => {
+    const next = random(7);
+    for (let round = 0; round < 2000; round++) {
+      const patterns = Array.from({ length: Math.floor(next() * 6) }, () => randomPattern(next));
+      const matches = typeMatcher(patterns);
+      for (let i = 0; i < 10; i++) {
+        const type = randomType(next);
+        expect(matches(type), `${type} against ${JSON.stringify(patterns)}`).toBe(matchesType(type, patterns));
+      }
+    }
+  });
+});
+
+describe("parked polls are woken in time independent of their number and their patterns", () => {
+  it("1,000 events against 64 polls of 1,000 patterns none matches read no pattern, and each event's type once", () => {
+    const waiters = new PollWaiters();
+    const patternReads = { n: 0 };
+    const typeReads = { n: 0 };
+    const patterns = Array.from({ length: 1000 }, (_, i) => (i % 2 === 0 ? `zz${i}.sub.*` : `zz${i}.exact`));
+    // As EventService.poll does: a ticket first (patterns not known), its patterns once its read tells them.
+    const tickets = Array.from({ length: 64 }, () => waiters.ticket("agent"));
+    for (const ticket of tickets) ticket.types = counted(patterns, patternReads);
+    const filed = patternReads.n;
+    waiters.observe(Array.from({ length: 1000 }, (_, i) => event(i + 1, "task.enqueued", null, typeReads)));
+    expect(tickets.filter((ticket) => ticket.isWoken)).toHaveLength(0);
+    // Read once each when filed, never per event (64 million reads before).
+    expect(patternReads.n - filed).toBe(0);
+    expect(filed).toBeLessThanOrEqual(2 * 64 * 1000);
+    expect(typeReads.n).toBeLessThanOrEqual(1000);
+    waiters.observe([event(1001, "zz2.sub.deeper.still", null)]);
+    expect(tickets.filter((ticket) => ticket.isWoken)).toHaveLength(64);
+    for (const ticket of tickets) ticket.cancel();
+    expect(waiters.size).toBe(0);
+  });
+
+  it("wakes exactly the polls whose agent or patterns an event matches, as they change and leave", () => {
+    const next = random(11);
+    const agents = ["a1", "a2", "a3"];
+    for (let round = 0; round < 300; round++) {
+      const waiters = new PollWaiters();
+      const tickets = Array.from({ length: 8 }, () => {
+        const agent = agents[Math.floor(next() * agents.length)]!;
+        const roll = next();
+        const types = roll < 0.15 ? undefined : roll < 0.25 ? [] : Array.from({ length: 1 + Math.floor(next() * 5) }, () => randomPattern(next));
+        return waiters.ticket(agent, types);
+      });
+      // Some learn their patterns after filing (undefined first), some change them, some leave.
+      for (const ticket of tickets) {
+        const roll = next();
+        if (roll < 0.3) ticket.types = Array.from({ length: Math.floor(next() * 4) }, () => randomPattern(next));
+        else if (roll < 0.4) ticket.types = undefined;
+      }
+      const left = new Set(tickets.filter(() => next() < 0.2));
+      for (const ticket of left) ticket.cancel();
+      expect(waiters.size).toBe(tickets.length - left.size);
+      const events = Array.from({ length: 1 + Math.floor(next() * 4) }, (_, i) => event(i + 1, randomType(next), next() < 0.3 ? agents[Math.floor(next() * agents.length)]! : null));
+      const expected = tickets.map((ticket) => !left.has(ticket) && events.some((e) => (e.target !== null ? e.target === ticket.agentId : ticket.types === undefined || matchesType(e.type, ticket.types))));
+      waiters.observe(events);
+      expect(tickets.map((ticket) => ticket.isWoken), JSON.stringify({ types: tickets.map((t) => t.types), events: events.map((e) => [e.type, e.target]) })).toEqual(expected);
+      for (const ticket of tickets) ticket.cancel();
+      expect(waiters.size).toBe(0);
+    }
+  });
+});
