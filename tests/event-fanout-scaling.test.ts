@@ -1,10 +1,14 @@
-// Every committed event is tested against every parked long-poll (PollWaiters), each with its
-// agent's patterns: up to 1,000 (MAX_SUBSCRIPTION_PATTERNS). Matched as lists, one agent's 64
-// parked polls (maxParkedPerAgent) cost an enqueueMany of 1,000 tasks 64 million comparisons,
-// 1.5 s of the event loop. Counted here: reads of the patterns and of the events' types, which
-// must not grow with polls × events.
+// Every committed event is tested against every parked long-poll (PollWaiters) and every open live
+// stream (events.onEvent), each with its agent's patterns: up to 1,000 (MAX_SUBSCRIPTION_PATTERNS)
+// and a stream's own 100 more. Matched as lists, one agent's 64 parked polls (maxParkedPerAgent)
+// cost an enqueueMany of 1,000 tasks 64 million comparisons, 1.5 s of the event loop; 2,000
+// streams (maxSubscriptionsPerCredential), 47 s. Counted here: reads of the patterns and of the
+// events' types, which must not grow with polls × events or streams × events.
 import { describe, expect, it } from "vitest";
+import type { EventBus } from "../src/events/event-bus.js";
 import type { CoordinationEvent } from "../src/events/event-schemas.js";
+import type { EventService } from "../src/events/event-service.js";
+import { streamEvents } from "../src/events/event-stream.js";
 import { PollWaiters } from "../src/events/poll-waiters.js";
 import { matchesType, typeMatcher } from "../src/events/type-patterns.js";
 
@@ -109,5 +113,42 @@ describe("parked polls are woken in time independent of their number and their p
       for (const ticket of tickets) ticket.cancel();
       expect(waiters.size).toBe(0);
     }
+  });
+});
+
+describe("live streams filter a batch by its kinds of events, not event by event", () => {
+  it("200 streams of 100 patterns none matches read each of 1,000 events' types about once, and a stream gets what it wants in order", async () => {
+    const listeners = new Set<(events: readonly CoordinationEvent[]) => void>();
+    const bus = { lastSeq: 0, listen: (l: (events: readonly CoordinationEvent[]) => void) => (listeners.add(l), () => listeners.delete(l)) } as unknown as EventBus;
+    const service = { liveStreams: new Set(), streamSetup: () => Promise.resolve({ subscription: null, mailboxStart: 0 }) } as unknown as EventService;
+    const deps = { bus, service, bufferLimit: 10_000, bufferBytesLimit: 1 << 30, onOverflow: () => undefined, socketBacklog: () => 0 };
+    const abort = new AbortController();
+    const streams = Array.from({ length: 200 }, (_, s) => streamEvents(deps, { types: Array.from({ length: 100 }, (_, k) => `yy${s}x${k}.*`) }, abort.signal));
+    const firsts = streams.map((stream) => stream.next());
+    const watcher = streamEvents(deps, { types: ["build.*", "deploy.done"] }, abort.signal);
+    const got: unknown[] = [];
+    const watching = (async () => {
+      for await (const envelope of watcher) {
+        got.push((envelope as unknown as [string, CoordinationEvent])[1].seq);
+        if (got.length === 4) return;
+      }
+    })();
+    // Let every stream learn its patterns and wait for events.
+    for (let i = 0; i < 10; i++) await new Promise((resolve) => setImmediate(resolve));
+    expect(listeners.size).toBe(201);
+
+    const typeReads = { n: 0 };
+    const batch = Array.from({ length: 1000 }, (_, i) => event(i + 1, "task.enqueued", null, typeReads));
+    for (const listener of listeners) listener(batch);
+    // 201 × 1,000 reads before; now each event's once, and each stream's one kind.
+    expect(typeReads.n).toBeLessThanOrEqual(1000 + 2 * 201);
+
+    const mixed = [event(1001, "build.started", null), event(1002, "deploy.done", null), event(1003, "deploy.started", null), event(1004, "build.started", "someone"), event(1005, "build.x.y", null), event(1006, "task.enqueued", null), event(1007, "build.started", null)];
+    for (const listener of listeners) listener(mixed);
+    await watching;
+    expect(got).toEqual([1001, 1002, 1005, 1007]);
+    abort.abort();
+    await Promise.all(streams.map((stream) => stream.return(undefined)));
+    await Promise.all(firsts.map((first) => first.catch(() => undefined)));
   });
 });

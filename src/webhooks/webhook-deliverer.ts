@@ -13,7 +13,7 @@ import type { Database } from "../db/thread/database.js";
 import type { CoordinationEvent } from "../events/event-schemas.js";
 import { isJsonObject } from "../json-checks.js";
 import { storedTrace, tracedBy } from "../tasks/trace-context.js";
-import { matchesType } from "../events/type-patterns.js";
+import { typeMatcher } from "../events/type-patterns.js";
 import type { Logger } from "../logger.js";
 import { VERSION } from "../version.js";
 import type { WebhookTurn } from "./webhook-commands.js";
@@ -83,6 +83,8 @@ export class WebhookDeliverer {
    * and finds webhooks created or changed by another server on the file).
    */
   private patterns: readonly string[] = ["*"];
+  /** `patterns` as a matcher: up to 100 webhooks of 100 patterns each, against every committed event. */
+  private matches: (type: string) => boolean = () => true;
   /** The request under way of each webhook this process delivers: an operator's change here aborts it. */
   private readonly inFlight = new Map<string, AbortController>();
   /** Webhooks an operator changed through this process while their loop ran: the loop ends before its next request. */
@@ -116,7 +118,7 @@ export class WebhookDeliverer {
 
   /** Committed events (the bus): untargeted ones may be some webhook's. */
   observe(events: readonly CoordinationEvent[]): void {
-    if (this.stopped || this.d.shutdown.aborted || this.patterns.length === 0 || !events.some((event) => event.target === null && matchesType(event.type, this.patterns))) return;
+    if (this.stopped || this.d.shutdown.aborted || this.patterns.length === 0 || !events.some((event) => event.target === null && this.matches(event.type))) return;
     for (const id of this.running.keys()) this.again.add(id);
     void this.look().catch(() => undefined);
   }
@@ -144,6 +146,7 @@ export class WebhookDeliverer {
   private async findDue(): Promise<void> {
     const { due, patterns } = await this.d.db.read("webhooks.due", { now: Date.now(), excluding: [...this.running.keys()], limit: MAX_WEBHOOKS });
     this.patterns = patterns;
+    this.matches = typeMatcher(patterns);
     for (const id of due) {
       if (this.stopped || this.running.has(id)) continue;
       const loop = this.deliver(id)
