@@ -3,16 +3,8 @@
 import superjson from "superjson";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { encodedBytesUpTo } from "../client/encoded-size.js";
+import { seededRandom } from "./helpers/seeded-random.js";
 
-/** A deterministic pseudo-random source (mulberry32). */
-function random(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Characters of every UTF-8 length, JSON escapes and a lone surrogate. */
 const ALPHABET = ["a", "Z", "7", " ", '"', "\\", "\n", "\u0000", "\u001f", "é", "ж", "漢", "😀", "\ud800", "\udfff", "\u2028"];
@@ -42,7 +34,7 @@ afterEach(() => {
 
 describe("encodedBytesUpTo", () => {
   it("is the UTF-8 length of the JSON for plain JSON values, escapes and lone surrogates included", () => {
-    const next = random(7);
+    const next = seededRandom(7);
     for (let n = 0; n < 2000; n++) {
       const value = jsonValue(next, 0);
       expect(encodedBytesUpTo(value, Number.POSITIVE_INFINITY)).toBe(Buffer.byteLength(JSON.stringify(value)));

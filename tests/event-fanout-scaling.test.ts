@@ -11,6 +11,7 @@ import type { EventService } from "../src/events/event-service.js";
 import { streamEvents } from "../src/events/event-stream.js";
 import { PollWaiters } from "../src/events/poll-waiters.js";
 import { matchesType, typeMatcher } from "../src/events/type-patterns.js";
+import { seededRandom } from "./helpers/seeded-random.js";
 
 /** `items` as an array counting the reads of its items into `reads`. */
 function counted(items: string[], reads: { n: number }): string[] {
@@ -29,15 +30,6 @@ function event(seq: number, type: string, target: string | null, reads = { n: 0 
   return e;
 }
 
-/** A small deterministic generator (mulberry32). */
-function random(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const WORDS = ["a", "b", "task", "x-y", "", "a.b", "."];
 function randomType(next: () => number): string {
@@ -52,7 +44,7 @@ function randomPattern(next: () => number): string {
 
 describe("type patterns matched by set", () => {
   it("typeMatcher answers as matchesType does, odd strings included", () => {
-    const next = random(7);
+    const next = seededRandom(7);
     for (let round = 0; round < 2000; round++) {
       const patterns = Array.from({ length: Math.floor(next() * 6) }, () => randomPattern(next));
       const matches = typeMatcher(patterns);
@@ -87,7 +79,7 @@ describe("parked polls are woken in time independent of their number and their p
   });
 
   it("wakes exactly the polls whose agent or patterns an event matches, as they change and leave", () => {
-    const next = random(11);
+    const next = seededRandom(11);
     const agents = ["a1", "a2", "a3"];
     for (let round = 0; round < 300; round++) {
       const waiters = new PollWaiters();
