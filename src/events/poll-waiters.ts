@@ -13,7 +13,7 @@
 // MAX_SUBSCRIPTION_PATTERNS) cost an enqueueMany of 1,000 tasks 64 million comparisons, 1.5 s of
 // the event loop.
 import type { CoordinationEvent } from "./event-schemas.js";
-import { isPrefix, matchesType, prefixesOf } from "./type-patterns.js";
+import { patternKinds, prefixesOf } from "./type-patterns.js";
 import { WakeTicket } from "../wakeup.js";
 
 /** What the registry does for a ticket: index its patterns anew, or let it go. */
@@ -46,12 +46,6 @@ export class PollTicket extends WakeTicket {
   set types(types: readonly string[] | undefined) {
     this.patterns = types;
     this.registry.retype(this, types);
-  }
-
-  /** Whether `event` wakes it (the rule the index keeps; observe does not call it). */
-  wants(event: CoordinationEvent): boolean {
-    if (event.target !== null) return event.target === this.agentId;
-    return this.patterns === undefined || matchesType(event.type, this.patterns);
   }
 
   cancel(): void {
@@ -157,12 +151,7 @@ export class PollWaiters {
       ticket.indexed = undefined;
       return;
     }
-    const exact = new Set<string>();
-    const prefixes = new Set<string>();
-    for (const pattern of types) {
-      if (isPrefix(pattern)) prefixes.add(pattern.slice(0, -1));
-      else exact.add(pattern);
-    }
+    const { exact, prefixes } = patternKinds(types);
     for (const type of exact) this.byExact.add(type, ticket);
     for (const prefix of prefixes) {
       if (this.byPrefix.add(prefix, ticket)) this.prefixLengths.set(prefix.length, (this.prefixLengths.get(prefix.length) ?? 0) + 1);

@@ -17,15 +17,24 @@ export function matchesType(type: string, patterns: readonly string[]): boolean 
  */
 export function typeMatcher(patterns: readonly string[]): (type: string) => boolean {
   if (patterns.includes("*")) return () => true;
+  const { exact, prefixes } = patternKinds(patterns);
+  if (prefixes.size === 0) return (type) => exact.has(type);
+  const lengths = new Set([...prefixes].map((prefix) => prefix.length));
+  return (type) => exact.has(type) || prefixesOf(type, lengths, (prefix) => prefixes.has(prefix));
+}
+
+/**
+ * Patterns without `*` by kind: exact types, and prefixes as a type starting with them reads
+ * ("task.*" as "task."), each once: what typeMatcher and the parked polls' index look up.
+ */
+export function patternKinds(patterns: readonly string[]): { exact: Set<string>; prefixes: Set<string> } {
   const exact = new Set<string>();
   const prefixes = new Set<string>();
   for (const pattern of patterns) {
     if (isPrefix(pattern)) prefixes.add(pattern.slice(0, -1));
     else exact.add(pattern);
   }
-  if (prefixes.size === 0) return (type) => exact.has(type);
-  const lengths = new Set([...prefixes].map((prefix) => prefix.length));
-  return (type) => exact.has(type) || prefixesOf(type, lengths, (prefix) => prefixes.has(prefix));
+  return { exact, prefixes };
 }
 
 /**

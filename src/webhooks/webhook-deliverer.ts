@@ -78,13 +78,13 @@ export class WebhookDeliverer {
   private lookAgain = false;
   private stopped = false;
   /**
-   * The type patterns of the enabled webhooks, as the last look found them: events of no such
-   * type start no look (the job's next one, within leaseSweepMs, moves their cursors past them,
-   * and finds webhooks created or changed by another server on the file).
+   * The type patterns of the enabled webhooks, as the last look found them, as a matcher (up to
+   * 100 webhooks of 100 patterns each, against every committed event); null: none, so no event is
+   * looked at. Events of no such type start no look (the job's next one, within leaseSweepMs,
+   * moves their cursors past them, and finds webhooks created or changed by another server on the
+   * file). Before the first look, every type.
    */
-  private patterns: readonly string[] = ["*"];
-  /** `patterns` as a matcher: up to 100 webhooks of 100 patterns each, against every committed event. */
-  private matches: (type: string) => boolean = () => true;
+  private matches: ((type: string) => boolean) | null = () => true;
   /** The request under way of each webhook this process delivers: an operator's change here aborts it. */
   private readonly inFlight = new Map<string, AbortController>();
   /** Webhooks an operator changed through this process while their loop ran: the loop ends before its next request. */
@@ -118,7 +118,8 @@ export class WebhookDeliverer {
 
   /** Committed events (the bus): untargeted ones may be some webhook's. */
   observe(events: readonly CoordinationEvent[]): void {
-    if (this.stopped || this.d.shutdown.aborted || this.patterns.length === 0 || !events.some((event) => event.target === null && this.matches(event.type))) return;
+    const matches = this.matches;
+    if (this.stopped || this.d.shutdown.aborted || matches === null || !events.some((event) => event.target === null && matches(event.type))) return;
     for (const id of this.running.keys()) this.again.add(id);
     void this.look().catch(() => undefined);
   }
@@ -145,8 +146,7 @@ export class WebhookDeliverer {
 
   private async findDue(): Promise<void> {
     const { due, patterns } = await this.d.db.read("webhooks.due", { now: Date.now(), excluding: [...this.running.keys()], limit: MAX_WEBHOOKS });
-    this.patterns = patterns;
-    this.matches = typeMatcher(patterns);
+    this.matches = patterns.length === 0 ? null : typeMatcher(patterns);
     for (const id of due) {
       if (this.stopped || this.running.has(id)) continue;
       const loop = this.deliver(id)
