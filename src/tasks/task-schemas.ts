@@ -261,6 +261,9 @@ export const enqueueInput = enqueueFields
     if (input.tracestate != null && input.traceparent == null) {
       ctx.addIssue({ code: "custom", path: ["tracestate"], message: "needs a traceparent: a tracestate goes with the trace context it belongs to" });
     }
+    if (input.keyConcurrency !== undefined && input.orderingKey === undefined) {
+      ctx.addIssue({ code: "custom", path: ["keyConcurrency"], message: "is how many tasks of its orderingKey may run at once: give an orderingKey with it" });
+    }
     if (input.dedupe?.replace === true && input.dedupe.until === "settled") {
       ctx.addIssue({ code: "custom", path: ["dedupe", "replace"], message: 'needs until "claimed": a task under way cannot take a new payload' });
     }

@@ -111,9 +111,6 @@ export class TaskTransitions {
     // fail the claim (or cancel) that enqueues it, nor every claim behind it.
     if (request.scheduleId === undefined) assertJsonDepth(field, request.payload, this.d.config.maxJsonDepth);
     const task = field.replace(/\.payload$/, "");
-    if (request.keyConcurrency !== undefined && request.orderingKey === undefined) {
-      throw invalidField(task === "payload" ? "keyConcurrency" : `${task}.keyConcurrency`, "is how many tasks of its orderingKey may run at once: give an orderingKey with it");
-    }
     const dependsField = task === "payload" ? "dependsOn" : `${task}.dependsOn`;
     const dependsOn = request.dependsOn === undefined ? undefined : batchTasksNamed(request.dependsOn, dependsField, batchIds);
     const definition = {
