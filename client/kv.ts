@@ -31,6 +31,12 @@ export interface UpdateKeyOptions {
   agentId?: string;
   /** The written key reads as absent this many ms later (left out: never). */
   ttlMs?: number;
+  /**
+   * true: the written key is tied to the writing agent's life (kv.set's ephemeral): deleted when it
+   * is seen offline or deregisters. Each write says its own: left out, the key written outlives its
+   * writer, whatever it was before.
+   */
+  ephemeral?: boolean;
   /** How many writes may meet a newer version before KeyContended (100 by default). */
   maxAttempts?: number;
   /** Stops the update between attempts (its reason is thrown); a write under way is let finish, so its outcome is known (or KeyWriteUnknown says it is not). */
@@ -93,6 +99,7 @@ export async function updateKey(api: CoordinationApi, options: UpdateKeyOptions,
       idempotencyKey: `updateKey:${randomUUID()}`,
       ...(options.agentId === undefined ? {} : { agentId: options.agentId }),
       ...(options.ttlMs === undefined ? {} : { ttlMs: options.ttlMs }),
+      ...(options.ephemeral === undefined ? {} : { ephemeral: options.ephemeral }),
     };
     // A write got no answer: it may be stored. Sent again it finds itself (its key), unless another
     // write came after it; stopped by the caller meanwhile, its outcome is unknown.

@@ -598,6 +598,7 @@ export function SharedState({ api, onUnauthorized, may }: ViewProps) {
               <th>by</th>
               <th>updated</th>
               <th>expires</th>
+              <th title="The agent whose life the key is tied to: it is deleted when that agent is seen offline or deregisters">goes with</th>
               <th></th>
             </tr>
           </thead>
@@ -613,6 +614,7 @@ export function SharedState({ api, onUnauthorized, may }: ViewProps) {
                 <td class="long-text">{entry.updatedBy ?? "-"}</td>
                 <td>{time(entry.updatedAt)}</td>
                 <td>{time(entry.expiresAt)}</td>
+                <td class="long-text">{entry.ephemeralOwner ?? "-"}</td>
                 <td class="actions">
                   {may.write && <button onClick={() => void remove(entry.key, entry.version)}>Delete</button>}
                 </td>

@@ -91,8 +91,10 @@ export const OPERATOR_USAGE = [
   "       coordination webhooks disable ID [--reason TEXT]        send nothing until enabled (its events wait in the log)",
   "       coordination webhooks rotate-secret ID [--grace DURATION]   a new secret (printed once); the old signs too for",
   "                                    DURATION (24h by default; 0s: stops at once)",
-  "       coordination kv [list] [--prefix TEXT] [--after KEY]   the keys of shared state: version, written when and by whom, expiry,",
-  "                                    the value cut short (up to 10,000 keys; --after: those after KEY; --json: {items, nextCursor})",
+  "       coordination kv [list] [--prefix TEXT] [--ephemeral-owner AGENT] [--after KEY]   the keys of shared state: version,",
+  "                                    written when and by whom, expiry, the agent whose life it is tied to, the value cut short",
+  "                                    (up to 10,000 keys; --ephemeral-owner: only those tied to AGENT; --after: those after KEY;",
+  "                                    --json: {items, nextCursor})",
   "       coordination kv get KEY                                 its value (JSON), version, when and by whom written; exit 3 if absent",
   "       coordination kv set KEY JSON [--if-version N] [--ttl DURATION]   write the value (quoted as the shell needs: '{\"step\":2}',",
   "                                    '\"text\"'); --if-version: only if that is its version now (0: only if absent), else exit 3,",
@@ -329,7 +331,7 @@ interface Parsed {
   options: Record<string, string | true>;
 }
 
-const VALUE_OPTIONS = new Set(["--url", "--token", "--config", "--queue", "--status", "--agent", "--limit", "--cursor", "--capability", "--health", "--types", "--from", "--after", "--before", "--reason", "--cron", "--timezone", "--every", "--start", "--end", "--max-runs", "--overlap", "--payload", "--priority", "--timeout", "--at", "--delay", "--expires", "--ttl", "--max-run", "--for", "--holder", "--prefix", "--fencing-token", "--description", "--grace", "--if-version", "--attempt", "--level", "--tail", "--dedupe-key", "--ordering-key", "--trace-id", "--enqueued-by", "--by", "--min", "--max"]);
+const VALUE_OPTIONS = new Set(["--url", "--token", "--config", "--queue", "--status", "--agent", "--limit", "--cursor", "--capability", "--health", "--types", "--from", "--after", "--before", "--reason", "--cron", "--timezone", "--every", "--start", "--end", "--max-runs", "--overlap", "--payload", "--priority", "--timeout", "--at", "--delay", "--expires", "--ttl", "--max-run", "--for", "--holder", "--prefix", "--fencing-token", "--description", "--grace", "--if-version", "--attempt", "--level", "--tail", "--dedupe-key", "--ordering-key", "--trace-id", "--enqueued-by", "--by", "--min", "--max", "--ephemeral-owner"]);
 /** Options that take no value. */
 const FLAG_OPTIONS = new Set(["--json", "--all", "--any", "--cordoned", "--follow", "--clear-checkpoint"]);
 
@@ -361,7 +363,7 @@ function commandOptions(words: readonly string[], options: Parsed["options"]): r
   if (command === "events" && sub === "tail") return ["--types", "--agent", "--from"];
   if (command === "locks") return sub === undefined || sub === "list" ? ["--holder", "--prefix"] : sub === "force-release" ? ["--reason"] : [];
   if (command === "semaphores") return sub === undefined || sub === "list" ? ["--holder", "--prefix"] : sub === "force-release" ? ["--fencing-token", "--reason"] : [];
-  if (command === "kv") return sub === undefined || sub === "list" ? ["--prefix", "--after"] : sub === "set" ? ["--if-version", "--ttl"] : sub === "increment" ? ["--by", "--min", "--max", "--ttl"] : sub === "delete" ? ["--if-version"] : [];
+  if (command === "kv") return sub === undefined || sub === "list" ? ["--prefix", "--ephemeral-owner", "--after"] : sub === "set" ? ["--if-version", "--ttl"] : sub === "increment" ? ["--by", "--min", "--max", "--ttl"] : sub === "delete" ? ["--if-version"] : [];
   if (command === "webhooks") return sub === "add" ? ["--types", "--description", "--from"] : sub === "disable" ? ["--reason"] : sub === "rotate-secret" ? ["--grace"] : [];
   return undefined;
 }
@@ -533,6 +535,7 @@ const FLAG_OF_FIELD: Record<string, string> = {
   by: "--by",
   min: "--min",
   max: "--max",
+  ephemeralOwner: "--ephemeral-owner",
 };
 
 /**
@@ -1360,7 +1363,9 @@ const KV_LIST_MAX = 10_000;
 type KvEntry = RouterOutputs["kv"]["set"];
 
 /** A key's expiry as the CLI shows it: "never expires", or "expires 2026-12-04 21:55:00Z". */
-const kvExpiry = (entry: { expiresAt: Date | null }): string => (entry.expiresAt === null ? "never expires" : `expires ${when(entry.expiresAt)}`);
+const kvExpiry = (entry: { expiresAt: Date | null; ephemeralOwner: string | null }): string =>
+  (entry.expiresAt === null ? (entry.ephemeralOwner === null ? "never expires" : "no expiry") : `expires ${when(entry.expiresAt)}`) +
+  (entry.ephemeralOwner === null ? "" : `, goes with agent ${printable(entry.ephemeralOwner)} (deleted when it is seen offline or deregisters)`);
 
 /** Who wrote a key's value, after "updated …": " by AGENT", or nothing when the write named none. */
 const kvWriter = (entry: { updatedBy: string | null }): string => (entry.updatedBy === null ? "" : ` by ${entry.updatedBy}`);
@@ -1400,6 +1405,7 @@ async function kvCommand(
   const [, sub, key] = words;
   if (sub === undefined || (sub === "list" && words.length === 2)) {
     const prefix = str(options["--prefix"]);
+    const ephemeralOwner = str(options["--ephemeral-owner"]);
     // --json keeps whole entries; the table only each row's cells (a value cut to a cell, not up
     // to 64 KiB of it ten thousand times).
     const items: KvEntry[] = [];
@@ -1407,10 +1413,15 @@ async function kvCommand(
     let after = str(options["--after"]);
     let nextCursor: string | null = null;
     for (;;) {
-      const page = await api.kv.list.query({ limit: Math.min(1000, KV_LIST_MAX - rows.length), ...(prefix === undefined ? {} : { prefix }), ...(after === undefined ? {} : { after }) });
+      const page = await api.kv.list.query({
+        limit: Math.min(1000, KV_LIST_MAX - rows.length),
+        ...(prefix === undefined ? {} : { prefix }),
+        ...(ephemeralOwner === undefined ? {} : { ephemeralOwner }),
+        ...(after === undefined ? {} : { after }),
+      });
       for (const entry of page.items) {
         if (json) items.push(entry);
-        rows.push(json ? [] : [entry.key, String(entry.version), when(entry.updatedAt), entry.updatedBy ?? "-", when(entry.expiresAt), cut(printable(JSON.stringify(entry.value)), CELL_CHARS)]);
+        rows.push(json ? [] : [entry.key, String(entry.version), when(entry.updatedAt), entry.updatedBy ?? "-", when(entry.expiresAt), entry.ephemeralOwner ?? "-", cut(printable(JSON.stringify(entry.value)), CELL_CHARS)]);
       }
       nextCursor = page.nextCursor;
       if (nextCursor === null || rows.length >= KV_LIST_MAX) break;
@@ -1418,8 +1429,8 @@ async function kvCommand(
     }
     print({ items, nextCursor }, () =>
       rows.length === 0
-        ? `no key${prefix === undefined ? "" : ` starting with ${printable(JSON.stringify(prefix))}`}${typeof options["--after"] === "string" ? ` after ${printable(options["--after"])}` : ""}\n`
-        : table(["KEY", "VERSION", "UPDATED", "BY", "EXPIRES", "VALUE"], rows) +
+        ? `no key${prefix === undefined ? "" : ` starting with ${printable(JSON.stringify(prefix))}`}${ephemeralOwner === undefined ? "" : ` tied to agent ${printable(ephemeralOwner)}`}${typeof options["--after"] === "string" ? ` after ${printable(options["--after"])}` : ""}\n`
+        : table(["KEY", "VERSION", "UPDATED", "BY", "EXPIRES", "GOES WITH", "VALUE"], rows) +
           (nextCursor === null ? "" : `(more keys than ${KV_LIST_MAX.toLocaleString("en-US")}: narrow with --prefix, or go on with --after ${printable(nextCursor)})\n`),
     );
     return 0;

@@ -201,6 +201,12 @@ export const SETTINGS = {
     doc: "A webhook whose deliveries have failed for this long with none succeeding is disabled (webhook.disabled; webhooks.update with enabled true starts it again from the event it stopped at)",
   },
   maxLocksPerAgent: { ...int(1, 1_000_000), default: 1000, doc: "Most named locks and semaphore permits one agent may hold at once, together (locks.acquire and semaphores.acquire answer LIMIT_EXCEEDED past it): each is a row, and its deregistration releases them all in one write" },
+  maxEphemeralKeysPerAgent: {
+    // MAX_EPHEMERAL_KEYS_PER_AGENT (kv-commands.ts): what one write deletes when the agent goes.
+    ...int(1, 10_000),
+    default: 1000,
+    doc: "Most keys tied to one agent's life at once (kv.set with ephemeral; kv.set answers LIMIT_EXCEEDED past it): the write that sees the agent offline, or deregisters it, deletes them all",
+  },
   maxMcpSessionsPerAgent: {
     ...int(1, 10_000),
     default: 8,

@@ -304,8 +304,8 @@ describe("AppRouter types", () => {
   });
 
   it("shared state procedures", () => {
-    type Entry = { key: string; value: JsonValue; version: number; createdAt: Date; updatedAt: Date; updatedBy: string | null; expiresAt: Date | null };
-    expectTypeOf<In["kv"]["set"]>().toEqualTypeOf<{ key: string; value: JsonValue; ifVersion?: number; ttlMs?: number; agentId?: string; idempotencyKey?: string }>();
+    type Entry = { key: string; value: JsonValue; version: number; createdAt: Date; updatedAt: Date; updatedBy: string | null; expiresAt: Date | null; ephemeralOwner: string | null };
+    expectTypeOf<In["kv"]["set"]>().toEqualTypeOf<{ key: string; value: JsonValue; ifVersion?: number; ttlMs?: number; ephemeral?: boolean; agentId?: string; idempotencyKey?: string }>();
     expectTypeOf<Out["kv"]["set"]>().toEqualTypeOf<Entry>();
     expectTypeOf<In["kv"]["increment"]>().toEqualTypeOf<{ key: string; by?: number; min?: number; max?: number; ttlMs?: number; agentId?: string; idempotencyKey?: string }>();
     // The number it holds now: budget code compares it without a cast.
@@ -314,7 +314,7 @@ describe("AppRouter types", () => {
     expectTypeOf<Out["kv"]["get"]>().toEqualTypeOf<{ key: string; entry: Entry | null }>();
     expectTypeOf<In["kv"]["delete"]>().toEqualTypeOf<{ key: string; ifVersion?: number; agentId?: string }>();
     expectTypeOf<Out["kv"]["delete"]>().toEqualTypeOf<{ deleted: boolean; entry: Entry | null }>();
-    expectTypeOf<In["kv"]["list"]>().toEqualTypeOf<{ prefix?: string; after?: string; limit?: number }>();
+    expectTypeOf<In["kv"]["list"]>().toEqualTypeOf<{ prefix?: string; ephemeralOwner?: string; after?: string; limit?: number }>();
     expectTypeOf<Out["kv"]["list"]>().toEqualTypeOf<{ items: Entry[]; nextCursor: string | null }>();
   });
 

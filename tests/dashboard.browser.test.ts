@@ -109,14 +109,17 @@ describe.skipIf(!CHROMIUM)("the dashboard in Chromium", () => {
       await expect.poll(() => hookRow.getAttribute("data-enabled"), { timeout: 10_000 }).toBe("true");
       await t.api.webhooks.remove.mutate({ id: webhook.id });
 
-      // Shared state's keys show with their versions, values and writers; one deleted from the page, at the version shown.
+      // Shared state's keys show with their versions, values, writers and the agent whose life one is
+      // tied to; one deleted from the page, at the version shown.
       await page.locator('[data-testid="keys-none"]').waitFor({ timeout: 10_000 });
-      const leader = await t.api.kv.set.mutate({ key: "runs/42/leader", value: { agent: "stuck-agent" }, agentId: "stuck-agent", ttlMs: 600_000 });
+      const leader = await t.api.kv.set.mutate({ key: "runs/42/leader", value: { agent: "stuck-agent" }, agentId: "stuck-agent", ttlMs: 600_000, ephemeral: true });
       await t.api.kv.set.mutate({ key: "runs/42/plan", value: { step: "x".repeat(200) } });
       const keyRow = page.locator('[data-key="runs/42/leader"]');
       await expect.poll(() => keyRow.getAttribute("data-version"), { timeout: 10_000 }).toBe(String(leader.version));
-      expect(await keyRow.locator("td").allTextContents()).toEqual(["runs/42/leader", String(leader.version), '{"agent":"stuck-agent"}', "stuck-agent", expect.any(String), expect.any(String), "Delete"]);
+      expect(await keyRow.locator("td").allTextContents()).toEqual(["runs/42/leader", String(leader.version), '{"agent":"stuck-agent"}', "stuck-agent", expect.any(String), expect.any(String), "stuck-agent", "Delete"]);
+      await page.locator('[data-key="runs/42/plan"]').waitFor({ timeout: 10_000 });
       expect((await page.locator('[data-key="runs/42/plan"] code').textContent())!.length).toBe(120);
+      expect(await page.locator('[data-key="runs/42/plan"] td').nth(6).textContent()).toBe("-");
       await keyRow.getByRole("button", { name: "Delete" }).click();
       await page.getByText("deleted runs/42/leader").waitFor({ timeout: 10_000 });
       await expect.poll(() => keyRow.count(), { timeout: 10_000 }).toBe(0);

@@ -87,11 +87,11 @@ describe("shared state from the command line", () => {
     const long = await t.api.kv.set.mutate({ key: "plans/repo-b", value: { text: "x".repeat(100) }, agentId: "writer" });
     const listed = await run({ args: ["kv"], env });
     expect([listed.code, listed.stderr]).toEqual([0, ""]);
-    expect(listed.stdout.split("\n")[0]).toMatch(/^KEY\s+VERSION\s+UPDATED\s+BY\s+EXPIRES\s+VALUE$/);
+    expect(listed.stdout.split("\n")[0]).toMatch(/^KEY\s+VERSION\s+UPDATED\s+BY\s+EXPIRES\s+GOES WITH\s+VALUE$/);
     expect(rows(listed.stdout)).toEqual([
-      ["plans/repo-a", "1", at(first.updatedAt), "-", at(first.expiresAt!), '{"steps":["read","write"]}'],
-      ["plans/repo-b", "4", at(long.updatedAt), "writer", "-", `{"text":"${"x".repeat(50)}…`],
-      ["status", "3", at(red.updatedAt), "-", "-", '"red"'],
+      ["plans/repo-a", "1", at(first.updatedAt), "-", at(first.expiresAt!), "-", '{"steps":["read","write"]}'],
+      ["plans/repo-b", "4", at(long.updatedAt), "writer", "-", "-", `{"text":"${"x".repeat(50)}…`],
+      ["status", "3", at(red.updatedAt), "-", "-", "-", '"red"'],
     ]);
     const plans = await run({ args: ["kv", "list", "--prefix", "plans/", "--json"], env });
     expect(JSON.parse(plans.stdout)).toEqual({ items: asJson([first, long]), nextCursor: null });
@@ -122,6 +122,15 @@ describe("shared state from the command line", () => {
       ["kv.deleted", { key: "status", version: 3, deletedBy: null }],
       ["kv.deleted", { key: "plans/repo-b", version: 4, deletedBy: null }],
     ]);
+
+    // A key tied to an agent's life says so, and the agent's keys list alone.
+    const presence = await t.api.kv.set.mutate({ key: "presence/w1", value: "here", agentId: "w1", ephemeral: true });
+    expect(await run({ args: ["kv", "get", "presence/w1"], env })).toMatchObject({
+      code: 0,
+      stdout: `key presence/w1: version ${presence.version}, updated ${at(presence.updatedAt)} by w1, created ${at(presence.createdAt)}, no expiry, goes with agent w1 (deleted when it is seen offline or deregisters)\n"here"\n`,
+    });
+    expect(rows((await run({ args: ["kv", "--ephemeral-owner", "w1"], env })).stdout)).toEqual([["presence/w1", String(presence.version), at(presence.updatedAt), "w1", "-", "w1", '"here"']]);
+    expect(await run({ args: ["kv", "--ephemeral-owner", "w2"], env })).toMatchObject({ code: 0, stdout: "no key tied to agent w2\n" });
   }, 300_000);
 
   it("a usage error says what is wrong and shows the command's usage, exit 2, before anything is sent", async () => {
@@ -140,7 +149,7 @@ describe("shared state from the command line", () => {
       [["kv", "get", "a", "b"], "kv get takes one KEY (got 2)"],
       [["kv", "get", "a", "--prefix", "x"], "kv get does not take --prefix (it takes none of its own)"],
       [["kv", "watch"], "kv watch needs a KEY"],
-      [["kv", "--holder", "x"], "kv does not take --holder (it takes --prefix, --after)"],
+      [["kv", "--holder", "x"], "kv does not take --holder (it takes --prefix, --ephemeral-owner, --after)"],
       [["kv", "bogus"], 'unknown command "kv bogus"'],
     ] as const) {
       const answer = await run({ args: [...args], env });

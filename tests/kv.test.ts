@@ -37,13 +37,13 @@ describe("shared state", () => {
     expect(await api.kv.get.query({ key: "plans/repo-a" })).toEqual({ key: "plans/repo-a", entry: null });
     const before = Date.now();
     const first = await api.kv.set.mutate({ key: "plans/repo-a", value: { steps: ["read", "write"] }, agentId: "planner" });
-    expect(first).toEqual({ key: "plans/repo-a", value: { steps: ["read", "write"] }, version: 1, createdAt: expect.any(Date), updatedAt: first.createdAt, updatedBy: "planner", expiresAt: null });
+    expect(first).toEqual({ key: "plans/repo-a", value: { steps: ["read", "write"] }, version: 1, createdAt: expect.any(Date), updatedAt: first.createdAt, updatedBy: "planner", expiresAt: null, ephemeralOwner: null });
     expect(first.createdAt.getTime()).toBeGreaterThanOrEqual(before);
     // Another key takes the next version: one counter for every key.
     const other = await api.kv.set.mutate({ key: "status", value: "green" });
     expect(other).toMatchObject({ version: 2, updatedBy: null });
     const second = await api.kv.set.mutate({ key: "plans/repo-a", value: { steps: ["read"] }, agentId: "editor" });
-    expect(second).toEqual({ key: "plans/repo-a", value: { steps: ["read"] }, version: 3, createdAt: first.createdAt, updatedAt: expect.any(Date), updatedBy: "editor", expiresAt: null });
+    expect(second).toEqual({ key: "plans/repo-a", value: { steps: ["read"] }, version: 3, createdAt: first.createdAt, updatedAt: expect.any(Date), updatedBy: "editor", expiresAt: null, ephemeralOwner: null });
     expect(await api.kv.get.query({ key: "plans/repo-a" })).toEqual({ key: "plans/repo-a", entry: second });
     // JSON of every kind is a value, null included.
     for (const value of [null, 0, "", [], false, { a: { b: [1, 2.5, "x"] } }]) {
@@ -277,7 +277,7 @@ describe("shared state", () => {
     t = await startTestServer();
     const put = await rest(t.url, "PUT", "/kv/plans%2Frepo-a", { value: { step: 1 }, ifVersion: 0, ttlMs: 60_000 });
     expect(put.status).toBe(200);
-    expect(put.body).toEqual({ key: "plans/repo-a", value: { step: 1 }, version: 1, createdAt: expect.any(String), updatedAt: put.body.createdAt, updatedBy: null, expiresAt: expect.any(String) });
+    expect(put.body).toEqual({ key: "plans/repo-a", value: { step: 1 }, version: 1, createdAt: expect.any(String), updatedAt: put.body.createdAt, updatedBy: null, expiresAt: expect.any(String), ephemeralOwner: null });
     expect(Date.parse(put.body.expiresAt) - Date.parse(put.body.updatedAt)).toBe(60_000);
     const conflict = await rest(t.url, "PUT", "/kv/plans%2Frepo-a", { value: { step: 2 }, ifVersion: 0 });
     expect(conflict.status).toBe(409);

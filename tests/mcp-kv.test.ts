@@ -41,7 +41,7 @@ describe("shared state through MCP tools", () => {
 
     expect(await callTool(client, "get_key", { key: "plans/repo-a" })).toEqual({ key: "plans/repo-a", entry: null });
     const written = await callTool(client, "set_key", { key: "plans/repo-a", value: { steps: ["read", "write"] } });
-    expect(written).toEqual({ key: "plans/repo-a", value: { steps: ["read", "write"] }, version: 1, createdAt: expect.stringMatching(ISO), updatedAt: written.createdAt, updatedBy: "planner", expiresAt: null });
+    expect(written).toEqual({ key: "plans/repo-a", value: { steps: ["read", "write"] }, version: 1, createdAt: expect.stringMatching(ISO), updatedAt: written.createdAt, updatedBy: "planner", expiresAt: null, ephemeralOwner: null });
     expect(await callTool(client, "get_key", { key: "plans/repo-a" })).toEqual({ key: "plans/repo-a", entry: written });
     // As a strict function-calling host sends it: every optional field null. A value of null stays null.
     const nulled = await callTool(client, "set_key", { key: "plans/repo-a", value: null, ifVersion: null, ttlMs: null });

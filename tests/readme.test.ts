@@ -149,7 +149,7 @@ describe("README", () => {
     const taskFor: Record<string, string> = { get: completed[0]!, wait: completed[0]!, promote: delayed.id, update: pending.id, logs: logged.id };
     const block = blocks("sh").find((b) => b.includes("npx coordination stats"))!;
     const lines = block.split("\n").filter((line) => line.startsWith("npx coordination "));
-    expect(lines.length).toBe(34);
+    expect(lines.length).toBe(35);
     const env = { COORDINATION_URL: t.url };
     try {
       for (const line of lines) {
@@ -275,6 +275,10 @@ describe("README", () => {
 
   it("runs the key concurrency example as written", async () => {
     expect(await runExample("keyConcurrency: 2 });", "key-concurrency")).toBe("acme:1 acme:2 globex:1\n4\n");
+  });
+
+  it("runs the ephemeral keys example as written: the agent's keys go with its deregistration", async () => {
+    expect(await runExample('ephemeralOwner: "worker-7"', "ephemeral-keys")).toBe("[ 'presence/worker-7', 'working-on/ticket-42' ]\nnull\n");
   });
 
   it("runs the counters example as written", async () => {

@@ -27,10 +27,21 @@ export interface AgentCommandDeps {
   releaseLocks: (ctx: WriteContext, request: { agentId: string; reason: string }) => number;
   /** Ends every semaphore permit `agentId` holds, each with its semaphore.released. How many. */
   releasePermits: (ctx: WriteContext, request: { agentId: string; reason: string }) => number;
+  /** Deletes every key tied to `agentId`'s life, each with its kv.deleted saying why. How many. */
+  dropEphemeralKeys: (ctx: WriteContext, request: { agentId: string; reason: "owner offline" | "owner deregistered" }) => number;
+  /** How many keys present at `now` are tied to `agentId`'s life. */
+  ephemeralKeysOf: (agentId: string, now: number) => number;
 }
 
 /** The claims of agents gone (offline, deregistered) one write frees at most; the rest go a write at a time. */
 export const RELEASE_BATCH = 500;
+
+/**
+ * The keys tied to agents' lives one health check's write deletes, about: an agent seen offline
+ * has all of its keys deleted in the write that sees it so (up to maxEphemeralKeysPerAgent, which
+ * may pass this for the write's first such agent); the agents after it wait for the next write.
+ */
+export const EPHEMERAL_KEYS_BATCH = 1000;
 
 export function agentCommands(d: AgentCommandDeps) {
   return {
@@ -105,11 +116,14 @@ export function agentCommands(d: AgentCommandDeps) {
       // Its named locks and semaphore permits go with it (at most maxLocksPerAgent): nobody is left to renew them.
       const releasedLocks = d.releaseLocks(ctx, { agentId, reason: "deregistered" });
       const releasedPermits = d.releasePermits(ctx, { agentId, reason: "deregistered" });
+      // So do the keys tied to its life (at most maxEphemeralKeysPerAgent).
+      const deletedKeys = d.dropEphemeralKeys(ctx, { agentId, reason: "owner deregistered" });
       d.events.appendSystem(ctx, "agent.deregistered", {
         agentId,
         releasedTasks: args.releasedBefore + released.length,
         ...(releasedLocks > 0 ? { releasedLocks } : {}),
         ...(releasedPermits > 0 ? { releasedPermits } : {}),
+        ...(deletedKeys > 0 ? { deletedKeys } : {}),
       });
       // Forgotten now (a claim later in this batch must register it again; rolled back, the agent
       // is only looked up once more) and after the commit (a sign of life earlier in this batch
@@ -127,13 +141,26 @@ export function agentCommands(d: AgentCommandDeps) {
      * `sharedGraceMs`: how far the monitor's look on the reader may lag asOf. At most `limit`
      * agents a write: each change appends an event and may release claims; RELEASE_BATCH claims
      * at most are freed with them (an agent's releasedTasks counts those), the rest by
-     * agents.releaseOffline, a write at a time.
+     * agents.releaseOffline, a write at a time. An agent seen offline has the keys tied to its
+     * life deleted in the same write; once EPHEMERAL_KEYS_BATCH of them were, the agents left are
+     * the next write's (`more`).
      */
-    "agents.checkHealth": (ctx: WriteContext, args: { asOf: number; limit: number }): { changed: number; sharedGraceMs: number } => {
+    "agents.checkHealth": (ctx: WriteContext, args: { asOf: number; limit: number }): { changed: number; more: boolean; sharedGraceMs: number } => {
       const sharedGraceMs = offlineShiftMs(d.lockWaitGrace());
       const changes = d.agents.healthChanges(d.healthCutoffs(args.asOf - sharedGraceMs), args.limit, args.asOf);
       let budget = RELEASE_BATCH;
+      let keysDeleted = 0;
+      let changed = 0;
       for (const agent of changes) {
+        let deletedKeys = 0;
+        if (agent.current === "offline") {
+          const keys = d.ephemeralKeysOf(agent.id, ctx.now);
+          // The write's first agent goes whatever it holds: each write makes headway.
+          if (keys > 0 && keysDeleted > 0 && keysDeleted + keys > EPHEMERAL_KEYS_BATCH) return { changed, more: true, sharedGraceMs };
+          if (keys > 0) deletedKeys = d.dropEphemeralKeys(ctx, { agentId: agent.id, reason: "owner offline" });
+          keysDeleted += deletedKeys;
+        }
+        changed += 1;
         d.agents.setHealth(agent.id, agent.current, ctx.now);
         let released = 0;
         if (agent.current === "offline") {
@@ -149,9 +176,10 @@ export function agentCommands(d: AgentCommandDeps) {
           previousHealth: agent.health,
           lastHeartbeatAt: toDate(agent.lastHeartbeatAt).toISOString(),
           ...(agent.current === "offline" ? { releasedTasks: released } : {}),
+          ...(deletedKeys > 0 ? { deletedKeys } : {}),
         });
       }
-      return { changed: changes.length, sharedGraceMs };
+      return { changed, more: changed >= args.limit, sharedGraceMs };
     },
 
     /**

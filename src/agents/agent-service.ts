@@ -3,7 +3,7 @@
 import type { Config } from "../config.js";
 import type { Database } from "../db/thread/database.js";
 import type { JsonObject } from "../json-types.js";
-import { inBatches } from "../db/in-batches.js";
+import { inBatches, whileMore } from "../db/in-batches.js";
 import { invalidField } from "../errors.js";
 import { isJsonObject, sameJson } from "../json-checks.js";
 import { assertJsonDepth } from "../json-value.js";
@@ -135,10 +135,10 @@ export class AgentService {
     const asOf = Date.now();
     const changed = !(await this.db.read("agents.anyHealthChange", asOf - this.checkGraceMs))
       ? 0
-      : await inBatches(HEALTH_BATCH, async () => {
-          const { changed, sharedGraceMs } = await this.db.write("agents.checkHealth", { asOf, limit: HEALTH_BATCH });
+      : await whileMore(async () => {
+          const { changed, more, sharedGraceMs } = await this.db.write("agents.checkHealth", { asOf, limit: HEALTH_BATCH });
           this.checkGraceMs = sharedGraceMs;
-          return changed;
+          return { done: changed, more };
         });
     // Cordons whose time passed (they hold no more), lifted with their events: read on the reader first.
     if (await this.db.read("agents.anyLapsedCordon", Date.now())) await inBatches(HEALTH_BATCH, () => this.db.write("agents.liftLapsedCordons", HEALTH_BATCH));

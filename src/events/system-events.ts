@@ -91,14 +91,14 @@ export type SystemEventPayloads = {
   /** Registered again (capabilities), back to healthy (previousHealth), or a new status from a heartbeat. */
   "agent.updated": { agentId: string; health: AgentHealth; previousHealth?: AgentHealth; capabilities?: string[]; status?: string; lastHeartbeatAt?: string };
   "agent.stale": { agentId: string; health: AgentHealth; previousHealth: AgentHealth; lastHeartbeatAt: string };
-  /** Its claims went back to the queue: releasedTasks of them with this event (500 at most), any more in the writes after it, each with its task.lease_expired. */
-  "agent.offline": { agentId: string; health: AgentHealth; previousHealth: AgentHealth; lastHeartbeatAt: string; releasedTasks?: number };
+  /** Its claims went back to the queue: releasedTasks of them with this event (500 at most), any more in the writes after it, each with its task.lease_expired. deletedKeys: the keys tied to its life, deleted with it (each with its kv.deleted). */
+  "agent.offline": { agentId: string; health: AgentHealth; previousHealth: AgentHealth; lastHeartbeatAt: string; releasedTasks?: number; deletedKeys?: number };
   /** No claim or steal hands it a task from now (agents.cordon; `automatic`: quarantined after `failures` failed runs in a row); reason: null when none was given; `until`: when it lifts by itself (null: when uncordoned); cordonedBy: the credential (null on an open server, in-process, or automatic). */
   "agent.cordoned": { agentId: string; reason: string | null; cordonedBy: string | null; until: string | null; automatic: boolean; failures?: number };
   /** Its cordon was lifted: by agents.uncordon (uncordonedBy: the credential, null on an open server or in-process), or by itself at its `until` (`lapsed`; `automatic`: it was a quarantine); its claims take tasks again; cordonedAt: when it was cordoned. */
   "agent.uncordoned": { agentId: string; uncordonedBy: string | null; cordonedAt: string; lapsed?: true; automatic?: true };
-  /** reason "retention": removed after agentRetentionMs offline (it held no task, no named lock and no semaphore permit). releasedLocks, releasedPermits: the named locks and semaphore permits it held, released with it (each with its lock.released or semaphore.released). */
-  "agent.deregistered": { agentId: string; releasedTasks: number; releasedLocks?: number; releasedPermits?: number; reason?: "retention" };
+  /** reason "retention": removed after agentRetentionMs offline (it held no task, no named lock and no semaphore permit). releasedLocks, releasedPermits: the named locks and semaphore permits it held, released with it (each with its lock.released or semaphore.released); deletedKeys: the keys tied to its life, deleted with it (each with its kv.deleted). */
+  "agent.deregistered": { agentId: string; releasedTasks: number; releasedLocks?: number; releasedPermits?: number; deletedKeys?: number; reason?: "retention" };
   /** No claim or steal takes the queue's tasks until it is resumed; pausedBy: the credential's id (null when open or in-process). */
   "queue.paused": { queue: string; reason: string | null; pausedBy: string | null };
   /** Claims take the queue's tasks again; pausedAt: when the pause it ends began; resumedBy as pausedBy. */
@@ -163,12 +163,17 @@ export type SystemEventPayloads = {
    * Key `key` of shared state holds a new value (kv.set), at `version`; previousVersion: the
    * version it replaced (0: the write created the key); updatedBy: the agent that wrote it (null:
    * none named); expiresAt: when it reads as absent (absent: never). The value is left out (up to
-   * 64 KiB a write, read with kv.get): the event says which key moved. incrementedBy: written by
-   * kv.increment, what it added (absent: a kv.set).
+   * 64 KiB a write, read with kv.get): the event says which key moved. ephemeralOwner: the agent
+   * whose life the key is tied to (absent: none). incrementedBy: written by kv.increment, what it
+   * added (absent: a kv.set).
    */
-  "kv.set": { key: string; version: number; previousVersion: number; updatedBy: string | null; expiresAt?: string; incrementedBy?: number };
-  /** Key `key` was deleted (kv.delete) at `version`; deletedBy: the agent that deleted it (null: none named). */
-  "kv.deleted": { key: string; version: number; deletedBy: string | null };
+  "kv.set": { key: string; version: number; previousVersion: number; updatedBy: string | null; expiresAt?: string; ephemeralOwner?: string; incrementedBy?: number };
+  /**
+   * Key `key` was deleted (kv.delete) at `version`; deletedBy: the agent that deleted it (null: none
+   * named). A key tied to an agent's life that went with it: `ephemeralOwner` that agent, `reason`
+   * "owner offline" (seen offline) or "owner deregistered", deletedBy null.
+   */
+  "kv.deleted": { key: string; version: number; deletedBy: string | null; ephemeralOwner?: string; reason?: "owner offline" | "owner deregistered" };
   /** Key `key` expired at expiredAt: it read as absent from then (its version `version`). */
   "kv.expired": { key: string; version: number; expiredAt: string };
   /** A schedule has no run ahead: its last run was claimed (reason "maxRuns": runs reached maxRuns), or the next time it names is past its endAt ("endAt"). It stays, with nextRunAt null, until set again or removed. */

@@ -37,7 +37,8 @@ const ENTRY_FIXED_BYTES = 400;
 /** A page's braces, field names and superjson's envelope, with room to spare. */
 const PAGE_ENVELOPE_BYTES = 200;
 /** What an entry weighs in an answer: its value goes out as the JSON text it is stored as. */
-const entryAnswerBytes = (row: KvRow): number => ENTRY_FIXED_BYTES + jsonTextBytes(row.key) + utf8Bytes(row.value) + (row.updatedBy === null ? 0 : jsonTextBytes(row.updatedBy));
+const entryAnswerBytes = (row: KvRow): number =>
+  ENTRY_FIXED_BYTES + jsonTextBytes(row.key) + utf8Bytes(row.value) + (row.updatedBy === null ? 0 : jsonTextBytes(row.updatedBy)) + (row.ephemeralOwner === null ? 0 : jsonTextBytes(row.ephemeralOwner));
 
 /** A key as answered: `row` when present at `now`, else null. */
 export function toEntry(row: KvRow | undefined, now: number): KvEntry | null {
@@ -50,6 +51,7 @@ export function toEntry(row: KvRow | undefined, now: number): KvEntry | null {
     updatedAt: new Date(Number(row.updatedAt)),
     updatedBy: row.updatedBy,
     expiresAt: row.expiresAt === null ? null : new Date(Number(row.expiresAt)),
+    ephemeralOwner: row.ephemeralOwner,
   };
 }
 
@@ -60,7 +62,22 @@ function versionConflict(key: string, expected: number, row: KvRow | undefined, 
   return new CoordinationError("VERSION_CONFLICT", `key ${JSON.stringify(key)}: ifVersion ${expected} ${expected === 0 ? "asks that it be absent" : "does not match"}, and ${found}: read it again and decide anew`, { key, ifVersion: expected, entry });
 }
 
-export function kvCommands(d: { kv: KvStore; events: EventStore }) {
+/** The largest maxEphemeralKeysPerAgent a server takes (config.ts): what an agent's going deletes in one write at most. */
+export const MAX_EPHEMERAL_KEYS_PER_AGENT = 10_000;
+
+/** Why an agent's ephemeral keys went, as their kv.deleted says it. */
+export type EphemeralEnd = "owner offline" | "owner deregistered";
+
+export interface KvCommandDeps {
+  kv: KvStore;
+  events: EventStore;
+  /** The most keys tied to one agent's life at once (maxEphemeralKeysPerAgent). */
+  maxEphemeralKeysPerAgent: number;
+  /** A sign of life of `agentId` (an unknown one is registered): an ephemeral set is one. */
+  noteAgent: (ctx: WriteContext, agentId: string) => void;
+}
+
+export function kvCommands(d: KvCommandDeps) {
   /** Deletes a key whose expiry passed, with its kv.expired. */
   const expire = (ctx: WriteContext, row: KvRow): void => {
     d.kv.remove(row.key, row.version);
@@ -75,19 +92,30 @@ export function kvCommands(d: { kv: KvStore; events: EventStore }) {
     ctx: WriteContext,
     key: string,
     row: KvRow | undefined,
-    change: Pick<KvRow, "value" | "updatedBy" | "idempotencyKey" | "expiresAt">,
+    change: Pick<KvRow, "value" | "updatedBy" | "idempotencyKey" | "expiresAt" | "ephemeralOwner">,
     incrementedBy?: number,
   ): KvRow => {
     const present = kvPresent(row, ctx.now);
     if (row !== undefined && !present) expire(ctx, row);
     const current = present ? Number(row.version) : 0;
-    const written = d.kv.put({ key, value: change.value, previousVersion: current, createdAt: present ? Number(row.createdAt) : ctx.now, updatedAt: ctx.now, updatedBy: change.updatedBy, idempotencyKey: change.idempotencyKey, expiresAt: change.expiresAt });
+    const written = d.kv.put({
+      key,
+      value: change.value,
+      previousVersion: current,
+      createdAt: present ? Number(row.createdAt) : ctx.now,
+      updatedAt: ctx.now,
+      updatedBy: change.updatedBy,
+      idempotencyKey: change.idempotencyKey,
+      expiresAt: change.expiresAt,
+      ephemeralOwner: change.ephemeralOwner,
+    });
     d.events.appendSystem(ctx, "kv.set", {
       key: written.key,
       version: written.version,
       previousVersion: current,
       updatedBy: written.updatedBy,
       ...(written.expiresAt === null ? {} : { expiresAt: iso(written.expiresAt) }),
+      ...(written.ephemeralOwner === null ? {} : { ephemeralOwner: written.ephemeralOwner }),
       ...(incrementedBy === undefined ? {} : { incrementedBy }),
     });
     return written;
@@ -101,9 +129,14 @@ export function kvCommands(d: { kv: KvStore; events: EventStore }) {
      * lost) while the key holds its write is answered with that write, not written twice (sent
      * with another value, ifVersion or ttlMs: IDEMPOTENCY_MISMATCH); once another write came after it,
      * the key is another's and the resend is judged as any set. `ttlMs`: it reads as absent that
-     * long from now (null: never).
+     * long from now (null: never). `ephemeralOwner`: the agent (its writer) whose life the key is
+     * tied to: deleted when that agent is seen offline or deregisters; the set is a sign of the
+     * agent's life, and LIMIT_EXCEEDED when it holds maxEphemeralKeysPerAgent other such keys.
      */
-    "kv.set": (ctx: WriteContext, request: { key: string; value: string; ifVersion?: number | undefined; ttlMs: number | null; updatedBy: string | null; idempotencyKey: string | null }): KvEntry => {
+    "kv.set": (
+      ctx: WriteContext,
+      request: { key: string; value: string; ifVersion?: number | undefined; ttlMs: number | null; updatedBy: string | null; idempotencyKey: string | null; ephemeralOwner: string | null },
+    ): KvEntry => {
       // Looked at before anything is written: a refusal must leave the write clean (one that
       // changed rows before it throws costs its whole batch a rerun, savepoint by savepoint).
       const row = d.kv.get(request.key);
@@ -118,6 +151,7 @@ export function kvCommands(d: { kv: KvStore; events: EventStore }) {
           ...(row.value === request.value ? [] : ["value"]),
           ...(request.ifVersion === undefined || request.ifVersion === Number(row.previousVersion) ? [] : ["ifVersion"]),
           ...(ttlMs === request.ttlMs ? [] : ["ttlMs"]),
+          ...((row.ephemeralOwner === null) === (request.ephemeralOwner === null) ? [] : ["ephemeral"]),
         ];
         if (differs.length === 0) return toEntry(row, ctx.now)!;
         throw new CoordinationError("IDEMPOTENCY_MISMATCH", `key ${JSON.stringify(request.key)}: idempotencyKey ${JSON.stringify(request.idempotencyKey)} wrote version ${row.version} with another ${differs.join(" and ")}: give each write a key of its own`, {
@@ -127,7 +161,23 @@ export function kvCommands(d: { kv: KvStore; events: EventStore }) {
         });
       }
       if (request.ifVersion !== undefined && request.ifVersion !== current) throw versionConflict(request.key, request.ifVersion, row, ctx.now);
-      const written = write(ctx, request.key, row, { value: request.value, updatedBy: request.updatedBy, idempotencyKey: request.idempotencyKey, expiresAt: request.ttlMs === null ? null : ctx.now + request.ttlMs });
+      const owner = request.ephemeralOwner;
+      if (owner !== null) {
+        // A key it holds already is replaced, not added: only another counts against the bound.
+        const ownKey = present && row.ephemeralOwner === owner;
+        const held = ownKey ? 0 : d.kv.countEphemeralOf(owner, ctx.now, d.maxEphemeralKeysPerAgent);
+        if (held >= d.maxEphemeralKeysPerAgent) {
+          throw new CoordinationError("LIMIT_EXCEEDED", `agent ${JSON.stringify(owner)} holds ${held} keys tied to its life already (maxEphemeralKeysPerAgent ${d.maxEphemeralKeysPerAgent}): delete one, or set this key without ephemeral`);
+        }
+        d.noteAgent(ctx, owner);
+      }
+      const written = write(ctx, request.key, row, {
+        value: request.value,
+        updatedBy: request.updatedBy,
+        idempotencyKey: request.idempotencyKey,
+        expiresAt: request.ttlMs === null ? null : ctx.now + request.ttlMs,
+        ephemeralOwner: owner,
+      });
       return toEntry(written, ctx.now)!;
     },
 
@@ -216,6 +266,8 @@ export function kvCommands(d: { kv: KvStore; events: EventStore }) {
           idempotencyKey: null,
           // A window's counter: its first increment sets when the window ends, the others keep it.
           expiresAt: present ? row.expiresAt : request.ttlMs === null ? null : ctx.now + request.ttlMs,
+          // Tied to an agent's life, it stays so (as it keeps its expiry); one it creates is not.
+          ephemeralOwner: present ? row.ephemeralOwner : null,
         },
         request.by,
       );
@@ -223,6 +275,20 @@ export function kvCommands(d: { kv: KvStore; events: EventStore }) {
       const entry = toEntry(written, ctx.now) as KvCounter;
       if (request.idempotencyKey !== null) d.kv.rememberIncrement(writer, request.idempotencyKey, { key: request.key, request: asked, entry: entryText(entry) }, ctx.now);
       return entry;
+    },
+
+    /**
+     * Deletes the keys tied to `agentId`'s life (at most maxEphemeralKeysPerAgent), each with its
+     * kv.deleted saying why: the agent was seen offline, or deregistered. How many.
+     */
+    "kv.dropEphemeralOf": (ctx: WriteContext, request: { agentId: string; reason: EphemeralEnd }): number => {
+      // All of them: an agent may hold more than the bound when it was lowered since they were set.
+      const rows = d.kv.ephemeralOf(request.agentId, ctx.now, MAX_EPHEMERAL_KEYS_PER_AGENT);
+      for (const row of rows) {
+        d.kv.remove(row.key, row.version);
+        d.events.appendSystem(ctx, "kv.deleted", { key: row.key, version: Number(row.version), deletedBy: null, ephemeralOwner: request.agentId, reason: request.reason });
+      }
+      return rows.length;
     },
 
     /**
@@ -244,9 +310,9 @@ export function kvQueries(d: { kv: KvStore; maxResponseBytes: number }) {
   return {
     "kv.get": (request: { key: string; now: number }): KvRead => ({ key: request.key, entry: toEntry(d.kv.get(request.key), request.now) }),
     /** The keys present, by key, of `prefix` when given, up to `limit` and the answer's byte budget: a page cut short by either has a nextCursor. */
-    "kv.page": (request: { prefix?: string | undefined; after?: string | undefined; limit: number; now: number }): KvPage => {
+    "kv.page": (request: { prefix?: string | undefined; ephemeralOwner?: string | undefined; after?: string | undefined; limit: number; now: number }): KvPage => {
       const { prefix, limit, now } = request;
-      const rows = d.kv.page({ from: prefix, after: request.after }, now);
+      const rows = d.kv.page({ from: prefix, after: request.after, ephemeralOwner: request.ephemeralOwner }, now);
       // One more than the page: whether a page follows. Past the prefix's range nothing matches.
       const matching = (function* () {
         let taken = 0;

@@ -39,11 +39,17 @@ export const setInput = z.strictObject({
   ttlMs: int(1, MAX_TTL_MS)
     .optional()
     .describe("The key reads as absent this many ms from now (1 ms to 366 days), and is deleted with a kv.expired event. Left out, it never expires: each set says its own expiry"),
+  ephemeral: z
+    .boolean()
+    .optional()
+    .describe(
+      "true: the key is tied to the writing agent's life (agentId, or the credential's agent): deleted, with a kv.deleted naming why, in the write that sees that agent offline (its heartbeats stopped) or deregisters it. Presence, a claim on a piece of work, an address others find it at. The set is a sign of life of the agent (an unknown one is registered). An agent holds at most maxEphemeralKeysPerAgent (1,000) such keys (429 LIMIT_EXCEEDED). Left out or false, the key outlives its writer: each set says its own",
+    ),
   agentId: writerField,
   idempotencyKey: text(200)
     .optional()
     .describe(
-      "This write's own key: sent again with it (its answer lost), the write is answered as stored, not made twice, while the key holds it (once another write came after it, the resend is judged as any set: a VERSION_CONFLICT with ifVersion). Sent with another value, ifVersion or ttlMs, 409 IDEMPOTENCY_MISMATCH. Give each write its own; keys are the writer's own",
+      "This write's own key: sent again with it (its answer lost), the write is answered as stored, not made twice, while the key holds it (once another write came after it, the resend is judged as any set: a VERSION_CONFLICT with ifVersion). Sent with another value, ifVersion, ttlMs or ephemeral, 409 IDEMPOTENCY_MISMATCH. Give each write its own; keys are the writer's own",
     ),
 });
 export type SetRequest = z.output<typeof setInput>;
@@ -93,6 +99,7 @@ export type GetRequest = z.output<typeof getInput>;
 
 export const listInput = z.strictObject({
   prefix: text(MAX_KEY).optional().describe('Only the keys that start with this text (case-sensitive): "plans/"'),
+  ephemeralOwner: name().optional().describe("Only the keys tied to this agent's life (kv.set with ephemeral): what goes when it does"),
   after: text(MAX_KEY).optional().describe("Only the keys that sort after this one (byte order): the previous page's nextCursor"),
   limit: int(1, 1000).default(100).describe("The most keys answered (100 by default; fewer when their values would pass maxResponseBytes)"),
 });
@@ -109,6 +116,10 @@ export const kvEntrySchema = z
     updatedAt: z.date().describe("When this value was written"),
     updatedBy: z.string().nullable().describe("The agent that wrote it (null: a write naming none)"),
     expiresAt: z.date().nullable().describe("When it reads as absent (null: never)"),
+    ephemeralOwner: z
+      .string()
+      .nullable()
+      .describe("The agent whose life the key is tied to (kv.set with ephemeral): it is deleted when that agent is seen offline or deregisters. Null: it outlives its writer"),
   })
   .meta({ id: "KvEntry" });
 export type KvEntry = z.infer<typeof kvEntrySchema>;

@@ -4,6 +4,7 @@
 // file, or at the key's expiry (no event comes of that until a write or the expiry job meets it).
 import type { Database } from "../db/thread/database.js";
 import type { ConsumingCall } from "../delivery/delivery.js";
+import { invalidField } from "../errors.js";
 import { assertJsonDepth } from "../json-value.js";
 import { expireRunOut } from "../locks/grant-wait.js";
 import { watchUntil, type WatchDeps } from "../watch-until.js";
@@ -25,9 +26,13 @@ export class KvService {
    * key's version now (0: absent). VERSION_CONFLICT otherwise, `details.entry` the key as it is;
    * a set sent again with its idempotencyKey after its answer was lost gets the entry it wrote
    * while no other write came after it (IDEMPOTENCY_MISMATCH with another value or ifVersion).
+   * `ephemeral`: tied to the life of `agentId` (INVALID_INPUT naming `ephemeral` without one;
+   * LIMIT_EXCEEDED past maxEphemeralKeysPerAgent).
    */
   set(request: SetRequest): Promise<KvEntry> {
     assertJsonDepth("value", request.value, this.d.config.maxJsonDepth);
+    // An agent credential's own agent is filled in before this; an admin's or an open server's set names one.
+    if (request.ephemeral === true && request.agentId === undefined) throw invalidField("ephemeral", "ties the key to an agent's life: name the agent (agentId)");
     return this.d.db.write("kv.set", {
       key: request.key,
       value: JSON.stringify(request.value),
@@ -35,6 +40,7 @@ export class KvService {
       ttlMs: request.ttlMs ?? null,
       updatedBy: request.agentId ?? null,
       idempotencyKey: request.idempotencyKey ?? null,
+      ephemeralOwner: request.ephemeral === true ? request.agentId! : null,
     });
   }
 
@@ -85,7 +91,7 @@ export class KvService {
 
   /** The keys present now, by key, a page (see kv.list). */
   list(request: ListRequest): Promise<KvPage> {
-    return this.d.db.read("kv.page", { prefix: request.prefix, after: request.after, limit: request.limit, now: Date.now() });
+    return this.d.db.read("kv.page", { prefix: request.prefix, ephemeralOwner: request.ephemeralOwner, after: request.after, limit: request.limit, now: Date.now() });
   }
 
   /**

@@ -17,6 +17,8 @@ export interface KvRow {
   /** The write's own key (null: none). */
   idempotencyKey: string | null;
   expiresAt: number | null;
+  /** The agent whose life the key is tied to (kv.set's ephemeral): it goes when that agent does. Null: none. */
+  ephemeralOwner: string | null;
 }
 
 /** An increment remembered by its idempotencyKey (kv_increments): what it asked and the entry it wrote, JSON text. */
@@ -31,7 +33,7 @@ export const INCREMENT_KEY_KEPT_MS = 24 * 3_600_000;
 
 /** The system_state key of the last version written. */
 const VERSION_KEY = "kv.version";
-const COLUMNS = "key, value, version, previousVersion, createdAt, updatedAt, updatedBy, idempotencyKey, expiresAt";
+const COLUMNS = "key, value, version, previousVersion, createdAt, updatedAt, updatedBy, idempotencyKey, expiresAt, ephemeralOwner";
 
 /** Whether `row` is present at `now`: one whose expiry passed is absent. */
 export const kvPresent = (row: KvRow | undefined, now: number): row is KvRow => row !== undefined && (row.expiresAt === null || Number(row.expiresAt) > now);
@@ -49,18 +51,41 @@ export class KvStore {
     const version = nextCounter(this.st, VERSION_KEY);
     const written: KvRow = { ...row, version };
     this.st
-      .get<[string, string, number, number, number, number, string | null, string | null, number | null]>(
-        `INSERT INTO kv (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+      .get<[string, string, number, number, number, number, string | null, string | null, number | null, string | null]>(
+        `INSERT INTO kv (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT(key) DO UPDATE SET value = excluded.value, version = excluded.version, previousVersion = excluded.previousVersion,
-           createdAt = excluded.createdAt, updatedAt = excluded.updatedAt, updatedBy = excluded.updatedBy, idempotencyKey = excluded.idempotencyKey, expiresAt = excluded.expiresAt`,
+           createdAt = excluded.createdAt, updatedAt = excluded.updatedAt, updatedBy = excluded.updatedBy, idempotencyKey = excluded.idempotencyKey, expiresAt = excluded.expiresAt,
+           ephemeralOwner = excluded.ephemeralOwner`,
       )
-      .run(written.key, written.value, written.version, written.previousVersion, written.createdAt, written.updatedAt, written.updatedBy, written.idempotencyKey, written.expiresAt);
+      .run(written.key, written.value, written.version, written.previousVersion, written.createdAt, written.updatedAt, written.updatedBy, written.idempotencyKey, written.expiresAt, written.ephemeralOwner);
     return written;
   }
 
   /** Deletes `key` at `version`. Whether it was there. */
   remove(key: string, version: number): boolean {
     return this.st.get<[string, number]>(`DELETE FROM kv WHERE key = ? AND version = ?`).run(key, version).changes > 0;
+  }
+
+  /**
+   * The keys present at `now` tied to `owner`'s life, up to `limit`, by key (a range of
+   * kv_ephemeralOwner_idx: ephemeral keys only). Those whose expiry passed are left to the expiry job.
+   */
+  ephemeralOf(owner: string, now: number, limit: number): KvRow[] {
+    return this.st
+      .get<[string, number, number], KvRow>(
+        `SELECT ${COLUMNS} FROM kv INDEXED BY kv_ephemeralOwner_idx WHERE ephemeralOwner = ? AND (expiresAt IS NULL OR expiresAt > ?) ORDER BY key LIMIT CAST(? AS INTEGER)`,
+      )
+      .all(owner, now, limit);
+  }
+
+  /** How many keys present at `now` are tied to `owner`'s life, counted up to `limit` (what maxEphemeralKeysPerAgent bounds). */
+  countEphemeralOf(owner: string, now: number, limit: number): number {
+    return this.st
+      .get<[string, number, number], number>(
+        `SELECT count(*) FROM (SELECT 1 FROM kv INDEXED BY kv_ephemeralOwner_idx WHERE ephemeralOwner = ? AND (expiresAt IS NULL OR expiresAt > ?) LIMIT CAST(? AS INTEGER))`,
+      )
+      .pluck()
+      .get(owner, now, limit)!;
   }
 
   /** Up to `limit` keys whose expiry passed by `now`, the oldest expiry first. */
@@ -106,9 +131,10 @@ export class KvStore {
    * that start with one are a contiguous range of the primary key in byte order, so nothing past
    * it is read; LIKE would hold % and _ a key may hold, and ignore case). One lower bound goes to
    * SQLite, the later of the two: given both, it seeks by one and filters by the other row by row,
-   * so each page of a prefix re-read the pages before it.
+   * so each page of a prefix re-read the pages before it. `ephemeralOwner`: only the keys tied to
+   * that agent's life.
    */
-  page(filter: { from?: string | undefined; after?: string | undefined }, now: number): IterableIterator<KvRow> {
+  page(filter: { from?: string | undefined; after?: string | undefined; ephemeralOwner?: string | undefined }, now: number): IterableIterator<KvRow> {
     const params: Record<string, string | number> = { now };
     let bound = "";
     // Compared as SQLite compares text (its bytes), not as JavaScript does (UTF-16 code units).
@@ -119,6 +145,13 @@ export class KvStore {
     } else if (filter.from !== undefined) {
       bound = "AND key >= @from";
       params.from = filter.from;
+    }
+    // One agent's keys: a range of its index (maxEphemeralKeysPerAgent rows at most), sorted by key.
+    if (filter.ephemeralOwner !== undefined) {
+      params.owner = filter.ephemeralOwner;
+      return this.st
+        .get<[Record<string, string | number>], KvRow>(`SELECT ${COLUMNS} FROM kv INDEXED BY kv_ephemeralOwner_idx WHERE ephemeralOwner = @owner AND (expiresAt IS NULL OR expiresAt > @now) ${bound} ORDER BY key`)
+        .iterate(params);
     }
     return this.st.get<[Record<string, string | number>], KvRow>(`SELECT ${COLUMNS} FROM kv WHERE (expiresAt IS NULL OR expiresAt > @now) ${bound} ORDER BY key`).iterate(params);
   }

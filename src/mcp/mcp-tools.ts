@@ -719,12 +719,16 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
         `Write a key of the shared state: its value (any JSON, at most ${MAX_VALUE_BYTES} bytes), as this agent (updatedBy), with a new version. Returns the entry written (its version, updatedAt, expiresAt). ` +
         "To count (tokens spent, items done), use increment_key instead. To change a value other agents may change too (a list, a plan), compare-and-set: read it with get_key, work out the new value from it, and set it with ifVersion the version you read (0 if the key was absent: then the set only creates it). " +
         "If another agent wrote in between, nothing is written and the call is a tool error with code VERSION_CONFLICT, its details.entry the key as it is now (null: absent): work out the value again from that entry and set it with that version, until it succeeds. " +
-        "Without ifVersion the set writes whatever the key holds. With ttlMs the key reads as absent that many ms from now; each set says its own expiry (left out, it never expires).",
+        "Without ifVersion the set writes whatever the key holds. With ttlMs the key reads as absent that many ms from now; each set says its own expiry (left out, it never expires). " +
+        "With ephemeral true the key is tied to this agent's life: it is deleted when this agent stops heartbeating and is seen offline, or deregisters (what you are working on, that you are here), so others never read a claim of a dead agent.",
       inputSchema: strictArgs({
         key: kvKey,
         value: z.unknown().describe(`The value: any JSON (null included), at most ${MAX_VALUE_BYTES} bytes as JSON text (${RESERVED_JSON_KEYS})`),
         ifVersion: kvSetInput.shape.ifVersion,
         ttlMs: kvSetInput.shape.ttlMs,
+        ephemeral: kvSetInput.shape.ephemeral.describe(
+          "true: the key is tied to this agent's life: deleted when this agent is seen offline (its heartbeats stopped) or deregisters. An agent holds a bounded number of such keys (1,000 by default): past it, a tool error with code LIMIT_EXCEEDED",
+        ),
         idempotencyKey: kvSetInput.shape.idempotencyKey,
       }),
     },
@@ -768,6 +772,7 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
       // Fewer than the API's 100 by default: each value may take 64 KiB of the model's context.
       inputSchema: strictArgs({
         prefix: kvListInput.shape.prefix,
+        ephemeralOwner: kvListInput.shape.ephemeralOwner,
         after: kvListInput.shape.after,
         limit: z.number().int().min(1).max(1000).default(20).describe("The most keys answered (20 by default: each value may be up to 64 KiB; fewer when their values would pass the answer's size)"),
       }),

@@ -38,7 +38,7 @@ import { semaphoreCommands, semaphoreQueries } from "../../locks/semaphore-comma
 import { SemaphoreStore } from "../../locks/semaphore-store.js";
 import { webhookCommands, webhookQueries } from "../../webhooks/webhook-commands.js";
 import { WebhookStore } from "../../webhooks/webhook-store.js";
-import { kvCommands, kvQueries } from "../../kv/kv-commands.js";
+import { kvCommands, kvQueries, MAX_EPHEMERAL_KEYS_PER_AGENT } from "../../kv/kv-commands.js";
 import { KvStore } from "../../kv/kv-store.js";
 import { taskLogCommands, taskLogQueries } from "../../tasks/task-log-commands.js";
 import { TaskLogStore } from "../../tasks/task-log-store.js";
@@ -105,6 +105,7 @@ export function createWriteCommands(db: SqliteDatabase, setup: ThreadSetup, reca
   };
   const lockWrites = lockCommands({ locks, ...grants });
   const semaphoreWrites = semaphoreCommands({ permits, ...grants });
+  const kvWrites = kvCommands({ kv, events, maxEphemeralKeysPerAgent: config.maxEphemeralKeysPerAgent, noteAgent: grants.noteAgent });
   const agentWrites = agentCommands({
     agents,
     cordons,
@@ -115,6 +116,8 @@ export function createWriteCommands(db: SqliteDatabase, setup: ThreadSetup, reca
     lockWaitGrace: grace,
     releaseLocks: lockWrites["locks.releaseAllOf"],
     releasePermits: semaphoreWrites["semaphores.releaseAllOf"],
+    dropEphemeralKeys: kvWrites["kv.dropEphemeralOf"],
+    ephemeralKeysOf: (agentId, now) => kv.countEphemeralOf(agentId, now, MAX_EPHEMERAL_KEYS_PER_AGENT),
   });
   const streaks = new FailureStreaks({ cordons, events, after: config.quarantineAfterFailures, quarantineMs: config.quarantineMs, transaction: () => st.transactions });
   const announce = db.prepare<[string]>(`INSERT INTO system_state (key, value) VALUES ('server.started', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`);
@@ -138,7 +141,7 @@ export function createWriteCommands(db: SqliteDatabase, setup: ThreadSetup, reca
     ...lockWrites,
     ...semaphoreWrites,
     ...webhookCommands({ webhooks, events }),
-    ...kvCommands({ kv, events }),
+    ...kvWrites,
     ...taskLogCommands({ tasks, logs, events, transitions }),
     ...memoryCommands(memories, memoryChanges),
     ...tokenCommands(tokens),
