@@ -1,7 +1,9 @@
 // Keys tied to an agent's life (kv.set with ephemeral): presence, "I am working on this", an
 // address others find an agent at. Such a key is deleted, with a kv.deleted naming why, in the
 // write that sees its agent offline or deregisters it, so nobody reads a claim of a dead agent.
-import { describe, expect, it } from "vitest";
+import { spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { describe, expect, it, vi } from "vitest";
 import { updateKey } from "../client/index.js";
 import { EPHEMERAL_KEYS_BATCH } from "../src/agents/agent-commands.js";
 import { refusal } from "./helpers/refusal.js";
@@ -35,6 +37,33 @@ async function eventsOf(t: TestServer, types: string[], afterSeq = 0): Promise<A
 const keysOf = async (t: TestServer, owner?: string) => (await t.api.kv.list.query({ limit: 1000, ...(owner === undefined ? {} : { ephemeralOwner: owner }) })).items.map((entry) => entry.key);
 
 describe("keys tied to an agent's life", () => {
+  it("a worker process keeps its key while it runs (runWorker heartbeats its agent); killed -9, the key goes once it is seen offline", async () => {
+    // Offline after 4 s without a heartbeat, checked every 50 ms; the worker heartbeats every 200 ms:
+    // a stall of the machine would have to pass 3.8 s to make the live worker look dead.
+    const health = { agentStaleMs: 1000, agentOfflineMs: 4000, agentHealthCheckMs: 50, agentStartupGraceMs: 0 };
+    await using t = await startTestServer(health);
+    const script = fileURLToPath(new URL("./helpers/presence-worker-process.mjs", import.meta.url));
+    const worker = spawn(process.execPath, [script, t.url, "w-7", "200"], { stdio: ["ignore", "pipe", "inherit"] });
+    const exited = new Promise((resolve) => worker.once("exit", resolve));
+    try {
+      let out = "";
+      worker.stdout!.on("data", (chunk) => (out += chunk));
+      await vi.waitFor(() => expect(out).toBe("present\n"), { timeout: 30_000, interval: 20 });
+      // Longer than agentOfflineMs: a key not kept alive by the worker's heartbeats would be gone.
+      await new Promise((resolve) => setTimeout(resolve, health.agentOfflineMs * 1.5));
+      expect((await t.api.kv.get.query({ key: "presence/w-7" })).entry).toMatchObject({ value: { pid: worker.pid }, ephemeralOwner: "w-7" });
+      expect(await eventsOf(t, ["agent.offline", "kv.deleted"])).toEqual([]);
+    } finally {
+      worker.kill("SIGKILL");
+      await exited;
+    }
+    await vi.waitFor(async () => expect((await t.api.kv.get.query({ key: "presence/w-7" })).entry).toBeNull(), { timeout: 30_000, interval: 50 });
+    expect(await eventsOf(t, ["agent.offline", "kv.deleted"])).toEqual([
+      ["kv.deleted", { key: "presence/w-7", version: 1, deletedBy: null, ephemeralOwner: "w-7", reason: "owner offline" }],
+      ["agent.offline", expect.objectContaining({ agentId: "w-7", deletedKeys: 1 })],
+    ]);
+  }, 90_000);
+
   it("go, with their kv.deleted, in the write that sees their agent offline; other keys stay; a watch wakes", async () => {
     await using t = await startTestServer(IDLE_MONITOR);
     const { api } = t;
