@@ -151,8 +151,8 @@ describe("keys tied to an agent's life", () => {
     expect((await api.kv.set.mutate({ key: "k", value: 5, agentId: "b" })).ephemeralOwner).toBeNull();
     expect(await keysOf(t, "b")).toEqual([]);
     // updateKey's write says its own too.
-    expect((await updateKey(api, { key: "k", agentId: "a", ephemeral: true }, (current) => Number(current?.value) + 1)).ephemeralOwner).toBe("a");
-    expect((await updateKey(api, { key: "k", agentId: "a" }, (current) => Number(current?.value) + 1)).ephemeralOwner).toBeNull();
+    expect((await updateKey(api, { key: "k", agentId: "a", ephemeral: true }, (current) => Number(current?.value) + 1))?.ephemeralOwner).toBe("a");
+    expect((await updateKey(api, { key: "k", agentId: "a" }, (current) => Number(current?.value) + 1))?.ephemeralOwner).toBeNull();
     // An increment creates a key tied to nobody.
     expect((await api.kv.increment.mutate({ key: "count", agentId: "a" })).ephemeralOwner).toBeNull();
     backdate(t, "a", "b");

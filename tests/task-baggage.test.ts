@@ -13,15 +13,19 @@ import { baggageOfHeader } from "../src/tasks/trace-context.js";
 import { killAllCli, runCli } from "./helpers/cli-process.js";
 import { callTool, closeMcpClients, connectMcp } from "./helpers/mcp-client.js";
 import { rest, startTestServer, type TestServer } from "./helpers/test-server.js";
+import { startReceiver, type WebhookReceiver } from "./helpers/webhook-receiver.js";
 
 let t: TestServer | undefined;
+let receiver: WebhookReceiver | undefined;
 const clients: CoordinationClient[] = [];
 afterEach(async () => {
   await killAllCli();
   await closeMcpClients();
   await Promise.all(clients.splice(0).map((client) => client.close()));
   await t?.stop({ removeFiles: true });
+  await receiver?.close();
   t = undefined;
+  receiver = undefined;
 });
 
 /** POST /tasks with `headers`: the status and body. */
@@ -37,6 +41,53 @@ const taskGetter: TextMapGetter<Record<string, unknown>> = {
 };
 
 describe("tasks.enqueue's baggage", () => {
+  it("is carried by the task's first and settling events, and a webhook sends it as its baggage header, with or without a trace", async () => {
+    t = await startTestServer();
+    receiver = await startReceiver();
+    const { api } = t;
+    const PARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    await api.webhooks.create.mutate({ url: receiver.url, types: ["task.enqueued", "task.completed", "task.cancelled", "task.dead_lettered", "note.*"] });
+    const both = await api.tasks.enqueue.mutate({ queue: "b", traceparent: PARENT, baggage: "tenant=acme,user=42" });
+    const alone = await api.tasks.enqueue.mutate({ queue: "b", baggage: "tenant=globex" });
+    const none = await api.tasks.enqueue.mutate({ queue: "b" });
+    // Settled three ways: completed, dead-lettered, and a dependent cancelled with its dependency.
+    const run = await api.tasks.claim.mutate({ agentId: "w", queues: ["b"], context: false });
+    expect(run?.id).toBe(both.id);
+    await api.tasks.complete.mutate({ taskId: both.id, agentId: "w", leaseToken: run!.leaseToken });
+    await api.tasks.cancel.mutate({ taskId: none.id });
+    const dependent = await api.tasks.enqueue.mutate({ queue: "later", dependsOn: [alone.id], onDependencyFailure: "cancel", baggage: "tenant=initech" });
+    const second = await api.tasks.claim.mutate({ agentId: "w", queues: ["b"], context: false });
+    await api.tasks.fail.mutate({ taskId: alone.id, agentId: "w", leaseToken: second!.leaseToken, error: "broke", retry: false });
+    // A published event may carry baggage of its own; a malformed one sends no header.
+    await api.events.publish.mutate({ source: "ci", type: "note.ok", payload: { baggage: "build=7" } });
+    await api.events.publish.mutate({ source: "ci", type: "note.bad", payload: { baggage: "not baggage" } });
+
+    const events = await api.events.list.query({ afterSeq: 0, types: ["task.enqueued", "task.completed", "task.cancelled", "task.dead_lettered"], limit: 100 });
+    expect(events.map((event) => [event.type, (event.payload as { taskId: string }).taskId, (event.payload as { baggage?: string }).baggage])).toEqual([
+      ["task.enqueued", both.id, "tenant=acme,user=42"],
+      ["task.enqueued", alone.id, "tenant=globex"],
+      ["task.enqueued", none.id, undefined],
+      ["task.completed", both.id, "tenant=acme,user=42"],
+      ["task.cancelled", none.id, undefined],
+      ["task.enqueued", dependent.id, "tenant=initech"],
+      ["task.dead_lettered", alone.id, "tenant=globex"],
+      ["task.cancelled", dependent.id, "tenant=initech"],
+    ]);
+    const got = await receiver.waitFor(10);
+    expect(got.map((one) => [JSON.parse(one.body).type, one.headers.traceparent, one.headers.baggage])).toEqual([
+      ["task.enqueued", PARENT, "tenant=acme,user=42"],
+      ["task.enqueued", undefined, "tenant=globex"],
+      ["task.enqueued", undefined, undefined],
+      ["task.completed", PARENT, "tenant=acme,user=42"],
+      ["task.cancelled", undefined, undefined],
+      ["task.enqueued", undefined, "tenant=initech"],
+      ["task.dead_lettered", undefined, "tenant=globex"],
+      ["task.cancelled", undefined, "tenant=initech"],
+      ["note.ok", undefined, "build=7"],
+      ["note.bad", undefined, undefined],
+    ]);
+  });
+
   it("keeps an enqueue's W3C Baggage, with or without a trace, as a consumer's propagator reads it; refuses a malformed one naming why", async () => {
     t = await startTestServer();
     const api = t.api;

@@ -12,11 +12,11 @@ type Anonymous = { anonymous?: true };
 /** How long the run held its task, claim to settle, in ms (absent when the claim time is unknown). */
 type RanFor = { ranMs?: number };
 /** The W3C trace context the task was enqueued with (absent: none): a task's first event and the one that settles it carry it. */
-type Traced = { traceparent?: string; tracestate?: string };
+type Traced = { traceparent?: string; tracestate?: string; baggage?: string };
 
 // Object types, not interfaces: they must be assignable to JSON objects.
 export type SystemEventPayloads = {
-  /** waitingFor: while it waits (absent: pending), how many of the tasks it depends on have not completed (0: it waits only for its turn behind a task of its orderingKey). scheduleId: the schedule whose run it is. expiresAt: no run of it starts after this time (absent: it never expires). dedupeKey, orderingKey: as enqueued (absent: none); keyConcurrency: its share of its orderingKey when above 1 (absent: one at a time, or no key). traceparent, tracestate: the W3C trace context it was enqueued with (absent: none), carried again by the event that settles it (task.completed, task.dead_lettered, task.cancelled); a webhook delivering one of these sends them as its traceparent and tracestate headers. */
+  /** waitingFor: while it waits (absent: pending), how many of the tasks it depends on have not completed (0: it waits only for its turn behind a task of its orderingKey). scheduleId: the schedule whose run it is. expiresAt: no run of it starts after this time (absent: it never expires). dedupeKey, orderingKey: as enqueued (absent: none); keyConcurrency: its share of its orderingKey when above 1 (absent: one at a time, or no key). traceparent, tracestate: the W3C trace context it was enqueued with (absent: none), and baggage, its W3C Baggage (absent: none), each carried again by the event that settles it (task.completed, task.dead_lettered, task.cancelled); a webhook delivering one of these sends them as its traceparent, tracestate and baggage headers. */
   "task.enqueued": { taskId: string; queue: string; priority: number; capability: string | null; targetAgentId: string | null; runAt: string; waitingFor?: number; scheduleId?: string; expiresAt?: string; maxRunMs?: number; dedupeKey?: string; orderingKey?: string; keyConcurrency?: number } & Traced;
   /** A pending task not due yet was made due now (tasks.promote, schedules.trigger); previousRunAt: when it was due; promotedBy: the credential (a token id; null on an open server or in-process). */
   "task.promoted": { taskId: string; queue: string; priority: number; capability: string | null; targetAgentId: string | null; runAt: string; previousRunAt: string; promotedBy: string | null };

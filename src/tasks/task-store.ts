@@ -432,7 +432,9 @@ export type DependencyOutcome = "completed" | "cancelled" | "dead_lettered" | "d
 type LineHead = Pick<TaskRow, "seq" | "unmetDependencies" | "keyConcurrency">;
 
 /** A task a dependency's complete made pending (TaskStore.dependentsMet), or one its cancel cancelled. */
-export type DependentRow = Pick<TaskRow, "seq" | "id" | "queue" | "priority" | "capability" | "targetAgentId" | "runAt" | "orderingKey" | "traceparent" | "tracestate">;
+export type DependentRow = Pick<TaskRow, "seq" | "id" | "queue" | "priority" | "capability" | "targetAgentId" | "runAt" | "orderingKey" | "traceparent" | "tracestate" | "baggage">;
+/** The columns of a DependentRow, as its queries read them. */
+const DEPENDENT_COLUMNS = "seq, id, queue, priority, capability, targetAgentId, runAt, orderingKey, traceparent, tracestate, baggage";
 
 export interface ClaimFilter {
   agentId: string;
@@ -693,7 +695,7 @@ export class TaskStore {
       .get<[number, number, number, string], DependentRow>(
         `UPDATE tasks SET ${WAITED}
          WHERE ${waiting} AND unmetDependencies <= 0 AND ${HEADS_ITS_LINE}
-         RETURNING seq, id, queue, priority, capability, targetAgentId, runAt, orderingKey, traceparent, tracestate`,
+         RETURNING ${DEPENDENT_COLUMNS}`,
       )
       .all(now, now, now, chunk);
     this.st.get<[number, string]>(`DELETE FROM task_dependencies WHERE dependsOnSeq = ? AND taskSeq IN (SELECT value FROM json_each(?))`).run(seq, chunk);
@@ -725,7 +727,7 @@ export class TaskStore {
     for (let next: LineHead | undefined = first; next !== undefined && released.length < limit && next.unmetDependencies <= 0 && running < next.keyConcurrency; next = this.st.get<[string, string], LineHead>(NEXT_WAITING).get(queue, key)) {
       released.push(
         this.st
-          .get<[number, number, number, number], DependentRow>(`UPDATE tasks SET ${WAITED} WHERE seq = ? RETURNING seq, id, queue, priority, capability, targetAgentId, runAt, orderingKey, traceparent, tracestate`)
+          .get<[number, number, number, number], DependentRow>(`UPDATE tasks SET ${WAITED} WHERE seq = ? RETURNING ${DEPENDENT_COLUMNS}`)
           .get(now, now, now, next.seq)!,
       );
       running++;
@@ -740,7 +742,7 @@ export class TaskStore {
   waitingOn(seq: number, limit: number, cancellingOnFailure = false): DependentRow[] {
     return this.st
       .get<[number, number], DependentRow>(
-        `SELECT seq, id, queue, priority, capability, targetAgentId, runAt, orderingKey, traceparent, tracestate FROM tasks
+        `SELECT ${DEPENDENT_COLUMNS} FROM tasks
          WHERE seq IN (SELECT taskSeq FROM task_dependencies WHERE dependsOnSeq = ?) AND status = 'waiting'${cancellingOnFailure ? " AND cancelOnDependencyFailure = 1" : ""}
          ORDER BY seq LIMIT CAST(? AS INTEGER)`,
       )

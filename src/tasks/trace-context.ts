@@ -199,11 +199,22 @@ export function storedTrace(request: { traceparent?: string | null | undefined; 
 
 /**
  * What a task's events carry of its trace context: its traceparent, when it has one, and its
- * tracestate with it (the spec's vendors' data travels with the traceparent it belongs to):
- * webhooks send them as their traceparent and tracestate headers.
+ * tracestate with it (the spec's vendors' data travels with the traceparent it belongs to); and
+ * its baggage, with or without a trace: webhooks send them as their traceparent, tracestate and
+ * baggage headers.
  */
-export const tracedBy = (row: { traceparent: string | null; tracestate: string | null }): { traceparent?: string; tracestate?: string } =>
-  row.traceparent === null ? {} : row.tracestate === null ? { traceparent: row.traceparent } : { traceparent: row.traceparent, tracestate: row.tracestate };
+export function tracedBy(row: { traceparent: string | null; tracestate: string | null; baggage: string | null }): { traceparent?: string; tracestate?: string; baggage?: string } {
+  // Most tasks carry none: no object is made for them.
+  if (row.traceparent === null && row.baggage === null) return NOTHING_TRACED;
+  const traced: { traceparent?: string; tracestate?: string; baggage?: string } = {};
+  if (row.traceparent !== null) {
+    traced.traceparent = row.traceparent;
+    if (row.tracestate !== null) traced.tracestate = row.tracestate;
+  }
+  if (row.baggage !== null) traced.baggage = row.baggage;
+  return traced;
+}
+const NOTHING_TRACED: Readonly<{ traceparent?: string; tracestate?: string; baggage?: string }> = Object.freeze({});
 
 /**
  * W3C Baggage (https://www.w3.org/TR/baggage/): the caller's key-value pairs (a tenant, a user, an

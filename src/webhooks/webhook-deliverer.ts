@@ -12,7 +12,7 @@ import type { Config } from "../config.js";
 import type { Database } from "../db/thread/database.js";
 import type { CoordinationEvent } from "../events/event-schemas.js";
 import { isJsonObject } from "../json-checks.js";
-import { storedTrace, tracedBy } from "../tasks/trace-context.js";
+import { storedBaggage, storedTrace, tracedBy } from "../tasks/trace-context.js";
 import { typeMatcher } from "../events/type-patterns.js";
 import type { Logger } from "../logger.js";
 import { VERSION } from "../version.js";
@@ -50,15 +50,20 @@ export interface WebhookDelivererDeps {
 export const messageId = (event: CoordinationEvent): string => `evt_${event.seq}_${event.createdAt.getTime()}`;
 
 /**
- * The W3C Trace Context headers a delivery of `event` carries: its payload's `traceparent` (a task's
- * events carry their task's; a published event may carry one of its own) and `tracestate` when
- * they are valid W3C values, so the receiver's work joins the trace; none otherwise.
+ * The W3C Trace Context and Baggage headers a delivery of `event` carries: its payload's
+ * `traceparent` (a task's events carry their task's; a published event may carry one of its own)
+ * and `tracestate`, and its `baggage`, each when it is a valid W3C value, so the receiver's work
+ * joins the trace with the producer's baggage; none otherwise.
  */
-export function traceHeadersOf(event: CoordinationEvent): { traceparent?: string; tracestate?: string } {
+export function traceHeadersOf(event: CoordinationEvent): { traceparent?: string; tracestate?: string; baggage?: string } {
   const payload = event.payload;
-  if (!isJsonObject(payload) || typeof payload.traceparent !== "string") return {};
+  if (!isJsonObject(payload) || (typeof payload.traceparent !== "string" && typeof payload.baggage !== "string")) return {};
   // Read as an enqueue's fields are, and carried as a task's events carry them.
-  return tracedBy(storedTrace({ traceparent: payload.traceparent, tracestate: typeof payload.tracestate === "string" ? payload.tracestate : undefined }));
+  const trace = storedTrace({
+    traceparent: typeof payload.traceparent === "string" ? payload.traceparent : undefined,
+    tracestate: typeof payload.tracestate === "string" ? payload.tracestate : undefined,
+  });
+  return tracedBy({ ...trace, baggage: storedBaggage({ baggage: typeof payload.baggage === "string" ? payload.baggage : undefined }) });
 }
 
 /** The request body of `event`: the event as the REST routes answer it (dates in ISO 8601). */
