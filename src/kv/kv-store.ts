@@ -68,12 +68,13 @@ export class KvStore {
 
   /**
    * The keys present at `now` tied to `owner`'s life, up to `limit`, by key (a range of
-   * kv_ephemeralOwner_idx: ephemeral keys only). Those whose expiry passed are left to the expiry job.
+   * kv_ephemeralOwner_idx: ephemeral keys only): their key and version, what deleting them takes,
+   * not their values (up to 64 KiB each, 10,000 keys). Those whose expiry passed are left to the expiry job.
    */
-  ephemeralOf(owner: string, now: number, limit: number): KvRow[] {
+  ephemeralOf(owner: string, now: number, limit: number): Array<Pick<KvRow, "key" | "version">> {
     return this.st
-      .get<[string, number, number], KvRow>(
-        `SELECT ${COLUMNS} FROM kv INDEXED BY kv_ephemeralOwner_idx WHERE ephemeralOwner = ? AND (expiresAt IS NULL OR expiresAt > ?) ORDER BY key LIMIT CAST(? AS INTEGER)`,
+      .get<[string, number, number], Pick<KvRow, "key" | "version">>(
+        `SELECT key, version FROM kv INDEXED BY kv_ephemeralOwner_idx WHERE ephemeralOwner = ? AND (expiresAt IS NULL OR expiresAt > ?) ORDER BY key LIMIT CAST(? AS INTEGER)`,
       )
       .all(owner, now, limit);
   }
