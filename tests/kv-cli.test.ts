@@ -161,7 +161,8 @@ describe("shared state from the command line", () => {
       `Usage: coordination kv set KEY JSON [--if-version N] [--ttl DURATION]   write the value (quoted as the shell needs: '{"step":2}',`,
       `                                    '"text"'); --if-version: only if that is its version now (0: only if absent), else exit 3,`,
       "                                    nothing written; --ttl: it reads as absent that long from now (30s, 10m, 1d; left out,",
-      "                                    never: each set says its own)",
+      "                                    never: each set says its own); the key written outlives its writer (one an agent had",
+      "                                    tied to its life is no longer)",
       "(coordination kv --help: every command, and the options each takes)",
       "",
     ]);

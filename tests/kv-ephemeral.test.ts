@@ -139,6 +139,29 @@ describe("keys tied to an agent's life", () => {
     await expect(api.agents.get.query({ agentId: "ghost" })).rejects.toMatchObject({ data: { code: "AGENT_NOT_FOUND" } });
   });
 
+  it("an agent seen offline that sets a key is healthy again in that write: a restart before the next health check leaves no key behind", async () => {
+    const first = await startTestServer(IDLE_MONITOR);
+    const dir = first.dir;
+    try {
+      await first.api.agents.register.mutate({ agentId: "late", capabilities: [] });
+      backdate(first, "late");
+      await checkHealth(first);
+      expect((await first.api.agents.get.query({ agentId: "late" })).health).toBe("offline");
+      const seq = (await first.api.events.list.query({ afterSeq: 0, limit: 1000 })).at(-1)!.seq;
+      await first.api.kv.set.mutate({ key: "presence/late", value: 1, agentId: "late", ephemeral: true });
+      expect((await first.api.agents.get.query({ agentId: "late" })).health).toBe("healthy");
+      expect(await eventsOf(first, ["agent.*"], seq)).toEqual([["agent.updated", { agentId: "late", health: "healthy", previousHealth: "offline" }]]);
+    } finally {
+      await first.stop();
+    }
+    // Restarted before any health check ran: the agent then never heartbeats again.
+    await using t = await startTestServer(IDLE_MONITOR, dir);
+    backdate(t, "late");
+    await checkHealth(t);
+    expect((await t.api.kv.get.query({ key: "presence/late" })).entry).toBeNull();
+    expect((await eventsOf(t, ["kv.deleted"])).map(([, payload]) => payload.reason)).toEqual(["owner offline"]);
+  });
+
   it("each set says its own: a plain set unties a key, another agent's ephemeral set ties it to that one, an increment keeps it", async () => {
     await using t = await startTestServer(IDLE_MONITOR);
     const { api } = t;
@@ -197,6 +220,19 @@ describe("keys tied to an agent's life", () => {
     expect(set.body).toMatchObject({ key: "k", updatedBy: "bot", ephemeralOwner: "bot" });
     const listed = await http(secure.url, "GET", "/kv?ephemeralOwner=bot", { token: bot });
     expect((listed.body as { items: Array<{ key: string }> }).items.map((entry) => entry.key)).toEqual(["k"]);
+  });
+
+  it("an agent's keys are paged in key order from the index, from the page's cursor: no sort of all of them, values and all, per page", async () => {
+    await using t = await startTestServer(IDLE_MONITOR);
+    const plan = withDatabase(t, (db) =>
+      db
+        .prepare(`EXPLAIN QUERY PLAN SELECT * FROM kv INDEXED BY kv_ephemeralOwner_idx WHERE ephemeralOwner = ? AND (expiresAt IS NULL OR expiresAt > ?) AND key > ? ORDER BY key`)
+        .all("a", Date.now(), "k")
+        .map((row) => (row as { detail: string }).detail)
+        .join("\n"),
+    );
+    expect(plan).not.toMatch(/TEMP B-TREE/);
+    expect(plan).toMatch(/kv_ephemeralOwner_idx \(ephemeralOwner=\? AND key>\?\)/);
   });
 
   it("a health check's write deletes about EPHEMERAL_KEYS_BATCH keys: the agents after go in the next write, each whole", async () => {

@@ -214,7 +214,7 @@ describe("MCP over Streamable HTTP", () => {
     expect(undocumented).toEqual([]);
     // ...so a description names only fields the tool takes, or the answer fields and settings
     // listed here: enqueue_task's spoke of a runAt it does not take (copied from the REST route's).
-    const elsewhere = new Set(["leaseExpiresAt", "leaseToken", "runDeadlineAt", "maxRunMs", "queuesOmitted", "maxLeaseMs", "agentOfflineMs", "retryBaseMs", "retryMaxMs", "expiresAt", "fencingToken", "idempotencyKey", "nextCursor", "nextExpiresAt", "updatedBy", "updatedAt", "maxResponseBytes", "firstLine", "lastLine", "nextAfter", "maxTaskLogBytes"]);
+    const elsewhere = new Set(["leaseExpiresAt", "leaseToken", "runDeadlineAt", "maxRunMs", "queuesOmitted", "maxLeaseMs", "agentOfflineMs", "retryBaseMs", "retryMaxMs", "expiresAt", "fencingToken", "idempotencyKey", "nextCursor", "nextExpiresAt", "updatedBy", "updatedAt", "maxResponseBytes", "firstLine", "lastLine", "nextAfter", "maxTaskLogBytes", "ephemeralOwner"]);
     for (const name of elsewhere) {
       const answered = [taskSchema, lockSchema, lockPageSchema, semaphoreStateSchema, kvEntrySchema, appendedLogSchema, logPageSchema].some((schema) => name in schema.shape);
       expect(answered || name in SETTINGS || name === "queuesOmitted", name).toBe(true);

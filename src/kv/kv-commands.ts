@@ -73,8 +73,8 @@ export interface KvCommandDeps {
   events: EventStore;
   /** The most keys tied to one agent's life at once (maxEphemeralKeysPerAgent). */
   maxEphemeralKeysPerAgent: number;
-  /** A sign of life of `agentId` (an unknown one is registered): an ephemeral set is one. */
-  noteAgent: (ctx: WriteContext, agentId: string) => void;
+  /** A sign of life of `agentId`, healthy from this write (an unknown one is registered): an ephemeral set is one. */
+  keepAlive: (ctx: WriteContext, agentId: string) => void;
 }
 
 export function kvCommands(d: KvCommandDeps) {
@@ -169,7 +169,7 @@ export function kvCommands(d: KvCommandDeps) {
         if (held >= d.maxEphemeralKeysPerAgent) {
           throw new CoordinationError("LIMIT_EXCEEDED", `agent ${JSON.stringify(owner)} holds ${held} keys tied to its life already (maxEphemeralKeysPerAgent ${d.maxEphemeralKeysPerAgent}): delete one, or set this key without ephemeral`);
         }
-        d.noteAgent(ctx, owner);
+        d.keepAlive(ctx, owner);
       }
       const written = write(ctx, request.key, row, {
         value: request.value,

@@ -147,7 +147,7 @@ export class KvStore {
       bound = "AND key >= @from";
       params.from = filter.from;
     }
-    // One agent's keys: a range of its index (maxEphemeralKeysPerAgent rows at most), sorted by key.
+    // One agent's keys: a range of its index by (owner, key), read from the cursor in key order.
     if (filter.ephemeralOwner !== undefined) {
       params.owner = filter.ephemeralOwner;
       return this.st

@@ -701,7 +701,7 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
       annotations: { readOnlyHint: true },
       description:
         "A key of the shared state agents read and write (a plan, a leader's name, a build's status) as it is now: { key, entry }, entry null when the key is absent (never set, deleted or expired), " +
-        "else its value, its version (what a compare-and-set with set_key or delete_key names), updatedBy (the agent that wrote it), updatedAt and expiresAt. " +
+        "else its value, its version (what a compare-and-set with set_key or delete_key names), updatedBy (the agent that wrote it), updatedAt, expiresAt, and ephemeralOwner (the agent whose life it is tied to: it goes when that agent does; null: none). " +
         `To watch it, pass afterVersion, the version you last read (0 for an absent key): the call answers once the key's version differs from it, or when waitMs (at most ${MCP_MAX_WAIT_MS}) runs out, ` +
         "with the key as it is then: compare its version, and if unchanged call again to wait longer.",
       inputSchema: strictArgs({
@@ -772,7 +772,7 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
       // Fewer than the API's 100 by default: each value may take 64 KiB of the model's context.
       inputSchema: strictArgs({
         prefix: kvListInput.shape.prefix,
-        ephemeralOwner: kvListInput.shape.ephemeralOwner,
+        ephemeralOwner: kvListInput.shape.ephemeralOwner.describe("Only the keys tied to the life of the agent of this id (this session's agent, or another's): what goes when that agent does"),
         after: kvListInput.shape.after,
         limit: z.number().int().min(1).max(1000).default(20).describe("The most keys answered (20 by default: each value may be up to 64 KiB; fewer when their values would pass the answer's size)"),
       }),

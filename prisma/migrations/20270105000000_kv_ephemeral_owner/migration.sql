@@ -3,6 +3,7 @@
 -- Null: a key that outlives its writer (every key stored before).
 ALTER TABLE "kv" ADD COLUMN "ephemeralOwner" TEXT;
 
--- An agent's keys, read when it goes and counted against maxEphemeralKeysPerAgent at each
--- ephemeral set (keys of no owner are not in it).
-CREATE INDEX "kv_ephemeralOwner_idx" ON "kv"("ephemeralOwner") WHERE ephemeralOwner IS NOT NULL;
+-- An agent's keys by key: read when it goes, counted against maxEphemeralKeysPerAgent at each
+-- ephemeral set, and paged by kv.list's ephemeralOwner from a cursor with no sort (keys of no
+-- owner are not in it).
+CREATE INDEX "kv_ephemeralOwner_idx" ON "kv"("ephemeralOwner", "key") WHERE ephemeralOwner IS NOT NULL;

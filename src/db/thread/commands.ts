@@ -105,7 +105,20 @@ export function createWriteCommands(db: SqliteDatabase, setup: ThreadSetup, reca
   };
   const lockWrites = lockCommands({ locks, ...grants });
   const semaphoreWrites = semaphoreCommands({ permits, ...grants });
-  const kvWrites = kvCommands({ kv, events, maxEphemeralKeysPerAgent: config.maxEphemeralKeysPerAgent, noteAgent: grants.noteAgent });
+  /**
+   * An ephemeral set's sign of its agent's life: registered or refreshed (noteAgent), and healthy
+   * again in the same write when it was not, with its agent.updated, as a heartbeat makes it. Left
+   * to the next health check, an agent seen offline stayed so across a restart in between (one
+   * offline before a start stays so until a sign of life after it), and its key outlived it.
+   */
+  const keepAlive = (ctx: WriteContext, agentId: string): void => {
+    transitions.noteAgent(ctx, agentId);
+    const agent = agents.get(agentId);
+    if (agent === undefined || agent.health === "healthy") return;
+    agents.setHealth(agentId, "healthy", ctx.now);
+    events.appendSystem(ctx, "agent.updated", { agentId, health: "healthy", previousHealth: agent.health });
+  };
+  const kvWrites = kvCommands({ kv, events, maxEphemeralKeysPerAgent: config.maxEphemeralKeysPerAgent, keepAlive });
   const agentWrites = agentCommands({
     agents,
     cordons,
