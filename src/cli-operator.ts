@@ -78,6 +78,9 @@ export const OPERATOR_USAGE = [
   "       coordination agents cordon AGENT_ID [--reason TEXT] [--for DURATION]   no claim hands it a task until it is uncordoned",
   "                                    (or DURATION passed: 30m, 2h, 1d); the tasks it holds run on",
   "       coordination agents uncordon AGENT_ID                   its claims take tasks again (an automatic quarantine too)",
+  "       coordination agents drain AGENT_ID [--reason TEXT] [--timeout DURATION] [--deregister]   cordon it, then wait until it",
+  "                                    holds no task (its runs settled, failed or were released); exit 0 then (--deregister: and",
+  "                                    deregister it), 4 if it still holds some after DURATION or when interrupted",
   "       coordination locks [list] [--holder AGENT_ID] [--prefix TEXT]   the named locks held: by whom, their fencing tokens, until when",
   "       coordination locks get NAME                             who holds the lock, under which fencing token, until when",
   "       coordination locks force-release NAME [--reason TEXT]   free it whoever holds it (a stuck agent's): its next renewal is refused",
@@ -327,6 +330,70 @@ async function waitForTasks(
   return 4;
 }
 
+/** The tasks an agent holds that a drain reads a round: their count past it is said as "N or more". */
+const DRAIN_PAGE = 100;
+/**
+ * The longest a drain's round waits for one of them to settle, in ms: a task failed into a retry
+ * or released leaves the agent without settling, which no wait wakes for; the next read sees it.
+ */
+const DRAIN_ROUND_MS = 2000;
+
+/**
+ * `agents drain AGENT_ID`: cordons the agent (no claim or steal hands it a task from that write
+ * on; `--reason`, "drained" by default), then waits until it holds no task, as a node is drained
+ * before maintenance: each round reads the tasks it holds (tasks.list, claimed, by agent) and
+ * waits for one of them to settle (tasks.waitMany); a run that fails into a retry or is released
+ * leaves it too, and the next round's read sees it. Said on stderr as the count changes. Exit 0
+ * once it holds none (`--deregister`: then deregistered, its ephemeral keys and locks with it),
+ * 4 when it still holds some after `--timeout` or when interrupted (the cordon stays either way).
+ */
+async function drainAgent(
+  api: CoordinationClient["api"],
+  agentId: string,
+  options: Parsed["options"],
+  stop: AbortSignal | undefined,
+  out: { stderr: (text: string) => void },
+  print: (value: unknown, render: () => string) => void,
+): Promise<number> {
+  const timeout = str(options["--timeout"]);
+  const timeoutMs = timeout === undefined ? undefined : parseDuration(timeout);
+  const cordoned = await api.agents.cordon.mutate({ agentId, reason: str(options["--reason"]) ?? "drained" });
+  const name = printable(cordoned.agentId);
+  let said: string | undefined;
+  const held = await waitInRounds(
+    async (waitMs, signal) => {
+      const page = await api.tasks.list.query({ agentId, status: "claimed", limit: DRAIN_PAGE }, { signal });
+      const count = `${page.items.length}${page.nextCursor === null ? "" : " or more"}`;
+      if (page.items.length > 0 && count !== said) out.stderr(`coordination: agent ${name} holds ${count} task${count === "1" ? "" : "s"}; waiting for ${count === "1" ? "it" : "them"} to settle\n`);
+      said = count;
+      if (page.items.length > 0 && waitMs > 0) {
+        await api.tasks.waitMany.query({ taskIds: page.items.map((task) => task.id), until: "any", settledOnly: true, waitMs: Math.min(waitMs, DRAIN_ROUND_MS) }, { signal });
+      }
+      return page.items;
+    },
+    // The tasks read before the round's wait: the next round reads them again, after it.
+    (tasks) => tasks.length === 0,
+    timeoutMs,
+    stop,
+    out.stderr,
+  );
+  if (held === undefined || held.length > 0) {
+    const ids = held?.map((task) => printable(task.id)) ?? [];
+    print({ drained: false, agent: cordoned, holding: held?.map((task) => task.id) ?? [] }, () => "");
+    out.stderr(
+      `coordination: agent ${name} ${held === undefined ? "may hold tasks still (interrupted before the server answered)" : `still holds ${said} task${said === "1" ? "" : "s"} ${stop?.aborted ? "when interrupted" : `after ${timeout}`}: ${ids.join(", ")}`}; it stays cordoned\n`,
+    );
+    return 4;
+  }
+  if (options["--deregister"] === true) {
+    const gone = await api.agents.deregister.mutate({ agentId });
+    print({ drained: true, agent: gone, deregistered: true }, () => `agent ${name} drained: it held no task, and was deregistered\n`);
+    return 0;
+  }
+  print({ drained: true, agent: cordoned, deregistered: false }, () => `agent ${name} drained: it holds no task, and stays cordoned (coordination agents uncordon ${name} lifts it)\n`);
+  return 0;
+}
+
 interface Parsed {
   words: string[];
   options: Record<string, string | true>;
@@ -334,7 +401,7 @@ interface Parsed {
 
 const VALUE_OPTIONS = new Set(["--url", "--token", "--config", "--queue", "--status", "--agent", "--limit", "--cursor", "--capability", "--health", "--types", "--from", "--after", "--before", "--reason", "--cron", "--timezone", "--every", "--start", "--end", "--max-runs", "--overlap", "--payload", "--priority", "--timeout", "--at", "--delay", "--expires", "--ttl", "--max-run", "--for", "--holder", "--prefix", "--fencing-token", "--description", "--grace", "--if-version", "--attempt", "--level", "--tail", "--dedupe-key", "--ordering-key", "--trace-id", "--enqueued-by", "--by", "--min", "--max", "--ephemeral-owner"]);
 /** Options that take no value. */
-const FLAG_OPTIONS = new Set(["--json", "--all", "--any", "--cordoned", "--follow", "--clear-checkpoint"]);
+const FLAG_OPTIONS = new Set(["--json", "--all", "--any", "--cordoned", "--follow", "--clear-checkpoint", "--deregister"]);
 
 /** Options every command takes: where the server is, who calls, and the output's form. */
 const COMMON_OPTIONS = ["--url", "--token", "--config", "--json"];
@@ -359,7 +426,7 @@ function commandOptions(words: readonly string[], options: Parsed["options"]): r
     if (sub === "update") return ["--priority", "--at", "--delay", "--expires", "--payload", "--clear-checkpoint"];
     return sub === "requeue" ? ["--clear-checkpoint"] : [];
   }
-  if (command === "agents") return sub === "cordon" ? ["--reason", "--for"] : sub === undefined ? ["--health", "--capability", "--cordoned"] : [];
+  if (command === "agents") return sub === "cordon" ? ["--reason", "--for"] : sub === "drain" ? ["--reason", "--timeout", "--deregister"] : sub === undefined ? ["--health", "--capability", "--cordoned"] : [];
   if (command === "schedules") return sub === "set" ? ["--cron", "--timezone", "--every", "--start", "--end", "--max-runs", "--overlap", "--ttl", "--max-run", "--queue", "--payload", "--priority"] : sub === undefined || sub === "list" ? ["--queue"] : [];
   if (command === "events" && sub === "tail") return ["--types", "--agent", "--from"];
   if (command === "locks") return sub === undefined || sub === "list" ? ["--holder", "--prefix"] : sub === "force-release" ? ["--reason"] : [];
@@ -1032,6 +1099,10 @@ async function dispatch(words: string[], options: Parsed["options"], json: boole
         : await api.agents.uncordon.mutate({ agentId: id! });
     print(agent, () => (agent.cordon === null ? `agent ${printable(agent.agentId)} takes tasks\n` : `agent ${printable(agent.agentId)} cordoned: ${printable(cordonText(agent))}\n`));
     return 0;
+  }
+  if (command === "agents" && sub === "drain") {
+    if (words.length !== 3) throw new OperatorUsageError(`agents drain ${words.length < 3 ? "needs an AGENT_ID" : `takes one AGENT_ID (got ${words.length - 2})`}`);
+    return await drainAgent(api, id!, options, stop, out, print);
   }
   if (command === "locks") return await lockCommand(words, options, api, print);
   if (command === "semaphores") return await semaphoreCommand(words, options, api, print);
