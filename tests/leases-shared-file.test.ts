@@ -103,7 +103,7 @@ describe("leases on a file shared by several servers", () => {
     expect(await other.api.tasks.steal.mutate({ agentId: "thief" })).toEqual([]);
     expect((await checkHealth(other, offlineAt + GRACE - 1)).sharedGraceMs).toBe(GRACE);
     expect(await other.api.tasks.get.query({ taskId: task.id })).toMatchObject({ status: "claimed", leaseOwner: "a1" });
-    expect(await checkHealth(other, offlineAt + GRACE)).toEqual({ changed: 1, sharedGraceMs: GRACE });
+    expect(await checkHealth(other, offlineAt + GRACE)).toEqual({ changed: 1, more: false, sharedGraceMs: GRACE });
     expect(await holder.api.tasks.get.query({ taskId: task.id })).toMatchObject({ status: "pending", leaseOwner: null });
     expect((await holder.api.agents.get.query({ agentId: "a1" })).health).toBe("offline");
   });
