@@ -127,7 +127,7 @@ export function kvCommands(d: KvCommandDeps) {
      * `ifVersion`, only if the key's version is that one now (0: absent); otherwise
      * VERSION_CONFLICT, nothing written. A set sent again with its `idempotencyKey` (its answer
      * lost) while the key holds its write is answered with that write, not written twice (sent
-     * with another value, ifVersion or ttlMs: IDEMPOTENCY_MISMATCH); once another write came after it,
+     * with another value, ifVersion, ttlMs or ephemeral: IDEMPOTENCY_MISMATCH); once another write came after it,
      * the key is another's and the resend is judged as any set. `ttlMs`: it reads as absent that
      * long from now (null: never). `ephemeralOwner`: the agent (its writer) whose life the key is
      * tied to: deleted when that agent is seen offline or deregisters; the set is a sign of the

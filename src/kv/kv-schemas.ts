@@ -43,7 +43,7 @@ export const setInput = z.strictObject({
     .boolean()
     .optional()
     .describe(
-      "true: the key is tied to the writing agent's life (agentId, or the credential's agent): deleted, with a kv.deleted naming why, in the write that sees that agent offline (its heartbeats stopped) or deregisters it. Presence, a claim on a piece of work, an address others find it at. The set is a sign of life of the agent (an unknown one is registered). An agent holds at most maxEphemeralKeysPerAgent (1,000) such keys (429 LIMIT_EXCEEDED). Left out or false, the key outlives its writer: each set says its own",
+      "true: the key is tied to the writing agent's life (agentId, or the credential's agent): deleted, with a kv.deleted naming why, in the write that sees that agent offline (its heartbeats stopped) or deregisters it. Presence, a claim on a piece of work, an address others find it at. The set is a sign of life of the agent (an unknown one is registered, one seen offline is healthy again). It ties the key, it does not guard it: any agent may write or delete it (take a claim with ifVersion 0). An agent holds at most maxEphemeralKeysPerAgent (1,000) such keys (429 LIMIT_EXCEEDED). Left out or false, the key outlives its writer: each set says its own",
     ),
   agentId: writerField,
   idempotencyKey: text(200)
