@@ -191,6 +191,22 @@ describe("shared state through MCP tools", () => {
     expect(await callTool(client, "list_keys", { limit: 0 })).toEqual({ error: "MCP error -32602: Input validation error: Invalid arguments for tool list_keys: Too small: expected number to be >=1 at limit" });
   });
 
+  it("set_key with ephemeral ties the key to the session's agent: list_keys finds it by owner, and it goes when the agent deregisters; past the bound, a LIMIT_EXCEEDED tool error", async () => {
+    t = await startTestServer({ maxEphemeralKeysPerAgent: 1 });
+    const client = await connectMcp(t.url, { "x-agent-id": "scout" });
+    const here = await callTool(client, "set_key", { key: "presence/scout", value: { task: "reading" }, ephemeral: true });
+    expect(here).toMatchObject({ key: "presence/scout", updatedBy: "scout", ephemeralOwner: "scout" });
+    expect((await callTool(client, "list_keys", { ephemeralOwner: "scout" })).items.map((item: { key: string }) => item.key)).toEqual(["presence/scout"]);
+    expect(await callTool(client, "set_key", { key: "presence/other", value: 1, ephemeral: true })).toMatchObject({
+      error: { code: "LIMIT_EXCEEDED", message: `agent "scout" holds 1 key tied to its life already (maxEphemeralKeysPerAgent 1): delete one, or set this key without ephemeral` },
+    });
+    // As a strict host sends it, null is left out: a key that outlives the agent.
+    expect((await callTool(client, "set_key", { key: "notes/scout", value: 1, ephemeral: null })).ephemeralOwner).toBeNull();
+    await t.api.agents.deregister.mutate({ agentId: "scout" });
+    expect(await callTool(client, "get_key", { key: "presence/scout" })).toEqual({ key: "presence/scout", entry: null });
+    expect((await callTool(client, "get_key", { key: "notes/scout" })).entry).toMatchObject({ value: 1 });
+  });
+
   it("with credentials: an agent token writes as its agent; a read token reads, watches and lists, and has no writing tool", async () => {
     const s = await startSecureServer();
     t = s;

@@ -167,7 +167,7 @@ export function kvCommands(d: KvCommandDeps) {
         const ownKey = present && row.ephemeralOwner === owner;
         const held = ownKey ? 0 : d.kv.countEphemeralOf(owner, ctx.now, d.maxEphemeralKeysPerAgent);
         if (held >= d.maxEphemeralKeysPerAgent) {
-          throw new CoordinationError("LIMIT_EXCEEDED", `agent ${JSON.stringify(owner)} holds ${held} keys tied to its life already (maxEphemeralKeysPerAgent ${d.maxEphemeralKeysPerAgent}): delete one, or set this key without ephemeral`);
+          throw new CoordinationError("LIMIT_EXCEEDED", `agent ${JSON.stringify(owner)} holds ${held} key${held === 1 ? "" : "s"} tied to its life already (maxEphemeralKeysPerAgent ${d.maxEphemeralKeysPerAgent}): delete one, or set this key without ephemeral`);
         }
         d.keepAlive(ctx, owner);
       }
