@@ -341,9 +341,9 @@ const DRAIN_ROUND_MS = 2000;
 /**
  * `agents drain AGENT_ID`: cordons the agent (no claim or steal hands it a task from that write
  * on; `--reason`, "drained" by default), then waits until it holds no task, as a node is drained
- * before maintenance: each round reads the tasks it holds (tasks.list, claimed, by agent) and
- * waits for one of them to settle (tasks.waitMany); a run that fails into a retry or is released
- * leaves it too, and the next round's read sees it. Said on stderr as the count changes. Exit 0
+ * before maintenance: each round waits for one of the tasks the last round read to settle
+ * (tasks.waitMany), then reads the tasks it holds (tasks.list, claimed, by agent); a run that
+ * fails into a retry or is released leaves it too, and that read sees it. Said on stderr as the count changes. Exit 0
  * once it holds none (`--deregister`: then deregistered, its ephemeral keys and locks with it),
  * 4 when it still holds some after `--timeout` or when interrupted (the cordon stays either way).
  */
@@ -360,22 +360,32 @@ async function drainAgent(
   const cordoned = await api.agents.cordon.mutate({ agentId, reason: str(options["--reason"]) ?? "drained" });
   const name = printable(cordoned.agentId);
   let said: string | undefined;
+  /** The tasks the last round read it holding (none read yet: undefined). */
+  let holding: Array<{ id: string }> | undefined;
+  /** Whether the last round waited (the first reads at once, and the second waits at once). */
+  let waited = false;
   const held = await waitInRounds(
+    // A round waits for one of the tasks the last one read to settle, then reads what it holds:
+    // its answer is read after its wait, so the last round's (at --timeout) is as it is then (a
+    // task released or failed into a retry while the round waited, which no wait wakes for, is
+    // not named as still held).
     async (waitMs, signal) => {
+      waited = holding !== undefined && holding.length > 0 && waitMs > 0;
+      if (waited) {
+        await api.tasks.waitMany.query({ taskIds: holding!.map((task) => task.id), until: "any", settledOnly: true, waitMs: Math.min(waitMs, DRAIN_ROUND_MS) }, { signal });
+      }
       const page = await api.tasks.list.query({ agentId, status: "claimed", limit: DRAIN_PAGE }, { signal });
       const count = `${page.items.length}${page.nextCursor === null ? "" : " or more"}`;
       if (page.items.length > 0 && count !== said) out.stderr(`coordination: agent ${name} holds ${count} task${count === "1" ? "" : "s"}; waiting for ${count === "1" ? "it" : "them"} to settle\n`);
       said = count;
-      if (page.items.length > 0 && waitMs > 0) {
-        await api.tasks.waitMany.query({ taskIds: page.items.map((task) => task.id), until: "any", settledOnly: true, waitMs: Math.min(waitMs, DRAIN_ROUND_MS) }, { signal });
-      }
+      holding = page.items;
       return page.items;
     },
-    // The tasks read before the round's wait: the next round reads them again, after it.
     (tasks) => tasks.length === 0,
     timeoutMs,
     stop,
     out.stderr,
+    () => !waited,
   );
   if (held === undefined || held.length > 0) {
     const ids = held?.map((task) => printable(task.id)) ?? [];

@@ -43,6 +43,18 @@ describe("coordination agents drain", () => {
     expect(JSON.parse(json.stdout)).toMatchObject({ drained: false, holding: [task.id], agent: { agentId: "w2" } });
   });
 
+  it("a task released while the last round waited is not named as held: exit 0, not 4", async () => {
+    await using t = await startTestServer();
+    await t.api.tasks.enqueue.mutate({ queue: "q" });
+    const run = await t.api.tasks.claim.mutate({ agentId: "w4", queues: ["q"], context: false });
+    // One round's wait is 2 s at most: --timeout 2s is a drain whose every wait is its last.
+    const drain = new CliProcess({ args: ["agents", "drain", "w4", "--timeout", "2s"], env: { COORDINATION_URL: t.url } });
+    await vi.waitFor(() => expect(drain.stderr).toContain("holds 1 task"), { timeout: 30_000, interval: 20 });
+    // A release settles nothing (no wait wakes for it): the agent holds no task from here on.
+    await t.api.tasks.release.mutate({ taskId: run!.id, agentId: "w4", leaseToken: run!.leaseToken });
+    expect(await drain.waitForExit(30_000)).toMatchObject({ code: 0, stdout: "agent w4 drained: it holds no task, and stays cordoned (coordination agents uncordon w4 lifts it)\n" });
+  });
+
   it("--deregister removes an agent once drained (its keys tied to its life go with it); usage errors exit 2", async () => {
     await using t = await startTestServer();
     await t.api.kv.set.mutate({ key: "presence/w3", value: "here", agentId: "w3", ephemeral: true });
