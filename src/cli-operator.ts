@@ -357,7 +357,21 @@ async function drainAgent(
 ): Promise<number> {
   const timeout = str(options["--timeout"]);
   const timeoutMs = timeout === undefined ? undefined : parseDuration(timeout);
-  const cordoned = await api.agents.cordon.mutate({ agentId, reason: str(options["--reason"]) ?? "drained" });
+  const startedAt = Date.now();
+  // The cordon is asked as a round is: within --timeout and a round's grace, and Ctrl-C ends it
+  // (a server that takes the connection and never answers held the command past both).
+  const asking = linkSignals([stop, timeoutMs === undefined ? undefined : AbortSignal.timeout(timeoutMs + WAIT_ROUND_GRACE_MS)]);
+  let cordoned: Awaited<ReturnType<typeof api.agents.cordon.mutate>>;
+  try {
+    cordoned = await api.agents.cordon.mutate({ agentId, reason: str(options["--reason"]) ?? "drained" }, { signal: asking.signal });
+  } catch (error) {
+    if (!stop?.aborted) throw error;
+    print({ drained: false, agent: null, holding: null }, () => "");
+    out.stderr(`coordination: interrupted before the server answered the cordon: agent ${printable(agentId)} may be cordoned, and may hold tasks\n`);
+    return 4;
+  } finally {
+    asking.dispose();
+  }
   const name = printable(cordoned.agentId);
   let said: string | undefined;
   /** The tasks the last round read it holding (none read yet: undefined). */
@@ -382,14 +396,16 @@ async function drainAgent(
       return page.items;
     },
     (tasks) => tasks.length === 0,
-    timeoutMs,
+    // What is left of --timeout after the cordon.
+    timeoutMs === undefined ? undefined : Math.max(0, startedAt + timeoutMs - Date.now()),
     stop,
     out.stderr,
     () => !waited,
   );
   if (held === undefined || held.length > 0) {
     const ids = held?.map((task) => printable(task.id)) ?? [];
-    print({ drained: false, agent: cordoned, holding: held?.map((task) => task.id) ?? [] }, () => "");
+    // holding null: not known (interrupted before the server answered), not none.
+    print({ drained: false, agent: cordoned, holding: held?.map((task) => task.id) ?? null }, () => "");
     out.stderr(
       `coordination: agent ${name} ${held === undefined ? "may hold tasks still (interrupted before the server answered)" : `still holds ${said} task${said === "1" ? "" : "s"} ${stop?.aborted ? "when interrupted" : `after ${timeout}`}: ${ids.join(", ")}`}; it stays cordoned\n`,
     );

@@ -1,6 +1,7 @@
 // `coordination agents drain AGENT_ID`: what an operator does before taking a worker's machine
 // down, as kubectl drains a node: the agent is cordoned (no claim hands it a task), and the
 // command waits until the tasks it holds are settled, failed back to the queue or released.
+import { createServer, type Socket } from "node:net";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { CliProcess, killAllCli, runCli } from "./helpers/cli-process.js";
 import { startTestServer } from "./helpers/test-server.js";
@@ -54,6 +55,30 @@ describe("coordination agents drain", () => {
     await t.api.tasks.release.mutate({ taskId: run!.id, agentId: "w4", leaseToken: run!.leaseToken });
     expect(await drain.waitForExit(30_000)).toMatchObject({ code: 0, stdout: "agent w4 drained: it holds no task, and stays cordoned (coordination agents uncordon w4 lifts it)\n" });
   });
+
+  it("a server that never answers the cordon holds it past neither Ctrl-C (exit 4) nor --timeout", async () => {
+    // Takes connections, answers nothing.
+    const sockets: Socket[] = [];
+    const silent = createServer((socket) => void sockets.push(socket));
+    await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
+    try {
+      const env = { COORDINATION_URL: `http://127.0.0.1:${(silent.address() as { port: number }).port}` };
+      const interrupted = new CliProcess({ args: ["agents", "drain", "w5", "--json"], env });
+      const timed = new CliProcess({ args: ["agents", "drain", "w5", "--timeout", "1s"], env });
+      await vi.waitFor(() => expect(sockets.length).toBeGreaterThanOrEqual(2), { timeout: 30_000, interval: 20 });
+      interrupted.child.kill("SIGINT");
+      const stopped = await interrupted.waitForExit(5_000);
+      expect(stopped).toMatchObject({ code: 4, stderr: "coordination: interrupted before the server answered the cordon: agent w5 may be cordoned, and may hold tasks\n" });
+      expect(JSON.parse(stopped.stdout)).toEqual({ drained: false, agent: null, holding: null });
+      // --timeout and a round's grace (15 s), as tasks wait: the server was never reached.
+      const startedAt = Date.now();
+      expect(await timed.waitForExit(30_000)).toMatchObject({ code: 1, stderr: expect.stringContaining("cannot reach the server") });
+      expect(Date.now() - startedAt).toBeLessThan(17_000);
+    } finally {
+      sockets.forEach((socket) => socket.destroy());
+      silent.close();
+    }
+  }, 60_000);
 
   it("--deregister removes an agent once drained (its keys tied to its life go with it); usage errors exit 2", async () => {
     await using t = await startTestServer();
