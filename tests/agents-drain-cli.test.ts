@@ -87,6 +87,10 @@ describe("coordination agents drain", () => {
     expect(await runCli({ args: ["agents", "drain", "w3", "--deregister"], env }, 30_000)).toMatchObject({ code: 0, stdout: "agent w3 drained: it held no task, and was deregistered\n", stderr: "" });
     await expect(t.api.agents.get.query({ agentId: "w3" })).rejects.toMatchObject({ data: { code: "AGENT_NOT_FOUND" } });
     expect((await t.api.kv.get.query({ key: "presence/w3" })).entry).toBeNull();
+    // The cordon stays, as with any deregistration: a worker still running comes back cordoned.
+    await t.api.tasks.enqueue.mutate({ queue: "after" });
+    expect(await t.api.tasks.claim.mutate({ agentId: "w3", queues: ["after"], context: false })).toBeNull();
+    expect((await t.api.agents.get.query({ agentId: "w3" })).cordon).toMatchObject({ reason: "drained" });
     expect(await runCli({ args: ["agents", "drain"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining("agents drain needs an AGENT_ID") });
     expect(await runCli({ args: ["agents", "drain", "a", "b"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining("agents drain takes one AGENT_ID (got 2)") });
     expect(await runCli({ args: ["agents", "drain", "nobody"], env })).toMatchObject({ code: 1, stderr: expect.stringContaining("AGENT_NOT_FOUND") });
