@@ -196,6 +196,7 @@ export { followLog, type FollowLogOptions, type LogLine } from "./follow-log.js"
 export { ClientClosedError, isClientClosed } from "./closing-link.js";
 export { LOG_FLUSH_MS, type LogLevel, type LogOptions } from "./run-log.js";
 export { updateKey, watchKey, KeyContended, KeyWriteUnknown, type KvEntry, type UpdateKeyOptions, type WatchKeyOptions } from "./kv.js";
+export { watchKeys, type KeyChange, type WatchKeysOptions } from "./watch-keys.js";
 export { withPermit, SemaphoreFull, PermitLost, type Permit, type SemaphoreState, type HeldPermit, type WithPermitOptions } from "./semaphores.js";
 export { isSystemEvent, SYSTEM_EVENT_TYPES, type SystemEvent, type SystemEventPayloads, type SystemEventType } from "./system-events.js";
 export { TRPCClientError, isTRPCClientError } from "@trpc/client";

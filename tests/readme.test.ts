@@ -278,7 +278,7 @@ describe("README", () => {
   });
 
   it("runs the ephemeral keys example as written: the agent's keys go with its deregistration", async () => {
-    expect(await runExample('ephemeralOwner: "worker-7"', "ephemeral-keys")).toBe("[ 'presence/worker-7', 'working-on/ticket-42' ]\nnull\n");
+    expect(await runExample('ephemeralOwner: "worker-7"', "ephemeral-keys")).toBe("[ 'presence/worker-7', 'working-on/ticket-42' ]\npresence/worker-7 here\npresence/worker-7 gone\nnull\n");
   });
 
   it("runs the counters example as written", async () => {

@@ -1,0 +1,151 @@
+// The keys under a prefix, watched: who is here (presence/), who works on what (working-on/). Keys
+// tied to an agent's life come and go with their agents; a coordinator wants each change as it
+// happens, as ZooKeeper's child watches and etcd's prefix watches give it. The keys present come
+// first (kv.list), then each change the event log says a key of the prefix took (kv.set, kv.deleted,
+// kv.expired on the client's WebSocket, from the log's head as it was before the listing), read
+// back from the key: the newest state, each version once.
+import { untilAnswered } from "./lease-calls.js";
+import type { KvEntry } from "./kv.js";
+import { isSystemEvent } from "./system-events.js";
+import type { CoordinationApi } from "./types.js";
+
+export interface WatchKeysOptions {
+  /** The keys that start with this text (case-sensitive, byte for byte, as kv.list's prefix): "presence/". "" watches every key. */
+  prefix: string;
+  /** Ends the watch: the generator returns (the stream is closed). */
+  signal?: AbortSignal;
+  /**
+   * The most changes told by the stream and not yet read (10,000 by default): past it, they are
+   * dropped and the prefix is listed again, each difference with what was yielded told as a
+   * change (a key gone: null), so a slow consumer holds bounded memory and misses no final state.
+   */
+  maxPending?: number;
+}
+
+/** A key of the prefix as it is now: `entry` null once it is absent (deleted, expired, gone with its agent). */
+export interface KeyChange {
+  key: string;
+  entry: KvEntry | null;
+}
+
+const KV_EVENTS = ["kv.set", "kv.deleted", "kv.expired"];
+/** kv.list's largest page. */
+const PAGE = 1000;
+
+/**
+ * The keys under `options.prefix`: those present first (by key), then each new state of a key of the
+ * prefix as it comes (a set, a delete, an expiry, a key gone with its agent), until the signal
+ * aborts or the caller stops iterating. A key's versions are yielded in order, each at most once;
+ * states that came and went before the key was read are not seen (the newest is). Reads go on
+ * through transient failures, and the stream resumes from its last event after a reconnect. Throws
+ * what the stream is refused with (a credential that may not read events: UNAUTHORIZED,
+ * FORBIDDEN); a stream behind the retained log (EVENTS_PRUNED) lists the prefix again instead.
+ */
+export async function* watchKeys(api: CoordinationApi, options: WatchKeysOptions): AsyncGenerator<KeyChange, void, undefined> {
+  const { prefix, signal } = options;
+  const maxPending = options.maxPending ?? 10_000;
+  /** The version last yielded for each key of the prefix (0: absent). */
+  const seen = new Map<string, number>();
+  /** Keys the stream said changed, not read yet, in the order told (a key once). */
+  let pending = new Set<string>();
+  let resync = false;
+  let failure: unknown;
+  let wake: (() => void) | undefined;
+  const woken = () => {
+    wake?.();
+    wake = undefined;
+  };
+  const open = (from: number) =>
+    api.events.onEvent.subscribe(
+      { types: KV_EVENTS, lastEventId: String(from) },
+      {
+        onData: ({ data: event }) => {
+          if (!isSystemEvent(event, "kv.set") && !isSystemEvent(event, "kv.deleted") && !isSystemEvent(event, "kv.expired")) return;
+          const { key, version } = event.payload;
+          if (!key.startsWith(prefix) || (event.type === "kv.set" && version <= (seen.get(key) ?? 0))) return;
+          pending.add(key);
+          if (pending.size > maxPending) {
+            pending = new Set();
+            resync = true;
+          }
+          woken();
+        },
+        onError: (error) => {
+          failure = error;
+          woken();
+        },
+      },
+    );
+  const { head } = await untilAnswered(() => api.events.head.query(undefined, { signal }), signal);
+  // Opened before the listing: a change made while it is read is told too (and yielded once).
+  let stream = open(head);
+  // Aborted: the stream closes, and a wait for the next change ends.
+  const stop = () => {
+    stream.unsubscribe();
+    woken();
+  };
+  signal?.addEventListener("abort", stop, { once: true });
+  try {
+    // Each key of the prefix as it is, and null for each yielded before that is gone: the first
+    // listing, and again after a resync.
+    async function* listing(): AsyncGenerator<KeyChange> {
+      const present = new Set<string>();
+      let after: string | undefined;
+      do {
+        const page = await untilAnswered(() => api.kv.list.query({ prefix, limit: PAGE, ...(after === undefined ? {} : { after }) }, { signal }), signal);
+        for (const entry of page.items) {
+          present.add(entry.key);
+          if (seen.get(entry.key) === entry.version) continue;
+          seen.set(entry.key, entry.version);
+          yield { key: entry.key, entry };
+        }
+        after = page.nextCursor ?? undefined;
+      } while (after !== undefined);
+      for (const [key, version] of seen) {
+        if (present.has(key) || version === 0) continue;
+        seen.set(key, 0);
+        yield { key, entry: null };
+      }
+    }
+    yield* listing();
+    while (!signal?.aborted) {
+      if (failure !== undefined) {
+        const code = (failure as { data?: { code?: unknown } }).data?.code;
+        if (code !== "EVENTS_PRUNED") throw failure;
+        // Behind the retained log: the changes it missed are read from the keys themselves.
+        failure = undefined;
+        stream.unsubscribe();
+        const { head: now } = await untilAnswered(() => api.events.head.query(undefined, { signal }), signal);
+        stream = open(now);
+        resync = true;
+      }
+      if (resync) {
+        resync = false;
+        pending = new Set();
+        yield* listing();
+        continue;
+      }
+      const [key] = pending;
+      if (key === undefined) {
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+          if (signal?.aborted || failure !== undefined || resync || pending.size > 0) woken();
+        });
+        continue;
+      }
+      pending.delete(key);
+      const { entry } = await untilAnswered(() => api.kv.get.query({ key }, { signal }), signal);
+      const version = entry?.version ?? 0;
+      if ((seen.get(key) ?? 0) === version) continue;
+      seen.set(key, version);
+      yield { key, entry };
+    }
+  } catch (error) {
+    // Stopped by the caller: the watch ends, as iterating stops.
+    if (signal?.aborted) return;
+    throw error;
+  } finally {
+    signal?.removeEventListener("abort", stop);
+    stream.unsubscribe();
+  }
+}

@@ -1,0 +1,78 @@
+// watchKeys: the keys under a prefix, watched (who is here, who works on what): those present
+// first, then each change as the event log tells it, read back from the key, each version once;
+// keys tied to an agent's life come and go with it.
+import { afterEach, describe, expect, it } from "vitest";
+import { createCoordinationClient, watchKeys, type CoordinationClient, type KeyChange } from "../client/index.js";
+import { promptly } from "./helpers/task-waits.js";
+import { startTestServer, type TestServer } from "./helpers/test-server.js";
+
+let t: TestServer | undefined;
+const clients: CoordinationClient[] = [];
+afterEach(async () => {
+  await Promise.all(clients.splice(0).map((client) => client.close()));
+  await t?.stop({ removeFiles: true });
+  t = undefined;
+});
+
+/** A change as [key, value or null]: what the tests compare. */
+const shown = ({ key, entry }: KeyChange) => [key, entry === null ? null : entry.value] as const;
+
+describe("watchKeys", () => {
+  it("yields the prefix's keys, then each set, delete and agent's going as it comes; other keys are not seen", async () => {
+    t = await startTestServer({ agentHealthCheckMs: 60_000 });
+    const client = createCoordinationClient({ url: t.url });
+    clients.push(client);
+    const { api } = client;
+    await api.kv.set.mutate({ key: "presence/b", value: "B" });
+    await api.kv.set.mutate({ key: "presence/a", value: "A" });
+    await api.kv.set.mutate({ key: "elsewhere", value: 0 });
+    const stop = new AbortController();
+    const watch = watchKeys(api, { prefix: "presence/", signal: stop.signal });
+    const next = async () => shown((await promptly(watch.next())).value as KeyChange);
+    expect([await next(), await next()]).toEqual([
+      ["presence/a", "A"],
+      ["presence/b", "B"],
+    ]);
+    await api.kv.set.mutate({ key: "presence/w", value: "here", agentId: "w", ephemeral: true });
+    await api.kv.set.mutate({ key: "elsewhere", value: 1 });
+    await api.kv.set.mutate({ key: "presence/a", value: "A2" });
+    await api.kv.delete.mutate({ key: "presence/b" });
+    expect([await next(), await next(), await next()]).toEqual([
+      ["presence/w", "here"],
+      ["presence/a", "A2"],
+      ["presence/b", null],
+    ]);
+    // The agent goes: its key with it.
+    await api.agents.deregister.mutate({ agentId: "w" });
+    expect(await next()).toEqual(["presence/w", null]);
+    // Stopped while it waits for the next change: it ends.
+    const waiting = watch.next();
+    stop.abort();
+    expect(await promptly(waiting)).toEqual({ done: true, value: undefined });
+    expect(await promptly(watch.next())).toEqual({ done: true, value: undefined });
+  });
+
+  it("past maxPending changes not read, lists the prefix again: the newest state of each key, null for those gone", async () => {
+    t = await startTestServer();
+    const client = createCoordinationClient({ url: t.url });
+    clients.push(client);
+    const { api } = client;
+    await api.kv.set.mutate({ key: "p/old", value: 0 });
+    const stop = new AbortController();
+    // Every change overflows: each is read from a new listing.
+    const watch = watchKeys(api, { prefix: "p/", signal: stop.signal, maxPending: 0 });
+    const next = async () => shown((await promptly(watch.next())).value as KeyChange);
+    expect(await next()).toEqual(["p/old", 0]);
+    await api.kv.set.mutate({ key: "p/1", value: 1 });
+    await api.kv.set.mutate({ key: "p/1", value: 11 });
+    await api.kv.set.mutate({ key: "p/2", value: 2 });
+    await api.kv.delete.mutate({ key: "p/old" });
+    const changes: Array<readonly [string, unknown]> = [];
+    while (changes.length < 3) changes.push(await next());
+    // Each key's newest state once, whichever way they were read (events or listings).
+    expect(changes.map(([key]) => key).sort()).toEqual(["p/1", "p/2", "p/old"]);
+    expect(Object.fromEntries(changes)).toEqual({ "p/1": 11, "p/2": 2, "p/old": null });
+    stop.abort();
+    expect(await promptly(watch.next())).toEqual({ done: true, value: undefined });
+  });
+});
