@@ -4,6 +4,7 @@
 // first (kv.list), then each change the event log says a key of the prefix took (kv.set, kv.deleted,
 // kv.expired on the client's WebSocket, from the log's head as it was before the listing), read
 // back from the key: the newest state, each version once.
+import { ClientClosedError } from "./closing-link.js";
 import { untilAnswered } from "./lease-calls.js";
 import type { KvEntry } from "./kv.js";
 import { isSystemEvent } from "./system-events.js";
@@ -39,7 +40,8 @@ const PAGE = 1000;
  * states that came and went before the key was read are not seen (the newest is). Reads go on
  * through transient failures, and the stream resumes from its last event after a reconnect. Throws
  * what the stream is refused with (a credential that may not read events: UNAUTHORIZED,
- * FORBIDDEN); a stream behind the retained log (EVENTS_PRUNED) lists the prefix again instead.
+ * FORBIDDEN), and ClientClosedError once the client is closed (as watchKey does); a stream
+ * behind the retained log (EVENTS_PRUNED) lists the prefix again instead.
  */
 export async function* watchKeys(api: CoordinationApi, options: WatchKeysOptions): AsyncGenerator<KeyChange, void, undefined> {
   const { prefix, signal } = options;
@@ -55,11 +57,14 @@ export async function* watchKeys(api: CoordinationApi, options: WatchKeysOptions
     wake?.();
     wake = undefined;
   };
-  const open = (from: number) =>
-    api.events.onEvent.subscribe(
+  const open = (from: number) => {
+    // Set once this stream is closed here (replaced, stopped): what it says after is not heard.
+    let closed = false;
+    const subscription = api.events.onEvent.subscribe(
       { types: KV_EVENTS, lastEventId: String(from) },
       {
         onData: ({ data: event }) => {
+          if (closed) return;
           if (!isSystemEvent(event, "kv.set") && !isSystemEvent(event, "kv.deleted") && !isSystemEvent(event, "kv.expired")) return;
           const { key, version } = event.payload;
           if (!key.startsWith(prefix) || (event.type === "kv.set" && version <= (seen.get(key) ?? 0))) return;
@@ -71,11 +76,26 @@ export async function* watchKeys(api: CoordinationApi, options: WatchKeysOptions
           woken();
         },
         onError: (error) => {
+          if (closed) return;
           failure = error;
+          woken();
+        },
+        // Ended without an error, and not by this watch: the client was closed (its close()
+        // completes every subscription). Waiting on would wait for ever: end as watchKey does.
+        onComplete: () => {
+          if (closed) return;
+          failure = new ClientClosedError();
           woken();
         },
       },
     );
+    return {
+      unsubscribe: () => {
+        closed = true;
+        subscription.unsubscribe();
+      },
+    };
+  };
   const { head } = await untilAnswered(() => api.events.head.query(undefined, { signal }), signal);
   // Opened before the listing: a change made while it is read is told too (and yielded once).
   let stream = open(head);

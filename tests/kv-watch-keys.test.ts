@@ -2,7 +2,7 @@
 // first, then each change as the event log tells it, read back from the key, each version once;
 // keys tied to an agent's life come and go with it.
 import { afterEach, describe, expect, it } from "vitest";
-import { createCoordinationClient, watchKeys, type CoordinationClient, type KeyChange } from "../client/index.js";
+import { createCoordinationClient, isClientClosed, watchKeys, type CoordinationClient, type KeyChange } from "../client/index.js";
 import { promptly } from "./helpers/task-waits.js";
 import { startTestServer, type TestServer } from "./helpers/test-server.js";
 
@@ -74,5 +74,26 @@ describe("watchKeys", () => {
     expect(Object.fromEntries(changes)).toEqual({ "p/1": 11, "p/2": 2, "p/old": null });
     stop.abort();
     expect(await promptly(watch.next())).toEqual({ done: true, value: undefined });
+  });
+});
+
+describe("watchKeys: ends and failures (a review)", () => {
+  /** `answer` within `ms`, or "still waiting". */
+  const within = <T>(answer: Promise<T>, ms = 5000) => Promise.race([answer, new Promise<"still waiting">((resolve) => setTimeout(() => resolve("still waiting"), ms).unref())]);
+
+  it("the client closed while it waits: the watch ends with ClientClosedError, as watchKey's does, instead of waiting for ever", async () => {
+    t = await startTestServer();
+    const client = createCoordinationClient({ url: t.url });
+    const { api } = client;
+    await api.kv.set.mutate({ key: "p/a", value: 1 });
+    const watch = watchKeys(api, { prefix: "p/" });
+    expect(shown((await promptly(watch.next())).value as KeyChange)).toEqual(["p/a", 1]);
+    const waiting = watch.next().then(
+      () => "returned",
+      (error: unknown) => (isClientClosed(error) ? "client closed" : String(error)),
+    );
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    await client.close();
+    expect(await within(waiting)).toBe("client closed");
   });
 });
