@@ -96,16 +96,19 @@ export async function* watchKeys(api: CoordinationApi, options: WatchKeysOptions
       },
     };
   };
-  const { head } = await untilAnswered(() => api.events.head.query(undefined, { signal }), signal);
-  // Opened before the listing: a change made while it is read is told too (and yielded once).
-  let stream = open(head);
+  let stream: { unsubscribe(): void } | undefined;
   // Aborted: the stream closes, and a wait for the next change ends.
   const stop = () => {
-    stream.unsubscribe();
+    stream?.unsubscribe();
     woken();
   };
   signal?.addEventListener("abort", stop, { once: true });
   try {
+    // In the try: a signal aborted before the watch starts, or while the head is read, ends the
+    // watch as an abort later does (it returns), rather than rejecting with an AbortError.
+    const { head } = await untilAnswered(() => api.events.head.query(undefined, { signal }), signal);
+    // Opened before the listing: a change made while it is read is told too (and yielded once).
+    stream = open(head);
     // Each key of the prefix as it is, and null for each yielded before that is gone: the first
     // listing, and again after a resync.
     async function* listing(): AsyncGenerator<KeyChange> {
@@ -166,6 +169,6 @@ export async function* watchKeys(api: CoordinationApi, options: WatchKeysOptions
     throw error;
   } finally {
     signal?.removeEventListener("abort", stop);
-    stream.unsubscribe();
+    stream?.unsubscribe();
   }
 }

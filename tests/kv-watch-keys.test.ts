@@ -96,4 +96,14 @@ describe("watchKeys: ends and failures (a review)", () => {
     await client.close();
     expect(await within(waiting)).toBe("client closed");
   });
+
+  it("a signal aborted before the watch starts (or while it reads the head) ends it: done, not an AbortError", async () => {
+    t = await startTestServer();
+    const client = createCoordinationClient({ url: t.url });
+    clients.push(client);
+    const stop = new AbortController();
+    stop.abort();
+    const watch = watchKeys(client.api, { prefix: "p/", signal: stop.signal });
+    expect(await promptly(watch.next())).toEqual({ done: true, value: undefined });
+  });
 });
