@@ -46,7 +46,11 @@ const PAGE = 1000;
 export async function* watchKeys(api: CoordinationApi, options: WatchKeysOptions): AsyncGenerator<KeyChange, void, undefined> {
   const { prefix, signal } = options;
   const maxPending = options.maxPending ?? 10_000;
-  /** The version last yielded for each key of the prefix (0: absent). */
+  /**
+   * The version last yielded for each key of the prefix present as last yielded. A key yielded
+   * gone is dropped (absent reads as 0): presence/<agent> keys come and go for ever, and keeping
+   * each one ever seen grew a long watch's memory without bound.
+   */
   const seen = new Map<string, number>();
   /** Keys the stream said changed, not read yet, in the order told (a key once). */
   let pending = new Set<string>();
@@ -124,9 +128,9 @@ export async function* watchKeys(api: CoordinationApi, options: WatchKeysOptions
         }
         after = page.nextCursor ?? undefined;
       } while (after !== undefined);
-      for (const [key, version] of seen) {
-        if (present.has(key) || version === 0) continue;
-        seen.set(key, 0);
+      for (const key of [...seen.keys()]) {
+        if (present.has(key) || !seen.has(key)) continue;
+        seen.delete(key);
         yield { key, entry: null };
       }
     }
@@ -160,7 +164,8 @@ export async function* watchKeys(api: CoordinationApi, options: WatchKeysOptions
       const { entry } = await untilAnswered(() => api.kv.get.query({ key }, { signal }), signal);
       const version = entry?.version ?? 0;
       if ((seen.get(key) ?? 0) === version) continue;
-      seen.set(key, version);
+      if (entry === null) seen.delete(key);
+      else seen.set(key, version);
       yield { key, entry };
     }
   } catch (error) {

@@ -1,7 +1,7 @@
 // watchKeys: the keys under a prefix, watched (who is here, who works on what): those present
 // first, then each change as the event log tells it, read back from the key, each version once;
 // keys tied to an agent's life come and go with it.
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { createCoordinationClient, isClientClosed, watchKeys, type CoordinationClient, type KeyChange } from "../client/index.js";
 import { promptly } from "./helpers/task-waits.js";
 import { startTestServer, type TestServer } from "./helpers/test-server.js";
@@ -105,5 +105,37 @@ describe("watchKeys: ends and failures (a review)", () => {
     stop.abort();
     const watch = watchKeys(client.api, { prefix: "p/", signal: stop.signal });
     expect(await promptly(watch.next())).toEqual({ done: true, value: undefined });
+  });
+
+  it("keys that came and went are forgotten: what it keeps grows with the keys present, not with every key ever seen", async () => {
+    t = await startTestServer();
+    const client = createCoordinationClient({ url: t.url });
+    clients.push(client);
+    const { api } = client;
+    // The maps the watch keeps keys in: every Map a "churn/" key is set in.
+    const set = vi.spyOn(Map.prototype, "set");
+    try {
+      const stop = new AbortController();
+      const watch = watchKeys(api, { prefix: "churn/", signal: stop.signal });
+      const first = watch.next();
+      await api.kv.set.mutate({ key: "churn/0", value: 0 });
+      expect(shown((await promptly(first)).value as KeyChange)).toEqual(["churn/0", 0]);
+      await api.kv.delete.mutate({ key: "churn/0" });
+      expect(shown((await promptly(watch.next())).value as KeyChange)).toEqual(["churn/0", null]);
+      for (let n = 1; n <= 20; n++) {
+        await api.kv.set.mutate({ key: `churn/${n}`, value: n });
+        expect(shown((await promptly(watch.next())).value as KeyChange)).toEqual([`churn/${n}`, n]);
+        await api.kv.delete.mutate({ key: `churn/${n}` });
+        expect(shown((await promptly(watch.next())).value as KeyChange)).toEqual([`churn/${n}`, null]);
+      }
+      const maps = new Set(set.mock.contexts.filter((_, i) => String(set.mock.calls[i]![0]).startsWith("churn/")) as Array<Map<unknown, unknown>>);
+      expect(maps.size).toBeGreaterThan(0);
+      // None of the 21 keys is there any more: none is kept.
+      expect([...maps].map((map) => [...map.keys()].filter((key) => String(key).startsWith("churn/")).length)).toEqual([...maps].map(() => 0));
+      stop.abort();
+      expect(await promptly(watch.next())).toEqual({ done: true, value: undefined });
+    } finally {
+      set.mockRestore();
+    }
   });
 });
