@@ -4,8 +4,9 @@
 // first (kv.list), then each change the event log says a key of the prefix took (kv.set, kv.deleted,
 // kv.expired on the client's WebSocket, from the log's head as it was before the listing), read
 // back from the key: the newest state, each version once.
+import { setTimeout as sleep } from "node:timers/promises";
 import { ClientClosedError } from "./closing-link.js";
-import { untilAnswered } from "./lease-calls.js";
+import { isUnanswered, untilAnswered } from "./lease-calls.js";
 import type { KvEntry } from "./kv.js";
 import { isSystemEvent } from "./system-events.js";
 import type { CoordinationApi } from "./types.js";
@@ -61,7 +62,10 @@ export async function* watchKeys(api: CoordinationApi, options: WatchKeysOptions
     wake?.();
     wake = undefined;
   };
+  /** The seq of the last event the stream gave (the head read, before any): where a stream cut by a failure resumes. */
+  let position = 0;
   const open = (from: number) => {
+    position = from;
     // Set once this stream is closed here (replaced, stopped): what it says after is not heard.
     let closed = false;
     const subscription = api.events.onEvent.subscribe(
@@ -69,6 +73,7 @@ export async function* watchKeys(api: CoordinationApi, options: WatchKeysOptions
       {
         onData: ({ data: event }) => {
           if (closed) return;
+          position = Math.max(position, event.seq);
           if (!isSystemEvent(event, "kv.set") && !isSystemEvent(event, "kv.deleted") && !isSystemEvent(event, "kv.expired")) return;
           const { key, version } = event.payload;
           if (!key.startsWith(prefix) || (event.type === "kv.set" && version <= (seen.get(key) ?? 0))) return;
@@ -135,9 +140,20 @@ export async function* watchKeys(api: CoordinationApi, options: WatchKeysOptions
       }
     }
     yield* listing();
+    let retryMs = 100;
     while (!signal?.aborted) {
       if (failure !== undefined) {
         const code = (failure as { data?: { code?: unknown } }).data?.code;
+        if (isUnanswered(failure) && code !== "EVENTS_PRUNED") {
+          // Cut by a failure no refusal (a dropped connection's own error, a 5xx): opened again
+          // from the last event it gave, after a pause, as the reads go on through theirs.
+          failure = undefined;
+          stream?.unsubscribe();
+          await sleep(retryMs, undefined, { signal });
+          retryMs = Math.min(retryMs * 2, 1000);
+          stream = open(position);
+          continue;
+        }
         if (code !== "EVENTS_PRUNED") throw failure;
         // Behind the retained log: the changes it missed are read from the keys themselves.
         failure = undefined;

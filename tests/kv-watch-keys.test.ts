@@ -2,6 +2,7 @@
 // first, then each change as the event log tells it, read back from the key, each version once;
 // keys tied to an agent's life come and go with it.
 import { afterEach, describe, expect, it, vi } from "vitest";
+import { TRPCClientError } from "@trpc/client";
 import { createCoordinationClient, isClientClosed, watchKeys, type CoordinationClient, type KeyChange } from "../client/index.js";
 import { promptly } from "./helpers/task-waits.js";
 import { startTestServer, type TestServer } from "./helpers/test-server.js";
@@ -137,5 +138,36 @@ describe("watchKeys: ends and failures (a review)", () => {
     } finally {
       set.mockRestore();
     }
+  });
+
+  it("a stream cut by a failure no refusal (a dropped connection's error, no data) is opened again from its last event: nothing missed, nothing thrown", async () => {
+    t = await startTestServer();
+    const client = createCoordinationClient({ url: t.url });
+    clients.push(client);
+    const { api } = client;
+    // The first stream fails as a socket lost mid-send does (socket-refusal.ts passes it on).
+    let opened = 0;
+    const cut: Array<() => void> = [];
+    type Subscribe = typeof api.events.onEvent.subscribe;
+    const real = api.events.onEvent.subscribe as unknown as (input: unknown, handlers: unknown) => { unsubscribe(): void };
+    const subscribe = ((input: unknown, handlers: { onError(error: unknown): void }) => {
+      const stream = real(input, handlers);
+      if (opened++ === 0) cut.push(() => { stream.unsubscribe(); handlers.onError(TRPCClientError.from(new Error("WebSocket closed"))); });
+      return stream;
+    }) as unknown as Subscribe;
+    const flaky = new Proxy(api, { get: (target, name) => (name === "events" ? { head: api.events.head, onEvent: { subscribe } } : Reflect.get(target, name)) });
+    const stop = new AbortController();
+    const watch = watchKeys(flaky, { prefix: "p/", signal: stop.signal });
+    const first = watch.next();
+    await api.kv.set.mutate({ key: "p/1", value: 1 });
+    expect(shown((await promptly(first)).value as KeyChange)).toEqual(["p/1", 1]);
+    const waiting = watch.next();
+    cut.shift()!();
+    // Made while no stream is open: told by the next one, from the last event the first gave.
+    await api.kv.set.mutate({ key: "p/2", value: 2 });
+    expect(shown((await promptly(waiting)).value as KeyChange)).toEqual(["p/2", 2]);
+    expect(opened).toBe(2);
+    stop.abort();
+    expect(await promptly(watch.next())).toEqual({ done: true, value: undefined });
   });
 });
