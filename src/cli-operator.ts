@@ -16,7 +16,7 @@ import { runLimitText } from "../client/run-limit-text.js";
 import { dedupeText } from "../client/dedupe-text.js";
 import { orderingKeyText } from "../client/ordering-key-text.js";
 import { traceText } from "../client/trace-text.js";
-import { createCoordinationClient, fitsInAnswer, followLog, isTRPCClientError, type CoordinationClient, type LogLine, type RouterInputs, type RouterOutputs } from "../client/index.js";
+import { createCoordinationClient, fitsInAnswer, followLog, isTRPCClientError, type CoordinationClient, type LogLine, type RouterInputs, type RouterOutputs, watchKeys } from "../client/index.js";
 import type { JsonValue } from "./json-types.js";
 import { BEYOND_C0, printable, utc, when } from "./cli-text.js";
 import { MAX_EVERY_MS, MIN_EVERY_MS } from "./schedules/schedule-schemas.js";
@@ -110,6 +110,8 @@ export const OPERATOR_USAGE = [
   "       coordination kv delete KEY [--if-version N]             (--if-version: only at that version, else exit 3, nothing deleted)",
   "       coordination kv watch KEY                               the key, then each new version, until Ctrl-C (a version replaced",
   "                                    before it was seen is not shown: each line is the key as it was then)",
+  "       coordination kv watch --prefix TEXT                     the keys that start with TEXT, then each change to one as it comes",
+  "                                    (presence/: who is here; a key gone, deleted, expired or with its agent, says so), until Ctrl-C",
   "       coordination events tail [--types 'task.*,agent.*'] [--agent A] [--from SEQ]   (--from: the events after SEQ; 0 for all retained)",
   "       coordination whoami                                     who the token is to the server: its role, its agent, its id and name",
   "Each takes --url URL (else COORDINATION_URL, else the server's host, port and TLS in its settings: the environment,",
@@ -457,7 +459,7 @@ function commandOptions(words: readonly string[], options: Parsed["options"]): r
   if (command === "events" && sub === "tail") return ["--types", "--agent", "--from"];
   if (command === "locks") return sub === undefined || sub === "list" ? ["--holder", "--prefix"] : sub === "force-release" ? ["--reason"] : [];
   if (command === "semaphores") return sub === undefined || sub === "list" ? ["--holder", "--prefix"] : sub === "force-release" ? ["--fencing-token", "--reason"] : [];
-  if (command === "kv") return sub === undefined || sub === "list" ? ["--prefix", "--ephemeral-owner", "--after"] : sub === "set" ? ["--if-version", "--ttl"] : sub === "increment" ? ["--by", "--min", "--max", "--ttl"] : sub === "delete" ? ["--if-version"] : [];
+  if (command === "kv") return sub === undefined || sub === "list" ? ["--prefix", "--ephemeral-owner", "--after"] : sub === "set" ? ["--if-version", "--ttl"] : sub === "increment" ? ["--by", "--min", "--max", "--ttl"] : sub === "delete" ? ["--if-version"] : sub === "watch" ? ["--prefix"] : [];
   if (command === "webhooks") return sub === "add" ? ["--types", "--description", "--from"] : sub === "disable" ? ["--reason"] : sub === "rotate-secret" ? ["--grace"] : [];
   return undefined;
 }
@@ -1534,7 +1536,12 @@ async function kvCommand(
     return 0;
   }
   if (!["get", "set", "increment", "delete", "watch"].includes(sub)) throw new OperatorUsageError(`unknown command "${words.join(" ")}"`);
-  if (key === undefined) throw new OperatorUsageError(`kv ${sub} needs a KEY${sub === "set" ? " and its value as JSON" : ""}`);
+  const prefix = str(options["--prefix"]);
+  if (sub === "watch" && prefix !== undefined) {
+    if (key !== undefined) throw new OperatorUsageError("kv watch takes a KEY or --prefix TEXT, not both");
+    return await watchPrefix(api, prefix, json, out, stop);
+  }
+  if (key === undefined) throw new OperatorUsageError(`kv ${sub} needs a KEY${sub === "set" ? " and its value as JSON" : sub === "watch" ? " (or --prefix TEXT)" : ""}`);
   if (sub === "set" && words.length !== 4) {
     throw new OperatorUsageError(
       words.length === 3 ? "kv set needs the value as JSON after the KEY" : `kv set takes a KEY and one JSON value, not ${words.length - 2} words: quote the value ('{"step": 2}')`,
@@ -1617,6 +1624,21 @@ async function kvCommand(
  * Ctrl-C (exit 0). A watch answers with the key as it is when it wakes: a version replaced
  * before that is not seen, and not shown.
  */
+/**
+ * `kv watch --prefix TEXT`: the keys under TEXT as they are, then each change to one as it comes
+ * (the client's watchKeys: the event stream, each key read back, each version once), a line each,
+ * until Ctrl-C (exit 0). A key gone says so: deleted, expired, or gone with the agent it was tied
+ * to. Outages are ridden through by watchKeys itself; a refused credential ends it (exit 1).
+ */
+async function watchPrefix(api: CoordinationClient["api"], prefix: string, json: boolean, out: Output, stop: AbortSignal | undefined): Promise<number> {
+  for await (const { key, entry } of watchKeys(api, { prefix, ...(stop === undefined ? {} : { signal: stop }) })) {
+    if (json) out.stdout(`${printableJson({ key, entry }, 0)}\n`);
+    else if (entry === null) out.stdout(`${printable(key)}  gone (deleted, expired, or with the agent it was tied to)\n`);
+    else out.stdout(`${printable(key)}  ${entry.version}  ${when(entry.updatedAt)}  ${printable(`${entry.updatedBy ?? "-"}  ${JSON.stringify(entry.value)}`)}${entry.ephemeralOwner === null ? "" : `  (goes with ${printable(entry.ephemeralOwner)})`}\n`);
+  }
+  return 0;
+}
+
 async function watchKey(api: CoordinationClient["api"], key: string, json: boolean, out: Output, stop: AbortSignal | undefined): Promise<number> {
   // The version last shown (0: absent); undefined before the first look.
   let shown: number | undefined;

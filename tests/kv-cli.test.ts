@@ -148,7 +148,7 @@ describe("shared state from the command line", () => {
       [["kv", "get"], "kv get needs a KEY"],
       [["kv", "get", "a", "b"], "kv get takes one KEY (got 2)"],
       [["kv", "get", "a", "--prefix", "x"], "kv get does not take --prefix (it takes none of its own)"],
-      [["kv", "watch"], "kv watch needs a KEY"],
+      [["kv", "watch"], "kv watch needs a KEY (or --prefix TEXT)"],
       [["kv", "--holder", "x"], "kv does not take --holder (it takes --prefix, --ephemeral-owner, --after)"],
       [["kv", "bogus"], 'unknown command "kv bogus"'],
     ] as const) {
@@ -195,6 +195,32 @@ describe("shared state from the command line", () => {
     const rest = JSON.parse((await run({ args: ["kv", "--prefix", "many/", "--after", "many/09999", "--json"], env })).stdout) as typeof head;
     expect([rest.items.map((entry) => entry.key), rest.nextCursor]).toEqual([many.slice(10_000), null]);
   }, 300_000);
+
+  it("kv watch --prefix shows the keys under it, then each change to one, a key gone with its agent too, until Ctrl-C", async () => {
+    t = await startTestServer();
+    const env = { COORDINATION_URL: t.url };
+    const first = await t.api.kv.set.mutate({ key: "presence/a", value: { host: "h1" }, agentId: "a", ephemeral: true });
+    await t.api.kv.set.mutate({ key: "elsewhere", value: 0 });
+    const watch = new CliProcess({ args: ["kv", "watch", "--prefix", "presence/"], env });
+    const shown = (lines: number) => vi.waitFor(() => expect(watch.stdout.split("\n").length - 1).toBe(lines), { timeout: 20_000, interval: 20 });
+    await shown(1);
+    const second = await t.api.kv.set.mutate({ key: "presence/b", value: "x\u009b2J" });
+    await t.api.kv.set.mutate({ key: "elsewhere", value: 1 });
+    await shown(2);
+    await t.api.agents.deregister.mutate({ agentId: "a" });
+    await shown(3);
+    watch.kill("SIGINT");
+    expect(await watch.waitForExit(60_000)).toMatchObject({ code: 0, stderr: "" });
+    expect(watch.stdout).toBe(
+      [
+        `presence/a  1  ${at(first.updatedAt)}  a  {"host":"h1"}  (goes with a)`,
+        `presence/b  ${second.version}  ${at(second.updatedAt)}  -  "x\\x9b2J"`,
+        "presence/a  gone (deleted, expired, or with the agent it was tied to)",
+        "",
+      ].join("\n"),
+    );
+    expect(await runCli({ args: ["kv", "watch", "k", "--prefix", "p"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining("kv watch takes a KEY or --prefix TEXT, not both") });
+  }, 120_000);
 
   it("kv watch shows the key, then each version it takes, until Ctrl-C", async () => {
     t = await startTestServer();

@@ -149,7 +149,7 @@ describe("README", () => {
     const taskFor: Record<string, string> = { get: completed[0]!, wait: completed[0]!, promote: delayed.id, update: pending.id, logs: logged.id };
     const block = blocks("sh").find((b) => b.includes("npx coordination stats"))!;
     const lines = block.split("\n").filter((line) => line.startsWith("npx coordination "));
-    expect(lines.length).toBe(36);
+    expect(lines.length).toBe(37);
     const env = { COORDINATION_URL: t.url };
     try {
       for (const line of lines) {
