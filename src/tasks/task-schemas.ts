@@ -133,6 +133,14 @@ export const dedupeInput = z
       ),
   });
 
+/** A zod check refusing a text `parse` (a W3C header's grammar: trace-context.ts) finds wrong, with the reason it gives. */
+const refusedBy =
+  (parse: (text: string) => { ok: true } | { ok: false; reason: string }) =>
+  (value: string, ctx: z.RefinementCtx): void => {
+    const parsed = parse(value);
+    if (!parsed.ok) ctx.addIssue({ code: "custom", message: parsed.reason });
+  };
+
 // Each field's description is its documentation: the OpenAPI document and the MCP tools'
 // schemas carry it to plain HTTP clients and to LLM agents.
 export const enqueueFields = z.strictObject({
@@ -206,10 +214,7 @@ export const enqueueFields = z.strictObject({
   traceparent: z
     .string()
     .max(MAX_TRACESTATE_CHARS)
-    .superRefine((value, ctx) => {
-      const parsed = parseTraceparent(value);
-      if (!parsed.ok) ctx.addIssue({ code: "custom", message: parsed.reason });
-    })
+    .superRefine(refusedBy(parseTraceparent))
     .nullable()
     .optional()
     .describe(
@@ -217,19 +222,13 @@ export const enqueueFields = z.strictObject({
     ),
   tracestate: z
     .string()
-    .superRefine((value, ctx) => {
-      const parsed = parseTracestate(value);
-      if (!parsed.ok) ctx.addIssue({ code: "custom", message: parsed.reason });
-    })
+    .superRefine(refusedBy(parseTracestate))
     .nullable()
     .optional()
     .describe(`The W3C tracestate that goes with traceparent (vendor key=value pairs, at most ${MAX_TRACESTATE_CHARS} characters); only with a traceparent`),
   baggage: z
     .string()
-    .superRefine((value, ctx) => {
-      const parsed = parseBaggage(value);
-      if (!parsed.ok) ctx.addIssue({ code: "custom", message: parsed.reason });
-    })
+    .superRefine(refusedBy(parseBaggage))
     .nullable()
     .optional()
     .describe(
