@@ -7,7 +7,7 @@
 // over their own calls.
 import { setTimeout as sleep } from "node:timers/promises";
 import { isTRPCClientError } from "@trpc/client";
-import { isUnanswered } from "./lease-calls.js";
+import { isUnanswered, RETRY_MAX_MS, RETRY_START_MS } from "./lease-calls.js";
 
 /** Refusals of a renewal that no retry changes: the lease is lost at once. */
 const FOR_GOOD: ReadonlySet<string> = new Set(["LEASE_CONFLICT", "UNAUTHORIZED", "FORBIDDEN"]);
@@ -18,8 +18,6 @@ const MIN_RENEW_MS = 5;
 const MIN_ROUND_MS = 250;
 /** How long the release after the work may take before it is left to the lease's end. */
 const RELEASE_TIMEOUT_MS = 10_000;
-/** A failed renewal is tried again this soon at first, doubling to a second. */
-const RETRY_START_MS = 100;
 
 /** Milliseconds on a clock that never steps: a wall clock set back cannot stretch the lease as the holder counts it. */
 const monotonic = (): number => performance.now();
@@ -83,7 +81,7 @@ export async function holdLease<A, G extends { fencingToken: number; leaseMs: nu
       if (!isUnanswered(error) || lastResend) throw error;
       lastResend = monotonic() + retryMs >= waitUntil;
       await sleep(lastResend ? Math.min(retryMs, RETRY_START_MS) : retryMs, undefined, { signal: options.signal }).catch(() => options.signal?.throwIfAborted());
-      retryMs = Math.min(retryMs * 2, 1000);
+      retryMs = Math.min(retryMs * 2, RETRY_MAX_MS);
       continue;
     }
     retryMs = RETRY_START_MS;
@@ -154,7 +152,7 @@ export async function holdLease<A, G extends { fencingToken: number; leaseMs: nu
         if (isTRPCClientError(error) && FOR_GOOD.has(String(error.data?.code))) return lose(error);
         // A dropped connection, a restart, a 503: the lease outlives them until leaseEnd.
         nextAt = monotonic() + retryMs;
-        retryMs = Math.min(retryMs * 2, 1000);
+        retryMs = Math.min(retryMs * 2, RETRY_MAX_MS);
       }
     }
   })();

@@ -6,7 +6,7 @@
 // back from the key: the newest state, each version once.
 import { setTimeout as sleep } from "node:timers/promises";
 import { ClientClosedError } from "./closing-link.js";
-import { isUnanswered, untilAnswered } from "./lease-calls.js";
+import { isUnanswered, RETRY_MAX_MS, RETRY_START_MS, untilAnswered } from "./lease-calls.js";
 import type { KvEntry } from "./kv.js";
 import { isSystemEvent } from "./system-events.js";
 import type { CoordinationApi } from "./types.js";
@@ -140,7 +140,7 @@ export async function* watchKeys(api: CoordinationApi, options: WatchKeysOptions
       }
     }
     yield* listing();
-    let retryMs = 100;
+    let retryMs = RETRY_START_MS;
     while (!signal?.aborted) {
       if (failure !== undefined) {
         const code = (failure as { data?: { code?: unknown } }).data?.code;
@@ -150,7 +150,7 @@ export async function* watchKeys(api: CoordinationApi, options: WatchKeysOptions
           failure = undefined;
           stream?.unsubscribe();
           await sleep(retryMs, undefined, { signal });
-          retryMs = Math.min(retryMs * 2, 1000);
+          retryMs = Math.min(retryMs * 2, RETRY_MAX_MS);
           stream = open(position);
           continue;
         }
