@@ -15,14 +15,20 @@ afterEach(async () => {
   t = undefined;
 });
 
+/** A server of its own (`settings`), and a client of it closed after the test. */
+async function connected(settings: Parameters<typeof startTestServer>[0] = {}): Promise<CoordinationClient> {
+  t = await startTestServer(settings);
+  const client = createCoordinationClient({ url: t.url });
+  clients.push(client);
+  return client;
+}
+
 /** A change as [key, value or null]: what the tests compare. */
 const shown = ({ key, entry }: KeyChange) => [key, entry === null ? null : entry.value] as const;
 
 describe("watchKeys", () => {
   it("yields the prefix's keys, then each set, delete and agent's going as it comes; other keys are not seen", async () => {
-    t = await startTestServer({ agentHealthCheckMs: 60_000 });
-    const client = createCoordinationClient({ url: t.url });
-    clients.push(client);
+    const client = await connected({ agentHealthCheckMs: 60_000 });
     const { api } = client;
     await api.kv.set.mutate({ key: "presence/b", value: "B" });
     await api.kv.set.mutate({ key: "presence/a", value: "A" });
@@ -54,9 +60,7 @@ describe("watchKeys", () => {
   });
 
   it("past maxPending changes not read, lists the prefix again: the newest state of each key, null for those gone", async () => {
-    t = await startTestServer();
-    const client = createCoordinationClient({ url: t.url });
-    clients.push(client);
+    const client = await connected();
     const { api } = client;
     await api.kv.set.mutate({ key: "p/old", value: 0 });
     const stop = new AbortController();
@@ -99,9 +103,7 @@ describe("watchKeys: ends and failures (a review)", () => {
   });
 
   it("a signal aborted before the watch starts (or while it reads the head) ends it: done, not an AbortError", async () => {
-    t = await startTestServer();
-    const client = createCoordinationClient({ url: t.url });
-    clients.push(client);
+    const client = await connected();
     const stop = new AbortController();
     stop.abort();
     const watch = watchKeys(client.api, { prefix: "p/", signal: stop.signal });
@@ -109,9 +111,7 @@ describe("watchKeys: ends and failures (a review)", () => {
   });
 
   it("keys that came and went are forgotten: what it keeps grows with the keys present, not with every key ever seen", async () => {
-    t = await startTestServer();
-    const client = createCoordinationClient({ url: t.url });
-    clients.push(client);
+    const client = await connected();
     const { api } = client;
     // The maps the watch keeps keys in: every Map a "churn/" key is set in.
     const set = vi.spyOn(Map.prototype, "set");
@@ -141,9 +141,7 @@ describe("watchKeys: ends and failures (a review)", () => {
   });
 
   it("a stream cut by a failure no refusal (a dropped connection's error, no data) is opened again from its last event: nothing missed, nothing thrown", async () => {
-    t = await startTestServer();
-    const client = createCoordinationClient({ url: t.url });
-    clients.push(client);
+    const client = await connected();
     const { api } = client;
     // The first stream fails as a socket lost mid-send does (socket-refusal.ts passes it on).
     let opened = 0;
