@@ -12,8 +12,9 @@ import type { AppRouter } from "./types.js";
 
 /** Why a call of a closed client failed: close() gave it up, or it was made after. No resend mends it. */
 export class ClientClosedError extends Error {
-  constructor() {
-    super("the client was closed while this call waited (a long-poll): it was given up");
+  /** `message`: what close() ended (by default a long-poll's wait). */
+  constructor(message = "the client was closed while this call waited (a long-poll): it was given up") {
+    super(message);
     this.name = "ClientClosedError";
   }
 }

@@ -84,7 +84,7 @@ export class ServerList {
 }
 
 /** Whether `error` (undici's, or fetch's TypeError with its cause) is a connection never made. */
-function neverSent(error: unknown): boolean {
+export function neverSent(error: unknown): boolean {
   for (let cause = error, depth = 0; cause !== null && typeof cause === "object" && depth < 4; depth++) {
     const { code, syscall } = cause as { code?: unknown; syscall?: unknown };
     if ((typeof code === "string" && NEVER_SENT.has(code)) || syscall === "connect") return true;

@@ -14,6 +14,7 @@ import { SOCKET_DEAD_MS, SOCKET_PING_MS } from "./hung-server-socket.js";
 import { keepAliveFetch, type TrpcFetch } from "./keep-alive-fetch.js";
 import { mayLongPoll } from "./long-polling.js";
 import { httpTransformer, inputJson, serializeInputLink } from "./serialize-input.js";
+import { ServerWaits } from "./server-wait.js";
 import { socketRefusal } from "./socket-refusal.js";
 import { streamStartLink } from "./stream-start.js";
 import { traceContextLink, traceHeadersOf, type TraceCarrier } from "./trace-context-link.js";
@@ -35,6 +36,8 @@ const DEFAULT_CALL_TIMEOUT_MS = 30_000;
 /** How often a client of several servers looks whether a preferred one answers again, in ms. */
 const DEFAULT_RETURN_AFTER_MS = 30_000;
 const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
+/** How long a call waits for a server that cannot take it (a restart), in ms. */
+const DEFAULT_WAIT_FOR_SERVER_MS = 30_000;
 
 /** How to reach the server (or servers) and authenticate: createCoordinationClient's one argument. */
 export interface CoordinationClientOptions {
@@ -66,6 +69,17 @@ export interface CoordinationClientOptions {
    * with its port open is left), none with one.
    */
   callTimeoutMs?: number;
+  /**
+   * How long a query or mutation waits for a server that cannot take it, in ms, sending it again
+   * (100 ms apart, doubling to 1 s) while that is safe: its connection could not be made (the
+   * server restarting, or not started yet), or it was answered 503 `SHUTTING_DOWN` or
+   * `DATABASE_LOCKED` (nothing was stored); and a query, not a long-poll, whose connection broke
+   * before its answer. A mutation whose connection broke mid-call is not sent again (it may have
+   * been served: send it again with its idempotencyKey). Past it, the call fails with its last
+   * error. Default 30,000 (a restart's drain and start-up); 0: each call is sent once. With
+   * several URLs each try goes through the list first. Live streams reconnect by themselves.
+   */
+  waitForServerMs?: number;
   /** The server's maxBodyBytes, if changed from its default (1 MiB): batches stay below it. */
   maxBodyBytes?: number;
   /**
@@ -158,6 +172,8 @@ export function createCoordinationClient(options: CoordinationClientOptions): Co
   const callTimeoutMs = options.callTimeoutMs ?? (servers.bases.length > 1 ? DEFAULT_CALL_TIMEOUT_MS : undefined);
   // close() ends the long-polls under way (closing-link.ts).
   const longPolls = new LongPolls();
+  // close() ends the waits for a server too (server-wait.ts).
+  const serverWaits = new ServerWaits(options.waitForServerMs ?? DEFAULT_WAIT_FOR_SERVER_MS);
   // A call the trace link marked goes alone, its trace context in its headers.
   const single = { ...http, headers: ({ op }: { op: Operation }) => ({ ...headers, ...traceHeadersOf(op) }) };
   const api = createTRPCClient<AppRouter>({
@@ -168,6 +184,7 @@ export function createCoordinationClient(options: CoordinationClientOptions): Co
       serializeInputLink(),
       longPolls.link(),
       abortableCallLink(),
+      serverWaits.link(),
       splitLink({
         condition: (op) => op.type === "subscription",
         true: [refusal.link, wsLink({ client: wsClient, transformer: superjson })],
@@ -184,6 +201,7 @@ export function createCoordinationClient(options: CoordinationClientOptions): Co
     close: async () => {
       returning.stop();
       longPolls.close();
+      serverWaits.close();
       await Promise.all([wsClient.close(), pool?.close()]);
     },
   };

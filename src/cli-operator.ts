@@ -773,7 +773,9 @@ export async function runOperatorCommand(
   }
   const token = str(options["--token"]) ?? env.COORDINATION_TOKEN ?? settingsToken;
   const json = options["--json"] === true;
-  const client = createCoordinationClient({ url, ...(token ? { token } : {}) });
+  // An operator hears at once that the server cannot be reached, rather than after a wait for it:
+  // the commands that wait (tasks wait, kv watch, agents drain) ride out a restart by themselves.
+  const client = createCoordinationClient({ url, waitForServerMs: 0, ...(token ? { token } : {}) });
   try {
     return await dispatch(words, options, json, client, out, stop);
   } catch (error) {

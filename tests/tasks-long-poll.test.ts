@@ -1,6 +1,7 @@
 // Long-polling claims: waiting claimers wake as soon as a task is enqueued, without a sleep loop.
 import { getEventListeners } from "node:events";
 import { describe, expect, it, vi } from "vitest";
+import { createCoordinationClient } from "../client/index.js";
 import { rest, startTestServer } from "./helpers/test-server.js";
 
 /** Lets a request reach the server and start waiting before the test acts. */
@@ -92,12 +93,14 @@ describe("long-poll claim", () => {
   // asked the same server again, and could not tell a restart from an idle queue.
   it("parked claims and polls are answered 503 SHUTTING_DOWN when the server stops (REST and tRPC)", async () => {
     const t = await startTestServer({ crossProcessPollMs: 10_000 });
+    // The server's answer as it comes: a client that waits for its server would send the claim again.
+    const once = createCoordinationClient({ url: t.url, waitForServerMs: 0 });
     try {
       const parked = () => t.server.services.shutdownWaiters.size;
       await t.api.events.subscribe.mutate({ agentId: "poller", types: ["nothing.*"] });
       const restClaim = fetch(`${t.url}/tasks/claim/lp-0?queue=empty&waitMs=60000`);
       const restPoll = fetch(`${t.url}/events/poller?waitMs=60000`);
-      const trpcClaim = t.api.tasks.claim.mutate({ agentId: "lp-1", queues: ["empty"], waitMs: 60_000 }).catch((e: unknown) => e);
+      const trpcClaim = once.api.tasks.claim.mutate({ agentId: "lp-1", queues: ["empty"], waitMs: 60_000 }).catch((e: unknown) => e);
       await vi.waitFor(() => expect(parked()).toBe(3), { timeout: 30_000, interval: 10 });
       const stopped = t.server.stop();
       for (const answer of await Promise.all([restClaim, restPoll])) {
@@ -106,6 +109,7 @@ describe("long-poll claim", () => {
       expect(await trpcClaim).toMatchObject({ data: { code: "SHUTTING_DOWN", httpStatus: 503 } });
       await stopped;
     } finally {
+      await once.close();
       await t.stop({ removeFiles: true });
     }
   });
