@@ -9,6 +9,7 @@ import { printable, when } from "./cli-text.js";
 
 export const TOKENS_USAGE = [
   "Usage: coordination tokens create --agent AGENT_ID [--name TEXT]   an agent credential",
+  "         [--kv-prefix TEXT]...                                     it writes only the keys starting with one of these",
   "       coordination tokens create --role read|admin [--name TEXT]  a read-only or admin credential",
   "       coordination tokens list [--all] [--json]                   credentials (--all: revoked ones too)",
   "       coordination tokens revoke TOKEN_ID                         refuse it from now on",
@@ -17,19 +18,25 @@ export const TOKENS_USAGE = [
 
 export class TokensUsageError extends Error {}
 
+/** A credential's key prefixes as a terminal shows them: each quoted (a prefix may hold spaces), escaped as agents' text is. */
+const keyPrefixesText = (prefixes: readonly string[]): string => printable(prefixes.map((prefix) => JSON.stringify(prefix)).join(" "));
+
 export interface TokensCommand {
   action: "create" | "list" | "revoke";
   options: Record<string, string | true>;
   positional: string[];
+  /** --kv-prefix, each time it was given, in order. */
+  kvPrefixes: string[];
 }
 
 /** Splits `tokens` arguments; --db and --config are returned for the configuration. */
 export function parseTokensArgs(argv: string[]): { command: TokensCommand; db?: string; configFile?: string } {
   const [action, ...rest] = argv;
   if (action !== "create" && action !== "list" && action !== "revoke") throw new TokensUsageError(action === undefined ? "tokens needs an action" : `unknown tokens action "${action}"`);
-  const allowed: Record<string, "value" | "switch"> =
-    action === "create" ? { "--agent": "value", "--role": "value", "--name": "value" } : action === "list" ? { "--all": "switch", "--json": "switch" } : {};
+  const allowed: Record<string, "value" | "values" | "switch"> =
+    action === "create" ? { "--agent": "value", "--role": "value", "--name": "value", "--kv-prefix": "values" } : action === "list" ? { "--all": "switch", "--json": "switch" } : {};
   const options: Record<string, string | true> = {};
+  const kvPrefixes: string[] = [];
   const positional: string[] = [];
   let db: string | undefined;
   let configFile: string | undefined;
@@ -50,12 +57,13 @@ export function parseTokensArgs(argv: string[]): { command: TokensCommand; db?: 
     if (value === undefined || (inline === undefined && value.startsWith("--"))) throw new TokensUsageError(`${flag} needs a value`);
     if (flag === "--db") db = value;
     else if (flag === "--config") configFile = value;
+    else if (kind === "values") kvPrefixes.push(value);
     else options[flag] = value;
   }
   if (action === "revoke" ? positional.length !== 1 : positional.length !== 0) {
     throw new TokensUsageError(action === "revoke" ? "tokens revoke takes one TOKEN_ID" : `tokens ${action}: unexpected "${positional[0]}"`);
   }
-  return { command: { action, options, positional }, ...(db === undefined ? {} : { db }), ...(configFile === undefined ? {} : { configFile }) };
+  return { command: { action, options, positional, kvPrefixes }, ...(db === undefined ? {} : { db }), ...(configFile === undefined ? {} : { configFile }) };
 }
 
 /** Runs a tokens command on the configured database; returns the exit code (0 done, 2 refused input). */
@@ -99,6 +107,7 @@ export async function runTokensCommand(command: TokensCommand, config: Config, o
         role: command.options["--role"] ?? (agentId === undefined ? undefined : "agent"),
         ...(agentId === undefined ? {} : { agentId }),
         ...(command.options["--name"] === undefined ? {} : { name: command.options["--name"] }),
+        ...(command.kvPrefixes.length === 0 ? {} : { kvPrefixes: command.kvPrefixes }),
       });
       if (!parsed.success) {
         out.stderr(`coordination tokens create: ${toErrorBody(parsed.error).message}\n`);
@@ -106,7 +115,8 @@ export async function runTokensCommand(command: TokensCommand, config: Config, o
       }
       const issued = tokens.create(parsed.data, now);
       const { token } = issued;
-      out.stderr(`issued token ${token.id} (role ${token.role}${token.agentId ? `, agent ${token.agentId}` : ""}); its secret follows, shown this once\n`);
+      const scope = token.kvPrefixes === null ? "" : `, writes only keys starting with ${keyPrefixesText(token.kvPrefixes)}`;
+      out.stderr(`issued token ${token.id} (role ${token.role}${token.agentId ? `, agent ${token.agentId}` : ""}${scope}); its secret follows, shown this once\n`);
       out.stdout(`${issued.secret}\n`);
       return 0;
     }
@@ -127,8 +137,17 @@ export async function runTokensCommand(command: TokensCommand, config: Config, o
     }
     // Times as the operator's other tables show them; names escaped as they do agents' text (a
     // control character in a name is not a terminal command).
-    const rows = views.map((t) => [t.id, t.role, printable(t.agentId ?? "-"), printable(t.name || "-"), when(t.createdAt), t.lastUsedAt === null ? "never" : when(t.lastUsedAt), when(t.revokedAt)]);
-    const header = ["ID", "ROLE", "AGENT", "NAME", "CREATED", "LAST USED", "REVOKED"];
+    const rows = views.map((t) => [
+      t.id,
+      t.role,
+      printable(t.agentId ?? "-"),
+      printable(t.name || "-"),
+      t.kvPrefixes === null ? "-" : keyPrefixesText(t.kvPrefixes),
+      when(t.createdAt),
+      t.lastUsedAt === null ? "never" : when(t.lastUsedAt),
+      when(t.revokedAt),
+    ]);
+    const header = ["ID", "ROLE", "AGENT", "NAME", "WRITES KEYS", "CREATED", "LAST USED", "REVOKED"];
     const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
     for (const row of [header, ...rows]) out.stdout(`${row.map((cell, i) => cell.padEnd(widths[i]!)).join("  ").trimEnd()}\n`);
     return 0;

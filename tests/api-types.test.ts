@@ -496,15 +496,15 @@ describe("AppRouter types", () => {
   });
 
   it("credential procedures", () => {
-    type Token = { id: string; role: "admin" | "agent" | "read"; agentId: string | null; name: string; createdAt: Date; lastUsedAt: Date | null; revokedAt: Date | null };
-    expectTypeOf<In["tokens"]["create"]>().toEqualTypeOf<{ role: "admin" | "agent" | "read"; agentId?: string; name?: string }>();
+    type Token = { id: string; role: "admin" | "agent" | "read"; agentId: string | null; name: string; kvPrefixes: string[] | null; createdAt: Date; lastUsedAt: Date | null; revokedAt: Date | null };
+    expectTypeOf<In["tokens"]["create"]>().toEqualTypeOf<{ role: "admin" | "agent" | "read"; agentId?: string; name?: string; kvPrefixes?: string[] }>();
     expectTypeOf<Out["tokens"]["create"]>().toEqualTypeOf<{ token: Token; secret: string }>();
     expectTypeOf<In["tokens"]["list"]>().toEqualTypeOf<void | { includeRevoked?: boolean } | undefined>();
     expectTypeOf<Out["tokens"]["list"]>().toEqualTypeOf<Token[]>();
     expectTypeOf<In["tokens"]["revoke"]>().toEqualTypeOf<{ tokenId: string }>();
     expectTypeOf<Out["tokens"]["revoke"]>().toEqualTypeOf<Token>();
     expectTypeOf<In["tokens"]["whoami"]>().toEqualTypeOf<void | Record<string, never> | undefined>();
-    expectTypeOf<Out["tokens"]["whoami"]>().toEqualTypeOf<{ credentialsRequired: boolean; role: "admin" | "agent" | "read"; agentId: string | null; tokenId: string | null; name: string | null }>();
+    expectTypeOf<Out["tokens"]["whoami"]>().toEqualTypeOf<{ credentialsRequired: boolean; role: "admin" | "agent" | "read"; agentId: string | null; tokenId: string | null; name: string | null; kvPrefixes: string[] | null }>();
   });
 
   it("errors carry the one shape in data", () => {

@@ -112,10 +112,13 @@ describe("README", () => {
     const { stdout } = await run("bash", ["-euo", "pipefail", "-c", session], { timeout: 30_000, env, cwd: t.dir });
     const statuses = [...stdout.matchAll(/ (\d{3})$/gm)].map((m) => m[1]);
     // The first curl's answer goes to /dev/null.
-    expect(statuses).toEqual(["200", "403", "401"]);
+    expect(statuses).toEqual(["200", "403", "403", "401"]);
     expect(stdout).toContain("worker-1");
     expect(stdout).toContain('"leaseOwner":"worker-1"');
     expect(stdout).toMatch(/^read \(token \S+, named "wall screen"\)$/m);
+    expect(stdout).toContain('"code":"FORBIDDEN","message":"this credential writes only keys starting with \\"agents/worker-3/\\" or \\"shared/\\"; kv.set names key \\"agents/worker-1/status\\""');
+    const own = await fetch(`${t.url}/kv/agents%2Fworker-3%2Fstatus`, { headers: { authorization: `Bearer ${ADMIN_SECRET}` } });
+    expect(await own.json()).toMatchObject({ entry: { value: "busy", updatedBy: "worker-3" } });
   });
 
   it("runs the operator's command lines as written, each against a server holding the tasks it names", async () => {

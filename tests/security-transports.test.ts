@@ -171,7 +171,7 @@ describe("the tokens command", () => {
     expect(listed.code).toBe(0);
     const row = listed.stdout.split("\n").find((line) => line.startsWith(created.token.id))!;
     const createdAt = created.token.createdAt.toISOString().replace("T", " ").slice(0, 19);
-    expect(row.split(/ {2,}/)).toEqual([created.token.id, "read", "-", "wall\\x1b[2Jscreen", `${createdAt}Z`, "never", "-"]);
+    expect(row.split(/ {2,}/)).toEqual([created.token.id, "read", "-", "wall\\x1b[2Jscreen", "-", `${createdAt}Z`, "never", "-"]);
   });
 
   it("says what is wrong with a request, exit 2", async () => {

@@ -18,6 +18,8 @@ export type { Access };
 
 /** Access of a call an agent makes as itself (claims, settles, polls, registration). */
 export const AS_AGENT: Access = { role: "agent", actingAs: { field: "agentId", fill: true } };
+/** Access of a write of one key of the shared state, as the agent: within the credential's kvPrefixes. */
+export const WRITES_KEY: Access = { ...AS_AGENT, writesKey: "key" };
 export const AGENT: Access = { role: "agent" };
 export const READ: Access = { role: "read" };
 export const ADMIN: Access = { role: "admin" };
@@ -52,6 +54,7 @@ export function authorize(access: Access, caller: Caller, path: string, rawInput
     if (access.role !== "read") log.info({ tokenId: caller.tokenId, path }, "admin call");
     return rawInput;
   }
+  if (access.writesKey !== undefined && caller.kvPrefixes !== null) checkKeyScope(caller.kvPrefixes, access.writesKey, rawInput, path);
   if (access.actingAs === undefined) return rawInput;
   const { field, fill } = access.actingAs;
   const input = rawInput === undefined ? {} : rawInput;
@@ -69,6 +72,19 @@ export function authorize(access: Access, caller: Caller, path: string, rawInput
     throw forbidden(`this credential acts as agent ${JSON.stringify(caller.agentId)}; ${field} ${JSON.stringify(named)} names another agent`);
   }
   return rawInput;
+}
+
+/**
+ * Throws FORBIDDEN unless the key `input[field]` starts with one of `prefixes`. A key that is no
+ * string (or no input at all) is left to the schema's 400.
+ */
+function checkKeyScope(prefixes: readonly string[], field: string, input: unknown, path: string): void {
+  if (typeof input !== "object" || input === null) return;
+  const key = (input as Record<string, unknown>)[field];
+  if (typeof key !== "string" || prefixes.some((prefix) => key.startsWith(prefix))) return;
+  const shown = prefixes.slice(0, 3).map((prefix) => JSON.stringify(prefix));
+  const more = prefixes.length > 3 ? ` (and ${prefixes.length - 3} more)` : "";
+  throw forbidden(`this credential writes only keys starting with ${shown.join(" or ")}${more}; ${path} names ${field} ${JSON.stringify(key.length > 100 ? `${key.slice(0, 100)}…` : key)}`);
 }
 
 /** For answers that hold other agents' direct messages: whose a caller may see (undefined: everyone's). */

@@ -43,9 +43,9 @@ export const tokenRouter = router({
     .query(async ({ ctx }): Promise<Whoami> => {
       const { caller } = ctx;
       // No credential to speak of: an open server (or in-process) trusts every caller as an admin.
-      if (caller.kind !== "token") return { credentialsRequired: false, role: "admin", agentId: null, tokenId: null, name: null };
+      if (caller.kind !== "token") return { credentialsRequired: false, role: "admin", agentId: null, tokenId: null, name: null, kvPrefixes: null };
       const name = caller.tokenId === ADMIN_TOKEN_ID ? null : ((await ctx.services.db.read("tokens.get", caller.tokenId))?.name ?? null);
-      return { credentialsRequired: true, role: caller.role, agentId: caller.agentId, tokenId: caller.tokenId, name };
+      return { credentialsRequired: true, role: caller.role, agentId: caller.agentId, tokenId: caller.tokenId, name, kvPrefixes: caller.kvPrefixes === null ? null : [...caller.kvPrefixes] };
     }),
 
   revoke: procedure

@@ -1,5 +1,6 @@
 // Wire shapes of credential management (admin procedures tokens.*, and the CLI's output).
 import { z } from "zod";
+import { MAX_KEY } from "../kv/kv-schemas.js";
 import { name, text } from "../schema-parts.js";
 
 export const ROLES = ["admin", "agent", "read"] as const;
@@ -17,6 +18,8 @@ export const whoamiSchema = z
     tokenId: z.string().nullable(),
     /** The name it was issued with; null for the configured admin token and without a credential. */
     name: z.string().nullable(),
+    /** The shared state's keys an agent credential may write: those starting with one of these; null: any key. */
+    kvPrefixes: z.array(z.string()).nullable(),
   })
   .meta({ id: "Whoami" });
 export type Whoami = z.infer<typeof whoamiSchema>;
@@ -30,6 +33,8 @@ export const tokenSchema = z
     /** The agent an agent credential speaks for; null for other roles. */
     agentId: z.string().nullable(),
     name: z.string(),
+    /** The shared state's keys an agent credential may write (kv.set, kv.increment, kv.delete): those starting with one of these; null: any key. */
+    kvPrefixes: z.array(z.string()).nullable(),
     createdAt: z.date(),
     /** Last authenticated use, to the minute; null if never used. */
     lastUsedAt: z.date().nullable(),
@@ -43,6 +48,9 @@ export type TokenView = z.infer<typeof tokenSchema>;
 export const issuedTokenSchema = z.object({ token: tokenSchema, secret: z.string() }).meta({ id: "IssuedToken" });
 export type IssuedToken = z.infer<typeof issuedTokenSchema>;
 
+/** The most key prefixes one credential may be given: each key written is compared with each. */
+export const MAX_KV_PREFIXES = 20;
+
 /** Agent ids a credential may not speak for: the server's own event source. */
 export const RESERVED_AGENT_IDS = new Set(["coordination"]);
 
@@ -51,10 +59,19 @@ export const createTokenInput = z
     role: z.enum(ROLES).describe("admin: everything; agent: acts as one agent only; read: reads and live events, no direct messages"),
     agentId: name().optional().describe("The agent an agent credential speaks for: required for role agent, refused for the others"),
     name: text(200).optional().describe("A label to tell credentials apart; left out, the empty string"),
+    kvPrefixes: z
+      .array(text(MAX_KEY).describe("A key prefix: agents/worker-1/, or a whole key"))
+      .min(1)
+      .max(MAX_KV_PREFIXES)
+      .optional()
+      .describe(
+        `Role agent only: the shared state's keys the credential may write (kv.set, kv.increment, kv.delete), those starting with one of these (1 to ${MAX_KV_PREFIXES}); others are 403. Reads are not limited. Left out, any key`,
+      ),
   })
   .superRefine((input, ctx) => {
     if (input.role === "agent" && input.agentId === undefined) ctx.addIssue({ code: "custom", path: ["agentId"], message: "is required for role agent" });
     if (input.role !== "agent" && input.agentId !== undefined) ctx.addIssue({ code: "custom", path: ["agentId"], message: `is for role agent only (role is ${input.role})` });
+    if (input.role !== "agent" && input.kvPrefixes !== undefined) ctx.addIssue({ code: "custom", path: ["kvPrefixes"], message: `is for role agent only (role is ${input.role})` });
     if (input.agentId !== undefined && RESERVED_AGENT_IDS.has(input.agentId)) ctx.addIssue({ code: "custom", path: ["agentId"], message: `"${input.agentId}" is reserved for the server's own events` });
   });
 export type CreateTokenRequest = z.output<typeof createTokenInput>;

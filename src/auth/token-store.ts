@@ -12,6 +12,8 @@ export interface TokenRow {
   role: string;
   agentId: string | null;
   name: string;
+  /** JSON array of key prefixes the credential may write; null: any key. */
+  kvPrefixes: string | null;
   secretHash: string;
   createdAt: number | Date;
   lastUsedAt: number | Date | null;
@@ -19,7 +21,10 @@ export interface TokenRow {
 }
 
 /** What the credential cache keeps of a token in force: enough to authenticate, never the secret. */
-export type TokenRecord = Pick<TokenRow, "id" | "role" | "agentId" | "secretHash">;
+export type TokenRecord = Pick<TokenRow, "id" | "role" | "agentId" | "kvPrefixes" | "secretHash">;
+
+/** A token's kvPrefixes column as a list; null: any key. */
+export const kvPrefixesOf = (column: string | null): string[] | null => (column === null ? null : (JSON.parse(column) as string[]));
 
 /**
  * Set (system_state) once a credential was ever issued: credentials stay enforced when retention
@@ -32,6 +37,7 @@ export const toTokenView = (row: TokenRow): TokenView => ({
   role: row.role as TokenView["role"],
   agentId: row.agentId,
   name: row.name,
+  kvPrefixes: kvPrefixesOf(row.kvPrefixes),
   createdAt: toDate(row.createdAt),
   lastUsedAt: toDateOrNull(row.lastUsedAt),
   revokedAt: toDateOrNull(row.revokedAt),
@@ -45,10 +51,10 @@ export class TokenStore {
     this.markIssued();
     const secret = newSecret();
     const row = this.st
-      .get<[string, string, string | null, string, string, number], TokenRow>(
-        `INSERT INTO api_tokens (id, role, agentId, name, secretHash, createdAt) VALUES (?, ?, ?, ?, ?, ?) RETURNING *`,
+      .get<[string, string, string | null, string, string | null, string, number], TokenRow>(
+        `INSERT INTO api_tokens (id, role, agentId, name, kvPrefixes, secretHash, createdAt) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING *`,
       )
-      .get(newId(), request.role, request.agentId ?? null, request.name ?? "", hashSecret(secret), now)!;
+      .get(newId(), request.role, request.agentId ?? null, request.name ?? "", request.kvPrefixes === undefined ? null : JSON.stringify(request.kvPrefixes), hashSecret(secret), now)!;
     return { token: toTokenView(row), secret };
   }
 
@@ -72,7 +78,7 @@ export class TokenStore {
    * costs what the tokens in force do, however many were revoked.
    */
   inForce(): { records: TokenRecord[]; issued: boolean } {
-    const records = this.st.get<[], TokenRecord>(`SELECT id, role, agentId, secretHash FROM api_tokens WHERE revokedAt IS NULL`).all();
+    const records = this.st.get<[], TokenRecord>(`SELECT id, role, agentId, kvPrefixes, secretHash FROM api_tokens WHERE revokedAt IS NULL`).all();
     if (records.length > 0) return { records, issued: true };
     const issued = this.st
       .get<[string], number>(`SELECT EXISTS(SELECT 1 FROM api_tokens) OR EXISTS(SELECT 1 FROM system_state WHERE key = ?)`)

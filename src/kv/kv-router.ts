@@ -1,7 +1,7 @@
 // tRPC procedures of shared state; `meta.rest` also serves each one as a REST route (src/rest/).
 // Agents (and admins) write, as themselves (an agent credential's writes are its own agent's:
 // updatedBy); anyone who may read reads and watches.
-import { AS_AGENT, credentialIdOf, READ } from "../auth/access.js";
+import { credentialIdOf, READ, WRITES_KEY } from "../auth/access.js";
 import { procedure, router, waitingProcedure } from "../trpc/init.js";
 import { deleteInput, getInput, incrementInput, kvCounterSchema, kvDeletedSchema, kvEntrySchema, kvPageSchema, kvReadSchema, listInput, setInput } from "./kv-schemas.js";
 
@@ -10,7 +10,7 @@ const tags = ["kv"];
 export const kvRouter = router({
   set: procedure
     .meta({
-      access: AS_AGENT,
+      access: WRITES_KEY,
       rest: { method: "PUT", path: "/kv/{key}", tags, summary: "Write a key's value (with ifVersion: only at that version, a compare-and-set)", errors: ["VERSION_CONFLICT"] },
     })
     .input(setInput)
@@ -20,7 +20,7 @@ export const kvRouter = router({
   /** Adds to a key's number in one write: a counter, a budget with a cap. */
   increment: procedure
     .meta({
-      access: AS_AGENT,
+      access: WRITES_KEY,
       rest: { method: "POST", path: "/kv/{key}/increment", tags, summary: "Add to a key's number (absent: 0) in one write, kept within min and max: a counter, a budget with a cap", errors: ["OUT_OF_RANGE", "INVALID_STATE", "IDEMPOTENCY_MISMATCH"] },
     })
     .input(incrementInput)
@@ -28,7 +28,7 @@ export const kvRouter = router({
     .mutation(({ ctx, input }) => ctx.services.kv.increment(input)),
 
   delete: procedure
-    .meta({ access: AS_AGENT, rest: { method: "DELETE", path: "/kv/{key}", tags, summary: "Delete a key (deleted false when it was absent; with ifVersion: only at that version)", errors: ["VERSION_CONFLICT"] } })
+    .meta({ access: WRITES_KEY, rest: { method: "DELETE", path: "/kv/{key}", tags, summary: "Delete a key (deleted false when it was absent; with ifVersion: only at that version)", errors: ["VERSION_CONFLICT"] } })
     .input(deleteInput)
     .output(kvDeletedSchema)
     .mutation(({ ctx, input }) => ctx.services.kv.delete(input)),

@@ -55,7 +55,14 @@ export type Caller =
   | { readonly kind: "trusted" }
   | { readonly kind: "open" }
   | { readonly kind: "anonymous" }
-  | { readonly kind: "token"; readonly tokenId: string; readonly role: Role; readonly agentId: string | null };
+  | {
+      readonly kind: "token";
+      readonly tokenId: string;
+      readonly role: Role;
+      readonly agentId: string | null;
+      /** The shared state's keys this credential may write: those starting with one of these; null: any key. */
+      readonly kvPrefixes: readonly string[] | null;
+    };
 
 export interface Context {
   /** The coordination core (src/services.ts) the call runs against. */

@@ -30,6 +30,11 @@ export interface Access {
    * A read credential may not give it.
    */
   actingAs?: { field: string; fill: boolean };
+  /**
+   * The input field naming the shared state's key the call writes ("key"): an agent credential
+   * given kvPrefixes may write only keys starting with one of them (403 otherwise).
+   */
+  writesKey?: string;
 }
 
 export interface Meta {
