@@ -35,6 +35,13 @@ export function safeToSendAgain(error: unknown, op: { type: string; path: string
   return op.type === "query" && !mayLongPoll(op.path, inputJson(op.input));
 }
 
+/**
+ * A call's options (`{ context: SEND_ONCE }`) that send it once, whatever waitForServerMs: for a
+ * caller with its own retries that must hear at once that no server answers (runWorker's first
+ * registration: runWorker returns, and retries in the background).
+ */
+export const SEND_ONCE = { sendOnce: true } as const;
+
 /** The client's calls that wait for a server, so that close() ends their wait. */
 export class ServerWaits {
   private readonly waiting = new Set<(error: ClientClosedError) => void>();
@@ -50,7 +57,7 @@ export class ServerWaits {
     return () =>
       ({ op, next }) =>
         observable((observer) => {
-          if (op.type === "subscription" || this.waitMs <= 0) return next(op).subscribe(observer);
+          if (op.type === "subscription" || this.waitMs <= 0 || op.context.sendOnce === true) return next(op).subscribe(observer);
           const startedAt = performance.now();
           let retryMs = RETRY_START_MS;
           let attempt: { unsubscribe(): void } | undefined;

@@ -13,6 +13,7 @@ import { randomUUID } from "node:crypto";
 import { HeldLease, isCancelledTask, isCredentialRefused, isLeaseGone, isTransient, RunTimeLimitReached, TaskCancelled, isUnknownField, isUnknownProcedure, momentNow, type Moment, type SettleOutcome } from "./lease-calls.js";
 import { watchCancels } from "./cancel-watch.js";
 import { unsendableCause } from "./serialize-input.js";
+import { SEND_ONCE } from "./server-wait.js";
 import type { ClaimedTask, CoordinationApi, JsonObject, JsonValue, RouterInputs, RouterOutputs } from "./types.js";
 import { RunLog, type LogOptions } from "./run-log.js";
 
@@ -314,17 +315,19 @@ export async function runWorker<P>(options: WorkerOptions<P>): Promise<Worker> {
   /** Set once the server refused retryAfterMs as a field it does not know (older than it): not sent again. */
   let retryAfterRefused = false;
 
-  const register = (signal?: AbortSignal) =>
+  // `once`: sent once, not waited with for a server (waitForServerMs): runWorker's first
+  // registration, so that runWorker returns at once when no server answers, retrying below.
+  const register = (signal?: AbortSignal, once = false) =>
     api.agents.register.mutate(
       { agentId, capabilities: options.capabilities ?? [], metadata: options.metadata ?? {}, ...(options.card === undefined ? {} : { card: options.card }) },
-      signal ? { signal } : undefined,
+      { ...(signal ? { signal } : {}), ...(once ? { context: SEND_ONCE } : {}) },
     );
   /** Settles once the agent is registered (or the worker stops): the loops claim only then. */
   let registered: Promise<void> = Promise.resolve();
   /** The server refused the registration for good: no heartbeat either (the agent heartbeat stops itself). */
   let registrationRefused = false;
   try {
-    await register();
+    await register(undefined, true);
   } catch (error) {
     // Refused (a credential, the input): runWorker fails. Not reached (a worker started before
     // its server, a restart): it waits for the server, retrying, and reports through onError.
