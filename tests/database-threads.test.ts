@@ -7,6 +7,7 @@ import BetterSqlite3 from "better-sqlite3";
 import { TRPCClientError } from "@trpc/client";
 import { describe, expect, it, vi } from "vitest";
 import type { CoordinationEvent } from "../src/events/event-schemas.js";
+import { createCoordinationClient } from "../client/index.js";
 import { makeTempDir, rest, startTestServer, withDatabase } from "./helpers/test-server.js";
 
 describe("database threads", () => {
@@ -64,7 +65,8 @@ describe("database threads", () => {
     const lost = await db.lost;
     expect(lost.message).toMatch(/^the database writer thread exited \(code 1\)/);
 
-    const error = await t.api.tasks.enqueue.mutate({ payload: {} }).catch((e: unknown) => e);
+    // Sent once: the typed client would send a SHUTTING_DOWN call again for waitForServerMs.
+    const error = await t.api.tasks.enqueue.mutate({ payload: {} }, { context: { sendOnce: true } }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(TRPCClientError);
     expect((error as TRPCClientError<never>).data).toMatchObject({ code: "SHUTTING_DOWN", httpStatus: 503 });
     expect((error as Error).message).toMatch(/database writer thread exited/);
@@ -72,6 +74,42 @@ describe("database threads", () => {
     expect(health.status).toBe(503);
     expect(health.body).toMatchObject({ code: "SHUTTING_DOWN", message: expect.stringMatching(/database writer thread exited/) });
     await t.stop();
+  });
+
+  // A write the writer thread had when it died may have committed (its answer not yet posted): it
+  // answered SHUTTING_DOWN, which says nothing was stored, and the typed client sent it again to
+  // the restarted server: an enqueue stored twice. Now it answers INTERNAL, sent once.
+  it("a write under way when the writer thread dies is not answered SHUTTING_DOWN (it may have committed), and the client does not send it again", async () => {
+    await using t = await startTestServer({ busyTimeoutMs: 60_000 });
+    const { db } = t.server.services;
+    let sent = 0;
+    const counting: typeof fetch = (input, init) => {
+      if (String(input instanceof Request ? input.url : input).includes("tasks.enqueue")) sent++;
+      return fetch(input, init);
+    };
+    const client = createCoordinationClient({ url: t.url, fetch: counting as never });
+    const other = new BetterSqlite3(t.dbPath);
+    other.prepare("BEGIN IMMEDIATE").run();
+    try {
+      const write = client.api.tasks.enqueue.mutate({ queue: "q", payload: {} }).catch((e: unknown) => e);
+      // The write reached the writer thread, which waits for the lock.
+      await vi.waitFor(() => expect(db.writeWaitMs).toBeGreaterThan(0), { timeout: 15_000, interval: 10 });
+      // Fault injection: the thread ends (as a native crash would) with the write in its hands.
+      const ended = (db as unknown as { writer: { worker: Worker } }).writer.worker.terminate();
+      other.prepare("ROLLBACK").run();
+      await ended;
+      const error = await write;
+      expect(error).toBeInstanceOf(TRPCClientError);
+      expect((error as TRPCClientError<never>).data).toMatchObject({ code: "INTERNAL", httpStatus: 500 });
+      expect(sent).toBe(1);
+      // A write made after it never reached a thread: SHUTTING_DOWN, as before.
+      const after = await t.api.tasks.enqueue.mutate({ payload: {} }, { context: { sendOnce: true } }).catch((e: unknown) => e);
+      expect((after as TRPCClientError<never>).data).toMatchObject({ code: "SHUTTING_DOWN", httpStatus: 503 });
+    } finally {
+      other.close();
+      await client.close();
+      await t.stop();
+    }
   });
 
   it("a write is answered only after the event bus dispatched its events, even when another process's must be read first", async () => {

@@ -83,7 +83,12 @@ export class DatabaseThread<Commands extends CommandTable> {
       if (this.closed === undefined) {
         const why = crash ? `: ${crash.message}` : "";
         const lost = new CoordinationError("SHUTTING_DOWN", `the database ${options.role} thread exited (code ${code})${why}; the server cannot continue`);
-        this.fail(lost);
+        // A write the thread was given may have committed before it died (its answer not yet
+        // posted, or held for the bus): not SHUTTING_DOWN, which says nothing was stored and
+        // which clients send again (the typed client at once). It answers as an internal error:
+        // sent again only under its idempotency key.
+        const unknown = options.role === "writer" ? new Error(`the database writer thread exited (code ${code})${why} with this write under way: it may have been stored`) : lost;
+        this.fail(lost, unknown);
         this.onLost?.(crash ?? lost);
       } else {
         this.fail(shuttingDown());
@@ -195,10 +200,20 @@ export class DatabaseThread<Commands extends CommandTable> {
     }
   }
 
-  private fail(error: Error): void {
+  /**
+   * Fails every call from now on with `error`; those waiting for an answer with `error` too if
+   * they never reached the thread (still in the outbox), else with `underWay`. Answers already
+   * received (held until the bus dispatched their events) are given first: their writes committed.
+   */
+  private fail(error: Error, underWay: Error = error): void {
     this.dead ??= error;
-    for (const waiter of this.pending.values()) waiter.reject(error);
-    this.pending.clear();
+    const unsent = new Set(this.outbox.map((call) => call.id));
     this.outbox = [];
+    const rejectPending = () => {
+      for (const [id, waiter] of this.pending) waiter.reject(unsent.has(id) ? error : underWay);
+      this.pending.clear();
+    };
+    if (this.answering === undefined) rejectPending();
+    else void this.answering.then(rejectPending, rejectPending);
   }
 }
