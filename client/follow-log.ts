@@ -3,6 +3,7 @@
 // its last line was read.
 import { paceRound, untilAnswered } from "./lease-calls.js";
 import type { CoordinationApi, RouterInputs, RouterOutputs } from "./types.js";
+import { sentOnce } from "./send-once.js";
 
 /** A line of a run's log, as tasks.log answers it. */
 export type LogLine = RouterOutputs["tasks"]["log"]["lines"][number];
@@ -56,7 +57,7 @@ export async function* followLog(api: CoordinationApi, options: FollowLogOptions
     for (;;) {
       const sentAt = performance.now();
       const input = { taskId, after, waitMs, limit: PAGE_LINES, ...(attempt === undefined ? {} : { attempt }), ...(level === undefined ? {} : { level }) };
-      const page = await untilAnswered(() => api.tasks.log.query(input, { signal }), signal, (error) => {
+      const page = await untilAnswered(() => api.tasks.log.query(input, sentOnce(signal)), signal, (error) => {
         outageSince ??= Date.now();
         onRetry?.(error, Date.now() - outageSince);
       });

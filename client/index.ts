@@ -180,11 +180,12 @@ export function createCoordinationClient(options: CoordinationClientOptions): Co
     links: [
       ...(options.traceContext === undefined ? [] : [traceContextLink(options.traceContext)]),
       streamStartLink(),
+      // Above the call timeout: each try has its own (server-wait.ts).
+      serverWaits.link(),
       ...(callTimeoutMs === undefined ? [] : [callTimeoutLink(servers, callTimeoutMs)]),
       serializeInputLink(),
       longPolls.link(),
       abortableCallLink(),
-      serverWaits.link(),
       splitLink({
         condition: (op) => op.type === "subscription",
         true: [refusal.link, wsLink({ client: wsClient, transformer: superjson })],

@@ -8,6 +8,7 @@ import { randomUUID } from "node:crypto";
 import { isTRPCClientError } from "@trpc/client";
 import { httpStatus, paceRound, untilAnswered } from "./lease-calls.js";
 import type { CoordinationApi, JsonValue, RouterOutputs } from "./types.js";
+import { sentOnce } from "./send-once.js";
 
 /** A key as the server answers it (kv.set, and kv.get's entry). */
 export type KvEntry = RouterOutputs["kv"]["set"];
@@ -86,7 +87,7 @@ function conflictEntry(error: unknown): KvEntry | null | undefined {
 export async function updateKey(api: CoordinationApi, options: UpdateKeyOptions, update: (current: KvEntry | null) => JsonValue | undefined | Promise<JsonValue | undefined>): Promise<KvEntry | null> {
   const { key, signal } = options;
   const maxAttempts = options.maxAttempts ?? 100;
-  let current = (await untilAnswered(() => api.kv.get.query({ key }, { signal }), signal)).entry;
+  let current = (await untilAnswered(() => api.kv.get.query({ key }, sentOnce(signal)), signal)).entry;
   for (let attempt = 1; ; attempt++) {
     signal?.throwIfAborted();
     const value = await update(current);
@@ -113,7 +114,7 @@ export async function updateKey(api: CoordinationApi, options: UpdateKeyOptions,
     };
     try {
       // Not cut short by the signal: a write under way is let finish, so its outcome is known.
-      return await untilAnswered(() => api.kv.set.mutate(request), undefined, noAnswer);
+      return await untilAnswered(() => api.kv.set.mutate(request, sentOnce()), undefined, noAnswer);
     } catch (error) {
       const found = conflictEntry(error);
       if (found === undefined) throw error;
@@ -146,7 +147,7 @@ export async function* watchKey(api: CoordinationApi, options: WatchKeyOptions):
     while (!signal?.aborted) {
       const sentAt = performance.now();
       const input = { key, ...(seen === undefined ? {} : { afterVersion: seen }), ...(options.waitMs === undefined ? {} : { waitMs: options.waitMs }) };
-      const { entry } = await untilAnswered(() => api.kv.get.query(input, { signal }), signal);
+      const { entry } = await untilAnswered(() => api.kv.get.query(input, sentOnce(signal)), signal);
       const version = entry?.version ?? 0;
       if (version === seen) {
         await paceRound(sentAt, signal);

@@ -7,6 +7,7 @@ import { isTRPCClientError } from "@trpc/client";
 import { isClientClosed } from "./closing-link.js";
 import { isUnsendable } from "./serialize-input.js";
 import type { ClaimedTask, CoordinationApi, JsonValue } from "./types.js";
+import { sentOnce } from "./send-once.js";
 
 /**
  * A run reached its task's time limit (maxRunMs): the server ends it, and no heartbeat renews its
@@ -283,7 +284,7 @@ export class HeldLease {
         const renewed = await this.untilDeadline((signal) =>
           this.api.tasks.heartbeat.mutate(
             { taskId: this.task.id, agentId: this.agentId, leaseToken: this.task.leaseToken, leaseMs: this.leaseMs, ...(carrying ? { progress: carrying.value } : {}) },
-            { signal },
+            sentOnce(signal),
           ),
         );
         this.renewing = false;
@@ -417,7 +418,7 @@ export class HeldLease {
       if (this.ended || this.stopped || this.leaseLost || this.checkpointsUnknown) return false;
       try {
         await this.untilDeadline((signal) =>
-          this.api.tasks.heartbeat.mutate({ taskId: this.task.id, agentId: this.agentId, leaseToken: this.task.leaseToken, leaseMs: this.leaseMs, checkpoint: value }, { signal }),
+          this.api.tasks.heartbeat.mutate({ taskId: this.task.id, agentId: this.agentId, leaseToken: this.task.leaseToken, leaseMs: this.leaseMs, checkpoint: value }, sentOnce(signal)),
         );
         return true;
       } catch (error) {

@@ -6,6 +6,7 @@
 import { randomUUID } from "node:crypto";
 import { holdLease, type LeaseCalls } from "./held-lease.js";
 import type { CoordinationApi, RouterOutputs } from "./types.js";
+import { sentOnce } from "./send-once.js";
 
 /** A lock as the server answers it (locks.get): `held` false when it is free. */
 export type Lock = RouterOutputs["locks"]["get"];
@@ -70,10 +71,10 @@ export async function withLock<T>(api: CoordinationApi, options: WithLockOptions
   type Grant = { fencingToken: number; leaseMs: number; lock: Lock };
   const calls: LeaseCalls<RouterOutputs["locks"]["acquire"], Grant> = {
     acquire: (waitMs, signal) =>
-      api.locks.acquire.mutate({ name, agentId, idempotencyKey, ...(options.leaseMs === undefined ? {} : { leaseMs: options.leaseMs }), ...(waitMs > 0 ? { waitMs } : {}) }, { signal }),
+      api.locks.acquire.mutate({ name, agentId, idempotencyKey, ...(options.leaseMs === undefined ? {} : { leaseMs: options.leaseMs }), ...(waitMs > 0 ? { waitMs } : {}) }, sentOnce(signal)),
     granted: (answer) => (answer.acquired ? { fencingToken: answer.lock.fencingToken!, leaseMs: answer.lock.leaseMs!, lock: answer.lock } : null),
-    renew: (grant, leaseMs, signal) => api.locks.renew.mutate({ name, agentId, fencingToken: grant.fencingToken, leaseMs }, { signal }),
-    release: (grant, signal) => api.locks.release.mutate({ name, agentId, fencingToken: grant.fencingToken }, { signal }),
+    renew: (grant, leaseMs, signal) => api.locks.renew.mutate({ name, agentId, fencingToken: grant.fencingToken, leaseMs }, sentOnce(signal)),
+    release: (grant, signal) => api.locks.release.mutate({ name, agentId, fencingToken: grant.fencingToken }, sentOnce(signal)),
     busy: (answer) => new LockBusy(answer.lock),
     lost: (grant, cause) => new LockLost(name, grant.fencingToken, cause),
   };

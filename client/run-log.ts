@@ -12,6 +12,7 @@ import { encodedBytesUpTo } from "./encoded-size.js";
 import { httpStatus, isLeaseGone, isTransient, isUnknownProcedure, RETRY_MAX_MS, RETRY_START_MS } from "./lease-calls.js";
 import { isUnsendable } from "./serialize-input.js";
 import type { CoordinationApi, JsonValue } from "./types.js";
+import { sentOnce } from "./send-once.js";
 
 /**
  * How long a line waits for others to share its append, at most (ms). Each append is a write and
@@ -196,7 +197,7 @@ export class RunLog {
     let delay = RETRY_START_MS;
     for (;;) {
       try {
-        await this.api.tasks.appendLog.mutate({ ...this.run, entries: batch.map((w) => w.entry), idempotencyKey }, { signal: this.giveUp.signal });
+        await this.api.tasks.appendLog.mutate({ ...this.run, entries: batch.map((w) => w.entry), idempotencyKey }, sentOnce(this.giveUp.signal));
         for (const w of batch) w.stored(true);
         return;
       } catch (error) {

@@ -6,6 +6,7 @@
 import { randomUUID } from "node:crypto";
 import { holdLease, type LeaseCalls } from "./held-lease.js";
 import type { CoordinationApi, RouterOutputs } from "./types.js";
+import { sentOnce } from "./send-once.js";
 
 /** A semaphore's permit as the server answers it. */
 export type Permit = RouterOutputs["semaphores"]["renew"];
@@ -70,10 +71,10 @@ export async function withPermit<T>(api: CoordinationApi, options: WithPermitOpt
   const idempotencyKey = `withPermit:${randomUUID()}`;
   const calls: LeaseCalls<RouterOutputs["semaphores"]["acquire"], Permit> = {
     acquire: (waitMs, signal) =>
-      api.semaphores.acquire.mutate({ name, agentId, limit, idempotencyKey, ...(options.leaseMs === undefined ? {} : { leaseMs: options.leaseMs }), ...(waitMs > 0 ? { waitMs } : {}) }, { signal }),
+      api.semaphores.acquire.mutate({ name, agentId, limit, idempotencyKey, ...(options.leaseMs === undefined ? {} : { leaseMs: options.leaseMs }), ...(waitMs > 0 ? { waitMs } : {}) }, sentOnce(signal)),
     granted: (answer) => answer.permit,
-    renew: (permit, leaseMs, signal) => api.semaphores.renew.mutate({ name, agentId, fencingToken: permit.fencingToken, leaseMs }, { signal }),
-    release: (permit, signal) => api.semaphores.release.mutate({ name, agentId, fencingToken: permit.fencingToken }, { signal }),
+    renew: (permit, leaseMs, signal) => api.semaphores.renew.mutate({ name, agentId, fencingToken: permit.fencingToken, leaseMs }, sentOnce(signal)),
+    release: (permit, signal) => api.semaphores.release.mutate({ name, agentId, fencingToken: permit.fencingToken }, sentOnce(signal)),
     busy: (answer) => new SemaphoreFull(answer.semaphore),
     lost: (permit, cause) => new PermitLost(name, permit.fencingToken, cause),
   };

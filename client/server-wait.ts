@@ -9,15 +9,18 @@
 //  - a query that got no answer (its connection broke, a proxy's error page): a read changes
 //    nothing. Not a long-poll (its wait is the caller's to count: sent again, it would wait anew),
 //    and not a mutation, which may have been served (idempotency keys and leases cover those).
-// Between tries it waits 100 ms, doubling to 1 s, for up to waitMs in all; then the call fails
-// with its last error. tRPC's retryLink counts tries, not time, and close() could not end its wait:
-// a call waiting here fails at once with ClientClosedError when the client closes, never sent again.
+// Between tries it waits 100 ms, doubling to 1 s, for up to waitMs from the first failure; then
+// the call fails with its last error. Placed above callTimeoutLink: each try has its own
+// callTimeoutMs, and one that times out (it may have been served) is sent again only if a query.
+// tRPC's retryLink counts tries, not time, and close() could not end its wait: a call waiting
+// here fails at once with ClientClosedError when the client closes, never sent again.
 import { TRPCClientError, type TRPCLink } from "@trpc/client";
 import { observable } from "@trpc/server/observable";
 import { ClientClosedError, isClientClosed } from "./closing-link.js";
 import { neverSent } from "./failover.js";
 import { RETRY_MAX_MS, RETRY_START_MS } from "./lease-calls.js";
 import { mayLongPoll } from "./long-polling.js";
+import { SEND_ONCE } from "./send-once.js";
 import { inputJson, isUnsendable } from "./serialize-input.js";
 import type { AppRouter, ErrorCode } from "./types.js";
 
@@ -35,16 +38,9 @@ export function safeToSendAgain(error: unknown, op: { type: string; path: string
   return op.type === "query" && !mayLongPoll(op.path, inputJson(op.input));
 }
 
-/**
- * A call's options (`{ context: SEND_ONCE }`) that send it once, whatever waitForServerMs: for a
- * caller with its own retries that must hear at once that no server answers (runWorker's first
- * registration: runWorker returns, and retries in the background).
- */
-export const SEND_ONCE = { sendOnce: true } as const;
-
 /** The client's calls that wait for a server, so that close() ends their wait. */
 export class ServerWaits {
-  private readonly waiting = new Set<(error: ClientClosedError) => void>();
+  private readonly waiting = new Set<(error: Error) => void>();
   private closed: ClientClosedError | undefined;
 
   /** `waitMs`: how long a call may go on being sent again, in ms (Infinity: for as long as it takes); 0 sends each once. */
@@ -57,19 +53,30 @@ export class ServerWaits {
     return () =>
       ({ op, next }) =>
         observable((observer) => {
-          if (op.type === "subscription" || this.waitMs <= 0 || op.context.sendOnce === true) return next(op).subscribe(observer);
-          const startedAt = performance.now();
+          if (op.type === "subscription" || this.waitMs <= 0 || op.context.sendOnce === SEND_ONCE.sendOnce) return next(op).subscribe(observer);
+          // Counted from the first failure: a long-poll that waited its waitMs before its server
+          // stopped has the whole wait for the next one.
+          let failedAt: number | undefined;
           let retryMs = RETRY_START_MS;
           let attempt: { unsubscribe(): void } | undefined;
           let timer: NodeJS.Timeout | undefined;
           let over = false;
-          const giveUp = (error: ClientClosedError) => {
+          const { signal } = op;
+          const stopWaiting = () => {
             over = true;
             clearTimeout(timer);
+            this.waiting.delete(giveUp);
+            signal?.removeEventListener("abort", onAbort);
+          };
+          const giveUp = (error: Error) => {
+            stopWaiting();
             observer.error(TRPCClientError.from(error));
           };
+          // Between tries no link below holds the call: its signal is heard here.
+          const onAbort = () => giveUp(signal!.reason instanceof Error ? signal!.reason : new Error("This operation was aborted", { cause: signal!.reason }));
           const send = () => {
             this.waiting.delete(giveUp);
+            signal?.removeEventListener("abort", onAbort);
             attempt = next(op).subscribe({
               next: (value) => observer.next(value),
               complete: () => {
@@ -78,12 +85,15 @@ export class ServerWaits {
               },
               error: (error) => {
                 if (over) return;
-                const leftMs = this.waitMs - (performance.now() - startedAt);
-                if (this.closed !== undefined || op.signal?.aborted || leftMs <= 0 || !safeToSendAgain(error, op)) {
+                const now = performance.now();
+                failedAt ??= now;
+                const leftMs = this.waitMs - (now - failedAt);
+                if (this.closed !== undefined || signal?.aborted || leftMs <= 0 || !safeToSendAgain(error, op)) {
                   over = true;
                   return observer.error(error);
                 }
                 this.waiting.add(giveUp);
+                signal?.addEventListener("abort", onAbort, { once: true });
                 timer = setTimeout(send, Math.min(retryMs, leftMs));
                 retryMs = Math.min(retryMs * 2, RETRY_MAX_MS);
               },
@@ -91,9 +101,7 @@ export class ServerWaits {
           };
           send();
           return () => {
-            over = true;
-            clearTimeout(timer);
-            this.waiting.delete(giveUp);
+            stopWaiting();
             attempt?.unsubscribe();
           };
         });

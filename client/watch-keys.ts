@@ -10,6 +10,7 @@ import { isUnanswered, RETRY_MAX_MS, RETRY_START_MS, untilAnswered } from "./lea
 import type { KvEntry } from "./kv.js";
 import { isSystemEvent } from "./system-events.js";
 import type { CoordinationApi } from "./types.js";
+import { sentOnce } from "./send-once.js";
 
 export interface WatchKeysOptions {
   /** The keys that start with this text (case-sensitive, byte for byte, as kv.list's prefix): "presence/". "" watches every key. */
@@ -115,7 +116,7 @@ export async function* watchKeys(api: CoordinationApi, options: WatchKeysOptions
   try {
     // In the try: a signal aborted before the watch starts, or while the head is read, ends the
     // watch as an abort later does (it returns), rather than rejecting with an AbortError.
-    const { head } = await untilAnswered(() => api.events.head.query(undefined, { signal }), signal);
+    const { head } = await untilAnswered(() => api.events.head.query(undefined, sentOnce(signal)), signal);
     // Opened before the listing: a change made while it is read is told too (and yielded once).
     stream = open(head);
     // Each key of the prefix as it is, and null for each yielded before that is gone: the first
@@ -124,7 +125,7 @@ export async function* watchKeys(api: CoordinationApi, options: WatchKeysOptions
       const present = new Set<string>();
       let after: string | undefined;
       do {
-        const page = await untilAnswered(() => api.kv.list.query({ prefix, limit: PAGE, ...(after === undefined ? {} : { after }) }, { signal }), signal);
+        const page = await untilAnswered(() => api.kv.list.query({ prefix, limit: PAGE, ...(after === undefined ? {} : { after }) }, sentOnce(signal)), signal);
         for (const entry of page.items) {
           present.add(entry.key);
           if (seen.get(entry.key) === entry.version) continue;
@@ -158,7 +159,7 @@ export async function* watchKeys(api: CoordinationApi, options: WatchKeysOptions
         // Behind the retained log: the changes it missed are read from the keys themselves.
         failure = undefined;
         stream.unsubscribe();
-        const { head: now } = await untilAnswered(() => api.events.head.query(undefined, { signal }), signal);
+        const { head: now } = await untilAnswered(() => api.events.head.query(undefined, sentOnce(signal)), signal);
         stream = open(now);
         resync = true;
       }
@@ -177,7 +178,7 @@ export async function* watchKeys(api: CoordinationApi, options: WatchKeysOptions
         continue;
       }
       pending.delete(key);
-      const { entry } = await untilAnswered(() => api.kv.get.query({ key }, { signal }), signal);
+      const { entry } = await untilAnswered(() => api.kv.get.query({ key }, sentOnce(signal)), signal);
       const version = entry?.version ?? 0;
       if ((seen.get(key) ?? 0) === version) continue;
       if (entry === null) seen.delete(key);

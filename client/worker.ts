@@ -13,9 +13,9 @@ import { randomUUID } from "node:crypto";
 import { HeldLease, isCancelledTask, isCredentialRefused, isLeaseGone, isTransient, RunTimeLimitReached, TaskCancelled, isUnknownField, isUnknownProcedure, momentNow, type Moment, type SettleOutcome } from "./lease-calls.js";
 import { watchCancels } from "./cancel-watch.js";
 import { unsendableCause } from "./serialize-input.js";
-import { SEND_ONCE } from "./server-wait.js";
 import type { ClaimedTask, CoordinationApi, JsonObject, JsonValue, RouterInputs, RouterOutputs } from "./types.js";
 import { RunLog, type LogOptions } from "./run-log.js";
+import { sentOnce } from "./send-once.js";
 
 export type { ClaimedTask };
 
@@ -315,19 +315,20 @@ export async function runWorker<P>(options: WorkerOptions<P>): Promise<Worker> {
   /** Set once the server refused retryAfterMs as a field it does not know (older than it): not sent again. */
   let retryAfterRefused = false;
 
-  // `once`: sent once, not waited with for a server (waitForServerMs): runWorker's first
-  // registration, so that runWorker returns at once when no server answers, retrying below.
-  const register = (signal?: AbortSignal, once = false) =>
+  // Every call of the worker is sent once (sentOnce), not waited with for a server
+  // (waitForServerMs): its loops retry, and report through onError, by themselves; runWorker
+  // returns at once when no server answers, its first registration retried in the background.
+  const register = (signal?: AbortSignal) =>
     api.agents.register.mutate(
       { agentId, capabilities: options.capabilities ?? [], metadata: options.metadata ?? {}, ...(options.card === undefined ? {} : { card: options.card }) },
-      { ...(signal ? { signal } : {}), ...(once ? { context: SEND_ONCE } : {}) },
+      sentOnce(signal),
     );
   /** Settles once the agent is registered (or the worker stops): the loops claim only then. */
   let registered: Promise<void> = Promise.resolve();
   /** The server refused the registration for good: no heartbeat either (the agent heartbeat stops itself). */
   let registrationRefused = false;
   try {
-    await register(undefined, true);
+    await register();
   } catch (error) {
     // Refused (a credential, the input): runWorker fails. Not reached (a worker started before
     // its server, a restart): it waits for the server, retrying, and reports through onError.
@@ -365,7 +366,7 @@ export async function runWorker<P>(options: WorkerOptions<P>): Promise<Worker> {
     beating = true;
     const signal = AbortSignal.timeout(Math.max(heartbeatMs, 5000));
     api.agents.heartbeat
-      .mutate({ agentId }, { signal })
+      .mutate({ agentId }, sentOnce(signal))
       .then(async (agent) => {
         // The registration is gone (deregistered by an admin, or by another process stopping
         // under this id) and the heartbeat made a bare one: claims would offer no capabilities,
@@ -388,7 +389,7 @@ export async function runWorker<P>(options: WorkerOptions<P>): Promise<Worker> {
     (adopting ??= (async () => {
       // The agent's other tasks may be another replica's, running there.
       if (options.sharedAgentId === true) return void (orphansSuspected = false);
-      const held = await api.tasks.list.query({ agentId, status: "claimed", limit: 500 }, signal ? { signal } : undefined);
+      const held = await api.tasks.list.query({ agentId, status: "claimed", limit: 500 }, sentOnce(signal));
       for (const task of held.items) {
         if (!asClaimed(task) || runsLease(task) || backlog.some((b) => b.task.id === task.id && b.task.leaseToken >= task.leaseToken)) continue;
         // Renewed first, and laid from that answer: a list's updatedAt is its last write's time,
@@ -396,7 +397,7 @@ export async function runWorker<P>(options: WorkerOptions<P>): Promise<Worker> {
         // ended on the server. A lease gone meanwhile (expired, its run's time up) is not adopted.
         const receivedAt = momentNow();
         const renewed = await api.tasks.heartbeat
-          .mutate({ taskId: task.id, agentId, leaseToken: task.leaseToken }, signal ? { signal } : undefined)
+          .mutate({ taskId: task.id, agentId, leaseToken: task.leaseToken }, sentOnce(signal))
           .catch((error: unknown) => {
             if (isLeaseGone(error)) return undefined;
             throw error;
@@ -521,7 +522,7 @@ export async function runWorker<P>(options: WorkerOptions<P>): Promise<Worker> {
       /** Fails the task with `error` (retried after `retryAfterMs` when given); counted as failed once the server took it. */
       const fail = async (error: unknown, retry = true, retryAfterMs?: number) => {
         const send = (after: number | undefined) =>
-          lease.settle((signal) => api.tasks.fail.mutate({ ...fenced, error: failureText(error), retry, ...(after === undefined ? {} : { retryAfterMs: after }) }, { signal }));
+          lease.settle((signal) => api.tasks.fail.mutate({ ...fenced, error: failureText(error), retry, ...(after === undefined ? {} : { retryAfterMs: after }) }, sentOnce(signal)));
         let as = await send(retryAfterRefused ? undefined : retryAfterMs);
         // A server older than retryAfterMs refuses the field: the run fails all the same, after
         // the task's backoff, said once; later runs fail without it.
@@ -537,14 +538,14 @@ export async function runWorker<P>(options: WorkerOptions<P>): Promise<Worker> {
       } else if (interruption === "lost") {
         lose(run.signal.reason); // someone else owns the task now: settling it would only get CONFLICT
       } else if (interruption === "stopped") {
-        await lease.settle((signal) => api.tasks.release.mutate(fenced, { signal })); // not the task's fault: back without charging an attempt
+        await lease.settle((signal) => api.tasks.release.mutate(fenced, sentOnce(signal))); // not the task's fault: back without charging an attempt
       } else if (interruption === "timeout") {
         await fail(run.signal.reason);
       } else if (!outcome.ok && outcome.error instanceof RetryLater && outcome.error.chargeAttempt) {
         await fail(outcome.error, true, outcome.error.delayMs);
       } else if (!outcome.ok && outcome.error instanceof RetryLater) {
         const { delayMs } = outcome.error;
-        if (await settled((signal) => api.tasks.release.mutate({ ...fenced, delayMs }, { signal }))) deferred++;
+        if (await settled((signal) => api.tasks.release.mutate({ ...fenced, delayMs }, sentOnce(signal)))) deferred++;
       } else if (!outcome.ok) {
         await fail(outcome.error, outcome.retry);
       } else {
@@ -581,10 +582,10 @@ export async function runWorker<P>(options: WorkerOptions<P>): Promise<Worker> {
     signal: AbortSignal,
   ) => {
     if (retried) orphansSuspected = true;
-    if (claiming.signal.aborted || !serverCompletesAndClaims) return void (await api.tasks.complete.mutate({ ...fenced, result }, { signal }));
+    if (claiming.signal.aborted || !serverCompletesAndClaims) return void (await api.tasks.complete.mutate({ ...fenced, result }, sentOnce(signal)));
     const sentAt = momentNow();
     try {
-      const done = await api.tasks.completeAndClaim.mutate({ ...fenced, result, next: { queues: options.queues, leaseMs: options.leaseMs } }, { signal });
+      const done = await api.tasks.completeAndClaim.mutate({ ...fenced, result, next: { queues: options.queues, leaseMs: options.leaseMs } }, sentOnce(signal));
       if (done.next) onNext({ task: done.next, receivedAt: sentAt });
     } catch (error) {
       // No answer (a connection broken, a call aborted at the lease's end): it may have been
@@ -594,7 +595,7 @@ export async function runWorker<P>(options: WorkerOptions<P>): Promise<Worker> {
       // A server older than this client (its 404 must not read as a lost lease): complete alone from now on.
       if (!isUnknownProcedure(error)) throw error;
       serverCompletesAndClaims = false;
-      await api.tasks.complete.mutate({ ...fenced, result }, { signal });
+      await api.tasks.complete.mutate({ ...fenced, result }, sentOnce(signal));
     }
   };
 
@@ -623,7 +624,7 @@ export async function runWorker<P>(options: WorkerOptions<P>): Promise<Worker> {
               waitMs: backlog.length > 0 ? 0 : (options.waitMs ?? 10_000),
               ...(claimKey === undefined ? {} : { idempotencyKey: claimKey }),
             },
-            { signal: claiming.signal },
+            sentOnce(claiming.signal),
           );
           claimKey = undefined;
           next = task ? { task, receivedAt: momentNow() } : backlog.shift();
@@ -633,7 +634,7 @@ export async function runWorker<P>(options: WorkerOptions<P>): Promise<Worker> {
           // A claim answered just as stop() began: give the task back rather than start it.
           if (claiming.signal.aborted) {
             await api.tasks.release
-              .mutate({ taskId: next.task.id, agentId, leaseToken: next.task.leaseToken }, { signal: AbortSignal.timeout(stopTimeoutMs) })
+              .mutate({ taskId: next.task.id, agentId, leaseToken: next.task.leaseToken }, sentOnce(AbortSignal.timeout(stopTimeoutMs)))
               .catch(onError);
             break;
           }
@@ -714,9 +715,9 @@ export async function runWorker<P>(options: WorkerOptions<P>): Promise<Worker> {
         // A settle retried after a transient error may have claimed a task whose answer was lost: find it too.
         if (orphansSuspected) await adoptOrphans(signal).catch(onError);
         // Adopted but never started: back to the queue without charging an attempt.
-        for (const { task } of backlog.splice(0)) await api.tasks.release.mutate({ taskId: task.id, agentId, leaseToken: task.leaseToken }, { signal }).catch(onError);
+        for (const { task } of backlog.splice(0)) await api.tasks.release.mutate({ taskId: task.id, agentId, leaseToken: task.leaseToken }, sentOnce(signal)).catch(onError);
         // Last: deregistering frees any claim still held, charging an attempt.
-        if (options.sharedAgentId !== true) await api.agents.deregister.mutate({ agentId }, { signal }).catch(onError);
+        if (options.sharedAgentId !== true) await api.agents.deregister.mutate({ agentId }, sentOnce(signal)).catch(onError);
       })();
       return stopping;
     },

@@ -30,7 +30,7 @@ const procedureOf = (input: string | URL | Request): string => new URL(input ins
  * `refused` (those whose connection could not be made), and, while `loseAnswerOf` names one, the
  * first answer of that procedure is read and then lost, as a connection broken mid-answer loses it.
  */
-function countingClient(url: string, options: { waitForServerMs?: number } = {}) {
+function countingClient(url: string, options: { waitForServerMs?: number; callTimeoutMs?: number } = {}) {
   const sent = new Map<string, number>();
   const refused = new Map<string, number>();
   const lost = new Set<string>();
@@ -87,6 +87,31 @@ describe("calls made while the server restarts", () => {
     const again = await server({ port }, first.dir);
     const task = await again.api.tasks.enqueue.mutate({ queue: "restarted" });
     expect(await claim).toMatchObject({ id: task.id, status: "claimed", leaseOwner: "patient", attempts: 1 });
+  });
+
+  it("the wait is counted from the call's first failure: a claim parked longer than waitForServerMs is still sent again when its server stops", async () => {
+    const first = await server();
+    const { api, sent } = countingClient(first.url, { waitForServerMs: 1000 });
+    const claim = api.tasks.claim.mutate({ agentId: "patient", queues: ["long"], waitMs: 60_000, context: false }).catch((error: unknown) => error);
+    await vi.waitFor(() => expect(first.server.services.shutdownWaiters.size).toBe(1), { timeout: 20_000, interval: 10 });
+    // Parked past waitForServerMs before the server stops.
+    await sleep(1500);
+    await first.stop();
+    // Sent again (refused: no server came back) before it failed, with its last error.
+    expect(await claim).toMatchObject({ cause: { cause: { code: "ECONNREFUSED" } } });
+    expect(sent("tasks.claim")).toBeGreaterThanOrEqual(2);
+  });
+
+  it("each try has its own callTimeoutMs: a call waiting for its server longer than that is not cut short", async () => {
+    const first = await server();
+    const port = Number(new URL(first.url).port);
+    const { api, refused } = countingClient(first.url, { callTimeoutMs: 500 });
+    await first.stop();
+    const stats = api.tasks.stats.query();
+    // Four tries refused: 100 + 200 + 400 ms of waiting, past the 500 ms a call may take.
+    await vi.waitFor(() => expect(refused("tasks.stats")).toBeGreaterThanOrEqual(4), { timeout: 20_000, interval: 20 });
+    await server({ port }, first.dir);
+    expect((await stats).totals.pending).toBe(0);
   });
 
   it("a mutation whose connection broke after the server took it is not sent again (it may have been served); a query is; a long-poll is not", async () => {
