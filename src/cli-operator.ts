@@ -808,8 +808,11 @@ async function dispatch(words: string[], options: Parsed["options"], json: boole
     const me = await api.tokens.whoami.query();
     // "agent worker-1 (token …)", "read (token …)", "admin (token …)".
     const who = me.agentId === null ? me.role : `${me.role} ${printable(me.agentId)}`;
-    const named = me.name === null ? "" : `, named ${printable(JSON.stringify(me.name))}`;
-    print(me, () => (me.credentialsRequired ? `${who} (token ${printable(me.tokenId ?? "-")}${named})\n` : "admin: this server requires no credential, and trusts every caller as an admin\n"));
+    // An unnamed token's name is "" (tokens list shows "-"): said only when there is one.
+    const named = me.name === null || me.name === "" ? "" : `, named ${printable(JSON.stringify(me.name))}`;
+    // kvPrefixes: absent from a server older than this CLI, null when the credential writes any key.
+    const scope = me.kvPrefixes == null ? "" : `, writes only keys starting with ${printable(me.kvPrefixes.map((prefix) => JSON.stringify(prefix)).join(" "))}`;
+    print(me, () => (me.credentialsRequired ? `${who} (token ${printable(me.tokenId ?? "-")}${named}${scope})\n` : "admin: this server requires no credential, and trusts every caller as an admin\n"));
     return 0;
   }
   if (command === "stats" && words.length === 1) {

@@ -17,7 +17,7 @@ afterEach(async () => {
 describe("tokens.whoami", () => {
   it("on a server with no credential: an admin, no credential required, over tRPC, REST and the command line", async () => {
     t = await startTestServer();
-    const open = { credentialsRequired: false, role: "admin", agentId: null, tokenId: null, name: null };
+    const open = { credentialsRequired: false, role: "admin", agentId: null, tokenId: null, name: null, kvPrefixes: null };
     expect(await t.api.tokens.whoami.query()).toEqual(open);
     expect(await rest(t.url, "GET", "/tokens/whoami")).toEqual({ status: 200, body: open });
     expect(await runCli({ args: ["whoami"], env: { COORDINATION_URL: t.url } })).toMatchObject({ code: 0, stdout: "admin: this server requires no credential, and trusts every caller as an admin\n", stderr: "" });
@@ -28,10 +28,10 @@ describe("tokens.whoami", () => {
     t = s;
     const agentToken = await s.admin.tokens.create.mutate({ role: "agent", agentId: "planner-1", name: "planner's laptop" });
     const readToken = await s.admin.tokens.create.mutate({ role: "read", name: "grafana" });
-    expect(await s.admin.tokens.whoami.query()).toEqual({ credentialsRequired: true, role: "admin", agentId: null, tokenId: "config:adminToken", name: null });
-    expect(await s.as(agentToken.secret).tokens.whoami.query()).toEqual({ credentialsRequired: true, role: "agent", agentId: "planner-1", tokenId: agentToken.token.id, name: "planner's laptop" });
+    expect(await s.admin.tokens.whoami.query()).toEqual({ credentialsRequired: true, role: "admin", agentId: null, tokenId: "config:adminToken", name: null, kvPrefixes: null });
+    expect(await s.as(agentToken.secret).tokens.whoami.query()).toEqual({ credentialsRequired: true, role: "agent", agentId: "planner-1", tokenId: agentToken.token.id, name: "planner's laptop", kvPrefixes: null });
     const asRead = await http(s.url, "GET", "/tokens/whoami", { token: readToken.secret });
-    expect([asRead.status, asRead.body]).toEqual([200, { credentialsRequired: true, role: "read", agentId: null, tokenId: readToken.token.id, name: "grafana" }]);
+    expect([asRead.status, asRead.body]).toEqual([200, { credentialsRequired: true, role: "read", agentId: null, tokenId: readToken.token.id, name: "grafana", kvPrefixes: null }]);
     const anonymous = await http(s.url, "GET", "/tokens/whoami");
     expect([anonymous.status, anonymous.body.code]).toEqual([401, "UNAUTHORIZED"]);
     await s.admin.tokens.revoke.mutate({ tokenId: readToken.token.id });
@@ -44,8 +44,15 @@ describe("tokens.whoami", () => {
     const env = { COORDINATION_URL: s.url };
     expect(await runCli({ args: ["whoami", "--token", agentToken.secret], env })).toMatchObject({ code: 0, stdout: `agent planner-1 (token ${agentToken.token.id}, named "planner's laptop")\n`, stderr: "" });
     expect(await runCli({ args: ["whoami", "--token", ADMIN_SECRET], env })).toMatchObject({ code: 0, stdout: "admin (token config:adminToken)\n", stderr: "" });
+    // A credential scoped to key prefixes says which keys it writes.
+    const scoped = await s.admin.tokens.create.mutate({ role: "agent", agentId: "planner-2", kvPrefixes: ["agents/planner-2/", "shared/"] });
+    expect(await runCli({ args: ["whoami", "--token", scoped.secret], env })).toMatchObject({
+      code: 0,
+      stdout: `agent planner-2 (token ${scoped.token.id}, writes only keys starting with "agents/planner-2/" "shared/")\n`,
+      stderr: "",
+    });
     const json = await runCli({ args: ["whoami", "--json", "--token", agentToken.secret], env });
-    expect([json.code, JSON.parse(json.stdout)]).toEqual([0, { credentialsRequired: true, role: "agent", agentId: "planner-1", tokenId: agentToken.token.id, name: "planner's laptop" }]);
+    expect([json.code, JSON.parse(json.stdout)]).toEqual([0, { credentialsRequired: true, role: "agent", agentId: "planner-1", tokenId: agentToken.token.id, name: "planner's laptop", kvPrefixes: null }]);
     const refused = await runCli({ args: ["whoami", "--token", readToken.secret], env });
     expect([refused.code, refused.stdout]).toEqual([1, ""]);
     expect(refused.stderr).toBe("coordination: UNAUTHORIZED: Unauthorized: send a valid bearer token (Authorization: Bearer <token>) (the server refused the token given)\n");

@@ -60,7 +60,7 @@ export const createTokenInput = z
     agentId: name().optional().describe("The agent an agent credential speaks for: required for role agent, refused for the others"),
     name: text(200).optional().describe("A label to tell credentials apart; left out, the empty string"),
     kvPrefixes: z
-      .array(text(MAX_KEY).describe("A key prefix: agents/worker-1/, or a whole key"))
+      .array(text(MAX_KEY).describe("A key prefix, matched as text (case-sensitive, no Unicode normalization): agents/worker-1/. A whole key given here also covers every longer key that starts with it (config/model covers config/model-old): end a prefix with a separator"))
       .min(1)
       .max(MAX_KV_PREFIXES)
       .optional()
