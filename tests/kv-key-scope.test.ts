@@ -3,6 +3,8 @@
 // tRPC, REST and MCP alike; a write outside them is a 403 naming the key and the prefixes, and
 // changes nothing. Reads are not limited; admins and credentials without prefixes write any key.
 import { afterEach, describe, expect, it } from "vitest";
+import { z } from "zod";
+import { assertKeyField } from "../src/trpc/app-router.js";
 import { callTool, closeMcpClients, connectMcp } from "./helpers/mcp-client.js";
 import { runCli } from "./helpers/cli-process.js";
 import { http, startSecureServer, type SecureServer } from "./helpers/secure-server.js";
@@ -92,6 +94,23 @@ describe("an agent credential given kvPrefixes", () => {
     // A long list is named in part.
     await expect(s.as(twenty.secret).kv.set.mutate({ key: "q", value: 1 })).rejects.toThrow('this credential writes only keys starting with "p0/" or "p1/" or "p2/" (and 17 more); kv.set names key "q"');
     expect((await s.admin.tokens.list.query()).map((token) => token.kvPrefixes?.length ?? null)).toEqual([20]);
+  });
+
+  it("a procedure whose key field the schema could leave out or rewrite after the check does not load", () => {
+    // The check reads the raw input: the schema must take nothing but that string, as sent.
+    expect(() => assertKeyField("kv.set", "key", [z.strictObject({ key: z.string().min(1) })])).not.toThrow();
+    for (const [key, problem] of [
+      [undefined, "absent"],
+      [z.string().optional(), "optional"],
+      [z.string().default("shared/x"), "default"],
+      [z.string().transform((value) => value.slice(1)), "pipe"],
+      [z.string().trim(), "a string it rewrites"],
+      [z.string().normalize(), "a string it rewrites"],
+      [z.array(z.string()), "array"],
+    ] as const) {
+      const input = z.strictObject(key === undefined ? { keys: z.string() } : { key });
+      expect(() => assertKeyField("kv.x", "key", [input]), problem).toThrow(`procedure kv.x: access.writesKey names "key", which its input schema must require as a string taken as sent (no optional, default, transform, trim or normalize): it is ${problem}`);
+    }
   });
 
   it("the tokens command issues one (--kv-prefix, as many as wanted), which a running server holds to, and lists what each writes", async () => {

@@ -80,6 +80,11 @@ describe("the role matrix", () => {
     for (const [path, procedure] of Object.entries(procedures)) expect(procedure._def.meta?.access?.role, path).toBe(EXPECTED[path]);
   });
 
+  it("the procedures that write a key of the shared state, and those only, hold it to an agent credential's kvPrefixes (writesKey)", () => {
+    const writesKey = Object.entries(procedures).flatMap(([path, procedure]) => (procedure._def.meta?.access?.writesKey === undefined ? [] : [[path, procedure._def.meta.access.writesKey]]));
+    expect(writesKey.sort()).toEqual([["kv.delete", "key"], ["kv.increment", "key"], ["kv.set", "key"]]);
+  });
+
   for (const [path, need] of Object.entries(EXPECTED)) {
     if (path === "events.onEvent") continue;
     it(`${path}: ${ALLOWED[need].join(", ")}`, async () => {

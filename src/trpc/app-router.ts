@@ -19,6 +19,7 @@ import { shippedSchema } from "../db/migrate.js";
 /** Read once: the migrations shipped with this build. */
 const SCHEMA = shippedSchema();
 import type { ProcedureDefinition } from "../rest/direct-call.js";
+import { inputShape } from "../rest/rest-input.js";
 import { procedure, router } from "./init.js";
 
 const startedAt = Date.now();
@@ -81,6 +82,28 @@ export const PROCEDURES: ReadonlyMap<string, ProcedureDefinition> = new Map(
     // A procedure that says nothing about who may call it would be refused on every call with
     // credentials on, and callable by all without: neither is a decision. Refuse to load instead.
     if (_def.meta?.access === undefined) throw new Error(`procedure ${path} declares no access (meta.access, src/auth/access.ts)`);
+    const { writesKey } = _def.meta.access;
+    if (writesKey !== undefined) assertKeyField(path, writesKey, _def.inputs);
     return [path, _def];
   }),
 );
+
+/**
+ * authorize checks a key against a credential's kvPrefixes on the raw input, before the schema,
+ * and lets a field that is no string through to the schema's 400. That holds only if the schema
+ * takes nothing but a string there, as sent: a field it does not have, an optional one, a default
+ * or a transform (a trim, a normalization) would let a key be written that was never checked, or
+ * one other than the key checked. Such a procedure is refused at load instead.
+ */
+export function assertKeyField(path: string, field: string, inputs: readonly unknown[]): void {
+  const schema = inputs.length === 1 ? inputShape(inputs[0] as Parameters<typeof inputShape>[0])[field] : undefined;
+  type Def = { type?: string; checks?: Array<{ _zod: { def: { check?: string } } }> };
+  const def = (schema as { _zod?: { def?: Def } } | undefined)?._zod?.def;
+  // zod's trim, toLowerCase, normalize are "overwrite" checks of a string schema: they change the value.
+  const rewrites = (def?.checks ?? []).some((check) => check._zod.def.check === "overwrite");
+  if (def?.type !== "string" || rewrites) {
+    throw new Error(
+      `procedure ${path}: access.writesKey names ${JSON.stringify(field)}, which its input schema must require as a string taken as sent (no optional, default, transform, trim or normalize): it is ${rewrites ? "a string it rewrites" : (def?.type ?? "absent")}`,
+    );
+  }
+}
