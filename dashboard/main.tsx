@@ -48,13 +48,21 @@ function App() {
   // proxy's error, its connections full) is asked again, or a read token would keep an admin's
   // buttons for as long as the page stays open.
   const [role, setRole] = useState<"admin" | "agent" | "read" | undefined>(undefined);
+  // The keys an agent credential writes (kvPrefixes); null: any key, or not known yet.
+  const [kvPrefixes, setKvPrefixes] = useState<readonly string[] | null>(null);
   useEffect(() => {
     let current = true;
     let retry: ReturnType<typeof setTimeout> | undefined;
     setRole(undefined);
+    setKvPrefixes(null);
     const ask = (attempt: number): void => {
       connection.api.tokens.whoami.query().then(
-        (me) => current && setRole(me.role),
+        (me) => {
+          if (!current) return;
+          // Absent from a server older than kvPrefixes. Before the role, which the page waits on.
+          setKvPrefixes(me.kvPrefixes ?? null);
+          setRole(me.role);
+        },
         (error: unknown) => {
           if (!current) return;
           const code = errorCode(error);
@@ -70,7 +78,11 @@ function App() {
       clearTimeout(retry);
     };
   }, [connection]);
-  const may: Permissions = { admin: role === undefined || role === "admin", write: role !== "read" };
+  const may: Permissions = {
+    admin: role === undefined || role === "admin",
+    write: role !== "read",
+    writesKey: (key) => kvPrefixes === null || kvPrefixes.some((prefix) => key.startsWith(prefix)),
+  };
   const hash = useHash();
   const onUnauthorized = () => {
     // A token the server refused is forgotten: the prompt asks for another.

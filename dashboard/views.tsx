@@ -19,12 +19,15 @@ export interface ViewProps {
 
 /**
  * admin: pause, cancel, requeue, cordon, force-release, and the rest of an operator's acts; write:
- * an agent's (deleting a key). Both true until the server said who the credential is (or when it
- * cannot say: an older server), and the server refuses what the role may not do.
+ * an agent's (deleting a key); writesKey: whether a key is one the credential writes (an agent
+ * credential given kvPrefixes writes only keys starting with one of them). All true until the
+ * server said who the credential is (or when it cannot say: an older server), and the server
+ * refuses what the role may not do.
  */
 export interface Permissions {
   admin: boolean;
   write: boolean;
+  writesKey: (key: string) => boolean;
 }
 
 const STATES = ["waiting", "pending", "claimed", "completed", "dead_letter", "cancelled"] as const;
@@ -616,7 +619,7 @@ export function SharedState({ api, onUnauthorized, may }: ViewProps) {
                 <td>{time(entry.expiresAt)}</td>
                 <td class="long-text">{entry.ephemeralOwner ?? "-"}</td>
                 <td class="actions">
-                  {may.write && <button onClick={() => void remove(entry.key, entry.version)}>Delete</button>}
+                  {may.write && may.writesKey(entry.key) && <button onClick={() => void remove(entry.key, entry.version)}>Delete</button>}
                 </td>
               </tr>
             ))}

@@ -404,6 +404,28 @@ describe.skipIf(!CHROMIUM)("the dashboard in Chromium", () => {
       await t.stop({ removeFiles: true });
     }
   });
+  it("an agent token given kvPrefixes is offered Delete only on the keys it writes", async () => {
+    const t = await startSecureServer();
+    const page = await browser.newPage();
+    try {
+      const { secret } = await t.admin.tokens.create.mutate({ role: "agent", agentId: "w1", kvPrefixes: ["agents/w1/"] });
+      await t.admin.kv.set.mutate({ key: "agents/w1/status", value: "busy" });
+      await t.admin.kv.set.mutate({ key: "agents/w2/status", value: "idle" });
+      await page.goto(t.url);
+      await page.getByText("This server needs a token").waitFor({ timeout: 10_000 });
+      await page.getByLabel("token").fill(secret);
+      await page.getByRole("button", { name: "Open" }).click();
+      // Once the server said who the token is, its own key has the button, another agent's none.
+      await page.locator('[data-testid="role"]').waitFor({ timeout: 10_000 });
+      await page.locator('[data-key="agents/w1/status"]').getByRole("button", { name: "Delete" }).waitFor({ timeout: 10_000 });
+      await page.locator('[data-key="agents/w2/status"] td').first().waitFor({ timeout: 10_000 });
+      expect(await page.locator('[data-key="agents/w2/status"]').getByRole("button").count()).toBe(0);
+    } finally {
+      await page.close();
+      await t.stop({ removeFiles: true });
+    }
+  });
+
   it("a whoami that failed once (a proxy's error, the server restarting) is asked again: a read token is not left with an admin's buttons", async () => {
     const t = await startSecureServer();
     const page = await browser.newPage();
