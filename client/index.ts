@@ -76,10 +76,11 @@ export interface CoordinationClientOptions {
    * `DATABASE_LOCKED` (nothing was stored); and a query, not a long-poll, whose connection broke
    * before its answer. A mutation whose connection broke mid-call is not sent again (it may have
    * been served: send it again with its idempotencyKey). Past it, the call fails with its last
-   * error. Default 30,000 (a restart's drain and start-up); Infinity: as long as it takes; 0: each
-   * call is sent once (the client's own helpers send theirs once whatever it is: they retry in
-   * rounds of their own). Counted from the call's first failure; each try has its own callTimeoutMs. With
-   * several URLs each try goes through the list first. Live streams reconnect by themselves.
+   * error. Counted from the call's first failure; each try has its own callTimeoutMs. Default
+   * 30,000 (a restart's drain and start-up); Infinity: as long as it takes; 0: each call is sent
+   * once (the client's own helpers send theirs once whatever it is: they retry in rounds of their
+   * own). With several URLs each try goes through the list first. Live streams reconnect by
+   * themselves.
    */
   waitForServerMs?: number;
   /** The server's maxBodyBytes, if changed from its default (1 MiB): batches stay below it. */

@@ -1,9 +1,9 @@
 // Calls the client's own helpers make inside retries of their own go once through the client's
 // wait for a server (server-wait.ts): their failures reach the helper at once.
 /**
- * A call's options (`{ context: SEND_ONCE }`) that send it once, whatever waitForServerMs: for a
- * caller with its own retries that must hear at once that no server answers (runWorker's first
- * registration: runWorker returns, and retries in the background).
+ * A call's context (`{ context: SEND_ONCE }`) that sends it once, whatever waitForServerMs: for a
+ * caller with retries of its own that must hear at once that no server answers (runWorker returns
+ * at once, its first registration retried in the background; followLog's onRetry is told).
  */
 export const SEND_ONCE = { sendOnce: true } as const;
 

@@ -54,8 +54,8 @@ export class ServerWaits {
       ({ op, next }) =>
         observable((observer) => {
           if (op.type === "subscription" || this.waitMs <= 0 || op.context.sendOnce === SEND_ONCE.sendOnce) return next(op).subscribe(observer);
-          // Counted from the first failure: a long-poll that waited its waitMs before its server
-          // stopped has the whole wait for the next one.
+          // Counted from the first failure: a long-poll parked longer than waitMs before its
+          // server stopped still has the whole wait for the next one.
           let failedAt: number | undefined;
           let retryMs = RETRY_START_MS;
           let attempt: { unsubscribe(): void } | undefined;
