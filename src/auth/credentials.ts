@@ -18,7 +18,7 @@ import type { Caller } from "../trpc/context.js";
 import { SignalFanout } from "../wakeup.js";
 import type { TokenView } from "./token-schemas.js";
 import { hashSecret, sameHash } from "./token-secret.js";
-import { kvPrefixesOf, type TokenRecord } from "./token-store.js";
+import type { TokenRecord } from "./token-store.js";
 
 /** The configured admin token's id in logs and on its caller (api_tokens ids are UUIDs). */
 export const ADMIN_TOKEN_ID = "config:adminToken";
@@ -117,19 +117,7 @@ export class Credentials {
       return ANONYMOUS;
     }
     this.noteUse(record.id);
-    return { kind: "token", tokenId: record.id, role: record.role as "admin" | "agent" | "read", agentId: record.agentId, kvPrefixes: this.kvPrefixesOf(record) };
-  }
-
-  /** Each record's kvPrefixes, parsed once (a call authenticates on every request). */
-  private readonly parsedPrefixes = new WeakMap<TokenRecord, readonly string[] | null>();
-
-  private kvPrefixesOf(record: TokenRecord): readonly string[] | null {
-    let prefixes = this.parsedPrefixes.get(record);
-    if (prefixes === undefined) {
-      prefixes = kvPrefixesOf(record.kvPrefixes);
-      this.parsedPrefixes.set(record, prefixes);
-    }
-    return prefixes;
+    return { kind: "token", tokenId: record.id, role: record.role as "admin" | "agent" | "read", agentId: record.agentId, kvPrefixes: record.kvPrefixes };
   }
 
   /**
@@ -183,7 +171,7 @@ export class Credentials {
    * answer goes out. One token's change, whatever the number of tokens.
    */
   applied(token: TokenView, secretHash?: string): void {
-    const record: TokenRecord | null = token.revokedAt === null && secretHash !== undefined ? { id: token.id, role: token.role, agentId: token.agentId, kvPrefixes: token.kvPrefixes === null ? null : JSON.stringify(token.kvPrefixes), secretHash } : null;
+    const record: TokenRecord | null = token.revokedAt === null && secretHash !== undefined ? { id: token.id, role: token.role, agentId: token.agentId, kvPrefixes: token.kvPrefixes, secretHash } : null;
     this.applies.set(token.id, { at: ++this.appliedCount, record });
     const known = this.byId.get(token.id);
     if (known !== undefined) this.byHash.delete(known.secretHash);

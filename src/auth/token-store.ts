@@ -20,8 +20,8 @@ export interface TokenRow {
   revokedAt: number | Date | null;
 }
 
-/** What the credential cache keeps of a token in force: enough to authenticate, never the secret. */
-export type TokenRecord = Pick<TokenRow, "id" | "role" | "agentId" | "kvPrefixes" | "secretHash">;
+/** What the credential cache keeps of a token in force: enough to authenticate, never the secret; its kvPrefixes read once. */
+export type TokenRecord = Pick<TokenRow, "id" | "role" | "agentId" | "secretHash"> & { kvPrefixes: string[] | null };
 
 /** A token's kvPrefixes column as a list; null: any key. */
 export const kvPrefixesOf = (column: string | null): string[] | null => (column === null ? null : (JSON.parse(column) as string[]));
@@ -78,7 +78,10 @@ export class TokenStore {
    * costs what the tokens in force do, however many were revoked.
    */
   inForce(): { records: TokenRecord[]; issued: boolean } {
-    const records = this.st.get<[], TokenRecord>(`SELECT id, role, agentId, kvPrefixes, secretHash FROM api_tokens WHERE revokedAt IS NULL`).all();
+    const records = this.st
+      .get<[], Pick<TokenRow, "id" | "role" | "agentId" | "kvPrefixes" | "secretHash">>(`SELECT id, role, agentId, kvPrefixes, secretHash FROM api_tokens WHERE revokedAt IS NULL`)
+      .all()
+      .map(({ id, role, agentId, kvPrefixes, secretHash }): TokenRecord => ({ id, role, agentId, kvPrefixes: kvPrefixesOf(kvPrefixes), secretHash }));
     if (records.length > 0) return { records, issued: true };
     const issued = this.st
       .get<[string], number>(`SELECT EXISTS(SELECT 1 FROM api_tokens) OR EXISTS(SELECT 1 FROM system_state WHERE key = ?)`)
