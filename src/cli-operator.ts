@@ -18,7 +18,7 @@ import { orderingKeyText } from "../client/ordering-key-text.js";
 import { traceText } from "../client/trace-text.js";
 import { createCoordinationClient, fitsInAnswer, followLog, isTRPCClientError, type CoordinationClient, type LogLine, type RouterInputs, type RouterOutputs, watchKeys } from "../client/index.js";
 import type { JsonValue } from "./json-types.js";
-import { BEYOND_C0, printable, utc, when } from "./cli-text.js";
+import { BEYOND_C0, keyPrefixesText, printable, utc, when } from "./cli-text.js";
 import { MAX_EVERY_MS, MIN_EVERY_MS } from "./schedules/schedule-schemas.js";
 import { MAX_CORDON_MS } from "./agents/agent-schemas.js";
 import { MAX_RUN_MS } from "./tasks/task-schemas.js";
@@ -811,7 +811,7 @@ async function dispatch(words: string[], options: Parsed["options"], json: boole
     // An unnamed token's name is "" (tokens list shows "-"): said only when there is one.
     const named = me.name === null || me.name === "" ? "" : `, named ${printable(JSON.stringify(me.name))}`;
     // kvPrefixes: absent from a server older than this CLI, null when the credential writes any key.
-    const scope = me.kvPrefixes == null ? "" : `, writes only keys starting with ${printable(me.kvPrefixes.map((prefix) => JSON.stringify(prefix)).join(" "))}`;
+    const scope = me.kvPrefixes == null ? "" : `, writes only keys starting with ${keyPrefixesText(me.kvPrefixes)}`;
     print(me, () => (me.credentialsRequired ? `${who} (token ${printable(me.tokenId ?? "-")}${named}${scope})\n` : "admin: this server requires no credential, and trusts every caller as an admin\n"));
     return 0;
   }

@@ -25,3 +25,6 @@ const escapeCode = (c: string): string => (c.charCodeAt(0) <= 0xff ? `\\x${c.cha
 export const utc = (date: Date | null | undefined): string => (date ? date.toISOString().replace("T", " ").slice(0, 19) : "-");
 /** A time as the tables show it: UTC to the second, marked so ("2026-12-04 21:55:00Z"): an operator elsewhere read it as local time. */
 export const when = (date: Date | null | undefined): string => (date ? `${utc(date)}Z` : "-");
+
+/** A credential's key prefixes (kvPrefixes) as a terminal shows them: each quoted (a prefix may hold spaces), escaped as agents' text is. */
+export const keyPrefixesText = (prefixes: readonly string[]): string => printable(prefixes.map((prefix) => JSON.stringify(prefix)).join(" "));

@@ -5,7 +5,7 @@
 import { existsSync } from "node:fs";
 import type { Config } from "./config.js";
 import { toErrorBody } from "./trpc/error-shape.js";
-import { printable, when } from "./cli-text.js";
+import { keyPrefixesText, printable, when } from "./cli-text.js";
 
 export const TOKENS_USAGE = [
   "Usage: coordination tokens create --agent AGENT_ID [--name TEXT]   an agent credential",
@@ -17,9 +17,6 @@ export const TOKENS_USAGE = [
 ].join("\n");
 
 export class TokensUsageError extends Error {}
-
-/** A credential's key prefixes as a terminal shows them: each quoted (a prefix may hold spaces), escaped as agents' text is. */
-const keyPrefixesText = (prefixes: readonly string[]): string => printable(prefixes.map((prefix) => JSON.stringify(prefix)).join(" "));
 
 export interface TokensCommand {
   action: "create" | "list" | "revoke";
