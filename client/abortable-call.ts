@@ -6,6 +6,9 @@ import { TRPCClientError, type TRPCLink } from "@trpc/client";
 import { observable } from "@trpc/server/observable";
 import type { AppRouter } from "./types.js";
 
+/** What a call whose `signal` aborted fails with: the signal's reason when it is an Error. */
+export const abortedCallError = (signal: AbortSignal): Error => (signal.reason instanceof Error ? signal.reason : new Error("This operation was aborted", { cause: signal.reason }));
+
 /** Fails a query or mutation as soon as its signal aborts, whatever request it travels in. */
 export function abortableCallLink(): TRPCLink<AppRouter> {
   return () =>
@@ -18,7 +21,7 @@ export function abortableCallLink(): TRPCLink<AppRouter> {
         let subscription: { unsubscribe(): void } | undefined;
         const fail = () => {
           subscription?.unsubscribe();
-          observer.error(TRPCClientError.from(signal.reason instanceof Error ? signal.reason : new Error("This operation was aborted", { cause: signal.reason })));
+          observer.error(TRPCClientError.from(abortedCallError(signal)));
         };
         if (signal.aborted) {
           fail();

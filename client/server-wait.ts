@@ -16,6 +16,7 @@
 // here fails at once with ClientClosedError when the client closes, never sent again.
 import { TRPCClientError, type TRPCLink } from "@trpc/client";
 import { observable } from "@trpc/server/observable";
+import { abortedCallError } from "./abortable-call.js";
 import { ClientClosedError, isClientClosed } from "./closing-link.js";
 import { neverSent } from "./failover.js";
 import { RETRY_MAX_MS, RETRY_START_MS } from "./lease-calls.js";
@@ -73,7 +74,7 @@ export class ServerWaits {
             observer.error(TRPCClientError.from(error));
           };
           // Between tries no link below holds the call: its signal is heard here.
-          const onAbort = () => giveUp(signal!.reason instanceof Error ? signal!.reason : new Error("This operation was aborted", { cause: signal!.reason }));
+          const onAbort = () => giveUp(abortedCallError(signal!));
           const send = () => {
             this.waiting.delete(giveUp);
             signal?.removeEventListener("abort", onAbort);
