@@ -89,10 +89,13 @@ export class ServerWaits {
                 const now = performance.now();
                 failedAt ??= now;
                 const leftMs = this.waitMs - (now - failedAt);
-                if (this.closed !== undefined || signal?.aborted || leftMs <= 0 || !safeToSendAgain(error, op)) {
+                if (signal?.aborted || leftMs <= 0 || !safeToSendAgain(error, op)) {
                   over = true;
                   return observer.error(error);
                 }
+                // Closed while this try was on its way: it ends as a call closed between tries
+                // does, not with the refusal close() came before.
+                if (this.closed !== undefined) return giveUp(this.closed);
                 this.waiting.add(giveUp);
                 signal?.addEventListener("abort", onAbort, { once: true });
                 timer = setTimeout(send, Math.min(retryMs, leftMs));

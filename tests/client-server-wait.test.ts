@@ -30,7 +30,8 @@ const procedureOf = (input: string | URL | Request): string => new URL(input ins
  * `refused` (those whose connection could not be made), and, while `loseAnswerOf` names one, the
  * first answer of that procedure is read and then lost, as a connection broken mid-answer loses it.
  */
-function countingClient(url: string, options: { waitForServerMs?: number; callTimeoutMs?: number } = {}) {
+function countingClient(url: string, options: { waitForServerMs?: number; callTimeoutMs?: number; before?: (procedure: string) => Promise<void> } = {}) {
+  const { before, ...clientOptions } = options;
   const sent = new Map<string, number>();
   const refused = new Map<string, number>();
   const lost = new Set<string>();
@@ -39,6 +40,7 @@ function countingClient(url: string, options: { waitForServerMs?: number; callTi
   const counted: typeof fetch = async (input, init) => {
     const procedure = procedureOf(input instanceof Request ? input : String(input));
     add(sent, procedure);
+    await before?.(procedure);
     let response: Response;
     try {
       response = await fetch(input, init);
@@ -53,7 +55,7 @@ function countingClient(url: string, options: { waitForServerMs?: number; callTi
     }
     return response;
   };
-  const client = createCoordinationClient({ url, fetch: counted as never, ...options });
+  const client = createCoordinationClient({ url, fetch: counted as never, ...clientOptions });
   clients.push(client);
   return { api: client.api, client, sent: (p: string) => sent.get(p) ?? 0, refused: (p: string) => refused.get(p) ?? 0, loseAnswerOf };
 }
@@ -168,5 +170,28 @@ describe("calls made while the server restarts", () => {
     // Longer than the longest wait between tries (1 s): none came.
     await sleep(1500);
     expect([sent("tasks.enqueue"), sent("tasks.stats")]).toEqual(counts);
+  });
+
+  it("close() while a try is on its way ends that call with ClientClosedError once the try fails, not with its refusal: it is not sent again", async () => {
+    const gone = await server();
+    await gone.stop();
+    let reached!: () => void;
+    const onItsWay = new Promise<void>((resolve) => (reached = resolve));
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const { api, client, sent } = countingClient(gone.url, {
+      before: async (procedure) => {
+        if (procedure !== "tasks.stats") return;
+        reached();
+        await gate;
+      },
+    });
+    const closed = api.tasks.stats.query().catch((error: unknown) => error);
+    await onItsWay;
+    await client.close();
+    release();
+    expect(await closed).toMatchObject({ cause: { name: "ClientClosedError", message: "the client was closed while this call waited for its server to come back: it was not sent again" } });
+    await sleep(1500);
+    expect(sent("tasks.stats")).toBe(1);
   });
 });
