@@ -4,6 +4,7 @@
 // aborted call fails by itself with the signal's reason; the batch's request goes on for the others.
 import { TRPCClientError, type TRPCLink } from "@trpc/client";
 import { observable } from "@trpc/server/observable";
+import { givenUpUnsent } from "./served.js";
 import type { AppRouter } from "./types.js";
 
 /** What a call whose `signal` aborted fails with: the signal's reason when it is an Error. */
@@ -24,7 +25,8 @@ export function abortableCallLink(): TRPCLink<AppRouter> {
           observer.error(TRPCClientError.from(abortedCallError(signal)));
         };
         if (signal.aborted) {
-          fail();
+          // Aborted before it was made: nothing was sent (mayHaveBeenServed says so).
+          observer.error(givenUpUnsent(TRPCClientError.from(abortedCallError(signal))));
           return () => undefined;
         }
         signal.addEventListener("abort", fail, { once: true });

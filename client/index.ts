@@ -14,6 +14,7 @@ import { SOCKET_DEAD_MS, SOCKET_PING_MS } from "./hung-server-socket.js";
 import { keepAliveFetch, type TrpcFetch } from "./keep-alive-fetch.js";
 import { mayLongPoll } from "./long-polling.js";
 import { httpTransformer, inputJson, serializeInputLink } from "./serialize-input.js";
+import { servedLink } from "./served.js";
 import { ServerWaits } from "./server-wait.js";
 import { socketRefusal } from "./socket-refusal.js";
 import { streamStartLink } from "./stream-start.js";
@@ -138,7 +139,8 @@ function withoutTrailingSlashes(url: string): string {
  * are Dates). Queries and mutations go over HTTP, batched (a long-poll on a request of its own);
  * subscriptions over one WebSocket, opened on first use and reconnected by itself. A call that
  * fails rejects with a TRPCClientError whose `data.code` is an ErrorCode (`data.httpStatus` its
- * status); `isUnsendable(error)` tells an input the client could not send. Nothing connects
+ * status); `isUnsendable(error)` tells an input the client could not send, `mayHaveBeenServed(error)`
+ * whether a failed call may have done its work (its answer lost) or certainly did nothing. Nothing connects
  * until the first call; call `close()` when done, or the process keeps its connections open.
  */
 export function createCoordinationClient(options: CoordinationClientOptions): CoordinationClient {
@@ -181,6 +183,8 @@ export function createCoordinationClient(options: CoordinationClientOptions): Co
   const single = { ...http, headers: ({ op }: { op: Operation }) => ({ ...headers, ...traceHeadersOf(op) }) };
   const api = createTRPCClient<AppRouter>({
     links: [
+      // Outermost: it sees the error each caller gets (served.ts).
+      servedLink(),
       ...(options.traceContext === undefined ? [] : [traceContextLink(options.traceContext)]),
       streamStartLink(),
       // Above the call timeout: each try has its own (server-wait.ts).
@@ -223,5 +227,6 @@ export { withPermit, SemaphoreFull, PermitLost, type Permit, type SemaphoreState
 export { isSystemEvent, SYSTEM_EVENT_TYPES, type SystemEvent, type SystemEventPayloads, type SystemEventType } from "./system-events.js";
 export { TRPCClientError, isTRPCClientError } from "@trpc/client";
 export { UnsendableInputError, isUnsendable } from "./serialize-input.js";
+export { mayHaveBeenServed } from "./served.js";
 export { fitsInAnswer } from "./answer-fits.js";
 export { verifyWebhook, WebhookVerificationError, type VerifiedWebhook, type VerifyWebhookOptions, type WebhookEvent, type WebhookHeaders } from "./webhooks.js";

@@ -22,6 +22,7 @@ import { neverSent } from "./failover.js";
 import { RETRY_MAX_MS, RETRY_START_MS } from "./lease-calls.js";
 import { mayLongPoll } from "./long-polling.js";
 import { SEND_ONCE } from "./send-once.js";
+import { givenUpUnsent } from "./served.js";
 import { inputJson, isUnsendable } from "./serialize-input.js";
 import type { AppRouter, ErrorCode } from "./types.js";
 
@@ -69,9 +70,11 @@ export class ServerWaits {
             this.waiting.delete(giveUp);
             signal?.removeEventListener("abort", onAbort);
           };
+          // Every try before failed without reaching a server, or was answered that nothing was
+          // stored, or only read: the call given up here did nothing (mayHaveBeenServed).
           const giveUp = (error: Error) => {
             stopWaiting();
-            observer.error(TRPCClientError.from(error));
+            observer.error(givenUpUnsent(TRPCClientError.from(error)));
           };
           // Between tries no link below holds the call: its signal is heard here.
           const onAbort = () => giveUp(abortedCallError(signal!));

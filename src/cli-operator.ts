@@ -16,7 +16,7 @@ import { runLimitText } from "../client/run-limit-text.js";
 import { dedupeText } from "../client/dedupe-text.js";
 import { orderingKeyText } from "../client/ordering-key-text.js";
 import { traceText } from "../client/trace-text.js";
-import { createCoordinationClient, fitsInAnswer, followLog, isTRPCClientError, type CoordinationClient, type LogLine, type RouterInputs, type RouterOutputs, watchKeys } from "../client/index.js";
+import { createCoordinationClient, fitsInAnswer, followLog, isTRPCClientError, mayHaveBeenServed, type CoordinationClient, type LogLine, type RouterInputs, type RouterOutputs, watchKeys } from "../client/index.js";
 import type { JsonValue } from "./json-types.js";
 import { BEYOND_C0, keyPrefixesText, printable, utc, when } from "./cli-text.js";
 import { MAX_EVERY_MS, MIN_EVERY_MS } from "./schedules/schedule-schemas.js";
@@ -785,8 +785,11 @@ export async function runOperatorCommand(
     }
     if (isTRPCClientError(error)) {
       const code = (error.data as { code?: string } | undefined)?.code;
-      // No answer from the server at all (refused, reset, a certificate not trusted): the transport's reason.
-      if (code === undefined) out.stderr(`coordination: cannot reach the server at ${url} (${error.cause instanceof Error ? error.cause.message : error.message})\n`);
+      // No answer from the server at all: the transport's reason. A change whose connection broke
+      // after it was sent may have been made: an operator told "cannot reach" would ask again.
+      const reason = error.cause instanceof Error ? error.cause.message : error.message;
+      if (code === undefined && mayHaveBeenServed(error)) out.stderr(`coordination: no answer from the server at ${url} (${reason}): what was asked may have been done; look before asking again\n`);
+      else if (code === undefined) out.stderr(`coordination: cannot reach the server at ${url} (${reason})\n`);
       else {
         const fix = code !== "UNAUTHORIZED" ? "" : token ? " (the server refused the token given)" : " (give one with --token or COORDINATION_TOKEN)";
         out.stderr(`coordination: ${code}: ${printable(code === "INVALID_INPUT" ? inFlagTerms(error.message, options) : error.message)}${fix}\n`);

@@ -7,7 +7,7 @@ import BetterSqlite3 from "better-sqlite3";
 import { TRPCClientError } from "@trpc/client";
 import { describe, expect, it, vi } from "vitest";
 import type { CoordinationEvent } from "../src/events/event-schemas.js";
-import { createCoordinationClient } from "../client/index.js";
+import { createCoordinationClient, mayHaveBeenServed } from "../client/index.js";
 import { makeTempDir, rest, startTestServer, withDatabase } from "./helpers/test-server.js";
 
 describe("database threads", () => {
@@ -101,10 +101,12 @@ describe("database threads", () => {
       const error = await write;
       expect(error).toBeInstanceOf(TRPCClientError);
       expect((error as TRPCClientError<never>).data).toMatchObject({ code: "INTERNAL", httpStatus: 500 });
+      expect(mayHaveBeenServed(error)).toBe(true);
       expect(sent).toBe(1);
       // A write made after it never reached a thread: SHUTTING_DOWN, as before.
       const after = await t.api.tasks.enqueue.mutate({ payload: {} }, { context: { sendOnce: true } }).catch((e: unknown) => e);
       expect((after as TRPCClientError<never>).data).toMatchObject({ code: "SHUTTING_DOWN", httpStatus: 503 });
+      expect(mayHaveBeenServed(after)).toBe(false);
     } finally {
       other.close();
       await client.close();

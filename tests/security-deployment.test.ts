@@ -121,6 +121,9 @@ describe("TLS", () => {
     const untrusted = await runCli({ args: ["stats", "--json"], env });
     expect(untrusted.code).toBe(1);
     expect(untrusted.stderr).toMatch(/^coordination: cannot reach the server at https:\/\/127\.0\.0\.1:\d+ \(self[- ]signed certificate\)/);
+    // A change sent to it was never sent (the certificate is checked first): nothing was done.
+    const untrustedChange = await runCli({ args: ["queues", "pause", "q"], env });
+    expect([untrustedChange.code, untrustedChange.stderr]).toEqual([1, expect.stringMatching(/^coordination: cannot reach the server at https:\/\/127\.0\.0\.1:\d+ \(self[- ]signed certificate\)/)]);
     // Without a URL, the server's own settings say where it is, HTTPS included.
     const bySettings = await runCli({
       args: ["stats", "--json"],

@@ -1,0 +1,92 @@
+// Whether a call that failed may have done what it asked. A program whose write failed must choose
+// between sending it again (and maybe doing it twice) and looking first; the error alone did not
+// say which of "it never reached a server" and "its answer was lost" happened: both are a
+// TRPCClientError without `data`. The client knows, at the link where each was decided; this is
+// where it says so.
+import { TRPCClientError, type TRPCLink } from "@trpc/client";
+import { observable } from "@trpc/server/observable";
+import { neverSent } from "./failover.js";
+import { isUnsendable } from "./serialize-input.js";
+import type { AppRouter, ErrorCode } from "./types.js";
+
+/** The errors of calls known to have done nothing: reads (queries), and calls given up before they were sent. */
+const DID_NOTHING = new WeakSet<object>();
+
+/** Records that the call failing with `error` was given up before it reached a server; returns it. */
+export function givenUpUnsent<E extends object>(error: E): E {
+  DID_NOTHING.add(error);
+  return error;
+}
+
+/**
+ * A TLS handshake that refused the server's certificate (OpenSSL's verify codes, Node's name check):
+ * the request goes only after the handshake, so it was never sent. Not failover.ts's NEVER_SENT:
+ * a certificate not trusted is not waited for (waitForServerMs), it is the caller's to mend.
+ */
+const CERTIFICATE_REFUSED = new Set([
+  "DEPTH_ZERO_SELF_SIGNED_CERT",
+  "SELF_SIGNED_CERT_IN_CHAIN",
+  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+  "UNABLE_TO_GET_ISSUER_CERT",
+  "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
+  "CERT_HAS_EXPIRED",
+  "CERT_NOT_YET_VALID",
+  "CERT_REVOKED",
+  "CERT_UNTRUSTED",
+  "CERT_REJECTED",
+  "CERT_SIGNATURE_FAILURE",
+  "HOSTNAME_MISMATCH",
+  "ERR_TLS_CERT_ALTNAME_INVALID",
+]);
+
+/** The one answered code that does not say "nothing was stored": a server bug may strike after a commit. */
+const MAY_HAVE_STORED: ErrorCode = "INTERNAL";
+
+/**
+ * Whether the call that failed with `error` (a typed client's: a TRPCClientError) may have done
+ * what it asked on the server, so that sending it again could do it twice.
+ *
+ * `false`: it certainly did nothing. A query (reads change nothing); a call whose connection could
+ * not be made (refused, a name not resolved, a certificate not trusted); one the server answered with an error (every code but
+ * `INTERNAL` says nothing was stored: README, "Errors, and whether to retry"); one given up before
+ * it was sent (its signal aborted already, an input the client cannot send, a client closed
+ * already, or `close()` or its signal while it waited for its server to come back).
+ *
+ * `true`: a mutation whose answer never came (its connection broke mid-call, `callTimeoutMs` ran
+ * out, its signal or `close()` cut it in flight: a long-poll claim given up so may have leased a
+ * task, which the server gives back once it sees the answer undelivered, or when the lease runs
+ * out), one answered `INTERNAL`, and any error this client did not make. Send it again with the
+ * same `idempotencyKey` (or settle it by its lease), or look before sending.
+ */
+export function mayHaveBeenServed(error: unknown): boolean {
+  if (error === null || typeof error !== "object") return true;
+  if (DID_NOTHING.has(error) || isUnsendable(error) || neverSent(error)) return false;
+  if (error instanceof TRPCClientError) {
+    const code = (error.data as { code?: unknown } | undefined)?.code;
+    if (typeof code === "string") return code === MAY_HAVE_STORED;
+  }
+  for (let cause: unknown = error, depth = 0; cause instanceof Error && depth < 5; cause = cause.cause, depth++) {
+    const code = String((cause as { code?: unknown }).code);
+    // The connection pool was closed (close()) before the call could be sent, or the server's certificate was refused.
+    if (code === "UND_ERR_CLOSED" || CERTIFICATE_REFUSED.has(code)) return false;
+  }
+  return true;
+}
+
+/** The outermost link: a query's error is marked as doing nothing (mutations pass untouched: no cost on the write path). */
+export function servedLink(): TRPCLink<AppRouter> {
+  return () =>
+    ({ op, next }) => {
+      if (op.type !== "query") return next(op);
+      return observable((observer) =>
+        next(op).subscribe({
+          next: (value) => observer.next(value),
+          error: (error) => {
+            DID_NOTHING.add(error);
+            observer.error(error);
+          },
+          complete: () => observer.complete(),
+        }),
+      );
+    };
+}
