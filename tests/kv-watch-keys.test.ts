@@ -168,4 +168,77 @@ describe("watchKeys: ends and failures (a review)", () => {
     stop.abort();
     expect(await promptly(watch.next())).toEqual({ done: true, value: undefined });
   });
+
+  it("a stream that resumes behind the retained log (EVENTS_PRUNED) lists the prefix again: each key's newest state, null for those gone, then on live", async () => {
+    // The pruner's timer never fires during the test: runNow() prunes when the test says.
+    const client = await connected({ eventRetentionCount: 5, eventPruneMs: 3_600_000 });
+    const { api } = client;
+    await api.kv.set.mutate({ key: "p/gone", value: 0 });
+    await api.kv.set.mutate({ key: "p/kept", value: 0 });
+    // The first stream is cut as a dropped connection cuts it; the second opens only once the test lets it.
+    let opened = 0;
+    let cut: (() => void) | undefined;
+    let letOpen!: () => void;
+    const mayOpen = new Promise<void>((resolve) => (letOpen = resolve));
+    const resumedFrom: string[] = [];
+    type Subscribe = typeof api.events.onEvent.subscribe;
+    const real = api.events.onEvent.subscribe as unknown as (input: { lastEventId: string }, handlers: unknown) => { unsubscribe(): void };
+    const subscribe = ((input: { lastEventId: string }, handlers: { onError(error: unknown): void }) => {
+      if (opened++ === 0) {
+        const stream = real(input, handlers);
+        cut = () => {
+          stream.unsubscribe();
+          handlers.onError(TRPCClientError.from(new Error("WebSocket closed")));
+        };
+        return stream;
+      }
+      let stream: { unsubscribe(): void } | undefined;
+      let stopped = false;
+      void mayOpen.then(() => {
+        resumedFrom.push(input.lastEventId);
+        if (!stopped) stream = real(input, handlers);
+      });
+      return {
+        unsubscribe: () => {
+          stopped = true;
+          stream?.unsubscribe();
+        },
+      };
+    }) as unknown as Subscribe;
+    const flaky = new Proxy(api, { get: (target, name) => (name === "events" ? { head: api.events.head, onEvent: { subscribe } } : Reflect.get(target, name)) });
+    const { head: headAtStart } = await api.events.head.query();
+    const stop = new AbortController();
+    const watch = watchKeys(flaky, { prefix: "p/", signal: stop.signal });
+    const next = async () => shown((await promptly(watch.next())).value as KeyChange);
+    expect([await next(), await next()]).toEqual([
+      ["p/gone", 0],
+      ["p/kept", 0],
+    ]);
+    const waiting = watch.next();
+    cut!();
+    // While no stream is open: the keys change, and the log prunes every kv event of it.
+    await api.kv.delete.mutate({ key: "p/gone" });
+    await api.kv.set.mutate({ key: "p/kept", value: 1 });
+    await api.kv.set.mutate({ key: "p/kept", value: 2 });
+    await api.kv.set.mutate({ key: "p/new", value: 3 });
+    for (let i = 0; i < 6; i++) await api.events.publish.mutate({ type: "other.thing", source: "t", payload: i });
+    await t!.server.services.jobs.eventPruner.runNow();
+    const { head: headAfterPrune, prunedThrough } = await api.events.head.query();
+    expect(prunedThrough).toBeGreaterThan(headAtStart);
+    letOpen();
+    const changes = [shown((await promptly(waiting)).value as KeyChange)];
+    while (changes.length < 3) changes.push(await next());
+    // The resume from the last event it gave was refused (pruned); read from the keys instead.
+    expect(resumedFrom).toEqual([String(headAtStart), String(headAfterPrune)]);
+    expect(changes).toEqual([
+      ["p/kept", 2],
+      ["p/new", 3],
+      ["p/gone", null],
+    ]);
+    // The stream opened after the listing tells what comes next.
+    await api.kv.set.mutate({ key: "p/kept", value: 4 });
+    expect(await next()).toEqual(["p/kept", 4]);
+    stop.abort();
+    expect(await promptly(watch.next())).toEqual({ done: true, value: undefined });
+  });
 });
