@@ -18,6 +18,8 @@ import { orderingKeyText } from "../client/ordering-key-text.js";
 import { traceText } from "../client/trace-text.js";
 import { createCoordinationClient, fitsInAnswer, followLog, isTRPCClientError, mayHaveBeenServed, type CoordinationClient, type LogLine, type RouterInputs, type RouterOutputs, watchKeys } from "../client/index.js";
 import type { JsonValue } from "./json-types.js";
+import { ENQUEUE_OPTIONS, enqueuedText, enqueueOf, PUBLISH_OPTIONS, publishedText, publishOf } from "./cli-enqueue.js";
+import { delayOption, durationOption, expiryArg, int, jsonOption, num, OperatorUsageError, str, timeArg } from "./cli-options.js";
 import { BEYOND_C0, keyPrefixesText, printable, utc, when } from "./cli-text.js";
 import { MAX_EVERY_MS, MIN_EVERY_MS } from "./schedules/schedule-schemas.js";
 import { MAX_CORDON_MS } from "./agents/agent-schemas.js";
@@ -31,6 +33,11 @@ export const OPERATOR_USAGE = [
   "Usage: coordination stats [--queue Q]                         task counts per queue and state",
   "       coordination tasks list [--queue Q] [--status S] [--agent A] [--capability C] [--dedupe-key K] [--ordering-key K] [--trace-id T] [--enqueued-by A] [--limit N] [--cursor C]",
   "       coordination tasks get TASK_ID",
+  "       coordination tasks enqueue [--queue Q] [--payload JSON] [--priority N] [--capability C] [--target AGENT_ID] [--at TIME | --delay DURATION]",
+  "                                    [--expires TIME|DURATION] [--max-attempts N] [--max-run DURATION] [--depends-on ID,ID] [--ordering-key K]",
+  "                                    [--dedupe-key K] [--idempotency-key K] [--wait [--timeout DURATION]]   add a task (queue default, payload {},",
+  "                                    priority 5, 0 highest); prints its id first; --idempotency-key: run again after a lost answer, it adds",
+  "                                    none twice; --wait: then wait for it as tasks wait does (its output and exit codes; the enqueue on stderr)",
   "       coordination tasks requeue TASK_ID [--clear-checkpoint]     a dead letter or cancelled task back (--clear-checkpoint: its next",
   "                                    run starts from the beginning, not from the checkpoint its last run saved)",
   "       coordination tasks promote TASK_ID                      a pending task not due yet (a delay, a backoff, a schedule's run) due now",
@@ -113,6 +120,8 @@ export const OPERATOR_USAGE = [
   "       coordination kv watch --prefix TEXT                     the keys that start with TEXT, then each change to one as it comes",
   "                                    (presence/: who is here; a key gone, deleted, expired or with its agent, says so), until Ctrl-C",
   "       coordination events tail [--types 'task.*,agent.*'] [--agent A] [--from SEQ]   (--from: the events after SEQ; 0 for all retained)",
+  "       coordination events publish TYPE [--payload JSON] [--source NAME] [--target AGENT_ID] [--idempotency-key K]   an event (--target:",
+  "                                    a direct message, to that agent's mailbox; --source: who tells it, an agent token's own agent when left out)",
   "       coordination whoami                                     who the token is to the server: its role, its agent, its id and name",
   "Each takes --url URL (else COORDINATION_URL, else the server's host, port and TLS in its settings: the environment,",
   ".env, the YAML file of COORDINATION_CONFIG or --config FILE; by default http://127.0.0.1:8000), --token TOKEN",
@@ -155,7 +164,6 @@ function wordsOf(argv: readonly string[]): string[] {
   return words;
 }
 
-export class OperatorUsageError extends Error {}
 
 /** Each long-poll of `tasks wait` asks for this long; the server cuts it to its maxWaitMs. */
 const WAIT_STEP_MS = 30_000;
@@ -427,9 +435,9 @@ interface Parsed {
   options: Record<string, string | true>;
 }
 
-const VALUE_OPTIONS = new Set(["--url", "--token", "--config", "--queue", "--status", "--agent", "--limit", "--cursor", "--capability", "--health", "--types", "--from", "--after", "--before", "--reason", "--cron", "--timezone", "--every", "--start", "--end", "--max-runs", "--overlap", "--payload", "--priority", "--timeout", "--at", "--delay", "--expires", "--ttl", "--max-run", "--for", "--holder", "--prefix", "--fencing-token", "--description", "--grace", "--if-version", "--attempt", "--level", "--tail", "--dedupe-key", "--ordering-key", "--trace-id", "--enqueued-by", "--by", "--min", "--max", "--ephemeral-owner"]);
+const VALUE_OPTIONS = new Set(["--url", "--token", "--config", "--queue", "--status", "--agent", "--limit", "--cursor", "--capability", "--health", "--types", "--from", "--after", "--before", "--reason", "--cron", "--timezone", "--every", "--start", "--end", "--max-runs", "--overlap", "--payload", "--priority", "--timeout", "--at", "--delay", "--expires", "--ttl", "--max-run", "--for", "--holder", "--prefix", "--fencing-token", "--description", "--grace", "--if-version", "--attempt", "--level", "--tail", "--dedupe-key", "--ordering-key", "--trace-id", "--enqueued-by", "--by", "--min", "--max", "--ephemeral-owner", "--target", "--max-attempts", "--depends-on", "--idempotency-key", "--source"]);
 /** Options that take no value. */
-const FLAG_OPTIONS = new Set(["--json", "--all", "--any", "--cordoned", "--follow", "--clear-checkpoint", "--deregister"]);
+const FLAG_OPTIONS = new Set(["--json", "--all", "--any", "--cordoned", "--follow", "--clear-checkpoint", "--deregister", "--wait"]);
 
 /** Options every command takes: where the server is, who calls, and the output's form. */
 const COMMON_OPTIONS = ["--url", "--token", "--config", "--json"];
@@ -448,6 +456,7 @@ function commandOptions(words: readonly string[], options: Parsed["options"]): r
   if (command === "tasks" && sub === "requeue" && words.length === 2 && options["--all"] === true) return ["--all", "--queue", "--after", "--before", "--clear-checkpoint"];
   if (command === "tasks" && sub === "cancel" && words.length === 2 && options["--all"] === true) return ["--all", "--queue", "--status", "--enqueued-by", "--after", "--before", "--reason"];
   if (command === "tasks" && sub === "logs") return ["--after", "--tail", "--attempt", "--level", "--limit", "--follow"];
+  if (command === "tasks" && sub === "enqueue") return ENQUEUE_OPTIONS;
   if (command === "tasks") {
     if (sub === "cancel") return ["--reason"];
     if (sub === "wait") return ["--timeout", "--any"];
@@ -457,6 +466,7 @@ function commandOptions(words: readonly string[], options: Parsed["options"]): r
   if (command === "agents") return sub === "cordon" ? ["--reason", "--for"] : sub === "drain" ? ["--reason", "--timeout", "--deregister"] : sub === undefined ? ["--health", "--capability", "--cordoned"] : [];
   if (command === "schedules") return sub === "set" ? ["--cron", "--timezone", "--every", "--start", "--end", "--max-runs", "--overlap", "--ttl", "--max-run", "--queue", "--payload", "--priority"] : sub === undefined || sub === "list" ? ["--queue"] : [];
   if (command === "events" && sub === "tail") return ["--types", "--agent", "--from"];
+  if (command === "events" && sub === "publish") return PUBLISH_OPTIONS;
   if (command === "locks") return sub === undefined || sub === "list" ? ["--holder", "--prefix"] : sub === "force-release" ? ["--reason"] : [];
   if (command === "semaphores") return sub === undefined || sub === "list" ? ["--holder", "--prefix"] : sub === "force-release" ? ["--fencing-token", "--reason"] : [];
   if (command === "kv") return sub === undefined || sub === "list" ? ["--prefix", "--ephemeral-owner", "--after"] : sub === "set" ? ["--if-version", "--ttl"] : sub === "increment" ? ["--by", "--min", "--max", "--ttl"] : sub === "delete" ? ["--if-version"] : sub === "watch" ? ["--prefix"] : [];
@@ -543,30 +553,7 @@ function ago(date: Date): string {
 /** What a claimer must offer or be for `task`: its capability and target, "-" for any agent. */
 const needs = (task: { capability: string | null; targetAgentId: string | null }): string =>
   [task.capability === null ? undefined : `capability ${task.capability}`, task.targetAgentId === null ? undefined : `agent ${task.targetAgentId}`].filter(Boolean).join(", ") || "-";
-const int = (text: string | true | undefined, flag: string): number | undefined => {
-  if (text === undefined) return undefined;
-  if (typeof text !== "string" || !/^\d+$/.test(text)) throw new OperatorUsageError(`${flag} must be a whole number`);
-  return Number(text);
-};
-const str = (value: string | true | undefined): string | undefined => (typeof value === "string" ? value : undefined);
-/** A number option (-5, 2.5, 1e6); undefined when not given. */
-const num = (text: string | true | undefined, flag: string): number | undefined => {
-  if (text === undefined) return undefined;
-  if (typeof text !== "string" || !/^-?(\d+(\.\d*)?|\.\d+)(e[+-]?\d+)?$/i.test(text) || !Number.isFinite(Number(text))) throw new OperatorUsageError(`${flag} must be a number (such as 5, -2 or 0.5)`);
-  return Number(text);
-};
 
-/**
- * A length-of-time option (30s, 5m, 1h, 1d) in ms, `min` to `max`; undefined when not given.
- * Refused naming `flag` and what it must be (`wording`: "from 1s to 366d, such as 30m, 2h or 1d").
- */
-function durationOption(value: string | true | undefined, flag: string, min: number, max: number, wording: string): number | undefined {
-  const text = str(value);
-  if (text === undefined) return undefined;
-  const ms = parseDuration(text);
-  if (ms === undefined || ms < min || ms > max) throw new OperatorUsageError(`${flag} must be a length of time ${wording} (got ${JSON.stringify(text)})`);
-  return ms;
-}
 
 export interface Output {
   stdout: (text: string) => void;
@@ -632,20 +619,28 @@ const FLAG_OF_FIELD: Record<string, string> = {
   min: "--min",
   max: "--max",
   ephemeralOwner: "--ephemeral-owner",
+  priority: "--priority",
+  targetAgentId: "--target",
+  target: "--target",
+  maxAttempts: "--max-attempts",
+  maxRunMs: "--max-run",
+  dependsOn: "--depends-on",
+  idempotencyKey: "--idempotency-key",
+  source: "--source",
 };
 
 /**
  * An INVALID_INPUT message ("finishedAfter: must be …; limit: …") with each field named by the
- * option it came from, where the command was given that option (`queues pause NAME` has no --queue).
+ * option it came from, where the command was given that option or takes it (`takes`: a field
+ * required and not given, `events publish` without --source), not otherwise (`queues pause NAME`
+ * has no --queue).
  */
-export const inFlagTerms = (message: string, options: Record<string, unknown>): string =>
+export const inFlagTerms = (message: string, options: Record<string, unknown>, takes: readonly string[] = []): string =>
   message.replace(/(^|; )([A-Za-z]+)(?=[:[])/g, (whole, start: string, field: string) => {
     const flag = Object.hasOwn(FLAG_OF_FIELD, field) ? FLAG_OF_FIELD[field]! : undefined;
-    return flag !== undefined && options[flag] !== undefined ? `${start}${flag}` : whole;
+    return flag !== undefined && (options[flag] !== undefined || takes.includes(flag)) ? `${start}${flag}` : whole;
   });
 
-/** A time as an option gives it: Unix ms (digits only) or an ISO 8601 date-time, as the API takes it (the server names a bad one). */
-const timeArg = (text: string): string | number => (/^\d+$/.test(text) ? Number(text) : text);
 
 /**
  * Calls `fetchPage` with each page's nextCursor (none the first time) until it is null, adding
@@ -661,12 +656,6 @@ async function allPages<P extends { nextCursor: string | null }>(fetchPage: (cur
   } while (cursor !== undefined);
 }
 
-/** --expires: never (no expiry), a length of time from now (30s, 5m, 1h, 1d: by this machine's clock), or a time. */
-function expiryArg(text: string): string | number | null {
-  if (text === "never") return null;
-  const fromNow = parseDuration(text);
-  return fromNow === undefined ? timeArg(text) : Date.now() + fromNow;
-}
 
 /** The change `tasks update` asks for, from its options (the server refuses a bad priority or time, naming the option). */
 function taskUpdateOf(
@@ -683,9 +672,7 @@ function taskUpdateOf(
     throw new OperatorUsageError("tasks update needs --priority, --at, --delay, --expires, --payload or --clear-checkpoint: what to change");
   }
   if (at !== undefined && delay !== undefined) throw new OperatorUsageError("tasks update takes --at or --delay, not both");
-  // 0 (or 0s, 0m…): due now, as delayMs 0 is.
-  const delayMs = delay === undefined ? undefined : /^0+(ms|s|m|h|d)?$/.test(delay) ? 0 : parseDuration(delay);
-  if (delay !== undefined && delayMs === undefined) throw new OperatorUsageError(`--delay ${JSON.stringify(delay)} is not a duration (30s, 5m, 1h, 1d)`);
+  const delayMs = delayOption(delay);
   return {
     taskId,
     ...(priority !== undefined ? { priority } : {}),
@@ -697,16 +684,6 @@ function taskUpdateOf(
   };
 }
 
-/** A JSON option's value (undefined when not given); a usage error naming `flag` when it is not JSON. */
-function jsonOption(given: string | true | undefined, flag: string): JsonValue | undefined {
-  const text = str(given);
-  if (text === undefined) return undefined;
-  try {
-    return JSON.parse(text) as JsonValue;
-  } catch {
-    throw new OperatorUsageError(`${flag} must be JSON (got ${JSON.stringify(text.slice(0, 64))})`);
-  }
-}
 
 /** What the operator's commands need of the server's settings (config.ts). */
 export interface ServerSettings {
@@ -792,7 +769,7 @@ export async function runOperatorCommand(
       else if (code === undefined) out.stderr(`coordination: cannot reach the server at ${url} (${reason})\n`);
       else {
         const fix = code !== "UNAUTHORIZED" ? "" : token ? " (the server refused the token given)" : " (give one with --token or COORDINATION_TOKEN)";
-        out.stderr(`coordination: ${code}: ${printable(code === "INVALID_INPUT" ? inFlagTerms(error.message, options) : error.message)}${fix}\n`);
+        out.stderr(`coordination: ${code}: ${printable(code === "INVALID_INPUT" ? inFlagTerms(error.message, options, commandOptions(words, options) ?? []) : error.message)}${fix}\n`);
       }
       // A value the server refuses (--status bogus) is a usage error, as one refused here is.
       return code === "INVALID_INPUT" ? 2 : 1;
@@ -1007,6 +984,25 @@ async function dispatch(words: string[], options: Parsed["options"], json: boole
       cancelled,
     );
     print({ cancelled }, () => `cancelled ${cancelled.length} ${cancelled.length === 1 ? "task" : "tasks"} of queue ${printable(queue)}${enqueuedBy === undefined ? "" : ` enqueued by ${printable(enqueuedBy)}`} (and any waiting on them)\n`);
+    return 0;
+  }
+  if (command === "tasks" && sub === "enqueue") {
+    if (words.length > 2) throw new OperatorUsageError(`tasks enqueue takes no TASK_ID (got ${printable(words.slice(2).join(" "))}): the server names the task`);
+    const timeout = str(options["--timeout"]);
+    if (timeout !== undefined && parseDuration(timeout) === undefined) throw new OperatorUsageError(`--timeout ${JSON.stringify(timeout)} is not a duration (30s, 5m, 1h, 1d)`);
+    const answer = await api.tasks.enqueue.mutate(enqueueOf(options));
+    if (options["--wait"] !== true) {
+      print(answer, () => enqueuedText(answer));
+      return 0;
+    }
+    // Then as `tasks wait ID`: its output on stdout, its exit code; what was enqueued on stderr.
+    out.stderr(enqueuedText(answer));
+    return await dispatch(["tasks", "wait", answer.id], timeout === undefined ? {} : { "--timeout": timeout }, json, client, out, stop);
+  }
+  if (command === "events" && sub === "publish") {
+    if (words.length !== 3) throw new OperatorUsageError(`events publish takes one TYPE (got ${words.length - 2})`);
+    const event = await api.events.publish.mutate(publishOf(words[2]!, options));
+    print(event, () => publishedText(event));
     return 0;
   }
   if (command === "tasks" && (sub === "get" || sub === "requeue" || sub === "promote" || sub === "update" || sub === "cancel" || sub === "wait" || sub === "logs") && words.length === 2) throw new OperatorUsageError(`tasks ${sub} needs a TASK_ID`);

@@ -152,7 +152,7 @@ describe("README", () => {
     const taskFor: Record<string, string> = { get: completed[0]!, wait: completed[0]!, promote: delayed.id, update: pending.id, logs: logged.id };
     const block = blocks("sh").find((b) => b.includes("npx coordination stats"))!;
     const lines = block.split("\n").filter((line) => line.startsWith("npx coordination "));
-    expect(lines.length).toBe(37);
+    expect(lines.length).toBe(40);
     const env = { COORDINATION_URL: t.url };
     try {
       for (const line of lines) {
@@ -163,7 +163,7 @@ describe("README", () => {
           .flatMap((word) => (word === "ID1" ? completed : word === "ID2" || word === "ID3" ? [] : word === "TASK_ID" ? [taskFor[words[1]!]!] : [word]))
           // The webhook's receiver: on loopback (a port nothing listens on), never the Internet.
           .map((word) => word.replace("https://hooks.example.com", "http://127.0.0.1:9"));
-        if (words[0] === "events") {
+        if (words[0] === "events" && words[1] === "tail") {
           // It follows the live log until stopped: it shows an event, then Ctrl-C ends it.
           const tail = new CliProcess({ args, env });
           // Enqueued again until one arrives: the first may come before the stream opened.
@@ -211,6 +211,14 @@ describe("README", () => {
     const [written] = await api.events.list.query({ types: ["kv.set"], limit: 10 });
     expect(written?.payload).toMatchObject({ key: "deploy/status", version: 1, previousVersion: 0, expiresAt: expect.any(String) });
     expect((await api.events.list.query({ types: ["kv.deleted"], limit: 10 })).map((event) => event.payload)).toEqual([expect.objectContaining({ key: "deploy/status" })]);
+    // The tasks enqueued (the first line's key names one task) and the event published.
+    const invoices = (await api.tasks.list.query({ queue: "invoices" })).items;
+    expect(invoices.map((task) => [task.payload, task.maxAttempts, task.runAt.getTime() > Date.now() + 3_000_000])).toEqual([
+      [{ month: "2026-11" }, 3, false],
+      [{}, 5, true],
+    ]);
+    const [published] = await api.events.list.query({ types: ["deploy.finished"] });
+    expect(published).toMatchObject({ source: "ci", payload: { version: "1.4.2" }, target: null });
     expect((await api.webhooks.list.query()).webhooks).toMatchObject([{ url: "http://127.0.0.1:9/coordination", types: ["task.dead_lettered", "agent.offline"], description: "on-call", enabled: true }]);
     // Thirty-two processes one after another, each a second or more to start on a loaded machine (99 s seen on two busy cores).
   }, 600_000);

@@ -1,0 +1,100 @@
+// `coordination tasks enqueue` and `coordination events publish`: work asked for, and news told,
+// from a shell script, a cron job or a CI step, without curl and hand-written JSON bodies. The
+// command sends once (as every operator command does): with --idempotency-key, running the same
+// command again after "no answer … may have been done" adds nothing twice.
+import type { RouterInputs, RouterOutputs } from "../client/index.js";
+import { delayOption, durationOption, expiryArg, int, jsonOption, OperatorUsageError, str, timeArg } from "./cli-options.js";
+import { printable, when } from "./cli-text.js";
+import { MAX_RUN_MS } from "./tasks/task-schemas.js";
+
+type Options = Record<string, string | true>;
+
+/** The options `tasks enqueue` takes (beyond the common ones). */
+export const ENQUEUE_OPTIONS = [
+  "--queue",
+  "--payload",
+  "--priority",
+  "--capability",
+  "--target",
+  "--at",
+  "--delay",
+  "--expires",
+  "--max-attempts",
+  "--max-run",
+  "--depends-on",
+  "--ordering-key",
+  "--dedupe-key",
+  "--idempotency-key",
+  "--wait",
+  "--timeout",
+];
+
+/** The options `events publish` takes (beyond the common ones). */
+export const PUBLISH_OPTIONS = ["--payload", "--source", "--target", "--idempotency-key"];
+
+/** The tasks.enqueue call `tasks enqueue` makes, from its options; the server refuses a bad value, naming the option (FLAG_OF_FIELD). */
+export function enqueueOf(options: Options): RouterInputs["tasks"]["enqueue"] {
+  const at = str(options["--at"]);
+  const delayMs = delayOption(options["--delay"]);
+  if (at !== undefined && delayMs !== undefined) throw new OperatorUsageError("tasks enqueue takes --at or --delay, not both");
+  if (options["--timeout"] !== undefined && options["--wait"] !== true) throw new OperatorUsageError("--timeout bounds --wait: give --wait too");
+  const expires = str(options["--expires"]);
+  const expiresAt = expires === undefined ? null : expiryArg(expires);
+  const maxRunMs = durationOption(options["--max-run"], "--max-run", 1, MAX_RUN_MS, "from 1ms to 366d, such as 30s, 10m or 2h");
+  const dependsOn = str(options["--depends-on"]);
+  const dedupeKey = str(options["--dedupe-key"]);
+  const fields: RouterInputs["tasks"]["enqueue"] = {};
+  const set = <K extends keyof RouterInputs["tasks"]["enqueue"]>(field: K, value: RouterInputs["tasks"]["enqueue"][K] | undefined) => {
+    if (value !== undefined) fields[field] = value;
+  };
+  set("queue", str(options["--queue"]));
+  set("payload", jsonOption(options["--payload"], "--payload"));
+  set("priority", int(options["--priority"], "--priority"));
+  set("capability", str(options["--capability"]));
+  set("targetAgentId", str(options["--target"]));
+  set("runAt", at === undefined ? undefined : (timeArg(at) as never));
+  set("delayMs", delayMs);
+  // never: no expiry, as leaving it out is.
+  set("expiresAt", expiresAt === null ? undefined : (expiresAt as never));
+  set("maxAttempts", int(options["--max-attempts"], "--max-attempts"));
+  set("maxRunMs", maxRunMs);
+  // Comma-separated, as --status takes its list; blanks between commas are left out.
+  set("dependsOn", dependsOn === undefined ? undefined : dependsOn.split(",").map((id) => id.trim()).filter((id) => id !== ""));
+  set("orderingKey", str(options["--ordering-key"]));
+  set("dedupe", dedupeKey === undefined ? undefined : { key: dedupeKey });
+  set("idempotencyKey", str(options["--idempotency-key"]));
+  return fields;
+}
+
+/** What `tasks enqueue` prints of the answer: the task's id first (a script takes the first word), where it went, and when it runs. */
+export function enqueuedText(answer: RouterOutputs["tasks"]["enqueue"]): string {
+  const state =
+    answer.status === "waiting"
+      ? "waiting (for its dependencies, or its turn)"
+      : answer.status === "pending" && answer.runAt.getTime() > Date.now()
+        ? `pending, due ${when(answer.runAt)}`
+        : answer.status;
+  if (answer.deduplicated) return `${printable(answer.id)} on queue ${printable(answer.queue)}, ${state}: enqueued before with dedupe key ${printable(JSON.stringify(answer.dedupeKey))}, nothing added\n`;
+  return `${printable(answer.id)} enqueued on queue ${printable(answer.queue)}, ${state}\n`;
+}
+
+/** The events.publish call `events publish TYPE` makes, from its options. */
+export function publishOf(type: string, options: Options): RouterInputs["events"]["publish"] {
+  const source = str(options["--source"]);
+  const payload = jsonOption(options["--payload"], "--payload");
+  const target = str(options["--target"]);
+  const idempotencyKey = str(options["--idempotency-key"]);
+  // An agent credential's own agent stands for a source left out (the server fills it); any other
+  // caller names one, or the server's refusal names --source.
+  return {
+    type,
+    ...(source === undefined ? {} : { source }),
+    ...(payload === undefined ? {} : { payload }),
+    ...(target === undefined ? {} : { target }),
+    ...(idempotencyKey === undefined ? {} : { idempotencyKey }),
+  } as RouterInputs["events"]["publish"];
+}
+
+/** What `events publish` prints of the event stored. */
+export const publishedText = (event: RouterOutputs["events"]["publish"]): string =>
+  `event ${event.seq} published: ${printable(event.type)} from ${printable(event.source)}${event.target === null ? "" : `, to ${printable(event.target)}'s mailbox`}\n`;

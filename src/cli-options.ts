@@ -1,0 +1,66 @@
+// The operator command's option values, read and refused the same way by every command: a value
+// that is not what its option takes is a usage error naming the option (exit 2), never sent.
+import { parseDuration } from "../client/rate-window.js";
+import type { JsonValue } from "./json-types.js";
+
+/** A command line the operator must mend (an unknown option, a value that is not what it takes): exit 2 with its usage. */
+export class OperatorUsageError extends Error {}
+
+/** An option's text; undefined when not given (or given as a flag). */
+export const str = (value: string | true | undefined): string | undefined => (typeof value === "string" ? value : undefined);
+
+/** A whole-number option (0 and up); undefined when not given. */
+export const int = (text: string | true | undefined, flag: string): number | undefined => {
+  if (text === undefined) return undefined;
+  if (typeof text !== "string" || !/^\d+$/.test(text)) throw new OperatorUsageError(`${flag} must be a whole number`);
+  return Number(text);
+};
+
+/** A number option (-5, 2.5, 1e6); undefined when not given. */
+export const num = (text: string | true | undefined, flag: string): number | undefined => {
+  if (text === undefined) return undefined;
+  if (typeof text !== "string" || !/^-?(\d+(\.\d*)?|\.\d+)(e[+-]?\d+)?$/i.test(text) || !Number.isFinite(Number(text))) throw new OperatorUsageError(`${flag} must be a number (such as 5, -2 or 0.5)`);
+  return Number(text);
+};
+
+/**
+ * A length-of-time option (30s, 5m, 1h, 1d) in ms, `min` to `max`; undefined when not given.
+ * Refused naming `flag` and what it must be (`wording`: "from 1s to 366d, such as 30m, 2h or 1d").
+ */
+export function durationOption(value: string | true | undefined, flag: string, min: number, max: number, wording: string): number | undefined {
+  const text = str(value);
+  if (text === undefined) return undefined;
+  const ms = parseDuration(text);
+  if (ms === undefined || ms < min || ms > max) throw new OperatorUsageError(`${flag} must be a length of time ${wording} (got ${JSON.stringify(text)})`);
+  return ms;
+}
+
+/** A time as an option gives it: Unix ms (digits only) or an ISO 8601 date-time, as the API takes it (the server names a bad one). */
+export const timeArg = (text: string): string | number => (/^\d+$/.test(text) ? Number(text) : text);
+
+/** --expires: never (no expiry), a length of time from now (30s, 5m, 1h, 1d: by this machine's clock), or a time. */
+export function expiryArg(text: string): string | number | null {
+  if (text === "never") return null;
+  const fromNow = parseDuration(text);
+  return fromNow === undefined ? timeArg(text) : Date.now() + fromNow;
+}
+
+/** --delay: a length of time from now in ms (0, 0s…: due now, as delayMs 0 is); undefined when not given. */
+export function delayOption(given: string | true | undefined): number | undefined {
+  const delay = str(given);
+  if (delay === undefined) return undefined;
+  const delayMs = /^0+(ms|s|m|h|d)?$/.test(delay) ? 0 : parseDuration(delay);
+  if (delayMs === undefined) throw new OperatorUsageError(`--delay ${JSON.stringify(delay)} is not a duration (30s, 5m, 1h, 1d)`);
+  return delayMs;
+}
+
+/** A JSON option's value (undefined when not given); a usage error naming `flag` when it is not JSON. */
+export function jsonOption(given: string | true | undefined, flag: string): JsonValue | undefined {
+  const text = str(given);
+  if (text === undefined) return undefined;
+  try {
+    return JSON.parse(text) as JsonValue;
+  } catch {
+    throw new OperatorUsageError(`${flag} must be JSON (got ${JSON.stringify(text.slice(0, 64))})`);
+  }
+}

@@ -1,0 +1,153 @@
+// `coordination tasks enqueue` and `coordination events publish`: work asked for and news told from
+// a shell script, a cron job or a CI step. Each option lands in its field; a resend with
+// --idempotency-key adds nothing; --wait waits as `tasks wait` does, with its output and exit codes.
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { CliProcess, killAllCli, runCli } from "./helpers/cli-process.js";
+import { runOperatorCommand } from "../src/cli-operator.js";
+import { ADMIN_SECRET, startSecureServer, type SecureServer } from "./helpers/secure-server.js";
+import { startTestServer, type TestServer } from "./helpers/test-server.js";
+
+let t: TestServer | SecureServer | undefined;
+afterEach(async () => {
+  await killAllCli();
+  await t?.stop({ removeFiles: true });
+  t = undefined;
+});
+
+/**
+ * The command line against `server`, run in this process (runOperatorCommand, what the binary
+ * calls): the same code, without a process start for each of the many refusals tested here. The
+ * --wait test runs the binary itself.
+ */
+async function cli(server: { url: string }, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return inProcess(args, { COORDINATION_URL: server.url });
+}
+
+async function inProcess(args: string[], env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
+  let stdout = "";
+  let stderr = "";
+  const code = await runOperatorCommand(args, env, { stdout: (text) => (stdout += text), stderr: (text) => (stderr += text) });
+  return { code, stdout, stderr };
+}
+
+/** The task id a `tasks enqueue` line starts with. */
+const idOf = (stdout: string): string => stdout.split(" ")[0]!;
+
+describe("coordination tasks enqueue", () => {
+  it("puts each option in its field, prints the task's id first, and says when it runs", async () => {
+    t = await startTestServer();
+    const dependency = await t.api.tasks.enqueue.mutate({ queue: "before" });
+    const before = Date.now();
+    const made = await cli(
+      t,
+      ...["tasks", "enqueue", "--queue", "emails", "--payload", '{"to":"ops@example.com"}', "--priority", "2", "--capability", "smtp", "--target", "mailer-1"],
+      ...["--delay", "5m", "--expires", "1h", "--max-attempts", "7", "--max-run", "90s", "--depends-on", ` ${dependency.id}, `, "--ordering-key", "ops", "--dedupe-key", "weekly"],
+    );
+    expect([made.code, made.stderr]).toEqual([0, ""]);
+    const task = await t.api.tasks.get.query({ taskId: idOf(made.stdout) });
+    expect(made.stdout).toBe(`${task.id} enqueued on queue emails, waiting (for its dependencies, or its turn)\n`);
+    expect(task).toMatchObject({
+      queue: "emails",
+      payload: { to: "ops@example.com" },
+      priority: 2,
+      capability: "smtp",
+      targetAgentId: "mailer-1",
+      maxAttempts: 7,
+      maxRunMs: 90_000,
+      dependsOn: [dependency.id],
+      orderingKey: "ops",
+      dedupeKey: "weekly",
+      status: "waiting",
+    });
+    expect(task.runAt.getTime()).toBeGreaterThanOrEqual(before + 300_000);
+    expect(task.expiresAt!.getTime() - task.runAt.getTime()).toBeLessThanOrEqual(3_600_000);
+    const delayed = await cli(t, "tasks", "enqueue", "--at", String(Date.now() + 3_600_000));
+    expect(delayed.stdout).toMatch(/^\S+ enqueued on queue default, pending, due \d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ\n$/);
+    const plain = await cli(t, "tasks", "enqueue", "--json");
+    expect(JSON.parse(plain.stdout)).toMatchObject({ queue: "default", payload: {}, priority: 5, status: "pending", deduplicated: false });
+  });
+
+  it("run again with --idempotency-key, or with a dedupe key still waiting, it adds nothing", async () => {
+    t = await startTestServer();
+    const first = await cli(t, "tasks", "enqueue", "--queue", "q", "--idempotency-key", "nightly-2026-12-06");
+    const again = await cli(t, "tasks", "enqueue", "--queue", "q", "--idempotency-key", "nightly-2026-12-06");
+    expect([first.code, again.code, again.stdout]).toEqual([0, 0, first.stdout]);
+    const deduped = await cli(t, "tasks", "enqueue", "--queue", "q", "--dedupe-key", "d");
+    const dedupedAgain = await cli(t, "tasks", "enqueue", "--queue", "q", "--dedupe-key", "d");
+    expect(dedupedAgain.stdout).toBe(`${idOf(deduped.stdout)} on queue q, pending: enqueued before with dedupe key "d", nothing added\n`);
+    expect((await t.api.tasks.list.query({ queue: "q" })).items).toHaveLength(2);
+    // The same key with another payload: the server's 409, exit 1.
+    const mismatch = await cli(t, "tasks", "enqueue", "--queue", "q", "--idempotency-key", "nightly-2026-12-06", "--payload", "1");
+    expect([mismatch.code, mismatch.stderr]).toEqual([1, expect.stringMatching(/^coordination: IDEMPOTENCY_MISMATCH: /)]);
+  });
+
+  it("--wait: waits for the task as tasks wait does: the result on stdout and exit 0, the enqueue on stderr; 3 dead-lettered, 4 not in time", async () => {
+    t = await startTestServer();
+    const api = t.api;
+    const waiting = new CliProcess({ args: ["tasks", "enqueue", "--queue", "build", "--payload", '{"ref":"main"}', "--wait", "--json"], env: { COORDINATION_URL: t.url } });
+    await vi.waitFor(() => expect(waiting.stderr).toMatch(/ enqueued on queue build, pending\n$/), { timeout: 60_000, interval: 50 });
+    const [claimed] = await api.tasks.claimMany.mutate({ agentId: "builder", queues: ["build"], limit: 1 });
+    expect(claimed!.payload).toEqual({ ref: "main" });
+    await api.tasks.complete.mutate({ taskId: claimed!.id, agentId: "builder", result: { artifact: "app.tgz" } });
+    const done = await waiting.waitForExit(60_000);
+    expect([done.code, JSON.parse(done.stdout)]).toMatchObject([0, { id: claimed!.id, status: "completed", result: { artifact: "app.tgz" } }]);
+    expect(done.stderr).toBe(`${claimed!.id} enqueued on queue build, pending\n`);
+
+    const failing = new CliProcess({ args: ["tasks", "enqueue", "--queue", "build", "--max-attempts", "1", "--wait"], env: { COORDINATION_URL: t.url } });
+    await vi.waitFor(() => expect(failing.stderr).toMatch(/ enqueued on queue build, pending\n$/), { timeout: 60_000, interval: 50 });
+    const [doomed] = await api.tasks.claimMany.mutate({ agentId: "builder", queues: ["build"], limit: 1 });
+    await api.tasks.fail.mutate({ taskId: doomed!.id, agentId: "builder", error: "compiler crashed" });
+    const dead = await failing.waitForExit(60_000);
+    expect(dead.code).toBe(3);
+    expect(dead.stdout).toMatch(/last error +compiler crashed/);
+    expect(dead.stderr).toBe(`${doomed!.id} enqueued on queue build, pending\ncoordination: task ${doomed!.id} was dead-lettered\n`);
+
+    const late = await runCli({ args: ["tasks", "enqueue", "--queue", "nobody", "--wait", "--timeout", "1s"], env: { COORDINATION_URL: t.url } }, 60_000);
+    expect(late.code).toBe(4);
+    expect(late.stderr).toMatch(/^(\S+) enqueued on queue nobody, pending\ncoordination: task \1 had not settled in 1s \(it is pending\)\n$/);
+  });
+
+  it("refuses what it cannot send, naming the option; the server's refusals name the option too", async () => {
+    t = await startTestServer();
+    const usage = async (...args: string[]) => {
+      const exit = await cli(t!, "tasks", "enqueue", ...args);
+      return [exit.code, exit.stderr.split("\n")[0]];
+    };
+    expect(await usage("--at", "2030-01-01T00:00:00Z", "--delay", "5m")).toEqual([2, "coordination: tasks enqueue takes --at or --delay, not both"]);
+    expect(await usage("--timeout", "5s")).toEqual([2, "coordination: --timeout bounds --wait: give --wait too"]);
+    expect(await usage("--payload", "{oops")).toEqual([2, 'coordination: --payload must be JSON (got "{oops")']);
+    expect(await usage("--priority", "high")).toEqual([2, "coordination: --priority must be a whole number"]);
+    expect(await usage("--max-run", "forever")).toEqual([2, 'coordination: --max-run must be a length of time from 1ms to 366d, such as 30s, 10m or 2h (got "forever")']);
+    expect(await usage("some-id")).toEqual([2, "coordination: tasks enqueue takes no TASK_ID (got some-id): the server names the task"]);
+    expect(await usage("--reason", "x")).toEqual([2, expect.stringMatching(/^coordination: tasks enqueue does not take --reason \(it takes --queue, /)]);
+    expect(await usage("--priority", "2000000")).toEqual([2, expect.stringMatching(/^coordination: INVALID_INPUT: --priority: /)]);
+    expect(await usage("--depends-on", "no-such-task")).toEqual([1, expect.stringMatching(/^coordination: TASK_NOT_FOUND: /)]);
+    expect((await t.api.tasks.stats.query()).totals).toMatchObject({ pending: 0, waiting: 0 });
+  });
+});
+
+describe("coordination events publish", () => {
+  it("publishes TYPE with its payload, source and target; an agent token's agent is the source left out; an admin names one", async () => {
+    const s = await startSecureServer();
+    t = s;
+    const admin = (...args: string[]) => inProcess(["events", "publish", ...args], { COORDINATION_URL: s.url, COORDINATION_TOKEN: ADMIN_SECRET });
+    const told = await admin("build.finished", "--payload", '{"ok":true}', "--source", "ci", "--target", "deployer", "--idempotency-key", "build-41");
+    expect([told.code, told.stderr]).toEqual([0, ""]);
+    const [event] = await s.admin.events.list.query({ types: ["build.finished"] });
+    expect(event).toMatchObject({ type: "build.finished", source: "ci", target: "deployer", payload: { ok: true } });
+    expect(told.stdout).toBe(`event ${event!.seq} published: build.finished from ci, to deployer's mailbox\n`);
+    // Run again with its key (its answer lost): the event it stored, not a second one.
+    expect((await admin("build.finished", "--payload", '{"ok":true}', "--source", "ci", "--target", "deployer", "--idempotency-key", "build-41")).stdout).toBe(told.stdout);
+    expect(await s.admin.events.list.query({ types: ["build.finished"] })).toHaveLength(1);
+    const unnamed = await admin("build.started");
+    expect([unnamed.code, unnamed.stderr]).toEqual([2, "coordination: INVALID_INPUT: --source: is required\n"]);
+    const agentToken = await s.admin.tokens.create.mutate({ role: "agent", agentId: "planner-1" });
+    const asAgent = await inProcess(["events", "publish", "plan.ready", "--json"], { COORDINATION_URL: s.url, COORDINATION_TOKEN: agentToken.secret });
+    expect([asAgent.code, JSON.parse(asAgent.stdout)]).toMatchObject([0, { type: "plan.ready", source: "planner-1", target: null, payload: {} }]);
+    // The server's own namespace is not an agent's to publish into.
+    const system = await inProcess(["events", "publish", "task.completed"], { COORDINATION_URL: s.url, COORDINATION_TOKEN: agentToken.secret });
+    expect([system.code, system.stderr]).toEqual([1, expect.stringMatching(/^coordination: FORBIDDEN: /)]);
+    const usage = await admin("a.b", "c.d");
+    expect([usage.code, usage.stderr.split("\n")[0]]).toEqual([2, "coordination: events publish takes one TYPE (got 2)"]);
+  });
+});
