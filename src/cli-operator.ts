@@ -18,9 +18,10 @@ import { orderingKeyText } from "../client/ordering-key-text.js";
 import { traceText } from "../client/trace-text.js";
 import { createCoordinationClient, fitsInAnswer, followLog, isTRPCClientError, mayHaveBeenServed, type CoordinationClient, type LogLine, type RouterInputs, type RouterOutputs, watchKeys } from "../client/index.js";
 import type { JsonValue } from "./json-types.js";
+import { MEMORY_OPTIONS, memoryCommand } from "./cli-memory.js";
 import { ENQUEUE_OPTIONS, enqueuedText, enqueueOf, PUBLISH_OPTIONS, publishedText, publishOf } from "./cli-enqueue.js";
 import { delayOption, durationOption, expiryArg, int, jsonOption, num, OperatorUsageError, str, timeArg } from "./cli-options.js";
-import { BEYOND_C0, keyPrefixesText, printable, utc, when } from "./cli-text.js";
+import { BEYOND_C0, keyPrefixesText, printable, table, utc, when } from "./cli-text.js";
 import { MAX_EVERY_MS, MIN_EVERY_MS } from "./schedules/schedule-schemas.js";
 import { MAX_CORDON_MS } from "./agents/agent-schemas.js";
 import { MAX_RUN_MS } from "./tasks/task-schemas.js";
@@ -122,6 +123,12 @@ export const OPERATOR_USAGE = [
   "       coordination events tail [--types 'task.*,agent.*'] [--agent A] [--from SEQ]   (--from: the events after SEQ; 0 for all retained)",
   "       coordination events publish TYPE [--payload JSON] [--source NAME] [--target AGENT_ID] [--idempotency-key K]   an event (--target:",
   "                                    a direct message, to that agent's mailbox; --source: who tells it, an agent token's own agent when left out)",
+  "       coordination memory recall [TEXT] [--task TASK_ID] [--queue Q] [--capability C] [--limit N]   the memories recall finds, best",
+  "                                    first (10; --task: ranked for that task as its claim ranks them, so --limit 5 shows what a claim is",
+  "                                    handed under the default memoryContextLimit; TEXT: those sharing its words; neither: the newest)",
+  "       coordination memory remember TEXT [--kind note|lesson] [--queue Q] [--capability C] [--agent A] [--task TASK_ID] [--tags a,b]",
+  "                                    a note or a lesson, handed with the tasks of that queue or capability (or whose words it shares)",
+  "       coordination memory forget MEMORY_ID                    delete it: it is recalled no more",
   "       coordination whoami                                     who the token is to the server: its role, its agent, its id and name",
   "Each takes --url URL (else COORDINATION_URL, else the server's host, port and TLS in its settings: the environment,",
   ".env, the YAML file of COORDINATION_CONFIG or --config FILE; by default http://127.0.0.1:8000), --token TOKEN",
@@ -435,7 +442,7 @@ interface Parsed {
   options: Record<string, string | true>;
 }
 
-const VALUE_OPTIONS = new Set(["--url", "--token", "--config", "--queue", "--status", "--agent", "--limit", "--cursor", "--capability", "--health", "--types", "--from", "--after", "--before", "--reason", "--cron", "--timezone", "--every", "--start", "--end", "--max-runs", "--overlap", "--payload", "--priority", "--timeout", "--at", "--delay", "--expires", "--ttl", "--max-run", "--for", "--holder", "--prefix", "--fencing-token", "--description", "--grace", "--if-version", "--attempt", "--level", "--tail", "--dedupe-key", "--ordering-key", "--trace-id", "--enqueued-by", "--by", "--min", "--max", "--ephemeral-owner", "--target", "--max-attempts", "--depends-on", "--idempotency-key", "--source"]);
+const VALUE_OPTIONS = new Set(["--url", "--token", "--config", "--queue", "--status", "--agent", "--limit", "--cursor", "--capability", "--health", "--types", "--from", "--after", "--before", "--reason", "--cron", "--timezone", "--every", "--start", "--end", "--max-runs", "--overlap", "--payload", "--priority", "--timeout", "--at", "--delay", "--expires", "--ttl", "--max-run", "--for", "--holder", "--prefix", "--fencing-token", "--description", "--grace", "--if-version", "--attempt", "--level", "--tail", "--dedupe-key", "--ordering-key", "--trace-id", "--enqueued-by", "--by", "--min", "--max", "--ephemeral-owner", "--target", "--max-attempts", "--depends-on", "--idempotency-key", "--source", "--task", "--kind", "--tags"]);
 /** Options that take no value. */
 const FLAG_OPTIONS = new Set(["--json", "--all", "--any", "--cordoned", "--follow", "--clear-checkpoint", "--deregister", "--wait"]);
 
@@ -467,6 +474,7 @@ function commandOptions(words: readonly string[], options: Parsed["options"]): r
   if (command === "schedules") return sub === "set" ? ["--cron", "--timezone", "--every", "--start", "--end", "--max-runs", "--overlap", "--ttl", "--max-run", "--queue", "--payload", "--priority"] : sub === undefined || sub === "list" ? ["--queue"] : [];
   if (command === "events" && sub === "tail") return ["--types", "--agent", "--from"];
   if (command === "events" && sub === "publish") return PUBLISH_OPTIONS;
+  if (command === "memory") return sub !== undefined && Object.hasOwn(MEMORY_OPTIONS, sub) ? MEMORY_OPTIONS[sub] : [];
   if (command === "locks") return sub === undefined || sub === "list" ? ["--holder", "--prefix"] : sub === "force-release" ? ["--reason"] : [];
   if (command === "semaphores") return sub === undefined || sub === "list" ? ["--holder", "--prefix"] : sub === "force-release" ? ["--fencing-token", "--reason"] : [];
   if (command === "kv") return sub === undefined || sub === "list" ? ["--prefix", "--ephemeral-owner", "--after"] : sub === "set" ? ["--if-version", "--ttl"] : sub === "increment" ? ["--by", "--min", "--max", "--ttl"] : sub === "delete" ? ["--if-version"] : sub === "watch" ? ["--prefix"] : [];
@@ -515,12 +523,6 @@ const CONTROL_BEYOND_C0 = new RegExp(`[${BEYOND_C0}]`, "g");
 const printableJson = (value: unknown, indent = 2): string =>
   JSON.stringify(value, null, indent).replace(CONTROL_BEYOND_C0, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
 
-/** A table: columns padded to their widest cell, every cell printable. */
-export function table(header: string[], rows: string[][]): string {
-  const cells = rows.map((row) => row.map(printable));
-  const widths = header.map((h, i) => Math.max(h.length, ...cells.map((row) => (row[i] ?? "").length)));
-  return [header, ...cells].map((row) => row.map((cell, i) => cell.padEnd(widths[i]!)).join("  ").trimEnd()).join("\n") + "\n";
-}
 
 /**
  * A task's progress as its run last reported it (JSON), cut to `max` characters when given, and
@@ -627,6 +629,9 @@ const FLAG_OF_FIELD: Record<string, string> = {
   dependsOn: "--depends-on",
   idempotencyKey: "--idempotency-key",
   source: "--source",
+  taskId: "--task",
+  kind: "--kind",
+  tags: "--tags",
 };
 
 /**
@@ -999,6 +1004,7 @@ async function dispatch(words: string[], options: Parsed["options"], json: boole
     out.stderr(enqueuedText(answer));
     return await dispatch(["tasks", "wait", answer.id], timeout === undefined ? {} : { "--timeout": timeout }, json, client, out, stop);
   }
+  if (command === "memory") return await memoryCommand(api, words.slice(1), options, print);
   if (command === "events" && sub === "publish") {
     if (words.length !== 3) throw new OperatorUsageError(`events publish takes one TYPE (got ${words.length - 2})`);
     const event = await api.events.publish.mutate(publishOf(words[2]!, options));

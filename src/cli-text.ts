@@ -28,3 +28,10 @@ export const when = (date: Date | null | undefined): string => (date ? `${utc(da
 
 /** A credential's key prefixes (kvPrefixes) as a terminal shows them: each quoted (a prefix may hold spaces), escaped as agents' text is. */
 export const keyPrefixesText = (prefixes: readonly string[]): string => printable(prefixes.map((prefix) => JSON.stringify(prefix)).join(" "));
+
+/** A table: columns padded to their widest cell, every cell printable. */
+export function table(header: string[], rows: string[][]): string {
+  const cells = rows.map((row) => row.map(printable));
+  const widths = header.map((h, i) => Math.max(h.length, ...cells.map((row) => (row[i] ?? "").length)));
+  return [header, ...cells].map((row) => row.map((cell, i) => cell.padEnd(widths[i]!)).join("  ").trimEnd()).join("\n") + "\n";
+}

@@ -73,7 +73,7 @@ function helpText(): string {
     "       coordination serve …                       the same, said explicitly",
     "       coordination migrate [--db PATH]           check the file, apply pending migrations, exit",
     "       coordination backup FILE [--db PATH]       an online, consistent copy (safe while a server runs)",
-    "       coordination stats | tasks … | queues … | schedules … | agents … | locks … | semaphores … | webhooks … | kv … | events tail … | whoami",
+    "       coordination stats | tasks … | queues … | schedules … | agents … | locks … | semaphores … | webhooks … | kv … | events tail|publish … | memory … | whoami",
     "                                                  a running server's state and controls (coordination stats --help)",
     "       coordination tokens create|list|revoke …   (coordination tokens --help)",
     "       coordination mcp --url URL [--token T] [--agent A]   MCP over stdio, relayed to a running server",
@@ -125,7 +125,7 @@ async function tokensMain(argv: string[]): Promise<number> {
 }
 
 /** Commands that talk to a running server (src/cli-operator.ts). */
-const OPERATOR_COMMANDS = new Set(["stats", "tasks", "queues", "schedules", "agents", "locks", "semaphores", "webhooks", "kv", "events", "whoami"]);
+const OPERATOR_COMMANDS = new Set(["stats", "tasks", "queues", "schedules", "agents", "locks", "semaphores", "webhooks", "kv", "events", "memory", "whoami"]);
 
 /** Options every operator command takes, with a value: they may come before the command too. */
 const LEADING_VALUE_OPTIONS = new Set(["--url", "--token", "--config"]);

@@ -149,10 +149,12 @@ describe("README", () => {
       if (agentId === "w1") await api.tasks.fail.mutate({ taskId: logged.id, agentId, leaseToken: held!.leaseToken, error: "404", retryAfterMs: 0 });
       else await api.tasks.complete.mutate({ taskId: logged.id, agentId, leaseToken: held!.leaseToken });
     }
-    const taskFor: Record<string, string> = { get: completed[0]!, wait: completed[0]!, promote: delayed.id, update: pending.id, logs: logged.id };
+    // A memory a line forgets, and one a task of the queue it names recalls.
+    const misleading = await api.memory.remember.mutate({ content: "Deploys may skip the canary", queue: "deploys" });
+    const taskFor: Record<string, string> = { get: completed[0]!, wait: completed[0]!, promote: delayed.id, update: pending.id, logs: logged.id, recall: completed[1]! };
     const block = blocks("sh").find((b) => b.includes("npx coordination stats"))!;
     const lines = block.split("\n").filter((line) => line.startsWith("npx coordination "));
-    expect(lines.length).toBe(40);
+    expect(lines.length).toBe(43);
     const env = { COORDINATION_URL: t.url };
     try {
       for (const line of lines) {
@@ -160,7 +162,7 @@ describe("README", () => {
         const words = [...line.replace(/\s+#.*$/, "").matchAll(/'([^']*)'|"([^"]*)"|(\S+)/g)].map((m) => m[1] ?? m[2] ?? m[3]!).slice(2);
         const args = words
           .filter((word) => word !== "[--any]")
-          .flatMap((word) => (word === "ID1" ? completed : word === "ID2" || word === "ID3" ? [] : word === "TASK_ID" ? [taskFor[words[1]!]!] : [word]))
+          .flatMap((word) => (word === "ID1" ? completed : word === "ID2" || word === "ID3" ? [] : word === "TASK_ID" ? [taskFor[words[1]!]!] : word === "MEMORY_ID" ? [misleading.id] : [word]))
           // The webhook's receiver: on loopback (a port nothing listens on), never the Internet.
           .map((word) => word.replace("https://hooks.example.com", "http://127.0.0.1:9"));
         if (words[0] === "events" && words[1] === "tail") {
@@ -211,6 +213,9 @@ describe("README", () => {
     const [written] = await api.events.list.query({ types: ["kv.set"], limit: 10 });
     expect(written?.payload).toMatchObject({ key: "deploy/status", version: 1, previousVersion: 0, expiresAt: expect.any(String) });
     expect((await api.events.list.query({ types: ["kv.deleted"], limit: 10 })).map((event) => event.payload)).toEqual([expect.objectContaining({ key: "deploy/status" })]);
+    // The lesson remembered, handed with the deploys queue's tasks; the misleading memory gone.
+    const deploys = await api.memory.recall.query({ queue: "deploys" });
+    expect(deploys.map(({ memory }) => [memory.kind, memory.content])).toEqual([["lesson", "Never deploy on Fridays: on-call is thin"]]);
     // The tasks enqueued (the first line's key names one task) and the event published.
     const invoices = (await api.tasks.list.query({ queue: "invoices" })).items;
     expect(invoices.map((task) => [task.payload, task.maxAttempts, task.runAt.getTime() > Date.now() + 3_000_000])).toEqual([
