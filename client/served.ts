@@ -67,8 +67,11 @@ export function mayHaveBeenServed(error: unknown): boolean {
   }
   for (let cause: unknown = error, depth = 0; cause instanceof Error && depth < 5; cause = cause.cause, depth++) {
     const code = String((cause as { code?: unknown }).code);
-    // The connection pool was closed (close()) before the call could be sent, or the server's certificate was refused.
-    if (code === "UND_ERR_CLOSED" || CERTIFICATE_REFUSED.has(code)) return false;
+    // The connection pool was closed (close()) before the call could be sent: closing (UND_ERR_CLOSED)
+    // or closed (UND_ERR_DESTROYED: undici destroys a pool once its close() is done, and the client
+    // never destroys one with calls in flight, so the call was refused before it was sent); or the
+    // server's certificate was refused.
+    if (code === "UND_ERR_CLOSED" || code === "UND_ERR_DESTROYED" || CERTIFICATE_REFUSED.has(code)) return false;
   }
   return true;
 }

@@ -150,6 +150,20 @@ describe("mayHaveBeenServed", () => {
     expect(mayHaveBeenServed(after)).toBe(false);
   });
 
+  it("a write made after close() on a client with its own connections (no fetch given) did nothing, used or not", async () => {
+    const live = await server();
+    for (const used of [false, true]) {
+      const closed = client(live.url, { waitForServerMs: 0 });
+      if (used) await closed.api.tasks.stats.query();
+      await closed.close();
+      const after = await failure(closed.api.tasks.enqueue.mutate({ queue: "after-close", payload: {} }));
+      expect(mayHaveBeenServed(after)).toBe(false);
+      expect(mayHaveBeenServed(await failure(closed.api.tasks.stats.query()))).toBe(false);
+    }
+    // It was not sent.
+    expect((await live.api.tasks.list.query({ queue: "after-close" })).items).toHaveLength(0);
+  });
+
   it("the command line says a change whose answer was lost may have been made, and a server not reached that nothing was", async () => {
     const live = await server();
     const cut = await runCli({ args: ["queues", "pause", "lost-answer", "--url", await proxy(live.url, "cut")] }, 60_000);
