@@ -5,6 +5,7 @@
 import type { RouterInputs, RouterOutputs } from "../client/index.js";
 import { delayOption, durationOption, expiryArg, int, jsonOption, OperatorUsageError, str, timeArg } from "./cli-options.js";
 import { printable, when } from "./cli-text.js";
+import { parseDuration } from "../client/rate-window.js";
 import { MAX_RUN_MS } from "./tasks/task-schemas.js";
 
 type Options = Record<string, string | true>;
@@ -39,9 +40,16 @@ export function enqueueOf(options: Options): RouterInputs["tasks"]["enqueue"] {
   if (at !== undefined && delayMs !== undefined) throw new OperatorUsageError("tasks enqueue takes --at or --delay, not both");
   if (options["--timeout"] !== undefined && options["--wait"] !== true) throw new OperatorUsageError("--timeout bounds --wait: give --wait too");
   const expires = str(options["--expires"]);
-  const expiresAt = expires === undefined ? null : expiryArg(expires);
+  // A length of time goes as ttlMs (counted by the server from when the task falls due), not as a
+  // time this machine works out: the same command run again with its --idempotency-key (its answer
+  // lost) sends the same call, where a time from now differed at every run (409 IDEMPOTENCY_MISMATCH).
+  const ttlMs = expires === undefined ? undefined : parseDuration(expires);
+  const expiresAt = expires === undefined || ttlMs !== undefined ? null : expiryArg(expires);
   const maxRunMs = durationOption(options["--max-run"], "--max-run", 1, MAX_RUN_MS, "from 1ms to 366d, such as 30s, 10m or 2h");
-  const dependsOn = str(options["--depends-on"]);
+  const dependsOnText = str(options["--depends-on"]);
+  const dependsOn = dependsOnText?.split(",").map((id) => id.trim()).filter((id) => id !== "");
+  // An empty list (`--depends-on "$BUILD_ID"` with the variable unset) would run the task at once, waiting for nothing.
+  if (dependsOn !== undefined && dependsOn.length === 0) throw new OperatorUsageError(`--depends-on names no task (got ${JSON.stringify(dependsOnText)}): give the ids it waits for, separated by commas, or leave it out`);
   const dedupeKey = str(options["--dedupe-key"]);
   const fields: RouterInputs["tasks"]["enqueue"] = {};
   const set = <K extends keyof RouterInputs["tasks"]["enqueue"]>(field: K, value: RouterInputs["tasks"]["enqueue"][K] | undefined) => {
@@ -56,10 +64,11 @@ export function enqueueOf(options: Options): RouterInputs["tasks"]["enqueue"] {
   set("delayMs", delayMs);
   // never: no expiry, as leaving it out is.
   set("expiresAt", expiresAt === null ? undefined : (expiresAt as never));
+  set("ttlMs", ttlMs);
   set("maxAttempts", int(options["--max-attempts"], "--max-attempts"));
   set("maxRunMs", maxRunMs);
   // Comma-separated, as --status takes its list; blanks between commas are left out.
-  set("dependsOn", dependsOn === undefined ? undefined : dependsOn.split(",").map((id) => id.trim()).filter((id) => id !== ""));
+  set("dependsOn", dependsOn);
   set("orderingKey", str(options["--ordering-key"]));
   set("dedupe", dedupeKey === undefined ? undefined : { key: dedupeKey });
   set("idempotencyKey", str(options["--idempotency-key"]));

@@ -38,7 +38,8 @@ export const OPERATOR_USAGE = [
   "                                    [--expires TIME|DURATION] [--max-attempts N] [--max-run DURATION] [--depends-on ID,ID] [--ordering-key K]",
   "                                    [--dedupe-key K] [--idempotency-key K] [--wait [--timeout DURATION]]   add a task (queue default, payload {},",
   "                                    priority 5, 0 highest); prints its id first; --idempotency-key: run again after a lost answer, it adds",
-  "                                    none twice; --wait: then wait for it as tasks wait does (its output and exit codes; the enqueue on stderr)",
+  "                                    none twice; --wait: then wait for it as tasks wait does (its output and exit codes; the enqueue on stderr);",
+  "                                    --expires: no run starts after TIME, or DURATION (30s, 5m, 1h, 1d) after it falls due",
   "       coordination tasks requeue TASK_ID [--clear-checkpoint]     a dead letter or cancelled task back (--clear-checkpoint: its next",
   "                                    run starts from the beginning, not from the checkpoint its last run saved)",
   "       coordination tasks promote TASK_ID                      a pending task not due yet (a delay, a backoff, a schedule's run) due now",
@@ -443,6 +444,8 @@ interface Parsed {
 }
 
 const VALUE_OPTIONS = new Set(["--url", "--token", "--config", "--queue", "--status", "--agent", "--limit", "--cursor", "--capability", "--health", "--types", "--from", "--after", "--before", "--reason", "--cron", "--timezone", "--every", "--start", "--end", "--max-runs", "--overlap", "--payload", "--priority", "--timeout", "--at", "--delay", "--expires", "--ttl", "--max-run", "--for", "--holder", "--prefix", "--fencing-token", "--description", "--grace", "--if-version", "--attempt", "--level", "--tail", "--dedupe-key", "--ordering-key", "--trace-id", "--enqueued-by", "--by", "--min", "--max", "--ephemeral-owner", "--target", "--max-attempts", "--depends-on", "--idempotency-key", "--source", "--task", "--kind", "--tags"]);
+/** Value options that take a comma-separated list wherever they are taken. */
+const LIST_OPTIONS = new Set(["--types", "--status", "--depends-on", "--tags"]);
 /** Options that take no value. */
 const FLAG_OPTIONS = new Set(["--json", "--all", "--any", "--cordoned", "--follow", "--clear-checkpoint", "--deregister", "--wait"]);
 
@@ -511,6 +514,8 @@ function parse(argv: string[]): Parsed {
     if (!VALUE_OPTIONS.has(flag)) throw new OperatorUsageError(`unknown option "${flag}"`);
     const value = inline ?? argv[++i];
     if (value === undefined || (inline === undefined && value.startsWith("--"))) throw new OperatorUsageError(`${flag} needs a value`);
+    // Given twice, the first was dropped: `--depends-on A --depends-on B` waited for B alone.
+    if (options[flag] !== undefined) throw new OperatorUsageError(`${flag} is given twice (give it once${LIST_OPTIONS.has(flag) ? ", its values separated by commas" : ""})`);
     options[flag] = value;
   }
   return { words, options };

@@ -81,6 +81,37 @@ describe("coordination tasks enqueue", () => {
     expect([mismatch.code, mismatch.stderr]).toEqual([1, expect.stringMatching(/^coordination: IDEMPOTENCY_MISMATCH: /)]);
   });
 
+  it("run again with --idempotency-key and --expires DURATION (its answer lost), it adds nothing: the expiry counts from when the task falls due", async () => {
+    t = await startTestServer();
+    const args = ["tasks", "enqueue", "--queue", "q", "--expires", "1h", "--idempotency-key", "report-2026-12"];
+    const first = await cli(t, ...args);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const again = await cli(t, ...args);
+    expect([first.code, again.code, again.stderr, again.stdout]).toEqual([0, 0, "", first.stdout]);
+    const task = await t.api.tasks.get.query({ taskId: idOf(first.stdout) });
+    expect(task.expiresAt!.getTime() - task.runAt.getTime()).toBe(3_600_000);
+    // Due in 2 h, it may start up to 30 min after that (a time from now would fall before it: refused).
+    const later = await cli(t, "tasks", "enqueue", "--queue", "q", "--at", String(Date.now() + 7_200_000), "--expires", "30m");
+    expect([later.code, later.stderr]).toEqual([0, ""]);
+    const laterTask = await t.api.tasks.get.query({ taskId: idOf(later.stdout) });
+    expect(laterTask.expiresAt!.getTime() - laterTask.runAt.getTime()).toBe(1_800_000);
+    expect((await t.api.tasks.list.query({ queue: "q" })).items).toHaveLength(2);
+  });
+
+  it("refuses --depends-on naming no task, and an option given twice, rather than drop what it was given", async () => {
+    t = await startTestServer();
+    const [a, b] = [await t.api.tasks.enqueue.mutate({ queue: "before" }), await t.api.tasks.enqueue.mutate({ queue: "before" })];
+    const empty = await cli(t, "tasks", "enqueue", "--queue", "after", "--depends-on", "");
+    expect([empty.code, empty.stderr.split("\n")[0]]).toEqual([2, 'coordination: --depends-on names no task (got ""): give the ids it waits for, separated by commas, or leave it out']);
+    const twice = await cli(t, "tasks", "enqueue", "--queue", "after", "--depends-on", a.id, "--depends-on", b.id);
+    expect([twice.code, twice.stderr.split("\n")[0]]).toEqual([2, "coordination: --depends-on is given twice (give it once, its values separated by commas)"]);
+    const queueTwice = await cli(t, "tasks", "enqueue", "--queue", "after", "--queue=other");
+    expect([queueTwice.code, queueTwice.stderr.split("\n")[0]]).toEqual([2, "coordination: --queue is given twice (give it once)"]);
+    expect((await t.api.tasks.stats.query()).totals).toMatchObject({ pending: 2, waiting: 0 });
+    const both = await cli(t, "tasks", "enqueue", "--queue", "after", "--depends-on", `${a.id},${b.id}`);
+    expect((await t.api.tasks.get.query({ taskId: idOf(both.stdout) })).dependsOn).toEqual([a.id, b.id]);
+  });
+
   it("--wait: waits for the task as tasks wait does: the result on stdout and exit 0, the enqueue on stderr; 3 dead-lettered, 4 not in time", async () => {
     t = await startTestServer();
     const api = t.api;
