@@ -4,11 +4,20 @@
 // aborted call fails by itself with the signal's reason; the batch's request goes on for the others.
 import { TRPCClientError, type TRPCLink } from "@trpc/client";
 import { observable } from "@trpc/server/observable";
-import { givenUpUnsent } from "./served.js";
+import { cutInFlight, givenUpUnsent } from "./served.js";
 import type { AppRouter } from "./types.js";
 
 /** What a call whose `signal` aborted fails with: the signal's reason when it is an Error. */
 export const abortedCallError = (signal: AbortSignal): Error => (signal.reason instanceof Error ? signal.reason : new Error("This operation was aborted", { cause: signal.reason }));
+
+/**
+ * The error a call given up for `reason` rejects with: a TRPCClientError of its own, the reason its
+ * cause and its message. Not TRPCClientError.from(reason), which answers a reason that is a
+ * TRPCClientError itself (another call's error, a program stopping the calls made with it): every
+ * call stopped so would reject with that one object, its `data` (another call's answer) read as
+ * theirs, and mayHaveBeenServed's mark of one (served.ts) taken as the others'.
+ */
+export const callAbortedError = (reason: Error): TRPCClientError<AppRouter> => new TRPCClientError(reason.message, { cause: reason });
 
 /** Fails a query or mutation as soon as its signal aborts, whatever request it travels in. */
 export function abortableCallLink(): TRPCLink<AppRouter> {
@@ -22,11 +31,12 @@ export function abortableCallLink(): TRPCLink<AppRouter> {
         let subscription: { unsubscribe(): void } | undefined;
         const fail = () => {
           subscription?.unsubscribe();
-          observer.error(TRPCClientError.from(abortedCallError(signal)));
+          // Cut in flight: it may have been served, whatever the reason's own cause says.
+          observer.error(cutInFlight(callAbortedError(abortedCallError(signal))));
         };
         if (signal.aborted) {
           // Aborted before it was made: nothing was sent (mayHaveBeenServed says so).
-          observer.error(givenUpUnsent(TRPCClientError.from(abortedCallError(signal))));
+          observer.error(givenUpUnsent(callAbortedError(abortedCallError(signal))));
           return () => undefined;
         }
         signal.addEventListener("abort", fail, { once: true });

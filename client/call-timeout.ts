@@ -7,6 +7,7 @@ import { TRPCClientError, type TRPCLink } from "@trpc/client";
 import { observable } from "@trpc/server/observable";
 import type { ServerList } from "./failover.js";
 import { LONGEST_SERVER_WAIT_MS, waitsUnnamed } from "./long-polling.js";
+import { cutInFlight } from "./served.js";
 import type { AppRouter } from "./types.js";
 
 /**
@@ -38,7 +39,8 @@ export function callTimeoutLink(servers: ServerList, timeoutMs: number): TRPCLin
             clearTimeout(handle);
             if (!timer.signal.aborted || op.signal?.aborted) return observer.error(error);
             servers.failed(base);
-            observer.error(new TRPCClientError(`${op.path}: no answer from ${base} within ${limitMs} ms (callTimeoutMs); it may have been served`, { cause: error }));
+            // Its cause is the abort the timer made, not what the call met: mayHaveBeenServed is told.
+            observer.error(cutInFlight(new TRPCClientError(`${op.path}: no answer from ${base} within ${limitMs} ms (callTimeoutMs); it may have been served`, { cause: error })));
           },
           complete: () => {
             clearTimeout(handle);

@@ -9,12 +9,28 @@ import { neverSent } from "./failover.js";
 import { isUnsendable } from "./serialize-input.js";
 import type { AppRouter, ErrorCode } from "./types.js";
 
-/** The errors of calls known to have done nothing: reads (queries), and calls given up before they were sent. */
-const DID_NOTHING = new WeakSet<object>();
+/**
+ * What the link that decided a call's failure knows of it: false, it did nothing (a read, a call
+ * given up before it was sent); true, it may have been served (cut in flight). Each error marked
+ * is the call's own object (abortable-call.ts's callAbortedError): an error shared by several
+ * calls (a signal's reason, which tRPC's TRPCClientError.from hands on as it is) would carry one
+ * call's verdict to the others, and to the call it first came from.
+ */
+const VERDICT = new WeakMap<object, boolean>();
 
-/** Records that the call failing with `error` was given up before it reached a server; returns it. */
+/** Records that the call failing with `error` (its own object) was given up before it reached a server; returns it. */
 export function givenUpUnsent<E extends object>(error: E): E {
-  DID_NOTHING.add(error);
+  VERDICT.set(error, false);
+  return error;
+}
+
+/**
+ * Records that the call failing with `error` (its own object) was given up while it may have been
+ * on its way (its signal, close() or its call timeout cut it in flight): whatever its cause says
+ * (an abort's reason may be another call's refusal or answer), it may have been served; returns it.
+ */
+export function cutInFlight<E extends object>(error: E): E {
+  VERDICT.set(error, true);
   return error;
 }
 
@@ -60,7 +76,9 @@ const MAY_HAVE_STORED: ErrorCode = "INTERNAL";
  */
 export function mayHaveBeenServed(error: unknown): boolean {
   if (error === null || typeof error !== "object") return true;
-  if (DID_NOTHING.has(error) || isUnsendable(error) || neverSent(error)) return false;
+  const verdict = VERDICT.get(error);
+  if (verdict !== undefined) return verdict;
+  if (isUnsendable(error) || neverSent(error)) return false;
   if (error instanceof TRPCClientError) {
     const code = (error.data as { code?: unknown } | undefined)?.code;
     if (typeof code === "string") return code === MAY_HAVE_STORED;
@@ -85,7 +103,7 @@ export function servedLink(): TRPCLink<AppRouter> {
         next(op).subscribe({
           next: (value) => observer.next(value),
           error: (error) => {
-            DID_NOTHING.add(error);
+            VERDICT.set(error, false);
             observer.error(error);
           },
           complete: () => observer.complete(),

@@ -16,7 +16,7 @@
 // here fails at once with ClientClosedError when the client closes, never sent again.
 import { TRPCClientError, type TRPCLink } from "@trpc/client";
 import { observable } from "@trpc/server/observable";
-import { abortedCallError } from "./abortable-call.js";
+import { abortedCallError, callAbortedError } from "./abortable-call.js";
 import { ClientClosedError, isClientClosed } from "./closing-link.js";
 import { neverSent } from "./failover.js";
 import { RETRY_MAX_MS, RETRY_START_MS } from "./lease-calls.js";
@@ -74,7 +74,7 @@ export class ServerWaits {
           // stored, or only read: the call given up here did nothing (mayHaveBeenServed).
           const giveUp = (error: Error) => {
             stopWaiting();
-            observer.error(givenUpUnsent(TRPCClientError.from(error)));
+            observer.error(givenUpUnsent(callAbortedError(error)));
           };
           // Between tries no link below holds the call: its signal is heard here.
           const onAbort = () => giveUp(abortedCallError(signal!));

@@ -178,6 +178,37 @@ describe("mayHaveBeenServed", () => {
     expect(refused.stderr).toMatch(/^coordination: cannot reach the server at http:\/\/127\.0\.0\.1:\d+ \(.*ECONNREFUSED.*\)\n$/);
   });
 
+  it("a call aborted with another call's error as its reason is judged as itself: the reason is neither marked nor read", async () => {
+    const live = await server();
+    // A write whose answer was lost, and a program that stops the calls made with it (its reason that error).
+    const lost = await failure(client(await proxy(live.url, "cut"), { waitForServerMs: 0 }).api.tasks.enqueue.mutate({ queue: "siblings", payload: {} }));
+    expect(mayHaveBeenServed(lost)).toBe(true);
+    const siblings = new AbortController();
+    siblings.abort(lost);
+    const api = client(live.url).api;
+    // Given up before they were made: they did nothing, and say so, without changing what the lost write says.
+    expect(mayHaveBeenServed(await failure(api.tasks.stats.query(undefined, { signal: siblings.signal })))).toBe(false);
+    expect(mayHaveBeenServed(await failure(api.agents.register.mutate({ agentId: "never" }, { signal: siblings.signal })))).toBe(false);
+    expect(mayHaveBeenServed(lost)).toBe(true);
+    // A write the server has, aborted in flight with the reason of a call the server answered
+    // (TASK_NOT_FOUND), or of one that reached no server: it may have been served, whatever its reason says.
+    const answered = await failure(api.tasks.complete.mutate({ taskId: "no-such-task", agentId: "a", result: {} }));
+    expect(answered).toMatchObject({ data: { code: "TASK_NOT_FOUND" } });
+    const gone = await server();
+    await gone.stop();
+    const refused = await failure(client(gone.url, { waitForServerMs: 0 }).api.agents.list.query({}));
+    expect(refused).toMatchObject({ message: expect.stringContaining("ECONNREFUSED") });
+    const frozen = client(await proxy(live.url, "silent"), { waitForServerMs: 0 });
+    for (const [agentId, reason] of [["answered-reason", answered], ["refused-reason", new Error("the caller gave up", { cause: refused })]] as const) {
+      const inFlight = new AbortController();
+      const aborted = failure(frozen.api.agents.register.mutate({ agentId }, { signal: inFlight.signal }));
+      await vi.waitFor(async () => expect((await api.agents.list.query({})).map((agent) => agent.agentId)).toContain(agentId), { timeout: 15_000, interval: 20 });
+      inFlight.abort(reason);
+      expect(mayHaveBeenServed(await aborted)).toBe(true);
+    }
+    expect(mayHaveBeenServed(answered)).toBe(false);
+  });
+
   it("any other value may have been served: nothing says it was not", () => {
     expect(mayHaveBeenServed(new Error("from elsewhere"))).toBe(true);
     expect(mayHaveBeenServed(undefined)).toBe(true);
