@@ -6,7 +6,8 @@
 // another write came after it (then its outcome is unknown, and updateKey says so rather than guess).
 import { randomUUID } from "node:crypto";
 import { isTRPCClientError } from "@trpc/client";
-import { httpStatus, paceRound, untilAnswered } from "./lease-calls.js";
+import { paceRound, untilAnswered } from "./lease-calls.js";
+import { mayHaveBeenServed, outcomeUnknown } from "./served.js";
 import type { CoordinationApi, JsonValue, RouterOutputs } from "./types.js";
 import { sentOnce } from "./send-once.js";
 
@@ -64,6 +65,8 @@ export class KeyWriteUnknown extends Error {
         : `key ${JSON.stringify(key)}: a write at version ${ifVersion} got no answer, and sent again it found version ${entry?.version ?? 0} of another write: whether it was stored is unknown`,
     );
     this.name = "KeyWriteUnknown";
+    // Its write may have been stored, whatever its cause's own chain says (mayHaveBeenServed).
+    outcomeUnknown(this);
   }
 }
 
@@ -103,10 +106,12 @@ export async function updateKey(api: CoordinationApi, options: UpdateKeyOptions,
       ...(options.ephemeral === undefined ? {} : { ephemeral: options.ephemeral }),
     };
     // A write got no answer: it may be stored. Sent again it finds itself (its key), unless another
-    // write came after it; stopped by the caller meanwhile, its outcome is unknown.
+    // write came after it; stopped by the caller meanwhile, its outcome is unknown. Only a try that
+    // may have been served counts (a refused connection stored nothing; a 500 INTERNAL may have),
+    // and the first such: a later refusal does not make it one that reached no server.
     let lost: unknown;
     const noAnswer = (error: unknown) => {
-      if (httpStatus(error) === undefined) lost = error;
+      if (lost === undefined && mayHaveBeenServed(error)) lost = error;
       if (!signal?.aborted) return;
       if (lost !== undefined) throw new KeyWriteUnknown(key, request.ifVersion, undefined, lost);
       // Every failure so far was answered: nothing was stored, and the caller's stop is all there is to say.

@@ -34,6 +34,12 @@ export function cutInFlight<E extends object>(error: E): E {
   return error;
 }
 
+/** Records that `error` (a helper's own, KeyWriteUnknown) says its write may have been stored; returns it. */
+export function outcomeUnknown<E extends object>(error: E): E {
+  VERDICT.set(error, true);
+  return error;
+}
+
 /**
  * A TLS handshake that refused the server's certificate (OpenSSL's verify codes, Node's name check):
  * the request goes only after the handshake, so it was never sent. Not failover.ts's NEVER_SENT:

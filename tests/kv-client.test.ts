@@ -2,7 +2,7 @@
 // version read, again on a conflict) and watchKey (each new state of a key, a long-poll at a time),
 // through conflicts, lost answers and a caller that stops.
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { createCoordinationClient, KeyContended, KeyWriteUnknown, updateKey, watchKey, type KvEntry } from "../client/index.js";
+import { createCoordinationClient, KeyContended, KeyWriteUnknown, mayHaveBeenServed, updateKey, watchKey, type KvEntry } from "../client/index.js";
 import { parkedLongPolls } from "./helpers/mcp-http.js";
 import { ADMIN_SECRET, startSecureServer, type SecureServer } from "./helpers/secure-server.js";
 import { startTestServer, type TestServer } from "./helpers/test-server.js";
@@ -114,6 +114,70 @@ describe("updateKey", () => {
       expect(error).toMatchObject({ key: "count", ifVersion: base.version, entry: { value: 100, updatedBy: "b" } });
       // It was stored, then replaced: the log has both.
       expect(await setsOf(t, "count")).toBe(3);
+    } finally {
+      await client.close();
+    }
+  });
+});
+
+describe("updateKey across a server that went away", () => {
+  /** A fetch that hands each kv.set, by its try (1, 2, …), to `route`; the rest go to the server. */
+  const routingSets = (route: (n: number, input: string, init: RequestInit | undefined) => Promise<Response>): typeof fetch => {
+    let sets = 0;
+    return async (input, init) => {
+      const url = String(input instanceof Request ? input.url : input);
+      return url.includes("kv.set") ? route(++sets, url, init) : fetch(input, init);
+    };
+  };
+
+  it("a write whose answer was lost, stopped once its resend found no server, is KeyWriteUnknown, which may have been served (it was)", async () => {
+    t = await startTestServer();
+    const server = t;
+    const gone = await startTestServer();
+    await gone.stop({ removeFiles: true });
+    const stop = new AbortController();
+    const client = createCoordinationClient({
+      url: t.url,
+      fetch: routingSets(async (n, url, init) => {
+        if (n === 1) {
+          // Served, its answer lost.
+          await (await fetch(url, init)).arrayBuffer();
+          throw new TypeError("fetch failed");
+        }
+        // The resend: the caller stops meanwhile, and the server is gone (the connection refused).
+        stop.abort(new Error("caller stopped"));
+        return fetch(url.replace(server.url, gone.url), init);
+      }),
+    });
+    try {
+      await t.api.kv.set.mutate({ key: "count", value: 41 });
+      const error = await updateKey(client.api, { key: "count", signal: stop.signal }, (current) => (current?.value as number) + 1).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(KeyWriteUnknown);
+      expect(mayHaveBeenServed(error)).toBe(true);
+      expect((await t.api.kv.get.query({ key: "count" })).entry).toMatchObject({ value: 42 });
+    } finally {
+      await client.close();
+    }
+  });
+
+  it("a write that reached no server, then met another writer's version, is computed again: nothing of it was stored", async () => {
+    t = await startTestServer();
+    const server = t;
+    const gone = await startTestServer();
+    await gone.stop({ removeFiles: true });
+    const client = createCoordinationClient({
+      url: t.url,
+      fetch: routingSets(async (n, url, init) => {
+        if (n > 1) return fetch(url, init);
+        // Refused; another writer comes meanwhile.
+        await server.api.kv.set.mutate({ key: "count", value: 100 });
+        return fetch(url.replace(server.url, gone.url), init);
+      }),
+    });
+    try {
+      await t.api.kv.set.mutate({ key: "count", value: 41 });
+      const written = await updateKey(client.api, { key: "count" }, (current) => (current?.value as number) + 1);
+      expect(written).toMatchObject({ value: 101 });
     } finally {
       await client.close();
     }
