@@ -173,6 +173,8 @@ function wordsOf(argv: readonly string[]): string[] {
 }
 
 
+/** How long one call of a command may go unanswered (beyond its long-poll wait), in ms. */
+const CLI_CALL_TIMEOUT_MS = 60_000;
 /** Each long-poll of `tasks wait` asks for this long; the server cuts it to its maxWaitMs. */
 const WAIT_STEP_MS = 30_000;
 /** A round of `tasks wait` not answered this long after its wait is given up as an outage (a hung server). */
@@ -758,11 +760,15 @@ export async function runOperatorCommand(
     url = serverUrl(server);
     settingsToken = server.adminToken || undefined;
   }
-  const token = str(options["--token"]) ?? env.COORDINATION_TOKEN ?? settingsToken;
+  // An empty one (COORDINATION_TOKEN= in a script) is none: the next source stands.
+  const token = str(options["--token"]) || env.COORDINATION_TOKEN || settingsToken;
   const json = options["--json"] === true;
   // An operator hears at once that the server cannot be reached, rather than after a wait for it:
   // the commands that wait (tasks wait, kv watch, agents drain) ride out a restart by themselves.
-  const client = createCoordinationClient({ url, waitForServerMs: 0, ...(token ? { token } : {}) });
+  // A server frozen with its port open (paused, a hung VM) answers nothing: each call is bounded
+  // (its long-poll wait on top), rather than waiting for undici's 300 s, and then says it may
+  // have been done.
+  const client = createCoordinationClient({ url, waitForServerMs: 0, callTimeoutMs: CLI_CALL_TIMEOUT_MS, ...(token ? { token } : {}) });
   try {
     return await dispatch(words, options, json, client, out, stop);
   } catch (error) {

@@ -145,6 +145,9 @@ function commandAfterOptions(argv: readonly string[]): string | undefined {
   return undefined;
 }
 
+/** How long a command interrupted (SIGINT, SIGTERM) has to end by itself before the process ends (exit 130, 143). */
+const INTERRUPT_GRACE_MS = 10_000;
+
 async function operatorMain(argv: string[]): Promise<number> {
   const { runOperatorCommand } = await import("./cli-operator.js");
   // `… | head` closes the pipe early: that ends the command, it is not an error.
@@ -152,16 +155,32 @@ async function operatorMain(argv: string[]): Promise<number> {
     if (error.code === "EPIPE") process.exit(0);
     throw error;
   });
-  // Ctrl-C ends an events tail cleanly.
+  // Ctrl-C (or a supervisor's SIGTERM) ends a command that waits (a tail, tasks wait, a drain)
+  // cleanly, at once. A command stuck on a call to a server that does not answer (frozen with its
+  // port open) would not notice: `timeout 70 coordination tasks enqueue` ran 304 s. It is given
+  // INTERRUPT_GRACE_MS to end by itself, then the process ends as an interrupted one does.
   const stop = new AbortController();
-  process.once("SIGINT", () => stop.abort());
-  process.once("SIGTERM", () => stop.abort());
+  let ended = false;
+  const interrupt = (signal: "SIGINT" | "SIGTERM") => {
+    stop.abort();
+    setTimeout(() => {
+      if (ended) return;
+      process.stderr.write(`coordination: interrupted (${signal}) while waiting for the server's answer: what was asked may have been done\n`);
+      process.exit(signal === "SIGINT" ? 130 : 143);
+    }, INTERRUPT_GRACE_MS).unref();
+  };
+  process.once("SIGINT", () => interrupt("SIGINT"));
+  process.once("SIGTERM", () => interrupt("SIGTERM"));
   // The server's own settings, read as `serve` reads them: where it listens, and its admin token.
   const settings = (configFile: string | undefined) => {
     const config = loadConfig({ dotenvFile: ".env", ...(configFile ? { configFile } : {}) });
     return { host: config.host, port: config.port, tls: config.tlsCert !== "", adminToken: config.adminToken };
   };
-  return runOperatorCommand(argv, process.env, { stdout: (text) => process.stdout.write(text), stderr: (text) => process.stderr.write(text) }, stop.signal, settings);
+  try {
+    return await runOperatorCommand(argv, process.env, { stdout: (text) => process.stdout.write(text), stderr: (text) => process.stderr.write(text) }, stop.signal, settings);
+  } finally {
+    ended = true;
+  }
 }
 
 /**

@@ -1,6 +1,7 @@
 // `coordination tasks enqueue` and `coordination events publish`: work asked for and news told from
 // a shell script, a cron job or a CI step. Each option lands in its field; a resend with
 // --idempotency-key adds nothing; --wait waits as `tasks wait` does, with its output and exit codes.
+import { createServer as createTcpServer, type AddressInfo, type Socket } from "node:net";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { CliProcess, killAllCli, runCli } from "./helpers/cli-process.js";
 import { runOperatorCommand } from "../src/cli-operator.js";
@@ -154,6 +155,34 @@ describe("coordination tasks enqueue", () => {
     expect(await usage("--priority", "2000000")).toEqual([2, expect.stringMatching(/^coordination: INVALID_INPUT: --priority: /)]);
     expect(await usage("--depends-on", "no-such-task")).toEqual([1, expect.stringMatching(/^coordination: TASK_NOT_FOUND: /)]);
     expect((await t.api.tasks.stats.query()).totals).toMatchObject({ pending: 0, waiting: 0 });
+  });
+});
+
+describe("coordination, interrupted", () => {
+  it("a command stuck on a server that takes its call and never answers ends on SIGTERM (exit 143) or Ctrl-C (130), saying what was asked may have been done", async () => {
+    // A server frozen with its port open: it takes connections and the requests on them, and answers nothing.
+    const sockets: Socket[] = [];
+    let requests = 0;
+    const frozen = createTcpServer((socket) => {
+      sockets.push(socket);
+      socket.on("data", () => requests++);
+      socket.on("error", () => undefined);
+    });
+    await new Promise<void>((resolve) => frozen.listen(0, "127.0.0.1", resolve));
+    const url = `http://127.0.0.1:${(frozen.address() as AddressInfo).port}`;
+    try {
+      for (const [signal, code] of [["SIGTERM", 143], ["SIGINT", 130]] as const) {
+        const before = requests;
+        const stuck = new CliProcess({ args: ["tasks", "enqueue", "--queue", "q"], env: { COORDINATION_URL: url } });
+        await vi.waitFor(() => expect(requests).toBeGreaterThan(before), { timeout: 60_000, interval: 20 });
+        stuck.kill(signal);
+        const exit = await stuck.waitForExit(60_000);
+        expect([exit.code, exit.stdout, exit.stderr]).toEqual([code, "", `coordination: interrupted (${signal}) while waiting for the server's answer: what was asked may have been done\n`]);
+      }
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => frozen.close(() => resolve()));
+    }
   });
 });
 

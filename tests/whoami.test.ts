@@ -44,6 +44,8 @@ describe("tokens.whoami", () => {
     const env = { COORDINATION_URL: s.url };
     expect(await runCli({ args: ["whoami", "--token", agentToken.secret], env })).toMatchObject({ code: 0, stdout: `agent planner-1 (token ${agentToken.token.id}, named "planner's laptop")\n`, stderr: "" });
     expect(await runCli({ args: ["whoami", "--token", ADMIN_SECRET], env })).toMatchObject({ code: 0, stdout: "admin (token config:adminToken)\n", stderr: "" });
+    // An empty COORDINATION_TOKEN (a script's unset variable) is none: the shell's admin token stands.
+    expect(await runCli({ args: ["whoami"], env: { ...env, COORDINATION_TOKEN: "", COORDINATION_ADMIN_TOKEN: ADMIN_SECRET } })).toMatchObject({ code: 0, stdout: "admin (token config:adminToken)\n", stderr: "" });
     // A credential scoped to key prefixes says which keys it writes.
     const scoped = await s.admin.tokens.create.mutate({ role: "agent", agentId: "planner-2", kvPrefixes: ["agents/planner-2/", "shared/"] });
     expect(await runCli({ args: ["whoami", "--token", scoped.secret], env })).toMatchObject({
