@@ -3,7 +3,7 @@
 // command sends once (as every operator command does): with --idempotency-key, running the same
 // command again after "no answer … may have been done" adds nothing twice.
 import type { RouterInputs, RouterOutputs } from "../client/index.js";
-import { delayOption, durationOption, expiryArg, int, jsonOption, OperatorUsageError, str, timeArg } from "./cli-options.js";
+import { delayOption, durationOption, expiryArg, int, jsonOption, listOption, OperatorUsageError, str, timeArg } from "./cli-options.js";
 import { printable, when } from "./cli-text.js";
 import { parseDuration } from "../client/rate-window.js";
 import { MAX_RUN_MS } from "./tasks/task-schemas.js";
@@ -47,7 +47,7 @@ export function enqueueOf(options: Options): RouterInputs["tasks"]["enqueue"] {
   const expiresAt = expires === undefined || ttlMs !== undefined ? null : expiryArg(expires);
   const maxRunMs = durationOption(options["--max-run"], "--max-run", 1, MAX_RUN_MS, "from 1ms to 366d, such as 30s, 10m or 2h");
   const dependsOnText = str(options["--depends-on"]);
-  const dependsOn = dependsOnText?.split(",").map((id) => id.trim()).filter((id) => id !== "");
+  const dependsOn = listOption(dependsOnText);
   // An empty list (`--depends-on "$BUILD_ID"` with the variable unset) would run the task at once, waiting for nothing.
   if (dependsOn !== undefined && dependsOn.length === 0) throw new OperatorUsageError(`--depends-on names no task (got ${JSON.stringify(dependsOnText)}): give the ids it waits for, separated by commas, or leave it out`);
   const dedupeKey = str(options["--dedupe-key"]);
@@ -67,7 +67,6 @@ export function enqueueOf(options: Options): RouterInputs["tasks"]["enqueue"] {
   set("ttlMs", ttlMs);
   set("maxAttempts", int(options["--max-attempts"], "--max-attempts"));
   set("maxRunMs", maxRunMs);
-  // Comma-separated, as --status takes its list; blanks between commas are left out.
   set("dependsOn", dependsOn);
   set("orderingKey", str(options["--ordering-key"]));
   set("dedupe", dedupeKey === undefined ? undefined : { key: dedupeKey });

@@ -3,8 +3,8 @@
 // --task), finds the memory that misleads them, forgets it, and writes the lesson they should
 // be handed instead (remember --kind lesson --queue Q), without curl and JSON bodies.
 import type { CoordinationClient, RouterInputs, RouterOutputs } from "../client/index.js";
-import { int, OperatorUsageError, str } from "./cli-options.js";
-import { printable, table, when } from "./cli-text.js";
+import { int, listOption, OperatorUsageError, str } from "./cli-options.js";
+import { cut, printable, table, when } from "./cli-text.js";
 
 type Options = Record<string, string | true>;
 type Memory = RouterOutputs["memory"]["remember"];
@@ -19,11 +19,8 @@ export const MEMORY_OPTIONS: Readonly<Record<string, readonly string[]>> = {
 /** The most characters of a memory's content a table shows (--json has it whole). */
 const CONTENT_CHARS = 80;
 
-/** `text` on one line, cut to `max` characters (not UTF-16 units), with an ellipsis. */
-function oneLine(text: string, max: number): string {
-  const characters = Array.from(text.replace(/\s+/g, " ").trim());
-  return characters.length > max ? `${characters.slice(0, max - 1).join("")}…` : characters.join("");
-}
+/** `text` on one line (its runs of white space one space), cut to `max` characters with an ellipsis. */
+const oneLine = (text: string, max: number): string => cut(text.replace(/\s+/g, " ").trim(), max);
 
 /** Where a memory comes from and what it is about: its queue, capability, agent and task, "-" for none. */
 const about = (memory: Memory): string =>
@@ -70,15 +67,14 @@ export async function memoryCommand(
     if (rest.length !== 1) throw new OperatorUsageError(`memory remember takes one TEXT (got ${rest.length}): quote it`);
     const kind = str(options["--kind"]);
     if (kind !== undefined && kind !== "note" && kind !== "lesson") throw new OperatorUsageError(`--kind must be note or lesson (got ${JSON.stringify(kind)})`);
-    const tags = str(options["--tags"]);
+    const tags = listOption(options["--tags"]);
     const request: RouterInputs["memory"]["remember"] = { content: rest[0]! };
     for (const [field, flag] of [["queue", "--queue"], ["capability", "--capability"], ["agentId", "--agent"], ["taskId", "--task"]] as const) {
       const value = str(options[flag]);
       if (value !== undefined) request[field] = value;
     }
     if (kind !== undefined) request.kind = kind;
-    // Comma-separated, as --status takes its list; blanks between commas are left out.
-    if (tags !== undefined) request.tags = tags.split(",").map((tag) => tag.trim()).filter((tag) => tag !== "");
+    if (tags !== undefined) request.tags = tags;
     const memory = await api.memory.remember.mutate(request);
     print(memory, () => `${printable(memory.id)} remembered: a ${memory.kind}, about ${printable(about(memory))}\n`);
     return 0;

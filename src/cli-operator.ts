@@ -20,8 +20,8 @@ import { createCoordinationClient, fitsInAnswer, followLog, isTRPCClientError, m
 import type { JsonValue } from "./json-types.js";
 import { MEMORY_OPTIONS, memoryCommand } from "./cli-memory.js";
 import { ENQUEUE_OPTIONS, enqueuedText, enqueueOf, PUBLISH_OPTIONS, publishedText, publishOf } from "./cli-enqueue.js";
-import { delayOption, durationOption, expiryArg, int, jsonOption, num, OperatorUsageError, str, timeArg } from "./cli-options.js";
-import { BEYOND_C0, keyPrefixesText, printable, table, utc, when } from "./cli-text.js";
+import { delayOption, durationOption, expiryArg, int, jsonOption, listOption, num, OperatorUsageError, str, timeArg } from "./cli-options.js";
+import { BEYOND_C0, cut, keyPrefixesText, printable, table, utc, when } from "./cli-text.js";
 import { MAX_EVERY_MS, MIN_EVERY_MS } from "./schedules/schedule-schemas.js";
 import { MAX_CORDON_MS } from "./agents/agent-schemas.js";
 import { MAX_RUN_MS } from "./tasks/task-schemas.js";
@@ -263,11 +263,6 @@ const waitForTask = (api: CoordinationClient["api"], taskId: string, timeoutMs: 
 /** The most characters of a result or error the `tasks wait ID ID…` table shows (--json has them whole). */
 const CELL_CHARS = 60;
 
-/** `text` cut to `max` characters (not UTF-16 units: half an emoji prints as a replacement character), with an ellipsis. */
-const cut = (text: string, max: number): string => {
-  const characters = Array.from(text);
-  return characters.length > max ? `${characters.slice(0, max - 1).join("")}…` : text;
-};
 
 /**
  * `tasks wait ID ID…`: until all of the tasks settled (or, `any`, one), or one failed (dead
@@ -1158,7 +1153,7 @@ async function dispatch(words: string[], options: Parsed["options"], json: boole
   if (command === "webhooks") return await webhookCommand(words, options, api, print);
   if (command === "kv") return await kvCommand(words, options, api, print, out, json, stop);
   if (command === "events" && sub === "tail" && words.length === 2) {
-    const types = str(options["--types"])?.split(",").map((t) => t.trim()).filter(Boolean);
+    const types = listOption(options["--types"]);
     const from = str(options["--from"]);
     if (from !== undefined) int(from, "--from");
     // One HTTP call first: an unreachable server or a refused token is said as for every other
@@ -1445,7 +1440,7 @@ async function webhookCommand(words: string[], options: Parsed["options"], api: 
   }
   if (sub === "add") {
     if (words.length !== 3) throw new OperatorUsageError(`webhooks add ${words.length < 3 ? "needs a URL" : `takes one URL (got ${words.length - 2})`}`);
-    const types = str(options["--types"])?.split(",").map((t) => t.trim()).filter(Boolean);
+    const types = listOption(options["--types"]);
     if (types === undefined || types.length === 0) throw new OperatorUsageError("webhooks add needs --types: the events to send, such as 'task.dead_lettered,build.*' or '*'");
     const description = str(options["--description"]);
     const fromSeq = int(options["--from"], "--from");

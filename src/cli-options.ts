@@ -54,6 +54,13 @@ export function delayOption(given: string | true | undefined): number | undefine
   return delayMs;
 }
 
+/** A comma-separated list option's values (`a, b,` is a and b: blanks between commas are left out); undefined when not given. */
+export const listOption = (given: string | true | undefined): string[] | undefined =>
+  str(given)
+    ?.split(",")
+    .map((item) => item.trim())
+    .filter((item) => item !== "");
+
 /** A JSON option's value (undefined when not given); a usage error naming `flag` when it is not JSON. */
 export function jsonOption(given: string | true | undefined, flag: string): JsonValue | undefined {
   const text = str(given);

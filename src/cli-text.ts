@@ -35,3 +35,9 @@ export function table(header: string[], rows: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...cells.map((row) => (row[i] ?? "").length)));
   return [header, ...cells].map((row) => row.map((cell, i) => cell.padEnd(widths[i]!)).join("  ").trimEnd()).join("\n") + "\n";
 }
+
+/** `text` cut to `max` characters (not UTF-16 units: half an emoji prints as a replacement character), with an ellipsis. */
+export const cut = (text: string, max: number): string => {
+  const characters = Array.from(text);
+  return characters.length > max ? `${characters.slice(0, max - 1).join("")}…` : text;
+};
