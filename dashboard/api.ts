@@ -21,11 +21,15 @@ export interface Connection {
 
 export function connect(token: string | null, onSocket: (open: boolean, code?: number) => void): Connection {
   const wsUrl = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/trpc`;
+  // Once closed, this connection says nothing more: the socket it had opening or closing when the
+  // page moved on (a token given, another token) tells its open or close later, and would say
+  // "reconnecting…" over the live socket of the connection that replaced it.
+  let closed = false;
   const ws = createWSClient({
     url: wsUrl,
     retryDelayMs: (attempt) => Math.min(250 * 2 ** attempt, 3000),
-    onOpen: () => onSocket(true),
-    onClose: (cause) => onSocket(false, cause?.code),
+    onOpen: () => closed || onSocket(true),
+    onClose: (cause) => closed || onSocket(false, cause?.code),
     ...(token ? { connectionParams: { token } } : {}),
   });
   const api = createTRPCClient<AppRouter>({
@@ -39,7 +43,13 @@ export function connect(token: string | null, onSocket: (open: boolean, code?: n
       }),
     ],
   });
-  return { api, close: () => ws.close() };
+  return {
+    api,
+    close: () => {
+      closed = true;
+      void ws.close();
+    },
+  };
 }
 
 /** The API's error code of a failed call ("UNAUTHORIZED", "FORBIDDEN", …), or "NETWORK" when the server could not be reached. */

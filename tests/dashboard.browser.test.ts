@@ -452,6 +452,55 @@ describe.skipIf(!CHROMIUM)("the dashboard in Chromium", () => {
       await t.stop({ removeFiles: true });
     }
   });
+  it("says live once the token's socket is open, whatever the socket opened before the token does afterwards", async () => {
+    const t = await startSecureServer();
+    const page = await browser.newPage();
+    const errors: string[] = [];
+    page.on("pageerror", (error) => errors.push(error.message));
+    try {
+      // The first socket the page opens (before it has a token) has its close held back until the
+      // test lets it go (a string to evaluate: the tests compile without the DOM's types).
+      await page.addInitScript(`{
+        const Native = window.WebSocket;
+        let opened = 0;
+        let release;
+        const held = new Promise((resolve) => (release = resolve));
+        window.releaseFirstClose = () => release();
+        window.firstCloseTold = false;
+        window.WebSocket = class extends Native {
+          constructor(...args) {
+            super(...args);
+            this.first = opened++ === 0;
+          }
+          addEventListener(type, listener, options) {
+            if (type !== "close") return super.addEventListener(type, listener, options);
+            super.addEventListener("close", (event) => {
+              const tell = () => {
+                listener.call(this, event);
+                window.firstCloseTold = this.first;
+              };
+              this.first ? held.then(tell) : tell();
+            }, options);
+          }
+        };
+      }`);
+      await page.goto(t.url);
+      await page.getByText("This server needs a token").waitFor({ timeout: 10_000 });
+      await page.getByLabel("token").fill(await t.issue("read"));
+      await page.getByRole("button", { name: "Open" }).click();
+      await page.locator('[data-testid="connection"]').getByText("live").waitFor({ timeout: 10_000 });
+      await page.locator('[data-testid="role"]').getByText("read-only").waitFor({ timeout: 10_000 });
+      // The old socket's close arrives now: the page it belonged to is gone, and the header stays live.
+      await page.evaluate("window.releaseFirstClose()");
+      // Told once a task queued after its listeners has run: the page has drawn what they changed.
+      await expect.poll(() => page.evaluate<boolean>("new Promise((told) => setTimeout(() => told(window.firstCloseTold)))"), { timeout: 10_000 }).toBe(true);
+      expect(await page.locator('[data-testid="connection"]').textContent()).toBe("live");
+      expect(errors).toEqual([]);
+    } finally {
+      await page.close();
+      await t.stop({ removeFiles: true });
+    }
+  });
   it("a task's page shows its log, oldest first, levels marked, its new lines as they come, a long message wrapped on the page", async () => {
     await using t = await startTestServer();
     const page = await browser.newPage();
