@@ -21,6 +21,7 @@ import type { JsonValue } from "./json-types.js";
 import { MEMORY_OPTIONS, memoryCommand } from "./cli-memory.js";
 import { ENQUEUE_OPTIONS, enqueuedText, enqueueOf, PUBLISH_OPTIONS, publishedText, publishOf } from "./cli-enqueue.js";
 import { delayOption, durationOption, expiryArg, int, jsonOption, listOption, num, OperatorUsageError, str, timeArg } from "./cli-options.js";
+import { readValueFiles } from "./cli-value-files.js";
 import { BEYOND_C0, cut, keyPrefixesText, printable, table, utc, when } from "./cli-text.js";
 import { MAX_EVERY_MS, MIN_EVERY_MS } from "./schedules/schedule-schemas.js";
 import { MAX_CORDON_MS } from "./agents/agent-schemas.js";
@@ -135,7 +136,8 @@ export const OPERATOR_USAGE = [
   ".env, the YAML file of COORDINATION_CONFIG or --config FILE; by default http://127.0.0.1:8000), --token TOKEN",
   "(else COORDINATION_TOKEN, else the server's admin token: from those settings for the server they describe,",
   "from COORDINATION_ADMIN_TOKEN for a --url) and --json (JSON for scripts instead of a table); an option its",
-  "command does not take is refused (exit 2), never dropped.",
+  "command does not take is refused (exit 2), never dropped. A JSON value (--payload, kv set's) given as @FILE is read",
+  "from that file, as @- from standard input (a large payload, or one a program writes: jq … | … --payload @-).",
 ].join("\n");
 
 /**
@@ -562,6 +564,8 @@ const needs = (task: { capability: string | null; targetAgentId: string | null }
 export interface Output {
   stdout: (text: string) => void;
   stderr: (text: string) => void;
+  /** The command's standard input, read whole: a JSON value given as `@-`. Absent: the command has none (`@-` is a usage error). */
+  stdin?: () => Promise<string>;
 }
 
 /** What a live tail's error carries: the API's code, and an EVENTS_PRUNED's pruned-through seq. */
@@ -728,6 +732,7 @@ export async function runOperatorCommand(
   try {
     parsed = parse(argv);
     assertOptionsFit(parsed.words, parsed.options);
+    await readValueFiles(parsed, out.stdin);
   } catch (error) {
     if (!(error instanceof OperatorUsageError)) throw error;
     out.stderr(`coordination: ${error.message}\n${usageAfterError(wordsOf(argv))}\n`);

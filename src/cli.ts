@@ -150,6 +150,7 @@ const INTERRUPT_GRACE_MS = 10_000;
 
 async function operatorMain(argv: string[]): Promise<number> {
   const { runOperatorCommand } = await import("./cli-operator.js");
+  const { readStream } = await import("./cli-value-files.js");
   // `… | head` closes the pipe early: that ends the command, it is not an error.
   process.stdout.on("error", (error: NodeJS.ErrnoException) => {
     if (error.code === "EPIPE") process.exit(0);
@@ -177,7 +178,11 @@ async function operatorMain(argv: string[]): Promise<number> {
     return { host: config.host, port: config.port, tls: config.tlsCert !== "", adminToken: config.adminToken };
   };
   try {
-    return await runOperatorCommand(argv, process.env, { stdout: (text) => process.stdout.write(text), stderr: (text) => process.stderr.write(text) }, stop.signal, settings);
+    const stdin = () => {
+      if (process.stdin.isTTY) process.stderr.write("coordination: reading the value from this terminal: end it with Ctrl-D\n");
+      return readStream(process.stdin, stop.signal);
+    };
+    return await runOperatorCommand(argv, process.env, { stdout: (text) => process.stdout.write(text), stderr: (text) => process.stderr.write(text), stdin }, stop.signal, settings);
   } finally {
     ended = true;
   }

@@ -18,6 +18,8 @@ export interface CliOptions {
   args?: string[];
   env?: Record<string, string>;
   cwd?: string;
+  /** Written to the command's standard input, then closed; left out: no standard input (/dev/null). */
+  input?: string;
 }
 
 export interface CliExit {
@@ -41,9 +43,10 @@ export class CliProcess {
     this.child = spawn(process.execPath, [CLI_PATH, ...(options.args ?? [])], {
       cwd: options.cwd,
       env: childEnv(options.env),
-      stdio: ["ignore", "pipe", "pipe"],
+      stdio: [options.input === undefined ? "ignore" : "pipe", "pipe", "pipe"],
     });
     live.add(this.child);
+    if (options.input !== undefined) this.child.stdin!.end(options.input);
     this.child.stdout!.setEncoding("utf8").on("data", (chunk: string) => {
       this.stdout += chunk;
       this.lineWaiters.splice(0).forEach((wake) => wake());

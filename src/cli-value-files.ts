@@ -1,0 +1,102 @@
+// A JSON value given on the command line as @FILE is read from that file, and @- from standard
+// input (curl's --data @file): a payload past the shell's limit on one argument (about 128 KiB on
+// Linux, where the server takes 1 MiB by default), or one another program writes (`jq … |
+// coordination events publish T --payload @-`), needs no quoting. JSON never begins with "@", so
+// no value that was JSON before reads differently now.
+import { readFile, stat } from "node:fs/promises";
+import { OperatorUsageError } from "./cli-options.js";
+
+/** The most a value read from a file or standard input may be: the largest body a server may be set to take (maxBodyBytes). */
+export const MAX_VALUE_FILE_BYTES = 64 * 1024 * 1024;
+
+/** Where a command's JSON values are: `--payload` wherever it is taken, and `kv set KEY VALUE`'s VALUE. */
+interface ValueSlots {
+  words: string[];
+  options: Record<string, string | true>;
+}
+
+/**
+ * Replaces each JSON value given as `@PATH` (or `@-`) with the text it names, in place. A file
+ * that cannot be read, one larger than MAX_VALUE_FILE_BYTES, `@-` twice or with no standard input
+ * is an OperatorUsageError naming the option. A UTF-8 byte order mark (a file saved by some
+ * Windows editors) is left out; whether the text is JSON is the option's reader's to say.
+ */
+export async function readValueFiles({ words, options }: ValueSlots, stdin: (() => Promise<string>) | undefined): Promise<void> {
+  let stdinTaken: string | undefined;
+  const read = async (given: string, name: string): Promise<string> => {
+    const path = given.slice(1);
+    if (path === "-") {
+      if (stdinTaken !== undefined) throw new OperatorUsageError(`${name} @- reads standard input, which ${stdinTaken} reads already`);
+      if (stdin === undefined) throw new OperatorUsageError(`${name} @- reads standard input, and this command has none`);
+      stdinTaken = name;
+      return withoutBom(await stdin());
+    }
+    if (path === "") throw new OperatorUsageError(`${name} @ needs a file after it: @payload.json, or @- for standard input`);
+    return withoutBom(await readValueFile(path, name));
+  };
+  // Said here, where the file is known: the option's reader would show the text's start alone.
+  const readJson = async (given: string, name: string): Promise<string> => {
+    const text = await read(given, name);
+    try {
+      JSON.parse(text);
+    } catch (error) {
+      throw new OperatorUsageError(`${name} ${given}: ${given === "@-" ? "standard input" : "the file"} is not JSON (${(error as Error).message})`);
+    }
+    return text;
+  };
+  const payload = options["--payload"];
+  if (typeof payload === "string" && payload.startsWith("@")) options["--payload"] = await readJson(payload, "--payload");
+  if (words[0] === "kv" && words[1] === "set" && words.length === 4 && words[3]!.startsWith("@")) words[3] = await readJson(words[3]!, "kv set's VALUE");
+}
+
+async function readValueFile(path: string, name: string): Promise<string> {
+  try {
+    const file = await stat(path);
+    // Refused before it is read; a FIFO (<(jq …)) has no size until read, and is bounded after.
+    if (file.isFile() && file.size > MAX_VALUE_FILE_BYTES) throw new OperatorUsageError(`${name} @${path}: the file is ${file.size} bytes, more than any server takes (${MAX_VALUE_FILE_BYTES})`);
+    const text = await readFile(path, "utf8");
+    if (Buffer.byteLength(text) > MAX_VALUE_FILE_BYTES) throw new OperatorUsageError(`${name} @${path}: more than any server takes (${MAX_VALUE_FILE_BYTES} bytes)`);
+    return text;
+  } catch (error) {
+    if (error instanceof OperatorUsageError) throw error;
+    const reason = (error as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (error as Error).message;
+    throw new OperatorUsageError(`${name} @${path}: cannot read it (${reason})`);
+  }
+}
+
+const withoutBom = (text: string): string => (text.charCodeAt(0) === 0xfeff ? text.slice(1) : text);
+
+/**
+ * All of `stream` (a command's standard input) as UTF-8 text, at most MAX_VALUE_FILE_BYTES;
+ * rejects with an OperatorUsageError past that, or when `signal` aborts (Ctrl-C at a terminal
+ * that was asked for it).
+ */
+export function readStream(stream: NodeJS.ReadableStream, signal?: AbortSignal, maxBytes = MAX_VALUE_FILE_BYTES): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let bytes = 0;
+    const end = (settle: () => void) => {
+      stream.removeListener("data", onData);
+      stream.removeListener("end", onEnd);
+      stream.removeListener("error", onError);
+      signal?.removeEventListener("abort", onAbort);
+      stream.pause();
+      settle();
+    };
+    const onData = (chunk: Buffer | string) => {
+      const buffer = typeof chunk === "string" ? Buffer.from(chunk) : chunk;
+      bytes += buffer.length;
+      if (bytes > maxBytes) end(() => reject(new OperatorUsageError(`standard input is more than any server takes (${maxBytes} bytes)`)));
+      else chunks.push(buffer);
+    };
+    const onEnd = () => end(() => resolve(Buffer.concat(chunks).toString("utf8")));
+    const onError = (error: Error) => end(() => reject(new OperatorUsageError(`cannot read standard input (${error.message})`)));
+    const onAbort = () => end(() => reject(new OperatorUsageError("interrupted while reading standard input: nothing was sent")));
+    if (signal?.aborted) return onAbort();
+    stream.on("data", onData);
+    stream.once("end", onEnd);
+    stream.once("error", onError);
+    signal?.addEventListener("abort", onAbort, { once: true });
+    stream.resume();
+  });
+}

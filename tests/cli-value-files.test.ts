@@ -1,0 +1,124 @@
+// A JSON value given to the command line as @FILE is read from the file, @- from standard input:
+// a payload past the shell's limit on one argument, or one a program writes. What cannot be read,
+// is not JSON or is too large is refused naming the option and the file (exit 2), nothing sent.
+import { mkdtempSync, rmSync, truncateSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { PassThrough } from "node:stream";
+import { afterAll, afterEach, describe, expect, it } from "vitest";
+import { runOperatorCommand } from "../src/cli-operator.js";
+import { OperatorUsageError } from "../src/cli-options.js";
+import { MAX_VALUE_FILE_BYTES, readStream } from "../src/cli-value-files.js";
+import { killAllCli, runCli } from "./helpers/cli-process.js";
+import { startTestServer, type TestServer } from "./helpers/test-server.js";
+
+let t: TestServer | undefined;
+afterEach(async () => {
+  await killAllCli();
+  await t?.stop({ removeFiles: true });
+  t = undefined;
+});
+const dir = mkdtempSync(join(tmpdir(), "coordination-value-files-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** A file in this test's directory holding `text`; its path. */
+function file(name: string, text: string): string {
+  const path = join(dir, name);
+  writeFileSync(path, text);
+  return path;
+}
+
+/** The command line in this process (runOperatorCommand, what the binary calls); `stdin` is its standard input, if it has one. */
+async function cli(args: string[], stdin?: string): Promise<{ code: number; stdout: string; stderr: string }> {
+  let stdout = "";
+  let stderr = "";
+  const out = { stdout: (text: string) => void (stdout += text), stderr: (text: string) => void (stderr += text), ...(stdin === undefined ? {} : { stdin: async () => stdin }) };
+  const code = await runOperatorCommand([...args, "--url", t!.url], {}, out);
+  return { code, stdout, stderr };
+}
+
+/** A payload past what one command-line argument may be on Linux (128 KiB). */
+const large = { diff: "+".repeat(300_000), files: ["a.ts", "b.ts"] };
+
+describe("a JSON value read from a file or standard input", () => {
+  it("tasks enqueue and tasks update take --payload @FILE; a file saved with a byte order mark too", async () => {
+    t = await startTestServer();
+    const made = await cli(["tasks", "enqueue", "--queue", "review", "--payload", `@${file("large.json", `${JSON.stringify(large)}\n`)}`]);
+    expect([made.code, made.stderr]).toEqual([0, ""]);
+    const id = made.stdout.split(" ")[0]!;
+    expect((await t.api.tasks.get.query({ taskId: id })).payload).toEqual(large);
+    const updated = await cli(["tasks", "update", id, "--payload", `@${file("bom.json", '\uFEFF{"step":2}')}`]);
+    expect([updated.code, updated.stderr]).toEqual([0, ""]);
+    expect((await t.api.tasks.get.query({ taskId: id })).payload).toEqual({ step: 2 });
+  });
+
+  it("events publish takes --payload @- from standard input, and kv set its VALUE from @FILE", async () => {
+    t = await startTestServer();
+    const published = await cli(["events", "publish", "build.done", "--payload", "@-", "--source", "ci"], '{"commit":"abc123","ok":true}\n');
+    expect([published.code, published.stderr]).toEqual([0, ""]);
+    const events = await t.api.events.list.query({ types: ["build.done"] });
+    expect(events.map((e) => [e.source, e.payload])).toEqual([["ci", { commit: "abc123", ok: true }]]);
+    // A key's value is at most 64 KiB: this one's quoting alone would be a chore at a prompt.
+    const plan = { steps: Array.from({ length: 500 }, (_, n) => ({ n, says: `it's "step" ${n}` })) };
+    const set = await cli(["kv", "set", "plans/big", `@${file("plan.json", JSON.stringify(plan))}`]);
+    expect([set.code, set.stderr]).toEqual([0, ""]);
+    expect((await t.api.kv.get.query({ key: "plans/big" })).entry?.value).toEqual(plan);
+  });
+
+  it("refuses, naming the option and the file, what cannot be read, is not JSON, or is larger than any server takes: nothing is sent", async () => {
+    t = await startTestServer();
+    const missing = join(dir, "missing.json");
+    const refusals: Array<[string[], string | undefined, string]> = [
+      [["tasks", "enqueue", "--payload", `@${missing}`], undefined, `coordination: --payload @${missing}: cannot read it (no such file)`],
+      [["tasks", "enqueue", "--payload", `@${dir}`], undefined, `coordination: --payload @${dir}: cannot read it (EISDIR: illegal operation on a directory, read)`],
+      [["tasks", "enqueue", "--payload", "@"], undefined, "coordination: --payload @ needs a file after it: @payload.json, or @- for standard input"],
+      [["events", "publish", "x", "--payload", "@-"], "", "coordination: --payload @-: standard input is not JSON (Unexpected end of JSON input)"],
+      [["events", "publish", "x", "--payload", "@-"], undefined, "coordination: --payload @- reads standard input, and this command has none"],
+      [["kv", "set", "k", `@${missing}`], undefined, `coordination: kv set's VALUE @${missing}: cannot read it (no such file)`],
+    ];
+    for (const [args, stdin, message] of refusals) {
+      const refused = await cli(args, stdin);
+      expect([refused.code, refused.stdout, refused.stderr.split("\n")[0]]).toEqual([2, "", message]);
+    }
+    // JSON.parse's own words say where (they differ between Node versions).
+    const broken = await cli(["tasks", "enqueue", "--payload", `@${file("broken.json", '{"to": "ops",}')}`]);
+    expect([broken.code, broken.stderr.split("\n")[0]]).toEqual([2, expect.stringMatching(new RegExp(`^coordination: --payload @${join(dir, "broken.json")}: the file is not JSON \\(.*position 13.*\\)$`))]);
+    // A file larger than the largest body a server may be set to take is refused before it is read (a sparse file: no disk used).
+    const huge = file("huge.json", "");
+    truncateSync(huge, MAX_VALUE_FILE_BYTES + 1);
+    const tooLarge = await cli(["tasks", "enqueue", "--payload", `@${huge}`]);
+    expect([tooLarge.code, tooLarge.stderr.split("\n")[0]]).toEqual([2, `coordination: --payload @${huge}: the file is ${MAX_VALUE_FILE_BYTES + 1} bytes, more than any server takes (${MAX_VALUE_FILE_BYTES})`]);
+    expect((await t.api.tasks.list.query({})).items).toEqual([]);
+    expect(await t.api.events.list.query({ types: ["x"] })).toEqual([]);
+    expect((await t.api.kv.get.query({ key: "k" })).entry).toBeNull();
+  });
+
+  it("reads standard input as the binary is given it: a pipe, or none", async () => {
+    t = await startTestServer();
+    const piped = await runCli({ args: ["events", "publish", "deploy.started", "--payload", "@-", "--source", "ci"], env: { COORDINATION_URL: t.url }, input: JSON.stringify(large) }, 60_000);
+    expect([piped.code, piped.stderr]).toEqual([0, ""]);
+    const events = await t.api.events.list.query({ types: ["deploy.started"] });
+    expect(events.map((e) => e.payload)).toEqual([large]);
+    // No standard input (/dev/null): nothing to read, said as such.
+    const none = await runCli({ args: ["events", "publish", "deploy.started", "--payload", "@-", "--source", "ci"], env: { COORDINATION_URL: t.url } }, 60_000);
+    expect([none.code, none.stderr.split("\n")[0]]).toEqual([2, "coordination: --payload @-: standard input is not JSON (Unexpected end of JSON input)"]);
+  });
+
+  it("stops reading standard input past its bound, or when interrupted", async () => {
+    const flood = new PassThrough();
+    const tooMuch = readStream(flood, undefined, 10);
+    flood.write("12345678");
+    flood.write("901");
+    await expect(tooMuch).rejects.toThrow(new OperatorUsageError("standard input is more than any server takes (10 bytes)"));
+    const waiting = new PassThrough();
+    const stop = new AbortController();
+    const interrupted = readStream(waiting, stop.signal);
+    waiting.write('{"partial":');
+    stop.abort();
+    await expect(interrupted).rejects.toThrow(new OperatorUsageError("interrupted while reading standard input: nothing was sent"));
+    const whole = new PassThrough();
+    const read = readStream(whole);
+    whole.end("é".repeat(3));
+    expect(await read).toBe("ééé");
+  });
+});
