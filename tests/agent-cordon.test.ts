@@ -4,7 +4,7 @@
 // holds, without revoking its credential; and an agent that fails every run it takes is stopped
 // before it drains its queues into dead letters.
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { killAllCli, runCli } from "./helpers/cli-process.js";
+import { killAllCli, runOperator } from "./helpers/cli-process.js";
 import { http, startSecureServer, type SecureServer } from "./helpers/secure-server.js";
 import { rest, startTestServer, withDatabase, type TestServer } from "./helpers/test-server.js";
 
@@ -385,22 +385,22 @@ describe("agent cordons", () => {
     await t.api.agents.register.mutate({ agentId: "w1" });
     await t.api.agents.register.mutate({ agentId: "w2" });
     const env = { COORDINATION_URL: t.url };
-    const cordon = await runCli({ args: ["agents", "cordon", "w1", "--reason", "bad deploy", "--for", "2h"], env });
+    const cordon = await runOperator({ args: ["agents", "cordon", "w1", "--reason", "bad deploy", "--for", "2h"], env });
     expect(cordon.code).toBe(0);
     expect(cordon.stdout).toMatch(/^agent w1 cordoned: since .+, until .+: bad deploy\n$/);
     const until = (await t.api.agents.get.query({ agentId: "w1" })).cordon!;
     expect(until.until!.getTime() - until.cordonedAt.getTime()).toBe(2 * 3_600_000);
-    const listed = await runCli({ args: ["agents", "--cordoned"], env });
+    const listed = await runOperator({ args: ["agents", "--cordoned"], env });
     expect(listed.code).toBe(0);
     expect(listed.stdout).toContain("w1");
     expect(listed.stdout).not.toContain("w2");
-    expect(await runCli({ args: ["agents", "uncordon", "w1"], env })).toMatchObject({ code: 0, stdout: "agent w1 takes tasks\n" });
-    expect(await runCli({ args: ["agents", "cordon", "w1", "--for", "soon"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining("--for must be a length of time") });
-    expect(await runCli({ args: ["agents", "cordon"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining("agents cordon needs an AGENT_ID") });
-    expect(await runCli({ args: ["agents", "cordon", "w1", "w2"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining("agents cordon takes one AGENT_ID (got 2)") });
-    expect(await runCli({ args: ["agents", "cordon", "w1", "--for", "400d"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining("--for must be a length of time from 1s to 366d") });
+    expect(await runOperator({ args: ["agents", "uncordon", "w1"], env })).toMatchObject({ code: 0, stdout: "agent w1 takes tasks\n" });
+    expect(await runOperator({ args: ["agents", "cordon", "w1", "--for", "soon"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining("--for must be a length of time") });
+    expect(await runOperator({ args: ["agents", "cordon"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining("agents cordon needs an AGENT_ID") });
+    expect(await runOperator({ args: ["agents", "cordon", "w1", "w2"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining("agents cordon takes one AGENT_ID (got 2)") });
+    expect(await runOperator({ args: ["agents", "cordon", "w1", "--for", "400d"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining("--for must be a length of time from 1s to 366d") });
     // A flag is there or not: --cordoned=false listed the cordoned agents.
-    expect(await runCli({ args: ["agents", "--cordoned=false"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining('--cordoned takes no value (got "--cordoned=false"') });
+    expect(await runOperator({ args: ["agents", "--cordoned=false"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining('--cordoned takes no value (got "--cordoned=false"') });
     expect((await t.api.agents.get.query({ agentId: "w1" })).cordon).toBeNull();
   });
 });

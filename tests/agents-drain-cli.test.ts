@@ -3,7 +3,7 @@
 // command waits until the tasks it holds are settled, failed back to the queue or released.
 import { createServer, type Socket } from "node:net";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { CliProcess, killAllCli, runCli } from "./helpers/cli-process.js";
+import { CliProcess, killAllCli, runOperator } from "./helpers/cli-process.js";
 import { startTestServer } from "./helpers/test-server.js";
 
 afterEach(killAllCli);
@@ -31,7 +31,7 @@ describe("coordination agents drain", () => {
     await using t = await startTestServer();
     const task = await t.api.tasks.enqueue.mutate({ queue: "q" });
     await t.api.tasks.claim.mutate({ agentId: "w2", queues: ["q"], context: false });
-    const drain = await runCli({ args: ["agents", "drain", "w2", "--timeout", "1s", "--reason", "host maintenance"], env: { COORDINATION_URL: t.url } }, 30_000);
+    const drain = await runOperator({ args: ["agents", "drain", "w2", "--timeout", "1s", "--reason", "host maintenance"], env: { COORDINATION_URL: t.url } }, 30_000);
     expect(drain).toMatchObject({
       code: 4,
       stdout: "",
@@ -39,7 +39,7 @@ describe("coordination agents drain", () => {
     });
     expect((await t.api.agents.get.query({ agentId: "w2" })).cordon).toMatchObject({ reason: "host maintenance" });
     // --json says the same to a script.
-    const json = await runCli({ args: ["agents", "drain", "w2", "--timeout", "1s", "--json"], env: { COORDINATION_URL: t.url } }, 30_000);
+    const json = await runOperator({ args: ["agents", "drain", "w2", "--timeout", "1s", "--json"], env: { COORDINATION_URL: t.url } }, 30_000);
     expect(json.code).toBe(4);
     expect(JSON.parse(json.stdout)).toMatchObject({ drained: false, holding: [task.id], agent: { agentId: "w2" } });
   });
@@ -85,15 +85,15 @@ describe("coordination agents drain", () => {
     await using t = await startTestServer();
     await t.api.kv.set.mutate({ key: "presence/w3", value: "here", agentId: "w3", ephemeral: true });
     const env = { COORDINATION_URL: t.url };
-    expect(await runCli({ args: ["agents", "drain", "w3", "--deregister"], env }, 30_000)).toMatchObject({ code: 0, stdout: "agent w3 drained: it held no task, and was deregistered\n", stderr: "" });
+    expect(await runOperator({ args: ["agents", "drain", "w3", "--deregister"], env }, 30_000)).toMatchObject({ code: 0, stdout: "agent w3 drained: it held no task, and was deregistered\n", stderr: "" });
     await expect(t.api.agents.get.query({ agentId: "w3" })).rejects.toMatchObject({ data: { code: "AGENT_NOT_FOUND" } });
     expect((await t.api.kv.get.query({ key: "presence/w3" })).entry).toBeNull();
     // The cordon stays, as with any deregistration: a worker still running comes back cordoned.
     await t.api.tasks.enqueue.mutate({ queue: "after" });
     expect(await t.api.tasks.claim.mutate({ agentId: "w3", queues: ["after"], context: false })).toBeNull();
     expect((await t.api.agents.get.query({ agentId: "w3" })).cordon).toMatchObject({ reason: "drained" });
-    expect(await runCli({ args: ["agents", "drain"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining("agents drain needs an AGENT_ID") });
-    expect(await runCli({ args: ["agents", "drain", "a", "b"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining("agents drain takes one AGENT_ID (got 2)") });
-    expect(await runCli({ args: ["agents", "drain", "nobody"], env })).toMatchObject({ code: 1, stderr: expect.stringContaining("AGENT_NOT_FOUND") });
+    expect(await runOperator({ args: ["agents", "drain"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining("agents drain needs an AGENT_ID") });
+    expect(await runOperator({ args: ["agents", "drain", "a", "b"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining("agents drain takes one AGENT_ID (got 2)") });
+    expect(await runOperator({ args: ["agents", "drain", "nobody"], env })).toMatchObject({ code: 1, stderr: expect.stringContaining("AGENT_NOT_FOUND") });
   });
 });

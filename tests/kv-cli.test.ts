@@ -4,7 +4,7 @@
 // A test that runs many processes one after another names a bound of its own: each takes a second
 // or more to start on a loaded machine (50 s seen for the first test on two busy cores).
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { CliProcess, killAllCli, runCli, type CliOptions } from "./helpers/cli-process.js";
+import { CliProcess, killAllCli, runOperator, type CliOptions } from "./helpers/cli-process.js";
 import { startTestServer, withDatabase, type TestServer } from "./helpers/test-server.js";
 
 let t: TestServer | undefined;
@@ -14,8 +14,8 @@ afterEach(async () => {
   t = undefined;
 });
 
-/** The command run to its end: its bound is only there to fail a hung command, never a slow machine's (runCli's own is 10 s). */
-const run = (options: CliOptions) => runCli(options, 120_000);
+/** The command run to its end: its bound is only there to fail a hung command, never a slow machine's (runOperator's own is 10 s). */
+const run = (options: CliOptions) => runOperator(options, 120_000);
 
 /** A time as the CLI prints it: UTC to the second, marked Z. */
 const at = (date: Date): string => date.toISOString().replace("T", " ").replace(/\.\d+Z$/, "Z");
@@ -219,7 +219,7 @@ describe("shared state from the command line", () => {
         "",
       ].join("\n"),
     );
-    expect(await runCli({ args: ["kv", "watch", "k", "--prefix", "p"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining("kv watch takes a KEY or --prefix TEXT, not both") });
+    expect(await runOperator({ args: ["kv", "watch", "k", "--prefix", "p"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining("kv watch takes a KEY or --prefix TEXT, not both") });
   }, 120_000);
 
   it("kv watch shows the key, then each version it takes, until Ctrl-C", async () => {

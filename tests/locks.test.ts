@@ -6,7 +6,7 @@
 import net from "node:net";
 import BetterSqlite3 from "better-sqlite3";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { killAllCli, runCli } from "./helpers/cli-process.js";
+import { killAllCli, runOperator } from "./helpers/cli-process.js";
 import { ADMIN_SECRET, http, startSecureServer, type SecureServer } from "./helpers/secure-server.js";
 import { rest, startTestServer, startTestServerWithout, withDatabase, type TestServer } from "./helpers/test-server.js";
 
@@ -430,27 +430,27 @@ describe("named locks from the command line", () => {
     const env = { COORDINATION_URL: t.url };
     const held = await t.api.locks.acquire.mutate({ name: "repo/src/a.ts", agentId: "stuck", leaseMs: 600_000 });
     await t.api.locks.acquire.mutate({ name: "deploy:production", agentId: "deployer" });
-    const listed = await runCli({ args: ["locks"], env });
+    const listed = await runOperator({ args: ["locks"], env });
     expect(listed.code).toBe(0);
     expect(listed.stdout.split("\n")[0]).toMatch(/^LOCK\s+HOLDER\s+FENCING TOKEN\s+ACQUIRED\s+EXPIRES$/);
     expect(listed.stdout.split("\n").slice(1, 3).map((line) => line.split(/\s+/).slice(0, 3))).toEqual([
       ["deploy:production", "deployer", "2"],
       ["repo/src/a.ts", "stuck", "1"],
     ]);
-    const one = await runCli({ args: ["locks", "--holder", "stuck", "--json"], env });
+    const one = await runOperator({ args: ["locks", "--holder", "stuck", "--json"], env });
     expect(JSON.parse(one.stdout)).toEqual([expect.objectContaining({ name: "repo/src/a.ts", holder: "stuck", fencingToken: 1 })]);
-    expect((await runCli({ args: ["locks", "get", "repo/src/a.ts"], env })).stdout).toBe(
+    expect((await runOperator({ args: ["locks", "get", "repo/src/a.ts"], env })).stdout).toBe(
       `lock repo/src/a.ts held by stuck (fencing token 1) since ${held.lock.acquiredAt!.toISOString().replace("T", " ").replace(/\.\d+Z$/, "Z")}, until ${held.lock.expiresAt!.toISOString().replace("T", " ").replace(/\.\d+Z$/, "Z")}\n`,
     );
-    expect(await runCli({ args: ["locks", "force-release", "repo/src/a.ts", "--reason", "agent hung"], env })).toMatchObject({
+    expect(await runOperator({ args: ["locks", "force-release", "repo/src/a.ts", "--reason", "agent hung"], env })).toMatchObject({
       code: 0,
       stdout: "lock repo/src/a.ts released (it was held by stuck, fencing token 1)\n",
     });
-    expect(await runCli({ args: ["locks", "force-release", "repo/src/a.ts"], env })).toMatchObject({ code: 0, stdout: "lock repo/src/a.ts was free: nothing changed\n" });
-    expect(await runCli({ args: ["locks", "get", "repo/src/a.ts"], env })).toMatchObject({ code: 0, stdout: "lock repo/src/a.ts is free\n" });
+    expect(await runOperator({ args: ["locks", "force-release", "repo/src/a.ts"], env })).toMatchObject({ code: 0, stdout: "lock repo/src/a.ts was free: nothing changed\n" });
+    expect(await runOperator({ args: ["locks", "get", "repo/src/a.ts"], env })).toMatchObject({ code: 0, stdout: "lock repo/src/a.ts is free\n" });
     expect((await lockEvents(t)).at(-1)).toEqual(["lock.released", { name: "repo/src/a.ts", agentId: "stuck", fencingToken: 1, heldMs: expect.any(Number), forced: true, releasedBy: null, reason: "agent hung" }]);
-    expect(await runCli({ args: ["locks", "get"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining("locks get needs a NAME") });
-    expect(await runCli({ args: ["locks", "force-release", "a", "--holder", "x"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining("does not take --holder") });
+    expect(await runOperator({ args: ["locks", "get"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining("locks get needs a NAME") });
+    expect(await runOperator({ args: ["locks", "force-release", "a", "--holder", "x"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining("does not take --holder") });
   });
 });
 

@@ -1,5 +1,7 @@
-// The operator's command line, as a real process against a real server: tables and --json,
-// credentials, the live tail, migrate, and an online backup taken while the server writes.
+// The operator's command line against a real server: tables and --json, credentials, the live
+// tail, migrate, and an online backup taken while the server writes. A real process where the
+// process is the subject (Ctrl-C, settings read from its directory, the database file); the
+// tables and refusals in this process, as the binary runs them (runOperator).
 import { copyFileSync, existsSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { createServer as createHttpServer } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -7,7 +9,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import Database from "better-sqlite3";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { CliProcess, killAllCli, runCli } from "./helpers/cli-process.js";
+import { CliProcess, killAllCli, runCli, runOperator } from "./helpers/cli-process.js";
 import { ADMIN_SECRET, http, startSecureServer } from "./helpers/secure-server.js";
 import { makeTempDir, startTestServer, type TestServer } from "./helpers/test-server.js";
 
@@ -33,12 +35,12 @@ describe("operator commands against a running server", () => {
     expect(claimed.id).toBe(dead.id);
     await t.api.tasks.fail.mutate({ taskId: dead.id, agentId: "agent-9", error: "boom" });
 
-    const stats = await runCli({ args: ["stats"], env });
+    const stats = await runOperator({ args: ["stats"], env });
     expect(stats.code).toBe(0);
     expect(stats.stdout.split("\n")[0]).toMatch(/^QUEUE\s+WAITING\s+PENDING\s+\(SCHEDULED\)\s+CLAIMED\s+COMPLETED\s+DEAD_LETTER\s+CANCELLED\s+OLDEST PENDING\s+NEXT DUE$/);
     // The delayed task is pending, and scheduled: not due for an hour.
     expect(stats.stdout.split("\n")[1]).toMatch(new RegExp(`^ops\\s+0\\s+2\\s+1\\s+0\\s+0\\s+1\\s+0\\s+\\d+ s\\s+${later.runAt.toISOString().replace("T", " ").slice(0, 19)}Z$`));
-    const statsJson = JSON.parse((await runCli({ args: ["stats", "--json"], env })).stdout);
+    const statsJson = JSON.parse((await runOperator({ args: ["stats", "--json"], env })).stdout);
     expect(statsJson).toEqual({
       queues: [{ queue: "ops", counts: { waiting: 0, pending: 2, claimed: 0, completed: 0, dead_letter: 1, cancelled: 0 }, scheduled: 1, nextDueAt: later.runAt.toISOString(), oldestPendingAgeMs: expect.any(Number), paused: false, maxLeased: null, rate: null }],
       queuesOmitted: 0,
@@ -52,10 +54,10 @@ describe("operator commands against a running server", () => {
       },
     });
 
-    const list = await runCli({ args: ["tasks", "list", "--queue", "ops", "--status", "dead_letter"], env });
+    const list = await runOperator({ args: ["tasks", "list", "--queue", "ops", "--status", "dead_letter"], env });
     expect(list.stdout).toContain(dead.id);
     expect(list.stdout).not.toContain(other.id);
-    const got = await runCli({ args: ["tasks", "get", dead.id], env });
+    const got = await runOperator({ args: ["tasks", "get", dead.id], env });
     expect(got.stdout).toMatch(/last error\s+boom/);
     // A dead letter holds no lease: its last holder is named as such, and when it ended.
     expect(got.stdout).toMatch(/^lease\s+-$/m);
@@ -63,21 +65,21 @@ describe("operator commands against a running server", () => {
     expect(got.stdout).toMatch(/^finished\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ$/m);
     // What a claimer must offer shows, so a pending task that sits unclaimed says why.
     const needy = await t.api.tasks.enqueue.mutate({ queue: "ops", payload: {}, capability: "gpu", targetAgentId: "agent-9" });
-    expect((await runCli({ args: ["tasks", "get", needy.id], env })).stdout).toMatch(/^capability\s+gpu\n^target agent\s+agent-9\n^run at\s+\d{4}-/m);
-    expect((await runCli({ args: ["tasks", "list", "--capability", "gpu"], env })).stdout).toMatch(new RegExp(`^${needy.id}\\s+ops\\s+pending\\s+5\\s+0/3\\s+-\\s+capability gpu, agent agent-9\\s+\\d{4}-`, "m"));
-    const requeued = JSON.parse((await runCli({ args: ["tasks", "requeue", dead.id, "--json"], env })).stdout);
+    expect((await runOperator({ args: ["tasks", "get", needy.id], env })).stdout).toMatch(/^capability\s+gpu\n^target agent\s+agent-9\n^run at\s+\d{4}-/m);
+    expect((await runOperator({ args: ["tasks", "list", "--capability", "gpu"], env })).stdout).toMatch(new RegExp(`^${needy.id}\\s+ops\\s+pending\\s+5\\s+0/3\\s+-\\s+capability gpu, agent agent-9\\s+\\d{4}-`, "m"));
+    const requeued = JSON.parse((await runOperator({ args: ["tasks", "requeue", dead.id, "--json"], env })).stdout);
     expect(requeued.status).toBe("pending");
-    expect((await runCli({ args: ["tasks", "cancel", other.id], env })).stdout).toMatch(/status\s+cancelled/);
+    expect((await runOperator({ args: ["tasks", "cancel", other.id], env })).stdout).toMatch(/status\s+cancelled/);
 
-    const agents = await runCli({ args: ["agents", "--capability", "pdf"], env });
+    const agents = await runOperator({ args: ["agents", "--capability", "pdf"], env });
     expect(agents.stdout).toMatch(/agent-9\s+healthy\s+idle\s+0\s+pdf/);
-    const missing = await runCli({ args: ["tasks", "get", "no-such-task"], env });
+    const missing = await runOperator({ args: ["tasks", "get", "no-such-task"], env });
     expect([missing.code, missing.stderr]).toEqual([1, 'coordination: TASK_NOT_FOUND: task "no-such-task" not found\n']);
   });
 
   it("a usage error prints its message and the usage of that command alone, then where the rest is", async () => {
     const env = { COORDINATION_URL: "http://127.0.0.1:1" };
-    const update = await runCli({ args: ["tasks", "update", "T1", "--priority", "high"], env });
+    const update = await runOperator({ args: ["tasks", "update", "T1", "--priority", "high"], env });
     expect([update.code, update.stdout]).toEqual([2, ""]);
     expect(update.stderr).toBe(
       [
@@ -93,14 +95,14 @@ describe("operator commands against a running server", () => {
       ].join("\n"),
     );
     // A word that names several forms (tasks wait, tasks cancel): each of them; an option refused before the words are known: the command's.
-    const wait = await runCli({ args: ["tasks", "wait"], env });
+    const wait = await runOperator({ args: ["tasks", "wait"], env });
     expect(wait.stderr.split("\n").filter((line) => /^(Usage: | {7})coordination tasks/.test(line))).toEqual([
       "Usage: coordination tasks wait TASK_ID [--timeout DURATION]     until it settles (or DURATION: 30s, 5m, 1h); exit 0 if it completed,",
       "       coordination tasks wait TASK_ID TASK_ID... [--any] [--timeout DURATION]   (up to 100) until all of them completed (--any:",
     ]);
-    const stats = await runCli({ args: ["--url", "http://127.0.0.1:1", "stats", "--bogus"], env: {} });
+    const stats = await runOperator({ args: ["--url", "http://127.0.0.1:1", "stats", "--bogus"], env: {} });
     expect([stats.code, stats.stderr]).toEqual([2, 'coordination: unknown option "--bogus"\nUsage: coordination stats [--queue Q]                         task counts per queue and state\n(coordination stats --help: every command, and the options each takes)\n']);
-    const schedules = await runCli({ args: ["schedules", "set", "nightly", "--every", "nope"], env });
+    const schedules = await runOperator({ args: ["schedules", "set", "nightly", "--every", "nope"], env });
     expect(schedules.stderr.split("\n").slice(1, -2)).toHaveLength(6);
     expect(schedules.stderr.split("\n")[1]).toMatch(/^Usage: coordination schedules set NAME --cron/);
   });
@@ -113,7 +115,7 @@ describe("operator commands against a running server", () => {
       await t.api.tasks.claim.mutate({ agentId: "w", queues: ["bulk"] });
       await t.api.tasks.fail.mutate({ taskId: task.id, agentId: "w", error: "smtp down" });
     }
-    const refused = await runCli({ args: ["tasks", "requeue", "--all", "--queue", "bulk", "--limit", "5"], env });
+    const refused = await runOperator({ args: ["tasks", "requeue", "--all", "--queue", "bulk", "--limit", "5"], env });
     expect(refused.code).toBe(2);
     expect(refused.stderr.split("\n")[0]).toBe("coordination: tasks requeue --all does not take --limit (it takes --all, --queue, --after, --before, --clear-checkpoint)");
     expect((await t.api.tasks.stats.query({ queue: "bulk" })).queues[0]!.counts.dead_letter).toBe(3);
@@ -125,16 +127,16 @@ describe("operator commands against a running server", () => {
       // --all is the bulk form, which names no task: with a TASK_ID it is refused, not ignored.
       [["tasks", "requeue", tasks[0]!.id, "--all", "--before", "2030-01-01T00:00:00Z"], "tasks requeue does not take --all, --before (it takes --clear-checkpoint)"],
     ] as const) {
-      const answer = await runCli({ args: [...args], env });
+      const answer = await runOperator({ args: [...args], env });
       expect([answer.code, answer.stderr.split("\n")[0]], args.join(" ")).toEqual([2, `coordination: ${message}`]);
     }
     // What the API filters by, the commands take: stats of one queue, tasks of one capability.
     await t.api.tasks.enqueue.mutate({ queue: "other", payload: 1, capability: "gpu" });
-    const one = JSON.parse((await runCli({ args: ["stats", "--queue", "bulk", "--json"], env })).stdout);
+    const one = JSON.parse((await runOperator({ args: ["stats", "--queue", "bulk", "--json"], env })).stdout);
     expect(one.queues.map((q: { queue: string }) => q.queue)).toEqual(["bulk"]);
     // The queues a --queue leaves out are not "quieter queues not shown".
-    expect((await runCli({ args: ["stats", "--queue", "bulk"], env })).stdout).not.toContain("quieter");
-    const gpu = JSON.parse((await runCli({ args: ["tasks", "list", "--capability", "gpu", "--json"], env })).stdout);
+    expect((await runOperator({ args: ["stats", "--queue", "bulk"], env })).stdout).not.toContain("quieter");
+    const gpu = JSON.parse((await runOperator({ args: ["tasks", "list", "--capability", "gpu", "--json"], env })).stdout);
     expect(gpu.items.map((task: { queue: string }) => task.queue)).toEqual(["other"]);
   });
 
@@ -143,7 +145,7 @@ describe("operator commands against a running server", () => {
     const blob = "x".repeat(60 * 1024); // four agents fit in an answer
     const ids = Array.from({ length: 10 }, (_, i) => `agent-${String(i).padStart(2, "0")}`);
     for (const agentId of ids) await t.api.agents.register.mutate({ agentId, capabilities: ["pdf"], metadata: { blob } });
-    const listed = await runCli({ args: ["agents", "--json"], env: { COORDINATION_URL: t.url } });
+    const listed = await runOperator({ args: ["agents", "--json"], env: { COORDINATION_URL: t.url } });
     expect([listed.code, listed.stderr]).toEqual([0, ""]);
     expect(JSON.parse(listed.stdout).map((a: { agentId: string }) => a.agentId)).toEqual(ids);
   });
@@ -164,14 +166,14 @@ describe("operator commands against a running server", () => {
     await t.api.tasks.claim.mutate({ agentId: "mallory", queues: ["eight-bit"] });
     await t.api.tasks.heartbeat.mutate({ taskId: other.id, agentId: "mallory", progress: { step: eightBit } });
     for (const args of [["agents"], ["stats"], ["tasks", "get", task.id], ["tasks", "list"], ["tasks", "get", other.id], ["tasks", "get", other.id, "--json"], ["tasks", "list", "--json"]]) {
-      const { code, stdout } = await runCli({ args, env });
+      const { code, stdout } = await runOperator({ args, env });
       expect(code, args.join(" ")).toBe(0);
       expect(stdout, args.join(" ")).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/);
     }
     // --json stays JSON that reads back the same.
-    expect(JSON.parse((await runCli({ args: ["tasks", "get", other.id, "--json"], env })).stdout).progress).toEqual({ step: eightBit });
-    expect((await runCli({ args: ["stats"], env })).stdout).toContain("q\\x1b[2K\\r\\x1b[32mOK: all agents healthy\\x07");
-    expect((await runCli({ args: ["tasks", "get", task.id], env })).stdout).toMatch(/last error\s+boom\\x1b\[2K/);
+    expect(JSON.parse((await runOperator({ args: ["tasks", "get", other.id, "--json"], env })).stdout).progress).toEqual({ step: eightBit });
+    expect((await runOperator({ args: ["stats"], env })).stdout).toContain("q\\x1b[2K\\r\\x1b[32mOK: all agents healthy\\x07");
+    expect((await runOperator({ args: ["tasks", "get", task.id], env })).stdout).toMatch(/last error\s+boom\\x1b\[2K/);
   });
 
   it("events tail follows the live log until Ctrl-C", async () => {

@@ -5,7 +5,7 @@
 // run: the time that run was planned for stays ahead.
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { killAllCli, runCli } from "./helpers/cli-process.js";
+import { killAllCli, runOperator } from "./helpers/cli-process.js";
 import { parkedLongPolls } from "./helpers/mcp-http.js";
 import { openCoordination } from "../src/index.js";
 import { makeTempDir, rest, startTestServer, withDatabase, type TestServer } from "./helpers/test-server.js";
@@ -213,14 +213,14 @@ describe("schedules.trigger", () => {
     t = await startTestServer();
     const env = { COORDINATION_URL: t.url };
     const { schedule } = await t.api.schedules.set.mutate({ scheduleId: "digest", everyMs: HOUR, task: { queue: "d" } });
-    const triggered = await runCli({ args: ["schedules", "trigger", "digest"], env });
+    const triggered = await runOperator({ args: ["schedules", "trigger", "digest"], env });
     expect(triggered.code).toBe(0);
     expect(triggered.stdout.split("\n")[0]).toBe(`triggered: task ${schedule.nextTaskId} is due now`);
     expect((await t.api.tasks.claim.mutate({ agentId: "a", queues: ["d"], context: false }))?.id).toBe(schedule.nextTaskId);
     const later = await t.api.tasks.enqueue.mutate({ queue: "l", delayMs: HOUR });
-    const promoted = await runCli({ args: ["tasks", "promote", later.id, "--json"], env });
+    const promoted = await runOperator({ args: ["tasks", "promote", later.id, "--json"], env });
     expect(promoted.code).toBe(0);
     expect(JSON.parse(promoted.stdout)).toMatchObject({ id: later.id, status: "pending" });
-    expect(await runCli({ args: ["schedules", "trigger", "nope"], env })).toMatchObject({ code: 1, stderr: 'coordination: SCHEDULE_NOT_FOUND: schedule "nope" not found\n' });
+    expect(await runOperator({ args: ["schedules", "trigger", "nope"], env })).toMatchObject({ code: 1, stderr: 'coordination: SCHEDULE_NOT_FOUND: schedule "nope" not found\n' });
   });
 });

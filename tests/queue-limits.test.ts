@@ -2,7 +2,7 @@
 // /queues/{queue}/limit, GET /queues/limits): at most N tasks of a queue leased at once, whichever
 // agents hold them, e.g. a queue whose tasks call an LLM API allowed five requests at a time.
 import { afterEach, describe, expect, it, onTestFinished, vi } from "vitest";
-import { killAllCli, runCli } from "./helpers/cli-process.js";
+import { killAllCli, runOperator } from "./helpers/cli-process.js";
 import { join } from "node:path";
 import { openCoordination } from "../src/index.js";
 import { makeTempDir } from "./helpers/test-server.js";
@@ -309,21 +309,21 @@ describe("queue concurrency limits", () => {
     await t.api.tasks.enqueue.mutate({ queue: "llm", payload: {} });
     await t.api.tasks.claim.mutate({ agentId: "w", context: false });
     const env = { COORDINATION_URL: t.url };
-    expect(await runCli({ args: ["queues", "limit", "llm", "5"], env })).toMatchObject({ code: 0, stdout: "queue llm: at most 5 leased at once (1 now)\n" });
-    const list = await runCli({ args: ["queues", "limits"], env });
+    expect(await runOperator({ args: ["queues", "limit", "llm", "5"], env })).toMatchObject({ code: 0, stdout: "queue llm: at most 5 leased at once (1 now)\n" });
+    const list = await runOperator({ args: ["queues", "limits"], env });
     expect(list.code).toBe(0);
     expect(list.stdout.split("\n")[0]).toMatch(/^QUEUE\s+LIMIT\s+LEASED\s+SINCE\s+BY$/);
     expect(list.stdout.split("\n")[1]).toMatch(/^llm\s+5\s+1\s+\S+ \S+\s+-$/);
     // stats (and the dashboard, and MCP's queue_stats: the same answer) mark the limited queue.
     expect((await t.api.tasks.stats.query({ queue: "llm" })).queues).toEqual([expect.objectContaining({ queue: "llm", paused: false, maxLeased: 5 })]);
-    expect((await runCli({ args: ["stats"], env })).stdout.split("\n")[1]).toMatch(/^llm \(limit 5\)\s+0\s/);
+    expect((await runOperator({ args: ["stats"], env })).stdout.split("\n")[1]).toMatch(/^llm \(limit 5\)\s+0\s/);
     for (const bound of ["0", "-1", "2.5", "five", "1e3"]) {
-      expect(await runCli({ args: ["queues", "limit", "llm", bound], env })).toMatchObject({ code: 2, stderr: expect.stringMatching(/queues limit needs a QUEUE and the most leases/) });
+      expect(await runOperator({ args: ["queues", "limit", "llm", bound], env })).toMatchObject({ code: 2, stderr: expect.stringMatching(/queues limit needs a QUEUE and the most leases/) });
     }
-    expect(await runCli({ args: ["queues", "limit", "llm"], env })).toMatchObject({ code: 2 });
+    expect(await runOperator({ args: ["queues", "limit", "llm"], env })).toMatchObject({ code: 2 });
     expect((await t.api.queues.limit.query({ queue: "llm" })).maxLeased).toBe(5);
-    expect(await runCli({ args: ["queues", "limit", "llm", "off"], env })).toMatchObject({ code: 0, stdout: "queue llm has no limit\n" });
-    expect(await runCli({ args: ["queues", "limits"], env })).toMatchObject({ code: 0, stdout: "no queue is limited\n" });
+    expect(await runOperator({ args: ["queues", "limit", "llm", "off"], env })).toMatchObject({ code: 0, stdout: "queue llm has no limit\n" });
+    expect(await runOperator({ args: ["queues", "limits"], env })).toMatchObject({ code: 0, stdout: "no queue is limited\n" });
   });
 
   it("in-process, the same calls", async () => {

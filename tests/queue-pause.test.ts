@@ -2,7 +2,7 @@
 // queues pause`): an operator stops a queue's tasks from being handed out (a downstream is down,
 // a prompt is broken) without stopping its producers or the other queues, and lets them go again.
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { killAllCli, runCli } from "./helpers/cli-process.js";
+import { killAllCli, runOperator } from "./helpers/cli-process.js";
 import { http, startSecureServer, type SecureServer } from "./helpers/secure-server.js";
 import { rest, startTestServer, withDatabase, type TestServer } from "./helpers/test-server.js";
 import { Statements } from "../src/db/statements.js";
@@ -308,16 +308,16 @@ describe("queue pauses", () => {
     t = await startTestServer();
     await t.api.tasks.enqueue.mutate({ queue: "mail", payload: {} });
     const env = { COORDINATION_URL: t.url };
-    const paused = await runCli({ args: ["queues", "pause", "mail", "--reason", "relay down"], env });
+    const paused = await runOperator({ args: ["queues", "pause", "mail", "--reason", "relay down"], env });
     expect(paused).toMatchObject({ code: 0, stdout: expect.stringMatching(/^queue mail paused since \d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ: relay down\n$/) });
-    const list = await runCli({ args: ["queues"], env });
+    const list = await runOperator({ args: ["queues"], env });
     expect(list.code).toBe(0);
     expect(list.stdout.split("\n")[0]).toMatch(/^QUEUE\s+STATE\s+SINCE\s+BY\s+REASON$/);
     expect(list.stdout.split("\n")[1]).toMatch(/^mail\s+paused\s+\S+ \S+\s+-\s+relay down$/);
-    const stats = await runCli({ args: ["stats"], env });
+    const stats = await runOperator({ args: ["stats"], env });
     expect(stats.stdout.split("\n")[1]).toMatch(/^mail \(paused\)\s+0\s+1\s/);
-    expect(await runCli({ args: ["queues", "resume", "mail"], env })).toMatchObject({ code: 0, stdout: "queue mail runs\n" });
-    expect(await runCli({ args: ["queues"], env })).toMatchObject({ code: 0, stdout: "no queue is paused\n" });
-    expect(await runCli({ args: ["queues", "pause"], env })).toMatchObject({ code: 2, stderr: expect.stringMatching(/queues pause needs a QUEUE/) });
+    expect(await runOperator({ args: ["queues", "resume", "mail"], env })).toMatchObject({ code: 0, stdout: "queue mail runs\n" });
+    expect(await runOperator({ args: ["queues"], env })).toMatchObject({ code: 0, stdout: "no queue is paused\n" });
+    expect(await runOperator({ args: ["queues", "pause"], env })).toMatchObject({ code: 2, stderr: expect.stringMatching(/queues pause needs a QUEUE/) });
   });
 });

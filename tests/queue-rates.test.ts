@@ -4,7 +4,7 @@
 // provider that allows 500 requests a minute.
 import { afterEach, describe, expect, it, onTestFinished, vi } from "vitest";
 import { join } from "node:path";
-import { killAllCli, runCli } from "./helpers/cli-process.js";
+import { killAllCli, runOperator } from "./helpers/cli-process.js";
 import { openCoordination } from "../src/index.js";
 import { ADMIN_SECRET, http, startSecureServer, type SecureServer } from "./helpers/secure-server.js";
 import { makeTempDir, startTestServer, withDatabase, type TestServer } from "./helpers/test-server.js";
@@ -443,31 +443,31 @@ describe("queue rate limits", () => {
     await t.api.tasks.enqueue.mutate({ queue: "llm", payload: {} });
     await t.api.tasks.enqueue.mutate({ queue: "llm", payload: {} });
     const env = { COORDINATION_URL: t.url };
-    expect(await runCli({ args: ["queues", "rate", "llm", "1/1h"], env })).toMatchObject({ code: 0, stdout: "queue llm: at most 1 claimed in any 1h (0 in the window now)\n" });
+    expect(await runOperator({ args: ["queues", "rate", "llm", "1/1h"], env })).toMatchObject({ code: 0, stdout: "queue llm: at most 1 claimed in any 1h (0 in the window now)\n" });
     await t.api.tasks.claim.mutate({ agentId: "w", context: false });
-    const list = await runCli({ args: ["queues", "rates"], env });
+    const list = await runOperator({ args: ["queues", "rates"], env });
     expect(list.code).toBe(0);
     expect(list.stdout.split("\n")[0]).toMatch(/^QUEUE\s+RATE\s+IN WINDOW\s+ROOM AT\s+SINCE\s+BY$/);
     expect(list.stdout.split("\n")[1]).toMatch(/^llm\s+1\/1h\s+1\s+\S+ \S+\s+\S+ \S+\s+-$/);
-    expect((await runCli({ args: ["stats"], env })).stdout.split("\n")[1]).toMatch(/^llm \(rate 1\/1h\)\s+0\s/);
+    expect((await runOperator({ args: ["stats"], env })).stdout.split("\n")[1]).toMatch(/^llm \(rate 1\/1h\)\s+0\s/);
     for (const bound of ["60", "0/1m", "60/0s", "60/1w", "1.5/1m", "60/1.5m", "60 /1m", "OFF"]) {
-      expect(await runCli({ args: ["queues", "rate", "llm", bound], env })).toMatchObject({ code: 2, stderr: expect.stringContaining(`queues rate takes N/WINDOW (60/1m, 10/1s, 500/90s, 20/500ms; units ms, s, m, h, d), or off: not "${bound}"`) });
+      expect(await runOperator({ args: ["queues", "rate", "llm", bound], env })).toMatchObject({ code: 2, stderr: expect.stringContaining(`queues rate takes N/WINDOW (60/1m, 10/1s, 500/90s, 20/500ms; units ms, s, m, h, d), or off: not "${bound}"`) });
     }
-    expect(await runCli({ args: ["queues", "rate", "llm", "1000001/1m"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining("queues rate: N, the most claims in a window, is 1 to 1,000,000: not 1000001") });
+    expect(await runOperator({ args: ["queues", "rate", "llm", "1000001/1m"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining("queues rate: N, the most claims in a window, is 1 to 1,000,000: not 1000001") });
     for (const [bound, window] of [["60/50ms", "50ms"], ["60/2d", "2d"], ["60/90000s", "25h"]]) {
-      expect(await runCli({ args: ["queues", "rate", "llm", bound!], env })).toMatchObject({ code: 2, stderr: expect.stringContaining(`queues rate: the window is 100ms to 1d: not ${window}`) });
+      expect(await runOperator({ args: ["queues", "rate", "llm", bound!], env })).toMatchObject({ code: 2, stderr: expect.stringContaining(`queues rate: the window is 100ms to 1d: not ${window}`) });
     }
-    expect(await runCli({ args: ["queues", "rate"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining("queues rate needs a QUEUE") });
+    expect(await runOperator({ args: ["queues", "rate"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining("queues rate needs a QUEUE") });
     // The queue alone: its rate now, and until when its full window holds.
-    expect(await runCli({ args: ["queues", "rate", "llm"], env })).toMatchObject({ code: 0, stdout: expect.stringMatching(/^queue llm: at most 1 claimed in any 1h \(1 in the window now; full until \S+ \S+\)\n$/) });
+    expect(await runOperator({ args: ["queues", "rate", "llm"], env })).toMatchObject({ code: 0, stdout: expect.stringMatching(/^queue llm: at most 1 claimed in any 1h \(1 in the window now; full until \S+ \S+\)\n$/) });
     expect((await t.api.queues.rate.query({ queue: "llm" })).perMs).toBe(3_600_000);
-    expect(await runCli({ args: ["queues", "rate", "llm", "500/1h"], env })).toMatchObject({ code: 0, stdout: "queue llm: at most 500 claimed in any 1h (1 in the window now)\n" });
+    expect(await runOperator({ args: ["queues", "rate", "llm", "500/1h"], env })).toMatchObject({ code: 0, stdout: "queue llm: at most 500 claimed in any 1h (1 in the window now)\n" });
     // The options every command takes may come first, as a script chaining commands writes them.
-    const first = await runCli({ args: ["--url", t.url, "--json", "queues", "rate", "llm"], env: {} });
+    const first = await runOperator({ args: ["--url", t.url, "--json", "queues", "rate", "llm"], env: {} });
     expect([first.code, JSON.parse(first.stdout)]).toMatchObject([0, { queue: "llm", maxClaims: 500, perMs: 3_600_000 }]);
-    expect(await runCli({ args: [`--url=${t.url}`, "queues", "rate", "llm", "off"], env: {} })).toMatchObject({ code: 0, stdout: "queue llm has no rate\n" });
-    expect(await runCli({ args: ["--url", t.url, "queues", "rate", "llm", "off"], env: {} })).toMatchObject({ code: 0, stdout: "queue llm has no rate\n" });
-    expect(await runCli({ args: ["queues", "rates"], env })).toMatchObject({ code: 0, stdout: "no queue is rate-limited\n" });
+    expect(await runOperator({ args: [`--url=${t.url}`, "queues", "rate", "llm", "off"], env: {} })).toMatchObject({ code: 0, stdout: "queue llm has no rate\n" });
+    expect(await runOperator({ args: ["--url", t.url, "queues", "rate", "llm", "off"], env: {} })).toMatchObject({ code: 0, stdout: "queue llm has no rate\n" });
+    expect(await runOperator({ args: ["queues", "rates"], env })).toMatchObject({ code: 0, stdout: "no queue is rate-limited\n" });
   });
 
   it("in-process, the same calls", async () => {

@@ -4,7 +4,7 @@
 // (complete, dead letter, cancel) enqueues the next, the times that fell due meanwhile skipped.
 // Each test reads times the server wrote and checks them exactly against the schedule's rule.
 import { afterEach, describe, expect, it } from "vitest";
-import { killAllCli, runCli } from "./helpers/cli-process.js";
+import { killAllCli, runOperator } from "./helpers/cli-process.js";
 import { rest, startTestServer, withDatabase, type TestServer } from "./helpers/test-server.js";
 
 let t: TestServer | undefined;
@@ -342,25 +342,25 @@ describe("schedule bounds", () => {
   it("the operator's command sets bounds and overlap, and shows them; a bad one is refused naming its option", async () => {
     t = await startTestServer();
     const env = { COORDINATION_URL: t.url };
-    const set = await runCli({ args: ["schedules", "set", "nightly", "--every", "1h", "--end", "2030-01-01T00:00:00Z", "--max-runs", "10", "--overlap", "skip"], env });
+    const set = await runOperator({ args: ["schedules", "set", "nightly", "--every", "1h", "--end", "2030-01-01T00:00:00Z", "--max-runs", "10", "--overlap", "skip"], env });
     expect(set.code).toBe(0);
     const schedule = await t.api.schedules.get.query({ scheduleId: "nightly" });
     expect(schedule).toMatchObject({ everyMs: HOUR, endAt: new Date("2030-01-01T00:00:00Z"), maxRuns: 10, overlap: "skip" });
     expect(set.stdout.split("\n")[0]).toBe("created: schedule nightly: every 1h, until 2030-01-01 00:00:00 UTC, 10 runs at most, skips while a run runs");
-    await runCli({ args: ["schedules", "set", "once", "--every", "1h", "--start", "0", "--max-runs", "1"], env });
+    await runOperator({ args: ["schedules", "set", "once", "--every", "1h", "--start", "0", "--max-runs", "1"], env });
     await t.api.tasks.claim.mutate({ agentId: "a", context: false });
-    const once = await runCli({ args: ["schedules", "get", "once"], env });
+    const once = await runOperator({ args: ["schedules", "get", "once"], env });
     expect(once.stdout.split("\n").slice(0, 4)).toEqual([
       "schedule once: every 1h, 1 run at most",
       "  task      queue default, priority 5, payload {}",
       "  next run  none: it had its maxRuns",
       expect.stringMatching(/^  runs      1, the last claimed \S+ \S+ UTC \(task \S+\)$/),
     ]);
-    expect((await runCli({ args: ["schedules", "list"], env })).stdout.split("\n")[2]).toMatch(/^once\s+every 1h\s+default\s+ended\s+1$/);
-    await runCli({ args: ["schedules", "pause", "nightly"], env });
-    expect((await runCli({ args: ["schedules", "get", "nightly"], env })).stdout.split("\n")[2]).toBe("  next run  none while paused");
-    expect(await runCli({ args: ["schedules", "set", "x", "--every", "1h", "--overlap", "never"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining('--overlap is allow or skip (got "never")') });
-    expect(await runCli({ args: ["schedules", "set", "x", "--every", "1h", "--max-runs", "0"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining("--max-runs: must be at least 1") });
-    expect(await runCli({ args: ["schedules", "set", "x", "--every", "1h", "--start", "2030-01-02T00:00:00Z", "--end", "2030-01-01T00:00:00Z"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining("--end: must be after startAt") });
+    expect((await runOperator({ args: ["schedules", "list"], env })).stdout.split("\n")[2]).toMatch(/^once\s+every 1h\s+default\s+ended\s+1$/);
+    await runOperator({ args: ["schedules", "pause", "nightly"], env });
+    expect((await runOperator({ args: ["schedules", "get", "nightly"], env })).stdout.split("\n")[2]).toBe("  next run  none while paused");
+    expect(await runOperator({ args: ["schedules", "set", "x", "--every", "1h", "--overlap", "never"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining('--overlap is allow or skip (got "never")') });
+    expect(await runOperator({ args: ["schedules", "set", "x", "--every", "1h", "--max-runs", "0"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining("--max-runs: must be at least 1") });
+    expect(await runOperator({ args: ["schedules", "set", "x", "--every", "1h", "--start", "2030-01-02T00:00:00Z", "--end", "2030-01-01T00:00:00Z"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining("--end: must be after startAt") });
   });
 });

@@ -4,7 +4,7 @@
 // it (or cancels it) enqueues the one after it. Each test reads times the server wrote and checks
 // them exactly against the schedule's rule; none waits for more than a run that is due at once.
 import { afterEach, describe, expect, it } from "vitest";
-import { killAllCli, runCli } from "./helpers/cli-process.js";
+import { killAllCli, runOperator } from "./helpers/cli-process.js";
 import { openCoordination } from "../src/index.js";
 import { ADMIN_SECRET, http, startSecureServer, type SecureServer } from "./helpers/secure-server.js";
 import { makeTempDir, rest, startTestServer, withDatabase, type TestServer } from "./helpers/test-server.js";
@@ -392,7 +392,7 @@ describe("schedules", () => {
   it("the operator's command sets, lists, shows, pauses, resumes and removes schedules; a bad one is refused naming its option", async () => {
     t = await startTestServer();
     const env = { COORDINATION_URL: t.url };
-    const set = await runCli({ args: ["schedules", "set", "digest", "--cron", "0 9 * * MON-FRI", "--timezone", "Europe/Paris", "--queue", "reports", "--payload", '{"kind":"weekday"}'], env });
+    const set = await runOperator({ args: ["schedules", "set", "digest", "--cron", "0 9 * * MON-FRI", "--timezone", "Europe/Paris", "--queue", "reports", "--payload", '{"kind":"weekday"}'], env });
     expect(set.code).toBe(0);
     const schedule = await t.api.schedules.get.query({ scheduleId: "digest" });
     expect(schedule).toMatchObject({ cron: "0 9 * * MON-FRI", timezone: "Europe/Paris", task: { queue: "reports", payload: { kind: "weekday" } } });
@@ -402,27 +402,27 @@ describe("schedules", () => {
     expect(set.stdout).toBe(
       `created: schedule digest: 0 9 * * MON-FRI (Europe/Paris)\n  task      queue reports, priority 5, payload {"kind":"weekday"}\n  next run  ${at(schedule.nextRunAt)} UTC, ${paris} (task ${schedule.nextTaskId})\n  runs      0\n`,
     );
-    expect((await runCli({ args: ["schedules", "set", "sweep", "--every", "90s", "--priority", "1"], env })).code).toBe(0);
+    expect((await runOperator({ args: ["schedules", "set", "sweep", "--every", "90s", "--priority", "1"], env })).code).toBe(0);
     expect(await t.api.schedules.get.query({ scheduleId: "sweep" })).toMatchObject({ everyMs: 90_000, task: { priority: 1 } });
-    const list = await runCli({ args: ["schedules"], env });
+    const list = await runOperator({ args: ["schedules"], env });
     expect(list.stdout.split("\n").slice(0, 3)).toEqual([
       expect.stringMatching(/^SCHEDULE\s+WHEN\s+QUEUE\s+NEXT RUN \(UTC\)\s+RUNS$/),
       expect.stringMatching(/^digest\s+0 9 \* \* MON-FRI \(Europe\/Paris\)\s+reports\s+\S+ \S+\s+0$/),
       expect.stringMatching(/^sweep\s+every 90s\s+default\s+\S+ \S+\s+0$/),
     ]);
-    expect((await runCli({ args: ["schedules", "--queue", "reports", "--json"], env })).stdout).toContain('"id": "digest"');
-    expect((await runCli({ args: ["schedules", "pause", "sweep"], env })).stdout).toMatch(/^schedule sweep: every 90s, paused\n/);
-    expect((await runCli({ args: ["schedules", "resume", "sweep"], env })).stdout).toMatch(/^schedule sweep: every 90s\n/);
-    expect((await runCli({ args: ["schedules", "remove", "sweep"], env })).stdout).toMatch(/^removed: schedule sweep/);
-    expect(await runCli({ args: ["schedules", "get", "sweep"], env })).toMatchObject({ code: 1, stderr: 'coordination: SCHEDULE_NOT_FOUND: schedule "sweep" not found\n' });
-    expect(await runCli({ args: ["schedules", "set", "x", "--cron", "61 * * * *"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining("coordination: INVALID_INPUT: --cron: is no cron pattern the server takes: Invalid value for minute: 61") });
-    expect(await runCli({ args: ["schedules", "set", "x", "--every", "1w"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining('--every must be a length of time such as 10s, 5m, 1h or 1d (got "1w")') });
-    expect(await runCli({ args: ["schedules", "set", "x", "--every", "1m", "--payload", "{nope"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining('--payload must be JSON (got "{nope")') });
-    expect(await runCli({ args: ["schedules", "pause", "x", "--queue", "q"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining("schedules pause does not take --queue") });
-    expect(await runCli({ args: ["schedules", "set"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining("schedules set needs a NAME") });
-    expect(await runCli({ args: ["schedules", "set", "x", "--every", "500ms"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining("--every is 1s to 366d: not 500ms") });
+    expect((await runOperator({ args: ["schedules", "--queue", "reports", "--json"], env })).stdout).toContain('"id": "digest"');
+    expect((await runOperator({ args: ["schedules", "pause", "sweep"], env })).stdout).toMatch(/^schedule sweep: every 90s, paused\n/);
+    expect((await runOperator({ args: ["schedules", "resume", "sweep"], env })).stdout).toMatch(/^schedule sweep: every 90s\n/);
+    expect((await runOperator({ args: ["schedules", "remove", "sweep"], env })).stdout).toMatch(/^removed: schedule sweep/);
+    expect(await runOperator({ args: ["schedules", "get", "sweep"], env })).toMatchObject({ code: 1, stderr: 'coordination: SCHEDULE_NOT_FOUND: schedule "sweep" not found\n' });
+    expect(await runOperator({ args: ["schedules", "set", "x", "--cron", "61 * * * *"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining("coordination: INVALID_INPUT: --cron: is no cron pattern the server takes: Invalid value for minute: 61") });
+    expect(await runOperator({ args: ["schedules", "set", "x", "--every", "1w"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining('--every must be a length of time such as 10s, 5m, 1h or 1d (got "1w")') });
+    expect(await runOperator({ args: ["schedules", "set", "x", "--every", "1m", "--payload", "{nope"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining('--payload must be JSON (got "{nope")') });
+    expect(await runOperator({ args: ["schedules", "pause", "x", "--queue", "q"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining("schedules pause does not take --queue") });
+    expect(await runOperator({ args: ["schedules", "set"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining("schedules set needs a NAME") });
+    expect(await runOperator({ args: ["schedules", "set", "x", "--every", "500ms"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining("--every is 1s to 366d: not 500ms") });
     // An unquoted pattern: its fields are words of their own.
-    expect(await runCli({ args: ["schedules", "set", "x", "--cron", "0", "9", "*", "*", "*"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining("schedules set takes one NAME, not 5 words: quote the cron pattern (--cron '0 9 * * *')") });
+    expect(await runOperator({ args: ["schedules", "set", "x", "--cron", "0", "9", "*", "*", "*"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining("schedules set takes one NAME, not 5 words: quote the cron pattern (--cron '0 9 * * *')") });
     expect((await t.api.schedules.list.query()).items.map((s) => s.id)).toEqual(["digest"]);
   });
 });

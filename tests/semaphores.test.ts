@@ -5,7 +5,7 @@
 import net from "node:net";
 import BetterSqlite3 from "better-sqlite3";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { killAllCli, runCli } from "./helpers/cli-process.js";
+import { killAllCli, runOperator } from "./helpers/cli-process.js";
 import { ADMIN_SECRET, http, startSecureServer, type SecureServer } from "./helpers/secure-server.js";
 import { rest, startTestServer, startTestServerWithout, withDatabase, type TestServer } from "./helpers/test-server.js";
 
@@ -329,7 +329,7 @@ describe("semaphores from the command line", () => {
     const stuck = await t.api.semaphores.acquire.mutate({ name: "gpu", agentId: "stuck", limit: 2, leaseMs: 600_000 });
     await t.api.semaphores.acquire.mutate({ name: "gpu", agentId: "trainer", limit: 2 });
     await t.api.semaphores.acquire.mutate({ name: "browsers", agentId: "crawler", limit: 8 });
-    const listed = await runCli({ args: ["semaphores"], env });
+    const listed = await runOperator({ args: ["semaphores"], env });
     expect(listed.code).toBe(0);
     expect(listed.stdout.split("\n")[0]).toMatch(/^SEMAPHORE\s+HOLDER\s+FENCING TOKEN\s+LIMIT\s+ACQUIRED\s+EXPIRES$/);
     expect(listed.stdout.split("\n").slice(1, 4).map((line) => line.split(/\s+/).slice(0, 4))).toEqual([
@@ -337,25 +337,25 @@ describe("semaphores from the command line", () => {
       ["gpu", "stuck", "1", "2"],
       ["gpu", "trainer", "2", "2"],
     ]);
-    const mine = await runCli({ args: ["semaphores", "--holder", "stuck", "--json"], env });
+    const mine = await runOperator({ args: ["semaphores", "--holder", "stuck", "--json"], env });
     expect(JSON.parse(mine.stdout)).toEqual([expect.objectContaining({ name: "gpu", holder: "stuck", fencingToken: 1, limit: 2 })]);
-    const got = await runCli({ args: ["semaphores", "get", "gpu"], env });
+    const got = await runOperator({ args: ["semaphores", "get", "gpu"], env });
     expect(got.stdout.split("\n")[0]).toBe("semaphore gpu: 2 of 2 held");
     expect(got.stdout).toContain(stuck.permit!.expiresAt.toISOString().replace("T", " ").replace(/\.\d+Z$/, "Z"));
-    expect(await runCli({ args: ["semaphores", "force-release", "gpu", "--fencing-token", "1", "--reason", "hung"], env })).toMatchObject({
+    expect(await runOperator({ args: ["semaphores", "force-release", "gpu", "--fencing-token", "1", "--reason", "hung"], env })).toMatchObject({
       code: 0,
       stdout: "semaphore gpu: 1 permit released; 1 held now\n",
     });
-    expect(await runCli({ args: ["semaphores", "force-release", "gpu", "--fencing-token", "1"], env })).toMatchObject({ code: 0, stdout: "semaphore gpu: no permit held under fencing token 1: nothing changed\n" });
-    expect(await runCli({ args: ["semaphores", "force-release", "gpu"], env })).toMatchObject({ code: 0, stdout: "semaphore gpu: 1 permit released; 0 held now\n" });
-    expect(await runCli({ args: ["semaphores", "get", "gpu"], env })).toMatchObject({ code: 0, stdout: "semaphore gpu: no permit held\n" });
+    expect(await runOperator({ args: ["semaphores", "force-release", "gpu", "--fencing-token", "1"], env })).toMatchObject({ code: 0, stdout: "semaphore gpu: no permit held under fencing token 1: nothing changed\n" });
+    expect(await runOperator({ args: ["semaphores", "force-release", "gpu"], env })).toMatchObject({ code: 0, stdout: "semaphore gpu: 1 permit released; 0 held now\n" });
+    expect(await runOperator({ args: ["semaphores", "get", "gpu"], env })).toMatchObject({ code: 0, stdout: "semaphore gpu: no permit held\n" });
     expect((await semaphoreEvents(t)).filter(([type]) => type === "semaphore.released").map(([, payload]) => payload)).toEqual([
       { name: "gpu", agentId: "stuck", fencingToken: 1, heldMs: expect.any(Number), forced: true, releasedBy: null, reason: "hung" },
       { name: "gpu", agentId: "trainer", fencingToken: 2, heldMs: expect.any(Number), forced: true, releasedBy: null },
     ]);
-    expect(await runCli({ args: ["semaphores", "get"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining("semaphores get needs a NAME") });
-    expect(await runCli({ args: ["semaphores", "force-release", "gpu", "--fencing-token", "x"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining("--fencing-token must be a whole number") });
-    expect(await runCli({ args: ["semaphores", "get", "gpu", "--holder", "x"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining("does not take --holder") });
+    expect(await runOperator({ args: ["semaphores", "get"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining("semaphores get needs a NAME") });
+    expect(await runOperator({ args: ["semaphores", "force-release", "gpu", "--fencing-token", "x"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining("--fencing-token must be a whole number") });
+    expect(await runOperator({ args: ["semaphores", "get", "gpu", "--holder", "x"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining("does not take --holder") });
   });
 });
 

@@ -7,7 +7,7 @@ import { backoffText } from "../client/backoff-text.js";
 import { RetryLater, runWorker, type CoordinationApi } from "../client/index.js";
 import { openCoordination } from "../src/in-process-api.js";
 import { retryDelayMs } from "../src/tasks/retry-backoff.js";
-import { killAllCli, runCli } from "./helpers/cli-process.js";
+import { killAllCli, runOperator } from "./helpers/cli-process.js";
 import { callTool, closeMcpClients, connectMcp } from "./helpers/mcp-client.js";
 import { asOlderServer, withTaskCalls } from "./helpers/task-calls.js";
 import { makeTempDir, rest, startTestServer, type TestServer } from "./helpers/test-server.js";
@@ -315,7 +315,7 @@ describe("retry backoff", () => {
     const own = await t.api.tasks.enqueue.mutate({ queue: "cli", backoff: { delayMs: 30_000, maxDelayMs: 3_600_000, jitter: 0.1 } });
     const plain = await t.api.tasks.enqueue.mutate({ queue: "cli" });
     const env = { COORDINATION_URL: t.url };
-    expect((await runCli({ args: ["tasks", "get", own.id], env })).stdout).toMatch(/^retry backoff\s+exponential from 30s, doubling up to 1h, jitter 10%$/m);
-    expect((await runCli({ args: ["tasks", "get", plain.id], env })).stdout).toMatch(/^retry backoff\s+the server's$/m);
+    expect((await runOperator({ args: ["tasks", "get", own.id], env })).stdout).toMatch(/^retry backoff\s+exponential from 30s, doubling up to 1h, jitter 10%$/m);
+    expect((await runOperator({ args: ["tasks", "get", plain.id], env })).stdout).toMatch(/^retry backoff\s+the server's$/m);
   });
 });

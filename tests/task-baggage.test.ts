@@ -10,7 +10,7 @@ import { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator } 
 import { afterEach, describe, expect, it } from "vitest";
 import { createCoordinationClient, type CoordinationClient, type TraceCarrier } from "../client/index.js";
 import { baggageOfHeader } from "../src/tasks/trace-context.js";
-import { killAllCli, runCli } from "./helpers/cli-process.js";
+import { killAllCli, runOperator } from "./helpers/cli-process.js";
 import { callTool, closeMcpClients, connectMcp } from "./helpers/mcp-client.js";
 import { rest, startTestServer, type TestServer } from "./helpers/test-server.js";
 import { startReceiver, type WebhookReceiver } from "./helpers/webhook-receiver.js";
@@ -132,7 +132,7 @@ describe("tasks.enqueue's baggage", () => {
     // Percent-encoded values (spaces, commas) are baggage octets.
     expect((await api.tasks.enqueue.mutate({ queue: "q", baggage: "name=Acme%20Corp%2C%20Inc" })).baggage).toBe("name=Acme%20Corp%2C%20Inc");
     // An operator reads it with the task.
-    const shown = await runCli({ args: ["tasks", "get", given.id], env: { COORDINATION_URL: t.url } });
+    const shown = await runOperator({ args: ["tasks", "get", given.id], env: { COORDINATION_URL: t.url } });
     expect([shown.code, shown.stdout.match(/^baggage\s+(.*)$/m)?.[1]]).toEqual([0, "tenant=acme;tier=gold,user=42,flag=1;beta"]);
   });
 

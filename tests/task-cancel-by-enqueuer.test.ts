@@ -4,7 +4,7 @@
 // a read credential none. Over tRPC, REST, MCP and the command line, with the server's events.
 import { afterEach, describe, expect, it } from "vitest";
 import { isSystemEvent, TRPCClientError, type SystemEvent } from "../client/index.js";
-import { killAllCli, runCli } from "./helpers/cli-process.js";
+import { killAllCli, runOperator } from "./helpers/cli-process.js";
 import { callTool, closeMcpClients, connectMcp } from "./helpers/mcp-client.js";
 import { http, startSecureServer, type SecureServer } from "./helpers/secure-server.js";
 import { startTestServer, withDatabase, type TestServer } from "./helpers/test-server.js";
@@ -119,9 +119,9 @@ describe("an agent cancels what it enqueued", () => {
     // The command line with the agent's token.
     const viaCli = await planner.tasks.enqueue.mutate({ queue: "q" });
     const env = { COORDINATION_URL: s.url, COORDINATION_TOKEN: tokens.planner };
-    const cancelled = await runCli({ args: ["tasks", "cancel", viaCli.id, "--json"], env }, 120_000);
+    const cancelled = await runOperator({ args: ["tasks", "cancel", viaCli.id, "--json"], env }, 120_000);
     expect([cancelled.code, JSON.parse(cancelled.stdout).status, cancelled.stderr]).toEqual([0, "cancelled", ""]);
-    expect(await runCli({ args: ["tasks", "cancel", notMine.id], env }, 120_000)).toMatchObject({ code: 1, stdout: "", stderr: `coordination: FORBIDDEN: ${notEnqueuedBy(notMine.id, "planner")}\n` });
+    expect(await runOperator({ args: ["tasks", "cancel", notMine.id], env }, 120_000)).toMatchObject({ code: 1, stdout: "", stderr: `coordination: FORBIDDEN: ${notEnqueuedBy(notMine.id, "planner")}\n` });
     expect((await s.admin.tasks.get.query({ taskId: notMine.id })).status).toBe("pending");
   });
 
@@ -161,7 +161,7 @@ describe("an agent cancels what it enqueued", () => {
     // The command line with the agent's token; an admin may name any agent.
     const more = await planner.tasks.enqueue.mutate({ queue: "translate" });
     const env = { COORDINATION_URL: s.url, COORDINATION_TOKEN: tokens.planner };
-    const viaCli = await runCli({ args: ["tasks", "cancel", "--all", "--queue", "translate", "--enqueued-by", "planner"], env }, 120_000);
+    const viaCli = await runOperator({ args: ["tasks", "cancel", "--all", "--queue", "translate", "--enqueued-by", "planner"], env }, 120_000);
     expect([viaCli.code, viaCli.stdout, viaCli.stderr]).toEqual([0, 'cancelled 2 tasks of queue translate enqueued by planner (and any waiting on them)\n', ""]);
     expect((await s.admin.tasks.get.query({ taskId: more.id })).status).toBe("cancelled");
     expect((await s.admin.tasks.cancelMany.mutate({ queue: "search", enqueuedBy: "other" })).cancelled).toEqual([others.id]);
@@ -211,11 +211,11 @@ describe("an agent cancels what it enqueued", () => {
     const rest = await http(s.url, "GET", "/tasks?enqueuedBy=planner", { token: tokens.read });
     expect([rest.status, (rest.body as { items: Array<{ id: string; enqueuedBy: string }> }).items.map((task) => [task.id, task.enqueuedBy])]).toEqual([200, ids.map((id) => [id, "planner"])]);
     const env = { COORDINATION_URL: s.url, COORDINATION_TOKEN: tokens.read };
-    const listed = await runCli({ args: ["tasks", "list", "--enqueued-by", "planner", "--json"], env }, 120_000);
+    const listed = await runOperator({ args: ["tasks", "list", "--enqueued-by", "planner", "--json"], env }, 120_000);
     expect([listed.code, (JSON.parse(listed.stdout) as { items: Array<{ id: string }> }).items.map((task) => task.id)]).toEqual([0, ids]);
-    const shown = await runCli({ args: ["tasks", "get", ids[1]!], env }, 120_000);
+    const shown = await runOperator({ args: ["tasks", "get", ids[1]!], env }, 120_000);
     expect(shown.stdout).toMatch(/^enqueued by\s+planner$/m);
-    expect((await runCli({ args: ["tasks", "get", admins.id], env }, 120_000)).stdout).toMatch(/^enqueued by\s+-$/m);
+    expect((await runOperator({ args: ["tasks", "get", admins.id], env }, 120_000)).stdout).toMatch(/^enqueued by\s+-$/m);
     const mcp = await connectMcp(s.url, { authorization: `Bearer ${tokens.planner}` });
     expect((await callTool(mcp, "list_tasks", { enqueuedBy: "planner", queue: "search" })).items.map((task: { id: string }) => task.id)).toEqual([ids[0], ids[1], ids[3]]);
   });

@@ -9,7 +9,7 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import type { CoordinationApi } from "../client/index.js";
 import { HeldLease, momentNow } from "../client/lease-calls.js";
 import { MAX_CHECKPOINT_BYTES } from "../src/tasks/task-schemas.js";
-import { killAllCli, runCli } from "./helpers/cli-process.js";
+import { killAllCli, runOperator } from "./helpers/cli-process.js";
 import { callTool, closeMcpClients, connectMcp } from "./helpers/mcp-client.js";
 import { asOlderServer, withTaskCalls } from "./helpers/task-calls.js";
 import { workerOn } from "./helpers/worker-on.js";
@@ -307,12 +307,12 @@ describe("task checkpoints", () => {
     const idle = await api.tasks.enqueue.mutate({ queue: "cli-idle" });
     const lease = (await api.tasks.claim.mutate({ agentId: "w", queues: ["cli"] }))!;
     await api.tasks.heartbeat.mutate({ taskId: task.id, agentId: "w", checkpoint: { pagesDone: 40 } });
-    const got = await runCli({ args: ["tasks", "get", task.id], env });
+    const got = await runOperator({ args: ["tasks", "get", task.id], env });
     expect(got.code).toBe(0);
     expect(got.stdout).toMatch(/^checkpoint\s+\{"pagesDone":40\} \(\d+[smhd] ago, saved \d{4}-\d\d-\d\d \S+\)$/m);
-    expect((await runCli({ args: ["tasks", "get", idle.id], env })).stdout).toMatch(/^checkpoint\s+-$/m);
+    expect((await runOperator({ args: ["tasks", "get", idle.id], env })).stdout).toMatch(/^checkpoint\s+-$/m);
     await api.tasks.fail.mutate({ taskId: task.id, agentId: "w", leaseToken: lease.leaseToken, error: "bad page" });
-    const requeued = await runCli({ args: ["tasks", "requeue", task.id, "--clear-checkpoint"], env });
+    const requeued = await runOperator({ args: ["tasks", "requeue", task.id, "--clear-checkpoint"], env });
     expect(requeued.code).toBe(0);
     expect(requeued.stdout).toMatch(/^checkpoint\s+-$/m);
     expect(await api.tasks.get.query({ taskId: task.id })).toMatchObject({ status: "pending", checkpoint: null });
@@ -320,25 +320,25 @@ describe("task checkpoints", () => {
     const again = (await api.tasks.claim.mutate({ agentId: "w", queues: ["cli"] }))!;
     await api.tasks.heartbeat.mutate({ taskId: task.id, agentId: "w", checkpoint: 1 });
     await api.tasks.release.mutate({ taskId: task.id, agentId: "w", leaseToken: again.leaseToken, delayMs: 60_000 });
-    const cleared = await runCli({ args: ["tasks", "update", task.id, "--clear-checkpoint", "--json"], env });
+    const cleared = await runOperator({ args: ["tasks", "update", task.id, "--clear-checkpoint", "--json"], env });
     expect(cleared.code).toBe(0);
     expect(JSON.parse(cleared.stdout)).toMatchObject({ id: task.id, checkpoint: null, checkpointAt: null });
     // A long checkpoint is cut to 200 characters in the table; --json has it whole.
     const long = await api.tasks.enqueue.mutate({ queue: "cli-long" });
     await api.tasks.claim.mutate({ agentId: "w", queues: ["cli-long"] });
     await api.tasks.heartbeat.mutate({ taskId: long.id, agentId: "w", checkpoint: "x".repeat(5000) });
-    expect((await runCli({ args: ["tasks", "get", long.id], env })).stdout).toMatch(new RegExp(`^checkpoint\\s+"${"x".repeat(198)}… \\(`, "m"));
-    expect(JSON.parse((await runCli({ args: ["tasks", "get", long.id, "--json"], env })).stdout).checkpoint).toBe("x".repeat(5000));
+    expect((await runOperator({ args: ["tasks", "get", long.id], env })).stdout).toMatch(new RegExp(`^checkpoint\\s+"${"x".repeat(198)}… \\(`, "m"));
+    expect(JSON.parse((await runOperator({ args: ["tasks", "get", long.id, "--json"], env })).stdout).checkpoint).toBe("x".repeat(5000));
     // In bulk: every dead letter of the queue back, checkpoints cleared.
     const dead = await api.tasks.enqueue.mutate({ queue: "cli-bulk" });
     const lease2 = (await api.tasks.claim.mutate({ agentId: "w", queues: ["cli-bulk"] }))!;
     await api.tasks.heartbeat.mutate({ taskId: dead.id, agentId: "w", checkpoint: 2 });
     await api.tasks.fail.mutate({ taskId: dead.id, agentId: "w", leaseToken: lease2.leaseToken, error: "bad page", retry: false });
-    const all = await runCli({ args: ["tasks", "requeue", "--all", "--queue", "cli-bulk", "--clear-checkpoint"], env });
+    const all = await runOperator({ args: ["tasks", "requeue", "--all", "--queue", "cli-bulk", "--clear-checkpoint"], env });
     expect([all.code, all.stdout]).toEqual([0, "requeued 1 dead letters of queue cli-bulk\n"]);
     expect(await api.tasks.get.query({ taskId: dead.id })).toMatchObject({ status: "pending", checkpoint: null });
     // A flag of another command is refused, not dropped.
-    const stray = await runCli({ args: ["tasks", "get", task.id, "--clear-checkpoint"], env });
+    const stray = await runOperator({ args: ["tasks", "get", task.id, "--clear-checkpoint"], env });
     expect(stray.code).toBe(2);
   });
 });

@@ -4,7 +4,7 @@
 // case is one a queue's users met: a storm of "reindex repo 42" requests that ran 40 times, a
 // debounced summary that ran with the first text instead of the last, a singleton job run twice.
 import { afterEach, describe, expect, it } from "vitest";
-import { killAllCli, runCli } from "./helpers/cli-process.js";
+import { killAllCli, runOperator } from "./helpers/cli-process.js";
 import { DEDUPE_LOOKUP } from "../src/tasks/task-store.js";
 import { rest, startTestServer, withDatabase, type TestServer } from "./helpers/test-server.js";
 
@@ -55,7 +55,7 @@ describe("tasks.enqueue's dedupe", () => {
     expect(holding.items.map((task) => [task.id, task.status])).toEqual([[first.id, "claimed"], [afterClaim.id, "pending"]]);
     // Keys are a queue's: another queue's task of the same key is listed without a queue.
     expect((await api.tasks.list.query({ dedupeKey: "reindex:42", status: "pending" })).items.map((task) => task.id)).toEqual([otherQueue.id, afterClaim.id]);
-    const listed = await runCli({ args: ["tasks", "list", "--queue", "index", "--dedupe-key", "reindex:42", "--status", "pending", "--json"], env: { COORDINATION_URL: t.url } });
+    const listed = await runOperator({ args: ["tasks", "list", "--queue", "index", "--dedupe-key", "reindex:42", "--status", "pending", "--json"], env: { COORDINATION_URL: t.url } });
     expect([listed.code, JSON.parse(listed.stdout).items.map((task: { id: string }) => task.id)]).toEqual([0, [afterClaim.id]]);
     const metrics = await (await fetch(`${t.url}/metrics`)).text();
     expect(metrics).toContain('coordination_task_transitions_total{queue="index",transition="deduplicated"} 2');

@@ -3,7 +3,7 @@
 // retention as a dead letter) cancels what waits on it. Over the typed client and REST, on a real
 // server and SQLite file.
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { killAllCli, runCli } from "./helpers/cli-process.js";
+import { killAllCli, runOperator } from "./helpers/cli-process.js";
 import { rest, startTestServer, withDatabase, type TestServer } from "./helpers/test-server.js";
 
 let t: TestServer | undefined;
@@ -396,14 +396,14 @@ describe("task dependencies", () => {
     const b = await api.tasks.enqueue.mutate({ queue: "q" });
     await run(t, "q", a.id, "w");
     const c = await api.tasks.enqueue.mutate({ queue: "q", dependsOn: [a.id, b.id] });
-    const shown = await runCli({ args: ["tasks", "get", c.id], env: { COORDINATION_URL: t.url } });
+    const shown = await runOperator({ args: ["tasks", "get", c.id], env: { COORDINATION_URL: t.url } });
     expect(shown.code).toBe(0);
     expect(shown.stdout).toMatch(/^status\s+waiting$/m);
     expect(shown.stdout).toMatch(new RegExp(`^depends on\\s+${a.id} \\(completed\\), ${b.id} \\(pending\\)$`, "m"));
     // A dependency retention deleted since is said to be so.
     withDatabase(t, (db) => db.prepare(`UPDATE tasks SET finishedAt = finishedAt - 7200000 WHERE id = ?`).run(a.id));
     expect(await t.server.services.retention.prune(Date.now())).toBe(1);
-    const later = await runCli({ args: ["tasks", "get", c.id], env: { COORDINATION_URL: t.url } });
+    const later = await runOperator({ args: ["tasks", "get", c.id], env: { COORDINATION_URL: t.url } });
     expect(later.stdout).toMatch(new RegExp(`^depends on\\s+${a.id} \\(deleted\\), ${b.id} \\(pending\\)$`, "m"));
   });
 
@@ -450,7 +450,7 @@ describe("task dependencies", () => {
     expect((await eventsOf(t, a.id)).at(-1)!.payload).toMatchObject({ previousStatus: "pending", reason: "the planner gave up" });
     expect((await api.tasks.get.query({ taskId: b.id })).lastError).toBe(`its dependency "${a.id}" was cancelled: the planner gave up`);
     const c = await api.tasks.enqueue.mutate({ queue: "q" });
-    const cli = await runCli({ args: ["tasks", "cancel", c.id, "--reason", "duplicate of another"], env: { COORDINATION_URL: t.url } });
+    const cli = await runOperator({ args: ["tasks", "cancel", c.id, "--reason", "duplicate of another"], env: { COORDINATION_URL: t.url } });
     expect(cli.code).toBe(0);
     expect(cli.stdout).toMatch(/^last error\s+duplicate of another$/m);
     // Without one, the lastError a task had stays.

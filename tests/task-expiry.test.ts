@@ -4,7 +4,7 @@
 // waits on it; a run under way then goes on. Times here are set by the server's clock and only
 // waited past (a sleep is a lower bound, whatever the machine's speed), or written into the file.
 import { afterEach, describe, expect, it } from "vitest";
-import { killAllCli, runCli } from "./helpers/cli-process.js";
+import { killAllCli, runOperator } from "./helpers/cli-process.js";
 import { callTool, closeMcpClients, connectMcp } from "./helpers/mcp-client.js";
 import { parkedLongPolls } from "./helpers/mcp-http.js";
 import { pastTime } from "./helpers/past-time.js";
@@ -269,14 +269,14 @@ describe("tasks.update's expiresAt", () => {
 
     // The operator's command: a time, or never.
     const env = { COORDINATION_URL: t.url };
-    expect(await runCli({ args: ["tasks", "update", delayed.id, "--expires", "never"], env })).toMatchObject({ code: 0 });
+    expect(await runOperator({ args: ["tasks", "update", delayed.id, "--expires", "never"], env })).toMatchObject({ code: 0 });
     expect((await api.tasks.get.query({ taskId: delayed.id })).expiresAt).toBeNull();
     const at = new Date(Date.now() + 5 * HOUR);
-    expect(await runCli({ args: ["tasks", "update", delayed.id, "--expires", at.toISOString()], env })).toMatchObject({ code: 0 });
+    expect(await runOperator({ args: ["tasks", "update", delayed.id, "--expires", at.toISOString()], env })).toMatchObject({ code: 0 });
     expect((await api.tasks.get.query({ taskId: delayed.id })).expiresAt).toEqual(at);
     // A length of time: from now, by the command's clock.
     const before = Date.now();
-    expect(await runCli({ args: ["tasks", "update", delayed.id, "--expires", "6h"], env })).toMatchObject({ code: 0 });
+    expect(await runOperator({ args: ["tasks", "update", delayed.id, "--expires", "6h"], env })).toMatchObject({ code: 0 });
     const expiry = (await api.tasks.get.query({ taskId: delayed.id })).expiresAt!.getTime();
     expect(expiry >= before + 6 * HOUR && expiry <= Date.now() + 6 * HOUR).toBe(true);
   });
@@ -338,10 +338,10 @@ describe("a schedule's ttlMs", () => {
     expect((await api.schedules.set.mutate({ scheduleId: "report", everyMs: HOUR, startAt: schedule.startAt, task: { queue: "reports", ttlMs: null } })).schedule.task.ttlMs).toBeNull();
     // The operator's command: --ttl, shown with the schedule's bounds.
     const env = { COORDINATION_URL: t.url };
-    const set = await runCli({ args: ["schedules", "set", "digest", "--every", "1h", "--queue", "reports", "--ttl", "5m"], env });
+    const set = await runOperator({ args: ["schedules", "set", "digest", "--every", "1h", "--queue", "reports", "--ttl", "5m"], env });
     expect([set.code, set.stdout.split("\n")[0]]).toEqual([0, "created: schedule digest: every 1h, a run not started 5m after its time skipped"]);
     expect((await api.schedules.get.query({ scheduleId: "digest" })).task.ttlMs).toBe(300_000);
-    const refused = await runCli({ args: ["schedules", "set", "digest", "--every", "1h", "--ttl", "soon"], env });
+    const refused = await runOperator({ args: ["schedules", "set", "digest", "--every", "1h", "--ttl", "soon"], env });
     expect([refused.code, refused.stderr.split("\n")[0]]).toEqual([2, 'coordination: --ttl must be a length of time such as 30s, 5m or 1h (got "soon")']);
   });
 });
@@ -356,7 +356,7 @@ describe("where expiry shows", () => {
     const plain = await t.api.tasks.enqueue.mutate({ queue: "cli" });
     const env = { COORDINATION_URL: t.url };
     const when = `${task.expiresAt!.toISOString().replace("T", " ").slice(0, 19)}Z`;
-    expect((await runCli({ args: ["tasks", "get", task.id], env })).stdout).toMatch(new RegExp(`^expires at\\s+${when}$`, "m"));
-    expect((await runCli({ args: ["tasks", "get", plain.id], env })).stdout).toMatch(/^expires at\s+never$/m);
+    expect((await runOperator({ args: ["tasks", "get", task.id], env })).stdout).toMatch(new RegExp(`^expires at\\s+${when}$`, "m"));
+    expect((await runOperator({ args: ["tasks", "get", plain.id], env })).stdout).toMatch(/^expires at\s+never$/m);
   });
 });

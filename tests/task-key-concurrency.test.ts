@@ -10,7 +10,7 @@ import { applyMigrations } from "../src/db/migrate.js";
 import { openDatabase } from "../src/db/open-database.js";
 import { Statements } from "../src/db/statements.js";
 import { TaskStore } from "../src/tasks/task-store.js";
-import { killAllCli, runCli } from "./helpers/cli-process.js";
+import { killAllCli, runOperator } from "./helpers/cli-process.js";
 import { callTool, closeMcpClients, connectMcp } from "./helpers/mcp-client.js";
 import { refusal } from "./helpers/refusal.js";
 import { makeTempDir, rest, startTestServer, withDatabase, type TestServer } from "./helpers/test-server.js";
@@ -68,7 +68,7 @@ describe("tasks.enqueue's keyConcurrency", () => {
     ]);
 
     // An operator reads why the fourth waits.
-    const shown = await runCli({ args: ["tasks", "get", a[3]!], env: { COORDINATION_URL: t.url } });
+    const shown = await runOperator({ args: ["tasks", "get", a[3]!], env: { COORDINATION_URL: t.url } });
     expect([shown.code, shown.stdout.match(/^ordering key\s+(.*)$/m)?.[1]]).toEqual([0, 'key "tenant:a", 3 at a time: waits for its turn, until fewer than 3 tasks of its key are pending or claimed and those enqueued before it have started']);
 
     // It cannot be promoted past its turn.

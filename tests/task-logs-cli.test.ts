@@ -6,7 +6,7 @@
 // a second or more to start on a loaded machine.
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { parkedLongPolls } from "./helpers/mcp-http.js";
-import { CliProcess, killAllCli, runCli, type CliOptions } from "./helpers/cli-process.js";
+import { CliProcess, killAllCli, runOperator, type CliOptions } from "./helpers/cli-process.js";
 import { startTestServer, type TestServer } from "./helpers/test-server.js";
 
 let t: TestServer | undefined;
@@ -16,8 +16,8 @@ afterEach(async () => {
   t = undefined;
 });
 
-/** The command run to its end: its bound is only there to fail a hung command, never a slow machine's (runCli's own is 10 s). */
-const run = (options: CliOptions) => runCli(options, 120_000);
+/** The command run to its end: its bound is only there to fail a hung command, never a slow machine's (runOperator's own is 10 s). */
+const run = (options: CliOptions) => runOperator(options, 120_000);
 
 /** A log line's time as the CLI prints it: UTC to the millisecond, marked Z. */
 const stamp = (date: Date): string => date.toISOString().replace("T", " ");

@@ -5,7 +5,7 @@
 // task at its head was cancelled, dead-lettered or expired, or after a dependency's cancel.
 import { afterEach, describe, expect, it } from "vitest";
 import { BEHIND_LINE, listQuery, NEXT_IN_LINE, NEXT_WAITING } from "../src/tasks/task-store.js";
-import { killAllCli, runCli } from "./helpers/cli-process.js";
+import { killAllCli, runOperator } from "./helpers/cli-process.js";
 import { parkedLongPolls } from "./helpers/mcp-http.js";
 import { rest, startTestServer, withDatabase, type TestServer } from "./helpers/test-server.js";
 
@@ -36,12 +36,12 @@ describe("tasks.enqueue's orderingKey", () => {
     expect([a1.orderingKey, a2.orderingKey, a2.dependsOn, b1.orderingKey]).toEqual(["account:1", "account:1", [], "account:2"]);
 
     // An operator sees why a task waits, and the key's line in the order it runs.
-    const shown = await runCli({ args: ["tasks", "get", a2.id], env: { COORDINATION_URL: t.url } });
+    const shown = await runOperator({ args: ["tasks", "get", a2.id], env: { COORDINATION_URL: t.url } });
     expect([shown.code, shown.stdout.match(/^ordering key\s+(.*)$/m)?.[1]]).toEqual([0, 'key "account:1": waits for its turn, after the tasks of its key enqueued before it']);
-    const line = await runCli({ args: ["tasks", "list", "--queue", "ledger", "--ordering-key", "account:1", "--json"], env: { COORDINATION_URL: t.url } });
+    const line = await runOperator({ args: ["tasks", "list", "--queue", "ledger", "--ordering-key", "account:1", "--json"], env: { COORDINATION_URL: t.url } });
     // A filter given empty (a script's unset variable) is refused naming it, not dropped (which listed every task).
     for (const flag of ["--ordering-key", "--queue", "--dedupe-key"]) {
-      const empty = await runCli({ args: ["tasks", "list", flag, "", "--json"], env: { COORDINATION_URL: t.url } });
+      const empty = await runOperator({ args: ["tasks", "list", flag, "", "--json"], env: { COORDINATION_URL: t.url } });
       expect([empty.code, empty.stdout, empty.stderr], flag).toEqual([2, "", expect.stringContaining(`${flag}:`)]);
     }
     expect([line.code, JSON.parse(line.stdout).items.map((task: { id: string; status: string }) => [task.id, task.status])]).toEqual([0, [[a1.id, "pending"], [a2.id, "waiting"], [a3.id, "waiting"]]]);
@@ -129,7 +129,7 @@ describe("tasks.enqueue's orderingKey", () => {
     expect(await statuses([a2.id, a3.id])).toEqual(["waiting", "waiting"]);
     expect(await api.tasks.claim.mutate({ agentId: "w", queues: ["q"] })).toBeNull();
     // Waiting for both, it says so; promoting it is refused, saying why.
-    const shown = await runCli({ args: ["tasks", "get", a2.id], env: { COORDINATION_URL: t.url } });
+    const shown = await runOperator({ args: ["tasks", "get", a2.id], env: { COORDINATION_URL: t.url } });
     expect(shown.stdout.match(/^ordering key\s+(.*)$/m)?.[1]).toBe('key "k": runs once its dependencies have completed and the tasks of its key enqueued before it have settled');
     const promoted = await rest(t.url, "POST", `/tasks/${a3.id}/promote`);
     expect([promoted.status, promoted.body.message]).toEqual([409, `task "${a3.id}" is waiting: only a pending task can be promoted (it waits for its turn: a task of its ordering key "k" enqueued before it has not settled)`]);

@@ -8,7 +8,7 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import type { CoordinationApi } from "../client/index.js";
 import { PROGRESS_EVERY_MS } from "../client/lease-calls.js";
 import { MAX_PROGRESS_BYTES } from "../src/tasks/task-schemas.js";
-import { killAllCli, runCli } from "./helpers/cli-process.js";
+import { killAllCli, runOperator } from "./helpers/cli-process.js";
 import { callTool, closeMcpClients, connectMcp } from "./helpers/mcp-client.js";
 import { asOlderServer, withTaskCalls } from "./helpers/task-calls.js";
 import { workerOn } from "./helpers/worker-on.js";
@@ -169,16 +169,16 @@ describe("task progress", () => {
     const long = { step: "summarising the forty-two sources found", done: 7, of: 42 };
     await api.tasks.heartbeat.mutate({ taskId: task.id, agentId: "w", progress: long });
     const env = { COORDINATION_URL: t.url };
-    const got = await runCli({ args: ["tasks", "get", task.id], env });
+    const got = await runOperator({ args: ["tasks", "get", task.id], env });
     expect(got.code).toBe(0);
     expect(got.stdout).toMatch(new RegExp(`^progress\\s+${escape(JSON.stringify(long))} \\(\\d+[smhd] ago\\), reported \\d{4}-\\d\\d-\\d\\d \\S+$`, "m"));
-    expect((await runCli({ args: ["tasks", "get", idle.id], env })).stdout).toMatch(/^progress\s+-$/m);
-    const list = (await runCli({ args: ["tasks", "list", "--queue", "cli"], env })).stdout;
+    expect((await runOperator({ args: ["tasks", "get", idle.id], env })).stdout).toMatch(/^progress\s+-$/m);
+    const list = (await runOperator({ args: ["tasks", "list", "--queue", "cli"], env })).stdout;
     expect(list.split("\n")[0]).toMatch(/\sPROGRESS$/);
     // Cut to 40 characters in the table.
     expect(list).toMatch(new RegExp(`^${task.id}\\s.*\\s${escape(JSON.stringify(long).slice(0, 39))}… \\(\\d+[smhd] ago\\)$`, "m"));
     expect(list).toMatch(new RegExp(`^${idle.id}\\s.*\\s-$`, "m"));
-    expect(JSON.parse((await runCli({ args: ["tasks", "get", task.id, "--json"], env })).stdout)).toMatchObject({ progress: long });
+    expect(JSON.parse((await runOperator({ args: ["tasks", "get", task.id, "--json"], env })).stdout)).toMatchObject({ progress: long });
   });
 });
 

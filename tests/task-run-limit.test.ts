@@ -9,7 +9,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { createCoordinationClient, runWorker, RunTimeLimitReached, type TaskRun } from "../client/index.js";
 import { HeldLease, momentNow } from "../client/lease-calls.js";
-import { killAllCli, runCli } from "./helpers/cli-process.js";
+import { killAllCli, runOperator } from "./helpers/cli-process.js";
 import { callTool, closeMcpClients, connectMcp } from "./helpers/mcp-client.js";
 import { pastTime } from "./helpers/past-time.js";
 import { rest, startTestServer, startTestServerWithout, withDatabase, type TestServer } from "./helpers/test-server.js";
@@ -399,18 +399,18 @@ describe("the surfaces of a run time limit", () => {
     const env = { COORDINATION_URL: t.url };
 
     const claimed = await api.tasks.claim.mutate({ agentId: "a", queues: ["mq"], leaseMs: MINUTE, context: false });
-    const cli = await runCli({ args: ["tasks", "get", enqueued.id], env });
+    const cli = await runOperator({ args: ["tasks", "get", enqueued.id], env });
     expect(cli.code).toBe(0);
     const deadline = claimed!.runDeadlineAt!.toISOString().replace("T", " ").replace(/\.\d+Z$/, "Z");
     expect(cli.stdout).toMatch(new RegExp(`^run limit +2m \\(this run until ${deadline}\\)$`, "m"));
     await api.tasks.complete.mutate({ taskId: enqueued.id, agentId: "a" });
-    expect((await runCli({ args: ["tasks", "get", enqueued.id], env })).stdout).toMatch(/^run limit +2m$/m);
-    expect((await runCli({ args: ["tasks", "get", scheduled.id], env })).stdout).toMatch(/^run limit +90s$/m);
+    expect((await runOperator({ args: ["tasks", "get", enqueued.id], env })).stdout).toMatch(/^run limit +2m$/m);
+    expect((await runOperator({ args: ["tasks", "get", scheduled.id], env })).stdout).toMatch(/^run limit +90s$/m);
     // The operator's schedules set takes --max-run, and a schedule shows it with its bounds.
-    const set2 = await runCli({ args: ["schedules", "set", "nightly", "--every", "1h", "--queue", "sq", "--max-run", "90s"], env });
+    const set2 = await runOperator({ args: ["schedules", "set", "nightly", "--every", "1h", "--queue", "sq", "--max-run", "90s"], env });
     expect([set2.code, set2.stdout.split("\n")[0]]).toEqual([0, "created: schedule nightly: every 1h, each run 90s at most"]);
     expect((await api.schedules.get.query({ scheduleId: "nightly" })).task.maxRunMs).toBe(90_000);
-    const refused = await runCli({ args: ["schedules", "set", "nightly", "--every", "1h", "--max-run", "367d"], env });
+    const refused = await runOperator({ args: ["schedules", "set", "nightly", "--every", "1h", "--max-run", "367d"], env });
     expect([refused.code, refused.stderr.split("\n")[0]]).toEqual([2, 'coordination: --max-run must be a length of time from 1ms to 366d, such as 30s, 10m or 2h (got "367d")']);
   });
 });

@@ -11,7 +11,7 @@ import { WebSocket } from "ws";
 import { afterEach, describe, expect, it } from "vitest";
 import { createCoordinationClient, type CoordinationApi } from "../client/index.js";
 import type { AppRouter } from "../src/trpc/app-router.js";
-import { killAllCli, runCli } from "./helpers/cli-process.js";
+import { killAllCli, runOperator } from "./helpers/cli-process.js";
 import { closeMcpClients, connectMcp } from "./helpers/mcp-client.js";
 import { mcpPostHeaders, openMcpSession } from "./helpers/mcp-http.js";
 import { refusal } from "./helpers/refusal.js";
@@ -398,7 +398,7 @@ describe("task trace context", () => {
       "USE TEMP B-TREE FOR ORDER BY",
     ]);
 
-    const listed = await runCli({ args: ["tasks", "list", "--trace-id", traceId, "--json"], env: { COORDINATION_URL: t.url } });
+    const listed = await runOperator({ args: ["tasks", "list", "--trace-id", traceId, "--json"], env: { COORDINATION_URL: t.url } });
     expect(listed.code).toBe(0);
     expect((JSON.parse(listed.stdout) as { items: Array<{ id: string }> }).items.map((task) => task.id)).toEqual(mine);
     const mcp = await connectMcp(t.url, {});
@@ -411,9 +411,9 @@ describe("task trace context", () => {
     const env = { COORDINATION_URL: t.url };
     const traced = await t.api.tasks.enqueue.mutate({ queue: "cli", traceparent: OTHER });
     const bare = await t.api.tasks.enqueue.mutate({ queue: "cli" });
-    const got = await runCli({ args: ["tasks", "get", traced.id], env });
+    const got = await runOperator({ args: ["tasks", "get", traced.id], env });
     expect(got.code).toBe(0);
     expect(got.stdout).toMatch(/^trace\s+trace 4bf92f3577b34da6a3ce929d0e0e4736 \(parent span 00f067aa0ba902b7, not sampled\)$/m);
-    expect((await runCli({ args: ["tasks", "get", bare.id], env })).stdout).toMatch(/^trace\s+none$/m);
+    expect((await runOperator({ args: ["tasks", "get", bare.id], env })).stdout).toMatch(/^trace\s+none$/m);
   });
 });

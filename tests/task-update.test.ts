@@ -5,7 +5,7 @@
 // parked claims wake for it, and an enqueue sent again with its idempotencyKey still finds it.
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { killAllCli, runCli } from "./helpers/cli-process.js";
+import { killAllCli, runOperator } from "./helpers/cli-process.js";
 import { parkedLongPolls } from "./helpers/mcp-http.js";
 import { openCoordination } from "../src/index.js";
 import { makeTempDir, rest, startTestServer, withDatabase, type TestServer } from "./helpers/test-server.js";
@@ -274,7 +274,7 @@ describe("tasks.update", () => {
     for (let i = 0; i < 80; i++) deep = [deep];
     const tooDeep = await rest(t.url, "PATCH", `/tasks/${task.id}`, { payload: deep });
     expect([tooDeep.status, tooDeep.body.code, tooDeep.body.message.split(":")[0]]).toEqual([400, "INVALID_INPUT", "payload"]);
-    const cli = await runCli({ args: ["tasks", "update", task.id, "--payload", '{"url":"http://example.test/2"}', "--json"], env: { COORDINATION_URL: t.url } });
+    const cli = await runOperator({ args: ["tasks", "update", task.id, "--payload", '{"url":"http://example.test/2"}', "--json"], env: { COORDINATION_URL: t.url } });
     expect([cli.code, JSON.parse(cli.stdout).payload]).toEqual([0, { url: "http://example.test/2" }]);
     expect((await api.tasks.claim.mutate(claimOf("fix")))?.payload).toEqual({ url: "http://example.test/2" });
     // A run under way keeps what it was handed.
@@ -287,22 +287,22 @@ describe("tasks.update", () => {
     const env = { COORDINATION_URL: t.url };
     const task = await t.api.tasks.enqueue.mutate({ queue: "ops" });
     const sentAt = Date.now();
-    const updated = await runCli({ args: ["tasks", "update", task.id, "--priority", "1", "--delay", "1h", "--json"], env });
+    const updated = await runOperator({ args: ["tasks", "update", task.id, "--priority", "1", "--delay", "1h", "--json"], env });
     expect(updated.code).toBe(0);
     const answer = JSON.parse(updated.stdout);
     expect(answer).toMatchObject({ id: task.id, status: "pending", priority: 1 });
     expect(Date.parse(answer.runAt)).toBeGreaterThanOrEqual(sentAt + HOUR);
-    const at = await runCli({ args: ["tasks", "update", task.id, "--at", "2020-01-01T00:00:00Z"], env });
+    const at = await runOperator({ args: ["tasks", "update", task.id, "--at", "2020-01-01T00:00:00Z"], env });
     expect(at.code).toBe(0);
     expect(at.stdout).toMatch(/^priority +1$/m);
     // 0 is now, in any unit, as delayMs 0 is.
     await t.api.tasks.update.mutate({ taskId: task.id, delayMs: HOUR });
-    expect(await runCli({ args: ["tasks", "update", task.id, "--delay", "0s"], env })).toMatchObject({ code: 0 });
+    expect(await runOperator({ args: ["tasks", "update", task.id, "--delay", "0s"], env })).toMatchObject({ code: 0 });
     expect(await t.api.tasks.claim.mutate(claimOf("ops"))).toMatchObject({ id: task.id });
-    expect(await runCli({ args: ["tasks", "update", task.id], env })).toMatchObject({ code: 2, stderr: expect.stringContaining("tasks update needs --priority, --at, --delay, --expires, --payload or --clear-checkpoint: what to change") });
-    expect(await runCli({ args: ["tasks", "update", task.id, "--payload", "{oops"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining('--payload must be JSON (got "{oops")') });
-    expect(await runCli({ args: ["tasks", "update", task.id, "--delay", "soon"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining('--delay "soon" is not a duration') });
-    expect(await runCli({ args: ["tasks", "update", task.id, "--priority", "2"], env })).toMatchObject({
+    expect(await runOperator({ args: ["tasks", "update", task.id], env })).toMatchObject({ code: 2, stderr: expect.stringContaining("tasks update needs --priority, --at, --delay, --expires, --payload or --clear-checkpoint: what to change") });
+    expect(await runOperator({ args: ["tasks", "update", task.id, "--payload", "{oops"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining('--payload must be JSON (got "{oops")') });
+    expect(await runOperator({ args: ["tasks", "update", task.id, "--delay", "soon"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining('--delay "soon" is not a duration') });
+    expect(await runOperator({ args: ["tasks", "update", task.id, "--priority", "2"], env })).toMatchObject({
       code: 1,
       stderr: `coordination: INVALID_STATE: task "${task.id}" is claimed: only a task that waits to run (pending or waiting) can be updated (it runs already)\n`,
     });

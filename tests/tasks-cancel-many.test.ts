@@ -3,7 +3,7 @@
 // takes it (its event, what waits on it, a schedule's run skipped); pages are bounded writes that
 // stop at the tasks there were when the first one ran.
 import { afterEach, describe, expect, it } from "vitest";
-import { killAllCli, runCli } from "./helpers/cli-process.js";
+import { killAllCli, runOperator } from "./helpers/cli-process.js";
 import { rest, startTestServer, withDatabase, type TestServer } from "./helpers/test-server.js";
 
 let t: TestServer | undefined;
@@ -157,11 +157,11 @@ describe("tasks.cancelMany", () => {
     const ids: string[] = [];
     for (let i = 0; i < 3; i++) ids.push((await t.api.tasks.enqueue.mutate({ queue: "ops" })).id);
     await t.api.tasks.enqueue.mutate({ queue: "keep" });
-    const done = await runCli({ args: ["tasks", "cancel", "--all", "--queue", "ops", "--reason", "not wanted"], env });
+    const done = await runOperator({ args: ["tasks", "cancel", "--all", "--queue", "ops", "--reason", "not wanted"], env });
     expect(done).toMatchObject({ code: 0, stdout: "cancelled 3 tasks of queue ops (and any waiting on them)\n" });
     for (const id of ids) expect(await t.api.tasks.get.query({ taskId: id })).toMatchObject({ status: "cancelled", lastError: "not wanted" });
     expect((await t.api.tasks.stats.query({ queue: "keep" })).queues[0]).toMatchObject({ queue: "keep", counts: expect.objectContaining({ pending: 1 }) });
-    expect(await runCli({ args: ["tasks", "cancel", "--all"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining("tasks cancel --all needs --queue QUEUE") });
-    expect(await runCli({ args: ["tasks", "cancel", "--all", "--queue", "ops", "--status", "done"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining('--status[0]: must be one of "pending", "waiting", "claimed", "dead_letter"') });
+    expect(await runOperator({ args: ["tasks", "cancel", "--all"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining("tasks cancel --all needs --queue QUEUE") });
+    expect(await runOperator({ args: ["tasks", "cancel", "--all", "--queue", "ops", "--status", "done"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining('--status[0]: must be one of "pending", "waiting", "claimed", "dead_letter"') });
   });
 });

@@ -2,7 +2,7 @@
 // outage dead-letters a queue's tasks; once it is over, the operator brings them back in pages,
 // oldest first, each once, without reading the completed tasks.
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { killAllCli, runCli } from "./helpers/cli-process.js";
+import { killAllCli, runOperator } from "./helpers/cli-process.js";
 import { rest, startTestServer, withDatabase, type TestServer } from "./helpers/test-server.js";
 import { Statements } from "../src/db/statements.js";
 import { TaskStore } from "../src/tasks/task-store.js";
@@ -181,23 +181,23 @@ describe("tasks.requeueMany", () => {
     for (let n = 0; n < 3; n++) ids.push(await deadLetter(t, "q", n));
     const kept = await deadLetter(t, "elsewhere", 9);
     const env = { COORDINATION_URL: t.url };
-    const none = await runCli({ args: ["tasks", "requeue", "--all", "--queue", "q", "--after", "2999-01-01T00:00:00Z"], env });
+    const none = await runOperator({ args: ["tasks", "requeue", "--all", "--queue", "q", "--after", "2999-01-01T00:00:00Z"], env });
     expect([none.code, none.stdout]).toEqual([0, "requeued 0 dead letters of queue q\n"]);
-    const done = await runCli({ args: ["tasks", "requeue", "--all", "--queue", "q", "--after", "0"], env });
+    const done = await runOperator({ args: ["tasks", "requeue", "--all", "--queue", "q", "--after", "0"], env });
     expect([done.code, done.stdout, done.stderr]).toEqual([0, "requeued 3 dead letters of queue q\n", ""]);
     for (const id of ids) expect((await t.api.tasks.get.query({ taskId: id })).status).toBe("pending");
     expect((await t.api.tasks.get.query({ taskId: kept })).status).toBe("dead_letter");
-    const json = await runCli({ args: ["tasks", "requeue", "--all", "--json"], env });
+    const json = await runOperator({ args: ["tasks", "requeue", "--all", "--json"], env });
     expect(JSON.parse(json.stdout)).toEqual({ requeued: [kept] });
-    const bad = await runCli({ args: ["tasks", "requeue", "--all", "--status", "cancelled"], env });
+    const bad = await runOperator({ args: ["tasks", "requeue", "--all", "--status", "cancelled"], env });
     expect([bad.code, bad.stderr.split("\n")[0]]).toEqual([2, "coordination: tasks requeue --all does not take --status (it takes --all, --queue, --after, --before, --clear-checkpoint)"]);
     // A time the server refuses is named by the option it came from, not by the API's field.
-    const yesterday = await runCli({ args: ["tasks", "requeue", "--all", "--queue", "q", "--after", "yesterday"], env });
+    const yesterday = await runOperator({ args: ["tasks", "requeue", "--all", "--queue", "q", "--after", "yesterday"], env });
     expect(yesterday.code).toBe(2);
     expect(yesterday.stderr).toMatch(/^coordination: INVALID_INPUT: --after: /);
     expect(yesterday.stderr).not.toContain("finishedAfter");
     // Only an option the command was given: `queues pause NAME` has no --queue, its field keeps its name.
-    const long = await runCli({ args: ["queues", "pause", "q".repeat(300)], env });
+    const long = await runOperator({ args: ["queues", "pause", "q".repeat(300)], env });
     expect([long.code, long.stderr]).toEqual([2, "coordination: INVALID_INPUT: queue: must be at most 200 characters long\n"]);
   });
 });

@@ -3,7 +3,7 @@
 // it or the first result. Each test parks a wait (seen parked on /metrics, not after a sleep),
 // settles tasks another way, and checks the answer exactly; none depends on the machine's speed.
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { killAllCli, runCli } from "./helpers/cli-process.js";
+import { killAllCli, runOperator } from "./helpers/cli-process.js";
 import { callTool, closeMcpClients, connectMcp } from "./helpers/mcp-client.js";
 import { parkedLongPolls } from "./helpers/mcp-http.js";
 import { LONG_WAIT_MS, parked, promptly, WAKE_ONLY } from "./helpers/task-waits.js";
@@ -215,12 +215,12 @@ describe("tasks.waitMany", () => {
     t = await startTestServer(WAKE_ONLY);
     const env = { COORDINATION_URL: t.url };
     const [a, b] = await t.api.tasks.enqueueMany.mutate({ tasks: [{ queue: "a", payload: {} }, { queue: "b", payload: {} }] });
-    expect(await runCli({ args: ["tasks", "wait", a!.id, b!.id, "--timeout", "500ms"], env })).toMatchObject({ code: 4, stderr: "coordination: 2 of 2 tasks had not settled in 500ms\n" });
-    expect(await runCli({ args: ["tasks", "wait", a!.id, b!.id, "--any", "--timeout", "500ms"], env })).toMatchObject({ code: 4, stderr: "coordination: none of the tasks had settled in 500ms\n" });
-    const all = runCli({ args: ["tasks", "wait", a!.id, b!.id, "--json"], env }, 60_000);
+    expect(await runOperator({ args: ["tasks", "wait", a!.id, b!.id, "--timeout", "500ms"], env })).toMatchObject({ code: 4, stderr: "coordination: 2 of 2 tasks had not settled in 500ms\n" });
+    expect(await runOperator({ args: ["tasks", "wait", a!.id, b!.id, "--any", "--timeout", "500ms"], env })).toMatchObject({ code: 4, stderr: "coordination: none of the tasks had settled in 500ms\n" });
+    const all = runOperator({ args: ["tasks", "wait", a!.id, b!.id, "--json"], env }, 60_000);
     await parked(t.url, 1);
     await runTask(t, "a", { pages: 3 });
-    const any = await runCli({ args: ["tasks", "wait", b!.id, a!.id, "--any"], env });
+    const any = await runOperator({ args: ["tasks", "wait", b!.id, a!.id, "--any"], env });
     expect(any).toMatchObject({ code: 0, stderr: "" });
     expect(any.stdout).toMatch(new RegExp(`^${b!.id} +pending +- +-$`, "m"));
     expect(any.stdout).toMatch(new RegExp(`^${a!.id} +completed +\\S+ \\S+ +\\{"pages":3\\}$`, "m"));
@@ -245,17 +245,17 @@ describe("tasks.waitMany", () => {
     const [dead, later] = await t.api.tasks.enqueueMany.mutate({ tasks: [{ queue: "dead", payload: {}, maxAttempts: 1 }, { queue: "later", payload: {}, delayMs: 3_600_000 }] });
     const run = await t.api.tasks.claim.mutate({ agentId: "worker", queues: ["dead"], context: false });
     await t.api.tasks.fail.mutate({ taskId: dead!.id, agentId: "worker", leaseToken: run!.leaseToken, error: "no source" });
-    const failed = await runCli({ args: ["tasks", "wait", b!.id, later!.id, dead!.id, "--timeout", "10m"], env });
+    const failed = await runOperator({ args: ["tasks", "wait", b!.id, later!.id, dead!.id, "--timeout", "10m"], env });
     expect(failed).toMatchObject({ code: 3, stderr: `coordination: task ${dead!.id} was dead-lettered\n` });
-    const failedJson = await runCli({ args: ["tasks", "wait", later!.id, dead!.id, "--json"], env });
+    const failedJson = await runOperator({ args: ["tasks", "wait", later!.id, dead!.id, "--json"], env });
     expect(failedJson).toMatchObject({ code: 3 });
     // done as the API says it: not all settled.
     expect(JSON.parse(failedJson.stdout)).toMatchObject({ done: false, tasks: [{ id: later!.id, status: "pending" }, { id: dead!.id, status: "dead_letter" }] });
     expect(failed.stdout).toMatch(new RegExp(`^${b!.id} +completed +\\S+ \\S+ +"${"r".repeat(58)}…$`, "m"));
     expect(failed.stdout).toMatch(new RegExp(`^${later!.id} +pending +- +-$`, "m"));
     expect(failed.stdout).toMatch(new RegExp(`^${dead!.id} +dead_letter +\\S+ \\S+ +no source$`, "m"));
-    expect(await runCli({ args: ["tasks", "wait", a!.id, b!.id, "--timeout", "soon"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining('--timeout "soon" is not a duration') });
-    expect(await runCli({ args: ["tasks", "wait", a!.id, "nope"], env })).toMatchObject({ code: 1, stderr: 'coordination: TASK_NOT_FOUND: task "nope" not found\n' });
+    expect(await runOperator({ args: ["tasks", "wait", a!.id, b!.id, "--timeout", "soon"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining('--timeout "soon" is not a duration') });
+    expect(await runOperator({ args: ["tasks", "wait", a!.id, "nope"], env })).toMatchObject({ code: 1, stderr: 'coordination: TASK_NOT_FOUND: task "nope" not found\n' });
   });
 
   it("from the command line, what it prints is the tasks as they are when it ends: done as the API says it, and the ids it could not read then", async () => {
@@ -267,7 +267,7 @@ describe("tasks.waitMany", () => {
     const run = await t.api.tasks.claim.mutate({ agentId: "worker", queues: ["d"], context: false });
     await t.api.tasks.fail.mutate({ taskId: d!.id, agentId: "worker", leaseToken: run!.leaseToken, error: "broken" });
     await runTask(t, "c", "c".repeat(40_000));
-    const stopped = await runCli({ args: ["tasks", "wait", a!.id, d!.id, c!.id, "--json"], env });
+    const stopped = await runOperator({ args: ["tasks", "wait", a!.id, d!.id, c!.id, "--json"], env });
     expect(stopped).toMatchObject({ code: 3, stderr: `coordination: task ${d!.id} was dead-lettered\n` });
     const printed = JSON.parse(stopped.stdout);
     expect(printed.done).toBe(true);
@@ -276,7 +276,7 @@ describe("tasks.waitMany", () => {
 
     // The server stops while the command waits for B: at its --timeout, B as not seen, exit 4.
     const b = await t.api.tasks.enqueue.mutate({ queue: "b", payload: {} });
-    const waiting = runCli({ args: ["tasks", "wait", a!.id, b.id, "--timeout", "5s", "--json"], env }, 60_000);
+    const waiting = runOperator({ args: ["tasks", "wait", a!.id, b.id, "--timeout", "5s", "--json"], env }, 60_000);
     await parked(t.url, 1);
     await t.server.stop();
     const cut = await waiting;

@@ -3,7 +3,7 @@
 // test parks a wait (seen parked on /metrics, not after a sleep), settles the task another way,
 // and checks the wait's answer exactly; none depends on how fast the machine is.
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { killAllCli, runCli } from "./helpers/cli-process.js";
+import { killAllCli, runOperator } from "./helpers/cli-process.js";
 import { callTool, closeMcpClients, connectMcp } from "./helpers/mcp-client.js";
 import { parkedLongPolls } from "./helpers/mcp-http.js";
 import { LONG_WAIT_MS, parked, promptly, WAKE_ONLY } from "./helpers/task-waits.js";
@@ -198,18 +198,18 @@ describe("tasks.wait", () => {
 
     const env = { COORDINATION_URL: t.url };
     // Completed: exit 0 and the task's table. Dead-lettered or cancelled: exit 3. Not settled in time: exit 4 naming its state.
-    const completed = await runCli({ args: ["tasks", "wait", handed.id], env });
+    const completed = await runOperator({ args: ["tasks", "wait", handed.id], env });
     expect(completed).toMatchObject({ code: 0, stderr: "" });
     expect(completed.stdout).toMatch(/^status +completed$/m);
-    expect(await runCli({ args: ["tasks", "wait", unsettled.id, "--timeout", "500ms"], env })).toMatchObject({ code: 4, stderr: `coordination: task ${unsettled.id} had not settled in 500ms (it is pending)\n` });
-    const cli = runCli({ args: ["tasks", "wait", unsettled.id, "--json"], env }, 60_000);
+    expect(await runOperator({ args: ["tasks", "wait", unsettled.id, "--timeout", "500ms"], env })).toMatchObject({ code: 4, stderr: `coordination: task ${unsettled.id} had not settled in 500ms (it is pending)\n` });
+    const cli = runOperator({ args: ["tasks", "wait", unsettled.id, "--json"], env }, 60_000);
     await parked(t.url, 1);
     await t.api.tasks.cancel.mutate({ taskId: unsettled.id });
     const cancelled = await cli;
     expect(cancelled).toMatchObject({ code: 3, stderr: `coordination: task ${unsettled.id} was cancelled\n` });
     expect(JSON.parse(cancelled.stdout)).toMatchObject({ id: unsettled.id, status: "cancelled" });
-    expect(await runCli({ args: ["tasks", "wait", unsettled.id, "--timeout", "soon"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining('--timeout "soon" is not a duration') });
-    expect(await runCli({ args: ["tasks", "wait", "nope"], env })).toMatchObject({ code: 1, stderr: 'coordination: TASK_NOT_FOUND: task "nope" not found\n' });
+    expect(await runOperator({ args: ["tasks", "wait", unsettled.id, "--timeout", "soon"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining('--timeout "soon" is not a duration') });
+    expect(await runOperator({ args: ["tasks", "wait", "nope"], env })).toMatchObject({ code: 1, stderr: 'coordination: TASK_NOT_FOUND: task "nope" not found\n' });
   });
 
   it("the command asks no more than once a second of a server that answers at once (maxWaitMs 0), and waits through a restart", async () => {
@@ -217,7 +217,7 @@ describe("tasks.wait", () => {
     const task = await t.api.tasks.enqueue.mutate({ payload: {}, delayMs: 3_600_000 });
     const answered = async () => Number(/^coordination_http_responses_total\{status="200"\} (\d+)$/m.exec(await (await fetch(`${t!.url}/metrics`)).text())?.[1] ?? 0);
     const before = await answered();
-    expect(await runCli({ args: ["tasks", "wait", task.id, "--timeout", "2s"], env: { COORDINATION_URL: t.url } }, 60_000)).toMatchObject({ code: 4 });
+    expect(await runOperator({ args: ["tasks", "wait", task.id, "--timeout", "2s"], env: { COORDINATION_URL: t.url } }, 60_000)).toMatchObject({ code: 4 });
     // At 0, 1 and 2 s at most (a slow machine asks fewer times); the scrape above is one more.
     expect((await answered()) - before - 1).toBeLessThanOrEqual(3);
 
@@ -226,7 +226,7 @@ describe("tasks.wait", () => {
     const port = Number(new URL(url).port);
     await t.stop();
     t = await startTestServer({ port }, dir);
-    const cli = runCli({ args: ["tasks", "wait", task.id], env: { COORDINATION_URL: url } }, 100_000);
+    const cli = runOperator({ args: ["tasks", "wait", task.id], env: { COORDINATION_URL: url } }, 100_000);
     await parked(url, 1);
     await t.stop();
     t = await startTestServer({ port }, dir);
@@ -243,7 +243,7 @@ describe("tasks.wait", () => {
     const pending = await t.api.tasks.enqueue.mutate({ payload: {}, delayMs: 3_600_000 });
     const reads = () => t!.server.services.db.sent.get("tasks.get") ?? 0;
     const readsBefore = reads();
-    const timed = runCli({ args: ["tasks", "wait", pending.id, "--timeout", "6s"], env: { COORDINATION_URL: url } }, 100_000);
+    const timed = runOperator({ args: ["tasks", "wait", pending.id, "--timeout", "6s"], env: { COORDINATION_URL: url } }, 100_000);
     // A round answered and the next one asked: the first round's read when it parked and its last
     // read when its second ran out, then the next round's first (sent once the answer arrived).
     await vi.waitFor(() => expect(reads()).toBeGreaterThanOrEqual(readsBefore + 3), { timeout: 15_000, interval: 20 });

@@ -3,7 +3,7 @@
 // configured for the wrong agent claims as that agent); the dashboard before it offers an
 // admin's buttons to a read token that every click would refuse.
 import { afterEach, describe, expect, it } from "vitest";
-import { killAllCli, runCli } from "./helpers/cli-process.js";
+import { killAllCli, runOperator } from "./helpers/cli-process.js";
 import { ADMIN_SECRET, http, startSecureServer, type SecureServer } from "./helpers/secure-server.js";
 import { rest, startTestServer, type TestServer } from "./helpers/test-server.js";
 
@@ -20,7 +20,7 @@ describe("tokens.whoami", () => {
     const open = { credentialsRequired: false, role: "admin", agentId: null, tokenId: null, name: null, kvPrefixes: null };
     expect(await t.api.tokens.whoami.query()).toEqual(open);
     expect(await rest(t.url, "GET", "/tokens/whoami")).toEqual({ status: 200, body: open });
-    expect(await runCli({ args: ["whoami"], env: { COORDINATION_URL: t.url } })).toMatchObject({ code: 0, stdout: "admin: this server requires no credential, and trusts every caller as an admin\n", stderr: "" });
+    expect(await runOperator({ args: ["whoami"], env: { COORDINATION_URL: t.url } })).toMatchObject({ code: 0, stdout: "admin: this server requires no credential, and trusts every caller as an admin\n", stderr: "" });
   });
 
   it("with credentials: each token's role, agent, id and name; the configured admin token by its id; none or a revoked one is a 401", async () => {
@@ -42,23 +42,23 @@ describe("tokens.whoami", () => {
     expect([extra.status, extra.body.code]).toEqual([400, "INVALID_INPUT"]);
 
     const env = { COORDINATION_URL: s.url };
-    expect(await runCli({ args: ["whoami", "--token", agentToken.secret], env })).toMatchObject({ code: 0, stdout: `agent planner-1 (token ${agentToken.token.id}, named "planner's laptop")\n`, stderr: "" });
-    expect(await runCli({ args: ["whoami", "--token", ADMIN_SECRET], env })).toMatchObject({ code: 0, stdout: "admin (token config:adminToken)\n", stderr: "" });
+    expect(await runOperator({ args: ["whoami", "--token", agentToken.secret], env })).toMatchObject({ code: 0, stdout: `agent planner-1 (token ${agentToken.token.id}, named "planner's laptop")\n`, stderr: "" });
+    expect(await runOperator({ args: ["whoami", "--token", ADMIN_SECRET], env })).toMatchObject({ code: 0, stdout: "admin (token config:adminToken)\n", stderr: "" });
     // An empty COORDINATION_TOKEN (a script's unset variable) is none: the shell's admin token stands.
-    expect(await runCli({ args: ["whoami"], env: { ...env, COORDINATION_TOKEN: "", COORDINATION_ADMIN_TOKEN: ADMIN_SECRET } })).toMatchObject({ code: 0, stdout: "admin (token config:adminToken)\n", stderr: "" });
+    expect(await runOperator({ args: ["whoami"], env: { ...env, COORDINATION_TOKEN: "", COORDINATION_ADMIN_TOKEN: ADMIN_SECRET } })).toMatchObject({ code: 0, stdout: "admin (token config:adminToken)\n", stderr: "" });
     // A credential scoped to key prefixes says which keys it writes.
     const scoped = await s.admin.tokens.create.mutate({ role: "agent", agentId: "planner-2", kvPrefixes: ["agents/planner-2/", "shared/"] });
-    expect(await runCli({ args: ["whoami", "--token", scoped.secret], env })).toMatchObject({
+    expect(await runOperator({ args: ["whoami", "--token", scoped.secret], env })).toMatchObject({
       code: 0,
       stdout: `agent planner-2 (token ${scoped.token.id}, writes only keys starting with "agents/planner-2/" "shared/")\n`,
       stderr: "",
     });
-    const json = await runCli({ args: ["whoami", "--json", "--token", agentToken.secret], env });
+    const json = await runOperator({ args: ["whoami", "--json", "--token", agentToken.secret], env });
     expect([json.code, JSON.parse(json.stdout)]).toEqual([0, { credentialsRequired: true, role: "agent", agentId: "planner-1", tokenId: agentToken.token.id, name: "planner's laptop", kvPrefixes: null }]);
-    const refused = await runCli({ args: ["whoami", "--token", readToken.secret], env });
+    const refused = await runOperator({ args: ["whoami", "--token", readToken.secret], env });
     expect([refused.code, refused.stdout]).toEqual([1, ""]);
     expect(refused.stderr).toBe("coordination: UNAUTHORIZED: Unauthorized: send a valid bearer token (Authorization: Bearer <token>) (the server refused the token given)\n");
-    const usage = await runCli({ args: ["whoami", "--queue", "q"], env });
+    const usage = await runOperator({ args: ["whoami", "--queue", "q"], env });
     expect([usage.code, usage.stderr.split("\n")[0]]).toEqual([2, "coordination: whoami does not take --queue (it takes none of its own)"]);
   });
 });

@@ -135,3 +135,31 @@ export async function killAllCli(): Promise<void> {
     ),
   );
 }
+
+/**
+ * An operator command run as the binary runs it, in this process: runOperatorCommand, what
+ * bin/coordination.js calls, with the same output and exit code, without a process start (a
+ * second or more each on a loaded machine: the CLI tests were the suite's slowest). For tests
+ * whose subject is not the process (its signals, its standard input, the settings it reads from
+ * its working directory): give --url or COORDINATION_URL, as the binary's settings are not read.
+ */
+export async function runOperator(options: Pick<CliOptions, "args" | "env"> = {}, timeoutMs = 10_000): Promise<CliExit> {
+  const { runOperatorCommand } = await import("../../src/cli-operator.js");
+  let stdout = "";
+  let stderr = "";
+  // As runCli's: a command still running after timeoutMs fails the test; it is stopped as Ctrl-C stops it.
+  const stop = new AbortController();
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      stop.abort();
+      reject(new Error(`coordination ${(options.args ?? []).join(" ")} still running after ${timeoutMs} ms:\n${stdout}\n${stderr}`));
+    }, timeoutMs);
+  });
+  try {
+    const code = await Promise.race([runOperatorCommand(options.args ?? [], { ...options.env }, { stdout: (text) => void (stdout += text), stderr: (text) => void (stderr += text) }, stop.signal), timeout]);
+    return { code, signal: null, stdout, stderr };
+  } finally {
+    clearTimeout(timer);
+  }
+}
