@@ -5,7 +5,8 @@
 // the YAML file of COORDINATION_CONFIG or --config): its host and port, and its admin token. An
 // operator in the directory the server runs from reaches it on whatever port it was given.
 // Tables for people, --json for scripts. Exit codes: 0 done, 1 the server refused or could not be
-// reached (the message says which), 2 usage (or settings that cannot be read); `tasks wait`: 3
+// reached (the message says which), 2 usage (or settings that cannot be read), 130 interrupted
+// while a value was read (--payload @-), nothing sent; `tasks wait`: 3
 // the task (one of the tasks) was dead-lettered or cancelled, 4 it had not settled in time;
 // `kv get`: 3 the key is absent; `kv set|delete --if-version`: 3 the key was not at that version.
 // `tasks logs --follow` exits 0 once the task settled and its last line was shown, or on Ctrl-C.
@@ -21,7 +22,7 @@ import type { JsonValue } from "./json-types.js";
 import { MEMORY_OPTIONS, memoryCommand } from "./cli-memory.js";
 import { ENQUEUE_OPTIONS, enqueuedText, enqueueOf, PUBLISH_OPTIONS, publishedText, publishOf } from "./cli-enqueue.js";
 import { delayOption, durationOption, expiryArg, int, jsonOption, listOption, num, OperatorUsageError, str, timeArg } from "./cli-options.js";
-import { readValueFiles } from "./cli-value-files.js";
+import { INTERRUPTED_EXIT, ReadInterrupted, readValueFiles } from "./cli-value-files.js";
 import { BEYOND_C0, cut, keyPrefixesText, printable, table, utc, when } from "./cli-text.js";
 import { MAX_EVERY_MS, MIN_EVERY_MS } from "./schedules/schedule-schemas.js";
 import { MAX_CORDON_MS } from "./agents/agent-schemas.js";
@@ -734,6 +735,11 @@ export async function runOperatorCommand(
     assertOptionsFit(parsed.words, parsed.options);
     await readValueFiles(parsed, out.stdin);
   } catch (error) {
+    // Ctrl-C while a value was read: not a mistake in the command line, and nothing was sent.
+    if (error instanceof ReadInterrupted) {
+      out.stderr(`coordination: ${error.message}\n`);
+      return INTERRUPTED_EXIT;
+    }
     if (!(error instanceof OperatorUsageError)) throw error;
     out.stderr(`coordination: ${error.message}\n${usageAfterError(wordsOf(argv))}\n`);
     return 2;

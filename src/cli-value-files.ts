@@ -9,6 +9,15 @@ import { OperatorUsageError } from "./cli-options.js";
 /** The most a value read from a file or standard input may be: the largest body a server may be set to take (maxBodyBytes). */
 export const MAX_VALUE_FILE_BYTES = 64 * 1024 * 1024;
 
+/**
+ * Reading a value was interrupted (Ctrl-C, SIGTERM): not a usage error, and nothing was sent.
+ * The command ends as an interrupted one does (INTERRUPTED_EXIT), in one line, no usage after it.
+ */
+export class ReadInterrupted extends Error {}
+
+/** The exit code of a command interrupted before it sent anything: a shell's for SIGINT (128 + 2). */
+export const INTERRUPTED_EXIT = 130;
+
 /** Where a command's JSON values are: `--payload` wherever it is taken, and `kv set KEY VALUE`'s VALUE. */
 interface ValueSlots {
   words: string[];
@@ -68,8 +77,8 @@ const withoutBom = (text: string): string => (text.charCodeAt(0) === 0xfeff ? te
 
 /**
  * All of `stream` (a command's standard input) as UTF-8 text, at most MAX_VALUE_FILE_BYTES;
- * rejects with an OperatorUsageError past that, or when `signal` aborts (Ctrl-C at a terminal
- * that was asked for it).
+ * rejects with an OperatorUsageError past that, or with a ReadInterrupted when `signal` aborts
+ * (Ctrl-C at a terminal that was asked for it).
  */
 export function readStream(stream: NodeJS.ReadableStream, signal?: AbortSignal, maxBytes = MAX_VALUE_FILE_BYTES): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -91,7 +100,7 @@ export function readStream(stream: NodeJS.ReadableStream, signal?: AbortSignal, 
     };
     const onEnd = () => end(() => resolve(Buffer.concat(chunks).toString("utf8")));
     const onError = (error: Error) => end(() => reject(new OperatorUsageError(`cannot read standard input (${error.message})`)));
-    const onAbort = () => end(() => reject(new OperatorUsageError("interrupted while reading standard input: nothing was sent")));
+    const onAbort = () => end(() => reject(new ReadInterrupted("interrupted while reading standard input: nothing was sent")));
     if (signal?.aborted) return onAbort();
     stream.on("data", onData);
     stream.once("end", onEnd);

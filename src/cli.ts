@@ -150,7 +150,7 @@ const INTERRUPT_GRACE_MS = 10_000;
 
 async function operatorMain(argv: string[]): Promise<number> {
   const { runOperatorCommand } = await import("./cli-operator.js");
-  const { readStream } = await import("./cli-value-files.js");
+  const { INTERRUPTED_EXIT, readStream } = await import("./cli-value-files.js");
   // `… | head` closes the pipe early: that ends the command, it is not an error.
   process.stdout.on("error", (error: NodeJS.ErrnoException) => {
     if (error.code === "EPIPE") process.exit(0);
@@ -162,7 +162,9 @@ async function operatorMain(argv: string[]): Promise<number> {
   // INTERRUPT_GRACE_MS to end by itself, then the process ends as an interrupted one does.
   const stop = new AbortController();
   let ended = false;
+  let interruptedBy: "SIGINT" | "SIGTERM" | undefined;
   const interrupt = (signal: "SIGINT" | "SIGTERM") => {
+    interruptedBy = signal;
     stop.abort();
     setTimeout(() => {
       if (ended) return;
@@ -182,7 +184,9 @@ async function operatorMain(argv: string[]): Promise<number> {
       if (process.stdin.isTTY) process.stderr.write("coordination: reading the value from this terminal: end it with Ctrl-D\n");
       return readStream(process.stdin, stop.signal);
     };
-    return await runOperatorCommand(argv, process.env, { stdout: (text) => process.stdout.write(text), stderr: (text) => process.stderr.write(text), stdin }, stop.signal, settings);
+    const code = await runOperatorCommand(argv, process.env, { stdout: (text) => process.stdout.write(text), stderr: (text) => process.stderr.write(text), stdin }, stop.signal, settings);
+    // Interrupted while reading a value: the exit code says which signal, as the grace's does.
+    return code === INTERRUPTED_EXIT && interruptedBy === "SIGTERM" ? 143 : code;
   } finally {
     ended = true;
   }

@@ -8,7 +8,7 @@ import { PassThrough } from "node:stream";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { runOperatorCommand } from "../src/cli-operator.js";
 import { OperatorUsageError } from "../src/cli-options.js";
-import { MAX_VALUE_FILE_BYTES, readStream } from "../src/cli-value-files.js";
+import { MAX_VALUE_FILE_BYTES, ReadInterrupted, readStream } from "../src/cli-value-files.js";
 import { killAllCli, runCli } from "./helpers/cli-process.js";
 import { startTestServer, type TestServer } from "./helpers/test-server.js";
 
@@ -104,6 +104,20 @@ describe("a JSON value read from a file or standard input", () => {
     expect([none.code, none.stderr.split("\n")[0]]).toEqual([2, "coordination: --payload @-: standard input is not JSON (Unexpected end of JSON input)"]);
   });
 
+  it("Ctrl-C while standard input is read ends the command as an interrupted one (130), in one line, no usage: nothing was sent", async () => {
+    t = await startTestServer();
+    const waiting = new PassThrough();
+    const stop = new AbortController();
+    let stderr = "";
+    const out = { stdout: () => {}, stderr: (text: string) => void (stderr += text), stdin: () => readStream(waiting, stop.signal) };
+    const running = runOperatorCommand(["events", "publish", "x", "--source", "ci", "--payload", "@-", "--url", t.url], {}, out, stop.signal);
+    waiting.write('{"partial":');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    stop.abort();
+    expect([await running, stderr]).toEqual([130, "coordination: interrupted while reading standard input: nothing was sent\n"]);
+    expect(await t.api.events.list.query({ types: ["x"] })).toEqual([]);
+  });
+
   it("stops reading standard input past its bound, or when interrupted", async () => {
     const flood = new PassThrough();
     const tooMuch = readStream(flood, undefined, 10);
@@ -115,7 +129,8 @@ describe("a JSON value read from a file or standard input", () => {
     const interrupted = readStream(waiting, stop.signal);
     waiting.write('{"partial":');
     stop.abort();
-    await expect(interrupted).rejects.toThrow(new OperatorUsageError("interrupted while reading standard input: nothing was sent"));
+    await expect(interrupted).rejects.toThrow(new ReadInterrupted("interrupted while reading standard input: nothing was sent"));
+    await expect(interrupted).rejects.toBeInstanceOf(ReadInterrupted);
     const whole = new PassThrough();
     const read = readStream(whole);
     whole.end("é".repeat(3));
