@@ -733,7 +733,7 @@ export async function runOperatorCommand(
   try {
     parsed = parse(argv);
     assertOptionsFit(parsed.words, parsed.options);
-    await readValueFiles(parsed, out.stdin);
+    await readValueFiles(parsed, out.stdin, stop);
   } catch (error) {
     // Ctrl-C while a value was read: not a mistake in the command line, and nothing was sent.
     if (error instanceof ReadInterrupted) {

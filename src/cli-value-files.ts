@@ -3,7 +3,10 @@
 // Linux, where the server takes 1 MiB by default), or one another program writes (`jq … |
 // coordination events publish T --payload @-`), needs no quoting. JSON never begins with "@", so
 // no value that was JSON before reads differently now.
+import { constants, createReadStream, open, type ReadStream } from "node:fs";
 import { readFile, stat } from "node:fs/promises";
+import { Socket } from "node:net";
+import { promisify } from "node:util";
 import { OperatorUsageError } from "./cli-options.js";
 
 /** The most a value read from a file or standard input may be: the largest body a server may be set to take (maxBodyBytes). */
@@ -30,7 +33,7 @@ interface ValueSlots {
  * is an OperatorUsageError naming the option. A UTF-8 byte order mark (a file saved by some
  * Windows editors) is left out; whether the text is JSON is the option's reader's to say.
  */
-export async function readValueFiles({ words, options }: ValueSlots, stdin: (() => Promise<string>) | undefined): Promise<void> {
+export async function readValueFiles({ words, options }: ValueSlots, stdin: (() => Promise<string>) | undefined, signal?: AbortSignal): Promise<void> {
   let stdinTaken: string | undefined;
   const read = async (given: string, name: string): Promise<string> => {
     const path = given.slice(1);
@@ -41,7 +44,7 @@ export async function readValueFiles({ words, options }: ValueSlots, stdin: (() 
       return withoutBom(await stdin());
     }
     if (path === "") throw new OperatorUsageError(`${name} @ needs a file after it: @payload.json, or @- for standard input`);
-    return withoutBom(await readValueFile(path, name));
+    return withoutBom(await readValueFile(path, name, signal));
   };
   // Said here, where the file is known: the option's reader would show the text's start alone.
   const readJson = async (given: string, name: string): Promise<string> => {
@@ -58,19 +61,39 @@ export async function readValueFiles({ words, options }: ValueSlots, stdin: (() 
   if (words[0] === "kv" && words[1] === "set" && words.length === 4 && words[3]!.startsWith("@")) words[3] = await readJson(words[3]!, "kv set's VALUE");
 }
 
-async function readValueFile(path: string, name: string): Promise<string> {
+async function readValueFile(path: string, name: string, signal: AbortSignal | undefined): Promise<string> {
   try {
     const file = await stat(path);
-    // Refused before it is read; a FIFO (<(jq …)) has no size until read, and is bounded after.
-    if (file.isFile() && file.size > MAX_VALUE_FILE_BYTES) throw new OperatorUsageError(`${name} @${path}: the file is ${file.size} bytes, more than any server takes (${MAX_VALUE_FILE_BYTES})`);
+    // A FIFO (<(jq …), mkfifo) or a device (/dev/stdin) has no size until read: read as standard
+    // input is, bounded as it is read (/dev/zero was read into memory until Node gave up), and
+    // ended by Ctrl-C (a FIFO's writer that never comes held a thread Ctrl-C could not free).
+    if (!file.isFile() && !file.isDirectory()) {
+      const stream = await streamOf(path, file.isFIFO());
+      try {
+        return await readStream(stream, signal, MAX_VALUE_FILE_BYTES, `${name} @${path}`);
+      } finally {
+        stream.destroy();
+      }
+    }
+    // Refused before it is read.
+    if (file.size > MAX_VALUE_FILE_BYTES) throw new OperatorUsageError(`${name} @${path}: the file is ${file.size} bytes, more than any server takes (${MAX_VALUE_FILE_BYTES})`);
     const text = await readFile(path, "utf8");
     if (Buffer.byteLength(text) > MAX_VALUE_FILE_BYTES) throw new OperatorUsageError(`${name} @${path}: more than any server takes (${MAX_VALUE_FILE_BYTES} bytes)`);
     return text;
   } catch (error) {
-    if (error instanceof OperatorUsageError) throw error;
+    if (error instanceof OperatorUsageError || error instanceof ReadInterrupted) throw error;
     const reason = (error as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (error as Error).message;
     throw new OperatorUsageError(`${name} @${path}: cannot read it (${reason})`);
   }
+}
+
+/**
+ * A stream of what `path` holds. A FIFO is opened without waiting for its writer and read as a
+ * pipe is (the event loop's, not a thread's blocking read): its wait for a writer ends on Ctrl-C.
+ */
+async function streamOf(path: string, pipe: boolean): Promise<Socket | ReadStream> {
+  const fd = await promisify(open)(path, pipe ? constants.O_RDONLY | constants.O_NONBLOCK : constants.O_RDONLY);
+  return pipe ? new Socket({ fd, readable: true, writable: false }) : createReadStream("", { fd });
 }
 
 const withoutBom = (text: string): string => (text.charCodeAt(0) === 0xfeff ? text.slice(1) : text);
@@ -80,7 +103,7 @@ const withoutBom = (text: string): string => (text.charCodeAt(0) === 0xfeff ? te
  * rejects with an OperatorUsageError past that, or with a ReadInterrupted when `signal` aborts
  * (Ctrl-C at a terminal that was asked for it).
  */
-export function readStream(stream: NodeJS.ReadableStream, signal?: AbortSignal, maxBytes = MAX_VALUE_FILE_BYTES): Promise<string> {
+export function readStream(stream: NodeJS.ReadableStream, signal?: AbortSignal, maxBytes = MAX_VALUE_FILE_BYTES, what = "standard input"): Promise<string> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let bytes = 0;
@@ -95,12 +118,12 @@ export function readStream(stream: NodeJS.ReadableStream, signal?: AbortSignal, 
     const onData = (chunk: Buffer | string) => {
       const buffer = typeof chunk === "string" ? Buffer.from(chunk) : chunk;
       bytes += buffer.length;
-      if (bytes > maxBytes) end(() => reject(new OperatorUsageError(`standard input is more than any server takes (${maxBytes} bytes)`)));
+      if (bytes > maxBytes) end(() => reject(new OperatorUsageError(`${what} is more than any server takes (${maxBytes} bytes)`)));
       else chunks.push(buffer);
     };
     const onEnd = () => end(() => resolve(Buffer.concat(chunks).toString("utf8")));
-    const onError = (error: Error) => end(() => reject(new OperatorUsageError(`cannot read standard input (${error.message})`)));
-    const onAbort = () => end(() => reject(new ReadInterrupted("interrupted while reading standard input: nothing was sent")));
+    const onError = (error: Error) => end(() => reject(new OperatorUsageError(`cannot read ${what} (${error.message})`)));
+    const onAbort = () => end(() => reject(new ReadInterrupted(`interrupted while reading ${what}: nothing was sent`)));
     if (signal?.aborted) return onAbort();
     stream.on("data", onData);
     stream.once("end", onEnd);

@@ -1,7 +1,8 @@
 // A JSON value given to the command line as @FILE is read from the file, @- from standard input:
 // a payload past the shell's limit on one argument, or one a program writes. What cannot be read,
 // is not JSON or is too large is refused naming the option and the file (exit 2), nothing sent.
-import { mkdtempSync, rmSync, truncateSync, writeFileSync } from "node:fs";
+import { execFileSync, spawn } from "node:child_process";
+import { closeSync, constants, mkdtempSync, openSync, rmSync, truncateSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough } from "node:stream";
@@ -116,6 +117,37 @@ describe("a JSON value read from a file or standard input", () => {
     stop.abort();
     expect([await running, stderr]).toEqual([130, "coordination: interrupted while reading standard input: nothing was sent\n"]);
     expect(await t.api.events.list.query({ types: ["x"] })).toEqual([]);
+  });
+
+  it("reads a FIFO or a device (<(jq …), /dev/zero) bounded as standard input is, and Ctrl-C ends the wait for one", async () => {
+    t = await startTestServer();
+    // A device with no end: refused once past the bound, not read into memory until Node gives up.
+    const endless = await cli(["tasks", "enqueue", "--payload", "@/dev/zero"]);
+    expect([endless.code, endless.stderr.split("\n")[0]]).toEqual([2, `coordination: --payload @/dev/zero is more than any server takes (${MAX_VALUE_FILE_BYTES} bytes)`]);
+    // A FIFO its writer has not written to yet: the wait for it is interrupted.
+    const fifo = join(dir, "payload.fifo");
+    execFileSync("mkfifo", [fifo]);
+    const stop = new AbortController();
+    let stderr = "";
+    const running = runOperatorCommand(["tasks", "enqueue", "--payload", `@${fifo}`, "--url", t.url], {}, { stdout: () => {}, stderr: (text) => void (stderr += text) }, stop.signal);
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      stop.abort();
+      const ended = await Promise.race([running, new Promise((resolve) => setTimeout(() => resolve("still reading"), 5_000))]);
+      expect([ended, stderr]).toEqual([130, `coordination: interrupted while reading --payload @${fifo}: nothing was sent\n`]);
+    } finally {
+      // A read still waiting for a writer is given one, and its end.
+      closeSync(openSync(fifo, constants.O_RDWR));
+      await running.catch(() => {});
+    }
+    // Written by another program (it waits for the reader): read whole once its writer ends.
+    const writer = spawn("sh", ["-c", `printf '%s' '{"from":"a FIFO"}' > "$1"`, "sh", fifo], { stdio: "ignore" });
+    const written = new Promise((resolve) => writer.once("exit", resolve));
+    const made = await cli(["tasks", "enqueue", "--queue", "fifo", "--payload", `@${fifo}`]);
+    expect(await written).toBe(0);
+    expect([made.code, made.stderr]).toEqual([0, ""]);
+    expect((await t.api.tasks.list.query({ queue: "fifo" })).items.map((task) => task.payload)).toEqual([{ from: "a FIFO" }]);
+    expect((await t.api.tasks.list.query({})).items).toHaveLength(1);
   });
 
   it("stops reading standard input past its bound, or when interrupted", async () => {
