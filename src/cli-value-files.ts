@@ -8,6 +8,7 @@ import { readFile, stat } from "node:fs/promises";
 import { Socket } from "node:net";
 import { promisify } from "node:util";
 import { OperatorUsageError } from "./cli-options.js";
+import { printable } from "./cli-text.js";
 
 /** The most a value read from a file or standard input may be: the largest body a server may be set to take (maxBodyBytes). */
 export const MAX_VALUE_FILE_BYTES = 64 * 1024 * 1024;
@@ -56,9 +57,18 @@ export async function readValueFiles({ words, options }: ValueSlots, stdin: (() 
     }
     return text;
   };
-  const payload = options["--payload"];
-  if (typeof payload === "string" && payload.startsWith("@")) options["--payload"] = await readJson(payload, "--payload");
-  if (words[0] === "kv" && words[1] === "set" && words.length === 4 && words[3]!.startsWith("@")) words[3] = await readJson(words[3]!, "kv set's VALUE");
+  try {
+    const payload = options["--payload"];
+    if (typeof payload === "string" && payload.startsWith("@")) options["--payload"] = await readJson(payload, "--payload");
+    if (words[0] === "kv" && words[1] === "set" && words.length === 4 && words[3]!.startsWith("@")) words[3] = await readJson(words[3]!, "kv set's VALUE");
+  } catch (error) {
+    // What is said quotes the file's name and JSON.parse's view of its text (anyone's: a payload
+    // downloaded, a file named by a glob): their control characters as escapes, never raw to the
+    // terminal (an ESC sequence sets its title or clears its screen).
+    if (error instanceof OperatorUsageError) throw new OperatorUsageError(printable(error.message));
+    if (error instanceof ReadInterrupted) throw new ReadInterrupted(printable(error.message));
+    throw error;
+  }
 }
 
 async function readValueFile(path: string, name: string, signal: AbortSignal | undefined): Promise<string> {

@@ -94,6 +94,19 @@ describe("a JSON value read from a file or standard input", () => {
     expect((await t.api.kv.get.query({ key: "k" })).entry).toBeNull();
   });
 
+  it("shows the control characters of a file's text and name as escapes, never raw to the terminal", async () => {
+    t = await startTestServer();
+    // JSON.parse's message quotes the text it stopped at: here an OSC sequence that sets a terminal's title.
+    const titled = file("titled.json", "\u001b]0;pwned\u0007 {}");
+    const refused = await cli(["tasks", "enqueue", "--payload", `@${titled}`]);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/);
+    expect(refused.stderr.split("\n")[0]).toMatch(/^coordination: --payload @.*titled\.json: the file is not JSON \(.*\\x1b\]0;pwned\\x07.*\)$/);
+    const named = join(dir, "in\u001b[2Jvisible.json");
+    const missing = await cli(["kv", "set", "k", `@${named}`]);
+    expect([missing.code, missing.stderr.split("\n")[0]]).toEqual([2, `coordination: kv set's VALUE @${join(dir, "in\\x1b[2Jvisible.json")}: cannot read it (no such file)`]);
+  });
+
   it("reads standard input as the binary is given it: a pipe, or none", async () => {
     t = await startTestServer();
     const piped = await runCli({ args: ["events", "publish", "deploy.started", "--payload", "@-", "--source", "ci"], env: { COORDINATION_URL: t.url }, input: JSON.stringify(large) }, 60_000);
