@@ -42,7 +42,13 @@ export async function readValueFiles({ words, options }: ValueSlots, stdin: (() 
       if (stdinTaken !== undefined) throw new OperatorUsageError(`${name} @- reads standard input, which ${stdinTaken} reads already`);
       if (stdin === undefined) throw new OperatorUsageError(`${name} @- reads standard input, and this command has none`);
       stdinTaken = name;
-      return withoutBom(await stdin());
+      try {
+        return withoutBom(await stdin());
+      } catch (error) {
+        // Said of the option that reads it: "--payload @-: standard input is …".
+        if (error instanceof OperatorUsageError) throw new OperatorUsageError(`${name} @-: ${error.message}`);
+        throw error;
+      }
     }
     if (path === "") throw new OperatorUsageError(`${name} @ needs a file after it: @payload.json, or @- for standard input`);
     return withoutBom(await readValueFile(path, name, signal));
@@ -73,28 +79,34 @@ export async function readValueFiles({ words, options }: ValueSlots, stdin: (() 
 
 async function readValueFile(path: string, name: string, signal: AbortSignal | undefined): Promise<string> {
   try {
-    const file = await stat(path);
-    // A FIFO (<(jq …), mkfifo) or a device (/dev/stdin) has no size until read: read as standard
-    // input is, bounded as it is read (/dev/zero was read into memory until Node gave up), and
-    // ended by Ctrl-C (a FIFO's writer that never comes held a thread Ctrl-C could not free).
-    if (!file.isFile() && !file.isDirectory()) {
-      const stream = await streamOf(path, file.isFIFO());
-      try {
-        return await readStream(stream, signal, MAX_VALUE_FILE_BYTES, `${name} @${path}`);
-      } finally {
-        stream.destroy();
-      }
-    }
-    // Refused before it is read.
-    if (file.size > MAX_VALUE_FILE_BYTES) throw new OperatorUsageError(`${name} @${path}: the file is ${file.size} bytes, more than any server takes (${MAX_VALUE_FILE_BYTES})`);
-    const text = await readFile(path, "utf8");
-    if (Buffer.byteLength(text) > MAX_VALUE_FILE_BYTES) throw new OperatorUsageError(`${name} @${path}: more than any server takes (${MAX_VALUE_FILE_BYTES} bytes)`);
-    return text;
+    return await readFileText(path, signal);
   } catch (error) {
-    if (error instanceof OperatorUsageError || error instanceof ReadInterrupted) throw error;
+    if (error instanceof OperatorUsageError) throw new OperatorUsageError(`${name} @${path}: ${error.message}`);
+    if (error instanceof ReadInterrupted) throw new ReadInterrupted(`${name} @${path}: ${error.message}`);
     const reason = (error as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (error as Error).message;
     throw new OperatorUsageError(`${name} @${path}: cannot read it (${reason})`);
   }
+}
+
+/** The text of the file at `path`; an OperatorUsageError, said of "the file", when it is too large or not UTF-8. */
+async function readFileText(path: string, signal: AbortSignal | undefined): Promise<string> {
+  const file = await stat(path);
+  // A FIFO (<(jq …), mkfifo) or a device (/dev/stdin) has no size until read: read as standard
+  // input is, bounded as it is read (/dev/zero was read into memory until Node gave up), and
+  // ended by Ctrl-C (a FIFO's writer that never comes held a thread Ctrl-C could not free).
+  if (!file.isFile() && !file.isDirectory()) {
+    const stream = await streamOf(path, file.isFIFO());
+    try {
+      return await readStream(stream, signal, MAX_VALUE_FILE_BYTES, "the file");
+    } finally {
+      stream.destroy();
+    }
+  }
+  // Refused before it is read.
+  if (file.size > MAX_VALUE_FILE_BYTES) throw new OperatorUsageError(`the file is ${file.size} bytes, more than any server takes (${MAX_VALUE_FILE_BYTES})`);
+  const bytes = await readFile(path);
+  if (bytes.length > MAX_VALUE_FILE_BYTES) throw new OperatorUsageError(`the file is more than any server takes (${MAX_VALUE_FILE_BYTES} bytes)`);
+  return utf8(bytes, "the file");
 }
 
 /**
@@ -106,12 +118,27 @@ async function streamOf(path: string, pipe: boolean): Promise<Socket | ReadStrea
   return pipe ? new Socket({ fd, readable: true, writable: false }) : createReadStream("", { fd });
 }
 
+/** Fatal: bytes that are not UTF-8 are refused, not replaced by U+FFFD. It leaves out a byte order mark. */
+const UTF8 = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * `bytes` as text; an OperatorUsageError when they are not UTF-8 (a Latin-1 or UTF-16 file):
+ * decoded leniently, "café" in Latin-1 was sent as "caf\uFFFD", the payload altered unsaid.
+ */
+function utf8(bytes: Uint8Array, what: string): string {
+  try {
+    return UTF8.decode(bytes);
+  } catch {
+    throw new OperatorUsageError(`${what} is not UTF-8 text, as JSON is (convert it: iconv -t UTF-8)`);
+  }
+}
+
 const withoutBom = (text: string): string => (text.charCodeAt(0) === 0xfeff ? text.slice(1) : text);
 
 /**
- * All of `stream` (a command's standard input) as UTF-8 text, at most MAX_VALUE_FILE_BYTES;
- * rejects with an OperatorUsageError past that, or with a ReadInterrupted when `signal` aborts
- * (Ctrl-C at a terminal that was asked for it).
+ * All of `stream` (a command's standard input, or a FIFO's: `what`) as UTF-8 text, at most
+ * MAX_VALUE_FILE_BYTES; rejects with an OperatorUsageError past that or when it is not UTF-8, or
+ * with a ReadInterrupted when `signal` aborts (Ctrl-C at a terminal that was asked for it).
  */
 export function readStream(stream: NodeJS.ReadableStream, signal?: AbortSignal, maxBytes = MAX_VALUE_FILE_BYTES, what = "standard input"): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -131,7 +158,14 @@ export function readStream(stream: NodeJS.ReadableStream, signal?: AbortSignal, 
       if (bytes > maxBytes) end(() => reject(new OperatorUsageError(`${what} is more than any server takes (${maxBytes} bytes)`)));
       else chunks.push(buffer);
     };
-    const onEnd = () => end(() => resolve(Buffer.concat(chunks).toString("utf8")));
+    const onEnd = () =>
+      end(() => {
+        try {
+          resolve(utf8(Buffer.concat(chunks), what));
+        } catch (error) {
+          reject(error as Error);
+        }
+      });
     const onError = (error: Error) => end(() => reject(new OperatorUsageError(`cannot read ${what} (${error.message})`)));
     const onAbort = () => end(() => reject(new ReadInterrupted(`interrupted while reading ${what}: nothing was sent`)));
     if (signal?.aborted) return onAbort();

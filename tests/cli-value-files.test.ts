@@ -107,6 +107,18 @@ describe("a JSON value read from a file or standard input", () => {
     expect([missing.code, missing.stderr.split("\n")[0]]).toEqual([2, `coordination: kv set's VALUE @${join(dir, "in\\x1b[2Jvisible.json")}: cannot read it (no such file)`]);
   });
 
+  it("refuses a file or standard input that is not UTF-8 (a Latin-1 file), rather than send its text altered", async () => {
+    t = await startTestServer();
+    const latin1 = join(dir, "latin1.json");
+    writeFileSync(latin1, Buffer.from('{"name":"caf\u00e9"}', "latin1"));
+    const refused = await cli(["tasks", "enqueue", "--payload", `@${latin1}`]);
+    expect([refused.code, refused.stderr.split("\n")[0]]).toEqual([2, `coordination: --payload @${latin1}: the file is not UTF-8 text, as JSON is (convert it: iconv -t UTF-8)`]);
+    const piped = await runCli({ args: ["events", "publish", "x", "--source", "ci", "--payload", "@-"], env: { COORDINATION_URL: t.url }, input: Buffer.from('"caf\u00e9"', "latin1") }, 60_000);
+    expect([piped.code, piped.stderr.split("\n")[0]]).toEqual([2, "coordination: --payload @-: standard input is not UTF-8 text, as JSON is (convert it: iconv -t UTF-8)"]);
+    expect((await t.api.tasks.list.query({})).items).toEqual([]);
+    expect(await t.api.events.list.query({ types: ["x"] })).toEqual([]);
+  });
+
   it("reads standard input as the binary is given it: a pipe, or none", async () => {
     t = await startTestServer();
     const piped = await runCli({ args: ["events", "publish", "deploy.started", "--payload", "@-", "--source", "ci"], env: { COORDINATION_URL: t.url }, input: JSON.stringify(large) }, 60_000);
@@ -136,7 +148,7 @@ describe("a JSON value read from a file or standard input", () => {
     t = await startTestServer();
     // A device with no end: refused once past the bound, not read into memory until Node gives up.
     const endless = await cli(["tasks", "enqueue", "--payload", "@/dev/zero"]);
-    expect([endless.code, endless.stderr.split("\n")[0]]).toEqual([2, `coordination: --payload @/dev/zero is more than any server takes (${MAX_VALUE_FILE_BYTES} bytes)`]);
+    expect([endless.code, endless.stderr.split("\n")[0]]).toEqual([2, `coordination: --payload @/dev/zero: the file is more than any server takes (${MAX_VALUE_FILE_BYTES} bytes)`]);
     // A FIFO its writer has not written to yet: the wait for it is interrupted.
     const fifo = join(dir, "payload.fifo");
     execFileSync("mkfifo", [fifo]);
@@ -147,7 +159,7 @@ describe("a JSON value read from a file or standard input", () => {
       await new Promise((resolve) => setTimeout(resolve, 100));
       stop.abort();
       const ended = await Promise.race([running, new Promise((resolve) => setTimeout(() => resolve("still reading"), 5_000))]);
-      expect([ended, stderr]).toEqual([130, `coordination: interrupted while reading --payload @${fifo}: nothing was sent\n`]);
+      expect([ended, stderr]).toEqual([130, `coordination: --payload @${fifo}: interrupted while reading the file: nothing was sent\n`]);
     } finally {
       // A read still waiting for a writer is given one, and its end.
       closeSync(openSync(fifo, constants.O_RDWR));

@@ -19,7 +19,7 @@ export interface CliOptions {
   env?: Record<string, string>;
   cwd?: string;
   /** Written to the command's standard input, then closed; left out: no standard input (/dev/null). */
-  input?: string;
+  input?: string | Buffer;
 }
 
 export interface CliExit {
