@@ -733,7 +733,8 @@ export async function runOperatorCommand(
   try {
     parsed = parse(argv);
     assertOptionsFit(parsed.words, parsed.options);
-    await readValueFiles(parsed, out.stdin, stop);
+    // Only for a command there is: a typo's --payload @- asked a terminal for a value, then was refused.
+    if (commandOptions(parsed.words, parsed.options) !== undefined) await readValueFiles(parsed, out.stdin, stop);
   } catch (error) {
     // Ctrl-C while a value was read: not a mistake in the command line, and nothing was sent.
     if (error instanceof ReadInterrupted) {

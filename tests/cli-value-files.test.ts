@@ -119,6 +119,14 @@ describe("a JSON value read from a file or standard input", () => {
     expect(await t.api.events.list.query({ types: ["x"] })).toEqual([]);
   });
 
+  it("a command that is not one is refused before its --payload @- is read: a terminal is not asked for a value", async () => {
+    let asked = false;
+    let stderr = "";
+    const out = { stdout: () => {}, stderr: (text: string) => void (stderr += text), stdin: async () => ((asked = true), "{}") };
+    const code = await runOperatorCommand(["events", "publsh", "x", "--payload", "@-", "--url", "http://127.0.0.1:9"], {}, out);
+    expect([code, stderr.split("\n")[0], asked]).toEqual([2, 'coordination: unknown command "events publsh x"', false]);
+  });
+
   it("reads standard input as the binary is given it: a pipe, or none", async () => {
     t = await startTestServer();
     const piped = await runCli({ args: ["events", "publish", "deploy.started", "--payload", "@-", "--source", "ci"], env: { COORDINATION_URL: t.url }, input: JSON.stringify(large) }, 60_000);
