@@ -56,6 +56,8 @@ export async function readValueFiles({ words, options }: ValueSlots, stdin: (() 
   // Said here, where the file is known: the option's reader would show the text's start alone.
   const readJson = async (given: string, name: string): Promise<string> => {
     const text = await read(given, name);
+    // Nothing to read (a job run with no standard input, a file not written yet) said as such, not as JSON.parse's "Unexpected end".
+    if (text.trim() === "") throw new OperatorUsageError(given === "@-" ? `${name} @-: standard input is empty (pipe the value to it: jq … | coordination … @-)` : `${name} ${given}: the file is empty`);
     try {
       JSON.parse(text);
     } catch (error) {

@@ -73,7 +73,8 @@ describe("a JSON value read from a file or standard input", () => {
       [["tasks", "enqueue", "--payload", `@${missing}`], undefined, `coordination: --payload @${missing}: cannot read it (no such file)`],
       [["tasks", "enqueue", "--payload", `@${dir}`], undefined, `coordination: --payload @${dir}: cannot read it (EISDIR: illegal operation on a directory, read)`],
       [["tasks", "enqueue", "--payload", "@"], undefined, "coordination: --payload @ needs a file after it: @payload.json, or @- for standard input"],
-      [["events", "publish", "x", "--payload", "@-"], "", "coordination: --payload @-: standard input is not JSON (Unexpected end of JSON input)"],
+      [["events", "publish", "x", "--payload", "@-"], "", "coordination: --payload @-: standard input is empty (pipe the value to it: jq … | coordination … @-)"],
+      [["events", "publish", "x", "--payload", `@${file("empty.json", "\n")}`], undefined, `coordination: --payload @${join(dir, "empty.json")}: the file is empty`],
       [["events", "publish", "x", "--payload", "@-"], undefined, "coordination: --payload @- reads standard input, and this command has none"],
       [["kv", "set", "k", `@${missing}`], undefined, `coordination: kv set's VALUE @${missing}: cannot read it (no such file)`],
     ];
@@ -133,9 +134,9 @@ describe("a JSON value read from a file or standard input", () => {
     expect([piped.code, piped.stderr]).toEqual([0, ""]);
     const events = await t.api.events.list.query({ types: ["deploy.started"] });
     expect(events.map((e) => e.payload)).toEqual([large]);
-    // No standard input (/dev/null): nothing to read, said as such.
+    // No standard input (/dev/null, a closed one, a job run by cron): nothing to read, said as such.
     const none = await runCli({ args: ["events", "publish", "deploy.started", "--payload", "@-", "--source", "ci"], env: { COORDINATION_URL: t.url } }, 60_000);
-    expect([none.code, none.stderr.split("\n")[0]]).toEqual([2, "coordination: --payload @-: standard input is not JSON (Unexpected end of JSON input)"]);
+    expect([none.code, none.stderr.split("\n")[0]]).toEqual([2, "coordination: --payload @-: standard input is empty (pipe the value to it: jq … | coordination … @-)"]);
   });
 
   it("Ctrl-C while standard input is read ends the command as an interrupted one (130), in one line, no usage: nothing was sent", async () => {
