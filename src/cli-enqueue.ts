@@ -23,6 +23,7 @@ export const ENQUEUE_OPTIONS = [
   "--max-attempts",
   "--max-run",
   "--depends-on",
+  "--on-dependency-failure",
   "--ordering-key",
   "--dedupe-key",
   "--idempotency-key",
@@ -50,6 +51,9 @@ export function enqueueOf(options: Options): RouterInputs["tasks"]["enqueue"] {
   const dependsOn = listOption(dependsOnText);
   // An empty list (`--depends-on "$BUILD_ID"` with the variable unset) would run the task at once, waiting for nothing.
   if (dependsOn !== undefined && dependsOn.length === 0) throw new OperatorUsageError(`--depends-on names no task (got ${JSON.stringify(dependsOnText)}): give the ids it waits for, separated by commas, or leave it out`);
+  const onFailureText = options["--on-dependency-failure"];
+  if (onFailureText !== undefined && onFailureText !== "wait" && onFailureText !== "cancel") throw new OperatorUsageError(`--on-dependency-failure is wait or cancel (got ${JSON.stringify(str(onFailureText) ?? "")})`);
+  if (onFailureText !== undefined && dependsOn === undefined) throw new OperatorUsageError("--on-dependency-failure says what a dependency's dead letter does to the task: give --depends-on too");
   const dedupeKey = str(options["--dedupe-key"]);
   const fields: RouterInputs["tasks"]["enqueue"] = {};
   const set = <K extends keyof RouterInputs["tasks"]["enqueue"]>(field: K, value: RouterInputs["tasks"]["enqueue"][K] | undefined) => {
@@ -68,6 +72,7 @@ export function enqueueOf(options: Options): RouterInputs["tasks"]["enqueue"] {
   set("maxAttempts", int(options["--max-attempts"], "--max-attempts"));
   set("maxRunMs", maxRunMs);
   set("dependsOn", dependsOn);
+  set("onDependencyFailure", onFailureText);
   set("orderingKey", str(options["--ordering-key"]));
   set("dedupe", dedupeKey === undefined ? undefined : { key: dedupeKey });
   set("idempotencyKey", str(options["--idempotency-key"]));

@@ -36,16 +36,18 @@ export const OPERATOR_USAGE = [
   "Usage: coordination stats [--queue Q]                         task counts per queue and state",
   "       coordination tasks list [--queue Q] [--status S] [--agent A] [--capability C] [--dedupe-key K] [--ordering-key K] [--trace-id T] [--enqueued-by A] [--limit N] [--cursor C]",
   "       coordination tasks get TASK_ID",
-  "       coordination tasks enqueue [--queue Q] [--payload JSON] [--priority N] [--capability C] [--target AGENT_ID] [--at TIME | --delay DURATION]",
-  "                                    [--expires TIME|DURATION] [--max-attempts N] [--max-run DURATION] [--depends-on ID,ID] [--ordering-key K]",
+  "       coordination tasks enqueue [--queue Q] [--payload JSON|@FILE] [--priority N] [--capability C] [--target AGENT_ID] [--at TIME | --delay DURATION]",
+  "                                    [--expires TIME|DURATION] [--max-attempts N] [--max-run DURATION] [--depends-on ID,ID [--on-dependency-failure wait|cancel]] [--ordering-key K]",
   "                                    [--dedupe-key K] [--idempotency-key K] [--wait [--timeout DURATION]]   add a task (queue default, payload {},",
   "                                    priority 5, 0 highest); prints its id first; --idempotency-key: run again after a lost answer, it adds",
   "                                    none twice; --wait: then wait for it as tasks wait does (its output and exit codes; the enqueue on stderr);",
-  "                                    --expires: no run starts after TIME, or DURATION (30s, 5m, 1h, 1d) after it falls due",
+  "                                    --expires: no run starts after TIME, or DURATION (30s, 5m, 1h, 1d) after it falls due; --on-dependency-failure",
+  "                                    cancel: a dependency dead-lettered cancels it (and refuses one dead-lettered already), wait (the default): it",
+  "                                    waits for that dependency's requeue",
   "       coordination tasks requeue TASK_ID [--clear-checkpoint]     a dead letter or cancelled task back (--clear-checkpoint: its next",
   "                                    run starts from the beginning, not from the checkpoint its last run saved)",
   "       coordination tasks promote TASK_ID                      a pending task not due yet (a delay, a backoff, a schedule's run) due now",
-  "       coordination tasks update TASK_ID [--priority N] [--at TIME | --delay DURATION] [--expires TIME|DURATION|never] [--payload JSON]",
+  "       coordination tasks update TASK_ID [--priority N] [--at TIME | --delay DURATION] [--expires TIME|DURATION|never] [--payload JSON|@FILE]",
   "                                    [--clear-checkpoint]",
   "                                    a task that waits to run (pending or waiting): its priority (0 highest), when it falls due (ISO",
   "                                    8601 or Unix ms; or 30s, 5m, 1h from now), when it expires unrun (a time, or a length of time",
@@ -79,7 +81,7 @@ export const OPERATOR_USAGE = [
   "       coordination schedules [list] [--queue Q]              the schedules: when each runs, its queue, its next run",
   "       coordination schedules set NAME --cron 'EXPR' [--timezone TZ] | --every DURATION [--start TIME]",
   "                                    [--end TIME] [--max-runs N] [--overlap allow|skip] [--ttl DURATION] [--max-run DURATION]",
-  "                                    [--queue Q] [--payload JSON] [--priority N]   a task enqueued by a cron pattern (5 fields,",
+  "                                    [--queue Q] [--payload JSON|@FILE] [--priority N]   a task enqueued by a cron pattern (5 fields,",
   "                                    or 6 with seconds first; in TZ, UTC by default) or every DURATION (10s, 5m, 1h, 1d);",
   "                                    none after --end or N runs; skip: none while the last run still runs; --ttl: a run not",
   "                                    started that long after its time is skipped; --max-run: no run lasts longer (maxRunMs)",
@@ -110,7 +112,7 @@ export const OPERATOR_USAGE = [
   "                                    (up to 10,000 keys; --ephemeral-owner: only those tied to AGENT; --after: those after KEY;",
   "                                    --json: {items, nextCursor})",
   "       coordination kv get KEY                                 its value (JSON), version, when and by whom written; exit 3 if absent",
-  "       coordination kv set KEY JSON [--if-version N] [--ttl DURATION]   write the value (quoted as the shell needs: '{\"step\":2}',",
+  "       coordination kv set KEY JSON|@FILE [--if-version N] [--ttl DURATION]   write the value (quoted as the shell needs: '{\"step\":2}',",
   "                                    '\"text\"'); --if-version: only if that is its version now (0: only if absent), else exit 3,",
   "                                    nothing written; --ttl: it reads as absent that long from now (30s, 10m, 1d; left out,",
   "                                    never: each set says its own); the key written outlives its writer (one an agent had",
@@ -124,7 +126,7 @@ export const OPERATOR_USAGE = [
   "       coordination kv watch --prefix TEXT                     the keys that start with TEXT, then each change to one as it comes",
   "                                    (presence/: who is here; a key gone, deleted, expired or with its agent, says so), until Ctrl-C",
   "       coordination events tail [--types 'task.*,agent.*'] [--agent A] [--from SEQ]   (--from: the events after SEQ; 0 for all retained)",
-  "       coordination events publish TYPE [--payload JSON] [--source NAME] [--target AGENT_ID] [--idempotency-key K]   an event (--target:",
+  "       coordination events publish TYPE [--payload JSON|@FILE] [--source NAME] [--target AGENT_ID] [--idempotency-key K]   an event (--target:",
   "                                    a direct message, to that agent's mailbox; --source: who tells it, an agent token's own agent when left out)",
   "       coordination memory recall [TEXT] [--task TASK_ID] [--queue Q] [--capability C] [--limit N]   the memories recall finds, best",
   "                                    first (10; --task: ranked for that task as its claim ranks them, so --limit 5 shows what a claim is",
@@ -443,7 +445,7 @@ interface Parsed {
   options: Record<string, string | true>;
 }
 
-const VALUE_OPTIONS = new Set(["--url", "--token", "--config", "--queue", "--status", "--agent", "--limit", "--cursor", "--capability", "--health", "--types", "--from", "--after", "--before", "--reason", "--cron", "--timezone", "--every", "--start", "--end", "--max-runs", "--overlap", "--payload", "--priority", "--timeout", "--at", "--delay", "--expires", "--ttl", "--max-run", "--for", "--holder", "--prefix", "--fencing-token", "--description", "--grace", "--if-version", "--attempt", "--level", "--tail", "--dedupe-key", "--ordering-key", "--trace-id", "--enqueued-by", "--by", "--min", "--max", "--ephemeral-owner", "--target", "--max-attempts", "--depends-on", "--idempotency-key", "--source", "--task", "--kind", "--tags"]);
+const VALUE_OPTIONS = new Set(["--url", "--token", "--config", "--queue", "--status", "--agent", "--limit", "--cursor", "--capability", "--health", "--types", "--from", "--after", "--before", "--reason", "--cron", "--timezone", "--every", "--start", "--end", "--max-runs", "--overlap", "--payload", "--priority", "--timeout", "--at", "--delay", "--expires", "--ttl", "--max-run", "--for", "--holder", "--prefix", "--fencing-token", "--description", "--grace", "--if-version", "--attempt", "--level", "--tail", "--dedupe-key", "--ordering-key", "--trace-id", "--enqueued-by", "--by", "--min", "--max", "--ephemeral-owner", "--target", "--max-attempts", "--depends-on", "--on-dependency-failure", "--idempotency-key", "--source", "--task", "--kind", "--tags"]);
 /** Value options that take a comma-separated list wherever they are taken. */
 const LIST_OPTIONS = new Set(["--types", "--status", "--depends-on", "--tags"]);
 /** Options that take no value. */
@@ -634,6 +636,7 @@ const FLAG_OF_FIELD: Record<string, string> = {
   maxAttempts: "--max-attempts",
   maxRunMs: "--max-run",
   dependsOn: "--depends-on",
+  onDependencyFailure: "--on-dependency-failure",
   idempotencyKey: "--idempotency-key",
   source: "--source",
   taskId: "--task",
@@ -1120,6 +1123,10 @@ async function dispatch(words: string[], options: Parsed["options"], json: boole
           // The agent whose credential asked for it, which may cancel it (absent from a server older than this CLI; null: none).
           ["enqueued by", (task as { enqueuedBy?: string | null }).enqueuedBy ?? "-"],
           ...(dependencies.length === 0 ? [] : [["depends on", dependencies.join(", ")] as [string, string]]),
+          // What one of them dead-lettered does to it (absent from a server older than this CLI).
+          ...(dependencies.length === 0 || task.onDependencyFailure === undefined
+            ? []
+            : [["dependency failure", task.onDependencyFailure === "cancel" ? "a dependency dead-lettered cancels it" : "waits for a dead-lettered dependency's requeue"] as [string, string]]),
           ["created", when(task.createdAt)],
           ["finished", when(task.finishedAt)],
         ],

@@ -113,6 +113,31 @@ describe("coordination tasks enqueue", () => {
     expect((await t.api.tasks.get.query({ taskId: idOf(both.stdout) })).dependsOn).toEqual([a.id, b.id]);
   });
 
+  it("--on-dependency-failure cancel: a dependency dead-lettered cancels the task, one dead-lettered already is refused; tasks get says which", async () => {
+    t = await startTestServer();
+    const build = await t.api.tasks.enqueue.mutate({ queue: "build", maxAttempts: 1 });
+    const deploy = await cli(t, "tasks", "enqueue", "--queue", "deploy", "--depends-on", build.id, "--on-dependency-failure", "cancel");
+    expect([deploy.code, deploy.stderr]).toEqual([0, ""]);
+    const waits = await cli(t, "tasks", "enqueue", "--queue", "report", "--depends-on", build.id);
+    const deployId = idOf(deploy.stdout);
+    expect((await t.api.tasks.get.query({ taskId: deployId })).onDependencyFailure).toBe("cancel");
+    expect((await cli(t, "tasks", "get", deployId)).stdout).toMatch(new RegExp(`^depends on\\s+${build.id} \\(pending\\)\n^dependency failure\\s+a dependency dead-lettered cancels it$`, "m"));
+    expect((await cli(t, "tasks", "get", idOf(waits.stdout))).stdout).toMatch(/^dependency failure\s+waits for a dead-lettered dependency's requeue$/m);
+    await t.api.tasks.claim.mutate({ agentId: "builder", queues: ["build"], context: false });
+    await t.api.tasks.fail.mutate({ taskId: build.id, agentId: "builder", error: "compile error" });
+    expect((await t.api.tasks.get.query({ taskId: deployId })).status).toBe("cancelled");
+    expect((await t.api.tasks.get.query({ taskId: idOf(waits.stdout) })).status).toBe("waiting");
+    // Its dependency dead-lettered already: the server refuses it, naming the dependency; nothing is added.
+    const late = await cli(t, "tasks", "enqueue", "--queue", "deploy", "--depends-on", build.id, "--on-dependency-failure", "cancel");
+    expect([late.code, late.stderr]).toEqual([1, `coordination: INVALID_STATE: dependsOn[0]: task "${build.id}" is dead_letter, so a task depending on it would be cancelled (onDependencyFailure "cancel") (requeue it first)\n`]);
+    // What it cannot send: a value that is neither, or one with no --depends-on to apply to.
+    const bogus = await cli(t, "tasks", "enqueue", "--depends-on", build.id, "--on-dependency-failure", "skip");
+    expect([bogus.code, bogus.stderr.split("\n")[0]]).toEqual([2, 'coordination: --on-dependency-failure is wait or cancel (got "skip")']);
+    const alone = await cli(t, "tasks", "enqueue", "--on-dependency-failure", "cancel");
+    expect([alone.code, alone.stderr.split("\n")[0]]).toEqual([2, "coordination: --on-dependency-failure says what a dependency's dead letter does to the task: give --depends-on too"]);
+    expect((await t.api.tasks.list.query({ queue: "deploy" })).items.map((task) => task.id)).toEqual([deployId]);
+  });
+
   it("--wait: waits for the task as tasks wait does: the result on stdout and exit 0, the enqueue on stderr; 3 dead-lettered, 4 not in time", async () => {
     t = await startTestServer();
     const api = t.api;

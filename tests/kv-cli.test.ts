@@ -158,7 +158,7 @@ describe("shared state from the command line", () => {
     // The usage shown is the command's own.
     const set = await run({ args: ["kv", "set", "plan"], env });
     expect(set.stderr.split("\n").slice(1)).toEqual([
-      `Usage: coordination kv set KEY JSON [--if-version N] [--ttl DURATION]   write the value (quoted as the shell needs: '{"step":2}',`,
+      `Usage: coordination kv set KEY JSON|@FILE [--if-version N] [--ttl DURATION]   write the value (quoted as the shell needs: '{"step":2}',`,
       `                                    '"text"'); --if-version: only if that is its version now (0: only if absent), else exit 3,`,
       "                                    nothing written; --ttl: it reads as absent that long from now (30s, 10m, 1d; left out,",
       "                                    never: each set says its own); the key written outlives its writer (one an agent had",

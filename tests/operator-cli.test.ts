@@ -84,7 +84,7 @@ describe("operator commands against a running server", () => {
     expect(update.stderr).toBe(
       [
         "coordination: --priority must be a whole number",
-        "Usage: coordination tasks update TASK_ID [--priority N] [--at TIME | --delay DURATION] [--expires TIME|DURATION|never] [--payload JSON]",
+        "Usage: coordination tasks update TASK_ID [--priority N] [--at TIME | --delay DURATION] [--expires TIME|DURATION|never] [--payload JSON|@FILE]",
         "                                    [--clear-checkpoint]",
         "                                    a task that waits to run (pending or waiting): its priority (0 highest), when it falls due (ISO",
         "                                    8601 or Unix ms; or 30s, 5m, 1h from now), when it expires unrun (a time, or a length of time",
