@@ -271,7 +271,7 @@ describe("the coordination command", () => {
     // The environment (INFO, any case) beat .env (WARN): the start-up line is at info level.
     expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     fromDotenv.kill("SIGTERM");
-    expect((await fromDotenv.waitForExit(5000)).code).toBe(0);
+    expect((await fromDotenv.waitForExit()).code).toBe(0);
 
     writeFileSync(join(dir, ".env"), "COORDINATION_PORT=abc\n");
     const badDotenv = await runCli({ cwd: dir });
@@ -308,7 +308,7 @@ describe("the coordination command", () => {
     expect(existsSync(join(dir, "from-flag.db"))).toBe(true);
     expect(existsSync(join(dir, "from-file.db"))).toBe(false);
     cli.kill("SIGTERM");
-    expect((await cli.waitForExit(5000)).code).toBe(0);
+    expect((await cli.waitForExit()).code).toBe(0);
 
     const withoutFlag = new CliProcess({
       env: { COORDINATION_CONFIG: file, COORDINATION_PORT: String(envPort), COORDINATION_LOG_LEVEL: "info" },
@@ -316,7 +316,7 @@ describe("the coordination command", () => {
     });
     expect(await withoutFlag.waitForUrl()).toBe(`http://127.0.0.1:${envPort}`); // env > file
     withoutFlag.kill("SIGTERM");
-    expect((await withoutFlag.waitForExit(5000)).code).toBe(0);
+    expect((await withoutFlag.waitForExit()).code).toBe(0);
   });
 });
 

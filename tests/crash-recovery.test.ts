@@ -21,7 +21,7 @@ const until = (condition: () => boolean | Promise<boolean>, timeout = 30_000) =>
 /** A server process on `db`; resolves with its URL once it listens. */
 async function serve(db: string, env: Record<string, string> = {}): Promise<{ cli: CliProcess; url: string }> {
   const cli = new CliProcess({ env: { ...SETTINGS, ...env, COORDINATION_DB_PATH: db } });
-  return { cli, url: await cli.waitForUrl(20_000) };
+  return { cli, url: await cli.waitForUrl() };
 }
 
 describe("kill -9 of the server under load", () => {

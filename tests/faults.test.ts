@@ -56,7 +56,7 @@ describe("files refused at start-up, untouched", () => {
     const path = await madeDatabase();
     damage(path);
     const before = sha(path);
-    const exit = await runCli({ args: ["--port", "0", "--db", path] }, 20_000);
+    const exit = await runCli({ args: ["--port", "0", "--db", path] });
     expect(exit.code).toBe(3);
     expect(exit.stderr).toMatch(message);
     expect(exit.stderr.trim().split("\n")).toHaveLength(1);
@@ -283,7 +283,7 @@ describe("a database that fails under a running server", () => {
       acknowledged.push(answer.body.id);
     }
     cli.child.kill("SIGTERM");
-    const exit = await cli.waitForExit(15_000);
+    const exit = await cli.waitForExit();
     expect([0, 1]).toContain(exit.code);
     if (exit.code === 1) expect(exit.stderr).toContain("coordination: shutdown failed: the database was closed, but not cleanly");
     rmSync(join(fs.dir, "filler"));

@@ -14,7 +14,7 @@ afterEach(async () => {
   t = undefined;
 });
 
-/** The command run to its end: its bound is only there to fail a hung command, never a slow machine's (runOperator's own is 10 s). */
+/** The command run to its end: its bound is only there to fail a hung command, never a slow machine's (runOperator's own is 60 s). */
 const run = (options: CliOptions) => runOperator(options, 120_000);
 
 /** A time as the CLI prints it: UTC to the second, marked Z. */

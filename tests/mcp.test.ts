@@ -582,7 +582,7 @@ describe("the stdio relay's session", () => {
   it("a call under way when the server is killed is answered by the relay (an isError result saying so), not left to the client's timeout", async () => {
     const dir = makeTempDir();
     const server = new CliProcess({ env: { COORDINATION_PORT: "0", COORDINATION_DB_PATH: join(dir, "killed.db") } });
-    const url = await server.waitForUrl(20_000);
+    const url = await server.waitForUrl();
     const client = new Client({ name: "desktop", version: "1.0.0" });
     await client.connect(new StdioClientTransport({ command: process.execPath, args: [CLI_PATH, "mcp", "--url", url, "--agent", "desk-2"], stderr: "pipe" }));
     trackMcpClient(client);

@@ -194,8 +194,8 @@ describe("migrations at server start-up", () => {
     expect(applied).toEqual(expect.arrayContaining([SHIPPED, []]));
     a.kill("SIGTERM");
     b.kill("SIGTERM");
-    expect((await a.waitForExit(5000)).code).toBe(0);
-    expect((await b.waitForExit(5000)).code).toBe(0);
+    expect((await a.waitForExit()).code).toBe(0);
+    expect((await b.waitForExit()).code).toBe(0);
     const db = new Database(join(dir, "shared.db"), { readonly: true });
     open.push(db);
     expect(records(db).map((r) => r.migration_name)).toEqual(SHIPPED);

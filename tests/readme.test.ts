@@ -178,7 +178,7 @@ describe("README", () => {
             .poll(async () => (tail.stdout.includes("task.enqueued") ? tail.stdout : void (await api.tasks.enqueue.mutate({ queue: "tail" }))), { timeout: 20_000, interval: 200 })
             .toContain("task.enqueued");
           tail.kill("SIGINT");
-          expect((await tail.waitForExit(10_000)).code, line).toBe(0);
+          expect((await tail.waitForExit()).code, line).toBe(0);
           continue;
         }
         if (words[0] === "kv" && words[1] === "watch") {

@@ -16,7 +16,7 @@ afterEach(async () => {
   t = undefined;
 });
 
-/** The command run to its end: its bound is only there to fail a hung command, never a slow machine's (runOperator's own is 10 s). */
+/** The command run to its end: its bound is only there to fail a hung command, never a slow machine's (runOperator's own is 60 s). */
 const run = (options: CliOptions) => runOperator(options, 120_000);
 
 /** A log line's time as the CLI prints it: UTC to the millisecond, marked Z. */

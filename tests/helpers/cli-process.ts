@@ -8,6 +8,13 @@ export const CLI_PATH = fileURLToPath(new URL("../../bin/coordination.js", impor
 
 const live = new Set<ChildProcess>();
 
+/**
+ * How long a process is given to start, or a command to end, unless a test says otherwise: only to
+ * fail one that never will. Two servers starting together on one file took over 10 s on CI at a
+ * load average of 8; a test's own timeout (vitest.config.ts) is 120 s.
+ */
+const START_TIMEOUT_MS = 60_000;
+
 /** The parent's environment without any COORDINATION_* variable, plus `env`. */
 function childEnv(env: Record<string, string> = {}): NodeJS.ProcessEnv {
   const base = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith("COORDINATION_")));
@@ -73,7 +80,7 @@ export class CliProcess {
   }
 
   /** Waits for the start-up log line and returns its `url`; fails if the process exits first. */
-  async waitForUrl(timeoutMs = 10_000): Promise<string> {
+  async waitForUrl(timeoutMs = START_TIMEOUT_MS): Promise<string> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const started = this.logLines().find((line) => typeof line.url === "string" && String(line.msg).startsWith("coordination listening"));
@@ -94,7 +101,7 @@ export class CliProcess {
   }
 
   /** Resolves with the exit, or rejects if the process is still running after timeoutMs. */
-  async waitForExit(timeoutMs = 10_000): Promise<CliExit> {
+  async waitForExit(timeoutMs = START_TIMEOUT_MS): Promise<CliExit> {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Error(`coordination still running after ${timeoutMs} ms:\n${this.stdout}\n${this.stderr}`)), timeoutMs);
@@ -112,7 +119,7 @@ export class CliProcess {
 }
 
 /** Runs the command to completion (it must exit by itself within timeoutMs). */
-export async function runCli(options: CliOptions = {}, timeoutMs = 10_000): Promise<CliExit> {
+export async function runCli(options: CliOptions = {}, timeoutMs = START_TIMEOUT_MS): Promise<CliExit> {
   const cli = new CliProcess(options);
   try {
     return await cli.waitForExit(timeoutMs);
@@ -143,7 +150,7 @@ export async function killAllCli(): Promise<void> {
  * whose subject is not the process (its signals, its standard input, the settings it reads from
  * its working directory): give --url or COORDINATION_URL, as the binary's settings are not read.
  */
-export async function runOperator(options: Pick<CliOptions, "args" | "env"> = {}, timeoutMs = 10_000): Promise<CliExit> {
+export async function runOperator(options: Pick<CliOptions, "args" | "env"> = {}, timeoutMs = START_TIMEOUT_MS): Promise<CliExit> {
   const { runOperatorCommand } = await import("../../src/cli-operator.js");
   let stdout = "";
   let stderr = "";
