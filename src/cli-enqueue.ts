@@ -64,7 +64,7 @@ export function enqueueOf(options: Options): RouterInputs["tasks"]["enqueue"] {
   set("priority", int(options["--priority"], "--priority"));
   set("capability", str(options["--capability"]));
   set("targetAgentId", str(options["--target"]));
-  set("runAt", at === undefined ? undefined : (timeArg(at) as never));
+  set("runAt", at === undefined ? undefined : (timeArg(at, "--at") as never));
   set("delayMs", delayMs);
   // never: no expiry, as leaving it out is.
   set("expiresAt", expiresAt === null ? undefined : (expiresAt as never));

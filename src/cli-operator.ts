@@ -691,7 +691,7 @@ function taskUpdateOf(
   return {
     taskId,
     ...(priority !== undefined ? { priority } : {}),
-    ...(at !== undefined ? { runAt: timeArg(at) } : {}),
+    ...(at !== undefined ? { runAt: timeArg(at, "--at") } : {}),
     ...(delayMs !== undefined ? { delayMs } : {}),
     ...(expires !== undefined ? { expiresAt: expiryArg(expires) } : {}),
     ...(payload !== undefined ? { payload } : {}),
@@ -964,8 +964,8 @@ async function dispatch(words: string[], options: Parsed["options"], json: boole
       (cursor) =>
         api.tasks.requeueMany.mutate({
           ...(queue !== undefined ? { queue } : {}),
-          ...(after !== undefined ? { finishedAfter: timeArg(after) } : {}),
-          ...(before !== undefined ? { finishedBefore: timeArg(before) } : {}),
+          ...(after !== undefined ? { finishedAfter: timeArg(after, "--after") } : {}),
+          ...(before !== undefined ? { finishedBefore: timeArg(before, "--before") } : {}),
           limit: 1000,
           ...(cursor !== undefined ? { cursor } : {}),
           ...(options["--clear-checkpoint"] === true ? { checkpoint: null } : {}),
@@ -999,8 +999,8 @@ async function dispatch(words: string[], options: Parsed["options"], json: boole
             // The server names a state it does not take.
             ...(statusText !== undefined ? { statuses: statusText.split(",").map((status) => status.trim()) as Array<"pending"> } : {}),
             ...(enqueuedBy !== undefined ? { enqueuedBy } : {}),
-            ...(after !== undefined ? { createdAfter: timeArg(after) } : {}),
-            ...(before !== undefined ? { createdBefore: timeArg(before) } : {}),
+            ...(after !== undefined ? { createdAfter: timeArg(after, "--after") } : {}),
+            ...(before !== undefined ? { createdBefore: timeArg(before, "--before") } : {}),
             ...(reason !== undefined ? { reason } : {}),
             limit: 1000,
             ...(cursor !== undefined ? { cursor } : {}),
@@ -1320,8 +1320,8 @@ async function scheduleCommand(words: string[], options: Parsed["options"], api:
       ...(cron === undefined ? {} : { cron }),
       ...(timezone === undefined ? {} : { timezone }),
       ...(everyMs === undefined ? {} : { everyMs }),
-      ...(start === undefined ? {} : { startAt: timeArg(start) }),
-      ...(end === undefined ? {} : { endAt: timeArg(end) }),
+      ...(start === undefined ? {} : { startAt: timeArg(start, "--start") }),
+      ...(end === undefined ? {} : { endAt: timeArg(end, "--end") }),
       ...(maxRuns === undefined ? {} : { maxRuns }),
       ...(overlap === undefined ? {} : { overlap }),
       task: { payload, ...(queue === undefined ? {} : { queue }), ...(priority === undefined ? {} : { priority }), ...(ttlMs === undefined ? {} : { ttlMs }), ...(maxRunMs === undefined ? {} : { maxRunMs }) },

@@ -35,14 +35,28 @@ export function durationOption(value: string | true | undefined, flag: string, m
   return ms;
 }
 
-/** A time as an option gives it: Unix ms (digits only) or an ISO 8601 date-time, as the API takes it (the server names a bad one). */
-export const timeArg = (text: string): string | number => (/^\d+$/.test(text) ? Number(text) : text);
+/** Digits below this (1973-03-03 as Unix ms) are Unix seconds given for ms: no one means a time in 1970. */
+const SECONDS_NOT_MS_BELOW = 1e11;
+
+/**
+ * A time as `flag` gives it: Unix ms (digits only) or an ISO 8601 date-time, as the API takes it
+ * (the server names a bad one). Unix seconds (`date +%s`: 1800000000) are refused, saying so,
+ * rather than read as ms: a task due in January 1970 runs at once.
+ */
+export function timeArg(text: string, flag: string): string | number {
+  if (!/^\d+$/.test(text)) return text;
+  const ms = Number(text);
+  if (ms > 0 && ms < SECONDS_NOT_MS_BELOW) {
+    throw new OperatorUsageError(`${flag} ${text} would be ${new Date(ms).toISOString()} (digits are Unix ms): for Unix seconds give ${text}000, or an ISO 8601 time such as 2030-01-01T09:00:00Z`);
+  }
+  return ms;
+}
 
 /** --expires: never (no expiry), a length of time from now (30s, 5m, 1h, 1d: by this machine's clock), or a time. */
 export function expiryArg(text: string): string | number | null {
   if (text === "never") return null;
   const fromNow = parseDuration(text);
-  return fromNow === undefined ? timeArg(text) : Date.now() + fromNow;
+  return fromNow === undefined ? timeArg(text, "--expires") : Date.now() + fromNow;
 }
 
 /** --delay: a length of time from now in ms (0, 0s…: due now, as delayMs 0 is); undefined when not given. */

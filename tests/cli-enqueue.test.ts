@@ -179,7 +179,12 @@ describe("coordination tasks enqueue", () => {
     expect(await usage("--reason", "x")).toEqual([2, expect.stringMatching(/^coordination: tasks enqueue does not take --reason \(it takes --queue, /)]);
     expect(await usage("--priority", "2000000")).toEqual([2, expect.stringMatching(/^coordination: INVALID_INPUT: --priority: /)]);
     expect(await usage("--depends-on", "no-such-task")).toEqual([1, expect.stringMatching(/^coordination: TASK_NOT_FOUND: /)]);
+    // Unix seconds (date +%s) read as ms would be a time in 1970: the task would run at once.
+    expect(await usage("--at", "1800000000")).toEqual([2, "coordination: --at 1800000000 would be 1970-01-21T20:00:00.000Z (digits are Unix ms): for Unix seconds give 1800000000000, or an ISO 8601 time such as 2030-01-01T09:00:00Z"]);
+    expect(await usage("--expires", "1800000000")).toEqual([2, expect.stringMatching(/^coordination: --expires 1800000000 would be 1970-01-21T20:00:00.000Z \(digits are Unix ms\)/)]);
     expect((await t.api.tasks.stats.query()).totals).toMatchObject({ pending: 0, waiting: 0 });
+    const inMs = await cli(t, "tasks", "enqueue", "--at", "1800000000000");
+    expect((await t.api.tasks.get.query({ taskId: idOf(inMs.stdout) })).runAt.toISOString()).toBe("2027-01-15T08:00:00.000Z");
   });
 });
 
