@@ -207,7 +207,8 @@ function pause(ms: number, stop: AbortSignal | undefined): Promise<void> {
 const answeredStatus = (error: unknown): number | undefined => (isTRPCClientError(error) ? error.data?.httpStatus : undefined);
 
 /** What a wait or a follow says, once, when the server stops answering (a restart, a dropped connection). */
-const askingAgain = (error: unknown): string => `coordination: ${printable(error instanceof Error ? error.message : String(error))}; asking again for up to ${WAIT_OUTAGE_MS / 1000} s\n`;
+/** The note that an outage is waited through: for `forMs` (WAIT_OUTAGE_MS, or what is left of a command's --timeout when less). */
+const askingAgain = (error: unknown, forMs = WAIT_OUTAGE_MS): string => `coordination: ${printable(error instanceof Error ? error.message : String(error))}; asking again for up to ${Math.max(1, Math.ceil(forMs / 1000))} s\n`;
 
 /**
  * What `ask` answers once `settled` holds for it, after `timeoutMs` at most (undefined: however
@@ -246,7 +247,7 @@ async function waitInRounds<T>(
       if (!reached || (status !== undefined && status !== 503)) throw error;
       if (outageSince === undefined) {
         outageSince = Date.now();
-        note(askingAgain(error));
+        note(askingAgain(error, Math.min(WAIT_OUTAGE_MS, deadline - outageSince)));
       }
       // Out of time: the answer last seen (exit 4), not the outage, is the answer.
       if (Date.now() >= deadline && answer !== undefined) return answer;

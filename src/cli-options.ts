@@ -2,6 +2,7 @@
 // that is not what its option takes is a usage error naming the option (exit 2), never sent.
 import { parseDuration } from "../client/rate-window.js";
 import type { JsonValue } from "./json-types.js";
+import { MAX_DELAY_MS } from "./tasks/task-schemas.js";
 
 /** A command line the operator must mend (an unknown option, a value that is not what it takes): exit 2 with its usage. */
 export class OperatorUsageError extends Error {}
@@ -12,6 +13,8 @@ export const str = (value: string | true | undefined): string | undefined => (ty
 /** A whole-number option (0 and up); undefined when not given. */
 export const int = (text: string | true | undefined, flag: string): number | undefined => {
   if (text === undefined) return undefined;
+  // -1 is a whole number to most people: said as what it is not.
+  if (typeof text === "string" && /^-\d+$/.test(text)) throw new OperatorUsageError(`${flag} must be 0 or more (got ${text})`);
   if (typeof text !== "string" || !/^\d+$/.test(text)) throw new OperatorUsageError(`${flag} must be a whole number`);
   return Number(text);
 };
@@ -55,6 +58,7 @@ export function timeArg(text: string, flag: string): string | number {
 /** --expires: never (no expiry), a length of time from now (30s, 5m, 1h, 1d: by this machine's clock), or a time. */
 export function expiryArg(text: string): string | number | null {
   if (text === "never") return null;
+  if (/^0+(ms|s|m|h|d)$/.test(text)) throw new OperatorUsageError(`--expires ${text} would end the task before it could run: give a length of time (30s, 5m, 1h, 1d), a time, or never`);
   const fromNow = parseDuration(text);
   return fromNow === undefined ? timeArg(text, "--expires") : Date.now() + fromNow;
 }
@@ -65,6 +69,7 @@ export function delayOption(given: string | true | undefined): number | undefine
   if (delay === undefined) return undefined;
   const delayMs = /^0+(ms|s|m|h|d)?$/.test(delay) ? 0 : parseDuration(delay);
   if (delayMs === undefined) throw new OperatorUsageError(`--delay ${JSON.stringify(delay)} is not a duration (30s, 5m, 1h, 1d)`);
+  if (delayMs > MAX_DELAY_MS) throw new OperatorUsageError(`--delay is at most ${MAX_DELAY_MS / 86_400_000}d, 100 years (got ${JSON.stringify(delay)})`);
   return delayMs;
 }
 

@@ -179,6 +179,10 @@ describe("coordination tasks enqueue", () => {
     expect(await usage("--reason", "x")).toEqual([2, expect.stringMatching(/^coordination: tasks enqueue does not take --reason \(it takes --queue, /)]);
     expect(await usage("--priority", "2000000")).toEqual([2, expect.stringMatching(/^coordination: INVALID_INPUT: --priority: /)]);
     expect(await usage("--depends-on", "no-such-task")).toEqual([1, expect.stringMatching(/^coordination: TASK_NOT_FOUND: /)]);
+    // Said as what they are not: a negative number, a delay past the server's bound, an expiry of nothing.
+    expect(await usage("--priority", "-1")).toEqual([2, "coordination: --priority must be 0 or more (got -1)"]);
+    expect(await usage("--delay", "99999d")).toEqual([2, 'coordination: --delay is at most 36600d, 100 years (got "99999d")']);
+    expect(await usage("--expires", "0s")).toEqual([2, "coordination: --expires 0s would end the task before it could run: give a length of time (30s, 5m, 1h, 1d), a time, or never"]);
     // Unix seconds (date +%s) read as ms would be a time in 1970: the task would run at once.
     expect(await usage("--at", "1800000000")).toEqual([2, "coordination: --at 1800000000 would be 1970-01-21T20:00:00.000Z (digits are Unix ms): for Unix seconds give 1800000000000, or an ISO 8601 time such as 2030-01-01T09:00:00Z"]);
     expect(await usage("--expires", "1800000000")).toEqual([2, expect.stringMatching(/^coordination: --expires 1800000000 would be 1970-01-21T20:00:00.000Z \(digits are Unix ms\)/)]);

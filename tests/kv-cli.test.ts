@@ -142,7 +142,7 @@ describe("shared state from the command line", () => {
       [["kv", "set", "plan", '{"step":', "2}"], `kv set takes a KEY and one JSON value, not 3 words: quote the value ('{"step": 2}')`],
       [["kv", "set", "plan"], "kv set needs the value as JSON after the KEY"],
       [["kv", "set", "plan", "1", "--ttl", "0s"], '--ttl must be a length of time from 1ms to 366d, such as 30s, 10m or 1d (got "0s")'],
-      [["kv", "set", "plan", "1", "--if-version", "-1"], "--if-version must be a whole number"],
+      [["kv", "set", "plan", "1", "--if-version", "-1"], "--if-version must be 0 or more (got -1)"],
       [["kv", "delete", "plan", "--if-version", "0"], "kv delete --if-version is the version the key must be at to be deleted: 1 or more (an absent key has nothing to delete)"],
       [["kv", "delete", "plan", "--ttl", "1h"], "kv delete does not take --ttl (it takes --if-version)"],
       [["kv", "get"], "kv get needs a KEY"],

@@ -274,7 +274,7 @@ describe("a run's log from the command line", () => {
       [["tasks", "logs", "a", "--limit", "0"], "--limit must be from 1 to 10,000"],
       [["tasks", "logs", "a", "--limit", "10001"], "--limit must be from 1 to 10,000"],
       [["tasks", "logs", "a", "--attempt", "first"], "--attempt must be a whole number"],
-      [["tasks", "logs", "a", "--after", "-1"], "--after must be a whole number"],
+      [["tasks", "logs", "a", "--after", "-1"], "--after must be 0 or more (got -1)"],
       [["tasks", "logs", "a", "--follow=yes"], '--follow takes no value (got "--follow=yes": leave it out for no)'],
       [["tasks", "logs", "a", "--timeout", "5m"], "tasks logs does not take --timeout (it takes --after, --tail, --attempt, --level, --limit, --follow)"],
       [["tasks", "get", "a", "--follow"], "tasks get does not take --follow (it takes none of its own)"],

@@ -68,6 +68,8 @@ export const MAX_KEY_CONCURRENCY = 1_000;
 
 /** The longest run time limit a task may be given (maxRunMs): 366 days, in ms. */
 export const MAX_RUN_MS = 366 * 24 * 3_600_000;
+/** The furthest a task's delayMs may put it: 100 years of 366 days. */
+export const MAX_DELAY_MS = 100 * 366 * 24 * 3_600_000;
 
 /** The longest wait a task's backoff may give before a retry: a week, as a lease or a release's delay. */
 export const MAX_BACKOFF_MS = WEEK_MS;
@@ -151,7 +153,7 @@ export const enqueueFields = z.strictObject({
   targetAgentId: agentIdSchema.optional().describe("Only this agent may claim the task"),
   agentId: agentIdSchema.optional().describe("The seed's name for targetAgentId; when both are given they must agree"),
   runAt: dateInput.optional().describe("Not claimable before this time: an ISO 8601 date-time with offset, or Unix ms"),
-  delayMs: ms(100 * 366 * 24 * 3_600_000)
+  delayMs: ms(MAX_DELAY_MS)
     .optional()
     .describe("Not claimable for this many ms after the server stores it (by the server's clock, not the client's): runAt's relative form, give one or the other. Not compared when an idempotencyKey is sent again: a retried enqueue is the same task whatever its delayMs"),
   expiresAt: dateInput
