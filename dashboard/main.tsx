@@ -40,8 +40,11 @@ function Login({ onToken, rejected }: { onToken: (token: string) => void; reject
 function App() {
   const [token, setToken] = useState(savedToken());
   const [needsToken, setNeedsToken] = useState(false);
-  const [socket, setSocket] = useState<{ open: boolean; code?: number | undefined }>({ open: false });
-  const connection = useMemo(() => connect(token, (open, code) => setSocket({ open, code })), [token]);
+  // What the socket of the connection for `token` last said: a new token's connection is not live
+  // until its own socket opens, whatever the one before it said last.
+  const [socket, setSocket] = useState<{ open: boolean; code?: number | undefined; token: string | null }>({ open: false, token });
+  const connection = useMemo(() => connect(token, (open, code) => setSocket({ open, code, token })), [token]);
+  const live = socket.open && socket.token === token;
   useEffect(() => () => connection.close(), [connection]);
   // Who the token is: until the server says (or when it cannot: an older server), every button is
   // offered and the server decides. A question that failed on the way (the server restarting, a
@@ -109,8 +112,8 @@ function App() {
         <h1>
           <a href="#/">Coordination</a>
         </h1>
-        <span class={`status ${socket.open ? "" : "down"}`} data-testid="connection">
-          {socket.open ? "live" : "reconnecting…"}
+        <span class={`status ${live ? "" : "down"}`} data-testid="connection">
+          {live ? "live" : "reconnecting…"}
         </span>
         {role !== undefined && role !== "admin" && (
           <span class="muted" data-testid="role">
