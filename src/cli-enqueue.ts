@@ -2,7 +2,7 @@
 // from a shell script, a cron job or a CI step, without curl and hand-written JSON bodies. The
 // command sends once (as every operator command does): with --idempotency-key, running the same
 // command again after "no answer … may have been done" adds nothing twice.
-import type { RouterInputs, RouterOutputs } from "../client/index.js";
+import type { CoordinationClient, RouterInputs, RouterOutputs } from "../client/index.js";
 import { delayOption, durationOption, expiryArg, int, jsonOption, listOption, OperatorUsageError, str, timeArg } from "./cli-options.js";
 import { printable, when } from "./cli-text.js";
 import { parseDuration } from "../client/rate-window.js";
@@ -89,6 +89,34 @@ export function enqueuedText(answer: RouterOutputs["tasks"]["enqueue"]): string 
         : answer.status;
   if (answer.deduplicated) return `${printable(answer.id)} on queue ${printable(answer.queue)}, ${state}: enqueued before with dedupe key ${printable(JSON.stringify(answer.dedupeKey))}, nothing added\n`;
   return `${printable(answer.id)} enqueued on queue ${printable(answer.queue)}, ${state}\n`;
+}
+
+/**
+ * What `tasks enqueue` says on stderr of a task it left waiting, under onDependencyFailure "wait",
+ * on a dependency dead-lettered already: nothing starts it until that dead letter is requeued and
+ * completes (no deadline; a --wait waits until then), which the enqueue's own line ("waiting, for
+ * its dependencies") does not tell. Read in one tasks.waitMany of the dependencies (those left out
+ * for size, one tasks.get each); undefined when there is nothing to say, or the read fails: the
+ * task was enqueued, and that is the command's answer.
+ */
+export async function deadLetteredNote(api: CoordinationClient["api"], task: RouterOutputs["tasks"]["enqueue"]): Promise<string | undefined> {
+  // dependsOn and onDependencyFailure: absent from a server older than this CLI.
+  const { dependsOn, onDependencyFailure } = task as { dependsOn?: string[]; onDependencyFailure?: string };
+  if (task.status !== "waiting" || onDependencyFailure !== "wait" || dependsOn === undefined || dependsOn.length === 0) return undefined;
+  let dead: string[];
+  try {
+    const settled = await api.tasks.waitMany.query({ taskIds: dependsOn, settledOnly: true, waitMs: 0 });
+    const statuses = new Map(settled.tasks.map((dependency) => [dependency.id, dependency.status as string]));
+    for (const taskId of settled.omitted) statuses.set(taskId, (await api.tasks.get.query({ taskId })).status);
+    dead = dependsOn.filter((id) => statuses.get(id) === "dead_letter");
+  } catch {
+    return undefined;
+  }
+  if (dead.length === 0) return undefined;
+  const ids = dead.map(printable).join(", ");
+  return dead.length === 1
+    ? `coordination: its dependency ${ids} is dead-lettered: the task waits until it is requeued (tasks requeue ${ids}) and completes; --on-dependency-failure cancel refuses such a dependency\n`
+    : `coordination: its dependencies ${ids} are dead-lettered: the task waits until they are requeued (tasks requeue ID) and complete; --on-dependency-failure cancel refuses such a dependency\n`;
 }
 
 /** The events.publish call `events publish TYPE` makes, from its options. */

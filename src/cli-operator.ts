@@ -20,7 +20,7 @@ import { traceText } from "../client/trace-text.js";
 import { createCoordinationClient, fitsInAnswer, followLog, isTRPCClientError, mayHaveBeenServed, type CoordinationClient, type LogLine, type RouterInputs, type RouterOutputs, watchKeys } from "../client/index.js";
 import type { JsonValue } from "./json-types.js";
 import { MEMORY_OPTIONS, memoryCommand } from "./cli-memory.js";
-import { ENQUEUE_OPTIONS, enqueuedText, enqueueOf, PUBLISH_OPTIONS, publishedText, publishOf } from "./cli-enqueue.js";
+import { deadLetteredNote, ENQUEUE_OPTIONS, enqueuedText, enqueueOf, PUBLISH_OPTIONS, publishedText, publishOf } from "./cli-enqueue.js";
 import { delayOption, durationOption, expiryArg, int, jsonOption, listOption, num, OperatorUsageError, str, timeArg } from "./cli-options.js";
 import { INTERRUPTED_EXIT, ReadInterrupted, readValueFiles } from "./cli-value-files.js";
 import { BEYOND_C0, cut, keyPrefixesText, printable, table, utc, when } from "./cli-text.js";
@@ -1018,12 +1018,15 @@ async function dispatch(words: string[], options: Parsed["options"], json: boole
     const timeout = str(options["--timeout"]);
     if (timeout !== undefined && parseDuration(timeout) === undefined) throw new OperatorUsageError(`--timeout ${JSON.stringify(timeout)} is not a duration (30s, 5m, 1h, 1d)`);
     const answer = await api.tasks.enqueue.mutate(enqueueOf(options));
+    const note = await deadLetteredNote(api, answer);
     if (options["--wait"] !== true) {
       print(answer, () => enqueuedText(answer));
+      if (note !== undefined) out.stderr(note);
       return 0;
     }
     // Then as `tasks wait ID`: its output on stdout, its exit code; what was enqueued on stderr.
     out.stderr(enqueuedText(answer));
+    if (note !== undefined) out.stderr(note);
     return await dispatch(["tasks", "wait", answer.id], timeout === undefined ? {} : { "--timeout": timeout }, json, client, out, stop);
   }
   if (command === "memory") return await memoryCommand(api, words.slice(1), options, print);

@@ -138,6 +138,29 @@ describe("coordination tasks enqueue", () => {
     expect((await t.api.tasks.list.query({ queue: "deploy" })).items.map((task) => task.id)).toEqual([deployId]);
   });
 
+  it("--depends-on a dead letter, under the default wait: enqueued, and told on stderr that it waits for that dead letter's requeue", async () => {
+    t = await startTestServer();
+    const build = await t.api.tasks.enqueue.mutate({ queue: "build", maxAttempts: 1 });
+    const lint = await t.api.tasks.enqueue.mutate({ queue: "lint" });
+    await t.api.tasks.claim.mutate({ agentId: "builder", queues: ["build"], context: false });
+    await t.api.tasks.fail.mutate({ taskId: build.id, agentId: "builder", error: "compile error" });
+    // A task that nothing will ever start unless someone requeues the build: the enqueue says so.
+    const report = await cli(t, "tasks", "enqueue", "--queue", "report", "--depends-on", `${lint.id},${build.id}`);
+    expect(report.code).toBe(0);
+    expect(report.stdout).toBe(`${idOf(report.stdout)} enqueued on queue report, waiting (for its dependencies, or its turn)\n`);
+    expect(report.stderr).toBe(
+      `coordination: its dependency ${build.id} is dead-lettered: the task waits until it is requeued (tasks requeue ${build.id}) and completes; --on-dependency-failure cancel refuses such a dependency\n`,
+    );
+    expect((await t.api.tasks.get.query({ taskId: idOf(report.stdout) })).status).toBe("waiting");
+    // --json: the answer alone on stdout, the note on stderr as well.
+    const json = await cli(t, "tasks", "enqueue", "--queue", "report", "--depends-on", build.id, "--json");
+    expect(JSON.parse(json.stdout)).toMatchObject({ status: "waiting", dependsOn: [build.id] });
+    expect(json.stderr).toMatch(/^coordination: its dependency \S+ is dead-lettered: /);
+    // None dead-lettered: nothing said.
+    const fine = await cli(t, "tasks", "enqueue", "--queue", "report", "--depends-on", lint.id);
+    expect([fine.code, fine.stderr]).toEqual([0, ""]);
+  });
+
   it("--wait: waits for the task as tasks wait does: the result on stdout and exit 0, the enqueue on stderr; 3 dead-lettered, 4 not in time", async () => {
     t = await startTestServer();
     const api = t.api;
