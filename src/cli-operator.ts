@@ -798,8 +798,9 @@ export async function runOperatorCommand(
         const fix = code !== "UNAUTHORIZED" ? "" : token ? " (the server refused the token given)" : " (give one with --token or COORDINATION_TOKEN)";
         out.stderr(`coordination: ${code}: ${printable(code === "INVALID_INPUT" ? inFlagTerms(error.message, options, commandOptions(words, options) ?? []) : error.message)}${fix}\n`);
       }
-      // A value the server refuses (--status bogus) is a usage error, as one refused here is.
-      return code === "INVALID_INPUT" ? 2 : 1;
+      // A value the server refuses (--status bogus) is a usage error, as one refused here is; so is
+      // one larger than it takes (a --payload @FILE past its maxBodyBytes): sent again, it is refused again.
+      return code === "INVALID_INPUT" || code === "PAYLOAD_TOO_LARGE" ? 2 : 1;
     }
     throw error;
   } finally {

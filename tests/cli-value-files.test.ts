@@ -95,6 +95,17 @@ describe("a JSON value read from a file or standard input", () => {
     expect((await t.api.kv.get.query({ key: "k" })).entry).toBeNull();
   });
 
+  it("a value larger than this server takes (its maxBodyBytes) is refused by it as a usage error: exit 2, as a key's value past its bound is", async () => {
+    t = await startTestServer({ maxBodyBytes: 4096 });
+    const big = file("big.json", JSON.stringify({ diff: "+".repeat(8000) }));
+    const tooLarge = "coordination: PAYLOAD_TOO_LARGE: Request body exceeds 4096 bytes (the server's maxBodyBytes, COORDINATION_MAX_BODY_BYTES): send less in one request\n";
+    for (const args of [["tasks", "enqueue", "--payload", `@${big}`], ["events", "publish", "x", "--source", "ci", "--payload", `@${big}`], ["kv", "set", "k", `@${big}`]]) {
+      const refused = await cli(args);
+      expect([args[0], refused.code, refused.stdout, refused.stderr]).toEqual([args[0], 2, "", tooLarge]);
+    }
+    expect((await t.api.tasks.list.query({})).items).toEqual([]);
+  });
+
   it("shows the control characters of a file's text and name as escapes, never raw to the terminal", async () => {
     t = await startTestServer();
     // JSON.parse's message quotes the text it stopped at: here an OSC sequence that sets a terminal's title.
