@@ -310,7 +310,8 @@ async function waitForTasks(
     (answer) => answer.tasks.length > 0,
   );
   if (answered === undefined) {
-    out.stderr(`coordination: interrupted before the server answered; tasks not seen\n`);
+    // Not "tasks not seen": they exist; none was seen settled (whether one settled as Ctrl-C came is not known).
+    out.stderr(`coordination: interrupted before the server answered: none of the ${taskIds.length} tasks seen settled\n`);
     return 4;
   }
   // The tasks not seen settled, as they are now: read once, those left out for size alone, bounded
@@ -1066,7 +1067,8 @@ async function dispatch(words: string[], options: Parsed["options"], json: boole
             ? await api.tasks.update.mutate(taskUpdateOf(taskId, options))
             : await api.tasks.cancel.mutate(reason === undefined ? { taskId } : { taskId, reason });
     if (task === undefined) {
-      out.stderr(`coordination: interrupted before the server answered; task ${printable(taskId)} not seen\n`);
+      // Not "task … not seen", as if there were none: it exists (an enqueue --wait printed it); it was not seen settled.
+      out.stderr(`coordination: interrupted before the server answered: task ${printable(taskId)} not seen settled (tasks get ${printable(taskId)}: where it is now)\n`);
       return 4;
     }
     // What a waiting task waits for: each dependency's state now, for the table only (--json has

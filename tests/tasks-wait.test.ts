@@ -10,6 +10,7 @@ import { LONG_WAIT_MS, parked, promptly, WAKE_ONLY } from "./helpers/task-waits.
 import { ADMIN_SECRET, http, startSecureServer, type SecureServer } from "./helpers/secure-server.js";
 import { makeTempDir, rest, startTestServer, type TestServer } from "./helpers/test-server.js";
 import { openCoordination } from "../src/index.js";
+import { runOperatorCommand } from "../src/cli-operator.js";
 import { LONG_POLLING, LONGEST_SERVER_WAIT_MS } from "../client/long-polling.js";
 import { loadConfig } from "../src/config.js";
 import { PROCEDURES } from "../src/trpc/app-router.js";
@@ -210,6 +211,22 @@ describe("tasks.wait", () => {
     expect(JSON.parse(cancelled.stdout)).toMatchObject({ id: unsettled.id, status: "cancelled" });
     expect(await runOperator({ args: ["tasks", "wait", unsettled.id, "--timeout", "soon"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining('--timeout "soon" is not a duration') });
     expect(await runOperator({ args: ["tasks", "wait", "nope"], env })).toMatchObject({ code: 1, stderr: 'coordination: TASK_NOT_FOUND: task "nope" not found\n' });
+  });
+
+  it("the command interrupted before the server answered says the task was not seen settled, not that it was not seen: it exists, an enqueue --wait printed it", async () => {
+    t = await startTestServer(WAKE_ONLY);
+    const task = await t.api.tasks.enqueue.mutate({ payload: {}, delayMs: 3_600_000 });
+    const other = await t.api.tasks.enqueue.mutate({ payload: {}, delayMs: 3_600_000 });
+    const interrupted = async (args: string[]) => {
+      const stop = new AbortController();
+      let stderr = "";
+      const code = runOperatorCommand(args, { COORDINATION_URL: t!.url }, { stdout: () => {}, stderr: (text) => void (stderr += text) }, stop.signal);
+      await parked(t!.url, 1);
+      stop.abort();
+      return { code: await code, stderr };
+    };
+    expect(await interrupted(["tasks", "wait", task.id])).toEqual({ code: 4, stderr: `coordination: interrupted before the server answered: task ${task.id} not seen settled (tasks get ${task.id}: where it is now)\n` });
+    expect(await interrupted(["tasks", "wait", task.id, other.id])).toEqual({ code: 4, stderr: "coordination: interrupted before the server answered: none of the 2 tasks seen settled\n" });
   });
 
   it("the command asks no more than once a second of a server that answers at once (maxWaitMs 0), and waits through a restart", async () => {
