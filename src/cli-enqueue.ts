@@ -5,6 +5,7 @@
 import type { CoordinationClient, RouterInputs, RouterOutputs } from "../client/index.js";
 import { delayOption, durationOption, expiryArg, int, jsonOption, listOption, OperatorUsageError, str, timeArg } from "./cli-options.js";
 import { printable, when } from "./cli-text.js";
+import { readTasksNow } from "./cli-tasks-now.js";
 import { parseDuration } from "../client/rate-window.js";
 import { MAX_RUN_MS } from "./tasks/task-schemas.js";
 
@@ -95,23 +96,21 @@ export function enqueuedText(answer: RouterOutputs["tasks"]["enqueue"]): string 
  * What `tasks enqueue` says on stderr of a task it left waiting, under onDependencyFailure "wait",
  * on a dependency dead-lettered already: nothing starts it until that dead letter is requeued and
  * completes (no deadline; a --wait waits until then), which the enqueue's own line ("waiting, for
- * its dependencies") does not tell. Read in one tasks.waitMany of the dependencies (those left out
- * for size, one tasks.get each); undefined when there is nothing to say, or the read fails: the
- * task was enqueued, and that is the command's answer.
+ * its dependencies") does not tell. The dependencies read as they are now (readTasksNow);
+ * undefined when there is nothing to say, or the read fails: the task was enqueued, and that is
+ * the command's answer.
  */
 export async function deadLetteredNote(api: CoordinationClient["api"], task: RouterOutputs["tasks"]["enqueue"]): Promise<string | undefined> {
   // dependsOn and onDependencyFailure: absent from a server older than this CLI.
   const { dependsOn, onDependencyFailure } = task as { dependsOn?: string[]; onDependencyFailure?: string };
   if (task.status !== "waiting" || onDependencyFailure !== "wait" || dependsOn === undefined || dependsOn.length === 0) return undefined;
-  let dead: string[];
+  const now = new Map<string, RouterOutputs["tasks"]["get"]>();
   try {
-    const settled = await api.tasks.waitMany.query({ taskIds: dependsOn, settledOnly: true, waitMs: 0 });
-    const statuses = new Map(settled.tasks.map((dependency) => [dependency.id, dependency.status as string]));
-    for (const taskId of settled.omitted) statuses.set(taskId, (await api.tasks.get.query({ taskId })).status);
-    dead = dependsOn.filter((id) => statuses.get(id) === "dead_letter");
+    await readTasksNow(api, dependsOn, now);
   } catch {
     return undefined;
   }
+  const dead = dependsOn.filter((id) => now.get(id)?.status === "dead_letter");
   if (dead.length === 0) return undefined;
   const ids = dead.map(printable).join(", ");
   return dead.length === 1

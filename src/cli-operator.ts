@@ -23,6 +23,7 @@ import { MEMORY_OPTIONS, memoryCommand } from "./cli-memory.js";
 import { deadLetteredNote, ENQUEUE_OPTIONS, enqueuedText, enqueueOf, PUBLISH_OPTIONS, publishedText, publishOf } from "./cli-enqueue.js";
 import { delayOption, durationOption, expiryArg, int, jsonOption, listOption, num, OperatorUsageError, str, timeArg } from "./cli-options.js";
 import { INTERRUPTED_EXIT, ReadInterrupted, readValueFiles } from "./cli-value-files.js";
+import { readTasksNow } from "./cli-tasks-now.js";
 import { BEYOND_C0, cut, keyPrefixesText, printable, table, utc, when } from "./cli-text.js";
 import { MAX_EVERY_MS, MIN_EVERY_MS } from "./schedules/schedule-schemas.js";
 import { MAX_CORDON_MS } from "./agents/agent-schemas.js";
@@ -209,8 +210,11 @@ function pause(ms: number, stop: AbortSignal | undefined): Promise<void> {
 /** The HTTP status the server answered a call with; undefined when no answer came (refused, reset, timed out). */
 const answeredStatus = (error: unknown): number | undefined => (isTRPCClientError(error) ? error.data?.httpStatus : undefined);
 
-/** What a wait or a follow says, once, when the server stops answering (a restart, a dropped connection). */
-/** The note that an outage is waited through: for `forMs` (WAIT_OUTAGE_MS, or what is left of a command's --timeout when less). */
+/**
+ * What a wait or a follow says, once, when the server stops answering (a restart, a dropped
+ * connection): that it asks again for `forMs` (WAIT_OUTAGE_MS, or what is left of a command's
+ * --timeout when less).
+ */
 const askingAgain = (error: unknown, forMs = WAIT_OUTAGE_MS): string => `coordination: ${printable(error instanceof Error ? error.message : String(error))}; asking again for up to ${Math.max(1, Math.ceil(forMs / 1000))} s\n`;
 
 /**
@@ -272,7 +276,6 @@ const waitForTask = (api: CoordinationClient["api"], taskId: string, timeoutMs: 
 /** The most characters of a result or error the `tasks wait ID ID…` table shows (--json has them whole). */
 const CELL_CHARS = 60;
 
-
 /**
  * `tasks wait ID ID…`: until all of the tasks settled (or, `any`, one), or one failed (dead
  * letter, cancelled: a pipeline need not wait for the rest), in rounds of tasks.waitMany, each
@@ -321,10 +324,7 @@ async function waitForTasks(
   // as a round is; one that cannot be read (the server gone, retention deleted it) shows as not seen.
   const now = new Map<string, Task>(seen);
   try {
-    const signal = AbortSignal.timeout(WAIT_ROUND_GRACE_MS);
-    const rest = open().length === 0 ? undefined : await api.tasks.waitMany.query({ taskIds: open(), waitMs: 0 }, { signal });
-    for (const task of rest?.tasks ?? []) now.set(task.id, task);
-    for (const taskId of rest?.omitted ?? []) now.set(taskId, await api.tasks.get.query({ taskId }, { signal }));
+    await readTasksNow(api, open(), now, AbortSignal.timeout(WAIT_ROUND_GRACE_MS));
   } catch {
     // Shown as not seen below.
   }
