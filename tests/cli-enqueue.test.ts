@@ -3,8 +3,7 @@
 // --idempotency-key adds nothing; --wait waits as `tasks wait` does, with its output and exit codes.
 import { createServer as createTcpServer, type AddressInfo, type Socket } from "node:net";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { CliProcess, killAllCli, runCli } from "./helpers/cli-process.js";
-import { runOperatorCommand } from "../src/cli-operator.js";
+import { CliProcess, killAllCli, runCli, runOperator, type CliExit } from "./helpers/cli-process.js";
 import { ADMIN_SECRET, startSecureServer, type SecureServer } from "./helpers/secure-server.js";
 import { startTestServer, type TestServer } from "./helpers/test-server.js";
 
@@ -20,16 +19,11 @@ afterEach(async () => {
  * calls): the same code, without a process start for each of the many refusals tested here. The
  * --wait test runs the binary itself.
  */
-async function cli(server: { url: string }, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+async function cli(server: { url: string }, ...args: string[]): Promise<CliExit> {
   return inProcess(args, { COORDINATION_URL: server.url });
 }
 
-async function inProcess(args: string[], env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = "";
-  let stderr = "";
-  const code = await runOperatorCommand(args, env, { stdout: (text) => (stdout += text), stderr: (text) => (stderr += text) });
-  return { code, stdout, stderr };
-}
+const inProcess = (args: string[], env: Record<string, string>) => runOperator({ args, env });
 
 /** The task id a `tasks enqueue` line starts with. */
 const idOf = (stdout: string): string => stdout.split(" ")[0]!;

@@ -1,8 +1,7 @@
 // `coordination memory recall|remember|forget`: what a task's claim is handed, the lesson an
 // operator writes for a queue's tasks, and a misleading memory forgotten, at a terminal.
 import { afterEach, describe, expect, it } from "vitest";
-import { runOperatorCommand } from "../src/cli-operator.js";
-import { killAllCli, runCli } from "./helpers/cli-process.js";
+import { killAllCli, runCli, runOperator, type CliExit } from "./helpers/cli-process.js";
 import { startTestServer, type TestServer } from "./helpers/test-server.js";
 
 let t: TestServer | undefined;
@@ -12,11 +11,9 @@ afterEach(async () => {
   t = undefined;
 });
 
-/** The command line against the test's server, in this process (runOperatorCommand, what the binary calls). */
-async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = "";
-  let stderr = "";
-  const code = await runOperatorCommand(args, { COORDINATION_URL: t!.url }, { stdout: (text) => (stdout += text), stderr: (text) => (stderr += text) });
+/** The command line against the test's server, in this process (runOperator: what the binary calls). */
+async function cli(...args: string[]): Promise<Pick<CliExit, "code" | "stdout" | "stderr">> {
+  const { code, stdout, stderr } = await runOperator({ args, env: { COORDINATION_URL: t!.url } });
   return { code, stdout, stderr };
 }
 

@@ -10,7 +10,7 @@ import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { runOperatorCommand } from "../src/cli-operator.js";
 import { OperatorUsageError } from "../src/cli-options.js";
 import { MAX_VALUE_FILE_BYTES, ReadInterrupted, readStream } from "../src/cli-value-files.js";
-import { killAllCli, runCli } from "./helpers/cli-process.js";
+import { killAllCli, runCli, runOperator, type CliExit } from "./helpers/cli-process.js";
 import { startTestServer, type TestServer } from "./helpers/test-server.js";
 
 let t: TestServer | undefined;
@@ -29,14 +29,8 @@ function file(name: string, text: string): string {
   return path;
 }
 
-/** The command line in this process (runOperatorCommand, what the binary calls); `stdin` is its standard input, if it has one. */
-async function cli(args: string[], stdin?: string): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = "";
-  let stderr = "";
-  const out = { stdout: (text: string) => void (stdout += text), stderr: (text: string) => void (stderr += text), ...(stdin === undefined ? {} : { stdin: async () => stdin }) };
-  const code = await runOperatorCommand([...args, "--url", t!.url], {}, out);
-  return { code, stdout, stderr };
-}
+/** The command line in this process (runOperator: what the binary calls); `stdin` is its standard input, if it has one. */
+const cli = (args: string[], stdin?: string): Promise<CliExit> => runOperator({ args: [...args, "--url", t!.url], ...(stdin === undefined ? {} : { input: stdin }) });
 
 /** A payload past what one command-line argument may be on Linux (128 KiB). */
 const large = { diff: "+".repeat(300_000), files: ["a.ts", "b.ts"] };

@@ -15,7 +15,7 @@ afterEach(async () => {
 });
 
 /** The command run to its end: its bound is only there to fail a hung command, never a slow machine's (runOperator's own is 60 s). */
-const run = (options: CliOptions) => runOperator(options, 120_000);
+const run = (options: Pick<CliOptions, "args" | "env">) => runOperator(options, 120_000);
 
 /** A time as the CLI prints it: UTC to the second, marked Z. */
 const at = (date: Date): string => date.toISOString().replace("T", " ").replace(/\.\d+Z$/, "Z");

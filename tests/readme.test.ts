@@ -9,13 +9,12 @@ import { ERROR_STATUS } from "../src/errors.js";
 import { ROUTES } from "../src/rest/routes.js";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
-import { CLI_PATH, CliProcess, killAllCli } from "./helpers/cli-process.js";
+import { CLI_PATH, CliProcess, killAllCli, runOperator } from "./helpers/cli-process.js";
 import { ADMIN_SECRET } from "./helpers/secure-server.js";
 import { makeTempDir, startTestServer } from "./helpers/test-server.js";
 
 const run = promisify(execFile);
 import { shippedSchema } from "../src/db/migrate.js";
-import { runOperatorCommand } from "../src/cli-operator.js";
 
 const README = readFileSync(fileURLToPath(new URL("../README.md", import.meta.url)), "utf8");
 const blocks = (lang: string) => [...README.matchAll(new RegExp("```" + lang + "\\n([\\s\\S]*?)```", "g"))].map((m) => m[1]!);
@@ -194,8 +193,7 @@ describe("README", () => {
         }
         // The rest run in this process (runOperatorCommand, what the binary calls): forty process
         // starts were most of this test's time, a second or more each on a loaded machine.
-        let stderr = "";
-        const code = await runOperatorCommand(args, env, { stdout: () => {}, stderr: (text) => void (stderr += text) });
+        const { code, stderr } = await runOperator({ args, env });
         expect([code, stderr], line).toEqual([0, ""]);
       }
     } finally {

@@ -17,7 +17,7 @@ afterEach(async () => {
 });
 
 /** The command run to its end: its bound is only there to fail a hung command, never a slow machine's (runOperator's own is 60 s). */
-const run = (options: CliOptions) => runOperator(options, 120_000);
+const run = (options: Pick<CliOptions, "args" | "env">) => runOperator(options, 120_000);
 
 /** A log line's time as the CLI prints it: UTC to the millisecond, marked Z. */
 const stamp = (date: Date): string => date.toISOString().replace("T", " ");

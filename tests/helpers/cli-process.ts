@@ -150,7 +150,7 @@ export async function killAllCli(): Promise<void> {
  * whose subject is not the process (its signals, its standard input, the settings it reads from
  * its working directory): give --url or COORDINATION_URL, as the binary's settings are not read.
  */
-export async function runOperator(options: Pick<CliOptions, "args" | "env"> = {}, timeoutMs = START_TIMEOUT_MS): Promise<CliExit> {
+export async function runOperator(options: Pick<CliOptions, "args" | "env"> & { input?: string } = {}, timeoutMs = START_TIMEOUT_MS): Promise<CliExit> {
   const { runOperatorCommand } = await import("../../src/cli-operator.js");
   let stdout = "";
   let stderr = "";
@@ -164,7 +164,9 @@ export async function runOperator(options: Pick<CliOptions, "args" | "env"> = {}
     }, timeoutMs);
   });
   try {
-    const code = await Promise.race([runOperatorCommand(options.args ?? [], { ...options.env }, { stdout: (text) => void (stdout += text), stderr: (text) => void (stderr += text) }, stop.signal), timeout]);
+    const { input } = options;
+    const out = { stdout: (text: string) => void (stdout += text), stderr: (text: string) => void (stderr += text), ...(input === undefined ? {} : { stdin: async () => input }) };
+    const code = await Promise.race([runOperatorCommand(options.args ?? [], { ...options.env }, out, stop.signal), timeout]);
     return { code, signal: null, stdout, stderr };
   } finally {
     clearTimeout(timer);
