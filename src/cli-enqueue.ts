@@ -26,6 +26,7 @@ export const ENQUEUE_OPTIONS = [
   "--depends-on",
   "--on-dependency-failure",
   "--ordering-key",
+  "--key-concurrency",
   "--dedupe-key",
   "--idempotency-key",
   "--wait",
@@ -75,6 +76,7 @@ export function enqueueOf(options: Options): RouterInputs["tasks"]["enqueue"] {
   set("dependsOn", dependsOn);
   set("onDependencyFailure", onFailureText);
   set("orderingKey", str(options["--ordering-key"]));
+  set("keyConcurrency", int(options["--key-concurrency"], "--key-concurrency"));
   set("dedupe", dedupeKey === undefined ? undefined : { key: dedupeKey });
   set("idempotencyKey", str(options["--idempotency-key"]));
   return fields;

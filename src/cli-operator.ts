@@ -38,13 +38,15 @@ export const OPERATOR_USAGE = [
   "       coordination tasks list [--queue Q] [--status S] [--agent A] [--capability C] [--dedupe-key K] [--ordering-key K] [--trace-id T] [--enqueued-by A] [--limit N] [--cursor C]",
   "       coordination tasks get TASK_ID",
   "       coordination tasks enqueue [--queue Q] [--payload JSON|@FILE] [--priority N] [--capability C] [--target AGENT_ID] [--at TIME | --delay DURATION]",
-  "                                    [--expires TIME|DURATION] [--max-attempts N] [--max-run DURATION] [--depends-on ID,ID [--on-dependency-failure wait|cancel]] [--ordering-key K]",
-  "                                    [--dedupe-key K] [--idempotency-key K] [--wait [--timeout DURATION]]   add a task (queue default, payload {},",
+  "                                    [--expires TIME|DURATION] [--max-attempts N] [--max-run DURATION] [--depends-on ID,ID [--on-dependency-failure wait|cancel]]",
+  "                                    [--ordering-key K [--key-concurrency N]] [--dedupe-key K] [--idempotency-key K] [--wait [--timeout DURATION]]",
+  "                                    add a task (queue default, payload {},",
   "                                    priority 5, 0 highest); prints its id first; --idempotency-key: run again after a lost answer, it adds",
   "                                    none twice; --wait: then wait for it as tasks wait does (its output and exit codes; the enqueue on stderr);",
   "                                    --expires: no run starts after TIME, or DURATION (30s, 5m, 1h, 1d) after it falls due; --on-dependency-failure",
   "                                    cancel: a dependency dead-lettered cancels it (and refuses one dead-lettered already), wait (the default): it",
-  "                                    waits for that dependency's requeue",
+  "                                    waits for that dependency's requeue; --ordering-key: the queue's tasks of K run one at a time (N",
+  "                                    at a time), in the order they were enqueued",
   "       coordination tasks requeue TASK_ID [--clear-checkpoint]     a dead letter or cancelled task back (--clear-checkpoint: its next",
   "                                    run starts from the beginning, not from the checkpoint its last run saved)",
   "       coordination tasks promote TASK_ID                      a pending task not due yet (a delay, a backoff, a schedule's run) due now",
@@ -82,10 +84,12 @@ export const OPERATOR_USAGE = [
   "       coordination schedules [list] [--queue Q]              the schedules: when each runs, its queue, its next run",
   "       coordination schedules set NAME --cron 'EXPR' [--timezone TZ] | --every DURATION [--start TIME]",
   "                                    [--end TIME] [--max-runs N] [--overlap allow|skip] [--ttl DURATION] [--max-run DURATION]",
-  "                                    [--queue Q] [--payload JSON|@FILE] [--priority N]   a task enqueued by a cron pattern (5 fields,",
+  "                                    [--queue Q] [--payload JSON|@FILE] [--priority N] [--ordering-key K [--key-concurrency N]]",
+  "                                    a task enqueued by a cron pattern (5 fields,",
   "                                    or 6 with seconds first; in TZ, UTC by default) or every DURATION (10s, 5m, 1h, 1d);",
   "                                    none after --end or N runs; skip: none while the last run still runs; --ttl: a run not",
-  "                                    started that long after its time is skipped; --max-run: no run lasts longer (maxRunMs)",
+  "                                    started that long after its time is skipped; --max-run: no run lasts longer (maxRunMs);",
+  "                                    --ordering-key: each run waits for the queue's tasks of K before it (the run before it too)",
   "       coordination schedules get|remove|pause|resume NAME",
   "       coordination schedules trigger NAME                     run it now: its pending run due at once, the next as planned",
   "       coordination agents [--capability C] [--health healthy|stale|offline] [--cordoned]   (--cordoned: those cordoned alone)",
@@ -450,7 +454,7 @@ interface Parsed {
   options: Record<string, string | true>;
 }
 
-const VALUE_OPTIONS = new Set(["--url", "--token", "--config", "--queue", "--status", "--agent", "--limit", "--cursor", "--capability", "--health", "--types", "--from", "--after", "--before", "--reason", "--cron", "--timezone", "--every", "--start", "--end", "--max-runs", "--overlap", "--payload", "--priority", "--timeout", "--at", "--delay", "--expires", "--ttl", "--max-run", "--for", "--holder", "--prefix", "--fencing-token", "--description", "--grace", "--if-version", "--attempt", "--level", "--tail", "--dedupe-key", "--ordering-key", "--trace-id", "--enqueued-by", "--by", "--min", "--max", "--ephemeral-owner", "--target", "--max-attempts", "--depends-on", "--on-dependency-failure", "--idempotency-key", "--source", "--task", "--kind", "--tags"]);
+const VALUE_OPTIONS = new Set(["--url", "--token", "--config", "--queue", "--status", "--agent", "--limit", "--cursor", "--capability", "--health", "--types", "--from", "--after", "--before", "--reason", "--cron", "--timezone", "--every", "--start", "--end", "--max-runs", "--overlap", "--payload", "--priority", "--timeout", "--at", "--delay", "--expires", "--ttl", "--max-run", "--for", "--holder", "--prefix", "--fencing-token", "--description", "--grace", "--if-version", "--attempt", "--level", "--tail", "--dedupe-key", "--ordering-key", "--key-concurrency", "--trace-id", "--enqueued-by", "--by", "--min", "--max", "--ephemeral-owner", "--target", "--max-attempts", "--depends-on", "--on-dependency-failure", "--idempotency-key", "--source", "--task", "--kind", "--tags"]);
 /** Value options that take a comma-separated list wherever they are taken. */
 const LIST_OPTIONS = new Set(["--types", "--status", "--depends-on", "--tags"]);
 /** Options that take no value. */
@@ -481,7 +485,7 @@ function commandOptions(words: readonly string[], options: Parsed["options"]): r
     return sub === "requeue" ? ["--clear-checkpoint"] : [];
   }
   if (command === "agents") return sub === "cordon" ? ["--reason", "--for"] : sub === "drain" ? ["--reason", "--timeout", "--deregister"] : sub === undefined ? ["--health", "--capability", "--cordoned"] : [];
-  if (command === "schedules") return sub === "set" ? ["--cron", "--timezone", "--every", "--start", "--end", "--max-runs", "--overlap", "--ttl", "--max-run", "--queue", "--payload", "--priority"] : sub === undefined || sub === "list" ? ["--queue"] : [];
+  if (command === "schedules") return sub === "set" ? ["--cron", "--timezone", "--every", "--start", "--end", "--max-runs", "--overlap", "--ttl", "--max-run", "--queue", "--payload", "--priority", "--ordering-key", "--key-concurrency"] : sub === undefined || sub === "list" ? ["--queue"] : [];
   if (command === "events" && sub === "tail") return ["--types", "--agent", "--from"];
   if (command === "events" && sub === "publish") return PUBLISH_OPTIONS;
   if (command === "memory") return sub !== undefined && Object.hasOwn(MEMORY_OPTIONS, sub) ? MEMORY_OPTIONS[sub] : [];
@@ -629,6 +633,7 @@ const FLAG_OF_FIELD: Record<string, string> = {
   payload: "--payload",
   dedupeKey: "--dedupe-key",
   orderingKey: "--ordering-key",
+  keyConcurrency: "--key-concurrency",
   traceId: "--trace-id",
   enqueuedBy: "--enqueued-by",
   by: "--by",
@@ -650,13 +655,14 @@ const FLAG_OF_FIELD: Record<string, string> = {
 };
 
 /**
- * An INVALID_INPUT message ("finishedAfter: must be …; limit: …") with each field named by the
- * option it came from, where the command was given that option or takes it (`takes`: a field
+ * An INVALID_INPUT message ("finishedAfter: must be …; limit: …", "task.priority: …") with each
+ * field named by the option it came from, where the command was given that option or takes it (`takes`: a field
  * required and not given, `events publish` without --source), not otherwise (`queues pause NAME`
  * has no --queue).
  */
 export const inFlagTerms = (message: string, options: Record<string, unknown>, takes: readonly string[] = []): string =>
-  message.replace(/(^|; )([A-Za-z]+)(?=[:[])/g, (whole, start: string, field: string) => {
+  // A field within the call's objects ("task.keyConcurrency", schedules set's run) is named by its own option too.
+  message.replace(/(^|; )(?:[A-Za-z]+\.)*([A-Za-z]+)(?=[:[])/g, (whole, start: string, field: string) => {
     const flag = Object.hasOwn(FLAG_OF_FIELD, field) ? FLAG_OF_FIELD[field]! : undefined;
     return flag !== undefined && (options[flag] !== undefined || takes.includes(flag)) ? `${start}${flag}` : whole;
   });
@@ -1270,6 +1276,10 @@ const boundsText = (s: { endAt: Date | null; maxRuns: number | null; overlap: "a
     s.task.maxRunMs === null || s.task.maxRunMs === undefined ? "" : `, each run ${rateWindowText(s.task.maxRunMs)} at most`,
   ].join("");
 
+/** A schedule's runs' ordering key, after its task's other fields: ', key "repo:1"' (', key "t", 2 at a time'); "" with none, or from a server older than it (absent). */
+const orderingOf = (task: { orderingKey?: string | null; keyConcurrency?: number | null }): string =>
+  task.orderingKey === null || task.orderingKey === undefined ? "" : `, ${printable(orderingKeyText({ orderingKey: task.orderingKey, keyConcurrency: task.keyConcurrency ?? 1, status: "pending", dependsOn: [] }))}`;
+
 /** A schedule's next run as an operator reads it: its time and task; the time it waits for its last run to settle; or none, and why. */
 const nextRunText = (s: RouterOutputs["schedules"]["get"]): string => {
   if (s.state === "paused") return "none while paused";
@@ -1286,7 +1296,7 @@ async function scheduleCommand(words: string[], options: Parsed["options"], api:
   const render = (s: RouterOutputs["schedules"]["get"]) => () =>
     [
       `schedule ${printable(s.id)}: ${printable(timingText(s))}${s.paused ? ", paused" : ""}${boundsText(s)}`,
-      `  task      queue ${printable(s.task.queue)}, priority ${s.task.priority}, payload ${printableJson(s.task.payload, 0)}`,
+      `  task      queue ${printable(s.task.queue)}, priority ${s.task.priority}, payload ${printableJson(s.task.payload, 0)}${orderingOf(s.task)}`,
       `  next run  ${nextRunText(s)}`,
       `  runs      ${s.runs}${s.lastRunAt === null ? "" : `, the last claimed ${utc(s.lastRunAt)} UTC (task ${s.lastTaskId})`}`,
       "",
@@ -1325,6 +1335,8 @@ async function scheduleCommand(words: string[], options: Parsed["options"], api:
     const maxRunMs = durationOption(options["--max-run"], "--max-run", 1, MAX_RUN_MS, "from 1ms to 366d, such as 30s, 10m or 2h");
     const payload = jsonOption(options["--payload"], "--payload") ?? {};
     const queue = str(options["--queue"]);
+    const orderingKey = str(options["--ordering-key"]);
+    const keyConcurrency = int(options["--key-concurrency"], "--key-concurrency");
     const answer = await api.schedules.set.mutate({
       scheduleId: name,
       ...(cron === undefined ? {} : { cron }),
@@ -1334,14 +1346,16 @@ async function scheduleCommand(words: string[], options: Parsed["options"], api:
       ...(end === undefined ? {} : { endAt: timeArg(end, "--end") }),
       ...(maxRuns === undefined ? {} : { maxRuns }),
       ...(overlap === undefined ? {} : { overlap }),
-      task: { payload, ...(queue === undefined ? {} : { queue }), ...(priority === undefined ? {} : { priority }), ...(ttlMs === undefined ? {} : { ttlMs }), ...(maxRunMs === undefined ? {} : { maxRunMs }) },
+      task: { payload, ...(queue === undefined ? {} : { queue }), ...(priority === undefined ? {} : { priority }), ...(ttlMs === undefined ? {} : { ttlMs }), ...(maxRunMs === undefined ? {} : { maxRunMs }), ...(orderingKey === undefined ? {} : { orderingKey }), ...(keyConcurrency === undefined ? {} : { keyConcurrency }) },
     });
     print(answer, () => `${answer.created ? "created" : answer.changed ? "changed" : "unchanged"}: ${render(answer.schedule)()}`);
     return 0;
   }
   if (sub === "trigger") {
     const answer = await api.schedules.trigger.mutate({ scheduleId: name });
-    print(answer, () => `triggered: task ${answer.task.id} is due now\n${render(answer.schedule)()}`);
+    // A run behind its ordering key is due now and still waits for the key's tasks before it.
+    const turn = answer.task.status === "waiting" ? ", and starts once the tasks of its key before it have settled" : "";
+    print(answer, () => `triggered: task ${answer.task.id} is due now${turn}\n${render(answer.schedule)()}`);
     return 0;
   }
   const schedule =

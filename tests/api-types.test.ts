@@ -387,7 +387,7 @@ describe("AppRouter types", () => {
       endAt: Date | null;
       maxRuns: number | null;
       overlap: "allow" | "skip";
-      task: { queue: string; payload: JsonValue; priority: number; capability: string | null; targetAgentId: string | null; maxAttempts: number | null; maxRunMs: number | null; backoff: Backoff | null; ttlMs: number | null };
+      task: { queue: string; payload: JsonValue; priority: number; capability: string | null; targetAgentId: string | null; maxAttempts: number | null; maxRunMs: number | null; backoff: Backoff | null; ttlMs: number | null; orderingKey: string | null; keyConcurrency: number | null };
       paused: boolean;
       state: "running" | "waiting" | "paused" | "ended";
       nextRunAt: Date | null;
@@ -419,6 +419,8 @@ describe("AppRouter types", () => {
         backoff?: { type?: "exponential" | "fixed"; delayMs: number; maxDelayMs?: number; jitter?: number } | null;
         ttlMs?: number | null;
         maxRunMs?: number | null;
+        orderingKey?: string | null;
+        keyConcurrency?: number | null;
       };
     }>();
     expectTypeOf<Out["schedules"]["set"]>().toEqualTypeOf<{ schedule: Schedule; created: boolean; changed: boolean }>();

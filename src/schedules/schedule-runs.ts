@@ -68,8 +68,8 @@ export function toSchedule(row: ScheduleRow): Schedule {
 
 /** A schedule's stored task (JSON text) with every field: one stored before a field existed has none of it. */
 const taskOf = (text: string): ScheduledTask => {
-  const task = JSON.parse(text) as Omit<ScheduledTask, "ttlMs" | "maxRunMs"> & { ttlMs?: number | null; maxRunMs?: number | null };
-  return { ...task, ttlMs: task.ttlMs ?? null, maxRunMs: task.maxRunMs ?? null };
+  const task = JSON.parse(text) as Omit<ScheduledTask, "ttlMs" | "maxRunMs" | "orderingKey" | "keyConcurrency"> & Partial<Pick<ScheduledTask, "ttlMs" | "maxRunMs" | "orderingKey" | "keyConcurrency">>;
+  return { ...task, ttlMs: task.ttlMs ?? null, maxRunMs: task.maxRunMs ?? null, orderingKey: task.orderingKey ?? null, keyConcurrency: task.keyConcurrency ?? null };
 };
 
 /** The definition a set stores: every field filled in, so that the same set sent again compares equal. */
@@ -85,6 +85,9 @@ function definitionOf(request: SetScheduleRequest, setBy: string | null): Schedu
     maxRunMs: t.maxRunMs ?? null,
     backoff: t.backoff === undefined ? null : (JSON.parse(storedBackoff(t.backoff)) as Backoff),
     ttlMs: t.ttlMs ?? null,
+    orderingKey: t.orderingKey ?? null,
+    // Stored as enqueue stores it: 1 unless asked (one at a time), and none without a key.
+    keyConcurrency: t.orderingKey === undefined ? null : (t.keyConcurrency ?? 1),
   };
   return {
     id: request.scheduleId,
@@ -119,6 +122,8 @@ function sameDefinition(a: ScheduleDefinition, b: ScheduleDefinition): boolean {
     ta.maxAttempts === tb.maxAttempts &&
     ta.maxRunMs === tb.maxRunMs &&
     ta.ttlMs === tb.ttlMs &&
+    ta.orderingKey === tb.orderingKey &&
+    ta.keyConcurrency === tb.keyConcurrency &&
     sameBackoff(text(ta.backoff), text(tb.backoff))
   );
 }
@@ -139,6 +144,8 @@ export class ScheduleRuns {
       maxRunMs: t.maxRunMs ?? undefined,
       backoff: t.backoff ?? undefined,
       ttlMs: t.ttlMs ?? undefined,
+      orderingKey: t.orderingKey ?? undefined,
+      keyConcurrency: t.keyConcurrency ?? undefined,
       runAt: new Date(runAt),
       scheduleId: schedule.id,
     });
@@ -174,11 +181,11 @@ export class ScheduleRuns {
     this.d.events.appendSystem(ctx, "schedule.ended", { scheduleId: schedule.id, queue: (JSON.parse(schedule.task) as ScheduledTask).queue, runs: schedule.runs, reason });
   }
 
-  /** Whether the schedule has overlap "skip" and its last run has not settled: its task claimed, or pending a retry (or given back). No run is enqueued meanwhile. */
+  /** Whether the schedule has overlap "skip" and its last run has not settled: its task claimed, or pending a retry (or given back, or waiting behind its orderingKey). No run is enqueued meanwhile. */
   private lastRunGoesOn(schedule: ScheduleRow): boolean {
     if (schedule.overlap !== "skip" || schedule.lastTaskId === null) return false;
     const status = this.d.tasks.stateOf(schedule.lastTaskId)?.status;
-    return status === "claimed" || status === "pending";
+    return status === "claimed" || status !== undefined && waitsToRun(status);
   }
 
   /** When the run planned at nextRunAt falls due now: then, or the first time the schedule names after now when that passed while it waited (overlap "skip": the times missed are skipped). */
@@ -190,7 +197,7 @@ export class ScheduleRuns {
   /** Cancels the schedule's pending run, if it has one, saying why. */
   private dropNext(ctx: WriteContext, schedule: ScheduleRow, reason: string): void {
     const row = schedule.nextTaskId === null ? undefined : this.d.tasks.findById(schedule.nextTaskId);
-    if (row !== undefined && row.status === "pending") this.d.cancelRow(ctx, row, reason);
+    if (row !== undefined && waitsToRun(row.status)) this.d.cancelRow(ctx, row, reason);
     // Also a next run planned but not enqueued (current).
     if (schedule.nextTaskId !== null || schedule.nextRunAt !== null) this.d.schedules.setNext(schedule.id, null, null, ctx.now);
   }
@@ -278,7 +285,8 @@ export class ScheduleRuns {
   private current(ctx: WriteContext, id: string): ScheduleRow | undefined {
     const row = this.d.schedules.get(id);
     if (row === undefined || row.nextTaskId === null) return row;
-    if (this.d.tasks.findById(row.nextTaskId)?.status === "pending") return row;
+    const status = this.d.tasks.findById(row.nextTaskId)?.status;
+    if (status !== undefined && waitsToRun(status)) return row;
     this.followTaken(ctx, row);
     return this.d.schedules.get(id);
   }
@@ -433,6 +441,13 @@ function endReason(schedule: ScheduleRow, runAt: number): EndReason | null {
   if (schedule.maxRuns !== null && schedule.runs >= schedule.maxRuns) return "maxRuns";
   return schedule.endAt !== null && runAt > Number(schedule.endAt) ? "endAt" : null;
 }
+
+/**
+ * Whether a run's task still waits to run: pending, or waiting behind its orderingKey (a run has no
+ * dependencies). Either stays the schedule's next run: only a claim, a cancel or its deletion
+ * takes it (schedule-store.ts's stranded reads the same two).
+ */
+const waitsToRun = (status: string): boolean => status === "pending" || status === "waiting";
 
 /** Whether the schedule (running, overlap "skip") has a next run planned but not enqueued: it waits for its last run to settle. */
 const awaitsLastRun = (s: ScheduleRow): boolean => s.overlap === "skip" && s.paused === 0 && s.nextTaskId === null && s.nextRunAt !== null;

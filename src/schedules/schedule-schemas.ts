@@ -38,6 +38,19 @@ export const scheduledTaskInput = z.strictObject({
   ttlMs: orNull(
     enqueueFields.shape.ttlMs.unwrap().describe("Each run expires this many ms after the time it was planned for (a Kubernetes CronJob's startingDeadlineSeconds): a run no agent started by then is cancelled as expired (its task.cancelled says expired: true) and the run after it enqueued. Left out, runs never expire"),
   ),
+  orderingKey: orNull(
+    enqueueFields.shape.orderingKey
+      .unwrap()
+      .describe(
+        'Each run is enqueued with this orderingKey (tasks.enqueue\'s): it runs one at a time (keyConcurrency at a time) with the queue\'s other tasks of the key, in enqueue order. A run behind an unsettled task of the key (the run before it, or one a call enqueued) waits (status waiting) and stays the schedule\'s next run: it starts once the key\'s turn comes, at once if its time passed meanwhile, neither skipped nor run beside it. Left out, runs have none',
+      ),
+  ),
+  keyConcurrency: orNull(enqueueFields.shape.keyConcurrency.unwrap().describe("With orderingKey: each run's keyConcurrency (how many tasks of the key may run at once; 1, the default, one at a time). Without an orderingKey, a 400")),
+}).superRefine((task, ctx) => {
+  // As tasks.enqueue refuses it: a share of a key needs the key.
+  if (task.keyConcurrency !== undefined && task.orderingKey === undefined) {
+    ctx.addIssue({ code: "custom", path: ["keyConcurrency"], message: "is how many tasks of its orderingKey may run at once: give an orderingKey with it" });
+  }
 });
 
 export const setScheduleInput = z
@@ -74,7 +87,7 @@ export const setScheduleInput = z
         'While the last run (lastTaskId) still runs (claimed, or pending a retry): "allow" (the default), the next falls due on time and may run beside it; "skip", no run is enqueued until it settled (completed, dead-lettered or cancelled), the times that fell due meanwhile skipped: the next is the first the schedule names from then. Only the last run is waited for: runs claimed before the schedule was set to "skip", or requeued by an operator, may run beside it',
       ),
     task: scheduledTaskInput
-      .default({ queue: "default", payload: {}, priority: 5, capability: undefined, targetAgentId: undefined, maxAttempts: undefined, maxRunMs: undefined, backoff: undefined, ttlMs: undefined }).describe("The task each run enqueues; left out, an empty payload on the default queue"),
+      .default({ queue: "default", payload: {}, priority: 5, capability: undefined, targetAgentId: undefined, maxAttempts: undefined, maxRunMs: undefined, backoff: undefined, ttlMs: undefined, orderingKey: undefined, keyConcurrency: undefined }).describe("The task each run enqueues; left out, an empty payload on the default queue"),
   })
   .superRefine((input, ctx) => {
     if ((input.cron === undefined) === (input.everyMs === undefined)) {
@@ -129,6 +142,10 @@ export const scheduledTaskSchema = z.object({
   backoff: backoffSchema.nullable(),
   /** Null: its runs never expire. Schedules stored before it answer null. */
   ttlMs: z.number().nullable(),
+  /** Null: its runs have no orderingKey. Schedules stored before it answer null. */
+  orderingKey: z.string().nullable(),
+  /** With an orderingKey, each run's keyConcurrency (1: one at a time); null without one. */
+  keyConcurrency: z.number().int().nullable(),
 });
 export type ScheduledTask = z.infer<typeof scheduledTaskSchema>;
 

@@ -65,9 +65,9 @@ export class ScheduleStore {
   }
 
   /**
-   * Up to `limit` running schedules whose next run's task is no longer pending (or is gone): one
-   * that something other than this version's claim or cancel took (an older server on the same
-   * file, a database edited by hand); and those with overlap "skip" waiting for a last run that
+   * Up to `limit` running schedules whose next run's task no longer waits to run (pending, or
+   * waiting behind its orderingKey), or is gone: one that something other than this version's
+   * claim or cancel took (an older server on the same file, a database edited by hand); and those with overlap "skip" waiting for a last run that
    * settled (or is gone) without its settle planning the next. ScheduleRuns.repair plans their next runs.
    */
   stranded(limit: number): ScheduleRow[] {
@@ -75,9 +75,9 @@ export class ScheduleStore {
       .get<[number], ScheduleRow>(
         `SELECT ${COLUMNS} FROM schedules s
          WHERE paused = 0 AND (
-           (nextTaskId IS NOT NULL AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.id = s.nextTaskId AND t.status = 'pending'))
+           (nextTaskId IS NOT NULL AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.id = s.nextTaskId AND t.status IN ('pending', 'waiting')))
            OR (overlap = 'skip' AND nextTaskId IS NULL AND nextRunAt IS NOT NULL
-               AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.id = s.lastTaskId AND t.status IN ('claimed', 'pending'))))
+               AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.id = s.lastTaskId AND t.status IN ('claimed', 'pending', 'waiting'))))
          ORDER BY id LIMIT CAST(? AS INTEGER)`,
       )
       .all(limit);
