@@ -91,6 +91,8 @@ export function enqueuedText(answer: RouterOutputs["tasks"]["enqueue"]): string 
         ? `pending, due ${when(answer.runAt)}`
         : answer.status;
   if (answer.deduplicated) return `${printable(answer.id)} on queue ${printable(answer.queue)}, ${state}: enqueued before with dedupe key ${printable(JSON.stringify(answer.dedupeKey))}, nothing added\n`;
+  // Run again after a lost answer: the first run's task (replayed: absent from a server older than it).
+  if ((answer as { replayed?: boolean }).replayed === true) return `${printable(answer.id)} on queue ${printable(answer.queue)}, ${state}: enqueued before with idempotency key ${printable(JSON.stringify(answer.idempotencyKey))}, nothing added\n`;
   return `${printable(answer.id)} enqueued on queue ${printable(answer.queue)}, ${state}\n`;
 }
 

@@ -78,7 +78,7 @@ type Flat<T> = { [K in keyof T]: T[K] };
 type ClaimedTask = Flat<Omit<Task, "status" | "leaseOwner" | "leaseExpiresAt" | "claimedAt"> & { status: "claimed"; leaseOwner: string; leaseExpiresAt: Date; claimedAt: Date; context: MemoryMatch[] }>;
 type SettledTask = Flat<Task & { settledLease: { agentId: string; leaseToken: number } }>;
 /** An enqueue's answer: whether another enqueue's task (its dedupe key's) answered it. */
-type EnqueuedTask = Flat<Task & { deduplicated: boolean }>;
+type EnqueuedTask = Flat<Task & { deduplicated: boolean; replayed: boolean }>;
 interface CoordinationEvent {
   seq: number;
   type: string;

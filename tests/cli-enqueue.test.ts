@@ -59,14 +59,17 @@ describe("coordination tasks enqueue", () => {
     const delayed = await cli(t, "tasks", "enqueue", "--at", String(Date.now() + 3_600_000));
     expect(delayed.stdout).toMatch(/^\S+ enqueued on queue default, pending, due \d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ\n$/);
     const plain = await cli(t, "tasks", "enqueue", "--json");
-    expect(JSON.parse(plain.stdout)).toMatchObject({ queue: "default", payload: {}, priority: 5, status: "pending", deduplicated: false });
+    expect(JSON.parse(plain.stdout)).toMatchObject({ queue: "default", payload: {}, priority: 5, status: "pending", deduplicated: false, replayed: false });
   });
 
   it("run again with --idempotency-key, or with a dedupe key still waiting, it adds nothing", async () => {
     t = await startTestServer();
     const first = await cli(t, "tasks", "enqueue", "--queue", "q", "--idempotency-key", "nightly-2026-12-06");
     const again = await cli(t, "tasks", "enqueue", "--queue", "q", "--idempotency-key", "nightly-2026-12-06");
-    expect([first.code, again.code, again.stdout]).toEqual([0, 0, first.stdout]);
+    // The same task, its id first; saying it was the first run's.
+    expect([first.code, again.code, again.stdout]).toEqual([0, 0, `${idOf(first.stdout)} on queue q, pending: enqueued before with idempotency key "nightly-2026-12-06", nothing added\n`]);
+    expect(first.stdout).toBe(`${idOf(first.stdout)} enqueued on queue q, pending\n`);
+    expect(JSON.parse((await cli(t, "tasks", "enqueue", "--queue", "q", "--idempotency-key", "nightly-2026-12-06", "--json")).stdout)).toMatchObject({ id: idOf(first.stdout), replayed: true, deduplicated: false });
     const deduped = await cli(t, "tasks", "enqueue", "--queue", "q", "--dedupe-key", "d");
     const dedupedAgain = await cli(t, "tasks", "enqueue", "--queue", "q", "--dedupe-key", "d");
     expect(dedupedAgain.stdout).toBe(`${idOf(deduped.stdout)} on queue q, pending: enqueued before with dedupe key "d", nothing added\n`);
@@ -82,7 +85,7 @@ describe("coordination tasks enqueue", () => {
     const first = await cli(t, ...args);
     await new Promise((resolve) => setTimeout(resolve, 20));
     const again = await cli(t, ...args);
-    expect([first.code, again.code, again.stderr, again.stdout]).toEqual([0, 0, "", first.stdout]);
+    expect([first.code, again.code, again.stderr, again.stdout]).toEqual([0, 0, "", `${idOf(first.stdout)} on queue q, pending: enqueued before with idempotency key "report-2026-12", nothing added\n`]);
     const task = await t.api.tasks.get.query({ taskId: idOf(first.stdout) });
     expect(task.expiresAt!.getTime() - task.runAt.getTime()).toBe(3_600_000);
     // Due in 2 h, it may start up to 30 min after that (a time from now would fall before it: refused).

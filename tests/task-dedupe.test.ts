@@ -153,6 +153,24 @@ describe("tasks.enqueue's dedupe", () => {
     expect(batch[2]!.dependsOn).toEqual([batch[0]!.id]);
   });
 
+  it("replayed tells an enqueue sent again with its idempotencyKey (its answer lost) from one that added its task or was deduplicated: tRPC, REST, enqueueMany", async () => {
+    t = await startTestServer();
+    const api = t.api;
+    const added = await api.tasks.enqueue.mutate({ queue: "r", idempotencyKey: "nightly-1", dedupe: { key: "nightly" } });
+    expect([added.replayed, added.deduplicated]).toEqual([false, false]);
+    const resent = await api.tasks.enqueue.mutate({ queue: "r", idempotencyKey: "nightly-1", dedupe: { key: "nightly" } });
+    expect([resent.id, resent.replayed, resent.deduplicated, resent.duplicates]).toEqual([added.id, true, false, 0]);
+    // Another key asking for the same work: the dedupe's answer, not a replay.
+    const deduplicated = await api.tasks.enqueue.mutate({ queue: "r", idempotencyKey: "nightly-2", dedupe: { key: "nightly" } });
+    expect([deduplicated.id, deduplicated.replayed, deduplicated.deduplicated]).toEqual([added.id, false, true]);
+    const overRest = await rest(t.url, "POST", "/tasks", { queue: "r", idempotencyKey: "nightly-1", dedupe: { key: "nightly" } });
+    expect([overRest.status, overRest.body.id, overRest.body.replayed, overRest.body.deduplicated]).toEqual([200, added.id, true, false]);
+    // A batch: the entry found by its key is replayed, the new one is not.
+    const batch = await api.tasks.enqueueMany.mutate({ tasks: [{ queue: "r", idempotencyKey: "nightly-1", dedupe: { key: "nightly" } }, { queue: "r", idempotencyKey: "other" }] });
+    expect(batch.map((task) => [task.id === added.id, task.replayed, task.deduplicated])).toEqual([[true, true, false], [false, false, false]]);
+    expect((await api.tasks.list.query({ queue: "r" })).items).toHaveLength(2);
+  });
+
   it("an enqueueMany whose entries found stored tasks past maxResponseBytes is refused, naming tasks, and stores nothing", async () => {
     t = await startTestServer({ maxResponseBytes: 65_536 });
     const large = await t.api.tasks.enqueue.mutate({ queue: "q", payload: { blob: "x".repeat(30_000) }, dedupe: { key: "k" } });

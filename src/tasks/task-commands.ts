@@ -82,12 +82,13 @@ export interface Leased {
   bytes: number;
 }
 
-/** An enqueue's answer: the task, and whether it was another enqueue's (its dedupe key's). */
-const enqueuedTask = ({ row, deduplicated }: Enqueued): EnqueuedTask => {
-  // The field added to the task built for the answer: a second copy of every field (taskWith) cost
+/** An enqueue's answer: the task, and whether it was another enqueue's (its dedupe key's, or its own idempotencyKey's). */
+const enqueuedTask = ({ row, deduplicated, added }: Enqueued): EnqueuedTask => {
+  // The fields added to the task built for the answer: a second copy of every field (taskWith) cost
   // enqueues ~5% in-process (bench/RESULTS.md, 2026-12-05).
   const task = toTask(row) as EnqueuedTask;
   task.deduplicated = deduplicated;
+  task.replayed = !added && !deduplicated;
   return task;
 };
 

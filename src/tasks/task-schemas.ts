@@ -700,6 +700,12 @@ export const enqueuedTaskSchema = taskSchema
   .extend({
     /** True: an earlier enqueue's task with the same dedupe.key answered this one, and no task was added (its duplicates counts it). False: this enqueue's own task (added now, or found by its idempotencyKey). */
     deduplicated: z.boolean(),
+    /**
+     * True: found by its idempotencyKey, an earlier enqueue's task (this one sent again, its answer
+     * lost): nothing was added, nothing changed. Stripe's Idempotent-Replayed. False: added now, or
+     * deduplicated.
+     */
+    replayed: z.boolean(),
   })
   .meta({ id: "EnqueuedTask" });
 export type EnqueuedTask = z.infer<typeof enqueuedTaskSchema>;
