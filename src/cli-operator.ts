@@ -552,6 +552,18 @@ function progressText(task: { progress?: unknown; progressAt?: Date | null }, ma
 
 /** The most characters of a checkpoint `tasks get` shows (up to 64 KiB of JSON; --json has it whole). */
 const CHECKPOINT_CHARS = 200;
+/**
+ * The most of a task's payload, result or last error `tasks get` prints in its table, in
+ * characters: the server keeps up to a mebibyte of each, which printed whole buried the other
+ * rows and padded every row of the table to its width. --json prints them whole.
+ */
+const SHOWN_VALUE_CHARS = 2000;
+
+/** `text` as `tasks get` shows a long value: whole, or cut at SHOWN_VALUE_CHARS and saying how long it is. */
+function shownValue(text: string): string {
+  const length = Array.from(text).length;
+  return length <= SHOWN_VALUE_CHARS ? text : `${cut(text, SHOWN_VALUE_CHARS)} (${length.toLocaleString("en-US")} characters in all: --json prints it whole)`;
+}
 
 /** A task's checkpoint (JSON, cut) and when it was saved; "-" when none is kept (checkpointAt is absent from a server older than this CLI). */
 function checkpointText(task: { checkpoint?: unknown; checkpointAt?: Date | null }, when: (at: Date | null | undefined) => string): string {
@@ -1126,9 +1138,9 @@ async function dispatch(words: string[], options: Parsed["options"], json: boole
           // A settled task keeps its last holder's name, not a lease.
           ["lease", task.status === "claimed" ? `${task.leaseOwner} (token ${task.leaseToken}, until ${when(task.leaseExpiresAt)})` : "-"],
           ["last holder", task.status !== "claimed" && task.leaseOwner ? `${task.leaseOwner} (token ${task.leaseToken})` : "-"],
-          ["payload", JSON.stringify(task.payload)],
-          ["result", JSON.stringify(task.result)],
-          ["last error", task.lastError ?? "-"],
+          ["payload", shownValue(JSON.stringify(task.payload))],
+          ["result", shownValue(JSON.stringify(task.result))],
+          ["last error", task.lastError === null ? "-" : shownValue(task.lastError)],
           ["progress", task.progressAt ? `${progressText(task)}, reported ${when(task.progressAt)}` : "-"],
           // What its next run goes on from (absent from a server older than this CLI).
           ["checkpoint", checkpointText(task as { checkpoint?: unknown; checkpointAt?: Date | null }, when)],

@@ -67,6 +67,13 @@ describe("operator commands against a running server", () => {
     const needy = await t.api.tasks.enqueue.mutate({ queue: "ops", payload: {}, capability: "gpu", targetAgentId: "agent-9" });
     expect((await runOperator({ args: ["tasks", "get", needy.id], env })).stdout).toMatch(/^capability\s+gpu\n^target agent\s+agent-9\n^run at\s+\d{4}-/m);
     expect((await runOperator({ args: ["tasks", "list", "--capability", "gpu"], env })).stdout).toMatch(new RegExp(`^${needy.id}\\s+ops\\s+pending\\s+5\\s+0/3\\s+-\\s+capability gpu, agent agent-9\\s+\\d{4}-`, "m"));
+    // A payload of 300 KB shows its first 2,000 characters and how long it is; --json gives it whole.
+    const big = await t.api.tasks.enqueue.mutate({ queue: "ops", payload: { text: "é".repeat(300_000) } });
+    const shown = await runOperator({ args: ["tasks", "get", big.id], env });
+    const payloadLine = shown.stdout.split("\n").find((line) => line.startsWith("payload"))!;
+    expect(payloadLine.replace(/^payload +/, "")).toBe(`{"text":"${"é".repeat(1990)}… (300,011 characters in all: --json prints it whole)`);
+    expect(shown.stdout.length).toBeLessThan(10_000);
+    expect(JSON.parse((await runOperator({ args: ["tasks", "get", big.id, "--json"], env })).stdout).payload.text).toHaveLength(300_000);
     const requeued = JSON.parse((await runOperator({ args: ["tasks", "requeue", dead.id, "--json"], env })).stdout);
     expect(requeued.status).toBe("pending");
     expect((await runOperator({ args: ["tasks", "cancel", other.id], env })).stdout).toMatch(/status\s+cancelled/);
