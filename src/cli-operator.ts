@@ -84,12 +84,14 @@ export const OPERATOR_USAGE = [
   "       coordination schedules [list] [--queue Q]              the schedules: when each runs, its queue, its next run",
   "       coordination schedules set NAME --cron 'EXPR' [--timezone TZ] | --every DURATION [--start TIME]",
   "                                    [--end TIME] [--max-runs N] [--overlap allow|skip] [--ttl DURATION] [--max-run DURATION]",
-  "                                    [--queue Q] [--payload JSON|@FILE] [--priority N] [--ordering-key K [--key-concurrency N]]",
+  "                                    [--queue Q] [--payload JSON|@FILE] [--priority N] [--capability C] [--target AGENT_ID] [--max-attempts N]",
+  "                                    [--ordering-key K [--key-concurrency N]]",
   "                                    a task enqueued by a cron pattern (5 fields,",
   "                                    or 6 with seconds first; in TZ, UTC by default) or every DURATION (10s, 5m, 1h, 1d);",
   "                                    none after --end or N runs; skip: none while the last run still runs; --ttl: a run not",
   "                                    started that long after its time is skipped; --max-run: no run lasts longer (maxRunMs);",
-  "                                    --ordering-key: each run waits for the queue's tasks of K before it (the run before it too)",
+  "                                    --ordering-key: each run waits for the queue's tasks of K before it (the run before it too);",
+  "                                    set again, the schedule is what the command says: what it is not given is left out, as for a new one",
   "       coordination schedules get|remove|pause|resume NAME",
   "       coordination schedules trigger NAME                     run it now: its pending run due at once, the next as planned",
   "       coordination agents [--capability C] [--health healthy|stale|offline] [--cordoned]   (--cordoned: those cordoned alone)",
@@ -485,7 +487,7 @@ function commandOptions(words: readonly string[], options: Parsed["options"]): r
     return sub === "requeue" ? ["--clear-checkpoint"] : [];
   }
   if (command === "agents") return sub === "cordon" ? ["--reason", "--for"] : sub === "drain" ? ["--reason", "--timeout", "--deregister"] : sub === undefined ? ["--health", "--capability", "--cordoned"] : [];
-  if (command === "schedules") return sub === "set" ? ["--cron", "--timezone", "--every", "--start", "--end", "--max-runs", "--overlap", "--ttl", "--max-run", "--queue", "--payload", "--priority", "--ordering-key", "--key-concurrency"] : sub === undefined || sub === "list" ? ["--queue"] : [];
+  if (command === "schedules") return sub === "set" ? ["--cron", "--timezone", "--every", "--start", "--end", "--max-runs", "--overlap", "--ttl", "--max-run", "--queue", "--payload", "--priority", "--capability", "--target", "--max-attempts", "--ordering-key", "--key-concurrency"] : sub === undefined || sub === "list" ? ["--queue"] : [];
   if (command === "events" && sub === "tail") return ["--types", "--agent", "--from"];
   if (command === "events" && sub === "publish") return PUBLISH_OPTIONS;
   if (command === "memory") return sub !== undefined && Object.hasOwn(MEMORY_OPTIONS, sub) ? MEMORY_OPTIONS[sub] : [];
@@ -1288,9 +1290,18 @@ const boundsText = (s: { endAt: Date | null; maxRuns: number | null; overlap: "a
     s.task.maxRunMs === null || s.task.maxRunMs === undefined ? "" : `, each run ${rateWindowText(s.task.maxRunMs)} at most`,
   ].join("");
 
-/** A schedule's runs' ordering key, after its task's other fields: ', key "repo:1"' (', key "t", 2 at a time'); "" with none, or from a server older than it (absent). */
-const orderingOf = (task: { orderingKey?: string | null; keyConcurrency?: number | null }): string =>
-  task.orderingKey === null || task.orderingKey === undefined ? "" : `, ${printable(orderingKeyText({ orderingKey: task.orderingKey, keyConcurrency: task.keyConcurrency ?? 1, status: "pending", dependsOn: [] }))}`;
+/**
+ * What else a schedule's runs are enqueued with, after its task's queue, priority and payload:
+ * ', capability gpu, agent worker-1, 5 attempts, key "repo:1"' (', key "t", 2 at a time'); "" with
+ * none. A field from a server older than it is absent, as one not set.
+ */
+const runFieldsOf = (task: { capability: string | null; targetAgentId: string | null; maxAttempts: number | null; orderingKey?: string | null; keyConcurrency?: number | null }): string =>
+  [
+    task.capability === null ? "" : `, capability ${printable(task.capability)}`,
+    task.targetAgentId === null ? "" : `, agent ${printable(task.targetAgentId)}`,
+    task.maxAttempts === null ? "" : `, ${task.maxAttempts} attempt${task.maxAttempts === 1 ? "" : "s"}`,
+    task.orderingKey === null || task.orderingKey === undefined ? "" : `, ${printable(orderingKeyText({ orderingKey: task.orderingKey, keyConcurrency: task.keyConcurrency ?? 1, status: "pending", dependsOn: [] }))}`,
+  ].join("");
 
 /** A schedule's next run as an operator reads it: its time and task; the time it waits for its last run to settle; or none, and why. */
 const nextRunText = (s: RouterOutputs["schedules"]["get"]): string => {
@@ -1308,7 +1319,7 @@ async function scheduleCommand(words: string[], options: Parsed["options"], api:
   const render = (s: RouterOutputs["schedules"]["get"]) => () =>
     [
       `schedule ${printable(s.id)}: ${printable(timingText(s))}${s.paused ? ", paused" : ""}${boundsText(s)}`,
-      `  task      queue ${printable(s.task.queue)}, priority ${s.task.priority}, payload ${printableJson(s.task.payload, 0)}${orderingOf(s.task)}`,
+      `  task      queue ${printable(s.task.queue)}, priority ${s.task.priority}, payload ${shownValue(printableJson(s.task.payload, 0))}${runFieldsOf(s.task)}`,
       `  next run  ${nextRunText(s)}`,
       `  runs      ${s.runs}${s.lastRunAt === null ? "" : `, the last claimed ${utc(s.lastRunAt)} UTC (task ${s.lastTaskId})`}`,
       "",
@@ -1349,6 +1360,9 @@ async function scheduleCommand(words: string[], options: Parsed["options"], api:
     const queue = str(options["--queue"]);
     const orderingKey = str(options["--ordering-key"]);
     const keyConcurrency = int(options["--key-concurrency"], "--key-concurrency");
+    const capability = str(options["--capability"]);
+    const targetAgentId = str(options["--target"]);
+    const maxAttempts = int(options["--max-attempts"], "--max-attempts");
     const answer = await api.schedules.set.mutate({
       scheduleId: name,
       ...(cron === undefined ? {} : { cron }),
@@ -1358,7 +1372,7 @@ async function scheduleCommand(words: string[], options: Parsed["options"], api:
       ...(end === undefined ? {} : { endAt: timeArg(end, "--end") }),
       ...(maxRuns === undefined ? {} : { maxRuns }),
       ...(overlap === undefined ? {} : { overlap }),
-      task: { payload, ...(queue === undefined ? {} : { queue }), ...(priority === undefined ? {} : { priority }), ...(ttlMs === undefined ? {} : { ttlMs }), ...(maxRunMs === undefined ? {} : { maxRunMs }), ...(orderingKey === undefined ? {} : { orderingKey }), ...(keyConcurrency === undefined ? {} : { keyConcurrency }) },
+      task: { payload, ...(queue === undefined ? {} : { queue }), ...(priority === undefined ? {} : { priority }), ...(ttlMs === undefined ? {} : { ttlMs }), ...(maxRunMs === undefined ? {} : { maxRunMs }), ...(orderingKey === undefined ? {} : { orderingKey }), ...(keyConcurrency === undefined ? {} : { keyConcurrency }), ...(capability === undefined ? {} : { capability }), ...(targetAgentId === undefined ? {} : { targetAgentId }), ...(maxAttempts === undefined ? {} : { maxAttempts }) },
     });
     print(answer, () => `${answer.created ? "created" : answer.changed ? "changed" : "unchanged"}: ${render(answer.schedule)()}`);
     return 0;

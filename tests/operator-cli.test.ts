@@ -110,7 +110,7 @@ describe("operator commands against a running server", () => {
     const stats = await runOperator({ args: ["--url", "http://127.0.0.1:1", "stats", "--bogus"], env: {} });
     expect([stats.code, stats.stderr]).toEqual([2, 'coordination: unknown option "--bogus"\nUsage: coordination stats [--queue Q]                         task counts per queue and state\n(coordination stats --help: every command, and the options each takes)\n']);
     const schedules = await runOperator({ args: ["schedules", "set", "nightly", "--every", "nope"], env });
-    expect(schedules.stderr.split("\n").slice(1, -2)).toHaveLength(8);
+    expect(schedules.stderr.split("\n").slice(1, -2)).toHaveLength(10);
     expect(schedules.stderr.split("\n")[1]).toMatch(/^Usage: coordination schedules set NAME --cron/);
   });
 

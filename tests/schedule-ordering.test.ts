@@ -116,14 +116,14 @@ describe("a schedule's runs with an orderingKey", () => {
     expect(await t.api.schedules.set.mutate({ scheduleId: "old", everyMs: HOUR, task: { queue: "q" } })).toMatchObject({ changed: false, schedule: { nextTaskId: before.nextTaskId } });
   });
 
-  it("the operator's command sets --ordering-key and --key-concurrency on a schedule and on a task, and shows them", async () => {
+  it("the operator's command sets --ordering-key and --key-concurrency (and a run's --capability, --target, --max-attempts) on a schedule, the first two on a task, and shows them", async () => {
     t = await startTestServer();
     const env = { COORDINATION_URL: t.url };
-    const set = await runOperator({ args: ["schedules", "set", "nightly", "--every", "1h", "--queue", "n", "--ordering-key", "tenant:a", "--key-concurrency", "2"], env });
+    const set = await runOperator({ args: ["schedules", "set", "nightly", "--every", "1h", "--queue", "n", "--ordering-key", "tenant:a", "--key-concurrency", "2", "--capability", "gpu", "--target", "w-1", "--max-attempts", "5"], env });
     expect(set.stderr).toBe("");
     expect(set.code).toBe(0);
-    expect(set.stdout).toContain(`  task      queue n, priority 5, payload {}, key "tenant:a", 2 at a time\n`);
-    expect((await t.api.schedules.get.query({ scheduleId: "nightly" })).task).toMatchObject({ orderingKey: "tenant:a", keyConcurrency: 2 });
+    expect(set.stdout).toContain(`  task      queue n, priority 5, payload {}, capability gpu, agent w-1, 5 attempts, key "tenant:a", 2 at a time\n`);
+    expect((await t.api.schedules.get.query({ scheduleId: "nightly" })).task).toMatchObject({ orderingKey: "tenant:a", keyConcurrency: 2, capability: "gpu", targetAgentId: "w-1", maxAttempts: 5 });
     const enqueued = await runOperator({ args: ["tasks", "enqueue", "--queue", "m", "--ordering-key", "tenant:b", "--key-concurrency", "3"], env });
     expect(enqueued.code).toBe(0);
     const id = enqueued.stdout.split(" ")[0]!;
