@@ -58,7 +58,9 @@ export async function runBackup(config: Config, target: string, out: Output): Pr
     source.pragma("schema_version");
   } catch (error) {
     out.stderr(`coordination backup: ${config.dbPath} cannot be read as a database (${(error as Error).message})\n`);
-    return 1;
+    // Exit 3, as `backup --help` says ("a file it cannot copy") and as migrate and tokens answer
+    // the same file: 1 means a server that refused or could not be reached.
+    return 3;
   }
   const partial = `${target}.partial-${process.pid}`;
   try {
@@ -67,7 +69,7 @@ export async function runBackup(config: Config, target: string, out: Output): Pr
     } catch (error) {
       rmSync(partial, { force: true });
       out.stderr(`coordination backup: cannot write ${target} (${(error as Error).message})\n`);
-      return 1;
+      return 3;
     }
     const copy = new Database(partial, { fileMustExist: true });
     let verdict: { ok: true; pages: number; tasks: number } | { ok: false; check: string };
@@ -85,7 +87,7 @@ export async function runBackup(config: Config, target: string, out: Output): Pr
     if (!verdict.ok) {
       rmSync(partial, { force: true });
       out.stderr(`coordination backup: the copy failed its check (${verdict.check}); nothing was written to ${target}\n`);
-      return 1;
+      return 3;
     }
     // Never over a file that appeared meanwhile (a backup never overwrites).
     if (existsSync(target)) {

@@ -1,0 +1,30 @@
+// `coordination backup`'s exit codes as its --help states them: "Exit 0 done, 2 usage or
+// settings, 3 a file it cannot copy". A --db that is no database is a file it cannot copy (3, as
+// `migrate` and `tokens` answer the same file), not 1 (which elsewhere means "the server refused
+// the call or could not be reached").
+import { existsSync, readdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { killAllCli, runCli } from "./helpers/cli-process.js";
+import { makeTempDir } from "./helpers/test-server.js";
+
+afterEach(killAllCli);
+
+describe("coordination backup exit codes", () => {
+  it("says 3 for a --db file it cannot copy, as its --help and migrate say", async () => {
+    const dir = makeTempDir();
+    const notDb = join(dir, "notes.txt");
+    writeFileSync(notDb, "this is not a database, it is a text file of some length\n".repeat(20));
+    const help = await runCli({ args: ["backup", "--help"] });
+    expect(help.stdout).toContain("3 a file it cannot copy");
+    const migrate = await runCli({ args: ["migrate", "--db", notDb] });
+    expect(migrate.code).toBe(3);
+    const target = join(dir, "copy.db");
+    const backup = await runCli({ args: ["backup", target, "--db", notDb] });
+    expect(backup.stderr).toContain("cannot be read as a database");
+    expect(backup.code).toBe(3);
+    // Nothing left behind under the target's name or as a partial file.
+    expect(existsSync(target)).toBe(false);
+    expect(readdirSync(dir).filter((name) => name.startsWith("copy.db"))).toEqual([]);
+  });
+});
