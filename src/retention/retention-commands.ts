@@ -12,8 +12,11 @@ import type { TokenStore } from "../auth/token-store.js";
 export type RetainedClass = "settledTasks" | "executions" | "notes" | "agents" | "revokedTokens";
 export const MEMORY_KINDS: Record<"executions" | "notes", readonly string[]> = { executions: ["execution"], notes: ["note", "lesson"] };
 
-/** The bound of one batch: older than a time, or (memories, count retention) below a seq. */
-export type PruneBound = { before: number } | { belowSeq: number };
+/**
+ * The bound of one batch: older than a time (settled tasks, count retention: or at that time with
+ * a seq below `seqBelow`), or (memories, count retention) below a seq.
+ */
+export type PruneBound = { before: number; seqBelow?: number } | { belowSeq: number };
 
 /**
  * The most log lines (tasks.appendLog) one retention write deletes with their tasks: a write that
@@ -37,7 +40,7 @@ export function retentionCommands(d: {
       const batch = (done: number) => ({ done, more: done >= args.limit });
       if (args.what === "settledTasks") {
         if (!("before" in args.bound)) return batch(0);
-        const candidates = d.tasks.settledBefore(args.bound.before, args.limit);
+        const candidates = d.tasks.settledBefore(args.bound.before, args.limit, args.bound.seqBelow);
         // Their logs go first, and the tasks with them (a task's lines are kept no longer than the
         // task): at most PRUNED_LOG_LINES lines a write, so tasks with long logs take several writes.
         const gone = d.logs.forget(candidates.map((task) => task.seq), PRUNED_LOG_LINES);
@@ -67,8 +70,8 @@ export function retentionQueries(d: { tasks: TaskStore; memories: MemoryStore })
     "retention.countCutoff": (args: { what: RetainedClass; keep: number }): PruneBound | null => {
       if (args.what === "agents" || args.what === "revokedTokens") return null;
       if (args.what === "settledTasks") {
-        const at = d.tasks.settledCutoff(args.keep);
-        return at === null ? null : { before: at };
+        const cutoff = d.tasks.settledCutoff(args.keep);
+        return cutoff === null ? null : { before: cutoff.at, seqBelow: cutoff.seq };
       }
       const seq = d.memories.keepFromSeq(MEMORY_KINDS[args.what], args.keep);
       return seq === null ? null : { belowSeq: seq };

@@ -1463,12 +1463,14 @@ export class TaskStore {
    * before `before`, oldest first, on the settled-tasks index; not one whose dependents are left to
    * settle (dependency_work: the job reads its state). What deleteSettled may delete.
    */
-  settledBefore(before: number, limit: number): Array<Pick<TaskRow, "seq" | "id" | "status">> {
+  settledBefore(before: number, limit: number, seqBelow = 0): Array<Pick<TaskRow, "seq" | "id" | "status">> {
+    // Settled before `before`, or at `before` with a seq below `seqBelow` (a count retention's
+    // cutoff inside a run of tasks settled in the same ms, as one bulk cancel settles them all).
     return this.st
-      .get<[number, number], Pick<TaskRow, "seq" | "id" | "status">>(
-        `SELECT seq, id, status FROM tasks WHERE status IN ('completed', 'dead_letter', 'cancelled') AND finishedAt < ? AND seq NOT IN (SELECT seq FROM dependency_work) ORDER BY finishedAt LIMIT CAST(? AS INTEGER)`,
+      .get<[number, number, number, number], Pick<TaskRow, "seq" | "id" | "status">>(
+        `SELECT seq, id, status FROM tasks WHERE status IN ('completed', 'dead_letter', 'cancelled') AND finishedAt <= ? AND (finishedAt < ? OR seq < ?) AND seq NOT IN (SELECT seq FROM dependency_work) ORDER BY finishedAt, seq LIMIT CAST(? AS INTEGER)`,
       )
-      .all(before, limit);
+      .all(before, before, seqBelow, limit);
   }
 
   /**
@@ -1483,13 +1485,16 @@ export class TaskStore {
     }
   }
 
-  /** When the `keep`-th most recently settled task settled (older ones are beyond a count retention); null when fewer are kept. */
-  settledCutoff(keep: number): number | null {
-    const at = this.st
-      .get<[number], number>(`SELECT finishedAt FROM tasks WHERE status IN ('completed', 'dead_letter', 'cancelled') ORDER BY finishedAt DESC LIMIT 1 OFFSET CAST(? AS INTEGER)`)
-      .pluck()
+  /**
+   * The `keep`-th most recently settled task (by settle time, then seq): those before it are beyond
+   * a count retention; null when fewer are kept. Its seq too: a time alone kept every task settled
+   * in the same ms as it (a bulk cancel of 1,000 under a count of 3 kept all 1,000).
+   */
+  settledCutoff(keep: number): { at: number; seq: number } | null {
+    const row = this.st
+      .get<[number], { finishedAt: number; seq: number }>(`SELECT finishedAt, seq FROM tasks WHERE status IN ('completed', 'dead_letter', 'cancelled') ORDER BY finishedAt DESC, seq DESC LIMIT 1 OFFSET CAST(? AS INTEGER)`)
       .get(keep - 1);
-    return at === undefined ? null : Number(at);
+    return row === undefined ? null : { at: Number(row.finishedAt), seq: Number(row.seq) };
   }
 
   /** The oldest settled task's settle time (stats: what is retained); null when none. */
