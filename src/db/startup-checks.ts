@@ -7,7 +7,7 @@
 //  - after the pending migrations: every table and column this version expects is there, as it
 //    expects it (a renamed or dropped column is a file this version would corrupt).
 // A refused file is never migrated nor written to; the CLI exits with code 3.
-import { accessSync, constants, existsSync, statSync } from "node:fs";
+import { accessSync, closeSync, constants, existsSync, openSync, readSync, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import Database from "better-sqlite3";
 import type { Config } from "../config.js";
@@ -26,6 +26,37 @@ const writable = (path: string): boolean => {
     return false;
   }
 };
+
+/**
+ * A -wal file beside a database whose header says rollback-journal mode (bytes 18 and 19 are 1)
+ * belongs to another file: SQLite writes 2 there before it writes a WAL, so no file of ours has a
+ * WAL without it. That is a restore that put a backup (`coordination backup` writes its copy in
+ * rollback mode) in place of the file and left the old -wal and -shm: SQLite would replay the old
+ * file's pages into the copy (refused as "malformed" at best, silently mixed at worst). Refused,
+ * naming the files to delete, as the README's restore says.
+ */
+function foreignWal(path: string): void {
+  const wal = `${path}-wal`;
+  let walBytes: number;
+  try {
+    walBytes = statSync(wal).size;
+  } catch {
+    return;
+  }
+  if (walBytes === 0) return;
+  const header = Buffer.alloc(20);
+  let read: number;
+  const fd = openSync(path, "r");
+  try {
+    read = readSync(fd, header, 0, 20, 0);
+  } finally {
+    closeSync(fd);
+  }
+  if (read < 20 || header.toString("latin1", 0, 16) !== "SQLite format 3\0" || header[18] !== 1 || header[19] !== 1) return;
+  throw new DatabaseRefused(
+    `the database file ${path} is in rollback-journal mode (a backup copy put in its place?) but ${wal} beside it holds another file's write-ahead log: delete ${wal} and ${path}-shm (a restore replaces the file and deletes them), then start again`,
+  );
+}
 
 /** Checks an existing file before anything is written to it; throws DatabaseRefused naming the problem. */
 export function checkBeforeMigrating(config: Pick<Config, "dbPath">, dir = defaultMigrationsDir()): void {
@@ -46,6 +77,7 @@ export function checkBeforeMigrating(config: Pick<Config, "dbPath">, dir = defau
   }
   if (!writable(path)) throw new DatabaseRefused(`the database file ${path} is read-only: this server writes to it. Make it writable, or point dbPath at a copy`);
   if (!writable(directory)) throw new DatabaseRefused(`the directory ${directory} is read-only: SQLite keeps the database's -wal and -shm files there`);
+  foreignWal(path);
   let db: SqliteDatabase;
   try {
     db = new Database(path, { readonly: true, fileMustExist: true });
