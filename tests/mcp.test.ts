@@ -692,7 +692,7 @@ describe("A2A agent cards", () => {
     // The card's place in metadata cannot be filled without the card's checks.
     const planted = await http(t.url, "POST", "/agents", { body: { agentId: "sneaky", metadata: { a2aCard: { name: 5 } } } });
     expect(planted.status).toBe(400);
-    expect(planted.body.message).toMatch(/^metadata\.a2aCard: holds the agent's A2A card, and this is not one \(.+\); give the card as `card`$/);
+    expect(planted.body.message).toMatch(/^metadata\.a2aCard\.name: .+ \(metadata\.a2aCard holds the agent's A2A card; give the card as `card`\)$/);
     // An agent as read back, sent again with one more capability: the card in its metadata is its card.
     const read = (await http(t.url, "GET", "/agents/translator-1")).body;
     expect(read.metadata).toEqual({ a2aCard: card });

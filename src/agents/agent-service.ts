@@ -4,7 +4,8 @@ import type { Config } from "../config.js";
 import type { Database } from "../db/thread/database.js";
 import type { JsonObject } from "../json-types.js";
 import { inBatches, whileMore } from "../db/in-batches.js";
-import { invalidField } from "../errors.js";
+import { CoordinationError, invalidField } from "../errors.js";
+import { invalidInput } from "../trpc/error-shape.js";
 import { isJsonObject, sameJson } from "../json-checks.js";
 import { assertJsonDepth } from "../json-value.js";
 import { MAX_CAPABILITIES } from "../schema-parts.js";
@@ -29,7 +30,13 @@ export class AgentService {
     if (Object.hasOwn(registration.metadata, "a2aCard")) {
       const { a2aCard, ...rest } = registration.metadata;
       const read = agentCardSchema.safeParse(a2aCard);
-      if (!read.success) throw invalidField("metadata.a2aCard", `holds the agent's A2A card, and this is not one (${read.error.issues[0]?.message ?? "invalid"}); give the card as \`card\``);
+      if (!read.success) {
+        // Named field by field, as a `card`'s refusal is (metadata.a2aCard.skills[0].name: is
+        // required): zod's bare first message ("expected string, received undefined") said not
+        // which field of the card was wrong.
+        const refused = invalidInput(read.error.issues.map((issue) => ({ ...issue, path: ["metadata", "a2aCard", ...issue.path] })));
+        throw new CoordinationError("INVALID_INPUT", `${refused.message} (metadata.a2aCard holds the agent's A2A card; give the card as \`card\`)`, refused.details);
+      }
       if (card !== undefined && !sameJson(card, read.data)) throw invalidField("metadata.a2aCard", "differs from `card`: give the card once, as `card`");
       card ??= read.data;
       registration.metadata = rest;
