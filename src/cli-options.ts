@@ -33,7 +33,9 @@ export const num = (text: string | true | undefined, flag: string): number | und
 export function durationOption(value: string | true | undefined, flag: string, min: number, max: number, wording: string): number | undefined {
   const text = str(value);
   if (text === undefined) return undefined;
-  const ms = parseDuration(text);
+  // A zero (0s, 0ms, 0) where zero is allowed, as --delay takes it: parseDuration reads lengths
+  // from 1 on, so `rotate-secret --grace 0s` (its help's "0s: stops at once") was refused.
+  const ms = min === 0 && /^0+(ms|s|m|h|d)?$/.test(text) ? 0 : parseDuration(text);
   if (ms === undefined || ms < min || ms > max) throw new OperatorUsageError(`${flag} must be a length of time ${wording} (got ${JSON.stringify(text)})`);
   return ms;
 }
