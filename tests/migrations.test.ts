@@ -291,12 +291,12 @@ describe("migrations at server start-up", () => {
       expect(second.server.services.migrationsApplied).toEqual([]);
       const fetched = await rest(second.url, "GET", `/tasks/${enqueued.body.id}`);
       expect(fetched.status).toBe(200);
-      // The task as its enqueue answered it (which said, beside, that no other task answered it).
-      const { deduplicated, ...stored } = enqueued.body;
-      expect([deduplicated, fetched.body]).toEqual([false, stored]);
+      // The task as its enqueue answered it (which said, beside, that no other task answered it, and that it added it).
+      const { deduplicated, replayed, ...stored } = enqueued.body;
+      expect([deduplicated, replayed, fetched.body]).toEqual([false, false, stored]);
       // The idempotency key still maps to the same task.
       const again = await rest(second.url, "POST", "/tasks", { queue: "restart", payload: { n: 42 }, priority: 1, idempotencyKey: "k-1" });
-      expect(again.body.id).toBe(enqueued.body.id);
+      expect([again.body.id, again.body.replayed]).toEqual([enqueued.body.id, true]);
       expect((await second.api.tasks.get.query({ taskId: enqueued.body.id })).payload).toEqual({ n: 42 });
     } finally {
       await second.stop();

@@ -145,7 +145,7 @@ describe("tasks.update", () => {
     ]);
     expect(await api.tasks.update.mutate({ taskId: schedule.nextTaskId!, priority: 0 })).toMatchObject({ priority: 0, runAt: schedule.nextRunAt });
     // The task as stored (its enqueue's answer says, beside it, that no other task answered it).
-    const { deduplicated: _, ...task } = await api.tasks.enqueue.mutate({ queue: "x" });
+    const { deduplicated: _, replayed: __, ...task } = await api.tasks.enqueue.mutate({ queue: "x" });
     for (const [body, message] of [
       [{}, "give priority, runAt, delayMs, expiresAt, payload or checkpoint: what to change"],
       [{ runAt: Date.now(), delayMs: 10 }, "delayMs: give runAt or delayMs, not both"],

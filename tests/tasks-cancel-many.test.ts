@@ -136,7 +136,7 @@ describe("tasks.cancelMany", () => {
   it("refuses bad input naming it, and writes nothing then", async () => {
     t = await startTestServer();
     // The task as stored (its enqueue's answer says, beside it, that no other task answered it).
-    const { deduplicated: _, ...task } = await t.api.tasks.enqueue.mutate({ queue: "q" });
+    const { deduplicated: _, replayed: __, ...task } = await t.api.tasks.enqueue.mutate({ queue: "q" });
     for (const [body, message] of [
       [{}, "queue: is required"],
       [{ queue: "q", statuses: ["completed"] }, 'statuses[0]: must be one of "pending", "waiting", "claimed", "dead_letter"'],
