@@ -1326,14 +1326,22 @@ async function scheduleCommand(words: string[], options: Parsed["options"], api:
     ].join("\n");
   if (sub === undefined) {
     const queue = str(options["--queue"]);
-    const page = await api.schedules.list.query({ limit: 1000, ...(queue === undefined ? {} : { queue }) });
-    print(page, () =>
-      page.items.length === 0
+    // Every page: a page holds 1,000 at most, fewer when their answer would pass maxResponseBytes
+    // (large payloads), and this command has no cursor to give (it said to use one).
+    const items: RouterOutputs["schedules"]["list"]["items"] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await api.schedules.list.query({ limit: 1000, ...(queue === undefined ? {} : { queue }), ...(cursor === undefined ? {} : { cursor }) });
+      items.push(...page.items);
+      cursor = page.nextCursor ?? undefined;
+    } while (cursor !== undefined);
+    print({ items, nextCursor: null }, () =>
+      items.length === 0
         ? "no schedule\n"
         : table(
             ["SCHEDULE", "WHEN", "QUEUE", "NEXT RUN (UTC)", "RUNS"],
-            page.items.map((s) => [s.id, timingText(s), s.task.queue, s.state === "paused" || s.state === "ended" ? s.state : `${utc(s.nextRunAt)}${s.state === "waiting" ? " (waits)" : ""}`, String(s.runs)]),
-          ) + (page.nextCursor === null ? "" : "(more schedules than 1,000: use --json and the API's cursor)\n"),
+            items.map((s) => [s.id, timingText(s), s.task.queue, s.state === "paused" || s.state === "ended" ? s.state : `${utc(s.nextRunAt)}${s.state === "waiting" ? " (waits)" : ""}`, String(s.runs)]),
+          ),
     );
     return 0;
   }
