@@ -42,7 +42,7 @@ export const scheduledTaskInput = z.strictObject({
     enqueueFields.shape.orderingKey
       .unwrap()
       .describe(
-        'Each run is enqueued with this orderingKey (tasks.enqueue\'s): it runs one at a time (keyConcurrency at a time) with the queue\'s other tasks of the key, in enqueue order. A run behind an unsettled task of the key (the run before it, or one a call enqueued) waits (status waiting) and stays the schedule\'s next run: it starts once the key\'s turn comes, at once if its time passed meanwhile, neither skipped nor run beside it. Left out, runs have none',
+        'Each run is enqueued with this orderingKey (tasks.enqueue\'s): it runs one at a time (keyConcurrency at a time) with the queue\'s other tasks of the key, in enqueue order. A run behind an unsettled task of the key (the run before it, or one a call enqueued) waits (status waiting) and stays the schedule\'s next run: it starts once the key\'s turn comes, at once if its time passed meanwhile, neither skipped nor run beside it. A run is enqueued when the one before it is claimed, and holds its place in the key\'s line from then (as any delayed task of a key): a task enqueued for the key after that runs after it. Left out, runs have none',
       ),
   ),
   keyConcurrency: orNull(enqueueFields.shape.keyConcurrency.unwrap().describe("With orderingKey: each run's keyConcurrency (how many tasks of the key may run at once; 1, the default, one at a time). Without an orderingKey, a 400")),
