@@ -670,9 +670,9 @@ const FLAG_OF_FIELD: Record<string, string> = {
 
 /**
  * An INVALID_INPUT message ("finishedAfter: must be …; limit: …", "task.priority: …") with each
- * field named by the option it came from, where the command was given that option or takes it (`takes`: a field
- * required and not given, `events publish` without --source), not otherwise (`queues pause NAME`
- * has no --queue).
+ * field named by the option it came from, where the command was given that option or takes it
+ * (`takes`: a field required and not given, `events publish` without --source), not otherwise
+ * (`queues pause NAME` has no --queue).
  */
 export const inFlagTerms = (message: string, options: Record<string, unknown>, takes: readonly string[] = []): string =>
   // A field within the call's objects ("task.keyConcurrency", schedules set's run) is named by its own option too.

@@ -67,8 +67,9 @@ export class ScheduleStore {
   /**
    * Up to `limit` running schedules whose next run's task no longer waits to run (pending, or
    * waiting behind its orderingKey), or is gone: one that something other than this version's
-   * claim or cancel took (an older server on the same file, a database edited by hand); and those with overlap "skip" waiting for a last run that
-   * settled (or is gone) without its settle planning the next. ScheduleRuns.repair plans their next runs.
+   * claim or cancel took (an older server on the same file, a database edited by hand); and those
+   * with overlap "skip" waiting for a last run that settled (or is gone) without its settle
+   * planning the next. ScheduleRuns.repair plans their next runs.
    */
   stranded(limit: number): ScheduleRow[] {
     return this.st
