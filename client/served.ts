@@ -84,20 +84,30 @@ export function mayHaveBeenServed(error: unknown): boolean {
   if (error === null || typeof error !== "object") return true;
   const verdict = VERDICT.get(error);
   if (verdict !== undefined) return verdict;
-  if (isUnsendable(error) || neverSent(error)) return false;
   if (error instanceof TRPCClientError) {
     const code = (error.data as { code?: unknown } | undefined)?.code;
     if (typeof code === "string") return code === MAY_HAVE_STORED;
   }
+  return !neverReached(error);
+}
+
+/**
+ * Whether the call that failed with `error` never reached a server: its connection could not be
+ * made (refused, a name not resolved, a certificate not trusted), or it was not sent (an input the
+ * client cannot send, a client closed). False for one whose connection was made and then broke,
+ * or went unanswered: a server was reached, whatever the call did there (mayHaveBeenServed).
+ */
+export function neverReached(error: unknown): boolean {
+  if (isUnsendable(error) || neverSent(error)) return true;
   for (let cause: unknown = error, depth = 0; cause instanceof Error && depth < 5; cause = cause.cause, depth++) {
     const code = String((cause as { code?: unknown }).code);
     // The connection pool was closed (close()) before the call could be sent: closing (UND_ERR_CLOSED)
     // or closed (UND_ERR_DESTROYED: undici destroys a pool once its close() is done, and the client
     // never destroys one with calls in flight, so the call was refused before it was sent); or the
     // server's certificate was refused.
-    if (code === "UND_ERR_CLOSED" || code === "UND_ERR_DESTROYED" || CERTIFICATE_REFUSED.has(code)) return false;
+    if (code === "UND_ERR_CLOSED" || code === "UND_ERR_DESTROYED" || CERTIFICATE_REFUSED.has(code)) return true;
   }
-  return true;
+  return false;
 }
 
 /** The outermost link: a query's error is marked as doing nothing (mutations pass untouched: no cost on the write path). */

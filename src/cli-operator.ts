@@ -18,6 +18,7 @@ import { dedupeText } from "../client/dedupe-text.js";
 import { orderingKeyText } from "../client/ordering-key-text.js";
 import { traceText } from "../client/trace-text.js";
 import { createCoordinationClient, fitsInAnswer, followLog, isTRPCClientError, mayHaveBeenServed, type CoordinationClient, type LogLine, type RouterInputs, type RouterOutputs, watchKeys } from "../client/index.js";
+import { neverReached } from "../client/served.js";
 import type { JsonValue } from "./json-types.js";
 import { MEMORY_OPTIONS, memoryCommand } from "./cli-memory.js";
 import { deadLetteredNote, ENQUEUE_OPTIONS, enqueuedText, enqueueOf, PUBLISH_OPTIONS, publishedText, publishOf } from "./cli-enqueue.js";
@@ -817,6 +818,9 @@ export async function runOperatorCommand(
       // after it was sent may have been made: an operator told "cannot reach" would ask again.
       const reason = error.cause instanceof Error ? error.cause.message : error.message;
       if (code === undefined && mayHaveBeenServed(error)) out.stderr(`coordination: no answer from the server at ${url} (${reason}): what was asked may have been done; look before asking again\n`);
+      // A read whose connection broke, or that went unanswered, reached the server: "cannot reach"
+      // would send the operator to look for a server that is there (a restart, a proxy's timeout).
+      else if (code === undefined && !neverReached(error)) out.stderr(`coordination: no answer from the server at ${url} (${reason}): nothing was changed; ask again\n`);
       else if (code === undefined) out.stderr(`coordination: cannot reach the server at ${url} (${reason})\n`);
       else {
         const fix = code !== "UNAUTHORIZED" ? "" : token ? " (the server refused the token given)" : " (give one with --token or COORDINATION_TOKEN)";

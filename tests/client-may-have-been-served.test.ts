@@ -178,6 +178,17 @@ describe("mayHaveBeenServed", () => {
     expect(refused.stderr).toMatch(/^coordination: cannot reach the server at http:\/\/127\.0\.0\.1:\d+ \(.*ECONNREFUSED.*\)\n$/);
   });
 
+  it("the command line says a read whose connection broke after it was sent went unanswered, not that the server could not be reached", async () => {
+    const live = await server();
+    const cut = await runCli({ args: ["stats", "--url", await proxy(live.url, "cut")] }, 60_000);
+    expect(cut.code).toBe(1);
+    expect(cut.stderr).toMatch(/^coordination: no answer from the server at http:\/\/127\.0\.0\.1:\d+ \(.*\): nothing was changed; ask again\n$/);
+    const url = live.url;
+    await live.stop();
+    const refused = await runCli({ args: ["stats", "--url", url] }, 60_000);
+    expect([refused.code, refused.stderr]).toEqual([1, expect.stringMatching(/^coordination: cannot reach the server at http:\/\/127\.0\.0\.1:\d+ \(.*ECONNREFUSED.*\)\n$/)]);
+  });
+
   it("a call aborted with another call's error as its reason is judged as itself: the reason is neither marked nor read", async () => {
     const live = await server();
     // A write whose answer was lost, and a program that stops the calls made with it (its reason that error).
