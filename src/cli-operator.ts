@@ -149,7 +149,7 @@ export const OPERATOR_USAGE = [
   "from COORDINATION_ADMIN_TOKEN for a --url) and --json (JSON for scripts instead of a table); an option its",
   "command does not take is refused (exit 2), never dropped. A JSON value (--payload, kv set's) given as @FILE is read",
   "from that file, as @- from standard input (a large payload, or one a program writes: jq … | … --payload @-).",
-  "Exit codes: 0 done; 1 the server refused the call (its code said) or could not be reached; 2 a usage error, or a",
+  "Exit codes: 0 done; 1 the server refused the call (its code said), could not be reached, or did not answer; 2 a usage error, or a",
   "value the server refuses (INVALID_INPUT, PAYLOAD_TOO_LARGE); 3 and 4 as each command says; 130 (143: SIGTERM)",
   "interrupted while a value was read or a call went unanswered.",
 ].join("\n");
