@@ -1282,9 +1282,13 @@ const zoned = (date: Date, timezone: string | null): string => {
 /** A schedule's timing as an operator reads it: its cron pattern and zone, or "every 10m". */
 const timingText = (s: { cron: string | null; timezone: string | null; everyMs: number | null }): string => (s.cron === null ? `every ${rateWindowText(s.everyMs!)}` : `${s.cron} (${s.timezone})`);
 
-/** What bounds a schedule's runs, and its overlap when it skips: ", until 2027-01-01 00:00:00 UTC, 10 runs at most, skips while a run runs". */
-const boundsText = (s: { endAt: Date | null; maxRuns: number | null; overlap: "allow" | "skip"; task: { ttlMs?: number | null; maxRunMs?: number | null } }): string =>
+/** What bounds a schedule's runs, and its overlap when it skips: ", from 2026-12-01 00:00:00 UTC, until 2027-01-01 00:00:00 UTC, 10 runs at most, skips while a run runs". */
+const boundsText = (s: { startAt: Date | null; endAt: Date | null; maxRuns: number | null; overlap: "allow" | "skip"; task: { ttlMs?: number | null; maxRunMs?: number | null } }): string =>
   [
+    // Part of the definition as much as endAt is: no run before it, and an interval's phase. Left
+    // unshown, an operator setting the schedule again from what `schedules get` says drops it
+    // ("set again, what it is not given is left out"), which moves every run of an interval.
+    s.startAt === null ? "" : `, from ${utc(s.startAt)} UTC`,
     s.endAt === null ? "" : `, until ${utc(s.endAt)} UTC`,
     s.maxRuns === null ? "" : `, ${s.maxRuns} run${s.maxRuns === 1 ? "" : "s"} at most`,
     s.overlap === "skip" ? ", skips while a run runs" : "",

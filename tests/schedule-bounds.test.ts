@@ -351,7 +351,7 @@ describe("schedule bounds", () => {
     await t.api.tasks.claim.mutate({ agentId: "a", context: false });
     const once = await runOperator({ args: ["schedules", "get", "once"], env });
     expect(once.stdout.split("\n").slice(0, 4)).toEqual([
-      "schedule once: every 1h, 1 run at most",
+      "schedule once: every 1h, from 1970-01-01 00:00:00 UTC, 1 run at most",
       "  task      queue default, priority 5, payload {}",
       "  next run  none: it had its maxRuns",
       expect.stringMatching(/^  runs      1, the last claimed \S+ \S+ UTC \(task \S+\)$/),
