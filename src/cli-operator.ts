@@ -1156,6 +1156,10 @@ async function dispatch(words: string[], options: Parsed["options"], json: boole
           ["baggage", (task as { baggage?: string | null }).baggage ?? "-"],
           // The agent whose credential asked for it, which may cancel it (absent from a server older than this CLI; null: none).
           ["enqueued by", (task as { enqueuedBy?: string | null }).enqueuedBy ?? "-"],
+          // A schedule's run (absent from a server older than this CLI; null: none). Without it the
+          // table could not tell a run from a task enqueued by a call: one waiting its key's turn, or
+          // one whose cancel skips a run and enqueues the schedule's next, looked like any other.
+          ...(task.scheduleId ? [["schedule", `${printable(task.scheduleId)} (a run of it)`] as [string, string]] : []),
           ...(dependencies.length === 0 ? [] : [["depends on", dependencies.join(", ")] as [string, string]]),
           // What one of them dead-lettered does to it (absent from a server older than this CLI).
           ...(dependencies.length === 0 || task.onDependencyFailure === undefined
