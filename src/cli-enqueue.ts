@@ -86,7 +86,9 @@ export function enqueueOf(options: Options): RouterInputs["tasks"]["enqueue"] {
 export function enqueuedText(answer: RouterOutputs["tasks"]["enqueue"]): string {
   const state =
     answer.status === "waiting"
-      ? "waiting (for its dependencies, or its turn)"
+      ? answer.dependsOn.length === 0
+        ? "waiting (for its turn behind the tasks of its ordering key)"
+        : "waiting (for its dependencies, or its turn)"
       : answer.status === "pending" && answer.runAt.getTime() > Date.now()
         ? `pending, due ${when(answer.runAt)}`
         : answer.status;

@@ -128,6 +128,10 @@ describe("a schedule's runs with an orderingKey", () => {
     expect(enqueued.code).toBe(0);
     const id = enqueued.stdout.split(" ")[0]!;
     expect(await t.api.tasks.get.query({ taskId: id })).toMatchObject({ orderingKey: "tenant:b", keyConcurrency: 3 });
+    // Behind a task of its key, with no dependency: it waits for its turn, and says so alone.
+    await runOperator({ args: ["tasks", "enqueue", "--queue", "m", "--ordering-key", "solo"], env });
+    const behind = await runOperator({ args: ["tasks", "enqueue", "--queue", "m", "--ordering-key", "solo"], env });
+    expect(behind.stdout).toBe(`${behind.stdout.split(" ")[0]} enqueued on queue m, waiting (for its turn behind the tasks of its ordering key)\n`);
     // Without a key: refused by the server, naming the option.
     const bare = await runOperator({ args: ["schedules", "set", "bare", "--every", "1h", "--key-concurrency", "2"], env });
     expect(bare.code).toBe(2);
