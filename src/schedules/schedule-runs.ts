@@ -14,6 +14,7 @@ import { assertJsonDepth, sameJson } from "../json-checks.js";
 import { sameBackoff, storedBackoff } from "../tasks/retry-backoff.js";
 import type { Backoff, ScopedEnqueue } from "../tasks/task-schemas.js";
 import type { TaskRow, TaskStore } from "../tasks/task-store.js";
+import { waitsToRun } from "../tasks/task-status.js";
 import { firstRunAt, intervalAnchor, resumedRunAt, runAfter, type Timing } from "./next-run.js";
 import type { Schedule, ScheduledTask, SetScheduleRequest, SetScheduleResult } from "./schedule-schemas.js";
 import type { ScheduleDefinition, ScheduleRow, ScheduleState, ScheduleStore } from "./schedule-store.js";
@@ -285,6 +286,8 @@ export class ScheduleRuns {
   private current(ctx: WriteContext, id: string): ScheduleRow | undefined {
     const row = this.d.schedules.get(id);
     if (row === undefined || row.nextTaskId === null) return row;
+    // A run that waits to run (a run has no dependencies: waiting is behind its orderingKey) is
+    // still the next run: only a claim, a cancel or its deletion takes it (as stranded reads it).
     const status = this.d.tasks.findById(row.nextTaskId)?.status;
     if (status !== undefined && waitsToRun(status)) return row;
     this.followTaken(ctx, row);
@@ -441,13 +444,6 @@ function endReason(schedule: ScheduleRow, runAt: number): EndReason | null {
   if (schedule.maxRuns !== null && schedule.runs >= schedule.maxRuns) return "maxRuns";
   return schedule.endAt !== null && runAt > Number(schedule.endAt) ? "endAt" : null;
 }
-
-/**
- * Whether a run's task still waits to run: pending, or waiting behind its orderingKey (a run has no
- * dependencies). Either stays the schedule's next run: only a claim, a cancel or its deletion
- * takes it (schedule-store.ts's stranded reads the same two).
- */
-const waitsToRun = (status: string): boolean => status === "pending" || status === "waiting";
 
 /** Whether the schedule (running, overlap "skip") has a next run planned but not enqueued: it waits for its last run to settle. */
 const awaitsLastRun = (s: ScheduleRow): boolean => s.overlap === "skip" && s.paused === 0 && s.nextTaskId === null && s.nextRunAt !== null;

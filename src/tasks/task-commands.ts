@@ -14,6 +14,7 @@ import { CoordinationError, invalidField, notFound } from "../errors.js";
 import type { EventStore } from "../events/event-store.js";
 import { assertJsonDepth, sameJson } from "../json-checks.js";
 import { taskWith, type CancelManyRequest, type CancelManyResult, type CancelRequest, type ClaimRequest, type EnqueuedTask, type ScopedEnqueue, type RequeueManyRequest, type RequeueManyResult, type SettledTask, type Task, type UpdateRequest, type RequeueRequest } from "./task-schemas.js";
+import { waitsToRun } from "./task-status.js";
 import { claimKeyOf } from "./claim-keys.js";
 import { historyAfterFailure, pastRunDeadline, ranOutOfTime, releasedLease, runDeadline, taskAnswerBytes, taskRowWith, toTask, type ClaimFilter, type RateOutlook, type StoredError, type TaskRow, type TaskStore } from "./task-store.js";
 import { endedText, expiryReason, ownLastFailure, refuseExpiryByDue, rescheduledRunAt, type Enqueued, type FailRequest, type ReleaseRequest, type SettleRequest, type TaskTransitions } from "./task-transitions.js";
@@ -443,7 +444,7 @@ export function taskCommands(d: TaskCommandDeps) {
       for (const seq of taken) {
         // Read now: one waiting on a task expired before it in this write was cancelled with it.
         const row = d.tasks.findBySeq(seq);
-        if (row === undefined || (row.status !== "pending" && row.status !== "waiting")) continue;
+        if (row === undefined || !waitsToRun(row.status)) continue;
         t.expireRow(ctx, row);
         expired++;
       }
@@ -476,7 +477,7 @@ export function taskCommands(d: TaskCommandDeps) {
      */
     "tasks.update": (ctx: WriteContext, { taskId, priority, runAt, delayMs, expiresAt, payload, checkpoint, updatedBy }: UpdateRequest & { updatedBy: string | null }): Task => {
       const row = t.findTask(taskId);
-      if (row.status !== "pending" && row.status !== "waiting") {
+      if (!waitsToRun(row.status)) {
         const why = row.status === "claimed" ? "it runs already" : row.status === "completed" ? "it has completed" : "it has settled: requeue brings it back";
         throw new CoordinationError("INVALID_STATE", `task "${taskId}" is ${row.status}: only a task that waits to run (pending or waiting) can be updated (${why})`, { status: row.status });
       }
