@@ -685,14 +685,14 @@ export const inFlagTerms = (message: string, options: Record<string, unknown>, t
 
 /**
  * Calls `fetchPage` with each page's nextCursor (none the first time) until it is null, adding
- * what each page did (`idsOf`) to `done` as it comes: a caller whose later page fails knows what
- * the earlier ones did.
+ * what each page did or holds (`itemsOf`: ids of tasks acted on, schedules listed) to `done` as it
+ * comes: a caller whose later page fails knows what the earlier ones did.
  */
-async function allPages<P extends { nextCursor: string | null }>(fetchPage: (cursor: string | undefined) => Promise<P>, idsOf: (page: P) => readonly string[], done: string[]): Promise<void> {
+async function allPages<P extends { nextCursor: string | null }, T>(fetchPage: (cursor: string | undefined) => Promise<P>, itemsOf: (page: P) => readonly T[], done: T[]): Promise<void> {
   let cursor: string | undefined;
   do {
     const page = await fetchPage(cursor);
-    done.push(...idsOf(page));
+    done.push(...itemsOf(page));
     cursor = page.nextCursor ?? undefined;
   } while (cursor !== undefined);
 }
@@ -1309,8 +1309,7 @@ const boundsText = (s: { startAt: Date | null; endAt: Date | null; maxRuns: numb
  */
 const runFieldsOf = (task: { capability: string | null; targetAgentId: string | null; maxAttempts: number | null; orderingKey?: string | null; keyConcurrency?: number | null }): string =>
   [
-    task.capability === null ? "" : `, capability ${printable(task.capability)}`,
-    task.targetAgentId === null ? "" : `, agent ${printable(task.targetAgentId)}`,
+    task.capability === null && task.targetAgentId === null ? "" : `, ${printable(needs(task))}`,
     task.maxAttempts === null ? "" : `, ${task.maxAttempts} attempt${task.maxAttempts === 1 ? "" : "s"}`,
     task.orderingKey === null || task.orderingKey === undefined ? "" : `, ${printable(orderingKeyText({ orderingKey: task.orderingKey, keyConcurrency: task.keyConcurrency ?? 1, status: "pending", dependsOn: [] }))}`,
   ].join("");
@@ -1341,12 +1340,11 @@ async function scheduleCommand(words: string[], options: Parsed["options"], api:
     // Every page: a page holds 1,000 at most, fewer when their answer would pass maxResponseBytes
     // (large payloads), and this command has no cursor to give (it said to use one).
     const items: RouterOutputs["schedules"]["list"]["items"] = [];
-    let cursor: string | undefined;
-    do {
-      const page = await api.schedules.list.query({ limit: 1000, ...(queue === undefined ? {} : { queue }), ...(cursor === undefined ? {} : { cursor }) });
-      items.push(...page.items);
-      cursor = page.nextCursor ?? undefined;
-    } while (cursor !== undefined);
+    await allPages(
+      (cursor) => api.schedules.list.query({ limit: 1000, ...(queue === undefined ? {} : { queue }), ...(cursor === undefined ? {} : { cursor }) }),
+      (page) => page.items,
+      items,
+    );
     print({ items, nextCursor: null }, () =>
       items.length === 0
         ? "no schedule\n"

@@ -26,6 +26,9 @@ export const num = (text: string | true | undefined, flag: string): number | und
   return Number(text);
 };
 
+/** `text` as a length of time in ms (30s, 5m, 1h, 1d), or 0 for a zero (0, 0s, 0ms…), which parseDuration does not read (it reads lengths from 1 on); undefined for neither. */
+const lengthOrZero = (text: string): number | undefined => (/^0+(ms|s|m|h|d)?$/.test(text) ? 0 : parseDuration(text));
+
 /**
  * A length-of-time option (30s, 5m, 1h, 1d) in ms, `min` to `max`; undefined when not given.
  * Refused naming `flag` and what it must be (`wording`: "from 1s to 366d, such as 30m, 2h or 1d").
@@ -33,9 +36,9 @@ export const num = (text: string | true | undefined, flag: string): number | und
 export function durationOption(value: string | true | undefined, flag: string, min: number, max: number, wording: string): number | undefined {
   const text = str(value);
   if (text === undefined) return undefined;
-  // A zero (0s, 0ms, 0) where zero is allowed, as --delay takes it: parseDuration reads lengths
-  // from 1 on, so `rotate-secret --grace 0s` (its help's "0s: stops at once") was refused.
-  const ms = min === 0 && /^0+(ms|s|m|h|d)?$/.test(text) ? 0 : parseDuration(text);
+  // A zero where zero is allowed, as --delay takes it: `rotate-secret --grace 0s` (its help's "0s:
+  // stops at once") was refused.
+  const ms = min === 0 ? lengthOrZero(text) : parseDuration(text);
   if (ms === undefined || ms < min || ms > max) throw new OperatorUsageError(`${flag} must be a length of time ${wording} (got ${JSON.stringify(text)})`);
   return ms;
 }
@@ -69,7 +72,7 @@ export function expiryArg(text: string): string | number | null {
 export function delayOption(given: string | true | undefined): number | undefined {
   const delay = str(given);
   if (delay === undefined) return undefined;
-  const delayMs = /^0+(ms|s|m|h|d)?$/.test(delay) ? 0 : parseDuration(delay);
+  const delayMs = lengthOrZero(delay);
   if (delayMs === undefined) throw new OperatorUsageError(`--delay ${JSON.stringify(delay)} is not a duration (30s, 5m, 1h, 1d)`);
   if (delayMs > MAX_DELAY_MS) throw new OperatorUsageError(`--delay is at most ${MAX_DELAY_MS / 86_400_000}d, 100 years (got ${JSON.stringify(delay)})`);
   return delayMs;
