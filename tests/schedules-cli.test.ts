@@ -1,12 +1,19 @@
-// `coordination schedules set` refusals name the option the operator typed, as every other
-// command's do (FLAG_OF_FIELD): the server names a schedule's task fields "task.priority",
-// "task.ttlMs", "task.queue", which no operator typed. `coordination schedules` lists them all.
+// The operator's schedule commands. `schedules set` refusals name the option the operator typed,
+// as every other command's do (FLAG_OF_FIELD): the server names a schedule's task fields
+// "task.priority", "task.ttlMs", "task.queue", which no operator typed. `coordination schedules`
+// lists them all. `schedules get` (and set, pause, resume, which print the same) shows every bound
+// of a definition, startAt as endAt: "set again, what it is not given is left out", so an operator
+// who sets a schedule again from what the command showed must see the start, or the set drops it
+// and moves an interval's phase. `tasks get` says which schedule a task is a run of: a run waiting
+// its key's turn beside tasks enqueued by calls must be told apart (cancelling a run skips it, and
+// enqueues the schedule's next one).
 import { afterEach, describe, expect, it } from "vitest";
-import { runOperator } from "./helpers/cli-process.js";
+import { killAllCli, runOperator } from "./helpers/cli-process.js";
 import { startTestServer, type TestServer } from "./helpers/test-server.js";
 
 let t: TestServer | undefined;
 afterEach(async () => {
+  await killAllCli();
   await t?.stop({ removeFiles: true });
   t = undefined;
 });
@@ -40,5 +47,36 @@ describe("schedules list", () => {
     expect(listed.stdout.split("\n").filter((line) => /^s\d /.test(line)).map((line) => line.split(" ")[0])).toEqual(["s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7"]);
     const json = JSON.parse((await runOperator({ args: ["schedules", "--json", "--url", t.url] })).stdout);
     expect([json.items.length, json.nextCursor]).toEqual([8, null]);
+  });
+});
+
+describe("schedules get shows startAt", () => {
+  it("says the start of an interval and of a cron schedule, and nothing for one without", async () => {
+    t = await startTestServer();
+    const env = { COORDINATION_URL: t.url };
+    const every = await runOperator({ args: ["schedules", "set", "sync42", "--every", "1h", "--start", "2030-03-01T00:30:00Z", "--queue", "sync", "--ordering-key", "repo:42"], env });
+    expect([every.code, every.stdout.split("\n")[0]]).toEqual([0, "created: schedule sync42: every 1h, from 2030-03-01 00:30:00 UTC"]);
+    const got = await runOperator({ args: ["schedules", "get", "sync42"], env });
+    expect([got.code, got.stdout.split("\n")[0]]).toEqual([0, "schedule sync42: every 1h, from 2030-03-01 00:30:00 UTC"]);
+    const cron = await runOperator({ args: ["schedules", "set", "digest", "--cron", "0 9 * * *", "--start", "2030-03-01T00:00:00Z", "--end", "2031-01-01T00:00:00Z"], env });
+    expect([cron.code, cron.stdout.split("\n")[0]]).toEqual([0, "created: schedule digest: 0 9 * * * (UTC), from 2030-03-01 00:00:00 UTC, until 2031-01-01 00:00:00 UTC"]);
+    const plain = await runOperator({ args: ["schedules", "set", "sweep", "--every", "10m"], env });
+    expect([plain.code, plain.stdout.split("\n")[0]]).toEqual([0, "created: schedule sweep: every 10m"]);
+  });
+});
+
+describe("tasks get names the schedule of a run", () => {
+  it("shows the schedule of a run waiting behind its key, and none for an enqueued task", async () => {
+    t = await startTestServer();
+    const env = { COORDINATION_URL: t.url };
+    const adhoc = await t.api.tasks.enqueue.mutate({ queue: "sync", payload: { repo: 42 }, orderingKey: "repo:42" });
+    const { schedule } = await t.api.schedules.set.mutate({ scheduleId: "sync42", everyMs: 300_000, task: { queue: "sync", orderingKey: "repo:42" } });
+    const run = await runOperator({ args: ["tasks", "get", schedule.nextTaskId!], env });
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(/\nschedule\s+sync42 \(a run of it\)\n/);
+    expect(run.stdout).toMatch(/\nstatus\s+waiting\n/);
+    const other = await runOperator({ args: ["tasks", "get", adhoc.id], env });
+    expect(other.code).toBe(0);
+    expect(other.stdout).not.toMatch(/\nschedule\s/);
   });
 });
