@@ -29,7 +29,11 @@ export function connect(token: string | null, onSocket: (open: boolean, code?: n
     url: wsUrl,
     retryDelayMs: (attempt) => Math.min(250 * 2 ** attempt, 3000),
     onOpen: () => closed || onSocket(true),
-    onClose: (cause) => closed || onSocket(false, cause?.code),
+    // Any socket's close is told, a replaced one's too: after a restart behind a load balancer
+    // (the old server asks for a reconnect, the new socket reaches another server and opens),
+    // the old socket's close may come after its successor opened. Down only when the socket
+    // the client now uses is not open.
+    onClose: (cause) => closed || onSocket(ws.connection?.state === "open", cause?.code),
     ...(token ? { connectionParams: { token } } : {}),
   });
   const api = createTRPCClient<AppRouter>({

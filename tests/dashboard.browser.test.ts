@@ -24,6 +24,36 @@ afterAll(async () => {
 /** A cell's text once it equals `expected` (Playwright's polling, bounded generously). */
 const cellText = (page: Page, selector: string) => page.locator(selector).first();
 
+/**
+ * A page script: the page's first WebSocket tells its close to its listeners only once the test
+ * calls `window.releaseFirstClose()` (`window.firstCloseTold` then says it was told). A string
+ * to evaluate: the tests compile without the DOM's types.
+ */
+const HOLD_FIRST_CLOSE = `{
+  const Native = window.WebSocket;
+  let opened = 0;
+  let release;
+  const held = new Promise((resolve) => (release = resolve));
+  window.releaseFirstClose = () => release();
+  window.firstCloseTold = false;
+  window.WebSocket = class extends Native {
+    constructor(...args) {
+      super(...args);
+      this.first = opened++ === 0;
+    }
+    addEventListener(type, listener, options) {
+      if (type !== "close") return super.addEventListener(type, listener, options);
+      super.addEventListener("close", (event) => {
+        const tell = () => {
+          listener.call(this, event);
+          window.firstCloseTold = this.first;
+        };
+        this.first ? held.then(tell) : tell();
+      }, options);
+    }
+  };
+}`;
+
 describe.skipIf(!CHROMIUM)("the dashboard in Chromium", () => {
   it("shows tasks as they are enqueued, requeues a dead letter, follows the live tail, and survives a server restart", async () => {
     let t: TestServer = await startTestServer();
@@ -459,31 +489,8 @@ describe.skipIf(!CHROMIUM)("the dashboard in Chromium", () => {
     page.on("pageerror", (error) => errors.push(error.message));
     try {
       // The first socket the page opens (before it has a token) has its close held back until the
-      // test lets it go (a string to evaluate: the tests compile without the DOM's types).
-      await page.addInitScript(`{
-        const Native = window.WebSocket;
-        let opened = 0;
-        let release;
-        const held = new Promise((resolve) => (release = resolve));
-        window.releaseFirstClose = () => release();
-        window.firstCloseTold = false;
-        window.WebSocket = class extends Native {
-          constructor(...args) {
-            super(...args);
-            this.first = opened++ === 0;
-          }
-          addEventListener(type, listener, options) {
-            if (type !== "close") return super.addEventListener(type, listener, options);
-            super.addEventListener("close", (event) => {
-              const tell = () => {
-                listener.call(this, event);
-                window.firstCloseTold = this.first;
-              };
-              this.first ? held.then(tell) : tell();
-            }, options);
-          }
-        };
-      }`);
+      // test lets it go.
+      await page.addInitScript(HOLD_FIRST_CLOSE);
       await page.goto(t.url);
       await page.getByText("This server needs a token").waitFor({ timeout: 10_000 });
       await page.getByLabel("token").fill(await t.issue("read"));
@@ -499,6 +506,36 @@ describe.skipIf(!CHROMIUM)("the dashboard in Chromium", () => {
     } finally {
       await page.close();
       await t.stop({ removeFiles: true });
+    }
+  });
+  it("stays live when the socket a restart replaced tells its close after its successor opened (a rolling restart behind one address)", async () => {
+    let t: TestServer = await startTestServer();
+    const page = await browser.newPage();
+    const errors: string[] = [];
+    page.on("pageerror", (error) => errors.push(error.message));
+    try {
+      await page.addInitScript(HOLD_FIRST_CLOSE);
+      await page.goto(t.url);
+      await page.locator('[data-testid="connection"]').getByText("live").waitFor({ timeout: 10_000 });
+      // The server stops: it asks its sockets to reconnect, then closes them; the page's socket
+      // has its close held back, as a socket's close can come late. The client opens another
+      // socket, which reaches the server that took the address (here: the same port, the same file).
+      const port = t.server.port;
+      await t.stop();
+      const successor = createServer(loadConfig({ env: {}, overrides: { port, dbPath: t.dbPath, logLevel: "silent" } }));
+      await successor.start();
+      t = { ...t, stop: () => successor.stop() } as TestServer;
+      await page.locator('[data-testid="connection"]').getByText("live").waitFor({ timeout: 15_000 });
+      // The replaced socket's close arrives now: the header stays live, and live events come.
+      await page.evaluate("window.releaseFirstClose()");
+      await expect.poll(() => page.evaluate<boolean>("new Promise((told) => setTimeout(() => told(window.firstCloseTold)))"), { timeout: 10_000 }).toBe(true);
+      expect(await page.locator('[data-testid="connection"]').textContent()).toBe("live");
+      await successor.services.events.publish({ type: "demo.after-handover", source: "test", payload: {} });
+      await page.locator('[data-testid="tail"]').getByText("demo.after-handover").waitFor({ timeout: 15_000 });
+      expect(errors).toEqual([]);
+    } finally {
+      await page.close();
+      await t.stop();
     }
   });
   it("a task's page shows its log, oldest first, levels marked, its new lines as they come, a long message wrapped on the page", async () => {
