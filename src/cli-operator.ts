@@ -1482,7 +1482,8 @@ async function semaphoreCommand(words: string[], options: Parsed["options"], api
     });
     return 0;
   }
-  const fencingToken = int(options["--fencing-token"], "--fencing-token");
+  // Fencing tokens start at 1: 0 and below name no permit, and are refused here as the server would.
+  const fencingToken = int(options["--fencing-token"], "--fencing-token", 1);
   const reason = str(options["--reason"]);
   const answer = await api.semaphores.forceRelease.mutate({ name: name!, ...(fencingToken === undefined ? {} : { fencingToken }), ...(reason === undefined ? {} : { reason }) });
   print(answer, () =>

@@ -10,13 +10,15 @@ export class OperatorUsageError extends Error {}
 /** An option's text; undefined when not given (or given as a flag). */
 export const str = (value: string | true | undefined): string | undefined => (typeof value === "string" ? value : undefined);
 
-/** A whole-number option (0 and up); undefined when not given. */
-export const int = (text: string | true | undefined, flag: string): number | undefined => {
+/** A whole-number option (`min` and up: 0 unless said); undefined when not given. */
+export const int = (text: string | true | undefined, flag: string, min = 0): number | undefined => {
   if (text === undefined) return undefined;
   // -1 is a whole number to most people: said as what it is not.
-  if (typeof text === "string" && /^-\d+$/.test(text)) throw new OperatorUsageError(`${flag} must be 0 or more (got ${text})`);
+  if (typeof text === "string" && /^-\d+$/.test(text)) throw new OperatorUsageError(`${flag} must be ${min} or more (got ${text})`);
   if (typeof text !== "string" || !/^\d+$/.test(text)) throw new OperatorUsageError(`${flag} must be a whole number`);
-  return Number(text);
+  const value = Number(text);
+  if (value < min) throw new OperatorUsageError(`${flag} must be ${min} or more (got ${text})`);
+  return value;
 };
 
 /** A number option (-5, 2.5, 1e6); undefined when not given. */

@@ -355,6 +355,10 @@ describe("semaphores from the command line", () => {
     ]);
     expect(await runOperator({ args: ["semaphores", "get"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining("semaphores get needs a NAME") });
     expect(await runOperator({ args: ["semaphores", "force-release", "gpu", "--fencing-token", "x"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining("--fencing-token must be a whole number") });
+    // Tokens start at 1: the command's own check says so (its usage, nothing sent), not "0 or more" and then the server's 400.
+    for (const token of ["0", "-1"]) {
+      expect(await runOperator({ args: ["semaphores", "force-release", "gpu", "--fencing-token", token], env })).toMatchObject({ code: 2, stderr: expect.stringContaining(`--fencing-token must be 1 or more (got ${token})`) });
+    }
     expect(await runOperator({ args: ["semaphores", "get", "gpu", "--holder", "x"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining("does not take --holder") });
   });
 });
