@@ -169,6 +169,13 @@ describe("tasks.enqueue's dedupe", () => {
     const batch = await api.tasks.enqueueMany.mutate({ tasks: [{ queue: "r", idempotencyKey: "nightly-1", dedupe: { key: "nightly" } }, { queue: "r", idempotencyKey: "other" }] });
     expect(batch.map((task) => [task.id === added.id, task.replayed, task.deduplicated])).toEqual([[true, true, false], [false, false, false]]);
     expect((await api.tasks.list.query({ queue: "r" })).items).toHaveLength(2);
+    // A key named twice in one batch: the second entry is answered the task the first added, and
+    // it is no replay (nothing was stored before); the whole batch sent again is one, entry by entry.
+    const twice = [{ queue: "r", idempotencyKey: "fan-out-7", payload: { n: 1 } }, { queue: "r", idempotencyKey: "fan-out-7", payload: { n: 1 } }];
+    const first = await api.tasks.enqueueMany.mutate({ tasks: twice });
+    expect(first.map((task) => [task.id, task.replayed, task.deduplicated])).toEqual([[first[0]!.id, false, false], [first[0]!.id, false, false]]);
+    const again = await api.tasks.enqueueMany.mutate({ tasks: twice });
+    expect(again.map((task) => [task.id, task.replayed, task.deduplicated])).toEqual([[first[0]!.id, true, false], [first[0]!.id, true, false]]);
   });
 
   it("an enqueueMany whose entries found stored tasks past maxResponseBytes is refused, naming tasks, and stores nothing", async () => {

@@ -83,13 +83,17 @@ export interface Leased {
   bytes: number;
 }
 
-/** An enqueue's answer: the task, and whether it was another enqueue's (its dedupe key's, or its own idempotencyKey's). */
-const enqueuedTask = ({ row, deduplicated, added }: Enqueued): EnqueuedTask => {
+/**
+ * An enqueue's answer: the task, and whether it was another enqueue's (its dedupe key's, or its
+ * own idempotencyKey's). `addedNow`: the task was added by this very call (an enqueueMany's entry
+ * naming the key of an entry before it), so the entry is no replay of an earlier call.
+ */
+const enqueuedTask = ({ row, deduplicated, added }: Enqueued, addedNow = false): EnqueuedTask => {
   // The fields added to the task built for the answer: a second copy of every field (taskWith) cost
   // enqueues ~5% in-process (bench/RESULTS.md, 2026-12-05).
   const task = toTask(row) as EnqueuedTask;
   task.deduplicated = deduplicated;
-  task.replayed = !added && !deduplicated;
+  task.replayed = !added && !deduplicated && !addedNow;
   return task;
 };
 
@@ -278,7 +282,7 @@ export function taskCommands(d: TaskCommandDeps) {
             );
           }
         }
-        return enqueuedTask(enqueued);
+        return enqueuedTask(enqueued, !enqueued.added && inBatch.has(enqueued.row.id));
       });
     },
 

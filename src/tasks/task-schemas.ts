@@ -702,8 +702,8 @@ export const enqueuedTaskSchema = taskSchema
     deduplicated: z.boolean(),
     /**
      * True: found by its idempotencyKey, an earlier enqueue's task (this one sent again, its answer
-     * lost): nothing was added, nothing changed. Stripe's Idempotent-Replayed. False: added now, or
-     * deduplicated.
+     * lost): nothing was added, nothing changed. Stripe's Idempotent-Replayed. False: added now (an
+     * enqueueMany's entry naming the key of an entry before it included), or deduplicated.
      */
     replayed: z.boolean(),
   })
