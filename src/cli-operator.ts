@@ -33,6 +33,7 @@ import { MAX_TTL_MS } from "./kv/kv-schemas.js";
 import { SETTLED_STATUSES as SETTLED, untilHolds } from "./tasks/task-status.js";
 import { linkSignals } from "./wakeup.js";
 import { MAX_CLAIMS_PER_WINDOW, MAX_RATE_WINDOW_MS, MIN_RATE_WINDOW_MS } from "./tasks/queue-rate-schemas.js";
+import { MAX_LEASED } from "./tasks/queue-limit-schemas.js";
 
 export const OPERATOR_USAGE = [
   "Usage: coordination stats [--queue Q]                         task counts per queue and state",
@@ -684,6 +685,21 @@ export const inFlagTerms = (message: string, options: Record<string, unknown>, t
 
 
 /**
+ * What an IDEMPOTENCY_MISMATCH's `details.differs` (API fields: "keyConcurrency", "dedupe.key")
+ * are as this command's options ("; the options that differ: --key-concurrency"), for those the
+ * command was given or takes; "" when none is. An option left out differs too (its default is
+ * not what the first call asked), which is why a taken option is named though not given.
+ */
+export const differingOptions = (data: unknown, options: Record<string, unknown>, takes: readonly string[] = []): string => {
+  const differs = (data as { details?: { differs?: unknown } } | undefined)?.details?.differs;
+  if (!Array.isArray(differs)) return "";
+  const flags = differs
+    .map((field) => (typeof field !== "string" ? undefined : FLAG_OF_FIELD[field.replace(/\.(.)/g, (_, c: string) => c.toUpperCase())]))
+    .filter((flag): flag is string => flag !== undefined && (options[flag] !== undefined || takes.includes(flag)));
+  return flags.length === 0 ? "" : `; the options that differ: ${[...new Set(flags)].join(", ")}`;
+};
+
+/**
  * Calls `fetchPage` with each page's nextCursor (none the first time) until it is null, adding
  * what each page did or holds (`itemsOf`: ids of tasks acted on, schedules listed) to `done` as it
  * comes: a caller whose later page fails knows what the earlier ones did.
@@ -824,7 +840,9 @@ export async function runOperatorCommand(
       else if (code === undefined) out.stderr(`coordination: cannot reach the server at ${url} (${reason})\n`);
       else {
         const fix = code !== "UNAUTHORIZED" ? "" : token ? " (the server refused the token given)" : " (give one with --token or COORDINATION_TOKEN)";
-        out.stderr(`coordination: ${code}: ${printable(code === "INVALID_INPUT" ? inFlagTerms(error.message, options, commandOptions(words, options) ?? []) : error.message)}${fix}\n`);
+        const takes = commandOptions(words, options) ?? [];
+        const said = code === "INVALID_INPUT" ? inFlagTerms(error.message, options, takes) : code === "IDEMPOTENCY_MISMATCH" ? error.message + differingOptions(error.data, options, takes) : error.message;
+        out.stderr(`coordination: ${code}: ${printable(said)}${fix}\n`);
       }
       // A value the server refuses (--status bogus) is a usage error, as one refused here is; so is
       // one larger than it takes (a --payload @FILE past its maxBodyBytes): sent again, it is refused again.
@@ -890,6 +908,8 @@ async function dispatch(words: string[], options: Parsed["options"], json: boole
     const [, , queue, bound] = words;
     const leases = bound === undefined || !/^[1-9][0-9]*$/.test(bound) ? undefined : Number(bound);
     if (words.length !== 4 || (bound !== "off" && (leases === undefined || !Number.isSafeInteger(leases)))) throw new OperatorUsageError("queues limit needs a QUEUE and the most leases of its tasks at once (1 or more), or off");
+    // Refused here, naming N, as queues rate's bounds are: the server's refusal names its field (maxLeased).
+    if (leases !== undefined && leases > MAX_LEASED) throw new OperatorUsageError(`queues limit: N, the most leases at once, is 1 to 1,000,000: not ${bound}`);
     const limit = leases === undefined ? await api.queues.removeLimit.mutate({ queue: queue! }) : await api.queues.setLimit.mutate({ queue: queue!, maxLeased: leases });
     print(limit, () =>
       limit.maxLeased === null

@@ -76,7 +76,11 @@ describe("coordination tasks enqueue", () => {
     expect((await t.api.tasks.list.query({ queue: "q" })).items).toHaveLength(2);
     // The same key with another payload: the server's 409, exit 1.
     const mismatch = await cli(t, "tasks", "enqueue", "--queue", "q", "--idempotency-key", "nightly-2026-12-06", "--payload", "1");
-    expect([mismatch.code, mismatch.stderr]).toEqual([1, expect.stringMatching(/^coordination: IDEMPOTENCY_MISMATCH: /)]);
+    expect([mismatch.code, mismatch.stderr]).toEqual([1, `coordination: IDEMPOTENCY_MISMATCH: idempotencyKey "nightly-2026-12-06" was used for task "${idOf(first.stdout)}" with a different payload; the options that differ: --payload\n`]);
+    // An option left out differs too (the first run gave it): named by the option the command takes.
+    const keyed = await cli(t, "tasks", "enqueue", "--queue", "q", "--idempotency-key", "k2", "--priority", "2", "--ordering-key", "o", "--key-concurrency", "3");
+    const leftOut = await cli(t, "tasks", "enqueue", "--queue", "q", "--idempotency-key", "k2", "--ordering-key", "o");
+    expect([leftOut.code, leftOut.stderr]).toEqual([1, `coordination: IDEMPOTENCY_MISMATCH: idempotencyKey "k2" was used for task "${idOf(keyed.stdout)}" with a different priority, keyConcurrency; the options that differ: --priority, --key-concurrency\n`]);
   });
 
   it("run again with --idempotency-key and --expires DURATION (its answer lost), it adds nothing: the expiry counts from when the task falls due", async () => {

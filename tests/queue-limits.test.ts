@@ -321,6 +321,8 @@ describe("queue concurrency limits", () => {
       expect(await runOperator({ args: ["queues", "limit", "llm", bound], env })).toMatchObject({ code: 2, stderr: expect.stringMatching(/queues limit needs a QUEUE and the most leases/) });
     }
     expect(await runOperator({ args: ["queues", "limit", "llm"], env })).toMatchObject({ code: 2 });
+    // Past the server's bound: named as the operator typed it, not as the API's field (maxLeased).
+    expect(await runOperator({ args: ["queues", "limit", "llm", "1000001"], env })).toMatchObject({ code: 2, stderr: expect.stringMatching(/^coordination: queues limit: N, the most leases at once, is 1 to 1,000,000: not 1000001\n/) });
     expect((await t.api.queues.limit.query({ queue: "llm" })).maxLeased).toBe(5);
     expect(await runOperator({ args: ["queues", "limit", "llm", "off"], env })).toMatchObject({ code: 0, stdout: "queue llm has no limit\n" });
     expect(await runOperator({ args: ["queues", "limits"], env })).toMatchObject({ code: 0, stdout: "no queue is limited\n" });
