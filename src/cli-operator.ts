@@ -978,7 +978,7 @@ async function dispatch(words: string[], options: Parsed["options"], json: boole
     );
     return 0;
   }
-  if (command === "schedules") return await scheduleCommand(words, options, api, print);
+  if (command === "schedules") return await scheduleCommand(words, options, json, api, print);
   if (command === "tasks" && sub === "list" && words.length === 2) {
     // A filter given empty (--queue "$QUEUE" with QUEUE unset) goes to the server, which refuses
     // it naming the flag: left out, the list would have been every task's, filtered by nothing.
@@ -1335,23 +1335,25 @@ const runFieldsOf = (task: { capability: string | null; targetAgentId: string | 
   ].join("");
 
 /** A schedule's next run as an operator reads it: its time and task; the time it waits for its last run to settle; or none, and why. */
-const nextRunText = (s: RouterOutputs["schedules"]["get"]): string => {
+const nextRunText = (s: RouterOutputs["schedules"]["get"], inLine = false): string => {
   if (s.state === "paused") return "none while paused";
+  // A keyed run due (or not yet) that waits behind its key's tasks: its time is when it may start at the earliest.
+  if (s.state === "running" && inLine) return `${zoned(s.nextRunAt!, s.timezone)} (task ${s.nextTaskId}), at the earliest: it waits for the tasks of its key before it to settle`;
   if (s.state === "running") return `${zoned(s.nextRunAt!, s.timezone)} (task ${s.nextTaskId})`;
   if (s.state === "waiting") return `${zoned(s.nextRunAt!, s.timezone)} at the earliest, once task ${s.lastTaskId} settles`;
   return s.maxRuns !== null && s.runs >= s.maxRuns ? "none: it had its maxRuns" : s.endAt !== null ? "none: its next time is past its endAt" : "none: its pattern names no time ahead";
 };
 
 /** `coordination schedules …`: list, set, get, remove, pause, resume. */
-async function scheduleCommand(words: string[], options: Parsed["options"], api: CoordinationClient["api"], print: (value: unknown, render: () => string) => void): Promise<number> {
+async function scheduleCommand(words: string[], options: Parsed["options"], json: boolean, api: CoordinationClient["api"], print: (value: unknown, render: () => string) => void): Promise<number> {
   const [, given, name] = words;
   // `schedules list` is `schedules`, as `tasks list` is `tasks`.
   const sub = given === "list" && name === undefined ? undefined : given;
-  const render = (s: RouterOutputs["schedules"]["get"]) => () =>
+  const render = (s: RouterOutputs["schedules"]["get"], inLine = false) => () =>
     [
       `schedule ${printable(s.id)}: ${printable(timingText(s))}${s.paused ? ", paused" : ""}${boundsText(s)}`,
       `  task      queue ${printable(s.task.queue)}, priority ${s.task.priority}, payload ${shownValue(printableJson(s.task.payload, 0))}${runFieldsOf(s.task)}`,
-      `  next run  ${nextRunText(s)}`,
+      `  next run  ${nextRunText(s, inLine)}`,
       `  runs      ${s.runs}${s.lastRunAt === null ? "" : `, the last claimed ${utc(s.lastRunAt)} UTC (task ${s.lastTaskId})`}`,
       "",
     ].join("\n");
@@ -1433,7 +1435,14 @@ async function scheduleCommand(words: string[], options: Parsed["options"], api:
             ? await api.schedules.resume.mutate({ scheduleId: name })
             : undefined;
   if (schedule === undefined) throw new OperatorUsageError(`unknown command "schedules ${sub}"`);
-  print(schedule, sub === "remove" ? () => `removed: ${render(schedule)()}` : render(schedule));
+  // Whether a keyed next run waits in its key's line (the schedule's answer does not carry its run's
+  // status): asked for the table of `get` only. A run gone meanwhile (claimed, settled, retention) is not waiting.
+  const keyed = sub === "get" && !json && schedule.state === "running" && (schedule.task.orderingKey ?? null) !== null && schedule.nextTaskId !== null;
+  const inLine = keyed && (await api.tasks.get.query({ taskId: schedule.nextTaskId! }).then((run) => run.status === "waiting", (error: unknown) => {
+    if (isTRPCClientError(error) && (error.data as { code?: string } | undefined)?.code === "TASK_NOT_FOUND") return false;
+    throw error;
+  }));
+  print(schedule, sub === "remove" ? () => `removed: ${render(schedule)()}` : render(schedule, inLine));
   return 0;
 }
 

@@ -6,7 +6,8 @@
 // who sets a schedule again from what the command showed must see the start, or the set drops it
 // and moves an interval's phase. `tasks get` says which schedule a task is a run of: a run waiting
 // its key's turn beside tasks enqueued by calls must be told apart (cancelling a run skips it, and
-// enqueues the schedule's next one).
+// enqueues the schedule's next one). `schedules get` says when a keyed next run waits in its key's
+// line: its time is then only the earliest it may start.
 import { afterEach, describe, expect, it } from "vitest";
 import { killAllCli, runOperator } from "./helpers/cli-process.js";
 import { startTestServer, type TestServer } from "./helpers/test-server.js";
@@ -78,5 +79,29 @@ describe("tasks get names the schedule of a run", () => {
     const other = await runOperator({ args: ["tasks", "get", adhoc.id], env });
     expect(other.code).toBe(0);
     expect(other.stdout).not.toMatch(/\nschedule\s/);
+  });
+});
+
+describe("schedules get says a keyed next run waits in its key's line", () => {
+  it("adds that it waits for the tasks of its key before it, and says nothing of the kind once its turn came", async () => {
+    t = await startTestServer();
+    const env = { COORDINATION_URL: t.url };
+    // A task of the key runs first: the schedule's run waits behind it.
+    const adhoc = await t.api.tasks.enqueue.mutate({ queue: "sync", payload: { repo: 42 }, orderingKey: "repo:42" });
+    const { schedule } = await t.api.schedules.set.mutate({ scheduleId: "sync42", everyMs: 300_000, task: { queue: "sync", orderingKey: "repo:42" } });
+    const waiting = await runOperator({ args: ["schedules", "get", "sync42"], env });
+    expect(waiting.code).toBe(0);
+    expect(waiting.stdout.split("\n")[2]).toBe(
+      `  next run  ${schedule.nextRunAt!.toISOString().slice(0, 19).replace("T", " ")} UTC (task ${schedule.nextTaskId}), at the earliest: it waits for the tasks of its key before it to settle`,
+    );
+    // The key's task settles: the run is pending, due at its time, and said as such.
+    const lease = (await t.api.tasks.claim.mutate({ agentId: "w", queues: ["sync"], context: false }))!;
+    expect(lease.id).toBe(adhoc.id);
+    await t.api.tasks.complete.mutate({ taskId: adhoc.id, agentId: "w", leaseToken: lease.leaseToken, result: null });
+    expect((await t.api.tasks.get.query({ taskId: schedule.nextTaskId! })).status).toBe("pending");
+    const due = await runOperator({ args: ["schedules", "get", "sync42"], env });
+    expect(due.stdout.split("\n")[2]).toBe(`  next run  ${schedule.nextRunAt!.toISOString().slice(0, 19).replace("T", " ")} UTC (task ${schedule.nextTaskId})`);
+    // --json is the schedule as the server answers it, with no extra call.
+    expect(JSON.parse((await runOperator({ args: ["schedules", "get", "sync42", "--json"], env })).stdout)).toMatchObject({ id: "sync42", nextTaskId: schedule.nextTaskId, state: "running" });
   });
 });
