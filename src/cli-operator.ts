@@ -1455,12 +1455,11 @@ async function lockCommand(words: string[], options: Parsed["options"], api: Coo
     const holder = str(options["--holder"]);
     const prefix = str(options["--prefix"]);
     const locks: RouterOutputs["locks"]["list"]["items"] = [];
-    for (let after: string | undefined; ; ) {
-      const page = await api.locks.list.query({ limit: 1000, ...(holder === undefined ? {} : { holder }), ...(prefix === undefined ? {} : { prefix }), ...(after === undefined ? {} : { after }) });
-      locks.push(...page.items);
-      if (page.nextCursor === null) break;
-      after = page.nextCursor;
-    }
+    await allPages(
+      (after) => api.locks.list.query({ limit: 1000, ...(holder === undefined ? {} : { holder }), ...(prefix === undefined ? {} : { prefix }), ...(after === undefined ? {} : { after }) }),
+      (page) => page.items,
+      locks,
+    );
     print(locks, () => table(["LOCK", "HOLDER", "FENCING TOKEN", "ACQUIRED", "EXPIRES"], locks.map((lock) => [lock.name, lock.holder!, String(lock.fencingToken), when(lock.acquiredAt), when(lock.expiresAt)])));
     return 0;
   }
@@ -1491,12 +1490,11 @@ async function semaphoreCommand(words: string[], options: Parsed["options"], api
     const holder = str(options["--holder"]);
     const prefix = str(options["--prefix"]);
     const permits: RouterOutputs["semaphores"]["list"]["items"] = [];
-    for (let cursor: string | undefined; ; ) {
-      const page = await api.semaphores.list.query({ limit: 1000, ...(holder === undefined ? {} : { holder }), ...(prefix === undefined ? {} : { prefix }), ...(cursor === undefined ? {} : { cursor }) });
-      permits.push(...page.items);
-      if (page.nextCursor === null) break;
-      cursor = page.nextCursor;
-    }
+    await allPages(
+      (cursor) => api.semaphores.list.query({ limit: 1000, ...(holder === undefined ? {} : { holder }), ...(prefix === undefined ? {} : { prefix }), ...(cursor === undefined ? {} : { cursor }) }),
+      (page) => page.items,
+      permits,
+    );
     print(permits, () => permitTable(permits));
     return 0;
   }
