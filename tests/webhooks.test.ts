@@ -473,4 +473,21 @@ describe("webhooks", () => {
       ["tock", tock.seq],
     ]);
   });
+
+  it("keeps each type pattern once; the same patterns in another order, or one given twice, are no change", async () => {
+    const t = await server();
+    const { webhook } = await t.api.webhooks.create.mutate({ url: (await receiver()).url, types: ["task.*", "agent.*", "task.*"] });
+    expect(webhook.types).toEqual(["task.*", "agent.*"]);
+    const reordered = await t.api.webhooks.update.mutate({ id: webhook.id, types: ["agent.*", "task.*", "agent.*"] });
+    expect([reordered.types, reordered.updatedAt]).toEqual([["task.*", "agent.*"], webhook.updatedAt]);
+    // A pattern twice on a webhook of an older server (stored as sent) is no change either.
+    withDatabase(t, (db) => db.prepare("UPDATE webhooks SET types = ? WHERE id = ?").run(JSON.stringify(["task.*", "task.*", "agent.*"]), webhook.id));
+    expect((await t.api.webhooks.update.mutate({ id: webhook.id, types: ["agent.*", "task.*"] })).updatedAt).toEqual(webhook.updatedAt);
+    const changed = await t.api.webhooks.update.mutate({ id: webhook.id, types: ["task.*"] });
+    expect(changed.types).toEqual(["task.*"]);
+    expect((await webhookEvents(t)).map(([type, payload]) => [type, payload.types])).toEqual([
+      ["webhook.created", ["task.*", "agent.*"]],
+      ["webhook.updated", ["task.*"]],
+    ]);
+  });
 });

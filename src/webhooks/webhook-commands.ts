@@ -27,6 +27,15 @@ const newSecret = (): string => `whsec_${randomBytes(24).toString("base64")}`;
 const date = (ms: number | null): Date | null => (ms === null ? null : new Date(Number(ms)));
 
 /** A webhook as answered: never its secrets. */
+/** Type patterns as given, each once (the first time it is given): a pattern twice matches nothing more. */
+const distinct = (patterns: readonly string[]): string[] => [...new Set(patterns)];
+
+/** Whether two lists hold the same patterns, whatever their order. */
+const samePatterns = (a: readonly string[], b: readonly string[]): boolean => {
+  const set = new Set(b);
+  return a.length === set.size && a.every((pattern) => set.has(pattern));
+};
+
 export function toWebhook(row: WebhookRow): Webhook {
   return {
     id: row.id,
@@ -99,7 +108,7 @@ export function webhookCommands(d: WebhookDeps) {
       const row: WebhookRow = {
         id: newId(),
         url: request.url,
-        types: JSON.stringify(request.types),
+        types: JSON.stringify(distinct(request.types)),
         description: request.description ?? null,
         secret: newSecret(),
         previousSecret: null,
@@ -125,7 +134,7 @@ export function webhookCommands(d: WebhookDeps) {
       };
       d.webhooks.insert(row);
       // Its URL stays out of the event: a URL often carries a secret of the receiver's (a path or a query token).
-      d.events.appendSystem(ctx, "webhook.created", { webhookId: row.id, types: request.types, cursor: row.cursor, createdBy: request.createdBy });
+      d.events.appendSystem(ctx, "webhook.created", { webhookId: row.id, types: distinct(request.types), cursor: row.cursor, createdBy: request.createdBy });
       return { webhook: toWebhook(row), secret: row.secret };
     },
 
@@ -143,8 +152,9 @@ export function webhookCommands(d: WebhookDeps) {
       const row: WebhookRow = { ...before };
       const wasEnabled = Number(before.enabled) === 1;
       const urlChanged = request.url !== undefined && request.url !== before.url;
-      const newTypes = request.types === undefined ? undefined : JSON.stringify(request.types);
-      const typesChanged = newTypes !== undefined && newTypes !== before.types;
+      // The same patterns in another order, or one of them twice, are no change.
+      const newTypes = request.types === undefined ? undefined : JSON.stringify(distinct(request.types));
+      const typesChanged = newTypes !== undefined && !samePatterns(JSON.parse(newTypes) as string[], JSON.parse(before.types) as string[]);
       const descriptionChanged = request.description !== undefined && request.description !== before.description;
       if (urlChanged) row.url = request.url!;
       if (typesChanged) {
