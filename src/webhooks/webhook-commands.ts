@@ -26,7 +26,6 @@ const newSecret = (): string => `whsec_${randomBytes(24).toString("base64")}`;
 
 const date = (ms: number | null): Date | null => (ms === null ? null : new Date(Number(ms)));
 
-/** A webhook as answered: never its secrets. */
 /** Type patterns as given, each once (the first time it is given): a pattern twice matches nothing more. */
 const distinct = (patterns: readonly string[]): string[] => [...new Set(patterns)];
 
@@ -36,6 +35,7 @@ const samePatterns = (a: readonly string[], b: readonly string[]): boolean => {
   return a.length === set.size && a.every((pattern) => set.has(pattern));
 };
 
+/** A webhook as answered: never its secrets. */
 export function toWebhook(row: WebhookRow): Webhook {
   return {
     id: row.id,
@@ -153,15 +153,15 @@ export function webhookCommands(d: WebhookDeps) {
       const wasEnabled = Number(before.enabled) === 1;
       const urlChanged = request.url !== undefined && request.url !== before.url;
       // The same patterns in another order, or one of them twice, are no change.
-      const newTypes = request.types === undefined ? undefined : JSON.stringify(distinct(request.types));
-      const typesChanged = newTypes !== undefined && !samePatterns(JSON.parse(newTypes) as string[], JSON.parse(before.types) as string[]);
+      const newTypes = request.types === undefined ? undefined : distinct(request.types);
+      const typesChanged = newTypes !== undefined && !samePatterns(newTypes, JSON.parse(before.types) as string[]);
       const descriptionChanged = request.description !== undefined && request.description !== before.description;
       if (urlChanged) row.url = request.url!;
       if (typesChanged) {
         const oldTypes = JSON.parse(before.types) as string[];
         const pending = d.events.readLogPage(Math.max(Number(before.cursor), d.events.prunedThroughSeq()), 1, Number.POSITIVE_INFINITY, oldTypes, null).events.length > 0;
         if (!pending) row.cursor = Math.max(Number(before.cursor), d.events.headSeq());
-        row.types = newTypes;
+        row.types = JSON.stringify(newTypes);
       }
       if (descriptionChanged) row.description = request.description!;
       // A new URL, or enabled again while failing: tried at once, its failures forgotten (the old ones were another receiver's, or are what the operator acts on).
