@@ -363,6 +363,21 @@ describe("queue rate limits", () => {
     expect((await api.queues.rates.query()).map((rate) => rate.queue)).toEqual(["llm"]);
   });
 
+  it("a window made longer on an idle queue does not count the claims that had left the old window", async () => {
+    t = await startTestServer();
+    const api = t.api;
+    await api.queues.setRate.mutate({ queue: "llm", maxClaims: 2, perMs: 1000 });
+    for (let i = 0; i < 3; i++) await api.tasks.enqueue.mutate({ queue: "llm", payload: { i } });
+    expect(await api.tasks.claimMany.mutate({ agentId: "w", limit: 5, context: false })).toHaveLength(2);
+    // No claim since: the two claims leave the 1 s window (rows deleted only by the claims that come).
+    await expect.poll(async () => (await api.queues.rate.query({ queue: "llm" })).used, { timeout: 15_000, interval: 100 }).toBe(0);
+    // The same claims are not counted again by the longer window: the queue has room at once.
+    const longer = await api.queues.setRate.mutate({ queue: "llm", maxClaims: 2, perMs: HOUR });
+    expect(longer).toMatchObject({ maxClaims: 2, perMs: HOUR, used: 0, nextClaimAt: null });
+    expect(await api.tasks.claim.mutate({ agentId: "w", context: false })).toMatchObject({ queue: "llm" });
+    expect(await api.queues.rate.query({ queue: "llm" })).toMatchObject({ used: 1, nextClaimAt: null });
+  });
+
   it("a rated queue is in stats before its first task", async () => {
     t = await startTestServer();
     await t.api.queues.setRate.mutate({ queue: "api", maxClaims: 60, perMs: 60_000 });

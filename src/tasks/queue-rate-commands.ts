@@ -30,6 +30,9 @@ export function queueRateCommands(d: QueueHoldStores & { events: EventStore }) {
       const previous = current !== undefined && current.removedAt === null ? { maxClaims: current.maxClaims, perMs: current.perMs } : null;
       if (previous?.maxClaims === maxClaims && previous.perMs === perMs) return toQueueRate(queue, current, d.rates, ctx.now);
       if (previous === null) assertRoomForLimit(d, queue);
+      // The claims that left the old window by now are no longer counted (claims delete them only
+      // as they come): a longer window would otherwise count claims of an idle queue made long before.
+      if (current !== undefined) d.rates.expire(queue, current.perMs, ctx.now);
       d.rates.set(queue, maxClaims, perMs, request.setBy, ctx.now);
       d.events.appendSystem(ctx, "queue.rate_set", { queue, maxClaims, perMs, previous, setBy: request.setBy });
       holds.settle(queue);

@@ -68,7 +68,7 @@ export class QueueRateStore {
   /**
    * Sets (or changes, or sets again while being removed) the rate of `queue`. The claims counted
    * stay: a maximum made lower binds at once; a window made longer counts those still kept (the
-   * ones past the old window were deleted by the claims after them).
+   * ones past the old window are deleted first: expire, by queues.setRate).
    */
   set(queue: string, maxClaims: number, perMs: number, setBy: string | null, now: number): void {
     this.st
@@ -112,19 +112,29 @@ export class QueueRateStore {
     const transaction = this.st.transactions;
     if (transaction !== 0 && this.expiredIn.get(rate.queue) === transaction) return this.usedNow(rate.queue);
     if (transaction !== 0) this.expiredIn.set(rate.queue, transaction);
+    return this.expire(rate.queue, rate.perMs, now);
+  }
+
+  /**
+   * Deletes `queue`'s claims that left a window of `perMs` ending at `now` (DELETE_CHUNK at most)
+   * and takes them off `used`: the claims counted then. A rate changed forgets, under its old
+   * window, the claims no longer in it before the new one counts what is kept (queues.setRate):
+   * a window made longer never brings back claims that had left the old one.
+   */
+  expire(queue: string, perMs: number, now: number): number {
     const left = sum(
       this.st
         .get<[string, string, number], number>(
           `DELETE FROM queue_rate_starts WHERE queue = ? AND at IN (SELECT at FROM queue_rate_starts WHERE queue = ? AND at <= ? ORDER BY at LIMIT ${DELETE_CHUNK}) RETURNING n`,
         )
         .pluck()
-        .all(rate.queue, rate.queue, now - rate.perMs),
+        .all(queue, queue, now - perMs),
     );
-    if (left === 0) return this.usedNow(rate.queue);
+    if (left === 0) return this.usedNow(queue);
     // The last rows gone: whatever `used` says, nothing is counted (a count that drifted from its
     // rows would otherwise keep the window full with no claim in it to wait for).
-    const emptied = this.st.get<[string], number>(`SELECT 1 FROM queue_rate_starts WHERE queue = ? LIMIT 1`).pluck().get(rate.queue) === undefined;
-    return this.st.get<[number, number, string], number>(`UPDATE queue_rates SET used = CASE WHEN ? THEN 0 ELSE max(used - ?, 0) END WHERE queue = ? RETURNING used`).pluck().get(emptied ? 1 : 0, left, rate.queue) ?? 0;
+    const emptied = this.st.get<[string], number>(`SELECT 1 FROM queue_rate_starts WHERE queue = ? LIMIT 1`).pluck().get(queue) === undefined;
+    return this.st.get<[number, number, string], number>(`UPDATE queue_rates SET used = CASE WHEN ? THEN 0 ELSE max(used - ?, 0) END WHERE queue = ? RETURNING used`).pluck().get(emptied ? 1 : 0, left, queue) ?? 0;
   }
 
   private usedNow(queue: string): number {
