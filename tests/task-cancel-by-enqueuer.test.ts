@@ -220,6 +220,33 @@ describe("an agent cancels what it enqueued", () => {
     expect((await callTool(mcp, "list_tasks", { enqueuedBy: "planner", queue: "search" })).items.map((task: { id: string }) => task.id)).toEqual([ids[0], ids[1], ids[3]]);
   });
 
+  it("an MCP session without an agent credential (an open server's, an admin's) enqueues as its agent: list_tasks' enqueuedBy finds its fan-out", async () => {
+    const open = await startTestServer();
+    t = open;
+    // On an open server, X-Agent-Id names the agent; the tool descriptions tell it to find what it
+    // asked for with list_tasks' enqueuedBy, its own id. Its enqueues were recorded as nobody's.
+    const planner = await connectMcp(open.url, { "x-agent-id": "planner" });
+    const other = await connectMcp(open.url, { "x-agent-id": "other" });
+    const fanned = [await callTool(planner, "enqueue_task", { queue: "search", payload: 1 }), await callTool(planner, "enqueue_task", { queue: "search", payload: 2, idempotencyKey: "k-1" })];
+    await callTool(other, "enqueue_task", { queue: "search", payload: 3 });
+    await open.api.tasks.enqueue.mutate({ queue: "search" });
+    expect(fanned.map((task) => task.enqueuedBy)).toEqual(["planner", "planner"]);
+    expect((await callTool(planner, "list_tasks", { enqueuedBy: "planner" })).items.map((task: { id: string }) => task.id)).toEqual(fanned.map((task) => task.id));
+    // Sent again with its key (its answer lost), the same task, still the planner's.
+    expect(await callTool(planner, "enqueue_task", { queue: "search", payload: 2, idempotencyKey: "k-1" })).toMatchObject({ id: fanned[1].id, replayed: true, enqueuedBy: "planner" });
+    // It grants nothing on an open server that was not granted: anyone still cancels any task.
+    expect(await callTool(other, "cancel_task", { taskId: fanned[0].id })).toMatchObject({ status: "cancelled", enqueuedBy: "planner" });
+    await open.stop({ removeFiles: true });
+
+    // An admin credential's session acting as an agent (X-Agent-Id) enqueues as that agent too.
+    const s = await startSecureServer();
+    t = s;
+    const admin = await connectMcp(s.url, { authorization: `Bearer ${await s.issue("admin")}`, "x-agent-id": "orchestrator" });
+    const task = await callTool(admin, "enqueue_task", { queue: "q", payload: 1 });
+    expect(task.enqueuedBy).toBe("orchestrator");
+    expect((await s.admin.tasks.list.query({ enqueuedBy: "orchestrator" })).items.map((item) => item.id)).toEqual([task.id]);
+  });
+
   it("on an open server, as in-process, anyone cancels any task, as before", async () => {
     const open = await startTestServer();
     t = open;

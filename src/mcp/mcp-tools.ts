@@ -176,6 +176,8 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
       caller: session.caller,
       // What enqueue_task keeps as its task's trace context when the host sends one (SEP-414).
       traceCarrier: mcpTraceCarrier(extra._meta, session.inBatch(extra.requestId) ? undefined : extra.requestInfo?.headers),
+      // What it enqueues is its agent's (enqueuedBy) whatever its credential: list_tasks finds it by that.
+      actingAgent: session.agentId,
     });
   };
   type Api = ReturnType<typeof apiFor>;

@@ -50,7 +50,7 @@ export const taskRouter = router({
     .meta({ access: AGENT, rest: { method: "POST", path: "/tasks", tags, summary: "Enqueue a task", errors: ["IDEMPOTENCY_MISMATCH", "TASK_NOT_FOUND", "INVALID_STATE"] } })
     .input(enqueueInput)
     .output(enqueuedTaskSchema)
-    .mutation(({ ctx, input }) => ctx.services.tasks.enqueue(withHeaderBaggage(withHeaderTrace(input, callerTrace(ctx)), callerBaggage(ctx)), keyScopeOf(ctx.caller))),
+    .mutation(({ ctx, input }) => ctx.services.tasks.enqueue(withHeaderBaggage(withHeaderTrace(input, callerTrace(ctx)), callerBaggage(ctx)), keyScopeOf(ctx))),
 
   enqueueMany: procedure
     .meta({ access: AGENT, rest: { method: "POST", path: "/tasks/batch", tags, summary: "Enqueue several tasks atomically", errors: ["IDEMPOTENCY_MISMATCH", "TASK_NOT_FOUND", "INVALID_STATE"] } })
@@ -61,7 +61,7 @@ export const taskRouter = router({
       const trace = callerTrace(ctx);
       const baggage = callerBaggage(ctx);
       const tasks = trace === undefined && baggage === undefined ? input.tasks : input.tasks.map((task) => withHeaderBaggage(withHeaderTrace(task, trace), baggage));
-      return ctx.services.tasks.enqueueMany(tasks, keyScopeOf(ctx.caller));
+      return ctx.services.tasks.enqueueMany(tasks, keyScopeOf(ctx));
     }),
 
   claim: consumingProcedure
@@ -314,12 +314,14 @@ export const taskRouter = router({
 });
 
 /**
- * Whose an enqueue's idempotencyKey is: an agent credential's agent (one agent's keys never meet
- * another's, so none can enqueue first under another's key and decide what it gets); '' for an
+ * Whose an enqueue's idempotencyKey is, and so whom the task names as its enqueuer: an agent
+ * credential's agent (one agent's keys never meet another's, so none can enqueue first under
+ * another's key and decide what it gets); else the agent an MCP session acts as (actingAgent: its
+ * tools tell it to find what it asked for with list_tasks' enqueuedBy, its own id); '' for an
  * admin, an open server and in-process callers, who share one space of keys.
  */
-function keyScopeOf(caller: Caller): string {
-  return credentialAgentOf(caller) ?? "";
+function keyScopeOf(ctx: { caller: Caller; actingAgent?: string | undefined }): string {
+  return credentialAgentOf(ctx.caller) ?? ctx.actingAgent ?? "";
 }
 
 /**

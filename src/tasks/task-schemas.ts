@@ -567,7 +567,7 @@ export const listInput = z.strictObject({
     .describe("Only tasks enqueued in this trace (the 32 hex digits of their traceparent's trace id): what one request, agent run or workflow asked for"),
   enqueuedBy: storedName()
     .optional()
-    .describe("Only tasks this agent enqueued under its credential (their enqueuedBy): what a planner asked for, to wait on or call off after a restart"),
+    .describe("Only tasks this agent enqueued, under its credential or through an MCP session acting as it (their enqueuedBy): what a planner asked for, to wait on or call off after a restart"),
   limit: int(1, 500).default(50).describe("The page's size"),
   cursor: taskCursor().optional().describe("The nextCursor of the previous page; left out, the first page"),
   order: z.enum(["asc", "desc"]).default("asc").describe("asc: oldest first; desc: newest first"),
@@ -664,8 +664,8 @@ export const taskSchema = z
     baggage: z.string().nullable(),
     /**
      * The agent whose credential enqueued it, which may cancel it (tasks.cancel) and list it
-     * (tasks.list's enqueuedBy); null: enqueued by an admin, a schedule, on an open server or
-     * in-process.
+     * (tasks.list's enqueuedBy), or the agent of the MCP session that enqueued it; null: enqueued
+     * by an admin, a schedule, on an open server or in-process.
      */
     enqueuedBy: z.string().nullable(),
   })

@@ -75,4 +75,11 @@ export interface Context {
    * call. Never a WebSocket's, nor a batch's of several calls: those headers are no one call's.
    */
   readonly traceCarrier?: Readonly<Record<string, string | string[] | undefined>> | undefined;
+  /**
+   * The agent an MCP session acts as when its credential names none (an open server's session,
+   * or an admin credential's, named by X-Agent-Id): what the session enqueues is that agent's
+   * (the task's enqueuedBy, and its idempotencyKey's scope), as an agent credential's would be.
+   * It grants nothing: what the call may do is its credential's.
+   */
+  readonly actingAgent?: string | undefined;
 }
