@@ -66,7 +66,10 @@ describe("shared state through MCP tools", () => {
     ]);
 
     // A value left out, or a blank key, is refused by the tool's schema (the SDK's error naming it); a value too large by the API, a tool error with its code.
-    expect(await callTool(client, "set_key", { key: "k" })).toEqual({ error: "MCP error -32602: Input validation error: Invalid arguments for tool set_key: Invalid input: expected nonoptional, received undefined at value" });
+    // The value left out says what is missing and what to call instead to remove a key (zod's own words were "expected nonoptional").
+    expect(await callTool(client, "set_key", { key: "k" })).toEqual({
+      error: "MCP error -32602: Input validation error: Invalid arguments for tool set_key: value is required: the JSON to write (null included); to remove the key, call delete_key at value",
+    });
     expect(await callTool(client, "get_key", { key: "   " })).toEqual({ error: "MCP error -32602: Input validation error: Invalid arguments for tool get_key: must not be blank at key" });
     const big = "x".repeat(65_536);
     expect((await callTool(client, "set_key", { key: "k", value: big })).error).toEqual({

@@ -725,7 +725,11 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
         "With ephemeral true the key is tied to this agent's life: it is deleted when this agent stops heartbeating and is seen offline, or deregisters (what you are working on, that you are here), so others never read a claim of a dead agent.",
       inputSchema: strictArgs({
         key: kvKey,
-        value: z.unknown().describe(`The value: any JSON (null included), at most ${MAX_VALUE_BYTES} bytes as JSON text (${RESERVED_JSON_KEYS})`),
+        // Required: zod's own word for a value left out is "expected nonoptional", which tells a model nothing.
+        value: z
+          .unknown()
+          .nonoptional("value is required: the JSON to write (null included); to remove the key, call delete_key")
+          .describe(`The value: any JSON (null included), at most ${MAX_VALUE_BYTES} bytes as JSON text (${RESERVED_JSON_KEYS})`),
         ifVersion: kvSetInput.shape.ifVersion,
         ttlMs: kvSetInput.shape.ttlMs,
         ephemeral: kvSetInput.shape.ephemeral.describe(
