@@ -110,6 +110,37 @@ describe("arguments that are no object", () => {
   });
 });
 
+describe("refused arguments in a JSON-RPC batch", () => {
+  it("a call of a batch holding a \"__proto__\" key, or arguments that are no object, is refused as when sent alone; the batch's other calls run", async () => {
+    t = await startTestServer();
+    const headers = { "x-agent-id": "batching-host" };
+    const session = await openMcpSession(t.url, headers);
+    const batch = JSON.parse(
+      "[" +
+        '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"register_agent","arguments":{"capabilities":["x"],"metadata":{"__proto__":{"admin":true},"team":"a"}}}},' +
+        '{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"enqueue_task","arguments":{"queue":"q","payload":{"n":1}}}},' +
+        '{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"get_task","arguments":"not an object"}}' +
+        "]",
+    );
+    const response = await fetch(`${t.url}/mcp`, { method: "POST", headers: { ...mcpPostHeaders(headers), "mcp-session-id": session }, body: JSON.stringify(batch) });
+    expect(response.status).toBe(200);
+    const answers = new Map<number, any>(
+      (await response.text())
+        .split("\n")
+        .filter((line) => line.startsWith("data: "))
+        .map((line) => JSON.parse(line.slice(6)) as { id: number })
+        .map((answer) => [answer.id, answer]),
+    );
+    // The SDK's reading of a record drops a "__proto__" key: the agent was registered without it, and its call answered as done.
+    expect(answers.get(1)).toEqual({ jsonrpc: "2.0", id: 1, error: { code: -32602, message: "Invalid params: metadata.__proto__ is a key tRPC's wire format (superjson) refuses to carry; rename it" } });
+    await expect(t.api.agents.get.query({ agentId: "batching-host" })).resolves.toMatchObject({ capabilities: [], metadata: {} });
+    // Arguments that are no object: the lone call's -32602, not the SDK's -32603 with a dump of its schema's issues.
+    expect(answers.get(3)).toEqual({ jsonrpc: "2.0", id: 3, error: { code: -32602, message: "Invalid params: arguments must be an object of the tool's named arguments, or left out; it is a string" } });
+    // The other call of the batch ran.
+    expect(JSON.parse(answers.get(2).result.content[0].text)).toMatchObject({ queue: "q", payload: { n: 1 }, status: "pending" });
+  });
+});
+
 describe("agent ids outside ASCII", () => {
   it("X-Agent-Id is read as UTF-8: the session acts as that agent; bytes that are not UTF-8 are a 400 naming the header", async () => {
     t = await startTestServer();

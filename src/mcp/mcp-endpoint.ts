@@ -22,7 +22,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
 import { isInitializeRequest, SUPPORTED_PROTOCOL_VERSIONS } from "@modelcontextprotocol/sdk/types.js";
 import { Gauge } from "prom-client";
-import type { ZodType } from "zod";
+import { z, type ZodType } from "zod";
 import { bearerSecret } from "../auth/token-secret.js";
 import { bodyTooLarge, decodeUtf8, NOT_UTF8, readBody, sendJson, sendUnauthorized, unreadableBody } from "../server/http-io.js";
 import type { Services } from "../services.js";
@@ -88,11 +88,20 @@ function untilIdle(session: Session, ms: number): Promise<void> {
 const batchResponses = new WeakSet<ServerResponse>();
 
 /**
+ * The method a refused tool call of a batch is handed to its session's server as, with why in its
+ * params: the server answers its id with that refusal (-32602), as a lone call's is answered, and
+ * runs the batch's other messages.
+ */
+const REFUSED_TOOL_CALL = "coordination/refused-tool-call";
+const refusedToolCall = z.object({ method: z.literal(REFUSED_TOOL_CALL), params: z.object({ message: z.string() }) });
+
+/**
  * Reads the arguments of the body's tool calls in place, as tool-arguments.ts says (null for none,
  * null fields left out). A lone call whose arguments are no object, or hold a key superjson
  * refuses, is refused: its id and why (the SDK answered -32603 with a dump of its own schema's
- * issues, or dropped the key). In a batch, such a call is left for the SDK: its other messages
- * must still run.
+ * issues, or dropped the key). In a batch, such a call becomes a REFUSED_TOOL_CALL, answered with
+ * the same refusal, while its other messages still run: left to the SDK, a "__proto__" key of a
+ * record (register_agent's metadata) was dropped without a word and the call run without it.
  */
 function readToolCalls(body: unknown, inputSchemaOf: (tool: string) => ZodType | undefined): { id: string | number | null; message: string } | undefined {
   const batch = Array.isArray(body);
@@ -108,6 +117,10 @@ function readToolCalls(body: unknown, inputSchemaOf: (tool: string) => ZodType |
     } else if (!batch) {
       const { id } = message as { id?: unknown };
       return { id: typeof id === "string" || typeof id === "number" ? id : null, message: read.message };
+    } else {
+      // Its id and jsonrpc stay; it no longer names the tool, so nothing of it runs.
+      (message as { method: string }).method = REFUSED_TOOL_CALL;
+      (message as { params: unknown }).params = { message: read.message };
     }
   }
   return undefined;
@@ -321,6 +334,10 @@ export function createMcpEndpoint(services: Services) {
       mcp.close();
       if (transport.sessionId) sessions.delete(transport.sessionId);
     };
+    // A tool call of a batch refused by readToolCalls: answered with its refusal, as when sent alone.
+    mcp.server.server.setRequestHandler(refusedToolCall, (request) => {
+      throw Object.assign(new Error(request.params.message), { code: -32602 });
+    });
     await mcp.server.connect(transport);
     await transport.handleRequest(req, res, body);
     // Refused by the SDK (a missing Accept, an unsupported protocol version) or revoked while it
