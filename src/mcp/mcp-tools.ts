@@ -12,7 +12,7 @@ import type { CoordinationEvent } from "../events/event-schemas.js";
 import type { JsonValue } from "../json-types.js";
 import { RESERVED_JSON_KEYS } from "../json-value.js";
 import { pollInput, publishInput, subscribeInput, unsubscribeInput } from "../events/event-schemas.js";
-import { findByCapabilityInput, registerInput } from "../agents/agent-schemas.js";
+import { findByCapabilityInput, registerInput, type AgentCordon } from "../agents/agent-schemas.js";
 import { recallInput, rememberInput } from "../memory/memory-schemas.js";
 import type { Services } from "../services.js";
 import { cancelInput, claimInput, completeAndClaimInput, completeInput, dedupeInput, enqueueFields, failInput, heartbeatInput, listInput, MAX_CHECKPOINT_BYTES, MAX_PROGRESS_BYTES, releaseInput, statsFields, taskIdInput, waitInput, waitManyInput } from "../tasks/task-schemas.js";
@@ -124,8 +124,33 @@ const sessionDeleted = (): ToolResult =>
     ),
   );
 
-/** A tool's answer: the result as JSON text. */
-const toolResult = (result: unknown): ToolResult => ({ content: [{ type: "text", text: JSON.stringify(result ?? null) }] });
+/** A tool's result with a word for the model beside it: the JSON text as ever, then the note, a second text item. */
+class Noted {
+  constructor(
+    readonly result: unknown,
+    readonly note: string,
+  ) {}
+}
+
+/** A tool's answer: the result as JSON text (and a Noted result's note after it). */
+const toolResult = (result: unknown): ToolResult =>
+  result instanceof Noted
+    ? { content: [{ type: "text", text: JSON.stringify(result.result ?? null) }, { type: "text", text: result.note }] }
+    : { content: [{ type: "text", text: JSON.stringify(result ?? null) }] };
+
+/**
+ * Why a claim of a cordoned agent answered no task, for the model: a null alone reads as an empty
+ * queue, and it would claim again, and again, while the cordon holds. Undefined when not cordoned.
+ */
+function cordonNote(cordon: AgentCordon | null): string | undefined {
+  if (cordon === null) return undefined;
+  const by = cordon.automatic ? "quarantined by the server after failing runs in a row" : "cordoned by an operator";
+  const until = cordon.until === null ? "until an operator lifts it" : `until ${cordon.until.toISOString()}`;
+  return (
+    `No task for this agent: it is ${by}${cordon.reason === null ? "" : ` (${cordon.reason})`}, and no claim hands it a task ${until}, whatever waits in the queues. ` +
+    "The tasks it holds run on: finish and settle them (complete_task, fail_task or release_task), and tell whoever runs you rather than claiming again."
+  );
+}
 
 /**
  * A JSON value in a tool's schema. The procedures' own jsonValue is a custom check that JSON
@@ -272,14 +297,15 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
   registerTool(
     "claim_task",
     {
-      description: `Claim the best available task for this agent (priority, then age), with a lease. Returns the task, including \`context\`: the memories relevant to it (earlier runs' records, agents' notes and lessons), and \`leaseToken\`, needed to settle it, \`runDeadlineAt\` when the task has a time limit (finish, or fail it, by then), and \`checkpoint\`: what an earlier run of it saved with heartbeat_task (null: none), to go on from instead of starting over; null when none is available. waitMs (at most ${MCP_MAX_WAIT_MS}) waits for one to arrive.`,
+      description: `Claim the best available task for this agent (priority, then age), with a lease. Returns the task, including \`context\`: the memories relevant to it (earlier runs' records, agents' notes and lessons), and \`leaseToken\`, needed to settle it, \`runDeadlineAt\` when the task has a time limit (finish, or fail it, by then), and \`checkpoint\`: what an earlier run of it saved with heartbeat_task (null: none), to go on from instead of starting over; null when none is available (with a second text saying why when this agent is cordoned: then no claim hands it a task, whatever waits). waitMs (at most ${MCP_MAX_WAIT_MS}) waits for one to arrive.`,
       inputSchema: strictArgs({ ...agentArg, queues: claimInput.shape.queues, capabilities: claimInput.shape.capabilities, leaseMs: claimInput.shape.leaseMs, waitMs: mcpWait("a task"), context: claimInput.shape.context, idempotencyKey: claimInput.shape.idempotencyKey }),
     },
     (args, extra) =>
       answerCall(extra, async (api) => {
-        const task = await api.tasks.claim({ ...args, agentId: agent(args.agentId), waitMs: wait(args.waitMs) });
+        const agentId = agent(args.agentId);
+        const task = await api.tasks.claim({ ...args, agentId, waitMs: wait(args.waitMs) });
         if (task) session.handedOut(extra.requestId, { leases: [{ id: task.id, leaseToken: task.leaseToken }] });
-        return task;
+        return task ?? (await whyNoTask(agentId));
       }),
   );
   registerTool(
@@ -301,12 +327,28 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
       answerCall(extra, (api) =>
         next === undefined
           ? api.tasks.complete({ ...args, result: args.result as JsonValue, agentId: agent(args.agentId) })
-          : api.tasks.completeAndClaim({ ...args, result: args.result as JsonValue, agentId: agent(args.agentId), next }).then((done) => {
-              if (done.next) session.handedOut(extra.requestId, { leases: [{ id: done.next.id, leaseToken: done.next.leaseToken }] });
-              return done;
+          : api.tasks.completeAndClaim({ ...args, result: args.result as JsonValue, agentId: agent(args.agentId), next }).then(async (done) => {
+              if (done.next) {
+                session.handedOut(extra.requestId, { leases: [{ id: done.next.id, leaseToken: done.next.leaseToken }] });
+                return done;
+              }
+              const why = await whyNoTask(agent(args.agentId));
+              return why === null ? done : new Noted(done, why.note);
             }),
       ),
   );
+  /**
+   * A claim's answer when it handed no task: null, with why when the agent is cordoned (one read
+   * of its own record, by id); a null alone otherwise, as an empty queue's.
+   */
+  const whyNoTask = async (agentId: string): Promise<Noted | null> => {
+    const cordon = await services.agents.get(agentId).then(
+      (found) => found.cordon,
+      () => null,
+    );
+    const note = cordonNote(cordon);
+    return note === undefined ? null : new Noted(null, note);
+  };
   // A run's checkpoint, as heartbeat_task, fail_task and release_task take it. Its null is left out
   // (a strict-mode host sends null for every argument it means to leave out: each call would wipe
   // it); clearCheckpoint clears it.
