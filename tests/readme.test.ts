@@ -19,6 +19,13 @@ import { shippedSchema } from "../src/db/migrate.js";
 const README = readFileSync(fileURLToPath(new URL("../README.md", import.meta.url)), "utf8");
 const blocks = (lang: string) => [...README.matchAll(new RegExp("```" + lang + "\\n([\\s\\S]*?)```", "g"))].map((m) => m[1]!);
 
+/**
+ * How long an example's process (node, or a shell session starting the CLI several times) may run
+ * before it is killed: only to end one that never will, under the test's own 120 s. A loaded
+ * machine took over 30 s for the Security session's six CLI starts.
+ */
+const PROCESS_BOUND_MS = 100_000;
+
 /** Runs the README's TypeScript block that holds `marker` against a server of its own (it is plain JavaScript at run time); its stdout. */
 async function runExample(marker: string, name: string): Promise<string> {
   await using t = await startTestServer();
@@ -28,7 +35,7 @@ async function runExample(marker: string, name: string): Promise<string> {
   const file = fileURLToPath(new URL(`../readme-example-${process.pid}-${name}.mjs`, import.meta.url));
   writeFileSync(file, example);
   try {
-    return (await run(process.execPath, [file], { timeout: 30_000 })).stdout;
+    return (await run(process.execPath, [file], { timeout: PROCESS_BOUND_MS })).stdout;
   } finally {
     rmSync(file, { force: true });
   }
@@ -86,7 +93,7 @@ describe("README", () => {
     const file = fileURLToPath(new URL(`../readme-example-${process.pid}-in-process.mjs`, import.meta.url));
     writeFileSync(file, example);
     try {
-      const { stdout } = await run(process.execPath, [file], { timeout: 20_000 });
+      const { stdout } = await run(process.execPath, [file], { timeout: PROCESS_BOUND_MS });
       expect(stdout.trim()).toBe("true [ 'task.assigned' ] [ 'agent-1' ]");
     } finally {
       rmSync(file, { force: true });
@@ -109,7 +116,7 @@ describe("README", () => {
       );
     expect(session).toContain("for try in $(seq 100)");
     const env = { PATH: process.env.PATH!, COORDINATION_DB_PATH: t.dbPath, COORDINATION_ADMIN_TOKEN: ADMIN_SECRET };
-    const { stdout } = await run("bash", ["-euo", "pipefail", "-c", session], { timeout: 30_000, env, cwd: t.dir });
+    const { stdout } = await run("bash", ["-euo", "pipefail", "-c", session], { timeout: PROCESS_BOUND_MS, env, cwd: t.dir });
     const statuses = [...stdout.matchAll(/ (\d{3})$/gm)].map((m) => m[1]);
     // The first curl's answer goes to /dev/null.
     expect(statuses).toEqual(["200", "403", "403", "401"]);
@@ -345,7 +352,7 @@ describe("README", () => {
     const file = fileURLToPath(new URL(`../readme-example-${process.pid}.mjs`, import.meta.url));
     writeFileSync(file, example);
     try {
-      const { stdout } = await run(process.execPath, [file], { timeout: 20_000 });
+      const { stdout } = await run(process.execPath, [file], { timeout: PROCESS_BOUND_MS });
       expect(stdout).toMatch(/task\.(enqueued|claimed|completed)/);
     } finally {
       rmSync(file, { force: true });
