@@ -248,7 +248,7 @@ export function createCoordination(config: Config, log: Logger): Coordination {
         // of microtasks: let it run out before looking for compensations under way.
         await new Promise((resolve) => setImmediate(resolve));
         await services.deliveries.drain();
-        bus!.stop();
+        await bus!.stop();
         await db.close();
       })();
       return closed;

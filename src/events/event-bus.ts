@@ -22,6 +22,8 @@ export class EventBus {
   private timer: NodeJS.Timeout | undefined;
   private work: Promise<void> = Promise.resolve();
   private tailFailing = false;
+  /** Set by stop(): a read that fails from then on is the shutdown's, not the log's. */
+  private stopped = false;
   /** Steps serialized and not finished: while any is, a local batch waits its turn. */
   private queued = 0;
 
@@ -38,9 +40,16 @@ export class EventBus {
     this.timer.unref();
   }
 
-  stop(): void {
+  /**
+   * Stops reading and dispatching. Resolves once a read under way ended: the database may close
+   * then (closed under it, the read failed and was logged as an error on every clean shutdown
+   * that met a poll).
+   */
+  async stop(): Promise<void> {
+    this.stopped = true;
     clearInterval(this.timer);
     this.listeners.clear();
+    await this.work;
   }
 
   /** The newest seq delivered to listeners. */
@@ -94,6 +103,8 @@ export class EventBus {
 
   /** Reads and dispatches everything committed since the last event seen. */
   private async tail(): Promise<void> {
+    // Polls queued behind a read under way when the bus stopped: nothing is listening any more.
+    if (this.stopped) return;
     try {
       for (;;) {
         const { events, more } = await this.readLog(this.seenSeq, PAGE);
@@ -103,6 +114,7 @@ export class EventBus {
       if (this.tailFailing) this.log.info("reading the event log works again");
       this.tailFailing = false;
     } catch (error) {
+      if (this.stopped) return;
       // Logged once per episode, not every crossProcessPollMs.
       if (!this.tailFailing) this.log.error({ err: error }, "reading the event log failed; retrying");
       this.tailFailing = true;
