@@ -12,7 +12,7 @@ type Memory = RouterOutputs["memory"]["remember"];
 /** The options of each memory command (beyond the common ones). */
 export const MEMORY_OPTIONS: Readonly<Record<string, readonly string[]>> = {
   recall: ["--task", "--queue", "--capability", "--limit"],
-  remember: ["--kind", "--queue", "--capability", "--agent", "--task", "--tags"],
+  remember: ["--kind", "--queue", "--capability", "--agent", "--task", "--tags", "--idempotency-key"],
   forget: [],
 };
 
@@ -69,7 +69,7 @@ export async function memoryCommand(
     if (kind !== undefined && kind !== "note" && kind !== "lesson") throw new OperatorUsageError(`--kind must be note or lesson (got ${JSON.stringify(kind)})`);
     const tags = listOption(options["--tags"]);
     const request: RouterInputs["memory"]["remember"] = { content: rest[0]! };
-    for (const [field, flag] of [["queue", "--queue"], ["capability", "--capability"], ["agentId", "--agent"], ["taskId", "--task"]] as const) {
+    for (const [field, flag] of [["queue", "--queue"], ["capability", "--capability"], ["agentId", "--agent"], ["taskId", "--task"], ["idempotencyKey", "--idempotency-key"]] as const) {
       const value = str(options[flag]);
       if (value !== undefined) request[field] = value;
     }

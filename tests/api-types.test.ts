@@ -482,6 +482,7 @@ describe("AppRouter types", () => {
       taskId?: string;
       tags?: string[];
       data?: JsonValue;
+      idempotencyKey?: string;
     }>();
     expectTypeOf<Out["memory"]["remember"]>().toEqualTypeOf<Memory>();
     expectTypeOf<In["memory"]["recall"]>().toEqualTypeOf<{ query?: string; taskId?: string; queue?: string; capability?: string; limit?: number }>();

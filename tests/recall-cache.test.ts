@@ -25,7 +25,7 @@ function scratch() {
   let now = Date.parse("2026-11-30T00:00:00Z");
   // Filed under no queue by default: notes filed under the task's queue join its context whatever their words.
   const remember = (content: string, queue: string | null = null) =>
-    memories.insert({ id: `m-${now}`, kind: "note", content, agentId: null, queue, capability: null, taskId: null, outcome: null, durationMs: null, tags: "[]", data: "{}" }, now++);
+    memories.insert({ id: `m-${now}`, kind: "note", content, agentId: null, queue, capability: null, taskId: null, outcome: null, durationMs: null, tags: "[]", data: "{}", idempotencyKey: null }, now++);
   const fresh = () => new MemoryRecall(memories, tasks, config.maxResponseBytes, new MemoryChanges());
   return { db, memories, remember, fresh };
 }
@@ -104,7 +104,7 @@ describe("recall cache", () => {
     for (let i = 0; i < 100; i++) remember(`walrus sighting number ${i}`);
     for (let i = 0; i < 80; i++) remember(`harbour log ${i}${i % 30 === 0 ? " okapi walrus" : ""}`, i % 2 === 0 ? "default" : "other");
     for (let i = 0; i < 3; i++) remember(`harbour log zebra ${i}`);
-    memories.insert({ id: "m-run", kind: "execution", content: "earlier run of t-1", agentId: null, queue: "default", capability: null, taskId: "t-1", outcome: "failed", durationMs: 5, tags: "[]", data: "{}" }, Date.now());
+    memories.insert({ id: "m-run", kind: "execution", content: "earlier run of t-1", agentId: null, queue: "default", capability: null, taskId: "t-1", outcome: "failed", durationMs: 5, tags: "[]", data: "{}", idempotencyKey: null }, Date.now());
     const recall = fresh();
     const subject = (words: string, earlierRuns = false): RecallSubject => ({ ...task(words), earlierRuns });
     const rank = (on: MemoryRecall, s: RecallSubject) => on.recallForTask(s, 8, { bytes: 1_000_000, fitOnly: true }).map((m) => [m.memory.content, m.score]);

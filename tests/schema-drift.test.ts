@@ -336,7 +336,7 @@ describe("schema drift", () => {
     // The store indexes what it inserts; the triggers keep memories_fts in step on update and delete.
     const match = (term: string) => db.prepare<[string], { rowid: number }>(`SELECT rowid FROM memories_fts WHERE memories_fts MATCH ?`).all(term);
     const memories = new MemoryStore(new Statements(db));
-    const note = { id: "m1", kind: "note", content: "deploying the frobnicator", agentId: null, queue: null, capability: null, taskId: null, outcome: null, durationMs: null, tags: "[]", data: "{}" };
+    const note = { id: "m1", kind: "note", content: "deploying the frobnicator", agentId: null, queue: null, capability: null, taskId: null, outcome: null, durationMs: null, tags: "[]", data: "{}", idempotencyKey: null };
     expect(memories.insert(note, 0)).toEqual({ ...note, seq: 1, createdAt: 0 });
     expect(match("frobnicator")).toEqual([{ rowid: 1 }]);
     db.prepare(`UPDATE memories SET content = 'rolled back the widget' WHERE seq = 1`).run();
@@ -372,9 +372,10 @@ describe("schema drift", () => {
     expect([inLine.status, inLine.unmetDependencies]).toEqual(["waiting", 0]);
     expect(db.prepare(`SELECT * FROM tasks WHERE seq = ?`).get(inLine.seq)).toEqual(inLine);
     const memories = new MemoryStore(st);
-    const note = { id: "m9", kind: "lesson", content: "c", agentId: "a", queue: "q", capability: null, taskId: "t1", outcome: "completed", durationMs: 3, tags: '["x"]', data: '{"k":1}' };
+    const note = { id: "m9", kind: "lesson", content: "c", agentId: "a", queue: "q", capability: null, taskId: "t1", outcome: "completed", durationMs: 3, tags: '["x"]', data: '{"k":1}', idempotencyKey: "lesson-1" };
     const memory = memories.insert(note, 8);
     expect(db.prepare(`SELECT * FROM memories WHERE seq = ?`).get(memory.seq)).toEqual(memory);
+    expect(Object.keys(db.prepare(`SELECT * FROM memories WHERE seq = ?`).get(memory.seq) as object)).toEqual(Object.keys(memory));
   });
 
   describe("catches a deliberate mismatch", () => {

@@ -830,7 +830,8 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
   registerTool(
     "remember",
     {
-      description: "Store a note or a lesson for later runs: claim_task hands relevant memories to whoever claims a matching task.",
+      description:
+        "Store a note or a lesson for later runs: claim_task hands relevant memories to whoever claims a matching task. Give an idempotencyKey to call it again safely after a timeout: the same key answers the memory it stored, not a second copy.",
       inputSchema: strictArgs({
         content: rememberInput.shape.content,
         kind: rememberInput.shape.kind,
@@ -839,6 +840,9 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
         taskId: rememberInput.shape.taskId,
         tags: rememberInput.shape.tags,
         data: anyJson("Structured data kept with it: any JSON"),
+        idempotencyKey: rememberInput.shape.idempotencyKey.describe(
+          "This call's own key (1 to 500 characters, this agent's): called again with it (after a timeout), the memory it stored, not a second copy; with other content, kind, queue, capability, taskId, tags or data, an IDEMPOTENCY_MISMATCH error naming what differs",
+        ),
       }),
     },
     (args, extra) => answerCall(extra, (api) => api.memory.remember({ ...args, data: args.data as JsonValue | undefined, agentId: agent(undefined, false) })),

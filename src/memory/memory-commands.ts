@@ -6,10 +6,11 @@ import { fromJsonText, toJsonText } from "../db/columns.js";
 import type { WriteContext } from "../db/writer.js";
 import type { TaskRow } from "../tasks/task-store.js";
 import { payloadText } from "./fts-query.js";
-import { notFound } from "../errors.js";
+import { sameJson } from "../json-checks.js";
+import { CoordinationError, notFound } from "../errors.js";
 import type { ForgetRequest, Memory, RememberRequest } from "./memory-schemas.js";
 import type { MemoryChanges } from "./memory-changes.js";
-import { toMemory, type MemoryStore } from "./memory-store.js";
+import { toMemory, type MemoryRow, type MemoryStore } from "./memory-store.js";
 
 export type ExecutionOutcome = "completed" | "failed" | "dead_letter";
 
@@ -37,6 +38,7 @@ export function recordExecution(memories: MemoryStore, ctx: WriteContext, task: 
       durationMs: claimedAt === null ? null : Math.max(0, ctx.now - claimedAt),
       tags: JSON.stringify([task.queue, outcome, ...(task.capability ? [task.capability] : [])]),
       data: JSON.stringify({ attempt: run.attempts }),
+      idempotencyKey: null,
     },
     ctx.now,
   );
@@ -63,7 +65,22 @@ export function memoryCommands(memories: MemoryStore, changes: MemoryChanges) {
       return toMemory(row);
     },
 
+    /**
+     * Stores a note or lesson. Sent again with its idempotencyKey (its answer lost), the memory that
+     * key stored for its agentId, nothing added, while that memory is kept (not forgotten or
+     * pruned); asking for another memory under the key is a 409 IDEMPOTENCY_MISMATCH naming the
+     * fields that differ.
+     */
     "memory.remember": (ctx: WriteContext, request: RememberRequest): Memory => {
+      const key = request.idempotencyKey;
+      const stored = key === undefined ? undefined : memories.findByKey(request.agentId ?? null, key);
+      if (stored !== undefined) {
+        const differs = rememberedDifferently(stored, request);
+        if (differs.length > 0) {
+          throw new CoordinationError("IDEMPOTENCY_MISMATCH", `idempotencyKey "${key}" was used for memory "${stored.id}" with a different ${differs.join(", ")}`, { memoryId: stored.id, differs });
+        }
+        return toMemory(stored);
+      }
       ctx.afterCommit(() => changes.changed());
       return toMemory(
         memories.insert(
@@ -79,10 +96,24 @@ export function memoryCommands(memories: MemoryStore, changes: MemoryChanges) {
             durationMs: null,
             tags: JSON.stringify(request.tags),
             data: toJsonText(request.data === undefined ? {} : request.data),
+            idempotencyKey: key ?? null,
           },
           ctx.now,
         ),
       );
     },
   };
+}
+
+/** The fields of a remember that ask for another memory than `stored` (the same key sent with other text, another kind, …). */
+function rememberedDifferently(stored: MemoryRow, request: RememberRequest): string[] {
+  const differs: string[] = [];
+  if (stored.content !== request.content) differs.push("content");
+  if (stored.kind !== request.kind) differs.push("kind");
+  if (stored.queue !== (request.queue ?? null)) differs.push("queue");
+  if (stored.capability !== (request.capability ?? null)) differs.push("capability");
+  if (stored.taskId !== (request.taskId ?? null)) differs.push("taskId");
+  if (stored.tags !== JSON.stringify(request.tags)) differs.push("tags");
+  if (!sameJson(fromJsonText(stored.data), request.data === undefined ? {} : request.data)) differs.push("data");
+  return differs;
 }

@@ -45,6 +45,11 @@ export const rememberInput = z.strictObject({
   taskId: name().optional().describe("The task it comes from"),
   tags: z.array(text(100)).max(50).default([]).describe("Words to find it by, beside its content"),
   data: jsonValue.optional().describe(`Structured data kept with it: any JSON (${RESERVED_JSON_KEYS})`),
+  idempotencyKey: text(500)
+    .optional()
+    .describe(
+      "This remember's own key (1 to 500 characters), its agentId's: sent again with it (its answer lost), the memory it stored, not a second one, while that memory is kept; sent with other content, kind, queue, capability, taskId, tags or data, 409 IDEMPOTENCY_MISMATCH (details: memoryId, differs)",
+    ),
 });
 export type RememberRequest = z.output<typeof rememberInput>;
 

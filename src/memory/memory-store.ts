@@ -19,6 +19,8 @@ export interface MemoryRow {
   tags: string;
   data: string;
   createdAt: number | Date;
+  /** memory.remember's idempotencyKey (its agentId's own); null: stored without one. */
+  idempotencyKey: string | null;
 }
 
 export type ScoringFields = Pick<MemoryRow, "seq" | "queue" | "outcome" | "createdAt">;
@@ -83,11 +85,11 @@ export class MemoryStore {
   insert(memory: NewMemory, now: number): MemoryRow {
     const { lastInsertRowid } = this.st
       .get(
-        `INSERT INTO memories (id, kind, content, agentId, queue, capability, taskId, outcome, durationMs, tags, data, createdAt)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT INTO memories (id, kind, content, agentId, queue, capability, taskId, outcome, durationMs, tags, data, createdAt, idempotencyKey)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       )
       .run(memory.id, memory.kind, memory.content, memory.agentId, memory.queue, memory.capability, memory.taskId,
-        memory.outcome, memory.durationMs, memory.tags, memory.data, now);
+        memory.outcome, memory.durationMs, memory.tags, memory.data, now, memory.idempotencyKey);
     const seq = Number(lastInsertRowid);
     this.st.get(`INSERT INTO memories_fts (rowid, content, tags) VALUES (?, ?, ?)`).run(seq, memory.content, memory.tags);
     // Notes and lessons have an index of their own too (migration notes_fts): never an execution record's write.
@@ -107,7 +109,13 @@ export class MemoryStore {
       tags: memory.tags,
       data: memory.data,
       createdAt: now,
+      idempotencyKey: memory.idempotencyKey,
     };
+  }
+
+  /** The memory `agentId` (null: none) stored with `idempotencyKey`, if it is still kept (memories_idempotency_idx). */
+  findByKey(agentId: string | null, idempotencyKey: string): MemoryRow | undefined {
+    return this.st.get<[string | null, string], MemoryRow>(`SELECT * FROM memories WHERE agentId IS ? AND idempotencyKey = ?`).get(agentId, idempotencyKey);
   }
 
   /**
