@@ -166,16 +166,24 @@ export class RunLog {
     }, afterMs);
   }
 
-  /** Sends every batch waiting, one append at a time (so lines keep their order). */
+  /**
+   * Sends every batch waiting, one append at a time (so lines keep their order). With nothing to
+   * send (a flush timer whose lines rode on an append already under way), it sends nothing and
+   * leaves no loop behind: a loop that ended before it was stored as `sending` would be taken for
+   * one under way for good, and no later line would ever go.
+   */
   private drain(): Promise<void> {
-    this.sending ??= (async () => {
-      try {
-        while (this.waiting.length > 0 && !this.over) await this.send(this.nextBatch());
-      } finally {
-        this.sending = undefined;
-      }
+    if (this.sending !== undefined) return this.sending;
+    if (this.waiting.length === 0 || this.over) return Promise.resolve();
+    const sending = (async () => {
+      while (this.waiting.length > 0 && !this.over) await this.send(this.nextBatch());
     })();
-    return this.sending;
+    this.sending = sending;
+    const clear = () => {
+      if (this.sending === sending) this.sending = undefined;
+    };
+    sending.then(clear, clear);
+    return sending;
   }
 
   /** The oldest waiting lines, up to MAX_BATCH of them and MAX_BATCH_BYTES (one at least), taken off the queue. */

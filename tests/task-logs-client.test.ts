@@ -97,6 +97,37 @@ describe("run.log in runWorker", () => {
     expect(errors).toEqual([]);
   });
 
+  it("lines logged one at a time, with pauses, over a long run are all stored: a flush that finds nothing waiting does not stop later ones", async () => {
+    // A line logged while an append is under way rides on it, and its own flush timer then finds
+    // nothing waiting; every line after that must still go (it used to resolve false at the settle).
+    t = await startTestServer();
+    const { api } = t;
+    const { id } = await api.tasks.enqueue.mutate({ queue: "paced" });
+    const errors: unknown[] = [];
+    const stored: boolean[] = [];
+    worker = await runWorker({
+      api,
+      agentId: "logger",
+      queues: ["paced"],
+      waitMs: 200,
+      onError: (error) => errors.push(error),
+      handler: async (_task, _signal, run) => {
+        stored.push(await run.log("step 1"));
+        // Logged as step 1's answer comes back: sent by the append loop still running, its timer left behind.
+        stored.push(await run.log("step 2"));
+        // That timer fires (it was set first, so before this wait ends) and finds nothing to send.
+        await new Promise((resolve) => setTimeout(resolve, 1500));
+        stored.push(await run.log("step 3"));
+        stored.push(await run.log("step 4"));
+        return null;
+      },
+    });
+    expect((await api.tasks.wait.query({ taskId: id, waitMs: 30_000 })).status).toBe("completed");
+    expect(stored).toEqual([true, true, true, true]);
+    expect((await api.tasks.log.query({ taskId: id })).lines.map((line) => line.message)).toEqual(["step 1", "step 2", "step 3", "step 4"]);
+    expect(errors).toEqual([]);
+  });
+
   it("an append whose answer was lost is sent again under its key: its lines are stored once", async () => {
     t = await startTestServer();
     const client = createCoordinationClient({ url: t.url, fetch: losingFirstAppend() });
