@@ -154,5 +154,15 @@ export const invalidField = (path: string, problem: string, details?: Record<str
 /** The 503 of a server that is stopping: the call did nothing here; the client retries elsewhere or after the restart. */
 export const shuttingDown = (): CoordinationError => new CoordinationError("SHUTTING_DOWN", "the server is shutting down; retry on another instance or after restart");
 
-export const notFound = (code: Extract<DomainErrorCode, `${string}_NOT_FOUND`>, id: string): CoordinationError =>
-  new CoordinationError(code, `${code.replace("_NOT_FOUND", "").toLowerCase()} "${id}" not found`, { id });
+/**
+ * A 404 naming what was looked for. An id with white space around it (pasted with its line's
+ * end, a model's copy of it) is said so, with the id it may have meant: the server's ids (tasks,
+ * memories, webhooks, tokens) never have any.
+ */
+export const notFound = (code: Extract<DomainErrorCode, `${string}_NOT_FOUND`>, id: string): CoordinationError => {
+  const what = code.replace("_NOT_FOUND", "").toLowerCase();
+  const trimmed = id.trim();
+  return trimmed === id || trimmed === ""
+    ? new CoordinationError(code, `${what} "${id}" not found`, { id })
+    : new CoordinationError(code, `${what} ${JSON.stringify(id)} not found: it has white space around it (without: ${JSON.stringify(trimmed)})`, { id });
+};

@@ -253,6 +253,10 @@ describe("MCP over Streamable HTTP", () => {
     expect((await callTool(client, "queue_stats")).totals.completed).toBe(1);
     // Errors are tool errors with the API's code and message, never protocol failures.
     expect(await callTool(client, "complete_task", { taskId: "no-such-task" })).toEqual({ error: { code: "TASK_NOT_FOUND", message: 'task "no-such-task" not found', details: { id: "no-such-task" } } });
+    // An id copied with its line's end says so, and which id it may have meant.
+    expect(await callTool(client, "get_task", { taskId: `${claimed.id}\n` })).toEqual({
+      error: { code: "TASK_NOT_FOUND", message: `task "${claimed.id}\\n" not found: it has white space around it (without: "${claimed.id}")`, details: { id: `${claimed.id}\n` } },
+    });
     expect((await callTool(client, "claim_task", { agentId: "someone-else" })).error.code).toBe("FORBIDDEN");
     // An unknown argument is refused, naming it, not dropped: nothing was enqueued or claimed for it.
     for (const [name, args] of [
