@@ -54,6 +54,12 @@ const HOLD_FIRST_CLOSE = `{
   };
 }`;
 
+/** Lets the held close go (HOLD_FIRST_CLOSE); resolves once a task queued after its listeners ran: the page has drawn what they changed. */
+async function releaseFirstClose(page: Page): Promise<void> {
+  await page.evaluate("window.releaseFirstClose()");
+  await expect.poll(() => page.evaluate<boolean>("new Promise((told) => setTimeout(() => told(window.firstCloseTold)))"), { timeout: 10_000 }).toBe(true);
+}
+
 describe.skipIf(!CHROMIUM)("the dashboard in Chromium", () => {
   it("shows tasks as they are enqueued, requeues a dead letter, follows the live tail, and survives a server restart", async () => {
     let t: TestServer = await startTestServer();
@@ -498,9 +504,7 @@ describe.skipIf(!CHROMIUM)("the dashboard in Chromium", () => {
       await page.locator('[data-testid="connection"]').getByText("live").waitFor({ timeout: 10_000 });
       await page.locator('[data-testid="role"]').getByText("read-only").waitFor({ timeout: 10_000 });
       // The old socket's close arrives now: the page it belonged to is gone, and the header stays live.
-      await page.evaluate("window.releaseFirstClose()");
-      // Told once a task queued after its listeners has run: the page has drawn what they changed.
-      await expect.poll(() => page.evaluate<boolean>("new Promise((told) => setTimeout(() => told(window.firstCloseTold)))"), { timeout: 10_000 }).toBe(true);
+      await releaseFirstClose(page);
       expect(await page.locator('[data-testid="connection"]').textContent()).toBe("live");
       expect(errors).toEqual([]);
     } finally {
@@ -527,8 +531,7 @@ describe.skipIf(!CHROMIUM)("the dashboard in Chromium", () => {
       t = { ...t, stop: () => successor.stop() } as TestServer;
       await page.locator('[data-testid="connection"]').getByText("live").waitFor({ timeout: 15_000 });
       // The replaced socket's close arrives now: the header stays live, and live events come.
-      await page.evaluate("window.releaseFirstClose()");
-      await expect.poll(() => page.evaluate<boolean>("new Promise((told) => setTimeout(() => told(window.firstCloseTold)))"), { timeout: 10_000 }).toBe(true);
+      await releaseFirstClose(page);
       expect(await page.locator('[data-testid="connection"]').textContent()).toBe("live");
       await successor.services.events.publish({ type: "demo.after-handover", source: "test", payload: {} });
       await page.locator('[data-testid="tail"]').getByText("demo.after-handover").waitFor({ timeout: 15_000 });
