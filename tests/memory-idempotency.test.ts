@@ -40,11 +40,17 @@ describe("memory.remember with an idempotencyKey", () => {
     const withData = await t.api.memory.remember.mutate({ content: "x", agentId: "planner", data: { a: 1, b: 2 }, idempotencyKey: "d" });
     expect((await t.api.memory.remember.mutate({ content: "x", agentId: "planner", data: { b: 2, a: 1 }, idempotencyKey: "d" })).id).toBe(withData.id);
     expect((await rest(t.url, "POST", "/memory", { content: "x", agentId: "planner", idempotencyKey: "d" })).body.details).toEqual({ memoryId: withData.id, differs: ["data"] });
+    // tags are words to find it by, not a sequence: the same ones in another order (a client that
+    // builds them from a set) are the same memory; another word, or one left out, differs.
+    const tagged = await t.api.memory.remember.mutate({ content: "y", agentId: "planner", tags: ["billing", "retries", "api"], idempotencyKey: "t" });
+    expect((await t.api.memory.remember.mutate({ content: "y", agentId: "planner", tags: ["api", "billing", "retries"], idempotencyKey: "t" })).id).toBe(tagged.id);
+    expect((await rest(t.url, "POST", "/memory", { content: "y", agentId: "planner", tags: ["api", "billing"], idempotencyKey: "t" })).body.details).toEqual({ memoryId: tagged.id, differs: ["tags"] });
+    expect((await rest(t.url, "POST", "/memory", { content: "y", agentId: "planner", tags: ["api", "billing", "billing"], idempotencyKey: "t" })).body.details).toEqual({ memoryId: tagged.id, differs: ["tags"] });
     // Another agent's same key is another memory; so is a memory with no key.
     const theirs = await t.api.memory.remember.mutate({ ...lesson, agentId: "reviewer" });
     expect(theirs.id).not.toBe(first.id);
     const keyless = await t.api.memory.remember.mutate({ content: "Retry the billing API at most twice", kind: "lesson", queue: "billing" });
-    expect(stored(t)).toEqual(["Retry the billing API at most twice", "x", "Retry the billing API at most twice", "Retry the billing API at most twice"]);
+    expect(stored(t)).toEqual(["Retry the billing API at most twice", "x", "y", "Retry the billing API at most twice", "Retry the billing API at most twice"]);
     // Forgotten, the key stores it anew: it answers only a memory that is kept.
     await t.api.memory.forget.mutate({ memoryId: first.id });
     const anew = await t.api.memory.remember.mutate(lesson);

@@ -113,7 +113,18 @@ function rememberedDifferently(stored: MemoryRow, request: RememberRequest): str
   if (stored.queue !== (request.queue ?? null)) differs.push("queue");
   if (stored.capability !== (request.capability ?? null)) differs.push("capability");
   if (stored.taskId !== (request.taskId ?? null)) differs.push("taskId");
-  if (stored.tags !== JSON.stringify(request.tags)) differs.push("tags");
+  // Words to find it by, whatever their order: a client building them from a set (a Python set's
+  // order changes from one process to the next) sends the same tags in another order when it
+  // sends again. Each word as often as before: a word twice weighs more in the index.
+  if (!sameTags(JSON.parse(stored.tags) as string[], request.tags)) differs.push("tags");
   if (!sameJson(fromJsonText(stored.data), request.data === undefined ? {} : request.data)) differs.push("data");
   return differs;
+}
+
+/** Whether two lists of tags hold the same words, each as many times, in any order. */
+function sameTags(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  const x = [...a].sort();
+  const y = [...b].sort();
+  return x.every((tag, i) => tag === y[i]);
 }
