@@ -378,6 +378,28 @@ describe("queue rate limits", () => {
     expect(await api.queues.rate.query({ queue: "llm" })).toMatchObject({ used: 1, nextClaimAt: null });
   });
 
+  it("a window made longer forgets every claim that had left the old one, past a write's chunk of 5,000 rows", async () => {
+    t = await startTestServer({ ...NO_EARLY_RELOOK, leaseSweepMs: 60_000 });
+    const api = t.api;
+    await api.queues.setRate.mutate({ queue: "llm", maxClaims: 20_000, perMs: 60_000 });
+    await api.tasks.enqueue.mutate({ queue: "llm", payload: 0 });
+    // 12,000 claims a few minutes ago, one row each (a rate of 20,000 a minute, used, then idle).
+    const before = Date.now() - 5 * 60_000;
+    withDatabase(t, (db) => {
+      const insert = db.prepare("INSERT INTO queue_rate_starts (queue, at, n) VALUES ('llm', ?, 1)");
+      db.transaction(() => {
+        for (let i = 0; i < 12_000; i++) insert.run(before + i);
+        db.prepare("UPDATE queue_rates SET used = used + 12000 WHERE queue = 'llm'").run();
+      })();
+    });
+    expect(await api.queues.rate.query({ queue: "llm" })).toMatchObject({ used: 0, nextClaimAt: null });
+    // Counted per hour now, at most 10: none of those claims is in the old window, so none counts.
+    expect(await api.queues.setRate.mutate({ queue: "llm", maxClaims: 10, perMs: HOUR })).toMatchObject({ used: 0, nextClaimAt: null });
+    expect(withDatabase(t, (db) => db.prepare("SELECT count(*) FROM queue_rate_starts").pluck().get())).toBe(0);
+    expect(await api.tasks.claim.mutate({ agentId: "w", context: false })).toMatchObject({ queue: "llm" });
+    expect(await api.queues.rate.query({ queue: "llm" })).toMatchObject({ used: 1, nextClaimAt: null });
+  });
+
   it("a rated queue is in stats before its first task", async () => {
     t = await startTestServer();
     await t.api.queues.setRate.mutate({ queue: "api", maxClaims: 60, perMs: 60_000 });

@@ -32,7 +32,10 @@ export function queueRateCommands(d: QueueHoldStores & { events: EventStore }) {
       if (previous === null) assertRoomForLimit(d, queue);
       // The claims that left the old window by now are no longer counted (claims delete them only
       // as they come): a longer window would otherwise count claims of an idle queue made long before.
-      if (current !== undefined) d.rates.expire(queue, current.perMs, ctx.now);
+      // Made longer, every one of them, not a chunk: the claims after would not delete the rest,
+      // which the new window holds (a queue of 10,000 claims an hour, idle, then counted per day).
+      // One write deletes them all then, at most the old window's claims: a rate is set rarely.
+      if (current !== undefined) d.rates.expire(queue, current.perMs, ctx.now, perMs > current.perMs);
       d.rates.set(queue, maxClaims, perMs, request.setBy, ctx.now);
       d.events.appendSystem(ctx, "queue.rate_set", { queue, maxClaims, perMs, previous, setBy: request.setBy });
       holds.settle(queue);

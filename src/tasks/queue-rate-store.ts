@@ -119,16 +119,21 @@ export class QueueRateStore {
    * Deletes `queue`'s claims that left a window of `perMs` ending at `now` (DELETE_CHUNK at most)
    * and takes them off `used`: the claims counted then. A rate changed forgets, under its old
    * window, the claims no longer in it before the new one counts what is kept (queues.setRate):
-   * a window made longer never brings back claims that had left the old one.
+   * a window made longer never brings back claims that had left the old one. `all`: every such
+   * claim, not a chunk (a window made longer: the claims of a chunk's later writes would not
+   * delete the rest, which the longer window holds, and the queue would be counted full of claims
+   * made before its old window).
    */
-  expire(queue: string, perMs: number, now: number): number {
+  expire(queue: string, perMs: number, now: number, all = false): number {
     const left = sum(
-      this.st
-        .get<[string, string, number], number>(
-          `DELETE FROM queue_rate_starts WHERE queue = ? AND at IN (SELECT at FROM queue_rate_starts WHERE queue = ? AND at <= ? ORDER BY at LIMIT ${DELETE_CHUNK}) RETURNING n`,
-        )
-        .pluck()
-        .all(queue, queue, now - perMs),
+      all
+        ? this.st.get<[string, number], number>(`DELETE FROM queue_rate_starts WHERE queue = ? AND at <= ? RETURNING n`).pluck().all(queue, now - perMs)
+        : this.st
+            .get<[string, string, number], number>(
+              `DELETE FROM queue_rate_starts WHERE queue = ? AND at IN (SELECT at FROM queue_rate_starts WHERE queue = ? AND at <= ? ORDER BY at LIMIT ${DELETE_CHUNK}) RETURNING n`,
+            )
+            .pluck()
+            .all(queue, queue, now - perMs),
     );
     if (left === 0) return this.usedNow(queue);
     // The last rows gone: whatever `used` says, nothing is counted (a count that drifted from its
