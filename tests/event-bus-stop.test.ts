@@ -9,6 +9,7 @@ import { Writable } from "node:stream";
 import { pino } from "pino";
 import { describe, expect, it, vi } from "vitest";
 import { EventBus } from "../src/events/event-bus.js";
+import type { CoordinationEvent } from "../src/events/event-schemas.js";
 
 describe("the event bus at shutdown", () => {
   it("waits for a read under way before the database closes, and logs nothing of a read the shutdown ended", async () => {
@@ -35,5 +36,29 @@ describe("the event bus at shutdown", () => {
     await stopping;
     expect(reads).toBe(1);
     expect(lines.filter((line) => JSON.parse(line).level >= 50)).toEqual([]);
+  });
+
+  it("reads no further page once stopped, though the read under way says more are waiting", async () => {
+    const log = pino({ level: "silent" });
+    let reads = 0;
+    let answer: ((page: { events: CoordinationEvent[]; more: boolean }) => void) | undefined;
+    const bus = new EventBus(
+      () => {
+        reads++;
+        return new Promise((resolve) => (answer = resolve));
+      },
+      { crossProcessPollMs: 5 },
+      log,
+    );
+    bus.start(0);
+    await vi.waitFor(() => expect(reads).toBe(1), { timeout: 10_000 });
+    let stopped = false;
+    const stopping = bus.stop().then(() => (stopped = true));
+    // A full page, more behind it (another process writing on): the shutdown does not wait for those.
+    const page = Array.from({ length: 1000 }, (_, i) => ({ seq: i + 1 }) as CoordinationEvent);
+    answer!({ events: page, more: true });
+    await vi.waitFor(() => expect(stopped).toBe(true), { timeout: 10_000 });
+    await stopping;
+    expect(reads).toBe(1);
   });
 });

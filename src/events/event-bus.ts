@@ -108,6 +108,9 @@ export class EventBus {
     try {
       for (;;) {
         const { events, more } = await this.readLog(this.seenSeq, PAGE);
+        // Stopped meanwhile: no next page. stop() waits for this read: another process writing
+        // as fast as pages are read would otherwise hold the shutdown, and read a closing database.
+        if (this.stopped) return;
         if (events.length > 0) this.dispatch(events);
         if (!more || events.length === 0) break;
       }
