@@ -38,6 +38,7 @@ try {
           durationMs: null,
           tags: "[]",
           data: "{}",
+          idempotencyKey: null,
         },
         now - (N - i) * 1000,
       );

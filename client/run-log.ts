@@ -175,14 +175,19 @@ export class RunLog {
   private drain(): Promise<void> {
     if (this.sending !== undefined) return this.sending;
     if (this.waiting.length === 0 || this.over) return Promise.resolve();
-    const sending = (async () => {
-      while (this.waiting.length > 0 && !this.over) await this.send(this.nextBatch());
+    // Cleared in the loop's own finally, in the same turn as its last look at `waiting`: cleared a
+    // step later (a .then), a close() or push in between would get the finished loop, and a line
+    // pushed then would wait for a flush that close() no longer makes. The loop awaits at least
+    // once (there is a batch), so `sending` is stored before its finally runs.
+    let sending: Promise<void> | undefined;
+    sending = (async () => {
+      try {
+        while (this.waiting.length > 0 && !this.over) await this.send(this.nextBatch());
+      } finally {
+        if (this.sending === sending) this.sending = undefined;
+      }
     })();
     this.sending = sending;
-    const clear = () => {
-      if (this.sending === sending) this.sending = undefined;
-    };
-    sending.then(clear, clear);
     return sending;
   }
 

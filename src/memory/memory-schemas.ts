@@ -48,7 +48,7 @@ export const rememberInput = z.strictObject({
   idempotencyKey: text(500)
     .optional()
     .describe(
-      "This remember's own key (1 to 500 characters), its agentId's: sent again with it (its answer lost), the memory it stored, not a second one, while that memory is kept; sent with other content, kind, queue, capability, taskId, tags (the same in another order are the same) or data (compared as JSON), 409 IDEMPOTENCY_MISMATCH (details: memoryId, differs)",
+      "This remember's own key (1 to 500 characters), its agentId's (remembers naming none share one space): sent again with it (its answer lost), the memory it stored, not a second one, while that memory is kept; sent with other content, kind, queue, capability, taskId, tags (the same in another order are the same) or data (compared as JSON), 409 IDEMPOTENCY_MISMATCH (details: memoryId, differs)",
     ),
 });
 export type RememberRequest = z.output<typeof rememberInput>;

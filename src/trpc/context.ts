@@ -79,7 +79,9 @@ export interface Context {
    * The agent an MCP session acts as when its credential names none (an open server's session,
    * or an admin credential's, named by X-Agent-Id): what the session enqueues is that agent's
    * (the task's enqueuedBy, and its idempotencyKey's scope), as an agent credential's would be.
-   * It grants nothing: what the call may do is its credential's.
+   * What the call may do stays its credential's; but what it enqueues is then that agent's: the
+   * agent's own credential may cancel it (tasks.cancel, cancelMany's enqueuedBy), and the session
+   * and that credential share one space of idempotency keys.
    */
   readonly actingAgent?: string | undefined;
 }
