@@ -52,7 +52,11 @@ function kindOf(schema: z.ZodType): Kind {
   return "text";
 }
 
-const DECIMAL = /^[+-]?\d+(\.\d+)?$/;
+/**
+ * A number as text: decimal, with a fraction and an exponent as JSON writes them (and as Python's
+ * str() writes a float below 1e-4 or from 1e16: `load=5e-05`). A sign and leading zeros are taken.
+ */
+const DECIMAL = /^[+-]?(?:\d+(?:\.\d+)?|\.\d+)(?:[eE][+-]?\d+)?$/;
 
 /** One field's query-string values as the type its schema expects. */
 function fromText(values: string[], kind: Kind, field: string): unknown {
@@ -65,7 +69,8 @@ function fromText(values: string[], kind: Kind, field: string): unknown {
   }
   if (values.length > 1) throw invalidField(field, `given ${values.length} times; give it once`);
   const value = values[0]!;
-  if ((kind === "number" || kind === "number-or-text") && DECIMAL.test(value)) return Number(value);
+  // 1e400 is Infinity, no number a field takes: refused below as text that is not a number.
+  if ((kind === "number" || kind === "number-or-text") && DECIMAL.test(value) && Number.isFinite(Number(value))) return Number(value);
   if (kind === "boolean" && (value === "true" || value === "false")) return value === "true";
   if (kind === "null" && value === "null") return null;
   // Every query value is text: "(got string)" would say nothing; the text itself does.
