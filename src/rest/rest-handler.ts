@@ -18,7 +18,7 @@ import type { Services } from "../services.js";
 import { failureOf, toErrorBody } from "../trpc/error-shape.js";
 import type { Context } from "../trpc/context.js";
 import { buildInput } from "./rest-input.js";
-import { matchRoute, notFoundHint, type Route } from "./routes.js";
+import { matchRoute, notFoundHint, type Route, type RouteMatch } from "./routes.js";
 
 /** A body field may hold a JSON value at JSON_DEPTH_CEILING inside a few levels of its own (tasks[i].payload). */
 const MAX_FIELD_DEPTH = JSON_DEPTH_CEILING + 4;
@@ -34,7 +34,7 @@ export function createRestHandler(services: Services, log: Logger) {
 
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const url = requestUrl(req.url ?? "/");
-    const match = matchRoute(req.method ?? "GET", url.pathname);
+    const match = routeFor(req.method ?? "GET", url.pathname);
     const matched = match.kind === "found" ? match.route : undefined;
     // Watching the response from the start: a client that leaves while its body is read is gone too.
     const transport = httpTransport(res);
@@ -76,6 +76,18 @@ export function createRestHandler(services: Services, log: Logger) {
       fail(res, error, matched);
     }
   };
+}
+
+/**
+ * The route for a request. HEAD is a GET whose body is not sent (Node leaves it out of a HEAD's
+ * answer), as HTTP asks of every GET resource (RFC 9110 9.3.2): a monitor's `HEAD /health`, a
+ * client checking a task exists. Only for the GET routes that change nothing: the seed's claim
+ * (`GET /tasks/claim/{agent_id}`) is a mutation, and a HEAD must not take a task; it is a 405.
+ */
+function routeFor(method: string, path: string): RouteMatch {
+  if (method !== "HEAD") return matchRoute(method, path);
+  const asGet = matchRoute("GET", path);
+  return asGet.kind === "found" && asGet.route.type === "query" ? asGet : matchRoute(method, path);
 }
 
 /**

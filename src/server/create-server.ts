@@ -222,7 +222,8 @@ function serverOver(coordination: Coordination, config: Config, log: Logger, tls
       sendUnauthorized(res);
       return false;
     }
-    if (req.method !== "GET") {
+    // HEAD: the GET's answer without its body (Node sends none for a HEAD), as HTTP asks of a GET resource.
+    if (req.method !== "GET" && req.method !== "HEAD") {
       res.setHeader("allow", "GET");
       sendJson(res, 405, { code: "METHOD_NOT_ALLOWED", message: `${path} answers GET, not ${req.method}` });
       return false;
