@@ -195,6 +195,13 @@ function serverOver(coordination: Coordination, config: Config, log: Logger, tls
       if (inFlight === 0) idle.splice(0).forEach((resolve) => resolve());
     });
     if (stopping) res.setHeader("connection", "close");
+    // HTTP/1.1 requires Host (RFC 9112 3.2): a 400, in the one error shape. Node's own check
+    // (requireHostHeader, off below) answered a bare status line with no body.
+    if (req.httpVersion === "1.1" && req.headers.host === undefined) {
+      res.setHeader("connection", "close");
+      const message = "An HTTP/1.1 request must carry a Host header";
+      return sendJson(res, 400, { code: "INVALID_INPUT", message, details: { issues: [{ path: "input", message }] } });
+    }
     const refusal = guards.refusal(req);
     if (refusal) return sendJson(res, 403, refusal);
     if (guards.preflight(req, res)) return;
@@ -255,8 +262,8 @@ function serverOver(coordination: Coordination, config: Config, log: Logger, tls
     connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(config.headersTimeoutMs / 4))),
   };
   const http = tls
-    ? createHttpsServer({ ...tls, maxHeaderSize: MAX_HEADER_BYTES, ServerResponse: EarlyAnswerClosing, handshakeTimeout: config.headersTimeoutMs, ...timeouts }, handle)
-    : createHttpServer({ maxHeaderSize: MAX_HEADER_BYTES, ServerResponse: EarlyAnswerClosing, ...timeouts }, handle);
+    ? createHttpsServer({ ...tls, maxHeaderSize: MAX_HEADER_BYTES, requireHostHeader: false, ServerResponse: EarlyAnswerClosing, handshakeTimeout: config.headersTimeoutMs, ...timeouts }, handle)
+    : createHttpServer({ maxHeaderSize: MAX_HEADER_BYTES, requireHostHeader: false, ServerResponse: EarlyAnswerClosing, ...timeouts }, handle);
 
   // Open connections are bounded (maxConnections): one more is answered 429 (plain HTTP; under
   // TLS it is dropped, having no handshake yet) and destroyed, before anything it sends is
