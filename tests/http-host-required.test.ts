@@ -38,6 +38,13 @@ describe("HTTP/1.1 without Host", () => {
     });
   });
 
+  it("a WebSocket upgrade without Host is the same 400, and opens no socket", async () => {
+    const answer = await exchange(t.server.port, "GET /trpc HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n");
+    const [head, body] = answer.split("\r\n\r\n");
+    expect(head).toMatch(/^HTTP\/1\.1 400 /);
+    expect(JSON.parse(body!).message).toBe("An HTTP/1.1 request must carry a Host header");
+  });
+
   it("with Host, is served as before", async () => {
     const answer = await exchange(t.server.port, "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
     expect(answer).toMatch(/^HTTP\/1\.1 200 /);

@@ -199,8 +199,7 @@ function serverOver(coordination: Coordination, config: Config, log: Logger, tls
     // (requireHostHeader, off below) answered a bare status line with no body.
     if (req.httpVersion === "1.1" && req.headers.host === undefined) {
       res.setHeader("connection", "close");
-      const message = "An HTTP/1.1 request must carry a Host header";
-      return sendJson(res, 400, { code: "INVALID_INPUT", message, details: { issues: [{ path: "input", message }] } });
+      return sendJson(res, 400, hostRequired);
     }
     const refusal = guards.refusal(req);
     if (refusal) return sendJson(res, 403, refusal);
@@ -373,6 +372,8 @@ function serverOver(coordination: Coordination, config: Config, log: Logger, tls
       socket.end("HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n");
       return;
     }
+    // Without Host, as any HTTP/1.1 request (Node's own check is off: see requireHostHeader).
+    if (req.headers.host === undefined) return void socket.end(rawJsonResponse(400, hostRequired));
     // A browser always sends Origin on a WebSocket: a page from another origin is refused here.
     const refusal = guards.refusal(req);
     if (refusal) return void socket.end(rawJsonResponse(403, refusal));
@@ -452,6 +453,10 @@ function serverOver(coordination: Coordination, config: Config, log: Logger, tls
     },
   };
 }
+
+/** The refusal of an HTTP/1.1 request (or WebSocket upgrade) without Host (RFC 9112 3.2). */
+const HOST_REQUIRED_MESSAGE = "An HTTP/1.1 request must carry a Host header";
+const hostRequired = { code: "INVALID_INPUT", message: HOST_REQUIRED_MESSAGE, details: { issues: [{ path: "input", message: HOST_REQUIRED_MESSAGE }] } };
 
 /** Connections being closed after an answer given before their request's body was all read: no request on them is run any more. */
 const lingering = new WeakSet<Socket>();
