@@ -10,12 +10,9 @@
 // unread mailbox from where the agent's mailbox cursor stood (as a fresh stream starts with it),
 // everything else after the head. A credential that may not read the agent's cursors (or a server
 // that does not answer) opens it as asked.
-import type { Operation, TRPCLink } from "@trpc/client";
+import { isTRPCClientError, type Operation, type TRPCLink } from "@trpc/client";
 import { observable } from "@trpc/server/observable";
 import type { AppRouter } from "./types.js";
-
-/** The server's error code of a failed call (TRPCClientError's data.code), if any. */
-const codeOf = (error: unknown): unknown => (error as { data?: { code?: unknown } } | undefined)?.data?.code;
 
 type StreamInput = { agentId?: unknown; lastEventId?: unknown } | undefined;
 
@@ -82,7 +79,7 @@ export function streamStartLink(): TRPCLink<AppRouter> {
             const cursor = data?.mailboxCursor;
             if (typeof cursor === "number") return readHead(cursor);
             // No subscription row: its mailbox starts where the retained log does (cursor 0).
-            if (failed !== undefined && codeOf(failed) === "SUBSCRIPTION_NOT_FOUND") return readHead(0);
+            if (isTRPCClientError(failed) && failed.data?.code === "SUBSCRIPTION_NOT_FOUND") return readHead(0);
             open(undefined);
           });
         }

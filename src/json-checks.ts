@@ -224,3 +224,11 @@ const definedKeys = (object: Record<string, unknown>): string[] => Object.keys(o
  * clients cannot parse (Python's datetime stops at 9999), and past 8.64e15 a Date is invalid.
  */
 export const MAX_TIME_MS = 253_402_300_799_999;
+
+/** Whether two lists hold the same strings, each as many times, in any order (a task's dependsOn, a memory's tags). */
+export function sameStringsAnyOrder(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  const x = [...a].sort();
+  const y = [...b].sort();
+  return x.every((item, i) => item === y[i]);
+}

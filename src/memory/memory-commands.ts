@@ -6,7 +6,7 @@ import { fromJsonText, toJsonText } from "../db/columns.js";
 import type { WriteContext } from "../db/writer.js";
 import type { TaskRow } from "../tasks/task-store.js";
 import { payloadText } from "./fts-query.js";
-import { sameJson } from "../json-checks.js";
+import { sameJson, sameStringsAnyOrder } from "../json-checks.js";
 import { CoordinationError, notFound } from "../errors.js";
 import type { ForgetRequest, Memory, RememberRequest } from "./memory-schemas.js";
 import type { MemoryChanges } from "./memory-changes.js";
@@ -116,15 +116,7 @@ function rememberedDifferently(stored: MemoryRow, request: RememberRequest): str
   // Words to find it by, whatever their order: a client building them from a set (a Python set's
   // order changes from one process to the next) sends the same tags in another order when it
   // sends again. Each word as often as before: a word twice weighs more in the index.
-  if (!sameTags(JSON.parse(stored.tags) as string[], request.tags)) differs.push("tags");
+  if (!sameStringsAnyOrder(JSON.parse(stored.tags) as string[], request.tags)) differs.push("tags");
   if (!sameJson(fromJsonText(stored.data), request.data === undefined ? {} : request.data)) differs.push("data");
   return differs;
-}
-
-/** Whether two lists of tags hold the same words, each as many times, in any order. */
-function sameTags(a: readonly string[], b: readonly string[]): boolean {
-  if (a.length !== b.length) return false;
-  const x = [...a].sort();
-  const y = [...b].sort();
-  return x.every((tag, i) => tag === y[i]);
 }

@@ -11,7 +11,7 @@ import { fromJsonText, toJsonText } from "../db/columns.js";
 import type { WriteContext } from "../db/writer.js";
 import { CoordinationError, invalidField, notFound } from "../errors.js";
 import type { EventStore } from "../events/event-store.js";
-import { assertJsonDepth, MAX_TIME_MS, sameJson } from "../json-checks.js";
+import { assertJsonDepth, MAX_TIME_MS, sameJson, sameStringsAnyOrder } from "../json-checks.js";
 import { recordExecution, type ExecutionOutcome } from "../memory/memory-commands.js";
 import type { MemoryStore } from "../memory/memory-store.js";
 import { ScheduleRuns } from "../schedules/schedule-runs.js";
@@ -846,8 +846,7 @@ function neverRunsAfter(status: TaskStatus, cancelOnFailure: boolean): boolean {
 /** Whether a stored dependsOn (JSON text, or null) names the same tasks as a request's, in any order. */
 function sameDependencies(stored: string | null, requested: readonly string[] | undefined): boolean {
   const a = stored === null ? [] : (JSON.parse(stored) as string[]);
-  const b = requested ?? [];
-  return a.length === b.length && [...a].sort().join("\u0000") === [...b].sort().join("\u0000");
+  return sameStringsAnyOrder(a, requested ?? []);
 }
 
 /** A dependency named by its place in the batch (enqueueMany): "tasks[2]". A task id never has this shape (ids are UUIDs). */
