@@ -3,6 +3,8 @@
 // idempotencyKey, the same agent's same key answers the leases that claim took, while it holds
 // them; a complete-and-claim is keyed by the task it completed (tasks-complete-and-claim.test.ts).
 import Database from "better-sqlite3";
+import diagnosticsChannel from "node:diagnostics_channel";
+import type { ServerResponse } from "node:http";
 import { describe, expect, it, vi } from "vitest";
 import { rest, startTestServer, withDatabase, type TestServer } from "./helpers/test-server.js";
 
@@ -120,18 +122,33 @@ describe("claims with an idempotencyKey", () => {
     expect((await t.api.events.list.query({ types: ["task.claimed"], limit: 10 })).map((e) => (e.payload as { taskId: string }).taskId)).toEqual([task.id]);
   });
 
+  /** The server's side of each request sent by lostAnswer, by its x-lost-answer header. */
+  const serverSide = new Map<string, ServerResponse>();
+  diagnosticsChannel.subscribe("http.server.request.start", (message) => {
+    const { request, response } = message as { request: { headers: Record<string, unknown> }; response: ServerResponse };
+    const tag = request.headers["x-lost-answer"];
+    if (typeof tag === "string") serverSide.set(tag, response);
+  });
+  let lostAnswers = 0;
+
   /**
    * A keyed claim on a server whose writes wait for another process's lock (so its answer comes
-   * after the client gave up): the call, aborted once it waits in the writer. Resolves when the
-   * lock is let go and the answer found no one.
+   * after the client gave up): the call, aborted once it waits in the writer, and returned once
+   * the server saw its connection close. Not before: a server that has not read the close yet
+   * hands the answer to the kernel and counts it delivered, as no server can know better (the
+   * lease covers that case). Resolves when the lock is let go and the answer found no one.
    */
   const lostAnswer = async (t: TestServer, body: object, lock: Database.Database, path = "/tasks/claim") => {
     const writes = () => t.server.services.db.inFlight.writes;
     const before = writes();
     const abort = new AbortController();
-    const call = fetch(`${t.url}${path}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body), signal: abort.signal }).catch(() => "aborted");
+    const tag = String(++lostAnswers);
+    const headers = { "content-type": "application/json", "x-lost-answer": tag };
+    const call = fetch(`${t.url}${path}`, { method: "POST", headers, body: JSON.stringify(body), signal: abort.signal }).catch(() => "aborted");
     await vi.waitFor(() => expect(writes()).toBe(before + 1), { timeout: 15_000, interval: 25 });
     abort.abort();
+    await vi.waitFor(() => expect(serverSide.get(tag)?.destroyed).toBe(true), { timeout: 15_000, interval: 10 });
+    serverSide.delete(tag);
     expect(lock.inTransaction).toBe(true);
     return call;
   };
