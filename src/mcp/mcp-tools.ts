@@ -29,6 +29,7 @@ import { VERSION } from "../version.js";
 import { payloadFields } from "../events/system-events.js";
 import type { Handed } from "./late-cancels.js";
 import { mcpTraceCarrier } from "../tasks/trace-context.js";
+import { claimOutlookNote } from "./claim-outlook-note.js";
 
 const createCaller = createCallerFactory(appRouter);
 
@@ -297,7 +298,7 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
   registerTool(
     "claim_task",
     {
-      description: `Claim the best available task for this agent (priority, then age), with a lease. Returns the task, including \`context\`: the memories relevant to it (earlier runs' records, agents' notes and lessons), and \`leaseToken\`, needed to settle it, \`runDeadlineAt\` when the task has a time limit (finish, or fail it, by then), and \`checkpoint\`: what an earlier run of it saved with heartbeat_task (null: none), to go on from instead of starting over; null when none is available (with a second text saying why when this agent is cordoned: then no claim hands it a task, whatever waits). waitMs (at most ${MCP_MAX_WAIT_MS}) waits for one to arrive.`,
+      description: `Claim the best available task for this agent (priority, then age), with a lease. Returns the task, including \`context\`: the memories relevant to it (earlier runs' records, agents' notes and lessons), and \`leaseToken\`, needed to settle it, \`runDeadlineAt\` when the task has a time limit (finish, or fail it, by then), and \`checkpoint\`: what an earlier run of it saved with heartbeat_task (null: none), to go on from instead of starting over; null when none is available, with a second text saying why when tasks wait that it may not take now (it is cordoned, a queue is paused or full, a capability it does not offer). waitMs (at most ${MCP_MAX_WAIT_MS}) waits for one to arrive.`,
       inputSchema: strictArgs({ ...agentArg, queues: claimInput.shape.queues, capabilities: claimInput.shape.capabilities, leaseMs: claimInput.shape.leaseMs, waitMs: mcpWait("a task"), context: claimInput.shape.context, idempotencyKey: claimInput.shape.idempotencyKey }),
     },
     (args, extra) =>
@@ -305,7 +306,7 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
         const agentId = agent(args.agentId);
         const task = await api.tasks.claim({ ...args, agentId, waitMs: wait(args.waitMs) });
         if (task) session.handedOut(extra.requestId, { leases: [{ id: task.id, leaseToken: task.leaseToken }] });
-        return task ?? (await whyNoTask(agentId));
+        return task ?? (await whyNoTask({ agentId, queues: args.queues, capabilities: args.capabilities }));
       }),
   );
   registerTool(
@@ -314,7 +315,7 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
       description:
         "Mark a claimed task done, with its result (any JSON). Only the lease holder may; pass the leaseToken from claim_task. " +
         "With `next`, also claims this agent's next task in the same call, one round trip instead of two: the answer is then " +
-        "{ completed, next }, next being the task with its context as claim_task gives it, or null when none is available (no waiting).",
+        "{ completed, next }, next being the task with its context as claim_task gives it, or null when none is available (no waiting; a second text then says why, as claim_task's does).",
       inputSchema: strictArgs({
         ...agentArg,
         taskId: completeInput.shape.taskId,
@@ -332,21 +333,23 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
                 session.handedOut(extra.requestId, { leases: [{ id: done.next.id, leaseToken: done.next.leaseToken }] });
                 return done;
               }
-              const why = await whyNoTask(agent(args.agentId));
+              const why = await whyNoTask({ agentId: agent(args.agentId), queues: next.queues, capabilities: next.capabilities });
               return why === null ? done : new Noted(done, why.note);
             }),
       ),
   );
   /**
-   * A claim's answer when it handed no task: null, with why when the agent is cordoned (one read
-   * of its own record, by id); a null alone otherwise, as an empty queue's.
+   * A claim's answer when it handed no task: null, with why beside it. The agent cordoned (one
+   * read of its own record, by id); else what keeps the tasks that wait from it (a paused queue,
+   * a full limit or rate window, a capability it does not offer, another agent's tasks, a delay:
+   * bounded reads, claim-outlook-note.ts). A null alone when nothing waits for it, as an empty queue's.
    */
-  const whyNoTask = async (agentId: string): Promise<Noted | null> => {
-    const cordon = await services.agents.get(agentId).then(
+  const whyNoTask = async (claim: { agentId: string; queues?: string[] | undefined; capabilities?: string[] | undefined }): Promise<Noted | null> => {
+    const cordon = await services.agents.get(claim.agentId).then(
       (found) => found.cordon,
       () => null,
     );
-    const note = cordonNote(cordon);
+    const note = cordonNote(cordon) ?? claimOutlookNote(await services.tasks.claimOutlook(claim));
     return note === undefined ? null : new Noted(null, note);
   };
   // A run's checkpoint, as heartbeat_task, fail_task and release_task take it. Its null is left out

@@ -8,7 +8,7 @@ import { CoordinationError, notFound } from "../errors.js";
 import type { ListRequest, Task, TaskCounts, WaitManyRequest, WaitManyResult } from "./task-schemas.js";
 import { SETTLED_STATUSES, untilHolds } from "./task-status.js";
 import { readTaskCounts } from "./task-stats.js";
-import { toTask, type TaskStore } from "./task-store.js";
+import { toTask, type ClaimFilter, type ClaimOutlook, type TaskStore } from "./task-store.js";
 import { exactBounds } from "./lock-wait-grace.js";
 import { claimKeyOf } from "./claim-keys.js";
 
@@ -23,6 +23,9 @@ export function taskQueries(d: { prisma: () => Promise<Prisma>; tasks: TaskStore
      * the agent's claims leased something, before it claims again on the writer.
      */
     "tasks.holdsUnderKey": (args: { agentId: string; idempotencyKey: string }): boolean => d.tasks.heldUnder(args.agentId, claimKeyOf.claim(args.idempotencyKey)).length > 0,
+
+    /** Why a claim that found nothing may have (TaskStore.claimOutlook): what an MCP claim_task tells the model beside its null. */
+    "tasks.claimOutlook": (args: { filter: ClaimFilter; now: number }): ClaimOutlook => d.tasks.claimOutlook(args.filter, args.now),
 
     /** Whether a task that waits to run had expired by `asOf`: the expiry job looks before it takes the write lock. */
     "tasks.anyExpired": (asOf: number): boolean => d.tasks.expiredSeqs(asOf, 1).length > 0,

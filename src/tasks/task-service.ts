@@ -26,7 +26,7 @@ import { copyWith } from "../copy-with.js";
 import type { PauseRequest, QueuePause } from "./queue-pause-schemas.js";
 import type { QueueLimit, SetLimitRequest } from "./queue-limit-schemas.js";
 import type { QueueRate, SetRateRequest } from "./queue-rate-schemas.js";
-import type { RateOutlook } from "./task-store.js";
+import { claimFilterOf, type ClaimOutlook, type RateOutlook } from "./task-store.js";
 
 export interface TaskServiceDeps {
   config: Config;
@@ -205,6 +205,16 @@ export class TaskService {
    * now looks, this one among them); room with a free slot wakes the next claim parked on it; room
    * with the limit's slots full sends them to wait for a lease end. `since`: leaseEndMark before the call.
    */
+  /**
+   * Why a claim asking `request` would find no task now, as far as bounded reads on the reader
+   * tell (TaskStore.claimOutlook): paused, full and rate-limited queues, the capabilities and
+   * targets of the due tasks it may not run, when the next delayed task it may run falls due.
+   * Meant for a claim that just answered nothing (the MCP claim_task's note).
+   */
+  claimOutlook(request: { agentId: string; queues?: string[] | undefined; capabilities?: string[] | undefined }): Promise<ClaimOutlook> {
+    return this.d.db.read("tasks.claimOutlook", { filter: claimFilterOf(request), now: Date.now() });
+  }
+
   private afterClaim(rates: readonly RateOutlook[] | undefined, since: number): void {
     for (const { queue, freesAt, empty, full, slotsFull } of rates ?? []) {
       if (empty) this.d.waiters.unblockRate(queue);

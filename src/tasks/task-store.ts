@@ -35,6 +35,26 @@ export interface RateOutlook {
   mine: boolean;
 }
 
+/** What TaskStore.claimOutlook finds (times as Unix ms). */
+export interface ClaimOutlook {
+  paused: string[];
+  fullQueues: string[];
+  rateLimited: Array<{ queue: string; maxClaims: number; perMs: number; freesAt: number }>;
+  /** How many due tasks were looked at (OUTLOOK_SAMPLE at most), and of them: */
+  looked: number;
+  /** the capabilities they need that the claimer does not offer, with how many need each, most first; */
+  needCapabilities: Array<{ capability: string; tasks: number }>;
+  /** how many are for other agents (targetAgentId). */
+  forOtherAgents: number;
+  /** The capabilities the claimer offers (the claim's, or its registered ones), sorted. */
+  offered: string[];
+  nextRunAt: number | null;
+}
+/** The due tasks a claim outlook looks at, at most. */
+export const OUTLOOK_SAMPLE = 100;
+/** The paused queues a claim outlook names, at most. */
+const PAUSED_OUTLOOK = 20;
+
 /** SQL: the lease ran out within a check's bounds (leaseRunOutParams); the sweeper and steal share it. */
 const LEASE_RUN_OUT = `(leaseExpiresAt <= ? AND (leaseExpiresAt <= ? OR updatedAt >= ?))`;
 const leaseRunOutParams = (bounds: LeaseBounds): [number, number, number] => [bounds.asOf, bounds.endedBy, bounds.exactSince];
@@ -447,6 +467,15 @@ export interface ClaimFilter {
   capabilities: readonly string[] | "registered";
   /** Restrict to these tasks (work stealing). */
   onlySeqs?: readonly number[];
+}
+
+/** What a claim asks for, as its statements read it: no queues (or []) is any queue, no capabilities the agent's registered ones. */
+export function claimFilterOf(request: { agentId: string; queues?: readonly string[] | undefined; capabilities?: readonly string[] | undefined }): ClaimFilter {
+  return {
+    agentId: request.agentId,
+    queues: request.queues && request.queues.length > 0 ? request.queues : null,
+    capabilities: request.capabilities ?? "registered",
+  };
 }
 
 /**
@@ -1040,6 +1069,63 @@ export class TaskStore {
       outlook.push({ queue, freesAt: full ? this.rates.freesAt(rate, now) : now, empty: false, full, slotsFull: !full && this.freeSlots(bounds) <= 0, mine });
     }
     return outlook;
+  }
+
+  /**
+   * Why a claim of `filter` found nothing at `now`, as far as bounded reads tell (the claim itself
+   * found no task: each of these is a reason it may have): the queues asked for that are paused
+   * (none asked: the paused ones holding tasks; PAUSED_OUTLOOK of them at most); the limited
+   * ones at their limit (fullQueuesFor); the rate-limited ones whose window is full, with when it
+   * frees; of OUTLOOK_SAMPLE due tasks of those queues at most, the capabilities they need that
+   * the claimer does not offer and how many are for other agents; and when the next delayed task
+   * it may run falls due. A read: a rate's window is read as the claim left it (it expires old
+   * claims), not expired again.
+   */
+  claimOutlook(filter: ClaimFilter, now: number): ClaimOutlook {
+    // Paused: each queue asked for, or (none asked) each holding a task; one seek a queue, whoever may run its tasks.
+    const paused = this.st
+      .get<unknown[], string>(
+        filter.queues === null
+          ? `SELECT p.queue FROM queue_pauses AS p WHERE p.resumedAt IS NULL
+               AND EXISTS (SELECT 1 FROM tasks INDEXED BY tasks_held_idx WHERE tasks.queue = p.queue AND status = 'pending' AND held = 1) ORDER BY p.queue LIMIT ${PAUSED_OUTLOOK}`
+          : `SELECT queue FROM queue_pauses WHERE resumedAt IS NULL AND queue IN (${placeholders(filter.queues.length)}) ORDER BY queue LIMIT ${PAUSED_OUTLOOK}`,
+      )
+      .pluck()
+      .all(...(filter.queues ?? []));
+    const rateLimited: ClaimOutlook["rateLimited"] = [];
+    for (const { queue, rate } of this.limitsFor(filter)) {
+      if (rate === null || !this.holdsDueFor(filter, queue, now)) continue;
+      const used = this.st.get<[string], number>(`SELECT used FROM queue_rates WHERE queue = ?`).pluck().get(queue) ?? 0;
+      const freesAt = this.rates.freesAt(rate, now, used);
+      if (freesAt > now) rateLimited.push({ queue, maxClaims: rate.maxClaims, perMs: rate.perMs, freesAt });
+    }
+    // Due tasks of the queues asked, in no order (ordered, a claim over several queues would sort
+    // them all): the claim took none, so each is one it may not run, or one another claim took since.
+    const sampleParams: unknown[] = [now, now];
+    const inQueues = filter.queues === null ? "" : `AND queue IN (${placeholders(filter.queues.length)})`;
+    if (filter.queues !== null) sampleParams.push(...filter.queues);
+    const sample = this.st
+      .get<unknown[], { capability: string | null; targetAgentId: string | null }>(
+        `SELECT capability, targetAgentId FROM tasks ${claimIndex(filter)} WHERE status = 'pending' AND delayed = 0 AND held = 0 AND runAt <= ? AND (expiresAt IS NULL OR expiresAt > ?) ${inQueues} LIMIT ${OUTLOOK_SAMPLE}`,
+      )
+      .all(...sampleParams);
+    const offered = new Set(filter.capabilities === "registered" ? this.st.get<[string], string>(`SELECT capability FROM agent_capabilities WHERE agentId = ?`).pluck().all(filter.agentId) : filter.capabilities);
+    const needed = new Map<string, number>();
+    let forOthers = 0;
+    for (const { capability, targetAgentId } of sample) {
+      if (targetAgentId !== null && targetAgentId !== filter.agentId) forOthers++;
+      else if (capability !== null && !offered.has(capability)) needed.set(capability, (needed.get(capability) ?? 0) + 1);
+    }
+    return {
+      paused,
+      fullQueues: this.fullQueuesFor(filter, now),
+      rateLimited,
+      looked: sample.length,
+      needCapabilities: [...needed].sort(([a, m], [b, n]) => n - m || (a < b ? -1 : 1)).map(([capability, tasks]) => ({ capability, tasks })),
+      forOtherAgents: forOthers,
+      offered: [...offered].sort(),
+      nextRunAt: this.nextRunAt(filter, now),
+    };
   }
 
   /** Whether limited `queue`, not paused, holds a task due by `now` that any claimer may take (one seek). */
