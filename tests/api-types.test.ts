@@ -116,7 +116,7 @@ const CHECKED = [
   "health",
   "tasks.enqueue", "tasks.enqueueMany", "tasks.claim", "tasks.claimNext", "tasks.claimMany", "tasks.heartbeat", "tasks.complete", "tasks.completeAndClaim",
   "tasks.fail", "tasks.release", "tasks.cancel", "tasks.requeue", "tasks.promote", "tasks.update", "tasks.requeueMany", "tasks.cancelMany", "tasks.steal", "tasks.get", "tasks.wait", "tasks.waitMany", "tasks.list", "tasks.stats", "tasks.events",
-  "tasks.appendLog", "tasks.log",
+  "tasks.claimOutlook", "tasks.appendLog", "tasks.log",
   "queues.pause", "queues.resume", "queues.status", "queues.paused",
   "queues.setLimit", "queues.removeLimit", "queues.limit", "queues.limits",
   "queues.setRate", "queues.removeRate", "queues.rate", "queues.rates",
@@ -232,6 +232,17 @@ describe("AppRouter types", () => {
       order?: "asc" | "desc";
     }>();
     expectTypeOf<Out["tasks"]["list"]>().toEqualTypeOf<{ items: Task[]; nextCursor: string | null }>();
+    expectTypeOf<In["tasks"]["claimOutlook"]>().toEqualTypeOf<{ agentId: string; queues?: string[]; capabilities?: string[] }>();
+    expectTypeOf<Out["tasks"]["claimOutlook"]>().toEqualTypeOf<{
+      paused: string[];
+      fullQueues: string[];
+      rateLimited: Array<{ queue: string; maxClaims: number; perMs: number; freesAt: Date }>;
+      looked: number;
+      needCapabilities: Array<{ capability: string; tasks: number }>;
+      forOtherAgents: number;
+      offered: string[];
+      nextRunAt: Date | null;
+    }>();
     expectTypeOf<In["tasks"]["stats"]>().toEqualTypeOf<void | { queue?: string; limit?: number } | undefined>();
     type Policy = { maxAgeMs: number | null; maxCount: number | null };
     expectTypeOf<Out["tasks"]["stats"]>().toEqualTypeOf<{

@@ -15,7 +15,7 @@ const EXPECTED: Record<string, Need> = {
   "tasks.enqueue": "agent", "tasks.enqueueMany": "agent", "tasks.claim": "agent", "tasks.claimNext": "agent", "tasks.claimMany": "agent",
   "tasks.heartbeat": "agent", "tasks.complete": "agent", "tasks.completeAndClaim": "agent", "tasks.fail": "agent", "tasks.release": "agent", "tasks.steal": "agent",
   "tasks.cancel": "agent", "tasks.requeue": "admin", "tasks.promote": "admin", "tasks.update": "admin", "tasks.requeueMany": "admin", "tasks.cancelMany": "agent",
-  "tasks.get": "read", "tasks.wait": "read", "tasks.waitMany": "read", "tasks.list": "read", "tasks.stats": "read", "tasks.events": "read",
+  "tasks.get": "read", "tasks.wait": "read", "tasks.waitMany": "read", "tasks.list": "read", "tasks.stats": "read", "tasks.events": "read", "tasks.claimOutlook": "read",
   "tasks.appendLog": "agent", "tasks.log": "read",
   "events.publish": "agent", "events.subscribe": "agent", "events.unsubscribe": "agent", "events.subscription": "agent", "events.poll": "agent", "events.ack": "agent",
   "events.list": "read", "events.head": "read", "events.onEvent": "read",

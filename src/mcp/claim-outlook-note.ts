@@ -1,23 +1,22 @@
 // What an MCP claim tells the model beside a null: why no task came. A null alone reads as an
 // empty queue, and a model claims again, and again (or gives up), while a paused queue, a full
 // limit, a rate window or a capability it never offered is what keeps the work from it.
-import type { ClaimOutlook } from "../tasks/task-store.js";
+import type { ClaimOutlookView } from "../tasks/task-schemas.js";
 
 const names = (queues: readonly string[]) => queues.map((queue) => JSON.stringify(queue)).join(", ");
 const queueWord = (queues: readonly string[], one: string, many: string) => `${queues.length === 1 ? "queue" : "queues"} ${names(queues)} ${queues.length === 1 ? one : many}`;
-const at = (ms: number) => new Date(ms).toISOString();
 
 /**
- * The note for a claim that answered no task, from its outlook (TaskService.claimOutlook);
+ * The note for a claim that answered no task, from its outlook (tasks.claimOutlook);
  * undefined when the outlook finds nothing keeping a task from the claimer (nothing waits for
  * it: the null says all).
  */
-export function claimOutlookNote(outlook: ClaimOutlook): string | undefined {
+export function claimOutlookNote(outlook: ClaimOutlookView): string | undefined {
   const reasons: string[] = [];
   if (outlook.paused.length > 0) reasons.push(`${queueWord(outlook.paused, "is", "are")} paused by an operator (${outlook.paused.length === 1 ? "its tasks wait until it is" : "their tasks wait until they are"} resumed)`);
   if (outlook.fullQueues.length > 0) reasons.push(`${queueWord(outlook.fullQueues, "runs", "run")} as many tasks at once as its limit allows (one starts when a run of it ends)`);
   for (const { queue, maxClaims, perMs, freesAt } of outlook.rateLimited) {
-    reasons.push(`queue ${JSON.stringify(queue)} took its ${maxClaims} ${maxClaims === 1 ? "claim" : "claims"} per ${perMs} ms: the next may be made at ${at(freesAt)}`);
+    reasons.push(`queue ${JSON.stringify(queue)} took its ${maxClaims} ${maxClaims === 1 ? "claim" : "claims"} per ${perMs} ms: the next may be made at ${freesAt.toISOString()}`);
   }
   const needing = outlook.needCapabilities.reduce((sum, { tasks }) => sum + tasks, 0);
   if (needing > 0) {
@@ -26,7 +25,7 @@ export function claimOutlookNote(outlook: ClaimOutlook): string | undefined {
     reasons.push(`${needing} of the ${outlook.looked} due tasks looked at need a capability this agent does not offer: ${which}; it offers ${offered}`);
   }
   if (outlook.forOtherAgents > 0) reasons.push(`${outlook.forOtherAgents} of the ${outlook.looked} due tasks looked at ${outlook.forOtherAgents === 1 ? "is for another agent" : "are for other agents"}`);
-  if (outlook.nextRunAt !== null) reasons.push(`the next task this agent may run falls due at ${at(outlook.nextRunAt)} (claim again then, or wait for it with waitMs)`);
+  if (outlook.nextRunAt !== null) reasons.push(`the next task this agent may run falls due at ${outlook.nextRunAt.toISOString()} (claim again then, or wait for it with waitMs)`);
   if (reasons.length === 0) return undefined;
   return `No task for this agent now, though work waits: ${reasons.join("; ")}.`;
 }

@@ -4,6 +4,8 @@ import { ADMIN, AGENT, AS_AGENT, credentialIdOf, mailboxViewOf, READ } from "../
 import { CoordinationError } from "../errors.js";
 import { consumingProcedure, procedure, router, waitingProcedure } from "../trpc/init.js";
 import {
+  claimOutlookInput,
+  claimOutlookSchema,
   claimedTaskSchema,
   claimInput,
   claimManyInput,
@@ -305,6 +307,17 @@ export const taskRouter = router({
     .input(listInput)
     .output(taskPageSchema)
     .query(({ ctx, input }) => ctx.services.tasks.list(input)),
+
+  /**
+   * Why the agent's claim would answer no task now: paused, full or rate-limited queues, the
+   * capabilities and targets of the due tasks it may not run, its next delayed task. Bounded
+   * reads, whatever the backlog; what a claim returned null answers "why" with.
+   */
+  claimOutlook: procedure
+    .meta({ access: READ, rest: { method: "GET", path: "/agents/{agentId}/claim-outlook", tags, summary: "Why the agent's claim would answer no task now: paused, full or rate-limited queues, capabilities it lacks, other agents' tasks, its next delayed one" } })
+    .input(claimOutlookInput)
+    .output(claimOutlookSchema)
+    .query(({ ctx, input }) => ctx.services.tasks.claimOutlook(input)),
 
   stats: procedure
     .meta({ access: READ, rest: { method: "GET", path: "/stats/tasks", tags, summary: "Task counts per queue and status" } })

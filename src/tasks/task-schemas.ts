@@ -832,3 +832,34 @@ export const taskStatsSchema = z.object({
 export type TaskStats = z.infer<typeof taskStatsSchema>;
 /** The counts part, as the reader computes it. */
 export type TaskCounts = Omit<TaskStats, "retention">;
+
+export const claimOutlookInput = z.strictObject({
+  agentId: agentIdSchema.describe("The agent whose claim to look at"),
+  queues: claimFields.queues.describe("The queues its claim asks for; left out, any queue"),
+  capabilities: claimFields.capabilities.describe("The capabilities its claim offers; left out, the agent's registered ones"),
+});
+export type ClaimOutlookRequest = z.output<typeof claimOutlookInput>;
+
+/**
+ * Why a claim would answer no task now, as far as bounded reads tell (TaskStore.claimOutlook): each
+ * part is a reason a task that waits is not the claimer's. All empty (nextRunAt null): nothing waits for it.
+ */
+export const claimOutlookSchema = z.object({
+  /** The queues asked for that are paused (none asked: the paused ones holding tasks), 20 at most. */
+  paused: z.array(z.string()),
+  /** The limited queues asked for that run as many tasks as their limit allows and hold a due task the claimer may run. */
+  fullQueues: z.array(z.string()),
+  /** The rate-limited ones whose window is full and hold such a task: when the next claim of each may be made. */
+  rateLimited: z.array(z.object({ queue: z.string(), maxClaims: z.number().int(), perMs: z.number().int(), freesAt: z.date() })),
+  /** Due tasks of the queues asked for that were looked at (100 at most, in no order; a paused or limited queue's are not among them). */
+  looked: z.number().int(),
+  /** The capabilities those need that the claimer does not offer, with how many need each, most first. */
+  needCapabilities: z.array(z.object({ capability: z.string(), tasks: z.number().int() })),
+  /** How many of those are for other agents (their targetAgentId). */
+  forOtherAgents: z.number().int(),
+  /** The capabilities the claimer offers: its claim's, or its registered ones. */
+  offered: z.array(z.string()),
+  /** When the next delayed task the claimer may run falls due; null: none. */
+  nextRunAt: z.date().nullable(),
+});
+export type ClaimOutlookView = z.infer<typeof claimOutlookSchema>;

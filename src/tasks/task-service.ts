@@ -20,13 +20,13 @@ import type { KeyedWaiters } from "../keyed-waiters.js";
 import { SETTLED_STATUSES, untilHolds } from "./task-status.js";
 import type { RecalledContexts } from "../db/thread/recall-relay.js";
 import type { Leased } from "./task-commands.js";
-import { isHeld, taskWith, type CancelManyRequest, type CancelManyResult, type CancelRequest, type ClaimedTask, type ClaimRequest, type CompleteAndClaimRequest, type CompletedAndClaimed, type EnqueuedTask, type EnqueueRequest, type ListRequest, type RequeueManyRequest, type RequeueManyResult, type RequeueRequest, type SettledTask, type Task, type TaskStats, type UpdateRequest, type WaitManyRequest, type WaitManyResult, type WaitRequest } from "./task-schemas.js";
+import { isHeld, taskWith, type CancelManyRequest, type CancelManyResult, type ClaimOutlookRequest, type ClaimOutlookView, type CancelRequest, type ClaimedTask, type ClaimRequest, type CompleteAndClaimRequest, type CompletedAndClaimed, type EnqueuedTask, type EnqueueRequest, type ListRequest, type RequeueManyRequest, type RequeueManyResult, type RequeueRequest, type SettledTask, type Task, type TaskStats, type UpdateRequest, type WaitManyRequest, type WaitManyResult, type WaitRequest } from "./task-schemas.js";
 import type { FailRequest, ReleaseRequest, SettleRequest } from "./task-transitions.js";
 import { copyWith } from "../copy-with.js";
 import type { PauseRequest, QueuePause } from "./queue-pause-schemas.js";
 import type { QueueLimit, SetLimitRequest } from "./queue-limit-schemas.js";
 import type { QueueRate, SetRateRequest } from "./queue-rate-schemas.js";
-import { claimFilterOf, type ClaimOutlook, type RateOutlook } from "./task-store.js";
+import { claimFilterOf, type RateOutlook } from "./task-store.js";
 
 export interface TaskServiceDeps {
   config: Config;
@@ -211,8 +211,12 @@ export class TaskService {
    * targets of the due tasks it may not run, when the next delayed task it may run falls due.
    * Meant for a claim that just answered nothing (the MCP claim_task's note).
    */
-  claimOutlook(request: { agentId: string; queues?: string[] | undefined; capabilities?: string[] | undefined }): Promise<ClaimOutlook> {
-    return this.d.db.read("tasks.claimOutlook", { filter: claimFilterOf(request), now: Date.now() });
+  async claimOutlook(request: ClaimOutlookRequest): Promise<ClaimOutlookView> {
+    const outlook = await this.d.db.read("tasks.claimOutlook", { filter: claimFilterOf(request), now: Date.now() });
+    return copyWith(outlook, {
+      rateLimited: outlook.rateLimited.map((rate) => copyWith(rate, { freesAt: new Date(rate.freesAt) })),
+      nextRunAt: outlook.nextRunAt === null ? null : new Date(outlook.nextRunAt),
+    });
   }
 
   private afterClaim(rates: readonly RateOutlook[] | undefined, since: number): void {

@@ -1,0 +1,51 @@
+// tasks.claimOutlook (GET /agents/{agentId}/claim-outlook): why an agent's claim answers no task
+// while work waits, for the operator whose worker sits idle and the agent that wants to know.
+import { afterEach, describe, expect, it } from "vitest";
+import { rest, startTestServer, type TestServer } from "./helpers/test-server.js";
+
+let t: TestServer | undefined;
+afterEach(async () => {
+  await t?.stop({ removeFiles: true });
+  t = undefined;
+});
+
+describe("tasks.claimOutlook", () => {
+  it("answers over REST and tRPC what keeps the waiting tasks from the claimer, looking at 100 due tasks at most", async () => {
+    t = await startTestServer({ memoryContextLimit: 0 });
+    const api = t.api;
+    await api.agents.register.mutate({ agentId: "w1", capabilities: ["python", "cuda"] });
+    const nothing = { paused: [], fullQueues: [], rateLimited: [], looked: 0, needCapabilities: [], forOtherAgents: 0, offered: ["cuda", "python"], nextRunAt: null };
+    expect(await api.tasks.claimOutlook.query({ agentId: "w1" })).toEqual(nothing);
+
+    await api.queues.pause.mutate({ queue: "frozen" });
+    await api.tasks.enqueueMany.mutate({
+      tasks: [
+        ...Array.from({ length: 150 }, (_, i) => ({ queue: "gpu", payload: i, capability: "a100" })),
+        ...Array.from({ length: 150 }, (_, i) => ({ queue: "gpu", payload: i, targetAgentId: "w2" })),
+      ],
+    });
+    // One look at most 100 due tasks, whatever the backlog; each of them one the claimer may not run.
+    const outlook = await api.tasks.claimOutlook.query({ agentId: "w1", queues: ["gpu", "frozen"] });
+    expect(outlook.paused).toEqual(["frozen"]);
+    expect(outlook.looked).toBe(100);
+    expect(outlook.needCapabilities.reduce((sum, need) => sum + need.tasks, 0) + outlook.forOtherAgents).toBe(100);
+    for (const need of outlook.needCapabilities) expect(need.capability).toBe("a100");
+    // And it is right: w1 claims none of them; w2 claims its own.
+    expect(await api.tasks.claim.mutate({ agentId: "w1", queues: ["gpu"] })).toBeNull();
+    expect(await api.tasks.claim.mutate({ agentId: "w2", queues: ["gpu"] })).toMatchObject({ targetAgentId: "w2" });
+
+    // The same over REST: the queues and capabilities as a comma-separated list, times as ISO text.
+    const runAt = new Date(Date.now() + 600_000);
+    await api.tasks.enqueue.mutate({ queue: "later", payload: 0, runAt });
+    const answer = await rest(t.url, "GET", "/agents/w3/claim-outlook?queues=later,frozen&capabilities=arm64");
+    expect(answer).toEqual({ status: 200, body: { ...nothing, paused: ["frozen"], offered: ["arm64"], nextRunAt: runAt.toISOString() } });
+
+    // Bad input: a 400 naming the field, as a claim's.
+    const empty = await rest(t.url, "GET", "/agents/w3/claim-outlook?queues=");
+    expect(empty.status).toBe(400);
+    expect(JSON.stringify(empty.body)).toContain("queues");
+    const unknown = await rest(t.url, "GET", "/agents/w3/claim-outlook?queue=later");
+    expect(unknown.status).toBe(400);
+    expect(JSON.stringify(unknown.body)).toContain("queue");
+  });
+});
