@@ -34,6 +34,7 @@ import { SETTLED_STATUSES as SETTLED, untilHolds } from "./tasks/task-status.js"
 import { linkSignals } from "./wakeup.js";
 import { MAX_CLAIMS_PER_WINDOW, MAX_RATE_WINDOW_MS, MIN_RATE_WINDOW_MS } from "./tasks/queue-rate-schemas.js";
 import { MAX_LEASED } from "./tasks/queue-limit-schemas.js";
+import { claimOutlookReasons } from "./tasks/claim-outlook-reasons.js";
 
 export const OPERATOR_USAGE = [
   "Usage: coordination stats [--queue Q]                         task counts per queue and state",
@@ -100,6 +101,9 @@ export const OPERATOR_USAGE = [
   "       coordination agents cordon AGENT_ID [--reason TEXT] [--for DURATION]   no claim hands it a task until it is uncordoned",
   "                                    (or DURATION passed: 30m, 2h, 1d); the tasks it holds run on",
   "       coordination agents uncordon AGENT_ID                   its claims take tasks again (an automatic quarantine too)",
+  "       coordination agents why-idle AGENT_ID [--queue Q,Q…] [--capability C,C…]   why its claims take no task while work",
+  "                                    waits: paused, full or rate-limited queues, capabilities it lacks, other agents' tasks, a delay",
+  "                                    (--queue, --capability: what its claims ask for; left out, any queue, its registered capabilities)",
   "       coordination agents drain AGENT_ID [--reason TEXT] [--timeout DURATION] [--deregister]   cordon it, then wait until it",
   "                                    holds no task (its runs settled, failed or were released); exit 0 then (--deregister: and",
   "                                    deregister it), 4 if it still holds some after DURATION or when interrupted",
@@ -490,7 +494,7 @@ function commandOptions(words: readonly string[], options: Parsed["options"]): r
     if (sub === "update") return ["--priority", "--at", "--delay", "--expires", "--payload", "--clear-checkpoint"];
     return sub === "requeue" ? ["--clear-checkpoint"] : [];
   }
-  if (command === "agents") return sub === "cordon" ? ["--reason", "--for"] : sub === "drain" ? ["--reason", "--timeout", "--deregister"] : sub === undefined ? ["--health", "--capability", "--cordoned"] : [];
+  if (command === "agents") return sub === "cordon" ? ["--reason", "--for"] : sub === "drain" ? ["--reason", "--timeout", "--deregister"] : sub === "why-idle" ? ["--queue", "--capability"] : sub === undefined ? ["--health", "--capability", "--cordoned"] : [];
   if (command === "schedules") return sub === "set" ? ["--cron", "--timezone", "--every", "--start", "--end", "--max-runs", "--overlap", "--ttl", "--max-run", "--queue", "--payload", "--priority", "--capability", "--target", "--max-attempts", "--ordering-key", "--key-concurrency"] : sub === undefined || sub === "list" ? ["--queue"] : [];
   if (command === "events" && sub === "tail") return ["--types", "--agent", "--from"];
   if (command === "events" && sub === "publish") return PUBLISH_OPTIONS;
@@ -1221,6 +1225,20 @@ async function dispatch(words: string[], options: Parsed["options"], json: boole
         ? await api.agents.cordon.mutate({ agentId: id!, ...(reason === undefined ? {} : { reason }), ...(forMs === undefined ? {} : { forMs }) })
         : await api.agents.uncordon.mutate({ agentId: id! });
     print(agent, () => (agent.cordon === null ? `agent ${printable(agent.agentId)} takes tasks\n` : `agent ${printable(agent.agentId)} cordoned: ${printable(cordonText(agent))}\n`));
+    return 0;
+  }
+  if (command === "agents" && sub === "why-idle") {
+    if (words.length !== 3) throw new OperatorUsageError(`agents why-idle ${words.length < 3 ? "needs an AGENT_ID" : `takes one AGENT_ID (got ${words.length - 2})`}`);
+    const queues = listOption(options["--queue"]);
+    const capabilities = listOption(options["--capability"]);
+    const outlook = await api.tasks.claimOutlook.query({ agentId: id!, ...(queues === undefined ? {} : { queues }), ...(capabilities === undefined ? {} : { capabilities }) });
+    const reasons = claimOutlookReasons(outlook);
+    const name = printable(id!);
+    print(outlook, () =>
+      reasons.length === 0
+        ? `agent ${name}: nothing waits that its claims could take (its queues hold no task for it)\n`
+        : `agent ${name} takes no task now, though work waits:\n${reasons.map((reason) => `  - ${printable(reason)}\n`).join("")}`,
+    );
     return 0;
   }
   if (command === "agents" && sub === "drain") {

@@ -1,6 +1,7 @@
 // tasks.claimOutlook (GET /agents/{agentId}/claim-outlook): why an agent's claim answers no task
 // while work waits, for the operator whose worker sits idle and the agent that wants to know.
 import { afterEach, describe, expect, it } from "vitest";
+import { runOperator } from "./helpers/cli-process.js";
 import { rest, startTestServer, type TestServer } from "./helpers/test-server.js";
 
 let t: TestServer | undefined;
@@ -47,5 +48,25 @@ describe("tasks.claimOutlook", () => {
     const unknown = await rest(t.url, "GET", "/agents/w3/claim-outlook?queue=later");
     expect(unknown.status).toBe(400);
     expect(JSON.stringify(unknown.body)).toContain("queue");
+  });
+
+  it("coordination agents why-idle says it in lines, or that nothing waits for the agent; --json the outlook", async () => {
+    t = await startTestServer({ memoryContextLimit: 0 });
+    const env = { COORDINATION_URL: t.url };
+    expect(await runOperator({ args: ["agents", "why-idle", "w1"], env })).toMatchObject({ code: 0, stdout: "agent w1: nothing waits that its claims could take (its queues hold no task for it)\n", stderr: "" });
+    await t.api.queues.pause.mutate({ queue: "frozen" });
+    await t.api.tasks.enqueueMany.mutate({ tasks: [{ queue: "gpu", payload: 1, capability: "a100" }, { queue: "gpu", payload: 2, capability: "a100" }] });
+    expect(await runOperator({ args: ["agents", "why-idle", "w1", "--queue", "gpu,frozen", "--capability", "cuda,rocm"], env })).toMatchObject({
+      code: 0,
+      stdout:
+        "agent w1 takes no task now, though work waits:\n" +
+        '  - queue "frozen" is paused by an operator (its tasks wait until it is resumed)\n' +
+        '  - 2 of the 2 due tasks looked at need a capability this agent does not offer: "a100" (2); it offers "cuda", "rocm"\n',
+      stderr: "",
+    });
+    const json = await runOperator({ args: ["agents", "why-idle", "w1", "--queue", "gpu", "--json"], env });
+    expect(JSON.parse(json.stdout)).toEqual({ paused: [], fullQueues: [], rateLimited: [], looked: 2, needCapabilities: [{ capability: "a100", tasks: 2 }], forOtherAgents: 0, offered: [], nextRunAt: null });
+    expect(await runOperator({ args: ["agents", "why-idle"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining("agents why-idle needs an AGENT_ID") });
+    expect(await runOperator({ args: ["agents", "why-idle", "w1", "--reason", "x"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining("--reason") });
   });
 });

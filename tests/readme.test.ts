@@ -161,7 +161,7 @@ describe("README", () => {
     const taskFor: Record<string, string> = { get: completed[0]!, wait: completed[0]!, promote: delayed.id, update: pending.id, logs: logged.id, recall: completed[1]! };
     const block = blocks("sh").find((b) => b.includes("npx coordination stats"))!;
     const lines = block.split("\n").filter((line) => line.startsWith("npx coordination "));
-    expect(lines.length).toBe(44);
+    expect(lines.length).toBe(45);
     // The file a line reads its payload from.
     const reviewDir = makeTempDir("coordination-readme-");
     const review = join(reviewDir, "review.json");

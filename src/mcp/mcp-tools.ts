@@ -29,7 +29,7 @@ import { VERSION } from "../version.js";
 import { payloadFields } from "../events/system-events.js";
 import type { Handed } from "./late-cancels.js";
 import { mcpTraceCarrier } from "../tasks/trace-context.js";
-import { claimOutlookNote } from "./claim-outlook-note.js";
+import { claimOutlookNote } from "../tasks/claim-outlook-reasons.js";
 
 const createCaller = createCallerFactory(appRouter);
 
@@ -342,7 +342,7 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
    * A claim's answer when it handed no task: null, with why beside it. The agent cordoned (one
    * read of its own record, by id); else what keeps the tasks that wait from it (a paused queue,
    * a full limit or rate window, a capability it does not offer, another agent's tasks, a delay:
-   * bounded reads, claim-outlook-note.ts). A null alone when nothing waits for it, as an empty queue's.
+   * bounded reads, claim-outlook-reasons.ts). A null alone when nothing waits for it, as an empty queue's.
    */
   const whyNoTask = async (claim: { agentId: string; queues?: string[] | undefined; capabilities?: string[] | undefined }): Promise<Noted | null> => {
     const cordon = await services.agents.get(claim.agentId).then(

@@ -1,17 +1,14 @@
-// What an MCP claim tells the model beside a null: why no task came. A null alone reads as an
-// empty queue, and a model claims again, and again (or gives up), while a paused queue, a full
-// limit, a rate window or a capability it never offered is what keeps the work from it.
-import type { ClaimOutlookView } from "../tasks/task-schemas.js";
+// A claim outlook (tasks.claimOutlook) in words: what MCP's claim_task tells the model beside a
+// null, and `coordination agents why-idle` the operator. A null alone reads as an empty queue, and
+// a model claims again, and again (or gives up), while a paused queue, a full limit, a rate window
+// or a capability it never offered is what keeps the work from it.
+import type { ClaimOutlookView } from "./task-schemas.js";
 
 const names = (queues: readonly string[]) => queues.map((queue) => JSON.stringify(queue)).join(", ");
 const queueWord = (queues: readonly string[], one: string, many: string) => `${queues.length === 1 ? "queue" : "queues"} ${names(queues)} ${queues.length === 1 ? one : many}`;
 
-/**
- * The note for a claim that answered no task, from its outlook (tasks.claimOutlook);
- * undefined when the outlook finds nothing keeping a task from the claimer (nothing waits for
- * it: the null says all).
- */
-export function claimOutlookNote(outlook: ClaimOutlookView): string | undefined {
+/** Each reason the outlook finds that a waiting task is not the claimer's, as a clause; none when nothing waits for it. */
+export function claimOutlookReasons(outlook: ClaimOutlookView): string[] {
   const reasons: string[] = [];
   if (outlook.paused.length > 0) reasons.push(`${queueWord(outlook.paused, "is", "are")} paused by an operator (${outlook.paused.length === 1 ? "its tasks wait until it is" : "their tasks wait until they are"} resumed)`);
   if (outlook.fullQueues.length > 0) reasons.push(`${queueWord(outlook.fullQueues, "runs", "run")} as many tasks at once as its limit allows (one starts when a run of it ends)`);
@@ -26,6 +23,11 @@ export function claimOutlookNote(outlook: ClaimOutlookView): string | undefined 
   }
   if (outlook.forOtherAgents > 0) reasons.push(`${outlook.forOtherAgents} of the ${outlook.looked} due tasks looked at ${outlook.forOtherAgents === 1 ? "is for another agent" : "are for other agents"}`);
   if (outlook.nextRunAt !== null) reasons.push(`the next task this agent may run falls due at ${outlook.nextRunAt.toISOString()} (claim again then, or wait for it with waitMs)`);
-  if (reasons.length === 0) return undefined;
-  return `No task for this agent now, though work waits: ${reasons.join("; ")}.`;
+  return reasons;
+}
+
+/** The note for a claim that answered no task (MCP); undefined when nothing waits for the claimer: the null says all. */
+export function claimOutlookNote(outlook: ClaimOutlookView): string | undefined {
+  const reasons = claimOutlookReasons(outlook);
+  return reasons.length === 0 ? undefined : `No task for this agent now, though work waits: ${reasons.join("; ")}.`;
 }
