@@ -69,9 +69,22 @@ export function canonicalTimeZone(timezone: string): string | undefined {
   return listedZones.get(timezone.toLowerCase()) ?? timezone;
 }
 
-/** The first time the cron pattern names strictly after `after`, or null when it names none (in range). */
+/**
+ * The first time the cron pattern names strictly after `after`, or null when it names none (in
+ * range), or none this server can read. A set checks pattern and zone (cronProblem), but a stored
+ * one may still be unreadable here: set by another server on the file whose Node knows a zone
+ * this one does not (tzdata adds zones), or whose croner took a pattern this one refuses. Thrown,
+ * it would fail the write that plans the run after one (a claim, a cancel, the expiry job's page),
+ * and every one after it that takes that run: a queue no claim gets through. It has no run ahead
+ * here instead (state "ended"), until set again.
+ */
 function cronAfter(timing: Timing & { cron: string }, after: number): number | null {
-  const next = patternOf(timing.cron, timing.timezone).nextRun(new Date(after))?.getTime() ?? null;
+  let next: number | null;
+  try {
+    next = patternOf(timing.cron, timing.timezone).nextRun(new Date(after))?.getTime() ?? null;
+  } catch {
+    return null;
+  }
   return next === null || next > MAX_TIME_MS ? null : next;
 }
 
