@@ -168,6 +168,27 @@ describe("schedules.trigger", () => {
     ]);
   });
 
+  it("sent again before its run is claimed (an answer lost, a retry) changes nothing: the same run, no second event; a run due already is answered as it is", async () => {
+    t = await startTestServer();
+    const api = t.api;
+    const { schedule } = await api.schedules.set.mutate({ scheduleId: "hourly", everyMs: HOUR, task: { queue: "h" } });
+    const { head } = await api.events.head.query();
+    const first = await api.schedules.trigger.mutate({ scheduleId: "hourly" });
+    const again = await api.schedules.trigger.mutate({ scheduleId: "hourly" });
+    expect(again.task).toEqual(first.task);
+    expect(again.schedule).toEqual(first.schedule);
+    const types = async (after: number) => (await api.events.list.query({ afterSeq: after, types: ["task.*", "schedule.*"], limit: 10 })).map((e) => e.type);
+    expect(await types(head)).toEqual(["task.promoted", "schedule.triggered"]);
+    // A run due by its plan and not claimed yet (no agent came) is due already: nothing to make due.
+    const { schedule: late } = await api.schedules.set.mutate({ scheduleId: "late", everyMs: HOUR, startAt: new Date(0), task: { queue: "l" } });
+    const { head: before } = await api.events.head.query();
+    const answer = await api.schedules.trigger.mutate({ scheduleId: "late" });
+    expect(answer.task).toMatchObject({ id: late.nextTaskId, runAt: late.nextRunAt });
+    expect(answer.schedule).toEqual(late);
+    expect(await types(before)).toEqual([]);
+    expect(schedule.nextTaskId).toBe(first.task.id);
+  });
+
   it("never runs before startAt: a trigger before it leaves the first run planned where it was", async () => {
     t = await startTestServer();
     const api = t.api;

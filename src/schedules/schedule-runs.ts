@@ -407,8 +407,8 @@ export class ScheduleRuns {
   }
 
   /**
-   * Runs the schedule now: its pending run is made due at once (task.promoted, schedule.triggered),
-   * an extra run, counted when claimed as any run is (maxRuns); the time it was planned for stays
+   * Runs the schedule now: its pending run is made due at once (task.promoted, schedule.triggered;
+   * one due already is answered as it is, nothing written), an extra run, counted when claimed as any run is (maxRuns); the time it was planned for stays
    * ahead. INVALID_STATE when it has no pending run: paused, ended, or (overlap "skip") waiting for
    * its last run to settle. SCHEDULE_NOT_FOUND when there is none.
    */
@@ -426,7 +426,10 @@ export class ScheduleRuns {
       throw new CoordinationError("INVALID_STATE", `schedule "${existing.id}" cannot be triggered: ${why}`, { state });
     }
     const pending = this.d.tasks.findById(existing.nextTaskId!)!;
-    // Due already (late, nobody claimed it yet): it stands for this trigger as it is.
+    // Due already (late, nobody claimed it yet, or triggered before: a retry whose answer was
+    // lost): it stands for this trigger as it is, and nothing is written, as tasks.promote does.
+    // A second schedule.triggered would tell the log's readers and webhooks of a run there is not.
+    if (Number(pending.runAt) <= ctx.now) return { schedule: toSchedule(existing), task: pending };
     const task = this.d.promoteRow(ctx, pending, request.triggeredBy);
     this.d.events.appendSystem(ctx, "schedule.triggered", { scheduleId: existing.id, queue: task.queue, taskId: task.id, triggeredBy: request.triggeredBy });
     return { schedule: toSchedule(this.d.schedules.get(existing.id)!), task };
