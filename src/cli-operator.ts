@@ -1316,11 +1316,21 @@ function serverRate(text: string): { maxClaims: number; perMs: number } {
   return rate;
 }
 
-/** A time in UTC, and in `timezone` too when the schedule reads its pattern in another zone. */
+/**
+ * A time in UTC, and in `timezone` too when the schedule reads its pattern in another zone. A zone
+ * the Node running this command does not know (the server's is newer: tzdata adds zones) is named
+ * beside the UTC time, not read: thrown, the command that set, paused or showed the schedule
+ * ended in a stack trace and exit 1 after the server had done what it asked.
+ */
 const zoned = (date: Date, timezone: string | null): string => {
   if (timezone === null || timezone === "UTC") return `${utc(date)} UTC`;
-  const local = new Intl.DateTimeFormat("en-CA", { timeZone: timezone, year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23" }).format(date);
-  return `${utc(date)} UTC, ${local.replace(",", "")} ${timezone}`;
+  let format: Intl.DateTimeFormat;
+  try {
+    format = new Intl.DateTimeFormat("en-CA", { timeZone: timezone, year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23" });
+  } catch {
+    return `${utc(date)} UTC (in ${printable(timezone)}, a time zone this machine does not know)`;
+  }
+  return `${utc(date)} UTC, ${format.format(date).replace(",", "")} ${timezone}`;
 };
 
 /** A schedule's timing as an operator reads it: its cron pattern and zone, or "every 10m". */
