@@ -132,14 +132,15 @@ describe.skipIf(!CHROMIUM)("the dashboard in Chromium", () => {
 
       // A webhook whose receiver is down shows as failing, with its error; disabled and enabled from the page.
       await page.locator('[data-testid="webhooks-none"]').waitFor({ timeout: 10_000 });
-      const { webhook } = await t.api.webhooks.create.mutate({ url: "http://127.0.0.1:9/hooks", types: ["dash.ping"], description: "nobody listens" });
+      const { webhook } = await t.api.webhooks.create.mutate({ url: "http://127.0.0.1:2/hooks", types: ["dash.ping"], description: "nobody listens" });
       await t.api.events.publish.mutate({ type: "dash.ping", source: "test" });
       const hookRow = page.locator(`[data-webhook="${webhook.id}"]`);
       await expect.poll(() => hookRow.getAttribute("data-failing"), { timeout: 15_000 }).toBe("true");
-      expect(await hookRow.locator("td").nth(5).textContent()).toMatch(/^no answer: /);
+      // Port 2: privileged (no test binds it) and not one fetch blocks, so the connection is refused.
+      expect(await hookRow.locator("td").nth(5).textContent()).toMatch(/^no answer: connect ECONNREFUSED /);
       await hookRow.getByRole("button", { name: "Disable" }).click();
       await expect.poll(() => hookRow.getAttribute("data-enabled"), { timeout: 10_000 }).toBe("false");
-      await page.getByText("disabled the webhook to 127.0.0.1:9").waitFor({ timeout: 10_000 });
+      await page.getByText("disabled the webhook to 127.0.0.1:2").waitFor({ timeout: 10_000 });
       expect(await t.api.webhooks.get.query({ id: webhook.id })).toMatchObject({ enabled: false, disabledReason: "disabled from the dashboard" });
       await hookRow.getByRole("button", { name: "Enable" }).click();
       await expect.poll(() => hookRow.getAttribute("data-enabled"), { timeout: 10_000 }).toBe("true");

@@ -174,8 +174,8 @@ describe("README", () => {
         const args = words
           .filter((word) => word !== "[--any]")
           .flatMap((word) => (word === "ID1" ? completed : word === "ID2" || word === "ID3" ? [] : word === "TASK_ID" ? [taskFor[words[1]!]!] : word === "MEMORY_ID" ? [misleading.id] : [word]))
-          // The webhook's receiver: on loopback (a port nothing listens on), never the Internet.
-          .map((word) => word.replace("https://hooks.example.com", "http://127.0.0.1:9").replace(/^@review\.json$/, `@${review}`));
+          // The webhook's receiver: on loopback (port 2: privileged, so nothing a test starts listens there, and not one fetch blocks), never the Internet.
+          .map((word) => word.replace("https://hooks.example.com", "http://127.0.0.1:2").replace(/^@review\.json$/, `@${review}`));
         if (words[0] === "events" && words[1] === "tail") {
           // It follows the live log until stopped: it shows an event, then Ctrl-C ends it.
           const tail = new CliProcess({ args, env });
@@ -239,7 +239,7 @@ describe("README", () => {
     expect((await api.tasks.list.query({ queue: "review" })).items.map((task) => task.payload)).toEqual([{ pullRequest: 812 }]);
     const [published] = await api.events.list.query({ types: ["deploy.finished"] });
     expect(published).toMatchObject({ source: "ci", payload: { version: "1.4.2" }, target: null });
-    expect((await api.webhooks.list.query()).webhooks).toMatchObject([{ url: "http://127.0.0.1:9/coordination", types: ["task.dead_lettered", "agent.offline"], description: "on-call", enabled: true }]);
+    expect((await api.webhooks.list.query()).webhooks).toMatchObject([{ url: "http://127.0.0.1:2/coordination", types: ["task.dead_lettered", "agent.offline"], description: "on-call", enabled: true }]);
   }, 600_000);
 
   it("the desktop MCP configuration works as written, started from another directory (node and the checkout's CLI by its path)", async () => {

@@ -15,7 +15,7 @@ describe("webhooks rotate-secret --grace", () => {
   it("takes 0s (and 0): the old secret stops signing at once", async () => {
     t = await startTestServer();
     const env = { COORDINATION_URL: t.url };
-    const { webhook } = await t.api.webhooks.create.mutate({ url: "http://127.0.0.1:9/hooks", types: ["never.sent"] });
+    const { webhook } = await t.api.webhooks.create.mutate({ url: "http://127.0.0.1:2/hooks", types: ["never.sent"] });
     // A grace first, so the zero below has an old secret to end.
     expect((await runOperator({ args: ["webhooks", "rotate-secret", webhook.id, "--grace", "1h"], env })).code).toBe(0);
     for (const zero of ["0s", "0"]) {

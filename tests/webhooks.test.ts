@@ -130,6 +130,10 @@ describe("webhooks", () => {
       [{ url: "http://127.0.0.1/x", types: ["*"], secret: "mine" }, "secret"],
       [{ url: "http://127.0.0.1:0/x", types: ["*"] }, "url: must not name port 0"],
       [{ url: "http://127.0.0.1/a b", types: ["*"] }, "url: must not hold spaces or other whitespace"],
+      // fetch refuses these ports (the Fetch standard's blocked ports): every delivery would fail with "bad port".
+      [{ url: "http://127.0.0.1:6667/x", types: ["*"] }, "url: must not name port 6667: fetch never sends there"],
+      [{ url: "https://127.0.0.1:25/x", types: ["*"] }, "url: must not name port 25: fetch never sends there"],
+      [{ url: "http://127.0.0.1:9/x", types: ["*"] }, "url: must not name port 9: fetch never sends there"],
     ];
     for (const [body, message] of cases) {
       const answer = await rest(t.url, "POST", "/webhooks", body);
@@ -140,7 +144,7 @@ describe("webhooks", () => {
     expect(await rest(t.url, "GET", "/webhooks/nope")).toMatchObject({ status: 404, body: { code: "WEBHOOK_NOT_FOUND", message: 'webhook "nope" not found' } });
     expect(await rest(t.url, "PATCH", "/webhooks/nope", { enabled: false })).toMatchObject({ status: 404, body: { code: "WEBHOOK_NOT_FOUND" } });
     expect(await rest(t.url, "DELETE", "/webhooks/nope")).toEqual({ status: 200, body: { removed: false } });
-    const { webhook } = await t.api.webhooks.create.mutate({ url: "http://127.0.0.1:9/x", types: ["never"] });
+    const { webhook } = await t.api.webhooks.create.mutate({ url: "http://127.0.0.1:2/x", types: ["never"] });
     expect(await rest(t.url, "PATCH", `/webhooks/${webhook.id}`, {})).toMatchObject({ status: 400, body: { message: "names nothing to change: give url, types, description or enabled" } });
     expect(await rest(t.url, "PATCH", `/webhooks/${webhook.id}`, { reason: "x", description: "d" })).toMatchObject({ status: 400, body: { message: "reason: goes with enabled false (it is why the webhook is disabled)" } });
     await t.api.webhooks.remove.mutate({ id: webhook.id });

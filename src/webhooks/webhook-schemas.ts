@@ -10,6 +10,17 @@ export const MAX_WEBHOOKS = 100;
 /** The longest URL a webhook may have. */
 export const MAX_WEBHOOK_URL = 2048;
 
+/**
+ * The ports fetch refuses to connect to ("bad ports" of the Fetch standard, fetch.spec.whatwg.org
+ * #port-blocking: SMTP, IRC, X11, SIP and the like): a webhook there would fail every delivery
+ * with "bad port" until it is disabled days later, so it is refused when it is named.
+ */
+const FETCH_BLOCKED_PORTS = new Set([
+  1, 7, 9, 11, 13, 15, 17, 19, 20, 21, 22, 23, 25, 37, 42, 43, 53, 69, 77, 79, 87, 95, 101, 102, 103, 104, 109, 110, 111, 113, 115, 117, 119, 123, 135, 137, 139, 143, 161,
+  179, 389, 427, 465, 512, 513, 514, 515, 526, 530, 531, 532, 540, 548, 554, 556, 563, 587, 601, 636, 989, 990, 993, 995, 1719, 1720, 1723, 2049, 3659, 4045, 4190, 5060,
+  5061, 6000, 6566, 6665, 6666, 6667, 6668, 6669, 6679, 6697, 10080,
+]);
+
 /** Why a URL cannot be a webhook's: undefined when it can. */
 export function webhookUrlProblem(value: string): string | undefined {
   let url: URL;
@@ -23,6 +34,8 @@ export function webhookUrlProblem(value: string): string | undefined {
   if (url.username !== "" || url.password !== "") return "must not carry a user name or password (user:pass@): put a secret in the path or query, or check the signature";
   if (url.hash !== "") return "must not have a fragment (#…): it is never sent";
   if (url.port === "0") return "must not name port 0: nothing listens there";
+  // An http URL's default port (80, 443) is never blocked: url.port is "" for them.
+  if (url.port !== "" && FETCH_BLOCKED_PORTS.has(Number(url.port))) return `must not name port ${url.port}: fetch never sends there (a port the Fetch standard blocks, such as SMTP's or IRC's)`;
   if (/\s/.test(value)) return "must not hold spaces or other whitespace: write them %20";
   return undefined;
 }
