@@ -191,6 +191,10 @@ describe("webhooks", () => {
       );
     };
     expect(await failure(503)).toMatchObject({ failures: 1, lastStatus: 503, lastError: "HTTP 503: refused with 503", delivered: 0, failingSince: expect.any(Date) });
+    // Its answer's first 200 characters: an emoji across the cut is left out whole, not halved (a
+    // lone surrogate came back from the database as three replacement characters).
+    const emojiAtTheCut = await failure((response) => response.writeHead(500, { "content-type": "text/plain; charset=utf-8" }).end(`${"a".repeat(199)}😀 and more`));
+    expect(emojiAtTheCut).toMatchObject({ lastStatus: 500, lastError: `HTTP 500: ${"a".repeat(199)}` });
     // Where it pointed, by its origin alone: a redirect's path and query may carry the receiver's secret.
     const redirected = await failure((response) => response.writeHead(308, { location: "https://127.0.0.1:1/hooks?token=receiver-secret" }).end());
     expect(redirected).toMatchObject({ lastStatus: 308, lastError: "HTTP 308: redirected to https://127.0.0.1:1/… (path not shown), not followed (give the webhook its final URL)" });

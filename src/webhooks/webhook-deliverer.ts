@@ -275,7 +275,7 @@ export class WebhookDeliverer {
       if (response.status >= 300 && response.status < 400) {
         return { ok: false, status: response.status, error: `HTTP ${response.status}: redirected to ${redirectTarget(turn.url, response.headers.get("location"))}, not followed (give the webhook its final URL)` };
       }
-      return { ok: false, status: response.status, error: `HTTP ${response.status}${text === "" ? "" : `: ${text.slice(0, ERROR_BODY_CHARS)}`}` };
+      return { ok: false, status: response.status, error: `HTTP ${response.status}${text === "" ? "" : `: ${excerpt(text, ERROR_BODY_CHARS)}`}` };
     } catch (error) {
       if (!timedOut && !this.d.shutdown.aborted && signal.aborted) return { ok: false, interrupted: true, status: null, error: null };
       if (timedOut) return { ok: false, status: null, error: `no answer within webhookTimeoutMs (${timeoutMs} ms)` };
@@ -297,6 +297,15 @@ function redirectTarget(base: string, location: string | null): string {
   } catch {
     return "(an invalid location)";
   }
+}
+
+/**
+ * The first `max` UTF-16 units of `text`, never half of a surrogate pair: a lone surrogate is not
+ * valid Unicode, and SQLite stores it (lastError) as three replacement characters.
+ */
+function excerpt(text: string, max: number): string {
+  const cut = text.slice(0, max);
+  return /[\uD800-\uDBFF]$/.test(cut) ? cut.slice(0, -1) : cut;
 }
 
 /** Up to BODY_READ_BYTES of the answer's body as text; the rest is dropped (the stream cancelled). */
