@@ -134,6 +134,10 @@ describe("webhooks", () => {
       [{ url: "http://127.0.0.1:6667/x", types: ["*"] }, "url: must not name port 6667: fetch never sends there"],
       [{ url: "https://127.0.0.1:25/x", types: ["*"] }, "url: must not name port 25: fetch never sends there"],
       [{ url: "http://127.0.0.1:9/x", types: ["*"] }, "url: must not name port 9: fetch never sends there"],
+      // Parsed as http://hooks/coordination: a host taken from what was written as the path.
+      [{ url: "http:///hooks/coordination", types: ["*"] }, "url: must be written http://HOST/… with the host right after the two slashes (as written it would send to hooks)"],
+      [{ url: "https:/127.0.0.1/x", types: ["*"] }, "url: must be written https://HOST/…"],
+      [{ url: "http:127.0.0.1/x", types: ["*"] }, "url: must be written http://HOST/…"],
     ];
     for (const [body, message] of cases) {
       const answer = await rest(t.url, "POST", "/webhooks", body);

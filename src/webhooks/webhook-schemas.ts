@@ -30,6 +30,10 @@ export function webhookUrlProblem(value: string): string | undefined {
     return "must be an absolute URL (http://… or https://…)";
   }
   if (url.protocol !== "http:" && url.protocol !== "https:") return `must be an http or https URL, not ${url.protocol}`;
+  // The URL parser reads "http:///hooks/x", "http:/host/x" and "http:host" as http://hooks/x,
+  // http://host/x and http://host/: a host the operator may never have meant (a missing one taken
+  // from the path), while the list shows the URL as written. Only the written form is taken.
+  if (!/^https?:\/\/[^/\\]/i.test(value)) return `must be written ${url.protocol}//HOST/… with the host right after the two slashes (as written it would send to ${url.host})`;
   // fetch refuses to send them (a Request cannot carry credentials in its URL): refused here, not at each delivery.
   if (url.username !== "" || url.password !== "") return "must not carry a user name or password (user:pass@): put a secret in the path or query, or check the signature";
   if (url.hash !== "") return "must not have a fragment (#…): it is never sent";
