@@ -118,6 +118,10 @@ export const OPERATOR_USAGE = [
   "                                    matching event there, signed; prints its secret once (--from: the events after SEQ first)",
   "       coordination webhooks get|remove|enable ID              (enable: deliver again, from the event it stopped at)",
   "       coordination webhooks disable ID [--reason TEXT]        send nothing until enabled (its events wait in the log)",
+  "       coordination webhooks update ID [URL] [--types T,T…] [--description TEXT] [--from SEQ]   (--from: go on with",
+  "                                    the events after SEQ: forward, those up to it are never sent; back, those after it again)",
+  "       coordination webhooks skip ID                           pass over the event it would send next (one its receiver",
+  "                                    refuses for good, holding back all after it); exit 3 when there is none",
   "       coordination webhooks rotate-secret ID [--grace DURATION]   a new secret (printed once); the old signs too for",
   "                                    DURATION (24h by default; 0s: stops at once)",
   "       coordination kv [list] [--prefix TEXT] [--ephemeral-owner AGENT] [--after KEY]   the keys of shared state: version,",
@@ -502,7 +506,7 @@ function commandOptions(words: readonly string[], options: Parsed["options"]): r
   if (command === "locks") return sub === undefined || sub === "list" ? ["--holder", "--prefix"] : sub === "force-release" ? ["--reason"] : [];
   if (command === "semaphores") return sub === undefined || sub === "list" ? ["--holder", "--prefix"] : sub === "force-release" ? ["--fencing-token", "--reason"] : [];
   if (command === "kv") return sub === undefined || sub === "list" ? ["--prefix", "--ephemeral-owner", "--after"] : sub === "set" ? ["--if-version", "--ttl"] : sub === "increment" ? ["--by", "--min", "--max", "--ttl"] : sub === "delete" ? ["--if-version"] : sub === "watch" ? ["--prefix"] : [];
-  if (command === "webhooks") return sub === "add" ? ["--types", "--description", "--from"] : sub === "disable" ? ["--reason"] : sub === "rotate-secret" ? ["--grace"] : [];
+  if (command === "webhooks") return sub === "add" ? ["--types", "--description", "--from"] : sub === "update" ? ["--types", "--description", "--from"] : sub === "disable" ? ["--reason"] : sub === "rotate-secret" ? ["--grace"] : [];
   return undefined;
 }
 
@@ -1247,7 +1251,7 @@ async function dispatch(words: string[], options: Parsed["options"], json: boole
   }
   if (command === "locks") return await lockCommand(words, options, api, print);
   if (command === "semaphores") return await semaphoreCommand(words, options, api, print);
-  if (command === "webhooks") return await webhookCommand(words, options, api, print);
+  if (command === "webhooks") return await webhookCommand(words, options, api, print, out);
   if (command === "kv") return await kvCommand(words, options, api, print, out, json, stop);
   if (command === "events" && sub === "tail" && words.length === 2) {
     const types = listOption(options["--types"]);
@@ -1563,8 +1567,14 @@ function cordonText(agent: { cordon?: { reason: string | null; cordonedAt: Date;
 /** A webhook's state, as text to print (`printable`: its disabledReason holds a receiver's answer). */
 const webhookState = (webhook: RouterOutputs["webhooks"]["get"]): string => webhookStateText(webhook, when);
 
-/** `webhooks`, `webhooks add URL`, `webhooks get|remove|enable|disable|rotate-secret ID`: an operator's webhooks. */
-async function webhookCommand(words: string[], options: Parsed["options"], api: CoordinationClient["api"], print: (value: unknown, render: () => string) => void): Promise<number> {
+/** `webhooks`, `webhooks add URL`, `webhooks get|update|skip|remove|enable|disable|rotate-secret ID`: an operator's webhooks. */
+async function webhookCommand(
+  words: string[],
+  options: Parsed["options"],
+  api: CoordinationClient["api"],
+  print: (value: unknown, render: () => string) => void,
+  out: { stderr: (text: string) => void },
+): Promise<number> {
   const [, sub, id] = words;
   const detail = (webhook: RouterOutputs["webhooks"]["get"]) =>
     [
@@ -1593,8 +1603,11 @@ async function webhookCommand(words: string[], options: Parsed["options"], api: 
     print(created, () => `${detail(created.webhook)}  signing secret (shown once, keep it): ${created.secret}\n`);
     return 0;
   }
-  if (!["get", "remove", "enable", "disable", "rotate-secret"].includes(sub)) throw new OperatorUsageError(`unknown command "${words.join(" ")}"`);
-  if (words.length !== 3) throw new OperatorUsageError(`webhooks ${sub} ${words.length < 3 ? "needs an ID" : `takes one ID (got ${words.length - 2})`}`);
+  if (!["get", "remove", "enable", "disable", "rotate-secret", "update", "skip"].includes(sub)) throw new OperatorUsageError(`unknown command "${words.join(" ")}"`);
+  // update takes the new URL after the ID, as add takes its URL (--url is the server's).
+  if (sub === "update" ? words.length < 3 || words.length > 4 : words.length !== 3) {
+    throw new OperatorUsageError(sub === "update" ? `webhooks update ${words.length < 3 ? "needs an ID" : `takes an ID and a URL at most (got ${words.length - 2} words)`}` : `webhooks ${sub} ${words.length < 3 ? "needs an ID" : `takes one ID (got ${words.length - 2})`}`);
+  }
   if (sub === "get") {
     const webhook = await api.webhooks.get.query({ id: id! });
     print(webhook, () => detail(webhook));
@@ -1605,6 +1618,25 @@ async function webhookCommand(words: string[], options: Parsed["options"], api: 
     print(answer, () => (answer.removed ? `webhook ${printable(id!)} removed\n` : `no webhook ${printable(id!)}: nothing changed\n`));
     return 0;
   }
+  if (sub === "update") {
+    const url = words[3];
+    const types = listOption(options["--types"]);
+    const description = str(options["--description"]);
+    const cursor = int(options["--from"], "--from");
+    if (url === undefined && types === undefined && description === undefined && cursor === undefined) {
+      throw new OperatorUsageError("webhooks update needs a URL, --types, --description or --from: what to change");
+    }
+    const webhook = await api.webhooks.update.mutate({
+      id: id!,
+      ...(url === undefined ? {} : { url }),
+      ...(types === undefined ? {} : { types }),
+      ...(description === undefined ? {} : { description }),
+      ...(cursor === undefined ? {} : { cursor }),
+    });
+    print(webhook, () => detail(webhook));
+    return 0;
+  }
+  if (sub === "skip") return await skipWebhookEvent(id!, api, print, detail, out);
   if (sub === "rotate-secret") {
     const graceMs = durationOption(options["--grace"], "--grace", 0, 7 * 86_400_000, "from 0s to 7d, such as 1h or 24h");
     const rotated = await api.webhooks.rotateSecret.mutate({ id: id!, ...(graceMs === undefined ? {} : { graceMs }) });
@@ -1616,6 +1648,40 @@ async function webhookCommand(words: string[], options: Parsed["options"], api: 
   const webhook = await api.webhooks.update.mutate({ id: id!, enabled: sub === "enable", ...(reason === undefined ? {} : { reason }) });
   print(webhook, () => detail(webhook));
   return 0;
+}
+
+/** The events `webhooks skip` reads, at most, looking for the next one its webhook would send (a page of direct messages is passed over). */
+const SKIP_LOOK_PAGES = 10;
+
+/**
+ * `webhooks skip ID`: passes over the event the webhook would send next (the one its receiver
+ * refuses for good, holding back every event after it): its cursor moves to that event, only
+ * while it is still where it was read (ifCursor), so an event it delivered meanwhile is not
+ * passed over for it. Exit 0; 3 when it has no event to pass over.
+ */
+async function skipWebhookEvent(
+  id: string,
+  api: CoordinationClient["api"],
+  print: (value: unknown, render: () => string) => void,
+  detail: (webhook: RouterOutputs["webhooks"]["get"]) => string,
+  out: { stderr: (text: string) => void },
+): Promise<number> {
+  const webhook = await api.webhooks.get.query({ id });
+  let afterSeq = webhook.cursor;
+  for (let page = 0; page < SKIP_LOOK_PAGES; page++) {
+    const events = await api.events.list.query({ afterSeq, types: webhook.types, limit: 100 });
+    // A webhook sends the untargeted events of its types; an admin's list has the direct messages too.
+    const next = events.find((event) => event.target === null);
+    if (next !== undefined) {
+      const moved = await api.webhooks.update.mutate({ id, cursor: next.seq, ifCursor: webhook.cursor });
+      print({ skipped: next, webhook: moved }, () => `webhook ${moved.id}: passed over event ${next.seq} (${printable(next.type)}); it goes on from the next\n${detail(moved)}`);
+      return 0;
+    }
+    if (events.length < 100) break;
+    afterSeq = events[events.length - 1]!.seq;
+  }
+  out.stderr(`coordination: webhook ${printable(id)} has no event to pass over: it is at seq ${webhook.cursor}, and no event of its types follows\n`);
+  return 3;
 }
 
 /** The most keys `kv list` gathers (pages of a thousand): a table past it is no use to read, and --json says where the rest start. */

@@ -354,7 +354,7 @@ describe("AppRouter types", () => {
     };
     expectTypeOf<In["webhooks"]["create"]>().toEqualTypeOf<{ url: string; types: string[]; description?: string; fromSeq?: number }>();
     expectTypeOf<Out["webhooks"]["create"]>().toEqualTypeOf<{ webhook: Webhook; secret: string }>();
-    expectTypeOf<In["webhooks"]["update"]>().toEqualTypeOf<{ id: string; url?: string; types?: string[]; description?: string | null; enabled?: boolean; reason?: string }>();
+    expectTypeOf<In["webhooks"]["update"]>().toEqualTypeOf<{ id: string; url?: string; types?: string[]; description?: string | null; enabled?: boolean; reason?: string; cursor?: number; ifCursor?: number }>();
     expectTypeOf<Out["webhooks"]["update"]>().toEqualTypeOf<Webhook>();
     expectTypeOf<In["webhooks"]["rotateSecret"]>().toEqualTypeOf<{ id: string; graceMs?: number }>();
     expectTypeOf<Out["webhooks"]["rotateSecret"]>().toEqualTypeOf<{ webhook: Webhook; secret: string }>();

@@ -149,7 +149,7 @@ describe("webhooks", () => {
     expect(await rest(t.url, "PATCH", "/webhooks/nope", { enabled: false })).toMatchObject({ status: 404, body: { code: "WEBHOOK_NOT_FOUND" } });
     expect(await rest(t.url, "DELETE", "/webhooks/nope")).toEqual({ status: 200, body: { removed: false } });
     const { webhook } = await t.api.webhooks.create.mutate({ url: "http://127.0.0.1:2/x", types: ["never"] });
-    expect(await rest(t.url, "PATCH", `/webhooks/${webhook.id}`, {})).toMatchObject({ status: 400, body: { message: "names nothing to change: give url, types, description or enabled" } });
+    expect(await rest(t.url, "PATCH", `/webhooks/${webhook.id}`, {})).toMatchObject({ status: 400, body: { message: "names nothing to change: give url, types, description, enabled or cursor" } });
     expect(await rest(t.url, "PATCH", `/webhooks/${webhook.id}`, { reason: "x", description: "d" })).toMatchObject({ status: 400, body: { message: "reason: goes with enabled false (it is why the webhook is disabled)" } });
     await t.api.webhooks.remove.mutate({ id: webhook.id });
     expect((await t.api.webhooks.list.query()).webhooks).toEqual([]);

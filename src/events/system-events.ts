@@ -145,8 +145,13 @@ export type SystemEventPayloads = {
   "semaphore.expired": { name: string; agentId: string; fencingToken: number; expiredAt: string; heldMs: number };
   /** An operator created webhook `webhookId` (webhooks.create): it delivers the untargeted events of `types` after seq `cursor`. createdBy: the credential (a token id; null on an open server or in-process). Its URL is left out: URLs often carry a receiver's secret. */
   "webhook.created": { webhookId: string; types: string[]; cursor: number; createdBy: string | null };
-  /** An operator changed webhook `webhookId`'s `changed` fields (url, types, description; webhooks.update); types: its patterns now. by: the credential. */
-  "webhook.updated": { webhookId: string; changed: string[]; types: string[]; by: string | null };
+  /**
+   * An operator changed webhook `webhookId`'s `changed` fields (url, types, description, cursor;
+   * webhooks.update); types: its patterns now. by: the credential. With cursor changed, `cursor`:
+   * where its deliveries go on from (after that seq), `from`: where it was (events between, moved
+   * forward, are never sent; moved back, sent again).
+   */
+  "webhook.updated": { webhookId: string; changed: string[]; types: string[]; by: string | null; cursor?: number; from?: number };
   /** Webhook `webhookId` delivers again, from the event after seq `cursor` (webhooks.update with enabled true); by: the credential. */
   "webhook.enabled": { webhookId: string; cursor: number; by: string | null };
   /**

@@ -139,16 +139,24 @@ export function webhookCommands(d: WebhookDeps) {
     },
 
     /**
-     * An operator's change of url, types, description or enabled. A change of what or where it
-     * sends (url, types, enabled, or failures forgotten) ends a delivery under way (the next one
+     * An operator's change of url, types, description, enabled or cursor. A change of what or where it
+     * sends (url, types, cursor, enabled, or failures forgotten) ends a delivery under way (the next one
      * starts from the same cursor with what is new); a description, or what it already is, does
-     * not. Enabling forgets the failures and makes it due at once, as does a new URL. New types on
+     * not. Enabling forgets the failures and makes it due at once, as does a new URL or a moved
+     * cursor (EVENTS_PRUNED or INVALID_INPUT for one outside the retained log). New types on
      * a webhook with nothing pending start from the log's head (its cursor may lag behind events
      * it never matched: those are not replayed). `changed`: whether a delivery under way must end.
      * WEBHOOK_NOT_FOUND.
      */
     "webhooks.update": (ctx: WriteContext, request: UpdateWebhookRequest & { updatedBy: string | null }): { webhook: Webhook; changed: boolean } => {
       const before = find(request.id);
+      if (request.ifCursor !== undefined && Number(before.cursor) !== request.ifCursor) {
+        throw new CoordinationError(
+          "VERSION_CONFLICT",
+          `webhook ${before.id} is at seq ${before.cursor}, not ${request.ifCursor}: it delivered or passed over events since; nothing changed`,
+          { cursor: Number(before.cursor) },
+        );
+      }
       const row: WebhookRow = { ...before };
       const wasEnabled = Number(before.enabled) === 1;
       const urlChanged = request.url !== undefined && request.url !== before.url;
@@ -164,14 +172,20 @@ export function webhookCommands(d: WebhookDeps) {
         row.types = JSON.stringify(newTypes);
       }
       if (descriptionChanged) row.description = request.description!;
+      // Moved by the operator (past a poison event, or back to send again): after types, which may move it too.
+      // 0 is every retained event, however much was pruned (as create's fromSeq 0 is).
+      if (request.cursor !== undefined && request.cursor !== 0) assertReadable(d.events, request.cursor, "cursor");
+      const cursor = request.cursor === undefined ? undefined : request.cursor === 0 ? d.events.prunedThroughSeq() : request.cursor;
+      const cursorMoved = cursor !== undefined && cursor !== Number(row.cursor);
+      if (cursorMoved) row.cursor = cursor;
       // A new URL, or enabled again while failing: tried at once, its failures forgotten (the old ones were another receiver's, or are what the operator acts on).
-      const forgetFailures = wasEnabled && (urlChanged || request.enabled === true) && Number(before.failures) > 0;
+      const forgetFailures = wasEnabled && (urlChanged || cursorMoved || request.enabled === true) && Number(before.failures) > 0;
       if (forgetFailures) Object.assign(row, { failures: 0, failingSince: null, nextAttemptAt: ctx.now });
       const enabling = request.enabled === true && !wasEnabled;
       const disabling = request.enabled === false && wasEnabled;
       if (enabling) Object.assign(row, { enabled: 1, disabledReason: null, failures: 0, failingSince: null, nextAttemptAt: ctx.now });
       if (disabling) Object.assign(row, { enabled: 0, disabledReason: request.reason ?? "disabled by an operator" });
-      const changed = urlChanged || typesChanged || enabling || disabling || forgetFailures;
+      const changed = urlChanged || typesChanged || cursorMoved || enabling || disabling || forgetFailures;
       if (!changed && !descriptionChanged) return { webhook: toWebhook(before), changed: false };
       row.updatedAt = ctx.now;
       d.webhooks.update(row);
@@ -179,12 +193,13 @@ export function webhookCommands(d: WebhookDeps) {
       if (changed) d.webhooks.endTurnForChange(row.id);
       if (enabling) d.events.appendSystem(ctx, "webhook.enabled", { webhookId: row.id, cursor: Number(row.cursor), by: request.updatedBy });
       if (disabling) d.events.appendSystem(ctx, "webhook.disabled", { webhookId: row.id, reason: row.disabledReason!, by: request.updatedBy, cursor: Number(row.cursor) });
-      if (urlChanged || typesChanged || descriptionChanged) {
+      if (urlChanged || typesChanged || descriptionChanged || cursorMoved) {
         d.events.appendSystem(ctx, "webhook.updated", {
           webhookId: row.id,
-          changed: [...(urlChanged ? ["url"] : []), ...(typesChanged ? ["types"] : []), ...(descriptionChanged ? ["description"] : [])],
+          changed: [...(urlChanged ? ["url"] : []), ...(typesChanged ? ["types"] : []), ...(descriptionChanged ? ["description"] : []), ...(cursorMoved ? ["cursor"] : [])],
           types: JSON.parse(row.types) as string[],
           by: request.updatedBy,
+          ...(cursorMoved ? { cursor: Number(row.cursor), from: Number(before.cursor) } : {}),
         });
       }
       return { webhook: toWebhook(d.webhooks.get(row.id)!), changed };

@@ -29,7 +29,7 @@ export const webhookRouter = router({
     .mutation(({ ctx, input }) => ctx.services.webhooks.create(input, credentialIdOf(ctx.caller))),
 
   update: procedure
-    .meta({ access: ADMIN, rest: { method: "PATCH", path: "/webhooks/{id}", tags, summary: "Change a webhook's url, types or description, or disable or enable it", errors, bodyRequired: true } })
+    .meta({ access: ADMIN, rest: { method: "PATCH", path: "/webhooks/{id}", tags, summary: "Change a webhook's url, types or description, disable or enable it, or move its cursor (past an event its receiver refuses for good, or back)", errors: [...errors, "VERSION_CONFLICT", "EVENTS_PRUNED"], bodyRequired: true } })
     .input(updateWebhookInput)
     .output(webhookSchema)
     .mutation(({ ctx, input }) => ctx.services.webhooks.update(input, credentialIdOf(ctx.caller))),

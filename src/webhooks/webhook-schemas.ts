@@ -81,10 +81,18 @@ export const updateWebhookInput = z
     .optional()
     .describe("false stops its deliveries (its events wait, as long as the log keeps them); true starts them again at once, its failures forgotten, from the event it stopped at"),
   reason: text(1000).optional().describe("Why it is disabled, in the operator's words (with enabled false): its disabledReason and webhook.disabled event"),
+  cursor: int(0)
+    .optional()
+    .describe(
+      "Where its deliveries go on from: the matching events after this seq. Forward, the events up to it are never sent: past an event its receiver refuses for good, give that event's seq. Back, those after it are sent again (each with its own webhook-id, as before). 0: every retained event. Its failures are forgotten and it is tried at once",
+    ),
+  ifCursor: int(0)
+    .optional()
+    .describe("Change it only while its cursor is still this seq (else a 409 VERSION_CONFLICT, details.cursor where it is, nothing changed): pass over the event it fails on without passing over one it delivered meanwhile"),
   })
   .superRefine((input, ctx) => {
-    if (input.url === undefined && input.types === undefined && input.description === undefined && input.enabled === undefined) {
-      ctx.addIssue({ code: "custom", path: [], message: "names nothing to change: give url, types, description or enabled" });
+    if (input.url === undefined && input.types === undefined && input.description === undefined && input.enabled === undefined && input.cursor === undefined) {
+      ctx.addIssue({ code: "custom", path: [], message: "names nothing to change: give url, types, description, enabled or cursor" });
     }
     if (input.reason !== undefined && input.enabled !== false) ctx.addIssue({ code: "custom", path: ["reason"], message: "goes with enabled false (it is why the webhook is disabled)" });
   });
