@@ -52,6 +52,8 @@ const optionalText = (min: number, what: string) => ({
   schema: z.union([z.literal(""), z.string().min(min)]),
   allowed: `${what} (or empty for none)`,
 });
+/** Printable ASCII, no space: every character of it goes through `Authorization: Bearer <secret>` as it is. */
+const BEARER_SECRET = /^[\x21-\x7e]+$/;
 /** An origin as browsers send it: scheme://host[:port], nothing after. */
 const origin = z.string().regex(/^https?:\/\/[^/\s]+$/i);
 
@@ -142,7 +144,12 @@ export const SETTINGS = {
   },
   agentHealthCheckMs: { ...positiveMs(60_000), default: 1000, doc: "How often agent health is re-evaluated" },
   adminToken: {
-    ...optionalText(32, "a secret of at least 32 characters"),
+    // What an `Authorization: Bearer` header can carry: a header is Latin-1 text and the secret
+    // is what follows "Bearer " up to the first space. A secret with a space or tab (a passphrase,
+    // a .env line's stray whitespace) or a character past ASCII (hashed as UTF-8, read from a
+    // header as Latin-1) was taken, and then no HTTP call could ever present it: every one a 401.
+    schema: z.union([z.literal(""), z.string().min(32).regex(BEARER_SECRET)]),
+    allowed: "a secret of at least 32 characters, printable ASCII without spaces, as an Authorization: Bearer header carries it (or empty for none)",
     // A value refused is not echoed: one character short, it is still most of a secret.
     secret: true,
     default: "",
@@ -471,7 +478,11 @@ function checkDatabaseDirectory(config: Config, origins: Partial<Record<SettingN
 const describeValue = (value: unknown): string => (value === undefined ? "undefined" : JSON.stringify(value));
 /** A secret setting's value as an error may show it: its length, never its text (logs and terminals keep what they print). */
 const describeSecret = (value: unknown): string => {
-  if (typeof value === "string") return `${value.length} characters, not shown`;
+  // Which kind of character is wrong, never which character: enough to find a stray space.
+  if (typeof value === "string") {
+    const kinds = [/\s/.test(value) ? "whitespace" : "", /[^\x00-\x7f]/.test(value) ? "non-ASCII" : "", /[\x00-\x08\x0e-\x1f\x7f]/.test(value) ? "control" : ""].filter((kind) => kind !== "");
+    return `${value.length} characters${kinds.length === 0 ? "" : `, with ${kinds.join(" and ")} characters among them`}, not shown`;
+  }
   const kind = value === null ? "null" : Array.isArray(value) ? "a list" : typeof value === "object" ? "an object" : `a ${typeof value}`;
   return `${kind}, not shown`;
 };

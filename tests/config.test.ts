@@ -97,7 +97,7 @@ describe("loadConfig", () => {
     ]);
     // A secret refused is never echoed, from any source: one character short, it is most of the secret.
     const almost = "s".repeat(31);
-    expect(problemsOf({ env: { COORDINATION_ADMIN_TOKEN: almost } })).toEqual(["COORDINATION_ADMIN_TOKEN: must be a secret of at least 32 characters (or empty for none) (got 31 characters, not shown)"]);
+    expect(problemsOf({ env: { COORDINATION_ADMIN_TOKEN: almost } })).toEqual(["COORDINATION_ADMIN_TOKEN: must be a secret of at least 32 characters, printable ASCII without spaces, as an Authorization: Bearer header carries it (or empty for none) (got 31 characters, not shown)"]);
     const fromFile = problemsOf({ configFile: writeYaml("secret.yaml", `adminToken: ${almost}\n`) });
     expect(fromFile).toHaveLength(1);
     expect(fromFile[0]).not.toContain(almost);
