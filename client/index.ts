@@ -5,6 +5,7 @@
 import { createTRPCClient, createWSClient, httpBatchLink, httpLink, splitLink, wsLink, type Operation } from "@trpc/client";
 import superjson from "superjson";
 import { abortableCallLink } from "./abortable-call.js";
+import { bearerToken } from "./bearer-token.js";
 import { LongPolls } from "./closing-link.js";
 import { callTimeoutLink } from "./call-timeout.js";
 import { encodedBytesUpTo } from "./encoded-size.js";
@@ -52,6 +53,8 @@ export interface CoordinationClientOptions {
    * A bearer token (`coordination tokens create`, or the admin token): sent as
    * `Authorization: Bearer` on HTTP and in the WebSocket's connectionParams, checked before any
    * subscription starts. An agent token acts as its agent: agentId may then be left out.
+   * The whitespace around it (a token file's newline) is dropped, and an empty one is none; one
+   * with a space, a control or a non-ASCII character inside throws a TypeError here.
    */
   token?: string;
   /** Extra HTTP headers on every request (e.g. for a proxy). */
@@ -143,7 +146,11 @@ function withoutTrailingSlashes(url: string): string {
  * whether a failed call may have done its work (its answer lost) or certainly did nothing. Nothing connects
  * until the first call; call `close()` when done, or the process keeps its connections open.
  */
-export function createCoordinationClient(options: CoordinationClientOptions): CoordinationClient {
+export function createCoordinationClient(given: CoordinationClientOptions): CoordinationClient {
+  // The token as it can be sent (bearer-token.ts): refused here, not on every call.
+  const token = given.token === undefined ? undefined : bearerToken(given.token);
+  const { token: _given, ...rest } = given;
+  const options: CoordinationClientOptions = token === undefined ? rest : { ...rest, token };
   const servers = new ServerList((typeof options.url === "string" ? [options.url] : options.url).map(withoutTrailingSlashes));
   const refusal = socketRefusal();
   const wsClient = createWSClient({

@@ -12,6 +12,7 @@
 // `tasks logs --follow` exits 0 once the task settled and its last line was shown, or on Ctrl-C.
 import { parseDuration, rateWindowText, parseRate } from "../client/rate-window.js";
 import { backoffText, type BackoffShape } from "../client/backoff-text.js";
+import { bearerToken } from "../client/bearer-token.js";
 import { webhookStateText } from "../client/webhook-state-text.js";
 import { runLimitText } from "../client/run-limit-text.js";
 import { dedupeText } from "../client/dedupe-text.js";
@@ -823,7 +824,16 @@ export async function runOperatorCommand(
     settingsToken = server.adminToken || undefined;
   }
   // An empty one (COORDINATION_TOKEN= in a script) is none: the next source stands.
-  const token = str(options["--token"]) || env.COORDINATION_TOKEN || settingsToken;
+  const given = str(options["--token"]) || env.COORDINATION_TOKEN || settingsToken;
+  let token: string | undefined;
+  try {
+    // Without the whitespace around it (a file's newline); one no header can carry is said here, exit 2.
+    token = given === undefined ? undefined : bearerToken(given, `coordination: ${str(options["--token"]) ? "--token" : env.COORDINATION_TOKEN ? "COORDINATION_TOKEN" : "the server's admin token"}`);
+  } catch (error) {
+    if (!(error instanceof TypeError)) throw error;
+    out.stderr(`${error.message}\n`);
+    return 2;
+  }
   const json = options["--json"] === true;
   // An operator hears at once that the server cannot be reached, rather than after a wait for it:
   // the commands that wait (tasks wait, kv watch, agents drain) ride out a restart by themselves.

@@ -3,6 +3,7 @@
 // start or to stop cleanly (a database thread lost, a WAL checkpoint failed on a full disk: the
 // message says what is safe), 2 invalid configuration or usage (or a non-loopback host without
 // credentials), 3 a database file refused at start-up (damaged, read-only, another version's).
+import { bearerToken } from "../client/bearer-token.js";
 import { ConfigError, FLAGS, SETTINGS, SWITCHES, envName, loadConfig, type Config, type SettingName } from "./config.js";
 import { createLogger } from "./logger.js";
 import { whenParentGone } from "./parent-watch.js";
@@ -275,9 +276,18 @@ async function mcpMain(argv: string[]): Promise<number> {
     process.stderr.write(`coordination: mcp --url must be the server's http:// or https:// address, e.g. http://127.0.0.1:8000 (got ${JSON.stringify(url)})\n`);
     return 2;
   }
+  const token = options["--token"] ?? process.env.COORDINATION_TOKEN;
+  // A token no header can carry is said now, not as every relayed request failing.
+  try {
+    if (token !== undefined) bearerToken(token, `coordination: mcp ${options["--token"] === undefined ? "COORDINATION_TOKEN" : "--token"}`);
+  } catch (error) {
+    if (!(error instanceof TypeError)) throw error;
+    process.stderr.write(`${error.message}\n`);
+    return 2;
+  }
   const { runMcpStdioProxy } = await import("./mcp/mcp-stdio-proxy.js");
   await runMcpStdioProxy(
-    { url, token: options["--token"] ?? process.env.COORDINATION_TOKEN, agentId: options["--agent"] },
+    { url, token, agentId: options["--agent"] },
     (text) => process.stderr.write(text),
   );
   return 0;

@@ -14,6 +14,7 @@
 import { StreamableHTTPClientTransport, StreamableHTTPError } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
 import { isInitializeRequest, isInitializedNotification, type JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
+import { bearerToken } from "../../client/bearer-token.js";
 import { requestIds } from "./request-ids.js";
 
 export interface McpProxyOptions {
@@ -55,7 +56,9 @@ const sessionGone = (error: unknown): boolean => error instanceof StreamableHTTP
 /** Relays until either side closes; resolves then. */
 export async function runMcpStdioProxy(options: McpProxyOptions, stderr: (text: string) => void): Promise<void> {
   const headers: Record<string, string> = {};
-  if (options.token) headers.authorization = `Bearer ${options.token}`;
+  // Without the whitespace around it (a file's newline): sent so, fetch refused every request.
+  const token = options.token === undefined ? undefined : bearerToken(options.token, "coordination mcp: the token (--token or COORDINATION_TOKEN)");
+  if (token !== undefined) headers.authorization = `Bearer ${token}`;
   // As its UTF-8 bytes, one character each: a header carries bytes, and fetch refuses a character past U+00FF (the server reads them back).
   if (options.agentId) headers["x-agent-id"] = Buffer.from(options.agentId, "utf8").toString("latin1");
   const endpoint = new URL("/mcp", options.url);
