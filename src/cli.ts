@@ -96,8 +96,22 @@ function configOrExplain(flags: Partial<Record<SettingName, string>>, configFile
   }
 }
 
+/**
+ * `… | head` closes the pipe early: that ends a command that prints, it is not an error. For the
+ * commands that print what they were asked (the operator's and `tokens`): `tokens list | head -3`
+ * died with an unhandled EPIPE and a stack trace once the list outgrew what head read. Not for
+ * the server, whose output is its log.
+ */
+function endQuietlyWhenOutputCloses(): void {
+  process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+    if (error.code === "EPIPE") process.exit(0);
+    throw error;
+  });
+}
+
 /** `coordination tokens …` (src/cli-tokens.ts). */
 async function tokensMain(argv: string[]): Promise<number> {
+  endQuietlyWhenOutputCloses();
   const { parseTokensArgs, runTokensCommand, TOKENS_USAGE, TokensUsageError } = await import("./cli-tokens.js");
   // Help and nothing else, wherever it is on the line: `tokens create --help` creates nothing.
   if (argv.length === 0 || argv.includes("--help") || argv.includes("-h")) {
@@ -152,11 +166,7 @@ const INTERRUPT_GRACE_MS = 10_000;
 async function operatorMain(argv: string[]): Promise<number> {
   const { runOperatorCommand } = await import("./cli-operator.js");
   const { INTERRUPTED_EXIT, readStream } = await import("./cli-value-files.js");
-  // `… | head` closes the pipe early: that ends the command, it is not an error.
-  process.stdout.on("error", (error: NodeJS.ErrnoException) => {
-    if (error.code === "EPIPE") process.exit(0);
-    throw error;
-  });
+  endQuietlyWhenOutputCloses();
   // Ctrl-C (or a supervisor's SIGTERM) ends a command that waits (a tail, tasks wait, a drain)
   // cleanly, at once. A command stuck on a call to a server that does not answer (frozen with its
   // port open) would not notice: `timeout 70 coordination tasks enqueue` ran 304 s. It is given
