@@ -49,13 +49,13 @@ const callerBaggage = (ctx: Pick<Context, "traceCarrier">): string | undefined =
 
 export const taskRouter = router({
   enqueue: procedure
-    .meta({ access: AGENT, rest: { method: "POST", path: "/tasks", tags, summary: "Enqueue a task", errors: ["IDEMPOTENCY_MISMATCH", "TASK_NOT_FOUND", "INVALID_STATE"] } })
+    .meta({ access: AGENT, rest: { method: "POST", path: "/tasks", tags, summary: "Enqueue a task", errors: ["IDEMPOTENCY_MISMATCH", "TASK_NOT_FOUND", "INVALID_STATE", "FORBIDDEN"] } })
     .input(enqueueInput)
     .output(enqueuedTaskSchema)
-    .mutation(({ ctx, input }) => ctx.services.tasks.enqueue(withHeaderBaggage(withHeaderTrace(input, callerTrace(ctx)), callerBaggage(ctx)), keyScopeOf(ctx))),
+    .mutation(({ ctx, input }) => ctx.services.tasks.enqueue(withHeaderBaggage(withHeaderTrace(input, callerTrace(ctx)), callerBaggage(ctx)), keyScopeOf(ctx), credentialAgentOf(ctx.caller) ?? undefined)),
 
   enqueueMany: procedure
-    .meta({ access: AGENT, rest: { method: "POST", path: "/tasks/batch", tags, summary: "Enqueue several tasks atomically", errors: ["IDEMPOTENCY_MISMATCH", "TASK_NOT_FOUND", "INVALID_STATE"] } })
+    .meta({ access: AGENT, rest: { method: "POST", path: "/tasks/batch", tags, summary: "Enqueue several tasks atomically", errors: ["IDEMPOTENCY_MISMATCH", "TASK_NOT_FOUND", "INVALID_STATE", "FORBIDDEN"] } })
     .input(enqueueManyInput)
     .output(z.array(enqueuedTaskSchema))
     .mutation(({ ctx, input }) => {
@@ -63,7 +63,7 @@ export const taskRouter = router({
       const trace = callerTrace(ctx);
       const baggage = callerBaggage(ctx);
       const tasks = trace === undefined && baggage === undefined ? input.tasks : input.tasks.map((task) => withHeaderBaggage(withHeaderTrace(task, trace), baggage));
-      return ctx.services.tasks.enqueueMany(tasks, keyScopeOf(ctx));
+      return ctx.services.tasks.enqueueMany(tasks, keyScopeOf(ctx), credentialAgentOf(ctx.caller) ?? undefined);
     }),
 
   claim: consumingProcedure

@@ -272,8 +272,12 @@ export const enqueueInput = enqueueFields
   .transform(({ agentId, targetAgentId, ...rest }) => copyWith(rest, { targetAgentId: targetAgentId ?? agentId }));
 export type EnqueueInput = z.input<typeof enqueueInput>;
 export type EnqueueRequest = z.output<typeof enqueueInput>;
-/** An enqueue as the writer takes it: with whose key its idempotencyKey is ('' when left out: an admin, an open server, in-process). */
-export type ScopedEnqueue = EnqueueRequest & { idempotencyScope?: string | undefined };
+/**
+ * An enqueue as the writer takes it: with whose key its idempotencyKey is ('' when left out: an
+ * admin, an open server, in-process), and, for an agent credential's, that agent (`replacesOwnOf`):
+ * its dedupe.replace changes only a task that agent enqueued, as its cancel does.
+ */
+export type ScopedEnqueue = EnqueueRequest & { idempotencyScope?: string | undefined; replacesOwnOf?: string | undefined };
 
 export const enqueueManyInput = z.strictObject({
   tasks: z

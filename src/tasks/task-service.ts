@@ -20,7 +20,7 @@ import type { KeyedWaiters } from "../keyed-waiters.js";
 import { SETTLED_STATUSES, untilHolds } from "./task-status.js";
 import type { RecalledContexts } from "../db/thread/recall-relay.js";
 import type { Leased } from "./task-commands.js";
-import { isHeld, taskWith, type CancelManyRequest, type CancelManyResult, type ClaimOutlookRequest, type ClaimOutlookView, type CancelRequest, type ClaimedTask, type ClaimRequest, type CompleteAndClaimRequest, type CompletedAndClaimed, type EnqueuedTask, type EnqueueRequest, type ListRequest, type RequeueManyRequest, type RequeueManyResult, type RequeueRequest, type SettledTask, type Task, type TaskStats, type UpdateRequest, type WaitManyRequest, type WaitManyResult, type WaitRequest } from "./task-schemas.js";
+import { isHeld, taskWith, type CancelManyRequest, type CancelManyResult, type ClaimOutlookRequest, type ClaimOutlookView, type CancelRequest, type ClaimedTask, type ClaimRequest, type CompleteAndClaimRequest, type CompletedAndClaimed, type EnqueuedTask, type EnqueueRequest, type ListRequest, type ScopedEnqueue, type RequeueManyRequest, type RequeueManyResult, type RequeueRequest, type SettledTask, type Task, type TaskStats, type UpdateRequest, type WaitManyRequest, type WaitManyResult, type WaitRequest } from "./task-schemas.js";
 import type { FailRequest, ReleaseRequest, SettleRequest } from "./task-transitions.js";
 import { copyWith } from "../copy-with.js";
 import type { PauseRequest, QueuePause } from "./queue-pause-schemas.js";
@@ -52,16 +52,20 @@ const EXPIRY_BATCH = 500;
 export class TaskService {
   constructor(private readonly d: TaskServiceDeps) {}
 
-  /** `keyScope`: whose the idempotencyKey is (keyScopeOf: the agent's id for an agent credential, else ''). */
-  enqueue(request: EnqueueRequest, keyScope = ""): Promise<EnqueuedTask> {
+  /**
+   * `keyScope`: whose the idempotencyKey is (keyScopeOf: the agent's id for an agent credential,
+   * else ''). `agentCredential`: the agent an agent credential acts as, whose dedupe.replace may
+   * change only the tasks that agent enqueued (FORBIDDEN otherwise, nothing written).
+   */
+  enqueue(request: EnqueueRequest, keyScope = "", agentCredential?: string): Promise<EnqueuedTask> {
     assertJsonDepth("payload", request.payload, this.d.config.maxJsonDepth);
-    return this.d.db.write("tasks.enqueue", keyScope === "" ? request : copyWith(request, { idempotencyScope: keyScope }));
+    return this.d.db.write("tasks.enqueue", scoped(request, keyScope, agentCredential));
   }
 
   /** All or nothing: one invalid task rolls the whole batch back. */
-  enqueueMany(requests: EnqueueRequest[], keyScope = ""): Promise<EnqueuedTask[]> {
+  enqueueMany(requests: EnqueueRequest[], keyScope = "", agentCredential?: string): Promise<EnqueuedTask[]> {
     requests.forEach((request, i) => assertJsonDepth(`tasks[${i}].payload`, request.payload, this.d.config.maxJsonDepth));
-    return this.d.db.write("tasks.enqueueMany", keyScope === "" ? requests : requests.map((request) => copyWith(request, { idempotencyScope: keyScope })));
+    return this.d.db.write("tasks.enqueueMany", keyScope === "" && agentCredential === undefined ? requests : requests.map((request) => scoped(request, keyScope, agentCredential)));
   }
 
   /**
@@ -636,4 +640,10 @@ function agedBy(stats: TaskStats, ms: number): TaskStats {
 /** The leases of claimed tasks, as the writer's release commands take them. */
 function leases(leased: Leased[]): Array<{ id: string; leaseToken: number }> {
   return leased.map(({ task }) => ({ id: task.id, leaseToken: task.leaseToken }));
+}
+
+/** An enqueue with whose its key is and whose tasks its dedupe.replace may change (ScopedEnqueue); as sent when neither applies. */
+function scoped(request: EnqueueRequest, keyScope: string, agentCredential: string | undefined): ScopedEnqueue {
+  if (keyScope === "" && agentCredential === undefined) return request;
+  return copyWith(request, { ...(keyScope === "" ? {} : { idempotencyScope: keyScope }), ...(agentCredential === undefined ? {} : { replacesOwnOf: agentCredential }) });
 }

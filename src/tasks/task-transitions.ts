@@ -227,6 +227,15 @@ export class TaskTransitions {
     let expiresAt = expiryWas;
     let payload: string | null = null;
     if (request.dedupe?.replace === true) {
+      // Replacing is changing the task (what tasks.update, an admin's, does): an agent credential
+      // changes only what its agent enqueued, as it cancels only that. Checked before anything moves.
+      if (request.replacesOwnOf !== undefined && row.idempotencyScope !== request.replacesOwnOf) {
+        throw new CoordinationError(
+          "FORBIDDEN",
+          `${prefix === "" ? "" : `${prefix.slice(0, -1)}: `}task "${row.id}", which holds dedupe key ${JSON.stringify(row.dedupeKey)} in queue ${JSON.stringify(row.queue)}, was not enqueued by agent ${JSON.stringify(request.replacesOwnOf)}: an agent credential replaces only the tasks its agent enqueued (an admin's, any task); without replace, the enqueue is answered that task as it is`,
+          { taskId: row.id },
+        );
+      }
       // A payload the same as the task's (as JSON, keys in any order) is no replacement, as in
       // tasks.update: replacedAt stays, and so does the checkpoint saved for it.
       payload = sameJson(fromJsonText(row.payload), request.payload) ? null : toJsonText(request.payload);
