@@ -66,13 +66,14 @@ export function parseTokensArgs(argv: string[]): { command: TokensCommand; db?: 
 /** Runs a tokens command on the configured database; returns the exit code (0 done, 2 refused input). */
 export async function runTokensCommand(command: TokensCommand, config: Config, out: { stdout: (text: string) => void; stderr: (text: string) => void }): Promise<number> {
   // Loaded here: the other commands need none of it.
-  const [{ openDatabase }, { pendingMigrations }, { checkBeforeMigrating, checkSchema, DatabaseRefused }, { Statements }, { TokenStore, toTokenView }, { createTokenInput }] = await Promise.all([
+  const [{ openDatabase }, { pendingMigrations }, { checkBeforeMigrating, checkSchema, DatabaseRefused }, { Statements }, { TokenStore, toTokenView }, { createTokenInput }, { ADMIN_TOKEN_ID, ADMIN_TOKEN_NOT_REVOCABLE }] = await Promise.all([
     import("./db/open-database.js"),
     import("./db/migrate.js"),
     import("./db/startup-checks.js"),
     import("./db/statements.js"),
     import("./auth/token-store.js"),
     import("./auth/token-schemas.js"),
+    import("./auth/credentials.js"),
   ]);
   // A typo in --db must not create an empty database whose tokens no server will read.
   if (config.dbPath !== ":memory:" && !existsSync(config.dbPath)) {
@@ -119,6 +120,10 @@ export async function runTokensCommand(command: TokensCommand, config: Config, o
     }
     if (command.action === "revoke") {
       const id = command.positional[0]!;
+      if (id === ADMIN_TOKEN_ID) {
+        out.stderr(`coordination tokens revoke: ${ADMIN_TOKEN_NOT_REVOCABLE}\n`);
+        return 2;
+      }
       const row = tokens.revoke(id, now);
       if (!row) {
         out.stderr(`coordination tokens revoke: no token "${id}"\n`);

@@ -22,6 +22,8 @@ import type { TokenRecord } from "./token-store.js";
 
 /** The configured admin token's id in logs and on its caller (api_tokens ids are UUIDs). */
 export const ADMIN_TOKEN_ID = "config:adminToken";
+/** Why tokens.revoke (and `tokens revoke`) cannot revoke it: it is a setting, not a row. */
+export const ADMIN_TOKEN_NOT_REVOCABLE = `${ADMIN_TOKEN_ID} is the configured admin token (COORDINATION_ADMIN_TOKEN), which no revoke ends: change or clear that setting and restart the server (admin tokens issued with tokens create are revoked by their id)`;
 const MISS_REFRESH_MS = 250;
 /** What onRevoked listeners hear when credentials become enforced: the open callers' rights end. */
 export const OPEN_CALLERS = "open callers";

@@ -5,7 +5,7 @@ import { z } from "zod";
 import { invalidField } from "../errors.js";
 import { procedure, router } from "../trpc/init.js";
 import { ADMIN, READ } from "./access.js";
-import { ADMIN_TOKEN_ID } from "./credentials.js";
+import { ADMIN_TOKEN_ID, ADMIN_TOKEN_NOT_REVOCABLE } from "./credentials.js";
 import { hashSecret } from "./token-secret.js";
 import { createTokenInput, issuedTokenSchema, listTokensInput, tokenIdInput, tokenSchema, whoamiSchema, type Whoami } from "./token-schemas.js";
 
@@ -53,6 +53,9 @@ export const tokenRouter = router({
     .input(tokenIdInput)
     .output(tokenSchema)
     .mutation(async ({ ctx, input }) => {
+      // whoami names the configured admin token by this id: revoking it was a 404 "not found",
+      // for a token that exists and goes on working. Say what ends it instead.
+      if (input.tokenId === ADMIN_TOKEN_ID) throw invalidField("tokenId", ADMIN_TOKEN_NOT_REVOCABLE);
       const token = await ctx.services.db.write("tokens.revoke", input.tokenId);
       ctx.services.credentials.applied(token);
       ctx.services.log.info({ tokenId: token.id }, "token revoked");
