@@ -2,7 +2,8 @@
 // never change: a server that issued none stays open, and one that issued any stays closed to
 // callers without one, whatever retention deleted, across restarts.
 import { describe, expect, it } from "vitest";
-import { http } from "./helpers/secure-server.js";
+import { runCli } from "./helpers/cli-process.js";
+import { ADMIN_SECRET, http } from "./helpers/secure-server.js";
 import { makeTempDir, startTestServer, withDatabase } from "./helpers/test-server.js";
 
 describe("revoked credentials and retention", () => {
@@ -39,6 +40,27 @@ describe("revoked credentials and retention", () => {
     await using again = await startTestServer({}, dir);
     expect((await http(again.url, "GET", "/agents")).status).toBe(401);
     expect((await http(again.url, "GET", "/health")).status).toBe(200);
+  });
+
+  // A file only ever served with COORDINATION_ADMIN_TOKEN (no token issued) came up open to anyone
+  // on the port when restarted without the setting (a secret that failed to mount).
+  it("a file served with an admin token stays closed when restarted without it; a new token opens it to its holder", async () => {
+    const dir = makeTempDir();
+    const t = await startTestServer({ adminToken: ADMIN_SECRET }, dir);
+    try {
+      expect((await http(t.url, "GET", "/agents", { token: ADMIN_SECRET })).status).toBe(200);
+      expect((await http(t.url, "GET", "/agents")).status).toBe(401);
+    } finally {
+      await t.stop();
+    }
+    await using again = await startTestServer({}, dir);
+    expect((await http(again.url, "GET", "/agents")).status).toBe(401);
+    expect((await http(again.url, "POST", "/tasks", { body: { queue: "q" } })).status).toBe(401);
+    expect((await http(again.url, "GET", "/health")).status).toBe(200);
+    // As the README says: an operator issues one on the machine, which the running server takes.
+    const created = await runCli({ args: ["tokens", "create", "--role", "admin", "--db", again.dbPath] });
+    expect(created.code).toBe(0);
+    expect((await http(again.url, "GET", "/agents", { token: created.stdout.trim() })).status).toBe(200);
   });
 
   it("keeps a revoked token until its retention period has passed", async () => {

@@ -75,6 +75,15 @@ export class Credentials {
 
   async start(): Promise<void> {
     await this.refresh();
+    // Served with an admin token: the file is marked, so that a restart that lost the setting (a
+    // secret that failed to mount) keeps it closed rather than open to anyone on the port.
+    if (this.adminHash !== undefined && !this.anyToken) await this.d.db.write("tokens.markServedWithCredentials", undefined);
+    if (this.adminHash === undefined && this.anyToken && this.byId.size === 0) {
+      this.d.log.warn(
+        "credentials are required (the database was served with credentials) but none is in force: every call but /health is refused; " +
+          "set COORDINATION_ADMIN_TOKEN, or issue one on this machine with `coordination tokens create --role admin`",
+      );
+    }
     // A failing database must not end the refresh: logged once per episode, the cache kept meanwhile.
     let failing = false;
     this.timer = setInterval(

@@ -13,6 +13,8 @@ export function tokenCommands(tokens: TokenStore) {
       if (!row) throw notFound("TOKEN_NOT_FOUND", tokenId);
       return toTokenView(row);
     },
+    /** A server starting with an admin token configured: the file stays closed without it (TokenStore.markServedWithCredentials). */
+    "tokens.markServedWithCredentials": (_ctx: WriteContext, _: undefined): boolean => tokens.markServedWithCredentials(),
     "tokens.touch": (ctx: WriteContext, tokenIds: string[]): null => {
       tokens.touch(tokenIds, ctx.now);
       return null;

@@ -27,8 +27,9 @@ export type TokenRecord = Pick<TokenRow, "id" | "role" | "agentId" | "secretHash
 export const kvPrefixesOf = (column: string | null): string[] | null => (column === null ? null : (JSON.parse(column) as string[]));
 
 /**
- * Set (system_state) once a credential was ever issued: credentials stay enforced when retention
- * has deleted every token (all revoked), as they were while the revoked rows were kept.
+ * Set (system_state) once a credential was ever issued, or the file served with an admin token:
+ * credentials stay enforced when retention has deleted every token (all revoked), as they were
+ * while the revoked rows were kept, and when the admin token setting is lost.
  */
 const ISSUED_KEY = "credentials.issued";
 
@@ -101,6 +102,15 @@ export class TokenStore {
       .run(before, limit).changes;
     if (deleted > 0) this.markIssued();
     return deleted;
+  }
+
+  /**
+   * Marks the database as served with credentials (ISSUED_KEY) when it is not yet: a server that
+   * starts with an admin token configured does, so that losing the setting later (a secret that
+   * failed to mount) does not serve the file open. Whether it wrote the mark.
+   */
+  markServedWithCredentials(): boolean {
+    return this.st.get<[string]>(`INSERT INTO system_state (key, value) VALUES (?, '1') ON CONFLICT(key) DO NOTHING`).run(ISSUED_KEY).changes > 0;
   }
 
   private markIssued(): void {
