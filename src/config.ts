@@ -200,7 +200,7 @@ export const SETTINGS = {
   webhookMaxBackoffMs: {
     ...positiveMs(),
     default: 600_000,
-    doc: "Longest wait before a failing webhook is tried again: the wait starts at 1 s and doubles with each failure in a row (each wait shortened by up to 20%, at random) up to this",
+    doc: "Longest wait before a failing webhook is tried again: the wait starts at 1 s and doubles with each failure in a row (each wait shortened by up to 20%, at random) up to this; a 429 or 503 whose Retry-After asks a longer wait gets it, up to this",
   },
   webhookDisableAfterMs: {
     ...positiveMs(30 * 24 * 3_600_000),

@@ -254,11 +254,12 @@ export function webhookCommands(d: WebhookDeps) {
 
     /**
      * An attempt to deliver to webhook `id` failed: tried again after a backoff (1 s doubling,
-     * shortened by up to 20% at random, up to `maxBackoffMs`), or disabled when it has been
-     * failing for `disableAfterMs` (webhook.disabled). `owner`'s turn ends. Null: the turn was no
-     * longer `owner`'s.
+     * shortened by up to 20% at random, up to `maxBackoffMs`), or after the receiver's
+     * `retryAfterMs` (its Retry-After) when that is longer, up to `maxBackoffMs` too; or disabled
+     * when it has been failing for `disableAfterMs` (webhook.disabled). `owner`'s turn ends.
+     * Null: the turn was no longer `owner`'s.
      */
-    "webhooks.failed": (ctx: WriteContext, request: { id: string; owner: string; seq: number; attempt: Attempt; maxBackoffMs: number; disableAfterMs: number }): FailureRecorded | null => {
+    "webhooks.failed": (ctx: WriteContext, request: { id: string; owner: string; seq: number; attempt: Attempt; maxBackoffMs: number; disableAfterMs: number; retryAfterMs?: number }): FailureRecorded | null => {
       const row = d.webhooks.heldBy(request.id, request.owner, ctx.now);
       if (row === undefined) {
         d.webhooks.releaseEndedTurn(request.id);
@@ -266,7 +267,8 @@ export function webhookCommands(d: WebhookDeps) {
       }
       const failures = Number(row.failures) + 1;
       const failingSince = row.failingSince === null ? request.attempt.at : Number(row.failingSince);
-      const nextAttemptAt = ctx.now + retryDelayMs(backoffOf(request.maxBackoffMs), failures, { retryBaseMs: 1000, retryMaxMs: request.maxBackoffMs });
+      const backoffMs = retryDelayMs(backoffOf(request.maxBackoffMs), failures, { retryBaseMs: 1000, retryMaxMs: request.maxBackoffMs });
+      const nextAttemptAt = ctx.now + Math.max(backoffMs, Math.min(request.retryAfterMs ?? 0, request.maxBackoffMs));
       d.webhooks.failed(row.id, request.attempt, nextAttemptAt, failingSince);
       const disabled = ctx.now - failingSince >= request.disableAfterMs;
       if (disabled) {

@@ -36,6 +36,8 @@ interface Outcome {
   interrupted?: true;
   status: number | null;
   error: string | null;
+  /** How long the receiver asked to be left alone (its Retry-After on a 429 or 503), in ms. */
+  retryAfterMs?: number;
 }
 
 export interface WebhookDelivererDeps {
@@ -214,7 +216,15 @@ export class WebhookDeliverer {
           continue;
         }
         this.attempts.failed++;
-        const recorded = await db.write("webhooks.failed", { id, owner: this.owner, seq: event.seq, attempt, maxBackoffMs: config.webhookMaxBackoffMs, disableAfterMs: config.webhookDisableAfterMs });
+        const recorded = await db.write("webhooks.failed", {
+          id,
+          owner: this.owner,
+          seq: event.seq,
+          attempt,
+          maxBackoffMs: config.webhookMaxBackoffMs,
+          disableAfterMs: config.webhookDisableAfterMs,
+          ...(outcome.retryAfterMs === undefined ? {} : { retryAfterMs: outcome.retryAfterMs }),
+        });
         if (recorded === null) return;
         const line = { webhookId: id, host: hostOf(turn.url), seq: event.seq, status: outcome.status, error: outcome.error, failures: recorded.failures };
         if (recorded.disabled) log.error(line, "webhook disabled: its deliveries failed for webhookDisableAfterMs; webhooks.update with enabled true starts it again");
@@ -275,7 +285,10 @@ export class WebhookDeliverer {
       if (response.status >= 300 && response.status < 400) {
         return { ok: false, status: response.status, error: `HTTP ${response.status}: redirected to ${redirectTarget(turn.url, response.headers.get("location"))}, not followed (give the webhook its final URL)` };
       }
-      return { ok: false, status: response.status, error: `HTTP ${response.status}${text === "" ? "" : `: ${excerpt(text, ERROR_BODY_CHARS)}`}` };
+      const error = `HTTP ${response.status}${text === "" ? "" : `: ${excerpt(text, ERROR_BODY_CHARS)}`}`;
+      // A receiver that is overloaded or down for maintenance says when to come back: asked sooner, it answers the same.
+      const retryAfterMs = response.status === 429 || response.status === 503 ? retryAfterOf(response.headers.get("retry-after"), Date.now()) : undefined;
+      return retryAfterMs === undefined ? { ok: false, status: response.status, error } : { ok: false, status: response.status, error, retryAfterMs };
     } catch (error) {
       if (!timedOut && !this.d.shutdown.aborted && signal.aborted) return { ok: false, interrupted: true, status: null, error: null };
       if (timedOut) return { ok: false, status: null, error: `no answer within webhookTimeoutMs (${timeoutMs} ms)` };
@@ -286,6 +299,20 @@ export class WebhookDeliverer {
       this.d.shutdown.removeEventListener("abort", onShutdown);
     }
   }
+}
+
+/**
+ * A Retry-After header's wait in ms from `now` (RFC 9110: delay-seconds, or an HTTP-date); undefined
+ * when there is none or it cannot be read. A date passed, or 0, is no wait.
+ */
+export function retryAfterOf(header: string | null, now: number): number | undefined {
+  if (header === null) return undefined;
+  const text = header.trim();
+  if (/^\d{1,10}$/.test(text)) return Number(text) * 1000;
+  // An HTTP-date names its day ("Wed, 21 Oct 2015 07:28:00 GMT"): a bare number of another form is not one.
+  if (!/[a-z]/i.test(text)) return undefined;
+  const at = Date.parse(text);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
 }
 
 /** Where a redirect pointed, by its origin alone: its path and query may carry the receiver's secret, as the webhook's own URL's may. */
