@@ -249,6 +249,12 @@ describe("webhooks", () => {
     // Its cursor: past the last event delivered, at the head of the log when nothing after it matched.
     expect(off.cursor).toBeGreaterThanOrEqual(second.seq);
     expect((await webhookEvents(t)).filter(([type]) => type === "webhook.disabled").at(-1)).toEqual(["webhook.disabled", { webhookId: webhook.id, reason: "receiver migrating", by: null, cursor: off.cursor }]);
+    // Disabled already, a new reason replaces the old one (the answer said ok and kept the old); the same one changes nothing.
+    const disabledEvents = async () => (await webhookEvents(t)).filter(([type]) => type === "webhook.disabled").length;
+    const before = await disabledEvents();
+    expect(await t.api.webhooks.update.mutate({ id: webhook.id, enabled: false, reason: "receiver retired" })).toMatchObject({ enabled: false, disabledReason: "receiver retired" });
+    expect(await t.api.webhooks.update.mutate({ id: webhook.id, enabled: false, reason: "receiver retired" })).toMatchObject({ disabledReason: "receiver retired" });
+    expect(await disabledEvents()).toBe(before + 1);
   });
 
   it("update changes where and what it sends from its cursor on; rotateSecret signs with both secrets through the grace; remove stops it", async () => {

@@ -185,14 +185,17 @@ export function webhookCommands(d: WebhookDeps) {
       const disabling = request.enabled === false && wasEnabled;
       if (enabling) Object.assign(row, { enabled: 1, disabledReason: null, failures: 0, failingSince: null, nextAttemptAt: ctx.now });
       if (disabling) Object.assign(row, { enabled: 0, disabledReason: request.reason ?? "disabled by an operator" });
+      // Disabled already (by an operator, or for failing): a new reason given replaces the old one.
+      const reasonChanged = !wasEnabled && request.enabled === false && request.reason !== undefined && request.reason !== before.disabledReason;
+      if (reasonChanged) row.disabledReason = request.reason!;
       const changed = urlChanged || typesChanged || cursorMoved || enabling || disabling || forgetFailures;
-      if (!changed && !descriptionChanged) return { webhook: toWebhook(before), changed: false };
+      if (!changed && !descriptionChanged && !reasonChanged) return { webhook: toWebhook(before), changed: false };
       row.updatedAt = ctx.now;
       d.webhooks.update(row);
       // The change ends a turn under way: the deliverer's next write finds it is no longer its own.
       if (changed) d.webhooks.endTurnForChange(row.id);
       if (enabling) d.events.appendSystem(ctx, "webhook.enabled", { webhookId: row.id, cursor: Number(row.cursor), by: request.updatedBy });
-      if (disabling) d.events.appendSystem(ctx, "webhook.disabled", { webhookId: row.id, reason: row.disabledReason!, by: request.updatedBy, cursor: Number(row.cursor) });
+      if (disabling || reasonChanged) d.events.appendSystem(ctx, "webhook.disabled", { webhookId: row.id, reason: row.disabledReason!, by: request.updatedBy, cursor: Number(row.cursor) });
       if (urlChanged || typesChanged || descriptionChanged || cursorMoved) {
         d.events.appendSystem(ctx, "webhook.updated", {
           webhookId: row.id,
