@@ -7,8 +7,8 @@
 import { rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { ConfigError, loadConfig, type ConfigSources } from "../src/config.js";
 import { killAllCli, runCli } from "./helpers/cli-process.js";
+import { problemsOf } from "./helpers/config-problems.js";
 import { http } from "./helpers/secure-server.js";
 import { makeTempDir, startTestServer } from "./helpers/test-server.js";
 
@@ -23,15 +23,6 @@ afterEach(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-function problemsOf(sources: ConfigSources): string[] {
-  try {
-    loadConfig({ env: {}, ...sources });
-    return [];
-  } catch (error) {
-    if (!(error instanceof ConfigError)) throw error;
-    return error.problems;
-  }
-}
 
 describe("the configured admin token's characters", () => {
   it("a space, a tab or a character past ASCII is a configuration error naming the setting and the kind of character, never the secret", () => {

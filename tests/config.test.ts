@@ -4,8 +4,9 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync
 import { createServer as createNetServer, type AddressInfo, type Server } from "node:net";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { ConfigError, SETTINGS, envName, loadConfig, type ConfigSources, type SettingName } from "../src/config.js";
+import { SETTINGS, envName, loadConfig, type SettingName } from "../src/config.js";
 import { CliProcess, killAllCli, runCli } from "./helpers/cli-process.js";
+import { problemsOf } from "./helpers/config-problems.js";
 import { makeTempDir, rest } from "./helpers/test-server.js";
 
 const SETTING_NAMES = Object.keys(SETTINGS) as SettingName[];
@@ -27,16 +28,6 @@ function writeYaml(name: string, text: string): string {
   return path;
 }
 
-/** The problems loadConfig reports, or [] when it accepts the sources. */
-function problemsOf(sources: ConfigSources): string[] {
-  try {
-    loadConfig({ env: {}, ...sources });
-    return [];
-  } catch (error) {
-    if (!(error instanceof ConfigError)) throw error;
-    return error.problems;
-  }
-}
 
 describe("loadConfig", () => {
   it("uses every setting's default when nothing is set, and freezes the result", () => {

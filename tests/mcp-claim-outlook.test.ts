@@ -2,8 +2,7 @@
 // work: a null alone reads as an empty queue, and the model claims again and again (or gives up)
 // while a paused queue, a full limit, a rate window or a capability it never offered holds it off.
 import { afterEach, describe, expect, it } from "vitest";
-import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
-import { closeMcpClients, connectMcp } from "./helpers/mcp-client.js";
+import { closeMcpClients, connectMcp, toolTexts as texts } from "./helpers/mcp-client.js";
 import { startTestServer, withDatabase, type TestServer } from "./helpers/test-server.js";
 
 let t: TestServer | undefined;
@@ -13,11 +12,6 @@ afterEach(async () => {
   t = undefined;
 });
 
-/** A tool call's text items, and whether it is a tool error. */
-async function texts(client: Client, name: string, args: Record<string, unknown>): Promise<{ isError: boolean; texts: string[] }> {
-  const result = (await client.callTool({ name, arguments: args })) as { content: Array<{ type: string; text: string }>; isError?: boolean };
-  return { isError: result.isError === true, texts: result.content.map((item) => item.text) };
-}
 
 describe("claim_task's note when work waits that the agent may not take", () => {
   it("names paused, full and rate-limited queues, the capabilities and targets of the due tasks, and the next delayed one", async () => {

@@ -2,9 +2,8 @@
 // server's quarantine after failures in a row) is told so by claim_task and complete_task's
 // `next`: a null alone reads as an empty queue, and the model would claim again and again.
 import { afterEach, describe, expect, it } from "vitest";
-import { closeMcpClients, connectMcp } from "./helpers/mcp-client.js";
+import { closeMcpClients, connectMcp, toolTexts as texts } from "./helpers/mcp-client.js";
 import { startTestServer, type TestServer } from "./helpers/test-server.js";
-import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
 
 let t: TestServer | undefined;
 afterEach(async () => {
@@ -13,11 +12,6 @@ afterEach(async () => {
   t = undefined;
 });
 
-/** A tool call's text items, and whether it is a tool error. */
-async function texts(client: Client, name: string, args: Record<string, unknown>): Promise<{ isError: boolean; texts: string[] }> {
-  const result = (await client.callTool({ name, arguments: args })) as { content: Array<{ type: string; text: string }>; isError?: boolean };
-  return { isError: result.isError === true, texts: result.content.map((item) => item.text) };
-}
 
 describe("a cordoned agent's empty claims", () => {
   it("claim_task and complete_task's next answer null with why beside it; once uncordoned, the task; an empty queue's null alone", async () => {

@@ -34,3 +34,9 @@ export async function callTool(client: Client, name: string, args: Record<string
   const value = text.startsWith("{") || text.startsWith("[") || text === "null" ? JSON.parse(text) : text;
   return result.isError ? { error: value } : value;
 }
+
+/** A tool call's text items, and whether it is a tool error: for answers with a note beside their JSON. */
+export async function toolTexts(client: Client, name: string, args: Record<string, unknown>): Promise<{ isError: boolean; texts: string[] }> {
+  const result = (await client.callTool({ name, arguments: args })) as { content: Array<{ type: string; text: string }>; isError?: boolean };
+  return { isError: result.isError === true, texts: result.content.map((item) => item.text) };
+}
