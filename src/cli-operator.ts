@@ -1246,13 +1246,22 @@ async function dispatch(words: string[], options: Parsed["options"], json: boole
     const queues = listOption(options["--queue"]);
     const capabilities = listOption(options["--capability"]);
     const outlook = await api.tasks.claimOutlook.query({ agentId: id!, ...(queues === undefined ? {} : { queues }), ...(capabilities === undefined ? {} : { capabilities }) });
+    // The outlook is the queues' side; a cordon (the agent's own record) keeps every task from it
+    // whatever they hold. An agent never registered has none (its first claim registers it).
+    const agent = await api.agents.get.query({ agentId: id! }).catch((error: unknown) => {
+      if (isTRPCClientError(error) && (error.data as { code?: string } | undefined)?.code === "AGENT_NOT_FOUND") return null;
+      throw error;
+    });
     const reasons = claimOutlookReasons(outlook);
     const name = printable(id!);
-    print(outlook, () =>
-      reasons.length === 0
-        ? `agent ${name}: nothing waits that its claims could take (its queues hold no task for it)\n`
-        : `agent ${name} takes no task now, though work waits:\n${reasons.map((reason) => `  - ${printable(reason)}\n`).join("")}`,
-    );
+    const lines = (items: string[]) => items.map((reason) => `  - ${printable(reason)}\n`).join("");
+    print(outlook, () => {
+      if (agent?.cordon) return `agent ${name} takes no task while it is cordoned (${printable(cordonText(agent))}): no claim hands it one, whatever waits\n`;
+      if (outlook.claimable) {
+        return `agent ${name} may take a task now: its claim would be handed one (an idle agent with work waiting for it is not claiming)\n${reasons.length === 0 ? "" : `  other tasks wait that it may not take now:\n${lines(reasons)}`}`;
+      }
+      return reasons.length === 0 ? `agent ${name}: nothing waits that its claims could take (its queues hold no task for it)\n` : `agent ${name} takes no task now, though work waits:\n${lines(reasons)}`;
+    });
     return 0;
   }
   if (command === "agents" && sub === "drain") {

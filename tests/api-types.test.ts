@@ -234,6 +234,7 @@ describe("AppRouter types", () => {
     expectTypeOf<Out["tasks"]["list"]>().toEqualTypeOf<{ items: Task[]; nextCursor: string | null }>();
     expectTypeOf<In["tasks"]["claimOutlook"]>().toEqualTypeOf<{ agentId: string; queues?: string[]; capabilities?: string[] }>();
     expectTypeOf<Out["tasks"]["claimOutlook"]>().toEqualTypeOf<{
+      claimable: boolean;
       paused: string[];
       fullQueues: string[];
       rateLimited: Array<{ queue: string; maxClaims: number; perMs: number; freesAt: Date }>;

@@ -2,6 +2,7 @@
 // while work waits, for the operator whose worker sits idle and the agent that wants to know.
 import { afterEach, describe, expect, it } from "vitest";
 import { runOperator } from "./helpers/cli-process.js";
+import { claimOutlookNote } from "../src/tasks/claim-outlook-reasons.js";
 import { rest, startTestServer, type TestServer } from "./helpers/test-server.js";
 
 let t: TestServer | undefined;
@@ -15,7 +16,7 @@ describe("tasks.claimOutlook", () => {
     t = await startTestServer({ memoryContextLimit: 0 });
     const api = t.api;
     await api.agents.register.mutate({ agentId: "w1", capabilities: ["python", "cuda"] });
-    const nothing = { paused: [], fullQueues: [], rateLimited: [], looked: 0, needCapabilities: [], forOtherAgents: 0, offered: ["cuda", "python"], nextRunAt: null };
+    const nothing = { claimable: false, paused: [], fullQueues: [], rateLimited: [], looked: 0, needCapabilities: [], forOtherAgents: 0, offered: ["cuda", "python"], nextRunAt: null };
     expect(await api.tasks.claimOutlook.query({ agentId: "w1" })).toEqual(nothing);
 
     await api.queues.pause.mutate({ queue: "frozen" });
@@ -65,8 +66,65 @@ describe("tasks.claimOutlook", () => {
       stderr: "",
     });
     const json = await runOperator({ args: ["agents", "why-idle", "w1", "--queue", "gpu", "--json"], env });
-    expect(JSON.parse(json.stdout)).toEqual({ paused: [], fullQueues: [], rateLimited: [], looked: 2, needCapabilities: [{ capability: "a100", tasks: 2 }], forOtherAgents: 0, offered: [], nextRunAt: null });
+    expect(JSON.parse(json.stdout)).toEqual({ claimable: false, paused: [], fullQueues: [], rateLimited: [], looked: 2, needCapabilities: [{ capability: "a100", tasks: 2 }], forOtherAgents: 0, offered: [], nextRunAt: null });
     expect(await runOperator({ args: ["agents", "why-idle"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining("agents why-idle needs an AGENT_ID") });
     expect(await runOperator({ args: ["agents", "why-idle", "w1", "--reason", "x"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining("--reason") });
+  });
+});
+
+describe("tasks.claimOutlook when a claim would be handed a task", () => {
+  it("says so (claimable), so an idle agent's outlook does not read as work kept from it", async () => {
+    t = await startTestServer({ memoryContextLimit: 0 });
+    const api = t.api;
+    const env = { COORDINATION_URL: t.url };
+    // The claimer may run the gpu task (it offers gpu), beside one for another agent: its claim
+    // takes a task now. The outlook said "takes no task now, though work waits", naming the other
+    // agent's task as the reason: an operator looked for what kept work from a worker that is
+    // simply not claiming.
+    await api.tasks.enqueueMany.mutate({ tasks: [{ queue: "gpu", payload: 1, capability: "gpu" }, { queue: "gpu", payload: 2, targetAgentId: "w2" }] });
+    expect(await api.tasks.claimOutlook.query({ agentId: "w1", capabilities: ["gpu"] })).toMatchObject({ claimable: true, forOtherAgents: 1 });
+    expect(await api.tasks.claimOutlook.query({ agentId: "w1" })).toMatchObject({ claimable: false, needCapabilities: [{ capability: "gpu", tasks: 1 }] });
+    const cli = await runOperator({ args: ["agents", "why-idle", "w1", "--capability", "gpu"], env });
+    expect(cli).toMatchObject({ code: 0, stderr: "" });
+    expect(cli.stdout).toBe(
+      "agent w1 may take a task now: its claim would be handed one (an idle agent with work waiting for it is not claiming)\n" +
+        "  other tasks wait that it may not take now:\n" +
+        "  - 1 of the 2 due tasks looked at is for another agent\n",
+    );
+
+    // A limited queue with a free slot, and a rate with room, hand a task too; full, none.
+    await api.queues.setLimit.mutate({ queue: "narrow", maxLeased: 1 });
+    await api.tasks.enqueueMany.mutate({ tasks: [1, 2].map((n) => ({ queue: "narrow", payload: n })) });
+    expect(await api.tasks.claimOutlook.query({ agentId: "w3", queues: ["narrow"] })).toMatchObject({ claimable: true, fullQueues: [] });
+    expect(await api.tasks.claim.mutate({ agentId: "w4", queues: ["narrow"] })).toMatchObject({ queue: "narrow" });
+    expect(await api.tasks.claimOutlook.query({ agentId: "w3", queues: ["narrow"] })).toMatchObject({ claimable: false, fullQueues: ["narrow"] });
+    await api.queues.setRate.mutate({ queue: "metered", maxClaims: 1, perMs: 3_600_000 });
+    await api.tasks.enqueueMany.mutate({ tasks: [1, 2].map((n) => ({ queue: "metered", payload: n })) });
+    expect(await api.tasks.claimOutlook.query({ agentId: "w3", queues: ["metered"] })).toMatchObject({ claimable: true, rateLimited: [] });
+    expect(await api.tasks.claim.mutate({ agentId: "w4", queues: ["metered"] })).toMatchObject({ queue: "metered" });
+    expect(await api.tasks.claimOutlook.query({ agentId: "w3", queues: ["metered"] })).toMatchObject({ claimable: false, rateLimited: [{ queue: "metered" }] });
+  });
+
+  it("agents why-idle names the agent's cordon: no claim hands it a task, whatever waits", async () => {
+    t = await startTestServer({ memoryContextLimit: 0 });
+    const env = { COORDINATION_URL: t.url };
+    await t.api.tasks.enqueue.mutate({ queue: "work", payload: 1 });
+    await t.api.agents.register.mutate({ agentId: "w1" });
+    await t.api.agents.cordon.mutate({ agentId: "w1", reason: "bad deploy" });
+    const cli = await runOperator({ args: ["agents", "why-idle", "w1"], env });
+    expect(cli).toMatchObject({ code: 0, stderr: "" });
+    // The task waits for it, and the outlook alone sees nothing keeping it: the cordon is why.
+    expect(cli.stdout).toMatch(/^agent w1 takes no task while it is cordoned \(since [^\n]*, until uncordoned: bad deploy\): no claim hands it one, whatever waits\n$/);
+  });
+});
+
+describe("claim_task's note when a task came due as its claim answered", () => {
+  it("tells the model to claim again, not to wait out the other tasks' reasons", () => {
+    const outlook = { claimable: true, paused: ["frozen"], fullQueues: [], rateLimited: [], looked: 0, needCapabilities: [], forOtherAgents: 0, offered: [], nextRunAt: null };
+    expect(claimOutlookNote(outlook)).toBe(
+      'A task this agent may run is due now (it came as this claim answered): claim again. Other tasks wait that it may not take now: queue "frozen" is paused by an operator (its tasks wait until it is resumed).',
+    );
+    expect(claimOutlookNote({ ...outlook, paused: [] })).toBe("A task this agent may run is due now (it came as this claim answered): claim again.");
+    expect(claimOutlookNote({ ...outlook, claimable: false, paused: [] })).toBeUndefined();
   });
 });

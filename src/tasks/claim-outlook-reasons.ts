@@ -26,8 +26,11 @@ export function claimOutlookReasons(outlook: ClaimOutlookView): string[] {
   return reasons;
 }
 
-/** The note for a claim that answered no task (MCP); undefined when nothing waits for the claimer: the null says all. */
+/** The note for a claim that answered no task (MCP); undefined when nothing waits for the claimer (nor came due since): the null says all. */
 export function claimOutlookNote(outlook: ClaimOutlookView): string | undefined {
   const reasons = claimOutlookReasons(outlook);
+  // A task it may run came due as its claim answered (or another's claim is about to take it):
+  // the reasons are then the other tasks', and the model is to claim again, not to wait them out.
+  if (outlook.claimable) return `A task this agent may run is due now (it came as this claim answered): claim again.${reasons.length === 0 ? "" : ` Other tasks wait that it may not take now: ${reasons.join("; ")}.`}`;
   return reasons.length === 0 ? undefined : `No task for this agent now, though work waits: ${reasons.join("; ")}.`;
 }

@@ -849,6 +849,8 @@ export type ClaimOutlookRequest = z.output<typeof claimOutlookInput>;
  * part is a reason a task that waits is not the claimer's. All empty (nextRunAt null): nothing waits for it.
  */
 export const claimOutlookSchema = z.object({
+  /** Whether a claim asking the same would be handed a task now (one due that it may run, in a queue with room): then the agent is idle because it does not claim, and the rest is about the other tasks. */
+  claimable: z.boolean(),
   /** The queues asked for that are paused (none asked: the paused ones holding tasks), 20 at most. */
   paused: z.array(z.string()),
   /** The limited queues asked for that run as many tasks as their limit allows and hold a due task the claimer may run. */

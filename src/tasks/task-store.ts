@@ -37,6 +37,8 @@ export interface RateOutlook {
 
 /** What TaskStore.claimOutlook finds (times as Unix ms). */
 export interface ClaimOutlook {
+  /** Whether a claim of the filter now would be handed a task (the reasons below are then the other tasks'). */
+  claimable: boolean;
   paused: string[];
   fullQueues: string[];
   rateLimited: Array<{ queue: string; maxClaims: number; perMs: number; freesAt: number }>;
@@ -1093,11 +1095,32 @@ export class TaskStore {
       .pluck()
       .all(...(filter.queues ?? []));
     const rateLimited: ClaimOutlook["rateLimited"] = [];
-    for (const { queue, rate } of this.limitsFor(filter)) {
-      if (rate === null || !this.holdsDueFor(filter, queue, now)) continue;
-      const used = this.st.get<[string], number>(`SELECT used FROM queue_rates WHERE queue = ?`).pluck().get(queue) ?? 0;
-      const freesAt = this.rates.freesAt(rate, now, used);
-      if (freesAt > now) rateLimited.push({ queue, maxClaims: rate.maxClaims, perMs: rate.perMs, freesAt });
+    // Whether a claim now would be handed a task: of a limited queue with a free slot and room in
+    // its rate, or (below) of the other queues. Without it, the outlook of an agent that simply
+    // does not claim read as work kept from it, its reasons those of the tasks it may not take.
+    let claimable = false;
+    for (const bounds of this.limitsFor(filter)) {
+      const { queue, rate } = bounds;
+      if (!this.holdsDueFor(filter, queue, now)) continue;
+      let freesAt = now;
+      if (rate !== null) {
+        const used = this.st.get<[string], number>(`SELECT used FROM queue_rates WHERE queue = ?`).pluck().get(queue) ?? 0;
+        freesAt = this.rates.freesAt(rate, now, used);
+        if (freesAt > now) rateLimited.push({ queue, maxClaims: rate.maxClaims, perMs: rate.perMs, freesAt });
+      }
+      if (freesAt <= now && this.freeSlots(bounds) > 0) claimable = true;
+    }
+    if (!claimable) {
+      // The claim's own pick over the queues no limit holds (the general index, as claimWithLimits
+      // reads it): it reads no more than a claim that found nothing would.
+      const pickParams: unknown[] = [];
+      const pickWhere = claimableWhere(filter, pickParams, now);
+      pickParams.push(now);
+      claimable =
+        this.st
+          .get<unknown[], number>(`SELECT 1 FROM tasks ${claimIndex(filter)} WHERE ${pickWhere} AND queue NOT IN (${LIMITED_QUEUES}) AND delayed = 0 AND held = 0 AND runAt <= ? LIMIT 1`)
+          .pluck()
+          .get(...pickParams) !== undefined;
     }
     // Due tasks of the queues asked, in no order (ordered, a claim over several queues would sort
     // them all): the claim took none, so each is one it may not run, or one another claim took since.
@@ -1117,6 +1140,7 @@ export class TaskStore {
       else if (capability !== null && !offered.has(capability)) needed.set(capability, (needed.get(capability) ?? 0) + 1);
     }
     return {
+      claimable,
       paused,
       fullQueues: this.fullQueuesFor(filter, now),
       rateLimited,
