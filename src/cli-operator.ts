@@ -1688,7 +1688,15 @@ async function skipWebhookEvent(
   const webhook = await api.webhooks.get.query({ id });
   let afterSeq = webhook.cursor;
   for (let page = 0; page < SKIP_LOOK_PAGES; page++) {
-    const events = await api.events.list.query({ afterSeq, types: webhook.types, limit: 100 });
+    const events = await api.events.list.query({ afterSeq, types: webhook.types, limit: 100 }).catch((error: unknown) => {
+      // Retention passed its cursor (a webhook disabled for days, or waiting out a backoff): it
+      // goes on from the oldest event retained, as its deliverer does over the gap; so does this look.
+      const details = isTRPCClientError(error) ? (error.data as { code?: string; details?: { prunedThroughSeq?: number } } | undefined) : undefined;
+      if (details?.code !== "EVENTS_PRUNED" || typeof details.details?.prunedThroughSeq !== "number") throw error;
+      afterSeq = details.details.prunedThroughSeq;
+      return undefined;
+    });
+    if (events === undefined) continue;
     // A webhook sends the untargeted events of its types; an admin's list has the direct messages too.
     const next = events.find((event) => event.target === null);
     if (next !== undefined) {
@@ -1696,10 +1704,15 @@ async function skipWebhookEvent(
       print({ skipped: next, webhook: moved }, () => `webhook ${moved.id}: passed over event ${next.seq} (${printable(next.type)}); it goes on from the next\n${detail(moved)}`);
       return 0;
     }
-    if (events.length < 100) break;
+    // Only an empty page is the log's end: one cut short by maxResponseBytes holds fewer than asked.
+    if (events.length === 0) {
+      out.stderr(`coordination: webhook ${printable(id)} has no event to pass over: it is at seq ${webhook.cursor}, and no event of its types follows\n`);
+      return 3;
+    }
     afterSeq = events[events.length - 1]!.seq;
   }
-  out.stderr(`coordination: webhook ${printable(id)} has no event to pass over: it is at seq ${webhook.cursor}, and no event of its types follows\n`);
+  // Not the log's end: as many pages as this looks at held only direct messages.
+  out.stderr(`coordination: webhook ${printable(id)}: no event it would send among the events of its types up to seq ${afterSeq} (direct messages, which it never sends); move it with webhooks update ${printable(id)} --from SEQ\n`);
   return 3;
 }
 

@@ -75,6 +75,44 @@ describe("moving a webhook's cursor", () => {
     expect(ahead.body).toMatchObject({ code: "INVALID_INPUT", message: expect.stringContaining("cursor") });
   });
 
+  it("skip passes over the next retained event of a webhook whose cursor the log's retention passed", async () => {
+    // Disabled after days of failing on one event, while the log went on: retention pruned past
+    // its cursor. skip read the log from that cursor, and the read was a 412 EVENTS_PRUNED: the
+    // operator could not pass over the event, where the webhook itself, enabled, would go on
+    // from the oldest event retained (a gap).
+    t = await startTestServer({ eventRetentionCount: 3 });
+    const env = { COORDINATION_URL: t.url };
+    const { webhook } = await t.api.webhooks.create.mutate({ url: "http://127.0.0.1:2/hook", types: ["job.*"] });
+    await t.api.webhooks.update.mutate({ id: webhook.id, enabled: false });
+    for (let i = 0; i < 5; i++) await t.api.events.publish.mutate({ type: "noise", source: "s", payload: { i } });
+    const poison = await t.api.events.publish.mutate({ type: "job.poison", source: "s" });
+    const b = await t.api.events.publish.mutate({ type: "job.b", source: "s" });
+    await t.server.services.jobs.eventPruner.runNow();
+    const retained = (await t.api.events.list.query({ afterSeq: 0, limit: 100 })).map((event) => event.seq);
+    expect(retained).toEqual([poison.seq - 1, poison.seq, b.seq]);
+    expect((await t.api.webhooks.get.query({ id: webhook.id })).cursor).toBeLessThan(poison.seq - 1);
+
+    const skipped = await runOperator({ args: ["webhooks", "skip", webhook.id], env });
+    expect([skipped.code, skipped.stderr]).toEqual([0, ""]);
+    expect(skipped.stdout.split("\n")[0]).toBe(`webhook ${webhook.id}: passed over event ${poison.seq} (job.poison); it goes on from the next`);
+    expect((await t.api.webhooks.get.query({ id: webhook.id })).cursor).toBe(poison.seq);
+  });
+
+  it("skip looks past a page of direct messages cut short by maxResponseBytes", async () => {
+    // A page of the log holds fewer than its limit when its events weigh more than the answer's
+    // bound: skip took a short page for the log's end, and said no event follows.
+    t = await startTestServer({ maxResponseBytes: 65_536 });
+    const env = { COORDINATION_URL: t.url };
+    const { webhook } = await t.api.webhooks.create.mutate({ url: "http://127.0.0.1:2/hook", types: ["job.*"] });
+    await t.api.webhooks.update.mutate({ id: webhook.id, enabled: false });
+    const big = "x".repeat(10_000);
+    for (let i = 0; i < 20; i++) await t.api.events.publish.mutate({ type: "job.note", source: "s", target: "agent-1", payload: { big, i } });
+    const poison = await t.api.events.publish.mutate({ type: "job.poison", source: "s" });
+    const skipped = await runOperator({ args: ["webhooks", "skip", webhook.id], env });
+    expect([skipped.code, skipped.stderr]).toEqual([0, ""]);
+    expect((await t.api.webhooks.get.query({ id: webhook.id })).cursor).toBe(poison.seq);
+  });
+
   it("coordination webhooks update ID [URL] changes its url, types, description or cursor (--from), and needs one of them", async () => {
     t = await startTestServer();
     const env = { COORDINATION_URL: t.url };
