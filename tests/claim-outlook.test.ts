@@ -128,3 +128,21 @@ describe("claim_task's note when a task came due as its claim answered", () => {
     expect(claimOutlookNote({ ...outlook, claimable: false, paused: [] })).toBeUndefined();
   });
 });
+
+describe("tasks.claimOutlook of a rate whose window emptied with no claim since", () => {
+  it("reads the claims in the window now, not the count the last claim left", async () => {
+    t = await startTestServer({ memoryContextLimit: 0 });
+    const api = t.api;
+    // One claim a second: the window is full after one claim, and empty a second later. Nothing
+    // claims after (the count of claims is only brought up to date by a claim's write): the
+    // outlook counted the claim that had left the window, and said, for ever, that the next
+    // claim may be made 100 ms from now.
+    await api.queues.setRate.mutate({ queue: "metered", maxClaims: 1, perMs: 1000 });
+    await api.tasks.enqueueMany.mutate({ tasks: [1, 2].map((n) => ({ queue: "metered", payload: n })) });
+    expect(await api.tasks.claim.mutate({ agentId: "w1", queues: ["metered"] })).toMatchObject({ queue: "metered" });
+    // (Whether the window is still full when it is next read depends on the machine's speed: not asserted.)
+    await expect.poll(async () => api.tasks.claimOutlook.query({ agentId: "w2", queues: ["metered"] }), { timeout: 15_000, interval: 100 }).toMatchObject({ claimable: true, rateLimited: [] });
+    // And it was so: the claim takes the task.
+    expect(await api.tasks.claim.mutate({ agentId: "w2", queues: ["metered"] })).toMatchObject({ queue: "metered" });
+  });
+});

@@ -1080,8 +1080,8 @@ export class TaskStore {
    * ones at their limit (fullQueuesFor); the rate-limited ones whose window is full, with when it
    * frees; of OUTLOOK_SAMPLE due tasks of those queues at most, the capabilities they need that
    * the claimer does not offer and how many are for other agents; and when the next delayed task
-   * it may run falls due. A read: a rate's window is read as the claim left it (it expires old
-   * claims), not expired again.
+   * it may run falls due. A read: a rate's window is counted without the claims that left it
+   * (inWindow), none of them deleted.
    */
   claimOutlook(filter: ClaimFilter, now: number): ClaimOutlook {
     // Paused: each queue asked for, or (none asked) each holding a task; one seek a queue, whoever may run its tasks.
@@ -1104,8 +1104,9 @@ export class TaskStore {
       if (!this.holdsDueFor(filter, queue, now)) continue;
       let freesAt = now;
       if (rate !== null) {
-        const used = this.st.get<[string], number>(`SELECT used FROM queue_rates WHERE queue = ?`).pluck().get(queue) ?? 0;
-        freesAt = this.rates.freesAt(rate, now, used);
+        // The claims in the window now (inWindow): `used` counts those a write has not yet taken
+        // off, and with no claim since the window emptied, it stayed full for ever here.
+        freesAt = this.rates.freesAt(rate, now, this.rates.inWindow(queue, rate.perMs, now));
         if (freesAt > now) rateLimited.push({ queue, maxClaims: rate.maxClaims, perMs: rate.perMs, freesAt });
       }
       if (freesAt <= now && this.freeSlots(bounds) > 0) claimable = true;
