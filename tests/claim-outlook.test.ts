@@ -146,3 +146,16 @@ describe("tasks.claimOutlook of a rate whose window emptied with no claim since"
     expect(await api.tasks.claim.mutate({ agentId: "w2", queues: ["metered"] })).toMatchObject({ queue: "metered" });
   });
 });
+
+describe("tasks.claimOutlook of a delayed task that fell due with no claim since", () => {
+  it("counts it claimable: a claim makes it due and takes it", async () => {
+    t = await startTestServer({ memoryContextLimit: 0 });
+    const api = t.api;
+    // Only a claim's write moves a delayed task that fell due into the claim indexes. Nobody
+    // claimed (the worker the operator asks about is down): the outlook saw neither a due task
+    // nor a delayed one ahead, and why-idle said nothing waits for the agent.
+    await api.tasks.enqueue.mutate({ queue: "later", payload: 1, delayMs: 300 });
+    await expect.poll(async () => api.tasks.claimOutlook.query({ agentId: "w1", queues: ["later"] }), { timeout: 15_000, interval: 100 }).toMatchObject({ claimable: true, nextRunAt: null });
+    expect(await api.tasks.claim.mutate({ agentId: "w1", queues: ["later"] })).toMatchObject({ queue: "later" });
+  });
+});

@@ -1123,6 +1123,20 @@ export class TaskStore {
           .pluck()
           .get(...pickParams) !== undefined;
     }
+    if (!claimable) {
+      // A delayed task that fell due: only a claim's write moves it into the claim indexes
+      // (promoteDue), so with no claim since, neither the pick above nor nextRunAt sees it, and
+      // a claim would take it. Its own index, soonest first, as nextRunAt reads it; a limited
+      // queue's falls due held, and waits for its limit's room.
+      const dueParams: unknown[] = [];
+      const dueWhere = claimableWhere(filter, dueParams, now);
+      dueParams.push(now);
+      claimable =
+        this.st
+          .get<unknown[], number>(`SELECT 1 FROM tasks INDEXED BY tasks_delayed_idx WHERE ${dueWhere} AND queue NOT IN (${LIMITED_QUEUES}) AND delayed = 1 AND runAt <= ? LIMIT 1`)
+          .pluck()
+          .get(...dueParams) !== undefined;
+    }
     // Due tasks of the queues asked, in no order (ordered, a claim over several queues would sort
     // them all): the claim took none, so each is one it may not run, or one another claim took since.
     const sampleParams: unknown[] = [now, now];
