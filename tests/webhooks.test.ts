@@ -138,6 +138,9 @@ describe("webhooks", () => {
       [{ url: "http:///hooks/coordination", types: ["*"] }, "url: must be written http://HOST/… with the host right after the two slashes (as written it would send to hooks)"],
       [{ url: "https:/127.0.0.1/x", types: ["*"] }, "url: must be written https://HOST/…"],
       [{ url: "http:127.0.0.1/x", types: ["*"] }, "url: must be written http://HOST/…"],
+      // Whitespace around it (a pasted URL): said as such, not as a host "not right after the two slashes".
+      [{ url: " http://127.0.0.1/x", types: ["*"] }, "url: must not hold spaces or other whitespace"],
+      [{ url: "\thttp://127.0.0.1/x", types: ["*"] }, "url: must not hold spaces or other whitespace"],
     ];
     for (const [body, message] of cases) {
       const answer = await rest(t.url, "POST", "/webhooks", body);

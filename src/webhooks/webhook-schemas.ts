@@ -30,6 +30,8 @@ export function webhookUrlProblem(value: string): string | undefined {
     return "must be an absolute URL (http://… or https://…)";
   }
   if (url.protocol !== "http:" && url.protocol !== "https:") return `must be an http or https URL, not ${url.protocol}`;
+  // Before the written form's check: the parser drops whitespace around the URL, which that check would call a misplaced host.
+  if (/\s/.test(value)) return "must not hold spaces or other whitespace: write them %20";
   // The URL parser reads "http:///hooks/x", "http:/host/x" and "http:host" as http://hooks/x,
   // http://host/x and http://host/: a host the operator may never have meant (a missing one taken
   // from the path), while the list shows the URL as written. Only the written form is taken.
@@ -40,7 +42,6 @@ export function webhookUrlProblem(value: string): string | undefined {
   if (url.port === "0") return "must not name port 0: nothing listens there";
   // An http URL's default port (80, 443) is never blocked: url.port is "" for them.
   if (url.port !== "" && FETCH_BLOCKED_PORTS.has(Number(url.port))) return `must not name port ${url.port}: fetch never sends there (a port the Fetch standard blocks, such as SMTP's or IRC's)`;
-  if (/\s/.test(value)) return "must not hold spaces or other whitespace: write them %20";
   return undefined;
 }
 
