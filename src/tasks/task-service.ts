@@ -202,18 +202,11 @@ export class TaskService {
   }
 
   /**
-   * What a claim's answer says of the rate-limited queues (those it took from, or all it could take
-   * from when it took nothing) goes to the claims parked on their windows: a queue with no task
-   * anyone may take unblocks them (its next task wakes one, as for any queue); a full window's time of
-   * room arms the queue's timer (at once if it passed while the answer came: a claim blocked on it
-   * now looks, this one among them); room with a free slot wakes the next claim parked on it; room
-   * with the limit's slots full sends them to wait for a lease end. `since`: leaseEndMark before the call.
-   */
-  /**
    * Why a claim asking `request` would find no task now, as far as bounded reads on the reader
    * tell (TaskStore.claimOutlook): paused, full and rate-limited queues, the capabilities and
-   * targets of the due tasks it may not run, when the next delayed task it may run falls due.
-   * Meant for a claim that just answered nothing (the MCP claim_task's note).
+   * targets of the due tasks it may not run, when the next delayed task it may run falls due,
+   * and whether a claim would be handed a task after all (claimable). Meant for a claim that just
+   * answered nothing (the MCP claim_task's note), and an operator's `agents why-idle`.
    */
   async claimOutlook(request: ClaimOutlookRequest): Promise<ClaimOutlookView> {
     const outlook = await this.d.db.read("tasks.claimOutlook", { filter: claimFilterOf(request), now: Date.now() });
@@ -223,6 +216,14 @@ export class TaskService {
     });
   }
 
+  /**
+   * What a claim's answer says of the rate-limited queues (those it took from, or all it could take
+   * from when it took nothing) goes to the claims parked on their windows: a queue with no task
+   * anyone may take unblocks them (its next task wakes one, as for any queue); a full window's time of
+   * room arms the queue's timer (at once if it passed while the answer came: a claim blocked on it
+   * now looks, this one among them); room with a free slot wakes the next claim parked on it; room
+   * with the limit's slots full sends them to wait for a lease end. `since`: leaseEndMark before the call.
+   */
   private afterClaim(rates: readonly RateOutlook[] | undefined, since: number): void {
     for (const { queue, freesAt, empty, full, slotsFull } of rates ?? []) {
       if (empty) this.d.waiters.unblockRate(queue);
