@@ -19,7 +19,7 @@ export function claimOutlookReasons(outlook: ClaimOutlookView): string[] {
   if (needing > 0) {
     const which = outlook.needCapabilities.map(({ capability, tasks }) => `${JSON.stringify(capability)} (${tasks})`).join(", ");
     const offered = outlook.offered.length === 0 ? "none" : names(outlook.offered);
-    reasons.push(`${needing} of the ${outlook.looked} due tasks looked at need a capability this agent does not offer: ${which}; it offers ${offered}`);
+    reasons.push(`${needing} of the ${outlook.looked} due tasks looked at ${needing === 1 ? "needs" : "need"} a capability this agent does not offer: ${which}; it offers ${offered}`);
   }
   if (outlook.forOtherAgents > 0) reasons.push(`${outlook.forOtherAgents} of the ${outlook.looked} due tasks looked at ${outlook.forOtherAgents === 1 ? "is for another agent" : "are for other agents"}`);
   if (outlook.nextRunAt !== null) reasons.push(`the next task this agent may run falls due at ${outlook.nextRunAt.toISOString()} (claim again then, or wait for it with waitMs)`);

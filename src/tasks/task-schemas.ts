@@ -845,7 +845,7 @@ export const claimOutlookInput = z.strictObject({
 export type ClaimOutlookRequest = z.output<typeof claimOutlookInput>;
 
 /**
- * Why a claim would answer no task now, as far as bounded reads tell (TaskStore.claimOutlook): each
+ * Why a claim would answer no task now, as far as the reader tells (TaskStore.claimOutlook): each
  * part is a reason a task that waits is not the claimer's. All empty (nextRunAt null): nothing waits for it.
  */
 export const claimOutlookSchema = z.object({

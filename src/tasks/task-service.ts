@@ -202,7 +202,7 @@ export class TaskService {
   }
 
   /**
-   * Why a claim asking `request` would find no task now, as far as bounded reads on the reader
+   * Why a claim asking `request` would find no task now, as far as reads on the reader
    * tell (TaskStore.claimOutlook): paused, full and rate-limited queues, the capabilities and
    * targets of the due tasks it may not run, when the next delayed task it may run falls due,
    * and whether a claim would be handed a task after all (claimable). Meant for a claim that just
