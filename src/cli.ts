@@ -102,16 +102,21 @@ function configOrExplain(flags: Partial<Record<SettingName, string>>, configFile
  * died with an unhandled EPIPE and a stack trace once the list outgrew what head read. Not for
  * the server, whose output is its log.
  */
-function endQuietlyWhenOutputCloses(): void {
+function endQuietlyWhenOutputCloses(lost?: string): void {
   process.stdout.on("error", (error: NodeJS.ErrnoException) => {
-    if (error.code === "EPIPE") process.exit(0);
-    throw error;
+    if (error.code !== "EPIPE") throw error;
+    // Unless what went unwritten cannot be had again (a token's secret, shown once): then it is a failure, and says what to do.
+    if (lost === undefined) process.exit(0);
+    process.stderr.write(`coordination: ${lost}\n`);
+    process.exit(1);
   });
 }
 
 /** `coordination tokens …` (src/cli-tokens.ts). */
 async function tokensMain(argv: string[]): Promise<number> {
-  endQuietlyWhenOutputCloses();
+  endQuietlyWhenOutputCloses(
+    argv[0] === "create" ? "the output closed before the new token's secret was written, and it is shown only once: revoke the token issued above (coordination tokens revoke ID) and create another" : undefined,
+  );
   const { parseTokensArgs, runTokensCommand, TOKENS_USAGE, TokensUsageError } = await import("./cli-tokens.js");
   // Help and nothing else, wherever it is on the line: `tokens create --help` creates nothing.
   if (argv.length === 0 || argv.includes("--help") || argv.includes("-h")) {

@@ -39,4 +39,23 @@ describe("the tokens command's output piped to a reader that stops early", () =>
     expect(first.startsWith("ID ")).toBe(true);
     expect({ code, stderr }).toEqual({ code: 0, stderr: "" });
   });
+
+  it("a token created with no one to read its secret (shown once) is a failure, exit 1, saying to revoke it", async () => {
+    t = await startSecureServer();
+    const child = spawn(process.execPath, [CLI_PATH, "tokens", "create", "--role", "read", "--db", t.dbPath], {
+      env: Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith("COORDINATION_"))),
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    // The reader is gone before the command writes anything (`… | true`).
+    child.stdout.destroy();
+    let stderr = "";
+    child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
+    const code = await new Promise<number | null>((resolve) => child.once("close", (exitCode) => resolve(exitCode)));
+    const [issued, lost] = stderr.trimEnd().split("\n");
+    expect(issued).toMatch(/^issued token (\S+) \(role read\); its secret follows, shown this once$/);
+    expect({ code, lost }).toEqual({
+      code: 1,
+      lost: "coordination: the output closed before the new token's secret was written, and it is shown only once: revoke the token issued above (coordination tokens revoke ID) and create another",
+    });
+  });
 });
