@@ -16,7 +16,7 @@ import { assertJsonDepth, sameJson } from "../json-checks.js";
 import { taskWith, type CancelManyRequest, type CancelManyResult, type CancelRequest, type ClaimRequest, type EnqueuedTask, type ScopedEnqueue, type RequeueManyRequest, type RequeueManyResult, type SettledTask, type Task, type UpdateRequest, type RequeueRequest } from "./task-schemas.js";
 import { waitsToRun } from "./task-status.js";
 import { claimKeyOf } from "./claim-keys.js";
-import { historyAfterFailure, pastRunDeadline, ranOutOfTime, releasedLease, runDeadline, taskAnswerBytes, taskRowWith, toTask, type ClaimFilter, type RateOutlook, type StoredError, type TaskRow, type TaskStore } from "./task-store.js";
+import { claimFilterOf, historyAfterFailure, pastRunDeadline, ranOutOfTime, releasedLease, runDeadline, taskAnswerBytes, taskRowWith, toTask, type ClaimFilter, type RateOutlook, type StoredError, type TaskRow, type TaskStore } from "./task-store.js";
 import { endedText, expiryReason, ownLastFailure, refuseExpiryByDue, rescheduledRunAt, type Enqueued, type FailRequest, type ReleaseRequest, type SettleRequest, type TaskTransitions } from "./task-transitions.js";
 import { leaseBounds, offlineShiftMs, type LockWaitGrace } from "./lock-wait-grace.js";
 import { tracedBy } from "./trace-context.js";
@@ -188,7 +188,7 @@ export function taskCommands(d: TaskCommandDeps) {
       const again = answerAgain(ctx, args.request.agentId, claimKey, args.limit, args.leaseMs);
       if (again.length > 0) return handOut(ctx, again, args, answerBytes);
     }
-    const filter = t.claimFilter(args.request);
+    const filter = claimFilterOf(args.request);
     // A cordoned agent takes nothing, whatever is claimable; it is alive all the same.
     const cordonedUntil = d.cordons.cordonedUntil(args.request.agentId, ctx.now);
     if (cordonedUntil !== undefined) {
@@ -594,7 +594,7 @@ export function taskCommands(d: TaskCommandDeps) {
       const again = key === null ? [] : answerAgain(ctx, request.agentId, key, request.limit, request.leaseMs);
       if (again.length > 0) return handOut(ctx, again, request);
       if (request.fromAgentId !== undefined && !d.agents.get(request.fromAgentId)) throw notFound("AGENT_NOT_FOUND", request.fromAgentId);
-      const filter = t.claimFilter(request);
+      const filter = claimFilterOf(request);
       t.noteAgent(ctx, request.agentId, filter.capabilities);
       // A cordoned thief takes nothing: the victims stay where they are (the lease sweeper and
       // offline checks take them back), not charged for a steal that hands them to no one.

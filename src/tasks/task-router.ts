@@ -310,8 +310,9 @@ export const taskRouter = router({
 
   /**
    * Why the agent's claim would answer no task now: paused, full or rate-limited queues, the
-   * capabilities and targets of the due tasks it may not run, its next delayed task. Bounded
-   * reads, whatever the backlog; what a claim returned null answers "why" with.
+   * capabilities and targets of the due tasks it may not run, its next delayed task, and whether
+   * a claim would be handed one after all (a claim's own look; the rest bounded whatever the
+   * backlog): what a claim returned null answers "why" with.
    */
   claimOutlook: procedure
     .meta({ access: READ, rest: { method: "GET", path: "/agents/{agentId}/claim-outlook", tags, summary: "Why the agent's claim would answer no task now: paused, full or rate-limited queues, capabilities it lacks, other agents' tasks, its next delayed one" } })

@@ -1074,14 +1074,14 @@ export class TaskStore {
   }
 
   /**
-   * Why a claim of `filter` found nothing at `now`, as far as bounded reads tell (the claim itself
-   * found no task: each of these is a reason it may have): the queues asked for that are paused
-   * (none asked: the paused ones holding tasks; PAUSED_OUTLOOK of them at most); the limited
-   * ones at their limit (fullQueuesFor); the rate-limited ones whose window is full, with when it
-   * frees; of OUTLOOK_SAMPLE due tasks of those queues at most, the capabilities they need that
-   * the claimer does not offer and how many are for other agents; and when the next delayed task
-   * it may run falls due. A read: a rate's window is counted without the claims that left it
-   * (inWindow), none of them deleted.
+   * Why a claim of `filter` finds nothing at `now`: whether it would after all (claimable: a
+   * claim's own look, as long as a claim that finds nothing); the queues asked for that are
+   * paused (none asked: the paused ones holding tasks; PAUSED_OUTLOOK of them at most); the
+   * limited ones at their limit (as fullQueuesFor finds them); the rate-limited ones whose window
+   * is full, with when it frees; of OUTLOOK_SAMPLE due tasks of those queues at most, the
+   * capabilities they need that the claimer does not offer and how many are for other agents;
+   * and when the next delayed task it may run falls due. A read: a rate's window is counted
+   * without the claims that left it (inWindow), none of them deleted.
    */
   claimOutlook(filter: ClaimFilter, now: number): ClaimOutlook {
     // Paused: each queue asked for, or (none asked) each holding a task; one seek a queue, whoever may run its tasks.
@@ -1095,6 +1095,7 @@ export class TaskStore {
       .pluck()
       .all(...(filter.queues ?? []));
     const rateLimited: ClaimOutlook["rateLimited"] = [];
+    const fullQueues: string[] = [];
     // Whether a claim now would be handed a task: of a limited queue with a free slot and room in
     // its rate, or (below) of the other queues. Without it, the outlook of an agent that simply
     // does not claim read as work kept from it, its reasons those of the tasks it may not take.
@@ -1102,6 +1103,9 @@ export class TaskStore {
     for (const bounds of this.limitsFor(filter)) {
       const { queue, rate } = bounds;
       if (!this.holdsDueFor(filter, queue, now)) continue;
+      const slotsFull = this.freeSlots(bounds) <= 0;
+      // Full as fullQueuesFor says it (one look at the queue's due tasks serves both).
+      if (bounds.maxLeased !== null && slotsFull) fullQueues.push(queue);
       let freesAt = now;
       if (rate !== null) {
         // The claims in the window now (inWindow): `used` counts those a write has not yet taken
@@ -1109,34 +1113,22 @@ export class TaskStore {
         freesAt = this.rates.freesAt(rate, now, this.rates.inWindow(queue, rate.perMs, now));
         if (freesAt > now) rateLimited.push({ queue, maxClaims: rate.maxClaims, perMs: rate.perMs, freesAt });
       }
-      if (freesAt <= now && this.freeSlots(bounds) > 0) claimable = true;
+      if (freesAt <= now && !slotsFull) claimable = true;
     }
-    if (!claimable) {
-      // The claim's own pick over the queues no limit holds (the general index, as claimWithLimits
-      // reads it): it reads no more than a claim that found nothing would.
-      const pickParams: unknown[] = [];
-      const pickWhere = claimableWhere(filter, pickParams, now);
-      pickParams.push(now);
-      claimable =
-        this.st
-          .get<unknown[], number>(`SELECT 1 FROM tasks ${claimIndex(filter)} WHERE ${pickWhere} AND queue NOT IN (${LIMITED_QUEUES}) AND delayed = 0 AND held = 0 AND runAt <= ? LIMIT 1`)
-          .pluck()
-          .get(...pickParams) !== undefined;
-    }
-    if (!claimable) {
-      // A delayed task that fell due: only a claim's write moves it into the claim indexes
-      // (promoteDue), so with no claim since, neither the pick above nor nextRunAt sees it, and
-      // a claim would take it. Its own index, soonest first, as nextRunAt reads it; a limited
-      // queue's falls due held, and waits for its limit's room.
-      const dueParams: unknown[] = [];
-      const dueWhere = claimableWhere(filter, dueParams, now);
-      dueParams.push(now);
-      claimable =
-        this.st
-          .get<unknown[], number>(`SELECT 1 FROM tasks INDEXED BY tasks_delayed_idx WHERE ${dueWhere} AND queue NOT IN (${LIMITED_QUEUES}) AND delayed = 1 AND runAt <= ? LIMIT 1`)
-          .pluck()
-          .get(...dueParams) !== undefined;
-    }
+    /** Whether a queue no limit holds has a task the claimer may take in `index` (`delayed`: 0, in the claim indexes; 1, fallen due but not yet promoted). */
+    const dueIn = (index: string, delayed: 0 | 1): boolean => {
+      const params: unknown[] = [];
+      const where = claimableWhere(filter, params, now);
+      params.push(now);
+      const held = delayed === 0 ? "AND held = 0" : "";
+      return this.st.get<unknown[], number>(`SELECT 1 FROM tasks ${index} WHERE ${where} AND queue NOT IN (${LIMITED_QUEUES}) AND delayed = ${delayed} ${held} AND runAt <= ? LIMIT 1`).pluck().get(...params) !== undefined;
+    };
+    // The claim's own pick over the queues no limit holds (the general index, as claimWithLimits
+    // reads it): it reads no more than a claim that found nothing would. Then a delayed task that
+    // fell due: only a claim's write moves it into the claim indexes (promoteDue), so with no claim
+    // since, neither the pick nor nextRunAt sees it, and a claim would take it; its own index, as
+    // nextRunAt reads it (a limited queue's falls due held, and waits for its limit's room).
+    claimable ||= dueIn(claimIndex(filter), 0) || dueIn("INDEXED BY tasks_delayed_idx", 1);
     // Due tasks of the queues asked, in no order (ordered, a claim over several queues would sort
     // them all): the claim took none, so each is one it may not run, or one another claim took since.
     const sampleParams: unknown[] = [now, now];
@@ -1157,7 +1149,7 @@ export class TaskStore {
     return {
       claimable,
       paused,
-      fullQueues: this.fullQueuesFor(filter, now),
+      fullQueues,
       rateLimited,
       looked: sample.length,
       needCapabilities: [...needed].sort(([a, m], [b, n]) => n - m || (a < b ? -1 : 1)).map(([capability, tasks]) => ({ capability, tasks })),

@@ -21,7 +21,7 @@ import { storedBaggage, storedTrace, tracedBy } from "./trace-context.js";
 import type { JsonValue } from "../json-types.js";
 import type { Backoff, ScopedEnqueue } from "./task-schemas.js";
 import type { TaskStatus } from "./task-status.js";
-import { claimFilterOf, ranOutOfTime, releasedLease, runDeadline, type ClaimFilter, type DeadLetterRow, type DependencyOutcome, type DependentRow, type FailureMarks, type StoredError, type TaskRow, type TaskStore } from "./task-store.js";
+import { ranOutOfTime, releasedLease, runDeadline, type ClaimFilter, type DeadLetterRow, type DependencyOutcome, type DependentRow, type FailureMarks, type StoredError, type TaskRow, type TaskStore } from "./task-store.js";
 
 /** What an enqueue answers: the task it added or found by its idempotencyKey, or (deduplicated) the task holding its dedupe key. */
 export interface Enqueued {
@@ -827,10 +827,6 @@ export class TaskTransitions {
     const row = this.d.tasks.findById(taskId);
     if (!row) throw notFound("TASK_NOT_FOUND", taskId);
     return row;
-  }
-
-  claimFilter(request: { agentId: string; queues?: string[] | undefined; capabilities?: string[] | undefined }): ClaimFilter {
-    return claimFilterOf(request);
   }
 
   /** How long `row`'s failed run (its attempts-th) waits before a retry, in ms: its own backoff, or the server's (retry-backoff.ts). */
