@@ -8,7 +8,12 @@
 // else that cannot be sent is refused at once, saying what it is (never the token itself).
 
 /** Printable ASCII without spaces: what an Authorization: Bearer header carries as it is. */
-const SENDABLE = /^[\x21-\x7e]+$/;
+export const SENDABLE = /^[\x21-\x7e]+$/;
+
+/** Which kinds of character in `text` no bearer header carries (whitespace, non-ASCII, control): to say what is wrong without showing the secret. */
+export function unsendableKinds(text: string): string[] {
+  return [/\s/.test(text) ? "whitespace" : "", /[^\x00-\x7f]/.test(text) ? "non-ASCII" : "", /[\x00-\x08\x0e-\x1f\x7f]/.test(text) ? "control" : ""].filter((kind) => kind !== "");
+}
 
 /**
  * The token to send: without the whitespace around it; undefined for none (empty, as an unset
@@ -20,6 +25,5 @@ export function bearerToken(token: string, what = "createCoordinationClient: tok
   const trimmed = token.trim();
   if (trimmed === "") return undefined;
   if (SENDABLE.test(trimmed)) return trimmed;
-  const kinds = [/\s/.test(trimmed) ? "whitespace" : "", /[^\x00-\x7f]/.test(trimmed) ? "non-ASCII" : "", /[\x00-\x08\x0e-\x1f\x7f]/.test(trimmed) ? "control" : ""].filter((kind) => kind !== "");
-  throw new TypeError(`${what} has ${kinds.join(" and ")} characters within it (${trimmed.length} characters, not shown): a bearer token is printable ASCII without spaces; is it the secret alone?`);
+  throw new TypeError(`${what} has ${unsendableKinds(trimmed).join(" and ")} characters within it (${trimmed.length} characters, not shown): a bearer token is printable ASCII without spaces; is it the secret alone?`);
 }

@@ -8,6 +8,7 @@ import { parseEnv } from "node:util";
 import { createSecureContext } from "node:tls";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
+import { SENDABLE, unsendableKinds } from "../client/bearer-token.js";
 
 /**
  * Numbers arrive as strings from the environment and flags and as YAML scalars from the file.
@@ -52,8 +53,6 @@ const optionalText = (min: number, what: string) => ({
   schema: z.union([z.literal(""), z.string().min(min)]),
   allowed: `${what} (or empty for none)`,
 });
-/** Printable ASCII, no space: every character of it goes through `Authorization: Bearer <secret>` as it is. */
-const BEARER_SECRET = /^[\x21-\x7e]+$/;
 /** An origin as browsers send it: scheme://host[:port], nothing after. */
 const origin = z.string().regex(/^https?:\/\/[^/\s]+$/i);
 
@@ -148,7 +147,7 @@ export const SETTINGS = {
     // is what follows "Bearer " up to the first space. A secret with a space or tab (a passphrase,
     // a .env line's stray whitespace) or a character past ASCII (hashed as UTF-8, read from a
     // header as Latin-1) was taken, and then no HTTP call could ever present it: every one a 401.
-    schema: z.union([z.literal(""), z.string().min(32).regex(BEARER_SECRET)]),
+    schema: z.union([z.literal(""), z.string().min(32).regex(SENDABLE)]),
     allowed: "a secret of at least 32 characters, printable ASCII without spaces, as an Authorization: Bearer header carries it (or empty for none)",
     // A value refused is not echoed: one character short, it is still most of a secret.
     secret: true,
@@ -480,7 +479,7 @@ const describeValue = (value: unknown): string => (value === undefined ? "undefi
 const describeSecret = (value: unknown): string => {
   // Which kind of character is wrong, never which character: enough to find a stray space.
   if (typeof value === "string") {
-    const kinds = [/\s/.test(value) ? "whitespace" : "", /[^\x00-\x7f]/.test(value) ? "non-ASCII" : "", /[\x00-\x08\x0e-\x1f\x7f]/.test(value) ? "control" : ""].filter((kind) => kind !== "");
+    const kinds = unsendableKinds(value);
     return `${value.length} characters${kinds.length === 0 ? "" : `, with ${kinds.join(" and ")} characters among them`}, not shown`;
   }
   const kind = value === null ? "null" : Array.isArray(value) ? "a list" : typeof value === "object" ? "an object" : `a ${typeof value}`;

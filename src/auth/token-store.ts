@@ -110,11 +110,12 @@ export class TokenStore {
    * failed to mount) does not serve the file open. Whether it wrote the mark.
    */
   markServedWithCredentials(): boolean {
-    return this.st.get<[string]>(`INSERT INTO system_state (key, value) VALUES (?, '1') ON CONFLICT(key) DO NOTHING`).run(ISSUED_KEY).changes > 0;
+    return this.markIssued();
   }
 
-  private markIssued(): void {
-    this.st.get<[string]>(`INSERT INTO system_state (key, value) VALUES (?, '1') ON CONFLICT(key) DO NOTHING`).run(ISSUED_KEY);
+  /** Sets ISSUED_KEY unless it is set; whether it wrote it. */
+  private markIssued(): boolean {
+    return this.st.get<[string]>(`INSERT INTO system_state (key, value) VALUES (?, '1') ON CONFLICT(key) DO NOTHING`).run(ISSUED_KEY).changes > 0;
   }
 
   /** Records when tokens were last used (the cache batches these, at most one per token a minute). */
