@@ -253,4 +253,27 @@ describe("stored credentials", () => {
     expect(hash).toBe(createHash("sha256").update(issued.secret).digest("hex"));
     for (const file of readdirSync(s.dir)) expect(readFileSync(join(s.dir, file)).includes(issued.secret), file).toBe(false);
   });
+
+  it("a WebSocket that stays open keeps its token's lastUsedAt current: each message on it is a use", async () => {
+    const s = (t = await startSecureServer());
+    const issued = await s.admin.tokens.create.mutate({ role: "read" });
+    const lastUsed = () => withDatabase(s, (db) => db.prepare("SELECT lastUsedAt FROM api_tokens WHERE id = ?").pluck().get(issued.token.id) as number | null);
+    const socket = new WebSocket(`${s.url.replace("http", "ws")}/trpc`, { headers: { authorization: `Bearer ${issued.secret}` } });
+    const messages: string[] = [];
+    socket.on("message", (data) => messages.push(String(data)));
+    await new Promise((resolve) => socket.once("open", resolve));
+    await until(() => lastUsed() !== null);
+    withDatabase(s, (db) => db.prepare("UPDATE api_tokens SET lastUsedAt = 0 WHERE id = ?").run(issued.token.id));
+    // A minute on, as the server's clock sees it (this test's process is the server's), the
+    // socket's next message (a keep-alive PING, answered PONG) counts as a use again.
+    vi.useFakeTimers({ toFake: ["Date"], now: Date.now() + 61_000 });
+    try {
+      socket.send("PING");
+      await until(() => messages.includes("PONG"));
+    } finally {
+      vi.useRealTimers();
+    }
+    await until(() => (lastUsed() ?? 0) > 0);
+    socket.close();
+  });
 });

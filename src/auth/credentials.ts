@@ -292,8 +292,13 @@ export class Credentials {
     this.failures = { count: 0, loggedAt: now, from: new Set(), revoked: new Set() };
   }
 
-  /** Records a use (lastUsedAt) at most once a minute per token; a write that fails is only logged. */
-  private noteUse(tokenId: string): void {
+  /**
+   * Records a use of `tokenId` (lastUsedAt) at most once a minute per token; a write that fails is
+   * only logged. Called by authenticate, and for every message on a WebSocket it authenticated
+   * (calls, and keep-alive PONGs to the server's PINGs): a socket authenticates once, and a
+   * subscriber that listens for days would otherwise show as unused since it connected.
+   */
+  noteUse(tokenId: string): void {
     const now = Date.now();
     if (now - (this.touchedAt.get(tokenId) ?? 0) < TOUCH_EVERY_MS) return;
     this.touchedAt.set(tokenId, now);

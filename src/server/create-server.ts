@@ -349,6 +349,10 @@ function serverOver(coordination: Coordination, config: Config, log: Logger, tls
       // Kept by credential, to be closed when it is revoked; open callers as one group, closed
       // when credentials become enforced.
       const calls = new SocketCalls(res);
+      if (caller.kind === "token") {
+        const { tokenId } = caller;
+        res.on("message", () => credentials.noteUse(tokenId));
+      }
       const group = credentials.revocationKey(caller);
       if (group !== undefined) {
         const sockets = socketsByToken.get(group) ?? new Set();
