@@ -16,7 +16,7 @@ const storeUnreadableZone = (server: TestServer, scheduleId: string) =>
   withDatabase(server, (db) => db.prepare(`UPDATE schedules SET timezone = 'Mars/Olympus_Mons' WHERE id = ?`).run(scheduleId));
 
 describe("a schedule whose stored timing this server cannot read", () => {
-  it("never fails the claim, cancel or expiry of its run: that run is taken, and the schedule has no run ahead until set again", async () => {
+  it("never fails the claim, cancel or expiry of its run: that run is taken, and the schedule has no run ahead until set again, which schedule.ended says", async () => {
     t = await startTestServer({ leaseSweepMs: 60_000 });
     const api = t.api;
     for (const id of ["claimed", "cancelled", "expired"]) {
@@ -46,6 +46,14 @@ describe("a schedule whose stored timing this server cannot read", () => {
     expect((await api.tasks.get.query({ taskId: expiring })).status).toBe("cancelled");
     expect((await api.tasks.get.query({ taskId: plain.id })).status).toBe("cancelled");
     expect(await api.schedules.get.query({ scheduleId: "expired" })).toMatchObject({ state: "ended", nextRunAt: null, nextTaskId: null });
+
+    // Each says why in its schedule.ended, once: nothing else would tell an operator.
+    const ended = await api.events.list.query({ afterSeq: 0, types: ["schedule.ended"], limit: 10 });
+    expect(ended.map((e) => e.payload)).toEqual([
+      { scheduleId: "claimed", queue: "claimed", runs: 1, reason: "timing" },
+      { scheduleId: "cancelled", queue: "cancelled", runs: 0, reason: "timing" },
+      { scheduleId: "expired", queue: "expired", runs: 0, reason: "timing" },
+    ]);
 
     // Set again with a zone this server knows, it runs on.
     const { schedule } = await api.schedules.set.mutate({ scheduleId: "cancelled", cron: "0 9 * * *", timezone: "Europe/Paris", task: { queue: "cancelled" } });

@@ -182,7 +182,7 @@ export type SystemEventPayloads = {
   /** Key `key` expired at expiredAt: it read as absent from then (its version `version`). */
   "kv.expired": { key: string; version: number; expiredAt: string };
   /** A schedule has no run ahead: its last run was claimed (reason "maxRuns": runs reached maxRuns), or the next time it names is past its endAt ("endAt"). It stays, with nextRunAt null, until set again or removed. */
-  "schedule.ended": { scheduleId: string; queue: string; runs: number; reason: "endAt" | "maxRuns" };
+  "schedule.ended": { scheduleId: string; queue: string; runs: number; reason: "endAt" | "maxRuns" | "timing" };
 };
 
 export type SystemEventType = keyof SystemEventPayloads;

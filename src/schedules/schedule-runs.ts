@@ -20,7 +20,11 @@ import type { Schedule, ScheduledTask, SetScheduleRequest, SetScheduleResult } f
 import type { ScheduleDefinition, ScheduleRow, ScheduleState, ScheduleStore } from "./schedule-store.js";
 
 /** Why a schedule has no run ahead: a time past its endAt, or its maxRuns claimed. */
-type EndReason = "endAt" | "maxRuns";
+/**
+ * Why a schedule has no run ahead: its endAt or maxRuns, or its timing ("timing": a stored cron
+ * pattern or zone this server cannot read, or one that names no time before CRON_LAST_YEAR).
+ */
+type EndReason = "endAt" | "maxRuns" | "timing";
 
 export interface ScheduleRunDeps {
   schedules: ScheduleStore;
@@ -155,10 +159,11 @@ export class ScheduleRuns {
   /**
    * The schedule's next run, due at `runAt` (none when null): enqueued, unless overlap "skip"
    * waits for the last run to settle (then only its time is kept, `taskId` null). None past its
-   * endAt, nor once it had its maxRuns (`schedule.runs` as it will be stored): `ended` says which.
+   * endAt, nor once it had its maxRuns (`schedule.runs` as it will be stored), nor when its timing
+   * names no time (`runAt` null): `ended` says which.
    */
   private plan(ctx: WriteContext, schedule: ScheduleRow, runAt: number | null): { taskId: string | null; runAt: number | null; ended: EndReason | null } {
-    if (runAt === null) return { taskId: null, runAt: null, ended: null };
+    if (runAt === null) return { taskId: null, runAt: null, ended: "timing" };
     const ended = endReason(schedule, runAt);
     if (ended !== null) return { taskId: null, runAt: null, ended };
     if (this.lastRunGoesOn(schedule)) return { taskId: null, runAt, ended: null };
@@ -176,7 +181,7 @@ export class ScheduleRuns {
     return next.ended;
   }
 
-  /** The schedule.ended event of a schedule left no run ahead by its endAt or maxRuns (`reason`; nothing when null). */
+  /** The schedule.ended event of a schedule left no run ahead by its endAt, maxRuns or timing (`reason`; nothing when null). */
   private ended(ctx: WriteContext, schedule: ScheduleRow, reason: EndReason | null): void {
     if (reason === null) return;
     this.d.events.appendSystem(ctx, "schedule.ended", { scheduleId: schedule.id, queue: (JSON.parse(schedule.task) as ScheduledTask).queue, runs: schedule.runs, reason });
