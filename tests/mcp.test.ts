@@ -455,6 +455,23 @@ describe("the stdio relay's command line", () => {
   });
 });
 
+describe("the stdio relay's refusals", () => {
+  it("an agent credential naming another agent is answered in the server's own words and status, not as a server not reached", async () => {
+    const s = await startSecureServer();
+    t = s;
+    const { secret } = await s.admin.tokens.create.mutate({ role: "agent", agentId: "w1" });
+    const client = new Client({ name: "desktop", version: "1.0.0" });
+    const transport = new StdioClientTransport({ command: process.execPath, args: [CLI_PATH, "mcp", "--url", s.url, "--token", secret, "--agent", "w2"], stderr: "pipe" });
+    let log = "";
+    transport.stderr!.on("data", (chunk: Buffer) => void (log += chunk.toString()));
+    trackMcpClient(client);
+    const refused = await client.connect(transport).then(() => undefined, (error: unknown) => error as Error);
+    const said = `the coordination server at ${s.url} refused the message (HTTP 403): this credential acts as agent "w1"; X-Agent-Id "w2" names another agent`;
+    expect(refused?.message).toBe(`MCP error -32603: ${said}`);
+    await vi.waitFor(() => expect(log).toContain(`coordination mcp: the server refused a message (HTTP 403): this credential acts as agent "w1"; X-Agent-Id "w2" names another agent\n`), { timeout: 10_000 });
+  });
+});
+
 describe("resources", () => {
   it("a read that fails is a JSON-RPC error with MCP's code and the API's error as data", async () => {
     t = await startTestServer();

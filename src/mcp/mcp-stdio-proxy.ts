@@ -53,6 +53,24 @@ function relayedIds(body: unknown): Array<string | number> {
 /** The server no longer knows the session (404): initialize again (the MCP specification's rule). */
 const sessionGone = (error: unknown): boolean => error instanceof StreamableHTTPError && error.code === 404;
 
+/**
+ * The server's own answer when it refused a relayed message with an HTTP error: its status, and
+ * the message of the JSON-RPC error its body carries ("this credential acts as agent …"), else
+ * the transport's words. Undefined when no answer came (the server was not reached).
+ */
+function refusalOf(error: unknown): { status: number; message: string } | undefined {
+  if (!(error instanceof StreamableHTTPError) || typeof error.code !== "number") return undefined;
+  const at = error.message.indexOf("{");
+  try {
+    const said: unknown = at < 0 ? undefined : JSON.parse(error.message.slice(at));
+    const inner = typeof said === "object" && said !== null ? (said as { error?: { message?: unknown } }).error?.message : undefined;
+    if (typeof inner === "string") return { status: error.code, message: inner };
+  } catch {
+    // Not a JSON-RPC body (a proxy's HTML page): the transport's words say what came.
+  }
+  return { status: error.code, message: error.message };
+}
+
 /** Relays until either side closes; resolves then. */
 export async function runMcpStdioProxy(options: McpProxyOptions, stderr: (text: string) => void): Promise<void> {
   const headers: Record<string, string> = {};
@@ -111,11 +129,17 @@ export async function runMcpStdioProxy(options: McpProxyOptions, stderr: (text: 
 
   const fail = (message: JSONRPCMessage, error: unknown) => {
     if ("id" in message && message.id !== undefined) unanswered.delete(message.id);
-    stderr(`coordination mcp: ${error instanceof Error ? error.message : String(error)}\n`);
+    const refusal = refusalOf(error);
+    stderr(`coordination mcp: ${refusal === undefined ? (error instanceof Error ? error.message : String(error)) : `the server refused a message (HTTP ${refusal.status}): ${refusal.message}`}\n`);
     // A request whose relay failed gets an error answer, so the client is not left waiting.
     if ("id" in message && "method" in message) {
-      const text = error instanceof Error ? error.message : String(error);
-      const why = /UNAUTHORIZED|\b401\b/.test(text) ? "refused the credential (set COORDINATION_TOKEN or --token to a valid token)" : `could not be reached or refused the message`;
+      const text = refusal?.message ?? (error instanceof Error ? error.message : String(error));
+      const why =
+        refusal?.status === 401 || /UNAUTHORIZED|\b401\b/.test(text)
+          ? "refused the credential (set COORDINATION_TOKEN or --token to a valid token)"
+          : refusal !== undefined
+            ? `refused the message (HTTP ${refusal.status})`
+            : "could not be reached or refused the message";
       const said = `the coordination server at ${options.url} ${why}: ${text}`;
       // A tool call's failure is a tool result a model reads and acts on, not a protocol error.
       void local.send(
