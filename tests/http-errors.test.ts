@@ -70,11 +70,15 @@ describe("HTTP errors", () => {
       // The path is matched first: /tasks/claim, not a task "claim" (GET /tasks/{taskId}).
       ["GET", "/tasks/claim", "POST"],
       ["GET", "/tasks/steal", "POST"],
-      ["DELETE", "/memory/recall", "GET, POST"],
+      ["DELETE", "/memory/recall", "GET, HEAD, POST"],
       ["GET", "/events/subscriptions", "POST"],
-      ["PUT", "/tasks", "GET, POST"],
+      ["PUT", "/tasks", "GET, HEAD, POST"],
       ["DELETE", "/tasks/some-id/complete", "POST"],
-      ["POST", "/health", "GET"],
+      ["POST", "/health", "GET, HEAD"],
+      // The seed's claim is a GET that takes a task: no HEAD.
+      ["PUT", "/tasks/claim/some-agent", "GET"],
+      ["POST", "/metrics", "GET, HEAD"],
+      ["DELETE", "/openapi.json", "GET, HEAD"],
     ] as const) {
       const answer = await send(`${t.url}${path}`, { method });
       expect(answer.status, `${method} ${path}`).toBe(405);

@@ -113,7 +113,10 @@ export function matchRoute(method: string, path: string): RouteMatch {
   const atPath = BY_PATH.get(template)!;
   const found = atPath.find((route) => route.method === method);
   if (found === undefined) {
-    return { kind: "method-not-allowed", allow: [...new Set(atPath.map((route) => route.method))].sort(), open: atPath.some((route) => route.access.role === "open") };
+    const methods = new Set<string>(atPath.map((route) => route.method));
+    // A GET that changes nothing also answers HEAD (rest-handler's routeFor): Allow says so.
+    if (atPath.some((route) => route.method === "GET" && route.type === "query")) methods.add("HEAD");
+    return { kind: "method-not-allowed", allow: [...methods].sort(), open: atPath.some((route) => route.access.role === "open") };
   }
   const params: Record<string, string> = {};
   for (let i = 0; i < parts.length; i++) {

@@ -230,8 +230,8 @@ function serverOver(coordination: Coordination, config: Config, log: Logger, tls
     }
     // HEAD: the GET's answer without its body (Node sends none for a HEAD), as HTTP asks of a GET resource.
     if (req.method !== "GET" && req.method !== "HEAD") {
-      res.setHeader("allow", "GET");
-      sendJson(res, 405, { code: "METHOD_NOT_ALLOWED", message: `${path} answers GET, not ${req.method}` });
+      res.setHeader("allow", "GET, HEAD");
+      sendJson(res, 405, { code: "METHOD_NOT_ALLOWED", message: `${path} answers GET, HEAD, not ${req.method}` });
       return false;
     }
     return true;

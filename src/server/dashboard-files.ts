@@ -33,7 +33,7 @@ export function createDashboardHandler() {
     if (type === undefined) return false;
     if (req.method !== "GET" && req.method !== "HEAD") {
       res.setHeader("allow", "GET, HEAD");
-      sendJson(res, 405, { code: "METHOD_NOT_ALLOWED", message: `${path} answers GET, not ${req.method}` });
+      sendJson(res, 405, { code: "METHOD_NOT_ALLOWED", message: `${path} answers GET, HEAD, not ${req.method}` });
       return true;
     }
     if (dir === undefined) {
