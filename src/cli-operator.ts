@@ -823,12 +823,14 @@ export async function runOperatorCommand(
     url = serverUrl(server);
     settingsToken = server.adminToken || undefined;
   }
-  // An empty one (COORDINATION_TOKEN= in a script) is none: the next source stands.
-  const given = str(options["--token"]) || env.COORDINATION_TOKEN || settingsToken;
+  // An empty one (COORDINATION_TOKEN= in a script), or one of whitespace only, is none: the next source stands.
+  const flagToken = str(options["--token"])?.trim();
+  const envToken = env.COORDINATION_TOKEN?.trim();
+  const given = flagToken || envToken || settingsToken;
   let token: string | undefined;
   try {
     // Without the whitespace around it (a file's newline); one no header can carry is said here, exit 2.
-    token = given === undefined ? undefined : bearerToken(given, `coordination: ${str(options["--token"]) ? "--token" : env.COORDINATION_TOKEN ? "COORDINATION_TOKEN" : "the server's admin token"}`);
+    token = given === undefined ? undefined : bearerToken(given, `coordination: ${flagToken ? "--token" : envToken ? "COORDINATION_TOKEN" : "the server's admin token"}`);
   } catch (error) {
     if (!(error instanceof TypeError)) throw error;
     out.stderr(`${error.message}\n`);

@@ -45,7 +45,11 @@ describe("tokens.whoami", () => {
     expect(await runOperator({ args: ["whoami", "--token", agentToken.secret], env })).toMatchObject({ code: 0, stdout: `agent planner-1 (token ${agentToken.token.id}, named "planner's laptop")\n`, stderr: "" });
     expect(await runOperator({ args: ["whoami", "--token", ADMIN_SECRET], env })).toMatchObject({ code: 0, stdout: "admin (token config:adminToken)\n", stderr: "" });
     // An empty COORDINATION_TOKEN (a script's unset variable) is none: the shell's admin token stands.
-    expect(await runOperator({ args: ["whoami"], env: { ...env, COORDINATION_TOKEN: "", COORDINATION_ADMIN_TOKEN: ADMIN_SECRET } })).toMatchObject({ code: 0, stdout: "admin (token config:adminToken)\n", stderr: "" });
+    // So is one of whitespace only (an unset variable quoted with a space, a blank line read from a file), and an empty --token.
+    for (const blank of ["", " ", "\n"]) {
+      expect(await runOperator({ args: ["whoami"], env: { ...env, COORDINATION_TOKEN: blank, COORDINATION_ADMIN_TOKEN: ADMIN_SECRET } }), JSON.stringify(blank)).toMatchObject({ code: 0, stdout: "admin (token config:adminToken)\n", stderr: "" });
+      expect(await runOperator({ args: ["whoami", "--token", blank], env: { ...env, COORDINATION_ADMIN_TOKEN: ADMIN_SECRET } }), JSON.stringify(blank)).toMatchObject({ code: 0, stdout: "admin (token config:adminToken)\n", stderr: "" });
+    }
     // A credential scoped to key prefixes says which keys it writes.
     const scoped = await s.admin.tokens.create.mutate({ role: "agent", agentId: "planner-2", kvPrefixes: ["agents/planner-2/", "shared/"] });
     expect(await runOperator({ args: ["whoami", "--token", scoped.secret], env })).toMatchObject({
