@@ -228,6 +228,11 @@ export const SETTINGS = {
     default: 8_388_608,
     doc: "Bytes of notifications one MCP session's stream may hold for a client that does not read them before the stream is closed (its client reconnects; the direct messages it missed stay in the mailbox, read_mailbox)",
   },
+  mcpMaxAnswerChars: {
+    ...int(4_000, 100_000_000, " (characters)"),
+    default: 40_000,
+    doc: "Most characters of JSON an MCP tool answers (a model's host refuses or cuts far less than maxResponseBytes): past it the answer's large values are cut, each marked \"…[cut:\", small fields kept whole, and a second text says so; a task's payload, result, checkpoint or progress is read whole, in pieces, with read_task_value",
+  },
   mcpSessionIdleMs: {
     ...positiveMs(),
     default: 600_000,

@@ -119,7 +119,8 @@ describe("MCP sessions", () => {
   // A guard more than a reproduction: Node counts a response finished once the socket took its
   // bytes, so the window in which a delete could cancel an answer already going out is short.
   it("a delete that comes while a claim's answer is going out leaves that answer standing: the lease stays the client's, it is not given back", async () => {
-    t = await startTestServer({ maxBodyBytes: 16 * 1024 * 1024 });
+    // Answers of megabytes, as a host that takes them would have them (mcpMaxAnswerChars at its most).
+    t = await startTestServer({ maxBodyBytes: 16 * 1024 * 1024, mcpMaxAnswerChars: 100_000_000 });
     const headers = { "x-agent-id": "slow-reader" };
     const id = await openMcpSession(t.url, headers);
     // An answer of some MB: the client reads its first part, then stops reading until the delete was taken.

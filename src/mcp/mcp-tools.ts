@@ -30,6 +30,7 @@ import { payloadFields } from "../events/system-events.js";
 import type { Handed } from "./late-cancels.js";
 import { mcpTraceCarrier } from "../tasks/trace-context.js";
 import { claimOutlookNote } from "../tasks/claim-outlook-reasons.js";
+import { boundAnswer, CUT_MARK, prefixWithin, TASK_VALUE_FIELDS, type TaskValuePiece } from "./answer-bound.js";
 
 const createCaller = createCallerFactory(appRouter);
 
@@ -74,6 +75,9 @@ interface RequestExtra {
 }
 
 type ToolResult = { content: Array<{ type: "text"; text: string }>; isError?: boolean };
+
+/** Room a read_task_value answer keeps beside its piece of text (ids, numbers, field names). */
+const VALUE_PIECE_ENVELOPE = 1_000;
 
 /** The most tasks coordination://tasks/mine lists (tasks.list's largest page). */
 const MINE_LIMIT = 500;
@@ -133,11 +137,26 @@ class Noted {
   ) {}
 }
 
-/** A tool's answer: the result as JSON text (and a Noted result's note after it). */
-const toolResult = (result: unknown): ToolResult =>
-  result instanceof Noted
-    ? { content: [{ type: "text", text: JSON.stringify(result.result ?? null) }, { type: "text", text: result.note }] }
-    : { content: [{ type: "text", text: JSON.stringify(result ?? null) }] };
+/**
+ * A tool's answer: the result as JSON text, its large values cut to keep it within `maxChars`
+ * (answer-bound.ts); a Noted result's note after it; and, when something was cut, a last text
+ * saying so and where to read it whole.
+ */
+function toolResult(result: unknown, maxChars: number): ToolResult {
+  const noted = result instanceof Noted;
+  const { text, cuts } = boundAnswer(JSON.stringify((noted ? result.result : result) ?? null), maxChars);
+  const content: ToolResult["content"] = [{ type: "text", text }];
+  if (noted) content.push({ type: "text", text: result.note });
+  if (cuts > 0) {
+    content.push({
+      type: "text",
+      text:
+        `This answer was longer than the ${maxChars} characters an answer here holds (the server's mcpMaxAnswerChars): ${cuts} ${cuts === 1 ? "value was" : "values were"} cut, each where "${CUT_MARK}" stands, saying how much. ` +
+        "Read a task's payload, result, checkpoint or progress whole, in pieces, with read_task_value; ask a list for fewer items with its limit.",
+    });
+  }
+  return { content };
+}
 
 /**
  * Why a claim of a cordoned agent answered no task, for the model: a null alone reads as an empty
@@ -234,7 +253,7 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
     const ran = Promise.resolve()
       .then(() => run(apiFor(extra, AbortSignal.any([extra.signal, cancel.signal]))))
       .then(
-        (result): ToolResult => ((finished = true), cancel.signal.aborted ? sessionDeleted() : toolResult(result)),
+        (result): ToolResult => ((finished = true), cancel.signal.aborted ? sessionDeleted() : toolResult(result, services.config.mcpMaxAnswerChars)),
         (error: unknown): ToolResult => ((finished = true), cancel.signal.aborted ? sessionDeleted() : toolError(error)),
       );
     try {
@@ -268,6 +287,7 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
           "at the agents and what they can do with find_agents, at the memories (earlier runs' records, agents' notes and lessons) with recall, at who holds named locks with get_lock and list_locks, at a semaphore's permits with get_semaphore, " +
           "at the shared state agents read and write (a plan, a leader's name, a build's status) with get_key (with afterVersion, it waits for the key to change) and list_keys, " +
           "and at what a task's runs did with read_task_log (with waitMs, it follows the log as it grows). " +
+          `A large answer comes with its large values cut (where "${CUT_MARK}" stands): read a task's payload, result, checkpoint or progress whole with read_task_value. ` +
           "This session acts as no agent: it can take, settle or publish nothing."
         : "A coordination server for agents. Take work with claim_task (it returns the task with the memories relevant to it in `context`: earlier runs' records, agents' notes and lessons), " +
         "then settle it with complete_task or fail_task, passing the task's id and leaseToken (complete_task with `next` claims the next task in the same call); call heartbeat_task during long work, before the lease runs out (its progress says where the work is; its checkpoint saves what is done, and a task claimed with a checkpoint goes on from it rather than from the beginning). " +
@@ -279,7 +299,8 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
         "Before working on something other agents may work on too (a file, a branch, a deploy), take a named lock with acquire_lock, renew it with renew_lock while you work, and release it with release_lock when done. " +
         "Before using something only a few agents may use at once (an API key's concurrency, a GPU pool), take a permit with acquire_permit, renew it with renew_permit, and release it with release_permit. " +
         "Share state with other agents (a plan, a leader's name, a build's status) as keys: read one with get_key (with afterVersion, wait for it to change), list them with list_keys, write with set_key and delete with delete_key; " +
-        "to change a value others may change too, set it with ifVersion the version you read, and on VERSION_CONFLICT read it again and decide anew.",
+        "to change a value others may change too, set it with ifVersion the version you read, and on VERSION_CONFLICT read it again and decide anew. " +
+        `A large answer comes with its large values cut (where "${CUT_MARK}" stands): read a task's payload, result, checkpoint or progress whole with read_task_value.`,
     },
   );
 
@@ -493,6 +514,33 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
     "get_task",
     { annotations: { readOnlyHint: true }, description: "A task by id: status, payload, result, attempts, lease, error history.", inputSchema: strictArgs({ taskId: taskIdInput.shape.taskId }) },
     (args, extra) => answerCall(extra, (api) => api.tasks.get(args)),
+  );
+  // A task's large values, whole, a piece at a time: what an answer over mcpMaxAnswerChars cut
+  // (answer-bound.ts). Each piece is a slice of the value's JSON text that fits in one answer.
+  const pieceChars = services.config.mcpMaxAnswerChars - VALUE_PIECE_ENVELOPE;
+  registerTool(
+    "read_task_value",
+    {
+      annotations: { readOnlyHint: true },
+      description:
+        `Read one of a task's large values whole, a piece at a time, when an answer cut it (where "${CUT_MARK}" stands): its payload, result, checkpoint or progress, as JSON text. ` +
+        `Returns { taskId, field, totalChars, offset, text, nextOffset }: text is the value's JSON text from offset (at most ${pieceChars} characters a call); call again with offset set to nextOffset until it is null, and join the texts in order to get the value's JSON.`,
+      inputSchema: strictArgs({
+        taskId: taskIdInput.shape.taskId,
+        field: z.enum(TASK_VALUE_FIELDS).describe("Which value: payload, result, checkpoint or progress"),
+        offset: z.number().int().min(0).default(0).describe("Where in the value's JSON text to start, in characters (0, left out: the beginning; then the last answer's nextOffset)"),
+        length: z.number().int().min(1).optional().describe(`The most characters to answer (left out, or more than ${pieceChars}: ${pieceChars})`),
+      }),
+    },
+    (args, extra) =>
+      answerCall(extra, async (api) => {
+        const task = await api.tasks.get({ taskId: args.taskId });
+        const whole = JSON.stringify(task[args.field] ?? null);
+        if (args.offset > whole.length) throw invalidField("offset", `is past the end of the ${args.field}'s ${whole.length} characters of JSON`);
+        const text = prefixWithin(whole.slice(args.offset), Math.min(args.length ?? pieceChars, pieceChars));
+        const end = args.offset + text.length;
+        return { taskId: task.id, field: args.field, totalChars: whole.length, offset: args.offset, text, nextOffset: end < whole.length ? end : null } satisfies TaskValuePiece;
+      }),
   );
   // Runs' logs (tasks.appendLog, tasks.log): the agent holding a task says what its run did, and
   // anyone who may read reads it, a page at a time or following it as it grows (read_task_log

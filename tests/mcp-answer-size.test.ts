@@ -1,0 +1,105 @@
+// An MCP tool's answer goes whole into a model's context: past mcpMaxAnswerChars its large values
+// are cut, as JSON still (answer-bound.ts), and read_task_value reads a task's values whole.
+import { afterEach, describe, expect, it } from "vitest";
+import { boundAnswer } from "../src/mcp/answer-bound.js";
+import { closeMcpClients, connectMcp, toolTexts } from "./helpers/mcp-client.js";
+import { startTestServer, type TestServer } from "./helpers/test-server.js";
+
+let t: TestServer | undefined;
+afterEach(async () => {
+  await closeMcpClients();
+  await t?.stop({ removeFiles: true });
+  t = undefined;
+});
+
+/** Soft bound: markers may pass the limit by this much at most. */
+const SLACK = 200;
+const words = (n: number) => Array.from({ length: n }, (_, i) => `word${i}`).join(" ");
+
+describe("boundAnswer", () => {
+  it("leaves an answer within the limit as it is", () => {
+    const text = JSON.stringify({ id: "t1", payload: words(100) });
+    expect(boundAnswer(text, 10_000)).toEqual({ text, cuts: 0 });
+  });
+
+  it("keeps the small fields whole and a long string's beginning, saying how much was cut", () => {
+    const doc = words(20_000);
+    const { text, cuts } = boundAnswer(JSON.stringify({ id: "t1", status: "claimed", leaseToken: 7, payload: { doc, n: 1 } }), 4000);
+    expect(cuts).toBe(1);
+    expect(text.length).toBeLessThanOrEqual(4000 + SLACK);
+    const answer = JSON.parse(text);
+    expect(answer).toMatchObject({ id: "t1", status: "claimed", leaseToken: 7, payload: { n: 1 } });
+    const [kept, cut] = (answer.payload.doc as string).split("…[cut: ");
+    expect(doc.startsWith(kept!)).toBe(true);
+    expect(kept!.length).toBeGreaterThan(3000);
+    expect(cut).toBe(`${doc.length - kept!.length} more characters]`);
+  });
+
+  it("gives each item of a list a share, and past what shares can hold keeps its first items and says how many follow", () => {
+    // 50 items: each keeps its id and its payload's beginning.
+    const fifty = Array.from({ length: 50 }, (_, i) => ({ id: `t${i}`, payload: words(2000) }));
+    const shared = JSON.parse(boundAnswer(JSON.stringify(fifty), 8000).text) as Array<{ id: string; payload: string }>;
+    expect(shared.map((item) => item.id)).toEqual(fifty.map((task) => task.id));
+    for (const item of shared) expect(item.payload).toMatch(/^word0 word1 .*…\[cut: \d+ more characters\]$/);
+    // 500: the first ones, each with room to say something, then a marker.
+    const tasks = Array.from({ length: 500 }, (_, i) => ({ id: `t${i}`, payload: words(2000) }));
+    const { text, cuts } = boundAnswer(JSON.stringify({ items: tasks, nextCursor: "c" }), 8000);
+    expect(text.length).toBeLessThanOrEqual(8000 + SLACK);
+    const answer = JSON.parse(text) as { items: Array<{ id: string } | string>; nextCursor: string };
+    expect(answer.nextCursor).toBe("c");
+    const last = answer.items.at(-1) as string;
+    const kept = answer.items.slice(0, -1) as Array<{ id: string }>;
+    expect(kept.map((item) => item.id)).toEqual(tasks.slice(0, kept.length).map((task) => task.id));
+    expect(kept.length).toBeLessThan(500);
+    expect(last).toBe(`…[cut: ${500 - kept.length} more items]`);
+    expect(cuts).toBe(kept.length + 1);
+  });
+
+  it("counts a string by its JSON text and never keeps half a surrogate pair", () => {
+    for (const piece of ["\n", "😀", "\u0001"]) {
+      const { text } = boundAnswer(JSON.stringify({ s: piece.repeat(50_000) }), 5000);
+      expect(text.length, JSON.stringify(piece)).toBeLessThanOrEqual(5000 + SLACK);
+      const kept = (JSON.parse(text) as { s: string }).s.split("…[cut:")[0]!;
+      expect(kept.length).toBeGreaterThan(0);
+      expect(kept).toBe(piece.repeat(kept.length / piece.length));
+    }
+  });
+});
+
+describe("an MCP answer over mcpMaxAnswerChars", () => {
+  it("is cut to fit, says so in a second text, and read_task_value reads the value whole in pieces", async () => {
+    t = await startTestServer({ mcpMaxAnswerChars: 4000 });
+    const payload = { doc: words(8000), quote: 'a "quoted"\nline', n: 42 };
+    const enqueued = await t.api.tasks.enqueue.mutate({ queue: "big", payload });
+    const client = await connectMcp(t.url, { "x-agent-id": "reader" });
+
+    const claimed = await toolTexts(client, "claim_task", { queues: ["big"] });
+    expect(claimed.isError).toBe(false);
+    expect(claimed.texts[0]!.length).toBeLessThanOrEqual(4000 + SLACK);
+    const task = JSON.parse(claimed.texts[0]!);
+    expect(task).toMatchObject({ id: enqueued.id, status: "claimed", leaseToken: expect.any(Number), payload: { quote: payload.quote, n: 42 } });
+    expect(task.payload.doc).toMatch(/…\[cut: \d+ more characters\]$/);
+    expect(claimed.texts.at(-1)).toMatch(/^This answer was longer than the 4000 characters an answer here holds \(the server's mcpMaxAnswerChars\): \d+ values? (was|were) cut, each where "…\[cut:" stands/);
+
+    const pieces: string[] = [];
+    let offset: number | null = 0;
+    while (offset !== null) {
+      const read = await toolTexts(client, "read_task_value", { taskId: enqueued.id, field: "payload", offset });
+      expect(read.texts).toHaveLength(1);
+      expect(read.texts[0]!.length).toBeLessThanOrEqual(4000);
+      const piece = JSON.parse(read.texts[0]!) as { taskId: string; field: string; totalChars: number; offset: number; text: string; nextOffset: number | null };
+      expect(piece).toMatchObject({ taskId: enqueued.id, field: "payload", totalChars: JSON.stringify(payload).length, offset });
+      pieces.push(piece.text);
+      offset = piece.nextOffset;
+    }
+    expect(pieces.length).toBeGreaterThan(10);
+    expect(JSON.parse(pieces.join(""))).toEqual(payload);
+
+    // A value that fits comes in one piece; an offset past its end is a tool error naming it.
+    const small = await toolTexts(client, "read_task_value", { taskId: enqueued.id, field: "progress" });
+    expect(JSON.parse(small.texts[0]!)).toEqual({ taskId: enqueued.id, field: "progress", totalChars: 4, offset: 0, text: "null", nextOffset: null });
+    const past = await toolTexts(client, "read_task_value", { taskId: enqueued.id, field: "progress", offset: 5 });
+    expect(past.isError).toBe(true);
+    expect(JSON.parse(past.texts[0]!)).toMatchObject({ code: "INVALID_INPUT", message: "offset: is past the end of the progress's 4 characters of JSON" });
+  });
+});
