@@ -142,7 +142,8 @@ describe("MCP delivery", () => {
   // (larger than the socket buffers hold), so its delivery is not decided when the cancel comes;
   // once it arrives, what it handed out goes back as for a cancel after it (a reviewer's case).
   it("a cancel that comes while a large answer is still on its way gives back what it handed out once the answer arrived", async () => {
-    t = await startTestServer({ maxBodyBytes: 16 * 1024 * 1024 });
+    // Answers of megabytes, as a host that takes them would have them (mcpMaxAnswerChars at its most).
+    t = await startTestServer({ maxBodyBytes: 16 * 1024 * 1024, mcpMaxAnswerChars: 100_000_000 });
     // More than the kernel's socket buffers hold (a few MB): the response finishes only once the client reads it.
     const task = await t.api.tasks.enqueue.mutate({ queue: "big", payload: { blob: "x".repeat(12 * 1024 * 1024) } });
     const session = await openSession(t.url);
