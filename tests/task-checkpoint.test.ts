@@ -262,6 +262,23 @@ describe("task checkpoints", () => {
     expect(((await nothing.json()) as { message: string }).message).toContain("payload or checkpoint");
   });
 
+
+  it("a fail's or a release's checkpoint deeper than maxJsonDepth is refused as a heartbeat's is: a 400 naming it, the run not ended, nothing saved", async () => {
+    t = await startTestServer({ maxJsonDepth: 8 });
+    const api = t.api;
+    const task = await api.tasks.enqueue.mutate({ queue: "q" });
+    const lease = (await api.tasks.claim.mutate({ agentId: "w", queues: ["q"] }))!;
+    const tooDeep = { a: { b: { c: { d: { e: { f: { g: { h: { i: 1 } } } } } } } } };
+    const refusal = async (call: Promise<unknown>) => call.then(() => "taken", (error: { data?: { code?: string; httpStatus?: number }; message: string }) => [error.data?.code, error.data?.httpStatus, error.message]);
+    const deep = "checkpoint: nests deeper than 8 levels (the server's maxJsonDepth); flatten it or store it as a string";
+    expect(await refusal(api.tasks.fail.mutate({ taskId: task.id, agentId: "w", leaseToken: lease.leaseToken, error: "boom", checkpoint: tooDeep }))).toEqual(["INVALID_INPUT", 400, deep]);
+    expect(await refusal(api.tasks.release.mutate({ taskId: task.id, agentId: "w", leaseToken: lease.leaseToken, checkpoint: tooDeep }))).toEqual(["INVALID_INPUT", 400, deep]);
+    // Over REST alike, and the run goes on: still claimed under its lease, no checkpoint, no attempt charged.
+    const rest = await fetch(`${t.url}/tasks/${task.id}/fail`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ agentId: "w", error: "boom", checkpoint: tooDeep }) });
+    expect([rest.status, ((await rest.json()) as { message: string }).message]).toEqual([400, deep]);
+    const after = await api.tasks.get.query({ taskId: task.id });
+    expect([after.status, after.leaseToken, after.attempts, after.checkpoint, after.errorHistory]).toEqual(["claimed", lease.leaseToken, 1, null, []]);
+  });
   it("an MCP agent saves one with heartbeat_task and is handed it by claim_task; a null from a strict-mode host is left out", async () => {
     t = await startTestServer({ retryBaseMs: 0 });
     const client = await connectMcp(t.url, { "x-agent-id": "mcp-agent" });

@@ -290,12 +290,17 @@ export class TaskService {
     return { completed: done.completed, next: claimed ?? null };
   }
 
+  /** Fails the run (task-commands.ts); `checkpoint` is saved in the same write, held to maxJsonDepth as a heartbeat's is. */
   fail(request: FailRequest): Promise<SettledTask> {
+    // A checkpoint is stored whichever call carries it: one that ends a run is bounded as one
+    // that renews it, or a value refused on a heartbeat got in on the fail that follows.
+    if (request.checkpoint !== undefined) assertJsonDepth("checkpoint", request.checkpoint, this.d.config.maxJsonDepth);
     return this.d.db.write("tasks.fail", request);
   }
 
-  /** Gives the task back uncharged (task-commands.ts); `checkpoint` is saved in the same write. */
+  /** Gives the task back uncharged (task-commands.ts); `checkpoint` is saved in the same write, held to maxJsonDepth as a heartbeat's is. */
   release(request: ReleaseRequest): Promise<SettledTask> {
+    if (request.checkpoint !== undefined) assertJsonDepth("checkpoint", request.checkpoint, this.d.config.maxJsonDepth);
     return this.d.db.write("tasks.release", request);
   }
 
