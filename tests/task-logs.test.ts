@@ -165,6 +165,10 @@ describe("a run's log", () => {
     const mismatch = await refusal(api.tasks.appendLog.mutate({ taskId: task.id, agentId: "agent-1", entries: [{ message: "step 1" }], idempotencyKey: "flush-1" }));
     expect(mismatch).toMatchObject({ code: "IDEMPOTENCY_MISMATCH", details: { taskId: task.id, firstLine: 1, lastLine: 2 } });
     expect(mismatch.message).toContain('idempotencyKey "flush-1" wrote lines 1 to 2 with other entries');
+    // Its entries with others added in front are another append too (the log dropped none of its
+    // lines), not answered as written with a first line before line 1 while the added ones never are.
+    const grown = await refusal(api.tasks.appendLog.mutate({ taskId: task.id, agentId: "agent-1", entries: [{ message: "step 0" }, { message: "step 0.5" }, ...entries], idempotencyKey: "flush-1" }));
+    expect(grown).toMatchObject({ code: "IDEMPOTENCY_MISMATCH", details: { taskId: task.id, firstLine: 1, lastLine: 2 } });
     // Its run ended meanwhile: the resend is still its answer, not a LEASE_CONFLICT.
     await api.tasks.complete.mutate({ taskId: task.id, agentId: "agent-1" });
     expect(await api.tasks.appendLog.mutate({ taskId: task.id, agentId: "agent-1", entries, idempotencyKey: "flush-1" })).toEqual(first);
@@ -187,8 +191,12 @@ describe("a run's log", () => {
     expect(page.lines.map((l) => l.line)).toEqual([3, 4, 5, 6, 7, 8]);
     expect(withDatabase(t, (db) => db.prepare("SELECT count(*) FROM task_logs").pluck().get())).toBe(6);
     // One append larger than the bound keeps its newest lines.
-    const big = await api.tasks.appendLog.mutate({ taskId: task.id, agentId: "agent-1", entries: Array.from({ length: 10 }, (_, i) => line(9 + i)) });
+    const bigEntries = Array.from({ length: 10 }, (_, i) => line(9 + i));
+    const big = await api.tasks.appendLog.mutate({ taskId: task.id, agentId: "agent-1", entries: bigEntries, idempotencyKey: "big" });
     expect(big).toEqual({ taskId: task.id, firstLine: 9, lastLine: 18, dropped: 12 });
+    // Sent again, its answer whatever of it the log dropped; with an entry added, another append.
+    expect(await api.tasks.appendLog.mutate({ taskId: task.id, agentId: "agent-1", entries: bigEntries, idempotencyKey: "big" })).toEqual(big);
+    expect(await refusal(api.tasks.appendLog.mutate({ taskId: task.id, agentId: "agent-1", entries: [...bigEntries, line(19)], idempotencyKey: "big" }))).toMatchObject({ code: "IDEMPOTENCY_MISMATCH" });
     expect((await api.tasks.log.query({ taskId: task.id })).lines.map((l) => l.line)).toEqual([13, 14, 15, 16, 17, 18]);
   });
 

@@ -69,9 +69,14 @@ export function taskLogCommands(d: { tasks: TaskStore; logs: TaskLogStore; event
 
   /** The answer of an append sent again whose lines the log still keeps; IDEMPOTENCY_MISMATCH when it asked for other lines. */
   const repeated = (args: AppendArgs, rows: LogLineRow[], head: LogHead): AppendedLog => {
-    // The log may have dropped the append's first lines since: what is kept is its last ones.
+    // The log may have dropped the append's first lines since: what is kept is its last ones. Fewer
+    // kept than sent only so (its first kept line is the log's first), never lines before line 1:
+    // an append sent again with entries added in front of its lines is another append, whose
+    // added lines would be answered as written and never be.
     const asked = args.entries.slice(args.entries.length - rows.length);
-    const same = rows.length <= args.entries.length && rows.every((row, i) => sameLine(row, asked[i]!));
+    const lastLine = Number(rows[rows.length - 1]!.line);
+    const accounted = rows.length === args.entries.length || (rows.length < args.entries.length && Number(rows[0]!.line) === head.firstKept && lastLine - args.entries.length + 1 >= 1);
+    const same = accounted && rows.every((row, i) => sameLine(row, asked[i]!));
     if (!same) {
       throw new CoordinationError(
         "IDEMPOTENCY_MISMATCH",
@@ -79,7 +84,6 @@ export function taskLogCommands(d: { tasks: TaskStore; logs: TaskLogStore; event
         { taskId: args.taskId, firstLine: Number(rows[0]!.line), lastLine: Number(rows[rows.length - 1]!.line) },
       );
     }
-    const lastLine = Number(rows[rows.length - 1]!.line);
     return { taskId: args.taskId, firstLine: lastLine - args.entries.length + 1, lastLine, dropped: head.firstKept - 1 };
   };
 
