@@ -12,7 +12,7 @@ export interface FollowLogOptions {
   taskId: string;
   /** Lines after this number (0, the default: from the first the log keeps). */
   after?: number;
-  /** Only this run's lines (the task's attempt when they were written). */
+  /** Only this attempt's lines (the task's attempt when they were written: a run given back uncharged shares it with the next; a line's leaseToken tells runs apart). */
   attempt?: number;
   /** Only lines this urgent or more. */
   level?: RouterInputs["tasks"]["log"]["level"];

@@ -67,7 +67,7 @@ export const OPERATOR_USAGE = [
   "       coordination tasks logs TASK_ID [--after N | --tail N] [--attempt N] [--level L] [--limit N] [--follow]   its runs' log,",
   "                                    oldest first: a line each: its number, time (UTC), level, agent and run, message (then its",
   "                                    data as JSON); --after: the lines after line N; --tail: the last N (up to 1,000); --attempt:",
-  "                                    that run's alone; --level warn: warn and error; up to 10,000 lines (--limit: fewer); --follow:",
+  "                                    that attempt's alone; --level warn: warn, error; up to 10,000 lines (--limit: fewer); --follow:",
   "                                    then each new line as it comes, until the task settles (exit 0) or Ctrl-C; --json: a JSON",
   "                                    object a line",
   "       coordination tasks cancel TASK_ID [--reason TEXT]       stops it and the tasks waiting on it (the reason: its lastError)",

@@ -53,7 +53,7 @@ export const readLogInput = z
     after: int(0).default(0).describe("Lines after this number (0, the default: from the first kept); the previous page's nextAfter"),
     tail: int(1, 1000).optional().describe("The last this many lines instead (of those the filters keep, among the last 10,000 lines), oldest first: where a reader of a long log starts; not with after. nextAfter is then the log's last line"),
     limit: int(1, 1000).default(100).describe("The most lines to return (fewer when they would pass the server's maxResponseBytes); with tail, tail is the count"),
-    attempt: int(1).optional().describe("Only the lines of this run (the task's attempt when they were written; a requeue starts attempts again at 1, and leaseToken tells those runs apart)"),
+    attempt: int(1).optional().describe("Only the lines of this attempt (the task's attempt when they were written: a run given back uncharged, by a release, shares its number with the run after it, and a requeue starts attempts again at 1; leaseToken tells those runs apart)"),
     level: levelField.optional().describe("Only lines this urgent or more: warn gives warn and error"),
     waitMs: ms(3_600_000)
       .optional()
@@ -67,7 +67,7 @@ export type ReadLogRequest = z.output<typeof readLogInput>;
 export const logLineSchema = z.object({
   line: z.number().int(),
   at: z.date(),
-  attempt: z.number().int().describe("The run that wrote it: the task's attempt then (a requeue starts attempts again at 1)"),
+  attempt: z.number().int().describe("The attempt that wrote it: the task's attempt then (a run given back uncharged shares it with the run after it, and a requeue starts attempts again at 1: leaseToken names the run)"),
   leaseToken: z.number().int().describe("The lease that run held: it tells every run apart"),
   agentId: z.string(),
   level: levelField,
