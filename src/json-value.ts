@@ -21,7 +21,14 @@ export const RESERVED_JSON_KEYS = "no object key may be __proto__, constructor o
 export const jsonValue = z
   .custom<JsonValue>(() => true)
   .superRefine((value, ctx) => {
-    const problem = value === undefined ? null : findNonJson(value);
+    // A field present with the value undefined (superjson carries one; JSON cannot) is no JSON
+    // value: left through, a required field (kv.set's value) reached its store as nothing, a 500.
+    // The optional fields' .optional() and .default() take undefined before this check runs.
+    if (value === undefined) {
+      ctx.addIssue({ code: "custom", message: "is required" });
+      return;
+    }
+    const problem = findNonJson(value);
     if (problem) ctx.addIssue({ code: "custom", message: `must be JSON: ${problem}` });
   })
   .meta({ description: "Any JSON value" });

@@ -315,6 +315,18 @@ describe("shared state", () => {
     expect((await rest(t.url, "PUT", "/kv/k", { value: "x".repeat(65_534) })).status).toBe(200);
   });
 
+  it("over tRPC, a value sent as undefined (superjson carries it; JSON cannot) is a 400 naming value, nothing written, never a 500", async () => {
+    t = await startTestServer();
+    // The typed client's types ask for JSON; a caller's own code (a map lookup missed) passes undefined all the same.
+    const refused = await refusal(t.api.kv.set.mutate({ key: "k", value: undefined as never }));
+    expect(refused).toMatchObject({ code: "INVALID_INPUT", message: "value: is required" });
+    expect((await t.api.kv.get.query({ key: "k" })).entry).toBeNull();
+    // Fields that may be left out still take undefined as left out.
+    expect((await t.api.kv.set.mutate({ key: "k", value: { a: 1 }, ttlMs: undefined, idempotencyKey: undefined })).value).toEqual({ a: 1 });
+    const task = await t.api.tasks.enqueue.mutate({ payload: undefined });
+    expect(task.payload).toEqual({});
+  });
+
   it("a list pages by key within a prefix (byte order, no LIKE), by limit and by the answer's byte budget", async () => {
     t = await startTestServer({ maxResponseBytes: 65_536 });
     const { api } = t;
