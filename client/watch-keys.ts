@@ -125,7 +125,8 @@ export async function* watchKeys(api: CoordinationApi, options: WatchKeysOptions
       const present = new Set<string>();
       let after: string | undefined;
       do {
-        const page = await untilAnswered(() => api.kv.list.query({ prefix, limit: PAGE, ...(after === undefined ? {} : { after }) }, sentOnce(signal)), signal);
+        // kv.list refuses an empty prefix (a 400): "" is every key, a listing of all, named by none.
+        const page = await untilAnswered(() => api.kv.list.query({ ...(prefix === "" ? {} : { prefix }), limit: PAGE, ...(after === undefined ? {} : { after }) }, sentOnce(signal)), signal);
         for (const entry of page.items) {
           present.add(entry.key);
           if (seen.get(entry.key) === entry.version) continue;

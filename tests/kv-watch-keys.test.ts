@@ -27,6 +27,27 @@ async function connected(settings: Parameters<typeof startTestServer>[0] = {}): 
 const shown = ({ key, entry }: KeyChange) => [key, entry === null ? null : entry.value] as const;
 
 describe("watchKeys", () => {
+  it("an empty prefix watches every key, as its option says (kv.list takes no empty prefix: none is sent)", async () => {
+    const { api } = await connected();
+    await api.kv.set.mutate({ key: "b", value: 1 });
+    await api.kv.set.mutate({ key: "a/x", value: 2 });
+    const stop = new AbortController();
+    const watch = watchKeys(api, { prefix: "", signal: stop.signal });
+    const next = async () => shown((await promptly(watch.next())).value as KeyChange);
+    expect([await next(), await next()]).toEqual([
+      ["a/x", 2],
+      ["b", 1],
+    ]);
+    await api.kv.delete.mutate({ key: "b" });
+    await api.kv.set.mutate({ key: "c", value: 3 });
+    expect([await next(), await next()]).toEqual([
+      ["b", null],
+      ["c", 3],
+    ]);
+    stop.abort();
+    expect(await promptly(watch.next())).toEqual({ done: true, value: undefined });
+  });
+
   it("yields the prefix's keys, then each set, delete and agent's going as it comes; other keys are not seen", async () => {
     const client = await connected({ agentHealthCheckMs: 60_000 });
     const { api } = client;
