@@ -88,6 +88,21 @@ describe("kv.increment", () => {
     expect((await t.api.kv.increment.mutate({ key: "fraction", by: 0.2 })).value).toBe(0.30000000000000004);
   });
 
+  it("refuses a fraction added to a whole number past 2^53, where no number holds a fraction: 2^53 + 1.5 is not 2^53 + 2", async () => {
+    t = await startTestServer();
+    const count = await t.api.kv.increment.mutate({ key: "count", by: 2 ** 53 });
+    for (const by of [1.5, -1.5, 2.5]) {
+      const inexact = await rest(t.url, "POST", `/kv/count/increment`, { by });
+      expect([by, inexact.status, inexact.body.code]).toEqual([by, 409, "OUT_OF_RANGE"]);
+      expect(inexact.body.message).toMatch(/would not be counted/);
+    }
+    expect((await t.api.kv.get.query({ key: "count" })).entry).toMatchObject({ value: 2 ** 53, version: count.version });
+    // Whole numbers past 2^53 that a number holds exactly still add; fractions below it still count as numbers add.
+    expect((await t.api.kv.increment.mutate({ key: "count", by: 2 })).value).toBe(2 ** 53 + 2);
+    expect((await t.api.kv.increment.mutate({ key: "small", by: 2 ** 51 })).value).toBe(2 ** 51);
+    expect((await t.api.kv.increment.mutate({ key: "small", by: 0.5 })).value).toBe(2 ** 51 + 0.5);
+  });
+
   it("answers an increment sent again with its idempotencyKey with the entry it wrote, whatever came since, for 24 hours", async () => {
     t = await startTestServer({ leaseSweepMs: 50 });
     const api = t.api;

@@ -62,6 +62,15 @@ function versionConflict(key: string, expected: number, row: KvRow | undefined, 
   return new CoordinationError("VERSION_CONFLICT", `key ${JSON.stringify(key)}: ifVersion ${expected} ${expected === 0 ? "asks that it be absent" : "does not match"}, and ${found}: read it again and decide anew`, { key, ifVersion: expected, entry });
 }
 
+/** From this magnitude on (2^52) a number holds no fraction: a sum with one is rounded to a whole number. */
+const FRACTIONLESS_FROM = 2 ** 52;
+
+/** What rounding took from `a + b` written as `sum` (Knuth's two-sum: exact for finite doubles); 0: the sum is exact. */
+function roundingError(a: number, b: number, sum: number): number {
+  const bPart = sum - a;
+  return a - (sum - bPart) + (b - bPart);
+}
+
 /** The largest maxEphemeralKeysPerAgent a server takes (config.ts): what an agent's going deletes in one write at most. */
 export const MAX_EPHEMERAL_KEYS_PER_AGENT = 10_000;
 
@@ -234,8 +243,15 @@ export function kvCommands(d: KvCommandDeps) {
       }
       const next = value + request.by;
       // A sum a number does not hold exactly would write a version that counted nothing (2^53 + 1
-      // is 2^53; 1e17 + 0.5 is 1e17): refused as a bound is. Whole numbers are checked exactly.
-      const exact = Number.isFinite(next) && (Number.isInteger(value) && Number.isInteger(request.by) ? BigInt(value) + BigInt(request.by) === BigInt(next) : request.by === 0 || next !== value);
+      // is 2^53; 1e17 + 0.5 is 1e17): refused as a bound is. Whole numbers are checked exactly. With
+      // a fraction among them, from 2^52 on (where no number holds a fraction) the sum is checked
+      // exactly too, by its rounding error (Knuth's two-sum): 2^53 + 1.5 written as 2^53 + 2 counted
+      // half a unit that was never added. Below 2^52, decimal fractions add as numbers do (0.1 + 0.2).
+      const exact =
+        Number.isFinite(next) &&
+        (Number.isInteger(value) && Number.isInteger(request.by)
+          ? BigInt(value) + BigInt(request.by) === BigInt(next)
+          : request.by === 0 || (next !== value && (Math.abs(next) < FRACTIONLESS_FROM || roundingError(value, request.by, next) === 0)));
       // max stops what adds past it, min what takes away past it: a refund to a budget already over
       // its max (one lowered since) goes through, and moves it back toward it.
       const pastMax = request.max !== null && request.by > 0 && next > request.max;
