@@ -141,6 +141,23 @@ describe("named locks", () => {
     expect((await t.api.locks.acquire.mutate({ name: "x", agentId: "b" })).lock.fencingToken).toBe(3);
   });
 
+  it("a lock's or permit's own length is renewed up to maxLeaseMs: after the setting was lowered, its next renewal is cut to it, as a task's heartbeat is", async () => {
+    t = await startTestServer({ maxLeaseMs: 600_000 });
+    const lock = await t.api.locks.acquire.mutate({ name: "deploy", agentId: "a", leaseMs: 600_000 });
+    const permit = (await t.api.semaphores.acquire.mutate({ name: "gpu", agentId: "a", limit: 2, leaseMs: 600_000 })).permit!;
+    expect([lock.lock.leaseMs, permit.leaseMs]).toEqual([600_000, 600_000]);
+    const dir = t.dir;
+    await t.stop();
+    t = await startTestServer({ maxLeaseMs: 60_000 }, dir);
+    const renewed = await t.api.locks.renew.mutate({ name: "deploy", agentId: "a", fencingToken: lock.lock.fencingToken! });
+    expect([renewed.leaseMs, renewed.expiresAt!.getTime() - Date.now() <= 60_000]).toEqual([60_000, true]);
+    const renewedPermit = await t.api.semaphores.renew.mutate({ name: "gpu", agentId: "a", fencingToken: permit.fencingToken });
+    expect([renewedPermit.leaseMs, renewedPermit.expiresAt.getTime() - Date.now() <= 60_000]).toEqual([60_000, true]);
+    // Over REST too, with leaseMs 0 (the grant's own length).
+    const rested = await rest(t.url, "POST", "/locks/deploy/renew", { agentId: "a", leaseMs: 0 });
+    expect([rested.status, rested.body.leaseMs]).toEqual([200, 60_000]);
+  });
+
   it("a renewal extends the holder's lease from now; another agent's, another grant's, or one after the lease ran out is a 409 LEASE_CONFLICT naming the lock as it is", async () => {
     t = await startTestServerWithout("lockExpiry", { maxLeaseMs: 120_000 });
     const { api } = t;

@@ -141,17 +141,18 @@ export function lockCommands(d: LockDeps) {
 
     /**
      * Renews `agentId`'s grant of `name` from now, by `leaseMs` (null: the length it was acquired
-     * or last renewed with). LEASE_CONFLICT when it holds none (under `fencingToken`, when given;
+     * or last renewed with); never past `maxLeaseMs` (a grant taken before the setting was
+     * lowered renews by its own length cut to it, as a task's heartbeat does). LEASE_CONFLICT when it holds none (under `fencingToken`, when given;
      * a grant taken with an idempotencyKey is named by its token only: speaksFor): released, or its
      * lease ran out (then the lock is free, or another agent's). A refusal
      * writes nothing (a grant run out is the expiry job's, or the next acquire's, to take away).
      */
-    "locks.renew": (ctx: WriteContext, request: { name: string; agentId: string; fencingToken?: number | undefined; leaseMs: number | null }): Lock => {
+    "locks.renew": (ctx: WriteContext, request: { name: string; agentId: string; fencingToken?: number | undefined; leaseMs: number | null; maxLeaseMs: number }): Lock => {
       const stored = d.locks.get(request.name);
       const row = lockHeld(stored, ctx.now) ? stored : undefined;
       if (row === undefined || !speaksFor(row, request.agentId, request.fencingToken)) throw notHeld(request.name, request.agentId, request.fencingToken, row, ctx.now);
       d.noteAgent(ctx, request.agentId);
-      return toLock(request.name, d.locks.renew(row, request.leaseMs ?? Number(row.leaseMs), ctx.now), ctx.now);
+      return toLock(request.name, d.locks.renew(row, Math.min(request.leaseMs ?? Number(row.leaseMs), request.maxLeaseMs), ctx.now), ctx.now);
     },
 
     /**

@@ -54,7 +54,7 @@ export class LockService {
   /** Renews the agent's grant of `name` (see locks.renew); its lease is cut to maxLeaseMs. LEASE_CONFLICT when it holds none. */
   renew(request: RenewRequest): Promise<Lock> {
     const leaseMs = renewalLength(this.d.config, request.leaseMs) ?? null;
-    return this.d.db.write("locks.renew", { name: request.name, agentId: request.agentId, fencingToken: request.fencingToken, leaseMs });
+    return this.d.db.write("locks.renew", { name: request.name, agentId: request.agentId, fencingToken: request.fencingToken, leaseMs, maxLeaseMs: this.d.config.maxLeaseMs });
   }
 
   /** Ends the agent's grant of `name` (see locks.release). */

@@ -134,10 +134,11 @@ export function semaphoreCommands(d: SemaphoreDeps) {
 
     /**
      * Renews `agentId`'s permit `fencingToken` of `name` from now, by `leaseMs` (null: the length
-     * it was acquired or last renewed with). LEASE_CONFLICT when it holds none under that token:
+     * it was acquired or last renewed with); never past `maxLeaseMs` (a permit taken before the
+     * setting was lowered renews by its own length cut to it, as a task's heartbeat does). LEASE_CONFLICT when it holds none under that token:
      * released (by it or an operator), or its lease ran out. A refusal writes nothing.
      */
-    "semaphores.renew": (ctx: WriteContext, request: { name: string; agentId: string; fencingToken: number; leaseMs: number | null }): Permit => {
+    "semaphores.renew": (ctx: WriteContext, request: { name: string; agentId: string; fencingToken: number; leaseMs: number | null; maxLeaseMs: number }): Permit => {
       const row = heldPermit(request.name, request.agentId, request.fencingToken, ctx.now);
       if (row === undefined) {
         throw new CoordinationError(
@@ -147,7 +148,7 @@ export function semaphoreCommands(d: SemaphoreDeps) {
         );
       }
       d.noteAgent(ctx, request.agentId);
-      return toPermit(d.permits.renew(row, request.leaseMs ?? Number(row.leaseMs), ctx.now));
+      return toPermit(d.permits.renew(row, Math.min(request.leaseMs ?? Number(row.leaseMs), request.maxLeaseMs), ctx.now));
     },
 
     /**

@@ -62,7 +62,7 @@ export class SemaphoreService {
   /** Renews the agent's permit (see semaphores.renew); its lease is cut to maxLeaseMs. LEASE_CONFLICT when it holds none under that token. */
   renew(request: RenewPermitRequest): Promise<Permit> {
     const leaseMs = renewalLength(this.d.config, request.leaseMs) ?? null;
-    return this.d.db.write("semaphores.renew", { name: request.name, agentId: request.agentId, fencingToken: request.fencingToken, leaseMs });
+    return this.d.db.write("semaphores.renew", { name: request.name, agentId: request.agentId, fencingToken: request.fencingToken, leaseMs, maxLeaseMs: this.d.config.maxLeaseMs });
   }
 
   /** Ends the agent's permit (see semaphores.release). */
