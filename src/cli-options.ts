@@ -25,7 +25,13 @@ export const int = (text: string | true | undefined, flag: string, min = 0): num
 export const num = (text: string | true | undefined, flag: string): number | undefined => {
   if (text === undefined) return undefined;
   if (typeof text !== "string" || !/^-?(\d+(\.\d*)?|\.\d+)(e[+-]?\d+)?$/i.test(text) || !Number.isFinite(Number(text))) throw new OperatorUsageError(`${flag} must be a number (such as 5, -2 or 0.5)`);
-  return Number(text);
+  const value = Number(text);
+  // Whole digits past 2^53 are read as another number (9007199254740993 as 9007199254740992):
+  // sent, the server would add or bound by an amount nobody typed, and could not tell.
+  if (/^-?\d+$/.test(text) && BigInt(text) !== BigInt(value)) {
+    throw new OperatorUsageError(`${flag} ${text} is past 2^53, where a number does not hold every whole number: it would be read as ${BigInt(value)}`);
+  }
+  return value;
 };
 
 /** `text` as a length of time in ms (30s, 5m, 1h, 1d), or 0 for a zero (0, 0s, 0ms…), which parseDuration does not read (it reads lengths from 1 on); undefined for neither. */

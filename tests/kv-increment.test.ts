@@ -155,6 +155,9 @@ describe("kv.increment", () => {
     expect([back.code, JSON.parse(back.stdout).value]).toEqual([0, 1000]);
     const bad = await runCli({ args: ["kv", "increment", "runs/7/tokens", "--by", "lots"], env });
     expect([bad.code, bad.stderr]).toEqual([2, expect.stringContaining("--by must be a number (such as 5, -2 or 0.5)")]);
+    // Digits past 2^53 would be read as another number (…993 as …992): refused, not sent rounded.
+    const rounded = await runCli({ args: ["kv", "increment", "runs/7/tokens", "--by", "9007199254740993"], env });
+    expect([rounded.code, rounded.stderr]).toEqual([2, expect.stringContaining("--by 9007199254740993 is past 2^53, where a number does not hold every whole number: it would be read as 9007199254740992")]);
     const crossed = await runCli({ args: ["kv", "increment", "runs/7/tokens", "--min", "5", "--max", "1"], env });
     expect([crossed.code, crossed.stderr]).toEqual([2, expect.stringContaining("--max (1) is below --min (5): no number is both")]);
     // Counted apart from sets in /metrics.
