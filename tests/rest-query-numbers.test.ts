@@ -29,6 +29,15 @@ describe("REST query-string numbers", () => {
     expect(claim.status).toBe(204);
   });
 
+  it("refuses whole digits past 2^53 that would be read as another number, rather than round them (Python writes big ints as digits)", async () => {
+    const rounded = await rest(t.url, "POST", "/kv/qn/increment?by=9007199254740993");
+    expect([rounded.status, rounded.body.code, rounded.body.message]).toEqual([400, "INVALID_INPUT", 'by: is past 2^53, where a number does not hold every whole number (got "9007199254740993", which would be read as 9007199254740992)']);
+    expect((await rest(t.url, "GET", "/kv/qn")).body.entry).toBeNull();
+    // Digits a number holds exactly still go through, past 2^53 too.
+    const exact = await rest(t.url, "POST", "/kv/qn/increment?by=18014398509481984");
+    expect([exact.status, exact.body.value]).toEqual([200, 18014398509481984]);
+  });
+
   it("still refuses text that is not a finite number, naming the field", async () => {
     for (const text of ["abc", "0x10", "1e", "e5", "1.", "Infinity", "1e400", "NaN", " 1"]) {
       const answer = await rest(t.url, "POST", `/agents/py-1/heartbeat?load=${encodeURIComponent(text)}`);
