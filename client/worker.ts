@@ -204,19 +204,65 @@ const FINISHED_REMEMBERED = 1000;
 /** After a failed claim, wait this long before the next. */
 const CLAIM_RETRY_MS = 500;
 
-/** An error's message; a thrown value that is no Error as its JSON when it has one (`{"code":42}`, not "[object Object]"). */
-const messageOf = (error: unknown): string => {
-  if (error instanceof Error) return error.message;
-  if (error !== null && typeof error === "object") {
+/**
+ * A thrown value as text, whatever it is: never throws. A handler may throw anything, and this
+ * text is computed while the run is settled: a throw here (String() of a null-prototype object,
+ * `.trim()` of an Error whose message is not a string, a getter or a Proxy trap that throws) was
+ * taken by the settle's retry loop for a network error, so the fail was "sent again" until the
+ * lease ran out, and, the lease being renewed meanwhile, the run's slot and its task were held for good.
+ */
+function textOf(value: unknown): string {
+  if (typeof value === "string") return value;
+  if ((value !== null && typeof value === "object") || typeof value === "function") {
     try {
-      const json = JSON.stringify(error);
+      const json = JSON.stringify(value);
       if (json !== undefined && json !== "{}") return json;
     } catch {
       // a cycle or a throwing getter: its String() then
     }
   }
-  return String(error);
+  try {
+    return String(value);
+  } catch {
+    // no toString or Symbol.toPrimitive (Object.create(null)), or one that throws
+  }
+  try {
+    return Object.prototype.toString.call(value);
+  } catch {
+    return `a thrown ${typeof value} that cannot be read as text`;
+  }
+}
+
+/** Whether `value` is an instance of `type`, false where asking throws (a Proxy whose getPrototypeOf trap does). */
+function isInstance(value: unknown, type: abstract new (...args: never[]) => unknown): boolean {
+  try {
+    return value instanceof type;
+  } catch {
+    return false;
+  }
+}
+
+/** An error's message; a thrown value that is no Error as its JSON when it has one (`{"code":42}`, not "[object Object]"). Never throws. */
+const messageOf = (error: unknown): string => {
+  if (!isInstance(error, Error)) return textOf(error);
+  try {
+    // An Error whose message was set to undefined or null has none: failureText names it then.
+    const message: unknown = (error as Error).message;
+    return message == null ? "" : textOf(message);
+  } catch {
+    return `${errorName(error)} whose message cannot be read`;
+  }
 };
+
+/** An Error's name, "Error" where reading it throws or it is no string. */
+function errorName(error: unknown): string {
+  try {
+    const name = (error as Error).name;
+    return typeof name === "string" && name !== "" ? name : "Error";
+  } catch {
+    return "Error";
+  }
+}
 
 /** The task as the handler gets it, or why its payload was refused (a payload parsePayload threw for). */
 function toWorkerTask<P>(task: ClaimedTask, parsePayload: ((payload: JsonValue) => P) | undefined): { ok: true; task: WorkerTask<P> } | { ok: false; error: Error } {
@@ -238,7 +284,7 @@ export const MAX_ERROR_CHARS = 10_000;
  */
 export function failureText(error: unknown): string {
   const message = messageOf(error);
-  const text = (message.trim() === "" ? `${error instanceof Error ? error.name : typeof error} with no message` : message).toWellFormed();
+  const text = (message.trim() === "" ? `${isInstance(error, Error) ? errorName(error) : typeof error} with no message` : message).toWellFormed();
   if (text.length <= MAX_ERROR_CHARS) return text;
   const note = ` … (${text.length} characters, cut)`;
   return text.slice(0, MAX_ERROR_CHARS - note.length).toWellFormed() + note;
@@ -493,7 +539,7 @@ export async function runWorker<P>(options: WorkerOptions<P>): Promise<Worker> {
         outcome = { ok: true, result: await Promise.race([handler(given.task, run.signal, handed), whenAborted(run.signal)]) };
       }
     } catch (error) {
-      outcome = { ok: false, error, retry: !(error instanceof DeadLetter) };
+      outcome = { ok: false, error, retry: !isInstance(error, DeadLetter) };
     } finally {
       clearTimeout(timeout);
       // The run is over: a report still waiting would reach the server after its settle.
@@ -521,8 +567,10 @@ export async function runWorker<P>(options: WorkerOptions<P>): Promise<Worker> {
       const settled = async (call: (signal: AbortSignal) => Promise<unknown>): Promise<boolean> => counted(await lease.settle(call));
       /** Fails the task with `error` (retried after `retryAfterMs` when given); counted as failed once the server took it. */
       const fail = async (error: unknown, retry = true, retryAfterMs?: number) => {
+        // Worked out once, before the settle: nothing the handler threw is read inside its retries.
+        const text = failureText(error);
         const send = (after: number | undefined) =>
-          lease.settle((signal) => api.tasks.fail.mutate({ ...fenced, error: failureText(error), retry, ...(after === undefined ? {} : { retryAfterMs: after }) }, sentOnce(signal)));
+          lease.settle((signal) => api.tasks.fail.mutate({ ...fenced, error: text, retry, ...(after === undefined ? {} : { retryAfterMs: after }) }, sentOnce(signal)));
         let as = await send(retryAfterRefused ? undefined : retryAfterMs);
         // A server older than retryAfterMs refuses the field: the run fails all the same, after
         // the task's backoff, said once; later runs fail without it.
@@ -541,10 +589,10 @@ export async function runWorker<P>(options: WorkerOptions<P>): Promise<Worker> {
         await lease.settle((signal) => api.tasks.release.mutate(fenced, sentOnce(signal))); // not the task's fault: back without charging an attempt
       } else if (interruption === "timeout") {
         await fail(run.signal.reason);
-      } else if (!outcome.ok && outcome.error instanceof RetryLater && outcome.error.chargeAttempt) {
-        await fail(outcome.error, true, outcome.error.delayMs);
-      } else if (!outcome.ok && outcome.error instanceof RetryLater) {
-        const { delayMs } = outcome.error;
+      } else if (!outcome.ok && isInstance(outcome.error, RetryLater) && (outcome.error as RetryLater).chargeAttempt) {
+        await fail(outcome.error, true, (outcome.error as RetryLater).delayMs);
+      } else if (!outcome.ok && isInstance(outcome.error, RetryLater)) {
+        const { delayMs } = outcome.error as RetryLater;
         if (await settled((signal) => api.tasks.release.mutate({ ...fenced, delayMs }, sentOnce(signal)))) deferred++;
       } else if (!outcome.ok) {
         await fail(outcome.error, outcome.retry);

@@ -230,6 +230,48 @@ describe("runWorker under faults", () => {
     }
   });
 
+  it("a thrown value that cannot be read as text fails its task, never holding the run and its lease for good", async () => {
+    await using t = await startTestServer();
+    // Each of these made the text of the fail throw inside the settle, which took it for a
+    // network error and sent it "again" while renewing the lease: the task stayed claimed for good.
+    const throws: Record<string, () => unknown> = {
+      nullPrototype: () => Object.create(null),
+      messageUndefined: () => Object.assign(new Error("x"), { message: undefined }),
+      messageGetterThrows: () => Object.defineProperty(new Error("x"), "message", { get: () => { throw new Error("no"); } }),
+      proxy: () => new Proxy({}, { get: () => { throw new Error("trap"); }, ownKeys: () => { throw new Error("trap"); }, getPrototypeOf: () => { throw new Error("trap"); } }),
+    };
+    const ids = new Map<string, string>();
+    for (const kind of Object.keys(throws)) ids.set((await t.api.tasks.enqueue.mutate({ queue: "odd-throws", payload: { kind }, maxAttempts: 1 })).id, kind);
+    const worker = await runWorker({
+      api: t.api,
+      agentId: "odd-thrower",
+      queues: ["odd-throws"],
+      waitMs: 200,
+      onError: () => undefined,
+      handler: async (task) => {
+        throw throws[(task.payload as { kind: string }).kind]!();
+      },
+    });
+    try {
+      await vi.waitFor(() => expect(worker.failed).toBe(4), { timeout: 30_000, interval: 50 });
+      const errors: Record<string, string | null> = {};
+      for (const [id, kind] of ids) {
+        const task = await t.api.tasks.get.query({ taskId: id });
+        expect(task.status).toBe("dead_letter");
+        errors[kind] = task.lastError;
+      }
+      expect(errors).toEqual({
+        nullPrototype: "[object Object]",
+        messageUndefined: "Error with no message",
+        messageGetterThrows: "Error whose message cannot be read",
+        proxy: "a thrown object that cannot be read as text",
+      });
+      expect({ failed: worker.failed, lost: worker.lost }).toEqual({ failed: 4, lost: 0 });
+    } finally {
+      await worker.stop();
+    }
+  });
+
   it("an error thrown that is no Error is stored as its JSON, not \"[object Object]\"", () => {
     expect(failureText({ code: 42, reason: "quota" })).toBe('{"code":42,"reason":"quota"}');
     const cyclic: Record<string, unknown> = {};
