@@ -313,6 +313,29 @@ function reportToStderr(agentId: string): (error: unknown) => void {
   };
 }
 
+/**
+ * The numbers of a worker's options, checked before anything is sent. A wrong one did no good
+ * later: concurrency 0 or below started no loop, a worker that silently never claimed;
+ * NaN or Infinity threw only after the agent was registered and its heartbeat started (a timer
+ * that kept the process up); a negative waitMs was refused by the server on every claim, one
+ * onError line every half second for good; heartbeatMs 0 sent heartbeats back to back; a
+ * negative stopTimeoutMs made stop() throw before it deregistered.
+ */
+function checkNumbers(options: Pick<WorkerOptions<unknown>, "concurrency" | "leaseMs" | "waitMs" | "heartbeatMs" | "taskTimeoutMs" | "stopTimeoutMs">): void {
+  const check = (name: keyof typeof options, value: number | undefined, least: number, integer: boolean) => {
+    if (value === undefined) return;
+    if (typeof value !== "number" || !Number.isFinite(value) || value < least || (integer && !Number.isInteger(value))) {
+      throw new TypeError(`runWorker: ${name} must be ${integer ? "a whole number" : "a finite number"} of at least ${least}; got ${String(value)}`);
+    }
+  };
+  check("concurrency", options.concurrency, 1, true);
+  check("leaseMs", options.leaseMs, 1, false);
+  check("waitMs", options.waitMs, 0, false);
+  check("heartbeatMs", options.heartbeatMs, 1, false);
+  check("taskTimeoutMs", options.taskTimeoutMs, 1, false);
+  check("stopTimeoutMs", options.stopTimeoutMs, 0, false);
+}
+
 /** Rejects with the signal's reason once it aborts. */
 const whenAborted = (signal: AbortSignal): Promise<never> =>
   new Promise((_, reject) => signal.addEventListener("abort", () => reject(signal.reason), { once: true }));
@@ -327,6 +350,7 @@ export async function runWorker<P>(options: WorkerOptions<P>): Promise<Worker> {
   const { api, agentId, handler } = options;
   // The server refuses an empty list on every claim; said once here, not as a claim error a second.
   if (options.queues?.length === 0) throw new TypeError("runWorker: queues is empty; name at least one queue, or leave it out to claim from any queue");
+  checkNumbers(options);
   const onError = options.onError ?? reportToStderr(agentId);
   // Aborts claims only; each run has its own controller, so stopping never aborts a handler by itself.
   const claiming = new AbortController();

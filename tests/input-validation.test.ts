@@ -57,6 +57,47 @@ describe("input validation", () => {
     await expect(runWorker({ api: t.api, agentId: "w", queues: [], handler: async () => null })).rejects.toThrow("runWorker: queues is empty");
   });
 
+  it("runWorker refuses numbers it could only misuse, before it registers its agent", async () => {
+    await using t = await startTestServer();
+    // Before: concurrency 0 or -1 started a worker that never claimed; Infinity threw after the
+    // agent was registered and its heartbeat timer started; waitMs -5 was refused by the server on
+    // every claim; NaN threw a setMaxListeners RangeError that named no option.
+    const bad = [
+      ["concurrency", 0],
+      ["concurrency", -1],
+      ["concurrency", Number.NaN],
+      ["concurrency", Number.POSITIVE_INFINITY],
+      ["concurrency", 1.5],
+      ["waitMs", -5],
+      ["heartbeatMs", 0],
+      ["stopTimeoutMs", -1],
+      ["taskTimeoutMs", 0],
+      ["leaseMs", Number.NaN],
+    ] as const;
+    const refusals: string[] = [];
+    for (const [name, value] of bad) {
+      const error = await runWorker({ api: t.api, agentId: `bad-${name}`, [name]: value, handler: async () => null }).then(
+        async (worker) => (await worker.stop(), undefined),
+        (thrown: unknown) => thrown,
+      );
+      expect(error).toBeInstanceOf(TypeError);
+      refusals.push((error as TypeError).message);
+    }
+    expect(refusals).toEqual([
+      "runWorker: concurrency must be a whole number of at least 1; got 0",
+      "runWorker: concurrency must be a whole number of at least 1; got -1",
+      "runWorker: concurrency must be a whole number of at least 1; got NaN",
+      "runWorker: concurrency must be a whole number of at least 1; got Infinity",
+      "runWorker: concurrency must be a whole number of at least 1; got 1.5",
+      "runWorker: waitMs must be a finite number of at least 0; got -5",
+      "runWorker: heartbeatMs must be a finite number of at least 1; got 0",
+      "runWorker: stopTimeoutMs must be a finite number of at least 0; got -1",
+      "runWorker: taskTimeoutMs must be a finite number of at least 1; got 0",
+      "runWorker: leaseMs must be a finite number of at least 1; got NaN",
+    ]);
+    expect((await t.api.agents.list.query({})).filter((agent) => agent.agentId.startsWith("bad-"))).toEqual([]);
+  });
+
   // A client joining an empty list writes `types=`: read as no item, it filtered everything out
   // (GET /events answered []), or nothing (DELETE of no types removed none), with a 200.
   it("refuses a query-string list with an empty item, naming the parameter", async () => {
