@@ -4,10 +4,11 @@
 // that closed its client with one parked waited that long to exit. Other calls are left to finish:
 // a write in flight should get its answer. A long-poll cut short is safe to lose: the server gives
 // back what an unanswered claim or acquire took.
-import { type TRPCLink } from "@trpc/client";
+import { TRPCClientError, type TRPCLink } from "@trpc/client";
 import { observable } from "@trpc/server/observable";
 import { mayLongPoll } from "./long-polling.js";
 import { inputJson } from "./serialize-input.js";
+import { givenUpUnsent } from "./served.js";
 import type { AppRouter } from "./types.js";
 
 /** Why a call of a closed client failed: close() gave it up, or it was made after. No resend mends it. */
@@ -41,6 +42,13 @@ export class LongPolls {
     return () =>
       ({ op, next }) =>
         observable((observer) => {
+          // A stream opened after close() is refused: tRPC's lazy WebSocket would open a new socket
+          // for it, deliver events to a closed client and, once its server went, try to reconnect
+          // for ever, a timer that kept the process from exiting.
+          if (op.type === "subscription" && this.closed !== undefined) {
+            observer.error(givenUpUnsent(TRPCClientError.from(new ClientClosedError("the client was closed: a stream opened after close() is refused"))));
+            return () => undefined;
+          }
           if (op.type === "subscription" || !mayLongPoll(op.path, inputJson(op.input))) return next(op).subscribe(observer);
           const own = op.signal;
           const linked = new AbortController();

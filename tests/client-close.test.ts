@@ -2,7 +2,7 @@
 // a log follow) are given up at once and reject, rather than holding close() until the server's
 // maxWaitMs runs out; a call that is not a long-poll still gets its answer.
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { createCoordinationClient, followLog, watchKey } from "../client/index.js";
+import { createCoordinationClient, followLog, isClientClosed, mayHaveBeenServed, watchKey, watchKeys } from "../client/index.js";
 import { parkedLongPolls } from "./helpers/mcp-http.js";
 import { startTestServer, type TestServer } from "./helpers/test-server.js";
 
@@ -59,5 +59,33 @@ describe("the client's close()", () => {
     await expect(t.api.tasks.wait.query({ taskId: "any", waitMs: 1000 }, { signal: stopped })).rejects.toThrow("stopped before it began");
     // Nothing was sent: the server saw no call for the task.
     expect((await t.api.tasks.list.query({})).items).toEqual([]);
+  });
+
+  it("a stream opened after close() is refused, and opens no socket", async () => {
+    t = await startTestServer();
+    const closes: Array<number | undefined> = [];
+    const client = createCoordinationClient({ url: t.url, onSocketClose: (code) => closes.push(code) });
+    const before: string[] = [];
+    client.api.events.onEvent.subscribe({ types: ["closing.*"] }, { onData: ({ id }) => before.push(id), onStarted: () => before.push("started") });
+    await vi.waitFor(() => expect(before).toEqual(["started"]), { timeout: 10_000, interval: 20 });
+    await client.close();
+    await vi.waitFor(() => expect(closes).toHaveLength(1), { timeout: 10_000, interval: 20 });
+    // Before: tRPC's lazy WebSocket opened a new socket for it and delivered events to the closed
+    // client; with its server gone, it tried to reconnect for ever, keeping the process up.
+    const after: string[] = [];
+    const refusals: unknown[] = [];
+    for (const input of [{ types: ["closing.*"] }, { types: ["closing.*"], lastEventId: "0" }, { agentId: "closed-reader" }]) {
+      client.api.events.onEvent.subscribe(input, { onData: ({ id }) => after.push(id), onStarted: () => after.push("started"), onError: (error) => refusals.push(error) });
+    }
+    await vi.waitFor(() => expect(refusals).toHaveLength(3), { timeout: 10_000, interval: 20 });
+    expect(refusals.map((error) => [isClientClosed(error), mayHaveBeenServed(error), (error as Error).message])).toEqual(
+      Array.from({ length: 3 }, () => [true, false, "the client was closed: a stream opened after close() is refused"]),
+    );
+    const watched = watchKeys(client.api, { prefix: "closing/" });
+    expect(isClientClosed(await watched.next().then(() => undefined, (error: unknown) => error))).toBe(true);
+    // Published after: the refused streams got nothing, and no socket was opened and closed again.
+    const { seq } = await t.api.events.publish.mutate({ type: "closing.after", source: "test" });
+    await vi.waitFor(async () => expect((await t!.api.events.list.query({ types: ["closing.*"] })).map((e) => e.seq)).toEqual([seq]), { timeout: 10_000, interval: 20 });
+    expect({ before, after, closes: closes.length }).toEqual({ before: ["started"], after: [], closes: 1 });
   });
 });
