@@ -42,11 +42,13 @@ export class LongPolls {
     return () =>
       ({ op, next }) =>
         observable((observer) => {
-          // A stream opened after close() is refused: tRPC's lazy WebSocket would open a new socket
-          // for it, deliver events to a closed client and, once its server went, try to reconnect
-          // for ever, a timer that kept the process from exiting.
-          if (op.type === "subscription" && this.closed !== undefined) {
-            observer.error(givenUpUnsent(TRPCClientError.from(new ClientClosedError("the client was closed: a stream opened after close() is refused"))));
+          // A call made after close() is refused here, whatever carries it. A stream: tRPC's lazy
+          // WebSocket would open a new socket for it, deliver events to a closed client and, once
+          // its server went, try to reconnect for ever, a timer that kept the process from
+          // exiting. A query or mutation: with a `fetch` of the caller's (no pool of ours to close)
+          // it was sent and answered as if the client were open.
+          if (this.closed !== undefined) {
+            observer.error(givenUpUnsent(TRPCClientError.from(new ClientClosedError("the client was closed: a call made after close() is refused"))));
             return () => undefined;
           }
           if (op.type === "subscription" || !mayLongPoll(op.path, inputJson(op.input))) return next(op).subscribe(observer);
