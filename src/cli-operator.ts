@@ -679,7 +679,20 @@ const FLAG_OF_FIELD: Record<string, string> = {
   taskId: "--task",
   kind: "--kind",
   tags: "--tags",
+  fromSeq: "--from",
 };
+
+/** A field some command fills from another option than FLAG_OF_FIELD's: `webhooks update --from` sends cursor. */
+const OTHER_FLAG_OF_FIELD: Record<string, string> = { cursor: "--from" };
+
+/** The option `field` came from: the one of its options the command was given, or takes. */
+function flagOf(field: string, options: Record<string, unknown>, takes: readonly string[]): string | undefined {
+  for (const flags of [FLAG_OF_FIELD, OTHER_FLAG_OF_FIELD]) {
+    const flag = Object.hasOwn(flags, field) ? flags[field]! : undefined;
+    if (flag !== undefined && (options[flag] !== undefined || takes.includes(flag))) return flag;
+  }
+  return undefined;
+}
 
 /**
  * An INVALID_INPUT message ("finishedAfter: must be …; limit: …", "task.priority: …") with each
@@ -690,8 +703,8 @@ const FLAG_OF_FIELD: Record<string, string> = {
 export const inFlagTerms = (message: string, options: Record<string, unknown>, takes: readonly string[] = []): string =>
   // A field within the call's objects ("task.keyConcurrency", schedules set's run) is named by its own option too.
   message.replace(/(^|; )(?:[A-Za-z]+\.)*([A-Za-z]+)(?=[:[])/g, (whole, start: string, field: string) => {
-    const flag = Object.hasOwn(FLAG_OF_FIELD, field) ? FLAG_OF_FIELD[field]! : undefined;
-    return flag !== undefined && (options[flag] !== undefined || takes.includes(flag)) ? `${start}${flag}` : whole;
+    const flag = flagOf(field, options, takes);
+    return flag !== undefined ? `${start}${flag}` : whole;
   });
 
 
@@ -705,8 +718,8 @@ export const differingOptions = (data: unknown, options: Record<string, unknown>
   const differs = (data as { details?: { differs?: unknown } } | undefined)?.details?.differs;
   if (!Array.isArray(differs)) return "";
   const flags = differs
-    .map((field) => (typeof field !== "string" ? undefined : FLAG_OF_FIELD[field.replace(/\.(.)/g, (_, c: string) => c.toUpperCase())]))
-    .filter((flag): flag is string => flag !== undefined && (options[flag] !== undefined || takes.includes(flag)));
+    .map((field) => (typeof field !== "string" ? undefined : flagOf(field.replace(/\.(.)/g, (_, c: string) => c.toUpperCase()), options, takes)))
+    .filter((flag): flag is string => flag !== undefined);
   return flags.length === 0 ? "" : `; the options that differ: ${[...new Set(flags)].join(", ")}`;
 };
 

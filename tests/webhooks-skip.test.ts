@@ -121,5 +121,9 @@ describe("moving a webhook's cursor", () => {
     expect([changed.code, changed.stderr]).toEqual([0, ""]);
     expect(JSON.parse(changed.stdout)).toMatchObject({ id: webhook.id, url: "http://127.0.0.1:2/b", types: ["build.*", "deploy.done"], description: "to chat", cursor: 0 });
     expect(await runOperator({ args: ["webhooks", "update", webhook.id], env })).toMatchObject({ code: 2, stderr: expect.stringContaining("webhooks update needs a URL, --types, --description or --from") });
+    // A --from past the log's head is refused naming the option typed, not the API's field (cursor, fromSeq).
+    const { head } = await t.api.events.head.query();
+    expect(await runOperator({ args: ["webhooks", "update", webhook.id, "--from", "99999"], env })).toMatchObject({ code: 2, stderr: `coordination: INVALID_INPUT: --from: 99999 is beyond the newest event (${head})\n` });
+    expect(await runOperator({ args: ["webhooks", "add", "http://127.0.0.1:2/c", "--types", "job.*", "--from", "99999"], env })).toMatchObject({ code: 2, stderr: `coordination: INVALID_INPUT: --from: 99999 is beyond the newest event (${head})\n` });
   });
 });
