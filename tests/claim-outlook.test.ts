@@ -158,4 +158,15 @@ describe("tasks.claimOutlook of a delayed task that fell due with no claim since
     await expect.poll(async () => api.tasks.claimOutlook.query({ agentId: "w1", queues: ["later"] }), { timeout: 15_000, interval: 100 }).toMatchObject({ claimable: true, nextRunAt: null });
     expect(await api.tasks.claim.mutate({ agentId: "w1", queues: ["later"] })).toMatchObject({ queue: "later" });
   });
+
+  it("names what keeps it from the claimer: the capability it needs, or another agent it is for", async () => {
+    t = await startTestServer({ memoryContextLimit: 0 });
+    const api = t.api;
+    // A retry's backoff is a delay too: the task a dead worker failed falls due with no claim since.
+    await api.tasks.enqueue.mutate({ queue: "later", payload: 1, capability: "gpu", delayMs: 300 });
+    await api.tasks.enqueue.mutate({ queue: "later", payload: 2, targetAgentId: "w2", delayMs: 300 });
+    await expect
+      .poll(async () => api.tasks.claimOutlook.query({ agentId: "w1", queues: ["later"], capabilities: [] }), { timeout: 15_000, interval: 100 })
+      .toMatchObject({ claimable: false, looked: 2, needCapabilities: [{ capability: "gpu", tasks: 1 }], forOtherAgents: 1, nextRunAt: null });
+  });
 });

@@ -1139,6 +1139,17 @@ export class TaskStore {
         `SELECT capability, targetAgentId FROM tasks ${claimIndex(filter)} WHERE status = 'pending' AND delayed = 0 AND held = 0 AND runAt <= ? AND (expiresAt IS NULL OR expiresAt > ?) ${inQueues} LIMIT ${OUTLOOK_SAMPLE}`,
       )
       .all(...sampleParams);
+    // And the delayed ones that fell due with no claim since (a retry's backoff that ran out while
+    // the workers were down): no claim moved them into the claim indexes, yet they wait as much.
+    if (sample.length < OUTLOOK_SAMPLE) {
+      sample.push(
+        ...this.st
+          .get<unknown[], { capability: string | null; targetAgentId: string | null }>(
+            `SELECT capability, targetAgentId FROM tasks INDEXED BY tasks_delayed_idx WHERE status = 'pending' AND delayed = 1 AND held = 0 AND runAt <= ? AND (expiresAt IS NULL OR expiresAt > ?) ${inQueues} LIMIT ${OUTLOOK_SAMPLE - sample.length}`,
+          )
+          .all(...sampleParams),
+      );
+    }
     const offered = new Set(filter.capabilities === "registered" ? this.st.get<[string], string>(`SELECT capability FROM agent_capabilities WHERE agentId = ?`).pluck().all(filter.agentId) : filter.capabilities);
     const needed = new Map<string, number>();
     let forOthers = 0;
