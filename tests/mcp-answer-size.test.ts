@@ -55,6 +55,44 @@ describe("boundAnswer", () => {
     expect(cuts).toBe(kept.length + 1);
   });
 
+  it("keeps as many small items of a long list as fit, not its first alone", () => {
+    // Items each smaller than a marker are not squeezed: they are whole or left out.
+    for (const list of [Array.from({ length: 20_000 }, (_, i) => i), Array.from({ length: 5000 }, (_, i) => ({ id: `t${i}`, status: "pending" }))]) {
+      const { text, cuts } = boundAnswer(JSON.stringify(list), 40_000);
+      expect(text.length).toBeLessThanOrEqual(40_000 + SLACK);
+      const answer = JSON.parse(text) as unknown[];
+      const kept = answer.slice(0, -1);
+      expect(kept).toEqual(list.slice(0, kept.length));
+      expect(text.length).toBeGreaterThan(40_000 / 2);
+      expect(answer.at(-1)).toBe(`…[cut: ${list.length - kept.length} more items]`);
+      expect(cuts).toBe(1);
+    }
+  });
+
+  it("bounds a list of hundreds of thousands of items without running out of stack", () => {
+    const list = Array.from({ length: 300_000 }, (_, i) => i);
+    const { text } = boundAnswer(JSON.stringify(list), 40_000);
+    expect(text.length).toBeLessThanOrEqual(40_000 + SLACK);
+    expect((JSON.parse(text) as unknown[]).at(-1)).toMatch(/^…\[cut: \d+ more items\]$/);
+  });
+
+  it("bounds an object of thousands of keys too: its first entries, then a marker naming how many keys follow", () => {
+    const strings = Object.fromEntries(Array.from({ length: 10_000 }, (_, i) => [`key${i}`, "x".repeat(100)]));
+    const numbers = Object.fromEntries(Array.from({ length: 10_000 }, (_, i) => [`key${i}`, i]));
+    for (const object of [strings, numbers]) {
+      const { text, cuts } = boundAnswer(JSON.stringify({ id: "t1", payload: object }), 40_000);
+      expect(text.length).toBeLessThanOrEqual(40_000 + SLACK);
+      const payload = (JSON.parse(text) as { id: string; payload: Record<string, unknown> }).payload;
+      const keys = Object.keys(payload);
+      const kept = keys.slice(0, -1);
+      expect(kept.length).toBeGreaterThan(100);
+      for (const key of kept) expect(payload[key]).toEqual(object[key]);
+      expect(keys.at(-1)).toBe(`…[cut: ${10_000 - kept.length} more keys]`);
+      // Only what was cut is counted: the one marker.
+      expect(cuts).toBe(1);
+    }
+  });
+
   it("counts a string by its JSON text and never keeps half a surrogate pair", () => {
     for (const piece of ["\n", "😀", "\u0001"]) {
       const { text } = boundAnswer(JSON.stringify({ s: piece.repeat(50_000) }), 5000);

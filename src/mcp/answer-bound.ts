@@ -4,7 +4,8 @@
 // nothing it can read. So an answer over mcpMaxAnswerChars is made to fit here, as JSON still: the
 // small fields (ids, statuses, leaseToken, times) are kept whole, and the large values share what
 // is left: a long string keeps its beginning, then a marker saying how much was cut; a value with
-// no room left is a marker alone; a long list keeps its first items and says how many follow.
+// no room left is a marker alone; a long list keeps its first items and says how many follow, and
+// an object of more keys than fit keeps its first entries and names how many keys follow.
 // A task's payload, result, checkpoint and progress are read whole, in pieces, with
 // read_task_value.
 import { z } from "zod";
@@ -56,35 +57,49 @@ export function boundAnswer(text: string, maxChars: number): { text: string; cut
   const shrink = (node: JsonValue, room: number): JsonValue => {
     const size = sizeOf(node);
     if (size <= room) return node;
-    cuts++;
     if (typeof node === "string") {
+      cuts++;
       const keep = room - MARKER_ROOM;
       if (keep < MIN_PREFIX) return `${CUT_MARK} a string of ${node.length} characters]`;
       // The JSON text of a string may be longer than the string (escapes): keep by what it costs.
       const prefix = prefixWithin(node, keep);
       return `${prefix}${CUT_MARK} ${node.length - prefix.length} more characters]`;
     }
+    // A number, boolean or null is kept whole: nothing of it is cut, so nothing is counted.
     if (node === null || typeof node !== "object") return node;
-    cuts--;
-    if (Array.isArray(node)) return shrinkList(node, room);
-    const entries = Object.entries(node);
-    const keys = entries.reduce((sum, [key]) => sum + JSON.stringify(key).length + 2, 2);
-    const shares = fill(entries.map(([, item]) => sizeOf(item)), room - keys);
-    return Object.fromEntries(entries.map(([key, item], i) => [key, shrink(item, shares[i]!)]));
-  };
-  /** A list's first items, as many as keep a share of `room` worth having, then a marker naming how many follow. */
-  const shrinkList = (list: JsonValue[], room: number): JsonValue[] => {
-    let kept = list.length;
-    let shares = fill(list.map(sizeOf), room - 2 - kept);
-    // Items squeezed below a marker's room say nothing: fewer items, each with room to say something.
-    while (kept > 1 && Math.min(...shares) < MARKER_ROOM * 2) {
-      kept = Math.max(1, Math.floor(kept / 2));
-      shares = fill(list.slice(0, kept).map(sizeOf), room - 2 - kept - MARKER_ROOM);
+    if (Array.isArray(node)) {
+      const out = shrinkEntries(node.map((item): [string | null, JsonValue] => [null, item]), room).map(([, item]) => item);
+      return out;
     }
-    const out = list.slice(0, kept).map((item, i) => shrink(item, shares[i]!));
-    if (kept < list.length) {
+    return Object.fromEntries(shrinkEntries(Object.entries(node), room));
+  };
+  /**
+   * A list's items (key null) or an object's entries: each a share of `room`; past what shares can
+   * hold, the first ones, as many as keep a share worth having, then a marker naming how many
+   * follow (an item of a list; a key of an object, whose keys cost room too and are never cut).
+   */
+  const shrinkEntries = (entries: Array<[string | null, JsonValue]>, room: number): Array<[string | null, JsonValue]> => {
+    const keyCost = entries.map(([key]) => (key === null ? 1 : JSON.stringify(key).length + 2));
+    const sizes = entries.map(([, item]) => sizeOf(item));
+    let kept = entries.length;
+    let keysOf = 2 + keyCost.reduce((sum, cost) => sum + cost, 0);
+    const sharesOf = (count: number) => fill(sizes.slice(0, count), room - keysOf - (count < entries.length ? MARKER_ROOM : 0));
+    let shares = sharesOf(kept);
+    // An entry squeezed below its size and below a marker's room says nothing (and a number or a
+    // key cannot be squeezed at all): fewer entries, each with room to say something or whole.
+    // Compared in a loop: Math.min(...shares) overflows the stack on a list of 100,000s.
+    const squeezed = () => shares.some((share, i) => share < sizes[i]! && share < MARKER_ROOM * 2);
+    while (kept > 1 && squeezed()) {
+      const next = Math.max(1, Math.floor(kept / 2));
+      for (let i = next; i < kept; i++) keysOf -= keyCost[i]!;
+      kept = next;
+      shares = sharesOf(kept);
+    }
+    const out = entries.slice(0, kept).map(([key, item], i): [string | null, JsonValue] => [key, shrink(item, shares[i]!)]);
+    if (kept < entries.length) {
       cuts++;
-      out.push(`${CUT_MARK} ${list.length - kept} more items]`);
+      const marker = `${CUT_MARK} ${entries.length - kept} more ${entries[0]![0] === null ? "items" : "keys"}]`;
+      out.push(entries[0]![0] === null ? [null, marker] : [marker, null]);
     }
     return out;
   };
