@@ -140,4 +140,23 @@ describe("an MCP answer over mcpMaxAnswerChars", () => {
     expect(past.isError).toBe(true);
     expect(JSON.parse(past.texts[0]!)).toMatchObject({ code: "INVALID_INPUT", message: "offset: is past the end of the progress's 4 characters of JSON" });
   });
+
+  it("read_task_value moves on by at least one character whatever length asks, so reading to nextOffset null ends", async () => {
+    t = await startTestServer();
+    const payload = 'say "hi" 😀\\';
+    const enqueued = await t.api.tasks.enqueue.mutate({ queue: "small", payload });
+    const client = await connectMcp(t.url, { "x-agent-id": "reader" });
+    const whole = JSON.stringify(payload);
+    const pieces: string[] = [];
+    let offset: number | null = 0;
+    while (offset !== null) {
+      const read = await toolTexts(client, "read_task_value", { taskId: enqueued.id, field: "payload", offset, length: 1 });
+      const piece = JSON.parse(read.texts[0]!) as { text: string; nextOffset: number | null };
+      // A piece with nothing in it (a '"' costs 2 as JSON text) would send the reader back to the same offset for good.
+      expect(piece.text, `at ${offset}`).not.toBe("");
+      pieces.push(piece.text);
+      offset = piece.nextOffset;
+    }
+    expect(pieces.join("")).toBe(whole);
+  });
 });

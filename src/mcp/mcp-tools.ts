@@ -537,7 +537,12 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
         const task = await api.tasks.get({ taskId: args.taskId });
         const whole = JSON.stringify(task[args.field] ?? null);
         if (args.offset > whole.length) throw invalidField("offset", `is past the end of the ${args.field}'s ${whole.length} characters of JSON`);
-        const text = prefixWithin(whole.slice(args.offset), Math.min(args.length ?? pieceChars, pieceChars));
+        const rest = whole.slice(args.offset);
+        const within = prefixWithin(rest, Math.min(args.length ?? pieceChars, pieceChars));
+        // At least one character (a whole pair of surrogates): a '"' or '\\' costs 2 as JSON text, a
+        // lone surrogate 6, so a small length took nothing, and nextOffset, the same offset again,
+        // sent a reader round for good.
+        const text = within !== "" || rest === "" ? within : rest.slice(0, rest.codePointAt(0)! > 0xffff ? 2 : 1);
         const end = args.offset + text.length;
         return { taskId: task.id, field: args.field, totalChars: whole.length, offset: args.offset, text, nextOffset: end < whole.length ? end : null } satisfies TaskValuePiece;
       }),
