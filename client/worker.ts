@@ -334,7 +334,17 @@ function checkNumbers(options: Pick<WorkerOptions<unknown>, "concurrency" | "lea
   check("heartbeatMs", options.heartbeatMs, 1, false);
   check("taskTimeoutMs", options.taskTimeoutMs, 1, false);
   check("stopTimeoutMs", options.stopTimeoutMs, 0, false);
+  // These three are timers' lengths: past 2^31 - 1 ms Node fires a timer at once (with a
+  // TimeoutOverflowWarning), so a long taskTimeoutMs timed every task out as it began, a long
+  // heartbeatMs sent heartbeats back to back, a long stopTimeoutMs aborted handlers at once.
+  for (const name of ["heartbeatMs", "taskTimeoutMs", "stopTimeoutMs"] as const) {
+    const value = options[name];
+    if (value !== undefined && value > MAX_TIMER_MS) throw new TypeError(`runWorker: ${name} must be at most ${MAX_TIMER_MS} (a timer holds no longer: about 24.8 days); got ${String(value)}`);
+  }
 }
+
+/** The longest a Node timer waits (2^31 - 1 ms); a longer one fires at once. */
+const MAX_TIMER_MS = 2_147_483_647;
 
 /** Rejects with the signal's reason once it aborts. */
 const whenAborted = (signal: AbortSignal): Promise<never> =>

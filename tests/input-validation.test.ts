@@ -73,6 +73,11 @@ describe("input validation", () => {
       ["stopTimeoutMs", -1],
       ["taskTimeoutMs", 0],
       ["leaseMs", Number.NaN],
+      // Past 2^31 - 1 ms a Node timer fires at once (TimeoutOverflowWarning): every task timed out
+      // as it began, heartbeats went back to back, stop() aborted its handlers at once.
+      ["taskTimeoutMs", 3e9],
+      ["heartbeatMs", 3e9],
+      ["stopTimeoutMs", 3e9],
     ] as const;
     const refusals: string[] = [];
     for (const [name, value] of bad) {
@@ -94,6 +99,9 @@ describe("input validation", () => {
       "runWorker: stopTimeoutMs must be a finite number of at least 0; got -1",
       "runWorker: taskTimeoutMs must be a finite number of at least 1; got 0",
       "runWorker: leaseMs must be a finite number of at least 1; got NaN",
+      "runWorker: taskTimeoutMs must be at most 2147483647 (a timer holds no longer: about 24.8 days); got 3000000000",
+      "runWorker: heartbeatMs must be at most 2147483647 (a timer holds no longer: about 24.8 days); got 3000000000",
+      "runWorker: stopTimeoutMs must be at most 2147483647 (a timer holds no longer: about 24.8 days); got 3000000000",
     ]);
     expect((await t.api.agents.list.query({})).filter((agent) => agent.agentId.startsWith("bad-"))).toEqual([]);
   });
