@@ -60,4 +60,20 @@ describe("a schedule whose stored timing this server cannot read", () => {
     expect(schedule.state).toBe("running");
     expect(await api.tasks.get.query({ taskId: schedule.nextTaskId! })).toMatchObject({ status: "pending", runAt: schedule.nextRunAt });
   });
+
+  it("the schedule-repair job following a run claimed elsewhere says so too: schedule.ended with reason \"timing\"", async () => {
+    t = await startTestServer({ leaseSweepMs: 60_000 });
+    const api = t.api;
+    const { schedule } = await api.schedules.set.mutate({ scheduleId: "repaired", cron: "0 9 * * *", timezone: "Europe/Paris", task: { queue: "repaired" } });
+    storeUnreadableZone(t, "repaired");
+    // Its run claimed by a server that plans nothing after it (an older one on the same file).
+    const claimedAt = Date.now();
+    withDatabase(t, (db) =>
+      db.prepare(`UPDATE tasks SET status = 'claimed', leaseOwner = 'old-agent', leaseToken = 1, attempts = 1, claimedAt = ?, leaseExpiresAt = ?, updatedAt = ? WHERE id = ?`).run(claimedAt, claimedAt + 60_000, claimedAt, schedule.nextTaskId),
+    );
+    await t.server.services.jobs.scheduleRepair.runNow();
+    expect(await api.schedules.get.query({ scheduleId: "repaired" })).toMatchObject({ state: "ended", runs: 1, nextRunAt: null, nextTaskId: null });
+    const ended = await api.events.list.query({ afterSeq: 0, types: ["schedule.ended"], limit: 10 });
+    expect(ended.map((e) => e.payload)).toEqual([{ scheduleId: "repaired", queue: "repaired", runs: 1, reason: "timing" }]);
+  });
 });

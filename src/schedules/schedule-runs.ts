@@ -308,9 +308,10 @@ export class ScheduleRuns {
     const task = this.d.tasks.findById(schedule.nextTaskId!);
     const claimed = task !== undefined && task.claimedAt !== null && task.status !== "cancelled";
     const after = runAfter(timingOf(schedule), Number(schedule.nextRunAt), ctx.now);
-    // Bounded as a claim's plan is (with this run counted): a time past endAt, or past maxRuns, is none.
+    // Bounded as a claim's plan is (with this run counted): a time past endAt, or past maxRuns, is
+    // none; and as plan() says, timing that names no time ahead ends it too ("timing").
     const counted = claimed ? { ...schedule, runs: schedule.runs + 1 } : schedule;
-    const ended = after === null ? null : endReason(counted, after);
+    const ended: EndReason | null = after === null ? "timing" : endReason(counted, after);
     const next = ended === null ? after : null;
     if (claimed) this.d.schedules.ran(schedule.id, task.id, Number(task.claimedAt), null, next, ctx.now);
     else this.d.schedules.setNext(schedule.id, null, next, ctx.now);
