@@ -105,7 +105,7 @@ describe("boundAnswer", () => {
 });
 
 describe("an MCP answer over mcpMaxAnswerChars", () => {
-  it("is cut to fit, says so in a second text, and read_task_value reads the value whole in pieces", async () => {
+  it("is cut to fit, says so in a second text, as are the task resources, and read_task_value reads the value whole in pieces", async () => {
     t = await startTestServer({ mcpMaxAnswerChars: 4000 });
     const payload = { doc: words(8000), quote: 'a "quoted"\nline', n: 42 };
     const enqueued = await t.api.tasks.enqueue.mutate({ queue: "big", payload });
@@ -118,6 +118,16 @@ describe("an MCP answer over mcpMaxAnswerChars", () => {
     expect(task).toMatchObject({ id: enqueued.id, status: "claimed", leaseToken: expect.any(Number), payload: { quote: payload.quote, n: 42 } });
     expect(task.payload.doc).toMatch(/…\[cut: \d+ more characters\]$/);
     expect(claimed.texts.at(-1)).toMatch(/^This answer was longer than the 4000 characters an answer here holds \(the server's mcpMaxAnswerChars\): \d+ values? (was|were) cut, each where "…\[cut:" stands/);
+
+    // The resources a host attaches to the context are cut alike.
+    for (const uri of [`coordination://tasks/${enqueued.id}`, "coordination://tasks/mine"]) {
+      const read = (await client.readResource({ uri })).contents[0] as { text: string };
+      expect(read.text.length, uri).toBeLessThanOrEqual(4000 + SLACK);
+      const value = JSON.parse(read.text);
+      const shown = Array.isArray(value) ? value[0] : value;
+      expect(shown, uri).toMatchObject({ id: enqueued.id, payload: { quote: payload.quote, n: 42 } });
+      expect(shown.payload.doc, uri).toMatch(/…\[cut: \d+ more characters\]$/);
+    }
 
     const pieces: string[] = [];
     let offset: number | null = 0;

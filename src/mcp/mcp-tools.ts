@@ -942,13 +942,16 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
     }
   }
 
+  // A resource a host attaches goes into the model's context as a tool's answer does: cut alike
+  // (its markers say where; read_task_value reads a value whole).
+  const resourceText = (value: unknown): string => boundAnswer(JSON.stringify(value), services.config.mcpMaxAnswerChars).text;
   const mine = server.registerResource(
     "my-tasks",
     "coordination://tasks/mine",
     { description: `The tasks this session's agent holds now (up to ${MINE_LIMIT})`, mimeType: "application/json" },
     async (uri, extra) =>
       readResource(async () => ({
-        contents: [{ uri: uri.href, mimeType: "application/json", text: JSON.stringify((await apiFor(extra).tasks.list({ agentId: agent(undefined, false), status: "claimed", limit: MINE_LIMIT })).items) }],
+        contents: [{ uri: uri.href, mimeType: "application/json", text: resourceText((await apiFor(extra).tasks.list({ agentId: agent(undefined, false), status: "claimed", limit: MINE_LIMIT })).items) }],
       })),
   );
   if (readOnly) mine.remove();
@@ -960,7 +963,7 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
       readResource(async () => {
         // Only a read credential's session gets here with "mine" (the others have the resource of that name): it acts as no agent.
         if (readOnly && String(taskId) === "mine") throw invalidField("uri", "coordination://tasks/mine lists the tasks of the session's agent, and a read credential's session acts as no agent");
-        return { contents: [{ uri: uri.href, mimeType: "application/json", text: JSON.stringify(await apiFor(extra).tasks.get({ taskId: String(taskId) })) }] };
+        return { contents: [{ uri: uri.href, mimeType: "application/json", text: resourceText(await apiFor(extra).tasks.get({ taskId: String(taskId) })) }] };
       }),
   );
 
