@@ -159,7 +159,8 @@ export const OPERATOR_USAGE = [
   ".env, the YAML file of COORDINATION_CONFIG or --config FILE; by default http://127.0.0.1:8000), --token TOKEN",
   "(else COORDINATION_TOKEN, else the server's admin token: from those settings for the server they describe,",
   "from COORDINATION_ADMIN_TOKEN for a --url) and --json (JSON for scripts instead of a table); an option its",
-  "command does not take is refused (exit 2), never dropped. A JSON value (--payload, kv set's) given as @FILE is read",
+  "command does not take is refused (exit 2), never dropped; after --, every word is one (kv get -- --draft). A JSON",
+  "value (--payload, kv set's) given as @FILE is read",
   "from that file, as @- from standard input (a large payload, or one a program writes: jq … | … --payload @-).",
   "Exit codes: 0 done; 1 the server refused the call (its code said), could not be reached, or did not answer; 2 a usage error, or a",
   "value the server refuses (INVALID_INPUT, PAYLOAD_TOO_LARGE); 3 and 4 as each command says; 130 (143: SIGTERM)",
@@ -194,6 +195,7 @@ function wordsOf(argv: readonly string[]): string[] {
   const words: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
+    if (arg === "--") return [...words, ...argv.slice(i + 1)];
     if (!arg.startsWith("--")) words.push(arg);
     else if (!arg.includes("=") && VALUE_OPTIONS.has(arg)) i++;
   }
@@ -526,6 +528,12 @@ function parse(argv: string[]): Parsed {
   const options: Record<string, string | true> = {};
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
+    // The end of the options, as POSIX has it: what follows are words, a key or name that starts
+    // with "--" among them (`kv get -- --draft`), which no other spelling could reach.
+    if (arg === "--") {
+      words.push(...argv.slice(i + 1));
+      break;
+    }
     if (!arg.startsWith("--")) {
       words.push(arg);
       continue;

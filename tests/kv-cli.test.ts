@@ -38,6 +38,17 @@ const rows = (stdout: string): string[][] =>
     .map((line) => line.split(/ {2,}/));
 
 describe("shared state from the command line", () => {
+  it('reaches a key that starts with "--" after the end of the options (--)', async () => {
+    t = await startTestServer();
+    const env = { COORDINATION_URL: t.url };
+    expect(await run({ args: ["kv", "set", "--", "--draft", '"v"'], env })).toMatchObject({ code: 0, stderr: "" });
+    expect(JSON.parse((await run({ args: ["kv", "get", "--json", "--", "--draft"], env })).stdout)).toMatchObject({ key: "--draft", entry: { value: "v" } });
+    expect(await run({ args: ["kv", "delete", "--", "--draft"], env })).toMatchObject({ code: 0, stderr: "" });
+    expect((await t.api.kv.get.query({ key: "--draft" })).entry).toBeNull();
+    // Without it, such a key reads as an option, refused.
+    expect(await run({ args: ["kv", "get", "--draft"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining('unknown option "--draft"') });
+  });
+
   it("sets, reads, lists and deletes keys: tables with UTC times, --json, exit 3 when a key is absent or not at the version asked", async () => {
     t = await startTestServer();
     const env = { COORDINATION_URL: t.url };
