@@ -3,6 +3,7 @@
 import { parseDuration } from "../client/rate-window.js";
 import type { JsonValue } from "./json-types.js";
 import { MAX_DELAY_MS } from "./tasks/task-schemas.js";
+import { wholeReadAsOther } from "./whole-digits.js";
 
 /** A command line the operator must mend (an unknown option, a value that is not what it takes): exit 2 with its usage. */
 export class OperatorUsageError extends Error {}
@@ -26,11 +27,8 @@ export const num = (text: string | true | undefined, flag: string): number | und
   if (text === undefined) return undefined;
   if (typeof text !== "string" || !/^-?(\d+(\.\d*)?|\.\d+)(e[+-]?\d+)?$/i.test(text) || !Number.isFinite(Number(text))) throw new OperatorUsageError(`${flag} must be a number (such as 5, -2 or 0.5)`);
   const value = Number(text);
-  // Whole digits past 2^53 are read as another number (9007199254740993 as 9007199254740992):
-  // sent, the server would add or bound by an amount nobody typed, and could not tell.
-  if (/^-?\d+$/.test(text) && BigInt(text) !== BigInt(value)) {
-    throw new OperatorUsageError(`${flag} ${text} is past 2^53, where a number does not hold every whole number: it would be read as ${BigInt(value)}`);
-  }
+  const other = wholeReadAsOther(text, value);
+  if (other !== undefined) throw new OperatorUsageError(`${flag} ${text} is past 2^53, where a number does not hold every whole number: it would be read as ${other}`);
   return value;
 };
 

@@ -11,6 +11,7 @@
 import type { z } from "zod";
 import { invalidField } from "../errors.js";
 import { sameJson } from "../json-value.js";
+import { wholeReadAsOther } from "../whole-digits.js";
 import type { Route } from "./routes.js";
 
 type Kind = "number" | "boolean" | "null" | "array" | "text" | "number-or-text";
@@ -57,8 +58,6 @@ function kindOf(schema: z.ZodType): Kind {
  * str() writes a float below 1e-4 or from 1e16: `load=5e-05`). A sign and leading zeros are taken.
  */
 const DECIMAL = /^[+-]?(?:\d+(?:\.\d+)?|\.\d+)(?:[eE][+-]?\d+)?$/;
-/** A whole number written in digits alone: checked exactly against the number it is read as. */
-const WHOLE = /^[+-]?\d+$/;
 
 /** One field's query-string values as the type its schema expects. */
 function fromText(values: string[], kind: Kind, field: string): unknown {
@@ -76,12 +75,11 @@ function fromText(values: string[], kind: Kind, field: string): unknown {
     const number = Number(value);
     // Whole digits past 2^53 read as another number (9007199254740993 as …992): a kv.increment's
     // `by` would add what nobody sent. A body's JSON cannot be told apart; the query's text can.
-    if (WHOLE.test(value) && BigInt(value) !== BigInt(number)) {
-      // A field that also takes text judges the digits as the text they are.
-      if (kind === "number-or-text") return value;
-      throw invalidField(field, `is past 2^53, where a number does not hold every whole number (got ${JSON.stringify(value)}, which would be read as ${BigInt(number)})`);
-    }
-    return number;
+    const other = wholeReadAsOther(value, number);
+    if (other === undefined) return number;
+    // A field that also takes text judges the digits as the text they are.
+    if (kind === "number-or-text") return value;
+    throw invalidField(field, `is past 2^53, where a number does not hold every whole number (got ${JSON.stringify(value)}, which would be read as ${other})`);
   }
   if (kind === "boolean" && (value === "true" || value === "false")) return value === "true";
   if (kind === "null" && value === "null") return null;
