@@ -234,7 +234,7 @@ function textOf(value: unknown): string {
 }
 
 /** Whether `value` is an instance of `type`, false where asking throws (a Proxy whose getPrototypeOf trap does). */
-function isInstance(value: unknown, type: abstract new (...args: never[]) => unknown): boolean {
+function isInstance<T>(value: unknown, type: abstract new (...args: never[]) => T): value is T {
   try {
     return value instanceof type;
   } catch {
@@ -247,7 +247,7 @@ const messageOf = (error: unknown): string => {
   if (!isInstance(error, Error)) return textOf(error);
   try {
     // An Error whose message was set to undefined or null has none: failureText names it then.
-    const message: unknown = (error as Error).message;
+    const message: unknown = error.message;
     return message == null ? "" : textOf(message);
   } catch {
     return `${errorName(error)} whose message cannot be read`;
@@ -623,10 +623,10 @@ export async function runWorker<P>(options: WorkerOptions<P>): Promise<Worker> {
         await lease.settle((signal) => api.tasks.release.mutate(fenced, sentOnce(signal))); // not the task's fault: back without charging an attempt
       } else if (interruption === "timeout") {
         await fail(run.signal.reason);
-      } else if (!outcome.ok && isInstance(outcome.error, RetryLater) && (outcome.error as RetryLater).chargeAttempt) {
-        await fail(outcome.error, true, (outcome.error as RetryLater).delayMs);
+      } else if (!outcome.ok && isInstance(outcome.error, RetryLater) && outcome.error.chargeAttempt) {
+        await fail(outcome.error, true, outcome.error.delayMs);
       } else if (!outcome.ok && isInstance(outcome.error, RetryLater)) {
-        const { delayMs } = outcome.error as RetryLater;
+        const { delayMs } = outcome.error;
         if (await settled((signal) => api.tasks.release.mutate({ ...fenced, delayMs }, sentOnce(signal)))) deferred++;
       } else if (!outcome.ok) {
         await fail(outcome.error, outcome.retry);

@@ -67,10 +67,7 @@ export function boundAnswer(text: string, maxChars: number): { text: string; cut
     }
     // A number, boolean or null is kept whole: nothing of it is cut, so nothing is counted.
     if (node === null || typeof node !== "object") return node;
-    if (Array.isArray(node)) {
-      const out = shrinkEntries(node.map((item): [string | null, JsonValue] => [null, item]), room).map(([, item]) => item);
-      return out;
-    }
+    if (Array.isArray(node)) return shrinkEntries(node.map((item): [string | null, JsonValue] => [null, item]), room).map(([, item]) => item);
     return Object.fromEntries(shrinkEntries(Object.entries(node), room));
   };
   /**
@@ -80,15 +77,15 @@ export function boundAnswer(text: string, maxChars: number): { text: string; cut
    */
   const shrinkEntries = (entries: Array<[string | null, JsonValue]>, room: number): Array<[string | null, JsonValue]> => {
     const keyCost = entries.map(([key]) => (key === null ? 1 : JSON.stringify(key).length + 2));
-    const sizes = entries.map(([, item]) => sizeOf(item));
+    const itemSizes = entries.map(([, item]) => sizeOf(item));
     let kept = entries.length;
     let keysOf = 2 + keyCost.reduce((sum, cost) => sum + cost, 0);
-    const sharesOf = (count: number) => fill(sizes.slice(0, count), room - keysOf - (count < entries.length ? MARKER_ROOM : 0));
+    const sharesOf = (count: number) => fill(itemSizes.slice(0, count), room - keysOf - (count < entries.length ? MARKER_ROOM : 0));
     let shares = sharesOf(kept);
     // An entry squeezed below its size and below a marker's room says nothing (and a number or a
     // key cannot be squeezed at all): fewer entries, each with room to say something or whole.
     // Compared in a loop: Math.min(...shares) overflows the stack on a list of 100,000s.
-    const squeezed = () => shares.some((share, i) => share < sizes[i]! && share < MARKER_ROOM * 2);
+    const squeezed = () => shares.some((share, i) => share < itemSizes[i]! && share < MARKER_ROOM * 2);
     while (kept > 1 && squeezed()) {
       const next = Math.max(1, Math.floor(kept / 2));
       for (let i = next; i < kept; i++) keysOf -= keyCost[i]!;

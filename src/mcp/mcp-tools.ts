@@ -76,6 +76,8 @@ interface RequestExtra {
 
 type ToolResult = { content: Array<{ type: "text"; text: string }>; isError?: boolean };
 
+/** What both sessions' instructions say of answers cut to mcpMaxAnswerChars. */
+const CUT_NOTE = `A large answer comes with its large values cut (where "${CUT_MARK}" stands): read a task's payload, result, checkpoint or progress whole with read_task_value.`;
 /** Room a read_task_value answer keeps beside its piece of text (ids, numbers, field names). */
 const VALUE_PIECE_ENVELOPE = 1_000;
 
@@ -287,7 +289,7 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
           "at the agents and what they can do with find_agents, at the memories (earlier runs' records, agents' notes and lessons) with recall, at who holds named locks with get_lock and list_locks, at a semaphore's permits with get_semaphore, " +
           "at the shared state agents read and write (a plan, a leader's name, a build's status) with get_key (with afterVersion, it waits for the key to change) and list_keys, " +
           "and at what a task's runs did with read_task_log (with waitMs, it follows the log as it grows). " +
-          `A large answer comes with its large values cut (where "${CUT_MARK}" stands): read a task's payload, result, checkpoint or progress whole with read_task_value. ` +
+          `${CUT_NOTE} ` +
           "This session acts as no agent: it can take, settle or publish nothing."
         : "A coordination server for agents. Take work with claim_task (it returns the task with the memories relevant to it in `context`: earlier runs' records, agents' notes and lessons), " +
         "then settle it with complete_task or fail_task, passing the task's id and leaseToken (complete_task with `next` claims the next task in the same call); call heartbeat_task during long work, before the lease runs out (its progress says where the work is; its checkpoint saves what is done, and a task claimed with a checkpoint goes on from it rather than from the beginning). " +
@@ -300,7 +302,7 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
         "Before using something only a few agents may use at once (an API key's concurrency, a GPU pool), take a permit with acquire_permit, renew it with renew_permit, and release it with release_permit. " +
         "Share state with other agents (a plan, a leader's name, a build's status) as keys: read one with get_key (with afterVersion, wait for it to change), list them with list_keys, write with set_key and delete with delete_key; " +
         "to change a value others may change too, set it with ifVersion the version you read, and on VERSION_CONFLICT read it again and decide anew. " +
-        `A large answer comes with its large values cut (where "${CUT_MARK}" stands): read a task's payload, result, checkpoint or progress whole with read_task_value.`,
+        CUT_NOTE,
     },
   );
 
