@@ -177,6 +177,12 @@ export function createCoordinationClient(given: CoordinationClientOptions): Coor
   });
   const headers = { ...options.headers, ...(options.token === undefined ? {} : { authorization: `Bearer ${options.token}` }) };
   const pool = options.fetch === undefined ? keepAliveFetch() : undefined;
+  // A long-poll holds its connection while it waits (a claim, a task wait, a key watch): on the
+  // calls' pool, 64 of them parked (a worker's idle loops, a wait for each of many tasks) left
+  // every other call of the client (a heartbeat, a settle) waiting behind them for up to their
+  // waitMs, and leases ran out. They have a pool of their own; the server bounds how many one
+  // credential parks (maxParkedPerAgent).
+  const longPollPool = options.fetch === undefined ? keepAliveFetch(null) : undefined;
   const http = { url: `${servers.bases[0]}/trpc`, transformer: httpTransformer, headers, methodOverride: "POST" as const, fetch: failoverFetch(servers, options.fetch ?? pool!.fetch) };
   const returning = returnToPreferred(servers, options.fetch ?? pool!.fetch, options.returnAfterMs ?? DEFAULT_RETURN_AFTER_MS);
   // Each batched call's input stays under its share of the body, with room for the envelope.
@@ -188,6 +194,7 @@ export function createCoordinationClient(given: CoordinationClientOptions): Coor
   const serverWaits = new ServerWaits(options.waitForServerMs ?? DEFAULT_WAIT_FOR_SERVER_MS);
   // A call the trace link marked goes alone, its trace context in its headers.
   const single = { ...http, headers: ({ op }: { op: Operation }) => ({ ...headers, ...traceHeadersOf(op) }) };
+  const longPoll = { ...single, fetch: failoverFetch(servers, options.fetch ?? longPollPool!.fetch) };
   const api = createTRPCClient<AppRouter>({
     links: [
       // Outermost: it sees the error each caller gets (served.ts).
@@ -204,9 +211,13 @@ export function createCoordinationClient(given: CoordinationClientOptions): Coor
         condition: (op) => op.type === "subscription",
         true: [refusal.link, wsLink({ client: wsClient, transformer: superjson })],
         false: splitLink({
-          condition: (op) => traceHeadersOf(op) !== undefined || mayLongPoll(op.path, inputJson(op.input)) || encodedBytesUpTo(op.input, batchShare) > batchShare,
-          true: httpLink(single),
-          false: httpBatchLink({ ...http, maxItems: MAX_BATCH_ITEMS }),
+          condition: (op) => mayLongPoll(op.path, inputJson(op.input)),
+          true: httpLink(longPoll),
+          false: splitLink({
+            condition: (op) => traceHeadersOf(op) !== undefined || encodedBytesUpTo(op.input, batchShare) > batchShare,
+            true: httpLink(single),
+            false: httpBatchLink({ ...http, maxItems: MAX_BATCH_ITEMS }),
+          }),
         }),
       }),
     ],
@@ -217,7 +228,7 @@ export function createCoordinationClient(given: CoordinationClientOptions): Coor
       returning.stop();
       longPolls.close();
       serverWaits.close();
-      await Promise.all([wsClient.close(), pool?.close()]);
+      await Promise.all([wsClient.close(), pool?.close(), longPollPool?.close()]);
     },
   };
 }

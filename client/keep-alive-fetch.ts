@@ -10,8 +10,8 @@ import type { httpLink } from "@trpc/client";
 /** The `fetch` tRPC's HTTP links take. */
 export type TrpcFetch = NonNullable<Parameters<typeof httpLink>[0]["fetch"]>;
 
-/** Connections kept open per server: the client's concurrent calls, as a browser or fetch would pool them. */
-const CONNECTIONS = 64;
+/** Connections kept open per server for calls answered at once: the client's concurrent calls, as a browser or fetch would pool them. */
+export const CALL_CONNECTIONS = 64;
 
 export interface KeepAliveFetch {
   fetch: TrpcFetch;
@@ -19,8 +19,13 @@ export interface KeepAliveFetch {
   close(): Promise<void>;
 }
 
-export function keepAliveFetch(): KeepAliveFetch {
-  const dispatcher = new Agent({ connections: CONNECTIONS });
+/**
+ * A keep-alive pool of at most `connections` per server (null: as many as the calls under way,
+ * for long-polls, each of which holds its connection while it waits: long-polling.ts); past the
+ * bound, a call waits for a connection to come free.
+ */
+export function keepAliveFetch(connections: number | null = CALL_CONNECTIONS): KeepAliveFetch {
+  const dispatcher = new Agent({ connections });
   const fetch: TrpcFetch = async (input, init) => {
     const { statusCode, body } = await request(typeof input === "string" || input instanceof URL ? input : input.url, {
       dispatcher,

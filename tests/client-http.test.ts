@@ -34,6 +34,13 @@ async function relayTo(target: URL) {
   };
 }
 
+/** The task waits parked on the server now (its metrics). */
+async function parkedWaits(url: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const line = text.split("\n").find((l) => l.startsWith('coordination_long_polls_parked{kind="wait"} '));
+  return Number(line?.split(" ")[1]);
+}
+
 describe("the typed client's HTTP", () => {
   it("keeps its connections: fifty calls in turn go over one; close() closes it", async () => {
     await using t = await startTestServer();
@@ -65,6 +72,23 @@ describe("the typed client's HTTP", () => {
     } finally {
       await client.close();
     }
+  });
+
+  it("long-polls have connections of their own: with more parked than the calls' pool holds (64), a call is answered at once", async () => {
+    await using t = await startTestServer();
+    const tasks = await t.api.tasks.enqueueMany.mutate({ tasks: Array.from({ length: 70 }, (_, i) => ({ queue: "parked", payload: { i } })) });
+    // Each wait parks until its task settles: on the calls' pool, they took its 64 connections
+    // and the call below waited behind them for their waitMs (a worker's heartbeats and settles did).
+    const waits = tasks.map((task) => t.api.tasks.wait.query({ taskId: task.id, waitMs: 120_000 }));
+    await vi.waitFor(async () => expect(await parkedWaits(t.url)).toBe(70), { timeout: 30_000, interval: 100 });
+    const first = await Promise.race([
+      t.api.tasks.get.query({ taskId: tasks[0]!.id }).then((task) => `answered: ${task.status}`),
+      Promise.any(waits).then(() => "a wait ended first"),
+    ]);
+    expect(first).toBe("answered: pending");
+    const { cancelled } = await t.api.tasks.cancelMany.mutate({ queue: "parked" });
+    expect(cancelled).toHaveLength(70);
+    expect((await Promise.all(waits)).map((task) => task.status)).toEqual(tasks.map(() => "cancelled"));
   });
 
   it("a fetch given in the options carries every query and mutation", async () => {
