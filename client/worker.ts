@@ -16,6 +16,7 @@ import { unsendableCause } from "./serialize-input.js";
 import type { ClaimedTask, CoordinationApi, JsonObject, JsonValue, RouterInputs, RouterOutputs } from "./types.js";
 import { RunLog, type LogOptions } from "./run-log.js";
 import { sentOnce } from "./send-once.js";
+import { ParkingGate, PARKED_CLAIMS } from "./parking-gate.js";
 
 export type { ClaimedTask };
 
@@ -95,7 +96,10 @@ export interface WorkerOptions<P = JsonValue> {
    */
   parsePayload?: (payload: JsonValue) => P;
   handler: TaskHandler<P>;
-  /** Tasks run at once (default 1). */
+  /**
+   * Tasks run at once (default 1). Idle, at most 8 of its loops park a claim at once (each is one
+   * of the agent's maxParkedPerAgent long-polls); the others wait their turn in the worker.
+   */
   concurrency?: number;
   /** Lease per claim (default: the server's). Renewed at a third of what the server actually granted. */
   leaseMs?: number;
@@ -694,22 +698,31 @@ export async function runWorker<P>(options: WorkerOptions<P>): Promise<Worker> {
         // Aborted by stop(): a server that hangs must not hold the loop, and stop() with it.
         if (orphansSuspected) await adoptOrphans(claiming.signal);
         // A claim sent again goes first: the lease it may hold runs out while it waits behind others.
-        let next: Claimed | undefined = claimKey === undefined ? backlog.shift() : undefined;
+        const repeat = claimKey !== undefined;
+        let next: Claimed | undefined = repeat ? undefined : backlog.shift();
         if (next === undefined) {
-          if (serverKeysClaims) claimKey ??= randomUUID();
-          const task = await api.tasks.claim.mutate(
-            // With tasks waiting in the backlog, no long-poll: they are run next.
-            {
-              agentId,
-              queues: options.queues,
-              leaseMs: options.leaseMs,
-              waitMs: backlog.length > 0 ? 0 : (options.waitMs ?? 10_000),
-              ...(claimKey === undefined ? {} : { idempotencyKey: claimKey }),
-            },
-            sentOnce(claiming.signal),
-          );
-          claimKey = undefined;
-          next = task ? { task, receivedAt: momentNow() } : backlog.shift();
+          // Idle loops take turns to park a claim (parking-gate.ts); a claim sent again goes at
+          // once, for the same reason as above (it is answered at once when it took a lease).
+          const leave = repeat ? () => undefined : await parking.enter(claiming.signal);
+          if (leave === undefined) continue; // stopping: no claim was sent
+          try {
+            if (serverKeysClaims) claimKey ??= randomUUID();
+            const task = await api.tasks.claim.mutate(
+              // With tasks waiting in the backlog, no long-poll: they are run next.
+              {
+                agentId,
+                queues: options.queues,
+                leaseMs: options.leaseMs,
+                waitMs: backlog.length > 0 ? 0 : (options.waitMs ?? 10_000),
+                ...(claimKey === undefined ? {} : { idempotencyKey: claimKey }),
+              },
+              sentOnce(claiming.signal),
+            );
+            claimKey = undefined;
+            next = task ? { task, receivedAt: momentNow() } : backlog.shift();
+          } finally {
+            leave();
+          }
         }
         // Each completed task hands over the next, until none is left: then a long-poll claim again.
         while (next !== undefined) {
@@ -763,6 +776,7 @@ export async function runWorker<P>(options: WorkerOptions<P>): Promise<Worker> {
     const run = running.get(taskId);
     if (run?.leaseToken === leaseToken) run.cancel(reason);
   });
+  const parking = new ParkingGate(Math.min(options.concurrency ?? 1, PARKED_CLAIMS));
   const loops = Array.from({ length: options.concurrency ?? 1 }, loop);
   // Once no loop runs a task, no cancel is wanted.
   const closed = Promise.allSettled(loops).then(() => cancels.close());
