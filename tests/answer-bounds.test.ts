@@ -460,6 +460,23 @@ describe("answer bounds: a task's names", () => {
     expect(recalled.bytes).toBeLessThanOrEqual(budget);
     expect(recalled.json.length).toBeGreaterThanOrEqual(10);
   });
+
+  // A memory's content is plain text, which JSON writes escaped: a control character takes six
+  // bytes (\u0001), a quote two. Weighed as its UTF-8 alone, a recall of such notes went out at
+  // five times maxResponseBytes, and a claim's context past it too.
+  it("a recall and a claim's context of notes whose content and names JSON escapes stay within maxResponseBytes", async () => {
+    await using t = await startTestServer({ maxResponseBytes: budget, memoryContextLimit: 50 });
+    const escaped = "\u0001".repeat(2_000);
+    const quoted = '"'.repeat(200);
+    for (let i = 0; i < 30; i++) await t.api.memory.remember.mutate({ content: `walrus ${i} ${escaped}`, queue: "esc", agentId: quoted, capability: quoted, taskId: quoted });
+    const recalled = await onWire(t, "/memory/recall?query=walrus&limit=100");
+    expect(recalled.bytes).toBeLessThanOrEqual(budget);
+    expect(recalled.json.length).toBeGreaterThanOrEqual(1);
+    await t.api.tasks.enqueue.mutate({ queue: "esc", payload: { animal: "walrus" } });
+    const claimed = await onWire(t, "/tasks/claim", { agentId: "a1", queues: ["esc"] });
+    expect(claimed.bytes).toBeLessThanOrEqual(budget);
+    expect(claimed.json.context.length).toBeGreaterThanOrEqual(1);
+  });
 });
 
 // agents.list and findByCapability answer bare arrays, where a page shorter than its limit reads

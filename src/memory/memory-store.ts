@@ -1,6 +1,6 @@
 // All SQL of the pre-execution memory: the memories table and its FTS5 index (memories_fts,
 // created in the migration SQL). bm25() is FTS5's relevance: lower (more negative) is better.
-import { columnBytes, utf8Bytes } from "../db/answer-budget.js";
+import { columnBytes, jsonTextBytes, utf8Bytes } from "../db/answer-budget.js";
 import { fromJsonText, toDate } from "../db/columns.js";
 import { placeholders, type Statements } from "../db/statements.js";
 import type { Memory } from "./memory-schemas.js";
@@ -32,17 +32,25 @@ export interface MemoryFilter {
   capability?: string | undefined;
 }
 
-/** About how many bytes a memory takes in an answer: its texts (content, JSON, names) and a fixed part (field names, score, time). */
+/** A nullable plain-text column as a JSON string carries it (escapes counted); null takes no room. */
+const nullableTextBytes = (text: string | null): number => (text === null ? 0 : jsonTextBytes(text));
+
+/**
+ * About how many bytes a memory takes in an answer: its texts (content, JSON, names) and a fixed
+ * part (field names, score, time). Content and names are plain text, which JSON writes escaped (a
+ * control character in six bytes): weighed by their UTF-8 alone, a recall of such notes went out
+ * at five times maxResponseBytes. Data and tags are stored as JSON text, escaped already.
+ */
 export const memoryAnswerBytes = (row: MemoryRow): number =>
-  utf8Bytes(row.content) +
+  jsonTextBytes(row.content) +
   utf8Bytes(row.data) +
   utf8Bytes(row.tags) +
-  utf8Bytes(row.id) +
+  jsonTextBytes(row.id) +
   utf8Bytes(row.kind) +
-  columnBytes(row.agentId) +
-  columnBytes(row.queue) +
-  columnBytes(row.capability) +
-  columnBytes(row.taskId) +
+  nullableTextBytes(row.agentId) +
+  nullableTextBytes(row.queue) +
+  nullableTextBytes(row.capability) +
+  nullableTextBytes(row.taskId) +
   columnBytes(row.outcome) +
   300;
 
