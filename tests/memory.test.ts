@@ -289,6 +289,28 @@ describe("pre-execution memory", () => {
     expect(done.status).toBe("completed");
   });
 
+  // An execution record cuts its task's payload and result to a length: cut in the middle of a
+  // pair of surrogates (an emoji), the half left over was stored as replacement characters.
+  it("an execution record cut inside an emoji of its payload, result or error keeps whole characters", async () => {
+    const rocket = "\u{1F680}";
+    // "k " and 1,997 letters, then the rocket across 2,000 units.
+    expect(payloadText({ k: `${"y".repeat(1997)}${rocket}` }).isWellFormed()).toBe(true);
+    expect(payloadText({ k: `${"y".repeat(2001)}` }).length).toBe(2000);
+    await using t = await startTestServer({ retryBaseMs: 0 });
+    const task = await t.api.tasks.enqueue.mutate({ queue: "emoji", payload: { k: `${"y".repeat(1997)}${rocket}` }, maxAttempts: 2 });
+    await t.api.tasks.claim.mutate({ agentId: "a1" });
+    // The error and the result (as JSON text, after its quote) have the rocket across 1,000 units.
+    await t.api.tasks.fail.mutate({ taskId: task.id, agentId: "a1", error: `${"e".repeat(999)}${rocket}` });
+    await t.api.tasks.claim.mutate({ agentId: "a1" });
+    await t.api.tasks.complete.mutate({ taskId: task.id, agentId: "a1", result: `${"r".repeat(998)}${rocket}` });
+    const records = await t.api.memory.recall.query({ taskId: task.id });
+    expect(records.map((m) => m.memory.outcome).sort()).toEqual(["completed", "failed"]);
+    for (const { memory } of records) {
+      expect(memory.content).not.toContain("\uFFFD");
+      expect(memory.content.isWellFormed()).toBe(true);
+    }
+  });
+
   it("validates remember input and answers recall for an unknown task with 404", async () => {
     await using t = await startTestServer();
     const empty = await rest(t.url, "POST", "/memory", { content: "" });

@@ -113,6 +113,15 @@ export const quoteTerm = (term: string): string => `"${term.replaceAll('"', '""'
 export const matchAny = (terms: readonly string[]): string => terms.map(quoteTerm).join(" OR ");
 
 /**
+ * The first `max` UTF-16 units of `text`, never half of a pair of surrogates (an emoji): a lone
+ * surrogate is not valid Unicode, and SQLite stores it as replacement characters.
+ */
+export function wholeCharacters(text: string, max: number): string {
+  const cut = text.slice(0, max);
+  return /[\uD800-\uDBFF]$/.test(cut) ? cut.slice(0, -1) : cut;
+}
+
+/**
  * The searchable text of a JSON payload: its keys and string/number values, at most `limit`
  * characters. Stops walking once it has enough: a claim must not pay for a megabyte payload.
  */
@@ -125,7 +134,7 @@ export function payloadText(payload: unknown, limit = 2000): string {
   };
   const visit = (value: unknown): void => {
     if (length >= limit) return;
-    if (typeof value === "string" || typeof value === "number" || typeof value === "boolean") add(String(value).slice(0, limit));
+    if (typeof value === "string" || typeof value === "number" || typeof value === "boolean") add(wholeCharacters(String(value), limit));
     else if (Array.isArray(value)) {
       for (const item of value) {
         if (length >= limit) return;
@@ -140,5 +149,5 @@ export function payloadText(payload: unknown, limit = 2000): string {
     }
   };
   visit(payload);
-  return parts.join(" ").slice(0, limit);
+  return wholeCharacters(parts.join(" "), limit);
 }

@@ -5,7 +5,7 @@ import { newId } from "../ids.js";
 import { fromJsonText, toJsonText } from "../db/columns.js";
 import type { WriteContext } from "../db/writer.js";
 import type { TaskRow } from "../tasks/task-store.js";
-import { payloadText } from "./fts-query.js";
+import { payloadText, wholeCharacters } from "./fts-query.js";
 import { sameJson, sameStringsAnyOrder } from "../json-checks.js";
 import { CoordinationError, notFound } from "../errors.js";
 import type { ForgetRequest, Memory, RememberRequest } from "./memory-schemas.js";
@@ -14,7 +14,8 @@ import { toMemory, type MemoryRow, type MemoryStore } from "./memory-store.js";
 
 export type ExecutionOutcome = "completed" | "failed" | "dead_letter";
 
-const truncate = (text: string, max = 1000): string => (text.length > max ? `${text.slice(0, max)}…` : text);
+/** `text` cut to `max` units, whole characters only (wholeCharacters), with an ellipsis when cut. */
+const truncate = (text: string, max = 1000): string => (text.length > max ? `${wholeCharacters(text, max)}…` : text);
 
 /** Inside a write: the execution record of a run that just ended. `run` is the row as it was while claimed. */
 export function recordExecution(memories: MemoryStore, ctx: WriteContext, task: TaskRow, outcome: ExecutionOutcome, run: TaskRow = task): void {
