@@ -91,6 +91,35 @@ describe("a claim's context", () => {
     expect(await t.api.memory.recall.query({ taskId: retried.id, queue: "elsewhere" })).toEqual([]);
   });
 
+  // A failed run's outcome weighs less than a completed one's: where other tasks' completed runs
+  // matched the retry's words as closely (the same payload), they ranked above its own failures,
+  // and the retry was handed their "ok" instead of why it failed before.
+  it("a retry's own earlier runs come first even when other tasks' completed runs match its words as closely", async () => {
+    await using t = await startTestServer({ memoryContextLimit: 5, retryBaseMs: 0 });
+    const payload = { source: "postgres", table: "orders", mode: "full" };
+    for (let i = 0; i < 20; i++) {
+      const task = await t.api.tasks.enqueue.mutate({ queue: "etl", payload });
+      await t.api.tasks.claim.mutate({ agentId: "w", context: false });
+      await t.api.tasks.complete.mutate({ taskId: task.id, agentId: "w", result: "postgres orders full ok" });
+    }
+    const lesson = await t.api.memory.remember.mutate({ content: "postgres replicas lag: read from the primary", kind: "lesson" });
+    const retried = await t.api.tasks.enqueue.mutate({ queue: "etl", payload, maxAttempts: 5 });
+    for (let attempt = 1; attempt <= 2; attempt++) {
+      await t.api.tasks.claim.mutate({ agentId: "w", context: false });
+      await t.api.tasks.fail.mutate({ taskId: retried.id, agentId: "w", error: `attempt ${attempt}: connection reset` });
+    }
+    const claimed = (await t.api.tasks.claim.mutate({ agentId: "w", waitMs: 10_000 }))!;
+    expect(claimed.id).toBe(retried.id);
+    const own = (context: typeof claimed.context) => context.slice(0, 2).map((m) => [m.memory.taskId, m.memory.outcome]);
+    expect(own(claimed.context)).toEqual([[retried.id, "failed"], [retried.id, "failed"]]);
+    expect(claimed.context.map((m) => m.memory.id)).toContain(lesson.id);
+    // Best first: no memory after them scores higher.
+    const scores = claimed.context.map((m) => m.score);
+    expect(scores).toEqual([...scores].sort((a, b) => b - a));
+    // What recall --task shows is the same.
+    expect(own(await t.api.memory.recall.query({ taskId: retried.id, limit: 5 }))).toEqual([[retried.id, "failed"], [retried.id, "failed"]]);
+  });
+
   it("a note filed under a queue or a capability is in the context of its tasks whatever their words; not of other queues'", async () => {
     await using t = await startTestServer();
     await t.api.memory.remember.mutate({ content: "Never email customers before 9am local time", kind: "lesson", queue: "outreach" });

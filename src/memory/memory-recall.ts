@@ -12,7 +12,7 @@ import type { MemoryChanges } from "./memory-changes.js";
 import type { MemoryMatch, RecallRequest } from "./memory-schemas.js";
 import type { MemoryFilter, MemoryRow, MemoryStore, ScoringFields } from "./memory-store.js";
 import { handOutOf, RecallCache, type HandOut, type RankedMemory, type Scored } from "./recall-cache.js";
-import { byScore, mergeRankings, rankCommon, withRoomForNotes } from "./recall-ranking.js";
+import { byScore, mergeRankings, ownRunsFirst, rankCommon, withRoomForNotes } from "./recall-ranking.js";
 
 /**
  * What recall needs of a task: its words (queue, capability, payload), its id (for its earlier
@@ -163,9 +163,15 @@ export class MemoryRecall {
     if (terms.length === 0 && !task) {
       for (const row of this.memories.recent(filter, wanted)) candidate(row, 0);
     }
-    // Earlier runs of the same task are the most relevant context there is (a first run has none).
+    // Earlier runs of the same task are the most relevant context there is (a first run has none):
+    // they go first (ownRunsFirst), whatever the outcome weighs against other tasks' runs.
+    let ownRuns: Set<number> | undefined;
     if (task?.earlierRuns) {
-      for (const row of this.memories.byTask(task.id, 10)) if (withinFilter(row, filter)) candidate(row, 1);
+      for (const row of this.memories.byTask(task.id, 10)) {
+        if (!withinFilter(row, filter)) continue;
+        candidate(row, 1);
+        (ownRuns ??= new Set()).add(row.seq);
+      }
     }
     // Notes and lessons filed under the task's queue or capability are about its tasks, whatever
     // their words: as relevant as a memory holding every common word of the task. (Not for a
@@ -197,7 +203,7 @@ export class MemoryRecall {
     // The two rankings merged, as one sort of all candidates would order them (byScore orders
     // any two apart); a memory found by a stronger signal is not also ranked as a common one.
     const merged = ranked.length === 0 ? common : mergeRankings(ranked, common, candidates);
-    const best = task === null ? merged : withRoomForNotes(merged, limit);
+    const best = task === null ? merged : withRoomForNotes(ownRuns === undefined ? merged : ownRunsFirst(merged, ownRuns), limit);
 
     // Only the memories handed out are loaded in full, best first, while they fit the budget. A
     // candidate from a probe up to PROBE_TTL_MS old may have been pruned since: the next one

@@ -56,6 +56,20 @@ export function mergeRankings(first: readonly Scored[], second: readonly Scored[
 }
 
 /**
+ * `ranked` (best first) with the task's own earlier runs (`own`, by seq) first, in their order,
+ * each scored at least as the best of the rest, so the list stays best first. A failed run's
+ * outcome weighs less than a completed one's: where other tasks' completed runs matched its words
+ * as closely, a retry was handed their "ok" rather than why it failed before.
+ */
+export function ownRunsFirst(ranked: readonly Scored[], own: ReadonlySet<number>): Scored[] {
+  const first: Scored[] = [];
+  const rest: Scored[] = [];
+  for (const entry of ranked) (own.has(entry.seq) ? first : rest).push(entry);
+  const top = rest[0]?.score ?? 0;
+  return [...first.map((entry) => (entry.score >= top ? entry : { ...entry, score: top })), ...rest];
+}
+
+/**
  * `ranked` (best first) as a claim's context takes it: execution records fill at most `limit`
  * less the notes and lessons ranked (up to half of `limit`, rounded up); the records past that
  * go after everything else. A busy queue's records match a task's words more often and
