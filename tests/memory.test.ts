@@ -135,6 +135,27 @@ describe("pre-execution memory", () => {
     expect(blank).toMatchObject({ status: 400, body: { code: "INVALID_INPUT", details: { issues: [{ path: "content", message: "must not be blank: recall finds a memory by its words" }] } } });
   });
 
+  // "No query and no task: the newest memories". Weighed by outcome too, the newest failures
+  // ranked below older completed runs, and a recall of 3 answered the older ones.
+  it("a recall with no query and no task answers the newest memories, newest first, whatever their outcome", async () => {
+    await using t = await startTestServer();
+    const run = async (outcome: "complete" | "fail") => {
+      const task = await t.api.tasks.enqueue.mutate({ queue: "q", payload: { outcome }, maxAttempts: 1 });
+      await t.api.tasks.claim.mutate({ agentId: "w", context: false });
+      if (outcome === "complete") await t.api.tasks.complete.mutate({ taskId: task.id, agentId: "w", result: "ok" });
+      else await t.api.tasks.fail.mutate({ taskId: task.id, agentId: "w", error: "bad" });
+    };
+    for (let i = 0; i < 3; i++) await run("complete");
+    for (let i = 0; i < 3; i++) await run("fail");
+    const note = await t.api.memory.remember.mutate({ content: "the newest of all" });
+    const newest = await t.api.memory.recall.query({ limit: 4 });
+    expect(newest.map((m) => m.memory.outcome)).toEqual([null, "dead_letter", "dead_letter", "dead_letter"]);
+    expect(newest[0]!.memory.id).toBe(note.id);
+    const times = newest.map((m) => m.memory.createdAt.getTime());
+    expect(times).toEqual([...times].sort((a, b) => b - a));
+    expect((await t.api.memory.recall.query({ query: "  ", queue: "q", limit: 3 })).map((m) => m.memory.outcome)).toEqual(["dead_letter", "dead_letter", "dead_letter"]);
+  });
+
   it("recall returns up to its limit of 100, not the 50 candidates a claim ranks", async () => {
     await using t = await startTestServer();
     for (let i = 0; i < 60; i++) await t.api.memory.remember.mutate({ content: `zebra sighting number ${i}` });

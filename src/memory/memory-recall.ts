@@ -123,14 +123,17 @@ export class MemoryRecall {
     if (shared !== undefined) return inBudget(shared, budget);
 
     const withRelevance = terms.length > 0 || task !== null;
-    const max = (withRelevance ? WEIGHTS.relevance : 0) + WEIGHTS.recency + WEIGHTS.outcome + (task ? WEIGHTS.sameQueue : 0);
+    // No question and no task asks for the newest memories (the README's promise): ranked by
+    // time alone. Weighed by outcome as well, older completed runs came before newer failures.
+    const outcomeWeight = withRelevance ? WEIGHTS.outcome : 0;
+    const max = (withRelevance ? WEIGHTS.relevance : 0) + WEIGHTS.recency + outcomeWeight + (task ? WEIGHTS.sameQueue : 0);
     const scored = (row: ScoringFields, relevance: number): Scored => {
       const createdAt = toDate(row.createdAt).getTime();
       const recency = 0.5 ** ((now - createdAt) / RECENCY_HALF_LIFE_MS);
       const outcome = row.outcome === null ? 1 : (OUTCOME_WEIGHT[row.outcome] ?? 0.5);
       const sameQueue = task && row.queue === task.queue ? 1 : 0;
       const raw =
-        (withRelevance ? WEIGHTS.relevance * relevance : 0) + WEIGHTS.recency * recency + WEIGHTS.outcome * outcome + (task ? WEIGHTS.sameQueue * sameQueue : 0);
+        (withRelevance ? WEIGHTS.relevance * relevance : 0) + WEIGHTS.recency * recency + outcomeWeight * outcome + (task ? WEIGHTS.sameQueue * sameQueue : 0);
       return { seq: row.seq, createdAt, score: Math.round((raw / max) * 1e6) / 1e6, record: row.outcome !== null };
     };
 
