@@ -252,9 +252,12 @@ export class MemoryRecall {
         lists[at] = kept;
         continue;
       }
-      // Filtered (an explicit recall by queue or capability: never a claim's), exact: a term with
-      // PROBE matches in the filter is common there, one with fewer is ranked by bm25 within it.
-      // Either may read the term's whole doclist; a claim's recall, unfiltered, never does.
+      // Filtered (an explicit recall by queue or capability: never a claim's), bounded as a
+      // claim's within the filter: a term with PROBE matches in it is common there (its newest
+      // PROBE rank), one with fewer is ranked by bm25 within it. Not exact past PROBE: bm25 over
+      // a queue's every record (its name is in each) would hold the reader, and the claims'
+      // context it serves, for as long. Either may read the term's whole doclist; a claim's
+      // recall, unfiltered, never does.
       if (!unfiltered) {
         probed(at, term, this.probe(term, filter, now));
         continue;
