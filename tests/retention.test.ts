@@ -61,6 +61,39 @@ describe("retention", () => {
   });
 });
 
+describe("retention of memories, run after run", () => {
+  it("each run reads from where the last one stopped, not past every note kept for good from the oldest", async () => {
+    t = await startTestServer({ executionRetentionMs: 60_000, retentionPruneMs: 3_600_000 });
+    const { api, server } = t;
+    const lessons = ["the oldest lesson", "a lesson between records"];
+    await api.memory.remember.mutate({ content: lessons[0]!, kind: "lesson" });
+    const runs = async (n: number, queue: string) => {
+      await api.tasks.enqueueMany.mutate({ tasks: Array.from({ length: n }, () => ({ queue })) });
+      for (const task of await api.tasks.claimMany.mutate({ agentId: "a", queues: [queue], limit: n, context: false })) await api.tasks.complete.mutate({ taskId: task.id, agentId: "a" });
+    };
+    await runs(30, "first");
+    await api.memory.remember.mutate({ content: lessons[1]!, kind: "lesson" });
+    await runs(20, "second");
+    // An hour on, every record so far is past its age: all go, the lessons stay.
+    const hourOn = Date.now() + 3_600_000;
+    expect(await server.services.retention.prune(hourOn)).toBe(50);
+    await runs(10, "third");
+    expect(await server.services.retention.prune(hourOn + 3_600_000)).toBe(10);
+    expect(withDatabase(t, (db) => db.prepare("SELECT content FROM memories ORDER BY seq").pluck().all())).toEqual(lessons);
+    // How the test sees where the next run reads from: an old record put below everything the
+    // runs pruned (as no write ever puts one: seqs only grow) is not read, so not pruned. A run
+    // that read from the oldest row, past the lessons, took it.
+    withDatabase(t, (db) =>
+      db
+        .prepare("INSERT INTO memories (seq, id, kind, content, tags, data, createdAt) VALUES (2, 'planted', 'execution', 'planted', '[]', '{}', 0)")
+        .run(),
+    );
+    await runs(5, "fourth");
+    expect(await server.services.retention.prune(hourOn + 7_200_000)).toBe(5);
+    expect(withDatabase(t, (db) => db.prepare("SELECT id FROM memories WHERE kind = 'execution'").pluck().all())).toEqual(["planted"]);
+  });
+});
+
 describe("a task's history", () => {
   it("tasks.events lists its own events, oldest first, found from its creation on a log with others", async () => {
     t = await startTestServer();

@@ -36,7 +36,7 @@ export function retentionCommands(d: {
 }) {
   return {
     /** One batch: the rows it deleted, and whether more may be left (a full batch, or one its tasks' logs cut short). */
-    "retention.prune": (ctx: WriteContext, args: { what: RetainedClass; bound: PruneBound; limit: number }): { done: number; more: boolean } => {
+    "retention.prune": (ctx: WriteContext, args: { what: RetainedClass; bound: PruneBound; limit: number; fromSeq?: number }): { done: number; more: boolean; floor?: number } => {
       const batch = (done: number) => ({ done, more: done >= args.limit });
       if (args.what === "settledTasks") {
         if (!("before" in args.bound)) return batch(0);
@@ -56,10 +56,10 @@ export function retentionCommands(d: {
       if (args.what === "agents") return batch("before" in args.bound ? d.pruneAgents(ctx, { before: args.bound.before, limit: args.limit }) : 0);
       // Age only (since revoked): no count of revoked credentials is worth keeping.
       if (args.what === "revokedTokens") return batch("before" in args.bound ? d.tokens.pruneRevoked(args.bound.before, args.limit) : 0);
-      const pruned = d.memories.prune(MEMORY_KINDS[args.what], args.bound, args.limit);
+      const { done, floor } = d.memories.prune(MEMORY_KINDS[args.what], args.bound, args.limit, args.fromSeq);
       // Recall's cache must not hand them out after this (memory-changes.ts).
-      if (pruned > 0) ctx.afterCommit(() => d.memoryChanges.changed());
-      return batch(pruned);
+      if (done > 0) ctx.afterCommit(() => d.memoryChanges.changed());
+      return { ...batch(done), floor };
     },
   };
 }

@@ -36,6 +36,12 @@ export class Retention {
   readonly policies: Record<RetainedClass, RetentionPolicy>;
   /** Rows pruned by this process since start, per class (observability). */
   readonly pruned: Record<RetainedClass, number> = { settledTasks: 0, executions: 0, notes: 0, agents: 0, revokedTokens: 0 };
+  /**
+   * Per class of memories, the seq below which none is left to prune (MemoryStore.prune): each
+   * run reads from there, not past every kept note or record from the oldest. 0 at start: the
+   * first run reads them once.
+   */
+  private readonly memoryFloor: Partial<Record<RetainedClass, number>> = {};
 
   constructor(
     config: Config,
@@ -70,8 +76,10 @@ export class Retention {
 
   private pruneTo(what: RetainedClass, bound: PruneBound): Promise<number> {
     return whileMore(async () => {
-      const batch = await this.db.write("retention.prune", { what, bound, limit: PRUNE_BATCH });
+      const fromSeq = this.memoryFloor[what];
+      const batch = await this.db.write("retention.prune", { what, bound, limit: PRUNE_BATCH, ...(fromSeq === undefined ? {} : { fromSeq }) });
       this.pruned[what] += batch.done;
+      if (batch.floor !== undefined) this.memoryFloor[what] = Math.max(fromSeq ?? 0, batch.floor);
       return batch;
     });
   }
