@@ -167,6 +167,9 @@ describe("tasks.requeueMany", () => {
       [{ cursor: "x" }, "cursor"],
       [{ finishedBefore: "yesterday" }, "finishedBefore"],
       [{ finishedAfter: -1 }, "finishedAfter"],
+      // Swapped times match no dead letter: refused, not answered "none requeued".
+      [{ finishedAfter: "2026-12-02T00:00:00Z", finishedBefore: "2026-12-01T00:00:00Z" }, "finishedBefore"],
+      [{ finishedAfter: 5000, finishedBefore: 5000 }, "finishedBefore"],
       [{ taskId: id }, "taskId"],
     ] as const) {
       const answer = await rest(t.url, "POST", "/tasks/requeue", body);
@@ -196,6 +199,8 @@ describe("tasks.requeueMany", () => {
     expect(yesterday.code).toBe(2);
     expect(yesterday.stderr).toMatch(/^coordination: INVALID_INPUT: --after: /);
     expect(yesterday.stderr).not.toContain("finishedAfter");
+    const swapped = await runOperator({ args: ["tasks", "requeue", "--all", "--queue", "q", "--after", "2026-12-02T00:00:00Z", "--before", "2026-12-01T00:00:00Z"], env });
+    expect([swapped.code, swapped.stderr.split("\n")[0]]).toEqual([2, "coordination: INVALID_INPUT: --before: must be later than finishedAfter: no task was dead-lettered in that window"]);
     // Only an option the command was given: `queues pause NAME` has no --queue, its field keeps its name.
     const long = await runOperator({ args: ["queues", "pause", "q".repeat(300)], env });
     expect([long.code, long.stderr]).toEqual([2, "coordination: INVALID_INPUT: queue: must be at most 200 characters long\n"]);

@@ -497,6 +497,12 @@ export const requeueManyInput = z.strictObject({
   checkpoint: requeueInput.shape.checkpoint.describe(
     "null: clear the checkpoint of each task brought back in the same write, so their next runs start from the beginning (checkpoints a bad deploy's runs saved); left out, each next run is handed its task's",
   ),
+}).superRefine((input, ctx) => {
+  // A window the wrong way round (the two times swapped) matches nothing: answered "requeued 0",
+  // the operator would take the outage's dead letters for gone. Refused, as cancelMany's is.
+  if (input.finishedAfter !== undefined && input.finishedBefore !== undefined && input.finishedAfter.getTime() >= input.finishedBefore.getTime()) {
+    ctx.addIssue({ code: "custom", path: ["finishedBefore"], message: "must be later than finishedAfter: no task was dead-lettered in that window" });
+  }
 });
 export type RequeueManyRequest = z.output<typeof requeueManyInput>;
 
