@@ -189,6 +189,28 @@ describe("schedules.trigger", () => {
     expect(schedule.nextTaskId).toBe(first.task.id);
   });
 
+  it("a keyed run waiting its turn is made due too (task.promoted on a waiting task): it runs once its turn comes, the planned time stays ahead; tasks.promote refuses it", async () => {
+    t = await startTestServer();
+    const api = t.api;
+    const head = await api.tasks.enqueue.mutate({ queue: "k", orderingKey: "repo" });
+    const { schedule } = await api.schedules.set.mutate({ scheduleId: "keyed", everyMs: HOUR, task: { queue: "k", orderingKey: "repo" } });
+    const planned = schedule.nextRunAt!.getTime();
+    expect(await api.tasks.get.query({ taskId: schedule.nextTaskId! })).toMatchObject({ status: "waiting" });
+    await expect(api.tasks.promote.mutate({ taskId: schedule.nextTaskId! })).rejects.toMatchObject({ data: { code: "INVALID_STATE" } });
+    const { head: before } = await api.events.head.query();
+    const triggered = await api.schedules.trigger.mutate({ scheduleId: "keyed" });
+    expect(triggered.task).toMatchObject({ id: schedule.nextTaskId, status: "waiting" });
+    expect(triggered.task.runAt.getTime()).toBeLessThan(planned);
+    const events = await api.events.list.query({ afterSeq: before, types: ["task.promoted"], limit: 10 });
+    expect(events.map((e) => e.payload)).toEqual([expect.objectContaining({ taskId: schedule.nextTaskId, previousRunAt: new Date(planned).toISOString() })]);
+    // Its turn comes with the head's complete: then it is claimed, and the run after it is planned where it was.
+    const first = await api.tasks.claim.mutate({ agentId: "a", queues: ["k"], context: false });
+    expect(first?.id).toBe(head.id);
+    await api.tasks.complete.mutate({ taskId: head.id, agentId: "a", leaseToken: first!.leaseToken });
+    expect((await api.tasks.claim.mutate({ agentId: "a", queues: ["k"], context: false }))?.id).toBe(schedule.nextTaskId);
+    expect(await api.schedules.get.query({ scheduleId: "keyed" })).toMatchObject({ runs: 1, nextRunAt: new Date(planned) });
+  });
+
   it("never runs before startAt: a trigger before it leaves the first run planned where it was", async () => {
     t = await startTestServer();
     const api = t.api;
