@@ -103,7 +103,8 @@ export const OPERATOR_USAGE = [
   "                                    (or DURATION passed: 30m, 2h, 1d); the tasks it holds run on",
   "       coordination agents uncordon AGENT_ID                   its claims take tasks again (an automatic quarantine too)",
   "       coordination agents why-idle AGENT_ID [--queue Q,Q…] [--capability C,C…]   why its claims take no task while work",
-  "                                    waits: paused, full or rate-limited queues, capabilities it lacks, other agents' tasks, a delay",
+  "                                    waits: paused, full or rate-limited queues, capabilities it lacks, other agents' tasks, a delay,",
+  "                                    tasks waiting for their dependencies or their turn",
   "                                    (--queue, --capability: what its claims ask for; left out, any queue, its registered capabilities)",
   "       coordination agents drain AGENT_ID [--reason TEXT] [--timeout DURATION] [--deregister]   cordon it, then wait until it",
   "                                    holds no task (its runs settled, failed or were released); exit 0 then (--deregister: and",
@@ -1276,6 +1277,13 @@ async function dispatch(words: string[], options: Parsed["options"], json: boole
       throw error;
     });
     const reasons = claimOutlookReasons(outlook);
+    // Tasks waiting for their dependencies or their turn are in no claim's reach, so the outlook
+    // does not look at them: said beside it, a workflow's next step waiting on its inputs does not
+    // read as "its queues hold no task for it".
+    const waiting = agent?.cordon ? 0 : await waitingIn(api, queues);
+    if (waiting > 0) {
+      reasons.push(`${waiting} ${waiting === 1 ? "task" : "tasks"} of ${queues === undefined ? "the queues" : "its queues"} ${waiting === 1 ? "waits" : "wait"} for ${waiting === 1 ? "its" : "their"} dependencies to complete or for ${waiting === 1 ? "its" : "their"} turn behind a task of ${waiting === 1 ? "its" : "their"} ordering key (tasks list --status waiting): no claim takes ${waiting === 1 ? "it" : "them"} until then`);
+    }
     const name = printable(id!);
     const lines = (items: string[]) => items.map((reason) => `  - ${printable(reason)}\n`).join("");
     print(outlook, () => {
@@ -1334,6 +1342,14 @@ async function dispatch(words: string[], options: Parsed["options"], json: boole
  * server's maxResponseBytes, so a page the server refuses as too large is asked again with as
  * many agents as it said fit.
  */
+/** How many tasks of `queues` (left out: of every queue) wait for their dependencies or their turn (tasks.stats' waiting): no claim takes them yet. */
+async function waitingIn(api: CoordinationClient["api"], queues: readonly string[] | undefined): Promise<number> {
+  // Absent from a server older than this CLI: none said.
+  if (queues === undefined) return (await api.tasks.stats.query()).totals.waiting ?? 0;
+  const counts = await Promise.all(queues.map(async (queue) => (await api.tasks.stats.query({ queue })).queues[0]?.counts.waiting ?? 0));
+  return counts.reduce((sum, n) => sum + n, 0);
+}
+
 async function everyAgent(api: CoordinationClient["api"], filter: Omit<RouterInputs["agents"]["list"], "limit" | "after">): Promise<RouterOutputs["agents"]["list"]> {
   const agents: RouterOutputs["agents"]["list"] = [];
   let limit = 1000;

@@ -67,6 +67,17 @@ describe("tasks.claimOutlook", () => {
     });
     const json = await runOperator({ args: ["agents", "why-idle", "w1", "--queue", "gpu", "--json"], env });
     expect(JSON.parse(json.stdout)).toEqual({ claimable: false, paused: [], fullQueues: [], rateLimited: [], looked: 2, needCapabilities: [{ capability: "a100", tasks: 2 }], forOtherAgents: 0, offered: [], nextRunAt: null });
+    // A workflow's next step waiting on its inputs is no claim's, but it is work: said so, not "nothing waits".
+    const input = await t.api.tasks.enqueue.mutate({ queue: "research", delayMs: 3_600_000 });
+    await t.api.tasks.enqueueMany.mutate({ tasks: [{ queue: "report", dependsOn: [input.id] }, { queue: "report", dependsOn: ["tasks[0]"] }] });
+    expect(await runOperator({ args: ["agents", "why-idle", "w1", "--queue", "report"], env })).toMatchObject({
+      code: 0,
+      stdout:
+        "agent w1 takes no task now, though work waits:\n" +
+        "  - 2 tasks of its queues wait for their dependencies to complete or for their turn behind a task of their ordering key (tasks list --status waiting): no claim takes them until then\n",
+      stderr: "",
+    });
+    expect(JSON.parse((await runOperator({ args: ["agents", "why-idle", "w1", "--queue", "report", "--json"], env })).stdout)).toMatchObject({ claimable: false, looked: 0 });
     expect(await runOperator({ args: ["agents", "why-idle"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining("agents why-idle needs an AGENT_ID") });
     expect(await runOperator({ args: ["agents", "why-idle", "w1", "--reason", "x"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining("--reason") });
   });
