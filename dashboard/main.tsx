@@ -17,6 +17,21 @@ function useHash(): string {
   return hash;
 }
 
+/**
+ * A task id from the page's address. A link cut short in a chat or a mail ends in half an escape
+ * (`%E0%A4%A`), which decodeURIComponent refuses by throwing, in the middle of drawing the page:
+ * then the text as it came, for the task page to say that no task has that id.
+ */
+function taskIdFromHash(hash: string): string | undefined {
+  const raw = /^#\/task\/(.+)$/.exec(hash)?.[1];
+  if (raw === undefined) return undefined;
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    return raw;
+  }
+}
+
 function Login({ onToken, rejected }: { onToken: (token: string) => void; rejected: boolean }) {
   const [draft, setDraft] = useState("");
   return (
@@ -105,7 +120,7 @@ function App() {
     );
   }
   const props = { api: connection.api, onUnauthorized, may };
-  const taskId = /^#\/task\/(.+)$/.exec(hash)?.[1];
+  const taskId = taskIdFromHash(hash);
   return (
     <div>
       <header>
@@ -133,7 +148,7 @@ function App() {
       </header>
       <main>
         {taskId ? (
-          <TaskPage {...props} taskId={decodeURIComponent(taskId)} />
+          <TaskPage {...props} taskId={taskId} />
         ) : (
           <>
             <Queues {...props} />

@@ -353,6 +353,22 @@ describe.skipIf(!CHROMIUM)("the dashboard in Chromium", () => {
     }
   });
 
+  // A link cut short in a chat or a mail ends in half an escape: decodeURIComponent threw while the
+  // page drew, and the page stayed on what it showed before, with an error in the console only.
+  it("a task link whose escapes are broken opens the task's page, saying no such task, not an error", async () => {
+    await using t = await startTestServer();
+    const page = await browser.newPage();
+    const errors: string[] = [];
+    page.on("pageerror", (error) => errors.push(error.message));
+    try {
+      await page.goto(`${t.url}/#/task/%E0%A4%A`);
+      await page.getByText('task "%E0%A4%A" not found').waitFor({ timeout: 10_000 });
+      expect(errors).toEqual([]);
+    } finally {
+      await page.close();
+    }
+  });
+
   // The chart reads the newest 5,000 events on opening: with fewer retained, from the oldest kept
   // (a start behind the retained log was refused, and the chart stayed at zero, saying nothing).
   it("charts throughput when fewer events are retained than it reads on opening", async () => {
