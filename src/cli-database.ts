@@ -20,13 +20,9 @@ export interface Output {
 }
 
 export async function runMigrate(config: Config, out: Output): Promise<number> {
-  const [{ checkBeforeMigrating, checkSchema }, { openDatabase }, { applyMigrations }] = await Promise.all([
-    import("./db/startup-checks.js"),
-    import("./db/open-database.js"),
-    import("./db/migrate.js"),
-  ]);
+  const [{ checkBeforeMigrating, checkSchema, openToMigrate }, { applyMigrations }] = await Promise.all([import("./db/startup-checks.js"), import("./db/migrate.js")]);
   checkBeforeMigrating(config);
-  const db = openDatabase(config);
+  const db = openToMigrate(config);
   try {
     const applied = applyMigrations(db);
     checkSchema(db, config.dbPath);

@@ -6,8 +6,7 @@ import { AgentService } from "./agents/agent-service.js";
 import { Credentials } from "./auth/credentials.js";
 import type { Config } from "./config.js";
 import { applyMigrations } from "./db/migrate.js";
-import { checkBeforeMigrating, checkSchema } from "./db/startup-checks.js";
-import { openDatabase } from "./db/open-database.js";
+import { checkBeforeMigrating, checkSchema, openToMigrate } from "./db/startup-checks.js";
 import { Database } from "./db/thread/database.js";
 import { Deliveries } from "./delivery/delivery.js";
 import { EventBus } from "./events/event-bus.js";
@@ -88,7 +87,7 @@ export interface Coordination {
  */
 function migrate(config: Config): string[] {
   checkBeforeMigrating(config);
-  const db = openDatabase(config);
+  const db = openToMigrate(config);
   try {
     const applied = applyMigrations(db);
     checkSchema(db, config.dbPath);

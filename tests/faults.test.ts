@@ -1,7 +1,7 @@
 // A database that fails under the server, and files it should not serve: clear errors, no
 // crash, nothing acknowledged that is not stored, nothing written to a file it refuses.
 import { createHash } from "node:crypto";
-import { closeSync, openSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync, writeSync, existsSync } from "node:fs";
+import { closeSync, openSync, readFileSync, rmSync, statSync, symlinkSync, truncateSync, writeFileSync, writeSync, existsSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { Writable } from "node:stream";
@@ -83,6 +83,25 @@ describe("files refused at start-up, untouched", () => {
     expect([served.code, served.stderr]).toEqual([3, expected]);
     const migrated = await runCli({ args: ["migrate", "--db", path] });
     expect([migrated.code, migrated.stderr]).toEqual([3, expected]);
+  });
+
+  // The directory exists and is writable, yet the file cannot be made there: SQLite says only
+  // "unable to open database file", and that went out as a fatal log line with its stack, exit 1.
+  it("a new database file the system cannot create (a name too long, a link to a missing volume): exit 3 with one line naming why", async () => {
+    const dir = makeTempDir();
+    const long = join(dir, `${"a".repeat(300)}.db`);
+    const dangling = join(dir, "link.db");
+    symlinkSync(join(dir, "unmounted", "coordination.db"), dangling);
+    for (const [path, why] of [
+      [long, "ENAMETOOLONG"],
+      [dangling, `a symbolic link to ${join(dir, "unmounted", "coordination.db")}, which cannot be created (ENOENT)`],
+    ] as const) {
+      const expected = `coordination: cannot create the database file ${path}: ${why}\n`;
+      const served = await runCli({ args: ["--port", "0", "--db", path] });
+      expect([served.code, served.stderr]).toEqual([3, expected]);
+      const migrated = await runCli({ args: ["migrate", "--db", path] });
+      expect([migrated.code, migrated.stderr]).toEqual([3, expected]);
+    }
   });
 
   it.skipIf(smallFilesystemProbe !== true)("a new database file in a read-only directory: exit 3", async () => {

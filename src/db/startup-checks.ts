@@ -7,12 +7,12 @@
 //  - after the pending migrations: every table and column this version expects is there, as it
 //    expects it (a renamed or dropped column is a file this version would corrupt).
 // A refused file is never migrated nor written to; the CLI exits with code 3.
-import { accessSync, closeSync, constants, existsSync, openSync, readSync, statSync } from "node:fs";
+import { accessSync, closeSync, constants, existsSync, lstatSync, openSync, readlinkSync, readSync, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import Database from "better-sqlite3";
 import type { Config } from "../config.js";
 import { applyMigrations, defaultMigrationsDir, readMigrations } from "./migrate.js";
-import type { SqliteDatabase } from "./open-database.js";
+import { openDatabase, type SqliteDatabase } from "./open-database.js";
 
 export class DatabaseRefused extends Error {
   override name = "DatabaseRefused";
@@ -109,6 +109,43 @@ export function checkBeforeMigrating(config: Pick<Config, "dbPath">, dir = defau
   } finally {
     db.close();
   }
+}
+
+/**
+ * The first connection that may write, after checkBeforeMigrating: the one that creates a new
+ * file. A directory that exists and may be written can still refuse the file (a name longer than
+ * the file system takes, a symbolic link to a volume not mounted), and SQLite says only "unable
+ * to open database file": refused with the system's reason, as the checks refuse, not thrown on
+ * as a crash with its stack.
+ */
+export function openToMigrate(config: Pick<Config, "dbPath" | "busyTimeoutMs" | "durability">): SqliteDatabase {
+  const existed = config.dbPath === ":memory:" || existsSync(config.dbPath);
+  try {
+    return openDatabase(config);
+  } catch (error) {
+    if (!(error instanceof Database.SqliteError)) throw error;
+    if (existed) throw new DatabaseRefused(`the database file ${config.dbPath} cannot be opened (${error.message})`);
+    throw new DatabaseRefused(`cannot create the database file ${config.dbPath}: ${whyNotCreated(config.dbPath, error.message)}`);
+  }
+}
+
+/** Why a file SQLite could not create cannot be: the system's code for it, and where a link points. */
+function whyNotCreated(path: string, sqliteMessage: string): string {
+  let code: string | undefined;
+  try {
+    closeSync(openSync(path, "r"));
+  } catch (error) {
+    code = (error as NodeJS.ErrnoException).code;
+  }
+  let link: string | undefined;
+  try {
+    if (lstatSync(path).isSymbolicLink()) link = readlinkSync(path);
+  } catch {
+    // Not there at all: no link to name.
+  }
+  if (link !== undefined) return `a symbolic link to ${link}, which cannot be created (${code ?? sqliteMessage})`;
+  // A file that is not there cannot be read: ENOENT says nothing more than SQLite does.
+  return code === undefined || code === "ENOENT" ? sqliteMessage : code;
 }
 
 interface Column {
