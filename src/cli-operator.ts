@@ -26,7 +26,7 @@ import { deadLetteredNote, ENQUEUE_OPTIONS, enqueuedText, enqueueOf, PUBLISH_OPT
 import { delayOption, durationOption, expiryArg, int, jsonOption, listOption, num, OperatorUsageError, str, timeArg } from "./cli-options.js";
 import { INTERRUPTED_EXIT, ReadInterrupted, readValueFiles } from "./cli-value-files.js";
 import { readTasksNow } from "./cli-tasks-now.js";
-import { BEYOND_C0, cut, keyPrefixesText, printable, table, utc, when } from "./cli-text.js";
+import { BEYOND_C0, cut, keyPrefixesText, printable, shownUrl, table, utc, when } from "./cli-text.js";
 import { MAX_EVERY_MS, MIN_EVERY_MS } from "./schedules/schedule-schemas.js";
 import { MAX_CORDON_MS } from "./agents/agent-schemas.js";
 import { MAX_RUN_MS } from "./tasks/task-schemas.js";
@@ -877,11 +877,11 @@ export async function runOperatorCommand(
       // No answer from the server at all: the transport's reason. A change whose connection broke
       // after it was sent may have been made: an operator told "cannot reach" would ask again.
       const reason = error.cause instanceof Error ? error.cause.message : error.message;
-      if (code === undefined && mayHaveBeenServed(error)) out.stderr(`coordination: no answer from the server at ${url} (${reason}): what was asked may have been done; look before asking again\n`);
+      if (code === undefined && mayHaveBeenServed(error)) out.stderr(`coordination: no answer from the server at ${shownUrl(url)} (${reason}): what was asked may have been done; look before asking again\n`);
       // A read whose connection broke, or that went unanswered, reached the server: "cannot reach"
       // would send the operator to look for a server that is there (a restart, a proxy's timeout).
-      else if (code === undefined && !neverReached(error)) out.stderr(`coordination: no answer from the server at ${url} (${reason}): nothing was changed; ask again\n`);
-      else if (code === undefined) out.stderr(`coordination: cannot reach the server at ${url} (${reason})\n`);
+      else if (code === undefined && !neverReached(error)) out.stderr(`coordination: no answer from the server at ${shownUrl(url)} (${reason}): nothing was changed; ask again\n`);
+      else if (code === undefined) out.stderr(`coordination: cannot reach the server at ${shownUrl(url)} (${reason})\n`);
       else {
         const fix = code !== "UNAUTHORIZED" ? "" : token ? " (the server refused the token given)" : " (give one with --token or COORDINATION_TOKEN)";
         const takes = commandOptions(words, options) ?? [];

@@ -22,6 +22,19 @@ export const printable = (text: string): string => text.replace(CONTROL, (c) => 
 const escapeCode = (c: string): string => (c.charCodeAt(0) <= 0xff ? `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}` : `\\u${c.charCodeAt(0).toString(16)}`);
 
 /** A time in UTC to the second, unmarked ("2026-12-04 21:55:00"): for text that says UTC itself (a schedule's lines, a column headed so). */
+/**
+ * A server's address as the command line says it: a password in it (`https://ops:…@proxy/`, for
+ * a proxy that asks for one) shown as `***`, as Go's URL.Redacted shows it. What a command says
+ * goes to terminals and CI logs, and through the MCP relay into a model's context.
+ */
+export function shownUrl(url: string): string {
+  if (!URL.canParse(url)) return url;
+  const parsed = new URL(url);
+  if (parsed.password === "") return url;
+  parsed.password = "***";
+  return parsed.href;
+}
+
 export const utc = (date: Date | null | undefined): string => (date ? date.toISOString().replace("T", " ").slice(0, 19) : "-");
 /** A time as the tables show it: UTC to the second, marked so ("2026-12-04 21:55:00Z"): an operator elsewhere read it as local time. */
 export const when = (date: Date | null | undefined): string => (date ? `${utc(date)}Z` : "-");

@@ -5,6 +5,7 @@
 // credentials), 3 a database file refused at start-up (damaged, read-only, another version's).
 import { bearerToken } from "../client/bearer-token.js";
 import { ConfigError, FLAGS, SETTINGS, SWITCHES, envName, loadConfig, type Config, type SettingName } from "./config.js";
+import { shownUrl } from "./cli-text.js";
 import { createLogger } from "./logger.js";
 import { whenParentGone } from "./parent-watch.js";
 import type { CoordinationServer } from "./server/create-server.js";
@@ -288,7 +289,14 @@ async function mcpMain(argv: string[]): Promise<number> {
   // Checked before anything starts: a URL with no scheme ("127.0.0.1:8000") threw from deep in
   // the relay, with a stack trace and exit code 1.
   if (!URL.canParse(url) || !["http:", "https:"].includes(new URL(url).protocol)) {
-    process.stderr.write(`coordination: mcp --url must be the server's http:// or https:// address, e.g. http://127.0.0.1:8000 (got ${JSON.stringify(url)})\n`);
+    process.stderr.write(`coordination: mcp --url must be the server's http:// or https:// address, e.g. http://127.0.0.1:8000 (got ${JSON.stringify(shownUrl(url))})\n`);
+    return 2;
+  }
+  // fetch refuses a URL holding a user or password: every relayed call failed, in words that
+  // carried the password into the model's context.
+  const { username, password } = new URL(url);
+  if (username !== "" || password !== "") {
+    process.stderr.write(`coordination: mcp --url must not hold a user or password, which the relay cannot send (got ${JSON.stringify(shownUrl(url))}): give the server's address alone, and its token with --token\n`);
     return 2;
   }
   const token = options["--token"] ?? process.env.COORDINATION_TOKEN;

@@ -474,6 +474,18 @@ describe("the stdio relay's refusals", () => {
   });
 });
 
+describe("the stdio relay's words about its server", () => {
+  // fetch cannot send a URL's user and password: every relayed call failed, in words that carried
+  // the password into a model's context. Refused before anything starts, without repeating it.
+  it("a --url holding a password is a usage error (exit 2) that does not repeat it", async () => {
+    const exit = await runCli({ args: ["mcp", "--url", "http://ops:proxy-pass-42@127.0.0.1:9/"] });
+    expect([exit.code, exit.stderr]).toEqual([
+      2,
+      'coordination: mcp --url must not hold a user or password, which the relay cannot send (got "http://ops:***@127.0.0.1:9/"): give the server\'s address alone, and its token with --token\n',
+    ]);
+  });
+});
+
 describe("resources", () => {
   it("a read that fails is a JSON-RPC error with MCP's code and the API's error as data", async () => {
     t = await startTestServer();

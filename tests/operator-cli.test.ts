@@ -280,6 +280,15 @@ describe("operator commands against a running server", () => {
       expect(exit.stderr).toMatch(/^coordination: cannot reach the server at http:\/\/127\.0\.0\.1:9/);
     }
   });
+
+  // A proxy in front of the server may ask for a password in the URL; what the command says goes
+  // to terminals and CI logs, and must not carry it.
+  it("names the server without the password its URL holds", async () => {
+    const exit = await runCli({ args: ["stats", "--url", "http://ops:proxy-pass-42@127.0.0.1:9/"] });
+    expect(exit.code).toBe(1);
+    expect(exit.stderr).toMatch(/^coordination: cannot reach the server at http:\/\/ops:\*\*\*@127\.0\.0\.1:9\/ /);
+    expect(exit.stderr).not.toContain("proxy-pass-42");
+  });
 });
 
 describe("the database file", () => {
