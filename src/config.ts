@@ -61,7 +61,9 @@ const origin = z.string().regex(/^https?:\/\/[^/\s]+$/i);
  * documentation (also used by --help and .env.example).
  */
 export const SETTINGS = {
-  host: { ...nonEmptyString(), default: "127.0.0.1", doc: "Server bind address" },
+  // No host name or address holds whitespace: one around it (a manifest's "127.0.0.1 ") was not
+  // loopback to the start-up check, which refused to listen "on 127.0.0.1 " without credentials.
+  host: { schema: z.string().regex(/^\S+$/), allowed: "a host name or address, without spaces", default: "127.0.0.1", doc: "Server bind address" },
   port: { ...int(0, 65_535), default: 8000, doc: "Server port (0 picks a free one)" },
   dbPath: { ...nonEmptyString(), default: "coordination.db", doc: "SQLite database path (created and migrated at start-up)" },
   logLevel: {

@@ -114,15 +114,23 @@ describe("loadConfig", () => {
   it("rejects empty, null, boolean and list values instead of reading them as 0, 1 or 80", () => {
     // z.coerce.number() would have turned each of these into a valid-looking port.
     expect(problemsOf({ env: { COORDINATION_PORT: "" } })).toEqual(['COORDINATION_PORT: must be an integer from 0 to 65535 (got "")']);
-    expect(problemsOf({ env: { COORDINATION_HOST: "" } })).toEqual(['COORDINATION_HOST: must be a non-empty string (got "")']);
+    expect(problemsOf({ env: { COORDINATION_HOST: "" } })).toEqual(['COORDINATION_HOST: must be a host name or address, without spaces (got "")']);
     expect(problemsOf({ env: { COORDINATION_PORT: "0x50" } })).toEqual(['COORDINATION_PORT: must be an integer from 0 to 65535 (got "0x50")']);
     const file = writeYaml("c.yaml", "port:\nbusyTimeoutMs: true\nmaxAttempts: [3]\nhost: 5\n");
     expect(problemsOf({ configFile: file })).toEqual([
-      `host (in ${file}): must be a non-empty string (got 5)`,
+      `host (in ${file}): must be a host name or address, without spaces (got 5)`,
       `port (in ${file}): must be an integer from 0 to 65535 (got null)`,
       `busyTimeoutMs (in ${file}): must be an integer (milliseconds) from 0 to 60000 (got true)`,
       `maxAttempts (in ${file}): must be an integer from 1 to 1000 (got [3])`,
     ]);
+  });
+
+  // From a manifest or a quoted YAML value, a space around the address: the start-up check did not
+  // take "127.0.0.1 " for loopback and refused to listen "on 127.0.0.1 " without credentials.
+  it("a host with a space in it is a problem naming the setting, not a refusal to listen on it", () => {
+    expect(problemsOf({ env: { COORDINATION_HOST: "127.0.0.1 " } })).toEqual(['COORDINATION_HOST: must be a host name or address, without spaces (got "127.0.0.1 ")']);
+    const file = writeYaml("spaced.yaml", 'host: " localhost"\n');
+    expect(problemsOf({ configFile: file })).toEqual([`host (in ${file}): must be a host name or address, without spaces (got " localhost")`]);
   });
 
   it("reports every problem at once, including file problems", () => {
