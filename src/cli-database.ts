@@ -20,12 +20,15 @@ export interface Output {
 }
 
 export async function runMigrate(config: Config, out: Output): Promise<number> {
-  const [{ checkBeforeMigrating, checkSchema, openToMigrate }, { applyMigrations }] = await Promise.all([import("./db/startup-checks.js"), import("./db/migrate.js")]);
+  const [{ checkBeforeMigrating, checkSchema, openToMigrate, unlessLocked }, { applyMigrations }] = await Promise.all([import("./db/startup-checks.js"), import("./db/migrate.js")]);
   checkBeforeMigrating(config);
   const db = openToMigrate(config);
   try {
-    const applied = applyMigrations(db);
-    checkSchema(db, config.dbPath);
+    const applied = unlessLocked(config.dbPath, () => {
+      const done = applyMigrations(db);
+      checkSchema(db, config.dbPath);
+      return done;
+    });
     out.stderr(applied.length === 0 ? `${config.dbPath} is up to date\n` : `applied to ${config.dbPath}: ${applied.join(", ")}\n`);
     return 0;
   } finally {

@@ -1,7 +1,7 @@
 // The `coordination` command: reads configuration (flags > env > file > defaults), starts the
 // server, and shuts it down gracefully on SIGINT/SIGTERM. Exit codes: 0 clean stop; 1 failure to
 // start or to stop cleanly (a database thread lost, a WAL checkpoint failed on a full disk: the
-// message says what is safe), 2 invalid configuration or usage (or a non-loopback host without
+// message says what is safe; the database file locked by another process past busyTimeoutMs), 2 invalid configuration or usage (or a non-loopback host without
 // credentials), 3 a database file refused at start-up (damaged, read-only, another version's).
 import { bearerToken } from "../client/bearer-token.js";
 import { ConfigError, FLAGS, SETTINGS, SWITCHES, envName, loadConfig, type Config, type SettingName } from "./config.js";
@@ -215,13 +215,13 @@ async function operatorMain(argv: string[]): Promise<number> {
  * (2); a port in use or an address not this machine's, a failure to start (1); a database file
  * the server cannot use (damaged, read-only, another version's, not creatable), 3.
  */
-const SENTENCE_EXITS: Readonly<Record<string, number>> = { InsecureBindError: 2, ConfigError: 2, ListenError: 1, DatabaseRefused: 3 };
+const SENTENCE_EXITS: Readonly<Record<string, number>> = { InsecureBindError: 2, ConfigError: 2, ListenError: 1, DatabaseLocked: 1, DatabaseRefused: 3 };
 
 const DATABASE_USAGE = {
   migrate: [
     "Usage: coordination migrate [--db PATH] [--config FILE.yaml]",
     "Checks the database file (--db, or the settings) and applies its pending migrations, then exits.",
-    "Exit 0 done, 2 usage or settings, 3 a file the server would refuse (damaged, another version's, not creatable).",
+    "Exit 0 done, 1 the file locked by another process past busyTimeoutMs, 2 usage or settings, 3 a file the server would refuse (damaged, another version's, not creatable).",
   ],
   backup: [
     "Usage: coordination backup FILE [--db PATH] [--config FILE.yaml]",
@@ -256,9 +256,9 @@ async function databaseMain(command: "migrate" | "backup", argv: string[]): Prom
   try {
     return command === "migrate" ? await runMigrate(config, out) : await runBackup(config, positional[0]!, out);
   } catch (error) {
-    if (error instanceof Error && error.name === "DatabaseRefused") {
+    if (error instanceof Error && (error.name === "DatabaseRefused" || error.name === "DatabaseLocked")) {
       process.stderr.write(`coordination: ${error.message}\n`);
-      return 3;
+      return SENTENCE_EXITS[error.name]!;
     }
     throw error;
   }

@@ -6,7 +6,7 @@ import { AgentService } from "./agents/agent-service.js";
 import { Credentials } from "./auth/credentials.js";
 import type { Config } from "./config.js";
 import { applyMigrations } from "./db/migrate.js";
-import { checkBeforeMigrating, checkSchema, openToMigrate } from "./db/startup-checks.js";
+import { checkBeforeMigrating, checkSchema, openToMigrate, unlessLocked } from "./db/startup-checks.js";
 import { Database } from "./db/thread/database.js";
 import { Deliveries } from "./delivery/delivery.js";
 import { EventBus } from "./events/event-bus.js";
@@ -89,9 +89,11 @@ function migrate(config: Config): string[] {
   checkBeforeMigrating(config);
   const db = openToMigrate(config);
   try {
-    const applied = applyMigrations(db);
-    checkSchema(db, config.dbPath);
-    return applied;
+    return unlessLocked(config.dbPath, () => {
+      const applied = applyMigrations(db);
+      checkSchema(db, config.dbPath);
+      return applied;
+    });
   } finally {
     db.close();
   }

@@ -104,6 +104,26 @@ describe("files refused at start-up, untouched", () => {
     }
   });
 
+  // An open sqlite3 shell in a transaction, another process migrating: start-up waited
+  // busyTimeoutMs for the lock, then died of "database is locked" as a fatal log line with its stack.
+  it("a database file another process holds locked past busyTimeoutMs: exit 1 with one line saying so, from the server and from migrate", async () => {
+    const path = join(makeTempDir(), "locked.db");
+    expect((await runCli({ args: ["migrate", "--db", path] })).code).toBe(0);
+    const holder = new Database(path);
+    holder.exec("BEGIN EXCLUSIVE");
+    try {
+      const expected = `coordination: the database file ${path} is locked by another process, which held its lock past the busy timeout: start again once it lets go (an open sqlite3 shell or a long transaction on the file, another server migrating it)\n`;
+      const env = { COORDINATION_BUSY_TIMEOUT_MS: "200" };
+      const served = await runCli({ args: ["--port", "0", "--db", path], env });
+      expect([served.code, served.stderr]).toEqual([1, expected]);
+      const migrated = await runCli({ args: ["migrate", "--db", path], env });
+      expect([migrated.code, migrated.stderr]).toEqual([1, expected]);
+    } finally {
+      holder.exec("ROLLBACK");
+      holder.close();
+    }
+  });
+
   it.skipIf(smallFilesystemProbe !== true)("a new database file in a read-only directory: exit 3", async () => {
     const mounted = mountSmallFilesystem(8192);
     if (typeof mounted === "string") throw new Error(mounted);

@@ -18,6 +18,32 @@ export class DatabaseRefused extends Error {
   override name = "DatabaseRefused";
 }
 
+/** Another process held the file's lock past the busy timeout while start-up checked or migrated it: try again once it lets go. */
+export class DatabaseLocked extends Error {
+  override name = "DatabaseLocked";
+  constructor(path: string) {
+    super(
+      `the database file ${path} is locked by another process, which held its lock past the busy timeout: start again once it lets go (an open sqlite3 shell or a long transaction on the file, another server migrating it)`,
+    );
+  }
+}
+
+const isBusy = (error: unknown): boolean => error instanceof Database.SqliteError && error.code.startsWith("SQLITE_BUSY");
+
+/**
+ * Start-up's work on the file (its migrations, the check of its schema): a lock another process
+ * holds past the busy timeout is said in one sentence (DatabaseLocked), not thrown on as a crash
+ * with its stack.
+ */
+export function unlessLocked<T>(path: string, work: () => T): T {
+  try {
+    return work();
+  } catch (error) {
+    if (isBusy(error)) throw new DatabaseLocked(path);
+    throw error;
+  }
+}
+
 const writable = (path: string): boolean => {
   try {
     accessSync(path, constants.W_OK);
@@ -90,6 +116,8 @@ export function checkBeforeMigrating(config: Pick<Config, "dbPath">, dir = defau
       // quick_check(1): the first problem only; it reads every page once, without the slower index cross-checks.
       check = db.pragma("quick_check(1)", { simple: true }) as string;
     } catch (error) {
+      // A file in rollback-journal mode (a backup copy put in place) under another's write: not damaged.
+      if (isBusy(error)) throw new DatabaseLocked(path);
       throw new DatabaseRefused(`the file ${path} is not a usable SQLite database (${(error as Error).message})`);
     }
     if (check !== "ok") throw new DatabaseRefused(`the database file ${path} is damaged (quick_check: ${check.replace(/\s+/g, " ").trim()}); restore a backup`);
@@ -124,6 +152,8 @@ export function openToMigrate(config: Pick<Config, "dbPath" | "busyTimeoutMs" | 
     return openDatabase(config);
   } catch (error) {
     if (!(error instanceof Database.SqliteError)) throw error;
+    // Its journal mode is set as it opens, which waits for another process's lock.
+    if (isBusy(error)) throw new DatabaseLocked(config.dbPath);
     if (existed) throw new DatabaseRefused(`the database file ${config.dbPath} cannot be opened (${error.message})`);
     throw new DatabaseRefused(`cannot create the database file ${config.dbPath}: ${whyNotCreated(config.dbPath, error.message)}`);
   }
