@@ -66,7 +66,7 @@ export function parseTokensArgs(argv: string[]): { command: TokensCommand; db?: 
 /** Runs a tokens command on the configured database; returns the exit code (0 done, 2 refused input). */
 export async function runTokensCommand(command: TokensCommand, config: Config, out: { stdout: (text: string) => void; stderr: (text: string) => void }): Promise<number> {
   // Loaded here: the other commands need none of it.
-  const [{ openDatabase }, { pendingMigrations }, { checkBeforeMigrating, checkSchema, DatabaseRefused }, { Statements }, { TokenStore, toTokenView }, { createTokenInput }, { ADMIN_TOKEN_ID, ADMIN_TOKEN_NOT_REVOCABLE }] = await Promise.all([
+  const [{ openDatabase }, { pendingMigrations }, { checkBeforeMigrating, checkSchema, DatabaseRefused, unlessLocked }, { Statements }, { TokenStore, toTokenView }, { createTokenInput }, { ADMIN_TOKEN_ID, ADMIN_TOKEN_NOT_REVOCABLE }] = await Promise.all([
     import("./db/open-database.js"),
     import("./db/migrate.js"),
     import("./db/startup-checks.js"),
@@ -84,75 +84,79 @@ export async function runTokensCommand(command: TokensCommand, config: Config, o
   // damaged, migrated by a newer version). A tokens command never migrates: a server of the
   // version that wrote the file may be running on it, and would be refused at its next start.
   checkBeforeMigrating(config);
-  const db = openDatabase(config);
+  const db = unlessLocked(config.dbPath, () => openDatabase(config));
   try {
-    const pending = pendingMigrations(db);
-    if (pending.length > 0) {
-      throw new DatabaseRefused(
-        `the database file ${config.dbPath} lacks migrations this version brings (${pending.join(", ")}): run \`coordination migrate\`, or start this version's server on it, first`,
-      );
-    }
-    checkSchema(db, config.dbPath);
-    const tokens = new TokenStore(new Statements(db));
-    const now = Date.now();
-    if (command.action === "create") {
-      const agentId = command.options["--agent"];
-      if (agentId === undefined && command.options["--role"] === undefined) {
-        out.stderr("coordination tokens create: give --agent AGENT_ID, or --role read|admin\n");
-        return 2;
+    // A server writing its own work waits its turn; one held past busyTimeoutMs (an open sqlite3
+    // shell in a transaction) is said in one line, not thrown on with a stack.
+    return unlessLocked(config.dbPath, () => {
+      const pending = pendingMigrations(db);
+      if (pending.length > 0) {
+        throw new DatabaseRefused(
+          `the database file ${config.dbPath} lacks migrations this version brings (${pending.join(", ")}): run \`coordination migrate\`, or start this version's server on it, first`,
+        );
       }
-      const parsed = createTokenInput.safeParse({
-        role: command.options["--role"] ?? (agentId === undefined ? undefined : "agent"),
-        ...(agentId === undefined ? {} : { agentId }),
-        ...(command.options["--name"] === undefined ? {} : { name: command.options["--name"] }),
-        ...(command.kvPrefixes.length === 0 ? {} : { kvPrefixes: command.kvPrefixes }),
-      });
-      if (!parsed.success) {
-        out.stderr(`coordination tokens create: ${toErrorBody(parsed.error).message}\n`);
-        return 2;
+      checkSchema(db, config.dbPath);
+      const tokens = new TokenStore(new Statements(db));
+      const now = Date.now();
+      if (command.action === "create") {
+        const agentId = command.options["--agent"];
+        if (agentId === undefined && command.options["--role"] === undefined) {
+          out.stderr("coordination tokens create: give --agent AGENT_ID, or --role read|admin\n");
+          return 2;
+        }
+        const parsed = createTokenInput.safeParse({
+          role: command.options["--role"] ?? (agentId === undefined ? undefined : "agent"),
+          ...(agentId === undefined ? {} : { agentId }),
+          ...(command.options["--name"] === undefined ? {} : { name: command.options["--name"] }),
+          ...(command.kvPrefixes.length === 0 ? {} : { kvPrefixes: command.kvPrefixes }),
+        });
+        if (!parsed.success) {
+          out.stderr(`coordination tokens create: ${toErrorBody(parsed.error).message}\n`);
+          return 2;
+        }
+        const issued = tokens.create(parsed.data, now);
+        const { token } = issued;
+        const scope = token.kvPrefixes === null ? "" : `, writes only keys starting with ${keyPrefixesText(token.kvPrefixes)}`;
+        out.stderr(`issued token ${token.id} (role ${token.role}${token.agentId ? `, agent ${token.agentId}` : ""}${scope}); its secret follows, shown this once\n`);
+        out.stdout(`${issued.secret}\n`);
+        return 0;
       }
-      const issued = tokens.create(parsed.data, now);
-      const { token } = issued;
-      const scope = token.kvPrefixes === null ? "" : `, writes only keys starting with ${keyPrefixesText(token.kvPrefixes)}`;
-      out.stderr(`issued token ${token.id} (role ${token.role}${token.agentId ? `, agent ${token.agentId}` : ""}${scope}); its secret follows, shown this once\n`);
-      out.stdout(`${issued.secret}\n`);
+      if (command.action === "revoke") {
+        const id = command.positional[0]!;
+        if (id === ADMIN_TOKEN_ID) {
+          out.stderr(`coordination tokens revoke: ${ADMIN_TOKEN_NOT_REVOCABLE}\n`);
+          return 2;
+        }
+        const row = tokens.revoke(id, now);
+        if (!row) {
+          out.stderr(`coordination tokens revoke: no token "${id}"\n`);
+          return 2;
+        }
+        out.stderr(`revoked token ${id}${row.revokedAt !== null && Number(row.revokedAt) !== now ? " (it already was)" : ""}\n`);
+        return 0;
+      }
+      const views = tokens.list(command.options["--all"] === true).map(toTokenView);
+      if (command.options["--json"] === true) {
+        out.stdout(`${JSON.stringify(views, null, 2)}\n`);
+        return 0;
+      }
+      // Times as the operator's other tables show them; names escaped as they do agents' text (a
+      // control character in a name is not a terminal command).
+      const rows = views.map((t) => [
+        t.id,
+        t.role,
+        printable(t.agentId ?? "-"),
+        printable(t.name || "-"),
+        t.kvPrefixes === null ? "-" : keyPrefixesText(t.kvPrefixes),
+        when(t.createdAt),
+        t.lastUsedAt === null ? "never" : when(t.lastUsedAt),
+        when(t.revokedAt),
+      ]);
+      const header = ["ID", "ROLE", "AGENT", "NAME", "WRITES KEYS", "CREATED", "LAST USED", "REVOKED"];
+      const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+      for (const row of [header, ...rows]) out.stdout(`${row.map((cell, i) => cell.padEnd(widths[i]!)).join("  ").trimEnd()}\n`);
       return 0;
-    }
-    if (command.action === "revoke") {
-      const id = command.positional[0]!;
-      if (id === ADMIN_TOKEN_ID) {
-        out.stderr(`coordination tokens revoke: ${ADMIN_TOKEN_NOT_REVOCABLE}\n`);
-        return 2;
-      }
-      const row = tokens.revoke(id, now);
-      if (!row) {
-        out.stderr(`coordination tokens revoke: no token "${id}"\n`);
-        return 2;
-      }
-      out.stderr(`revoked token ${id}${row.revokedAt !== null && Number(row.revokedAt) !== now ? " (it already was)" : ""}\n`);
-      return 0;
-    }
-    const views = tokens.list(command.options["--all"] === true).map(toTokenView);
-    if (command.options["--json"] === true) {
-      out.stdout(`${JSON.stringify(views, null, 2)}\n`);
-      return 0;
-    }
-    // Times as the operator's other tables show them; names escaped as they do agents' text (a
-    // control character in a name is not a terminal command).
-    const rows = views.map((t) => [
-      t.id,
-      t.role,
-      printable(t.agentId ?? "-"),
-      printable(t.name || "-"),
-      t.kvPrefixes === null ? "-" : keyPrefixesText(t.kvPrefixes),
-      when(t.createdAt),
-      t.lastUsedAt === null ? "never" : when(t.lastUsedAt),
-      when(t.revokedAt),
-    ]);
-    const header = ["ID", "ROLE", "AGENT", "NAME", "WRITES KEYS", "CREATED", "LAST USED", "REVOKED"];
-    const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-    for (const row of [header, ...rows]) out.stdout(`${row.map((cell, i) => cell.padEnd(widths[i]!)).join("  ").trimEnd()}\n`);
-    return 0;
+    });
   } finally {
     db.close();
   }

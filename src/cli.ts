@@ -137,9 +137,9 @@ async function tokensMain(argv: string[]): Promise<number> {
   try {
     return await runTokensCommand(parsed.command, config, { stdout: (text) => process.stdout.write(text), stderr: (text) => process.stderr.write(text) });
   } catch (error) {
-    if (error instanceof Error && error.name === "DatabaseRefused") {
+    if (error instanceof Error && (error.name === "DatabaseRefused" || error.name === "DatabaseLocked")) {
       process.stderr.write(`coordination: ${error.message}\n`);
-      return 3;
+      return SENTENCE_EXITS[error.name]!;
     }
     throw error;
   }

@@ -106,7 +106,7 @@ describe("files refused at start-up, untouched", () => {
 
   // An open sqlite3 shell in a transaction, another process migrating: start-up waited
   // busyTimeoutMs for the lock, then died of "database is locked" as a fatal log line with its stack.
-  it("a database file another process holds locked past busyTimeoutMs: exit 1 with one line saying so, from the server and from migrate", async () => {
+  it("a database file another process holds locked past busyTimeoutMs: exit 1 with one line saying so, from the server, migrate and tokens", async () => {
     const path = join(makeTempDir(), "locked.db");
     expect((await runCli({ args: ["migrate", "--db", path] })).code).toBe(0);
     const holder = new Database(path);
@@ -118,6 +118,8 @@ describe("files refused at start-up, untouched", () => {
       expect([served.code, served.stderr]).toEqual([1, expected]);
       const migrated = await runCli({ args: ["migrate", "--db", path], env });
       expect([migrated.code, migrated.stderr]).toEqual([1, expected]);
+      const issued = await runCli({ args: ["tokens", "create", "--role", "admin", "--db", path], env });
+      expect([issued.code, issued.stdout, issued.stderr]).toEqual([1, "", expected]);
     } finally {
       holder.exec("ROLLBACK");
       holder.close();
