@@ -36,6 +36,19 @@ export async function runMigrate(config: Config, out: Output): Promise<number> {
   }
 }
 
+/**
+ * Removes a partial copy that failed. One that was never made (a name the file system refuses,
+ * ENAMETOOLONG) cannot be removed either: that is no second failure to die of, with its stack,
+ * over the first, which the command says.
+ */
+function removePartial(partial: string): void {
+  try {
+    rmSync(partial, { force: true });
+  } catch {
+    // Nothing there to remove.
+  }
+}
+
 export async function runBackup(config: Config, target: string, out: Output): Promise<number> {
   if (!existsSync(config.dbPath)) {
     out.stderr(`coordination backup: no database at ${config.dbPath}\n`);
@@ -66,7 +79,7 @@ export async function runBackup(config: Config, target: string, out: Output): Pr
     try {
       source.prepare("VACUUM INTO ?").run(partial);
     } catch (error) {
-      rmSync(partial, { force: true });
+      removePartial(partial);
       out.stderr(`coordination backup: cannot write ${target} (${(error as Error).message})\n`);
       return 3;
     }
@@ -84,13 +97,13 @@ export async function runBackup(config: Config, target: string, out: Output): Pr
       copy.close();
     }
     if (!verdict.ok) {
-      rmSync(partial, { force: true });
+      removePartial(partial);
       out.stderr(`coordination backup: the copy failed its check (${verdict.check}); nothing was written to ${target}\n`);
       return 3;
     }
     // Never over a file that appeared meanwhile (a backup never overwrites).
     if (existsSync(target)) {
-      rmSync(partial, { force: true });
+      removePartial(partial);
       out.stderr(`coordination backup: ${target} exists; give a new file (a backup never overwrites)\n`);
       return 2;
     }

@@ -27,4 +27,16 @@ describe("coordination backup exit codes", () => {
     expect(existsSync(target)).toBe(false);
     expect(readdirSync(dir).filter((name) => name.startsWith("copy.db"))).toEqual([]);
   });
+
+  // VACUUM INTO could not make the partial file, and removing that file, which was never made,
+  // threw in turn: the command died with ENAMETOOLONG and rmSync's stack.
+  it("says 3, in one line, for a target the file system cannot make (a name too long)", async () => {
+    const dir = makeTempDir();
+    const db = join(dir, "c.db");
+    expect((await runCli({ args: ["migrate", "--db", db] })).code).toBe(0);
+    const target = join(dir, `${"b".repeat(300)}.db`);
+    const backup = await runCli({ args: ["backup", target, "--db", db] });
+    expect([backup.code, backup.stderr]).toEqual([3, expect.stringMatching(/^coordination backup: cannot write \S+\.db \(.*\)\n$/)]);
+    expect(readdirSync(dir).filter((name) => name.startsWith("b"))).toEqual([]);
+  });
 });
