@@ -160,6 +160,41 @@ export function findRefusedKey(value: unknown): string | null {
 }
 
 /**
+ * Where `value` refers back to a container it is inside of (a cycle): that place's path, and the
+ * path of the container (null: `value` itself), or null when there is none. Only an in-process
+ * caller's input can hold one (every transport reads a tree); the walks above assume a tree and
+ * went round a cycle until memory ran out. A container reached twice without a cycle (one list
+ * under two keys) is walked once: it is JSON written twice. Iterative, linear in the containers.
+ */
+export function findCycle(value: unknown): { at: string; to: string | null } | null {
+  if (value === null || typeof value !== "object") return null;
+  // The containers on the way from `value` to the one being walked, and those walked whole.
+  const open = new Map<object, Frame>();
+  const done = new Set<object>();
+  const stack: Array<Frame | { leave: object }> = [{ value, parent: undefined, key: "", depth: 0 }];
+  while (stack.length > 0) {
+    const f = stack.pop()!;
+    if ("leave" in f) {
+      open.delete(f.leave);
+      done.add(f.leave);
+      continue;
+    }
+    if (done.has(f.value)) continue;
+    open.set(f.value, f);
+    stack.push({ leave: f.value });
+    const entries: Array<[string | number, unknown]> = Array.isArray(f.value) ? f.value.map((item, i) => [i, item]) : Object.entries(f.value);
+    for (let i = entries.length - 1; i >= 0; i--) {
+      const [key, item] = entries[i]!;
+      if (item === null || typeof item !== "object" || done.has(item)) continue;
+      const container = open.get(item);
+      if (container !== undefined) return { at: pathOf(f, key), to: container.parent === undefined ? null : pathOf(container) };
+      stack.push({ value: item, parent: f, key, depth: 0 });
+    }
+  }
+  return null;
+}
+
+/**
  * findRefusedKey for a call's input, inside its fields: a key of the input itself is a field
  * name, which its schema refuses as an unknown field when it is not one (named as sent).
  */

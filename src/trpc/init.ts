@@ -6,7 +6,7 @@ import { initTRPC, TRPCError } from "@trpc/server";
 import { authorize, unauthorized } from "../auth/access.js";
 import type { ConsumingCall, Delivery } from "../delivery/delivery.js";
 import { CoordinationError, invalidField } from "../errors.js";
-import { findRefusedKeyInFields, REFUSED_KEY_PROBLEM } from "../json-checks.js";
+import { findCycle, findRefusedKeyInFields, REFUSED_KEY_PROBLEM } from "../json-checks.js";
 import type { Services } from "../services.js";
 import type { Context } from "./context.js";
 import { toErrorBody, trpcCodeOf, trpcErrorData } from "./error-shape.js";
@@ -65,6 +65,9 @@ export function admitCall(ctx: Context, meta: Meta | undefined, path: string, gi
   // app-router.ts refuses to load a router with a procedure that declares none.
   if (access === undefined) throw new Error(`${path} declares no access`);
   if (!services.credentials.isCurrent(ctx.caller)) throw unauthorized();
+  // An in-process caller's objects may contain themselves, which no walk below could finish
+  // (json-checks.ts findCycle); every transport reads a tree, so only the program's own calls are looked at.
+  if (ctx.caller.kind === "trusted") refuseCycles(rawInput);
   // Before any schema: zod leaves a __proto__ key out of what it parses, so a loose object (an
   // agent card keeps unknown fields) would lose it without a word (json-checks.ts, REFUSED_KEYS).
   // A key of the input itself is a field name: the schema refuses it as an unknown field.
@@ -72,6 +75,12 @@ export function admitCall(ctx: Context, meta: Meta | undefined, path: string, gi
   if (refused !== null) throw invalidField(refused, REFUSED_KEY_PROBLEM);
   if (ctx.caller.kind === "trusted" || ctx.caller.kind === "open" || access.role === "open") return rawInput;
   return authorize(access, ctx.caller, path, rawInput, services.log);
+}
+
+/** INVALID_INPUT naming where `input` refers back to a container it is inside of, as tRPC's wire format is refused (wire-encoding.ts). */
+function refuseCycles(input: unknown): void {
+  const cycle = findCycle(input);
+  if (cycle !== null) throw invalidField(cycle.at, `refers back to ${cycle.to ?? "the whole input"} (a cycle): an input must be JSON`);
 }
 
 const enforceAccess = t.middleware(async ({ ctx, meta, path, type, getRawInput, next }) => {
