@@ -8,7 +8,7 @@ import type { inferRouterInputs, inferRouterOutputs } from "@trpc/server";
 import { TRUSTED } from "./auth/credentials.js";
 import { loadConfig, type Config, type SettingName } from "./config.js";
 import { inProcessTransport } from "./delivery/transports.js";
-import { CoordinationError, type DomainErrorCode } from "./errors.js";
+import { CoordinationError, invalidField, type DomainErrorCode } from "./errors.js";
 import type { JsonObject, JsonValue } from "./json-types.js";
 import { createLogger, type Logger } from "./logger.js";
 import { createCoordination } from "./services.js";
@@ -261,15 +261,42 @@ export interface InProcessOptions {
 
 const createCaller = createCallerFactory(appRouter);
 
-/** Rethrows what a procedure throws as CoordinationError, with the same code and message as over HTTP. */
-async function domainErrors<T>(call: Promise<T>): Promise<T> {
+/**
+ * Makes the call, rethrowing what it throws as CoordinationError, with the same code and message
+ * as over HTTP. A thunk, so what the input's building throws (a refused argument) rejects too.
+ */
+async function domainErrors<T>(call: () => Promise<T>): Promise<T> {
   try {
-    return await call;
+    return await call();
   } catch (error) {
     const body = toErrorBody(error);
     if (body.code === "INTERNAL") throw error;
     throw new CoordinationError(body.code as DomainErrorCode, body.message, body.details);
   }
+}
+
+/**
+ * An options argument, to spread into the call's input. Spread as given, a string made fields
+ * "0", "1", … (refused as unknown, naming no argument) and a number or boolean none at all:
+ * claim("agent-1", 5000) claimed without waiting, without a word. A JavaScript caller's
+ * positional habit: refused, naming the argument, as a field of the wrong type is.
+ */
+function fields<T>(options: T, argument: string): T {
+  // Left out, or null, spreads into nothing: no options.
+  if (options === undefined || options === null || (typeof options === "object" && !Array.isArray(options))) return options;
+  throw invalidField(argument, `must be an object (got ${Array.isArray(options) ? "array" : typeof options})`);
+}
+
+/**
+ * agents.register's input from the options object, or from the seed's register(agentId,
+ * capabilities, metadata?): anything but an object where the capabilities go is taken as them, so
+ * one capability given as a string is refused as over HTTP ("capabilities: must be an array").
+ */
+function registrationOf(agentId: string, registration: unknown, metadata: JsonObject | undefined): In["agents"]["register"] {
+  if (registration === undefined || registration === null || (typeof registration === "object" && !Array.isArray(registration))) {
+    return { ...(registration as Rest<In["agents"]["register"], "agentId"> | null | undefined), agentId };
+  }
+  return { agentId, capabilities: registration as string[], ...(metadata === undefined ? {} : { metadata }) };
 }
 
 /**
@@ -290,110 +317,110 @@ export async function openCoordination(options: InProcessOptions = {}): Promise<
   const run = domainErrors;
   return {
     tasks: {
-      enqueue: (task) => run(api.tasks.enqueue(task)),
-      enqueueMany: (tasks) => run(api.tasks.enqueueMany({ tasks })),
-      claim: (agentId, claimOptions) => run(api.tasks.claim({ ...claimOptions, agentId })),
-      claimMany: (agentId, claimOptions) => run(api.tasks.claimMany({ ...claimOptions, agentId })),
-      heartbeat: (taskId, agentId, heartbeatOptions) => run(api.tasks.heartbeat({ ...heartbeatOptions, taskId, agentId })),
+      enqueue: (task) => run(() => api.tasks.enqueue(task)),
+      enqueueMany: (tasks) => run(() => api.tasks.enqueueMany({ tasks })),
+      claim: (agentId, claimOptions) => run(() => api.tasks.claim({ ...fields(claimOptions, "options"), agentId })),
+      claimMany: (agentId, claimOptions) => run(() => api.tasks.claimMany({ ...fields(claimOptions, "options"), agentId })),
+      heartbeat: (taskId, agentId, heartbeatOptions) => run(() => api.tasks.heartbeat({ ...fields(heartbeatOptions, "options"), taskId, agentId })),
       complete: (taskId: string, settle?: string | Rest<In["tasks"]["complete"], "taskId">, result?: JsonValue, options?: { leaseToken?: number }) =>
-        run(api.tasks.complete(typeof settle === "string" ? { ...options, taskId, agentId: settle, result } : { ...settle, taskId })),
-      completeAndClaim: (taskId, agentId, settle) => run(api.tasks.completeAndClaim({ ...settle, taskId, agentId })),
+        run(() => api.tasks.complete(typeof settle === "string" ? { ...fields(options, "options"), taskId, agentId: settle, result } : { ...fields(settle, "settle"), taskId })),
+      completeAndClaim: (taskId, agentId, settle) => run(() => api.tasks.completeAndClaim({ ...fields(settle, "settle"), taskId, agentId })),
       fail: (taskId: string, settle: string | Rest<In["tasks"]["fail"], "taskId">, error?: string, options?: { retry?: boolean; retryAfterMs?: number; leaseToken?: number }) =>
-        run(api.tasks.fail(typeof settle === "string" ? { ...options, taskId, agentId: settle, error: error! } : { ...settle, taskId })),
-      release: (taskId, agentId, releaseOptions) => run(api.tasks.release({ ...releaseOptions, taskId, agentId })),
-      cancel: (taskId, reason) => run(api.tasks.cancel(reason === undefined ? { taskId } : { taskId, reason })),
-      requeue: (taskId, requeueOptions) => run(api.tasks.requeue({ ...requeueOptions, taskId })),
-      promote: (taskId) => run(api.tasks.promote({ taskId })),
-      update: (taskId, change) => run(api.tasks.update({ ...change, taskId })),
-      requeueMany: (options) => run(api.tasks.requeueMany(options ?? {})),
-      cancelMany: (options) => run(api.tasks.cancelMany(options)),
-      steal: (agentId, stealOptions) => run(api.tasks.steal({ ...stealOptions, agentId })),
-      get: (taskId) => run(api.tasks.get({ taskId })),
-      wait: (taskId, waitOptions) => run(api.tasks.wait({ ...waitOptions, taskId })),
-      waitMany: (taskIds, waitOptions) => run(api.tasks.waitMany({ ...waitOptions, taskIds })),
-      list: (filter) => run(api.tasks.list(filter ?? {})),
-      stats: (options) => run(api.tasks.stats(options)),
-      appendLog: (taskId, agentId, entries, options) => run(api.tasks.appendLog({ ...options, taskId, agentId, entries })),
-      log: (taskId, options) => run(api.tasks.log({ ...options, taskId })),
+        run(() => api.tasks.fail(typeof settle === "string" ? { ...fields(options, "options"), taskId, agentId: settle, error: error! } : { ...fields(settle, "settle"), taskId })),
+      release: (taskId, agentId, releaseOptions) => run(() => api.tasks.release({ ...fields(releaseOptions, "options"), taskId, agentId })),
+      cancel: (taskId, reason) => run(() => api.tasks.cancel(reason === undefined ? { taskId } : { taskId, reason })),
+      requeue: (taskId, requeueOptions) => run(() => api.tasks.requeue({ ...fields(requeueOptions, "options"), taskId })),
+      promote: (taskId) => run(() => api.tasks.promote({ taskId })),
+      update: (taskId, change) => run(() => api.tasks.update({ ...fields(change, "change"), taskId })),
+      requeueMany: (options) => run(() => api.tasks.requeueMany(options ?? {})),
+      cancelMany: (options) => run(() => api.tasks.cancelMany(options)),
+      steal: (agentId, stealOptions) => run(() => api.tasks.steal({ ...fields(stealOptions, "options"), agentId })),
+      get: (taskId) => run(() => api.tasks.get({ taskId })),
+      wait: (taskId, waitOptions) => run(() => api.tasks.wait({ ...fields(waitOptions, "options"), taskId })),
+      waitMany: (taskIds, waitOptions) => run(() => api.tasks.waitMany({ ...fields(waitOptions, "options"), taskIds })),
+      list: (filter) => run(() => api.tasks.list(filter ?? {})),
+      stats: (options) => run(() => api.tasks.stats(options)),
+      appendLog: (taskId, agentId, entries, options) => run(() => api.tasks.appendLog({ ...fields(options, "options"), taskId, agentId, entries })),
+      log: (taskId, options) => run(() => api.tasks.log({ ...fields(options, "options"), taskId })),
     },
     queues: {
-      pause: (queue, options) => run(api.queues.pause({ ...options, queue })),
-      resume: (queue) => run(api.queues.resume({ queue })),
-      status: (queue) => run(api.queues.status({ queue })),
-      paused: () => run(api.queues.paused()),
-      setLimit: (queue, maxLeased) => run(api.queues.setLimit({ queue, maxLeased })),
-      removeLimit: (queue) => run(api.queues.removeLimit({ queue })),
-      limit: (queue) => run(api.queues.limit({ queue })),
-      limits: () => run(api.queues.limits()),
-      setRate: (queue, maxClaims, perMs) => run(api.queues.setRate({ queue, maxClaims, perMs })),
-      removeRate: (queue) => run(api.queues.removeRate({ queue })),
-      rate: (queue) => run(api.queues.rate({ queue })),
-      rates: () => run(api.queues.rates()),
+      pause: (queue, options) => run(() => api.queues.pause({ ...fields(options, "options"), queue })),
+      resume: (queue) => run(() => api.queues.resume({ queue })),
+      status: (queue) => run(() => api.queues.status({ queue })),
+      paused: () => run(() => api.queues.paused()),
+      setLimit: (queue, maxLeased) => run(() => api.queues.setLimit({ queue, maxLeased })),
+      removeLimit: (queue) => run(() => api.queues.removeLimit({ queue })),
+      limit: (queue) => run(() => api.queues.limit({ queue })),
+      limits: () => run(() => api.queues.limits()),
+      setRate: (queue, maxClaims, perMs) => run(() => api.queues.setRate({ queue, maxClaims, perMs })),
+      removeRate: (queue) => run(() => api.queues.removeRate({ queue })),
+      rate: (queue) => run(() => api.queues.rate({ queue })),
+      rates: () => run(() => api.queues.rates()),
     },
     schedules: {
-      set: (schedule) => run(api.schedules.set(schedule)),
-      get: (scheduleId) => run(api.schedules.get({ scheduleId })),
-      list: (options) => run(api.schedules.list(options)),
-      remove: (scheduleId) => run(api.schedules.remove({ scheduleId })),
-      pause: (scheduleId) => run(api.schedules.pause({ scheduleId })),
-      resume: (scheduleId) => run(api.schedules.resume({ scheduleId })),
-      trigger: (scheduleId) => run(api.schedules.trigger({ scheduleId })),
+      set: (schedule) => run(() => api.schedules.set(schedule)),
+      get: (scheduleId) => run(() => api.schedules.get({ scheduleId })),
+      list: (options) => run(() => api.schedules.list(options)),
+      remove: (scheduleId) => run(() => api.schedules.remove({ scheduleId })),
+      pause: (scheduleId) => run(() => api.schedules.pause({ scheduleId })),
+      resume: (scheduleId) => run(() => api.schedules.resume({ scheduleId })),
+      trigger: (scheduleId) => run(() => api.schedules.trigger({ scheduleId })),
     },
     events: {
-      publish: (event) => run(api.events.publish(event)),
-      subscribe: (agentId, types, subscribeOptions) => run(api.events.subscribe({ ...subscribeOptions, agentId, types })),
-      unsubscribe: (agentId, types) => run(api.events.unsubscribe(types === undefined ? { agentId } : { agentId, types })),
-      poll: (agentId, pollOptions) => run(api.events.poll({ ...pollOptions, agentId })),
-      ack: (agentId, seq) => run(api.events.ack({ agentId, seq })),
-      list: (listOptions) => run(api.events.list(listOptions ?? {})),
-      subscription: (agentId) => run(api.events.subscription({ agentId })),
+      publish: (event) => run(() => api.events.publish(event)),
+      subscribe: (agentId, types, subscribeOptions) => run(() => api.events.subscribe({ ...fields(subscribeOptions, "options"), agentId, types })),
+      unsubscribe: (agentId, types) => run(() => api.events.unsubscribe(types === undefined ? { agentId } : { agentId, types })),
+      poll: (agentId, pollOptions) => run(() => api.events.poll({ ...fields(pollOptions, "options"), agentId })),
+      ack: (agentId, seq) => run(() => api.events.ack({ agentId, seq })),
+      list: (listOptions) => run(() => api.events.list(listOptions ?? {})),
+      subscription: (agentId) => run(() => api.events.subscription({ agentId })),
     },
     agents: {
       register: (agentId: string, registration?: string[] | Rest<In["agents"]["register"], "agentId">, metadata?: JsonObject) =>
-        run(api.agents.register(Array.isArray(registration) ? { agentId, capabilities: registration, ...(metadata === undefined ? {} : { metadata }) } : { ...registration, agentId })),
-      heartbeat: (agentId, report) => run(api.agents.heartbeat({ ...report, agentId })),
-      deregister: (agentId) => run(api.agents.deregister({ agentId })),
-      cordon: (agentId, options) => run(api.agents.cordon({ ...options, agentId })),
-      uncordon: (agentId) => run(api.agents.uncordon({ agentId })),
-      get: (agentId) => run(api.agents.get({ agentId })),
-      list: (filter) => run(api.agents.list(filter ?? {})),
-      findByCapability: (capability, options) => run(api.agents.findByCapability({ ...options, capability })),
+        run(() => api.agents.register(registrationOf(agentId, registration, metadata))),
+      heartbeat: (agentId, report) => run(() => api.agents.heartbeat({ ...fields(report, "report"), agentId })),
+      deregister: (agentId) => run(() => api.agents.deregister({ agentId })),
+      cordon: (agentId, options) => run(() => api.agents.cordon({ ...fields(options, "options"), agentId })),
+      uncordon: (agentId) => run(() => api.agents.uncordon({ agentId })),
+      get: (agentId) => run(() => api.agents.get({ agentId })),
+      list: (filter) => run(() => api.agents.list(filter ?? {})),
+      findByCapability: (capability, options) => run(() => api.agents.findByCapability({ ...fields(options, "options"), capability })),
     },
     locks: {
-      acquire: (name, agentId, options) => run(api.locks.acquire({ ...options, name, agentId })),
-      renew: (name, agentId, options) => run(api.locks.renew({ ...options, name, agentId })),
-      release: (name, agentId, options) => run(api.locks.release({ ...options, name, agentId })),
-      forceRelease: (name, reason) => run(api.locks.forceRelease(reason === undefined ? { name } : { name, reason })),
-      get: (name) => run(api.locks.get({ name })),
-      list: (filter) => run(api.locks.list(filter ?? {})),
+      acquire: (name, agentId, options) => run(() => api.locks.acquire({ ...fields(options, "options"), name, agentId })),
+      renew: (name, agentId, options) => run(() => api.locks.renew({ ...fields(options, "options"), name, agentId })),
+      release: (name, agentId, options) => run(() => api.locks.release({ ...fields(options, "options"), name, agentId })),
+      forceRelease: (name, reason) => run(() => api.locks.forceRelease(reason === undefined ? { name } : { name, reason })),
+      get: (name) => run(() => api.locks.get({ name })),
+      list: (filter) => run(() => api.locks.list(filter ?? {})),
     },
     semaphores: {
-      acquire: (name, agentId, limit, options) => run(api.semaphores.acquire({ ...options, name, agentId, limit })),
-      renew: (name, agentId, fencingToken, leaseMs) => run(api.semaphores.renew(leaseMs === undefined ? { name, agentId, fencingToken } : { name, agentId, fencingToken, leaseMs })),
-      release: (name, agentId, fencingToken) => run(api.semaphores.release({ name, agentId, fencingToken })),
-      forceRelease: (name, options) => run(api.semaphores.forceRelease({ ...options, name })),
-      get: (name) => run(api.semaphores.get({ name })),
-      list: (filter) => run(api.semaphores.list(filter ?? {})),
+      acquire: (name, agentId, limit, options) => run(() => api.semaphores.acquire({ ...fields(options, "options"), name, agentId, limit })),
+      renew: (name, agentId, fencingToken, leaseMs) => run(() => api.semaphores.renew(leaseMs === undefined ? { name, agentId, fencingToken } : { name, agentId, fencingToken, leaseMs })),
+      release: (name, agentId, fencingToken) => run(() => api.semaphores.release({ name, agentId, fencingToken })),
+      forceRelease: (name, options) => run(() => api.semaphores.forceRelease({ ...fields(options, "options"), name })),
+      get: (name) => run(() => api.semaphores.get({ name })),
+      list: (filter) => run(() => api.semaphores.list(filter ?? {})),
     },
     webhooks: {
-      create: (url, types, options) => run(api.webhooks.create({ ...options, url, types })),
-      update: (id, changes) => run(api.webhooks.update({ ...changes, id })),
-      rotateSecret: (id, graceMs) => run(api.webhooks.rotateSecret(graceMs === undefined ? { id } : { id, graceMs })),
-      remove: (id) => run(api.webhooks.remove({ id })),
-      get: (id) => run(api.webhooks.get({ id })),
-      list: () => run(api.webhooks.list()),
+      create: (url, types, options) => run(() => api.webhooks.create({ ...fields(options, "options"), url, types })),
+      update: (id, changes) => run(() => api.webhooks.update({ ...fields(changes, "changes"), id })),
+      rotateSecret: (id, graceMs) => run(() => api.webhooks.rotateSecret(graceMs === undefined ? { id } : { id, graceMs })),
+      remove: (id) => run(() => api.webhooks.remove({ id })),
+      get: (id) => run(() => api.webhooks.get({ id })),
+      list: () => run(() => api.webhooks.list()),
     },
     kv: {
-      set: (key, value, options) => run(api.kv.set({ ...options, key, value })),
-      get: (key, options) => run(api.kv.get({ ...options, key })),
-      increment: (key, options) => run(api.kv.increment({ ...options, key })),
-      delete: (key, options) => run(api.kv.delete({ ...options, key })),
-      list: (filter) => run(api.kv.list(filter ?? {})),
+      set: (key, value, options) => run(() => api.kv.set({ ...fields(options, "options"), key, value })),
+      get: (key, options) => run(() => api.kv.get({ ...fields(options, "options"), key })),
+      increment: (key, options) => run(() => api.kv.increment({ ...fields(options, "options"), key })),
+      delete: (key, options) => run(() => api.kv.delete({ ...fields(options, "options"), key })),
+      list: (filter) => run(() => api.kv.list(filter ?? {})),
     },
     memory: {
-      remember: (note) => run(api.memory.remember(note)),
-      recall: (query) => run(api.memory.recall(query)),
-      forget: (memoryId) => run(api.memory.forget({ memoryId })),
+      remember: (note) => run(() => api.memory.remember(note)),
+      recall: (query) => run(() => api.memory.recall(query)),
+      forget: (memoryId) => run(() => api.memory.forget({ memoryId })),
     },
     close: () => coordination.close(),
   };

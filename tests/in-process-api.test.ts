@@ -29,6 +29,37 @@ describe("openCoordination", () => {
     }
   });
 
+  // A JavaScript caller's positional habit: a number where the options object goes was spread
+  // into nothing (claim("agent-1", 5000) claimed without waiting, lock leases kept their default)
+  // and a string into fields "0", "1", … that named no argument. Each is refused, naming it, as
+  // the server names a field of the wrong type, and as a rejection, never a throw from the call.
+  it("refuses options that are no object, naming the argument, where they were ignored or spread into characters", async () => {
+    const coordination = await open();
+    try {
+      const call = (f: () => Promise<unknown>) => {
+        const promise = f();
+        expect(promise).toBeInstanceOf(Promise);
+        return promise.catch((error: unknown) => error);
+      };
+      expect(await call(() => coordination.tasks.claim("agent-1", 5000 as never))).toMatchObject({ code: "INVALID_INPUT", message: "options: must be an object (got number)" });
+      expect(await call(() => coordination.locks.acquire("l", "agent-1", 60_000 as never))).toMatchObject({ code: "INVALID_INPUT", message: "options: must be an object (got number)" });
+      expect(await call(() => coordination.events.subscribe("agent-1", ["x.*"], 0 as never))).toMatchObject({ code: "INVALID_INPUT", message: "options: must be an object (got number)" });
+      expect(await call(() => coordination.kv.set("k", 1, true as never))).toMatchObject({ code: "INVALID_INPUT", message: "options: must be an object (got boolean)" });
+      expect(await call(() => coordination.tasks.update("t", "soon" as never))).toMatchObject({ code: "INVALID_INPUT", message: "change: must be an object (got string)" });
+      expect(await call(() => coordination.tasks.complete("t", ["agent-1"] as never))).toMatchObject({ code: "INVALID_INPUT", message: "settle: must be an object (got array)" });
+      // The seed's register(agentId, capabilities) with one capability as a string: as over HTTP.
+      expect(await call(() => coordination.agents.register("agent-1", "gpu" as never))).toMatchObject({ code: "INVALID_INPUT", message: "capabilities: must be an array (got string)" });
+      // Nothing refused was done: no lock taken, no key written, no agent registered.
+      expect((await coordination.locks.get("l")).held).toBe(false);
+      expect((await coordination.kv.get("k")).entry).toBeNull();
+      await expect(coordination.agents.get("agent-1")).rejects.toMatchObject({ code: "AGENT_NOT_FOUND" });
+      // null is no options, as undefined is.
+      expect(await coordination.tasks.claim("agent-1", null as never)).toBeNull();
+    } finally {
+      await coordination.close();
+    }
+  });
+
   it("types each setting, and throws ConfigError naming every value out of range", async () => {
     // @ts-expect-error leaseMs is a number of milliseconds
     const words = openCoordination({ settings: { leaseMs: "30 seconds" } });
