@@ -409,6 +409,17 @@ function checkUnknownVariables(env: NodeJS.ProcessEnv, where: (key: string) => s
   }
 }
 
+/**
+ * Settings given by name (the in-process API's settings, a test's): one not known is refused as
+ * the YAML file refuses it. Left unread, a JavaScript caller's leaseMS ran with the default lease.
+ */
+function checkUnknownOverrides(overrides: ConfigSources["overrides"], problems: string[]): void {
+  const known = Object.keys(SETTINGS);
+  for (const key of Object.keys(overrides ?? {})) {
+    if (!Object.hasOwn(SETTINGS, key)) problems.push(`${key}: unknown setting${suggestion(key, known)}`);
+  }
+}
+
 /** " (did you mean X?)" for a near miss, else where the list is: a typo is the likely cause, and 50 names are not an answer. */
 function suggestion(key: string, known: readonly string[]): string {
   const closest = known.map((name) => ({ name, distance: editDistance(key, name) })).sort((a, b) => a.distance - b.distance)[0];
@@ -433,6 +444,7 @@ export function loadConfig(sources: ConfigSources = {}): Config {
   const realEnv = sources.env ?? process.env;
   checkUnknownVariables(dotenv, (key) => `${key} (in ${sources.dotenvFile})`, problems);
   checkUnknownVariables(realEnv, (key) => key, problems);
+  checkUnknownOverrides(sources.overrides, problems);
   const env: NodeJS.ProcessEnv = { ...dotenv, ...realEnv };
   const fromDotenv = new Set(Object.keys(dotenv).filter((key) => realEnv[key] === undefined));
   const configFile = sources.configFile ?? env.COORDINATION_CONFIG;
@@ -481,7 +493,8 @@ function checkDatabaseDirectory(config: Config, origins: Partial<Record<SettingN
   }
 }
 
-const describeValue = (value: unknown): string => (value === undefined ? "undefined" : JSON.stringify(value));
+/** A value as a refusal shows it: as JSON, but a number JSON cannot spell (an in-process setting's NaN) as itself, not as "null". */
+const describeValue = (value: unknown): string => (value === undefined || (typeof value === "number" && !Number.isFinite(value)) ? String(value) : JSON.stringify(value));
 /** A secret setting's value as an error may show it: its length, never its text (logs and terminals keep what they print). */
 const describeSecret = (value: unknown): string => {
   // Which kind of character is wrong, never which character: enough to find a stray space.

@@ -68,6 +68,22 @@ describe("openCoordination", () => {
     await expect(openCoordination({ settings: { durability: 42, leaseMs: 0 } })).rejects.toThrow(/durability: must be one of full, normal[\s\S]*leaseMs/);
   });
 
+  // The YAML file and the environment refuse a setting they do not know; the settings object
+  // took one without a word (a JavaScript caller's leaseMS ran with the default lease). And a
+  // value JSON cannot spell was shown as JSON spells it: NaN and Infinity as "null".
+  it("refuses an unknown setting with the near miss it may mean, and shows NaN as NaN", async () => {
+    const dbPath = join(makeTempDir(), "settings.db");
+    await expect(openCoordination({ settings: { dbPath, logLevel: "silent", leaseMS: 5000 } as never })).rejects.toThrow(
+      "invalid configuration: leaseMS: unknown setting (did you mean leaseMs?)",
+    );
+    await expect(openCoordination({ settings: { dbPath, logLevel: "silent", bogus: 1 } as never })).rejects.toThrow("bogus: unknown setting; --help lists them all");
+    await expect(openCoordination({ settings: { dbPath, logLevel: "silent", leaseMs: Number.NaN } })).rejects.toThrow(/leaseMs: must be an integer \(milliseconds\) from 1 to 604800000 \(got NaN\)$/);
+    await expect(openCoordination({ settings: { dbPath, logLevel: "silent", leaseMs: Number.POSITIVE_INFINITY } })).rejects.toThrow(/\(got Infinity\)$/);
+    // An undefined setting is one left out, as before.
+    const coordination = await openCoordination({ settings: { dbPath, logLevel: "silent", leaseMs: undefined } });
+    await coordination.close();
+  });
+
   it("runs the queue, the stream and the registry without HTTP", async () => {
     const coordination = await open();
     try {
