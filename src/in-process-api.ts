@@ -174,6 +174,8 @@ export interface InProcessCoordination {
     get(agentId: string): Promise<Out["agents"]["get"]>;
     /** Agents in agentId order, filtered by capability, health, status or cordon; paged with `limit` and `after`. */
     list(filter?: In["agents"]["list"]): Promise<Out["agents"]["list"]>;
+    /** The agent's A2A Agent Card: the one it registered with, or one made from its capabilities (each a skill). AGENT_NOT_FOUND when unknown. */
+    card(agentId: string): Promise<Out["agents"]["card"]>;
     /** Healthy agents first, then stale, then offline; least loaded first within each; at most `options.limit`. */
     findByCapability(capability: string, options?: { limit?: number }): Promise<Out["agents"]["findByCapability"]>;
   };
@@ -384,6 +386,7 @@ export async function openCoordination(options: InProcessOptions = {}): Promise<
       uncordon: (agentId) => run(() => api.agents.uncordon({ agentId })),
       get: (agentId) => run(() => api.agents.get({ agentId })),
       list: (filter) => run(() => api.agents.list(filter ?? {})),
+      card: (agentId) => run(() => api.agents.card({ agentId })),
       findByCapability: (capability, options) => run(() => api.agents.findByCapability({ ...fields(options, "options"), capability })),
     },
     locks: {

@@ -114,6 +114,24 @@ describe("openCoordination", () => {
     }
   });
 
+  // The README's A2A paragraph: a card given to agents.register is kept, and GET
+  // /agents/{agentId}/card answers it, or one made from the capabilities. In-process the card
+  // could be registered but not read back as a card.
+  it("reads an agent's A2A card back, its own or one made from its capabilities", async () => {
+    const coordination = await open();
+    try {
+      const card = { name: "Researcher", url: "https://agents.example/researcher", skills: [{ id: "research", name: "Research", description: "Looks things up", tags: ["web"] }] };
+      await coordination.agents.register("carded", { card });
+      expect(await coordination.agents.card("carded")).toEqual(card);
+      expect((await coordination.agents.findByCapability("research")).map((agent) => agent.agentId)).toEqual(["carded"]);
+      await coordination.agents.register("plain", ["summarize"]);
+      expect(await coordination.agents.card("plain")).toMatchObject({ name: "plain", skills: [{ id: "summarize", name: "summarize", tags: ["summarize"] }] });
+      await expect(coordination.agents.card("nobody")).rejects.toMatchObject({ code: "AGENT_NOT_FOUND" });
+    } finally {
+      await coordination.close();
+    }
+  });
+
   it("validates with the server's schemas and throws CoordinationError with the API's codes", async () => {
     const coordination = await open();
     try {
