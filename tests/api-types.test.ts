@@ -131,6 +131,30 @@ const CHECKED = [
   "kv.set", "kv.get", "kv.increment", "kv.delete", "kv.list",
 ];
 
+type IsAny<T> = 0 extends 1 & T ? true : false;
+/**
+ * The paths in `T` whose type is any or unknown, down to 8 levels (JsonValue is a closed union,
+ * a Date a leaf): where a typed client's caller would have to cast. An answer's loose object
+ * (an A2A card's fields beyond those the server reads) would show here too.
+ */
+type Leaks<T, P extends string, D extends unknown[] = []> = D["length"] extends 8
+  ? never
+  : IsAny<T> extends true
+    ? P
+    : unknown extends T
+      ? P
+      : T extends Date | string | number | boolean | null | undefined
+        ? never
+        : T extends readonly (infer E)[]
+          ? Leaks<E, `${P}[]`, [...D, 0]>
+          : T extends object
+            ? { [K in keyof T & string]-?: Leaks<T[K], `${P}.${K}`, [...D, 0]> }[keyof T & string]
+            : never;
+/** Every procedure's answer's leaks, as "namespace.procedure.field" paths. */
+type AnswerLeaks = {
+  [NS in keyof Out & string]: { [M in keyof Out[NS] & string]: Leaks<Out[NS][M], `${NS}.${M}`> }[keyof Out[NS] & string];
+}[keyof Out & string];
+
 describe("AppRouter types", () => {
   it("checks every procedure of the router", () => {
     expect(Object.keys(appRouter._def.procedures).sort()).toEqual([...CHECKED].sort());
@@ -520,6 +544,15 @@ describe("AppRouter types", () => {
     expectTypeOf<Out["tokens"]["revoke"]>().toEqualTypeOf<Token>();
     expectTypeOf<In["tokens"]["whoami"]>().toEqualTypeOf<void | Record<string, never> | undefined>();
     expectTypeOf<Out["tokens"]["whoami"]>().toEqualTypeOf<{ credentialsRequired: boolean; role: "admin" | "agent" | "read"; agentId: string | null; tokenId: string | null; name: string | null; kvPrefixes: string[] | null }>();
+  });
+
+  // The README: every procedure's output is typed. A field typed unknown or any (a zod custom
+  // or passthrough schema in an output) would compile every use of it unchecked.
+  it("no answer holds a field typed any or unknown", () => {
+    expectTypeOf<AnswerLeaks>().toEqualTypeOf<never>();
+    // The check finds what it looks for: an A2A card given to register keeps fields it does not know.
+    expectTypeOf<Leaks<In["agents"]["register"], "card"> extends `card.card.${string}` ? true : false>().toEqualTypeOf<true>();
+    expectTypeOf<Leaks<{ a: { b: unknown[] }; c: any; d: Date }, "x">>().toEqualTypeOf<"x.a.b[]" | "x.c">();
   });
 
   it("errors carry the one shape in data", () => {
