@@ -139,6 +139,8 @@ describe("openCoordination", () => {
       expect(invalid).toBeInstanceOf(CoordinationError);
       expect(invalid).toMatchObject({ code: "INVALID_INPUT", message: "priority: must be at least 0" });
       await expect(coordination.tasks.get("nope")).rejects.toMatchObject({ code: "TASK_NOT_FOUND", message: 'task "nope" not found' });
+      // A Date whose time is NaN, which no transport can carry: said so, not "must be a date (got Date)".
+      await expect(coordination.tasks.enqueue({ runAt: new Date("tomorrow") })).rejects.toMatchObject({ code: "INVALID_INPUT", message: "runAt: must be a valid Date (got an Invalid Date, whose time is NaN)" });
       const task = await coordination.tasks.enqueue({});
       await coordination.tasks.claim("a");
       await expect(coordination.tasks.complete(task.id, { agentId: "b" })).rejects.toMatchObject({ code: "LEASE_CONFLICT" });

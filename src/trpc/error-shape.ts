@@ -155,10 +155,18 @@ const plural = (n: number | bigint, word: string) => `${n} ${word}${Number(n) ==
 /** What zod received, which it says only in its message ("… received undefined"). */
 const receivedIn = (issue: core.$ZodIssue): string | undefined => /received (\w+)/.exec(issue.message)?.[1];
 
+/**
+ * Whether zod refused a Date because its time is NaN (new Date("tomorrow")): only an in-process
+ * caller can give one (superjson cannot write it), and "must be a date (got Date)" said nothing.
+ */
+const invalidDate = (issue: core.$ZodIssue | undefined): boolean => issue?.code === "invalid_type" && issue.expected === "date" && "received" in issue && issue.received === "Invalid Date";
+const INVALID_DATE = "must be a valid Date (got an Invalid Date, whose time is NaN)";
+
 /** One issue as a short sentence about the field, in words a client can act on. */
 function describeIssue(issue: core.$ZodIssue): string {
   switch (issue.code) {
     case "invalid_type": {
+      if (invalidDate(issue)) return INVALID_DATE;
       const received = receivedIn(issue);
       if (received === "undefined") return "is required";
       // A number that is not an integer is still a number: "(got number)" would say nothing.
@@ -169,6 +177,7 @@ function describeIssue(issue: core.$ZodIssue): string {
       // Each accepted form refused the value by its type: name the forms ("a date, a string or a number").
       const forms = issue.errors.map((branch) => (branch.length === 1 && branch[0]!.code === "invalid_type" && branch[0]!.path.length === 0 ? branch[0] : undefined));
       if (forms.length === 0 || forms.some((form) => form === undefined)) return "matches none of the forms this field accepts";
+      if (forms.some(invalidDate)) return INVALID_DATE;
       const names = forms.map((form) => aType((form as core.$ZodIssueInvalidType).expected));
       const received = receivedIn(forms[0]!);
       return `must be ${names.length === 1 ? names[0] : `${names.slice(0, -1).join(", ")} or ${names.at(-1)}`}${received ? ` (got ${received})` : ""}`;
