@@ -2,7 +2,7 @@
 // document order, by its path, and walk containers only: a scalar costs no allocation, so a
 // value of 500,000 numbers is checked without a frame or a path string each.
 import { describe, expect, it } from "vitest";
-import { findNonJson, findRefusedKey, findRefusedKeyInFields, jsonDepth } from "../src/json-checks.js";
+import { findCycle, findNonJson, findRefusedKey, findRefusedKeyInFields, jsonDepth } from "../src/json-checks.js";
 
 describe("findNonJson", () => {
   it("names the first problem in document order, by its path", () => {
@@ -37,5 +37,26 @@ describe("findRefusedKey", () => {
   it("jsonDepth stops counting past its bound", () => {
     expect(jsonDepth({ a: [{ b: 1 }] }, 10)).toBe(3);
     expect(jsonDepth([[[[[1]]]]], 2)).toBe(3);
+  });
+});
+
+describe("findCycle", () => {
+  it("finds a cycle past the plain walk's budget, in a tree of any size, and passes a tree and one shared many times", () => {
+    // A tree of 150,000 objects (past the plain walk's 100,000): no cycle, found the careful way.
+    const wide = { items: Array.from({ length: 150_000 }, (_, i) => ({ i })) };
+    expect(findCycle(wide)).toBeNull();
+    // The same with one item pointing back at the list it is in.
+    const last = wide.items[149_999] as Record<string, unknown>;
+    last.back = wide.items;
+    expect(findCycle(wide)).toEqual({ at: "items[149999].back", to: "items" });
+    // Small ones: at once by the plain walk, or the careful way for a cycle.
+    expect(findCycle({ a: [{ b: 1 }, { c: [2, 3] }] })).toBeNull();
+    const node: Record<string, unknown> = { children: [] };
+    (node.children as unknown[]).push({ parent: node });
+    expect(findCycle({ payload: node })).toEqual({ at: "payload.children[0].parent", to: "payload" });
+    // One object under two keys at each of 40 levels: 2^40 paths, each container walked once.
+    let shared: Record<string, unknown> = { leaf: true };
+    for (let level = 0; level < 40; level++) shared = { a: shared, b: shared };
+    expect(findCycle(shared)).toBeNull();
   });
 });
