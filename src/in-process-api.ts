@@ -98,6 +98,14 @@ export interface InProcessCoordination {
     appendLog(taskId: string, agentId: string, entries: In["tasks"]["appendLog"]["entries"], options?: Rest<In["tasks"]["appendLog"], "taskId" | "agentId" | "entries">): Promise<Out["tasks"]["appendLog"]>;
     /** A page of the task's log after `after` (by `attempt`, `level`); with `waitMs`, waits for its next lines or its settle. TASK_NOT_FOUND when there is none. */
     log(taskId: string, options?: Rest<In["tasks"]["log"], "taskId">): Promise<Out["tasks"]["log"]>;
+    /** The task's own events, oldest first (up to `limit`): its transitions. TASK_NOT_FOUND when there is none. */
+    events(taskId: string, options?: Rest<In["tasks"]["events"], "taskId">): Promise<Out["tasks"]["events"]>;
+    /**
+     * Why the agent's claim (with these `queues` and `capabilities`) would answer no task now:
+     * paused, full or rate-limited queues, the capabilities and targets of the due tasks it may
+     * not run, its next delayed task, and `claimable` (whether a claim would be handed one).
+     */
+    claimOutlook(agentId: string, options?: Rest<In["tasks"]["claimOutlook"], "agentId">): Promise<Out["tasks"]["claimOutlook"]>;
   };
   queues: {
     /** Pauses `queue`: no claim or steal takes its tasks until it is resumed; enqueues are taken. A queue already paused keeps its pause. */
@@ -156,6 +164,8 @@ export interface InProcessCoordination {
     list(options?: In["events"]["list"]): Promise<Out["events"]["list"]>;
     /** The agent's patterns and cursors. SUBSCRIPTION_NOT_FOUND when it has none. */
     subscription(agentId: string): Promise<Out["events"]["subscription"]>;
+    /** Where the log stands: `head`, the newest event's seq, and `prunedThrough`, the newest retention removed. */
+    head(): Promise<Out["events"]["head"]>;
   };
   agents: {
     /** Registers the agent, or updates it: capabilities (an A2A card's skills join them), metadata. */
@@ -344,6 +354,8 @@ export async function openCoordination(options: InProcessOptions = {}): Promise<
       stats: (options) => run(() => api.tasks.stats(options)),
       appendLog: (taskId, agentId, entries, options) => run(() => api.tasks.appendLog({ ...fields(options, "options"), taskId, agentId, entries })),
       log: (taskId, options) => run(() => api.tasks.log({ ...fields(options, "options"), taskId })),
+      events: (taskId, options) => run(() => api.tasks.events({ ...fields(options, "options"), taskId })),
+      claimOutlook: (agentId, options) => run(() => api.tasks.claimOutlook({ ...fields(options, "options"), agentId })),
     },
     queues: {
       pause: (queue, options) => run(() => api.queues.pause({ ...fields(options, "options"), queue })),
@@ -376,6 +388,7 @@ export async function openCoordination(options: InProcessOptions = {}): Promise<
       ack: (agentId, seq) => run(() => api.events.ack({ agentId, seq })),
       list: (listOptions) => run(() => api.events.list(listOptions ?? {})),
       subscription: (agentId) => run(() => api.events.subscription({ agentId })),
+      head: () => run(() => api.events.head()),
     },
     agents: {
       register: (agentId: string, registration?: string[] | Rest<In["agents"]["register"], "agentId">, metadata?: JsonObject) =>

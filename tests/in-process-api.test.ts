@@ -132,6 +132,27 @@ describe("openCoordination", () => {
     }
   });
 
+  // An embedding program asks why its agent is idle, what became of a task, and where the log
+  // stands, as the HTTP API answers them (tasks.claimOutlook, tasks.events, events.head).
+  it("answers why an agent gets no task, a task's events, and the log's head", async () => {
+    const coordination = await open();
+    try {
+      await coordination.queues.pause("held");
+      const task = await coordination.tasks.enqueue({ queue: "held", payload: { n: 1 } });
+      await coordination.tasks.enqueue({ queue: "gpu", capability: "cuda" });
+      expect(await coordination.tasks.claim("idle", { queues: ["held", "gpu"] })).toBeNull();
+      const outlook = await coordination.tasks.claimOutlook("idle", { queues: ["held", "gpu"] });
+      expect(outlook).toMatchObject({ claimable: false, paused: ["held"], needCapabilities: [{ capability: "cuda", tasks: 1 }] });
+      expect((await coordination.tasks.events(task.id)).map((event) => event.type)).toEqual(["task.enqueued"]);
+      await expect(coordination.tasks.events("no-such-task")).rejects.toMatchObject({ code: "TASK_NOT_FOUND" });
+      const { head, prunedThrough } = await coordination.events.head();
+      expect(head).toBe((await coordination.events.list({ limit: 1000 })).at(-1)!.seq);
+      expect(prunedThrough).toBe(0);
+    } finally {
+      await coordination.close();
+    }
+  });
+
   it("validates with the server's schemas and throws CoordinationError with the API's codes", async () => {
     const coordination = await open();
     try {
