@@ -10,7 +10,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { setMaxListeners } from "node:events";
 import { randomUUID } from "node:crypto";
-import { HeldLease, isCancelledTask, isCredentialRefused, isLeaseGone, isTransient, RunTimeLimitReached, TaskCancelled, isUnknownField, isUnknownProcedure, momentNow, type Moment, type SettleOutcome } from "./lease-calls.js";
+import { HeldLease, isCancelledTask, isCredentialRefused, isLeaseGone, isTransient, isUnanswered, RunTimeLimitReached, TaskCancelled, isUnknownField, isUnknownProcedure, momentNow, type Moment, type SettleOutcome } from "./lease-calls.js";
 import { watchCancels } from "./cancel-watch.js";
 import { unsendableCause } from "./serialize-input.js";
 import type { ClaimedTask, CoordinationApi, JsonObject, JsonValue, RouterInputs, RouterOutputs } from "./types.js";
@@ -760,8 +760,10 @@ export async function runWorker<P>(options: WorkerOptions<P>): Promise<Worker> {
           claimKey = undefined;
           continue;
         }
-        // A claim the server refused (a bad input, too many parked): answered, it leased nothing.
-        if (!isTransient(error)) claimKey = undefined;
+        // A claim the server refused (a bad input, too many parked: a 429, which isTransient
+        // counts in): answered, it leased nothing. Its key kept, the loop sent it again past its
+        // turn (a claim sent again skips the parking gate), each refused loop for good.
+        if (!isUnanswered(error)) claimKey = undefined;
         else if (claimKey === undefined) orphansSuspected = true;
         onError(error);
         await sleep(CLAIM_RETRY_MS, undefined, { signal: claiming.signal }).catch(() => undefined);

@@ -3,7 +3,7 @@
 // default). A worker of concurrency 100 had 36 loops refused 429 twice a second; now it parks 8,
 // runs 100 tasks at once all the same, and reports nothing.
 import { expect, it, vi } from "vitest";
-import { runWorker } from "../client/index.js";
+import { createCoordinationClient, runWorker } from "../client/index.js";
 import { startTestServer } from "./helpers/test-server.js";
 
 /** The claims parked on the server now (its metrics). */
@@ -51,5 +51,37 @@ it("a worker of concurrency 100 parks 8 claims when idle, runs 100 tasks at once
   } finally {
     finish();
     await worker.stop();
+  }
+});
+
+it("a claim refused for too many parked (429) leased nothing: the loop is not sent again with its key, past the turns, but waits its turn", async () => {
+  // Fewer parked claims allowed than the worker's turns: some of its claims are refused 429.
+  await using t = await startTestServer({ maxParkedPerAgent: 2 });
+  /** Each claim sent: its key and the status it was answered with (0 while under way). */
+  const claims: Array<{ key: string | undefined; status: number }> = [];
+  const client = createCoordinationClient({
+    url: t.url,
+    fetch: async (input, init) => {
+      const url = typeof input === "string" ? input : input instanceof URL ? input.href : input.url;
+      const claim = url.includes("tasks.claim") ? { key: (JSON.parse(String(init?.body)) as { json?: { idempotencyKey?: string } }).json?.idempotencyKey, status: 0 } : undefined;
+      if (claim) claims.push(claim);
+      const response = await fetch(input as string, init as RequestInit);
+      if (claim) claim.status = response.status;
+      return response;
+    },
+  });
+  const errors: unknown[] = [];
+  const worker = await runWorker({ api: client.api, agentId: "narrow", queues: ["narrow"], concurrency: 20, waitMs: 60_000, onError: (error) => errors.push(error), handler: async () => ({ ok: true }) });
+  try {
+    await vi.waitFor(() => expect(claims.filter((c) => c.status === 429).length).toBeGreaterThanOrEqual(20), { timeout: 60_000, interval: 50 });
+    // A key answered 429 is never sent again: the server took no lease under it.
+    const refused = new Set(claims.filter((c) => c.status === 429).map((c) => c.key));
+    const resent = claims.filter((c) => refused.has(c.key));
+    expect(resent.length).toBe(refused.size);
+    // The refused loops wait their turn: never more than the worker's 8 claims under way at once.
+    expect(claims.filter((c) => c.status === 0).length).toBeLessThanOrEqual(8);
+  } finally {
+    await worker.stop();
+    await client.close();
   }
 });
