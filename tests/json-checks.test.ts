@@ -59,4 +59,27 @@ describe("findCycle", () => {
     for (let level = 0; level < 40; level++) shared = { a: shared, b: shared };
     expect(findCycle(shared)).toBeNull();
   });
+
+  it("names where a cycle points back, at any depth, and finds none in a tree or a shared container", () => {
+    const self: Record<string, unknown> = { n: 1 };
+    self["me"] = self;
+    expect(findCycle(self)).toEqual({ at: "me", to: null });
+    const list: unknown[] = [1, 2];
+    list.push({ back: list });
+    expect(findCycle({ a: { list } })).toEqual({ at: "a.list[2].back", to: "a.list" });
+    // A long chain: iterative, whatever its depth.
+    const root: Record<string, unknown> = {};
+    let at = root;
+    for (let i = 0; i < 100_000; i++) at = (at["next"] = { i }) as Record<string, unknown>;
+    expect(findCycle(root)).toBeNull();
+    at["next"] = root;
+    expect(findCycle(root)?.to).toBeNull();
+    // Shared, not cyclic: leaves and containers reached twice, deep and shallow.
+    const leaf = { x: 1 };
+    const shared = { leaf, list: [leaf, leaf] };
+    expect(findCycle({ a: shared, b: [shared, { c: shared }], d: leaf })).toBeNull();
+    expect(findCycle([[], {}, [[]], null, 1, "s"])).toBeNull();
+    expect(findCycle(null)).toBeNull();
+    expect(findCycle("text")).toBeNull();
+  });
 });
