@@ -708,12 +708,14 @@ export async function runWorker<P>(options: WorkerOptions<P>): Promise<Worker> {
           try {
             if (serverKeysClaims) claimKey ??= randomUUID();
             const task = await api.tasks.claim.mutate(
-              // With tasks waiting in the backlog, no long-poll: they are run next.
+              // With tasks waiting in the backlog, no long-poll: they are run next. Nor for a claim
+              // sent again, which skipped its turn: it is answered at once when it took a lease,
+              // and, when it did not, it would park past the gate's bound for its whole wait.
               {
                 agentId,
                 queues: options.queues,
                 leaseMs: options.leaseMs,
-                waitMs: backlog.length > 0 ? 0 : (options.waitMs ?? 10_000),
+                waitMs: repeat || backlog.length > 0 ? 0 : (options.waitMs ?? 10_000),
                 ...(claimKey === undefined ? {} : { idempotencyKey: claimKey }),
               },
               sentOnce(claiming.signal),

@@ -85,3 +85,37 @@ it("a claim refused for too many parked (429) leased nothing: the loop is not se
     await client.close();
   }
 });
+
+it("a claim sent again with its key (its first sending failed) skips the turns but does not park: never more than 8 parked", async () => {
+  await using t = await startTestServer();
+  const claims: Array<{ key: string | undefined; status: number }> = [];
+  let failing = 8;
+  const client = createCoordinationClient({
+    url: t.url,
+    fetch: async (input, init) => {
+      const url = typeof input === "string" ? input : input instanceof URL ? input.href : input.url;
+      const claim = url.includes("tasks.claim") ? { key: (JSON.parse(String(init?.body)) as { json?: { idempotencyKey?: string } }).json?.idempotencyKey, status: 0 } : undefined;
+      // The first 8 claims meet a server not up yet (a restart): never sent, so each is sent again with its key.
+      if (claim && failing-- > 0) throw new TypeError("fetch failed", { cause: Object.assign(new Error("connect ECONNREFUSED"), { code: "ECONNREFUSED" }) });
+      if (claim) claims.push(claim);
+      const response = await fetch(input as string, init as RequestInit);
+      if (claim) claim.status = response.status;
+      return response;
+    },
+  });
+  const worker = await runWorker({ api: client.api, agentId: "restarted", queues: ["restarted"], concurrency: 20, waitMs: 60_000, onError: () => undefined, handler: async () => ({ ok: true }) });
+  try {
+    // 8 claims parked through the turns, and the 8 sent again answered at once (none waits its 60 s).
+    await vi.waitFor(
+      async () => {
+        expect(claims.filter((c) => c.status === 0).length).toBe(8);
+        expect(claims.filter((c) => c.status === 200).length).toBeGreaterThanOrEqual(8);
+        expect(await parkedClaims(t.url)).toBe(8);
+      },
+      { timeout: 20_000, interval: 50 },
+    );
+  } finally {
+    await worker.stop();
+    await client.close();
+  }
+});
