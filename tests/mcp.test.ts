@@ -484,6 +484,12 @@ describe("the stdio relay's words about its server", () => {
       'coordination: mcp --url must not hold a user or password, which the relay cannot send (got "http://ops:***@127.0.0.1:9/"): give the server\'s address alone, and its token with --token\n',
     ]);
   });
+
+  it("a --url that does not parse is refused without repeating the password it holds", async () => {
+    const exit = await runCli({ args: ["mcp", "--url", "http://ops:proxy-pass-42@127.0.0.1:99999/"] });
+    expect(exit.code).toBe(2);
+    expect(exit.stderr).toContain('(got "http://ops:***@127.0.0.1:99999/")');
+  });
 });
 
 describe("resources", () => {

@@ -289,6 +289,16 @@ describe("operator commands against a running server", () => {
     expect(exit.stderr).toMatch(/^coordination: cannot reach the server at http:\/\/ops:\*\*\*@127\.0\.0\.1:9\/ /);
     expect(exit.stderr).not.toContain("proxy-pass-42");
   });
+
+  // A URL no parser reads (a port past 65535, a space in the host) holds its password all the same.
+  it("names the server without the password of a URL that does not parse", async () => {
+    for (const url of ["http://ops:proxy-pass-42@127.0.0.1:99999/", "http://ops:proxy-pass-42@127.0.0 .1:9/", "http://ops:proxy-pass-42@[::1/"]) {
+      const exit = await runCli({ args: ["stats", "--url", url] });
+      expect(exit.code).toBe(1);
+      expect(exit.stderr).toContain("ops:***@");
+      expect(exit.stderr).not.toContain("proxy-pass-42");
+    }
+  });
 });
 
 describe("the database file", () => {
