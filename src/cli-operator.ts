@@ -1337,11 +1337,6 @@ async function dispatch(words: string[], options: Parsed["options"], json: boole
   throw new OperatorUsageError(command === undefined ? "which command?" : `unknown command "${words.join(" ")}"`);
 }
 
-/**
- * Every agent that matches, page by page in agentId order: one answer may hold at most the
- * server's maxResponseBytes, so a page the server refuses as too large is asked again with as
- * many agents as it said fit.
- */
 /** How many tasks of `queues` (left out: of every queue) wait for their dependencies or their turn (tasks.stats' waiting): no claim takes them yet. */
 async function waitingIn(api: CoordinationClient["api"], queues: readonly string[] | undefined): Promise<number> {
   // Absent from a server older than this CLI: none said.
@@ -1350,6 +1345,11 @@ async function waitingIn(api: CoordinationClient["api"], queues: readonly string
   return counts.reduce((sum, n) => sum + n, 0);
 }
 
+/**
+ * Every agent that matches, page by page in agentId order: one answer may hold at most the
+ * server's maxResponseBytes, so a page the server refuses as too large is asked again with as
+ * many agents as it said fit.
+ */
 async function everyAgent(api: CoordinationClient["api"], filter: Omit<RouterInputs["agents"]["list"], "limit" | "after">): Promise<RouterOutputs["agents"]["list"]> {
   const agents: RouterOutputs["agents"]["list"] = [];
   let limit = 1000;
