@@ -2,6 +2,8 @@
 // NEAR, column filters, `*`, `^`), so raw text can be a syntax error or mean something else.
 // We keep only word tokens and quote each one: the result can never fail to parse.
 
+import { wholeCharacters } from "../whole-characters.js";
+
 /** The most words a recall looks up (each costs a look at the index): a question's first, then its task's. */
 export const MAX_TERMS = 32;
 
@@ -111,15 +113,6 @@ export const quoteTerm = (term: string): string => `"${term.replaceAll('"', '""'
 
 /** An FTS5 MATCH expression matching any of the terms (each quoted, so never read as syntax). */
 export const matchAny = (terms: readonly string[]): string => terms.map(quoteTerm).join(" OR ");
-
-/**
- * The first `max` UTF-16 units of `text`, never half of a pair of surrogates (an emoji): a lone
- * surrogate is not valid Unicode, and SQLite stores it as replacement characters.
- */
-export function wholeCharacters(text: string, max: number): string {
-  const cut = text.slice(0, max);
-  return /[\uD800-\uDBFF]$/.test(cut) ? cut.slice(0, -1) : cut;
-}
 
 /**
  * The searchable text of a JSON payload: its keys and string/number values, at most `limit`

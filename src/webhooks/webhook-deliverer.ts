@@ -19,6 +19,7 @@ import { VERSION } from "../version.js";
 import type { WebhookTurn } from "./webhook-commands.js";
 import { MAX_WEBHOOKS } from "./webhook-schemas.js";
 import { signatureHeader } from "./webhook-signature.js";
+import { wholeCharacters } from "../whole-characters.js";
 
 /** Events read per page of a webhook's loop. */
 const PAGE = 100;
@@ -285,7 +286,7 @@ export class WebhookDeliverer {
       if (response.status >= 300 && response.status < 400) {
         return { ok: false, status: response.status, error: `HTTP ${response.status}: redirected to ${redirectTarget(turn.url, response.headers.get("location"))}, not followed (give the webhook its final URL)` };
       }
-      const error = `HTTP ${response.status}${text === "" ? "" : `: ${excerpt(text, ERROR_BODY_CHARS)}`}`;
+      const error = `HTTP ${response.status}${text === "" ? "" : `: ${wholeCharacters(text, ERROR_BODY_CHARS)}`}`;
       // A receiver that is overloaded or down for maintenance says when to come back: asked sooner, it answers the same.
       const retryAfterMs = response.status === 429 || response.status === 503 ? retryAfterOf(response.headers.get("retry-after"), Date.now()) : undefined;
       return retryAfterMs === undefined ? { ok: false, status: response.status, error } : { ok: false, status: response.status, error, retryAfterMs };
@@ -324,15 +325,6 @@ function redirectTarget(base: string, location: string | null): string {
   } catch {
     return "(an invalid location)";
   }
-}
-
-/**
- * The first `max` UTF-16 units of `text`, never half of a surrogate pair: a lone surrogate is not
- * valid Unicode, and SQLite stores it (lastError) as three replacement characters.
- */
-function excerpt(text: string, max: number): string {
-  const cut = text.slice(0, max);
-  return /[\uD800-\uDBFF]$/.test(cut) ? cut.slice(0, -1) : cut;
 }
 
 /** Up to BODY_READ_BYTES of the answer's body as text; the rest is dropped (the stream cancelled). */
