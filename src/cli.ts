@@ -137,11 +137,7 @@ async function tokensMain(argv: string[]): Promise<number> {
   try {
     return await runTokensCommand(parsed.command, config, { stdout: (text) => process.stdout.write(text), stderr: (text) => process.stderr.write(text) });
   } catch (error) {
-    if (error instanceof Error && (error.name === "DatabaseRefused" || error.name === "DatabaseLocked")) {
-      process.stderr.write(`coordination: ${error.message}\n`);
-      return SENTENCE_EXITS[error.name]!;
-    }
-    throw error;
+    return databaseSentence(error);
   }
 }
 
@@ -217,6 +213,13 @@ async function operatorMain(argv: string[]): Promise<number> {
  */
 const SENTENCE_EXITS: Readonly<Record<string, number>> = { InsecureBindError: 2, ConfigError: 2, ListenError: 1, DatabaseLocked: 1, DatabaseRefused: 3 };
 
+/** A database file refused or locked, said in one sentence with its exit code (SENTENCE_EXITS); anything else thrown on. */
+function databaseSentence(error: unknown): number {
+  if (!(error instanceof Error && (error.name === "DatabaseRefused" || error.name === "DatabaseLocked"))) throw error;
+  process.stderr.write(`coordination: ${error.message}\n`);
+  return SENTENCE_EXITS[error.name]!;
+}
+
 const DATABASE_USAGE = {
   migrate: [
     "Usage: coordination migrate [--db PATH] [--config FILE.yaml]",
@@ -256,11 +259,7 @@ async function databaseMain(command: "migrate" | "backup", argv: string[]): Prom
   try {
     return command === "migrate" ? await runMigrate(config, out) : await runBackup(config, positional[0]!, out);
   } catch (error) {
-    if (error instanceof Error && (error.name === "DatabaseRefused" || error.name === "DatabaseLocked")) {
-      process.stderr.write(`coordination: ${error.message}\n`);
-      return SENTENCE_EXITS[error.name]!;
-    }
-    throw error;
+    return databaseSentence(error);
   }
 }
 

@@ -149,11 +149,10 @@ export function checkBeforeMigrating(config: Pick<Config, "dbPath">, dir = defau
 export function openToMigrate(config: Pick<Config, "dbPath" | "busyTimeoutMs" | "durability">): SqliteDatabase {
   const existed = config.dbPath === ":memory:" || existsSync(config.dbPath);
   try {
-    return openDatabase(config);
+    // Its journal mode is set as it opens, which waits for another process's lock.
+    return unlessLocked(config.dbPath, () => openDatabase(config));
   } catch (error) {
     if (!(error instanceof Database.SqliteError)) throw error;
-    // Its journal mode is set as it opens, which waits for another process's lock.
-    if (isBusy(error)) throw new DatabaseLocked(config.dbPath);
     if (existed) throw new DatabaseRefused(`the database file ${config.dbPath} cannot be opened (${error.message})`);
     throw new DatabaseRefused(`cannot create the database file ${config.dbPath}: ${whyNotCreated(config.dbPath, error.message)}`);
   }
