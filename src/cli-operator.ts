@@ -1341,7 +1341,8 @@ async function dispatch(words: string[], options: Parsed["options"], json: boole
 async function waitingIn(api: CoordinationClient["api"], queues: readonly string[] | undefined): Promise<number> {
   // Absent from a server older than this CLI: none said.
   if (queues === undefined) return (await api.tasks.stats.query()).totals.waiting ?? 0;
-  const counts = await Promise.all(queues.map(async (queue) => (await api.tasks.stats.query({ queue })).queues[0]?.counts.waiting ?? 0));
+  // A queue named twice (--queue a,a) is one queue: counted once.
+  const counts = await Promise.all([...new Set(queues)].map(async (queue) => (await api.tasks.stats.query({ queue })).queues[0]?.counts.waiting ?? 0));
   return counts.reduce((sum, n) => sum + n, 0);
 }
 

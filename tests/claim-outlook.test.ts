@@ -77,6 +77,8 @@ describe("tasks.claimOutlook", () => {
         "  - 2 tasks of its queues wait for their dependencies to complete or for their turn behind a task of their ordering key (tasks list --status waiting): no claim takes them until then\n",
       stderr: "",
     });
+    // A queue named twice is counted once.
+    expect((await runOperator({ args: ["agents", "why-idle", "w1", "--queue", "report,report"], env })).stdout).toContain("  - 2 tasks of its queues wait for their dependencies");
     expect(JSON.parse((await runOperator({ args: ["agents", "why-idle", "w1", "--queue", "report", "--json"], env })).stdout)).toMatchObject({ claimable: false, looked: 0 });
     expect(await runOperator({ args: ["agents", "why-idle"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining("agents why-idle needs an AGENT_ID") });
     expect(await runOperator({ args: ["agents", "why-idle", "w1", "--reason", "x"], env })).toMatchObject({ code: 2, stderr: expect.stringContaining("--reason") });
