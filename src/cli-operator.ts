@@ -1699,7 +1699,7 @@ async function webhookCommand(
   if (sub === "rotate-secret") {
     const graceMs = durationOption(options["--grace"], "--grace", 0, 7 * 86_400_000, "from 0s to 7d, such as 1h or 24h");
     const rotated = await api.webhooks.rotateSecret.mutate({ id: id!, ...(graceMs === undefined ? {} : { graceMs }) });
-    const grace = rotated.webhook.previousSecretUntil === null ? "the old one no longer signs" : `the old one signs too until ${when(rotated.webhook.previousSecretUntil)}`;
+    const grace = rotated.webhook.previousSecretUntil === null ? "the old one no longer signs" : `old secrets sign too, the last until ${when(rotated.webhook.previousSecretUntil)}`;
     print(rotated, () => `webhook ${rotated.webhook.id}: new signing secret (shown once, keep it): ${rotated.secret}\n  ${grace}\n`);
     return 0;
   }

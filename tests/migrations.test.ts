@@ -280,6 +280,37 @@ describe("migrations at server start-up", () => {
     }
   });
 
+  it("moves a webhook's old secret, still in its grace, into the list of old secrets that sign; an ended one too (it signs no more)", async () => {
+    // The file as the last version with one column for the old secret left it: two webhooks
+    // rotated, one within its grace, one past it.
+    const db = openAsVersionBefore("20270109000000_webhook_retired_secrets");
+    const now = Date.now();
+    const insert = db.prepare(
+      `INSERT INTO webhooks (id, url, types, secret, previousSecret, previousSecretUntil, cursor, nextAttemptAt, createdAt, updatedAt) VALUES (?, 'http://127.0.0.1:9/', '["a.*"]', ?, ?, ?, 0, ?, ?, ?)`,
+    );
+    insert.run("in-grace", "whsec_new1", "whsec_old1", now + 3_600_000, now, now, now);
+    insert.run("ended", "whsec_new2", "whsec_old2", now - 1000, now, now, now);
+    insert.run("never", "whsec_new3", null, null, now, now, now);
+    db.close();
+
+    const server = await startTestServer({}, dir);
+    try {
+      expect(server.server.services.migrationsApplied).toEqual(["20270109000000_webhook_retired_secrets"]);
+      const rows = withDatabase(server, (d) => d.prepare(`SELECT id, retiredSecrets, previousSecret, previousSecretUntil FROM webhooks ORDER BY id`).all());
+      expect(rows).toEqual([
+        { id: "ended", retiredSecrets: JSON.stringify([{ secret: "whsec_old2", until: now - 1000 }]), previousSecret: null, previousSecretUntil: null },
+        { id: "in-grace", retiredSecrets: JSON.stringify([{ secret: "whsec_old1", until: now + 3_600_000 }]), previousSecret: null, previousSecretUntil: null },
+        { id: "never", retiredSecrets: "[]", previousSecret: null, previousSecretUntil: null },
+      ]);
+      // As answered: when the old secret stops (past for the ended one), as before the migration.
+      expect((await server.api.webhooks.get.query({ id: "in-grace" })).previousSecretUntil).toEqual(new Date(now + 3_600_000));
+      expect((await server.api.webhooks.get.query({ id: "ended" })).previousSecretUntil).toEqual(new Date(now - 1000));
+      expect((await server.api.webhooks.get.query({ id: "never" })).previousSecretUntil).toBeNull();
+    } finally {
+      await server.stop();
+    }
+  });
+
   it("keeps the data across a restart on the same database file", async () => {
     const first = await startTestServer({}, dir);
     const enqueued = await rest(first.url, "POST", "/tasks", { queue: "restart", payload: { n: 42 }, priority: 1, idempotencyKey: "k-1" });

@@ -260,6 +260,45 @@ describe("webhooks", () => {
     expect(await disabledEvents()).toBe(before + 1);
   });
 
+  it("a rotation within an earlier one's grace keeps that old secret signing until its own grace ends; at most 8 old secrets sign at once", async () => {
+    const t = await server();
+    const r = await receiver();
+    const { webhook, secret: first } = await t.api.webhooks.create.mutate({ url: r.url, types: ["a.*"] });
+    const signatures = (received: Received) => String(received.headers["webhook-signature"]).split(" ").length;
+    const second = await t.api.webhooks.rotateSecret.mutate({ id: webhook.id, graceMs: 3_600_000 });
+    const third = await t.api.webhooks.rotateSecret.mutate({ id: webhook.id, graceMs: 60_000 });
+    // When the last old one stops: the first old secret's hour, not the second's minute.
+    expect(third.webhook.previousSecretUntil).toEqual(second.webhook.previousSecretUntil);
+    await t.api.events.publish.mutate({ type: "a.one", source: "x" });
+    const [one] = await r.waitFor(1);
+    // The second rotation dropped the first old secret: a receiver still on it, within the hour
+    // it was promised, failed every request.
+    expect(signatures(one!)).toBe(3);
+    for (const secret of [first, second.secret, third.secret]) expect((await verifyWebhook(secret, one!.headers, one!.body)).event.type).toBe("a.one");
+
+    // A grace that ended: that old secret signs no more; the earlier ones still do.
+    const fourth = await t.api.webhooks.rotateSecret.mutate({ id: webhook.id, graceMs: 1 });
+    await vi.waitFor(() => expect(Date.now()).toBeGreaterThan(fourth.webhook.updatedAt.getTime() + 1), { timeout: 10_000 });
+    await t.api.events.publish.mutate({ type: "a.two", source: "x" });
+    const [, two] = await r.waitFor(2);
+    expect(signatures(two!)).toBe(3);
+    await expect(verifyWebhook(third.secret, two!.headers, two!.body)).rejects.toThrow(WebhookVerificationError);
+    for (const secret of [first, second.secret, fourth.secret]) expect((await verifyWebhook(secret, two!.headers, two!.body)).event.type).toBe("a.two");
+
+    // Two sign now (first, second); six more rotations with a grace make eight, the most.
+    for (let i = 0; i < 6; i++) await t.api.webhooks.rotateSecret.mutate({ id: webhook.id, graceMs: 3_600_000 });
+    const refused = await rest(t.url, "POST", `/webhooks/${webhook.id}/rotate-secret`, { graceMs: 60_000 });
+    expect(refused).toMatchObject({ status: 409, body: { code: "INVALID_STATE" } });
+    expect(refused.body.message).toMatch(/^8 secrets of earlier rotations still sign this webhook's requests, the most it keeps: rotate with graceMs 0 \(every old secret stops at once\) or after \S+Z, when the first one's grace ends$/);
+    // No grace (a leak): every old secret stops at once.
+    const leaked = await t.api.webhooks.rotateSecret.mutate({ id: webhook.id, graceMs: 0 });
+    expect(leaked.webhook.previousSecretUntil).toBeNull();
+    await t.api.events.publish.mutate({ type: "a.three", source: "x" });
+    const [, , three] = await r.waitFor(3);
+    expect(signatures(three!)).toBe(1);
+    expect((await verifyWebhook(leaked.secret, three!.headers, three!.body)).event.type).toBe("a.three");
+  });
+
   it("update changes where and what it sends from its cursor on; rotateSecret signs with both secrets through the grace; remove stops it", async () => {
     const t = await server();
     const a = await receiver();
@@ -375,7 +414,7 @@ describe("webhooks", () => {
     expect((await runOperator({ args: ["webhooks", "enable", webhook.id], env })).stdout).toContain("\n  delivering; 0 delivered");
     await vi.waitFor(async () => expect((await t.api.webhooks.get.query({ id: webhook.id })).delivered).toBe(1), { timeout: 20_000 });
     const rotated = await runOperator({ args: ["webhooks", "rotate-secret", webhook.id, "--grace", "1h"], env });
-    expect(rotated.stdout).toMatch(new RegExp(`^webhook ${webhook.id}: new signing secret \\(shown once, keep it\\): whsec_\\S+\n  the old one signs too until .*Z\n$`));
+    expect(rotated.stdout).toMatch(new RegExp(`^webhook ${webhook.id}: new signing secret \\(shown once, keep it\\): whsec_\\S+\n  old secrets sign too, the last until .*Z\n$`));
     expect(await runOperator({ args: ["webhooks", "remove", webhook.id], env })).toMatchObject({ code: 0, stdout: `webhook ${webhook.id} removed\n` });
     expect(await runOperator({ args: ["webhooks", "remove", webhook.id], env })).toMatchObject({ code: 0, stdout: `no webhook ${webhook.id}: nothing changed\n` });
     expect(await runOperator({ args: ["webhooks", "get", webhook.id], env })).toMatchObject({ code: 1 });

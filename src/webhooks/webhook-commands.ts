@@ -14,7 +14,7 @@ import { newId } from "../ids.js";
 import { retryDelayMs } from "../tasks/retry-backoff.js";
 import type { CreateWebhookRequest, UpdateWebhookRequest, Webhook, WebhookWithSecret } from "./webhook-schemas.js";
 import { MAX_WEBHOOKS } from "./webhook-schemas.js";
-import type { Attempt, Turn, WebhookRow, WebhookStore } from "./webhook-store.js";
+import type { Attempt, RetiredSecret, Turn, WebhookRow, WebhookStore } from "./webhook-store.js";
 
 export interface WebhookDeps {
   webhooks: WebhookStore;
@@ -35,6 +35,19 @@ const samePatterns = (a: readonly string[], b: readonly string[]): boolean => {
   return a.length === set.size && a.every((pattern) => set.has(pattern));
 };
 
+/**
+ * How many secrets of earlier rotations may sign at once: each is one more HMAC of every request
+ * and one more signature in its header. A rotation with a grace past them is refused, not made by
+ * cutting one short: a receiver was promised its grace.
+ */
+export const MAX_RETIRED_SECRETS = 8;
+
+/** Every secret `row`'s rotations retired, as stored (some may have ended). */
+const retiredOf = (row: WebhookRow): RetiredSecret[] => JSON.parse(row.retiredSecrets) as RetiredSecret[];
+
+/** The retired secrets of `row` that still sign at `now`, the oldest rotation first. */
+const signingAt = (row: WebhookRow, now: number): RetiredSecret[] => retiredOf(row).filter((retired) => retired.until > now);
+
 /** A webhook as answered: never its secrets. */
 export function toWebhook(row: WebhookRow): Webhook {
   return {
@@ -54,7 +67,8 @@ export function toWebhook(row: WebhookRow): Webhook {
     delivered: Number(row.delivered),
     gaps: Number(row.gaps),
     nextAttemptAt: new Date(Number(row.nextAttemptAt)),
-    previousSecretUntil: date(row.previousSecretUntil),
+    // When the last of the old secrets stops signing (past: none signs now).
+    previousSecretUntil: date(retiredOf(row).reduce<number | null>((last, retired) => (last === null || retired.until > last ? retired.until : last), null)),
     createdAt: new Date(Number(row.createdAt)),
     createdBy: row.createdBy,
     updatedAt: new Date(Number(row.updatedAt)),
@@ -66,7 +80,7 @@ export interface WebhookTurn {
   id: string;
   url: string;
   types: string[];
-  /** The secrets to sign with: the current one, and the previous while its grace lasts. */
+  /** The secrets to sign with: the current one, and those of earlier rotations whose grace lasts. */
   secrets: string[];
   cursor: number;
   /** Failed attempts in a row before this turn (its first success logs "delivering again"). */
@@ -111,8 +125,7 @@ export function webhookCommands(d: WebhookDeps) {
         types: JSON.stringify(distinct(request.types)),
         description: request.description ?? null,
         secret: newSecret(),
-        previousSecret: null,
-        previousSecretUntil: null,
+        retiredSecrets: "[]",
         // Left out: from the events after its own webhook.created on (this write appends it next, as seq head + 1).
         cursor: request.fromSeq === 0 ? d.events.prunedThroughSeq() : (request.fromSeq ?? d.events.headSeq() + 1),
         enabled: 1,
@@ -208,12 +221,25 @@ export function webhookCommands(d: WebhookDeps) {
       return { webhook: toWebhook(d.webhooks.get(row.id)!), changed };
     },
 
-    /** A new signing secret; the old one signs too for `graceMs` more. A delivery under way ends (the next signs with both). WEBHOOK_NOT_FOUND. */
+    /**
+     * A new signing secret; the old one signs too for `graceMs` more, beside those of earlier
+     * rotations whose grace has not ended (graceMs 0 stops every old one at once: a leak). A
+     * delivery under way ends (the next signs with each). WEBHOOK_NOT_FOUND; INVALID_STATE when
+     * MAX_RETIRED_SECRETS old secrets sign already.
+     */
     "webhooks.rotateSecret": (ctx: WriteContext, request: { id: string; graceMs: number }): WebhookWithSecret => {
       const before = find(request.id);
+      const signing = signingAt(before, ctx.now);
+      if (request.graceMs > 0 && signing.length >= MAX_RETIRED_SECRETS) {
+        const firstEnds = new Date(Math.min(...signing.map((retired) => retired.until))).toISOString();
+        throw new CoordinationError(
+          "INVALID_STATE",
+          `${signing.length} secrets of earlier rotations still sign this webhook's requests, the most it keeps: rotate with graceMs 0 (every old secret stops at once) or after ${firstEnds}, when the first one's grace ends`,
+          { maxRetiredSecrets: MAX_RETIRED_SECRETS, firstGraceEnds: firstEnds },
+        );
+      }
       const secret = newSecret();
-      const graceEnds = request.graceMs > 0 ? ctx.now + request.graceMs : null;
-      d.webhooks.setSecret(before.id, secret, graceEnds === null ? null : before.secret, graceEnds, ctx.now);
+      d.webhooks.setSecret(before.id, secret, request.graceMs > 0 ? [...signing, { secret: before.secret, until: ctx.now + request.graceMs }] : [], ctx.now);
       d.webhooks.endTurnForChange(before.id);
       return { webhook: toWebhook(d.webhooks.get(before.id)!), secret };
     },
@@ -231,8 +257,7 @@ export function webhookCommands(d: WebhookDeps) {
     "webhooks.takeTurn": (ctx: WriteContext, request: { id: string; turn: Turn }): WebhookTurn | null => {
       const row = d.webhooks.get(request.id);
       if (row === undefined || Number(row.nextAttemptAt) > ctx.now || !d.webhooks.takeTurn(row.id, request.turn, ctx.now)) return null;
-      const secrets = [row.secret];
-      if (row.previousSecret !== null && row.previousSecretUntil !== null && Number(row.previousSecretUntil) > ctx.now) secrets.push(row.previousSecret);
+      const secrets = [row.secret, ...signingAt(row, ctx.now).map((retired) => retired.secret)];
       return {
         id: row.id,
         url: row.url,

@@ -134,7 +134,7 @@ export const webhookSchema = z
     gaps: z.number().int(),
     /** When the next request may go (after a failure, the backoff's end). */
     nextAttemptAt: z.date(),
-    /** Until when the previous secret signs too, after a rotation (null: none). */
+    /** Until when the last of the old secrets signs too: rotations with a grace keep each old one until its grace ends (past: none signs now; null: none kept). */
     previousSecretUntil: z.date().nullable(),
     createdAt: z.date(),
     /** The credential that created it (a token id; null on an open server or in-process). */

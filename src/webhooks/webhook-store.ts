@@ -9,8 +9,8 @@ export interface WebhookRow {
   types: string;
   description: string | null;
   secret: string;
-  previousSecret: string | null;
-  previousSecretUntil: number | null;
+  /** JSON array of RetiredSecret: secrets of earlier rotations that sign too until their grace ends. */
+  retiredSecrets: string;
   cursor: number;
   enabled: number;
   disabledReason: string | null;
@@ -28,6 +28,12 @@ export interface WebhookRow {
   createdAt: number;
   createdBy: string | null;
   updatedAt: number;
+}
+
+/** A secret a rotation retired, signing requests too until `until` (Unix ms). */
+export interface RetiredSecret {
+  secret: string;
+  until: number;
 }
 
 /** A webhook's turn: which process delivers it, until when. */
@@ -62,8 +68,8 @@ export class WebhookStore {
   insert(row: WebhookRow): void {
     this.st
       .get<[Record<string, unknown>]>(
-        `INSERT INTO webhooks (id, url, types, description, secret, previousSecret, previousSecretUntil, cursor, enabled, disabledReason, failures, failingSince, lastError, lastStatus, lastAttemptAt, lastDeliveredAt, delivered, gaps, nextAttemptAt, turnOwner, turnUntil, createdAt, createdBy, updatedAt)
-         VALUES (@id, @url, @types, @description, @secret, @previousSecret, @previousSecretUntil, @cursor, @enabled, @disabledReason, @failures, @failingSince, @lastError, @lastStatus, @lastAttemptAt, @lastDeliveredAt, @delivered, @gaps, @nextAttemptAt, @turnOwner, @turnUntil, @createdAt, @createdBy, @updatedAt)`,
+        `INSERT INTO webhooks (id, url, types, description, secret, retiredSecrets, cursor, enabled, disabledReason, failures, failingSince, lastError, lastStatus, lastAttemptAt, lastDeliveredAt, delivered, gaps, nextAttemptAt, turnOwner, turnUntil, createdAt, createdBy, updatedAt)
+         VALUES (@id, @url, @types, @description, @secret, @retiredSecrets, @cursor, @enabled, @disabledReason, @failures, @failingSince, @lastError, @lastStatus, @lastAttemptAt, @lastDeliveredAt, @delivered, @gaps, @nextAttemptAt, @turnOwner, @turnUntil, @createdAt, @createdBy, @updatedAt)`,
       )
       .run({ ...row });
   }
@@ -77,10 +83,10 @@ export class WebhookStore {
       .run({ id: row.id, url: row.url, types: row.types, cursor: row.cursor, description: row.description, enabled: row.enabled, disabledReason: row.disabledReason, failures: row.failures, failingSince: row.failingSince, nextAttemptAt: row.nextAttemptAt, updatedAt: row.updatedAt });
   }
 
-  setSecret(id: string, secret: string, previousSecret: string | null, previousSecretUntil: number | null, now: number): void {
+  setSecret(id: string, secret: string, retired: readonly RetiredSecret[], now: number): void {
     this.st
-      .get<[string, string | null, number | null, number, string]>(`UPDATE webhooks SET secret = ?, previousSecret = ?, previousSecretUntil = ?, updatedAt = ? WHERE id = ?`)
-      .run(secret, previousSecret, previousSecretUntil, now, id);
+      .get<[string, string, number, string]>(`UPDATE webhooks SET secret = ?, retiredSecrets = ?, updatedAt = ? WHERE id = ?`)
+      .run(secret, JSON.stringify(retired), now, id);
   }
 
   remove(id: string): boolean {
