@@ -35,7 +35,7 @@ export const webhookRouter = router({
     .mutation(({ ctx, input }) => ctx.services.webhooks.update(input, credentialIdOf(ctx.caller))),
 
   rotateSecret: procedure
-    .meta({ access: ADMIN, rest: { method: "POST", path: "/webhooks/{id}/rotate-secret", tags, summary: "Give a webhook a new signing secret (answered once); the old one signs too for graceMs", errors } })
+    .meta({ access: ADMIN, rest: { method: "POST", path: "/webhooks/{id}/rotate-secret", tags, summary: "Give a webhook a new signing secret (answered once); the old one signs too for graceMs, beside those of earlier rotations whose grace lasts", errors: [...errors, "INVALID_STATE"] } })
     .input(rotateSecretInput)
     .output(webhookWithSecretSchema)
     .mutation(({ ctx, input }) => ctx.services.webhooks.rotateSecret(input)),
