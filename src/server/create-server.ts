@@ -15,7 +15,7 @@ import { OPEN_CALLERS } from "../auth/credentials.js";
 import { bearerSecret } from "../auth/token-secret.js";
 import { ConfigError, envName, type Config } from "../config.js";
 import { httpTransport, longPolls, SocketCalls, webSocketTransport } from "../delivery/transports.js";
-import { CoordinationError, ERROR_STATUS, errorHeaders } from "../errors.js";
+import { CoordinationError, ERROR_STATUS, errorHeaders, shuttingDown } from "../errors.js";
 import { failureOf, toErrorBody } from "../trpc/error-shape.js";
 import type { Context } from "../trpc/context.js";
 import { createTrpcFastPath } from "../trpc/http-fast-path.js";
@@ -270,8 +270,12 @@ function serverOver(coordination: Coordination, config: Config, log: Logger, tls
   // on the raw TCP connection, ahead of Node's own listener.
   let connections = 0;
   const refused = new WeakSet<Socket>();
+  /** Connections given back to the HTTP parser after an upgrade they offered was not taken (serveWithoutUpgrade). */
+  const reparsed = new WeakSet<Socket>();
   const tooManyConnections = rawJsonResponse(429, { code: "LIMIT_EXCEEDED", message: `The server has ${config.maxConnections} connections open (setting maxConnections); retry later` });
   http.prependListener("connection", (socket: Socket) => {
+    // A connection handed back to the HTTP parser after an upgrade it did not take was counted when it opened.
+    if (reparsed.has(socket)) return;
     if (connections >= config.maxConnections) {
       refused.add(socket);
       if (tls) return void socket.destroy();
@@ -369,12 +373,18 @@ function serverOver(coordination: Coordination, config: Config, log: Logger, tls
     onError: onTrpcError,
     keepAlive: { enabled: true, pingMs: 30_000, pongWaitMs: 10_000 },
   });
+  // Node hands every request with an Upgrade header here, whatever protocol it offers (Node 20
+  // has no way to take only WebSockets). One that offers anything else (`curl --http2` and Java's
+  // HttpClient offer h2c on http:// URLs) is an HTTP/1.1 request all the same: it is parsed again
+  // without the offer and served as any other, as RFC 9110 7.8 lets a server ignore an Upgrade
+  // (and the seed's uvicorn does). Answered here, each such call was a bare 404 and never ran.
   http.on("upgrade", (req, socket, head) => {
     if (refused.has(socket as Socket)) return void socket.destroy();
+    if (!asksForWebSocket(req)) return void serveWithoutUpgrade(req, socket as Socket, head);
     const path = (req.url ?? "/").split("?")[0];
-    if (stopping || (path !== "/trpc" && path !== "/")) {
-      socket.end("HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n");
-      return;
+    if (stopping) return void socket.end(rawJsonResponse(503, { code: "SHUTTING_DOWN", message: shuttingDown().message }));
+    if (path !== "/trpc" && path !== "/") {
+      return void socket.end(rawJsonResponse(404, { code: "ROUTE_NOT_FOUND", message: `no WebSocket at ${path}: tRPC subscriptions are served at /trpc` }));
     }
     // Without Host, as any HTTP/1.1 request (Node's own check is off: see requireHostHeader).
     if (req.headers.host === undefined) return void socket.end(rawJsonResponse(400, hostRequired));
@@ -383,6 +393,19 @@ function serverOver(coordination: Coordination, config: Config, log: Logger, tls
     if (refusal) return void socket.end(rawJsonResponse(403, refusal));
     wss.handleUpgrade(req, socket, head, (ws) => wss.emit("connection", ws, req));
   });
+
+  /**
+   * Gives a request that offered an upgrade back to Node's HTTP parser, its head written again
+   * without the offer (Upgrade, HTTP2-Settings and their Connection tokens) ahead of the bytes
+   * read after it, as a connection of its own: Node parses it, its body and any request behind
+   * it as it parses every request, on the same socket.
+   */
+  const serveWithoutUpgrade = (req: IncomingMessage, socket: Socket, head: Buffer) => {
+    socket.unshift(Buffer.concat([Buffer.from(headWithoutUpgrade(req), "latin1"), head]));
+    reparsed.add(socket);
+    // Under TLS, Node's HTTP parser listens for the secured connection (the raw one is TLS's).
+    http.emit(tls ? "secureConnection" : "connection", socket);
+  };
 
   let url = "";
   let port = 0;
@@ -456,6 +479,35 @@ function serverOver(coordination: Coordination, config: Config, log: Logger, tls
       return stopped;
     },
   };
+}
+
+/** Whether a request with an Upgrade header asks for a WebSocket (RFC 6455 4.1: the token is case-insensitive). */
+function asksForWebSocket(req: IncomingMessage): boolean {
+  return (req.headers.upgrade ?? "").split(",").some((protocol) => protocol.trim().toLowerCase() === "websocket");
+}
+
+/** Headers of an upgrade offer, hop-by-hop: they go when the offer is ignored (RFC 9110 7.6.1, 7.8; RFC 7540 3.2.1). */
+const UPGRADE_HEADERS = new Set(["upgrade", "http2-settings"]);
+
+/**
+ * The request line and headers of `req` as it was sent, less its upgrade offer. Node reads header
+ * bytes as latin1 and refuses CR and LF in them: written back as latin1, they are the bytes sent.
+ */
+function headWithoutUpgrade(req: IncomingMessage): string {
+  const lines = [`${req.method} ${req.url} HTTP/${req.httpVersion}`];
+  for (let i = 0; i < req.rawHeaders.length; i += 2) {
+    const name = req.rawHeaders[i]!;
+    const value = req.rawHeaders[i + 1]!;
+    const lower = name.toLowerCase();
+    if (UPGRADE_HEADERS.has(lower)) continue;
+    if (lower === "connection") {
+      const kept = value.split(",").map((token) => token.trim()).filter((token) => token !== "" && !UPGRADE_HEADERS.has(token.toLowerCase()));
+      if (kept.length > 0) lines.push(`${name}: ${kept.join(", ")}`);
+      continue;
+    }
+    lines.push(`${name}: ${value}`);
+  }
+  return `${lines.join("\r\n")}\r\n\r\n`;
 }
 
 /** The refusal of an HTTP/1.1 request (or WebSocket upgrade) without Host (RFC 9112 3.2). */
