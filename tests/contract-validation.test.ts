@@ -315,6 +315,27 @@ describe("the OpenAPI document", () => {
     expect((await t.api.tokens.create.mutate({ role: "admin" })).token.name).toBe("");
   });
 
+  it("documents each error a route answers: its status among the responses, its code in that status's description", async () => {
+    await using t = await startTestServer({ maxEphemeralKeysPerAgent: 1 });
+    const doc = (await rest(t.url, "GET", "/openapi.json")).body;
+    const answered: Array<[string, string, { status: number; body: any }]> = [];
+    const send = async (method: string, path: string, template: string, body: unknown) => answered.push([method, template, await rest(t.url, method, path, body)]);
+    // A key tied to an agent's life past maxEphemeralKeysPerAgent; a write's key sent again with another value.
+    await send("PUT", "/kv/first", "/kv/{key}", { value: 1, ephemeral: true, agentId: "a1" });
+    await send("PUT", "/kv/second", "/kv/{key}", { value: 1, ephemeral: true, agentId: "a1" });
+    await send("PUT", "/kv/k", "/kv/{key}", { value: 1, idempotencyKey: "write-1" });
+    await send("PUT", "/kv/k", "/kv/{key}", { value: 2, idempotencyKey: "write-1" });
+    // A remember's key sent again with another content.
+    await send("POST", "/memory", "/memory", { content: "one", idempotencyKey: "note-1" });
+    await send("POST", "/memory", "/memory", { content: "two", idempotencyKey: "note-1" });
+    const refusals = answered.filter(([, , answer]) => answer.status >= 400).map(([method, template, answer]) => `${method} ${template} ${answer.status} ${answer.body.code}`);
+    expect(refusals).toEqual(["PUT /kv/{key} 429 LIMIT_EXCEEDED", "PUT /kv/{key} 409 IDEMPOTENCY_MISMATCH", "POST /memory 409 IDEMPOTENCY_MISMATCH"]);
+    const undocumented = answered
+      .filter(([method, template, answer]) => !doc.paths[template][method.toLowerCase()].responses[String(answer.status)]?.description.split(", ").includes(answer.body.code ?? "OK"))
+      .map(([method, template, answer]) => `${method} ${template} ${answer.status} ${answer.body.code ?? ""}`);
+    expect(undocumented).toEqual([]);
+  });
+
   it("documents every input: each parameter and request-body field of every route has a description", async () => {
     await using t = await startTestServer();
     const doc = (await rest(t.url, "GET", "/openapi.json")).body;

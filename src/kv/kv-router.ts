@@ -11,7 +11,7 @@ export const kvRouter = router({
   set: procedure
     .meta({
       access: WRITES_KEY,
-      rest: { method: "PUT", path: "/kv/{key}", tags, summary: "Write a key's value (with ifVersion: only at that version, a compare-and-set)", errors: ["VERSION_CONFLICT"] },
+      rest: { method: "PUT", path: "/kv/{key}", tags, summary: "Write a key's value (with ifVersion: only at that version, a compare-and-set)", errors: ["VERSION_CONFLICT", "IDEMPOTENCY_MISMATCH", "LIMIT_EXCEEDED"] },
     })
     .input(setInput)
     .output(kvEntrySchema)

@@ -8,7 +8,7 @@ const tags = ["memory"];
 
 export const memoryRouter = router({
   remember: procedure
-    .meta({ access: AS_AGENT, rest: { method: "POST", path: "/memory", tags, summary: "Store a note or lesson" } })
+    .meta({ access: AS_AGENT, rest: { method: "POST", path: "/memory", tags, summary: "Store a note or lesson", errors: ["IDEMPOTENCY_MISMATCH"] } })
     .input(rememberInput)
     .output(memorySchema)
     .mutation(({ ctx, input }) => ctx.services.memory.remember(input)),
