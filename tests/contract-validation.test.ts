@@ -336,6 +336,23 @@ describe("the OpenAPI document", () => {
     expect(undocumented).toEqual([]);
   });
 
+  it("marks a request body required exactly where an empty one is refused for a missing body field", async () => {
+    await using t = await startTestServer();
+    const doc = (await rest(t.url, "GET", "/openapi.json")).body;
+    const wrong: string[] = [];
+    for (const [template, operations] of Object.entries<Record<string, any>>(doc.paths)) {
+      for (const [method, operation] of Object.entries<any>(operations)) {
+        if (operation.requestBody === undefined) continue;
+        const inPath = new Set((operation.parameters ?? []).filter((p: { in: string }) => p.in === "path").map((p: { name: string }) => p.name));
+        // Path parameters any route takes as text: validation answers before any lookup.
+        const answer = await rest(t.url, method.toUpperCase(), template.replace(/\{(\w+)\}/g, "some-name"));
+        const bodyFieldNamed = answer.status === 400 && answer.body.details.issues.some((issue: { path: string }) => !inPath.has(issue.path.split(/[.[]/)[0]));
+        if (bodyFieldNamed !== operation.requestBody.required) wrong.push(`${method} ${template}: documented ${operation.requestBody.required}, answered ${answer.status} ${answer.body?.message ?? ""}`);
+      }
+    }
+    expect(wrong).toEqual([]);
+  });
+
   it("documents every input: each parameter and request-body field of every route has a description", async () => {
     await using t = await startTestServer();
     const doc = (await rest(t.url, "GET", "/openapi.json")).body;

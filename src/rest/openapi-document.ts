@@ -94,13 +94,22 @@ function operation(route: Route, bearer: boolean): ZodOpenApiOperationObject {
           // from the fields, not by omit(), which zod refuses on an object with refinements (a
           // check across fields, as tasks.fail's retryAfterMs with retry: the procedure still runs it).
           const schema = pathParams.length > 0 ? z.strictObject(notInPath) : route.input;
-          // Required when an empty body would not do (a field the body must give).
-          return { requestBody: { required: route.bodyRequired === true || !schema.safeParse({}).success, content: { "application/json": { schema } } } };
+          return { requestBody: { required: route.bodyRequired === true || emptyBodyRefused(route.input, inPath), content: { "application/json": { schema } } } };
         })()
       : {}),
     responses,
     ...(bearer && open ? { security: [] } : {}),
   };
+}
+
+/**
+ * Whether an empty body would not do: the input, its path fields given (any text), refused for a
+ * field the body must give. Parsed whole, with the checks across fields that the body schema
+ * leaves out (schedules.set: cron or everyMs, one of them), which the path's fields alone let run.
+ */
+function emptyBodyRefused(input: z.ZodType, inPath: ReadonlySet<string>): boolean {
+  const parsed = input.safeParse(Object.fromEntries([...inPath].map((field) => [field, "name"])));
+  return !parsed.success && parsed.error.issues.some((issue) => issue.path.length === 0 || !inPath.has(String(issue.path[0])));
 }
 
 /** `bearer`: the server enforces credentials (declare the scheme and require it). */
