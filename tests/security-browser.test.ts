@@ -91,6 +91,11 @@ describe("browsers", () => {
     const call = await http(t.url, "POST", "/tasks", { body: { queue: "q" }, headers: { origin: "https://app.example.com" } });
     expect(call.status).toBe(200);
     expect(call.headers.get("access-control-allow-origin")).toBe("https://app.example.com");
+    // The headers an error's meaning rests on are the page's to read, as CORS hides them unless
+    // exposed: Allow of a 405, Retry-After of a 429 or 503, the Bearer challenge of a 401.
+    const refused = await http(t.url, "PUT", "/tasks", { headers: { origin: "https://app.example.com" } });
+    expect([refused.status, refused.headers.get("allow")]).toEqual([405, "GET, HEAD, POST"]);
+    expect(refused.headers.get("access-control-expose-headers")).toBe("allow, retry-after, www-authenticate");
     const other = await fetch(`${t.url}/tasks`, { method: "OPTIONS", headers: { origin: "https://evil.example", "access-control-request-method": "POST" } });
     expect(other.status).toBe(403);
     expect(other.headers.get("access-control-allow-origin")).toBeNull();

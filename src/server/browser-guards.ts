@@ -90,6 +90,9 @@ export function browserGuards(config: Config, scheme: "http" | "https"): Browser
       const origin = crossOriginAllowed(req);
       if (origin === undefined) return;
       res.setHeader("access-control-allow-origin", origin);
+      // CORS shows a page only the safelisted headers of an answer: the ones an error's meaning
+      // rests on (when to retry, which methods there are, that a credential is wanted) are exposed.
+      res.setHeader("access-control-expose-headers", "allow, retry-after, www-authenticate");
       res.setHeader("vary", "Origin");
     },
   };
