@@ -21,6 +21,11 @@ describe("health", () => {
     const doc = await rest(t.url, "GET", "/openapi.json");
     expect(doc.status).toBe(200);
     expect(doc.body.openapi).toBe("3.1.0");
+    // Relative to where the document was fetched, as OpenAPI 3.1 allows: the address the server
+    // listens on (0.0.0.0 on a team's server, 127.0.0.1 behind a proxy) is no address for a
+    // generated client or Swagger UI to send requests to.
+    expect(doc.body.servers).toEqual([{ url: "/", description: "The server this document was fetched from" }]);
+    expect(JSON.stringify(doc.body)).not.toContain(new URL(t.url).host);
     const paths = doc.body.paths as Record<string, Record<string, unknown>>;
     expect(Object.keys(paths["/tasks"]!)).toEqual(expect.arrayContaining(["post", "get"]));
     expect(paths["/tasks/claim/{agent_id}"]).toHaveProperty("get");

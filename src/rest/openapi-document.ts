@@ -113,7 +113,7 @@ function emptyBodyRefused(input: z.ZodType, inPath: ReadonlySet<string>): boolea
 }
 
 /** `bearer`: the server enforces credentials (declare the scheme and require it). */
-export function buildOpenApiDocument(baseUrl: string, options: { bearer: boolean } = { bearer: false }): oas31.OpenAPIObject {
+export function buildOpenApiDocument(options: { bearer: boolean } = { bearer: false }): oas31.OpenAPIObject {
   const paths: ZodOpenApiPathsObject = {};
   for (const route of ROUTES) {
     paths[route.path] = { ...paths[route.path], [route.method.toLowerCase()]: operation(route, options.bearer) };
@@ -129,7 +129,10 @@ export function buildOpenApiDocument(baseUrl: string, options: { bearer: boolean
           "Field names are camelCase; the snake_case spelling of every multi-word field is accepted as well. " +
           BEFORE_ANY_OPERATION,
       },
-      servers: [{ url: baseUrl }],
+      // Relative: resolved against the document's own URL (OpenAPI 3.1, 4.8.5.1), so it is right
+      // behind a proxy and on a server bound to 0.0.0.0, whose listening address (which it used to
+      // give) is no address for a generated client or Swagger UI to call.
+      servers: [{ url: "/", description: "The server this document was fetched from" }],
       paths,
       ...(options.bearer
         ? {

@@ -241,7 +241,7 @@ function serverOver(coordination: Coordination, config: Config, log: Logger, tls
     if (!(await mayGet(req, res, "/openapi.json", config.publicDocs))) return;
     const enforced = credentials.enforced;
     let text = openApiJson.get(enforced);
-    if (text === undefined) openApiJson.set(enforced, (text = JSON.stringify(buildOpenApiDocument(url, { bearer: enforced }))));
+    if (text === undefined) openApiJson.set(enforced, (text = JSON.stringify(buildOpenApiDocument({ bearer: enforced }))));
     res.writeHead(200, { "content-type": "application/json" });
     res.end(text);
   };
