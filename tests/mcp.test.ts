@@ -701,6 +701,34 @@ describe("the stdio relay's session", () => {
   });
 });
 
+describe("the stdio relay's end", () => {
+  it("ends with exit 0 when its input ends, or on SIGTERM, even when the server stopped answering (its session's deletion is not waited for)", async () => {
+    const dir = makeTempDir();
+    const server = new CliProcess({ env: { COORDINATION_PORT: "0", COORDINATION_DB_PATH: join(dir, "hung.db") } });
+    const url = await server.waitForUrl();
+    const relays = ["by-input", "by-signal"].map((agent) => {
+      const relay = spawn(process.execPath, [CLI_PATH, "mcp", "--url", url, "--agent", agent], { stdio: ["pipe", "pipe", "pipe"] });
+      let out = "";
+      relay.stdout.on("data", (chunk: Buffer) => (out += chunk.toString()));
+      relay.stdin.write(`${JSON.stringify({ jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "p", version: "1.0.0" } } })}\n`);
+      return { relay, exited: new Promise<number | null>((resolve) => relay.once("exit", (code) => resolve(code))), out: () => out };
+    });
+    try {
+      // Both sessions open: each has a session id the relay would delete.
+      await vi.waitFor(() => relays.forEach(({ out }) => expect(out()).toContain('"id":1')), { timeout: 15_000, interval: 25 });
+      // The server takes connections and answers nothing (a hung process, a proxy holding them).
+      server.child.kill("SIGSTOP");
+      relays[0]!.relay.stdin.end();
+      relays[1]!.relay.kill("SIGTERM");
+      const within = (exited: Promise<number | null>) => Promise.race([exited, new Promise<string>((resolve) => setTimeout(() => resolve("still running after 30 s"), 30_000).unref())]);
+      expect(await Promise.all(relays.map(({ exited }) => within(exited)))).toEqual([0, 0]);
+    } finally {
+      relays.forEach(({ relay }) => relay.kill("SIGKILL"));
+      server.child.kill("SIGCONT");
+    }
+  });
+});
+
 describe("A2A agent cards", () => {
   it("a card's skills become capabilities; every agent has a card; findByCapability spans both", async () => {
     t = await startTestServer();

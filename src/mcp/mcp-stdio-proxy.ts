@@ -23,6 +23,9 @@ export interface McpProxyOptions {
   agentId?: string | undefined;
 }
 
+/** How long the relay, ending, waits for the server to answer the deletion of its session (ms). */
+const SESSION_DELETE_WAIT_MS = 3_000;
+
 /** How long a session opened again waits for its initialize's answer (ms). */
 const REINITIALIZE_WAIT_MS = 30_000;
 
@@ -307,11 +310,16 @@ export async function runMcpStdioProxy(options: McpProxyOptions, stderr: (text: 
     if (ending) return;
     ending = true;
     // The session is deleted on the server rather than left to its idle limit (it counts toward
-    // the agent's maxMcpSessionsPerAgent until then).
-    void remote
-      .terminateSession()
-      .catch(() => undefined)
-      .finally(() => void remote.close().finally(finish));
+    // the agent's maxMcpSessionsPerAgent until then). Not waited for past SESSION_DELETE_WAIT_MS:
+    // a server that takes the DELETE and never answers (hung, stopped, a proxy holding it) would
+    // keep the relay running after its host closed it, and hosts start a new one each time.
+    // close() aborts the DELETE still under way (the SDK sends it with the transport's signal).
+    let waited: ReturnType<typeof setTimeout> | undefined;
+    const givenUp = new Promise<void>((resolve) => (waited = setTimeout(resolve, SESSION_DELETE_WAIT_MS)));
+    void Promise.race([remote.terminateSession().catch(() => undefined), givenUp]).finally(() => {
+      clearTimeout(waited);
+      void remote.close().finally(finish);
+    });
   };
   local.onclose = end;
   // The SDK's stdio transport does not notice its input ending: a client that closes our stdin
