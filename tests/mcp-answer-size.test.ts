@@ -151,6 +151,29 @@ describe("an MCP answer over mcpMaxAnswerChars", () => {
     expect(JSON.parse(past.texts[0]!)).toMatchObject({ code: "INVALID_INPUT", message: "offset: is past the end of the progress's 4 characters of JSON" });
   });
 
+  it("a tool error is cut to fit too: a refusal carrying a large key keeps its code, message and the entry's version, and says what was cut", async () => {
+    t = await startTestServer({ mcpMaxAnswerChars: 4000 });
+    const client = await connectMcp(t.url, { "x-agent-id": "writer" });
+    const value = { plan: words(3000), step: 3 };
+    const set = await toolTexts(client, "set_key", { key: "plans/big", value });
+    expect(set.isError).toBe(false);
+    const version = JSON.parse(set.texts[0]!).version as number;
+    // Each refusal's details.entry is the key as it is: its value is as large as a value may be.
+    for (const [tool, args, code] of [
+      ["set_key", { key: "plans/big", value: 1, ifVersion: version + 1 }, "VERSION_CONFLICT"],
+      ["delete_key", { key: "plans/big", ifVersion: version + 1 }, "VERSION_CONFLICT"],
+      ["increment_key", { key: "plans/big", by: 1 }, "INVALID_STATE"],
+    ] as const) {
+      const refused = await toolTexts(client, tool, args);
+      expect(refused.isError, tool).toBe(true);
+      expect(refused.texts[0]!.length, tool).toBeLessThanOrEqual(4000 + SLACK);
+      const body = JSON.parse(refused.texts[0]!);
+      expect(body, tool).toMatchObject({ code, message: expect.stringContaining('key "plans/big"'), details: { key: "plans/big", entry: { key: "plans/big", version, updatedBy: "writer", value: { step: 3 } } } });
+      expect(body.details.entry.value.plan, tool).toMatch(/…\[cut: \d+ more characters\]$/);
+      expect(refused.texts.at(-1), tool).toMatch(/^This answer was longer than the 4000 characters an answer here holds/);
+    }
+  });
+
   it("read_task_value moves on by at least one character whatever length asks, so reading to nextOffset null ends", async () => {
     t = await startTestServer();
     const payload = 'say "hi" 😀\\';

@@ -115,8 +115,13 @@ async function readResource<T>(read: () => Promise<T>): Promise<T> {
   }
 }
 
-/** A tool error: the API's { code, message } as its text. */
-const toolError = (error: unknown): ToolResult => ({ isError: true, content: [{ type: "text", text: JSON.stringify(toErrorBody(error)) }] });
+/**
+ * A tool error: the API's { code, message, details } as its text, made to fit `maxChars` as an
+ * answer is (toolResult): a refusal's details may carry a whole value (VERSION_CONFLICT's and
+ * INVALID_STATE's entry, up to 64 KiB of a key's value), and it goes into the model's context as
+ * any answer does. Without a bound (a SHUTTING_DOWN of our own: small).
+ */
+const toolError = (error: unknown, maxChars = Number.POSITIVE_INFINITY): ToolResult => ({ ...toolResult(toErrorBody(error), maxChars), isError: true });
 
 /**
  * A call's answer when its session was deleted while it was under way: what a claim or a mailbox
@@ -256,7 +261,7 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
       .then(() => run(apiFor(extra, AbortSignal.any([extra.signal, cancel.signal]))))
       .then(
         (result): ToolResult => ((finished = true), cancel.signal.aborted ? sessionDeleted() : toolResult(result, services.config.mcpMaxAnswerChars)),
-        (error: unknown): ToolResult => ((finished = true), cancel.signal.aborted ? sessionDeleted() : toolError(error)),
+        (error: unknown): ToolResult => ((finished = true), cancel.signal.aborted ? sessionDeleted() : toolError(error, services.config.mcpMaxAnswerChars)),
       );
     try {
       return await Promise.race([ran, whenDeleted]);
