@@ -2,6 +2,7 @@
 // stdio (the `coordination mcp` relay, a real process), and A2A agent cards in the registry.
 import { spawn } from "node:child_process";
 import net from "node:net";
+import { createServer as createHttpServer, request as httpRequest } from "node:http";
 import BetterSqlite3 from "better-sqlite3";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
@@ -9,6 +10,7 @@ import { LoggingMessageNotificationSchema } from "@modelcontextprotocol/sdk/type
 import { Ajv } from "ajv";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { join } from "node:path";
+import { createCoordinationClient } from "../client/index.js";
 import { callTool, closeMcpClients, connectMcp, trackMcpClient } from "./helpers/mcp-client.js";
 import { MCP_ACCEPT, mcpPostHeaders, openMcpSession, postToolCall } from "./helpers/mcp-http.js";
 import { CLI_PATH, CliProcess, killAllCli, runCli } from "./helpers/cli-process.js";
@@ -449,6 +451,40 @@ describe("MCP sessions and their agent", () => {
 });
 
 describe("the stdio relay's command line", () => {
+  it("a --url with a path (a proxy that serves the server under it) keeps it: the relay's endpoint is that path's /mcp, as the typed client's is its /trpc", async () => {
+    t = await startTestServer();
+    const target = new URL(t.url);
+    // A reverse proxy serving the server under /coordination, as nginx's `location /coordination/` does; anything else is its own 404.
+    const proxy = createHttpServer((incoming, outgoing) => {
+      if (!incoming.url!.startsWith("/coordination/")) return void outgoing.writeHead(404).end("not the proxy's");
+      const forwarded = httpRequest({ host: target.hostname, port: target.port, method: incoming.method, path: incoming.url!.slice("/coordination".length), headers: { ...incoming.headers, host: target.host } }, (answer) => {
+        outgoing.writeHead(answer.statusCode!, answer.headers);
+        answer.pipe(outgoing);
+      });
+      forwarded.on("error", () => outgoing.destroy());
+      incoming.pipe(forwarded);
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve));
+    try {
+      const base = `http://127.0.0.1:${(proxy.address() as net.AddressInfo).port}/coordination`;
+      // The typed client takes the proxy's path as the server's address.
+      const typed = createCoordinationClient({ url: base });
+      await typed.api.tasks.enqueue.mutate({ queue: "behind", payload: { n: 1 } });
+      await typed.close();
+      // So does the relay, given it with or without a trailing slash, or as the endpoint itself.
+      for (const url of [base, `${base}/`, `${base}/mcp`]) {
+        const client = new Client({ name: "desktop", version: "1.0.0" });
+        await client.connect(new StdioClientTransport({ command: process.execPath, args: [CLI_PATH, "mcp", "--url", url, "--agent", "behind-proxy"], stderr: "pipe" }));
+        trackMcpClient(client);
+        expect((await callTool(client, "queue_stats", { queue: "behind" })).totals, url).toMatchObject({ pending: 1 });
+        await client.close();
+      }
+    } finally {
+      proxy.closeAllConnections();
+      await new Promise((resolve) => proxy.close(resolve));
+    }
+  });
+
   it("a --url that is no http(s) address is a usage error (exit 2) in one line", async () => {
     for (const url of ["127.0.0.1:8000", "localhost:8000", ""]) {
       const exit = await runCli({ args: ["mcp", "--url", url] });

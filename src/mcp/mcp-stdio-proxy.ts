@@ -74,6 +74,23 @@ function refusalOf(error: unknown): { status: number; message: string } | undefi
   return { status: error.code, message: error.message };
 }
 
+/**
+ * The server's /mcp endpoint under `url`, its path kept: a server behind a proxy at a path
+ * (https://example.com/coordination, as the typed client and the operator CLI take it) is at
+ * https://example.com/coordination/mcp; resolved as "/mcp", the path was dropped and every
+ * message went to the proxy's own /mcp. A URL naming the endpoint itself (…/mcp) is taken as it is.
+ */
+export function mcpEndpoint(url: string): URL {
+  const endpoint = new URL(url);
+  let path = endpoint.pathname;
+  // A loop, not /\/+$/: that regular expression takes time quadratic in a run of slashes.
+  while (path.endsWith("/")) path = path.slice(0, -1);
+  endpoint.pathname = path.endsWith("/mcp") ? path : `${path}/mcp`;
+  endpoint.search = "";
+  endpoint.hash = "";
+  return endpoint;
+}
+
 /** Relays until either side closes; resolves then. */
 export async function runMcpStdioProxy(options: McpProxyOptions, stderr: (text: string) => void): Promise<void> {
   const headers: Record<string, string> = {};
@@ -82,7 +99,7 @@ export async function runMcpStdioProxy(options: McpProxyOptions, stderr: (text: 
   if (token !== undefined) headers.authorization = `Bearer ${token}`;
   // As its UTF-8 bytes, one character each: a header carries bytes, and fetch refuses a character past U+00FF (the server reads them back).
   if (options.agentId) headers["x-agent-id"] = Buffer.from(options.agentId, "utf8").toString("latin1");
-  const endpoint = new URL("/mcp", options.url);
+  const endpoint = mcpEndpoint(options.url);
   const local = new StdioServerTransport();
   let finish!: () => void;
   const finished = new Promise<void>((resolve) => (finish = resolve));
