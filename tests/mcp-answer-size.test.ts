@@ -174,6 +174,30 @@ describe("an MCP answer over mcpMaxAnswerChars", () => {
     }
   });
 
+  it("read_mailbox takes as many events as fit whole, and leaves the others for the next call: a cut never loses what a read took", async () => {
+    t = await startTestServer({ mcpMaxAnswerChars: 4000 });
+    const client = await connectMcp(t.url, { "x-agent-id": "reader" });
+    expect((await toolTexts(client, "subscribe_events", { types: ["report.*"] })).isError).toBe(false);
+    // Direct messages and subscribed events, each of them a fifth of an answer or so.
+    const sent: string[] = [];
+    for (let i = 0; i < 12; i++) {
+      const text = `${i} ${words(120)}`;
+      sent.push(text);
+      await t.api.events.publish.mutate(i % 3 === 0 ? { type: "report.done", source: "boss", payload: { text } } : { type: "dm", source: "boss", target: "reader", payload: { text } });
+    }
+    const read: string[] = [];
+    for (let calls = 0; calls < 20; calls++) {
+      const answer = await toolTexts(client, "read_mailbox", {});
+      expect(answer.isError).toBe(false);
+      expect(answer.texts, "nothing cut").toHaveLength(1);
+      expect(answer.texts[0]!.length).toBeLessThanOrEqual(4000);
+      const events = JSON.parse(answer.texts[0]!) as Array<{ payload: { text: string } }>;
+      if (events.length === 0) break;
+      read.push(...events.map((event) => event.payload.text));
+    }
+    expect(read).toEqual(sent);
+  });
+
   it("read_task_value moves on by at least one character whatever length asks, so reading to nextOffset null ends", async () => {
     t = await startTestServer();
     const payload = 'say "hi" 😀\\';

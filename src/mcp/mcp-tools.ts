@@ -165,6 +165,16 @@ function toolResult(result: unknown, maxChars: number): ToolResult {
   return { content };
 }
 
+/** How many of `items`, from the first, fit whole in an answer of `maxChars` (a JSON list of them); at least one. */
+function fitting(items: readonly unknown[], maxChars: number): number {
+  let chars = 2;
+  for (const [i, item] of items.entries()) {
+    chars += JSON.stringify(item).length + (i > 0 ? 1 : 0);
+    if (chars > maxChars) return Math.max(1, i);
+  }
+  return items.length;
+}
+
 /**
  * Why a claim of a cordoned agent answered no task, for the model: a null alone reads as an empty
  * queue, and it would claim again, and again, while the cordon holds. Undefined when not cordoned.
@@ -667,10 +677,23 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
   registerTool(
     "read_mailbox",
     {
-      description: `This agent's next events: direct messages to it and the event types it subscribed to, oldest first, acknowledged as read. waitMs (at most ${MCP_MAX_WAIT_MS}) waits for one.`,
+      description:
+        `This agent's next events: direct messages to it and the event types it subscribed to, oldest first, acknowledged as read. waitMs (at most ${MCP_MAX_WAIT_MS}) waits for one. ` +
+        "As many as fit whole in one answer: the others stay for the next call.",
       inputSchema: strictArgs({ ...agentArg, limit: pollInput.shape.limit, waitMs: mcpWait("an event") }),
     },
-    (args, extra) => answerCall(extra, (api) => api.events.poll({ agentId: agent(args.agentId), ...(args.limit === undefined ? {} : { limit: args.limit }), waitMs: wait(args.waitMs), ack: "auto" })),
+    (args, extra) =>
+      answerCall(extra, async (api) => {
+        const agentId = agent(args.agentId);
+        // What a read takes is read for good: one cut to fit mcpMaxAnswerChars (answer-bound.ts)
+        // lost the events past its first items, and the rest of every long message, with no call
+        // to read them again. So the events are looked at first (manual: nothing taken), and the
+        // read takes as many as fit whole (at least one: a single event larger than an answer is
+        // cut, or the mailbox would stop at it for good).
+        const waiting = await api.events.poll({ agentId, limit: args.limit, waitMs: wait(args.waitMs), ack: "manual" });
+        if (waiting.length === 0) return waiting;
+        return api.events.poll({ agentId, limit: fitting(waiting, services.config.mcpMaxAnswerChars), waitMs: 0, ack: "auto" });
+      }),
   );
   registerTool(
     "subscribe_events",
