@@ -299,6 +299,50 @@ describe("webhooks", () => {
     expect((await verifyWebhook(leaked.secret, three!.headers, three!.body)).event.type).toBe("a.three");
   });
 
+  it("an older server on the file (one column for the old secret) and this one sign with each other's old secrets through their grace", async () => {
+    const t = await server();
+    const r = await receiver();
+    const { webhook, secret: first } = await t.api.webhooks.create.mutate({ url: r.url, types: ["a.*"] });
+    const legacy = () => withDatabase(t, (db) => db.prepare(`SELECT previousSecret, previousSecretUntil FROM webhooks WHERE id = ?`).get(webhook.id));
+    // This version's rotation keeps the columns an older server reads: it signs with the old secret too.
+    const second = await t.api.webhooks.rotateSecret.mutate({ id: webhook.id, graceMs: 3_600_000 });
+    expect(legacy()).toEqual({ previousSecret: first, previousSecretUntil: second.webhook.previousSecretUntil!.getTime() });
+
+    // An older server's rotation, as that version writes it: its old secret into the one column,
+    // the list it does not know left as it was.
+    const olderRotates = (secret: string, previousSecret: string | null, until: number | null) =>
+      withDatabase(t, (db) =>
+        db.prepare(`UPDATE webhooks SET secret = ?, previousSecret = ?, previousSecretUntil = ?, updatedAt = ?, turnOwner = NULL WHERE id = ?`).run(secret, previousSecret, until, Date.now(), webhook.id),
+      );
+    const third = "whsec_" + Buffer.alloc(24, 3).toString("base64");
+    const thirdUntil = Date.now() + 2 * 3_600_000;
+    olderRotates(third, second.secret, thirdUntil);
+    expect((await t.api.webhooks.get.query({ id: webhook.id })).previousSecretUntil).toEqual(new Date(thirdUntil));
+    await t.api.events.publish.mutate({ type: "a.one", source: "x" });
+    const [one] = await r.waitFor(1);
+    expect(String(one!.headers["webhook-signature"]).split(" ")).toHaveLength(3);
+    for (const secret of [first, second.secret, third]) expect((await verifyWebhook(secret, one!.headers, one!.body)).event.type).toBe("a.one");
+    // This version's next rotation keeps the older server's old secret in its list.
+    const fourth = await t.api.webhooks.rotateSecret.mutate({ id: webhook.id, graceMs: 3_600_000 });
+    await t.api.events.publish.mutate({ type: "a.two", source: "x" });
+    const [, two] = await r.waitFor(2);
+    expect(String(two!.headers["webhook-signature"]).split(" ")).toHaveLength(4);
+    for (const secret of [first, second.secret, third, fourth.secret]) expect((await verifyWebhook(secret, two!.headers, two!.body)).event.type).toBe("a.two");
+
+    // The older server's rotation with no grace (a leak) stops every old secret, here too.
+    const fifth = "whsec_" + Buffer.alloc(24, 5).toString("base64");
+    olderRotates(fifth, null, null);
+    expect((await t.api.webhooks.get.query({ id: webhook.id })).previousSecretUntil).toBeNull();
+    await t.api.events.publish.mutate({ type: "a.three", source: "x" });
+    const [, , three] = await r.waitFor(3);
+    expect(String(three!.headers["webhook-signature"]).split(" ")).toHaveLength(1);
+    expect((await verifyWebhook(fifth, three!.headers, three!.body)).event.type).toBe("a.three");
+    // And this version's: nothing old left for an older server to sign with.
+    await t.api.webhooks.rotateSecret.mutate({ id: webhook.id, graceMs: 3_600_000 });
+    await t.api.webhooks.rotateSecret.mutate({ id: webhook.id, graceMs: 0 });
+    expect(legacy()).toEqual({ previousSecret: null, previousSecretUntil: null });
+  });
+
   it("update changes where and what it sends from its cursor on; rotateSecret signs with both secrets through the grace; remove stops it", async () => {
     const t = await server();
     const a = await receiver();

@@ -42,8 +42,18 @@ const samePatterns = (a: readonly string[], b: readonly string[]): boolean => {
  */
 export const MAX_RETIRED_SECRETS = 8;
 
-/** Every secret `row`'s rotations retired, as stored (some may have ended). */
-const retiredOf = (row: WebhookRow): RetiredSecret[] => JSON.parse(row.retiredSecrets) as RetiredSecret[];
+/**
+ * Every secret `row`'s rotations retired, the oldest rotation first (some may have ended). The
+ * older versions' columns say the last rotation's: none, a rotation with no grace (by any version:
+ * an older one leaves the list as it was), so none signs; one the list lacks, a rotation by an
+ * older version, after those of the list.
+ */
+const retiredOf = (row: WebhookRow): RetiredSecret[] => {
+  if (row.previousSecret === null || row.previousSecretUntil === null) return [];
+  const retired = JSON.parse(row.retiredSecrets) as RetiredSecret[];
+  const last = row.previousSecret;
+  return retired.some((one) => one.secret === last) ? retired : [...retired, { secret: last, until: Number(row.previousSecretUntil) }];
+};
 
 /** The retired secrets of `row` that still sign at `now`, the oldest rotation first. */
 const signingAt = (row: WebhookRow, now: number): RetiredSecret[] => retiredOf(row).filter((retired) => retired.until > now);
@@ -126,6 +136,8 @@ export function webhookCommands(d: WebhookDeps) {
         description: request.description ?? null,
         secret: newSecret(),
         retiredSecrets: "[]",
+        previousSecret: null,
+        previousSecretUntil: null,
         // Left out: from the events after its own webhook.created on (this write appends it next, as seq head + 1).
         cursor: request.fromSeq === 0 ? d.events.prunedThroughSeq() : (request.fromSeq ?? d.events.headSeq() + 1),
         enabled: 1,

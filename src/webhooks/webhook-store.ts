@@ -11,6 +11,13 @@ export interface WebhookRow {
   secret: string;
   /** JSON array of RetiredSecret: secrets of earlier rotations that sign too until their grace ends. */
   retiredSecrets: string;
+  /**
+   * The last rotation's old secret and its grace's end, null when it had none: the one column of
+   * versions before retiredSecrets, which a server of such a version still on the file reads and
+   * writes (its rotations leave retiredSecrets as it was).
+   */
+  previousSecret: string | null;
+  previousSecretUntil: number | null;
   cursor: number;
   enabled: number;
   disabledReason: string | null;
@@ -68,8 +75,8 @@ export class WebhookStore {
   insert(row: WebhookRow): void {
     this.st
       .get<[Record<string, unknown>]>(
-        `INSERT INTO webhooks (id, url, types, description, secret, retiredSecrets, cursor, enabled, disabledReason, failures, failingSince, lastError, lastStatus, lastAttemptAt, lastDeliveredAt, delivered, gaps, nextAttemptAt, turnOwner, turnUntil, createdAt, createdBy, updatedAt)
-         VALUES (@id, @url, @types, @description, @secret, @retiredSecrets, @cursor, @enabled, @disabledReason, @failures, @failingSince, @lastError, @lastStatus, @lastAttemptAt, @lastDeliveredAt, @delivered, @gaps, @nextAttemptAt, @turnOwner, @turnUntil, @createdAt, @createdBy, @updatedAt)`,
+        `INSERT INTO webhooks (id, url, types, description, secret, retiredSecrets, previousSecret, previousSecretUntil, cursor, enabled, disabledReason, failures, failingSince, lastError, lastStatus, lastAttemptAt, lastDeliveredAt, delivered, gaps, nextAttemptAt, turnOwner, turnUntil, createdAt, createdBy, updatedAt)
+         VALUES (@id, @url, @types, @description, @secret, @retiredSecrets, @previousSecret, @previousSecretUntil, @cursor, @enabled, @disabledReason, @failures, @failingSince, @lastError, @lastStatus, @lastAttemptAt, @lastDeliveredAt, @delivered, @gaps, @nextAttemptAt, @turnOwner, @turnUntil, @createdAt, @createdBy, @updatedAt)`,
       )
       .run({ ...row });
   }
@@ -83,10 +90,14 @@ export class WebhookStore {
       .run({ id: row.id, url: row.url, types: row.types, cursor: row.cursor, description: row.description, enabled: row.enabled, disabledReason: row.disabledReason, failures: row.failures, failingSince: row.failingSince, nextAttemptAt: row.nextAttemptAt, updatedAt: row.updatedAt });
   }
 
+  /** `retired`'s last is this rotation's old secret (none: a rotation with no grace), kept in the older versions' columns too. */
   setSecret(id: string, secret: string, retired: readonly RetiredSecret[], now: number): void {
+    const last = retired.at(-1);
     this.st
-      .get<[string, string, number, string]>(`UPDATE webhooks SET secret = ?, retiredSecrets = ?, updatedAt = ? WHERE id = ?`)
-      .run(secret, JSON.stringify(retired), now, id);
+      .get<[string, string, string | null, number | null, number, string]>(
+        `UPDATE webhooks SET secret = ?, retiredSecrets = ?, previousSecret = ?, previousSecretUntil = ?, updatedAt = ? WHERE id = ?`,
+      )
+      .run(secret, JSON.stringify(retired), last?.secret ?? null, last?.until ?? null, now, id);
   }
 
   remove(id: string): boolean {
