@@ -4,6 +4,7 @@
 // same event first, and a webhook failing for webhookDisableAfterMs is disabled. Real receivers
 // on loopback ports, real servers (two on one file for the turns).
 import { createHmac } from "node:crypto";
+import type { ServerResponse } from "node:http";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { verifyWebhook, WebhookVerificationError } from "../client/index.js";
 import { killAllCli, runOperator } from "./helpers/cli-process.js";
@@ -299,6 +300,33 @@ describe("webhooks", () => {
     const [, , three] = await r.waitFor(3);
     expect(signatures(three!)).toBe(1);
     expect((await verifyWebhook(leaked.secret, three!.headers, three!.body)).event.type).toBe("a.three");
+  });
+
+  it("an old secret stops signing when its grace ends, even within a delivery that began before", async () => {
+    const t = await server({ webhookTimeoutMs: 60_000 });
+    const r = await receiver();
+    const { webhook, secret: old } = await t.api.webhooks.create.mutate({ url: r.url, types: ["a.*"] });
+    // The first request is held open past the grace's end: the same turn sends the next ones after it.
+    let held: ServerResponse | undefined;
+    r.answer = (response) => {
+      held = response;
+    };
+    // Disabled while they are published, the three go in one turn once it is enabled.
+    await t.api.webhooks.update.mutate({ id: webhook.id, enabled: false });
+    const rotated = await t.api.webhooks.rotateSecret.mutate({ id: webhook.id, graceMs: 3000 });
+    const graceEnds = rotated.webhook.previousSecretUntil!.getTime();
+    for (const n of [1, 2, 3]) await t.api.events.publish.mutate({ type: `a.n${n}`, source: "x" });
+    await t.api.webhooks.update.mutate({ id: webhook.id, enabled: true });
+    await r.waitFor(1);
+    await vi.waitFor(() => expect(Date.now()).toBeGreaterThan(graceEnds), { timeout: 10_000 });
+    r.answer = 200;
+    held!.writeHead(200).end("ok");
+    const [, two, three] = await r.waitFor(3);
+    for (const later of [two!, three!]) {
+      expect(String(later.headers["webhook-signature"]).split(" ")).toHaveLength(1);
+      await expect(verifyWebhook(old, later.headers, later.body)).rejects.toThrow(WebhookVerificationError);
+      await verifyWebhook(rotated.secret, later.headers, later.body);
+    }
   });
 
   it("an older server on the file (one column for the old secret) and this one sign with each other's old secrets through their grace", async () => {

@@ -90,12 +90,24 @@ export interface WebhookTurn {
   id: string;
   url: string;
   types: string[];
-  /** The secrets to sign with: the current one, and those of earlier rotations whose grace lasts. */
-  secrets: string[];
+  /** The current secret: it signs every request. */
+  secret: string;
+  /**
+   * Those of earlier rotations whose grace lasted when the turn began, each with its end: a turn
+   * may outlast one (a backlog, a slow receiver), so each request is signed with those still in
+   * their grace as it goes (signingSecrets).
+   */
+  retiredSecrets: RetiredSecret[];
   cursor: number;
   /** Failed attempts in a row before this turn (its first success logs "delivering again"). */
   failures: number;
 }
+
+/** The secrets a request of `turn` sent at `now` is signed with: the current one, and the old ones whose grace has not ended. */
+export const signingSecrets = (turn: WebhookTurn, now: number): string[] => [
+  turn.secret,
+  ...turn.retiredSecrets.filter((retired) => retired.until > now).map((retired) => retired.secret),
+];
 
 /** How a failed attempt left the webhook: disabled, or tried again at nextAttemptAt. */
 export interface FailureRecorded {
@@ -269,12 +281,12 @@ export function webhookCommands(d: WebhookDeps) {
     "webhooks.takeTurn": (ctx: WriteContext, request: { id: string; turn: Turn }): WebhookTurn | null => {
       const row = d.webhooks.get(request.id);
       if (row === undefined || Number(row.nextAttemptAt) > ctx.now || !d.webhooks.takeTurn(row.id, request.turn, ctx.now)) return null;
-      const secrets = [row.secret, ...signingAt(row, ctx.now).map((retired) => retired.secret)];
       return {
         id: row.id,
         url: row.url,
         types: JSON.parse(row.types) as string[],
-        secrets,
+        secret: row.secret,
+        retiredSecrets: signingAt(row, ctx.now),
         cursor: Number(row.cursor),
         failures: Number(row.failures),
       };

@@ -16,7 +16,7 @@ import { storedBaggage, storedTrace, tracedBy } from "../tasks/trace-context.js"
 import { typeMatcher } from "../events/type-patterns.js";
 import type { Logger } from "../logger.js";
 import { VERSION } from "../version.js";
-import type { WebhookTurn } from "./webhook-commands.js";
+import { signingSecrets, type WebhookTurn } from "./webhook-commands.js";
 import { MAX_WEBHOOKS } from "./webhook-schemas.js";
 import { signatureHeader } from "./webhook-signature.js";
 import { wholeCharacters } from "../whole-characters.js";
@@ -272,7 +272,7 @@ export class WebhookDeliverer {
           "user-agent": `coordination/${VERSION} (webhooks)`,
           "webhook-id": id,
           "webhook-timestamp": String(timestamp),
-          "webhook-signature": signatureHeader(turn.secrets, id, timestamp, body),
+          "webhook-signature": signatureHeader(signingSecrets(turn, Date.now()), id, timestamp, body),
           "coordination-webhook-id": turn.id,
           "coordination-event-seq": String(event.seq),
           "coordination-event-type": event.type,
