@@ -125,7 +125,7 @@ export const OPERATOR_USAGE = [
   "       coordination webhooks skip ID                           pass over the event it would send next (one its receiver",
   "                                    refuses for good, holding back all after it); exit 3 when there is none",
   "       coordination webhooks rotate-secret ID [--grace DURATION]   a new secret (printed once); the old signs too for",
-  "                                    DURATION (24h by default; 0s: stops at once)",
+  "                                    DURATION (24h by default; 0s: it and those of earlier rotations stop at once)",
   "       coordination kv [list] [--prefix TEXT] [--ephemeral-owner AGENT] [--after KEY]   the keys of shared state: version,",
   "                                    written when and by whom, expiry, the agent whose life it is tied to, the value cut short",
   "                                    (up to 10,000 keys; --ephemeral-owner: only those tied to AGENT; --after: those after KEY;",

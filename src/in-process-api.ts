@@ -222,7 +222,7 @@ export interface InProcessCoordination {
     create(url: string, types: string[], options?: Rest<In["webhooks"]["create"], "url" | "types">): Promise<Out["webhooks"]["create"]>;
     /** Changes its url, types or description, or disables (`enabled` false, `reason`) or enables it. WEBHOOK_NOT_FOUND. */
     update(id: string, changes: Rest<In["webhooks"]["update"], "id">): Promise<Out["webhooks"]["update"]>;
-    /** A new signing secret (answered once); the old one signs too for `graceMs` (24 hours by default). WEBHOOK_NOT_FOUND. */
+    /** A new signing secret (answered once); the old one signs too for `graceMs` (24 hours by default), beside those of earlier rotations still in their grace (0: every old one stops). WEBHOOK_NOT_FOUND; INVALID_STATE when 8 old secrets sign already. */
     rotateSecret(id: string, graceMs?: number): Promise<Out["webhooks"]["rotateSecret"]>;
     /** Removes it; `removed` false when there was none. */
     remove(id: string): Promise<Out["webhooks"]["remove"]>;

@@ -105,7 +105,7 @@ export const rotateSecretInput = z.strictObject({
   id: webhookId(),
   graceMs: int(0, 7 * 24 * 3_600_000)
     .default(24 * 3_600_000)
-    .describe("How long requests are signed with the old secret too (webhook-signature then carries two signatures), in ms: time to give the receiver the new one. 24 hours by default; 0, the old one stops at once"),
+    .describe("How long requests are signed with the old secret too (webhook-signature then carries a signature of each secret that signs), in ms: time to give the receiver the new one. Old secrets of earlier rotations still in their grace keep signing until it ends (at most 8 at once: past them 409 INVALID_STATE). 24 hours by default; 0, every old secret stops at once"),
 });
 export type RotateSecretRequest = z.output<typeof rotateSecretInput>;
 

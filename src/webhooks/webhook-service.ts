@@ -31,7 +31,7 @@ export class WebhookService {
     return updated;
   }
 
-  /** A new signing secret; the old one signs too for `graceMs`. WEBHOOK_NOT_FOUND. */
+  /** A new signing secret; the old one signs too for `graceMs`, beside those of earlier rotations still in their grace. WEBHOOK_NOT_FOUND; INVALID_STATE past MAX_RETIRED_SECRETS. */
   async rotateSecret(request: RotateSecretRequest): Promise<WebhookWithSecret> {
     const rotated = await this.db.write("webhooks.rotateSecret", request);
     this.deliverer.interrupt(rotated.webhook.id);
