@@ -173,15 +173,25 @@ describe("migrations at server start-up", () => {
     db.close();
     expect(() => createServer(config)).toThrow(`migration ${INIT} was modified after it was applied (checksum differs)`);
 
-    // The command exits 1 and says why.
+    // The command refuses the file as it refuses any other it cannot serve: one line naming the
+    // file and the migration, exit code 3 (it died with exit 1 and the error's stack).
     const result = await runCli({ env: { COORDINATION_PORT: "0", COORDINATION_DB_PATH: dbPath }, cwd: dir });
-    expect(result.code).toBe(1);
-    const fatal = result.stdout
-      .split("\n")
-      .filter((line) => line.startsWith("{"))
-      .map((line) => JSON.parse(line) as { level: number; msg: string; err?: { message: string } })
-      .find((line) => line.level === 60);
-    expect(fatal).toMatchObject({ msg: "failed to start", err: { message: `migration ${INIT} was modified after it was applied (checksum differs)` } });
+    expect([result.code, result.stderr]).toEqual([3, `coordination: the database file ${dbPath}: migration ${INIT} was modified after it was applied (checksum differs)\n`]);
+    const migrate = await runCli({ args: ["migrate", "--db", dbPath], cwd: dir });
+    expect([migrate.code, migrate.stderr]).toEqual([3, `coordination: the database file ${dbPath}: migration ${INIT} was modified after it was applied (checksum differs)\n`]);
+  });
+
+  it("refuses, in one line with exit code 3, a file whose migration was started and never finished (serve and migrate)", async () => {
+    const dbPath = join(dir, "coordination.db");
+    expect((await runCli({ args: ["migrate", "--db", dbPath], cwd: dir })).code).toBe(0);
+    const db = new Database(dbPath);
+    db.prepare(`UPDATE "_prisma_migrations" SET finished_at = NULL WHERE migration_name = ?`).run(SHIPPED.at(-1));
+    db.close();
+    const line = `coordination: the database file ${dbPath}: migration ${SHIPPED.at(-1)} was started but never finished; repair the database before starting\n`;
+    const migrate = await runCli({ args: ["migrate", "--db", dbPath], cwd: dir });
+    expect([migrate.code, migrate.stderr]).toEqual([3, line]);
+    const serve = await runCli({ env: { COORDINATION_PORT: "0", COORDINATION_DB_PATH: dbPath }, cwd: dir });
+    expect([serve.code, serve.stderr]).toEqual([3, line]);
   });
 
   it("two server processes starting together on one new file apply the migrations exactly once", async () => {

@@ -6,6 +6,8 @@ import { createHash, randomUUID } from "node:crypto";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import Database from "better-sqlite3";
+import { DatabaseRefused } from "./database-refused.js";
 import type { SqliteDatabase } from "./open-database.js";
 
 // Prisma's own DDL for the history table on SQLite.
@@ -59,9 +61,13 @@ export function shippedSchema(dir = defaultMigrationsDir()): string {
 /** The timestamp format Prisma's engine writes into _prisma_migrations on SQLite. */
 const prismaTimestamp = (date: Date): string => date.toISOString().replace("T", " ").replace("Z", "+00:00");
 
-export class MigrationError extends Error {
-  override name = "MigrationError";
-}
+/**
+ * A migration history this version cannot continue (one started and never finished, one changed
+ * since it was applied) or a migration that failed on this file: a refused file (exit 3, one
+ * sentence), as the start-up checks refuse one, not a crash with its stack. Its name stays
+ * DatabaseRefused, the name the command line answers with its sentence.
+ */
+export class MigrationError extends DatabaseRefused {}
 
 /**
  * Applies every migration not yet recorded, all in one IMMEDIATE transaction: two server
@@ -86,15 +92,21 @@ export function applyMigrations(db: SqliteDatabase, dir = defaultMigrationsDir()
       const record = findRecord.get(migration.name);
       if (record) {
         if (record.finished_at === null) {
-          throw new MigrationError(`migration ${migration.name} was started but never finished; repair the database before starting`);
+          throw new MigrationError(`the database file ${db.name}: migration ${migration.name} was started but never finished; repair the database before starting`);
         }
         if (record.checksum !== migration.checksum) {
-          throw new MigrationError(`migration ${migration.name} was modified after it was applied (checksum differs)`);
+          throw new MigrationError(`the database file ${db.name}: migration ${migration.name} was modified after it was applied (checksum differs)`);
         }
         continue;
       }
       const startedAt = prismaTimestamp(new Date());
-      db.exec(migration.sql);
+      try {
+        db.exec(migration.sql);
+      } catch (error) {
+        // Another process's lock is no fault of the file: unlessLocked says it (exit 1, try again).
+        if (!(error instanceof Database.SqliteError) || error.code.startsWith("SQLITE_BUSY")) throw error;
+        throw new MigrationError(`the database file ${db.name}: migration ${migration.name} failed (${error.message}); nothing was applied`);
+      }
       insertRecord.run(randomUUID(), migration.checksum, prismaTimestamp(new Date()), migration.name, startedAt);
       applied.push(migration.name);
     }

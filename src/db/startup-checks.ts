@@ -11,12 +11,11 @@ import { accessSync, closeSync, constants, existsSync, lstatSync, openSync, read
 import { dirname, resolve } from "node:path";
 import Database from "better-sqlite3";
 import type { Config } from "../config.js";
+import { DatabaseRefused } from "./database-refused.js";
 import { applyMigrations, defaultMigrationsDir, readMigrations } from "./migrate.js";
 import { openDatabase, type SqliteDatabase } from "./open-database.js";
 
-export class DatabaseRefused extends Error {
-  override name = "DatabaseRefused";
-}
+export { DatabaseRefused } from "./database-refused.js";
 
 /** Another process held the file's lock past the busy timeout while start-up checked or migrated it: try again once it lets go. */
 export class DatabaseLocked extends Error {
