@@ -76,6 +76,24 @@ export async function runBackup(config: Config, target: string, out: Output): Pr
   }
   const partial = `${target}.partial-${process.pid}`;
   try {
+    // Someone else's file, or an empty one, is no coordination database to back up: said as the
+    // server says it, before anything is written (its copy's check then died on "no such table:
+    // tasks" with a stack, and left the partial file behind).
+    let tables: string[];
+    try {
+      tables = source.prepare<[], string>(`SELECT name FROM sqlite_master WHERE type = 'table'`).pluck().all();
+    } catch (error) {
+      out.stderr(`coordination backup: ${config.dbPath} cannot be read as a database (${(error as Error).message})\n`);
+      return 3;
+    }
+    if (!tables.includes("_prisma_migrations") || !tables.includes("tasks")) {
+      out.stderr(
+        tables.length === 0
+          ? `coordination backup: ${config.dbPath} is an empty database, no coordination database: nothing to back up\n`
+          : `coordination backup: ${config.dbPath} is not a coordination database (it has tables ${tables.slice(0, 5).join(", ")} and no migration history)\n`,
+      );
+      return 3;
+    }
     try {
       source.prepare("VACUUM INTO ?").run(partial);
     } catch (error) {
@@ -83,18 +101,24 @@ export async function runBackup(config: Config, target: string, out: Output): Pr
       out.stderr(`coordination backup: cannot write ${target} (${(error as Error).message})\n`);
       return 3;
     }
-    const copy = new Database(partial, { fileMustExist: true });
     let verdict: { ok: true; pages: number; tasks: number } | { ok: false; check: string };
     try {
-      // A copy in one file: no -wal and -shm beside it.
-      copy.pragma("journal_mode = DELETE");
-      const check = String(copy.pragma("quick_check(1)", { simple: true }));
-      verdict =
-        check === "ok"
-          ? { ok: true, pages: Number(copy.pragma("page_count", { simple: true })), tasks: Number(copy.prepare("SELECT count(*) FROM tasks").pluck().get()) }
-          : { ok: false, check };
-    } finally {
-      copy.close();
+      const copy = new Database(partial, { fileMustExist: true });
+      try {
+        // A copy in one file: no -wal and -shm beside it.
+        copy.pragma("journal_mode = DELETE");
+        const check = String(copy.pragma("quick_check(1)", { simple: true }));
+        verdict =
+          check === "ok"
+            ? { ok: true, pages: Number(copy.pragma("page_count", { simple: true })), tasks: Number(copy.prepare("SELECT count(*) FROM tasks").pluck().get()) }
+            : { ok: false, check };
+      } finally {
+        copy.close();
+      }
+    } catch (error) {
+      // The copy could not be opened, switched to one file or read (a disk that filled meanwhile):
+      // no copy, and none left half-made.
+      verdict = { ok: false, check: (error as Error).message };
     }
     if (!verdict.ok) {
       removePartial(partial);

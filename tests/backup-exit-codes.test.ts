@@ -4,6 +4,7 @@
 // the call or could not be reached").
 import { existsSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import Database from "better-sqlite3";
 import { afterEach, describe, expect, it } from "vitest";
 import { killAllCli, runCli } from "./helpers/cli-process.js";
 import { makeTempDir } from "./helpers/test-server.js";
@@ -38,5 +39,25 @@ describe("coordination backup exit codes", () => {
     const backup = await runCli({ args: ["backup", target, "--db", db] });
     expect([backup.code, backup.stderr]).toEqual([3, expect.stringMatching(/^coordination backup: cannot write \S+\.db \(.*\)\n$/)]);
     expect(readdirSync(dir).filter((name) => name.startsWith("b"))).toEqual([]);
+  });
+
+  // Someone else's SQLite file, or an empty one, passed the "is it a database" check; the copy's
+  // own check then died on "no such table: tasks": exit 1 with a stack, and the partial file left.
+  it("says 3, in one line, for a --db that is a database but no coordination database (someone else's, an empty file)", async () => {
+    const dir = makeTempDir();
+    const other = join(dir, "other.db");
+    const db = new Database(other);
+    db.exec("CREATE TABLE invoices (id INTEGER PRIMARY KEY)");
+    db.close();
+    const empty = join(dir, "empty.db");
+    writeFileSync(empty, "");
+    for (const [source, said] of [
+      [other, /^coordination backup: \S+other\.db is not a coordination database \(it has tables invoices and no migration history\)\n$/],
+      [empty, /^coordination backup: \S+empty\.db is an empty database, no coordination database: nothing to back up\n$/],
+    ] as const) {
+      const backup = await runCli({ args: ["backup", join(dir, "copy.db"), "--db", source] });
+      expect([backup.code, backup.stderr]).toEqual([3, expect.stringMatching(said)]);
+      expect(readdirSync(dir).filter((name) => name.startsWith("copy.db"))).toEqual([]);
+    }
   });
 });
