@@ -50,6 +50,11 @@ function removePartial(partial: string): void {
 }
 
 export async function runBackup(config: Config, target: string, out: Output): Promise<number> {
+  // An empty FILE (an unset shell variable) named no file: renaming the copy to "" threw ENOENT with its stack.
+  if (target === "") {
+    out.stderr("coordination backup: FILE is empty; give the copy's path\n");
+    return 2;
+  }
   if (!existsSync(config.dbPath)) {
     out.stderr(`coordination backup: no database at ${config.dbPath}\n`);
     return 2;

@@ -60,4 +60,13 @@ describe("coordination backup exit codes", () => {
       expect(readdirSync(dir).filter((name) => name.startsWith("copy.db"))).toEqual([]);
     }
   });
+
+  it("says 2 for an empty FILE (an unset shell variable), not a crash renaming the copy to nothing", async () => {
+    const dir = makeTempDir();
+    const db = join(dir, "c.db");
+    expect((await runCli({ args: ["migrate", "--db", db] })).code).toBe(0);
+    const backup = await runCli({ args: ["backup", "", "--db", db], cwd: dir });
+    expect([backup.code, backup.stderr]).toEqual([2, "coordination backup: FILE is empty; give the copy's path\n"]);
+    expect(readdirSync(dir).filter((name) => name.includes("partial"))).toEqual([]);
+  });
 });
