@@ -145,6 +145,27 @@ describe("files refused at start-up, untouched", () => {
     const exit = await runCli({ args: ["--port", "0", "--db", path] });
     expect([exit.code, exit.stderr]).toEqual([3, `coordination: the database file ${path} is read-only: this server writes to it. Make it writable, or point dbPath at a copy\n`]);
   });
+
+  // Migrating a new file on a disk with no room for the schema died with SQLite's "database or
+  // disk is full" and its stack, exit 1, from the commit of the migrations' transaction.
+  it.skipIf(smallFilesystemProbe !== true)("a disk too full to migrate a new file: exit 3 with one line, from migrate and from the server, nothing applied", async () => {
+    const mounted = mountSmallFilesystem(256);
+    if (typeof mounted === "string") throw new Error(mounted);
+    fs = mounted;
+    const path = join(fs.dir, "new.db");
+    const said = /^coordination: the database file \S+new\.db: (its migrations|migration \w+) failed \(database or disk is full\); nothing was applied\n$/;
+    const migrate = await runCli({ args: ["migrate", "--db", path] });
+    expect([migrate.code, migrate.stderr]).toEqual([3, expect.stringMatching(said)]);
+    const serve = await runCli({ args: ["--port", "0", "--db", path] });
+    expect([serve.code, serve.stderr]).toEqual([3, expect.stringMatching(said)]);
+    // Rolled back whole: no migration recorded.
+    const db = new Database(path, { readonly: true });
+    try {
+      expect(db.prepare(`SELECT count(*) FROM "_prisma_migrations"`).pluck().get()).toBe(0);
+    } finally {
+      db.close();
+    }
+  });
 });
 
 describe("a database that fails under a running server", () => {

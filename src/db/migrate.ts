@@ -77,40 +77,47 @@ export class MigrationError extends DatabaseRefused {}
  * Returns the names applied now (empty when the database was already up to date).
  */
 export function applyMigrations(db: SqliteDatabase, dir = defaultMigrationsDir()): string[] {
-  db.exec(CREATE_HISTORY_TABLE);
   const applied: string[] = [];
-  const findRecord = db.prepare<[string], { checksum: string; finished_at: string | null }>(
-    `SELECT checksum, finished_at FROM "_prisma_migrations" WHERE migration_name = ? AND rolled_back_at IS NULL`,
-  );
-  const insertRecord = db.prepare(
-    `INSERT INTO "_prisma_migrations" (id, checksum, finished_at, migration_name, logs, rolled_back_at, started_at, applied_steps_count)
-     VALUES (?, ?, ?, ?, NULL, NULL, ?, 1)`,
-  );
   const migrations = readMigrations(dir);
-  db.transaction(() => {
-    for (const migration of migrations) {
-      const record = findRecord.get(migration.name);
-      if (record) {
-        if (record.finished_at === null) {
-          throw new MigrationError(`the database file ${db.name}: migration ${migration.name} was started but never finished; repair the database before starting`);
+  let current: string | undefined;
+  try {
+    db.exec(CREATE_HISTORY_TABLE);
+    const findRecord = db.prepare<[string], { checksum: string; finished_at: string | null }>(
+      `SELECT checksum, finished_at FROM "_prisma_migrations" WHERE migration_name = ? AND rolled_back_at IS NULL`,
+    );
+    const insertRecord = db.prepare(
+      `INSERT INTO "_prisma_migrations" (id, checksum, finished_at, migration_name, logs, rolled_back_at, started_at, applied_steps_count)
+       VALUES (?, ?, ?, ?, NULL, NULL, ?, 1)`,
+    );
+    db.transaction(() => {
+      for (const migration of migrations) {
+        const record = findRecord.get(migration.name);
+        if (record) {
+          if (record.finished_at === null) {
+            throw new MigrationError(`the database file ${db.name}: migration ${migration.name} was started but never finished; repair the database before starting`);
+          }
+          if (record.checksum !== migration.checksum) {
+            throw new MigrationError(`the database file ${db.name}: migration ${migration.name} was modified after it was applied (checksum differs)`);
+          }
+          continue;
         }
-        if (record.checksum !== migration.checksum) {
-          throw new MigrationError(`the database file ${db.name}: migration ${migration.name} was modified after it was applied (checksum differs)`);
-        }
-        continue;
-      }
-      const startedAt = prismaTimestamp(new Date());
-      try {
+        const startedAt = prismaTimestamp(new Date());
+        current = migration.name;
         db.exec(migration.sql);
-      } catch (error) {
-        // Another process's lock is no fault of the file: unlessLocked says it (exit 1, try again).
-        if (!(error instanceof Database.SqliteError) || error.code.startsWith("SQLITE_BUSY")) throw error;
-        throw new MigrationError(`the database file ${db.name}: migration ${migration.name} failed (${error.message}); nothing was applied`);
+        insertRecord.run(randomUUID(), migration.checksum, prismaTimestamp(new Date()), migration.name, startedAt);
+        applied.push(migration.name);
       }
-      insertRecord.run(randomUUID(), migration.checksum, prismaTimestamp(new Date()), migration.name, startedAt);
-      applied.push(migration.name);
-    }
-  }).immediate();
+      // What fails from here is the commit: of them all, not of the last one.
+      current = undefined;
+    }).immediate();
+  } catch (error) {
+    // A statement or the commit failing on this file (a disk full, a migration its data refuses):
+    // rolled back whole, said in one sentence. Another process's lock is no fault of the file:
+    // thrown on for unlessLocked to say (exit 1, try again).
+    if (!(error instanceof Database.SqliteError) || error.code.startsWith("SQLITE_BUSY")) throw error;
+    const where = current === undefined ? "its migrations" : `migration ${current}`;
+    throw new MigrationError(`the database file ${db.name}: ${where} failed (${error.message}); nothing was applied`);
+  }
   return applied;
 }
 
