@@ -74,7 +74,10 @@ export async function runBackup(config: Config, target: string, out: Output): Pr
     source = new Database(config.dbPath, { readonly: true, fileMustExist: true, timeout: config.busyTimeoutMs });
     source.pragma("schema_version");
   } catch (error) {
-    out.stderr(`coordination backup: ${config.dbPath} cannot be read as a database (${(error as Error).message})\n`);
+    // A full disk (no room for the -shm a WAL database's reader needs) is no unreadable file.
+    const { diskFullRefusal } = await import("./db/startup-checks.js");
+    const full = diskFullRefusal(config.dbPath);
+    out.stderr(full === undefined ? `coordination backup: ${config.dbPath} cannot be read as a database (${(error as Error).message})\n` : `coordination backup: ${full.message}\n`);
     // Exit 3, as `backup --help` says ("a file it cannot copy") and as migrate and tokens answer
     // the same file: 1 means a server that refused or could not be reached.
     return 3;

@@ -166,6 +166,34 @@ describe("files refused at start-up, untouched", () => {
       db.close();
     }
   });
+
+  // A server restarted on a full disk cannot make the -shm file its WAL database needs, and SQLite
+  // says "disk I/O error": it was refused as "not a usable SQLite database", a damaged file, whose
+  // cure the README gives as restoring a backup (losing the work acknowledged since). It is the
+  // disk that is full, the file is whole: free space and it starts.
+  it.skipIf(smallFilesystemProbe !== true)("a start on a full disk says the disk is full, not that the file is damaged; with space back it starts", async () => {
+    const mounted = mountSmallFilesystem(4096);
+    if (typeof mounted === "string") throw new Error(mounted);
+    fs = mounted;
+    const path = await madeDatabase(fs.dir);
+    const before = sha(path);
+    const filler = join(fs.dir, "filler");
+    try {
+      writeFileSync(filler, Buffer.alloc(8 * 1024 * 1024));
+    } catch {
+      // ENOSPC: the filler took what it could.
+    }
+    const said = `the disk holding the database file ${path} is full (SQLite cannot make its -shm and -wal files in ${fs.dir}): the file is not damaged; free space, then start again\n`;
+    for (const args of [["--port", "0", "--db", path], ["migrate", "--db", path], ["tokens", "list", "--db", path]]) {
+      const exit = await runCli({ args });
+      expect([args[0], exit.code, exit.stderr]).toEqual([args[0], 3, `coordination: ${said}`]);
+    }
+    const backup = await runCli({ args: ["backup", join(makeTempDir(), "copy.db"), "--db", path] });
+    expect([backup.code, backup.stderr]).toEqual([3, `coordination backup: ${said}`]);
+    expect(sha(path)).toBe(before);
+    rmSync(filler);
+    expect((await runCli({ args: ["migrate", "--db", path] })).code).toBe(0);
+  });
 });
 
 describe("a database that fails under a running server", () => {

@@ -12,6 +12,7 @@ import { dirname, resolve } from "node:path";
 import Database from "better-sqlite3";
 import type { Config } from "../config.js";
 import { DatabaseRefused } from "./database-refused.js";
+import { diskHasRoom } from "./faults.js";
 import { applyMigrations, defaultMigrationsDir, readMigrations } from "./migrate.js";
 import { openDatabase, type SqliteDatabase } from "./open-database.js";
 
@@ -41,6 +42,21 @@ export function unlessLocked<T>(path: string, work: () => T): T {
     if (isBusy(error)) throw new DatabaseLocked(path);
     throw error;
   }
+}
+
+/** Room a start needs beside the file: its -shm (32 KiB) and the first writes to its -wal. */
+const START_ROOM_BYTES = 1024 * 1024;
+
+/**
+ * A file SQLite could not open or read because the disk holding it is full (it cannot make the
+ * -shm file a WAL database needs: "disk I/O error", SQLITE_IOERR_SHMSIZE) is no damaged file:
+ * said so, for the operator to free space rather than restore a backup over acknowledged work.
+ * Undefined when the disk has room (the error is then the file's).
+ */
+export function diskFullRefusal(path: string): DatabaseRefused | undefined {
+  const directory = dirname(resolve(path));
+  if (diskHasRoom(directory, START_ROOM_BYTES)) return undefined;
+  return new DatabaseRefused(`the disk holding the database file ${path} is full (SQLite cannot make its -shm and -wal files in ${directory}): the file is not damaged; free space, then start again`);
 }
 
 const writable = (path: string): boolean => {
@@ -107,7 +123,7 @@ export function checkBeforeMigrating(config: Pick<Config, "dbPath">, dir = defau
   try {
     db = new Database(path, { readonly: true, fileMustExist: true });
   } catch (error) {
-    throw new DatabaseRefused(`the database file ${path} cannot be opened (${(error as Error).message})`);
+    throw diskFullRefusal(path) ?? new DatabaseRefused(`the database file ${path} cannot be opened (${(error as Error).message})`);
   }
   try {
     let check: string;
@@ -117,7 +133,7 @@ export function checkBeforeMigrating(config: Pick<Config, "dbPath">, dir = defau
     } catch (error) {
       // A file in rollback-journal mode (a backup copy put in place) under another's write: not damaged.
       if (isBusy(error)) throw new DatabaseLocked(path);
-      throw new DatabaseRefused(`the file ${path} is not a usable SQLite database (${(error as Error).message})`);
+      throw diskFullRefusal(path) ?? new DatabaseRefused(`the file ${path} is not a usable SQLite database (${(error as Error).message})`);
     }
     if (check !== "ok") throw new DatabaseRefused(`the database file ${path} is damaged (quick_check: ${check.replace(/\s+/g, " ").trim()}); restore a backup`);
     const tables = db.prepare<[], string>(`SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'`).pluck().all();
@@ -152,7 +168,7 @@ export function openToMigrate(config: Pick<Config, "dbPath" | "busyTimeoutMs" | 
     return unlessLocked(config.dbPath, () => openDatabase(config));
   } catch (error) {
     if (!(error instanceof Database.SqliteError)) throw error;
-    if (existed) throw new DatabaseRefused(`the database file ${config.dbPath} cannot be opened (${error.message})`);
+    if (existed) throw diskFullRefusal(config.dbPath) ?? new DatabaseRefused(`the database file ${config.dbPath} cannot be opened (${error.message})`);
     throw new DatabaseRefused(`cannot create the database file ${config.dbPath}: ${whyNotCreated(config.dbPath, error.message)}`);
   }
 }
