@@ -9,7 +9,7 @@
 //    leaves no half-written copy under the target's name.
 //    To restore: stop the server, replace the database file with the copy (removing its -wal and
 //    -shm files), start the server.
-import { existsSync, renameSync, rmSync } from "node:fs";
+import { accessSync, constants, existsSync, renameSync, rmSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import Database from "better-sqlite3";
 import type { Config } from "./config.js";
@@ -49,6 +49,15 @@ function removePartial(partial: string): void {
   }
 }
 
+const writable = (path: string): boolean => {
+  try {
+    accessSync(path, constants.W_OK);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
 export async function runBackup(config: Config, target: string, out: Output): Promise<number> {
   // An empty FILE (an unset shell variable) named no file: renaming the copy to "" threw ENOENT with its stack.
   if (target === "") {
@@ -77,7 +86,17 @@ export async function runBackup(config: Config, target: string, out: Output): Pr
     // A full disk (no room for the -shm a WAL database's reader needs) is no unreadable file.
     const { diskFullRefusal } = await import("./db/startup-checks.js");
     const full = diskFullRefusal(config.dbPath);
-    out.stderr(full === undefined ? `coordination backup: ${config.dbPath} cannot be read as a database (${(error as Error).message})\n` : `coordination backup: ${full.message}\n`);
+    const sourceDirectory = dirname(resolve(config.dbPath));
+    if (full !== undefined) out.stderr(`coordination backup: ${full.message}\n`);
+    else if (!existsSync(`${config.dbPath}-shm`) && !writable(sourceDirectory)) {
+      // A reader of a WAL database makes the -shm file beside it when no server has made it: a
+      // user who may read the file but not write its directory (a backup account, a read-only
+      // snapshot) cannot, and SQLite says only "unable to open" or "attempt to write a readonly
+      // database", which reads as a file that is no database.
+      out.stderr(
+        `coordination backup: ${config.dbPath} cannot be read from here: with no server running on it, SQLite must make its -shm file in ${sourceDirectory}, which this user cannot write. Run the backup as the server's user, or while the server runs\n`,
+      );
+    } else out.stderr(`coordination backup: ${config.dbPath} cannot be read as a database (${(error as Error).message})\n`);
     // Exit 3, as `backup --help` says ("a file it cannot copy") and as migrate and tokens answer
     // the same file: 1 means a server that refused or could not be reached.
     return 3;

@@ -146,6 +146,24 @@ describe("files refused at start-up, untouched", () => {
     expect([exit.code, exit.stderr]).toEqual([3, `coordination: the database file ${path} is read-only: this server writes to it. Make it writable, or point dbPath at a copy\n`]);
   });
 
+  // A reader of a WAL database with no server on it makes the -shm file beside it: from a
+  // directory it cannot write (a read-only snapshot, a backup account) backup said the file
+  // "cannot be read as a database (unable to open database file)", as of a file that is none.
+  it.skipIf(smallFilesystemProbe !== true)("backup of a file in a directory it cannot write, no server running: one line saying why and what to do, exit 3", async () => {
+    const mounted = mountSmallFilesystem(8192);
+    if (typeof mounted === "string") throw new Error(mounted);
+    fs = mounted;
+    const path = await madeDatabase(fs.dir);
+    fs.remount("ro");
+    const target = join(makeTempDir(), "copy.db");
+    const backup = await runCli({ args: ["backup", target, "--db", path] });
+    expect([backup.code, backup.stderr]).toEqual([
+      3,
+      `coordination backup: ${path} cannot be read from here: with no server running on it, SQLite must make its -shm file in ${fs.dir}, which this user cannot write. Run the backup as the server's user, or while the server runs\n`,
+    ]);
+    expect(existsSync(target)).toBe(false);
+  });
+
   // Migrating a new file on a disk with no room for the schema died with SQLite's "database or
   // disk is full" and its stack, exit 1, from the commit of the migrations' transaction.
   it.skipIf(smallFilesystemProbe !== true)("a disk too full to migrate a new file: exit 3 with one line, from migrate and from the server, nothing applied", async () => {
