@@ -9,7 +9,7 @@
 //    leaves no half-written copy under the target's name.
 //    To restore: stop the server, replace the database file with the copy (removing its -wal and
 //    -shm files), start the server.
-import { accessSync, constants, existsSync, renameSync, rmSync } from "node:fs";
+import { accessSync, constants, existsSync, linkSync, lstatSync, renameSync, rmSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import Database from "better-sqlite3";
 import type { Config } from "./config.js";
@@ -49,6 +49,19 @@ function removePartial(partial: string): void {
   }
 }
 
+/** Whether a name is in use, a symbolic link to nothing included (existsSync follows links: a rename replaced the link). */
+const taken = (path: string): boolean => {
+  try {
+    return lstatSync(path, { throwIfNoEntry: false }) !== undefined;
+  } catch {
+    // A name the file system refuses (ENAMETOOLONG): nothing there; making the copy says why.
+    return false;
+  }
+};
+
+/** What a file system without hard links answers link() (FAT, some network and FUSE file systems). */
+const NO_HARD_LINKS = new Set(["EPERM", "ENOTSUP", "EOPNOTSUPP", "ENOSYS", "EMLINK"]);
+
 const writable = (path: string): boolean => {
   try {
     accessSync(path, constants.W_OK);
@@ -68,7 +81,7 @@ export async function runBackup(config: Config, target: string, out: Output): Pr
     out.stderr(`coordination backup: no database at ${config.dbPath}\n`);
     return 2;
   }
-  if (existsSync(target)) {
+  if (taken(target)) {
     out.stderr(`coordination backup: ${target} exists; give a new file (a backup never overwrites)\n`);
     return 2;
   }
@@ -152,13 +165,28 @@ export async function runBackup(config: Config, target: string, out: Output): Pr
       out.stderr(`coordination backup: the copy failed its check (${verdict.check}); nothing was written to ${target}\n`);
       return 3;
     }
-    // Never over a file that appeared meanwhile (a backup never overwrites).
-    if (existsSync(target)) {
+    // Never over a file that appeared meanwhile (a backup never overwrites): a hard link is made
+    // only where no name is, in one step (a check, then a rename, let a second backup, or a file
+    // made between them, be replaced). A file system without hard links: the check and rename.
+    try {
+      linkSync(partial, target);
       removePartial(partial);
-      out.stderr(`coordination backup: ${target} exists; give a new file (a backup never overwrites)\n`);
-      return 2;
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === "EEXIST" || taken(target)) {
+        removePartial(partial);
+        out.stderr(`coordination backup: ${target} exists; give a new file (a backup never overwrites)\n`);
+        return 2;
+      }
+      try {
+        if (!NO_HARD_LINKS.has(code ?? "")) throw error;
+        renameSync(partial, target);
+      } catch (failed) {
+        removePartial(partial);
+        out.stderr(`coordination backup: cannot write ${target} (${(failed as Error).message})\n`);
+        return 3;
+      }
     }
-    renameSync(partial, target);
     out.stderr(`backed up ${config.dbPath} to ${target}: ${verdict.pages} pages, ${verdict.tasks} tasks, checked\n`);
     return 0;
   } finally {

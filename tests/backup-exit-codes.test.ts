@@ -2,7 +2,7 @@
 // settings, 3 a file it cannot copy". A --db that is no database is a file it cannot copy (3, as
 // `migrate` and `tokens` answer the same file), not 1 (which elsewhere means "the server refused
 // the call or could not be reached").
-import { existsSync, readdirSync, writeFileSync } from "node:fs";
+import { existsSync, lstatSync, readdirSync, readlinkSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { afterEach, describe, expect, it } from "vitest";
@@ -68,5 +68,23 @@ describe("coordination backup exit codes", () => {
     const backup = await runCli({ args: ["backup", "", "--db", db], cwd: dir });
     expect([backup.code, backup.stderr]).toEqual([2, "coordination backup: FILE is empty; give the copy's path\n"]);
     expect(readdirSync(dir).filter((name) => name.includes("partial"))).toEqual([]);
+  });
+
+  // existsSync follows links: a symbolic link to a file not there yet passed the check, and the
+  // copy's rename replaced the link. The copy now takes a name only where none is, in one step.
+  it("never replaces what is at FILE: a symbolic link to nothing is a name in use (exit 2), left as it was", async () => {
+    const dir = makeTempDir();
+    const db = join(dir, "c.db");
+    expect((await runCli({ args: ["migrate", "--db", db] })).code).toBe(0);
+    const link = join(dir, "latest.db");
+    symlinkSync(join(dir, "not-yet.db"), link);
+    const backup = await runCli({ args: ["backup", link, "--db", db] });
+    expect([backup.code, backup.stderr]).toEqual([2, `coordination backup: ${link} exists; give a new file (a backup never overwrites)\n`]);
+    expect([lstatSync(link).isSymbolicLink(), readlinkSync(link)]).toEqual([true, join(dir, "not-yet.db")]);
+    expect(readdirSync(dir).filter((name) => name.includes("partial"))).toEqual([]);
+    // A free name: the copy is there, and no partial file beside it.
+    const fresh = join(dir, "copy.db");
+    expect((await runCli({ args: ["backup", fresh, "--db", db] })).code).toBe(0);
+    expect(readdirSync(dir).filter((name) => name.startsWith("copy.db"))).toEqual(["copy.db"]);
   });
 });
