@@ -9,7 +9,7 @@
 //    leaves no half-written copy under the target's name.
 //    To restore: stop the server, replace the database file with the copy (removing its -wal and
 //    -shm files), start the server.
-import { accessSync, constants, existsSync, linkSync, lstatSync, renameSync, rmSync } from "node:fs";
+import { existsSync, linkSync, lstatSync, renameSync, rmSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import Database from "better-sqlite3";
 import type { Config } from "./config.js";
@@ -62,15 +62,6 @@ const taken = (path: string): boolean => {
 /** What a file system without hard links answers link() (FAT, some network and FUSE file systems). */
 const NO_HARD_LINKS = new Set(["EPERM", "ENOTSUP", "EOPNOTSUPP", "ENOSYS", "EMLINK"]);
 
-const writable = (path: string): boolean => {
-  try {
-    accessSync(path, constants.W_OK);
-    return true;
-  } catch {
-    return false;
-  }
-};
-
 export async function runBackup(config: Config, target: string, out: Output): Promise<number> {
   // An empty FILE (an unset shell variable) named no file: renaming the copy to "" threw ENOENT with its stack.
   if (target === "") {
@@ -97,7 +88,7 @@ export async function runBackup(config: Config, target: string, out: Output): Pr
     source.pragma("schema_version");
   } catch (error) {
     // A full disk (no room for the -shm a WAL database's reader needs) is no unreadable file.
-    const { diskFullRefusal } = await import("./db/startup-checks.js");
+    const { diskFullRefusal, writable } = await import("./db/startup-checks.js");
     const full = diskFullRefusal(config.dbPath);
     const sourceDirectory = dirname(resolve(config.dbPath));
     if (full !== undefined) out.stderr(`coordination backup: ${full.message}\n`);

@@ -59,7 +59,8 @@ export function diskFullRefusal(path: string): DatabaseRefused | undefined {
   return new DatabaseRefused(`the disk holding the database file ${path} is full (SQLite cannot make its -shm and -wal files in ${directory}): the file is not damaged; free space, then start again`);
 }
 
-const writable = (path: string): boolean => {
+/** Whether this process may write `path` (a file, or a directory: make files in it). */
+export const writable = (path: string): boolean => {
   try {
     accessSync(path, constants.W_OK);
     return true;
