@@ -59,6 +59,7 @@ export const SYSTEM_EVENT_TYPES = [
   "webhook.enabled",
   "webhook.disabled",
   "webhook.recovered",
+  "webhook.secret_rotated",
   "webhook.removed",
   "kv.set",
   "kv.deleted",

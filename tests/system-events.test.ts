@@ -94,6 +94,7 @@ describe("system events", () => {
     await api.webhooks.update.mutate({ id: webhook.id, description: "pings" });
     await api.webhooks.update.mutate({ id: webhook.id, enabled: false });
     await api.webhooks.update.mutate({ id: webhook.id, enabled: true });
+    await api.webhooks.rotateSecret.mutate({ id: webhook.id });
     await api.webhooks.remove.mutate({ id: webhook.id });
     await receiver.close();
     await api.events.publish.mutate({ type: "task.claimed", source: "impostor", payload: { taskId: held.id } });

@@ -410,7 +410,12 @@ describe("webhooks", () => {
     await t.api.events.publish.mutate({ type: "b.five", source: "x" });
     await new Promise((resolve) => setTimeout(resolve, 1200));
     expect(b.received).toHaveLength(3);
-    expect((await webhookEvents(t)).map(([type]) => type)).toEqual(["webhook.created", "webhook.updated", "webhook.updated", "webhook.removed"]);
+    expect((await webhookEvents(t)).map(([type]) => type)).toEqual(["webhook.created", "webhook.updated", "webhook.updated", "webhook.secret_rotated", "webhook.secret_rotated", "webhook.removed"]);
+    // A rotation is in the log (never its secrets): when the old ones stop, by whom.
+    expect((await webhookEvents(t)).filter(([type]) => type === "webhook.secret_rotated").map(([, payload]) => payload)).toEqual([
+      { webhookId: webhook.id, previousSecretUntil: rotated.webhook.previousSecretUntil!.toISOString(), by: null },
+      { webhookId: webhook.id, previousSecretUntil: null, by: null },
+    ]);
   });
 
   it("two servers on one file deliver each event once, in order: one holds a webhook's turn at a time", async () => {
@@ -458,6 +463,12 @@ describe("webhooks", () => {
     const created = await http(secure.url, "POST", "/webhooks", { token: ADMIN_SECRET, body: { url: r.url, types: ["*"] } });
     expect(created.status).toBe(200);
     expect(created.body.webhook.createdBy).toBe("config:adminToken");
+    // A rotation says which credential made it.
+    const rotated = await http(secure.url, "POST", `/webhooks/${created.body.webhook.id}/rotate-secret`, { token: ADMIN_SECRET, body: {} });
+    expect(rotated.status).toBe(200);
+    const log = await http(secure.url, "GET", "/events?types=webhook.secret_rotated", { token: ADMIN_SECRET });
+    expect(log.body).toMatchObject([{ type: "webhook.secret_rotated", payload: { webhookId: created.body.webhook.id, previousSecretUntil: rotated.body.webhook.previousSecretUntil, by: "config:adminToken" } }]);
+    expect(JSON.stringify(log.body)).not.toContain("whsec_");
     expect((await http(secure.url, "GET", `/webhooks/${created.body.webhook.id}`, { token: agent })).status).toBe(403);
     const forged = await http(secure.url, "POST", "/events", { token: agent, body: { type: "webhook.disabled", source: "worker-1", payload: {} } });
     expect(forged.status).toBe(403);

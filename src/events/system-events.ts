@@ -162,6 +162,12 @@ export type SystemEventPayloads = {
   "webhook.disabled": { webhookId: string; reason: string; by: string | null; cursor: number; failed?: true };
   /** Webhook `webhookId` delivered event `seq` after `failedAttempts` failed attempts in a row, failing since failingSince. */
   "webhook.recovered": { webhookId: string; seq: number; failedAttempts: number; failingSince: string };
+  /**
+   * Webhook `webhookId` signs with a new secret (webhooks.rotateSecret); previousSecretUntil: when
+   * the last of its old secrets stops signing too (ISO; null: none signs, a rotation with no
+   * grace); by: the credential. The secrets are never in an event.
+   */
+  "webhook.secret_rotated": { webhookId: string; previousSecretUntil: string | null; by: string | null };
   /** An operator removed webhook `webhookId` (webhooks.remove), at seq `cursor`, `delivered` events delivered; by: the credential. */
   "webhook.removed": { webhookId: string; cursor: number; delivered: number; by: string | null };
   /**

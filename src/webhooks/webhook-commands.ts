@@ -251,7 +251,7 @@ export function webhookCommands(d: WebhookDeps) {
      * delivery under way ends (the next signs with each). WEBHOOK_NOT_FOUND; INVALID_STATE when
      * MAX_RETIRED_SECRETS old secrets sign already.
      */
-    "webhooks.rotateSecret": (ctx: WriteContext, request: { id: string; graceMs: number }): WebhookWithSecret => {
+    "webhooks.rotateSecret": (ctx: WriteContext, request: { id: string; graceMs: number; rotatedBy: string | null }): WebhookWithSecret => {
       const before = find(request.id);
       const signing = signingAt(before, ctx.now);
       if (request.graceMs > 0 && signing.length >= MAX_RETIRED_SECRETS) {
@@ -265,7 +265,10 @@ export function webhookCommands(d: WebhookDeps) {
       const secret = newSecret();
       d.webhooks.setSecret(before.id, secret, request.graceMs > 0 ? [...signing, { secret: before.secret, until: ctx.now + request.graceMs }] : [], ctx.now);
       d.webhooks.endTurnForChange(before.id);
-      return { webhook: toWebhook(d.webhooks.get(before.id)!), secret };
+      const webhook = toWebhook(d.webhooks.get(before.id)!);
+      // An audit trail's line: who changed how requests are signed, and until when old secrets sign.
+      d.events.appendSystem(ctx, "webhook.secret_rotated", { webhookId: before.id, previousSecretUntil: webhook.previousSecretUntil?.toISOString() ?? null, by: request.rotatedBy });
+      return { webhook, secret };
     },
 
     /** Deletes the webhook (a delivery under way stops at its next write). Whether there was one. */

@@ -38,7 +38,7 @@ export const webhookRouter = router({
     .meta({ access: ADMIN, rest: { method: "POST", path: "/webhooks/{id}/rotate-secret", tags, summary: "Give a webhook a new signing secret (answered once); the old one signs too for graceMs, beside those of earlier rotations whose grace lasts", errors: [...errors, "INVALID_STATE"] } })
     .input(rotateSecretInput)
     .output(webhookWithSecretSchema)
-    .mutation(({ ctx, input }) => ctx.services.webhooks.rotateSecret(input)),
+    .mutation(({ ctx, input }) => ctx.services.webhooks.rotateSecret(input, credentialIdOf(ctx.caller))),
 
   remove: procedure
     .meta({ access: ADMIN, rest: { method: "DELETE", path: "/webhooks/{id}", tags, summary: "Remove a webhook (removed false when there was none)" } })

@@ -32,10 +32,10 @@ export class WebhookService {
   }
 
   /** A new signing secret; the old one signs too for `graceMs`, beside those of earlier rotations still in their grace. WEBHOOK_NOT_FOUND; INVALID_STATE past MAX_RETIRED_SECRETS. */
-  async rotateSecret(request: RotateSecretRequest): Promise<WebhookWithSecret> {
-    const rotated = await this.db.write("webhooks.rotateSecret", request);
+  async rotateSecret(request: RotateSecretRequest, rotatedBy: string | null): Promise<WebhookWithSecret> {
+    const rotated = await this.db.write("webhooks.rotateSecret", { ...request, rotatedBy });
     this.deliverer.interrupt(rotated.webhook.id);
-    this.log.info({ webhookId: rotated.webhook.id, previousSecretUntil: rotated.webhook.previousSecretUntil }, "webhook signing secret rotated");
+    this.log.info({ webhookId: rotated.webhook.id, previousSecretUntil: rotated.webhook.previousSecretUntil, rotatedBy }, "webhook signing secret rotated");
     void this.deliverer.look().catch(() => undefined);
     return rotated;
   }
