@@ -765,6 +765,39 @@ describe("the stdio relay's end", () => {
   });
 });
 
+describe("the stdio relay's start", () => {
+  it("sends the client's initialize again while nothing listens at the server's address yet, and answers it once the server is up", async () => {
+    // A port nothing listens on yet: the relay is started first (a host and the server started
+    // together); hosts do not initialize again, so an initialize failed at once left the host
+    // with a dead MCP server until it restarted.
+    const port = await new Promise<number>((resolve) => {
+      const probe = net.createServer().listen(0, "127.0.0.1", () => {
+        const { port: free } = probe.address() as net.AddressInfo;
+        probe.close(() => resolve(free));
+      });
+    });
+    const relay = spawn(process.execPath, [CLI_PATH, "mcp", "--url", `http://127.0.0.1:${port}`, "--agent", "early"], { stdio: ["pipe", "pipe", "pipe"] });
+    let out = "";
+    let err = "";
+    relay.stdout.on("data", (chunk: Buffer) => (out += chunk.toString()));
+    relay.stderr.on("data", (chunk: Buffer) => (err += chunk.toString()));
+    const dir = makeTempDir();
+    let server: CliProcess | undefined;
+    try {
+      relay.stdin.write(`${JSON.stringify({ jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "host", version: "1.0.0" } } })}\n`);
+      await vi.waitFor(() => expect(err).toContain(`nothing listens at http://127.0.0.1:${port} yet (connection refused); initialize is sent again in 0.5 s`), { timeout: 15_000, interval: 25 });
+      expect(out).toBe("");
+      server = new CliProcess({ env: { COORDINATION_PORT: String(port), COORDINATION_DB_PATH: join(dir, "late.db") } });
+      await server.waitForUrl();
+      await vi.waitFor(() => expect(out).toContain('"id":1'), { timeout: 30_000, interval: 25 });
+      expect(JSON.parse(out.split("\n")[0]!)).toMatchObject({ jsonrpc: "2.0", id: 1, result: { serverInfo: { name: expect.any(String) } } });
+    } finally {
+      relay.kill("SIGKILL");
+      server?.child.kill("SIGTERM");
+    }
+  });
+});
+
 describe("A2A agent cards", () => {
   it("a card's skills become capabilities; every agent has a card; findByCapability spans both", async () => {
     t = await startTestServer();

@@ -53,6 +53,17 @@ function relayedIds(body: unknown): Array<string | number> {
   }
 }
 
+/**
+ * How long the client's initialize is sent again while nothing listens at the server's address
+ * (ms): a host and the server started together (at login, by one process manager) would
+ * otherwise find the relay failed for good, as hosts do not initialize again. Well within the
+ * 60 s a host's SDK waits for an answer.
+ */
+const INITIALIZE_REACH_MS = 20_000;
+
+/** Nothing listens at the address (yet): fetch's connection was refused, no HTTP status came. */
+const notListening = (error: unknown): boolean => error instanceof TypeError && (error.cause as { code?: unknown } | undefined)?.code === "ECONNREFUSED";
+
 /** The server no longer knows the session (404): initialize again (the MCP specification's rule). */
 const sessionGone = (error: unknown): boolean => error instanceof StreamableHTTPError && error.code === 404;
 
@@ -285,12 +296,29 @@ export async function runMcpStdioProxy(options: McpProxyOptions, stderr: (text: 
     })().finally(() => (retrying = false));
   };
 
+  /**
+   * Sends the client's initialize, again (0.5 s doubling to 4 s) while nothing listens at the
+   * server's address, for up to INITIALIZE_REACH_MS; then the last refusal is the client's answer.
+   */
+  const sendWhenListening = async (via: StreamableHTTPClientTransport, message: JSONRPCMessage) => {
+    const deadline = Date.now() + INITIALIZE_REACH_MS;
+    for (let delay = 500; ; delay = Math.min(delay * 2, 4000)) {
+      try {
+        return await via.send(message);
+      } catch (error) {
+        if (!notListening(error) || ending || Date.now() + delay > deadline) throw error;
+        stderr(`coordination mcp: nothing listens at ${options.url} yet (connection refused); initialize is sent again in ${delay / 1000} s\n`);
+        await new Promise((resolve) => setTimeout(resolve, delay));
+      }
+    }
+  };
+
   const relay = async (message: JSONRPCMessage) => {
     // A session being opened again: what comes meanwhile goes on it, in order, once it is open.
     if (reopening !== undefined) await reopening.catch(() => undefined);
     const via = remote;
     try {
-      await via.send(message);
+      await (isInitializeRequest(message) ? sendWhenListening(via, message) : via.send(message));
     } catch (error) {
       if (!sessionGone(error) || initialize === undefined || isInitializeRequest(message)) return fail(message, error);
       try {
