@@ -21,6 +21,7 @@ import { socketRefusal } from "./socket-refusal.js";
 import { streamStartLink } from "./stream-start.js";
 import { traceContextLink, traceHeadersOf, type TraceCarrier } from "./trace-context-link.js";
 import type { AppRouter, CoordinationApi } from "./types.js";
+import { withoutTrailingSlashes } from "./without-trailing-slashes.js";
 
 export type { TraceCarrier } from "./trace-context-link.js";
 export type { AppRouter, ClaimedTask, CoordinationApi, ErrorCode, JsonObject, JsonValue, RouterInputs, RouterOutputs } from "./types.js";
@@ -127,13 +128,6 @@ export interface CoordinationClient {
    * finish first.
    */
   close(): Promise<void>;
-}
-
-/** `url` without the slashes it ends with: a loop, since `/\/+$/` takes time quadratic in a run of slashes. */
-function withoutTrailingSlashes(url: string): string {
-  let end = url.length;
-  while (end > 0 && url[end - 1] === "/") end--;
-  return url.slice(0, end);
 }
 
 /**

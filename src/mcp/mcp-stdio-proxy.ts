@@ -15,6 +15,7 @@ import { StreamableHTTPClientTransport, StreamableHTTPError } from "@modelcontex
 import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
 import { isInitializeRequest, isInitializedNotification, type JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
 import { bearerToken } from "../../client/bearer-token.js";
+import { withoutTrailingSlashes } from "../../client/without-trailing-slashes.js";
 import { requestIds } from "./request-ids.js";
 
 export interface McpProxyOptions {
@@ -93,9 +94,7 @@ function refusalOf(error: unknown): { status: number; message: string } | undefi
  */
 export function mcpEndpoint(url: string): URL {
   const endpoint = new URL(url);
-  let path = endpoint.pathname;
-  // A loop, not /\/+$/: that regular expression takes time quadratic in a run of slashes.
-  while (path.endsWith("/")) path = path.slice(0, -1);
+  const path = withoutTrailingSlashes(endpoint.pathname);
   endpoint.pathname = path.endsWith("/mcp") ? path : `${path}/mcp`;
   endpoint.search = "";
   endpoint.hash = "";
