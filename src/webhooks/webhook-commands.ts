@@ -55,8 +55,11 @@ const retiredOf = (row: WebhookRow): RetiredSecret[] => {
   return retired.some((one) => one.secret === last) ? retired : [...retired, { secret: last, until: Number(row.previousSecretUntil) }];
 };
 
+/** Those of `retired` whose grace has not ended at `now`. */
+const inGrace = (retired: readonly RetiredSecret[], now: number): RetiredSecret[] => retired.filter((one) => one.until > now);
+
 /** The retired secrets of `row` that still sign at `now`, the oldest rotation first. */
-const signingAt = (row: WebhookRow, now: number): RetiredSecret[] => retiredOf(row).filter((retired) => retired.until > now);
+const signingAt = (row: WebhookRow, now: number): RetiredSecret[] => inGrace(retiredOf(row), now);
 
 /** A webhook as answered: never its secrets. */
 export function toWebhook(row: WebhookRow): Webhook {
@@ -106,7 +109,7 @@ export interface WebhookTurn {
 /** The secrets a request of `turn` sent at `now` is signed with: the current one, and the old ones whose grace has not ended. */
 export const signingSecrets = (turn: WebhookTurn, now: number): string[] => [
   turn.secret,
-  ...turn.retiredSecrets.filter((retired) => retired.until > now).map((retired) => retired.secret),
+  ...inGrace(turn.retiredSecrets, now).map((retired) => retired.secret),
 ];
 
 /** How a failed attempt left the webhook: disabled, or tried again at nextAttemptAt. */
