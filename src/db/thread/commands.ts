@@ -53,6 +53,7 @@ function connectionSettings(db: SqliteDatabase) {
     synchronous: db.pragma("synchronous", { simple: true }) as number,
     busyTimeoutMs: db.pragma("busy_timeout", { simple: true }) as number,
     foreignKeys: db.pragma("foreign_keys", { simple: true }) as number,
+    journalSizeLimitBytes: db.pragma("journal_size_limit", { simple: true }) as number,
   });
 }
 
