@@ -38,7 +38,7 @@ const LONG_POLL: ErrorCode[] = ["LIMIT_EXCEEDED"];
 /** Said once for every operation: answered before one is chosen (rest-handler.ts, create-server.ts). */
 const BEFORE_ANY_OPERATION =
   "Any request may also be answered, before its operation is chosen: 403 FORBIDDEN (a Host or Origin this server does not serve), " +
-  "404 ROUTE_NOT_FOUND (no such path), 405 METHOD_NOT_ALLOWED (with Allow: the methods the path serves), " +
+  "404 ROUTE_NOT_FOUND (no such path), 405 METHOD_NOT_ALLOWED (with Allow: the methods the path serves; an OPTIONS is a 204 with that Allow), " +
   "408 REQUEST_TIMEOUT (the request did not arrive in time), 429 LIMIT_EXCEEDED (the server's maxConnections are open) and 431 HEADERS_TOO_LARGE, each with the Error body.";
 
 /** How a list travels in a query string (rest-input.ts). */

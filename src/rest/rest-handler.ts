@@ -13,7 +13,7 @@ import { httpTransport } from "../delivery/transports.js";
 import { errorHeaders, invalidField, ERROR_STATUS, type ErrorBody } from "../errors.js";
 import { JSON_DEPTH_CEILING, jsonDepth, jsonKind, nestsTooDeep } from "../json-value.js";
 import type { Logger } from "../logger.js";
-import { assertQueryEncoding, bodyTooLarge, mediaTypeOf, NOT_UTF8, readBody, sendJson, unreadableBody } from "../server/http-io.js";
+import { assertQueryEncoding, bodyTooLarge, mediaTypeOf, NOT_UTF8, readBody, sendJson, sendMethodNotAllowed, unreadableBody } from "../server/http-io.js";
 import type { Services } from "../services.js";
 import { failureOf, toErrorBody } from "../trpc/error-shape.js";
 import type { Context } from "../trpc/context.js";
@@ -51,8 +51,7 @@ export function createRestHandler(services: Services, log: Logger) {
         return sendJson(res, 404, { code: "ROUTE_NOT_FOUND", message: `no route ${req.method} ${url.pathname}${hint}` });
       }
       if (match.kind === "method-not-allowed") {
-        res.setHeader("allow", match.allow.join(", "));
-        return sendJson(res, 405, { code: "METHOD_NOT_ALLOWED", message: `${url.pathname} answers ${match.allow.join(", ")}, not ${req.method}` });
+        return sendMethodNotAllowed(req, res, url.pathname, match.allow);
       }
       const { route } = match;
       const body = await readJsonBody(req, services.config.maxBodyBytes);

@@ -59,7 +59,11 @@ export function browserGuards(config: Config, scheme: "http" | "https"): Browser
 
   return {
     refusal(req) {
-      const host = req.headers.host ?? "";
+      const host = req.headers.host;
+      // No Host at all is an HTTP/1.0 request (an HTTP/1.1 one is a 400 before this): no browser
+      // sends one (fetch, XHR and WebSockets are HTTP/1.1 or later, with Host), so it cannot be a
+      // page's rebinding. Load balancers' health checks send them (HAProxy's `option httpchk`).
+      if (host === undefined) return undefined;
       if (!hostAllowed(hostName(host))) {
         return { code: "FORBIDDEN", message: `Host ${JSON.stringify(host)} is not served here (setting allowedHosts)` };
       }

@@ -28,7 +28,7 @@ import { appRouter } from "../trpc/app-router.js";
 import { browserGuards, isLoopback } from "./browser-guards.js";
 import { createMcpEndpoint } from "../mcp/mcp-endpoint.js";
 import { createDashboardHandler } from "./dashboard-files.js";
-import { rawJsonResponse, sendJson, sendUnauthorized } from "./http-io.js";
+import { rawJsonResponse, sendJson, sendMethodNotAllowed, sendUnauthorized } from "./http-io.js";
 
 const MAX_HEADER_BYTES = 64 * 1024;
 
@@ -230,8 +230,7 @@ function serverOver(coordination: Coordination, config: Config, log: Logger, tls
     }
     // HEAD: the GET's answer without its body (Node sends none for a HEAD), as HTTP asks of a GET resource.
     if (req.method !== "GET" && req.method !== "HEAD") {
-      res.setHeader("allow", "GET, HEAD");
-      sendJson(res, 405, { code: "METHOD_NOT_ALLOWED", message: `${path} answers GET, HEAD, not ${req.method}` });
+      sendMethodNotAllowed(req, res, path, ["GET", "HEAD"]);
       return false;
     }
     return true;
@@ -392,6 +391,13 @@ function serverOver(coordination: Coordination, config: Config, log: Logger, tls
     const refusal = guards.refusal(req);
     if (refusal) return void socket.end(rawJsonResponse(403, refusal));
     wss.handleUpgrade(req, socket, head, (ws) => wss.emit("connection", ws, req));
+  });
+
+  // CONNECT asks for a tunnel (a proxy's method): Node hands it here, and with no listener closed
+  // the connection with no answer at all, which a client reports as a network failure.
+  http.on("connect", (req, socket) => {
+    if (refused.has(socket as Socket)) return void socket.destroy();
+    socket.end(rawJsonResponse(405, { code: "METHOD_NOT_ALLOWED", message: `CONNECT is not served: this server is no proxy (${req.url ?? ""})` }));
   });
 
   /**

@@ -5,7 +5,7 @@ import { existsSync, readFileSync } from "node:fs";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { sendJson } from "./http-io.js";
+import { sendJson, sendMethodNotAllowed } from "./http-io.js";
 
 const TYPES: Record<string, string> = { "index.html": "text/html; charset=utf-8", "app.js": "text/javascript; charset=utf-8", "styles.css": "text/css; charset=utf-8" };
 const CSP = "default-src 'self'; connect-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'";
@@ -32,8 +32,7 @@ export function createDashboardHandler() {
     const type = TYPES[file];
     if (type === undefined) return false;
     if (req.method !== "GET" && req.method !== "HEAD") {
-      res.setHeader("allow", "GET, HEAD");
-      sendJson(res, 405, { code: "METHOD_NOT_ALLOWED", message: `${path} answers GET, HEAD, not ${req.method}` });
+      sendMethodNotAllowed(req, res, path, ["GET", "HEAD"]);
       return true;
     }
     if (dir === undefined) {

@@ -9,6 +9,21 @@ export function sendJson(res: ServerResponse, status: number, body: unknown): vo
   res.end(text);
 }
 
+/**
+ * A method `path` does not serve: 405 with Allow, as RFC 9110 15.5.6 asks. OPTIONS, which asks
+ * what a path serves (load balancers' health checks send it: HAProxy's `option httpchk` by
+ * default), is answered instead: 204 with the same Allow, OPTIONS included. A CORS preflight
+ * never gets here (browser-guards.ts answers it).
+ */
+export function sendMethodNotAllowed(req: IncomingMessage, res: ServerResponse, path: string, allow: readonly string[]): void {
+  if (req.method === "OPTIONS") {
+    res.writeHead(204, { allow: [...allow, "OPTIONS"].join(", ") });
+    return void res.end();
+  }
+  res.setHeader("allow", allow.join(", "));
+  sendJson(res, 405, { code: "METHOD_NOT_ALLOWED", message: `${path} answers ${allow.join(", ")}, not ${req.method}` });
+}
+
 /** The 401 of routes outside the procedures (/openapi.json, /metrics, /mcp): the bearer challenge and the one error shape. */
 export function sendUnauthorized(res: ServerResponse): void {
   res.setHeader("www-authenticate", "Bearer");
