@@ -233,7 +233,7 @@ export const SETTINGS = {
   mcpMaxAnswerChars: {
     ...int(4_000, 100_000_000, " (characters)"),
     default: 40_000,
-    doc: "Most characters of JSON an MCP tool answers (a model's host refuses or cuts far less than maxResponseBytes): past it the answer's large values are cut, each marked \"…[cut:\", small fields kept whole, and a second text says so; a task's payload, result, checkpoint or progress is read whole, in pieces, with read_task_value",
+    doc: "Most characters of JSON an MCP tool answers (a model's host refuses or cuts far less than maxResponseBytes): past it the answer's large values are cut, each marked \"…[cut:\", small fields kept whole, and a second text says so; a task's payload, result, checkpoint or progress is read whole, in pieces, with read_task_value, a shared key's value with read_key_value",
   },
   mcpSessionIdleMs: {
     ...positiveMs(),

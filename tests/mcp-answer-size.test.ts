@@ -174,6 +174,40 @@ describe("an MCP answer over mcpMaxAnswerChars", () => {
     }
   });
 
+  it("read_key_value reads a key's value that get_key cut whole, in pieces of one version; an absent key is null of version null", async () => {
+    t = await startTestServer({ mcpMaxAnswerChars: 4000 });
+    const client = await connectMcp(t.url, { "x-agent-id": "writer" });
+    const value = { plan: words(3000), quote: 'a "quoted"\nline 😀', step: 3 };
+    const version = JSON.parse((await toolTexts(client, "set_key", { key: "plans/big", value })).texts[0]!).version as number;
+    const got = await toolTexts(client, "get_key", { key: "plans/big" });
+    expect(JSON.parse(got.texts[0]!).entry.value.plan).toMatch(/…\[cut: \d+ more characters\]$/);
+    expect(got.texts.at(-1)).toContain("a key's value with read_key_value");
+
+    const pieces: string[] = [];
+    let offset: number | null = 0;
+    while (offset !== null) {
+      const read = await toolTexts(client, "read_key_value", { key: "plans/big", offset });
+      expect(read.isError).toBe(false);
+      expect(read.texts).toHaveLength(1);
+      expect(read.texts[0]!.length).toBeLessThanOrEqual(4000);
+      const piece = JSON.parse(read.texts[0]!) as { key: string; version: number | null; totalChars: number; offset: number; text: string; nextOffset: number | null };
+      expect(piece).toMatchObject({ key: "plans/big", version, totalChars: JSON.stringify(value).length, offset });
+      pieces.push(piece.text);
+      offset = piece.nextOffset;
+    }
+    expect(pieces.length).toBeGreaterThan(5);
+    expect(JSON.parse(pieces.join(""))).toEqual(value);
+
+    // A write between pieces shows as another version.
+    const next = JSON.parse((await toolTexts(client, "set_key", { key: "plans/big", value: { ...value, step: 4 } })).texts[0]!).version as number;
+    expect(JSON.parse((await toolTexts(client, "read_key_value", { key: "plans/big", offset: 100 })).texts[0]!).version).toBe(next);
+
+    expect(JSON.parse((await toolTexts(client, "read_key_value", { key: "plans/none" })).texts[0]!)).toEqual({ key: "plans/none", version: null, totalChars: 4, offset: 0, text: "null", nextOffset: null });
+    const past = await toolTexts(client, "read_key_value", { key: "plans/none", offset: 5 });
+    expect(past.isError).toBe(true);
+    expect(JSON.parse(past.texts[0]!)).toMatchObject({ code: "INVALID_INPUT", message: "offset: is past the end of the value's 4 characters of JSON" });
+  });
+
   it("read_mailbox takes as many events as fit whole, and leaves the others for the next call: a cut never loses what a read took", async () => {
     t = await startTestServer({ mcpMaxAnswerChars: 4000 });
     const client = await connectMcp(t.url, { "x-agent-id": "reader" });

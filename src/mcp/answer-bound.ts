@@ -7,8 +7,9 @@
 // no room left is a marker alone; a long list keeps its first items and says how many follow, and
 // an object of more keys than fit keeps its first entries and names how many keys follow.
 // A task's payload, result, checkpoint and progress are read whole, in pieces, with
-// read_task_value.
+// read_task_value, and a shared key's value with read_key_value.
 import { z } from "zod";
+import { invalidField } from "../errors.js";
 import type { JsonValue } from "../json-types.js";
 
 /** A task's values read_task_value reads. */
@@ -24,6 +25,34 @@ export const taskValuePieceSchema = z.object({
   nextOffset: z.number().int().nullable(),
 });
 export type TaskValuePiece = z.infer<typeof taskValuePieceSchema>;
+
+/** read_key_value's answer: as read_task_value's, with the version the piece is of (null: the key is absent). */
+export const keyValuePieceSchema = z.object({
+  key: z.string(),
+  version: z.number().int().nullable(),
+  totalChars: z.number().int(),
+  offset: z.number().int(),
+  text: z.string(),
+  nextOffset: z.number().int().nullable(),
+});
+export type KeyValuePiece = z.infer<typeof keyValuePieceSchema>;
+
+/**
+ * The piece of `whole` (a value's JSON text) from `offset`, at most `chars` characters as JSON
+ * text, and where the next starts (null at the end). Throws INVALID_INPUT naming `offset` past
+ * the end. `what` names the value in that error ("the payload").
+ */
+export function pieceOf(whole: string, offset: number, chars: number, what: string): { totalChars: number; offset: number; text: string; nextOffset: number | null } {
+  if (offset > whole.length) throw invalidField("offset", `is past the end of ${what}'s ${whole.length} characters of JSON`);
+  const rest = whole.slice(offset);
+  const within = prefixWithin(rest, chars);
+  // At least one character (a whole pair of surrogates): a '"' or '\\' costs 2 as JSON text, a
+  // lone surrogate 6, so a small length took nothing, and nextOffset, the same offset again,
+  // sent a reader round for good.
+  const text = within !== "" || rest === "" ? within : rest.slice(0, rest.codePointAt(0)! > 0xffff ? 2 : 1);
+  const end = offset + text.length;
+  return { totalChars: whole.length, offset, text, nextOffset: end < whole.length ? end : null };
+}
 
 /** What every cut leaves in the text, for the model to see and grep. */
 export const CUT_MARK = "…[cut:";

@@ -30,7 +30,7 @@ import { payloadFields } from "../events/system-events.js";
 import type { Handed } from "./late-cancels.js";
 import { mcpTraceCarrier } from "../tasks/trace-context.js";
 import { claimOutlookNote } from "../tasks/claim-outlook-reasons.js";
-import { boundAnswer, CUT_MARK, prefixWithin, TASK_VALUE_FIELDS, type TaskValuePiece } from "./answer-bound.js";
+import { boundAnswer, CUT_MARK, pieceOf, TASK_VALUE_FIELDS, type KeyValuePiece, type TaskValuePiece } from "./answer-bound.js";
 
 const createCaller = createCallerFactory(appRouter);
 
@@ -77,8 +77,8 @@ interface RequestExtra {
 type ToolResult = { content: Array<{ type: "text"; text: string }>; isError?: boolean };
 
 /** What both sessions' instructions say of answers cut to mcpMaxAnswerChars. */
-const CUT_NOTE = `A large answer comes with its large values cut (where "${CUT_MARK}" stands): read a task's payload, result, checkpoint or progress whole with read_task_value.`;
-/** Room a read_task_value answer keeps beside its piece of text (ids, numbers, field names). */
+const CUT_NOTE = `A large answer comes with its large values cut (where "${CUT_MARK}" stands): read a task's payload, result, checkpoint or progress whole with read_task_value, and a key's value with read_key_value.`;
+/** Room a read_task_value or read_key_value answer keeps beside its piece of text (ids, numbers, field names). */
 const VALUE_PIECE_ENVELOPE = 1_000;
 
 /** The most tasks coordination://tasks/mine lists (tasks.list's largest page). */
@@ -159,7 +159,7 @@ function toolResult(result: unknown, maxChars: number): ToolResult {
       type: "text",
       text:
         `This answer was longer than the ${maxChars} characters an answer here holds (the server's mcpMaxAnswerChars): ${cuts} ${cuts === 1 ? "value was" : "values were"} cut, each where "${CUT_MARK}" stands, saying how much. ` +
-        "Read a task's payload, result, checkpoint or progress whole, in pieces, with read_task_value; ask a list for fewer items with its limit.",
+        "Read a task's payload, result, checkpoint or progress whole, in pieces, with read_task_value, and a key's value with read_key_value; ask a list for fewer items with its limit.",
     });
   }
   return { content };
@@ -552,16 +552,8 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
     (args, extra) =>
       answerCall(extra, async (api) => {
         const task = await api.tasks.get({ taskId: args.taskId });
-        const whole = JSON.stringify(task[args.field] ?? null);
-        if (args.offset > whole.length) throw invalidField("offset", `is past the end of the ${args.field}'s ${whole.length} characters of JSON`);
-        const rest = whole.slice(args.offset);
-        const within = prefixWithin(rest, Math.min(args.length ?? pieceChars, pieceChars));
-        // At least one character (a whole pair of surrogates): a '"' or '\\' costs 2 as JSON text, a
-        // lone surrogate 6, so a small length took nothing, and nextOffset, the same offset again,
-        // sent a reader round for good.
-        const text = within !== "" || rest === "" ? within : rest.slice(0, rest.codePointAt(0)! > 0xffff ? 2 : 1);
-        const end = args.offset + text.length;
-        return { taskId: task.id, field: args.field, totalChars: whole.length, offset: args.offset, text, nextOffset: end < whole.length ? end : null } satisfies TaskValuePiece;
+        const piece = pieceOf(JSON.stringify(task[args.field] ?? null), args.offset, Math.min(args.length ?? pieceChars, pieceChars), `the ${args.field}`);
+        return { taskId: task.id, field: args.field, ...piece } satisfies TaskValuePiece;
       }),
   );
   // Runs' logs (tasks.appendLog, tasks.log): the agent holding a task says what its run did, and
@@ -841,6 +833,29 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
       }),
     },
     (args, extra) => answerCall(extra, (api) => api.kv.get({ key: args.key, afterVersion: args.afterVersion, waitMs: args.waitMs === undefined ? MCP_MAX_WAIT_MS : wait(args.waitMs) })),
+  );
+  // A key's value whole, a piece at a time, as read_task_value reads a task's: a value of up to
+  // MAX_VALUE_BYTES is far longer than an answer holds, and get_key's answer cuts it.
+  registerTool(
+    "read_key_value",
+    {
+      annotations: { readOnlyHint: true },
+      description:
+        `Read a shared key's value whole, a piece at a time, when get_key's answer cut it (where "${CUT_MARK}" stands), as JSON text. ` +
+        `Returns { key, version, totalChars, offset, text, nextOffset }: text is the value's JSON text from offset (at most ${pieceChars} characters a call); call again with offset set to nextOffset until it is null, and join the texts in order to get the value's JSON. ` +
+        "version is the version the piece is of (null: the key is absent, and text is null): if it differs from the last piece's, the key was written meanwhile, so start again from offset 0.",
+      inputSchema: strictArgs({
+        key: kvKey,
+        offset: z.number().int().min(0).default(0).describe("Where in the value's JSON text to start, in characters (0, left out: the beginning; then the last answer's nextOffset)"),
+        length: z.number().int().min(1).optional().describe(`The most characters to answer (left out, or more than ${pieceChars}: ${pieceChars})`),
+      }),
+    },
+    (args, extra) =>
+      answerCall(extra, async (api) => {
+        const { entry } = await api.kv.get({ key: args.key });
+        const piece = pieceOf(JSON.stringify(entry === null ? null : entry.value), args.offset, Math.min(args.length ?? pieceChars, pieceChars), "the value");
+        return { key: args.key, version: entry === null ? null : entry.version, ...piece } satisfies KeyValuePiece;
+      }),
   );
   registerTool(
     "set_key",
