@@ -232,6 +232,49 @@ describe("an MCP answer over mcpMaxAnswerChars", () => {
     expect(read).toEqual(sent);
   });
 
+  it("one event larger than an answer comes alone and cut, and read_event_value reads its payload whole; a seq with no event is a tool error", async () => {
+    t = await startTestServer({ mcpMaxAnswerChars: 4000 });
+    const client = await connectMcp(t.url, { "x-agent-id": "reader" });
+    const payload = { text: words(3000), quote: 'a "quoted"\nline 😀', n: 7 };
+    const big = await t.api.events.publish.mutate({ type: "dm", source: "boss", target: "reader", payload });
+    const after = await t.api.events.publish.mutate({ type: "dm", source: "boss", target: "reader", payload: { text: "next" } });
+
+    const first = await toolTexts(client, "read_mailbox", {});
+    const events = JSON.parse(first.texts[0]!) as Array<{ seq: number; payload: { text: string } }>;
+    expect(events.map((event) => event.seq)).toEqual([big.seq]);
+    expect(events[0]!.payload.text).toMatch(/…\[cut: \d+ more characters\]$/);
+    expect(first.texts.at(-1)).toContain("an event's payload with read_event_value");
+    // The cut event was read for good: the next read goes on after it.
+    expect((JSON.parse((await toolTexts(client, "read_mailbox", {})).texts[0]!) as Array<{ seq: number }>).map((event) => event.seq)).toEqual([after.seq]);
+
+    const pieces: string[] = [];
+    let offset: number | null = 0;
+    while (offset !== null) {
+      const read = await toolTexts(client, "read_event_value", { seq: big.seq, offset });
+      expect(read.isError).toBe(false);
+      expect(read.texts).toHaveLength(1);
+      expect(read.texts[0]!.length).toBeLessThanOrEqual(4000);
+      const piece = JSON.parse(read.texts[0]!) as { seq: number; type: string; totalChars: number; offset: number; text: string; nextOffset: number | null };
+      expect(piece).toMatchObject({ seq: big.seq, type: "dm", totalChars: JSON.stringify(payload).length, offset });
+      pieces.push(piece.text);
+      offset = piece.nextOffset;
+    }
+    expect(pieces.length).toBeGreaterThan(5);
+    expect(JSON.parse(pieces.join(""))).toEqual(payload);
+
+    // What the session may see is what events.list shows it (a direct message to another agent
+    // only with credentials enforced: security-identity.test.ts); a seq past the head is none.
+    for (const seq of [after.seq + 1, after.seq + 100]) {
+      const refused = await toolTexts(client, "read_event_value", { seq });
+      expect(refused.isError, String(seq)).toBe(true);
+      expect(JSON.parse(refused.texts[0]!), String(seq)).toEqual({
+        code: "INVALID_INPUT",
+        message: `seq: no event ${seq} this session may read: pruned from the log, a direct message to another agent, or not yet published`,
+        details: { issues: [{ path: "seq", message: `no event ${seq} this session may read: pruned from the log, a direct message to another agent, or not yet published` }] },
+      });
+    }
+  });
+
   it("read_task_value moves on by at least one character whatever length asks, so reading to nextOffset null ends", async () => {
     t = await startTestServer();
     const payload = 'say "hi" 😀\\';

@@ -21,7 +21,7 @@ import { lockPageSchema, lockSchema } from "../src/locks/lock-schemas.js";
 import { semaphoreStateSchema } from "../src/locks/semaphore-schemas.js";
 import { kvEntrySchema } from "../src/kv/kv-schemas.js";
 import { appendedLogSchema, logPageSchema } from "../src/tasks/task-log-schemas.js";
-import { keyValuePieceSchema, taskValuePieceSchema } from "../src/mcp/answer-bound.js";
+import { eventValuePieceSchema, keyValuePieceSchema, taskValuePieceSchema } from "../src/mcp/answer-bound.js";
 import { http, startSecureServer } from "./helpers/secure-server.js";
 import { makeTempDir, startTestServer, withDatabase, type TestServer } from "./helpers/test-server.js";
 
@@ -55,6 +55,7 @@ const TOOLS = [
   "list_tasks",
   "publish_event",
   "queue_stats",
+  "read_event_value",
   "read_key_value",
   "read_mailbox",
   "read_task_log",
@@ -221,7 +222,7 @@ describe("MCP over Streamable HTTP", () => {
     // listed here: enqueue_task's spoke of a runAt it does not take (copied from the REST route's).
     const elsewhere = new Set(["leaseExpiresAt", "leaseToken", "runDeadlineAt", "maxRunMs", "queuesOmitted", "maxLeaseMs", "agentOfflineMs", "retryBaseMs", "retryMaxMs", "expiresAt", "fencingToken", "idempotencyKey", "nextCursor", "nextExpiresAt", "updatedBy", "updatedAt", "maxResponseBytes", "firstLine", "lastLine", "nextAfter", "maxTaskLogBytes", "ephemeralOwner", "totalChars", "nextOffset"]);
     for (const name of elsewhere) {
-      const answered = [taskSchema, lockSchema, lockPageSchema, semaphoreStateSchema, kvEntrySchema, appendedLogSchema, logPageSchema, taskValuePieceSchema, keyValuePieceSchema].some((schema) => name in schema.shape);
+      const answered = [taskSchema, lockSchema, lockPageSchema, semaphoreStateSchema, kvEntrySchema, appendedLogSchema, logPageSchema, taskValuePieceSchema, keyValuePieceSchema, eventValuePieceSchema].some((schema) => name in schema.shape);
       expect(answered || name in SETTINGS || name === "queuesOmitted", name).toBe(true);
     }
     const strangers: string[] = [];
@@ -365,7 +366,7 @@ describe("MCP over Streamable HTTP", () => {
   it("a read credential's session lists the read tools alone, each marked read-only; others list every tool", async () => {
     const s = await startSecureServer();
     t = s;
-    const READS = ["find_agents", "get_key", "get_lock", "get_semaphore", "get_task", "list_keys", "list_locks", "list_tasks", "queue_stats", "read_key_value", "read_task_log", "read_task_value", "recall", "wait_for_task", "wait_for_tasks"];
+    const READS = ["find_agents", "get_key", "get_lock", "get_semaphore", "get_task", "list_keys", "list_locks", "list_tasks", "queue_stats", "read_event_value", "read_key_value", "read_task_log", "read_task_value", "recall", "wait_for_task", "wait_for_tasks"];
     const reader = await connectMcp(s.url, { authorization: `Bearer ${await s.issue("read")}` });
     const readTools = (await reader.listTools()).tools;
     expect(readTools.map((tool) => tool.name).sort()).toEqual(READS);

@@ -7,7 +7,8 @@
 // no room left is a marker alone; a long list keeps its first items and says how many follow, and
 // an object of more keys than fit keeps its first entries and names how many keys follow.
 // A task's payload, result, checkpoint and progress are read whole, in pieces, with
-// read_task_value, and a shared key's value with read_key_value.
+// read_task_value, a shared key's value with read_key_value, an event's payload with
+// read_event_value.
 import { z } from "zod";
 import { invalidField } from "../errors.js";
 import type { JsonValue } from "../json-types.js";
@@ -36,6 +37,17 @@ export const keyValuePieceSchema = z.object({
   nextOffset: z.number().int().nullable(),
 });
 export type KeyValuePiece = z.infer<typeof keyValuePieceSchema>;
+
+/** read_event_value's answer: an event's payload, a piece at a time. */
+export const eventValuePieceSchema = z.object({
+  seq: z.number().int(),
+  type: z.string(),
+  totalChars: z.number().int(),
+  offset: z.number().int(),
+  text: z.string(),
+  nextOffset: z.number().int().nullable(),
+});
+export type EventValuePiece = z.infer<typeof eventValuePieceSchema>;
 
 /**
  * The piece of `whole` (a value's JSON text) from `offset`, at most `chars` characters as JSON

@@ -30,7 +30,7 @@ import { payloadFields } from "../events/system-events.js";
 import type { Handed } from "./late-cancels.js";
 import { mcpTraceCarrier } from "../tasks/trace-context.js";
 import { claimOutlookNote } from "../tasks/claim-outlook-reasons.js";
-import { boundAnswer, CUT_MARK, pieceOf, TASK_VALUE_FIELDS, type KeyValuePiece, type TaskValuePiece } from "./answer-bound.js";
+import { boundAnswer, CUT_MARK, pieceOf, TASK_VALUE_FIELDS, type EventValuePiece, type KeyValuePiece, type TaskValuePiece } from "./answer-bound.js";
 
 const createCaller = createCallerFactory(appRouter);
 
@@ -77,7 +77,7 @@ interface RequestExtra {
 type ToolResult = { content: Array<{ type: "text"; text: string }>; isError?: boolean };
 
 /** What both sessions' instructions say of answers cut to mcpMaxAnswerChars. */
-const CUT_NOTE = `A large answer comes with its large values cut (where "${CUT_MARK}" stands): read a task's payload, result, checkpoint or progress whole with read_task_value, and a key's value with read_key_value.`;
+const CUT_NOTE = `A large answer comes with its large values cut (where "${CUT_MARK}" stands): read a task's payload, result, checkpoint or progress whole with read_task_value, a key's value with read_key_value, and an event's payload with read_event_value.`;
 /** Room a read_task_value or read_key_value answer keeps beside its piece of text (ids, numbers, field names). */
 const VALUE_PIECE_ENVELOPE = 1_000;
 
@@ -159,7 +159,7 @@ function toolResult(result: unknown, maxChars: number): ToolResult {
       type: "text",
       text:
         `This answer was longer than the ${maxChars} characters an answer here holds (the server's mcpMaxAnswerChars): ${cuts} ${cuts === 1 ? "value was" : "values were"} cut, each where "${CUT_MARK}" stands, saying how much. ` +
-        "Read a task's payload, result, checkpoint or progress whole, in pieces, with read_task_value, and a key's value with read_key_value; ask a list for fewer items with its limit.",
+        "Read a task's payload, result, checkpoint or progress whole, in pieces, with read_task_value, a key's value with read_key_value, and an event's payload with read_event_value; ask a list for fewer items with its limit.",
     });
   }
   return { content };
@@ -671,7 +671,7 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
     {
       description:
         `This agent's next events: direct messages to it and the event types it subscribed to, oldest first, acknowledged as read. waitMs (at most ${MCP_MAX_WAIT_MS}) waits for one. ` +
-        "As many as fit whole in one answer: the others stay for the next call.",
+        `As many as fit whole in one answer: the others stay for the next call. One event larger than an answer comes alone with its payload cut (where "${CUT_MARK}" stands): read that payload whole with read_event_value and its seq.`,
       inputSchema: strictArgs({ ...agentArg, limit: pollInput.shape.limit, waitMs: mcpWait("an event") }),
     },
     (args, extra) =>
@@ -685,6 +685,37 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
         const waiting = await api.events.poll({ agentId, limit: args.limit, waitMs: wait(args.waitMs), ack: "manual" });
         if (waiting.length === 0) return waiting;
         return api.events.poll({ agentId, limit: fitting(waiting, services.config.mcpMaxAnswerChars), waitMs: 0, ack: "auto" });
+      }),
+  );
+  // An event's payload whole, a piece at a time: the one event read_mailbox answers cut, when it
+  // alone is larger than an answer (and read for good), is still in the log.
+  registerTool(
+    "read_event_value",
+    {
+      annotations: { readOnlyHint: true },
+      description:
+        `Read an event's payload whole, a piece at a time, when read_mailbox answered it cut (where "${CUT_MARK}" stands), as JSON text. ` +
+        `Returns { seq, type, totalChars, offset, text, nextOffset }: text is the payload's JSON text from offset (at most ${pieceChars} characters a call); call again with offset set to nextOffset until it is null, and join the texts in order to get the payload's JSON. ` +
+        "An event pruned from the log since, or a direct message to another agent, is a tool error with code INVALID_INPUT.",
+      inputSchema: strictArgs({
+        seq: z.number().int().min(1).describe("The event's seq (its `seq` in read_mailbox's answer)"),
+        offset: z.number().int().min(0).default(0).describe("Where in the payload's JSON text to start, in characters (0, left out: the beginning; then the last answer's nextOffset)"),
+        length: z.number().int().min(1).optional().describe(`The most characters to answer (left out, or more than ${pieceChars}: ${pieceChars})`),
+      }),
+    },
+    (args, extra) =>
+      answerCall(extra, async (api) => {
+        // The list answers what this session may see (a direct message only to its target). Its
+        // refusals (a position past the head, one pruned) name its afterSeq, which this call never
+        // sent: they are said as this call's seq.
+        const none = () => invalidField("seq", `no event ${args.seq} this session may read: pruned from the log, a direct message to another agent, or not yet published`);
+        const [event] = await api.events.list({ afterSeq: args.seq - 1, limit: 1 }).catch((error: unknown) => {
+          const { code } = toErrorBody(error);
+          throw code === "INVALID_INPUT" || code === "EVENTS_PRUNED" ? none() : error;
+        });
+        if (event === undefined || event.seq !== args.seq) throw none();
+        const piece = pieceOf(JSON.stringify(event.payload ?? null), args.offset, Math.min(args.length ?? pieceChars, pieceChars), "the payload");
+        return { seq: event.seq, type: event.type, ...piece } satisfies EventValuePiece;
       }),
   );
   registerTool(
