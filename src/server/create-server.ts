@@ -167,6 +167,10 @@ function serverOver(coordination: Coordination, config: Config, log: Logger, tls
   const openApiJson = new Map<boolean, string>();
 
   let inFlight = 0;
+  /** Requests on each connection whose answers have not all gone out (HTTP/1.1 pipelining). */
+  const unanswered = new WeakMap<Socket, number>();
+  /** A connection's refusal of what it sent next (clientError), written once the answers before it went out. */
+  const afterAnswers = new WeakMap<Socket, () => void>();
   let stopping = false;
   const idle: Array<() => void> = [];
 
@@ -178,8 +182,17 @@ function serverOver(coordination: Coordination, config: Config, log: Logger, tls
     if (refused.has(req.socket) || lingering.has(req.socket)) return void req.socket.destroy();
     const started = process.hrtime.bigint();
     inFlight++;
+    const socket = req.socket;
+    unanswered.set(socket, (unanswered.get(socket) ?? 0) + 1);
     res.on("close", () => {
       inFlight--;
+      const left = unanswered.get(socket)! - 1;
+      unanswered.set(socket, left);
+      const then = left === 0 ? afterAnswers.get(socket) : undefined;
+      if (then) {
+        afterAnswers.delete(socket);
+        then();
+      }
       // finished: the whole response was handed to the connection; false means the client left
       // first (Node finishes a response whose connection failed mid-body too: transports.ts).
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
@@ -296,7 +309,19 @@ function serverOver(coordination: Coordination, config: Config, log: Logger, tls
   });
 
   // Node answers a request it cannot parse with a bare status line; say what is wrong, in the one error shape.
-  http.on("clientError", (error: NodeJS.ErrnoException, socket) => {
+  // Requests pipelined ahead of it on the connection were read whole and run: their answers go
+  // out first, in order (RFC 9112 9.3.2), then this one, and the connection closes. Written at
+  // once, it cut theirs off, and a client reading answers in order took the 400 for its first
+  // request's, which had run (an enqueue stored, a claim taken back as undelivered).
+  http.on("clientError", (error: NodeJS.ErrnoException, socket: Socket) => {
+    if ((unanswered.get(socket) ?? 0) > 0) {
+      // Node reports the parser's error again for each later chunk: the first is the one answered.
+      if (!afterAnswers.has(socket)) afterAnswers.set(socket, () => refuseRequest(error, socket));
+      return;
+    }
+    refuseRequest(error, socket);
+  });
+  const refuseRequest = (error: NodeJS.ErrnoException, socket: Socket) => {
     if (!socket.writable) return socket.destroy();
     const [status, body] =
       error.code === "HPE_HEADER_OVERFLOW"
@@ -310,7 +335,7 @@ function serverOver(coordination: Coordination, config: Config, log: Logger, tls
     // later whatever the client does.
     socket.end(rawJsonResponse(status, body), () => socket.destroy());
     setTimeout(() => socket.destroy(), 1000).unref();
-  });
+  };
 
   const wss = new WebSocketServer({ noServer: true, maxPayload: config.maxBodyBytes });
   /** Open WebSockets' calls in progress by the token they authenticated with: each socket is closed when it is revoked, once its calls were answered. */
