@@ -437,6 +437,35 @@ describe("HTTP errors", () => {
     }
   });
 
+  it("a body in a transfer coding other than chunked (Transfer-Encoding: gzip, chunked) is a 415 saying so, on REST, tRPC and MCP; nothing stored", async () => {
+    // node:http sends the header as given and frames the body in chunks, as a client would.
+    const post = (path: string, codings: string, body: string) =>
+      new Promise<{ status: number; body: any }>((resolve, reject) => {
+        const { hostname, port } = new URL(t.url);
+        const headers = { "content-type": "application/json", accept: "application/json, text/event-stream", "transfer-encoding": codings };
+        const req = request({ host: hostname, port, path, method: "POST", headers }, (res) => {
+          let text = "";
+          res.setEncoding("utf8").on("data", (chunk: string) => (text += chunk)).on("end", () => resolve({ status: res.statusCode!, body: JSON.parse(text) }));
+        });
+        req.on("error", reject);
+        req.end(body);
+      });
+    // The body is plain JSON: before, the coding was ignored and the task stored, its bytes read as
+    // what they were not declared to be (real gzip bytes were "not valid UTF-8").
+    for (const codings of ["gzip, chunked", "x-custom, chunked"]) {
+      const message = `Transfer-Encoding "${codings}" is not supported: send the body chunked or with a Content-Length, uncompressed`;
+      const restAnswer = await post("/tasks", codings, JSON.stringify({ queue: "transfer-coded" }));
+      expect(restAnswer).toEqual({ status: 415, body: { code: "UNSUPPORTED_MEDIA_TYPE", message } });
+      const trpc = await post("/trpc/tasks.enqueue", codings, trpcBody({ queue: "transfer-coded" }));
+      expect([trpc.status, trpc.body.error.json.data.code, trpc.body.error.json.message]).toEqual([415, "UNSUPPORTED_MEDIA_TYPE", message]);
+      const mcp = await post("/mcp", codings, "{}");
+      expect([mcp.status, mcp.body.error.message]).toEqual([415, message]);
+    }
+    expect((await send(`${t.url}/tasks?queue=transfer-coded`)).body.items).toEqual([]);
+    // chunked alone is the framing every streaming client uses.
+    expect((await post("/tasks", "chunked", JSON.stringify({ queue: "transfer-coded" }))).status).toBe(200);
+  });
+
   it("accepts a POST with an empty body on a route that needs no body fields", async () => {
     const enqueued = await send(`${t.url}/tasks`, { method: "POST" });
     expect(enqueued.status).toBe(200);

@@ -93,11 +93,18 @@ export const mediaTypeOf = (req: IncomingMessage): string => (req.headers["conte
 /**
  * Why a request's body cannot be read as it is declared, or undefined: a Content-Encoding (the
  * server reads no compressed body: gzip bytes would be refused as "not UTF-8", or worse, read),
- * or a charset other than UTF-8 (the bytes would be read as text the client did not mean).
+ * a transfer coding other than chunked (Node's parser frames the chunks and hands over the bytes
+ * still coded, as gzip or whatever "x-custom" means: the same), or a charset other than UTF-8
+ * (the bytes would be read as text the client did not mean).
  */
 export function unreadableBody(req: IncomingMessage): string | undefined {
   const encoding = (req.headers["content-encoding"] ?? "").trim().toLowerCase();
   if (encoding !== "" && encoding !== "identity") return `Content-Encoding "${encoding}" is not supported: send the body uncompressed`;
+  // Node accepts a request only when chunked is the last coding (RFC 9112 6.3), and joins repeated headers with ", ".
+  const transfer = (req.headers["transfer-encoding"] ?? "").trim().toLowerCase();
+  if (transfer !== "" && transfer.split(",").some((coding) => coding.trim() !== "chunked")) {
+    return `Transfer-Encoding "${transfer}" is not supported: send the body chunked or with a Content-Length, uncompressed`;
+  }
   const charset = /;\s*charset\s*=\s*"?([^";]*)"?/i.exec(req.headers["content-type"] ?? "")?.[1]?.trim().toLowerCase();
   if (charset !== undefined && charset !== "utf-8" && charset !== "utf8") return `charset "${charset}" is not supported: bodies are UTF-8`;
   return undefined;
