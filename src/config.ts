@@ -134,7 +134,7 @@ export const SETTINGS = {
   subscriptionBufferBytes: {
     ...int(65_536, 1_073_741_824),
     default: 16_777_216,
-    doc: "Bytes of events (as JSON) buffered for one slow WebSocket subscriber before its stream is closed, whatever their count (it resumes by lastEventId)",
+    doc: "Bytes of events (as JSON) buffered for one slow WebSocket subscriber before its stream is closed, whatever their count (it resumes by lastEventId); and of answers a WebSocket's client leaves unread before its new calls are refused (429)",
   },
   agentStaleMs: { ...positiveMs(), default: 30_000, doc: "An agent with no heartbeat for this long is stale" },
   agentOfflineMs: { ...positiveMs(), default: 90_000, doc: "An agent with no heartbeat for this long is offline and its tasks are released" },
@@ -185,7 +185,7 @@ export const SETTINGS = {
     default: 2000,
     doc: "How often the server re-reads credentials, so tokens issued or revoked by the CLI or another process take effect",
   },
-  maxBatchCalls: { ...int(1, 10_000), default: 100, doc: "Most calls in one tRPC batch, over HTTP or in one WebSocket frame" },
+  maxBatchCalls: { ...int(1, 10_000), default: 100, doc: "Most calls in one tRPC batch, over HTTP or in one WebSocket frame, and in progress at once on one WebSocket" },
   maxSubscriptionsPerSocket: { ...int(1, 100_000), default: 100, doc: "Most live subscriptions (events.onEvent) open on one WebSocket" },
   maxSubscriptionsPerCredential: {
     ...int(1, 1_000_000),

@@ -23,6 +23,7 @@
 // Past that point no server can know more (the bytes may sit unread in the client's kernel when
 // it dies); the lease covers that case, as in every at-least-once queue.
 import type { WebSocket } from "ws";
+import { CoordinationError } from "../errors.js";
 import type { PerKeyLimit } from "../per-key-limit.js";
 import type { DeliverySink, Transport } from "../trpc/context.js";
 
@@ -147,9 +148,30 @@ export class SocketCalls {
   private inProgress = 0;
   private closing: { code: number; reason: string } | undefined;
 
-  constructor(private readonly socket: WebSocket) {}
+  /**
+   * `limits`: the most calls in progress on the socket at once (a batch's worth, as one HTTP
+   * connection runs at most one batch at a time), and the most bytes of answers queued for a
+   * client that does not read them. Past either, a new call is refused LIMIT_EXCEEDED before it
+   * runs (nothing taken): a socket took 200 calls of 8 MB answers at once and the server grew to
+   * 5.7 GB, /health unanswered throughout, reading client or not (a trial).
+   */
+  constructor(
+    private readonly socket: WebSocket,
+    private readonly limits: { maxCalls: number; maxQueuedBytes: number },
+  ) {}
 
+  /** Counts a call in progress; returns its end (idempotent). Throws LIMIT_EXCEEDED past the limits. */
   started(): () => void {
+    if (this.inProgress >= this.limits.maxCalls) {
+      throw new CoordinationError("LIMIT_EXCEEDED", `too many calls in progress on this WebSocket: the limit is ${this.limits.maxCalls} (setting maxBatchCalls)`, { limit: this.limits.maxCalls });
+    }
+    if (this.socket.bufferedAmount > this.limits.maxQueuedBytes) {
+      throw new CoordinationError(
+        "LIMIT_EXCEEDED",
+        `this WebSocket's client has not read ${this.socket.bufferedAmount} bytes of answers: the limit is ${this.limits.maxQueuedBytes} (setting subscriptionBufferBytes); read them, then call again`,
+        { limit: this.limits.maxQueuedBytes },
+      );
+    }
     this.inProgress++;
     let ended = false;
     return () => {

@@ -376,7 +376,7 @@ function serverOver(coordination: Coordination, config: Config, log: Logger, tls
       }
       // Kept by credential, to be closed when it is revoked; open callers as one group, closed
       // when credentials become enforced.
-      const calls = new SocketCalls(res);
+      const calls = new SocketCalls(res, { maxCalls: config.maxBatchCalls, maxQueuedBytes: config.subscriptionBufferBytes });
       if (caller.kind === "token") {
         const { tokenId } = caller;
         res.on("message", () => credentials.noteUse(tokenId));
