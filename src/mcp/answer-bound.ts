@@ -13,40 +13,22 @@ import { z } from "zod";
 import { invalidField } from "../errors.js";
 import type { JsonValue } from "../json-types.js";
 
+/** What every piece of a value answers (pieceOf): its JSON text from `offset`; `nextOffset` null at its end. */
+const pieceFields = { totalChars: z.number().int(), offset: z.number().int(), text: z.string(), nextOffset: z.number().int().nullable() };
+
 /** A task's values read_task_value reads. */
 export const TASK_VALUE_FIELDS = ["payload", "result", "checkpoint", "progress"] as const;
 
 /** read_task_value's answer: `text` is the value's JSON text from `offset`; `nextOffset` null at its end. */
-export const taskValuePieceSchema = z.object({
-  taskId: z.string(),
-  field: z.enum(TASK_VALUE_FIELDS),
-  totalChars: z.number().int(),
-  offset: z.number().int(),
-  text: z.string(),
-  nextOffset: z.number().int().nullable(),
-});
+export const taskValuePieceSchema = z.object({ taskId: z.string(), field: z.enum(TASK_VALUE_FIELDS), ...pieceFields });
 export type TaskValuePiece = z.infer<typeof taskValuePieceSchema>;
 
 /** read_key_value's answer: as read_task_value's, with the version the piece is of (null: the key is absent). */
-export const keyValuePieceSchema = z.object({
-  key: z.string(),
-  version: z.number().int().nullable(),
-  totalChars: z.number().int(),
-  offset: z.number().int(),
-  text: z.string(),
-  nextOffset: z.number().int().nullable(),
-});
+export const keyValuePieceSchema = z.object({ key: z.string(), version: z.number().int().nullable(), ...pieceFields });
 export type KeyValuePiece = z.infer<typeof keyValuePieceSchema>;
 
 /** read_event_value's answer: an event's payload, a piece at a time. */
-export const eventValuePieceSchema = z.object({
-  seq: z.number().int(),
-  type: z.string(),
-  totalChars: z.number().int(),
-  offset: z.number().int(),
-  text: z.string(),
-  nextOffset: z.number().int().nullable(),
-});
+export const eventValuePieceSchema = z.object({ seq: z.number().int(), type: z.string(), ...pieceFields });
 export type EventValuePiece = z.infer<typeof eventValuePieceSchema>;
 
 /**

@@ -78,7 +78,7 @@ type ToolResult = { content: Array<{ type: "text"; text: string }>; isError?: bo
 
 /** What both sessions' instructions say of answers cut to mcpMaxAnswerChars. */
 const CUT_NOTE = `A large answer comes with its large values cut (where "${CUT_MARK}" stands): read a task's payload, result, checkpoint or progress whole with read_task_value, a key's value with read_key_value, and an event's payload with read_event_value.`;
-/** Room a read_task_value or read_key_value answer keeps beside its piece of text (ids, numbers, field names). */
+/** Room a piece's answer (read_task_value, read_key_value, read_event_value) keeps beside its text (ids, numbers, field names). */
 const VALUE_PIECE_ENVELOPE = 1_000;
 
 /** The most tasks coordination://tasks/mine lists (tasks.list's largest page). */
