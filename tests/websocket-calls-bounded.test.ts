@@ -48,10 +48,15 @@ describe("a WebSocket's calls", () => {
     expect(answers.get(6).error.json.data.code).toBe("LIMIT_EXCEEDED");
     expect(answers.get(6).error.json.message).toBe("too many calls in progress on this WebSocket: the limit is 5 (setting maxBatchCalls)");
     expect([...answers.keys()]).toEqual([6]);
+    // A subscription is no call in progress past its start: it opens all the same (its streams
+    // have bounds of their own).
+    socket.send(JSON.stringify({ id: 8, method: "subscription", params: { path: "events.onEvent", input: { json: {} } } }));
+    await until(() => answers.has(8));
+    expect(answers.get(8).result.type).toBe("started");
 
     const claimed = await t.api.tasks.claim.mutate({ agentId: "w", queues: ["ws"] });
     await t.api.tasks.complete.mutate({ taskId: task.id, agentId: "w", leaseToken: claimed!.leaseToken!, result: "done" });
-    await until(() => answers.size === 6);
+    await until(() => answers.size === 7);
     for (let id = 1; id <= 5; id++) expect(answers.get(id).result.data.json, String(id)).toMatchObject({ id: task.id, status: "completed", result: "done" });
     socket.send(wait(7));
     await until(() => answers.has(7));

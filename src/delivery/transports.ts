@@ -160,12 +160,17 @@ export class SocketCalls {
     private readonly limits: { maxCalls: number; maxQueuedBytes: number },
   ) {}
 
-  /** Counts a call in progress; returns its end (idempotent). Throws LIMIT_EXCEEDED past the limits. */
-  started(): () => void {
-    if (this.inProgress >= this.limits.maxCalls) {
+  /**
+   * Counts a call in progress; returns its end (idempotent). Throws LIMIT_EXCEEDED past the limits
+   * when `limited`: not for a subscription, which is in progress only until its stream opens (150
+   * opened at once on one socket must all start) and whose streams are bounded on their own
+   * (maxSubscriptionsPerSocket, and subscriptionBufferBytes for what they send).
+   */
+  started(limited = true): () => void {
+    if (limited && this.inProgress >= this.limits.maxCalls) {
       throw new CoordinationError("LIMIT_EXCEEDED", `too many calls in progress on this WebSocket: the limit is ${this.limits.maxCalls} (setting maxBatchCalls)`, { limit: this.limits.maxCalls });
     }
-    if (this.socket.bufferedAmount > this.limits.maxQueuedBytes) {
+    if (limited && this.socket.bufferedAmount > this.limits.maxQueuedBytes) {
       throw new CoordinationError(
         "LIMIT_EXCEEDED",
         `this WebSocket's client has not read ${this.socket.bufferedAmount} bytes of answers: the limit is ${this.limits.maxQueuedBytes} (setting subscriptionBufferBytes); read them, then call again`,
@@ -211,7 +216,7 @@ export function webSocketTransport(socket: WebSocket, streams: PerKeyLimit, call
   return {
     clientGone: gone.signal,
     gone: () => gone.signal.aborted,
-    callStarted: () => calls.started(),
+    callStarted: (type) => calls.started(type !== "subscription"),
     confirm(delivery) {
       setImmediate(() => {
         if (socket.readyState !== socket.OPEN) return delivery.undelivered();

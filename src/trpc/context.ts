@@ -33,9 +33,10 @@ export interface Transport {
   /**
    * WebSocket only: counts a query or mutation in progress on the socket until the function it
    * returns is called. A socket closed for a revoked credential waits for them: their answers
-   * go out first (create-server.ts).
+   * go out first (create-server.ts). Throws LIMIT_EXCEEDED for a query or mutation past the
+   * socket's bounds (calls in progress, answers unread: SocketCalls).
    */
-  callStarted?(): () => void;
+  callStarted?(type: "query" | "mutation" | "subscription"): () => void;
 }
 
 /** A role a credential carries (src/auth/access.ts says what each may call). */

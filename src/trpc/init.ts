@@ -86,7 +86,7 @@ function refuseCycles(input: unknown): void {
 const enforceAccess = t.middleware(async ({ ctx, meta, path, type, getRawInput, next }) => {
   const raw = await getRawInput();
   const input = admitCall(ctx, meta, path, raw, type);
-  const ended = ctx.transport.callStarted?.();
+  const ended = ctx.transport.callStarted?.(type);
   if (ended === undefined) return input === raw ? next() : next({ getRawInput: () => Promise.resolve(input) });
   try {
     return await (input === raw ? next() : next({ getRawInput: () => Promise.resolve(input) }));
