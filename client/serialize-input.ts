@@ -1,6 +1,6 @@
 // Each query's and mutation's input is serialized (superjson) on its own, before batching. The
 // batch link serializes a batch's inputs together: one it cannot serialize (a `__proto__` key
-// from JSON.parse of a model's output, a getter that throws) failed every call batched with it,
+// from JSON.parse of a model's output, a getter or a toJSON that throws) failed every call batched with it,
 // with an error that looked like a broken connection, so callers retried it forever. Here that
 // call alone fails, with UnsendableInputError, and the others go. The batch link then takes the
 // serialized input as it is: nothing is serialized twice.
@@ -55,7 +55,13 @@ export function serializeInputLink(): TRPCLink<AppRouter> {
         if (op.type === "subscription" || op.input === undefined) return next(op).subscribe(observer);
         let wire: SerializedInput;
         try {
-          wire = new SerializedInput(superjson.serialize(op.input));
+          const serialized = superjson.serialize(op.input);
+          // superjson leaves what it does not know (a class instance, an object with a toJSON of
+          // its own) for the transport's JSON.stringify, whose throw came after the call was
+          // under way, as a broken connection's would: a call "that may have been served",
+          // retried for good by the worker. Stringified here, it fails alone, never sent.
+          JSON.stringify(serialized.json);
+          wire = new SerializedInput(serialized);
         } catch (error) {
           observer.error(TRPCClientError.from(new UnsendableInputError(op.path, error instanceof Error ? error.message : String(error), { cause: error })));
           return () => undefined;

@@ -5,7 +5,7 @@
 import { createServer as createTcpServer, connect, type Server, type Socket } from "node:net";
 import type { AddressInfo } from "node:net";
 import { describe, expect, it, vi } from "vitest";
-import { createCoordinationClient, isUnsendable, runWorker } from "../client/index.js";
+import { createCoordinationClient, isUnsendable, mayHaveBeenServed, runWorker } from "../client/index.js";
 import { failureText } from "../client/worker.js";
 import { ADMIN_SECRET, startSecureServer } from "./helpers/secure-server.js";
 import { startTestServer } from "./helpers/test-server.js";
@@ -70,6 +70,47 @@ describe("runWorker under faults", () => {
     expect(isUnsendable(error)).toBe(true);
     expect(String(error.message)).toMatch(/^tasks\.enqueue: the input cannot be sent: Detected property __proto__/);
     expect((await t.api.tasks.stats.query()).totals.pending).toBe(1);
+  });
+
+  it("an input whose toJSON throws (superjson leaves it for JSON.stringify) fails alone as unsendable: never sent, the calls batched with it go", async () => {
+    await using t = await startTestServer();
+    // A class instance superjson does not know, and a plain object with a toJSON of its own: both reach JSON.stringify as they are.
+    class Reply {
+      toJSON(): never {
+        throw new Error("toJSON failed: the model's reply was cut");
+      }
+    }
+    const [good, instance, plain] = await Promise.allSettled([
+      t.api.tasks.enqueue.mutate({ queue: "q", payload: { n: 1 } }),
+      t.api.tasks.enqueue.mutate({ queue: "q", payload: { reply: new Reply() } as never }),
+      t.api.kv.set.mutate({ key: "k", value: { toJSON: () => { throw new RangeError("no JSON here"); } } as never }),
+    ]);
+    expect(good.status).toBe("fulfilled");
+    for (const [settled, reason] of [[instance, "toJSON failed: the model's reply was cut"], [plain, "no JSON here"]] as const) {
+      expect(settled.status).toBe("rejected");
+      const error = (settled as PromiseRejectedResult).reason;
+      expect(isUnsendable(error)).toBe(true);
+      expect(mayHaveBeenServed(error)).toBe(false);
+      expect(String(error.message)).toContain(`the input cannot be sent: ${reason}`);
+    }
+    expect((await t.api.tasks.stats.query()).totals.pending).toBe(1);
+  });
+
+  it("a handler's result whose toJSON throws fails its task saying why, at once, and stop() returns", async () => {
+    await using t = await startTestServer();
+    class Reply {
+      toJSON(): never {
+        throw new Error("toJSON failed");
+      }
+    }
+    const worker = await runWorker({ api: t.api, agentId: "w-tojson", waitMs: 200, onError: () => undefined, handler: async () => new Reply() as never });
+    const { id } = await t.api.tasks.enqueue.mutate({ queue: "q", maxAttempts: 1 });
+    // Before, each settle failed as if the connection broke: retried until the lease ran out, the task held meanwhile.
+    const settled = await t.api.tasks.wait.query({ taskId: id, waitMs: 20_000 });
+    expect(settled.status).toBe("dead_letter");
+    expect(settled.lastError).toMatch(/^the handler's result cannot be sent: toJSON failed/);
+    await worker.stop();
+    expect([worker.completed, worker.failed, worker.lost]).toEqual([0, 1, 0]);
   });
 
   it("a handler's result the client cannot send fails its task saying why; the other tasks complete and stop() returns", async () => {
