@@ -2,7 +2,7 @@
 // import: no server code is bundled); superjson on the wire, so Dates stay Dates.
 // Queries and mutations go over HTTP (batched), subscriptions over one WebSocket that opens
 // on first use and reconnects by itself, resuming tracked streams from their last event id.
-import { createTRPCClient, createWSClient, httpBatchLink, httpLink, splitLink, wsLink, type Operation } from "@trpc/client";
+import { createTRPCClient, createWSClient, httpBatchLink, httpLink, isTRPCClientError as isAnyTRPCClientError, splitLink, wsLink, type Operation, type TRPCClientError } from "@trpc/client";
 import superjson from "superjson";
 import { abortableCallLink } from "./abortable-call.js";
 import { bearerToken } from "./bearer-token.js";
@@ -237,7 +237,13 @@ export { updateKey, watchKey, KeyContended, KeyWriteUnknown, type KvEntry, type 
 export { watchKeys, type KeyChange, type WatchKeysOptions } from "./watch-keys.js";
 export { withPermit, SemaphoreFull, PermitLost, type Permit, type SemaphoreState, type HeldPermit, type WithPermitOptions } from "./semaphores.js";
 export { isSystemEvent, SYSTEM_EVENT_TYPES, type SystemEvent, type SystemEventPayloads, type SystemEventType } from "./system-events.js";
-export { TRPCClientError, isTRPCClientError } from "@trpc/client";
+export { TRPCClientError } from "@trpc/client";
+/**
+ * True when `error` is a failed call's TRPCClientError, narrowed to this server's errors:
+ * `error.data?.code` an ErrorCode, `data.httpStatus` its status. tRPC's own guard narrows to
+ * TRPCClientError<any>, whose `data` is any: a misspelt code compared against it compiled.
+ */
+export const isTRPCClientError = (error: unknown): error is TRPCClientError<AppRouter> => isAnyTRPCClientError(error);
 export { UnsendableInputError, isUnsendable } from "./serialize-input.js";
 export { mayHaveBeenServed } from "./served.js";
 export { fitsInAnswer } from "./answer-fits.js";

@@ -7,7 +7,7 @@ import type { TRPCClientError } from "@trpc/client";
 // ErrorCode from the client's own entry point: a client-only project names the codes from there.
 import type { AppRouter, CoordinationApi, ErrorCode, JsonObject, JsonValue, RouterInputs, RouterOutputs } from "../client/index.js";
 import type { ERROR_STATUS } from "../src/errors.js";
-import { isSystemEvent, runWorker, type WorkerOptions } from "../client/index.js";
+import { isSystemEvent, isTRPCClientError, runWorker, type WorkerOptions } from "../client/index.js";
 import { appRouter } from "../src/trpc/app-router.js";
 
 type In = RouterInputs;
@@ -560,6 +560,14 @@ describe("AppRouter types", () => {
     expectTypeOf<ErrorData["code"]>().toEqualTypeOf<ErrorCode>();
     expectTypeOf<ErrorData["httpStatus"]>().toEqualTypeOf<(typeof ERROR_STATUS)[ErrorCode]>();
     expectTypeOf<ErrorData["details"]>().toEqualTypeOf<Record<string, unknown> | undefined>();
+  });
+
+  // The README's `isTRPCClientError(error) && error.data?.code === "VERSION_CONFLICT"`: tRPC's own
+  // guard narrows to TRPCClientError<any>, whose data is any, so a misspelt code compiled.
+  it("the client's isTRPCClientError narrows to this router's errors: data.code is an ErrorCode, not any", () => {
+    const codeOf = (error: unknown) => (isTRPCClientError(error) ? error.data?.code : undefined);
+    expectTypeOf<ReturnType<typeof codeOf>>().toEqualTypeOf<ErrorCode | undefined>();
+    expectTypeOf<ReturnType<typeof codeOf>>().not.toBeAny();
   });
 });
 
