@@ -21,7 +21,7 @@ import { socketRefusal } from "./socket-refusal.js";
 import { streamStartLink } from "./stream-start.js";
 import { traceContextLink, traceHeadersOf, type TraceCarrier } from "./trace-context-link.js";
 import type { AppRouter, CoordinationApi } from "./types.js";
-import { withoutTrailingSlashes } from "./without-trailing-slashes.js";
+import { serverAddress } from "./server-address.js";
 
 export type { TraceCarrier } from "./trace-context-link.js";
 export type { AppRouter, ClaimedTask, CoordinationApi, ErrorCode, JsonObject, JsonValue, RouterInputs, RouterOutputs } from "./types.js";
@@ -47,7 +47,8 @@ export interface CoordinationClientOptions {
   /**
    * The server's base URL, e.g. http://127.0.0.1:8000; or the base URLs of several servers on one
    * database file, in order of preference: calls go to one and move to the next when it stops
-   * answering (failover.ts says which calls are sent again).
+   * answering (failover.ts says which calls are sent again). One that is no http:// or https://
+   * address ("127.0.0.1:8000", without its scheme) throws a TypeError here, naming it.
    */
   url: string | readonly string[];
   /**
@@ -145,7 +146,8 @@ export function createCoordinationClient(given: CoordinationClientOptions): Coor
   const token = given.token === undefined ? undefined : bearerToken(given.token);
   const { token: _given, ...rest } = given;
   const options: CoordinationClientOptions = token === undefined ? rest : { ...rest, token };
-  const servers = new ServerList((typeof options.url === "string" ? [options.url] : options.url).map(withoutTrailingSlashes));
+  // Checked here, not on every call: text that is no server's address can never be reached (server-address.ts).
+  const servers = new ServerList(typeof options.url === "string" ? [serverAddress(options.url, "url")] : options.url.map((url, i) => serverAddress(url, `url[${i}]`)));
   const refusal = socketRefusal();
   const wsClient = createWSClient({
     // Asked at every (re)connection: after a close the server did not choose, the next server.

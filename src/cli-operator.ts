@@ -864,7 +864,15 @@ export async function runOperatorCommand(
   // A server frozen with its port open (paused, a hung VM) answers nothing: each call is bounded
   // (its long-poll wait on top), rather than waiting for undici's 300 s, and then says it may
   // have been done.
-  const client = createCoordinationClient({ url, waitForServerMs: 0, callTimeoutMs: CLI_CALL_TIMEOUT_MS, ...(token ? { token } : {}) });
+  let client: CoordinationClient;
+  try {
+    client = createCoordinationClient({ url, waitForServerMs: 0, callTimeoutMs: CLI_CALL_TIMEOUT_MS, ...(token ? { token } : {}) });
+  } catch (error) {
+    // A --url that is no http(s) address: a usage error, not a server that gave no answer.
+    if (!(error instanceof TypeError)) throw error;
+    out.stderr(`${error.message.replace(/^createCoordinationClient: /, "coordination: ")}\n`);
+    return 2;
+  }
   try {
     return await dispatch(words, options, json, client, out, stop);
   } catch (error) {

@@ -22,22 +22,8 @@ export const printable = (text: string): string => text.replace(CONTROL, (c) => 
 const escapeCode = (c: string): string => (c.charCodeAt(0) <= 0xff ? `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}` : `\\u${c.charCodeAt(0).toString(16)}`);
 
 /** The password of a URL-like text: "scheme://user:" kept, then up to the last "@" before a path, query or fragment. */
-const UNPARSED_PASSWORD = /^([a-z][a-z0-9+.-]*:\/\/[^/?#@:]*:)[^/?#]*@/i;
-
-/**
- * A server's address as the command line says it: a password in it (`https://ops:…@proxy/`, for
- * a proxy that asks for one) shown as `***`, as Go's URL.Redacted shows it. What a command says
- * goes to terminals and CI logs, and through the MCP relay into a model's context.
- */
-export function shownUrl(url: string): string {
-  // One no parser reads (a port past 65535, a space in the host) holds its password all the same:
-  // what lies between the user's colon and the last "@" before the path is hidden as the parser would.
-  if (!URL.canParse(url)) return url.replace(UNPARSED_PASSWORD, "$1***@");
-  const parsed = new URL(url);
-  if (parsed.password === "") return url;
-  parsed.password = "***";
-  return parsed.href;
-}
+// A server address with its password hidden: the client says it too, when it refuses a url.
+export { shownUrl } from "../client/server-address.js";
 
 /** A time in UTC to the second, unmarked ("2026-12-04 21:55:00"): for text that says UTC itself (a schedule's lines, a column headed so). */
 export const utc = (date: Date | null | undefined): string => (date ? date.toISOString().replace("T", " ").slice(0, 19) : "-");
