@@ -149,7 +149,9 @@ export class RetryLater extends Error {
   constructor(delayMs: number, message = `retry in ${delayMs} ms`, options: { chargeAttempt?: boolean } = {}) {
     super(message);
     this.name = "RetryLater";
-    this.delayMs = Number.isFinite(delayMs) ? Math.min(Math.max(0, Math.round(delayMs)), MAX_DEFER_MS) : 0;
+    // Clamped to 0 to 7 days: Infinity (a Retry-After read as "not before forever") is the longest
+    // wait, not none; NaN, no delay at all, is none.
+    this.delayMs = Number.isNaN(delayMs) ? 0 : Math.min(Math.max(0, Math.round(delayMs)), MAX_DEFER_MS);
     this.chargeAttempt = options.chargeAttempt === true;
   }
 }

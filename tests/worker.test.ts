@@ -282,6 +282,10 @@ describe("runWorker", () => {
     expect(new RetryLater(-5).delayMs).toBe(0);
     expect(new RetryLater(Number.NaN).delayMs).toBe(0);
     expect(new RetryLater(1e12).delayMs).toBe(7 * 24 * 3_600_000);
+    // "Not before forever" is the longest wait, not none: Infinity was taken as NaN is, 0, and the
+    // task ran again at once, in a loop, against the API that asked it to wait.
+    expect(new RetryLater(Number.POSITIVE_INFINITY).delayMs).toBe(7 * 24 * 3_600_000);
+    expect(new RetryLater(Number.NEGATIVE_INFINITY).delayMs).toBe(0);
   });
 
   it("a handler that throws DeadLetter fails its task to the dead-letter queue at once, with attempts left; another error is retried", async () => {
