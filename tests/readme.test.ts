@@ -26,12 +26,13 @@ const blocks = (lang: string) => [...README.matchAll(new RegExp("```" + lang + "
  */
 const PROCESS_BOUND_MS = 100_000;
 
-/** Runs the README's TypeScript block that holds `marker` against a server of its own (it is plain JavaScript at run time); its stdout. */
-async function runExample(marker: string, name: string): Promise<string> {
-  await using t = await startTestServer();
-  const example = blocks("ts")
-    .find((b) => b.includes(marker))!
-    .replace("http://127.0.0.1:8000", t.url);
+/** The README's TypeScript block that holds `marker` (the first). */
+const exampleBlock = (marker: string) => blocks("ts").find((b) => b.includes(marker))!;
+
+/** Runs the README's TypeScript block that holds `marker` against the server at `url`, or one of its own (it is plain JavaScript at run time); its stdout. */
+async function runExample(marker: string, name: string, url?: string): Promise<string> {
+  await using t = url ? undefined : await startTestServer();
+  const example = exampleBlock(marker).replace("http://127.0.0.1:8000", url ?? t!.url);
   const file = fileURLToPath(new URL(`../readme-example-${process.pid}-${name}.mjs`, import.meta.url));
   writeFileSync(file, example);
   try {
@@ -40,6 +41,29 @@ async function runExample(marker: string, name: string): Promise<string> {
     rmSync(file, { force: true });
   }
 }
+
+/** The README's TypeScript examples that print what they show: the block holding `marker`, and its output. */
+const EXAMPLES: { title: string; marker: string; name: string; output: string }[] = [
+  { title: "runs the task dependencies example as written", marker: "dependsOn", name: "dependencies", output: "waiting\ntrue [ { notes: { topic: 'pricing' } }, { notes: { topic: 'rivals' } } ]\n" },
+  { title: "runs the recurring tasks example as written", marker: "weekday-digest", name: "schedules", output: "pending weekday-digest true\nsweep 1 true\nnull\ntrue\n" },
+  { title: "runs the waiting-for-a-result example as written", marker: "translator-1", name: "wait", output: "completed { text: '[fr] hello' }\n" },
+  { title: "runs the waiting-for-several example as written", marker: "summarizer-1", name: "wait-many", output: "[ '3 words', '2 words', '5 words' ]\n" },
+  { title: "runs the named locks example as written", marker: "repo/CHANGELOG.md", name: "locks", output: "2 false\nbusy: deployer-1\n" },
+  { title: "runs the semaphores example as written", marker: 'name: "llm-api-key"', name: "semaphores", output: "2 0\nfull: 1\n" },
+  { title: "runs the shared state example as written", marker: "runs/42/pages", name: "kv", output: "30\nleader: agent-1\n{ step: 'draft' }\n" },
+  { title: "runs the webhooks example as written: a receiver that verifies what it gets", marker: "verifyWebhook", name: "webhooks", output: "task.dead_lettered reports no data\n" },
+  { title: "runs the deduplicated enqueues example as written", marker: "reindex:42", name: "dedupe", output: "false true true 2\n1 { text: 'hello' } 2\n" },
+  { title: "runs the ordering keys example as written", marker: "orderingKey: `account:", name: "ordering", output: "[ { account: 1, op: 'create' }, { account: 2, op: 'create' } ]\nnull\n{ account: 1, op: 'update' }\n" },
+  { title: "runs the key concurrency example as written", marker: "keyConcurrency: 2 });", name: "key-concurrency", output: "acme:1 acme:2 globex:1\n4\n" },
+  { title: "runs the ephemeral keys example as written: the agent's keys go with its deregistration", marker: 'ephemeralOwner: "worker-7"', name: "ephemeral-keys", output: "[ 'presence/worker-7', 'working-on/ticket-42' ]\npresence/worker-7 here\npresence/worker-7 gone\nnull\n" },
+  { title: "runs the counters example as written", marker: "runs/7/tokens", name: "counters", output: "30\n6000 6000 true\nover budget: stop\n" },
+  { title: "runs the checkpoint example as written: the retry goes on from the second section", marker: "saveCheckpoint", name: "checkpoint", output: "completed 2 [ 'intro', 'pricing', 'rivals', 'summary' ]\n[ 'intro', 'pricing', 'rivals', 'summary' ]\n" },
+  { title: "runs the trace context example as written: the claimed task carries the producer's trace", marker: "propagation.extract(ROOT_CONTEXT, task)", name: "trace", output: "0af7651916cd43dd8448eb211c80319c vendor=one\n" },
+  { title: "runs the worker span example as written: the run's span is in the producer's trace", marker: "SpanKind.CONSUMER", name: "trace-worker", output: "completed { traceId: '0af7651916cd43dd8448eb211c80319c' }\n" },
+  { title: "runs the client trace context example as written: two enqueues made together carry their own callers' traces", marker: "traceContext: () =>", name: "trace-client", output: "0af7651916cd43dd8448eb211c80319c 4bf92f3577b34da6a3ce929d0e0e4736\n" },
+  { title: "runs the progress example as written", marker: "reportProgress", name: "progress", output: "{ step: 'writing', done: 3, of: 3 }\n{ step: 'writing', done: 3, of: 3 } true\n" },
+  { title: "runs the run log example as written", marker: "followLog(api", name: "run-log", output: "1 info searching the web\n2 debug model answered { inputTokens: 812, outputTokens: 64 }\n3 warn one source was down: used the cache\n[ 'one source was down: used the cache' ] completed\n" },
+];
 
 describe("README", () => {
   it("opens with the install-and-start command and the test command", () => {
@@ -267,81 +291,19 @@ describe("README", () => {
     }
   });
 
-  it("runs the task dependencies example as written", async () => {
-    expect(await runExample("dependsOn", "dependencies")).toBe("waiting\ntrue [ { notes: { topic: 'pricing' } }, { notes: { topic: 'rivals' } } ]\n");
-  });
+  for (const example of EXAMPLES) {
+    it(example.title, async () => {
+      expect(await runExample(example.marker, example.name)).toBe(example.output);
+    });
+  }
 
-  it("runs the recurring tasks example as written", async () => {
-    expect(await runExample("weekday-digest", "schedules")).toBe("pending weekday-digest true\nsweep 1 true\nnull\ntrue\n");
-  });
-
-  it("runs the waiting-for-a-result example as written", async () => {
-    expect(await runExample("translator-1", "wait")).toBe("completed { text: '[fr] hello' }\n");
-  });
-
-  it("runs the waiting-for-several example as written", async () => {
-    expect(await runExample("summarizer-1", "wait-many")).toBe("[ '3 words', '2 words', '5 words' ]\n");
-  });
-
-  it("runs the named locks example as written", async () => {
-    expect(await runExample("repo/CHANGELOG.md", "locks")).toBe("2 false\nbusy: deployer-1\n");
-  });
-
-  it("runs the shared state example as written", async () => {
-    expect(await runExample("runs/42/pages", "kv")).toBe("30\nleader: agent-1\n{ step: 'draft' }\n");
-  });
-
-  it("runs the webhooks example as written: a receiver that verifies what it gets", async () => {
-    expect(await runExample("verifyWebhook", "webhooks")).toBe("task.dead_lettered reports no data\n");
-  });
-
-  it("runs the deduplicated enqueues example as written", async () => {
-    expect(await runExample("reindex:42", "dedupe")).toBe("false true true 2\n1 { text: 'hello' } 2\n");
-  });
-
-  it("runs the ordering keys example as written", async () => {
-    expect(await runExample("orderingKey: `account:", "ordering")).toBe("[ { account: 1, op: 'create' }, { account: 2, op: 'create' } ]\nnull\n{ account: 1, op: 'update' }\n");
-  });
-
-  it("runs the key concurrency example as written", async () => {
-    expect(await runExample("keyConcurrency: 2 });", "key-concurrency")).toBe("acme:1 acme:2 globex:1\n4\n");
-  });
-
-  it("runs the ephemeral keys example as written: the agent's keys go with its deregistration", async () => {
-    expect(await runExample('ephemeralOwner: "worker-7"', "ephemeral-keys")).toBe("[ 'presence/worker-7', 'working-on/ticket-42' ]\npresence/worker-7 here\npresence/worker-7 gone\nnull\n");
-  });
-
-  it("runs the counters example as written", async () => {
-    expect(await runExample("runs/7/tokens", "counters")).toBe("30\n6000 6000 true\nover budget: stop\n");
-  });
-
-  it("runs the checkpoint example as written: the retry goes on from the second section", async () => {
-    expect(await runExample("saveCheckpoint", "checkpoint")).toBe(
-      "completed 2 [ 'intro', 'pricing', 'rivals', 'summary' ]\n[ 'intro', 'pricing', 'rivals', 'summary' ]\n",
-    );
-  });
-
-  it("runs the trace context example as written: the claimed task carries the producer's trace", async () => {
-    expect(await runExample("propagation.extract(ROOT_CONTEXT, task)", "trace")).toBe("0af7651916cd43dd8448eb211c80319c vendor=one\n");
-  });
-
-  it("runs the worker span example as written: the run's span is in the producer's trace", async () => {
-    expect(await runExample("SpanKind.CONSUMER", "trace-worker")).toBe("completed { traceId: '0af7651916cd43dd8448eb211c80319c' }\n");
-  });
-
-  it("runs the client trace context example as written: two enqueues made together carry their own callers' traces", async () => {
-    expect(await runExample("traceContext: () =>", "trace-client")).toBe("0af7651916cd43dd8448eb211c80319c 4bf92f3577b34da6a3ce929d0e0e4736\n");
-  });
-
-  it("runs the progress example as written", async () => {
-    expect(await runExample("reportProgress", "progress")).toBe("{ step: 'writing', done: 3, of: 3 }\n{ step: 'writing', done: 3, of: 3 } true\n");
-  });
-
-  it("runs the run log example as written", async () => {
-    expect(await runExample("followLog(api", "run-log")).toBe(
-      "1 info searching the web\n2 debug model answered { inputTokens: 812, outputTokens: 64 }\n3 warn one source was down: used the cache\n[ 'one source was down: used the cache' ] completed\n",
-    );
-  });
+  it("runs the examples one after another against one server, as a reader who follows the README does, with the outputs it shows", async () => {
+    // Each example names its own queues and keys: one left on the server by an example before it
+    // (a task no one claimed, a lock held) must not change what the next one prints.
+    await using t = await startTestServer();
+    const inReadmeOrder = [...EXAMPLES].sort((a, b) => README.indexOf(exampleBlock(a.marker)) - README.indexOf(exampleBlock(b.marker)));
+    for (const example of inReadmeOrder) expect(await runExample(example.marker, example.name, t.url), example.title).toBe(example.output);
+  }, 600_000);
 
   it("runs the TypeScript example as written (it is plain JavaScript at run time)", async () => {
     await using t = await startTestServer();
