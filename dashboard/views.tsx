@@ -294,6 +294,8 @@ export function Schedules({ api, onUnauthorized, may }: ViewProps) {
 
 /** Agents the page shows at most. */
 const SHOWN_AGENTS = 100;
+/** The tasks an agent's row links at most, of those it holds: past them it says there are more. */
+const SHOWN_HELD = 10;
 
 export function Agents({ api, onUnauthorized, may }: ViewProps) {
   const agents = usePolling(
@@ -310,8 +312,9 @@ export function Agents({ api, onUnauthorized, may }: ViewProps) {
         },
       );
       const list = listed.slice(0, SHOWN_AGENTS);
-      const held = await Promise.all(list.map((agent) => api.tasks.list.query({ agentId: agent.agentId, status: "claimed", limit: 10 })));
-      return { more: cut || listed.length > SHOWN_AGENTS, rows: list.map((agent, i) => ({ agent, tasks: held[i]!.items })) };
+      const held = await Promise.all(list.map((agent) => api.tasks.list.query({ agentId: agent.agentId, status: "claimed", limit: SHOWN_HELD })));
+      // A page that ends with a cursor: the agent holds more than it links (a worker of concurrency 64).
+      return { more: cut || listed.length > SHOWN_AGENTS, rows: list.map((agent, i) => ({ agent, tasks: held[i]!.items, holdsMore: held[i]!.nextCursor !== null })) };
     },
     3000,
     [api],
@@ -342,7 +345,7 @@ export function Agents({ api, onUnauthorized, may }: ViewProps) {
           </tr>
         </thead>
         <tbody>
-          {agents.data?.rows.map(({ agent, tasks }) => (
+          {agents.data?.rows.map(({ agent, tasks, holdsMore }) => (
             <tr data-agent={agent.agentId} data-cordoned={agent.cordon ? "true" : "false"}>
               <td>
                 {agent.agentId}{" "}
@@ -355,8 +358,13 @@ export function Agents({ api, onUnauthorized, may }: ViewProps) {
               <td class={`health-${agent.health}`}>{agent.health}</td>
               <td>{agent.capabilities.join(", ") || <span class="muted">-</span>}</td>
               <td class="num">{agent.load}</td>
-              <td>
+              <td data-field="holds">
                 {tasks.length === 0 ? <span class="muted">-</span> : tasks.map((task) => <a href={`#/task/${task.id}`}>{task.id.slice(-8)} </a>)}
+                {holdsMore && (
+                  <span class="muted" title={`coordination tasks list --agent ${agent.agentId} --status claimed lists them all`}>
+                    and more
+                  </span>
+                )}
               </td>
               <td>{time(agent.lastHeartbeatAt)}</td>
               <td>

@@ -695,4 +695,19 @@ describe.skipIf(!CHROMIUM)("the dashboard in Chromium", () => {
       await page.close();
     }
   });
+
+  it("says an agent holds more tasks than the ten it links", async () => {
+    await using t = await startTestServer();
+    await t.api.tasks.enqueueMany.mutate({ tasks: Array.from({ length: 12 }, (_, n) => ({ queue: "busy", payload: { n } })) });
+    expect(await t.api.tasks.claimMany.mutate({ agentId: "holder", queues: ["busy"], limit: 12 })).toHaveLength(12);
+    const page = await browser.newPage();
+    try {
+      await page.goto(t.url);
+      const holds = page.locator('[data-agent="holder"] [data-field="holds"]');
+      await expect.poll(() => holds.locator("a").count(), { timeout: 10_000 }).toBe(10);
+      await expect.poll(() => holds.textContent(), { timeout: 10_000 }).toContain("and more");
+    } finally {
+      await page.close();
+    }
+  });
 });
