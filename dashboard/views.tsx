@@ -191,7 +191,10 @@ export function Rates({ api, onUnauthorized }: ViewProps) {
       clearInterval(timer);
     };
   }, [api]);
-  const start = now - BUCKETS * BUCKET_MS;
+  // Bars are the clock's 10 s (…:00–:10, :10–:20…), the last one the 10 s under way: counted back
+  // from the page's now instead, every bar's edges moved each time it redrew, and a burst was one
+  // bar, then two, then one, its counts changing as the operator watched.
+  const start = (Math.floor(now / BUCKET_MS) + 1 - BUCKETS) * BUCKET_MS;
   const counts = (type: string) => {
     const buckets = Array<number>(BUCKETS).fill(0);
     for (const e of events) if (e.type === type && e.at >= start) buckets[Math.min(BUCKETS - 1, Math.floor((e.at - start) / BUCKET_MS))]!++;

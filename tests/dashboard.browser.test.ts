@@ -371,6 +371,30 @@ describe.skipIf(!CHROMIUM)("the dashboard in Chromium", () => {
 
   // The chart reads the newest 5,000 events on opening: with fewer retained, from the oldest kept
   // (a start behind the retained log was refused, and the chart stayed at zero, saying nothing).
+  it("charts each 10 s of the clock in one bar: a bar's count stays as the page's clock moves on", async () => {
+    await using t = await startTestServer();
+    // Two enqueues a few ms apart within one 10 s of the clock (the chart counts by event time).
+    let times: number[] = [];
+    while (times.length !== 2 || times[0] === times[1] || Math.floor(times[0]! / 10_000) !== Math.floor(times[1]! / 10_000)) {
+      const { head } = await t.api.events.head.query();
+      await t.api.tasks.enqueue.mutate({});
+      await new Promise((resolve) => setTimeout(resolve, 5)); // apart: the loop checks that they are
+      await t.api.tasks.enqueue.mutate({});
+      times = (await t.api.events.list.query({ afterSeq: head, types: ["task.enqueued"], limit: 2 })).map((event) => event.createdAt.getTime());
+    }
+    const page = await browser.newPage();
+    try {
+      // The page's clock 150 s after the second: 5 minutes before it is then a bar's edge if bars
+      // were counted back from the page's now, splitting the two into two bars of 1.
+      await page.clock.setFixedTime(times[1]! + 150_000);
+      await page.goto(t.url);
+      const enqueuedBars = page.locator('svg[aria-label="enqueued and completed per 10 s"] rect[x$="1"] title');
+      await expect.poll(async () => (await enqueuedBars.allTextContents()).filter((text) => text !== "0"), { timeout: 10_000 }).toEqual(["2"]);
+    } finally {
+      await page.close();
+    }
+  });
+
   it("charts throughput when fewer events are retained than it reads on opening", async () => {
     const t = await startTestServer({ eventRetentionCount: 100, eventPruneMs: 3_600_000 });
     const page = await browser.newPage();
