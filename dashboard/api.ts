@@ -62,6 +62,17 @@ export function errorCode(error: unknown): string {
   return "NETWORK";
 }
 
+/**
+ * Whether a live stream's resume was refused for a `lastEventId` past the server's newest event:
+ * its database was restored from a backup, whose log ends earlier and gives those seqs again. A
+ * stream refused so reads the restored log anew (the README's restore: subscribers resume from it).
+ */
+export function isAheadOfLog(error: unknown): boolean {
+  if (!(error instanceof TRPCClientError) || errorCode(error) !== "INVALID_INPUT") return false;
+  const details = (error.data as { details?: { issues?: Array<{ path?: unknown }> } } | undefined)?.details;
+  return details?.issues?.some((issue) => issue.path === "lastEventId") ?? false;
+}
+
 /** How many agents fit in one answer, when the server refused a list for its size (client/answer-fits.ts). */
 export { fitsInAnswer } from "../client/answer-fits.js";
 export { rateWindowText } from "../client/rate-window.js";

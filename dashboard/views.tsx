@@ -3,7 +3,7 @@
 // (with its run's log).
 import { useEffect, useRef, useState } from "preact/hooks";
 import type { Api } from "./api.js";
-import { backoffText, dedupeText, errorCode, errorText, fitsInAnswer, orderingKeyText, rateWindowText, runLimitText, traceText, webhookStateText } from "./api.js";
+import { backoffText, dedupeText, errorCode, errorText, fitsInAnswer, isAheadOfLog, orderingKeyText, rateWindowText, runLimitText, traceText, webhookStateText } from "./api.js";
 import { age, json, time, usePolling } from "./hooks.js";
 
 type TaskEvent = Awaited<ReturnType<Api["events"]["list"]["query"]>>[number];
@@ -154,6 +154,8 @@ export function Rates({ api, onUnauthorized }: ViewProps) {
     // before the stream opens: then it starts again from the new window, a few times at most.
     // Starts in a row refused EVENTS_PRUNED (none once one reads an event).
     let pruned = 0;
+    // Starts in a row refused for a position past the log's head (a restored backup, isAheadOfLog).
+    let restored = 0;
     const follow = () =>
       void api.events.head.query().then(
         ({ head, prunedThrough }) => {
@@ -167,6 +169,7 @@ export function Rates({ api, onUnauthorized }: ViewProps) {
               onData: ({ data }) => {
                 // Reading: this start was not refused (the server says "started" before its backfill, which is what may be).
                 pruned = 0;
+                restored = 0;
                 setEvents((list) =>
                   list.length > 0 && data.seq <= list[list.length - 1]!.seq
                     ? list
@@ -176,6 +179,12 @@ export function Rates({ api, onUnauthorized }: ViewProps) {
               onError: (error) => {
                 if (errorCode(error) === "UNAUTHORIZED") return onUnauthorized();
                 if (errorCode(error) === "EVENTS_PRUNED" && ++pruned <= 3 && alive) return follow();
+                // The database was restored from a backup: what the chart counted past its log is
+                // gone (those seqs are given again), so it reads the restored log's last 5 minutes.
+                if (isAheadOfLog(error) && ++restored <= 3 && alive) {
+                  setEvents([]);
+                  return follow();
+                }
                 setFailure(error);
               },
             },
@@ -709,22 +718,34 @@ export function LiveTail({ api, onUnauthorized }: ViewProps) {
   const [draft, setDraft] = useState("*");
   const [events, setEvents] = useState<TaskEvent[]>([]);
   const [error, setError] = useState<unknown>(undefined);
+  // Where the tail starts: at the log's head when it opens, or, after the server's database was
+  // restored from a backup, TAIL_KEPT events back in the restored log (a new object each time).
+  const [start, setStart] = useState<{ lastEventId?: string }>({});
   useEffect(() => {
     setEvents([]);
     const types = patterns.split(",").map((p) => p.trim()).filter(Boolean);
     // Tracked by seq: after a reconnect (a server restart) the stream resumes where it was.
-    const subscription = api.events.onEvent.subscribe(types.length > 0 ? { types } : {}, {
+    const subscription = api.events.onEvent.subscribe({ ...(types.length > 0 ? { types } : {}), ...start }, {
       onData: ({ data }) => {
         setError(undefined);
         setEvents((list) => [data, ...list].slice(0, TAIL_KEPT));
       },
       onError: (failure) => {
+        // Its resume refused as past the log's head: the database was restored from a backup, whose
+        // log gives the seqs shown again. The tail shows the restored log's last events instead,
+        // those written since the restart among them (a start at the head would miss them).
+        if (isAheadOfLog(failure)) {
+          return void api.events.head.query().then(
+            ({ head, prunedThrough }) => setStart({ lastEventId: String(Math.max(prunedThrough, head - TAIL_KEPT)) }),
+            (error: unknown) => setError(error),
+          );
+        }
         setError(failure);
         if (errorCode(failure) === "UNAUTHORIZED") onUnauthorized();
       },
     });
     return () => subscription.unsubscribe();
-  }, [api, patterns]);
+  }, [api, patterns, start]);
   return (
     <section class="wide">
       <h2>
@@ -733,6 +754,7 @@ export function LiveTail({ api, onUnauthorized }: ViewProps) {
           onSubmit={(e) => {
             e.preventDefault();
             setPatterns(draft);
+            setStart({});
           }}
         >
           <input aria-label="event types" value={draft} onInput={(e) => setDraft((e.target as HTMLInputElement).value)} size={40} /> <button>Follow</button>

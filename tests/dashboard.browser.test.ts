@@ -2,13 +2,20 @@
 // server: it loads, shows a task enqueued through the API within a second, requeues a dead
 // letter, follows the live tail, survives a server restart, and asks for a token when
 // credentials are on. Skipped, saying so, where no Chromium is installed (.ci/run installs it).
-import { existsSync } from "node:fs";
+import { execFile } from "node:child_process";
+import { copyFileSync, existsSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { promisify } from "node:util";
 import { chromium, type Browser, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createCoordinationClient } from "../client/index.js";
 import { loadConfig } from "../src/config.js";
 import { createServer } from "../src/server/create-server.js";
+import { CLI_PATH } from "./helpers/cli-process.js";
 import { ADMIN_SECRET, startSecureServer } from "./helpers/secure-server.js";
 import { startTestServer, type TestServer } from "./helpers/test-server.js";
+
+const run = promisify(execFile);
 
 const CHROMIUM = [process.env.CHROMIUM_PATH, "/usr/bin/chromium", "/usr/bin/chromium-browser"].find((path) => path && existsSync(path));
 if (!CHROMIUM) console.warn("dashboard browser tests skipped: no Chromium found (apt-get install chromium, or set CHROMIUM_PATH)");
@@ -371,6 +378,52 @@ describe.skipIf(!CHROMIUM)("the dashboard in Chromium", () => {
 
   // The chart reads the newest 5,000 events on opening: with fewer retained, from the oldest kept
   // (a start behind the retained log was refused, and the chart stayed at zero, saying nothing).
+  it("follows the restored log after the server's database is restored from a backup, its chart and tail as live as before", async () => {
+    let t: TestServer = await startTestServer();
+    const page = await browser.newPage();
+    const errors: string[] = [];
+    page.on("pageerror", (error) => errors.push(error.message));
+    try {
+      await t.api.tasks.enqueueMany.mutate({ tasks: [{ queue: "kept" }, { queue: "kept" }] });
+      const copy = join(t.dir, "copy.db");
+      await run(process.execPath, [CLI_PATH, "backup", copy, "--db", t.dbPath]);
+      // Written after the backup: gone with the restore, their seqs given again.
+      await t.api.tasks.enqueueMany.mutate({ tasks: Array.from({ length: 10 }, () => ({ queue: "lost" })) });
+      await page.goto(t.url);
+      const charted = async () => (await page.locator('svg[aria-label="enqueued and completed per 10 s"] rect title').allTextContents()).reduce((sum, text) => sum + Number(text), 0);
+      await expect.poll(charted, { timeout: 10_000 }).toBe(12);
+      await t.api.events.publish.mutate({ type: "before.restore", source: "test", payload: {} });
+      await page.locator('[data-testid="tail"]').getByText("before.restore").waitFor({ timeout: 10_000 });
+
+      // The README's restore: stop the server, put the copy in place of the file (its -wal and -shm deleted), start it.
+      const port = t.server.port;
+      await t.stop();
+      copyFileSync(copy, t.dbPath);
+      for (const file of [`${t.dbPath}-wal`, `${t.dbPath}-shm`]) rmSync(file, { force: true });
+      const restored = createServer(loadConfig({ env: {}, overrides: { port, dbPath: t.dbPath, logLevel: "silent" } }));
+      await restored.start();
+      t = { ...t, stop: () => restored.stop() } as TestServer;
+      await expect.poll(() => page.locator('[data-testid="connection"]').textContent(), { timeout: 15_000 }).toBe("live");
+
+      // The restored log's new events show, in the tail and the chart, and no section is left with an error.
+      const api = createCoordinationClient({ url: t.url });
+      try {
+        await api.api.tasks.enqueueMany.mutate({ tasks: [{ queue: "after" }, { queue: "after" }, { queue: "after" }] });
+        await api.api.events.publish.mutate({ type: "after.restore", source: "test", payload: {} });
+      } finally {
+        await api.close();
+      }
+      await page.locator('[data-testid="tail"]').getByText("after.restore").waitFor({ timeout: 15_000 });
+      // The chart reads the restored log anew: its 2 enqueues kept and the 3 since (the 10 lost are no more).
+      await expect.poll(charted, { timeout: 15_000 }).toBe(5);
+      await expect.poll(() => page.locator("p.error").allTextContents(), { timeout: 10_000 }).toEqual([]);
+      expect(errors).toEqual([]);
+    } finally {
+      await page.close();
+      await t.stop();
+    }
+  });
+
   it("charts each 10 s of the clock in one bar: a bar's count stays as the page's clock moves on", async () => {
     await using t = await startTestServer();
     // Two enqueues a few ms apart within one 10 s of the clock (the chart counts by event time).
