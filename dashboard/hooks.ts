@@ -52,5 +52,12 @@ export function age(ms: number | null | undefined): string {
   return `${Math.round(ms / 86_400_000)} days`;
 }
 
-export const time = (date: Date | null | undefined): string => (date ? date.toLocaleTimeString() : "-");
+/**
+ * A time of day for today's, with its date for another day's: an agent offline since yesterday, or
+ * a dead letter of last week, shown by its time of day alone read as today's.
+ */
+export function time(date: Date | null | undefined): string {
+  if (!date) return "-";
+  return date.toDateString() === new Date().toDateString() ? date.toLocaleTimeString() : date.toLocaleString();
+}
 export const json = (value: unknown): string => JSON.stringify(value, null, 2) ?? "undefined";

@@ -773,6 +773,26 @@ describe.skipIf(!CHROMIUM)("the dashboard in Chromium", () => {
     }
   });
 
+  it("dates a dead letter and a heartbeat of another day, where a time of day alone would read as today's", async () => {
+    await using t = await startTestServer();
+    const task = await t.api.tasks.enqueue.mutate({ queue: "old", maxAttempts: 1 });
+    const lease = (await t.api.tasks.claim.mutate({ agentId: "gone-agent", queues: ["old"] }))!;
+    const dead = await t.api.tasks.fail.mutate({ taskId: task.id, agentId: "gone-agent", leaseToken: lease.leaseToken, error: "boom" });
+    const [agent] = await t.api.agents.list.query({});
+    const page = await browser.newPage();
+    try {
+      // The operator looks two days later (the page's clock; the server keeps its own).
+      await page.clock.setFixedTime(dead.finishedAt!.getTime() + 2 * 86_400_000);
+      await page.goto(t.url);
+      const deadSince = page.locator(`[data-testid="dead-letters"] [data-task="${task.id}"] td`).nth(4);
+      await expect.poll(() => deadSince.textContent(), { timeout: 10_000 }).toBe(await page.evaluate((ms) => new Date(ms).toLocaleString(), dead.finishedAt!.getTime()));
+      const lastHeartbeat = page.locator('[data-agent="gone-agent"] td').nth(5);
+      await expect.poll(() => lastHeartbeat.textContent(), { timeout: 10_000 }).toBe(await page.evaluate((ms) => new Date(ms).toLocaleString(), agent!.lastHeartbeatAt.getTime()));
+    } finally {
+      await page.close();
+    }
+  });
+
   it("says an agent holds more tasks than the ten it links", async () => {
     await using t = await startTestServer();
     await t.api.tasks.enqueueMany.mutate({ tasks: Array.from({ length: 12 }, (_, n) => ({ queue: "busy", payload: { n } })) });
