@@ -109,18 +109,28 @@ describe("README", () => {
     }
   });
 
-  it("runs the in-process example as written", async () => {
+  it("runs the in-process example as written, printing what it shows, in the directory where the server keeps its coordination.db", async () => {
+    // A reader who follows the README runs it in the checkout, beside the file of the server they
+    // started: a task the curl session left pending there would be the one its claim takes.
     const dir = makeTempDir();
-    const example = blocks("ts")
-      .find((b) => b.includes("openCoordination"))!
-      .replace('dbPath: "coordination.db"', `dbPath: ${JSON.stringify(join(dir, "embedded.db"))}, logLevel: "warn"`);
+    const server = await startTestServer({}, dir);
+    try {
+      await server.api.tasks.enqueue.mutate({ queue: "default", payload: { action: "research" }, priority: 5 });
+    } finally {
+      await server.stop(); // its file stays
+    }
+    const block = blocks("ts").find((b) => b.includes("openCoordination"))!;
+    const shown = /console\.log\(claimed\?\.id === task\.id.*\/\/ (.*)$/m.exec(block)?.[1];
+    expect(shown).toBeDefined();
+    const example = block.replace(/dbPath: ("[^"]+")/, '$&, logLevel: "warn"');
     const file = fileURLToPath(new URL(`../readme-example-${process.pid}-in-process.mjs`, import.meta.url));
     writeFileSync(file, example);
     try {
-      const { stdout } = await run(process.execPath, [file], { timeout: PROCESS_BOUND_MS });
-      expect(stdout.trim()).toBe("true [ 'task.assigned' ] [ 'agent-1' ]");
+      const { stdout } = await run(process.execPath, [file], { timeout: PROCESS_BOUND_MS, cwd: dir });
+      expect(stdout.trim()).toBe(shown);
     } finally {
       rmSync(file, { force: true });
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 
