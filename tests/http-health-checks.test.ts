@@ -3,27 +3,13 @@
 // it marks down for a 403 or 405 is taken out of rotation. HTTP/1.0 makes Host optional (RFC
 // 1945), OPTIONS asks what a path serves (RFC 9110 9.3.7), and CONNECT (a tunnel) gets an answer
 // rather than a connection closed with none.
-import { connect } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { exchange as rawExchange, parseAnswer } from "./helpers/raw-exchange.js";
 import { startSecureServer, type SecureServer } from "./helpers/secure-server.js";
 import { startTestServer, type TestServer } from "./helpers/test-server.js";
 
-/** Sends `request` on a new connection and reads until the server closes it: [status line, headers, body]. */
-function exchange(port: number, request: string): Promise<{ status: string; headers: Record<string, string>; body: string }> {
-  return new Promise((resolve, reject) => {
-    const socket = connect(port, "127.0.0.1", () => socket.write(request));
-    let answer = "";
-    socket.setEncoding("utf8");
-    socket.on("data", (chunk: string) => (answer += chunk));
-    socket.on("end", () => {
-      const [head = "", ...rest] = answer.split("\r\n\r\n");
-      const [status = "", ...lines] = head.split("\r\n");
-      const headers = Object.fromEntries(lines.map((line) => [line.slice(0, line.indexOf(":")).toLowerCase(), line.slice(line.indexOf(":") + 1).trim()]));
-      resolve({ status, headers, body: rest.join("\r\n\r\n") });
-    });
-    socket.on("error", reject);
-  });
-}
+/** One raw exchange, parsed: what fetch cannot send (no Host, HTTP/1.0, CONNECT). */
+const exchange = async (port: number, request: string) => parseAnswer(await rawExchange(port, request));
 
 describe("health checks and proxies' requests", () => {
   let t: TestServer;

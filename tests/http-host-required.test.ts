@@ -1,21 +1,9 @@
 // An HTTP/1.1 request without Host is a 400 (RFC 9112 3.2) in the one error shape, like every
 // other refusal: Node's own check answered a bare "400 Bad Request" with no body, which a client
 // reading `{ code, message }` could not parse.
-import { connect } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { exchange } from "./helpers/raw-exchange.js";
 import { startTestServer, type TestServer } from "./helpers/test-server.js";
-
-/** Sends `request` on a new connection and reads until the server closes it. */
-function exchange(port: number, request: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const socket = connect(port, "127.0.0.1", () => socket.write(request));
-    let answer = "";
-    socket.setEncoding("utf8");
-    socket.on("data", (chunk: string) => (answer += chunk));
-    socket.on("end", () => resolve(answer));
-    socket.on("error", reject);
-  });
-}
 
 describe("HTTP/1.1 without Host", () => {
   let t: TestServer;

@@ -16,6 +16,28 @@ afterEach(async () => {
 const SLACK = 200;
 const words = (n: number) => Array.from({ length: n }, (_, i) => `word${i}`).join(" ");
 
+
+/**
+ * Reads a value whole with a piece tool (read_task_value, read_key_value, read_event_value):
+ * each answer one text within `maxChars` carrying `expected` and its own offset, until nextOffset
+ * is null. The pieces, in order.
+ */
+async function readPieces(client: Parameters<typeof toolTexts>[0], tool: string, args: Record<string, unknown>, expected: Record<string, unknown>, maxChars: number): Promise<string[]> {
+  const pieces: string[] = [];
+  let offset: number | null = 0;
+  while (offset !== null) {
+    const read = await toolTexts(client, tool, { ...args, offset });
+    expect(read.isError).toBe(false);
+    expect(read.texts).toHaveLength(1);
+    expect(read.texts[0]!.length).toBeLessThanOrEqual(maxChars);
+    const piece = JSON.parse(read.texts[0]!) as { offset: number; text: string; nextOffset: number | null };
+    expect(piece).toMatchObject({ ...expected, offset });
+    pieces.push(piece.text);
+    offset = piece.nextOffset;
+  }
+  return pieces;
+}
+
 describe("boundAnswer", () => {
   it("leaves an answer within the limit as it is", () => {
     const text = JSON.stringify({ id: "t1", payload: words(100) });
@@ -129,17 +151,7 @@ describe("an MCP answer over mcpMaxAnswerChars", () => {
       expect(shown.payload.doc, uri).toMatch(/…\[cut: \d+ more characters\]$/);
     }
 
-    const pieces: string[] = [];
-    let offset: number | null = 0;
-    while (offset !== null) {
-      const read = await toolTexts(client, "read_task_value", { taskId: enqueued.id, field: "payload", offset });
-      expect(read.texts).toHaveLength(1);
-      expect(read.texts[0]!.length).toBeLessThanOrEqual(4000);
-      const piece = JSON.parse(read.texts[0]!) as { taskId: string; field: string; totalChars: number; offset: number; text: string; nextOffset: number | null };
-      expect(piece).toMatchObject({ taskId: enqueued.id, field: "payload", totalChars: JSON.stringify(payload).length, offset });
-      pieces.push(piece.text);
-      offset = piece.nextOffset;
-    }
+    const pieces = await readPieces(client, "read_task_value", { taskId: enqueued.id, field: "payload" }, { taskId: enqueued.id, field: "payload", totalChars: JSON.stringify(payload).length }, 4000);
     expect(pieces.length).toBeGreaterThan(10);
     expect(JSON.parse(pieces.join(""))).toEqual(payload);
 
@@ -183,18 +195,7 @@ describe("an MCP answer over mcpMaxAnswerChars", () => {
     expect(JSON.parse(got.texts[0]!).entry.value.plan).toMatch(/…\[cut: \d+ more characters\]$/);
     expect(got.texts.at(-1)).toContain("a key's value with read_key_value");
 
-    const pieces: string[] = [];
-    let offset: number | null = 0;
-    while (offset !== null) {
-      const read = await toolTexts(client, "read_key_value", { key: "plans/big", offset });
-      expect(read.isError).toBe(false);
-      expect(read.texts).toHaveLength(1);
-      expect(read.texts[0]!.length).toBeLessThanOrEqual(4000);
-      const piece = JSON.parse(read.texts[0]!) as { key: string; version: number | null; totalChars: number; offset: number; text: string; nextOffset: number | null };
-      expect(piece).toMatchObject({ key: "plans/big", version, totalChars: JSON.stringify(value).length, offset });
-      pieces.push(piece.text);
-      offset = piece.nextOffset;
-    }
+    const pieces = await readPieces(client, "read_key_value", { key: "plans/big" }, { key: "plans/big", version, totalChars: JSON.stringify(value).length }, 4000);
     expect(pieces.length).toBeGreaterThan(5);
     expect(JSON.parse(pieces.join(""))).toEqual(value);
 
@@ -247,18 +248,7 @@ describe("an MCP answer over mcpMaxAnswerChars", () => {
     // The cut event was read for good: the next read goes on after it.
     expect((JSON.parse((await toolTexts(client, "read_mailbox", {})).texts[0]!) as Array<{ seq: number }>).map((event) => event.seq)).toEqual([after.seq]);
 
-    const pieces: string[] = [];
-    let offset: number | null = 0;
-    while (offset !== null) {
-      const read = await toolTexts(client, "read_event_value", { seq: big.seq, offset });
-      expect(read.isError).toBe(false);
-      expect(read.texts).toHaveLength(1);
-      expect(read.texts[0]!.length).toBeLessThanOrEqual(4000);
-      const piece = JSON.parse(read.texts[0]!) as { seq: number; type: string; totalChars: number; offset: number; text: string; nextOffset: number | null };
-      expect(piece).toMatchObject({ seq: big.seq, type: "dm", totalChars: JSON.stringify(payload).length, offset });
-      pieces.push(piece.text);
-      offset = piece.nextOffset;
-    }
+    const pieces = await readPieces(client, "read_event_value", { seq: big.seq }, { seq: big.seq, type: "dm", totalChars: JSON.stringify(payload).length }, 4000);
     expect(pieces.length).toBeGreaterThan(5);
     expect(JSON.parse(pieces.join(""))).toEqual(payload);
 
