@@ -62,6 +62,19 @@ describe("pipelined requests with a malformed one among them", () => {
     expect(done.status).toBe("completed");
   });
 
+  it("an error inside the body being read is that request's own: a 400 at once, the connection closed, nothing stored", async () => {
+    await using t = await startTestServer();
+    // A chunked body whose second chunk's size is no hex number: the request's handler has begun,
+    // waiting for its body, when the parser fails on it. Nothing is ahead of it to wait for.
+    const broken = `POST /tasks HTTP/1.1\r\n${HOST}Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{"que\r\nZZ\r\nue":1}\r\n0\r\n\r\n`;
+    const { answer, closed } = await exchange(t.server.port, broken);
+    expect(statuses(answer)).toEqual([400]);
+    expect(closed).toBe(true);
+    expect((await t.api.tasks.stats.query({})).totals.pending).toBe(0);
+    // The server is unharmed, and its next request on a new connection served.
+    expect((await fetch(`${t.url}/health`)).status).toBe(200);
+  });
+
   it("a long-poll before it is answered when its task comes, then the 400", async () => {
     await using t = await startTestServer();
     const exchanged = exchange(t.server.port, `GET /tasks/claim/worker-1?queue=later&waitMs=20000 HTTP/1.1\r\n${HOST}\r\n` + MALFORMED, 30_000);

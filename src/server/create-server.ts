@@ -169,6 +169,8 @@ function serverOver(coordination: Coordination, config: Config, log: Logger, tls
   let inFlight = 0;
   /** Requests on each connection whose answers have not all gone out (HTTP/1.1 pipelining). */
   const unanswered = new WeakMap<Socket, number>();
+  /** Each connection's latest request: whether Node read it whole tells a later request's parse error from its own. */
+  const latest = new WeakMap<Socket, IncomingMessage>();
   /** A connection's refusal of what it sent next (clientError), written once the answers before it went out. */
   const afterAnswers = new WeakMap<Socket, () => void>();
   let stopping = false;
@@ -184,6 +186,7 @@ function serverOver(coordination: Coordination, config: Config, log: Logger, tls
     inFlight++;
     const socket = req.socket;
     unanswered.set(socket, (unanswered.get(socket) ?? 0) + 1);
+    latest.set(socket, req);
     res.on("close", () => {
       inFlight--;
       const left = unanswered.get(socket)! - 1;
@@ -314,7 +317,12 @@ function serverOver(coordination: Coordination, config: Config, log: Logger, tls
   // once, it cut theirs off, and a client reading answers in order took the 400 for its first
   // request's, which had run (an enqueue stored, a claim taken back as undelivered).
   http.on("clientError", (error: NodeJS.ErrnoException, socket: Socket) => {
-    if ((unanswered.get(socket) ?? 0) > 0) {
+    // Only a request after those being answered waits for them: an error inside the body of the
+    // one being read (a bad chunk size, the client gone mid-body: HPE_INVALID_EOF_STATE) is that
+    // request's own, whose handler waits for a body that never comes, and a failed connection (a
+    // reset) has no one to answer. Deferred, neither ended: the connection stayed open, and the
+    // request was never counted or logged. They are refused at once, as before.
+    if (isRequestRefusal(error) && (unanswered.get(socket) ?? 0) > 0 && latest.get(socket)?.complete === true) {
       // Node reports the parser's error again for each later chunk: the first is the one answered.
       if (!afterAnswers.has(socket)) afterAnswers.set(socket, () => refuseRequest(error, socket));
       return;
@@ -543,6 +551,9 @@ function headWithoutUpgrade(req: IncomingMessage): string {
 
 /** The refusal of an HTTP/1.1 request (or WebSocket upgrade) without Host (RFC 9112 3.2). */
 const HOST_REQUIRED_MESSAGE = "An HTTP/1.1 request must carry a Host header";
+/** Whether Node's clientError is one the client is answered for (an unparsable request, one too slow): its parser's errors and its request timeout. */
+const isRequestRefusal = (error: NodeJS.ErrnoException): boolean => (error.code ?? "").startsWith("HPE_") || error.code === "ERR_HTTP_REQUEST_TIMEOUT";
+
 const hostRequired = { code: "INVALID_INPUT", message: HOST_REQUIRED_MESSAGE, details: { issues: [{ path: "input", message: HOST_REQUIRED_MESSAGE }] } };
 
 /** Connections being closed after an answer given before their request's body was all read: no request on them is run any more. */
