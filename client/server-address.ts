@@ -5,6 +5,7 @@ import { withoutTrailingSlashes } from "./without-trailing-slashes.js";
 // which the worker and the helpers rode out as an outage and the commands called a server that
 // gave no answer; asking again can never mend it.
 
+/** The password of a URL-like text: "scheme://user:" kept, then up to the last "@" before a path, query or fragment. */
 const UNPARSED_PASSWORD = /^([a-z][a-z0-9+.-]*:\/\/[^/?#@:]*:)[^/?#]*@/i;
 
 /**

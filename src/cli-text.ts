@@ -21,7 +21,6 @@ const NAMED: Record<string, string> = { "\n": "\\n", "\r": "\\r", "\t": "\\t" };
 export const printable = (text: string): string => text.replace(CONTROL, (c) => NAMED[c] ?? escapeCode(c));
 const escapeCode = (c: string): string => (c.charCodeAt(0) <= 0xff ? `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}` : `\\u${c.charCodeAt(0).toString(16)}`);
 
-/** The password of a URL-like text: "scheme://user:" kept, then up to the last "@" before a path, query or fragment. */
 // A server address with its password hidden: the client says it too, when it refuses a url.
 export { shownUrl } from "../client/server-address.js";
 
