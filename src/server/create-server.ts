@@ -167,12 +167,13 @@ function serverOver(coordination: Coordination, config: Config, log: Logger, tls
   const openApiJson = new Map<boolean, string>();
 
   let inFlight = 0;
-  /** Requests on each connection whose answers have not all gone out (HTTP/1.1 pipelining). */
-  const unanswered = new WeakMap<Socket, number>();
-  /** Each connection's latest request: whether Node read it whole tells a later request's parse error from its own. */
-  const latest = new WeakMap<Socket, IncomingMessage>();
-  /** A connection's refusal of what it sent next (clientError), written once the answers before it went out. */
-  const afterAnswers = new WeakMap<Socket, () => void>();
+  /**
+   * Each connection's requests as HTTP/1.1 pipelining needs them: how many have not had their
+   * answers go out, its latest (whether Node read it whole tells a later request's parse error
+   * from its own), and the refusal of what it sent next (clientError), written once the answers
+   * before it went out.
+   */
+  const pipelines = new WeakMap<Socket, { unanswered: number; latest: IncomingMessage; refusal: (() => void) | undefined }>();
   let stopping = false;
   const idle: Array<() => void> = [];
 
@@ -184,17 +185,16 @@ function serverOver(coordination: Coordination, config: Config, log: Logger, tls
     if (refused.has(req.socket) || lingering.has(req.socket)) return void req.socket.destroy();
     const started = process.hrtime.bigint();
     inFlight++;
-    const socket = req.socket;
-    unanswered.set(socket, (unanswered.get(socket) ?? 0) + 1);
-    latest.set(socket, req);
+    let pipeline = pipelines.get(req.socket);
+    if (pipeline === undefined) pipelines.set(req.socket, (pipeline = { unanswered: 0, latest: req, refusal: undefined }));
+    pipeline.unanswered++;
+    pipeline.latest = req;
     res.on("close", () => {
       inFlight--;
-      const left = unanswered.get(socket)! - 1;
-      unanswered.set(socket, left);
-      const then = left === 0 ? afterAnswers.get(socket) : undefined;
-      if (then) {
-        afterAnswers.delete(socket);
-        then();
+      const refusal = --pipeline.unanswered === 0 ? pipeline.refusal : undefined;
+      if (refusal) {
+        pipeline.refusal = undefined;
+        refusal();
       }
       // finished: the whole response was handed to the connection; false means the client left
       // first (Node finishes a response whose connection failed mid-body too: transports.ts).
@@ -322,9 +322,10 @@ function serverOver(coordination: Coordination, config: Config, log: Logger, tls
     // request's own, whose handler waits for a body that never comes, and a failed connection (a
     // reset) has no one to answer. Deferred, neither ended: the connection stayed open, and the
     // request was never counted or logged. They are refused at once, as before.
-    if (isRequestRefusal(error) && (unanswered.get(socket) ?? 0) > 0 && latest.get(socket)?.complete === true) {
+    const pipeline = pipelines.get(socket);
+    if (isRequestRefusal(error) && pipeline !== undefined && pipeline.unanswered > 0 && pipeline.latest.complete) {
       // Node reports the parser's error again for each later chunk: the first is the one answered.
-      if (!afterAnswers.has(socket)) afterAnswers.set(socket, () => refuseRequest(error, socket));
+      pipeline.refusal ??= () => refuseRequest(error, socket);
       return;
     }
     refuseRequest(error, socket);
