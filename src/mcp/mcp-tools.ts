@@ -535,6 +535,13 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
   // A task's large values, whole, a piece at a time: what an answer over mcpMaxAnswerChars cut
   // (answer-bound.ts). Each piece is a slice of the value's JSON text that fits in one answer.
   const pieceChars = services.config.mcpMaxAnswerChars - VALUE_PIECE_ENVELOPE;
+  /** The inputs of a tool that reads a value a piece at a time: where in `value`'s JSON text, and how much (read_task_value, read_event_value, read_key_value). */
+  const pieceArgs = (value: string) => ({
+    offset: z.number().int().min(0).default(0).describe(`Where in ${value}'s JSON text to start, in characters (0, left out: the beginning; then the last answer's nextOffset)`),
+    length: z.number().int().min(1).optional().describe(`The most characters to answer (left out, or more than ${pieceChars}: ${pieceChars})`),
+  });
+  /** The piece of `whole` those inputs ask for, within what one answer holds. */
+  const readPiece = (whole: string, args: { offset: number; length?: number | undefined }, what: string) => pieceOf(whole, args.offset, Math.min(args.length ?? pieceChars, pieceChars), what);
   registerTool(
     "read_task_value",
     {
@@ -545,14 +552,13 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
       inputSchema: strictArgs({
         taskId: taskIdInput.shape.taskId,
         field: z.enum(TASK_VALUE_FIELDS).describe("Which value: payload, result, checkpoint or progress"),
-        offset: z.number().int().min(0).default(0).describe("Where in the value's JSON text to start, in characters (0, left out: the beginning; then the last answer's nextOffset)"),
-        length: z.number().int().min(1).optional().describe(`The most characters to answer (left out, or more than ${pieceChars}: ${pieceChars})`),
+        ...pieceArgs("the value"),
       }),
     },
     (args, extra) =>
       answerCall(extra, async (api) => {
         const task = await api.tasks.get({ taskId: args.taskId });
-        const piece = pieceOf(JSON.stringify(task[args.field] ?? null), args.offset, Math.min(args.length ?? pieceChars, pieceChars), `the ${args.field}`);
+        const piece = readPiece(JSON.stringify(task[args.field] ?? null), args, `the ${args.field}`);
         return { taskId: task.id, field: args.field, ...piece } satisfies TaskValuePiece;
       }),
   );
@@ -699,8 +705,7 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
         "An event pruned from the log since, or a direct message to another agent, is a tool error with code INVALID_INPUT.",
       inputSchema: strictArgs({
         seq: z.number().int().min(1).describe("The event's seq (its `seq` in read_mailbox's answer)"),
-        offset: z.number().int().min(0).default(0).describe("Where in the payload's JSON text to start, in characters (0, left out: the beginning; then the last answer's nextOffset)"),
-        length: z.number().int().min(1).optional().describe(`The most characters to answer (left out, or more than ${pieceChars}: ${pieceChars})`),
+        ...pieceArgs("the payload"),
       }),
     },
     (args, extra) =>
@@ -714,7 +719,7 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
           throw code === "INVALID_INPUT" || code === "EVENTS_PRUNED" ? none() : error;
         });
         if (event === undefined || event.seq !== args.seq) throw none();
-        const piece = pieceOf(JSON.stringify(event.payload ?? null), args.offset, Math.min(args.length ?? pieceChars, pieceChars), "the payload");
+        const piece = readPiece(JSON.stringify(event.payload ?? null), args, "the payload");
         return { seq: event.seq, type: event.type, ...piece } satisfies EventValuePiece;
       }),
   );
@@ -877,14 +882,13 @@ export function createMcpServer(services: Services, session: McpSession): Sessio
         "version is the version the piece is of (null: the key is absent, and text is null): if it differs from the last piece's, the key was written meanwhile, so start again from offset 0.",
       inputSchema: strictArgs({
         key: kvKey,
-        offset: z.number().int().min(0).default(0).describe("Where in the value's JSON text to start, in characters (0, left out: the beginning; then the last answer's nextOffset)"),
-        length: z.number().int().min(1).optional().describe(`The most characters to answer (left out, or more than ${pieceChars}: ${pieceChars})`),
+        ...pieceArgs("the value"),
       }),
     },
     (args, extra) =>
       answerCall(extra, async (api) => {
         const { entry } = await api.kv.get({ key: args.key });
-        const piece = pieceOf(JSON.stringify(entry === null ? null : entry.value), args.offset, Math.min(args.length ?? pieceChars, pieceChars), "the value");
+        const piece = readPiece(JSON.stringify(entry === null ? null : entry.value), args, "the value");
         return { key: args.key, version: entry === null ? null : entry.version, ...piece } satisfies KeyValuePiece;
       }),
   );
